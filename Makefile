@@ -1,0 +1,47 @@
+# Two commands matter (README.md): `make run` and `make test`. Everything else is a step they take.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= gateway.yaml
+PYTEST_ARGS ?=
+
+.PHONY: run test test-deps system-deps typecheck lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $@ $(VENV)/.stamp-run
+
+## run: install into .venv and start the gateway with $(CONFIG)
+run: $(VENV)/.stamp-run
+	$(BIN)/sip-webrtc-gateway run -c $(CONFIG)
+
+## test: install what the tests need (pip, and Debian packages when root) and run the whole suite
+test: test-deps
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-deps: $(VENV)/.stamp-test system-deps
+
+system-deps:
+	@scripts/install-system-deps
+
+typecheck: $(VENV)/.stamp-test
+	$(BIN)/mypy
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check gateway sdp tests examples bench
+
+bench: $(VENV)/.stamp-run
+	$(BIN)/python bench/sdp_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis build *.egg-info

@@ -1,0 +1,184 @@
+"""Answer an offer by RFC 3264 (§6, §6.1): mirror every m-line, intersect codecs, answer directions.
+
+- The answer has as many m-lines as the offer, in the same order, same media type and proto; a stream
+  that is not accepted keeps its formats with port 0 (RFC 3264 §6, §8.2).
+- Codecs are matched by encoding name (case-insensitive), clock rate and channels, and the answer
+  uses the OFFER's payload type numbers (RFC 3264 §6.1), in the offerer's order by default or in the
+  answerer's (``Preference``).
+- telephone-event is answered only at a clock rate of a chosen codec (RFC 4733 §2.5.1.1, §7.1.1).
+- Direction: sendonly -> recvonly, recvonly -> sendonly, inactive -> inactive, sendrecv -> sendrecv,
+  then limited by the local policy (RFC 3264 §6.1); ``c=0.0.0.0`` in the offer means hold (§8.4).
+- No acceptable stream at all: ``SdpUnacceptable`` (SIP 488).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from enum import Enum
+
+from sdp import _edit
+from sdp.codecs import Codec, CodecSpec, codec_specs
+from sdp.errors import SdpUnacceptable
+from sdp.model import Attribute, Connection, Direction, MediaDescription, Origin, Rtcp, SessionDescription
+from sdp.translate import (
+    ANY_ADDRESS,
+    WEBRTC_PROTO,
+    candidate_lines,
+    default_candidate,
+    webrtc_transport_lines,
+)
+from sdp.transport import PlainTransport, Setup, WebRtcTransport
+
+
+class Preference(Enum):
+    """Whose codec order the answer follows (RFC 3264 §6.1 lets the answerer choose)."""
+
+    OFFERER = "offerer"
+    ANSWERER = "answerer"
+
+
+_PROTOS = {PlainTransport: frozenset({"RTP/AVP", "RTP/AVPF"}), WebRtcTransport: frozenset({WEBRTC_PROTO})}
+
+
+def answer(
+    offer: SessionDescription,
+    *,
+    codecs: Sequence[str | CodecSpec],
+    transport: PlainTransport | WebRtcTransport,
+    preference: Preference = Preference.OFFERER,
+    direction: Direction = Direction.SENDRECV,
+    origin: Origin | None = None,
+    media: Collection[str] = ("audio",),
+    telephone_event: bool = True,
+) -> SessionDescription:
+    """The answer to ``offer`` from a side that allows ``codecs`` and receives on ``transport``.
+
+    A plain transport has one RTP port, so only the first acceptable stream is accepted; a WebRTC
+    transport accepts every acceptable stream of a type in ``media`` (bundled when the offer bundles).
+    ``direction`` is the local policy (for example SENDONLY while the answerer holds the call).
+    ``origin`` defaults to the offer's session id and version with the answerer's address.
+    """
+    specs = codec_specs(codecs)
+    protos = _PROTOS[type(transport)]
+    sections: list[MediaDescription] = []
+    accepted_mids: list[str] = []
+    for index, offered in enumerate(offer.media):
+        chosen = _choose(offered, specs, preference, media, protos, telephone_event)
+        single = isinstance(transport, PlainTransport) and any(not m.rejected for m in sections)
+        if not chosen or single:
+            sections.append(_rejected(offered, transport))
+            continue
+        answered = offer.effective_direction(index).reversed().limited_to(direction)
+        if isinstance(transport, PlainTransport):
+            section = _plain_section(offered, chosen, answered, transport)
+        else:
+            section = _webrtc_section(offered, chosen, answered, transport, mid=offered.mid or str(index))
+            accepted_mids.append(offered.mid or str(index))
+        sections.append(section)
+    if all(m.rejected for m in sections):
+        lines = " ".join(f"'m={m.m_line}'" for m in offer.media) or "an offer without m-lines"
+        allowed = ", ".join(s.name for s in specs)
+        raise SdpUnacceptable(f"no common codec ({allowed}) on any stream of {lines}")
+    attributes: list[Attribute] = []
+    address = (
+        transport.address
+        if isinstance(transport, PlainTransport)
+        else default_candidate(transport.candidates)[0]
+    )
+    if isinstance(transport, WebRtcTransport) and offer.bundle_mids():
+        bundled = [mid for mid in accepted_mids if mid in offer.bundle_mids()]
+        if bundled:
+            attributes.append(Attribute("group", "BUNDLE " + " ".join(bundled)))
+    return SessionDescription(
+        origin=origin
+        or Origin("-", offer.origin.session_id, offer.origin.session_version, address, _ip(address)),
+        name="-",
+        connection=Connection.for_address(address) if isinstance(transport, PlainTransport) else None,
+        timing=(("t", "0 0"),),
+        attributes=tuple(attributes),
+        media=tuple(sections),
+    )
+
+
+def _ip(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+def _choose(
+    offered: MediaDescription,
+    specs: Sequence[CodecSpec],
+    preference: Preference,
+    media: Collection[str],
+    protos: frozenset[str],
+    telephone_event: bool,
+) -> list[Codec]:
+    if offered.rejected or offered.media not in media or offered.proto.upper() not in protos:
+        return []
+    codecs = offered.codecs
+    plain = [c for c in codecs if not c.is_telephone_event]
+    if preference is Preference.OFFERER:
+        chosen = [c for c in plain if _edit.allowed(c, specs)]
+    else:
+        chosen = []
+        for spec in specs:
+            chosen += [c for c in plain if spec.accepts(c) and c not in chosen]
+    if not chosen:
+        return []
+    return chosen + (_edit.telephone_events_for(codecs, chosen) if telephone_event else [])
+
+
+def _rejected(offered: MediaDescription, transport: PlainTransport | WebRtcTransport) -> MediaDescription:
+    section = _edit.rejected(offered, offered.proto)
+    if isinstance(transport, WebRtcTransport):
+        # no session-level c= in a WebRTC answer, so each m-line has one (RFC 8866 §5.7)
+        section = dataclasses.replace(section, connection=Connection(ANY_ADDRESS))
+        if offered.mid is not None:
+            section = section.with_attributes([Attribute("mid", offered.mid)])
+    return section
+
+
+def _plain_section(
+    offered: MediaDescription, chosen: list[Codec], direction: Direction, transport: PlainTransport
+) -> MediaDescription:
+    attributes: list[Attribute] = []
+    if transport.rtcp:
+        attributes.append(Attribute("rtcp", Rtcp(transport.port + 1, transport.address).to_sdp()))
+    attributes.append(Attribute(direction.value))
+    attributes += [a for a in offered.attributes if a.name == "ptime"]
+    section = MediaDescription(offered.media, transport.port, offered.proto, attributes=tuple(attributes))
+    return _edit.set_codecs(section, chosen, feedback=False)
+
+
+def _webrtc_section(
+    offered: MediaDescription,
+    chosen: list[Codec],
+    direction: Direction,
+    transport: WebRtcTransport,
+    *,
+    mid: str,
+) -> MediaDescription:
+    address, port = default_candidate(transport.candidates)
+    setup = transport.dtls.setup
+    if setup is Setup.ACTPASS:  # RFC 5763 §5: the answerer must choose active or passive
+        offered_setup = offered.setup or Setup.ACTPASS
+        setup = offered_setup.answer()
+    dtls = dataclasses.replace(transport.dtls, setup=setup)
+    attributes = webrtc_transport_lines(
+        transport.ice, dtls, mid=mid, address=address, port=port, trickle=transport.trickle
+    )
+    if not offered.rtcp_mux:
+        attributes = [a for a in attributes if a.name not in ("rtcp-mux", "rtcp")]
+    attributes.append(Attribute(direction.value))
+    attributes += candidate_lines(transport.candidates, transport.end_of_candidates)
+    section = MediaDescription(
+        offered.media,
+        port,
+        offered.proto,
+        connection=Connection.for_address(address),
+        attributes=tuple(attributes),
+    )
+    return _edit.set_codecs(section, chosen, feedback=False)
+
+
+__all__ = ["PlainTransport", "Preference", "WebRtcTransport", "answer"]

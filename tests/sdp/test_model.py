@@ -1,0 +1,159 @@
+"""Value objects validate and quote bad values; parse errors are 400 and quote the offending line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import sdp
+from tests.sdp.samples import text
+
+HEAD = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "quoted"),
+    [
+        ("", "empty"),
+        ("o=- 1 1 IN IP4 192.0.2.1\r\n", "v=0"),
+        ("v=1\r\n", "v=1"),
+        ("v=0\r\ns=-\r\n", "missing origin"),
+        (HEAD + "hello\r\n", "hello"),
+        (HEAD + "x=unknown\r\n", "x=unknown"),
+        (HEAD + "o=- 2 2 IN IP4 192.0.2.1\r\n", "o=- 2 2"),
+        (HEAD + "c=IN IP7 192.0.2.1\r\n", "c=IN IP7"),
+        (HEAD + "c=IN IP4\r\n", "c=IN IP4"),
+        (HEAD + "b=AS:lots\r\n", "b=AS:lots"),
+        (HEAD.replace("t=0 0", "t=now"), "t=now"),
+        (HEAD + "m=audio\r\n", "m=audio"),
+        (HEAD + "m=audio 99999 RTP/AVP 0\r\n", "m=audio 99999"),
+        (HEAD + "m=audio 4000 RTP/AVP PCMU\r\n", "PCMU"),
+        (HEAD + "m=audio 4000 RTP/AVP 200\r\n", "200"),
+        (HEAD + "m=audio 4000 RTP/AVP 0\r\nt=0 0\r\n", "t=0 0"),
+        (HEAD + "m=audio 4000 RTP/AVP 0\r\nc=IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.5\r\n", "c=IN IP4 1.2.3.5"),
+        (HEAD + "a=\r\n", "a="),
+        (HEAD + "a=bad name:1\r\n", "a=bad name:1"),
+        (HEAD + "m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus\r\n", "a=rtpmap:96 opus"),
+        (HEAD + "m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/0\r\n", "a=rtpmap:96 opus/0"),
+        (HEAD + "m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/x\r\n", "a=rtpmap:96 opus/48000/x"),
+        (HEAD + "m=audio 4000 RTP/AVP 96\r\na=fmtp:x y\r\n", "a=fmtp:x y"),
+        (HEAD + "m=audio 4000 RTP/AVP 0\r\na=rtcp:abc\r\n", "a=rtcp:abc"),
+        (HEAD + "m=audio 4000 RTP/AVP 0\r\na=ptime:-5\r\n", "a=ptime:-5"),
+        (
+            HEAD + "m=audio 4000 RTP/AVP 0\r\na=candidate:1 1 udp 1 192.0.2.1 5000 host\r\n",
+            "candidate:1 1 udp 1 192.0.2.1 5000 host",
+        ),
+        (HEAD + "m=audio 4000 RTP/AVP 0\r\na=candidate:1 1 udp 1 192.0.2.1 5000 typ host raddr\r\n", "raddr"),
+        (HEAD + "a=fingerprint:sha-256 AB:CD\r\n", "AB:CD"),
+        (HEAD + "a=fingerprint:sha-256\r\n", "a=fingerprint:sha-256"),
+        (HEAD + "a=setup:sideways\r\n", "a=setup:sideways"),
+        (HEAD + "a=ice-ufrag:ab\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "'ab'"),
+        (HEAD + "a=ice-ufrag:abcd\r\na=ice-pwd:short\r\n", "'short'"),
+        (HEAD + "a=x\rinjected:1\r\n", "injected"),
+    ],
+)
+def test_parse_errors_quote_the_line(body: str, quoted: str) -> None:
+    with pytest.raises(sdp.SdpParseError) as caught:
+        sdp.parse(body)
+    assert caught.value.sip_status == 400
+    assert quoted in str(caught.value)
+
+
+def test_bytes_are_decoded() -> None:
+    assert sdp.parse(text("sipp-offer").encode()) == sdp.parse(text("sipp-offer"))
+    with pytest.raises(sdp.SdpParseError, match="UTF-8"):
+        sdp.parse(b"v=0\r\n\xff")
+
+
+def test_trailing_whitespace_and_blank_lines_are_tolerated() -> None:
+    messy = text("sipp-offer").replace("\r\n", " \r\n") + "\r\n\r\n"
+    assert sdp.parse(messy) == sdp.parse(text("sipp-offer"))
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(sdp.SdpParseError, sdp.SdpError) and issubclass(sdp.SdpUnacceptable, sdp.SdpError)
+    assert sdp.SdpParseError("x").sip_status == 400 and sdp.SdpUnacceptable("x").sip_status == 488
+    assert sdp.SdpError("x", sip_status=415).sip_status == 415
+    assert str(sdp.SdpUnacceptable("no codec")) == "no codec"
+
+
+@pytest.mark.parametrize(
+    ("build", "quoted"),
+    [
+        (lambda: sdp.Codec(128, "PCMU", 8000), "128"),
+        (lambda: sdp.Codec(0, "PC MU", 8000), "PC MU"),
+        (lambda: sdp.Codec(0, "PCMU", 0), "0"),
+        (lambda: sdp.Candidate("1", 0, "udp", 1, "192.0.2.1", 1), "0"),
+        (lambda: sdp.Candidate("1", 1, "udp", 1, "192.0.2.1", 70000), "70000"),
+        (lambda: sdp.Candidate("1", 1, "udp", 1, "192.0.2.1", 1, tcptype="sideways"), "sideways"),
+        (
+            lambda: sdp.Candidate("foundation with space", 1, "udp", 1, "192.0.2.1", 1),
+            "foundation with space",
+        ),
+        (lambda: sdp.IceParameters("abc", "abcdefghijklmnopqrstuvwx"), "'abc'"),
+        (lambda: sdp.IceParameters("abcd", "abcdefghijklmnopqrstuv!"), "abcdefghijklmnopqrstuv!"),
+        (lambda: sdp.Fingerprint("sha-256", "AB:CD"), "AB:CD"),
+        (lambda: sdp.Fingerprint("sha-256", "zz"), "zz"),
+        (lambda: sdp.DtlsParameters(()), "fingerprint"),
+        (lambda: sdp.Attribute("a b"), "a b"),
+        (lambda: sdp.Attribute("x", "1\r\n2"), "1\\r\\n2"),
+        (lambda: sdp.Connection("192.0.2.1", "IP5"), "IP5"),
+        (lambda: sdp.Origin(session_id="x"), "x"),
+        (lambda: sdp.Bandwidth("AS", -1), "-1"),
+        (lambda: sdp.MediaDescription("audio", 70000, "RTP/AVP"), "70000"),
+        (lambda: sdp.MediaDescription("audio", 1, "RTP/AVP", ("x",)), "'x'"),
+        (lambda: sdp.CodecSpec.parse("opus/fast"), "opus/fast"),
+        (lambda: sdp.TrickleMedia("a b"), "a b"),
+        (lambda: sdp.IceCandidateInit(None), "sdpMid"),
+    ],
+)
+def test_value_objects_validate(build: object, quoted: str) -> None:
+    with pytest.raises(sdp.SdpParseError) as caught:
+        build()  # type: ignore[operator]
+    assert quoted in str(caught.value)
+
+
+def test_value_objects_are_frozen() -> None:
+    codec = sdp.Codec(0, "PCMU", 8000)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        codec.name = "PCMA"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("direction", list(sdp.Direction))
+def test_direction_table(direction: sdp.Direction) -> None:
+    assert direction.reversed().reversed() is direction
+    assert direction.limited_to(sdp.Direction.SENDRECV) is direction
+    assert direction.limited_to(sdp.Direction.INACTIVE) is sdp.Direction.INACTIVE
+    assert sdp.Direction.of(sends=direction.sends, receives=direction.receives) is direction
+    assert not direction.on_hold().receives
+
+
+def test_setup_answers() -> None:
+    assert sdp.Setup.ACTPASS.answer() is sdp.Setup.ACTIVE
+    assert sdp.Setup.ACTIVE.answer() is sdp.Setup.PASSIVE
+    assert sdp.Setup.PASSIVE.answer() is sdp.Setup.ACTIVE
+    assert sdp.Setup.parse(" ACTPASS") is sdp.Setup.ACTPASS
+
+
+def test_codec_helpers() -> None:
+    opus = sdp.Codec(111, "opus", 48000, 2, "minptime=10; useinbandfec=1")
+    assert opus.rtpmap == "111 opus/48000/2" and str(sdp.Codec(0, "PCMU", 8000)) == "0 PCMU/8000"
+    assert opus.parameters == {"minptime": "10", "useinbandfec": "1"}
+    assert sdp.Codec(101, "telephone-event", 8000, fmtp="0-16").parameters == {"0-16": None}
+    assert opus.same_format(sdp.Codec(96, "OPUS", 48000, 2)) and not opus.same_format(
+        sdp.Codec(96, "opus", 48000)
+    )
+    assert sdp.STATIC_PAYLOAD_TYPES[9] == ("G722", 8000, 1)
+    assert sdp.CodecSpec.parse("opus/48000/2") == sdp.CodecSpec("opus", 48000, 2)
+
+
+def test_editing_helpers() -> None:
+    offer = sdp.parse(text("pjsua2-offer"))
+    media = offer.media[0].without("ssrc", "rtcp").with_direction(sdp.Direction.INACTIVE)
+    assert not media.has("ssrc") and not media.has("rtcp")
+    assert media.direction is sdp.Direction.INACTIVE and media.values("sendrecv") == ()
+    assert media.attributes[0].name == "inactive"  # replaced in place
+    assert offer.origin.next_version().session_version == offer.origin.session_version + 1
+    assert offer.without("X-nat").attributes == ()
+    assert offer.with_media([]).media == ()
