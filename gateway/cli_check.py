@@ -1,0 +1,144 @@
+"""`check [-c FILE]`: validate a config and summarise it; `hash-secret`: hash a web login secret.
+
+`check` prints what the gateway would use (addresses, RTP range, codecs, PBX, users, which secrets
+are set, never their values) and exits 0, or lists every problem on stderr and exits 1.
+`hash-secret` reads a secret from stdin (or prompts twice on a terminal) and prints the hash string
+for `users[].web_secret_hash` in gateway.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from gateway.config import Config, ConfigError, HostPort, iter_secrets, load_config
+from gateway.identity.passwords import HashAlgorithm, hash_secret
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.cli import default_config_path
+
+    check = subparsers.add_parser(
+        "check", help="validate a config file and summarise it", description=run.__doc__
+    )
+    check.add_argument(
+        "-c", "--config", default=default_config_path(), help="config file (default: %(default)s)"
+    )
+    hasher = subparsers.add_parser(
+        "hash-secret",
+        help="hash a web login secret for users[].web_secret_hash",
+        description=run_hash_secret.__doc__,
+    )
+    hasher.add_argument(
+        "--algorithm",
+        choices=[a.value for a in HashAlgorithm],
+        default=None,
+        help="hash algorithm (default: scrypt where available, else pbkdf2_sha256)",
+    )
+    hasher.set_defaults(handler=run_hash_secret)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the config: print a summary and exit 0, or print every error and exit 1."""
+    return check(args.config, os.environ, sys.stdout, sys.stderr)
+
+
+def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    try:
+        config = load_config(path, env)
+    except ConfigError as exc:
+        print(
+            f"{path}: invalid configuration ({len(exc.errors)} problem{'s' if len(exc.errors) != 1 else ''})",
+            file=err,
+        )
+        for error in exc.errors:
+            print(f"  {error}", file=err)
+        return 1
+    print(f"{path}: configuration OK", file=out)
+    for label, text in summary(config):
+        print(f"  {label + ':':<18} {text}", file=out)
+    return 0
+
+
+def summary(config: Config) -> list[tuple[str, str]]:
+    """(label, text) lines describing `config`; secrets appear only as set/not set and their source."""
+    sip, media, pbx = config.sip, config.media, config.pbx
+    lines = [
+        (
+            "SIP listen",
+            ", ".join(f"{item.transport.value} {HostPort(item.host, item.port)}" for item in sip.listen),
+        ),
+        (
+            "SIP public",
+            str(sip.public_address) if sip.public_address else "not set (Via/Contact use the listen address)",
+        ),
+        (
+            "media public IP",
+            str(media.public_address)
+            if media.public_address
+            else "not set (SDP c= lines carry the local address: set it behind NAT)",
+        ),
+        (
+            "RTP ports",
+            f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
+        ),
+        ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
+    ]
+    event = " + telephone-event" if config.codecs.telephone_event else ""
+    lines.append(("codecs SIP leg", ", ".join(c.value for c in config.codecs.sip) + event))
+    lines.append(("codecs WebRTC leg", ", ".join(c.value for c in config.codecs.webrtc) + event))
+    lines.append(("DTMF on SIP leg", sip.dtmf_mode.value))
+    for label, servers in (("ICE for browsers", config.ice.browser), ("ICE for gateway", config.ice.gateway)):
+        lines.append((label, ", ".join(url for s in servers for url in s.urls) or "none"))
+    if pbx.address is None:
+        lines.append(("PBX", "none (outbound calls are impossible)"))
+    else:
+        proxy = f", outbound proxy {pbx.outbound_proxy}" if pbx.outbound_proxy else ""
+        register = f"registration on, every {pbx.register_expiry} s" if pbx.register else "registration off"
+        lines.append(
+            ("PBX", f"{pbx.transport.value} {pbx.address}{proxy}, domain {pbx.effective_domain}, {register}")
+        )
+    lines.append(("trusted sources", ", ".join(str(n) for n in sip.trusted_sources) or "none (only the PBX)"))
+    lines.append(("HTTP/WebSocket", f"{config.http.host}:{config.http.port}"))
+    lines.append(
+        ("web auth", f"{config.web_auth.mode.value}, session tokens live {config.web_auth.token_ttl} s")
+    )
+    ids = ", ".join(user.id for user in config.users)
+    lines.append(("users", f"{len(config.users)}" + (f" ({ids})" if ids else "")))
+    lines.append(("logging", f"{config.logging.level.value} as {config.logging.format.value}"))
+    for path, secret in iter_secrets(config):
+        # Unset per-user secrets are the normal case (e.g. web_token in secret mode): list only set ones.
+        if secret is not None:
+            lines.append((f"secret {path}", f"set ({secret.describe()})"))
+        elif not path.startswith("users["):
+            lines.append((f"secret {path}", "not set"))
+    hashed = sum(1 for user in config.users if user.web_secret_hash is not None)
+    lines.append(("login hashes", f"{hashed} of {len(config.users)} users have web_secret_hash"))
+    return lines
+
+
+def run_hash_secret(args: argparse.Namespace) -> int:
+    """Read a secret (stdin, or prompted twice on a terminal) and print its hash for gateway.yaml."""
+    algorithm = HashAlgorithm(args.algorithm) if getattr(args, "algorithm", None) else None
+    return hash_secret_command(sys.stdin, sys.stdout, sys.stderr, algorithm)
+
+
+def hash_secret_command(
+    stdin: TextIO, out: TextIO, err: TextIO, algorithm: HashAlgorithm | None = None
+) -> int:
+    if stdin.isatty():
+        secret = getpass.getpass("secret: ")
+        if getpass.getpass("again: ") != secret:
+            print("hash-secret: the two entries differ", file=err)
+            return 1
+    else:
+        secret = stdin.readline().rstrip("\r\n")
+    if not secret:
+        print("hash-secret: empty secret", file=err)
+        return 1
+    print(str(hash_secret(secret, algorithm)), file=out)
+    return 0

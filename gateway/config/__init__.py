@@ -1,0 +1,66 @@
+"""Typed configuration: gateway.yaml read into frozen dataclasses, overridden by `GATEWAY_*` variables.
+
+config = load_config("gateway.yaml", os.environ)   # ConfigError lists every problem found
+config.sip.listen[0].port, config.media.public_address, config.users[0].pbx_auth.password.reveal()
+"""
+
+from gateway.config.errors import ConfigError, InvalidValue
+from gateway.config.loader import config_from_mapping, iter_secrets, load_config, load_config_text
+from gateway.config.schema import (
+    CodecsSection,
+    Config,
+    HttpSection,
+    IceSection,
+    IceServer,
+    LoggingSection,
+    MediaSection,
+    PbxAuth,
+    PbxSection,
+    RtpPorts,
+    SipListen,
+    SipSection,
+    UserConfig,
+    WebAuthSection,
+)
+from gateway.config.secret import Secret, SecretSource
+from gateway.config.values import (
+    Codec,
+    DtmfMode,
+    HostPort,
+    LogFormat,
+    LogLevel,
+    Transport,
+)
+from gateway.identity.model import WebAuthMode
+
+__all__ = [
+    "Codec",
+    "CodecsSection",
+    "Config",
+    "ConfigError",
+    "DtmfMode",
+    "HostPort",
+    "HttpSection",
+    "IceSection",
+    "IceServer",
+    "InvalidValue",
+    "LogFormat",
+    "LogLevel",
+    "LoggingSection",
+    "MediaSection",
+    "PbxAuth",
+    "PbxSection",
+    "RtpPorts",
+    "Secret",
+    "SecretSource",
+    "SipListen",
+    "SipSection",
+    "Transport",
+    "UserConfig",
+    "WebAuthMode",
+    "WebAuthSection",
+    "config_from_mapping",
+    "iter_secrets",
+    "load_config",
+    "load_config_text",
+]

@@ -1,0 +1,312 @@
+"""The sections of gateway.yaml as frozen dataclasses; each validates itself in `__post_init__`.
+
+Field names are the YAML keys, field types say how values are read (see `gateway.config.values`),
+defaults are what an absent key means. `Config.__post_init__` holds the checks that span sections.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Final
+
+from gateway.config.errors import InvalidValue
+from gateway.config.secret import Secret
+from gateway.config.values import (
+    SUPPORTED_TRANSPORTS,
+    Codec,
+    DtmfMode,
+    FloatRange,
+    HostPort,
+    IntRange,
+    IPAddress,
+    IPNetwork,
+    LogFormat,
+    LogLevel,
+    Parse,
+    Port,
+    Transport,
+    check_host,
+    check_transport,
+    parse_ice_url,
+    parse_ip,
+    parse_network,
+)
+from gateway.identity.model import WebAuthMode
+from gateway.identity.passwords import PasswordHash
+from gateway.identity.patterns import DialPattern
+from gateway.identity.uri import SipAddress
+
+
+def _host(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a host name or IP address, got {value!r}")
+    return check_host(value)
+
+
+Host = Annotated[str, Parse(_host)]
+
+
+def _supported_transport(value: object) -> Transport:
+    """A transport the SIP stack has today; reserved ones (tls, ws, wss) get their own message."""
+    text = str(value).lower() if isinstance(value, str) else None
+    choices = ", ".join(t.value for t in Transport if t in SUPPORTED_TRANSPORTS)
+    if text not in {t.value for t in Transport}:
+        raise ValueError(f"expected one of {choices}, got {value!r}")
+    transport = Transport(text)
+    check_transport("", transport)
+    return transport
+
+
+SipTransport = Annotated[Transport, Parse(_supported_transport)]
+
+
+@dataclass(frozen=True, slots=True)
+class SipListen:
+    transport: SipTransport = Transport.UDP
+    host: Host = "127.0.0.1"
+    port: Port = 5060
+
+    def __post_init__(self) -> None:
+        check_transport("transport", self.transport)
+
+
+@dataclass(frozen=True, slots=True)
+class SipSection:
+    listen: tuple[SipListen, ...] = (SipListen(Transport.UDP), SipListen(Transport.TCP))
+    public_address: HostPort | None = None  # host[:port] written into Via/Contact
+    dtmf_mode: DtmfMode = DtmfMode.RFC4733
+    trusted_sources: tuple[Annotated[IPNetwork, Parse(parse_network)], ...] = ()
+    user_agent: str = "sip-webrtc-gateway"
+
+    def __post_init__(self) -> None:
+        if not self.listen:
+            raise InvalidValue("listen", "at least one listen address is needed")
+        seen: dict[tuple[Transport, str, int], int] = {}
+        for index, item in enumerate(self.listen):
+            key = (item.transport, item.host, item.port)
+            if key in seen:
+                raise InvalidValue(
+                    f"listen[{index}]",
+                    f"duplicate listen address {item.transport.value} {item.host}:{item.port} "
+                    f"(also listen[{seen[key]}])",
+                )
+            seen[key] = index
+
+
+MIN_RTP_PAIRS: Final = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPorts:
+    """UDP ports for the plain RTP leg: RTP on even ports, RTCP on the odd port above (RFC 3550 §11)."""
+
+    start: Port = 10000
+    end: Port = 20000
+
+    def __post_init__(self) -> None:
+        if self.start % 2:
+            raise InvalidValue(
+                "start", f"must be even (RTP takes the even port of each pair), got {self.start!r}"
+            )
+        if self.start < 1024:
+            raise InvalidValue("start", f"must be 1024 or above (no privileged ports), got {self.start!r}")
+        if self.end <= self.start:
+            raise InvalidValue("end", f"must be above start ({self.start}), got {self.end!r}")
+        if self.pairs < MIN_RTP_PAIRS:
+            raise InvalidValue(
+                "",
+                f"range {self.start}-{self.end} holds {self.pairs} RTP/RTCP pairs; "
+                f"at least {MIN_RTP_PAIRS} needed",
+            )
+
+    @property
+    def pairs(self) -> int:
+        """How many RTP/RTCP port pairs, so how many concurrent SIP legs, the range holds."""
+        return (self.end - self.start + 1) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSection:
+    public_address: Annotated[IPAddress, Parse(parse_ip)] | None = None  # the IP in SDP c= lines
+    rtp_ports: RtpPorts = field(default_factory=RtpPorts)
+    inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 10.0  # seconds without RTP: hang up
+
+
+@dataclass(frozen=True, slots=True)
+class CodecsSection:
+    sip: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA, Codec.G722, Codec.OPUS)
+    webrtc: tuple[Codec, ...] = (Codec.OPUS, Codec.PCMU, Codec.PCMA, Codec.G722)
+    telephone_event: bool = True  # offer audio/telephone-event (RFC 4733) on both legs
+
+    def __post_init__(self) -> None:
+        for leg in ("sip", "webrtc"):
+            codecs: tuple[Codec, ...] = getattr(self, leg)
+            if not codecs:
+                raise InvalidValue(leg, "at least one codec is needed")
+            for index, codec in enumerate(codecs):
+                if codecs.index(codec) != index:
+                    raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One RTCIceServer: STUN needs only urls; TURN also needs username and credential."""
+
+    urls: tuple[Annotated[str, Parse(parse_ice_url)], ...]
+    username: str | None = None
+    credential: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise InvalidValue("urls", "at least one URL is needed")
+        if any(url.lower().startswith("turn") for url in self.urls):
+            if self.username is None:
+                raise InvalidValue("username", "required for turn:/turns: URLs")
+            if self.credential is None:
+                raise InvalidValue("credential", "required for turn:/turns: URLs")
+
+
+@dataclass(frozen=True, slots=True)
+class IceSection:
+    browser: tuple[IceServer, ...] = ()  # handed to browsers in their RTCConfiguration
+    gateway: tuple[IceServer, ...] = ()  # used by the gateway's own aiortc peer connections
+
+
+@dataclass(frozen=True, slots=True)
+class PbxSection:
+    address: HostPort | None = None  # where outbound calls (and REGISTERs) go; None: no PBX
+    transport: SipTransport = Transport.UDP
+    outbound_proxy: HostPort | None = None
+    register: bool = False  # REGISTER users that have pbx_auth, on their behalf
+    register_expiry: Annotated[int, IntRange(60, 86400)] = 3600
+    domain: Host | None = None  # SIP domain of users' AORs; default: the host of `address`
+    realm: str | None = None  # expected digest realm; None: accept the PBX's
+
+    def __post_init__(self) -> None:
+        check_transport("transport", self.transport)
+        if self.register and self.address is None:
+            raise InvalidValue("register", "registration needs pbx.address")
+
+    @property
+    def effective_domain(self) -> str | None:
+        if self.domain is not None:
+            return self.domain
+        return self.address.host if self.address is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSection:
+    host: Host = "127.0.0.1"
+    port: Port = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class WebAuthSection:
+    mode: WebAuthMode = WebAuthMode.SECRET
+    session_secret: Secret | None = None  # signs session tokens; None: random per process start
+    token_ttl: Annotated[int, IntRange(60, 30 * 86400)] = 12 * 3600  # session token lifetime, seconds
+
+
+_USER_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_EXTENSION: Final = re.compile(r"[A-Za-z0-9+*#._~-]+")
+
+
+def _user_id(value: object) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not _USER_ID.fullmatch(str(value)):
+        raise ValueError(
+            f"expected a user id (lower-case letters, digits, '.', '_', '-'; up to 64), got {value!r}"
+        )
+    return str(value)
+
+
+def parse_sip_identity(value: object) -> str:
+    """A SIP URI (`sip:1001@pbx.example.org`) or a bare extension (`1001`), kept as written."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"expected a SIP URI or an extension, got {value!r}")
+    text = str(value)
+    if text.lower().startswith(("sip:", "sips:")):
+        try:
+            address = SipAddress.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"bad SIP URI: {exc}") from None
+        if address.user is None:
+            raise ValueError(f"SIP URI {text!r} has no user part")
+        return text
+    if not _EXTENSION.fullmatch(text):
+        raise ValueError(f"expected a SIP URI (sip:user@host) or an extension such as '1001', got {text!r}")
+    return text
+
+
+def parse_outbound_rule(value: object) -> DialPattern | SipAddress:
+    """An allow_outbound entry: a `sip:`/`sips:` URI allowed exactly, or a dial pattern."""
+    if isinstance(value, str) and value.lower().startswith(("sip:", "sips:")):
+        return SipAddress.parse(value)
+    return DialPattern.from_config(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PbxAuth:
+    username: str  # digest user name at the PBX (often the extension)
+    password: Secret
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    id: Annotated[str, Parse(_user_id)]
+    sip: Annotated[str, Parse(parse_sip_identity)]
+    display_name: str | None = None
+    pbx_auth: PbxAuth | None = None
+    allow_outbound: tuple[Annotated[DialPattern | SipAddress, Parse(parse_outbound_rule)], ...] = ()
+    aliases: tuple[Annotated[str, Parse(parse_sip_identity)], ...] = ()
+    inbound_patterns: tuple[DialPattern, ...] = ()
+    web_secret_hash: PasswordHash | None = None
+    web_token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSection:
+    level: LogLevel = LogLevel.INFO
+    format: LogFormat = LogFormat.TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    sip: SipSection = field(default_factory=SipSection)
+    media: MediaSection = field(default_factory=MediaSection)
+    codecs: CodecsSection = field(default_factory=CodecsSection)
+    ice: IceSection = field(default_factory=IceSection)
+    pbx: PbxSection = field(default_factory=PbxSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    web_auth: WebAuthSection = field(default_factory=WebAuthSection)
+    users: tuple[UserConfig, ...] = ()
+    logging: LoggingSection = field(default_factory=LoggingSection)
+
+    def __post_init__(self) -> None:
+        problems = list(self._cross_checks())
+        if problems:
+            raise InvalidValue.many(problems)
+
+    def _cross_checks(self) -> Iterator[tuple[str, str]]:
+        if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
+            yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
+        first_index: dict[str, int] = {}
+        login_field = "web_secret_hash" if self.web_auth.mode is WebAuthMode.SECRET else "web_token"
+        for index, user in enumerate(self.users):
+            if user.id in first_index:
+                yield (
+                    f"users[{index}].id",
+                    f"duplicate user id {user.id!r} (also users[{first_index[user.id]}])",
+                )
+            first_index.setdefault(user.id, index)
+            if getattr(user, login_field) is None:
+                yield (
+                    f"users[{index}].{login_field}",
+                    f"required when web_auth.mode is {self.web_auth.mode.value!r}",
+                )
+            if ":" not in user.sip and self.pbx.effective_domain is None:
+                yield (
+                    f"users[{index}].sip",
+                    f"bare extension {user.sip!r} needs pbx.domain or pbx.address to form a SIP URI",
+                )

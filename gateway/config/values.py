@@ -1,0 +1,189 @@
+"""Value types of gateway.yaml: enums, host[:port], IP addresses and networks, ICE URLs, ranges.
+
+A field's type says how its YAML value is read (see `gateway.config.loader`):
+  * an Enum: a string matched case-insensitively against the members' values;
+  * a class with `from_config(value) -> instance` (`HostPort`, `DialPattern`, ...);
+  * `Annotated[T, IntRange(...)]` / `Annotated[T, FloatRange(...)]`: a number within bounds;
+  * `Annotated[T, Parse(function)]`: `function(value)` builds the value or raises ValueError.
+Every parser raises ValueError with a message that quotes the bad value; the loader adds the key path.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from gateway.config.errors import InvalidValue
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Transport(enum.StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"  # reserved: rejected until the SIP stack supports it
+    WS = "ws"  # reserved
+    WSS = "wss"  # reserved
+
+
+SUPPORTED_TRANSPORTS: Final = frozenset({Transport.UDP, Transport.TCP})
+
+
+class Codec(enum.StrEnum):
+    """Audio codecs the media layer forwards or transcodes; names as in SDP rtpmap."""
+
+    PCMU = "PCMU"
+    PCMA = "PCMA"
+    G722 = "G722"
+    OPUS = "opus"
+
+
+class DtmfMode(enum.StrEnum):
+    RFC4733 = "rfc4733"  # telephone-event RTP packets (RFC 4733)
+    INFO = "info"  # SIP INFO with application/dtmf-relay
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def check_transport(key: str, transport: Transport) -> None:
+    if transport not in SUPPORTED_TRANSPORTS:
+        raise InvalidValue(
+            key, f"transport {transport.value!r} is reserved for a later release; use udp or tcp for now"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IntRange:
+    low: int
+    high: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloatRange:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class Parse:
+    function: Callable[[object], object]
+
+
+Port = Annotated[int, IntRange(1, 65535)]
+
+_HOSTNAME: Final = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def check_host(host: str) -> str:
+    """`host` if it is an IP address or an RFC 1123 host name, else ValueError quoting it."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if _HOSTNAME.fullmatch(host) is None:
+        raise ValueError(f"expected a host name or IP address, got {host!r}")
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    """`host[:port]` (IPv6 as `[::1]:5060`); the port is None where the protocol default applies."""
+
+    host: str
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            check_host(self.host)
+        except ValueError as exc:
+            raise InvalidValue("", str(exc)) from None
+        if self.port is not None and not 1 <= self.port <= 65535:
+            raise InvalidValue("", f"expected a port 1-65535, got {self.port!r}")
+
+    @classmethod
+    def from_config(cls, value: object) -> HostPort:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected host[:port], got {value!r}")
+        host, port = value, None
+        if value.startswith("["):
+            close = value.find("]")
+            rest = value[close + 1 :] if close > 0 else "?"
+            host = value[1:close]
+            if rest:
+                if not rest.startswith(":") or not rest[1:].isdigit():
+                    raise ValueError(f"expected host[:port], got {value!r}")
+                port = int(rest[1:])
+        elif value.count(":") == 1:
+            host, port_text = value.split(":")
+            if not port_text.isdigit():
+                raise ValueError(f"expected host[:port] with a numeric port, got {value!r}")
+            port = int(port_text)
+        try:
+            return cls(host, port)
+        except InvalidValue as exc:
+            raise ValueError(f"{exc.problems[0][1]} (in {value!r})") from None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def parse_ip(value: object) -> IPAddress:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an IP address, got {value!r}")
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"expected an IP address (not a host name), got {value!r}") from None
+
+
+def parse_network(value: object) -> IPNetwork:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an IP address or CIDR network, got {value!r}")
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        detail = f" ({exc})" if "host bits" in str(exc) else ""
+        raise ValueError(f"expected an IP address or CIDR network, got {value!r}{detail}") from None
+
+
+ICE_SCHEMES: Final = ("stun", "stuns", "turn", "turns")
+_ICE_URL: Final = re.compile(
+    r"(?P<scheme>[a-z]+):(?P<host>\[[0-9A-Fa-f:.]+\]|[^:?\[\]/@]+)(:(?P<port>\d{1,5}))?"
+    r"(\?transport=(?P<transport>udp|tcp))?"
+)
+
+
+def parse_ice_url(value: object) -> str:
+    """An ICE server URL (RFC 7064 stun/stuns, RFC 7065 turn/turns): `turn:host:3478?transport=udp`."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a stun:/stuns:/turn:/turns: URL, got {value!r}")
+    match = _ICE_URL.fullmatch(value)
+    scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+    if scheme not in ICE_SCHEMES:
+        raise ValueError(f"expected a URL with scheme stun:, stuns:, turn: or turns:, got {value!r}")
+    if match is None or (match["port"] and not 1 <= int(match["port"]) <= 65535):
+        raise ValueError(
+            f"malformed ICE server URL {value!r} (expected scheme:host[:port][?transport=udp|tcp])"
+        )
+    if match["transport"] and scheme.startswith("stun"):
+        raise ValueError(f"'?transport=' is only defined for turn:/turns: URLs, got {value!r}")
+    return value

@@ -1,0 +1,51 @@
+"""The identity map: web users <-> SIP identities, inbound targets, outbound policy, web login.
+
+identities = identity_map_from_config(config, presence=InMemoryPresence())
+result = await identities.resolve_inbound("sip:1001@gw.example.org")  # NoSuchUser | NotOnline | Found
+"""
+
+from gateway.identity.errors import IdentityError, PasswordHashError, PatternError
+from gateway.identity.lookup import IdentityMap, identity_map_from_config, may_call
+from gateway.identity.model import (
+    Found,
+    InboundResult,
+    NoSuchUser,
+    NotOnline,
+    PbxCredentials,
+    SipIdentity,
+    WebAuthMode,
+    WebUser,
+)
+from gateway.identity.passwords import HashAlgorithm, PasswordHash, hash_secret, verify_secret
+from gateway.identity.patterns import DialPattern
+from gateway.identity.presence import InMemoryPresence, Presence
+from gateway.identity.store import IdentityStore, InMemoryIdentityStore, web_users_from_config
+from gateway.identity.uri import SipAddress
+
+__all__ = [
+    "DialPattern",
+    "Found",
+    "HashAlgorithm",
+    "IdentityError",
+    "IdentityMap",
+    "IdentityStore",
+    "InMemoryIdentityStore",
+    "InMemoryPresence",
+    "InboundResult",
+    "NoSuchUser",
+    "NotOnline",
+    "PasswordHash",
+    "PasswordHashError",
+    "PatternError",
+    "PbxCredentials",
+    "Presence",
+    "SipAddress",
+    "SipIdentity",
+    "WebAuthMode",
+    "WebUser",
+    "hash_secret",
+    "identity_map_from_config",
+    "may_call",
+    "verify_secret",
+    "web_users_from_config",
+]

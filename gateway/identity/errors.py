@@ -1,0 +1,15 @@
+"""The identity package's base error."""
+
+from __future__ import annotations
+
+
+class IdentityError(ValueError):
+    """Bad identity data: a malformed dial pattern, SIP URI or password hash."""
+
+
+class PatternError(IdentityError):
+    """A dial pattern does not follow the pattern language (see `gateway.identity.patterns`)."""
+
+
+class PasswordHashError(IdentityError):
+    """A stored password hash is not in a format `verify_secret` understands."""
