@@ -1,0 +1,523 @@
+"""The SIP leg's RTP endpoint: plain RTP/AVP over asyncio UDP sockets.
+
+How it works:
+
+* ``open()`` takes an even port from the ``RtpPortAllocator`` (RTCP on port + 1, or one socket with
+  rtcp-mux, RFC 5761) and wraps the bound sockets in asyncio datagram transports.
+* Symmetric RTP (RFC 4961) with latching ("comedia", as rtpengine and Asterisk do it for NAT): media goes
+  to the address from the SDP until the first packet with an expected payload type arrives; the endpoint
+  then latches to that packet's real source and sends there. Packets from any other address are dropped
+  afterwards, unless ``relatch_after`` > 0 and that many consecutive valid packets came from one new
+  source (the peer's NAT binding changed). ``SymmetricLatch`` is this decision, sans-I/O.
+* Received RTP feeds ``ReceiveStatistics``; RTCP SR or RR + SDES CNAME go out at a randomized interval
+  around ``rtcp_interval`` (RFC 3550 §6.2, §6.3.1), and a BYE on close (§6.3.7).
+* An inactivity timer fires ``on_inactive`` once no RTP arrived for ``inactivity_timeout`` seconds; it is
+  paused while the direction says the peer does not send (hold, inactive) and re-armed when RTP resumes.
+* Comfort noise (PT 13, RFC 3389) is always accepted and never counts as a change of codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.media.errors import EndpointError, PacketError
+from gateway.media.ports import PortLease, RtpPortAllocator
+from gateway.media.rtcp import (
+    ReportBlock,
+    RtcpBye,
+    RtcpPacket,
+    RtcpReceiverReport,
+    RtcpSenderReport,
+    RtcpSourceDescription,
+    SdesChunk,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from gateway.media.rtp import (
+    PT_COMFORT_NOISE,
+    SDES_CNAME,
+    RtpPacket,
+    is_rtcp,
+    ntp_from_unix,
+)
+from gateway.media.rtp_stats import ReceiveStatistics
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class MediaDirection(enum.Enum):
+    """Our side's SDP direction (RFC 3264 §6.1)."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    @property
+    def sends(self) -> bool:
+        return self in (MediaDirection.SENDRECV, MediaDirection.SENDONLY)
+
+    @property
+    def receives(self) -> bool:
+        return self in (MediaDirection.SENDRECV, MediaDirection.RECVONLY)
+
+
+class LatchState(enum.Enum):
+    UNLATCHED = "unlatched"
+    LATCHED = "latched"
+
+
+class SymmetricLatch:
+    """Which source address to accept and answer to (RFC 4961 symmetric RTP with latching), sans-I/O."""
+
+    __slots__ = ("_address", "_candidate", "_count", "_state", "name", "relatch_after")
+
+    def __init__(self, name: str, relatch_after: int = 0) -> None:
+        self.name = name
+        self.relatch_after = relatch_after
+        self._state = LatchState.UNLATCHED
+        self._address: Address | None = None
+        self._candidate: Address | None = None
+        self._count = 0
+
+    @property
+    def state(self) -> LatchState:
+        return self._state
+
+    @property
+    def address(self) -> Address | None:
+        return self._address
+
+    def reset(self) -> None:
+        self._address, self._candidate, self._count = None, None, 0
+        self._set_state(LatchState.UNLATCHED)
+
+    def accept(self, source: Address, latchable: bool) -> bool:
+        """Whether a packet from ``source`` is accepted; may latch or re-latch to it."""
+        if self._state is LatchState.UNLATCHED:
+            if latchable:
+                self._latch(source)
+            return latchable
+        if source == self._address:
+            self._candidate, self._count = None, 0
+            return True
+        if not latchable or self.relatch_after <= 0:
+            return False
+        if source == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = source, 1
+        if self._count < self.relatch_after:
+            return False
+        self._latch(source)
+        return True
+
+    def _latch(self, source: Address) -> None:
+        logger.info("%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
+        self._address, self._candidate, self._count = source, None, 0
+        self._set_state(LatchState.LATCHED)
+
+    def _set_state(self, state: LatchState) -> None:
+        if state is not self._state:
+            logger.debug("%s latch %s -> %s", self.name, self._state.value, state.value)
+            self._state = state
+
+
+class EndpointState(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+_TRANSITIONS = {
+    (EndpointState.NEW, EndpointState.OPEN),
+    (EndpointState.NEW, EndpointState.CLOSED),
+    (EndpointState.OPEN, EndpointState.CLOSED),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RtpEndpointConfig:
+    """``payload_types``: codecs of the negotiated answer; ``dtmf_payload_types``: its telephone-events."""
+
+    payload_types: frozenset[int]
+    dtmf_payload_types: frozenset[int] = frozenset()
+    host: str = "127.0.0.1"
+    clock_rate: int = 8000
+    rtcp_mux: bool = False
+    inactivity_timeout: float | None = 5.0
+    rtcp_interval: float = 5.0
+    relatch_after: int = 0
+    cname: str = "sip-webrtc-gateway"
+
+    def __post_init__(self) -> None:
+        if not self.payload_types:
+            raise EndpointError("payload_types must name at least one codec")
+        for pt in self.payload_types | self.dtmf_payload_types:
+            if not isinstance(pt, int) or not 0 <= pt <= 127:
+                raise EndpointError(f"payload type must be in [0, 127], got {pt!r}")
+        if self.clock_rate <= 0:
+            raise EndpointError(f"clock_rate must be positive, got {self.clock_rate!r}")
+        if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
+            raise EndpointError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
+        if self.rtcp_interval <= 0:
+            raise EndpointError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
+        if self.relatch_after < 0:
+            raise EndpointError(f"relatch_after must be >= 0, got {self.relatch_after!r}")
+        if not 0 < len(self.cname.encode()) <= 255:
+            raise EndpointError(f"cname must be 1 to 255 bytes, got {self.cname!r}")
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, handler: Callable[[bytes, Address], None], name: str) -> None:
+        self._handler = handler
+        self._name = name
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self._handler(data, (addr[0], addr[1]))
+        except Exception:  # a failing callback must not make asyncio close the socket
+            logger.exception("%s: error handling a datagram from %s:%d", self._name, addr[0], addr[1])
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("%s socket error: %s", self._name, exc)  # e.g. ICMP port unreachable
+
+
+class RtpEndpoint:
+    """One plain RTP session on the SIP leg. Callbacks run in the event loop and must not block."""
+
+    def __init__(
+        self,
+        allocator: RtpPortAllocator,
+        config: RtpEndpointConfig,
+        *,
+        on_rtp: Callable[[RtpPacket], None],
+        on_inactive: Callable[[], None] | None = None,
+        on_rtcp: Callable[[tuple[RtcpPacket, ...]], None] | None = None,
+        on_codec_change: Callable[[int | None, int], None] | None = None,
+        call_id: str = "-",
+        loop: asyncio.AbstractEventLoop | None = None,
+        clock: Callable[[], float] | None = None,
+        wallclock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._allocator, self.config, self._call = allocator, config, call_id
+        self._on_rtp, self._on_inactive, self._on_rtcp = on_rtp, on_inactive, on_rtcp
+        self._on_codec_change = on_codec_change
+        self._loop = loop
+        self._clock, self._wallclock = clock, wallclock
+        self._rng = rng or random.Random()
+        self._state = EndpointState.NEW
+        self._direction = MediaDirection.SENDRECV
+        self._lease: PortLease | None = None
+        self._opening = False
+        self._transports: list[asyncio.DatagramTransport] = []
+        self._rtp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._sdp_rtp: Address | None = None
+        self._sdp_rtcp: Address | None = None
+        self._rtp_latch = SymmetricLatch(f"call={call_id} RTP", config.relatch_after)
+        self._rtcp_latch = SymmetricLatch(f"call={call_id} RTCP", config.relatch_after)
+        self._accepted = config.payload_types | config.dtmf_payload_types | {PT_COMFORT_NOISE}
+        self.statistics: ReceiveStatistics | None = None
+        self.codec_payload_type: int | None = None
+        self.ssrc = self._rng.getrandbits(32)
+        self._sequence = self._rng.getrandbits(16)
+        self.packets_sent = self.octets_sent = self.dropped = 0
+        self._last_sent: tuple[int, float] | None = None  # (RTP timestamp, clock) of the last packet
+        self._last_rx = 0.0
+        self._inactive = False
+        self._inactivity_timer: asyncio.TimerHandle | None = None
+        self._rtcp_timer: asyncio.TimerHandle | None = None
+
+    # ----------------------------------------------------------------------------------- lifecycle
+
+    @property
+    def state(self) -> EndpointState:
+        return self._state
+
+    def _set_state(self, state: EndpointState) -> None:
+        if (self._state, state) not in _TRANSITIONS:
+            raise EndpointError(
+                f"call={self._call} RTP endpoint cannot go from {self._state.value} to {state.value}"
+            )
+        logger.info("call=%s RTP endpoint %s -> %s", self._call, self._state.value, state.value)
+        self._state = state
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else self._get_loop().time()
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    async def open(self) -> None:
+        """Bind the sockets and start the RTCP and inactivity timers."""
+        if self._state is not EndpointState.NEW:
+            raise EndpointError(f"call={self._call} open() in state {self._state.value}")
+        loop = self._get_loop()
+        self._lease = lease = self._allocator.allocate(self.config.host, rtcp_mux=self.config.rtcp_mux)
+        self._opening = True
+        try:
+            self._rtp_transport = await self._wrap(loop, lease.rtp_socket, self._rtp_received, "RTP")
+            if lease.rtcp_socket is not None:
+                self._rtcp_transport = await self._wrap(loop, lease.rtcp_socket, self._rtcp_received, "RTCP")
+        except BaseException:
+            self._teardown()
+            raise
+        finally:
+            self._opening = False
+        if self._state is not EndpointState.NEW:  # close() was called while the sockets were wrapped
+            self._teardown()
+            raise EndpointError(f"call={self._call} closed while opening")
+        self._set_state(EndpointState.OPEN)
+        self._last_rx = self._now()
+        self._arm_inactivity()
+        self._schedule_rtcp(initial=True)
+
+    async def _wrap(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        handler: Callable[[bytes, Address], None],
+        name: str,
+    ) -> asyncio.DatagramTransport:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(handler, f"call={self._call} {name}"), sock=sock
+        )
+        self._transports.append(transport)
+        return transport
+
+    def close(self) -> None:
+        """Send an RTCP BYE, close the sockets and give the ports back. Idempotent."""
+        if self._state is EndpointState.CLOSED:
+            return
+        if self._state is EndpointState.OPEN:
+            self._send_rtcp(bye=True)
+        self._set_state(EndpointState.CLOSED)
+        if not self._opening:  # otherwise open() tears down once its await returns
+            self._teardown()
+
+    def _teardown(self) -> None:
+        for timer in (self._inactivity_timer, self._rtcp_timer):
+            if timer is not None:
+                timer.cancel()
+        self._inactivity_timer = self._rtcp_timer = None
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        self._rtp_transport = self._rtcp_transport = None
+        if self._lease is not None:
+            self._lease.release()  # closes the sockets now, not on the next loop iteration
+
+    # ----------------------------------------------------------------------------------- addresses
+
+    @property
+    def local_rtp_address(self) -> Address:
+        if self._lease is None:
+            raise EndpointError(f"call={self._call} endpoint not open")
+        return (self._lease.host, self._lease.rtp_port)
+
+    @property
+    def local_rtcp_address(self) -> Address:
+        host, port = self.local_rtp_address
+        return (host, port) if self.config.rtcp_mux else (host, port + 1)
+
+    @property
+    def latched(self) -> bool:
+        return self._rtp_latch.state is LatchState.LATCHED
+
+    @property
+    def remote_rtp_address(self) -> Address | None:
+        """Where RTP goes: the latched source, else the address from the SDP."""
+        return self._rtp_latch.address or self._sdp_rtp
+
+    @property
+    def remote_rtcp_address(self) -> Address | None:
+        if self.config.rtcp_mux:
+            return self.remote_rtp_address
+        return self._rtcp_latch.address or self._sdp_rtcp
+
+    def set_remote(self, rtp: Address, rtcp: Address | None = None) -> None:
+        """The peer's addresses from its SDP (RTCP defaults to port + 1, RFC 3605 otherwise)."""
+        if rtp != self._sdp_rtp and self._sdp_rtp is not None:
+            self._rtp_latch.reset()  # a re-INVITE moved the peer: latch again
+            self._rtcp_latch.reset()
+        self._sdp_rtp = rtp
+        self._sdp_rtcp = rtcp or (rtp[0], rtp[1] + 1)
+
+    @property
+    def direction(self) -> MediaDirection:
+        return self._direction
+
+    def set_direction(self, direction: MediaDirection) -> None:
+        """Hold and resume: the inactivity timer only runs while we expect to receive."""
+        old, self._direction = self._direction, direction
+        logger.info("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
+        if self._state is not EndpointState.OPEN or old.receives == direction.receives:
+            return
+        if direction.receives:
+            self._last_rx = self._now()
+            self._arm_inactivity()
+        elif self._inactivity_timer is not None:
+            self._inactivity_timer.cancel()
+            self._inactivity_timer = None
+
+    # ----------------------------------------------------------------------------------------- RTP
+
+    def send_rtp(self, payload_type: int, payload: bytes, timestamp: int, *, marker: bool = False) -> bool:
+        """Send one RTP packet with our SSRC and next sequence number; False when not sent."""
+        if self._state is not EndpointState.OPEN or self._rtp_transport is None:
+            raise EndpointError(f"call={self._call} send_rtp() in state {self._state.value}")
+        destination = self.remote_rtp_address
+        if destination is None or not self._direction.sends:
+            return False
+        packet = RtpPacket(payload_type, self._sequence, timestamp & 0xFFFF_FFFF, self.ssrc, payload, marker)
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._rtp_transport.sendto(packet.serialize(), destination)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._last_sent = (packet.timestamp, self._now())
+        return True
+
+    def _rtp_received(self, data: bytes, source: Address) -> None:
+        if self._state is not EndpointState.OPEN:
+            return
+        if self.config.rtcp_mux and is_rtcp(data):
+            self._rtcp_received(data, source)
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except PacketError as exc:
+            self._drop("malformed RTP from %s: %s", source, exc)
+            return
+        pt = packet.payload_type
+        if pt not in self._accepted:
+            self._drop("unexpected payload type from %s: %s", source, pt)
+            return
+        if not self._rtp_latch.accept(source, True):
+            self._drop("RTP from stranger %s, latched to %s", source, self._rtp_latch.address)
+            return
+        now = self._now()
+        if self.statistics is None or self.statistics.ssrc != packet.ssrc:
+            self.statistics = ReceiveStatistics(packet.ssrc, self.config.clock_rate)
+        timing = pt not in self.config.dtmf_payload_types
+        self.statistics.update(packet.sequence_number, packet.timestamp, now, timing=timing)
+        self._last_rx = now
+        if self._inactive:
+            self._inactive = False
+            logger.info("call=%s RTP resumed from %s:%d", self._call, *source)
+            self._arm_inactivity()
+        if pt in self.config.payload_types and pt != PT_COMFORT_NOISE and pt != self.codec_payload_type:
+            old, self.codec_payload_type = self.codec_payload_type, pt
+            logger.info("call=%s RTP codec payload type %s -> %d", self._call, old, pt)
+            if self._on_codec_change is not None:
+                self._on_codec_change(old, pt)
+        self._on_rtp(packet)
+
+    def _drop(self, message: str, source: Address, detail: object) -> None:
+        self.dropped += 1
+        logger.debug("call=%s dropping " + message, self._call, source, detail)
+
+    # ---------------------------------------------------------------------------------- inactivity
+
+    def _arm_inactivity(self) -> None:
+        timeout = self.config.inactivity_timeout
+        if timeout is None or not self._direction.receives or self._state is not EndpointState.OPEN:
+            return
+        if self._inactivity_timer is not None:
+            self._inactivity_timer.cancel()
+        remaining = self._last_rx + timeout - self._now()
+        self._inactivity_timer = self._get_loop().call_later(max(0.0, remaining), self._check_inactivity)
+
+    def _check_inactivity(self) -> None:
+        self._inactivity_timer = None
+        timeout = self.config.inactivity_timeout
+        if timeout is None or self._inactive or self._state is not EndpointState.OPEN:
+            return
+        if self._now() - self._last_rx < timeout:  # packets came meanwhile: check again later
+            self._arm_inactivity()
+            return
+        self._inactive = True
+        logger.info("call=%s no RTP for %.1f s", self._call, timeout)
+        if self._on_inactive is not None:
+            self._on_inactive()
+
+    # ---------------------------------------------------------------------------------------- RTCP
+
+    def _rtcp_received(self, data: bytes, source: Address) -> None:
+        if self._state is not EndpointState.OPEN:
+            return
+        try:
+            packets = parse_rtcp(data)
+        except PacketError as exc:
+            self._drop("malformed RTCP from %s: %s", source, exc)
+            return
+        latch = self._rtp_latch if self.config.rtcp_mux else self._rtcp_latch
+        if self.config.rtcp_mux and latch.state is LatchState.LATCHED and source != latch.address:
+            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
+            return
+        if not self.config.rtcp_mux and not latch.accept(source, True):
+            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
+            return
+        now = self._now()
+        for packet in packets:
+            if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
+                if packet.ssrc == self.statistics.ssrc:
+                    self.statistics.on_sender_report(packet.ntp_timestamp, now)
+            elif isinstance(packet, RtcpBye):
+                logger.info("call=%s RTCP BYE from %s:%d: %r", self._call, *source, packet.reason)
+        if self._on_rtcp is not None:
+            self._on_rtcp(packets)
+
+    def _schedule_rtcp(self, initial: bool = False) -> None:
+        # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it
+        base = self.config.rtcp_interval / (2 if initial else 1)
+        delay = base * self._rng.uniform(0.5, 1.5)
+        self._rtcp_timer = self._get_loop().call_later(delay, self._rtcp_due)
+
+    def _rtcp_due(self) -> None:
+        self._rtcp_timer = None
+        if self._state is EndpointState.OPEN:
+            self._send_rtcp()
+            self._schedule_rtcp()
+
+    def build_report(self, *, bye: bool = False) -> tuple[RtcpPacket, ...]:
+        """SR (if we sent RTP) or RR, SDES CNAME, and BYE if asked (RFC 3550 §6.1 compound)."""
+        now = self._now()
+        blocks: tuple[ReportBlock, ...] = ()
+        if self.statistics is not None and self.statistics.received:
+            blocks = (self.statistics.report_block(now),)
+        report: RtcpPacket
+        if self._last_sent is not None:
+            last_ts, last_time = self._last_sent
+            rtp_ts = (last_ts + int((now - last_time) * self.config.clock_rate)) & 0xFFFF_FFFF
+            report = RtcpSenderReport(
+                self.ssrc,
+                ntp_from_unix(self._wallclock()),
+                rtp_ts,
+                self.packets_sent & 0xFFFF_FFFF,
+                self.octets_sent & 0xFFFF_FFFF,
+                blocks,
+            )
+        else:
+            report = RtcpReceiverReport(self.ssrc, blocks)
+        sdes = RtcpSourceDescription((SdesChunk(self.ssrc, ((SDES_CNAME, self.config.cname.encode()),)),))
+        return (report, sdes, RtcpBye((self.ssrc,))) if bye else (report, sdes)
+
+    def _send_rtcp(self, *, bye: bool = False) -> None:
+        destination = self.remote_rtcp_address
+        transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
+        if destination is None or transport is None:
+            return
+        transport.sendto(serialize_rtcp(self.build_report(bye=bye)), destination)

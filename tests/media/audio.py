@@ -1,0 +1,231 @@
+"""A small audio toolkit for media tests: tones, a Goertzel detector, G.711 via PyAV, a plain RTP peer.
+
+* ``sine(freq, rate, seconds)``: a tone as int16 PCM (``array('h')``).
+* ``tone_ratio(samples, rate, freq)``: the Goertzel power at ``freq`` relative to the block's total power
+  (about 1.0 for a pure tone at that frequency, about 0 for silence or another tone).
+* ``detect_tone(samples, rate, freq)``: that ratio above a threshold, and not silence.
+* ``ulaw_encode`` / ``ulaw_decode`` (and ``alaw_*``): G.711 through PyAV's pcm_mulaw / pcm_alaw codecs,
+  the same ones aiortc's ``codecs/g711.py`` uses.
+* ``RtpTonePeer``: a plain RTP (PCMU, PT 0) peer on 127.0.0.1 that sends a tone paced every 20 ms with
+  consecutive sequence numbers and timestamps, and records what it receives, decoded to PCM.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import math
+import random
+from collections.abc import Iterable
+from typing import cast
+
+from av import AudioCodecContext, AudioFrame, CodecContext, Packet
+
+from gateway.media.errors import PacketError
+from gateway.media.rtp import RtpPacket
+
+RATE = 8000
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_SECONDS = 0.020
+PT_PCMU = 0
+PT_PCMA = 8
+
+
+def sine(
+    freq: float, rate: int = RATE, seconds: float = 1.0, amplitude: int = 8000, phase: float = 0.0
+) -> array.array[int]:
+    count = round(rate * seconds)
+    step = 2 * math.pi * freq / rate
+    return array.array("h", (round(amplitude * math.sin(phase + step * i)) for i in range(count)))
+
+
+def silence(rate: int = RATE, seconds: float = 1.0) -> array.array[int]:
+    return array.array("h", bytes(2 * round(rate * seconds)))
+
+
+def tone_ratio(samples: Iterable[int], rate: int, freq: float) -> float:
+    """Goertzel power at ``freq`` over total power of the block (Parseval-normalized: 1.0 = pure tone)."""
+    data = list(samples)
+    n = len(data)
+    energy = float(sum(x * x for x in data))
+    if n == 0 or energy == 0.0:
+        return 0.0
+    coeff = 2 * math.cos(2 * math.pi * freq / rate)
+    s_prev = s_prev2 = 0.0
+    for x in data:
+        s_prev, s_prev2 = x + coeff * s_prev - s_prev2, s_prev
+    power = s_prev * s_prev + s_prev2 * s_prev2 - coeff * s_prev * s_prev2  # |X(freq)|^2
+    return 2 * power / (n * energy)
+
+
+def rms(samples: Iterable[int]) -> float:
+    data = list(samples)
+    return math.sqrt(sum(x * x for x in data) / len(data)) if data else 0.0
+
+
+def detect_tone(
+    samples: Iterable[int], rate: int, freq: float, *, threshold: float = 0.5, min_rms: float = 100.0
+) -> bool:
+    data = list(samples)
+    return rms(data) >= min_rms and tone_ratio(data, rate, freq) >= threshold
+
+
+class G711:
+    """G.711 through PyAV (``pcm_mulaw`` or ``pcm_alaw``): int16 PCM <-> one byte per sample."""
+
+    def __init__(self, codec: str = "pcm_mulaw", rate: int = RATE) -> None:
+        self.rate = rate
+        self._encoder = cast(AudioCodecContext, CodecContext.create(codec, "w"))
+        self._decoder = cast(AudioCodecContext, CodecContext.create(codec, "r"))
+        for context in (self._encoder, self._decoder):
+            context.format = "s16"
+            context.layout = "mono"
+            context.sample_rate = rate
+        self._encoder.time_base = fractions.Fraction(1, rate)
+        self._pts = 0
+
+    def encode(self, samples: array.array[int]) -> bytes:
+        if not samples:
+            return b""
+        frame = AudioFrame(format="s16", layout="mono", samples=len(samples))
+        frame.planes[0].update(samples.tobytes())
+        frame.sample_rate = self.rate
+        frame.pts = self._pts
+        self._pts += len(samples)
+        return b"".join(bytes(packet) for packet in self._encoder.encode(frame))
+
+    def decode(self, data: bytes) -> array.array[int]:
+        out = array.array("h")
+        if not data:
+            return out
+        for frame in self._decoder.decode(Packet(data)):
+            out.frombytes(bytes(frame.planes[0])[: 2 * frame.samples])
+        return out
+
+
+def ulaw_encode(samples: array.array[int]) -> bytes:
+    return G711("pcm_mulaw").encode(samples)
+
+
+def ulaw_decode(data: bytes) -> array.array[int]:
+    return G711("pcm_mulaw").decode(data)
+
+
+def alaw_encode(samples: array.array[int]) -> bytes:
+    return G711("pcm_alaw").encode(samples)
+
+
+def alaw_decode(data: bytes) -> array.array[int]:
+    return G711("pcm_alaw").decode(data)
+
+
+class _PeerProtocol(asyncio.DatagramProtocol):
+    def __init__(self, peer: RtpTonePeer) -> None:
+        self.peer = peer
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.peer._received(data, addr)
+
+
+class RtpTonePeer:
+    """A tiny plain-RTP PCMU peer on 127.0.0.1: sends paced tones, records and decodes what it receives.
+
+    ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
+    keeps every parsed RTP packet and ``sources`` the addresses they came from.
+    """
+
+    def __init__(self, payload_type: int = PT_PCMU, ssrc: int | None = None) -> None:
+        rng = random.Random()
+        self.payload_type = payload_type
+        self.ssrc = rng.getrandbits(32) if ssrc is None else ssrc
+        self.sequence = rng.getrandbits(16)
+        self.timestamp = rng.getrandbits(32)
+        self.remote: tuple[str, int] | None = None
+        self.packets: list[RtpPacket] = []
+        self.sources: list[tuple[str, int]] = []
+        self.other: list[bytes] = []  # datagrams that were not RTP (e.g. RTCP with rtcp-mux)
+        self.pcm = array.array("h")
+        self.sent = 0
+        self._codec = G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
+        self._transport: asyncio.DatagramTransport | None = None
+        self._phase = 0.0
+
+    async def start(self, port: int = 0) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _PeerProtocol(self), local_addr=("127.0.0.1", port)
+        )
+        self._transport = transport
+        return self.address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._transport is None:
+            raise RuntimeError("peer not started")
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return (host, port)
+
+    @property
+    def frames(self) -> int:
+        return sum(1 for p in self.packets if p.payload_type == self.payload_type)
+
+    def heard(self, freq: float, *, threshold: float = 0.5) -> bool:
+        return detect_tone(self.pcm, RATE, freq, threshold=threshold)
+
+    def send_frame(
+        self, samples: array.array[int], *, marker: bool = False, remote: tuple[str, int] | None = None
+    ) -> None:
+        """Send one frame now with the next sequence number and timestamp."""
+        destination = remote or self.remote
+        if self._transport is None or destination is None:
+            raise RuntimeError("peer not started or no remote address")
+        packet = RtpPacket(
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, self._codec.encode(samples), marker
+        )
+        self._transport.sendto(packet.serialize(), destination)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + len(samples)) & 0xFFFF_FFFF
+        self.sent += 1
+
+    def send_raw(self, data: bytes, remote: tuple[str, int] | None = None) -> None:
+        destination = remote or self.remote
+        if self._transport is None or destination is None:
+            raise RuntimeError("peer not started or no remote address")
+        self._transport.sendto(data, destination)
+
+    async def send_tone(
+        self, freq: float, seconds: float, *, amplitude: int = 8000, remote: tuple[str, int] | None = None
+    ) -> int:
+        """Send a tone in 20 ms frames paced on the loop clock (no drift); returns the frames sent."""
+        loop = asyncio.get_running_loop()
+        frames = round(seconds / FRAME_SECONDS)
+        step = 2 * math.pi * freq / RATE
+        start = loop.time()
+        for index in range(frames):
+            samples = sine(freq, RATE, FRAME_SECONDS, amplitude, self._phase)
+            self._phase = (self._phase + step * FRAME_SAMPLES) % (2 * math.pi)
+            self.send_frame(samples, marker=index == 0, remote=remote)
+            delay = start + (index + 1) * FRAME_SECONDS - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        return frames
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) >= 2 and 192 <= data[1] <= 223:  # RTCP (RFC 5761 §4)
+            self.other.append(data)
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except PacketError:
+            self.other.append(data)
+            return
+        self.packets.append(packet)
+        self.sources.append(addr)
+        if packet.payload_type == self.payload_type:
+            self.pcm.extend(self._codec.decode(packet.payload))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
