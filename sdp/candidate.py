@@ -91,7 +91,7 @@ class Candidate:
         if len(parts) < 8 or parts[6] != "typ" or len(parts) % 2 != 0:
             raise SdpParseError(f"invalid candidate line (RFC 8839 §5.1): {text!r}")
         try:
-            fields = dict(zip(parts[8::2], parts[9::2]))
+            fields = dict(zip(parts[8::2], parts[9::2], strict=False))
             component, priority, port = int(parts[1]), int(parts[3]), int(parts[5])
             rport = int(fields["rport"]) if "rport" in fields else None
         except ValueError:
@@ -99,7 +99,7 @@ class Candidate:
         if len(fields) != len(parts[8::2]):
             raise SdpParseError(f"repeated candidate extension: {text!r}")
         extensions = tuple(
-            (k, v) for k, v in zip(parts[8::2], parts[9::2]) if k not in ("raddr", "rport", "tcptype")
+            (k, v) for k, v in zip(parts[8::2], parts[9::2], strict=False) if k not in ("raddr", "rport", "tcptype")
         )
         try:
             return cls(

@@ -7,6 +7,7 @@ fixes or changes it is noticed), then that ``sdp.parse``/``sdp.write`` do not su
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import sdp_transform
@@ -143,7 +144,7 @@ def test_garbage_is_accepted_silently_and_a_description_invented() -> None:
 def test_invalid_origin_is_dropped_silently() -> None:
     parsed = sdp_transform.parse("v=0\r\no=- x 1 IN IP4 192.0.2.1\r\n")
     assert "origin" not in parsed
-    with pytest.raises(sdp.SdpParseError, match="o=- x 1 IN IP4 192.0.2.1"):
+    with pytest.raises(sdp.SdpParseError, match=re.escape("o=- x 1 IN IP4 192.0.2.1")):
         sdp.parse("v=0\r\no=- x 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n")
 
 
