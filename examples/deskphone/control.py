@@ -1,0 +1,120 @@
+"""How the phone talks to whoever drives it: events out, commands in.
+
+Events are dicts such as ``{"event": "state", "call": 1, "state": "CONFIRMED", "code": 200}``. With
+``--control`` each is one JSON line on stdout (for tests and other programs); without it they are printed
+for a person.
+
+Commands come in on stdin, one per line, either JSON (``{"cmd": "dtmf", "digits": "123"}``) or words
+(``dtmf 123``). A thread reads stdin and puts commands on a queue; it never touches pjsua2, whose own
+thread takes them from the queue between two rounds of ``libHandleEvents``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+from typing import Any, TextIO
+
+Command = dict[str, Any]
+
+# Words a person may type, and the JSON field their first argument fills.
+_WORD_ARGUMENT = {"call": "uri", "dtmf": "digits", "answer": "code", "reject": "code", "tone": "freq"}
+
+
+def parse_command(line: str) -> Command | None:
+    """A command dict from one input line (JSON or words); None for a blank line."""
+    line = line.strip()
+    if not line:
+        return None
+    if line.startswith("{"):
+        command = json.loads(line)
+        if not isinstance(command, dict) or not isinstance(command.get("cmd"), str):
+            raise ValueError(f"a command is a JSON object with a string 'cmd': {line!r}")
+        return command
+    words = line.split(maxsplit=2 if line.startswith("info ") else 1)
+    command = {"cmd": words[0]}
+    if words[0] == "info" and len(words) == 3:  # info text/plain hello world
+        command.update(content_type=words[1], body=words[2])
+    elif len(words) > 1 and words[0] in _WORD_ARGUMENT:
+        command[_WORD_ARGUMENT[words[0]]] = words[1]
+    return command
+
+
+# How a person sees the events (control mode sends the same fields as JSON).
+_READABLE = {
+    "ready": "phone {uri} listening on {host}:{port} (codecs {codecs})",
+    "registered": "registration: {code} {reason} (registered: {registered})",
+    "incoming": "call {call}: incoming from {from}",
+    "state": "call {call}: {state} {code} {reason}",
+    "media": "call {call}: audio {status} ({codec})",
+    "dtmf": "call {call}: DTMF {digit} ({method})",
+    "info": "call {call}: INFO {content_type}: {body!r}",
+    "info_response": "call {call}: INFO answered {code} {reason}",
+    "recording": "call {call}: recording to {path}",
+    "recorded": "call {call}: recorded {path}",
+    "error": "error ({cmd}): {message}",
+    "stopped": "phone stopped",
+}
+
+
+class EventSink:
+    """Writes events: JSON lines in control mode, readable lines otherwise, on the real stdout.
+
+    pjlib prints its log to file descriptor 1 (already during libCreate, before any log setting applies).
+    The sink keeps a private copy of stdout for events and points descriptor 1 at stderr, so stdout
+    carries events only and the library's log goes with the other diagnostics.
+    """
+
+    def __init__(self, control: bool) -> None:
+        self.control = control
+        self._lock = threading.Lock()
+        sys.stdout.flush()
+        self._out: TextIO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        os.dup2(2, 1)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            if self.control:
+                self._out.write(json.dumps({"event": event, **fields}) + "\n")
+            else:
+                try:
+                    text = _READABLE[event].format_map(fields)
+                except KeyError:  # an event without a readable form, or a field missing
+                    text = f"{event} " + " ".join(f"{k}={v}" for k, v in fields.items())
+                self._out.write(text.rstrip() + "\n")
+            self._out.flush()
+
+
+class CommandReader:
+    """A daemon thread turning stdin lines into commands on a queue (``{"cmd": "eof"}`` at the end)."""
+
+    def __init__(self, stream: TextIO, sink: EventSink) -> None:
+        self.commands: queue.Queue[Command] = queue.Queue()
+        self._stream = stream
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name="stdin-commands", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        for line in self._stream:
+            try:
+                command = parse_command(line)
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                self._sink.emit("error", cmd=None, message=f"bad command: {exc}")
+                continue
+            if command is not None:
+                self.commands.put(command)
+        self.commands.put({"cmd": "eof"})
+
+    def pending(self) -> list[Command]:
+        out = []
+        while True:
+            try:
+                out.append(self.commands.get_nowait())
+            except queue.Empty:
+                return out

@@ -1,0 +1,116 @@
+"""Command-line options of the desk phone, parsed into one frozen dataclass."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+# The codecs a desk phone offers, in order. Everything else the pjsua2 wheel ships (speex at three rates,
+# iLBC, GSM, L16) is disabled: speex/16000 is the wheel's default first choice and sounds wrong.
+DEFAULT_CODECS = ("PCMU", "PCMA", "G722")
+ANSWER_MODES = ("auto", "ring", "busy", "decline")
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneOptions:
+    host: str = "127.0.0.1"
+    port: int = 5070
+    user: str = "2000"
+    display_name: str = ""
+    domain: str = ""  # the AOR's domain; defaults to the registrar's host, else host:port
+    registrar: str = ""  # e.g. sip:127.0.0.1:5060; empty: do not register
+    password: str = ""
+    auth_user: str = ""  # defaults to user
+    answer: str = "auto"  # auto | ring | busy | decline | a status code such as 480
+    answer_delay_ms: int = 0
+    tone: float = 0.0  # Hz; 0: send silence
+    echo: bool = False
+    record_dir: Path | None = None
+    call: str = ""  # a URI to call once started (and registered, if registering)
+    hangup_after: float = 0.0  # seconds after CONFIRMED; 0: never
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    rtp_port: int = 4000
+    control: bool = False
+    log_level: int = 0  # pjsip's own log on stderr (0 silent .. 5 chatty)
+
+    def __post_init__(self) -> None:
+        if self.answer not in ANSWER_MODES and not (self.answer.isdigit() and 300 <= int(self.answer) <= 699):
+            raise ValueError(
+                f"--answer must be one of {ANSWER_MODES} or a status 300-699, not {self.answer!r}"
+            )
+        if not self.codecs:
+            raise ValueError("--codecs needs at least one codec")
+
+    @property
+    def aor_domain(self) -> str:
+        if self.domain:
+            return self.domain
+        if self.registrar:
+            return self.registrar.split(":", 1)[1].split(";", 1)[0]  # sip:host:port;params -> host:port
+        return f"{self.host}:{self.port}"
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.user}@{self.aor_domain}"
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def parse_args(argv: list[str] | None = None) -> PhoneOptions:
+    p = argparse.ArgumentParser(
+        prog="desk_phone.py",
+        description="A real SIP desk phone (pjsua2) with no sound card: tones, echo, recording, DTMF, INFO.",
+    )
+    p.add_argument("--listen", type=_host_port, default=("127.0.0.1", 5070), help="SIP UDP address")
+    p.add_argument("--user", default="2000", help="user part of this phone's address (and auth user)")
+    p.add_argument("--name", default="", help="display name")
+    p.add_argument("--domain", default="", help="domain of the address of record")
+    p.add_argument("--register", default="", metavar="URI", help="registrar to REGISTER with, sip:host:port")
+    p.add_argument("--password", default="", help="digest password for --register")
+    p.add_argument("--auth-user", default="", help="digest user name (default: --user)")
+    p.add_argument("--answer", default="auto", help="auto | ring | busy | decline | a status code (480...)")
+    p.add_argument(
+        "--answer-delay", type=int, default=0, metavar="MS", help="ring this long before answering"
+    )
+    p.add_argument("--play-tone", type=float, default=0.0, metavar="HZ", help="send a continuous tone")
+    p.add_argument("--echo", action="store_true", help="send received audio back")
+    p.add_argument("--record-dir", type=Path, default=None, help="record each call to DIR/call-N.wav")
+    p.add_argument("--call", default="", metavar="URI", help="call this URI once started")
+    p.add_argument(
+        "--hangup-after", type=float, default=0.0, metavar="S", help="hang up S seconds after answer"
+    )
+    p.add_argument("--codecs", default=",".join(DEFAULT_CODECS), help="codecs in order (PCMU,PCMA,G722)")
+    p.add_argument("--rtp-port", type=int, default=4000, help="first local RTP port to try")
+    p.add_argument("--control", action="store_true", help="JSON lines: commands on stdin, events on stdout")
+    p.add_argument("--log-level", type=int, default=0, help="pjsip log level on stderr (0-5)")
+    a = p.parse_args(argv)
+    try:
+        return PhoneOptions(
+            host=a.listen[0],
+            port=a.listen[1],
+            user=a.user,
+            display_name=a.name,
+            domain=a.domain,
+            registrar=a.register,
+            password=a.password,
+            auth_user=a.auth_user,
+            answer=a.answer,
+            answer_delay_ms=a.answer_delay,
+            tone=a.play_tone,
+            echo=a.echo,
+            record_dir=a.record_dir,
+            call=a.call,
+            hangup_after=a.hangup_after,
+            codecs=tuple(c.strip() for c in a.codecs.split(",") if c.strip()),
+            rtp_port=a.rtp_port,
+            control=a.control,
+            log_level=a.log_level,
+        )
+    except ValueError as exc:
+        p.error(str(exc))

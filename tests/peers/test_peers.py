@@ -1,0 +1,328 @@
+"""The real-peer harness proves itself against real peers only (no gateway yet): sipp against sipp, sipp
+against the pjsua2 desk phone, phone against phone (directly and through Kamailio), and Kamailio's digest
+registrar against both.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import wave
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+from tests.media.audio import detect_tone, tone_ratio
+from tests.peers.kamailio import Kamailio
+from tests.peers.phone import DeskPhone
+from tests.peers.sipp import SCENARIOS, Sipp, check_loads, load_errors
+
+
+@pytest.fixture
+def sipp() -> str:
+    return require_binary("sipp")
+
+
+def read_wav(path: Path) -> tuple[int, array.array[int]]:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2), path
+        samples = array.array("h", wav.readframes(wav.getnframes()))
+        return wav.getframerate(), samples
+
+
+def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> bool:
+    """The WAV holds `freq` clearly over one second (after `skip` seconds of set-up)."""
+    rate, samples = read_wav(path)
+    window = samples[int(skip * rate) : int((skip + seconds) * rate)]
+    assert len(window) >= rate * seconds * 0.9, f"{path}: only {len(samples) / rate:.2f} s recorded"
+    return detect_tone(window, rate, freq)
+
+
+def ratio(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> float:
+    rate, samples = read_wav(path)
+    return tone_ratio(samples[int(skip * rate) : int((skip + seconds) * rate)], rate, freq)
+
+
+# --- sipp scenarios ----------------------------------------------------------------------------------------
+async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
+    scenarios = sorted(SCENARIOS.glob("*.xml"))
+    assert len(scenarios) >= 10
+    options = {"service": "2000", "auth": ("2000", "secret"), "inf": [["2000", "secret"]]}
+    results = await asyncio.gather(*(check_loads(tmp_path, s, **options) for s in scenarios))
+    problems = {s.name: load_errors(r) for s, r in zip(scenarios, results, strict=True) if load_errors(r)}
+    assert not problems
+
+
+async def test_check_loads_catches_a_broken_scenario(sipp: str, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_text(
+        '<?xml version="1.0"?>\n<scenario name="broken"><recv request="INVITE"/>'
+        '<nop next="nowhere"/></scenario>\n'
+    )
+    errors = load_errors(await check_loads(tmp_path, broken))
+    assert errors and "nowhere" in errors[0]
+
+
+async def test_sipp_uac_calls_sipp_uas(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_basic_call", calls=1, rtp_echo=True) as uas:
+        uac = await Sipp(tmp_path, "uac_basic_call", uas.address, service="2000", duration_ms=200).run()
+        assert uac.ok, uac
+        assert uac.count("SIP/2.0 180") >= 1 and uac.count("BYE") >= 1
+        assert (await uas.wait(10)).ok
+
+
+async def test_sipp_load_options_and_background_stop(sipp: str, tmp_path: Path) -> None:
+    uas = await Sipp(tmp_path, "uas_basic_call", calls=None).start()  # no -m: runs until stopped
+    try:
+        uac = Sipp(
+            tmp_path,
+            "uac_basic_call",
+            uas.address,
+            service="2000",
+            calls=6,
+            rate=20,
+            limit=3,
+            duration_ms=100,
+        )
+        result = await uac.run()
+        assert result.ok, result
+        assert result.count("INVITE sip:") == 6
+    finally:
+        stopped = await uas.stop()  # SIGUSR1: sipp's smooth exit
+    assert stopped.ok, stopped
+    assert stopped.count("BYE sip:") == 6
+
+
+async def test_sipp_cancel_after_ringing(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_ring_cancelled", calls=1) as uas:
+        uac = await Sipp(tmp_path, "uac_cancel", uas.address, service="2000").run()
+        assert uac.ok, uac
+        assert uac.count("SIP/2.0 487") >= 1
+        assert (await uas.wait(10)).ok
+
+
+async def test_sipp_uac_meets_busy_uas(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_busy", calls=1) as uas:
+        uac = await Sipp(tmp_path, "uac_basic_call", uas.address, service="2000").run()
+        assert not uac.ok and uac.count("SIP/2.0 486") >= 1, uac  # uac_basic_call wants a 200
+        assert (await uas.wait(10)).ok  # the 486 was ACKed
+
+
+async def test_sipp_info_against_auto_answering_uas(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_basic_call", calls=1, auto_answer=True) as uas:  # -aa: 200 to INFO
+        uac = await Sipp(tmp_path, "uac_info_dtmf", uas.address, service="2000", duration_ms=100).run()
+        assert uac.ok, uac
+        assert uac.count("INFO sip:") == 2
+        assert (await uas.wait(10)).ok
+
+
+async def test_sipp_early_media_then_answer(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_early_media", calls=1) as uas:
+        uac = await Sipp(tmp_path, "uac_basic_call", uas.address, service="2000", duration_ms=200).run()
+        assert uac.ok, uac
+        assert uac.count("SIP/2.0 183") >= 1
+        assert (await uas.wait(10)).ok
+
+
+async def test_sipp_register_against_verifyauth_registrar(sipp: str, tmp_path: Path) -> None:
+    users = [["2000", "secret2000"]]
+    async with (
+        Sipp(tmp_path, "uas_registrar_auth", inf=users) as good,
+        Sipp(tmp_path, "uas_registrar_auth", inf=users) as bad,
+    ):
+        valid, wrong = await asyncio.gather(
+            Sipp(
+                tmp_path, "uac_register_auth", good.address, service="2000", auth=("2000", "secret2000")
+            ).run(),
+            Sipp(tmp_path, "uac_register_auth", bad.address, service="2000", auth=("2000", "nope")).run(),
+        )
+        assert valid.ok and valid.count("SIP/2.0 200") >= 1, valid
+        assert not wrong.ok and wrong.count("SIP/2.0 403") >= 1, wrong
+        assert wrong.count("SIP/2.0 200") == 0
+        assert (await good.wait(10)).ok
+        # The refused UAC aborts its "call" with a stray BYE, which fails the registrar's run: only check
+        # that the registrar said 403 itself.
+        assert (await bad.wait(10)).count("SIP/2.0 403") >= 1
+
+
+# --- sipp against the desk phone ----------------------------------------------------------------------------
+async def test_sipp_uac_calls_phone_and_echoes_its_tone(sipp: str, tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        uac = Sipp(tmp_path, "uac_basic_call", phone.address, service="2000", duration_ms=2000, rtp_echo=True)
+        result = await uac.run()
+        assert result.ok, result
+        incoming = await phone.wait_for("incoming")
+        assert "sipp@" in incoming["from"]
+        await phone.wait_for("state", state="CONFIRMED")
+        await phone.wait_for("media", status="active", codec="PCMU")
+        await phone.wait_for("state", state="DISCONNECTED", code=200)  # sipp's BYE
+        wav = await phone.wait_for_recording()
+        assert heard(wav, 440), ratio(wav, 440)  # the phone's own tone, sent back by sipp -rtp_echo
+
+
+async def test_sipp_cancel_while_phone_rings(sipp: str, tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2000", answer="ring") as phone:
+        result = await Sipp(tmp_path, "uac_cancel", phone.address, service="2000").run()
+        assert result.ok, result
+        await phone.wait_for("incoming")
+        await phone.wait_for("state", state="DISCONNECTED", code=487)
+
+
+async def test_sipp_info_dtmf_reaches_phone(sipp: str, tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2000") as phone:
+        result = await Sipp(tmp_path, "uac_info_dtmf", phone.address, service="2000", duration_ms=200).run()
+        assert result.ok, result
+        assert (await phone.wait_for("dtmf", digit="5"))["method"] == "info"
+        assert (await phone.wait_for("dtmf", digit="#"))["method"] == "info"
+        info = await phone.wait_for("info", content_type="application/dtmf-relay")
+        assert "Signal=5" in info["body"]
+
+
+async def test_sipp_holds_and_resumes_phone(sipp: str, tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2000") as phone:
+        result = await Sipp(
+            tmp_path, "uac_reinvite_hold", phone.address, service="2000", duration_ms=300
+        ).run()
+        assert result.ok, result
+        assert "a=recvonly" in result.messages  # the phone's answer to a=sendonly
+        await phone.wait_for("media", status="active")
+        await phone.wait_for("media", status="remote_hold")
+        await phone.wait_for("media", status="active")
+
+
+async def test_phone_calls_busy_sipp(sipp: str, tmp_path: Path) -> None:
+    async with Sipp(tmp_path, "uas_busy", calls=1) as uas, DeskPhone(tmp_path, user="2000") as phone:
+        call = await phone.call(uas.uri("2001"))
+        await phone.wait_for("state", call=call, state="DISCONNECTED", code=486)
+        assert (await uas.wait(10)).ok
+
+
+async def test_phone_calls_sipp_with_early_media(sipp: str, tmp_path: Path) -> None:
+    async with (
+        Sipp(tmp_path, "uas_early_media", calls=1, rtp_echo=True) as uas,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+    ):
+        call = await phone.call(uas.uri("2001"))
+        await phone.wait_for("state", call=call, state="EARLY", code=183)
+        await phone.wait_for("state", call=call, state="CONFIRMED")
+        await asyncio.sleep(1.5)
+        await phone.hangup(call)
+        assert (await uas.wait(10)).ok
+        assert heard(await phone.wait_for_recording(call), 440)
+
+
+# --- phone against phone ------------------------------------------------------------------------------------
+async def test_phones_hear_each_others_tone(tmp_path: Path) -> None:
+    async with (
+        DeskPhone(tmp_path, user="2001", tone=880) as bob,
+        DeskPhone(tmp_path, user="2000", tone=440) as alice,
+    ):
+        call = await alice.call(bob.uri)
+        await alice.wait_for("state", call=call, state="CONFIRMED")
+        incoming = await bob.wait_for("incoming")
+        assert "2000@" in incoming["from"]
+        await bob.wait_for("state", state="CONFIRMED")
+        assert (await bob.wait_for("media", status="active"))["codec"] == "PCMU"  # PCMU first, not speex
+        await asyncio.sleep(1.6)
+        await alice.hangup(call)
+        await bob.wait_for("state", state="DISCONNECTED")
+        alice_wav, bob_wav = await alice.wait_for_recording(call), await bob.wait_for_recording()
+        assert heard(alice_wav, 880) and not heard(alice_wav, 440), (
+            ratio(alice_wav, 880),
+            ratio(alice_wav, 440),
+        )
+        assert heard(bob_wav, 440) and not heard(bob_wav, 880), (ratio(bob_wav, 440), ratio(bob_wav, 880))
+
+
+async def test_phone_dtmf_and_info_reach_the_other_phone(tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2001") as bob, DeskPhone(tmp_path, user="2000") as alice:
+        call = await alice.call(bob.uri)
+        await alice.wait_for("state", call=call, state="CONFIRMED")
+        await bob.wait_for("media", status="active")
+        await alice.send("dtmf", digits="12#")  # RFC 2833 (RFC 4733) telephone-events
+        for digit in "12#":
+            assert (await bob.wait_for("dtmf", digit=digit))["method"] == "rfc2833"
+        await alice.send("dtmf", digits="9", method="info")  # INFO application/dtmf-relay
+        assert (await bob.wait_for("dtmf", digit="9"))["method"] == "info"
+        await alice.send("info", content_type="application/x-gateway-test", body="hello=1\r\nworld=2")
+        info = await bob.wait_for("info", content_type="application/x-gateway-test")
+        assert info["body"] == "hello=1\r\nworld=2"
+        assert (await alice.wait_for("info_response", code=200))["call"] == call
+        await alice.hangup(call)
+
+
+async def test_phone_hold_and_resume(tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2001") as bob, DeskPhone(tmp_path, user="2000") as alice:
+        call = await alice.call(bob.uri)
+        await bob.wait_for("media", status="active")
+        await alice.send("hold", call=call)
+        await alice.wait_for("media", call=call, status="local_hold")
+        await bob.wait_for("media", status="remote_hold")
+        await alice.send("unhold", call=call)
+        await alice.wait_for("media", call=call, status="active")
+        await bob.wait_for("media", status="active")
+        await bob.hangup()
+        await alice.wait_for("state", call=call, state="DISCONNECTED")
+
+
+async def test_phone_answers_busy(tmp_path: Path) -> None:
+    async with (
+        DeskPhone(tmp_path, user="2001", answer="busy") as bob,
+        DeskPhone(tmp_path, user="2000") as alice,
+    ):
+        call = await alice.call(bob.uri)
+        await alice.wait_for("state", call=call, state="DISCONNECTED", code=486)
+
+
+# --- Kamailio -----------------------------------------------------------------------------------------------
+async def test_phone_registers_with_digest(kamailio: Kamailio, tmp_path: Path) -> None:
+    async with (
+        DeskPhone(
+            tmp_path, user="2000", register=kamailio.registrar, password=kamailio.users["2000"]
+        ) as good,
+        DeskPhone(tmp_path, user="2001", register=kamailio.registrar, password="wrong") as bad,
+    ):
+        ok = await good.wait_for("registered")
+        assert (ok["code"], ok["registered"]) == (200, True), ok
+        refused = await bad.wait_for("registered")
+        assert refused["code"] in (401, 403) and refused["registered"] is False, refused
+        assert (await bad.send("status"))["registered"] is False
+
+
+async def test_phone_calls_registered_phone_through_kamailio(kamailio: Kamailio, tmp_path: Path) -> None:
+    def phone(user: str, tone: float) -> DeskPhone:
+        return DeskPhone(
+            tmp_path, user=user, tone=tone, register=kamailio.registrar, password=kamailio.users[user]
+        )
+
+    async with phone("2001", 880) as bob, phone("2000", 440) as alice:
+        await bob.wait_for("registered", code=200)
+        await alice.wait_for("registered", code=200)
+        call = await alice.call(kamailio.aor("2001"))  # by address of record: Kamailio finds the contact
+        await alice.wait_for("state", call=call, state="CONFIRMED")
+        await bob.wait_for("state", state="CONFIRMED")
+        await alice.send("dtmf", digits="4")
+        await bob.wait_for("dtmf", digit="4")
+        await asyncio.sleep(1.5)
+        await bob.hangup()  # the BYE follows the Record-Route back through Kamailio
+        await alice.wait_for("state", call=call, state="DISCONNECTED", code=200)
+        assert heard(await bob.wait_for_recording(), 440)
+    assert "INVITE sip:2001@" in kamailio.log() and "BYE sip:" in kamailio.log()
+
+
+async def test_kamailio_rejects_unknown_callee(kamailio: Kamailio, tmp_path: Path) -> None:
+    async with DeskPhone(tmp_path, user="2000") as alice:
+        call = await alice.call(kamailio.aor("2003"))  # a test user, but not registered
+        await alice.wait_for("state", call=call, state="DISCONNECTED", code=404)
+
+
+async def test_sipp_register_against_kamailio(sipp: str, kamailio: Kamailio, tmp_path: Path) -> None:
+    valid, wrong = await asyncio.gather(
+        Sipp(
+            tmp_path, "uac_register_auth", kamailio.address, service="2002", auth=("2002", "secret2002")
+        ).run(),
+        Sipp(tmp_path, "uac_register_auth", kamailio.address, service="2003", auth=("2003", "nope")).run(),
+    )
+    assert valid.ok, valid
+    assert not wrong.ok and wrong.count("SIP/2.0 403") >= 1, wrong
