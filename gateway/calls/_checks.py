@@ -1,0 +1,34 @@
+"""Validation shared by events and commands; each failure quotes the bad value."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.calls.errors import InvalidValue
+
+DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
+
+
+def text(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidValue(f"{name} must be a non-empty string, got {value!r}")
+
+
+def optional_text(name: str, value: object) -> None:
+    if value is not None:
+        text(name, value)
+
+
+def status(name: str, value: object, low: int = 100, high: int = 699) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidValue(f"{name} must be a SIP status {low}-{high}, got {value!r}")
+
+
+def digit(value: object) -> None:
+    if not isinstance(value, str) or len(value) != 1 or value not in DTMF_DIGITS:
+        raise InvalidValue(f"not a DTMF digit (0-9 * # A-D): {value!r}")
+
+
+def duration(value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
+        raise InvalidValue(f"DTMF duration must be 1-10000 ms, got {value!r}")

@@ -1,0 +1,341 @@
+"""Commands out of a call, to the SIP user agent, the media bridge, signaling and the timers.
+
+Every command names its call. Commands for a browser also name the session to tell; they map
+one to one onto the browser events: incoming, ringing, early_media, connected, held, resumed,
+ended {reason, sip_status}, error {code, message, field} (plus the SDP carriers SendWebOffer and
+SendWebAnswer, and StopRinging). The driver runs them in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.calls import _checks
+from gateway.calls.errors import InvalidValue
+from gateway.calls.reasons import EndReason
+from gateway.calls.states import CallDirection, Side, TimerName
+from gateway.identity.model import SipIdentity
+
+# --- to the SIP user agent -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SipInvite:
+    """Send INVITE to `target` (a SIP URI) from `identity` (AOR, display name, digest credentials)."""
+
+    call_id: str
+    target: str
+    identity: SipIdentity
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("target", self.target)
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipCancel:
+    """Abandon our INVITE: CANCEL once a provisional response came (RFC 3261 §9.1), else stop it."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipRespond:
+    """Answer the inbound INVITE (1xx, 2xx with the SIP answer, or a final failure)."""
+
+    call_id: str
+    status: int
+    phrase: str
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 101, 699)
+        if 200 <= self.status < 300 and self.sdp is None:
+            raise InvalidValue(f"a {self.status} to an INVITE with an offer needs the SDP answer")
+
+
+@dataclass(frozen=True, slots=True)
+class SipBye:
+    """End the confirmed dialog with BYE (the UA also ACKs-and-BYEs a 2xx that crossed a CANCEL)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipReinvite:
+    """Send a re-INVITE with `sdp` (hold: a=sendonly, resume: a=sendrecv)."""
+
+    call_id: str
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipRespondReinvite:
+    """Answer the SIP party's re-INVITE; 500 carries Retry-After (RFC 3261 §14.2)."""
+
+    call_id: str
+    status: int
+    phrase: str
+    sdp: str | None = None
+    retry_after: int | None = None
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 200, 699)
+        if 200 <= self.status < 300 and self.sdp is None:
+            raise InvalidValue(f"a {self.status} to a re-INVITE needs an SDP body")
+
+
+@dataclass(frozen=True, slots=True)
+class SipInfoDtmf:
+    """Send one digit as SIP INFO, Content-Type application/dtmf-relay (Signal=, Duration=)."""
+
+    call_id: str
+    digit: str
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        _checks.digit(self.digit)
+        _checks.duration(self.duration_ms)
+
+
+# --- to the media bridge ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBridge:
+    call_id: str
+    direction: CallDirection
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOfferToSip:
+    """Outbound: take the browser's offer, make the SIP offer (reply: MediaSipOfferReady)."""
+
+    call_id: str
+    web_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaAnswerFromSip:
+    """Apply a SIP answer (early, final or to our re-INVITE); reply MediaWebAnswerReady."""
+
+    call_id: str
+    sip_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOfferToWeb:
+    """Inbound: take the SIP offer, make the WebRTC offer (reply: MediaWebOfferReady)."""
+
+    call_id: str
+    sip_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaAnswerFromWeb:
+    """Inbound: apply the browser's answer, make the SIP answer (reply: MediaSipAnswerReady)."""
+
+    call_id: str
+    web_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSipReoffer:
+    """Make a new SIP offer putting the SIP party on hold or taking it off (reply: MediaSipOfferReady).
+
+    The bridge also stops (or resumes) forwarding between the legs for the local hold.
+    """
+
+    call_id: str
+    hold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSipUpdate:
+    """Apply the SIP party's re-offer (hold, resume, new address); reply MediaSipAnswerReady."""
+
+    call_id: str
+    sip_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSendDtmf:
+    """Send one digit to the SIP leg as RFC 4733 telephone-events."""
+
+    call_id: str
+    digit: str
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        _checks.digit(self.digit)
+        _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseBridge:
+    call_id: str
+
+
+# --- to signaling (one browser session) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyIncoming:
+    """`incoming`: ring this session."""
+
+    session_id: str
+    call_id: str
+    from_uri: str
+    from_display: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StopRinging:
+    """This session stops ringing: answered elsewhere, caller cancelled, no answer, rejected."""
+
+    session_id: str
+    call_id: str
+    reason: str
+    code: EndReason
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRinging:
+    """`ringing`: the SIP party's phone rings."""
+
+    session_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyEarlyMedia:
+    """`early_media`: audio flows before the answer (the web answer went with SendWebAnswer)."""
+
+    session_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendWebAnswer:
+    """Outbound: the WebRTC answer to the browser's offer."""
+
+    session_id: str
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendWebOffer:
+    """Inbound: the WebRTC offer the answering browser must answer (WebSdpAnswer)."""
+
+    session_id: str
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConnected:
+    session_id: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyHeld:
+    session_id: str
+    call_id: str
+    by: Side
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyResumed:
+    session_id: str
+    call_id: str
+    by: Side
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyDtmf:
+    """A digit from the SIP party."""
+
+    session_id: str
+    call_id: str
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyEnded:
+    """`ended {reason, sip_status}`: the call is over for this session (sent once per session)."""
+
+    session_id: str
+    call_id: str
+    reason: EndReason
+    message: str
+    sip_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyError:
+    """`error {code, message, field}`: a request of this session was refused."""
+
+    session_id: str
+    call_id: str
+    code: str
+    message: str
+    field: str | None = None
+
+
+# --- to the timers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """(Re)start timer `name`: after `seconds` the driver feeds TimerFired(name)."""
+
+    call_id: str
+    name: TimerName
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise InvalidValue(f"timer {self.name} needs a positive delay, got {self.seconds!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    call_id: str
+    name: TimerName
+
+
+SipCommand = SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf
+MediaCommand = (
+    CreateBridge
+    | MediaOfferToSip
+    | MediaAnswerFromSip
+    | MediaOfferToWeb
+    | MediaAnswerFromWeb
+    | MediaSipReoffer
+    | MediaSipUpdate
+    | MediaSendDtmf
+    | CloseBridge
+)
+SignalCommand = (
+    NotifyIncoming
+    | StopRinging
+    | NotifyRinging
+    | NotifyEarlyMedia
+    | SendWebAnswer
+    | SendWebOffer
+    | NotifyConnected
+    | NotifyHeld
+    | NotifyResumed
+    | NotifyDtmf
+    | NotifyEnded
+    | NotifyError
+)
+TimerCommand = StartTimer | CancelTimer
+Command = SipCommand | MediaCommand | SignalCommand | TimerCommand

@@ -1,0 +1,382 @@
+"""Events into a call: from signaling (the browser), the SIP UA, the media bridge and the timers.
+
+All are frozen values, validated when built. Events from the browser name the session that sent
+them; the machine refuses (`WrongSession`) a session that is not part of the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.calls import _checks
+from gateway.calls.errors import InvalidValue
+from gateway.calls.states import RejectKind, TimerName
+from gateway.identity.model import Found, InboundResult, NoSuchUser, NotOnline, WebUser
+
+# --- from signaling (the browser) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebDial:
+    """A logged-in web user dials `destination` (a number or a SIP URI) with a WebRTC offer."""
+
+    session_id: str
+    user: WebUser
+    destination: str
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("sdp", self.sdp)
+        if not isinstance(self.destination, str):
+            raise InvalidValue(f"destination must be a string, got {self.destination!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WebAccept:
+    """A ringing session answers."""
+
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WebReject:
+    """A ringing session turns the call down: busy (486) or decline (603)."""
+
+    session_id: str
+    kind: RejectKind = RejectKind.BUSY
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        if not isinstance(self.kind, RejectKind):
+            raise InvalidValue(f"kind must be a RejectKind, got {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSdpAnswer:
+    """The answering browser's WebRTC answer to the offer the gateway sent it (inbound calls)."""
+
+    session_id: str
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class WebHangup:
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WebHold:
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WebResume:
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WebDtmf:
+    """Keypad digits from the browser, each sent for `duration_ms` (None: the configured default)."""
+
+    session_id: str
+    digits: str
+    duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("digits", self.digits)
+        for digit in self.digits:
+            _checks.digit(digit)
+        if self.duration_ms is not None:
+            _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class WebDisconnected:
+    """The browser session went away (WebSocket closed); it cannot be told anything more."""
+
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+# --- from the SIP user agent --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SipIncomingInvite:
+    """A new INVITE, with the identity map's answer for its Request-URI (`IdentityMap.resolve_inbound`)."""
+
+    request_uri: str
+    from_uri: str
+    from_display: str | None
+    sdp: str | None  # None: an offerless INVITE (not supported: 488)
+    target: InboundResult
+
+    def __post_init__(self) -> None:
+        _checks.text("request_uri", self.request_uri)
+        _checks.text("from_uri", self.from_uri)
+        _checks.optional_text("sdp", self.sdp)
+        if not isinstance(self.target, (Found, NotOnline, NoSuchUser)):
+            raise InvalidValue(f"target must be Found, NotOnline or NoSuchUser, got {self.target!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipProvisional:
+    """A 1xx to our INVITE (100 too, when the UA passes it up); 18x with SDP means early media."""
+
+    status: int
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 100, 199)
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipAccepted:
+    """A 2xx to our INVITE (the UA ACKs it). No SDP: the early answer stands (RFC 3264 §4)."""
+
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipFailed:
+    """A final non-2xx to our INVITE, including the UA's own 408 when timer B fires."""
+
+    status: int
+    phrase: str = ""
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 300, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class SipCancelled:
+    """The caller CANCELled its INVITE; the UA has answered the INVITE with 487 (RFC 3261 §9.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SipByeReceived:
+    """The SIP party sent BYE (the UA answered 200); `cause` from its Reason header, if any."""
+
+    cause: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.cause is not None:
+            _checks.status("cause", self.cause)
+
+
+@dataclass(frozen=True, slots=True)
+class SipReinviteReceived:
+    """A re-INVITE from the SIP party (hold, resume, refresh); the machine must answer it."""
+
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipReinviteResult:
+    """The final response to our re-INVITE (a 2xx carries the answer)."""
+
+    status: int
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 200, 699)
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipLegClosed:
+    """The SIP dialog is gone: our BYE was answered (or timed out), or the dialog died otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDtmf:
+    """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
+
+    digit: str
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        _checks.digit(self.digit)
+        _checks.duration(self.duration_ms)
+
+
+# --- from the media bridge (replies to media commands, and what it observes) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSipOfferReady:
+    """Reply to MediaOfferToSip or MediaSipReoffer: the plain RTP offer for the SIP leg."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebAnswerReady:
+    """Reply to MediaAnswerFromSip: the WebRTC answer for the browser."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebOfferReady:
+    """Reply to MediaOfferToWeb: the WebRTC offer for the answering browser."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSipAnswerReady:
+    """Reply to MediaAnswerFromWeb or MediaSipUpdate: the plain RTP answer for the SIP leg."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConnected:
+    """The web leg's ICE and DTLS are up."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFailed:
+    """The bridge cannot carry the call: SDP not translatable (sip_status 488), ICE/DTLS failure."""
+
+    reason: str
+    sip_status: int | None = None
+
+    def __post_init__(self) -> None:
+        _checks.text("reason", self.reason)
+        if self.sip_status is not None:
+            _checks.status("sip_status", self.sip_status, 400, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInactive:
+    """No RTP for `seconds` on a leg that should be sending."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seconds, (int, float)) or isinstance(self.seconds, bool) or self.seconds < 0:
+            raise InvalidValue(f"seconds must be a non-negative number, got {self.seconds!r}")
+
+
+# --- from the timers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer the call started fired. One that was cancelled or not running is ignored."""
+
+    timer: TimerName
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timer, TimerName):
+            raise InvalidValue(f"timer must be a TimerName, got {self.timer!r}")
+
+
+WebEvent = (
+    WebDial
+    | WebAccept
+    | WebReject
+    | WebSdpAnswer
+    | WebHangup
+    | WebHold
+    | WebResume
+    | WebDtmf
+    | WebDisconnected
+)
+SipEvent = (
+    SipIncomingInvite
+    | SipProvisional
+    | SipAccepted
+    | SipFailed
+    | SipCancelled
+    | SipByeReceived
+    | SipReinviteReceived
+    | SipReinviteResult
+    | SipLegClosed
+    | RemoteDtmf
+)
+MediaEvent = (
+    MediaSipOfferReady
+    | MediaWebAnswerReady
+    | MediaWebOfferReady
+    | MediaSipAnswerReady
+    | MediaConnected
+    | MediaFailed
+    | MediaInactive
+)
+Event = WebEvent | SipEvent | MediaEvent | TimerFired
+
+WEB_EVENTS: tuple[type[WebEvent], ...] = (
+    WebDial,
+    WebAccept,
+    WebReject,
+    WebSdpAnswer,
+    WebHangup,
+    WebHold,
+    WebResume,
+    WebDtmf,
+    WebDisconnected,
+)
+SIP_EVENTS: tuple[type[SipEvent], ...] = (
+    SipIncomingInvite,
+    SipProvisional,
+    SipAccepted,
+    SipFailed,
+    SipCancelled,
+    SipByeReceived,
+    SipReinviteReceived,
+    SipReinviteResult,
+    SipLegClosed,
+    RemoteDtmf,
+)
+MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
+    MediaSipOfferReady,
+    MediaWebAnswerReady,
+    MediaWebOfferReady,
+    MediaSipAnswerReady,
+    MediaConnected,
+    MediaFailed,
+    MediaInactive,
+)
+EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

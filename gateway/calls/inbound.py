@@ -1,0 +1,231 @@
+"""Handlers of an inbound call (SIP -> web user) until it is connected or over.
+
+INVITE -> the identity map's answer: NoSuchUser 404, NotOnline 480, no offer 488, else ring every
+open session of the users found (NotifyIncoming) and send 180 Ringing. The first session to
+answer wins: the others StopRinging("answered elsewhere"). Answering: CreateBridge,
+MediaOfferToWeb -> SendWebOffer -> WebSdpAnswer -> MediaAnswerFromWeb -> MediaSipAnswerReady,
+and once the bridge reports MediaConnected (WebRTC up), 200 OK with the SIP answer.
+A reject ends ringing for that user's sessions and, when nobody else rings, answers 486 or 603.
+No answer within inbound_ring_timeout: 480 (see gateway/calls/reasons.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sdp
+from gateway.calls.commands import (
+    CloseBridge,
+    CreateBridge,
+    MediaAnswerFromWeb,
+    MediaOfferToWeb,
+    NotifyConnected,
+    NotifyIncoming,
+    SendWebOffer,
+    SipRespond,
+)
+from gateway.calls.errors import WrongSession
+from gateway.calls.events import (
+    MediaConnected,
+    MediaFailed,
+    MediaSipAnswerReady,
+    MediaWebOfferReady,
+    SipByeReceived,
+    SipCancelled,
+    SipIncomingInvite,
+    TimerFired,
+    WebAccept,
+    WebDisconnected,
+    WebHangup,
+    WebReject,
+    WebSdpAnswer,
+)
+from gateway.calls.reasons import REJECT_STATUS, EndReason, Reason, local_reason, phrase
+from gateway.calls.states import CallDirection, CallState, RejectKind, TimerName
+from gateway.identity.model import Found, NoSuchUser
+
+if TYPE_CHECKING:
+    from gateway.calls.machine import CallMachine
+
+
+def respond(call: CallMachine, status: int, sdp_text: str | None = None) -> None:
+    call.emit(SipRespond(call.call_id, status, phrase(status), sdp_text))
+
+
+def _refuse(call: CallMachine, status: int, code: EndReason) -> None:
+    call.end_reason = local_reason(code, status)
+    respond(call, status)
+    call.close()
+
+
+def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
+    call.direction = CallDirection.INBOUND
+    call.remote_uri = event.from_uri
+    target = event.target
+    if not isinstance(target, Found):
+        code = EndReason.NO_SUCH_NUMBER if isinstance(target, NoSuchUser) else EndReason.UNAVAILABLE
+        _refuse(call, target.sip_status, code)
+        return
+    if event.sdp is None:  # offerless INVITE (RFC 3261 §13.2.1): the gateway needs an offer to bridge
+        _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA)
+        return
+    try:
+        sdp.parse(event.sdp)
+    except sdp.SdpError as exc:
+        _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA)
+        return
+    call.sip_offer = event.sdp
+    for user in target.users:
+        for session_id in target.sessions.get(user.id, ()):
+            call.ringing.setdefault(session_id, user.id)
+    if not call.ringing:  # Found promises sessions; without any there is nobody to ring
+        _refuse(call, 480, EndReason.UNAVAILABLE)
+        return
+    for session_id in call.ringing:
+        call.emit(NotifyIncoming(session_id, call.call_id, event.from_uri, event.from_display))
+    respond(call, 180)
+    call.start_timer(TimerName.RING, call.settings.inbound_ring_timeout)
+    call._set_state(CallState.INVITED)
+
+
+def _require_ringing(call: CallMachine, session_id: str) -> str:
+    user_id = call.ringing.get(session_id)
+    if user_id is None:
+        raise WrongSession(call.call_id, session_id)
+    return user_id
+
+
+def accept(call: CallMachine, event: WebAccept) -> None:
+    _require_ringing(call, event.session_id)
+    assert call.sip_offer is not None
+    del call.ringing[event.session_id]
+    call.session_id = event.session_id
+    call.cancel_timer(TimerName.RING)
+    call.stop_ringing(EndReason.ANSWERED_ELSEWHERE)
+    call.emit(
+        CreateBridge(call.call_id, CallDirection.INBOUND), MediaOfferToWeb(call.call_id, call.sip_offer)
+    )
+    call.start_timer(TimerName.ANSWER, call.settings.answer_timeout)
+    call._set_state(CallState.EARLY)
+
+
+def reject(call: CallMachine, event: WebReject) -> None:
+    user_id = _require_ringing(call, event.session_id)
+    status = REJECT_STATUS[event.kind]
+    own = EndReason.BUSY if event.kind is RejectKind.BUSY else EndReason.DECLINED
+    call.stop_ringing(own, [event.session_id])
+    call.stop_ringing(EndReason.REJECTED_ELSEWHERE, [s for s, u in call.ringing.items() if u == user_id])
+    if not call.ringing:
+        _refuse(call, status, own)
+
+
+def hangup_ringing(call: CallMachine, event: WebHangup) -> None:
+    """Hang up on a ringing call: a decline (603)."""
+    reject(call, WebReject(event.session_id, RejectKind.DECLINE))
+
+
+def ringing_disconnected(call: CallMachine, event: WebDisconnected) -> None:
+    _require_ringing(call, event.session_id)
+    del call.ringing[event.session_id]
+    if not call.ringing:
+        _refuse(call, 480, EndReason.DISCONNECTED)
+
+
+def ringing_cancelled(call: CallMachine, event: SipCancelled) -> None:
+    """CANCEL: the UA has answered 487; the browsers stop ringing."""
+    call.stop_ringing(EndReason.CALLER_CANCELLED)
+    call.end_reason = local_reason(EndReason.CALLER_CANCELLED, 487)
+    call.close()
+
+
+def ringing_bye(call: CallMachine, event: SipByeReceived) -> None:
+    """BYE on the early dialog: the INVITE gets 487 (RFC 3261 §15.1.2)."""
+    call.stop_ringing(EndReason.CALLER_CANCELLED)
+    _refuse(call, 487, EndReason.CALLER_CANCELLED)
+
+
+def ring_expired(call: CallMachine, event: TimerFired) -> None:
+    call.stop_ringing(EndReason.NO_ANSWER)
+    _refuse(call, 480, EndReason.NO_ANSWER)
+
+
+# --- answering (state early, inbound) -------------------------------------------------------------
+
+
+def web_offer_ready(call: CallMachine, event: MediaWebOfferReady) -> None:
+    if call.web_offer_sent:
+        raise call.illegal(event, "the browser already has its offer")
+    assert call.session_id is not None
+    call.web_offer_sent = True
+    call.emit(SendWebOffer(call.session_id, call.call_id, event.sdp))
+
+
+def web_sdp_answer(call: CallMachine, event: WebSdpAnswer) -> None:
+    call.require_session(event.session_id)
+    if not call.web_offer_sent or call.web_answer_received:
+        raise call.illegal(event, "no offer is waiting for the browser's answer")
+    call.web_answer_received = True
+    call.emit(MediaAnswerFromWeb(call.call_id, event.sdp))
+
+
+def sip_answer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
+    if not call.web_answer_received or call.local_sip_sdp is not None:
+        raise call.illegal(event, "no SIP answer was asked for")
+    call.local_sip_sdp = event.sdp
+    _maybe_answer(call)
+
+
+def media_connected(call: CallMachine, event: MediaConnected) -> None:
+    if call.direction is CallDirection.INBOUND and not call.media_up:
+        call.media_up = True
+        _maybe_answer(call)
+
+
+def _maybe_answer(call: CallMachine) -> None:
+    """200 OK once both the SIP answer exists and WebRTC is up."""
+    if call.local_sip_sdp is None or not call.media_up:
+        return
+    assert call.session_id is not None
+    call.cancel_timer(TimerName.ANSWER)
+    call.connected_at = call.clock()
+    respond(call, 200, call.local_sip_sdp)
+    call.emit(NotifyConnected(call.session_id, call.call_id))
+    call._set_state(CallState.CONNECTED)
+
+
+def _fail_answer(call: CallMachine, reason: Reason, status: int | None) -> None:
+    call.emit(CloseBridge(call.call_id))
+    call.tell_ended(reason)
+    if status is not None:
+        respond(call, status)
+    call.close()
+
+
+def answering_hangup(call: CallMachine, event: WebHangup) -> None:
+    call.require_session(event.session_id)
+    _fail_answer(call, local_reason(EndReason.HANGUP), 480)
+
+
+def answering_disconnected(call: CallMachine, event: WebDisconnected) -> None:
+    call.require_session(event.session_id)
+    call.web_gone = True
+    _fail_answer(call, local_reason(EndReason.DISCONNECTED), 480)
+
+
+def answering_cancelled(call: CallMachine, event: SipCancelled) -> None:
+    _fail_answer(call, local_reason(EndReason.CALLER_CANCELLED, 487), None)
+
+
+def answering_bye(call: CallMachine, event: SipByeReceived) -> None:
+    _fail_answer(call, local_reason(EndReason.CALLER_CANCELLED, 487), 487)
+
+
+def answering_media_failed(call: CallMachine, event: MediaFailed) -> None:
+    status = event.sip_status if event.sip_status is not None else 480
+    code = EndReason.INCOMPATIBLE_MEDIA if status == 488 else EndReason.MEDIA_FAILED
+    _fail_answer(call, local_reason(code, status, f"The audio could not be set up: {event.reason}"), status)
+
+
+def answer_expired(call: CallMachine, event: TimerFired) -> None:
+    message = "The audio connection could not be set up in time"
+    _fail_answer(call, local_reason(EndReason.MEDIA_FAILED, 480, message), 480)

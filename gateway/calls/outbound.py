@@ -1,0 +1,215 @@
+"""Handlers of an outbound call (browser -> PBX) until it is connected or over.
+
+dial -> (policy) -> CreateBridge, MediaOfferToSip -> MediaSipOfferReady -> SipInvite
+1xx: the PBX is reachable (SETUP off, RING on); 18x without SDP: ringing; 18x with SDP: early media
+(RFC 3261 §13.2.1 lets any 18x carry the answer; browsers get it as their WebRTC answer);
+2xx: connected (the UA ACKs); 3xx-6xx: ended, with the reason from gateway/calls/reasons.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from gateway.calls.commands import (
+    CloseBridge,
+    CreateBridge,
+    MediaAnswerFromSip,
+    MediaOfferToSip,
+    NotifyConnected,
+    NotifyEarlyMedia,
+    NotifyError,
+    NotifyRinging,
+    SendWebAnswer,
+    SipBye,
+    SipCancel,
+    SipInvite,
+)
+from gateway.calls.events import (
+    MediaFailed,
+    MediaSipOfferReady,
+    MediaWebAnswerReady,
+    SipAccepted,
+    SipFailed,
+    SipProvisional,
+    TimerFired,
+    WebDial,
+    WebDisconnected,
+    WebHangup,
+)
+from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
+from gateway.calls.states import CallDirection, CallState, TimerName
+from gateway.identity.errors import IdentityError
+from gateway.identity.lookup import may_call
+from gateway.identity.model import SipIdentity
+from gateway.identity.uri import SipAddress
+
+if TYPE_CHECKING:
+    from gateway.calls.machine import CallMachine
+
+_SEPARATORS: Final = re.compile(r"[\s().-]")
+_NUMBER: Final = re.compile(r"\+?[0-9*#]+")
+
+
+class BadDestination(Exception):
+    """Internal: why a dialed string is not callable (becomes an `error` to the browser)."""
+
+
+def dial_target(destination: str, pbx_domain: str | None) -> tuple[str, str]:
+    """(Request-URI, what the policy checks) for a dialed number or SIP URI; raises BadDestination.
+
+    Numbers lose visual separators (`030 123-45`), keep a leading `+`, `*` and `#` (escaped as
+    %23 in the URI: RFC 3261 §25.1 does not allow `#` in a user part).
+    """
+    text = destination.strip()
+    if not text:
+        raise BadDestination("nothing was dialed")
+    if text.lower().startswith(("sip:", "sips:")) or "@" in text:
+        uri = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
+        try:
+            address = SipAddress.parse(uri)
+        except IdentityError as exc:
+            raise BadDestination(f"not a SIP address: {exc}") from None
+        if address.user is None:
+            raise BadDestination(f"SIP address {text!r} names no user")
+        return uri, uri
+    number = _SEPARATORS.sub("", text)
+    if not _NUMBER.fullmatch(number):
+        raise BadDestination(f"{text!r} is neither a number nor a SIP address")
+    if pbx_domain is None:
+        raise BadDestination("no PBX is configured to dial numbers; dial a SIP address")
+    return f"sip:{number.replace('#', '%23')}@{pbx_domain}", number
+
+
+def dial(call: CallMachine, event: WebDial) -> None:
+    call.direction = CallDirection.OUTBOUND
+    call.session_id = event.session_id
+    call.user = event.user
+    try:
+        target, checked = dial_target(event.destination, call.settings.pbx_domain)
+    except BadDestination as exc:
+        _refuse(call, EndReason.BAD_DESTINATION, str(exc))
+        return
+    if not may_call(event.user, checked, call.settings.pbx_domain):
+        _refuse(call, EndReason.DESTINATION_NOT_ALLOWED, f"You may not call {event.destination.strip()}")
+        return
+    call.target = target
+    call.emit(CreateBridge(call.call_id, CallDirection.OUTBOUND), MediaOfferToSip(call.call_id, event.sdp))
+    call.start_timer(TimerName.SETUP, call.settings.setup_timeout)
+    call._set_state(CallState.INVITING)
+
+
+def _refuse(call: CallMachine, code: EndReason, message: str) -> None:
+    """Policy says no: an `error` for the dial request, `ended` for the call; no SIP at all."""
+    assert call.session_id is not None
+    call.emit(NotifyError(call.session_id, call.call_id, code.value, message, "destination"))
+    call.tell_ended(local_reason(code, message=message))
+    call.close()
+
+
+def sip_offer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
+    if call.invite_sent:
+        raise call.illegal(event, "the INVITE is already out")
+    assert call.user is not None and call.target is not None
+    user = call.user
+    call.invite_sent = True
+    call.local_sip_sdp = event.sdp
+    identity = SipIdentity(user.aor, user.display_name, user.credentials)
+    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp))
+
+
+def _require_invite(call: CallMachine, event: object) -> None:
+    if not call.invite_sent:
+        raise call.illegal(event, "no INVITE was sent yet")
+
+
+def provisional(call: CallMachine, event: SipProvisional) -> None:
+    _require_invite(call, event)
+    assert call.session_id is not None
+    if not call.provisional_seen:  # the PBX is there: from now on it is the callee we wait for
+        call.provisional_seen = True
+        call.cancel_timer(TimerName.SETUP)
+        call.start_timer(TimerName.RING, call.settings.outbound_ring_timeout)
+    if event.status == 100 or call.state is not CallState.INVITING:
+        return  # RFC 3264: one answer per offer; later 18x in the early dialog change nothing
+    if event.sdp is not None:
+        call.early_sip_sdp = event.sdp
+        call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
+        call._set_state(CallState.EARLY)
+    elif not call.rang:
+        call.rang = True
+        call.emit(NotifyRinging(call.session_id, call.call_id))
+
+
+def accepted(call: CallMachine, event: SipAccepted) -> None:
+    _require_invite(call, event)
+    assert call.session_id is not None
+    call.cancel_timer(TimerName.SETUP)
+    call.cancel_timer(TimerName.RING)
+    if event.sdp is None and call.early_sip_sdp is None:
+        # A 2xx must answer the INVITE's offer (RFC 3264 §4): take the call down.
+        call.emit(SipBye(call.call_id), CloseBridge(call.call_id))
+        call.tell_ended(local_reason(EndReason.INCOMPATIBLE_MEDIA, 488, "The PBX answered without audio"))
+        call.begin_closing()
+        return
+    call.connected_at = call.clock()
+    if event.sdp is not None:
+        call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
+    call.emit(NotifyConnected(call.session_id, call.call_id))
+    call._set_state(CallState.CONNECTED)
+
+
+def failed(call: CallMachine, event: SipFailed) -> None:
+    _require_invite(call, event)
+    call.emit(CloseBridge(call.call_id))
+    call.tell_ended(reason_for_status(event.status, event.phrase))
+    call.close()
+
+
+def web_answer_ready(call: CallMachine, event: MediaWebAnswerReady) -> None:
+    """The browser's answer: first time only (later ones follow re-INVITE answers and change nothing)."""
+    if call.direction is not CallDirection.OUTBOUND or call.web_answer_sent:
+        return
+    assert call.session_id is not None
+    call.web_answer_sent = True
+    call.emit(SendWebAnswer(call.session_id, call.call_id, event.sdp))
+    if call.state is CallState.EARLY:
+        call.emit(NotifyEarlyMedia(call.session_id, call.call_id))
+
+
+def abandon(call: CallMachine, reason: Reason) -> None:
+    """End an outbound call before its answer: CANCEL if the INVITE is out."""
+    call.emit(CloseBridge(call.call_id))
+    call.tell_ended(reason)
+    if call.invite_sent:
+        call.emit(SipCancel(call.call_id))
+        call.begin_closing()
+    else:
+        call.close()
+
+
+def hangup(call: CallMachine, event: WebHangup) -> None:
+    call.require_session(event.session_id)
+    abandon(call, local_reason(EndReason.CANCELLED, message="You cancelled the call"))
+
+
+def disconnected(call: CallMachine, event: WebDisconnected) -> None:
+    call.require_session(event.session_id)
+    call.web_gone = True
+    abandon(call, local_reason(EndReason.DISCONNECTED))
+
+
+def media_failed(call: CallMachine, event: MediaFailed) -> None:
+    code = EndReason.INCOMPATIBLE_MEDIA if event.sip_status == 488 else EndReason.MEDIA_FAILED
+    abandon(call, local_reason(code, event.sip_status, f"The audio could not be set up: {event.reason}"))
+
+
+def setup_expired(call: CallMachine, event: TimerFired) -> None:
+    if call.invite_sent:
+        abandon(call, local_reason(EndReason.PBX_UNREACHABLE, 408))
+    else:
+        abandon(call, local_reason(EndReason.MEDIA_FAILED, message="The audio could not be set up in time"))
+
+
+def no_answer(call: CallMachine, event: TimerFired) -> None:
+    abandon(call, local_reason(EndReason.NO_ANSWER))

@@ -1,0 +1,117 @@
+"""`CallRegistry`: every call of the gateway, by call id and by browser session. Sans-I/O.
+
+A web user may have several calls at once, and an inbound call may ring several sessions; the
+registry owns one `CallMachine` per call, routes events to it, keeps the index session -> calls
+in step with each machine's `sessions` after every event, and forgets a call once it is closed.
+A session that goes away (`session_closed`) ends each of its calls as the call's state requires
+(BYE when connected, CANCEL when inviting, 480 when it was the last to ring), through the
+machines' own WebDisconnected handling. Call ids come from an injected factory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from gateway.calls.commands import Command
+from gateway.calls.errors import UnknownCall
+from gateway.calls.events import Event, SipIncomingInvite, WebDial, WebDisconnected
+from gateway.calls.machine import CallMachine
+from gateway.calls.settings import CallSettings
+from gateway.calls.states import CallState
+
+logger = logging.getLogger(__name__)
+
+
+def _new_call_id() -> str:
+    return uuid.uuid4().hex
+
+
+class CallRegistry:
+    def __init__(
+        self,
+        settings: CallSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        new_call_id: Callable[[], str] = _new_call_id,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings if settings is not None else CallSettings()
+        self._clock = clock
+        self._new_call_id = new_call_id
+        self._jitter = jitter
+        self._calls: dict[str, CallMachine] = {}
+        self._by_session: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def __iter__(self) -> Iterator[CallMachine]:
+        return iter(list(self._calls.values()))
+
+    def get(self, call_id: str) -> CallMachine:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise UnknownCall(call_id) from None
+
+    def calls_of(self, session_id: str) -> tuple[str, ...]:
+        """Ids of the calls that involve `session_id` (ringing it, or carried by it), oldest first."""
+        ids = self._by_session.get(session_id, set())
+        return tuple(call_id for call_id in self._calls if call_id in ids)
+
+    def dial(self, event: WebDial) -> tuple[str, list[Command]]:
+        """Start an outbound call; the new call id and its first commands."""
+        return self._start(event)
+
+    def incoming(self, event: SipIncomingInvite) -> tuple[str, list[Command]]:
+        """Start an inbound call from a new INVITE; the new call id and its first commands."""
+        return self._start(event)
+
+    def handle(self, call_id: str, event: Event) -> list[Command]:
+        """Route one event to its call (UnknownCall when there is none)."""
+        call = self.get(call_id)
+        try:
+            return call.handle(event)
+        finally:
+            self._sync(call)
+
+    def session_closed(self, session_id: str) -> list[Command]:
+        """The browser session went away: every call it is part of hears WebDisconnected."""
+        commands: list[Command] = []
+        for call_id in self.calls_of(session_id):
+            commands.extend(self.handle(call_id, WebDisconnected(session_id)))
+        self._by_session.pop(session_id, None)
+        return commands
+
+    def _start(self, event: WebDial | SipIncomingInvite) -> tuple[str, list[Command]]:
+        call_id = self._new_call_id()
+        if call_id in self._calls:
+            raise UnknownCall(call_id)  # the factory repeated itself: refuse rather than mix calls
+        call = CallMachine(call_id, self.settings, clock=self._clock, jitter=self._jitter)
+        self._calls[call_id] = call
+        logger.info("call=%s created (%s)", call_id, type(event).__name__)
+        try:
+            return call_id, call.handle(event)
+        finally:
+            self._sync(call)
+
+    def _sync(self, call: CallMachine) -> None:
+        """Re-index `call` by its sessions; forget it when closed."""
+        now = call.sessions
+        for session_id, ids in list(self._by_session.items()):
+            if call.call_id in ids and session_id not in now:
+                ids.discard(call.call_id)
+                if not ids:
+                    del self._by_session[session_id]
+        for session_id in now:
+            self._by_session.setdefault(session_id, set()).add(call.call_id)
+        if call.state is CallState.CLOSED:
+            del self._calls[call.call_id]
+            logger.info("call=%s forgotten", call.call_id)

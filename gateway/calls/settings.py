@@ -1,0 +1,50 @@
+"""`CallSettings`: what a call needs from gateway.yaml, plus its timeouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.calls.errors import InvalidValue
+from gateway.config.values import DtmfMode
+
+if TYPE_CHECKING:
+    from gateway.config.schema import Config
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """Per-call policy. Timeouts are seconds; the machine only asks for timers, it never sleeps."""
+
+    dtmf_mode: DtmfMode = DtmfMode.RFC4733  # how browser keypad digits reach the SIP leg
+    pbx_domain: str | None = None  # host of the Request-URI for dialed numbers (sip:<number>@<domain>)
+    setup_timeout: float = 10.0  # dial until the PBX's first response (any 1xx): "PBX unreachable"
+    outbound_ring_timeout: float = 180.0  # first 1xx until answer: CANCEL, "no answer"
+    inbound_ring_timeout: float = 60.0  # ringing web sessions until one answers: 480
+    answer_timeout: float = 20.0  # a session answered until WebRTC is up: 480
+    closing_timeout: float = 32.0  # 64*T1 (RFC 3261 §17.1.1.2 timer B): give up on the SIP leg
+    dtmf_duration_ms: int = 100  # per digit, when the browser gives none
+
+    def __post_init__(self) -> None:
+        for name in (
+            "setup_timeout",
+            "outbound_ring_timeout",
+            "inbound_ring_timeout",
+            "answer_timeout",
+            "closing_timeout",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
+                raise InvalidValue(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        if not 40 <= self.dtmf_duration_ms <= 5000:
+            raise InvalidValue(f"dtmf_duration_ms must be 40-5000, got {self.dtmf_duration_ms!r}")
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> CallSettings:
+        """DTMF mode and PBX domain from gateway.yaml; timeouts keep their defaults unless overridden."""
+        values: dict[str, Any] = {
+            "dtmf_mode": config.sip.dtmf_mode,
+            "pbx_domain": config.pbx.effective_domain,
+        }
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,185 @@
+"""The transition table of a call: (state, event type) -> handler. Pairs not listed are illegal.
+
+Where one state serves both directions (early), `_by_direction` picks the outbound or inbound
+handler; a direction without one refuses the event. TimerFired goes through `_timer`, a second
+table keyed by (state, timer name); a timer the call does not consider running is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from gateway.calls import inbound, midcall, outbound
+from gateway.calls.events import (
+    Event,
+    MediaConnected,
+    MediaFailed,
+    MediaInactive,
+    MediaSipAnswerReady,
+    MediaSipOfferReady,
+    MediaWebAnswerReady,
+    MediaWebOfferReady,
+    RemoteDtmf,
+    SipAccepted,
+    SipByeReceived,
+    SipCancelled,
+    SipFailed,
+    SipIncomingInvite,
+    SipLegClosed,
+    SipProvisional,
+    SipReinviteReceived,
+    SipReinviteResult,
+    TimerFired,
+    WebAccept,
+    WebDial,
+    WebDisconnected,
+    WebDtmf,
+    WebHangup,
+    WebHold,
+    WebReject,
+    WebResume,
+    WebSdpAnswer,
+)
+from gateway.calls.states import CallDirection, CallState, TimerName
+
+if TYPE_CHECKING:
+    from gateway.calls.machine import CallMachine
+
+Handler = Callable[["CallMachine", Any], None]
+
+S = CallState
+_ignore = midcall.ignore
+
+
+def _by_direction(out: Handler | None, into: Handler | None) -> Handler:
+    def handler(call: CallMachine, event: Any) -> None:
+        chosen = out if call.direction is CallDirection.OUTBOUND else into
+        if chosen is None:
+            raise call.illegal(event, f"not on an {call.direction} call")
+        chosen(call, event)
+
+    return handler
+
+
+TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
+    {
+        (S.INVITING, TimerName.SETUP): outbound.setup_expired,
+        (S.INVITING, TimerName.RING): outbound.no_answer,
+        (S.EARLY, TimerName.RING): outbound.no_answer,
+        (S.INVITED, TimerName.RING): inbound.ring_expired,
+        (S.EARLY, TimerName.ANSWER): inbound.answer_expired,
+        (S.CONNECTED, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
+        (S.HOLDING, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
+        (S.CLOSING, TimerName.CLOSING): midcall.closing_expired,
+    }
+)
+
+
+def _timer(call: CallMachine, event: TimerFired) -> None:
+    if event.timer not in call.timers:
+        return  # cancelled (or never started): the cancel raced the firing
+    handler = TIMERS.get((call.state, event.timer))
+    if handler is None:
+        raise call.illegal(event, f"timer {event.timer.value} has no meaning here")
+    call.timers.discard(event.timer)
+    handler(call, event)
+
+
+_CONNECTED: Final[Mapping[type[Event], Handler]] = {
+    WebHangup: midcall.hangup,
+    WebDisconnected: midcall.disconnected,
+    WebHold: midcall.web_hold,
+    WebResume: midcall.web_resume,
+    WebDtmf: midcall.web_dtmf,
+    SipByeReceived: midcall.remote_bye,
+    SipLegClosed: midcall.leg_lost,
+    SipCancelled: _ignore,  # crossed our 200 OK; the UA answered it (RFC 3261 §9.2)
+    SipReinviteReceived: midcall.remote_reinvite,
+    SipReinviteResult: midcall.reinvite_result,
+    RemoteDtmf: midcall.remote_dtmf,
+    MediaSipOfferReady: midcall.reoffer_ready,
+    MediaSipAnswerReady: midcall.reanswer_ready,
+    MediaWebAnswerReady: outbound.web_answer_ready,
+    MediaConnected: _ignore,
+    MediaFailed: midcall.media_failed,
+    MediaInactive: midcall.media_inactive,
+    TimerFired: _timer,
+}
+
+_BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
+    S.IDLE: {
+        WebDial: outbound.dial,
+        SipIncomingInvite: inbound.incoming,
+    },
+    S.INVITING: {
+        MediaSipOfferReady: outbound.sip_offer_ready,
+        SipProvisional: outbound.provisional,
+        SipAccepted: outbound.accepted,
+        SipFailed: outbound.failed,
+        WebHangup: outbound.hangup,
+        WebDisconnected: outbound.disconnected,
+        MediaFailed: outbound.media_failed,
+        TimerFired: _timer,
+    },
+    S.INVITED: {
+        WebAccept: inbound.accept,
+        WebReject: inbound.reject,
+        WebHangup: inbound.hangup_ringing,
+        WebDisconnected: inbound.ringing_disconnected,
+        SipCancelled: inbound.ringing_cancelled,
+        SipByeReceived: inbound.ringing_bye,
+        TimerFired: _timer,
+    },
+    S.EARLY: {
+        # outbound: early media
+        SipProvisional: _by_direction(outbound.provisional, None),
+        SipAccepted: _by_direction(outbound.accepted, None),
+        SipFailed: _by_direction(outbound.failed, None),
+        MediaWebAnswerReady: _by_direction(outbound.web_answer_ready, None),
+        # inbound: a session answered, media is being set up
+        MediaWebOfferReady: _by_direction(None, inbound.web_offer_ready),
+        WebSdpAnswer: _by_direction(None, inbound.web_sdp_answer),
+        MediaSipAnswerReady: _by_direction(None, inbound.sip_answer_ready),
+        SipCancelled: _by_direction(None, inbound.answering_cancelled),
+        SipByeReceived: _by_direction(None, inbound.answering_bye),
+        # both
+        WebHangup: _by_direction(outbound.hangup, inbound.answering_hangup),
+        WebDisconnected: _by_direction(outbound.disconnected, inbound.answering_disconnected),
+        MediaFailed: _by_direction(outbound.media_failed, inbound.answering_media_failed),
+        MediaConnected: inbound.media_connected,
+        MediaInactive: _ignore,  # early media may be silent
+        WebDtmf: midcall.web_dtmf,
+        RemoteDtmf: midcall.remote_dtmf,
+        TimerFired: _timer,
+    },
+    S.CONNECTED: _CONNECTED,
+    S.HOLDING: _CONNECTED,
+    S.CLOSING: {
+        WebHangup: _ignore,
+        WebDisconnected: _ignore,
+        SipProvisional: _ignore,
+        SipAccepted: midcall.closing_accepted,
+        SipFailed: midcall.closing_done,
+        SipLegClosed: midcall.closing_done,
+        SipByeReceived: midcall.closing_bye,
+        SipCancelled: _ignore,
+        SipReinviteReceived: midcall.closing_reinvite,
+        SipReinviteResult: _ignore,
+        RemoteDtmf: _ignore,
+        MediaSipOfferReady: _ignore,
+        MediaWebAnswerReady: _ignore,
+        MediaWebOfferReady: _ignore,
+        MediaSipAnswerReady: _ignore,
+        MediaConnected: _ignore,
+        MediaFailed: _ignore,
+        MediaInactive: _ignore,
+        TimerFired: _timer,
+    },
+    S.CLOSED: {},
+}
+
+TRANSITIONS: Final[Mapping[tuple[CallState, type[Event]], Handler]] = MappingProxyType(
+    {(state, kind): handler for state, row in _BY_STATE.items() for kind, handler in row.items()}
+)

@@ -1,0 +1,233 @@
+"""Inbound call flows: SIP -> web user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from gateway.calls import (
+    CallDirection,
+    CallState,
+    CancelTimer,
+    CloseBridge,
+    CreateBridge,
+    EndReason,
+    IllegalEvent,
+    MediaAnswerFromWeb,
+    MediaConnected,
+    MediaFailed,
+    MediaOfferToWeb,
+    MediaSipAnswerReady,
+    MediaWebOfferReady,
+    NotifyConnected,
+    NotifyEnded,
+    NotifyIncoming,
+    RejectKind,
+    SendWebOffer,
+    SipByeReceived,
+    SipCancelled,
+    SipRespond,
+    StartTimer,
+    StopRinging,
+    TimerFired,
+    TimerName,
+    WebAccept,
+    WebDisconnected,
+    WebHangup,
+    WebReject,
+    WebSdpAnswer,
+    WrongSession,
+)
+from gateway.identity import NoSuchUser, NotOnline
+from tests.calls import flows as f
+
+
+def responses(commands: Sequence[object]) -> list[int]:
+    return [c.status for c in commands if isinstance(c, SipRespond)]
+
+
+def stopped(commands: Sequence[object]) -> dict[str, EndReason]:
+    return {c.session_id: c.code for c in commands if isinstance(c, StopRinging)}
+
+
+def test_no_such_user_is_404() -> None:
+    call = f.machine()
+    out = call.handle(f.invite(NoSuchUser("sip:9999@gw")))
+    assert out == [SipRespond("c1", 404, "Not Found")]
+    assert call.state is CallState.CLOSED
+
+
+def test_not_online_is_480() -> None:
+    call = f.machine()
+    out = call.handle(f.invite(NotOnline("sip:1001@gw", (f.ALICE,))))
+    assert out == [SipRespond("c1", 480, "Temporarily Unavailable")]
+    assert call.state is CallState.CLOSED
+
+
+def test_offerless_invite_is_488() -> None:
+    call = f.machine()
+    assert responses(call.handle(f.invite(sdp=None))) == [488]
+    assert call.state is CallState.CLOSED
+
+
+def test_unparsable_offer_is_refused_before_ringing() -> None:
+    call = f.machine()
+    out = call.handle(f.invite(sdp="this is not sdp"))
+    assert f.kinds(out) == [SipRespond]
+    assert responses(out)[0] in (400, 488)
+
+
+def test_rings_every_session_and_sends_180() -> None:
+    call = f.machine()
+    out = call.handle(f.invite(f.found(("alice", "s1"), ("alice", "s2"), ("bob", "s3"))))
+    assert out == [
+        NotifyIncoming("s1", "c1", "sip:0301234567@pbx.example.org", "Carol"),
+        NotifyIncoming("s2", "c1", "sip:0301234567@pbx.example.org", "Carol"),
+        NotifyIncoming("s3", "c1", "sip:0301234567@pbx.example.org", "Carol"),
+        SipRespond("c1", 180, "Ringing"),
+        StartTimer("c1", TimerName.RING, 60.0),
+    ]
+    assert call.state is CallState.INVITED
+    assert call.sessions == {"s1", "s2", "s3"}
+
+
+def test_first_answer_wins_then_media_then_200() -> None:
+    call = f.invited()
+    out = call.handle(WebAccept("s2"))
+    assert out == [
+        CancelTimer("c1", TimerName.RING),
+        StopRinging("s1", "c1", "answered elsewhere", EndReason.ANSWERED_ELSEWHERE),
+        CreateBridge("c1", CallDirection.INBOUND),
+        MediaOfferToWeb("c1", f.SIP_OFFER),
+        StartTimer("c1", TimerName.ANSWER, 20.0),
+    ]
+    assert call.state is CallState.EARLY
+    assert call.sessions == {"s2"}
+    with pytest.raises(IllegalEvent, match="WebAccept"):
+        call.handle(WebAccept("s1"))  # too late: the call is no longer ringing
+    assert call.handle(MediaWebOfferReady(f.WEB_OFFER)) == [SendWebOffer("s2", "c1", f.WEB_OFFER)]
+    assert call.handle(WebSdpAnswer("s2", f.WEB_ANSWER)) == [MediaAnswerFromWeb("c1", f.WEB_ANSWER)]
+    assert call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER)) == []  # WebRTC not up yet: no 200
+    out = call.handle(MediaConnected())
+    assert out == [
+        CancelTimer("c1", TimerName.ANSWER),
+        SipRespond("c1", 200, "OK", f.GW_SIP_ANSWER),
+        NotifyConnected("s2", "c1"),
+    ]
+    assert call.state is CallState.CONNECTED
+
+
+def test_webrtc_up_before_the_sip_answer_is_ready() -> None:
+    call = f.early_in_offered()
+    f.run(call, WebSdpAnswer("s1", f.WEB_ANSWER))
+    assert call.handle(MediaConnected()) == []
+    out = call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER))
+    assert responses(out) == [200]
+    assert call.state is CallState.CONNECTED
+
+
+def test_second_accept_is_refused() -> None:
+    call = f.early_in()
+    with pytest.raises(IllegalEvent) as info:
+        call.handle(WebAccept("s2"))
+    assert "WebAccept" in str(info.value) and "early" in str(info.value)
+
+
+def test_caller_cancels_while_ringing() -> None:
+    call = f.invited()
+    out = call.handle(SipCancelled())
+    assert stopped(out) == {"s1": EndReason.CALLER_CANCELLED, "s2": EndReason.CALLER_CANCELLED}
+    assert responses(out) == []  # the SIP UA already answered 487
+    assert call.state is CallState.CLOSED
+
+
+def test_caller_cancels_while_the_browser_answers() -> None:
+    call = f.early_in_offered()
+    out = call.handle(SipCancelled())
+    assert CloseBridge("c1") in out
+    [notice] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert notice.reason is EndReason.CALLER_CANCELLED and notice.session_id == "s1"
+    assert call.state is CallState.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [(RejectKind.BUSY, 486, EndReason.BUSY), (RejectKind.DECLINE, 603, EndReason.DECLINED)],
+)
+def test_reject_busy_or_decline(kind: RejectKind, status: int, code: EndReason) -> None:
+    call = f.invited()
+    out = call.handle(WebReject("s1", kind))
+    assert responses(out) == [status]
+    assert stopped(out) == {"s1": code, "s2": EndReason.REJECTED_ELSEWHERE}
+    assert call.state is CallState.CLOSED
+
+
+def test_hangup_while_ringing_declines() -> None:
+    call = f.invited()
+    assert responses(call.handle(WebHangup("s2"))) == [603]
+
+
+def test_one_user_rejecting_leaves_another_ringing() -> None:
+    call = f.machine()
+    f.run(call, f.invite(f.found(("alice", "s1"), ("bob", "s3"))))
+    out = call.handle(WebReject("s1", RejectKind.BUSY))
+    assert responses(out) == [] and stopped(out) == {"s1": EndReason.BUSY}
+    assert call.state is CallState.INVITED and call.sessions == {"s3"}
+    out = call.handle(WebReject("s3", RejectKind.DECLINE))
+    assert responses(out) == [603]
+    assert call.state is CallState.CLOSED
+
+
+def test_ring_timeout_is_480() -> None:
+    call = f.invited()
+    out = call.handle(TimerFired(TimerName.RING))
+    assert responses(out) == [480]
+    assert set(stopped(out).values()) == {EndReason.NO_ANSWER}
+    assert call.state is CallState.CLOSED
+
+
+def test_answer_timeout_is_480() -> None:
+    call = f.early_in_offered()
+    out = call.handle(TimerFired(TimerName.ANSWER))
+    assert responses(out) == [480]
+    assert call.state is CallState.CLOSED
+
+
+def test_last_ringing_session_disconnecting_is_480() -> None:
+    call = f.invited()
+    assert call.handle(WebDisconnected("s1")) == []
+    assert call.sessions == {"s2"}
+    out = call.handle(WebDisconnected("s2"))
+    assert out == [SipRespond("c1", 480, "Temporarily Unavailable"), CancelTimer("c1", TimerName.RING)]
+    assert call.state is CallState.CLOSED
+
+
+def test_caller_bye_on_the_early_dialog() -> None:
+    call = f.invited()
+    out = call.handle(SipByeReceived())
+    assert responses(out) == [487]
+    assert len(stopped(out)) == 2
+
+
+def test_bridge_cannot_translate_the_offer() -> None:
+    call = f.early_in()
+    out = call.handle(MediaFailed("no common codec", 488))
+    assert responses(out) == [488]
+    [notice] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert notice.reason is EndReason.INCOMPATIBLE_MEDIA
+
+
+def test_unknown_session_is_refused() -> None:
+    call = f.invited()
+    with pytest.raises(WrongSession):
+        call.handle(WebAccept("s9"))
+    assert call.state is CallState.INVITED and call.sessions == {"s1", "s2"}
+
+
+def test_found_without_sessions_is_480() -> None:
+    from gateway.identity import Found
+
+    call = f.machine()
+    out = call.handle(f.invite(Found("sip:1001@gw", (f.ALICE,), {})))
+    assert out == [SipRespond("c1", 480, "Temporarily Unavailable")]

@@ -1,0 +1,439 @@
+"""Every (state, event) pair: allowed ones emit the listed commands and reach the listed state;
+every other pair raises IllegalEvent naming both. The walk covers each state from each direction
+that can reach it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from gateway.calls import (
+    EVENT_TYPES,
+    CallMachine,
+    CallState,
+    CancelTimer,
+    CloseBridge,
+    CreateBridge,
+    Event,
+    IllegalEvent,
+    MediaAnswerFromSip,
+    MediaAnswerFromWeb,
+    MediaConnected,
+    MediaFailed,
+    MediaInactive,
+    MediaOfferToSip,
+    MediaOfferToWeb,
+    MediaSendDtmf,
+    MediaSipAnswerReady,
+    MediaSipOfferReady,
+    MediaSipReoffer,
+    MediaSipUpdate,
+    MediaWebAnswerReady,
+    MediaWebOfferReady,
+    NotifyConnected,
+    NotifyDtmf,
+    NotifyEarlyMedia,
+    NotifyEnded,
+    NotifyHeld,
+    NotifyIncoming,
+    NotifyResumed,
+    NotifyRinging,
+    RejectKind,
+    RemoteDtmf,
+    SendWebAnswer,
+    SendWebOffer,
+    SipAccepted,
+    SipBye,
+    SipByeReceived,
+    SipCancel,
+    SipCancelled,
+    SipFailed,
+    SipIncomingInvite,
+    SipInvite,
+    SipLegClosed,
+    SipProvisional,
+    SipReinvite,
+    SipReinviteReceived,
+    SipReinviteResult,
+    SipRespond,
+    SipRespondReinvite,
+    StartTimer,
+    StopRinging,
+    TimerFired,
+    TimerName,
+    WebAccept,
+    WebDial,
+    WebDisconnected,
+    WebDtmf,
+    WebHangup,
+    WebHold,
+    WebReject,
+    WebResume,
+    WebSdpAnswer,
+)
+from gateway.calls.table import TRANSITIONS
+from tests.calls import flows as f
+
+S = CallState
+Expect = dict[type, tuple[CallState, list[type]]]
+
+
+def sample(kind: type, session: str, timer: TimerName) -> Event:
+    """One typical event of each kind, from `session`."""
+    samples: dict[type, Callable[[], Event]] = {
+        WebDial: lambda: f.dial(session=session),
+        WebAccept: lambda: WebAccept(session),
+        WebReject: lambda: WebReject(session, RejectKind.BUSY),
+        WebSdpAnswer: lambda: WebSdpAnswer(session, f.WEB_ANSWER),
+        WebHangup: lambda: WebHangup(session),
+        WebHold: lambda: WebHold(session),
+        WebResume: lambda: WebResume(session),
+        WebDtmf: lambda: WebDtmf(session, "1"),
+        WebDisconnected: lambda: WebDisconnected(session),
+        SipIncomingInvite: lambda: f.invite(),
+        SipProvisional: lambda: SipProvisional(180),
+        SipAccepted: lambda: SipAccepted(f.SIP_ANSWER),
+        SipFailed: lambda: SipFailed(486, "Busy Here"),
+        SipCancelled: SipCancelled,
+        SipByeReceived: SipByeReceived,
+        SipReinviteReceived: lambda: SipReinviteReceived(f.SIP_HOLD),
+        SipReinviteResult: lambda: SipReinviteResult(200, f.SIP_ANSWER),
+        SipLegClosed: SipLegClosed,
+        RemoteDtmf: lambda: RemoteDtmf("5", 120),
+        MediaSipOfferReady: lambda: MediaSipOfferReady(f.GW_SIP_OFFER),
+        MediaWebAnswerReady: lambda: MediaWebAnswerReady(f.WEB_ANSWER),
+        MediaWebOfferReady: lambda: MediaWebOfferReady(f.WEB_OFFER),
+        MediaSipAnswerReady: lambda: MediaSipAnswerReady(f.GW_SIP_ANSWER),
+        MediaConnected: MediaConnected,
+        MediaFailed: lambda: MediaFailed("ICE failed"),
+        MediaInactive: lambda: MediaInactive(10.0),
+        TimerFired: lambda: TimerFired(timer),
+    }
+    return samples[kind]()
+
+
+CANCELLING = [CloseBridge, NotifyEnded, SipCancel, CancelTimer, StartTimer]
+BYEING = [SipBye, CloseBridge, NotifyEnded, StartTimer]
+
+
+def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> Expect:
+    return {
+        WebHangup: (S.CLOSING, BYEING),
+        WebDisconnected: (S.CLOSING, [SipBye, CloseBridge, StartTimer]),
+        WebHold: (state, hold),
+        WebResume: (state, resume),
+        WebDtmf: (state, [MediaSendDtmf]),
+        SipByeReceived: (S.CLOSED, [CloseBridge, NotifyEnded]),
+        SipLegClosed: (S.CLOSED, [CloseBridge, NotifyEnded]),
+        SipCancelled: (state, []),
+        SipReinviteReceived: (state, [MediaSipUpdate]),
+        RemoteDtmf: (state, [NotifyDtmf]),
+        MediaWebAnswerReady: (state, []),
+        MediaConnected: (state, []),
+        MediaFailed: (S.CLOSING, BYEING),
+        MediaInactive: (S.CLOSING, BYEING) if state is S.CONNECTED else (state, []),
+        TimerFired: (state, []),  # REINVITE_RETRY is not running: a stale timer
+    }
+
+
+# Ending while a re-INVITE of the SIP party waits for its answer: it gets 487 first.
+PENDING_487: Expect = {
+    WebHangup: (S.CLOSING, [SipRespondReinvite, *BYEING]),
+    WebDisconnected: (S.CLOSING, [SipRespondReinvite, SipBye, CloseBridge, StartTimer]),
+    SipByeReceived: (S.CLOSED, [SipRespondReinvite, CloseBridge, NotifyEnded]),
+    MediaFailed: (S.CLOSING, [SipRespondReinvite, *BYEING]),
+}
+
+CLOSING_EXPECT: Expect = {
+    WebHangup: (S.CLOSING, []),
+    WebDisconnected: (S.CLOSING, []),
+    SipProvisional: (S.CLOSING, []),
+    SipAccepted: (S.CLOSING, [SipBye]),
+    SipFailed: (S.CLOSED, [CancelTimer]),
+    SipLegClosed: (S.CLOSED, [CancelTimer]),
+    SipByeReceived: (S.CLOSED, [CancelTimer]),
+    SipCancelled: (S.CLOSING, []),
+    SipReinviteReceived: (S.CLOSING, [SipRespondReinvite]),
+    SipReinviteResult: (S.CLOSING, []),
+    RemoteDtmf: (S.CLOSING, []),
+    MediaSipOfferReady: (S.CLOSING, []),
+    MediaWebAnswerReady: (S.CLOSING, []),
+    MediaWebOfferReady: (S.CLOSING, []),
+    MediaSipAnswerReady: (S.CLOSING, []),
+    MediaConnected: (S.CLOSING, []),
+    MediaFailed: (S.CLOSING, []),
+    MediaInactive: (S.CLOSING, []),
+    TimerFired: (S.CLOSED, []),
+}
+
+# situation -> (state it is in, builder, timer of its TimerFired sample, allowed pairs)
+SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Expect]] = {
+    "idle": (
+        S.IDLE,
+        f.machine,
+        TimerName.SETUP,
+        {
+            WebDial: (S.INVITING, [CreateBridge, MediaOfferToSip, StartTimer]),
+            SipIncomingInvite: (S.INVITED, [NotifyIncoming, NotifyIncoming, SipRespond, StartTimer]),
+        },
+    ),
+    "inviting, offer not ready": (
+        S.INVITING,
+        f.inviting_prep,
+        TimerName.SETUP,
+        {
+            MediaSipOfferReady: (S.INVITING, [SipInvite]),
+            WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            WebDisconnected: (S.CLOSED, [CloseBridge, CancelTimer]),
+            MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            TimerFired: (S.CLOSED, [CloseBridge, NotifyEnded]),
+        },
+    ),
+    "inviting, INVITE out": (
+        S.INVITING,
+        f.inviting,
+        TimerName.SETUP,
+        {
+            SipProvisional: (S.INVITING, [CancelTimer, StartTimer, NotifyRinging]),
+            SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
+            SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            WebHangup: (S.CLOSING, CANCELLING),
+            WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
+            MediaFailed: (S.CLOSING, CANCELLING),
+            TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+        },
+    ),
+    "inviting, ringing": (
+        S.INVITING,
+        f.inviting_ringing,
+        TimerName.RING,
+        {
+            SipProvisional: (S.INVITING, []),
+            SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
+            SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            WebHangup: (S.CLOSING, CANCELLING),
+            WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
+            MediaFailed: (S.CLOSING, CANCELLING),
+            TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+        },
+    ),
+    "invited, two sessions": (
+        S.INVITED,
+        f.invited,
+        TimerName.RING,
+        {
+            WebAccept: (
+                S.EARLY,
+                [CancelTimer, StopRinging, CreateBridge, MediaOfferToWeb, StartTimer],
+            ),
+            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebDisconnected: (S.INVITED, []),
+            SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
+        },
+    ),
+    "early, outbound early media": (
+        S.EARLY,
+        f.early_out,
+        TimerName.RING,
+        {
+            SipProvisional: (S.EARLY, []),
+            SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
+            SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
+            WebHangup: (S.CLOSING, CANCELLING),
+            WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
+            MediaFailed: (S.CLOSING, CANCELLING),
+            MediaConnected: (S.EARLY, []),
+            MediaInactive: (S.EARLY, []),
+            WebDtmf: (S.EARLY, [MediaSendDtmf]),
+            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+            TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+        },
+    ),
+    "early, inbound answering": (
+        S.EARLY,
+        f.early_in,
+        TimerName.ANSWER,
+        {
+            MediaWebOfferReady: (S.EARLY, [SendWebOffer]),
+            SipCancelled: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebDisconnected: (S.CLOSED, [CloseBridge, SipRespond, CancelTimer]),
+            MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            MediaConnected: (S.EARLY, []),
+            MediaInactive: (S.EARLY, []),
+            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+            TimerFired: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond]),
+        },
+    ),
+    "early, inbound offer with the browser": (
+        S.EARLY,
+        f.early_in_offered,
+        TimerName.ANSWER,
+        {
+            WebSdpAnswer: (S.EARLY, [MediaAnswerFromWeb]),
+            SipCancelled: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebDisconnected: (S.CLOSED, [CloseBridge, SipRespond, CancelTimer]),
+            MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            MediaConnected: (S.EARLY, []),
+            MediaInactive: (S.EARLY, []),
+            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+            TimerFired: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond]),
+        },
+    ),
+    "connected, outbound": (
+        S.CONNECTED,
+        f.connected_out,
+        TimerName.REINVITE_RETRY,
+        connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[]),
+    ),
+    "connected, inbound": (
+        S.CONNECTED,
+        f.connected_in,
+        TimerName.REINVITE_RETRY,
+        connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[]),
+    ),
+    "holding, held by the web user": (
+        S.HOLDING,
+        f.holding_local,
+        TimerName.REINVITE_RETRY,
+        connected_expect(S.HOLDING, hold=[], resume=[MediaSipReoffer]),
+    ),
+    "holding, held by the SIP party": (
+        S.HOLDING,
+        f.holding_remote,
+        TimerName.REINVITE_RETRY,
+        connected_expect(S.HOLDING, hold=[MediaSipReoffer], resume=[]),
+    ),
+    "early, inbound WebRTC up": (
+        S.EARLY,
+        f.early_in_media_up,
+        TimerName.ANSWER,
+        {
+            MediaSipAnswerReady: (S.CONNECTED, [CancelTimer, SipRespond, NotifyConnected]),
+            SipCancelled: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            WebDisconnected: (S.CLOSED, [CloseBridge, SipRespond, CancelTimer]),
+            MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond, CancelTimer]),
+            MediaConnected: (S.EARLY, []),
+            MediaInactive: (S.EARLY, []),
+            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+            TimerFired: (S.CLOSED, [CloseBridge, NotifyEnded, SipRespond]),
+        },
+    ),
+    "connected, hold being prepared": (
+        S.CONNECTED,
+        f.after(f.connected_out, WebHold("s1")),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.CONNECTED, hold=[], resume=[]),
+            MediaSipOfferReady: (S.CONNECTED, [SipReinvite]),
+            SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),
+        },
+    ),
+    "connected, hold re-INVITE out": (
+        S.CONNECTED,
+        f.after(f.connected_out, WebHold("s1"), MediaSipOfferReady(f.GW_SIP_OFFER)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.CONNECTED, hold=[], resume=[]),
+            SipReinviteResult: (S.HOLDING, [MediaAnswerFromSip, NotifyHeld]),
+            SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),
+        },
+    ),
+    "connected, answering a hold re-INVITE": (
+        S.CONNECTED,
+        f.after(f.connected_in, SipReinviteReceived(f.SIP_HOLD)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.CONNECTED, hold=[], resume=[]),
+            MediaSipAnswerReady: (S.HOLDING, [SipRespondReinvite, NotifyHeld]),
+            SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),
+            **PENDING_487,
+            MediaInactive: (S.CLOSING, [SipRespondReinvite, *BYEING]),
+        },
+    ),
+    "holding, resume being prepared": (
+        S.HOLDING,
+        f.after(f.holding_local, WebResume("s1")),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.HOLDING, hold=[], resume=[]),
+            MediaSipOfferReady: (S.HOLDING, [SipReinvite]),
+            SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),
+        },
+    ),
+    "holding, resume re-INVITE out": (
+        S.HOLDING,
+        f.after(f.holding_local, WebResume("s1"), MediaSipOfferReady(f.GW_SIP_OFFER)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.HOLDING, hold=[], resume=[]),
+            SipReinviteResult: (S.CONNECTED, [MediaAnswerFromSip, NotifyResumed]),
+            SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),
+        },
+    ),
+    "holding, answering a resume re-INVITE": (
+        S.HOLDING,
+        f.after(f.holding_remote, SipReinviteReceived(f.SIP_RESUME)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.HOLDING, hold=[], resume=[]),
+            MediaSipAnswerReady: (S.CONNECTED, [SipRespondReinvite, NotifyResumed]),
+            SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),
+            **PENDING_487,
+        },
+    ),
+    "closing, CANCEL out": (S.CLOSING, f.closing_cancel, TimerName.CLOSING, CLOSING_EXPECT),
+    "closing, BYE out": (S.CLOSING, f.closing_bye, TimerName.CLOSING, CLOSING_EXPECT),
+    "closed": (S.CLOSED, f.closed, TimerName.CLOSING, {}),
+}
+
+PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
+
+
+def test_every_state_is_walked() -> None:
+    assert {state for state, *_ in SITUATIONS.values()} == set(CallState)
+
+
+def test_table_names_only_known_states_and_events() -> None:
+    for state, kind in TRANSITIONS:
+        assert state in CallState
+        assert kind in EVENT_TYPES
+
+
+def test_every_table_entry_is_allowed_somewhere() -> None:
+    """No dead entry: each (state, event) in the table is exercised as allowed by some situation."""
+    allowed = {(state, kind) for state, _, _, expect in SITUATIONS.values() for kind in expect}
+    assert set(TRANSITIONS) - allowed == set()
+
+
+@pytest.mark.parametrize(("situation", "kind"), PAIRS, ids=[f"{s}-{k.__name__}" for s, k in PAIRS])
+def test_pair(situation: str, kind: type, caplog: pytest.LogCaptureFixture) -> None:
+    state, build, timer, expect = SITUATIONS[situation]
+    call = build()
+    assert call.state is state
+    event = sample(kind, "s1", timer)
+    if kind not in expect:
+        with pytest.raises(IllegalEvent) as info:
+            call.handle(event)
+        assert kind.__name__ in str(info.value) and state.value in str(info.value)
+        assert call.state is state, "a refused event must not change the state"
+        return
+    new_state, commands = expect[kind]
+    with caplog.at_level(logging.INFO, logger="gateway.calls.machine"):
+        out = call.handle(event)
+    assert f.kinds(out) == commands
+    assert call.state is new_state
+    if new_state is not state:
+        assert f"call=c1 {state.value} -> {new_state.value}" in caplog.text
+    assert all(c.call_id == "c1" for c in out)

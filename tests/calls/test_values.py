@@ -1,0 +1,81 @@
+"""Events, commands and settings refuse bad values, quoting them, with the package's own error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from gateway.calls import (
+    CallError,
+    CallSettings,
+    InvalidValue,
+    MediaFailed,
+    MediaInactive,
+    MediaSendDtmf,
+    RemoteDtmf,
+    SipFailed,
+    SipIncomingInvite,
+    SipProvisional,
+    SipReinviteResult,
+    SipRespond,
+    SipRespondReinvite,
+    StartTimer,
+    TimerFired,
+    TimerName,
+    WebDial,
+    WebDtmf,
+    WebHold,
+    WebReject,
+)
+from gateway.config import load_config_text
+from gateway.config.values import DtmfMode
+from tests.calls import flows as f
+
+BAD: list[tuple[Callable[[], object], str]] = [
+    (lambda: WebHold(""), "''"),
+    (lambda: WebDial("s1", f.ALICE, "1002", ""), "sdp"),
+    (lambda: WebDial("s1", f.ALICE, 1002, "x"), "1002"),  # type: ignore[arg-type]
+    (lambda: WebReject("s1", "busy"), "'busy'"),  # type: ignore[arg-type]
+    (lambda: WebDtmf("s1", "12x"), "'x'"),
+    (lambda: WebDtmf("s1", ""), "digits"),
+    (lambda: WebDtmf("s1", "1", 0), "0"),
+    (lambda: SipProvisional(200), "200"),
+    (lambda: SipFailed(200), "200"),
+    (lambda: SipFailed(True), "True"),
+    (lambda: SipReinviteResult(100), "100"),
+    (lambda: SipIncomingInvite("sip:a@b", "sip:c@d", None, "x", None), "None"),  # type: ignore[arg-type]
+    (lambda: RemoteDtmf("E", 100), "'E'"),
+    (lambda: MediaFailed(""), "reason"),
+    (lambda: MediaFailed("x", 200), "200"),
+    (lambda: MediaInactive(-1), "-1"),
+    (lambda: TimerFired("ring"), "'ring'"),  # type: ignore[arg-type]
+    (lambda: SipRespond("c1", 200, "OK"), "200"),
+    (lambda: SipRespondReinvite("c1", 200, "OK"), "200"),
+    (lambda: MediaSendDtmf("c1", "11", 100), "'11'"),
+    (lambda: StartTimer("c1", TimerName.RING, 0), "0"),
+    (lambda: CallSettings(setup_timeout=0), "setup_timeout"),
+    (lambda: CallSettings(dtmf_duration_ms=5), "5"),
+]
+
+
+@pytest.mark.parametrize(("build", "quoted"), BAD)
+def test_bad_values_are_refused(build: Callable[[], object], quoted: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        build()
+    assert quoted in str(info.value)
+    assert isinstance(info.value, CallError)
+
+
+def test_values_are_frozen() -> None:
+    event = WebHold("s1")
+    with pytest.raises(AttributeError):
+        event.session_id = "s2"  # type: ignore[misc]
+
+
+def test_settings_from_config() -> None:
+    config = load_config_text("pbx: {address: pbx.example.org}\nsip: {dtmf_mode: info}\n", env={})
+    settings = CallSettings.from_config(config, inbound_ring_timeout=30)
+    assert settings.dtmf_mode is DtmfMode.INFO
+    assert settings.pbx_domain == "pbx.example.org"
+    assert settings.inbound_ring_timeout == 30
