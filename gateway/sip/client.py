@@ -1,0 +1,267 @@
+"""The client side of the transaction layer (RFC 3261 §8.1, §9.1, §17.1, §18.1).
+
+:class:`ClientSide` keeps the client transactions by key and sends what the TU sends: requests
+in new client transactions (with our top Via), CANCELs, and stateless messages (ACK to 2xx).
+
+``handle = await layer.request(request)`` starts a client transaction; the responses can then be
+awaited either as an async iterator (provisional responses, then the final one) or with
+:meth:`ClientTransaction.final_response`. When the transaction fails locally the final response
+is synthetic, as pjsip and Kamailio report it: 408 Request Timeout after Timer B/F, 503 Service
+Unavailable on a transport error; :attr:`ClientTransaction.failure` then says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from gateway.sip.errors import SIPError
+from gateway.sip.message import (
+    Headers,
+    Message,
+    Request,
+    Response,
+    TransactionKey,
+    client_transaction_key,
+    make_response,
+)
+from gateway.sip.routing import Target, request_target, resolve, response_address
+from gateway.sip.server import Entry
+from gateway.sip.transaction import Event, InviteClientTransaction, NonInviteClientTransaction, Notice
+from gateway.sip.transport import Address, Source, Transport, TransportError
+
+if TYPE_CHECKING:
+    from gateway.sip.layer import TransactionLayer
+
+__all__ = ["ClientSide", "ClientTransaction", "build_cancel"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_cancel(request: Request) -> Request:
+    """CANCEL for ``request`` (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number,
+    the top Via only (so the same branch) and the same Route headers; method CANCEL."""
+    items: list[tuple[str, str]] = []
+    via = request.headers.get("Via")
+    if via is not None:
+        items.append(("Via", via))
+    items.append(("Max-Forwards", "70"))
+    for name in ("From", "To", "Call-ID"):
+        value = request.headers.get(name)
+        if value is not None:
+            items.append((name, value))
+    cseq = request.cseq
+    if cseq is not None:
+        items.append(("CSeq", f"{cseq.seq} CANCEL"))
+    items += [("Route", value) for value in request.headers.get_all("Route")]
+    return Request("CANCEL", request.uri, Headers(tuple(items)))
+
+
+class ClientTransaction:
+    """Responses of one outgoing request, as they arrive."""
+
+    def __init__(
+        self,
+        request: Request,
+        transport: Transport | None,
+        destination: Address | None,
+        canceller: Callable[[ClientTransaction], None],
+    ) -> None:
+        self.request = request
+        self.transport = transport
+        self.destination = destination
+        self.provisional: Response | None = None
+        self.final: Response | None = None
+        self.failure: Notice | None = None
+        self.cancel_requested = False
+        self.cancel_transaction: ClientTransaction | None = None
+        self._canceller = canceller
+        self._queue: asyncio.Queue[Response] = asyncio.Queue()
+        self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+    def __repr__(self) -> str:
+        state = self.final.status if self.final is not None else "pending"
+        return f"<ClientTransaction {self.request.method} {self.request.call_id} {state}>"
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    async def final_response(self) -> Response:
+        """The final response (possibly a synthetic 408/503), skipping provisional ones."""
+        return await asyncio.shield(self._final)
+
+    def __aiter__(self) -> AsyncIterator[Response]:
+        return self._responses()
+
+    async def _responses(self) -> AsyncIterator[Response]:
+        while True:
+            response = await self._queue.get()
+            yield response
+            if response.status >= 200:
+                return
+
+    def cancel(self) -> None:
+        """Cancel an INVITE (RFC 3261 §9.1): the CANCEL goes out once a provisional response has
+        arrived (at once if one has); nothing happens once the final response is in."""
+        self._canceller(self)
+
+    # Called by the layer.
+    def deliver(self, response: Response) -> None:
+        if self.final is not None:
+            return
+        if response.status < 200:
+            self.provisional = response
+        else:
+            self.final = response
+            self._final.set_result(response)
+        self._queue.put_nowait(response)
+
+    def fail(self, response: Response, notice: Notice) -> None:
+        if self.final is None:
+            logger.info("call=%s %s failed: %s", self.request.call_id, self.method, notice.value)
+            self.failure = notice
+            self.deliver(response)
+
+
+class ClientSide:
+    """Client transactions by key (RFC 3261 §17.1.3), and what the TU sends (§8.1, §9.1, §18.1)."""
+
+    def __init__(self, layer: TransactionLayer) -> None:
+        self.layer = layer
+        self.entries: dict[TransactionKey, Entry] = {}
+
+    # inbound
+    def receive(self, response: Response, source: Source) -> None:
+        try:
+            key = client_transaction_key(response)
+        except SIPError as exc:
+            logger.debug("dropped response from %s: %s", source, exc.detail)
+            return
+        entry = self.entries.get(key)
+        if entry is None:
+            self.stray(response, source)
+            return
+        ours, theirs = entry.txn.request.top_via, response.top_via
+        if ours is not None and theirs is not None and ours.sent_by != theirs.sent_by:
+            # RFC 3261 §18.1.2: a response whose top Via sent-by is not ours is discarded.
+            logger.debug("dropped response from %s: Via sent-by %s is not ours", source, theirs.sent_by)
+            return
+        self.layer.handle(entry, Event.received(response), source)
+
+    def stray(self, response: Response, source: Source) -> None:
+        cseq = response.cseq
+        if 200 <= response.status < 300 and cseq is not None and cseq.method == "INVITE":
+            self.layer.tu.on_stray_response(response, source)
+        else:
+            logger.debug("dropped stray %d %s from %s", response.status, response.call_id, source)
+
+    def pass_up(self, entry: Entry, response: Response, source: Source | None) -> None:
+        handle = entry.client
+        if handle is None:
+            return
+        if handle.final is None:
+            handle.deliver(response)
+            if response.status < 200 and handle.cancel_requested and handle.cancel_transaction is None:
+                self._send_cancel(handle)
+        elif source is not None:
+            self.stray(response, source)  # 2xx retransmissions and forks while Accepted
+
+    # outbound
+    def prepare(self, request: Request, transport: Transport) -> Request:
+        """The request with our top Via (replacing any), Max-Forwards and User-Agent."""
+        layer = self.layer
+        headers = request.headers.remove("Via").prepend("Via", str(layer.via_for(transport)))
+        if "Max-Forwards" not in headers:
+            headers = headers.add("Max-Forwards", "70")
+        if layer.user_agent and "User-Agent" not in headers:
+            headers = headers.add("User-Agent", layer.user_agent)
+        return Request(request.method, request.uri, headers, request.body)
+
+    async def route(self, target: Target) -> tuple[Transport, Address]:
+        if not any(t.name == target.transport for t in self.layer.transports):
+            raise TransportError(f"no {target.transport} transport to reach {target}")
+        for address in await resolve(target):
+            transport = self.layer.transport_for(target.transport, address[0])
+            if transport is not None:
+                return transport, address
+        raise TransportError(f"no {target.transport} transport of the right address family for {target}")
+
+    async def request(self, request: Request, destination: Target | None) -> ClientTransaction:
+        target = destination or request_target(request, self.layer.default_transport)
+        try:
+            transport, address = await self.route(target)
+        except TransportError as exc:
+            logger.info("call=%s %s not sent: %s", request.call_id, request.method, exc.detail)
+            handle = ClientTransaction(request, None, None, self.cancel)
+            handle.fail(make_response(request, 503), Notice.TRANSPORT_ERROR)
+            return handle
+        return self.start(self.prepare(request, transport), transport, address)
+
+    def start(self, request: Request, transport: Transport, address: Address) -> ClientTransaction:
+        """Start a client transaction for a request that already has its top Via."""
+        kind = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
+        txn = kind(request, reliable=transport.reliable, timers=self.layer.timers)
+        handle = ClientTransaction(request, transport, address, self.cancel)
+        entry = Entry(client_transaction_key(request), txn, transport, address, client=handle)
+        self.entries[entry.key] = entry
+        self.layer.run(entry, txn.start(self.layer.scheduler.now()))
+        return handle
+
+    def cancel(self, handle: ClientTransaction) -> None:
+        """RFC 3261 §9.1: CANCEL a pending INVITE once a provisional response has arrived."""
+        if handle.method != "INVITE" or handle.final is not None or handle.cancel_requested:
+            return
+        handle.cancel_requested = True
+        if handle.provisional is not None:
+            self._send_cancel(handle)
+
+    def _send_cancel(self, handle: ClientTransaction) -> None:
+        if handle.transport is None or handle.destination is None or not self.layer.running:
+            return
+        handle.cancel_transaction = self.start(
+            build_cancel(handle.request), handle.transport, handle.destination
+        )
+        # RFC 3261 §9.1: without a final response 64*T1 after the CANCEL, give up on the INVITE.
+        scheduler = self.layer.scheduler
+        scheduler.call_at(scheduler.now() + 64 * self.layer.timers.t1, partial(self._cancel_expired, handle))
+
+    def _cancel_expired(self, handle: ClientTransaction) -> None:
+        if handle.final is not None:
+            return
+        entry = self.entries.get(client_transaction_key(handle.request))
+        if entry is not None and entry.client is handle:
+            self.layer.forget(entry)
+        handle.fail(make_response(handle.request, 408), Notice.TIMEOUT)
+
+    async def send_stateless(self, message: Message, destination: Target | Source | None) -> Message:
+        layer = self.layer
+        if isinstance(message, Response):
+            if not isinstance(destination, Source):
+                raise ValueError("a response is sent back to the Source of its request")
+            via = message.top_via
+            address = response_address(via, destination) if via is not None else destination.address
+            layer.send(destination.transport, message.serialize(), address)
+            return message
+        if isinstance(destination, Source):
+            transport, address = destination.transport, destination.address
+        else:
+            transport, address = await self.route(destination or request_target(message))
+        if message.top_via is None:
+            message = self.prepare(message, transport)
+        layer.send(transport, message.serialize(), address)
+        return message
+
+    def forget(self, entry: Entry) -> None:
+        if self.entries.get(entry.key) is entry:
+            del self.entries[entry.key]
+
+    def close(self) -> None:
+        """Fail what is pending: nobody waits forever on a closed layer."""
+        for entry in list(self.entries.values()):
+            self.layer.forget(entry)
+            if entry.client is not None:
+                entry.client.fail(make_response(entry.txn.request, 503), Notice.TRANSPORT_ERROR)

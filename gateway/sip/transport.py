@@ -1,0 +1,207 @@
+"""SIP transports (RFC 3261 §18): the one part of the SIP stack that owns sockets.
+
+A transport moves bytes: it hands every received message (a whole datagram, or what the
+:class:`~gateway.sip.framing.StreamFramer` cut from a stream) to a callback with its
+:class:`Source`, and sends bytes to an address. It does not parse: the transaction layer does,
+with the transport's :attr:`Transport.framing`. :class:`UdpTransport` is here, TCP is in
+:mod:`gateway.sip.transport_tcp`; TLS and WebSocket (RFC 7118, one SIP message per WebSocket
+message, so ``Framing.DATAGRAM`` on a reliable transport) are meant to be one class each that
+satisfies the same :class:`Transport` protocol.
+
+Sending never blocks and never raises on network failures: a failure that the transport learns
+of (a TCP connection refused, reset or timed out, a send on a closed transport) is reported to
+the ``on_error`` callback given with the data, on a later turn of the event loop, so that the
+transaction layer can feed it to the transaction as a transport error (RFC 3261 §17.1.4, §18.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from gateway.sip.errors import SIPError
+from gateway.sip.parser import Framing
+
+__all__ = [
+    "Address",
+    "ErrorCallback",
+    "ReceiveCallback",
+    "Source",
+    "Transport",
+    "TransportError",
+    "UdpTransport",
+    "address_family",
+    "format_host",
+    "normalize_address",
+]
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]  # (IP literal without brackets, port)
+
+
+class TransportError(SIPError):
+    """A message could not be sent (RFC 3261 §18.4); clients see it as a 503 (as pjsip does)."""
+
+    status = 503
+    phrase = "Service Unavailable"
+
+
+class Transport(Protocol):
+    """What the transaction layer needs of a transport (UDP, TCP; later TLS, WS, WSS)."""
+
+    @property
+    def name(self) -> str:
+        """The Via transport token: "UDP", "TCP", "TLS", "WS", "WSS"."""
+
+    @property
+    def reliable(self) -> bool:
+        """True for stream transports: no retransmissions, timers D/I/J/K are zero (§17)."""
+
+    @property
+    def framing(self) -> Framing:
+        """How received messages were delimited, for ``parse_message``."""
+
+    @property
+    def local(self) -> Address:
+        """The bound (host, port)."""
+
+    def send(self, data: bytes, destination: Address, on_error: ErrorCallback | None = None) -> None:
+        """Send one message (or keep-alive); failures go to ``on_error`` later, never raised."""
+
+    async def close(self) -> None:
+        """Stop receiving and release sockets; idempotent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message came from: the transport it arrived on and the remote address."""
+
+    transport: Transport
+    host: str
+    port: int
+
+    @property
+    def address(self) -> Address:
+        return self.host, self.port
+
+    @property
+    def local(self) -> Address:
+        return self.transport.local
+
+    def __str__(self) -> str:
+        return f"{self.transport.name} {format_host(self.host)}:{self.port}"
+
+
+ReceiveCallback = Callable[[bytes, Source], None]
+ErrorCallback = Callable[[Exception], None]
+
+
+def normalize_address(sockaddr: tuple[object, ...]) -> Address:
+    """(host, port) of a socket address; IPv6 4-tuples lose flowinfo and scope id, IPv4-mapped
+    IPv6 addresses (dual-stack sockets) become plain IPv4."""
+    host, port = str(sockaddr[0]), int(str(sockaddr[1]))
+    if host.startswith("::ffff:"):
+        mapped = ipaddress.IPv6Address(host.split("%")[0]).ipv4_mapped
+        if mapped is not None:
+            host = str(mapped)
+    return host, port
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """AF_INET or AF_INET6 for an IP literal (brackets allowed); ValueError for a name."""
+    ip = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
+def format_host(host: str) -> str:
+    """An IP literal as written in a Via or URI: IPv6 in brackets (RFC 3261 §25.1 IPv6reference)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def report_error(on_error: ErrorCallback | None, exc: Exception) -> None:
+    """Hand a send failure to its callback on the next turn of the loop (never re-entrantly)."""
+    if on_error is not None:
+        asyncio.get_running_loop().call_soon(on_error, exc)
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """One datagram socket bound to a listen address (RFC 3261 §18.1.1, §18.2.1)."""
+
+    name = "UDP"
+    reliable = False
+    framing = Framing.DATAGRAM
+
+    def __init__(self, on_receive: ReceiveCallback) -> None:
+        self._on_receive = on_receive
+        self._transport: asyncio.DatagramTransport | None = None
+        self._family = socket.AF_INET
+        self._local: Address = ("", 0)
+        self._closed = False
+
+    @classmethod
+    async def bind(cls, host: str, port: int, on_receive: ReceiveCallback) -> UdpTransport:
+        """Bind ``host:port`` (port 0: any free port) and start receiving."""
+        loop = asyncio.get_running_loop()
+        family = address_family(host)
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(on_receive), local_addr=(host.strip("[]"), port), family=family
+        )
+        logger.info("UDP transport listening on %s:%d", format_host(protocol.local[0]), protocol.local[1])
+        return protocol
+
+    @property
+    def local(self) -> Address:
+        return self._local
+
+    def __repr__(self) -> str:
+        return f"<UdpTransport {format_host(self._local[0])}:{self._local[1]}>"
+
+    # asyncio.DatagramProtocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("socket")
+        self._family = sock.family
+        self._local = normalize_address(sock.getsockname())
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if not data.strip(b"\r\n\x00 "):
+            return  # RFC 5626 §4.4.1-style keep-alive datagrams: nothing to parse or answer
+        host, port = normalize_address(tuple(addr))
+        self._on_receive(data, Source(self, host, port))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) name no transaction on an unconnected socket: the
+        # retransmission timers turn them into timeouts.
+        logger.debug("UDP %s: %s", self, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+
+    def send(self, data: bytes, destination: Address, on_error: ErrorCallback | None = None) -> None:
+        if self._closed or self._transport is None or self._transport.is_closing():
+            report_error(on_error, TransportError(f"{self!r} is closed"))
+            return
+        try:
+            family = address_family(destination[0])
+        except ValueError:
+            report_error(on_error, TransportError(f"not an IP address: {destination[0]!r}"))
+            return
+        host = destination[0].strip("[]")
+        if family != self._family:
+            if not (self._family == socket.AF_INET6 and family == socket.AF_INET):
+                report_error(on_error, TransportError(f"{self!r} cannot reach {host}"))
+                return
+            host = f"::ffff:{host}"  # IPv4 peer on a dual-stack IPv6 socket
+        self._transport.sendto(data, (host, destination[1]))
+
+    async def close(self) -> None:
+        if self._transport is not None and not self._closed:
+            logger.info("UDP transport on %s:%d closed", format_host(self._local[0]), self._local[1])
+            self._transport.close()
+        self._closed = True

@@ -1,0 +1,149 @@
+"""UDP and TCP transports on loopback (IPv4 and IPv6): delivery with source, connection reuse,
+CRLF keep-alive, framing errors, idle timeout, connect failures."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.sip.transport import Source, TransportError, UdpTransport
+from gateway.sip.transport_tcp import ConnectionState, TcpTransport
+
+OPTIONS = (
+    b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKx\r\n"
+    b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, Source]] = asyncio.Queue()
+
+    def __call__(self, data: bytes, source: Source) -> None:
+        self.queue.put_nowait((data, source))
+
+    async def get(self, timeout: float = 2.0) -> tuple[bytes, Source]:
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[UdpTransport | TcpTransport]]:
+    opened: list[UdpTransport | TcpTransport] = []
+    yield opened
+    for transport in opened:
+        await transport.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_udp_delivers_with_source(host: str, closing: list[UdpTransport | TcpTransport]) -> None:
+    if host == "::1" and not has_ipv6():
+        pytest.skip("no IPv6 loopback")
+    inbox_a, inbox_b = Inbox(), Inbox()
+    a = await UdpTransport.bind(host, 0, inbox_a)
+    b = await UdpTransport.bind(host, 0, inbox_b)
+    closing += [a, b]
+    assert (a.name, a.reliable, a.local[0]) == ("UDP", False, host)
+    a.send(OPTIONS, b.local)
+    data, source = await inbox_b.get()
+    assert data == OPTIONS
+    assert (source.transport, source.address, source.local) == (b, a.local, b.local)
+    b.send(b"reply", source.address)
+    assert (await inbox_a.get())[0] == b"reply"
+
+
+async def test_udp_send_errors_are_reported_not_raised(closing: list[UdpTransport | TcpTransport]) -> None:
+    errors: list[Exception] = []
+    udp = await UdpTransport.bind("127.0.0.1", 0, Inbox())
+    closing.append(udp)
+    udp.send(b"x", ("::1", 5060), errors.append)  # wrong family
+    udp.send(b"x", ("example.com", 5060), errors.append)  # not an IP
+    await udp.close()
+    await udp.close()  # idempotent
+    udp.send(b"x", ("127.0.0.1", 5060), errors.append)
+    await asyncio.sleep(0)
+    assert len(errors) == 3 and all(isinstance(e, TransportError) for e in errors)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_tcp_reuses_the_connection_both_ways(
+    host: str, closing: list[UdpTransport | TcpTransport]
+) -> None:
+    if host == "::1" and not has_ipv6():
+        pytest.skip("no IPv6 loopback")
+    inbox_a, inbox_b = Inbox(), Inbox()
+    a = await TcpTransport.listen(host, 0, inbox_a)
+    b = await TcpTransport.listen(host, 0, inbox_b)
+    closing += [a, b]
+    a.send(OPTIONS, b.local)
+    a.send(OPTIONS, b.local)  # queued behind the connect, same connection
+    data, source = await inbox_b.get()
+    assert data == OPTIONS and source.transport is b and source.host == host
+    await inbox_b.get()
+    # The response goes back over the connection the request came on (RFC 3261 §18.2.2).
+    b.send(OPTIONS.replace(b"OPTIONS sip", b"INFO sip"), source.address)
+    data, back = await inbox_a.get()
+    assert data.startswith(b"INFO") and back.address == b.local
+    assert list(a.connections) == [b.local] and list(b.connections) == [source.address]
+
+
+async def test_tcp_keepalive_pong_and_framing_error(closing: list[UdpTransport | TcpTransport]) -> None:
+    inbox = Inbox()
+    server = await TcpTransport.listen("127.0.0.1", 0, inbox)
+    closing.append(server)
+    good_r, good_w = await asyncio.open_connection(*server.local)
+    bad_r, bad_w = await asyncio.open_connection(*server.local)
+    good_w.write(b"\r\n\r\n")  # RFC 5626 §3.5.1 ping
+    assert await asyncio.wait_for(good_r.readexactly(2), 2) == b"\r\n"
+    bad_w.write(b"GARBAGE sip:x SIP/2.0\r\nVia: x\r\n\r\n")  # no Content-Length on a stream
+    assert await asyncio.wait_for(bad_r.read(), 2) == b""  # closed
+    good_w.write(OPTIONS)  # the other connection is untouched
+    data, _ = await inbox.get()
+    assert data == OPTIONS
+    assert len(server.connections) == 1
+    for writer in (good_w, bad_w):
+        writer.close()
+
+
+async def test_tcp_idle_connections_are_closed(closing: list[UdpTransport | TcpTransport]) -> None:
+    server = await TcpTransport.listen("127.0.0.1", 0, Inbox(), idle_timeout=0.2)
+    closing.append(server)
+    reader, writer = await asyncio.open_connection(*server.local)
+    writer.write(b"\r\n")
+    await asyncio.sleep(0.05)
+    assert list(server.connections.values()) == [ConnectionState.OPEN]
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    assert server.connections == {}
+    writer.close()
+
+
+async def test_tcp_connect_failure_reports_transport_error(
+    closing: list[UdpTransport | TcpTransport],
+) -> None:
+    client = await TcpTransport.listen("127.0.0.1", 0, Inbox())
+    closing.append(client)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, not listening: connection refused
+        failed = asyncio.get_running_loop().create_future()
+        client.send(OPTIONS, ("127.0.0.1", port), failed.set_result)
+        error = await asyncio.wait_for(failed, 5)
+    assert isinstance(error, TransportError) and "cannot connect" in error.detail
+    assert client.connections == {}
+    await client.close()
+    errors: list[Exception] = []
+    client.send(OPTIONS, ("127.0.0.1", port), errors.append)
+    await asyncio.sleep(0)
+    assert len(errors) == 1
