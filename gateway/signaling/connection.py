@@ -1,0 +1,317 @@
+"""One browser connection's protocol logic, without the WebSocket: messages in, replies and events out.
+
+A connection starts AWAITING_LOGIN, becomes OPEN on a successful `login` (a `Session` is made, the user
+is added to presence and the call service is told), and ends CLOSED (`close()`, idempotent: presence
+forgets the session and the call service is told, so the user's calls end cleanly).
+
+    awaiting_login --login ok--> open --close()--> closed
+    awaiting_login --close()--> closed
+
+Every message gets an answer: a reply (`registered`, `ack`, `pong`) or an `error` naming the code and
+field; a bad message never closes the socket. The transport (ws.py) closes the socket only when
+`close_code` is set: after the login timeout, too many failed logins, or a sustained flood.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from gateway.identity import IdentityMap, WebUser
+from gateway.signaling.errors import (
+    Conflict,
+    LoginTimeout,
+    RateLimited,
+    SignalingError,
+    TooManySessions,
+    Unauthorized,
+)
+from gateway.signaling.events import (
+    Ack,
+    ErrorMessage,
+    Event,
+    IceServerInfo,
+    Pong,
+    Registered,
+    ServerMessage,
+)
+from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.protocol import (
+    Answer,
+    Call,
+    CallRequest,
+    Cancel,
+    Dtmf,
+    Hangup,
+    Hold,
+    Ice,
+    Login,
+    Ping,
+    Reject,
+    Request,
+    Resume,
+    parse_json,
+    peek_id,
+    request_from_json,
+)
+from gateway.signaling.service import CallService
+from gateway.signaling.tokens import SessionTokens
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILED_LOGINS: Final = 5
+CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 policy violation
+CLOSE_AUTH_FAILED: Final = 4001
+
+
+class PresenceRegistry(Protocol):
+    """Where open sessions are recorded (gateway.identity.InMemoryPresence, later Redis)."""
+
+    async def add(self, user_id: str, session_id: str) -> None: ...
+
+    async def remove(self, user_id: str, session_id: str) -> None: ...
+
+    async def sessions_of(self, user_id: str) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalingContext:
+    """What every connection needs; built once by `add_signaling_routes`."""
+
+    call_service: CallService
+    identity: IdentityMap
+    presence: PresenceRegistry
+    tokens: SessionTokens
+    ice_servers: tuple[IceServerInfo, ...]
+    limits: SignalingLimits
+    monotonic: Callable[[], float]
+
+
+class ConnectionState(enum.Enum):
+    AWAITING_LOGIN = "awaiting_login"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+Send = Callable[[ServerMessage], Awaitable[None]]
+
+
+class Session:
+    """A logged-in connection as the call layer sees it (implements `SessionSink`)."""
+
+    __slots__ = ("_connection", "_id", "_user")
+
+    def __init__(self, session_id: str, user: WebUser, connection: Connection) -> None:
+        self._id = session_id
+        self._user = user
+        self._connection = connection
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def user(self) -> WebUser:
+        return self._user
+
+    @property
+    def closed(self) -> bool:
+        return self._connection.state is ConnectionState.CLOSED
+
+    async def send_event(self, event: Event) -> None:
+        if self.closed:
+            logger.debug("session %s closed: dropping %s", self._id, type(event).__name__)
+            return
+        await self._connection.send(event)
+
+    def __repr__(self) -> str:
+        return f"Session({self._id!r}, user={self._user.id!r})"
+
+
+class Connection:
+    def __init__(self, context: SignalingContext, send: Send) -> None:
+        self._context = context
+        self._send = send
+        self.id = secrets.token_urlsafe(12)
+        self.state = ConnectionState.AWAITING_LOGIN
+        self.session: Session | None = None
+        self.close_code: int | None = None  # set when the transport must close the socket
+        self._bucket = TokenBucket(context.limits.rate, context.limits.burst, context.monotonic)
+        self._refused_in_a_row = 0
+        self._failed_logins = 0
+
+    def _set_state(self, state: ConnectionState) -> None:
+        logger.info("connection %s: %s -> %s", self.id, self.state.value, state.value)
+        self.state = state
+
+    async def send(self, message: ServerMessage) -> None:
+        try:
+            await self._send(message)
+        except Exception:  # a socket that died under us: the receive loop notices and closes
+            logger.debug("connection %s: send failed", self.id, exc_info=True)
+
+    async def receive(self, text: str | bytes) -> None:
+        """Handle one message from the browser; the answer goes out through `send`."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if not self._bucket.take():
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row >= self._context.limits.max_rate_limited:
+                self.close_code = CLOSE_POLICY
+            error = RateLimited(f"more than {self._context.limits.rate:g} messages per second: slow down")
+            await self.send(ErrorMessage.from_error(error))
+            return
+        self._refused_in_a_row = 0
+        data: object = None
+        try:
+            data = parse_json(text, self._context.limits.max_message_bytes)
+            request = request_from_json(data)
+        except SignalingError as exc:
+            await self.send(ErrorMessage.from_error(exc, peek_id(data)))
+            return
+        await self._handle(request)
+
+    async def _handle(self, request: Request) -> None:
+        call_id = getattr(request, "call_id", None)
+        try:
+            reply = await self._dispatch(request)
+        except SignalingError as exc:
+            await self.send(ErrorMessage.from_error(exc, request.id, call_id))
+            return
+        except Exception:
+            logger.exception("connection %s: %s failed", self.id, type(request).__name__)
+            await self.send(
+                ErrorMessage("internal_error", "the gateway failed to handle this", None, request.id, call_id)
+            )
+            return
+        if reply is not None:
+            await self.send(reply)
+
+    async def _dispatch(self, request: Request) -> ServerMessage | None:
+        if isinstance(request, Ping):
+            return Pong(request.id)
+        if isinstance(request, Login):
+            await self._login(request)
+            return None
+        if self.session is None:
+            raise Unauthorized("log in first (send a login message)")
+        return await self._call_request(self.session, request)
+
+    async def _call_request(self, session: Session, request: CallRequest) -> Ack:
+        service = self._context.call_service
+        match request:
+            case Call():
+                call_id = await service.dial(session, request.to, request.sdp)
+                return Ack(request.id, "call", call_id)
+            case Answer():
+                await service.answer(session, request.call_id, request.sdp)
+            case Reject():
+                await service.reject(session, request.call_id, request.status)
+            case Cancel():
+                await service.cancel(session, request.call_id)
+            case Hangup():
+                await service.hangup(session, request.call_id)
+            case Hold():
+                await service.hold(session, request.call_id)
+            case Resume():
+                await service.resume(session, request.call_id)
+            case Dtmf():
+                await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
+            case Ice():
+                await service.add_candidate(session, request.call_id, request.candidate)
+        return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
+
+    async def _login(self, request: Login) -> None:
+        if self.state is not ConnectionState.AWAITING_LOGIN:
+            raise Conflict("already logged in on this connection")
+        user = await self._authenticate(request)
+        context = self._context
+        if len(await context.presence.sessions_of(user.id)) >= context.limits.max_sessions_per_user:
+            raise TooManySessions(
+                f"user {user.id!r} already has {context.limits.max_sessions_per_user} open sessions"
+            )
+        session = Session(self.id, user, self)
+        self.session = session
+        self._set_state(ConnectionState.OPEN)
+        await context.presence.add(user.id, session.id)
+        await self.send(
+            Registered(
+                id=request.id,
+                session_id=session.id,
+                user=user.id,
+                display_name=user.display_name,
+                sip=user.aor.aor,
+                ice_servers=context.ice_servers,
+                token=context.tokens.issue(user.id),
+                token_expires_in=context.tokens.ttl,
+            )
+        )
+        await context.call_service.session_opened(session)
+
+    async def _authenticate(self, request: Login) -> WebUser:
+        identity = self._context.identity
+        user: WebUser | None = None
+        if request.token is not None:
+            try:
+                claims = self._context.tokens.verify(request.token)
+            except Unauthorized:
+                self._login_failed()
+                raise
+            user = await identity.store.get(claims.user_id)
+            if user is None:
+                self._login_failed()
+                raise Unauthorized("the user of this session token no longer exists", field="token")
+            return user
+        if request.user is not None and request.secret is not None:
+            user = await identity.verify_web_login(request.user, request.secret)
+        if user is None:
+            self._login_failed()
+            raise Unauthorized("wrong user id or secret", field="secret")
+        return user
+
+    def _login_failed(self) -> None:
+        self._failed_logins += 1
+        if self._failed_logins >= MAX_FAILED_LOGINS:
+            self.close_code = CLOSE_AUTH_FAILED
+
+    async def login_timed_out(self) -> None:
+        """The login deadline passed: tell the browser, and ask the transport to close."""
+        if self.state is not ConnectionState.AWAITING_LOGIN:
+            return
+        seconds = self._context.limits.login_timeout
+        error = LoginTimeout(f"no login within {seconds:g} seconds: closing")
+        await self.send(ErrorMessage.from_error(error))
+        self.close_code = error.close_code
+
+    async def close(self) -> None:
+        """Forget the session and tell the call service (idempotent; never raises)."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        session = self.session
+        self._set_state(ConnectionState.CLOSED)
+        if session is None:
+            return
+        try:
+            await self._context.presence.remove(session.user.id, session.id)
+        except Exception:
+            logger.exception("connection %s: presence removal failed", self.id)
+        try:
+            await self._context.call_service.session_closed(session)
+        except Exception:
+            logger.exception("connection %s: session_closed failed", self.id)
+
+
+_REQUEST_NAMES: Final[dict[type, str]] = {
+    Answer: "answer",
+    Reject: "reject",
+    Cancel: "cancel",
+    Hangup: "hangup",
+    Hold: "hold",
+    Resume: "resume",
+    Dtmf: "dtmf",
+    Ice: "ice",
+}

@@ -1,0 +1,278 @@
+"""The browser's WebSocket JSON protocol, gateway side: the messages the gateway sends, as JSON text.
+
+Sans-I/O like `protocol.py`. Replies (`registered`, `ack`, `pong`, `error` with the request's `id`) answer
+requests; events (`incoming`, `offer`, `ringing`, `early_media`, `connected`, `held`, `resumed`, `dtmf`,
+`ice`, `ended`, and `error` about a call) are pushed by the call layer through `Session.send_event`.
+Every message is listed in docs/signaling.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.signaling.errors import SignalingError
+from gateway.signaling.protocol import RequestId
+from sdp import IceCandidateInit
+
+
+@dataclass(frozen=True, slots=True)
+class IceServerInfo:
+    """One RTCIceServer for the browser's RTCConfiguration (credentials only go to logged-in users)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        result: dict[str, object] = {"urls": list(self.urls)}
+        if self.username is not None:
+            result["username"] = self.username
+        if self.credential is not None:
+            result["credential"] = self.credential
+        return result
+
+
+# --- replies -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The reply to a successful `login`: who the user is, their ICE servers, a token for reconnects."""
+
+    id: RequestId
+    session_id: str
+    user: str
+    display_name: str
+    sip: str
+    ice_servers: tuple[IceServerInfo, ...]
+    token: str = field(repr=False)
+    token_expires_in: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "registered",
+            "id": self.id,
+            "session_id": self.session_id,
+            "user": self.user,
+            "display_name": self.display_name,
+            "sip": self.sip,
+            "ice_servers": [s.to_json() for s in self.ice_servers],
+            "token": self.token,
+            "token_expires_in": self.token_expires_in,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The reply to any other accepted request; the reply to `call` carries the new `call_id`."""
+
+    id: RequestId
+    request: str
+    call_id: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "ack", "id": self.id, "request": self.request, "call_id": self.call_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    id: RequestId
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "pong", "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """`error {code, message, field}`, with the `id` of the request it refuses and the call it concerns."""
+
+    code: str
+    message: str
+    field: str | None = None
+    id: RequestId = None
+    call_id: str | None = None
+
+    @classmethod
+    def from_error(
+        cls, error: SignalingError, rid: RequestId = None, call_id: str | None = None
+    ) -> ErrorMessage:
+        return cls(error.code, error.message, error.field, rid, call_id)
+
+    def to_json(self) -> dict[str, object]:
+        result: dict[str, object] = {
+            "type": "error",
+            "id": self.id,
+            "code": self.code,
+            "message": self.message,
+            "field": self.field,
+        }
+        if self.call_id is not None:
+            result["call_id"] = self.call_id
+        return result
+
+
+# --- events pushed by the call layer ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A call for this user: ring. `sdp` is the gateway's offer when it is ready at ringing time;
+    otherwise an `offer` event follows the browser's `answer`."""
+
+    call_id: str
+    from_uri: str
+    display_name: str | None = None
+    sdp: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "incoming",
+            "call_id": self.call_id,
+            "from": self.from_uri,
+            "display_name": self.display_name,
+            "sdp": self.sdp,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The gateway's WebRTC offer for an inbound call; the browser answers with `answer {call_id, sdp}`."""
+
+    call_id: str
+    sdp: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "offer", "call_id": self.call_id, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    call_id: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "ringing", "call_id": self.call_id}
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyMedia:
+    """Audio before the answer; `sdp` is the gateway's answer to the browser's offer (outbound calls)."""
+
+    call_id: str
+    sdp: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "early_media", "call_id": self.call_id, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The call is answered; `sdp` is the gateway's answer when early media did not carry it already."""
+
+    call_id: str
+    sdp: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "connected", "call_id": self.call_id, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    call_id: str
+    by: Literal["local", "remote"] = "remote"
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "held", "call_id": self.call_id, "by": self.by}
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    call_id: str
+    by: Literal["local", "remote"] = "remote"
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "resumed", "call_id": self.call_id, "by": self.by}
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """A keypad digit from the SIP party."""
+
+    call_id: str
+    digit: str
+    duration_ms: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "dtmf", "call_id": self.call_id, "digit": self.digit, "duration_ms": self.duration_ms}
+
+
+@dataclass(frozen=True, slots=True)
+class IceCandidate:
+    """A gateway ICE candidate for the browser's `addIceCandidate`; None: the gateway has no more."""
+
+    call_id: str
+    candidate: IceCandidateInit | None
+
+    def to_json(self) -> dict[str, object]:
+        value = self.candidate.to_json() if self.candidate is not None else None
+        return {"type": "ice", "call_id": self.call_id, "candidate": value}
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The call is over for this session: `reason` is a code (docs/signaling.md), `sip_status` the SIP
+    final response that ended it, if any."""
+
+    call_id: str
+    reason: str
+    message: str = ""
+    sip_status: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "ended",
+            "call_id": self.call_id,
+            "reason": self.reason,
+            "message": self.message,
+            "sip_status": self.sip_status,
+        }
+
+
+Event = (
+    Incoming
+    | Offer
+    | Ringing
+    | EarlyMedia
+    | Connected
+    | Held
+    | Resumed
+    | DtmfReceived
+    | IceCandidate
+    | Ended
+    | ErrorMessage
+)
+ServerMessage = Event | Registered | Ack | Pong
+EVENT_TYPES: tuple[str, ...] = (
+    "incoming",
+    "offer",
+    "ringing",
+    "early_media",
+    "connected",
+    "held",
+    "resumed",
+    "dtmf",
+    "ice",
+    "ended",
+    "error",
+)
+
+
+def encode(message: ServerMessage) -> str:
+    """One message as compact JSON text."""
+    return json.dumps(message.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def as_mapping(message: ServerMessage) -> Mapping[str, object]:
+    return message.to_json()

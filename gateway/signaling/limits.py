@@ -1,0 +1,54 @@
+"""Limits on browser connections, and the per-connection token bucket that enforces the message rate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.signaling.protocol import MAX_MESSAGE_BYTES
+
+DEFAULT_MAX_SESSIONS_PER_USER: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SignalingLimits:
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger WebSocket messages get `too_large`
+    rate: float = 20.0  # messages per second, sustained, per connection
+    burst: int = 40  # messages allowed at once
+    max_rate_limited: int = 200  # consecutive refused messages after which the socket is closed
+    login_timeout: float = 10.0  # seconds a socket may stay open without a successful login
+    heartbeat: float = 20.0  # seconds between WebSocket pings (RFC 6455 §5.5.2); no pong: closed
+    max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
+    service_timeout: float = 20.0  # seconds the HTTP API waits for the call layer (then 408)
+
+    def __post_init__(self) -> None:
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be at least 1024, got {self.max_message_bytes!r}")
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError(f"rate and burst must be positive, got {self.rate!r}, {self.burst!r}")
+        for name in ("login_timeout", "heartbeat", "service_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_sessions_per_user < 1 or self.max_rate_limited < 1:
+            raise ValueError("max_sessions_per_user and max_rate_limited must be at least 1")
+
+
+class TokenBucket:
+    """`burst` tokens, refilled at `rate` per second; each message takes one (RFC 2697's idea, simplified)."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

@@ -1,0 +1,119 @@
+"""Wiring: `add_signaling_routes` puts the softphone page, `/ws`, the HTTP API and `/openapi.json` on an app.
+
+    app = build_app(health)
+    add_signaling_routes(app, call_service=calls, offer_service=calls, identity=identities,
+                         presence=presence, config=config, clock=time.time)
+
+Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
+`webrtc-client.js`), `/ws`, `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`, `/iceservers`,
+`/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`session_closed`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from gateway.config import Config
+from gateway.identity import IdentityMap
+from gateway.signaling.connection import PresenceRegistry, SignalingContext
+from gateway.signaling.events import IceServerInfo
+from gateway.signaling.http_api import (
+    HTTP_API_KEY,
+    HttpApiContext,
+    candidate_handler,
+    close_handler,
+    ice_servers_handler,
+    offer_handler,
+)
+from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.openapi import openapi_document
+from gateway.signaling.service import CallService, OfferService
+from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.ws import CONTEXT_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
+PAGE_HEADERS: Final = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
+        "img-src 'self' data:; frame-ancestors 'none'"
+    ),
+}
+
+
+def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
+    return tuple(
+        IceServerInfo(
+            server.urls,
+            server.username,
+            server.credential.reveal() if server.credential is not None else None,
+        )
+        for server in config.ice.browser
+    )
+
+
+def session_tokens_from_config(config: Config, clock: Callable[[], float]) -> SessionTokens:
+    """Tokens signed with web_auth.session_secret, or a random key when it is unset (see gateway.yaml)."""
+    secret = config.web_auth.session_secret
+    if secret is None:
+        logger.info("web_auth.session_secret unset: session tokens will not survive a restart")
+        return SessionTokens.with_random_key(config.web_auth.token_ttl, clock)
+    return SessionTokens(secret.reveal().encode("utf-8"), config.web_auth.token_ttl, clock)
+
+
+async def index_handler(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def add_signaling_routes(
+    app: web.Application,
+    *,
+    call_service: CallService,
+    offer_service: OfferService,
+    identity: IdentityMap,
+    presence: PresenceRegistry,
+    config: Config,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    limits: SignalingLimits | None = None,
+) -> None:
+    """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
+    drives the rate limit."""
+    limits = limits or SignalingLimits()
+    tokens = session_tokens_from_config(config, clock)
+    ice_servers = ice_servers_from_config(config)
+    app[CONTEXT_KEY] = SignalingContext(
+        call_service, identity, presence, tokens, ice_servers, limits, monotonic
+    )
+    app[HTTP_API_KEY] = HttpApiContext(offer_service, identity, tokens, ice_servers, limits)
+    sockets = SocketRegistry()
+    app[SOCKETS_KEY] = sockets
+
+    async def close_sockets(app: web.Application) -> None:
+        await sockets.close_all()
+
+    app.on_shutdown.append(close_sockets)
+    router = app.router
+    router.add_get("/", index_handler)
+    router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    router.add_get("/ws", websocket_handler)
+    router.add_post("/webrtc/offer", offer_handler)
+    router.add_post("/webrtc/ice-candidate", candidate_handler)
+    router.add_post("/webrtc/close", close_handler)
+    router.add_get("/iceservers", ice_servers_handler)
+    router.add_get("/openapi.json", openapi_handler)

@@ -1,0 +1,121 @@
+"""The boundary between signaling and the call layer: what signaling asks, and how it is told things.
+
+Signaling calls a `CallService` for every WebSocket request about calls and an `OfferService` for the
+HTTP offer/answer API; the call layer implements both (gateway/app.py wires them). The call layer talks
+back to one browser through the `SessionSink` it was given in `session_opened` (`send_event`).
+
+A service refuses a request by raising a `SignalingError` (usually `ServiceError(message, code=...,
+field=..., http_status=...)`, or `NotFound`/`Forbidden`/`Conflict`); the browser gets it as an `error`
+message (WebSocket) or an error body (HTTP). Any other exception is logged and reported as
+`internal_error` without details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.identity import WebUser
+from gateway.signaling.events import Event
+from sdp import IceCandidateInit
+
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+class SessionSink(Protocol):
+    """One logged-in browser session (one WebSocket) as the call layer sees it."""
+
+    @property
+    def id(self) -> str:
+        """The session id (unique per WebSocket; the same id is in presence and in `registered`)."""
+        ...
+
+    @property
+    def user(self) -> WebUser: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send_event(self, event: Event) -> None:
+        """Push one event to the browser; after the session closed, events are dropped (logged at DEBUG)."""
+        ...
+
+
+class CallService(Protocol):
+    """What the call layer does for WebSocket sessions. `call_id`s are the service's own."""
+
+    async def session_opened(self, session: SessionSink) -> None:
+        """A browser logged in: it may now receive `incoming` calls."""
+        ...
+
+    async def session_closed(self, session: SessionSink) -> None:
+        """The browser went away (socket closed, heartbeat lost, shutdown): end its calls cleanly."""
+        ...
+
+    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
+        """Start an outbound call to `to` with the browser's offer `sdp`; returns the new call id."""
+        ...
+
+    async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
+        """Accept a ringing call; `sdp` is the browser's answer to the gateway's offer (None: not yet)."""
+        ...
+
+    async def reject(self, session: SessionSink, call_id: str, status: int) -> None:
+        """Turn down a ringing call with SIP `status` (480, 486 or 603)."""
+        ...
+
+    async def cancel(self, session: SessionSink, call_id: str) -> None:
+        """Give up an outbound call before it is answered."""
+        ...
+
+    async def hangup(self, session: SessionSink, call_id: str) -> None: ...
+
+    async def hold(self, session: SessionSink, call_id: str) -> None: ...
+
+    async def resume(self, session: SessionSink, call_id: str) -> None: ...
+
+    async def dtmf(self, session: SessionSink, call_id: str, digits: str, duration_ms: int | None) -> None:
+        """Send keypad `digits` (0-9 * # A-D) on the SIP leg, each for `duration_ms` (None: default)."""
+        ...
+
+    async def add_candidate(
+        self, session: SessionSink, call_id: str, candidate: IceCandidateInit | None
+    ) -> None:
+        """A trickled browser candidate for the call's web leg. None: the browser has no more candidates
+        at all; an `IceCandidateInit` whose `candidate` is None: no more for that stream (its mid)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OfferResult:
+    """The gateway's answer to an HTTP offer, and the session it belongs to."""
+
+    session_id: str
+    sdp: str  # the gateway's SDP answer
+    ice_candidates: tuple[IceCandidateInit, ...] = ()  # candidates not in the SDP (usually none)
+    metadata: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+class OfferService(Protocol):
+    """What the call layer does for the HTTP offer/answer API (one WebRTC session per offer)."""
+
+    async def offer(
+        self,
+        user: WebUser,
+        sdp: str,
+        dial: str | None,
+        metadata: Mapping[str, JsonValue],
+        session_id: str | None,
+    ) -> OfferResult:
+        """Answer the browser's offer `sdp`; with `dial`, also call that destination. `session_id`
+        renegotiates an existing session of the same user."""
+        ...
+
+    async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
+        """A trickled candidate for session `session_id`; raises `NotFound` for an unknown session."""
+        ...
+
+    async def close(self, user: WebUser, session_id: str) -> None:
+        """End session `session_id` (and its call); raises `NotFound` for an unknown session."""
+        ...

@@ -1,0 +1,87 @@
+"""Session tokens: what a logged-in browser (or an HTTP API client) presents instead of its secret.
+
+A token is `<payload>.<mac>`, both base64url without padding: the payload is the JSON object
+`{"u": user id, "e": expiry (Unix seconds), "n": random nonce}`, the MAC is HMAC-SHA256 (RFC 2104) of the
+payload text under the session key (`web_auth.session_secret`, or a random key per process start).
+Verification compares MACs with `hmac.compare_digest` (constant time) before reading the payload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.signaling.errors import Unauthorized
+
+MAX_TOKEN_CHARS: Final = 1024
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTokens:
+    """Issues and verifies session tokens; `clock` gives Unix time (injected so tests can move it)."""
+
+    key: bytes = field(repr=False)
+    ttl: int
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if len(self.key) < 16:
+            raise ValueError("the session key must be at least 16 bytes")
+        if self.ttl <= 0:
+            raise ValueError(f"token ttl must be positive, got {self.ttl!r}")
+
+    @classmethod
+    def with_random_key(cls, ttl: int, clock: Callable[[], float] = time.time) -> SessionTokens:
+        return cls(secrets.token_bytes(32), ttl, clock)
+
+    def _mac(self, payload: str) -> str:
+        return _b64encode(hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def issue(self, user_id: str) -> str:
+        claims = {"u": user_id, "e": int(self.clock()) + self.ttl, "n": secrets.token_urlsafe(8)}
+        payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid, unexpired token; `Unauthorized` otherwise (never another error)."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+            raise Unauthorized("invalid session token", field="token")
+        payload, mac = token.split(".")
+        try:
+            payload.encode("ascii")
+        except UnicodeEncodeError:
+            raise Unauthorized("invalid session token", field="token") from None
+        if not hmac.compare_digest(self._mac(payload).encode(), mac.encode("utf-8", "replace")):
+            raise Unauthorized("invalid session token", field="token")
+        try:
+            claims = json.loads(_b64decode(payload))
+            user_id, expires_at = claims["u"], claims["e"]
+        except (ValueError, binascii.Error, KeyError, TypeError):
+            raise Unauthorized("invalid session token", field="token") from None
+        if not isinstance(user_id, str) or not isinstance(expires_at, int):
+            raise Unauthorized("invalid session token", field="token")
+        if expires_at <= self.clock():
+            raise Unauthorized("session token expired: log in again", field="token")
+        return TokenClaims(user_id, float(expires_at))

@@ -1,0 +1,96 @@
+"""The `/ws` endpoint: the thin aiohttp layer around `Connection` (which holds the protocol logic).
+
+It owns the socket: reads messages and hands them to the connection, writes what the connection sends
+(one writer at a time), enforces the login deadline, lets aiohttp's heartbeat (WebSocket ping/pong,
+RFC 6455 §5.5.2) close dead peers, and closes the connection (so the call service hears
+`session_closed`) however the socket ends. Messages are handled one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+from aiohttp import WSMsgType, web
+
+from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
+from gateway.signaling.events import ServerMessage, encode
+
+logger = logging.getLogger(__name__)
+
+HARD_SIZE_FACTOR: Final = 4  # messages above 4x the limit are not even read: aiohttp closes with 1009
+CLOSE_GOING_AWAY: Final = 1001
+
+
+class SocketRegistry:
+    """The open WebSockets, so that shutdown can close them (and their sessions) in order."""
+
+    def __init__(self) -> None:
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def add(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.add(ws)
+
+    def discard(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.discard(ws)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    async def close_all(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"gateway shutting down")
+
+
+CONTEXT_KEY: Final = web.AppKey("signaling_context", SignalingContext)
+SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    context = request.app[CONTEXT_KEY]
+    sockets = request.app[SOCKETS_KEY]
+    limits = context.limits
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR
+    )
+    await ws.prepare(request)
+    lock = asyncio.Lock()
+
+    async def send(message: ServerMessage) -> None:
+        async with lock:
+            if not ws.closed:
+                await ws.send_str(encode(message))
+
+    connection = Connection(context, send)
+    sockets.add(ws)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.login_timeout
+    logger.info("connection %s opened from %s", connection.id, request.remote)
+    try:
+        while connection.close_code is None:
+            timeout: float | None = None
+            if connection.state is ConnectionState.AWAITING_LOGIN:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    await connection.login_timed_out()
+                    break
+            try:
+                message = await ws.receive(timeout=timeout)
+            except TimeoutError:
+                await connection.login_timed_out()
+                break
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await connection.receive(message.data)
+            elif message.type is WSMsgType.ERROR:
+                logger.info("connection %s: socket error %s", connection.id, ws.exception())
+                break
+            else:  # CLOSE, CLOSING, CLOSED: the browser went away, or the heartbeat found it dead
+                break
+    finally:
+        await connection.close()
+        sockets.discard(ws)
+        if not ws.closed:
+            await ws.close(code=connection.close_code or 1000)
+        logger.info("connection %s closed (code %s)", connection.id, ws.close_code)
+    return ws

@@ -1,0 +1,260 @@
+// The softphone page: login, dial pad, calls, DTMF, mute, hold, level meters. Uses webrtc-client.js.
+import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
+
+const $ = (id) => document.getElementById(id);
+const client = new GatewayClient();
+const TOKEN_KEY = "gateway.session-token";
+let call = null; // the current call (one at a time on this page)
+let ringing = null; // an incoming call not answered yet
+let audioContext = null;
+let stopMeters = [];
+let timer = null;
+
+const MESSAGES = {
+  unauthorized: "Wrong user id or secret.",
+  login_timeout: "The gateway closed the connection: log in took too long.",
+  too_many_sessions: "You are logged in on too many devices or tabs. Close one and try again.",
+  network: "Cannot reach the gateway. Check your network connection and try again.",
+  forbidden: "You are not allowed to call this number.",
+  not_found: "That call no longer exists.",
+  rate_limited: "Too many actions at once. Please wait a moment.",
+  NotAllowedError: "Microphone access was denied. Allow the microphone in your browser and try again.",
+  NotFoundError: "No microphone was found.",
+};
+
+const END_REASONS = {
+  busy: "The line is busy.",
+  no_such_number: "That number does not exist.",
+  declined: "The call was declined.",
+  unavailable: "The person is not available.",
+  no_answer: "No answer.",
+  cancelled: "The call was cancelled.",
+  remote_hangup: "The other side hung up.",
+  hangup: "Call ended.",
+  disconnected: "Connection to the gateway lost: call ended.",
+  pbx_unreachable: "The phone system cannot be reached.",
+  incompatible_media: "The other side does not support this browser's audio formats.",
+  forbidden: "You are not allowed to call this number.",
+  answered_elsewhere: "Answered on another device.",
+  media_timeout: "Audio stopped: call ended.",
+  media_failed: "Audio could not be set up.",
+};
+
+function readable(error) {
+  const text = MESSAGES[error.code] || MESSAGES[error.name];
+  if (text && error.code === "forbidden" && error.message) return `${text} (${error.message})`;
+  return text || error.message || String(error);
+}
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function setStatus(state, text) {
+  const status = $("status");
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+function formatDuration(ms) {
+  const seconds = Math.floor(ms / 1000);
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = String(seconds % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+const STATE_TEXT = {
+  calling: "Calling…", ringing: "Ringing…", early: "Ringing (early audio)…", incoming: "Incoming call",
+  answering: "Connecting…", connected: "Connected", held: "On hold", ended: "Call ended",
+};
+
+function render() {
+  const active = call && call.state !== "ended";
+  const inCall = active && ["connected", "held"].includes(call.state);
+  $("call-button").disabled = Boolean(active) || !client.connected;
+  $("hangup-button").disabled = !active;
+  $("mute-button").disabled = !inCall;
+  $("hold-button").disabled = !inCall;
+  $("mute-button").setAttribute("aria-pressed", String(Boolean(active && call.muted)));
+  $("mute-button").textContent = active && call.muted ? "Unmute" : "Mute";
+  const held = active && call.state === "held";
+  $("hold-button").setAttribute("aria-pressed", String(Boolean(held)));
+  $("hold-button").textContent = held ? "Resume" : "Hold";
+  $("call-state").textContent = active ? STATE_TEXT[call.state] || call.state : "No call";
+  $("incoming").hidden = !ringing;
+  if (ringing) {
+    const who = ringing.remote.displayName ? `${ringing.remote.displayName} (${ringing.remote.uri})` : ringing.remote.uri;
+    $("incoming-text").textContent = `Incoming call from ${who}`;
+  }
+}
+
+function tick() {
+  $("call-timer").textContent = call && call.connectedAt ? formatDuration(Date.now() - call.connectedAt) : "0:00";
+}
+
+function micMeter(target) {
+  if (!target.localStream) return;
+  audioContext ||= new AudioContext();
+  audioContext.resume().catch(() => {});
+  stopMeters.push(levelMeter(target.localStream, (v) => { $("mic-level").value = v; }, { audioContext }));
+}
+
+function meters(target) {
+  micMeter(target);
+  target.addEventListener("track", (event) => {
+    audioContext ||= new AudioContext();
+    $("remote-audio").srcObject = event.detail.stream;
+    stopMeters.push(levelMeter(event.detail.stream, (v) => { $("remote-level").value = v; }, { audioContext }));
+  });
+}
+
+function adopt(newCall) {
+  call = newCall;
+  call.addEventListener("state", () => { render(); tick(); });
+  call.addEventListener("error", (event) => showError(readable(event.detail)));
+  call.addEventListener("ended", (event) => {
+    const { reason, message, sip_status: status } = event.detail;
+    if (reason !== "hangup") {
+      const suffix = status ? ` (SIP ${status})` : "";
+      showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix);
+    }
+    for (const stop of stopMeters) stop();
+    stopMeters = [];
+    $("mic-level").value = 0;
+    $("remote-level").value = 0;
+    clearInterval(timer);
+    timer = null;
+    render();
+  });
+  clearInterval(timer);
+  timer = setInterval(tick, 1000);
+  meters(call);
+  render();
+}
+
+async function login(credentials) {
+  showError("");
+  setStatus("connecting", "Connecting…");
+  $("login-button").disabled = true;
+  try {
+    const info = await client.login(credentials);
+    sessionStorage.setItem(TOKEN_KEY, info.token);
+  } catch (error) {
+    setStatus("offline", "Offline");
+    if (credentials.token) sessionStorage.removeItem(TOKEN_KEY);
+    else showError(readable(error));
+  } finally {
+    $("login-button").disabled = false;
+  }
+}
+
+client.addEventListener("registered", (event) => {
+  const info = event.detail;
+  setStatus("registered", `Registered as ${info.display_name}`);
+  $("identity").textContent = `${info.display_name} · ${info.sip}`;
+  $("login-panel").hidden = true;
+  $("phone-panel").hidden = false;
+  showError("");
+  render();
+  $("number").focus();
+});
+client.addEventListener("disconnected", () => {
+  if (!client.info) return;
+  setStatus("connecting", "Reconnecting…");
+  render();
+});
+client.addEventListener("error", (event) => showError(readable(event.detail)));
+client.addEventListener("logout", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  setStatus("offline", "Offline");
+  $("phone-panel").hidden = true;
+  $("login-panel").hidden = false;
+});
+client.addEventListener("incoming", (event) => {
+  const incoming = event.detail.call;
+  if (call && call.state !== "ended") {
+    incoming.reject(486).catch(() => {}); // busy: this page holds one call at a time
+    return;
+  }
+  ringing = incoming;
+  incoming.addEventListener("ended", () => { if (ringing === incoming) { ringing = null; render(); } });
+  render();
+});
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const user = $("login-user").value.trim();
+  const secret = $("login-secret").value;
+  if (!user || !secret) {
+    showError("Enter your user id and secret.");
+    return;
+  }
+  login({ user, secret });
+});
+
+$("logout-button").addEventListener("click", () => client.logout());
+
+$("dialpad").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-key]");
+  if (!button) return;
+  const key = button.dataset.key;
+  if (call && ["connected", "held", "early"].includes(call.state)) {
+    call.sendDtmf(key).catch((error) => showError(readable(error)));
+  } else {
+    $("number").value += key;
+  }
+});
+
+async function dial() {
+  const to = $("number").value.trim();
+  if (!to) {
+    showError("Enter a number or SIP address to call.");
+    return;
+  }
+  showError("");
+  $("call-button").disabled = true;
+  try {
+    adopt(await client.call(to));
+  } catch (error) {
+    showError(readable(error));
+  } finally {
+    render();
+  }
+}
+
+$("call-button").addEventListener("click", dial);
+$("number").addEventListener("keydown", (event) => { if (event.key === "Enter") dial(); });
+$("hangup-button").addEventListener("click", () => {
+  call?.hangup().catch((error) => showError(readable(error)));
+});
+$("mute-button").addEventListener("click", () => { call?.mute(!call.muted); render(); });
+$("hold-button").addEventListener("click", () => {
+  if (!call) return;
+  (call.state === "held" ? call.resume() : call.hold()).catch((error) => showError(readable(error)));
+});
+$("answer-button").addEventListener("click", async () => {
+  const incoming = ringing;
+  ringing = null;
+  if (!incoming) return;
+  adopt(incoming);
+  try {
+    await incoming.answer();
+    micMeter(incoming);
+  } catch (error) {
+    showError(readable(error));
+  }
+  render();
+});
+$("reject-button").addEventListener("click", () => {
+  const incoming = ringing;
+  ringing = null;
+  render();
+  incoming?.reject(603).catch((error) => showError(readable(error)));
+});
+
+render();
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) login({ token: saved });

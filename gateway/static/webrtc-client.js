@@ -1,0 +1,430 @@
+// webrtc-client.js: a small browser client for the gateway's WebSocket signaling (docs/signaling.md).
+//
+// An ES module with no dependencies. Usage:
+//
+//   import { GatewayClient } from "/static/webrtc-client.js";
+//   const client = new GatewayClient();                      // ws(s)://<this host>/ws by default
+//   const me = await client.login({ user: "alice", secret: "..." });  // or { token }
+//   client.addEventListener("incoming", (e) => e.detail.call.answer());
+//   const call = await client.call("2000");                  // asks for the microphone
+//   call.addEventListener("state", () => console.log(call.state));
+//   call.sendDtmf("12#"); call.mute(true); await call.hold(); await call.resume(); await call.hangup();
+//
+// GatewayClient events: "registered" {detail: info}, "incoming" {detail: {call}}, "disconnected"
+//   {detail: {code, reason}}, "reconnecting" {detail: {attempt, delay}}, "error" {detail: GatewayError}
+//   (errors not tied to a request, e.g. the login timeout), "logout".
+// Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
+//   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError}.
+// Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held", "ended".
+//
+// ICE candidates trickle both ways. After an unexpected disconnect the client reconnects and logs in
+// again with the session token from the last `registered` (calls do not survive a disconnect: the
+// gateway ends them, and they end here with reason "disconnected").
+
+export class GatewayError extends Error {
+  constructor(code, message, field = null, callId = null) {
+    super(message);
+    this.name = "GatewayError";
+    this.code = code;
+    this.field = field;
+    this.callId = callId;
+  }
+}
+
+function defaultUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+function emit(target, type, detail) {
+  target.dispatchEvent(new CustomEvent(type, { detail }));
+}
+
+export class GatewayClient extends EventTarget {
+  constructor({ url = defaultUrl(), reconnect = true, trickle = true } = {}) {
+    super();
+    this.url = url;
+    this.reconnect = reconnect;
+    this.trickle = trickle;
+    this.info = null; // the last `registered` reply
+    this.token = null;
+    this.calls = new Map(); // call_id -> Call
+    this._ws = null;
+    this._nextId = 1;
+    this._pending = new Map(); // request id -> {resolve, reject}
+    this._closing = false;
+    this._attempt = 0;
+    this._early = new Map(); // call_id -> events that arrived before the reply that named the call
+  }
+
+  get connected() {
+    return this._ws !== null && this._ws.readyState === WebSocket.OPEN;
+  }
+
+  get iceServers() {
+    return this.info ? this.info.ice_servers : [];
+  }
+
+  // Log in with {user, secret} or {token}; resolves with the `registered` reply, rejects with GatewayError.
+  async login(credentials) {
+    this._closing = false;
+    await this._open();
+    try {
+      const reply = await this.request({ type: "login", ...credentials });
+      this._registered(reply);
+      return reply;
+    } catch (error) {
+      this._closing = true;
+      this._ws?.close(1000);
+      throw error;
+    }
+  }
+
+  _registered(reply) {
+    this.info = reply;
+    this.token = reply.token;
+    this._attempt = 0;
+    emit(this, "registered", reply);
+  }
+
+  _open() {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WebSocket(this.url);
+      } catch (error) {
+        reject(new GatewayError("network", `cannot connect to ${this.url}: ${error.message}`));
+        return;
+      }
+      this._ws = ws;
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new GatewayError("network", "cannot reach the gateway"));
+      ws.onmessage = (event) => this._onMessage(event.data);
+      ws.onclose = (event) => this._onClose(ws, event);
+    });
+  }
+
+  // Send a request; resolves with its reply (`ack`, `registered`, `pong`), rejects with GatewayError.
+  request(message) {
+    if (!this.connected) {
+      return Promise.reject(new GatewayError("network", "not connected to the gateway"));
+    }
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      this._pending.set(id, { resolve, reject });
+      this._ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  _onMessage(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const pending = message.id != null ? this._pending.get(message.id) : undefined;
+    if (pending) {
+      this._pending.delete(message.id);
+      if (message.type === "error") {
+        pending.reject(new GatewayError(message.code, message.message, message.field, message.call_id));
+      } else {
+        pending.resolve(message);
+      }
+      return;
+    }
+    if (message.type === "incoming") {
+      const call = new Call(this, message.call_id, "inbound");
+      call.remote = { uri: message.from, displayName: message.display_name };
+      call._offer = message.sdp || null;
+      this.calls.set(call.id, call);
+      call._setState("incoming");
+      emit(this, "incoming", { call });
+      return;
+    }
+    const call = message.call_id ? this.calls.get(message.call_id) : undefined;
+    if (call) {
+      call._onEvent(message);
+    } else if (message.type === "error" && !message.call_id) {
+      emit(this, "error", new GatewayError(message.code, message.message, message.field));
+    } else if (message.call_id) {
+      const early = this._early.get(message.call_id) || [];
+      early.push(message);
+      this._early.set(message.call_id, early.slice(-50));
+      setTimeout(() => this._early.delete(message.call_id), 10000);
+    }
+  }
+
+  _onClose(ws, event) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    for (const { reject } of this._pending.values()) {
+      reject(new GatewayError("network", "the connection to the gateway was lost"));
+    }
+    this._pending.clear();
+    for (const call of [...this.calls.values()]) {
+      call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
+    }
+    emit(this, "disconnected", { code: event.code, reason: event.reason });
+    if (!this._closing && this.reconnect && this.token) this._scheduleReconnect();
+  }
+
+  _scheduleReconnect() {
+    const delay = Math.min(30000, 500 * 2 ** this._attempt);
+    this._attempt += 1;
+    emit(this, "reconnecting", { attempt: this._attempt, delay });
+    setTimeout(async () => {
+      if (this._closing) return;
+      try {
+        await this._open();
+        this._registered(await this.request({ type: "login", token: this.token }));
+      } catch (error) {
+        if (error.code === "unauthorized") {
+          this.token = null; // expired or revoked: the user must log in again
+          emit(this, "error", error);
+          this._ws?.close(1000);
+        }
+      }
+    }, delay);
+  }
+
+  // Close the connection on purpose (no reconnect); the gateway ends this session's calls.
+  logout() {
+    this._closing = true;
+    this.token = null;
+    this.info = null;
+    this._ws?.close(1000, "logout");
+    emit(this, "logout", {});
+  }
+
+  _peerConnection() {
+    return new RTCPeerConnection({ iceServers: this.iceServers });
+  }
+
+  // Place a call to `to` (a number or SIP URI). Resolves with the Call once the gateway accepted it.
+  async call(to, { stream = null } = {}) {
+    const call = new Call(this, null, "outbound");
+    call.remote = { uri: to, displayName: null };
+    await call._start(stream);
+    const offer = await call._localOffer();
+    call._setState("calling");
+    try {
+      const reply = await this.request({ type: "call", to, sdp: offer });
+      call.id = reply.call_id;
+      this.calls.set(call.id, call);
+      call._flushCandidates();
+      for (const message of this._early.get(call.id) || []) await call._onEvent(message);
+      this._early.delete(call.id);
+    } catch (error) {
+      call._end({ reason: "error", message: error.message, sip_status: null });
+      throw error;
+    }
+    return call;
+  }
+}
+
+export class Call extends EventTarget {
+  constructor(client, id, direction) {
+    super();
+    this.client = client;
+    this.id = id;
+    this.direction = direction; // "outbound" | "inbound"
+    this.state = "new";
+    this.remote = null;
+    this.pc = null;
+    this.localStream = null;
+    this.remoteStream = new MediaStream();
+    this.muted = false;
+    this.connectedAt = null;
+    this._offer = null;
+    this._queuedLocal = []; // candidates found before the call had an id
+    this._queuedRemote = []; // candidates received before the remote description
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    if (state === "connected" && this.connectedAt === null) this.connectedAt = Date.now();
+    emit(this, "state", { state });
+  }
+
+  async _start(stream) {
+    this.localStream = stream || (await navigator.mediaDevices.getUserMedia({ audio: true, video: false }));
+    this.pc = this.client._peerConnection();
+    for (const track of this.localStream.getAudioTracks()) this.pc.addTrack(track, this.localStream);
+    this.pc.ontrack = (event) => {
+      for (const track of event.streams[0]?.getTracks() || [event.track]) this.remoteStream.addTrack(track);
+      emit(this, "track", { stream: this.remoteStream });
+    };
+    this.pc.onicecandidate = (event) => {
+      if (!this.client.trickle) return;
+      this._sendCandidate(event.candidate ? event.candidate.toJSON() : null);
+    };
+  }
+
+  async _gathered() {
+    if (this.client.trickle || this.pc.iceGatheringState === "complete") return;
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 3000);
+      this.pc.addEventListener("icegatheringstatechange", () => {
+        if (this.pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+      });
+    });
+  }
+
+  async _localOffer() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this._gathered();
+    return this.pc.localDescription.sdp;
+  }
+
+  _sendCandidate(candidate) {
+    if (this.id === null) {
+      this._queuedLocal.push(candidate);
+      return;
+    }
+    if (this.state === "ended" || !this.client.connected) return;
+    this.client.request({ type: "ice", call_id: this.id, candidate }).catch(() => {});
+  }
+
+  _flushCandidates() {
+    const queued = this._queuedLocal;
+    this._queuedLocal = [];
+    for (const candidate of queued) this._sendCandidate(candidate);
+  }
+
+  async _remoteDescription(type, sdp) {
+    if (!sdp || !this.pc) return;
+    if (type === "answer" && this.pc.signalingState !== "have-local-offer") return;
+    await this.pc.setRemoteDescription({ type, sdp });
+    for (const candidate of this._queuedRemote) await this._addRemoteCandidate(candidate);
+    this._queuedRemote = [];
+  }
+
+  async _addRemoteCandidate(candidate) {
+    if (!this.pc || !this.pc.remoteDescription) {
+      this._queuedRemote.push(candidate);
+      return;
+    }
+    try {
+      await this.pc.addIceCandidate(candidate === null ? null : candidate);
+    } catch (error) {
+      console.warn("gateway candidate rejected", error);
+    }
+  }
+
+  async _onEvent(message) {
+    try {
+      switch (message.type) {
+        case "ringing": this._setState("ringing"); break;
+        case "early_media":
+          await this._remoteDescription("answer", message.sdp);
+          this._setState("early");
+          break;
+        case "connected":
+          await this._remoteDescription("answer", message.sdp);
+          this._setState("connected");
+          break;
+        case "offer": await this._answerOffer(message.sdp); break;
+        case "held": this._setState("held"); break;
+        case "resumed": this._setState("connected"); break;
+        case "ice": await this._addRemoteCandidate(message.candidate); break;
+        case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
+        case "ended": this._end(message); break;
+        case "error":
+          emit(this, "error", new GatewayError(message.code, message.message, message.field, this.id));
+          break;
+        default: break;
+      }
+    } catch (error) {
+      emit(this, "error", new GatewayError("media", `media setup failed: ${error.message}`, null, this.id));
+    }
+  }
+
+  async _answerOffer(sdp) {
+    if (!this.pc) await this._start(null);
+    await this.pc.setRemoteDescription({ type: "offer", sdp });
+    for (const candidate of this._queuedRemote) await this._addRemoteCandidate(candidate);
+    this._queuedRemote = [];
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this._gathered();
+    await this.client.request({ type: "answer", call_id: this.id, sdp: this.pc.localDescription.sdp });
+  }
+
+  // Accept an incoming call (asks for the microphone unless a stream is given).
+  async answer({ stream = null } = {}) {
+    this._setState("answering");
+    await this._start(stream);
+    if (this._offer) {
+      await this._answerOffer(this._offer);
+    } else {
+      await this.client.request({ type: "answer", call_id: this.id }); // the offer follows as `offer`
+    }
+  }
+
+  reject(status = 486) {
+    return this.client.request({ type: "reject", call_id: this.id, status });
+  }
+
+  // Hang up: cancels an unanswered outbound call, hangs up an answered one, rejects a ringing one.
+  async hangup() {
+    if (this.state === "ended") return;
+    if (this.direction === "inbound" && this.state === "incoming") return this.reject();
+    const type = this.direction === "outbound" && ["calling", "ringing", "early"].includes(this.state)
+      ? "cancel" : "hangup";
+    try {
+      await this.client.request({ type, call_id: this.id });
+    } finally {
+      this._end({ reason: "hangup", message: "", sip_status: null });
+    }
+  }
+
+  hold() { return this.client.request({ type: "hold", call_id: this.id }); }
+
+  resume() { return this.client.request({ type: "resume", call_id: this.id }); }
+
+  sendDtmf(digits, durationMs = undefined) {
+    const message = { type: "dtmf", call_id: this.id, digits: String(digits) };
+    if (durationMs !== undefined) message.duration_ms = durationMs;
+    return this.client.request(message);
+  }
+
+  // Mute or unmute the microphone locally (the gateway is not told; the far end hears silence).
+  mute(on = true) {
+    this.muted = Boolean(on);
+    for (const track of this.localStream?.getAudioTracks() || []) track.enabled = !this.muted;
+    emit(this, "state", { state: this.state });
+  }
+
+  _end(detail) {
+    if (this.state === "ended") return;
+    this.endReason = detail;
+    this.pc?.close();
+    for (const track of this.localStream?.getTracks() || []) track.stop();
+    if (this.id !== null) this.client.calls.delete(this.id);
+    this._setState("ended");
+    emit(this, "ended", { reason: detail.reason, message: detail.message || "", sip_status: detail.sip_status ?? null });
+  }
+}
+
+// Measure a stream's audio level (0..1, RMS) about `rate` times per second; returns a stop function.
+export function levelMeter(stream, onLevel, { audioContext = null, rate = 20 } = {}) {
+  const context = audioContext || new AudioContext();
+  const source = context.createMediaStreamSource(stream);
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024;
+  source.connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const timer = setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const value of samples) sum += value * value;
+    onLevel(Math.min(1, Math.sqrt(sum / samples.length) * 3));
+  }, 1000 / rate);
+  return () => {
+    clearInterval(timer);
+    source.disconnect();
+    if (!audioContext) context.close();
+  };
+}

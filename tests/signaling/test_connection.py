@@ -1,0 +1,71 @@
+"""`Connection` without a socket: its states, and what it sends, driven directly."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.identity import InMemoryPresence, identity_map_from_config
+from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
+from gateway.signaling.events import ServerMessage, encode
+from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.tokens import SessionTokens
+from tests.signaling.harness import ALICE_SECRET, FakeCallService, demo_config
+
+
+def make() -> tuple[Connection, list[dict[str, object]], FakeCallService, InMemoryPresence]:
+    config = demo_config()
+    presence = InMemoryPresence()
+    service = FakeCallService()
+    context = SignalingContext(
+        service,
+        identity_map_from_config(config, presence),
+        presence,
+        SessionTokens(b"k" * 32, 60),
+        (),
+        SignalingLimits(),
+        lambda: 0.0,
+    )
+    sent: list[dict[str, object]] = []
+
+    async def send(message: ServerMessage) -> None:
+        sent.append(json.loads(encode(message)))
+
+    return Connection(context, send), sent, service, presence
+
+
+LOGIN = json.dumps({"type": "login", "user": "alice", "secret": ALICE_SECRET})
+
+
+async def test_states_and_idempotent_close() -> None:
+    connection, sent, service, presence = make()
+    assert connection.state is ConnectionState.AWAITING_LOGIN
+    await connection.receive(LOGIN)
+    assert connection.state is ConnectionState.OPEN and sent[-1]["type"] == "registered"
+    await connection.login_timed_out()  # too late to matter: nothing sent, nothing closed
+    assert len(sent) == 1 and connection.close_code is None
+    await connection.close()
+    await connection.close()
+    assert connection.state is ConnectionState.CLOSED
+    assert service.closed == [connection.id]
+    assert await presence.sessions_of("alice") == ()
+    await connection.receive('{"type": "ping"}')  # ignored once closed
+    assert len(sent) == 1
+
+
+async def test_closing_before_login_tells_nobody() -> None:
+    connection, sent, service, _ = make()
+    await connection.login_timed_out()
+    assert sent[-1]["code"] == "login_timeout" and connection.close_code == 4008
+    await connection.close()
+    assert service.closed == [] and connection.state is ConnectionState.CLOSED
+
+
+async def test_a_failing_send_does_not_break_the_connection() -> None:
+    connection, _, _, _ = make()
+
+    async def broken(message: ServerMessage) -> None:
+        raise ConnectionResetError("gone")
+
+    connection._send = broken
+    await connection.receive('{"type": "ping"}')
+    assert connection.state is ConnectionState.AWAITING_LOGIN
