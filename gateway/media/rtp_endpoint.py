@@ -19,6 +19,7 @@ How it works:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import random
@@ -355,6 +356,24 @@ class RtpEndpoint:
             self._rtcp_latch.reset()
         self._sdp_rtp = rtp
         self._sdp_rtcp = rtcp or (rtp[0], rtp[1] + 1)
+
+    def reconfigure(
+        self, payload_types: frozenset[int], dtmf_payload_types: frozenset[int], clock_rate: int
+    ) -> None:
+        """New codecs after an answer or a re-INVITE (RFC 3264 §8.3.2): accept exactly these from now on."""
+        self.config = dataclasses.replace(
+            self.config,
+            payload_types=frozenset(payload_types),
+            dtmf_payload_types=frozenset(dtmf_payload_types),
+            clock_rate=clock_rate,
+        )
+        self._accepted = self.config.payload_types | self.config.dtmf_payload_types | {PT_COMFORT_NOISE}
+        logger.info(
+            "call=%s RTP payload types %s, telephone-event %s",
+            self._call,
+            sorted(self.config.payload_types),
+            sorted(self.config.dtmf_payload_types),
+        )
 
     @property
     def direction(self) -> MediaDirection:

@@ -222,6 +222,26 @@ async def test_unexpected_payload_type_does_not_latch(
         ep.close()
 
 
+async def test_reconfigure_changes_the_accepted_payload_types(
+    allocator: RtpPortAllocator, peers: list[RtpTonePeer]
+) -> None:
+    peer = peers[0]
+    rec = Recorder()
+    ep = rec.endpoint(allocator)
+    await ep.open()
+    try:
+        ep.reconfigure(frozenset({8}), frozenset({96}), 8000)  # a re-INVITE moved to PCMA, event PT 96
+        peer.send_raw(RtpPacket(PCMU, 1, 0, 1, b"x").serialize(), ep.local_rtp_address)
+        await until(lambda: ep.dropped == 1)
+        peer.send_raw(RtpPacket(8, 2, 160, 1, b"x").serialize(), ep.local_rtp_address)
+        peer.send_raw(RtpPacket(96, 3, 160, 1, bytes.fromhex("058a0320")).serialize(), ep.local_rtp_address)
+        await until(lambda: len(rec.rtp) == 2)
+        assert [p.payload_type for p in rec.rtp] == [8, 96] and rec.codec_changes == [(None, 8)]
+        assert ep.config.payload_types == frozenset({8})
+    finally:
+        ep.close()
+
+
 async def test_stranger_dropped_after_latching(allocator: RtpPortAllocator, peers: list[RtpTonePeer]) -> None:
     peer, stranger, _ = peers
     rec = Recorder()

@@ -1,0 +1,301 @@
+"""Benchmark of the media bridge: N concurrent bridged calls, pass-through and transcoding.
+
+Each case runs the gateway side (N MediaBridges) in one process and the peers (N aiortc "browsers" sending
+pre-encoded payloads, N plain RTP "phones") in another, so the numbers are the bridge's own: CPU seconds
+per call-second, RSS per call, packets forwarded and lost, and the added latency per packet through the
+bridge (arrival at the tap or socket -> departure at the socket or aiortc's sender, p50/p99).
+
+Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,transcoding] [--profile] [--lag]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import multiprocessing
+import os
+import pstats
+import random
+import statistics
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+TARGETS = {"passthrough": 0.01, "transcoding": 0.04}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _recv(conn: Connection) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+
+# ------------------------------------------------------------------------------------- peer process
+
+
+async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> None:
+    from media_peers import BrowserPeer, PlainPhone
+
+    codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
+    browsers = [BrowserPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
+    phones = [PlainPhone() for _ in range(count)]
+    for phone in phones:
+        phone.decode = False
+    ports = [await phone.start() for phone in phones]
+    offers = [await browser.offer() for browser in browsers]
+    conn.send(list(zip(offers, ports, strict=True)))
+    answers = await _recv(conn)
+    for browser, phone, (answer, address) in zip(browsers, phones, answers, strict=True):
+        phone.remote = tuple(address)
+        await browser.accept(answer)
+    await asyncio.gather(*(b.connected(timeout=30) for b in browsers))
+    conn.send("ready")
+    await _recv(conn)  # go
+    cpu_start = time.process_time()
+
+    async def later(start: Any) -> None:  # real calls are not in phase: spread them over a 20 ms frame
+        await asyncio.sleep(random.uniform(0, 0.02))
+        await start()
+
+    await asyncio.gather(
+        *(later(lambda p=p: p.play(600, seconds)) for p in phones),
+        *(later(lambda b=b: b.play_raw(seconds)) for b in browsers),
+    )
+    conn.send("sent")
+    await _recv(conn)  # the gateway has drained its backlog
+    previous = -1
+    for _ in range(12):  # until nothing more arrives (late is not lost)
+        await asyncio.sleep(0.25)
+        total = sum(b.received for b in browsers) + sum(p.received for p in phones)
+        if total == previous:
+            break
+        previous = total
+    peer_cpu = time.process_time() - cpu_start
+    drops = sum(b.queue_drops for b in browsers)
+    conn.send(
+        (
+            [(b.sent, b.received, p.sent, p.received) for b, p in zip(browsers, phones, strict=True)],
+            peer_cpu,
+            drops,
+        )
+    )
+    await _recv(conn)  # bye
+    for browser, phone in zip(browsers, phones, strict=True):
+        await browser.close()
+        phone.close()
+
+
+def peer_main(conn: Connection, count: int, mode: str, seconds: float) -> None:
+    asyncio.run(_peers(conn, count, mode, seconds))
+
+
+# ---------------------------------------------------------------------------------- gateway process
+
+
+async def _gateway(
+    peer: Connection, report: Connection, count: int, mode: str, seconds: float, profile: bool, lag: bool
+) -> None:
+    import sdp
+    from gateway.media.bridge import MediaBridge
+    from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.ports import PortRange, RtpPortAllocator
+
+    allocator = RtpPortAllocator(PortRange(42000, 43999))
+    rss_before = _rss_bytes()
+    offers = await _recv(peer)
+    bridges = []
+    answers = []
+    for index, (offer, phone_port) in enumerate(offers):
+        settings = BridgeSettings(
+            allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
+            inactivity_timeout=None,
+        )  # fmt: skip
+        bridge = MediaBridge(settings, lambda event: None)
+        plain = sdp.parse(await bridge.offer_to_sip(offer))
+        answer = sdp.answer(plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port))
+        web_answer = await bridge.answer_from_sip(sdp.write(answer))
+        address = (plain.connection.address if plain.connection else "127.0.0.1", plain.media[0].port)
+        bridges.append(bridge)
+        answers.append((web_answer, address))
+    peer.send(answers)
+    await _recv(peer)  # ready
+    await asyncio.sleep(0.3)
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif info.get("generation") == 2:
+            gc_pauses.append(time.perf_counter() - gc_started[0])
+
+    gc.callbacks.append(on_gc)
+    lags: list[float] = []
+
+    async def watch_loop() -> None:  # how late the event loop wakes a 5 ms timer: stalls show up here
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.005
+            await asyncio.sleep(0.005)
+            lags.append(loop.time() - due)
+
+    watcher = asyncio.ensure_future(watch_loop() if lag else asyncio.sleep(0))
+    profiler = cProfile.Profile() if profile else None
+    times_start, cpu_start, wall_start = os.times(), time.process_time(), time.monotonic()
+    if profiler is not None:
+        profiler.enable()
+    peer.send("go")
+    await _recv(peer)  # the peers sent everything
+    previous = -1
+    for _ in range(50):  # a starved loop may still hold a backlog in the socket buffers: late is not lost
+        total = sum(b.stats().web_to_sip.received + b.stats().sip_to_web.received for b in bridges)
+        if total == previous:
+            break
+        previous = total
+        await asyncio.sleep(0.1)
+    peer.send("report")
+    counts, peer_cpu, peer_drops = await _recv(peer)
+    if profiler is not None:
+        profiler.disable()
+    cpu = time.process_time() - cpu_start
+    times_end = os.times()
+    user, system = times_end.user - times_start.user, times_end.system - times_start.system
+    wall = time.monotonic() - wall_start
+    rss_during = _rss_bytes()
+    watcher.cancel()
+    stats = [b.stats() for b in bridges]
+    for bridge in bridges:
+        await bridge.close()
+    peer.send("bye")
+    latencies = [s.latency for s in stats if s.latency is not None]
+    result = {
+        "mode": mode,
+        "calls": count,
+        "seconds": seconds,
+        "wall": wall,
+        "cpu": cpu,
+        "cpu_per_call_second": cpu / (count * seconds),
+        "user_per_call_second": user / (count * seconds),
+        "sys_per_call_second": system / (count * seconds),
+        "rss_per_call_kib": (rss_during - rss_before) / count / 1024,
+        "transcoding": all(s.transcoding for s in stats),
+        "forwarded": sum(s.web_to_sip.forwarded + s.sip_to_web.forwarded for s in stats),
+        "lost_in": sum(s.web_to_sip.lost + s.sip_to_web.lost for s in stats),
+        "web_queue_drops": sum(s.web_queue_drops for s in stats),
+        "browser_sent": sum(c[0] for c in counts),
+        "browser_received": sum(c[1] for c in counts),
+        "phone_sent": sum(c[2] for c in counts),
+        "phone_received": sum(c[3] for c in counts),
+        "p50_ms": statistics.median(lat.p50_ms for lat in latencies) if latencies else float("nan"),
+        "p99_ms": max((lat.p99_ms for lat in latencies), default=float("nan")),
+        "profile": "",
+        "gc2_pauses_ms": [round(1000 * p, 1) for p in gc_pauses],
+        "loop_lag_max_ms": 1000 * max(lags, default=0.0),
+        "loop_lag_p99_ms": 1000 * sorted(lags)[int(0.99 * len(lags))] if lags else 0.0,
+        "peer_cpu_share": peer_cpu / wall,
+        "peer_queue_drops": peer_drops,
+    }
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(45)
+        result["profile"] = text.getvalue()
+    report.send(result)
+
+
+def gateway_main(
+    peer: Connection, report: Connection, count: int, mode: str, seconds: float, profile: bool, lag: bool
+) -> None:
+    asyncio.run(_gateway(peer, report, count, mode, seconds, profile, lag))
+
+
+# ------------------------------------------------------------------------------------ orchestration
+
+
+def run_case(count: int, mode: str, seconds: float, profile: bool, lag: bool) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    gateway_end, peer_end = context.Pipe()
+    report_out, report_in = context.Pipe()
+    peers = context.Process(target=peer_main, args=(peer_end, count, mode, seconds))
+    gateway = context.Process(
+        target=gateway_main, args=(gateway_end, report_in, count, mode, seconds, profile, lag)
+    )
+    peers.start()
+    gateway.start()
+    try:
+        if not report_out.poll(60 + 3 * seconds + count):
+            raise TimeoutError(f"{mode} x{count}: no result")
+        result: dict[str, Any] = report_out.recv()
+        return result
+    finally:
+        for process in (gateway, peers):
+            process.join(timeout=20)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("calls", nargs="?", default="1,10,50", help="comma-separated call counts")
+    parser.add_argument("--seconds", type=float, default=5.0, help="media time per case")
+    parser.add_argument("--modes", default="passthrough,transcoding")
+    parser.add_argument("--profile", action="store_true", help="cProfile the gateway side, print the top")
+    parser.add_argument(
+        "--lag", action="store_true", help="measure event-loop lag with a 5 ms timer (adds wakeups: CPU)"
+    )
+    args = parser.parse_args()
+    counts = [int(c) for c in args.calls.split(",")]
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        f"media bridge bench: {os.cpu_count()} CPUs (load average {load} before start: other processes on the "
+        f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process"
+    )
+    header = (
+        f"{'mode':<12}{'calls':>6}{'CPU s/call-s':>14}{'(user':>7}{'sys)':>7}{'target':>8}{'RSS KiB/call':>14}"
+        f"{'forwarded':>11}{'lost':>6}{'e2e lost':>9}{'p50 ms':>8}{'p99 ms':>8}"
+    )
+    print(header)
+    ok = True
+    for mode in args.modes.split(","):
+        for count in counts:
+            r = run_case(count, mode, args.seconds, args.profile, args.lag)
+            sent = r["browser_sent"] + r["phone_sent"]
+            received = r["browser_received"] + r["phone_received"]
+            e2e_lost = sent - received
+            meets = r["cpu_per_call_second"] <= TARGETS[mode] and r["p99_ms"] < 20 and r["lost_in"] == 0
+            ok &= meets
+            print(
+                f"{mode:<12}{count:>6}{r['cpu_per_call_second']:>14.4f}{r['user_per_call_second']:>7.4f}"
+                f"{r['sys_per_call_second']:>7.4f}{TARGETS[mode]:>8.2f}"
+                f"{r['rss_per_call_kib']:>14.0f}{r['forwarded']:>11}{r['lost_in']:>6}{e2e_lost:>9}"
+                f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
+            )
+            print(
+                f"{'':18}browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
+                f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
+                f"of a core, its queue drops {r['peer_queue_drops']}; bridge->browser queue drops {r['web_queue_drops']}; "
+                f"full GC pauses (ms) {r['gc2_pauses_ms']}"
+                + (
+                    f"; loop lag p99 {r['loop_lag_p99_ms']:.1f} ms, max {r['loop_lag_max_ms']:.1f} ms"
+                    if args.lag
+                    else ""
+                )
+            )
+            if r["profile"]:
+                print(r["profile"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Every use of aiortc's and aioice's private internals, in one place (aiortc 1.16, aioice 0.13).
+
+The media bridge forwards RTP payloads between the web leg and the SIP leg without decoding them, which
+aiortc's public API does not offer. These hooks make it possible; ``tests/media/test_aiortc_hooks.py``
+fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one minor version for this).
+
+* ``register_telephone_event()``: adds ``audio/telephone-event`` (8000 and 48000 Hz, RFC 4733) to
+  ``aiortc.codecs.CODECS`` so that it is negotiated and its packets are routed to the receiver.
+* ``tap_receiver(receiver, on_packet)``: replaces the receiver's ``_handle_rtp_packet`` (called by the
+  DTLS transport with each decrypted, routed packet). ``on_packet`` returns True when it consumed the
+  packet; otherwise aiortc's own handling (jitter buffer, decoder thread) runs as before.
+* ``PacketTrack`` + ``attach_packet_track(sender, track)``: a track whose ``recv()`` returns ``av.Packet``
+  is packetized by the encoder's ``pack()`` without encoding (``RTCRtpSender._next_encoded_frame``). The
+  sender writes every packet with ``codec.payloadType`` of the codec its RTP loop was started with; to
+  send telephone-events on the same SSRC and sequence space, the track switches that (mutable) codec
+  object's payload type just before handing the packet over. The codec object is captured by wrapping
+  the sender's ``send()``. aiortc sets the marker bit on every audio packet; that cannot be changed here.
+* ``restrict_host_addresses(pc, ...)``: aioice skips 127.0.0.1 when gathering; tests on loopback wrap the
+  connection's ``get_component_candidates`` to gather on the addresses given (production never does).
+* ``ice_connection(pc)``: the aioice ``Connection`` behind the first transceiver, for candidate handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import av
+from aioice import Connection
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import CODECS
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RtpPacket as AiortcRtpPacket
+
+from gateway.media.errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+TELEPHONE_EVENT_MIME = "audio/telephone-event"
+# (clock rate, payload type, events): payload types as Chromium offers them, outside aiortc's video range
+# (97-102) so BUNDLE never collides. The event ranges differ on purpose: aiortc's codec-preference filter
+# (filter_preferred_codecs) compares MIME type and parameters but not the clock rate, so two entries with
+# equal parameters would both match the first one and the description would list it twice.
+TELEPHONE_EVENTS = ((8000, 126, "0-16"), (48000, 110, "0-15"))
+
+_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+
+
+class HookError(MediaError):
+    """aiortc no longer has an internal the media bridge relies on (an aiortc upgrade broke a hook)."""
+
+
+def register_telephone_event() -> None:
+    """Make aiortc negotiate ``audio/telephone-event`` at 8000 and 48000 Hz (RFC 4733 §7). Idempotent.
+
+    aiortc only negotiates codecs of its global ``CODECS`` table; without this entry a telephone-event
+    payload type is left out of the answer and its packets are dropped by the RTP router.
+    """
+    audio = CODECS["audio"]
+    for rate, payload_type, events in TELEPHONE_EVENTS:
+        if any(c.mimeType.lower() == TELEPHONE_EVENT_MIME and c.clockRate == rate for c in audio):
+            continue
+        audio.append(
+            RTCRtpCodecParameters(
+                mimeType=TELEPHONE_EVENT_MIME,
+                clockRate=rate,
+                channels=1,
+                payloadType=payload_type,
+                parameters={events: None},
+            )
+        )
+
+
+# A tapped packet: aiortc's RtpPacket (payload_type, sequence_number, timestamp, ssrc, marker, payload).
+RtpTap = Callable[[AiortcRtpPacket], bool]
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, clock_rate: int = 48000) -> None:
+    """Hand each decrypted RTP packet of ``receiver`` to ``on_packet`` before aiortc decodes it.
+
+    When ``on_packet`` returns True the packet is consumed: only the receive statistics used for RTCP
+    receiver reports are fed, no jitter buffer, no decoding. Otherwise aiortc handles it as usual.
+    """
+    original = receiver._handle_rtp_packet
+    if not callable(original):
+        raise HookError("RTCRtpReceiver._handle_rtp_packet is gone")
+    streams = getattr(receiver, _RECEIVER_STREAMS, None)
+    if not isinstance(streams, dict):
+        raise HookError(f"RTCRtpReceiver.{_RECEIVER_STREAMS} is gone")
+
+    async def handle(packet: AiortcRtpPacket, arrival_time_ms: int) -> None:
+        if not on_packet(packet):
+            await original(packet, arrival_time_ms=arrival_time_ms)
+            return
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(clock_rate)
+        stats.add(packet)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+class _Item(Protocol):
+    payload_type: int
+
+
+class PacketTrack(MediaStreamTrack):
+    """An audio track of already encoded payloads: ``push()`` queues, ``recv()`` hands ``av.Packet``s.
+
+    ``timestamp`` is in units of ``clock_rate`` (the RTP clock of the sending codec); aiortc adds its
+    own random origin and writes its own SSRC and sequence numbers, so the web side stays continuous
+    whatever happens on the other leg. The queue is bounded: when the sender stalls the oldest go.
+    """
+
+    kind = "audio"
+
+    def __init__(self, clock_rate: int, *, max_queue: int = 16) -> None:
+        super().__init__()
+        self._time_base = fractions.Fraction(1, clock_rate)
+        self._queue: deque[tuple[bytes, int, int | None]] = deque(maxlen=max_queue)
+        self._waiter: asyncio.Future[None] | None = None
+        self._codec: RTCRtpCodecParameters | None = None
+        self._audio_pt: int | None = None
+        self.on_sent: Callable[[], None] | None = None  # called as each packet leaves the queue
+        self.dropped = 0
+
+    def set_clock_rate(self, clock_rate: int) -> None:
+        self._time_base = fractions.Fraction(1, clock_rate)
+
+    def _bind_codec(self, codec: RTCRtpCodecParameters) -> None:
+        self._codec = codec
+        self._audio_pt = codec.payloadType
+
+    @property
+    def started(self) -> bool:
+        """The sender's RTP loop is running (DTLS connected, direction sends)."""
+        return self._codec is not None
+
+    @property
+    def payload_type(self) -> int | None:
+        return self._audio_pt
+
+    def push(self, payload: bytes, timestamp: int, payload_type: int | None = None) -> None:
+        """Queue one payload; ``payload_type`` None is the sender's codec, else e.g. telephone-event."""
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append((payload, timestamp, payload_type))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        payload, timestamp, payload_type = self._queue.popleft()
+        if self._codec is not None and self._audio_pt is not None:
+            # read by RTCRtpSender._run_rtp right after this returns, for this packet only
+            self._codec.payloadType = self._audio_pt if payload_type is None else payload_type
+        packet = av.Packet(payload)
+        packet.pts = timestamp
+        packet.time_base = self._time_base
+        if self.on_sent is not None:
+            self.on_sent()
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def attach_packet_track(sender: RTCRtpSender, track: PacketTrack) -> None:
+    """Send ``track``'s packets on ``sender``; capture the codec object its RTP loop will use."""
+    original: Callable[[RTCRtpSendParameters], Awaitable[None]] = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        if parameters.codecs and track._codec is None:
+            track._bind_codec(parameters.codecs[0])
+        await original(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+    sender.replaceTrack(track)
+
+
+def ice_connection(pc: RTCPeerConnection) -> Connection:
+    """The aioice connection of the peer connection's first transceiver (all media is bundled)."""
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        raise HookError("the peer connection has no transceiver yet")
+    connection = getattr(transceivers[0].receiver.transport.transport, "_connection", None)
+    if not isinstance(connection, Connection):
+        raise HookError("RTCIceTransport._connection is gone")
+    return connection
+
+
+def restrict_host_addresses(
+    pc: RTCPeerConnection, addresses: Sequence[str] | None = None, *, include_loopback: bool = False
+) -> None:
+    """Gather host candidates on ``addresses`` (None: aioice's own list) plus 127.0.0.1 if asked.
+
+    Only for tests on loopback: aioice's ``get_host_addresses`` always leaves 127.0.0.1 out.
+    Call after the transceiver exists and before ``setLocalDescription`` (which gathers).
+    """
+    connection = ice_connection(pc)
+    original: Callable[..., Awaitable[Any]] = connection.get_component_candidates
+
+    async def get_component_candidates(*args: Any, **kwargs: Any) -> Any:
+        found = list(kwargs.get("addresses", ()))
+        chosen = list(addresses) if addresses is not None else found
+        if include_loopback and "127.0.0.1" not in chosen:
+            chosen.append("127.0.0.1")
+        kwargs["addresses"] = chosen
+        return await original(*args, **kwargs)
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]

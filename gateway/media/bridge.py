@@ -1,0 +1,349 @@
+"""The media bridge of one call: the web leg (aiortc) and the SIP leg (plain RTP), SDP in, SDP out.
+
+Browser calls the PBX::
+
+    plain_offer = await bridge.offer_to_sip(web_offer)      # to the INVITE
+    web_answer = await bridge.answer_from_sip(plain_answer)  # 183 early media, again on the 200
+
+PBX calls a browser::
+
+    web_offer = await bridge.offer_to_web(plain_offer)
+    plain_answer = await bridge.answer_from_web(web_answer)
+
+Re-offers (hold, resume, a moved peer): ``update_from_sip`` / ``update_from_web`` return the answer.
+States: IDLE -> AWAITING_SIP_ANSWER or AWAITING_WEB_ANSWER -> ACTIVE -> CLOSED; an illegal call raises
+``BridgeError`` naming both. The legs are ``WebRtcLeg`` and ``SipLeg``, the two directions ``MediaPath``
+(pass-through or transcoding, DTMF), codec choice is ``codec_choice``; events are ``events`` values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+from collections.abc import Callable
+
+from aiortc.rtp import RtpPacket as AiortcRtpPacket
+
+import sdp
+from gateway.media import codec_choice as choice
+from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter
+from gateway.media.codec_choice import LegCodecs
+from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
+from gateway.media.dtmf_player import DtmfPlayer
+from gateway.media.errors import DtmfError, MediaError
+from gateway.media.events import CodecChosen, DtmfReceived, Leg, MediaEvent, MediaInactive
+from gateway.media.forward import MediaPath, same_codec
+from gateway.media.rtp import RtpPacket
+from gateway.media.sip_leg import SipLeg
+from gateway.media.watchdog import Watchdog
+from gateway.media.web_sdp import audio_section, prune_offer
+from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+
+logger = logging.getLogger(__name__)
+
+
+class BridgeError(MediaError):
+    """A bridge method called in a state that does not allow it."""
+
+
+class BridgeState(enum.Enum):
+    IDLE = "idle"
+    AWAITING_SIP_ANSWER = "awaiting-sip-answer"
+    AWAITING_WEB_ANSWER = "awaiting-web-answer"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+TRANSITIONS = frozenset(
+    {
+        (BridgeState.IDLE, BridgeState.AWAITING_SIP_ANSWER),
+        (BridgeState.IDLE, BridgeState.AWAITING_WEB_ANSWER),
+        (BridgeState.AWAITING_SIP_ANSWER, BridgeState.ACTIVE),
+        (BridgeState.AWAITING_WEB_ANSWER, BridgeState.ACTIVE),
+        *((s, BridgeState.CLOSED) for s in BridgeState if s is not BridgeState.CLOSED),
+    }
+)
+
+
+class MediaBridge:
+    """One call's media. ``on_event`` receives ``MediaEvent`` values in the event loop thread."""
+
+    def __init__(self, settings: BridgeSettings, on_event: Callable[[MediaEvent], None]) -> None:
+        self.settings = settings
+        self._call = settings.call_id
+        self._clock = settings.clock
+        self._on_event = on_event
+        self._state = BridgeState.IDLE
+        options = WebLegOptions(
+            ice_servers=settings.ice_servers,
+            include_loopback=settings.include_loopback,
+            host_addresses=settings.host_addresses,
+            ice_timeout=settings.ice_timeout,
+        )
+        self._web = WebRtcLeg(options, on_rtp=self._from_web, on_event=self._web_event, call_id=self._call)
+        self._sip = SipLeg(settings, on_rtp=self._from_sip, on_inactive=self._sip_inactive)
+        self._to_sip = MediaPath("web->sip", call_id=self._call)
+        self._to_web = MediaPath("sip->web", call_id=self._call)
+        self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
+        self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
+        self._web_answer: str | None = None
+        self._web_side: LegCodecs | None = None
+        self._chosen: CodecChosen | None = None
+        self._sip_dtmf = DtmfPlayer(self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()))
+        self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
+        self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
+        self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
+        self._web.track.on_sent = self._latency.departed
+
+    @property
+    def state(self) -> BridgeState:
+        return self._state
+
+    def _set_state(self, state: BridgeState) -> None:
+        if (self._state, state) not in TRANSITIONS:
+            raise BridgeError(f"call={self._call} bridge cannot go from {self._state.value} to {state.value}")
+        logger.info("call=%s bridge %s -> %s", self._call, self._state.value, state.value)
+        self._state = state
+
+    def _expect(self, method: str, *states: BridgeState) -> None:
+        if self._state not in states:
+            wanted = " or ".join(s.value for s in states)
+            raise BridgeError(f"call={self._call} {method}() in state {self._state.value}, not {wanted}")
+
+    # ------------------------------------------------------------------------- browser calls PBX
+
+    async def offer_to_sip(self, web_offer: str) -> str:
+        """The plain RTP offer for the INVITE, from the browser's offer (kept for the answer)."""
+        self._expect("offer_to_sip", BridgeState.IDLE)
+        offer = sdp.parse(web_offer)
+        section = prune_offer(offer).description.media[0]
+        web_usable = choice.offered(section, self.settings.web_codecs)
+        if not web_usable:
+            raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
+        codecs = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        address, port = await self._sip.open(codecs)
+        self._web_offer = offer
+        self._set_state(BridgeState.AWAITING_SIP_ANSWER)
+        description = choice.plain_offer(
+            codecs, address=address, port=port, telephone_event=self.settings.telephone_event
+        )
+        return sdp.write(description)
+
+    async def answer_from_sip(self, plain_answer: str) -> str:
+        """Apply the SIP answer (183 or 200; may come twice with different SDP); the browser's answer."""
+        self._expect("answer_from_sip", BridgeState.AWAITING_SIP_ANSWER, BridgeState.ACTIVE)
+        if self._web_offer is None:
+            raise BridgeError(f"call={self._call} answer_from_sip() on a call from the SIP side")
+        answer = sdp.parse(plain_answer)
+        index, section = audio_section(answer)
+        sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
+        if self._web_answer is None:
+            web_section = audio_section(self._web_offer)[1]
+            web_usable = choice.offered(web_section, self.settings.web_codecs)
+            web = choice.first_common([sip.codec], web_usable) or web_usable[0]
+            local = await self._web.accept_offer(
+                self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS]
+            )
+            self._web_answer = sdp.write(local)
+            self._apply_web(web_section, audio_section(local)[1], answering=True)
+            self._set_state(BridgeState.ACTIVE)
+        self._configure_paths()
+        return self._web_answer
+
+    # ------------------------------------------------------------------------- PBX calls browser
+
+    async def offer_to_web(self, plain_offer: str) -> str:
+        """The offer for the browser, from the SIP side's INVITE offer."""
+        self._expect("offer_to_web", BridgeState.IDLE)
+        offer = sdp.parse(plain_offer)
+        index, section = audio_section(offer)
+        sip_codecs = choice.offered(section, self.settings.sip_codecs)
+        if not sip_codecs:
+            raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
+        await self._sip.open(sip_codecs)
+        self._sip.set_remote(offer, index)
+        self._sip_offer = offer
+        self._set_state(BridgeState.AWAITING_WEB_ANSWER)
+        local = await self._web.create_offer(choice.web_preferences(sip_codecs, self.settings.web_codecs))
+        return sdp.write(local)
+
+    async def answer_from_web(self, web_answer: str) -> str:
+        """Apply the browser's answer; the plain RTP answer for the SIP side."""
+        self._expect("answer_from_web", BridgeState.AWAITING_WEB_ANSWER)
+        offer, local = self._sip_offer, self._web.local
+        assert offer is not None and local is not None
+        answer = sdp.parse(web_answer)
+        await self._web.accept_answer(answer)
+        web = self._apply_web(audio_section(local)[1], audio_section(answer)[1], answering=False)
+        sip_offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
+        plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
+        self._set_state(BridgeState.ACTIVE)
+        self._configure_paths()
+        return sdp.write(plain)
+
+    # ----------------------------------------------------------------------------------- re-offers
+
+    async def update_from_sip(self, plain_offer: str) -> str:
+        """A re-INVITE from the SIP side (hold, resume, new address): the answer to send back."""
+        self._expect("update_from_sip", BridgeState.ACTIVE)
+        offer = sdp.parse(plain_offer)
+        offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
+        if not offered:
+            raise sdp.SdpUnacceptable(f"the SIP re-offer has none of {list(self.settings.sip_codecs)}")
+        current = [self._sip.negotiated.codec] if self._sip.negotiated is not None else []
+        answer = self._sip.answer(offer, choice.first_common(current, offered) or offered[0])
+        self._configure_paths()
+        return sdp.write(answer)
+
+    async def update_from_web(self, web_offer: str) -> str:
+        """A re-offer from the browser (hold, resume): the answer to send back."""
+        self._expect("update_from_web", BridgeState.ACTIVE)
+        assert self._web_side is not None
+        offer = sdp.parse(web_offer)
+        preferences = [choice.known(self._web_side.codec.name), *choice.WEB_EVENTS]
+        local = await self._web.accept_offer(offer, preferences)
+        self._apply_web(audio_section(offer)[1], audio_section(local)[1], answering=True)
+        self._web_answer = sdp.write(local)
+        self._configure_paths()
+        return self._web_answer
+
+    async def add_web_candidate(self, candidate: object) -> None:
+        """A trickled browser candidate: JSON text, a JSON object, or an ``sdp.IceCandidateInit``."""
+        if isinstance(candidate, str):
+            candidate = json.loads(candidate)
+        if not isinstance(candidate, sdp.IceCandidateInit):
+            candidate = sdp.candidate_from_json(candidate)
+        await self._web.add_candidate(candidate)
+
+    # ------------------------------------------------------------------------------- negotiation
+
+    def _apply_web(
+        self, offer: sdp.MediaDescription, answer: sdp.MediaDescription, *, answering: bool
+    ) -> LegCodecs:
+        """The web leg's codecs and our direction once ``answer`` (ours when ``answering``) is known."""
+        codecs = [c for c in answer.codecs if not c.is_telephone_event]
+        if not answering:  # aiortc sends the first codec of its offer that the answer has
+            first = choice.first_common(offer.codecs, codecs)
+            codecs = [first, *(c for c in codecs if c != first)] if first is not None else codecs
+        direction = answer.direction or sdp.Direction.SENDRECV
+        web = LegCodecs.of(codecs, choice.events(answer), direction if answering else direction.reversed())
+        self._web.track.set_clock_rate(web.codec.clock_rate)
+        self._web_side = web
+        return web
+
+    def _configure_paths(self) -> None:
+        web, sip = self._web_side, self._sip.negotiated
+        if web is None or sip is None:
+            return
+        self._to_sip.configure(web.incoming, sip.codec, sip.event)
+        self._to_web.configure(sip.incoming, web.codec, web.event)
+        self._to_sip.enabled = web.direction.receives and sip.direction.sends
+        self._to_web.enabled = sip.direction.receives and web.direction.sends
+        self._web_watchdog.set_expected(web.direction.receives and self._web.state is WebLegState.CONNECTED)
+        transcoding = not same_codec(web.codec, sip.codec)
+        chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
+        if chosen != self._chosen:
+            self._chosen = chosen
+            logger.info(
+                "call=%s codecs web %s, sip %s, transcoding %s",
+                self._call,
+                chosen.web,
+                chosen.sip,
+                transcoding,
+            )
+            self._on_event(chosen)
+
+    # -------------------------------------------------------------------------------------- media
+
+    def _from_web(self, packet: AiortcRtpPacket) -> None:
+        now = self._clock()
+        self._web_watchdog.alive(now)
+        path = self._to_sip
+        out, digits = path.feed(
+            packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
+            bool(packet.marker), packet.payload, now,
+        )  # fmt: skip
+        sip = self._sip.negotiated
+        if sip is not None:
+            for item in out:
+                pt = sip.codec.payload_type if item.payload_type is None else item.payload_type
+                self._sip.send(pt, item.payload, item.timestamp, item.marker)
+                self._latency.measure(now)
+        for digit in digits:
+            self._on_event(DtmfReceived(Leg.WEB, digit.digit, digit.duration_ms))
+
+    def _from_sip(self, packet: RtpPacket) -> None:
+        now = self._clock()
+        out, digits = self._to_web.feed(
+            packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
+            packet.marker, packet.payload, now,
+        )  # fmt: skip
+        for item in out:
+            if self._web.send(item.payload, item.timestamp, item.payload_type):
+                self._latency.arrived(now)
+        for digit in digits:
+            self._on_event(DtmfReceived(Leg.SIP, digit.digit, digit.duration_ms))
+
+    def _web_event(self, event: MediaEvent) -> None:
+        if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
+            self._web_watchdog.set_expected(self._web_side.direction.receives)
+        self._on_event(event)
+
+    def _web_inactive(self, seconds: float) -> None:
+        self._on_event(MediaInactive(Leg.WEB, seconds))
+
+    def _sip_inactive(self) -> None:
+        self._on_event(MediaInactive(Leg.SIP, self.settings.inactivity_timeout or 0.0))
+
+    # ---------------------------------------------------------------------------------------- DTMF
+
+    def send_dtmf(self, digits: str, to: Leg | str, *, duration_ms: int = 100) -> asyncio.Task[None]:
+        """Send RFC 4733 events on leg ``to`` (paced, in the background; digits queue up in order).
+        ``DtmfError`` when a digit is unknown or the leg negotiated no telephone-event (use INFO then)."""
+        leg = Leg(to)
+        side = self._sip.negotiated if leg is Leg.SIP else self._web_side
+        if side is None or side.event is None:
+            raise DtmfError(f"call={self._call} no telephone-event negotiated on the {leg.value} leg")
+        player = self._sip_dtmf if leg is Leg.SIP else self._web_dtmf
+        return player.play(digits, side.event, duration_ms)
+
+    def dtmf_from_info(self, content_type: str, body: str | bytes) -> asyncio.Task[None]:
+        """A SIP INFO DTMF body (application/dtmf-relay or application/dtmf) played to the browser."""
+        digit = parse_info_body(content_type, body)
+        return self.send_dtmf(digit.digit, Leg.WEB, duration_ms=max(40, min(digit.duration_ms, 8000)))
+
+    @staticmethod
+    def info_body(event: DtmfReceived) -> tuple[str, str]:
+        """The (Content-Type, body) of a SIP INFO carrying a digit heard on the web leg."""
+        return DTMF_RELAY, format_dtmf_relay(event.digit, max(1, event.duration_ms))
+
+    def _send_web_event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
+        self._web.send(payload, timestamp, payload_type)
+
+    # ----------------------------------------------------------------------------------- teardown
+
+    def stats(self) -> BridgeStats:
+        return BridgeStats(
+            web_to_sip=self._to_sip.stats(),
+            sip_to_web=self._to_web.stats(),
+            transcoding=bool(self._chosen and self._chosen.transcoding),
+            latency=self._latency.summary(),
+            web_queue_drops=self._web.track.dropped,
+        )
+
+    async def close(self) -> None:
+        """Stop DTMF, the web leg and the SIP endpoint; give the port back. Idempotent."""
+        if self._state is BridgeState.CLOSED:
+            return
+        self._set_state(BridgeState.CLOSED)
+        self._web_watchdog.stop()
+        await self._sip_dtmf.close()
+        await self._web_dtmf.close()
+        self._sip.close()
+        await self._web.close()
+
+
+def _name(codec: sdp.Codec) -> str:
+    return f"{codec.name}/{codec.clock_rate}"

@@ -1,0 +1,135 @@
+"""Settings and statistics of the media bridge (frozen values), and the latency meter the bench reads."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiortc import RTCIceServer
+
+from gateway.config import Config, IceServer
+from gateway.media.errors import MediaError
+from gateway.media.forward import PathStats
+from gateway.media.ports import RtpPortAllocator
+
+DEFAULT_SIP_CODECS = ("PCMU", "PCMA", "G722", "opus")
+DEFAULT_WEB_CODECS = ("opus", "PCMU", "PCMA", "G722")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """What one call's bridge needs. ``public_address`` goes into the plain SDP (default: ``bind_host``);
+    ``include_loopback``/``host_addresses`` are for tests on loopback only (see ``WebLegOptions``)."""
+
+    allocator: RtpPortAllocator
+    bind_host: str = "127.0.0.1"
+    public_address: str | None = None
+    sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
+    web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
+    telephone_event: bool = True
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    inactivity_timeout: float | None = 10.0
+    ice_timeout: float = 20.0
+    include_loopback: bool = False
+    host_addresses: tuple[str, ...] | None = None
+    call_id: str = "-"
+    measure_latency: bool = False
+    clock: Callable[[], float] = time.monotonic  # seconds, for timestamp mapping and inactivity
+
+    def __post_init__(self) -> None:
+        known = {"pcmu", "pcma", "g722", "opus"}
+        for leg, codecs in (("sip", self.sip_codecs), ("web", self.web_codecs)):
+            if not codecs or any(c.lower() not in known for c in codecs):
+                raise MediaError(
+                    f"{leg} codecs must be a non-empty subset of PCMU, PCMA, G722, opus: {codecs!r}"
+                )
+        if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
+            raise MediaError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
+        if self.ice_timeout <= 0:
+            raise MediaError(f"ice_timeout must be positive, got {self.ice_timeout!r}")
+
+
+def ice_servers_from_config(servers: Iterable[IceServer]) -> tuple[RTCIceServer, ...]:
+    """``Config.ice.gateway`` (credentials are ``Secret`` values) as aiortc RTCIceServers."""
+    return tuple(
+        RTCIceServer(
+            urls=list(server.urls),
+            username=server.username,
+            credential=server.credential.reveal() if server.credential is not None else None,
+        )
+        for server in servers
+    )
+
+
+def settings_from_config(
+    config: Config, allocator: RtpPortAllocator, *, call_id: str, bind_host: str = "0.0.0.0"
+) -> BridgeSettings:
+    """The bridge settings of one call from ``gateway.yaml``. A wildcard ``bind_host`` needs
+    ``media.public_address``: ``c=IN IP4 0.0.0.0`` would tell the SIP side the call is on hold."""
+    public = str(config.media.public_address) if config.media.public_address is not None else None
+    if public is None and bind_host in ("0.0.0.0", "::"):
+        raise MediaError("media.public_address is required when RTP binds to a wildcard address")
+    return BridgeSettings(
+        allocator,
+        bind_host=bind_host,
+        public_address=public,
+        sip_codecs=tuple(c.value for c in config.codecs.sip),
+        web_codecs=tuple(c.value for c in config.codecs.webrtc),
+        telephone_event=config.codecs.telephone_event,
+        ice_servers=ice_servers_from_config(config.ice.gateway),
+        inactivity_timeout=config.media.inactivity_timeout,
+        call_id=call_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    web_to_sip: PathStats
+    sip_to_web: PathStats
+    transcoding: bool
+    latency: LatencySummary | None = None
+    web_queue_drops: int = 0
+
+
+class LatencyMeter:
+    """Time from a packet's arrival at the bridge to its departure (socket write or aiortc sender)."""
+
+    def __init__(
+        self, *, enabled: bool, clock: Callable[[], float] = time.monotonic, size: int = 20000
+    ) -> None:
+        self.enabled = enabled
+        self._clock = clock
+        self._samples: deque[float] = deque(maxlen=size)
+        self._pending: deque[float] = deque(maxlen=256)
+
+    def measure(self, arrival: float) -> None:
+        if self.enabled:
+            self._samples.append(self._clock() - arrival)
+
+    def arrived(self, arrival: float) -> None:
+        """A packet queued for the web sender; ``departed`` pops it in the same order."""
+        if self.enabled:
+            self._pending.append(arrival)
+
+    def departed(self) -> None:
+        if self.enabled and self._pending:
+            self._samples.append(self._clock() - self._pending.popleft())
+
+    def summary(self) -> LatencySummary | None:
+        if not self._samples:
+            return None
+        ordered = sorted(self._samples)
+        n = len(ordered)
+        return LatencySummary(
+            n, 1000 * ordered[n // 2], 1000 * ordered[min(n - 1, int(n * 0.99))], 1000 * ordered[-1]
+        )

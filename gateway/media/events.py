@@ -1,0 +1,69 @@
+"""Events the media bridge reports to the call (frozen values), and the two leg names."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from gateway.media.errors import MediaError
+
+
+class Leg(enum.StrEnum):
+    WEB = "web"
+    SIP = "sip"
+
+    @property
+    def other(self) -> Leg:
+        return Leg.SIP if self is Leg.WEB else Leg.WEB
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConnected:
+    """The web leg's ICE and DTLS are up: SRTP flows."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInactive:
+    """No RTP arrived on ``leg`` for ``seconds`` while that side should send: the call can end."""
+
+    leg: Leg
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class IceFailed:
+    """The web leg's ICE negotiation failed, timed out, or consent was lost (RFC 7675)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsFailed:
+    """ICE worked but the DTLS handshake failed (RFC 5763/5764): no keys for SRTP."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """A DTMF digit heard as RFC 4733 telephone-events from ``leg`` (reported once, at its end)."""
+
+    leg: Leg
+    digit: str
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        if len(self.digit) != 1 or self.digit not in "0123456789*#ABCD!":
+            raise MediaError(f"not a DTMF digit: {self.digit!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CodecChosen:
+    """The codecs in use on each leg; ``transcoding`` is False when payloads are forwarded as they are."""
+
+    web: str
+    sip: str
+    transcoding: bool
+
+
+MediaEvent = MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen

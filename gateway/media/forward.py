@@ -1,0 +1,195 @@
+"""One direction of the bridge (web -> SIP or SIP -> web), sans-I/O: RTP packets in, payloads out.
+
+For each input packet:
+
+* audio in the codec the other leg sends: forwarded as is (no decoding), timestamp re-mapped onto the
+  output timeline (``retime``); the output leg writes its own SSRC and sequence numbers;
+* audio in another codec: decoded, resampled and re-encoded (``transcode``), 20 ms frames;
+* RFC 4733 telephone-event: reported once per digit (``DtmfReceiver``) and forwarded with its
+  timestamp mapped and its duration converted to the output event clock (RFC 4733 §2.5.2);
+* comfort noise (RFC 3389) and unknown payload types are dropped.
+
+While the direction is held (``enabled`` False: sendonly/inactive on either side) nothing is forwarded.
+Loss is counted from sequence gaps per input SSRC (RFC 3550 A.1, simplified: reordering not credited).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sdp
+from gateway.media.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
+from gateway.media.errors import DtmfError
+from gateway.media.retime import FrameClock, TimestampMapper
+from gateway.media.transcode import TranscodeError, Transcoder, audio_codec
+
+logger = logging.getLogger(__name__)
+
+_MAX_GAP = 3000  # RFC 3550 A.1 MAX_DROPOUT
+
+
+@dataclass(frozen=True, slots=True)
+class OutPacket:
+    """A payload for the output leg; ``payload_type`` None means the leg's audio codec."""
+
+    payload: bytes
+    timestamp: int
+    payload_type: int | None = None
+    marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    received: int
+    forwarded: int
+    lost: int
+    dropped: int
+    transcoded: int
+    dtmf_digits: int
+
+
+def same_codec(a: sdp.Codec, b: sdp.Codec) -> bool:
+    """Same payload format for pass-through: name and clock rate (opus is always signalled /2)."""
+    return a.name.lower() == b.name.lower() and a.clock_rate == b.clock_rate
+
+
+class MediaPath:
+    """Forwarding state of one direction. ``configure`` again after each negotiation."""
+
+    def __init__(self, name: str, *, call_id: str = "-") -> None:
+        self.name = name
+        self._call = call_id
+        self.enabled = True
+        self._in: dict[int, sdp.Codec] = {}
+        self._out: sdp.Codec | None = None
+        self._out_event: sdp.Codec | None = None
+        self._mapper: TimestampMapper | None = None
+        self._frames: FrameClock | None = None
+        self._transcoders: dict[str, Transcoder] = {}
+        self._dtmf: dict[int, DtmfReceiver] = {}
+        self._last_seq: dict[int, int] = {}
+        self._event_times: dict[tuple[int, int], int] = {}
+        self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
+
+    def configure(
+        self, incoming: Mapping[int, sdp.Codec], out: sdp.Codec, out_event: sdp.Codec | None
+    ) -> None:
+        """``incoming``: payload type -> codec the input leg may send (telephone-events included)."""
+        self._in = dict(incoming)
+        if self._out is None or not same_codec(self._out, out):
+            self._transcoders.clear()
+            self._frames = FrameClock(tolerance=3 * audio_codec(out.name).frame_ticks)
+        self._out, self._out_event = out, out_event
+        audio = [c for c in incoming.values() if not c.is_telephone_event]
+        in_rate = audio[0].clock_rate if audio else out.clock_rate
+        if self._mapper is None:
+            self._mapper = TimestampMapper(in_rate, out.clock_rate, name=f"call={self._call} {self.name}")
+        else:
+            self._mapper.set_rates(in_rate, out.clock_rate)
+
+    @property
+    def configured(self) -> bool:
+        return self._out is not None
+
+    @property
+    def passthrough(self) -> bool:
+        """Whether every audio codec the input may send is the output codec (no transcoding)."""
+        out = self._out
+        audio = [c for c in self._in.values() if not c.is_telephone_event]
+        return out is not None and bool(audio) and all(same_codec(c, out) for c in audio)
+
+    def stats(self) -> PathStats:
+        return PathStats(self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits)
+
+    def now_timestamp(self, now: float) -> int:
+        """The output timestamp for something generated locally now (a DTMF digit sent by the bridge)."""
+        return self._mapper.now_out(now) if self._mapper is not None else 0
+
+    def feed(
+        self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes, now: float
+    ) -> tuple[list[OutPacket], list[DtmfDigit]]:
+        self.received += 1
+        self._count_loss(ssrc, seq)
+        codec = self._in.get(payload_type)
+        out, mapper = self._out, self._mapper
+        if codec is None or out is None or mapper is None:
+            self.dropped += 1
+            logger.debug("call=%s %s dropping payload type %d", self._call, self.name, payload_type)
+            return [], []
+        if codec.is_telephone_event:
+            return self._event(codec, ssrc, timestamp, marker, payload, now)
+        if not self.enabled:
+            self.dropped += 1
+            return [], []
+        if mapper.in_rate != codec.clock_rate:
+            mapper.set_rates(codec.clock_rate, out.clock_rate)
+        mapped = mapper.map(ssrc, timestamp, now)
+        if same_codec(codec, out):
+            self.forwarded += 1
+            return [OutPacket(payload, mapped, None, marker)], []
+        return self._transcode(codec, out, payload, mapped), []
+
+    def _transcode(self, codec: sdp.Codec, out: sdp.Codec, payload: bytes, mapped: int) -> list[OutPacket]:
+        transcoder = self._transcoders.get(codec.name.lower())
+        if transcoder is None:
+            try:
+                transcoder = self._transcoders[codec.name.lower()] = Transcoder(codec.name, out.name)
+            except TranscodeError as exc:
+                self.dropped += 1
+                logger.warning("call=%s %s: %s", self._call, self.name, exc)
+                return []
+            logger.info("call=%s %s transcoding %s -> %s", self._call, self.name, codec.name, out.name)
+        assert self._frames is not None
+        ticks = transcoder.target.frame_ticks
+        result = [OutPacket(p, self._frames.stamp(mapped, ticks)) for p in transcoder.transcode(payload)]
+        self.transcoded += 1
+        self.forwarded += 1 if result else 0
+        return result
+
+    def _event(
+        self, codec: sdp.Codec, ssrc: int, timestamp: int, marker: bool, payload: bytes, now: float
+    ) -> tuple[list[OutPacket], list[DtmfDigit]]:
+        receiver = self._dtmf.get(ssrc)
+        if receiver is None:
+            receiver = self._dtmf[ssrc] = DtmfReceiver(codec.clock_rate)
+        try:
+            event = TelephoneEvent.parse(payload)
+            digits = receiver.feed(timestamp, event)
+        except DtmfError as exc:
+            self.dropped += 1
+            logger.debug("call=%s %s bad telephone-event: %s", self._call, self.name, exc)
+            return [], []
+        self.digits += len(digits)
+        target = self._out_event
+        if not self.enabled or target is None or self._mapper is None:
+            return [], digits
+        duration = min(0xFFFF, event.duration * target.clock_rate // codec.clock_rate)
+        converted = TelephoneEvent(event.event, event.end, event.volume, duration)
+        mapped = self._event_timestamp(ssrc, timestamp, now)
+        self.forwarded += 1
+        return [OutPacket(converted.serialize(), mapped, target.payload_type, marker)], digits
+
+    def _event_timestamp(self, ssrc: int, timestamp: int, now: float) -> int:
+        """Events on the audio's SSRC keep their place on its timeline; events on a separate SSRC start now."""
+        assert self._mapper is not None
+        if self._mapper.ssrc in (None, ssrc):
+            return self._mapper.peek(ssrc, timestamp, now)
+        key = (ssrc, timestamp)
+        mapped = self._event_times.get(key)
+        if mapped is None:
+            mapped = self._event_times[key] = self._mapper.now_out(now)
+            while len(self._event_times) > 16:
+                del self._event_times[next(iter(self._event_times))]
+        return mapped
+
+    def _count_loss(self, ssrc: int, seq: int) -> None:
+        last = self._last_seq.get(ssrc)
+        if last is not None:
+            gap = (seq - last) & 0xFFFF
+            if gap == 0 or gap > 0x8000:
+                return  # duplicate or late
+            if gap < _MAX_GAP:
+                self.lost += gap - 1
+        self._last_seq[ssrc] = seq

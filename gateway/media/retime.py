@@ -1,0 +1,124 @@
+"""RTP timestamp continuity across a leg's source changes, sans-I/O.
+
+Each leg sends with its own SSRC and sequence numbers (the RTP endpoint's and aiortc's sender own those),
+so only timestamps need mapping: ``out = anchor_out + (in - anchor_in) * out_rate / in_rate``. The
+anchor moves when the input SSRC changes (early media from one source, then the answer from another;
+RFC 3550 §8.2) or when the input timestamps jump away from the wall clock (a PBX switching to music on
+hold on the same SSRC). The new anchor continues from the last output timestamp plus the time elapsed,
+so the receiver of the other leg sees one continuous stream: no SRTP replay drop, no jitter-buffer reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+logger = logging.getLogger(__name__)
+
+U32 = 1 << 32
+JUMP_SECONDS = 1.0  # timestamp advance and wall clock disagreeing by more than this: a new timeline
+
+
+def _signed(delta: int) -> int:
+    """A 32-bit timestamp difference as a signed value (RFC 3550 §5.1: timestamps wrap)."""
+    delta %= U32
+    return delta - U32 if delta >= U32 // 2 else delta
+
+
+class TimestampMapper:
+    """Maps input RTP timestamps (``in_rate`` Hz) to a continuous output timeline (``out_rate`` Hz)."""
+
+    __slots__ = (
+        "_anchor_in",
+        "_anchor_out",
+        "_last_in",
+        "_last_now",
+        "_last_out",
+        "_ssrc",
+        "in_rate",
+        "name",
+        "out_rate",
+        "reanchors",
+    )  # fmt: skip
+
+    def __init__(self, in_rate: int, out_rate: int, *, name: str = "", start: int | None = None) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"clock rates must be positive, got {in_rate!r} -> {out_rate!r}")
+        self.name = name
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._ssrc: int | None = None
+        self._anchor_in = 0
+        self._anchor_out = random.getrandbits(32) if start is None else start
+        self._last_in = 0
+        self._last_out: int | None = None
+        self._last_now = 0.0
+        self.reanchors = 0
+
+    @property
+    def ssrc(self) -> int | None:
+        """The input SSRC the timeline is anchored to (None before the first packet)."""
+        return self._ssrc
+
+    def set_rates(self, in_rate: int, out_rate: int) -> None:
+        """New codec on either side: the next packet starts a new anchor."""
+        if (in_rate, out_rate) != (self.in_rate, self.out_rate):
+            self.in_rate, self.out_rate = in_rate, out_rate
+            self._ssrc = None
+
+    def map(self, ssrc: int, timestamp: int, now: float) -> int:
+        """The output timestamp of an audio packet; moves the anchor when the source changed or jumped."""
+        if ssrc != self._ssrc or self._jumped(timestamp, now):
+            self._reanchor(ssrc, timestamp, now)
+        out = self._convert(timestamp)
+        self._last_in, self._last_now, self._last_out = timestamp, now, out
+        return out
+
+    def peek(self, ssrc: int, timestamp: int, now: float) -> int:
+        """Map a timestamp without moving the timeline forward (RFC 4733 events repeat their start time)."""
+        if ssrc != self._ssrc:
+            self._reanchor(ssrc, timestamp, now)
+            self._last_in, self._last_now = timestamp, now
+        return self._convert(timestamp)
+
+    def now_out(self, now: float) -> int:
+        """The output timestamp that corresponds to ``now`` (for events generated locally)."""
+        if self._last_out is None:
+            return self._anchor_out
+        return (self._last_out + round((now - self._last_now) * self.out_rate)) % U32
+
+    def _convert(self, timestamp: int) -> int:
+        delta = _signed(timestamp - self._anchor_in)
+        return (self._anchor_out + delta * self.out_rate // self.in_rate) % U32
+
+    def _jumped(self, timestamp: int, now: float) -> bool:
+        if self._last_out is None:
+            return False
+        media = _signed(timestamp - self._last_in) / self.in_rate
+        return abs(media - (now - self._last_now)) > JUMP_SECONDS
+
+    def _reanchor(self, ssrc: int, timestamp: int, now: float) -> None:
+        if self._last_out is not None:
+            self._anchor_out = self.now_out(now)
+            self.reanchors += 1
+            logger.debug("%s timestamps re-anchored for SSRC %08x at %d", self.name, ssrc, self._anchor_out)
+        self._ssrc = ssrc
+        self._anchor_in = timestamp
+
+
+class FrameClock:
+    """Output timestamps of re-encoded frames: consecutive, re-synced to the mapped input on a gap."""
+
+    __slots__ = ("_next", "tolerance")
+
+    def __init__(self, tolerance: int) -> None:
+        self._next: int | None = None
+        self.tolerance = tolerance
+
+    def stamp(self, mapped: int, samples: int) -> int:
+        """The timestamp of the next output frame of ``samples`` RTP clock ticks, given the mapped input."""
+        if self._next is None or abs(_signed(mapped - self._next)) > self.tolerance:
+            self._next = mapped
+        timestamp = self._next
+        self._next = (self._next + samples) % U32
+        return timestamp

@@ -1,0 +1,101 @@
+"""The SIP leg as SDP: the plain RTP endpoint (symmetric RTP, RTCP, inactivity) and what was negotiated.
+
+The endpoint opens with the offer (its port goes into the SDP) but stays inactive until an answer is
+known: nothing is sent to, or awaited from, a peer that has not answered. Each answer (a 183, the 200,
+a re-INVITE's) re-applies the peer's address, payload types and direction (RFC 3264 §8.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sdp
+from gateway.media import codec_choice as choice
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.codec_choice import LegCodecs
+from gateway.media.rtp import RtpPacket
+from gateway.media.rtp_endpoint import MediaDirection, RtpEndpoint, RtpEndpointConfig
+
+
+class SipLeg:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        on_rtp: Callable[[RtpPacket], None],
+        on_inactive: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._on_rtp, self._on_inactive = on_rtp, on_inactive
+        self.endpoint: RtpEndpoint | None = None
+        self.negotiated: LegCodecs | None = None
+
+    async def open(self, codecs: list[sdp.Codec]) -> tuple[str, int]:
+        """Bind the RTP/RTCP ports; the (address, port) to write into the SDP."""
+        config = RtpEndpointConfig(
+            payload_types=frozenset(c.payload_type for c in codecs),
+            dtmf_payload_types=frozenset({choice.SIP_EVENT.payload_type}),
+            host=self._settings.bind_host,
+            inactivity_timeout=self._settings.inactivity_timeout,
+        )
+        endpoint = RtpEndpoint(
+            self._settings.allocator,
+            config,
+            on_rtp=self._on_rtp,
+            on_inactive=self._on_inactive,
+            call_id=self._settings.call_id,
+        )
+        self.endpoint = endpoint
+        await endpoint.open()
+        endpoint.set_direction(MediaDirection.INACTIVE)  # until an answer is known
+        host, port = endpoint.local_rtp_address
+        return self._settings.public_address or host, port
+
+    def set_remote(self, description: sdp.SessionDescription, index: int) -> None:
+        assert self.endpoint is not None
+        self.endpoint.set_remote(*choice.remote_rtp(description, index))
+
+    def apply(
+        self, answer: sdp.MediaDescription, peer: sdp.SessionDescription, index: int, ours: sdp.Direction
+    ) -> LegCodecs:
+        """Use an answer's m-line: its codecs (allowed ones), the peer's address from ``peer`` (the side's
+        own description: its answer, or its offer when we answered), and our direction."""
+        endpoint = self.endpoint
+        assert endpoint is not None
+        codecs = choice.offered(answer, self._settings.sip_codecs)
+        if not codecs:
+            raise sdp.SdpUnacceptable(f"the SIP side's answer has none of {list(self._settings.sip_codecs)}")
+        events = choice.events(answer)
+        negotiated = LegCodecs.of(codecs, events, ours)
+        self.set_remote(peer, index)
+        endpoint.reconfigure(
+            frozenset(c.payload_type for c in codecs),
+            frozenset(e.payload_type for e in events),
+            negotiated.codec.clock_rate,
+        )
+        endpoint.set_direction(MediaDirection(ours.value))
+        self.negotiated = negotiated
+        return negotiated
+
+    def answer(self, offer: sdp.SessionDescription, codec: sdp.Codec) -> sdp.SessionDescription:
+        """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint."""
+        assert self.endpoint is not None
+        host, port = self.endpoint.local_rtp_address
+        answer = sdp.answer(
+            offer,
+            codecs=[f"{codec.name}/{codec.clock_rate}"],
+            transport=sdp.PlainTransport(self._settings.public_address or host, port),
+            preference=sdp.Preference.ANSWERER,
+            telephone_event=self._settings.telephone_event,
+        )
+        index = next(i for i, m in enumerate(answer.media) if not m.rejected)
+        self.apply(answer.media[index], offer, index, answer.direction_for(index))
+        return answer
+
+    def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
+        if self.endpoint is not None:
+            self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker)
+
+    def close(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.close()

@@ -1,0 +1,111 @@
+"""Fix-ups between a browser's descriptions and what aiortc is given or gives, with ``sdp`` (pure).
+
+aiortc answers every audio and video m-line it can (a Chromium audio+video offer gets an active
+``recvonly`` video answer even with only an audio transceiver) and opens an SCTP transport for a data
+channel m-line. The gateway is audio only, so aiortc only ever sees the first usable audio m-line:
+
+* ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus
+  ``a=end-of-candidates``, passed on once those are under way);
+* ``restore_answer`` puts the other m-lines back, rejected with port 0 and out of BUNDLE (RFC 3264 §6,
+  RFC 8843 §7.3.3), so the answer mirrors the browser's offer line by line.
+
+``without_empty_end`` drops ``a=end-of-candidates`` from an m-line that has no candidate: that would
+tell the browser ICE cannot succeed (RFC 8838 §4.3), and aiortc writes it when gathering found nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import sdp
+from sdp import Attribute, Candidate, Connection, MediaDescription, SessionDescription
+
+WEBRTC_PROTO = "UDP/TLS/RTP/SAVPF"
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedOffer:
+    """The browser's offer, what aiortc gets of it, and what was held back."""
+
+    original: SessionDescription
+    description: SessionDescription  # one audio m-line, for aiortc
+    index: int  # of that m-line in the original
+    mid: str
+    mdns: tuple[Candidate, ...] = ()
+    end_of_candidates: bool = False
+
+
+def _usable_audio(section: MediaDescription) -> bool:
+    return section.media == "audio" and not section.rejected and section.proto.upper() == WEBRTC_PROTO
+
+
+def prune_offer(offer: SessionDescription) -> PrunedOffer:
+    """Keep the first usable audio m-line; ``SdpUnacceptable`` (488) when there is none."""
+    index = next((i for i, m in enumerate(offer.media) if _usable_audio(m)), None)
+    if index is None:
+        lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
+        raise sdp.SdpUnacceptable(f"no WebRTC audio stream in the offer: {lines}")
+    section = offer.media[index]
+    mid = section.mid or str(index)
+    seen: set[tuple[str, str, int]] = set()
+    plain: list[Candidate] = []
+    mdns: list[Candidate] = []
+    for candidate in section.candidates:  # other m-lines' candidates belong to transports BUNDLE drops
+        key = (candidate.protocol, candidate.address, candidate.port)
+        if candidate.component != 1 or key in seen:
+            continue
+        seen.add(key)
+        (mdns if candidate.is_mdns else plain).append(candidate)
+    end = section.end_of_candidates or offer.has("end-of-candidates")
+    attributes = [a for a in section.attributes if a.name not in ("candidate", "end-of-candidates")]
+    attributes += [Attribute("candidate", c.to_sdp().removeprefix("candidate:")) for c in plain]
+    if end and not mdns and plain:
+        attributes.append(Attribute("end-of-candidates"))
+    kept = dataclasses.replace(section, attributes=tuple(attributes))
+    session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
+    session.insert(0, Attribute("group", f"BUNDLE {mid}"))
+    description = dataclasses.replace(offer, attributes=tuple(session), media=(kept,))
+    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns))
+
+
+def rejected(section: MediaDescription) -> MediaDescription:
+    """An m-line turned down with port 0: same media, proto and formats, its mid, no transport."""
+    attributes = (Attribute("mid", section.mid),) if section.mid is not None else ()
+    return MediaDescription(
+        section.media,
+        0,
+        section.proto,
+        section.formats,
+        connection=Connection("0.0.0.0"),
+        attributes=attributes,
+    )
+
+
+def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
+    """aiortc's one-m-line answer with the offer's other m-lines put back, rejected."""
+    if len(answer.media) != 1:
+        raise sdp.SdpUnacceptable(f"expected one m-line from aiortc, got {len(answer.media)}")
+    media = [
+        answer.media[0] if i == pruned.index else rejected(section)
+        for i, section in enumerate(pruned.original.media)
+    ]
+    return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
+
+
+def without_empty_end(description: SessionDescription) -> SessionDescription:
+    """No ``a=end-of-candidates`` on an m-line without candidates."""
+    media = []
+    for section in description.media:
+        if section.end_of_candidates and not section.candidates:
+            section = section.without("end-of-candidates")
+        media.append(section)
+    return dataclasses.replace(description, media=tuple(media))
+
+
+def audio_section(description: SessionDescription) -> tuple[int, MediaDescription]:
+    """The first active audio m-line and its index; ``SdpUnacceptable`` when there is none."""
+    for index, section in enumerate(description.media):
+        if section.media == "audio" and not section.rejected:
+            return index, section
+    raise sdp.SdpUnacceptable("no active audio stream in the description")

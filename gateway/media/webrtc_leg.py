@@ -1,0 +1,318 @@
+"""The web leg: one aiortc RTCPeerConnection, audio only, with raw RTP in and out (no decoding).
+
+How it works:
+
+* Always built with the configured ICE servers (``RTCConfiguration(iceServers=[...])``, even empty):
+  aiortc's default is a public STUN server that stalls gathering where it is unreachable.
+* One audio transceiver exists before any description is applied, so codec preferences take effect
+  (they must be set before ``setRemoteDescription``). Its receiver is tapped and its sender fed by a
+  ``PacketTrack`` (``aiortc_hooks``): payloads pass through without decoding or encoding.
+* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``).
+* Remote mDNS candidates are resolved in background tasks, bounded by ``mdns_timeout``: a name nobody
+  answers never blocks signaling. End-of-candidates before any candidate is ignored (aioice would fail
+  at once; a late candidate can still connect, and ``ice_timeout`` ends the wait otherwise).
+* States: NEW -> NEGOTIATING (descriptions exchanged) -> CONNECTED -> CLOSED, or FAILED on ICE or DTLS
+  failure or when ICE does not connect within ``ice_timeout``. Failures are reported once, as events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket as AiortcRtpPacket
+from aiortc.sdp import candidate_from_sdp
+
+import sdp
+from gateway.media import aiortc_hooks, web_sdp
+from gateway.media.errors import MediaError
+from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+
+logger = logging.getLogger(__name__)
+
+
+class WebLegError(MediaError):
+    """The web leg was used in a state that does not allow it, or aiortc refused a description."""
+
+
+class WebLegState(enum.Enum):
+    NEW = "new"
+    NEGOTIATING = "negotiating"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+_TRANSITIONS = {
+    (WebLegState.NEW, WebLegState.NEGOTIATING),
+    (WebLegState.NEGOTIATING, WebLegState.CONNECTED),
+    (WebLegState.NEGOTIATING, WebLegState.FAILED),
+    (WebLegState.CONNECTED, WebLegState.FAILED),
+    *((state, WebLegState.CLOSED) for state in WebLegState if state is not WebLegState.CLOSED),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WebLegOptions:
+    """``host_addresses`` replaces the gathered host addresses and ``include_loopback`` adds 127.0.0.1:
+    both only for tests on loopback (aioice leaves 127.0.0.1 out); production keeps real interfaces."""
+
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    include_loopback: bool = False
+    host_addresses: tuple[str, ...] | None = None
+    ice_timeout: float = 20.0
+    mdns_timeout: float = 2.0
+
+
+def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
+    """aiortc codec capabilities for these codecs (by name and clock rate), in order, unknown ones left out."""
+    available = RTCRtpSender.getCapabilities("audio").codecs
+    chosen: list[RTCRtpCodecCapability] = []
+    for codec in names:
+        for capability in available:
+            if (
+                capability.name.lower() == codec.name.lower()
+                and capability.clockRate == codec.clock_rate
+                and capability not in chosen
+            ):
+                chosen.append(capability)
+    return chosen
+
+
+class WebRtcLeg:
+    """One browser's media: SDP in and out, tapped RTP in (``on_rtp``), payloads out (``send``)."""
+
+    def __init__(
+        self,
+        options: WebLegOptions,
+        *,
+        on_rtp: Callable[[AiortcRtpPacket], None],
+        on_event: Callable[[MediaEvent], None],
+        call_id: str = "-",
+    ) -> None:
+        aiortc_hooks.register_telephone_event()
+        self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
+        self._state = WebLegState.NEW
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(options.ice_servers)))
+        self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
+        self.track = aiortc_hooks.PacketTrack(8000)
+        aiortc_hooks.attach_packet_track(self._transceiver.sender, self.track)
+        aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
+        if options.include_loopback or options.host_addresses is not None:
+            aiortc_hooks.restrict_host_addresses(
+                self._pc, options.host_addresses, include_loopback=options.include_loopback
+            )
+        self._pruned: web_sdp.PrunedOffer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remote_candidates = 0
+        self._ice_timer: asyncio.TimerHandle | None = None
+        self._pc.on("connectionstatechange", self._connection_state_changed)
+        self.remote: sdp.SessionDescription | None = None
+
+    # ------------------------------------------------------------------------------------- state
+
+    @property
+    def state(self) -> WebLegState:
+        return self._state
+
+    def _set_state(self, state: WebLegState) -> None:
+        if state is self._state:
+            return
+        if (self._state, state) not in _TRANSITIONS:
+            raise WebLegError(
+                f"call={self._call} web leg cannot go from {self._state.value} to {state.value}"
+            )
+        logger.info("call=%s web leg %s -> %s", self._call, self._state.value, state.value)
+        self._state = state
+
+    def _negotiating(self) -> None:
+        if self._state is WebLegState.NEW:
+            self._set_state(WebLegState.NEGOTIATING)
+            loop = asyncio.get_running_loop()
+            self._ice_timer = loop.call_later(self._options.ice_timeout, self._ice_timed_out)
+
+    def _ice_timed_out(self) -> None:
+        self._ice_timer = None
+        if self._state is WebLegState.NEGOTIATING:
+            self._fail(IceFailed(f"not connected after {self._options.ice_timeout:g} s"))
+
+    def _fail(self, event: IceFailed | DtlsFailed) -> None:
+        if self._state in (WebLegState.FAILED, WebLegState.CLOSED):
+            return
+        level = logging.INFO if "close_notify" in event.reason else logging.WARNING
+        logger.log(level, "call=%s web leg failed: %s", self._call, event)
+        self._set_state(WebLegState.FAILED)
+        self._on_event(event)
+
+    def _connection_state_changed(self) -> None:
+        state = self._pc.connectionState
+        if state == "connected" and self._state is WebLegState.NEGOTIATING:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+                self._ice_timer = None
+            self._set_state(WebLegState.CONNECTED)
+            self._on_event(MediaConnected())
+        elif state == "failed":
+            if self._pc.iceConnectionState in ("failed", "closed"):
+                self._fail(IceFailed("ICE connectivity checks failed or consent expired"))
+            else:
+                self._fail(DtlsFailed("DTLS handshake failed"))
+        elif state == "closed" and self._state is not WebLegState.CLOSED:
+            self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
+
+    def _tapped(self, packet: AiortcRtpPacket) -> bool:
+        if self._state is WebLegState.CONNECTED:
+            self._on_rtp(packet)
+        return True
+
+    # --------------------------------------------------------------------------------------- SDP
+
+    async def accept_offer(
+        self, offer: sdp.SessionDescription, codecs: Sequence[sdp.Codec]
+    ) -> sdp.SessionDescription:
+        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order."""
+        self._check_open()
+        pruned = web_sdp.prune_offer(offer)
+        if self._pruned is None:
+            self._transceiver.setCodecPreferences(capabilities(codecs))
+        self._pruned = pruned
+        self.remote = offer
+        await self._set_remote(pruned.description, "offer")
+        answer = await self._pc.createAnswer()
+        await self._pc.setLocalDescription(answer)
+        local = sdp.parse(self._pc.localDescription.sdp)
+        self._negotiating()
+        self._start_mdns(pruned)
+        return web_sdp.restore_answer(pruned, local)
+
+    async def create_offer(self, codecs: Sequence[sdp.Codec]) -> sdp.SessionDescription:
+        """The offer to a browser, with ``codecs`` in this order of preference."""
+        self._check_open()
+        self._transceiver.setCodecPreferences(capabilities(codecs))
+        offer = await self._pc.createOffer()
+        await self._pc.setLocalDescription(offer)
+        return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
+
+    async def accept_answer(self, answer: sdp.SessionDescription) -> None:
+        """Apply the browser's answer to ``create_offer``."""
+        self._check_open()
+        if len(answer.media) != 1:
+            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of one")
+        self.remote = answer
+        pruned = web_sdp.prune_offer(answer)
+        await self._set_remote(pruned.description, "answer")
+        self._pruned = pruned
+        self._negotiating()
+        self._start_mdns(pruned)
+
+    async def _set_remote(self, description: sdp.SessionDescription, kind: str) -> None:
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
+        except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
+            raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
+        self._remote_candidates += len(description.media[0].candidates)
+
+    # ------------------------------------------------------------------------------- candidates
+
+    async def add_candidate(self, init: sdp.IceCandidateInit) -> None:
+        """A trickled browser candidate (RFC 8838); ``init.candidate`` None is end-of-candidates."""
+        self._check_open()
+        if self._pruned is None:
+            raise WebLegError(f"call={self._call} candidate before any description")
+        if init.candidate is None:
+            await self._end_of_candidates()
+            return
+        candidate = init.candidate
+        if candidate.component != 1 or not self._for_audio(init):
+            return  # rtcp-mux: only RTP candidates matter; other m-lines' transports are not used
+        self._remote_candidates += 1
+        if candidate.is_mdns:
+            self._spawn(self._add_mdns(candidate))
+            return
+        await self._pc.addIceCandidate(self._aiortc_candidate(candidate))
+
+    def _for_audio(self, init: sdp.IceCandidateInit) -> bool:
+        assert self._pruned is not None
+        if init.sdp_mid is not None:
+            return init.sdp_mid == self._pruned.mid
+        return init.sdp_mline_index == self._pruned.index
+
+    def _aiortc_candidate(self, candidate: sdp.Candidate) -> RTCIceCandidate:
+        ice = candidate_from_sdp(candidate.to_sdp().removeprefix("candidate:"))
+        assert self._pruned is not None
+        ice.sdpMid, ice.sdpMLineIndex = self._pruned.mid, 0  # everything is bundled on the audio m-line
+        return ice
+
+    async def _end_of_candidates(self) -> None:
+        if self._remote_candidates == 0:
+            # aioice would fail at once; success needs no end-of-candidates, failure comes from ice_timeout
+            logger.info("call=%s end-of-candidates ignored: no remote candidate yet", self._call)
+            return
+        await asyncio.sleep(0)  # let mDNS tasks register with aioice first: it waits for their answers
+        await self._pc.addIceCandidate(None)
+
+    def _start_mdns(self, pruned: web_sdp.PrunedOffer) -> None:
+        for candidate in pruned.mdns:
+            self._remote_candidates += 1
+            self._spawn(self._add_mdns(candidate))
+        if pruned.end_of_candidates:
+            self._spawn(self._end_of_candidates())
+
+    async def _add_mdns(self, candidate: sdp.Candidate) -> None:
+        try:
+            await asyncio.wait_for(
+                self._pc.addIceCandidate(self._aiortc_candidate(candidate)), self._options.mdns_timeout
+            )
+        except (TimeoutError, OSError, ValueError) as exc:
+            logger.info("call=%s mDNS candidate %s not used: %r", self._call, candidate.address, exc)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------------------------- media
+
+    def send(self, payload: bytes, timestamp: int, payload_type: int | None = None) -> bool:
+        """Queue one payload for the browser (None: the negotiated codec's payload type)."""
+        if self._state is not WebLegState.CONNECTED or not self.track.started:
+            return False
+        self.track.push(payload, timestamp, payload_type)
+        return True
+
+    @property
+    def local(self) -> sdp.SessionDescription | None:
+        description = self._pc.localDescription
+        return None if description is None else sdp.parse(description.sdp)
+
+    def _check_open(self) -> None:
+        if self._state is WebLegState.CLOSED:
+            raise WebLegError(f"call={self._call} web leg is closed")
+
+    async def close(self) -> None:
+        """Stop tasks, transports and the peer connection. Idempotent."""
+        if self._state is WebLegState.CLOSED:
+            return
+        self._set_state(WebLegState.CLOSED)
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
+            self._ice_timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.track.stop()
+        await self._pc.close()

@@ -1,0 +1,152 @@
+"""The media bridge end to end with real audio: an aiortc browser <-> bridge <-> a plain RTP phone.
+
+Tones differ per direction (1000 Hz browser -> phone, 600 Hz phone -> browser) and are checked with the
+Goertzel detector. Pass-through is also checked byte for byte; transcoding by the tones alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import sdp
+from gateway.media.events import CodecChosen, Leg, MediaInactive
+from gateway.media.ports import RtpPortAllocator
+from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
+
+
+@pytest.fixture
+def ports() -> RtpPortAllocator:
+    return allocator()
+
+
+async def test_browser_calls_pbx_pcmu_passes_through_unchanged(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await call.play(1.0)
+        assert call.of_type(CodecChosen) == [CodecChosen("PCMU/8000", "PCMU/8000", transcoding=False)]
+        assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
+        # no decoding: every PCMU payload the browser got is one the phone sent, byte for byte
+        received = [payload for pt, payload in call.web.payloads if pt == 0]
+        assert len(received) >= 40
+        assert all(payload in call.phone.sent_payloads for payload in received)
+        stats = call.bridge.stats()
+        assert not stats.transcoding
+        assert stats.web_to_sip.transcoded == 0 and stats.sip_to_web.transcoded == 0
+        assert stats.sip_to_web.forwarded >= 45 and stats.sip_to_web.lost == 0
+        assert stats.web_to_sip.forwarded >= 45 and stats.web_to_sip.lost == 0
+    finally:
+        await call.close()
+
+
+async def test_plain_offer_lists_the_browsers_codecs_first(ports: RtpPortAllocator) -> None:
+    call = Call(ports, web_codecs=("PCMA", "telephone-event"), sip_codecs=("PCMU", "PCMA", "G722"))
+    try:
+        await call.phone.start()
+        plain = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+        names = [c.name for c in plain.media[0].codecs]
+        assert names == ["PCMA", "PCMU", "G722", "telephone-event"]
+        assert plain.media[0].proto == "RTP/AVP" and not plain.media[0].has("fingerprint")
+    finally:
+        await call.close()
+
+
+async def test_opus_browser_and_pcmu_phone_are_transcoded(ports: RtpPortAllocator) -> None:
+    call = Call(ports, web_codecs=("opus", "telephone-event"))
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await call.play(1.2)
+        assert call.of_type(CodecChosen) == [CodecChosen("opus/48000", "PCMU/8000", transcoding=True)]
+        assert call.web.heard(SIP_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE)
+        stats = call.bridge.stats()
+        assert stats.transcoding and stats.web_to_sip.transcoded > 40 and stats.sip_to_web.transcoded > 40
+        assert {pt for pt, _ in call.web.payloads} == {96}  # the browser receives Opus (aiortc: PT 96)
+        assert {p.payload_type for p in call.phone.packets} == {0}  # the phone receives PCMU
+    finally:
+        await call.close()
+
+
+async def test_pbx_calls_browser_passes_through(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    try:
+        await call.pbx_calls()
+        await call.connected()
+        await call.play(1.0)
+        assert call.of_type(CodecChosen) == [CodecChosen("PCMU/8000", "PCMU/8000", transcoding=False)]
+        assert call.web.heard(SIP_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+
+
+async def test_pbx_calls_opus_only_browser_with_transcoding(ports: RtpPortAllocator) -> None:
+    call = Call(ports, web_codecs=("opus", "telephone-event"))
+    try:
+        await call.pbx_calls()
+        await call.connected()
+        await call.play(1.0)
+        assert call.of_type(CodecChosen)[-1].transcoding
+        assert call.web.heard(SIP_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+
+
+async def test_twenty_calls_at_once_pass_through(ports: RtpPortAllocator) -> None:
+    calls = [Call(ports, call_id=f"c{i}") for i in range(20)]
+    try:
+        await asyncio.gather(*(c.browser_calls() for c in calls))
+        await asyncio.gather(*(c.connected(timeout=10) for c in calls))
+        await asyncio.gather(*(c.play(1.0) for c in calls))
+        for call in calls:
+            assert call.web.heard(SIP_TONE, last=0.6), call.bridge.stats()
+            assert call.phone.heard(WEB_TONE), call.bridge.stats()
+            assert not call.bridge.stats().transcoding
+        assert len({c.bridge_address for c in calls}) == 20
+    finally:
+        await asyncio.gather(*(c.close() for c in calls))
+
+
+async def test_dead_phone_raises_inactivity(ports: RtpPortAllocator) -> None:
+    call = Call(ports, inactivity_timeout=0.6)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await call.play(0.3)
+        assert not call.of_type(MediaInactive)
+        await asyncio.sleep(1.0)  # the phone went silent; the browser still sends
+        assert call.of_type(MediaInactive) == [MediaInactive(Leg.SIP, 0.6)]
+    finally:
+        await call.close()
+
+
+async def test_dead_browser_raises_inactivity(ports: RtpPortAllocator) -> None:
+    call = Call(ports, inactivity_timeout=0.6)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        call.web.transceiver.sender.replaceTrack(None)  # aiortc stops sending RTP
+        await call.play(1.2)  # the phone still sends
+        assert call.of_type(MediaInactive) == [MediaInactive(Leg.WEB, 0.6)]
+    finally:
+        await call.close()
+
+
+async def test_pcma_on_both_legs_passes_through(ports: RtpPortAllocator) -> None:
+    call = Call(ports, web_codecs=("PCMA", "telephone-event"), sip_codec="PCMA", phone_payload_type=8)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await call.play(1.0)
+        assert call.of_type(CodecChosen) == [CodecChosen("PCMA/8000", "PCMA/8000", transcoding=False)]
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+        received = [payload for pt, payload in call.web.payloads if pt == 8]
+        assert received and all(payload in call.phone.sent_payloads for payload in received)
+    finally:
+        await call.close()

@@ -1,0 +1,166 @@
+"""The sans-I/O parts of the bridge: timestamp mapping, one forwarding direction, codec choice, states."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+
+import pytest
+
+import sdp
+from gateway.media import codec_choice as choice
+from gateway.media.bridge import TRANSITIONS, BridgeError, BridgeState, MediaBridge
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.dtmf import DtmfSender, TelephoneEvent
+from gateway.media.forward import MediaPath
+from gateway.media.retime import FrameClock, TimestampMapper
+from tests.media.audio import sine, ulaw_encode
+from tests.media.bridge_harness import allocator
+
+PCMU = choice.known("PCMU")
+OPUS = choice.known("opus")
+TE = choice.SIP_EVENT
+
+
+def test_mapper_is_continuous_across_a_new_ssrc() -> None:
+    mapper = TimestampMapper(8000, 8000, start=1000)
+    assert [mapper.map(1, 5000 + 160 * i, i * 0.02) for i in range(3)] == [1000, 1160, 1320]
+    # early media ends, the answer's source starts with another SSRC and timestamp 0.1 s later
+    assert mapper.map(2, 123456, 0.14) == 1320 + 800  # the last one + 0.1 s of clock
+    assert mapper.map(2, 123456 + 160, 0.16) == 2280
+    assert mapper.reanchors == 1
+
+
+def test_mapper_converts_clock_rates_and_wraps() -> None:
+    mapper = TimestampMapper(8000, 48000, start=2**32 - 960)
+    assert mapper.map(7, 2**32 - 160, 0.0) == 2**32 - 960
+    assert mapper.map(7, 0, 0.02) == 0  # both timelines wrapped (RFC 3550 §5.1)
+
+
+def test_mapper_reanchors_on_a_jump_but_not_on_a_silence_gap() -> None:
+    mapper = TimestampMapper(8000, 8000, start=0)
+    mapper.map(1, 0, 0.0)
+    assert mapper.map(1, 8000, 1.0) == 8000  # 1 s of silence suppression: timestamps follow the clock
+    assert mapper.map(1, 8000 + 80000, 1.02) == 8160  # 10 s jump in 20 ms: a new timeline
+    assert mapper.reanchors == 1
+
+
+def test_frame_clock_counts_frames_and_resyncs_after_a_gap() -> None:
+    clock = FrameClock(tolerance=3 * 960)
+    assert [clock.stamp(0, 960), clock.stamp(960, 960), clock.stamp(960, 960)] == [0, 960, 1920]
+    assert clock.stamp(100_000, 960) == 100_000
+
+
+def _path(incoming: dict[int, sdp.Codec], out: sdp.Codec, event: sdp.Codec | None = TE) -> MediaPath:
+    path = MediaPath("test")
+    path.configure(incoming, out, event)
+    return path
+
+
+def test_same_codec_is_forwarded_untouched_and_loss_is_counted() -> None:
+    path = _path({0: PCMU, 101: TE}, PCMU)
+    payload = ulaw_encode(sine(600, seconds=0.02))
+    first, _ = path.feed(5, 100, 1000, 0, True, payload, 0.0)
+    second, _ = path.feed(5, 103, 1480, 0, False, payload, 0.06)  # 101 and 102 lost
+    assert first[0].payload == payload and first[0].payload_type is None and first[0].marker
+    assert (second[0].timestamp - first[0].timestamp) % 2**32 == 480
+    assert path.passthrough and path.stats().lost == 2 and path.stats().transcoded == 0
+
+
+def test_other_codec_is_transcoded_into_20_ms_frames() -> None:
+    path = _path({0: PCMU}, OPUS)
+    out = []
+    for i in range(5):
+        packets, _ = path.feed(5, i, 160 * i, 0, False, ulaw_encode(sine(600, seconds=0.02)), i * 0.02)
+        out += packets
+    assert not path.passthrough and path.stats().transcoded == 5
+    assert len(out) >= 4
+    assert all((b.timestamp - a.timestamp) % 2**32 == 960 for a, b in itertools.pairwise(out))
+
+
+def test_held_direction_forwards_nothing_and_drops_comfort_noise() -> None:
+    path = _path({0: PCMU}, PCMU)
+    assert path.feed(5, 1, 0, 13, False, b"\x40", 0.0) == ([], [])  # CN not negotiated towards the browser
+    path.enabled = False
+    assert path.feed(5, 2, 160, 0, False, b"\xff" * 160, 0.02) == ([], [])
+    assert path.stats().dropped == 2
+
+
+def test_telephone_events_are_reported_once_and_forwarded_at_the_output_clock() -> None:
+    path = _path({111: OPUS, 110: choice.WEB_EVENTS[1]}, PCMU, TE)
+    path.feed(9, 1, 48000, 111, False, b"\x00", 0.0)
+    digits = []
+    forwarded = []
+    for i, packet in enumerate(DtmfSender(48000).packets("7", 48960, 100)):
+        out, found = path.feed(
+            9, 2 + i, packet.timestamp, 110, packet.marker, packet.payload, 0.02 + packet.offset
+        )
+        digits += found
+        forwarded += out
+    assert [(d.digit, d.duration_ms) for d in digits] == [("7", 100)]
+    assert {p.payload_type for p in forwarded} == {101}
+    assert len({p.timestamp for p in forwarded}) == 1  # one event, one timestamp (RFC 4733 §2.5.1.2)
+    assert max(TelephoneEvent.parse(p.payload).duration for p in forwarded) == 800  # 100 ms at 8000 Hz
+
+
+def test_codec_choice_prefers_what_needs_no_transcoding() -> None:
+    browser = [OPUS, choice.known("PCMA")]
+    assert [c.name for c in choice.sip_offer_codecs(browser, ("PCMU", "PCMA", "opus"), ("opus", "PCMA"))] == [
+        "PCMA", "opus", "PCMU",
+    ]  # fmt: skip
+    prefs = choice.web_preferences([choice.known("G722"), PCMU], ("opus", "PCMU"))
+    assert [c.name for c in prefs] == ["PCMU", "opus", "telephone-event", "telephone-event"]
+    leg = choice.LegCodecs.of([OPUS], list(choice.WEB_EVENTS), sdp.Direction.SENDRECV)
+    assert leg.event is not None and leg.event.clock_rate == 48000
+
+
+async def test_every_bridge_state_pair() -> None:
+    bridge = MediaBridge(BridgeSettings(allocator()), lambda event: None)
+    try:
+        for old, new in itertools.product(BridgeState, BridgeState):
+            bridge._state = old
+            if (old, new) in TRANSITIONS:
+                bridge._set_state(new)
+                assert bridge.state is new
+            else:
+                with pytest.raises(BridgeError, match=f"from {old.value} to {new.value}"):
+                    bridge._set_state(new)
+        bridge._state = BridgeState.IDLE
+        with pytest.raises(BridgeError, match="answer_from_sip"):
+            await bridge.answer_from_sip("v=0\r\n")
+    finally:
+        await bridge.close()
+
+
+def test_settings_from_config_reveal_ice_credentials_and_need_a_public_address() -> None:
+    from gateway.config import Config, IceSection, IceServer, MediaSection, Secret, SecretSource
+    from gateway.media.bridge_settings import settings_from_config
+    from gateway.media.errors import MediaError
+
+    turn = IceServer(("turn:turn.example.org:3478",), "alice", Secret(SecretSource.INLINE, "", "s3cret"))
+    config = Config(ice=IceSection(gateway=(turn,)))
+    with pytest.raises(MediaError, match="public_address"):
+        settings_from_config(config, allocator(), call_id="x")
+    settings = settings_from_config(config, allocator(), call_id="x", bind_host="127.0.0.1")
+    assert settings.ice_servers[0].credential == "s3cret" and settings.ice_servers[0].username == "alice"
+    assert settings.sip_codecs == ("PCMU", "PCMA", "G722", "opus") and settings.inactivity_timeout == 10.0
+    public = Config(media=MediaSection(public_address=ipaddress.ip_address("192.0.2.10")))
+    assert settings_from_config(public, allocator(), call_id="y").public_address == "192.0.2.10"
+
+
+def test_transcoders_chain_keeps_the_tone() -> None:
+    from gateway.media.transcode import Transcoder
+    from tests.media.audio import detect_tone, ulaw_decode
+
+    chain = [Transcoder("PCMU", "opus"), Transcoder("opus", "G722"), Transcoder("G722", "PCMA"),
+             Transcoder("PCMA", "PCMU")]  # fmt: skip
+    tone = sine(600, seconds=1.0)
+    out = bytearray()
+    for i in range(50):
+        payloads = [ulaw_encode(tone[160 * i : 160 * (i + 1)])]
+        for transcoder in chain:
+            payloads = [p for payload in payloads for p in transcoder.transcode(payload)]
+        out += b"".join(payloads)
+    pcm = ulaw_decode(bytes(out))
+    assert len(pcm) >= 6000 and detect_tone(pcm[2000:], 8000, 600)
+    assert all(t.errors == 0 for t in chain)
