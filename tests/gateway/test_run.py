@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,7 +38,14 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
 
 def test_run_serves_healthz_and_stops_on_sigterm() -> None:
     port = free_port()
-    env = {**os.environ, "GATEWAY_HTTP__HOST": "127.0.0.1", "GATEWAY_HTTP__PORT": str(port)}
+    env = {
+        **os.environ,
+        "GATEWAY_HTTP__HOST": "127.0.0.1",
+        "GATEWAY_HTTP__PORT": str(port),
+        # gateway.yaml listens on 5060 (UDP and TCP); a test must not depend on that port being free.
+        "GATEWAY_SIP__LISTEN__0__PORT": str(free_port(socket.SOCK_DGRAM)),
+        "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml")],
         cwd=REPO,
@@ -49,6 +57,7 @@ def test_run_serves_healthz_and_stops_on_sigterm() -> None:
     try:
         health = _wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
         assert health["status"] == "ok"
+        assert "sip" in health
         assert isinstance(health["uptime_s"], float | int)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)

@@ -1,0 +1,122 @@
+"""Example 5: register the gateway with a SIP registrar, and take a call from a desk phone through it.
+
+Run it from anywhere:  python examples/05_register_and_answer.py   (needs Debian's `kamailio`)
+
+It starts Kamailio on a free loopback port as a registrar with digest auth (the configuration of
+the test suite, tests/peers/kamailio/kamailio.cfg: users 2000-2003 and `gateway`), registers the
+gateway's user agent there as sip:gateway@127.0.0.1:PORT, registers a pjsua2 desk phone as 2000,
+has the phone call the gateway's address of record, answers through Kamailio, hangs up, and on
+the way out unregisters and stops the phone and Kamailio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from phone_remote import Phone, free_udp_port
+
+from gateway.sip import (
+    Confirmed,
+    RegistrationChanged,
+    RegistrationSpec,
+    RegState,
+    SipURI,
+    UASettings,
+    UserAgent,
+)
+from gateway.sip.policy import AcceptAll
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE.parent / "tests" / "peers" / "kamailio" / "kamailio.cfg"
+ANSWER = (
+    "v=0\r\no=gateway 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 40002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=sendrecv\r\n"
+)
+
+
+def start_kamailio(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    (workdir / "run").mkdir()
+    with (workdir / "kamailio.log").open("wb") as log:
+        return subprocess.Popen(
+            [binary, "-DD", "-E", "-f", str(CONFIG), "-Y", str(workdir / "run"),
+             "-l", f"udp:127.0.0.1:{port}", "-m", "32", "-M", "4"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_kamailio(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # its own process group: the children too
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def show(change: RegistrationChanged) -> None:
+    print(f"  registration {change.aor}: {change.old.value} -> {change.new.value} ({change.reason})")
+
+
+async def main() -> int:
+    if not (shutil.which("kamailio") or Path("/usr/sbin/kamailio").exists()):
+        print("kamailio is not installed (apt-get install kamailio); nothing to do")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="gateway-example-") as tmp:
+        port = free_udp_port()
+        kamailio = start_kamailio(Path(tmp), port)
+        phone = None
+        registrar = f"sip:127.0.0.1:{port}"
+        aor = f"sip:gateway@127.0.0.1:{port}"
+        spec = RegistrationSpec(
+            SipURI("127.0.0.1", "gateway", port=port), "gateway", "gatewaysecret", expires=300
+        )
+        ua = UserAgent(UASettings(registrations=(spec,)), policy=AcceptAll(), on_registration=show)
+        try:
+            await ua.start()
+            for _ in range(100):  # until Kamailio answers OPTIONS
+                if (await ua.options(registrar)).status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            print(f"1. Kamailio registrar on 127.0.0.1:{port}; gateway user agent on port {ua.endpoint.port}")
+            state = await ua.registrations.wait_for(aor, RegState.REGISTERED, RegState.FAILED)
+            print(f"2. gateway registered as {aor} with digest auth: {state.value}")
+            phone = await Phone.start(free_udp_port(), "--register", registrar, "--password", "secret2000")
+            registered = await phone.wait_for("registered")
+            print(f"3. desk phone 2000 registered: {registered['code']} {registered['reason']}")
+            await phone.send("call", uri=aor)
+            call = await ua.next_incoming(10)
+            print(f"4. incoming call from {call.caller} to {call.callee} (Request-URI {call.request_uri})")
+            print(f"   through Kamailio: Record-Route {call.request.headers.get('Record-Route')}")
+            call.ring()
+            call.answer(ANSWER)
+            event = await call.next_event(10)
+            print(f"5. answered: {event!r}")
+            assert isinstance(event, Confirmed)
+            await phone.wait_for("state", state="CONFIRMED")
+            print("   the phone says: CONFIRMED")
+            await asyncio.sleep(1.0)
+            await call.bye()
+            print(f"6. hung up: {await call.next_event(5)!r}")
+            state = await phone.wait_for("state", state="DISCONNECTED")
+            print(f"   the phone says: DISCONNECTED ({state['code']} {state['reason']})")
+        finally:
+            await ua.close()
+            print(f"7. gateway closed: {ua.registration_states()}")
+            if phone is not None:
+                await phone.stop()
+            stop_kamailio(kamailio)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,176 @@
+"""A call we receive: their INVITE, our answers, their CANCEL and ACK (RFC 3261 §13.3, §9.2).
+
+The transaction layer has already sent 100 Trying when the UA creates the
+:class:`IncomingCall` (with its UAS dialog, §12.1.1). The call layer then rings it
+(:meth:`~IncomingCall.ring`, 180), offers early media (:meth:`~IncomingCall.progress`, 183 with
+SDP), answers (:meth:`~IncomingCall.answer`, 200 with SDP, retransmitted until the ACK,
+§13.3.1.4: the ACK gives :class:`Confirmed`; no ACK within 64*T1 gives a BYE and
+``Failed(408)``) or refuses it (:meth:`~IncomingCall.reject`, any 3xx-6xx). A CANCEL from the
+caller before the answer gets 487 for the INVITE (the layer answered the CANCEL 200) and a
+:class:`Cancelled` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from gateway.sip.dialog import Dialog
+from gateway.sip.digest import DigestClient
+from gateway.sip.headers import NameAddr
+from gateway.sip.message import Request
+from gateway.sip.transport import Source
+from gateway.sip.tu import IncomingRequest
+from gateway.sip.ua_calls import SDP, Call, CallError, CallState
+from gateway.sip.ua_events import Cancelled, Confirmed, Failed
+from gateway.sip.uri import URI
+
+if TYPE_CHECKING:
+    from gateway.sip.ua import UserAgent
+
+__all__ = ["IncomingCall"]
+
+logger = logging.getLogger(__name__)
+
+_UNANSWERED = (CallState.INCOMING, CallState.EARLY)
+
+
+class IncomingCall(Call):
+    """An INVITE for us, delivered by :meth:`UserAgent.incoming` or ``on_incoming_call``."""
+
+    def __init__(
+        self, ua: UserAgent, incoming: IncomingRequest, dialog: Dialog, digest: DigestClient | None
+    ) -> None:
+        super().__init__(ua, incoming.request.call_id or "", CallState.INCOMING, digest)
+        self.incoming = incoming
+        self.dialog = dialog
+        self.local_tag = dialog.id.local_tag
+        self.remote_sdp = incoming.request.body.decode("utf-8", "replace")
+
+    # --- what the caller sent --------------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        return self.incoming.request
+
+    @property
+    def caller(self) -> NameAddr | None:
+        """The From of the INVITE."""
+        return self.request.from_
+
+    @property
+    def callee(self) -> NameAddr | None:
+        """The To of the INVITE."""
+        return self.request.to
+
+    @property
+    def request_uri(self) -> URI:
+        return self.request.uri
+
+    @property
+    def offer(self) -> str:
+        """The SDP offer of the INVITE (empty when it had none)."""
+        return self.remote_sdp
+
+    @property
+    def source(self) -> Source:
+        return self.incoming.source
+
+    # --- answering ---------------------------------------------------------------------------------
+    def _unanswered(self, action: str) -> Dialog:
+        self._need(action, *_UNANSWERED)
+        if self.incoming.cancelled:
+            raise CallError(f"call {self.call_id}: cannot {action}: the caller cancelled")
+        assert self.dialog is not None
+        return self.dialog
+
+    def ring(self) -> None:
+        """180 Ringing."""
+        dialog = self._unanswered("ring")
+        self.incoming.respond(dialog.respond(self.request, 180))
+        self._set_state(CallState.EARLY)
+
+    def progress(self, sdp: str) -> None:
+        """183 Session Progress with SDP (early media)."""
+        dialog = self._unanswered("send 183")
+        self.incoming.respond(dialog.respond(self.request, 183, body=sdp.encode(), content_type=SDP))
+        self.local_sdp = sdp
+        self._set_state(CallState.EARLY)
+
+    def answer(self, sdp: str) -> None:
+        """200 OK with the SDP answer, retransmitted until the ACK (RFC 3261 §13.3.1.4)."""
+        dialog = self._unanswered("answer")
+        response = dialog.respond(self.request, 200, body=sdp.encode(), content_type=SDP)
+        self.local_sdp = sdp
+        acked = self.incoming.respond_until_ack(response)
+        self._set_state(CallState.ANSWERED)
+        self._spawn(self._await_ack(acked))
+
+    async def _await_ack(self, acked: asyncio.Future[bool]) -> None:
+        try:
+            if await acked:
+                return
+        except asyncio.CancelledError:
+            return
+        if self._ended:
+            return
+        logger.info("call=%s no ACK for our 200: BYE", self.call_id)
+        self._set_state(CallState.CONFIRMED)
+        dialog = self.dialog
+        assert dialog is not None
+        try:
+            await self._send(dialog.create_request("BYE"))
+        finally:
+            self._emit(Failed(408, "No ACK"))
+
+    def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Refuse the call with a 3xx-6xx (404, 480, 486, 488, 603...)."""
+        if not 300 <= status <= 699:
+            raise ValueError(f"a rejection needs a 3xx-6xx status, not {status!r}")
+        dialog = self._unanswered("reject")
+        response = dialog.respond(self.request, status, reason)
+        self.incoming.respond(response)
+        self._emit(Failed(status, response.reason))
+
+    # --- what the caller does ----------------------------------------------------------------------
+    def on_cancel(self) -> None:
+        """The layer answered the caller's CANCEL 200: end the INVITE with 487 (RFC 3261 §9.2)."""
+        if self.state not in _UNANSWERED or self.dialog is None:
+            return
+        self.incoming.respond(self.dialog.respond(self.request, 487))
+        self._emit(Cancelled())
+
+    def on_ack(self, ack: Request) -> None:
+        if (
+            self.state is CallState.ANSWERED
+            and ack.cseq is not None
+            and ack.cseq.seq == self.dialog_invite_cseq
+        ):
+            self._set_state(CallState.CONFIRMED)
+            self._emit(Confirmed(ack.body.decode("utf-8", "replace")))
+
+    @property
+    def dialog_invite_cseq(self) -> int:
+        cseq = self.request.cseq
+        return cseq.seq if cseq is not None else 0
+
+    def _on_bye(self) -> None:
+        if self.incoming.final is None and self.dialog is not None:
+            self.incoming.respond(self.dialog.respond(self.request, 487))  # BYE on an early dialog
+        super()._on_bye()
+
+    def _stop_waiting_for_ack(self) -> None:
+        if self.incoming.ack_wait is not None:
+            self.incoming.ack_wait.cancel()
+
+    async def close(self) -> None:
+        if self._ended:
+            return
+        if self.state in _UNANSWERED and not self.incoming.cancelled:
+            self.reject(503, "Service Unavailable")
+        elif self.state in (CallState.ANSWERED, CallState.CONFIRMED):
+            with contextlib.suppress(CallError):
+                await self.bye()
+        if not self._ended:
+            self._emit(Failed(503, "User Agent Closing"))

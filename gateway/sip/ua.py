@@ -1,0 +1,399 @@
+"""The gateway's SIP user agent: the transaction user on top of the transaction layer.
+
+``ua = UserAgent(settings)``, ``await ua.start()``, then:
+
+- ``call = await ua.invite(target, offer_sdp, identity)`` places a call
+  (:class:`~gateway.sip.outgoing.OutgoingCall`), ``async for event in call.events()`` reads
+  what happens to it;
+- incoming INVITEs become :class:`~gateway.sip.incoming.IncomingCall` objects, handed to the
+  ``on_incoming_call`` callback or read with ``async for call in ua.incoming()``;
+- the registrations (:class:`~gateway.sip.registrar_client.RegistrationClient`) keep each
+  configured AOR registered; ``ua.registration_states()`` reports them;
+- ``await ua.close()`` unregisters, ends every open call (BYE, CANCEL or 503) and closes the
+  transports; it is idempotent.
+
+The UA only answers and originates: it never forwards a request (no proxy, no open relay to
+the PBX). Requests from sources the :class:`~gateway.sip.policy.SourcePolicy` does not trust get
+403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS
+(200 with Allow, Accept, Supported, RFC 3261 §11.2) and INVITE; other requests outside a dialog
+get 481 (BYE, INFO...) or 405.
+
+Via and Contact carry one public address: the Endpoint and the layer's ``public_address`` are
+built from the same value (``sip.public_address``, else the first listening socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from gateway.sip.dialog import Dialog
+from gateway.sip.dialogset import DialogSet
+from gateway.sip.digest import DigestClient
+from gateway.sip.errors import SIPError
+from gateway.sip.headers import NameAddr, parse_name_addr
+from gateway.sip.incoming import IncomingCall
+from gateway.sip.layer import TransactionLayer
+from gateway.sip.message import Request, Response
+from gateway.sip.outgoing import OutgoingCall
+from gateway.sip.policy import Network, SourcePolicy, TrustedSources
+from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
+from gateway.sip.registration import RegState
+from gateway.sip.requests import Endpoint, build_invite, build_options
+from gateway.sip.routing import Target, resolve
+from gateway.sip.scheduler import Scheduler
+from gateway.sip.transaction import TimerConfig
+from gateway.sip.transport import Source
+from gateway.sip.tu import IncomingRequest
+from gateway.sip.ua_calls import ACCEPT, Call
+from gateway.sip.uri import URI, SipURI, parse_uri
+
+if TYPE_CHECKING:
+    from gateway.config.schema import Config
+    from gateway.identity import SipIdentity
+
+__all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
+
+logger = logging.getLogger(__name__)
+
+ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+CallKey = tuple[str, str]  # (Call-ID, our tag)
+T = TypeVar("T")
+
+
+class UAState(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    transport: str  # "udp" / "tcp"
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+
+
+@dataclass(frozen=True, slots=True)
+class UASettings:
+    """What the UA needs from the configuration (see :meth:`from_config`)."""
+
+    listen: tuple[Listen, ...] = (Listen("udp"),)
+    public_address: tuple[str, int | None] | None = None  # Via sent-by and Contact
+    user_agent: str = "sip-webrtc-gateway"
+    outbound: Target | None = None  # next hop of out-of-dialog requests (the PBX or its proxy)
+    trusted_sources: tuple[Network, ...] = ()  # empty: trust the `pbx_hosts` (resolved at start)
+    pbx_hosts: tuple[str, ...] = ()  # default: the host of `outbound`
+    registrations: tuple[RegistrationSpec, ...] = ()
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    unregister_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not self.listen:
+            raise ValueError("the user agent needs at least one listen address")
+
+    @classmethod
+    def from_config(cls, config: Config, registrations: Sequence[RegistrationSpec] = ()) -> UASettings:
+        sip, pbx = config.sip, config.pbx
+        hop = pbx.outbound_proxy or pbx.address
+        transport = pbx.transport.value.upper()
+        return cls(
+            listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
+            public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
+            user_agent=sip.user_agent,
+            outbound=Target(transport, hop.host.strip("[]"), hop.port or 5060) if hop is not None else None,
+            trusted_sources=tuple(sip.trusted_sources),
+            pbx_hosts=tuple(
+                hp.host.strip("[]") for hp in (pbx.address, pbx.outbound_proxy) if hp is not None
+            ),
+            registrations=tuple(registrations),
+        )
+
+
+class UserAgent:
+    """See the module note. Also the layer's :class:`~gateway.sip.tu.TransactionUser`."""
+
+    def __init__(
+        self,
+        settings: UASettings,
+        *,
+        policy: SourcePolicy | None = None,
+        scheduler: Scheduler | None = None,
+        on_incoming_call: Callable[[IncomingCall], None] | None = None,
+        on_registration: Callable[[RegistrationChanged], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.state = UAState.NEW
+        self._policy = policy
+        self._scheduler = scheduler
+        self._on_incoming_call = on_incoming_call
+        self._on_registration = on_registration
+        self._layer: TransactionLayer | None = None
+        self._endpoint: Endpoint | None = None
+        self._dialogs: DialogSet | None = None
+        self._registrations: RegistrationClient | None = None
+        self._calls: dict[CallKey, Call] = {}
+        self._invites: dict[IncomingRequest, IncomingCall] = {}
+        self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
+
+    def __repr__(self) -> str:
+        return f"<UserAgent {self.state.name} {len(self._calls)} calls>"
+
+    def _set_state(self, new: UAState) -> None:
+        logger.info("user agent: %s -> %s", self.state.name, new.name)
+        self.state = new
+
+    # --- parts built by start() -------------------------------------------------------------------
+    @property
+    def layer(self) -> TransactionLayer:
+        return _started(self._layer)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return _started(self._endpoint)
+
+    @property
+    def dialogs(self) -> DialogSet:
+        return _started(self._dialogs)
+
+    @property
+    def registrations(self) -> RegistrationClient:
+        return _started(self._registrations)
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        return tuple(self._calls.values())
+
+    def registration_states(self) -> dict[str, str]:
+        """Each registered AOR's state (``registered``, ``retry wait``, ``failed``...)."""
+        if self._registrations is None:
+            return {str(spec.aor): RegState.UNREGISTERED.value for spec in self.settings.registrations}
+        return {aor: state.value for aor, state in self._registrations.states().items()}
+
+    def in_dialog(self, request: Request) -> bool:
+        """Whether ``request`` belongs to one of our dialogs (accepted from any source)."""
+        return self._dialogs is not None and self._dialogs.match_request(request) is not None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.state is not UAState.NEW:
+            raise RuntimeError(f"user agent already {self.state.name}")
+        settings = self.settings
+        policy = self._policy or await self._default_policy()
+        public = settings.public_address
+        first = settings.listen[0]
+        layer = TransactionLayer(
+            self,
+            policy=policy,
+            timers=settings.timers,
+            scheduler=self._scheduler,
+            user_agent=settings.user_agent,
+            default_transport=first.transport.upper(),
+        )
+        try:
+            opened = await layer.listen(first.transport, first.host, first.port)
+            host = public[0] if public is not None else opened.local[0]
+            port = (public[1] if public is not None else None) or opened.local[1]
+            layer.public_address = (host, port)  # the same value as the Endpoint's (Via = Contact)
+            for item in settings.listen[1:]:
+                await layer.listen(item.transport, item.host, item.port or opened.local[1])
+        except BaseException:
+            await layer.close()
+            raise
+        self._layer = layer
+        # Contact names the transport the PBX is reached by, when we listen on it.
+        names = {t.name for t in layer.transports}
+        outbound = settings.outbound
+        transport = (
+            outbound.transport if outbound is not None and outbound.transport in names else opened.name
+        )
+        self._endpoint = Endpoint(host, port, transport, user_agent=settings.user_agent, allow=ALLOW)
+        self._dialogs = DialogSet(self._endpoint)
+        self._registrations = RegistrationClient(
+            layer,
+            self._endpoint,
+            settings.registrations,
+            outbound=settings.outbound,
+            on_change=self._on_registration,
+        )
+        self._set_state(UAState.RUNNING)
+        logger.info("user agent at %s:%s (%s)", host, port, ", ".join(str(t) for t in layer.transports))
+        self._registrations.start()
+
+    async def _default_policy(self) -> TrustedSources:
+        """``trusted_sources``, or else the PBX's addresses (as ``TrustedSources.from_config``)."""
+        networks = list(self.settings.trusted_sources)
+        outbound = self.settings.outbound
+        hosts = self.settings.pbx_hosts or ((outbound.host,) if outbound is not None else ())
+        if not networks:
+            for host in hosts:
+                try:
+                    for address, _ in await resolve(Target("UDP", host)):
+                        network = ipaddress.ip_network(address.split("%")[0])
+                        if network not in networks:
+                            networks.append(network)
+                except (SIPError, ValueError) as exc:
+                    logger.warning("cannot resolve PBX host %r for trusted sources: %s", host, exc)
+        if not networks:
+            logger.warning("no trusted SIP sources: every request outside a dialog will be refused")
+        return TrustedSources(networks, in_dialog=self.in_dialog)
+
+    async def close(self) -> None:
+        """Unregister, end the calls (BYE, CANCEL, 503), close the transports; idempotent."""
+        if self.state in (UAState.CLOSING, UAState.CLOSED):
+            return
+        if self.state is UAState.NEW:
+            self._set_state(UAState.CLOSED)
+            return
+        self._set_state(UAState.CLOSING)
+        if self._registrations is not None:
+            await self._registrations.stop(self.settings.unregister_timeout)
+        calls = list(self._calls.values())
+        if calls:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(call.close(), 5.0) for call in calls), return_exceptions=True
+            )
+            for call, result in zip(calls, results, strict=True):
+                if isinstance(result, BaseException):
+                    logger.warning("call=%s not closed cleanly: %r", call.call_id, result)
+        await self.layer.close()
+        self._set_state(UAState.CLOSED)
+
+    # --- outgoing ---------------------------------------------------------------------------------
+    async def invite(
+        self,
+        target: str | URI,
+        offer_sdp: str,
+        identity: SipIdentity | str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        next_hop: Target | None = None,
+    ) -> OutgoingCall:
+        """Call ``target`` (a SIP URI) from ``identity`` (a web user's SIP identity, whose PBX
+        credentials answer digest challenges, or a plain AOR) with an SDP offer."""
+        if self.state is not UAState.RUNNING:
+            raise RuntimeError(f"user agent is {self.state.name}: no new calls")
+        uri = parse_uri(target) if isinstance(target, str) else target
+        from_, digest = _caller(identity)
+        invite = build_invite(
+            self.endpoint, from_=from_, to=NameAddr(uri), body=offer_sdp.encode(), headers=tuple(headers)
+        )
+        call = OutgoingCall(self, invite, next_hop or self.settings.outbound, digest)
+        self._calls[(call.call_id, call.local_tag)] = call
+        logger.info("call=%s INVITE %s from %s", call.call_id, uri, from_)
+        call.start()
+        return call
+
+    async def options(self, target: str | URI, *, next_hop: Target | None = None) -> Response:
+        """Send OPTIONS out of dialog (a keep-alive or capability query); the final response."""
+        uri = parse_uri(target) if isinstance(target, str) else target
+        request = build_options(self.endpoint, from_=NameAddr(self.endpoint.contact_uri()), to=NameAddr(uri))
+        return await (await self.layer.request(request, next_hop or self.settings.outbound)).final_response()
+
+    # --- incoming ---------------------------------------------------------------------------------
+    async def incoming(self) -> AsyncIterator[IncomingCall]:
+        """Incoming calls, as they arrive (when no ``on_incoming_call`` callback was given)."""
+        while True:
+            yield await self._incoming.get()
+
+    async def next_incoming(self, timeout: float | None = None) -> IncomingCall:
+        return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    def capabilities(self) -> tuple[tuple[str, str], ...]:
+        """Allow, Accept and Supported (RFC 3261 §11.2, §20.1, §20.5, §20.37)."""
+        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)), ("Supported", ""))
+
+    # --- TransactionUser --------------------------------------------------------------------------
+    async def on_request(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        to = request.to
+        if to is not None and to.tag is not None:
+            call = self._calls.get((request.call_id or "", to.tag))
+            if call is None or call.dialog is None:
+                incoming.reply(481)  # RFC 3261 §12.2.2
+            else:
+                call.on_request(incoming)
+            return
+        method = request.method
+        if method == "INVITE":
+            self._new_call(incoming)
+        elif method == "OPTIONS":
+            incoming.reply(200, headers=self.capabilities())
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+            incoming.reply(481)
+        else:
+            incoming.reply(405, headers=(("Allow", ", ".join(ALLOW)),))
+
+    def _new_call(self, incoming: IncomingRequest) -> None:
+        if incoming.cancelled:
+            incoming.reply(487)
+            return
+        if self.state is not UAState.RUNNING:
+            incoming.reply(503)
+            return
+        try:
+            dialog = Dialog.from_uas_request(incoming.request, self.endpoint)
+        except SIPError as exc:
+            incoming.reply(exc.status or 400, exc.phrase)
+            return
+        self.dialogs.add(dialog)
+        to_uri = incoming.request.to.uri if incoming.request.to is not None else None
+        digest = self.registrations.digest_for(to_uri) if isinstance(to_uri, SipURI) else None
+        call = IncomingCall(self, incoming, dialog, digest)
+        self._calls[(call.call_id, call.local_tag)] = call
+        self._invites[incoming] = call
+        logger.info("call=%s incoming from %s to %s", call.call_id, call.caller, incoming.request.uri)
+        if self._on_incoming_call is not None:
+            self._on_incoming_call(call)
+        else:
+            self._incoming.put_nowait(call)
+
+    def on_cancel(self, incoming: IncomingRequest, cancel: Request) -> None:
+        call = self._invites.get(incoming)
+        if call is not None:
+            call.on_cancel()
+        elif incoming.final is None:
+            incoming.reply(487)
+
+    def on_ack(self, ack: Request, source: Source) -> None:
+        to = ack.to
+        call = self._calls.get((ack.call_id or "", to.tag or "")) if to is not None else None
+        if call is not None:
+            call.on_ack(ack)
+
+    def on_stray_response(self, response: Response, source: Source) -> None:
+        from_ = response.from_
+        call = self._calls.get((response.call_id or "", from_.tag or "")) if from_ is not None else None
+        if call is not None:
+            call.on_stray_2xx(response)
+
+    def _forget(self, call: Call) -> None:
+        """A call ended: forget it and its dialog."""
+        self._calls.pop((call.call_id, call.local_tag), None)
+        if isinstance(call, IncomingCall):
+            self._invites.pop(call.incoming, None)
+        if call.dialog is not None and self._dialogs is not None:
+            self._dialogs.discard(call.dialog.id)
+
+
+def _started(part: T | None) -> T:
+    if part is None:
+        raise RuntimeError("the user agent is not started")
+    return part
+
+
+def _caller(identity: SipIdentity | str) -> tuple[NameAddr, DigestClient | None]:
+    if isinstance(identity, str):
+        return parse_name_addr(identity if "<" in identity else f"<{identity}>"), None
+    aor = identity.aor
+    uri = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
+    digest = None
+    if identity.credentials is not None:
+        digest = DigestClient(identity.credentials.username, identity.credentials.password.reveal())
+    return NameAddr(uri, identity.display_name or None), digest

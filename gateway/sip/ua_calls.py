@@ -1,0 +1,299 @@
+"""What a call of the user agent tells the call layer, and what both kinds of call share.
+
+Each call (an :class:`~gateway.sip.outgoing.OutgoingCall` we place, an
+:class:`~gateway.sip.incoming.IncomingCall` we answer) reports what happens as frozen event
+dataclasses on a queue, read with ``async for event in call.events()``; the iteration ends after
+a terminal event (:data:`TERMINAL`: :class:`Failed`, :class:`Cancelled`, :class:`Bye`).
+
+In an established dialog both kinds behave alike (RFC 3261 §12, §14, §15, RFC 6086): INFO in
+either direction is answered 200 and delivered as :class:`InfoReceived`; a re-INVITE is
+delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
+refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. Requests we
+send in the dialog that a proxy or the far end challenges (401/407) are sent again with
+credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2).
+
+States are :class:`CallState`; every change goes through ``_set_state``, which logs
+``call=<Call-ID> OLD -> NEW``; a method called in a state that does not allow it raises
+:class:`CallError` naming both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from gateway.sip.dialog import Dialog, DialogState
+from gateway.sip.digest import DigestClient
+from gateway.sip.errors import DigestError, SIPError
+from gateway.sip.message import Request, Response
+from gateway.sip.tu import IncomingRequest
+from gateway.sip.ua_events import (
+    TERMINAL,
+    Bye,
+    CallEvent,
+    InfoReceived,
+    ReinviteReceived,
+    ReinviteResult,
+    set_direction,
+)
+
+if TYPE_CHECKING:
+    from gateway.sip.ua import UserAgent
+
+__all__ = ["ACCEPT", "Call", "CallError", "CallState"]
+
+logger = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+ACCEPT = ("application/sdp", "application/dtmf-relay", "application/trickle-ice-sdpfrag")
+MAX_AUTH_RETRIES = 2  # a challenge answered twice for one request is a refusal, not a loop
+
+
+class CallError(SIPError):
+    """The call layer asked for something the call cannot do in its state."""
+
+    status = None
+    phrase = "Call Error"
+
+
+class CallState(enum.Enum):
+    CALLING = "calling"  # our INVITE sent, no provisional response with a To tag yet
+    INCOMING = "incoming"  # their INVITE received, not answered
+    EARLY = "early"  # an early dialog (18x)
+    ANSWERED = "answered"  # we sent 200 to their INVITE; waiting for the ACK
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", "replace")
+
+
+class Call:
+    """What outgoing and incoming calls share: events, the dialog, requests inside it."""
+
+    def __init__(self, ua: UserAgent, call_id: str, state: CallState, digest: DigestClient | None) -> None:
+        self.ua = ua
+        self.call_id = call_id
+        self.local_tag = ""  # our tag in the dialog (From tag of ours, To tag of theirs)
+        self.state = state
+        self.dialog: Dialog | None = None
+        self.local_sdp = ""
+        self.remote_sdp = ""
+        self._digest = digest
+        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._ended = False
+        self._reinvite_in: IncomingRequest | None = None
+        self._reinvite_out = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sent_acks: dict[int, Request] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
+
+    # --- state and events --------------------------------------------------------------------------
+    def _set_state(self, new: CallState) -> None:
+        if new is self.state:
+            return
+        logger.info("call=%s %s -> %s", self.call_id, self.state.name, new.name)
+        self.state = new
+
+    def _need(self, action: str, *states: CallState) -> None:
+        if self.state not in states:
+            raise CallError(f"call {self.call_id}: cannot {action} in state {self.state.name!r}")
+
+    def _emit(self, event: CallEvent) -> None:
+        if self._ended:
+            return
+        logger.debug("call=%s event %r", self.call_id, event)
+        if isinstance(event, TERMINAL):
+            self._ended = True
+            self._set_state(CallState.TERMINATED)
+            self.ua._forget(self)
+        self._events.put_nowait(event)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """The call's events, in order, until (and including) the terminal one."""
+        while True:
+            event = await self._events.get()
+            yield event
+            if isinstance(event, TERMINAL):
+                return
+
+    async def next_event(self, timeout: float | None = None) -> CallEvent:
+        """The next event (TimeoutError after ``timeout`` seconds)."""
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call=%s task failed", self.call_id, exc_info=task.exception())
+
+    # --- requests we send in the dialog --------------------------------------------------------------
+    def _established(self) -> Dialog:
+        dialog = self.dialog
+        if dialog is None or self.state is not CallState.CONFIRMED:
+            raise CallError(f"call {self.call_id}: no confirmed dialog in state {self.state.name!r}")
+        return dialog
+
+    async def _send(self, request: Request) -> tuple[Response, Request]:
+        """Send an in-dialog request; answer 401/407 with credentials (CSeq + 1, the dialog's
+        local CSeq kept in step, RFC 3261 §22.2). Returns the final response and the request
+        it answers (the last one sent)."""
+        dialog = self.dialog
+        assert dialog is not None
+        for attempt in range(MAX_AUTH_RETRIES + 1):
+            handle = await self.ua.layer.request(request)
+            final = await handle.final_response()
+            if final.cseq is not None and final.cseq.method == request.method:
+                dialog.receive_response(final)
+            if final.status not in (401, 407) or self._digest is None or attempt == MAX_AUTH_RETRIES:
+                return final, request
+            try:
+                retry = self._digest.authorize(request, final)
+            except DigestError as exc:
+                logger.info("call=%s %s not authorized: %s", self.call_id, request.method, exc.detail)
+                return final, request
+            if dialog.state is DialogState.TERMINATED:
+                dialog.local_cseq = retry.cseq.seq if retry.cseq is not None else dialog.local_cseq
+            else:
+                dialog.record_request(retry)
+            request = retry
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def info(self, content_type: str, body: bytes | str) -> Response:
+        """Send INFO (RFC 6086) with any body: application/dtmf-relay, trickle-ice-sdpfrag...;
+        returns the final response."""
+        dialog = self._established()
+        data = body.encode() if isinstance(body, str) else body
+        final, _ = await self._send(dialog.create_request("INFO", body=data, content_type=content_type))
+        return final
+
+    async def reinvite(self, sdp: str) -> ReinviteResult:
+        """Send a re-INVITE with a new offer (RFC 3261 §14.1) and ACK its 2xx."""
+        dialog = self._established()
+        if self._reinvite_out or self._reinvite_in is not None:
+            raise CallError(f"call {self.call_id}: a re-INVITE is already in progress")
+        self._reinvite_out = True
+        try:
+            request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP)
+            final, sent = await self._send(request)
+            if 200 <= final.status < 300:
+                await self._ack(dialog.ack(sent))
+                self.local_sdp = sdp
+                self.remote_sdp = _text(final.body)
+            return ReinviteResult(final.status, final.reason, _text(final.body))
+        finally:
+            self._reinvite_out = False
+
+    async def _ack(self, ack: Request) -> None:
+        """Send the ACK of a 2xx and keep it, as sent, for the 2xx's retransmissions."""
+        sent = await self.ua.layer.send_stateless(ack)
+        if isinstance(sent, Request) and sent.cseq is not None:
+            self._sent_acks = {sent.cseq.seq: sent}
+
+    async def hold(self, sdp: str | None = None) -> ReinviteResult:
+        """Put the far end on hold (RFC 3264 §8.4): re-INVITE with ``sdp`` or our last SDP set
+        to ``a=sendonly``."""
+        return await self.reinvite(sdp or set_direction(self.local_sdp, "sendonly"))
+
+    async def resume(self, sdp: str | None = None) -> ReinviteResult:
+        """Take the far end off hold: re-INVITE with ``a=sendrecv``."""
+        return await self.reinvite(sdp or set_direction(self.local_sdp, "sendrecv"))
+
+    async def bye(self) -> None:
+        """End the established call with BYE (RFC 3261 §15.1.1); emits ``Bye(by_remote=False)``."""
+        dialog = self.dialog
+        if self._ended or dialog is None or dialog.state is not DialogState.CONFIRMED:
+            raise CallError(f"call {self.call_id}: cannot send BYE in state {self.state.name!r}")
+        self._stop_waiting_for_ack()
+        request = dialog.create_request("BYE")
+        final, _ = await self._send(request)
+        self._emit(Bye(by_remote=False, status=final.status))
+
+    def _stop_waiting_for_ack(self) -> None:
+        """Hook: an incoming call stops its 2xx retransmission."""
+
+    # --- requests received in the dialog ------------------------------------------------------------
+    def answer_reinvite(self, sdp: str) -> None:
+        """Answer the pending re-INVITE with 200 and ``sdp``, retransmitted until its ACK."""
+        incoming, dialog = self._reinvite_in, self.dialog
+        if incoming is None or dialog is None:
+            raise CallError(f"call {self.call_id}: no re-INVITE to answer")
+        self._reinvite_in = None
+        response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP)
+        self.local_sdp = sdp
+        incoming.respond_until_ack(response)
+
+    def reject_reinvite(self, status: int = 488, reason: str | None = None) -> None:
+        """Refuse the pending re-INVITE (488 Not Acceptable Here by default); the call goes on."""
+        incoming, dialog = self._reinvite_in, self.dialog
+        if incoming is None or dialog is None:
+            raise CallError(f"call {self.call_id}: no re-INVITE to reject")
+        if not 300 <= status <= 699:
+            raise ValueError(f"a rejection needs a 3xx-6xx status, not {status!r}")
+        self._reinvite_in = None
+        incoming.respond(dialog.respond(incoming.request, status, reason))
+
+    def on_request(self, incoming: IncomingRequest) -> None:
+        """A request in our dialog (the UA matched it by dialog id)."""
+        request, dialog = incoming.request, self.dialog
+        assert dialog is not None
+        error = dialog.receive_request(request)
+        if error is not None:
+            incoming.respond(error)
+            return
+        method = request.method
+        if method == "BYE":
+            incoming.respond(dialog.respond(request, 200))
+            self._on_bye()
+        elif method == "INFO":
+            incoming.respond(dialog.respond(request, 200))
+            self._emit(InfoReceived(request.headers.get("Content-Type") or "", request.body))
+        elif method == "INVITE":
+            self._reinvite_in = incoming
+            self.remote_sdp = _text(request.body)
+            self._emit(ReinviteReceived(self.remote_sdp))
+        elif method == "OPTIONS":
+            incoming.respond(dialog.respond(request, 200, headers=self.ua.capabilities()))
+        else:
+            incoming.respond(
+                dialog.respond(request, 405, headers=(("Allow", ", ".join(self.ua.endpoint.allow)),))
+            )
+
+    def _on_bye(self) -> None:
+        self._stop_waiting_for_ack()
+        self._emit(Bye(by_remote=True))
+
+    def on_ack(self, ack: Request) -> None:
+        """An ACK in our dialog: the initial 2xx's (incoming calls) or a re-INVITE's."""
+
+    def on_stray_2xx(self, response: Response) -> None:
+        """A retransmitted 2xx to one of our INVITEs: ACK it again (RFC 3261 §13.2.2.4)."""
+        cached = self._sent_acks.get(response.cseq.seq) if response.cseq is not None else None
+        if cached is not None:
+            self._spawn(self._resend(cached))
+
+    async def _resend(self, request: Request) -> None:
+        if self.ua.layer.running:
+            await self.ua.layer.send_stateless(request)
+
+    async def close(self) -> None:
+        """End the call whatever its state (the UA is closing); idempotent."""
+        raise NotImplementedError
+
+    async def _wait_tasks(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)

@@ -1,0 +1,311 @@
+"""The user agent against itself on loopback (ours to ours), and against a challenging UAS."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.sip.incoming import IncomingCall
+from gateway.sip.layer import TransactionLayer
+from gateway.sip.outgoing import OutgoingCall
+from gateway.sip.policy import AcceptAll, TrustedSources
+from gateway.sip.ua import UserAgent
+from gateway.sip.ua_calls import CallError
+from gateway.sip.ua_events import (
+    Answered,
+    Bye,
+    Cancelled,
+    Confirmed,
+    EarlyMedia,
+    Failed,
+    InfoReceived,
+    Provisional,
+    ReinviteReceived,
+    set_direction,
+)
+from tests.sip.layer_ua import SDP, TestUA, make_request
+from tests.sip.ua_helpers import (
+    ANSWER,
+    EARLY,
+    FAST,
+    OFFER,
+    ChallengingUAS,
+    expect,
+    identity,
+    running_ua,
+    ua_pair,
+    uri_of,
+)
+
+
+async def answered_call(a: UserAgent, b: UserAgent) -> tuple[OutgoingCall, IncomingCall]:
+    call = await a.invite(uri_of(b), OFFER, identity())
+    incoming = await b.next_incoming(5)
+    incoming.answer(ANSWER)
+    await expect(call, Answered)
+    await expect(incoming, Confirmed)
+    return call, incoming
+
+
+async def test_invite_ring_answer_bye() -> None:
+    async with ua_pair() as (a, b):
+        call = await a.invite(uri_of(b), OFFER, identity())
+        incoming = await b.next_incoming(5)
+        assert incoming.offer == OFFER
+        assert incoming.caller is not None and str(incoming.caller.uri) == "sip:alice@example.com"
+        assert incoming.caller.display_name == "Alice"
+        assert str(incoming.request_uri) == uri_of(b)
+        assert incoming.callee is not None and incoming.callee.tag is None
+        incoming.ring()
+        assert await expect(call, Provisional) == Provisional(100, "Trying")
+        assert await expect(call, Provisional) == Provisional(180, "Ringing")
+        incoming.answer(ANSWER)
+        assert await expect(call, Answered) == Answered(ANSWER)
+        await expect(incoming, Confirmed)
+        # Via and Contact carry the same address.
+        contact = incoming.request.contacts[0].uri
+        via = incoming.request.top_via
+        assert via is not None and via.sent_by == (contact.host, contact.port)  # type: ignore[union-attr]
+        await call.bye()
+        assert await expect(call, Bye) == Bye(by_remote=False, status=200)
+        assert await expect(incoming, Bye) == Bye(by_remote=True)
+        assert a.calls == () and b.calls == ()
+
+
+async def test_bye_from_the_callee() -> None:
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        await incoming.bye()
+        assert (await expect(call, Bye)).by_remote
+        events = [event async for event in incoming.events()]
+        assert events == [Bye(by_remote=False, status=200)]
+
+
+async def test_cancel_ends_with_487() -> None:
+    async with ua_pair() as (a, b):
+        call = await a.invite(uri_of(b), OFFER, identity())
+        incoming = await b.next_incoming(5)
+        incoming.ring()
+        await expect(call, Provisional)
+        call.cancel()
+        assert (await expect(call, Failed)).status == 487
+        assert await expect(incoming, Cancelled) == Cancelled()
+        assert (await call.final_response()).status == 487
+
+
+@pytest.mark.parametrize("status", [404, 480, 486, 488, 603])
+async def test_reject_statuses(status: int) -> None:
+    async with ua_pair() as (a, b):
+        call = await a.invite(uri_of(b), OFFER, identity())
+        incoming = await b.next_incoming(5)
+        incoming.reject(status)
+        failed = await expect(call, Failed)
+        assert failed.status == status
+        assert (await expect(incoming, Failed)).status == status
+
+
+async def test_early_media_then_answer_with_another_sdp() -> None:
+    async with ua_pair() as (a, b):
+        call = await a.invite(uri_of(b), OFFER, identity())
+        incoming = await b.next_incoming(5)
+        incoming.progress(EARLY)
+        assert (await expect(call, Provisional)).status == 100
+        assert (await expect(call, Provisional)).status == 183
+        assert await expect(call, EarlyMedia) == EarlyMedia(EARLY)
+        incoming.answer(ANSWER)
+        assert await expect(call, Answered) == Answered(ANSWER)
+        await call.bye()
+
+
+async def test_info_both_ways() -> None:
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        response = await call.info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")
+        assert response.status == 200
+        got = await expect(incoming, InfoReceived)
+        assert got == InfoReceived("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")
+        frag = b"a=ice-ufrag:abcd\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
+        assert (await incoming.info("application/trickle-ice-sdpfrag", frag)).status == 200
+        assert await expect(call, InfoReceived) == InfoReceived("application/trickle-ice-sdpfrag", frag)
+        await call.bye()
+
+
+async def test_reinvite_hold_and_resume_both_ways() -> None:
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        hold = asyncio.create_task(call.hold())
+        offer = await expect(incoming, ReinviteReceived)
+        assert "a=sendonly" in offer.sdp and "o=alice 1 2 " in offer.sdp
+        incoming.answer_reinvite(set_direction(ANSWER, "recvonly"))
+        result = await hold
+        assert result.ok and "a=recvonly" in result.sdp
+        resume = asyncio.create_task(call.resume())
+        assert "a=sendrecv" in (await expect(incoming, ReinviteReceived)).sdp
+        incoming.answer_reinvite(ANSWER)
+        assert (await resume).ok
+        # The callee holds the caller; the caller refuses once, then accepts.
+        refused = asyncio.create_task(incoming.hold())
+        await expect(call, ReinviteReceived)
+        call.reject_reinvite(488)
+        assert (await refused).status == 488
+        again = asyncio.create_task(incoming.hold())
+        await expect(call, ReinviteReceived)
+        call.answer_reinvite(set_direction(OFFER, "recvonly"))
+        assert (await again).ok
+        await incoming.bye()
+        assert (await expect(call, Bye)).by_remote
+
+
+async def test_options_lists_allow_accept_supported() -> None:
+    async with ua_pair() as (a, b):
+        response = await a.options(uri_of(b))
+        assert response.status == 200
+        assert "INFO" in response.headers.get_all("Allow")
+        accept = response.headers.get_all("Accept")
+        for kind in ("application/sdp", "application/dtmf-relay", "application/trickle-ice-sdpfrag"):
+            assert kind in accept
+        assert "Supported" in response.headers
+
+
+async def test_untrusted_source_gets_403_but_dialog_requests_pass() -> None:
+    async with running_ua() as a, running_ua(policy=TrustedSources([])) as b:
+        call = await a.invite(uri_of(b), OFFER, identity())
+        assert (await expect(call, Failed)).status == 403
+        assert (await a.options(uri_of(b))).status == 403
+        assert b.calls == ()
+
+
+async def test_close_ends_open_calls_and_is_idempotent() -> None:
+    async with running_ua() as b:
+        a = UserAgent(b.settings, policy=AcceptAll())
+        await a.start()
+        answered, incoming = await answered_call(a, b)
+        ringing = await a.invite(uri_of(b), OFFER, identity())
+        pending = await b.next_incoming(5)
+        pending.ring()
+        await expect(ringing, Provisional)
+        await a.close()
+        await a.close()
+        assert (await expect(incoming, Bye)).by_remote
+        await expect(pending, Cancelled)
+        assert (await expect(answered, Bye)) == Bye(by_remote=False, status=200)
+        assert (await expect(ringing, Failed)).status == 487
+        with pytest.raises(RuntimeError):
+            await a.invite(uri_of(b), OFFER, identity())
+
+
+async def test_no_ack_means_bye_and_failed() -> None:
+    tu = TestUA()
+    layer = TransactionLayer(tu, policy=AcceptAll(), timers=FAST)
+    tu.layer = layer
+    await layer.listen("udp", "127.0.0.1", 0)
+    try:
+        async with running_ua() as b:
+            host, port = layer.transports[0].local
+            invite = make_request(
+                "INVITE",
+                uri_of(b),
+                headers=(("Contact", f"<sip:raw@{host}:{port}>"), ("Content-Type", "application/sdp")),
+                body=SDP,
+            )
+            handle = await layer.request(invite)
+            incoming = await b.next_incoming(5)
+            incoming.answer(ANSWER)
+            assert (await handle.final_response()).status == 200  # and never ACKed
+            failed = await expect(incoming, Failed, timeout=10)
+            assert failed.status == 408
+            await tu.wait_for(lambda: "BYE" in tu.methods())
+    finally:
+        await layer.close()
+
+
+async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
+    uas = await ChallengingUAS("alice", "pw").start()
+    try:
+        async with running_ua() as a:
+            call = await a.invite(uas.uri, OFFER, identity("alice", "pw"))
+            assert (await expect(call, Answered)).sdp == ANSWER
+            assert (await call.info("application/dtmf-relay", "Signal=1\r\n")).status == 200
+            await call.bye()
+            assert (await expect(call, Bye)).status == 200
+        assert uas.seen == [
+            ("INVITE", 1, False),
+            ("INVITE", 2, True),
+            ("INFO", 3, False),
+            ("INFO", 4, True),
+            ("BYE", 5, False),
+            ("BYE", 6, True),
+        ]
+        assert uas.acks == [2]
+    finally:
+        await uas.close()
+
+
+async def test_digest_reinvite_is_acked_with_its_cseq() -> None:
+    uas = await ChallengingUAS("alice", "pw").start()
+    try:
+        async with running_ua() as a:
+            call = await a.invite(uas.uri, OFFER, identity("alice", "pw"))
+            await expect(call, Answered)
+            assert (await call.hold()).ok
+            await call.bye()
+        assert [s[:2] for s in uas.seen][2:4] == [("INVITE", 3), ("INVITE", 4)]
+        assert uas.acks == [2, 4]
+    finally:
+        await uas.close()
+
+
+async def test_wrong_password_fails_without_looping() -> None:
+    uas = await ChallengingUAS("alice", "pw").start()
+    try:
+        async with running_ua() as a:
+            call = await a.invite(uas.uri, OFFER, identity("alice", "wrong"))
+            assert (await expect(call, Failed)).status == 403
+            no_credentials = await a.invite(uas.uri, OFFER, identity("alice"))
+            assert (await expect(no_credentials, Failed)).status == 401
+        assert [s[0] for s in uas.seen] == ["INVITE"] * 3
+    finally:
+        await uas.close()
+
+
+async def test_via_and_contact_carry_the_public_address() -> None:
+    async with running_ua(public_address=("192.0.2.7", 5080)) as ua:
+        assert (ua.endpoint.host, ua.endpoint.port) == ("192.0.2.7", 5080)
+        assert ua.layer.public_address == ("192.0.2.7", 5080)
+        via = ua.layer.via_for(ua.layer.transports[0])
+        assert (via.host, via.port) == ("192.0.2.7", 5080)
+        assert str(ua.endpoint.contact_uri()) == "sip:192.0.2.7:5080"
+
+
+async def test_actions_refused_in_the_wrong_state_name_both() -> None:
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        for action in (incoming.ring, lambda: incoming.answer(ANSWER), incoming.reject, call.cancel):
+            with pytest.raises(CallError, match="CONFIRMED"):
+                action()
+        with pytest.raises(CallError, match="no re-INVITE"):
+            incoming.answer_reinvite(ANSWER)
+        await call.bye()
+        await expect(incoming, Bye)
+        with pytest.raises(CallError, match="TERMINATED"):
+            await call.info("application/dtmf-relay", "Signal=1")
+        with pytest.raises(CallError, match="TERMINATED"):
+            await incoming.bye()
+        with pytest.raises(CallError, match="TERMINATED"):
+            await call.hold()
+
+
+def test_set_direction_rewrites_every_direction_and_bumps_the_version() -> None:
+    held = set_direction(OFFER, "sendonly")
+    assert "a=sendonly" in held and "a=sendrecv" not in held and "o=alice 1 2 IN" in held
+    assert set_direction("v=0\r\no=- 5 7 IN IP4 h\r\n", "inactive").endswith("a=inactive\r\n")
+    with pytest.raises(ValueError, match="'sideways'"):
+        set_direction(OFFER, "sideways")
+
+
+async def test_default_policy_trusts_the_pbx_hosts_only() -> None:
+    async with running_ua(pbx_hosts=("127.0.0.2", "localhost"), policy=None) as ua:
+        policy = ua.layer.policy
+        assert isinstance(policy, TrustedSources)
+        assert policy.trusts("127.0.0.2") and policy.trusts("127.0.0.1") and not policy.trusts("192.0.2.1")

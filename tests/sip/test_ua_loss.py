@@ -1,0 +1,61 @@
+"""Full calls between two of our user agents through a relay that drops 20% of the UDP datagrams
+in each direction: INVITE/200/ACK/INFO/BYE all complete through retransmissions (timers A, E,
+G, the 2xx retransmission and the re-ACK of retransmitted 2xx)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from gateway.sip.incoming import IncomingCall
+from gateway.sip.routing import Target
+from gateway.sip.ua import Listen, UserAgent
+from gateway.sip.ua_events import Answered, Bye, InfoReceived
+from tests.conftest import free_port
+from tests.sip.lossy import LossyRelay
+from tests.sip.ua_helpers import ANSWER, OFFER, expect, identity, running_ua
+
+CALLS = 12
+
+
+async def serve(ua: UserAgent, answered: list[IncomingCall]) -> None:
+    async for call in ua.incoming():
+        call.ring()
+        call.answer(ANSWER)
+        answered.append(call)
+
+
+async def one_call(a: UserAgent, uri: str, hop: Target) -> tuple[int, int]:
+    call = await a.invite(uri, OFFER, identity(), next_hop=hop)
+    await expect(call, Answered, timeout=30)
+    info = await call.info("application/dtmf-relay", "Signal=7\r\nDuration=100\r\n")
+    await call.bye()
+    bye = await expect(call, Bye, timeout=30)
+    return info.status, bye.status
+
+
+async def test_calls_complete_with_20_percent_loss() -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    relay = await LossyRelay.start(("127.0.0.1", port), loss=0.2, seed=4242)
+    try:
+        # B's Contact is the relay, so A's ACK, INFO and BYE cross it too.
+        async with (
+            running_ua(listen=(Listen("udp", "127.0.0.1", port),), public_address=relay.address) as b,
+            running_ua() as a,
+        ):
+            answered: list[IncomingCall] = []
+            server = asyncio.create_task(serve(b, answered))
+            hop = Target("UDP", *relay.address)
+            uri = f"sip:bob@{relay.address[0]}:{relay.address[1]}"
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one_call(a, uri, hop) for _ in range(CALLS))), 60
+            )
+            assert results == [(200, 200)] * CALLS
+            for call in answered:
+                assert (await expect(call, InfoReceived, timeout=10)).body.startswith(b"Signal=7")
+                assert (await expect(call, Bye, timeout=10)).by_remote
+            assert len(answered) == CALLS
+            assert relay.dropped > 10, (relay.dropped, relay.forwarded)
+            server.cancel()
+    finally:
+        relay.close()
