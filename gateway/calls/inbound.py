@@ -48,13 +48,13 @@ if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
 
 
-def respond(call: CallMachine, status: int, sdp_text: str | None = None) -> None:
-    call.emit(SipRespond(call.call_id, status, phrase(status), sdp_text))
+def respond(call: CallMachine, status: int, sdp_text: str | None = None, detail: str | None = None) -> None:
+    call.emit(SipRespond(call.call_id, status, phrase(status, detail), sdp_text))
 
 
-def _refuse(call: CallMachine, status: int, code: EndReason) -> None:
+def _refuse(call: CallMachine, status: int, code: EndReason, detail: str | None = None) -> None:
     call.end_reason = local_reason(code, status)
-    respond(call, status)
+    respond(call, status, detail=detail)
     call.close()
 
 
@@ -67,12 +67,12 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         _refuse(call, target.sip_status, code)
         return
     if event.sdp is None:  # offerless INVITE (RFC 3261 §13.2.1): the gateway needs an offer to bridge
-        _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA)
+        _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA, "an offer is required")
         return
     try:
         sdp.parse(event.sdp)
     except sdp.SdpError as exc:
-        _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA)
+        _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message)
         return
     call.sip_offer = event.sdp
     for user in target.users:
@@ -193,11 +193,11 @@ def _maybe_answer(call: CallMachine) -> None:
     call._set_state(CallState.CONNECTED)
 
 
-def _fail_answer(call: CallMachine, reason: Reason, status: int | None) -> None:
+def _fail_answer(call: CallMachine, reason: Reason, status: int | None, detail: str | None = None) -> None:
     call.emit(CloseBridge(call.call_id))
     call.tell_ended(reason)
     if status is not None:
-        respond(call, status)
+        respond(call, status, detail=detail)
     call.close()
 
 
@@ -223,7 +223,8 @@ def answering_bye(call: CallMachine, event: SipByeReceived) -> None:
 def answering_media_failed(call: CallMachine, event: MediaFailed) -> None:
     status = event.sip_status if event.sip_status is not None else 480
     code = EndReason.INCOMPATIBLE_MEDIA if status == 488 else EndReason.MEDIA_FAILED
-    _fail_answer(call, local_reason(code, status, f"The audio could not be set up: {event.reason}"), status)
+    reason = local_reason(code, status, f"The audio could not be set up: {event.reason}")
+    _fail_answer(call, reason, status, event.reason if status == 488 else None)
 
 
 def answer_expired(call: CallMachine, event: TimerFired) -> None:

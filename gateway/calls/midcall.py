@@ -214,7 +214,7 @@ def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
     try:
         held = remote_holds(event.sdp)
     except sdp.SdpError as exc:
-        _answer_reinvite(call, exc.sip_status)
+        _answer_reinvite(call, exc.sip_status, detail=exc.message)
         return
     if call.reinvite is Reinvite.RETRY_WAIT:  # theirs first; ours follows through _advance
         call.cancel_timer(TimerName.REINVITE_RETRY)
@@ -235,8 +235,10 @@ def reanswer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     _settle(call)
 
 
-def _answer_reinvite(call: CallMachine, status: int, sdp_text: str | None = None) -> None:
-    call.emit(SipRespondReinvite(call.call_id, status, phrase(status), sdp_text))
+def _answer_reinvite(
+    call: CallMachine, status: int, sdp_text: str | None = None, detail: str | None = None
+) -> None:
+    call.emit(SipRespondReinvite(call.call_id, status, phrase(status, detail), sdp_text))
 
 
 def _tell_hold(call: CallMachine, by: Side, held: bool) -> None:

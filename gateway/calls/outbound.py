@@ -67,7 +67,7 @@ def dial_target(destination: str, pbx_domain: str | None) -> tuple[str, str]:
     if text.lower().startswith(("sip:", "sips:")) or "@" in text:
         uri = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
         try:
-            address = SipAddress.parse(uri)
+            address = SipAddress.parse_dialed(uri)
         except IdentityError as exc:
             raise BadDestination(f"not a SIP address: {exc}") from None
         if address.user is None:

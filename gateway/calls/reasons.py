@@ -115,6 +115,7 @@ _LOCAL: Final[Mapping[EndReason, str]] = MappingProxyType(
     }
 )
 
+MAX_DETAIL_CHARS: Final = 120  # of the detail added to a reason phrase (see `phrase`)
 # Reason phrases of the statuses the gateway sends (RFC 3261 §21).
 RESPONSE_PHRASES: Final[Mapping[int, str]] = MappingProxyType(
     {
@@ -156,6 +157,12 @@ def local_reason(code: EndReason, sip_status: int | None = None, message: str | 
     return Reason(code, text, sip_status)
 
 
-def phrase(status: int) -> str:
-    """The reason phrase the gateway sends with `status`."""
-    return RESPONSE_PHRASES.get(status, "")
+def phrase(status: int, detail: str | None = None) -> str:
+    """The reason phrase the gateway sends with `status`; `detail` (why an offer was refused) is added
+    in parentheses, so that the other side's logs say what was wrong with its SDP (RFC 3261 §21.4.26
+    leaves the phrase to the UAS). Control characters become spaces: a phrase is one line."""
+    text = RESPONSE_PHRASES.get(status, "")
+    if detail:
+        cleaned = "".join(ch if ch.isprintable() else " " for ch in detail)[:MAX_DETAIL_CHARS]
+        text = f"{text} ({cleaned})" if text else cleaned
+    return text

@@ -208,6 +208,15 @@ class WebAuthSection:
     session_secret: Secret | None = None  # signs session tokens; None: random per process start
     token_ttl: Annotated[int, IntRange(60, 30 * 86400)] = 12 * 3600  # session token lifetime, seconds
 
+    def __post_init__(self) -> None:
+        # HMAC-SHA256 key (gateway.signaling.tokens): a short one can be guessed, and forged tokens log in.
+        if self.session_secret is not None and len(self.session_secret.reveal().encode("utf-8")) < 16:
+            raise InvalidValue(
+                "session_secret",
+                f"must be at least 16 bytes (from {self.session_secret.describe()}); "
+                "try `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+            )
+
 
 _USER_ID: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _EXTENSION: Final = re.compile(r"[A-Za-z0-9+*#._~-]+")

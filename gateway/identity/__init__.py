@@ -4,7 +4,7 @@ identities = identity_map_from_config(config, presence=InMemoryPresence())
 result = await identities.resolve_inbound("sip:1001@gw.example.org")  # NoSuchUser | NotOnline | Found
 """
 
-from gateway.identity.errors import IdentityError, PasswordHashError, PatternError
+from gateway.identity.errors import IdentityError, LoginBusy, PasswordHashError, PatternError
 from gateway.identity.lookup import IdentityMap, identity_map_from_config, may_call
 from gateway.identity.model import (
     Found,
@@ -32,6 +32,7 @@ __all__ = [
     "InMemoryIdentityStore",
     "InMemoryPresence",
     "InboundResult",
+    "LoginBusy",
     "NoSuchUser",
     "NotOnline",
     "PasswordHash",

@@ -13,3 +13,7 @@ class PatternError(IdentityError):
 
 class PasswordHashError(IdentityError):
     """A stored password hash is not in a format `verify_secret` understands."""
+
+
+class LoginBusy(IdentityError):
+    """Too many web logins are being checked at once; the login was not checked (try again later)."""

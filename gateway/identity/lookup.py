@@ -6,17 +6,21 @@
 
 Outbound policy (`may_call`) denies by default: a user with no `allow_outbound` entries may call
 nobody. An entry is a dial pattern (matched against a number, or against the user part of a SIP
-URI whose host is the PBX domain or the user's own domain) or a SIP URI allowed exactly.
+URI whose host is the PBX domain or the user's own domain, without a port) or a SIP URI allowed
+exactly. A dialed SIP URI may carry only the `user` and `transport` parameters (see
+`SipAddress.parse_dialed`): `maddr` or URI headers would take the call somewhere the policy never saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import re
 import secrets
 from typing import TYPE_CHECKING
 
-from gateway.identity.errors import IdentityError
+from gateway.identity.errors import IdentityError, LoginBusy
 from gateway.identity.model import (
     Found,
     InboundResult,
@@ -37,6 +41,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_NUMBER = re.compile(r"\+?[0-9*#]+")  # a dialled number, visual separators removed (gateway.calls.outbound)
+
+# Hashing a login secret costs ~50 ms of CPU (scrypt): it runs in worker threads (hashlib releases the
+# GIL), at most HASH_WORKERS at a time, so that a flood of logins neither blocks the event loop (SIP
+# timers, RTP forwarding) nor queues without bound: beyond MAX_WAITING_LOGINS waiting, LoginBusy.
+HASH_WORKERS = 2
+MAX_WAITING_LOGINS = 32
+
 
 def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> bool:
     """Whether `user` may call `destination` (a number such as `0301234567` or a SIP URI)."""
@@ -46,7 +58,7 @@ def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> 
     if destination.lower().startswith(("sip:", "sips:")) or "@" in destination:
         text = destination if ":" in destination.split("@")[0] else f"sip:{destination}"
         try:
-            address = SipAddress.parse(text)
+            address = SipAddress.parse_dialed(text)
         except IdentityError:
             return False
         for rule in user.allow_outbound:
@@ -58,7 +70,11 @@ def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> 
                 return True
         if address.host not in {pbx_domain, user.aor.host} or address.user is None:
             return False
+        if address.port is not None:  # a pattern allows the PBX's SIP service, not any port of its host
+            return False
         destination = address.user
+    elif not _NUMBER.fullmatch(destination):  # a wildcard pattern must not bless `9;maddr=...` or `9>`
+        return False
     return any(isinstance(rule, DialPattern) and rule.matches(destination) for rule in user.allow_outbound)
 
 
@@ -75,6 +91,8 @@ class IdentityMap:
         self.pbx_domain = pbx_domain
         self.login_mode = login_mode
         self._dummy_hash: PasswordHash | None = None  # verified against for unknown users (timing)
+        self._hashing = asyncio.Semaphore(HASH_WORKERS)
+        self._waiting = 0
 
     async def sip_identity(self, user_id: str) -> SipIdentity | None:
         user = await self.store.get(user_id)
@@ -118,6 +136,9 @@ class IdentityMap:
         Unknown users cost the same work as known ones, so timing does not reveal which ids exist.
         """
         user = await self.store.get(user_id)
+        if not secret.isascii() and not _encodable(secret):  # a lone surrogate from JSON: never a secret
+            logger.info("web login failed for user id %r", user_id)
+            return None
         if self.login_mode is WebAuthMode.TOKEN:
             token = user.web_token.reveal() if user is not None and user.web_token is not None else None
             expected = token if token is not None else secrets.token_urlsafe(32)
@@ -126,15 +147,33 @@ class IdentityMap:
             stored = user.web_secret_hash if user is not None else None
             if stored is None:
                 if self._dummy_hash is None:
-                    self._dummy_hash = hash_secret(secrets.token_urlsafe(16))
-                self._dummy_hash.verify(secret)
+                    self._dummy_hash = await asyncio.to_thread(hash_secret, secrets.token_urlsafe(16))
+                await self._verify_off_loop(self._dummy_hash, secret)
                 ok = False
             else:
-                ok = stored.verify(secret)
+                ok = await self._verify_off_loop(stored, secret)
         if not ok:
             logger.info("web login failed for user id %r", user_id)
             return None
         return user
+
+    async def _verify_off_loop(self, stored: PasswordHash, secret: str) -> bool:
+        if self._waiting >= MAX_WAITING_LOGINS:
+            raise LoginBusy(f"more than {MAX_WAITING_LOGINS} logins are being checked: try again later")
+        self._waiting += 1
+        try:
+            async with self._hashing:
+                return await asyncio.to_thread(stored.verify, secret)
+        finally:
+            self._waiting -= 1
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def identity_map_from_config(config: Config, presence: Presence) -> IdentityMap:

@@ -6,9 +6,20 @@ Parameters and headers are dropped; `gateway/sip` owns full URI parsing. Accepts
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.identity.errors import IdentityError
+
+# What a dialed SIP URI may hold (RFC 3261 §25.1): a user of unreserved characters, escapes and the
+# user-unreserved ones that cannot confuse a parser (not `;`, `?`, `/`, `:`), a host, a port, and only
+# the parameters that do not change where a proxy sends the request: `maddr` would make the PBX relay
+# the call to any host (§16.5), URI headers (`?Route=...`) inject headers.
+_DIAL_USER_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.!~*'()&=+$,%")
+_DIAL_HOST_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-._[]:")
+_DIAL_PARAMS: Final = frozenset({"user", "transport"})
+_DIAL_PARAM_VALUE_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,36 @@ class SipAddress:
         except IdentityError as exc:
             raise IdentityError(f"{exc} in {text!r}") from None
 
+    @classmethod
+    def parse_dialed(cls, text: str) -> SipAddress:
+        """A SIP URI a web user dialed, parsed strictly: the address it names is all it may hold.
+
+        Unlike `parse` (lenient, for headers the gateway receives), nothing is dropped: a name-addr,
+        a password, a second `@`, URI headers or parameters other than `user` and `transport` raise
+        IdentityError, so that the policy checks exactly the address the INVITE goes to.
+        """
+        scheme, colon, rest = text.strip().partition(":")
+        if not colon or scheme.lower() not in ("sip", "sips"):
+            raise IdentityError(f"not a SIP URI: {text[:80]!r}")
+        if "?" in rest:
+            raise IdentityError(f"URI headers are not allowed in a dialed SIP URI: {text[:80]!r}")
+        rest, _, param_text = rest.partition(";")
+        user, at, hostport = rest.rpartition("@")
+        if not at or not user:
+            raise IdentityError(f"a dialed SIP URI needs a user part: {text[:80]!r}")
+        bad = set(user) - _DIAL_USER_CHARS
+        if bad:
+            raise IdentityError(f"character {min(bad)!r} not allowed in the user part of {text[:80]!r}")
+        if any(not _is_escape(user[i + 1 : i + 3]) for i, ch in enumerate(user) if ch == "%"):
+            raise IdentityError(f"bad %-escape in the user part of {text[:80]!r}")
+        if set(hostport) - _DIAL_HOST_CHARS:
+            raise IdentityError(f"bad host in {text[:80]!r}")
+        for param in param_text.split(";") if param_text else ():
+            name, _, value = param.partition("=")
+            if name.lower() not in _DIAL_PARAMS or not value or set(value) - _DIAL_PARAM_VALUE_CHARS:
+                raise IdentityError(f"URI parameter {param[:40]!r} is not allowed in a dialed SIP URI")
+        return cls.parse(text)
+
     @property
     def aor(self) -> str:
         """The address of record: `sip:user@host` without port (the key the PBX registers)."""
@@ -79,3 +120,7 @@ def _port(tail: str, text: str) -> int:
     if not tail.startswith(":") or not tail[1:].isdigit():
         raise IdentityError(f"bad port in {text!r}")
     return int(tail[1:])
+
+
+def _is_escape(text: str) -> bool:
+    return len(text) == 2 and all(c in string.hexdigits for c in text)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from gateway.identity import IdentityMap, WebUser
+from gateway.identity import IdentityMap, LoginBusy, WebUser
 from gateway.signaling.errors import (
     Conflict,
     LoginTimeout,
@@ -64,6 +64,11 @@ from gateway.signaling.tokens import SessionTokens
 logger = logging.getLogger(__name__)
 
 MAX_FAILED_LOGINS: Final = 5
+# What one digit costs from the DTMF budget when the browser names no duration (the call layer's default
+# is 100 ms), and the gap between digits: the budget is in seconds of tones, refilled in real time, so
+# that a browser cannot queue hours of tones (or thousands of SIP INFOs) faster than they play.
+DEFAULT_DTMF_MS: Final = 100
+DTMF_GAP_MS: Final = 50
 CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 policy violation
 CLOSE_AUTH_FAILED: Final = 4001
 
@@ -141,6 +146,7 @@ class Connection:
         self.session: Session | None = None
         self.close_code: int | None = None  # set when the transport must close the socket
         self._bucket = TokenBucket(context.limits.rate, context.limits.burst, context.monotonic)
+        self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)
         self._refused_in_a_row = 0
         self._failed_logins = 0
 
@@ -220,6 +226,15 @@ class Connection:
             case Resume():
                 await service.resume(session, request.call_id)
             case Dtmf():
+                seconds = (
+                    len(request.digits) * ((request.duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000
+                )
+                if not self._dtmf_budget.take(seconds):
+                    raise RateLimited(
+                        f"more than {self._context.limits.dtmf_burst:g} seconds of tones queued: "
+                        "wait for the digits to play",
+                        field="digits",
+                    )
                 await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
             case Ice():
                 await service.add_candidate(session, request.call_id, request.candidate)
@@ -267,7 +282,10 @@ class Connection:
                 raise Unauthorized("the user of this session token no longer exists", field="token")
             return user
         if request.user is not None and request.secret is not None:
-            user = await identity.verify_web_login(request.user, request.secret)
+            try:
+                user = await identity.verify_web_login(request.user, request.secret)
+            except LoginBusy as exc:  # not a failed login: the secret was not even checked
+                raise RateLimited(str(exc), field="secret") from None
         if user is None:
             self._login_failed()
             raise Unauthorized("wrong user id or secret", field="secret")

@@ -270,8 +270,18 @@ EVENT_TYPES: tuple[str, ...] = (
 
 
 def encode(message: ServerMessage) -> str:
-    """One message as compact JSON text."""
-    return json.dumps(message.to_json(), separators=(",", ":"), ensure_ascii=False)
+    """One message as compact JSON text that is always valid UTF-8.
+
+    SIP headers are decoded with `surrogateescape`, so a caller's display name can hold lone
+    surrogates; written raw they make the WebSocket's UTF-8 encoding fail and the event is lost.
+    Such messages are written with `\\uXXXX` escapes instead (valid JSON, still readable by the page).
+    """
+    text = json.dumps(message.to_json(), separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(message.to_json(), separators=(",", ":"))
+    return text
 
 
 def as_mapping(message: ServerMessage) -> Mapping[str, object]:

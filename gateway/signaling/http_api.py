@@ -6,7 +6,8 @@ credentials: 401 with `WWW-Authenticate` for both schemes (RFC 6750 §3, RFC 761
 
 Errors are `{error: <message>, code: <code>, session_id: <id or null>}` with the error's HTTP status:
 400 bad body, 401 no or bad credentials, 403 forbidden, 404 unknown session, 408 the call layer took too
-long, 413 body too large, 500 anything unexpected.
+long, 413 body too large, 415 a body that is not `application/json` (so that no cross-site form can post
+one), 429 too many logins being checked, 500 anything unexpected.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.identity import IdentityMap, WebUser
+from gateway.identity import IdentityMap, LoginBusy, WebUser
 from gateway.signaling.errors import (
     BadRequest,
+    RateLimited,
     SignalingError,
     Timeout,
     TooLarge,
@@ -73,7 +75,10 @@ async def authenticate(header: str | None, context: HttpApiContext) -> WebUser:
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("malformed Basic credentials") from None
         user_id, colon, secret = decoded.partition(":")
-        found = await context.identity.verify_web_login(user_id, secret) if colon else None
+        try:
+            found = await context.identity.verify_web_login(user_id, secret) if colon else None
+        except LoginBusy as exc:
+            raise RateLimited(str(exc)) from None
         if found is None:
             raise Unauthorized("wrong user id or secret")
         return found
@@ -87,6 +92,15 @@ def error_response(error: SignalingError, session_id: str | None = None) -> web.
 
 
 async def _json_body(request: web.Request) -> object:
+    # Only application/json: a cross-site page can POST text/plain or a form without a CORS preflight,
+    # and a browser adds the Basic credentials it has cached for this origin (a CSRF that dials out).
+    if request.content_type != "application/json":
+        raise BadRequest(
+            f"Content-Type must be application/json, got {request.content_type[:60]!r}",
+            field="Content-Type",
+            code="unsupported_media_type",
+            http_status=415,
+        )
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -175,7 +189,7 @@ async def ice_servers_handler(request: web.Request) -> web.Response:
         try:
             await authenticate(header, context)
             authenticated = True
-        except Unauthorized as exc:
+        except SignalingError as exc:  # Unauthorized, or RateLimited while logins queue up
             return error_response(exc)
     servers = [
         s.to_json() if authenticated else IceServerInfo(s.urls).to_json()

@@ -21,34 +21,40 @@ class SignalingLimits:
     heartbeat: float = 20.0  # seconds between WebSocket pings (RFC 6455 §5.5.2); no pong: closed
     max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
     service_timeout: float = 20.0  # seconds the HTTP API waits for the call layer (then 408)
+    dtmf_burst: float = 60.0  # seconds of keypad tones a connection may have queued (refilled in real time)
+    send_timeout: float = 10.0  # seconds a message to the browser may wait for it to read (then: closed)
+    max_awaiting_login: int = 1000  # sockets open but not logged in; more get HTTP 503 (bounds a flood)
 
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes must be at least 1024, got {self.max_message_bytes!r}")
         if self.rate <= 0 or self.burst < 1:
             raise ValueError(f"rate and burst must be positive, got {self.rate!r}, {self.burst!r}")
-        for name in ("login_timeout", "heartbeat", "service_timeout"):
+        for name in ("login_timeout", "heartbeat", "service_timeout", "send_timeout", "dtmf_burst"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.max_sessions_per_user < 1 or self.max_rate_limited < 1:
-            raise ValueError("max_sessions_per_user and max_rate_limited must be at least 1")
+        if self.max_sessions_per_user < 1 or self.max_rate_limited < 1 or self.max_awaiting_login < 1:
+            raise ValueError(
+                "max_sessions_per_user, max_rate_limited and max_awaiting_login must be at least 1"
+            )
 
 
 class TokenBucket:
-    """`burst` tokens, refilled at `rate` per second; each message takes one (RFC 2697's idea, simplified)."""
+    """`burst` tokens, refilled at `rate` per second; each message takes one, or `cost` (RFC 2697's idea,
+    simplified)."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
         self._tokens = float(burst)
         self._last = clock()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1.0) -> bool:
         now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= cost:
+            self._tokens -= cost
             return True
         return False

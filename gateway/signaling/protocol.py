@@ -142,6 +142,11 @@ def _string(data: Mapping[str, object], name: str, *, max_chars: int, required: 
         raise BadRequest(f"{name} must not be empty", field=name)
     if len(value) > max_chars:
         raise BadRequest(f"{name} is longer than {max_chars} characters", field=name)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (`"\ud800"` is valid JSON): nothing downstream takes it
+            raise BadRequest(f"{name} is not valid Unicode (lone surrogate)", field=name) from None
     return value
 
 

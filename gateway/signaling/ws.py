@@ -28,6 +28,7 @@ class SocketRegistry:
 
     def __init__(self) -> None:
         self._sockets: set[web.WebSocketResponse] = set()
+        self.awaiting_login = 0  # sockets open without a successful login yet
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
@@ -47,23 +48,46 @@ CONTEXT_KEY: Final = web.AppKey("signaling_context", SignalingContext)
 SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)
 
 
-async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT_KEY]
     sockets = request.app[SOCKETS_KEY]
     limits = context.limits
+    if sockets.awaiting_login >= limits.max_awaiting_login:
+        # Sockets that never log in cost memory until their login deadline: bound them.
+        logger.warning("refusing a WebSocket from %s: %d await login", request.remote, sockets.awaiting_login)
+        return web.Response(
+            status=503, text="too many connections awaiting login", headers={"Retry-After": "5"}
+        )
     ws = web.WebSocketResponse(
         heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR
     )
     await ws.prepare(request)
     lock = asyncio.Lock()
+    stuck = False
 
     async def send(message: ServerMessage) -> None:
+        # A browser that stops reading fills the socket buffers, and then every send would wait for it
+        # (the call layer's too): after `send_timeout` the socket is dropped and later sends return at once.
+        nonlocal stuck
         async with lock:
-            if not ws.closed:
-                await ws.send_str(encode(message))
+            if ws.closed or stuck:
+                return
+            try:
+                async with asyncio.timeout(limits.send_timeout):
+                    await ws.send_str(encode(message))
+            except TimeoutError:
+                stuck = True
+                seconds = limits.send_timeout
+                logger.info(
+                    "connection %s: browser not reading for %g s: dropping it", connection.id, seconds
+                )
+                if request.transport is not None:
+                    request.transport.abort()  # a close frame could not be written either
 
     connection = Connection(context, send)
     sockets.add(ws)
+    sockets.awaiting_login += 1
+    awaiting = True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.login_timeout
     logger.info("connection %s opened from %s", connection.id, request.remote)
@@ -82,12 +106,17 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                 break
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await connection.receive(message.data)
+                if awaiting and connection.state is not ConnectionState.AWAITING_LOGIN:
+                    awaiting = False
+                    sockets.awaiting_login -= 1
             elif message.type is WSMsgType.ERROR:
                 logger.info("connection %s: socket error %s", connection.id, ws.exception())
                 break
             else:  # CLOSE, CLOSING, CLOSED: the browser went away, or the heartbeat found it dead
                 break
     finally:
+        if awaiting:
+            sockets.awaiting_login -= 1
         await connection.close()
         sockets.discard(ws)
         if not ws.closed:

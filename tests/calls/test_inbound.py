@@ -78,6 +78,22 @@ def test_unparsable_offer_is_refused_before_ringing() -> None:
     assert responses(out)[0] in (400, 488)
 
 
+@pytest.mark.parametrize(
+    ("offer", "detail"),
+    [
+        (None, "an offer is required"),
+        ("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 99999 RTP/AVP 0\r\n", "port"),
+        ("v=0\r\nx" + "\x07" * 500, ""),
+    ],
+)
+def test_refused_offer_says_why_in_the_reason_phrase(offer: str | None, detail: str) -> None:
+    """A bad SDP gets 488 (or 400) with a reason: the PBX's logs show what was wrong."""
+    out = f.machine().handle(f.invite(sdp=offer))
+    (reply,) = [c for c in out if isinstance(c, SipRespond)]
+    assert reply.status in (400, 488) and detail in reply.phrase and "(" in reply.phrase
+    assert reply.phrase.isprintable() and len(reply.phrase) < 160
+
+
 def test_rings_every_session_and_sends_180() -> None:
     call = f.machine()
     out = call.handle(f.invite(f.found(("alice", "s1"), ("alice", "s2"), ("bob", "s3"))))
@@ -214,6 +230,7 @@ def test_bridge_cannot_translate_the_offer() -> None:
     call = f.early_in()
     out = call.handle(MediaFailed("no common codec", 488))
     assert responses(out) == [488]
+    assert [c.phrase for c in out if isinstance(c, SipRespond)] == ["Not Acceptable Here (no common codec)"]
     [notice] = [c for c in out if isinstance(c, NotifyEnded)]
     assert notice.reason is EndReason.INCOMPATIBLE_MEDIA
 

@@ -212,6 +212,7 @@ def test_unparsable_reinvite_is_refused_and_the_call_goes_on() -> None:
     call = f.connected_in()
     [reply] = call.handle(SipReinviteReceived("garbage"))
     assert isinstance(reply, SipRespondReinvite) and reply.status in (400, 488)
+    assert "(" in reply.phrase and "v=0" in reply.phrase  # says why (the SDP error), on one line
     assert call.state is CallState.CONNECTED and call.reinvite is None
 
 

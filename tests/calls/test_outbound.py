@@ -283,3 +283,12 @@ def test_duration_uses_the_injected_clock() -> None:
     f.run(call, WebHangup("s1"), SipLegClosed())
     clock.now += 100
     assert call.duration == 42
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["sip:2000@pbx;maddr=evil.example", "2000@pbx?Route=%3Csip:evil%3E", "sip:9@evil.example@pbx"],
+)
+def test_dial_target_refuses_uris_the_policy_cannot_see_through(destination: str) -> None:
+    with pytest.raises(BadDestination, match="not a SIP address"):
+        dial_target(destination, "pbx")

@@ -80,9 +80,9 @@ def test_shipped_gateway_yaml_loads_with_empty_environment() -> None:
 
 
 def test_shipped_gateway_yaml_takes_session_secret_from_its_variable() -> None:
-    config = load_config(SHIPPED, {"GATEWAY_WEB_SESSION_SECRET": "s3cr3t-key"})
+    config = load_config(SHIPPED, {"GATEWAY_WEB_SESSION_SECRET": "s3cr3t-key-of-24-bytes"})
     secret = config.web_auth.session_secret
-    assert secret is not None and secret.reveal() == "s3cr3t-key"
+    assert secret is not None and secret.reveal() == "s3cr3t-key-of-24-bytes"
     assert repr(secret) == "Secret(env:GATEWAY_WEB_SESSION_SECRET)"
 
 
@@ -530,10 +530,12 @@ def test_env_overrides_file_values() -> None:
 
 
 def test_env_override_creates_missing_sections() -> None:
-    config = load("", {"GATEWAY_MEDIA__RTP_PORTS__END": "10999", "GATEWAY_WEB_AUTH__SESSION_SECRET": "k3y"})
+    config = load(
+        "", {"GATEWAY_MEDIA__RTP_PORTS__END": "10999", "GATEWAY_WEB_AUTH__SESSION_SECRET": "k3y-k3y-k3y-k3y!"}
+    )
     assert config.media.rtp_ports.end == 10999
     secret = config.web_auth.session_secret
-    assert secret is not None and secret.reveal() == "k3y" and "k3y" not in repr(secret)
+    assert secret is not None and secret.reveal() == "k3y-k3y-k3y-k3y!" and "k3y" not in repr(secret)
 
 
 @pytest.mark.parametrize(
@@ -567,11 +569,19 @@ def test_bad_override_value_names_key_and_variable() -> None:
     ]
 
 
+def test_short_session_secret_is_a_config_error() -> None:
+    """The HMAC key of session tokens: a short one would be guessable (and used to crash at start-up)."""
+    text = "web_auth: {session_secret: {env: GATEWAY_SESSION_KEY}}"
+    errors = errors_of(text, {"GATEWAY_SESSION_KEY": "fifteen-bytes!!"})
+    assert len(errors) == 1 and errors[0].startswith("web_auth.session_secret: must be at least 16 bytes")
+    assert "fifteen" not in errors[0]
+
+
 def test_variable_read_by_a_secret_is_not_an_override() -> None:
     text = "web_auth: {session_secret: {env: GATEWAY_SESSION_KEY}}"
-    config = load(text, {"GATEWAY_SESSION_KEY": "abc"})
+    config = load(text, {"GATEWAY_SESSION_KEY": "abc-abc-abc-abc-abc"})
     assert config.web_auth.session_secret is not None
-    assert config.web_auth.session_secret.reveal() == "abc"
+    assert config.web_auth.session_secret.reveal() == "abc-abc-abc-abc-abc"
 
 
 # --- secrets ------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from gateway.identity import (
     IdentityMap,
     InMemoryIdentityStore,
     InMemoryPresence,
+    LoginBusy,
     NoSuchUser,
     NotOnline,
     PbxCredentials,
@@ -23,10 +26,11 @@ from gateway.identity import (
     WebUser,
     hash_secret,
     identity_map_from_config,
+    lookup,
     may_call,
     web_users_from_config,
 )
-from gateway.identity.passwords import HashAlgorithm
+from gateway.identity.passwords import HashAlgorithm, PasswordHash
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = (HashAlgorithm.PBKDF2_SHA256, (1000,))
@@ -341,3 +345,84 @@ def test_web_user_validation() -> None:
         WebUser("a", "x", SipAddress("sip", None, "x"))
     creds = PbxCredentials("1001", Secret(SecretSource.INLINE, "", "s3cr3t"))
     assert "s3cr3t" not in repr(creds) and "s3cr3t" not in str(creds)
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "sip:2001@example.org;maddr=evil.example",  # the PBX would relay to maddr (RFC 3261 §16.5)
+        "2001@example.org;maddr=evil.example",
+        "sip:2001@example.org;transport=udp;maddr=192.0.2.1;lr",
+        "sip:partner@partner.example.net;maddr=evil.example",  # an exact rule does not bless maddr
+        "sip:2001@example.org?Route=%3Csip:evil.example%3E",
+        "sip:2001@example.org:6666",  # a pattern allows the PBX domain, not any port of it
+        "sip:2001@evil.example@example.org",
+        "sip:2001@evil.example<sip:2001@example.org>",
+        "<sip:2001@example.org>",
+        "sip:2001:secret@example.org",
+        "sip:2%zz1@example.org",
+    ],
+)
+async def test_may_call_refuses_uris_that_reach_past_the_policy(
+    identities: IdentityMap, destination: str
+) -> None:
+    carol = await identities.store.get("carol")  # catch-all pattern: only the URI's form can refuse
+    alice = await identities.store.get("alice")
+    assert carol is not None and alice is not None
+    assert not identities.may_call(alice, destination)
+    assert not identities.may_call(carol, destination)
+
+
+@pytest.mark.parametrize(
+    "destination", ["1;maddr=evil.example", "1>", "1%40evil.example", "tel:+1900", "1 2"]
+)
+async def test_wildcard_pattern_allows_only_numbers_outside_sip_uris(
+    identities: IdentityMap, destination: str
+) -> None:
+    carol = await identities.store.get("carol")
+    assert carol is not None
+    assert identities.may_call(carol, "1") and identities.may_call(carol, "+49*97#")
+    assert not identities.may_call(carol, destination)
+
+
+async def test_may_call_keeps_harmless_uri_parameters(identities: IdentityMap) -> None:
+    alice = await identities.store.get("alice")
+    assert alice is not None
+    assert identities.may_call(alice, "sip:2001@example.org;user=phone;transport=tcp")
+    assert identities.may_call(alice, "sips:2001@example.org")
+
+
+async def test_login_hashing_runs_off_the_event_loop(
+    identities: IdentityMap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scrypt costs ~50 ms: in the loop, a flood of bad logins would stall SIP timers and media."""
+    threads: list[int] = []
+    real_verify = PasswordHash.verify
+
+    def verify(self: PasswordHash, secret: str) -> bool:
+        threads.append(threading.get_ident())
+        return real_verify(self, secret)
+
+    monkeypatch.setattr(PasswordHash, "verify", verify)
+    assert await identities.verify_web_login("alice", "alice-secret") is not None
+    assert await identities.verify_web_login("nobody", "x") is None
+    assert len(threads) == 2 and threading.get_ident() not in threads
+
+
+async def test_too_many_waiting_logins_are_refused(
+    identities: IdentityMap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(PasswordHash, "verify", lambda self, secret: release.wait(5) and False)
+    monkeypatch.setattr(lookup, "MAX_WAITING_LOGINS", 3)
+    waiting = [asyncio.create_task(identities.verify_web_login("alice", "x")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(LoginBusy):
+        await identities.verify_web_login("alice", "x")
+    release.set()
+    assert await asyncio.gather(*waiting) == [None, None, None]
+    assert await identities.verify_web_login("alice", "alice-secret") is None  # patched: never matches
+
+
+async def test_unencodable_secret_is_a_failed_login(identities: IdentityMap) -> None:
+    assert await identities.verify_web_login("alice", "\ud800") is None

@@ -12,7 +12,10 @@ from gateway.signaling.tokens import SessionTokens
 from tests.signaling.harness import ALICE_SECRET, FakeCallService, demo_config
 
 
-def make() -> tuple[Connection, list[dict[str, object]], FakeCallService, InMemoryPresence]:
+def make(
+    clock: list[float] | None = None,
+) -> tuple[Connection, list[dict[str, object]], FakeCallService, InMemoryPresence]:
+    now = clock if clock is not None else [0.0]
     config = demo_config()
     presence = InMemoryPresence()
     service = FakeCallService()
@@ -22,8 +25,8 @@ def make() -> tuple[Connection, list[dict[str, object]], FakeCallService, InMemo
         presence,
         SessionTokens(b"k" * 32, 60),
         (),
-        SignalingLimits(),
-        lambda: 0.0,
+        SignalingLimits(rate=1000.0, burst=1000),
+        lambda: now[0],
     )
     sent: list[dict[str, object]] = []
 
@@ -69,3 +72,26 @@ async def test_a_failing_send_does_not_break_the_connection() -> None:
     connection._send = broken
     await connection.receive('{"type": "ping"}')
     assert connection.state is ConnectionState.AWAITING_LOGIN
+
+
+async def test_dtmf_cannot_queue_more_tones_than_play_in_real_time() -> None:
+    """32 digits of 2 s per message, 20 messages a second, would queue hours of tones (or INFOs)."""
+    now = [0.0]
+    connection, sent, service, _ = make(now)
+    await connection.receive(LOGIN)
+    dial = {"type": "call", "to": "2000", "sdp": "v=0\r\n"}
+    await connection.receive(json.dumps(dial))
+    call_id = sent[-1]["call_id"]
+    burst = json.dumps({"type": "dtmf", "call_id": call_id, "digits": "1" * 32, "duration_ms": 1000})
+    replies = []
+    for _ in range(3):  # 33.6 s of tones each: the second goes past the 60 s budget
+        await connection.receive(burst)
+        replies.append(sent[-1])
+    assert replies[0]["type"] == "ack"
+    assert [(r["code"], r["field"]) for r in replies[1:]] == [("rate_limited", "digits")] * 2
+    assert [c for c in service.calls if c[0] == "dtmf"] == [("dtmf", (call_id, "1" * 32, 1000))]
+    now[0] += 30.0  # the tones play; the budget refills
+    await connection.receive(burst)
+    assert sent[-1]["type"] == "ack"
+    await connection.receive(json.dumps({"type": "dtmf", "call_id": call_id, "digits": "5"}))
+    assert sent[-1]["type"] == "ack"  # the usual keypress is never refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -95,12 +96,27 @@ async def test_offer_bad_bodies(env: tuple[Harness, TestClient], body: object, f
 
 async def test_offer_not_json_and_too_large(env: tuple[Harness, TestClient]) -> None:
     _, client = env
-    response = await client.post("/webrtc/offer", data="{", headers=ALICE)
+    headers = {**ALICE, "Content-Type": "application/json"}
+    response = await client.post("/webrtc/offer", data="{", headers=headers)
     assert response.status == 400 and (await response.json())["code"] == "bad_request"
-    response = await client.post("/webrtc/offer", data=b"\xff\xfe{", headers=ALICE)
+    response = await client.post("/webrtc/offer", data=b"\xff\xfe{", headers=headers)
     assert response.status == 400 and (await response.json())["code"] == "bad_request"
-    response = await client.post("/webrtc/offer", data="x" * 70000, headers=ALICE)
+    response = await client.post("/webrtc/offer", data="x" * 70000, headers=headers)
     assert response.status == 413 and (await response.json())["code"] == "too_large"
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_api_accepts_only_json_bodies(
+    env: tuple[Harness, TestClient], content_type: str | None
+) -> None:
+    """A cross-site form (no CORS preflight) carrying the browser's cached Basic credentials must not dial."""
+    harness, client = env
+    headers = dict(ALICE) if content_type is None else {**ALICE, "Content-Type": content_type}
+    response = await client.post("/webrtc/offer", data=json.dumps(OFFER), headers=headers)
+    assert response.status == 415
+    body = await response.json()
+    assert (body["code"], body["field"]) == ("unsupported_media_type", "Content-Type")
+    assert harness.offers.sessions == {}
 
 
 async def test_offer_service_errors(env: tuple[Harness, TestClient]) -> None:
@@ -258,3 +274,19 @@ def _refs(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+async def test_basic_login_while_logins_queue_up_is_429(
+    env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.identity import IdentityMap, LoginBusy
+
+    async def busy(self: IdentityMap, user_id: str, secret: str) -> None:
+        raise LoginBusy("more than 32 logins are being checked: try again later")
+
+    monkeypatch.setattr(IdentityMap, "verify_web_login", busy)
+    _, client = env
+    response = await client.post("/webrtc/offer", json=OFFER, headers=ALICE)
+    assert response.status == 429 and (await response.json())["code"] == "rate_limited"
+    response = await client.get("/iceservers", headers=ALICE)
+    assert response.status == 429

@@ -227,3 +227,25 @@ def test_registered_hides_token_in_repr() -> None:
     )
     assert "tok.en" not in repr(reply) and "pw" not in repr(reply)
     assert reply.to_json()["ice_servers"] == [{"urls": ["turn:t"], "username": "u", "credential": "pw"}]
+
+
+def test_event_with_undecodable_sip_text_is_still_sent() -> None:
+    """SIP headers decode with surrogateescape: a display name with bytes 0xff must not lose the call."""
+    text = ev.encode(ev.Incoming("c1", "sip:\udcff@pbx", "\udcffEvil"))
+    text.encode("utf-8")  # what aiohttp's send_str does: must not raise
+    assert json.loads(text)["display_name"] == "\udcffEvil"
+    assert ev.encode(ev.Ringing("c1")) == '{"type":"ringing","call_id":"c1"}'
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ('{"type":"login","user":"alice","secret":"\\ud800"}', "secret"),
+        ('{"type":"call","to":"2000\\udfff","sdp":"v=0"}', "to"),
+        ('{"type":"call","to":"2000","sdp":"v=0\\r\\ns=\\ud800"}', "sdp"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_field(message: str, field: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        decode_request(message)
+    assert info.value.field == field

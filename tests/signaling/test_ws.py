@@ -372,3 +372,62 @@ async def test_heartbeat_closes_a_silent_peer_and_its_session() -> None:
             assert harness.calls.closed == [session_id]
     finally:
         await client.close()
+
+
+async def test_sockets_awaiting_login_are_bounded() -> None:
+    harness = make_harness(SignalingLimits(max_awaiting_login=2))
+    client = await start(harness)
+    try:
+        async with client.ws_connect("/ws") as first, client.ws_connect("/ws") as second:
+            response = await client.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+            assert response.status == 503
+            await login(first)  # a login frees its slot
+            async with client.ws_connect("/ws") as third:
+                assert (await send(third, {"type": "ping"}))["type"] == "pong"
+            assert (await send(second, {"type": "ping"}))["type"] == "pong"
+        async with client.ws_connect("/ws") as again:  # closed sockets free theirs
+            await login(again)
+    finally:
+        await client.close()
+
+
+async def test_login_while_logins_queue_up_is_rate_limited(
+    env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.identity import IdentityMap, LoginBusy
+
+    async def busy(self: IdentityMap, user_id: str, secret: str) -> None:
+        raise LoginBusy("more than 32 logins are being checked: try again later")
+
+    monkeypatch.setattr(IdentityMap, "verify_web_login", busy)
+    _, client = env
+    async with client.ws_connect("/ws") as ws:
+        for _ in range(6):  # not counted as failed logins: the socket stays open
+            reply = await send(ws, {"type": "login", "user": "alice", "secret": ALICE_SECRET})
+            assert (reply["code"], reply["field"]) == ("rate_limited", "secret")
+        assert (await send(ws, {"type": "ping"}))["type"] == "pong"
+
+
+async def test_browser_that_stops_reading_is_dropped_without_blocking_senders() -> None:
+    harness = make_harness(SignalingLimits(send_timeout=0.3))
+    client = await start(harness)
+    try:
+        ws = await client.ws_connect("/ws", autoping=False)
+        session_id = str((await login(ws))["session_id"])
+        assert ws._response is not None and ws._response.connection is not None
+        transport = ws._response.connection.transport
+        assert transport is not None
+        transport.pause_reading()  # the browser stops reading; the kernel buffers fill up
+        session = harness.calls.sessions[session_id]
+        big = Incoming("c1", "sip:2000@pbx", None, "v=0\r\n" + "a=x:" + "y" * 60000 + "\r\n")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(400):  # ~24 MB: far past any socket buffer
+            await asyncio.wait_for(session.send_event(big), 2)
+        assert loop.time() - started < 5
+        await asyncio.wait_for(harness.calls.closed_event.wait(), 5)  # the call layer heard it end
+        assert harness.calls.closed == [session_id] and session.closed
+        transport.resume_reading()
+        await ws.close()
+    finally:
+        await client.close()
