@@ -24,8 +24,6 @@ import json
 import logging
 from collections.abc import Callable
 
-from aiortc.rtp import RtpPacket as AiortcRtpPacket
-
 import sdp
 from gateway.media import codec_choice as choice
 from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter
@@ -82,7 +80,9 @@ class MediaBridge:
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
         )
-        self._web = WebRtcLeg(options, on_rtp=self._from_web, on_event=self._web_event, call_id=self._call)
+        self._web = WebRtcLeg(
+            options, on_rtp=self._from_web, on_event=self._web_event, call_id=self._call, clock=self._clock
+        )
         self._sip = SipLeg(settings, on_rtp=self._from_sip, on_inactive=self._sip_inactive)
         self._to_sip = MediaPath("web->sip", call_id=self._call)
         self._to_web = MediaPath("sip->web", call_id=self._call)
@@ -95,7 +95,6 @@ class MediaBridge:
         self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
-        self._web.track.on_sent = self._latency.departed
 
     @property
     def state(self) -> BridgeState:
@@ -229,7 +228,6 @@ class MediaBridge:
             codecs = [first, *(c for c in codecs if c != first)] if first is not None else codecs
         direction = answer.direction or sdp.Direction.SENDRECV
         web = LegCodecs.of(codecs, choice.events(answer), direction if answering else direction.reversed())
-        self._web.track.set_clock_rate(web.codec.clock_rate)
         self._web_side = web
         return web
 
@@ -257,15 +255,23 @@ class MediaBridge:
 
     # -------------------------------------------------------------------------------------- media
 
-    def _from_web(self, packet: AiortcRtpPacket) -> None:
+    # Both run synchronously in the socket callbacks, once per packet: pass-through audio takes
+    # ``forward_audio`` (no allocation), everything else ``feed``.
+
+    def _from_web(
+        self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
+    ) -> None:
         now = self._clock()
         self._web_watchdog.alive(now)
-        path = self._to_sip
-        out, digits = path.feed(
-            packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
-            bool(packet.marker), packet.payload, now,
-        )  # fmt: skip
-        sip = self._sip.negotiated
+        path, sip = self._to_sip, self._sip.negotiated
+        mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)
+        if mapped >= 0:
+            if sip is not None:
+                self._sip.send(sip.codec.payload_type, payload, mapped, marker)
+                if self._latency.enabled:
+                    self._latency.measure(now)
+            return
+        out, digits = path.feed(ssrc, seq, timestamp, payload_type, marker, payload, now)
         if sip is not None:
             for item in out:
                 pt = sip.codec.payload_type if item.payload_type is None else item.payload_type
@@ -276,13 +282,21 @@ class MediaBridge:
 
     def _from_sip(self, packet: RtpPacket) -> None:
         now = self._clock()
-        out, digits = self._to_web.feed(
+        path = self._to_web
+        mapped = path.forward_audio(
+            packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type, now
+        )
+        if mapped >= 0:
+            if self._web.send(packet.payload, mapped, None, packet.marker, now) and self._latency.enabled:
+                self._latency.measure(now)
+            return
+        out, digits = path.feed(
             packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
             packet.marker, packet.payload, now,
         )  # fmt: skip
         for item in out:
-            if self._web.send(item.payload, item.timestamp, item.payload_type):
-                self._latency.arrived(now)
+            if self._web.send(item.payload, item.timestamp, item.payload_type, item.marker, now):
+                self._latency.measure(now)
         for digit in digits:
             self._on_event(DtmfReceived(Leg.SIP, digit.digit, digit.duration_ms))
 
@@ -320,7 +334,7 @@ class MediaBridge:
         return DTMF_RELAY, format_dtmf_relay(event.digit, max(1, event.duration_ms))
 
     def _send_web_event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
-        self._web.send(payload, timestamp, payload_type)
+        self._web.send(payload, timestamp, payload_type, marker)
 
     # ----------------------------------------------------------------------------------- teardown
 
@@ -330,7 +344,7 @@ class MediaBridge:
             sip_to_web=self._to_web.stats(),
             transcoding=bool(self._chosen and self._chosen.transcoding),
             latency=self._latency.summary(),
-            web_queue_drops=self._web.track.dropped,
+            web_dropped=self._web.dropped,
         )
 
     async def close(self) -> None:

@@ -98,11 +98,11 @@ class BridgeStats:
     sip_to_web: PathStats
     transcoding: bool
     latency: LatencySummary | None = None
-    web_queue_drops: int = 0
+    web_dropped: int = 0  # packets from the browser the direct receive path dropped (SRTP check, malformed)
 
 
 class LatencyMeter:
-    """Time from a packet's arrival at the bridge to its departure (socket write or aiortc sender)."""
+    """Time from a packet's arrival at the bridge (its socket callback) to its departure (socket write)."""
 
     def __init__(
         self, *, enabled: bool, clock: Callable[[], float] = time.monotonic, size: int = 20000
@@ -110,20 +110,10 @@ class LatencyMeter:
         self.enabled = enabled
         self._clock = clock
         self._samples: deque[float] = deque(maxlen=size)
-        self._pending: deque[float] = deque(maxlen=256)
 
     def measure(self, arrival: float) -> None:
         if self.enabled:
             self._samples.append(self._clock() - arrival)
-
-    def arrived(self, arrival: float) -> None:
-        """A packet queued for the web sender; ``departed`` pops it in the same order."""
-        if self.enabled:
-            self._pending.append(arrival)
-
-    def departed(self) -> None:
-        if self.enabled and self._pending:
-            self._samples.append(self._clock() - self._pending.popleft())
 
     def summary(self) -> LatencySummary | None:
         if not self._samples:

@@ -96,13 +96,13 @@ class RtpPacket:
     def parse(cls, data: bytes) -> RtpPacket:
         if len(data) < RTP_HEADER_SIZE:
             raise PacketError(f"RTP packet too short: {len(data)} bytes")
-        first, second, seq, timestamp, ssrc = struct.unpack_from("!BBHII", data)
+        first, second, seq, timestamp, ssrc = _HEADER.unpack_from(data)
         if first >> 6 != RTP_VERSION:
             raise PacketError(f"RTP version must be 2, got {first >> 6}")
         pos = RTP_HEADER_SIZE + 4 * (first & 0x0F)
         if len(data) < pos:
             raise PacketError(f"RTP packet too short for {first & 0x0F} CSRCs: {len(data)} bytes")
-        csrc = struct.unpack_from(f"!{first & 0x0F}I", data, RTP_HEADER_SIZE)
+        csrc = struct.unpack_from(f"!{first & 0x0F}I", data, RTP_HEADER_SIZE) if first & 0x0F else ()
         extension = None
         if first & 0x10:  # RFC 3550 §5.3.1
             if len(data) < pos + 4:
@@ -120,17 +120,18 @@ class RtpPacket:
             if padding == 0 or padding > end - pos:
                 raise PacketError(f"invalid RTP padding length {padding}")
             end -= padding
-        return cls(
-            payload_type=second & 0x7F,
-            sequence_number=seq,
-            timestamp=timestamp,
-            ssrc=ssrc,
-            payload=bytes(data[pos:end]),
-            marker=bool(second & 0x80),
-            csrc=tuple(csrc),
-            extension=extension,
-            padding=padding,
-        )
+        # every field is in range by construction: skip __post_init__'s checks (this runs per packet)
+        packet = object.__new__(cls)
+        _set(packet, "payload_type", second & 0x7F)
+        _set(packet, "sequence_number", seq)
+        _set(packet, "timestamp", timestamp)
+        _set(packet, "ssrc", ssrc)
+        _set(packet, "payload", bytes(data[pos:end]))
+        _set(packet, "marker", second > 127)
+        _set(packet, "csrc", csrc)
+        _set(packet, "extension", extension)
+        _set(packet, "padding", padding)
+        return packet
 
     def serialize(self) -> bytes:
         first = (RTP_VERSION << 6) | len(self.csrc)
@@ -140,7 +141,7 @@ class RtpPacket:
             first |= 0x10
         second = self.payload_type | (0x80 if self.marker else 0)
         parts = [
-            struct.pack("!BBHII", first, second, self.sequence_number, self.timestamp, self.ssrc),
+            _HEADER.pack(first, second, self.sequence_number, self.timestamp, self.ssrc),
             struct.pack(f"!{len(self.csrc)}I", *self.csrc),
         ]
         if self.extension is not None:
@@ -150,3 +151,7 @@ class RtpPacket:
         if self.padding:
             parts.append(bytes(self.padding - 1) + bytes([self.padding]))
         return b"".join(parts)
+
+
+_HEADER = struct.Struct("!BBHII")
+_set = object.__setattr__  # how a frozen dataclass's own __init__ sets its fields (parse sets all)

@@ -24,6 +24,7 @@ import enum
 import logging
 import random
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from gateway.media.rtp_stats import ReceiveStatistics
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+_RTP_HEADER = struct.Struct("!BBHII")  # V=2 P=0 X=0 CC=0, M+PT, sequence, timestamp, SSRC
 
 
 class MediaDirection(enum.Enum):
@@ -234,7 +236,8 @@ class RtpEndpoint:
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
         self.packets_sent = self.octets_sent = self.dropped = 0
-        self._last_sent: tuple[int, float] | None = None  # (RTP timestamp, clock) of the last packet
+        self._last_sent_timestamp = 0  # RTP timestamp and clock of the last packet sent
+        self._last_sent_time = 0.0
         self._last_rx = 0.0
         self._inactive = False
         self._inactivity_timer: asyncio.TimerHandle | None = None
@@ -401,12 +404,17 @@ class RtpEndpoint:
         destination = self.remote_rtp_address
         if destination is None or not self._direction.sends:
             return False
-        packet = RtpPacket(payload_type, self._sequence, timestamp & 0xFFFF_FFFF, self.ssrc, payload, marker)
+        if not 0 <= payload_type <= 127:
+            raise EndpointError(f"call={self._call} payload type must be in [0, 127], got {payload_type!r}")
+        timestamp &= 0xFFFF_FFFF
+        second = payload_type | 0x80 if marker else payload_type
+        header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
         self._sequence = (self._sequence + 1) & 0xFFFF
-        self._rtp_transport.sendto(packet.serialize(), destination)
+        self._rtp_transport.sendto(header + payload, destination)
         self.packets_sent += 1
         self.octets_sent += len(payload)
-        self._last_sent = (packet.timestamp, self._now())
+        self._last_sent_timestamp = timestamp
+        self._last_sent_time = self._now()
         return True
 
     def _rtp_received(self, data: bytes, source: Address) -> None:
@@ -518,9 +526,9 @@ class RtpEndpoint:
         if self.statistics is not None and self.statistics.received:
             blocks = (self.statistics.report_block(now),)
         report: RtcpPacket
-        if self._last_sent is not None:
-            last_ts, last_time = self._last_sent
-            rtp_ts = (last_ts + int((now - last_time) * self.config.clock_rate)) & 0xFFFF_FFFF
+        if self.packets_sent:
+            elapsed = now - self._last_sent_time
+            rtp_ts = (self._last_sent_timestamp + int(elapsed * self.config.clock_rate)) & 0xFFFF_FFFF
             report = RtcpSenderReport(
                 self.ssrc,
                 ntp_from_unix(self._wallclock()),

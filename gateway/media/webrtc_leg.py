@@ -5,8 +5,10 @@ How it works:
 * Always built with the configured ICE servers (``RTCConfiguration(iceServers=[...])``, even empty):
   aiortc's default is a public STUN server that stalls gathering where it is unreachable.
 * One audio transceiver exists before any description is applied, so codec preferences take effect
-  (they must be set before ``setRemoteDescription``). Its receiver is tapped and its sender fed by a
-  ``PacketTrack`` (``aiortc_hooks``): payloads pass through without decoding or encoding.
+  (they must be set before ``setRemoteDescription``). RTP goes around aiortc's queues, tasks, encoder
+  and decoder (``aiortc_hooks``): ``send()`` writes SRTP to the socket at once (``DirectSender``), and
+  decrypted packets come to ``on_rtp`` straight from the socket callback (``DirectReceiver``; the few
+  that arrive before it starts come through the receiver tap). Payloads are never decoded or encoded.
 * Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``).
 * Remote mDNS candidates are resolved in background tasks, bounded by ``mdns_timeout``: a name nobody
   answers never blocks signaling. End-of-candidates before any candidate is ignored (aioice would fail
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,17 +102,20 @@ class WebRtcLeg:
         self,
         options: WebLegOptions,
         *,
-        on_rtp: Callable[[AiortcRtpPacket], None],
+        on_rtp: aiortc_hooks.RawRtpHandler,
         on_event: Callable[[MediaEvent], None],
         call_id: str = "-",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)`` gets each decrypted packet
+        while connected; ``clock`` is the one ``send()``'s ``now`` comes from (for sender reports)."""
         aiortc_hooks.register_telephone_event()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
         self._state = WebLegState.NEW
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(options.ice_servers)))
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
-        self.track = aiortc_hooks.PacketTrack(8000)
-        aiortc_hooks.attach_packet_track(self._transceiver.sender, self.track)
+        self._sender = aiortc_hooks.attach_direct_sender(self._transceiver.sender, clock=clock)
+        self._receiver = aiortc_hooks.attach_direct_receiver(self._transceiver.receiver, self._direct)
         aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
         if options.include_loopback or options.host_addresses is not None:
             aiortc_hooks.restrict_host_addresses(
@@ -173,9 +179,19 @@ class WebRtcLeg:
         elif state == "closed" and self._state is not WebLegState.CLOSED:
             self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
 
-    def _tapped(self, packet: AiortcRtpPacket) -> bool:
+    def _direct(
+        self, ssrc: int, sequence: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
+    ) -> None:
         if self._state is WebLegState.CONNECTED:
-            self._on_rtp(packet)
+            self._on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)
+
+    def _tapped(self, packet: AiortcRtpPacket) -> bool:
+        """The packets aiortc queued before the direct path started: same handling, never decoded."""
+        if self._state is WebLegState.CONNECTED:
+            self._on_rtp(
+                packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
+                bool(packet.marker), packet.payload,
+            )  # fmt: skip
         return True
 
     # --------------------------------------------------------------------------------------- SDP
@@ -286,12 +302,24 @@ class WebRtcLeg:
 
     # ------------------------------------------------------------------------------------- media
 
-    def send(self, payload: bytes, timestamp: int, payload_type: int | None = None) -> bool:
-        """Queue one payload for the browser (None: the negotiated codec's payload type)."""
-        if self._state is not WebLegState.CONNECTED or not self.track.started:
+    def send(
+        self,
+        payload: bytes,
+        timestamp: int,
+        payload_type: int | None = None,
+        marker: bool = False,
+        now: float | None = None,
+    ) -> bool:
+        """Send one payload to the browser now (None: the negotiated codec's payload type); False when
+        it cannot go (not connected, sender not started or disabled). ``now`` is on the leg's clock."""
+        if self._state is not WebLegState.CONNECTED:
             return False
-        self.track.push(payload, timestamp, payload_type)
-        return True
+        return self._sender.send(payload, timestamp, payload_type, marker, now)
+
+    @property
+    def dropped(self) -> int:
+        """Packets from the browser dropped by the direct path (SRTP check, malformed, unknown type)."""
+        return self._receiver.dropped
 
     @property
     def local(self) -> sdp.SessionDescription | None:
@@ -314,5 +342,5 @@ class WebRtcLeg:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.track.stop()
+        self._sender.idle_track.stop()
         await self._pc.close()

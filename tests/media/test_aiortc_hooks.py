@@ -12,8 +12,10 @@ import inspect
 import aioice
 import aiortc
 from aioice import Connection
+from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.codecs import CODECS
+from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
@@ -48,6 +50,59 @@ def test_sender_internals_exist() -> None:
     assert "payload_type=codec.payloadType" in run
     assert "self._next_encoded_frame(codec)" in run
     assert "self._run_rtp(parameters.codecs[0])" in inspect.getsource(RTCRtpSender.send)
+
+
+def test_direct_sender_internals_exist() -> None:
+    # what _run_rtp writes for audio: the codec's payload type, one payload per frame, extensions: mid only
+    run = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "packet.extensions.mid = self.__mid" in run
+    assert "packet.serialize(self.__rtp_header_extensions_map)" in run
+    assert "if enc_frame.audio_level is not None" in run  # None for packets that are not encoded here
+    assert [e.uri for e in HEADER_EXTENSIONS["audio"]] == [
+        "urn:ietf:params:rtp-hdrext:sdes:mid",
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    ]  # so abs_send_time, also set by _run_rtp, is never written for audio
+    assert "self.__rtp_header_extensions_map.configure(parameters)" in inspect.getsource(RTCRtpSender.send)
+    # what RTCDtlsTransport._send_rtp and aioice do with it
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._state != State.CONNECTED" in send_rtp
+    assert "data = self._tx_srtp.protect(data)" in send_rtp
+    assert "await self.transport._send(data)" in send_rtp
+    assert "self._send = self._connection.send" in inspect.getsource(aiortc.RTCIceTransport.__init__)
+    assert "await self.sendto(data, 1)" in inspect.getsource(Connection.send)
+    sendto = inspect.getsource(Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+    # sender reports: built from private counters, sent through the (wrapped) _send_rtcp
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    assert "packet_count=self.__packet_count & 0xFFFFFFFF" in rtcp
+    assert "self.__lsr = ((self.__ntp_timestamp) >> 16) & 0xFFFFFFFF" in rtcp
+    assert "await self._send_rtcp(packets)" in rtcp
+    init = inspect.getsource(RTCRtpSender.__init__)
+    for name in ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp", "lsr"):
+        assert f"self.__{name}: " in init or f"self.__{name} = " in init, name
+    assert "self.__octet_count += len(payload)" in run  # octet count: payload octets only
+    assert "if not self._enabled:" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+
+
+def test_direct_receiver_internals_exist() -> None:
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv_next
+    assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    assert inspect.getsource(aiortc.rtp.is_rtcp).count("msg[1] >= 192 and msg[1] <= 208") == 1
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in inspect.getsource(
+        StunProtocol.datagram_received
+    )
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(Connection.data_received)
+    assert "self._protocols: list[StunProtocol] = []" in inspect.getsource(Connection.__init__)
+    receive = inspect.getsource(RTCRtpReceiver.receive)
+    assert "self.__decoder_thread.start()" in receive
+    assert "self.__transport._register_rtp_receiver(self, parameters)" in receive
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "if not self._enabled:" in handle
+    assert "if encoded_frame is not None and self.__decoder_thread:" in handle
+    assert "if self.__decoder_thread:" in inspect.getsource(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
 
 
 def test_ice_internals_exist() -> None:
@@ -108,6 +163,67 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
     finally:
         await a.close()
         await b.close()
+
+
+async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_peers() -> None:
+    aiortc_hooks.register_telephone_event()
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        ta = a.addTransceiver("audio", "sendrecv")
+        tb = b.addTransceiver("audio", "sendrecv")
+        caps = RTCRtpSender.getCapabilities("audio").codecs
+        ta.setCodecPreferences(
+            [c for c in caps if c.name in ("PCMU", "telephone-event") and c.clockRate == 8000]
+        )
+        for pc in (a, b):
+            aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
+        sender = aiortc_hooks.attach_direct_sender(ta.sender)
+        got: list[tuple[int, int, int, int, bool, bytes]] = []
+        receiver = aiortc_hooks.attach_direct_receiver(tb.receiver, lambda *fields: got.append(fields))
+        slow: list[AiortcRtpPacket] = []
+        aiortc_hooks.tap_receiver(tb.receiver, lambda p: slow.append(p) or True)
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        for _ in range(200):
+            if sender.started and receiver.started:
+                break
+            await asyncio.sleep(0.01)
+        assert sender.started and receiver.started and sender.payload_type == 0
+        assert tb.receiver._RTCRtpReceiver__decoder_thread is None  # stopped: nothing to decode
+        assert sender.send(b"", 0)  # an empty payload is still a packet (aiortc would send it too)
+        await asyncio.sleep(0.1)
+        assert len(got) == 1 and got[0][5] == b""
+        got.clear()
+        for i in range(10):
+            assert sender.send(bytes([i]) * 160, 1000 + 160 * i, 126 if i == 4 else None, marker=i in (0, 4))
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
+        assert not slow  # nothing took aiortc's queue and receiver path
+        assert [g[5][0] for g in got] == list(range(10)) and all(len(g[5]) == 160 for g in got)
+        assert [g[3] for g in got] == [0, 0, 0, 0, 126, 0, 0, 0, 0, 0]
+        assert [g[4] for g in got] == [i in (0, 4) for i in range(10)]
+        assert [g[2] for g in got] == [1000 + 160 * i for i in range(10)]
+        assert [(g[1] - got[0][1]) % 65536 for g in got] == list(range(10))
+        assert {g[0] for g in got} == {ta.sender._ssrc}
+        streams = tb.receiver._RTCRtpReceiver__remote_streams
+        assert streams[ta.sender._ssrc].packets_received == 11  # receiver reports still have statistics
+        # the sender report carries our counts (RTCP every 0.5-1.5 s): the far end's stats show them
+        for _ in range(40):
+            report = await tb.receiver.getStats()
+            remote = [s for s in report.values() if s.type == "remote-outbound-rtp"]
+            if remote and remote[0].packetsSent == 11:
+                break
+            await asyncio.sleep(0.1)
+        assert remote and remote[0].packetsSent == 11 and remote[0].bytesSent == 1600
+        outbound = [s for s in (await ta.sender.getStats()).values() if s.type == "outbound-rtp"]
+        assert outbound[0].packetsSent == 11 and outbound[0].bytesSent == 1600
+    finally:
+        await a.close()
+        await b.close()
+    assert not sender.send(b"x", 0)  # closed: nothing goes
 
 
 async def test_without_the_loopback_knob_aioice_gathers_no_loopback_candidate() -> None:

@@ -19,6 +19,7 @@ from tests.media.bridge_harness import allocator
 
 PCMU = choice.known("PCMU")
 OPUS = choice.known("opus")
+PCMA = choice.known("PCMA")
 TE = choice.SIP_EVENT
 
 
@@ -65,6 +66,24 @@ def test_same_codec_is_forwarded_untouched_and_loss_is_counted() -> None:
     assert first[0].payload == payload and first[0].payload_type is None and first[0].marker
     assert (second[0].timestamp - first[0].timestamp) % 2**32 == 480
     assert path.passthrough and path.stats().lost == 2 and path.stats().transcoded == 0
+
+
+def test_forward_audio_is_feed_for_pass_through_audio_and_declines_the_rest_uncounted() -> None:
+    fast, slow = _path({0: PCMU, 8: PCMA, 101: TE}, PCMU), _path({0: PCMU, 8: PCMA, 101: TE}, PCMU)
+    payload = ulaw_encode(sine(600, seconds=0.02))
+    mapped, fed = [], []
+    for seq, ts, now in ((100, 1000, 0.0), (103, 1480, 0.06), (104, 1640, 0.08)):
+        mapped.append(fast.forward_audio(5, seq, ts, 0, now))
+        fed.append(slow.feed(5, seq, ts, 0, False, payload, now)[0][0].timestamp)
+    assert [(m - mapped[0]) % 2**32 for m in mapped] == [(f - fed[0]) % 2**32 for f in fed] == [0, 480, 640]
+    assert fast.stats() == slow.stats() and fast.stats().lost == 2
+    before = fast.stats()
+    assert fast.forward_audio(5, 105, 1800, 101, 0.1) == -1  # an event: feed() handles it
+    assert fast.forward_audio(5, 105, 1800, 8, 0.1) == -1  # another codec: transcoded by feed()
+    assert fast.forward_audio(5, 105, 1800, 99, 0.1) == -1  # unknown: dropped (and counted) by feed()
+    fast.enabled = False
+    assert fast.forward_audio(5, 105, 1800, 0, 0.1) == -1  # held: feed() drops and counts it
+    assert fast.stats() == before
 
 
 def test_other_codec_is_transcoded_into_20_ms_frames() -> None:
