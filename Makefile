@@ -5,24 +5,24 @@ BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test test-deps system-deps typecheck lint bench clean
+.PHONY: run call-bench test test-deps system-deps typecheck lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps: reinstall only when pyproject.toml changes.
+# Stamps: reinstall only when pyproject.toml changes. The demo desk phone (pjsua2) is optional.
 $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[demo]' || $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $@ $(VENV)/.stamp-run
 
-## run: install into .venv and start the gateway with $(CONFIG)
+## run: install into .venv and start the gateway with $(CONFIG) and the demo desk phone (extension 2000)
 run: $(VENV)/.stamp-run
-	$(BIN)/sip-webrtc-gateway run -c $(CONFIG)
+	BIN=$(BIN) CONFIG=$(CONFIG) scripts/demo
 
 ## test: install what the tests need (pip, and Debian packages when root) and run the whole suite
 test: test-deps
@@ -42,6 +42,10 @@ lint: $(VENV)/.stamp-test
 
 bench: $(VENV)/.stamp-run
 	$(BIN)/python bench/sdp_bench.py
+
+## call-bench: call setup time and the gateway's added latency at 1 and 20 calls/s (needs sipp)
+call-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/call_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis build *.egg-info

@@ -129,6 +129,14 @@ class BrowserPeer:
         if not self.raw:
             self._tasks.append(asyncio.ensure_future(self._listen()))
 
+    async def answer(self, offer: str) -> str:
+        """Answer an offer (the gateway's, for a call from a phone); returns the answer SDP."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if not self.raw:
+            self._tasks.append(asyncio.ensure_future(self._listen()))
+        return str(self.pc.localDescription.sdp)
+
     async def connected(self, timeout: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

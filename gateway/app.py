@@ -1,21 +1,31 @@
 """The one place that wires the gateway's parts together and owns start-up and graceful shutdown.
 
-Start-up order: HTTP (health, later browser signaling), then the SIP user agent (transports,
-registrations of the users with PBX credentials).
-Shutdown runs the same list backwards; `close()` is idempotent.
+Start-up order: the identity map and presence, the RTP port allocator, the call driver
+(gateway/runtime) over one CallRegistry; HTTP (health, the softphone page, WebSocket signaling and
+the HTTP offer/answer API, served by the driver); then the SIP user agent (transports,
+registrations of the users with PBX credentials), whose incoming calls go to the driver.
+Shutdown runs the list backwards: the driver stops accepting calls and ends every call (BYE,
+CANCEL, 480) and closes the bridges; the UA unregisters and closes; HTTP closes last.
+`close()` is idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
-from gateway.identity import InMemoryPresence, identity_map_from_config
+from gateway.identity import IdentityMap, InMemoryPresence, identity_map_from_config
+from gateway.media.bridge_settings import BridgeSettings, settings_from_config
+from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app
+from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 
 logger = logging.getLogger(__name__)
@@ -30,22 +40,64 @@ class Gateway:
         self._closed = False
         self.http: HttpServer | None = None
         self.sip: UserAgent | None = None
+        self.presence = InMemoryPresence()
+        self.identities: IdentityMap = identity_map_from_config(config, self.presence)
+        ports = config.media.rtp_ports
+        self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
+        self.driver = CallDriver(
+            CallRegistry(CallSettings.from_config(config)), self.identities, self._bridge_settings, config
+        )
+
+    def _bridge_settings(self, call_id: str) -> BridgeSettings:
+        """One call's media settings. RTP binds to the SIP listen host; a gateway on loopback serves
+        browsers on this machine only, so its web legs gather 127.0.0.1."""
+        host = self.config.sip.listen[0].host.strip("[]") if self.config.sip.listen else "127.0.0.1"
+        settings = settings_from_config(self.config, self.ports, call_id=call_id, bind_host=host)
+        if _is_loopback(host):
+            settings = loopback_bridge_settings(settings)
+        return settings
 
     async def start(self) -> None:
         health = HealthSource(started_at=self._started_at, clock=self._clock, details=self._health_details)
-        self.http = HttpServer(build_app(health), self.config.http.host, self.config.http.port)
+        app = build_app(health)
+        add_signaling_routes(
+            app,
+            call_service=self.driver,
+            offer_service=OfferApi(self.driver),
+            identity=self.identities,
+            presence=self.presence,
+            config=self.config,
+        )
+        self.http = HttpServer(app, self.config.http.host, self.config.http.port)
         await self.http.start()
         self._closers.append(self.http.close)
-        identities = identity_map_from_config(self.config, InMemoryPresence())
-        registrations = registrations_for_users(await identities.store.all_users(), self.config.pbx)
-        self.sip = UserAgent(UASettings.from_config(self.config, registrations))
+        registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
+        self.sip = UserAgent(
+            UASettings.from_config(self.config, registrations),
+            on_incoming_call=self.driver.on_incoming_call,
+            on_registration=self.driver.on_registration,
+        )
         self._closers.append(self.sip.close)
         await self.sip.start()
+        self.driver.attach_ua(self.sip)
+        self._closers.append(self.driver.close)
         logger.info("gateway started")
+
+    @property
+    def http_url(self) -> str:
+        """The first URL the HTTP server listens on (its real port when the config asked for 0)."""
+        return self.http.urls[0] if self.http is not None and self.http.urls else ""
+
+    @property
+    def sip_address(self) -> tuple[str, int]:
+        """Where the SIP user agent is reached (host, port)."""
+        if self.sip is None:
+            raise RuntimeError("the gateway is not started")
+        return self.sip.endpoint.host, self.sip.endpoint.port or 5060
 
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
-        return {"calls": 0, "sip": {"registrations": registrations}}
+        return {"calls": self.driver.calls, "sip": {"registrations": registrations}}
 
     async def close(self) -> None:
         if self._closed:
@@ -59,6 +111,13 @@ class Gateway:
                 logger.exception("error while closing %r", closer)
         self._closers.clear()
         logger.info("gateway stopped")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:

@@ -180,6 +180,9 @@ class Phone:
                     action()
                 except pj.Error as exc:  # e.g. the call ended while the timer waited
                     self.emit("error", cmd=None, message=exc.info())
+                # A timer's closure may hold a Call: kept alive here it would be destroyed only after
+                # libDestroy (in shutdown), and pjsua aborts the process on it.
+                del action
             self._release_ended_calls()
         self.shutdown()
 

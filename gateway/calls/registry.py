@@ -90,6 +90,16 @@ class CallRegistry:
         self._by_session.pop(session_id, None)
         return commands
 
+    def discard(self, call_id: str) -> None:
+        """Forget a call whatever its state (the driver tore it down after an unexpected error)."""
+        if self._calls.pop(call_id, None) is None:
+            return
+        for session_id, ids in list(self._by_session.items()):
+            ids.discard(call_id)
+            if not ids:
+                del self._by_session[session_id]
+        logger.warning("call=%s discarded", call_id)
+
     def _start(self, event: WebDial | SipIncomingInvite) -> tuple[str, list[Command]]:
         call_id = self._new_call_id()
         if call_id in self._calls:

@@ -240,6 +240,20 @@ class Ended:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SipRegistration:
+    """The state of the gateway's registration of this user's SIP identity at the PBX (`pbx.register`):
+    sent after login when there is one, and on every change. `state`: registered, registering,
+    retry wait, failed, unregistered..."""
+
+    aor: str
+    state: str
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "sip_registration", "aor": self.aor, "state": self.state, "reason": self.reason}
+
+
 Event = (
     Incoming
     | Offer
@@ -252,6 +266,7 @@ Event = (
     | IceCandidate
     | Ended
     | ErrorMessage
+    | SipRegistration
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -266,6 +281,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "ice",
     "ended",
     "error",
+    "sip_registration",
 )
 
 

@@ -58,9 +58,9 @@ class HttpServer:
         self._site: web.TCPSite | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app)
+        self._runner = web.AppRunner(self._app, shutdown_timeout=2.0)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self._host, self._port, shutdown_timeout=2.0)
+        self._site = web.TCPSite(self._runner, self._host, self._port)
         await self._site.start()
         logger.info("HTTP listening on %s", ", ".join(self.urls))
 

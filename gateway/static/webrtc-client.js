@@ -148,6 +148,8 @@ export class GatewayClient extends EventTarget {
       call._onEvent(message);
     } else if (message.type === "error" && !message.call_id) {
       emit(this, "error", new GatewayError(message.code, message.message, message.field));
+    } else if (message.type === "sip_registration") {
+      emit(this, "sip_registration", message); // the gateway's registration of this user at the PBX
     } else if (message.call_id) {
       const early = this._early.get(message.call_id) || [];
       early.push(message);

@@ -212,6 +212,10 @@ def test_event_encoding() -> None:
             ev.ErrorMessage("forbidden", "no", "to", 3, "c1"),
             {"type": "error", "id": 3, "code": "forbidden", "message": "no", "field": "to", "call_id": "c1"},
         ),
+        (
+            ev.SipRegistration("sip:1001@pbx", "registered", "200 OK"),
+            {"type": "sip_registration", "aor": "sip:1001@pbx", "state": "registered", "reason": "200 OK"},
+        ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),
     ]

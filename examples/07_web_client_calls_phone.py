@@ -1,0 +1,66 @@
+"""Example 7: a web user calls a desk phone through the gateway.
+
+Run it from anywhere:  python examples/07_web_client_calls_phone.py   (needs pjsua2 for the desk phone)
+
+It starts a pjsua2 desk phone (extension 2000, plays 440 Hz) and a whole gateway in this process whose
+PBX is that phone. An aiortc client logs in as alice on the gateway's WebSocket, calls 2000 with its
+WebRTC offer (it sends 1000 Hz), gets `connected` with the gateway's answer, hears the phone's tone,
+sends DTMF 1 2 3, and hangs up. The phone reports the call, the digits and the hangup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from media_peers import BrowserPeer, heard
+from phone_remote import Phone, free_udp_port
+from web_user import WebUser, demo_config, hear
+
+from gateway.app import Gateway
+
+
+async def main() -> int:
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        print("pjsua2 is not installed (pip install pjsua2-python); nothing to do")
+        for line in ("the example needs:", "  a desk phone (pjsua2)", "  the gateway", "  aiortc"):
+            print(line)
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    port = free_udp_port()
+    phone = await Phone.start(port)
+    gateway = Gateway(demo_config(port))
+    peer = BrowserPeer(1000)
+    try:
+        await gateway.start()
+        print(f"1. desk phone 2000 on 127.0.0.1:{port}; gateway at {gateway.http_url}")
+        async with WebUser(gateway.http_url, "alice", "alice-demo") as alice:
+            print("2. alice logged in on the WebSocket")
+            ack = await alice.request({"type": "call", "to": "2000", "sdp": await peer.offer()})
+            call_id = ack["call_id"]
+            print(f"3. call {call_id} to 2000 placed")
+            connected = await alice.next("connected")
+            await peer.accept(connected["sdp"])
+            incoming = await phone.wait_for("incoming")
+            print(f"4. connected; the phone got a call from {incoming['from']}")
+            print(f"5. alice hears the phone's 440 Hz: {await hear(peer, 440, heard)}")
+            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "123"})
+            digits = [(await phone.wait_for("dtmf"))["digit"] for _ in range(3)]
+            print(f"6. DTMF sent; the phone received {' '.join(digits)}")
+            await alice.request({"type": "hangup", "call_id": call_id})
+            ended = await alice.next("ended")
+            state = await phone.wait_for("state", state="DISCONNECTED")
+            print(f"7. hung up: ended {ended['reason']}; the phone says {state['state']} {state['reason']}")
+    finally:
+        await peer.close()
+        await gateway.close()
+        await phone.stop()
+    print("8. gateway and phone stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,68 @@
+"""Example 8: a desk phone calls a web user through the gateway.
+
+Run it from anywhere:  python examples/08_phone_calls_web_user.py   (needs pjsua2 for the desk phone)
+
+A whole gateway runs in this process; alice logs in on its WebSocket with an aiortc client (it sends
+1000 Hz). A pjsua2 desk phone (2000, plays 440 Hz) calls sip:1001@<gateway> - alice's number. alice
+gets `incoming`, accepts it, answers the gateway's WebRTC `offer`, and is `connected`; she hears the
+phone, the phone hangs up, and alice gets `ended` (remote_hangup).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from media_peers import BrowserPeer, heard
+from phone_remote import Phone, free_udp_port
+from web_user import WebUser, demo_config, hear
+
+from gateway.app import Gateway
+
+
+async def main() -> int:
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        print("pjsua2 is not installed (pip install pjsua2-python); nothing to do")
+        for line in ("the example needs:", "  a desk phone (pjsua2)", "  the gateway", "  aiortc"):
+            print(line)
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    port = free_udp_port()
+    phone = await Phone.start(port)
+    gateway = Gateway(demo_config(port))
+    peer = BrowserPeer(1000)
+    try:
+        await gateway.start()
+        host, sip_port = gateway.sip_address
+        print(f"1. gateway: SIP on {host}:{sip_port}, web at {gateway.http_url}")
+        async with WebUser(gateway.http_url, "alice", "alice-demo") as alice:
+            print("2. alice logged in: the gateway now rings her for sip:1001")
+            await phone.send("call", uri=f"sip:1001@{host}:{sip_port}")
+            incoming = await alice.next("incoming")
+            call_id = incoming["call_id"]
+            print(f"3. alice's browser rings: call {call_id} from {incoming['from']}")
+            await alice.request({"type": "answer", "call_id": call_id})
+            offer = await alice.next("offer")
+            await alice.request(
+                {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
+            )
+            await alice.next("connected")
+            await phone.wait_for("state", state="CONFIRMED")
+            print("4. answered: alice is connected, the phone says CONFIRMED")
+            print(f"5. alice hears the phone's 440 Hz: {await hear(peer, 440, heard)}")
+            await phone.send("hangup")
+            ended = await alice.next("ended")
+            print(f"6. the phone hung up: alice's call ended ({ended['reason']})")
+    finally:
+        await peer.close()
+        await gateway.close()
+        await phone.stop()
+    print("7. gateway and phone stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

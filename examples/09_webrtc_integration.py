@@ -1,0 +1,98 @@
+"""Example 9: the full flow - a desk phone calls a web user, and a web user calls the desk phone
+through the HTTP offer/answer API (no WebSocket: a click-to-call button, a kiosk).
+
+Run it from anywhere:  python examples/09_webrtc_integration.py   (needs pjsua2 for the desk phone)
+
+Part 1: alice is logged in on the WebSocket; the desk phone (2000) calls her (sip:1001@<gateway>); she
+answers, hears the phone, and hangs up. Part 2: an aiortc client POSTs its offer to /webrtc/offer with
+Basic credentials and metadata {"dial": "2000"}; the gateway calls the phone and answers the POST
+once the phone answered; audio flows; POST /webrtc/close ends the phone's call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+
+import aiohttp
+from media_peers import BrowserPeer, heard
+from phone_remote import Phone, free_udp_port
+from web_user import WebUser, demo_config, hear
+
+from gateway.app import Gateway
+
+BASIC = "Basic " + base64.b64encode(b"alice:alice-demo").decode()
+
+
+async def phone_calls_web_user(gateway: Gateway, phone: Phone) -> None:
+    host, sip_port = gateway.sip_address
+    peer = BrowserPeer(1000)
+    try:
+        async with WebUser(gateway.http_url, "alice", "alice-demo") as alice:
+            await phone.send("call", uri=f"sip:1001@{host}:{sip_port}")
+            incoming = await alice.next("incoming")
+            call_id = incoming["call_id"]
+            print(f"1. the desk phone calls alice: incoming from {incoming['from']}")
+            await alice.request({"type": "answer", "call_id": call_id})
+            offer = await alice.next("offer")
+            await alice.request(
+                {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
+            )
+            await alice.next("connected")
+            print(f"2. alice answered and hears the phone: {await hear(peer, 440, heard)}")
+            await alice.request({"type": "hangup", "call_id": call_id})
+            state = await phone.wait_for("state", state="DISCONNECTED")
+            print(f"3. alice hung up; the phone says {state['state']}")
+    finally:
+        await peer.close()
+
+
+async def web_user_calls_phone_over_http(gateway: Gateway, phone: Phone) -> None:
+    peer = BrowserPeer(1000)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": BASIC}) as http:
+            body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+            async with http.post(f"{gateway.http_url}/webrtc/offer", json=body) as response:
+                answer = await response.json()
+            print(
+                f"4. POST /webrtc/offer dialling 2000: HTTP {response.status}, session {answer['session_id']}"
+            )
+            await peer.accept(answer["sdp"]["sdp"])
+            await phone.wait_for("state", state="CONFIRMED")
+            print(f"5. the phone answered; the HTTP client hears it: {await hear(peer, 440, heard)}")
+            close = {"session_id": answer["session_id"]}
+            async with http.post(f"{gateway.http_url}/webrtc/close", json=close) as response:
+                print(f"6. POST /webrtc/close: HTTP {response.status}")
+            state = await phone.wait_for("state", state="DISCONNECTED")
+            print(f"7. the phone's call ended: {state['state']} {state['reason']}")
+    finally:
+        await peer.close()
+
+
+async def main() -> int:
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        print("pjsua2 is not installed (pip install pjsua2-python); nothing to do")
+        for line in ("the example needs:", "  a desk phone (pjsua2)", "  the gateway", "  aiortc"):
+            print(line)
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    port = free_udp_port()
+    phone = await Phone.start(port)
+    gateway = Gateway(demo_config(port))
+    try:
+        await gateway.start()
+        await phone_calls_web_user(gateway, phone)
+        await web_user_calls_phone_over_http(gateway, phone)
+    finally:
+        await gateway.close()
+        await phone.stop()
+    print("8. gateway and phone stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

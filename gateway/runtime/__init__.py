@@ -1,0 +1,21 @@
+"""The driver: carries out the call layer's commands with the SIP UA, the media bridges, the browser
+sessions and timers, and feeds back what happens (see gateway/runtime/driver.py).
+
+    driver = CallDriver(registry, identities, bridge_settings, config)
+    add_signaling_routes(app, call_service=driver, offer_service=OfferApi(driver), ...)
+    ua = UserAgent(settings, on_incoming_call=driver.on_incoming_call, on_registration=driver.on_registration)
+    driver.attach_ua(ua)
+"""
+
+from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.driver import CallDriver, loopback_bridge_settings
+from gateway.runtime.offers import HttpSession, OfferApi, http_status_for
+
+__all__ = [
+    "CallDriver",
+    "CallRuntime",
+    "HttpSession",
+    "OfferApi",
+    "http_status_for",
+    "loopback_bridge_settings",
+]

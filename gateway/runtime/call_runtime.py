@@ -1,0 +1,357 @@
+"""`CallRuntime`: carries out one call's commands and feeds back what happens, in one task.
+
+How it works: every input of the call (an event from the browser, the SIP UA, the media bridge or a
+timer; a trickled browser candidate) goes onto the call's queue. One worker task takes them in order,
+hands events to the `CallRegistry` and runs the commands that come back, one after the other:
+SIP commands through the UA's call object, media commands on the call's `MediaBridge` (their
+results are queued as the next events: `MediaSipOfferReady`...), browser commands through the
+session's `SessionSink.send_event`, timers with `loop.call_later`. Requests that wait on the
+network (BYE, re-INVITE, INFO) run as background tasks and queue their outcome.
+
+Supervision: an event the machine refuses (`CallError`) is logged and dropped (or reported to the
+browser request that caused it); any other exception is logged with `call=<id>` and ends this call
+only: the machine is asked to fail the call (`MediaFailed`), and if that fails too the call is
+torn down directly (SIP CANCEL/BYE/500, bridge closed, browsers told `ended`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sdp
+from gateway.calls import CallError, CallRegistry, CallState, TimerName
+from gateway.calls import commands as cmd
+from gateway.calls import events as ev
+from gateway.calls.states import CallDirection
+from gateway.config.values import DtmfMode
+from gateway.media.bridge import MediaBridge
+from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.media.errors import DtmfError, MediaError
+from gateway.media.events import DtmfReceived, Leg, MediaEvent
+from gateway.runtime.sip_side import SipSide
+from gateway.runtime.translate import SignalMapper, media_to_call_event
+from gateway.signaling import events as sig
+from gateway.signaling.service import SessionSink
+from gateway.sip import UserAgent
+from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.ua_events import set_direction
+
+logger = logging.getLogger(__name__)
+
+
+class RuntimeHost(Protocol):
+    """What a call's runtime needs from the driver."""
+
+    registry: CallRegistry
+    dtmf_mode: DtmfMode
+
+    @property
+    def ua(self) -> UserAgent: ...
+
+    def session(self, session_id: str) -> SessionSink | None: ...
+
+    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge: ...
+
+    def runtime_done(self, runtime: CallRuntime) -> None: ...
+
+
+@dataclass(slots=True)
+class _Input:
+    event: ev.Event | None = None
+    commands: list[cmd.Command] = field(default_factory=list)
+    candidate: tuple[sdp.IceCandidateInit | None] | None = None
+    reply: asyncio.Future[None] | None = None
+
+
+class CallRuntime:
+    def __init__(self, call_id: str, direction: CallDirection, host: RuntimeHost) -> None:
+        self.call_id = call_id
+        self.direction = direction
+        self._host = host
+        self.sip = SipSide(call_id, direction, self.feed_nowait, self._spawn, lambda: host.ua)
+        self.bridge: MediaBridge | None = None
+        self._signals = SignalMapper(direction)
+        self._queue: asyncio.Queue[_Input] = asyncio.Queue()
+        self._timers: dict[TimerName, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._candidates: list[sdp.IceCandidateInit | None] = []
+        self._web_ready = False
+        self._finished = False
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"call-{call_id}")
+
+    def __repr__(self) -> str:
+        return f"<CallRuntime {self.call_id} {self.direction.value}>"
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def feed_nowait(self, event: ev.Event) -> None:
+        if not self._finished:
+            self._queue.put_nowait(_Input(event=event))
+
+    async def feed(self, event: ev.Event) -> None:
+        """Hand `event` to the machine and wait until it was handled (its `CallError` is raised here)."""
+        if self._finished:
+            raise CallError(f"call {self.call_id} is over")
+        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Input(event=event, reply=reply))
+        await reply
+
+    def run_commands(self, commands: list[cmd.Command]) -> None:
+        self._queue.put_nowait(_Input(commands=commands))
+
+    def add_candidate(self, candidate: sdp.IceCandidateInit | None) -> None:
+        if not self._finished:
+            self._queue.put_nowait(_Input(candidate=(candidate,)))
+
+    def attach_sip(self, call: SipCall) -> None:
+        self.sip.attach(call)
+
+    # --- the worker --------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while not self._finished:
+                item = await self._queue.get()
+                try:
+                    await self._step(item)
+                except Exception as exc:
+                    logger.exception("call=%s failed; ending this call", self.call_id)
+                    if item.reply is not None and not item.reply.done():
+                        item.reply.set_exception(exc)
+                    await self._fail(str(exc) or type(exc).__name__)
+                if self.call_id not in self._host.registry:
+                    self._finished = True
+        finally:
+            await self._cleanup()
+
+    async def _step(self, item: _Input) -> None:
+        if item.candidate is not None:
+            await self._candidate(item.candidate[0])
+            return
+        commands = item.commands
+        if item.event is not None:
+            if self.call_id not in self._host.registry:
+                if item.reply is not None:
+                    item.reply.set_exception(CallError(f"call {self.call_id} is over"))
+                return
+            try:
+                commands = self._host.registry.handle(self.call_id, item.event)
+            except CallError as exc:
+                if item.reply is not None:
+                    item.reply.set_exception(exc)
+                else:
+                    logger.warning("call=%s %s refused: %s", self.call_id, type(item.event).__name__, exc)
+                return
+            if item.reply is not None:
+                item.reply.set_result(None)
+        for command in commands:
+            await self._execute(command)
+
+    async def _fail(self, reason: str) -> None:
+        """End this call after an unexpected error, through the machine if it still can."""
+        if self.call_id in self._host.registry:
+            try:
+                for command in self._host.registry.handle(
+                    self.call_id, ev.MediaFailed(f"internal error: {reason}")
+                ):
+                    await self._execute(command)
+                return
+            except Exception:
+                logger.exception("call=%s could not be ended by the machine; tearing it down", self.call_id)
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        registry = self._host.registry
+        sessions: frozenset[str] = frozenset()
+        if self.call_id in registry:
+            sessions = registry.get(self.call_id).sessions
+            registry.discard(self.call_id)
+        for session_id in sessions:
+            with contextlib.suppress(Exception):
+                await self._send(
+                    session_id, sig.Ended(self.call_id, "media_failed", "The gateway failed", None)
+                )
+        self.sip.teardown()
+        self._finished = True
+
+    async def _cleanup(self) -> None:
+        self._finished = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.bridge.close()
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item.reply is not None and not item.reply.done():
+                item.reply.set_exception(CallError(f"call {self.call_id} is over"))
+        self._host.runtime_done(self)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Wait for the worker and the SIP requests still out (a BYE), then cancel what is left."""
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._worker), timeout)
+        if not self._worker.done():
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call=%s background task failed", self.call_id, exc_info=task.exception())
+
+    # --- commands out ------------------------------------------------------------------------------
+    async def _execute(self, command: cmd.Command) -> None:
+        logger.debug("call=%s command %s", self.call_id, type(command).__name__)
+        match command:
+            case (
+                cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
+                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf()
+            ):  # fmt: skip
+                await self.sip.execute(command)
+            case cmd.StartTimer(name=name, seconds=seconds):
+                self._cancel_timer(name)
+                loop = asyncio.get_running_loop()
+                self._timers[name] = loop.call_later(seconds, self._timer_fired, name)
+            case cmd.CancelTimer(name=name):
+                self._cancel_timer(name)
+            case (
+                cmd.NotifyIncoming() | cmd.StopRinging() | cmd.NotifyRinging() | cmd.NotifyEarlyMedia()
+                | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
+                | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
+            ):  # fmt: skip
+                for event in self._signals.events(command):
+                    await self._send(command.session_id, event)
+            case _:
+                await self._media_command(command)
+
+    async def _send(self, session_id: str, event: sig.Event) -> None:
+        session = self._host.session(session_id)
+        if session is None:
+            logger.debug(
+                "call=%s session %s gone: %s dropped", self.call_id, session_id, type(event).__name__
+            )
+            return
+        await session.send_event(event)
+
+    def _cancel_timer(self, name: TimerName) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _timer_fired(self, name: TimerName) -> None:
+        self._timers.pop(name, None)
+        self.feed_nowait(ev.TimerFired(name))
+
+    # --- media ---------------------------------------------------------------------------------------
+    def _media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
+            if self._host.dtmf_mode is DtmfMode.INFO:
+                self.sip.send_info(*MediaBridge.info_body(event))
+            return
+        translated = media_to_call_event(event)
+        if translated is not None:
+            self.feed_nowait(translated)
+        else:
+            logger.debug("call=%s media %r", self.call_id, event)
+
+    async def _media_command(self, command: cmd.Command) -> None:
+        if isinstance(command, cmd.CreateBridge):
+            if self.bridge is None:
+                self.bridge = self._host.new_bridge(self.call_id, self._media_event)
+            return
+        bridge = self.bridge
+        if isinstance(command, cmd.CloseBridge):
+            if bridge is not None:
+                await bridge.close()
+            return
+        if bridge is None:
+            raise CallError(f"call {self.call_id}: {type(command).__name__} without a bridge")
+        try:
+            reply = await self._media_reply(bridge, command)
+        except (sdp.SdpError, MediaError) as exc:
+            status = exc.sip_status if isinstance(exc, sdp.SdpError) else None
+            logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
+            self.feed_nowait(ev.MediaFailed(str(exc) or type(exc).__name__, _failure_status(status)))
+            return
+        if reply is not None:
+            self.feed_nowait(reply)
+
+    async def _media_reply(self, bridge: MediaBridge, command: cmd.Command) -> ev.Event | None:
+        match command:
+            case cmd.MediaOfferToSip(web_sdp=web_sdp):
+                return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
+            case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
+                if self.direction is CallDirection.INBOUND:  # the answer to our hold re-INVITE
+                    return None
+                answer = await bridge.answer_from_sip(sip_sdp)
+                await self._web_became_ready(bridge)
+                return ev.MediaWebAnswerReady(answer)
+            case cmd.MediaOfferToWeb(sip_sdp=sip_sdp):
+                offer = await bridge.offer_to_web(sip_sdp)
+                await self._web_became_ready(bridge)
+                return ev.MediaWebOfferReady(offer)
+            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
+                return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
+            case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
+                return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
+            case cmd.MediaSipReoffer(hold=hold):
+                # The bridge makes no re-offers: our last SIP SDP with the direction changed (RFC 3264 §8.4).
+                local = self.sip.local_sdp()
+                if not local:
+                    raise MediaError("no SIP description to re-offer")
+                return ev.MediaSipOfferReady(set_direction(local, "sendonly" if hold else "sendrecv"))
+            case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
+                try:
+                    bridge.send_dtmf(digit, Leg.SIP, duration_ms=duration)
+                except DtmfError:
+                    self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
+                return None
+        raise CallError(f"call {self.call_id}: unknown command {command!r}")
+
+    async def _web_became_ready(self, bridge: MediaBridge) -> None:
+        self._web_ready = True
+        pending, self._candidates = self._candidates, []
+        for candidate in pending:
+            await self._add_candidate(bridge, candidate)
+
+    async def _candidate(self, candidate: sdp.IceCandidateInit | None) -> None:
+        if self.bridge is None or not self._web_ready:
+            self._candidates.append(candidate)  # the web leg has no description yet
+            return
+        await self._add_candidate(self.bridge, candidate)
+
+    async def _add_candidate(self, bridge: MediaBridge, candidate: sdp.IceCandidateInit | None) -> None:
+        try:
+            await bridge.add_web_candidate(
+                candidate if candidate is not None else sdp.IceCandidateInit(None, sdp_mline_index=0)
+            )
+        except (MediaError, sdp.SdpError, ValueError) as exc:
+            logger.info("call=%s browser candidate refused: %s", self.call_id, exc)
+
+    def state(self) -> CallState | None:
+        registry = self._host.registry
+        return registry.get(self.call_id).state if self.call_id in registry else None
+
+
+def _failure_status(status: int | None) -> int | None:
+    return status if status is not None and 400 <= status <= 699 else None

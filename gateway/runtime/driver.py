@@ -1,0 +1,322 @@
+"""`CallDriver`: the call layer's I/O. It implements `CallService` (WebSocket sessions) and
+`OfferService` (the HTTP offer/answer API) over one `CallRegistry`, and takes the UA's incoming calls.
+
+Each call gets a `CallRuntime` (gateway/runtime/call_runtime.py) that runs its commands and feeds
+back its events in one task, so one call failing ends that call only. The driver's own job is the
+entry points: browser requests become call events (and a refused event becomes a signaling error),
+new INVITEs are resolved through the identity map (presence tells who is online) and become
+`SipIncomingInvite`, and shutdown ends every call (CANCEL, BYE, 480) before the UA closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
+from typing import Any
+
+import sdp
+from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession
+from gateway.calls import commands as cmd
+from gateway.calls import events as ev
+from gateway.calls.states import CallDirection, RejectKind
+from gateway.config import Config
+from gateway.identity import IdentityMap, WebUser
+from gateway.media.bridge import MediaBridge
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.events import MediaEvent
+from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.offers import HttpSession
+from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
+from gateway.signaling.events import SipRegistration
+from gateway.signaling.service import JsonValue, OfferResult, SessionSink
+from gateway.sip import UserAgent
+from gateway.sip.incoming import IncomingCall
+from gateway.sip.registrar_client import RegistrationChanged
+
+logger = logging.getLogger(__name__)
+
+BridgeFactory = Callable[[str], BridgeSettings]  # call id -> that call's bridge settings
+
+
+class CallDriver:
+    def __init__(
+        self,
+        registry: CallRegistry,
+        identity: IdentityMap,
+        bridge_settings: BridgeFactory,
+        config: Config,
+    ) -> None:
+        self.registry = registry
+        self.identity = identity
+        self.dtmf_mode = config.sip.dtmf_mode
+        self._bridge_settings = bridge_settings
+        self._ua: UserAgent | None = None
+        self._sessions: dict[str, SessionSink] = {}
+        self._http: dict[str, HttpSession] = {}
+        self._runtimes: dict[str, CallRuntime] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
+        self._reg_reasons: dict[str, str] = {}
+
+    # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
+    @property
+    def ua(self) -> UserAgent:
+        if self._ua is None:
+            raise RuntimeError("the driver has no SIP user agent yet")
+        return self._ua
+
+    def attach_ua(self, ua: UserAgent) -> None:
+        self._ua = ua
+        self.registrations = dict(ua.registration_states())
+
+    def session(self, session_id: str) -> SessionSink | None:
+        return self._sessions.get(session_id)
+
+    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
+        return MediaBridge(self._bridge_settings(call_id), on_event)
+
+    def runtime_done(self, runtime: CallRuntime) -> None:
+        if self._runtimes.get(runtime.call_id) is runtime:
+            del self._runtimes[runtime.call_id]
+
+    @property
+    def calls(self) -> int:
+        return len(self.registry)
+
+    def _start_runtime(
+        self, call_id: str, direction: CallDirection, commands: list[cmd.Command]
+    ) -> CallRuntime:
+        runtime = CallRuntime(call_id, direction, self)
+        self._runtimes[call_id] = runtime
+        runtime.run_commands(commands)
+        return runtime
+
+    def _runtime(self, call_id: str) -> CallRuntime:
+        runtime = self._runtimes.get(call_id)
+        if runtime is None or runtime.finished or call_id not in self.registry:
+            raise NotFound(f"no call {call_id!r}", field="call_id")
+        return runtime
+
+    async def _feed(self, call_id: str, event: ev.Event) -> None:
+        """Feed a browser request's event; the machine's refusal becomes a signaling error."""
+        try:
+            await self._runtime(call_id).feed(event)
+        except (UnknownCall, WrongSession):
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id") from None
+        except IllegalEvent as exc:
+            raise Conflict(str(exc), field="call_id") from None
+        except CallError as exc:
+            raise BadRequest(str(exc)) from None
+
+    # --- CallService -------------------------------------------------------------------------------
+    async def session_opened(self, session: SessionSink) -> None:
+        self._sessions[session.id] = session
+        logger.info("session %s of %s opened", session.id, session.user.id)
+        aor = session.user.aor.aor
+        if aor in self.registrations:  # the user's SIP identity is registered by the gateway
+            await session.send_event(
+                SipRegistration(aor, self.registrations[aor], self._reg_reasons.get(aor, ""))
+            )
+
+    async def session_closed(self, session: SessionSink) -> None:
+        """Each call of the session hears WebDisconnected in its own task (as registry.session_closed)."""
+        for call_id in self.registry.calls_of(session.id):
+            runtime = self._runtimes.get(call_id)
+            if runtime is None:
+                continue
+            try:
+                await runtime.feed(ev.WebDisconnected(session.id))
+            except CallError as exc:
+                logger.info("call=%s disconnect of %s: %s", call_id, session.id, exc)
+        self._sessions.pop(session.id, None)
+        logger.info("session %s of %s closed", session.id, session.user.id)
+
+    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
+        if not self._accepting:
+            raise ServiceError("the gateway is shutting down", code="unavailable", http_status=503)
+        try:
+            call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp))
+        except CallError as exc:
+            raise BadRequest(str(exc), field="to") from None
+        if call_id not in self.registry:  # refused at once by policy: no SIP at all
+            error = next((c for c in commands if isinstance(c, cmd.NotifyError)), None)
+            message = error.message if error is not None else "the call was refused"
+            if error is not None and error.code == "destination_not_allowed":
+                raise Forbidden(message, field="to")
+            raise BadRequest(message, field="to", code=error.code if error is not None else None)
+        self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+        return call_id
+
+    async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
+        """Without `sdp`: accept the ringing call (the gateway's offer follows as `offer`); with it:
+        the browser's answer to that offer."""
+        if sdp is None:
+            await self._feed(call_id, ev.WebAccept(session.id))
+        else:
+            await self._feed(call_id, ev.WebSdpAnswer(session.id, sdp))
+
+    async def reject(self, session: SessionSink, call_id: str, status: int) -> None:
+        kind = RejectKind.DECLINE if status == 603 else RejectKind.BUSY
+        await self._feed(call_id, ev.WebReject(session.id, kind))
+
+    async def cancel(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHangup(session.id))
+
+    async def hangup(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHangup(session.id))
+
+    async def hold(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHold(session.id))
+
+    async def resume(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebResume(session.id))
+
+    async def dtmf(self, session: SessionSink, call_id: str, digits: str, duration_ms: int | None) -> None:
+        await self._feed(call_id, ev.WebDtmf(session.id, digits, duration_ms))
+
+    async def add_candidate(
+        self, session: SessionSink, call_id: str, candidate: sdp.IceCandidateInit | None
+    ) -> None:
+        runtime = self._runtime(call_id)
+        if session.id not in self.registry.get(call_id).sessions:
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        runtime.add_candidate(candidate)
+
+    # --- the HTTP offer/answer API (OfferApi delegates here) --------------------------------------------------------------------------------
+    async def http_offer(
+        self,
+        user: WebUser,
+        sdp: str,
+        dial: str | None,
+        metadata: Mapping[str, JsonValue],
+        session_id: str | None,
+    ) -> OfferResult:
+        """One WebRTC session per offer; with `dial`, answered once the SIP side answered (docs/signaling.md)."""
+        if session_id is not None:
+            self._http_session(user, session_id)
+            raise ServiceError(
+                "renegotiating an HTTP session is not supported", code="conflict", http_status=409
+            )
+        if not dial:
+            raise BadRequest("metadata.dial is required: an HTTP session is a call", field="metadata.dial")
+        session = HttpSession(user, on_end=self._forget_http)
+        self._sessions[session.id] = session
+        self._http[session.id] = session
+        try:
+            session.call_id = await self.dial(session, dial, sdp)
+            answer = await asyncio.shield(session.answer)
+        except BaseException:
+            await self._close_http(session)
+            raise
+        result_metadata: dict[str, JsonValue] = {**metadata, "call_id": session.call_id}
+        return OfferResult(session.id, answer, (), result_metadata)
+
+    def _forget_http(self, session: HttpSession) -> None:
+        """The session's call ended (the far end hung up, or it never connected)."""
+        self._http.pop(session.id, None)
+        self._sessions.pop(session.id, None)
+
+    def _http_session(self, user: WebUser, session_id: str) -> HttpSession:
+        session = self._http.get(session_id)
+        if session is None or session.user.id != user.id:
+            raise NotFound(f"no session {session_id!r}", field="session_id")
+        return session
+
+    async def http_add_candidate(
+        self, user: WebUser, session_id: str, candidate: sdp.IceCandidateInit | None
+    ) -> None:
+        session = self._http_session(user, session_id)
+        if session.call_id is not None and session.call_id in self._runtimes:
+            self._runtimes[session.call_id].add_candidate(candidate)
+
+    async def http_close(self, user: WebUser, session_id: str) -> None:
+        await self._close_http(self._http_session(user, session_id))
+
+    async def _close_http(self, session: HttpSession) -> None:
+        call_id = session.call_id
+        if call_id is not None and call_id in self._runtimes and call_id in self.registry:
+            try:
+                await self._runtimes[call_id].feed(ev.WebHangup(session.id))
+            except CallError as exc:
+                logger.info("call=%s HTTP close: %s", call_id, exc)
+        session.close()
+        self._http.pop(session.id, None)
+        self._sessions.pop(session.id, None)
+
+    # --- SIP side ----------------------------------------------------------------------------------
+    def on_incoming_call(self, call: IncomingCall) -> None:
+        """The UA's callback for a new INVITE (sync): resolve and start the call in a task."""
+        if not self._accepting:
+            call.reject(503, "Service Unavailable")
+            return
+        self._spawn(self._incoming(call))
+
+    async def _incoming(self, call: IncomingCall) -> None:
+        try:
+            request_uri = str(call.request_uri)
+            callee = call.callee
+            target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
+            caller = call.caller
+            event = ev.SipIncomingInvite(
+                request_uri,
+                str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid",
+                caller.display_name if caller is not None else None,
+                call.offer or None,
+                target,
+            )
+            call_id, commands = self.registry.incoming(event)
+        except Exception:
+            logger.exception("call=%s incoming INVITE could not be handled", call.call_id)
+            if not call.ended:
+                call.reject(500, "Server Internal Error")
+            return
+        runtime = self._start_runtime(call_id, CallDirection.INBOUND, commands)
+        runtime.attach_sip(call)
+
+    def on_registration(self, change: RegistrationChanged) -> None:
+        """The UA's callback: record the state (for /healthz and later logins) and tell the user's sessions."""
+        self.registrations[change.aor] = change.new.value
+        self._reg_reasons[change.aor] = change.reason
+        logger.info(
+            "registration of %s: %s -> %s (%s)", change.aor, change.old.value, change.new.value, change.reason
+        )
+        event = SipRegistration(change.aor, change.new.value, change.reason)
+        for session in list(self._sessions.values()):
+            if session.user.aor.aor == change.aor and not session.closed:
+                self._spawn(session.send_event(event))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- shutdown ------------------------------------------------------------------------------------
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting calls, end every call (BYE, CANCEL, 480) and close the bridges; idempotent."""
+        self._accepting = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        runtimes = list(self._runtimes.values())
+        for runtime in runtimes:
+            machine = self.registry.get(runtime.call_id) if runtime.call_id in self.registry else None
+            for session_id in sorted(machine.sessions) if machine is not None else ():
+                try:
+                    await runtime.feed(ev.WebDisconnected(session_id))
+                except (CallError, SignalingError) as exc:
+                    logger.info("call=%s shutdown: %s", runtime.call_id, exc)
+        if runtimes:
+            await asyncio.gather(*(r.stop(timeout) for r in runtimes), return_exceptions=True)
+        for session in list(self._http.values()):
+            session.close()
+        self._http.clear()
+
+
+def loopback_bridge_settings(settings: BridgeSettings) -> BridgeSettings:
+    """A gateway bound to loopback serves browsers on this machine only: its web legs also gather
+    127.0.0.1 (aioice skips loopback addresses; a browser may only have loopback candidates, as
+    Chromium with --allow-loopback-in-peer-connection on a host without a network)."""
+    return replace(settings, include_loopback=True)

@@ -1,0 +1,125 @@
+"""Sessions of the HTTP offer/answer API: one WebRTC session per offer, without a WebSocket.
+
+An `HttpSession` is the `SessionSink` of such a session: instead of pushing events to a browser it
+resolves the pending offer with the WebRTC answer once the call is connected (`connected`, or the
+answer that came with `early_media`), or fails it with the reason the call ended. The mapping of
+call results to HTTP statuses is `http_status_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from gateway.identity import WebUser
+from gateway.signaling import events as sig
+from gateway.signaling.errors import ServiceError
+from gateway.signaling.service import JsonValue, OfferResult
+from sdp import IceCandidateInit
+
+if TYPE_CHECKING:
+    from gateway.runtime.driver import CallDriver
+
+logger = logging.getLogger(__name__)
+
+# SIP status (or end reason) -> HTTP status of a failed offer with metadata.dial.
+_HTTP_BY_SIP: Final = {404: 404, 410: 404, 484: 404, 604: 404, 408: 408, 401: 403, 403: 403, 407: 403}
+_HTTP_BY_REASON: Final = {
+    "no_such_number": 404,
+    "bad_destination": 400,
+    "destination_not_allowed": 403,
+    "pbx_unreachable": 408,
+}
+
+
+def http_status_for(reason: str, sip_status: int | None) -> int:
+    """404 no such number, 408 PBX unreachable, 403 refused, 400 bad destination, else 502 (the far
+    end turned the call down: busy, declined, unavailable...; the SIP status is in the message)."""
+    if reason in _HTTP_BY_REASON:
+        return _HTTP_BY_REASON[reason]
+    if sip_status is not None and sip_status in _HTTP_BY_SIP:
+        return _HTTP_BY_SIP[sip_status]
+    return 502
+
+
+class HttpSession:
+    """The `SessionSink` of one HTTP offer (see the module note)."""
+
+    def __init__(self, user: WebUser, on_end: Callable[[HttpSession], None] | None = None) -> None:
+        self._id = "h-" + secrets.token_urlsafe(12)
+        self._on_end = on_end
+        self._user = user
+        self._closed = False
+        self.call_id: str | None = None
+        self._early_sdp: str | None = None
+        self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def user(self) -> WebUser:
+        return self._user
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        if not self.answer.done():
+            self.answer.cancel()
+
+    async def send_event(self, event: sig.Event) -> None:
+        if self._closed:
+            return
+        match event:
+            case sig.EarlyMedia(sdp=sdp):
+                self._early_sdp = sdp or self._early_sdp
+            case sig.Connected(sdp=sdp):
+                answer = sdp or self._early_sdp
+                if answer is not None and not self.answer.done():
+                    self.answer.set_result(answer)
+            case sig.Ended(reason=reason, message=message, sip_status=status):
+                self._closed = True
+                if self._on_end is not None:
+                    self._on_end(self)
+                if not self.answer.done():
+                    detail = f"{message} (SIP {status})" if status is not None else message
+                    self.answer.set_exception(
+                        ServiceError(detail, code=reason, http_status=http_status_for(reason, status))
+                    )
+            case sig.ErrorMessage(code=code, message=message):
+                logger.info("HTTP session %s: %s %s", self._id, code, message)
+            case _:
+                logger.debug("HTTP session %s: %s", self._id, type(event).__name__)
+
+    def __repr__(self) -> str:
+        return f"HttpSession({self._id!r}, user={self._user.id!r})"
+
+
+class OfferApi:
+    """`OfferService` for the HTTP API routes: the driver's `http_*` methods under the protocol's names."""
+
+    def __init__(self, driver: CallDriver) -> None:
+        self._driver = driver
+
+    async def offer(
+        self,
+        user: WebUser,
+        sdp: str,
+        dial: str | None,
+        metadata: Mapping[str, JsonValue],
+        session_id: str | None,
+    ) -> OfferResult:
+        return await self._driver.http_offer(user, sdp, dial, metadata, session_id)
+
+    async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
+        await self._driver.http_add_candidate(user, session_id, candidate)
+
+    async def close(self, user: WebUser, session_id: str) -> None:
+        await self._driver.http_close(user, session_id)

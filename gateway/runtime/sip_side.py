@@ -1,0 +1,163 @@
+"""`SipSide`: one call's SIP leg as the driver sees it: the UA's call object, its commands, its events.
+
+Commands that only hand something to the UA (INVITE, CANCEL, a response) run at once; requests that
+wait for the far end (BYE, re-INVITE, INFO) run as tasks of the call and feed their outcome back as
+events. The UA call's event stream is pumped into the call as call events (translate.py); the UA itself
+answers CANCEL with 487 and ACKs every 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from gateway.calls import commands as cmd
+from gateway.calls import events as ev
+from gateway.calls.states import CallDirection
+from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.runtime.translate import sip_to_call_events
+from gateway.sip import UserAgent
+from gateway.sip.errors import SIPError
+from gateway.sip.incoming import IncomingCall
+from gateway.sip.outgoing import OutgoingCall
+from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.ua_calls import CallState as SipCallState
+
+logger = logging.getLogger(__name__)
+
+SipCommand = (
+    cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
+    | cmd.SipInfoDtmf
+)  # fmt: skip
+
+
+class SipSide:
+    def __init__(
+        self,
+        call_id: str,
+        direction: CallDirection,
+        feed: Callable[[ev.Event], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        ua: Callable[[], UserAgent],
+    ) -> None:
+        self.call_id = call_id
+        self.direction = direction
+        self.call: SipCall | None = None
+        self._feed = feed
+        self._spawn = spawn
+        self._ua = ua
+
+    def attach(self, call: SipCall) -> None:
+        self.call = call
+        self._spawn(self._pump(call))
+
+    async def _pump(self, call: SipCall) -> None:
+        async for event in call.events():
+            for item in sip_to_call_events(event, self.direction):
+                self._feed(item)
+
+    def _live(self) -> SipCall | None:
+        call = self.call
+        return call if call is not None and not call.ended else None
+
+    def local_sdp(self) -> str:
+        return self.call.local_sdp if self.call is not None else ""
+
+    async def execute(self, command: SipCommand) -> None:
+        call = self._live()
+        match command:
+            case cmd.SipInvite(target=target, identity=identity, sdp=offer):
+                try:
+                    outgoing = await self._ua().invite(target, offer, identity)
+                except (SIPError, RuntimeError, ValueError) as exc:
+                    logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
+                    self._feed(ev.SipFailed(503, "Service Unavailable"))
+                    return
+                self.attach(outgoing)
+            case cmd.SipCancel():
+                if isinstance(call, OutgoingCall):
+                    call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
+            case cmd.SipRespond(status=status, phrase=phrase, sdp=body):
+                self._respond(call, status, phrase, body)
+            case cmd.SipBye():
+                if call is None:
+                    self._feed(ev.SipLegClosed())
+                elif call.state in (SipCallState.CONFIRMED, SipCallState.ANSWERED):
+                    self._spawn(self._bye(call))
+                elif isinstance(call, OutgoingCall):
+                    call.cancel()  # a 2xx that crosses the CANCEL is ACKed and BYEd by the UA
+            case cmd.SipReinvite(sdp=offer):
+                if call is not None:
+                    self._spawn(self._reinvite(call, offer))
+            case cmd.SipRespondReinvite(status=status, phrase=phrase, sdp=body):
+                if call is None:
+                    return
+                if 200 <= status < 300 and body is not None:
+                    call.answer_reinvite(body)
+                else:
+                    call.reject_reinvite(status, phrase or None)
+            case cmd.SipInfoDtmf(digit=digit, duration_ms=duration):
+                self.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))
+
+    def _respond(self, call: SipCall | None, status: int, phrase: str, body: str | None) -> None:
+        if not isinstance(call, IncomingCall):
+            logger.info("call=%s no INVITE to answer with %s", self.call_id, status)
+            return
+        if status < 200:
+            if body is not None:
+                call.progress(body)
+            elif status != 100:
+                call.ring()
+        elif status < 300:
+            assert body is not None  # SipRespond refuses a 2xx without SDP
+            call.answer(body)
+        else:
+            call.reject(status, phrase or None)
+
+    def send_info(self, content_type: str, body: str) -> None:
+        call = self._live()
+        if call is not None:
+            self._spawn(self._info(call, content_type, body))
+
+    async def _bye(self, call: SipCall) -> None:
+        try:
+            await call.bye()
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s BYE failed: %s", self.call_id, exc)
+            self._feed(ev.SipLegClosed())
+
+    async def _reinvite(self, call: SipCall, offer: str) -> None:
+        try:
+            result = await call.reinvite(offer)
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s re-INVITE failed: %s", self.call_id, exc)
+            self._feed(ev.SipReinviteResult(500))
+            return
+        status = max(200, result.status)
+        self._feed(ev.SipReinviteResult(status, (result.sdp or None) if 200 <= status < 300 else None))
+
+    async def _info(self, call: SipCall, content_type: str, body: str) -> None:
+        try:
+            response = await call.info(content_type, body)
+            if response.status >= 300:
+                logger.info("call=%s INFO answered %s", self.call_id, response.status)
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s INFO failed: %s", self.call_id, exc)
+
+    def teardown(self) -> None:
+        """End the SIP leg directly (the machine could not): CANCEL, BYE or 500, as its state allows."""
+        call = self._live()
+        try:
+            if isinstance(call, OutgoingCall):
+                if call.state is SipCallState.CONFIRMED:
+                    self._spawn(self._bye(call))
+                else:
+                    call.cancel()
+            elif isinstance(call, IncomingCall):
+                if call.state in (SipCallState.INCOMING, SipCallState.EARLY):
+                    call.reject(500, "Server Internal Error")
+                elif call.state is SipCallState.CONFIRMED:
+                    self._spawn(self._bye(call))
+        except (SIPError, OSError):
+            logger.exception("call=%s SIP leg not torn down", self.call_id)

@@ -1,0 +1,134 @@
+"""Pure translations between the parts the driver joins (no I/O, no event loop).
+
+- what the SIP user agent reports about a call -> call events (`sip_to_call_events`);
+- what the media bridge reports -> call events (`media_to_call_event`);
+- the call layer's browser commands -> signaling events (`SignalMapper`, one per call: the WebRTC
+  answer travels in `early_media` or `connected`, whichever comes first, see docs/signaling.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.calls import commands as cmd
+from gateway.calls import events as ev
+from gateway.calls.states import CallDirection
+from gateway.media import events as media
+from gateway.media.dtmf import parse_info_body
+from gateway.media.errors import DtmfError
+from gateway.signaling import events as sig
+from gateway.sip import ua_events as sip
+
+logger = logging.getLogger(__name__)
+
+
+def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[ev.Event]:
+    """The call events for one event of a UA call (often one, sometimes none).
+
+    Outgoing calls: every 1xx (100 too) -> SipProvisional; an 18x with SDP also -> SipProvisional with
+    the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it); a final failure -> SipFailed.
+    Both: BYE from them -> SipByeReceived; our BYE answered -> SipLegClosed; INFO dtmf-relay ->
+    RemoteDtmf; re-INVITE -> SipReinviteReceived. Incoming calls: CANCEL -> SipCancelled (the UA has
+    answered 487); `Failed` after our answer (no ACK) -> SipLegClosed.
+    """
+    match event:
+        case sip.Provisional(status=status):
+            return [ev.SipProvisional(status)] if direction is CallDirection.OUTBOUND else []
+        case sip.EarlyMedia(sdp=sdp):
+            return [ev.SipProvisional(183, sdp or None)]
+        case sip.Answered(sdp=sdp):
+            return [ev.SipAccepted(sdp or None)]
+        case sip.Failed(status=status, reason=reason):
+            if direction is CallDirection.OUTBOUND and 300 <= status <= 699:
+                return [ev.SipFailed(status, reason)]
+            return [ev.SipLegClosed()]
+        case sip.Cancelled():
+            return [ev.SipCancelled()]
+        case sip.Bye(by_remote=True):
+            return [ev.SipByeReceived()]
+        case sip.Bye():
+            return [ev.SipLegClosed()]
+        case sip.ReinviteReceived(sdp=sdp):
+            return [ev.SipReinviteReceived(sdp or None)]
+        case sip.InfoReceived(content_type=content_type, body=body):
+            try:
+                digit = parse_info_body(content_type, body)
+            except DtmfError:
+                logger.debug("INFO of type %r is not DTMF: ignored", content_type)
+                return []
+            return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
+        case sip.Confirmed():
+            return []
+    return []
+
+
+def media_to_call_event(event: media.MediaEvent) -> ev.Event | None:
+    """The call event for one bridge event; None for what only the driver cares about."""
+    match event:
+        case media.MediaConnected():
+            return ev.MediaConnected()
+        case media.IceFailed(reason=reason):
+            return ev.MediaFailed(f"ICE failed: {reason}" if reason else "ICE failed")
+        case media.DtlsFailed(reason=reason):
+            return ev.MediaFailed(f"DTLS failed: {reason}" if reason else "DTLS failed")
+        case media.DtmfReceived(leg=media.Leg.SIP, digit=digit, duration_ms=duration):
+            return ev.RemoteDtmf(digit, max(40, min(duration, 5000)))
+        case media.MediaInactive(seconds=seconds):
+            return ev.MediaInactive(max(0.0, seconds))
+    return None
+
+
+class SignalMapper:
+    """Browser commands of one call -> signaling events, holding the WebRTC answer until it can go.
+
+    The machine emits `NotifyConnected` before `SendWebAnswer` when a 2xx carries the answer; the
+    browser must get `connected` with the answer, so `connected` waits for it (outbound calls only:
+    inbound calls never send an answer to the browser).
+    """
+
+    def __init__(self, direction: CallDirection) -> None:
+        self.direction = direction
+        self._answer: str | None = None
+        self._delivered = False
+        self._connected_waiting: str | None = None  # the session waiting for `connected`
+
+    def events(self, command: cmd.SignalCommand) -> list[sig.Event]:
+        call_id = command.call_id
+        match command:
+            case cmd.NotifyIncoming(from_uri=from_uri, from_display=display):
+                return [sig.Incoming(call_id, from_uri, display, None)]
+            case cmd.SendWebOffer(sdp=sdp):
+                return [sig.Offer(call_id, sdp)]
+            case cmd.NotifyRinging():
+                return [sig.Ringing(call_id)]
+            case cmd.SendWebAnswer(sdp=sdp):
+                self._answer = sdp
+                if self._connected_waiting is not None:
+                    self._connected_waiting = None
+                    self._delivered = True
+                    return [sig.Connected(call_id, sdp)]
+                return []
+            case cmd.NotifyEarlyMedia():
+                sdp_text, self._delivered = self._answer, self._answer is not None
+                return [sig.EarlyMedia(call_id, sdp_text)]
+            case cmd.NotifyConnected(session_id=session_id):
+                if self._delivered or self.direction is CallDirection.INBOUND:
+                    return [sig.Connected(call_id, None)]
+                if self._answer is not None:
+                    self._delivered = True
+                    return [sig.Connected(call_id, self._answer)]
+                self._connected_waiting = session_id
+                return []
+            case cmd.NotifyHeld(by=by):
+                return [sig.Held(call_id, "local" if by.value == "local" else "remote")]
+            case cmd.NotifyResumed(by=by):
+                return [sig.Resumed(call_id, "local" if by.value == "local" else "remote")]
+            case cmd.NotifyDtmf(digit=digit, duration_ms=duration):
+                return [sig.DtmfReceived(call_id, digit, duration)]
+            case cmd.NotifyEnded(reason=reason, message=message, sip_status=status):
+                return [sig.Ended(call_id, reason.value, message, status)]
+            case cmd.StopRinging(reason=message, code=code):
+                return [sig.Ended(call_id, code.value, message, None)]
+            case cmd.NotifyError(code=code, message=message, field=field):
+                return [sig.ErrorMessage(code, message, field, None, call_id)]
+        return []

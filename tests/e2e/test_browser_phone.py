@@ -1,0 +1,68 @@
+"""Headless Chromium on the real softphone page, logged in as alice, and a real desk phone, through a
+whole gateway: the page calls the phone (connected, the browser's fake-microphone beep is in the phone's
+recording, keypad DTMF reaches the phone, hang up from the page), and the phone calls alice (the page
+rings, answer, the caller hangs up, the page shows the call ended)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
+from tests.e2e.test_web_and_phone import require_pjsua2
+from tests.media.audio import rms
+from tests.peers.phone import DeskPhone
+from tests.peers.test_peers import read_wav
+from tests.signaling.browser import chromium_page, expect, log_in, read_meter
+
+SCREENSHOT = Path("/tmp/e2e-softphone-in-call.png")
+
+
+def loud_fraction(path: Path, window_s: float = 0.1, level: float = 300.0) -> float:
+    """The share of `window_s` windows of the recording whose RMS is above `level`."""
+    rate, samples = read_wav(path)
+    size = int(rate * window_s)
+    windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
+    return sum(1 for w in windows if rms(w) > level) / len(windows) if windows else 0.0
+
+
+async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> None:
+    require_pjsua2()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        chromium_page() as page,
+    ):
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+
+        # the page calls the phone
+        await page.locator("#number").fill("2000")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        incoming = await phone.wait_for("incoming")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+        for key in "5", "9":
+            await page.locator(f'#dialpad button[data-key="{key}"]').click()
+            await phone.wait_for("dtmf", digit=key)
+        await asyncio.sleep(1.5)
+        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        await page.get_by_role("button", name="Hang up").click()
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        await expect(page.locator("#call-state")).to_have_text("No call")
+        wav = await phone.wait_for_recording(incoming["call"])
+        assert loud_fraction(wav) > 0.1, "the browser's fake microphone beep is not in the phone's recording"
+
+        # the phone calls alice
+        host, port = gateway.sip_address
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
+        await page.get_by_role("button", name="Answer").click()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await phone.wait_for("state", call=number, state="CONFIRMED")
+        assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+        await phone.hangup(number)
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+        await expect(page.locator("#error")).to_contain_text("The other side hung up")

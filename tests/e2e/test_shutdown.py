@@ -1,0 +1,39 @@
+"""Shutdown ends calls cleanly: a connected call gets its BYE (the phone sees the call end normally,
+before the UA and HTTP close), a ringing inbound call gets an answer, and nothing is left running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.app import Gateway
+from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config
+from tests.e2e.test_web_and_phone import require_pjsua2
+from tests.media.webpeer import WebPeer
+from tests.peers.phone import DeskPhone
+
+
+async def test_closing_the_gateway_ends_its_calls(tmp_path: Path) -> None:
+    require_pjsua2()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        gateway = Gateway(gateway_config(phone.address))
+        peer = WebPeer(1000)
+        try:
+            await gateway.start()
+            host, port = gateway.sip_address
+            async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                call_id = await alice.call("2000", await peer.offer())
+                await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+                outbound = await phone.wait_for("incoming")
+                await phone.wait_for("state", call=outbound["call"], state="CONFIRMED")
+                ringing = await phone.call(f"sip:1001@{host}:{port}")
+                await alice.wait_for("incoming")
+                await gateway.close()
+                bye = await phone.wait_for("state", call=outbound["call"], state="DISCONNECTED")
+                assert bye["code"] == 200, bye  # a BYE, not a timeout
+                refused = await phone.wait_for("state", call=ringing, state="DISCONNECTED")
+                assert refused["code"] in (480, 487, 503), refused
+                assert gateway.sip is not None and gateway.sip.state.name == "CLOSED"
+                assert gateway._health_details()["calls"] == 0
+        finally:
+            await peer.close()
+            await gateway.close()

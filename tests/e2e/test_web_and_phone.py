@@ -1,0 +1,140 @@
+"""A web user (aiortc, speaking the WebSocket protocol) and a real SIP desk phone (pjsua2) call each other
+through a whole gateway in this process, the gateway's PBX being the phone itself.
+
+Audio is checked by tone both ways: the web peer sends 1000 Hz and must be in the phone's recording; the
+phone plays 440 Hz and the web peer must hear it. DTMF from the browser must reach the phone as digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import in_ci
+from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
+from tests.media.audio import detect_tone
+from tests.media.webpeer import WebPeer
+from tests.peers.phone import DeskPhone
+from tests.peers.test_peers import read_wav
+
+
+def require_pjsua2() -> None:
+    """The desk phone needs pjsua2 (pip: pjsua2-python): skip without it, or fail under CI=true."""
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        message = "pjsua2 is not installed (pip install -e '.[test]')"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def wav_has_tone(path: Path, freq: float, skip_s: float = 0.2) -> bool:
+    rate, samples = read_wav(path)
+    body = samples[int(skip_s * rate) :]
+    return detect_tone(body, rate, freq, threshold=0.3)
+
+
+async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(tmp_path: Path) -> None:
+    require_pjsua2()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id = await alice.call("2000", await peer.offer())
+            connected = await alice.wait_for("connected", call_id=call_id)
+            assert connected["sdp"], connected
+            await peer.accept(connected["sdp"])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            assert gateway._health_details()["calls"] == 1
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)  # a second of the web user's tone in the phone's recording
+            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "12#"})
+            for digit in "12#":
+                await phone.wait_for("dtmf", digit=digit)
+            await alice.request({"type": "hangup", "call_id": call_id})
+            ended = await alice.wait_for("ended", call_id=call_id)
+            assert ended["reason"] == "hangup", ended
+            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            wav = await phone.wait_for_recording(incoming["call"])
+            assert wav_has_tone(wav, 1000), "the phone did not hear the web user's 1000 Hz"
+        finally:
+            await peer.close()
+
+        peer = WebPeer(freq=1000)
+        try:  # the second call is hung up by the phone
+            call_id = await alice.call("2000", await peer.offer())
+            connected = await alice.wait_for("connected", call_id=call_id)
+            await peer.accept(connected["sdp"])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await phone.hangup(incoming["call"])
+            ended = await alice.wait_for("ended", call_id=call_id)
+            assert ended["reason"] == "remote_hangup", ended
+        finally:
+            await peer.close()
+        await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:
+    require_pjsua2()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+    ):
+        host, port = gateway.sip_address
+        async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            peer = WebPeer(freq=1000)
+            try:
+                number = await phone.call(f"sip:1001@{host}:{port}")
+                incoming = await alice.wait_for("incoming")
+                call_id = incoming["call_id"]
+                assert "2000" in incoming["from"], incoming
+                await alice.request({"type": "answer", "call_id": call_id})
+                offer = await alice.wait_for("offer", call_id=call_id)
+                answer = await peer.answer(offer["sdp"])
+                await alice.request({"type": "answer", "call_id": call_id, "sdp": answer})
+                await alice.wait_for("connected", call_id=call_id)
+                await phone.wait_for("state", call=number, state="CONFIRMED")
+                await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+                await asyncio.sleep(1.0)  # a second of the web user's tone in the phone's recording
+                await phone.hangup(number)
+                ended = await alice.wait_for("ended", call_id=call_id)
+                assert ended["reason"] == "remote_hangup", ended
+                wav = await phone.wait_for_recording(number)
+                assert wav_has_tone(wav, 1000), "the phone did not hear the web user's 1000 Hz"
+            finally:
+                await peer.close()
+
+
+async def test_busy_unknown_and_offline_give_readable_results(tmp_path: Path) -> None:
+    require_pjsua2()
+    async with (
+        DeskPhone(tmp_path, user="2000", answer="busy") as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+    ):
+        host, port = gateway.sip_address
+        # offline: alice has no session open -> 480 at the phone
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        state = await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert state["code"] == 480, state
+        # no such user -> 404 at the phone
+        number = await phone.call(f"sip:7777@{host}:{port}")
+        state = await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert state["code"] == 404, state
+        # busy: the phone answers 486 -> ended busy 486 for the web user
+        async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            peer = WebPeer(freq=1000)
+            try:
+                call_id = await alice.call("2000", await peer.offer())
+                ended = await alice.wait_for("ended", call_id=call_id)
+                assert (ended["reason"], ended["sip_status"]) == ("busy", 486), ended
+            finally:
+                await peer.close()
+        assert gateway._health_details()["calls"] == 0

@@ -1,0 +1,81 @@
+"""The driver's pure translations: UA call events and bridge events to call events, and browser
+commands to signaling events (the WebRTC answer goes out with `early_media` or `connected`)."""
+
+from __future__ import annotations
+
+from gateway.calls import commands as cmd
+from gateway.calls import events as ev
+from gateway.calls.reasons import EndReason
+from gateway.calls.states import CallDirection, Side
+from gateway.media import events as media
+from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
+from gateway.signaling import events as sig
+from gateway.sip import ua_events as sip
+
+OUT, IN = CallDirection.OUTBOUND, CallDirection.INBOUND
+
+
+def test_sip_events_of_an_outgoing_call() -> None:
+    assert sip_to_call_events(sip.Provisional(100, "Trying"), OUT) == [ev.SipProvisional(100)]
+    assert sip_to_call_events(sip.EarlyMedia("v=0"), OUT) == [ev.SipProvisional(183, "v=0")]
+    assert sip_to_call_events(sip.Answered("v=0"), OUT) == [ev.SipAccepted("v=0")]
+    assert sip_to_call_events(sip.Answered(""), OUT) == [ev.SipAccepted(None)]
+    assert sip_to_call_events(sip.Failed(486, "Busy Here"), OUT) == [ev.SipFailed(486, "Busy Here")]
+    assert sip_to_call_events(sip.Bye(by_remote=True), OUT) == [ev.SipByeReceived()]
+    assert sip_to_call_events(sip.Bye(by_remote=False), OUT) == [ev.SipLegClosed()]
+
+
+def test_sip_events_of_an_incoming_call() -> None:
+    assert sip_to_call_events(sip.Provisional(100, "Trying"), IN) == []
+    assert sip_to_call_events(sip.Cancelled(), IN) == [ev.SipCancelled()]
+    assert sip_to_call_events(sip.Confirmed(), IN) == []
+    assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [ev.SipLegClosed()]
+    assert sip_to_call_events(sip.ReinviteReceived("v=0"), IN) == [ev.SipReinviteReceived("v=0")]
+
+
+def test_info_dtmf_becomes_remote_dtmf_and_other_info_is_ignored() -> None:
+    info = sip.InfoReceived("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")
+    assert sip_to_call_events(info, IN) == [ev.RemoteDtmf("5", 160)]
+    assert sip_to_call_events(sip.InfoReceived("text/plain", b"hello"), IN) == []
+
+
+def test_media_events() -> None:
+    assert media_to_call_event(media.MediaConnected()) == ev.MediaConnected()
+    assert media_to_call_event(media.IceFailed("timeout")) == ev.MediaFailed("ICE failed: timeout")
+    assert media_to_call_event(media.DtlsFailed("")) == ev.MediaFailed("DTLS failed")
+    assert media_to_call_event(media.DtmfReceived(media.Leg.SIP, "7", 120)) == ev.RemoteDtmf("7", 120)
+    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "7", 120)) is None
+    assert media_to_call_event(media.MediaInactive(media.Leg.SIP, 10.0)) == ev.MediaInactive(10.0)
+    assert media_to_call_event(media.CodecChosen("PCMU/8000", "PCMU/8000", False)) is None
+
+
+def test_connected_waits_for_the_answer_that_a_2xx_carried() -> None:
+    mapper = SignalMapper(OUT)
+    assert mapper.events(cmd.NotifyConnected("s", "c")) == []
+    assert mapper.events(cmd.SendWebAnswer("s", "c", "answer")) == [sig.Connected("c", "answer")]
+
+
+def test_early_media_carries_the_answer_and_connected_then_has_none() -> None:
+    mapper = SignalMapper(OUT)
+    assert mapper.events(cmd.NotifyRinging("s", "c")) == [sig.Ringing("c")]
+    assert mapper.events(cmd.SendWebAnswer("s", "c", "answer")) == []
+    assert mapper.events(cmd.NotifyEarlyMedia("s", "c")) == [sig.EarlyMedia("c", "answer")]
+    assert mapper.events(cmd.NotifyConnected("s", "c")) == [sig.Connected("c", None)]
+
+
+def test_inbound_and_ending_commands() -> None:
+    mapper = SignalMapper(IN)
+    assert mapper.events(cmd.NotifyIncoming("s", "c", "sip:2000@x", "Desk")) == [
+        sig.Incoming("c", "sip:2000@x", "Desk", None)
+    ]
+    assert mapper.events(cmd.SendWebOffer("s", "c", "offer")) == [sig.Offer("c", "offer")]
+    assert mapper.events(cmd.NotifyConnected("s", "c")) == [sig.Connected("c", None)]
+    assert mapper.events(cmd.NotifyHeld("s", "c", Side.REMOTE)) == [sig.Held("c", "remote")]
+    assert mapper.events(cmd.NotifyResumed("s", "c", Side.LOCAL)) == [sig.Resumed("c", "local")]
+    assert mapper.events(cmd.NotifyDtmf("s", "c", "1", 100)) == [sig.DtmfReceived("c", "1", 100)]
+    ended = cmd.NotifyEnded("s", "c", EndReason.BUSY, "Busy", 486)
+    assert mapper.events(ended) == [sig.Ended("c", "busy", "Busy", 486)]
+    stop = cmd.StopRinging("s2", "c", "Answered elsewhere", EndReason.ANSWERED_ELSEWHERE)
+    assert mapper.events(stop) == [sig.Ended("c", "answered_elsewhere", "Answered elsewhere", None)]
+    error = cmd.NotifyError("s", "c", "hold_failed", "no", None)
+    assert mapper.events(error) == [sig.ErrorMessage("hold_failed", "no", None, None, "c")]
