@@ -7,12 +7,16 @@ its load: compare ratios measured in one run)
 2. transactions per second through the transaction layer, our UAC layer to our UAS layer over UDP
    on loopback (OPTIONS, 50 in flight), and calls per second (INVITE/200/ACK, BYE/200);
 3. calls per second against sipp's built-in UAC (-sn uac) at rising rates until calls fail or
-   the rate is no longer reached.
+   the rate is no longer reached;
+4. calls per second of the gateway's UserAgent against sipp over loopback: as UAC (INVITE, ACK,
+   BYE) against ``sipp -sn uas``, with a fixed number of calls in flight, and as UAS (180, 200
+   with SDP, then sipp's BYE) for ``sipp -sn uac`` at rising rates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import socket
 import sys
@@ -30,11 +34,14 @@ from gateway.sip import (
     parse_message,
     parse_uri,
 )
+from gateway.sip.incoming import IncomingCall
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll
 from gateway.sip.routing import Target
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
+from gateway.sip.ua import Listen, UASettings, UserAgent
+from gateway.sip.ua_events import Answered, Bye, Failed
 
 INVITE = (
     b"INVITE sip:1001@192.0.2.10:5060 SIP/2.0\r\n"
@@ -203,6 +210,138 @@ async def bench_sipp(rates: tuple[int, ...] = (50, 100, 200, 400, 800, 1600), se
         await uas.close()
 
 
+SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _start_ua(on_call: object = None) -> UserAgent:
+    ua = UserAgent(
+        UASettings(listen=(Listen("udp", "127.0.0.1", 0),)),
+        policy=AcceptAll(),
+        on_incoming_call=on_call,  # type: ignore[arg-type]
+    )
+    await ua.start()
+    return ua
+
+
+async def _stop(process: asyncio.subprocess.Process) -> int:
+    """Wait for sipp to end (it is killed, by its own PID, if it does not)."""
+    try:
+        return await asyncio.wait_for(process.wait(), 45)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def bench_ua_uac(seconds: float = 4.0, in_flight: int = 20) -> None:
+    """The UserAgent places calls (INVITE/ACK, then BYE at once) to ``sipp -sn uas``."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        print("sipp not installed: skipped")
+        return
+    port = _free_udp_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        process = await asyncio.create_subprocess_exec(
+            sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-m", "1000000",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, cwd=tmp,
+        )  # fmt: skip
+        ua = await _start_ua()
+        try:
+            await asyncio.sleep(0.5)  # sipp binds its socket
+            target = f"sip:service@127.0.0.1:{port}"
+            calls = failed = late = 0
+
+            async def one() -> bool:
+                call = await ua.invite(target, SDP, "sip:bench@127.0.0.1")
+                event = await call.next_event()
+                while not isinstance(event, (Answered, Failed)):
+                    event = await call.next_event()
+                if isinstance(event, Failed):
+                    return False
+                await call.bye()
+                ended = await call.next_event()
+                while not isinstance(ended, Bye):
+                    ended = await call.next_event()
+                return ended.status == 200
+
+            async def worker(deadline: float) -> None:
+                nonlocal calls, failed, late
+                while time.perf_counter() < deadline:
+                    try:
+                        ok = await asyncio.wait_for(one(), 10)
+                    except TimeoutError:
+                        ok = False
+                    if time.perf_counter() > deadline:
+                        late += 1  # ended after the window: not counted
+                    elif ok:
+                        calls += 1
+                    else:
+                        failed += 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(start + seconds) for _ in range(in_flight)))
+            print(f"UserAgent UAC -> sipp uas (UDP, {in_flight} in flight): {calls / seconds:6.0f} calls/s  "
+                  f"({calls} calls in {seconds:.0f} s, {failed} failed, {late} ended after the window)")  # fmt: skip
+        finally:
+            await ua.close()
+            process.terminate()
+            await _stop(process)
+
+
+async def bench_ua_uas(rates: tuple[int, ...] = (50, 100, 200, 400, 800), seconds: float = 3.0) -> None:
+    """``sipp -sn uac`` calls the UserAgent, which rings and answers each call at once."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        print("sipp not installed: skipped")
+        return
+    answered = 0
+
+    def on_call(call: IncomingCall) -> None:
+        nonlocal answered
+        call.ring()
+        call.answer(SDP)
+        answered += 1
+
+    ua = await _start_ua(on_call)
+    try:
+        local = ua.layer.transports[0].local
+        for rate in rates:
+            calls = int(rate * seconds)
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                process = await asyncio.create_subprocess_exec(
+                    sipp, "-sn", "uac", f"127.0.0.1:{local[1]}", "-i", "127.0.0.1", "-p", str(_free_udp_port()),
+                    "-r", str(rate), "-m", str(calls), "-l", str(rate * 2), "-nostdin", "-timeout", "30s",
+                    "-timeout_error", "-trace_stat", "-stf", f"{tmp}/stat.csv",
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL, cwd=tmp,
+                )  # fmt: skip
+                code = await _stop(process)
+                elapsed = time.perf_counter() - start
+                failed = _failed_calls(Path(tmp) / "stat.csv")
+            status = "ok" if code == 0 else f"sipp exit {code}"
+            print(f"sipp uac -> UserAgent UAS at -r {rate:4d}: {calls} calls in {elapsed:5.2f} s = "
+                  f"{calls / elapsed:6.0f} calls/s, {failed} failed ({status})")  # fmt: skip
+            if code != 0:
+                break
+            if calls / elapsed < 0.8 * rate:
+                print(f"saturated: about {calls / elapsed:.0f} calls/s (sipp and the UA share the CPUs)")
+                break
+    finally:
+        await ua.close()
+    print(f"  ({answered} calls answered by the UserAgent)")
+
+
 def _failed_calls(path: Path) -> str:
     """FailedCall(C) of sipp's last statistics line, or '?'."""
     try:
@@ -214,10 +353,14 @@ def _failed_calls(path: Path) -> str:
 
 
 def main() -> int:
+    # Beyond saturation calls end on timeouts: their warnings would bury the figures.
+    logging.basicConfig(level=logging.ERROR)
     bench_parse()
     asyncio.run(bench_layer())
     if "--no-sipp" not in sys.argv:
         asyncio.run(bench_sipp())
+        asyncio.run(bench_ua_uac())
+        asyncio.run(bench_ua_uas())
     return 0
 
 

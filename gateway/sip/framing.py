@@ -41,6 +41,11 @@ class StreamFramer:
         self._limits = limits
         self._buffer = bytearray()
         self._error: SIPError | None = None
+        # Where the search for the end of the headers resumes: the buffer before it holds no
+        # blank line (RFC 3261 §18.3), so a header trickled in byte by byte is scanned once.
+        self._scan_from = 0
+        self.scanned = 0  # bytes searched for the end of headers so far (a work counter)
+        self._message_end: int | None = None  # once the headers are read: where the body ends
 
     @property
     def buffered(self) -> int:
@@ -65,20 +70,35 @@ class StreamFramer:
 
     def _next(self) -> bytes | KeepAlive | None:
         buffer = self._buffer
+        if self._message_end is not None:
+            return self._take(self._message_end)
+        # Between messages: keep-alives, and (leniently) bare LFs, skipped in a loop so that any
+        # number of them costs no recursion. Mid-header the buffer starts with the start line,
+        # so these checks cost nothing there.
+        skip = 0
+        while skip < len(buffer) and buffer[skip] == 0x0A:
+            skip += 1
+        if skip:
+            del buffer[:skip]
+            self._scan_from = 0
         if buffer.startswith(b"\r\n\r\n"):
             del buffer[:4]
+            self._scan_from = 0
             return KeepAlive(ping=True)
         if buffer.startswith(b"\r\n"):
             del buffer[:2]
+            self._scan_from = 0
             return KeepAlive(ping=False)
-        if buffer.startswith(b"\n"):
-            del buffer[:1]  # lenient: a bare LF between messages
-            return self._next()
-        match = _HEAD_END.search(buffer)
+        # A match can start up to 3 bytes before the end of what was scanned ("\r\n\r" + "\n").
+        start = max(0, self._scan_from - 3)
+        match = _HEAD_END.search(buffer, start)
+        self.scanned += len(buffer) - start
         if match is None:
+            self._scan_from = len(buffer)
             if len(buffer) > self._limits.max_message_size:
                 raise MessageTooLarge(f"no end of headers within {self._limits.max_message_size} bytes")
             return None
+        self._scan_from = match.start()
         head = bytes(buffer[: match.start()])
         lengths = {value.strip() for value in _CONTENT_LENGTH.findall(head)}
         if not lengths:
@@ -91,8 +111,15 @@ class StreamFramer:
         end = match.end() + int(text)
         if end > self._limits.max_message_size:
             raise MessageTooLarge(f"message of {end} bytes over {self._limits.max_message_size}")
-        if len(buffer) < end:
+        self._message_end = end
+        return self._take(end)
+
+    def _take(self, end: int) -> bytes | None:
+        """The message ending at ``end`` once its body is all here."""
+        if len(self._buffer) < end:
             return None
-        message = bytes(buffer[:end])
-        del buffer[:end]
+        message = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        self._scan_from = 0
+        self._message_end = None
         return message

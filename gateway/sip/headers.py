@@ -42,6 +42,8 @@ MAX_CSEQ = 2**32 - 1  # RFC 3261 §8.1.1.5: a 32-bit unsigned integer.
 _PARAM_VALUE_EXTRA = frozenset("[]:")  # host values (IPv6 references) in gen-value
 _SENT_PROTOCOL = re.compile(r"([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s/;]+)\s+(.*)\Z", re.DOTALL)
 _CSEQ = re.compile(r"([0-9]{1,12})\s+(\S+)\Z")
+# The rest of a quoted-string after its opening quote: qdtext and quoted-pairs (RFC 3261 §25.1).
+_QUOTED_REST = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
 
 Param = tuple[str, str | None]
 
@@ -73,20 +75,20 @@ def unquote(text: str) -> str:
 
 def _quoted_end(text: str, start: int, header: str) -> int:
     """Index just after the quoted-string opening at ``start``."""
-    i = start + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == '"':
-            return i + 1
-        i += 1
-    raise BadRequest(f"unterminated quoted string in {header} {text!r}")
+    match = _QUOTED_REST.match(text, start + 1)
+    if match is None:
+        raise BadRequest(f"unterminated quoted string in {header} {text!r}")
+    return match.end()
 
 
 def split_commas(text: str, header: str = "header") -> list[str]:
     """Split a header value on commas outside quoted strings and ``<>`` (RFC 3261 §7.3.1)."""
+    if "," not in text:
+        if '"' in text:
+            _check_quotes(text, header)
+        return [text.strip()]
+    if '"' not in text and "<" not in text:
+        return [part.strip() for part in text.split(",")]
     parts: list[str] = []
     start = i = 0
     in_angle = False
@@ -107,7 +109,16 @@ def split_commas(text: str, header: str = "header") -> list[str]:
     return parts
 
 
+def _check_quotes(text: str, header: str) -> None:
+    """Raise as the splitters do when a quoted-string in ``text`` is not terminated."""
+    i = text.find('"')
+    while i != -1:
+        i = text.find('"', _quoted_end(text, i, header))
+
+
 def _split_semis(text: str, header: str) -> list[str]:
+    if '"' not in text:
+        return text.split(";")
     parts: list[str] = []
     start = i = 0
     while i < len(text):
@@ -185,6 +196,11 @@ class Via:
 
     def with_param(self, name: str, value: str | None) -> Via:
         return Via(self.transport, self.host, self.port, _set_param(self.params, name, value))
+
+    def without_param(self, name: str) -> Via:
+        lowered = name.lower()
+        kept = tuple((k, v) for k, v in self.params if k.lower() != lowered)
+        return Via(self.transport, self.host, self.port, kept)
 
     @property
     def branch(self) -> str | None:
@@ -309,8 +325,13 @@ def parse_name_addr(value: str, header: str = "From") -> NameAddr:
     the URI may not contain ',' or '?'."""
     text = value.strip()
     i = 0
-    while i < len(text) and text[i] != "<":
-        i = _quoted_end(text, i, header) if text[i] == '"' else i + 1
+    while True:  # the first '<' outside a quoted display name
+        angle, quote_at = text.find("<", i), text.find('"', i)
+        if quote_at != -1 and (angle == -1 or quote_at < angle):
+            i = _quoted_end(text, quote_at, header)
+            continue
+        i = angle if angle != -1 else len(text)
+        break
     if i < len(text):
         display = _display_name(text[:i], value, header)
         end = text.find(">", i)

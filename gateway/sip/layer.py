@@ -2,21 +2,27 @@
 
 Bytes come in from a transport; the layer parses them and routes each message:
 
-- unparseable: the error response of :func:`error_response` goes back statelessly along the
-  Via (with received/rport, RFC 3581), or the message is dropped (a response, an ACK, a request
-  too broken to answer);
+- a datagram over ``max_datagram_size`` (16 KiB) is dropped; a request from a source the policy
+  does not trust is refused (403) on a light view of its headers, before the full parse
+  (:meth:`~gateway.sip.server.ServerSide.prefilter`);
+- unparseable: the error response of :func:`error_response` goes back statelessly to the source
+  address (never along the Via: a message that did not parse gets no say in where its answer
+  goes), or the message is dropped (a response, an ACK, a request too broken to answer); a bug
+  in the parser costs that message only;
 - a response: to the client transaction its branch and CSeq method name (§17.1.3); a 2xx to
   INVITE that matches none goes to the TU (``on_stray_response``), anything else is dropped;
 - a request that matches a server transaction (§17.2.3) is a retransmission, or an ACK to a
   non-2xx final: the transaction absorbs it or resends its last response;
 - an ACK matching nothing is an ACK to a 2xx: it stops the 2xx retransmission it answers and
   goes to the TU (``on_ack``);
-- a new request passes the :class:`~gateway.sip.policy.SourcePolicy` (else a stateless 403),
+- a new request passes the :class:`~gateway.sip.policy.SourcePolicy` (else a stateless 403 to
+  the source address),
   then: CANCEL is answered by the layer (200 and ``on_cancel`` when it matches a pending INVITE,
   §9.2, else 481); Max-Forwards 0 gets 483 (but OPTIONS, §11); a merged request (same From tag,
   Call-ID and CSeq as a live transaction, no To tag, another branch, §8.2.2.2) gets 482; any
   other one gets a server transaction (INVITE: 100 Trying at once) and goes to the TU
-  (``on_request``), with received/rport on its top Via (§18.2.1).
+  (``on_request``), with received/rport on its top Via (§18.2.1; a ``received`` the sender
+  wrote is overwritten or removed).
 
 Outgoing requests get a fresh top Via (transport, sent-by from ``public_address`` or the listen
 address, ``rport``, a new branch) and a client transaction; the TU awaits the responses on the
@@ -44,7 +50,7 @@ from gateway.sip.client import ClientSide, ClientTransaction
 from gateway.sip.errors import SIPError
 from gateway.sip.headers import Via, new_branch
 from gateway.sip.message import Message, Request, Response, add_received, make_response
-from gateway.sip.parser import DEFAULT_LIMITS, ParserLimits, parse_message
+from gateway.sip.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
 from gateway.sip.policy import SourcePolicy, TrustedSources
 from gateway.sip.routing import Target
 from gateway.sip.scheduler import LoopScheduler, Scheduler
@@ -72,7 +78,7 @@ from gateway.sip.transport import (
     address_family,
     format_host,
 )
-from gateway.sip.transport_tcp import TcpTransport
+from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport
 from gateway.sip.tu import TransactionUser
 
 if TYPE_CHECKING:
@@ -85,6 +91,9 @@ logger = logging.getLogger(__name__)
 LayerState = enum.Enum("LayerState", "RUNNING CLOSING CLOSED")
 DEFAULT_TIMERS = TimerConfig()
 _FAILURE_STATUS = {Notice.TIMEOUT: 408, Notice.TRANSPORT_ERROR: 503}
+# RFC 3261 §18.1.1: requests much over the path MTU go over TCP; 16 KiB is plenty for UDP and
+# bounds what an unauthenticated datagram can make the parser do.
+DEFAULT_MAX_DATAGRAM = 16384
 
 
 def _first_line(data: bytes) -> str:
@@ -107,6 +116,8 @@ class TransactionLayer:
         supported: Collection[str] = frozenset(),
         default_transport: str = "UDP",
         tcp_idle_timeout: float = 300.0,
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
+        max_datagram_size: int = DEFAULT_MAX_DATAGRAM,
     ) -> None:
         self.tu = tu
         self.policy = policy
@@ -118,6 +129,8 @@ class TransactionLayer:
         self.supported = frozenset(supported)
         self.default_transport = default_transport
         self.tcp_idle_timeout = tcp_idle_timeout
+        self.tcp_limits = tcp_limits
+        self.max_datagram_size = max_datagram_size
         self.state = LayerState.RUNNING
         self.transports: list[Transport] = []
         self.client = ClientSide(self)
@@ -174,6 +187,7 @@ class TransactionLayer:
                 idle_timeout=self.tcp_idle_timeout,
                 limits=self.limits,
                 on_closed=self.connection_closed,
+                tcp_limits=self.tcp_limits,
             )
         else:
             raise ValueError(f"transport {transport!r} is not supported (udp, tcp)")
@@ -218,12 +232,23 @@ class TransactionLayer:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("recv %d bytes from %s: %s", len(data), source, _first_line(data))
+        if source.transport.framing is Framing.DATAGRAM and len(data) > self.max_datagram_size:
+            logger.info(
+                "dropped %d-byte datagram from %s (limit %d)", len(data), source, self.max_datagram_size
+            )
+            return
+        if not self.server.prefilter(data, source):
+            return
         try:
             message = parse_message(
                 data, framing=source.transport.framing, limits=self.limits, supported=self.supported
             )
         except SIPError as exc:
             self.server.parse_error(exc, source)
+            return
+        except Exception:
+            # A parser bug must cost this message only, never the connection it came on.
+            logger.exception("cannot parse a message from %s: dropped", source)
             return
         try:
             if isinstance(message, Response):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from gateway.sip.errors import BadRequest, SIPError
 from gateway.sip.headers import (
@@ -67,7 +68,11 @@ _KNOWN_NAMES = (
 )
 # fmt: on
 _CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+T = TypeVar("T")
 _TOKEN = frozenset(string.ascii_letters + string.digits + "-.!%*_+`'~")
+# Lowercase name (compact form included) -> lowercase canonical name, for lookups.
+_LOOKUP = {**{name: name for name in _CANONICAL}, **{k: v.lower() for k, v in COMPACT_FORMS.items()}}
+_KNOWN = frozenset(_KNOWN_NAMES)
 
 
 def canonical_name(name: str) -> str:
@@ -83,23 +88,37 @@ class Headers:
     """An ordered, immutable list of ``(name, value)``; lookups ignore case."""
 
     items: tuple[tuple[str, str], ...] = ()
+    # Values by lowercase canonical name, built once (lookups are the hot path of the layer).
+    _index: dict[str, tuple[str, ...]] | None = field(default=None, init=False, repr=False, compare=False)
+    # The first value of Via, CSeq, From, To parsed once (headers are immutable): see first().
+    _parsed: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         canonical = []
         for name, value in self.items:
-            if not name or not set(name) <= _TOKEN:
+            if name not in _KNOWN and (not name or not set(name) <= _TOKEN):
                 raise ValueError(f"invalid header name {name!r}")
             if "\r" in value or "\n" in value:
                 raise ValueError(f"line break in {name} value {value!r}")
-            try:
-                value.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:
-                raise ValueError(f"{name} value cannot be written: {value!r}") from None
-            name = canonical_name(name)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:
+                    raise ValueError(f"{name} value cannot be written: {value!r}") from None
+            if name not in _KNOWN:
+                name = canonical_name(name)
             if name == "Content-Length":
                 raise ValueError("Content-Length is computed from the body, not a header")
             canonical.append((name, value))
         object.__setattr__(self, "items", tuple(canonical))
+
+    def _build_index(self) -> dict[str, tuple[str, ...]]:
+        index: dict[str, list[str]] = {}
+        for name, value in self.items:
+            index.setdefault(name.lower(), []).append(value)
+        built = {key: tuple(values) for key, values in index.items()}
+        object.__setattr__(self, "_index", built)
+        return built
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items)
@@ -116,12 +135,39 @@ class Headers:
         return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
-        wanted = canonical_name(name).lower()
-        return tuple(value for key, value in self.items if key.lower() == wanted)
+        index = self._index if self._index is not None else self._build_index()
+        lowered = name.lower()
+        return index.get(_LOOKUP.get(lowered, lowered), ())
+
+    def first(self, name: str, parse: Callable[[str], T]) -> T | None:
+        """The first value of ``name`` (a canonical name) parsed with ``parse``, which must
+        always be the same function for a name; parsed once, then remembered (errors are not)."""
+        cache = self._parsed
+        if name in cache:
+            return cast(T, cache[name])
+        values = self.get_all(name)
+        if not values:
+            return None
+        parsed = parse(values[0])
+        cache[name] = parsed
+        return parsed
+
+    def remember(self, name: str, parsed: object) -> None:
+        """Record the parse of the first value of ``name`` (the parser validates it anyway)."""
+        self._parsed.setdefault(name, parsed)
+
+    def _derived(self, items: tuple[tuple[str, str], ...], changed: str) -> Headers:
+        """New headers that differ from these in ``changed`` only: the parses of the other
+        names are still valid and carried over."""
+        headers = Headers(items)
+        if self._parsed:
+            kept = canonical_name(changed)
+            headers._parsed.update((k, v) for k, v in self._parsed.items() if k != kept)
+        return headers
 
     def add(self, name: str, value: str) -> Headers:
         """Append a value at the end."""
-        return Headers(self.items + ((name, value),))
+        return self._derived(self.items + ((name, value),), name)
 
     def prepend(self, name: str, value: str) -> Headers:
         """Insert a value before the first one of the same name (a Via on top, RFC 3261 §8.1.1.7),
@@ -130,11 +176,11 @@ class Headers:
         items = list(self.items)
         index = next((i for i, (key, _) in enumerate(items) if key.lower() == wanted), 0)
         items.insert(index, (name, value))
-        return Headers(tuple(items))
+        return self._derived(tuple(items), name)
 
     def remove(self, name: str) -> Headers:
         wanted = canonical_name(name).lower()
-        return Headers(tuple(item for item in self.items if item[0].lower() != wanted))
+        return self._derived(tuple(item for item in self.items if item[0].lower() != wanted), name)
 
     def replace(self, name: str, *values: str) -> Headers:
         """Put ``values`` where the first value of ``name`` was (at the end when absent)."""
@@ -145,10 +191,23 @@ class Headers:
             item for item in items[index:] if item[0].lower() != wanted
         ]
         kept[index:index] = [(name, value) for value in values]
-        return Headers(tuple(kept))
+        return self._derived(tuple(kept), name)
 
 
 _EMPTY = Headers()
+
+
+def _parse_from(value: str) -> NameAddr:
+    return parse_name_addr(value, "From")
+
+
+def _parse_to(value: str) -> NameAddr:
+    return parse_name_addr(value, "To")
+
+
+def _tag_of_to(headers: Headers) -> str | None:
+    to = headers.first("To", _parse_to)
+    return to.tag if to is not None else None
 
 
 class _Accessors:
@@ -163,23 +222,19 @@ class _Accessors:
 
     @property
     def top_via(self) -> Via | None:
-        value = self.headers.get("Via")
-        return parse_via(value) if value is not None else None
+        return self.headers.first("Via", parse_via)
 
     @property
     def cseq(self) -> CSeq | None:
-        value = self.headers.get("CSeq")
-        return parse_cseq(value) if value is not None else None
+        return self.headers.first("CSeq", parse_cseq)
 
     @property
     def from_(self) -> NameAddr | None:
-        value = self.headers.get("From")
-        return parse_name_addr(value, "From") if value is not None else None
+        return self.headers.first("From", _parse_from)
 
     @property
     def to(self) -> NameAddr | None:
-        value = self.headers.get("To")
-        return parse_name_addr(value, "To") if value is not None else None
+        return self.headers.first("To", _parse_to)
 
     @property
     def call_id(self) -> str | None:
@@ -279,7 +334,7 @@ def _response_from_headers(
         value = headers.get(name)
         if value is None:
             continue
-        if name == "To" and status != 100 and parse_name_addr(value, "To").tag is None:
+        if name == "To" and status != 100 and _tag_of_to(headers) is None:
             value = f"{value};tag={to_tag or new_tag()}"
         items.append((name, value))
     if status == 100:
@@ -331,21 +386,31 @@ def error_response(error: SIPError, *, to_tag: str | None = None) -> Response | 
 
 
 def add_received(request: Request, source: tuple[str, int]) -> Request:
-    """RFC 3261 §18.2.1 and RFC 3581 §4: on the top Via, add ``received`` when the source address
-    differs from sent-by (always when ``rport`` is present) and fill an empty ``rport``."""
+    """RFC 3261 §18.2.1 and RFC 3581 §4: rewrite ``received`` on the top Via from the real
+    source, never trusting the sender's own.
+
+    ``received`` is set to the source IP when it differs from sent-by (always when ``rport`` is
+    present, and ``rport`` then gets the source port); when sent-by already is the source IP a
+    ``received`` the sender put there is removed, so that a response can never be steered to a
+    third party by a forged ``received``."""
     values = request.headers.get_all("Via")
     if not values:
         return request
     host, port = source
-    via = parse_via(values[0])
+    via = request.top_via
+    if via is None:
+        return request
     rport = via.param("rport")
     if rport is not None:
         via = via.with_param("received", host).with_param("rport", str(port))
-    elif via.host.strip("[]") != host.strip("[]"):
+    elif via.host.strip("[]").lower() != host.strip("[]").lower():
         via = via.with_param("received", host)
+    elif via.param("received") is not None:
+        via = via.without_param("received")
     else:
         return request
     headers = request.headers.replace("Via", str(via), *values[1:])
+    headers.remember("Via", via)
     return Request(request.method, request.uri, headers, request.body)
 
 

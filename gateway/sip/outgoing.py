@@ -6,8 +6,9 @@ transaction and reads its responses. Each response goes through the UA's
 confirms its dialog; a 2xx from another fork is ACKed and BYEd). Every 1xx becomes a
 :class:`Provisional` event, an 18x with SDP also an :class:`EarlyMedia` event; a 2xx is ACKed
 (the ACK kept for retransmitted 2xx, which the layer hands the UA as stray responses) and
-becomes :class:`Answered`; a 401/407 is answered once more with credentials (the transaction
-itself ACKs the challenge; the new INVITE has CSeq + 1); any other final response is
+becomes :class:`Answered`; a 401/407 from the PBX (:mod:`gateway.sip.pbx_binding`) is answered
+once more with credentials (the transaction itself ACKs the challenge; the new INVITE has
+CSeq + 1); any other final response is
 :class:`Failed`. :meth:`cancel` asks the transaction to CANCEL the INVITE (once a provisional
 response has arrived, §9.1); the INVITE then ends with 487, reported as ``Failed(487, ...)``.
 """
@@ -77,7 +78,10 @@ class OutgoingCall(Call):
                         final = response
                 assert final is not None
                 challenged = final.status in (401, 407) and not self._cancel_requested
-                if challenged and self._digest is not None and attempt < MAX_AUTH_RETRIES:
+                refusal = self.ua.pbx_binding.refusal(handle.destination, final) if challenged else None
+                if refusal is not None:
+                    logger.warning("call=%s INVITE: credentials withheld: %s", self.call_id, refusal)
+                elif challenged and self._digest is not None and attempt < MAX_AUTH_RETRIES:
                     try:
                         invite = self._digest.authorize(self.invite, final)  # CSeq + 1 (§22.2)
                         continue

@@ -40,7 +40,7 @@ from gateway.sip.headers import (
 from gateway.sip.message import Headers, Request, Response, canonical_name
 from gateway.sip.uri import URI, parse_request_uri
 
-__all__ = ["DEFAULT_LIMITS", "Framing", "ParserLimits", "parse_message"]
+__all__ = ["DEFAULT_LIMITS", "Framing", "ParserLimits", "parse_message", "peek_request"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
 
 def _check_call_id(value: str) -> None:
     # RFC 3261 §25.1 callid = word [ "@" word ]: no white space.
-    if not value or any(ch.isspace() for ch in value):
+    if not value or _SPACE.search(value):
         raise BadRequest(f"invalid Call-ID {value!r}")
 
 
@@ -142,10 +142,15 @@ VALIDATORS: dict[str, Callable[[str], object]] = {
     "Call-ID": _check_call_id,
 }
 
+# Validated values the message keeps for its accessors (the first of each; see Headers.first).
+_REMEMBERED = frozenset(("Via", "CSeq", "From", "To"))
+
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
 _VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+\Z", re.IGNORECASE | re.ASCII)
 _STATUS = re.compile(r"[1-6][0-9][0-9]\Z", re.ASCII)
+_SPACE = re.compile(r"\s")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -233,7 +238,12 @@ def _status_line(start: _StartLine) -> tuple[int, str]:
     if len(parts) < 2 or not _STATUS.match(parts[1]):
         raise BadRequest(f"invalid status code {parts[1] if len(parts) > 1 else ''!r}")
     # An empty Reason-Phrase is valid (RFC 4475 §3.1.1.13), with or without its SP.
-    return int(parts[1]), parts[2] if len(parts) > 2 else ""
+    reason = parts[2] if len(parts) > 2 else ""
+    # RFC 3261 §25.1 Reason-Phrase = *(reserved / unreserved / escaped / UTF8-NONASCII /
+    # UTF8-CONT / SP / HTAB): no control characters.
+    if _CONTROL.search(reason):
+        raise BadRequest(f"control character in Reason-Phrase {reason[:80]!r}")
+    return int(parts[1]), reason
 
 
 def _request_line(start: _StartLine) -> tuple[str, URI]:
@@ -288,13 +298,19 @@ def parse_message(
             status_line = _status_line(start)
     except SIPError as exc:
         raise exc.with_context(context) from None
+    seen: set[str] = set()
     for name, value in headers:
         validator = VALIDATORS.get(name)
         if validator is not None:
+            first = name not in seen
+            seen.add(name)
             try:
-                validator(value)
+                parsed = validator(value)
             except BadRequest as exc:
                 errors.append(exc)
+            else:
+                if first and name in _REMEMBERED:
+                    headers.remember(name, parsed)  # the message's accessors need not parse again
     for name in SINGLE_VALUE_HEADERS:
         if len(headers.get_all(name)) > 1:
             errors.append(BadRequest(f"more than one {name} header"))
@@ -344,3 +360,41 @@ def _finish_request(request: Request, context: ParseContext, supported: Collecti
             raise BadExtension(unsupported, context=context)
     logger.debug("parsed %s request %s", request.method, request.call_id)
     return request
+
+
+# The headers a stateless answer and a dialog lookup need (RFC 3261 §8.2.6.2, §12.2.2).
+_ROUTING_HEADERS = frozenset(("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"))
+
+
+def peek_request(data: bytes, limits: ParserLimits = DEFAULT_LIMITS) -> Request | None:
+    """A light view of a request: its start line and the top Via, From, To, Call-ID and CSeq
+    only, read without validating the rest, so that a source policy can refuse it before the
+    full parse costs anything. None for a response or anything that does not read cleanly (the
+    full parse then says what is wrong)."""
+    if len(data) > limits.max_message_size:
+        return None
+    data = data.lstrip(b"\r\n")
+    match = _HEAD_END.search(data)
+    head = data[: match.start()] if match is not None else data
+    lines = _LINE_END.split(head.decode("utf-8", "surrogateescape"))
+    start = _split_start_line(lines[0])
+    if not start.is_request:
+        return None
+    items: list[tuple[str, str]] = []
+    try:
+        method, uri = _request_line(start)
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            name = name.rstrip(" \t").lower()
+            if not colon or name not in _ROUTING_HEADERS or len(line) > limits.max_line_length:
+                continue
+            canonical = canonical_name(name)
+            value = value.strip(" \t")
+            if canonical == "Via":
+                if any(n == "Via" for n, _ in items):
+                    continue
+                value = split_commas(value, "Via")[0]
+            items.append((canonical, value))
+        return Request(method, uri, Headers(tuple(items)))
+    except (SIPError, ValueError):
+        return None

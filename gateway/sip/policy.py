@@ -62,8 +62,14 @@ Decision = Accept | Reject | Challenge
 
 
 class SourcePolicy(Protocol):
+    """A policy may also have ``trusts(host) -> bool``: sources it trusts skip the pre-check."""
+
     def check(self, request: Request, source: Source) -> Decision:
-        """Decide on an out-of-transaction request (never called for responses)."""
+        """Decide on an out-of-transaction request (never called for responses).
+
+        It is called twice for a source it may not trust: first on a light view of the request
+        before the full parse (start line, top Via, From, To, Call-ID, CSeq only), where a
+        refusal is final and saves the parse; then on the whole request."""
 
 
 class AcceptAll:
@@ -71,6 +77,9 @@ class AcceptAll:
 
     def check(self, request: Request, source: Source) -> Decision:
         return Accept()
+
+    def trusts(self, host: str) -> bool:
+        return True
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -6,8 +6,8 @@ Requests go to the first Route (loose routing, ``;lr``) or else the Request-URI:
 records must be configured with its host and port.
 
 Responses go back where the request came from: over the same connection on a reliable
-transport, else to the ``received`` address and the ``rport`` port of the top Via (RFC 3581
-§4), or to its sent-by port (default 5060) without rport (RFC 3261 §18.2.2).
+transport, else to the source IP (the ``received`` address) and the ``rport`` port of the top
+Via (RFC 3581 §4), or its sent-by port (default 5060) without rport (RFC 3261 §18.2.2).
 """
 
 from __future__ import annotations
@@ -74,21 +74,19 @@ def request_target(request: Request, default_transport: str = "UDP") -> Target:
 def response_address(via: Via, source: Source) -> Address:
     """Where a response to a request with top Via ``via`` goes (RFC 3261 §18.2.2, RFC 3581 §4).
 
-    On reliable transports: the source (the connection the request came on). ``maddr`` is not
+    On reliable transports: the source (the connection the request came on). On UDP always the
+    source IP: that is what ``received`` holds once the layer has written it (§18.2.1, a
+    sender's own is overwritten), and it keeps a forged Via from aiming the response at a third
+    party; the port is the source's with ``rport``, else the sent-by port. ``maddr`` is not
     honoured (multicast is not supported)."""
     if source.transport.reliable:
         return source.address
-    host = via.param("received") or via.host.strip("[]")
     rport = via.param("rport")
     if rport is not None:
         port = int(rport) if is_digits(rport) and 0 < int(rport) < 65536 else source.port
     else:
         port = via.port or DEFAULT_PORT
-    try:
-        address_family(host)
-    except ValueError:
-        host = source.host  # sent-by is a name and no received: the source is the safe answer
-    return host, port
+    return source.host, port
 
 
 async def resolve(target: Target) -> list[Address]:

@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gateway.sip.errors import SIPError
-from gateway.sip.headers import Via, parse_max_forwards, parse_via
+from gateway.sip.headers import parse_max_forwards
 from gateway.sip.message import (
     Request,
     Response,
@@ -25,7 +25,8 @@ from gateway.sip.message import (
     make_response,
     server_transaction_key,
 )
-from gateway.sip.policy import Accept, Challenge
+from gateway.sip.parser import peek_request
+from gateway.sip.policy import Accept, Challenge, Reject
 from gateway.sip.routing import DEFAULT_PORT, response_address
 from gateway.sip.scheduler import TimerHandle
 from gateway.sip.transaction import (
@@ -71,13 +72,6 @@ class Entry:
         return self.txn.state is not State.TERMINATED
 
 
-def _top_via(value: str | None) -> Via | None:
-    try:
-        return parse_via(value) if value is not None else None
-    except SIPError:
-        return None
-
-
 def _max_forwards(request: Request) -> int | None:
     value = request.headers.get("Max-Forwards")
     try:
@@ -118,9 +112,47 @@ class ServerSide:
             logger.debug("dropped unparseable message from %s: %s", source, exc.detail)
             return
         logger.debug("%d to unparseable request from %s: %s", response.status, source, exc.detail)
-        via = _top_via(exc.context.headers.get("Via"))
-        address = response_address(via, source) if via is not None else source.address
-        self.layer.send(source.transport, response.serialize(), address)
+        # To the source address only, never to a Via-derived one: the Via of a message that did
+        # not parse (and did not pass the policy) is the sender's word, and following it would
+        # let anyone aim our responses at a third party (RFC 3581 §4 answers to the source).
+        self.layer.send(source.transport, response.serialize(), source.address)
+
+    def prefilter(self, data: bytes, source: Source) -> bool:
+        """Refuse a request from a source the policy does not trust before the full parse
+        (which an attacker could make expensive): the policy decides on a light view of the
+        request (:func:`~gateway.sip.parser.peek_request`: start line, Via, From, To, Call-ID,
+        CSeq), enough to recognise one inside a dialog. False when the request was answered
+        (403, to the source) or dropped; True to go on with the full parse."""
+        policy = self.layer.policy
+        trusts = getattr(policy, "trusts", None)
+        if trusts is not None and trusts(source.host):
+            return True
+        request = peek_request(data, self.layer.limits)
+        if request is None:
+            return True
+        try:
+            if request.from_ is None or request.to is None or request.call_id is None:
+                return True
+            key = server_transaction_key(request)
+        except SIPError:
+            return True  # the full parse says what is wrong
+        if key in self.entries:
+            return True  # a retransmission or an ACK of a transaction already accepted
+        decision = policy.check(request, source)
+        if isinstance(decision, Accept):
+            return True
+        self._refuse(request, source, decision)
+        return False
+
+    def _refuse(self, request: Request, source: Source, decision: Reject | Challenge) -> None:
+        if request.method == "ACK":
+            return
+        if isinstance(decision, Challenge):
+            # Hook: digest verification of untrusted sources (RFC 3261 §22.3) goes here.
+            logger.info("challenge for realm %r not implemented: 403", decision.realm)
+            self._stateless(request, source, 403, "Forbidden")
+        else:
+            self._stateless(request, source, decision.status, decision.reason)
 
     def receive(self, request: Request, source: Source) -> None:
         try:
@@ -134,13 +166,7 @@ class ServerSide:
             return
         decision = self.layer.policy.check(request, source)
         if not isinstance(decision, Accept):
-            if request.method != "ACK":
-                if isinstance(decision, Challenge):
-                    # Hook: digest verification of untrusted sources (RFC 3261 §22.3) goes here.
-                    logger.info("challenge for realm %r not implemented: 403", decision.realm)
-                    self._stateless(request, source, 403, "Forbidden")
-                else:
-                    self._stateless(request, source, decision.status, decision.reason)
+            self._refuse(request, source, decision)
             return
         if request.method == "ACK":
             self._ack_to_2xx(request, source)
@@ -197,10 +223,10 @@ class ServerSide:
         self.respond(entry, make_response(request, status, to_tag=to_tag))
 
     def _stateless(self, request: Request, source: Source, status: int, reason: str) -> None:
+        """A policy rejection: to the source address only (a request the policy refused gets no
+        say in where its answer goes, RFC 3581 §4)."""
         response = make_response(request, status, reason)
-        via = request.top_via
-        address = response_address(via, source) if via is not None else source.address
-        self.layer.send(source.transport, response.serialize(), address)
+        self.layer.send(source.transport, response.serialize(), source.address)
 
     def _cancel(self, cancel: Request, source: Source, key: TransactionKey) -> None:
         """RFC 3261 §9.2: 200 to a CANCEL that matches a pending INVITE, else 481."""

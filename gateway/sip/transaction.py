@@ -8,8 +8,9 @@ timeout or transport error, :class:`Terminated` when the transaction can be forg
 
 Each class holds a transition table ``(state, event kind) -> handler``. Pairs the RFC says to
 absorb map to ``_absorb``; any other pair is illegal and raises :class:`TransactionError`
-naming both (a timer that is not running fired, the TU sent a response on a client
-transaction, ...). Every state change goes through ``_set_state``, which logs ``old -> new``.
+naming both (a timer fired in a state that has none, the TU sent a response on a client
+transaction, ...), as does a timer event for a timer the machine is not running (Timer A on a
+reliable transport). Every state change goes through ``_set_state``, which logs ``old -> new``.
 Request retransmissions (timers A, E, G) happen only on unreliable transports; timers D, I, J
 and K are zero on reliable ones, so those transactions terminate at once (RFC 3261 §17.1.1.2,
 §17.1.2.2, §17.2.1, §17.2.2).
@@ -58,9 +59,19 @@ EventKind = enum.Enum(
 )
 
 
+_TIMER_OF = {EventKind[f"TIMER_{timer.name}"]: timer for timer in Timer}
+
+
+_RESPONSE_KINDS = {
+    (prefix, suffix): EventKind[f"{prefix}_{suffix}"]
+    for prefix in ("RECV", "SEND")
+    for suffix in ("1XX", "2XX", "FINAL_ERROR")
+}
+
+
 def _response_kind(response: Response, prefix: str) -> EventKind:
     suffix = "1XX" if response.status < 200 else "2XX" if response.status < 300 else "FINAL_ERROR"
-    return EventKind[f"{prefix}_{suffix}"]
+    return _RESPONSE_KINDS[(prefix, suffix)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,13 @@ class Transaction:
         if name is None or not self._started:
             raise TransactionError(
                 f"{type(self).__name__}: illegal event {event.kind.name!r} in state {self.state.name!r}"
+            )
+        timer = _TIMER_OF.get(event.kind)
+        if timer is not None and timer not in self._intervals:
+            # A timer that is not running (Timer A on a reliable transport, one already
+            # cancelled) cannot fire.
+            raise TransactionError(
+                f"{type(self).__name__}: timer {timer.name} is not running in state {self.state.name!r}"
             )
         handler: Callable[[Event, float], list[Action]] = getattr(self, name)
         return handler(event, now)

@@ -17,6 +17,7 @@ transaction layer can feed it to the transaction as a transport error (RFC 3261 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -43,6 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]  # (IP literal without brackets, port)
+UDP_RECEIVE_BUFFER = 2**21  # bytes asked for SO_RCVBUF (the kernel caps it at rmem_max)
 
 
 class TransportError(SIPError):
@@ -166,6 +168,10 @@ class UdpTransport(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
+        # A burst must wait in the kernel while the event loop is busy, not be dropped there
+        # (the Linux default of ~200 KB holds a few hundred SIP datagrams).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self._family = sock.family
         self._local = normalize_address(sock.getsockname())
 

@@ -9,6 +9,12 @@ sent until the connection is up. Each connection has its own
 (RFC 5626 §3.5.1), a framing error (no Content-Length, garbage) closes that connection only,
 and a connection idle for ``idle_timeout`` seconds is closed.
 
+Against hostile peers (:class:`TcpLimits`): the table holds at most ``max_connections``
+connections, and at most ``max_connections_per_ip`` inbound ones from one IP (more are closed as
+soon as they are accepted); only whole messages and keep-alives count as activity, and a
+message that has begun must be complete within ``message_timeout`` seconds, so that a trickle of
+partial bytes (slowloris) cannot hold a connection open.
+
 Connection states: CONNECTING (outbound, not yet up) -> OPEN -> CLOSED; inbound connections
 start OPEN.
 """
@@ -19,6 +25,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 from gateway.sip.errors import SIPError
@@ -36,13 +43,33 @@ from gateway.sip.transport import (
     report_error,
 )
 
-__all__ = ["ClosedCallback", "ConnectionState", "TcpTransport"]
+__all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport"]
 
 logger = logging.getLogger(__name__)
 
 ConnectionState = enum.Enum("ConnectionState", "CONNECTING OPEN CLOSED")
 ClosedCallback = Callable[["TcpTransport", Address], None]
 _PONG = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """Bounds on what TCP peers may hold (see the module note)."""
+
+    max_connections: int = 1024
+    max_connections_per_ip: int = 32
+    message_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_connections_per_ip"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not self.message_timeout > 0:
+            raise ValueError(f"message_timeout must be positive, not {self.message_timeout!r}")
+
+
+DEFAULT_TCP_LIMITS = TcpLimits()
 
 
 class _Connection(asyncio.Protocol):
@@ -59,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._last_activity = self._loop.time()
         self._idle: asyncio.TimerHandle | None = None
+        self._partial: asyncio.TimerHandle | None = None  # a begun message must end by then
 
     def __repr__(self) -> str:
         direction = "to" if self.outbound else "from"
@@ -75,6 +103,9 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self.remote = normalize_address(transport.get_extra_info("peername"))
         self._set_state(ConnectionState.OPEN)
+        if not self.outbound and not self._owner._admit(self):
+            self.close()
+            return
         if not self.outbound:
             self._owner._register(self)
         self._touch()
@@ -83,7 +114,6 @@ class _Connection(asyncio.Protocol):
             self._transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        self._touch()
         try:
             items = self._framer.feed(data)
         except SIPError as exc:
@@ -91,6 +121,13 @@ class _Connection(asyncio.Protocol):
             logger.info("%r: framing error, closing: %s", self, exc.detail)
             self.close()
             return
+        except Exception:
+            logger.exception("%r: framer failed, closing", self)
+            self.close()
+            return
+        if items:
+            self._touch()  # only whole messages and keep-alives are activity
+        self._watch_partial()
         source = Source(self._owner, *self.remote)
         for item in items:
             if isinstance(item, KeepAlive):
@@ -129,6 +166,9 @@ class _Connection(asyncio.Protocol):
         self._set_state(ConnectionState.CLOSED)
         if self._idle is not None:
             self._idle.cancel()
+        if self._partial is not None:
+            self._partial.cancel()
+            self._partial = None
         pending, self._pending = self._pending, []
         for _, on_error in pending:
             report_error(on_error, error)
@@ -138,6 +178,24 @@ class _Connection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         if self._idle is None:
             self._idle = self._loop.call_at(self._last_activity + self._owner.idle_timeout, self._check_idle)
+
+    def _watch_partial(self) -> None:
+        """Start the clock when a message begins; stop it when nothing partial is left."""
+        if self._framer.buffered == 0:
+            if self._partial is not None:
+                self._partial.cancel()
+                self._partial = None
+        elif self._partial is None:
+            self._partial = self._loop.call_later(self._owner.tcp_limits.message_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._partial = None
+        if self.state is ConnectionState.OPEN:
+            logger.info(
+                "%r: message incomplete after %.1f s (%d bytes), closing",
+                self, self._owner.tcp_limits.message_timeout, self._framer.buffered,
+            )  # fmt: skip
+            self.close()
 
     def _check_idle(self) -> None:
         self._idle = None
@@ -166,6 +224,7 @@ class TcpTransport:
         connect_timeout: float = 5.0,
         limits: ParserLimits = DEFAULT_LIMITS,
         on_closed: ClosedCallback | None = None,
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
     ) -> None:
         if idle_timeout <= 0 or connect_timeout <= 0:
             raise ValueError(f"timeouts must be positive, got {idle_timeout!r}, {connect_timeout!r}")
@@ -174,6 +233,7 @@ class TcpTransport:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.limits = limits
+        self.tcp_limits = tcp_limits
         self._server: asyncio.Server | None = None
         self._local: Address = ("", 0)
         self._connections: dict[Address, _Connection] = {}
@@ -191,6 +251,7 @@ class TcpTransport:
         connect_timeout: float = 5.0,
         limits: ParserLimits = DEFAULT_LIMITS,
         on_closed: ClosedCallback | None = None,
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
     ) -> TcpTransport:
         """Listen on ``host:port`` (port 0: any free port). ``on_closed`` is told of every
         connection that closes (so that transactions waiting on it can fail at once)."""
@@ -200,6 +261,7 @@ class TcpTransport:
             connect_timeout=connect_timeout,
             limits=limits,
             on_closed=on_closed,
+            tcp_limits=tcp_limits,
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -237,6 +299,9 @@ class TcpTransport:
             except ValueError:
                 report_error(on_error, TransportError(f"not an IP address: {key[0]!r}"))
                 return
+            if len(self._connections) >= self.tcp_limits.max_connections:
+                report_error(on_error, TransportError(f"{self!r}: connection table full"))
+                return
             connection = _Connection(self, key, outbound=True)
             self._connections[key] = connection
             task = asyncio.get_running_loop().create_task(self._connect(connection))
@@ -260,6 +325,22 @@ class TcpTransport:
             )
         except (OSError, TimeoutError) as exc:
             connection.connect_failed(exc)
+
+    def _admit(self, connection: _Connection) -> bool:
+        """Room for one more inbound connection (a reconnect from the same address replaces its
+        old one, so it is always admitted)?"""
+        if connection.remote in self._connections:
+            return True
+        limits = self.tcp_limits
+        if len(self._connections) >= limits.max_connections:
+            logger.warning("%r: %d connections, refusing %r", self, len(self._connections), connection)
+            return False
+        host = connection.remote[0]
+        same_ip = sum(1 for c in self._connections.values() if not c.outbound and c.remote[0] == host)
+        if same_ip >= limits.max_connections_per_ip:
+            logger.warning("%r: %d connections from %s, refusing another", self, same_ip, host)
+            return False
+        return True
 
     def _register(self, connection: _Connection) -> None:
         old = self._connections.get(connection.remote)

@@ -41,6 +41,7 @@ from gateway.sip.incoming import IncomingCall
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.message import Request, Response
 from gateway.sip.outgoing import OutgoingCall
+from gateway.sip.pbx_binding import PbxBinding
 from gateway.sip.policy import Network, SourcePolicy, TrustedSources
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
 from gateway.sip.registration import RegState
@@ -93,6 +94,9 @@ class UASettings:
     registrations: tuple[RegistrationSpec, ...] = ()
     timers: TimerConfig = field(default_factory=TimerConfig)
     unregister_timeout: float = 3.0
+    # Where users' digest credentials may be sent (pbx_binding): default `outbound`.
+    credential_hops: tuple[Target, ...] = ()
+    pbx_realm: str | None = None  # when set, the only digest realm answered
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -103,6 +107,11 @@ class UASettings:
         sip, pbx = config.sip, config.pbx
         hop = pbx.outbound_proxy or pbx.address
         transport = pbx.transport.value.upper()
+        hops = tuple(
+            Target(transport, hp.host.strip("[]"), hp.port or 5060)
+            for hp in (pbx.outbound_proxy, pbx.address)
+            if hp is not None
+        )
         return cls(
             listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
             public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
@@ -113,6 +122,8 @@ class UASettings:
                 hp.host.strip("[]") for hp in (pbx.address, pbx.outbound_proxy) if hp is not None
             ),
             registrations=tuple(registrations),
+            credential_hops=hops,
+            pbx_realm=pbx.realm,
         )
 
 
@@ -138,6 +149,7 @@ class UserAgent:
         self._endpoint: Endpoint | None = None
         self._dialogs: DialogSet | None = None
         self._registrations: RegistrationClient | None = None
+        self._pbx_binding: PbxBinding | None = None
         self._calls: dict[CallKey, Call] = {}
         self._invites: dict[IncomingRequest, IncomingCall] = {}
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
@@ -167,6 +179,11 @@ class UserAgent:
         return _started(self._registrations)
 
     @property
+    def pbx_binding(self) -> PbxBinding:
+        """Where the users' credentials may answer challenges (see :mod:`gateway.sip.pbx_binding`)."""
+        return _started(self._pbx_binding)
+
+    @property
     def calls(self) -> tuple[Call, ...]:
         return tuple(self._calls.values())
 
@@ -186,6 +203,8 @@ class UserAgent:
             raise RuntimeError(f"user agent already {self.state.name}")
         settings = self.settings
         policy = self._policy or await self._default_policy()
+        hops = settings.credential_hops or ((settings.outbound,) if settings.outbound is not None else ())
+        self._pbx_binding = await PbxBinding.resolve(hops, settings.pbx_realm)
         public = settings.public_address
         first = settings.listen[0]
         layer = TransactionLayer(

@@ -10,7 +10,9 @@ either direction is answered 200 and delivered as :class:`InfoReceived`; a re-IN
 delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
 refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. Requests we
 send in the dialog that a proxy or the far end challenges (401/407) are sent again with
-credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2).
+credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only
+when the challenged request went to the PBX (:mod:`gateway.sip.pbx_binding`): a far end must not
+obtain the user's PBX credentials.
 
 States are :class:`CallState`; every change goes through ``_set_state``, which logs
 ``call=<Call-ID> OLD -> NEW``; a method called in a state that does not allow it raises
@@ -160,6 +162,10 @@ class Call:
             if final.cseq is not None and final.cseq.method == request.method:
                 dialog.receive_response(final)
             if final.status not in (401, 407) or self._digest is None or attempt == MAX_AUTH_RETRIES:
+                return final, request
+            refusal = self.ua.pbx_binding.refusal(handle.destination, final)
+            if refusal is not None:
+                logger.warning("call=%s %s: credentials withheld: %s", self.call_id, request.method, refusal)
                 return final, request
             try:
                 retry = self._digest.authorize(request, final)

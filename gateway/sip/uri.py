@@ -70,6 +70,8 @@ def percent_decode(text: str, what: str = "URI") -> str:
 
 
 def _escape(text: str, allowed: frozenset[str]) -> str:
+    if allowed.issuperset(text):
+        return text
     return "".join(
         ch if ch in allowed else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
         for ch in text
@@ -79,6 +81,8 @@ def _escape(text: str, allowed: frozenset[str]) -> str:
 def _validate(text: str, allowed: frozenset[str], what: str, *, empty_ok: bool = False) -> None:
     if not text and not empty_ok:
         raise BadRequest(f"empty {what}")
+    if allowed.issuperset(text) and "%" not in text:
+        return
     bad = set(text) - allowed - {"%"}
     if bad:
         raise BadRequest(f"invalid character {min(bad)!r} in {what} {text!r}")

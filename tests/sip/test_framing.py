@@ -67,3 +67,41 @@ def test_limits() -> None:
         framer.feed(b"INVITE " + b"x" * 200)
     with pytest.raises(MessageTooLarge):
         StreamFramer(ParserLimits(max_message_size=200)).feed(MESSAGE.replace(b"l: 5", b"l: 500"))
+
+
+def test_large_header_in_small_chunks_is_scanned_linearly() -> None:
+    """A 60 KB header trickled 16 bytes at a time is searched once, not once per chunk."""
+    head = b"OPTIONS sip:x@y SIP/2.0\r\n" + b"X-Pad: " + b"a" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    framer = StreamFramer()
+    out: list[bytes | KeepAlive] = []
+    for i in range(0, len(head), 16):
+        out += framer.feed(head[i : i + 16])
+    assert out == [head]
+    assert framer.scanned < 2 * len(head), framer.scanned
+    # The same when the end of headers is split across chunks in every possible way.
+    for cut in range(len(MESSAGE) - 12, len(MESSAGE) - 3):
+        framer = StreamFramer()
+        assert framer.feed(MESSAGE[:cut]) + framer.feed(MESSAGE[cut:]) == [MESSAGE]
+
+
+def test_many_bare_line_feeds_do_not_recurse() -> None:
+    framer = StreamFramer()
+    assert framer.feed(b"\n" * 100_000) == []
+    assert framer.feed(MESSAGE) == [MESSAGE] and framer.buffered == 0
+
+
+def test_keepalive_split_after_a_partial_scan() -> None:
+    framer = StreamFramer()
+    assert framer.feed(b"\r") == []
+    assert framer.feed(b"\n\r\n") == [KeepAlive(ping=True)]
+    assert framer.feed(MESSAGE) == [MESSAGE]
+
+
+def test_large_body_in_small_chunks_reads_the_headers_once() -> None:
+    body = b"b" * 60_000
+    message = MESSAGE.replace(b"l: 5\r\n\r\nhello", f"l: {len(body)}\r\n\r\n".encode() + body)
+    framer = StreamFramer()
+    out: list[bytes | KeepAlive] = []
+    for i in range(0, len(message), 16):
+        out += framer.feed(message[i : i + 16])
+    assert out == [message] and framer.scanned < 2 * len(message)

@@ -59,6 +59,9 @@ class FakeTransport:
         ("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKa;received=192.0.2.1;rport=4000", ("192.0.2.1", 4000)),
         ("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKa;received=192.0.2.1", ("192.0.2.1", 5070)),
         ("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa", ("192.0.2.1", 5060)),
+        # Never a third party, whatever the Via claims (received, sent-by).
+        ("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKa;received=203.0.113.9", ("192.0.2.1", 5070)),
+        ("SIP/2.0/UDP 203.0.113.9:5070;branch=z9hG4bKa", ("192.0.2.1", 5070)),
     ],
 )
 def test_response_address(via: str, expected: tuple[str, int]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.sip.transport import Source, TransportError, UdpTransport
-from gateway.sip.transport_tcp import ConnectionState, TcpTransport
+from gateway.sip.transport_tcp import ConnectionState, TcpLimits, TcpTransport
 
 OPTIONS = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKx\r\n"
@@ -147,3 +147,67 @@ async def test_tcp_connect_failure_reports_transport_error(
     client.send(OPTIONS, ("127.0.0.1", port), errors.append)
     await asyncio.sleep(0)
     assert len(errors) == 1
+
+
+async def test_tcp_connection_caps(closing: list[UdpTransport | TcpTransport]) -> None:
+    """At most max_connections_per_ip inbound connections from one IP, max_connections in all:
+    the others are closed at once, and a freed slot can be used again."""
+    limits = TcpLimits(max_connections=3, max_connections_per_ip=2)
+    server = await TcpTransport.listen("127.0.0.1", 0, Inbox(), tcp_limits=limits)
+    closing.append(server)
+    first = [await asyncio.open_connection(*server.local) for _ in range(3)]
+    assert await asyncio.wait_for(first[2][0].read(), 2) == b""  # third from 127.0.0.1: refused
+    assert len(server.connections) == 2
+    other = await asyncio.open_connection(server.local[0], server.local[1], local_addr=("127.0.0.2", 0))
+    await asyncio.sleep(0.05)
+    assert len(server.connections) == 3
+    full = await asyncio.open_connection(server.local[0], server.local[1], local_addr=("127.0.0.3", 0))
+    assert await asyncio.wait_for(full[0].read(), 2) == b""  # table full
+    first[0][1].close()
+    await asyncio.sleep(0.05)
+    again = await asyncio.open_connection(*server.local)
+    again[1].write(OPTIONS)
+    await asyncio.sleep(0.05)
+    assert len(server.connections) == 3
+    for _, writer in (*first, other, full, again):
+        writer.close()
+
+
+async def test_tcp_trickled_partial_message_is_cut_off(closing: list[UdpTransport | TcpTransport]) -> None:
+    """Slowloris: bytes of a message that never ends do not keep the connection open."""
+    inbox = Inbox()
+    server = await TcpTransport.listen(
+        "127.0.0.1", 0, inbox, idle_timeout=10, tcp_limits=TcpLimits(message_timeout=0.3)
+    )
+    closing.append(server)
+    reader, writer = await asyncio.open_connection(*server.local)
+    closed = asyncio.ensure_future(reader.read())
+    sent = 0
+    for byte in OPTIONS[:100]:  # 100 bytes over 2 s, each well within the idle timeout
+        writer.write(bytes([byte]))
+        sent += 1
+        await asyncio.sleep(0.02)
+        if closed.done():
+            break
+    assert await asyncio.wait_for(closed, 2) == b"" and sent < 50
+    assert server.connections == {} and inbox.queue.empty()
+    writer.close()
+    # Whole messages keep a connection alive past the message timeout.
+    reader, writer = await asyncio.open_connection(*server.local)
+    for _ in range(4):
+        writer.write(OPTIONS)
+        await inbox.get()
+        await asyncio.sleep(0.15)
+    assert len(server.connections) == 1
+    writer.close()
+
+
+async def test_tcp_line_feed_flood_then_a_message(closing: list[UdpTransport | TcpTransport]) -> None:
+    inbox = Inbox()
+    server = await TcpTransport.listen("127.0.0.1", 0, inbox)
+    closing.append(server)
+    _, writer = await asyncio.open_connection(*server.local)
+    writer.write(b"\n" * 3000 + OPTIONS)
+    data, _ = await asyncio.wait_for(inbox.get(), 2)
+    assert data == OPTIONS and len(server.connections) == 1
+    writer.close()

@@ -223,7 +223,7 @@ async def test_no_ack_means_bye_and_failed() -> None:
 async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
     uas = await ChallengingUAS("alice", "pw").start()
     try:
-        async with running_ua() as a:
+        async with running_ua(outbound=uas.hop) as a:
             call = await a.invite(uas.uri, OFFER, identity("alice", "pw"))
             assert (await expect(call, Answered)).sdp == ANSWER
             assert (await call.info("application/dtmf-relay", "Signal=1\r\n")).status == 200
@@ -245,7 +245,7 @@ async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
 async def test_digest_reinvite_is_acked_with_its_cseq() -> None:
     uas = await ChallengingUAS("alice", "pw").start()
     try:
-        async with running_ua() as a:
+        async with running_ua(outbound=uas.hop) as a:
             call = await a.invite(uas.uri, OFFER, identity("alice", "pw"))
             await expect(call, Answered)
             assert (await call.hold()).ok
@@ -259,7 +259,7 @@ async def test_digest_reinvite_is_acked_with_its_cseq() -> None:
 async def test_wrong_password_fails_without_looping() -> None:
     uas = await ChallengingUAS("alice", "pw").start()
     try:
-        async with running_ua() as a:
+        async with running_ua(outbound=uas.hop) as a:
             call = await a.invite(uas.uri, OFFER, identity("alice", "wrong"))
             assert (await expect(call, Failed)).status == 403
             no_credentials = await a.invite(uas.uri, OFFER, identity("alice"))

@@ -15,6 +15,7 @@ from gateway.sip.digest import Algorithm, digest_response, parse_auth_header
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll, SourcePolicy
+from gateway.sip.routing import Target
 from gateway.sip.transaction import TimerConfig
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
@@ -96,12 +97,14 @@ class ChallengingUAS:
     """A UAS on a bare transaction layer that asks for digest credentials: INVITE gets 401,
     every other request 407, until it carries valid credentials for ``user``/``password``
     (a wrong one gets 403). It answers INVITE 200 with SDP (retransmitted until the ACK) and
-    records each request's method and CSeq number."""
+    records each request's method and CSeq number. With ``open_first`` a request outside a
+    dialog (no To tag) is accepted without credentials: only in-dialog requests are challenged."""
 
     realm = "challenge.test"
 
-    def __init__(self, user: str, password: str) -> None:
+    def __init__(self, user: str, password: str, *, open_first: bool = False) -> None:
         self.user, self.password = user, password
+        self.open_first = open_first
         self.seen: list[tuple[str, int, bool]] = []  # method, CSeq, had credentials
         self.acks: list[int] = []
         self.layer: TransactionLayer | None = None
@@ -118,6 +121,12 @@ class ChallengingUAS:
         assert self.layer is not None
         host, port = self.layer.transports[0].local
         return f"sip:service@{host}:{port}"
+
+    @property
+    def hop(self) -> Target:
+        """This UAS as a UA's PBX (``outbound``): the hop its credentials are bound to."""
+        assert self.layer is not None
+        return Target("UDP", *self.layer.transports[0].local)
 
     def _credentials(self, request: Request) -> str | None:
         for name in ("Authorization", "Proxy-Authorization"):
@@ -147,7 +156,8 @@ class ChallengingUAS:
         cseq = request.cseq
         credentials = self._credentials(request)
         self.seen.append((request.method, cseq.seq if cseq else 0, credentials is not None))
-        if credentials is None:
+        outside = request.to is None or request.to.tag is None
+        if credentials is None and not (self.open_first and outside):
             self._nonce += 1
             header = "WWW-Authenticate" if request.method == "INVITE" else "Proxy-Authenticate"
             challenge = f'Digest realm="{self.realm}", nonce="n{self._nonce}", algorithm=MD5, qop="auth"'
@@ -155,7 +165,7 @@ class ChallengingUAS:
                 401 if header == "WWW-Authenticate" else 407, to_tag=self.tag, headers=((header, challenge),)
             )
             return
-        if not self._valid(request, credentials):
+        if credentials is not None and not self._valid(request, credentials):
             incoming.reply(403, to_tag=self.tag)
             return
         if request.method != "INVITE":
