@@ -69,8 +69,7 @@ def show(change: RegistrationChanged) -> None:
 
 async def main() -> int:
     if not (shutil.which("kamailio") or Path("/usr/sbin/kamailio").exists()):
-        print("kamailio is not installed (apt-get install kamailio); nothing to do")
-        return 0
+        raise SystemExit("this example needs Debian's kamailio: apt-get install kamailio")
     with tempfile.TemporaryDirectory(prefix="gateway-example-") as tmp:
         port = free_udp_port()
         kamailio = start_kamailio(Path(tmp), port)

@@ -19,7 +19,7 @@ import sys
 import aiohttp
 from media_peers import BrowserPeer, heard
 from phone_remote import Phone, free_udp_port
-from web_user import WebUser, demo_config, hear
+from web_user import WebUser, demo_config, hear, require_desk_phone
 
 from gateway.app import Gateway
 
@@ -72,13 +72,7 @@ async def web_user_calls_phone_over_http(gateway: Gateway, phone: Phone) -> None
 
 
 async def main() -> int:
-    try:
-        import pjsua2  # noqa: F401
-    except ImportError:
-        print("pjsua2 is not installed (pip install pjsua2-python); nothing to do")
-        for line in ("the example needs:", "  a desk phone (pjsua2)", "  the gateway", "  aiortc"):
-            print(line)
-        return 0
+    require_desk_phone()
     logging.basicConfig(level=logging.WARNING)
     port = free_udp_port()
     phone = await Phone.start(port)

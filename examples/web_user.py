@@ -26,6 +26,19 @@ ALICE_HASH = "scrypt$16384$8$1$3NC6hA5nutew8BgmMtbYGw==$HcvwtRnaZ2T6ULpMGMVb4Quf
 Message = dict[str, Any]
 
 
+def require_desk_phone() -> None:
+    """Stop with a clear message when pjsua2 (the desk phone's SIP stack) is missing.
+
+    It comes with the project's `test` and `demo` extras (`make test` or `make run` install it).
+    """
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "this example needs pjsua2 for its desk phone: .venv/bin/pip install pjsua2-python"
+        ) from None
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
