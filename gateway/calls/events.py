@@ -44,7 +44,7 @@ class WebAccept:
 
 @dataclass(frozen=True, slots=True)
 class WebReject:
-    """A ringing session turns the call down: busy (486) or decline (603)."""
+    """A ringing session turns the call down: busy (486), unavailable (480) or decline (603)."""
 
     session_id: str
     kind: RejectKind = RejectKind.BUSY

@@ -5,13 +5,15 @@ open session of the users found (NotifyIncoming) and send 180 Ringing. The first
 answer wins: the others StopRinging("answered elsewhere"). Answering: CreateBridge,
 MediaOfferToWeb -> SendWebOffer -> WebSdpAnswer -> MediaAnswerFromWeb -> MediaSipAnswerReady,
 and once the bridge reports MediaConnected (WebRTC up), 200 OK with the SIP answer.
-A reject ends ringing for that user's sessions and, when nobody else rings, answers 486 or 603.
+A reject ends ringing for that user's sessions and, when nobody else rings, answers 486, 480 or 603.
 No answer within inbound_ring_timeout: 480 (see gateway/calls/reasons.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
 
 import sdp
 from gateway.calls.commands import (
@@ -109,10 +111,19 @@ def accept(call: CallMachine, event: WebAccept) -> None:
     call._set_state(CallState.EARLY)
 
 
+_REJECT_REASON: Final[Mapping[RejectKind, EndReason]] = MappingProxyType(
+    {
+        RejectKind.BUSY: EndReason.BUSY,
+        RejectKind.UNAVAILABLE: EndReason.UNAVAILABLE,
+        RejectKind.DECLINE: EndReason.DECLINED,
+    }
+)
+
+
 def reject(call: CallMachine, event: WebReject) -> None:
     user_id = _require_ringing(call, event.session_id)
     status = REJECT_STATUS[event.kind]
-    own = EndReason.BUSY if event.kind is RejectKind.BUSY else EndReason.DECLINED
+    own = _REJECT_REASON[event.kind]
     call.stop_ringing(own, [event.session_id])
     call.stop_ringing(EndReason.REJECTED_ELSEWHERE, [s for s, u in call.ringing.items() if u == user_id])
     if not call.ringing:

@@ -135,8 +135,16 @@ RESPONSE_PHRASES: Final[Mapping[int, str]] = MappingProxyType(
 )
 
 REJECT_STATUS: Final[Mapping[RejectKind, int]] = MappingProxyType(
-    {RejectKind.BUSY: 486, RejectKind.DECLINE: 603}
+    {RejectKind.BUSY: 486, RejectKind.UNAVAILABLE: 480, RejectKind.DECLINE: 603}
 )
+
+
+def reject_kind(status: int) -> RejectKind:
+    """The `RejectKind` whose response is SIP `status` (480, 486 or 603; the browser's `reject`)."""
+    for kind, code in REJECT_STATUS.items():
+        if code == status:
+            return kind
+    raise InvalidValue(f"a web user cannot reject with SIP {status!r}; only {sorted(REJECT_STATUS.values())}")
 
 
 def reason_for_status(status: int, phrase: str = "") -> Reason:

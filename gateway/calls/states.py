@@ -55,6 +55,7 @@ class RejectKind(enum.StrEnum):
     """How a web user turns down an incoming call."""
 
     BUSY = "busy"  # 486 Busy Here
+    UNAVAILABLE = "unavailable"  # 480 Temporarily Unavailable (RFC 3261 §21.4.18)
     DECLINE = "decline"  # 603 Decline
 
 

@@ -11,6 +11,14 @@ PBX calls a browser::
     plain_answer = await bridge.answer_from_web(web_answer)
 
 Re-offers (hold, resume, a moved peer): ``update_from_sip`` / ``update_from_web`` return the answer.
+The web user's hold and resume (RFC 3264 §8.4)::
+
+    plain_offer = await bridge.reoffer_to_sip(hold=True)    # our last SIP SDP, sendonly, o= version + 1
+    await bridge.answer_to_reoffer(plain_answer)             # the 2xx's answer: forwarding stops
+
+While the web user holds, neither direction is forwarded (the held party hears silence, the browser
+nothing of the held party); the answer to ``reoffer_to_sip(hold=False)`` restores both. A re-offer that
+is never answered (the re-INVITE failed) changes nothing.
 States: IDLE -> AWAITING_SIP_ANSWER or AWAITING_WEB_ANSWER -> ACTIVE -> CLOSED; an illegal call raises
 ``BridgeError`` naming both. The legs are ``WebRtcLeg`` and ``SipLeg``, the two directions ``MediaPath``
 (pass-through or transcoding, DTMF), codec choice is ``codec_choice``; events are ``events`` values.
@@ -23,6 +31,7 @@ import enum
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import sdp
 from gateway.media import codec_choice as choice
@@ -89,6 +98,10 @@ class MediaBridge:
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
         self._web_answer: str | None = None
+        self._sip_local: sdp.SessionDescription | None = None  # the last SDP we gave the SIP side
+        self._sip_version = 0  # the highest o= version we used with the SIP side
+        self._reoffer: tuple[sdp.SessionDescription, bool] | None = None  # ours, unanswered; hold?
+        self._local_hold = False
         self._web_side: LegCodecs | None = None
         self._chosen: CodecChosen | None = None
         self._sip_dtmf = DtmfPlayer(self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()))
@@ -128,7 +141,7 @@ class MediaBridge:
         description = choice.plain_offer(
             codecs, address=address, port=port, telephone_event=self.settings.telephone_event
         )
-        return sdp.write(description)
+        return sdp.write(self._stamp_sip(description))
 
     async def answer_from_sip(self, plain_answer: str) -> str:
         """Apply the SIP answer (183 or 200; may come twice with different SDP); the browser's answer."""
@@ -178,6 +191,7 @@ class MediaBridge:
         web = self._apply_web(audio_section(local)[1], audio_section(answer)[1], answering=False)
         sip_offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
         plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
+        plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
         return sdp.write(plain)
@@ -192,9 +206,55 @@ class MediaBridge:
         if not offered:
             raise sdp.SdpUnacceptable(f"the SIP re-offer has none of {list(self.settings.sip_codecs)}")
         current = [self._sip.negotiated.codec] if self._sip.negotiated is not None else []
-        answer = self._sip.answer(offer, choice.first_common(current, offered) or offered[0])
+        # While the web user holds, our answer keeps the hold: sendonly at most (RFC 3264 §8.4).
+        policy = sdp.Direction.SENDONLY if self._local_hold else sdp.Direction.SENDRECV
+        answer = self._sip.answer(offer, choice.first_common(current, offered) or offered[0], policy)
         self._configure_paths()
-        return sdp.write(answer)
+        return sdp.write(self._stamp_sip(answer))
+
+    @property
+    def local_hold(self) -> bool:
+        """Whether the web user holds the call (an answered ``reoffer_to_sip(hold=True)``)."""
+        return self._local_hold
+
+    @property
+    def awaiting_reanswer(self) -> bool:
+        """Whether a ``reoffer_to_sip`` offer waits for its answer (``answer_to_reoffer``)."""
+        return self._reoffer is not None
+
+    async def reoffer_to_sip(self, hold: bool) -> str:
+        """Our re-INVITE's offer for the web user's hold (``a=sendonly``) or resume (``a=sendrecv``): the
+        last SDP we gave the SIP side with the audio direction set and the o= version incremented
+        (RFC 3264 §8, §8.4). Nothing changes until ``answer_to_reoffer``."""
+        self._expect("reoffer_to_sip", BridgeState.ACTIVE)
+        last = self._sip_local
+        if last is None:
+            raise BridgeError(f"call={self._call} reoffer_to_sip() before any SIP description")
+        index, _ = audio_section(last)
+        direction = sdp.Direction.SENDONLY if hold else sdp.Direction.SENDRECV
+        media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
+        directions = tuple(d.value for d in sdp.Direction)
+        offer = self._stamp_sip(last.without(*directions).with_media(media), keep=False)
+        self._reoffer = (offer, hold)
+        logger.info("call=%s re-offer to the SIP side: %s", self._call, direction.value)
+        return sdp.write(offer)
+
+    async def answer_to_reoffer(self, plain_answer: str) -> None:
+        """Apply the SIP side's answer to ``reoffer_to_sip``: the new direction, address and codecs; while
+        the web user holds, no audio is forwarded either way."""
+        self._expect("answer_to_reoffer", BridgeState.ACTIVE)
+        if self._reoffer is None:
+            raise BridgeError(f"call={self._call} answer_to_reoffer() without a re-offer out")
+        offer, hold = self._reoffer
+        answer = sdp.parse(plain_answer)
+        index, section = audio_section(answer)
+        self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
+        self._reoffer = None
+        self._sip_local = offer
+        if hold != self._local_hold:
+            logger.info("call=%s local hold %s -> %s", self._call, self._local_hold, hold)
+        self._local_hold = hold
+        self._configure_paths()
 
     async def update_from_web(self, web_offer: str) -> str:
         """A re-offer from the browser (hold, resume): the answer to send back."""
@@ -207,6 +267,21 @@ class MediaBridge:
         self._web_answer = sdp.write(local)
         self._configure_paths()
         return self._web_answer
+
+    def _stamp_sip(self, description: sdp.SessionDescription, *, keep: bool = True) -> sdp.SessionDescription:
+        """``description`` as the next SDP we give the SIP side: the o= line of our first one, its version
+        one above the highest we used (RFC 3264 §8: answers included); kept as the last unless ``keep``
+        is False (a re-offer, kept once answered)."""
+        last = self._sip_local
+        if last is None:
+            self._sip_version = description.origin.session_version
+        else:
+            self._sip_version = (self._sip_version + 1) % 2**64
+            origin = replace(last.origin, session_version=self._sip_version)
+            description = replace(description, origin=origin)
+        if keep or last is None:
+            self._sip_local = description
+        return description
 
     async def add_web_candidate(self, candidate: object) -> None:
         """A trickled browser candidate: JSON text, a JSON object, or an ``sdp.IceCandidateInit``."""
@@ -237,8 +312,9 @@ class MediaBridge:
             return
         self._to_sip.configure(web.incoming, sip.codec, sip.event)
         self._to_web.configure(sip.incoming, web.codec, web.event)
-        self._to_sip.enabled = web.direction.receives and sip.direction.sends
-        self._to_web.enabled = sip.direction.receives and web.direction.sends
+        held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
+        self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
+        self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
         self._web_watchdog.set_expected(web.direction.receives and self._web.state is WebLegState.CONNECTED)
         transcoding = not same_codec(web.codec, sip.codec)
         chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)

@@ -77,8 +77,14 @@ class SipLeg:
         self.negotiated = negotiated
         return negotiated
 
-    def answer(self, offer: sdp.SessionDescription, codec: sdp.Codec) -> sdp.SessionDescription:
-        """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint."""
+    def answer(
+        self,
+        offer: sdp.SessionDescription,
+        codec: sdp.Codec,
+        direction: sdp.Direction = sdp.Direction.SENDRECV,
+    ) -> sdp.SessionDescription:
+        """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint;
+        ``direction`` is our policy (sendonly while the web user holds the call)."""
         assert self.endpoint is not None
         host, port = self.endpoint.local_rtp_address
         answer = sdp.answer(
@@ -87,6 +93,7 @@ class SipLeg:
             transport=sdp.PlainTransport(self._settings.public_address or host, port),
             preference=sdp.Preference.ANSWERER,
             telephone_event=self._settings.telephone_event,
+            direction=direction,
         )
         index = next(i for i, m in enumerate(answer.media) if not m.rejected)
         self.apply(answer.media[index], offer, index, answer.direction_for(index))

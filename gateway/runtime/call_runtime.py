@@ -39,7 +39,6 @@ from gateway.signaling import events as sig
 from gateway.signaling.service import SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.ua_calls import Call as SipCall
-from gateway.sip.ua_events import set_direction
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +300,11 @@ class CallRuntime:
             case cmd.MediaOfferToSip(web_sdp=web_sdp):
                 return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
-                if self.direction is CallDirection.INBOUND:  # the answer to our hold re-INVITE
+                if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
+                    await bridge.answer_to_reoffer(sip_sdp)
+                    return None
+                if self.direction is CallDirection.INBOUND:
+                    logger.warning("call=%s SIP answer with no re-offer out: ignored", self.call_id)
                     return None
                 answer = await bridge.answer_from_sip(sip_sdp)
                 await self._web_became_ready(bridge)
@@ -315,11 +318,9 @@ class CallRuntime:
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
                 return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
             case cmd.MediaSipReoffer(hold=hold):
-                # The bridge makes no re-offers: our last SIP SDP with the direction changed (RFC 3264 §8.4).
-                local = self.sip.local_sdp()
-                if not local:
-                    raise MediaError("no SIP description to re-offer")
-                return ev.MediaSipOfferReady(set_direction(local, "sendonly" if hold else "sendrecv"))
+                # Our last SIP SDP, sendonly or sendrecv (RFC 3264 §8.4); the bridge gates forwarding
+                # once the answer comes (MediaAnswerFromSip above).
+                return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold))
             case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
                 try:
                     bridge.send_dtmf(digit, Leg.SIP, duration_ms=duration)

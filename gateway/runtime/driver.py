@@ -20,7 +20,8 @@ import sdp
 from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
-from gateway.calls.states import CallDirection, RejectKind
+from gateway.calls.reasons import reject_kind
+from gateway.calls.states import CallDirection
 from gateway.config import Config
 from gateway.identity import IdentityMap, WebUser
 from gateway.media.bridge import MediaBridge
@@ -159,8 +160,7 @@ class CallDriver:
             await self._feed(call_id, ev.WebSdpAnswer(session.id, sdp))
 
     async def reject(self, session: SessionSink, call_id: str, status: int) -> None:
-        kind = RejectKind.DECLINE if status == 603 else RejectKind.BUSY
-        await self._feed(call_id, ev.WebReject(session.id, kind))
+        await self._feed(call_id, ev.WebReject(session.id, reject_kind(status)))
 
     async def cancel(self, session: SessionSink, call_id: str) -> None:
         await self._feed(call_id, ev.WebHangup(session.id))

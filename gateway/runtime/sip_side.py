@@ -61,9 +61,6 @@ class SipSide:
         call = self.call
         return call if call is not None and not call.ended else None
 
-    def local_sdp(self) -> str:
-        return self.call.local_sdp if self.call is not None else ""
-
     async def execute(self, command: SipCommand) -> None:
         call = self._live()
         match command:

@@ -91,8 +91,33 @@ function render() {
   }
 }
 
+// The call timer: shown from `connected` (updated every second, on the second of the call), hidden and
+// reset when the call ends, so that the state line never shows the last call's duration.
 function tick() {
-  $("call-timer").textContent = call && call.connectedAt ? formatDuration(Date.now() - call.connectedAt) : "0:00";
+  const running = Boolean(call && call.state !== "ended" && call.connectedAt);
+  const element = $("call-timer");
+  element.hidden = !running;
+  element.textContent = running ? formatDuration(Date.now() - call.connectedAt) : "";
+}
+
+function startTimer() {
+  if (timer !== null || !call || !call.connectedAt) return;
+  const started = call;
+  tick();
+  // Align the updates with the call's seconds: the first one when the first second has passed.
+  const delay = 1000 - ((Date.now() - started.connectedAt) % 1000);
+  timer = setTimeout(() => {
+    if (call !== started || timer === null) return;
+    tick();
+    timer = setInterval(tick, 1000);
+  }, delay);
+}
+
+function stopTimer() {
+  clearTimeout(timer);
+  clearInterval(timer);
+  timer = null;
+  tick();
 }
 
 function micMeter(target) {
@@ -113,7 +138,12 @@ function meters(target) {
 
 function adopt(newCall) {
   call = newCall;
-  call.addEventListener("state", () => { render(); tick(); });
+  call.addEventListener("state", () => {
+    render();
+    if (call !== newCall) return;
+    if (newCall.connectedAt && newCall.state !== "ended") startTimer();
+    else tick();
+  });
   call.addEventListener("error", (event) => showError(readable(event.detail)));
   call.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
@@ -125,12 +155,10 @@ function adopt(newCall) {
     stopMeters = [];
     $("mic-level").value = 0;
     $("remote-level").value = 0;
-    clearInterval(timer);
-    timer = null;
+    if (call === newCall) stopTimer();
     render();
   });
-  clearInterval(timer);
-  timer = setInterval(tick, 1000);
+  stopTimer();
   meters(call);
   render();
 }

@@ -169,9 +169,13 @@ def test_caller_cancels_while_the_browser_answers() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "status", "code"),
-    [(RejectKind.BUSY, 486, EndReason.BUSY), (RejectKind.DECLINE, 603, EndReason.DECLINED)],
+    [
+        (RejectKind.BUSY, 486, EndReason.BUSY),
+        (RejectKind.UNAVAILABLE, 480, EndReason.UNAVAILABLE),
+        (RejectKind.DECLINE, 603, EndReason.DECLINED),
+    ],
 )
-def test_reject_busy_or_decline(kind: RejectKind, status: int, code: EndReason) -> None:
+def test_reject_busy_unavailable_or_decline(kind: RejectKind, status: int, code: EndReason) -> None:
     call = f.invited()
     out = call.handle(WebReject("s1", kind))
     assert responses(out) == [status]

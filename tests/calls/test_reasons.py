@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.calls import CallError, EndReason, RejectKind, local_reason, reason_for_status
-from gateway.calls.reasons import REJECT_STATUS, RESPONSE_PHRASES, Reason, phrase
+from gateway.calls.reasons import REJECT_STATUS, RESPONSE_PHRASES, Reason, phrase, reject_kind
 
 
 @pytest.mark.parametrize(
@@ -46,10 +46,22 @@ def test_not_a_failure(status: int) -> None:
 
 
 def test_reject_statuses_and_phrases() -> None:
-    assert REJECT_STATUS == {RejectKind.BUSY: 486, RejectKind.DECLINE: 603}
+    assert REJECT_STATUS == {RejectKind.BUSY: 486, RejectKind.UNAVAILABLE: 480, RejectKind.DECLINE: 603}
     assert phrase(486) == "Busy Here" and phrase(603) == "Decline" and phrase(299) == ""
+    assert phrase(480) == "Temporarily Unavailable"
     for status in REJECT_STATUS.values():
         assert status in RESPONSE_PHRASES
+
+
+@pytest.mark.parametrize("kind", list(RejectKind))
+def test_reject_kind_is_the_inverse_of_reject_status(kind: RejectKind) -> None:
+    assert reject_kind(REJECT_STATUS[kind]) is kind
+
+
+@pytest.mark.parametrize("status", [200, 404, 487, 500, 600])
+def test_reject_kind_refuses_other_statuses(status: int) -> None:
+    with pytest.raises(CallError, match=str(status)):
+        reject_kind(status)
 
 
 def test_local_reasons() -> None:

@@ -1,15 +1,89 @@
-"""Hold and resume with a real desk phone, both ways: the web user's hold re-INVITEs the phone with
-a=sendonly (the phone reports remote_hold) and the browser hears `held`/`resumed` by local; the phone's
-hold is answered and the browser hears `held`/`resumed` by remote; audio flows again afterwards."""
+"""Hold and resume with a real desk phone, both ways.
+
+The web user's hold re-INVITEs the phone with a=sendonly (the phone reports remote_hold), the browser
+hears `held`/`resumed` by local, and while held no audio flows either way: the phone's recording has a
+silent stretch as long as the hold between stretches of the browser's tone, the browser receives no
+packet of the phone's, and the bridge forwards nothing; after resume both directions flow again. The
+phone's hold is answered and the browser hears `held`/`resumed` by remote; audio flows again afterwards.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from gateway.app import Gateway
+from gateway.media.bridge_settings import BridgeStats
 from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2
+from tests.media.audio import detect_tone, rms
 from tests.media.webpeer import WebPeer
 from tests.peers.phone import DeskPhone
+from tests.peers.test_peers import read_wav
+
+HOLD_SECONDS = 3.0
+SILENT_RMS = 60.0  # 16-bit samples: well under the tones (8000 peak), over PLC tails
+
+
+def hold_gap(path: Path, freq: float, window_s: float = 0.1) -> tuple[float, bool, bool]:
+    """The longest run of silent `window_s` windows of the recording (seconds), and whether `freq` is
+    heard before that run and after it."""
+    rate, samples = read_wav(path)
+    size = int(rate * window_s)
+    windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
+    silent = [rms(w) < SILENT_RMS for w in windows]
+    best, start = (0, 0), None
+    for index, quiet in enumerate([*silent, False]):
+        if quiet and start is None:
+            start = index
+        elif not quiet and start is not None:
+            if index - start > best[1] - best[0]:
+                best = (start, index)
+            start = None
+    first, end = best
+    toned = [detect_tone(w, rate, freq, threshold=0.3) for w in windows]
+    return (end - first) * window_s, any(toned[:first]), any(toned[end:])
+
+
+def bridge_stats(gateway: Gateway, call_id: str) -> BridgeStats:
+    bridge = gateway.driver._runtimes[call_id].bridge
+    assert bridge is not None
+    return bridge.stats()
+
+
+async def check_web_hold(gateway: Gateway, alice: WsClient, peer: WebPeer, phone: DeskPhone,
+                         call_id: str, number: int) -> None:  # fmt: skip
+    """Hold from the web user: no audio either way while held; both ways again after resume."""
+    await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+    await asyncio.sleep(1.0)  # the phone records the browser's tone before the hold
+    await alice.request({"type": "hold", "call_id": call_id})
+    assert (await alice.wait_for("held", call_id=call_id))["by"] == "local"
+    await phone.wait_for("media", call=number, status="remote_hold")
+    await asyncio.sleep(0.3)  # packets in flight
+    before, received = bridge_stats(gateway, call_id), len(peer.payloads)
+    await asyncio.sleep(HOLD_SECONDS)
+    after = bridge_stats(gateway, call_id)
+    assert after.web_to_sip.forwarded == before.web_to_sip.forwarded, "browser audio reached the held phone"
+    assert after.web_to_sip.received > before.web_to_sip.received + 50, "the browser stopped sending"
+    assert after.sip_to_web.forwarded == before.sip_to_web.forwarded, (
+        "the held phone's audio reached the browser"
+    )
+    assert len(peer.payloads) <= received + 2, "the browser received audio during the hold"
+
+    await alice.request({"type": "resume", "call_id": call_id})
+    assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "local"
+    await phone.wait_for("media", call=number, status="active")
+    peer.clear()
+    await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+    resumed = bridge_stats(gateway, call_id)
+    await asyncio.sleep(1.0)  # the phone records the browser's tone after the hold
+    assert bridge_stats(gateway, call_id).web_to_sip.forwarded > resumed.web_to_sip.forwarded + 25
+
+
+def assert_hold_in_recording(wav: Path) -> None:
+    gap, before, after = hold_gap(wav, 1000)
+    assert gap >= HOLD_SECONDS - 0.8, f"no silent stretch as long as the hold in {wav} (longest {gap:.1f} s)"
+    assert before and after, f"{wav}: the browser's tone is not heard around the hold ({before}, {after})"
 
 
 async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
@@ -26,11 +100,7 @@ async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
             incoming = await phone.wait_for("incoming")
             await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
 
-            await alice.request({"type": "hold", "call_id": call_id})
-            assert (await alice.wait_for("held", call_id=call_id))["by"] == "local"
-            await phone.wait_for("media", call=incoming["call"], status="remote_hold")
-            await alice.request({"type": "resume", "call_id": call_id})
-            assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "local"
+            await check_web_hold(gateway, alice, peer, phone, call_id, incoming["call"])
 
             await phone.send("hold")
             assert (await alice.wait_for("held", call_id=call_id))["by"] == "remote"
@@ -41,6 +111,7 @@ async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
             await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
             await alice.request({"type": "hangup", "call_id": call_id})
             await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            assert_hold_in_recording(await phone.wait_for_recording(incoming["call"]))
         finally:
             await peer.close()
 
@@ -64,14 +135,9 @@ async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
             )
             await alice.wait_for("connected", call_id=call_id)
             await phone.wait_for("state", call=number, state="CONFIRMED")
-            await alice.request({"type": "hold", "call_id": call_id})
-            assert (await alice.wait_for("held", call_id=call_id))["by"] == "local"
-            await phone.wait_for("media", call=number, status="remote_hold")
-            await alice.request({"type": "resume", "call_id": call_id})
-            assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "local"
-            peer.clear()
-            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await check_web_hold(gateway, alice, peer, phone, call_id, number)
             await phone.hangup(number)
             assert (await alice.wait_for("ended", call_id=call_id))["reason"] == "remote_hangup"
+            assert_hold_in_recording(await phone.wait_for_recording(number))
         finally:
             await peer.close()

@@ -138,3 +138,30 @@ async def test_busy_unknown_and_offline_give_readable_results(tmp_path: Path) ->
             finally:
                 await peer.close()
         assert gateway._health_details()["calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "phrase", "reason"),
+    [
+        (480, "Temporarily Unavailable", "unavailable"),
+        (486, "Busy Here", "busy"),
+        (603, "Decline", "declined"),
+    ],
+)
+async def test_web_user_rejects_with_the_status_it_asked_for(
+    tmp_path: Path, status: int, phrase: str, reason: str
+) -> None:
+    """`reject {status}` reaches the calling phone as that final response (480 is not turned into 486)."""
+    require_pjsua2()
+    async with (
+        DeskPhone(tmp_path, user="2000") as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        host, port = gateway.sip_address
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        call_id = (await alice.wait_for("incoming"))["call_id"]
+        await alice.request({"type": "reject", "call_id": call_id, "status": status})
+        ended = await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert (ended["code"], ended["reason"]) == (status, phrase), ended
+        assert (await alice.wait_for("ended", call_id=call_id))["reason"] == reason

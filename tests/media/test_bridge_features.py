@@ -11,6 +11,7 @@ import threading
 import pytest
 
 import sdp
+from gateway.media.bridge import BridgeError
 from gateway.media.dtmf import DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.events import DtmfReceived, Leg
 from gateway.media.ports import RtpPortAllocator
@@ -146,6 +147,59 @@ async def test_hold_from_the_browser_stops_phone_audio_to_it_and_resumes(ports: 
         call.web.clear()
         await call.play(0.8)
         assert call.web.heard(SIP_TONE, last=0.5)
+    finally:
+        await call.close()
+
+
+@pytest.mark.parametrize("pbx_calls", [False, True], ids=["browser-called", "pbx-called"])
+async def test_web_users_hold_reoffers_sendonly_and_stops_both_directions(
+    ports: RtpPortAllocator, pbx_calls: bool
+) -> None:
+    call = Call(ports)
+    try:
+        await (call.pbx_calls() if pbx_calls else call.browser_calls())
+        await call.connected()
+        await call.play(0.4)
+        with pytest.raises(BridgeError, match="without a re-offer"):
+            await call.bridge.answer_to_reoffer("v=0")
+        text = await call.bridge.reoffer_to_sip(hold=True)
+        offer = sdp.parse(text)
+        assert offer.direction_for(0) is sdp.Direction.SENDONLY and call.bridge.awaiting_reanswer
+        assert not call.bridge.local_hold  # nothing changes before the answer
+        await call.bridge.answer_to_reoffer(call.phone_answer(offer, call.phone))
+        assert call.bridge.local_hold and not call.bridge.awaiting_reanswer
+        await asyncio.sleep(0.1)
+        frames, received = call.phone.frames, len(call.web.payloads)
+        await call.play(0.8)
+        assert call.phone.frames == frames, "the browser's audio reached the held phone"
+        assert len(call.web.payloads) == received, "the held phone's audio reached the browser"
+        # The SIP party's re-INVITE meanwhile: our answer keeps the hold, and our o= line (RFC 3264 §8).
+        answer = sdp.parse(await call.bridge.update_from_sip(call.phone_offer(version=7)))
+        assert answer.direction_for(0) is sdp.Direction.SENDONLY and call.bridge.local_hold
+        assert (answer.origin.session_id, answer.origin.session_version) == (
+            offer.origin.session_id,
+            offer.origin.session_version + 1,
+        )
+
+        resume = sdp.parse(await call.bridge.reoffer_to_sip(hold=False))
+        assert resume.direction_for(0) is sdp.Direction.SENDRECV
+        assert resume.origin.session_version == offer.origin.session_version + 2
+        assert resume.origin.session_id == offer.origin.session_id
+        await call.bridge.answer_to_reoffer(call.phone_answer(resume, call.phone))
+        assert not call.bridge.local_hold
+        call.web.clear()
+        call.phone.pcm = type(call.phone.pcm)("h")
+        await call.play(0.8)
+        assert call.phone.heard(WEB_TONE) and call.web.heard(SIP_TONE, last=0.5)
+    finally:
+        await call.close()
+
+
+async def test_reoffer_needs_an_active_bridge(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    try:
+        with pytest.raises(BridgeError, match="reoffer_to_sip"):
+            await call.bridge.reoffer_to_sip(hold=True)
     finally:
         await call.close()
 

@@ -311,9 +311,11 @@ async def test_phone_calls_registered_phone_through_kamailio(kamailio: Kamailio,
     assert "INVITE sip:2001@" in kamailio.log() and "BYE sip:" in kamailio.log()
 
 
-async def test_kamailio_rejects_unknown_callee(kamailio: Kamailio, tmp_path: Path) -> None:
+async def test_kamailio_rejects_unknown_and_offline_callees(kamailio: Kamailio, tmp_path: Path) -> None:
     async with DeskPhone(tmp_path, user="2000") as alice:
-        call = await alice.call(kamailio.aor("2003"))  # a test user, but not registered
+        call = await alice.call(kamailio.aor("2003"))  # a test user, but not registered: offline
+        await alice.wait_for("state", call=call, state="DISCONNECTED", code=480)
+        call = await alice.call(kamailio.aor("7777"))  # nobody Kamailio knows
         await alice.wait_for("state", call=call, state="DISCONNECTED", code=404)
 
 

@@ -86,6 +86,7 @@ async def test_softphone_in_chromium(served: tuple[Harness, str], page: Page) ->
     await page.locator("#number").fill("2001")
     await page.get_by_role("button", name="Call", exact=True).click()
     await expect(page.locator("#call-state")).to_have_text("Calling…")
+    await expect(page.locator("#call-timer")).to_be_hidden()  # no duration before `connected`
     await session.send_event(Connected("c2"))
     await expect(page.locator("#call-state")).to_have_text("Connected")
     await expect(page.locator("#call-timer")).to_have_text("0:01", timeout=5000)
@@ -110,6 +111,8 @@ async def test_softphone_in_chromium(served: tuple[Harness, str], page: Page) ->
     await page.get_by_role("button", name="Hang up").click()
     await wait_for(lambda: ("hangup", "c2") in harness.calls.calls)
     await expect(page.locator("#call-state")).to_have_text("No call")
+    await expect(page.locator("#call-timer")).to_be_hidden()  # the last duration does not linger
+    await expect(page.locator(".call-line")).to_have_text("No call")
     await expect(page.get_by_role("alert")).to_be_hidden()
 
     # An incoming call rings with the caller's name; Reject declines it (603).
