@@ -87,6 +87,11 @@ def summary(config: Config) -> list[tuple[str, str]]:
             f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
         ),
         ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
+        (
+            "call timeouts",
+            f"PBX unreachable after {config.calls.setup_timeout:g} s, ring out "
+            f"{config.calls.outbound_ring_timeout:g} s, ring in {config.calls.inbound_ring_timeout:g} s",
+        ),
     ]
     event = " + telephone-event" if config.codecs.telephone_event else ""
     lines.append(("codecs SIP leg", ", ".join(c.value for c in config.codecs.sip) + event))

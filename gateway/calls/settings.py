@@ -41,10 +41,14 @@ class CallSettings:
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> CallSettings:
-        """DTMF mode and PBX domain from gateway.yaml; timeouts keep their defaults unless overridden."""
+        """DTMF mode, PBX domain and the `calls:` timeouts from gateway.yaml; `overrides` win."""
         values: dict[str, Any] = {
             "dtmf_mode": config.sip.dtmf_mode,
             "pbx_domain": config.pbx.effective_domain,
+            "setup_timeout": config.calls.setup_timeout,
+            "outbound_ring_timeout": config.calls.outbound_ring_timeout,
+            "inbound_ring_timeout": config.calls.inbound_ring_timeout,
+            "answer_timeout": config.calls.answer_timeout,
         }
         values.update(overrides)
         return cls(**values)

@@ -7,6 +7,7 @@ config.sip.listen[0].port, config.media.public_address, config.users[0].pbx_auth
 from gateway.config.errors import ConfigError, InvalidValue
 from gateway.config.loader import config_from_mapping, iter_secrets, load_config, load_config_text
 from gateway.config.schema import (
+    CallsSection,
     CodecsSection,
     Config,
     HttpSection,
@@ -34,6 +35,7 @@ from gateway.config.values import (
 from gateway.identity.model import WebAuthMode
 
 __all__ = [
+    "CallsSection",
     "Codec",
     "CodecsSection",
     "Config",

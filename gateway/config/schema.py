@@ -135,6 +135,16 @@ class MediaSection:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsSection:
+    """Call timeouts, in seconds (the call state machine's timers)."""
+
+    setup_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 10.0  # dial -> PBX's first 1xx: unreachable
+    outbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 180.0  # 1xx -> answer: no answer
+    inbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 60.0  # browsers ringing: 480
+    answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
+
+
+@dataclass(frozen=True, slots=True)
 class CodecsSection:
     sip: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA, Codec.G722, Codec.OPUS)
     webrtc: tuple[Codec, ...] = (Codec.OPUS, Codec.PCMU, Codec.PCMA, Codec.G722)
@@ -284,6 +294,7 @@ class LoggingSection:
 class Config:
     sip: SipSection = field(default_factory=SipSection)
     media: MediaSection = field(default_factory=MediaSection)
+    calls: CallsSection = field(default_factory=CallsSection)
     codecs: CodecsSection = field(default_factory=CodecsSection)
     ice: IceSection = field(default_factory=IceSection)
     pbx: PbxSection = field(default_factory=PbxSection)

@@ -79,3 +79,13 @@ def test_settings_from_config() -> None:
     assert settings.dtmf_mode is DtmfMode.INFO
     assert settings.pbx_domain == "pbx.example.org"
     assert settings.inbound_ring_timeout == 30
+
+
+def test_settings_take_the_call_timeouts_from_config() -> None:
+    config = load_config_text(
+        "calls: {setup_timeout: 4, outbound_ring_timeout: 30, inbound_ring_timeout: 25, answer_timeout: 8}\n",
+        env={},
+    )
+    settings = CallSettings.from_config(config)
+    assert (settings.setup_timeout, settings.outbound_ring_timeout) == (4, 30)
+    assert (settings.inbound_ring_timeout, settings.answer_timeout) == (25, 8)

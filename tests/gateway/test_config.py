@@ -816,3 +816,16 @@ def test_hash_secret_pbkdf2_loads_in_config() -> None:
     config = load(f"users: [{{id: a, sip: 'sip:1@x.example', web_secret_hash: '{hashed}'}}]")
     stored = config.users[0].web_secret_hash
     assert stored is not None and stored.verify("pw") and str(stored) == hashed
+
+
+def test_call_timeouts_are_validated_and_overridable() -> None:
+    from gateway.config import load_config_text
+
+    config = load_config_text(
+        "calls: {setup_timeout: 5}\n", env={"GATEWAY_CALLS__INBOUND_RING_TIMEOUT": "45"}
+    )
+    assert config.calls.setup_timeout == 5 and config.calls.inbound_ring_timeout == 45
+    with pytest.raises(ConfigError) as caught:
+        load_config_text("calls: {setup_timout: 5, answer_timeout: 0}\n", env={})
+    assert "calls.setup_timout: unknown key" in caught.value.errors
+    assert any(e.startswith("calls.answer_timeout: expected a number") for e in caught.value.errors)
