@@ -56,7 +56,9 @@ class PbxBinding:
             except SIPError as exc:
                 logger.warning("cannot resolve PBX hop %s: credentials will not be sent there: %s", hop, exc)
         if not addresses:
-            logger.warning("no PBX address: digest challenges will not be answered")
+            # No PBX configured (or none resolvable, warned above): calls and in-dialog requests are never
+            # authenticated; each registration still answers its own registrar's challenges.
+            logger.info("no PBX hop: challenges to calls and in-dialog requests will not be answered")
         return cls(addresses, realm)
 
     def refusal(self, destination: Address | None, challenge: Response) -> str | None:
