@@ -11,12 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps: reinstall only when pyproject.toml changes. The demo desk phone (pjsua2) is optional.
-$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+# Stamps: reinstall only when pyproject.toml or the native fast lane's source changes (it is compiled). The demo desk phone (pjsua2) is optional.
+$(VENV)/.stamp-run: pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[demo]' || $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+$(VENV)/.stamp-test: pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $@ $(VENV)/.stamp-run
 

@@ -65,6 +65,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensions, HeaderExtensionsMap, RtcpSenderInfo, RtcpSrPacket
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
+from aiortc.utils import uint16_gt
 
 from gateway.media.errors import MediaError
 
@@ -308,6 +309,7 @@ class DirectSender:
         self._last_timestamp = 0
         self._last_time = 0.0
         self.packets_sent = self.octets_sent = 0
+        self.link: Any = None  # a fast-lane link (fastpath.NativeLink) while the engine sends for us
         self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
 
     @property
@@ -355,22 +357,70 @@ class DirectSender:
             if pair is None:
                 return False
             self._pair, self._socket, self._address = pair, pair.protocol.transport, pair.remote_addr
-        sequence = self._sequence
-        self._sequence = (sequence + 1) & 0xFFFF
         timestamp &= _U32
-        header = _RTP_HEADER.pack(
-            self._first,
-            (0x80 if marker else 0) | (pt if payload_type is None else payload_type),
-            sequence,
-            timestamp,
-            self._ssrc,
-        )
-        self._socket.sendto(dtls._tx_srtp.protect(header + self._extension + payload), self._address)
+        link = self.link
+        if link is not None:  # the fast lane's engine owns the sequence numbers and SRTP (fastpath.py)
+            if (
+                link.send(
+                    1, self._address, marker, pt if payload_type is None else payload_type, timestamp, payload
+                )
+                < 0
+            ):
+                return False
+        else:
+            sequence = self._sequence
+            self._sequence = (sequence + 1) & 0xFFFF
+            header = _RTP_HEADER.pack(
+                self._first,
+                (0x80 if marker else 0) | (pt if payload_type is None else payload_type),
+                sequence,
+                timestamp,
+                self._ssrc,
+            )
+            self._socket.sendto(dtls._tx_srtp.protect(header + self._extension + payload), self._address)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._last_timestamp = timestamp
         self._last_time = self._clock() if now is None else now
         return True
+
+    def account_sent(self, records: list[tuple[Any, ...]]) -> None:
+        """Packets the fast lane sent on our SSRC (fastpath records: octets at 7, last output timestamp
+        at 9, departure at 10, packets at 11), counted as ``send`` counts its own."""
+        sent = [record for record in records if record[11]]
+        if sent:
+            self.packets_sent += sum(record[11] for record in sent)
+            self.octets_sent += sum(record[7] for record in sent)
+            self._last_timestamp, self._last_time = sent[-1][9], sent[-1][10]
+
+    @property
+    def next_sequence(self) -> int:
+        return self._sequence
+
+    @next_sequence.setter
+    def next_sequence(self, sequence: int) -> None:
+        self._sequence = sequence & 0xFFFF
+
+    def fast_lane_parts(self) -> tuple[Any, tuple[Any, ...], int, int, bytes] | None:
+        """(nominated pair, remote address, first header byte, next sequence number, header extension)
+        while the sender can send, else None."""
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if self._audio_pt is None or dtls is None or dtls._state is not _CONNECTED or pair is None:
+            return None
+        return pair, tuple(pair.remote_addr), self._first, self._sequence, self._extension
+
+    @property
+    def sending(self) -> bool:
+        """Whether ``send`` would send now (started, DTLS up, the direction sends, a nominated pair)."""
+        dtls = self._dtls
+        return (
+            self._audio_pt is not None
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and self._sender._enabled
+            and self._nominated.get(1) is not None
+        )
 
     def _fill_sender_report(self, packets: Sequence[AnyRtcpPacket]) -> None:
         """Put our counts and timestamps into aiortc's SR (RFC 3550 §6.4.1) and its private counters."""
@@ -509,6 +559,47 @@ class DirectReceiver:
             return
         assert self._queue_datagram is not None
         self._queue_datagram(data, component)
+
+    @property
+    def dtls(self) -> RTCDtlsTransport | None:
+        return self._dtls
+
+    @property
+    def receiving(self) -> bool:
+        """Whether decrypted RTP reaches ``on_rtp`` (started, DTLS up, the direction receives)."""
+        dtls = self._dtls
+        return self.started and dtls is not None and dtls._state is _CONNECTED and self._receiver._enabled
+
+    def account(self, records: list[tuple[Any, ...]], wall_offset: float) -> None:
+        """Packets the fast lane forwarded (fastpath records: ssrc, seq, ts, pt at 2-5, monotonic arrival at
+        8), fed to the statistics of the receiver reports as ``StreamStatistics.add`` would have when they
+        arrived (it takes arrival from time.time(): ``wall_offset`` converts)."""
+        streams = self._streams
+        for record in records:
+            ssrc, sequence, timestamp = record[2], record[3], record[4]
+            stats = streams.get(ssrc)
+            if stats is None:
+                stats = streams[ssrc] = StreamStatistics(self._clock_rates.get(record[5], 8000))
+            in_order = stats.max_seq is None or uint16_gt(sequence, stats.max_seq)
+            stats.packets_received += 1
+            if stats.base_seq is None:
+                stats.base_seq = sequence
+            if not in_order:
+                continue
+            arrival = int((record[8] + wall_offset) * stats._clockrate)
+            if stats.max_seq is not None and sequence < stats.max_seq:
+                stats.cycles += 1 << 16
+            stats.max_seq = sequence
+            last_arrival, last_timestamp = stats._last_arrival, stats._last_timestamp
+            if last_arrival is not None and last_timestamp is not None and timestamp != last_timestamp:
+                diff = abs((arrival - last_arrival) - (timestamp - last_timestamp))
+                stats._jitter_q4 += diff - ((stats._jitter_q4 + 8) >> 4)
+            stats._last_arrival = arrival
+            stats._last_timestamp = timestamp
+
+    def packet(self, data: bytes) -> None:
+        """A decrypted RTP packet (the fast lane decrypts what it does not forward itself)."""
+        self._packet(data)
 
     def _packet(self, data: bytes) -> None:
         size = len(data)

@@ -37,6 +37,9 @@ class BridgeSettings:
     call_id: str = "-"
     measure_latency: bool = False
     clock: Callable[[], float] = time.monotonic  # seconds, for timestamp mapping and inactivity
+    # Steady pass-through RTP forwarded by the native engine (gateway/media/fastpath.py) when it was
+    # built; only with the monotonic clock (its packet times are CLOCK_MONOTONIC).
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         known = {"pcmu", "pcma", "g722", "opus"}
@@ -114,6 +117,11 @@ class LatencyMeter:
     def measure(self, arrival: float) -> None:
         if self.enabled:
             self._samples.append(self._clock() - arrival)
+
+    def record(self, seconds: float) -> None:
+        """A latency measured elsewhere (the fast lane's thread)."""
+        if self.enabled:
+            self._samples.append(seconds)
 
     def summary(self) -> LatencySummary | None:
         if not self._samples:

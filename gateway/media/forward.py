@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sdp
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
@@ -40,6 +41,27 @@ class OutPacket:
     timestamp: int
     payload_type: int | None = None
     marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A direction's next packets as the fast lane forwards them (``MediaPath.lane``): the source, the
+    timestamp mapping (retime.TimestampMapper's anchors) and, when transcoding, the codecs (lower-case
+    names) and the output frame clock (retime.FrameClock: next timestamp or -1, tolerance, ticks)."""
+
+    ssrc: int
+    payload_type: int
+    anchor_in: int
+    anchor_out: int
+    in_rate: int
+    out_rate: int
+    last_in: int
+    last_now: float
+    codec_in: str = ""
+    codec_out: str = ""
+    next_timestamp: int = -1
+    tolerance: int = 0
+    frame_ticks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +95,7 @@ class MediaPath:
         self._transcoders: dict[str, Transcoder] = {}
         self._dtmf: dict[int, DtmfReceiver] = {}
         self._last_seq: dict[int, int] = {}
+        self._last_pt: int | None = None  # of the last pass-through packet (``lane``)
         self._event_times: dict[tuple[int, int], int] = {}
         self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
 
@@ -106,6 +129,17 @@ class MediaPath:
         audio = [c for c in self._in.values() if not c.is_telephone_event]
         return out is not None and bool(audio) and all(same_codec(c, out) for c in audio)
 
+    def codec_pairs(self) -> frozenset[str]:
+        """ "input>output" lower-case codec names of the audio this direction may transcode."""
+        out = self._out
+        if out is None:
+            return frozenset()
+        return frozenset(
+            f"{c.name.lower()}>{out.name.lower()}"
+            for c in self._in.values()
+            if not c.is_telephone_event and not same_codec(c, out)
+        )
+
     def stats(self) -> PathStats:
         return PathStats(self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits)
 
@@ -123,7 +157,54 @@ class MediaPath:
         self.received += 1
         self.forwarded += 1
         self._count_loss(ssrc, seq)
+        self._last_pt = payload_type
         return mapper.map(ssrc, timestamp, now)
+
+    def account(self, records: list[tuple[Any, ...]]) -> None:
+        """Packets the fast lane forwarded or transcoded (``fastpath`` records: ssrc, seq, ts, pt at 2-5,
+        arrival at 8, packets sent at 11, mapped timestamp at 12, next frame timestamp at 13), counted
+        and mapped as ``forward_audio``/``feed`` would have."""
+        self.received += len(records)
+        for record in records:
+            self._count_loss(record[2], record[3])
+            if record[11]:
+                self.forwarded += 1
+            if record[13] >= 0:
+                self.transcoded += 1
+        last = records[-1]
+        mapper = self._mapper
+        if mapper is not None and not mapper.advance(last[2], last[4], last[8], last[12]):
+            for record in records:  # reconfigured since they were forwarded: map them one by one
+                mapper.map(record[2], record[4], record[8])
+        if last[13] >= 0 and self._frames is not None:
+            self._frames.next = last[13]
+        self._last_pt = last[5]
+
+    def lane(self, transcoding: frozenset[str] = frozenset()) -> Lane | None:
+        """What the fast lane needs to treat the next packet as ``forward_audio``/``feed`` would, or None
+        when this direction's next packet is not audio of the last source that it can handle:
+        pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec."""
+        mapper, pt, out = self._mapper, self._last_pt, self._out
+        if mapper is None or pt is None or out is None or not self.enabled:
+            return None
+        state = mapper.anchor_state()
+        codec = self._in.get(pt)
+        if state is None or codec is None or codec.is_telephone_event or mapper.in_rate != codec.clock_rate:
+            return None
+        anchor_in, anchor_out, last_in, last_now = state
+        if pt in self._direct:
+            return Lane(mapper.ssrc or 0, pt, anchor_in, anchor_out, mapper.in_rate, mapper.out_rate,
+                        last_in, last_now)  # fmt: skip
+        pair = f"{codec.name.lower()}>{out.name.lower()}"
+        frames = self._frames
+        if pair not in transcoding or frames is None:
+            return None
+        ticks = audio_codec(out.name).frame_ticks
+        return Lane(
+            mapper.ssrc or 0, pt, anchor_in, anchor_out, mapper.in_rate, mapper.out_rate, last_in, last_now,
+            codec.name.lower(), out.name.lower(), -1 if frames.next is None else frames.next,
+            frames.tolerance, ticks,
+        )  # fmt: skip
 
     def feed(
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes, now: float
@@ -144,6 +225,7 @@ class MediaPath:
         if mapper.in_rate != codec.clock_rate:
             mapper.set_rates(codec.clock_rate, out.clock_rate)
         mapped = mapper.map(ssrc, timestamp, now)
+        self._last_pt = payload_type
         if same_codec(codec, out):
             self.forwarded += 1
             return [OutPacket(payload, mapped, None, marker)], []

@@ -81,6 +81,21 @@ class TimestampMapper:
             self._last_in, self._last_now = timestamp, now
         return self._convert(timestamp)
 
+    def anchor_state(self) -> tuple[int, int, int, float] | None:
+        """(anchor input, anchor output, last input timestamp, its arrival) once a packet was mapped: with
+        the rates, what ``map`` does to the current source's next packets unless it jumps."""
+        if self._last_out is None or self._ssrc is None:
+            return None
+        return self._anchor_in, self._anchor_out, self._last_in, self._last_now
+
+    def advance(self, ssrc: int, timestamp: int, now: float, out: int) -> bool:
+        """Move the timeline to a packet the fast lane mapped to ``out``; False, changing nothing, when
+        ``map`` would not have mapped it so (the anchor moved since: then ``map`` each packet)."""
+        if self._last_out is None or ssrc != self._ssrc or self._convert(timestamp) != out:
+            return False
+        self._last_in, self._last_now, self._last_out = timestamp, now, out
+        return True
+
     def now_out(self, now: float) -> int:
         """The output timestamp that corresponds to ``now`` (for events generated locally)."""
         if self._last_out is None:
@@ -109,16 +124,16 @@ class TimestampMapper:
 class FrameClock:
     """Output timestamps of re-encoded frames: consecutive, re-synced to the mapped input on a gap."""
 
-    __slots__ = ("_next", "tolerance")
+    __slots__ = ("next", "tolerance")
 
     def __init__(self, tolerance: int) -> None:
-        self._next: int | None = None
+        self.next: int | None = None  # the next frame's timestamp (the fast lane reads and sets it)
         self.tolerance = tolerance
 
     def stamp(self, mapped: int, samples: int) -> int:
         """The timestamp of the next output frame of ``samples`` RTP clock ticks, given the mapped input."""
-        if self._next is None or abs(_signed(mapped - self._next)) > self.tolerance:
-            self._next = mapped
-        timestamp = self._next
-        self._next = (self._next + samples) % U32
+        if self.next is None or abs(_signed(mapped - self.next)) > self.tolerance:
+            self.next = mapped
+        timestamp = self.next
+        self.next = (self.next + samples) % U32
         return timestamp

@@ -28,6 +28,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.ports import PortLease, RtpPortAllocator
@@ -236,6 +237,8 @@ class RtpEndpoint:
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
         self.packets_sent = self.octets_sent = self.dropped = 0
+        self.link: Any = None  # a fast-lane link (fastpath.NativeLink) while the engine sends for us
+        self.refresh: Callable[[], None] | None = None  # accounts for the fast lane's packets (inactivity)
         self._last_sent_timestamp = 0  # RTP timestamp and clock of the last packet sent
         self._last_sent_time = 0.0
         self._last_rx = 0.0
@@ -407,15 +410,73 @@ class RtpEndpoint:
         if not 0 <= payload_type <= 127:
             raise EndpointError(f"call={self._call} payload type must be in [0, 127], got {payload_type!r}")
         timestamp &= 0xFFFF_FFFF
-        second = payload_type | 0x80 if marker else payload_type
-        header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        self._rtp_transport.sendto(header + payload, destination)
+        link = self.link
+        if link is not None:  # the fast lane's engine owns the sequence numbers (fastpath.py)
+            try:
+                if link.send(0, destination, marker, payload_type, timestamp, payload) < 0:
+                    return False
+            except ValueError as exc:  # a host name from the SDP: the engine takes numeric addresses
+                self._drop("RTP to %s not sent: %s", destination, exc)
+                return False
+        else:
+            second = payload_type | 0x80 if marker else payload_type
+            header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
+            self._sequence = (self._sequence + 1) & 0xFFFF
+            self._rtp_transport.sendto(header + payload, destination)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._last_sent_timestamp = timestamp
         self._last_sent_time = self._now()
         return True
+
+    # ------------------------------------------------------------------------------ the fast lane
+
+    @property
+    def rtp_transport(self) -> asyncio.DatagramTransport | None:
+        return self._rtp_transport
+
+    @property
+    def next_sequence(self) -> int:
+        return self._sequence
+
+    @next_sequence.setter
+    def next_sequence(self, sequence: int) -> None:
+        self._sequence = sequence & 0xFFFF
+
+    @property
+    def latched_address(self) -> Address | None:
+        """The source RTP is accepted from once latched (None before)."""
+        return self._rtp_latch.address if self._rtp_latch.state is LatchState.LATCHED else None
+
+    def datagram(self, data: bytes, source: Address) -> None:
+        """A datagram of the RTP socket read by the fast lane's engine instead of asyncio."""
+        self._rtp_received(data, (source[0], source[1]))
+
+    def account_received(self, records: list[tuple[Any, ...]]) -> None:
+        """RTP packets the fast lane forwarded (fastpath records: ssrc, seq, ts at 2-4, arrival at 8),
+        accounted as ``_rtp_received`` would have (statistics for the reports, inactivity)."""
+        if self._state is not EndpointState.OPEN:
+            return
+        for record in records:
+            ssrc = record[2]
+            statistics = self.statistics
+            if statistics is None or statistics.ssrc != ssrc:
+                statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)
+            statistics.update(record[3], record[4], record[8])
+        self._last_rx = max(self._last_rx, records[-1][8])
+        if self._inactive:
+            self._inactive = False
+            logger.info("call=%s RTP resumed", self._call)
+            self._arm_inactivity()
+
+    def account_sent(self, records: list[tuple[Any, ...]]) -> None:
+        """RTP packets the fast lane sent with our SSRC (records: octets at 7, last output timestamp at 9,
+        departure at 10, packets at 11), for the sender reports."""
+        sent = [record for record in records if record[11]]
+        if sent:
+            self.packets_sent += sum(record[11] for record in sent)
+            self.octets_sent += sum(record[7] for record in sent)
+            self._last_sent_timestamp, self._last_sent_time = sent[-1][9], sent[-1][10]
 
     def _rtp_received(self, data: bytes, source: Address) -> None:
         if self._state is not EndpointState.OPEN:
@@ -472,6 +533,8 @@ class RtpEndpoint:
         timeout = self.config.inactivity_timeout
         if timeout is None or self._inactive or self._state is not EndpointState.OPEN:
             return
+        if self.refresh is not None:
+            self.refresh()
         if self._now() - self._last_rx < timeout:  # packets came meanwhile: check again later
             self._arm_inactivity()
             return

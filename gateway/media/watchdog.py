@@ -30,6 +30,7 @@ class Watchdog:
         self._expected = False
         self._fired = False
         self._timer: asyncio.TimerHandle | None = None
+        self.refresh: Callable[[], None] | None = None  # brings ``alive`` up to date first (the fast lane)
 
     def set_expected(self, expected: bool) -> None:
         """Start (from now) or stop watching."""
@@ -70,6 +71,8 @@ class Watchdog:
         self._timer = None
         if self.timeout is None or not self._expected:
             return
+        if self.refresh is not None:
+            self.refresh()
         if self._clock() - self._last < self.timeout:
             self._arm()
             return

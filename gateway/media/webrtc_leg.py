@@ -317,6 +317,14 @@ class WebRtcLeg:
         return self._sender.send(payload, timestamp, payload_type, marker, now)
 
     @property
+    def direct_sender(self) -> aiortc_hooks.DirectSender:
+        return self._sender
+
+    @property
+    def direct_receiver(self) -> aiortc_hooks.DirectReceiver:
+        return self._receiver
+
+    @property
     def dropped(self) -> int:
         """Packets from the browser dropped by the direct path (SRTP check, malformed, unknown type)."""
         return self._receiver.dropped

@@ -1,0 +1,1276 @@
+/*
+ * The media fast lane: one native thread that forwards steady pass-through RTP between the two legs of
+ * many calls, so a packet costs a few system calls instead of an event-loop wake-up and ~100 lines of
+ * Python (see gateway/media/fastpath.py, which owns every decision; this file only executes them).
+ *
+ * Per call a Link owns duplicates of two UDP sockets: the web leg's (the ICE pair's, SRTP) and the SIP
+ * leg's (plain RTP). The thread reads both. A packet that matches its direction's armed lane (source
+ * address, SSRC, payload type, timestamps in step with the clock) is rewritten (SSRC, sequence number,
+ * timestamp offset, payload type), SRTP-protected or -unprotected and sent on the other socket; the
+ * thread queues a record of it for Python to account for. Anything else (STUN, DTLS, RTCP, DTMF, a new
+ * source, a jump) is queued for Python as is - RTP from the browser already decrypted - and disarms the
+ * lane when it was armed: Python handles it on its usual path and re-arms.
+ *
+ * SRTP: the Link uses aiortc's own libsrtp sessions (pointers taken from pylibsrtp), and every use of
+ * them - the thread's and Python's (Link.srtp, which fastpath.py installs in aiortc's place) - happens
+ * under the engine mutex: libsrtp sessions are not thread-safe.
+ *
+ * Locking: one engine mutex guards the queue and every Link; the thread holds it while it processes the
+ * events of one epoll_wait. Python-facing calls hold the GIL and then take the mutex; the thread never
+ * takes the GIL, so there is no lock-order cycle. A closed Link's state is freed by the thread after the
+ * round that may still see its events (the graveyard), never by Python.
+ */
+
+#define _GNU_SOURCE /* recvmmsg */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PACKET 1500
+#define BUFFER_SIZE (MAX_PACKET + 256) /* room for the SRTP trailer (tag + MKI) */
+#define MAX_EXTENSION 255
+#define BATCH 32                 /* datagrams read from one socket per round (fairness) */
+#define NOTIFY_RECORDS 256       /* wake Python when this many records wait */
+#define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
+#define JUMP_SECONDS 1.0         /* as gateway/media/retime.py */
+
+enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
+enum { KIND_RECORD_WEB_TO_SIP = 0, KIND_RECORD_SIP_TO_WEB = 1, KIND_WEB_RAW = 2, KIND_WEB_RTP = 3, KIND_SIP = 4 };
+enum { OP_PROTECT = 0, OP_UNPROTECT = 1, OP_PROTECT_RTCP = 2, OP_UNPROTECT_RTCP = 3 };
+
+typedef int (*srtp_fn)(void *ctx, void *data, int *len);
+
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t len;
+} Address;
+
+typedef struct {
+    uint32_t ssrc;
+    uint16_t seq;
+    uint8_t first;                 /* V=2 and the X bit when an extension follows */
+    uint8_t extension[MAX_EXTENSION + 1];
+    int extension_len;
+} Output;
+
+enum { CODEC_PASS = 0, CODEC_OPUS = 1, CODEC_PCMU = 2, CODEC_PCMA = 3 };
+
+#define PCM_FRAME 160              /* 20 ms at 8 kHz: what transcoding lanes decode to and encode from */
+#define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
+
+typedef struct {
+    int armed;
+    Address source;                /* only packets from here */
+    Address destination;           /* where they go on the other leg */
+    uint32_t ssrc;
+    uint8_t pt_in, pt_out;
+    /* timestamps as gateway/media/retime.py: out = anchor_out + floor(signed(in - anchor_in) * out/in) */
+    uint32_t anchor_in, anchor_out;
+    int64_t in_rate, out_rate;
+    uint32_t last_ts;
+    double last_time;
+    /* transcoding (codec_in != CODEC_PASS): Opus <-> G.711 through 8 kHz PCM, 20 ms frames out,
+       stamped as retime.FrameClock (consecutive, re-synced to the mapped input beyond ``tolerance``) */
+    int codec_in, codec_out;
+    int has_next;
+    uint32_t next_ts;
+    int64_t tolerance, frame_ticks;
+    void *decoder, *encoder;       /* libopus states, owned by the lane */
+    int decoder_codec, encoder_codec;
+    int16_t pcm[PCM_CAPACITY];
+    int pcm_len;
+    uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
+    uint64_t forwarded, send_errors, codec_errors;
+} Lane;
+
+/* libopus (the one PyAV bundles, or the system's) and G.711 tables, given once by fastpath.py */
+typedef struct {
+    void *(*decoder_create)(int32_t fs, int channels, int *error);
+    int (*decode)(void *st, const unsigned char *data, int32_t len, int16_t *pcm, int frame_size, int fec);
+    void (*decoder_destroy)(void *st);
+    void *(*encoder_create)(int32_t fs, int channels, int application, int *error);
+    int32_t (*encode)(void *st, const int16_t *pcm, int frame_size, unsigned char *data, int32_t max_bytes);
+    int (*encoder_ctl)(void *st, int request, ...);
+    void (*encoder_destroy)(void *st);
+} OpusApi;
+
+static OpusApi opus;
+static int opus_ready;
+static int g711_ready;
+static int16_t g711_decode[2][256];       /* [0]: mu-law, [1]: A-law */
+static uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
+
+#define OPUS_APPLICATION_VOIP 2048
+#define OPUS_SET_BITRATE_REQUEST 4002
+#define OPUS_BITRATE 32000
+
+struct Core;
+
+typedef struct {
+    struct Core *core;             /* NULL: the engine's stop event */
+    int which;                     /* 0: the web socket, 1: the SIP socket */
+} Tag;
+
+typedef struct Core {
+    uint32_t id;
+    int dead;
+    int fds[2];
+    void *rx, *tx;                 /* libsrtp sessions (srtp_t) of the web leg */
+    Output out[2];                 /* out[0]: to the SIP side, out[1]: to the browser */
+    Lane lanes[2];
+    uint64_t dropped;              /* SRTP failures and malformed web RTP */
+    Tag tags[2];
+    struct Core *next_dead;
+} Core;
+
+typedef struct {
+    uint32_t link_id;
+    uint8_t kind, marker, pt;
+    uint16_t seq;
+    uint32_t ssrc, ts, out_ts, mapped, next_ts;
+    int payload_len, n_out, has_next;
+    double arrival, sent;
+    uint8_t *data;                 /* punted datagrams: a malloc'd copy */
+    int len;
+    Address source;
+} Item;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int running;
+    int epfd, stopfd, notifyfd;
+    int notified;
+    Tag stop_tag;
+    Item *items;
+    size_t count, capacity;
+    uint64_t queue_drops;
+    uint64_t drains;               /* drain() calls: a lane punted at the current count has a packet queued */
+    int failed;                    /* the thread stopped on an error: links no longer forward or read */
+    Core *graveyard;
+    srtp_fn fn[4];
+} Engine;
+
+typedef struct {
+    PyObject_HEAD
+    Engine *engine;
+    Core *core;                    /* NULL once closed */
+    PyObject *sessions;            /* keeps the pylibsrtp sessions alive while the thread may use them */
+} Link;
+
+static PyTypeObject EngineType;
+static PyTypeObject LinkType;
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int same_address(const Address *a, const struct sockaddr_storage *b) {
+    if (a->addr.ss_family != b->ss_family)
+        return 0;
+    if (b->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)&a->addr, *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&a->addr, *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ queue */
+
+static Item *push_item(Engine *e) {
+    if (e->count >= QUEUE_LIMIT) {
+        e->queue_drops++;
+        return NULL;
+    }
+    if (e->count == e->capacity) {
+        size_t capacity = e->capacity ? e->capacity * 2 : 256;
+        Item *items = realloc(e->items, capacity * sizeof(Item));
+        if (items == NULL) {
+            e->queue_drops++;
+            return NULL;
+        }
+        e->items = items;
+        e->capacity = capacity;
+    }
+    Item *item = &e->items[e->count++];
+    memset(item, 0, offsetof(Item, source));
+    return item;
+}
+
+static int punt(Engine *e, Core *c, uint8_t kind, const uint8_t *data, int len, const struct sockaddr_storage *src,
+                socklen_t srclen, double now) {
+    uint8_t *copy = malloc(len > 0 ? (size_t)len : 1);
+    if (copy == NULL) {
+        e->queue_drops++;
+        return 0;
+    }
+    Item *item = push_item(e);
+    if (item == NULL) {
+        free(copy);
+        return 0;
+    }
+    memcpy(copy, data, (size_t)len);
+    item->link_id = c->id;
+    item->kind = kind;
+    item->data = copy;
+    item->len = len;
+    item->arrival = now;
+    memcpy(&item->source.addr, src, srclen);
+    item->source.len = srclen;
+    return 1;
+}
+
+static void free_items(Item *items, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        free(items[i].data);
+}
+
+/* -------------------------------------------------------------------------------------- forwarding */
+
+typedef struct {
+    uint32_t ssrc, ts;
+    uint16_t seq;
+    uint8_t pt, marker;
+    int payload, end;              /* payload = data[payload:end] */
+} Rtp;
+
+/* RFC 3550 §5.1: header, CSRCs, extension and padding; 0 when malformed. */
+static int parse_rtp(const uint8_t *d, int len, Rtp *r) {
+    if (len < 12 || (d[0] >> 6) != 2)
+        return 0;
+    int pos = 12 + 4 * (d[0] & 0x0F);
+    if (d[0] & 0x10) {
+        if (len < pos + 4)
+            return 0;
+        pos += 4 + 4 * ((d[pos + 2] << 8) | d[pos + 3]);
+    }
+    int end = len;
+    if (d[0] & 0x20) {
+        if (d[len - 1] == 0)
+            return 0;
+        end = len - d[len - 1];
+    }
+    if (pos > end)
+        return 0;
+    r->marker = d[1] >> 7;
+    r->pt = d[1] & 0x7F;
+    r->seq = (uint16_t)((d[2] << 8) | d[3]);
+    r->ts = ((uint32_t)d[4] << 24) | ((uint32_t)d[5] << 16) | ((uint32_t)d[6] << 8) | d[7];
+    r->ssrc = ((uint32_t)d[8] << 24) | ((uint32_t)d[9] << 16) | ((uint32_t)d[10] << 8) | d[11];
+    r->payload = pos;
+    r->end = end;
+    return 1;
+}
+
+/* RFC 5761 §4 (as DirectReceiver): RTCP packet types 192-208 in the second octet. */
+static int is_rtcp(const uint8_t *d, int len) { return len > 1 && d[1] >= 192 && d[1] <= 208; }
+
+static int write_header(uint8_t *out, const Output *o, int marker, uint8_t pt, uint16_t seq, uint32_t ts) {
+    out[0] = o->first;
+    out[1] = (uint8_t)((marker ? 0x80 : 0) | (pt & 0x7F));
+    out[2] = (uint8_t)(seq >> 8);
+    out[3] = (uint8_t)seq;
+    out[4] = (uint8_t)(ts >> 24);
+    out[5] = (uint8_t)(ts >> 16);
+    out[6] = (uint8_t)(ts >> 8);
+    out[7] = (uint8_t)ts;
+    out[8] = (uint8_t)(o->ssrc >> 24);
+    out[9] = (uint8_t)(o->ssrc >> 16);
+    out[10] = (uint8_t)(o->ssrc >> 8);
+    out[11] = (uint8_t)o->ssrc;
+    memcpy(out + 12, o->extension, (size_t)o->extension_len);
+    return 12 + o->extension_len;
+}
+
+/* Build, protect (to the browser) and send one packet on output ``which``; the sequence number used or -1. */
+static int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, uint32_t ts,
+                const uint8_t *payload, int payload_len) {
+    uint8_t buffer[BUFFER_SIZE];
+    Output *o = &c->out[which];
+    if (payload_len < 0 || 12 + o->extension_len + payload_len > MAX_PACKET)
+        return -1;
+    uint16_t seq = o->seq;
+    int len = write_header(buffer, o, marker, pt, seq, ts);
+    memcpy(buffer + len, payload, (size_t)payload_len);
+    len += payload_len;
+    if (which == LANE_SIP_TO_WEB) {
+        if (c->tx == NULL || e->fn[OP_PROTECT](c->tx, buffer, &len) != 0)
+            return -1;
+    }
+    o->seq = (uint16_t)(seq + 1);
+    if (sendto(c->fds[which == LANE_SIP_TO_WEB ? 0 : 1], buffer, (size_t)len, MSG_DONTWAIT,
+               (const struct sockaddr *)&to->addr, to->len) < 0)
+        c->lanes[which].send_errors++;
+    return seq;
+}
+
+/* Whether ``r`` may take lane ``lane`` (which it disarms when not). */
+static int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now) {
+    if (!lane->armed)
+        return 0;
+    if (r->ssrc == lane->ssrc && r->pt == lane->pt_in && same_address(&lane->source, src)) {
+        double media = (double)(int32_t)(r->ts - lane->last_ts) / (double)lane->in_rate;
+        if (fabs(media - (now - lane->last_time)) <= JUMP_SECONDS)
+            return 1;
+    }
+    lane->armed = 0; /* Python decides about this packet and re-arms */
+    return 0;
+}
+
+static uint32_t map_timestamp(const Lane *lane, uint32_t ts) {
+    int64_t scaled = (int64_t)(int32_t)(ts - lane->anchor_in) * lane->out_rate;
+    int64_t q = scaled / lane->in_rate;
+    if (scaled % lane->in_rate != 0 && scaled < 0)
+        q--; /* Python's floor division */
+    return (uint32_t)((int64_t)lane->anchor_out + q);
+}
+
+static uint32_t frame_stamp(Lane *lane, uint32_t mapped) {
+    if (!lane->has_next || llabs((int64_t)(int32_t)(mapped - lane->next_ts)) > lane->tolerance) {
+        lane->next_ts = mapped;
+        lane->has_next = 1;
+    }
+    uint32_t ts = lane->next_ts;
+    lane->next_ts = (uint32_t)(ts + lane->frame_ticks);
+    return ts;
+}
+
+/* Decode to 8 kHz PCM, encode each whole 20 ms frame and send it; the number of packets sent. */
+static int transcode(Engine *e, Core *c, int which, Lane *lane, const uint8_t *payload, int len,
+                     uint32_t mapped, int *octets, uint32_t *last_out) {
+    if (lane->codec_in == CODEC_OPUS) {
+        int got = len > 0 ? opus.decode(lane->decoder, payload, len, lane->pcm + lane->pcm_len,
+                                        PCM_CAPACITY - lane->pcm_len, 0)
+                          : -1;
+        if (got < 0) {
+            lane->codec_errors++;
+            return 0;
+        }
+        lane->pcm_len += got;
+    } else {
+        const int16_t *table = g711_decode[lane->codec_in == CODEC_PCMA];
+        if (len > PCM_CAPACITY - lane->pcm_len) {
+            lane->codec_errors++;
+            return 0;
+        }
+        for (int i = 0; i < len; i++)
+            lane->pcm[lane->pcm_len++] = table[payload[i]];
+    }
+    int sent = 0, done = 0;
+    while (lane->pcm_len - done >= PCM_FRAME) {
+        uint8_t out[MAX_PACKET];
+        int out_len;
+        const int16_t *frame = lane->pcm + done;
+        done += PCM_FRAME;
+        if (lane->codec_out == CODEC_OPUS) {
+            out_len = opus.encode(lane->encoder, frame, PCM_FRAME, out, 1200);
+            if (out_len < 0) {
+                lane->codec_errors++;
+                continue;
+            }
+        } else {
+            const uint8_t *table = g711_encode[lane->codec_out == CODEC_PCMA];
+            for (int i = 0; i < PCM_FRAME; i++)
+                out[i] = table[(uint16_t)frame[i]];
+            out_len = PCM_FRAME;
+        }
+        uint32_t ts = frame_stamp(lane, mapped);
+        if (emit(e, c, which, &lane->destination, 0, lane->pt_out, ts, out, out_len) >= 0) {
+            sent++;
+            *octets += out_len;
+            *last_out = ts;
+        }
+    }
+    lane->pcm_len -= done;
+    memmove(lane->pcm, lane->pcm + done, (size_t)lane->pcm_len * sizeof(int16_t));
+    return sent;
+}
+
+static void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now) {
+    Lane *lane = &c->lanes[which];
+    uint32_t mapped = map_timestamp(lane, r->ts);
+    const uint8_t *payload = d + r->payload;
+    int len = r->end - r->payload, octets = 0, sent = 0;
+    uint32_t last_out = mapped;
+    lane->last_ts = r->ts;
+    lane->last_time = now;
+    if (lane->codec_in == CODEC_PASS) {
+        if (emit(e, c, which, &lane->destination, r->marker, lane->pt_out, mapped, payload, len) >= 0) {
+            sent = 1;
+            octets = len;
+        } else {
+            lane->codec_errors++; /* too long, or SRTP refused it */
+        }
+    } else {
+        sent = transcode(e, c, which, lane, payload, len, mapped, &octets, &last_out);
+    }
+    if (sent)
+        lane->forwarded++;
+    Item *item = push_item(e);
+    if (item == NULL)
+        return;
+    item->link_id = c->id;
+    item->kind = which == LANE_WEB_TO_SIP ? KIND_RECORD_WEB_TO_SIP : KIND_RECORD_SIP_TO_WEB;
+    item->marker = r->marker;
+    item->ssrc = r->ssrc;
+    item->seq = r->seq;
+    item->ts = r->ts;
+    item->pt = r->pt;
+    item->payload_len = octets;
+    item->arrival = now;
+    item->out_ts = last_out;
+    item->mapped = mapped;
+    item->n_out = sent;
+    item->has_next = lane->codec_in != CODEC_PASS && lane->has_next;
+    item->next_ts = lane->next_ts;
+    item->sent = monotonic_now();
+}
+
+/* One datagram; 1 when Python should be woken for it now (RTP it did not forward: media waits). */
+static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
+                  socklen_t srclen, double now) {
+    Rtp r;
+    if (which == 0) {
+        if (len > 1 && d[0] > 127 && d[0] < 192 && !is_rtcp(d, len) && c->rx != NULL) {
+            if (e->fn[OP_UNPROTECT](c->rx, d, &len) != 0 || !parse_rtp(d, len, &r)) {
+                c->dropped++;
+                return 0;
+            }
+            if (lane_takes(&c->lanes[LANE_WEB_TO_SIP], &r, src, now)) {
+                forward(e, c, LANE_WEB_TO_SIP, d, &r, now);
+                return 0;
+            }
+            c->lanes[LANE_WEB_TO_SIP].punted_at = e->drains;
+            return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
+        }
+        punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
+        return 0; /* STUN, DTLS, SRTCP: no hurry, the next drain (at most DRAIN_INTERVAL) takes them */
+    }
+    /* RFC 5761 §4 on the plain leg as rtp.is_rtcp: 192-223 (RTCP, or RTP Python rejects anyway) */
+    int rtcp = len > 1 && d[1] >= 192 && d[1] <= 223;
+    if (!rtcp && parse_rtp(d, len, &r)) {
+        if (lane_takes(&c->lanes[LANE_SIP_TO_WEB], &r, src, now)) {
+            forward(e, c, LANE_SIP_TO_WEB, d, &r, now);
+            return 0;
+        }
+        c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
+        return punt(e, c, KIND_SIP, d, len, src, srclen, now);
+    }
+    punt(e, c, KIND_SIP, d, len, src, srclen, now);
+    return 0; /* RTCP (muxed) or not RTP: no hurry */
+}
+
+static void notify(Engine *e) {
+    if (!e->notified) {
+        uint64_t one = 1;
+        if (write(e->notifyfd, &one, sizeof one) == sizeof one)
+            e->notified = 1;
+    }
+}
+
+static void free_codecs(Core *c) {
+    for (int i = 0; i < 2; i++) {
+        Lane *lane = &c->lanes[i];
+        if (lane->decoder != NULL)
+            opus.decoder_destroy(lane->decoder);
+        if (lane->encoder != NULL)
+            opus.encoder_destroy(lane->encoder);
+        lane->decoder = lane->encoder = NULL;
+    }
+}
+
+static void bury(Engine *e) {
+    while (e->graveyard != NULL) {
+        Core *c = e->graveyard;
+        e->graveyard = c->next_dead;
+        free_codecs(c);
+        for (int i = 0; i < 2; i++)
+            if (c->fds[i] >= 0)
+                close(c->fds[i]);
+        free(c);
+    }
+}
+
+typedef struct {
+    struct mmsghdr headers[BATCH];
+    struct iovec vectors[BATCH];
+    struct sockaddr_storage sources[BATCH];
+    uint8_t buffers[BATCH][BUFFER_SIZE];
+} Batch;
+
+static void *run(void *arg) {
+    Engine *e = arg;
+    struct epoll_event events[64];
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's (CPython's handlers) */
+    Batch *batch = malloc(sizeof *batch);
+    for (;;) {
+        int n = batch == NULL ? -1 : epoll_wait(e->epfd, events, 64, 1000);
+        if (n < 0 && (batch == NULL || errno != EINTR)) {
+            pthread_mutex_lock(&e->lock); /* Python sees ``failed`` and gives the sockets back to asyncio */
+            e->failed = 1;
+            e->notified = 0;
+            notify(e);
+            pthread_mutex_unlock(&e->lock);
+            break;
+        }
+        pthread_mutex_lock(&e->lock);
+        if (!e->running) {
+            pthread_mutex_unlock(&e->lock);
+            break;
+        }
+        int punted = 0;
+        double now = monotonic_now();
+        for (int i = 0; i < n; i++) {
+            Tag *tag = events[i].data.ptr;
+            Core *c = tag->core;
+            if (c == NULL || c->dead)
+                continue;
+            /* one system call for all that waits (up to BATCH): no extra read that ends in EAGAIN */
+            for (int k = 0; k < BATCH; k++) {
+                batch->vectors[k].iov_base = batch->buffers[k];
+                batch->vectors[k].iov_len = MAX_PACKET + 1;
+                memset(&batch->headers[k], 0, sizeof batch->headers[k]);
+                batch->headers[k].msg_hdr.msg_iov = &batch->vectors[k];
+                batch->headers[k].msg_hdr.msg_iovlen = 1;
+                batch->headers[k].msg_hdr.msg_name = &batch->sources[k];
+                batch->headers[k].msg_hdr.msg_namelen = sizeof batch->sources[k];
+            }
+            int got = recvmmsg(c->fds[tag->which], batch->headers, BATCH, MSG_DONTWAIT, NULL);
+            for (int k = 0; k < got; k++) {
+                struct msghdr *h = &batch->headers[k].msg_hdr;
+                unsigned int len = batch->headers[k].msg_len;
+                if (len > MAX_PACKET || (h->msg_flags & MSG_TRUNC)) {
+                    c->dropped++;
+                    continue;
+                }
+                punted |= handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k],
+                                 h->msg_namelen, now);
+                if (k % 8 == 7)
+                    now = monotonic_now();
+            }
+        }
+        bury(e);
+        if (punted || e->count >= NOTIFY_RECORDS)
+            notify(e);
+        pthread_mutex_unlock(&e->lock);
+    }
+    free(batch);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- Python */
+
+static int parse_address(PyObject *tuple, Address *out) {
+    const char *host;
+    int port;
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) < 2) {
+        PyErr_SetString(PyExc_TypeError, "an address is a (host, port) tuple");
+        return 0;
+    }
+    PyObject *pair = PyTuple_GetSlice(tuple, 0, 2);
+    if (pair == NULL)
+        return 0;
+    int ok = PyArg_ParseTuple(pair, "si", &host, &port);
+    if (!ok) {
+        Py_DECREF(pair);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    if (port < 0 || port > 65535) {
+        Py_DECREF(pair);
+        PyErr_Format(PyExc_ValueError, "port out of range: %d", port);
+        return 0;
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        out->len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        if (PyTuple_GET_SIZE(tuple) >= 4) {
+            unsigned long scope = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(tuple, 3));
+            if (PyErr_Occurred()) {
+                Py_DECREF(pair);
+                return 0;
+            }
+            v6->sin6_scope_id = (uint32_t)scope;
+        }
+        out->len = sizeof *v6;
+    } else {
+        PyErr_Format(PyExc_ValueError, "not a numeric IP address: %s", host);
+        Py_DECREF(pair);
+        return 0;
+    }
+    Py_DECREF(pair);
+    return 1;
+}
+
+static PyObject *address_tuple(const Address *a) {
+    char host[INET6_ADDRSTRLEN];
+    if (a->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->addr;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        return Py_BuildValue("(si)", host, ntohs(v4->sin_port));
+    }
+    if (a->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&a->addr;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        return Py_BuildValue("(siIk)", host, ntohs(v6->sin6_port), ntohl(v6->sin6_flowinfo),
+                             (unsigned long)v6->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
+}
+
+static int engine_init(Engine *self, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"protect", "unprotect", "protect_rtcp", "unprotect_rtcp", NULL};
+    unsigned long long fn[4];
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKK", names, &fn[0], &fn[1], &fn[2], &fn[3]))
+        return -1;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "Engine already started");
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (fn[i] == 0) {
+            PyErr_SetString(PyExc_ValueError, "null libsrtp function");
+            return -1;
+        }
+        self->fn[i] = (srtp_fn)(uintptr_t)fn[i];
+    }
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    self->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    self->notifyfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->epfd < 0 || self->stopfd < 0 || self->notifyfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->stop_tag.core = NULL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &self->stop_tag};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, self->stopfd, &ev) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    self->running = 1;
+    int rc = pthread_create(&self->thread, NULL, run, self);
+    if (rc != 0) {
+        self->running = 0;
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    Engine *self = (Engine *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->epfd = self->stopfd = self->notifyfd = -1;
+    return (PyObject *)self;
+}
+
+static void engine_stop(Engine *self) {
+    if (!self->running)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->running = 0;
+    pthread_mutex_unlock(&self->lock);
+    uint64_t one = 1;
+    if (write(self->stopfd, &one, sizeof one) < 0) { /* the 1 s epoll timeout ends the thread anyway */
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(self->thread, NULL);
+    Py_END_ALLOW_THREADS
+    bury(self);
+}
+
+static PyObject *engine_close(Engine *self, PyObject *unused) {
+    engine_stop(self);
+    Py_RETURN_NONE;
+}
+
+static void engine_dealloc(Engine *self) {
+    engine_stop(self);
+    free_items(self->items, self->count);
+    free(self->items);
+    for (int *fd = &self->epfd; fd <= &self->notifyfd; fd++)
+        if (*fd >= 0)
+            close(*fd);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *item_tuple(const Item *item) {
+    switch (item->kind) {
+    case KIND_RECORD_WEB_TO_SIP:
+    case KIND_RECORD_SIP_TO_WEB:
+        return Py_BuildValue("(IBkHkBNidkdikl)", item->link_id, item->kind, (unsigned long)item->ssrc, item->seq,
+                             (unsigned long)item->ts, item->pt, PyBool_FromLong(item->marker), item->payload_len,
+                             item->arrival, (unsigned long)item->out_ts, item->sent, item->n_out,
+                             (unsigned long)item->mapped, item->has_next ? (long)item->next_ts : -1L);
+    default: {
+        PyObject *source = address_tuple(&item->source);
+        if (source == NULL)
+            return NULL;
+        return Py_BuildValue("(IBy#Nd)", item->link_id, item->kind, (const char *)item->data,
+                             (Py_ssize_t)item->len, source, item->arrival);
+    }
+    }
+}
+
+static PyObject *engine_drain(Engine *self, PyObject *unused) {
+    uint64_t value;
+    if (self->notifyfd >= 0 && read(self->notifyfd, &value, sizeof value) < 0 && errno != EAGAIN) {
+        /* nothing to do: the flag below is what matters */
+    }
+    pthread_mutex_lock(&self->lock);
+    Item *items = self->items;
+    size_t count = self->count;
+    self->items = NULL;
+    self->count = self->capacity = 0;
+    self->notified = 0;
+    self->drains++;
+    pthread_mutex_unlock(&self->lock);
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    for (size_t i = 0; list != NULL && i < count; i++) {
+        PyObject *tuple = item_tuple(&items[i]);
+        if (tuple == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, tuple);
+    }
+    free_items(items, count);
+    free(items);
+    return list;
+}
+
+static PyObject *engine_link(Engine *self, PyObject *args) {
+    unsigned int id;
+    int web_fd, sip_fd;
+    unsigned long long rx, tx;
+    PyObject *sessions;
+    if (!PyArg_ParseTuple(args, "IiiKKO", &id, &web_fd, &sip_fd, &rx, &tx, &sessions))
+        return NULL;
+    pthread_mutex_lock(&self->lock);
+    int usable = self->running && !self->failed;
+    pthread_mutex_unlock(&self->lock);
+    if (!usable) {
+        PyErr_SetString(PyExc_RuntimeError, "the engine is closed or its thread failed");
+        return NULL;
+    }
+    Core *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return PyErr_NoMemory();
+    c->id = id;
+    c->rx = (void *)(uintptr_t)rx;
+    c->tx = (void *)(uintptr_t)tx;
+    c->fds[0] = fcntl(web_fd, F_DUPFD_CLOEXEC, 0);
+    c->fds[1] = -1;
+    if (c->fds[0] >= 0)
+        c->fds[1] = fcntl(sip_fd, F_DUPFD_CLOEXEC, 0);
+    if (c->fds[0] < 0 || c->fds[1] < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        if (c->fds[0] >= 0)
+            close(c->fds[0]);
+        free(c);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        c->out[i].first = 0x80;
+        c->tags[i].core = c;
+        c->tags[i].which = i;
+        c->lanes[i].punted_at = UINT64_MAX;
+    }
+    Link *link = PyObject_New(Link, &LinkType);
+    if (link == NULL) {
+        close(c->fds[0]);
+        close(c->fds[1]);
+        free(c);
+        return NULL;
+    }
+    Py_INCREF(self);
+    Py_INCREF(sessions);
+    link->engine = self;
+    link->core = c;
+    link->sessions = sessions;
+    pthread_mutex_lock(&self->lock);
+    int failed = 0;
+    for (int i = 0; i < 2 && !failed; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->tags[i]};
+        failed = epoll_ctl(self->epfd, EPOLL_CTL_ADD, c->fds[i], &ev) < 0;
+    }
+    if (failed) {
+        int saved = errno;
+        epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->fds[0], NULL);
+        c->dead = 1;
+        c->next_dead = self->graveyard;
+        self->graveyard = c;
+        link->core = NULL;
+        pthread_mutex_unlock(&self->lock);
+        Py_DECREF(link);
+        errno = saved;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return (PyObject *)link;
+}
+
+static PyObject *engine_get_notify_fd(Engine *self, void *closure) { return PyLong_FromLong(self->notifyfd); }
+
+static PyObject *engine_get_queue_drops(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    unsigned long long drops = self->queue_drops;
+    pthread_mutex_unlock(&self->lock);
+    return PyLong_FromUnsignedLongLong(drops);
+}
+
+static PyMethodDef engine_methods[] = {
+    {"drain", (PyCFunction)engine_drain, METH_NOARGS,
+     "Take what the thread queued: records (link_id, kind 0/1, ssrc, seq, ts, pt, marker, octets sent, "
+     "arrival, last output ts, departure, packets sent, mapped ts, next frame ts or -1) and datagrams (link_id, kind 2/3/4, data, source, arrival), in arrival order."},
+    {"link", (PyCFunction)engine_link, METH_VARARGS,
+     "link(id, web_fd, sip_fd, rx_session, tx_session, keepalive) -> Link: read both sockets from now on."},
+    {"close", (PyCFunction)engine_close, METH_NOARGS, "Stop the thread (links stop forwarding)."},
+    {NULL},
+};
+
+static PyObject *engine_get_failed(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    int failed = self->failed;
+    pthread_mutex_unlock(&self->lock);
+    return PyBool_FromLong(failed);
+}
+
+static PyGetSetDef engine_getset[] = {
+    {"failed", (getter)engine_get_failed, NULL, "whether the thread stopped on an error", NULL},
+    {"notify_fd", (getter)engine_get_notify_fd, NULL, "readable when drain() has datagrams or many records", NULL},
+    {"queue_drops", (getter)engine_get_queue_drops, NULL, "items lost to a full queue", NULL},
+    {NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._fastlane.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Engine(protect, unprotect, protect_rtcp, unprotect_rtcp): the forwarding thread; arguments are "
+              "the addresses of libsrtp's srtp_protect, srtp_unprotect, srtp_protect_rtcp, srtp_unprotect_rtcp.",
+    .tp_new = engine_new,
+    .tp_init = (initproc)engine_init,
+    .tp_dealloc = (destructor)engine_dealloc,
+    .tp_methods = engine_methods,
+    .tp_getset = engine_getset,
+};
+
+/* ------------------------------------------------------------------------------------------ Link */
+
+#define LINK_CORE(self, ret)                                                                             \
+    Core *c = (self)->core;                                                                              \
+    if (c == NULL) {                                                                                     \
+        PyErr_SetString(PyExc_ValueError, "the link is closed");                                         \
+        return ret;                                                                                      \
+    }
+
+static PyObject *link_close(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    if (c == NULL)
+        Py_RETURN_NONE;
+    Engine *e = self->engine;
+    pthread_mutex_lock(&e->lock);
+    for (int i = 0; i < 2; i++)
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fds[i], NULL);
+    c->dead = 1;
+    c->lanes[0].armed = c->lanes[1].armed = 0;
+    if (e->running) {
+        c->next_dead = e->graveyard;
+        e->graveyard = c;
+    } else {
+        free_codecs(c);
+        for (int i = 0; i < 2; i++)
+            close(c->fds[i]);
+        free(c);
+    }
+    self->core = NULL;
+    pthread_mutex_unlock(&e->lock);
+    Py_CLEAR(self->sessions);
+    Py_RETURN_NONE;
+}
+
+static void link_dealloc(Link *self) {
+    if (self->engine != NULL)
+        link_close(self, NULL);
+    Py_CLEAR(self->sessions);
+    Py_XDECREF(self->engine);
+    PyObject_Free(self);
+}
+
+static PyObject *link_set_output(Link *self, PyObject *args) {
+    int which, first;
+    unsigned long ssrc;
+    int seq;
+    const char *extension = "";
+    Py_ssize_t extension_len = 0;
+    if (!PyArg_ParseTuple(args, "iiki|y#", &which, &first, &ssrc, &seq, &extension, &extension_len))
+        return NULL;
+    if (which < 0 || which > 1 || extension_len > MAX_EXTENSION || extension_len % 4 || seq < 0 || seq > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "bad output: which 0/1, extension of up to 252 bytes in words, seq 16 bits");
+        return NULL;
+    }
+    LINK_CORE(self, NULL)
+    pthread_mutex_lock(&self->engine->lock);
+    Output *o = &c->out[which];
+    o->first = (uint8_t)first;
+    o->ssrc = (uint32_t)ssrc;
+    o->seq = (uint16_t)seq;
+    memcpy(o->extension, extension, (size_t)extension_len);
+    o->extension_len = (int)extension_len;
+    pthread_mutex_unlock(&self->engine->lock);
+    Py_RETURN_NONE;
+}
+
+/* The codec states a lane needs (created outside the lock: the thread does not use them until armed). */
+static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
+    int error = 0;
+    if (codec_in == CODEC_OPUS && (lane->decoder == NULL || lane->decoder_codec != codec_in)) {
+        if (lane->decoder == NULL)
+            lane->decoder = opus.decoder_create(8000, 1, &error);
+        if (lane->decoder == NULL || error != 0)
+            return 0;
+        lane->decoder_codec = codec_in;
+    }
+    if (codec_out == CODEC_OPUS && lane->encoder == NULL) {
+        lane->encoder = opus.encoder_create(8000, 1, OPUS_APPLICATION_VOIP, &error);
+        if (lane->encoder == NULL || error != 0)
+            return 0;
+        opus.encoder_ctl(lane->encoder, OPUS_SET_BITRATE_REQUEST, (int32_t)OPUS_BITRATE);
+        lane->encoder_codec = codec_out;
+    }
+    return 1;
+}
+
+static PyObject *link_arm(Link *self, PyObject *args) {
+    int which, pt_in, pt_out, codec_in, codec_out;
+    PyObject *source, *destination;
+    unsigned long ssrc, anchor_in, anchor_out, last_ts;
+    long long in_rate, out_rate, tolerance, frame_ticks, next_ts;
+    double last_time;
+    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
+                          &anchor_in, &anchor_out, &in_rate, &out_rate, &last_ts, &last_time, &codec_in,
+                          &codec_out, &next_ts, &tolerance, &frame_ticks))
+        return NULL;
+    int transcoding = codec_in != CODEC_PASS || codec_out != CODEC_PASS;
+    if (which < 0 || which > 1 || pt_in < 0 || pt_in > 127 || pt_out < 0 || pt_out > 127 || in_rate <= 0 ||
+        out_rate <= 0 || codec_in < 0 || codec_in > 3 || codec_out < 0 || codec_out > 3 ||
+        (transcoding && (codec_in == CODEC_PASS || codec_out == CODEC_PASS || codec_in == codec_out ||
+                         (codec_in != CODEC_OPUS && codec_out != CODEC_OPUS) || frame_ticks <= 0 || tolerance < 0)) ||
+        (!transcoding && in_rate != out_rate)) {
+        PyErr_SetString(PyExc_ValueError, "bad lane: which 0/1, payload types 0-127, rates > 0, and either "
+                                          "pass-through (equal rates) or Opus <-> G.711 with frame ticks");
+        return NULL;
+    }
+    if (transcoding && (!g711_ready || !opus_ready)) {
+        PyErr_SetString(PyExc_RuntimeError, "transcoding lanes need set_codecs() first");
+        return NULL;
+    }
+    Address src, dst;
+    if (!parse_address(source, &src) || !parse_address(destination, &dst))
+        return NULL;
+    LINK_CORE(self, NULL)
+    Lane *lane = &c->lanes[which];
+    pthread_mutex_lock(&self->engine->lock);
+    lane->armed = 0;
+    pthread_mutex_unlock(&self->engine->lock);
+    if (transcoding && !prepare_codecs(lane, codec_in, codec_out)) {
+        PyErr_SetString(PyExc_RuntimeError, "libopus could not create a codec state");
+        return NULL;
+    }
+    pthread_mutex_lock(&self->engine->lock);
+    if (lane->punted_at == self->engine->drains) {
+        /* a packet of this direction waits in the queue: arming now would overtake it (drain re-arms) */
+        pthread_mutex_unlock(&self->engine->lock);
+        Py_RETURN_FALSE;
+    }
+    lane->source = src;
+    lane->destination = dst;
+    lane->ssrc = (uint32_t)ssrc;
+    lane->pt_in = (uint8_t)pt_in;
+    lane->pt_out = (uint8_t)pt_out;
+    lane->anchor_in = (uint32_t)anchor_in;
+    lane->anchor_out = (uint32_t)anchor_out;
+    lane->in_rate = in_rate;
+    lane->out_rate = out_rate;
+    lane->last_ts = (uint32_t)last_ts;
+    lane->last_time = last_time;
+    if (lane->codec_in != codec_in || lane->codec_out != codec_out)
+        lane->pcm_len = 0;
+    lane->codec_in = codec_in;
+    lane->codec_out = codec_out;
+    lane->has_next = next_ts >= 0;
+    lane->next_ts = (uint32_t)(next_ts >= 0 ? next_ts : 0);
+    lane->tolerance = tolerance;
+    lane->frame_ticks = frame_ticks;
+    lane->armed = 1;
+    pthread_mutex_unlock(&self->engine->lock);
+    Py_RETURN_TRUE;
+}
+
+/* The lane or output number argument: 0 (web -> SIP) or 1 (SIP -> web). */
+static int parse_which(PyObject *args, int *which) {
+    if (!PyArg_ParseTuple(args, "i", which))
+        return 0;
+    if (*which < 0 || *which > 1) {
+        PyErr_SetString(PyExc_ValueError, "which is 0 or 1");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *link_disarm(Link *self, PyObject *args) {
+    int which;
+    if (!parse_which(args, &which))
+        return NULL;
+    Core *c = self->core;
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        c->lanes[which].armed = 0;
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *link_armed(Link *self, PyObject *args) {
+    int which;
+    if (!parse_which(args, &which))
+        return NULL;
+    Core *c = self->core;
+    int armed = 0;
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        armed = c->lanes[which].armed;
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    return PyBool_FromLong(armed);
+}
+
+static PyObject *link_send(Link *self, PyObject *args) {
+    int which, marker, pt;
+    PyObject *destination;
+    unsigned long ts;
+    Py_buffer payload;
+    if (!PyArg_ParseTuple(args, "iOpiky*", &which, &destination, &marker, &pt, &ts, &payload))
+        return NULL;
+    PyObject *result = NULL;
+    Address dst;
+    if (which < 0 || which > 1 || pt < 0 || pt > 127) {
+        PyErr_SetString(PyExc_ValueError, "which is 0 or 1, payload type 0-127");
+    } else if (parse_address(destination, &dst)) {
+        Core *c = self->core;
+        if (c == NULL) {
+            PyErr_SetString(PyExc_ValueError, "the link is closed");
+        } else {
+            pthread_mutex_lock(&self->engine->lock);
+            int seq = emit(self->engine, c, which, &dst, marker, (uint8_t)pt, (uint32_t)ts, payload.buf,
+                           (int)payload.len);
+            pthread_mutex_unlock(&self->engine->lock);
+            result = PyLong_FromLong(seq);
+        }
+    }
+    PyBuffer_Release(&payload);
+    return result;
+}
+
+static PyObject *link_srtp(Link *self, PyObject *args) {
+    int op;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "iy*", &op, &data))
+        return NULL;
+    if (op < 0 || op > 3 || data.len > MAX_PACKET) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "op 0-3 and a packet of at most 1500 bytes");
+        return NULL;
+    }
+    Core *c = self->core;
+    if (c == NULL) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "the link is closed");
+        return NULL;
+    }
+    uint8_t buffer[BUFFER_SIZE];
+    int len = (int)data.len;
+    memcpy(buffer, data.buf, (size_t)len);
+    PyBuffer_Release(&data);
+    void *session = (op == OP_PROTECT || op == OP_PROTECT_RTCP) ? c->tx : c->rx;
+    pthread_mutex_lock(&self->engine->lock);
+    int rc = session == NULL ? -1 : self->engine->fn[op](session, buffer, &len);
+    pthread_mutex_unlock(&self->engine->lock);
+    if (rc != 0)
+        return PyLong_FromLong(rc == -1 ? 1 : rc); /* libsrtp's error code; bytes on success */
+    return PyBytes_FromStringAndSize((const char *)buffer, len);
+}
+
+static PyObject *link_counters(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    if (c == NULL)
+        return Py_BuildValue("(KKKKK)", 0ULL, 0ULL, 0ULL, 0ULL, 0ULL);
+    pthread_mutex_lock(&self->engine->lock); /* no Python object is made under the lock (GC -> link_close) */
+    unsigned long long v[5] = {c->dropped, c->lanes[0].forwarded, c->lanes[1].forwarded,
+                               c->lanes[0].send_errors + c->lanes[0].codec_errors,
+                               c->lanes[1].send_errors + c->lanes[1].codec_errors};
+    pthread_mutex_unlock(&self->engine->lock);
+    return Py_BuildValue("(KKKKK)", v[0], v[1], v[2], v[3], v[4]);
+}
+
+static PyObject *link_sequence(Link *self, PyObject *args) {
+    int which;
+    if (!parse_which(args, &which))
+        return NULL;
+    LINK_CORE(self, NULL)
+    pthread_mutex_lock(&self->engine->lock);
+    long seq = c->out[which].seq;
+    pthread_mutex_unlock(&self->engine->lock);
+    return PyLong_FromLong(seq);
+}
+
+static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }
+
+static PyMethodDef link_methods[] = {
+    {"set_output", (PyCFunction)link_set_output, METH_VARARGS,
+     "set_output(which, first_byte, ssrc, seq[, extension]): output 0 goes to the SIP side, 1 to the browser."},
+    {"arm", (PyCFunction)link_arm, METH_VARARGS,
+     "arm(which, source, destination, ssrc, pt_in, pt_out, anchor_in, anchor_out, in_rate, out_rate, last_ts, "
+     "last_time, codec_in, codec_out, next_ts, tolerance, frame_ticks): forward matching packets of lane 0 "
+     "(web -> SIP) or 1 (SIP -> web) natively until one does not match; codecs 0 (pass-through) or Opus (1) "
+     "<-> PCMU (2) / PCMA (3), next_ts -1 for none. False (nothing changed) while a packet of that "
+     "direction waits in the queue: drain() first."},
+    {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
+    {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
+    {"send", (PyCFunction)link_send, METH_VARARGS,
+     "send(which, destination, marker, pt, ts, payload) -> sequence number used, or -1: one packet on output "
+     "which with its SSRC and next sequence number (SRTP-protected towards the browser)."},
+    {"srtp", (PyCFunction)link_srtp, METH_VARARGS,
+     "srtp(op, data) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
+     "3 unprotect_rtcp, on the web leg's sessions, serialized with the thread."},
+    {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
+    {"counters", (PyCFunction)link_counters, METH_NOARGS,
+     "(dropped, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors sip->web)"},
+    {"close", (PyCFunction)link_close, METH_NOARGS, "Stop reading the sockets (idempotent; no item of it after)."},
+    {NULL},
+};
+
+static PyGetSetDef link_getset[] = {
+    {"closed", (getter)link_get_closed, NULL, "whether close() was called", NULL},
+    {NULL},
+};
+
+static PyTypeObject LinkType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._fastlane.Link",
+    .tp_basicsize = sizeof(Link),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One call's two sockets in the engine (Engine.link).",
+    .tp_dealloc = (destructor)link_dealloc,
+    .tp_methods = link_methods,
+    .tp_getset = link_getset,
+};
+
+static PyObject *set_codecs(PyObject *module, PyObject *args) {
+    PyObject *functions;
+    Py_buffer ulaw_decode, ulaw_encode, alaw_decode, alaw_encode;
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*", &functions, &ulaw_decode, &ulaw_encode, &alaw_decode, &alaw_encode))
+        return NULL;
+    PyObject *result = NULL;
+    unsigned long long f[7] = {0};
+    if (ulaw_decode.len != 512 || alaw_decode.len != 512 || ulaw_encode.len != 65536 || alaw_encode.len != 65536) {
+        PyErr_SetString(PyExc_ValueError, "G.711 tables: 256 native int16 samples to decode, 65536 codes to encode");
+    } else if (functions != Py_None &&
+               !PyArg_ParseTuple(functions, "KKKKKKK", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6])) {
+        /* error set */
+    } else {
+        if (!g711_ready) {
+            memcpy(g711_decode[0], ulaw_decode.buf, 512);
+            memcpy(g711_decode[1], alaw_decode.buf, 512);
+            memcpy(g711_encode[0], ulaw_encode.buf, 65536);
+            memcpy(g711_encode[1], alaw_encode.buf, 65536);
+            g711_ready = 1;
+        }
+        int all = 1;
+        for (int i = 0; i < 7; i++)
+            all &= f[i] != 0;
+        if (!opus_ready && all) {
+            opus.decoder_create = (void *(*)(int32_t, int, int *))(uintptr_t)f[0];
+            opus.decode = (int (*)(void *, const unsigned char *, int32_t, int16_t *, int, int))(uintptr_t)f[1];
+            opus.decoder_destroy = (void (*)(void *))(uintptr_t)f[2];
+            opus.encoder_create = (void *(*)(int32_t, int, int, int *))(uintptr_t)f[3];
+            opus.encode = (int32_t(*)(void *, const int16_t *, int, unsigned char *, int32_t))(uintptr_t)f[4];
+            opus.encoder_ctl = (int (*)(void *, int, ...))(uintptr_t)f[5];
+            opus.encoder_destroy = (void (*)(void *))(uintptr_t)f[6];
+            opus_ready = 1;
+        }
+        result = PyBool_FromLong(opus_ready && g711_ready);
+    }
+    PyBuffer_Release(&ulaw_decode);
+    PyBuffer_Release(&ulaw_encode);
+    PyBuffer_Release(&alaw_decode);
+    PyBuffer_Release(&alaw_encode);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_codecs", set_codecs, METH_VARARGS,
+     "set_codecs(opus, ulaw_decode, ulaw_encode, alaw_decode, alaw_encode) -> whether transcoding lanes work: "
+     "opus is None or the addresses of opus_decoder_create, opus_decode, opus_decoder_destroy, "
+     "opus_encoder_create, opus_encode, opus_encoder_ctl, opus_encoder_destroy (set once per process)."},
+    {NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "gateway.media._fastlane", .m_methods = module_methods,
+    .m_doc = "Native forwarding of steady pass-through RTP (see gateway/media/fastpath.py).", .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__fastlane(void) {
+    if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&LinkType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(&EngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&LinkType);
+    if (PyModule_AddObject(m, "Link", (PyObject *)&LinkType) < 0) {
+        Py_DECREF(&LinkType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
