@@ -6,14 +6,18 @@ per call-second, RSS per call, packets forwarded and lost, and the added latency
 bridge (arrival at the tap or socket -> departure at the socket or aiortc's sender, p50/p99).
 
 Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,transcoding] [--profile] [--lag]
+     [--no-fast-path]
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
 
-Where the CPU goes (2-core VM, Nov 2026; perf, py-spy --gil, /proc context switches): the gateway wakes
-about once per packet at 1-10 calls (104 wakeups/s at 1 call, 484 at 10, 1619 at 50), and a wakeup costs
-~130 us (kernel scheduling, asyncio's _run_once, cold caches) against ~30 us per packet of RTP work
-(syscalls, SRTP, parsing, mapping). A do-nothing asyncio UDP forwarder of the same traffic already costs
-0.014 CPU s per call-second at 1 call and 0.008 at 10, so the 0.01 target cannot be met at 1 call in
-this process model; ``--profile`` uses CPU time (cProfile with time.process_time), not wall time.
+Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
+(gateway/media/fastpath.py), so the gateway wakes about once per packet in its forwarding thread
+(~40-60 us per wake-up on this VM, mostly the kernel's) and its event loop only a few times per second
+(records of forwarded packets accounted in batches, RTCP, STUN). At one call those fixed costs and the
+wake-ups are the whole figure, and they vary with what else the VM runs: bench/floor_bench.py measures a
+do-nothing asyncio UDP forwarder under the same traffic (0.013-0.021 CPU s per call-second at one call on
+this VM, depending on the minute). CPU is measured over the media period only (from the first packet sent
+to the last), divided by calls x that time. ``--profile`` uses CPU time (cProfile with
+time.process_time, which counts every thread of the process), not wall time.
 """
 
 from __future__ import annotations
@@ -112,7 +116,14 @@ def peer_main(conn: Connection, count: int, mode: str, seconds: float) -> None:
 
 
 async def _gateway(
-    peer: Connection, report: Connection, count: int, mode: str, seconds: float, profile: bool, lag: bool
+    peer: Connection,
+    report: Connection,
+    count: int,
+    mode: str,
+    seconds: float,
+    profile: bool,
+    lag: bool,
+    fast_path: bool,
 ) -> None:
     import sdp
     from gateway.media.bridge import MediaBridge
@@ -127,7 +138,7 @@ async def _gateway(
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None,
+            inactivity_timeout=None, fast_path=fast_path,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
@@ -231,9 +242,16 @@ async def _gateway(
 
 
 def gateway_main(
-    peer: Connection, report: Connection, count: int, mode: str, seconds: float, profile: bool, lag: bool
+    peer: Connection,
+    report: Connection,
+    count: int,
+    mode: str,
+    seconds: float,
+    profile: bool,
+    lag: bool,
+    fast_path: bool,
 ) -> None:
-    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag)
+    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag, fast_path)
     if os.environ.get("MEDIA_BENCH_UVLOOP"):  # an experiment only: uvloop is no dependency of the gateway
         import uvloop
 
@@ -246,13 +264,15 @@ def gateway_main(
 # ------------------------------------------------------------------------------------ orchestration
 
 
-def run_case(count: int, mode: str, seconds: float, profile: bool, lag: bool) -> dict[str, Any]:
+def run_case(
+    count: int, mode: str, seconds: float, profile: bool, lag: bool, fast_path: bool = True
+) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     gateway_end, peer_end = context.Pipe()
     report_out, report_in = context.Pipe()
     peers = context.Process(target=peer_main, args=(peer_end, count, mode, seconds))
     gateway = context.Process(
-        target=gateway_main, args=(gateway_end, report_in, count, mode, seconds, profile, lag)
+        target=gateway_main, args=(gateway_end, report_in, count, mode, seconds, profile, lag, fast_path)
     )
     peers.start()
     gateway.start()
@@ -278,12 +298,16 @@ def main() -> int:
     parser.add_argument(
         "--lag", action="store_true", help="measure event-loop lag with a 5 ms timer (adds wakeups: CPU)"
     )
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="everything on the Python path (BridgeSettings.fast_path)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     load = Path("/proc/loadavg").read_text().split()[0]
     print(
         f"media bridge bench: {os.cpu_count()} CPUs (load average {load} before start: other processes on the "
-        f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process"
+        f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process, "
+        f"fast lane {'off' if args.no_fast_path else 'on'}"
     )
     header = (
         f"{'mode':<12}{'calls':>6}{'CPU s/call-s':>14}{'(user':>7}{'sys)':>7}{'target':>8}{'RSS KiB/call':>14}"
@@ -293,7 +317,7 @@ def main() -> int:
     ok = True
     for mode in args.modes.split(","):
         for count in counts:
-            r = run_case(count, mode, args.seconds, args.profile, args.lag)
+            r = run_case(count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path)
             sent = r["browser_sent"] + r["phone_sent"]
             received = r["browser_received"] + r["phone_received"]
             e2e_lost = sent - received

@@ -49,7 +49,7 @@ try:
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastlane = None
 
-DRAIN_INTERVAL = 0.5  # seconds between drains when only records wait (statistics, watchdogs)
+DRAIN_INTERVAL = 1.0  # seconds between drains when only records wait (statistics, watchdogs)
 
 WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
