@@ -29,7 +29,7 @@ test: test-deps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-deps: $(VENV)/.stamp-test system-deps
+test-deps: system-deps $(VENV)/.stamp-test
 
 system-deps:
 	@scripts/install-system-deps
