@@ -449,7 +449,7 @@ static void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *
     item->sent = monotonic_now();
 }
 
-/* One datagram; 1 when Python should be woken for it now (RTP it did not forward: media waits). */
+/* One datagram; 1 when it was queued for Python (which is woken for it at once). */
 static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
                   socklen_t srclen, double now) {
     Rtp r;
@@ -466,8 +466,8 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
             c->lanes[LANE_WEB_TO_SIP].punted_at = e->drains;
             return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
         }
-        punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
-        return 0; /* STUN, DTLS, SRTCP: no hurry, the next drain (at most DRAIN_INTERVAL) takes them */
+        /* STUN (consent checks time out in 0.5 s), DTLS, SRTCP (its arrival time makes the RTT): now */
+        return punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
     }
     /* RFC 5761 §4 on the plain leg as rtp.is_rtcp: 192-223 (RTCP, or RTP Python rejects anyway) */
     int rtcp = len > 1 && d[1] >= 192 && d[1] <= 223;
@@ -479,8 +479,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
         return punt(e, c, KIND_SIP, d, len, src, srclen, now);
     }
-    punt(e, c, KIND_SIP, d, len, src, srclen, now);
-    return 0; /* RTCP (muxed) or not RTP: no hurry */
+    return punt(e, c, KIND_SIP, d, len, src, srclen, now); /* RTCP (muxed: its arrival makes the RTT) */
 }
 
 static void notify(Engine *e) {

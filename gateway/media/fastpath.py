@@ -11,9 +11,9 @@ a small VM; the native thread costs a few system calls. Python keeps every decis
   rewritten and sent by the thread, which queues a *record* of it; anything else (STUN, DTLS, RTCP,
   telephone-events, a new SSRC or address, a timestamp jump, a held direction) is queued as a datagram
   and disarms its lane. RTP from the browser is always decrypted by the thread.
-* ``drain()`` runs when the thread has queued RTP it did not forward (an eventfd wakes the loop: media
-  waits for it) and every ``DRAIN_INTERVAL`` seconds for the rest (STUN consent checks, DTLS, RTCP,
-  records): datagrams go to the handlers asyncio would have called (aioice's protocol,
+* ``drain()`` runs when the thread has queued a datagram it did not forward (an eventfd wakes the loop:
+  media, ICE consent checks and RTCP timing wait for it) and every ``DRAIN_INTERVAL`` seconds for the
+  records of forwarded packets: datagrams go to the handlers asyncio would have called (aioice's protocol,
   ``DirectReceiver``, ``RtpEndpoint``), records to the bridge, which accounts for them as if its Python
   path had forwarded them (statistics for RTCP, loss, timestamp mapper, watchdogs, latency). Then the
   bridge re-arms; a lane is never armed while a packet of its direction waits in the queue (no

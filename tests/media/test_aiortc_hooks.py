@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
+import types
 
 import aioice
 import aiortc
+import pylibsrtp
+import pytest
 from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
@@ -19,7 +23,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
-from gateway.media import aiortc_hooks
+from gateway.media import aiortc_hooks, fastpath
 
 
 def test_pinned_versions() -> None:
@@ -234,3 +238,83 @@ async def test_without_the_loopback_knob_aioice_gathers_no_loopback_candidate() 
         assert " 127.0.0.1 " not in pc.localDescription.sdp
     finally:
         await pc.close()
+
+
+def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aiortc_hooks.DirectReceiver.account replays StreamStatistics.add for packets the fast lane forwarded
+    add = inspect.getsource(StreamStatistics.add)
+    assert "arrival = int(time.time() * self._clockrate)" in add  # wall clock: account converts to it
+    for line in (
+        "self.packets_received += 1",
+        "self.base_seq = packet.sequence_number",
+        "self.cycles += 1 << 16",
+        "self.max_seq = packet.sequence_number",
+        "self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)",
+        "self._last_arrival = arrival",
+        "self._last_timestamp = packet.timestamp",
+    ):
+        assert line in add, line
+    assert "if in_order:" in add and "uint16_gt(" in add
+    init = inspect.getsource(StreamStatistics.__init__)
+    for name in ("base_seq", "max_seq", "cycles", "packets_received", "_jitter_q4", "_last_arrival"):
+        assert f"self.{name}" in init, name
+    # and both give the same statistics for the same packets (a wrap, a reordering, a loss, jitter)
+    now, offset = 1000.0, 1.7e9
+    sequences = [65533, 65534, 65535, 1, 0, 3]
+    arrivals = [now + 0.02 * i + 0.004 * (i % 2) for i in range(len(sequences))]
+    records = [
+        (1, 0, 7, seq, 5000 + 160 * i, 0, False, 160, arrivals[i], 0, arrivals[i])
+        for i, seq in enumerate(sequences)
+    ]
+    mirrored, original = StreamStatistics(8000), StreamStatistics(8000)
+    receiver = aiortc_hooks.DirectReceiver.__new__(aiortc_hooks.DirectReceiver)
+    receiver._streams, receiver._clock_rates = {7: mirrored}, {0: 8000}
+    receiver.account(records, offset)
+    clock = types.SimpleNamespace(time=time.time)
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "time", clock)  # add reads the wall clock: the records' times
+    for record in records:
+        clock.time = lambda arrival=record[8]: arrival + offset
+        original.add(AiortcRtpPacket(payload_type=0, sequence_number=record[3], timestamp=record[4], ssrc=7))
+    fields = (
+        "base_seq",
+        "max_seq",
+        "cycles",
+        "packets_received",
+        "_jitter_q4",
+        "_last_arrival",
+        "_last_timestamp",
+    )
+    assert [getattr(mirrored, f) for f in fields] == [getattr(original, f) for f in fields]
+    assert original._jitter_q4 > 0 and original.cycles == 1 << 16 and original.packets_lost == 1
+    assert mirrored.packets_lost == original.packets_lost and mirrored.jitter == original.jitter
+
+
+def test_fast_lane_srtp_stand_in_matches_what_aiortc_calls() -> None:
+    # fastpath.SerializedSrtp replaces RTCDtlsTransport._rx_srtp/_tx_srtp while linked: the same methods
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "data = self._rx_srtp.unprotect_rtcp(data)" in recv_next
+    assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    assert "except pylibsrtp.Error" in recv_next  # SerializedSrtp raises pylibsrtp.Error
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "data = self._tx_srtp.protect_rtcp(data)" in send_rtp
+    assert "data = self._tx_srtp.protect(data)" in send_rtp
+    for name in ("protect", "unprotect", "protect_rtcp", "unprotect_rtcp"):
+        assert callable(getattr(fastpath.SerializedSrtp, name)), name
+    # the sessions the engine uses are pylibsrtp Sessions made by _setup_srtp
+    setup = inspect.getsource(RTCDtlsTransport._setup_srtp)
+    assert "self._rx_srtp = Session(rx_policy)" in setup
+    assert "self._tx_srtp = Session(tx_policy)" in setup
+    assert aiortc.rtcdtlstransport.Session is pylibsrtp.Session
+    # pylibsrtp keeps the srtp_t in _srtp (fastpath.session_pointer), and libsrtp's functions have the
+    # signature _fastlane.c calls them with: int (*)(srtp_t, void *packet, int *length)
+    assert "self._srtp = ffi.gc(srtp," in inspect.getsource(pylibsrtp.Session.__init__)
+    from pylibsrtp._binding import ffi, lib
+
+    for name in ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp", "srtp_unprotect_rtcp"):
+        ctype = ffi.typeof(ffi.addressof(lib, name))
+        assert [ffi.getctype(a) for a in ctype.args] == ["struct srtp_ctx_t_ *", "void *", "int *"], name
+        assert ctype.result.kind in ("primitive", "enum"), name
+    key = bytes(range(30))
+    session = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    pointer = fastpath.session_pointer(session)
+    assert pointer and pointer == int(ffi.cast("uintptr_t", session._srtp[0]))

@@ -1,0 +1,477 @@
+"""The media fast lane (gateway/media/fastpath.py, _fastlane.c) end to end: an aiortc browser <-> bridge <->
+a plain RTP phone on 127.0.0.1, with the native engine forwarding steady pass-through RTP.
+
+Checks what the peers see (tones, sequence numbers, digits) and what the bridge counts (its statistics,
+the RTP senders' counters for RTCP, the engine's forwarded counters), through DTMF from both sides and
+Python, early media then the answer from another source, hold and resume, garbage on the SIP port, calls
+sharing the engine, ICE consent on the linked socket, and teardown of many calls (no fd, thread or engine
+left behind). ``CI=true`` fails instead of skipping when the extension was not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import logging
+import os
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aioice.ice
+import pytest
+
+import sdp
+from gateway.media import fastpath
+from gateway.media.bridge import BridgeState
+from gateway.media.events import DtmfReceived, IceFailed, Leg
+from gateway.media.ports import RtpPortAllocator
+from gateway.media.rtp import RtpPacket
+from gateway.media.webrtc_leg import WebLegState
+from tests.conftest import in_ci
+from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
+from tests.media.test_bridge_features import phone_digits, phone_sends_dtmf
+from tests.media.webpeer import send_web_dtmf
+
+DROPPED, TO_SIP, TO_WEB = 0, 1, 2  # indexes into Link.counters()
+
+
+def require_fast_lane() -> None:
+    """CI must have built the extension (a missing build would silently test only the Python path)."""
+    if fastpath.available():
+        return
+    message = "gateway.media._fastlane is not built (pip install -e . with a C compiler)"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def ports() -> RtpPortAllocator:
+    require_fast_lane()
+    return allocator()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+async def linked(call: Call, timeout: float = 5.0) -> None:
+    await until(lambda: call.bridge._fast is not None, timeout, "the fast lane to link")
+
+
+def counters(call: Call) -> tuple[int, int, int, int, int]:
+    fast = call.bridge._fast
+    assert fast is not None, "the fast lane is not linked"
+    return fast.native.counters()
+
+
+def gaps(seqs: list[int]) -> set[int]:
+    return {(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)}
+
+
+def contiguous(seqs: list[int]) -> bool:
+    """The sequence numbers (any order) are one run with no duplicates and no hole (mod 2^16)."""
+    if not seqs:
+        return False
+    relative = sorted((s - seqs[0] + 0x8000) & 0xFFFF for s in seqs)
+    return relative == list(range(relative[0], relative[0] + len(seqs)))
+
+
+def browser_packets_sent(call: Call) -> int:
+    return int(call.web.transceiver.sender._RTCRtpSender__packet_count)
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_the_native_module_is_built_in_ci() -> None:
+    if in_ci():
+        assert fastpath.available(), "CI must build gateway.media._fastlane (pip install -e .)"
+    elif not fastpath.available():
+        pytest.skip("gateway.media._fastlane is not built")
+    assert fastpath.Engine._by_loop == {}  # nothing left over from other tests
+
+
+async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        assert call.bridge.settings.fast_path
+        await call.play(1.0)  # 50 frames from the phone
+        assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
+        _, to_sip, to_web, errors_to_sip, errors_to_web = counters(call)
+        assert to_sip >= 40 and to_web >= 40, counters(call)  # the engine, not Python, carried them
+        assert errors_to_sip == errors_to_web == 0
+        # the browser stops; then everything sent has arrived and been accounted
+        call.web.transceiver.sender.replaceTrack(None)
+        await asyncio.sleep(0.3)
+        browser_sent = browser_packets_sent(call)
+        stats = call.bridge.stats()
+        assert call.bridge._fast is not None
+        assert stats.sip_to_web.received == stats.sip_to_web.forwarded == call.phone.sent == 50, stats
+        assert stats.sip_to_web.lost == 0 and stats.sip_to_web.dropped == 0
+        assert len(call.web.payloads) == 50
+        assert stats.web_to_sip.received == stats.web_to_sip.forwarded == browser_sent, (stats, browser_sent)
+        assert stats.web_to_sip.lost == 0 and stats.web_to_sip.dropped == 0
+        assert call.phone.frames == browser_sent
+        assert stats.web_dropped == 0
+        # the senders' counters (RTCP sender reports) include what the engine sent on their SSRC
+        endpoint = call.bridge._sip.endpoint
+        assert endpoint is not None
+        assert endpoint.packets_sent == call.phone.frames, (endpoint.packets_sent, call.phone.frames)
+        assert endpoint.octets_sent == 160 * call.phone.frames
+        direct = call.bridge._web.direct_sender
+        assert direct.packets_sent == len(call.web.payloads) == 50
+        assert direct.octets_sent == 160 * 50
+        assert {p.ssrc for p in call.phone.packets} == {endpoint.ssrc}
+        assert gaps([p.sequence_number for p in call.phone.packets]) == {1}
+        assert call.web.ssrcs == {direct.ssrc} and gaps(call.web.seqs) == {1}
+        # pass-through stays byte for byte
+        assert all(payload in call.phone.sent_payloads for _, payload in call.web.payloads)
+        assert not errors_logged(caplog)
+    finally:
+        await call.close()
+    assert call.bridge._fast is None and fastpath.Engine._by_loop == {}
+
+
+async def test_sequence_numbers_stay_continuous_while_python_and_the_engine_both_send(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.4)
+        # Python's digits to the phone while the engine forwards the browser's audio to it
+        before = counters(call)
+        await call.bridge.send_dtmf("12", to=Leg.SIP)
+        await call.play(0.2)
+        # the browser's digit (telephone-event on its own SSRC: punted, handled by Python)
+        await send_web_dtmf(call.web, "5", 126)
+        await call.play(0.3)
+        middle = counters(call)
+        assert middle[TO_SIP] > before[TO_SIP] + 20  # the lane re-armed after the events
+        # the phone's digit, then Python's digit to the browser while the engine forwards the phone's tone
+        await phone_sends_dtmf(call, "9")
+        await asyncio.gather(call.play(0.6), call.bridge.send_dtmf("*", to="web"))
+        payloads = len(call.web.payloads)
+        call.web.clear()
+        await call.play(0.6)
+        after = counters(call)
+        assert after[TO_WEB] > middle[TO_WEB] + 40 and after[TO_SIP] > middle[TO_SIP] + 40
+
+        assert [(e.leg, e.digit) for e in call.of_type(DtmfReceived)] == [(Leg.WEB, "5"), (Leg.SIP, "9")]
+        assert phone_digits(call) == ["1", "2", "5"]
+        assert [d.digit for d in call.web.events] == ["9", "*"]
+        # the phone: audio (engine) and events (Python) from one SSRC, consecutive in arrival order
+        assert {p.payload_type for p in call.phone.packets} == {0, 101}
+        assert len({p.ssrc for p in call.phone.packets}) == 1
+        seqs = [p.sequence_number for p in call.phone.packets]
+        assert gaps(seqs) == {1}, sorted(gaps(seqs))
+        assert len(set(seqs)) == len(seqs)
+        # the browser: one run of sequence numbers across audio and events (a duplicate would be a
+        # replayed SRTP index, dropped by libsrtp: a hole), and it still hears after the digits
+        web_seqs = call.web.seqs + [p.sequence_number for p in call.web.event_packets]
+        assert contiguous(web_seqs), sorted(gaps(call.web.seqs))
+        assert len({p.ssrc for p in call.web.event_packets} | call.web.ssrcs) == 1
+        assert len(call.web.payloads) >= payloads + 25
+        assert call.web.heard(SIP_TONE, last=0.4)
+        assert counters(call)[DROPPED] == 0 and call.bridge.stats().web_dropped == 0
+        assert not errors_logged(caplog)
+    finally:
+        await call.close()
+
+
+async def test_early_media_then_answer_from_another_source_rearms_the_lane(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    early = RecordingPeer()
+    try:
+        await early.start()
+        await call.phone.start()
+        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        early.remote = call.phone.remote = address
+        web_answer = await call.bridge.answer_from_sip(call.phone_answer(offer, early))  # 183
+        await call.web.accept(web_answer)
+        await call.connected()
+        await linked(call)
+        await call.play(0.8, freq=800, peer=early)
+        assert call.web.heard(800, last=0.5) and early.heard(WEB_TONE)
+        at_switch = counters(call)
+        assert at_switch[TO_WEB] >= 30, at_switch
+        again = await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone))  # 200, new port, SSRC
+        assert again == web_answer
+        await call.play(0.8)
+        assert call.web.heard(SIP_TONE, last=0.5)
+        assert call.phone.heard(WEB_TONE)
+        after = counters(call)
+        assert after[TO_WEB] >= at_switch[TO_WEB] + 30, (at_switch, after)  # the new source was re-armed
+        assert after[TO_SIP] >= at_switch[TO_SIP] + 30, (at_switch, after)  # to the new address
+        assert len(call.web.ssrcs) == 1
+        assert gaps(call.web.seqs) == {1}
+        stats = call.bridge.stats()
+        assert stats.sip_to_web.lost == 0 and stats.sip_to_web.forwarded == early.sent + call.phone.sent
+    finally:
+        early.close()
+        await call.close()
+
+
+async def test_pbx_hold_stops_the_held_direction_and_resume_restarts_it(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.5)
+        assert call.phone.heard(WEB_TONE)
+        answer = sdp.parse(
+            await call.bridge.update_from_sip(call.phone_offer(direction=sdp.Direction.SENDONLY, version=2))
+        )
+        assert answer.direction_for(0) is sdp.Direction.RECVONLY
+        await asyncio.sleep(0.1)
+        held, frames = counters(call), call.phone.frames
+        call.web.clear()
+        await call.play(1.0, freq=800)  # music on hold still reaches the browser
+        during = counters(call)
+        assert during[TO_SIP] == held[TO_SIP], (held, during)  # nothing towards the held phone
+        assert call.phone.frames == frames
+        assert during[TO_WEB] >= held[TO_WEB] + 40  # the other direction stays on the engine
+        assert call.web.heard(800, last=0.6)
+        await call.bridge.update_from_sip(call.phone_offer(version=3))
+        call.phone.pcm = type(call.phone.pcm)("h")
+        await call.play(0.8)
+        resumed = counters(call)
+        assert resumed[TO_SIP] >= during[TO_SIP] + 30, (during, resumed)
+        assert call.phone.heard(WEB_TONE)
+        assert call.bridge.stats().web_to_sip.lost == 0
+    finally:
+        await call.close()
+
+
+async def test_web_users_hold_stops_both_directions_and_resume_restarts_them(
+    ports: RtpPortAllocator,
+) -> None:
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.4)
+        offer = sdp.parse(await call.bridge.reoffer_to_sip(hold=True))
+        await call.bridge.answer_to_reoffer(call.phone_answer(offer, call.phone))
+        assert call.bridge.local_hold
+        await asyncio.sleep(0.1)
+        held, frames, received = counters(call), call.phone.frames, len(call.web.payloads)
+        await call.play(0.8)
+        during = counters(call)
+        assert during[TO_SIP] == held[TO_SIP] and during[TO_WEB] == held[TO_WEB], (held, during)
+        assert call.phone.frames == frames and len(call.web.payloads) == received
+        resume = sdp.parse(await call.bridge.reoffer_to_sip(hold=False))
+        await call.bridge.answer_to_reoffer(call.phone_answer(resume, call.phone))
+        call.web.clear()
+        call.phone.pcm = type(call.phone.pcm)("h")
+        await call.play(0.8)
+        resumed = counters(call)
+        assert resumed[TO_SIP] >= during[TO_SIP] + 30 and resumed[TO_WEB] >= during[TO_WEB] + 30
+        assert call.phone.heard(WEB_TONE) and call.web.heard(SIP_TONE, last=0.5)
+    finally:
+        await call.close()
+
+
+async def test_fast_path_off_keeps_everything_on_the_python_path(ports: RtpPortAllocator) -> None:
+    call = Call(ports, fast_path=False)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await call.play(1.0)
+        assert call.bridge._fast is None and not call.bridge._fast_pending
+        assert fastpath.Engine._by_loop == {}
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+        stats = call.bridge.stats()
+        assert stats.sip_to_web.forwarded == call.phone.sent and stats.web_to_sip.forwarded >= 45
+    finally:
+        await call.close()
+
+
+def _rtcp_receiver_report(ssrc: int) -> bytes:
+    return struct.pack("!BBHI", 0x80, 201, 1, ssrc)  # RR, no report blocks (RFC 3550 §6.4.2)
+
+
+async def test_garbage_on_the_sip_port_neither_crashes_nor_stops_forwarding(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    call = Call(ports)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rng = random.Random(4242)
+    try:
+        stranger.bind(("127.0.0.1", 0))
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.4)
+        endpoint = call.bridge._sip.endpoint
+        assert endpoint is not None and call.bridge_address is not None
+        target = call.bridge_address
+        dropped, before = endpoint.dropped, counters(call)
+        garbage = [rng.randbytes(n) for n in (1, 2, 11, 12, 13, 172, 1400)]
+        garbage += [b"", bytes(2000), b"\x80" + rng.randbytes(40)]
+        stray = RtpPacket(0, 1, 1234, 0xBAD55C, bytes(160), False).serialize()
+        for _ in range(3):
+            for data in [*garbage, _rtcp_receiver_report(0xBAD55C), stray]:
+                stranger.sendto(data, target)  # another source: never latched to
+            # from the phone's own address: RTCP, and datagrams that are not RTP (version 0, too short)
+            call.phone.send_raw(_rtcp_receiver_report(call.phone.ssrc))
+            call.phone.send_raw(b"\x00" + rng.randbytes(171))
+            call.phone.send_raw(b"\x80\x00\x01")
+            await call.play(0.1)
+        call.web.clear()
+        await call.play(0.8)
+        after = counters(call)
+        assert after[TO_WEB] >= before[TO_WEB] + 40, (before, after)
+        assert after[TO_SIP] >= before[TO_SIP] + 40, (before, after)
+        assert endpoint.dropped > dropped  # Python saw the garbage and dropped it
+        assert call.web.heard(SIP_TONE, last=0.6) and call.phone.heard(WEB_TONE)
+        assert call.bridge.state is BridgeState.ACTIVE and call.bridge._fast is not None
+        assert endpoint.latched_address == call.phone.address
+        stats = call.bridge.stats()
+        assert stats.sip_to_web.lost == 0
+        assert all(payload in call.phone.sent_payloads for _, payload in call.web.payloads)
+        assert not errors_logged(caplog)
+    finally:
+        stranger.close()
+        await call.close()
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _threads() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/task"))
+
+
+async def test_many_calls_leave_no_fd_thread_or_engine_behind(ports: RtpPortAllocator) -> None:
+    forwarded: list[int] = []
+
+    async def one_call(i: int) -> None:
+        call = Call(ports, call_id=f"fast{i}")
+        try:
+            await call.browser_calls()
+            await call.connected()
+            await linked(call)
+            await call.play(0.1)
+            await until(lambda: counters(call)[TO_WEB] > 0 and counters(call)[TO_SIP] > 0, 2.0, "forwarding")
+            forwarded.append(counters(call)[TO_WEB])
+        finally:
+            await call.close()
+            await call.close()  # idempotent
+        assert call.bridge._fast is None
+
+    await one_call(-1)  # warm up what is created once (executor threads, ...)
+    await asyncio.sleep(0.2)
+    gc.collect()
+    fds, threads = _fds(), _threads()
+    assert fastpath.Engine._by_loop == {}
+    for i in range(30):
+        await one_call(i)
+        assert fastpath.Engine._by_loop == {}, i
+    assert len(forwarded) == 31 and all(forwarded)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while (_fds() > fds or _threads() > threads) and loop.time() < deadline:  # threads end asynchronously
+        gc.collect()
+        await asyncio.sleep(0.05)
+    assert not ports.held
+    assert _fds() == fds and _threads() == threads, ((fds, threads), (_fds(), _threads()))
+
+
+async def test_calls_share_one_engine_and_closing_one_leaves_the_others_forwarding(
+    ports: RtpPortAllocator,
+) -> None:
+    calls = [Call(ports, call_id=f"shared{i}") for i in range(3)]
+    try:
+        await asyncio.gather(*(c.browser_calls() for c in calls))
+        await asyncio.gather(*(c.connected() for c in calls))
+        for call in calls:
+            await linked(call)
+        assert len(fastpath.Engine._by_loop) == 1
+        await asyncio.gather(*(c.play(0.4) for c in calls))
+        await calls[1].close()
+        assert calls[1].bridge._fast is None and len(fastpath.Engine._by_loop) == 1
+        before = [counters(calls[0]), counters(calls[2])]
+        for call in (calls[0], calls[2]):
+            call.web.clear()
+            call.phone.pcm = type(call.phone.pcm)("h")
+        await asyncio.gather(calls[0].play(0.8), calls[2].play(0.8))
+        for call, old in zip((calls[0], calls[2]), before, strict=True):
+            now = counters(call)
+            assert now[TO_WEB] >= old[TO_WEB] + 30 and now[TO_SIP] >= old[TO_SIP] + 30, (old, now)
+            assert call.web.heard(SIP_TONE, last=0.5) and call.phone.heard(WEB_TONE)
+    finally:
+        await asyncio.gather(*(c.close() for c in calls))
+    assert fastpath.Engine._by_loop == {}
+
+
+async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_the_socket(
+    ports: RtpPortAllocator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 7675 consent: aioice sends one STUN request every ~5 s (here ~0.15 s, to be quick) with no
+    # retransmission and gives up on it after RETRY_RTO (0.5 s); 6 misses in a row close the connection.
+    # Both sides' requests and responses cross the linked web socket: the engine must hand them to
+    # aioice at once, or a network round trip plus the wait exceeds 0.5 s and the call drops.
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.15)
+    durations: list[float] = []
+    request = aioice.ice.StunProtocol.request
+
+    async def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return await request(self, *args, **kwargs)
+        finally:
+            durations.append(time.monotonic() - start)
+
+    monkeypatch.setattr(aioice.ice.StunProtocol, "request", timed)
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        durations.clear()
+        before = counters(call)
+        await call.play(2.5)
+        assert call.bridge._fast is not None
+        after = counters(call)
+        assert after[TO_WEB] >= before[TO_WEB] + 100 and after[TO_SIP] >= before[TO_SIP] + 100
+        assert not call.of_type(IceFailed) and call.web.pc.connectionState == "connected"
+        assert call.bridge._web.state is WebLegState.CONNECTED
+        assert len(durations) >= 10  # both sides checked consent all along
+        assert max(durations) < 0.15, sorted(round(d, 3) for d in durations)  # loopback: ~1 ms
+        # SRTCP waits the same way: the bridge's aiortc receiver takes a sender report's arrival as when
+        # it handles it, so its receiver reports' DLSR shrink and the browser's RTCP RTT grows (by <0.5 s)
+        report = await call.web.transceiver.sender.getStats()
+        rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp"]
+        assert rtts and max(rtts) < 0.05, rtts
+    finally:
+        await call.close()
