@@ -87,6 +87,7 @@ def summary(config: Config) -> list[tuple[str, str]]:
             f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
         ),
         ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
+        ("media fast lane", _fast_lane(media.fast_path)),
         (
             "call timeouts",
             f"PBX unreachable after {config.calls.setup_timeout:g} s, ring out "
@@ -147,3 +148,11 @@ def hash_secret_command(
         return 1
     print(str(hash_secret(secret, algorithm)), file=out)
     return 0
+
+
+def _fast_lane(wanted: bool) -> str:
+    from gateway.media import fastpath
+
+    if not wanted:
+        return "off (media.fast_path: false)"
+    return "on" if fastpath.available() else "wanted, but the extension is not built (Python path)"

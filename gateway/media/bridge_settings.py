@@ -84,6 +84,7 @@ def settings_from_config(
         ice_servers=ice_servers_from_config(config.ice.gateway),
         inactivity_timeout=config.media.inactivity_timeout,
         call_id=call_id,
+        fast_path=config.media.fast_path,
     )
 
 
