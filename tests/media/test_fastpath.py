@@ -5,12 +5,15 @@ Checks what the peers see (tones, sequence numbers, digits) and what the bridge 
 the RTP senders' counters for RTCP, the engine's forwarded counters), through DTMF from both sides and
 Python, early media then the answer from another source, hold and resume, garbage on the SIP port, calls
 sharing the engine, ICE consent on the linked socket, and teardown of many calls (no fd, thread or engine
-left behind). ``CI=true`` fails instead of skipping when the extension was not built.
+left behind); then calls the engine transcodes (Opus <-> PCMU/PCMA: timestamps, DTMF, a source switch) and
+one it leaves to the Python path (G.722). ``CI=true`` fails instead of skipping when the extension was not built.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fractions
 import gc
 import itertools
 import logging
@@ -24,12 +27,13 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import av
 import pytest
 
 import sdp
-from gateway.media import fastpath
+from gateway.media import aiortc_hooks, fastpath
 from gateway.media.bridge import BridgeState
-from gateway.media.events import DtmfReceived, IceFailed, Leg
+from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
 from gateway.media.ports import RtpPortAllocator
 from gateway.media.rtp import RtpPacket
 from gateway.media.webrtc_leg import WebLegState
@@ -474,4 +478,295 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
         rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp"]
         assert rtts and max(rtts) < 0.05, rtts
     finally:
+        await call.close()
+
+
+# ----------------------------------------------------------------------------------- transcoded calls
+
+# The browser offers only Opus and the phone answers G.711 (or G.722): the bridge transcodes. The engine
+# does Opus <-> PCMU/PCMA itself (``fastpath.transcoding()``), stamping its 20 ms output frames as the
+# Python path's TimestampMapper + FrameClock do; G.722 stays on the Python path.
+
+OPUS_ONLY = ("opus", "telephone-event")
+OPUS_PT = 96  # aiortc's Opus payload type
+OPUS_FRAME, G711_FRAME = 960, 160  # RTP timestamp ticks of 20 ms at 48 kHz and 8 kHz
+
+
+class BrowserRtp:
+    """Every RTP packet the "browser" receives (``WebPeer`` keeps no timestamps): a second tap on its
+    aiortc receiver that never consumes a packet, so ``WebPeer`` still records and decodes them all."""
+
+    def __init__(self, call: Call) -> None:
+        self.packets: list[tuple[int, int, int, int, float]] = []  # pt, seq, timestamp, SSRC, arrival
+        self._clock = time.monotonic
+        aiortc_hooks.tap_receiver(call.web.transceiver.receiver, self._tap)
+
+    def _tap(self, packet: Any) -> bool:
+        seen = (packet.payload_type, packet.sequence_number, packet.timestamp, packet.ssrc, self._clock())
+        self.packets.append(seen)
+        return False
+
+    def audio(self) -> list[tuple[int, int, int, int, float]]:
+        return [p for p in self.packets if p[0] == OPUS_PT]
+
+
+def ts_steps(timestamps: list[int]) -> list[int]:
+    return [(b - a) & 0xFFFF_FFFF for a, b in itertools.pairwise(timestamps)]
+
+
+def offsets(timestamps: list[int]) -> list[int]:
+    """Timestamps relative to the first (mod 2^32)."""
+    return [(t - timestamps[0]) & 0xFFFF_FFFF for t in timestamps]
+
+
+class StampingPeer(RecordingPeer):
+    """A phone that also keeps the RTP timestamp of each audio frame it sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_timestamps: list[int] = []
+
+    def send_frame(
+        self, samples: Any, *, marker: bool = False, remote: tuple[str, int] | None = None
+    ) -> None:
+        self.sent_timestamps.append(self.timestamp)
+        super().send_frame(samples, marker=marker, remote=remote)
+
+
+def require_transcoding(*pairs: str) -> None:
+    """CI must transcode natively (libopus comes with PyAV's wheel): else the Python path hides it."""
+    missing = set(pairs) - fastpath.transcoding()
+    if missing:
+        message = f"the fast lane does not transcode {sorted(missing)} (libopus not found?)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.parametrize(("law", "pt"), [("PCMU", 0), ("PCMA", 8)])
+async def test_opus_browser_and_g711_phone_are_transcoded_by_the_engine_both_ways(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture, law: str, pt: int
+) -> None:
+    require_transcoding(f"opus>{law.lower()}", f"{law.lower()}>opus")
+    caplog.set_level(logging.ERROR)
+    call = Call(ports, web_codecs=OPUS_ONLY, sip_codec=law, phone_payload_type=pt)
+    browser = BrowserRtp(call)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        assert call.of_type(CodecChosen) == [CodecChosen("opus/48000", f"{law}/8000", transcoding=True)]
+        await call.play(1.0)  # 50 frames from the phone
+        assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
+        _, to_sip, to_web, errors_to_sip, errors_to_web = counters(call)
+        assert to_sip >= 40 and to_web >= 40, counters(call)  # the engine, not Python, transcoded them
+        assert errors_to_sip == errors_to_web == 0  # send and codec errors
+        # the browser stops; then everything sent has arrived and been accounted
+        call.web.transceiver.sender.replaceTrack(None)
+        await asyncio.sleep(0.3)
+        browser_sent = browser_packets_sent(call)
+        stats = call.bridge.stats()
+        assert call.bridge._fast is not None and stats.transcoding
+        assert stats.sip_to_web.received == stats.sip_to_web.transcoded == call.phone.sent == 50, stats
+        assert stats.sip_to_web.forwarded == 50 and stats.sip_to_web.lost == stats.sip_to_web.dropped == 0
+        assert stats.web_to_sip.received == stats.web_to_sip.transcoded == browser_sent, (stats, browser_sent)
+        assert stats.web_to_sip.lost == stats.web_to_sip.dropped == 0 and stats.web_dropped == 0
+        # the phone: 20 ms G.711 frames (one per Opus packet but maybe the first, which the Python path
+        # decodes while the resampler fills), one SSRC, consecutive sequence numbers, timestamps +160
+        endpoint = call.bridge._sip.endpoint
+        assert endpoint is not None
+        audio = [p for p in call.phone.packets if p.payload_type == pt]
+        assert len(audio) == len(call.phone.packets) == stats.web_to_sip.forwarded >= browser_sent - 1
+        assert {len(p.payload) for p in audio} == {160}
+        assert {p.ssrc for p in audio} == {endpoint.ssrc}
+        assert gaps([p.sequence_number for p in audio]) == {1}
+        assert set(ts_steps([p.timestamp for p in audio])) == {G711_FRAME}
+        assert endpoint.packets_sent == len(audio) and endpoint.octets_sent == 160 * len(audio)
+        # the browser: Opus, one SSRC, consecutive sequence numbers, timestamps +960
+        received = browser.audio()
+        assert len(received) == len(browser.packets) == len(call.web.payloads) == 50
+        assert {p[3] for p in received} == {call.bridge._web.direct_sender.ssrc}
+        assert gaps([p[1] for p in received]) == {1}
+        assert set(ts_steps([p[2] for p in received])) == {OPUS_FRAME}
+        assert call.bridge._web.direct_sender.packets_sent == 50
+        assert not errors_logged(caplog)
+    finally:
+        await call.close()
+    assert call.bridge._fast is None and fastpath.Engine._by_loop == {}
+
+
+async def test_dtmf_both_ways_while_the_engine_transcodes(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_transcoding("opus>pcmu", "pcmu>opus")
+    caplog.set_level(logging.ERROR)
+    call = Call(ports, web_codecs=OPUS_ONLY)
+    call.phone = phone = StampingPeer()
+    browser = BrowserRtp(call)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        web_side = call.bridge._web_side
+        assert web_side is not None and web_side.event is not None
+        await call.play(0.4)
+        # Python's digits to the phone while the engine transcodes the browser's audio to it
+        before = counters(call)
+        await call.bridge.send_dtmf("12", to=Leg.SIP)
+        await call.play(0.2)
+        # the browser's digit (telephone-event/48000 on its own SSRC: punted, handled by Python)
+        await send_web_dtmf(call.web, "5", web_side.event.payload_type)
+        await call.play(0.3)
+        middle = counters(call)
+        assert middle[TO_SIP] > before[TO_SIP] + 20, (before, middle)  # re-armed after the events
+        # the phone's digit, then Python's digit to the browser while the engine transcodes the phone's tone
+        await phone_sends_dtmf(call, "9")
+        await asyncio.gather(call.play(0.6), call.bridge.send_dtmf("*", to="web"))
+        call.web.clear()
+        await call.play(0.6)
+        after = counters(call)
+        assert after[TO_WEB] > middle[TO_WEB] + 40 and after[TO_SIP] > middle[TO_SIP] + 40, (middle, after)
+        assert after[DROPPED] == after[3] == after[4] == 0  # nothing dropped, no send or codec error
+
+        assert [(e.leg, e.digit) for e in call.of_type(DtmfReceived)] == [(Leg.WEB, "5"), (Leg.SIP, "9")]
+        assert phone_digits(call) == ["1", "2", "5"]
+        assert [d.digit for d in call.web.events] == ["9", "*"]
+        # the phone: transcoded audio (engine) and events (Python) on one SSRC, consecutive in arrival order;
+        # the browser's audio never paused, so its PCMU timestamps advance by one frame throughout
+        assert {p.payload_type for p in call.phone.packets} == {0, 101}
+        assert len({p.ssrc for p in call.phone.packets}) == 1
+        seqs = [p.sequence_number for p in call.phone.packets]
+        assert gaps(seqs) == {1}, sorted(gaps(seqs))
+        assert len(set(seqs)) == len(seqs)
+        audio = [p.timestamp for p in call.phone.packets if p.payload_type == 0]
+        assert set(ts_steps(audio)) == {G711_FRAME}, sorted(set(ts_steps(audio)))
+        # the browser: Opus and events on one SSRC and one run of sequence numbers; one Opus frame per
+        # frame the phone sent, on the phone's timeline at 48 kHz (+960 each, +6720 across the 140 ms the
+        # phone's digit took on its timeline): what TimestampMapper and FrameClock make of it
+        web_seqs = [p[1] for p in browser.packets]
+        assert contiguous(web_seqs), sorted(gaps(web_seqs))
+        assert len({p[3] for p in browser.packets}) == 1
+        opus = [p[2] for p in browser.audio()]
+        assert len(opus) == phone.sent == len(phone.sent_timestamps)
+        assert offsets(opus) == [6 * t for t in offsets(phone.sent_timestamps)]
+        assert call.web.heard(SIP_TONE, last=0.4) and call.phone.heard(WEB_TONE)
+        assert call.bridge.stats().web_dropped == 0
+        assert not errors_logged(caplog)
+    finally:
+        await call.close()
+
+
+class G722:
+    """G.722 for the phone (in place of ``RtpTonePeer``'s G.711): 8 kHz PCM in and out, 16 kHz in the
+    codec (RTP clock 8000, RFC 3551 §4.5.2) by doubling and dropping samples - enough for tones."""
+
+    def __init__(self) -> None:
+        self._encoder = av.CodecContext.create("g722", "w")
+        self._decoder = av.CodecContext.create("g722", "r")
+        for context in (self._encoder, self._decoder):
+            context.format = "s16"
+            context.layout = "mono"
+            context.sample_rate = 16000
+        self._encoder.time_base = fractions.Fraction(1, 16000)
+        self._pts = 0
+
+    def encode(self, samples: array.array[int]) -> bytes:
+        doubled = array.array("h", (s for s in samples for _ in range(2)))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=len(doubled))
+        frame.planes[0].update(doubled.tobytes())
+        frame.sample_rate = 16000
+        frame.pts = self._pts
+        self._pts += len(doubled)
+        return b"".join(bytes(p) for p in self._encoder.encode(frame))
+
+    def decode(self, data: bytes) -> array.array[int]:
+        out = array.array("h")
+        for frame in self._decoder.decode(av.Packet(data)):
+            out.frombytes(bytes(frame.planes[0])[: 2 * frame.samples])
+        return out[::2]
+
+
+async def test_g722_phone_stays_on_the_python_path_and_audio_flows_both_ways(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    call = Call(ports, web_codecs=OPUS_ONLY, sip_codec="G722", phone_payload_type=9)
+    call.phone._codec = G722()  # type: ignore[assignment]
+    try:
+        await call.browser_calls()
+        await call.connected()
+        assert call.of_type(CodecChosen) == [CodecChosen("opus/48000", "G722/8000", transcoding=True)]
+        assert not {"opus>g722", "g722>opus"} & fastpath.transcoding()
+        await call.play(1.0)
+        # never linked (``_fast_capable`` is False both ways): both sockets stay with asyncio
+        assert call.bridge._fast is None and not call.bridge._fast_pending
+        assert fastpath.Engine._by_loop == {}
+        assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
+        assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
+        stats = call.bridge.stats()
+        assert stats.transcoding
+        assert stats.sip_to_web.transcoded == stats.sip_to_web.forwarded == call.phone.sent == 50, stats
+        assert stats.web_to_sip.transcoded >= 45 and stats.web_to_sip.lost == stats.sip_to_web.lost == 0
+        assert {p.payload_type for p in call.phone.packets} == {9} and call.phone.frames >= 45
+        assert set(ts_steps([p.timestamp for p in call.phone.packets])) == {G711_FRAME}  # G.722: 8 kHz clock
+        assert not errors_logged(caplog)
+    finally:
+        await call.close()
+
+
+async def test_transcoded_timestamps_stay_continuous_across_early_media_then_the_answer(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_transcoding("opus>pcmu", "pcmu>opus")
+    caplog.set_level(logging.ERROR)
+    call = Call(ports, web_codecs=OPUS_ONLY)
+    browser = BrowserRtp(call)
+    early = RecordingPeer()
+    try:
+        await early.start()
+        await call.phone.start()
+        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        early.remote = call.phone.remote = address
+        web_answer = await call.bridge.answer_from_sip(call.phone_answer(offer, early))  # 183
+        await call.web.accept(web_answer)
+        await call.connected()
+        await linked(call)
+        await call.play(0.8, freq=800, peer=early)
+        assert call.web.heard(800, last=0.5) and early.heard(WEB_TONE)
+        at_switch = counters(call)
+        assert at_switch[TO_WEB] >= 30 and at_switch[TO_SIP] >= 30, at_switch
+        again = await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone))  # 200, new port, SSRC
+        assert again == web_answer
+        call.web.clear()
+        await call.play(0.8)
+        assert call.web.heard(SIP_TONE, last=0.5) and not call.web.heard(800, last=0.5)
+        assert call.phone.heard(WEB_TONE)
+        after = counters(call)
+        assert after[TO_WEB] >= at_switch[TO_WEB] + 30, (at_switch, after)  # the new source was re-armed
+        assert after[TO_SIP] >= at_switch[TO_SIP] + 30, (at_switch, after)  # to the new address
+        # the browser: one Opus stream (one SSRC, one run of sequence numbers), timestamps +960 per packet
+        # except across the switch, where they advance by the time that passed: no jump, no step back
+        assert len({p[3] for p in browser.packets}) == 1 and {p[0] for p in browser.packets} == {OPUS_PT}
+        assert gaps([p[1] for p in browser.packets]) == {1}
+        assert len(browser.packets) == early.sent + call.phone.sent
+        steps = ts_steps([p[2] for p in browser.packets])
+        switch = early.sent - 1  # the step from the early peer's last frame to the phone's first
+        assert {i for i, step in enumerate(steps) if step != OPUS_FRAME} <= {switch}, steps
+        elapsed = browser.packets[switch + 1][4] - browser.packets[switch][4]
+        assert abs(steps[switch] / 48000 - elapsed) < 0.06, (steps[switch], elapsed)  # within 3 frames
+        # the SIP side: the early peer then the phone received one PCMU stream (the browser never paused)
+        first = early.packets[0].sequence_number
+        to_sip = sorted(
+            early.packets + call.phone.packets, key=lambda p: (p.sequence_number - first) & 0xFFFF
+        )
+        assert len({p.ssrc for p in to_sip}) == 1 and {p.payload_type for p in to_sip} == {0}
+        assert gaps([p.sequence_number for p in to_sip]) == {1}
+        assert set(ts_steps([p.timestamp for p in to_sip])) == {G711_FRAME}
+        stats = call.bridge.stats()
+        assert stats.sip_to_web.lost == 0 and stats.sip_to_web.transcoded == early.sent + call.phone.sent
+        assert not errors_logged(caplog)
+    finally:
+        early.close()
         await call.close()
