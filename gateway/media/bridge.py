@@ -114,6 +114,8 @@ class MediaBridge:
         self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
+        if settings.fast_path and fastpath.available():
+            fastpath.transcoding()  # libopus and the G.711 tables, once per process: at setup, not mid-call
         self._fast: fastpath.FastLink | None = None  # the native fast lane, while linked
         self._fast_pending = False  # wanted but not linked yet: retried from the packet paths
         self._fast_pair: Any = None  # the nominated ICE pair whose socket the link reads
