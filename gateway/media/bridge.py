@@ -118,6 +118,7 @@ class MediaBridge:
             fastpath.transcoding()  # libopus and the G.711 tables, once per process: at setup, not mid-call
         self._fast: fastpath.FastLink | None = None  # the native fast lane, while linked
         self._fast_pending = False  # wanted but not linked yet: retried from the packet paths
+        self._fast_retry: asyncio.TimerHandle | None = None
         self._fast_pair: Any = None  # the nominated ICE pair whose socket the link reads
         self._fast_remote: tuple[Any, ...] = ()
         self._fast_dropped = 0
@@ -419,6 +420,18 @@ class MediaBridge:
         )
         if self._fast_pending:
             self._try_fast()
+            if self._fast_pending and self._fast_retry is None:
+                self._retry_fast(20)
+
+    def _retry_fast(self, attempts: int) -> None:
+        """aiortc starts the sender and receiver just after it reports the connection: link as soon as
+        they are (every 50 ms for a while), rather than at the first packet."""
+        self._fast_retry = None
+        if self._fast_pending and self._state is BridgeState.ACTIVE:
+            self._try_fast()
+            if self._fast_pending and attempts > 1:
+                loop = asyncio.get_running_loop()
+                self._fast_retry = loop.call_later(0.05, self._retry_fast, attempts - 1)
 
     @staticmethod
     def _fast_capable(path: MediaPath) -> bool:
@@ -567,6 +580,9 @@ class MediaBridge:
             self._sip.endpoint.datagram(data, source)
 
     def _fast_close(self) -> None:
+        if self._fast_retry is not None:
+            self._fast_retry.cancel()
+            self._fast_retry = None
         fast = self._fast
         if fast is not None:
             self._fast_dropped += fast.native.counters()[0]
