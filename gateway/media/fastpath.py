@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
@@ -50,6 +51,7 @@ except ImportError:  # not compiled (no C compiler at install time): the Python 
     _fastlane = None
 
 DRAIN_INTERVAL = 1.0  # seconds between drains when only records wait (statistics, watchdogs)
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # engine threads per event loop, at most
 
 WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
@@ -85,7 +87,6 @@ def _load_codecs() -> bool:
     import ctypes
     import ctypes.util
     import glob
-    import os
 
     import av
 
@@ -205,15 +206,20 @@ class SerializedSrtp:
 
 
 class Engine:
-    """The native thread of one event loop, with its links; closed with the last link."""
+    """One native thread of an event loop, with its links; closed with its last link. A loop has up to
+    ``WORKERS`` of them: a new call goes to the one with the fewest links, or starts another while all
+    have some (one thread transcoding a hundred calls queues packets behind each other's encoding)."""
 
-    _by_loop: ClassVar[dict[asyncio.AbstractEventLoop, Engine]] = {}
+    _by_loop: ClassVar[dict[asyncio.AbstractEventLoop, list[Engine]]] = {}
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop) -> Engine:
-        engine = cls._by_loop.get(loop)
-        if engine is None:
-            engine = cls._by_loop[loop] = cls(loop)
+        engines = cls._by_loop.get(loop, [])
+        idle = min(engines, key=lambda e: len(e._links), default=None)
+        if idle is not None and (not idle._links or len(engines) >= WORKERS):
+            return idle
+        engine = cls(loop)
+        cls._by_loop.setdefault(loop, []).append(engine)
         return engine
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -240,8 +246,11 @@ class Engine:
             self.close()
 
     def close(self) -> None:
-        if self._by_loop.get(self._loop) is self:
-            del self._by_loop[self._loop]
+        engines = self._by_loop.get(self._loop, [])
+        if self in engines:
+            engines.remove(self)
+            if not engines:
+                del self._by_loop[self._loop]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
