@@ -411,7 +411,7 @@ async def test_many_calls_leave_no_fd_thread_or_engine_behind(ports: RtpPortAllo
     assert _fds() == fds and _threads() == threads, ((fds, threads), (_fds(), _threads()))
 
 
-async def test_calls_share_one_engine_and_closing_one_leaves_the_others_forwarding(
+async def test_calls_share_the_engine_threads_and_closing_one_leaves_the_others_forwarding(
     ports: RtpPortAllocator,
 ) -> None:
     calls = [Call(ports, call_id=f"shared{i}") for i in range(3)]
@@ -420,7 +420,9 @@ async def test_calls_share_one_engine_and_closing_one_leaves_the_others_forwardi
         await asyncio.gather(*(c.connected() for c in calls))
         for call in calls:
             await linked(call)
-        assert len(fastpath.Engine._by_loop) == 1
+        engines = next(iter(fastpath.Engine._by_loop.values()))
+        assert len(fastpath.Engine._by_loop) == 1 and len(engines) == min(3, fastpath.WORKERS), engines
+        assert sum(len(engine._links) for engine in engines) == 3
         await asyncio.gather(*(c.play(0.4) for c in calls))
         await calls[1].close()
         assert calls[1].bridge._fast is None and len(fastpath.Engine._by_loop) == 1
