@@ -117,7 +117,7 @@ class MediaBridge:
         if settings.fast_path and fastpath.available():
             fastpath.transcoding()  # libopus and the G.711 tables, once per process: at setup, not mid-call
         self._fast: fastpath.FastLink | None = None  # the native fast lane, while linked
-        self._fast_pending = False  # wanted but not linked yet: retried from the packet paths
+        self._fast_pending = False  # wanted but not linked yet: retried for a while (``_retry_fast``)
         self._fast_retry: asyncio.TimerHandle | None = None
         self._fast_pair: Any = None  # the nominated ICE pair whose socket the link reads
         self._fast_remote: tuple[Any, ...] = ()
@@ -352,8 +352,6 @@ class MediaBridge:
     def _from_web(
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
     ) -> None:
-        if self._fast_pending:
-            self._try_fast()
         now = self._clock()
         self._web_watchdog.alive(now)
         path, sip = self._to_sip, self._sip.negotiated
@@ -374,8 +372,6 @@ class MediaBridge:
             self._on_event(DtmfReceived(Leg.WEB, digit.digit, digit.duration_ms))
 
     def _from_sip(self, packet: RtpPacket) -> None:
-        if self._fast_pending:
-            self._try_fast()
         now = self._clock()
         path = self._to_web
         mapped = path.forward_audio(

@@ -81,6 +81,19 @@ class Call:
         answer = self.phone_answer(offer, self.phone, direction=direction)
         await self.web.accept(await self.bridge.answer_from_sip(answer))
 
+    async def early_media(self, early: RtpTonePeer) -> tuple[sdp.SessionDescription, str]:
+        """The browser calls; ``early`` answers with a 183 (early media) from its own port, the phone will
+        send the 200 from another: (the bridge's plain offer, the browser's answer), once connected."""
+        await early.start()
+        await self.phone.start()
+        offer = sdp.parse(await self.bridge.offer_to_sip(await self.web.offer()))
+        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        early.remote = self.phone.remote = address
+        web_answer = await self.bridge.answer_from_sip(self.phone_answer(offer, early))  # 183
+        await self.web.accept(web_answer)
+        await self.connected()
+        return offer, web_answer
+
     def phone_answer(
         self,
         offer: sdp.SessionDescription,

@@ -208,14 +208,7 @@ async def test_early_media_then_answer_from_another_source_stays_continuous(port
     call = Call(ports)
     early = RecordingPeer()
     try:
-        await early.start()
-        await call.phone.start()
-        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
-        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
-        early.remote = call.phone.remote = address
-        web_answer = await call.bridge.answer_from_sip(call.phone_answer(offer, early))  # 183
-        await call.web.accept(web_answer)
-        await call.connected()
+        offer, web_answer = await call.early_media(early)
         await call.play(0.8, freq=800, peer=early)
         assert call.web.heard(800, last=0.5)
         assert early.heard(WEB_TONE)

@@ -210,14 +210,7 @@ async def test_early_media_then_answer_from_another_source_rearms_the_lane(ports
     call = Call(ports)
     early = RecordingPeer()
     try:
-        await early.start()
-        await call.phone.start()
-        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
-        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
-        early.remote = call.phone.remote = address
-        web_answer = await call.bridge.answer_from_sip(call.phone_answer(offer, early))  # 183
-        await call.web.accept(web_answer)
-        await call.connected()
+        offer, web_answer = await call.early_media(early)
         await linked(call)
         await call.play(0.8, freq=800, peer=early)
         assert call.web.heard(800, last=0.5) and early.heard(WEB_TONE)
@@ -726,14 +719,7 @@ async def test_transcoded_timestamps_stay_continuous_across_early_media_then_the
     browser = BrowserRtp(call)
     early = RecordingPeer()
     try:
-        await early.start()
-        await call.phone.start()
-        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
-        address = (offer.connection.address if offer.connection else "", offer.media[0].port)
-        early.remote = call.phone.remote = address
-        web_answer = await call.bridge.answer_from_sip(call.phone_answer(offer, early))  # 183
-        await call.web.accept(web_answer)
-        await call.connected()
+        offer, web_answer = await call.early_media(early)
         await linked(call)
         await call.play(0.8, freq=800, peer=early)
         assert call.web.heard(800, last=0.5) and early.heard(WEB_TONE)
