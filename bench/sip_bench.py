@@ -24,24 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.sip import (
-    Headers,
-    Request,
-    Response,
-    make_response,
-    new_call_id,
-    new_tag,
-    parse_message,
-    parse_uri,
-)
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll
-from gateway.sip.routing import Target
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua import Listen, UASettings, UserAgent
 from gateway.sip.ua_events import Answered, Bye, Failed
+from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_message, parse_uri
+from sipcore.routing import Target
 
 INVITE = (
     b"INVITE sip:1001@192.0.2.10:5060 SIP/2.0\r\n"

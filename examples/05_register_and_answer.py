@@ -22,16 +22,9 @@ from pathlib import Path
 
 from phone_remote import Phone, free_udp_port
 
-from gateway.sip import (
-    Confirmed,
-    RegistrationChanged,
-    RegistrationSpec,
-    RegState,
-    SipURI,
-    UASettings,
-    UserAgent,
-)
+from gateway.sip import Confirmed, RegistrationChanged, RegistrationSpec, UASettings, UserAgent
 from gateway.sip.policy import AcceptAll
+from sipcore import RegState, SipURI
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "tests" / "peers" / "kamailio" / "kamailio.cfg"

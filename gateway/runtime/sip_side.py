@@ -18,11 +18,11 @@ from gateway.calls.states import CallDirection
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
-from gateway.sip.errors import SIPError
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallState as SipCallState
+from sipcore.errors import SIPError
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,11 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gateway.sip.errors import SIPError
-from gateway.sip.message import (
+from gateway.sip.resolver import resolve
+from gateway.sip.server import Entry
+from gateway.sip.transport import Source, Transport
+from sipcore.errors import SIPError, TransportError
+from sipcore.message import (
     Headers,
     Message,
     Request,
@@ -28,10 +31,8 @@ from gateway.sip.message import (
     client_transaction_key,
     make_response,
 )
-from gateway.sip.routing import Target, request_target, resolve, response_address
-from gateway.sip.server import Entry
-from gateway.sip.transaction import Event, InviteClientTransaction, NonInviteClientTransaction, Notice
-from gateway.sip.transport import Address, Source, Transport, TransportError
+from sipcore.routing import Address, Target, request_target, response_address
+from sipcore.transaction import Event, InviteClientTransaction, NonInviteClientTransaction, Notice
 
 if TYPE_CHECKING:
     from gateway.sip.layer import TransactionLayer

@@ -17,15 +17,15 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from gateway.sip.dialog import Dialog
-from gateway.sip.digest import DigestClient
-from gateway.sip.headers import NameAddr
-from gateway.sip.message import Request
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import SDP, Call, CallError, CallState
 from gateway.sip.ua_events import Cancelled, Confirmed, Failed
-from gateway.sip.uri import URI
+from sipcore.dialog import Dialog
+from sipcore.digest import DigestClient
+from sipcore.headers import NameAddr
+from sipcore.message import Request
+from sipcore.uri import URI
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

@@ -47,15 +47,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip.client import ClientSide, ClientTransaction
-from gateway.sip.errors import SIPError
-from gateway.sip.headers import Via, new_branch
-from gateway.sip.message import Message, Request, Response, add_received, make_response
-from gateway.sip.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
 from gateway.sip.policy import SourcePolicy, TrustedSources
-from gateway.sip.routing import Target
 from gateway.sip.scheduler import LoopScheduler, Scheduler
 from gateway.sip.server import Entry, ServerSide
-from gateway.sip.transaction import (
+from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
+from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport
+from gateway.sip.tu import TransactionUser
+from sipcore.errors import SIPError, TransportError
+from sipcore.headers import Via, new_branch
+from sipcore.message import Message, Request, Response, add_received, make_response
+from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
+from sipcore.routing import Address, Target
+from sipcore.transaction import (
     Action,
     CancelTimer,
     Event,
@@ -69,17 +72,6 @@ from gateway.sip.transaction import (
     TimerConfig,
     TransactionError,
 )
-from gateway.sip.transport import (
-    Address,
-    Source,
-    Transport,
-    TransportError,
-    UdpTransport,
-    address_family,
-    format_host,
-)
-from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport
-from gateway.sip.tu import TransactionUser
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config

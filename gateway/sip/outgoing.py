@@ -2,7 +2,7 @@
 
 How it works: :meth:`OutgoingCall.start` runs one task that sends the INVITE in a client
 transaction and reads its responses. Each response goes through the UA's
-:class:`~gateway.sip.dialogset.DialogSet` (early dialogs from 1xx with a To tag; the first 2xx
+:class:`~sipcore.dialogset.DialogSet` (early dialogs from 1xx with a To tag; the first 2xx
 confirms its dialog; a 2xx from another fork is ACKed and BYEd). Every 1xx becomes a
 :class:`Provisional` event, an 18x with SDP also an :class:`EarlyMedia` event; a 2xx is ACKed
 (the ACK kept for retransmitted 2xx, which the layer hands the UA as stray responses) and
@@ -21,12 +21,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.sip.client import ClientTransaction
-from gateway.sip.digest import DigestClient
-from gateway.sip.errors import DigestError, SIPError
-from gateway.sip.message import Request, Response
-from gateway.sip.routing import Target
 from gateway.sip.ua_calls import MAX_AUTH_RETRIES, Call, CallError, CallState
 from gateway.sip.ua_events import Answered, EarlyMedia, Failed, Provisional
+from sipcore.digest import DigestClient
+from sipcore.errors import DigestError, SIPError
+from sipcore.message import Request, Response
+from sipcore.routing import Target
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

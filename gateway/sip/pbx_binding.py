@@ -14,11 +14,11 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 
-from gateway.sip.digest import parse_challenges
-from gateway.sip.errors import SIPError
-from gateway.sip.message import Response
-from gateway.sip.routing import Target, resolve
-from gateway.sip.transport import Address
+from gateway.sip.resolver import resolve
+from sipcore.digest import parse_challenges
+from sipcore.errors import SIPError
+from sipcore.message import Response
+from sipcore.routing import Address, Target
 
 __all__ = ["PbxBinding"]
 

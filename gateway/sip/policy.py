@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.sip.message import Request
 from gateway.sip.transport import Source
+from sipcore.message import Request
 
 if TYPE_CHECKING:
     from gateway.config.schema import PbxSection, SipSection

@@ -1,4 +1,4 @@
-"""The asyncio driver of the sans-I/O :class:`~gateway.sip.registration.Registration` machines.
+"""The asyncio driver of the sans-I/O :class:`~sipcore.registration.Registration` machines.
 
 One machine per address of record (RFC 3261 §10.2). The driver carries out their actions:
 :class:`SendRequest` becomes a REGISTER in a new client transaction whose responses (and the
@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from gateway.sip.digest import DigestClient
-from gateway.sip.registration import (
+from gateway.sip.scheduler import TimerHandle
+from sipcore.digest import DigestClient
+from sipcore.registration import (
     Action,
     CancelTimer,
     Registration,
@@ -30,10 +31,9 @@ from gateway.sip.registration import (
     SetTimer,
     StateChanged,
 )
-from gateway.sip.requests import Endpoint
-from gateway.sip.routing import Target
-from gateway.sip.scheduler import TimerHandle
-from gateway.sip.uri import SipURI
+from sipcore.requests import Endpoint
+from sipcore.routing import Target
+from sipcore.uri import SipURI
 
 if TYPE_CHECKING:
     from gateway.config.schema import PbxSection

@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gateway.sip.errors import SIPError
-from gateway.sip.headers import parse_max_forwards
-from gateway.sip.message import (
+from gateway.sip.policy import Accept, Challenge, Reject
+from gateway.sip.scheduler import TimerHandle
+from gateway.sip.transport import Source, Transport
+from gateway.sip.tu import IncomingRequest, TwoXXRetransmitter
+from sipcore.errors import SIPError
+from sipcore.headers import parse_max_forwards
+from sipcore.message import (
     Request,
     Response,
     TransactionKey,
@@ -25,11 +29,9 @@ from gateway.sip.message import (
     make_response,
     server_transaction_key,
 )
-from gateway.sip.parser import peek_request
-from gateway.sip.policy import Accept, Challenge, Reject
-from gateway.sip.routing import DEFAULT_PORT, response_address
-from gateway.sip.scheduler import TimerHandle
-from gateway.sip.transaction import (
+from sipcore.parser import peek_request
+from sipcore.routing import DEFAULT_PORT, Address, response_address
+from sipcore.transaction import (
     Event,
     InviteServerTransaction,
     NonInviteServerTransaction,
@@ -38,8 +40,6 @@ from gateway.sip.transaction import (
     Transaction,
     TransactionError,
 )
-from gateway.sip.transport import Address, Source, Transport
-from gateway.sip.tu import IncomingRequest, TwoXXRetransmitter
 
 if TYPE_CHECKING:
     from gateway.sip.client import ClientTransaction
@@ -120,7 +120,7 @@ class ServerSide:
     def prefilter(self, data: bytes, source: Source) -> bool:
         """Refuse a request from a source the policy does not trust before the full parse
         (which an attacker could make expensive): the policy decides on a light view of the
-        request (:func:`~gateway.sip.parser.peek_request`: start line, Via, From, To, Call-ID,
+        request (:func:`~sipcore.parser.peek_request`: start line, Via, From, To, Call-ID,
         CSeq), enough to recognise one inside a dialog. False when the request was answered
         (403, to the source) or dropped; True to go on with the full parse."""
         policy = self.layer.policy

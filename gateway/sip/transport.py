@@ -1,7 +1,7 @@
 """SIP transports (RFC 3261 §18): the one part of the SIP stack that owns sockets.
 
 A transport moves bytes: it hands every received message (a whole datagram, or what the
-:class:`~gateway.sip.framing.StreamFramer` cut from a stream) to a callback with its
+:class:`~sipcore.framing.StreamFramer` cut from a stream) to a callback with its
 :class:`Source`, and sends bytes to an address. It does not parse: the transaction layer does,
 with the transport's :attr:`Transport.framing`. :class:`UdpTransport` is here, TCP is in
 :mod:`gateway.sip.transport_tcp`; TLS and WebSocket (RFC 7118, one SIP message per WebSocket
@@ -25,16 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from gateway.sip.errors import SIPError
-from gateway.sip.parser import Framing
+from sipcore.errors import TransportError
+from sipcore.parser import Framing
+from sipcore.routing import Address
 
 __all__ = [
-    "Address",
     "ErrorCallback",
     "ReceiveCallback",
     "Source",
     "Transport",
-    "TransportError",
     "UdpTransport",
     "address_family",
     "format_host",
@@ -43,15 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]  # (IP literal without brackets, port)
 UDP_RECEIVE_BUFFER = 2**21  # bytes asked for SO_RCVBUF (the kernel caps it at rmem_max)
-
-
-class TransportError(SIPError):
-    """A message could not be sent (RFC 3261 §18.4); clients see it as a 503 (as pjsip does)."""
-
-    status = 503
-    phrase = "Service Unavailable"
 
 
 class Transport(Protocol):
@@ -95,6 +86,10 @@ class Source:
     @property
     def local(self) -> Address:
         return self.transport.local
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport.reliable
 
     def __str__(self) -> str:
         return f"{self.transport.name} {format_host(self.host)}:{self.port}"

@@ -5,7 +5,7 @@ the remote (ip, port), whichever side opened them. A response goes back over the
 request came on (RFC 3261 §18.2.2: the source address of an inbound connection is its key); a
 request to an address reuses an open connection to it, or opens one (§18.1.1), queueing what is
 sent until the connection is up. Each connection has its own
-:class:`~gateway.sip.framing.StreamFramer`: a double CRLF ping is answered with a CRLF pong
+:class:`~sipcore.framing.StreamFramer`: a double CRLF ping is answered with a CRLF pong
 (RFC 5626 §3.5.1), a framing error (no Content-Length, garbage) closes that connection only,
 and a connection idle for ``idle_timeout`` seconds is closed.
 
@@ -28,20 +28,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from gateway.sip.errors import SIPError
-from gateway.sip.framing import KeepAlive, StreamFramer
-from gateway.sip.parser import DEFAULT_LIMITS, Framing, ParserLimits
 from gateway.sip.transport import (
-    Address,
     ErrorCallback,
     ReceiveCallback,
     Source,
-    TransportError,
     address_family,
     format_host,
     normalize_address,
     report_error,
 )
+from sipcore.errors import SIPError, TransportError
+from sipcore.framing import KeepAlive, StreamFramer
+from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits
+from sipcore.routing import Address
 
 __all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport"]
 

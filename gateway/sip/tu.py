@@ -18,10 +18,10 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from gateway.sip.message import Request, Response, make_response
 from gateway.sip.scheduler import Scheduler, TimerHandle
-from gateway.sip.transaction import Notice, TimerConfig
 from gateway.sip.transport import Source
+from sipcore.message import Request, Response, make_response
+from sipcore.transaction import Notice, TimerConfig
 
 __all__ = ["IncomingRequest", "TransactionUser", "TwoXXRetransmitter"]
 

@@ -32,27 +32,28 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from gateway.sip.dialog import Dialog
-from gateway.sip.dialogset import DialogSet
-from gateway.sip.digest import DigestClient
-from gateway.sip.errors import SIPError
-from gateway.sip.headers import NameAddr, parse_name_addr
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.layer import TransactionLayer
-from gateway.sip.message import Request, Response
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.pbx_binding import PbxBinding
 from gateway.sip.policy import Network, SourcePolicy, TrustedSources
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
-from gateway.sip.registration import RegState
-from gateway.sip.requests import Endpoint, build_invite, build_options
-from gateway.sip.routing import Target, resolve
+from gateway.sip.resolver import resolve
 from gateway.sip.scheduler import Scheduler
-from gateway.sip.transaction import TimerConfig
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import ACCEPT, Call
-from gateway.sip.uri import URI, SipURI, parse_uri
+from sipcore.dialog import Dialog
+from sipcore.dialogset import DialogSet
+from sipcore.digest import DigestClient
+from sipcore.errors import SIPError
+from sipcore.headers import NameAddr, parse_name_addr
+from sipcore.message import Request, Response
+from sipcore.registration import RegState
+from sipcore.requests import Endpoint, build_invite, build_options
+from sipcore.routing import Target
+from sipcore.transaction import TimerConfig
+from sipcore.uri import URI, SipURI, parse_uri
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config

@@ -27,10 +27,6 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from gateway.sip.dialog import Dialog, DialogState
-from gateway.sip.digest import DigestClient
-from gateway.sip.errors import DigestError, SIPError
-from gateway.sip.message import Request, Response
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_events import (
     TERMINAL,
@@ -41,6 +37,10 @@ from gateway.sip.ua_events import (
     ReinviteResult,
     set_direction,
 )
+from sipcore.dialog import Dialog, DialogState
+from sipcore.digest import DigestClient
+from sipcore.errors import DigestError, SIPError
+from sipcore.message import Request, Response
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
-from gateway.sip import RegState
+from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.e2e.test_web_and_phone import require_pjsua2

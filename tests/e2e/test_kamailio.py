@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.sip import RegState
+from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2, wav_has_tone
 from tests.media.webpeer import WebPeer

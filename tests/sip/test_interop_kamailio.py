@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.sip.registrar_client import RegistrationSpec
-from gateway.sip.registration import RegState
 from gateway.sip.ua_events import Answered, Bye, Confirmed, InfoReceived
-from gateway.sip.uri import SipURI
+from sipcore.registration import RegState
+from sipcore.uri import SipURI
 from tests.peers.kamailio import Kamailio, running_kamailio
 from tests.peers.phone import DeskPhone
 from tests.sip.ua_helpers import LOOPBACK, OFFER, answer_next, expect, identity, running_ua

@@ -13,13 +13,14 @@ from typing import Protocol
 
 import pytest
 
-from gateway.sip import Request, Response, SIPError, Via, make_response, parse_message
 from gateway.sip.layer import LayerState, TransactionLayer
-from gateway.sip.parser import Framing
 from gateway.sip.policy import AcceptAll, SourcePolicy, TrustedSources
-from gateway.sip.routing import Target
-from gateway.sip.transaction import Notice, TimerConfig
-from gateway.sip.transport import Transport, TransportError
+from gateway.sip.transport import Transport
+from sipcore import Request, Response, SIPError, Via, make_response, parse_message
+from sipcore.errors import TransportError
+from sipcore.parser import Framing
+from sipcore.routing import Target
+from sipcore.transaction import Notice, TimerConfig
 from tests.sip.layer_ua import TestUA, make_request
 from tests.sip.test_transport import has_ipv6
 

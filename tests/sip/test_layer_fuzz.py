@@ -10,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.sip import parse_message
 from gateway.sip.layer import TransactionLayer
-from gateway.sip.parser import Framing
 from gateway.sip.policy import AcceptAll
-from gateway.sip.transport import Address, ErrorCallback, Source
+from gateway.sip.transport import ErrorCallback, Source
+from sipcore import parse_message
+from sipcore.parser import Framing
+from sipcore.routing import Address
 from tests.sip.layer_ua import TestUA
 from tests.sip.test_layer_routing import ManualScheduler
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll
-from gateway.sip.routing import Target
-from gateway.sip.transaction import TimerConfig
+from sipcore.routing import Target
+from sipcore.transaction import TimerConfig
 from tests.conftest import free_port, require_binary
 from tests.peers.sipp import Sipp
 from tests.sip.layer_ua import TestUA

@@ -3,9 +3,9 @@ reached directly, or anyone else, that challenges gets no Authorization to repla
 
 from __future__ import annotations
 
-from gateway.sip import Headers, Response
 from gateway.sip.pbx_binding import PbxBinding
 from gateway.sip.ua_events import Answered, Failed
+from sipcore import Headers, Response
 from tests.sip.ua_helpers import OFFER, ChallengingUAS, expect, identity, running_ua
 
 

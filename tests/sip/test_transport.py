@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.sip.transport import Source, TransportError, UdpTransport
+from gateway.sip.transport import Source, UdpTransport
 from gateway.sip.transport_tcp import ConnectionState, TcpLimits, TcpTransport
+from sipcore.errors import TransportError
 
 OPTIONS = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKx\r\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway.app import Gateway
 from gateway.config import config_from_mapping
-from gateway.sip import RegState
+from sipcore import RegState
 from tests.conftest import free_port, require_binary
 from tests.peers.sipp import Sipp
 from tests.sip.test_ua_registration import HASH

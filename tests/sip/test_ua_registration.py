@@ -11,9 +11,9 @@ from pathlib import Path
 from gateway.config import config_from_mapping
 from gateway.identity import InMemoryPresence, identity_map_from_config
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationSpec, registrations_for_users
-from gateway.sip.registration import RegState
 from gateway.sip.ua import Listen, UASettings, UserAgent
-from gateway.sip.uri import SipURI
+from sipcore.registration import RegState
+from sipcore.uri import SipURI
 from tests.conftest import free_port, require_binary
 from tests.peers.sipp import Sipp
 from tests.sip.ua_helpers import FAST, ChallengingUAS, running_ua

@@ -1,0 +1,43 @@
+"""The sans-I/O layers load no I/O: importing them in a fresh interpreter pulls in no event loop,
+no socket and no foreign network stack (docs/architecture.md, "pure layers")."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = ("asyncio", "socket", "ssl", "selectors", "aiortc", "aioice", "aiohttp", "yaml", "av")
+
+PURE = ("sdp", "sipcore")
+
+
+def loaded_after_import(module: str) -> list[str]:
+    """The forbidden modules present in ``sys.modules`` after ``import module`` in a new process."""
+    code = (
+        "import json, sys\n"
+        f"import {module}\n"
+        f"print(json.dumps(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
+    )
+    # -I: isolated mode (no user site, no PYTHON* variables); -S would also drop the editable
+    # install's path hook, so the working directory is put on the path instead.
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.'); exec(sys.stdin.read())"],
+        input=code,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_layer_loads_no_io(module: str) -> None:
+    assert loaded_after_import(module) == [], f"import {module} loaded I/O modules"
+
+
+def test_the_check_sees_io() -> None:
+    """The shell does load asyncio: the check above can fail."""
+    assert "asyncio" in loaded_after_import("gateway.sip")
