@@ -213,7 +213,7 @@ async def bench(args: argparse.Namespace) -> int:
     import logging
 
     from gateway.app import Gateway
-    from gateway.config import config_from_mapping
+    from gateway.config.loader import config_from_mapping
     from gateway.media.bridge_settings import BridgeSettings
 
     sipp = shutil.which("sipp")

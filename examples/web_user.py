@@ -19,7 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config import Config, config_from_mapping
+from gateway.config import Config
+from gateway.config.loader import config_from_mapping
 
 # gateway.yaml's demo users: alice / alice-demo (sip 1001), bob / bob-demo (sip 1002).
 ALICE_HASH = "scrypt$16384$8$1$3NC6hA5nutew8BgmMtbYGw==$HcvwtRnaZ2T6ULpMGMVb4QufY1XJj5LG1OAvmW9nQdA="

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
-from gateway.identity import IdentityMap, InMemoryPresence, identity_map_from_config
+from gateway.identity import InMemoryPresence
+from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from gateway.config import Config, ConfigError, HostPort, iter_secrets, load_config
+from gateway.config import Config, ConfigError, HostPort
+from gateway.config.loader import iter_secrets, load_config
 from gateway.identity.passwords import HashAlgorithm, hash_secret
 
 

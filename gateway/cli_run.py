@@ -9,7 +9,8 @@ import os
 import sys
 
 from gateway.app import serve
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError
+from gateway.config.loader import load_config
 from gateway.logs import configure_logging
 
 logger = logging.getLogger(__name__)

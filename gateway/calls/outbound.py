@@ -39,10 +39,10 @@ from gateway.calls.events import (
 )
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
 from gateway.calls.states import CallDirection, CallState, TimerName
+from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
-from gateway.identity.lookup import may_call
 from gateway.identity.model import SipIdentity
-from gateway.identity.uri import SipAddress
+from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine

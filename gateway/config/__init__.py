@@ -1,11 +1,12 @@
 """Typed configuration: gateway.yaml read into frozen dataclasses, overridden by `GATEWAY_*` variables.
 
+The schema and values are pure; reading YAML is in `gateway.config.loader`:
+
 config = load_config("gateway.yaml", os.environ)   # ConfigError lists every problem found
 config.sip.listen[0].port, config.media.public_address, config.users[0].pbx_auth.password.reveal()
 """
 
 from gateway.config.errors import ConfigError, InvalidValue
-from gateway.config.loader import config_from_mapping, iter_secrets, load_config, load_config_text
 from gateway.config.schema import (
     CallsSection,
     CodecsSection,
@@ -61,8 +62,4 @@ __all__ = [
     "UserConfig",
     "WebAuthMode",
     "WebAuthSection",
-    "config_from_mapping",
-    "iter_secrets",
-    "load_config",
-    "load_config_text",
 ]

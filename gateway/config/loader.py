@@ -211,8 +211,7 @@ class _Reader:
         elif (
             isinstance(value, bool)
             or not isinstance(value, (int, float) if tp is float else int)
-            or (bounds is not None
-            and not bounds.low <= value <= bounds.high)
+            or (bounds is not None and not bounds.low <= value <= bounds.high)
         ):
             self.error(path, f"expected {'a number' if tp is float else 'an integer'}{span}, got {value!r}")
         else:

@@ -33,10 +33,10 @@ from gateway.config.values import (
     parse_ip,
     parse_network,
 )
+from gateway.identity.address import SipAddress
 from gateway.identity.model import WebAuthMode
 from gateway.identity.passwords import PasswordHash
 from gateway.identity.patterns import DialPattern
-from gateway.identity.uri import SipAddress
 
 
 def _host(value: object) -> str:

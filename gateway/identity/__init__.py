@@ -1,11 +1,14 @@
 """The identity map: web users <-> SIP identities, inbound targets, outbound policy, web login.
 
+The package's values and the outbound policy are pure (no I/O); the map itself, which verifies
+logins in worker threads, is in `gateway.identity.lookup`:
+
 identities = identity_map_from_config(config, presence=InMemoryPresence())
 result = await identities.resolve_inbound("sip:1001@gw.example.org")  # NoSuchUser | NotOnline | Found
 """
 
+from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError, LoginBusy, PasswordHashError, PatternError
-from gateway.identity.lookup import IdentityMap, identity_map_from_config, may_call
 from gateway.identity.model import (
     Found,
     InboundResult,
@@ -18,16 +21,15 @@ from gateway.identity.model import (
 )
 from gateway.identity.passwords import HashAlgorithm, PasswordHash, hash_secret, verify_secret
 from gateway.identity.patterns import DialPattern
+from gateway.identity.policy import may_call
 from gateway.identity.presence import InMemoryPresence, Presence
 from gateway.identity.store import IdentityStore, InMemoryIdentityStore, web_users_from_config
-from gateway.identity.uri import SipAddress
 
 __all__ = [
     "DialPattern",
     "Found",
     "HashAlgorithm",
     "IdentityError",
-    "IdentityMap",
     "IdentityStore",
     "InMemoryIdentityStore",
     "InMemoryPresence",
@@ -45,7 +47,6 @@ __all__ = [
     "WebAuthMode",
     "WebUser",
     "hash_secret",
-    "identity_map_from_config",
     "may_call",
     "verify_secret",
     "web_users_from_config",

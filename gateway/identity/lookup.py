@@ -4,11 +4,7 @@
   SIP -> web user:  `resolve_inbound(request_uri, to)` -> NoSuchUser (404) | NotOnline (480) | Found
   browser login:    `verify_web_login(user_id, secret)` -> WebUser | None, in constant time
 
-Outbound policy (`may_call`) denies by default: a user with no `allow_outbound` entries may call
-nobody. An entry is a dial pattern (matched against a number, or against the user part of a SIP
-URI whose host is the PBX domain or the user's own domain, without a port) or a SIP URI allowed
-exactly. A dialed SIP URI may carry only the `user` and `transport` parameters (see
-`SipAddress.parse_dialed`): `maddr` or URI headers would take the call somewhere the policy never saw.
+Outbound policy (`may_call`) is `gateway.identity.policy`.
 """
 
 from __future__ import annotations
@@ -16,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import secrets
 from typing import TYPE_CHECKING
 
+from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError, LoginBusy
 from gateway.identity.model import (
     Found,
@@ -31,51 +27,20 @@ from gateway.identity.model import (
     WebUser,
 )
 from gateway.identity.passwords import PasswordHash, hash_secret
-from gateway.identity.patterns import DialPattern
+from gateway.identity.policy import may_call
 from gateway.identity.presence import Presence
 from gateway.identity.store import IdentityStore, InMemoryIdentityStore
-from gateway.identity.uri import SipAddress
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config
 
 logger = logging.getLogger(__name__)
 
-_NUMBER = re.compile(r"\+?[0-9*#]+")  # a dialled number, visual separators removed (gateway.calls.outbound)
-
 # Hashing a login secret costs ~50 ms of CPU (scrypt): it runs in worker threads (hashlib releases the
 # GIL), at most HASH_WORKERS at a time, so that a flood of logins neither blocks the event loop (SIP
 # timers, RTP forwarding) nor queues without bound: beyond MAX_WAITING_LOGINS waiting, LoginBusy.
 HASH_WORKERS = 2
 MAX_WAITING_LOGINS = 32
-
-
-def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> bool:
-    """Whether `user` may call `destination` (a number such as `0301234567` or a SIP URI)."""
-    destination = destination.strip()
-    if not destination:
-        return False
-    if destination.lower().startswith(("sip:", "sips:")) or "@" in destination:
-        text = destination if ":" in destination.split("@")[0] else f"sip:{destination}"
-        try:
-            address = SipAddress.parse_dialed(text)
-        except IdentityError:
-            return False
-        for rule in user.allow_outbound:
-            if isinstance(rule, SipAddress) and (rule.user, rule.host, rule.port) == (
-                address.user,
-                address.host,
-                address.port,
-            ):
-                return True
-        if address.host not in {pbx_domain, user.aor.host} or address.user is None:
-            return False
-        if address.port is not None:  # a pattern allows the PBX's SIP service, not any port of its host
-            return False
-        destination = address.user
-    elif not _NUMBER.fullmatch(destination):  # a wildcard pattern must not bless `9;maddr=...` or `9>`
-        return False
-    return any(isinstance(rule, DialPattern) and rule.matches(destination) for rule in user.allow_outbound)
 
 
 class IdentityMap:

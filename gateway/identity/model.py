@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
 from gateway.identity.passwords import PasswordHash
 from gateway.identity.patterns import DialPattern
-from gateway.identity.uri import SipAddress
 
 if TYPE_CHECKING:
     from gateway.config.secret import Secret

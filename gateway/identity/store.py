@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.identity.address import SipAddress
 from gateway.identity.model import PbxCredentials, WebUser
 from gateway.identity.patterns import DialPattern, most_specific
-from gateway.identity.uri import SipAddress
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config

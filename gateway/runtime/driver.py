@@ -23,7 +23,8 @@ from gateway.calls import events as ev
 from gateway.calls.reasons import reject_kind
 from gateway.calls.states import CallDirection
 from gateway.config import Config
-from gateway.identity import IdentityMap, WebUser
+from gateway.identity import WebUser
+from gateway.identity.lookup import IdentityMap
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from gateway.identity import IdentityMap, LoginBusy, WebUser
+from gateway.identity import LoginBusy, WebUser
+from gateway.identity.lookup import IdentityMap
 from gateway.signaling.errors import (
     Conflict,
     LoginTimeout,

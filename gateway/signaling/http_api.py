@@ -23,7 +23,8 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.identity import IdentityMap, LoginBusy, WebUser
+from gateway.identity import LoginBusy, WebUser
+from gateway.identity.lookup import IdentityMap
 from gateway.signaling.errors import (
     BadRequest,
     RateLimited,

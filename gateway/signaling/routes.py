@@ -21,7 +21,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.config import Config
-from gateway.identity import IdentityMap
+from gateway.identity.lookup import IdentityMap
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import (

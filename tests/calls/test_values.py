@@ -28,7 +28,7 @@ from gateway.calls import (
     WebHold,
     WebReject,
 )
-from gateway.config import load_config_text
+from gateway.config.loader import load_config_text
 from gateway.config.values import DtmfMode
 from tests.calls import flows as f
 

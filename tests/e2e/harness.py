@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 
 from gateway.app import Gateway
-from gateway.config import Config, config_from_mapping
+from gateway.config import Config
+from gateway.config.loader import config_from_mapping
 from tests.conftest import free_port
 
 ALICE_SECRET = "alice-demo"

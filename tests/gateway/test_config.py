@@ -31,10 +31,8 @@ from gateway.config import (
     SipSection,
     Transport,
     WebAuthMode,
-    iter_secrets,
-    load_config,
-    load_config_text,
 )
+from gateway.config.loader import iter_secrets, load_config, load_config_text
 from gateway.identity import DialPattern, SipAddress, verify_secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,7 +342,7 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ),
         (
             "users: [{id: a, sip: 'sip:@x'}]",
-            "users[0].sip: bad SIP URI: empty user part in SIP URI in 'sip:@x'",
+            "users[0].sip: bad SIP URI: empty URI user in 'sip:@x'",
         ),
         (
             "users: [{id: a, sip: 'sip:pbx.example.org'}]",
@@ -819,7 +817,7 @@ def test_hash_secret_pbkdf2_loads_in_config() -> None:
 
 
 def test_call_timeouts_are_validated_and_overridable() -> None:
-    from gateway.config import load_config_text
+    from gateway.config.loader import load_config_text
 
     config = load_config_text(
         "calls: {setup_timeout: 5}\n", env={"GATEWAY_CALLS__INBOUND_RING_TIMEOUT": "45"}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, Secret, SecretSource, load_config, load_config_text
+from gateway.config import Config, Secret, SecretSource
+from gateway.config.loader import load_config, load_config_text
 from gateway.identity import (
     DialPattern,
     Found,
-    IdentityMap,
     InMemoryIdentityStore,
     InMemoryPresence,
     LoginBusy,
@@ -25,11 +25,11 @@ from gateway.identity import (
     WebAuthMode,
     WebUser,
     hash_secret,
-    identity_map_from_config,
     lookup,
     may_call,
     web_users_from_config,
 )
+from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.identity.passwords import HashAlgorithm, PasswordHash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,6 +247,8 @@ async def test_unparseable_target_is_no_such_user(
         ("sip:partner@partner.example.net:5070", False),
         ("sip:other@partner.example.net", False),
         ("sip:@broken", False),
+        ("sip:%32001@example.org", True),  # %32 is '2': the same URI as sip:2001@ (RFC 3261 §19.1.4)
+        ("sip:%32%30%30%31@Example.ORG", True),
     ],
 )
 async def test_may_call(identities: IdentityMap, destination: str, allowed: bool) -> None:
@@ -361,6 +363,11 @@ def test_web_user_validation() -> None:
         "<sip:2001@example.org>",
         "sip:2001:secret@example.org",
         "sip:2%zz1@example.org",
+        "sip:20%3Bmaddr=evil.example@example.org",  # an escaped ';' is still no dial character
+        "sip:2001%40evil.example@example.org",  # an escaped '@'
+        "sip:20 01@example.org",  # a space is no URI character
+        "sip:2001@example.org?",  # an empty header part
+        "tel:2001",  # a tel: URI is neither a dialled number nor a SIP URI
     ],
 )
 async def test_may_call_refuses_uris_that_reach_past_the_policy(

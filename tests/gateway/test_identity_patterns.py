@@ -20,6 +20,8 @@ from gateway.identity import (
     verify_secret,
 )
 from gateway.identity.patterns import most_specific
+from sipcore.errors import SIPError
+from sipcore.uri import SipURI, parse_uri
 
 # --- dial patterns -----------------------------------------------------------------------------------
 
@@ -223,7 +225,7 @@ def test_refuses_to_hash_empty_secret() -> None:
         ('"Alice" <sip:alice:pw@example.org>;tag=1', SipAddress("sip", "alice", "example.org")),
         ("<sip:2001@[2001:db8::1]:5070>", SipAddress("sip", "2001", "[2001:db8::1]", 5070)),
         ("sip:example.org", SipAddress("sip", None, "example.org")),
-        ("SIP:1@x?subject=hi", SipAddress("sip", "1", "x")),
+        ("sip:%61lice@Example.ORG", SipAddress("sip", "alice", "example.org")),  # RFC 3261 §19.1.4
     ],
 )
 def test_sip_address_parse(text: str, expected: SipAddress) -> None:
@@ -232,7 +234,19 @@ def test_sip_address_parse(text: str, expected: SipAddress) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["1001", "tel:+1555", "sip:@x", "sip:1@", "<sip:1@x", "sip:1@x:port", "sip:1@[::1", "sip:1@x:99999"],
+    [
+        "1001",
+        "tel:+1555",
+        "sip:@x",
+        "sip:1@",
+        "<sip:1@x",
+        "sip:1@x:port",
+        "sip:1@[::1",
+        "sip:1@x:99999",
+        "sip:al ice@host",  # a space is no URI character (RFC 3261 §25.1)
+        "SIP:1@x?subject=hi",  # URI headers: no address place allows them (§19.1.1)
+        "sip:1@ho st",
+    ],
 )
 def test_sip_address_rejects(text: str) -> None:
     with pytest.raises(IdentityError):
@@ -244,3 +258,36 @@ def test_sip_address_forms() -> None:
     assert str(address) == "sip:1001@pbx.example.org:5070"
     assert address.aor == "sip:1001@pbx.example.org"
     assert SipAddress("sip", None, "x").aor == "sip:x"
+
+
+# The identity map reads URIs with the SIP core's parser: on every input both agree (accept and
+# reject alike, and the same user, host and port), so that an address matches the INVITE it came from.
+AGREEMENT_INPUTS = [
+    "sip:%61lice@host",
+    "sip:al ice@host",
+    "tel:+15551234",
+    "sip:1001@host?Subject=x",
+    "sip:Alice@HOST.example.org:5070",
+    "sips:1001@[2001:db8::1]:5061;transport=tcp",
+    "sip:1001:secret@host",
+    "sip:%2B4930@host;user=phone",
+    "sip:1%3b2@host",
+    "sip:host.example.org",
+    "sip:-bad@-host",
+    "sip:1@host:0",
+]
+
+
+@pytest.mark.parametrize("text", AGREEMENT_INPUTS)
+def test_sip_address_agrees_with_the_sip_core(text: str) -> None:
+    try:
+        uri = parse_uri(text)
+    except SIPError:
+        uri = None
+    if not isinstance(uri, SipURI) or uri.headers or uri.port == 0:
+        with pytest.raises(IdentityError):
+            SipAddress.parse(text)
+        return
+    address = SipAddress.parse(text)
+    assert (address.user, address.host, address.port) == (uri.user, uri.host.lower(), uri.port)
+    assert SipAddress.from_uri(uri) == address

@@ -9,8 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.config import Config, load_config
-from gateway.identity import InMemoryPresence, WebUser, identity_map_from_config
+from gateway.config import Config
+from gateway.config.loader import load_config
+from gateway.identity import InMemoryPresence, WebUser
+from gateway.identity.lookup import identity_map_from_config
 from gateway.signaling.errors import NotFound, ServiceError
 from gateway.signaling.http import HealthSource, build_app
 from gateway.signaling.limits import SignalingLimits

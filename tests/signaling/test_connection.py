@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from gateway.identity import InMemoryPresence, identity_map_from_config
+from gateway.identity import InMemoryPresence
+from gateway.identity.lookup import identity_map_from_config
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
 from gateway.signaling.limits import SignalingLimits

@@ -279,7 +279,8 @@ def _refs(node: object) -> list[str]:
 async def test_basic_login_while_logins_queue_up_is_429(
     env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.identity import IdentityMap, LoginBusy
+    from gateway.identity import LoginBusy
+    from gateway.identity.lookup import IdentityMap
 
     async def busy(self: IdentityMap, user_id: str, secret: str) -> None:
         raise LoginBusy("more than 32 logins are being checked: try again later")

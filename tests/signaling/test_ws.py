@@ -394,7 +394,8 @@ async def test_sockets_awaiting_login_are_bounded() -> None:
 async def test_login_while_logins_queue_up_is_rate_limited(
     env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.identity import IdentityMap, LoginBusy
+    from gateway.identity import LoginBusy
+    from gateway.identity.lookup import IdentityMap
 
     async def busy(self: IdentityMap, user_id: str, secret: str) -> None:
         raise LoginBusy("more than 32 logins are being checked: try again later")

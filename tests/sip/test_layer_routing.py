@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import config_from_mapping
+from gateway.config.loader import config_from_mapping
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import Accept, AcceptAll, Reject, TrustedSources
 from gateway.sip.resolver import resolve

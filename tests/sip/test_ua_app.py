@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from gateway.app import Gateway
-from gateway.config import config_from_mapping
+from gateway.config.loader import config_from_mapping
 from sipcore import RegState
 from tests.conftest import free_port, require_binary
 from tests.peers.sipp import Sipp

@@ -8,8 +8,9 @@ import asyncio
 import socket
 from pathlib import Path
 
-from gateway.config import config_from_mapping
-from gateway.identity import InMemoryPresence, identity_map_from_config
+from gateway.config.loader import config_from_mapping
+from gateway.identity import InMemoryPresence
+from gateway.identity.lookup import identity_map_from_config
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationSpec, registrations_for_users
 from gateway.sip.ua import Listen, UASettings, UserAgent
 from sipcore.registration import RegState
