@@ -6,7 +6,8 @@ message the TU wants sent, a timer that fired or a transport failure, and return
 on the caller's clock), :class:`PassUp` a message to the TU, :class:`Notify` the TU of a
 timeout or transport error, :class:`Terminated` when the transaction can be forgotten.
 
-Each class holds a transition table ``(state, event kind) -> handler``. Pairs the RFC says to
+Each class holds a transition table ``(state, event kind) -> handler function`` (a reference to
+the function, not its name, so a typo fails at import). Pairs the RFC says to
 absorb map to ``_absorb``; any other pair is illegal and raises :class:`TransactionError`
 naming both (a timer fired in a state that has none, the TU sent a response on a client
 transaction, ...), as does a timer event for a timer the machine is not running (Timer A on a
@@ -22,7 +23,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sipcore.errors import SIPError
 from sipcore.message import Headers, Request, Response, make_response
@@ -164,22 +165,31 @@ def _message(event: Event) -> Request | Response:
     return event.message
 
 
-def _table(spec: str) -> dict[tuple[State, EventKind], str]:
-    """Build a transition table from lines of ``states events handler`` (comma-separated)."""
-    table: dict[tuple[State, EventKind], str] = {}
-    for line in spec.strip().splitlines():
-        states, events, handler = line.split()
+# A handler is a transaction class's function, called with the transaction, the event and the time.
+Handler = Callable[[Any, Event, float], list[Action]]
+Table = dict[tuple[State, EventKind], Handler]
+
+
+def _table(*rows: tuple[str, str, Handler]) -> Table:
+    """Build a transition table from rows of (states, events, handler); states and events are
+    comma-separated names, so one row can stand for a block of Figure 5-8's arrows."""
+    table: Table = {}
+    for states, events, handler in rows:
         for state in states.split(","):
             for kind in events.split(","):
-                table[(State[state], EventKind[kind])] = handler
+                key = (State[state], EventKind[kind])
+                if key in table:
+                    raise ValueError(f"two handlers for ({state}, {kind})")
+                table[key] = handler
     return table
 
 
 class Transaction:
-    """Common machinery; subclasses set ``INITIAL`` and ``TABLE``."""
+    """Common machinery; subclasses set ``INITIAL`` and ``TABLE`` (after their handlers, which it
+    names by reference)."""
 
     INITIAL: ClassVar[State]
-    TABLE: ClassVar[dict[tuple[State, EventKind], str]]
+    TABLE: ClassVar[Table]
 
     def __init__(self, request: Request, *, reliable: bool, timers: TimerConfig = TimerConfig()) -> None:
         self.request = request
@@ -222,8 +232,8 @@ class Transaction:
         raise NotImplementedError
 
     def handle(self, event: Event, now: float) -> list[Action]:
-        name = self.TABLE.get((self.state, event.kind))
-        if name is None or not self._started:
+        handler = self.TABLE.get((self.state, event.kind))
+        if handler is None or not self._started:
             raise TransactionError(
                 f"{type(self).__name__}: illegal event {event.kind.name!r} in state {self.state.name!r}"
             )
@@ -234,8 +244,7 @@ class Transaction:
             raise TransactionError(
                 f"{type(self).__name__}: timer {timer.name} is not running in state {self.state.name!r}"
             )
-        handler: Callable[[Event, float], list[Action]] = getattr(self, name)
-        return handler(event, now)
+        return handler(self, event, now)
 
     def _absorb(self, event: Event, now: float) -> list[Action]:
         return []
@@ -299,22 +308,6 @@ class InviteClientTransaction(Transaction):
     """RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §8.4 (Accepted, Timer M)."""
 
     INITIAL = State.CALLING
-    # RFC 3261 §17.1.1.2, Figure 5; RFC 6026 §8.4. state(s)  event(s)  handler
-    TABLE = _table("""
-        CALLING                         TIMER_A                      _retransmit
-        CALLING                         TIMER_B                      _timeout
-        CALLING,PROCEEDING              RECV_1XX                     _provisional
-        CALLING,PROCEEDING              RECV_2XX                     _accepted
-        CALLING,PROCEEDING              RECV_FINAL_ERROR             _completed
-        COMPLETED                       RECV_FINAL_ERROR             _resend_ack
-        COMPLETED                       RECV_1XX,RECV_2XX            _absorb
-        COMPLETED                       TIMER_D                      _terminate
-        ACCEPTED                        RECV_2XX                     _pass_up
-        ACCEPTED                        RECV_1XX,RECV_FINAL_ERROR    _absorb
-        ACCEPTED                        TIMER_M                      _terminate
-        TERMINATED                      RECV_1XX,RECV_2XX,RECV_FINAL_ERROR  _absorb
-        CALLING,PROCEEDING,COMPLETED,ACCEPTED  TRANSPORT_ERROR       _transport_error
-    """)
 
     def _on_start(self, now: float) -> list[Action]:
         actions: list[Action] = [self._send(self.request)]
@@ -354,21 +347,28 @@ class InviteClientTransaction(Transaction):
     def _pass_up(self, event: Event, now: float) -> list[Action]:
         return [PassUp(_message(event))]
 
+    # RFC 3261 §17.1.1.2, Figure 5; RFC 6026 §8.4.
+    TABLE = _table(
+        ("CALLING", "TIMER_A", _retransmit),
+        ("CALLING", "TIMER_B", Transaction._timeout),
+        ("CALLING,PROCEEDING", "RECV_1XX", _provisional),
+        ("CALLING,PROCEEDING", "RECV_2XX", _accepted),
+        ("CALLING,PROCEEDING", "RECV_FINAL_ERROR", _completed),
+        ("COMPLETED", "RECV_FINAL_ERROR", _resend_ack),
+        ("COMPLETED", "RECV_1XX,RECV_2XX", Transaction._absorb),
+        ("COMPLETED", "TIMER_D", Transaction._terminate),
+        ("ACCEPTED", "RECV_2XX", _pass_up),
+        ("ACCEPTED", "RECV_1XX,RECV_FINAL_ERROR", Transaction._absorb),
+        ("ACCEPTED", "TIMER_M", Transaction._terminate),
+        ("TERMINATED", "RECV_1XX,RECV_2XX,RECV_FINAL_ERROR", Transaction._absorb),
+        ("CALLING,PROCEEDING,COMPLETED,ACCEPTED", "TRANSPORT_ERROR", Transaction._transport_error),
+    )
+
 
 class NonInviteClientTransaction(Transaction):
     """RFC 3261 §17.1.2 (Figure 6)."""
 
     INITIAL = State.TRYING
-    # RFC 3261 §17.1.2.2, Figure 6.   state(s)  event(s)  handler
-    TABLE = _table("""
-        TRYING,PROCEEDING               TIMER_E                      _retransmit
-        TRYING,PROCEEDING               TIMER_F                      _timeout
-        TRYING,PROCEEDING               RECV_1XX                     _provisional
-        TRYING,PROCEEDING               RECV_2XX,RECV_FINAL_ERROR    _final
-        COMPLETED,TERMINATED            RECV_1XX,RECV_2XX,RECV_FINAL_ERROR  _absorb
-        COMPLETED                       TIMER_K                      _terminate
-        TRYING,PROCEEDING,COMPLETED     TRANSPORT_ERROR              _transport_error
-    """)
 
     def _on_start(self, now: float) -> list[Action]:
         actions: list[Action] = [self._send(self.request)]
@@ -396,6 +396,17 @@ class NonInviteClientTransaction(Transaction):
         interval = 0.0 if self.reliable else self.timers.t4  # Timer K
         return self._wait_or_terminate(Timer.K, interval, State.COMPLETED, now, [PassUp(_message(event))])
 
+    # RFC 3261 §17.1.2.2, Figure 6.
+    TABLE = _table(
+        ("TRYING,PROCEEDING", "TIMER_E", _retransmit),
+        ("TRYING,PROCEEDING", "TIMER_F", Transaction._timeout),
+        ("TRYING,PROCEEDING", "RECV_1XX", _provisional),
+        ("TRYING,PROCEEDING", "RECV_2XX,RECV_FINAL_ERROR", _final),
+        ("COMPLETED,TERMINATED", "RECV_1XX,RECV_2XX,RECV_FINAL_ERROR", Transaction._absorb),
+        ("COMPLETED", "TIMER_K", Transaction._terminate),
+        ("TRYING,PROCEEDING,COMPLETED", "TRANSPORT_ERROR", Transaction._transport_error),
+    )
+
 
 class _ServerTransaction(Transaction):
     def _respond(self, event: Event) -> Response:
@@ -411,24 +422,6 @@ class InviteServerTransaction(_ServerTransaction):
     """RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §7.1 (Accepted, Timer L)."""
 
     INITIAL = State.PROCEEDING
-    # RFC 3261 §17.2.1, Figure 7; RFC 6026 §7.1.   state(s)  event(s)  handler
-    TABLE = _table("""
-        PROCEEDING                      RECV_REQUEST                 _resend_last
-        PROCEEDING                      SEND_1XX                     _send_provisional
-        PROCEEDING                      SEND_2XX                     _send_success
-        PROCEEDING                      SEND_FINAL_ERROR             _send_failure
-        COMPLETED                       RECV_REQUEST                 _resend_last
-        COMPLETED                       TIMER_G                      _retransmit
-        COMPLETED                       TIMER_H                      _timeout
-        COMPLETED                       RECV_ACK                     _confirmed
-        CONFIRMED                       RECV_REQUEST,RECV_ACK        _absorb
-        CONFIRMED                       TIMER_I                      _terminate
-        ACCEPTED                        RECV_REQUEST                 _absorb
-        ACCEPTED                        SEND_2XX                     _send_again
-        ACCEPTED                        RECV_ACK                     _pass_up_ack
-        ACCEPTED                        TIMER_L                      _terminate
-        PROCEEDING,COMPLETED,CONFIRMED,ACCEPTED  TRANSPORT_ERROR     _transport_error
-    """)
 
     def __init__(
         self,
@@ -478,21 +471,30 @@ class InviteServerTransaction(_ServerTransaction):
     def _pass_up_ack(self, event: Event, now: float) -> list[Action]:
         return [PassUp(_message(event))]
 
+    # RFC 3261 §17.2.1, Figure 7; RFC 6026 §7.1.
+    TABLE = _table(
+        ("PROCEEDING", "RECV_REQUEST", _ServerTransaction._resend_last),
+        ("PROCEEDING", "SEND_1XX", _send_provisional),
+        ("PROCEEDING", "SEND_2XX", _send_success),
+        ("PROCEEDING", "SEND_FINAL_ERROR", _send_failure),
+        ("COMPLETED", "RECV_REQUEST", _ServerTransaction._resend_last),
+        ("COMPLETED", "TIMER_G", _retransmit),
+        ("COMPLETED", "TIMER_H", Transaction._timeout),
+        ("COMPLETED", "RECV_ACK", _confirmed),
+        ("CONFIRMED", "RECV_REQUEST,RECV_ACK", Transaction._absorb),
+        ("CONFIRMED", "TIMER_I", Transaction._terminate),
+        ("ACCEPTED", "RECV_REQUEST", Transaction._absorb),
+        ("ACCEPTED", "SEND_2XX", _send_again),
+        ("ACCEPTED", "RECV_ACK", _pass_up_ack),
+        ("ACCEPTED", "TIMER_L", Transaction._terminate),
+        ("PROCEEDING,COMPLETED,CONFIRMED,ACCEPTED", "TRANSPORT_ERROR", Transaction._transport_error),
+    )
+
 
 class NonInviteServerTransaction(_ServerTransaction):
     """RFC 3261 §17.2.2 (Figure 8)."""
 
     INITIAL = State.TRYING
-    # RFC 3261 §17.2.2, Figure 8 (responses from the TU once Completed are discarded).
-    TABLE = _table("""
-        TRYING                          RECV_REQUEST                 _absorb
-        PROCEEDING,COMPLETED            RECV_REQUEST                 _resend_last
-        TRYING,PROCEEDING               SEND_1XX                     _send_provisional
-        TRYING,PROCEEDING               SEND_2XX,SEND_FINAL_ERROR    _send_final
-        COMPLETED                       SEND_1XX,SEND_2XX,SEND_FINAL_ERROR  _absorb
-        COMPLETED                       TIMER_J                      _terminate
-        TRYING,PROCEEDING,COMPLETED     TRANSPORT_ERROR              _transport_error
-    """)
 
     def _on_start(self, now: float) -> list[Action]:
         return [PassUp(self.request)]
@@ -507,3 +509,14 @@ class NonInviteServerTransaction(_ServerTransaction):
         actions: list[Action] = [self._send(self._respond(event))]
         interval = 0.0 if self.reliable else 64 * self.timers.t1  # Timer J
         return self._wait_or_terminate(Timer.J, interval, State.COMPLETED, now, actions)
+
+    # RFC 3261 §17.2.2, Figure 8 (responses from the TU once Completed are discarded).
+    TABLE = _table(
+        ("TRYING", "RECV_REQUEST", Transaction._absorb),
+        ("PROCEEDING,COMPLETED", "RECV_REQUEST", _ServerTransaction._resend_last),
+        ("TRYING,PROCEEDING", "SEND_1XX", _send_provisional),
+        ("TRYING,PROCEEDING", "SEND_2XX,SEND_FINAL_ERROR", _send_final),
+        ("COMPLETED", "SEND_1XX,SEND_2XX,SEND_FINAL_ERROR", Transaction._absorb),
+        ("COMPLETED", "TIMER_J", Transaction._terminate),
+        ("TRYING,PROCEEDING,COMPLETED", "TRANSPORT_ERROR", Transaction._transport_error),
+    )
