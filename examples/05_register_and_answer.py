@@ -99,8 +99,8 @@ async def main() -> int:
             await asyncio.sleep(1.0)
             await call.bye()
             print(f"6. hung up: {await call.next_event(5)!r}")
-            state = await phone.wait_for("state", state="DISCONNECTED")
-            print(f"   the phone says: DISCONNECTED ({state['code']} {state['reason']})")
+            ended = await phone.wait_for("state", state="DISCONNECTED")
+            print(f"   the phone says: DISCONNECTED ({ended['code']} {ended['reason']})")
         finally:
             await ua.close()
             print(f"7. gateway closed: {ua.registration_states()}")

@@ -99,7 +99,9 @@ class Candidate:
         if len(fields) != len(parts[8::2]):
             raise SdpParseError(f"repeated candidate extension: {text!r}")
         extensions = tuple(
-            (k, v) for k, v in zip(parts[8::2], parts[9::2], strict=False) if k not in ("raddr", "rport", "tcptype")
+            (k, v)
+            for k, v in zip(parts[8::2], parts[9::2], strict=False)
+            if k not in ("raddr", "rport", "tcptype")
         )
         try:
             return cls(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from tests.sdp.samples import NAMES, text
 
 _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+!#$%&'*^`{|}~"
 tokens = st.text(_TOKEN_CHARS, min_size=1, max_size=12)
-values = st.text(st.characters(blacklist_characters="\r\n\0", blacklist_categories=("Cs",)), max_size=30).map(
+values = st.text(st.characters(blacklist_characters="\r\n\0", blacklist_categories=["Cs"]), max_size=30).map(
     str.rstrip
 )
 ice_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
@@ -208,7 +209,7 @@ def test_mutated_samples_raise_only_sdp_errors(name: str, data: st.DataObject) -
 def _translations_raise_only_sdp_errors(description: sdp.SessionDescription) -> None:
     from tests.sdp.samples import DTLS, HOST, ICE, SIP_CODECS
 
-    calls = [
+    calls: list[Callable[[], sdp.SessionDescription]] = [
         lambda: sdp.to_plain(description, address="192.0.2.10", port=40000, codecs=SIP_CODECS),
         lambda: sdp.to_webrtc(description, ice=ICE, dtls=DTLS, candidates=[HOST]),
         lambda: sdp.answer(description, codecs=SIP_CODECS, transport=sdp.PlainTransport("192.0.2.10", 40000)),

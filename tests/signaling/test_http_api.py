@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.signaling.limits import SignalingLimits
@@ -19,6 +20,8 @@ from tests.signaling.harness import (
     demo_config,
     make_harness,
 )
+
+Client = TestClient[web.Request, web.Application]
 
 CANDIDATE = {
     "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host",
@@ -35,28 +38,28 @@ def basic(user: str, secret: str) -> dict[str, str]:
 ALICE = basic("alice", ALICE_SECRET)
 
 
-async def start(harness: Harness) -> TestClient:
+async def start(harness: Harness) -> Client:
     client = TestClient(TestServer(harness.app))
     await client.start_server()
     return client
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[tuple[Harness, TestClient]]:
+async def env() -> AsyncIterator[tuple[Harness, Client]]:
     harness = make_harness()
     client = await start(harness)
     yield harness, client
     await client.close()
 
 
-async def bearer(client: TestClient) -> dict[str, str]:
+async def bearer(client: Client) -> dict[str, str]:
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"type": "login", "user": "alice", "secret": ALICE_SECRET})
         reply = await ws.receive_json(timeout=5)
     return {"Authorization": f"Bearer {reply['token']}"}
 
 
-async def test_offer_with_basic_and_bearer(env: tuple[Harness, TestClient]) -> None:
+async def test_offer_with_basic_and_bearer(env: tuple[Harness, Client]) -> None:
     _harness, client = env
     response = await client.post("/webrtc/offer", json=OFFER, headers=ALICE)
     assert response.status == 200
@@ -85,7 +88,7 @@ async def test_offer_with_basic_and_bearer(env: tuple[Harness, TestClient]) -> N
         ([], None),
     ],
 )
-async def test_offer_bad_bodies(env: tuple[Harness, TestClient], body: object, field: str | None) -> None:
+async def test_offer_bad_bodies(env: tuple[Harness, Client], body: object, field: str | None) -> None:
     _, client = env
     response = await client.post("/webrtc/offer", json=body, headers=ALICE)
     assert response.status == 400
@@ -94,7 +97,7 @@ async def test_offer_bad_bodies(env: tuple[Harness, TestClient], body: object, f
     assert result["error"] and "session_id" in result
 
 
-async def test_offer_not_json_and_too_large(env: tuple[Harness, TestClient]) -> None:
+async def test_offer_not_json_and_too_large(env: tuple[Harness, Client]) -> None:
     _, client = env
     headers = {**ALICE, "Content-Type": "application/json"}
     response = await client.post("/webrtc/offer", data="{", headers=headers)
@@ -106,9 +109,7 @@ async def test_offer_not_json_and_too_large(env: tuple[Harness, TestClient]) -> 
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
-async def test_api_accepts_only_json_bodies(
-    env: tuple[Harness, TestClient], content_type: str | None
-) -> None:
+async def test_api_accepts_only_json_bodies(env: tuple[Harness, Client], content_type: str | None) -> None:
     """A cross-site form (no CORS preflight) carrying the browser's cached Basic credentials must not dial."""
     harness, client = env
     headers = dict(ALICE) if content_type is None else {**ALICE, "Content-Type": content_type}
@@ -119,7 +120,7 @@ async def test_api_accepts_only_json_bodies(
     assert harness.offers.sessions == {}
 
 
-async def test_offer_service_errors(env: tuple[Harness, TestClient]) -> None:
+async def test_offer_service_errors(env: tuple[Harness, Client]) -> None:
     _, client = env
     response = await client.post("/webrtc/offer", json={**OFFER, "session_id": "nope"}, headers=ALICE)
     assert response.status == 404
@@ -158,7 +159,7 @@ async def test_offer_timeout_is_408() -> None:
     ],
 )
 @pytest.mark.parametrize("path", ["/webrtc/offer", "/webrtc/ice-candidate", "/webrtc/close"])
-async def test_unauthorized(env: tuple[Harness, TestClient], headers: dict[str, str], path: str) -> None:
+async def test_unauthorized(env: tuple[Harness, Client], headers: dict[str, str], path: str) -> None:
     _, client = env
     response = await client.post(path, json={"session_id": "s1"}, headers=headers)
     assert response.status == 401
@@ -166,7 +167,7 @@ async def test_unauthorized(env: tuple[Harness, TestClient], headers: dict[str, 
     assert (await response.json())["code"] == "unauthorized"
 
 
-async def test_expired_bearer_is_refused(env: tuple[Harness, TestClient]) -> None:
+async def test_expired_bearer_is_refused(env: tuple[Harness, Client]) -> None:
     harness, client = env
     headers = await bearer(client)
     harness.now[0] += 43201
@@ -174,7 +175,7 @@ async def test_expired_bearer_is_refused(env: tuple[Harness, TestClient]) -> Non
     assert response.status == 401 and "expired" in (await response.json())["error"]
 
 
-async def test_candidates_and_close(env: tuple[Harness, TestClient]) -> None:
+async def test_candidates_and_close(env: tuple[Harness, Client]) -> None:
     harness, client = env
     await client.post("/webrtc/offer", json=OFFER, headers=ALICE)
     response = await client.post(
@@ -210,7 +211,7 @@ async def test_candidates_and_close(env: tuple[Harness, TestClient]) -> None:
     ],
 )
 async def test_candidate_and_close_bad_bodies(
-    env: tuple[Harness, TestClient], path: str, body: object, field: str
+    env: tuple[Harness, Client], path: str, body: object, field: str
 ) -> None:
     _, client = env
     response = await client.post(path, json=body, headers=ALICE)
@@ -238,7 +239,7 @@ async def test_ice_servers_reveal_turn_only_to_logged_in_users() -> None:
         await client.close()
 
 
-async def test_page_static_and_health(env: tuple[Harness, TestClient]) -> None:
+async def test_page_static_and_health(env: tuple[Harness, Client]) -> None:
     _, client = env
     page = await client.get("/")
     assert page.status == 200 and "Softphone" in await page.text()
@@ -249,7 +250,7 @@ async def test_page_static_and_health(env: tuple[Harness, TestClient]) -> None:
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_openapi_describes_every_route(env: tuple[Harness, TestClient]) -> None:
+async def test_openapi_describes_every_route(env: tuple[Harness, Client]) -> None:
     harness, client = env
     document = await (await client.get("/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
@@ -277,7 +278,7 @@ def _refs(node: object) -> list[str]:
 
 
 async def test_basic_login_while_logins_queue_up_is_429(
-    env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
+    env: tuple[Harness, Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gateway.identity import LoginBusy
     from gateway.identity.lookup import IdentityMap

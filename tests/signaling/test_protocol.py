@@ -41,7 +41,7 @@ def decode(message: dict[str, Any]) -> object:
     return decode_request(json.dumps(message))
 
 
-VALID = [
+VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "login", "user": "alice", "secret": "s"}, Login(None, user="alice", secret="s")),
     ({"type": "login", "token": "abc.def", "id": 1}, Login(1, token="abc.def")),
     ({"type": "call", "id": "a", "to": "2000", "sdp": OFFER_SDP}, Call("a", "2000", OFFER_SDP)),

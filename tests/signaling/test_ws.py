@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.signaling.events import Ended, IceCandidate, Incoming, Ringing
@@ -22,6 +22,8 @@ from tests.signaling.harness import (
     make_harness,
 )
 
+Client = TestClient[web.Request, web.Application]
+
 CANDIDATE = {
     "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host",
     "sdpMid": "0",
@@ -29,14 +31,14 @@ CANDIDATE = {
 }
 
 
-async def start(harness: Harness) -> TestClient:
+async def start(harness: Harness) -> Client:
     client = TestClient(TestServer(harness.app))
     await client.start_server()
     return client
 
 
 @pytest.fixture
-async def env() -> AsyncIterator[tuple[Harness, TestClient]]:
+async def env() -> AsyncIterator[tuple[Harness, Client]]:
     harness = make_harness()
     client = await start(harness)
     yield harness, client
@@ -48,12 +50,13 @@ async def send(ws, message: dict[str, object]) -> dict[str, object]:  # type: ig
     return await receive(ws)
 
 
-async def receive(ws) -> dict[str, object]:  # type: ignore[no-untyped-def]
+async def receive(ws: ClientWebSocketResponse) -> dict[str, object]:
     msg = await ws.receive(timeout=5)
     while msg.type is WSMsgType.PING:  # only seen with autoping=False
         msg = await ws.receive(timeout=5)
     assert msg.type is WSMsgType.TEXT, msg
-    return json.loads(msg.data)
+    message: dict[str, object] = json.loads(msg.data)
+    return message
 
 
 async def login(ws, user: str = "alice", secret: str = ALICE_SECRET) -> dict[str, object]:  # type: ignore[no-untyped-def]
@@ -62,7 +65,7 @@ async def login(ws, user: str = "alice", secret: str = ALICE_SECRET) -> dict[str
     return reply
 
 
-async def test_login_ok_reply_and_presence(env: tuple[Harness, TestClient]) -> None:
+async def test_login_ok_reply_and_presence(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         reply = await login(ws)
@@ -77,7 +80,7 @@ async def test_login_ok_reply_and_presence(env: tuple[Harness, TestClient]) -> N
         assert session_id in harness.calls.sessions
 
 
-async def test_login_bad_secret_gets_error_and_socket_stays_open(env: tuple[Harness, TestClient]) -> None:
+async def test_login_bad_secret_gets_error_and_socket_stays_open(env: tuple[Harness, Client]) -> None:
     _harness, client = env
     async with client.ws_connect("/ws") as ws:
         reply = await send(ws, {"type": "login", "id": 7, "user": "alice", "secret": "wrong"})
@@ -93,7 +96,7 @@ async def test_login_bad_secret_gets_error_and_socket_stays_open(env: tuple[Harn
         assert (await login(ws))["user"] == "alice"  # still open, and a later login works
 
 
-async def test_token_login_and_bad_and_expired_tokens(env: tuple[Harness, TestClient]) -> None:
+async def test_token_login_and_bad_and_expired_tokens(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         token = (await login(ws))["token"]
@@ -109,7 +112,7 @@ async def test_token_login_and_bad_and_expired_tokens(env: tuple[Harness, TestCl
         assert reply["code"] == "unauthorized" and "expired" in str(reply["message"])
 
 
-async def test_requests_before_login_are_unauthorized(env: tuple[Harness, TestClient]) -> None:
+async def test_requests_before_login_are_unauthorized(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         reply = await send(ws, {"type": "call", "id": "x", "to": "2000", "sdp": OFFER_SDP})
@@ -119,7 +122,7 @@ async def test_requests_before_login_are_unauthorized(env: tuple[Harness, TestCl
         assert harness.calls.calls == []
 
 
-async def test_bad_messages_get_errors(env: tuple[Harness, TestClient]) -> None:
+async def test_bad_messages_get_errors(env: tuple[Harness, Client]) -> None:
     _, client = env
     async with client.ws_connect("/ws") as ws:
         await login(ws)
@@ -203,7 +206,7 @@ async def test_login_timeout_closes_with_clear_error() -> None:
         await client.close()
 
 
-async def test_repeated_failed_logins_close_the_socket(env: tuple[Harness, TestClient]) -> None:
+async def test_repeated_failed_logins_close_the_socket(env: tuple[Harness, Client]) -> None:
     _, client = env
     async with client.ws_connect("/ws") as ws:
         for _ in range(5):
@@ -214,7 +217,7 @@ async def test_repeated_failed_logins_close_the_socket(env: tuple[Harness, TestC
         assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED) and ws.close_code == 4001
 
 
-async def test_disconnect_tells_the_service_and_presence(env: tuple[Harness, TestClient]) -> None:
+async def test_disconnect_tells_the_service_and_presence(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         session_id = (await login(ws))["session_id"]
@@ -225,7 +228,7 @@ async def test_disconnect_tells_the_service_and_presence(env: tuple[Harness, Tes
     await harness.calls.sessions[str(session_id)].send_event(Ringing("c1"))  # dropped, no error
 
 
-async def test_unauthenticated_disconnect_tells_nobody(env: tuple[Harness, TestClient]) -> None:
+async def test_unauthenticated_disconnect_tells_nobody(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         await send(ws, {"type": "ping"})
@@ -233,7 +236,7 @@ async def test_unauthenticated_disconnect_tells_nobody(env: tuple[Harness, TestC
     assert harness.calls.closed == []
 
 
-async def test_events_pushed_reach_the_browser(env: tuple[Harness, TestClient]) -> None:
+async def test_events_pushed_reach_the_browser(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         session = harness.calls.sessions[str((await login(ws))["session_id"])]
@@ -257,7 +260,7 @@ async def test_events_pushed_reach_the_browser(env: tuple[Harness, TestClient]) 
         }
 
 
-async def test_call_requests_dispatch_to_the_service(env: tuple[Harness, TestClient]) -> None:
+async def test_call_requests_dispatch_to_the_service(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:
         await login(ws)
@@ -295,7 +298,7 @@ async def test_call_requests_dispatch_to_the_service(env: tuple[Harness, TestCli
         assert harness.calls.calls[9][1] == ("c1", 603)
 
 
-async def test_service_errors_become_error_messages(env: tuple[Harness, TestClient]) -> None:
+async def test_service_errors_become_error_messages(env: tuple[Harness, Client]) -> None:
     _, client = env
     async with client.ws_connect("/ws") as ws:
         await login(ws)
@@ -392,7 +395,7 @@ async def test_sockets_awaiting_login_are_bounded() -> None:
 
 
 async def test_login_while_logins_queue_up_is_rate_limited(
-    env: tuple[Harness, TestClient], monkeypatch: pytest.MonkeyPatch
+    env: tuple[Harness, Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gateway.identity import LoginBusy
     from gateway.identity.lookup import IdentityMap
