@@ -23,6 +23,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sipcore.errors import BadRequest, SIPError
 from sipcore.headers import NameAddr, new_tag, parse_name_addr, split_commas
@@ -74,30 +75,20 @@ DialogEvent = enum.Enum(
 )
 
 
-def _table(spec: str) -> dict[tuple[DialogState, DialogEvent], str]:
-    table: dict[tuple[DialogState, DialogEvent], str] = {}
-    for line in spec.strip().splitlines():
-        states, events, handler = line.split()
+def _table(
+    *rows: tuple[str, str, Callable[..., Any]],
+) -> dict[tuple[DialogState, DialogEvent], Callable[..., Any]]:
+    """Build a transition table from rows of (states, events, handler function); states and events are
+    comma-separated names. The same pair twice is an error."""
+    table: dict[tuple[DialogState, DialogEvent], Callable[..., Any]] = {}
+    for states, events, handler in rows:
         for state in states.split(","):
             for event in events.split(","):
-                table[(DialogState[state], DialogEvent[event])] = handler
+                key = (DialogState[state], DialogEvent[event])
+                if key in table:
+                    raise ValueError(f"two handlers for ({state}, {event})")
+                table[key] = handler
     return table
-
-
-# state(s)                  event(s)                                    handler
-TABLE = _table("""
-    EARLY                       RECV_1XX,SEND_1XX                           _provisional
-    EARLY                       RECV_2XX,SEND_2XX                           _confirm
-    EARLY                       RECV_FAILURE,SEND_FAILURE                   _fail
-    EARLY,CONFIRMED             SEND_REQUEST                                _request_out
-    EARLY,CONFIRMED             RECV_REQUEST                                _request_in
-    EARLY,CONFIRMED             RECV_RESPONSE                               _response_in
-    EARLY,CONFIRMED,TERMINATED  SEND_RESPONSE                               _response_out
-    EARLY,CONFIRMED             TERMINATE                                   _terminate
-    CONFIRMED                   RECV_1XX,RECV_2XX,SEND_2XX,SEND_ACK         _absorb
-    TERMINATED                  RECV_REQUEST                                _gone
-    TERMINATED                  RECV_1XX,RECV_2XX,RECV_FAILURE,RECV_RESPONSE,SEND_FAILURE,SEND_ACK,TERMINATE  _absorb
-""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,13 +280,13 @@ class Dialog:
 
     def handle(self, event: DialogEvent, message: Request | Response | None = None) -> Response | None:
         """Feed one event; returns the response owed for a received request, if any."""
-        name = TABLE.get((self.state, event))
-        if name is None:
+        handler = TABLE.get((self.state, event))
+        if handler is None:
             raise DialogError(
                 f"dialog {self.id.call_id}: illegal event {event.name!r} in state {self.state.name!r}"
             )
-        handler: Callable[[Request | Response | None], Response | None] = getattr(self, name)
-        return handler(message)
+        response: Response | None = handler(self, message)
+        return response
 
     def _absorb(self, message: Request | Response | None) -> Response | None:
         return None
@@ -546,3 +537,23 @@ def _response(message: Request | Response | None) -> Response:
     if not isinstance(message, Response):
         raise DialogError(f"expected a response, got {type(message).__name__}")
     return message
+
+
+# (state(s), event(s), handler): the handler is called with the machine and its arguments.
+TABLE = _table(
+    ("EARLY", "RECV_1XX,SEND_1XX", Dialog._provisional),
+    ("EARLY", "RECV_2XX,SEND_2XX", Dialog._confirm),
+    ("EARLY", "RECV_FAILURE,SEND_FAILURE", Dialog._fail),
+    ("EARLY,CONFIRMED", "SEND_REQUEST", Dialog._request_out),
+    ("EARLY,CONFIRMED", "RECV_REQUEST", Dialog._request_in),
+    ("EARLY,CONFIRMED", "RECV_RESPONSE", Dialog._response_in),
+    ("EARLY,CONFIRMED,TERMINATED", "SEND_RESPONSE", Dialog._response_out),
+    ("EARLY,CONFIRMED", "TERMINATE", Dialog._terminate),
+    ("CONFIRMED", "RECV_1XX,RECV_2XX,SEND_2XX,SEND_ACK", Dialog._absorb),
+    ("TERMINATED", "RECV_REQUEST", Dialog._gone),
+    (
+        "TERMINATED",
+        "RECV_1XX,RECV_2XX,RECV_FAILURE,RECV_RESPONSE,SEND_FAILURE,SEND_ACK,TERMINATE",
+        Dialog._absorb,
+    ),
+)

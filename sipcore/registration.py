@@ -27,6 +27,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
@@ -135,32 +136,19 @@ class RegistrationConfig:
         return self.registrar or SipURI(aor.host, port=aor.port, scheme=aor.scheme)
 
 
-def _table(spec: str) -> dict[tuple[RegState, RegEvent], str]:
-    table: dict[tuple[RegState, RegEvent], str] = {}
-    for line in spec.strip().splitlines():
-        states, events, handler = line.split()
+def _table(*rows: tuple[str, str, Callable[..., Any]]) -> dict[tuple[RegState, RegEvent], Callable[..., Any]]:
+    """Build a transition table from rows of (states, events, handler function); states and events are
+    comma-separated names. The same pair twice is an error."""
+    table: dict[tuple[RegState, RegEvent], Callable[..., Any]] = {}
+    for states, events, handler in rows:
         for state in states.split(","):
             for event in events.split(","):
-                table[(RegState[state], RegEvent[event])] = handler
+                key = (RegState[state], RegEvent[event])
+                if key in table:
+                    raise ValueError(f"two handlers for ({state}, {event})")
+                table[key] = handler
     return table
 
-
-# state(s)                                        event(s)            handler
-TABLE = _table("""
-    UNREGISTERED,FAILED                              START               _register
-    REGISTERING,REGISTERED,REFRESHING,RETRY_WAIT     START               _absorb
-    UNREGISTERED,UNREGISTERING                       STOP                _absorb
-    FAILED                                           STOP                _forget
-    REGISTERING,REGISTERED,REFRESHING,RETRY_WAIT     STOP                _unregister
-    REGISTERED                                       TIMER               _refresh
-    RETRY_WAIT                                       TIMER               _register
-    REGISTERING,REFRESHING,UNREGISTERING             PROVISIONAL         _absorb
-    REGISTERING,REFRESHING                           SUCCESS             _registered
-    REGISTERING,REFRESHING,UNREGISTERING             CHALLENGE           _challenged
-    REGISTERING,REFRESHING                           TOO_BRIEF           _too_brief
-    REGISTERING,REFRESHING                           FAILURE             _failed
-    UNREGISTERING                                    SUCCESS,TOO_BRIEF,FAILURE  _unregistered
-""")
 
 Handler = Callable[[float, Response | None], list[Action]]
 
@@ -260,8 +248,8 @@ class Registration:
         )
 
     def handle(self, event: RegEvent, now: float, response: Response | None = None) -> list[Action]:
-        name = TABLE.get((self.state, event))
-        if name is None:
+        handler = TABLE.get((self.state, event))
+        if handler is None:
             raise RegistrationError(
                 f"registration {self.config.aor}: illegal event {event.name!r} in state {self.state.name!r}"
             )
@@ -270,8 +258,8 @@ class Registration:
                 raise RegistrationError(f"event {event.name!r} needs a response")
             self._answered = self._pending
             self._pending = None
-        handler: Handler = getattr(self, name)
-        return handler(now, response)
+        actions: list[Action] = handler(self, now, response)
+        return actions
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -426,3 +414,21 @@ class Registration:
         actions: list[Action] = [SetTimer(now + delay)]
         self._set_state(RegState.RETRY_WAIT, f"{status} {text}; retry in {delay:.1f} s".strip(), actions)
         return actions
+
+
+# (state(s), event(s), handler): the handler is called with the machine and its arguments.
+TABLE = _table(
+    ("UNREGISTERED,FAILED", "START", Registration._register),
+    ("REGISTERING,REGISTERED,REFRESHING,RETRY_WAIT", "START", Registration._absorb),
+    ("UNREGISTERED,UNREGISTERING", "STOP", Registration._absorb),
+    ("FAILED", "STOP", Registration._forget),
+    ("REGISTERING,REGISTERED,REFRESHING,RETRY_WAIT", "STOP", Registration._unregister),
+    ("REGISTERED", "TIMER", Registration._refresh),
+    ("RETRY_WAIT", "TIMER", Registration._register),
+    ("REGISTERING,REFRESHING,UNREGISTERING", "PROVISIONAL", Registration._absorb),
+    ("REGISTERING,REFRESHING", "SUCCESS", Registration._registered),
+    ("REGISTERING,REFRESHING,UNREGISTERING", "CHALLENGE", Registration._challenged),
+    ("REGISTERING,REFRESHING", "TOO_BRIEF", Registration._too_brief),
+    ("REGISTERING,REFRESHING", "FAILURE", Registration._failed),
+    ("UNREGISTERING", "SUCCESS,TOO_BRIEF,FAILURE", Registration._unregistered),
+)
