@@ -11,13 +11,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamps: reinstall only when pyproject.toml or the native fast lane's source changes (it is compiled). The demo desk phone (pjsua2) is optional.
-$(VENV)/.stamp-run: pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]' || $(BIN)/python -m pip install --quiet -e .
+# Stamps: reinstall only when a pyproject.toml or the native fast lane's source changes (it is compiled).
+# The demo desk phone (pjsua2) is optional. peers/ (test peers: desk phone, sipp, Kamailio, browser
+# stand-ins) is a distribution of its own, installed beside the gateway and never part of its wheel.
+$(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]' -e ./peers || $(BIN)/python -m pip install --quiet -e . -e ./peers
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+$(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]' -e ./peers
 	touch $@ $(VENV)/.stamp-run
 
 ## run: install into .venv and start the gateway with $(CONFIG) and the demo desk phone (extension 2000)
@@ -38,7 +40,7 @@ typecheck: $(VENV)/.stamp-test
 	$(BIN)/mypy
 
 lint: $(VENV)/.stamp-test
-	$(BIN)/ruff check gateway sdp tests examples bench
+	$(BIN)/ruff check gateway sdp sipcore peers tests examples bench
 
 bench: $(VENV)/.stamp-run
 	$(BIN)/python bench/sdp_bench.py

@@ -35,19 +35,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from peers.demo import ALICE_HASH, ALICE_SECRET
+from peers.ports import free_port
+from peers.sipp import SCENARIOS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "examples"))
-
-SCENARIO = ROOT / "tests" / "peers" / "scenarios" / "uas_basic_call.xml"
-ALICE_HASH = "scrypt$16384$8$1$3NC6hA5nutew8BgmMtbYGw==$HcvwtRnaZ2T6ULpMGMVb4QufY1XJj5LG1OAvmW9nQdA="
+SCENARIO = SCENARIOS / "uas_basic_call.xml"
 SESSIONS = 4
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentiles(values: list[float]) -> str:
@@ -63,36 +57,24 @@ def percentiles(values: list[float]) -> str:
 
 
 async def client_main(url: str, rate: float, seconds: float, hold: float) -> dict[str, Any]:
-    from media_peers import BrowserPeer
-    from web_user import WebUser
+    from peers.web_user import WebUser
+    from peers.webpeer import WebPeer
 
-    users = [WebUser(url, "alice", "alice-demo") for _ in range(SESSIONS)]
+    users = [WebUser(url, "alice", ALICE_SECRET) for _ in range(SESSIONS)]
     for user in users:
         await user.__aenter__()
     setups: list[float] = []
     failures: list[str] = []
-    routers: dict[int, dict[str, asyncio.Queue[dict[str, Any]]]] = {i: {} for i in range(SESSIONS)}
-
-    async def route(index: int) -> None:  # events of one session to the call they are about
-        user = users[index]
-        while True:
-            event = await user._events.get()
-            queue = routers[index].setdefault(str(event.get("call_id")), asyncio.Queue())
-            await queue.put(event)
 
     async def one_call(number: int) -> None:
         index = number % SESSIONS
         user = users[index]
-        peer = BrowserPeer(1000, codecs=("PCMU",), raw=True)
+        peer = WebPeer(1000, codecs=("PCMU",), raw=True)
         try:
             offer = await peer.offer()
             start = time.perf_counter()
-            ack = await user.request({"type": "call", "to": "2000", "sdp": offer})
-            call_id = ack["call_id"]
-            queue = routers[index].setdefault(call_id, asyncio.Queue())
-            async with asyncio.timeout(20):
-                while (event := await queue.get())["type"] not in ("connected", "ended"):
-                    pass
+            call_id = await user.call("2000", offer)
+            event = await user.wait_for(("connected", "ended"), timeout=20, call_id=call_id)
             if event["type"] == "ended":
                 failures.append(f"{event['reason']} {event.get('sip_status')}")
                 return
@@ -107,7 +89,6 @@ async def client_main(url: str, rate: float, seconds: float, hold: float) -> dic
         finally:
             await peer.close()
 
-    routing = [asyncio.create_task(route(i)) for i in range(SESSIONS)]
     calls: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     begin = loop.time()
@@ -117,11 +98,8 @@ async def client_main(url: str, rate: float, seconds: float, hold: float) -> dic
             await asyncio.sleep(delay)
         calls.append(asyncio.create_task(one_call(number)))
     await asyncio.gather(*calls)
-    for task in routing:
-        task.cancel()
-    await asyncio.gather(*routing, return_exceptions=True)
     for user in users:
-        await user.__aexit__(None, None, None)
+        await user.close()
     return {"setups": setups, "failures": failures, "calls": len(calls)}
 
 

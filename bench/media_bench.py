@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples"))
 
 TARGETS = {"passthrough": 0.01, "transcoding": 0.04}
 
@@ -57,14 +56,13 @@ async def _recv(conn: Connection) -> Any:
 
 
 async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> None:
-    from media_peers import BrowserPeer, PlainPhone
+    from peers.audio import RtpTonePeer, encode_tone
+    from peers.webpeer import WebPeer
 
     codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
-    browsers = [BrowserPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
-    phones = [PlainPhone() for _ in range(count)]
-    for phone in phones:
-        phone.decode = False
-    ports = [await phone.start() for phone in phones]
+    browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
+    phones = [RtpTonePeer(record=False) for _ in range(count)]
+    ports = [(await phone.start())[1] for phone in phones]
     offers = [await browser.offer() for browser in browsers]
     conn.send(list(zip(offers, ports, strict=True)))
     answers = await _recv(conn)
@@ -81,7 +79,7 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> Non
         await start()
 
     await asyncio.gather(
-        *(later(lambda p=p: p.play(600, seconds)) for p in phones),
+        *(later(lambda p=p: p.send_encoded(encode_tone(600, "pcmu"), seconds)) for p in phones),
         *(later(lambda b=b: b.play_raw(seconds)) for b in browsers),
     )
     conn.send("sent")

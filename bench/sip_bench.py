@@ -31,6 +31,7 @@ from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua import Listen, UASettings, UserAgent
 from gateway.sip.ua_events import Answered, Bye, Failed
+from peers.ports import free_port
 from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_message, parse_uri
 from sipcore.routing import Target
 
@@ -207,12 +208,6 @@ SDP = (
 )
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _start_ua(on_call: object = None) -> UserAgent:
     ua = UserAgent(
         UASettings(listen=(Listen("udp", "127.0.0.1", 0),)),
@@ -239,7 +234,7 @@ async def bench_ua_uac(seconds: float = 4.0, in_flight: int = 20) -> None:
     if sipp is None:
         print("sipp not installed: skipped")
         return
-    port = _free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     with tempfile.TemporaryDirectory() as tmp:
         process = await asyncio.create_subprocess_exec(
             sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-m", "1000000",
@@ -311,7 +306,7 @@ async def bench_ua_uas(rates: tuple[int, ...] = (50, 100, 200, 400, 800), second
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 process = await asyncio.create_subprocess_exec(
-                    sipp, "-sn", "uac", f"127.0.0.1:{local[1]}", "-i", "127.0.0.1", "-p", str(_free_udp_port()),
+                    sipp, "-sn", "uac", f"127.0.0.1:{local[1]}", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
                     "-r", str(rate), "-m", str(calls), "-l", str(rate * 2), "-nostdin", "-timeout", "30s",
                     "-timeout_error", "-trace_stat", "-stf", f"{tmp}/stat.csv",
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

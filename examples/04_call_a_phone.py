@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
-
-from phone_remote import Phone, free_udp_port
 
 from gateway.sip import Answered, Bye, Listen, UASettings, UserAgent
 from gateway.sip.policy import AcceptAll
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 
-HERE = Path(__file__).resolve().parent
 OFFER = (
     "v=0\r\no=gateway 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -27,8 +25,9 @@ OFFER = (
 
 
 async def main() -> int:
-    port = free_udp_port()
-    phone = await Phone.start(port)
+    require_desk_phone()
+    phone = await DeskPhone(user="2000", tone=440).start()
+    port = phone.port
     print(f"desk phone (pjsua2) listening on 127.0.0.1:{port}")
     ua = UserAgent(UASettings(listen=(Listen("udp", "127.0.0.1", 0),)), policy=AcceptAll())
     try:
@@ -61,7 +60,7 @@ async def main() -> int:
         return 0
     finally:
         await ua.close()
-        await phone.stop()
+        await phone.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Run it from anywhere:  python examples/05_register_and_answer.py   (needs Debian's `kamailio`)
 
 It starts Kamailio on a free loopback port as a registrar with digest auth (the configuration of
-the test suite, tests/peers/kamailio/kamailio.cfg: users 2000-2003 and `gateway`), registers the
+the test suite, peers/kamailio/kamailio.cfg: users 2000-2003 and `gateway`), registers the
 gateway's user agent there as sip:gateway@127.0.0.1:PORT, registers a pjsua2 desk phone as 2000,
 has the phone call the gateway's address of record, answers through Kamailio, hangs up, and on
 the way out unregisters and stops the phone and Kamailio.
@@ -12,22 +12,17 @@ the way out unregisters and stops the phone and Kamailio.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from phone_remote import Phone, free_udp_port
-
 from gateway.sip import Confirmed, RegistrationChanged, RegistrationSpec, UASettings, UserAgent
 from gateway.sip.policy import AcceptAll
+from peers.demo import require_desk_phone
+from peers.kamailio import running_kamailio
+from peers.phone import DeskPhone
 from sipcore import RegState, SipURI
 
-HERE = Path(__file__).resolve().parent
-CONFIG = HERE.parent / "tests" / "peers" / "kamailio" / "kamailio.cfg"
 ANSWER = (
     "v=0\r\no=gateway 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     "m=audio 40002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -35,37 +30,17 @@ ANSWER = (
 )
 
 
-def start_kamailio(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    (workdir / "run").mkdir()
-    with (workdir / "kamailio.log").open("wb") as log:
-        return subprocess.Popen(
-            [binary, "-DD", "-E", "-f", str(CONFIG), "-Y", str(workdir / "run"),
-             "-l", f"udp:127.0.0.1:{port}", "-m", "32", "-M", "4"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-
-
-def stop_kamailio(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)  # its own process group: the children too
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def show(change: RegistrationChanged) -> None:
     print(f"  registration {change.aor}: {change.old.value} -> {change.new.value} ({change.reason})")
 
 
 async def main() -> int:
-    if not (shutil.which("kamailio") or Path("/usr/sbin/kamailio").exists()):
-        raise SystemExit("this example needs Debian's kamailio: apt-get install kamailio")
-    with tempfile.TemporaryDirectory(prefix="gateway-example-") as tmp:
-        port = free_udp_port()
-        kamailio = start_kamailio(Path(tmp), port)
+    require_desk_phone()
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-example-") as tmp,
+        running_kamailio(Path(tmp)) as kamailio,
+    ):
+        port = kamailio.port
         phone = None
         registrar = f"sip:127.0.0.1:{port}"
         aor = f"sip:gateway@127.0.0.1:{port}"
@@ -82,10 +57,10 @@ async def main() -> int:
             print(f"1. Kamailio registrar on 127.0.0.1:{port}; gateway user agent on port {ua.endpoint.port}")
             state = await ua.registrations.wait_for(aor, RegState.REGISTERED, RegState.FAILED)
             print(f"2. gateway registered as {aor} with digest auth: {state.value}")
-            phone = await Phone.start(free_udp_port(), "--register", registrar, "--password", "secret2000")
+            phone = await DeskPhone(Path(tmp), user="2000", register=registrar, password="secret2000").start()
             registered = await phone.wait_for("registered")
             print(f"3. desk phone 2000 registered: {registered['code']} {registered['reason']}")
-            await phone.send("call", uri=aor)
+            await phone.call(aor)
             call = await ua.next_incoming(10)
             print(f"4. incoming call from {call.caller} to {call.callee} (Request-URI {call.request_uri})")
             print(f"   through Kamailio: Record-Route {call.request.headers.get('Record-Route')}")
@@ -105,8 +80,7 @@ async def main() -> int:
             await ua.close()
             print(f"7. gateway closed: {ua.registration_states()}")
             if phone is not None:
-                await phone.stop()
-            stop_kamailio(kamailio)
+                await phone.close()
     return 0
 
 

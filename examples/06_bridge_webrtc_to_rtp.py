@@ -14,17 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from media_peers import BrowserPeer, PlainPhone, heard
 
 import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import CodecChosen, MediaConnected, MediaEvent
 from gateway.media.ports import PortRange, RtpPortAllocator
+from peers.audio import RtpTonePeer
+from peers.webpeer import WebPeer
 
 
 def short(text: str, keep: tuple[str, ...]) -> str:
@@ -32,7 +29,7 @@ def short(text: str, keep: tuple[str, ...]) -> str:
     return "\n".join("     " + line for line in lines)
 
 
-async def one_call(title: str, browser_codecs: tuple[str, ...]) -> bool:
+async def one_call(title: str, browser_codecs: tuple[str, ...] | None) -> bool:
     print(f"== {title}")
     events: list[MediaEvent] = []
     settings = BridgeSettings(
@@ -41,9 +38,9 @@ async def one_call(title: str, browser_codecs: tuple[str, ...]) -> bool:
         call_id="demo",
     )
     bridge = MediaBridge(settings, events.append)
-    browser, phone = BrowserPeer(1000, codecs=browser_codecs), PlainPhone()
+    browser, phone = WebPeer(1000, codecs=browser_codecs), RtpTonePeer()
     try:
-        phone_port = await phone.start()
+        _, phone_port = await phone.start()
         offer = await browser.offer()
         print(f"1. the browser offers:\n{short(offer, ('m=audio', 'a=rtpmap'))}")
         plain = await bridge.offer_to_sip(offer)
@@ -70,9 +67,9 @@ async def one_call(title: str, browser_codecs: tuple[str, ...]) -> bool:
         print(
             f"5. connected={any(isinstance(e, MediaConnected) for e in events)}; codecs: browser {chosen.web}, phone {chosen.sip}: {mode}"
         )
-        await phone.play(600, 1.5)
+        await phone.send_tone(600, 1.5)
         await asyncio.sleep(0.2)
-        browser_ok, phone_ok = heard(browser.pcm[-6000:], 600), heard(phone.pcm, 1000)
+        browser_ok, phone_ok = browser.heard(600, last=0.75), phone.heard(1000)
         stats = bridge.stats()
         print(
             f"6. the browser heard the phone's 600 Hz: {browser_ok}; the phone heard the browser's 1000 Hz: {phone_ok}"
@@ -87,7 +84,7 @@ async def one_call(title: str, browser_codecs: tuple[str, ...]) -> bool:
 
 
 async def main() -> int:
-    ok = await one_call("A browser offering PCMU among its codecs: pass-through", ())
+    ok = await one_call("A browser offering PCMU among its codecs: pass-through", None)
     ok &= await one_call(
         "A browser offering Opus only: Opus <-> PCMU transcoding", ("opus", "telephone-event")
     )

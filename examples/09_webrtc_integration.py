@@ -17,31 +17,33 @@ import logging
 import sys
 
 import aiohttp
-from media_peers import BrowserPeer, heard
-from phone_remote import Phone, free_udp_port
-from web_user import WebUser, demo_config, hear, require_desk_phone
 
 from gateway.app import Gateway
+from peers.audio import wait_for_tone
+from peers.demo import ALICE_SECRET, demo_config, require_desk_phone
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
 
 BASIC = "Basic " + base64.b64encode(b"alice:alice-demo").decode()
 
 
-async def phone_calls_web_user(gateway: Gateway, phone: Phone) -> None:
+async def phone_calls_web_user(gateway: Gateway, phone: DeskPhone) -> None:
     host, sip_port = gateway.sip_address
-    peer = BrowserPeer(1000)
+    peer = WebPeer(1000)
     try:
-        async with WebUser(gateway.http_url, "alice", "alice-demo") as alice:
-            await phone.send("call", uri=f"sip:1001@{host}:{sip_port}")
-            incoming = await alice.next("incoming")
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            await phone.call(f"sip:1001@{host}:{sip_port}")
+            incoming = await alice.wait_for("incoming")
             call_id = incoming["call_id"]
             print(f"1. the desk phone calls alice: incoming from {incoming['from']}")
             await alice.request({"type": "answer", "call_id": call_id})
-            offer = await alice.next("offer")
+            offer = await alice.wait_for("offer")
             await alice.request(
                 {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
             )
-            await alice.next("connected")
-            print(f"2. alice answered and hears the phone: {await hear(peer, 440, heard)}")
+            await alice.wait_for("connected")
+            print(f"2. alice answered and hears the phone: {await wait_for_tone(peer, 440)}")
             await alice.request({"type": "hangup", "call_id": call_id})
             state = await phone.wait_for("state", state="DISCONNECTED")
             print(f"3. alice hung up; the phone says {state['state']}")
@@ -49,8 +51,8 @@ async def phone_calls_web_user(gateway: Gateway, phone: Phone) -> None:
         await peer.close()
 
 
-async def web_user_calls_phone_over_http(gateway: Gateway, phone: Phone) -> None:
-    peer = BrowserPeer(1000)
+async def web_user_calls_phone_over_http(gateway: Gateway, phone: DeskPhone) -> None:
+    peer = WebPeer(1000)
     try:
         async with aiohttp.ClientSession(headers={"Authorization": BASIC}) as http:
             body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
@@ -61,7 +63,7 @@ async def web_user_calls_phone_over_http(gateway: Gateway, phone: Phone) -> None
             )
             await peer.accept(answer["sdp"]["sdp"])
             await phone.wait_for("state", state="CONFIRMED")
-            print(f"5. the phone answered; the HTTP client hears it: {await hear(peer, 440, heard)}")
+            print(f"5. the phone answered; the HTTP client hears it: {await wait_for_tone(peer, 440)}")
             close = {"session_id": answer["session_id"]}
             async with http.post(f"{gateway.http_url}/webrtc/close", json=close) as response:
                 print(f"6. POST /webrtc/close: HTTP {response.status}")
@@ -74,8 +76,8 @@ async def web_user_calls_phone_over_http(gateway: Gateway, phone: Phone) -> None
 async def main() -> int:
     require_desk_phone()
     logging.basicConfig(level=logging.WARNING)
-    port = free_udp_port()
-    phone = await Phone.start(port)
+    phone = await DeskPhone(user="2000", tone=440).start()
+    port = phone.port
     gateway = Gateway(demo_config(port))
     try:
         await gateway.start()
@@ -83,7 +85,7 @@ async def main() -> int:
         await web_user_calls_phone_over_http(gateway, phone)
     finally:
         await gateway.close()
-        await phone.stop()
+        await phone.close()
     print("8. gateway and phone stopped")
     return 0
 

@@ -10,14 +10,14 @@ It answers incoming calls (--answer auto|ring|busy|decline|CODE, --answer-delay 
 (--play-tone HZ) or echoes what it hears (--echo), records each call to a WAV file (--record-dir DIR),
 sends and logs DTMF (RFC 2833 and SIP INFO) and INFO, holds and resumes, and registers with digest auth.
 With --control it reads JSON commands on stdin and writes JSON events on stdout, one per line: that is how
-the tests drive it (tests/peers/phone.py).
+the tests drive it (peers/phone.py). The phone itself is the package peers/deskphone.
 """
 
 from __future__ import annotations
 
 import sys
 
-from deskphone import main, parse_args
+from peers.deskphone import main, parse_args
 
 if __name__ == "__main__":
     sys.exit(main(parse_args()))

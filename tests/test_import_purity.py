@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.conftest import REPO
+
 FORBIDDEN = ("asyncio", "socket", "ssl", "selectors", "aiortc", "aioice", "aiohttp", "yaml", "av")
 
 PURE = ("sdp", "sipcore", "gateway.calls", "gateway.identity", "gateway.config")
@@ -19,11 +21,9 @@ def loaded_after_import(module: str) -> list[str]:
         f"import {module}\n"
         f"print(json.dumps(sorted(m for m in {FORBIDDEN!r} if m in sys.modules)))\n"
     )
-    # -I: isolated mode (no user site, no PYTHON* variables); -S would also drop the editable
-    # install's path hook, so the working directory is put on the path instead.
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.'); exec(sys.stdin.read())"],
-        input=code,
+    done = subprocess.run(  # from the repository root: `python -c` puts it first on the path
+        [sys.executable, "-c", code],
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.media.audio import rms, tone_ratio
-from tests.peers.test_peers import read_wav
+from peers.audio import read_wav, rms, tone_ratio
 from tests.signaling.browser import Page
 
 FAKE_MIC_HZ = 400.0

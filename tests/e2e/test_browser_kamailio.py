@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
+from peers.kamailio import Kamailio, running_kamailio
+from peers.phone import DeskPhone
 from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.e2e.test_web_and_phone import require_pjsua2
-from tests.peers.kamailio import Kamailio, running_kamailio
-from tests.peers.phone import DeskPhone
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 PHONE_HZ = 440.0

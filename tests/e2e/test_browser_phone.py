@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from peers.audio import read_wav, rms
+from peers.phone import DeskPhone
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.e2e.test_web_and_phone import require_pjsua2
-from tests.media.audio import rms
-from tests.peers.phone import DeskPhone
-from tests.peers.test_peers import read_wav
 from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
 SCREENSHOT = Path("/tmp/e2e-softphone-in-call.png")

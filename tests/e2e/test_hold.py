@@ -14,12 +14,12 @@ from pathlib import Path
 
 from gateway.app import Gateway
 from gateway.media.bridge_settings import BridgeStats
-from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
+from peers.audio import detect_tone, read_wav, rms
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2
-from tests.media.audio import detect_tone, rms
-from tests.media.webpeer import WebPeer
-from tests.peers.phone import DeskPhone
-from tests.peers.test_peers import read_wav
 
 HOLD_SECONDS = 3.0
 SILENT_RMS = 60.0  # 16-bit samples: well under the tones (8000 peak), over PLC tails
@@ -51,7 +51,7 @@ def bridge_stats(gateway: Gateway, call_id: str) -> BridgeStats:
     return bridge.stats()
 
 
-async def check_web_hold(gateway: Gateway, alice: WsClient, peer: WebPeer, phone: DeskPhone,
+async def check_web_hold(gateway: Gateway, alice: WebUser, peer: WebPeer, phone: DeskPhone,
                          call_id: str, number: int) -> None:  # fmt: skip
     """Hold from the web user: no audio either way while held; both ways again after resume."""
     await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
@@ -91,7 +91,7 @@ async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
-        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer = WebPeer(1000)
         try:
@@ -121,7 +121,7 @@ async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
-        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer = WebPeer(1000)
         try:

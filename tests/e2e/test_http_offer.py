@@ -12,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
+from peers.phone import DeskPhone
+from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2, wav_has_tone
-from tests.media.webpeer import WebPeer
-from tests.peers.phone import DeskPhone
 
 
 def basic(user: str, secret: str) -> str:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from peers.kamailio import running_kamailio
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
 from sipcore import RegState
-from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2, wav_has_tone
-from tests.media.webpeer import WebPeer
-from tests.peers.kamailio import running_kamailio
-from tests.peers.phone import DeskPhone
 
 
 async def test_calls_both_ways_through_kamailio(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ async def test_calls_both_ways_through_kamailio(tmp_path: Path) -> None:
             aor = "sip:1001@127.0.0.1"
             await gateway.sip.registrations.wait_for(aor, RegState.REGISTERED)
             assert gateway._health_details()["sip"] == {"registrations": {aor: "registered"}}
-            async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
                 pushed = await alice.wait_for("sip_registration")
                 assert (pushed["aor"], pushed["state"]) == (aor, "registered"), pushed
                 # web -> phone, through Kamailio

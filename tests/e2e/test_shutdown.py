@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.app import Gateway
-from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config
 from tests.e2e.test_web_and_phone import require_pjsua2
-from tests.media.webpeer import WebPeer
-from tests.peers.phone import DeskPhone
 
 
 async def test_closing_the_gateway_ends_its_calls(tmp_path: Path) -> None:
@@ -20,7 +21,7 @@ async def test_closing_the_gateway_ends_its_calls(tmp_path: Path) -> None:
         try:
             await gateway.start()
             host, port = gateway.sip_address
-            async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
                 call_id = await alice.call("2000", await peer.offer())
                 await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
                 outbound = await phone.wait_for("incoming")

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from gateway.media.bridge import MediaBridge
-from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import require_pjsua2
-from tests.media.webpeer import WebPeer
-from tests.peers.phone import DeskPhone
 
 
 async def test_an_exception_in_one_call_ends_only_that_call(
@@ -35,7 +36,7 @@ async def test_an_exception_in_one_call_ends_only_that_call(
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
-        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         first, second, third = WebPeer(1000), WebPeer(1000), WebPeer(1000)
         try:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import in_ci
-from tests.e2e.harness import ALICE_SECRET, WsClient, gateway_config, running_gateway, wait_until
-from tests.media.audio import detect_tone
-from tests.media.webpeer import WebPeer
-from tests.peers.phone import DeskPhone
-from tests.peers.test_peers import read_wav
+from peers.audio import detect_tone, read_wav
+from peers.binaries import in_ci
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 
 
 def require_pjsua2() -> None:
@@ -42,7 +42,7 @@ async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(t
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
-        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer = WebPeer(freq=1000)
         try:
@@ -89,7 +89,7 @@ async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:
         running_gateway(gateway_config(phone.address)) as gateway,
     ):
         host, port = gateway.sip_address
-        async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
             peer = WebPeer(freq=1000)
             try:
                 number = await phone.call(f"sip:1001@{host}:{port}")
@@ -129,7 +129,7 @@ async def test_busy_unknown_and_offline_give_readable_results(tmp_path: Path) ->
         state = await phone.wait_for("state", call=number, state="DISCONNECTED")
         assert state["code"] == 404, state
         # busy: the phone answers 486 -> ended busy 486 for the web user
-        async with WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice:
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
             peer = WebPeer(freq=1000)
             try:
                 call_id = await alice.call("2000", await peer.offer())
@@ -156,7 +156,7 @@ async def test_web_user_rejects_with_the_status_it_asked_for(
     async with (
         DeskPhone(tmp_path, user="2000") as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
-        WsClient(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         host, port = gateway.sip_address
         number = await phone.call(f"sip:1001@{host}:{port}")

@@ -12,7 +12,8 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.conftest import REPO, free_port
+from peers.ports import free_port
+from tests.conftest import REPO
 
 
 def _get_json(url: str) -> dict[str, object]:

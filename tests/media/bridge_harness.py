@@ -18,9 +18,8 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaConnected, MediaEvent
 from gateway.media.ports import PortRange, RtpPortAllocator
-from gateway.media.rtp import RtpPacket
-from tests.media.audio import RtpTonePeer
-from tests.media.webpeer import WebPeer
+from peers.audio import RtpTonePeer
+from peers.webpeer import WebPeer
 
 WEB_TONE = 1000.0
 SIP_TONE = 600.0
@@ -37,18 +36,11 @@ class RecordingPeer(RtpTonePeer):
         super().__init__(*args, **kwargs)
         self.sent_payloads: set[bytes] = set()
 
-    def send_frame(
-        self, samples: Any, *, marker: bool = False, remote: tuple[str, int] | None = None
+    def send_payload(
+        self, payload: bytes, samples: int, *, marker: bool = False, remote: tuple[str, int] | None = None
     ) -> None:
-        payload = self._codec.encode(samples)
-        destination = remote or self.remote
-        assert self._transport is not None and destination is not None
-        packet = RtpPacket(self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker)
-        self._transport.sendto(packet.serialize(), destination)
         self.sent_payloads.add(payload)
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + len(samples)) & 0xFFFF_FFFF
-        self.sent += 1
+        super().send_payload(payload, samples, marker=marker, remote=remote)
 
 
 class Call:

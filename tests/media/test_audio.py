@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.media.audio import (
+from peers.audio import (
     G711,
     RATE,
     RtpTonePeer,

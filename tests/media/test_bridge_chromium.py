@@ -20,7 +20,7 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import CodecChosen, MediaConnected, MediaEvent
-from tests.conftest import in_ci, require_binary
+from peers.binaries import in_ci, require_binary
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, RecordingPeer, allocator
 
 try:

@@ -16,8 +16,8 @@ from gateway.media.dtmf import DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.events import DtmfReceived, Leg
 from gateway.media.ports import RtpPortAllocator
 from gateway.media.rtp import RtpPacket
+from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
-from tests.media.webpeer import send_web_dtmf
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
 from gateway.media.ports import RtpPortAllocator
 from gateway.media.rtp import RtpPacket
 from gateway.media.webrtc_leg import WebLegState
-from tests.conftest import in_ci
+from peers.binaries import in_ci
+from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
 from tests.media.test_bridge_features import phone_digits, phone_sends_dtmf
-from tests.media.webpeer import send_web_dtmf
 
 DROPPED, TO_SIP, TO_WEB = 0, 1, 2  # indexes into Link.counters()
 
@@ -521,11 +521,11 @@ class StampingPeer(RecordingPeer):
         super().__init__(*args, **kwargs)
         self.sent_timestamps: list[int] = []
 
-    def send_frame(
-        self, samples: Any, *, marker: bool = False, remote: tuple[str, int] | None = None
+    def send_payload(
+        self, payload: bytes, samples: int, *, marker: bool = False, remote: tuple[str, int] | None = None
     ) -> None:
         self.sent_timestamps.append(self.timestamp)
-        super().send_frame(samples, marker=marker, remote=remote)
+        super().send_payload(payload, samples, marker=marker, remote=remote)
 
 
 def require_transcoding(*pairs: str) -> None:

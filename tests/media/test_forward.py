@@ -14,7 +14,7 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.dtmf import DtmfSender, TelephoneEvent
 from gateway.media.forward import MediaPath
 from gateway.media.retime import FrameClock, TimestampMapper
-from tests.media.audio import sine, ulaw_encode
+from peers.audio import sine, ulaw_encode
 from tests.media.bridge_harness import allocator
 
 PCMU = choice.known("PCMU")
@@ -169,7 +169,7 @@ def test_settings_from_config_reveal_ice_credentials_and_need_a_public_address()
 
 def test_transcoders_chain_keeps_the_tone() -> None:
     from gateway.media.transcode import Transcoder
-    from tests.media.audio import detect_tone, ulaw_decode
+    from peers.audio import detect_tone, ulaw_decode
 
     chain = [Transcoder("PCMU", "opus"), Transcoder("opus", "G722"), Transcoder("G722", "PCMA"),
              Transcoder("PCMA", "PCMU")]  # fmt: skip

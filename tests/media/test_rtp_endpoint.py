@@ -30,7 +30,7 @@ from gateway.media.rtp_endpoint import (
     RtpEndpointConfig,
     SymmetricLatch,
 )
-from tests.media.audio import RtpTonePeer
+from peers.audio import RtpTonePeer
 from tests.media.test_ports import free_range
 
 HOST = "127.0.0.1"

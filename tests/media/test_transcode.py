@@ -12,7 +12,7 @@ import pytest
 from av import AudioCodecContext, AudioFrame, CodecContext
 
 from gateway.media.transcode import Transcoder
-from tests.media.audio import G711, detect_tone, sine
+from peers.audio import G711, detect_tone, sine
 
 
 def _codec(name: str, mode: str, rate: int) -> AudioCodecContext:

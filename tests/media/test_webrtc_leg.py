@@ -13,7 +13,7 @@ import sdp
 from gateway.media import codec_choice, web_sdp
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
-from tests.media.webpeer import WebPeer
+from peers.webpeer import WebPeer
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 AUDIO_VIDEO = (DATA / "chromium-offer-audio-video.sdp").read_text()

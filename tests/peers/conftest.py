@@ -1,5 +1,15 @@
 """Fixtures for tests that use real SIP peers (other test packages may import them the same way)."""
 
-from tests.peers.kamailio import kamailio
+from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["kamailio"]
+import pytest
+
+from peers.kamailio import Kamailio, running_kamailio
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path) -> Iterator[Kamailio]:
+    """A running Kamailio registrar/proxy with the test `USERS`; fails under CI=true if not installed."""
+    with running_kamailio(tmp_path) as server:
+        yield server

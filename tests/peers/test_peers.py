@@ -5,30 +5,21 @@ registrar against both.
 
 from __future__ import annotations
 
-import array
 import asyncio
-import wave
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary
-from tests.media.audio import detect_tone, tone_ratio
-from tests.peers.kamailio import Kamailio
-from tests.peers.phone import DeskPhone
-from tests.peers.sipp import SCENARIOS, Sipp, check_loads, load_errors
+from peers.audio import detect_tone, read_wav, tone_ratio
+from peers.binaries import require_binary
+from peers.kamailio import Kamailio
+from peers.phone import DeskPhone
+from peers.sipp import SCENARIOS, Sipp, check_loads, load_errors
 
 
 @pytest.fixture
 def sipp() -> str:
     return require_binary("sipp")
-
-
-def read_wav(path: Path) -> tuple[int, array.array[int]]:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2), path
-        samples = array.array("h", wav.readframes(wav.getnframes()))
-        return wav.getframerate(), samples
 
 
 def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> bool:

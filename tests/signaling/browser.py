@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from tests.conftest import in_ci, require_binary
+from peers.binaries import in_ci, require_binary
 
 try:
     from playwright.async_api import Page, async_playwright, expect

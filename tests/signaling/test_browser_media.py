@@ -19,8 +19,8 @@ from aiortc.sdp import candidate_from_sdp
 
 from gateway.signaling.events import Connected, Ringing
 from gateway.signaling.service import SessionSink
+from peers.webpeer import WebPeer
 from sdp import IceCandidateInit
-from tests.media.webpeer import WebPeer
 from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter, wait_for
 from tests.signaling.harness import ALICE_SECRET, FakeCallService, make_harness
 

@@ -12,10 +12,10 @@ import pytest
 
 from gateway.sip.registrar_client import RegistrationSpec
 from gateway.sip.ua_events import Answered, Bye, Confirmed, InfoReceived
+from peers.kamailio import Kamailio, running_kamailio
+from peers.phone import DeskPhone
 from sipcore.registration import RegState
 from sipcore.uri import SipURI
-from tests.peers.kamailio import Kamailio, running_kamailio
-from tests.peers.phone import DeskPhone
 from tests.sip.ua_helpers import LOOPBACK, OFFER, answer_next, expect, identity, running_ua
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.sip.ua_events import Answered, Bye, Confirmed, InfoReceived
-from tests.peers.phone import DeskPhone
+from peers.phone import DeskPhone
 from tests.sip.ua_helpers import LOOPBACK, OFFER, address_of, answer_next, expect, identity, running_ua
 
 

@@ -19,8 +19,8 @@ from gateway.sip.ua_events import (
     ReinviteReceived,
     set_direction,
 )
-from tests.conftest import require_binary
-from tests.peers.sipp import Sipp
+from peers.binaries import require_binary
+from peers.sipp import Sipp
 from tests.sip.ua_helpers import (
     ANSWER,
     LOOPBACK,

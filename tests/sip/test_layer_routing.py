@@ -17,11 +17,11 @@ from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import Accept, AcceptAll, Reject, TrustedSources
 from gateway.sip.resolver import resolve
 from gateway.sip.transport import Source, UdpTransport
+from peers.ports import free_port
 from sipcore import Request, parse_message, parse_via
 from sipcore.errors import TransportError
 from sipcore.routing import Target, request_target, response_address
 from sipcore.transaction import Notice, TimerConfig
-from tests.conftest import free_port
 from tests.sip.layer_ua import TestUA, make_request
 from tests.sip.test_layer import RawUdp, raw
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
 from sipcore.routing import Target
 from sipcore.transaction import TimerConfig
-from tests.conftest import free_port, require_binary
-from tests.peers.sipp import Sipp
 from tests.sip.layer_ua import TestUA
 from tests.sip.lossy import LossyRelay
 

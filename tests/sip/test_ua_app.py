@@ -9,9 +9,10 @@ from pathlib import Path
 
 from gateway.app import Gateway
 from gateway.config.loader import config_from_mapping
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
 from sipcore import RegState
-from tests.conftest import free_port, require_binary
-from tests.peers.sipp import Sipp
 from tests.sip.test_ua_registration import HASH
 
 

@@ -13,10 +13,11 @@ from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import identity_map_from_config
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationSpec, registrations_for_users
 from gateway.sip.ua import Listen, UASettings, UserAgent
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
 from sipcore.registration import RegState
 from sipcore.uri import SipURI
-from tests.conftest import free_port, require_binary
-from tests.peers.sipp import Sipp
 from tests.sip.ua_helpers import FAST, ChallengingUAS, running_ua
 
 USERS = [["gateway", "gatewaysecret"]]

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from tests.conftest import free_port
+from peers.ports import free_port
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 BUILTIN = {

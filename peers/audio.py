@@ -1,4 +1,5 @@
-"""A small audio toolkit for media tests: tones, a Goertzel detector, G.711 via PyAV, a plain RTP peer.
+"""A small audio toolkit for tests, examples and benchmarks: tones, a Goertzel detector, G.711 via
+PyAV, WAV reading, and a plain RTP peer.
 
 * ``sine(freq, rate, seconds)``: a tone as int16 PCM (``array('h')``).
 * ``tone_ratio(samples, rate, freq)``: the Goertzel power at ``freq`` relative to the block's total power
@@ -6,8 +7,11 @@
 * ``detect_tone(samples, rate, freq)``: that ratio above a threshold, and not silence.
 * ``ulaw_encode`` / ``ulaw_decode`` (and ``alaw_*``): G.711 through PyAV's pcm_mulaw / pcm_alaw codecs,
   the same ones aiortc's ``codecs/g711.py`` uses.
+* ``encode_tone(freq, codec)``: one second of a tone encoded once (PCMU or Opus), to loop over.
+* ``read_wav(path)``, ``wait_for_tone(source, freq)``: a phone's recording; a tone in a peer's last second.
 * ``RtpTonePeer``: a plain RTP (PCMU, PT 0) peer on 127.0.0.1 that sends a tone paced every 20 ms with
-  consecutive sequence numbers and timestamps, and records what it receives, decoded to PCM.
+  consecutive sequence numbers and timestamps, and records what it receives, decoded to PCM (or, with
+  ``record=False`` for benchmarks, only counts it).
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from __future__ import annotations
 import array
 import asyncio
 import fractions
+import functools
 import math
 import random
-from collections.abc import Iterable
-from typing import cast
+import wave
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol, cast
 
 from av import AudioCodecContext, AudioFrame, CodecContext, Packet
 
@@ -104,6 +111,51 @@ class G711:
         return out
 
 
+@functools.cache
+def encode_tone(freq: float, codec: str, frames: int = 50) -> list[bytes]:
+    """``frames`` 20 ms frames of a tone, encoded once (``"pcmu"`` at 8 kHz or ``"opus"`` at 48 kHz).
+
+    Fifty frames are one second: for a whole number of hertz, looping over them is seamless."""
+    rate = 48000 if codec == "opus" else RATE
+    encoder = CodecContext.create("libopus" if codec == "opus" else "pcm_mulaw", "w")
+    encoder.format, encoder.layout, encoder.sample_rate = "s16", "mono", rate
+    encoder.time_base = fractions.Fraction(1, rate)
+    size = rate // 50
+    out: list[bytes] = []
+    for index in range(frames + 3):  # an encoder may hold a few frames back
+        frame = AudioFrame(format="s16", layout="mono", samples=size)
+        frame.planes[0].update(
+            sine(freq, rate, 0.020, phase=2 * math.pi * freq * index * size / rate).tobytes()
+        )
+        frame.sample_rate, frame.pts = rate, index * size
+        out += [bytes(packet) for packet in encoder.encode(frame)]
+    return out[:frames]
+
+
+def read_wav(path: Path) -> tuple[int, array.array[int]]:
+    """The sample rate and int16 samples of a mono 16-bit WAV file (a desk phone's recording)."""
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getnchannels(), wav.getsampwidth()) != (1, 2):
+            raise ValueError(f"{path}: expected mono 16-bit PCM")
+        return wav.getframerate(), array.array("h", wav.readframes(wav.getnframes()))
+
+
+class HasPcm(Protocol):
+    @property
+    def pcm(self) -> array.array[int]: ...
+
+
+async def wait_for_tone(source: HasPcm, freq: float, timeout: float = 10.0) -> bool:
+    """Wait until the last second of ``source.pcm`` (8 kHz) holds ``freq``; False after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if len(source.pcm) >= RATE and detect_tone(source.pcm[-RATE:], RATE, freq):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 def ulaw_encode(samples: array.array[int]) -> bytes:
     return G711("pcm_mulaw").encode(samples)
 
@@ -135,8 +187,10 @@ class RtpTonePeer:
     keeps every parsed RTP packet and ``sources`` the addresses they came from.
     """
 
-    def __init__(self, payload_type: int = PT_PCMU, ssrc: int | None = None) -> None:
+    def __init__(self, payload_type: int = PT_PCMU, ssrc: int | None = None, *, record: bool = True) -> None:
         rng = random.Random()
+        self.record = record
+        self.received = 0
         self.payload_type = payload_type
         self.ssrc = rng.getrandbits(32) if ssrc is None else ssrc
         self.sequence = rng.getrandbits(16)
@@ -177,15 +231,19 @@ class RtpTonePeer:
         self, samples: array.array[int], *, marker: bool = False, remote: tuple[str, int] | None = None
     ) -> None:
         """Send one frame now with the next sequence number and timestamp."""
+        self.send_payload(self._codec.encode(samples), len(samples), marker=marker, remote=remote)
+
+    def send_payload(
+        self, payload: bytes, samples: int, *, marker: bool = False, remote: tuple[str, int] | None = None
+    ) -> None:
+        """Send an encoded frame of ``samples`` samples now, as the next packet of the stream."""
         destination = remote or self.remote
         if self._transport is None or destination is None:
             raise RuntimeError("peer not started or no remote address")
-        packet = RtpPacket(
-            self.payload_type, self.sequence, self.timestamp, self.ssrc, self._codec.encode(samples), marker
-        )
+        packet = RtpPacket(self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker)
         self._transport.sendto(packet.serialize(), destination)
         self.sequence = (self.sequence + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + len(samples)) & 0xFFFF_FFFF
+        self.timestamp = (self.timestamp + samples) & 0xFFFF_FFFF
         self.sent += 1
 
     def send_raw(self, data: bytes, remote: tuple[str, int] | None = None) -> None:
@@ -198,20 +256,39 @@ class RtpTonePeer:
         self, freq: float, seconds: float, *, amplitude: int = 8000, remote: tuple[str, int] | None = None
     ) -> int:
         """Send a tone in 20 ms frames paced on the loop clock (no drift); returns the frames sent."""
-        loop = asyncio.get_running_loop()
-        frames = round(seconds / FRAME_SECONDS)
         step = 2 * math.pi * freq / RATE
-        start = loop.time()
-        for index in range(frames):
+
+        def next_frame(index: int) -> bytes:
             samples = sine(freq, RATE, FRAME_SECONDS, amplitude, self._phase)
             self._phase = (self._phase + step * FRAME_SAMPLES) % (2 * math.pi)
-            self.send_frame(samples, marker=index == 0, remote=remote)
+            return self._codec.encode(samples)
+
+        return await self._send_paced(round(seconds / FRAME_SECONDS), next_frame, remote)
+
+    async def send_encoded(
+        self, payloads: list[bytes], seconds: float, *, remote: tuple[str, int] | None = None
+    ) -> int:
+        """Loop over pre-encoded 20 ms payloads (``encode_tone``) for ``seconds``: the cheapest sender."""
+        return await self._send_paced(
+            round(seconds / FRAME_SECONDS), lambda index: payloads[index % len(payloads)], remote
+        )
+
+    async def _send_paced(
+        self, frames: int, payload_of: Callable[[int], bytes], remote: tuple[str, int] | None
+    ) -> int:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index in range(frames):
+            self.send_payload(payload_of(index), FRAME_SAMPLES, marker=index == 0, remote=remote)
             delay = start + (index + 1) * FRAME_SECONDS - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
         return frames
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.record:
+            self.received += 1
+            return
         if len(data) >= 2 and 192 <= data[1] <= 223:  # RTCP (RFC 5761 §4)
             self.other.append(data)
             return
@@ -220,6 +297,7 @@ class RtpTonePeer:
         except PacketError:
             self.other.append(data)
             return
+        self.received += 1
         self.packets.append(packet)
         self.sources.append(addr)
         if packet.payload_type == self.payload_type:

@@ -6,7 +6,7 @@ record-routing. The fixture copies it into a temporary directory (adding any ext
 ``kamailio -DD -E`` in the foreground with its log on stderr (kept in ``kamailio.log``), waits until it
 answers OPTIONS, and kills its whole process group on teardown.
 
-    def test_register(kamailio: Kamailio) -> None:            # the pytest fixture
+    def test_register(kamailio: Kamailio) -> None:            # the pytest fixture (tests/peers/conftest.py)
         kamailio.registrar       # "sip:127.0.0.1:PORT"  (give it to a phone's --register)
         kamailio.aor("2000")     # "sip:2000@127.0.0.1:PORT"  (call a registered user through it)
         kamailio.users["2000"]   # "secret2000"
@@ -28,9 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import free_port, require_binary
+from peers.binaries import require_binary
+from peers.ports import free_port
 
 CONFIG = Path(__file__).resolve().parent / "kamailio" / "kamailio.cfg"
 USERS = {
@@ -160,10 +159,3 @@ def running_kamailio(
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def kamailio(tmp_path: Path) -> Iterator[Kamailio]:
-    """A running Kamailio registrar/proxy with the test `USERS`; fails under CI=true if not installed."""
-    with running_kamailio(tmp_path) as server:
-        yield server

@@ -1,8 +1,11 @@
-"""A stand-in for the browser in media tests: an aiortc peer on 127.0.0.1 that plays a tone and records.
+"""A stand-in for a browser tab: an aiortc peer on 127.0.0.1 that plays a tone and records what it hears.
 
 * ``ToneTrack``: 20 ms frames of a sine (8 kHz mono s16), paced on the loop clock; aiortc encodes them.
 * ``WebPeer``: one audio transceiver; what it hears is decoded by aiortc, resampled to 8 kHz mono and kept
   in ``pcm``; raw payloads and telephone-events are tapped (``payloads``, ``events``) before decoding.
+  With ``raw=True`` (benchmarks) it sends pre-encoded payloads (``play_raw``) and only counts what
+  arrives, so that it costs as little CPU as possible.
+* ``send_web_dtmf``: RFC 4733 events from the "browser" (aiortc cannot send DTMF).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from av import AudioFrame, AudioResampler
 from gateway.media import aiortc_hooks
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.rtp import RtpPacket
-from tests.media.audio import RATE, detect_tone
+from peers.audio import RATE, detect_tone, encode_tone
 
 
 class ToneTrack(MediaStreamTrack):
@@ -55,11 +58,22 @@ class ToneTrack(MediaStreamTrack):
 
 
 class WebPeer:
-    def __init__(self, freq: float = 1000.0, codecs: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, freq: float = 1000.0, codecs: tuple[str, ...] | None = None, *, raw: bool = False
+    ) -> None:
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.freq = freq
+        self.codecs = codecs or ()
+        self.raw = raw
+        self.sent = self.received = 0
         self.tone = ToneTrack(freq)
-        self.transceiver = self.pc.addTransceiver(self.tone, direction="sendrecv")
+        self._packets = aiortc_hooks.PacketTrack(48000 if "opus" in self.codecs else RATE)
+        self._tasks: list[asyncio.Task[None]] = []
+        track: MediaStreamTrack = self._packets if raw else self.tone
+        self.transceiver = self.pc.addTransceiver(track, direction="sendrecv")
+        if raw:
+            aiortc_hooks.attach_packet_track(self.transceiver.sender, self._packets)
         if codecs is not None:
             caps = RTCRtpSender.getCapabilities("audio").codecs
             wanted = [c for name in codecs for c in caps if c.name.lower() == name.lower()]
@@ -78,6 +92,9 @@ class WebPeer:
         self.recording = True
 
     def _tap(self, packet: AiortcRtpPacket) -> bool:
+        self.received += 1
+        if self.raw:
+            return True  # counted; nothing kept, nothing decoded
         if packet.payload_type in (126, 110, 101):
             self.event_packets.append(packet)
             event = TelephoneEvent.parse(packet.payload)
@@ -103,7 +120,7 @@ class WebPeer:
         self._start_reader()
 
     def _start_reader(self) -> None:
-        if self._reader is None:
+        if self._reader is None and not self.raw:
             self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -118,6 +135,40 @@ class WebPeer:
         except (MediaStreamError, asyncio.CancelledError):
             pass
 
+    async def connected(self, timeout: float = 10.0) -> None:
+        """Wait for ICE and DTLS (and, in raw mode, for the sender to take packets)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.pc.connectionState != "connected" or (self.raw and not self._packets.started):
+            if loop.time() > deadline:
+                raise TimeoutError("the web peer did not connect")
+            await asyncio.sleep(0.01)
+
+    def play_raw(self, seconds: float) -> asyncio.Task[None]:
+        """Send pre-encoded tone frames for ``seconds`` (raw mode), paced every 20 ms."""
+        codec = "opus" if "opus" in self.codecs else "pcmu"
+        frames = encode_tone(self.freq, codec)
+        ticks = 960 if codec == "opus" else 160
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for index in range(round(seconds * 50)):
+                self._packets.push(frames[index % len(frames)], index * ticks)
+                self.sent += 1
+                delay = start + (index + 1) * 0.02 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+        task = asyncio.ensure_future(run())
+        self._tasks.append(task)
+        return task
+
+    @property
+    def queue_drops(self) -> int:
+        """Raw frames the sender's queue dropped (the peer could not keep up)."""
+        return self._packets.dropped
+
     def heard(self, freq: float, *, last: float | None = None, threshold: float = 0.5) -> bool:
         data = self.pcm if last is None else self.pcm[-round(last * RATE) :]
         return detect_tone(data, RATE, freq, threshold=threshold)
@@ -126,9 +177,10 @@ class WebPeer:
         self.pcm = array.array("h")
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        tasks = [*self._tasks, *([self._reader] if self._reader is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.pc.close()
 
 

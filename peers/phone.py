@@ -1,8 +1,8 @@
-"""`DeskPhone`: drive examples/desk_phone.py (a real pjsua2 phone) from asyncio tests.
+"""`DeskPhone`: drive the desk phone (`peers.deskphone`, a real pjsua2 phone) from asyncio code.
 
 The phone runs in its own process with ``--control``: commands go to its stdin and events come back on
-its stdout as JSON lines. Each phone gets a free SIP port on 127.0.0.1 and records calls under a temporary
-directory. The process is always killed on close, even when a test fails half-way.
+its stdout as JSON lines. Each phone gets a free SIP port on 127.0.0.1 (or the one given) and records
+calls under its work directory (a new temporary one when none is given). The process is always killed on close, even when a test fails half-way.
 
     async with DeskPhone(tmp_path, user="2001", tone=880) as bob:
         async with DeskPhone(tmp_path, user="2000", tone=440) as alice:
@@ -23,14 +23,14 @@ import json
 import random
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.conftest import REPO, free_port
+from peers.ports import free_port
 
-SCRIPT = REPO / "examples" / "desk_phone.py"
 Event = dict[str, Any]
 _counter = itertools.count(1)
 
@@ -42,7 +42,7 @@ class PhoneError(AssertionError):
 class DeskPhone:
     def __init__(
         self,
-        workdir: Path,
+        workdir: Path | None = None,
         *,
         user: str = "2000",
         host: str = "127.0.0.1",
@@ -62,6 +62,8 @@ class DeskPhone:
         self.host = host
         self._fixed_port = port is not None
         self.port = port or free_port(socket.SOCK_DGRAM, host)
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="desk-phone-"))
         self.workdir = workdir / f"phone-{user}-{next(_counter)}"
         self.record_dir = self.workdir / "recordings"
         self.log_path = self.workdir / "phone.log"
@@ -123,7 +125,8 @@ class DeskPhone:
         self._log_file = self.log_path.open("ab")
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(SCRIPT),
+            "-m",
+            "peers.deskphone",
             f"--listen={self.host}:{self.port}",
             *self.args,
             stdin=asyncio.subprocess.PIPE,
@@ -252,6 +255,7 @@ class DeskPhone:
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # the loser's outcome is not news
 
     async def call(self, uri: str) -> int:
         """Place a call; returns the phone's number for it (the "call" field of its events)."""

@@ -1,0 +1,60 @@
+"""The demo's gateway for the examples and benchmarks: gateway.yaml's demo user alice (sip 1001, secret
+alice-demo) with a desk phone as its PBX, on free ports of 127.0.0.1.
+
+    config = demo_config(phone_port)                  # pbx.address = the desk phone
+    gateway = Gateway(config); await gateway.start()
+"""
+
+from __future__ import annotations
+
+import socket
+
+from gateway.config import Config
+from gateway.config.loader import config_from_mapping
+from peers.ports import free_port
+
+__all__ = ["ALICE_HASH", "ALICE_SECRET", "demo_config", "require_desk_phone"]
+
+# gateway.yaml's demo user: alice / alice-demo (sip 1001).
+ALICE_SECRET = "alice-demo"
+ALICE_HASH = "scrypt$16384$8$1$3NC6hA5nutew8BgmMtbYGw==$HcvwtRnaZ2T6ULpMGMVb4QufY1XJj5LG1OAvmW9nQdA="
+
+
+def require_desk_phone() -> None:
+    """Stop with a clear message when pjsua2 (the desk phone's SIP stack) is missing.
+
+    It comes with the project's `test` and `demo` extras (`make test` or `make run` install it).
+    """
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "this example needs pjsua2 for its desk phone: .venv/bin/pip install pjsua2-python"
+        ) from None
+
+
+def demo_config(phone_port: int) -> Config:
+    """The demo's gateway (alice = 1001, the desk phone as PBX) on free ports of 127.0.0.1."""
+    rtp = 30000 + 2 * (free_port() % 5000)
+    return config_from_mapping(
+        {
+            "sip": {
+                "listen": [{"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}],
+                "trusted_sources": ["127.0.0.1/32"],
+            },
+            "media": {"rtp_ports": {"start": rtp, "end": rtp + 99}},
+            "pbx": {"address": f"127.0.0.1:{phone_port}", "domain": "127.0.0.1"},
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "users": [
+                {
+                    "id": "alice",
+                    "display_name": "Alice",
+                    "sip": "1001",
+                    "allow_outbound": ["."],
+                    "web_secret_hash": ALICE_HASH,
+                }
+            ],
+            "logging": {"level": "WARNING"},
+        },
+        {},
+    )
