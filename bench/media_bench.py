@@ -10,7 +10,7 @@ Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,tr
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
 
 Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
-(gateway/media/fastpath.py), so the gateway wakes about once per packet in its forwarding thread
+(gateway/media/fastlane/), so the gateway wakes about once per packet in its forwarding thread
 (~40-60 us per wake-up on this VM, mostly the kernel's) and its event loop only a few times per second
 (records of forwarded packets accounted in batches, RTCP, STUN). At one call those fixed costs and the
 wake-ups are the whole figure, and they vary with what else the VM runs: bench/floor_bench.py measures a
@@ -124,11 +124,14 @@ async def _gateway(
     fast_path: bool,
 ) -> None:
     import sdp
+    from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
 
     allocator = RtpPortAllocator(PortRange(42000, 43999))
+    pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     offers = await _recv(peer)
     bridges = []
@@ -136,7 +139,7 @@ async def _gateway(
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_path=fast_path,
+            inactivity_timeout=None, fast_lane=pool,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
@@ -201,6 +204,8 @@ async def _gateway(
     stats = [b.stats() for b in bridges]
     for bridge in bridges:
         await bridge.close()
+    if pool is not None:
+        pool.close()
     peer.send("bye")
     latencies = [s.latency for s in stats if s.latency is not None]
     result = {
@@ -297,7 +302,9 @@ def main() -> int:
         "--lag", action="store_true", help="measure event-loop lag with a 5 ms timer (adds wakeups: CPU)"
     )
     parser.add_argument(
-        "--no-fast-path", action="store_true", help="everything on the Python path (BridgeSettings.fast_path)"
+        "--no-fast-path",
+        action="store_true",
+        help="everything on the Python path (no EnginePool in BridgeSettings)",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]

@@ -1,11 +1,13 @@
 """The one place that wires the gateway's parts together and owns start-up and graceful shutdown.
 
-Start-up order: the identity map and presence, the RTP port allocator, the call driver
-(gateway/runtime) over one CallRegistry; HTTP (health, the softphone page, WebSocket signaling and
+Start-up order: the identity map and presence, the RTP port allocator, the fast lane's engine pool
+(native media threads, when built and `media.fast_path` is on), the call driver (gateway/runtime)
+over one CallRegistry; HTTP (health, the softphone page, WebSocket signaling and
 the HTTP offer/answer API, served by the driver); then the SIP user agent (transports,
 registrations of the users with PBX credentials), whose incoming calls go to the driver.
 Shutdown runs the list backwards: the driver stops accepting calls and ends every call (BYE,
-CANCEL, 480) and closes the bridges; the UA unregisters and closes; HTTP closes last.
+CANCEL, 480) and closes the bridges; the UA unregisters and closes; HTTP closes; the fast lane's
+engines stop last.
 `close()` is idempotent.
 """
 
@@ -22,6 +24,7 @@ from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
+from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
@@ -45,6 +48,7 @@ class Gateway:
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
+        self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
         self.driver = CallDriver(
             CallRegistry(CallSettings.from_config(config)), self.identities, self._bridge_settings, config
         )
@@ -53,12 +57,16 @@ class Gateway:
         """One call's media settings. RTP binds to the SIP listen host; a gateway on loopback serves
         browsers on this machine only, so its web legs gather 127.0.0.1."""
         host = self.config.sip.listen[0].host.strip("[]") if self.config.sip.listen else "127.0.0.1"
-        settings = settings_from_config(self.config, self.ports, call_id=call_id, bind_host=host)
+        settings = settings_from_config(
+            self.config, self.ports, call_id=call_id, bind_host=host, fast_lane=self.fast_lane
+        )
         if _is_loopback(host):
             settings = loopback_bridge_settings(settings)
         return settings
 
     async def start(self) -> None:
+        if self.fast_lane is not None:
+            self._closers.append(self._close_fast_lane)
         health = HealthSource(started_at=self._started_at, clock=self._clock, details=self._health_details)
         app = build_app(health)
         add_signaling_routes(
@@ -99,6 +107,10 @@ class Gateway:
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
         return {"calls": self.driver.calls, "sip": {"registrations": registrations}}
+
+    async def _close_fast_lane(self) -> None:
+        if self.fast_lane is not None:
+            self.fast_lane.close()
 
     async def close(self) -> None:
         if self._closed:

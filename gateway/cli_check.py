@@ -152,8 +152,8 @@ def hash_secret_command(
 
 
 def _fast_lane(wanted: bool) -> str:
-    from gateway.media import fastpath
+    from gateway.media import fastlane
 
     if not wanted:
         return "off (media.fast_path: false)"
-    return "on" if fastpath.available() else "wanted, but the extension is not built (Python path)"
+    return "on" if fastlane.available() else "wanted, but the extension is not built (Python path)"

@@ -132,7 +132,7 @@ class MediaSection:
     public_address: Annotated[IPAddress, Parse(parse_ip)] | None = None  # the IP in SDP c= lines
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 10.0  # seconds without RTP: hang up
-    fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastpath.py)
+    fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
 
 
 @dataclass(frozen=True, slots=True)

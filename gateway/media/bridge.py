@@ -28,25 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
-
-import pylibsrtp
 
 import sdp
 from gateway.media import codec_choice as choice
-from gateway.media import fastpath
+from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import CodecChosen, DtmfReceived, Leg, MediaEvent, MediaInactive
+from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp import RtpPacket
 from gateway.media.sip_leg import SipLeg
@@ -114,14 +111,15 @@ class MediaBridge:
         self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
-        if settings.fast_path and fastpath.available():
-            fastpath.transcoding()  # libopus and the G.711 tables, once per process: at setup, not mid-call
-        self._fast: fastpath.FastLink | None = None  # the native fast lane, while linked
-        self._fast_pending = False  # wanted but not linked yet: retried for a while (``_retry_fast``)
-        self._fast_retry: asyncio.TimerHandle | None = None
-        self._fast_pair: Any = None  # the nominated ICE pair whose socket the link reads
-        self._fast_remote: tuple[Any, ...] = ()
-        self._fast_dropped = 0
+        # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
+        # clock only (the engine's packet times are CLOCK_MONOTONIC).
+        self.fast_lane: FastLaneController | None = None
+        if settings.fast_lane is not None and fastlane.available() and self._clock is time.monotonic:
+            self.fast_lane = FastLaneController(
+                settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
+                to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
+                active=lambda: self._state is BridgeState.ACTIVE,
+            )  # fmt: skip
 
     @property
     def state(self) -> BridgeState:
@@ -342,7 +340,8 @@ class MediaBridge:
                 transcoding,
             )
             self._on_event(chosen)
-        self._fast_update()
+        if self.fast_lane is not None:
+            self.fast_lane.update()
 
     # -------------------------------------------------------------------------------------- media
 
@@ -394,196 +393,9 @@ class MediaBridge:
     def _web_event(self, event: MediaEvent) -> None:
         if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
             self._web_watchdog.set_expected(self._web_side.direction.receives)
-        self._fast_update()
+        if self.fast_lane is not None:
+            self.fast_lane.update()
         self._on_event(event)
-
-    # ------------------------------------------------------------------------------ the fast lane
-
-    # Steady pass-through packets are forwarded by the native engine (``fastpath``); the bridge arms its
-    # lanes with what ``_from_web``/``_from_sip`` would do and accounts for what the engine forwarded.
-
-    def _fast_update(self) -> None:
-        if self._fast is not None:
-            self.fast_rearm()
-            return
-        self._fast_pending = (
-            self.settings.fast_path
-            and fastpath.available()
-            and self._clock is time.monotonic
-            and self._state is BridgeState.ACTIVE
-            and self._fast_capable(self._to_sip)
-            and self._fast_capable(self._to_web)
-        )
-        if self._fast_pending:
-            self._try_fast()
-            if self._fast_pending and self._fast_retry is None:
-                self._retry_fast(20)
-
-    def _retry_fast(self, attempts: int) -> None:
-        """aiortc starts the sender and receiver just after it reports the connection: link as soon as
-        they are (every 50 ms for a while), rather than at the first packet."""
-        self._fast_retry = None
-        if self._fast_pending and self._state is BridgeState.ACTIVE:
-            self._try_fast()
-            if self._fast_pending and attempts > 1:
-                loop = asyncio.get_running_loop()
-                self._fast_retry = loop.call_later(0.05, self._retry_fast, attempts - 1)
-
-    @staticmethod
-    def _fast_capable(path: MediaPath) -> bool:
-        """Pass-through, or a codec pair the engine transcodes itself."""
-        return path.passthrough or bool(path.codec_pairs() & fastpath.transcoding())
-
-    def _try_fast(self) -> None:
-        """Link the two sockets to the engine once both legs can carry media."""
-        web, endpoint = self._web, self._sip.endpoint
-        if web.state is not WebLegState.CONNECTED or endpoint is None or endpoint.rtp_transport is None:
-            return
-        sender, receiver = web.direct_sender, web.direct_receiver
-        parts, dtls = sender.fast_lane_parts(), receiver.dtls
-        if parts is None or dtls is None or not receiver.started:
-            return
-        rx, tx = dtls._rx_srtp, dtls._tx_srtp
-        if not isinstance(rx, pylibsrtp.Session) or not isinstance(tx, pylibsrtp.Session):
-            return
-        pair, remote, first, sequence, extension = parts
-        self._fast_pending = False
-        destination = endpoint.remote_rtp_address
-        if destination is not None and not _numeric(destination[0]):
-            logger.info(
-                "call=%s fast lane not used: the SIP side is a host name (%s)", self._call, destination[0]
-            )
-            return
-
-        def install(native: fastpath.NativeLink) -> Callable[[tuple[int, int]], None]:
-            native.set_output(fastpath.WEB_TO_SIP, 0x80, endpoint.ssrc, endpoint.next_sequence)
-            native.set_output(fastpath.SIP_TO_WEB, first, sender.ssrc, sequence, extension)
-            dtls._rx_srtp = fastpath.SerializedSrtp(native, rx)  # type: ignore[assignment]
-            dtls._tx_srtp = fastpath.SerializedSrtp(native, tx)  # type: ignore[assignment]
-            sender.link = endpoint.link = native
-            endpoint.refresh = self._web_watchdog.refresh = self._fast_drain  # watchdogs see every packet
-
-            def uninstall(sequences: tuple[int, int]) -> None:
-                sender.link = endpoint.link = None
-                endpoint.refresh = self._web_watchdog.refresh = None
-                endpoint.next_sequence, sender.next_sequence = sequences
-                if isinstance(dtls._rx_srtp, fastpath.SerializedSrtp):
-                    dtls._rx_srtp = rx
-                if isinstance(dtls._tx_srtp, fastpath.SerializedSrtp):
-                    dtls._tx_srtp = tx
-
-            return uninstall
-
-        rtp_transport = endpoint.rtp_transport
-        try:
-            self._fast = fastpath.open_link(
-                asyncio.get_running_loop(), self, call_id=self._call, web_transport=pair.protocol.transport,
-                sip_transport=rtp_transport, sessions=(rx, tx), install=install,
-            )  # fmt: skip
-        except Exception as exc:  # the Python path carries the call then
-            logger.warning("call=%s fast lane not used: %r", self._call, exc)
-            return
-        self._fast_pair, self._fast_remote = pair, remote
-        logger.info("call=%s fast lane linked (browser %s)", self._call, remote)
-        self.fast_rearm()
-
-    def _fast_drain(self) -> None:
-        if self._fast is not None:
-            self._fast.drain()
-
-    def fast_failed(self) -> None:
-        """The engine's thread stopped: the Python path carries the call from now on."""
-        self._fast_close()
-        self._fast_pending = False
-
-    def fast_rearm(self) -> None:
-        """Arm each lane whose direction's next packet the engine can handle as the Python path would;
-        disarm the others."""
-        fast = self._fast
-        if fast is None:
-            return
-        try:
-            self._arm_lanes(fast)
-        except ValueError as exc:  # e.g. a re-INVITE moved the SIP side to a host name
-            logger.info("call=%s fast lane disarmed: %s", self._call, exc)
-            fast.native.disarm(fastpath.WEB_TO_SIP)
-            fast.native.disarm(fastpath.SIP_TO_WEB)
-
-    def _arm_lanes(self, fast: fastpath.FastLink) -> None:
-        native, web, endpoint = fast.native, self._web, self._sip.endpoint
-        connected = web.state is WebLegState.CONNECTED
-        codecs = fastpath.transcoding()
-        sip = self._sip.negotiated
-        lane = self._to_sip.lane(codecs)
-        destination = (
-            endpoint.remote_rtp_address if endpoint is not None and endpoint.direction.sends else None
-        )
-        if (
-            lane is not None
-            and sip is not None
-            and destination is not None
-            and connected
-            and web.direct_receiver.receiving
-        ):
-            fastpath.arm(
-                native, fastpath.WEB_TO_SIP, self._fast_remote, destination, sip.codec.payload_type, lane
-            )
-        else:
-            native.disarm(fastpath.WEB_TO_SIP)
-        lane = self._to_web.lane(codecs)
-        source = endpoint.latched_address if endpoint is not None else None
-        sender = web.direct_sender
-        web_pt = sender.payload_type
-        if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
-            fastpath.arm(native, fastpath.SIP_TO_WEB, source, self._fast_remote, web_pt, lane)
-        else:
-            native.disarm(fastpath.SIP_TO_WEB)
-
-    def fast_records(self, records: list[tuple[Any, ...]], wall_offset: float) -> None:
-        """Packets the engine forwarded, accounted as the Python path accounts for its own: receive
-        statistics, loss, the timestamp mapper, sender counters, watchdogs, latency."""
-        to_sip = [r for r in records if r[1] == fastpath.RECORD_WEB_TO_SIP]
-        to_web = (
-            [r for r in records if r[1] != fastpath.RECORD_WEB_TO_SIP] if len(to_sip) < len(records) else []
-        )
-        endpoint = self._sip.endpoint
-        if to_sip:
-            self._web.direct_receiver.account(to_sip, wall_offset)
-            self._web_watchdog.alive(to_sip[-1][8])
-            self._to_sip.account(to_sip)
-            if endpoint is not None:
-                endpoint.account_sent(to_sip)
-        if to_web:
-            if endpoint is not None:
-                endpoint.account_received(to_web)
-            self._to_web.account(to_web)
-            self._web.direct_sender.account_sent(to_web)
-        if self._latency.enabled:
-            for record in records:
-                if record[11]:
-                    self._latency.record(record[10] - record[8])
-
-    def fast_web_datagram(self, data: bytes, source: tuple[Any, ...]) -> None:
-        pair = self._fast_pair
-        if pair is not None:
-            pair.protocol.datagram_received(data, source)
-
-    def fast_web_rtp(self, data: bytes) -> None:
-        self._web.direct_receiver.packet(data)
-
-    def fast_sip_datagram(self, data: bytes, source: tuple[Any, ...]) -> None:
-        if self._sip.endpoint is not None:
-            self._sip.endpoint.datagram(data, source)
-
-    def _fast_close(self) -> None:
-        if self._fast_retry is not None:
-            self._fast_retry.cancel()
-            self._fast_retry = None
-        fast = self._fast
-        if fast is not None:
-            self._fast_dropped += fast.native.counters()[0]
-            self._fast = None
-            fast.close()
 
     def _web_inactive(self, seconds: float) -> None:
         self._on_event(MediaInactive(Leg.WEB, seconds))
@@ -619,10 +431,7 @@ class MediaBridge:
     # ----------------------------------------------------------------------------------- teardown
 
     def stats(self) -> BridgeStats:
-        dropped = self._fast_dropped
-        if self._fast is not None:
-            self._fast.drain()
-            dropped += self._fast.native.counters()[0]
+        dropped = self.fast_lane.dropped() if self.fast_lane is not None else 0
         return BridgeStats(
             web_to_sip=self._to_sip.stats(),
             sip_to_web=self._to_web.stats(),
@@ -639,18 +448,11 @@ class MediaBridge:
         self._web_watchdog.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()
-        self._fast_close()
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()
         self._sip.close()
         await self._web.close()
 
 
 def _name(codec: sdp.Codec) -> str:
     return f"{codec.name}/{codec.clock_rate}"
-
-
-def _numeric(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

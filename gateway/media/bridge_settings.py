@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiortc import RTCIceServer
 
@@ -13,6 +14,9 @@ from gateway.config import Config, IceServer
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.ports import RtpPortAllocator
+
+if TYPE_CHECKING:
+    from gateway.media.fastlane.engine import EnginePool
 
 DEFAULT_SIP_CODECS = ("PCMU", "PCMA", "G722", "opus")
 DEFAULT_WEB_CODECS = ("opus", "PCMU", "PCMA", "G722")
@@ -37,9 +41,9 @@ class BridgeSettings:
     call_id: str = "-"
     measure_latency: bool = False
     clock: Callable[[], float] = time.monotonic  # seconds, for timestamp mapping and inactivity
-    # Steady pass-through RTP forwarded by the native engine (gateway/media/fastpath.py) when it was
-    # built; only with the monotonic clock (its packet times are CLOCK_MONOTONIC).
-    fast_path: bool = True
+    # The native engines that forward steady RTP (gateway/media/fastlane), owned by the application;
+    # None: the Python path carries every packet. Used only with the monotonic clock.
+    fast_lane: EnginePool | None = None
 
     def __post_init__(self) -> None:
         known = {"pcmu", "pcma", "g722", "opus"}
@@ -67,7 +71,12 @@ def ice_servers_from_config(servers: Iterable[IceServer]) -> tuple[RTCIceServer,
 
 
 def settings_from_config(
-    config: Config, allocator: RtpPortAllocator, *, call_id: str, bind_host: str = "0.0.0.0"
+    config: Config,
+    allocator: RtpPortAllocator,
+    *,
+    call_id: str,
+    bind_host: str = "0.0.0.0",
+    fast_lane: EnginePool | None = None,
 ) -> BridgeSettings:
     """The bridge settings of one call from ``gateway.yaml``. A wildcard ``bind_host`` needs
     ``media.public_address``: ``c=IN IP4 0.0.0.0`` would tell the SIP side the call is on hold."""
@@ -84,7 +93,7 @@ def settings_from_config(
         ice_servers=ice_servers_from_config(config.ice.gateway),
         inactivity_timeout=config.media.inactivity_timeout,
         call_id=call_id,
-        fast_path=config.media.fast_path,
+        fast_lane=fast_lane if config.media.fast_path else None,
     )
 
 

@@ -20,13 +20,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sdp
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
 from gateway.media.errors import DtmfError
 from gateway.media.retime import FrameClock, TimestampMapper
 from gateway.media.transcode import TranscodeError, Transcoder, audio_codec
+
+if TYPE_CHECKING:
+    from gateway.media.fastlane.native import Record
 
 logger = logging.getLogger(__name__)
 
@@ -160,25 +163,24 @@ class MediaPath:
         self._last_pt = payload_type
         return mapper.map(ssrc, timestamp, now)
 
-    def account(self, records: list[tuple[Any, ...]]) -> None:
-        """Packets the fast lane forwarded or transcoded (``fastpath`` records: ssrc, seq, ts, pt at 2-5,
-        arrival at 8, packets sent at 11, mapped timestamp at 12, next frame timestamp at 13), counted
-        and mapped as ``forward_audio``/``feed`` would have."""
+    def account(self, records: list[Record]) -> None:
+        """Packets the fast lane forwarded or transcoded, counted and mapped as ``forward_audio``/``feed``
+        would have."""
         self.received += len(records)
         for record in records:
-            self._count_loss(record[2], record[3])
-            if record[11]:
+            self._count_loss(record.ssrc, record.seq)
+            if record.sent:
                 self.forwarded += 1
-            if record[13] >= 0:
+            if record.next_ts >= 0:
                 self.transcoded += 1
         last = records[-1]
         mapper = self._mapper
-        if mapper is not None and not mapper.advance(last[2], last[4], last[8], last[12]):
+        if mapper is not None and not mapper.advance(last.ssrc, last.ts, last.arrival, last.mapped):
             for record in records:  # reconfigured since they were forwarded: map them one by one
-                mapper.map(record[2], record[4], record[8])
-        if last[13] >= 0 and self._frames is not None:
-            self._frames.next = last[13]
-        self._last_pt = last[5]
+                mapper.map(record.ssrc, record.ts, record.arrival)
+        if last.next_ts >= 0 and self._frames is not None:
+            self._frames.next = last.next_ts
+        self._last_pt = last.pt
 
     def lane(self, transcoding: frozenset[str] = frozenset()) -> Lane | None:
         """What the fast lane needs to treat the next packet as ``forward_audio``/``feed`` would, or None

@@ -28,9 +28,11 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import sdp
 from gateway.media.errors import EndpointError, PacketError
+from gateway.media.latch import LatchState, SymmetricLatch
 from gateway.media.ports import PortLease, RtpPortAllocator
 from gateway.media.rtcp import (
     ReportBlock,
@@ -52,88 +54,13 @@ from gateway.media.rtp import (
 )
 from gateway.media.rtp_stats import ReceiveStatistics
 
+if TYPE_CHECKING:
+    from gateway.media.fastlane.native import Record
+
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 _RTP_HEADER = struct.Struct("!BBHII")  # V=2 P=0 X=0 CC=0, M+PT, sequence, timestamp, SSRC
-
-
-class MediaDirection(enum.Enum):
-    """Our side's SDP direction (RFC 3264 §6.1)."""
-
-    SENDRECV = "sendrecv"
-    SENDONLY = "sendonly"
-    RECVONLY = "recvonly"
-    INACTIVE = "inactive"
-
-    @property
-    def sends(self) -> bool:
-        return self in (MediaDirection.SENDRECV, MediaDirection.SENDONLY)
-
-    @property
-    def receives(self) -> bool:
-        return self in (MediaDirection.SENDRECV, MediaDirection.RECVONLY)
-
-
-class LatchState(enum.Enum):
-    UNLATCHED = "unlatched"
-    LATCHED = "latched"
-
-
-class SymmetricLatch:
-    """Which source address to accept and answer to (RFC 4961 symmetric RTP with latching), sans-I/O."""
-
-    __slots__ = ("_address", "_candidate", "_count", "_state", "name", "relatch_after")
-
-    def __init__(self, name: str, relatch_after: int = 0) -> None:
-        self.name = name
-        self.relatch_after = relatch_after
-        self._state = LatchState.UNLATCHED
-        self._address: Address | None = None
-        self._candidate: Address | None = None
-        self._count = 0
-
-    @property
-    def state(self) -> LatchState:
-        return self._state
-
-    @property
-    def address(self) -> Address | None:
-        return self._address
-
-    def reset(self) -> None:
-        self._address, self._candidate, self._count = None, None, 0
-        self._set_state(LatchState.UNLATCHED)
-
-    def accept(self, source: Address, latchable: bool) -> bool:
-        """Whether a packet from ``source`` is accepted; may latch or re-latch to it."""
-        if self._state is LatchState.UNLATCHED:
-            if latchable:
-                self._latch(source)
-            return latchable
-        if source == self._address:
-            self._candidate, self._count = None, 0
-            return True
-        if not latchable or self.relatch_after <= 0:
-            return False
-        if source == self._candidate:
-            self._count += 1
-        else:
-            self._candidate, self._count = source, 1
-        if self._count < self.relatch_after:
-            return False
-        self._latch(source)
-        return True
-
-    def _latch(self, source: Address) -> None:
-        logger.info("%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
-        self._address, self._candidate, self._count = source, None, 0
-        self._set_state(LatchState.LATCHED)
-
-    def _set_state(self, state: LatchState) -> None:
-        if state is not self._state:
-            logger.debug("%s latch %s -> %s", self.name, self._state.value, state.value)
-            self._state = state
 
 
 class EndpointState(enum.Enum):
@@ -221,7 +148,7 @@ class RtpEndpoint:
         self._clock, self._wallclock = clock, wallclock
         self._rng = rng or random.Random()
         self._state = EndpointState.NEW
-        self._direction = MediaDirection.SENDRECV
+        self._direction = sdp.Direction.SENDRECV
         self._lease: PortLease | None = None
         self._opening = False
         self._transports: list[asyncio.DatagramTransport] = []
@@ -237,7 +164,7 @@ class RtpEndpoint:
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
         self.packets_sent = self.octets_sent = self.dropped = 0
-        self.link: Any = None  # a fast-lane link (fastpath.NativeLink) while the engine sends for us
+        self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
         self.refresh: Callable[[], None] | None = None  # accounts for the fast lane's packets (inactivity)
         self._last_sent_timestamp = 0  # RTP timestamp and clock of the last packet sent
         self._last_sent_time = 0.0
@@ -382,10 +309,10 @@ class RtpEndpoint:
         )
 
     @property
-    def direction(self) -> MediaDirection:
+    def direction(self) -> sdp.Direction:
         return self._direction
 
-    def set_direction(self, direction: MediaDirection) -> None:
+    def set_direction(self, direction: sdp.Direction) -> None:
         """Hold and resume: the inactivity timer only runs while we expect to receive."""
         old, self._direction = self._direction, direction
         logger.info("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
@@ -411,7 +338,7 @@ class RtpEndpoint:
             raise EndpointError(f"call={self._call} payload type must be in [0, 127], got {payload_type!r}")
         timestamp &= 0xFFFF_FFFF
         link = self.link
-        if link is not None:  # the fast lane's engine owns the sequence numbers (fastpath.py)
+        if link is not None:  # the fast lane's engine owns the sequence numbers (gateway/media/fastlane)
             try:
                 if link.send(0, destination, marker, payload_type, timestamp, payload) < 0:
                     return False
@@ -452,31 +379,29 @@ class RtpEndpoint:
         """A datagram of the RTP socket read by the fast lane's engine instead of asyncio."""
         self._rtp_received(data, (source[0], source[1]))
 
-    def account_received(self, records: list[tuple[Any, ...]]) -> None:
-        """RTP packets the fast lane forwarded (fastpath records: ssrc, seq, ts at 2-4, arrival at 8),
-        accounted as ``_rtp_received`` would have (statistics for the reports, inactivity)."""
+    def account_received(self, records: list[Record]) -> None:
+        """RTP packets the fast lane forwarded, accounted as ``_rtp_received`` would have (statistics for the reports, inactivity)."""
         if self._state is not EndpointState.OPEN:
             return
         for record in records:
-            ssrc = record[2]
+            ssrc = record.ssrc
             statistics = self.statistics
             if statistics is None or statistics.ssrc != ssrc:
                 statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)
-            statistics.update(record[3], record[4], record[8])
-        self._last_rx = max(self._last_rx, records[-1][8])
+            statistics.update(record.seq, record.ts, record.arrival)
+        self._last_rx = max(self._last_rx, records[-1].arrival)
         if self._inactive:
             self._inactive = False
             logger.info("call=%s RTP resumed", self._call)
             self._arm_inactivity()
 
-    def account_sent(self, records: list[tuple[Any, ...]]) -> None:
-        """RTP packets the fast lane sent with our SSRC (records: octets at 7, last output timestamp at 9,
-        departure at 10, packets at 11), for the sender reports."""
-        sent = [record for record in records if record[11]]
+    def account_sent(self, records: list[Record]) -> None:
+        """RTP packets the fast lane sent with our SSRC, for the sender reports."""
+        sent = [record for record in records if record.sent]
         if sent:
-            self.packets_sent += sum(record[11] for record in sent)
-            self.octets_sent += sum(record[7] for record in sent)
-            self._last_sent_timestamp, self._last_sent_time = sent[-1][9], sent[-1][10]
+            self.packets_sent += sum(record.sent for record in sent)
+            self.octets_sent += sum(record.octets for record in sent)
+            self._last_sent_timestamp, self._last_sent_time = sent[-1].out_ts, sent[-1].departure
 
     def _rtp_received(self, data: bytes, source: Address) -> None:
         if self._state is not EndpointState.OPEN:

@@ -14,7 +14,7 @@ from gateway.media import codec_choice as choice
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.rtp import RtpPacket
-from gateway.media.rtp_endpoint import MediaDirection, RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
 
 
 class SipLeg:
@@ -47,7 +47,7 @@ class SipLeg:
         )
         self.endpoint = endpoint
         await endpoint.open()
-        endpoint.set_direction(MediaDirection.INACTIVE)  # until an answer is known
+        endpoint.set_direction(sdp.Direction.INACTIVE)  # until an answer is known
         host, port = endpoint.local_rtp_address
         return self._settings.public_address or host, port
 
@@ -73,7 +73,7 @@ class SipLeg:
             frozenset(e.payload_type for e in events),
             negotiated.codec.clock_rate,
         )
-        endpoint.set_direction(MediaDirection(ours.value))
+        endpoint.set_direction(ours)
         self.negotiated = negotiated
         return negotiated
 

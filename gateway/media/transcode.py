@@ -23,14 +23,15 @@ import fractions
 import functools
 import logging
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import av
 from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
 
 from gateway.media.errors import MediaError
+from gateway.media.native_hooks import FrameEncoder, frame_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ FRAME_MS = 20
 OPUS_BITRATE = 32000
 OPUS_INPUT_RATES = frozenset({8000, 12000, 16000, 24000, 48000})  # what libopus encodes natively
 G711 = frozenset({"pcm_mulaw", "pcm_alaw"})
-
-_Send = Callable[[AudioFrame], Iterable[Any]]  # an AudioFrame -> its packets (av.Packet)
 
 
 class TranscodeError(MediaError):
@@ -135,12 +134,6 @@ def g711_tables(ffmpeg: str) -> _G711Tables:
     return _G711Tables(decoded[0::2], decoded[1::2], encoded)
 
 
-def _send(context: AudioCodecContext) -> _Send:
-    """Encode one frame that already has the encoder's frame size, skipping PyAV's re-chunking graph."""
-    direct = getattr(context, "_send_frame_and_recv", None)  # PyAV's encode() minus that graph
-    return cast(_Send, direct or context.encode)
-
-
 class Transcoder:
     """One direction: payloads of ``source`` in, 20 ms payloads of ``target`` out."""
 
@@ -162,14 +155,14 @@ class Transcoder:
         self._rate = rate
         self._frame_bytes = 2 * rate * FRAME_MS // 1000
         self._encoder: AudioCodecContext | None = None
-        self._send: _Send | None = None
+        self._send: FrameEncoder | None = None
         self._encode_table: Callable[[memoryview], tuple[int, ...]] | None = None
         if self.target.ffmpeg in G711:
             table = g711_tables(self.target.ffmpeg).encode
             self._encode_table = lambda samples: cast(tuple[int, ...], operator.itemgetter(*samples)(table))
         else:
             self._encoder = _context(self.target.ffmpeg, "w", rate)
-            self._send = _send(self._encoder)
+            self._send = frame_encoder(self._encoder)
         self._resampler: AudioResampler | None = None
         if self.source.sample_rate != rate:
             self._resampler = AudioResampler(

@@ -40,7 +40,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp
 
 import sdp
-from gateway.media import aiortc_hooks, web_sdp
+from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
 
@@ -102,7 +102,7 @@ class WebRtcLeg:
         self,
         options: WebLegOptions,
         *,
-        on_rtp: aiortc_hooks.RawRtpHandler,
+        on_rtp: aiortc_direct.RawRtpHandler,
         on_event: Callable[[MediaEvent], None],
         call_id: str = "-",
         clock: Callable[[], float] = time.monotonic,
@@ -114,8 +114,8 @@ class WebRtcLeg:
         self._state = WebLegState.NEW
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(options.ice_servers)))
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
-        self._sender = aiortc_hooks.attach_direct_sender(self._transceiver.sender, clock=clock)
-        self._receiver = aiortc_hooks.attach_direct_receiver(self._transceiver.receiver, self._direct)
+        self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
+        self._receiver = aiortc_direct.attach_direct_receiver(self._transceiver.receiver, self._direct)
         aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
         if options.include_loopback or options.host_addresses is not None:
             aiortc_hooks.restrict_host_addresses(
@@ -317,11 +317,11 @@ class WebRtcLeg:
         return self._sender.send(payload, timestamp, payload_type, marker, now)
 
     @property
-    def direct_sender(self) -> aiortc_hooks.DirectSender:
+    def direct_sender(self) -> aiortc_direct.DirectSender:
         return self._sender
 
     @property
-    def direct_receiver(self) -> aiortc_hooks.DirectReceiver:
+    def direct_receiver(self) -> aiortc_direct.DirectReceiver:
         return self._receiver
 
     @property

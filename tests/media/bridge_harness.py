@@ -13,10 +13,11 @@ import dataclasses
 from typing import Any
 
 import sdp
-from gateway.media import codec_choice
+from gateway.media import codec_choice, fastlane
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaConnected, MediaEvent
+from gateway.media.fastlane.engine import FastLink
 from gateway.media.ports import PortRange, RtpPortAllocator
 from peers.audio import RtpTonePeer
 from peers.webpeer import WebPeer
@@ -55,6 +56,11 @@ class Call:
         **settings: Any,
     ) -> None:
         self.events: list[MediaEvent] = []
+        # The fast lane's engines: the call's own pool unless one is given (fast_lane=None: none at all).
+        self._own_pool = "fast_lane" not in settings and fastlane.available()
+        if self._own_pool:
+            settings["fast_lane"] = fastlane.EnginePool()
+        self.pool: fastlane.EnginePool | None = settings.get("fast_lane")
         options: dict[str, Any] = {"host_addresses": ("127.0.0.1",), "call_id": call_id, **settings}
         self.settings = BridgeSettings(ports, **options)
         self.bridge = MediaBridge(self.settings, self.events.append)
@@ -135,7 +141,19 @@ class Call:
     def of_type(self, kind: type[Any]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
+    @property
+    def link(self) -> FastLink | None:
+        """The bridge's link to a fast-lane engine, while linked."""
+        return self.bridge.fast_lane.link if self.bridge.fast_lane is not None else None
+
+    @property
+    def link_pending(self) -> bool:
+        return self.bridge.fast_lane is not None and self.bridge.fast_lane._pending
+
     async def close(self) -> None:
         await self.bridge.close()
         await self.web.close()
         self.phone.close()
+        if self._own_pool and self.pool is not None:
+            assert self.pool.engines == [], "an engine outlived its last link"
+            self.pool.close()

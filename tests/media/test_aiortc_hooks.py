@@ -23,7 +23,9 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
-from gateway.media import aiortc_hooks, fastpath
+from gateway.media import aiortc_direct, aiortc_hooks
+from gateway.media.fastlane.engine import SerializedSrtp
+from gateway.media.fastlane.native import Record
 
 
 def test_pinned_versions() -> None:
@@ -106,7 +108,8 @@ def test_direct_receiver_internals_exist() -> None:
     handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "if not self._enabled:" in handle
     assert "if encoded_frame is not None and self.__decoder_thread:" in handle
-    assert "if self.__decoder_thread:" in inspect.getsource(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
+    stop_decoder = RTCRtpReceiver._RTCRtpReceiver__stop_decoder  # type: ignore[attr-defined]
+    assert "if self.__decoder_thread:" in inspect.getsource(stop_decoder)
 
 
 def test_ice_internals_exist() -> None:
@@ -142,7 +145,12 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
         track = aiortc_hooks.PacketTrack(8000)
         aiortc_hooks.attach_packet_track(ta.sender, track)
         got: list[AiortcRtpPacket] = []
-        aiortc_hooks.tap_receiver(tb.receiver, lambda p: got.append(p) or True)
+
+        def keep(packet: AiortcRtpPacket) -> bool:
+            got.append(packet)
+            return True
+
+        aiortc_hooks.tap_receiver(tb.receiver, keep)
         await a.setLocalDescription(await a.createOffer())
         assert "a=candidate:" in a.localDescription.sdp and " 127.0.0.1 " in a.localDescription.sdp
         assert "telephone-event/8000" in a.localDescription.sdp
@@ -162,7 +170,7 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
         assert [p.payload_type for p in got] == [0, 0, 0, 0, 126, 0, 0, 0, 0, 0]
         assert {(p.timestamp - got[0].timestamp) % 2**32 for p in got} == {160 * i for i in range(10)}
         assert [(p.sequence_number - got[0].sequence_number) % 65536 for p in got] == list(range(10))
-        streams = tb.receiver._RTCRtpReceiver__remote_streams
+        streams = tb.receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         assert streams[got[0].ssrc].packets_received == 10  # receiver reports still have statistics
     finally:
         await a.close()
@@ -182,11 +190,16 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
         )
         for pc in (a, b):
             aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
-        sender = aiortc_hooks.attach_direct_sender(ta.sender)
+        sender = aiortc_direct.attach_direct_sender(ta.sender)
         got: list[tuple[int, int, int, int, bool, bytes]] = []
-        receiver = aiortc_hooks.attach_direct_receiver(tb.receiver, lambda *fields: got.append(fields))
+        receiver = aiortc_direct.attach_direct_receiver(tb.receiver, lambda *fields: got.append(fields))
         slow: list[AiortcRtpPacket] = []
-        aiortc_hooks.tap_receiver(tb.receiver, lambda p: slow.append(p) or True)
+
+        def keep(packet: AiortcRtpPacket) -> bool:
+            slow.append(packet)
+            return True
+
+        aiortc_hooks.tap_receiver(tb.receiver, keep)
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)
         await b.setLocalDescription(await b.createAnswer())
@@ -196,7 +209,8 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
                 break
             await asyncio.sleep(0.01)
         assert sender.started and receiver.started and sender.payload_type == 0
-        assert tb.receiver._RTCRtpReceiver__decoder_thread is None  # stopped: nothing to decode
+        decoder_thread = tb.receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
+        assert decoder_thread is None  # stopped: nothing to decode
         assert sender.send(b"", 0)  # an empty payload is still a packet (aiortc would send it too)
         await asyncio.sleep(0.1)
         assert len(got) == 1 and got[0][5] == b""
@@ -212,7 +226,7 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
         assert [g[2] for g in got] == [1000 + 160 * i for i in range(10)]
         assert [(g[1] - got[0][1]) % 65536 for g in got] == list(range(10))
         assert {g[0] for g in got} == {ta.sender._ssrc}
-        streams = tb.receiver._RTCRtpReceiver__remote_streams
+        streams = tb.receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         assert streams[ta.sender._ssrc].packets_received == 11  # receiver reports still have statistics
         # the sender report carries our counts (RTCP every 0.5-1.5 s): the far end's stats show them
         for _ in range(40):
@@ -241,7 +255,7 @@ async def test_without_the_loopback_knob_aioice_gathers_no_loopback_candidate() 
 
 
 def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aiortc_hooks.DirectReceiver.account replays StreamStatistics.add for packets the fast lane forwarded
+    # aiortc_direct.DirectReceiver.account replays StreamStatistics.add for packets the fast lane forwarded
     add = inspect.getsource(StreamStatistics.add)
     assert "arrival = int(time.time() * self._clockrate)" in add  # wall clock: account converts to it
     for line in (
@@ -263,11 +277,11 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     sequences = [65533, 65534, 65535, 1, 0, 3]
     arrivals = [now + 0.02 * i + 0.004 * (i % 2) for i in range(len(sequences))]
     records = [
-        (1, 0, 7, seq, 5000 + 160 * i, 0, False, 160, arrivals[i], 0, arrivals[i])
+        Record(1, 0, 7, seq, 5000 + 160 * i, 0, False, 160, arrivals[i], 0, arrivals[i], 1, 0, -1)
         for i, seq in enumerate(sequences)
     ]
     mirrored, original = StreamStatistics(8000), StreamStatistics(8000)
-    receiver = aiortc_hooks.DirectReceiver.__new__(aiortc_hooks.DirectReceiver)
+    receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
     receiver._streams, receiver._clock_rates = {7: mirrored}, {0: 8000}
     receiver.account(records, offset)
     clock = types.SimpleNamespace(time=time.time)
@@ -290,7 +304,7 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
 
 
 def test_fast_lane_srtp_stand_in_matches_what_aiortc_calls() -> None:
-    # fastpath.SerializedSrtp replaces RTCDtlsTransport._rx_srtp/_tx_srtp while linked: the same methods
+    # the fast lane's SerializedSrtp replaces RTCDtlsTransport._rx_srtp/_tx_srtp while linked: the same methods
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "data = self._rx_srtp.unprotect_rtcp(data)" in recv_next
     assert "data = self._rx_srtp.unprotect(data)" in recv_next
@@ -299,22 +313,21 @@ def test_fast_lane_srtp_stand_in_matches_what_aiortc_calls() -> None:
     assert "data = self._tx_srtp.protect_rtcp(data)" in send_rtp
     assert "data = self._tx_srtp.protect(data)" in send_rtp
     for name in ("protect", "unprotect", "protect_rtcp", "unprotect_rtcp"):
-        assert callable(getattr(fastpath.SerializedSrtp, name)), name
+        assert callable(getattr(SerializedSrtp, name)), name
     # the sessions the engine uses are pylibsrtp Sessions made by _setup_srtp
     setup = inspect.getsource(RTCDtlsTransport._setup_srtp)
     assert "self._rx_srtp = Session(rx_policy)" in setup
     assert "self._tx_srtp = Session(tx_policy)" in setup
-    assert aiortc.rtcdtlstransport.Session is pylibsrtp.Session
-    # pylibsrtp keeps the srtp_t in _srtp (fastpath.session_pointer), and libsrtp's functions have the
-    # signature _fastlane.c calls them with: int (*)(srtp_t, void *packet, int *length)
-    assert "self._srtp = ffi.gc(srtp," in inspect.getsource(pylibsrtp.Session.__init__)
-    from pylibsrtp._binding import ffi, lib
-
-    for name in ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp", "srtp_unprotect_rtcp"):
-        ctype = ffi.typeof(ffi.addressof(lib, name))
-        assert [ffi.getctype(a) for a in ctype.args] == ["struct srtp_ctx_t_ *", "void *", "int *"], name
-        assert ctype.result.kind in ("primitive", "enum"), name
+    assert aiortc.rtcdtlstransport.Session is pylibsrtp.Session  # type: ignore[attr-defined]
+    # srtp_sessions / replace_srtp_sessions / restore_srtp_sessions use exactly those two attributes
+    dtls = RTCDtlsTransport.__new__(RTCDtlsTransport)
     key = bytes(range(30))
-    session = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-    pointer = fastpath.session_pointer(session)
-    assert pointer and pointer == int(ffi.cast("uintptr_t", session._srtp[0]))
+    rx, tx = (pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=t)) for t in (
+        pylibsrtp.Policy.SSRC_ANY_INBOUND, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))  # fmt: skip
+    dtls._rx_srtp, dtls._tx_srtp = rx, tx
+    assert aiortc_hooks.srtp_sessions(dtls) == (rx, tx)
+    stand_ins = SerializedSrtp(None, rx), SerializedSrtp(None, tx)  # type: ignore[arg-type]
+    aiortc_hooks.replace_srtp_sessions(dtls, *stand_ins)
+    assert (dtls._rx_srtp, dtls._tx_srtp) == stand_ins and aiortc_hooks.srtp_sessions(dtls) is None
+    aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
+    assert aiortc_hooks.srtp_sessions(dtls) == (rx, tx)

@@ -1,4 +1,4 @@
-"""The media fast lane (gateway/media/fastpath.py, _fastlane.c) end to end: an aiortc browser <-> bridge <->
+"""The media fast lane (gateway/media/fastlane/, _fastlane.c) end to end: an aiortc browser <-> bridge <->
 a plain RTP phone on 127.0.0.1, with the native engine forwarding steady pass-through RTP.
 
 Checks what the peers see (tones, sequence numbers, digits) and what the bridge counts (its statistics,
@@ -31,9 +31,10 @@ import av
 import pytest
 
 import sdp
-from gateway.media import aiortc_hooks, fastpath
+from gateway.media import aiortc_hooks, fastlane
 from gateway.media.bridge import BridgeState
 from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
+from gateway.media.fastlane.native import load_codecs
 from gateway.media.ports import RtpPortAllocator
 from gateway.media.rtp import RtpPacket
 from gateway.media.webrtc_leg import WebLegState
@@ -47,7 +48,7 @@ DROPPED, TO_SIP, TO_WEB = 0, 1, 2  # indexes into Link.counters()
 
 def require_fast_lane() -> None:
     """CI must have built the extension (a missing build would silently test only the Python path)."""
-    if fastpath.available():
+    if fastlane.available():
         return
     message = "gateway.media._fastlane is not built (pip install -e . with a C compiler)"
     if in_ci():
@@ -71,11 +72,11 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0, what: str =
 
 
 async def linked(call: Call, timeout: float = 5.0) -> None:
-    await until(lambda: call.bridge._fast is not None, timeout, "the fast lane to link")
+    await until(lambda: call.link is not None, timeout, "the fast lane to link")
 
 
 def counters(call: Call) -> tuple[int, int, int, int, int]:
-    fast = call.bridge._fast
+    fast = call.link
     assert fast is not None, "the fast lane is not linked"
     return fast.native.counters()
 
@@ -93,7 +94,7 @@ def contiguous(seqs: list[int]) -> bool:
 
 
 def browser_packets_sent(call: Call) -> int:
-    return int(call.web.transceiver.sender._RTCRtpSender__packet_count)
+    return int(call.web.transceiver.sender._RTCRtpSender__packet_count)  # type: ignore[attr-defined]
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -102,10 +103,9 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_the_native_module_is_built_in_ci() -> None:
     if in_ci():
-        assert fastpath.available(), "CI must build gateway.media._fastlane (pip install -e .)"
-    elif not fastpath.available():
+        assert fastlane.available(), "CI must build gateway.media._fastlane (pip install -e .)"
+    elif not fastlane.available():
         pytest.skip("gateway.media._fastlane is not built")
-    assert fastpath.Engine._by_loop == {}  # nothing left over from other tests
 
 
 async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
@@ -117,7 +117,7 @@ async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
         await call.browser_calls()
         await call.connected()
         await linked(call)
-        assert call.bridge.settings.fast_path
+        assert call.bridge.settings.fast_lane is not None
         await call.play(1.0)  # 50 frames from the phone
         assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
         assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
@@ -129,7 +129,7 @@ async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
         await asyncio.sleep(0.3)
         browser_sent = browser_packets_sent(call)
         stats = call.bridge.stats()
-        assert call.bridge._fast is not None
+        assert call.link is not None
         assert stats.sip_to_web.received == stats.sip_to_web.forwarded == call.phone.sent == 50, stats
         assert stats.sip_to_web.lost == 0 and stats.sip_to_web.dropped == 0
         assert len(call.web.payloads) == 50
@@ -153,7 +153,7 @@ async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
         assert not errors_logged(caplog)
     finally:
         await call.close()
-    assert call.bridge._fast is None and fastpath.Engine._by_loop == {}
+    assert call.link is None and call.pool is not None and call.pool.engines == []
 
 
 async def test_sequence_numbers_stay_continuous_while_python_and_the_engine_both_send(
@@ -296,13 +296,12 @@ async def test_web_users_hold_stops_both_directions_and_resume_restarts_them(
 
 
 async def test_fast_path_off_keeps_everything_on_the_python_path(ports: RtpPortAllocator) -> None:
-    call = Call(ports, fast_path=False)
+    call = Call(ports, fast_lane=None)
     try:
         await call.browser_calls()
         await call.connected()
         await call.play(1.0)
-        assert call.bridge._fast is None and not call.bridge._fast_pending
-        assert fastpath.Engine._by_loop == {}
+        assert call.link is None and not call.link_pending and call.bridge.fast_lane is None
         assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
         stats = call.bridge.stats()
         assert stats.sip_to_web.forwarded == call.phone.sent and stats.web_to_sip.forwarded >= 45
@@ -349,7 +348,7 @@ async def test_garbage_on_the_sip_port_neither_crashes_nor_stops_forwarding(
         assert after[TO_SIP] >= before[TO_SIP] + 40, (before, after)
         assert endpoint.dropped > dropped  # Python saw the garbage and dropped it
         assert call.web.heard(SIP_TONE, last=0.6) and call.phone.heard(WEB_TONE)
-        assert call.bridge.state is BridgeState.ACTIVE and call.bridge._fast is not None
+        assert call.bridge.state is BridgeState.ACTIVE and call.link is not None
         assert endpoint.latched_address == call.phone.address
         stats = call.bridge.stats()
         assert stats.sip_to_web.lost == 0
@@ -383,16 +382,14 @@ async def test_many_calls_leave_no_fd_thread_or_engine_behind(ports: RtpPortAllo
         finally:
             await call.close()
             await call.close()  # idempotent
-        assert call.bridge._fast is None
+        assert call.link is None
 
     await one_call(-1)  # warm up what is created once (executor threads, ...)
     await asyncio.sleep(0.2)
     gc.collect()
     fds, threads = _fds(), _threads()
-    assert fastpath.Engine._by_loop == {}
     for i in range(30):
-        await one_call(i)
-        assert fastpath.Engine._by_loop == {}, i
+        await one_call(i)  # Call.close() checks that its engine stopped with its last link
     assert len(forwarded) == 31 and all(forwarded)
 
     loop = asyncio.get_running_loop()
@@ -407,18 +404,18 @@ async def test_many_calls_leave_no_fd_thread_or_engine_behind(ports: RtpPortAllo
 async def test_calls_share_the_engine_threads_and_closing_one_leaves_the_others_forwarding(
     ports: RtpPortAllocator,
 ) -> None:
-    calls = [Call(ports, call_id=f"shared{i}") for i in range(3)]
+    pool = fastlane.EnginePool()
+    calls = [Call(ports, call_id=f"shared{i}", fast_lane=pool) for i in range(3)]
     try:
         await asyncio.gather(*(c.browser_calls() for c in calls))
         await asyncio.gather(*(c.connected() for c in calls))
         for call in calls:
             await linked(call)
-        engines = next(iter(fastpath.Engine._by_loop.values()))
-        assert len(fastpath.Engine._by_loop) == 1 and len(engines) == min(3, fastpath.WORKERS), engines
-        assert sum(len(engine._links) for engine in engines) == 3
+        assert len(pool.engines) == min(3, pool.workers), pool.engines
+        assert pool.links == 3
         await asyncio.gather(*(c.play(0.4) for c in calls))
         await calls[1].close()
-        assert calls[1].bridge._fast is None and len(fastpath.Engine._by_loop) == 1
+        assert calls[1].link is None and pool.links == 2
         before = [counters(calls[0]), counters(calls[2])]
         for call in (calls[0], calls[2]):
             call.web.clear()
@@ -430,7 +427,8 @@ async def test_calls_share_the_engine_threads_and_closing_one_leaves_the_others_
             assert call.web.heard(SIP_TONE, last=0.5) and call.phone.heard(WEB_TONE)
     finally:
         await asyncio.gather(*(c.close() for c in calls))
-    assert fastpath.Engine._by_loop == {}
+    assert pool.engines == []  # each engine stopped with its last link
+    pool.close()
 
 
 async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_the_socket(
@@ -460,7 +458,7 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
         durations.clear()
         before = counters(call)
         await call.play(2.5)
-        assert call.bridge._fast is not None
+        assert call.link is not None
         after = counters(call)
         assert after[TO_WEB] >= before[TO_WEB] + 100 and after[TO_SIP] >= before[TO_SIP] + 100
         assert not call.of_type(IceFailed) and call.web.pc.connectionState == "connected"
@@ -479,7 +477,7 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
 # ----------------------------------------------------------------------------------- transcoded calls
 
 # The browser offers only Opus and the phone answers G.711 (or G.722): the bridge transcodes. The engine
-# does Opus <-> PCMU/PCMA itself (``fastpath.transcoding()``), stamping its 20 ms output frames as the
+# does Opus <-> PCMU/PCMA itself (``load_codecs()``), stamping its 20 ms output frames as the
 # Python path's TimestampMapper + FrameClock do; G.722 stays on the Python path.
 
 OPUS_ONLY = ("opus", "telephone-event")
@@ -530,7 +528,7 @@ class StampingPeer(RecordingPeer):
 
 def require_transcoding(*pairs: str) -> None:
     """CI must transcode natively (libopus comes with PyAV's wheel): else the Python path hides it."""
-    missing = set(pairs) - fastpath.transcoding()
+    missing = set(pairs) - load_codecs()
     if missing:
         message = f"the fast lane does not transcode {sorted(missing)} (libopus not found?)"
         if in_ci():
@@ -562,7 +560,7 @@ async def test_opus_browser_and_g711_phone_are_transcoded_by_the_engine_both_way
         await asyncio.sleep(0.3)
         browser_sent = browser_packets_sent(call)
         stats = call.bridge.stats()
-        assert call.bridge._fast is not None and stats.transcoding
+        assert call.link is not None and stats.transcoding
         assert stats.sip_to_web.received == stats.sip_to_web.transcoded == call.phone.sent == 50, stats
         assert stats.sip_to_web.forwarded == 50 and stats.sip_to_web.lost == stats.sip_to_web.dropped == 0
         assert stats.web_to_sip.received == stats.web_to_sip.transcoded == browser_sent, (stats, browser_sent)
@@ -588,7 +586,7 @@ async def test_opus_browser_and_g711_phone_are_transcoded_by_the_engine_both_way
         assert not errors_logged(caplog)
     finally:
         await call.close()
-    assert call.bridge._fast is None and fastpath.Engine._by_loop == {}
+    assert call.link is None and call.pool is not None and call.pool.engines == []
 
 
 async def test_dtmf_both_ways_while_the_engine_transcodes(
@@ -692,11 +690,12 @@ async def test_g722_phone_stays_on_the_python_path_and_audio_flows_both_ways(
         await call.browser_calls()
         await call.connected()
         assert call.of_type(CodecChosen) == [CodecChosen("opus/48000", "G722/8000", transcoding=True)]
-        assert not {"opus>g722", "g722>opus"} & fastpath.transcoding()
+        assert not {"opus>g722", "g722>opus"} & load_codecs()
         await call.play(1.0)
         # never linked (``_fast_capable`` is False both ways): both sockets stay with asyncio
-        assert call.bridge._fast is None and not call.bridge._fast_pending
-        assert fastpath.Engine._by_loop == {}
+        assert (
+            call.link is None and not call.link_pending and call.pool is not None and call.pool.engines == []
+        )
         assert call.web.heard(SIP_TONE, last=0.8) and not call.web.heard(WEB_TONE, last=0.8)
         assert call.phone.heard(WEB_TONE) and not call.phone.heard(SIP_TONE)
         stats = call.bridge.stats()

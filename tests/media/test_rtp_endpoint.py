@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import sdp
 from gateway.media.errors import EndpointError, MediaError
+from gateway.media.latch import LatchState, SymmetricLatch
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.media.rtcp import (
     RtcpBye,
@@ -24,11 +26,8 @@ from gateway.media.rtcp import (
 from gateway.media.rtp import RtpPacket
 from gateway.media.rtp_endpoint import (
     EndpointState,
-    LatchState,
-    MediaDirection,
     RtpEndpoint,
     RtpEndpointConfig,
-    SymmetricLatch,
 )
 from peers.audio import RtpTonePeer
 from tests.media.test_ports import free_range
@@ -404,9 +403,9 @@ async def test_send_needs_a_remote_and_a_sending_direction(
     try:
         assert not ep.send_rtp(PCMU, b"\xff", 0)  # no remote yet
         ep.set_remote(peers[0].address)
-        ep.set_direction(MediaDirection.RECVONLY)
+        ep.set_direction(sdp.Direction.RECVONLY)
         assert not ep.send_rtp(PCMU, b"\xff", 0)
-        ep.set_direction(MediaDirection.SENDRECV)
+        ep.set_direction(sdp.Direction.SENDRECV)
         assert ep.send_rtp(PCMU, b"\xff", 0)
         await until(lambda: len(peers[0].packets) == 1)
     finally:
@@ -452,13 +451,13 @@ async def test_hold_pauses_the_inactivity_timer(allocator: RtpPortAllocator) -> 
     loop = asyncio.get_running_loop()
     await ep.open()
     try:
-        ep.set_direction(MediaDirection.SENDONLY)  # we put the peer on hold: it sends nothing
+        ep.set_direction(sdp.Direction.SENDONLY)  # we put the peer on hold: it sends nothing
         await asyncio.sleep(0.5)
         assert rec.inactive == 0
-        ep.set_direction(MediaDirection.INACTIVE)
+        ep.set_direction(sdp.Direction.INACTIVE)
         await asyncio.sleep(0.1)
         resumed = loop.time()
-        ep.set_direction(MediaDirection.SENDRECV)
+        ep.set_direction(sdp.Direction.SENDRECV)
         await until(lambda: rec.inactive == 1)
         assert loop.time() - resumed >= 0.28  # counted from the resume, not from open
     finally:

@@ -16,7 +16,7 @@ from peers.audio import G711, detect_tone, sine
 
 
 def _codec(name: str, mode: str, rate: int) -> AudioCodecContext:
-    context = cast(AudioCodecContext, CodecContext.create(name, mode))
+    context = cast(AudioCodecContext, CodecContext.create(name, mode))  # type: ignore[call-overload]
     context.format = "s16"
     context.layout = "mono"
     context.sample_rate = rate

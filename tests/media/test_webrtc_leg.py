@@ -24,7 +24,7 @@ MDNS = "candidate:1 1 udp 2122260223 3f2a4b6c-0000-4000-8000-000000000000.local 
 
 def make_leg(events: list[MediaEvent], **options: object) -> WebRtcLeg:
     opts = WebLegOptions(**{"host_addresses": ("127.0.0.1",), **options})  # type: ignore[arg-type]
-    return WebRtcLeg(opts, on_rtp=lambda packet: None, on_event=events.append, call_id="t")
+    return WebRtcLeg(opts, on_rtp=lambda *fields: None, on_event=events.append, call_id="t")
 
 
 def with_data_channel(text: str) -> str:
@@ -108,7 +108,7 @@ def test_offer_without_audio_is_unacceptable() -> None:
 async def test_peer_connection_never_uses_a_default_stun_server() -> None:
     leg = make_leg([])
     try:
-        configuration = leg._pc._RTCPeerConnection__configuration
+        configuration = leg._pc._RTCPeerConnection__configuration  # type: ignore[attr-defined]
         assert configuration.iceServers == []
     finally:
         await leg.close()

@@ -1,0 +1,432 @@
+"""The media bridge's direct RTP paths through aiortc's and aioice's private internals (aiortc 1.16,
+aioice 0.13), guarded with the other hooks by ``tests/media/test_aiortc_hooks.py``.
+
+The media bridge itself uses the two shortcuts below (``PacketTrack`` and ``tap_receiver`` stay for the
+peers of tests and examples). Per packet, aiortc's own paths cost a queue, a task wakeup (an extra event
+loop iteration) and several coroutine hops in each direction; these cost none:
+
+* ``DirectSender`` (``attach_direct_sender(sender)``): writes the RTP header itself (the sender's SSRC,
+  its own sequence numbers, the header extensions aiortc would write for audio: ``mid``), protects with
+  the DTLS transport's SRTP session (``RTCDtlsTransport._tx_srtp``) and writes to the socket of the
+  nominated ICE pair (``Connection._nominated``; ``StunProtocol.send_data`` does exactly this
+  ``transport.sendto``), synchronously in the caller. aiortc's RTP loop stays parked on an idle
+  ``PacketTrack``; its RTCP loop still sends the sender reports, with packet and octet counts, RTP and
+  NTP timestamps filled in from ours (``RTCRtpSender._send_rtcp`` is wrapped; the private counters
+  ``getStats()`` and the RTT estimate read are kept in step once per report).
+* ``DirectReceiver`` (``attach_direct_receiver(receiver, on_rtp)``): once the receiver is started, the
+  ICE connection's ``data_received`` (called by aioice's ``StunProtocol`` with each non-STUN datagram,
+  which it otherwise queues for the DTLS transport's reading task) unprotects SRTP packets right there
+  with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; DTLS and SRTCP still take
+  aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
+  RFC 7983) to it without trying the STUN parser first. The receive statistics of RTCP receiver reports
+  are fed as before. aiortc's decoder thread for the receiver is stopped
+  (``RTCRtpReceiver.__stop_decoder``, as on close): nothing decodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pylibsrtp
+from aioice import Connection
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtp import AnyRtcpPacket, HeaderExtensions, HeaderExtensionsMap, RtcpSenderInfo, RtcpSrPacket
+from aiortc.utils import uint16_gt
+
+from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
+
+if TYPE_CHECKING:
+    from gateway.media.fastlane.native import Record
+
+logger = logging.getLogger(__name__)
+
+
+_RTP_HEADER = struct.Struct("!BBHII")
+_EXTENSION_HEADER = struct.Struct("!HH")
+_U32 = 0xFFFF_FFFF
+_CONNECTED = DtlsState.CONNECTED
+_SENDER = "_RTCRtpSender__"
+# the sender's private counters, read by its getStats() and its round-trip time estimate
+_SENDER_COUNTERS = ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp", "lsr")
+_NTP_EPOCH_OFFSET = 2_208_988_800
+
+
+def _ntp_now() -> int:
+    """The 64-bit NTP timestamp (RFC 3550 §4) of now."""
+    ntp = time.time() + _NTP_EPOCH_OFFSET
+    whole = int(ntp)
+    return ((whole & _U32) << 32) | (int((ntp - whole) * (1 << 32)) & _U32)
+
+
+def _nominated_pairs(transport: RTCDtlsTransport) -> dict[int, Any]:
+    connection = getattr(transport.transport, "_connection", None)
+    nominated = getattr(connection, "_nominated", None)
+    if not isinstance(nominated, dict):
+        raise HookError("aioice Connection._nominated is gone")
+    return nominated
+
+
+class DirectSender:
+    """RTP payloads out on an ``RTCRtpSender``'s SSRC, synchronously: header, SRTP, socket (module note).
+
+    ``timestamp`` is already on the output timeline (the bridge's mapper has a random origin); sequence
+    numbers start at random in the lower half, as aiortc's do. ``now`` (on ``clock``) is when the packet
+    left: the sender report extrapolates its RTP timestamp from the last one (RFC 3550 §6.4.1).
+    """
+
+    def __init__(self, sender: RTCRtpSender, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sender = sender
+        self._clock = clock
+        self._dtls: RTCDtlsTransport | None = None
+        self._nominated: dict[int, Any] = {}
+        self._pair: object = None
+        self._socket: Any = None  # the asyncio datagram transport of the nominated pair's protocol
+        self._address: tuple[str, int] | None = None
+        self._first = 0x80  # V=2, no padding, no extension, no CSRC
+        self._extension = b""
+        self._ssrc = sender._ssrc
+        self._audio_pt: int | None = None
+        self._clock_rate = 8000
+        self._sequence = random_sequence_number()
+        self._last_timestamp = 0
+        self._last_time = 0.0
+        self.packets_sent = self.octets_sent = 0
+        self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
+        self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
+
+    @property
+    def started(self) -> bool:
+        """The sender was started (DTLS connected, direction sends): packets can go."""
+        return self._audio_pt is not None
+
+    @property
+    def payload_type(self) -> int | None:
+        return self._audio_pt
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    def _bind(self, parameters: RTCRtpSendParameters) -> None:
+        codec = parameters.codecs[0]
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        profile, value = extensions.set(HeaderExtensions(mid=parameters.muxId))  # as _run_rtp for audio
+        if value:
+            self._first = 0x90
+            self._extension = _EXTENSION_HEADER.pack(profile, len(value) // 4) + value
+        dtls = self._sender.transport
+        self._nominated = _nominated_pairs(dtls)
+        self._dtls = dtls
+        self._ssrc = self._sender._ssrc
+        self._clock_rate = codec.clockRate
+        self._audio_pt = codec.payloadType
+
+    def send(
+        self,
+        payload: bytes,
+        timestamp: int,
+        payload_type: int | None = None,
+        marker: bool = False,
+        now: float | None = None,
+    ) -> bool:
+        """Send one payload (``payload_type`` None: the sender's codec); False when it cannot go now."""
+        pt, dtls = self._audio_pt, self._dtls
+        if pt is None or dtls is None or dtls._state is not _CONNECTED or not self._sender._enabled:
+            return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            if pair is None:
+                return False
+            self._pair, self._socket, self._address = pair, pair.protocol.transport, pair.remote_addr
+        timestamp &= _U32
+        link = self.link
+        if (
+            link is not None
+        ):  # the fast lane's engine owns the sequence numbers and SRTP (gateway/media/fastlane)
+            if (
+                link.send(
+                    1, self._address, marker, pt if payload_type is None else payload_type, timestamp, payload
+                )
+                < 0
+            ):
+                return False
+        else:
+            sequence = self._sequence
+            self._sequence = (sequence + 1) & 0xFFFF
+            header = _RTP_HEADER.pack(
+                self._first,
+                (0x80 if marker else 0) | (pt if payload_type is None else payload_type),
+                sequence,
+                timestamp,
+                self._ssrc,
+            )
+            self._socket.sendto(dtls._tx_srtp.protect(header + self._extension + payload), self._address)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._last_timestamp = timestamp
+        self._last_time = self._clock() if now is None else now
+        return True
+
+    def account_sent(self, records: list[Record]) -> None:
+        """Packets the fast lane sent on our SSRC, counted as ``send`` counts its own."""
+        sent = [record for record in records if record.sent]
+        if sent:
+            self.packets_sent += sum(record.sent for record in sent)
+            self.octets_sent += sum(record.octets for record in sent)
+            self._last_timestamp, self._last_time = sent[-1].out_ts, sent[-1].departure
+
+    @property
+    def next_sequence(self) -> int:
+        return self._sequence
+
+    @next_sequence.setter
+    def next_sequence(self, sequence: int) -> None:
+        self._sequence = sequence & 0xFFFF
+
+    def fast_lane_parts(self) -> tuple[Any, tuple[Any, ...], int, int, bytes] | None:
+        """(nominated pair, remote address, first header byte, next sequence number, header extension)
+        while the sender can send, else None."""
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if self._audio_pt is None or dtls is None or dtls._state is not _CONNECTED or pair is None:
+            return None
+        return pair, tuple(pair.remote_addr), self._first, self._sequence, self._extension
+
+    @property
+    def sending(self) -> bool:
+        """Whether ``send`` would send now (started, DTLS up, the direction sends, a nominated pair)."""
+        dtls = self._dtls
+        return (
+            self._audio_pt is not None
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and self._sender._enabled
+            and self._nominated.get(1) is not None
+        )
+
+    def _fill_sender_report(self, packets: Sequence[AnyRtcpPacket]) -> None:
+        """Put our counts and timestamps into aiortc's SR (RFC 3550 §6.4.1) and its private counters."""
+        if not self.packets_sent:
+            return
+        ntp = _ntp_now()
+        elapsed = self._clock() - self._last_time
+        info = RtcpSenderInfo(
+            ntp_timestamp=ntp,
+            rtp_timestamp=(self._last_timestamp + int(elapsed * self._clock_rate)) & _U32,
+            packet_count=self.packets_sent & _U32,
+            octet_count=self.octets_sent & _U32,
+        )
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                packet.sender_info = info
+        values = (info.packet_count, info.octet_count, info.rtp_timestamp, ntp, (ntp >> 16) & _U32)
+        for name, value in zip(_SENDER_COUNTERS, values, strict=True):
+            setattr(self._sender, _SENDER + name, value)
+
+
+def attach_direct_sender(
+    sender: RTCRtpSender, *, clock: Callable[[], float] = time.monotonic
+) -> DirectSender:
+    """Send on ``sender`` with a ``DirectSender``; bound when aiortc starts the sender (``send()``)."""
+    for name in _SENDER_COUNTERS:
+        if not hasattr(sender, _SENDER + name):
+            raise HookError(f"RTCRtpSender.__{name} is gone")
+    direct = DirectSender(sender, clock)
+    original_send: Callable[[RTCRtpSendParameters], Awaitable[None]] = sender.send
+    original_rtcp: Callable[[list[AnyRtcpPacket]], Awaitable[None]] = sender._send_rtcp
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original_send(parameters)
+        if parameters.codecs and not direct.started:
+            direct._bind(parameters)
+
+    async def send_rtcp(packets: list[AnyRtcpPacket]) -> None:
+        direct._fill_sender_report(packets)
+        await original_rtcp(packets)
+
+    sender.send = send  # type: ignore[method-assign]
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+    sender.replaceTrack(direct.idle_track)
+    return direct
+
+
+# (ssrc, sequence number, timestamp, payload type, marker, payload) of a decrypted RTP packet
+RawRtpHandler = Callable[[int, int, int, int, bool, bytes], None]
+
+
+class _Seen:
+    """What ``StreamStatistics.add`` reads of a packet; one reused instance instead of a packet object."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
+class DirectReceiver:
+    """Decrypted RTP of a receiver straight from the ICE connection's datagram callback (module note)."""
+
+    def __init__(self, receiver: RTCRtpReceiver, on_rtp: RawRtpHandler) -> None:
+        streams = getattr(receiver, RECEIVER_STREAMS, None)
+        if not isinstance(streams, dict):
+            raise HookError(f"RTCRtpReceiver.{RECEIVER_STREAMS} is gone")
+        stop_decoder = getattr(receiver, "_RTCRtpReceiver__stop_decoder", None)
+        if not callable(stop_decoder):
+            raise HookError("RTCRtpReceiver.__stop_decoder is gone")
+        self._receiver = receiver
+        self._on_rtp = on_rtp
+        self._streams: dict[int, StreamStatistics] = streams
+        self._stop_decoder: Callable[[], None] = stop_decoder
+        self._clock_rates: dict[int, int] = {}
+        self._dtls: RTCDtlsTransport | None = None
+        self._queue_datagram: Callable[[bytes, int], None] | None = None
+        self._seen = _Seen()
+        self.started = False
+        self.dropped = 0
+
+    def _start(self, parameters: RTCRtpReceiveParameters) -> None:
+        dtls = self._receiver.transport
+        connection = getattr(dtls.transport, "_connection", None)
+        original = getattr(connection, "data_received", None)
+        if not isinstance(connection, Connection) or not callable(original):
+            raise HookError("aioice Connection.data_received is gone")
+        self._clock_rates = {
+            codec.payloadType: codec.clockRate for codec in parameters.codecs if codec.payloadType is not None
+        }
+        self._dtls = dtls
+        self._queue_datagram = original
+        connection.data_received = self._datagram  # type: ignore[method-assign]
+        for protocol in getattr(connection, "_protocols", ()):
+            self._bypass_stun_parser(protocol)
+        self._stop_decoder()  # the receiver's decoder thread would only idle
+        self.started = True
+
+    def _bypass_stun_parser(self, protocol: Any) -> None:
+        """RFC 7983 §7: a first byte of 128-191 is RTP or RTCP, never STUN. aioice tries to parse every
+        datagram as STUN first (an exception per RTP packet, and an RTP packet whose sequence number
+        happens to equal its length - 20 would pass for STUN and be lost): skip that for those."""
+        original: Callable[[bytes, tuple[Any, ...]], None] = protocol.datagram_received
+        component: int = protocol.local_candidate.component
+        datagram = self._datagram
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            if data and 127 < data[0] < 192:
+                datagram(data, component)
+            else:
+                original(data, addr)
+
+        protocol.datagram_received = datagram_received
+
+    def _datagram(self, data: bytes, component: int) -> None:
+        # RFC 7983 demultiplexing as RTCDtlsTransport._recv_next: 128-191 is RTP/RTCP, RTCP by its type
+        dtls = self._dtls
+        if (
+            len(data) > 1
+            and 127 < data[0] < 192
+            and not 191 < data[1] < 209
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and dtls._rx_srtp is not None
+        ):
+            try:
+                plain = dtls._rx_srtp.unprotect(data)
+            except pylibsrtp.Error:
+                self.dropped += 1
+                return
+            try:
+                self._packet(plain)
+            except Exception:  # never let one packet break aioice's socket callback
+                logger.exception("handling a decrypted RTP packet failed")
+            return
+        assert self._queue_datagram is not None
+        self._queue_datagram(data, component)
+
+    @property
+    def dtls(self) -> RTCDtlsTransport | None:
+        return self._dtls
+
+    @property
+    def receiving(self) -> bool:
+        """Whether decrypted RTP reaches ``on_rtp`` (started, DTLS up, the direction receives)."""
+        dtls = self._dtls
+        return self.started and dtls is not None and dtls._state is _CONNECTED and self._receiver._enabled
+
+    def account(self, records: list[Record], wall_offset: float) -> None:
+        """Packets the fast lane forwarded, fed to the statistics of the receiver reports as ``StreamStatistics.add`` would have when they
+        arrived (it takes arrival from time.time(): ``wall_offset`` converts)."""
+        streams = self._streams
+        for record in records:
+            ssrc, sequence, timestamp = record.ssrc, record.seq, record.ts
+            stats = streams.get(ssrc)
+            if stats is None:
+                stats = streams[ssrc] = StreamStatistics(self._clock_rates.get(record.pt, 8000))
+            in_order = stats.max_seq is None or uint16_gt(sequence, stats.max_seq)
+            stats.packets_received += 1
+            if stats.base_seq is None:
+                stats.base_seq = sequence
+            if not in_order:
+                continue
+            arrival = int((record.arrival + wall_offset) * stats._clockrate)
+            if stats.max_seq is not None and sequence < stats.max_seq:
+                stats.cycles += 1 << 16
+            stats.max_seq = sequence
+            last_arrival, last_timestamp = stats._last_arrival, stats._last_timestamp
+            if last_arrival is not None and last_timestamp is not None and timestamp != last_timestamp:
+                diff = abs((arrival - last_arrival) - (timestamp - last_timestamp))
+                stats._jitter_q4 += diff - ((stats._jitter_q4 + 8) >> 4)
+            stats._last_arrival = arrival
+            stats._last_timestamp = timestamp
+
+    def packet(self, data: bytes) -> None:
+        """A decrypted RTP packet (the fast lane decrypts what it does not forward itself)."""
+        self._packet(data)
+
+    def _packet(self, data: bytes) -> None:
+        size = len(data)
+        if not self._receiver._enabled or size < 12:
+            self.dropped += 1
+            return
+        first, second, sequence, timestamp, ssrc = _RTP_HEADER.unpack_from(data)
+        pos = 12 + 4 * (first & 0x0F)
+        if first & 0x10:  # RFC 3550 §5.3.1: skip the extension (truncated: dropped below)
+            pos = pos + 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3]) if size >= pos + 4 else size + 1
+        end = size
+        if first & 0x20:  # RFC 3550 §5.1: the last octet counts the padding, itself included
+            end = size - data[-1] if data[-1] else -1
+        payload_type = second & 0x7F
+        rate = self._clock_rates.get(payload_type)
+        if first >> 6 != 2 or pos > end or rate is None:
+            self.dropped += 1  # malformed, or a payload type aiortc would not route to this receiver
+            return
+        stats = self._streams.get(ssrc)
+        if stats is None:
+            stats = self._streams[ssrc] = StreamStatistics(rate)
+        seen = self._seen
+        seen.sequence_number, seen.timestamp = sequence, timestamp
+        stats.add(seen)  # type: ignore[arg-type]
+        self._on_rtp(ssrc, sequence, timestamp, payload_type, second > 127, data[pos:end])
+
+
+def attach_direct_receiver(receiver: RTCRtpReceiver, on_rtp: RawRtpHandler) -> DirectReceiver:
+    """Take ``receiver``'s RTP on the direct path once aiortc starts it (``receive()``)."""
+    direct = DirectReceiver(receiver, on_rtp)
+    original: Callable[[RTCRtpReceiveParameters], Awaitable[None]] = receiver.receive
+
+    async def receive(parameters: RTCRtpReceiveParameters) -> None:
+        await original(parameters)
+        if not direct.started:
+            direct._start(parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+    return direct

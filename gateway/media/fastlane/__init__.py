@@ -1,0 +1,40 @@
+"""The media fast lane: steady RTP forwarded and transcoded by native threads (``_fastlane.c``).
+
+Why: in Python every packet costs an event-loop wake-up plus the bridge's work, ~250 us at one call on
+a small VM; the native thread costs a few system calls. Python keeps every decision:
+
+Modules: ``native`` (the boundary with the compiled engine: ``Record``, ``Datagram``, ``arm``),
+``engine`` (``EnginePool``, owned by ``gateway.app``; ``Engine``, one thread; ``FastLink``, one call),
+``controller`` (``FastLaneController``: one bridge's link, arming, accounting). The private internals
+they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_hooks``.
+
+* A ``FastLink`` takes over one call's two sockets (the web leg's nominated ICE socket and the SIP leg's
+  RTP socket) once both legs are up and the call is pass-through: asyncio stops reading them and the
+  engine thread reads both from then on. Packets go through the same paths as before unless a *lane*
+  is armed: for each direction, the bridge arms a lane with what its Python path would do to the next
+  packet (source address, SSRC, payload types, timestamp offset, destination). A packet that fits is
+  rewritten and sent by the thread, which queues a *record* of it; anything else (STUN, DTLS, RTCP,
+  telephone-events, a new SSRC or address, a timestamp jump, a held direction) is queued as a datagram
+  and disarms its lane. RTP from the browser is always decrypted by the thread.
+* ``drain()`` runs when the thread has queued a datagram it did not forward (an eventfd wakes the loop:
+  media, ICE consent checks and RTCP timing wait for it) and every ``DRAIN_INTERVAL`` seconds for the
+  records of forwarded packets: datagrams go to the handlers asyncio would have called (aioice's protocol,
+  ``DirectReceiver``, ``RtpEndpoint``), records to the bridge, which accounts for them as if its Python
+  path had forwarded them (statistics for RTCP, loss, timestamp mapper, watchdogs, latency). Then the
+  bridge re-arms; a lane is never armed while a packet of its direction waits in the queue (no
+  reordering). Inactivity watchdogs drain before they decide, so they never miss a forwarded packet.
+* Transcoding: Opus <-> PCMU/PCMA is done by the thread too (libopus, the copy PyAV bundles; G.711 by
+  the same tables as ``transcode``), through 8 kHz PCM in 20 ms frames; other pairs (G.722) stay on
+  the Python path, which also handles the first packets of every call until the lanes are armed.
+* Output sequence numbers and SRTP belong to the engine while linked: ``DirectSender`` and
+  ``RtpEndpoint`` send their own packets (DTMF, transcoded audio) through ``Link.send``, and aiortc's
+  libsrtp sessions are replaced by ``SerializedSrtp``, which runs them under the engine's lock.
+
+Without the compiled module (``available()`` False), or without an ``EnginePool`` in the bridge settings
+(``media.fast_path: false``), everything stays on the Python path.
+"""
+
+from gateway.media.fastlane.engine import EnginePool
+from gateway.media.fastlane.native import Datagram, Record, available
+
+__all__ = ["Datagram", "EnginePool", "Record", "available"]

@@ -1,0 +1,255 @@
+"""One call's fast lane: when to link its sockets to an engine, how to arm the lanes, what to account.
+
+The bridge owns one ``FastLaneController`` when the fast lane is on. ``update()`` runs whenever the
+call's media changes (a leg connected, a re-INVITE, hold): it links the two sockets once both legs can
+carry media (retrying every 50 ms for a while, since aiortc starts its sender and receiver just after
+it reports the connection), and re-arms the lanes otherwise. A lane is armed with exactly what the
+bridge's Python path (``MediaPath``) would do to its direction's next packet; records of the packets
+the engine forwarded are accounted as the Python path accounts for its own (receive statistics, loss,
+the timestamp mapper, sender counters, watchdogs, latency). ``unlink()`` gives the sockets back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gateway.media import aiortc_hooks
+from gateway.media.bridge_settings import LatencyMeter
+from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
+from gateway.media.fastlane.native import (
+    RECORD_WEB_TO_SIP,
+    SIP_TO_WEB,
+    WEB_TO_SIP,
+    Address,
+    NativeLink,
+    Record,
+    arm,
+)
+from gateway.media.forward import MediaPath
+from gateway.media.sip_leg import SipLeg
+from gateway.media.watchdog import Watchdog
+from gateway.media.webrtc_leg import WebLegState, WebRtcLeg
+
+__all__ = ["FastLaneController"]
+
+logger = logging.getLogger(__name__)
+
+LINK_ATTEMPTS = 20
+LINK_RETRY = 0.05  # seconds
+
+
+class FastLaneController:
+    def __init__(
+        self,
+        pool: EnginePool,
+        *,
+        call_id: str,
+        web: WebRtcLeg,
+        sip: SipLeg,
+        to_sip: MediaPath,
+        to_web: MediaPath,
+        web_watchdog: Watchdog,
+        latency: LatencyMeter,
+        active: Callable[[], bool],
+    ) -> None:
+        self._pool = pool
+        self._call = call_id
+        self._web, self._sip = web, sip
+        self._to_sip, self._to_web = to_sip, to_web
+        self._web_watchdog = web_watchdog
+        self._latency = latency
+        self._active = active
+        pool.transcoding  # noqa: B018  # libopus and the G.711 tables, once: at setup, not mid-call
+        self.link: FastLink | None = None  # while linked
+        self._pending = False  # wanted but not linked yet: retried for a while
+        self._retry: asyncio.TimerHandle | None = None
+        self._pair: Any = None  # the nominated ICE pair whose socket the link reads
+        self._remote: Address = ()
+        self._dropped = 0  # SRTP packets the engine dropped, of links closed before
+
+    # ------------------------------------------------------------------------------------ linking
+
+    def update(self) -> None:
+        """The call's media changed: link when it can be, else re-arm."""
+        if self.link is not None:
+            self.fast_rearm()
+            return
+        self._pending = self._active() and self._capable(self._to_sip) and self._capable(self._to_web)
+        if self._pending:
+            self._try_link()
+            if self._pending and self._retry is None:
+                self._retry_link(LINK_ATTEMPTS)
+
+    def _retry_link(self, attempts: int) -> None:
+        self._retry = None
+        if self._pending and self._active():
+            self._try_link()
+            if self._pending and attempts > 1:
+                self._retry = asyncio.get_running_loop().call_later(
+                    LINK_RETRY, self._retry_link, attempts - 1
+                )
+
+    def _capable(self, path: MediaPath) -> bool:
+        """Pass-through, or a codec pair the engine transcodes itself."""
+        return path.passthrough or bool(path.codec_pairs() & self._pool.transcoding)
+
+    def _try_link(self) -> None:
+        """Link the two sockets to an engine once both legs can carry media."""
+        web, endpoint = self._web, self._sip.endpoint
+        if web.state is not WebLegState.CONNECTED or endpoint is None or endpoint.rtp_transport is None:
+            return
+        sender, receiver = web.direct_sender, web.direct_receiver
+        parts, dtls = sender.fast_lane_parts(), receiver.dtls
+        sessions = aiortc_hooks.srtp_sessions(dtls) if dtls is not None else None
+        if parts is None or dtls is None or sessions is None or not receiver.started:
+            return
+        pair, remote, first, sequence, extension = parts
+        self._pending = False
+        destination = endpoint.remote_rtp_address
+        if destination is not None and not _numeric(destination[0]):
+            logger.info(
+                "call=%s fast lane not used: the SIP side is a host name (%s)", self._call, destination[0]
+            )
+            return
+        rx, tx = sessions
+
+        def install(native: NativeLink) -> Callable[[tuple[int, int]], None]:
+            native.set_output(WEB_TO_SIP, 0x80, endpoint.ssrc, endpoint.next_sequence)
+            native.set_output(SIP_TO_WEB, first, sender.ssrc, sequence, extension)
+            aiortc_hooks.replace_srtp_sessions(dtls, SerializedSrtp(native, rx), SerializedSrtp(native, tx))
+            sender.link = endpoint.link = native
+            endpoint.refresh = self._web_watchdog.refresh = self.drain  # watchdogs see every packet
+
+            def uninstall(sequences: tuple[int, int]) -> None:
+                sender.link = endpoint.link = None
+                endpoint.refresh = self._web_watchdog.refresh = None
+                endpoint.next_sequence, sender.next_sequence = sequences
+                aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
+
+            return uninstall
+
+        try:
+            self.link = self._pool.link(
+                self, call_id=self._call, web_transport=pair.protocol.transport,
+                sip_transport=endpoint.rtp_transport, sessions=(rx, tx), install=install,
+            )  # fmt: skip
+        except Exception as exc:  # the Python path carries the call then
+            logger.warning("call=%s fast lane not used: %r", self._call, exc)
+            return
+        self._pair, self._remote = pair, remote
+        logger.info("call=%s fast lane linked (browser %s)", self._call, remote)
+        self.fast_rearm()
+
+    def drain(self) -> None:
+        """Account for what the engine has forwarded so far (before a watchdog or a report decides)."""
+        if self.link is not None:
+            self.link.drain()
+
+    def dropped(self) -> int:
+        """SRTP packets from the browser the engines dropped (failed authentication, replays)."""
+        if self.link is None:
+            return self._dropped
+        self.link.drain()
+        return self._dropped + self.link.native.counters()[0]
+
+    def unlink(self) -> None:
+        """Give the sockets back to asyncio (idempotent); the Python path carries every packet after."""
+        self._pending = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        link, self.link = self.link, None
+        if link is not None:
+            self._dropped += link.native.counters()[0]
+            link.close()
+
+    # ------------------------------------------------------------------------ LinkHandler (engine)
+
+    def fast_failed(self) -> None:
+        """The engine's thread stopped: the Python path carries the call from now on."""
+        self.unlink()
+
+    def fast_rearm(self) -> None:
+        """Arm each lane whose direction's next packet the engine can handle as the Python path would;
+        disarm the others."""
+        link = self.link
+        if link is None:
+            return
+        try:
+            self._arm_lanes(link.native)
+        except ValueError as exc:  # e.g. a re-INVITE moved the SIP side to a host name
+            logger.info("call=%s fast lane disarmed: %s", self._call, exc)
+            link.native.disarm(WEB_TO_SIP)
+            link.native.disarm(SIP_TO_WEB)
+
+    def _arm_lanes(self, native: NativeLink) -> None:
+        web, endpoint = self._web, self._sip.endpoint
+        connected = web.state is WebLegState.CONNECTED
+        codecs = self._pool.transcoding
+        sip = self._sip.negotiated
+        lane = self._to_sip.lane(codecs)
+        destination = (
+            endpoint.remote_rtp_address if endpoint is not None and endpoint.direction.sends else None
+        )
+        if (
+            lane is not None
+            and sip is not None
+            and destination is not None
+            and connected
+            and web.direct_receiver.receiving
+        ):
+            arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane)
+        else:
+            native.disarm(WEB_TO_SIP)
+        lane = self._to_web.lane(codecs)
+        source = endpoint.latched_address if endpoint is not None else None
+        sender = web.direct_sender
+        web_pt = sender.payload_type
+        if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
+            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane)
+        else:
+            native.disarm(SIP_TO_WEB)
+
+    def fast_records(self, records: list[Record], wall_offset: float) -> None:
+        """Packets the engine forwarded, accounted as the Python path accounts for its own."""
+        to_sip = [r for r in records if r.kind == RECORD_WEB_TO_SIP]
+        to_web = [r for r in records if r.kind != RECORD_WEB_TO_SIP] if len(to_sip) < len(records) else []
+        endpoint = self._sip.endpoint
+        if to_sip:
+            self._web.direct_receiver.account(to_sip, wall_offset)
+            self._web_watchdog.alive(to_sip[-1].arrival)
+            self._to_sip.account(to_sip)
+            if endpoint is not None:
+                endpoint.account_sent(to_sip)
+        if to_web:
+            if endpoint is not None:
+                endpoint.account_received(to_web)
+            self._to_web.account(to_web)
+            self._web.direct_sender.account_sent(to_web)
+        if self._latency.enabled:
+            for record in records:
+                if record.sent:
+                    self._latency.record(record.departure - record.arrival)
+
+    def fast_web_datagram(self, data: bytes, source: Address) -> None:
+        if self._pair is not None:
+            self._pair.protocol.datagram_received(data, source)
+
+    def fast_web_rtp(self, data: bytes) -> None:
+        self._web.direct_receiver.packet(data)
+
+    def fast_sip_datagram(self, data: bytes, source: Address) -> None:
+        if self._sip.endpoint is not None:
+            self._sip.endpoint.datagram(data, source)
+
+
+def _numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

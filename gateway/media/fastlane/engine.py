@@ -1,0 +1,311 @@
+"""Engines (one native thread each), the pool the application owns, and the links of calls.
+
+``EnginePool`` is created by ``gateway.app`` when the fast lane is on and closed at shutdown after the
+calls; bridges get it in their settings. A new call goes to the engine with the fewest links, or starts
+another while all have some, up to ``workers`` (one thread transcoding a hundred calls would queue
+packets behind each other's encoding). An engine stops with its last link.
+
+An ``Engine`` hands what its thread queued to its links in arrival order (``drain``): records of
+forwarded packets in batches, datagrams one by one; then the links that got a datagram re-arm. It
+drains when the thread signals its eventfd (a datagram waits, or many records) and every
+``DRAIN_INTERVAL`` seconds while it has links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pylibsrtp
+
+from gateway.media.fastlane.native import (
+    RECORD_SIP_TO_WEB,
+    SIP_TO_WEB,
+    WEB_RAW,
+    WEB_RTP,
+    WEB_TO_SIP,
+    Address,
+    Datagram,
+    NativeLink,
+    Record,
+    load_codecs,
+    new_engine,
+)
+from gateway.media.native_hooks import SocketHandover, srtp_functions, srtp_session_pointer
+
+__all__ = ["DRAIN_INTERVAL", "Engine", "EnginePool", "FastLink", "LinkHandler", "SerializedSrtp"]
+
+logger = logging.getLogger(__name__)
+
+DRAIN_INTERVAL = 1.0  # seconds between drains when only records wait (statistics, watchdogs)
+
+
+class LinkHandler(Protocol):
+    """What a ``FastLink`` hands back to its owner (the bridge's fast-lane controller)."""
+
+    def fast_records(self, records: list[Record], wall_offset: float) -> None: ...
+    def fast_web_datagram(self, data: bytes, source: Address) -> None: ...
+    def fast_web_rtp(self, data: bytes) -> None: ...
+    def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
+    def fast_rearm(self) -> None: ...
+    def fast_failed(self) -> None: ...
+
+
+class SerializedSrtp:
+    """Stands in for one of aiortc's ``pylibsrtp.Session`` objects while linked: same methods, run by the
+    engine under its lock (libsrtp sessions are not thread-safe); errors raise ``pylibsrtp.Error``."""
+
+    def __init__(self, link: NativeLink, original: pylibsrtp.Session) -> None:
+        self.link = link
+        self.original = original
+
+    def _run(self, op: int, data: bytes) -> bytes:
+        result = self.link.srtp(op, data)
+        if isinstance(result, int):
+            raise pylibsrtp.Error(f"libsrtp error {result}")
+        return result
+
+    def protect(self, packet: bytes) -> bytes:
+        return self._run(0, packet)
+
+    def unprotect(self, packet: bytes) -> bytes:
+        return self._run(1, packet)
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        return self._run(2, packet)
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes:
+        return self._run(3, packet)
+
+
+class EnginePool:
+    """The fast lane's engines of one event loop: created on demand, at most ``workers``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers!r}")
+        self._loop = loop
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.engines: list[Engine] = []
+        self._transcoding: frozenset[str] | None = None
+        self._closed = False
+
+    @property
+    def transcoding(self) -> frozenset[str]:
+        """The codec pairs the engines transcode themselves (loaded once, at the first call's setup)."""
+        if self._transcoding is None:
+            self._transcoding = load_codecs()
+        return self._transcoding
+
+    @property
+    def links(self) -> int:
+        return sum(len(engine.links) for engine in self.engines)
+
+    def acquire(self) -> Engine:
+        """The engine for a new call."""
+        if self._closed:
+            raise RuntimeError("the fast lane's engines are closed")
+        idle = min(self.engines, key=lambda e: len(e.links), default=None)
+        if idle is not None and (not idle.links or len(self.engines) >= self.workers):
+            return idle
+        engine = Engine(self._loop or asyncio.get_running_loop(), on_close=self.engines.remove)
+        self.engines.append(engine)
+        return engine
+
+    def link(
+        self,
+        handler: LinkHandler,
+        *,
+        call_id: str,
+        web_transport: asyncio.DatagramTransport,
+        sip_transport: asyncio.DatagramTransport,
+        sessions: tuple[pylibsrtp.Session, pylibsrtp.Session],
+        install: Callable[[NativeLink], Callable[[tuple[int, int]], None]],
+    ) -> FastLink:
+        """Move a call's two sockets to an engine. ``install(native)`` puts the link into the legs (SRTP
+        proxies, senders) and returns the function that takes it out again, given the outputs' next
+        sequence numbers; asyncio reads the sockets again after. ``ValueError`` when a transport is not a
+        plain UDP socket of a selector loop (a TURN relay: the engine would see TURN framing)."""
+        loop = self._loop or asyncio.get_running_loop()
+        handover = SocketHandover(loop, (web_transport, sip_transport))
+        engine = self.acquire()
+        rx, tx = sessions
+        link_id = engine.next_id()
+        web_fd, sip_fd = handover.fds
+        try:
+            native: NativeLink = engine.native.link(
+                link_id, web_fd, sip_fd, srtp_session_pointer(rx), srtp_session_pointer(tx), (rx, tx)
+            )
+        except BaseException:
+            engine.close_if_idle()
+            raise
+        handover.take()
+        try:
+            uninstall = install(native)
+        except BaseException:
+            native.close()
+            handover.give_back()
+            engine.close_if_idle()
+            raise
+
+        def restore(sequences: tuple[int, int]) -> None:
+            uninstall(sequences)
+            handover.give_back()
+
+        return FastLink(engine, link_id, native, handler, call_id=call_id, restore=restore)
+
+    def close(self) -> None:
+        """Stop every engine (their links stop forwarding); idempotent. Calls are closed before."""
+        self._closed = True
+        for engine in list(self.engines):
+            engine.close()
+
+
+class Engine:
+    """One native thread and its links; closed with its last link."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, on_close: Callable[[Engine], None]) -> None:
+        self._loop = loop
+        self._on_close = on_close
+        self.native: Any = new_engine(srtp_functions())
+        self.links: dict[int, FastLink] = {}
+        self._ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._failed = False
+        self.closed = False
+        loop.add_reader(self.native.notify_fd, self.drain)
+
+    def next_id(self) -> int:
+        return next(self._ids) & 0xFFFFFFFF
+
+    def add(self, link_id: int, link: FastLink) -> None:
+        self.links[link_id] = link
+        if self._timer is None:
+            self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
+
+    def remove(self, link_id: int) -> None:
+        self.links.pop(link_id, None)
+        self.close_if_idle()
+
+    def close_if_idle(self) -> None:
+        if not self.links:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._on_close(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self.native.notify_fd)
+        self.native.close()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.drain()
+        if self.links:
+            self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
+
+    def drain(self) -> None:
+        """Hand everything the thread queued to its links, in arrival order; then let them re-arm."""
+        if self._failed or self.closed:
+            return
+        items = self.native.drain()
+        if self.native.failed:  # the thread is gone: asyncio reads the sockets again
+            self._failed = True
+            logger.error("fast lane engine failed: %d call(s) back on the Python path", len(self.links))
+            for owner in list(self.links.values()):
+                owner.handler.fast_failed()
+            return
+        if not items:
+            return
+        wall_offset = time.time() - time.monotonic()
+        punted: set[FastLink] = set()
+        pending: dict[FastLink, list[Record]] = {}  # records, accounted in batches
+        links = self.links
+        for raw in items:
+            link = links.get(raw[0])
+            if link is None:
+                continue  # closed meanwhile
+            if raw[1] <= RECORD_SIP_TO_WEB:
+                record = Record._make(raw)
+                records = pending.get(link)
+                if records is None:
+                    pending[link] = [record]
+                else:
+                    records.append(record)
+                continue
+            records = pending.pop(link, None)
+            if records:  # what came before the datagram is accounted before it is handled
+                link.account(records, wall_offset)
+            punted.add(link)
+            link.handle(Datagram._make(raw))
+        for link, records in pending.items():
+            link.account(records, wall_offset)
+        for link in punted:
+            try:
+                link.handler.fast_rearm()
+            except Exception:
+                logger.exception("call=%s re-arming the fast lane failed", link.call_id)
+
+
+class FastLink:
+    """One call's sockets in an engine; created by ``EnginePool.link``, undone by ``close``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        link_id: int,
+        native: NativeLink,
+        handler: LinkHandler,
+        *,
+        call_id: str,
+        restore: Callable[[tuple[int, int]], None],
+    ) -> None:
+        self._engine = engine
+        self.link_id = link_id
+        self.native = native
+        self.handler = handler
+        self.call_id = call_id
+        self._restore = restore
+        engine.add(link_id, self)
+
+    def account(self, records: list[Record], wall_offset: float) -> None:
+        try:
+            self.handler.fast_records(records, wall_offset)
+        except Exception:  # one call's accounting must not stop the others'
+            logger.exception("call=%s accounting fast-lane packets failed", self.call_id)
+
+    def handle(self, datagram: Datagram) -> None:
+        """A datagram the engine did not forward: to the handler asyncio would have called."""
+        handler = self.handler
+        try:
+            if datagram.kind == WEB_RTP:
+                handler.fast_web_rtp(datagram.data)
+            elif datagram.kind == WEB_RAW:
+                handler.fast_web_datagram(datagram.data, datagram.source)
+            else:
+                handler.fast_sip_datagram(datagram.data, datagram.source)
+        except Exception:  # as asyncio's datagram callbacks: log, keep going
+            logger.exception("call=%s handling a datagram from the fast lane failed", self.call_id)
+
+    def drain(self) -> None:
+        self._engine.drain()
+
+    def close(self) -> None:
+        """Account for what is queued, stop the thread using the sockets, give them back to asyncio."""
+        if self.native.closed:
+            return
+        sequences = (self.native.sequence(WEB_TO_SIP), self.native.sequence(SIP_TO_WEB))
+        self.native.close()  # nothing more is queued for it; what is, is handled now
+        self._engine.drain()
+        self._engine.remove(self.link_id)
+        self._restore(sequences)
