@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run call-bench test test-deps system-deps typecheck lint bench clean
+.PHONY: run call-bench test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,8 @@ $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml gateway/media/_fastlane
 run: $(VENV)/.stamp-run
 	BIN=$(BIN) CONFIG=$(CONFIG) scripts/demo
 
-## test: install what the tests need (pip, and Debian packages when root) and run the whole suite
-test: test-deps
-	$(BIN)/mypy
+## test: install what the tests need (pip, and Debian packages when root), check style and types, run the whole suite
+test: test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-deps: system-deps $(VENV)/.stamp-test
@@ -39,8 +38,16 @@ system-deps:
 typecheck: $(VENV)/.stamp-test
 	$(BIN)/mypy
 
+## lint: ruff's lint rules, ruff's formatting and strict mypy over the whole tree (config: pyproject.toml)
 lint: $(VENV)/.stamp-test
-	$(BIN)/ruff check gateway sdp sipcore peers tests examples bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## format: rewrite the tree in ruff's format and apply ruff's safe fixes
+format: $(VENV)/.stamp-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.stamp-run
 	$(BIN)/python bench/sdp_bench.py
