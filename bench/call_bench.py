@@ -2,7 +2,7 @@
 
 Run: python bench/call_bench.py [--rates 1,20] [--seconds 4] [--hold 2]   (needs sipp; about a minute)
 
-The far end is sipp's UAS (tests/peers/scenarios/uas_basic_call.xml) with -rtp_echo; the gateway runs in
+The far end is sipp's UAS (peers/scenarios/uas_basic_call.xml) with -rtp_echo; the gateway runs in
 this process (its PBX is sipp); the web users are aiortc clients in a separate process, speaking the
 WebSocket protocol (4 sessions of alice, calls spread over them), sending pre-encoded PCMU (so the
 gateway forwards without transcoding, and the clients stay cheap). At each rate (calls per second) calls

@@ -1,6 +1,6 @@
 """A real Kamailio registrar/proxy (Debian ``kamailio``) on a loopback port, for tests.
 
-The configuration is tests/peers/kamailio/kamailio.cfg: digest-authenticated REGISTER for fixed test users
+The configuration is peers/kamailio/kamailio.cfg: digest-authenticated REGISTER for fixed test users
 (`USERS`; more can be added per test), contacts in memory, INVITEs routed to registered contacts with
 record-routing. The fixture copies it into a temporary directory (adding any extra users), starts
 ``kamailio -DD -E`` in the foreground with its log on stderr (kept in ``kamailio.log``), waits until it

@@ -1,7 +1,7 @@
 """Run sipp (Debian ``sip-tester``) scenarios as subprocesses on loopback, for tests.
 
 A `Sipp` is one sipp process: a built-in scenario (``"uac"``, ``"uas"``, ...: ``-sn``) or one of ours in
-tests/peers/scenarios (``"uac_basic_call"`` or a path: ``-sf``). It gets free SIP and media ports on
+peers/scenarios (``"uac_basic_call"`` or a path: ``-sf``). It gets free SIP and media ports on
 127.0.0.1, traces messages and errors into its own directory, and always ends with a `SippResult`:
 
     # foreground: a UAC places one call and exits

@@ -2,7 +2,7 @@
 gateway's web leg. Proves that the client library's offer/answer and trickled candidates produce a
 working WebRTC connection, that the page shows it, and that audio flows both ways (level meters).
 
-The stand-in is tests/media/webpeer.py's `WebPeer` (aiortc on 127.0.0.1, plays a 440 Hz tone).
+The stand-in is peers/webpeer.py's `WebPeer` (aiortc on 127.0.0.1, plays a 440 Hz tone).
 """
 
 from __future__ import annotations

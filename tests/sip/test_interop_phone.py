@@ -1,5 +1,5 @@
 """The user agent against a real SIP phone: pjsua2 (examples/desk_phone.py, driven through
-tests/peers/phone.py). Calls both ways reach CONFIRMED on the phone and Answered/Confirmed on
+peers/phone.py). Calls both ways reach CONFIRMED on the phone and Answered/Confirmed on
 us; INFO crosses both ways; BYE comes from each side."""
 
 from __future__ import annotations

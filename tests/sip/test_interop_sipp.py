@@ -1,4 +1,4 @@
-"""The user agent against sipp (Debian sip-tester): each scenario of tests/peers/scenarios that a
+"""The user agent against sipp (Debian sip-tester): each scenario of peers/scenarios that a
 gateway meets, in the direction the gateway meets it. Our UA trusts 127.0.0.1 only (the real
 TrustedSources policy, not AcceptAll)."""
 
