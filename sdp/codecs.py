@@ -181,36 +181,46 @@ def parse_rtpmap(value: str) -> tuple[int, str, int, int]:
 def build_codecs(formats: Sequence[str], attributes: Iterable[tuple[str, str | None]]) -> tuple[Codec, ...]:
     """Codecs of an RTP m-line in the m-line's order; formats with neither rtpmap nor static entry are skipped.
 
-    Only the first rtpmap/fmtp per payload type counts (RFC 4566 §6 allows one of each).
+    Only the first rtpmap/fmtp per payload type counts (RFC 4566 §6 allows one of each). Liberal in what
+    it accepts (RFC 3264 §5.1, RFC 8866 §5): an rtpmap, fmtp or rtcp-fb line that does not parse
+    (``a=rtpmap:98 iLBC`` without a clock rate, ``H224/0``, RFC 4475's ``31 LPC``) makes its payload
+    format unusable, or loses that parameter, instead of failing the whole description: a format the
+    gateway would never pick must not fail a call. A static payload type falls back to RFC 3551's entry.
     """
-    rtpmaps: dict[int, tuple[str, int, int]] = {}
+    rtpmaps: dict[int, tuple[str, int, int] | None] = {}  # None: an rtpmap that names nothing usable
     fmtps: dict[int, str] = {}
     feedback: dict[int, list[str]] = {}
     for attr_name, value in attributes:
         if value is None or attr_name not in ("rtpmap", "fmtp", "rtcp-fb"):
             continue
         token, _, rest = value.partition(" ")
+        if not (token.isdigit() and token.isascii()):
+            continue  # a=rtcp-fb:* or a malformed payload type: names no format of ours
         if attr_name == "rtpmap":
-            pt, name, rate, channels = parse_rtpmap(value)
-            rtpmaps.setdefault(pt, (name, rate, channels))
+            rtpmaps.setdefault(int(token), _usable_rtpmap(value))
         elif attr_name == "fmtp":
             # sdp-transform's fmtp rule: "fmtp:(\d*) ([\S| ]*)"
-            if (
-                _grammar.match("a", "fmtp", "fmtp:" + value) is None
-                or not token.isdigit()
-                or not token.isascii()
-            ):
-                raise SdpParseError(f"invalid fmtp line: 'a=fmtp:{value}'")
-            fmtps.setdefault(int(token), rest)
-        elif not rest.strip():  # RFC 4585 §4.2: rtcp-fb-val is required
-            raise SdpParseError(f"invalid rtcp-fb line: 'a=rtcp-fb:{value}'")
-        elif token.isdigit() and token.isascii():
+            if _grammar.match("a", "fmtp", "fmtp:" + value) is not None:
+                fmtps.setdefault(int(token), rest)
+        elif rest.strip():  # RFC 4585 §4.2: rtcp-fb-val is required
             feedback.setdefault(int(token), []).append(rest)
     codecs: list[Codec] = []
     for fmt in formats:
         pt = int(fmt)
         known = rtpmaps.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
-        if known is not None:
-            name, rate, channels = known
+        if known is None:
+            continue
+        name, rate, channels = known
+        try:
             codecs.append(Codec(pt, name, rate, channels, fmtps.get(pt), tuple(feedback.get(pt, ()))))
+        except SdpParseError:
+            continue  # e.g. an encoding name of characters RFC 4566 does not allow
     return tuple(codecs)
+
+
+def _usable_rtpmap(value: str) -> tuple[str, int, int] | None:
+    try:
+        _, name, rate, channels = parse_rtpmap(value)
+    except SdpParseError:
+        return None
+    return name, rate, channels
