@@ -100,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
+    """The raw bytes: ``sdp.parse`` decodes them and names a bad encoding (SdpParseError, SIP 400)."""
     if path == "-":
-        return sys.stdin.read()
-    with open(path, encoding="utf-8", newline="") as f:
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
         return f.read()
 
 

@@ -64,6 +64,10 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] = os.enviro
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (byte {exc.start}): a configuration is YAML in UTF-8"]
+        ) from None
     return load_config_text(text, env, base_dir=path.parent, source=str(path))
 
 
@@ -261,6 +265,8 @@ class _Reader:
                 problem = f"secret file {str(file)!r} is empty"
             except OSError as exc:
                 secret, problem = None, f"cannot read secret file {str(file)!r}: {exc.strerror or exc}"
+            except UnicodeDecodeError:
+                secret, problem = None, f"secret file {str(file)!r} is not UTF-8 text"
         if secret:
             return Secret(source, ref, secret)
         if secret is None and optional and nullable:

@@ -164,9 +164,19 @@ def test_config_is_frozen() -> None:
         config.http.port = 1  # type: ignore[misc]
 
 
-def test_missing_file_and_bad_yaml() -> None:
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(DATA / "does-not-exist.yaml", {})
+    binary = tmp_path / "gateway.yaml"
+    binary.write_bytes(b"sip:\n  listen: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 15\)"):
+        load_config(binary, {})
+    (tmp_path / "secret.bin").write_bytes(b"\x80\x81")
+    binary.write_text(
+        "ice:\n  browser:\n  - {urls: ['turn:b.example'], username: u, credential: {file: secret.bin}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"secret file .* is not UTF-8 text"):
+        load_config(binary, {})
     with pytest.raises(ConfigError, match="not valid YAML"):
         load("sip: [unclosed\n")
     with pytest.raises(ConfigError, match="expected a mapping of sections"):

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import io
+from pathlib import Path
 
 import pytest
 
 import sdp
 from gateway import cli_sdp
 from tests.sdp.samples import DATA, text
+
+
+def stdin(data: bytes) -> io.TextIOWrapper:
+    """A standard input that has bytes underneath, as the real one does."""
+    return io.TextIOWrapper(io.BytesIO(data))
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -56,7 +62,7 @@ def test_translate_to_sip_with_placeholders(capsys: pytest.CaptureFixture[str]) 
 def test_translate_to_webrtc_from_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(text("pjsua2-offer")))
+    monkeypatch.setattr("sys.stdin", stdin(text("pjsua2-offer").encode()))
     fingerprint = "sha-256 " + ":".join(["AB"] * 32)
     status, out, err = run(
         [
@@ -104,9 +110,28 @@ def test_errors_carry_the_sip_status(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_parse_error_is_400(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("v=0\r\nnonsense\r\n"))
+    monkeypatch.setattr("sys.stdin", stdin(b"v=0\r\nnonsense\r\n"))
     status, _, err = run(["sdp", "classify", "-"], capsys)
     assert status == 1 and "SIP 400" in err and "nonsense" in err
+
+
+@pytest.mark.parametrize("data", [b"v=0\r\n\xff\xfe garbage\r\n", bytes(range(256)), b"\x80"])
+def test_input_that_is_not_utf8_is_one_line_and_exit_1(
+    data: bytes, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    binary = tmp_path / "capture.pcap"
+    binary.write_bytes(data)
+    for argv in (["sdp", "classify", str(binary)], ["sdp", "translate", "--to", "webrtc", "-"]):
+        monkeypatch.setattr("sys.stdin", stdin(data))
+        status, out, err = run(argv, capsys)
+        assert (status, out) == (1, "")
+        assert err.count("\n") == 1 and "not UTF-8" in err and "SIP 400" in err, err
+        assert "Traceback" not in err
+
+
+def test_a_directory_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = run(["sdp", "classify", str(tmp_path)], capsys)
+    assert (status, out) == (1, "") and err.count("\n") == 1 and "cannot read" in err
 
 
 def test_classify(capsys: pytest.CaptureFixture[str]) -> None:
