@@ -16,7 +16,8 @@ The UA only answers and originates: it never forwards a request (no proxy, no op
 the PBX). Requests from sources the :class:`~gateway.sip.policy.SourcePolicy` does not trust get
 403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS
 (200 with Allow, Accept, Supported, RFC 3261 §11.2) and INVITE; other requests outside a dialog
-get 481 (BYE, INFO...) or 405.
+get 481 (BYE, INFO...), 405 with Allow (a known method not allowed here) or 501 (an unknown one, RFC 3261
+§8.2.1, §21.5.2). An INVITE whose body is not SDP gets 415 with Accept, one that would not accept SDP 406.
 
 Via and Contact carry one public address: the Endpoint and the layer's ``public_address`` are
 built from the same value (``sip.public_address``, else the first listening socket).
@@ -48,6 +49,7 @@ from sipcore.dialogset import DialogSet
 from sipcore.digest import DigestClient
 from sipcore.errors import SIPError
 from sipcore.headers import NameAddr, parse_name_addr
+from sipcore.inspection import refuse_accept, refuse_body, refuse_method
 from sipcore.message import Request, Response
 from sipcore.registration import RegState
 from sipcore.requests import Endpoint, build_invite, build_options
@@ -64,6 +66,8 @@ __all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
 logger = logging.getLogger(__name__)
 
 ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+SDP = "application/sdp"
+INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
 CallKey = tuple[str, str]  # (Call-ID, our tag)
 T = TypeVar("T")
 
@@ -348,7 +352,9 @@ class UserAgent:
         elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
             incoming.reply(481)
         else:
-            incoming.reply(405, headers=(("Allow", ", ".join(ALLOW)),))
+            refusal = refuse_method(method, ALLOW)  # 405 known but not allowed, 501 unknown (§8.2.1)
+            status, headers = refusal or (405, (("Allow", ", ".join(ALLOW)),))
+            incoming.reply(status, headers=headers)
 
     def _new_call(self, incoming: IncomingRequest) -> None:
         if incoming.cancelled:
@@ -356,6 +362,12 @@ class UserAgent:
             return
         if self.state is not UAState.RUNNING:
             incoming.reply(503)
+            return
+        # RFC 3261 §8.2.3: a body we cannot read (415), an answer the caller would not accept (406).
+        refusal = refuse_body(incoming.request, INVITE_BODIES) or refuse_accept(incoming.request, SDP)
+        if refusal is not None:
+            logger.info("call=%s INVITE refused with %d", incoming.request.call_id, refusal[0])
+            incoming.reply(refusal[0], headers=refusal[1])
             return
         try:
             dialog = Dialog.from_uas_request(incoming.request, self.endpoint)

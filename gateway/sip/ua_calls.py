@@ -40,6 +40,7 @@ from gateway.sip.ua_events import (
 from sipcore.dialog import Dialog, DialogState
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
+from sipcore.inspection import refuse_body, refuse_method
 from sipcore.message import Request, Response
 
 if TYPE_CHECKING:
@@ -268,6 +269,8 @@ class Call:
         elif method == "INFO":
             incoming.respond(dialog.respond(request, 200))
             self._emit(InfoReceived(request.headers.get("Content-Type") or "", request.body))
+        elif method == "INVITE" and (refusal := refuse_body(request, ("application/sdp",))) is not None:
+            incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 3261 §8.2.3
         elif method == "INVITE":
             self._reinvite_in = incoming
             self.remote_sdp = _text(request.body)
@@ -275,9 +278,8 @@ class Call:
         elif method == "OPTIONS":
             incoming.respond(dialog.respond(request, 200, headers=self.ua.capabilities()))
         else:
-            incoming.respond(
-                dialog.respond(request, 405, headers=(("Allow", ", ".join(self.ua.endpoint.allow)),))
-            )
+            status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
+            incoming.respond(dialog.respond(request, status, headers=headers))
 
     def _on_bye(self) -> None:
         self._stop_waiting_for_ack()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from gateway.sip.ua_events import (
     Answered,
     Bye,
@@ -143,3 +145,19 @@ async def test_sipp_reinvite_hold_and_resume(tmp_path: Path) -> None:
         result = await run
         assert result.ok, result
         assert "a=recvonly" in result.messages
+
+
+async def test_sipp_requests_we_must_refuse_get_the_right_status_before_anyone_rings(tmp_path: Path) -> None:
+    """RFC 3261 §8.2.1-§8.2.3 with RFC 4475 §3.3.6 and §3.3.15, on the wire: 415 with Accept, 406,
+    501 for an unknown method, 405 with Allow for a known one; no call reaches the call layer."""
+    require_binary("sipp")
+    async with running_ua(trusted_sources=LOOPBACK) as ua:
+        result = await Sipp(tmp_path, "uac_refused_requests", address_of(ua), service="gw").run()
+        assert result.ok, result
+        for status in ("415", "406", "501", "405"):
+            assert result.count(f"SIP/2.0 {status}") >= 1, result
+        assert result.count("SIP/2.0 180") == 0 and result.count("SIP/2.0 200") == 0
+        assert "Accept: application/sdp" in result.messages  # on the 415 (and the 406)
+        assert "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO" in result.messages  # on the 405 and 501
+        with pytest.raises(TimeoutError):
+            await ua.next_incoming(0.2)  # nothing was offered to the call layer
