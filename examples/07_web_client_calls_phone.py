@@ -14,44 +14,38 @@ import asyncio
 import logging
 import sys
 
-from gateway.app import Gateway
 from peers.audio import wait_for_tone
-from peers.demo import ALICE_SECRET, demo_config, require_desk_phone
-from peers.phone import DeskPhone
+from peers.demo import ALICE_SECRET, running_demo
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 
 
 async def main() -> int:
-    require_desk_phone()
     logging.basicConfig(level=logging.WARNING)
-    phone = await DeskPhone(user="2000", tone=440).start()
-    port = phone.port
-    gateway = Gateway(demo_config(port))
     peer = WebPeer(1000)
     try:
-        await gateway.start()
-        print(f"1. desk phone 2000 on 127.0.0.1:{port}; gateway at {gateway.http_url}")
-        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
-            print("2. alice logged in on the WebSocket")
-            call_id = await alice.call("2000", await peer.offer())
-            print(f"3. call {call_id} to 2000 placed")
-            connected = await alice.wait_for("connected")
-            await peer.accept(connected["sdp"])
-            incoming = await phone.wait_for("incoming")
-            print(f"4. connected; the phone got a call from {incoming['from']}")
-            print(f"5. alice hears the phone's 440 Hz: {await wait_for_tone(peer, 440)}")
-            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "123"})
-            digits = [(await phone.wait_for("dtmf"))["digit"] for _ in range(3)]
-            print(f"6. DTMF sent; the phone received {' '.join(digits)}")
-            await alice.request({"type": "hangup", "call_id": call_id})
-            ended = await alice.wait_for("ended")
-            state = await phone.wait_for("state", state="DISCONNECTED")
-            print(f"7. hung up: ended {ended['reason']}; the phone says {state['state']} {state['reason']}")
+        async with running_demo(tone=440) as (gateway, phone):
+            print(f"1. desk phone 2000 on {phone.address}; gateway at {gateway.http_url}")
+            async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                print("2. alice logged in on the WebSocket")
+                call_id = await alice.call("2000", await peer.offer())
+                print(f"3. call {call_id} to 2000 placed")
+                connected = await alice.wait_for("connected")
+                await peer.accept(connected["sdp"])
+                incoming = await phone.wait_for("incoming")
+                print(f"4. connected; the phone got a call from {incoming['from']}")
+                print(f"5. alice hears the phone's 440 Hz: {await wait_for_tone(peer, 440)}")
+                await alice.request({"type": "dtmf", "call_id": call_id, "digits": "123"})
+                digits = [(await phone.wait_for("dtmf"))["digit"] for _ in range(3)]
+                print(f"6. DTMF sent; the phone received {' '.join(digits)}")
+                await alice.request({"type": "hangup", "call_id": call_id})
+                ended = await alice.wait_for("ended")
+                state = await phone.wait_for("state", state="DISCONNECTED")
+                print(
+                    f"7. hung up: ended {ended['reason']}; the phone says {state['state']} {state['reason']}"
+                )
     finally:
         await peer.close()
-        await gateway.close()
-        await phone.close()
     print("8. gateway and phone stopped")
     return 0
 

@@ -14,47 +14,35 @@ import asyncio
 import logging
 import sys
 
-from gateway.app import Gateway
 from peers.audio import wait_for_tone
-from peers.demo import ALICE_SECRET, demo_config, require_desk_phone
-from peers.phone import DeskPhone
+from peers.demo import ALICE_SECRET, running_demo
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 
 
 async def main() -> int:
-    require_desk_phone()
     logging.basicConfig(level=logging.WARNING)
-    phone = await DeskPhone(user="2000", tone=440).start()
-    port = phone.port
-    gateway = Gateway(demo_config(port))
     peer = WebPeer(1000)
     try:
-        await gateway.start()
-        host, sip_port = gateway.sip_address
-        print(f"1. gateway: SIP on {host}:{sip_port}, web at {gateway.http_url}")
-        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
-            print("2. alice logged in: the gateway now rings her for sip:1001")
-            await phone.call(f"sip:1001@{host}:{sip_port}")
-            incoming = await alice.wait_for("incoming")
-            call_id = incoming["call_id"]
-            print(f"3. alice's browser rings: call {call_id} from {incoming['from']}")
-            await alice.request({"type": "answer", "call_id": call_id})
-            offer = await alice.wait_for("offer")
-            await alice.request(
-                {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
-            )
-            await alice.wait_for("connected")
-            await phone.wait_for("state", state="CONFIRMED")
-            print("4. answered: alice is connected, the phone says CONFIRMED")
-            print(f"5. alice hears the phone's 440 Hz: {await wait_for_tone(peer, 440)}")
-            await phone.hangup()
-            ended = await alice.wait_for("ended")
-            print(f"6. the phone hung up: alice's call ended ({ended['reason']})")
+        async with running_demo(tone=440) as (gateway, phone):
+            host, sip_port = gateway.sip_address
+            print(f"1. gateway: SIP on {host}:{sip_port}, web at {gateway.http_url}")
+            async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                print("2. alice logged in: the gateway now rings her for sip:1001")
+                await phone.call(f"sip:1001@{host}:{sip_port}")
+                incoming = await alice.wait_for("incoming")
+                call_id = incoming["call_id"]
+                print(f"3. alice's browser rings: call {call_id} from {incoming['from']}")
+                # {"type": "answer"}, then the gateway's WebRTC `offer`, answered with the peer's SDP
+                await alice.answer(call_id, peer.answer)
+                await phone.wait_for("state", state="CONFIRMED")
+                print("4. answered: alice is connected, the phone says CONFIRMED")
+                print(f"5. alice hears the phone's 440 Hz: {await wait_for_tone(peer, 440)}")
+                await phone.hangup()
+                ended = await alice.wait_for("ended")
+                print(f"6. the phone hung up: alice's call ended ({ended['reason']})")
     finally:
         await peer.close()
-        await gateway.close()
-        await phone.close()
     print("7. gateway and phone stopped")
     return 0
 

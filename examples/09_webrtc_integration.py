@@ -20,7 +20,7 @@ import aiohttp
 
 from gateway.app import Gateway
 from peers.audio import wait_for_tone
-from peers.demo import ALICE_SECRET, demo_config, require_desk_phone
+from peers.demo import ALICE_SECRET, running_demo
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -37,12 +37,7 @@ async def phone_calls_web_user(gateway: Gateway, phone: DeskPhone) -> None:
             incoming = await alice.wait_for("incoming")
             call_id = incoming["call_id"]
             print(f"1. the desk phone calls alice: incoming from {incoming['from']}")
-            await alice.request({"type": "answer", "call_id": call_id})
-            offer = await alice.wait_for("offer")
-            await alice.request(
-                {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
-            )
-            await alice.wait_for("connected")
+            await alice.answer(call_id, peer.answer)
             print(f"2. alice answered and hears the phone: {await wait_for_tone(peer, 440)}")
             await alice.request({"type": "hangup", "call_id": call_id})
             state = await phone.wait_for("state", state="DISCONNECTED")
@@ -74,18 +69,10 @@ async def web_user_calls_phone_over_http(gateway: Gateway, phone: DeskPhone) -> 
 
 
 async def main() -> int:
-    require_desk_phone()
     logging.basicConfig(level=logging.WARNING)
-    phone = await DeskPhone(user="2000", tone=440).start()
-    port = phone.port
-    gateway = Gateway(demo_config(port))
-    try:
-        await gateway.start()
+    async with running_demo(tone=440) as (gateway, phone):
         await phone_calls_web_user(gateway, phone)
         await web_user_calls_phone_over_http(gateway, phone)
-    finally:
-        await gateway.close()
-        await phone.close()
     print("8. gateway and phone stopped")
     return 0
 

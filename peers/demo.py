@@ -3,17 +3,24 @@ alice-demo) with a desk phone as its PBX, on free ports of 127.0.0.1.
 
     config = demo_config(phone_port)                  # pbx.address = the desk phone
     gateway = Gateway(config); await gateway.start()
+
+    async with running_demo() as (gateway, phone):    # the same, with the desk phone 2000 running
+        ...
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
+from gateway.app import Gateway
 from gateway.config import Config
 from gateway.config.loader import config_from_mapping
+from peers.phone import DeskPhone
 from peers.ports import free_port
 
-__all__ = ["ALICE_HASH", "ALICE_SECRET", "demo_config", "require_desk_phone"]
+__all__ = ["ALICE_HASH", "ALICE_SECRET", "demo_config", "require_desk_phone", "running_demo"]
 
 # gateway.yaml's demo user: alice / alice-demo (sip 1001).
 ALICE_SECRET = "alice-demo"
@@ -58,3 +65,20 @@ def demo_config(phone_port: int) -> Config:
         },
         {},
     )
+
+
+@contextlib.asynccontextmanager
+async def running_demo(tone: float = 440) -> AsyncIterator[tuple[Gateway, DeskPhone]]:
+    """`make run`'s demo in this process: the desk phone 2000 (pjsua2, plays `tone` Hz) and a gateway
+    whose PBX it is; both stopped on the way out, the gateway first."""
+    require_desk_phone()
+    phone = await DeskPhone(user="2000", tone=tone).start()
+    try:
+        gateway = Gateway(demo_config(phone.port))
+        try:
+            await gateway.start()
+            yield gateway, phone
+        finally:
+            await gateway.close()
+    finally:
+        await phone.close()

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -96,6 +97,17 @@ class WebUser:
     async def call(self, to: str, sdp: str) -> str:
         ack = await self.request({"type": "call", "to": to, "sdp": sdp})
         return str(ack["call_id"])
+
+    async def answer(self, call_id: str, answerer: Callable[[str], Awaitable[str]]) -> Message:
+        """Answer a ringing call (its `incoming` event came) as a browser does; the `connected` event.
+
+        Accept the call, wait for the gateway's WebRTC `offer`, answer it with `answerer(offer_sdp)` (a
+        `WebPeer`'s `answer`, say), and wait until the call is `connected` (docs/signaling.md).
+        """
+        await self.request({"type": "answer", "call_id": call_id})
+        offer = await self.wait_for("offer", call_id=call_id)
+        await self.request({"type": "answer", "call_id": call_id, "sdp": await answerer(offer["sdp"])})
+        return await self.wait_for("connected", call_id=call_id)
 
     async def wait_for(self, kind: str | tuple[str, ...], timeout: float = 15, **match: Any) -> Message:
         """The first event not yet returned of type `kind` (or of one of several) whose fields match."""

@@ -128,12 +128,7 @@ async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
             host, port = gateway.sip_address
             number = await phone.call(f"sip:1001@{host}:{port}")
             call_id = (await alice.wait_for("incoming"))["call_id"]
-            await alice.request({"type": "answer", "call_id": call_id})
-            offer = await alice.wait_for("offer", call_id=call_id)
-            await alice.request(
-                {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
-            )
-            await alice.wait_for("connected", call_id=call_id)
+            await alice.answer(call_id, peer.answer)
             await phone.wait_for("state", call=number, state="CONFIRMED")
             await check_web_hold(gateway, alice, peer, phone, call_id, number)
             await phone.hangup(number)

@@ -56,11 +56,7 @@ async def test_calls_both_ways_through_kamailio(tmp_path: Path) -> None:
                     number = await phone.call(kamailio.aor("1001"))
                     ringing = await alice.wait_for("incoming")
                     call_id = ringing["call_id"]
-                    await alice.request({"type": "answer", "call_id": call_id})
-                    offer = await alice.wait_for("offer", call_id=call_id)
-                    answer = await peer.answer(offer["sdp"])
-                    await alice.request({"type": "answer", "call_id": call_id, "sdp": answer})
-                    await alice.wait_for("connected", call_id=call_id)
+                    await alice.answer(call_id, peer.answer)
                     await phone.wait_for("state", call=number, state="CONFIRMED")
                     await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
                     await phone.hangup(number)

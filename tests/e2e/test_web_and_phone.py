@@ -96,11 +96,7 @@ async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:
                 incoming = await alice.wait_for("incoming")
                 call_id = incoming["call_id"]
                 assert "2000" in incoming["from"], incoming
-                await alice.request({"type": "answer", "call_id": call_id})
-                offer = await alice.wait_for("offer", call_id=call_id)
-                answer = await peer.answer(offer["sdp"])
-                await alice.request({"type": "answer", "call_id": call_id, "sdp": answer})
-                await alice.wait_for("connected", call_id=call_id)
+                await alice.answer(call_id, peer.answer)
                 await phone.wait_for("state", call=number, state="CONFIRMED")
                 await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
                 await asyncio.sleep(1.0)  # a second of the web user's tone in the phone's recording
