@@ -11,6 +11,7 @@ Every error is an ``SdpError`` with the ``sip_status`` to answer with (400 or 48
 standard library plus sdp-transform's line grammar; it does no I/O.
 """
 
+from sdp.acceptance import check_audio_offer
 from sdp.candidate import Candidate
 from sdp.classify import SdpKind, classify, classify_media
 from sdp.codecs import STATIC_PAYLOAD_TYPES, Codec, CodecSpec
@@ -75,6 +76,7 @@ __all__ = [
     "answer",
     "candidate_from_json",
     "candidate_to_json",
+    "check_audio_offer",
     "classify",
     "classify_media",
     "decode_sdpfrag",

@@ -12,12 +12,17 @@ class SdpError(Exception):
     """Base class of every error raised by ``sdp``; ``sip_status`` is the SIP response to send."""
 
     sip_status: int = 500
+    # RFC 3261 §20.43 warn-code for a Warning header on the refusal (302 incompatible transport
+    # protocol, 304 media type not available, 305 incompatible media format...), when one applies.
+    warning: int | None = None
 
-    def __init__(self, message: str, *, sip_status: int | None = None) -> None:
+    def __init__(self, message: str, *, sip_status: int | None = None, warning: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if sip_status is not None:
             self.sip_status = sip_status
+        if warning is not None:
+            self.warning = warning
 
     def __str__(self) -> str:
         return self.message

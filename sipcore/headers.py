@@ -18,6 +18,7 @@ from sipcore.uri import URI, SipURI, parse_uri
 
 __all__ = [
     "BRANCH_MAGIC_COOKIE",
+    "WARN_AGENT",
     "CSeq",
     "NameAddr",
     "Via",
@@ -32,6 +33,7 @@ __all__ = [
     "quote",
     "split_commas",
     "unquote",
+    "warning_value",
 ]
 
 # RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this.
@@ -64,6 +66,18 @@ def is_token(text: str) -> bool:
 def quote(text: str) -> str:
     """A quoted-string (RFC 3261 §25.1), escaping backslash and double quote."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+WARN_AGENT = "sip-webrtc-gateway"  # a pseudonym (RFC 3261 §20.43 warn-agent)
+
+
+def warning_value(code: int, text: str, agent: str = WARN_AGENT) -> str:
+    """A Warning header value (RFC 3261 §20.43): ``305 agent "text"``; the text is made printable,
+    quoted and kept short."""
+    if not 300 <= code <= 399:
+        raise ValueError(f"a warn-code is 3xx, not {code!r}")
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)[:200]
+    return f"{code} {agent} {quote(printable)}"
 
 
 def unquote(text: str) -> str:

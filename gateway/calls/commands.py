@@ -42,15 +42,19 @@ class SipCancel:
 
 @dataclass(frozen=True, slots=True)
 class SipRespond:
-    """Answer the inbound INVITE (1xx, 2xx with the SIP answer, or a final failure)."""
+    """Answer the inbound INVITE (1xx, 2xx with the SIP answer, or a final failure). ``warning`` is a
+    (warn-code, text) pair for a Warning header on a failure (RFC 3261 §20.43)."""
 
     call_id: str
     status: int
     phrase: str
     sdp: str | None = None
+    warning: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         _checks.status("status", self.status, 101, 699)
+        if self.warning is not None and (self.status < 300 or not 300 <= self.warning[0] <= 399):
+            raise InvalidValue(f"a warning {self.warning!r} goes with a 3xx-6xx and a 3xx warn-code")
         if 200 <= self.status < 300 and self.sdp is None:
             raise InvalidValue(f"a {self.status} to an INVITE with an offer needs the SDP answer")
 

@@ -1,6 +1,7 @@
 """Handlers of an inbound call (SIP -> web user) until it is connected or over.
 
-INVITE -> the identity map's answer: NoSuchUser 404, NotOnline 480, no offer 488, else ring every
+INVITE -> the identity map's answer: NoSuchUser 404, NotOnline 480, no offer 488, an offer whose audio
+cannot be bridged 488 with a Warning naming why (sdp.check_audio_offer), else ring every
 open session of the users found (NotifyIncoming) and send 180 Ringing. The first session to
 answer wins: the others StopRinging("answered elsewhere"). Answering: CreateBridge,
 MediaOfferToWeb -> SendWebOffer -> WebSdpAnswer -> MediaAnswerFromWeb -> MediaSipAnswerReady,
@@ -50,13 +51,21 @@ if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
 
 
-def respond(call: CallMachine, status: int, sdp_text: str | None = None, detail: str | None = None) -> None:
-    call.emit(SipRespond(call.call_id, status, phrase(status, detail), sdp_text))
+def respond(
+    call: CallMachine,
+    status: int,
+    sdp_text: str | None = None,
+    detail: str | None = None,
+    warning: tuple[int, str] | None = None,
+) -> None:
+    call.emit(SipRespond(call.call_id, status, phrase(status, detail), sdp_text, warning))
 
 
-def _refuse(call: CallMachine, status: int, code: EndReason, detail: str | None = None) -> None:
+def _refuse(
+    call: CallMachine, status: int, code: EndReason, detail: str | None = None, warning: int | None = None
+) -> None:
     call.end_reason = local_reason(code, status)
-    respond(call, status, detail=detail)
+    respond(call, status, detail=detail, warning=(warning, detail or "") if warning is not None else None)
     call.close()
 
 
@@ -71,10 +80,10 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
     if event.sdp is None:  # offerless INVITE (RFC 3261 §13.2.1): the gateway needs an offer to bridge
         _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA, "an offer is required")
         return
-    try:
-        sdp.parse(event.sdp)
+    try:  # decided before anyone rings: a web user must not answer a call that then fails
+        sdp.check_audio_offer(sdp.parse(event.sdp), call.settings.sip_codecs)
     except sdp.SdpError as exc:
-        _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message)
+        _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return
     call.sip_offer = event.sdp
     for user in target.users:

@@ -24,6 +24,7 @@ class CallSettings:
     answer_timeout: float = 20.0  # a session answered until WebRTC is up: 480
     closing_timeout: float = 32.0  # 64*T1 (RFC 3261 §17.1.1.2 timer B): give up on the SIP leg
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
+    sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
 
     def __post_init__(self) -> None:
         for name in (
@@ -36,6 +37,8 @@ class CallSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
                 raise InvalidValue(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        if not self.sip_codecs:
+            raise InvalidValue("sip_codecs must name at least one codec")
         if not 40 <= self.dtmf_duration_ms <= 5000:
             raise InvalidValue(f"dtmf_duration_ms must be 40-5000, got {self.dtmf_duration_ms!r}")
 
@@ -49,6 +52,7 @@ class CallSettings:
             "outbound_ring_timeout": config.calls.outbound_ring_timeout,
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
             "answer_timeout": config.calls.answer_timeout,
+            "sip_codecs": tuple(c.value for c in config.codecs.sip),
         }
         values.update(overrides)
         return cls(**values)

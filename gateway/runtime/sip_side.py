@@ -23,6 +23,7 @@ from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallState as SipCallState
 from sipcore.errors import SIPError
+from sipcore.headers import warning_value
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class SipSide:
             case cmd.SipCancel():
                 if isinstance(call, OutgoingCall):
                     call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
-            case cmd.SipRespond(status=status, phrase=phrase, sdp=body):
-                self._respond(call, status, phrase, body)
+            case cmd.SipRespond(status=status, phrase=phrase, sdp=body, warning=warning):
+                self._respond(call, status, phrase, body, warning)
             case cmd.SipBye():
                 if call is None:
                     self._feed(ev.SipLegClosed())
@@ -97,7 +98,14 @@ class SipSide:
             case cmd.SipInfoDtmf(digit=digit, duration_ms=duration):
                 self.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))
 
-    def _respond(self, call: SipCall | None, status: int, phrase: str, body: str | None) -> None:
+    def _respond(
+        self,
+        call: SipCall | None,
+        status: int,
+        phrase: str,
+        body: str | None,
+        warning: tuple[int, str] | None = None,
+    ) -> None:
         if not isinstance(call, IncomingCall):
             logger.info("call=%s no INVITE to answer with %s", self.call_id, status)
             return
@@ -110,7 +118,8 @@ class SipSide:
             assert body is not None  # SipRespond refuses a 2xx without SDP
             call.answer(body)
         else:
-            call.reject(status, phrase or None)
+            headers = (("Warning", warning_value(*warning)),) if warning is not None else ()
+            call.reject(status, phrase or None, headers=headers)
 
     def send_info(self, content_type: str, body: str) -> None:
         call = self._live()

@@ -124,12 +124,14 @@ class IncomingCall(Call):
         finally:
             self._emit(Failed(408, "No ACK"))
 
-    def reject(self, status: int = 486, reason: str | None = None) -> None:
-        """Refuse the call with a 3xx-6xx (404, 480, 486, 488, 603...)."""
+    def reject(
+        self, status: int = 486, reason: str | None = None, *, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        """Refuse the call with a 3xx-6xx (404, 480, 486, 488, 603...) and extra ``headers`` (Warning)."""
         if not 300 <= status <= 699:
             raise ValueError(f"a rejection needs a 3xx-6xx status, not {status!r}")
         dialog = self._unanswered("reject")
-        response = dialog.respond(self.request, status, reason)
+        response = dialog.respond(self.request, status, reason, headers=headers)
         self.incoming.respond(response)
         self._emit(Failed(status, response.reason))
 

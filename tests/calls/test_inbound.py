@@ -94,6 +94,27 @@ def test_refused_offer_says_why_in_the_reason_phrase(offer: str | None, detail: 
     assert reply.phrase.isprintable() and len(reply.phrase) < 160
 
 
+@pytest.mark.parametrize(
+    ("media", "warning", "words"),
+    [
+        ("m=image 40000 udptl t38\r\n", 304, "no audio stream"),  # T.38 fax only
+        ("m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n", 302, "SDES-SRTP"),
+        ("m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", 305, "G729/8000"),
+    ],
+)
+def test_an_offer_that_cannot_be_bridged_is_488_before_anyone_rings(
+    media: str, warning: int, words: str
+) -> None:
+    call = f.machine()
+    offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n" + media
+    out = call.handle(f.invite(f.found(("alice", "s1")), sdp=offer))
+    assert f.kinds(out) == [SipRespond]  # no NotifyIncoming: nobody rings
+    (reply,) = out
+    assert isinstance(reply, SipRespond) and reply.status == 488 and words in reply.phrase
+    assert reply.warning is not None and reply.warning[0] == warning and words in reply.warning[1]
+    assert call.state is CallState.CLOSED
+
+
 def test_rings_every_session_and_sends_180() -> None:
     call = f.machine()
     out = call.handle(f.invite(f.found(("alice", "s1"), ("alice", "s2"), ("bob", "s3"))))

@@ -1,0 +1,65 @@
+"""Can the gateway bridge the audio of an offer from the SIP side? Decided before anyone rings.
+
+A UAS that will refuse an offer answers at once (RFC 3261 §13.3.1.3, RFC 3264 §6): ringing a web user
+and failing only after she answered loses the call and her trust. The gateway bridges the first active
+audio m-line (the one the media bridge takes) over plain RTP (RTP/AVP or RTP/AVPF) with one of its SIP
+codecs. ``check_audio_offer`` raises ``SdpUnacceptable`` (488) naming the real cause, with the RFC 3261
+§20.43 warn-code for a Warning header:
+
+- no active audio m-line (T.38 fax only, video only): 304 Media type not available;
+- the audio uses another transport profile (RTP/SAVP with a=crypto, i.e. SDES-SRTP; UDP/TLS/RTP/SAVPF,
+  a WebRTC offer): 302 Incompatible transport protocol;
+- none of the offered audio codecs is one the gateway allows: 305 Incompatible media format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sdp import _edit
+from sdp.codecs import CodecSpec, codec_specs
+from sdp.errors import SdpUnacceptable
+from sdp.model import MediaDescription, SessionDescription
+
+__all__ = ["WARN_INCOMPATIBLE_FORMAT", "WARN_INCOMPATIBLE_PROTOCOL", "WARN_MEDIA_TYPE", "check_audio_offer"]
+
+WARN_INCOMPATIBLE_PROTOCOL = 302
+WARN_MEDIA_TYPE = 304
+WARN_INCOMPATIBLE_FORMAT = 305
+PLAIN_PROFILES = frozenset({"RTP/AVP", "RTP/AVPF"})
+
+
+def _streams(description: SessionDescription) -> str:
+    active = [f"{m.media} {m.proto}" for m in description.media if not m.rejected]
+    return ", ".join(active) or "no active stream"
+
+
+def _profile(section: MediaDescription) -> str:
+    proto = section.proto.upper()
+    if proto in ("RTP/SAVP", "RTP/SAVPF") and section.get("crypto") is not None:
+        return f"{section.proto} with a=crypto (SDES-SRTP)"
+    if "TLS" in proto or section.get("fingerprint") is not None:
+        return f"{section.proto} (DTLS-SRTP)"
+    return section.proto
+
+
+def check_audio_offer(description: SessionDescription, codecs: Sequence[str | CodecSpec]) -> None:
+    """Raise ``SdpUnacceptable`` (with ``warning``) unless the first active audio m-line can be bridged."""
+    section = next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+    if section is None:
+        raise SdpUnacceptable(
+            f"no audio stream to bridge (offered: {_streams(description)})", warning=WARN_MEDIA_TYPE
+        )
+    if section.proto.upper() not in PLAIN_PROFILES:
+        raise SdpUnacceptable(
+            f"audio offered over {_profile(section)}; the gateway's SIP side speaks RTP/AVP",
+            warning=WARN_INCOMPATIBLE_PROTOCOL,
+        )
+    specs = codec_specs(codecs)
+    offered = [c for c in section.codecs if not c.is_telephone_event]
+    if not any(_edit.allowed(c, specs) for c in offered):
+        names = ", ".join(f"{c.name}/{c.clock_rate}" for c in offered) or "none the gateway can read"
+        raise SdpUnacceptable(
+            f"no common audio codec: offered {names}; the gateway takes {', '.join(str(s.name) for s in specs)}",
+            warning=WARN_INCOMPATIBLE_FORMAT,
+        )
