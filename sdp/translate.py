@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Collection, Sequence
 
 from sdp import _edit
+from sdp.acceptance import PLAIN_PROFILES
 from sdp.candidate import Candidate
 from sdp.codecs import Codec, CodecSpec, codec_specs
 from sdp.errors import SdpUnacceptable
@@ -176,7 +177,10 @@ def to_webrtc(
     rtcp-mux and a BUNDLE group over the accepted m-lines. Codecs (optionally filtered by ``codecs``)
     and direction are kept; ``c=0.0.0.0`` hold becomes a=sendonly/inactive (RFC 3264 §8.4), since
     WebRTC ignores the connection address. Port-0 m-lines stay rejected and out of BUNDLE (RFC 8843
-    §7.3.3). Raises ``SdpUnacceptable`` when no m-line can be used.
+    §7.3.3). One m-line per media type is kept, the first usable one with a plain RTP profile (else the
+    first usable one): the same media offered twice (RTP/SAVP and RTP/AVP, best-effort SRTP) or several
+    audio streams become one stream for the browser, the others rejected with port 0 so that the answer
+    still has as many m-lines as the offer. Raises ``SdpUnacceptable`` when no m-line can be used.
     """
     specs = codec_specs(codecs) if codecs is not None else None
     address, port = default_candidate(candidates)
@@ -184,9 +188,11 @@ def to_webrtc(
         raise SdpUnacceptable(f"{len(mids)} mids given for {len(description.media)} m-lines")
     result: list[MediaDescription] = []
     bundle: list[str] = []
+    usable = {index: _web_codecs(section, specs, media) for index, section in enumerate(description.media)}
+    streams = _one_per_media_type(description, [index for index, chosen in usable.items() if chosen])
     for index, section in enumerate(description.media):
         mid = mids[index] if mids is not None else str(index)
-        chosen = _web_codecs(section, specs, media)
+        chosen = usable[index] if index in streams else []
         if not chosen:
             proto = WEBRTC_PROTO if section.is_rtp else section.proto
             rejected = _edit.rejected(section, proto, [Attribute("mid", mid)])
@@ -219,6 +225,20 @@ def to_webrtc(
         attributes=tuple(attributes),
         media=tuple(result),
     )
+
+
+def _one_per_media_type(description: SessionDescription, usable: Sequence[int]) -> set[int]:
+    """Of the usable m-lines, one per media type: the first with a plain RTP profile, else the first."""
+    kept: dict[str, int] = {}
+    for index in usable:
+        section = description.media[index]
+        current = kept.get(section.media)
+        if current is None or (
+            description.media[current].proto.upper() not in PLAIN_PROFILES
+            and section.proto.upper() in PLAIN_PROFILES
+        ):
+            kept[section.media] = index
+    return set(kept.values())
 
 
 def _web_codecs(

@@ -138,3 +138,17 @@ def test_classify(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(["sdp", "classify", str(DATA / "chromium-offer-audio-video.sdp")], capsys)
     assert status == 0
     assert out.splitlines()[0] == "webrtc" and "(webrtc)" in out
+
+
+def test_translate_to_webrtc_offers_the_browser_one_audio_stream(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.sdp.test_translate import SAME_AUDIO_TWICE
+
+    offer = tmp_path / "sbc-offer.sdp"
+    offer.write_text(SAME_AUDIO_TWICE)
+    status, out, _ = run(["sdp", "translate", "--to", "webrtc", str(offer)], capsys)
+    assert status == 0
+    lines = [line for line in out.splitlines() if line.startswith("m=audio")]
+    assert len(lines) == 3 and lines[0].startswith("m=audio 0 ") and lines[2].startswith("m=audio 0 ")
+    assert not lines[1].startswith("m=audio 0 ") and "a=group:BUNDLE 1" in out

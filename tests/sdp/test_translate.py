@@ -304,3 +304,26 @@ def test_round_trip_through_both_translations_keeps_codecs() -> None:
     assert [c.rtpmap for c in back.media[0].codecs] == [
         c.rtpmap for c in load("baresip-offer").media[0].codecs
     ]
+
+
+# The same audio offered twice, RTP/SAVP with a=crypto first and RTP/AVP second (best-effort SRTP by
+# capability negotiation, as SBCs and Cisco CUBE send it; RFC 8643 discusses it as the thing OSRTP
+# replaces), and a second plain audio stream after them.
+SAME_AUDIO_TWICE = (
+    "v=0\r\no=sbc 1 1 IN IP4 192.0.2.40\r\ns=-\r\nc=IN IP4 192.0.2.40\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    "m=audio 40002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "m=audio 40004 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+)
+
+
+def test_to_webrtc_keeps_one_audio_stream_the_plain_one() -> None:
+    result = sdp.to_webrtc(sdp.parse(SAME_AUDIO_TWICE), ice=ICE, dtls=DTLS, candidates=[HOST])
+    assert result.media[0].port == 0 and result.media[2].port == 0  # rejected, still there
+    assert result.media[1].port != 0 and [c.name for c in result.media[1].codecs] == [
+        "PCMU",
+        "telephone-event",
+    ]
+    assert result.get("group") == "BUNDLE 1"  # only the kept stream is bundled
+    assert len(result.media) == 3
