@@ -30,8 +30,10 @@ __all__ = [
     "VersionNotSupported",
 ]
 
-# The headers a response copies from its request (RFC 3261 §8.2.6.2).
-_ANSWER_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
+# The headers without which no response can reach and match its request: Via routes it back and
+# CSeq names the transaction (RFC 3261 §8.2.6.2, §17.1.3). From, To and Call-ID are copied when
+# present; a request missing them still gets its 400 (RFC 4475 §3.3.1).
+_ANSWER_HEADERS = ("Via", "CSeq")
 _MAX_REASON = 120
 
 
@@ -45,7 +47,7 @@ class ParseContext:
 
     @property
     def answerable(self) -> bool:
-        """A request whose headers allow a response to be built (RFC 3261 §8.2.6)."""
+        """A request whose headers allow a response to be built and matched (RFC 3261 §8.2.6)."""
         if not self.is_request or self.method == "ACK":
             # Responses are never answered; an ACK gets no response (RFC 3261 §17.2.3).
             return False

@@ -180,3 +180,20 @@ async def test_line_feed_flood_and_garbage_on_tcp_keep_the_connection(make_layer
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)).startswith(b"SIP/2.0 200")
     assert [r.method for r in tu.requests] == ["OPTIONS"]
     writer.close()
+
+
+async def test_a_request_missing_call_id_from_and_to_gets_its_400_on_the_wire(
+    make_layer: LayerFactory, peer: RawUdp
+) -> None:
+    """RFC 4475 §3.3.1 (insuf): a response can still be built from Via and CSeq, so one is sent."""
+    layer, tu = await make_layer()
+    insuf = (
+        "INVITE sip:user@example.com SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKkdj.insuf\r\n"
+        "CSeq: 193942 INVITE\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    peer.send(insuf, udp(layer).local)
+    await asyncio.sleep(0.2)
+    assert len(peer.raw) == 1 and peer.raw[0].startswith(b"SIP/2.0 400 Bad Request: missing ")
+    assert b"CSeq: 193942 INVITE" in peer.raw[0] and b"branch=z9hG4bKkdj.insuf" in peer.raw[0]
+    assert tu.requests == []

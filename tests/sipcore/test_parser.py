@@ -214,7 +214,13 @@ def test_unanswerable_errors() -> None:
     no_call_id = make(head=HEAD.replace("Call-ID: a84b4c76e66710@pc33.example.com\r\n", ""))
     with pytest.raises(BadRequest, match="missing Call-ID header") as missing:
         parse_message(no_call_id)
-    assert not missing.value.answerable
+    answer = error_response(missing.value)  # RFC 4475 §3.3.1: still a 400, Via and CSeq route it
+    assert answer is not None and answer.status == 400 and answer.headers.get("Call-ID") is None
+    assert answer.headers.get("CSeq") == "314159 INVITE" and answer.headers.get("Via") is not None
+    no_cseq = make(head=HEAD.replace("CSeq: 314159 INVITE\r\n", ""))
+    with pytest.raises(BadRequest) as missing:
+        parse_message(no_cseq)
+    assert not missing.value.answerable  # nothing would match a response
     with pytest.raises(BadRequest, match="no empty line"):
         parse_message(b"INVITE sip:bob@example.com SIP/2.0\r\nVia: x")
     for data in [b"garbage\r\n\r\n", b"\x00\xff\r\n\r\n"]:

@@ -60,7 +60,7 @@ EXPECTED: dict[str, tuple[str, type[SIPError] | None, bool]] = {
     "bigcode": ("3.1.2.19", BadRequest, False),  # a response: dropped
     # §3.2, §3.3: the parser's share of them
     "badbranch": ("3.2.1", None, True),
-    "insuf": ("3.3.1", BadRequest, False),  # no From/To/Call-ID: no response can be built
+    "insuf": ("3.3.1", BadRequest, True),  # no From/To/Call-ID: still a 400 (Via and CSeq route it)
     "unkscm": ("3.3.2", UnsupportedURIScheme, True),
     "novelsc": ("3.3.3", UnsupportedURIScheme, True),
     "bext01": ("3.3.5", BadExtension, True),
@@ -96,8 +96,12 @@ def test_torture(name: str) -> None:
     if answerable:
         assert response is not None
         assert response.status == exc.status
-        assert response.headers.get("Call-ID") is not None
         assert response.serialize().startswith(f"SIP/2.0 {exc.status} ".encode())
+        assert response.headers.get("Via") is not None and response.headers.get("CSeq") is not None
+        if name == "insuf":  # no Call-ID, From or To to copy (RFC 4475 §3.3.1): the 400 still goes
+            assert response.headers.get("Call-ID") is None and response.headers.get("To") is None
+            return
+        assert response.headers.get("Call-ID") is not None
         to = response.headers.get("To") or ""
         # A To that cannot be parsed (quotbal, badaspec, baddn) is copied as it is.
         assert (";tag=" in to) is (name not in {"quotbal", "badaspec", "baddn"})
