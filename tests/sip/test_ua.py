@@ -31,6 +31,7 @@ from tests.sip.ua_helpers import (
     FAST,
     OFFER,
     ChallengingUAS,
+    address_of,
     expect,
     identity,
     running_ua,
@@ -309,3 +310,39 @@ async def test_default_policy_trusts_the_pbx_hosts_only() -> None:
         policy = ua.layer.policy
         assert isinstance(policy, TrustedSources)
         assert policy.trusts("127.0.0.2") and policy.trusts("127.0.0.1") and not policy.trusts("192.0.2.1")
+
+
+async def test_an_rfc_2543_invite_is_processed_for_backward_compatibility() -> None:
+    """RFC 4475 §3.4.1 (inv2543): no Via branch, no From tag, no Max-Forwards, no Content-Length (on
+    UDP the datagram ends the body): a legal RFC 2543 INVITE becomes a call, answered and ACKed."""
+    loop = asyncio.get_running_loop()
+    received: list[bytes] = []
+
+    class Phone(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.append(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        async with running_ua() as ua:
+            invite = (
+                "INVITE sip:gw@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port}\r\n"
+                "From: <sip:UserA@example.com>\r\nTo: <sip:gw@example.com>\r\n"
+                "Call-ID: 2543.inv@example.com\r\nCSeq: 1 INVITE\r\n"
+                f"Contact: <sip:UserA@127.0.0.1:{port}>\r\nContent-Type: application/sdp\r\n\r\n" + OFFER
+            ).encode()
+            host, ua_port = address_of(ua).split(":")
+            transport.sendto(invite, (host, int(ua_port)))
+            call = await ua.next_incoming(5)
+            assert call.dialog is not None and call.dialog.id.remote_tag == "" and "m=audio" in call.offer
+            call.answer(ANSWER)
+            for _ in range(50):
+                if any(d.startswith(b"SIP/2.0 200") for d in received):
+                    break
+                await asyncio.sleep(0.02)
+            ok = next(d for d in received if d.startswith(b"SIP/2.0 200"))
+            assert b"To: <sip:gw@example.com>;tag=" in ok and b"Via: SIP/2.0/UDP 127.0.0.1:" in ok
+    finally:
+        transport.close()
