@@ -52,8 +52,18 @@ class StreamFramer:
         """Bytes received but not yet returned as a message."""
         return len(self._buffer)
 
+    @property
+    def error(self) -> SIPError | None:
+        """Why the stream cannot be framed any more, once it cannot (close the connection then)."""
+        return self._error
+
     def feed(self, data: bytes) -> list[bytes | KeepAlive]:
-        """Add received bytes; return the complete messages and keep-alives now available."""
+        """Add received bytes; return the complete messages and keep-alives now available.
+
+        When the bytes after complete messages cannot be framed (RFC 4475 §3.1.1.8: a whole message
+        and then trailing octets), the complete messages are returned and ``error`` is set: they are
+        not lost with what follows. With nothing complete before it, the error is raised; once set,
+        every later ``feed`` raises it."""
         if self._error is not None:
             raise self._error
         self._buffer += data
@@ -66,6 +76,8 @@ class StreamFramer:
                 out.append(item)
         except SIPError as exc:
             self._error = exc
+            if out:
+                return out
             raise
 
     def _next(self) -> bytes | KeepAlive | None:

@@ -136,6 +136,10 @@ class _Connection(asyncio.Protocol):
             self._owner._on_receive(item, source)
             if self.state is ConnectionState.CLOSED:
                 return
+        error = self._framer.error
+        if error is not None:  # complete messages were handled first; the rest cannot be framed
+            logger.info("%r: framing error after %d message(s), closing: %s", self, len(items), error.detail)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed(TransportError(f"connection to {self.remote[0]}:{self.remote[1]} lost: {exc}"))

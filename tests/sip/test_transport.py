@@ -118,6 +118,21 @@ async def test_tcp_keepalive_pong_and_framing_error(closing: list[UdpTransport |
         writer.close()
 
 
+async def test_tcp_a_whole_message_before_unframeable_octets_is_delivered(
+    closing: list[UdpTransport | TcpTransport],
+) -> None:
+    """RFC 4475 §3.1.1.8 on TCP: the complete message is handled, then the connection closes."""
+    inbox = Inbox()
+    server = await TcpTransport.listen("127.0.0.1", 0, inbox)
+    closing.append(server)
+    reader, writer = await asyncio.open_connection(*server.local)
+    writer.write(OPTIONS + b"INVITE sip:joe@example.com SIP/2.0\r\nContent-Length: x\r\n\r\n")
+    data, _ = await asyncio.wait_for(inbox.get(), 2)
+    assert data == OPTIONS
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # then closed: the rest cannot be framed
+    writer.close()
+
+
 async def test_tcp_idle_connections_are_closed(closing: list[UdpTransport | TcpTransport]) -> None:
     server = await TcpTransport.listen("127.0.0.1", 0, Inbox(), idle_timeout=0.2)
     closing.append(server)

@@ -61,6 +61,16 @@ def test_unframeable_stream_breaks_the_framer(data: bytes, match: str) -> None:
         framer.feed(b"\r\n\r\n")  # stays broken: the connection must be closed
 
 
+def test_a_complete_message_before_unframeable_octets_is_not_lost() -> None:
+    """RFC 4475 §3.1.1.8 on a stream: a whole message, then octets that cannot be framed."""
+    framer = StreamFramer()
+    trailing = b"INVITE sip:joe@example.com SIP/2.0\r\nContent-Length: nonsense\r\n\r\n"
+    assert framer.feed(MESSAGE + trailing) == [MESSAGE]
+    assert framer.error is not None and "Content-Length" in framer.error.detail
+    with pytest.raises(BadRequest):
+        framer.feed(b"\r\n\r\n")  # still broken afterwards: the connection must be closed
+
+
 def test_limits() -> None:
     framer = StreamFramer(ParserLimits(max_message_size=100))
     with pytest.raises(MessageTooLarge, match="no end of headers"):
