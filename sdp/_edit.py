@@ -78,17 +78,30 @@ def telephone_events_for(offered: Iterable[Codec], chosen: Sequence[Codec]) -> l
     return list(result.values())
 
 
-def preferred_telephone_event(offered: Sequence[Codec], chosen: Sequence[Codec]) -> Codec | None:
-    """One telephone-event for the SIP side: the 8000 Hz one if offered, else one at a chosen codec's rate;
-    an fmtp ``0-16`` (RFC 4733 §7.1.1 events) is added where the offer gave none."""
+def telephone_events_kept(offered: Iterable[Codec], chosen: Sequence[Codec]) -> list[Codec]:
+    """The telephone-events of an answer: the offered ones at a chosen codec's clock rate (RFC 4733
+    §2.1), one per rate; when none matches, one offered event anyway (8000 Hz first). A phone that
+    offers opus with telephone-event/8000 only (Cisco CUCM, snom) keeps its DTMF instead of losing it."""
+    offered = list(offered)
+    matching = telephone_events_for(offered, chosen)
+    if matching:
+        return matching
     events = [c for c in offered if c.is_telephone_event]
-    event = next((c for c in events if c.clock_rate == 8000), None)
-    if event is None:
-        matching = telephone_events_for(events, chosen)
-        event = matching[0] if matching else None
-    if event is None or event.fmtp is not None:
-        return event
-    return dataclasses.replace(event, fmtp=DEFAULT_TELEPHONE_EVENT_FMTP)
+    return [next((e for e in events if e.clock_rate == 8000), events[0])] if events else []
+
+
+def sip_telephone_events(offered: Sequence[Codec], chosen: Sequence[Codec]) -> list[Codec]:
+    """The telephone-events to offer the SIP side: the 8000 Hz one if offered (what every SIP phone
+    takes) and one at each chosen codec's rate (telephone-event/48000 beside opus), so that whichever
+    codec the far end picks has its DTMF; an fmtp ``0-16`` (RFC 4733 §7.1.1 events) where none was given."""
+    events = [c for c in offered if c.is_telephone_event]
+    kept: dict[int, Codec] = {}
+    for event in [*(e for e in events if e.clock_rate == 8000), *telephone_events_for(events, chosen)]:
+        kept.setdefault(event.clock_rate, event)
+    return [
+        e if e.fmtp is not None else dataclasses.replace(e, fmtp=DEFAULT_TELEPHONE_EVENT_FMTP)
+        for e in kept.values()
+    ]
 
 
 def without(attributes: Iterable[Attribute], names: frozenset[str]) -> list[Attribute]:

@@ -125,7 +125,7 @@ def _choose(
             chosen += [c for c in plain if spec.accepts(c) and c not in chosen]
     if not chosen:
         return []
-    return chosen + (_edit.telephone_events_for(codecs, chosen) if telephone_event else [])
+    return chosen + (_edit.telephone_events_kept(codecs, chosen) if telephone_event else [])
 
 
 def _rejected(offered: MediaDescription, transport: PlainTransport | WebRtcTransport) -> MediaDescription:

@@ -96,9 +96,8 @@ def _plain_media(
     chosen = [c for c in offered if not c.is_telephone_event and _edit.allowed(c, specs)]
     if not chosen:
         return None
-    event = _edit.preferred_telephone_event(offered, chosen) if telephone_event else None
-    if event is not None:
-        chosen.append(event)
+    if telephone_event:
+        chosen += _edit.sip_telephone_events(offered, chosen)
     attributes: list[Attribute] = []
     for attr in section.attributes:
         if attr.name == "rtcp" and rtcp:

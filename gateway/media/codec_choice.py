@@ -23,6 +23,7 @@ KNOWN: dict[str, Codec] = {
     "opus": Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1"),
 }
 SIP_EVENT = Codec(101, "telephone-event", 8000, 1, "0-16")
+SIP_EVENT_48K = Codec(102, "telephone-event", 48000, 1, "0-16")  # beside opus (RFC 4733 §2.1: same clock)
 WEB_EVENTS = (Codec(126, "telephone-event", 8000, 1, "0-16"), Codec(110, "telephone-event", 48000, 1, "0-15"))
 
 
@@ -98,8 +99,13 @@ def plain_offer(
     version: int = 1,
     direction: sdp.Direction = sdp.Direction.SENDRECV,
 ) -> SessionDescription:
-    """An RTP/AVP offer (RFC 3264 §5) with one audio m-line, RTCP on port + 1 (RFC 3605), ptime 20."""
-    formats = list(codecs) + ([SIP_EVENT] if telephone_event else [])
+    """An RTP/AVP offer (RFC 3264 §5) with one audio m-line, RTCP on port + 1 (RFC 3605), ptime 20.
+    telephone-event at 8000 Hz, and at 48000 Hz too when opus is offered, so that whichever codec the
+    far end picks has DTMF at its own clock rate."""
+    events = [SIP_EVENT] if telephone_event else []
+    if telephone_event and any(c.clock_rate == 48000 for c in codecs):
+        events.append(SIP_EVENT_48K)
+    formats = list(codecs) + events
     attributes = [Attribute("rtcp", Rtcp(port + 1, address).to_sdp())]
     for codec in formats:
         attributes.append(Attribute("rtpmap", codec.rtpmap))

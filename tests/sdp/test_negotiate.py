@@ -217,3 +217,40 @@ def test_transport_values_are_normalised_and_checked() -> None:
     assert transport.candidates == (HOST,)
     with pytest.raises(sdp.SdpParseError):
         sdp.WebRtcTransport(ICE, DTLS, ("candidate:1 1 udp 1 192.0.2.1 1 typ host",))  # type: ignore[arg-type]
+
+
+# Cisco CUCM and snom offer opus with telephone-event/8000 only: a rate-matched choice would answer opus
+# with no telephone-event and the phone's DTMF would be lost (RFC 4733 §2.1 says SHOULD, not MUST).
+OPUS_WITH_8K_EVENTS = (
+    "v=0\r\no=CiscoSystemsCCM-SIP 1 1 IN IP4 192.0.2.50\r\ns=SIP Call\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
+    "m=audio 24580 RTP/AVP 114 0 101\r\n"
+    "a=rtpmap:114 opus/48000/2\r\na=fmtp:114 maxplaybackrate=16000;sprop-maxcapturerate=16000\r\n"
+    "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+)
+
+
+def test_opus_answer_keeps_the_only_telephone_event_offered() -> None:
+    offer = sdp.parse(OPUS_WITH_8K_EVENTS)
+    answer = sdp.answer(offer, codecs=["opus"], transport=sdp.PlainTransport("192.0.2.10", 40000))
+    assert [f"{c.name}/{c.clock_rate}" for c in answer.media[0].codecs] == [
+        "opus/48000",
+        "telephone-event/8000",
+    ]
+
+
+def test_a_rate_matched_telephone_event_is_preferred_when_there_is_one() -> None:
+    offer = sdp.parse(OPUS_WITH_8K_EVENTS.replace("a=fmtp:101 0-15\r\n", "a=rtpmap:102 telephone-event/48000\r\n")
+                      .replace("114 0 101", "114 0 101 102"))  # fmt: skip
+    answer = sdp.answer(offer, codecs=["opus"], transport=sdp.PlainTransport("192.0.2.10", 40000))
+    assert [c.payload_type for c in answer.media[0].codecs] == [114, 102]
+
+
+def test_offer_to_sip_carries_a_telephone_event_for_opus_too() -> None:
+    browser = (
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\nc=IN IP4 0.0.0.0\r\n"
+        "a=rtpmap:111 opus/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n"
+    )
+    plain = sdp.to_plain(sdp.parse(browser), address="192.0.2.10", port=40000, codecs=["opus"])
+    names = [f"{c.name}/{c.clock_rate}" for c in plain.media[0].codecs]
+    assert names == ["opus/48000", "telephone-event/48000"]  # was dropped while opus was kept

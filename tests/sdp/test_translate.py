@@ -34,7 +34,7 @@ def test_chromium_offer_to_plain_exact_text() -> None:
         "s=-\r\n"
         "c=IN IP4 203.0.113.5\r\n"
         "t=0 0\r\n"
-        "m=audio 40000 RTP/AVP 111 9 0 8 126\r\n"
+        "m=audio 40000 RTP/AVP 111 9 0 8 126 110\r\n"
         "a=rtcp:40001 IN IP4 203.0.113.5\r\n"
         "a=sendrecv\r\n"
         "a=rtcp-xr:rcvr-rtt=all\r\n"
@@ -45,6 +45,8 @@ def test_chromium_offer_to_plain_exact_text() -> None:
         "a=rtpmap:8 PCMA/8000\r\n"
         "a=rtpmap:126 telephone-event/8000\r\n"
         "a=fmtp:126 0-16\r\n"
+        "a=rtpmap:110 telephone-event/48000\r\n"  # beside opus: DTMF whichever codec the PBX picks
+        "a=fmtp:110 0-16\r\n"
     )
     assert sdp.classify(result) is sdp.SdpKind.PLAIN_RTP
 
@@ -103,7 +105,7 @@ def test_datachannel_line_kept_rejected_in_place() -> None:
     result = sdp.to_plain(combined, address=ADDRESS, port=PORT, codecs=SIP_CODECS)
     assert [m.m_line for m in result.media] == [
         "application 0 UDP/DTLS/SCTP webrtc-datachannel",
-        "audio 40000 RTP/AVP 111 9 0 8 126",
+        "audio 40000 RTP/AVP 111 9 0 8 126 110",
     ]
 
 
