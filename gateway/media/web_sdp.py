@@ -36,13 +36,30 @@ class PrunedOffer:
     end_of_candidates: bool = False
 
 
-def _usable_audio(section: MediaDescription) -> bool:
-    return section.media == "audio" and not section.rejected and section.proto.upper() == WEBRTC_PROTO
+# RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
+# the one offered; old Firefox, Kurento, Asterisk and FreeSWITCH send RTP/SAVPF with a fingerprint.
+DTLS_PROFILES = frozenset(
+    {
+        "UDP/TLS/RTP/SAVPF",
+        "UDP/TLS/RTP/SAVP",
+        "TCP/DTLS/RTP/SAVPF",
+        "TCP/DTLS/RTP/SAVP",
+        "RTP/SAVPF",
+        "RTP/SAVP",
+    }
+)
+
+
+def _usable_audio(section: MediaDescription, offer: SessionDescription) -> bool:
+    if section.media != "audio" or section.rejected or section.proto.upper() not in DTLS_PROFILES:
+        return False
+    # DTLS-SRTP needs a fingerprint (RFC 8842 §5); without one RTP/SAVP(F) means SDES, which we do not do.
+    return bool(section.fingerprints or offer.fingerprints)
 
 
 def prune_offer(offer: SessionDescription) -> PrunedOffer:
     """Keep the first usable audio m-line; ``SdpUnacceptable`` (488) when there is none."""
-    index = next((i for i, m in enumerate(offer.media) if _usable_audio(m)), None)
+    index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
         raise sdp.SdpUnacceptable(f"no WebRTC audio stream in the offer: {lines}")
@@ -62,7 +79,8 @@ def prune_offer(offer: SessionDescription) -> PrunedOffer:
     attributes += [Attribute("candidate", c.to_sdp().removeprefix("candidate:")) for c in plain]
     if end and not mdns and plain:
         attributes.append(Attribute("end-of-candidates"))
-    kept = dataclasses.replace(section, attributes=tuple(attributes))
+    # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
+    kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
     session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
     session.insert(0, Attribute("group", f"BUNDLE {mid}"))
     description = dataclasses.replace(offer, attributes=tuple(session), media=(kept,))
@@ -86,9 +104,9 @@ def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDe
     """aiortc's one-m-line answer with the offer's other m-lines put back, rejected."""
     if len(answer.media) != 1:
         raise sdp.SdpUnacceptable(f"expected one m-line from aiortc, got {len(answer.media)}")
+    ours = dataclasses.replace(answer.media[0], proto=pruned.original.media[pruned.index].proto)
     media = [
-        answer.media[0] if i == pruned.index else rejected(section)
-        for i, section in enumerate(pruned.original.media)
+        ours if i == pruned.index else rejected(section) for i, section in enumerate(pruned.original.media)
     ]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 
