@@ -9,20 +9,29 @@ codecs. ``check_audio_offer`` raises ``SdpUnacceptable`` (488) naming the real c
 - no active audio m-line (T.38 fax only, video only): 304 Media type not available;
 - the audio uses another transport profile (RTP/SAVP with a=crypto, i.e. SDES-SRTP; UDP/TLS/RTP/SAVPF,
   a WebRTC offer): 302 Incompatible transport protocol;
-- none of the offered audio codecs is one the gateway allows: 305 Incompatible media format.
+- none of the offered audio codecs is one the gateway allows: 305 Incompatible media format;
+- the audio is on an address family the gateway's RTP does not use (c=IN IP6 to an IPv4-only
+  gateway): 301 Incompatible network address formats, rather than a call with one-way audio.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sdp import _edit
 from sdp.codecs import CodecSpec, codec_specs
 from sdp.errors import SdpUnacceptable
 from sdp.model import MediaDescription, SessionDescription
 
-__all__ = ["WARN_INCOMPATIBLE_FORMAT", "WARN_INCOMPATIBLE_PROTOCOL", "WARN_MEDIA_TYPE", "check_audio_offer"]
+__all__ = [
+    "WARN_INCOMPATIBLE_ADDRESS",
+    "WARN_INCOMPATIBLE_FORMAT",
+    "WARN_INCOMPATIBLE_PROTOCOL",
+    "WARN_MEDIA_TYPE",
+    "check_audio_offer",
+]
 
+WARN_INCOMPATIBLE_ADDRESS = 301
 WARN_INCOMPATIBLE_PROTOCOL = 302
 WARN_MEDIA_TYPE = 304
 WARN_INCOMPATIBLE_FORMAT = 305
@@ -43,9 +52,16 @@ def _profile(section: MediaDescription) -> str:
     return section.proto
 
 
-def check_audio_offer(description: SessionDescription, codecs: Sequence[str | CodecSpec]) -> None:
-    """Raise ``SdpUnacceptable`` (with ``warning``) unless the first active audio m-line can be bridged."""
-    section = next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+def check_audio_offer(
+    description: SessionDescription,
+    codecs: Sequence[str | CodecSpec],
+    families: Collection[str] = ("IP4", "IP6"),
+) -> None:
+    """Raise ``SdpUnacceptable`` (with ``warning``) unless the first active audio m-line can be bridged
+    by a gateway whose RTP uses the address ``families`` ("IP4", "IP6")."""
+    index, section = next(
+        ((i, m) for i, m in enumerate(description.media) if m.media == "audio" and not m.rejected), (-1, None)
+    )
     if section is None:
         raise SdpUnacceptable(
             f"no audio stream to bridge (offered: {_streams(description)})", warning=WARN_MEDIA_TYPE
@@ -54,6 +70,13 @@ def check_audio_offer(description: SessionDescription, codecs: Sequence[str | Co
         raise SdpUnacceptable(
             f"audio offered over {_profile(section)}; the gateway's SIP side speaks RTP/AVP",
             warning=WARN_INCOMPATIBLE_PROTOCOL,
+        )
+    connection = description.connection_for(index)
+    if connection is not None and connection.address_type not in families:
+        raise SdpUnacceptable(
+            f"audio on {connection.address_type} ({connection.address}); the gateway's RTP uses "
+            f"{' and '.join(sorted(families))} only (media.public_address)",
+            warning=WARN_INCOMPATIBLE_ADDRESS,
         )
     specs = codec_specs(codecs)
     offered = [c for c in section.codecs if not c.is_telephone_event]

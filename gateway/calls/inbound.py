@@ -81,7 +81,7 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA, "an offer is required")
         return
     try:  # decided before anyone rings: a web user must not answer a call that then fails
-        sdp.check_audio_offer(sdp.parse(event.sdp), call.settings.sip_codecs)
+        sdp.check_audio_offer(sdp.parse(event.sdp), call.settings.sip_codecs, call.settings.media_families)
     except sdp.SdpError as exc:
         _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return

@@ -25,6 +25,7 @@ class CallSettings:
     closing_timeout: float = 32.0  # 64*T1 (RFC 3261 §17.1.1.2 timer B): give up on the SIP leg
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
+    media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
 
     def __post_init__(self) -> None:
         for name in (
@@ -37,6 +38,8 @@ class CallSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
                 raise InvalidValue(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        if not self.media_families or set(self.media_families) - {"IP4", "IP6"}:
+            raise InvalidValue(f"media_families must be IP4 and/or IP6, got {self.media_families!r}")
         if not self.sip_codecs:
             raise InvalidValue("sip_codecs must name at least one codec")
         if not 40 <= self.dtmf_duration_ms <= 5000:
@@ -53,6 +56,15 @@ class CallSettings:
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
             "answer_timeout": config.calls.answer_timeout,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
+            "media_families": (_family(config),),
         }
         values.update(overrides)
         return cls(**values)
+
+
+def _family(config: Config) -> str:
+    """The address family of the SIP leg's RTP: that of the address written into SDP c= lines
+    (media.public_address, else the SIP listen host RTP binds to, as gateway/app.py does)."""
+    address = config.media.public_address
+    host = str(address) if address is not None else (config.sip.listen[0].host if config.sip.listen else "")
+    return "IP6" if ":" in host else "IP4"

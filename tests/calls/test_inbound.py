@@ -100,6 +100,7 @@ def test_refused_offer_says_why_in_the_reason_phrase(offer: str | None, detail: 
         ("m=image 40000 udptl t38\r\n", 304, "no audio stream"),  # T.38 fax only
         ("m=audio 40000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n", 302, "SDES-SRTP"),
         ("m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", 305, "G729/8000"),
+        ("m=audio 40000 RTP/AVP 0\r\nc=IN IP6 2001:db8::9\r\n", 301, "IP6"),  # to an IPv4 gateway
     ],
 )
 def test_an_offer_that_cannot_be_bridged_is_488_before_anyone_rings(

@@ -81,6 +81,19 @@ def test_settings_from_config() -> None:
     assert settings.inbound_ring_timeout == 30
 
 
+@pytest.mark.parametrize(
+    ("yaml", "family"),
+    [
+        ("", "IP4"),  # the default listen host, 127.0.0.1
+        ("sip: {listen: [{transport: udp, host: '::1'}]}\n", "IP6"),
+        ("sip: {listen: [{transport: udp, host: '::'}]}\nmedia: {public_address: 192.0.2.8}\n", "IP4"),
+        ("media: {public_address: '2001:db8::8'}\n", "IP6"),
+    ],
+)
+def test_settings_know_the_address_family_of_the_rtp(yaml: str, family: str) -> None:
+    assert CallSettings.from_config(load_config_text(yaml, env={})).media_families == (family,)
+
+
 def test_settings_take_the_call_timeouts_from_config() -> None:
     config = load_config_text(
         "calls: {setup_timeout: 4, outbound_ring_timeout: 30, inbound_ring_timeout: 25, answer_timeout: 8}\n",

@@ -7,7 +7,12 @@ from __future__ import annotations
 import pytest
 
 import sdp
-from sdp.acceptance import WARN_INCOMPATIBLE_FORMAT, WARN_INCOMPATIBLE_PROTOCOL, WARN_MEDIA_TYPE
+from sdp.acceptance import (
+    WARN_INCOMPATIBLE_ADDRESS,
+    WARN_INCOMPATIBLE_FORMAT,
+    WARN_INCOMPATIBLE_PROTOCOL,
+    WARN_MEDIA_TYPE,
+)
 
 CODECS = ("PCMU", "PCMA", "G722", "opus")
 HEAD = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.30\r\ns=-\r\nc=IN IP4 192.0.2.30\r\nt=0 0\r\n"
@@ -68,3 +73,19 @@ def test_bridgeable_offers_pass(offer: str) -> None:
 def test_the_allowed_codecs_decide() -> None:
     with pytest.raises(sdp.SdpUnacceptable, match="offered PCMA/8000"):
         sdp.check_audio_offer(sdp.parse(REJECTED_AUDIO_THEN_AUDIO), ("PCMU",))
+
+
+IPV6 = (
+    "v=0\r\no=phone 1 1 IN IP6 2001:db8::30\r\ns=-\r\nc=IN IP6 2001:db8::30\r\nt=0 0\r\n"
+    "m=audio 40016 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+def test_an_address_family_the_gateway_does_not_use_is_refused_not_one_way() -> None:
+    with pytest.raises(sdp.SdpUnacceptable) as caught:
+        sdp.check_audio_offer(sdp.parse(IPV6), CODECS, families=("IP4",))
+    assert caught.value.warning == WARN_INCOMPATIBLE_ADDRESS and "IP6 (2001:db8::30)" in caught.value.message
+    sdp.check_audio_offer(sdp.parse(IPV6), CODECS, families=("IP6",))
+    sdp.check_audio_offer(
+        sdp.parse(IPV6.replace("c=IN IP6 2001:db8::30", "c=IN IP4 0.0.0.0")), CODECS, ("IP4",)
+    )
