@@ -21,14 +21,14 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sipcore.errors import BadRequest, SIPError
 from sipcore.headers import NameAddr, new_tag, parse_name_addr, split_commas
 from sipcore.message import Request, Response, make_response
 from sipcore.requests import Endpoint, build_request
+from sipcore.tables import transition_table
 from sipcore.uri import URI
 
 __all__ = [
@@ -73,22 +73,6 @@ DialogEvent = enum.Enum(
     "RECV_1XX RECV_2XX RECV_FAILURE SEND_1XX SEND_2XX SEND_FAILURE SEND_REQUEST RECV_REQUEST "
     "SEND_RESPONSE RECV_RESPONSE SEND_ACK TERMINATE",
 )
-
-
-def _table(
-    *rows: tuple[str, str, Callable[..., Any]],
-) -> dict[tuple[DialogState, DialogEvent], Callable[..., Any]]:
-    """Build a transition table from rows of (states, events, handler function); states and events are
-    comma-separated names. The same pair twice is an error."""
-    table: dict[tuple[DialogState, DialogEvent], Callable[..., Any]] = {}
-    for states, events, handler in rows:
-        for state in states.split(","):
-            for event in events.split(","):
-                key = (DialogState[state], DialogEvent[event])
-                if key in table:
-                    raise ValueError(f"two handlers for ({state}, {event})")
-                table[key] = handler
-    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,7 +524,9 @@ def _response(message: Request | Response | None) -> Response:
 
 
 # (state(s), event(s), handler): the handler is called with the machine and its arguments.
-TABLE = _table(
+TABLE = transition_table(
+    DialogState,
+    DialogEvent,
     ("EARLY", "RECV_1XX,SEND_1XX", Dialog._provisional),
     ("EARLY", "RECV_2XX,SEND_2XX", Dialog._confirm),
     ("EARLY", "RECV_FAILURE,SEND_FAILURE", Dialog._fail),

@@ -27,13 +27,13 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.headers import NameAddr, is_digits, new_call_id, new_tag
 from sipcore.message import Request, Response, make_response
 from sipcore.requests import Endpoint, build_register
+from sipcore.tables import transition_table
 from sipcore.uri import URI, SipURI
 
 # fmt: off
@@ -134,20 +134,6 @@ class RegistrationConfig:
     def registrar_uri(self) -> SipURI:
         aor = self.aor
         return self.registrar or SipURI(aor.host, port=aor.port, scheme=aor.scheme)
-
-
-def _table(*rows: tuple[str, str, Callable[..., Any]]) -> dict[tuple[RegState, RegEvent], Callable[..., Any]]:
-    """Build a transition table from rows of (states, events, handler function); states and events are
-    comma-separated names. The same pair twice is an error."""
-    table: dict[tuple[RegState, RegEvent], Callable[..., Any]] = {}
-    for states, events, handler in rows:
-        for state in states.split(","):
-            for event in events.split(","):
-                key = (RegState[state], RegEvent[event])
-                if key in table:
-                    raise ValueError(f"two handlers for ({state}, {event})")
-                table[key] = handler
-    return table
 
 
 Handler = Callable[[float, Response | None], list[Action]]
@@ -417,7 +403,9 @@ class Registration:
 
 
 # (state(s), event(s), handler): the handler is called with the machine and its arguments.
-TABLE = _table(
+TABLE = transition_table(
+    RegState,
+    RegEvent,
     ("UNREGISTERED,FAILED", "START", Registration._register),
     ("REGISTERING,REGISTERED,REFRESHING,RETRY_WAIT", "START", Registration._absorb),
     ("UNREGISTERED,UNREGISTERING", "STOP", Registration._absorb),

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from sipcore.errors import SIPError
 from sipcore.message import Headers, Request, Response, make_response
+from sipcore.tables import transition_table
 
 # fmt: off
 __all__ = [
@@ -168,20 +169,6 @@ def _message(event: Event) -> Request | Response:
 # A handler is a transaction class's function, called with the transaction, the event and the time.
 Handler = Callable[[Any, Event, float], list[Action]]
 Table = dict[tuple[State, EventKind], Handler]
-
-
-def _table(*rows: tuple[str, str, Handler]) -> Table:
-    """Build a transition table from rows of (states, events, handler); states and events are
-    comma-separated names, so one row can stand for a block of Figure 5-8's arrows."""
-    table: Table = {}
-    for states, events, handler in rows:
-        for state in states.split(","):
-            for kind in events.split(","):
-                key = (State[state], EventKind[kind])
-                if key in table:
-                    raise ValueError(f"two handlers for ({state}, {kind})")
-                table[key] = handler
-    return table
 
 
 class Transaction:
@@ -348,7 +335,9 @@ class InviteClientTransaction(Transaction):
         return [PassUp(_message(event))]
 
     # RFC 3261 §17.1.1.2, Figure 5; RFC 6026 §8.4.
-    TABLE = _table(
+    TABLE = transition_table(
+        State,
+        EventKind,
         ("CALLING", "TIMER_A", _retransmit),
         ("CALLING", "TIMER_B", Transaction._timeout),
         ("CALLING,PROCEEDING", "RECV_1XX", _provisional),
@@ -397,7 +386,9 @@ class NonInviteClientTransaction(Transaction):
         return self._wait_or_terminate(Timer.K, interval, State.COMPLETED, now, [PassUp(_message(event))])
 
     # RFC 3261 §17.1.2.2, Figure 6.
-    TABLE = _table(
+    TABLE = transition_table(
+        State,
+        EventKind,
         ("TRYING,PROCEEDING", "TIMER_E", _retransmit),
         ("TRYING,PROCEEDING", "TIMER_F", Transaction._timeout),
         ("TRYING,PROCEEDING", "RECV_1XX", _provisional),
@@ -472,7 +463,9 @@ class InviteServerTransaction(_ServerTransaction):
         return [PassUp(_message(event))]
 
     # RFC 3261 §17.2.1, Figure 7; RFC 6026 §7.1.
-    TABLE = _table(
+    TABLE = transition_table(
+        State,
+        EventKind,
         ("PROCEEDING", "RECV_REQUEST", _ServerTransaction._resend_last),
         ("PROCEEDING", "SEND_1XX", _send_provisional),
         ("PROCEEDING", "SEND_2XX", _send_success),
@@ -511,7 +504,9 @@ class NonInviteServerTransaction(_ServerTransaction):
         return self._wait_or_terminate(Timer.J, interval, State.COMPLETED, now, actions)
 
     # RFC 3261 §17.2.2, Figure 8 (responses from the TU once Completed are discarded).
-    TABLE = _table(
+    TABLE = transition_table(
+        State,
+        EventKind,
         ("TRYING", "RECV_REQUEST", Transaction._absorb),
         ("PROCEEDING,COMPLETED", "RECV_REQUEST", _ServerTransaction._resend_last),
         ("TRYING,PROCEEDING", "SEND_1XX", _send_provisional),

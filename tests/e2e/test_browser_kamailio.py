@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
+from peers.demo import require_desk_phone
 from peers.kamailio import Kamailio, running_kamailio
 from peers.phone import DeskPhone
 from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
-from tests.e2e.test_web_and_phone import require_pjsua2
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 PHONE_HZ = 440.0
@@ -82,7 +82,7 @@ async def start(gateway: Gateway, page: Page, phones: list[DeskPhone]) -> None:
 
 
 async def test_softphone_page_and_desk_phones_through_kamailio(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     with running_kamailio(tmp_path, users={"1001": "pw1001"}) as kamailio:
         config = gateway_config(kamailio.address, register=True, alice_auth=("1001", "pw1001"))
         async with (

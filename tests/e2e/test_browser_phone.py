@@ -9,9 +9,9 @@ import asyncio
 from pathlib import Path
 
 from peers.audio import read_wav, rms
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.e2e.test_web_and_phone import require_pjsua2
 from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
 SCREENSHOT = Path("/tmp/e2e-softphone-in-call.png")
@@ -26,7 +26,7 @@ def loud_fraction(path: Path, window_s: float = 0.1, level: float = 300.0) -> fl
 
 
 async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,

@@ -15,11 +15,11 @@ from pathlib import Path
 from gateway.app import Gateway
 from gateway.media.bridge_settings import BridgeStats
 from peers.audio import detect_tone, read_wav, rms
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.test_web_and_phone import require_pjsua2
 
 HOLD_SECONDS = 3.0
 SILENT_RMS = 60.0  # 16-bit samples: well under the tones (8000 peak), over PLC tails
@@ -87,7 +87,7 @@ def assert_hold_in_recording(wav: Path) -> None:
 
 
 async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
@@ -117,7 +117,7 @@ async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
 
 
 async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,

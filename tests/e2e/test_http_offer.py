@@ -12,10 +12,11 @@ from typing import Any
 
 import aiohttp
 
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.test_web_and_phone import require_pjsua2, wav_has_tone
+from tests.e2e.test_web_and_phone import wav_has_tone
 
 
 def basic(user: str, secret: str) -> str:
@@ -31,7 +32,7 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any], aut
 
 
 async def test_http_offer_dials_the_phone_and_close_hangs_up(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
@@ -79,7 +80,7 @@ async def test_http_offer_dials_the_phone_and_close_hangs_up(tmp_path: Path) -> 
 
 
 async def test_http_offer_to_an_unknown_number_is_404(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", answer="404") as phone,
         running_gateway(gateway_config(phone.address)) as gateway,

@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from peers.demo import require_desk_phone
 from peers.kamailio import running_kamailio
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.test_web_and_phone import require_pjsua2, wav_has_tone
+from tests.e2e.test_web_and_phone import wav_has_tone
 
 
 async def test_calls_both_ways_through_kamailio(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     with running_kamailio(tmp_path, users={"1001": "pw1001"}) as kamailio:
         config = gateway_config(kamailio.address, register=True, alice_auth=("1001", "pw1001"))
         async with (

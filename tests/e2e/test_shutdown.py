@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.app import Gateway
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config
-from tests.e2e.test_web_and_phone import require_pjsua2
 
 
 async def test_closing_the_gateway_ends_its_calls(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
         gateway = Gateway(gateway_config(phone.address))
         peer = WebPeer(1000)

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from gateway.media.bridge import MediaBridge
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.test_web_and_phone import require_pjsua2
 
 
 async def test_an_exception_in_one_call_ends_only_that_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    require_pjsua2()
+    require_desk_phone()
     original = MediaBridge.offer_to_sip
     calls = 0
 

@@ -13,22 +13,11 @@ from pathlib import Path
 import pytest
 
 from peers.audio import detect_tone, read_wav
-from peers.binaries import in_ci
+from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-
-
-def require_pjsua2() -> None:
-    """The desk phone needs pjsua2 (pip: pjsua2-python): skip without it, or fail under CI=true."""
-    try:
-        import pjsua2  # noqa: F401
-    except ImportError:
-        message = "pjsua2 is not installed (pip install -e '.[test]')"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def wav_has_tone(path: Path, freq: float, skip_s: float = 0.2) -> bool:
@@ -38,7 +27,7 @@ def wav_has_tone(path: Path, freq: float, skip_s: float = 0.2) -> bool:
 
 
 async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
@@ -83,7 +72,7 @@ async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(t
 
 
 async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
@@ -110,7 +99,7 @@ async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:
 
 
 async def test_busy_unknown_and_offline_give_readable_results(tmp_path: Path) -> None:
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", answer="busy") as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
@@ -148,7 +137,7 @@ async def test_web_user_rejects_with_the_status_it_asked_for(
     tmp_path: Path, status: int, phrase: str, reason: str
 ) -> None:
     """`reject {status}` reaches the calling phone as that final response (480 is not turned into 486)."""
-    require_pjsua2()
+    require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000") as phone,
         running_gateway(gateway_config(phone.address)) as gateway,

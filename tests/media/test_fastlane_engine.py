@@ -12,22 +12,17 @@ from dataclasses import dataclass, field
 import pylibsrtp
 import pytest
 
-from gateway.media import fastlane
 from gateway.media.fastlane.engine import EnginePool, FastLink
 from gateway.media.fastlane.native import SIP_TO_WEB, WEB_TO_SIP, Address, NativeLink, Record
-from peers.binaries import in_ci
+from tests.media.test_fastpath import require_fast_lane
 
 KEY = bytes(range(30))  # SRTP master key + salt (AES_CM_128_HMAC_SHA1_80)
 DROPPED = 0  # index into Link.counters()
 
 
 @pytest.fixture(autouse=True)
-def require_fast_lane() -> None:
-    if fastlane.available():
-        return
-    if in_ci():
-        pytest.fail("gateway.media._fastlane is not built")
-    pytest.skip("gateway.media._fastlane is not built")
+def fast_lane_built() -> None:
+    require_fast_lane()
 
 
 @dataclass

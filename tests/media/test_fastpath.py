@@ -38,7 +38,7 @@ from gateway.media.fastlane.native import load_codecs
 from gateway.media.ports import RtpPortAllocator
 from gateway.media.rtp import RtpPacket
 from gateway.media.webrtc_leg import WebLegState
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
 from tests.media.test_bridge_features import phone_digits, phone_sends_dtmf
@@ -50,10 +50,7 @@ def require_fast_lane() -> None:
     """CI must have built the extension (a missing build would silently test only the Python path)."""
     if fastlane.available():
         return
-    message = "gateway.media._fastlane is not built (pip install -e . with a C compiler)"
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("gateway.media._fastlane is not built (pip install -e . with a C compiler)")
 
 
 @pytest.fixture
@@ -530,10 +527,7 @@ def require_transcoding(*pairs: str) -> None:
     """CI must transcode natively (libopus comes with PyAV's wheel): else the Python path hides it."""
     missing = set(pairs) - load_codecs()
     if missing:
-        message = f"the fast lane does not transcode {sorted(missing)} (libopus not found?)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"the fast lane does not transcode {sorted(missing)} (libopus not found?)")
 
 
 @pytest.mark.parametrize(("law", "pt"), [("PCMU", 0), ("PCMA", 8)])

@@ -16,13 +16,13 @@ import pytest
 from gateway.sip.layer import LayerState, TransactionLayer
 from gateway.sip.policy import AcceptAll, SourcePolicy, TrustedSources
 from gateway.sip.transport import Transport
+from peers.binaries import require_ipv6_loopback
 from sipcore import Request, Response, SIPError, Via, make_response, parse_message
 from sipcore.errors import TransportError
 from sipcore.parser import Framing
 from sipcore.routing import Target
 from sipcore.transaction import Notice, TimerConfig
 from tests.sip.layer_ua import TestUA, make_request
-from tests.sip.test_transport import has_ipv6
 
 FAST = TimerConfig(t1=0.02, t2=0.16, t4=0.2)  # 64*T1 = 1.28 s
 
@@ -293,8 +293,7 @@ async def test_layer_to_layer_call(make_layer: LayerFactory, transport: str) -> 
 
 
 async def test_layer_to_layer_ipv6(make_layer: LayerFactory) -> None:
-    if not has_ipv6():
-        pytest.skip("no IPv6 loopback")
+    require_ipv6_loopback()
     uas_layer, uas = await make_layer(host="::1")
     _, uac = await make_layer(host="::1")
     for name in ("UDP", "TCP"):

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.sip.transport import Source, UdpTransport
 from gateway.sip.transport_tcp import ConnectionState, TcpLimits, TcpTransport
+from peers.binaries import require_ipv6_loopback
 from sipcore.errors import TransportError
 
 OPTIONS = (
@@ -18,15 +19,6 @@ OPTIONS = (
     b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
     b"Content-Length: 0\r\n\r\n"
 )
-
-
-def has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 class Inbox:
@@ -50,8 +42,8 @@ async def closing() -> AsyncIterator[list[UdpTransport | TcpTransport]]:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 async def test_udp_delivers_with_source(host: str, closing: list[UdpTransport | TcpTransport]) -> None:
-    if host == "::1" and not has_ipv6():
-        pytest.skip("no IPv6 loopback")
+    if host == "::1":
+        require_ipv6_loopback()
     inbox_a, inbox_b = Inbox(), Inbox()
     a = await UdpTransport.bind(host, 0, inbox_a)
     b = await UdpTransport.bind(host, 0, inbox_b)
@@ -82,8 +74,8 @@ async def test_udp_send_errors_are_reported_not_raised(closing: list[UdpTranspor
 async def test_tcp_reuses_the_connection_both_ways(
     host: str, closing: list[UdpTransport | TcpTransport]
 ) -> None:
-    if host == "::1" and not has_ipv6():
-        pytest.skip("no IPv6 loopback")
+    if host == "::1":
+        require_ipv6_loopback()
     inbox_a, inbox_b = Inbox(), Inbox()
     a = await TcpTransport.listen(host, 0, inbox_a)
     b = await TcpTransport.listen(host, 0, inbox_b)
