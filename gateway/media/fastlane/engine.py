@@ -236,7 +236,7 @@ class Engine:
             if link is None:
                 continue  # closed meanwhile
             if raw[1] <= RECORD_SIP_TO_WEB:
-                record = Record._make(raw)
+                record: Record = tuple.__new__(Record, raw)  # the C tuple, typed: no per-field work
                 records = pending.get(link)
                 if records is None:
                     pending[link] = [record]

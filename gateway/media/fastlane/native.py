@@ -65,14 +65,6 @@ class Datagram(NamedTuple):
     arrival: float
 
 
-Item = Record | Datagram
-
-
-def item(raw: tuple[Any, ...]) -> Item:
-    """One of ``drain()``'s tuples as its named type."""
-    return Record._make(raw) if raw[1] <= RECORD_SIP_TO_WEB else Datagram._make(raw)
-
-
 class NativeLink(Protocol):
     closed: bool
 
