@@ -133,15 +133,17 @@ class MediaAnswerFromSip:
 
 @dataclass(frozen=True, slots=True)
 class MediaOfferToWeb:
-    """Inbound: take the SIP offer, make the WebRTC offer (reply: MediaWebOfferReady)."""
+    """Inbound: take the SIP offer, make the WebRTC offer (reply: MediaWebOfferReady). Without one (an
+    offerless INVITE) the browser is offered every codec of the web leg."""
 
     call_id: str
-    sip_sdp: str
+    sip_sdp: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class MediaAnswerFromWeb:
-    """Inbound: apply the browser's answer, make the SIP answer (reply: MediaSipAnswerReady)."""
+    """Inbound: apply the browser's answer, make the SIP answer (reply: MediaSipAnswerReady); after an
+    offerless INVITE, the SIP offer for the 200 instead (still MediaSipAnswerReady: the SDP of the 200)."""
 
     call_id: str
     web_sdp: str
@@ -151,11 +153,21 @@ class MediaAnswerFromWeb:
 class MediaSipReoffer:
     """Make a new SIP offer putting the SIP party on hold or taking it off (reply: MediaSipOfferReady).
 
-    The bridge also stops (or resumes) forwarding between the legs for the local hold.
+    The bridge also stops (or resumes) forwarding between the legs for the local hold, once answered.
+    `full`: offer every codec the SIP leg allows (the current one first), for the 2xx to an offerless
+    re-INVITE (RFC 6337 §5.3); otherwise our last SDP with the new direction.
     """
 
     call_id: str
     hold: bool
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDropReoffer:
+    """Our re-offer will get no answer (the ACK had none): the session stays as it was."""
+
+    call_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +335,7 @@ MediaCommand = (
     | MediaOfferToWeb
     | MediaAnswerFromWeb
     | MediaSipReoffer
+    | MediaDropReoffer
     | MediaSipUpdate
     | MediaSendDtmf
     | CloseBridge

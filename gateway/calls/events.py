@@ -128,7 +128,9 @@ class SipIncomingInvite:
     request_uri: str
     from_uri: str
     from_display: str | None
-    sdp: str | None  # None: an offerless INVITE (not supported: 488)
+    sdp: (
+        str | None
+    )  # None: an offerless INVITE (late offer: our offer goes in the 200, the answer in the ACK)
     target: InboundResult
 
     def __post_init__(self) -> None:
@@ -207,6 +209,17 @@ class SipReinviteResult:
 
     def __post_init__(self) -> None:
         _checks.status("status", self.status, 200, 699)
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class SipAckReceived:
+    """The ACK to our 2xx (the INVITE's or a re-INVITE's); `sdp` is the answer it carries, if any:
+    there is one when that 2xx carried our offer (an offerless INVITE, RFC 3261 §13.3.1.4, §14.2)."""
+
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
         _checks.optional_text("sdp", self.sdp)
 
 
@@ -333,6 +346,7 @@ SipEvent = (
     | SipByeReceived
     | SipReinviteReceived
     | SipReinviteResult
+    | SipAckReceived
     | SipLegClosed
     | RemoteDtmf
 )
@@ -367,6 +381,7 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipByeReceived,
     SipReinviteReceived,
     SipReinviteResult,
+    SipAckReceived,
     SipLegClosed,
     RemoteDtmf,
 )

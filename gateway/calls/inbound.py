@@ -1,11 +1,13 @@
 """Handlers of an inbound call (SIP -> web user) until it is connected or over.
 
-INVITE -> the identity map's answer: NoSuchUser 404, NotOnline 480, no offer 488, an offer whose audio
-cannot be bridged 488 with a Warning naming why (sdp.check_audio_offer), else ring every
+INVITE -> the identity map's answer: NoSuchUser 404, NotOnline 480, an offer whose audio cannot be
+bridged 488 with a Warning naming why (sdp.check_audio_offer), else ring every
 open session of the users found (NotifyIncoming) and send 180 Ringing. The first session to
 answer wins: the others StopRinging("answered elsewhere"). Answering: CreateBridge,
 MediaOfferToWeb -> SendWebOffer -> WebSdpAnswer -> MediaAnswerFromWeb -> MediaSipAnswerReady,
-and once the bridge reports MediaConnected (WebRTC up), 200 OK with the SIP answer.
+and once the bridge reports MediaConnected (WebRTC up), 200 OK with the SIP answer. An INVITE without
+an offer (late offer) rings the same; the browser gets an offer of every web codec, and its answer
+makes the SIP offer that the 200 carries; the ACK brings the SIP answer (midcall.ack_received).
 A reject ends ringing for that user's sessions and, when nobody else rings, answers 486, 480 or 603.
 No answer within inbound_ring_timeout: 480 (see gateway/calls/reasons.py).
 """
@@ -44,7 +46,7 @@ from gateway.calls.events import (
     WebSdpAnswer,
 )
 from gateway.calls.reasons import REJECT_STATUS, EndReason, Reason, local_reason, phrase
-from gateway.calls.states import CallDirection, CallState, RejectKind, TimerName
+from gateway.calls.states import CallDirection, CallState, Reinvite, RejectKind, TimerName
 from gateway.identity.model import Found, NoSuchUser
 
 if TYPE_CHECKING:
@@ -77,11 +79,11 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         code = EndReason.NO_SUCH_NUMBER if isinstance(target, NoSuchUser) else EndReason.UNAVAILABLE
         _refuse(call, target.sip_status, code)
         return
-    if event.sdp is None:  # offerless INVITE (RFC 3261 §13.2.1): the gateway needs an offer to bridge
-        _refuse(call, 488, EndReason.INCOMPATIBLE_MEDIA, "an offer is required")
-        return
     try:  # decided before anyone rings: a web user must not answer a call that then fails
-        sdp.check_audio_offer(sdp.parse(event.sdp), call.settings.sip_codecs, call.settings.media_families)
+        if event.sdp is not None:  # else a late offer (RFC 3261 §13.2.1): ours goes in the 200
+            sdp.check_audio_offer(
+                sdp.parse(event.sdp), call.settings.sip_codecs, call.settings.media_families
+            )
     except sdp.SdpError as exc:
         _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return
@@ -108,7 +110,6 @@ def _require_ringing(call: CallMachine, session_id: str) -> str:
 
 def accept(call: CallMachine, event: WebAccept) -> None:
     _require_ringing(call, event.session_id)
-    assert call.sip_offer is not None
     del call.ringing[event.session_id]
     call.session_id = event.session_id
     call.cancel_timer(TimerName.RING)
@@ -209,6 +210,13 @@ def _maybe_answer(call: CallMachine) -> None:
     call.cancel_timer(TimerName.ANSWER)
     call.connected_at = call.clock()
     respond(call, 200, call.local_sip_sdp)
+    if call.sip_offer is None:  # the 200 carries our offer; the answer comes in the ACK (midcall.ack)
+        call.reinvite, call.reinvite_offer, call.reinvite_hold = (
+            Reinvite.AWAITING_ACK,
+            call.local_sip_sdp,
+            False,
+        )
+        call.offer_in_200 = True
     call.emit(NotifyConnected(call.session_id, call.call_id))
     call._set_state(CallState.CONNECTED)
 

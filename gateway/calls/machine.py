@@ -66,7 +66,8 @@ class CallMachine:
         # call setup
         self.target: str | None = None  # outbound Request-URI
         self.remote_uri: str | None = None  # inbound From URI
-        self.sip_offer: str | None = None  # inbound: the INVITE's offer
+        self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
+        self.offer_in_200 = False  # late offer: our offer is in the INVITE's 200 until the ACK answers it
         self.invite_sent = False
         self.provisional_seen = False
         self.rang = False  # NotifyRinging sent

@@ -6,7 +6,8 @@ holding while either is set. A call has at most one re-INVITE in progress (`Rein
 browser's hold/resume only sets `want_local_hold`, and a re-INVITE is started whenever none is in
 progress and the wish differs from the fact, so requests queue instead of crossing. A re-INVITE
 from the SIP party while ours is being made or is out gets 491 (RFC 3261 §14.2); one while we
-answer theirs gets 500 with Retry-After. Ours answered 491 is retried after 2.1-4 s when we own
+answer theirs gets 500 with Retry-After. Their re-INVITE without an offer is answered with ours (every
+codec, sendrecv unless the web user holds) and the ACK brings the answer, as after a late offer. Ours answered 491 is retried after 2.1-4 s when we own
 the Call-ID (outbound), else 0-2 s (RFC 3261 §14.1). A 408 or 481 to our re-INVITE ends the call
 (RFC 3261 §14.1, §12.2.1.2).
 """
@@ -19,6 +20,7 @@ import sdp
 from gateway.calls.commands import (
     CloseBridge,
     MediaAnswerFromSip,
+    MediaDropReoffer,
     MediaSendDtmf,
     MediaSipReoffer,
     MediaSipUpdate,
@@ -37,6 +39,7 @@ from gateway.calls.events import (
     MediaSipAnswerReady,
     MediaSipOfferReady,
     RemoteDtmf,
+    SipAckReceived,
     SipByeReceived,
     SipLegClosed,
     SipReinviteReceived,
@@ -58,7 +61,7 @@ if TYPE_CHECKING:
 
 def _drop_pending(call: CallMachine) -> None:
     """A re-INVITE of the SIP party still unanswered gets 487 as the dialog ends (RFC 3261 §15.1.2)."""
-    if call.reinvite is Reinvite.ANSWERING:
+    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING):
         _answer_reinvite(call, 487)
     call.reinvite = None
 
@@ -157,6 +160,14 @@ def _advance(call: CallMachine) -> None:
 
 
 def reoffer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
+    if call.reinvite is Reinvite.OFFERING:  # the offer for our 200 to their offerless re-INVITE
+        call.reinvite, call.reinvite_offer, call.reinvite_hold = (
+            Reinvite.AWAITING_ACK,
+            event.sdp,
+            call.local_hold,
+        )
+        _answer_reinvite(call, 200, event.sdp)
+        return
     if call.reinvite is not Reinvite.PREPARING:
         raise call.illegal(event, "no re-offer was asked for")
     call.reinvite = Reinvite.SENT
@@ -200,27 +211,62 @@ def retry_reinvite(call: CallMachine, event: TimerFired) -> None:
 
 
 def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
-    if call.reinvite in (Reinvite.PREPARING, Reinvite.SENT):
-        _answer_reinvite(call, 491)
+    if call.reinvite in (Reinvite.PREPARING, Reinvite.SENT, Reinvite.AWAITING_ACK):
+        _answer_reinvite(call, 491)  # an offer of ours is out (RFC 3261 §14.2, RFC 6337 §3.1)
         return
-    if call.reinvite is Reinvite.ANSWERING:
+    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING):
         call.emit(SipRespondReinvite(call.call_id, 500, phrase(500), retry_after=1 + int(9 * call.jitter())))
         return
-    if event.sdp is None:
-        # An offerless re-INVITE (a session refresh): offer what we offered last (RFC 3261 §14.2).
-        assert call.local_sip_sdp is not None
-        _answer_reinvite(call, 200, call.local_sip_sdp)
-        return
-    try:
-        held = remote_holds(event.sdp)
-    except sdp.SdpError as exc:
-        _answer_reinvite(call, exc.sip_status, detail=exc.message)
-        return
+    held = False
+    if event.sdp is not None:
+        try:
+            held = remote_holds(event.sdp)
+        except sdp.SdpError as exc:
+            _answer_reinvite(call, exc.sip_status, detail=exc.message)
+            return
     if call.reinvite is Reinvite.RETRY_WAIT:  # theirs first; ours follows through _advance
         call.cancel_timer(TimerName.REINVITE_RETRY)
+    if event.sdp is None:
+        # An offerless re-INVITE (Polycom's resume, a refresh): our offer goes in the 200 with every
+        # codec and sendrecv, unless the web user holds (RFC 3261 §14.2, RFC 6337 §5.3); the answer
+        # comes in the ACK (ack_received).
+        call.reinvite = Reinvite.OFFERING
+        call.emit(MediaSipReoffer(call.call_id, call.local_hold, full=True))
+        return
     call.reinvite = Reinvite.ANSWERING
     call.remote_hold_pending = held
     call.emit(MediaSipUpdate(call.call_id, event.sdp))
+
+
+def ack_received(call: CallMachine, event: SipAckReceived) -> None:
+    """The ACK of our 2xx. When that 2xx carried our offer, the ACK carries the answer: apply it (the
+    SIP party's hold comes from its direction). An ACK without one leaves a re-INVITE's session as it
+    was; after a late offer there is no session, and the call ends (RFC 3261 §13.3.1.4)."""
+    if call.reinvite is not Reinvite.AWAITING_ACK:
+        return  # the ACK of a 2xx that carried an answer
+    initial, call.offer_in_200 = call.offer_in_200, False
+    call.reinvite = None
+    problem = "the ACK carried no SDP answer" if event.sdp is None else None
+    held = False
+    if event.sdp is not None:
+        try:
+            held = remote_holds(event.sdp)
+        except sdp.SdpError as exc:
+            problem = f"the SDP answer in the ACK is not valid: {exc.message}"
+    if problem is not None:
+        if initial:
+            end_connected(call, local_reason(EndReason.INCOMPATIBLE_MEDIA, message=f"No audio: {problem}"))
+            return
+        call.emit(MediaDropReoffer(call.call_id))
+        _settle(call)
+        return
+    assert event.sdp is not None
+    call.local_sip_sdp = call.reinvite_offer
+    call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
+    if call.remote_hold != held:
+        call.remote_hold = held
+        _tell_hold(call, Side.REMOTE, held)
+    _settle(call)
 
 
 def reanswer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:

@@ -66,3 +66,6 @@ class Reinvite(enum.Enum):
     SENT = "sent"  # ours: waiting for the final response
     RETRY_WAIT = "retry_wait"  # ours got 491: waiting for REINVITE_RETRY (RFC 3261 §14.1)
     ANSWERING = "answering"  # theirs: waiting for the bridge's answer
+    OFFERING = "offering"  # theirs had no offer: waiting for the bridge's offer for our 200
+    AWAITING_ACK = "awaiting_ack"  # our offer went in a 200 (theirs offerless, or the INVITE's): the
+    # answer comes in the ACK

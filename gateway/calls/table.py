@@ -23,6 +23,7 @@ from gateway.calls.events import (
     MediaWebOfferReady,
     RemoteDtmf,
     SipAccepted,
+    SipAckReceived,
     SipByeReceived,
     SipCancelled,
     SipFailed,
@@ -98,6 +99,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipCancelled: _ignore,  # crossed our 200 OK; the UA answered it (RFC 3261 §9.2)
     SipReinviteReceived: midcall.remote_reinvite,
     SipReinviteResult: midcall.reinvite_result,
+    SipAckReceived: midcall.ack_received,
     RemoteDtmf: midcall.remote_dtmf,
     MediaSipOfferReady: midcall.reoffer_ready,
     MediaSipAnswerReady: midcall.reanswer_ready,
@@ -167,6 +169,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipCancelled: _ignore,
         SipReinviteReceived: midcall.closing_reinvite,
         SipReinviteResult: _ignore,
+        SipAckReceived: _ignore,
         RemoteDtmf: _ignore,
         MediaSipOfferReady: _ignore,
         MediaWebAnswerReady: _ignore,

@@ -16,6 +16,10 @@ The web user's hold and resume (RFC 3264 §8.4)::
     plain_offer = await bridge.reoffer_to_sip(hold=True)    # our last SIP SDP, sendonly, o= version + 1
     await bridge.answer_to_reoffer(plain_answer)             # the 2xx's answer: forwarding stops
 
+A late offer (an INVITE without SDP): ``offer_to_web(None)``, then ``answer_from_web`` returns our offer
+for the 200 and ``answer_to_reoffer`` applies the answer from the ACK. An offerless re-INVITE:
+``reoffer_to_sip(hold, full=True)`` is the offer for the 200, answered in the ACK the same way.
+
 While the web user holds, neither direction is forwarded (the held party hears silence, the browser
 nothing of the held party); the answer to ``reoffer_to_sip(hold=False)`` restores both. A re-offer that
 is never answered (the re-INVITE failed) changes nothing.
@@ -178,32 +182,47 @@ class MediaBridge:
 
     # ------------------------------------------------------------------------- PBX calls browser
 
-    async def offer_to_web(self, plain_offer: str) -> str:
-        """The offer for the browser, from the SIP side's INVITE offer."""
+    async def offer_to_web(self, plain_offer: str | None) -> str:
+        """The offer for the browser, from the SIP side's INVITE offer; ``None`` for an INVITE without
+        one (a late offer): the browser is offered the SIP leg's codecs first, then the web leg's."""
         self._expect("offer_to_web", BridgeState.IDLE)
-        offer = sdp.parse(plain_offer)
-        index, section = audio_section(offer)
-        sip_codecs = choice.offered(section, self.settings.sip_codecs)
-        if not sip_codecs:
-            raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
-        await self._sip.open(sip_codecs)
-        self._sip.set_remote(offer, index)
-        self._sip_offer = offer
+        if plain_offer is None:
+            sip_codecs = [choice.known(name) for name in self.settings.sip_codecs]
+        else:
+            offer = sdp.parse(plain_offer)
+            index, section = audio_section(offer)
+            sip_codecs = choice.offered(section, self.settings.sip_codecs)
+            if not sip_codecs:
+                raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
+            await self._sip.open(sip_codecs)
+            self._sip.set_remote(offer, index)
+            self._sip_offer = offer
         self._set_state(BridgeState.AWAITING_WEB_ANSWER)
         local = await self._web.create_offer(choice.web_preferences(sip_codecs, self.settings.web_codecs))
         return sdp.write(local)
 
     async def answer_from_web(self, web_answer: str) -> str:
-        """Apply the browser's answer; the plain RTP answer for the SIP side."""
+        """Apply the browser's answer; the plain RTP answer for the SIP side. After a late offer, our
+        offer for the 200 instead (the browser's codec first), answered by ``answer_to_reoffer``."""
         self._expect("answer_from_web", BridgeState.AWAITING_WEB_ANSWER)
         offer, local = self._sip_offer, self._web.local
-        assert offer is not None and local is not None
+        assert local is not None
         answer = sdp.parse(web_answer)
         await self._web.accept_answer(answer)
         web = self._apply_web(audio_section(local)[1], audio_section(answer)[1], answering=False)
-        sip_offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
-        plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
-        plain = self._stamp_sip(plain)
+        if offer is None:
+            codecs = choice.sip_offer_codecs([web.codec], self.settings.sip_codecs, self.settings.web_codecs)
+            address, port = await self._sip.open(codecs)
+            description = choice.plain_offer(
+                codecs, address=address, port=port, telephone_event=self.settings.telephone_event
+            )
+            plain = self._stamp_sip(description)
+            self._reoffer = (plain, False)
+            logger.info("call=%s late offer: our offer goes in the 200", self._call)
+        else:
+            sip_offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
+            plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
+            plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
         return sdp.write(plain)
@@ -234,22 +253,41 @@ class MediaBridge:
         """Whether a ``reoffer_to_sip`` offer waits for its answer (``answer_to_reoffer``)."""
         return self._reoffer is not None
 
-    async def reoffer_to_sip(self, hold: bool) -> str:
+    async def reoffer_to_sip(self, hold: bool, *, full: bool = False) -> str:
         """Our re-INVITE's offer for the web user's hold (``a=sendonly``) or resume (``a=sendrecv``): the
         last SDP we gave the SIP side with the audio direction set and the o= version incremented
-        (RFC 3264 §8, §8.4). Nothing changes until ``answer_to_reoffer``."""
+        (RFC 3264 §8, §8.4). ``full``: every codec the SIP leg allows, the current one first (the offer
+        in a 2xx to an offerless re-INVITE, RFC 6337 §5.3). Nothing changes until ``answer_to_reoffer``."""
         self._expect("reoffer_to_sip", BridgeState.ACTIVE)
-        last = self._sip_local
-        if last is None:
+        last, endpoint, current = self._sip_local, self._sip.endpoint, self._sip.negotiated
+        if last is None or endpoint is None:
             raise BridgeError(f"call={self._call} reoffer_to_sip() before any SIP description")
-        index, _ = audio_section(last)
         direction = sdp.Direction.SENDONLY if hold else sdp.Direction.SENDRECV
-        media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
-        directions = tuple(d.value for d in sdp.Direction)
-        offer = self._stamp_sip(last.without(*directions).with_media(media), keep=False)
+        if full:
+            first = [current.codec] if current is not None else []
+            codecs = choice.sip_offer_codecs(first, self.settings.sip_codecs, self.settings.sip_codecs)
+            host, port = endpoint.local_rtp_address
+            description = choice.plain_offer(
+                codecs,
+                address=self.settings.public_address or host,
+                port=port,
+                telephone_event=self.settings.telephone_event,
+                direction=direction,
+            )
+        else:
+            index, _ = audio_section(last)
+            media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
+            description = last.without(*(d.value for d in sdp.Direction)).with_media(media)
+        offer = self._stamp_sip(description, keep=False)
         self._reoffer = (offer, hold)
-        logger.info("call=%s re-offer to the SIP side: %s", self._call, direction.value)
+        logger.info("call=%s re-offer to the SIP side: %s%s", self._call, direction.value, " (full)" * full)
         return sdp.write(offer)
+
+    def drop_reoffer(self) -> None:
+        """Forget the re-offer out: it will get no answer (an ACK without one), the session stays."""
+        if self._reoffer is not None:
+            logger.info("call=%s the re-offer got no answer: the session stays as it was", self._call)
+        self._reoffer = None
 
     async def answer_to_reoffer(self, plain_answer: str) -> None:
         """Apply the SIP side's answer to ``reoffer_to_sip``: the new direction, address and codecs; while

@@ -317,10 +317,13 @@ class CallRuntime:
                 return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
                 return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
-            case cmd.MediaSipReoffer(hold=hold):
-                # Our last SIP SDP, sendonly or sendrecv (RFC 3264 §8.4); the bridge gates forwarding
-                # once the answer comes (MediaAnswerFromSip above).
-                return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold))
+            case cmd.MediaSipReoffer(hold=hold, full=full):
+                # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
+                # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).
+                return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold, full=full))
+            case cmd.MediaDropReoffer():
+                bridge.drop_reoffer()
+                return None
             case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
                 try:
                     bridge.send_dtmf(digit, Leg.SIP, duration_ms=duration)

@@ -28,7 +28,8 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
     Outgoing calls: every 1xx (100 too) -> SipProvisional; an 18x with SDP also -> SipProvisional with
     the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it); a final failure -> SipFailed.
     Both: BYE from them -> SipByeReceived; our BYE answered -> SipLegClosed; INFO dtmf-relay ->
-    RemoteDtmf; re-INVITE -> SipReinviteReceived. Incoming calls: CANCEL -> SipCancelled (the UA has
+    RemoteDtmf; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived. Incoming calls:
+    the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA has
     answered 487); `Failed` after our answer (no ACK) -> SipLegClosed.
     """
     match event:
@@ -57,8 +58,8 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
                 logger.debug("INFO of type %r is not DTMF: ignored", content_type)
                 return []
             return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
-        case sip.Confirmed():
-            return []
+        case sip.Confirmed(sdp=sdp) | sip.ReinviteAcked(sdp=sdp):
+            return [ev.SipAckReceived(sdp or None)]
     return []
 
 

@@ -144,6 +144,7 @@ class IncomingCall(Call):
         self._emit(Cancelled())
 
     def on_ack(self, ack: Request) -> None:
+        super().on_ack(ack)
         if (
             self.state is CallState.ANSWERED
             and ack.cseq is not None

@@ -33,6 +33,7 @@ from gateway.sip.ua_events import (
     Bye,
     CallEvent,
     InfoReceived,
+    ReinviteAcked,
     ReinviteReceived,
     ReinviteResult,
     set_direction,
@@ -91,6 +92,7 @@ class Call:
         self._ended = False
         self._reinvite_in: IncomingRequest | None = None
         self._reinvite_out = False
+        self._reinvite_ack: int | None = None  # CSeq of their re-INVITE whose 2xx awaits its ACK
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_acks: dict[int, Request] = {}
 
@@ -242,7 +244,27 @@ class Call:
         self._reinvite_in = None
         response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP)
         self.local_sdp = sdp
-        incoming.respond_until_ack(response)
+        cseq = incoming.request.cseq
+        self._reinvite_ack = cseq.seq if cseq is not None else None
+        self._spawn(self._await_reinvite_ack(incoming.respond_until_ack(response)))
+
+    async def _await_reinvite_ack(self, acked: asyncio.Future[bool]) -> None:
+        """No ACK for the 2xx to a re-INVITE within 64*T1: BYE, as for the initial INVITE (RFC 3261
+        §14.2, §13.3.1.4)."""
+        try:
+            if await acked:
+                return
+        except asyncio.CancelledError:
+            return
+        if self._ended or self.state is not CallState.CONFIRMED:
+            return
+        logger.info("call=%s no ACK for our 200 to the re-INVITE: BYE", self.call_id)
+        self._reinvite_ack = None
+        try:
+            await self.bye()
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s BYE failed: %s", self.call_id, exc)
+            self._emit(Bye(by_remote=False, status=408))
 
     def reject_reinvite(self, status: int = 488, reason: str | None = None) -> None:
         """Refuse the pending re-INVITE (488 Not Acceptable Here by default); the call goes on."""
@@ -273,8 +295,9 @@ class Call:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 3261 §8.2.3
         elif method == "INVITE":
             self._reinvite_in = incoming
-            self.remote_sdp = _text(request.body)
-            self._emit(ReinviteReceived(self.remote_sdp))
+            if request.body:  # none: they ask for our offer (RFC 3261 §14.2), the answer comes in the ACK
+                self.remote_sdp = _text(request.body)
+            self._emit(ReinviteReceived(_text(request.body)))
         elif method == "OPTIONS":
             incoming.respond(dialog.respond(request, 200, headers=self.ua.capabilities()))
         else:
@@ -287,6 +310,9 @@ class Call:
 
     def on_ack(self, ack: Request) -> None:
         """An ACK in our dialog: the initial 2xx's (incoming calls) or a re-INVITE's."""
+        if self._reinvite_ack is not None and ack.cseq is not None and ack.cseq.seq == self._reinvite_ack:
+            self._reinvite_ack = None
+            self._emit(ReinviteAcked(_text(ack.body)))
 
     def on_stray_2xx(self, response: Response) -> None:
         """A retransmitted 2xx to one of our INVITEs: ACK it again (RFC 3261 §13.2.2.4)."""

@@ -3,7 +3,7 @@ small SDP helper for hold and resume.
 
 Outgoing calls report :class:`Provisional`, :class:`EarlyMedia`, :class:`Answered`; incoming
 ones :class:`Confirmed` (the ACK of our 2xx) or :class:`Cancelled`; both
-:class:`InfoReceived`, :class:`ReinviteReceived`, and end with one of :data:`TERMINAL`
+:class:`InfoReceived`, :class:`ReinviteReceived`, :class:`ReinviteAcked`, and end with one of :data:`TERMINAL`
 (:class:`Failed`, :class:`Cancelled`, :class:`Bye`).
 """
 
@@ -23,6 +23,7 @@ __all__ = [
     "Failed",
     "InfoReceived",
     "Provisional",
+    "ReinviteAcked",
     "ReinviteReceived",
     "ReinviteResult",
     "set_direction",
@@ -89,9 +90,17 @@ class InfoReceived:
 
 @dataclass(frozen=True, slots=True)
 class ReinviteReceived:
-    """A re-INVITE with a new offer (hold, resume...): answer it with ``answer_reinvite``."""
+    """A re-INVITE (hold, resume...): answer it with ``answer_reinvite``. ``sdp`` is its offer, empty
+    when it had none: then the 200 carries our offer and the ACK the answer (:class:`ReinviteAcked`)."""
 
     sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReinviteAcked:
+    """The ACK to our 2xx for their re-INVITE; ``sdp`` is the answer in it (empty when none)."""
+
+    sdp: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,7 @@ CallEvent = (
     | Bye
     | InfoReceived
     | ReinviteReceived
+    | ReinviteAcked
 )
 TERMINAL = (Failed, Cancelled, Bye)
 

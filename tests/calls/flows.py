@@ -165,6 +165,16 @@ def connected_in(settings: CallSettings = SETTINGS) -> CallMachine:
     return call
 
 
+def connected_late_offer(settings: CallSettings = SETTINGS) -> CallMachine:
+    """An INVITE without SDP answered by s1: our offer is in the 200, the ACK not yet here."""
+    call = machine(settings)
+    run(
+        call, invite(sdp=None), WebAccept("s1"), MediaWebOfferReady(WEB_OFFER), WebSdpAnswer("s1", WEB_ANSWER)
+    )
+    run(call, MediaSipAnswerReady(GW_SIP_OFFER), MediaConnected())
+    return call
+
+
 def early_in_offered(settings: CallSettings = SETTINGS) -> CallMachine:
     call = early_in(settings)
     run(call, MediaWebOfferReady(WEB_OFFER))

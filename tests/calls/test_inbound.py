@@ -8,26 +8,35 @@ import pytest
 
 from gateway.calls import (
     CallDirection,
+    CallMachine,
     CallState,
     CancelTimer,
     CloseBridge,
     CreateBridge,
     EndReason,
     IllegalEvent,
+    MediaAnswerFromSip,
     MediaAnswerFromWeb,
     MediaConnected,
     MediaFailed,
     MediaOfferToWeb,
     MediaSipAnswerReady,
+    MediaSipReoffer,
     MediaWebOfferReady,
     NotifyConnected,
     NotifyEnded,
+    NotifyHeld,
     NotifyIncoming,
     RejectKind,
     SendWebOffer,
+    Side,
+    SipAckReceived,
+    SipBye,
     SipByeReceived,
     SipCancelled,
+    SipReinviteReceived,
     SipRespond,
+    SipRespondReinvite,
     StartTimer,
     StopRinging,
     TimerFired,
@@ -35,6 +44,7 @@ from gateway.calls import (
     WebAccept,
     WebDisconnected,
     WebHangup,
+    WebHold,
     WebReject,
     WebSdpAnswer,
     WrongSession,
@@ -65,10 +75,52 @@ def test_not_online_is_480() -> None:
     assert call.state is CallState.CLOSED
 
 
-def test_offerless_invite_is_488() -> None:
+def late_offer_connected() -> CallMachine:
+    """An INVITE without SDP, answered by s1: our offer went in the 200."""
     call = f.machine()
-    assert responses(call.handle(f.invite(sdp=None))) == [488]
-    assert call.state is CallState.CLOSED
+    out = call.handle(f.invite(sdp=None))
+    assert responses(out) == [180] and f.kinds(out).count(NotifyIncoming) == 2  # rings like any call
+    accepted = f.run(call, WebAccept("s1"))
+    assert MediaOfferToWeb("c1", None) in accepted and CreateBridge("c1", CallDirection.INBOUND) in accepted
+    out = f.run(
+        call,
+        MediaWebOfferReady(f.WEB_OFFER),
+        WebSdpAnswer("s1", f.WEB_ANSWER),
+        MediaSipAnswerReady(f.GW_SIP_OFFER),  # from the bridge: our offer, not an answer
+        MediaConnected(),
+    )
+    assert [c for c in out if isinstance(c, SipRespond)] == [SipRespond("c1", 200, "OK", f.GW_SIP_OFFER)]
+    assert call.state is CallState.CONNECTED and call.offer_in_200
+    return call
+
+
+def test_a_late_offer_rings_offers_in_the_200_and_takes_the_answer_from_the_ack() -> None:
+    call = late_offer_connected()
+    assert call.handle(SipAckReceived(f.SIP_ANSWER)) == [MediaAnswerFromSip("c1", f.SIP_ANSWER)]
+    assert call.state is CallState.CONNECTED and not call.offer_in_200 and call.reinvite is None
+    assert call.handle(WebHold("s1")) == [MediaSipReoffer("c1", True)]  # re-INVITEs work afterwards
+
+
+def test_a_late_offer_answered_sendonly_in_the_ack_is_held_by_the_caller() -> None:
+    call = late_offer_connected()
+    out = call.handle(SipAckReceived(f.SIP_HOLD))
+    assert out == [MediaAnswerFromSip("c1", f.SIP_HOLD), NotifyHeld("s1", "c1", Side.REMOTE)]
+    assert call.state is CallState.HOLDING
+
+
+@pytest.mark.parametrize("ack_sdp", [None, "garbage"])
+def test_a_late_offer_whose_ack_has_no_valid_answer_ends_with_bye(ack_sdp: str | None) -> None:
+    call = late_offer_connected()
+    out = call.handle(SipAckReceived(ack_sdp))
+    assert f.kinds(out)[:2] == [SipBye, CloseBridge]
+    [ended] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert ended.reason is EndReason.INCOMPATIBLE_MEDIA and "ACK" in ended.message
+    assert call.state is CallState.CLOSING
+
+
+def test_a_reinvite_before_the_ack_of_a_late_offer_gets_491() -> None:
+    call = late_offer_connected()
+    assert call.handle(SipReinviteReceived(f.SIP_HOLD)) == [SipRespondReinvite("c1", 491, "Request Pending")]
 
 
 def test_unparsable_offer_is_refused_before_ringing() -> None:
@@ -81,7 +133,6 @@ def test_unparsable_offer_is_refused_before_ringing() -> None:
 @pytest.mark.parametrize(
     ("offer", "detail"),
     [
-        (None, "an offer is required"),
         ("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 99999 RTP/AVP 0\r\n", "port"),
         ("v=0\r\nx" + "\x07" * 500, ""),
     ],

@@ -16,6 +16,7 @@ from gateway.calls import (
     CloseBridge,
     EndReason,
     MediaAnswerFromSip,
+    MediaDropReoffer,
     MediaFailed,
     MediaInactive,
     MediaSendDtmf,
@@ -30,6 +31,7 @@ from gateway.calls import (
     NotifyResumed,
     RemoteDtmf,
     Side,
+    SipAckReceived,
     SipBye,
     SipByeReceived,
     SipCancel,
@@ -203,9 +205,67 @@ def test_second_reinvite_while_answering_the_first_gets_500_retry_after() -> Non
     assert reply.status == 500 and reply.retry_after is not None and 0 <= reply.retry_after <= 10
 
 
-def test_offerless_reinvite_gets_our_last_sdp() -> None:
+def held_remotely_offerless() -> CallMachine:
+    """The SIP party held the call (a=sendonly), then sent a re-INVITE without SDP (Polycom's resume)."""
+    call = f.holding_remote()
+    assert call.handle(SipReinviteReceived(None)) == [MediaSipReoffer("c1", False, full=True)]
+    return call
+
+
+def test_offerless_reinvite_gets_a_full_sendrecv_offer_and_the_ack_answer_resumes() -> None:
+    call = held_remotely_offerless()
+    assert call.handle(MediaSipOfferReady(f.GW_SIP_OFFER)) == [
+        SipRespondReinvite("c1", 200, "OK", f.GW_SIP_OFFER)
+    ]
+    assert call.state is CallState.HOLDING  # until the answer in the ACK says otherwise
+    out = call.handle(SipAckReceived(f.SIP_RESUME))
+    assert out == [MediaAnswerFromSip("c1", f.SIP_RESUME), NotifyResumed("s1", "c1", Side.REMOTE)]
+    assert call.state is CallState.CONNECTED and not call.remote_hold
+    assert call.local_sip_sdp == f.GW_SIP_OFFER
+
+
+def test_offerless_reinvite_while_the_web_user_holds_offers_sendonly() -> None:
+    call = f.holding_local()
+    assert call.handle(SipReinviteReceived(None)) == [MediaSipReoffer("c1", True, full=True)]
+    f.run(call, MediaSipOfferReady(f.GW_SIP_OFFER))
+    assert call.handle(SipAckReceived(f.sip_sdp("recvonly", version=4))) == [
+        MediaAnswerFromSip("c1", f.sip_sdp("recvonly", version=4))
+    ]
+    assert call.state is CallState.HOLDING and call.local_hold and not call.remote_hold
+
+
+def test_an_ack_answer_that_holds_puts_the_call_on_remote_hold() -> None:
     call = f.connected_in()
-    assert call.handle(SipReinviteReceived(None)) == [SipRespondReinvite("c1", 200, "OK", f.GW_SIP_ANSWER)]
+    f.run(call, SipReinviteReceived(None), MediaSipOfferReady(f.GW_SIP_OFFER))
+    out = call.handle(SipAckReceived(f.SIP_HOLD))
+    assert out == [MediaAnswerFromSip("c1", f.SIP_HOLD), NotifyHeld("s1", "c1", Side.REMOTE)]
+    assert call.state is CallState.HOLDING
+
+
+def test_an_ack_without_the_answer_leaves_the_session_as_it_was() -> None:
+    call = held_remotely_offerless()
+    f.run(call, MediaSipOfferReady(f.GW_SIP_OFFER))
+    assert call.handle(SipAckReceived(None)) == [MediaDropReoffer("c1")]
+    assert call.state is CallState.HOLDING and call.reinvite is None
+
+
+def test_while_our_offer_waits_in_a_200_a_new_offer_gets_491_and_ours_is_held_back() -> None:
+    call = f.connected_in()
+    f.run(call, SipReinviteReceived(None))
+    [busy] = call.handle(SipReinviteReceived(f.SIP_HOLD))  # the bridge is still making our offer
+    assert isinstance(busy, SipRespondReinvite) and busy.status == 500 and busy.retry_after is not None
+    assert call.handle(WebHold("s1")) == []  # queued: one offer at a time
+    f.run(call, MediaSipOfferReady(f.GW_SIP_OFFER))
+    assert call.handle(SipReinviteReceived(f.SIP_HOLD)) == [SipRespondReinvite("c1", 491, "Request Pending")]
+    out = call.handle(SipAckReceived(f.SIP_RESUME))
+    assert out == [MediaAnswerFromSip("c1", f.SIP_RESUME), MediaSipReoffer("c1", True)]  # now ours
+
+
+def test_plain_acks_change_nothing() -> None:
+    call = f.connected_in()
+    assert call.handle(SipAckReceived(None)) == []
+    assert call.handle(SipAckReceived(f.SIP_OFFER)) == []  # no offer of ours was out: not an answer
+    assert call.state is CallState.CONNECTED
 
 
 def test_unparsable_reinvite_is_refused_and_the_call_goes_on() -> None:

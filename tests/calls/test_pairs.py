@@ -45,6 +45,7 @@ from gateway.calls import (
     SendWebAnswer,
     SendWebOffer,
     SipAccepted,
+    SipAckReceived,
     SipBye,
     SipByeReceived,
     SipCancel,
@@ -101,6 +102,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         SipReinviteReceived: lambda: SipReinviteReceived(f.SIP_HOLD),
         SipReinviteResult: lambda: SipReinviteResult(200, f.SIP_ANSWER),
         SipLegClosed: SipLegClosed,
+        SipAckReceived: lambda: SipAckReceived(f.SIP_ANSWER),
         RemoteDtmf: lambda: RemoteDtmf("5", 120),
         MediaSipOfferReady: lambda: MediaSipOfferReady(f.GW_SIP_OFFER),
         MediaWebAnswerReady: lambda: MediaWebAnswerReady(f.WEB_ANSWER),
@@ -129,6 +131,7 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         SipLegClosed: (S.CLOSED, [CloseBridge, NotifyEnded]),
         SipCancelled: (state, []),
         SipReinviteReceived: (state, [MediaSipUpdate]),
+        SipAckReceived: (state, []),  # the ACK of a 2xx that carried an answer
         RemoteDtmf: (state, [NotifyDtmf]),
         MediaWebAnswerReady: (state, []),
         MediaConnected: (state, []),
@@ -157,6 +160,7 @@ CLOSING_EXPECT: Expect = {
     SipCancelled: (S.CLOSING, []),
     SipReinviteReceived: (S.CLOSING, [SipRespondReinvite]),
     SipReinviteResult: (S.CLOSING, []),
+    SipAckReceived: (S.CLOSING, []),
     RemoteDtmf: (S.CLOSING, []),
     MediaSipOfferReady: (S.CLOSING, []),
     MediaWebAnswerReady: (S.CLOSING, []),
@@ -391,6 +395,38 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             MediaSipAnswerReady: (S.CONNECTED, [SipRespondReinvite, NotifyResumed]),
             SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),
             **PENDING_487,
+        },
+    ),
+    "connected, late offer in the 200, waiting for the ACK": (
+        S.CONNECTED,
+        f.connected_late_offer,
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.CONNECTED, hold=[], resume=[]),
+            SipAckReceived: (S.CONNECTED, [MediaAnswerFromSip]),
+            SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),  # 491
+        },
+    ),
+    "connected, making the offer for an offerless re-INVITE": (
+        S.CONNECTED,
+        f.after(f.connected_in, SipReinviteReceived(None)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.CONNECTED, hold=[], resume=[]),
+            MediaSipOfferReady: (S.CONNECTED, [SipRespondReinvite]),
+            SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),  # 500 Retry-After
+            **PENDING_487,
+            MediaInactive: (S.CLOSING, [SipRespondReinvite, *BYEING]),
+        },
+    ),
+    "holding, our offer in the 200 to an offerless re-INVITE": (
+        S.HOLDING,
+        f.after(f.holding_remote, SipReinviteReceived(None), MediaSipOfferReady(f.GW_SIP_OFFER)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.HOLDING, hold=[], resume=[]),
+            SipAckReceived: (S.CONNECTED, [MediaAnswerFromSip, NotifyResumed]),
+            SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),  # 491
         },
     ),
     "closing, CANCEL out": (S.CLOSING, f.closing_cancel, TimerName.CLOSING, CLOSING_EXPECT),

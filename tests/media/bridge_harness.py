@@ -125,6 +125,17 @@ class Call:
         self.bridge_address = codec_choice.remote_rtp(answer, 0)[0]
         self.phone.remote = self.bridge_address
 
+    async def pbx_calls_late(self) -> sdp.SessionDescription:
+        """The PBX calls without an offer (late offer): the bridge offers in the 200, the phone answers in
+        the ACK. The bridge's offer."""
+        await self.phone.start()
+        web_answer = await self.web.answer(await self.bridge.offer_to_web(None))
+        offer = sdp.parse(await self.bridge.answer_from_web(web_answer))
+        self.bridge_address = codec_choice.remote_rtp(offer, 0)[0]
+        self.phone.remote = self.bridge_address
+        await self.bridge.answer_to_reoffer(self.phone_answer(offer, self.phone))
+        return offer
+
     async def connected(self, timeout: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -195,6 +195,61 @@ async def test_web_users_hold_reoffers_sendonly_and_stops_both_directions(
         await call.close()
 
 
+def payload_names(offer: sdp.SessionDescription) -> list[str]:
+    return [f"{c.name}/{c.clock_rate}" for c in offer.media[0].codecs]
+
+
+@pytest.mark.parametrize("sip_codec", ["PCMU", "PCMA"])
+async def test_a_late_offer_offers_every_sip_codec_and_the_ack_answer_carries_audio(
+    ports: RtpPortAllocator, sip_codec: str
+) -> None:
+    call = Call(ports, sip_codec=sip_codec, phone_payload_type=0 if sip_codec == "PCMU" else 8,
+                sip_codecs=("PCMU", "PCMA"))  # fmt: skip
+    try:
+        offer = await call.pbx_calls_late()
+        assert payload_names(offer) == ["PCMU/8000", "PCMA/8000", "telephone-event/8000"]
+        assert offer.direction_for(0) is sdp.Direction.SENDRECV and not call.bridge.awaiting_reanswer
+        await call.connected()
+        await call.play(0.8)
+        assert call.phone.heard(WEB_TONE) and call.web.heard(SIP_TONE, last=0.5)
+    finally:
+        await call.close()
+
+
+async def test_an_offerless_reinvite_gets_a_full_sendrecv_offer_that_resumes_the_call(
+    ports: RtpPortAllocator,
+) -> None:
+    call = Call(ports, sip_codec="PCMA", phone_payload_type=8, sip_codecs=("PCMU", "PCMA", "G722"))
+    try:
+        await call.pbx_calls()
+        await call.connected()
+        held = sdp.parse(
+            await call.bridge.update_from_sip(call.phone_offer(direction=sdp.Direction.SENDONLY, version=2))
+        )
+        assert held.direction_for(0) is sdp.Direction.RECVONLY
+        offer = sdp.parse(await call.bridge.reoffer_to_sip(hold=False, full=True))
+        # Every codec, the one in use first, sendrecv, our o= line one version on (RFC 3264 §8).
+        assert payload_names(offer) == ["PCMA/8000", "PCMU/8000", "G722/8000", "telephone-event/8000"]
+        assert offer.direction_for(0) is sdp.Direction.SENDRECV
+        assert (offer.origin.session_id, offer.origin.session_version) == (
+            held.origin.session_id,
+            held.origin.session_version + 1,
+        )
+        await call.bridge.answer_to_reoffer(call.phone_answer(offer, call.phone))
+        call.web.clear()
+        await call.play(0.8)
+        assert call.phone.heard(WEB_TONE) and call.web.heard(SIP_TONE, last=0.5)
+        # A re-offer the ACK never answered leaves the session as it was.
+        await call.bridge.reoffer_to_sip(hold=False, full=True)
+        call.bridge.drop_reoffer()
+        assert not call.bridge.awaiting_reanswer
+        call.web.clear()
+        await call.play(0.5)
+        assert call.web.heard(SIP_TONE, last=0.3)
+    finally:
+        await call.close()
+
+
 async def test_reoffer_needs_an_active_bridge(ports: RtpPortAllocator) -> None:
     call = Call(ports)
     try:

@@ -28,7 +28,11 @@ def test_sip_events_of_an_outgoing_call() -> None:
 def test_sip_events_of_an_incoming_call() -> None:
     assert sip_to_call_events(sip.Provisional(100, "Trying"), IN) == []
     assert sip_to_call_events(sip.Cancelled(), IN) == [ev.SipCancelled()]
-    assert sip_to_call_events(sip.Confirmed(), IN) == []
+    assert sip_to_call_events(sip.Confirmed(), IN) == [ev.SipAckReceived(None)]
+    assert sip_to_call_events(sip.Confirmed("v=0"), IN) == [ev.SipAckReceived("v=0")]
+    assert sip_to_call_events(sip.ReinviteAcked(""), IN) == [ev.SipAckReceived(None)]
+    assert sip_to_call_events(sip.ReinviteAcked("v=0"), OUT) == [ev.SipAckReceived("v=0")]
+    assert sip_to_call_events(sip.ReinviteReceived(""), IN) == [ev.SipReinviteReceived(None)]
     assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [ev.SipLegClosed()]
     assert sip_to_call_events(sip.ReinviteReceived("v=0"), IN) == [ev.SipReinviteReceived("v=0")]
 

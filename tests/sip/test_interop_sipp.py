@@ -18,6 +18,7 @@ from gateway.sip.ua_events import (
     Failed,
     InfoReceived,
     Provisional,
+    ReinviteAcked,
     ReinviteReceived,
     set_direction,
 )
@@ -145,6 +146,30 @@ async def test_sipp_reinvite_hold_and_resume(tmp_path: Path) -> None:
         result = await run
         assert result.ok, result
         assert "a=recvonly" in result.messages
+
+
+async def test_sipp_offerless_reinvite_gets_our_offer_and_the_ack_brings_the_answer(tmp_path: Path) -> None:
+    """RFC 3261 §14.2: a re-INVITE without SDP is delivered with an empty offer; our 200 carries the
+    offer, retransmitted until the ACK, whose answer arrives as ReinviteAcked (once)."""
+    require_binary("sipp")
+    async with running_ua(trusted_sources=LOOPBACK) as ua:
+        answering = asyncio.create_task(answer_next(ua))
+        run = asyncio.create_task(
+            Sipp(tmp_path, "uac_offerless_resume", address_of(ua), service="gw", duration_ms=300).run()
+        )
+        call = await answering
+        assert "a=sendonly" in (await expect(call, ReinviteReceived, timeout=10)).sdp
+        call.answer_reinvite(set_direction(ANSWER, "recvonly"))
+        assert await expect(call, ReinviteAcked, timeout=10) == ReinviteAcked("")
+        assert (await expect(call, ReinviteReceived, timeout=10)).sdp == ""
+        remote = call.remote_sdp
+        call.answer_reinvite(set_direction(OFFER, "sendrecv"))
+        acked = await expect(call, ReinviteAcked, timeout=10)
+        assert "m=audio" in acked.sdp and "a=sendrecv" in acked.sdp
+        assert call.remote_sdp == remote  # an offerless re-INVITE does not blank what we know of them
+        assert (await expect(call, Bye, timeout=10)).by_remote
+        result = await run
+        assert result.ok, result
 
 
 async def test_sipp_requests_we_must_refuse_get_the_right_status_before_anyone_rings(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -196,29 +198,71 @@ async def test_close_ends_open_calls_and_is_idempotent() -> None:
             await a.invite(uri_of(b), OFFER, identity())
 
 
-async def test_no_ack_means_bye_and_failed() -> None:
+@contextlib.asynccontextmanager
+async def raw_peer() -> AsyncIterator[tuple[TestUA, TransactionLayer]]:
+    """A bare transaction layer on loopback, to send what our own UA would not (and never ACK)."""
     tu = TestUA()
     layer = TransactionLayer(tu, policy=AcceptAll(), timers=FAST)
     tu.layer = layer
     await layer.listen("udp", "127.0.0.1", 0)
     try:
-        async with running_ua() as b:
-            host, port = layer.transports[0].local
-            invite = make_request(
-                "INVITE",
-                uri_of(b),
-                headers=(("Contact", f"<sip:raw@{host}:{port}>"), ("Content-Type", "application/sdp")),
-                body=SDP,
-            )
-            handle = await layer.request(invite)
-            incoming = await b.next_incoming(5)
-            incoming.answer(ANSWER)
-            assert (await handle.final_response()).status == 200  # and never ACKed
-            failed = await expect(incoming, Failed, timeout=10)
-            assert failed.status == 408
-            await tu.wait_for(lambda: "BYE" in tu.methods())
+        yield tu, layer
     finally:
         await layer.close()
+
+
+async def test_no_ack_means_bye_and_failed() -> None:
+    async with raw_peer() as (tu, layer), running_ua() as b:
+        host, port = layer.transports[0].local
+        invite = make_request(
+            "INVITE",
+            uri_of(b),
+            headers=(("Contact", f"<sip:raw@{host}:{port}>"), ("Content-Type", "application/sdp")),
+            body=SDP,
+        )
+        handle = await layer.request(invite)
+        incoming = await b.next_incoming(5)
+        incoming.answer(ANSWER)
+        assert (await handle.final_response()).status == 200  # and never ACKed
+        failed = await expect(incoming, Failed, timeout=10)
+        assert failed.status == 408
+        await tu.wait_for(lambda: "BYE" in tu.methods())
+
+
+async def test_a_200_to_an_offerless_reinvite_never_acked_means_bye() -> None:
+    """RFC 3261 §14.2 / §13.3.1.4: the 200 carrying our offer is retransmitted until its ACK; none
+    within 64*T1 ends the call with BYE."""
+    async with raw_peer() as (tu, layer), running_ua() as b:
+        host, port = layer.transports[0].local
+        contact = ("Contact", f"<sip:raw@{host}:{port}>")
+        invite = make_request(
+            "INVITE", uri_of(b), cseq=1, headers=(contact, ("Content-Type", "application/sdp")), body=SDP
+        )
+        handle = await layer.request(invite)
+        incoming = await b.next_incoming(5)
+        incoming.answer(ANSWER)
+        ok = await handle.final_response()
+        assert ok.status == 200 and ok.to is not None
+        call_id, from_tag = invite.call_id, invite.from_.tag if invite.from_ else None
+        ack = make_request("ACK", uri_of(b), call_id=call_id, from_tag=from_tag, cseq=1, to=str(ok.to))
+        await layer.send_stateless(ack)
+        await expect(incoming, Confirmed)
+        reinvite = make_request(
+            "INVITE",
+            uri_of(b),
+            call_id=call_id,
+            from_tag=from_tag,
+            cseq=2,
+            to=str(ok.to),
+            headers=(contact,),
+        )
+        rehandle = await layer.request(reinvite)
+        assert (await expect(incoming, ReinviteReceived)).sdp == ""
+        incoming.answer_reinvite(OFFER)
+        final = await rehandle.final_response()
+        assert final.status == 200 and final.body.decode() == OFFER  # and never ACKed
+        assert not (await expect(incoming, Bye, timeout=10)).by_remote
+        await tu.wait_for(lambda: "BYE" in tu.methods())
 
 
 async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
