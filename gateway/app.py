@@ -54,13 +54,10 @@ class Gateway:
         )
 
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
-        """One call's media settings. RTP binds to the SIP listen host; a gateway on loopback serves
-        browsers on this machine only, so its web legs gather 127.0.0.1."""
-        host = self.config.sip.listen[0].host.strip("[]") if self.config.sip.listen else "127.0.0.1"
-        settings = settings_from_config(
-            self.config, self.ports, call_id=call_id, bind_host=host, fast_lane=self.fast_lane
-        )
-        if _is_loopback(host):
+        """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway
+        on loopback serves browsers on this machine only, so its web legs gather 127.0.0.1."""
+        settings = settings_from_config(self.config, self.ports, call_id=call_id, fast_lane=self.fast_lane)
+        if _is_loopback(settings.bind_host):
             settings = loopback_bridge_settings(settings)
         return settings
 

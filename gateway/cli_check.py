@@ -79,7 +79,7 @@ def summary(config: Config) -> list[tuple[str, str]]:
         ),
         (
             "media public IP",
-            str(media.public_address)
+            ", ".join(str(address) for address in media.public_address)
             if media.public_address
             else "not set (SDP c= lines carry the local address: set it behind NAT)",
         ),

@@ -149,7 +149,8 @@ class Sipp:
     @property
     def address(self) -> str:
         """host:port of this sipp's SIP socket (give it to a UAC, or dial sip:user@address)."""
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def uri(self, user: str = "sipp") -> str:
         return f"sip:{user}@{self.address}"
@@ -280,7 +281,7 @@ async def check_loads(workdir: Path, scenario: str | Path, **options: object) ->
 
 
 def _udp_port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -58,6 +58,8 @@ class Endpoint:
     contact_user: str | None = None
 
     def __post_init__(self) -> None:
+        if ":" in self.host and not self.host.startswith("["):  # an IPv6 literal: an IPv6reference
+            object.__setattr__(self, "host", f"[{self.host}]")  # in Via and Contact (RFC 3261 §25.1)
         if self.transport.upper() != self.transport or self.transport not in _TRANSPORTS:
             raise ValueError(f"invalid transport {self.transport!r} (expected one of {sorted(_TRANSPORTS)})")
         for name in (*self.allow, *self.supported):

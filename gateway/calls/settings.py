@@ -56,15 +56,13 @@ class CallSettings:
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
             "answer_timeout": config.calls.answer_timeout,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
-            "media_families": (_family(config),),
+            "media_families": _families(config),
         }
         values.update(overrides)
         return cls(**values)
 
 
-def _family(config: Config) -> str:
-    """The address family of the SIP leg's RTP: that of the address written into SDP c= lines
-    (media.public_address, else the SIP listen host RTP binds to, as gateway/app.py does)."""
-    address = config.media.public_address
-    host = str(address) if address is not None else (config.sip.listen[0].host if config.sip.listen else "")
-    return "IP6" if ":" in host else "IP4"
+def _families(config: Config) -> tuple[str, ...]:
+    """The address families of the SIP leg's RTP (gateway/config/addresses.py); IP4 when none is
+    usable yet (the bridge then refuses the call: media.public_address is needed)."""
+    return tuple(config.rtp_addresses()) or ("IP4",)

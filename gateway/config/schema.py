@@ -7,10 +7,11 @@ defaults are what an absent key means. `Config.__post_init__` holds the checks t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
+from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.errors import InvalidValue
 from gateway.config.secret import Secret
 from gateway.config.values import (
@@ -127,9 +128,24 @@ class RtpPorts:
         return (self.end - self.start + 1) // 2
 
 
+def _public_addresses(value: object) -> tuple[IPAddress, ...]:
+    """One IP address, or one per address family (a list, or comma-separated text)."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"expected an IP address or a list of them, got {value!r}")
+    addresses = tuple(parse_ip(item.strip() if isinstance(item, str) else item) for item in items)
+    versions = [address.version for address in addresses]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"expected at most one IPv4 and one IPv6 address, got {value!r}")
+    return addresses
+
+
 @dataclass(frozen=True, slots=True)
 class MediaSection:
-    public_address: Annotated[IPAddress, Parse(parse_ip)] | None = None  # the IP in SDP c= lines
+    # The IPs in SDP c= lines, at most one per address family (see gateway/config/addresses.py).
+    public_address: Annotated[tuple[IPAddress, ...], Parse(_public_addresses)] = ()
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 10.0  # seconds without RTP: hang up
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
@@ -308,6 +324,11 @@ class Config:
         problems = list(self._cross_checks())
         if problems:
             raise InvalidValue.many(problems)
+
+    def rtp_addresses(self) -> Mapping[str, RtpAddress]:
+        """The address families the SIP leg's RTP serves, the default first (gateway/config/addresses.py)."""
+        pbx = self.pbx.address.host if self.pbx.address is not None else None
+        return rtp_addresses((item.host for item in self.sip.listen), self.media.public_address, pbx)
 
     def _cross_checks(self) -> Iterator[tuple[str, str]]:
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:

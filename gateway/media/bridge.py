@@ -104,6 +104,7 @@ class MediaBridge:
         self._to_web = MediaPath("sip->web", call_id=self._call)
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
+        self._sip_family: str | None = None  # a late offer's address family (None: the default)
         self._web_answer: str | None = None
         self._sip_local: sdp.SessionDescription | None = None  # the last SDP we gave the SIP side
         self._sip_version = 0  # the highest o= version we used with the SIP side
@@ -182,19 +183,23 @@ class MediaBridge:
 
     # ------------------------------------------------------------------------- PBX calls browser
 
-    async def offer_to_web(self, plain_offer: str | None) -> str:
-        """The offer for the browser, from the SIP side's INVITE offer; ``None`` for an INVITE without
-        one (a late offer): the browser is offered the SIP leg's codecs first, then the web leg's."""
+    async def offer_to_web(self, plain_offer: str | None, family: str | None = None) -> str:
+        """The offer for the browser, from the SIP side's INVITE offer (the SIP leg's RTP in the offer's
+        address family); ``None`` for an INVITE without one (a late offer): the browser is offered the
+        SIP leg's codecs first, then the web leg's, and our SIP offer will be in ``family`` (that of the
+        INVITE's source; None: the default family)."""
         self._expect("offer_to_web", BridgeState.IDLE)
         if plain_offer is None:
             sip_codecs = [choice.known(name) for name in self.settings.sip_codecs]
+            self._sip_family = family
         else:
             offer = sdp.parse(plain_offer)
             index, section = audio_section(offer)
             sip_codecs = choice.offered(section, self.settings.sip_codecs)
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
-            await self._sip.open(sip_codecs)
+            connection = offer.connection_for(index)
+            await self._sip.open(sip_codecs, connection.address_type if connection is not None else None)
             self._sip.set_remote(offer, index)
             self._sip_offer = offer
         self._set_state(BridgeState.AWAITING_WEB_ANSWER)
@@ -212,7 +217,7 @@ class MediaBridge:
         web = self._apply_web(audio_section(local)[1], audio_section(answer)[1], answering=False)
         if offer is None:
             codecs = choice.sip_offer_codecs([web.codec], self.settings.sip_codecs, self.settings.web_codecs)
-            address, port = await self._sip.open(codecs)
+            address, port = await self._sip.open(codecs, self._sip_family)
             description = choice.plain_offer(
                 codecs, address=address, port=port, telephone_event=self.settings.telephone_event
             )
@@ -266,11 +271,10 @@ class MediaBridge:
         if full:
             first = [current.codec] if current is not None else []
             codecs = choice.sip_offer_codecs(first, self.settings.sip_codecs, self.settings.sip_codecs)
-            host, port = endpoint.local_rtp_address
             description = choice.plain_offer(
                 codecs,
-                address=self.settings.public_address or host,
-                port=port,
+                address=self._sip.sdp_address,
+                port=endpoint.local_rtp_address[1],
                 telephone_event=self.settings.telephone_event,
                 direction=direction,
             )

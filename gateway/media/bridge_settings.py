@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiortc import RTCIceServer
 
+import sdp
 from gateway.config import Config, IceServer
+from gateway.config.addresses import RtpAddress, family_of
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.ports import RtpPortAllocator
@@ -24,12 +26,15 @@ DEFAULT_WEB_CODECS = ("opus", "PCMU", "PCMA", "G722")
 
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
-    """What one call's bridge needs. ``public_address`` goes into the plain SDP (default: ``bind_host``);
-    ``include_loopback``/``host_addresses`` are for tests on loopback only (see ``WebLegOptions``)."""
+    """What one call's bridge needs. The SIP leg's RTP binds to ``bind_host`` and its SDP says
+    ``public_address`` (default: ``bind_host``); ``addresses`` instead, when set, serves several address
+    families (gateway/config/addresses.py: the default first). ``include_loopback``/``host_addresses``
+    are for tests on loopback only (see ``WebLegOptions``)."""
 
     allocator: RtpPortAllocator
     bind_host: str = "127.0.0.1"
     public_address: str | None = None
+    addresses: Mapping[str, RtpAddress] | None = None
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
@@ -56,6 +61,24 @@ class BridgeSettings:
             raise MediaError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
         if self.ice_timeout <= 0:
             raise MediaError(f"ice_timeout must be positive, got {self.ice_timeout!r}")
+        if self.addresses is not None and not self.addresses:
+            raise MediaError("addresses must serve at least one address family")
+
+    def rtp_address(self, family: str | None = None) -> RtpAddress:
+        """Where the SIP leg's RTP binds and what its SDP says for ``family`` ("IP4", "IP6"; None: the
+        default). A family not served is a 488 with warn-code 301 (RFC 3261 §20.43), never one-way audio."""
+        served = self.addresses
+        if served is None:
+            own = RtpAddress(self.bind_host, self.public_address)
+            served = {family_of(own.sdp_address): own}
+        if family is None:
+            return next(iter(served.values()))
+        found = served.get(family)
+        if found is None:
+            raise sdp.SdpUnacceptable(
+                f"the gateway's RTP has no {family} address (it serves {', '.join(served)})", warning=301
+            )
+        return found
 
 
 def ice_servers_from_config(servers: Iterable[IceServer]) -> tuple[RTCIceServer, ...]:
@@ -75,18 +98,20 @@ def settings_from_config(
     allocator: RtpPortAllocator,
     *,
     call_id: str,
-    bind_host: str = "0.0.0.0",
     fast_lane: EnginePool | None = None,
 ) -> BridgeSettings:
-    """The bridge settings of one call from ``gateway.yaml``. A wildcard ``bind_host`` needs
-    ``media.public_address``: ``c=IN IP4 0.0.0.0`` would tell the SIP side the call is on hold."""
-    public = str(config.media.public_address) if config.media.public_address is not None else None
-    if public is None and bind_host in ("0.0.0.0", "::"):
+    """The bridge settings of one call from ``gateway.yaml``: RTP on the SIP listen hosts, per address
+    family (``Config.rtp_addresses``). A wildcard listen host needs ``media.public_address`` of its
+    family: ``c=IN IP4 0.0.0.0`` would tell the SIP side the call is on hold."""
+    addresses = config.rtp_addresses()
+    if not addresses:
         raise MediaError("media.public_address is required when RTP binds to a wildcard address")
+    default = next(iter(addresses.values()))
     return BridgeSettings(
         allocator,
-        bind_host=bind_host,
-        public_address=public,
+        bind_host=default.bind_host,
+        public_address=default.public,
+        addresses=addresses,
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,

@@ -29,13 +29,17 @@ class SipLeg:
         self._on_rtp, self._on_inactive = on_rtp, on_inactive
         self.endpoint: RtpEndpoint | None = None
         self.negotiated: LegCodecs | None = None
+        self.sdp_address = ""  # the address our SDP gives the SIP side, once open
 
-    async def open(self, codecs: list[sdp.Codec]) -> tuple[str, int]:
-        """Bind the RTP/RTCP ports; the (address, port) to write into the SDP."""
+    async def open(self, codecs: list[sdp.Codec], family: str | None = None) -> tuple[str, int]:
+        """Bind the RTP/RTCP ports in address ``family`` ("IP4", "IP6"; None: the default one); the
+        (address, port) to write into the SDP. SdpUnacceptable (488, warn-code 301) when the gateway's
+        RTP does not serve ``family``."""
+        rtp = self._settings.rtp_address(family)
         config = RtpEndpointConfig(
             payload_types=frozenset(c.payload_type for c in codecs),
             dtmf_payload_types=frozenset({choice.SIP_EVENT.payload_type}),
-            host=self._settings.bind_host,
+            host=rtp.bind_host,
             inactivity_timeout=self._settings.inactivity_timeout,
         )
         endpoint = RtpEndpoint(
@@ -49,7 +53,8 @@ class SipLeg:
         await endpoint.open()
         endpoint.set_direction(sdp.Direction.INACTIVE)  # until an answer is known
         host, port = endpoint.local_rtp_address
-        return self._settings.public_address or host, port
+        self.sdp_address = rtp.public or host
+        return self.sdp_address, port
 
     def set_remote(self, description: sdp.SessionDescription, index: int) -> None:
         assert self.endpoint is not None
@@ -86,11 +91,11 @@ class SipLeg:
         """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint;
         ``direction`` is our policy (sendonly while the web user holds the call)."""
         assert self.endpoint is not None
-        host, port = self.endpoint.local_rtp_address
+        _, port = self.endpoint.local_rtp_address
         answer = sdp.answer(
             offer,
             codecs=[f"{codec.name}/{codec.clock_rate}"],
-            transport=sdp.PlainTransport(self._settings.public_address or host, port),
+            transport=sdp.PlainTransport(self.sdp_address, port),
             preference=sdp.Preference.ANSWERER,
             telephone_event=self._settings.telephone_event,
             direction=direction,

@@ -310,7 +310,7 @@ class CallRuntime:
                 await self._web_became_ready(bridge)
                 return ev.MediaWebAnswerReady(answer)
             case cmd.MediaOfferToWeb(sip_sdp=sip_sdp):
-                offer = await bridge.offer_to_web(sip_sdp)
+                offer = await bridge.offer_to_web(sip_sdp, self.sip.family())
                 await self._web_became_ready(bridge)
                 return ev.MediaWebOfferReady(offer)
             case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):

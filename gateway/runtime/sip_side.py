@@ -15,6 +15,7 @@ from typing import Any
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
+from gateway.config.addresses import family_of
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
@@ -57,6 +58,11 @@ class SipSide:
         async for event in call.events():
             for item in sip_to_call_events(event, self.direction):
                 self._feed(item)
+
+    def family(self) -> str | None:
+        """The address family ("IP4", "IP6") an incoming call's INVITE came from; None otherwise."""
+        call = self.call
+        return family_of(call.source.host) if isinstance(call, IncomingCall) else None
 
     def _live(self) -> SipCall | None:
         call = self.call

@@ -87,11 +87,14 @@ def test_settings_from_config() -> None:
         ("", "IP4"),  # the default listen host, 127.0.0.1
         ("sip: {listen: [{transport: udp, host: '::1'}]}\n", "IP6"),
         ("sip: {listen: [{transport: udp, host: '::'}]}\nmedia: {public_address: 192.0.2.8}\n", "IP4"),
-        ("media: {public_address: '2001:db8::8'}\n", "IP6"),
+        ("media: {public_address: '2001:db8::8'}\n", "IP4,IP6"),  # RTP on 127.0.0.1 and on :: for IPv6
+        ("sip: {listen: [{host: '::1'}, {host: 127.0.0.1}]}\n", "IP6,IP4"),  # dual stack
+        ("sip: {listen: [{host: '0.0.0.0'}]}\n", "IP4"),  # nothing usable yet: the bridge will say why
     ],
 )
-def test_settings_know_the_address_family_of_the_rtp(yaml: str, family: str) -> None:
-    assert CallSettings.from_config(load_config_text(yaml, env={})).media_families == (family,)
+def test_settings_know_the_address_families_of_the_rtp(yaml: str, family: str) -> None:
+    families = CallSettings.from_config(load_config_text(yaml, env={})).media_families
+    assert families == tuple(family.split(","))
 
 
 def test_settings_take_the_call_timeouts_from_config() -> None:

@@ -115,7 +115,7 @@ def test_full_file_reads_every_key() -> None:
         ipaddress.ip_network("2001:db8::/32"),
     )
     assert sip.user_agent == "test-gw"
-    assert config.media.public_address == ipaddress.ip_address("203.0.113.5")
+    assert config.media.public_address == (ipaddress.ip_address("203.0.113.5"),)
     assert config.media.rtp_ports.pairs == 500
     assert config.media.inactivity_timeout == 4.5
     assert config.codecs.sip == (Codec.PCMA, Codec.G722)

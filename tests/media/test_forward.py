@@ -152,19 +152,35 @@ async def test_every_bridge_state_pair() -> None:
 
 
 def test_settings_from_config_reveal_ice_credentials_and_need_a_public_address() -> None:
-    from gateway.config import Config, IceSection, IceServer, MediaSection, Secret, SecretSource
+    from gateway.config import (
+        Config,
+        IceSection,
+        IceServer,
+        MediaSection,
+        Secret,
+        SecretSource,
+        SipListen,
+        SipSection,
+        Transport,
+    )
     from gateway.media.bridge_settings import settings_from_config
     from gateway.media.errors import MediaError
 
     turn = IceServer(("turn:turn.example.org:3478",), "alice", Secret(SecretSource.INLINE, "", "s3cret"))
-    config = Config(ice=IceSection(gateway=(turn,)))
+    wildcard = SipSection(listen=(SipListen(Transport.UDP, "0.0.0.0"),))
     with pytest.raises(MediaError, match="public_address"):
-        settings_from_config(config, allocator(), call_id="x")
-    settings = settings_from_config(config, allocator(), call_id="x", bind_host="127.0.0.1")
+        settings_from_config(Config(sip=wildcard), allocator(), call_id="x")
+    config = Config(ice=IceSection(gateway=(turn,)))
+    settings = settings_from_config(config, allocator(), call_id="x")
+    assert settings.bind_host == "127.0.0.1" and settings.rtp_address().sdp_address == "127.0.0.1"
     assert settings.ice_servers[0].credential == "s3cret" and settings.ice_servers[0].username == "alice"
     assert settings.sip_codecs == ("PCMU", "PCMA", "G722", "opus") and settings.inactivity_timeout == 10.0
-    public = Config(media=MediaSection(public_address=ipaddress.ip_address("192.0.2.10")))
-    assert settings_from_config(public, allocator(), call_id="y").public_address == "192.0.2.10"
+    public = Config(sip=wildcard, media=MediaSection(public_address=(ipaddress.ip_address("192.0.2.10"),)))
+    settings = settings_from_config(public, allocator(), call_id="y")
+    assert settings.public_address == "192.0.2.10" and settings.bind_host == "0.0.0.0"
+    with pytest.raises(sdp.SdpUnacceptable, match="no IP6 address") as refused:
+        settings.rtp_address("IP6")
+    assert refused.value.warning == 301
 
 
 def test_transcoders_chain_keeps_the_tone() -> None:

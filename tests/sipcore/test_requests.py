@@ -177,3 +177,11 @@ def test_built_requests_round_trip(display: str, user: str, body: bytes, cseq: i
     parsed = reparse(invite)
     assert parsed.from_ == invite.from_ and parsed.to == invite.to and parsed.uri == invite.uri
     assert parsed.cseq == invite.cseq and parsed.body == body
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "2001:db8::5"])
+def test_an_ipv6_endpoint_writes_ipv6_references_in_via_and_contact(host: str) -> None:
+    endpoint = Endpoint(host, 5070)
+    bracketed = host if host.startswith("[") else f"[{host}]"
+    assert str(endpoint.via("z9hG4bKx")).startswith(f"SIP/2.0/UDP {bracketed}:5070;")
+    assert str(endpoint.contact("gw")) == f"<sip:gw@{bracketed}:5070>"
