@@ -56,33 +56,51 @@ def check_audio_offer(
     description: SessionDescription,
     codecs: Sequence[str | CodecSpec],
     families: Collection[str] = ("IP4", "IP6"),
-) -> None:
-    """Raise ``SdpUnacceptable`` (with ``warning``) unless the first active audio m-line can be bridged
-    by a gateway whose RTP uses the address ``families`` ("IP4", "IP6")."""
-    index, section = next(
-        ((i, m) for i, m in enumerate(description.media) if m.media == "audio" and not m.rejected), (-1, None)
-    )
-    if section is None:
+) -> int:
+    """The index of the first active audio m-line a gateway whose RTP uses the address ``families``
+    ("IP4", "IP6") can bridge (the one an answer takes: the others are rejected with port 0, RFC 3264
+    §6); ``SdpUnacceptable`` with ``warning`` naming why the first audio m-line cannot be when none can."""
+    audio = [(i, m) for i, m in enumerate(description.media) if m.media == "audio" and not m.rejected]
+    if not audio:
         raise SdpUnacceptable(
             f"no audio stream to bridge (offered: {_streams(description)})", warning=WARN_MEDIA_TYPE
         )
+    problems = [
+        _problem(description, index, section, codec_specs(codecs), families) for index, section in audio
+    ]
+    for (index, _), problem in zip(audio, problems, strict=True):
+        if problem is None:
+            return index
+    first = problems[0]
+    assert first is not None
+    raise first
+
+
+def _problem(
+    description: SessionDescription,
+    index: int,
+    section: MediaDescription,
+    specs: Sequence[CodecSpec],
+    families: Collection[str],
+) -> SdpUnacceptable | None:
+    """Why the audio m-line ``index`` cannot be bridged, or None."""
     if section.proto.upper() not in PLAIN_PROFILES:
-        raise SdpUnacceptable(
+        return SdpUnacceptable(
             f"audio offered over {_profile(section)}; the gateway's SIP side speaks RTP/AVP",
             warning=WARN_INCOMPATIBLE_PROTOCOL,
         )
     connection = description.connection_for(index)
     if connection is not None and connection.address_type not in families:
-        raise SdpUnacceptable(
+        return SdpUnacceptable(
             f"audio on {connection.address_type} ({connection.address}); the gateway's RTP uses "
             f"{' and '.join(sorted(families))} only (media.public_address)",
             warning=WARN_INCOMPATIBLE_ADDRESS,
         )
-    specs = codec_specs(codecs)
     offered = [c for c in section.codecs if not c.is_telephone_event]
     if not any(_edit.allowed(c, specs) for c in offered):
         names = ", ".join(f"{c.name}/{c.clock_rate}" for c in offered) or "none the gateway can read"
-        raise SdpUnacceptable(
+        return SdpUnacceptable(
             f"no common audio codec: offered {names}; the gateway takes {', '.join(str(s.name) for s in specs)}",
             warning=WARN_INCOMPATIBLE_FORMAT,
         )
+    return None

@@ -185,16 +185,25 @@ class MediaDescription(_Attributes):
 
     @property
     def ptime(self) -> float | None:
+        """``a=ptime`` (RFC 8866 §6.4), the packet time the sender wants to receive; None when absent or
+        unreadable (liberal, RFC 3264 §5.1: a bad ptime costs the preference, not the SDP)."""
         value = self.get("ptime")
-        if value is None:
-            return None
         try:
-            ptime = float(value)
+            ptime = float(value) if value is not None else None
         except ValueError:
-            raise SdpParseError(f"invalid ptime line: 'a=ptime:{value}'") from None
-        if not 0 < ptime < 10000:
-            raise SdpParseError(f"invalid ptime line: 'a=ptime:{value}'")
-        return ptime
+            return None
+        return ptime if ptime is not None and 0 < ptime < 10000 else None
+
+    @property
+    def maxptime(self) -> float | None:
+        """``a=maxptime`` (RFC 8866 §6.5): the longest packet the sender accepts; None when absent or
+        unreadable (liberal: a bad maxptime costs the limit, not the SDP)."""
+        value = self.get("maxptime")
+        try:
+            maxptime = float(value) if value is not None else None
+        except ValueError:
+            return None
+        return maxptime if maxptime is not None and 0 < maxptime < 10000 else None
 
     def without(self, *names: str) -> MediaDescription:
         """This section without any attribute of the given names."""

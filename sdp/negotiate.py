@@ -145,7 +145,8 @@ def _plain_section(
     if transport.rtcp:
         attributes.append(Attribute("rtcp", Rtcp(transport.port + 1, transport.address).to_sdp()))
     attributes.append(Attribute(direction.value))
-    attributes += [a for a in offered.attributes if a.name == "ptime"]
+    if offered.ptime is not None:  # an unreadable one is not echoed
+        attributes += [a for a in offered.attributes if a.name == "ptime"]
     section = MediaDescription(offered.media, transport.port, offered.proto, attributes=tuple(attributes))
     return _edit.set_codecs(section, chosen, feedback=False)
 

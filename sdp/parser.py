@@ -77,7 +77,7 @@ def validate(description: SessionDescription) -> None:
     for level in (description, *description.media):
         _ = level.direction, level.ice, level.fingerprints, level.setup, level.groups
     for media in description.media:
-        _ = media.codecs, media.candidates, media.rtcp, media.ptime, media.mid
+        _ = media.codecs, media.candidates, media.rtcp, media.mid
 
 
 class _Builder:

@@ -194,8 +194,8 @@ class MediaBridge:
             self._sip_family = family
         else:
             offer = sdp.parse(plain_offer)
-            index, section = audio_section(offer)
-            sip_codecs = choice.offered(section, self.settings.sip_codecs)
+            index = sdp.check_audio_offer(offer, self.settings.sip_codecs)  # the first usable audio
+            sip_codecs = choice.offered(offer.media[index], self.settings.sip_codecs)
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
             connection = offer.connection_for(index)
@@ -225,7 +225,9 @@ class MediaBridge:
             self._reoffer = (plain, False)
             logger.info("call=%s late offer: our offer goes in the 200", self._call)
         else:
-            sip_offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
+            sip_offered = choice.offered(
+                offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs)], self.settings.sip_codecs
+            )
             plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
             plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
@@ -238,7 +240,9 @@ class MediaBridge:
         """A re-INVITE from the SIP side (hold, resume, new address): the answer to send back."""
         self._expect("update_from_sip", BridgeState.ACTIVE)
         offer = sdp.parse(plain_offer)
-        offered = choice.offered(audio_section(offer)[1], self.settings.sip_codecs)
+        offered = choice.offered(
+            offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs)], self.settings.sip_codecs
+        )
         if not offered:
             raise sdp.SdpUnacceptable(f"the SIP re-offer has none of {list(self.settings.sip_codecs)}")
         current = [self._sip.negotiated.codec] if self._sip.negotiated is not None else []
@@ -364,7 +368,7 @@ class MediaBridge:
         web, sip = self._web_side, self._sip.negotiated
         if web is None or sip is None:
             return
-        self._to_sip.configure(web.incoming, sip.codec, sip.event)
+        self._to_sip.configure(web.incoming, sip.codec, sip.event, sip.packet_ms)
         self._to_web.configure(sip.incoming, web.codec, web.event)
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends

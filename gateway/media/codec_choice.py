@@ -143,13 +143,16 @@ class LegCodecs:
     incoming: Mapping[int, Codec]
     event: Codec | None
     direction: sdp.Direction
+    packet_ms: int = 20  # the packet time the peer wants (gateway/media/packetize.py)
 
     @classmethod
-    def of(cls, codecs: Sequence[Codec], events: Sequence[Codec], direction: sdp.Direction) -> LegCodecs:
+    def of(
+        cls, codecs: Sequence[Codec], events: Sequence[Codec], direction: sdp.Direction, packet_ms: int = 20
+    ) -> LegCodecs:
         """The first of ``codecs`` is the one sent; the event at its clock rate is preferred (RFC 4733 §2.1)."""
         if not codecs:
             raise sdp.SdpUnacceptable("no common audio codec")
         same_rate = [e for e in events if e.clock_rate == codecs[0].clock_rate]
         event = (same_rate or list(events))[0] if events else None
         incoming = {c.payload_type: c for c in [*codecs, *events]}
-        return cls(codecs[0], MappingProxyType(incoming), event, direction)
+        return cls(codecs[0], MappingProxyType(incoming), event, direction, packet_ms)

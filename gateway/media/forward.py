@@ -5,6 +5,8 @@ For each input packet:
 * audio in the codec the other leg sends: forwarded as is (no decoding), timestamp re-mapped onto the
   output timeline (``retime``); the output leg writes its own SSRC and sequence numbers;
 * audio in another codec: decoded, resampled and re-encoded (``transcode``), 20 ms frames;
+* G.711/G.722 for an output leg whose peer wants other packet times (a=ptime/maxptime): re-packetized
+  (``packetize``; that direction then stays off the fast lane);
 * RFC 4733 telephone-event: reported once per digit (``DtmfReceiver``) and forwarded with its
   timestamp mapped and its duration converted to the output event clock (RFC 4733 §2.5.2);
 * comfort noise (RFC 3389) and unknown payload types are dropped.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 import sdp
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
 from gateway.media.errors import DtmfError
+from gateway.media.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
 from gateway.media.retime import FrameClock, TimestampMapper
 from gateway.media.transcode import TranscodeError, Transcoder, audio_codec
 
@@ -100,13 +103,25 @@ class MediaPath:
         self._last_seq: dict[int, int] = {}
         self._last_pt: int | None = None  # of the last pass-through packet (``lane``)
         self._event_times: dict[tuple[int, int], int] = {}
+        self._packetizer: Packetizer | None = None  # when the output leg wants other packet times
         self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
 
     def configure(
-        self, incoming: Mapping[int, sdp.Codec], out: sdp.Codec, out_event: sdp.Codec | None
+        self,
+        incoming: Mapping[int, sdp.Codec],
+        out: sdp.Codec,
+        out_event: sdp.Codec | None,
+        packet_ms: int = DEFAULT_MS,
     ) -> None:
-        """``incoming``: payload type -> codec the input leg may send (telephone-events included)."""
+        """``incoming``: payload type -> codec the input leg may send (telephone-events included);
+        ``packet_ms``: the packet time the output leg wants (G.711 and G.722 are re-packetized to it)."""
         self._in = dict(incoming)
+        wanted = packet_ms if out.name.lower() in SAMPLE_CODECS and packet_ms != DEFAULT_MS else None
+        if wanted is None:
+            self._packetizer = None
+        elif self._packetizer is None or self._packetizer.size != wanted * 8:
+            self._packetizer = Packetizer(wanted)
+            logger.info("call=%s %s re-packetizes %s to %d ms", self._call, self.name, out.name, wanted)
         self._direct = {
             pt: c.clock_rate for pt, c in incoming.items() if not c.is_telephone_event and same_codec(c, out)
         }
@@ -130,12 +145,17 @@ class MediaPath:
         """Whether every audio codec the input may send is the output codec (no transcoding)."""
         out = self._out
         audio = [c for c in self._in.values() if not c.is_telephone_event]
-        return out is not None and bool(audio) and all(same_codec(c, out) for c in audio)
+        return (
+            out is not None
+            and self._packetizer is None
+            and bool(audio)
+            and all(same_codec(c, out) for c in audio)
+        )
 
     def codec_pairs(self) -> frozenset[str]:
         """ "input>output" lower-case codec names of the audio this direction may transcode."""
         out = self._out
-        if out is None:
+        if out is None or self._packetizer is not None:  # the fast lane sends 20 ms frames only
             return frozenset()
         return frozenset(
             f"{c.name.lower()}>{out.name.lower()}"
@@ -155,7 +175,13 @@ class MediaPath:
         packet needs ``feed`` (an event, another codec, held, a codec switch): nothing was counted then."""
         rate = self._direct.get(payload_type)
         mapper = self._mapper
-        if rate is None or mapper is None or mapper.in_rate != rate or not self.enabled:
+        if (
+            rate is None
+            or mapper is None
+            or mapper.in_rate != rate
+            or not self.enabled
+            or self._packetizer is not None
+        ):
             return -1
         self.received += 1
         self.forwarded += 1
@@ -187,7 +213,7 @@ class MediaPath:
         when this direction's next packet is not audio of the last source that it can handle:
         pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec."""
         mapper, pt, out = self._mapper, self._last_pt, self._out
-        if mapper is None or pt is None or out is None or not self.enabled:
+        if mapper is None or pt is None or out is None or not self.enabled or self._packetizer is not None:
             return None
         state = mapper.anchor_state()
         codec = self._in.get(pt)
@@ -230,8 +256,21 @@ class MediaPath:
         self._last_pt = payload_type
         if same_codec(codec, out):
             self.forwarded += 1
-            return [OutPacket(payload, mapped, None, marker)], []
-        return self._transcode(codec, out, payload, mapped), []
+            return self._packets([OutPacket(payload, mapped, None, marker)]), []
+        return self._packets(self._transcode(codec, out, payload, mapped)), []
+
+    def _packets(self, packets: list[OutPacket]) -> list[OutPacket]:
+        """``packets`` cut or joined to the output leg's packet time, when it wants another one."""
+        packetizer = self._packetizer
+        if packetizer is None or not packets:
+            return packets
+        out: list[OutPacket] = []
+        for packet in packets:
+            for payload, timestamp, marker in packetizer.push(
+                packet.payload, packet.timestamp, packet.marker
+            ):
+                out.append(OutPacket(payload, timestamp, None, marker))
+        return out
 
     def _transcode(self, codec: sdp.Codec, out: sdp.Codec, payload: bytes, mapped: int) -> list[OutPacket]:
         transcoder = self._transcoders.get(codec.name.lower())

@@ -116,7 +116,14 @@ class TimestampMapper:
         if self._last_out is not None:
             self._anchor_out = self.now_out(now)
             self.reanchors += 1
-            logger.debug("%s timestamps re-anchored for SSRC %08x at %d", self.name, ssrc, self._anchor_out)
+            if ssrc != self._ssrc:
+                logger.info(
+                    "%s new source SSRC %08x (was %08x): timeline kept", self.name, ssrc, self._ssrc or 0
+                )
+            else:
+                logger.debug(
+                    "%s timestamps re-anchored for SSRC %08x at %d", self.name, ssrc, self._anchor_out
+                )
         self._ssrc = ssrc
         self._anchor_in = timestamp
 

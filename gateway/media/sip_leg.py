@@ -2,7 +2,8 @@
 
 The endpoint opens with the offer (its port goes into the SDP) but stays inactive until an answer is
 known: nothing is sent to, or awaited from, a peer that has not answered. Each answer (a 183, the 200,
-a re-INVITE's) re-applies the peer's address, payload types and direction (RFC 3264 §8.3).
+a re-INVITE's) re-applies the peer's address, payload types, direction (RFC 3264 §8.3) and packet time
+(a=ptime/maxptime). RTP latches to the peer's source and re-latches when it moves (RELATCH_PACKETS).
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import sdp
 from gateway.media import codec_choice as choice
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.codec_choice import LegCodecs
+from gateway.media.packetize import packet_ms
 from gateway.media.rtp import RtpPacket
 from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+
+# A far end whose RTP comes from a new address (NAT rebinding, an SBC or PBX failing over) is followed
+# once this many packets in a row came from there and none from the old one: a stranger cannot take
+# the stream over while the real source still sends (gateway/media/latch.py).
+RELATCH_PACKETS = 10
 
 
 class SipLeg:
@@ -40,6 +47,7 @@ class SipLeg:
             payload_types=frozenset(c.payload_type for c in codecs),
             dtmf_payload_types=frozenset({choice.SIP_EVENT.payload_type}),
             host=rtp.bind_host,
+            relatch_after=RELATCH_PACKETS,
             inactivity_timeout=self._settings.inactivity_timeout,
         )
         endpoint = RtpEndpoint(
@@ -71,7 +79,7 @@ class SipLeg:
         if not codecs:
             raise sdp.SdpUnacceptable(f"the SIP side's answer has none of {list(self._settings.sip_codecs)}")
         events = choice.events(answer)
-        negotiated = LegCodecs.of(codecs, events, ours)
+        negotiated = LegCodecs.of(codecs, events, ours, packet_ms(peer.media[index]))
         self.set_remote(peer, index)
         endpoint.reconfigure(
             frozenset(c.payload_type for c in codecs),

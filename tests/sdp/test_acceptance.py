@@ -89,3 +89,16 @@ def test_an_address_family_the_gateway_does_not_use_is_refused_not_one_way() -> 
     sdp.check_audio_offer(
         sdp.parse(IPV6.replace("c=IN IP6 2001:db8::30", "c=IN IP4 0.0.0.0")), CODECS, ("IP4",)
     )
+
+
+def test_the_first_bridgeable_audio_line_is_taken_and_the_first_ones_problem_said_when_none_is() -> None:
+    head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    g729 = "m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
+    srtp = "m=audio 4002 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
+    pcmu = "m=audio 4004 RTP/AVP 0\r\n"
+    video = "m=video 4006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+    assert sdp.check_audio_offer(sdp.parse(head + video + g729 + srtp + pcmu), ["PCMU"]) == 3
+    assert sdp.check_audio_offer(sdp.parse(head + srtp + pcmu), ["PCMU"]) == 1  # OSRTP (RFC 8643)
+    with pytest.raises(sdp.SdpUnacceptable, match="G729") as refused:
+        sdp.check_audio_offer(sdp.parse(head + g729 + srtp), ["PCMU"])
+    assert refused.value.warning == 305

@@ -78,3 +78,11 @@ def test_unusable_parameters_are_dropped_and_the_lines_survive_write() -> None:
 def test_no_single_codec_line_fails_a_description(line: str) -> None:
     offer = sdp.parse(HEAD + f"m=audio 4000 RTP/AVP 96 0\r\n{line}\r\n")
     assert [c.payload_type for c in offer.media[0].codecs] == [0]
+
+
+@pytest.mark.parametrize("value", ["-5", "abc", "0", ""])
+def test_an_unreadable_ptime_costs_the_preference_not_the_description(value: str) -> None:
+    offer = sdp.parse(HEAD + f"m=audio 49170 RTP/AVP 0\r\na=ptime:{value}\r\na=maxptime:x\r\n")
+    assert offer.media[0].ptime is None and offer.media[0].maxptime is None
+    answer = sdp.answer(offer, codecs=["PCMU/8000"], transport=sdp.PlainTransport("198.51.100.1", 5000))
+    assert "ptime" not in sdp.write(answer)  # not echoed back
