@@ -31,6 +31,7 @@ from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
+from gateway.tls import ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Gateway:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
         self.http: HttpServer | None = None
+        self.tls: ServerTls | None = None  # HTTPS/WSS (http.tls)
         self.sip: UserAgent | None = None
         self.presence = InMemoryPresence()
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
@@ -74,7 +76,16 @@ class Gateway:
             presence=self.presence,
             config=self.config,
         )
-        self.http = HttpServer(app, self.config.http.host, self.config.http.port)
+        http = self.config.http
+        if http.tls is not None:
+            self.tls = ServerTls(http.tls.certificate, http.tls.private_key)
+        self.http = HttpServer(
+            app,
+            http.host,
+            http.port,
+            ssl_context=self.tls.context if self.tls is not None else None,
+            redirect_port=http.tls.redirect_port if http.tls is not None else None,
+        )
         await self.http.start()
         self._closers.append(self.http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
@@ -100,6 +111,14 @@ class Gateway:
         if self.sip is None:
             raise RuntimeError("the gateway is not started")
         return self.sip.endpoint.host, self.sip.endpoint.port or 5060
+
+    def reload_tls(self) -> None:
+        """SIGHUP: load the HTTPS certificate files again (renewed certificates), keeping every call and
+        WebSocket; bad files leave the old certificate in service (logged)."""
+        if self.tls is None:
+            logger.info("SIGHUP: no TLS certificate to reload")
+            return
+        self.tls.reload()
 
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
@@ -138,8 +157,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     gateway = Gateway(config)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
     try:
         await gateway.start()
         await stop.wait()
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await gateway.close()

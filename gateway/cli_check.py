@@ -18,6 +18,7 @@ from typing import TextIO
 from gateway.config import Config, ConfigError, HostPort
 from gateway.config.loader import iter_secrets, load_config
 from gateway.identity.passwords import HashAlgorithm, hash_secret
+from gateway.tls import ServerTls, TlsError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +60,13 @@ def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
         for error in exc.errors:
             print(f"  {error}", file=err)
         return 1
+    if config.http.tls is not None:
+        try:
+            ServerTls(config.http.tls.certificate, config.http.tls.private_key)
+        except TlsError as exc:
+            print(f"{path}: invalid configuration (1 problem)", file=err)
+            print(f"  http.tls: {exc}", file=err)
+            return 1
     print(f"{path}: configuration OK", file=out)
     for label, text in summary(config):
         print(f"  {label + ':':<18} {text}", file=out)
@@ -110,7 +118,21 @@ def summary(config: Config) -> list[tuple[str, str]]:
             ("PBX", f"{pbx.transport.value} {pbx.address}{proxy}, domain {pbx.effective_domain}, {register}")
         )
     lines.append(("trusted sources", ", ".join(str(n) for n in sip.trusted_sources) or "none (only the PBX)"))
-    lines.append(("HTTP/WebSocket", f"{config.http.host}:{config.http.port}"))
+    http = config.http
+    if http.tls is None:
+        lines.append(
+            (
+                "HTTP/WebSocket",
+                f"http {http.host}:{http.port} (browsers give the microphone to localhost only)",
+            )
+        )
+    else:
+        redirect = f", plain HTTP on {http.tls.redirect_port} redirects" if http.tls.redirect_port else ""
+        lines.append(
+            ("HTTPS/WSS", f"https {http.host}:{http.port}, certificate {http.tls.certificate}{redirect}")
+        )
+    if http.allowed_origins:
+        lines.append(("WebSocket origins", "own, " + ", ".join(http.allowed_origins)))
     lines.append(
         ("web auth", f"{config.web_auth.mode.value}, session tokens live {config.web_auth.token_ttl} s")
     )

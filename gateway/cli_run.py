@@ -12,6 +12,7 @@ from gateway.app import serve
 from gateway.config import ConfigError
 from gateway.config.loader import load_config
 from gateway.logs import configure_logging
+from gateway.tls import TlsError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     logger.info("configuration loaded from %s", args.config)
     try:
         asyncio.run(serve(config))
+    except TlsError as exc:
+        logger.error("cannot start: http.tls: %s", exc)
+        return 1
     except OSError as exc:  # typically a listen address already in use
         logger.error("cannot start: %s", exc)
         return 1

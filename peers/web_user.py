@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import ssl as ssl_
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -32,8 +33,20 @@ class WebUserError(AssertionError):
 class WebUser:
     """A web user on the gateway's `/ws`: login, requests with replies, and the events pushed."""
 
-    def __init__(self, base_url: str, user: str, secret: str) -> None:
-        self.url = base_url.replace("http://", "ws://") + "/ws"
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        secret: str,
+        *,
+        ssl: ssl_.SSLContext | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """`base_url` http:// or https:// (then WSS, verified with `ssl`, e.g. trusting a dev CA); `origin`
+        sends an Origin header as a browser page of that origin would."""
+        self.url = base_url.replace("https://", "wss://").replace("http://", "ws://") + "/ws"
+        self._ssl = ssl
+        self._origin = origin
         self.user = user
         self.secret = secret
         self.session_id = ""
@@ -48,7 +61,10 @@ class WebUser:
 
     async def __aenter__(self) -> WebUser:
         self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(self.url)
+        headers = {"Origin": self._origin} if self._origin is not None else None
+        self._ws = await self._http.ws_connect(
+            self.url, ssl=self._ssl if self._ssl is not None else True, headers=headers
+        )
         self._reader = asyncio.create_task(self._read())
         registered = await self.request({"type": "login", "user": self.user, "secret": self.secret})
         self.session_id = registered["session_id"]

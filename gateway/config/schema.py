@@ -30,6 +30,7 @@ from gateway.config.values import (
     Transport,
     check_host,
     check_transport,
+    normalize_origin,
     parse_ice_url,
     parse_ip,
     parse_network,
@@ -224,9 +225,44 @@ class PbxSection:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpTls:
+    """HTTPS (and WSS) on `http.port`: PEM files, reloaded on SIGHUP (gateway/tls.py). Relative paths are
+    relative to the working directory."""
+
+    certificate: str  # the server certificate followed by its chain
+    private_key: str
+    redirect_port: Port | None = None  # plain HTTP here answers 308 to https; None: no plain HTTP at all
+
+    def __post_init__(self) -> None:
+        for name in ("certificate", "private_key"):
+            if not getattr(self, name).strip():
+                raise InvalidValue(name, "a PEM file path is needed")
+
+
+def _origin(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an origin like https://phone.example.org, got {value!r}")
+    origin = normalize_origin(value)
+    if origin is None:
+        raise ValueError(f"expected an origin like https://phone.example.org[:port], got {value!r}")
+    return origin
+
+
+Origin = Annotated[str, Parse(_origin)]
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSection:
     host: Host = "127.0.0.1"
     port: Port = 8080
+    tls: HttpTls | None = None
+    # Pages from these origins may open the WebSockets besides the gateway's own (RFC 6455 §10.2);
+    # a cross-site page must not drive a user's session. Clients without Origin (no browser) pass.
+    allowed_origins: tuple[Origin, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.tls is not None and self.tls.redirect_port == self.port:
+            raise InvalidValue("tls.redirect_port", f"must differ from http.port ({self.port})")
 
 
 @dataclass(frozen=True, slots=True)

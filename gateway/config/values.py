@@ -187,3 +187,17 @@ def parse_ice_url(value: object) -> str:
     if match["transport"] and scheme.startswith("stun"):
         raise ValueError(f"'?transport=' is only defined for turn:/turns: URLs, got {value!r}")
     return value
+
+
+_ORIGIN: Final = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?", re.I)
+
+
+def normalize_origin(value: str) -> str | None:
+    """A web origin (RFC 6454 §6.2) as compared: scheme://host[:port] in lower case, the scheme's default
+    port dropped; None when ``value`` is not one (``null``, a path, another scheme)."""
+    found = _ORIGIN.fullmatch(value.strip())
+    if found is None:
+        return None
+    scheme, host, port = found.group(1).lower(), found.group(2).lower(), found.group(3)
+    default = {"http": "80", "https": "443"}[scheme]
+    return f"{scheme}://{host}" + (f":{int(port)}" if port and port != default else "")

@@ -1,4 +1,5 @@
-"""The gateway's HTTP server: health endpoint now; browser signaling and the offer/answer API later.
+"""The gateway's HTTP server (HTTP or HTTPS, and a redirect from plain HTTP): /healthz here, the browser
+routes in routes.py.
 
 This package is the only one that imports aiohttp (ARCHITECTURE.md).
 """
@@ -6,6 +7,7 @@ This package is the only one that imports aiohttp (ARCHITECTURE.md).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,35 +50,79 @@ def build_app(health: HealthSource) -> web.Application:
 
 
 class HttpServer:
-    """Owns the aiohttp runner and its listening site; `close()` is idempotent."""
+    """Owns the aiohttp runner and its listening site (HTTPS when given an ``ssl_context``, and then a
+    plain HTTP ``redirect_port`` answering 308 to the https URL, when set); `close()` is idempotent."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        redirect_port: int | None = None,
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._ssl = ssl_context
+        self._redirect_port = redirect_port
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._redirect: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self._app, shutdown_timeout=2.0)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self._host, self._port)
-        await self._site.start()
-        logger.info("HTTP listening on %s", ", ".join(self.urls))
+        await web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl).start()
+        if self._ssl is not None and self._redirect_port is not None:
+            self._redirect = web.AppRunner(_redirect_app(self.port), shutdown_timeout=0.5)
+            await self._redirect.setup()
+            await web.TCPSite(self._redirect, self._host, self._redirect_port).start()
+        logger.info("HTTP listening on %s", ", ".join(self.urls + self.redirect_urls))
+
+    @property
+    def port(self) -> int:
+        """The real port (when the config asked for 0)."""
+        addresses = self._runner.addresses if self._runner is not None else []
+        return int(addresses[0][1]) if addresses else self._port
 
     @property
     def urls(self) -> list[str]:
         """Where the server listens (with the real port when the config asked for port 0)."""
-        if self._runner is None:
-            return []
-        urls = []
-        for address in self._runner.addresses:
-            host, port = address[0], address[1]
-            host = f"[{host}]" if ":" in host else host
-            urls.append(f"http://{host}:{port}")
-        return urls
+        return _urls(self._runner, "https" if self._ssl is not None else "http")
+
+    @property
+    def redirect_urls(self) -> list[str]:
+        return _urls(self._redirect, "http")
 
     async def close(self) -> None:
-        runner, self._runner, self._site = self._runner, None, None
-        if runner is not None:
-            await runner.cleanup()
+        for runner in (self._redirect, self._runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._redirect = None
+
+
+def _urls(runner: web.AppRunner | None, scheme: str) -> list[str]:
+    if runner is None:
+        return []
+    urls = []
+    for address in runner.addresses:
+        host, port = address[0], address[1]
+        host = f"[{host}]" if ":" in host else host
+        urls.append(f"{scheme}://{host}:{port}")
+    return urls
+
+
+def _redirect_app(https_port: int) -> web.Application:
+    """Every plain HTTP request: 308 to the same path on https (the method and body are kept)."""
+
+    async def redirect(request: web.Request) -> web.Response:
+        host = request.url.host or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        port = "" if https_port == 443 else f":{https_port}"
+        location = f"https://{host}{port}{request.rel_url}"
+        return web.Response(status=308, headers={"Location": location, "Cache-Control": "no-cache"})
+
+    app = web.Application(client_max_size=1024)
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    return app

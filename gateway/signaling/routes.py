@@ -36,7 +36,7 @@ from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
-from gateway.signaling.ws import CONTEXT_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
+from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def add_signaling_routes(
     app[HTTP_API_KEY] = HttpApiContext(offer_service, identity, tokens, ice_servers, limits)
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
+    app[ORIGINS_KEY] = frozenset(config.http.allowed_origins)
 
     async def close_sockets(app: web.Application) -> None:
         await sockets.close_all()

@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
+from gateway.signaling.origin import origin_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,17 @@ class SocketRegistry:
 
 CONTEXT_KEY: Final = web.AppKey("signaling_context", SignalingContext)
 SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)
+ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT_KEY]
     sockets = request.app[SOCKETS_KEY]
     limits = context.limits
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.scheme, request.host, request.app[ORIGINS_KEY]):
+        logger.warning("refusing a WebSocket from %s: foreign Origin %r", request.remote, origin)
+        return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
     if sockets.awaiting_login >= limits.max_awaiting_login:
         # Sockets that never log in cost memory until their login deadline: bound them.
         logger.warning("refusing a WebSocket from %s: %d await login", request.remote, sockets.awaiting_login)

@@ -7,10 +7,13 @@ CI=true (tests/conftest.py's rule: CI never passes by skipping work).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +45,34 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def trust_ca(home: Path, ca: Path) -> None:
+    """Trust the CA in ``ca`` for web servers in the NSS database of ``home`` (~/.pki/nssdb), where
+    Chromium on Linux reads the user's own trust anchors: what a user does with `certutil` to accept the
+    gateway's development CA, no --ignore-certificate-errors flag."""
+    certutil = require_binary("certutil")
+    database = home / ".pki" / "nssdb"
+    database.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [certutil, "-N", "-d", f"sql:{database}", "--empty-password"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [certutil, "-A", "-d", f"sql:{database}", "-t", "C,,", "-n", "gateway-dev-ca", "-i", str(ca)],
+        check=True,
+        capture_output=True,
+    )
+
+
 @asynccontextmanager
-async def chromium_page() -> AsyncIterator[Page]:
-    """A page in a fresh headless Chromium profile; uncaught page errors fail the test."""
+async def chromium_page(trusted_ca: Path | None = None) -> AsyncIterator[Page]:
+    """A page in a fresh headless Chromium profile (trusting ``trusted_ca`` for HTTPS when given);
+    uncaught page errors fail the test."""
     chromium = require_binary("chromium")
     profile = tempfile.mkdtemp(prefix="signaling-chromium-")
+    env: dict[str, str | float | bool] | None = None
+    if trusted_ca is not None:
+        home = Path(profile) / "home"
+        trust_ca(home, trusted_ca)
+        env = {**os.environ, "HOME": str(home)}
     try:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
@@ -55,6 +81,7 @@ async def chromium_page() -> AsyncIterator[Page]:
                 args=CHROMIUM_FLAGS,
                 headless=True,
                 viewport={"width": 1280, "height": 800},
+                env=env,
             )
             try:
                 page = context.pages[0] if context.pages else await context.new_page()

@@ -1,0 +1,59 @@
+"""TLS for the gateway's listeners: a server context built from PEM files and reloaded in place.
+
+    tls = ServerTls("cert.pem", "key.pem")   # TlsError naming the file and the problem
+    site = web.TCPSite(runner, host, port, ssl_context=tls.context)
+    tls.reload()                             # SIGHUP: new handshakes get the new certificate
+
+Reloading loads the files into the same ``ssl.SSLContext``: connections already up keep theirs (no call
+or WebSocket is dropped), and a reload that fails leaves the old certificate in service. TLS 1.2 is the
+floor (RFC 8996 retired 1.0 and 1.1; browsers refuse them).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class TlsError(Exception):
+    """A certificate or key that cannot be used: the message names the file and why."""
+
+
+def _load(context: ssl.SSLContext, certificate: Path, private_key: Path) -> None:
+    for what, path in (("certificate", certificate), ("private key", private_key)):
+        if not path.is_file():
+            raise TlsError(f"{what} {path}: no such file")
+    try:
+        context.load_cert_chain(certificate, private_key)
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        hint = " (the key does not belong to the certificate)" if "KEY_VALUES_MISMATCH" in str(exc) else ""
+        raise TlsError(f"certificate {certificate} / private key {private_key}: {reason}{hint}") from None
+    except OSError as exc:
+        raise TlsError(
+            f"certificate {certificate} / private key {private_key}: {exc.strerror or exc}"
+        ) from None
+
+
+class ServerTls:
+    """The server-side TLS context of one listener, from a PEM certificate chain and its key."""
+
+    def __init__(self, certificate: str | Path, private_key: str | Path) -> None:
+        self.certificate, self.private_key = Path(certificate), Path(private_key)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        _load(context, self.certificate, self.private_key)
+        self.context = context
+
+    def reload(self) -> bool:
+        """Load the files again (a renewed certificate); False, keeping the old one, when they are bad."""
+        try:
+            _load(self.context, self.certificate, self.private_key)
+        except TlsError as exc:
+            logger.error("TLS certificate not reloaded, the old one stays in service: %s", exc)
+            return False
+        logger.info("TLS certificate reloaded from %s", self.certificate)
+        return True
