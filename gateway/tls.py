@@ -57,3 +57,31 @@ class ServerTls:
             return False
         logger.info("TLS certificate reloaded from %s", self.certificate)
         return True
+
+
+def sip_tls_contexts(
+    certificate: str | None, private_key: str | None, ca_file: str | None, *, verify_server: bool = True
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts of SIP over TLS: the server one presents our certificate to whoever
+    connects (not asking for theirs: phones rarely have one); the client one verifies the peer's chain
+    against ``ca_file`` (default: the system's CAs) and its name, and presents our certificate when the
+    peer asks (mutual TLS toward a trunk)."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.minimum_version = ssl.TLSVersion.TLSv1_2
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    client.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file is not None:
+        if not Path(ca_file).is_file():
+            raise TlsError(f"CA bundle {ca_file}: no such file")
+        try:
+            client.load_verify_locations(cafile=ca_file)
+        except ssl.SSLError as exc:
+            raise TlsError(f"CA bundle {ca_file}: {exc.reason or exc}") from None
+    if certificate is not None and private_key is not None:
+        for context in (server, client):
+            _load(context, Path(certificate), Path(private_key))
+    if not verify_server:
+        logger.warning("sip.tls.verify_server is false: PBX certificates are NOT checked (lab use only)")
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+    return server, client

@@ -28,10 +28,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peers.binaries import require_binary
+from peers.binaries import require_binary, unavailable
 from peers.ports import free_port
 
 CONFIG = Path(__file__).resolve().parent / "kamailio" / "kamailio.cfg"
+TLS_MODULE_GLOB = "*/kamailio/modules/tls.so"  # under /usr/lib (Debian's multiarch directory)
 USERS = {
     "2000": "secret2000",
     "2001": "secret2001",
@@ -49,6 +50,13 @@ class Kamailio:
     workdir: Path
     process: subprocess.Popen[bytes]
     users: dict[str, str] = field(default_factory=dict)
+    tls_port: int | None = None  # SIP over TLS, when started with certificates
+
+    @property
+    def tls_address(self) -> str:
+        if self.tls_port is None:
+            raise RuntimeError("this Kamailio was started without TLS")
+        return f"{self.host}:{self.tls_port}"
 
     @property
     def address(self) -> str:
@@ -80,14 +88,30 @@ class Kamailio:
         return self.process.returncode
 
 
-def write_config(workdir: Path, users: dict[str, str]) -> Path:
+def write_config(workdir: Path, users: dict[str, str], tls: tuple[Path, Path] | None = None) -> Path:
+    """kamailio.cfg with the extra users; with ``tls`` (certificate chain, key: PEM files) the TLS module
+    too, serving that certificate and not checking its clients' (a gateway or phone has none)."""
     lines = "".join(f'\t$sht(users=>{user}) = "{password}";\n' for user, password in users.items())
     text = CONFIG.read_text()
     marker = "\t# @extra-users@"
     if marker not in text:
         raise RuntimeError(f"{CONFIG} lost its {marker.strip()!r} line")
+    text = text.replace(marker, lines + marker)
+    if tls is not None:
+        certificate, key = tls
+        settings = workdir / "tls.cfg"
+        settings.write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"certificate = {certificate}\nprivate_key = {key}\n\n"
+            "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+        )
+        text = text.replace("disable_tcp=yes", "disable_tcp=no\nenable_tls=yes")
+        modules = "####### Modules ########\n"
+        text = text.replace(
+            modules, modules + f'loadmodule "tls.so"\nmodparam("tls", "config", "{settings}")\n'
+        )
     path = workdir / "kamailio.cfg"
-    path.write_text(text.replace(marker, lines + marker))
+    path.write_text(text)
     return path
 
 
@@ -118,13 +142,24 @@ def options_ping(host: str, port: int, timeout: float = 0.3) -> str | None:
 
 @contextlib.contextmanager
 def running_kamailio(
-    workdir: Path, users: dict[str, str] | None = None, host: str = "127.0.0.1", timeout: float = 10
+    workdir: Path,
+    users: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 10,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[Kamailio]:
+    """``tls``: (certificate chain, private key) PEM files: Kamailio then also listens for SIP over TLS
+    on ``Kamailio.tls_port`` (needs Debian kamailio-tls-modules)."""
     binary = require_binary("kamailio")
     workdir = workdir / "kamailio"
     (workdir / "run").mkdir(parents=True, exist_ok=True)
-    config = write_config(workdir, {k: v for k, v in (users or {}).items() if USERS.get(k) != v})
+    extra = {k: v for k, v in (users or {}).items() if USERS.get(k) != v}
+    if tls is not None and not any(Path("/usr/lib").glob(TLS_MODULE_GLOB)):
+        unavailable("kamailio's TLS module is missing: apt-get install kamailio-tls-modules")
+    config = write_config(workdir, extra, tls)
     port = free_port(socket.SOCK_DGRAM, host)
+    tls_port = free_port(socket.SOCK_STREAM, host) if tls is not None else None
+    listen = ["-l", f"tls:{host}:{tls_port}"] if tls_port is not None else []
     with (workdir / "kamailio.log").open("wb") as log:
         process = subprocess.Popen(
             [
@@ -137,6 +172,7 @@ def running_kamailio(
                 str(workdir / "run"),
                 "-l",
                 f"udp:{host}:{port}",
+                *listen,
                 "-m",
                 "32",
                 "-M",
@@ -148,7 +184,7 @@ def running_kamailio(
             cwd=workdir,
             start_new_session=True,  # its own process group: stop() ends the children too
         )
-    server = Kamailio(host, port, workdir, process, {**USERS, **(users or {})})
+    server = Kamailio(host, port, workdir, process, {**USERS, **(users or {})}, tls_port)
     try:
         deadline = time.monotonic() + timeout
         while (status := options_ping(host, port)) is None or not status.endswith("200 Keepalive"):

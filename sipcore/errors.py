@@ -155,3 +155,10 @@ class TransportError(SIPError):
 
     status = 503
     phrase = "Service Unavailable"
+
+
+class CertificateRejected(TransportError):
+    """A TLS peer whose certificate does not verify (RFC 5922): the transaction fails with a 503 whose
+    reason phrase says so, never over a plain fallback."""
+
+    phrase = "TLS certificate rejected"

@@ -77,14 +77,15 @@ class Endpoint:
         return self.transport in ("TLS", "WSS")
 
     def contact_uri(self, user: str | None = None) -> SipURI:
-        """Our Contact URI (RFC 3261 §8.1.1.8), with ``user`` (default ``contact_user``);
-        a transport parameter unless UDP, sips over TLS."""
+        """Our Contact URI (RFC 3261 §8.1.1.8), with ``user`` (default ``contact_user``); a transport
+        parameter unless UDP. A ``sip:`` URI over TLS too (``;transport=tls``, as Asterisk and Kamailio
+        write it): ``sips:`` would demand TLS on every hop (RFC 5630 §3.1.1) and a phone behind the
+        proxy on UDP could not even send its ACK."""
         params: tuple[tuple[str, str | None], ...] = ()
-        if self.transport not in ("UDP", "TLS"):
+        if self.transport != "UDP":
             params = (("transport", self.transport.lower()),)
-        scheme = "sips" if self.transport == "TLS" else "sip"
         return SipURI(
-            self.host, user if user is not None else self.contact_user, None, self.port, params, (), scheme
+            self.host, user if user is not None else self.contact_user, None, self.port, params, (), "sip"
         )
 
     def contact(self, user: str | None = None) -> NameAddr:

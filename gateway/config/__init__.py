@@ -22,6 +22,7 @@ from gateway.config.schema import (
     RtpPorts,
     SipListen,
     SipSection,
+    SipTls,
     UserConfig,
     WebAuthSection,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "SecretSource",
     "SipListen",
     "SipSection",
+    "SipTls",
     "Transport",
     "UserConfig",
     "WebAuthMode",

@@ -75,16 +75,41 @@ class SipListen:
 
 
 @dataclass(frozen=True, slots=True)
+class SipTls:
+    """SIP over TLS (gateway/tls.py). Our certificate is presented to whoever connects to a `tls`
+    listen address, and to a PBX that asks for a client certificate; the PBX's certificate must chain
+    to `ca_file` (default: the system's CAs) and carry the name it is reached by (pbx.server_name)."""
+
+    certificate: str | None = None  # PEM: our certificate followed by its chain
+    private_key: str | None = None
+    ca_file: str | None = None  # PEM bundle of the CAs trusted for peers' certificates
+    verify_server: bool = True  # false only for a lab: a PBX whose certificate fails is then accepted
+
+    def __post_init__(self) -> None:
+        if (self.certificate is None) != (self.private_key is None):
+            raise InvalidValue(
+                "private_key" if self.private_key is None else "certificate",
+                "certificate and private_key go together",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class SipSection:
     listen: tuple[SipListen, ...] = (SipListen(Transport.UDP), SipListen(Transport.TCP))
     public_address: HostPort | None = None  # host[:port] written into Via/Contact
     dtmf_mode: DtmfMode = DtmfMode.RFC4733
     trusted_sources: tuple[Annotated[IPNetwork, Parse(parse_network)], ...] = ()
     user_agent: str = "sip-webrtc-gateway"
+    tls: SipTls = field(default_factory=SipTls)
 
     def __post_init__(self) -> None:
         if not self.listen:
             raise InvalidValue("listen", "at least one listen address is needed")
+        for index, item in enumerate(self.listen):
+            if item.transport is Transport.TLS and self.tls.certificate is None:
+                raise InvalidValue(
+                    f"listen[{index}]", "a tls listen address needs sip.tls.certificate and private_key"
+                )
         seen: dict[tuple[Transport, str, int], int] = {}
         for index, item in enumerate(self.listen):
             key = (item.transport, item.host, item.port)
@@ -211,6 +236,7 @@ class PbxSection:
     register_expiry: Annotated[int, IntRange(60, 86400)] = 3600
     domain: Host | None = None  # SIP domain of users' AORs; default: the host of `address`
     realm: str | None = None  # expected digest realm; None: accept the PBX's
+    server_name: Host | None = None  # transport tls: the name the PBX's certificate carries; default its host
 
     def __post_init__(self) -> None:
         check_transport("transport", self.transport)
@@ -367,6 +393,12 @@ class Config:
         return rtp_addresses((item.host for item in self.sip.listen), self.media.public_address, pbx)
 
     def _cross_checks(self) -> Iterator[tuple[str, str]]:
+        tls_listen = any(item.transport is Transport.TLS for item in self.sip.listen)
+        if self.pbx.transport is Transport.TLS and not tls_listen:
+            yield (
+                "pbx.transport",
+                "tls needs a sip.listen address with transport tls (and sip.tls certificates)",
+            )
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
             yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
         first_index: dict[str, int] = {}

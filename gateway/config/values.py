@@ -26,12 +26,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Transport(enum.StrEnum):
     UDP = "udp"
     TCP = "tcp"
-    TLS = "tls"  # reserved: rejected until the SIP stack supports it
+    TLS = "tls"
     WS = "ws"  # reserved
     WSS = "wss"  # reserved
 
 
-SUPPORTED_TRANSPORTS: Final = frozenset({Transport.UDP, Transport.TCP})
+SUPPORTED_TRANSPORTS: Final = frozenset({Transport.UDP, Transport.TCP, Transport.TLS})
 
 
 class Codec(enum.StrEnum):
@@ -64,7 +64,7 @@ class LogFormat(enum.StrEnum):
 def check_transport(key: str, transport: Transport) -> None:
     if transport not in SUPPORTED_TRANSPORTS:
         raise InvalidValue(
-            key, f"transport {transport.value!r} is reserved for a later release; use udp or tcp for now"
+            key, f"transport {transport.value!r} is reserved for a later release; use udp, tcp or tls for now"
         )
 
 

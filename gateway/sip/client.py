@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from gateway.sip.resolver import resolve
 from gateway.sip.server import Entry
 from gateway.sip.transport import Source, Transport
+from gateway.sip.transport_tcp import TcpTransport
 from sipcore.errors import SIPError, TransportError
 from sipcore.message import (
     Headers,
@@ -188,6 +189,9 @@ class ClientSide:
         for address in await resolve(target):
             transport = self.layer.transport_for(target.transport, address[0])
             if transport is not None:
+                if isinstance(transport, TcpTransport) and transport.client_ssl is not None:
+                    # RFC 5922 §7.1: the certificate must carry the name the target was reached by
+                    transport.server_names[address[0]] = self.layer.tls_names.get(target.host, target.host)
                 return transport, address
         raise TransportError(f"no {target.transport} transport of the right address family for {target}")
 

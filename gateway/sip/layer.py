@@ -42,7 +42,8 @@ import asyncio
 import enum
 import ipaddress
 import logging
-from collections.abc import Collection, Coroutine
+import ssl
+from collections.abc import Collection, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +52,9 @@ from gateway.sip.policy import SourcePolicy, TrustedSources
 from gateway.sip.scheduler import LoopScheduler, Scheduler
 from gateway.sip.server import Entry, ServerSide
 from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
-from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport
+from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport, TlsTransport
 from gateway.sip.tu import TransactionUser
-from sipcore.errors import SIPError, TransportError
+from sipcore.errors import CertificateRejected, SIPError, TransportError
 from sipcore.headers import Via, new_branch
 from sipcore.message import Message, Request, Response, add_received, make_response
 from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
@@ -110,8 +111,12 @@ class TransactionLayer:
         tcp_idle_timeout: float = 300.0,
         tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
         max_datagram_size: int = DEFAULT_MAX_DATAGRAM,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+        tls_names: Mapping[str, str] | None = None,
     ) -> None:
         self.tu = tu
+        self.tls = tls  # server and client contexts of TLS transports (gateway/tls.py)
+        self.tls_names = dict(tls_names or {})  # host in a target -> the name its certificate carries
         self.policy = policy
         self.timers = timers
         self.scheduler: Scheduler = scheduler or LoopScheduler()
@@ -171,8 +176,11 @@ class TransactionLayer:
         opened: Transport
         if name == "UDP":
             opened = await UdpTransport.bind(host, port, self.receive)
-        elif name == "TCP":
-            opened = await TcpTransport.listen(
+        elif name in ("TCP", "TLS"):
+            if name == "TLS" and self.tls is None:
+                raise ValueError("a TLS transport needs certificates (sip.tls)")
+            kind = TlsTransport if name == "TLS" else TcpTransport
+            opened = await kind.listen(
                 host,
                 port,
                 self.receive,
@@ -180,9 +188,10 @@ class TransactionLayer:
                 limits=self.limits,
                 on_closed=self.connection_closed,
                 tcp_limits=self.tcp_limits,
+                tls=self.tls if name == "TLS" else None,
             )
         else:
-            raise ValueError(f"transport {transport!r} is not supported (udp, tcp)")
+            raise ValueError(f"transport {transport!r} is not supported (udp, tcp, tls)")
         if self.public_address is None and ipaddress.ip_address(opened.local[0]).is_unspecified:
             logger.warning(
                 "SIP %s listens on %s without sip.public_address: Via would carry an unusable address",
@@ -336,7 +345,9 @@ class TransactionLayer:
 
     def _notify(self, entry: Entry, notice: Notice) -> None:
         if entry.client is not None:
-            entry.client.fail(make_response(entry.txn.request, _FAILURE_STATUS[notice]), notice)
+            failure = entry.failure if notice is Notice.TRANSPORT_ERROR else None
+            reason = failure.reason_phrase if isinstance(failure, CertificateRejected) else None
+            entry.client.fail(make_response(entry.txn.request, _FAILURE_STATUS[notice], reason), notice)
         else:
             if entry.incoming is not None:
                 entry.incoming.failure = notice
@@ -358,13 +369,19 @@ class TransactionLayer:
             logger.debug("%r: connection gone, responding to %s:%d", entry.txn, *entry.destination)
             self.send(entry.transport, data, entry.destination, entry)
         else:
+            if isinstance(exc, TransportError):
+                entry.failure = exc
             self.handle(entry, Event.transport_error())
 
-    def connection_closed(self, transport: Transport, address: Address) -> None:
+    def connection_closed(
+        self, transport: Transport, address: Address, error: TransportError | None = None
+    ) -> None:
         """A stream connection closed: client transactions sent over it fail now with a transport
-        error (503) rather than after Timer B/F, or never for an INVITE already Proceeding."""
+        error (503, saying why when it was a rejected certificate) rather than after Timer B/F, or
+        never for an INVITE already Proceeding."""
         for entry in list(self.client.entries.values()):
             if entry.transport is transport and entry.destination == address:
+                entry.failure = error
                 self.handle(entry, Event.transport_error())
 
     def forget(self, entry: Entry) -> None:

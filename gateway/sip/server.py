@@ -19,7 +19,7 @@ from gateway.sip.policy import Accept, Challenge, Reject
 from gateway.sip.scheduler import TimerHandle
 from gateway.sip.transport import Source, Transport
 from gateway.sip.tu import IncomingRequest, TwoXXRetransmitter
-from sipcore.errors import SIPError
+from sipcore.errors import SIPError, TransportError
 from sipcore.headers import parse_max_forwards
 from sipcore.message import (
     Request,
@@ -66,6 +66,7 @@ class Entry:
     client: ClientTransaction | None = None  # client transactions
     merge_key: tuple[str, str, str] | None = None
     fallback: Address | None = None  # RFC 3261 §18.2.2: where to connect when the connection is gone
+    failure: TransportError | None = None  # why sending failed, when it says more than "503"
 
     @property
     def live(self) -> bool:

@@ -1,4 +1,4 @@
-"""The TCP transport (RFC 3261 §18 over streams).
+"""The TCP and TLS transports (RFC 3261 §18 over streams; TLS: §26.2, RFC 5630, RFC 5922).
 
 A :class:`TcpTransport` listens on one address and keeps a table of open connections keyed by
 the remote (ip, port), whichever side opened them. A response goes back over the connection its
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -37,17 +38,17 @@ from gateway.sip.transport import (
     normalize_address,
     report_error,
 )
-from sipcore.errors import SIPError, TransportError
+from sipcore.errors import CertificateRejected, SIPError, TransportError
 from sipcore.framing import KeepAlive, StreamFramer
 from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits
 from sipcore.routing import Address
 
-__all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport"]
+__all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport", "TlsTransport"]
 
 logger = logging.getLogger(__name__)
 
 ConnectionState = enum.Enum("ConnectionState", "CONNECTING OPEN CLOSED")
-ClosedCallback = Callable[["TcpTransport", Address], None]
+ClosedCallback = Callable[["TcpTransport", Address, TransportError], None]  # with why it closed
 _PONG = b"\r\n"
 
 
@@ -89,9 +90,8 @@ class _Connection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         direction = "to" if self.outbound else "from"
-        return (
-            f"<TCP connection {direction} {format_host(self.remote[0])}:{self.remote[1]} {self.state.name}>"
-        )
+        where = f"{format_host(self.remote[0])}:{self.remote[1]}"
+        return f"<{self._owner.name} connection {direction} {where} {self.state.name}>"
 
     def _set_state(self, new: ConnectionState) -> None:
         logger.debug("%r: %s -> %s", self, self.state.name, new.name)
@@ -155,8 +155,15 @@ class _Connection(asyncio.Protocol):
             report_error(on_error, TransportError(f"{self!r} is closed"))
 
     def connect_failed(self, exc: Exception) -> None:
+        where = f"{format_host(self.remote[0])}:{self.remote[1]}"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            name = self._owner.server_name(self.remote[0])
+            detail = f"{where} ({name}): {exc.verify_message or exc.reason}"
+            logger.warning("%r: the peer's TLS certificate is rejected: %s", self, detail)
+            self._closed(CertificateRejected(detail))
+            return
         logger.info("%r: connect failed: %s", self, exc)
-        self._closed(TransportError(f"cannot connect to {self.remote[0]}:{self.remote[1]}: {exc}"))
+        self._closed(TransportError(f"cannot connect to {where}: {exc}"))
 
     def close(self) -> None:
         if self._transport is not None and self.state is ConnectionState.OPEN:
@@ -175,7 +182,7 @@ class _Connection(asyncio.Protocol):
         pending, self._pending = self._pending, []
         for _, on_error in pending:
             report_error(on_error, error)
-        self._owner._forget(self)
+        self._owner._forget(self, error)
 
     def _touch(self) -> None:
         self._last_activity = self._loop.time()
@@ -242,6 +249,9 @@ class TcpTransport:
         self._connections: dict[Address, _Connection] = {}
         self._connecting: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.server_ssl: ssl.SSLContext | None = None  # TLS: what we present to those who connect
+        self.client_ssl: ssl.SSLContext | None = None  # TLS: how we verify those we connect to
+        self.server_names: dict[str, str] = {}  # TLS: IP -> the name its certificate must carry
 
     @classmethod
     async def listen(
@@ -255,9 +265,11 @@ class TcpTransport:
         limits: ParserLimits = DEFAULT_LIMITS,
         on_closed: ClosedCallback | None = None,
         tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> TcpTransport:
         """Listen on ``host:port`` (port 0: any free port). ``on_closed`` is told of every
-        connection that closes (so that transactions waiting on it can fail at once)."""
+        connection that closes (so that transactions waiting on it can fail at once). ``tls``: the
+        server and client contexts of a TLS transport (:class:`TlsTransport`)."""
         self = cls(
             on_receive,
             idle_timeout=idle_timeout,
@@ -266,6 +278,8 @@ class TcpTransport:
             on_closed=on_closed,
             tcp_limits=tcp_limits,
         )
+        if tls is not None:
+            self.server_ssl, self.client_ssl = tls
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Connection(self, None, outbound=False),
@@ -273,10 +287,16 @@ class TcpTransport:
             port,
             family=address_family(host),
             reuse_address=True,
+            ssl=self.server_ssl,
         )
         self._local = normalize_address(self._server.sockets[0].getsockname())
-        logger.info("TCP transport listening on %s:%d", format_host(self._local[0]), self._local[1])
+        logger.info("%s transport listening on %s:%d", self.name, format_host(self._local[0]), self._local[1])
         return self
+
+    def server_name(self, host: str) -> str:
+        """The name the certificate of ``host`` (an IP) must carry: the host name it was reached by, or
+        the IP itself (RFC 5922 §7.1)."""
+        return self.server_names.get(host, host)
 
     @property
     def local(self) -> Address:
@@ -323,6 +343,8 @@ class TcpTransport:
                     host,
                     port,
                     local_addr=(local_host, 0) if local_host else None,
+                    ssl=self.client_ssl,
+                    server_hostname=self.server_name(host) if self.client_ssl is not None else None,
                 ),
                 self.connect_timeout,
             )
@@ -352,11 +374,11 @@ class TcpTransport:
             old.close()
         logger.debug("%r: accepted %r", self, connection)
 
-    def _forget(self, connection: _Connection) -> None:
+    def _forget(self, connection: _Connection, error: TransportError) -> None:
         if self._connections.get(connection.remote) is connection:
             del self._connections[connection.remote]
             if self._on_closed is not None and not self._closed:
-                self._on_closed(self, connection.remote)
+                self._on_closed(self, connection.remote, error)
 
     async def close(self) -> None:
         if self._closed:
@@ -370,3 +392,11 @@ class TcpTransport:
             self._server.close()
             await self._server.wait_closed()
         logger.info("TCP transport on %s:%d closed", format_host(self._local[0]), self._local[1])
+
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS (RFC 3261 §26.2, RFC 5630): TCP with the contexts given to ``listen``; outbound
+    connections verify the peer's certificate against the name it was reached by (RFC 5922), and a
+    certificate that does not verify fails the request (CertificateRejected), never a plain retry."""
+
+    name = "TLS"

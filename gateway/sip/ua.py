@@ -29,6 +29,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -44,6 +45,7 @@ from gateway.sip.scheduler import Scheduler
 from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import ACCEPT, Call
+from gateway.tls import sip_tls_contexts
 from sipcore.dialog import Dialog
 from sipcore.dialogset import DialogSet
 from sipcore.digest import DigestClient
@@ -53,7 +55,7 @@ from sipcore.inspection import refuse_accept, refuse_body, refuse_method
 from sipcore.message import Request, Response
 from sipcore.registration import RegState
 from sipcore.requests import Endpoint, build_invite, build_options
-from sipcore.routing import Target
+from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
 from sipcore.transaction import TimerConfig
 from sipcore.uri import URI, SipURI, parse_uri
 
@@ -102,6 +104,8 @@ class UASettings:
     # Where users' digest credentials may be sent (pbx_binding): default `outbound`.
     credential_hops: tuple[Target, ...] = ()
     pbx_realm: str | None = None  # when set, the only digest realm answered
+    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
+    tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -112,16 +116,27 @@ class UASettings:
         sip, pbx = config.sip, config.pbx
         hop = pbx.outbound_proxy or pbx.address
         transport = pbx.transport.value.upper()
+        default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
         hops = tuple(
-            Target(transport, hp.host.strip("[]"), hp.port or 5060)
+            Target(transport, hp.host.strip("[]"), hp.port or default_port)
             for hp in (pbx.outbound_proxy, pbx.address)
             if hp is not None
         )
+        uses_tls = transport == "TLS" or any(item.transport.value == "tls" for item in sip.listen)
+        tls = sip.tls
+        contexts = (
+            sip_tls_contexts(tls.certificate, tls.private_key, tls.ca_file, verify_server=tls.verify_server)
+            if uses_tls
+            else None
+        )
+        names = tuple((target.host, pbx.server_name) for target in hops[-1:]) if pbx.server_name else ()
         return cls(
             listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
             public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
             user_agent=sip.user_agent,
-            outbound=Target(transport, hop.host.strip("[]"), hop.port or 5060) if hop is not None else None,
+            outbound=Target(transport, hop.host.strip("[]"), hop.port or default_port)
+            if hop is not None
+            else None,
             trusted_sources=tuple(sip.trusted_sources),
             pbx_hosts=tuple(
                 hp.host.strip("[]") for hp in (pbx.address, pbx.outbound_proxy) if hp is not None
@@ -129,6 +144,8 @@ class UASettings:
             registrations=tuple(registrations),
             credential_hops=hops,
             pbx_realm=pbx.realm,
+            tls=contexts,
+            tls_names=names,
         )
 
 
@@ -219,12 +236,15 @@ class UserAgent:
             scheduler=self._scheduler,
             user_agent=settings.user_agent,
             default_transport=first.transport.upper(),
+            tls=settings.tls,
+            tls_names=dict(settings.tls_names),
         )
         try:
             opened = await layer.listen(first.transport, first.host, first.port)
             host = public[0] if public is not None else opened.local[0]
-            port = (public[1] if public is not None else None) or opened.local[1]
-            layer.public_address = (host, port)  # the same value as the Endpoint's (Via = Contact)
+            public_port = public[1] if public is not None else None
+            # Via = Contact: the same host; the port of the transport used unless a public one is set
+            layer.public_address = (host, public_port)
             for item in settings.listen[1:]:
                 await layer.listen(item.transport, item.host, item.port or opened.local[1])
         except BaseException:
@@ -237,6 +257,7 @@ class UserAgent:
         transport = (
             outbound.transport if outbound is not None and outbound.transport in names else opened.name
         )
+        port = public_port or next(t.local[1] for t in layer.transports if t.name == transport)
         self._endpoint = Endpoint(host, port, transport, user_agent=settings.user_agent, allow=ALLOW)
         self._dialogs = DialogSet(self._endpoint)
         self._registrations = RegistrationClient(

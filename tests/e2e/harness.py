@@ -30,7 +30,7 @@ BOB_HASH = "scrypt$16384$8$1$HwafWmrvldoS4lVbF1Oy5w==$LopM4K2fyTJmyfFUAG6Pe9UwsX
 
 
 def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple[str, str] | None = None,
-                   domain: str = "127.0.0.1", **sections: Any) -> Config:  # fmt: skip
+                   domain: str = "127.0.0.1", pbx_transport: str = "udp", **sections: Any) -> Config:  # fmt: skip
     """A gateway on loopback with free ports; users alice (1001) and bob (1002) as in gateway.yaml."""
     alice: dict[str, Any] = {
         "id": "alice",
@@ -47,7 +47,11 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
             "trusted_sources": ["127.0.0.1/32"],
         },
         "media": {"rtp_ports": {"start": 30000 + 2 * (free_port() % 5000), "end": 0}},
-        "pbx": {"address": pbx, "register": register, "domain": domain} if pbx else {"domain": domain},
+        "pbx": (
+            {"address": pbx, "register": register, "domain": domain, "transport": pbx_transport}
+            if pbx
+            else {"domain": domain}
+        ),
         "http": {"host": "127.0.0.1", "port": free_port()},
         "users": [
             alice,

@@ -224,18 +224,16 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ),
         (
             "sip: {listen: [{transport: sctp}]}",
-            "sip.listen[0].transport: expected one of udp, tcp, got 'sctp'",
+            "sip.listen[0].transport: expected one of udp, tcp, tls, got 'sctp'",
         ),
         (
             "sip: {listen: [{transport: tls}]}",
-            (
-                "sip.listen[0].transport: transport 'tls' is reserved for "
-                "a later release; use udp or tcp for now"
-            ),
+            "sip.listen[0]: a tls listen address needs sip.tls.certificate and private_key",
         ),
+        ("sip: {tls: {certificate: a.pem}}", "sip.tls.private_key: certificate and private_key go together"),
         (
             "sip: {listen: [{transport: WS}]}",
-            "sip.listen[0].transport: transport 'ws' is reserved for a later release; use udp or tcp for now",
+            "sip.listen[0].transport: transport 'ws' is reserved for a later release; use udp, tcp or tls for now",
         ),
         ("sip: {listen: []}", "sip.listen: at least one listen address is needed"),
         ("sip: {listen: {port: 1}}", "sip.listen: expected a list, got {'port': 1}"),
@@ -331,7 +329,7 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ("pbx: {register_expiry: 10}", "pbx.register_expiry: expected an integer 60-86400, got 10"),
         (
             "pbx: {transport: tls}",
-            "pbx.transport: transport 'tls' is reserved for a later release; use udp or tcp for now",
+            "pbx.transport: tls needs a sip.listen address with transport tls (and sip.tls certificates)",
         ),
         ("pbx: {domain: 'bad domain'}", "pbx.domain: expected a host name or IP address, got 'bad domain'"),
         ("http: {port: http}", "http.port: expected an integer 1-65535, got 'http'"),
@@ -410,7 +408,7 @@ def test_all_errors_are_collected() -> None:
     assert set(info.value.errors) == {
         "GATEWAY_HTTP__PORTT: unknown setting 'http.portt'",
         "sip.listen[0].port: expected an integer 1-65535, got 'abc'",
-        "sip.listen[1].transport: transport 'tls' is reserved for a later release; use udp or tcp for now",
+        "sip.listen[1].transport: transport 'ws' is reserved for a later release; use udp, tcp or tls for now",
         "sip.listen[2].prot: unknown key",
         (
             "sip.trusted_sources[0]: expected an IP address or CIDR network, "
@@ -481,7 +479,7 @@ def test_direct_construction_validates_too() -> None:
         ("start", "must be even (RTP takes the even port of each pair), got 10001"),
     )
     with pytest.raises(InvalidValue, match="reserved"):
-        SipListen(Transport.TLS)
+        SipListen(Transport.WS)
     with pytest.raises(InvalidValue, match="at least one listen"):
         SipSection(listen=())
     with pytest.raises(InvalidValue, match="required for turn"):

@@ -34,7 +34,9 @@ def test_endpoint_contact_and_via() -> None:
     assert str(ENDPOINT.contact("1001")) == "<sip:1001@203.0.113.5:5060>"
     tcp = Endpoint("gw.example.org", 5070, transport="TCP", contact_user="gw")
     assert str(tcp.contact_uri()) == "sip:gw@gw.example.org:5070;transport=tcp"
-    assert str(Endpoint("gw.example.org", transport="TLS").contact_uri()) == "sips:gw.example.org"
+    assert (
+        str(Endpoint("gw.example.org", transport="TLS").contact_uri()) == "sip:gw.example.org;transport=tls"
+    )
     assert Endpoint("gw.example.org", transport="TLS").secure and not tcp.secure
     via = tcp.via()
     assert via.transport == "TCP" and via.sent_by == ("gw.example.org", 5070)
