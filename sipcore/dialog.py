@@ -92,7 +92,7 @@ class DialogId:
         """The id of the dialog a received request belongs to (§12.2.2), None when it has no
         To tag (a request outside any dialog)."""
         to, from_, call_id = request.to, request.from_, request.call_id
-        if to is None or to.tag is None or from_ is None or not call_id:
+        if to is None or not to.tag or from_ is None or not call_id:
             return None
         return cls(call_id, to.tag, from_.tag or "")
 

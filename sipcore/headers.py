@@ -366,7 +366,11 @@ def parse_name_addr(value: str, header: str = "From") -> NameAddr:
         uri = parse_uri(uri_text)
     except BadRequest as exc:
         raise BadRequest(f"invalid URI in {header} {value!r}: {exc.detail}") from None
-    return NameAddr(uri, display, parse_params(rest, header))
+    params = parse_params(rest, header)
+    if any(name.lower() == "tag" and not tag for name, tag in params):
+        # RFC 3261 §25.1: tag-param = "tag" EQUAL token; without one a dialog id would be empty
+        raise BadRequest(f"tag parameter without a value in {header} {value!r}")
+    return NameAddr(uri, display, params)
 
 
 def new_branch() -> str:

@@ -139,7 +139,10 @@ class ServerSide:
             return True  # the full parse says what is wrong
         if key in self.entries:
             return True  # a retransmission or an ACK of a transaction already accepted
-        decision = policy.check(request, source)
+        try:
+            decision = policy.check(request, source)
+        except SIPError:
+            return True  # a header the policy needed is malformed: the full parse answers it
         if isinstance(decision, Accept):
             return True
         self._refuse(request, source, decision)
