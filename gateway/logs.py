@@ -14,8 +14,29 @@ TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
+# Control characters a peer may put in a Call-ID, a header or a WebSocket message: written raw they
+# would move the cursor, recolour or clear an operator's terminal, or forge a log line (CR/LF).
+_ESCAPES: Final = {
+    code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if code != 0x09
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (C0 but tab, DEL, C1) written as ``\\xNN``."""
+    return text.translate(_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one line per message whatever a peer put in it (a traceback keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with any `extra=` fields kept as top-level keys."""
+    """One JSON object per line, with any `extra=` fields kept as top-level keys (json.dumps escapes
+    control and non-ASCII characters)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -36,7 +57,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Send the gateway's logs to `stream` (stderr by default) at `level`, as `fmt` ('text' or 'json')."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,0 +1,56 @@
+"""Logs an operator can trust on a terminal (issue 10, item 5): whatever a peer puts in a Call-ID, a
+header or a message, a log line is one line without control characters, in text and in JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.logs import configure_logging, escape_controls
+
+HOSTILE = "abc\x1b[2J\x1b[31mred\x00nul\r\nFAKE 2026-11-22 INFO gateway: admin logged in\x07\x9b"
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_control_characters_are_escaped() -> None:
+    assert escape_controls("a\x1b[1mb\x00\r\n\x7f\x85\tc") == "a\\x1b[1mb\\x00\\x0d\\x0a\\x7f\\x85\tc"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_peer_supplied_value_stays_one_inert_line(fmt: str, restore_root: None) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", fmt, out)
+    logging.getLogger("gateway.sip.layer").info("dropped request, Call-ID %s", HOSTILE)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert not any((ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) < 0xA0 for ch in text), repr(text)
+    if fmt == "json":
+        assert json.loads(text)["message"].endswith(HOSTILE)  # the value itself is kept, escaped
+    else:
+        assert "\\x1b[2J" in text and "\\x0d\\x0aFAKE" in text
+
+
+def test_a_traceback_keeps_its_lines(restore_root: None) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", "text", out)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("gateway").exception("failed on %s", "x\ny")
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("failed on x\\x0ay") and lines[1].startswith("Traceback")
