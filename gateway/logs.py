@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Final, TextIO
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -66,3 +67,27 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | N
     # aiohttp's access log and aioice's per-check chatter are noise at INFO.
     logging.getLogger("aiohttp.access").setLevel(max(root.level, logging.WARNING))
     logging.getLogger("aioice").setLevel(max(root.level, logging.WARNING))
+
+
+class RateLimit:
+    """At most ``burst`` lines per ``window`` seconds for one kind of event a peer can cause at will
+    (malformed requests...): the first ones are logged, then one line says how many were left out."""
+
+    def __init__(
+        self, burst: int = 10, window: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst, self.window, self._clock = burst, window, clock
+        self._start, self._count, self._suppressed = -window, 0, 0
+
+    def allow(self, logger: logging.Logger, level: int) -> bool:
+        """Whether to log one more line now; logs the count of the suppressed ones when a window ends."""
+        now = self._clock()
+        if now - self._start >= self.window:
+            if self._suppressed:
+                logger.log(level, "... and %d more like it in the last %g s", self._suppressed, self.window)
+            self._start, self._count, self._suppressed = now, 0, 0
+        self._count += 1
+        if self._count > self.burst:
+            self._suppressed += 1
+            return False
+        return True

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import __version__
+from gateway.logs import RateLimit, escape_controls
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,28 @@ def build_app(health: HealthSource) -> web.Application:
     return app
 
 
+class QuietServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, minus the ERROR traceback it writes for every malformed request or
+    connection a client breaks off (issue 10: unauthenticated log flooding): those become one warning
+    line, rate-limited. A real exception in a handler keeps its traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self._limit = RateLimit()
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: object) -> None:
+        if isinstance(exc_info, HttpProcessingError | ConnectionError):
+            if self._limit.allow(self.logger, logging.WARNING):
+                detail = (
+                    str(exc_info).strip().splitlines()[0][:160]
+                    if str(exc_info).strip()
+                    else type(exc_info).__name__
+                )
+                self.logger.warning("%s: %s", str(msg) % args, escape_controls(detail))
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)  # type: ignore[arg-type]
+
+
 class HttpServer:
     """Owns the aiohttp runner and its listening site (HTTPS when given an ``ssl_context``, and then a
     plain HTTP ``redirect_port`` answering 308 to the https URL, when set); `close()` is idempotent."""
@@ -71,7 +95,7 @@ class HttpServer:
         self._redirect: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, shutdown_timeout=2.0)
+        self._runner = web.AppRunner(self._app, shutdown_timeout=2.0, logger=QuietServerLog())
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl).start()
         if self._ssl is not None and self._redirect_port is not None:

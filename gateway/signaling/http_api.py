@@ -106,10 +106,16 @@ async def _json_body(request: web.Request) -> object:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("the body is too large") from None
+    except (ConnectionError, asyncio.IncompleteReadError):
+        raise ClientGone from None
     try:
         return json.loads(body)  # UTF-8 (RFC 8259 §8.1); a decoding error is a ValueError too
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request body was complete: nobody to answer."""
 
 
 Handler = Callable[[web.Request, HttpApiContext, WebUser, object], Awaitable[web.Response]]
@@ -135,6 +141,11 @@ def _api(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
                 ) from None
         except SignalingError as exc:
             return error_response(exc, session_id)
+        except ClientGone:
+            logger.info(
+                "HTTP API %s: %s went away before its request was complete", request.path, request.remote
+            )
+            return web.Response(status=400)
         except Exception:
             logger.exception("HTTP API %s failed", request.path)
             error = SignalingError("internal error")

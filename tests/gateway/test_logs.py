@@ -54,3 +54,19 @@ def test_a_traceback_keeps_its_lines(restore_root: None) -> None:
         logging.getLogger("gateway").exception("failed on %s", "x\ny")
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("failed on x\\x0ay") and lines[1].startswith("Traceback")
+
+
+def test_a_rate_limit_logs_the_first_lines_then_how_many_were_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.logs import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(burst=3, window=10.0, clock=lambda: now[0])
+    logger = logging.getLogger("gateway.test")
+    with caplog.at_level(logging.INFO):
+        allowed = [limit.allow(logger, logging.INFO) for _ in range(50)]
+        now[0] = 10.5
+        assert limit.allow(logger, logging.INFO)
+    assert allowed.count(True) == 3
+    assert [r.getMessage() for r in caplog.records] == ["... and 47 more like it in the last 10 s"]
