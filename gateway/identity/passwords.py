@@ -63,9 +63,10 @@ class PasswordHash:
             algorithm = HashAlgorithm(algorithm_name)
         except ValueError:
             known = ", ".join(a.value for a in HashAlgorithm)
+            # The value is never echoed: what was pasted here may be the plain secret itself.
             raise PasswordHashError(
-                f"unknown hash algorithm {algorithm_name!r} (expected {known}; "
-                "make one with `sip-webrtc-gateway hash-secret`)"
+                f"not a hash: it must start with one of {known} and a '$' (the value is not shown: it may "
+                "be a plain secret); make one with `sip-webrtc-gateway hash-secret`"
             ) from None
         fields = rest.split("$")
         count = 3 if algorithm is HashAlgorithm.SCRYPT else 1
@@ -82,7 +83,7 @@ class PasswordHash:
     @classmethod
     def from_config(cls, value: object) -> PasswordHash:
         if not isinstance(value, str):
-            raise PasswordHashError(f"expected a hash string such as 'scrypt$...', got {value!r}")
+            raise PasswordHashError(f"expected a hash string such as 'scrypt$...', got a {type(value).__name__}")
         return cls.parse(value)
 
     def verify(self, secret: str) -> bool:

@@ -382,8 +382,9 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         (
             "users: [{id: a, sip: '1', web_secret_hash: 'md5$abc'}]",
             (
-                "users[0].web_secret_hash: unknown hash algorithm 'md5' (expected scrypt, "
-                "pbkdf2_sha256; make one with `sip-webrtc-gateway hash-secret`)"
+                "users[0].web_secret_hash: not a hash: it must start with one of scrypt, pbkdf2_sha256 and "
+                "a '$' (the value is not shown: it may be a plain secret); make one with "
+                "`sip-webrtc-gateway hash-secret`"
             ),
         ),
         (
@@ -835,3 +836,9 @@ def test_call_timeouts_are_validated_and_overridable() -> None:
         load_config_text("calls: {setup_timout: 5, answer_timeout: 0}\n", env={})
     assert "calls.setup_timout: unknown key" in caught.value.errors
     assert any(e.startswith("calls.answer_timeout: expected a number") for e in caught.value.errors)
+
+
+def test_a_plain_secret_pasted_as_a_hash_is_never_echoed() -> None:
+    """Issue 10, item 8: the error for a web_secret_hash that is not a hash must not print it."""
+    errors = errors_of("users: [{id: a, sip: '1', web_secret_hash: 'hunter2-plain'}]")
+    assert errors and not any("hunter2" in error for error in errors), errors
