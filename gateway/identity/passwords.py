@@ -83,7 +83,9 @@ class PasswordHash:
     @classmethod
     def from_config(cls, value: object) -> PasswordHash:
         if not isinstance(value, str):
-            raise PasswordHashError(f"expected a hash string such as 'scrypt$...', got a {type(value).__name__}")
+            raise PasswordHashError(
+                f"expected a hash string such as 'scrypt$...', got a {type(value).__name__}"
+            )
         return cls.parse(value)
 
     def verify(self, secret: str) -> bool:

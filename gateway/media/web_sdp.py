@@ -54,7 +54,8 @@ def _usable_audio(section: MediaDescription, offer: SessionDescription) -> bool:
     if section.media != "audio" or section.rejected or section.proto.upper() not in DTLS_PROFILES:
         return False
     # DTLS-SRTP needs a fingerprint (RFC 8842 §5); without one RTP/SAVP(F) means SDES, which we do not do.
-    return bool(section.fingerprints or offer.fingerprints)
+    # ICE needs the peer's credentials (RFC 8839 §5.4): without them no check can ever succeed.
+    return bool(section.fingerprints or offer.fingerprints) and (section.ice or offer.ice) is not None
 
 
 def prune_offer(offer: SessionDescription) -> PrunedOffer:
@@ -62,7 +63,10 @@ def prune_offer(offer: SessionDescription) -> PrunedOffer:
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
-        raise sdp.SdpUnacceptable(f"no WebRTC audio stream in the offer: {lines}")
+        raise sdp.SdpUnacceptable(
+            f"no WebRTC audio stream in the offer (audio in a DTLS profile with a fingerprint and ICE "
+            f"credentials): {lines}"
+        )
     section = offer.media[index]
     mid = section.mid or str(index)
     seen: set[tuple[str, str, int]] = set()

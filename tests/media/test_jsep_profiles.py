@@ -55,7 +55,8 @@ def test_sdes_without_a_fingerprint_is_not_webrtc() -> None:
 def test_restore_answer_gives_back_the_offered_profile() -> None:
     fingerprint = "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
     offer = sdp.parse(
-        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n" + fingerprint
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+        + fingerprint
         + "m=video 9 RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n"
         + "m=audio 9 RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:0 PCMU/8000\r\na=mid:a\r\n"
     )  # fmt: skip
@@ -67,3 +68,20 @@ def test_restore_answer_gives_back_the_offered_profile() -> None:
     )
     restored = restore_answer(pruned, answer)
     assert [(m.port, m.proto) for m in restored.media] == [(0, "RTP/SAVPF"), (9, "RTP/SAVPF")]
+
+
+@pytest.mark.parametrize("drop", ["a=fingerprint:", "a=ice-ufrag:"])
+async def test_a_browser_offer_without_dtls_or_ice_credentials_is_refused_before_the_sip_side(
+    ports: RtpPortAllocator, drop: str
+) -> None:
+    """Issue 10, item 8: such an offer can never connect; it must not cost an INVITE to the PBX."""
+    call = Call(ports)
+    try:
+        offer = "".join(
+            line for line in (await call.web.offer()).splitlines(keepends=True) if drop not in line
+        )
+        with pytest.raises(sdp.SdpUnacceptable, match="no WebRTC audio stream"):
+            await call.bridge.offer_to_sip(offer)
+        assert call.bridge._sip.endpoint is None  # no RTP port was taken for a SIP offer
+    finally:
+        await call.close()
