@@ -15,6 +15,7 @@ from sdp.acceptance import check_audio_offer
 from sdp.candidate import Candidate
 from sdp.classify import SdpKind, classify, classify_media
 from sdp.codecs import STATIC_PAYLOAD_TYPES, Codec, CodecSpec
+from sdp.crypto import Crypto
 from sdp.errors import SdpError, SdpParseError, SdpUnacceptable
 from sdp.model import (
     Attribute,
@@ -54,6 +55,7 @@ __all__ = [
     "Codec",
     "CodecSpec",
     "Connection",
+    "Crypto",
     "Direction",
     "DtlsParameters",
     "Fingerprint",

@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 
 from sdp import _edit
 from sdp.codecs import CodecSpec, codec_specs
+from sdp.crypto import SUITES
 from sdp.errors import SdpUnacceptable
 from sdp.model import MediaDescription, SessionDescription
 
@@ -36,6 +37,7 @@ WARN_INCOMPATIBLE_PROTOCOL = 302
 WARN_MEDIA_TYPE = 304
 WARN_INCOMPATIBLE_FORMAT = 305
 PLAIN_PROFILES = frozenset({"RTP/AVP", "RTP/AVPF"})
+SDES_PROFILES = frozenset({"RTP/SAVP", "RTP/SAVPF"})
 
 
 def _streams(description: SessionDescription) -> str:
@@ -56,6 +58,7 @@ def check_audio_offer(
     description: SessionDescription,
     codecs: Sequence[str | CodecSpec],
     families: Collection[str] = ("IP4", "IP6"),
+    srtp: str = "off",
 ) -> int:
     """The index of the first active audio m-line a gateway whose RTP uses the address ``families``
     ("IP4", "IP6") can bridge (the one an answer takes: the others are rejected with port 0, RFC 3264
@@ -65,9 +68,8 @@ def check_audio_offer(
         raise SdpUnacceptable(
             f"no audio stream to bridge (offered: {_streams(description)})", warning=WARN_MEDIA_TYPE
         )
-    problems = [
-        _problem(description, index, section, codec_specs(codecs), families) for index, section in audio
-    ]
+    specs = codec_specs(codecs)
+    problems = [_problem(description, index, section, specs, families, srtp) for index, section in audio]
     for (index, _), problem in zip(audio, problems, strict=True):
         if problem is None:
             return index
@@ -82,11 +84,26 @@ def _problem(
     section: MediaDescription,
     specs: Sequence[CodecSpec],
     families: Collection[str],
+    srtp: str,
 ) -> SdpUnacceptable | None:
-    """Why the audio m-line ``index`` cannot be bridged, or None."""
-    if section.proto.upper() not in PLAIN_PROFILES:
+    """Why the audio m-line ``index`` cannot be bridged, or None. ``srtp`` (media.sip_srtp): off (plain
+    RTP only), optional (SDES-SRTP too) or required (SDES-SRTP only)."""
+    proto = section.proto.upper()
+    sdes = proto in SDES_PROFILES and section.get("fingerprint") is None and not description.fingerprints
+    if sdes and srtp != "off" and not section.cryptos:
         return SdpUnacceptable(
-            f"audio offered over {_profile(section)}; the gateway's SIP side speaks RTP/AVP",
+            f"SDES-SRTP offered without a usable a=crypto line; the gateway takes {' or '.join(SUITES)}",
+            warning=WARN_INCOMPATIBLE_PROTOCOL,
+        )
+    if proto not in PLAIN_PROFILES and not (sdes and srtp != "off"):
+        speaks = "RTP/AVP" if srtp == "off" else "RTP/AVP and RTP/SAVP with a=crypto"
+        return SdpUnacceptable(
+            f"audio offered over {_profile(section)}; the gateway's SIP side speaks {speaks}",
+            warning=WARN_INCOMPATIBLE_PROTOCOL,
+        )
+    if srtp == "required" and not section.cryptos:
+        return SdpUnacceptable(
+            "plain RTP offered, but the gateway requires SRTP on the SIP side (media.sip_srtp: required)",
             warning=WARN_INCOMPATIBLE_PROTOCOL,
         )
     connection = description.connection_for(index)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sdp import _grammar
 from sdp.candidate import Candidate
 from sdp.codecs import Codec, build_codecs
+from sdp.crypto import Crypto
 from sdp.errors import SdpParseError
 from sdp.lines import (
     _NO_BREAK,
@@ -193,6 +194,12 @@ class MediaDescription(_Attributes):
         except ValueError:
             return None
         return ptime if ptime is not None and 0 < ptime < 10000 else None
+
+    @property
+    def cryptos(self) -> tuple[Crypto, ...]:
+        """The ``a=crypto`` lines the gateway can use (RFC 4568; sdp/crypto.py), in the offer's order."""
+        found = (Crypto.parse(a.value or "") for a in self.attributes if a.name == "crypto")
+        return tuple(c for c in found if c is not None)
 
     @property
     def maxptime(self) -> float | None:

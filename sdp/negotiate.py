@@ -39,6 +39,7 @@ class Preference(Enum):
 
 
 _PROTOS = {PlainTransport: frozenset({"RTP/AVP", "RTP/AVPF"}), WebRtcTransport: frozenset({WEBRTC_PROTO})}
+_SDES_PROTOS = frozenset({"RTP/SAVP", "RTP/SAVPF"})
 
 
 def answer(
@@ -61,6 +62,8 @@ def answer(
     """
     specs = codec_specs(codecs)
     protos = _PROTOS[type(transport)]
+    if isinstance(transport, PlainTransport) and transport.crypto is not None:
+        protos = protos | _SDES_PROTOS
     sections: list[MediaDescription] = []
     accepted_mids: list[str] = []
     for index, offered in enumerate(offer.media):
@@ -145,6 +148,9 @@ def _plain_section(
     if transport.rtcp:
         attributes.append(Attribute("rtcp", Rtcp(transport.port + 1, transport.address).to_sdp()))
     attributes.append(Attribute(direction.value))
+    crypto = transport.crypto
+    if crypto is not None and any(c.tag == crypto.tag and c.suite == crypto.suite for c in offered.cryptos):
+        attributes.append(Attribute("crypto", crypto.to_sdp()))  # RFC 4568 §5.1.2: the tag answered
     if offered.ptime is not None:  # an unreadable one is not echoed
         attributes += [a for a in offered.attributes if a.name == "ptime"]
     section = MediaDescription(offered.media, transport.port, offered.proto, attributes=tuple(attributes))

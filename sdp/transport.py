@@ -12,6 +12,7 @@ from enum import Enum
 
 from sdp import _grammar
 from sdp.candidate import Candidate
+from sdp.crypto import Crypto
 from sdp.errors import SdpParseError
 from sdp.lines import Connection
 
@@ -129,6 +130,7 @@ class PlainTransport:
     address: str
     port: int
     rtcp: bool = True
+    crypto: Crypto | None = None  # our SDES key (RFC 4568): answer a=crypto offers with SRTP
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65535:

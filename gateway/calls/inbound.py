@@ -81,9 +81,9 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         return
     try:  # decided before anyone rings: a web user must not answer a call that then fails
         if event.sdp is not None:  # else a late offer (RFC 3261 §13.2.1): ours goes in the 200
-            sdp.check_audio_offer(
-                sdp.parse(event.sdp), call.settings.sip_codecs, call.settings.media_families
-            )
+            settings = call.settings
+            offer = sdp.parse(event.sdp)
+            sdp.check_audio_offer(offer, settings.sip_codecs, settings.media_families, settings.sip_srtp)
     except sdp.SdpError as exc:
         _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return

@@ -26,6 +26,7 @@ class CallSettings:
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
+    sip_srtp: str = "off"  # media.sip_srtp: which SIP offers can be bridged (sdp.check_audio_offer)
 
     def __post_init__(self) -> None:
         for name in (
@@ -57,6 +58,7 @@ class CallSettings:
             "answer_timeout": config.calls.answer_timeout,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
             "media_families": _families(config),
+            "sip_srtp": config.media.sip_srtp.value,
         }
         values.update(overrides)
         return cls(**values)

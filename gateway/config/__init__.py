@@ -33,6 +33,7 @@ from gateway.config.values import (
     HostPort,
     LogFormat,
     LogLevel,
+    SrtpMode,
     Transport,
 )
 from gateway.identity.model import WebAuthMode
@@ -62,6 +63,7 @@ __all__ = [
     "SipListen",
     "SipSection",
     "SipTls",
+    "SrtpMode",
     "Transport",
     "UserConfig",
     "WebAuthMode",

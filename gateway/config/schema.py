@@ -27,6 +27,7 @@ from gateway.config.values import (
     LogLevel,
     Parse,
     Port,
+    SrtpMode,
     Transport,
     check_host,
     check_transport,
@@ -175,6 +176,8 @@ class MediaSection:
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 10.0  # seconds without RTP: hang up
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
+    sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
+    sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,14 @@ class Transport(enum.StrEnum):
 SUPPORTED_TRANSPORTS: Final = frozenset({Transport.UDP, Transport.TCP, Transport.TLS})
 
 
+class SrtpMode(enum.StrEnum):
+    """SDES-SRTP on the SIP leg (RFC 4568): never, when the far end offers or accepts it, or always."""
+
+    OFF = "off"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
 class Codec(enum.StrEnum):
     """Audio codecs the media layer forwards or transcodes; names as in SDP rtpmap."""
 

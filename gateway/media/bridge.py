@@ -37,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import sdp
 from gateway.media import codec_choice as choice
@@ -156,7 +157,7 @@ class MediaBridge:
         self._web_offer = offer
         self._set_state(BridgeState.AWAITING_SIP_ANSWER)
         description = choice.plain_offer(
-            codecs, address=address, port=port, telephone_event=self.settings.telephone_event
+            codecs, address=address, port=port, telephone_event=self.settings.telephone_event, **self._sdes()
         )
         return sdp.write(self._stamp_sip(description))
 
@@ -168,6 +169,7 @@ class MediaBridge:
         answer = sdp.parse(plain_answer)
         index, section = audio_section(answer)
         sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
+        self._sip.keys_from_answer(section)
         if self._web_answer is None:
             web_section = audio_section(self._web_offer)[1]
             web_usable = choice.offered(web_section, self.settings.web_codecs)
@@ -194,7 +196,7 @@ class MediaBridge:
             self._sip_family = family
         else:
             offer = sdp.parse(plain_offer)
-            index = sdp.check_audio_offer(offer, self.settings.sip_codecs)  # the first usable audio
+            index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
             sip_codecs = choice.offered(offer.media[index], self.settings.sip_codecs)
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
@@ -219,14 +221,21 @@ class MediaBridge:
             codecs = choice.sip_offer_codecs([web.codec], self.settings.sip_codecs, self.settings.web_codecs)
             address, port = await self._sip.open(codecs, self._sip_family)
             description = choice.plain_offer(
-                codecs, address=address, port=port, telephone_event=self.settings.telephone_event
+                codecs,
+                address=address,
+                port=port,
+                telephone_event=self.settings.telephone_event,
+                **self._sdes(),
             )
             plain = self._stamp_sip(description)
             self._reoffer = (plain, False)
             logger.info("call=%s late offer: our offer goes in the 200", self._call)
         else:
             sip_offered = choice.offered(
-                offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs)], self.settings.sip_codecs
+                offer.media[
+                    sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
+                ],
+                self.settings.sip_codecs,
             )
             plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
             plain = self._stamp_sip(plain)
@@ -241,7 +250,8 @@ class MediaBridge:
         self._expect("update_from_sip", BridgeState.ACTIVE)
         offer = sdp.parse(plain_offer)
         offered = choice.offered(
-            offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs)], self.settings.sip_codecs
+            offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)],
+            self.settings.sip_codecs,
         )
         if not offered:
             raise sdp.SdpUnacceptable(f"the SIP re-offer has none of {list(self.settings.sip_codecs)}")
@@ -281,6 +291,7 @@ class MediaBridge:
                 port=endpoint.local_rtp_address[1],
                 telephone_event=self.settings.telephone_event,
                 direction=direction,
+                **self._sdes(),
             )
         else:
             index, _ = audio_section(last)
@@ -307,6 +318,7 @@ class MediaBridge:
         answer = sdp.parse(plain_answer)
         index, section = audio_section(answer)
         self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
+        self._sip.keys_from_answer(section)
         self._reoffer = None
         self._sip_local = offer
         if hold != self._local_hold:
@@ -325,6 +337,10 @@ class MediaBridge:
         self._web_answer = sdp.write(local)
         self._configure_paths()
         return self._web_answer
+
+    def _sdes(self) -> dict[str, Any]:
+        """plain_offer's SDES arguments: our key when our offers carry one (RTP/SAVP when required)."""
+        return {"crypto": self._sip.offer_crypto(), "secure": self.settings.sip_srtp == "required"}
 
     def _stamp_sip(self, description: sdp.SessionDescription, *, keep: bool = True) -> sdp.SessionDescription:
         """``description`` as the next SDP we give the SIP side: the o= line of our first one, its version

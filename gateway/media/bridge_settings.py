@@ -35,6 +35,11 @@ class BridgeSettings:
     bind_host: str = "127.0.0.1"
     public_address: str | None = None
     addresses: Mapping[str, RtpAddress] | None = None
+    # SDES-SRTP on the SIP leg (media.sip_srtp): off, optional (taken when offered, and offered when
+    # `offer_sdes`), required (nothing else). `offer_sdes`: our offers carry a=crypto (the key travels in
+    # the SDP: by default only when SIP to the PBX is TLS).
+    sip_srtp: str = "off"
+    offer_sdes: bool = False
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
@@ -112,6 +117,9 @@ def settings_from_config(
         bind_host=default.bind_host,
         public_address=default.public,
         addresses=addresses,
+        sip_srtp=config.media.sip_srtp.value,
+        offer_sdes=config.media.sip_srtp.value != "off"
+        and (config.pbx.transport.value == "tls" or config.media.sdes_over_plain_sip),
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,

@@ -98,6 +98,8 @@ def plain_offer(
     session_id: str | None = None,
     version: int = 1,
     direction: sdp.Direction = sdp.Direction.SENDRECV,
+    crypto: sdp.Crypto | None = None,
+    secure: bool = False,
 ) -> SessionDescription:
     """An RTP/AVP offer (RFC 3264 §5) with one audio m-line, RTCP on port + 1 (RFC 3605), ptime 20.
     telephone-event at 8000 Hz, and at 48000 Hz too when opus is offered, so that whichever codec the
@@ -107,13 +109,16 @@ def plain_offer(
         events.append(SIP_EVENT_48K)
     formats = list(codecs) + events
     attributes = [Attribute("rtcp", Rtcp(port + 1, address).to_sdp())]
+    if crypto is not None:  # SDES (RFC 4568): RTP/SAVP when SRTP is required, else best effort (RFC 8643)
+        attributes.append(Attribute("crypto", crypto.to_sdp()))
     for codec in formats:
         attributes.append(Attribute("rtpmap", codec.rtpmap))
         if codec.fmtp is not None:
             attributes.append(Attribute("fmtp", f"{codec.payload_type} {codec.fmtp}"))
     attributes += [Attribute("ptime", "20"), Attribute(direction.value)]
+    proto = "RTP/SAVP" if secure and crypto is not None else "RTP/AVP"
     media = MediaDescription(
-        "audio", port, "RTP/AVP", tuple(str(c.payload_type) for c in formats), attributes=tuple(attributes)
+        "audio", port, proto, tuple(str(c.payload_type) for c in formats), attributes=tuple(attributes)
     )
     connection = Connection.for_address(address)
     origin = Origin("-", session_id or str(int(time.time())), version, address, connection.address_type)

@@ -53,6 +53,7 @@ from gateway.media.rtp import (
     ntp_from_unix,
 )
 from gateway.media.rtp_stats import ReceiveStatistics
+from gateway.media.srtp import SdesSrtp, SrtpError
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import Record
@@ -159,6 +160,7 @@ class RtpEndpoint:
         self._rtp_latch = SymmetricLatch(f"call={call_id} RTP", config.relatch_after)
         self._rtcp_latch = SymmetricLatch(f"call={call_id} RTCP", config.relatch_after)
         self._accepted = config.payload_types | config.dtmf_payload_types | {PT_COMFORT_NOISE}
+        self._srtp: SdesSrtp | None = None  # SDES-SRTP keys, once both sides' a=crypto are known
         self.statistics: ReceiveStatistics | None = None
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
@@ -290,6 +292,21 @@ class RtpEndpoint:
         self._sdp_rtp = rtp
         self._sdp_rtcp = rtcp or (rtp[0], rtp[1] + 1)
 
+    @property
+    def srtp(self) -> SdesSrtp | None:
+        return self._srtp
+
+    def set_srtp(self, ours: sdp.Crypto | None, theirs: sdp.Crypto | None) -> None:
+        """Protect what we send with ``ours`` and check what arrives with ``theirs`` (both, or neither:
+        plain RTP). The same keys again (a re-INVITE) keep the sessions and their rollover counters."""
+        if ours is None or theirs is None:
+            if self._srtp is not None:
+                logger.info("call=%s SRTP off", self._call)
+            self._srtp = None
+        elif self._srtp is None or not self._srtp.same_keys(ours, theirs):
+            self._srtp = SdesSrtp(ours, theirs)
+            logger.info("call=%s SRTP on (%s)", self._call, ours.suite)
+
     def reconfigure(
         self, payload_types: frozenset[int], dtmf_payload_types: frozenset[int], clock_rate: int
     ) -> None:
@@ -349,7 +366,10 @@ class RtpEndpoint:
             second = payload_type | 0x80 if marker else payload_type
             header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
             self._sequence = (self._sequence + 1) & 0xFFFF
-            self._rtp_transport.sendto(header + payload, destination)
+            packet = header + payload
+            if self._srtp is not None:
+                packet = self._srtp.protect(packet)
+            self._rtp_transport.sendto(packet, destination)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._last_sent_timestamp = timestamp
@@ -409,6 +429,12 @@ class RtpEndpoint:
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect(data)
+            except SrtpError as exc:
+                self._drop("SRTP packet from %s not authentic: %s", source, exc)
+                return
         try:
             packet = RtpPacket.parse(data)
         except PacketError as exc:
@@ -471,6 +497,12 @@ class RtpEndpoint:
     # ---------------------------------------------------------------------------------------- RTCP
 
     def _rtcp_received(self, data: bytes, source: Address) -> None:
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data)
+            except SrtpError as exc:
+                self._drop("SRTCP packet from %s not authentic: %s", source, exc)
+                return
         if self._state is not EndpointState.OPEN:
             return
         try:
@@ -535,4 +567,5 @@ class RtpEndpoint:
         transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
         if destination is None or transport is None:
             return
-        transport.sendto(serialize_rtcp(self.build_report(bye=bye)), destination)
+        report = serialize_rtcp(self.build_report(bye=bye))
+        transport.sendto(self._srtp.protect_rtcp(report) if self._srtp is not None else report, destination)

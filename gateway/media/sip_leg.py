@@ -37,6 +37,7 @@ class SipLeg:
         self.endpoint: RtpEndpoint | None = None
         self.negotiated: LegCodecs | None = None
         self.sdp_address = ""  # the address our SDP gives the SIP side, once open
+        self.local_crypto: sdp.Crypto | None = None  # our SDES key in the last SDP we gave (RFC 4568)
 
     async def open(self, codecs: list[sdp.Codec], family: str | None = None) -> tuple[str, int]:
         """Bind the RTP/RTCP ports in address ``family`` ("IP4", "IP6"; None: the default one); the
@@ -90,6 +91,27 @@ class SipLeg:
         self.negotiated = negotiated
         return negotiated
 
+    def offer_crypto(self) -> sdp.Crypto | None:
+        """The a=crypto for an offer of ours: the key already in use, else a new one, when our offers
+        carry SDES (BridgeSettings.offer_sdes)."""
+        if self.local_crypto is None and self._settings.offer_sdes:
+            self.local_crypto = sdp.Crypto.new()
+        return self.local_crypto
+
+    def keys_from_answer(self, section: sdp.MediaDescription) -> None:
+        """The SIP side answered an offer of ours: SRTP when it answered our a=crypto (same tag and suite)
+        with its own key, else plain RTP, which media.sip_srtp: required refuses."""
+        assert self.endpoint is not None
+        ours = self.local_crypto
+        theirs = next(
+            (c for c in section.cryptos if ours and (c.tag, c.suite) == (ours.tag, ours.suite)), None
+        )
+        if theirs is None and self._settings.sip_srtp == "required":
+            raise sdp.SdpUnacceptable(
+                "the SIP side answered without a=crypto, and SRTP is required (media.sip_srtp)"
+            )
+        self.endpoint.set_srtp(ours if theirs is not None else None, theirs)
+
     def answer(
         self,
         offer: sdp.SessionDescription,
@@ -97,19 +119,27 @@ class SipLeg:
         direction: sdp.Direction = sdp.Direction.SENDRECV,
     ) -> sdp.SessionDescription:
         """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint;
-        ``direction`` is our policy (sendonly while the web user holds the call)."""
+        ``direction`` is our policy (sendonly while the web user holds the call). An offer with a usable
+        a=crypto is answered with SRTP and a key of ours (RFC 4568), unless media.sip_srtp is off."""
         assert self.endpoint is not None
         _, port = self.endpoint.local_rtp_address
+        theirs: sdp.Crypto | None = None
+        if self._settings.sip_srtp != "off":
+            index = sdp.check_audio_offer(offer, self._settings.sip_codecs, srtp=self._settings.sip_srtp)
+            theirs = next(iter(offer.media[index].cryptos), None)
+        ours = sdp.Crypto.new(theirs.tag, theirs.suite) if theirs is not None else None
         answer = sdp.answer(
             offer,
             codecs=[f"{codec.name}/{codec.clock_rate}"],
-            transport=sdp.PlainTransport(self.sdp_address, port),
+            transport=sdp.PlainTransport(self.sdp_address, port, crypto=ours),
             preference=sdp.Preference.ANSWERER,
             telephone_event=self._settings.telephone_event,
             direction=direction,
         )
         index = next(i for i, m in enumerate(answer.media) if not m.rejected)
         self.apply(answer.media[index], offer, index, answer.direction_for(index))
+        self.local_crypto = ours
+        self.endpoint.set_srtp(ours, theirs)
         return answer
 
     def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:

@@ -33,6 +33,7 @@ class PhoneOptions:
     rtp_port: int = 4000
     control: bool = False
     log_level: int = 0  # pjsip's own log on stderr (0 silent .. 5 chatty)
+    srtp: str = "off"  # off | optional | mandatory: SDES-SRTP (RFC 4568), offered even over UDP
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES and not (self.answer.isdigit() and 300 <= int(self.answer) <= 699):
@@ -89,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
     p.add_argument("--rtp-port", type=int, default=4000, help="first local RTP port to try")
     p.add_argument("--control", action="store_true", help="JSON lines: commands on stdin, events on stdout")
     p.add_argument("--log-level", type=int, default=0, help="pjsip log level on stderr (0-5)")
+    p.add_argument("--srtp", choices=("off", "optional", "mandatory"), default="off", help="SDES-SRTP use")
     a = p.parse_args(argv)
     try:
         return PhoneOptions(
@@ -111,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
             rtp_port=a.rtp_port,
             control=a.control,
             log_level=a.log_level,
+            srtp=a.srtp,
         )
     except ValueError as exc:
         p.error(str(exc))

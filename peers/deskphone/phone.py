@@ -126,6 +126,9 @@ class Phone:
         account.sipConfig.transportId = transport_id
         account.mediaConfig.transportConfig.boundAddress = o.host
         account.mediaConfig.transportConfig.port = o.rtp_port
+        srtp_use = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL}
+        account.mediaConfig.srtpUse = srtp_use.get(o.srtp, pj.PJMEDIA_SRTP_MANDATORY)
+        account.mediaConfig.srtpSecureSignaling = 0  # SDES over plain SIP too (a test peer on loopback)
         account.natConfig.contactRewriteUse = 0  # loopback: what we bind is what others reach
         account.natConfig.viaRewriteUse = 0
         account.natConfig.sdpNatRewriteUse = 0

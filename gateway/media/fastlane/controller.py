@@ -74,7 +74,14 @@ class FastLaneController:
     # ------------------------------------------------------------------------------------ linking
 
     def update(self) -> None:
-        """The call's media changed: link when it can be, else re-arm."""
+        """The call's media changed: link when it can be, else re-arm. A SIP leg with SRTP stays on the
+        Python path (the engine does SRTP on the web leg only)."""
+        endpoint = self._sip.endpoint
+        if endpoint is not None and endpoint.srtp is not None:
+            if self.link is not None:
+                self.unlink()
+            self._pending = False
+            return
         if self.link is not None:
             self.fast_rearm()
             return

@@ -1,0 +1,51 @@
+"""SDES-SRTP on the plain RTP leg (RFC 3711 with RFC 4568 keys): one session each way, libsrtp through
+pylibsrtp (its public API). The keys come from the a=crypto lines of the offer and the answer: ours
+protects what we send, the peer's authenticates and decrypts what it sends (RTP and RTCP alike)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pylibsrtp
+
+import sdp
+
+SrtpError = pylibsrtp.Error
+
+_PROFILES: Final = {
+    "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+}
+
+
+def _session(crypto: sdp.Crypto, ssrc_type: int) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(key=crypto.key, ssrc_type=ssrc_type, srtp_profile=_PROFILES[crypto.suite])
+    policy.allow_repeat_tx = True  # a retransmitted DTMF end packet is sent twice on purpose (RFC 4733)
+    return pylibsrtp.Session(policy=policy)
+
+
+class SdesSrtp:
+    """Both directions of one SRTP leg."""
+
+    def __init__(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> None:
+        self.ours, self.theirs = ours, theirs
+        self._tx = _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._rx = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+    def __repr__(self) -> str:
+        return f"<SdesSrtp {self.ours.suite}>"
+
+    def same_keys(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> bool:
+        return ours == self.ours and theirs == self.theirs
+
+    def protect(self, packet: bytes) -> bytes:
+        return bytes(self._tx.protect(packet))
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        return bytes(self._tx.protect_rtcp(packet))
+
+    def unprotect(self, packet: bytes) -> bytes:
+        return bytes(self._rx.unprotect(packet))
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes:
+        return bytes(self._rx.unprotect_rtcp(packet))

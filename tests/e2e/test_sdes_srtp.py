@@ -1,0 +1,84 @@
+"""SDES-SRTP on the SIP leg (RFC 4568, RFC 3711) with a real desk phone (pjsua2) that insists on it:
+the web user calls the phone and the phone calls her, audio both ways by tone and DTMF over SRTP, with
+RTP/SAVP (media.sip_srtp: required, a phone demanding SRTP) and with best-effort RTP/AVP + a=crypto
+(optional on both sides, RFC 8643). The gateway offers a=crypto (media.sdes_over_plain_sip for this
+loopback test; by default only over TLS) and answers the phone's a=crypto with its own key; a phone demanding SRTP of a gateway with
+media.sip_srtp: off is refused 488 before anyone rings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.test_web_and_phone import wav_has_tone
+
+
+@pytest.mark.parametrize(
+    ("srtp", "phone_srtp"),
+    [("required", "mandatory"), ("optional", "optional")],  # RTP/SAVP; best effort RTP/AVP + a=crypto
+)
+async def test_calls_both_ways_over_sdes_srtp(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, srtp: str, phone_srtp: str
+) -> None:
+    require_desk_phone()
+    media = {"rtp_ports": {"start": 31000, "end": 31199}, "sip_srtp": srtp, "sdes_over_plain_sip": True}
+    caplog.set_level(logging.INFO, logger="gateway.media")
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440, extra_args=(f"--srtp={phone_srtp}",)) as phone,
+        running_gateway(gateway_config(phone.address, media=media)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:  # web -> phone: our offer carries a=crypto, the phone's answer its key
+            call_id = await alice.call("2000", await peer.offer())
+            await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)
+            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "7"})
+            await phone.wait_for("dtmf", digit="7")
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            assert wav_has_tone(await phone.wait_for_recording(incoming["call"]), 1000)
+        finally:
+            await peer.close()
+        peer = WebPeer(freq=1000)
+        try:  # phone -> web: the phone's offer is RTP/SAVP with a=crypto, answered with ours
+            host, port = gateway.sip_address
+            number = await phone.call(f"sip:1001@{host}:{port}")
+            ringing = await alice.wait_for("incoming")
+            await alice.answer(ringing["call_id"], peer.answer)
+            await phone.wait_for("state", call=number, state="CONFIRMED")
+            peer.clear()
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=ringing["call_id"])
+        finally:
+            await peer.close()
+    srtp_on = [r for r in caplog.records if "SRTP on (AES_CM_128_HMAC_SHA1_80)" in r.getMessage()]
+    assert len(srtp_on) >= 2, "SRTP was not used on both calls"
+
+
+async def test_a_phone_requiring_srtp_is_refused_when_srtp_is_off(tmp_path: Path) -> None:
+    require_desk_phone()
+    media = {"rtp_ports": {"start": 31200, "end": 31399}, "sip_srtp": "off"}
+    async with (
+        DeskPhone(tmp_path, user="2000", extra_args=("--srtp=mandatory",)) as phone,
+        running_gateway(gateway_config(phone.address, media=media)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        host, port = gateway.sip_address
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        state = await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert state["code"] == 488, state
+        await asyncio.sleep(0.2)
+        assert [e for e in alice.events if e.get("type") == "incoming"] == []
