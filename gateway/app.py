@@ -66,7 +66,12 @@ class Gateway:
     async def start(self) -> None:
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
-        health = HealthSource(started_at=self._started_at, clock=self._clock, details=self._health_details)
+        health = HealthSource(
+            started_at=self._started_at,
+            clock=self._clock,
+            details=self._health_details,
+            show_version=self.config.http.expose_version,
+        )
         app = build_app(health)
         add_signaling_routes(
             app,

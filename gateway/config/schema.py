@@ -288,6 +288,7 @@ class HttpSection:
     # Pages from these origins may open the WebSockets besides the gateway's own (RFC 6455 §10.2);
     # a cross-site page must not drive a user's session. Clients without Origin (no browser) pass.
     allowed_origins: tuple[Origin, ...] = ()
+    expose_version: bool = False  # the version in /healthz and the Server header (off: no help to attackers)
 
     def __post_init__(self) -> None:
         if self.tls is not None and self.tls.redirect_port == self.port:

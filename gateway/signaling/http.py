@@ -28,6 +28,7 @@ class HealthSource:
     started_at: float
     clock: Callable[[], float] = time.monotonic
     details: Callable[[], Mapping[str, object]] = dict
+    show_version: bool = False  # http.expose_version: off by default, a version helps an attacker pick
 
 
 HEALTH_KEY = web.AppKey("health", HealthSource)
@@ -35,19 +36,26 @@ HEALTH_KEY = web.AppKey("health", HealthSource)
 
 async def healthz(request: web.Request) -> web.Response:
     source = request.app[HEALTH_KEY]
-    body: dict[str, object] = {
-        "status": "ok",
-        "version": __version__,
-        "uptime_s": round(source.clock() - source.started_at, 3),
-    }
+    body: dict[str, object] = {"status": "ok", "uptime_s": round(source.clock() - source.started_at, 3)}
+    if source.show_version:
+        body["version"] = __version__
     body.update(source.details())
     return web.json_response(body)
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`Server: sip-webrtc-gateway`, not aiohttp's `Python/3.x aiohttp/3.x` (versions help an attacker)."""
+    server = "sip-webrtc-gateway"
+    if request.app[HEALTH_KEY].show_version:
+        server += f"/{__version__}"
+    response.headers["Server"] = server
 
 
 def build_app(health: HealthSource) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[HEALTH_KEY] = health
     app.router.add_get("/healthz", healthz)
+    app.on_response_prepare.append(_server_header)
     return app
 
 

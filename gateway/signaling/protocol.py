@@ -209,8 +209,10 @@ def _login(rid: RequestId, data: Mapping[str, object]) -> Login:
 
 def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
     to = _required(data, "to", max_chars=MAX_DESTINATION_CHARS).strip()
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in to):
-        raise BadRequest("to must not contain spaces or control characters", field="to")
+    # Spaces are visual separators in a number (`030 123-45`, removed by the call layer's dial_target);
+    # control characters are never part of a destination.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029" for ch in to):
+        raise BadRequest("to must not contain control characters", field="to")
     sdp = read_sdp(data, "sdp", "offer")
     if sdp is None:
         raise BadRequest("sdp is required", field="sdp")

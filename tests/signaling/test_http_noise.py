@@ -11,6 +11,7 @@ import logging
 import aiohttp
 import pytest
 
+from peers.ports import free_port
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
 
@@ -48,3 +49,20 @@ async def test_malformed_http_and_abandoned_uploads_are_quiet(caplog: pytest.Log
     assert not bad, [r.getMessage() for r in bad]
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
     assert len(gone) == 3 and all(len(r.getMessage()) < 200 for r in gone)
+
+
+@pytest.mark.parametrize("expose", [False, True])
+async def test_versions_are_disclosed_only_when_configured(expose: bool) -> None:
+    """Issue 10, item 8: neither /healthz nor the Server header names versions unless expose_version."""
+    from gateway import __version__
+
+    http = {"host": "127.0.0.1", "port": free_port(), "expose_version": expose}
+    async with (
+        running_gateway(gateway_config(None, http=http)) as gateway,
+        aiohttp.ClientSession() as client,
+        client.get(gateway.http_url + "/healthz") as reply,
+    ):
+        body, server = await reply.json(), reply.headers["Server"]
+    assert ("version" in body) is expose and server.startswith("sip-webrtc-gateway")
+    assert ("aiohttp" in server or "Python" in server) is False
+    assert (__version__ in server) is expose

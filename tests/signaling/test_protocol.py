@@ -45,6 +45,7 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "login", "user": "alice", "secret": "s"}, Login(None, user="alice", secret="s")),
     ({"type": "login", "token": "abc.def", "id": 1}, Login(1, token="abc.def")),
     ({"type": "call", "id": "a", "to": "2000", "sdp": OFFER_SDP}, Call("a", "2000", OFFER_SDP)),
+    ({"type": "call", "id": "b", "to": "030 123-45", "sdp": OFFER_SDP}, Call("b", "030 123-45", OFFER_SDP)),
     (
         {"type": "call", "to": " sip:bob@pbx ", "sdp": {"type": "offer", "sdp": OFFER_SDP}},
         Call(None, "sip:bob@pbx", OFFER_SDP),
@@ -93,7 +94,8 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "login", "user": "alice", "secret": 5}, "bad_request", "secret"),
     ({"type": "login", "token": ""}, "bad_request", "token"),
     ({"type": "call", "sdp": OFFER_SDP}, "bad_request", "to"),
-    ({"type": "call", "to": "20 00", "sdp": OFFER_SDP}, "bad_request", "to"),
+    ({"type": "call", "to": "20\n00", "sdp": OFFER_SDP}, "bad_request", "to"),
+    ({"type": "call", "to": "20\x1b[2J00", "sdp": OFFER_SDP}, "bad_request", "to"),
     ({"type": "call", "to": "2000"}, "bad_request", "sdp"),
     ({"type": "call", "to": "2000", "sdp": "hello"}, "bad_request", "sdp"),
     ({"type": "call", "to": "2000", "sdp": {"type": "answer", "sdp": OFFER_SDP}}, "bad_request", "sdp.type"),
