@@ -128,10 +128,10 @@ class SipIncomingInvite:
     request_uri: str
     from_uri: str
     from_display: str | None
-    sdp: (
-        str | None
-    )  # None: an offerless INVITE (late offer: our offer goes in the 200, the answer in the ACK)
+    # None: an offerless INVITE (late offer: our offer goes in the 200, the answer in the ACK)
+    sdp: str | None
     target: InboundResult
+    busy_users: frozenset[str] = frozenset()  # users already ringing max_ringing_per_user calls (registry)
 
     def __post_init__(self) -> None:
         _checks.text("request_uri", self.request_uri)

@@ -89,8 +89,13 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         return
     call.sip_offer = event.sdp
     for user in target.users:
+        if user.id in event.busy_users:
+            continue  # already ringing settings.max_ringing_per_user calls
         for session_id in target.sessions.get(user.id, ()):
             call.ringing.setdefault(session_id, user.id)
+    if not call.ringing and event.busy_users:
+        _refuse(call, 486, EndReason.BUSY, "too many calls ringing this user")
+        return
     if not call.ringing:  # Found promises sessions; without any there is nobody to ring
         _refuse(call, 480, EndReason.UNAVAILABLE)
         return

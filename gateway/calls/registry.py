@@ -10,6 +10,7 @@ machines' own WebDisconnected handling. Call ids come from an injected factory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -22,6 +23,7 @@ from gateway.calls.events import Event, SipIncomingInvite, WebDial, WebDisconnec
 from gateway.calls.machine import CallMachine
 from gateway.calls.settings import CallSettings
 from gateway.calls.states import CallState
+from gateway.identity.model import Found
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,17 @@ class CallRegistry:
         return self._start(event)
 
     def incoming(self, event: SipIncomingInvite) -> tuple[str, list[Command]]:
-        """Start an inbound call from a new INVITE; the new call id and its first commands."""
+        """Start an inbound call from a new INVITE; the new call id and its first commands. Users already
+        ringing `max_ringing_per_user` calls are not rung again (486 when nobody is left to ring)."""
+        if isinstance(event.target, Found):
+            ringing: dict[str, int] = {}
+            for call in self._calls.values():
+                for user_id in set(call.ringing.values()):
+                    ringing[user_id] = ringing.get(user_id, 0) + 1
+            limit = self.settings.max_ringing_per_user
+            busy = frozenset(user.id for user in event.target.users if ringing.get(user.id, 0) >= limit)
+            if busy:
+                event = dataclasses.replace(event, busy_users=busy)
         return self._start(event)
 
     def handle(self, call_id: str, event: Event) -> list[Command]:

@@ -21,6 +21,7 @@ class CallSettings:
     setup_timeout: float = 10.0  # dial until the PBX's first response (any 1xx): "PBX unreachable"
     outbound_ring_timeout: float = 180.0  # first 1xx until answer: CANCEL, "no answer"
     inbound_ring_timeout: float = 60.0  # ringing web sessions until one answers: 480
+    max_ringing_per_user: int = 4  # inbound calls ringing one user at once; more get 486 (a caller's flood)
     answer_timeout: float = 20.0  # a session answered until WebRTC is up: 480
     closing_timeout: float = 32.0  # 64*T1 (RFC 3261 §17.1.1.2 timer B): give up on the SIP leg
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
@@ -55,6 +56,7 @@ class CallSettings:
             "setup_timeout": config.calls.setup_timeout,
             "outbound_ring_timeout": config.calls.outbound_ring_timeout,
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
+            "max_ringing_per_user": config.calls.max_ringing_per_user,
             "answer_timeout": config.calls.answer_timeout,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
             "media_families": _families(config),

@@ -187,6 +187,7 @@ class CallsSection:
     setup_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 10.0  # dial -> PBX's first 1xx: unreachable
     outbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 180.0  # 1xx -> answer: no answer
     inbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 60.0  # browsers ringing: 480
+    max_ringing_per_user: Annotated[int, IntRange(1, 100)] = 4  # inbound calls ringing one user; more: 486
     answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
 
 

@@ -8,9 +8,11 @@ import pytest
 
 from gateway.calls import (
     CallRegistry,
+    CallSettings,
     CallState,
     MediaSipOfferReady,
     NotifyIncoming,
+    RejectKind,
     SipAccepted,
     SipBye,
     SipCancel,
@@ -21,6 +23,7 @@ from gateway.calls import (
     UnknownCall,
     WebAccept,
     WebHangup,
+    WebReject,
     WrongSession,
 )
 from tests.calls import flows as f
@@ -122,3 +125,24 @@ def test_a_refused_event_keeps_the_registry_consistent() -> None:
         calls.handle(call_id, WebAccept("nobody"))
     assert calls.calls_of("s1") == (call_id,) and len(calls) == 1
     assert [c.call_id for c in calls] == [call_id]
+
+
+def test_a_flood_of_inbound_calls_rings_a_user_a_few_times_then_gets_486() -> None:
+    """Issue 10, item 8: a trusted source could keep thousands of calls ringing one web user."""
+    counter = itertools.count(1)
+    registry = CallRegistry(
+        CallSettings(pbx_domain=f.DOMAIN, max_ringing_per_user=3), new_call_id=lambda: f"call-{next(counter)}"
+    )
+    ringing = [registry.incoming(f.invite(f.found(("alice", "s1")))) for _ in range(3)]
+    assert all(SipRespond in f.kinds(out) and NotifyIncoming in f.kinds(out) for _, out in ringing)
+    _, fourth = registry.incoming(f.invite(f.found(("alice", "s1"))))
+    assert [(c.status, c.phrase) for c in fourth if isinstance(c, SipRespond)] == [
+        (486, "Busy Here (too many calls ringing this user)")
+    ]
+    # bob is not flooded: a call for both rings him only
+    _, both = registry.incoming(f.invite(f.found(("alice", "s1"), ("bob", "s9"))))
+    assert [c.session_id for c in both if isinstance(c, NotifyIncoming)] == ["s9"]
+    # once one of alice's calls is answered, she may ring again
+    registry.handle(ringing[0][0], WebReject("s1", RejectKind.BUSY))
+    _, again = registry.incoming(f.invite(f.found(("alice", "s1"))))
+    assert NotifyIncoming in f.kinds(again)
