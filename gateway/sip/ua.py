@@ -173,6 +173,7 @@ class UserAgent:
         self._registrations: RegistrationClient | None = None
         self._pbx_binding: PbxBinding | None = None
         self._calls: dict[CallKey, Call] = {}
+        self._lingering: dict[CallKey, tuple[float, Call]] = {}  # ended calls whose 2xx we ACKed: until when
         self._invites: dict[IncomingRequest, IncomingCall] = {}
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
 
@@ -422,13 +423,27 @@ class UserAgent:
 
     def on_stray_response(self, response: Response, source: Source) -> None:
         from_ = response.from_
-        call = self._calls.get((response.call_id or "", from_.tag or "")) if from_ is not None else None
+        key = (response.call_id or "", from_.tag or "") if from_ is not None else None
+        call = self._calls.get(key) if key is not None else None
+        if call is None and key is not None:  # ended, but its 2xx may still be retransmitted (64*T1)
+            lingering = self._lingering.get(key)
+            call = lingering[1] if lingering is not None and lingering[0] > self._now() else None
         if call is not None:
             call.on_stray_2xx(response)
 
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
     def _forget(self, call: Call) -> None:
-        """A call ended: forget it and its dialog."""
-        self._calls.pop((call.call_id, call.local_tag), None)
+        """A call ended: forget it and its dialog. One we ACKed a 2xx for lingers for 64*T1, so that a
+        2xx retransmitted after our BYE still gets its ACK (RFC 3261 §13.2.2.4)."""
+        key = (call.call_id, call.local_tag)
+        self._calls.pop(key, None)
+        now = self._now()
+        for old in [k for k, (until, _) in self._lingering.items() if until <= now]:
+            del self._lingering[old]
+        if call.acked_2xx:
+            self._lingering[key] = (now + 64 * self.settings.timers.t1, call)
         if isinstance(call, IncomingCall):
             self._invites.pop(call.incoming, None)
         if call.dialog is not None and self._dialogs is not None:

@@ -314,6 +314,11 @@ class Call:
             self._reinvite_ack = None
             self._emit(ReinviteAcked(_text(ack.body)))
 
+    @property
+    def acked_2xx(self) -> bool:
+        """Whether we ACKed a 2xx to an INVITE of ours (its retransmissions need the ACK again)."""
+        return bool(self._sent_acks)
+
     def on_stray_2xx(self, response: Response) -> None:
         """A retransmitted 2xx to one of our INVITEs: ACK it again (RFC 3261 §13.2.2.4)."""
         cached = self._sent_acks.get(response.cseq.seq) if response.cseq is not None else None

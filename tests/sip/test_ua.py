@@ -265,6 +265,22 @@ async def test_a_200_to_an_offerless_reinvite_never_acked_means_bye() -> None:
         await tu.wait_for(lambda: "BYE" in tu.methods())
 
 
+async def test_a_2xx_retransmitted_after_our_bye_is_acked_again() -> None:
+    """RFC 3261 §13.2.2.4: every 2xx retransmission gets the ACK, even once the call is over (issue 10)."""
+    async with raw_peer() as (tu, layer), running_ua() as a:
+        host, port = layer.transports[0].local
+        call = await a.invite(f"sip:raw@{host}:{port}", OFFER, identity())
+        await expect(call, Answered)
+        await tu.wait_for(lambda: len(tu.acks) == 1)
+        await call.bye()
+        await expect(call, Bye)
+        invite = next(r for r in tu.requests if r.method == "INVITE")
+        assert invite.final is not None and invite.final.status == 200
+        await layer.send_stateless(invite.final, invite.source)  # the 200 again, as if the ACK were lost
+        await tu.wait_for(lambda: len(tu.acks) == 2)
+        assert tu.acks[1].cseq == tu.acks[0].cseq and tu.acks[1].method == "ACK"
+
+
 async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
     uas = await ChallengingUAS("alice", "pw").start()
     try:
