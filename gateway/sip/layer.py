@@ -190,6 +190,7 @@ class TransactionLayer:
                 tcp_limits=self.tcp_limits,
                 tls=self.tls if name == "TLS" else None,
             )
+            opened.trusts = getattr(self.policy, "trusts", None)  # who gets the reserved connections
         else:
             raise ValueError(f"transport {transport!r} is not supported (udp, tcp, tls)")
         if self.public_address is None and ipaddress.ip_address(opened.local[0]).is_unspecified:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from gateway.logs import RateLimit
 from gateway.sip.transport import (
     ErrorCallback,
     ReceiveCallback,
@@ -54,19 +55,27 @@ _PONG = b"\r\n"
 
 @dataclass(frozen=True, slots=True)
 class TcpLimits:
-    """Bounds on what TCP peers may hold (see the module note)."""
+    """Bounds on what TCP peers may hold (see the module note). Sources the policy does not trust get at
+    most ``max_connections - reserved_trusted`` connections in all, ``max_untrusted_per_ip`` each, and
+    lose an idle one after ``untrusted_idle_timeout`` seconds: they can never fill the table a trusted
+    PBX needs (issue 10)."""
 
     max_connections: int = 1024
     max_connections_per_ip: int = 32
     message_timeout: float = 30.0
+    reserved_trusted: int = 256
+    max_untrusted_per_ip: int = 4
+    untrusted_idle_timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_ip"):
+        for name in ("max_connections", "max_connections_per_ip", "max_untrusted_per_ip"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if not self.message_timeout > 0:
-            raise ValueError(f"message_timeout must be positive, not {self.message_timeout!r}")
+        if not isinstance(self.reserved_trusted, int) or self.reserved_trusted < 0:
+            raise ValueError(f"reserved_trusted must be an integer >= 0, not {self.reserved_trusted!r}")
+        if not self.message_timeout > 0 or not self.untrusted_idle_timeout > 0:
+            raise ValueError("message_timeout and untrusted_idle_timeout must be positive")
 
 
 DEFAULT_TCP_LIMITS = TcpLimits()
@@ -187,7 +196,10 @@ class _Connection(asyncio.Protocol):
     def _touch(self) -> None:
         self._last_activity = self._loop.time()
         if self._idle is None:
-            self._idle = self._loop.call_at(self._last_activity + self._owner.idle_timeout, self._check_idle)
+            self._idle = self._loop.call_at(self._last_activity + self._idle_timeout(), self._check_idle)
+
+    def _idle_timeout(self) -> float:
+        return self._owner.idle_timeout if self.outbound else self._owner.idle_timeout_for(self.remote[0])
 
     def _watch_partial(self) -> None:
         """Start the clock when a message begins; stop it when nothing partial is left."""
@@ -211,9 +223,9 @@ class _Connection(asyncio.Protocol):
         self._idle = None
         if self.state is not ConnectionState.OPEN:
             return
-        deadline = self._last_activity + self._owner.idle_timeout
+        deadline = self._last_activity + self._idle_timeout()
         if self._loop.time() >= deadline:
-            logger.debug("%r: idle for %.1f s, closing", self, self._owner.idle_timeout)
+            logger.debug("%r: idle for %.1f s, closing", self, self._idle_timeout())
             self.close()
         else:
             self._idle = self._loop.call_at(deadline, self._check_idle)
@@ -249,6 +261,8 @@ class TcpTransport:
         self._connections: dict[Address, _Connection] = {}
         self._connecting: set[asyncio.Task[None]] = set()
         self._closed = False
+        self.trusts: Callable[[str], bool] | None = None  # the policy's: who gets the reserved room
+        self._refusals = RateLimit()
         self.server_ssl: ssl.SSLContext | None = None  # TLS: what we present to those who connect
         self.client_ssl: ssl.SSLContext | None = None  # TLS: how we verify those we connect to
         self.server_names: dict[str, str] = {}  # TLS: IP -> the name its certificate must carry
@@ -351,21 +365,39 @@ class TcpTransport:
         except (OSError, TimeoutError) as exc:
             connection.connect_failed(exc)
 
+    def trusted(self, host: str) -> bool:
+        return self.trusts is None or self.trusts(host)
+
     def _admit(self, connection: _Connection) -> bool:
         """Room for one more inbound connection (a reconnect from the same address replaces its
-        old one, so it is always admitted)?"""
+        old one, so it is always admitted)? Untrusted sources never take the room reserved for
+        trusted ones."""
         if connection.remote in self._connections:
             return True
         limits = self.tcp_limits
-        if len(self._connections) >= limits.max_connections:
-            logger.warning("%r: %d connections, refusing %r", self, len(self._connections), connection)
-            return False
         host = connection.remote[0]
-        same_ip = sum(1 for c in self._connections.values() if not c.outbound and c.remote[0] == host)
-        if same_ip >= limits.max_connections_per_ip:
-            logger.warning("%r: %d connections from %s, refusing another", self, same_ip, host)
+        trusted = self.trusted(host)
+        room = limits.max_connections if trusted else max(0, limits.max_connections - limits.reserved_trusted)
+        inbound = [c for c in self._connections.values() if not c.outbound]
+        counted = (
+            len(self._connections) if trusted else sum(1 for c in inbound if not self.trusted(c.remote[0]))
+        )
+        per_ip = limits.max_connections_per_ip if trusted else limits.max_untrusted_per_ip
+        same_ip = sum(1 for c in inbound if c.remote[0] == host)
+        if counted >= room or same_ip >= per_ip:
+            if self._refusals.allow(logger, logging.WARNING):
+                logger.warning(
+                    "%r: refusing a connection from %s (%s: %d of %d, %d from that address)",
+                    self, host, "trusted" if trusted else "untrusted", counted, room, same_ip,
+                )  # fmt: skip
             return False
         return True
+
+    def idle_timeout_for(self, host: str) -> float:
+        """How long a connection from ``host`` may stay without a whole message."""
+        if self.trusted(host):
+            return self.idle_timeout
+        return min(self.idle_timeout, self.tcp_limits.untrusted_idle_timeout)
 
     def _register(self, connection: _Connection) -> None:
         old = self._connections.get(connection.remote)

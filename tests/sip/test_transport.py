@@ -181,6 +181,40 @@ async def test_tcp_connection_caps(closing: list[UdpTransport | TcpTransport]) -
         writer.close()
 
 
+async def test_untrusted_sources_cannot_take_the_connections_a_trusted_pbx_needs(
+    closing: list[UdpTransport | TcpTransport],
+) -> None:
+    """Issue 10, item 2: 10 untrusted addresses x 4 idle connections against a table of 20 with 6 reserved:
+    at most 3 each and 14 in all get in, they are closed after untrusted_idle_timeout, and the trusted
+    PBX (127.0.0.1) is admitted during the attack and keeps its connection."""
+    inbox = Inbox()
+    limits = TcpLimits(
+        max_connections=20, reserved_trusted=6, max_untrusted_per_ip=3, untrusted_idle_timeout=0.5
+    )
+    server = await TcpTransport.listen("127.0.0.1", 0, inbox, idle_timeout=30, tcp_limits=limits)
+    server.trusts = lambda host: host == "127.0.0.1"
+    closing.append(server)
+    attackers = []
+    for n in range(2, 12):
+        for _ in range(4):
+            attackers.append(await asyncio.open_connection(*server.local, local_addr=(f"127.0.0.{n}", 0)))
+    await asyncio.sleep(0.1)
+    untrusted = [a for a in server.connections if a[0] != "127.0.0.1"]
+    assert len(untrusted) == 14 and max(sum(1 for a in untrusted if a[0] == h) for h, _ in untrusted) <= 3
+    _, pbx = await asyncio.open_connection(*server.local)
+    pbx.write(OPTIONS)
+    data, source = await inbox.get()
+    assert data.startswith(b"OPTIONS") and source.host == "127.0.0.1"
+    for _ in range(3):  # the PBX keeps talking; the attackers stay idle
+        await asyncio.sleep(0.3)
+        pbx.write(OPTIONS)
+    assert [a for a in server.connections if a[0] != "127.0.0.1"] == [], "idle untrusted connections stayed"
+    assert any(a[0] == "127.0.0.1" for a in server.connections)
+    for _, writer in (*attackers,):
+        writer.close()
+    pbx.close()
+
+
 async def test_tcp_trickled_partial_message_is_cut_off(closing: list[UdpTransport | TcpTransport]) -> None:
     """Slowloris: bytes of a message that never ends do not keep the connection open."""
     inbox = Inbox()
