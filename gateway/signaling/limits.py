@@ -17,13 +17,14 @@ class SignalingLimits:
     rate: float = 20.0  # messages per second, sustained, per connection
     burst: int = 40  # messages allowed at once
     max_rate_limited: int = 200  # consecutive refused messages after which the socket is closed
-    login_timeout: float = 10.0  # seconds a socket may stay open without a successful login
+    login_timeout: float = 5.0  # seconds a socket may stay open without a successful login
     heartbeat: float = 20.0  # seconds between WebSocket pings (RFC 6455 §5.5.2); no pong: closed
     max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
     service_timeout: float = 20.0  # seconds the HTTP API waits for the call layer (then 408)
     dtmf_burst: float = 60.0  # seconds of keypad tones a connection may have queued (refilled in real time)
     send_timeout: float = 10.0  # seconds a message to the browser may wait for it to read (then: closed)
     max_awaiting_login: int = 1000  # sockets open but not logged in; more get HTTP 503 (bounds a flood)
+    max_awaiting_login_per_ip: int = 8  # of those, from one address; more get HTTP 429 (one host's flood)
 
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
@@ -33,7 +34,12 @@ class SignalingLimits:
         for name in ("login_timeout", "heartbeat", "service_timeout", "send_timeout", "dtmf_burst"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.max_sessions_per_user < 1 or self.max_rate_limited < 1 or self.max_awaiting_login < 1:
+        if (
+            self.max_sessions_per_user < 1
+            or self.max_rate_limited < 1
+            or self.max_awaiting_login < 1
+            or self.max_awaiting_login_per_ip < 1
+        ):
             raise ValueError(
                 "max_sessions_per_user, max_rate_limited and max_awaiting_login must be at least 1"
             )

@@ -14,6 +14,7 @@ from typing import Final
 
 from aiohttp import WSMsgType, web
 
+from gateway.logs import RateLimit
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
 from gateway.signaling.origin import origin_allowed
@@ -30,6 +31,16 @@ class SocketRegistry:
     def __init__(self) -> None:
         self._sockets: set[web.WebSocketResponse] = set()
         self.awaiting_login = 0  # sockets open without a successful login yet
+        self.awaiting_by_ip: dict[str, int] = {}  # the same, per client address
+        self.refusals = RateLimit()  # WARNING lines about refused sockets: a flood must not flood the log
+
+    def await_login(self, ip: str, delta: int) -> None:
+        self.awaiting_login += delta
+        count = self.awaiting_by_ip.get(ip, 0) + delta
+        if count > 0:
+            self.awaiting_by_ip[ip] = count
+        else:
+            self.awaiting_by_ip.pop(ip, None)
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
@@ -58,9 +69,21 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(origin, request.scheme, request.host, request.app[ORIGINS_KEY]):
         logger.warning("refusing a WebSocket from %s: foreign Origin %r", request.remote, origin)
         return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+    ip = request.remote or ""
+    # Sockets that never log in cost memory until their login deadline: bound them, per address first
+    # (one host's flood), then in all; logged-in sessions never count here.
+    if sockets.awaiting_by_ip.get(ip, 0) >= limits.max_awaiting_login_per_ip:
+        if sockets.refusals.allow(logger, logging.WARNING):
+            logger.warning(
+                "refusing a WebSocket from %s: %d of its sockets await login",
+                ip,
+                limits.max_awaiting_login_per_ip,
+            )
+        return web.Response(status=429, text="too many connections awaiting login from your address",
+                            headers={"Retry-After": "5"})  # fmt: skip
     if sockets.awaiting_login >= limits.max_awaiting_login:
-        # Sockets that never log in cost memory until their login deadline: bound them.
-        logger.warning("refusing a WebSocket from %s: %d await login", request.remote, sockets.awaiting_login)
+        if sockets.refusals.allow(logger, logging.WARNING):
+            logger.warning("refusing a WebSocket from %s: %d sockets await login", ip, sockets.awaiting_login)
         return web.Response(
             status=503, text="too many connections awaiting login", headers={"Retry-After": "5"}
         )
@@ -92,7 +115,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
     connection = Connection(context, send)
     sockets.add(ws)
-    sockets.awaiting_login += 1
+    sockets.await_login(ip, 1)
     awaiting = True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.login_timeout
@@ -114,7 +137,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 await connection.receive(message.data)
                 if awaiting and connection.state is not ConnectionState.AWAITING_LOGIN:
                     awaiting = False
-                    sockets.awaiting_login -= 1
+                    sockets.await_login(ip, -1)
             elif message.type is WSMsgType.ERROR:
                 logger.info("connection %s: socket error %s", connection.id, ws.exception())
                 break
@@ -122,7 +145,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         if awaiting:
-            sockets.awaiting_login -= 1
+            sockets.await_login(ip, -1)
         await connection.close()
         sockets.discard(ws)
         if not ws.closed:
