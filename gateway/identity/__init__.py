@@ -8,7 +8,7 @@ result = await identities.resolve_inbound("sip:1001@gw.example.org")  # NoSuchUs
 """
 
 from gateway.identity.address import SipAddress
-from gateway.identity.errors import IdentityError, LoginBusy, PasswordHashError, PatternError
+from gateway.identity.errors import IdentityError, LoginBusy, LoginThrottled, PasswordHashError, PatternError
 from gateway.identity.model import (
     Found,
     InboundResult,
@@ -35,6 +35,7 @@ __all__ = [
     "InMemoryPresence",
     "InboundResult",
     "LoginBusy",
+    "LoginThrottled",
     "NoSuchUser",
     "NotOnline",
     "PasswordHash",

@@ -17,3 +17,11 @@ class PasswordHashError(IdentityError):
 
 class LoginBusy(IdentityError):
     """Too many web logins are being checked at once; the login was not checked (try again later)."""
+
+
+class LoginThrottled(LoginBusy):
+    """Too many failed logins from this address (or for this user id from it): wait ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import secrets
 from typing import TYPE_CHECKING
 
 from gateway.identity.address import SipAddress
-from gateway.identity.errors import IdentityError, LoginBusy
+from gateway.identity.errors import IdentityError, LoginBusy, LoginThrottled
 from gateway.identity.model import (
     Found,
     InboundResult,
@@ -30,6 +31,7 @@ from gateway.identity.passwords import PasswordHash, hash_secret
 from gateway.identity.policy import may_call
 from gateway.identity.presence import Presence
 from gateway.identity.store import IdentityStore, InMemoryIdentityStore
+from gateway.identity.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 # timers, RTP forwarding) nor queues without bound: beyond MAX_WAITING_LOGINS waiting, LoginBusy.
 HASH_WORKERS = 2
 MAX_WAITING_LOGINS = 32
+MAX_WAITING_PER_CLIENT = 4  # of those, from one address: a guesser cannot take the queue (fair share)
 
 
 class IdentityMap:
@@ -58,6 +61,8 @@ class IdentityMap:
         self._dummy_hash: PasswordHash | None = None  # verified against for unknown users (timing)
         self._hashing = asyncio.Semaphore(HASH_WORKERS)
         self._waiting = 0
+        self._waiting_by_client: dict[str, int] = {}
+        self.throttle = LoginThrottle()  # failed logins per address, pair and user id (issue 10)
 
     async def sip_identity(self, user_id: str) -> SipIdentity | None:
         user = await self.store.get(user_id)
@@ -95,11 +100,26 @@ class IdentityMap:
             return NotOnline(request_uri, users)
         return Found(request_uri, tuple(u for u in users if u.id in sessions), sessions)
 
-    async def verify_web_login(self, user_id: str, secret: str) -> WebUser | None:
+    async def verify_web_login(self, user_id: str, secret: str, client: str = "") -> WebUser | None:
         """The user if `secret` is their login secret (or token, in token mode), else None.
 
         Unknown users cost the same work as known ones, so timing does not reveal which ids exist.
+        `client` is the address the login comes from: one that failed too often is refused without a
+        check (LoginThrottled), and at most MAX_WAITING_PER_CLIENT of its checks wait at once
+        (LoginBusy), so that a guesser cannot fill the queue real users need.
         """
+        wait = self.throttle.wait(user_id, client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise LoginThrottled(f"too many failed logins: try again in {seconds} s", seconds)
+        user = await self._check(user_id, secret, client)
+        if user is None:
+            self.throttle.failed(user_id, client)
+        else:
+            self.throttle.succeeded(user_id, client)
+        return user
+
+    async def _check(self, user_id: str, secret: str, client: str) -> WebUser | None:
         user = await self.store.get(user_id)
         if not secret.isascii() and not _encodable(secret):  # a lone surrogate from JSON: never a secret
             logger.info("web login failed for user id %r", user_id)
@@ -113,24 +133,33 @@ class IdentityMap:
             if stored is None:
                 if self._dummy_hash is None:
                     self._dummy_hash = await asyncio.to_thread(hash_secret, secrets.token_urlsafe(16))
-                await self._verify_off_loop(self._dummy_hash, secret)
+                await self._verify_off_loop(self._dummy_hash, secret, client)
                 ok = False
             else:
-                ok = await self._verify_off_loop(stored, secret)
+                ok = await self._verify_off_loop(stored, secret, client)
         if not ok:
             logger.info("web login failed for user id %r", user_id)
             return None
         return user
 
-    async def _verify_off_loop(self, stored: PasswordHash, secret: str) -> bool:
+    async def _verify_off_loop(self, stored: PasswordHash, secret: str, client: str = "") -> bool:
         if self._waiting >= MAX_WAITING_LOGINS:
             raise LoginBusy(f"more than {MAX_WAITING_LOGINS} logins are being checked: try again later")
+        mine = self._waiting_by_client.get(client, 0)
+        if mine >= MAX_WAITING_PER_CLIENT:
+            raise LoginBusy("your address has logins being checked already: try again later")
         self._waiting += 1
+        self._waiting_by_client[client] = mine + 1
         try:
             async with self._hashing:
                 return await asyncio.to_thread(stored.verify, secret)
         finally:
             self._waiting -= 1
+            left = self._waiting_by_client[client] - 1
+            if left:
+                self._waiting_by_client[client] = left
+            else:
+                del self._waiting_by_client[client]
 
 
 def _encodable(text: str) -> bool:

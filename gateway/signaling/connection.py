@@ -139,9 +139,10 @@ class Session:
 
 
 class Connection:
-    def __init__(self, context: SignalingContext, send: Send) -> None:
+    def __init__(self, context: SignalingContext, send: Send, remote: str = "") -> None:
         self._context = context
         self._send = send
+        self.remote = remote  # the client's address: login throttling counts failures per address
         self.id = secrets.token_urlsafe(12)
         self.state = ConnectionState.AWAITING_LOGIN
         self.session: Session | None = None
@@ -284,7 +285,7 @@ class Connection:
             return user
         if request.user is not None and request.secret is not None:
             try:
-                user = await identity.verify_web_login(request.user, request.secret)
+                user = await identity.verify_web_login(request.user, request.secret, self.remote)
             except LoginBusy as exc:  # not a failed login: the secret was not even checked
                 raise RateLimited(str(exc), field="secret") from None
         if user is None:

@@ -58,7 +58,7 @@ class HttpApiContext:
 HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
 
 
-async def authenticate(header: str | None, context: HttpApiContext) -> WebUser:
+async def authenticate(header: str | None, context: HttpApiContext, client: str = "") -> WebUser:
     """The user named by an `Authorization` header value; `Unauthorized` otherwise."""
     if not header:
         raise Unauthorized("credentials required: Authorization: Bearer <session token> or Basic")
@@ -77,7 +77,7 @@ async def authenticate(header: str | None, context: HttpApiContext) -> WebUser:
             raise Unauthorized("malformed Basic credentials") from None
         user_id, colon, secret = decoded.partition(":")
         try:
-            found = await context.identity.verify_web_login(user_id, secret) if colon else None
+            found = await context.identity.verify_web_login(user_id, secret, client) if colon else None
         except LoginBusy as exc:
             raise RateLimited(str(exc)) from None
         if found is None:
@@ -128,7 +128,7 @@ def _api(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         context = request.app[HTTP_API_KEY]
         session_id: str | None = None
         try:
-            user = await authenticate(request.headers.get("Authorization"), context)
+            user = await authenticate(request.headers.get("Authorization"), context, request.remote or "")
             body = await _json_body(request)
             if isinstance(body, dict) and isinstance(body.get("session_id"), str):
                 session_id = body["session_id"][:128]
@@ -199,7 +199,7 @@ async def ice_servers_handler(request: web.Request) -> web.Response:
     authenticated = False
     if header:
         try:
-            await authenticate(header, context)
+            await authenticate(header, context, request.remote or "")
             authenticated = True
         except SignalingError as exc:  # Unauthorized, or RateLimited while logins queue up
             return error_response(exc)

@@ -113,7 +113,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.abort()  # a close frame could not be written either
 
-    connection = Connection(context, send)
+    connection = Connection(context, send, ip)
     sockets.add(ws)
     sockets.await_login(ip, 1)
     awaiting = True

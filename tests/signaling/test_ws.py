@@ -400,7 +400,7 @@ async def test_login_while_logins_queue_up_is_rate_limited(
     from gateway.identity import LoginBusy
     from gateway.identity.lookup import IdentityMap
 
-    async def busy(self: IdentityMap, user_id: str, secret: str) -> None:
+    async def busy(self: IdentityMap, user_id: str, secret: str, client: str = "") -> None:
         raise LoginBusy("more than 32 logins are being checked: try again later")
 
     monkeypatch.setattr(IdentityMap, "verify_web_login", busy)

@@ -34,3 +34,30 @@ async def test_an_idle_websocket_flood_from_one_host_leaves_logins_to_others(
                 await ws.close()
     warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.signaling.ws"]
     assert warnings and all("127.0.0.2" in w for w in warnings) and len(warnings) <= 10
+
+
+async def test_a_password_guesser_is_slowed_and_the_user_still_logs_in(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 10, item 3: wrong secrets for alice from 127.0.0.2 are soon refused without a check (with
+    how long to wait), one WARNING names the address, and alice logs in from 127.0.0.1 meanwhile."""
+    async with running_gateway(gateway_config(None)) as gateway:
+        url = gateway.http_url.replace("http://", "ws://") + "/ws"
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
+        replies: list[dict[str, object]] = []
+        with caplog.at_level(logging.WARNING, logger="gateway.identity.throttle"):
+            async with aiohttp.ClientSession(connector=connector) as attacker:
+                for attempt in range(12):
+                    async with attacker.ws_connect(url) as ws:
+                        await ws.send_json(
+                            {"type": "login", "id": attempt, "user": "alice", "secret": f"guess{attempt}"}
+                        )
+                        replies.append(await ws.receive_json(timeout=5))
+                    if attempt == 6:  # mid-attack, the real alice
+                        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                            assert (await alice.request({"type": "ping"}))["type"] == "pong"
+    codes = [r.get("code") for r in replies]
+    assert codes[:5] == ["unauthorized"] * 5 and codes[-1] == "rate_limited", codes
+    assert "try again in" in str(replies[-1]["message"])
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.identity.throttle"]
+    assert len(warnings) == 1 and "127.0.0.2" in warnings[0]

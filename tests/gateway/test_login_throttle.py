@@ -1,0 +1,69 @@
+"""Login throttling that slows the guesser, not the user (issue 10, item 3): per address, per (user,
+address) pair, and per user id for addresses that failed before; waits double; each lockout is
+logged once with the address; a guesser never gets the owner of the account locked out."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.identity.throttle import LoginThrottle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_address_waits_doubling_times_after_its_free_failures(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10, base=1.0)
+    waits = []
+    with caplog.at_level(logging.WARNING):
+        for n in range(7):
+            throttle.failed(f"user{n}", "192.0.2.66")  # a different user id each time: per address
+            waits.append(throttle.wait("anyone", "192.0.2.66"))
+    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 4.0, 8.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "login throttled: 4 failed logins from 192.0.2.66; waits double from 1 s"
+    ]
+    assert throttle.wait("anyone", "192.0.2.7") == 0.0  # another address is not slowed
+    clock.now += 8.0
+    assert throttle.wait("anyone", "192.0.2.66") == 0.0
+
+
+def test_a_pair_is_throttled_and_a_success_clears_it() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, free_per_pair=2, free_per_address=100)
+    for _ in range(3):
+        throttle.failed("alice", "192.0.2.1")
+    assert throttle.wait("alice", "192.0.2.1") == 1.0 and throttle.wait("bob", "192.0.2.1") == 0.0
+    clock.now += 1.0
+    throttle.succeeded("alice", "192.0.2.1")
+    assert throttle.wait("alice", "192.0.2.1") == 0.0
+
+
+def test_a_distributed_guess_at_one_user_never_locks_out_the_owner() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, user_alarm=5, free_per_pair=100, free_per_address=100)
+    for n in range(30):  # 30 addresses, one guess each
+        throttle.failed("alice", f"198.51.100.{n}")
+    assert throttle.wait("alice", "198.51.100.3") > 0  # an address that guessed before waits
+    assert throttle.wait("alice", "192.0.2.10") == 0.0  # alice's own, clean address goes through
+
+
+def test_failures_are_forgotten_and_the_table_is_bounded() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, free_per_address=1, forget_after=60.0, max_records=50)
+    for _ in range(3):
+        throttle.failed("x", "192.0.2.9")
+    clock.now += 61.0
+    throttle.failed("x", "192.0.2.9")  # a failure long after: counted from one again
+    assert throttle.wait("x", "192.0.2.9") == 0.0
+    for n in range(500):
+        throttle.failed(f"u{n}", f"10.0.{n // 250}.{n % 250}")
+    assert len(throttle._records) <= 50 + 3  # pruned before each failure's three records
