@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +23,19 @@ _ESCAPES: Final = {
 }
 
 
+# Secrets that travel inside messages a DEBUG log may quote: ICE passwords, SDES keys (a=crypto
+# inline:), login secrets and Authorization values. They are masked in every log line.
+_SECRETS: Final = re.compile(
+    r"(ice-pwd:|inline:|\"secret\":\s*\"|\"password\":\s*\"|Authorization:\s*\w+\s+)([^\s\"\\|]+)",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with ICE passwords, SDES keys, login secrets and Authorization credentials as ``***``."""
+    return _SECRETS.sub(lambda m: m.group(1) + "***", text)
+
+
 def escape_controls(text: str) -> str:
     """``text`` with every control character (C0 but tab, DEL, C1) written as ``\\xNN``."""
     return text.translate(_ESCAPES)
@@ -31,7 +45,7 @@ class TextFormatter(logging.Formatter):
     """The text format, one line per message whatever a peer put in it (a traceback keeps its lines)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_controls(record.message)
+        record.message = escape_controls(mask_secrets(record.message))
         return super().formatMessage(record)
 
 
@@ -45,7 +59,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_secrets(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and not key.startswith("_"):

@@ -70,3 +70,21 @@ def test_a_rate_limit_logs_the_first_lines_then_how_many_were_left_out(
         assert limit.allow(logger, logging.INFO)
     assert allowed.count(True) == 3
     assert [r.getMessage() for r in caplog.records] == ["... and 47 more like it in the last 10 s"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_secrets_quoted_by_a_debug_line_are_masked(fmt: str, restore_root: None) -> None:
+    """Issue 10, item 8: DEBUG logs showed ICE passwords (and could show SDES keys or login secrets)."""
+    out = io.StringIO()
+    configure_logging("DEBUG", fmt, out)
+    sdp_text = (
+        "a=ice-ufrag:Jy7E\r\na=ice-pwd:4HpIvvApUFxtIYq6GrjnZj\r\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^31\r\n"
+    )
+    logging.getLogger("gateway.test").debug("offer %s", sdp_text)
+    logging.getLogger("gateway.test").debug('message {"type": "login", "secret": "hunter2"}')
+    logging.getLogger("gateway.test").debug("Authorization: Basic YWxpY2U6aHVudGVyMg==")
+    text = out.getvalue()
+    for secret in ("4HpIvvApUFxtIYq6GrjnZj", "NzB4d1BINUAvLEw6", "hunter2", "YWxpY2U6aHVudGVyMg"):
+        assert secret not in text, text
+    assert "ice-pwd:***" in text and "inline:***" in text and "Jy7E" in text  # the ufrag is not a secret
