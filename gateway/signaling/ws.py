@@ -90,7 +90,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except (UnicodeError, ValueError) as exc:  # aiohttp choking on a malformed handshake header (fuzzed)
+        logger.info("bad WebSocket handshake from %s: %s", ip, type(exc).__name__)
+        return web.Response(status=400, text="bad WebSocket handshake")
     lock = asyncio.Lock()
     stuck = False
 

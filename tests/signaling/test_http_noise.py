@@ -29,6 +29,9 @@ async def test_malformed_http_and_abandoned_uploads_are_quiet(caplog: pytest.Log
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
         b"GET / HTTP/1.1\r\nHost: gw\r\nX-Long: " + b"a" * 70000,
         b"GET /healthz HTTP/1.1\r\nHost: gw\r\nContent-Length: -1\r\n\r\n",
+        # a WebSocket handshake whose version header is not UTF-8 made aiohttp raise while answering it
+        b"GET /ws HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 1\xf13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         upload(auth),
     ]
     async with running_gateway(gateway_config(None)) as gateway:
