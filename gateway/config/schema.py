@@ -188,6 +188,10 @@ class CallsSection:
     outbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 180.0  # 1xx -> answer: no answer
     inbound_ring_timeout: Annotated[float, FloatRange(5.0, 3600.0)] = 60.0  # browsers ringing: 480
     max_ringing_per_user: Annotated[int, IntRange(1, 100)] = 4  # inbound calls ringing one user; more: 486
+    # Session timers (RFC 4028): the interval our INVITEs ask for, and the shortest we accept (422 below;
+    # RFC 4028 says 90 s at least: lower values are for tests). session_interval 0: no session timers.
+    session_interval: Annotated[int, IntRange(0, 86400)] = 1800
+    min_session_interval: Annotated[int, IntRange(1, 86400)] = 90
     answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
 
 

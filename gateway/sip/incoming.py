@@ -25,6 +25,7 @@ from sipcore.dialog import Dialog
 from sipcore.digest import DigestClient
 from sipcore.headers import NameAddr
 from sipcore.message import Request
+from sipcore.session_timer import SessionTimer
 from sipcore.uri import URI
 
 if TYPE_CHECKING:
@@ -101,11 +102,15 @@ class IncomingCall(Call):
     def answer(self, sdp: str) -> None:
         """200 OK with the SDP answer, retransmitted until the ACK (RFC 3261 §13.3.1.4)."""
         dialog = self._unanswered("answer")
-        response = dialog.respond(self.request, 200, body=sdp.encode(), content_type=SDP)
+        timer = self.ua.session_timer_for(self.request)
+        headers = timer.headers(require=timer.refresher == "uac") if isinstance(timer, SessionTimer) else ()
+        response = dialog.respond(self.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
         self.local_sdp = sdp
         acked = self.incoming.respond_until_ack(response)
         self._set_state(CallState.ANSWERED)
         self._spawn(self._await_ack(acked))
+        if isinstance(timer, SessionTimer):
+            self.start_session_timer(timer)
 
     async def _await_ack(self, acked: asyncio.Future[bool]) -> None:
         try:

@@ -27,6 +27,7 @@ from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.message import Request, Response
 from sipcore.routing import Target
+from sipcore.session_timer import uac_decision
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent
@@ -120,6 +121,12 @@ class OutgoingCall(Call):
         self.remote_sdp = response.body.decode("utf-8", "replace") if response.body else self.remote_sdp
         self._set_state(CallState.CONFIRMED)
         self._emit(Answered(self.remote_sdp))
+        policy = self.ua.settings.session_timer
+        if policy is not None:
+            try:
+                self.start_session_timer(uac_decision(response, policy))
+            except SIPError as exc:
+                logger.info("call=%s Session-Expires of the 2xx ignored: %s", self.call_id, exc.detail)
         if self._cancel_requested:  # the 2xx crossed our CANCEL: end the call at once (§9.1)
             logger.info("call=%s answered after CANCEL: BYE", self.call_id)
             await self.bye()

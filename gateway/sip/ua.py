@@ -56,6 +56,7 @@ from sipcore.message import Request, Response
 from sipcore.registration import RegState
 from sipcore.requests import Endpoint, build_invite, build_options
 from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
+from sipcore.session_timer import SessionTimer, TimerPolicy, TooSmall, uac_headers, uas_decision
 from sipcore.transaction import TimerConfig
 from sipcore.uri import URI, SipURI, parse_uri
 
@@ -104,6 +105,7 @@ class UASettings:
     # Where users' digest credentials may be sent (pbx_binding): default `outbound`.
     credential_hops: tuple[Target, ...] = ()
     pbx_realm: str | None = None  # when set, the only digest realm answered
+    session_timer: TimerPolicy | None = field(default_factory=TimerPolicy)  # RFC 4028; None: off
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
     tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
 
@@ -113,7 +115,7 @@ class UASettings:
 
     @classmethod
     def from_config(cls, config: Config, registrations: Sequence[RegistrationSpec] = ()) -> UASettings:
-        sip, pbx = config.sip, config.pbx
+        sip, pbx, calls = config.sip, config.pbx, config.calls
         hop = pbx.outbound_proxy or pbx.address
         transport = pbx.transport.value.upper()
         default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
@@ -146,6 +148,11 @@ class UASettings:
             pbx_realm=pbx.realm,
             tls=contexts,
             tls_names=names,
+            session_timer=(
+                TimerPolicy(calls.session_interval, min(calls.min_session_interval, calls.session_interval))
+                if calls.session_interval
+                else None
+            ),
         )
 
 
@@ -237,6 +244,7 @@ class UserAgent:
             scheduler=self._scheduler,
             user_agent=settings.user_agent,
             default_transport=first.transport.upper(),
+            supported=("timer",) if settings.session_timer is not None else (),
             tls=settings.tls,
             tls_names=dict(settings.tls_names),
         )
@@ -259,7 +267,10 @@ class UserAgent:
             outbound.transport if outbound is not None and outbound.transport in names else opened.name
         )
         port = public_port or next(t.local[1] for t in layer.transports if t.name == transport)
-        self._endpoint = Endpoint(host, port, transport, user_agent=settings.user_agent, allow=ALLOW)
+        supported = ("timer",) if settings.session_timer is not None else ()
+        self._endpoint = Endpoint(
+            host, port, transport, user_agent=settings.user_agent, allow=ALLOW, supported=supported
+        )
         self._dialogs = DialogSet(self._endpoint)
         self._registrations = RegistrationClient(
             layer,
@@ -327,8 +338,9 @@ class UserAgent:
             raise RuntimeError(f"user agent is {self.state.name}: no new calls")
         uri = parse_uri(target) if isinstance(target, str) else target
         from_, digest = _caller(identity)
+        timer = uac_headers(self.settings.session_timer) if self.settings.session_timer is not None else ()
         invite = build_invite(
-            self.endpoint, from_=from_, to=NameAddr(uri), body=offer_sdp.encode(), headers=tuple(headers)
+            self.endpoint, from_=from_, to=NameAddr(uri), body=offer_sdp.encode(), headers=(*timer, *headers)
         )
         call = OutgoingCall(self, invite, next_hop or self.settings.outbound, digest)
         self._calls[(call.call_id, call.local_tag)] = call
@@ -350,6 +362,17 @@ class UserAgent:
 
     async def next_incoming(self, timeout: float | None = None) -> IncomingCall:
         return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    def session_timer_for(self, request: Request) -> SessionTimer | None:
+        """The session timer our 2xx to ``request`` (an INVITE) agrees on (RFC 4028 §9), if any."""
+        policy = self.settings.session_timer
+        if policy is None:
+            return None
+        try:
+            timer = uas_decision(request, policy)
+        except SIPError:
+            return None
+        return timer if isinstance(timer, SessionTimer) else None
 
     def capabilities(self) -> tuple[tuple[str, str], ...]:
         """Allow, Accept and Supported (RFC 3261 §11.2, §20.1, §20.5, §20.37)."""
@@ -390,6 +413,18 @@ class UserAgent:
         if refusal is not None:
             logger.info("call=%s INVITE refused with %d", incoming.request.call_id, refusal[0])
             incoming.reply(refusal[0], headers=refusal[1])
+            return
+        policy = self.settings.session_timer
+        try:
+            timer = uas_decision(incoming.request, policy) if policy is not None else None
+        except SIPError as exc:
+            incoming.reply(exc.status or 400, exc.reason_phrase)
+            return
+        if isinstance(timer, TooSmall):  # RFC 4028 §9: 422 with our Min-SE, before anyone rings
+            logger.info(
+                "call=%s session interval below our Min-SE %d: 422", incoming.request.call_id, timer.min_se
+            )
+            incoming.reply(422, headers=timer.headers())
             return
         try:
             dialog = Dialog.from_uas_request(incoming.request, self.endpoint)

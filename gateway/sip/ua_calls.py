@@ -43,6 +43,7 @@ from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.inspection import refuse_body, refuse_method
 from sipcore.message import Request, Response
+from sipcore.session_timer import SessionTimer
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent
@@ -93,6 +94,8 @@ class Call:
         self._reinvite_in: IncomingRequest | None = None
         self._reinvite_out = False
         self._reinvite_ack: int | None = None  # CSeq of their re-INVITE whose 2xx awaits its ACK
+        self.session_timer: SessionTimer | None = None  # RFC 4028, once agreed
+        self._timer_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_acks: dict[int, Request] = {}
 
@@ -116,6 +119,7 @@ class Call:
         logger.debug("call=%s event %r", self.call_id, event)
         if isinstance(event, TERMINAL):
             self._ended = True
+            self.stop_session_timer()
             self._set_state(CallState.TERMINATED)
             self.ua._forget(self)
         self._events.put_nowait(event)
@@ -197,12 +201,15 @@ class Call:
             raise CallError(f"call {self.call_id}: a re-INVITE is already in progress")
         self._reinvite_out = True
         try:
-            request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP)
+            timer = self.session_timer
+            headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+            request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP, headers=headers)
             final, sent = await self._send(request)
             if 200 <= final.status < 300:
                 await self._ack(dialog.ack(sent))
                 self.local_sdp = sdp
                 self.remote_sdp = _text(final.body)
+                self.start_session_timer(None)  # a 2xx re-INVITE refreshes the session (RFC 4028 §10)
             return ReinviteResult(final.status, final.reason, _text(final.body))
         finally:
             self._reinvite_out = False
@@ -235,6 +242,59 @@ class Call:
     def _stop_waiting_for_ack(self) -> None:
         """Hook: an incoming call stops its 2xx retransmission."""
 
+    # --- session timers (RFC 4028) --------------------------------------------------------------------
+    def start_session_timer(self, timer: SessionTimer | None) -> None:
+        """Run ``timer`` (or keep the current one: a refresh restarts it): as the refresher, re-INVITE at
+        half the interval; else BYE when no refresh came by the deadline (RFC 4028 §10)."""
+        if timer is None:
+            timer = self.session_timer
+        if timer is None or self._ended:
+            return
+        self.session_timer = timer
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+        loop = asyncio.get_running_loop()
+        if timer.we_refresh:
+            self._timer_handle = loop.call_later(timer.refresh_after, lambda: self._spawn(self._refresh()))
+        else:
+            self._timer_handle = loop.call_later(timer.expiry_deadline, lambda: self._spawn(self._expired()))
+
+    def stop_session_timer(self) -> None:
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+
+    async def _refresh(self) -> None:
+        if self._ended or self.state is not CallState.CONFIRMED:
+            return
+        if self._reinvite_out or self._reinvite_in is not None:  # a re-INVITE is under way: soon again
+            self._timer_handle = asyncio.get_running_loop().call_later(
+                2.0, lambda: self._spawn(self._refresh())
+            )
+            return
+        logger.info("call=%s session refresh (RFC 4028)", self.call_id)
+        try:
+            result = await self.reinvite(self.local_sdp)
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s session refresh failed: %s", self.call_id, exc)
+            return
+        if result.status in (408, 481):
+            logger.info("call=%s session refresh answered %d: BYE", self.call_id, result.status)
+            await self._bye_quietly()
+
+    async def _expired(self) -> None:
+        if self._ended or self.state is not CallState.CONFIRMED:
+            return
+        logger.info("call=%s no session refresh in time (RFC 4028 §10): BYE", self.call_id)
+        await self._bye_quietly()
+
+    async def _bye_quietly(self) -> None:
+        try:
+            await self.bye()
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s BYE failed: %s", self.call_id, exc)
+            self._emit(Bye(by_remote=False, status=408))
+
     # --- requests received in the dialog ------------------------------------------------------------
     def answer_reinvite(self, sdp: str) -> None:
         """Answer the pending re-INVITE with 200 and ``sdp``, retransmitted until its ACK."""
@@ -242,8 +302,11 @@ class Call:
         if incoming is None or dialog is None:
             raise CallError(f"call {self.call_id}: no re-INVITE to answer")
         self._reinvite_in = None
-        response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP)
+        timer = self.session_timer
+        headers = timer.headers(require=timer.refresher == "uac" and timer.we_are == "uas") if timer else ()
+        response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
         self.local_sdp = sdp
+        self.start_session_timer(None)  # their re-INVITE refreshed the session
         cseq = incoming.request.cseq
         self._reinvite_ack = cseq.seq if cseq is not None else None
         self._spawn(self._await_reinvite_ack(incoming.respond_until_ack(response)))
@@ -306,6 +369,7 @@ class Call:
 
     def _on_bye(self) -> None:
         self._stop_waiting_for_ack()
+        self.stop_session_timer()
         self._emit(Bye(by_remote=True))
 
     def on_ack(self, ack: Request) -> None:
