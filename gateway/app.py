@@ -127,7 +127,11 @@ class Gateway:
 
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
-        return {"calls": self.driver.calls, "sip": {"registrations": registrations}}
+        details: dict[str, object] = {"calls": self.driver.calls, "sip": {"registrations": registrations}}
+        pbx = self.sip.pbx_state() if self.sip is not None else None
+        if pbx is not None:
+            details["pbx"] = pbx
+        return details
 
     async def _close_fast_lane(self) -> None:
         if self.fast_lane is not None:

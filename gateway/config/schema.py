@@ -245,6 +245,7 @@ class PbxSection:
     domain: Host | None = None  # SIP domain of users' AORs; default: the host of `address`
     realm: str | None = None  # expected digest realm; None: accept the PBX's
     server_name: Host | None = None  # transport tls: the name the PBX's certificate carries; default its host
+    keepalive_interval: Annotated[float, FloatRange(0.0, 3600.0)] = 30.0  # OPTIONS to the PBX; 0: none
 
     def __post_init__(self) -> None:
         check_transport("transport", self.transport)

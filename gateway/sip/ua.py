@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from gateway.sip.incoming import IncomingCall
+from gateway.sip.keepalive import PbxKeepalive
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.pbx_binding import PbxBinding
@@ -106,6 +107,7 @@ class UASettings:
     credential_hops: tuple[Target, ...] = ()
     pbx_realm: str | None = None  # when set, the only digest realm answered
     session_timer: TimerPolicy | None = field(default_factory=TimerPolicy)  # RFC 4028; None: off
+    keepalive_interval: float = 0.0  # seconds between OPTIONS to `outbound` (0: none); state in pbx_state()
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
     tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
 
@@ -153,6 +155,7 @@ class UASettings:
                 if calls.session_interval
                 else None
             ),
+            keepalive_interval=pbx.keepalive_interval,
         )
 
 
@@ -180,6 +183,7 @@ class UserAgent:
         self._registrations: RegistrationClient | None = None
         self._pbx_binding: PbxBinding | None = None
         self._calls: dict[CallKey, Call] = {}
+        self._keepalive: PbxKeepalive | None = None
         self._lingering: dict[CallKey, tuple[float, Call]] = {}  # ended calls whose 2xx we ACKed: until when
         self._invites: dict[IncomingRequest, IncomingCall] = {}
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
@@ -281,6 +285,14 @@ class UserAgent:
         )
         self._set_state(UAState.RUNNING)
         logger.info("user agent at %s:%s (%s)", host, port, ", ".join(str(t) for t in layer.transports))
+        outbound = settings.outbound
+        if outbound is not None and settings.keepalive_interval > 0:
+            host_part = f"[{outbound.host}]" if ":" in outbound.host else outbound.host
+            uri = f"sip:{host_part}:{outbound.port}" + (
+                ";transport=tcp" if outbound.transport == "TCP" else ""
+            )
+            self._keepalive = PbxKeepalive(lambda: self.options(uri), settings.keepalive_interval, uri)
+            self._keepalive.start()
         self._registrations.start()
 
     async def _default_policy(self) -> TrustedSources:
@@ -301,6 +313,10 @@ class UserAgent:
             logger.warning("no trusted SIP sources: every request outside a dialog will be refused")
         return TrustedSources(networks, in_dialog=self.in_dialog)
 
+    def pbx_state(self) -> dict[str, object] | None:
+        """The PBX keep-alive's view (state, rtt_ms, last_status), when one runs."""
+        return self._keepalive.report() if self._keepalive is not None else None
+
     async def close(self) -> None:
         """Unregister, end the calls (BYE, CANCEL, 503), close the transports; idempotent."""
         if self.state in (UAState.CLOSING, UAState.CLOSED):
@@ -309,6 +325,8 @@ class UserAgent:
             self._set_state(UAState.CLOSED)
             return
         self._set_state(UAState.CLOSING)
+        if self._keepalive is not None:
+            await self._keepalive.stop()
         if self._registrations is not None:
             await self._registrations.stop(self.settings.unregister_timeout)
         calls = list(self._calls.values())
