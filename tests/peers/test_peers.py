@@ -39,7 +39,12 @@ def ratio(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -
 async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
     scenarios = sorted(SCENARIOS.glob("*.xml"))
     assert len(scenarios) >= 10
-    options = {"service": "2000", "auth": ("2000", "secret"), "inf": [["2000", "secret"]]}
+    options = {
+        "service": "2000",
+        "auth": ("2000", "secret"),
+        "inf": [["2000", "secret"]],
+        "keys": {"se": "90"},  # the session-timer scenarios' Session-Expires
+    }
     results = await asyncio.gather(*(check_loads(tmp_path, s, **options) for s in scenarios))
     problems = {s.name: load_errors(r) for s, r in zip(scenarios, results, strict=True) if load_errors(r)}
     assert not problems
