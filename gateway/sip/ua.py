@@ -19,8 +19,9 @@ the PBX). Requests from sources the :class:`~gateway.sip.policy.SourcePolicy` do
 get 481 (BYE, INFO...), 405 with Allow (a known method not allowed here) or 501 (an unknown one, RFC 3261
 §8.2.1, §21.5.2). An INVITE whose body is not SDP gets 415 with Accept, one that would not accept SDP 406.
 
-Via and Contact carry one public address: the Endpoint and the layer's ``public_address`` are
-built from the same value (``sip.public_address``, else the first listening socket).
+Via and Contact carry the same address: ``sip.public_address`` when set; else, per address family,
+the socket we listen on in that family, so a dual-stack gateway talking to an IPv6 PBX or answering an
+IPv6 caller writes its IPv6 address (an IPv4 Contact there would send in-dialog requests astray).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from gateway.sip.policy import Network, SourcePolicy, TrustedSources
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
 from gateway.sip.resolver import resolve
 from gateway.sip.scheduler import Scheduler
-from gateway.sip.transport import Source
+from gateway.sip.transport import Source, address_family
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import ACCEPT, Call
 from gateway.tls import sip_tls_contexts
@@ -178,7 +180,8 @@ class UserAgent:
         self._on_incoming_call = on_incoming_call
         self._on_registration = on_registration
         self._layer: TransactionLayer | None = None
-        self._endpoint: Endpoint | None = None
+        self._endpoint: Endpoint | None = None  # toward the PBX (or the first listening socket)
+        self._endpoints: dict[socket.AddressFamily | None, Endpoint] = {}  # per family, without public_address
         self._dialogs: DialogSet | None = None
         self._registrations: RegistrationClient | None = None
         self._pbx_binding: PbxBinding | None = None
@@ -203,6 +206,10 @@ class UserAgent:
     @property
     def endpoint(self) -> Endpoint:
         return _started(self._endpoint)
+
+    def endpoint_for(self, host: str | None) -> Endpoint:
+        """Our Via/Contact address toward ``host`` (an IP literal; a name or None: the default)."""
+        return self._endpoints.get(_family(host) if host else None) or self.endpoint
 
     @property
     def dialogs(self) -> DialogSet:
@@ -256,8 +263,8 @@ class UserAgent:
             opened = await layer.listen(first.transport, first.host, first.port)
             host = public[0] if public is not None else opened.local[0]
             public_port = public[1] if public is not None else None
-            # Via = Contact: the same host; the port of the transport used unless a public one is set
-            layer.public_address = (host, public_port)
+            # Via = Contact: the public address if set, else the listening socket of the peer's family
+            layer.public_address = public
             for item in settings.listen[1:]:
                 await layer.listen(item.transport, item.host, item.port or opened.local[1])
         except BaseException:
@@ -270,11 +277,33 @@ class UserAgent:
         transport = (
             outbound.transport if outbound is not None and outbound.transport in names else opened.name
         )
-        port = public_port or next(t.local[1] for t in layer.transports if t.name == transport)
         supported = ("timer",) if settings.session_timer is not None else ()
-        self._endpoint = Endpoint(
-            host, port, transport, user_agent=settings.user_agent, allow=ALLOW, supported=supported
-        )
+
+        def endpoint(host: str, family: socket.AddressFamily | None) -> Endpoint:
+            port = public_port or next(
+                (
+                    t.local[1]
+                    for t in layer.transports
+                    if t.name == transport and _family(t.local[0]) == family
+                ),
+                next(t.local[1] for t in layer.transports if t.name == transport),
+            )
+            return Endpoint(
+                host, port, transport, user_agent=settings.user_agent, allow=ALLOW, supported=supported
+            )
+
+        self._endpoints = {}
+        if public is None:  # one per family we listen in (a wildcard socket has no address to write)
+            for listening in layer.transports:
+                local = listening.local[0]
+                family = _family(local)
+                if family is None or family in self._endpoints or listening.name != transport:
+                    continue
+                if not ipaddress.ip_address(local).is_unspecified:
+                    self._endpoints[family] = endpoint(local, family)
+        self._endpoint = endpoint(host, _family(host))
+        if outbound is not None and (toward_pbx := self._endpoints.get(_family(outbound.host))) is not None:
+            self._endpoint = toward_pbx  # REGISTER and calls to the PBX
         self._dialogs = DialogSet(self._endpoint)
         self._registrations = RegistrationClient(
             layer,
@@ -284,7 +313,9 @@ class UserAgent:
             on_change=self._on_registration,
         )
         self._set_state(UAState.RUNNING)
-        logger.info("user agent at %s:%s (%s)", host, port, ", ".join(str(t) for t in layer.transports))
+        logger.info(
+            "user agent at %s (%s)", self._endpoint.contact_uri(), ", ".join(str(t) for t in layer.transports)
+        )
         outbound = settings.outbound
         if outbound is not None and settings.keepalive_interval > 0:
             host_part = f"[{outbound.host}]" if ":" in outbound.host else outbound.host
@@ -357,10 +388,16 @@ class UserAgent:
         uri = parse_uri(target) if isinstance(target, str) else target
         from_, digest = _caller(identity)
         timer = uac_headers(self.settings.session_timer) if self.settings.session_timer is not None else ()
+        hop = next_hop or self.settings.outbound
+        toward = hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
         invite = build_invite(
-            self.endpoint, from_=from_, to=NameAddr(uri), body=offer_sdp.encode(), headers=(*timer, *headers)
+            self.endpoint_for(toward),
+            from_=from_,
+            to=NameAddr(uri),
+            body=offer_sdp.encode(),
+            headers=(*timer, *headers),
         )
-        call = OutgoingCall(self, invite, next_hop or self.settings.outbound, digest)
+        call = OutgoingCall(self, invite, hop, digest)
         self._calls[(call.call_id, call.local_tag)] = call
         logger.info("call=%s INVITE %s from %s", call.call_id, uri, from_)
         call.start()
@@ -369,8 +406,12 @@ class UserAgent:
     async def options(self, target: str | URI, *, next_hop: Target | None = None) -> Response:
         """Send OPTIONS out of dialog (a keep-alive or capability query); the final response."""
         uri = parse_uri(target) if isinstance(target, str) else target
-        request = build_options(self.endpoint, from_=NameAddr(self.endpoint.contact_uri()), to=NameAddr(uri))
-        return await (await self.layer.request(request, next_hop or self.settings.outbound)).final_response()
+        hop = next_hop or self.settings.outbound
+        ours = self.endpoint_for(
+            hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
+        )
+        request = build_options(ours, from_=NameAddr(ours.contact_uri()), to=NameAddr(uri))
+        return await (await self.layer.request(request, hop)).final_response()
 
     # --- incoming ---------------------------------------------------------------------------------
     async def incoming(self) -> AsyncIterator[IncomingCall]:
@@ -445,7 +486,7 @@ class UserAgent:
             incoming.reply(422, headers=timer.headers())
             return
         try:
-            dialog = Dialog.from_uas_request(incoming.request, self.endpoint)
+            dialog = Dialog.from_uas_request(incoming.request, self.endpoint_for(incoming.source.host))
         except SIPError as exc:
             incoming.reply(exc.status or 400, exc.phrase)
             return
@@ -501,6 +542,14 @@ class UserAgent:
             self._invites.pop(call.incoming, None)
         if call.dialog is not None and self._dialogs is not None:
             self._dialogs.discard(call.dialog.id)
+
+
+def _family(host: str) -> socket.AddressFamily | None:
+    """The family of an IP literal (brackets allowed); None for a name."""
+    try:
+        return address_family(host)
+    except ValueError:
+        return None
 
 
 def _started(part: T | None) -> T:

@@ -5,6 +5,8 @@ audio went both ways over IPv6."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
 import socket
 from pathlib import Path
@@ -85,6 +87,8 @@ async def test_a_dual_stack_gateway_answers_each_caller_in_its_family(tmp_path: 
         late_v6 = await call_alice(tmp_path, gateway.http_url, "uac_late_offer", v6, "::1")
     assert "c=IN IP6 ::1" in sdp_of(over_v6, "SIP/2.0 200 OK")
     assert "c=IN IP4 127.0.0.1" in sdp_of(over_v4, "SIP/2.0 200 OK")
+    assert "@[::1]:" in over_v6 and "@127.0.0.1:" not in over_v6  # our Contact in the caller's family
+    assert "@127.0.0.1:" in over_v4 and "@[::1]:" not in over_v4
     assert "c=IN IP6 ::1" in sdp_of(late_v6, "SIP/2.0 200 OK")  # our offer, in the INVITE's family
 
 
@@ -94,6 +98,8 @@ async def test_a_call_to_an_ipv6_pbx_offers_ip6(tmp_path: Path) -> None:
     sip = sip_section("127.0.0.1", "::1")
     async with Sipp(tmp_path, "uas_basic_call", host="::1", calls=1, rtp_echo=True) as pbx:
         config = gateway_config(pbx.address, sip=sip)
+        # no OPTIONS keep-alive: this sipp takes the first request of any kind for its one call
+        config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0))
         async with (
             running_gateway(config) as gateway,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
@@ -111,3 +117,24 @@ async def test_a_call_to_an_ipv6_pbx_offers_ip6(tmp_path: Path) -> None:
     assert result.ok, result
     offer = sdp_of(result.messages, "INVITE sip:")
     assert re.search(r"^c=IN IP6 ::1\r?$", offer, re.M), offer
+    # Via and Contact in the family of the PBX, though the gateway listens on 127.0.0.1 first
+    assert re.search(r"^Via: SIP/2.0/UDP \[::1\]:\d+;", result.messages, re.M), result.messages
+    assert re.search(r"^Contact: <sip:([^>@]*@)?\[::1\]:\d+>", result.messages, re.M), result.messages
+
+
+async def test_the_keepalive_to_an_ipv6_pbx_says_where_to_answer_in_ip6() -> None:
+    require_ipv6_loopback()
+    pbx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    pbx.bind(("::1", 0))
+    pbx.setblocking(False)
+    try:
+        config = gateway_config(f"[::1]:{pbx.getsockname()[1]}", sip=sip_section("127.0.0.1", "::1"))
+        config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0.2))
+        async with running_gateway(config):
+            data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(pbx, 4000), 5)
+    finally:
+        pbx.close()
+    options = data.decode()
+    assert options.startswith("OPTIONS sip:[::1]:"), options
+    assert re.search(r"^Via: SIP/2.0/UDP \[::1\]:\d+;", options, re.M), options
+    assert re.search(r"^Contact: <sip:\[::1\]:\d+>", options, re.M), options
