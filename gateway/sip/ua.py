@@ -181,7 +181,8 @@ class UserAgent:
         self._on_registration = on_registration
         self._layer: TransactionLayer | None = None
         self._endpoint: Endpoint | None = None  # toward the PBX (or the first listening socket)
-        self._endpoints: dict[socket.AddressFamily | None, Endpoint] = {}  # per family, without public_address
+        # per family, when no sip.public_address is set
+        self._endpoints: dict[socket.AddressFamily | None, Endpoint] = {}
         self._dialogs: DialogSet | None = None
         self._registrations: RegistrationClient | None = None
         self._pbx_binding: PbxBinding | None = None
