@@ -19,6 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
@@ -31,7 +32,9 @@ from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
+from gateway.sip.transport_ws import WsTransport
 from gateway.tls import ServerTls
+from gateway.websip import WebSipService
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class Gateway:
         self.http: HttpServer | None = None
         self.tls: ServerTls | None = None  # HTTPS/WSS (http.tls)
         self.sip: UserAgent | None = None
+        self.sip_ws: WsTransport | None = None  # SIP over WebSocket (sip.websocket)
+        self.web_sip: WebSipService | None = None
         self.presence = InMemoryPresence()
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         ports = config.media.rtp_ports
@@ -73,6 +78,14 @@ class Gateway:
             show_version=self.config.http.expose_version,
         )
         app = build_app(health)
+        websocket = self.config.sip.websocket
+        if websocket is not None:  # SIP over WebSocket on the HTTP listener (gateway/websip)
+            self.sip_ws = WsTransport(
+                self.config.http.tls is not None,
+                (self.config.http.host, self.config.http.port),
+                allowed_origins=frozenset(self.config.http.allowed_origins),
+            )
+            app.router.add_get(websocket.path, self.sip_ws.handle)
         add_signaling_routes(
             app,
             call_service=self.driver,
@@ -103,7 +116,19 @@ class Gateway:
         await self.sip.start()
         self.driver.attach_ua(self.sip)
         self._closers.append(self.driver.close)
+        if self.sip_ws is not None:
+            await self._start_web_sip(self.sip, self.sip_ws)
         logger.info("gateway started")
+
+    async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:
+        url = urlsplit(self.http_url)
+        transport.local = (url.hostname or self.config.http.host, url.port or self.config.http.port)
+        ua.layer.attach(transport)
+        transport.start(ua.layer.receive)
+        self._closers.append(transport.close)
+        self.web_sip = WebSipService(self.config, ua, self.driver, self.identities, transport)
+        self.web_sip.start()
+        self._closers.append(self.web_sip.close)
 
     @property
     def http_url(self) -> str:

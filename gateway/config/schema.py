@@ -7,7 +7,7 @@ defaults are what an absent key means. `Config.__post_init__` holds the checks t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
@@ -94,6 +94,38 @@ class SipTls:
             )
 
 
+def _ws_path(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in " ?#\r\n"):
+        raise ValueError(f"expected a URL path such as '/sip', got {value!r}")
+    return value
+
+
+def _digest_algorithm(value: object) -> str:
+    if not isinstance(value, str) or value.upper() not in ("MD5", "SHA-256"):
+        raise ValueError(f"expected 'MD5' or 'SHA-256', got {value!r}")
+    return value.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class SipWebSocket:
+    """SIP over WebSocket (RFC 7118) for JsSIP and SIP.js on the HTTP listener (ws://, or wss:// with
+    http.tls). Users with `sip_auth` REGISTER and call there (gateway/websip/)."""
+
+    path: Annotated[str, Parse(_ws_path)] = "/sip"
+    realm: str | None = None  # digest realm; default pbx.domain (or the PBX address), else the HTTP host
+    # One challenge per algorithm, the preferred first. JsSIP 3 and SIP.js 0.21 read only the first and
+    # speak only MD5: put SHA-256 first only for clients that read all (RFC 8760 §2.4).
+    digest_algorithms: tuple[Annotated[str, Parse(_digest_algorithm)], ...] = ("MD5", "SHA-256")
+    min_expires: Annotated[int, IntRange(10, 3600)] = 60  # shorter REGISTER expiries get 423
+    max_expires: Annotated[int, IntRange(60, 86400)] = 3600  # longer ones are cut to this
+
+    def __post_init__(self) -> None:
+        if not self.digest_algorithms:
+            raise InvalidValue("digest_algorithms", "at least one of MD5, SHA-256")
+        if self.min_expires > self.max_expires:
+            raise InvalidValue("min_expires", f"must not exceed max_expires ({self.max_expires})")
+
+
 @dataclass(frozen=True, slots=True)
 class SipSection:
     listen: tuple[SipListen, ...] = (SipListen(Transport.UDP), SipListen(Transport.TCP))
@@ -102,6 +134,7 @@ class SipSection:
     trusted_sources: tuple[Annotated[IPNetwork, Parse(parse_network)], ...] = ()
     user_agent: str = "sip-webrtc-gateway"
     tls: SipTls = field(default_factory=SipTls)
+    websocket: SipWebSocket | None = None  # SIP over WebSocket for browser SIP libraries; None: off
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -360,6 +393,35 @@ class PbxAuth:
     password: Secret
 
 
+def _hex_digest(length: int) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if (
+            not isinstance(value, str)
+            or len(value) != length
+            or any(c not in "0123456789abcdefABCDEF" for c in value)
+        ):
+            raise ValueError(f"expected {length} hex digits (an HA1), got a {type(value).__name__}")
+        return value.lower()
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class SipAuth:
+    """How a user's SIP client (JsSIP, SIP.js) authenticates to the gateway over SIP WebSocket: a password,
+    or only HA1 = H(username:realm:password) per algorithm, so no clear password need be stored. Never the
+    web secret."""
+
+    username: str | None = None  # digest user name; default the user id (with a password: or the extension)
+    password: Secret | None = None
+    ha1_md5: Annotated[str, Parse(_hex_digest(32))] | None = None
+    ha1_sha256: Annotated[str, Parse(_hex_digest(64))] | None = None
+
+    def __post_init__(self) -> None:
+        if self.password is None and self.ha1_md5 is None and self.ha1_sha256 is None:
+            raise InvalidValue("password", "a password, ha1_md5 or ha1_sha256 is needed")
+
+
 @dataclass(frozen=True, slots=True)
 class UserConfig:
     id: Annotated[str, Parse(_user_id)]
@@ -371,6 +433,7 @@ class UserConfig:
     inbound_patterns: tuple[DialPattern, ...] = ()
     web_secret_hash: PasswordHash | None = None
     web_token: Secret | None = None
+    sip_auth: SipAuth | None = None  # SIP over WebSocket credentials (sip.websocket)
 
 
 @dataclass(frozen=True, slots=True)

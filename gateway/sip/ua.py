@@ -181,6 +181,8 @@ class UserAgent:
         self._on_registration = on_registration
         self._layer: TransactionLayer | None = None
         self._endpoint: Endpoint | None = None  # toward the PBX (or the first listening socket)
+        # Out-of-dialog requests over SIP WebSocket go here (REGISTER, INVITE...), not to the PBX side.
+        self.web_sip: Callable[[IncomingRequest], None] | None = None
         # per family, when no sip.public_address is set
         self._endpoints: dict[socket.AddressFamily | None, Endpoint] = {}
         self._dialogs: DialogSet | None = None
@@ -450,7 +452,9 @@ class UserAgent:
                 call.on_request(incoming)
             return
         method = request.method
-        if method == "INVITE":
+        if self.web_sip is not None and incoming.source.transport.name in ("WS", "WSS"):
+            self.web_sip(incoming)  # a browser's SIP library: its own registrar and calls (gateway/websip)
+        elif method == "INVITE":
             self._new_call(incoming)
         elif method == "OPTIONS":
             incoming.reply(200, headers=self.capabilities())
@@ -461,42 +465,55 @@ class UserAgent:
             status, headers = refusal or (405, (("Allow", ", ".join(ALLOW)),))
             incoming.reply(status, headers=headers)
 
-    def _new_call(self, incoming: IncomingRequest) -> None:
+    def accept_invite(
+        self, incoming: IncomingRequest, endpoint: Endpoint, next_hop: Target | None = None
+    ) -> IncomingCall | None:
+        """The checks every INVITE out of dialog passes (415/406, 422, 503...), then its dialog
+        (our Contact from ``endpoint``) and :class:`IncomingCall`; None when it was answered. Not yet
+        handed to anyone: :meth:`_new_call` gives PBX calls to the call layer; the browser SIP
+        dialect (gateway/websip) keeps its own, with ``next_hop`` its WebSocket flow."""
         if incoming.cancelled:
             incoming.reply(487)
-            return
+            return None
         if self.state is not UAState.RUNNING:
             incoming.reply(503)
-            return
+            return None
         # RFC 3261 §8.2.3: a body we cannot read (415), an answer the caller would not accept (406).
         refusal = refuse_body(incoming.request, INVITE_BODIES) or refuse_accept(incoming.request, SDP)
         if refusal is not None:
             logger.info("call=%s INVITE refused with %d", incoming.request.call_id, refusal[0])
             incoming.reply(refusal[0], headers=refusal[1])
-            return
+            return None
         policy = self.settings.session_timer
         try:
             timer = uas_decision(incoming.request, policy) if policy is not None else None
         except SIPError as exc:
             incoming.reply(exc.status or 400, exc.reason_phrase)
-            return
+            return None
         if isinstance(timer, TooSmall):  # RFC 4028 §9: 422 with our Min-SE, before anyone rings
             logger.info(
                 "call=%s session interval below our Min-SE %d: 422", incoming.request.call_id, timer.min_se
             )
             incoming.reply(422, headers=timer.headers())
-            return
+            return None
         try:
-            dialog = Dialog.from_uas_request(incoming.request, self.endpoint_for(incoming.source.host))
+            dialog = Dialog.from_uas_request(incoming.request, endpoint)
         except SIPError as exc:
             incoming.reply(exc.status or 400, exc.phrase)
-            return
+            return None
         self.dialogs.add(dialog)
         to_uri = incoming.request.to.uri if incoming.request.to is not None else None
         digest = self.registrations.digest_for(to_uri) if isinstance(to_uri, SipURI) else None
         call = IncomingCall(self, incoming, dialog, digest)
         self._calls[(call.call_id, call.local_tag)] = call
         self._invites[incoming] = call
+        call.next_hop = next_hop
+        return call
+
+    def _new_call(self, incoming: IncomingRequest) -> None:
+        call = self.accept_invite(incoming, self.endpoint_for(incoming.source.host))
+        if call is None:
+            return
         logger.info("call=%s incoming from %s to %s", call.call_id, call.caller, incoming.request.uri)
         if self._on_incoming_call is not None:
             self._on_incoming_call(call)

@@ -43,6 +43,7 @@ from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.inspection import refuse_body, refuse_method
 from sipcore.message import Request, Response
+from sipcore.routing import Target
 from sipcore.session_timer import SessionTimer
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class Call:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent_acks: dict[int, Request] = {}
+        # Where in-dialog requests go instead of the remote target's address: the WebSocket flow of a
+        # browser (its Contact host is *.invalid, RFC 7118 §5), None for the usual routing.
+        self.next_hop: Target | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -164,7 +168,7 @@ class Call:
         dialog = self.dialog
         assert dialog is not None
         for attempt in range(MAX_AUTH_RETRIES + 1):
-            handle = await self.ua.layer.request(request)
+            handle = await self.ua.layer.request(request, self.next_hop)
             final = await handle.final_response()
             if final.cseq is not None and final.cseq.method == request.method:
                 dialog.receive_response(final)
@@ -216,7 +220,7 @@ class Call:
 
     async def _ack(self, ack: Request) -> None:
         """Send the ACK of a 2xx and keep it, as sent, for the 2xx's retransmissions."""
-        sent = await self.ua.layer.send_stateless(ack)
+        sent = await self.ua.layer.send_stateless(ack, self.next_hop)
         if isinstance(sent, Request) and sent.cseq is not None:
             self._sent_acks = {sent.cseq.seq: sent}
 
@@ -391,7 +395,7 @@ class Call:
 
     async def _resend(self, request: Request) -> None:
         if self.ua.layer.running:
-            await self.ua.layer.send_stateless(request)
+            await self.ua.layer.send_stateless(request, self.next_hop)
 
     async def close(self) -> None:
         """End the call whatever its state (the UA is closing); idempotent."""

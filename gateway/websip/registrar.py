@@ -1,0 +1,150 @@
+"""The registrar for browsers' SIP libraries (RFC 3261 §10.3), sans I/O: bindings of web users to the
+WebSocket flow they registered on.
+
+A binding is (user, Contact URI) -> flow, with an expiry. The Contact of a browser names a host under
+`.invalid` (RFC 7118 §5): it is kept as the Request-URI for requests to that browser, and the flow
+(transport, ip, port) says where they go. A REGISTER's Contacts are added, refreshed or removed
+(``expires=0``, or ``*`` with ``Expires: 0``); an expiry under ``min_expires`` gets 423 with
+Min-Expires (§10.3 step 7), one over ``max_expires`` is cut to it; a Call-ID/CSeq older than the one
+that made a binding is ignored for that binding (§10.3 step 7). The 200 lists every binding of the
+user with its ``expires`` (JsSIP finds its own Contact there). A flow that closes loses its bindings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from sipcore.errors import SIPError
+from sipcore.headers import NameAddr, get_param
+from sipcore.message import Request
+from sipcore.routing import Address
+
+__all__ = ["Binding", "Flow", "RegisterResult", "Registrar"]
+
+DEFAULT_EXPIRES = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Where a browser is: the transport token (WS, WSS) and its (ip, port)."""
+
+    transport: str
+    address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    user_id: str
+    contact: NameAddr  # as the browser wrote it (its URI is the Request-URI toward it)
+    flow: Flow
+    expires_at: float
+    call_id: str
+    cseq: int
+
+    def remaining(self, now: float) -> int:
+        return max(0, round(self.expires_at - now))
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    reason: str | None = None
+
+
+class Registrar:
+    def __init__(self, clock: Callable[[], float], *, min_expires: int = 60, max_expires: int = 3600) -> None:
+        self._clock = clock
+        self.min_expires = min_expires
+        self.max_expires = max_expires
+        self._bindings: dict[str, dict[str, Binding]] = {}  # user id -> contact URI text -> binding
+
+    def register(self, request: Request, user_id: str, flow: Flow) -> RegisterResult:
+        """Apply an authenticated REGISTER of ``user_id`` arriving on ``flow``."""
+        now = self._clock()
+        call_id = request.call_id or ""
+        cseq = request.cseq.seq if request.cseq is not None else 0
+        try:
+            header = request.headers.get("Expires")
+            default = int(header) if header is not None and header.strip().isdigit() else DEFAULT_EXPIRES
+            wildcard = any(v.strip() == "*" for v in request.headers.get_all("Contact"))
+            contacts = request.contacts
+        except SIPError as exc:
+            return RegisterResult(400, reason=exc.detail)
+        mine = self._bindings.setdefault(user_id, {})
+        if wildcard:
+            if contacts or default != 0:
+                return RegisterResult(400, reason="Contact * needs Expires: 0 and no other Contact")
+            mine.clear()
+        changes: list[tuple[str, Binding | None]] = []
+        for contact in contacts:
+            raw = get_param(contact.params, "expires")
+            try:
+                expires = int(raw) if raw is not None else default
+            except ValueError:
+                return RegisterResult(400, reason=f"bad expires {raw!r}")
+            key = str(contact.uri)
+            old = mine.get(key)
+            if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                continue  # out of order (§10.3 step 7)
+            if expires == 0:
+                changes.append((key, None))
+                continue
+            if expires < self.min_expires:
+                return RegisterResult(423, (("Min-Expires", str(self.min_expires)),))
+            expires = min(expires, self.max_expires)
+            bare = replace(contact, params=tuple(p for p in contact.params if p[0].lower() != "expires"))
+            changes.append((key, Binding(user_id, bare, flow, now + expires, call_id, cseq)))
+        for key, binding in changes:
+            if binding is None:
+                mine.pop(key, None)
+            else:
+                mine[key] = binding
+        if not mine:
+            self._bindings.pop(user_id, None)
+        listed = tuple(
+            ("Contact", f"{b.contact};expires={b.remaining(now)}") for b in self.bindings(user_id, now)
+        )
+        return RegisterResult(200, listed)
+
+    def bindings(self, user_id: str, now: float | None = None) -> list[Binding]:
+        """The user's live bindings (expired ones are dropped here)."""
+        now = self._clock() if now is None else now
+        mine = self._bindings.get(user_id, {})
+        for key in [k for k, b in mine.items() if b.expires_at <= now]:
+            del mine[key]
+        if not mine:
+            self._bindings.pop(user_id, None)
+        return list(mine.values())
+
+    def on_flow(self, flow: Flow) -> list[Binding]:
+        """Every live binding on ``flow``."""
+        now = self._clock()
+        return [b for user in list(self._bindings) for b in self.bindings(user, now) if b.flow == flow]
+
+    def flow_closed(self, flow: Flow) -> list[Binding]:
+        """Drop the bindings of a closed flow; the dropped ones."""
+        dropped = []
+        for user_id, mine in list(self._bindings.items()):
+            for key, binding in list(mine.items()):
+                if binding.flow == flow:
+                    dropped.append(mine.pop(key))
+            if not mine:
+                del self._bindings[user_id]
+        return dropped
+
+    def expire(self) -> list[Binding]:
+        """Drop expired bindings; the dropped ones."""
+        now = self._clock()
+        dropped = []
+        for user_id, mine in list(self._bindings.items()):
+            for key, binding in list(mine.items()):
+                if binding.expires_at <= now:
+                    dropped.append(mine.pop(key))
+            if not mine:
+                del self._bindings[user_id]
+        return dropped
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._bindings.values())

@@ -1,0 +1,214 @@
+"""SIP over WebSocket (RFC 7118) on a whole gateway, on the wire: the upgrade (subprotocol `sip`, Origin),
+REGISTER with digest (401 with MD5 then SHA-256 challenges, 200 listing the binding, 403 for a wrong
+password or someone else's address, 423 under Min-Expires), unregister, the binding gone with its
+WebSocket; an INVITE needs credentials too. The real libraries (JsSIP, SIP.js) are in
+tests/e2e/test_softphone_libraries.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from gateway.app import Gateway
+from gateway.config.schema import Config, SipAuth, SipWebSocket
+from gateway.config.secret import Secret, SecretSource
+from sipcore.digest import Algorithm, digest_response, parse_auth_header
+from tests.e2e.harness import gateway_config, running_gateway
+
+ALICE_SIP_PASSWORD = "alice-sip-password"
+
+
+def websocket_config(pbx: str | None = None, **websocket: object) -> Config:
+    """The test gateway with SIP over WebSocket on /sip and a SIP password for alice."""
+    config = gateway_config(pbx)
+    users = tuple(
+        dataclasses.replace(
+            user, sip_auth=SipAuth(password=Secret(SecretSource.INLINE, "", ALICE_SIP_PASSWORD))
+        )
+        if user.id == "alice"
+        else user
+        for user in config.users
+    )
+    sip = dataclasses.replace(config.sip, websocket=SipWebSocket(**websocket))  # type: ignore[arg-type]
+    return dataclasses.replace(config, sip=sip, users=users)
+
+
+class SipSocket:
+    """A SIP-over-WebSocket client speaking raw SIP, as a browser library does on the wire."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.call_id = secrets.token_hex(8)
+        self.tag = secrets.token_hex(4)
+        self.cseq = 0
+        self.contact = f"<sip:{secrets.token_hex(4)}@{secrets.token_hex(6)}.invalid;transport=ws>"
+
+    async def request(self, method: str, uri: str, *, to: str, headers: str = "", body: str = "") -> str:
+        self.cseq += 1
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        message = (
+            f"{method} {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/WS {secrets.token_hex(5)}.invalid;branch={branch}\r\n"
+            f"Max-Forwards: 69\r\nTo: <{to}>\r\nFrom: <{to}>;tag={self.tag}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {self.cseq} {method}\r\nContact: {self.contact}\r\n"
+            f"{headers}Content-Length: {len(body.encode())}\r\n\r\n{body}"
+        )
+        await self.ws.send_str(message)
+        while True:
+            reply = await asyncio.wait_for(self.ws.receive_str(), 10)
+            if not reply.startswith("SIP/2.0 1"):
+                return reply
+
+    async def register(
+        self, user: str, password: str, realm_host: str, expires: int = 600
+    ) -> tuple[str, str]:
+        """REGISTER sip:user@realm_host, answering the first challenge: (the 401, the final answer)."""
+        to = f"sip:{user}@{realm_host}"
+        first = await self.request("REGISTER", f"sip:{realm_host}", to=to, headers=f"Expires: {expires}\r\n")
+        challenge = dict(parse_auth_header(header_value(first, "WWW-Authenticate"))[0][1])
+        authorization = answer(challenge, user, password, "REGISTER", f"sip:{realm_host}")
+        final = await self.request(
+            "REGISTER",
+            f"sip:{realm_host}",
+            to=to,
+            headers=f"Expires: {expires}\r\nAuthorization: {authorization}\r\n",
+        )
+        return first, final
+
+
+def header_value(message: str, name: str) -> str:
+    match = re.search(rf"^{name}:\s*(.*?)\r?$", message, re.M | re.I)
+    assert match, f"no {name} in {message!r}"
+    return match.group(1)
+
+
+def answer(challenge: dict[str, str], user: str, password: str, method: str, uri: str) -> str:
+    algorithm = Algorithm.from_token(challenge.get("algorithm", "MD5"))
+    assert algorithm is not None
+    cnonce = secrets.token_hex(4)
+    response = digest_response(
+        algorithm, username=user, password=password, realm=challenge["realm"], nonce=challenge["nonce"],
+        method=method, uri=uri, qop="auth", nc="00000001", cnonce=cnonce,
+    )  # fmt: skip
+    return (
+        f'Digest username="{user}", realm="{challenge["realm"]}", nonce="{challenge["nonce"]}", uri="{uri}", '
+        f'response="{response}", algorithm={algorithm.value}, qop=auth, nc=00000001, cnonce="{cnonce}"'
+    )
+
+
+@asynccontextmanager
+async def sip_socket(gateway: Gateway, protocols: tuple[str, ...] = ("sip",)) -> AsyncIterator[SipSocket]:
+    url = gateway.http_url.replace("http", "ws", 1) + "/sip"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, protocols=protocols) as ws:
+        yield SipSocket(ws)
+
+
+def realm_of(gateway: Gateway) -> str:
+    assert gateway.web_sip is not None
+    return gateway.web_sip.digest.realm
+
+
+async def test_register_with_digest_lists_the_binding_and_unregisters() -> None:
+    async with running_gateway(websocket_config()) as gateway:
+        realm = realm_of(gateway)
+        async with sip_socket(gateway) as sip:
+            assert sip.ws.protocol == "sip"
+            first, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm)
+            assert first.startswith("SIP/2.0 401 "), first
+            challenges = re.findall(r"^WWW-Authenticate: Digest (.*)$", first, re.M)
+            assert [re.search(r"algorithm=([\w-]+)", c).group(1) for c in challenges] == ["MD5", "SHA-256"]  # type: ignore[union-attr]
+            assert final.startswith("SIP/2.0 200 "), final
+            contact = header_value(final, "Contact")
+            assert sip.contact.strip("<>") in contact and re.search(r";expires=(600|599)\b", contact), contact
+            assert gateway.web_sip is not None and len(gateway.web_sip.registrar) == 1
+            assert gateway.web_sip.sessions == 1
+
+            # unregister: Expires 0, with a fresh challenge answered
+            gone = await sip.request(
+                "REGISTER", f"sip:{realm}", to=f"sip:alice@{realm}", headers="Expires: 0\r\n"
+            )
+            challenge = dict(parse_auth_header(header_value(gone, "WWW-Authenticate"))[0][1])
+            authorization = answer(challenge, "alice", ALICE_SIP_PASSWORD, "REGISTER", f"sip:{realm}")
+            final = await sip.request(
+                "REGISTER", f"sip:{realm}", to=f"sip:alice@{realm}",
+                headers=f"Expires: 0\r\nAuthorization: {authorization}\r\n",
+            )  # fmt: skip
+            assert final.startswith("SIP/2.0 200 ") and "Contact:" not in final, final
+            assert len(gateway.web_sip.registrar) == 0
+
+
+async def test_the_binding_goes_with_its_websocket() -> None:
+    async with running_gateway(websocket_config()) as gateway:
+        assert gateway.web_sip is not None
+        async with sip_socket(gateway) as sip:
+            _, final = await sip.register(
+                "1001", ALICE_SIP_PASSWORD, realm_of(gateway)
+            )  # the extension works
+            assert final.startswith("SIP/2.0 200 "), final
+            assert len(gateway.web_sip.registrar) == 1
+        for _ in range(50):
+            if len(gateway.web_sip.registrar) == 0 and gateway.web_sip.sessions == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert len(gateway.web_sip.registrar) == 0 and gateway.web_sip.sessions == 0
+
+
+async def test_wrong_password_and_foreign_address_get_403_and_short_expiry_423() -> None:
+    async with running_gateway(websocket_config()) as gateway:
+        realm = realm_of(gateway)
+        async with sip_socket(gateway) as sip:
+            _, final = await sip.register("alice", "not-the-password", realm)
+            assert final.startswith("SIP/2.0 403 "), final
+            _, final = await sip.register("nobody", "whatever", realm)
+            assert final.startswith("SIP/2.0 403 "), final
+            # alice's credentials for bob's address
+            to = f"sip:1002@{realm}"
+            first = await sip.request("REGISTER", f"sip:{realm}", to=to)
+            challenge = dict(parse_auth_header(header_value(first, "WWW-Authenticate"))[0][1])
+            authorization = answer(challenge, "alice", ALICE_SIP_PASSWORD, "REGISTER", f"sip:{realm}")
+            final = await sip.request(
+                "REGISTER", f"sip:{realm}", to=to, headers=f"Authorization: {authorization}\r\n"
+            )
+            assert final.startswith("SIP/2.0 403 "), final
+            _, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm, expires=5)
+            assert final.startswith("SIP/2.0 423 ") and header_value(final, "Min-Expires") == "60", final
+            assert gateway.web_sip is not None and len(gateway.web_sip.registrar) == 0
+
+
+async def test_sha256_first_when_configured() -> None:
+    config = websocket_config(digest_algorithms=("SHA-256", "MD5"))
+    async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+        first, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm_of(gateway))
+        assert "algorithm=SHA-256" in header_value(first, "WWW-Authenticate")
+        assert final.startswith("SIP/2.0 200 "), final
+
+
+async def test_an_invite_needs_credentials() -> None:
+    async with running_gateway(websocket_config()) as gateway:
+        realm = realm_of(gateway)
+        async with sip_socket(gateway) as sip:
+            reply = await sip.request(
+                "INVITE", f"sip:2000@{realm}", to=f"sip:2000@{realm}",
+                headers="Content-Type: application/sdp\r\n", body="v=0\r\n",
+            )  # fmt: skip
+            assert reply.startswith("SIP/2.0 401 "), reply
+            options = await sip.request("OPTIONS", f"sip:{realm}", to=f"sip:{realm}")
+            assert options.startswith("SIP/2.0 200 ") and "INVITE" in header_value(options, "Allow"), options
+
+
+async def test_the_upgrade_needs_the_sip_subprotocol_and_our_origin() -> None:
+    async with running_gateway(websocket_config()) as gateway, aiohttp.ClientSession() as http:
+        url = gateway.http_url + "/sip"
+        headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+        async with http.get(url, headers=headers) as reply:
+            assert reply.status == 400 and "subprotocol" in await reply.text()
+        foreign = {**headers, "Sec-WebSocket-Protocol": "sip", "Origin": "https://evil.example"}
+        async with http.get(url, headers=foreign) as reply:
+            assert reply.status == 403

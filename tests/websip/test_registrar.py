@@ -1,0 +1,69 @@
+"""The SIP WebSocket registrar: bindings per user and flow, expiry, refresh order, wildcard removal."""
+
+from __future__ import annotations
+
+from gateway.websip.registrar import Flow, Registrar
+from sipcore.message import Request
+from sipcore.parser import parse_message
+
+FLOW = Flow("WS", ("192.0.2.1", 50000))
+OTHER = Flow("WS", ("192.0.2.2", 50001))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def register(contact: str, *, expires: str | None = "600", cseq: int = 1, call_id: str = "c1") -> Request:
+    extra = f"Expires: {expires}\r\n" if expires is not None else ""
+    text = (
+        "REGISTER sip:gw SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n"
+        f"To: <sip:alice@gw>\r\nFrom: <sip:alice@gw>;tag=1\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+        f"Contact: {contact}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+    message = parse_message(text.encode())
+    assert isinstance(message, Request)
+    return message
+
+
+def test_bind_list_refresh_expire() -> None:
+    clock = Clock()
+    registrar = Registrar(clock, min_expires=60, max_expires=3600)
+    result = registrar.register(register("<sip:a@x.invalid;transport=ws>;+sip.ice;reg-id=1"), "alice", FLOW)
+    assert result.status == 200
+    assert result.headers == (("Contact", "<sip:a@x.invalid;transport=ws>;+sip.ice;reg-id=1;expires=600"),)
+    assert [b.flow for b in registrar.bindings("alice")] == [FLOW]
+    clock.now += 500
+    assert registrar.register(register("<sip:a@x.invalid;transport=ws>", cseq=2), "alice", FLOW).status == 200
+    clock.now += 500
+    assert len(registrar.bindings("alice")) == 1  # refreshed at 600 s from the second REGISTER
+    clock.now += 101
+    assert registrar.expire() and len(registrar) == 0
+
+
+def test_expiry_bounds_and_out_of_order() -> None:
+    clock = Clock()
+    registrar = Registrar(clock, min_expires=60, max_expires=3600)
+    result = registrar.register(register("<sip:a@x.invalid>", expires="30"), "alice", FLOW)
+    assert result.status == 423 and result.headers == (("Min-Expires", "60"),)
+    result = registrar.register(register("<sip:a@x.invalid>;expires=99999", cseq=2), "alice", FLOW)
+    assert result.status == 200 and result.headers[0][1].endswith(";expires=3600")
+    # an older CSeq of the same Call-ID does not remove it
+    assert registrar.register(register("<sip:a@x.invalid>", expires="0", cseq=1), "alice", FLOW).status == 200
+    assert len(registrar) == 1
+
+
+def test_wildcard_and_flow_close() -> None:
+    clock = Clock()
+    registrar = Registrar(clock)
+    registrar.register(register("<sip:a@x.invalid>"), "alice", FLOW)
+    registrar.register(register("<sip:b@y.invalid>", call_id="c2"), "alice", OTHER)
+    assert len(registrar) == 2
+    assert [str(b.contact.uri) for b in registrar.flow_closed(OTHER)] == ["sip:b@y.invalid"]
+    assert registrar.register(register("*", expires="600", cseq=5), "alice", FLOW).status == 400
+    assert registrar.register(register("*", expires="0", cseq=5), "alice", FLOW).status == 200
+    assert len(registrar) == 0
