@@ -12,14 +12,19 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 
 from gateway.app import Gateway
 from gateway.config.schema import Config, SipAuth, SipWebSocket
 from gateway.config.secret import Secret, SecretSource
+from peers.audio import detect_tone, read_wav
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.webpeer import WebPeer
 from sipcore.digest import Algorithm, digest_response, parse_auth_header
-from tests.e2e.harness import gateway_config, running_gateway
+from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
 ALICE_SIP_PASSWORD = "alice-sip-password"
 
@@ -212,3 +217,146 @@ async def test_the_upgrade_needs_the_sip_subprotocol_and_our_origin() -> None:
         foreign = {**headers, "Sec-WebSocket-Protocol": "sip", "Origin": "https://evil.example"}
         async with http.get(url, headers=foreign) as reply:
             assert reply.status == 403
+
+
+class SipCall:
+    """One INVITE dialog from a SipSocket: the 2xx's To tag and Contact, ACK and BYE in the dialog."""
+
+    def __init__(self, sip: SipSocket, uri: str, to: str) -> None:
+        self.sip, self.uri, self.to = sip, uri, to
+        self.final = ""
+
+    async def invite(self, offer: str, realm: str) -> str:
+        headers = "Content-Type: application/sdp\r\n"
+        first = await self.sip.request("INVITE", self.uri, to=self.to, headers=headers, body=offer)
+        assert first.startswith("SIP/2.0 401 "), first
+        await self.ack(first, self.uri, "")
+        challenge = dict(parse_auth_header(header_value(first, "WWW-Authenticate"))[0][1])
+        authorization = answer(challenge, "alice", ALICE_SIP_PASSWORD, "INVITE", self.uri)
+        self.final = await self.sip.request(
+            "INVITE", self.uri, to=self.to, headers=f"{headers}Authorization: {authorization}\r\n", body=offer
+        )
+        return self.final
+
+    async def ack(self, response: str, uri: str, to_tag: str) -> None:
+        to = f"<{self.to}>" + (f";tag={to_tag}" if to_tag else "")
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        via = header_value(response, "Via") if not to_tag else f"SIP/2.0/WS x.invalid;branch={branch}"
+        await self.sip.ws.send_str(
+            f"ACK {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 69\r\nTo: {to}\r\n"
+            f"From: <{self.to}>;tag={self.sip.tag}\r\nCall-ID: {self.sip.call_id}\r\n"
+            f"CSeq: {self.sip.cseq} ACK\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    @property
+    def to_tag(self) -> str:
+        return re.search(r";tag=([^;>\s]+)", header_value(self.final, "To")).group(1)  # type: ignore[union-attr]
+
+    @property
+    def remote_target(self) -> str:
+        return header_value(self.final, "Contact").strip("<>").split(">")[0]
+
+    async def bye(self) -> str:
+        self.sip.cseq += 1
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        await self.sip.ws.send_str(
+            f"BYE {self.remote_target} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch={branch}\r\nMax-Forwards: 69\r\n"
+            f"To: <{self.to}>;tag={self.to_tag}\r\nFrom: <{self.to}>;tag={self.sip.tag}\r\n"
+            f"Call-ID: {self.sip.call_id}\r\nCSeq: {self.sip.cseq} BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+        return await asyncio.wait_for(self.sip.ws.receive_str(), 10)
+
+    async def info_dtmf(self, digit: str) -> str:
+        """INFO application/dtmf-relay, as JsSIP sends DTMF by default."""
+        self.sip.cseq += 1
+        body = f"Signal={digit}\r\nDuration=160\r\n"
+        branch = "z9hG4bK" + secrets.token_hex(6)
+        await self.sip.ws.send_str(
+            f"INFO {self.remote_target} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch={branch}\r\nMax-Forwards: 69\r\n"
+            f"To: <{self.to}>;tag={self.to_tag}\r\nFrom: <{self.to}>;tag={self.sip.tag}\r\n"
+            f"Call-ID: {self.sip.call_id}\r\nCSeq: {self.sip.cseq} INFO\r\n"
+            f"Content-Type: application/dtmf-relay\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        )
+        return await asyncio.wait_for(self.sip.ws.receive_str(), 10)
+
+    async def answer_bye(self) -> str:
+        """Wait for the gateway's BYE and answer it 200."""
+        while True:
+            message = await asyncio.wait_for(self.sip.ws.receive_str(), 15)
+            if message.startswith("BYE "):
+                break
+        head = message.split("\r\n\r\n", 1)[0].split("\r\n")
+        keep = [
+            line
+            for line in head[1:]
+            if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
+        ]
+        await self.sip.ws.send_str("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n")
+        return message
+
+
+async def test_a_browser_over_sip_websocket_calls_the_desk_phone(tmp_path: Path) -> None:
+    """aiortc as the browser's WebRTC stack, raw SIP over the WebSocket: the phone's tone is heard, the
+    browser's tone reaches the phone, INFO DTMF reaches the phone; the browser hangs up (BYE); a second
+    call, the phone hangs up and the browser gets the BYE over its WebSocket."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(websocket_config(phone.address)) as gateway,
+        sip_socket(gateway) as sip,
+    ):
+        realm = realm_of(gateway)
+        peer = WebPeer(1000)
+        try:
+            call = SipCall(sip, f"sip:2000@{realm}", f"sip:alice@{realm}")
+            final = await call.invite(await peer.offer(), realm)
+            assert final.startswith("SIP/2.0 200 "), final
+            assert "transport=ws" in header_value(final, "Contact")
+            await call.ack(final, call.remote_target, call.to_tag)
+            await peer.accept(final.split("\r\n\r\n", 1)[1])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            for digit in "5#":
+                reply = await call.info_dtmf(digit)
+                assert reply.startswith("SIP/2.0 200 "), reply
+                await phone.wait_for("dtmf", digit=digit)
+            await asyncio.sleep(1.0)
+            reply = await call.bye()
+            assert reply.startswith("SIP/2.0 200 "), reply
+            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            assert loud(await phone.wait_for_recording(incoming["call"])), "the browser's tone is not heard"
+        finally:
+            await peer.close()
+
+        peer = WebPeer(1000)
+        try:
+            sip.call_id, sip.tag = secrets.token_hex(8), secrets.token_hex(4)
+            call = SipCall(sip, f"sip:2000@{realm}", f"sip:alice@{realm}")
+            final = await call.invite(await peer.offer(), realm)
+            assert final.startswith("SIP/2.0 200 "), final
+            await call.ack(final, call.remote_target, call.to_tag)
+            await peer.accept(final.split("\r\n\r\n", 1)[1])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await phone.hangup(incoming["call"])
+            bye = await call.answer_bye()
+            assert bye.startswith(f"BYE {call.sip.contact.strip('<>')}"), bye
+        finally:
+            await peer.close()
+        assert gateway.driver.calls == 0 or await _no_calls(gateway)
+
+
+async def _no_calls(gateway: Gateway) -> bool:
+    for _ in range(50):
+        if gateway.driver.calls == 0:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+def loud(path: Path) -> bool:
+    rate, samples = read_wav(path)
+    size = rate // 10
+    windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
+    return any(detect_tone(w, rate, 1000, threshold=0.3) for w in windows)
