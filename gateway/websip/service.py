@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -302,16 +303,26 @@ class WebSipService:
             incoming.reply(status, headers=headers)
 
     async def _authenticate(self, incoming: IncomingRequest) -> WebUser | None:
+        """Digest (401 with challenges, 403 for wrong credentials); a client or user name that failed too
+        often waits, as web logins do (the identity map's LoginThrottle): 403 with Retry-After."""
+        client = incoming.source.host
         outcome = self.digest.check(incoming.request)
+        username = outcome.username
+        wait = self.identities.throttle.wait(username or "", client)
+        if wait > 0 and (not isinstance(outcome, Outcome) or outcome.status == 403):
+            incoming.reply(403, "Too Many Failed Attempts", headers=(("Retry-After", str(math.ceil(wait))),))
+            return None
         if isinstance(outcome, Outcome):
-            if outcome.status == 403 and self._refusals.allow(logger, logging.WARNING):
-                logger.warning(
-                    "SIP WebSocket %s from %s refused: %s (user %r)",
-                    incoming.method,
-                    incoming.source,
-                    outcome.reason,
-                    outcome.username,
-                )
+            if outcome.status == 403:
+                self.identities.throttle.failed(username or "", client)
+                if self._refusals.allow(logger, logging.WARNING):
+                    logger.warning(
+                        "SIP WebSocket %s from %s refused: %s (user %r)",
+                        incoming.method,
+                        incoming.source,
+                        outcome.reason,
+                        username,
+                    )
             reason = "Forbidden" if outcome.status == 403 else None
             incoming.reply(outcome.status, reason, headers=outcome.headers)
             return None
@@ -320,6 +331,7 @@ class WebSipService:
         if user is None:
             incoming.reply(403, "Forbidden")
             return None
+        self.identities.throttle.succeeded(outcome.username, client)
         return user
 
     async def _register(self, incoming: IncomingRequest) -> None:

@@ -360,3 +360,41 @@ def loud(path: Path) -> bool:
     size = rate // 10
     windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
     return any(detect_tone(w, rate, 1000, threshold=0.3) for w in windows)
+
+
+async def test_a_lost_websocket_ends_its_call_with_bye_to_the_phone(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(websocket_config(phone.address)) as gateway,
+    ):
+        assert gateway.web_sip is not None
+        peer = WebPeer(1000)
+        try:
+            async with sip_socket(gateway) as sip:
+                realm = realm_of(gateway)
+                _, registered = await sip.register("alice", ALICE_SIP_PASSWORD, realm)
+                assert registered.startswith("SIP/2.0 200 "), registered
+                call = SipCall(sip, f"sip:2000@{realm}", f"sip:alice@{realm}")
+                sip.cseq += 1
+                final = await call.invite(await peer.offer(), realm)
+                assert final.startswith("SIP/2.0 200 "), final
+                await call.ack(final, call.remote_target, call.to_tag)
+                incoming = await phone.wait_for("incoming")
+                await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            # the socket is gone without BYE: the phone hears BYE, the binding and the session go
+            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED", timeout=10)
+            assert await _no_calls(gateway)
+            assert len(gateway.web_sip.registrar) == 0 and gateway.web_sip.sessions == 0
+        finally:
+            await peer.close()
+
+
+async def test_password_guessing_is_throttled_like_web_logins() -> None:
+    async with running_gateway(websocket_config()) as gateway, sip_socket(gateway) as sip:
+        realm = realm_of(gateway)
+        finals = [(await sip.register("alice", f"guess-{n}", realm))[1] for n in range(7)]
+        assert all(f.startswith("SIP/2.0 403 ") for f in finals), finals
+        assert "Retry-After:" in finals[-1] and "Too Many Failed Attempts" in finals[-1], finals[-1]
+        _, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm)  # the right one waits too
+        assert final.startswith("SIP/2.0 403 ") and "Retry-After:" in final, final
