@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
+SOFTPHONES := peers/js-softphones
 
 .PHONY: run call-bench test test-deps system-deps typecheck lint format bench clean
 
@@ -30,7 +31,14 @@ run: $(VENV)/.stamp-run
 test: test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-deps: system-deps $(VENV)/.stamp-test
+test-deps: system-deps $(VENV)/.stamp-test $(SOFTPHONES)/build/.stamp
+
+# The browser SIP libraries the tests drive (JsSIP, SIP.js; pinned in package-lock.json), bundled for
+# the test page by build.mjs (esbuild). npm comes from scripts/system-packages.txt.
+$(SOFTPHONES)/build/.stamp: $(SOFTPHONES)/package-lock.json $(SOFTPHONES)/build.mjs
+	@command -v npm >/dev/null || { echo "npm is missing (apt-get install npm)" >&2; exit 1; }
+	cd $(SOFTPHONES) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+	touch $@
 
 system-deps:
 	@scripts/install-system-deps

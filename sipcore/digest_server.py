@@ -10,8 +10,8 @@ refused); the last count per nonce is remembered for nonces still valid, within 
 Credentials come from a callback ``(username, realm, algorithm) -> HA1 hex or None``: a store may
 keep a password (and hash it on demand) or only HA1 values, so no clear password is needed here.
 One challenge per configured algorithm, in the configured order of preference (RFC 8760 §2.4: a
-client answers the first one it supports). ``MD5`` first is what JsSIP 3 and SIP.js 0.21 need: they
-read only the first challenge and speak only MD5.
+client answers the first one it supports). SHA-256 then MD5 by default: JsSIP 3 and SIP.js 0.21 read
+only the last challenge (and abort on any algorithm but MD5), RFC 8760 clients take SHA-256.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class DigestServer:
         realm: str,
         credentials: Credentials,
         *,
-        algorithms: Sequence[Algorithm] = (Algorithm.MD5, Algorithm.SHA_256),
+        algorithms: Sequence[Algorithm] = (Algorithm.SHA_256, Algorithm.MD5),
         key: bytes | None = None,
         nonce_ttl: float = 300.0,
         clock: Callable[[], float],

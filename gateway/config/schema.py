@@ -113,9 +113,9 @@ class SipWebSocket:
 
     path: Annotated[str, Parse(_ws_path)] = "/sip"
     realm: str | None = None  # digest realm; default pbx.domain (or the PBX address), else the HTTP host
-    # One challenge per algorithm, the preferred first. JsSIP 3 and SIP.js 0.21 read only the first and
-    # speak only MD5: put SHA-256 first only for clients that read all (RFC 8760 §2.4).
-    digest_algorithms: tuple[Annotated[str, Parse(_digest_algorithm)], ...] = ("MD5", "SHA-256")
+    # One challenge per algorithm, the preferred first (RFC 8760 §2.4: a client answers the first it
+    # supports). JsSIP 3 and SIP.js 0.21 read only the LAST and speak only MD5: keep MD5 last for them.
+    digest_algorithms: tuple[Annotated[str, Parse(_digest_algorithm)], ...] = ("SHA-256", "MD5")
     min_expires: Annotated[int, IntRange(10, 3600)] = 60  # shorter REGISTER expiries get 423
     max_expires: Annotated[int, IntRange(60, 86400)] = 3600  # longer ones are cut to this
 

@@ -48,7 +48,7 @@ def test_one_challenge_per_algorithm_in_order_and_a_client_passes() -> None:
     clock = Clock()
     server = DigestServer(REALM, passwords({"alice": "pw"}), clock=clock)
     challenges = parse_challenges(challenge_response(server))
-    assert [c.algorithm for c in challenges] == [Algorithm.MD5, Algorithm.SHA_256]
+    assert [c.algorithm for c in challenges] == [Algorithm.SHA_256, Algorithm.MD5]
     assert all(c.qop == ("auth",) and c.realm == REALM for c in challenges)
     signed = DigestClient("alice", "pw").authorize(request(), challenge_response(server))
     outcome = server.check(signed)

@@ -1,0 +1,186 @@
+// window.softphone: one API over JsSIP 3 and SIP.js 0.21 for the tests (peers/softphones.py).
+// Every outcome is pushed to softphone.events as {type, ...}; the Python side polls it.
+(() => {
+  const events = [];
+  const emit = (type, fields = {}) => events.push({ type, at: Date.now(), ...fields });
+  let library = null;
+  let ua = null; // JsSIP.UA or SIP.UserAgent
+  let registerer = null; // SIP.js
+  let session = null; // JsSIP.RTCSession or SIP.js Session
+  let remoteStream = null;
+  let audio = null;
+
+  function attachRemote(stream) {
+    remoteStream = stream;
+    const element = document.getElementById("remote");
+    element.srcObject = stream; // Chromium feeds WebAudio from a remote stream only while it plays
+    element.play().catch(() => {});
+    const context = new AudioContext();
+    const source = context.createMediaStreamSource(stream);
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 8192;
+    source.connect(analyser);
+    audio = { context, analyser };
+    emit("remote_audio");
+  }
+
+  // --- JsSIP ---------------------------------------------------------------------------------------
+  function jssipSession(newSession, direction) {
+    session = newSession;
+    session.on("progress", (e) => emit("progress", { status: e.response ? e.response.status_code : null }));
+    session.on("accepted", () => emit("accepted"));
+    session.on("confirmed", () => emit("confirmed"));
+    session.on("ended", (e) => emit("ended", { cause: e.cause, originator: e.originator }));
+    session.on("failed", (e) => emit("failed", { cause: e.cause, status: e.message && e.message.status_code }));
+    session.on("newDTMF", (e) => emit("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
+    session.on("hold", (e) => emit("hold", { originator: e.originator }));
+    session.on("unhold", (e) => emit("unhold", { originator: e.originator }));
+    const watch = (pc) => pc.addEventListener("track", (e) => attachRemote(e.streams[0] || new MediaStream([e.track])));
+    if (session.connection) watch(session.connection);
+    else session.on("peerconnection", (e) => watch(e.peerconnection));
+    if (direction === "incoming") emit("incoming", { from: session.remote_identity.uri.toString() });
+  }
+
+  function startJssip(options) {
+    const socket = new JsSIP.WebSocketInterface(options.wsUrl);
+    ua = new JsSIP.UA({
+      sockets: [socket],
+      uri: options.uri,
+      password: options.password,
+      authorization_user: options.authorizationUser || undefined,
+      display_name: options.displayName || undefined,
+      register: true,
+      session_timers: false,
+    });
+    ua.on("registered", (e) => emit("registered", { status: e.response.status_code }));
+    ua.on("unregistered", () => emit("unregistered"));
+    ua.on("registrationFailed", (e) =>
+      emit("registrationFailed", { status: e.response ? e.response.status_code : null, cause: e.cause }));
+    ua.on("newRTCSession", (e) => { if (e.originator === "remote") jssipSession(e.session, "incoming"); });
+    ua.on("connected", () => emit("connected"));
+    ua.on("disconnected", () => emit("disconnected"));
+    ua.start();
+  }
+
+  // --- SIP.js --------------------------------------------------------------------------------------
+  function sipjsSession(newSession, direction) {
+    session = newSession;
+    session.stateChange.addListener((state) => {
+      if (state === SIP.SessionState.Established) {
+        emit("accepted");
+        emit("confirmed");
+        const pc = session.sessionDescriptionHandler.peerConnection;
+        const stream = new MediaStream();
+        pc.getReceivers().forEach((r) => r.track && stream.addTrack(r.track));
+        attachRemote(stream);
+      } else if (state === SIP.SessionState.Terminated) {
+        emit("ended", {});
+      }
+    });
+    session.delegate = {
+      onInfo: (info) => {
+        const body = info.request.body || "";
+        const match = /Signal=\s*(\S)/.exec(body);
+        if (match) emit("dtmf", { digit: match[1], originator: "remote" });
+        info.accept();
+      },
+    };
+    if (direction === "incoming") emit("incoming", { from: session.remoteIdentity.uri.toString() });
+  }
+
+  async function startSipjs(options) {
+    const uri = SIP.UserAgent.makeURI(options.uri);
+    ua = new SIP.UserAgent({
+      uri,
+      transportOptions: { server: options.wsUrl },
+      authorizationUsername: options.authorizationUser || uri.user,
+      authorizationPassword: options.password,
+      displayName: options.displayName || undefined,
+      delegate: { onInvite: (invitation) => sipjsSession(invitation, "incoming") },
+      sessionDescriptionHandlerFactoryOptions: { iceGatheringTimeout: 2000 },
+    });
+    await ua.start();
+    emit("connected");
+    registerer = new SIP.Registerer(ua);
+    registerer.stateChange.addListener((state) => {
+      if (state === SIP.RegistererState.Registered) emit("registered", { status: 200 });
+      if (state === SIP.RegistererState.Unregistered) emit("unregistered");
+    });
+    await registerer.register({
+      requestDelegate: {
+        onReject: (response) => emit("registrationFailed", { status: response.message.statusCode, cause: response.message.reasonPhrase }),
+      },
+    });
+  }
+
+  // --- the API -------------------------------------------------------------------------------------
+  window.softphone = {
+    events,
+    async start(options) {
+      library = options.library;
+      if (library === "jssip") startJssip(options);
+      else await startSipjs(options);
+    },
+    async unregister() {
+      if (library === "jssip") ua.unregister();
+      else await registerer.unregister();
+    },
+    call(target) {
+      if (library === "jssip") {
+        const created = ua.call(target, {
+          mediaConstraints: { audio: true, video: false },
+          pcConfig: { iceServers: [] },
+        });
+        jssipSession(created, "outgoing");
+        return;
+      }
+      const inviter = new SIP.Inviter(ua, SIP.UserAgent.makeURI(target), {
+        sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+      });
+      sipjsSession(inviter, "outgoing");
+      inviter.invite({
+        requestDelegate: {
+          onProgress: (r) => emit("progress", { status: r.message.statusCode }),
+          onReject: (r) => emit("failed", { status: r.message.statusCode, cause: r.message.reasonPhrase }),
+        },
+      });
+    },
+    answer() {
+      if (library === "jssip") session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } });
+      else session.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+    },
+    sendDtmf(digit, transport) {
+      if (library === "jssip") {
+        session.sendDTMF(digit, { transportType: transport === "rfc4733" ? "RFC2833" : "INFO", duration: 160 });
+        return;
+      }
+      if (transport === "rfc4733") {
+        session.sessionDescriptionHandler.sendDtmf(digit, { duration: 160 });
+        return;
+      }
+      session.info({
+        requestOptions: { body: { contentDisposition: "render", contentType: "application/dtmf-relay", content: `Signal=${digit}\r\nDuration=160` } },
+      });
+    },
+    hold() { if (library === "jssip") session.hold(); },
+    unhold() { if (library === "jssip") session.unhold(); },
+    hangup() {
+      if (library === "jssip") { session.terminate(); return; }
+      const state = session.state;
+      if (state === SIP.SessionState.Established) session.bye();
+      else if (session instanceof SIP.Inviter) session.cancel();
+      else session.reject();
+    },
+    // Relative power at `freq` Hz in the received audio: the bin's level above the spectrum's median (dB).
+    remoteTone(freq) {
+      if (!audio) return -999;
+      const bins = new Float32Array(audio.analyser.frequencyBinCount);
+      audio.analyser.getFloatFrequencyData(bins);
+      const index = Math.round((freq / audio.context.sampleRate) * audio.analyser.fftSize);
+      let peak = -Infinity;
+      for (let i = Math.max(0, index - 2); i <= Math.min(bins.length - 1, index + 2); i++) peak = Math.max(peak, bins[i]);
+      const sorted = Array.from(bins).sort((a, b) => a - b);
+      return peak - sorted[Math.floor(sorted.length / 2)];
+    },
+  };
+})();

@@ -1,0 +1,88 @@
+"""The browser SIP libraries people already use, unmodified (JsSIP 3.13, SIP.js 0.21 from npm), in headless
+Chromium against a whole gateway over SIP WebSocket: each registers with digest, calls the pjsua2 desk phone
+through the gateway (the phone's 440 Hz tone is heard in the browser, the browser's fake-microphone beep in
+the phone's recording), sends DTMF by INFO that the phone receives, hangs up; a second call is hung up by
+the phone. A wrong password gets 403 and the library reports the registration failed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from gateway.config.schema import Config
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.softphones import Library, Softphone, require_softphones, softphone_server
+from tests.e2e.harness import running_gateway
+from tests.e2e.test_browser_phone import loud_fraction
+from tests.e2e.test_sip_websocket import ALICE_SIP_PASSWORD, no_calls, realm_of, websocket_config
+from tests.signaling.browser import chromium_page
+
+LIBRARIES: list[Library] = ["jssip", "sipjs"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_registers_and_calls_the_desk_phone(library: Library, tmp_path: Path) -> None:
+    require_softphones()
+    require_desk_phone()
+    async with (
+        softphone_server() as origin,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        chromium_page() as page,
+    ):
+        realm = realm_of(gateway)
+        softphone = Softphone(page, library)
+        await softphone.open(origin)
+        ws_url = gateway.http_url.replace("http", "ws", 1) + "/sip"
+        await softphone.start(ws_url, f"sip:alice@{realm}", ALICE_SIP_PASSWORD)
+        await softphone.wait_for("registered")
+
+        # the browser calls the phone and hangs up
+        await softphone.call(f"sip:2000@{realm}")
+        incoming = await phone.wait_for("incoming", timeout=15)
+        await softphone.wait_for("confirmed")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        await softphone.hears(440)
+        await softphone.dtmf("5")
+        await phone.wait_for("dtmf", digit="5")
+        await asyncio.sleep(1.0)
+        await softphone.hangup()
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        await softphone.wait_for("ended")
+        wav = await phone.wait_for_recording(incoming["call"])
+        assert loud_fraction(wav) > 0.1, f"{library}: the browser's beep is not in the phone's recording"
+
+        # the phone hangs up a second call
+        await softphone.call(f"sip:2000@{realm}")
+        incoming = await phone.wait_for("incoming", timeout=15)
+        await softphone.wait_for("confirmed")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        await phone.hangup(incoming["call"])
+        await softphone.wait_for("ended")
+        assert await no_calls(gateway)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_reports_a_wrong_password(library: Library) -> None:
+    require_softphones()
+    async with (
+        softphone_server() as origin,
+        running_gateway(allowing(websocket_config(), origin)) as gateway,
+        chromium_page() as page,
+    ):
+        softphone = Softphone(page, library)
+        await softphone.open(origin)
+        ws_url = gateway.http_url.replace("http", "ws", 1) + "/sip"
+        await softphone.start(ws_url, f"sip:alice@{realm_of(gateway)}", "wrong-password")
+        failed = await softphone.wait_for("registrationFailed")
+        assert failed["status"] == 403, failed
+        assert gateway.web_sip is not None and len(gateway.web_sip.registrar) == 0
+
+
+def allowing(config: Config, origin: str) -> Config:
+    """The config with the softphone site's origin in http.allowed_origins."""
+    return dataclasses.replace(config, http=dataclasses.replace(config.http, allowed_origins=(origin,)))
