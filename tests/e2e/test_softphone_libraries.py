@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.schema import Config
+from gateway.config.schema import Config, HttpTls
+from gateway.devcert import make_dev_certificates
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.softphones import Library, Softphone, require_softphones, softphone_server
@@ -86,3 +87,23 @@ async def test_library_reports_a_wrong_password(library: Library) -> None:
 def allowing(config: Config, origin: str) -> Config:
     """The config with the softphone site's origin in http.allowed_origins."""
     return dataclasses.replace(config, http=dataclasses.replace(config.http, allowed_origins=(origin,)))
+
+
+async def test_jssip_registers_over_wss_with_the_dev_certificate(tmp_path: Path) -> None:
+    """wss:// on the HTTPS listener (http.tls with `dev-cert`'s certificate), Chromium trusting the dev
+    CA as a user would (NSS database), no certificate-error flags."""
+    require_softphones()
+    made = make_dev_certificates(tmp_path / "certs", ["127.0.0.1"])
+    async with softphone_server() as origin:
+        config = allowing(websocket_config(), origin)
+        tls = HttpTls(str(made.certificate), str(made.private_key))
+        config = dataclasses.replace(config, http=dataclasses.replace(config.http, tls=tls))
+        async with running_gateway(config) as gateway, chromium_page(trusted_ca=made.ca) as page:
+            assert gateway.http_url.startswith("https://")
+            softphone = Softphone(page, "jssip")
+            await softphone.open(origin)
+            ws_url = gateway.http_url.replace("https", "wss", 1) + "/sip"
+            await softphone.start(ws_url, f"sip:alice@{realm_of(gateway)}", ALICE_SIP_PASSWORD)
+            await softphone.wait_for("registered")
+            assert gateway.web_sip is not None and gateway.web_sip.transport.name == "WSS"
+            assert len(gateway.web_sip.registrar) == 1
