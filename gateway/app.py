@@ -126,7 +126,7 @@ class Gateway:
         ua.layer.attach(transport)
         transport.start(ua.layer.receive)
         self._closers.append(transport.close)
-        self.web_sip = WebSipService(self.config, ua, self.driver, self.identities, transport)
+        self.web_sip = WebSipService(self.config, ua, self.driver, self.identities, transport, self.presence)
         self.web_sip.start()
         self._closers.append(self.web_sip.close)
 

@@ -56,6 +56,17 @@ class WebReject:
 
 
 @dataclass(frozen=True, slots=True)
+class WebOfferWanted:
+    """A ringing session needs the gateway's WebRTC offer to ring at all (a SIP library: the offer goes in
+    its INVITE). Its answer (WebSdpAnswer) accepts the call; until then the others keep ringing."""
+
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
 class WebSdpAnswer:
     """The answering browser's WebRTC answer to the offer the gateway sent it (inbound calls)."""
 
@@ -330,6 +341,7 @@ WebEvent = (
     WebDial
     | WebAccept
     | WebReject
+    | WebOfferWanted
     | WebSdpAnswer
     | WebHangup
     | WebHold
@@ -365,6 +377,7 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebDial,
     WebAccept,
     WebReject,
+    WebOfferWanted,
     WebSdpAnswer,
     WebHangup,
     WebHold,

@@ -42,6 +42,7 @@ from gateway.calls.events import (
     WebAccept,
     WebDisconnected,
     WebHangup,
+    WebOfferWanted,
     WebReject,
     WebSdpAnswer,
 )
@@ -116,14 +117,69 @@ def _require_ringing(call: CallMachine, session_id: str) -> str:
 def accept(call: CallMachine, event: WebAccept) -> None:
     _require_ringing(call, event.session_id)
     del call.ringing[event.session_id]
+    call.offer_waiters.discard(event.session_id)
     call.session_id = event.session_id
     call.cancel_timer(TimerName.RING)
     call.stop_ringing(EndReason.ANSWERED_ELSEWHERE)
+    if call.early_web_offer is not None:  # made for a SIP library that rang: the same offer serves
+        call.web_offer_sent = True
+        call.emit(SendWebOffer(event.session_id, call.call_id, call.early_web_offer))
+    elif not call.web_offer_requested:  # (else it is on its way: web_offer_ready sends it)
+        _request_web_offer(call)
+    call.start_timer(TimerName.ANSWER, call.settings.answer_timeout)
+    call._set_state(CallState.EARLY)
+
+
+def _request_web_offer(call: CallMachine) -> None:
+    call.web_offer_requested = True
     call.emit(
         CreateBridge(call.call_id, CallDirection.INBOUND), MediaOfferToWeb(call.call_id, call.sip_offer)
     )
+
+
+def offer_wanted(call: CallMachine, event: WebOfferWanted) -> None:
+    """A ringing session that rings only with our offer (a SIP library). One offer serves every such
+    session; the first answer wins (early_answer), the others stop ringing."""
+    _require_ringing(call, event.session_id)
+    call.offer_waiters.add(event.session_id)
+    if call.early_web_offer is not None:
+        call.emit(SendWebOffer(event.session_id, call.call_id, call.early_web_offer))
+    elif not call.web_offer_requested:
+        _request_web_offer(call)
+
+
+def early_offer_ready(call: CallMachine, event: MediaWebOfferReady) -> None:
+    if not call.web_offer_requested or call.early_web_offer is not None:
+        raise call.illegal(event, "no offer was asked for")
+    call.early_web_offer = event.sdp
+    for session_id in sorted(call.offer_waiters & set(call.ringing)):
+        call.emit(SendWebOffer(session_id, call.call_id, event.sdp))
+
+
+def early_answer(call: CallMachine, event: WebSdpAnswer) -> None:
+    """A SIP library answered the offer it rang with: it takes the call (the others stop ringing)."""
+    _require_ringing(call, event.session_id)
+    if event.session_id not in call.offer_waiters or call.early_web_offer is None:
+        raise call.illegal(event, "this session has no offer to answer")
+    del call.ringing[event.session_id]
+    call.offer_waiters.discard(event.session_id)
+    call.session_id = event.session_id
+    call.cancel_timer(TimerName.RING)
+    call.stop_ringing(EndReason.ANSWERED_ELSEWHERE)
     call.start_timer(TimerName.ANSWER, call.settings.answer_timeout)
     call._set_state(CallState.EARLY)
+    call.web_offer_sent = True
+    call.web_answer_received = True
+    call.emit(MediaAnswerFromWeb(call.call_id, event.sdp))
+
+
+def ringing_media_failed(call: CallMachine, event: MediaFailed) -> None:
+    """The early offer could not be made: nobody could answer."""
+    call.stop_ringing(EndReason.MEDIA_FAILED)
+    call.emit(CloseBridge(call.call_id))
+    status = event.sip_status if event.sip_status is not None else 480
+    code = EndReason.INCOMPATIBLE_MEDIA if status == 488 else EndReason.MEDIA_FAILED
+    _refuse(call, status, code, event.reason if status == 488 else None)
 
 
 _REJECT_REASON: Final[Mapping[RejectKind, EndReason]] = MappingProxyType(
@@ -182,6 +238,7 @@ def web_offer_ready(call: CallMachine, event: MediaWebOfferReady) -> None:
     if call.web_offer_sent:
         raise call.illegal(event, "the browser already has its offer")
     assert call.session_id is not None
+    call.early_web_offer = event.sdp
     call.web_offer_sent = True
     call.emit(SendWebOffer(call.session_id, call.call_id, event.sdp))
 

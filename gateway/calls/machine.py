@@ -73,6 +73,10 @@ class CallMachine:
         self.rang = False  # NotifyRinging sent
         self.early_sip_sdp: str | None = None
         self.web_offer_sent = False
+        # inbound, ringing: sessions that ring only with our offer (SIP libraries), and that offer
+        self.offer_waiters: set[str] = set()
+        self.web_offer_requested = False  # MediaOfferToWeb went out (while ringing, or on accept)
+        self.early_web_offer: str | None = None
         self.web_answer_received = False
         self.web_answer_sent = False
         self.media_up = False

@@ -39,6 +39,7 @@ from gateway.calls.events import (
     WebDtmf,
     WebHangup,
     WebHold,
+    WebOfferWanted,
     WebReject,
     WebResume,
     WebSdpAnswer,
@@ -127,6 +128,10 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
     },
     S.INVITED: {
         WebAccept: inbound.accept,
+        WebOfferWanted: inbound.offer_wanted,
+        MediaWebOfferReady: inbound.early_offer_ready,
+        WebSdpAnswer: inbound.early_answer,
+        MediaFailed: inbound.ringing_media_failed,
         WebReject: inbound.reject,
         WebHangup: inbound.hangup_ringing,
         WebDisconnected: inbound.ringing_disconnected,

@@ -160,6 +160,11 @@ class CallDriver:
         else:
             await self._feed(call_id, ev.WebSdpAnswer(session.id, sdp))
 
+    async def request_offer(self, session: SessionSink, call_id: str) -> None:
+        """A ringing session that needs the gateway's offer to ring (a SIP library); it comes as `offer`,
+        and `answer(sdp=...)` with the browser's answer takes the call."""
+        await self._feed(call_id, ev.WebOfferWanted(session.id))
+
     async def reject(self, session: SessionSink, call_id: str, status: int) -> None:
         await self._feed(call_id, ev.WebReject(session.id, reject_kind(status)))
 

@@ -65,6 +65,12 @@ class CallService(Protocol):
         """Turn down a ringing call with SIP `status` (480, 486 or 603)."""
         ...
 
+    async def request_offer(self, session: SessionSink, call_id: str) -> None:
+        """A ringing session that can only ring with the gateway's WebRTC offer (a SIP library: the offer
+        goes in its INVITE) asks for it; it comes as an `offer` event while others may still ring, and
+        `answer(session, call_id, sdp)` with the answer takes the call."""
+        ...
+
     async def cancel(self, session: SessionSink, call_id: str) -> None:
         """Give up an outbound call before it is answered."""
         ...

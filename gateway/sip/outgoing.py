@@ -168,7 +168,7 @@ class OutgoingCall(Call):
         if ack is not None:
             await self._resend(ack)
         if bye is not None and self.ua.layer.running:
-            await (await self.ua.layer.request(bye)).final_response()
+            await (await self.ua.layer.request(bye, self.next_hop)).final_response()
 
     async def close(self) -> None:
         if self._ended:

@@ -383,9 +383,13 @@ class UserAgent:
         *,
         headers: Sequence[tuple[str, str]] = (),
         next_hop: Target | None = None,
+        endpoint: Endpoint | None = None,
+        flow: bool = False,
     ) -> OutgoingCall:
         """Call ``target`` (a SIP URI) from ``identity`` (a web user's SIP identity, whose PBX
-        credentials answer digest challenges, or a plain AOR) with an SDP offer."""
+        credentials answer digest challenges, or a plain AOR) with an SDP offer. ``endpoint``: our
+        Via/Contact (default: the one toward the next hop); ``flow``: every request of the dialog goes
+        to ``next_hop`` (a browser's WebSocket), whatever its Contact says."""
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new calls")
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -394,13 +398,15 @@ class UserAgent:
         hop = next_hop or self.settings.outbound
         toward = hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
         invite = build_invite(
-            self.endpoint_for(toward),
+            endpoint or self.endpoint_for(toward),
             from_=from_,
             to=NameAddr(uri),
             body=offer_sdp.encode(),
             headers=(*timer, *headers),
         )
         call = OutgoingCall(self, invite, hop, digest)
+        if flow:
+            call.next_hop = hop
         self._calls[(call.call_id, call.local_tag)] = call
         logger.info("call=%s INVITE %s from %s", call.call_id, uri, from_)
         call.start()

@@ -16,8 +16,11 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
 its flow closes (its calls end: BYE to the far end) or when it has neither bindings nor calls.
-Inbound calls to browsers over SIP WebSocket are not routed yet: the session does not count in
-presence, so the web user's JSON sessions ring as before.
+Inbound calls: a session with a binding is in presence, so a call to its user rings it along with the
+user's other sessions. It asks the call core for the WebRTC offer (``request_offer``: a SIP library
+can only ring with one) and sends INVITE with it over the flow to each Contact bound there; the
+browser's 200 answers the call (the others stop ringing), its 486/603/480 refuses it for this session;
+when the call is answered elsewhere or cancelled, our INVITE is cancelled; BYE either way.
 """
 
 from __future__ import annotations
@@ -37,14 +40,17 @@ from gateway.identity.lookup import IdentityMap
 from gateway.logs import RateLimit
 from gateway.media.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
+from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService
 from gateway.sip.incoming import IncomingCall
+from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.transport_ws import WsTransport
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua import ALLOW, UserAgent
-from gateway.sip.ua_calls import CallState
+from gateway.sip.ua_calls import Call, CallState
 from gateway.sip.ua_events import (
+    Answered,
     Bye,
     Cancelled,
     Confirmed,
@@ -60,7 +66,7 @@ from sipcore.digest_server import DigestServer, Outcome
 from sipcore.inspection import refuse_method
 from sipcore.requests import Endpoint
 from sipcore.routing import Address, Target
-from sipcore.uri import SipURI
+from sipcore.uri import URI, SipURI
 
 __all__ = ["WebSipService", "WebSipSession"]
 
@@ -80,6 +86,8 @@ class WebSipSession:
         self._id = f"sipws-{next(_ids)}"
         self._closed = False
         self.legs: dict[str, IncomingCall] = {}  # the call core's call id -> the browser's INVITE
+        self.ringing: dict[str, tuple[str, str | None]] = {}  # inbound calls ringing us: id -> caller
+        self.outgoing: dict[str, list[OutgoingCall]] = {}  # inbound: our INVITEs to the browser
         self._pending: dict[str, list[sig.Event]] = {}  # events that beat dial()'s return
         self._answers: dict[str, str] = {}  # our WebRTC answer per call, once sent
 
@@ -100,14 +108,85 @@ class WebSipSession:
         call_id = getattr(event, "call_id", None)
         if not isinstance(call_id, str):
             return  # registration states and the like: nothing to say over SIP
+        if isinstance(event, sig.Incoming):
+            self.ringing[call_id] = (event.from_uri, event.display_name)
+            # not awaited here: events come from the call's own worker, which would wait for itself
+            self._service.spawn(_ignore_gone(self._service.calls.request_offer(self, call_id)))
+            return
+        if call_id in self.ringing or call_id in self.outgoing:
+            self._inbound(call_id, event)
+            return
         leg = self.legs.get(call_id)
         if leg is None:
-            if isinstance(event, sig.Incoming):
-                await self._service.calls.reject(self, call_id, 480)  # not routed to SIP browsers yet
-            else:
-                self._pending.setdefault(call_id, []).append(event)
+            self._pending.setdefault(call_id, []).append(event)
             return
         self._apply(call_id, leg, event)
+
+    # --- inbound: the gateway calls the browser --------------------------------------------------------
+    def _inbound(self, call_id: str, event: sig.Event) -> None:
+        match event:
+            case sig.Offer(sdp=offer) if call_id in self.ringing and call_id not in self.outgoing:
+                caller, display = self.ringing[call_id]
+                self._answers[call_id] = offer
+                self.outgoing[call_id] = []
+                bindings = [
+                    b for b in self._service.registrar.on_flow(self.flow) if b.user_id == self.user.id
+                ]
+                if not bindings:
+                    self._service.spawn(_ignore_gone(self._service.calls.reject(self, call_id, 480)))
+                    return
+                for binding in bindings:
+                    self._service.spawn(self._ring(call_id, binding.contact.uri, offer, caller, display))
+            case sig.Ended():
+                self.ringing.pop(call_id, None)
+                for leg in self.outgoing.pop(call_id, []):
+                    self._service.spawn(_end_outgoing(leg))
+                self._answers.pop(call_id, None)
+                self._service.session_idle(self)
+            case _:
+                pass
+
+    async def _ring(self, call_id: str, contact: URI, offer: str, caller: str, display: str | None) -> None:
+        identity = f'"{_quoted(display)}" <{caller}>' if display else f"<{caller}>"
+        flow = Target(self.flow.transport, self.flow.address[0], self.flow.address[1])
+        try:
+            leg = await self._service.ua.invite(
+                contact, offer, identity, next_hop=flow, endpoint=self._service.endpoint, flow=True
+            )
+        except (RuntimeError, ValueError) as exc:
+            logger.info("call=%s: cannot ring %s over SIP WebSocket: %s", call_id, self.user.id, exc)
+            return
+        if call_id not in self.outgoing:  # ended while we were sending
+            self._service.spawn(_end_outgoing(leg))
+            return
+        self.outgoing[call_id].append(leg)
+        calls = self._service.calls
+        async for event in leg.events():
+            match event:
+                case Answered(sdp=answer):
+                    self.ringing.pop(call_id, None)
+                    try:
+                        await calls.answer(self, call_id, answer)
+                    except SignalingError as exc:  # answered elsewhere, or over: this one goes
+                        logger.info("call=%s: the browser's answer came too late: %s", call_id, exc)
+                        await _quietly(leg.bye())
+                        return
+                    self._answers[call_id] = _answer_role(offer, answer)
+                case Failed(status=status):
+                    others = [o for o in self.outgoing.get(call_id, []) if o is not leg and not o.ended]
+                    if call_id in self.ringing and not others:
+                        self.ringing.pop(call_id, None)
+                        await _ignore_gone(calls.reject(self, call_id, _reject_status(status)))
+                    return
+                case Bye():
+                    await _ignore_gone(calls.hangup(self, call_id))
+                    return
+                case InfoReceived(content_type=content_type, body=body):
+                    await self._info(call_id, content_type, body)
+                case ReinviteReceived(sdp=offer_again):
+                    await self._reinvite(call_id, leg, offer_again)
+                case _:
+                    pass
 
     # --- call events -> SIP --------------------------------------------------------------------------
     def adopt(self, call_id: str, leg: IncomingCall) -> None:
@@ -195,7 +274,7 @@ class WebSipSession:
             return
         await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
 
-    async def _reinvite(self, call_id: str, leg: IncomingCall, offer: str) -> None:
+    async def _reinvite(self, call_id: str, leg: Call, offer: str) -> None:
         answer = self._answers.get(call_id)
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
@@ -225,6 +304,7 @@ class WebSipService:
         calls: CallService,
         identities: IdentityMap,
         transport: WsTransport,
+        presence: PresenceRegistry,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -233,6 +313,7 @@ class WebSipService:
         self.ua = ua
         self.calls = calls
         self.identities = identities
+        self.presence = presence  # bound sessions are online: inbound calls ring them
         self.transport = transport
         self.credentials = SipCredentials.from_config(config)
         realm = websocket.realm or config.pbx.effective_domain or config.http.host
@@ -251,6 +332,7 @@ class WebSipService:
             allow=ALLOW,
         )
         self._sessions: dict[tuple[Flow, str], WebSipSession] = {}
+        self._present: set[str] = set()  # sessions with a binding, in presence
         self._tasks: set[asyncio.Task[None]] = set()
         self._refusals = RateLimit()
         self._expiry: asyncio.Task[None] | None = None
@@ -269,7 +351,7 @@ class WebSipService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
         for session in list(self._sessions.values()):
-            await session.close()
+            await self._close(session)
         self._sessions.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -347,14 +429,17 @@ class WebSipService:
         incoming.reply(result.status, result.reason, headers=result.headers)
         if result.status != 200:
             return
-        if self.registrar.on_flow(flow):
-            await self._session(user, flow)
-            logger.info("%s registered over SIP WebSocket from %s", user.id, incoming.source)
+        if any(b.user_id == user.id for b in self.registrar.on_flow(flow)):
+            session = await self._session(user, flow)
+            if session.id not in self._present:  # a binding: the user is online there (inbound rings it)
+                self._present.add(session.id)
+                await self.presence.add(user.id, session.id)
+                logger.info("%s registered over SIP WebSocket from %s", user.id, incoming.source)
         else:
-            key = (flow, user.id)
-            session = self._sessions.get(key)
-            if session is not None:
-                self.session_idle(session)
+            gone = self._sessions.get((flow, user.id))
+            if gone is not None:
+                await self._absent(gone)
+                self.session_idle(gone)
 
     async def _invite(self, incoming: IncomingRequest) -> None:
         if incoming.cancelled:
@@ -396,15 +481,25 @@ class WebSipService:
             await self.calls.session_opened(session)
         return session
 
+    async def _absent(self, session: WebSipSession) -> None:
+        """The session has no binding left: inbound calls stop ringing it."""
+        if session.id in self._present:
+            self._present.discard(session.id)
+            await self.presence.remove(session.user.id, session.id)
+
+    async def _close(self, session: WebSipSession) -> None:
+        await self._absent(session)
+        await session.close()
+
     def session_idle(self, session: WebSipSession) -> None:
         """Close a session with no call and no binding left."""
-        if session.legs or session.closed:
+        if session.legs or session.ringing or session.outgoing or session.closed:
             return
         if any(b.user_id == session.user.id for b in self.registrar.on_flow(session.flow)):
             return
         if self._sessions.get((session.flow, session.user.id)) is session:
             del self._sessions[(session.flow, session.user.id)]
-            self.spawn(session.close())
+            self.spawn(self._close(session))
 
     def _flow_closed(self, address: Address) -> None:
         for flow in {key[0] for key in self._sessions} | {Flow(self.transport.name, address)}:
@@ -414,7 +509,7 @@ class WebSipService:
             if dropped:
                 logger.info("SIP WebSocket %s:%d closed: %d binding(s) removed", *address, len(dropped))
             for key in [k for k in self._sessions if k[0] == flow]:
-                self.spawn(self._sessions.pop(key).close())
+                self.spawn(self._close(self._sessions.pop(key)))
 
     async def _expire_loop(self) -> None:
         while True:
@@ -422,7 +517,10 @@ class WebSipService:
             for binding in self.registrar.expire():
                 session = self._sessions.get((binding.flow, binding.user_id))
                 logger.info("binding of %s expired: %s", binding.user_id, binding.contact.uri)
-                if session is not None:
+                if session is not None and not any(
+                    b.user_id == binding.user_id for b in self.registrar.on_flow(binding.flow)
+                ):
+                    await self._absent(session)
                     self.session_idle(session)
 
     @property
@@ -480,6 +578,32 @@ async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
         await coro
     except SignalingError as exc:
         logger.debug("SIP WebSocket request ignored: %s", exc)
+
+
+async def _end_outgoing(leg: OutgoingCall) -> None:
+    """Our INVITE to a browser is no longer wanted: CANCEL it, or BYE once answered."""
+    with contextlib.suppress(Exception):
+        if leg.state in (CallState.CALLING, CallState.EARLY):
+            leg.cancel()
+        elif leg.state is CallState.CONFIRMED:
+            await leg.bye()
+
+
+def _reject_status(status: int) -> int:
+    """The browser's refusal as the call core takes it: busy, declined, or unavailable."""
+    return 486 if status in (486, 600) else 603 if status == 603 else 480
+
+
+def _answer_role(offer: str, answer: str) -> str:
+    """Our offer as the SDP to mirror in answers to the browser's re-INVITEs: the DTLS role settled by
+    its answer (RFC 5763 §5: actpass in an offer only)."""
+    theirs = "active" if "a=setup:active" in answer else "passive"
+    ours = "passive" if theirs == "active" else "active"
+    return offer.replace("a=setup:actpass", f"a=setup:{ours}")
+
+
+def _quoted(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')
 
 
 async def _quietly(coro: Coroutine[Any, Any, None]) -> None:

@@ -70,6 +70,7 @@ from gateway.calls import (
     WebDtmf,
     WebHangup,
     WebHold,
+    WebOfferWanted,
     WebReject,
     WebResume,
     WebSdpAnswer,
@@ -87,6 +88,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         WebDial: lambda: f.dial(session=session),
         WebAccept: lambda: WebAccept(session),
         WebReject: lambda: WebReject(session, RejectKind.BUSY),
+        WebOfferWanted: lambda: WebOfferWanted(session),
         WebSdpAnswer: lambda: WebSdpAnswer(session, f.WEB_ANSWER),
         WebHangup: lambda: WebHangup(session),
         WebHold: lambda: WebHold(session),
@@ -114,6 +116,13 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         TimerFired: lambda: TimerFired(timer),
     }
     return samples[kind]()
+
+
+def invited_wanting_offer(*, ready: bool) -> CallMachine:
+    """Ringing s1 and s2; s1 (a SIP library) asked for the offer; with `ready`, it has it."""
+    call = f.invited()
+    f.run(call, WebOfferWanted("s1"), *([MediaWebOfferReady(f.WEB_OFFER)] if ready else []))
+    return call
 
 
 CANCELLING = [CloseBridge, NotifyEnded, SipCancel, CancelTimer, StartTimer]
@@ -237,6 +246,42 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             WebDisconnected: (S.INVITED, []),
             SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
             SipByeReceived: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebOfferWanted: (S.INVITED, [CreateBridge, MediaOfferToWeb]),
+            MediaFailed: (S.CLOSED, [StopRinging, StopRinging, CloseBridge, SipRespond, CancelTimer]),
+            TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
+        },
+    ),
+    "invited, s1 wants the offer": (
+        S.INVITED,
+        lambda: invited_wanting_offer(ready=False),
+        TimerName.RING,
+        {
+            WebAccept: (S.EARLY, [CancelTimer, StopRinging, StartTimer]),  # the offer on its way goes to s1
+            WebOfferWanted: (S.INVITED, []),  # asked already: it comes with MediaWebOfferReady
+            MediaWebOfferReady: (S.INVITED, [SendWebOffer]),
+            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebDisconnected: (S.INVITED, []),
+            SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            MediaFailed: (S.CLOSED, [StopRinging, StopRinging, CloseBridge, SipRespond, CancelTimer]),
+            TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
+        },
+    ),
+    "invited, s1 has the offer": (
+        S.INVITED,
+        lambda: invited_wanting_offer(ready=True),
+        TimerName.RING,
+        {
+            WebAccept: (S.EARLY, [CancelTimer, StopRinging, SendWebOffer, StartTimer]),
+            WebOfferWanted: (S.INVITED, [SendWebOffer]),
+            WebSdpAnswer: (S.EARLY, [CancelTimer, StopRinging, StartTimer, MediaAnswerFromWeb]),
+            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebDisconnected: (S.INVITED, []),
+            SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
+            SipByeReceived: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            MediaFailed: (S.CLOSED, [StopRinging, StopRinging, CloseBridge, SipRespond, CancelTimer]),
             TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
         },
     ),

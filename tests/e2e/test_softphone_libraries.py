@@ -2,7 +2,8 @@
 Chromium against a whole gateway over SIP WebSocket: each registers with digest, calls the pjsua2 desk phone
 through the gateway (the phone's 440 Hz tone is heard in the browser, the browser's fake-microphone beep in
 the phone's recording), sends DTMF by INFO that the phone receives, hangs up; a second call is hung up by
-the phone. A wrong password gets 403 and the library reports the registration failed."""
+the phone; the phone calls alice, her library rings and answers (audio both ways) and hangs up. A wrong
+password gets 403 and the library reports the registration failed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from gateway.devcert import make_dev_certificates
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.softphones import Library, Softphone, require_softphones, softphone_server
-from tests.e2e.harness import running_gateway
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, running_gateway, wait_until
 from tests.e2e.test_browser_phone import loud_fraction
 from tests.e2e.test_sip_websocket import ALICE_SIP_PASSWORD, no_calls, realm_of, websocket_config
 from tests.signaling.browser import chromium_page
@@ -66,6 +69,23 @@ async def test_library_registers_and_calls_the_desk_phone(library: Library, tmp_
         await softphone.wait_for("ended")
         assert await no_calls(gateway)
 
+        # the phone calls alice: her library rings, answers, hears the tone; she hangs up
+        host, port = gateway.sip_address
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        await softphone.wait_for("incoming")
+        await softphone.answer()
+        await phone.wait_for("state", call=number, state="CONFIRMED", timeout=15)
+        await softphone.wait_for("confirmed")
+        await softphone.hears(440)
+        await asyncio.sleep(1.0)
+        await softphone.hangup()
+        await phone.wait_for("state", call=number, state="DISCONNECTED")
+        wav = await phone.wait_for_recording(number)
+        assert loud_fraction(wav) > 0.1, (
+            f"{library}: the browser's beep is not in the phone's recording (inbound)"
+        )
+        assert await no_calls(gateway)
+
 
 @pytest.mark.parametrize("library", LIBRARIES)
 async def test_library_reports_a_wrong_password(library: Library) -> None:
@@ -107,3 +127,51 @@ async def test_jssip_registers_over_wss_with_the_dev_certificate(tmp_path: Path)
             await softphone.wait_for("registered")
             assert gateway.web_sip is not None and gateway.web_sip.transport.name == "WSS"
             assert len(gateway.web_sip.registrar) == 1
+
+
+async def test_a_call_rings_the_library_and_the_softphone_page_and_the_first_answer_wins(
+    tmp_path: Path,
+) -> None:
+    """alice is online twice: JsSIP over SIP WebSocket and a JSON session (aiortc). The phone's call rings
+    both; the JSON session answers first: JsSIP's INVITE is cancelled, the call connects to the JSON
+    session. Then the other way round: JsSIP answers, the JSON session hears `ended` (answered elsewhere)."""
+    require_softphones()
+    require_desk_phone()
+    async with (
+        softphone_server() as origin,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        chromium_page() as page,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        softphone = Softphone(page, "jssip")
+        await softphone.open(origin)
+        ws_url = gateway.http_url.replace("http", "ws", 1) + "/sip"
+        await softphone.start(ws_url, f"sip:alice@{realm_of(gateway)}", ALICE_SIP_PASSWORD)
+        await softphone.wait_for("registered")
+        host, port = gateway.sip_address
+
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        await softphone.wait_for("incoming")
+        call_id = (await alice.wait_for("incoming"))["call_id"]
+        peer = WebPeer(1000)
+        try:
+            await alice.answer(call_id, peer.answer)
+            await phone.wait_for("state", call=number, state="CONFIRMED", timeout=15)
+            ended = await softphone.wait_for(("failed", "ended"))
+            assert ended["type"] == "failed" and ended["cause"] == "Canceled", ended
+            await wait_until(lambda: peer.heard(440, last=0.5), timeout=10)
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await peer.close()
+
+        number = await phone.call(f"sip:1001@{host}:{port}")
+        await softphone.wait_for("incoming")
+        call_id = (await alice.wait_for("incoming"))["call_id"]
+        await softphone.answer()
+        await phone.wait_for("state", call=number, state="CONFIRMED", timeout=15)
+        assert (await alice.wait_for("ended", call_id=call_id))["reason"] == "answered_elsewhere"
+        await softphone.hears(440)
+        await phone.hangup(number)
+        await softphone.wait_for("ended")

@@ -71,6 +71,10 @@ class FakeCallService:
         self._known(call_id)
         self.calls.append(("reject", (call_id, status)))
 
+    async def request_offer(self, session: SessionSink, call_id: str) -> None:
+        self._known(call_id)
+        self.calls.append(("request_offer", (call_id,)))
+
     async def cancel(self, session: SessionSink, call_id: str) -> None:
         self._known(call_id)
         self.calls.append(("cancel", call_id))
