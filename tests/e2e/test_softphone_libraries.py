@@ -175,3 +175,38 @@ async def test_a_call_rings_the_library_and_the_softphone_page_and_the_first_ans
         await softphone.hears(440)
         await phone.hangup(number)
         await softphone.wait_for("ended")
+
+
+async def test_jssip_holds_and_resumes_and_sends_rfc4733_dtmf(tmp_path: Path) -> None:
+    """JsSIP's hold (re-INVITE a=sendonly) holds the phone (remote_hold), unhold resumes it and audio flows
+    again; DTMF by RFC 4733 (JsSIP's RTCDTMFSender) reaches the phone."""
+    require_softphones()
+    require_desk_phone()
+    async with (
+        softphone_server() as origin,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        chromium_page() as page,
+    ):
+        realm = realm_of(gateway)
+        softphone = Softphone(page, "jssip")
+        await softphone.open(origin)
+        await softphone.start(
+            gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
+        )
+        await softphone.wait_for("registered")
+        await softphone.call(f"sip:2000@{realm}")
+        incoming = await phone.wait_for("incoming", timeout=15)
+        await softphone.wait_for("confirmed")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        await softphone.dtmf("7", "rfc4733")
+        await phone.wait_for("dtmf", digit="7")
+        await page.evaluate("softphone.hold()")
+        await softphone.wait_for("hold")
+        await phone.wait_for("media", call=incoming["call"], status="remote_hold")
+        await page.evaluate("softphone.unhold()")
+        await softphone.wait_for("unhold")
+        await phone.wait_for("media", call=incoming["call"], status="active")
+        await softphone.hears(440)
+        await softphone.hangup()
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
