@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 _MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}
 _ids = itertools.count(1)
+MAX_PENDING_CALLS = 16
 
 
 class WebSipSession:
@@ -117,8 +118,9 @@ class WebSipSession:
             self._inbound(call_id, event)
             return
         leg = self.legs.get(call_id)
-        if leg is None:
-            self._pending.setdefault(call_id, []).append(event)
+        if leg is None:  # an outbound call's events that beat dial()'s return (bounded: never adopted)
+            if call_id in self._pending or len(self._pending) < MAX_PENDING_CALLS:
+                self._pending.setdefault(call_id, []).append(event)
             return
         self._apply(call_id, leg, event)
 
