@@ -2,15 +2,25 @@
 
 peers/js-softphones/ holds the pinned npm packages (package-lock.json; `make test` runs `npm ci` and
 bundles them with build.mjs into build/) and a page whose driver.js puts one API over both libraries.
-:func:`softphone_server` serves that page on its own origin (which the gateway must allow in
-http.allowed_origins, as for a softphone site its operator hosts) and :class:`Softphone` drives it. The page's `events` are polled: registered, registrationFailed {status}, progress
-{status}, accepted, confirmed, ended, failed {status, cause}, incoming, dtmf {digit}, remote_audio.
+The page's `events` are polled: connected, disconnected, registered, registrationFailed {status, cause},
+unregistered, progress {status}, accepted, confirmed, ended {originator}, failed {status, cause},
+incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio.
 
-    async with softphone_server() as origin, chromium_page() as page:
-        phone = Softphone(page, "jssip")
-        await phone.open(origin)
-        await phone.start(ws_url, "sip:alice@realm", "password")
-        await phone.wait_for("registered")
+The page reaches the browser in one of two ways:
+
+- routed (no web server of its own): ``async with Softphone(page, lib, origin=gateway_origin)`` makes
+  Playwright fulfil ``<origin>/__softphone/...`` from peers/js-softphones, so the SIP WebSocket upgrade
+  is same-origin for the gateway. The page then has no IP address, and Chromium's Local Network Access
+  checks treat it as public and block its WebSocket to 127.0.0.1 (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_
+  CHECKS) unless the user allows it: the context is granted ``local-network-access`` for that origin, as
+  a user clicking "Allow" on Chromium's prompt does.
+
+      async with chromium_page() as page, Softphone(page, "jssip", origin=gateway.http_url) as phone:
+          await phone.register(ws_url, "sip:alice@realm", "password")
+          await phone.wait_for("registered")
+
+- served: :func:`softphone_server` serves it on an origin of its own (which the gateway must allow in
+  http.allowed_origins, as for a softphone site its operator hosts), then ``await phone.open(origin)``.
 """
 
 from __future__ import annotations
@@ -20,16 +30,31 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
 from peers.binaries import in_ci
 
+if TYPE_CHECKING:
+    from playwright.async_api import Route
+
 HERE = Path(__file__).resolve().parent / "js-softphones"
+# Where the routed page lives on the origin it is served for (never reaches that origin's server).
+ROUTE_PREFIX = "/__softphone/"
 Library = Literal["jssip", "sipjs"]
 
-__all__ = ["HERE", "Library", "Softphone", "SoftphoneError", "require_softphones", "softphone_server"]
+__all__ = [
+    "HERE",
+    "ROUTE_PREFIX",
+    "Library",
+    "Softphone",
+    "SoftphoneError",
+    "require_softphones",
+    "softphone_server",
+]
 
 
 class SoftphoneError(AssertionError):
@@ -67,18 +92,73 @@ async def softphone_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-class Softphone:
-    """One library on one Playwright page (``page``: a playwright.async_api.Page)."""
+def routed_file(url: str) -> Path | None:
+    """The file under :data:`HERE` that a routed ``url`` names, or None (outside the prefix, ``..``)."""
+    path = unquote(urlsplit(url).path)
+    if not path.startswith(ROUTE_PREFIX):
+        return None
+    target = (HERE / path.removeprefix(ROUTE_PREFIX)).resolve()
+    if not target.is_relative_to(HERE) or not target.is_file():
+        return None
+    return target
 
-    def __init__(self, page: Any, library: Library) -> None:
+
+class Softphone:
+    """One library on one Playwright page (``page``: a playwright.async_api.Page).
+
+    With ``origin``, ``async with`` serves the page there by routing (see the module's note) and opens
+    it; leaving removes the route. Without, call :meth:`open` with a :func:`softphone_server` origin."""
+
+    def __init__(self, page: Any, library: Library, *, origin: str | None = None) -> None:
         self.page = page
         self.library = library
+        self.origin = origin.rstrip("/") if origin is not None else None
         self._taken: set[int] = set()
+        self._routed: str | None = None
+
+    async def __aenter__(self) -> Softphone:
+        if self.origin is not None:
+            await self.serve(self.origin)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def serve(self, origin: str) -> None:
+        """Route ``<origin>/__softphone/**`` to peers/js-softphones, let the page reach loopback, open it."""
+        origin = origin.rstrip("/")
+        pattern = origin + ROUTE_PREFIX + "**"
+        await self.page.route(pattern, self._fulfil)
+        self._routed = pattern
+        await self.page.context.grant_permissions(["local-network-access"], origin=origin)
+        await self.page.goto(origin + ROUTE_PREFIX + "page.html")
+        await self.page.wait_for_function("window.softphone !== undefined")
+
+    async def close(self) -> None:
+        """Remove the route (idempotent); the page and its library stay until the page closes."""
+        pattern, self._routed = self._routed, None
+        if pattern is not None and not self.page.is_closed():
+            await self.page.unroute(pattern, self._fulfil)
+
+    async def _fulfil(self, route: Route) -> None:
+        path = routed_file(route.request.url)
+        if path is None:
+            await route.fulfill(status=404, body="not a softphone file")
+        else:
+            await route.fulfill(path=path)
 
     async def open(self, origin: str) -> None:
         """Load the page from the server of :func:`softphone_server` at ``origin``."""
         await self.page.goto(origin.rstrip("/") + "/page.html")
         await self.page.wait_for_function("window.softphone !== undefined")
+
+    async def register(
+        self, ws_url: str, uri: str, password: str, authorization_user: str | None = None
+    ) -> None:
+        """Start the library's user agent on ``ws_url`` and register ``uri`` (see :meth:`wait_for`)."""
+        await self.start(ws_url, uri, password, authorization_user)
 
     async def start(
         self, ws_url: str, uri: str, password: str, authorization_user: str | None = None
@@ -131,6 +211,18 @@ class Softphone:
 
     async def unregister(self) -> None:
         await self.page.evaluate("softphone.unregister()")
+
+    async def hold(self) -> None:
+        """A re-INVITE offering sendonly (both libraries); then wait_for("hold")."""
+        await self.page.evaluate("softphone.hold()")
+
+    async def unhold(self) -> None:
+        await self.page.evaluate("softphone.unhold()")
+
+    async def remote_level(self) -> float:
+        """RMS of the received audio (0..1 of full scale), 0 before any arrives."""
+        level: float = await self.page.evaluate("softphone.remoteLevel()")
+        return level
 
     async def remote_tone(self, freq: float) -> float:
         """The received audio's level at ``freq`` Hz above the spectrum's median, in dB."""

@@ -65,6 +65,8 @@
   // --- SIP.js --------------------------------------------------------------------------------------
   function sipjsSession(newSession, direction) {
     session = newSession;
+    let endedBy = "remote"; // hangup() sets "local"; SIP.js's Terminated state does not say
+    session.hangupLocally = () => { endedBy = "local"; };
     session.stateChange.addListener((state) => {
       if (state === SIP.SessionState.Established) {
         emit("accepted");
@@ -74,10 +76,11 @@
         pc.getReceivers().forEach((r) => r.track && stream.addTrack(r.track));
         attachRemote(stream);
       } else if (state === SIP.SessionState.Terminated) {
-        emit("ended", {});
+        emit("ended", { originator: endedBy });
       }
     });
     session.delegate = {
+      onBye: (bye) => { endedBy = "remote"; bye.accept(); },
       onInfo: (info) => {
         const body = info.request.body || "";
         const match = /Signal=\s*(\S)/.exec(body);
@@ -109,6 +112,19 @@
     await registerer.register({
       requestDelegate: {
         onReject: (response) => emit("registrationFailed", { status: response.message.statusCode, cause: response.message.reasonPhrase }),
+      },
+    });
+  }
+
+  // SIP.js holds by a re-INVITE whose offer is sendonly (its SessionDescriptionHandler's `hold` option,
+  // kept for later offers); its event follows the 2xx (JsSIP emits its own as it sends the re-INVITE).
+  function sipjsHold(hold) {
+    const kind = hold ? "hold" : "unhold";
+    session.invite({
+      sessionDescriptionHandlerOptions: { hold },
+      requestDelegate: {
+        onAccept: () => emit(kind, { originator: "local" }),
+        onReject: (r) => emit(`${kind}Failed`, { status: r.message.statusCode }),
       },
     });
   }
@@ -162,25 +178,38 @@
         requestOptions: { body: { contentDisposition: "render", contentType: "application/dtmf-relay", content: `Signal=${digit}\r\nDuration=160` } },
       });
     },
-    hold() { if (library === "jssip") session.hold(); },
-    unhold() { if (library === "jssip") session.unhold(); },
+    hold() { if (library === "jssip") session.hold(); else sipjsHold(true); },
+    unhold() { if (library === "jssip") session.unhold(); else sipjsHold(false); },
     hangup() {
       if (library === "jssip") { session.terminate(); return; }
+      session.hangupLocally();
       const state = session.state;
       if (state === SIP.SessionState.Established) session.bye();
       else if (session instanceof SIP.Inviter) session.cancel();
       else session.reject();
     },
-    // Relative power at `freq` Hz in the received audio: the bin's level above the spectrum's median (dB).
+    // RMS of the received audio's last analyser window (0..1 of full scale; 0 before any arrives).
+    remoteLevel() {
+      if (!audio) return 0;
+      const samples = new Float32Array(audio.analyser.fftSize);
+      audio.analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const x of samples) sum += x * x;
+      return Math.sqrt(sum / samples.length);
+    },
+    // Relative power at `freq` Hz in the received audio: the bin's level (dB) above the median of the
+    // telephone band (100-3800 Hz). Not the whole spectrum's median: narrowband audio (PCMU, 8 kHz)
+    // leaves the bins above 4 kHz empty, and over that floor every bin of any audio would stand out.
     remoteTone(freq) {
       if (!audio) return -999;
       const bins = new Float32Array(audio.analyser.frequencyBinCount);
       audio.analyser.getFloatFrequencyData(bins);
-      const index = Math.round((freq / audio.context.sampleRate) * audio.analyser.fftSize);
+      const binOf = (hz) => Math.min(bins.length - 1, Math.round((hz / audio.context.sampleRate) * audio.analyser.fftSize));
+      const index = binOf(freq);
       let peak = -Infinity;
       for (let i = Math.max(0, index - 2); i <= Math.min(bins.length - 1, index + 2); i++) peak = Math.max(peak, bins[i]);
-      const sorted = Array.from(bins).sort((a, b) => a - b);
-      return peak - sorted[Math.floor(sorted.length / 2)];
+      const band = Array.from(bins.slice(binOf(100), binOf(3800) + 1)).sort((a, b) => a - b);
+      return peak - band[Math.floor(band.length / 2)];
     },
   };
 })();

@@ -177,9 +177,10 @@ async def test_a_call_rings_the_library_and_the_softphone_page_and_the_first_ans
         await softphone.wait_for("ended")
 
 
-async def test_jssip_holds_and_resumes_and_sends_rfc4733_dtmf(tmp_path: Path) -> None:
-    """JsSIP's hold (re-INVITE a=sendonly) holds the phone (remote_hold), unhold resumes it and audio flows
-    again; DTMF by RFC 4733 (JsSIP's RTCDTMFSender) reaches the phone."""
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_holds_and_resumes_and_sends_rfc4733_dtmf(library: Library, tmp_path: Path) -> None:
+    """The library's hold (re-INVITE a=sendonly) holds the phone (remote_hold), unhold resumes it and audio
+    flows again; DTMF by RFC 4733 (the browser's RTCDTMFSender) reaches the phone."""
     require_softphones()
     require_desk_phone()
     async with (
@@ -189,7 +190,7 @@ async def test_jssip_holds_and_resumes_and_sends_rfc4733_dtmf(tmp_path: Path) ->
         chromium_page() as page,
     ):
         realm = realm_of(gateway)
-        softphone = Softphone(page, "jssip")
+        softphone = Softphone(page, library)
         await softphone.open(origin)
         await softphone.start(
             gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
