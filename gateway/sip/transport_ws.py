@@ -12,6 +12,8 @@ on, since a browser cannot be connected to. When a flow closes, ``on_closed`` ca
 The transport never opens connections; sending to an address without an open flow reports a
 :class:`~sipcore.errors.TransportError` to ``on_error`` (a transaction then fails with 503/408).
 Text frames carry the messages (what both libraries send and expect); binary frames are accepted too.
+A double CRLF is a keep-alive ping answered with a CRLF pong (RFC 5626 §4.4.1, as SIP.js's
+keepAliveInterval expects); WebSocket pings (``heartbeat``) close a flow whose browser stopped answering.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
@@ -89,6 +91,7 @@ class WsTransport:
         self._closed_callbacks: list[FlowClosed] = []
         self._closing = False
         self._refusals = RateLimit()
+        self._writes: set[asyncio.Task[None]] = set()
 
     # --- Transport protocol ----------------------------------------------------------------------
     @property
@@ -123,8 +126,12 @@ class WsTransport:
         if flow is None or flow.ws.closed:
             report_error(on_error, TransportError(f"no WebSocket flow to {destination[0]}:{destination[1]}"))
             return
-        text = data.decode("utf-8", "replace")
-        asyncio.get_running_loop().create_task(self._write(flow, destination, text, on_error))
+        self._spawn(self._write(flow, destination, data.decode("utf-8", "replace"), on_error))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._writes.add(task)  # a reference until done (the loop keeps only weak ones)
+        task.add_done_callback(self._writes.discard)
 
     async def close(self) -> None:
         self._closing = True
@@ -189,7 +196,9 @@ class WsTransport:
                 else:
                     break
                 if data.strip() == b"":
-                    continue  # a keep-alive (RFC 5626 §4.4.1 CRLF over a message transport)
+                    if data == b"\r\n\r\n":  # a keep-alive ping (RFC 5626 §4.4.1): pong, CRLF
+                        self._spawn(self._write(self._flows[address], address, "\r\n", None))
+                    continue
                 self._on_receive(data, source)
         finally:
             self._forget(address)

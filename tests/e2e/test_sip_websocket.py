@@ -398,3 +398,13 @@ async def test_password_guessing_is_throttled_like_web_logins() -> None:
         assert "Retry-After:" in finals[-1] and "Too Many Failed Attempts" in finals[-1], finals[-1]
         _, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm)  # the right one waits too
         assert final.startswith("SIP/2.0 403 ") and "Retry-After:" in final, final
+
+
+async def test_a_double_crlf_keepalive_gets_a_crlf_pong() -> None:
+    """RFC 5626 §4.4.1 over the WebSocket flow (SIP.js's keepAliveInterval sends these)."""
+    async with running_gateway(websocket_config()) as gateway, sip_socket(gateway) as sip:
+        await sip.ws.send_str("\r\n\r\n")
+        assert await asyncio.wait_for(sip.ws.receive_str(), 5) == "\r\n"
+        await sip.ws.send_str("\r\n")  # a lone CRLF (a pong): nothing comes back, the flow stays
+        options = await sip.request("OPTIONS", f"sip:{realm_of(gateway)}", to=f"sip:{realm_of(gateway)}")
+        assert options.startswith("SIP/2.0 200 "), options
