@@ -29,7 +29,7 @@ from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
-from gateway.signaling.http import HealthSource, HttpServer, build_app
+from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
@@ -51,6 +51,7 @@ class Gateway:
         self.sip: UserAgent | None = None
         self.sip_ws: WsTransport | None = None  # SIP over WebSocket (sip.websocket)
         self.web_sip: WebSipService | None = None
+        self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
         self.presence = InMemoryPresence()
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         ports = config.media.rtp_ports
@@ -79,13 +80,14 @@ class Gateway:
         )
         app = build_app(health)
         websocket = self.config.sip.websocket
-        if websocket is not None:  # SIP over WebSocket on the HTTP listener (gateway/websip)
+        if websocket is not None:  # SIP over WebSocket (gateway/websip): HTTP listener and/or its own
             self.sip_ws = WsTransport(
                 self.config.http.tls is not None,
                 (self.config.http.host, self.config.http.port),
                 allowed_origins=frozenset(self.config.http.allowed_origins),
             )
-            app.router.add_get(websocket.path, self.sip_ws.handle)
+            if websocket.on_http:
+                app.router.add_get(websocket.path, self.sip_ws.handle)
         add_signaling_routes(
             app,
             call_service=self.driver,
@@ -106,6 +108,15 @@ class Gateway:
         )
         await self.http.start()
         self._closers.append(self.http.close)
+        if websocket is not None and websocket.listen is not None and self.sip_ws is not None:
+            self.sip_ws_http = HttpServer(
+                build_websocket_app(health, websocket.path, self.sip_ws.handle),
+                websocket.listen.host,
+                websocket.listen.port,
+                ssl_context=self.tls.context if self.tls is not None else None,
+            )
+            await self.sip_ws_http.start()
+            self._closers.append(self.sip_ws_http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
         self.sip = UserAgent(
             UASettings.from_config(self.config, registrations),
@@ -121,7 +132,7 @@ class Gateway:
         logger.info("gateway started")
 
     async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:
-        url = urlsplit(self.http_url)
+        url = urlsplit(self.http_url if self.sip_ws_http is None else self.sip_ws_http.urls[0])
         transport.local = (url.hostname or self.config.http.host, url.port or self.config.http.port)
         ua.layer.attach(transport)
         transport.start(ua.layer.receive)

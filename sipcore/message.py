@@ -139,6 +139,12 @@ class Headers:
         lowered = name.lower()
         return index.get(_LOOKUP.get(lowered, lowered), ())
 
+    def tags(self, *names: str) -> frozenset[str]:
+        """The option tags listed in headers ``names`` (Supported, Require...), lower-cased."""
+        return frozenset(
+            tag.strip().lower() for name in names for value in self.get_all(name) for tag in value.split(",")
+        ) - {""}
+
     def first(self, name: str, parse: Callable[[str], T]) -> T | None:
         """The first value of ``name`` (a canonical name) parsed with ``parse``, which must
         always be the same function for a name; parsed once, then remembered (errors are not)."""

@@ -93,9 +93,7 @@ def parse_session_expires(value: str) -> tuple[int, Refresher | None]:
 
 
 def supports_timer(message: Request | Response) -> bool:
-    tags = [t.strip().lower() for v in (*message.headers.get_all("Supported"), *message.headers.get_all("k"))
-            for t in v.split(",")]  # fmt: skip
-    return "timer" in tags
+    return "timer" in message.headers.tags("Supported")
 
 
 def _session_expires(message: Request | Response) -> str | None:

@@ -107,6 +107,15 @@ def _digest_algorithm(value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketListen:
+    """A listener of its own for SIP over WebSocket (ws://host:port/path, wss:// with http.tls's
+    certificate), e.g. 5066 / 7443 as FreeSWITCH and Kamailio deployments use."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 5066
+
+
+@dataclass(frozen=True, slots=True)
 class SipWebSocket:
     """SIP over WebSocket (RFC 7118) for JsSIP and SIP.js on the HTTP listener (ws://, or wss:// with
     http.tls). Users with `sip_auth` REGISTER and call there (gateway/websip/)."""
@@ -118,8 +127,12 @@ class SipWebSocket:
     digest_algorithms: tuple[Annotated[str, Parse(_digest_algorithm)], ...] = ("SHA-256", "MD5")
     min_expires: Annotated[int, IntRange(10, 3600)] = 60  # shorter REGISTER expiries get 423
     max_expires: Annotated[int, IntRange(60, 86400)] = 3600  # longer ones are cut to this
+    on_http: bool = True  # served on the HTTP listener (http.host:http.port + path)
+    listen: WebSocketListen | None = None  # and/or on a port of its own
 
     def __post_init__(self) -> None:
+        if not self.on_http and self.listen is None:
+            raise InvalidValue("on_http", "SIP over WebSocket needs the HTTP listener (on_http) or a listen")
         if not self.digest_algorithms:
             raise InvalidValue("digest_algorithms", "at least one of MD5, SHA-256")
         if self.min_expires > self.max_expires:
@@ -472,6 +485,9 @@ class Config:
                 "pbx.transport",
                 "tls needs a sip.listen address with transport tls (and sip.tls certificates)",
             )
+        own = self.sip.websocket.listen if self.sip.websocket is not None else None
+        if own is not None and (own.host, own.port) == (self.http.host, self.http.port):
+            yield "sip.websocket.listen", f"is http's own address {own.host}:{own.port}: use on_http instead"
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
             yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
         first_index: dict[str, int] = {}

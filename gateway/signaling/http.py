@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -55,6 +55,17 @@ def build_app(health: HealthSource) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[HEALTH_KEY] = health
     app.router.add_get("/healthz", healthz)
+    app.on_response_prepare.append(_server_header)
+    return app
+
+
+def build_websocket_app(
+    health: HealthSource, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.Application:
+    """A listener's app that serves one WebSocket ``path`` and nothing else (sip.websocket.listen)."""
+    app = web.Application(client_max_size=64 * 1024)
+    app[HEALTH_KEY] = health  # the Server header's version setting
+    app.router.add_get(path, handler)
     app.on_response_prepare.append(_server_header)
     return app
 

@@ -41,6 +41,8 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
+    instance: str | None = None  # RFC 5626 +sip.instance when bound as an outbound flow
+    refreshed_at: float = 0.0
 
     def remaining(self, now: float) -> int:
         return max(0, round(self.expires_at - now))
@@ -72,19 +74,24 @@ class Registrar:
             contacts = request.contacts
         except SIPError as exc:
             return RegisterResult(400, reason=exc.detail)
+        outbound = _supports_outbound(request)
+        if outbound and sum(get_param(c.params, "reg-id") is not None for c in contacts) > 1:
+            return RegisterResult(400, reason="more than one Contact with reg-id (RFC 5626 §6)")
         mine = self._bindings.setdefault(user_id, {})
         if wildcard:
             if contacts or default != 0:
                 return RegisterResult(400, reason="Contact * needs Expires: 0 and no other Contact")
             mine.clear()
         changes: list[tuple[str, Binding | None]] = []
+        used_outbound = False
         for contact in contacts:
             raw = get_param(contact.params, "expires")
             try:
                 expires = int(raw) if raw is not None else default
             except ValueError:
                 return RegisterResult(400, reason=f"bad expires {raw!r}")
-            key = str(contact.uri)
+            instance = _flow_identity(contact) if outbound else None
+            key = f"outbound {instance[0]} {instance[1]}" if instance is not None else str(contact.uri)
             old = mine.get(key)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
                 continue  # out of order (§10.3 step 7)
@@ -95,7 +102,22 @@ class Registrar:
                 return RegisterResult(423, (("Min-Expires", str(self.min_expires)),))
             expires = min(expires, self.max_expires)
             bare = replace(contact, params=tuple(p for p in contact.params if p[0].lower() != "expires"))
-            changes.append((key, Binding(user_id, bare, flow, now + expires, call_id, cseq)))
+            changes.append(
+                (
+                    key,
+                    Binding(
+                        user_id,
+                        bare,
+                        flow,
+                        now + expires,
+                        call_id,
+                        cseq,
+                        instance[0] if instance is not None else None,
+                        now,
+                    ),
+                )
+            )
+            used_outbound = used_outbound or instance is not None
         for key, binding in changes:
             if binding is None:
                 mine.pop(key, None)
@@ -106,6 +128,8 @@ class Registrar:
         listed = tuple(
             ("Contact", f"{b.contact};expires={b.remaining(now)}") for b in self.bindings(user_id, now)
         )
+        if used_outbound:
+            listed = (("Require", "outbound"), *listed)
         return RegisterResult(200, listed)
 
     def bindings(self, user_id: str, now: float | None = None) -> list[Binding]:
@@ -117,6 +141,14 @@ class Registrar:
         if not mine:
             self._bindings.pop(user_id, None)
         return list(mine.values())
+
+    def reachable(self, binding: Binding) -> bool:
+        """Whether requests for ``binding``'s user go over it: every plain binding; of an outbound
+        instance's bindings (one per reg-id), the one refreshed last (RFC 5626 §5.3)."""
+        if binding.instance is None:
+            return True
+        same = [b for b in self._bindings.get(binding.user_id, {}).values() if b.instance == binding.instance]
+        return max(same, key=lambda b: b.refreshed_at, default=binding) is binding
 
     def on_flow(self, flow: Flow) -> list[Binding]:
         """Every live binding on ``flow``."""
@@ -148,3 +180,16 @@ class Registrar:
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._bindings.values())
+
+
+def _supports_outbound(request: Request) -> bool:
+    return "outbound" in request.headers.tags("Supported", "Require")
+
+
+def _flow_identity(contact: NameAddr) -> tuple[str, str] | None:
+    """(+sip.instance, reg-id) of an outbound Contact; None without either (RFC 5626 §6: a Contact
+    without +sip.instance is registered the ordinary way)."""
+    instance, reg_id = get_param(contact.params, "+sip.instance"), get_param(contact.params, "reg-id")
+    if not instance or not reg_id or not reg_id.isdigit():
+        return None
+    return instance.strip('"'), reg_id

@@ -131,8 +131,11 @@ class WebSipSession:
                 caller, display = self.ringing[call_id]
                 self._answers[call_id] = offer
                 self.outgoing[call_id] = []
+                registrar = self._service.registrar
                 bindings = [
-                    b for b in self._service.registrar.on_flow(self.flow) if b.user_id == self.user.id
+                    b
+                    for b in registrar.on_flow(self.flow)
+                    if b.user_id == self.user.id and registrar.reachable(b)
                 ]
                 if not bindings:
                     self._service.spawn(_ignore_gone(self._service.calls.reject(self, call_id, 480)))
@@ -437,9 +440,10 @@ class WebSipService:
                 self._present.add(session.id)
                 await self.presence.add(user.id, session.id)
                 logger.info("%s registered over SIP WebSocket from %s", user.id, incoming.source)
-        else:
-            gone = self._sessions.get((flow, user.id))
-            if gone is not None:
+        # the flow(s) left without a binding: this one (unregistered), or an outbound instance's old
+        # flow whose binding this REGISTER replaced (RFC 5626 §6: a browser that reconnected)
+        for (other, user_id), gone in list(self._sessions.items()):
+            if user_id == user.id and not any(b.user_id == user.id for b in self.registrar.on_flow(other)):
                 await self._absent(gone)
                 self.session_idle(gone)
 

@@ -460,6 +460,14 @@ def test_all_errors_are_collected() -> None:
             "sip: {listen: [{port: 5060}, {port: 5060}]}",
             "sip.listen[1]: duplicate listen address udp 127.0.0.1:5060 (also listen[0])",
         ),
+        (
+            "sip: {websocket: {listen: {port: 8080}}}",
+            "sip.websocket.listen: is http's own address 127.0.0.1:8080: use on_http instead",
+        ),
+        (
+            "sip: {websocket: {on_http: false}}",
+            "sip.websocket.on_http: SIP over WebSocket needs the HTTP listener (on_http) or a listen",
+        ),
     ],
 )
 def test_cross_section_checks(text: str, expected: str) -> None:

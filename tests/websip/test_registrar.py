@@ -18,8 +18,11 @@ class Clock:
         return self.now
 
 
-def register(contact: str, *, expires: str | None = "600", cseq: int = 1, call_id: str = "c1") -> Request:
+def register(
+    contact: str, *, expires: str | None = "600", cseq: int = 1, call_id: str = "c1", supported: str = ""
+) -> Request:
     extra = f"Expires: {expires}\r\n" if expires is not None else ""
+    extra += f"Supported: {supported}\r\n" if supported else ""
     text = (
         "REGISTER sip:gw SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n"
         f"To: <sip:alice@gw>\r\nFrom: <sip:alice@gw>;tag=1\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
@@ -67,3 +70,57 @@ def test_wildcard_and_flow_close() -> None:
     assert registrar.register(register("*", expires="600", cseq=5), "alice", FLOW).status == 400
     assert registrar.register(register("*", expires="0", cseq=5), "alice", FLOW).status == 200
     assert len(registrar) == 0
+
+
+INSTANCE = '+sip.instance="<urn:uuid:0d5b6e1c-2c39-4a5f-9d3e-0a9c4b6f2e11>"'
+
+
+def outbound(
+    contact: str, *, reg_id: int = 1, expires: str = "600", cseq: int = 1, call_id: str = "c1"
+) -> Request:
+    contact = f"{contact};reg-id={reg_id};{INSTANCE}"
+    return register(contact, expires=expires, cseq=cseq, call_id=call_id, supported="path, gruu, outbound")
+
+
+def test_outbound_reconnect_replaces_the_binding_on_the_old_flow() -> None:
+    """RFC 5626 §6: same instance and reg-id from a new flow (a reconnected browser) replaces the old
+    binding whatever its Call-ID; the 200 says Require: outbound and keeps the Contact's parameters
+    (JsSIP finds its binding by +sip.instance and reg-id)."""
+    registrar = Registrar(Clock())
+    first = registrar.register(outbound("<sip:a@x.invalid;transport=ws>"), "alice", FLOW)
+    assert first.status == 200 and first.headers[0] == ("Require", "outbound")
+    assert INSTANCE in first.headers[1][1] and "reg-id=1" in first.headers[1][1]
+    again = registrar.register(outbound("<sip:b@y.invalid;transport=ws>", call_id="c9"), "alice", OTHER)
+    assert again.status == 200 and len(again.headers) == 2  # Require + the one binding
+    assert [b.flow for b in registrar.bindings("alice")] == [OTHER]
+    assert registrar.on_flow(FLOW) == []
+
+
+def test_outbound_needs_the_option_tag_and_an_instance() -> None:
+    registrar = Registrar(Clock())
+    plain = registrar.register(register(f"<sip:a@x.invalid>;reg-id=1;{INSTANCE}"), "alice", FLOW)
+    assert plain.status == 200 and ("Require", "outbound") not in plain.headers  # no Supported: outbound
+    no_instance = registrar.register(
+        register("<sip:b@x.invalid>;reg-id=1", call_id="c2", supported="outbound"), "alice", OTHER
+    )
+    assert ("Require", "outbound") not in no_instance.headers
+    assert len(registrar) == 2  # both kept as ordinary bindings, by Contact URI
+
+
+def test_outbound_two_reg_ids_in_one_register_is_400_and_requests_take_the_newest_flow() -> None:
+    clock = Clock()
+    registrar = Registrar(clock)
+    both = register(
+        f"<sip:a@x.invalid>;reg-id=1;{INSTANCE}, <sip:a@x.invalid>;reg-id=2;{INSTANCE}", supported="outbound"
+    )
+    assert registrar.register(both, "alice", FLOW).status == 400
+    registrar.register(outbound("<sip:a@x.invalid>", reg_id=1), "alice", FLOW)
+    clock.now += 1
+    registrar.register(outbound("<sip:a@x.invalid>", reg_id=2, call_id="c2"), "alice", OTHER)
+    bindings = registrar.bindings("alice")
+    assert len(bindings) == 2  # two flows of one instance (RFC 5626 §4.2): one is used
+    assert [b.flow for b in bindings if registrar.reachable(b)] == [OTHER]
+    registrar.flow_closed(OTHER)
+    assert [b.flow for b in registrar.bindings("alice") if registrar.reachable(b)] == [FLOW]
+    removed = registrar.register(outbound("<sip:a@x.invalid>", reg_id=1, expires="0", cseq=2), "alice", FLOW)
+    assert removed.status == 200 and len(registrar) == 0
