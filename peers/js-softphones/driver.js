@@ -150,13 +150,24 @@
         jssipSession(created, "outgoing");
         return;
       }
+      // earlyMedia: SIP.js applies the SDP of a 183 (its default ignores it), as a softphone that plays
+      // the PBX's ringback or announcements does.
       const inviter = new SIP.Inviter(ua, SIP.UserAgent.makeURI(target), {
+        earlyMedia: true,
         sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
       });
       sipjsSession(inviter, "outgoing");
       inviter.invite({
         requestDelegate: {
-          onProgress: (r) => emit("progress", { status: r.message.statusCode }),
+          onProgress: (r) => {
+            emit("progress", { status: r.message.statusCode });
+            const handler = inviter.sessionDescriptionHandler;
+            if (r.message.body && handler && !audio) {
+              const stream = new MediaStream();
+              handler.peerConnection.getReceivers().forEach((x) => x.track && stream.addTrack(x.track));
+              attachRemote(stream);
+            }
+          },
           onReject: (r) => emit("failed", { status: r.message.statusCode, cause: r.message.reasonPhrase }),
         },
       });

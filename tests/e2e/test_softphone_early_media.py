@@ -1,0 +1,54 @@
+"""Early media toward the browser SIP libraries (JsSIP 3.13, SIP.js 0.21 with earlyMedia): the desk phone
+answers the library's call with 183 Session Progress and SDP and plays its tone before answering; the
+gateway sends 183 with its WebRTC answer over SIP WebSocket, and the library hears the tone while the call
+is still ringing, then the 200 connects the call with the tone still heard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.softphones import Library, Softphone, require_softphones, softphone_server
+from tests.e2e.harness import running_gateway
+from tests.e2e.test_sip_websocket import ALICE_SIP_PASSWORD, no_calls, realm_of, websocket_config
+from tests.e2e.test_softphone_libraries import LIBRARIES, allowing
+from tests.signaling.browser import chromium_page
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_hears_early_media_before_the_answer(library: Library, tmp_path: Path) -> None:
+    require_softphones()
+    require_desk_phone()
+    async with (
+        softphone_server() as origin,
+        DeskPhone(tmp_path, user="2000", tone=440, answer="ring") as phone,
+        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        chromium_page() as page,
+    ):
+        realm = realm_of(gateway)
+        softphone = Softphone(page, library)
+        await softphone.open(origin)
+        await softphone.start(
+            gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
+        )
+        await softphone.wait_for("registered")
+
+        await softphone.call(f"sip:2000@{realm}")
+        incoming = await phone.wait_for("incoming", timeout=15)
+        await phone.send("answer", call=incoming["call"], code=183)
+        progress = await softphone.wait_for("progress", status=183)
+        assert progress["status"] == 183
+        await softphone.hears(440)  # early media, before any 200
+        assert not [e for e in await softphone.events() if e["type"] in ("accepted", "confirmed")]
+
+        await phone.send("answer", call=incoming["call"], code=200)
+        await softphone.wait_for("confirmed")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        await softphone.hears(440)
+        await softphone.hangup()
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        await softphone.wait_for("ended")
+        assert await no_calls(gateway)
