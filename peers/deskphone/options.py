@@ -34,6 +34,12 @@ class PhoneOptions:
     control: bool = False
     log_level: int = 0  # pjsip's own log on stderr (0 silent .. 5 chatty)
     srtp: str = "off"  # off | optional | mandatory: SDES-SRTP (RFC 4568), offered even over UDP
+    # SIP over TLS: listen on this port with this certificate and key (PEM) and speak only TLS; peers'
+    # certificates are verified against tls_ca when given
+    tls_port: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES and not (self.answer.isdigit() and 300 <= int(self.answer) <= 699):
@@ -42,6 +48,8 @@ class PhoneOptions:
             )
         if not self.codecs:
             raise ValueError("--codecs needs at least one codec")
+        if self.tls_port and (self.tls_cert is None or self.tls_key is None):
+            raise ValueError("--tls-port needs --tls-cert and --tls-key")
 
     @property
     def aor_domain(self) -> str:
@@ -91,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
     p.add_argument("--control", action="store_true", help="JSON lines: commands on stdin, events on stdout")
     p.add_argument("--log-level", type=int, default=0, help="pjsip log level on stderr (0-5)")
     p.add_argument("--srtp", choices=("off", "optional", "mandatory"), default="off", help="SDES-SRTP use")
+    p.add_argument("--tls-port", type=int, default=0, help="SIP over TLS on this port (then TLS only)")
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for --tls-port")
+    p.add_argument("--tls-key", type=Path, default=None, help="PEM private key for --tls-port")
+    p.add_argument("--tls-ca", type=Path, default=None, help="PEM CAs that peers' certificates must chain to")
     a = p.parse_args(argv)
     try:
         return PhoneOptions(
@@ -114,6 +126,10 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
             control=a.control,
             log_level=a.log_level,
             srtp=a.srtp,
+            tls_port=a.tls_port,
+            tls_cert=a.tls_cert,
+            tls_key=a.tls_key,
+            tls_ca=a.tls_ca,
         )
     except ValueError as exc:
         p.error(str(exc))

@@ -115,6 +115,8 @@ class Phone:
         transport.boundAddress = o.host
         transport.port = o.port
         transport_id = self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        if o.tls_port:  # then the account speaks TLS only (a phone of a PBX that requires it)
+            transport_id = self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, self._tls_config())
         self.endpoint.libStart()
         self._set_codec_priorities()
         if o.tone:
@@ -128,7 +130,8 @@ class Phone:
         account.mediaConfig.transportConfig.port = o.rtp_port
         srtp_use = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL}
         account.mediaConfig.srtpUse = srtp_use.get(o.srtp, pj.PJMEDIA_SRTP_MANDATORY)
-        account.mediaConfig.srtpSecureSignaling = 0  # SDES over plain SIP too (a test peer on loopback)
+        # SDES over plain SIP too (a test peer on loopback), unless it speaks TLS: then SDES only over it
+        account.mediaConfig.srtpSecureSignaling = 1 if o.tls_port else 0
         account.natConfig.contactRewriteUse = 0  # loopback: what we bind is what others reach
         account.natConfig.viaRewriteUse = 0
         account.natConfig.sdpNatRewriteUse = 0
@@ -145,6 +148,18 @@ class Phone:
         if o.call and not o.registrar:
             self.called_at_start = True
             self.later(0, lambda: self.execute({"cmd": "call", "uri": o.call}))
+
+    def _tls_config(self) -> pj.TransportConfig:
+        o = self.options
+        config = pj.TransportConfig()
+        config.boundAddress = o.host
+        config.port = o.tls_port
+        config.tlsConfig.certFile = str(o.tls_cert)
+        config.tlsConfig.privKeyFile = str(o.tls_key)
+        if o.tls_ca is not None:
+            config.tlsConfig.CaListFile = str(o.tls_ca)
+            config.tlsConfig.verifyServer = True  # the gateway's certificate must chain to tls_ca
+        return config
 
     def _set_codec_priorities(self) -> None:
         wanted = [c.upper() for c in self.options.codecs]

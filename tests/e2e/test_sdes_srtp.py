@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 
+from gateway.devcert import make_dev_certificates
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
+from peers.ports import free_port
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
@@ -82,3 +85,74 @@ async def test_a_phone_requiring_srtp_is_refused_when_srtp_is_off(tmp_path: Path
         assert state["code"] == 488, state
         await asyncio.sleep(0.2)
         assert [e for e in alice.events if e.get("type") == "incoming"] == []
+
+
+async def test_sdes_srtp_over_tls_with_the_desk_phone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deployment SDES is meant for (RFC 4568 §8.3: keys only over a secure channel): the desk phone
+    speaks SIP over TLS only (its certificate and the gateway's from the dev CA, each verified by the
+    other side) and insists on SRTP; the gateway, with no sdes_over_plain_sip, offers a=crypto because the
+    hop is TLS. Calls both ways, tone heard on each side, DTMF."""
+    require_desk_phone()
+    pki = make_dev_certificates(tmp_path / "pki", ["127.0.0.1"])
+    phone_tls, gateway_tls = free_port(), free_port()
+    tls_args = (
+        "--srtp=mandatory",
+        f"--tls-port={phone_tls}",
+        f"--tls-cert={pki.certificate}",
+        f"--tls-key={pki.private_key}",
+        f"--tls-ca={pki.ca}",
+    )
+    sip = {
+        "listen": [
+            {"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)},
+            {"transport": "tls", "host": "127.0.0.1", "port": gateway_tls},
+        ],
+        "trusted_sources": ["127.0.0.1/32"],
+        "tls": {
+            "certificate": str(pki.certificate),
+            "private_key": str(pki.private_key),
+            "ca_file": str(pki.ca),
+        },
+    }
+    media = {"rtp_ports": {"start": 31400, "end": 31599}, "sip_srtp": "required"}
+    caplog.set_level(logging.INFO, logger="gateway.media")
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440, extra_args=tls_args) as phone,
+        running_gateway(
+            gateway_config(f"127.0.0.1:{phone_tls}", pbx_transport="tls", sip=sip, media=media)
+        ) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:  # web -> phone over TLS, SRTP with keys in the TLS-protected SDP
+            call_id = await alice.call("2000", await peer.offer())
+            await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)
+            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "3"})
+            await phone.wait_for("dtmf", digit="3")
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            assert wav_has_tone(await phone.wait_for_recording(incoming["call"]), 1000)
+        finally:
+            await peer.close()
+        peer = WebPeer(freq=1000)
+        try:  # phone -> web: the phone's TLS connection to the gateway, its RTP/SAVP offer
+            number = await phone.call(f"sip:1001@127.0.0.1:{gateway_tls};transport=tls")
+            ringing = await alice.wait_for("incoming")
+            await alice.answer(ringing["call_id"], peer.answer)
+            await phone.wait_for("state", call=number, state="CONFIRMED")
+            peer.clear()
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=ringing["call_id"])
+            assert wav_has_tone(await phone.wait_for_recording(number), 1000)
+        finally:
+            await peer.close()
+    srtp_on = [r for r in caplog.records if "SRTP on (AES_CM_128_HMAC_SHA1_80)" in r.getMessage()]
+    assert len(srtp_on) >= 2, "SRTP was not used on both calls"
