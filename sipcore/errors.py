@@ -26,6 +26,7 @@ __all__ = [
     "ParseContext",
     "SIPError",
     "TransportError",
+    "Unreachable",
     "UnsupportedURIScheme",
     "VersionNotSupported",
 ]
@@ -155,6 +156,13 @@ class TransportError(SIPError):
 
     status = 503
     phrase = "Service Unavailable"
+
+
+class Unreachable(TransportError):
+    """The peer cannot be reached at all: ICMP host/port unreachable for UDP (RFC 3261 §18.4), a TCP
+    connection refused. The transaction fails with a 503 whose reason phrase says so, at once."""
+
+    phrase = "Destination Unreachable"
 
 
 class CertificateRejected(TransportError):

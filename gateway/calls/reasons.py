@@ -18,6 +18,7 @@ from typing import Final
 
 from gateway.calls.errors import InvalidValue
 from gateway.calls.states import RejectKind
+from sipcore.errors import Unreachable
 
 
 class EndReason(enum.StrEnum):
@@ -151,6 +152,8 @@ def reason_for_status(status: int, phrase: str = "") -> Reason:
     """The user-facing reason for a final failure `status` of an outbound INVITE."""
     if not 300 <= status <= 699:
         raise InvalidValue(f"not a final failure status: {status!r}")
+    if status == 503 and phrase.startswith(Unreachable.phrase):  # our own: ICMP unreachable, TCP refused
+        return Reason(EndReason.PBX_UNREACHABLE, f"The PBX is unreachable ({phrase})", status)
     exact = _BY_STATUS.get(status)
     if exact is not None:
         return Reason(exact[0], exact[1], status)

@@ -54,7 +54,7 @@ from gateway.sip.server import Entry, ServerSide
 from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
 from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport, TlsTransport
 from gateway.sip.tu import TransactionUser
-from sipcore.errors import CertificateRejected, SIPError, TransportError
+from sipcore.errors import CertificateRejected, SIPError, TransportError, Unreachable
 from sipcore.headers import Via, new_branch
 from sipcore.message import Message, Request, Response, add_received, make_response
 from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
@@ -175,7 +175,7 @@ class TransactionLayer:
         name = transport.upper()
         opened: Transport
         if name == "UDP":
-            opened = await UdpTransport.bind(host, port, self.receive)
+            opened = await UdpTransport.bind(host, port, self.receive, on_unreachable=self.connection_closed)
         elif name in ("TCP", "TLS"):
             if name == "TLS" and self.tls is None:
                 raise ValueError("a TLS transport needs certificates (sip.tls)")
@@ -347,7 +347,7 @@ class TransactionLayer:
     def _notify(self, entry: Entry, notice: Notice) -> None:
         if entry.client is not None:
             failure = entry.failure if notice is Notice.TRANSPORT_ERROR else None
-            reason = failure.reason_phrase if isinstance(failure, CertificateRejected) else None
+            reason = failure.reason_phrase if isinstance(failure, CertificateRejected | Unreachable) else None
             entry.client.fail(make_response(entry.txn.request, _FAILURE_STATUS[notice], reason), notice)
         else:
             if entry.incoming is not None:
@@ -377,7 +377,8 @@ class TransactionLayer:
     def connection_closed(
         self, transport: Transport, address: Address, error: TransportError | None = None
     ) -> None:
-        """A stream connection closed: client transactions sent over it fail now with a transport
+        """A stream connection closed, or ICMP said a UDP destination is unreachable (RFC 3261 §18.4):
+        client transactions sent over it fail now with a transport
         error (503, saying why when it was a rejected certificate) rather than after Timer B/F, or
         never for an INVITE already Proceeding."""
         for entry in list(self.client.entries.values()):

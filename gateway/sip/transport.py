@@ -12,20 +12,32 @@ Sending never blocks and never raises on network failures: a failure that the tr
 of (a TCP connection refused, reset or timed out, a send on a closed transport) is reported to
 the ``on_error`` callback given with the data, on a later turn of the event loop, so that the
 transaction layer can feed it to the transaction as a transport error (RFC 3261 §17.1.4, §18.4).
+
+UDP and ICMP (RFC 3261 §18.4: host, network, port or protocol unreachable SHOULD be reported as a
+failure to send): the socket has IP_RECVERR / IPV6_RECVERR set, so the kernel queues each ICMP error
+with the destination of the datagram that caused it, and the transport reads that queue and tells
+``on_unreachable`` which (ip, port) cannot be reached: a request to a closed PBX port fails at once
+instead of after Timer B/F. With the option set the kernel also reports the error to the next send
+on the socket, whatever its destination: that send is retried once after the queue is read, so no
+datagram to another peer is lost for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
+import os
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from sipcore.errors import TransportError
+from gateway.logs import RateLimit
+from sipcore.errors import TransportError, Unreachable
 from sipcore.parser import Framing
 from sipcore.routing import Address
 
@@ -43,6 +55,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 UDP_RECEIVE_BUFFER = 2**21  # bytes asked for SO_RCVBUF (the kernel caps it at rmem_max)
+# Linux's IP_RECVERR (linux/in.h) and IPV6_RECVERR (linux/in6.h); the socket module names neither.
+_RECVERR: dict[int, tuple[int, int]] = {
+    socket.AF_INET: (socket.IPPROTO_IP, 11),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, 25),
+}
+# The errors ICMP host/network/port/protocol unreachable and parameter problem become (RFC 3261 §18.4).
+_UNREACHABLE = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOPROTOOPT, errno.EPROTO}
+)
+UnreachableCallback = Callable[["UdpTransport", Address, TransportError], None]
 
 
 class Transport(Protocol):
@@ -134,21 +156,45 @@ class UdpTransport(asyncio.DatagramProtocol):
     reliable = False
     framing = Framing.DATAGRAM
 
-    def __init__(self, on_receive: ReceiveCallback) -> None:
+    def __init__(
+        self, on_receive: ReceiveCallback, on_unreachable: UnreachableCallback | None = None
+    ) -> None:
         self._on_receive = on_receive
+        self._on_unreachable = on_unreachable
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None  # ours: asyncio's wrapper cannot read the error queue
         self._family = socket.AF_INET
         self._local: Address = ("", 0)
         self._closed = False
+        self._icmp_log = RateLimit()
 
     @classmethod
-    async def bind(cls, host: str, port: int, on_receive: ReceiveCallback) -> UdpTransport:
-        """Bind ``host:port`` (port 0: any free port) and start receiving."""
+    async def bind(
+        cls,
+        host: str,
+        port: int,
+        on_receive: ReceiveCallback,
+        on_unreachable: UnreachableCallback | None = None,
+    ) -> UdpTransport:
+        """Bind ``host:port`` (port 0: any free port) and start receiving; ICMP unreachable errors for a
+        destination go to ``on_unreachable``."""
         loop = asyncio.get_running_loop()
         family = address_family(host)
-        _, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(on_receive), local_addr=(host.strip("[]"), port), family=family
-        )
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual-stack on "::"
+            sock.bind((host.strip("[]"), port))
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # not Linux: ICMP errors stay unread, timers decide
+                sock.setsockopt(*_RECVERR[family], 1)
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: cls(on_receive, on_unreachable), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        protocol._sock = sock
         logger.info("UDP transport listening on %s:%d", format_host(protocol.local[0]), protocol.local[1])
         return protocol
 
@@ -177,9 +223,32 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._on_receive(data, Source(self, host, port))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors (port unreachable) name no transaction on an unconnected socket: the
-        # retransmission timers turn them into timeouts.
         logger.debug("UDP %s: %s", self, exc)
+        self._read_errors()
+
+    def _read_errors(self) -> None:
+        """Read the socket's error queue: each ICMP unreachable names the destination it was for."""
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(64):  # bounded: a flood of ICMP must not hold the loop
+            try:
+                _, ancillary, _, address = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except OSError:  # BlockingIOError: the queue is empty
+                return
+            code = next(
+                (struct.unpack_from("=I", data)[0] for level, kind, data in ancillary
+                 if (level, kind) == _RECVERR.get(sock.family) and len(data) >= 4),
+                None,
+            )  # fmt: skip
+            if code not in _UNREACHABLE or not address:
+                continue
+            destination = normalize_address(tuple(address))
+            error = Unreachable(f"{format_host(destination[0])}:{destination[1]} (ICMP: {os.strerror(code)})")
+            if self._icmp_log.allow(logger, logging.INFO):
+                logger.info("UDP %s: %s", self, error)
+            if self._on_unreachable is not None:
+                self._on_unreachable(self, destination, error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -199,6 +268,17 @@ class UdpTransport(asyncio.DatagramProtocol):
                 report_error(on_error, TransportError(f"{self!r} cannot reach {host}"))
                 return
             host = f"::ffff:{host}"  # IPv4 peer on a dual-stack IPv6 socket
+        sock = self._sock
+        # asyncio's datagram transports have get_write_buffer_size (typeshed does not say so): while it
+        # holds datagrams, new ones queue behind them in order
+        if sock is not None and not getattr(self._transport, "get_write_buffer_size", lambda: 1)():
+            try:
+                sock.sendto(data, (host, destination[1]))
+                return
+            except (BlockingIOError, InterruptedError):
+                pass  # asyncio buffers it until the socket is writable
+            except OSError:  # an ICMP error for an earlier datagram surfaced here: read it, send again
+                self._read_errors()
         self._transport.sendto(data, (host, destination[1]))
 
     async def close(self) -> None:

@@ -39,7 +39,7 @@ from gateway.sip.transport import (
     normalize_address,
     report_error,
 )
-from sipcore.errors import CertificateRejected, SIPError, TransportError
+from sipcore.errors import CertificateRejected, SIPError, TransportError, Unreachable
 from sipcore.framing import KeepAlive, StreamFramer
 from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits
 from sipcore.routing import Address
@@ -172,6 +172,9 @@ class _Connection(asyncio.Protocol):
             self._closed(CertificateRejected(detail))
             return
         logger.info("%r: connect failed: %s", self, exc)
+        if isinstance(exc, ConnectionRefusedError):  # RST: nobody listens there, no point waiting
+            self._closed(Unreachable(f"{where} refused the connection"))
+            return
         self._closed(TransportError(f"cannot connect to {where}: {exc}"))
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 from gateway.sip.transport import Source, UdpTransport
 from gateway.sip.transport_tcp import ConnectionState, TcpLimits, TcpTransport
 from peers.binaries import require_ipv6_loopback
-from sipcore.errors import TransportError
+from sipcore.errors import TransportError, Unreachable
 
 OPTIONS = (
     b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKx\r\n"
@@ -68,6 +68,37 @@ async def test_udp_send_errors_are_reported_not_raised(closing: list[UdpTranspor
     udp.send(b"x", ("127.0.0.1", 5060), errors.append)
     await asyncio.sleep(0)
     assert len(errors) == 3 and all(isinstance(e, TransportError) for e in errors)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_udp_icmp_port_unreachable_names_the_destination_and_loses_no_other_datagram(
+    host: str, closing: list[UdpTransport | TcpTransport]
+) -> None:
+    """RFC 3261 §18.4: the ICMP error for a closed port reaches ``on_unreachable`` with that (ip, port);
+    the kernel reports it to the next send as well, to another peer, which must still be delivered."""
+    if host == "::1":
+        require_ipv6_loopback()
+    unreachable: list[tuple[UdpTransport, tuple[str, int], TransportError]] = []
+    inbox = Inbox()
+    udp = await UdpTransport.bind(host, 0, Inbox(), on_unreachable=lambda *args: unreachable.append(args))
+    live = await UdpTransport.bind(host, 0, inbox)
+    closing += [udp, live]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        closed = probe.getsockname()[:2]
+    udp.send(OPTIONS, closed)
+    await asyncio.sleep(0.05)  # the ICMP error is queued on the socket by now (loopback)
+    for n in range(5):
+        udp.send(b"datagram %d" % n, live.local)
+    assert [(await inbox.get())[0] for _ in range(5)] == [b"datagram %d" % n for n in range(5)]
+    for _ in range(20):
+        if unreachable:
+            break
+        await asyncio.sleep(0.05)
+    assert [(t, a) for t, a, _ in unreachable] == [(udp, closed)]
+    assert isinstance(unreachable[0][2], Unreachable)
+    assert unreachable[0][2].reason_phrase.endswith("(ICMP: Connection refused)")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
@@ -148,7 +179,7 @@ async def test_tcp_connect_failure_reports_transport_error(
         failed = asyncio.get_running_loop().create_future()
         client.send(OPTIONS, ("127.0.0.1", port), failed.set_result)
         error = await asyncio.wait_for(failed, 5)
-    assert isinstance(error, TransportError) and "cannot connect" in error.detail
+    assert isinstance(error, Unreachable) and "refused the connection" in error.detail  # a 503 at once
     assert client.connections == {}
     await client.close()
     errors: list[Exception] = []
