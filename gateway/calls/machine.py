@@ -166,11 +166,12 @@ class CallMachine:
             del self.ringing[session_id]
             self.emit(StopRinging(session_id, self.call_id, reason.message, code))
 
-    def begin_closing(self) -> None:
-        """The browser side is done; wait for the SIP leg to confirm (BYE answered, INVITE ended)."""
+    def begin_closing(self, timeout: float | None = None) -> None:
+        """The browser side is done; wait for the SIP leg to confirm (BYE answered, INVITE ended) for
+        ``timeout`` seconds (default: closing_timeout)."""
         for name in sorted(self.timers - {TimerName.CLOSING}):
             self.cancel_timer(name)
-        self.start_timer(TimerName.CLOSING, self.settings.closing_timeout)
+        self.start_timer(TimerName.CLOSING, self.settings.closing_timeout if timeout is None else timeout)
         self._set_state(CallState.CLOSING)
 
     def close(self) -> None:

@@ -67,11 +67,12 @@ def _drop_pending(call: CallMachine) -> None:
 
 
 def end_connected(call: CallMachine, reason: Reason) -> None:
-    """We end a confirmed dialog: BYE, close the bridge, tell the browser, wait for the BYE's end."""
+    """We end a confirmed dialog: BYE, close the bridge, tell the browser, wait a little for the BYE's
+    answer (bye_timeout: the session is over once BYE is sent, RFC 3261 §15.1.1)."""
     _drop_pending(call)
     call.emit(SipBye(call.call_id), CloseBridge(call.call_id))
     call.tell_ended(reason)
-    call.begin_closing()
+    call.begin_closing(call.settings.bye_timeout)
 
 
 def hangup(call: CallMachine, event: WebHangup) -> None:

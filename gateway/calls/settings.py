@@ -24,6 +24,9 @@ class CallSettings:
     max_ringing_per_user: int = 4  # inbound calls ringing one user at once; more get 486 (a caller's flood)
     answer_timeout: float = 20.0  # a session answered until WebRTC is up: 480
     closing_timeout: float = 32.0  # 64*T1 (RFC 3261 §17.1.1.2 timer B): give up on the SIP leg
+    # After our BYE the session is over (RFC 3261 §15.1.1): its answer is awaited this long only, so a
+    # dead far end does not keep the call registered for Timer F; the UA goes on retransmitting the BYE.
+    bye_timeout: float = 2.0
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
@@ -36,6 +39,7 @@ class CallSettings:
             "inbound_ring_timeout",
             "answer_timeout",
             "closing_timeout",
+            "bye_timeout",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:

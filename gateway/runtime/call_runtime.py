@@ -208,6 +208,11 @@ class CallRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    @property
+    def pending(self) -> list[asyncio.Task[None]]:
+        """SIP requests still out (a BYE's retransmissions after the call ended)."""
+        return [t for t in self._tasks if not t.done()]
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

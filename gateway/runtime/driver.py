@@ -83,6 +83,9 @@ class CallDriver:
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
             del self._runtimes[runtime.call_id]
+        for task in runtime.pending:  # a BYE still retransmitted to a far end that does not answer
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     @property
     def calls(self) -> int:

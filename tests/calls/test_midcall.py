@@ -354,6 +354,9 @@ def test_bye_from_the_browser() -> None:
     out = call.handle(WebHangup("s1"))
     assert out[0] == SipBye("c1") and notice(out).reason is EndReason.HANGUP
     assert call.state is CallState.CLOSING
+    # the session ended with the BYE (RFC 3261 §15.1.1): its answer is awaited for bye_timeout only
+    assert StartTimer("c1", TimerName.CLOSING, call.settings.bye_timeout) in out
+    assert call.settings.bye_timeout < call.settings.closing_timeout
     call.handle(SipLegClosed())
     assert call.state is CallState.CLOSED
 
