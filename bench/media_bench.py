@@ -6,7 +6,9 @@ per call-second, RSS per call, packets forwarded and lost, and the added latency
 bridge (arrival at the tap or socket -> departure at the socket or aiortc's sender, p50/p99).
 
 Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,transcoding] [--profile] [--lag]
-     [--no-fast-path]
+     [--no-fast-path] [--sip-srtp]
+(``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
+phones protect and check their RTP in the peer process.)
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
 
 Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
@@ -56,6 +58,8 @@ async def _recv(conn: Connection) -> Any:
 
 
 async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> None:
+    import sdp
+    from gateway.media.srtp import SdesSrtp
     from peers.audio import RtpTonePeer, encode_tone
     from peers.webpeer import WebPeer
 
@@ -66,8 +70,12 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> Non
     offers = [await browser.offer() for browser in browsers]
     conn.send(list(zip(offers, ports, strict=True)))
     answers = await _recv(conn)
-    for browser, phone, (answer, address) in zip(browsers, phones, answers, strict=True):
+    for browser, phone, (answer, address, keys) in zip(browsers, phones, answers, strict=True):
         phone.remote = tuple(address)
+        if keys is not None:  # the phone's a=crypto (ours) and the gateway's
+            ours, theirs = (sdp.Crypto.parse(key) for key in keys)
+            assert ours is not None and theirs is not None
+            phone.srtp = SdesSrtp(ours, theirs)
         await browser.accept(answer)
     await asyncio.gather(*(b.connected(timeout=30) for b in browsers))
     conn.send("ready")
@@ -122,6 +130,7 @@ async def _gateway(
     profile: bool,
     lag: bool,
     fast_path: bool,
+    sip_srtp: bool,
 ) -> None:
     import sdp
     from gateway.media import fastlane
@@ -140,14 +149,19 @@ async def _gateway(
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
             inactivity_timeout=None, fast_lane=pool,
+            sip_srtp="required" if sip_srtp else "off", offer_sdes=sip_srtp,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
-        answer = sdp.answer(plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port))
+        cryptos = plain.media[0].cryptos
+        phone_key = sdp.Crypto.new(cryptos[0].tag) if cryptos else None
+        transport = sdp.PlainTransport("127.0.0.1", phone_port, crypto=phone_key)
+        answer = sdp.answer(plain, codecs=["PCMU"], transport=transport)
         web_answer = await bridge.answer_from_sip(sdp.write(answer))
         address = (plain.connection.address if plain.connection else "127.0.0.1", plain.media[0].port)
+        keys = (phone_key.to_sdp(), cryptos[0].to_sdp()) if phone_key is not None else None
         bridges.append(bridge)
-        answers.append((web_answer, address))
+        answers.append((web_answer, address, keys))
     peer.send(answers)
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
@@ -202,6 +216,7 @@ async def _gateway(
     rss_during = _rss_bytes()
     watcher.cancel()
     stats = [b.stats() for b in bridges]
+    linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -236,6 +251,7 @@ async def _gateway(
         "loop_lag_p99_ms": 1000 * sorted(lags)[int(0.99 * len(lags))] if lags else 0.0,
         "peer_cpu_share": peer_cpu / (time.monotonic() - wall_start),
         "peer_queue_drops": peer_drops,
+        "linked": linked,
     }
     if profiler is not None:
         text = io.StringIO()
@@ -253,8 +269,9 @@ def gateway_main(
     profile: bool,
     lag: bool,
     fast_path: bool,
+    sip_srtp: bool,
 ) -> None:
-    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag, fast_path)
+    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag, fast_path, sip_srtp)
     if os.environ.get("MEDIA_BENCH_UVLOOP"):  # an experiment only: uvloop is no dependency of the gateway
         import uvloop
 
@@ -268,14 +285,21 @@ def gateway_main(
 
 
 def run_case(
-    count: int, mode: str, seconds: float, profile: bool, lag: bool, fast_path: bool = True
+    count: int,
+    mode: str,
+    seconds: float,
+    profile: bool,
+    lag: bool,
+    fast_path: bool = True,
+    sip_srtp: bool = False,
 ) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     gateway_end, peer_end = context.Pipe()
     report_out, report_in = context.Pipe()
     peers = context.Process(target=peer_main, args=(peer_end, count, mode, seconds))
     gateway = context.Process(
-        target=gateway_main, args=(gateway_end, report_in, count, mode, seconds, profile, lag, fast_path)
+        target=gateway_main,
+        args=(gateway_end, report_in, count, mode, seconds, profile, lag, fast_path, sip_srtp),
     )
     peers.start()
     gateway.start()
@@ -306,13 +330,16 @@ def main() -> int:
         action="store_true",
         help="everything on the Python path (no EnginePool in BridgeSettings)",
     )
+    parser.add_argument(
+        "--sip-srtp", action="store_true", help="SDES-SRTP on the SIP leg (media.sip_srtp: required)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     load = Path("/proc/loadavg").read_text().split()[0]
     print(
         f"media bridge bench: {os.cpu_count()} CPUs (load average {load} before start: other processes on the "
         f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process, "
-        f"fast lane {'off' if args.no_fast_path else 'on'}"
+        f"fast lane {'off' if args.no_fast_path else 'on'}, SIP leg {'SDES-SRTP' if args.sip_srtp else 'plain RTP'}"
     )
     header = (
         f"{'mode':<12}{'calls':>6}{'CPU s/call-s':>14}{'(user':>7}{'sys)':>7}{'target':>8}{'RSS KiB/call':>14}"
@@ -322,7 +349,9 @@ def main() -> int:
     ok = True
     for mode in args.modes.split(","):
         for count in counts:
-            r = run_case(count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path)
+            r = run_case(
+                count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path, args.sip_srtp
+            )
             sent = r["browser_sent"] + r["phone_sent"]
             received = r["browser_received"] + r["phone_received"]
             e2e_lost = sent - received
@@ -335,7 +364,8 @@ def main() -> int:
                 f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
             )
             print(
-                f"{'':18}browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
+                f"{'':18}calls on the fast lane {r['linked']}/{count}; "
+                f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
                 f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
                 f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "
                 f"full GC pauses (ms) {r['gc2_pauses_ms']}; "

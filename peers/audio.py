@@ -25,7 +25,7 @@ import random
 import wave
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from av import AudioCodecContext, AudioFrame, CodecContext, Packet
 
@@ -184,7 +184,10 @@ class RtpTonePeer:
     """A tiny plain-RTP PCMU peer on 127.0.0.1: sends paced tones, records and decodes what it receives.
 
     ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
-    keeps every parsed RTP packet and ``sources`` the addresses they came from.
+    keeps every parsed RTP packet and ``sources`` the addresses they came from. ``srtp`` (e.g. a
+    ``gateway.media.srtp.SdesSrtp`` with the peer's key as ``ours``) makes it an SRTP phone: RTP is
+    protected on the way out and unprotected on the way in (what does not authenticate goes to
+    ``other``); ``send_raw`` and RTCP are left as they are.
     """
 
     def __init__(self, payload_type: int = PT_PCMU, ssrc: int | None = None, *, record: bool = True) -> None:
@@ -204,6 +207,9 @@ class RtpTonePeer:
         self._codec = G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
         self._transport: asyncio.DatagramTransport | None = None
         self._phase = 0.0
+        self.srtp: Any = (
+            None  # protect(bytes) -> bytes, unprotect(bytes) -> bytes (raises when not authentic)
+        )
 
     async def start(self, port: int = 0) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -240,8 +246,10 @@ class RtpTonePeer:
         destination = remote or self.remote
         if self._transport is None or destination is None:
             raise RuntimeError("peer not started or no remote address")
-        packet = RtpPacket(self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker)
-        self._transport.sendto(packet.serialize(), destination)
+        data = RtpPacket(
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, marker
+        ).serialize()
+        self._transport.sendto(data if self.srtp is None else self.srtp.protect(data), destination)
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + samples) & 0xFFFF_FFFF
         self.sent += 1
@@ -286,10 +294,17 @@ class RtpTonePeer:
         return frames
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        rtcp = len(data) >= 2 and 192 <= data[1] <= 223  # RFC 5761 §4
+        if self.srtp is not None and not rtcp:
+            try:
+                data = self.srtp.unprotect(data)
+            except Exception:  # not authentic (pylibsrtp.Error): not heard
+                self.other.append(data)
+                return
         if not self.record:
             self.received += 1
             return
-        if len(data) >= 2 and 192 <= data[1] <= 223:  # RTCP (RFC 5761 §4)
+        if rtcp:
             self.other.append(data)
             return
         try:

@@ -1,19 +1,23 @@
 /*
  * The media fast lane: one native thread that forwards steady pass-through RTP between the two legs of
  * many calls, so a packet costs a few system calls instead of an event-loop wake-up and ~100 lines of
- * Python (see gateway/media/fastpath.py, which owns every decision; this file only executes them).
+ * Python (see gateway/media/fastlane/, which owns every decision; this file only executes them).
  *
  * Per call a Link owns duplicates of two UDP sockets: the web leg's (the ICE pair's, SRTP) and the SIP
- * leg's (plain RTP). The thread reads both. A packet that matches its direction's armed lane (source
- * address, SSRC, payload type, timestamps in step with the clock) is rewritten (SSRC, sequence number,
- * timestamp offset, payload type), SRTP-protected or -unprotected and sent on the other socket; the
+ * leg's (plain RTP, or SRTP when the link was given SIP-leg sessions). The thread reads both. A packet
+ * that matches its direction's armed lane (source address, SSRC, payload type, timestamps in step with
+ * the clock) is SRTP-unprotected where its leg has SRTP, rewritten (SSRC, sequence number, timestamp
+ * offset, payload type), SRTP-protected where the other leg has SRTP and sent on the other socket; the
  * thread queues a record of it for Python to account for. Anything else (STUN, DTLS, RTCP, DTMF, a new
- * source, a jump) is queued for Python as is - RTP from the browser already decrypted - and disarms the
- * lane when it was armed: Python handles it on its usual path and re-arms.
+ * source, a jump) is queued for Python as is - RTP already decrypted, from either leg, with a kind that
+ * says so (libsrtp's replay check would refuse a second unprotect) - and disarms the lane when it was
+ * armed: Python handles it on its usual path and re-arms. SRTCP is left to Python on both legs.
  *
- * SRTP: the Link uses aiortc's own libsrtp sessions (pointers taken from pylibsrtp), and every use of
- * them - the thread's and Python's (Link.srtp, which fastpath.py installs in aiortc's place) - happens
- * under the engine mutex: libsrtp sessions are not thread-safe.
+ * SRTP: the Link uses aiortc's own libsrtp sessions on the web leg and the SIP leg's SRTP sessions (SDES
+ * or DTLS-SRTP, gateway/media/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
+ * the thread's and Python's (Link.srtp, which the fast lane installs in the legs' place) - happens under
+ * the engine mutex: libsrtp sessions are not thread-safe. An SRTP packet from the SIP side that does not
+ * authenticate is dropped and counted (sip_dropped), as one from the browser is (dropped).
  *
  * Locking: one engine mutex guards the queue and every Link; the thread holds it while it processes the
  * events of one epoll_wait. Python-facing calls hold the GIL and then take the mutex; the thread never
@@ -53,7 +57,16 @@
 #define JUMP_SECONDS 1.0         /* as gateway/media/retime.py */
 
 enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
-enum { KIND_RECORD_WEB_TO_SIP = 0, KIND_RECORD_SIP_TO_WEB = 1, KIND_WEB_RAW = 2, KIND_WEB_RTP = 3, KIND_SIP = 4 };
+/* what drain() returns: records of forwarded packets, and datagrams left to Python - raw, or RTP the
+   engine already unprotected (KIND_WEB_RTP always; KIND_SIP_RTP when the SIP leg has SRTP) */
+enum {
+    KIND_RECORD_WEB_TO_SIP = 0,
+    KIND_RECORD_SIP_TO_WEB = 1,
+    KIND_WEB_RAW = 2,
+    KIND_WEB_RTP = 3,
+    KIND_SIP_RAW = 4,
+    KIND_SIP_RTP = 5,
+};
 enum { OP_PROTECT = 0, OP_UNPROTECT = 1, OP_PROTECT_RTCP = 2, OP_UNPROTECT_RTCP = 3 };
 
 typedef int (*srtp_fn)(void *ctx, void *data, int *len);
@@ -134,9 +147,11 @@ typedef struct Core {
     int dead;
     int fds[2];
     void *rx, *tx;                 /* libsrtp sessions (srtp_t) of the web leg */
+    void *sip_rx, *sip_tx;         /* the SIP leg's, or NULL: plain RTP */
     Output out[2];                 /* out[0]: to the SIP side, out[1]: to the browser */
     Lane lanes[2];
     uint64_t dropped;              /* SRTP failures and malformed web RTP */
+    uint64_t sip_dropped;          /* SRTP from the SIP side that did not authenticate (or malformed after) */
     Tag tags[2];
     struct Core *next_dead;
 } Core;
@@ -307,7 +322,8 @@ static int write_header(uint8_t *out, const Output *o, int marker, uint8_t pt, u
     return 12 + o->extension_len;
 }
 
-/* Build, protect (to the browser) and send one packet on output ``which``; the sequence number used or -1. */
+/* Build, protect (to the browser; to the SIP side when it has SRTP) and send one packet on output ``which``;
+   the sequence number used or -1. */
 static int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, uint32_t ts,
                 const uint8_t *payload, int payload_len) {
     uint8_t buffer[BUFFER_SIZE];
@@ -321,6 +337,8 @@ static int emit(Engine *e, Core *c, int which, const Address *to, int marker, ui
     if (which == LANE_SIP_TO_WEB) {
         if (c->tx == NULL || e->fn[OP_PROTECT](c->tx, buffer, &len) != 0)
             return -1;
+    } else if (c->sip_tx != NULL && e->fn[OP_PROTECT](c->sip_tx, buffer, &len) != 0) {
+        return -1;
     }
     o->seq = (uint16_t)(seq + 1);
     if (sendto(c->fds[which == LANE_SIP_TO_WEB ? 0 : 1], buffer, (size_t)len, MSG_DONTWAIT,
@@ -471,17 +489,26 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         /* STUN (consent checks time out in 0.5 s), DTLS, SRTCP (its arrival time makes the RTT): now */
         return punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
     }
-    /* RFC 5761 §4 on the plain leg as rtp.is_rtcp: 192-223 (RTCP, or RTP Python rejects anyway) */
+    /* RFC 5761 §4 on the SIP leg as rtp.is_rtcp: 192-223 (RTCP, or RTP Python rejects anyway) */
     int rtcp = len > 1 && d[1] >= 192 && d[1] <= 223;
-    if (!rtcp && parse_rtp(d, len, &r)) {
-        if (lane_takes(&c->lanes[LANE_SIP_TO_WEB], &r, src, now)) {
-            forward(e, c, LANE_SIP_TO_WEB, d, &r, now);
+    uint8_t kind = KIND_SIP_RAW;
+    if (!rtcp && c->sip_rx != NULL) {
+        if (len < 2 || d[0] < 128 || d[0] > 191) /* not RTP version 2 (e.g. DTLS, STUN): Python's */
+            return punt(e, c, KIND_SIP_RAW, d, len, src, srclen, now);
+        if (e->fn[OP_UNPROTECT](c->sip_rx, d, &len) != 0 || !parse_rtp(d, len, &r)) {
+            c->sip_dropped++; /* as RtpEndpoint drops it: not authentic (or a replay) */
             return 0;
         }
-        c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
-        return punt(e, c, KIND_SIP, d, len, src, srclen, now);
+        kind = KIND_SIP_RTP; /* decrypted: Python must not unprotect it again */
+    } else if (rtcp || !parse_rtp(d, len, &r)) {
+        return punt(e, c, KIND_SIP_RAW, d, len, src, srclen, now); /* RTCP (muxed: its arrival makes the RTT) */
     }
-    return punt(e, c, KIND_SIP, d, len, src, srclen, now); /* RTCP (muxed: its arrival makes the RTT) */
+    if (lane_takes(&c->lanes[LANE_SIP_TO_WEB], &r, src, now)) {
+        forward(e, c, LANE_SIP_TO_WEB, d, &r, now);
+        return 0;
+    }
+    c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
+    return punt(e, c, kind, d, len, src, srclen, now);
 }
 
 static void notify(Engine *e) {
@@ -779,10 +806,14 @@ static PyObject *engine_drain(Engine *self, PyObject *unused) {
 static PyObject *engine_link(Engine *self, PyObject *args) {
     unsigned int id;
     int web_fd, sip_fd;
-    unsigned long long rx, tx;
+    unsigned long long rx, tx, sip_rx = 0, sip_tx = 0;
     PyObject *sessions;
-    if (!PyArg_ParseTuple(args, "IiiKKO", &id, &web_fd, &sip_fd, &rx, &tx, &sessions))
+    if (!PyArg_ParseTuple(args, "IiiKKO|KK", &id, &web_fd, &sip_fd, &rx, &tx, &sessions, &sip_rx, &sip_tx))
         return NULL;
+    if ((sip_rx == 0) != (sip_tx == 0)) {
+        PyErr_SetString(PyExc_ValueError, "the SIP leg's SRTP sessions: both (rx and tx) or neither");
+        return NULL;
+    }
     pthread_mutex_lock(&self->lock);
     int usable = self->running && !self->failed;
     pthread_mutex_unlock(&self->lock);
@@ -796,6 +827,8 @@ static PyObject *engine_link(Engine *self, PyObject *args) {
     c->id = id;
     c->rx = (void *)(uintptr_t)rx;
     c->tx = (void *)(uintptr_t)tx;
+    c->sip_rx = (void *)(uintptr_t)sip_rx;
+    c->sip_tx = (void *)(uintptr_t)sip_tx;
     c->fds[0] = fcntl(web_fd, F_DUPFD_CLOEXEC, 0);
     c->fds[1] = -1;
     if (c->fds[0] >= 0)
@@ -859,9 +892,13 @@ static PyObject *engine_get_queue_drops(Engine *self, void *closure) {
 static PyMethodDef engine_methods[] = {
     {"drain", (PyCFunction)engine_drain, METH_NOARGS,
      "Take what the thread queued: records (link_id, kind 0/1, ssrc, seq, ts, pt, marker, octets sent, "
-     "arrival, last output ts, departure, packets sent, mapped ts, next frame ts or -1) and datagrams (link_id, kind 2/3/4, data, source, arrival), in arrival order."},
+     "arrival, last output ts, departure, packets sent, mapped ts, next frame ts or -1) and datagrams (link_id, "
+     "kind, data, source, arrival), in arrival order; datagram kinds: 2 web raw (STUN, DTLS, SRTCP), 3 web RTP "
+     "(decrypted), 4 SIP raw (RTCP, SRTCP, plain RTP), 5 SIP RTP (decrypted by the SIP leg's sessions)."},
     {"link", (PyCFunction)engine_link, METH_VARARGS,
-     "link(id, web_fd, sip_fd, rx_session, tx_session, keepalive) -> Link: read both sockets from now on."},
+     "link(id, web_fd, sip_fd, rx_session, tx_session, keepalive[, sip_rx_session, sip_tx_session]) -> Link: "
+     "read both sockets from now on. Sessions are srtp_t addresses; the SIP leg's (both or neither, 0: plain "
+     "RTP) make it SRTP. keepalive (the pylibsrtp objects) is held until close()."},
     {"close", (PyCFunction)engine_close, METH_NOARGS, "Stop the thread (links stop forwarding)."},
     {NULL},
 };
@@ -1111,9 +1148,9 @@ static PyObject *link_send(Link *self, PyObject *args) {
 }
 
 static PyObject *link_srtp(Link *self, PyObject *args) {
-    int op;
+    int op, sip = 0;
     Py_buffer data;
-    if (!PyArg_ParseTuple(args, "iy*", &op, &data))
+    if (!PyArg_ParseTuple(args, "iy*|p", &op, &data, &sip))
         return NULL;
     if (op < 0 || op > 3 || data.len > MAX_PACKET) {
         PyBuffer_Release(&data);
@@ -1130,7 +1167,8 @@ static PyObject *link_srtp(Link *self, PyObject *args) {
     int len = (int)data.len;
     memcpy(buffer, data.buf, (size_t)len);
     PyBuffer_Release(&data);
-    void *session = (op == OP_PROTECT || op == OP_PROTECT_RTCP) ? c->tx : c->rx;
+    int protect = op == OP_PROTECT || op == OP_PROTECT_RTCP;
+    void *session = sip ? (protect ? c->sip_tx : c->sip_rx) : (protect ? c->tx : c->rx);
     pthread_mutex_lock(&self->engine->lock);
     int rc = session == NULL ? -1 : self->engine->fn[op](session, buffer, &len);
     pthread_mutex_unlock(&self->engine->lock);
@@ -1142,13 +1180,13 @@ static PyObject *link_srtp(Link *self, PyObject *args) {
 static PyObject *link_counters(Link *self, PyObject *unused) {
     Core *c = self->core;
     if (c == NULL)
-        return Py_BuildValue("(KKKKK)", 0ULL, 0ULL, 0ULL, 0ULL, 0ULL);
+        return Py_BuildValue("(KKKKKK)", 0ULL, 0ULL, 0ULL, 0ULL, 0ULL, 0ULL);
     pthread_mutex_lock(&self->engine->lock); /* no Python object is made under the lock (GC -> link_close) */
-    unsigned long long v[5] = {c->dropped, c->lanes[0].forwarded, c->lanes[1].forwarded,
+    unsigned long long v[6] = {c->dropped, c->lanes[0].forwarded, c->lanes[1].forwarded,
                                c->lanes[0].send_errors + c->lanes[0].codec_errors,
-                               c->lanes[1].send_errors + c->lanes[1].codec_errors};
+                               c->lanes[1].send_errors + c->lanes[1].codec_errors, c->sip_dropped};
     pthread_mutex_unlock(&self->engine->lock);
-    return Py_BuildValue("(KKKKK)", v[0], v[1], v[2], v[3], v[4]);
+    return Py_BuildValue("(KKKKKK)", v[0], v[1], v[2], v[3], v[4], v[5]);
 }
 
 static PyObject *link_sequence(Link *self, PyObject *args) {
@@ -1177,13 +1215,16 @@ static PyMethodDef link_methods[] = {
     {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
     {"send", (PyCFunction)link_send, METH_VARARGS,
      "send(which, destination, marker, pt, ts, payload) -> sequence number used, or -1: one packet on output "
-     "which with its SSRC and next sequence number (SRTP-protected towards the browser)."},
+     "which with its SSRC and next sequence number (SRTP-protected towards the browser, and towards the SIP "
+     "side when it has SRTP)."},
     {"srtp", (PyCFunction)link_srtp, METH_VARARGS,
-     "srtp(op, data) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
-     "3 unprotect_rtcp, on the web leg's sessions, serialized with the thread."},
+     "srtp(op, data[, sip]) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
+     "3 unprotect_rtcp, on the web leg's sessions (the SIP leg's when sip is true; an error 1 without them), "
+     "serialized with the thread."},
     {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
-     "(dropped, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors sip->web)"},
+     "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
+     "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},
     {"close", (PyCFunction)link_close, METH_NOARGS, "Stop reading the sockets (idempotent; no item of it after)."},
     {NULL},
 };

@@ -53,7 +53,7 @@ from gateway.media.rtp import (
     ntp_from_unix,
 )
 from gateway.media.rtp_stats import ReceiveStatistics
-from gateway.media.srtp import SdesSrtp, SrtpError
+from gateway.media.srtp import SdesSrtp, SipSrtp, SrtpError
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import Record
@@ -160,7 +160,9 @@ class RtpEndpoint:
         self._rtp_latch = SymmetricLatch(f"call={call_id} RTP", config.relatch_after)
         self._rtcp_latch = SymmetricLatch(f"call={call_id} RTCP", config.relatch_after)
         self._accepted = config.payload_types | config.dtmf_payload_types | {PT_COMFORT_NOISE}
-        self._srtp: SdesSrtp | None = None  # SDES-SRTP keys, once both sides' a=crypto are known
+        self._srtp: SipSrtp | None = None  # SDES-SRTP keys, once both sides' a=crypto are known
+        # what runs _srtp's sessions while the fast lane's engine holds them (serialize_srtp), else None
+        self._srtp_stand_in: SipSrtp | None = None
         self.statistics: ReceiveStatistics | None = None
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
@@ -293,19 +295,32 @@ class RtpEndpoint:
         self._sdp_rtcp = rtcp or (rtp[0], rtp[1] + 1)
 
     @property
-    def srtp(self) -> SdesSrtp | None:
+    def srtp(self) -> SipSrtp | None:
+        """The SRTP of this leg (its sessions), None for plain RTP; a new object when the keys change."""
         return self._srtp
 
     def set_srtp(self, ours: sdp.Crypto | None, theirs: sdp.Crypto | None) -> None:
         """Protect what we send with ``ours`` and check what arrives with ``theirs`` (both, or neither:
         plain RTP). The same keys again (a re-INVITE) keep the sessions and their rollover counters."""
+        current = self._srtp
         if ours is None or theirs is None:
-            if self._srtp is not None:
+            if current is not None:
                 logger.info("call=%s SRTP off", self._call)
             self._srtp = None
-        elif self._srtp is None or not self._srtp.same_keys(ours, theirs):
+        elif not isinstance(current, SdesSrtp) or not current.same_keys(ours, theirs):
             self._srtp = SdesSrtp(ours, theirs)
             logger.info("call=%s SRTP on (%s)", self._call, ours.suite)
+        if self._srtp is not current:  # new sessions are ours alone until the fast lane links them
+            self._srtp_stand_in = None
+
+    def serialize_srtp(self, stand_in: SipSrtp | None) -> None:
+        """While the fast lane's engine holds ``srtp``'s sessions, run them through ``stand_in`` (under the
+        engine's lock); None: use them directly again."""
+        self._srtp_stand_in = stand_in
+
+    @property
+    def _crypto(self) -> SipSrtp | None:
+        return self._srtp_stand_in if self._srtp_stand_in is not None else self._srtp
 
     def reconfigure(
         self, payload_types: frozenset[int], dtmf_payload_types: frozenset[int], clock_rate: int
@@ -367,8 +382,9 @@ class RtpEndpoint:
             header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
             self._sequence = (self._sequence + 1) & 0xFFFF
             packet = header + payload
-            if self._srtp is not None:
-                packet = self._srtp.protect(packet)
+            crypto = self._crypto
+            if crypto is not None:
+                packet = crypto.protect(packet)
             self._rtp_transport.sendto(packet, destination)
         self.packets_sent += 1
         self.octets_sent += len(payload)
@@ -395,9 +411,10 @@ class RtpEndpoint:
         """The source RTP is accepted from once latched (None before)."""
         return self._rtp_latch.address if self._rtp_latch.state is LatchState.LATCHED else None
 
-    def datagram(self, data: bytes, source: Address) -> None:
-        """A datagram of the RTP socket read by the fast lane's engine instead of asyncio."""
-        self._rtp_received(data, (source[0], source[1]))
+    def datagram(self, data: bytes, source: Address, *, decrypted: bool = False) -> None:
+        """A datagram of the RTP socket read by the fast lane's engine instead of asyncio; ``decrypted``:
+        SRTP the engine already unprotected with this leg's sessions (not to be unprotected twice)."""
+        self._rtp_received(data, (source[0], source[1]), decrypted)
 
     def account_received(self, records: list[Record]) -> None:
         """RTP packets the fast lane forwarded, accounted as ``_rtp_received`` would have (statistics for the reports, inactivity)."""
@@ -423,15 +440,16 @@ class RtpEndpoint:
             self.octets_sent += sum(record.octets for record in sent)
             self._last_sent_timestamp, self._last_sent_time = sent[-1].out_ts, sent[-1].departure
 
-    def _rtp_received(self, data: bytes, source: Address) -> None:
+    def _rtp_received(self, data: bytes, source: Address, decrypted: bool = False) -> None:
         if self._state is not EndpointState.OPEN:
             return
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
-        if self._srtp is not None:
+        crypto = self._crypto
+        if crypto is not None and not decrypted:
             try:
-                data = self._srtp.unprotect(data)
+                data = crypto.unprotect(data)
             except SrtpError as exc:
                 self._drop("SRTP packet from %s not authentic: %s", source, exc)
                 return
@@ -497,9 +515,10 @@ class RtpEndpoint:
     # ---------------------------------------------------------------------------------------- RTCP
 
     def _rtcp_received(self, data: bytes, source: Address) -> None:
-        if self._srtp is not None:
+        crypto = self._crypto
+        if crypto is not None:
             try:
-                data = self._srtp.unprotect_rtcp(data)
+                data = crypto.unprotect_rtcp(data)
             except SrtpError as exc:
                 self._drop("SRTCP packet from %s not authentic: %s", source, exc)
                 return
@@ -568,4 +587,5 @@ class RtpEndpoint:
         if destination is None or transport is None:
             return
         report = serialize_rtcp(self.build_report(bye=bye))
-        transport.sendto(self._srtp.protect_rtcp(report) if self._srtp is not None else report, destination)
+        crypto = self._crypto
+        transport.sendto(crypto.protect_rtcp(report) if crypto is not None else report, destination)

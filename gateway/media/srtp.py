@@ -1,10 +1,11 @@
-"""SDES-SRTP on the plain RTP leg (RFC 3711 with RFC 4568 keys): one session each way, libsrtp through
-pylibsrtp (its public API). The keys come from the a=crypto lines of the offer and the answer: ours
-protects what we send, the peer's authenticates and decrypts what it sends (RTP and RTCP alike)."""
+"""SRTP on the SIP leg (RFC 3711): ``SipSrtp``, what the endpoint and the fast lane need of it, and
+``SdesSrtp``, its keys from SDES (RFC 4568): one session each way, libsrtp through pylibsrtp (its public
+API). The keys come from the a=crypto lines of the offer and the answer: ours protects what we send, the
+peer's authenticates and decrypts what it sends (RTP and RTCP alike)."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 import pylibsrtp
 
@@ -24,6 +25,24 @@ def _session(crypto: sdp.Crypto, ssrc_type: int) -> pylibsrtp.Session:
     return pylibsrtp.Session(policy=policy)
 
 
+class SipSrtp(Protocol):
+    """Both directions of SRTP on the SIP leg, however keyed (SDES here; DTLS-SRTP the same way).
+
+    ``RtpEndpoint`` protects and unprotects through the four methods (errors raise ``SrtpError``). The
+    native fast lane runs the libsrtp sessions themselves in its thread: ``sessions`` gives them as
+    (rx: unprotects what the peer sends, tx: protects what we send), or None while there are no keys yet
+    (the call stays on the Python path until there are). While linked the endpoint goes through the
+    engine's stand-in instead (``fastlane.engine.SerializedSrtp``): the sessions are not thread-safe."""
+
+    @property
+    def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None: ...
+
+    def protect(self, packet: bytes) -> bytes: ...
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+    def unprotect(self, packet: bytes) -> bytes: ...
+    def unprotect_rtcp(self, packet: bytes) -> bytes: ...
+
+
 class SdesSrtp:
     """Both directions of one SRTP leg."""
 
@@ -34,6 +53,11 @@ class SdesSrtp:
 
     def __repr__(self) -> str:
         return f"<SdesSrtp {self.ours.suite}>"
+
+    @property
+    def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
+        """(rx, tx) for the fast lane (``SipSrtp``)."""
+        return self._rx, self._tx
 
     def same_keys(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> bool:
         return ours == self.ours and theirs == self.theirs

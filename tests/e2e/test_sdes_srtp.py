@@ -3,7 +3,8 @@ the web user calls the phone and the phone calls her, audio both ways by tone an
 RTP/SAVP (media.sip_srtp: required, a phone demanding SRTP) and with best-effort RTP/AVP + a=crypto
 (optional on both sides, RFC 8643). The gateway offers a=crypto (media.sdes_over_plain_sip for this
 loopback test; by default only over TLS) and answers the phone's a=crypto with its own key; a phone demanding SRTP of a gateway with
-media.sip_srtp: off is refused 488 before anyone rings."""
+media.sip_srtp: off is refused 488 before anyone rings. With the extension built, the native fast lane
+carries both calls (the SIP leg's SRTP in the engine)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.devcert import make_dev_certificates
+from gateway.media import fastlane
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.ports import free_port
@@ -69,6 +71,9 @@ async def test_calls_both_ways_over_sdes_srtp(
             await peer.close()
     srtp_on = [r for r in caplog.records if "SRTP on (AES_CM_128_HMAC_SHA1_80)" in r.getMessage()]
     assert len(srtp_on) >= 2, "SRTP was not used on both calls"
+    if fastlane.available():  # the native engine carried both calls, SRTP on the SIP leg included
+        linked = [m for m in caplog.messages if "fast lane linked" in m and "SIP leg SRTP" in m]
+        assert len(linked) >= 2, "the fast lane did not link the SRTP calls"
 
 
 async def test_a_phone_requiring_srtp_is_refused_when_srtp_is_off(tmp_path: Path) -> None:

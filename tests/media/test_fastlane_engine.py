@@ -1,23 +1,36 @@
 """The fast lane's engine driven directly (no bridge): a link over two real UDP sockets, what it hands
-back to Python, malformed SRTP from the web side, bad arguments at every entry point, a closed link."""
+back to Python, malformed SRTP from the web side, bad arguments at every entry point, a closed link; a
+link whose SIP leg has SRTP too (forwarded both ways, tampered packets dropped and counted, punted RTP
+handed back decrypted exactly once, Python's own uses of the SIP sessions through the engine)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pylibsrtp
 import pytest
 
-from gateway.media.fastlane.engine import EnginePool, FastLink
-from gateway.media.fastlane.native import SIP_TO_WEB, WEB_TO_SIP, Address, NativeLink, Record
+import sdp
+from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
+from gateway.media.fastlane.native import (
+    DROPPED,
+    SIP_DROPPED,
+    SIP_TO_WEB,
+    WEB_TO_SIP,
+    Address,
+    NativeLink,
+    Record,
+)
+from gateway.media.srtp import SdesSrtp
 from tests.media.test_fastpath import require_fast_lane
 
 KEY = bytes(range(30))  # SRTP master key + salt (AES_CM_128_HMAC_SHA1_80)
-DROPPED = 0  # index into Link.counters()
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +45,7 @@ class Handler:
     web_datagrams: list[bytes] = field(default_factory=list)
     web_rtp: list[bytes] = field(default_factory=list)
     sip_datagrams: list[bytes] = field(default_factory=list)
+    sip_rtp: list[bytes] = field(default_factory=list)  # decrypted by the engine
     records: list[Record] = field(default_factory=list)
     rearmed: int = 0
     failed: bool = False
@@ -47,6 +61,9 @@ class Handler:
 
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         self.sip_datagrams.append(data)
+
+    def fast_sip_rtp(self, data: bytes, source: Address) -> None:
+        self.sip_rtp.append(data)
 
     def fast_rearm(self) -> None:
         self.rearmed += 1
@@ -78,8 +95,8 @@ def rtp(seq: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0x123
     return struct.pack("!BBHII", 0x80, pt, seq, 160 * seq, ssrc) + payload
 
 
-@pytest.fixture
-async def linked() -> AsyncIterator[Linked]:
+@contextlib.asynccontextmanager
+async def open_link(sip_srtp: SdesSrtp | None = None) -> AsyncIterator[Linked]:
     loop = asyncio.get_running_loop()
     web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
     sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
@@ -96,7 +113,7 @@ async def linked() -> AsyncIterator[Linked]:
 
     link = pool.link(
         handler, call_id="engine-test", web_transport=web_t, sip_transport=sip_t, sessions=(rx, tx),
-        install=install,
+        install=install, sip_sessions=sip_srtp.sessions if sip_srtp is not None else None,
     )  # fmt: skip
     try:
         yield Linked(pool, link, handler, web_t.get_extra_info("sockname"), sip_t.get_extra_info("sockname"),
@@ -106,6 +123,12 @@ async def linked() -> AsyncIterator[Linked]:
         pool.close()
         web_t.close()
         sip_t.close()
+
+
+@pytest.fixture
+async def linked() -> AsyncIterator[Linked]:
+    async with open_link() as link:
+        yield link
 
 
 async def settle(link: FastLink, condition: Callable[[], bool], timeout: float = 2.0) -> None:
@@ -160,7 +183,7 @@ async def test_closed_link_refuses_work_and_gives_the_sockets_back(linked: Linke
         native.send(WEB_TO_SIP, linked.sip, False, 0, 0, b"x")
     with pytest.raises(ValueError, match="closed"):
         native.srtp(0, rtp(1))
-    assert native.counters() == (0, 0, 0, 0, 0)
+    assert native.counters() == (0, 0, 0, 0, 0, 0)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         peer.sendto(b"back to asyncio", linked.web)
@@ -186,6 +209,7 @@ async def test_closed_link_refuses_work_and_gives_the_sockets_back(linked: Linke
         (lambda n, a: n.send(5, a, False, 0, 0, b"x"), ValueError),
         (lambda n, a: n.srtp(9, b"x"), ValueError),  # op 0-3
         (lambda n, a: n.srtp(0, b"x" * 2000), ValueError),  # larger than a datagram
+        (lambda n, a: n.srtp(9, b"x", True), ValueError),  # op 0-3 on the SIP leg's sessions too
         (lambda n, a: n.disarm(3), ValueError),
         (lambda n, a: n.sequence(-1), ValueError),
     ],
@@ -214,6 +238,164 @@ async def test_engine_refuses_bad_link_arguments() -> None:
         engine = pool.acquire()
         with pytest.raises(TypeError):
             engine.native.link("one", 1, 2, 0, 0, None)
+        with pytest.raises(ValueError, match="both"):  # the SIP leg's sessions: both or neither
+            engine.native.link(1, 1, 2, 0, 0, None, 1234, 0)
     finally:
         pool.close()
     assert pool.engines == []
+
+
+# ------------------------------------------------------------------------- SRTP on the SIP leg
+
+GATEWAY_KEY, PHONE_KEY = sdp.Crypto.new(), sdp.Crypto.new()
+
+
+@dataclass
+class SrtpLink:
+    linked: Linked
+    gateway: SdesSrtp  # the SIP leg's SRTP the engine holds
+    phone: SdesSrtp  # the phone's side of it (its own key protects, ours unprotects)
+    browser_rx: pylibsrtp.Session  # what the browser would unprotect with
+    browser_tx: pylibsrtp.Session
+    phone_socket: socket.socket
+    browser_socket: socket.socket
+
+
+@pytest.fixture
+async def srtp_link() -> AsyncIterator[SrtpLink]:
+    gateway = SdesSrtp(GATEWAY_KEY, PHONE_KEY)
+    async with open_link(gateway) as linked:
+        phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        browser = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        phone.bind(("127.0.0.1", 0))
+        browser.bind(("127.0.0.1", 0))
+        phone.settimeout(2.0)
+        browser.settimeout(2.0)
+        try:
+            yield SrtpLink(
+                linked, gateway, SdesSrtp(PHONE_KEY, GATEWAY_KEY),
+                pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)),
+                pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)),
+                phone, browser,
+            )  # fmt: skip
+        finally:
+            phone.close()
+            browser.close()
+
+
+def arm_both(s: SrtpLink, first_seq: int) -> None:
+    """Lanes for SSRC 0x1234 PCMU from the phone's and the browser's sockets, timestamps 160 * seq."""
+    native, now = s.linked.link.native, time.monotonic()
+    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    last = 160 * (first_seq - 1)
+    for which, source, destination in ((SIP_TO_WEB, phone, browser), (WEB_TO_SIP, browser, phone)):
+        assert native.arm(
+            which, source, destination, 0x1234, 0, 0, 0, 0, 8000, 8000, last, now, 0, 0, -1, 0, 0
+        )
+
+
+async def receive(sock: socket.socket) -> bytes:
+    return await asyncio.get_running_loop().run_in_executor(None, sock.recv, 2048)
+
+
+async def test_sip_leg_srtp_is_forwarded_natively_both_ways(srtp_link: SrtpLink) -> None:
+    s, native = srtp_link, srtp_link.linked.link.native
+    arm_both(s, 10)
+    for seq in range(10, 15):
+        s.phone_socket.sendto(s.phone.protect(rtp(seq, bytes([seq]) * 160)), s.linked.sip)
+        to_browser = RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket)))
+        assert (to_browser.ssrc, to_browser.seq, to_browser.payload) == (
+            0x6161,
+            200 + seq - 10,
+            bytes([seq]) * 160,
+        )
+        s.browser_socket.sendto(s.browser_tx.protect(rtp(seq, bytes([seq + 100]) * 160)), s.linked.web)
+        to_phone = RtpPacketView(s.phone.unprotect(await receive(s.phone_socket)))  # our key, SRTP
+        assert (to_phone.ssrc, to_phone.seq, to_phone.payload) == (
+            0x5151,
+            100 + seq - 10,
+            bytes([seq + 100]) * 160,
+        )
+    await settle(s.linked.link, lambda: len(s.linked.handler.records) == 10)
+    assert native.counters()[1:3] == (5, 5) and native.counters()[SIP_DROPPED] == 0
+    assert native.armed(SIP_TO_WEB) and native.armed(WEB_TO_SIP)
+    assert not s.linked.handler.sip_rtp and not s.linked.handler.sip_datagrams  # nothing left to Python
+    # Python's own packet to the phone (a DTMF event, say) goes out with the engine's sequence and SRTP
+    assert native.send(WEB_TO_SIP, s.phone_socket.getsockname(), True, 101, 0, b"\x05\x0a\x00\xa0") == 105
+    assert RtpPacketView(s.phone.unprotect(await receive(s.phone_socket))).payload == b"\x05\x0a\x00\xa0"
+
+
+async def test_tampered_srtp_from_the_sip_side_is_dropped_counted_and_the_next_good_one_delivered(
+    srtp_link: SrtpLink,
+) -> None:
+    s, native = srtp_link, srtp_link.linked.link.native
+    arm_both(s, 1)
+    good = s.phone.protect(rtp(1, b"\x11" * 160))
+    tampered = bytearray(s.phone.protect(rtp(2, b"\x22" * 160)))
+    tampered[20] ^= 0xFF  # one payload bit flipped: the authentication tag no longer matches
+    s.phone_socket.sendto(good, s.linked.sip)
+    s.phone_socket.sendto(bytes(tampered), s.linked.sip)
+    s.phone_socket.sendto(good, s.linked.sip)  # a replay: libsrtp refuses it too
+    s.phone_socket.sendto(s.phone.protect(rtp(3, b"\x33" * 160)), s.linked.sip)
+    heard = [RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket))).payload for _ in range(2)]
+    assert heard == [b"\x11" * 160, b"\x33" * 160]
+    await settle(s.linked.link, lambda: len(s.linked.handler.records) == 2)
+    assert native.counters()[SIP_DROPPED] == 2 and native.counters()[DROPPED] == 0
+    assert native.armed(SIP_TO_WEB)  # a dropped packet does not disarm the lane
+    assert not s.linked.handler.sip_rtp and not s.linked.handler.sip_datagrams
+
+
+async def test_punted_sip_rtp_arrives_decrypted_exactly_once(srtp_link: SrtpLink) -> None:
+    s, handler = srtp_link, srtp_link.linked.handler
+    sent = [s.phone.protect(rtp(seq, bytes([seq]) * 160)) for seq in range(1, 4)]  # no lane armed
+    rtcp = s.phone.protect_rtcp(struct.pack("!BBHI", 0x80, 201, 1, 0x1234))  # an SRTCP receiver report
+    for packet in (*sent, rtcp):
+        s.phone_socket.sendto(packet, s.linked.sip)
+    await settle(s.linked.link, lambda: len(handler.sip_rtp) == 3 and len(handler.sip_datagrams) == 1)
+    await asyncio.sleep(0.1)
+    s.linked.link.drain()
+    assert handler.sip_rtp == [rtp(seq, bytes([seq]) * 160) for seq in range(1, 4)]  # once each, plain
+    assert handler.sip_datagrams == [rtcp]  # SRTCP is Python's, as on the web leg
+    # Python unprotects through the engine (the stand-in the endpoint uses while linked): SRTCP works, a
+    # second unprotect of what the engine already unprotected is a replay
+    stand_in = SerializedSrtp(s.linked.link.native, s.gateway, sip=True)
+    assert stand_in.sessions == s.gateway.sessions
+    assert stand_in.unprotect_rtcp(rtcp) == struct.pack("!BBHI", 0x80, 201, 1, 0x1234)
+    with pytest.raises(pylibsrtp.Error):
+        stand_in.unprotect(sent[0])
+    assert s.phone.unprotect(stand_in.protect(rtp(50))) == rtp(50)
+    report = struct.pack("!BBHI", 0x80, 201, 1, 0x5151)
+    assert s.phone.unprotect_rtcp(stand_in.protect_rtcp(report)) == report
+
+
+async def test_a_link_without_sip_sessions_refuses_python_sip_srtp(linked: Linked) -> None:
+    stand_in = SerializedSrtp(linked.link.native, None, sip=True)
+    with pytest.raises(pylibsrtp.Error):
+        stand_in.protect(rtp(1))
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:  # plain RTP from the SIP side is handed back raw, as before
+        peer.sendto(rtp(7), linked.sip)
+        await settle(linked.link, lambda: bool(linked.handler.sip_datagrams))
+    finally:
+        peer.close()
+    assert linked.handler.sip_datagrams == [rtp(7)] and linked.handler.sip_rtp == []
+
+
+@dataclass(frozen=True)
+class RtpPacketView:
+    """The fields of a plain RTP packet these tests look at (no extension, as the phone's)."""
+
+    data: bytes
+
+    @property
+    def seq(self) -> int:
+        return int(struct.unpack_from("!H", self.data, 2)[0])
+
+    @property
+    def ssrc(self) -> int:
+        return int(struct.unpack_from("!I", self.data, 8)[0])
+
+    @property
+    def payload(self) -> bytes:
+        extension = 4 + 4 * struct.unpack_from("!H", self.data, 14)[0] if self.data[0] & 0x10 else 0
+        return self.data[12 + extension :]

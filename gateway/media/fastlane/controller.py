@@ -7,6 +7,11 @@ it reports the connection), and re-arms the lanes otherwise. A lane is armed wit
 bridge's Python path (``MediaPath``) would do to its direction's next packet; records of the packets
 the engine forwarded are accounted as the Python path accounts for its own (receive statistics, loss,
 the timestamp mapper, sender counters, watchdogs, latency). ``unlink()`` gives the sockets back.
+
+SRTP on the SIP leg (``gateway.media.srtp.SipSrtp``: SDES, or DTLS-SRTP keyed the same way): the link
+gets its libsrtp sessions too, and the endpoint runs them through a ``SerializedSrtp`` stand-in while
+linked. New keys (a re-INVITE) are a new ``SipSrtp`` object: ``update()`` unlinks, then links again with
+the new sessions; the old ones stay alive (the link holds them) until the engine cannot use them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from gateway.media import aiortc_hooks
 from gateway.media.bridge_settings import LatencyMeter
 from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
 from gateway.media.fastlane.native import (
+    DROPPED,
     RECORD_WEB_TO_SIP,
+    SIP_DROPPED,
     SIP_TO_WEB,
     WEB_TO_SIP,
     Address,
@@ -31,6 +38,7 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.forward import MediaPath
 from gateway.media.sip_leg import SipLeg
+from gateway.media.srtp import SipSrtp
 from gateway.media.watchdog import Watchdog
 from gateway.media.webrtc_leg import WebLegState, WebRtcLeg
 
@@ -70,18 +78,18 @@ class FastLaneController:
         self._pair: Any = None  # the nominated ICE pair whose socket the link reads
         self._remote: Address = ()
         self._dropped = 0  # SRTP packets the engine dropped, of links closed before
+        self._sip_dropped = 0  # the same from the SIP side
+        self._sip_srtp: SipSrtp | None = None  # the SIP leg's SRTP the link was made with
 
     # ------------------------------------------------------------------------------------ linking
 
     def update(self) -> None:
-        """The call's media changed: link when it can be, else re-arm. A SIP leg with SRTP stays on the
-        Python path (the engine does SRTP on the web leg only)."""
+        """The call's media changed: link when it can be, else re-arm. New SRTP keys on the SIP leg (or
+        SRTP on or off) unlink first: the engine must not keep using the sessions they replace."""
         endpoint = self._sip.endpoint
-        if endpoint is not None and endpoint.srtp is not None:
-            if self.link is not None:
-                self.unlink()
-            self._pending = False
-            return
+        if self.link is not None and endpoint is not None and endpoint.srtp is not self._sip_srtp:
+            logger.info("call=%s fast lane unlinked: the SIP leg's SRTP keys changed", self._call)
+            self.unlink()
         if self.link is not None:
             self.fast_rearm()
             return
@@ -114,6 +122,10 @@ class FastLaneController:
         sessions = aiortc_hooks.srtp_sessions(dtls) if dtls is not None else None
         if parts is None or dtls is None or sessions is None or not receiver.started:
             return
+        sip_srtp = endpoint.srtp
+        sip_sessions = sip_srtp.sessions if sip_srtp is not None else None
+        if sip_srtp is not None and sip_sessions is None:
+            return  # SRTP without keys yet (DTLS-SRTP before its handshake): retried
         pair, remote, first, sequence, extension = parts
         self._pending = False
         destination = endpoint.remote_rtp_address
@@ -128,6 +140,8 @@ class FastLaneController:
             native.set_output(WEB_TO_SIP, 0x80, endpoint.ssrc, endpoint.next_sequence)
             native.set_output(SIP_TO_WEB, first, sender.ssrc, sequence, extension)
             aiortc_hooks.replace_srtp_sessions(dtls, SerializedSrtp(native, rx), SerializedSrtp(native, tx))
+            if sip_srtp is not None:
+                endpoint.serialize_srtp(SerializedSrtp(native, sip_srtp, sip=True))
             sender.link = endpoint.link = native
             endpoint.refresh = self._web_watchdog.refresh = self.drain  # watchdogs see every packet
 
@@ -135,6 +149,7 @@ class FastLaneController:
                 sender.link = endpoint.link = None
                 endpoint.refresh = self._web_watchdog.refresh = None
                 endpoint.next_sequence, sender.next_sequence = sequences
+                endpoint.serialize_srtp(None)
                 aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
 
             return uninstall
@@ -143,12 +158,18 @@ class FastLaneController:
             self.link = self._pool.link(
                 self, call_id=self._call, web_transport=pair.protocol.transport,
                 sip_transport=endpoint.rtp_transport, sessions=(rx, tx), install=install,
+                sip_sessions=sip_sessions,
             )  # fmt: skip
         except Exception as exc:  # the Python path carries the call then
             logger.warning("call=%s fast lane not used: %r", self._call, exc)
             return
-        self._pair, self._remote = pair, remote
-        logger.info("call=%s fast lane linked (browser %s)", self._call, remote)
+        self._pair, self._remote, self._sip_srtp = pair, remote, sip_srtp
+        logger.info(
+            "call=%s fast lane linked (browser %s%s)",
+            self._call,
+            remote,
+            ", SIP leg SRTP" * (sip_srtp is not None),
+        )
         self.fast_rearm()
 
     def drain(self) -> None:
@@ -161,7 +182,14 @@ class FastLaneController:
         if self.link is None:
             return self._dropped
         self.link.drain()
-        return self._dropped + self.link.native.counters()[0]
+        return self._dropped + self.link.native.counters()[DROPPED]
+
+    def sip_dropped(self) -> int:
+        """SRTP packets from the SIP side the engines dropped (failed authentication, replays); the
+        endpoint counts those of the Python path in its own ``dropped``."""
+        if self.link is None:
+            return self._sip_dropped
+        return self._sip_dropped + self.link.native.counters()[SIP_DROPPED]
 
     def unlink(self) -> None:
         """Give the sockets back to asyncio (idempotent); the Python path carries every packet after."""
@@ -171,8 +199,11 @@ class FastLaneController:
             self._retry = None
         link, self.link = self.link, None
         if link is not None:
-            self._dropped += link.native.counters()[0]
+            counters = link.native.counters()
+            self._dropped += counters[DROPPED]
+            self._sip_dropped += counters[SIP_DROPPED]
             link.close()
+            self._sip_srtp = None
 
     # ------------------------------------------------------------------------ LinkHandler (engine)
 
@@ -252,6 +283,11 @@ class FastLaneController:
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         if self._sip.endpoint is not None:
             self._sip.endpoint.datagram(data, source)
+
+    def fast_sip_rtp(self, data: bytes, source: Address) -> None:
+        """RTP the engine unprotected with the SIP leg's sessions."""
+        if self._sip.endpoint is not None:
+            self._sip.endpoint.datagram(data, source, decrypted=True)
 
 
 def _numeric(host: str) -> bool:

@@ -25,6 +25,7 @@ import pylibsrtp
 
 from gateway.media.fastlane.native import (
     RECORD_SIP_TO_WEB,
+    SIP_RTP,
     SIP_TO_WEB,
     WEB_RAW,
     WEB_RTP,
@@ -52,20 +53,30 @@ class LinkHandler(Protocol):
     def fast_web_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_web_rtp(self, data: bytes) -> None: ...
     def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
+    def fast_sip_rtp(self, data: bytes, source: Address) -> None: ...
     def fast_rearm(self) -> None: ...
     def fast_failed(self) -> None: ...
 
 
 class SerializedSrtp:
-    """Stands in for one of aiortc's ``pylibsrtp.Session`` objects while linked: same methods, run by the
-    engine under its lock (libsrtp sessions are not thread-safe); errors raise ``pylibsrtp.Error``."""
+    """Stands in for SRTP sessions the engine holds while linked: same methods, run by the engine under its
+    lock (libsrtp sessions are not thread-safe); errors raise ``pylibsrtp.Error``. On the web leg it
+    replaces one of aiortc's ``pylibsrtp.Session`` objects; with ``sip`` the SIP leg's ``SipSrtp`` (both
+    directions: protect with its tx session, unprotect with its rx)."""
 
-    def __init__(self, link: NativeLink, original: pylibsrtp.Session) -> None:
+    def __init__(self, link: NativeLink, original: Any, *, sip: bool = False) -> None:
         self.link = link
         self.original = original
+        self.sip = sip
+
+    @property
+    def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:
+        """The SIP leg's (``SipSrtp``), which the engine holds."""
+        sessions: tuple[pylibsrtp.Session, pylibsrtp.Session] | None = self.original.sessions
+        return sessions
 
     def _run(self, op: int, data: bytes) -> bytes:
-        result = self.link.srtp(op, data)
+        result = self.link.srtp(op, data, self.sip)
         if isinstance(result, int):
             raise pylibsrtp.Error(f"libsrtp error {result}")
         return result
@@ -126,21 +137,26 @@ class EnginePool:
         sip_transport: asyncio.DatagramTransport,
         sessions: tuple[pylibsrtp.Session, pylibsrtp.Session],
         install: Callable[[NativeLink], Callable[[tuple[int, int]], None]],
+        sip_sessions: tuple[pylibsrtp.Session, pylibsrtp.Session] | None = None,
     ) -> FastLink:
-        """Move a call's two sockets to an engine. ``install(native)`` puts the link into the legs (SRTP
-        proxies, senders) and returns the function that takes it out again, given the outputs' next
-        sequence numbers; asyncio reads the sockets again after. ``ValueError`` when a transport is not a
-        plain UDP socket of a selector loop (a TURN relay: the engine would see TURN framing)."""
+        """Move a call's two sockets to an engine. ``sessions``: the web leg's libsrtp sessions (rx, tx);
+        ``sip_sessions``: the SIP leg's when it has SRTP. The link keeps them alive until closed.
+        ``install(native)`` puts the link into the legs (SRTP stand-ins, senders) and returns the function
+        that takes it out again, given the outputs' next sequence numbers; asyncio reads the sockets again
+        after. ``ValueError`` when a transport is not a plain UDP socket of a selector loop (a TURN relay:
+        the engine would see TURN framing)."""
         loop = self._loop or asyncio.get_running_loop()
         handover = SocketHandover(loop, (web_transport, sip_transport))
         engine = self.acquire()
         rx, tx = sessions
         link_id = engine.next_id()
         web_fd, sip_fd = handover.fds
+        sip_pointers = tuple(srtp_session_pointer(s) for s in sip_sessions) if sip_sessions else (0, 0)
         try:
             native: NativeLink = engine.native.link(
-                link_id, web_fd, sip_fd, srtp_session_pointer(rx), srtp_session_pointer(tx), (rx, tx)
-            )
+                link_id, web_fd, sip_fd, srtp_session_pointer(rx), srtp_session_pointer(tx),
+                (rx, tx, sip_sessions), *sip_pointers,
+            )  # fmt: skip
         except BaseException:
             engine.close_if_idle()
             raise
@@ -292,6 +308,8 @@ class FastLink:
                 handler.fast_web_rtp(datagram.data)
             elif datagram.kind == WEB_RAW:
                 handler.fast_web_datagram(datagram.data, datagram.source)
+            elif datagram.kind == SIP_RTP:
+                handler.fast_sip_rtp(datagram.data, datagram.source)
             else:
                 handler.fast_sip_datagram(datagram.data, datagram.source)
         except Exception:  # as asyncio's datagram callbacks: log, keep going

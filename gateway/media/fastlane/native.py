@@ -24,7 +24,11 @@ except ImportError:  # not compiled (no C compiler at install time): the Python 
 
 WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
-RECORD_WEB_TO_SIP, RECORD_SIP_TO_WEB, WEB_RAW, WEB_RTP, SIP_RTP = range(5)  # kinds of queued items
+# kinds of queued items: records, then datagrams (WEB_RTP and SIP_RTP: RTP the engine already unprotected)
+RECORD_WEB_TO_SIP, RECORD_SIP_TO_WEB, WEB_RAW, WEB_RTP, SIP_RAW, SIP_RTP = range(6)
+# Link.counters(): (DROPPED from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip,
+# send errors sip->web, SIP_DROPPED: SRTP from the SIP side that did not authenticate)
+DROPPED, SIP_DROPPED = 0, 5
 
 CODECS = {"": 0, "opus": 1, "pcmu": 2, "pcma": 3}  # _fastlane's codec numbers ("": pass-through)
 TRANSCODING = frozenset({"opus>pcmu", "opus>pcma", "pcmu>opus", "pcma>opus"})  # what lanes can transcode
@@ -59,7 +63,7 @@ class Datagram(NamedTuple):
     """A datagram the engine left to Python (STUN, DTLS, RTCP, DTMF, anything a lane did not fit)."""
 
     link_id: int
-    kind: int  # WEB_RAW, WEB_RTP (already decrypted) or SIP_RTP
+    kind: int  # WEB_RAW, WEB_RTP (already decrypted), SIP_RAW, SIP_RTP (already decrypted)
     data: bytes
     source: Address
     arrival: float
@@ -69,18 +73,18 @@ class NativeLink(Protocol):
     closed: bool
 
     def set_output(self, which: int, first: int, ssrc: int, seq: int, extension: bytes = b"") -> None: ...
-    def arm(
+    def arm(  # False (nothing changed) while a packet of that direction waits in the queue
         self, which: int, source: Address, destination: Address, ssrc: int, pt_in: int, pt_out: int,
         anchor_in: int, anchor_out: int, in_rate: int, out_rate: int, last_ts: int, last_time: float,
         codec_in: int, codec_out: int, next_ts: int, tolerance: int, frame_ticks: int,
-    ) -> None: ...  # fmt: skip
+    ) -> bool: ...  # fmt: skip
     def disarm(self, which: int) -> None: ...
     def armed(self, which: int) -> bool: ...
     def send(
         self, which: int, destination: Address, marker: bool, pt: int, ts: int, payload: bytes
     ) -> int: ...
-    def srtp(self, op: int, data: bytes) -> bytes | int: ...
-    def counters(self) -> tuple[int, int, int, int, int]: ...
+    def srtp(self, op: int, data: bytes, sip: bool = False) -> bytes | int: ...
+    def counters(self) -> tuple[int, int, int, int, int, int]: ...
     def sequence(self, which: int) -> int: ...
     def close(self) -> None: ...
 
