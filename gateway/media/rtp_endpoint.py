@@ -53,7 +53,7 @@ from gateway.media.rtp import (
     ntp_from_unix,
 )
 from gateway.media.rtp_stats import ReceiveStatistics
-from gateway.media.srtp import SdesSrtp, SrtpError
+from gateway.media.srtp import LegSrtp, SdesSrtp, SrtpError
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import Record
@@ -160,7 +160,10 @@ class RtpEndpoint:
         self._rtp_latch = SymmetricLatch(f"call={call_id} RTP", config.relatch_after)
         self._rtcp_latch = SymmetricLatch(f"call={call_id} RTCP", config.relatch_after)
         self._accepted = config.payload_types | config.dtmf_payload_types | {PT_COMFORT_NOISE}
-        self._srtp: SdesSrtp | None = None  # SDES-SRTP keys, once both sides' a=crypto are known
+        self._srtp: LegSrtp | None = None  # SDES keys (both a=crypto known) or DTLS-SRTP (sip_dtls)
+        # Datagrams that are neither RTP nor RTCP (first byte outside 128..191, RFC 7983 §7: STUN, DTLS)
+        # go here with the socket they came to ("rtp", "rtcp"); None: dropped.
+        self.control: Callable[[str, bytes, Address], None] | None = None
         self.statistics: ReceiveStatistics | None = None
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
@@ -207,7 +210,7 @@ class RtpEndpoint:
         try:
             self._rtp_transport = await self._wrap(loop, lease.rtp_socket, self._rtp_received, "RTP")
             if lease.rtcp_socket is not None:
-                self._rtcp_transport = await self._wrap(loop, lease.rtcp_socket, self._rtcp_received, "RTCP")
+                self._rtcp_transport = await self._wrap(loop, lease.rtcp_socket, self._rtcp_socket, "RTCP")
         except BaseException:
             self._teardown()
             raise
@@ -293,19 +296,38 @@ class RtpEndpoint:
         self._sdp_rtcp = rtcp or (rtp[0], rtp[1] + 1)
 
     @property
-    def srtp(self) -> SdesSrtp | None:
+    def srtp(self) -> LegSrtp | None:
         return self._srtp
 
     def set_srtp(self, ours: sdp.Crypto | None, theirs: sdp.Crypto | None) -> None:
         """Protect what we send with ``ours`` and check what arrives with ``theirs`` (both, or neither:
         plain RTP). The same keys again (a re-INVITE) keep the sessions and their rollover counters."""
+        current = self._srtp
         if ours is None or theirs is None:
-            if self._srtp is not None:
-                logger.info("call=%s SRTP off", self._call)
-            self._srtp = None
-        elif self._srtp is None or not self._srtp.same_keys(ours, theirs):
-            self._srtp = SdesSrtp(ours, theirs)
+            self.set_secure(None)
+        elif not isinstance(current, SdesSrtp) or not current.same_keys(ours, theirs):
+            self.set_secure(SdesSrtp(ours, theirs))
             logger.info("call=%s SRTP on (%s)", self._call, ours.suite)
+
+    def set_secure(self, srtp: LegSrtp | None) -> None:
+        """Use ``srtp`` (SDES or DTLS-SRTP) from now on; None: plain RTP."""
+        if srtp is None and self._srtp is not None:
+            logger.info("call=%s SRTP off", self._call)
+        self._srtp = srtp
+
+    def set_rtcp_mux(self, mux: bool) -> None:
+        """RTCP on the RTP socket (RFC 5761) or on its own, as the answer says. A lease bound without
+        an RTCP socket stays muxed."""
+        mux = mux or (self._lease is not None and self._lease.rtcp_socket is None)
+        if mux != self.config.rtcp_mux:
+            self.config = dataclasses.replace(self.config, rtcp_mux=mux)
+            logger.info("call=%s rtcp-mux %s", self._call, "on" if mux else "off")
+
+    def send_datagram(self, component: str, data: bytes, destination: Address) -> None:
+        """Send ``data`` as it is from the RTP or RTCP socket (DTLS records, STUN responses)."""
+        transport = self._rtcp_transport if component == "rtcp" else self._rtp_transport
+        if self._state is EndpointState.OPEN and transport is not None:
+            transport.sendto(data, destination)
 
     def reconfigure(
         self, payload_types: frozenset[int], dtmf_payload_types: frozenset[int], clock_rate: int
@@ -351,6 +373,8 @@ class RtpEndpoint:
         destination = self.remote_rtp_address
         if destination is None or not self._direction.sends:
             return False
+        if self._srtp is not None and not self._srtp.ready:
+            return False  # RFC 5764 §4.1: nothing before the DTLS handshake gave the keys
         if not 0 <= payload_type <= 127:
             raise EndpointError(f"call={self._call} payload type must be in [0, 127], got {payload_type!r}")
         timestamp &= 0xFFFF_FFFF
@@ -426,10 +450,16 @@ class RtpEndpoint:
     def _rtp_received(self, data: bytes, source: Address) -> None:
         if self._state is not EndpointState.OPEN:
             return
+        if self.control is not None and data and not 128 <= data[0] <= 191:
+            self.control("rtp", data, source)
+            return
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
         if self._srtp is not None:
+            if not self._srtp.ready:
+                self._drop("RTP from %s before the SRTP keys: %d bytes", source, len(data))
+                return
             try:
                 data = self._srtp.unprotect(data)
             except SrtpError as exc:
@@ -496,8 +526,18 @@ class RtpEndpoint:
 
     # ---------------------------------------------------------------------------------------- RTCP
 
+    def _rtcp_socket(self, data: bytes, source: Address) -> None:
+        if self.control is not None and data and not 128 <= data[0] <= 191:
+            if self._state is EndpointState.OPEN:
+                self.control("rtcp", data, source)
+            return
+        self._rtcp_received(data, source)
+
     def _rtcp_received(self, data: bytes, source: Address) -> None:
         if self._srtp is not None:
+            if not self._srtp.ready:
+                self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
+                return
             try:
                 data = self._srtp.unprotect_rtcp(data)
             except SrtpError as exc:
@@ -565,7 +605,7 @@ class RtpEndpoint:
     def _send_rtcp(self, *, bye: bool = False) -> None:
         destination = self.remote_rtcp_address
         transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
-        if destination is None or transport is None:
+        if destination is None or transport is None or (self._srtp is not None and not self._srtp.ready):
             return
         report = serialize_rtcp(self.build_report(bye=bye))
         transport.sendto(self._srtp.protect_rtcp(report) if self._srtp is not None else report, destination)

@@ -4,7 +4,7 @@ protects what we send, the peer's authenticates and decrypts what it sends (RTP 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 import pylibsrtp
 
@@ -16,6 +16,23 @@ _PROFILES: Final = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
 }
+
+
+class LegSrtp(Protocol):
+    """What the RTP endpoint needs of a leg's SRTP: SDES (``SdesSrtp``) or DTLS-SRTP
+    (``sip_dtls.SipDtls``). Nothing is sent or accepted while ``ready`` is False (a DTLS handshake
+    not yet done, RFC 5764 §4.1)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def protect(self, packet: bytes) -> bytes: ...
+
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+
+    def unprotect(self, packet: bytes) -> bytes: ...
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes: ...
 
 
 def _session(crypto: sdp.Crypto, ssrc_type: int) -> pylibsrtp.Session:
@@ -34,6 +51,11 @@ class SdesSrtp:
 
     def __repr__(self) -> str:
         return f"<SdesSrtp {self.ours.suite}>"
+
+    @property
+    def ready(self) -> bool:
+        """The keys are in the SDP: always."""
+        return True
 
     def same_keys(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> bool:
         return ours == self.ours and theirs == self.theirs
