@@ -27,6 +27,7 @@ from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
+from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
@@ -57,6 +58,7 @@ class Gateway:
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
         self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
+        self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
         self.driver = CallDriver(
             CallRegistry(CallSettings.from_config(config)), self.identities, self._bridge_settings, config
         )
@@ -64,7 +66,13 @@ class Gateway:
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
         """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway
         on loopback serves browsers on this machine only, so its web legs gather 127.0.0.1."""
-        settings = settings_from_config(self.config, self.ports, call_id=call_id, fast_lane=self.fast_lane)
+        settings = settings_from_config(
+            self.config,
+            self.ports,
+            call_id=call_id,
+            fast_lane=self.fast_lane,
+            dtls_certificates=self.dtls_certificates,
+        )
         if _is_loopback(settings.bind_host):
             settings = loopback_bridge_settings(settings)
         return settings

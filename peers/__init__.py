@@ -2,6 +2,7 @@
 
 - `peers.phone.DeskPhone`: a real pjsua2 SIP desk phone (`peers.deskphone`) in its own process.
 - `peers.sipp.Sipp`, `peers.kamailio.running_kamailio`: sipp scenarios and a Kamailio registrar/proxy.
+- `peers.baresip.Baresip`: baresip, a second SIP phone (DTLS-SRTP, SDES, ICE), driven over ctrl_tcp.
 - `peers.webpeer.WebPeer`: an aiortc peer on 127.0.0.1 standing in for a browser tab.
 - `peers.web_user.WebUser`: a web user on the gateway's WebSocket protocol.
 - `peers.audio`: tones, G.711, a Goertzel detector, WAV reading, and `RtpTonePeer`, a plain RTP phone.

@@ -11,7 +11,7 @@ Every error is an ``SdpError`` with the ``sip_status`` to answer with (400 or 48
 standard library plus sdp-transform's line grammar; it does no I/O.
 """
 
-from sdp.acceptance import check_audio_offer
+from sdp.acceptance import check_audio_offer, is_dtls_srtp
 from sdp.candidate import Candidate
 from sdp.classify import SdpKind, classify, classify_media
 from sdp.codecs import STATIC_PAYLOAD_TYPES, Codec, CodecSpec
@@ -85,6 +85,7 @@ __all__ = [
     "encode_sdpfrag",
     "fragment_from_json",
     "fragment_to_json",
+    "is_dtls_srtp",
     "parse",
     "to_plain",
     "to_webrtc",

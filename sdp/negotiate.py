@@ -40,6 +40,7 @@ class Preference(Enum):
 
 _PROTOS = {PlainTransport: frozenset({"RTP/AVP", "RTP/AVPF"}), WebRtcTransport: frozenset({WEBRTC_PROTO})}
 _SDES_PROTOS = frozenset({"RTP/SAVP", "RTP/SAVPF"})
+_DTLS_PROTOS = frozenset({"UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF"})
 
 
 def answer(
@@ -64,6 +65,8 @@ def answer(
     protos = _PROTOS[type(transport)]
     if isinstance(transport, PlainTransport) and transport.crypto is not None:
         protos = protos | _SDES_PROTOS
+    if isinstance(transport, PlainTransport) and transport.dtls is not None:
+        protos = _DTLS_PROTOS  # RFC 5764 §8: the answer keeps the offer's UDP/TLS/RTP/SAVP(F)
     sections: list[MediaDescription] = []
     accepted_mids: list[str] = []
     for index, offered in enumerate(offer.media):
@@ -74,7 +77,7 @@ def answer(
             continue
         answered = offer.effective_direction(index).reversed().limited_to(direction)
         if isinstance(transport, PlainTransport):
-            section = _plain_section(offered, chosen, answered, transport)
+            section = _plain_section(offered, chosen, answered, _dtls_role(transport, offer, index))
         else:
             section = _webrtc_section(offered, chosen, answered, transport, mid=offered.mid or str(index))
             accepted_mids.append(offered.mid or str(index))
@@ -89,6 +92,8 @@ def answer(
         if isinstance(transport, PlainTransport)
         else default_candidate(transport.candidates)[0]
     )
+    if isinstance(transport, PlainTransport) and transport.ice is not None and transport.ice.lite:
+        attributes.append(Attribute("ice-lite"))  # RFC 8839 §5.3: session level
     if isinstance(transport, WebRtcTransport) and offer.bundle_mids():
         bundled = [mid for mid in accepted_mids if mid in offer.bundle_mids()]
         if bundled:
@@ -145,8 +150,14 @@ def _plain_section(
     offered: MediaDescription, chosen: list[Codec], direction: Direction, transport: PlainTransport
 ) -> MediaDescription:
     attributes: list[Attribute] = []
+    mux = transport.dtls is not None and offered.rtcp_mux  # RFC 5761 §5.1.1: muxed when offered with DTLS
     if transport.rtcp:
-        attributes.append(Attribute("rtcp", Rtcp(transport.port + 1, transport.address).to_sdp()))
+        rtcp_port = transport.port if mux else transport.port + 1  # RFC 5761 §5.1.3
+        attributes.append(Attribute("rtcp", Rtcp(rtcp_port, transport.address).to_sdp()))
+    if mux:
+        attributes.append(Attribute("rtcp-mux"))
+    if transport.dtls is not None:
+        attributes += _dtls_lines(offered, transport)
     attributes.append(Attribute(direction.value))
     crypto = transport.crypto
     if crypto is not None and any(c.tag == crypto.tag and c.suite == crypto.suite for c in offered.cryptos):
@@ -155,6 +166,30 @@ def _plain_section(
         attributes += [a for a in offered.attributes if a.name == "ptime"]
     section = MediaDescription(offered.media, transport.port, offered.proto, attributes=tuple(attributes))
     return _edit.set_codecs(section, chosen, feedback=False)
+
+
+def _dtls_lines(offered: MediaDescription, transport: PlainTransport) -> list[Attribute]:
+    """ICE credentials and candidates (ICE-lite), a=fingerprint and a=setup of a DTLS-SRTP answer."""
+    dtls = transport.dtls
+    assert dtls is not None
+    lines: list[Attribute] = []
+    if transport.ice is not None:
+        lines += [Attribute("ice-ufrag", transport.ice.ufrag), Attribute("ice-pwd", transport.ice.pwd)]
+        lines += candidate_lines(transport.candidates, end_of_candidates=False)
+    lines += [Attribute("fingerprint", f.to_sdp()) for f in dtls.fingerprints]
+    lines.append(Attribute("setup", dtls.setup.value))
+    return lines
+
+
+def _dtls_role(transport: PlainTransport, offer: SessionDescription, index: int) -> PlainTransport:
+    """``transport`` with an actpass role chosen against the offer's a=setup of m-line ``index``
+    (media or session level): RFC 5763 §5, the answerer is active or passive."""
+    dtls = transport.dtls
+    if dtls is None or dtls.setup is not Setup.ACTPASS:
+        return transport
+    offered = offer.dtls_for(index)
+    setup = (offered.setup if offered is not None else Setup.ACTPASS).answer()
+    return dataclasses.replace(transport, dtls=dataclasses.replace(dtls, setup=setup))
 
 
 def _webrtc_section(

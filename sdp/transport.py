@@ -131,11 +131,21 @@ class PlainTransport:
     port: int
     rtcp: bool = True
     crypto: Crypto | None = None  # our SDES key (RFC 4568): answer a=crypto offers with SRTP
+    # DTLS-SRTP (RFC 5763): our fingerprint and role (actpass: chosen against the offer's a=setup)
+    dtls: DtlsParameters | None = None
+    # ICE-lite toward a peer that offered ICE (RFC 8445 §2.5): our credentials and host candidates
+    ice: IceParameters | None = None
+    candidates: tuple[Candidate, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65535:
             raise SdpParseError(f"RTP port must be 1-65534: {self.port!r}")
         Connection.for_address(self.address)
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        if self.crypto is not None and self.dtls is not None:
+            raise SdpParseError("a plain transport has SDES or DTLS-SRTP keys, not both")
+        if self.ice is not None and self.dtls is None:
+            raise SdpParseError("ICE on the plain transport is answered with DTLS-SRTP only")
 
 
 @dataclass(frozen=True, slots=True)

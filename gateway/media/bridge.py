@@ -47,7 +47,7 @@ from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import CodecChosen, DtmfReceived, Leg, MediaEvent, MediaInactive
+from gateway.media.events import CodecChosen, DtlsFailed, DtmfReceived, Leg, MediaEvent, MediaInactive
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp import RtpPacket
@@ -100,7 +100,13 @@ class MediaBridge:
         self._web = WebRtcLeg(
             options, on_rtp=self._from_web, on_event=self._web_event, call_id=self._call, clock=self._clock
         )
-        self._sip = SipLeg(settings, on_rtp=self._from_sip, on_inactive=self._sip_inactive)
+        self._sip = SipLeg(
+            settings,
+            on_rtp=self._from_sip,
+            on_inactive=self._sip_inactive,
+            on_failed=self._sip_failed,
+            on_secure=self._sip_secure,
+        )
         self._to_sip = MediaPath("web->sip", call_id=self._call)
         self._to_web = MediaPath("sip->web", call_id=self._call)
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
@@ -461,6 +467,15 @@ class MediaBridge:
 
     def _web_inactive(self, seconds: float) -> None:
         self._on_event(MediaInactive(Leg.WEB, seconds))
+
+    def _sip_failed(self, reason: str) -> None:
+        """The SIP leg's DTLS-SRTP failed (handshake, fingerprint mismatch, timeout): the call ends."""
+        self._on_event(DtlsFailed(reason))
+
+    def _sip_secure(self) -> None:
+        """The SIP leg's DTLS-SRTP keys are there: media flows from now on."""
+        if self.fast_lane is not None:
+            self.fast_lane.update()
 
     def _sip_inactive(self) -> None:
         self._on_event(MediaInactive(Leg.SIP, self.settings.inactivity_timeout or 0.0))

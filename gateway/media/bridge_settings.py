@@ -13,6 +13,7 @@ from aiortc import RTCIceServer
 import sdp
 from gateway.config import Config, IceServer
 from gateway.config.addresses import RtpAddress, family_of
+from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.ports import RtpPortAllocator
@@ -40,6 +41,9 @@ class BridgeSettings:
     # the SDP: by default only when SIP to the PBX is TLS).
     sip_srtp: str = "off"
     offer_sdes: bool = False
+    # The gateway's DTLS certificate for DTLS-SRTP toward SIP peers that offer it (one per process,
+    # owned by the application); None: each call makes its own.
+    dtls_certificates: DtlsCertificates | None = None
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
@@ -104,6 +108,7 @@ def settings_from_config(
     *,
     call_id: str,
     fast_lane: EnginePool | None = None,
+    dtls_certificates: DtlsCertificates | None = None,
 ) -> BridgeSettings:
     """The bridge settings of one call from ``gateway.yaml``: RTP on the SIP listen hosts, per address
     family (``Config.rtp_addresses``). A wildcard listen host needs ``media.public_address`` of its
@@ -120,6 +125,7 @@ def settings_from_config(
         sip_srtp=config.media.sip_srtp.value,
         offer_sdes=config.media.sip_srtp.value != "off"
         and (config.pbx.transport.value == "tls" or config.media.sdes_over_plain_sip),
+        dtls_certificates=dtls_certificates,
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,

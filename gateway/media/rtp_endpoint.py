@@ -160,9 +160,12 @@ class RtpEndpoint:
         self._rtp_latch = SymmetricLatch(f"call={call_id} RTP", config.relatch_after)
         self._rtcp_latch = SymmetricLatch(f"call={call_id} RTCP", config.relatch_after)
         self._accepted = config.payload_types | config.dtmf_payload_types | {PT_COMFORT_NOISE}
-        self._srtp: SipSrtp | None = None  # SDES-SRTP keys, once both sides' a=crypto are known
+        self._srtp: SipSrtp | None = None  # SDES keys (both a=crypto known) or DTLS-SRTP (sip_dtls)
         # what runs _srtp's sessions while the fast lane's engine holds them (serialize_srtp), else None
         self._srtp_stand_in: SipSrtp | None = None
+        # Datagrams that are neither RTP nor RTCP (first byte outside 128..191, RFC 7983 §7: STUN, DTLS)
+        # go here with the socket they came to ("rtp", "rtcp"); None: dropped.
+        self.control: Callable[[str, bytes, Address], None] | None = None
         self.statistics: ReceiveStatistics | None = None
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
@@ -209,7 +212,7 @@ class RtpEndpoint:
         try:
             self._rtp_transport = await self._wrap(loop, lease.rtp_socket, self._rtp_received, "RTP")
             if lease.rtcp_socket is not None:
-                self._rtcp_transport = await self._wrap(loop, lease.rtcp_socket, self._rtcp_received, "RTCP")
+                self._rtcp_transport = await self._wrap(loop, lease.rtcp_socket, self._rtcp_socket, "RTCP")
         except BaseException:
             self._teardown()
             raise
@@ -304,14 +307,10 @@ class RtpEndpoint:
         plain RTP). The same keys again (a re-INVITE) keep the sessions and their rollover counters."""
         current = self._srtp
         if ours is None or theirs is None:
-            if current is not None:
-                logger.info("call=%s SRTP off", self._call)
-            self._srtp = None
+            self.set_secure(None)
         elif not isinstance(current, SdesSrtp) or not current.same_keys(ours, theirs):
-            self._srtp = SdesSrtp(ours, theirs)
+            self.set_secure(SdesSrtp(ours, theirs))
             logger.info("call=%s SRTP on (%s)", self._call, ours.suite)
-        if self._srtp is not current:  # new sessions are ours alone until the fast lane links them
-            self._srtp_stand_in = None
 
     def serialize_srtp(self, stand_in: SipSrtp | None) -> None:
         """While the fast lane's engine holds ``srtp``'s sessions, run them through ``stand_in`` (under the
@@ -321,6 +320,28 @@ class RtpEndpoint:
     @property
     def _crypto(self) -> SipSrtp | None:
         return self._srtp_stand_in if self._srtp_stand_in is not None else self._srtp
+
+    def set_secure(self, srtp: SipSrtp | None) -> None:
+        """Use ``srtp`` (SDES or DTLS-SRTP) from now on; None: plain RTP."""
+        if srtp is None and self._srtp is not None:
+            logger.info("call=%s SRTP off", self._call)
+        if srtp is not self._srtp:  # new sessions are ours alone until the fast lane links them
+            self._srtp_stand_in = None
+        self._srtp = srtp
+
+    def set_rtcp_mux(self, mux: bool) -> None:
+        """RTCP on the RTP socket (RFC 5761) or on its own, as the answer says. A lease bound without
+        an RTCP socket stays muxed."""
+        mux = mux or (self._lease is not None and self._lease.rtcp_socket is None)
+        if mux != self.config.rtcp_mux:
+            self.config = dataclasses.replace(self.config, rtcp_mux=mux)
+            logger.info("call=%s rtcp-mux %s", self._call, "on" if mux else "off")
+
+    def send_datagram(self, component: str, data: bytes, destination: Address) -> None:
+        """Send ``data`` as it is from the RTP or RTCP socket (DTLS records, STUN responses)."""
+        transport = self._rtcp_transport if component == "rtcp" else self._rtp_transport
+        if self._state is EndpointState.OPEN and transport is not None:
+            transport.sendto(data, destination)
 
     def reconfigure(
         self, payload_types: frozenset[int], dtmf_payload_types: frozenset[int], clock_rate: int
@@ -366,6 +387,8 @@ class RtpEndpoint:
         destination = self.remote_rtp_address
         if destination is None or not self._direction.sends:
             return False
+        if self._srtp is not None and not self._srtp.ready:
+            return False  # RFC 5764 §4.1: nothing before the DTLS handshake gave the keys
         if not 0 <= payload_type <= 127:
             raise EndpointError(f"call={self._call} payload type must be in [0, 127], got {payload_type!r}")
         timestamp &= 0xFFFF_FFFF
@@ -443,11 +466,17 @@ class RtpEndpoint:
     def _rtp_received(self, data: bytes, source: Address, decrypted: bool = False) -> None:
         if self._state is not EndpointState.OPEN:
             return
+        if self.control is not None and data and not 128 <= data[0] <= 191:
+            self.control("rtp", data, source)
+            return
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
         crypto = self._crypto
         if crypto is not None and not decrypted:
+            if not crypto.ready:
+                self._drop("RTP from %s before the SRTP keys: %d bytes", source, len(data))
+                return
             try:
                 data = crypto.unprotect(data)
             except SrtpError as exc:
@@ -514,9 +543,19 @@ class RtpEndpoint:
 
     # ---------------------------------------------------------------------------------------- RTCP
 
+    def _rtcp_socket(self, data: bytes, source: Address) -> None:
+        if self.control is not None and data and not 128 <= data[0] <= 191:
+            if self._state is EndpointState.OPEN:
+                self.control("rtcp", data, source)
+            return
+        self._rtcp_received(data, source)
+
     def _rtcp_received(self, data: bytes, source: Address) -> None:
         crypto = self._crypto
         if crypto is not None:
+            if not crypto.ready:
+                self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
+                return
             try:
                 data = crypto.unprotect_rtcp(data)
             except SrtpError as exc:
@@ -584,7 +623,7 @@ class RtpEndpoint:
     def _send_rtcp(self, *, bye: bool = False) -> None:
         destination = self.remote_rtcp_address
         transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
-        if destination is None or transport is None:
+        if destination is None or transport is None or (self._srtp is not None and not self._srtp.ready):
             return
         report = serialize_rtcp(self.build_report(bye=bye))
         crypto = self._crypto

@@ -1,5 +1,10 @@
 """The SIP leg as SDP: the plain RTP endpoint (symmetric RTP, RTCP, inactivity) and what was negotiated.
 
+DTLS-SRTP (RFC 5763/5764): an offer with UDP/TLS/RTP/SAVP(F) and a=fingerprint is answered with the
+same profile, the gateway's fingerprint and a=setup (active to actpass or passive, passive to active);
+``sip_dtls.SipDtls`` then runs the handshake on the endpoint's sockets, with ICE-lite when the offer has
+ICE. A re-offer with the same fingerprint, role and RTCP keeps the association (RFC 5763 §6.7).
+
 The endpoint opens with the offer (its port goes into the SDP) but stays inactive until an answer is
 known: nothing is sent to, or awaited from, a peer that has not answered. Each answer (a 183, the 200,
 a re-INVITE's) re-applies the peer's address, payload types, direction (RFC 3264 §8.3) and packet time
@@ -8,15 +13,21 @@ a re-INVITE's) re-applies the peer's address, payload types, direction (RFC 3264
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import sdp
 from gateway.media import codec_choice as choice
+from gateway.media import ice_lite
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.codec_choice import LegCodecs
+from gateway.media.dtls_srtp import DtlsCertificate
 from gateway.media.packetize import packet_ms
 from gateway.media.rtp import RtpPacket
 from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.sip_dtls import SipDtls
+
+logger = logging.getLogger(__name__)
 
 # A far end whose RTP comes from a new address (NAT rebinding, an SBC or PBX failing over) is followed
 # once this many packets in a row came from there and none from the old one: a stranger cannot take
@@ -31,9 +42,15 @@ class SipLeg:
         *,
         on_rtp: Callable[[RtpPacket], None],
         on_inactive: Callable[[], None],
+        on_failed: Callable[[str], None] = lambda reason: None,
+        on_secure: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._on_rtp, self._on_inactive = on_rtp, on_inactive
+        self._on_failed, self._on_secure = on_failed, on_secure
+        self.dtls: SipDtls | None = None  # DTLS-SRTP toward a peer that offered it
+        self._certificate: DtlsCertificate | None = None
+        self._ice: sdp.IceParameters | None = None  # our ICE-lite credentials, once a peer offered ICE
         self.endpoint: RtpEndpoint | None = None
         self.negotiated: LegCodecs | None = None
         self.sdp_address = ""  # the address our SDP gives the SIP side, once open
@@ -120,18 +137,27 @@ class SipLeg:
     ) -> sdp.SessionDescription:
         """Our answer to the SIP side's offer with ``codec`` (RFC 3264 §6.1), applied to the endpoint;
         ``direction`` is our policy (sendonly while the web user holds the call). An offer with a usable
-        a=crypto is answered with SRTP and a key of ours (RFC 4568), unless media.sip_srtp is off."""
+        a=crypto is answered with SRTP and a key of ours (RFC 4568), one with DTLS-SRTP with our
+        fingerprint (RFC 5763), unless media.sip_srtp is off."""
         assert self.endpoint is not None
         _, port = self.endpoint.local_rtp_address
         theirs: sdp.Crypto | None = None
+        dtls: sdp.DtlsParameters | None = None
+        index = 0
         if self._settings.sip_srtp != "off":
             index = sdp.check_audio_offer(offer, self._settings.sip_codecs, srtp=self._settings.sip_srtp)
-            theirs = next(iter(offer.media[index].cryptos), None)
+            if sdp.is_dtls_srtp(offer, index):
+                dtls = offer.dtls_for(index)
+            else:
+                theirs = next(iter(offer.media[index].cryptos), None)
         ours = sdp.Crypto.new(theirs.tag, theirs.suite) if theirs is not None else None
+        transport = sdp.PlainTransport(self.sdp_address, port, crypto=ours)
+        if dtls is not None:
+            transport = self._dtls_transport(offer, index, dtls, port)
         answer = sdp.answer(
             offer,
             codecs=[f"{codec.name}/{codec.clock_rate}"],
-            transport=sdp.PlainTransport(self.sdp_address, port, crypto=ours),
+            transport=transport,
             preference=sdp.Preference.ANSWERER,
             telephone_event=self._settings.telephone_event,
             direction=direction,
@@ -139,13 +165,104 @@ class SipLeg:
         index = next(i for i, m in enumerate(answer.media) if not m.rejected)
         self.apply(answer.media[index], offer, index, answer.direction_for(index))
         self.local_crypto = ours
-        self.endpoint.set_srtp(ours, theirs)
+        if dtls is not None and transport.dtls is not None:
+            self._use_dtls(dtls, transport.dtls.setup, offer.media[index].rtcp_mux, offer, index)
+        else:
+            self._stop_dtls()
+            self.endpoint.set_rtcp_mux(False)
+            self.endpoint.set_srtp(ours, theirs)
         return answer
+
+    def _dtls_transport(
+        self, offer: sdp.SessionDescription, index: int, dtls: sdp.DtlsParameters, port: int
+    ) -> sdp.PlainTransport:
+        """Our fingerprint, role (RFC 5763 §5; the current one on a re-offer that keeps it) and, when
+        the peer offers ICE, ICE-lite credentials and one host candidate per socket."""
+        current = self.dtls
+        setup = dtls.setup.answer()
+        if current is not None and dtls.setup is sdp.Setup.ACTPASS:
+            setup = sdp.Setup.ACTIVE if current.client else sdp.Setup.PASSIVE
+        certificate = self._dtls_certificate()
+        ice: sdp.IceParameters | None = None
+        candidates: list[sdp.Candidate] = []
+        if offer.ice_for(index) is not None:
+            ice = self._ice = self._ice or ice_lite.new_parameters()
+            candidates.append(ice_lite.host_candidate(self.sdp_address, port))
+            if not offer.media[index].rtcp_mux:
+                candidates.append(ice_lite.host_candidate(self.sdp_address, port + 1, component=2))
+        return sdp.PlainTransport(
+            self.sdp_address,
+            port,
+            dtls=sdp.DtlsParameters((certificate.fingerprint,), setup),
+            ice=ice,
+            candidates=tuple(candidates),
+        )
+
+    def _dtls_certificate(self) -> DtlsCertificate:
+        """The process's certificate (BridgeSettings.dtls_certificates), else one for this call; a call
+        keeps the one it answered with."""
+        if self._certificate is None:
+            source = self._settings.dtls_certificates
+            self._certificate = source.current() if source is not None else DtlsCertificate()
+        return self._certificate
+
+    def _use_dtls(
+        self,
+        offered: sdp.DtlsParameters,
+        setup: sdp.Setup,
+        mux: bool,
+        offer: sdp.SessionDescription,
+        index: int,
+    ) -> None:
+        endpoint = self.endpoint
+        assert endpoint is not None
+        client = setup is sdp.Setup.ACTIVE
+        endpoint.set_rtcp_mux(mux)
+        rtcp = not endpoint.config.rtcp_mux
+        remote_ice = offer.ice_for(index)
+        if self.dtls is not None and self.dtls.matches(client, offered.fingerprints, rtcp):
+            if self.dtls.ice is not None and remote_ice is not None:
+                self.dtls.ice.remote = remote_ice
+            return
+        self._stop_dtls()
+        responder = None
+        if remote_ice is not None and self._ice is not None:
+            responder = ice_lite.IceLiteResponder(self._ice, remote_ice, call_id=self._settings.call_id)
+        self.dtls = SipDtls(
+            endpoint,
+            self._dtls_certificate(),
+            client=client,
+            remote=offered.fingerprints,
+            rtcp=rtcp,
+            ice=responder,
+            on_ready=self._on_secure,
+            on_failed=self._on_failed,
+            call_id=self._settings.call_id,
+            handshake_timeout=self._settings.inactivity_timeout or 10.0,
+        )
+        endpoint.set_secure(self.dtls)
+        logger.info(
+            "call=%s DTLS-SRTP toward the SIP side as %s%s%s",
+            self._settings.call_id,
+            "client (a=setup:active)" if client else "server (a=setup:passive)",
+            ", RTCP muxed" if not rtcp else ", RTCP on its own association",
+            ", ICE-lite" if responder is not None else "",
+        )
+        self.dtls.start()
+
+    def _stop_dtls(self) -> None:
+        if self.dtls is not None:
+            self.dtls.close()
+            self.dtls = None
+            if self.endpoint is not None:
+                self.endpoint.set_secure(None)
 
     def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
         if self.endpoint is not None:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker)
 
     def close(self) -> None:
+        if self.dtls is not None:
+            self.dtls.close()
         if self.endpoint is not None:
             self.endpoint.close()

@@ -28,7 +28,9 @@ def _session(crypto: sdp.Crypto, ssrc_type: int) -> pylibsrtp.Session:
 class SipSrtp(Protocol):
     """Both directions of SRTP on the SIP leg, however keyed (SDES here; DTLS-SRTP the same way).
 
-    ``RtpEndpoint`` protects and unprotects through the four methods (errors raise ``SrtpError``). The
+    ``RtpEndpoint`` protects and unprotects through the four methods (errors raise ``SrtpError``);
+    nothing is sent or accepted while ``ready`` is False (a DTLS handshake not yet done, RFC 5764 §4.1).
+    ``separate_rtcp``: RTCP has keys of its own (DTLS-SRTP without rtcp-mux: a second association). The
     native fast lane runs the libsrtp sessions themselves in its thread: ``sessions`` gives them as
     (rx: unprotects what the peer sends, tx: protects what we send), or None while there are no keys yet
     (the call stays on the Python path until there are). While linked the endpoint goes through the
@@ -36,6 +38,12 @@ class SipSrtp(Protocol):
 
     @property
     def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def separate_rtcp(self) -> bool: ...
 
     def protect(self, packet: bytes) -> bytes: ...
     def protect_rtcp(self, packet: bytes) -> bytes: ...
@@ -58,6 +66,15 @@ class SdesSrtp:
     def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
         """(rx, tx) for the fast lane (``SipSrtp``)."""
         return self._rx, self._tx
+
+    @property
+    def ready(self) -> bool:
+        """The keys are in the SDP: always."""
+        return True
+
+    @property
+    def separate_rtcp(self) -> bool:
+        return False
 
     def same_keys(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> bool:
         return ours == self.ours and theirs == self.theirs

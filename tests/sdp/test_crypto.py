@@ -42,7 +42,7 @@ def test_a_key_is_never_shown() -> None:
         ("polycom-sdes-offer", 302, None, None),  # RTP/SAVP + a=crypto
         ("snom-best-effort-srtp-offer", None, None, None),  # RTP/AVP + a=crypto (RFC 8643)
         ("asterisk-offer", None, None, 302),  # plain RTP only
-        ("firefox-webrtc-offer", 302, 302, 302),  # DTLS-SRTP: not SDES
+        ("firefox-webrtc-offer", 302, None, None),  # DTLS-SRTP (RFC 5763): taken unless off
     ],
 )
 def test_sip_srtp_decides_which_offers_are_bridged(

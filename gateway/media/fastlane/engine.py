@@ -75,6 +75,14 @@ class SerializedSrtp:
         sessions: tuple[pylibsrtp.Session, pylibsrtp.Session] | None = self.original.sessions
         return sessions
 
+    @property
+    def ready(self) -> bool:
+        return bool(self.original.ready)
+
+    @property
+    def separate_rtcp(self) -> bool:
+        return bool(self.original.separate_rtcp)
+
     def _run(self, op: int, data: bytes) -> bytes:
         result = self.link.srtp(op, data, self.sip)
         if isinstance(result, int):
@@ -88,9 +96,13 @@ class SerializedSrtp:
         return self._run(1, packet)
 
     def protect_rtcp(self, packet: bytes) -> bytes:
+        if self.sip and self.separate_rtcp:  # RTCP's own sessions: the engine never holds them
+            return bytes(self.original.protect_rtcp(packet))
         return self._run(2, packet)
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
+        if self.sip and self.separate_rtcp:
+            return bytes(self.original.unprotect_rtcp(packet))
         return self._run(3, packet)
 
 

@@ -1,0 +1,232 @@
+"""baresip (Debian ``baresip-core``) as a second, independent SIP phone, for tests on loopback.
+
+A `Baresip` is one baresip process with its own config directory (under the test's tmp_path): UDP SIP
+on a free port of 127.0.0.1, RTP in ``rtp_ports``, no sound card (the microphone is a WAV file with a
+tone, played by the ``aufile`` source; what it hears goes to ``aubridge`` and is written to a WAV file by
+the ``sndfile`` filter), and media encryption (``mediaenc``: ``dtls_srtp``, ``srtp``...) and ICE
+(``medianat=ice``) as asked. It is driven over ``ctrl_tcp`` (netstring-framed JSON: commands in,
+events out) and stopped by its PID:
+
+    async with Baresip(tmp_path, tone=440, mediaenc="dtls_srtp", rtcp_mux=True) as phone:
+        await phone.dial("sip:1001@127.0.0.1:5060")
+        await phone.wait_for("CALL_ESTABLISHED")
+        ...
+        await phone.hangup()
+        path = phone.recording()   # what baresip heard (8 kHz mono WAV)
+
+The modules it loads are all in ``baresip-core``: g711, aufile, aubridge, sndfile, srtp, dtls_srtp,
+ice, ctrl_tcp. Under CI=true a missing baresip fails the test (peers.binaries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import wave
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from peers.audio import RATE, sine
+from peers.binaries import require_binary
+from peers.ports import free_port
+
+__all__ = ["Baresip"]
+
+MODULES = ("g711", "aufile", "aubridge", "sndfile", "srtp", "dtls_srtp", "ice", "ctrl_tcp")
+
+
+class Baresip:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        user: str = "baresip",
+        tone: float = 440.0,
+        mediaenc: str | None = "dtls_srtp",
+        ice: bool = False,
+        rtcp_mux: bool = True,
+        rtp_ports: tuple[int, int] = (37000, 37999),
+        codecs: str = "pcmu",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.binary = require_binary("baresip")
+        self.host, self.user = host, user
+        self.sip_port = free_port(socket.SOCK_DGRAM, host)
+        self.ctrl_port = free_port(socket.SOCK_STREAM, host)
+        self.workdir = workdir / f"baresip-{user}-{self.sip_port}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.dumps = self.workdir / "dumps"
+        self.dumps.mkdir(exist_ok=True)
+        self.tone_file = self.workdir / "tone.wav"
+        with wave.open(str(self.tone_file), "wb") as wav:  # 30 s of the tone, 8 kHz mono like PCMU
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(sine(tone, RATE, seconds=30.0).tobytes())
+        params = [f"regint=0;answermode=auto;audio_codecs={codecs}"]
+        if mediaenc:
+            params.append(f"mediaenc={mediaenc}")
+        if ice:
+            params.append("medianat=ice")
+        account = f"<sip:{user}@{host}:{self.sip_port}>;{';'.join(params)}\n"
+        (self.workdir / "accounts").write_text(account)
+        (self.workdir / "contacts").write_text("")
+        (self.workdir / "config").write_text(self._config(rtp_ports, rtcp_mux))
+        self.events: list[dict[str, Any]] = []
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    def _config(self, rtp_ports: tuple[int, int], rtcp_mux: bool) -> str:
+        lines = [
+            f"sip_listen\t{self.host}:{self.sip_port}",
+            "sip_trans_def\tudp",
+            f"rtp_ports\t{rtp_ports[0]}-{rtp_ports[1]}",
+            f"rtcp_mux\t{'yes' if rtcp_mux else 'no'}",
+            f"audio_source\taufile,{self.tone_file}",
+            "audio_player\taubridge,nowhere",
+            "audio_alert\taubridge,nowhere",
+            f"snd_path\t{self.dumps}",
+            "module_path\t/usr/lib/baresip/modules",
+            *(f"module\t{name}.so" for name in MODULES if name != "ctrl_tcp"),
+            "module_tmp\taccount.so",  # reads the accounts file
+            "module_app\tmenu.so",  # the dial and hangup commands
+            "module_app\tctrl_tcp.so",
+            f"ctrl_tcp_listen\t{self.host}:{self.ctrl_port}",
+            "dns_server\t127.0.0.1:53",
+        ]
+        return "\n".join(lines) + "\n"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.sip_port}"
+
+    # --------------------------------------------------------------------------------- running
+
+    async def start(self, ready_timeout: float = 10.0) -> Baresip:
+        log = (self.workdir / "baresip.log").open("wb")
+        self._process = await asyncio.create_subprocess_exec(
+            self.binary,
+            "-f",
+            str(self.workdir),
+            "-v",
+            "-n",
+            self.host,  # media and SDP on this address too (else the default route's interface)
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,  # its own process group: stop() ends it and nothing else
+        )
+        log.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ready_timeout
+        while True:
+            if self._process.returncode is not None:
+                raise RuntimeError(f"baresip exited {self._process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.ctrl_port)
+                break
+            except OSError:
+                if loop.time() > deadline:
+                    await self.stop()
+                    raise TimeoutError(f"baresip's ctrl_tcp did not listen within {ready_timeout}s") from None
+                await asyncio.sleep(0.05)
+        self._read_task = asyncio.create_task(self._read_events())
+        return self
+
+    async def stop(self) -> int | None:
+        """End the process by its PID (SIGTERM, then SIGKILL); its return code."""
+        if self._read_task is not None:
+            self._read_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._read_task
+            self._read_task = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        process = self._process
+        if process is None or process.returncode is not None:
+            return process.returncode if process is not None else None
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                return await asyncio.wait_for(process.wait(), 3.0)
+            except TimeoutError:
+                continue
+        return process.returncode
+
+    async def __aenter__(self) -> Baresip:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------------------- ctrl_tcp
+
+    async def command(self, command: str, params: str = "") -> None:
+        """Send one command (as typed at baresip's prompt without the slash: dial, hangup, ...)."""
+        if self._writer is None:
+            raise RuntimeError("baresip is not running")
+        body = json.dumps({"command": command, "params": params, "token": command}).encode()
+        self._writer.write(b"%d:%s," % (len(body), body))  # a netstring
+        await self._writer.drain()
+
+    async def dial(self, uri: str) -> None:
+        await self.command("dial", uri)
+
+    async def hangup(self) -> None:
+        await self.command("hangup")
+
+    async def _read_events(self) -> None:
+        assert self._reader is not None
+        while True:
+            try:
+                length = int((await self._reader.readuntil(b":"))[:-1])
+                data = await self._reader.readexactly(length + 1)
+            except (asyncio.IncompleteReadError, ValueError, ConnectionError):
+                return
+            with contextlib.suppress(ValueError):
+                message = json.loads(data[:-1])
+                if isinstance(message, dict):
+                    self.events.append(message)
+                    self._changed.set()
+
+    async def wait_for(self, event_type: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The first event of ``event_type`` (CALL_ESTABLISHED, CALL_CLOSED, ...), waiting for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for event in self.events:
+                if event.get("type") == event_type:
+                    return event
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                seen = [e.get("type") for e in self.events]
+                raise TimeoutError(f"no {event_type} from baresip (events: {seen})\n{self.log()[-4000:]}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    # ------------------------------------------------------------------------------- output
+
+    def log(self) -> str:
+        path = self.workdir / "baresip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def recording(self) -> Path:
+        """The WAV file of what baresip decoded (sndfile's ``dump-...-dec.wav``)."""
+        found = sorted(self.dumps.glob("dump-*-dec.wav"))
+        if not found:
+            raise FileNotFoundError(f"no decoded audio dump in {self.dumps}")
+        return found[-1]
