@@ -1,7 +1,10 @@
-"""Early media toward the browser SIP libraries (JsSIP 3.13, SIP.js 0.21 with earlyMedia): the desk phone
-answers the library's call with 183 Session Progress and SDP and plays its tone before answering; the
-gateway sends 183 with its WebRTC answer over SIP WebSocket, and the library hears the tone while the call
-is still ringing, then the 200 connects the call with the tone still heard."""
+"""The browser SIP libraries (JsSIP 3.13, SIP.js 0.21) while their call rings at the desk phone.
+
+Early media: the phone answers the library's call with 183 Session Progress and SDP and plays its tone
+before answering; the gateway sends 183 with its WebRTC answer over SIP WebSocket, and the library hears
+the tone while the call is still ringing, then the 200 connects the call with the tone still heard.
+CANCEL: the library hangs up while the phone rings; its CANCEL ends the call, and the gateway cancels its
+INVITE to the phone (487)."""
 
 from __future__ import annotations
 
@@ -51,4 +54,37 @@ async def test_library_hears_early_media_before_the_answer(library: Library, tmp
         await softphone.hangup()
         await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
         await softphone.wait_for("ended")
+        assert await no_calls(gateway)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_cancels_a_ringing_call(library: Library, tmp_path: Path) -> None:
+    require_softphones()
+    require_desk_phone()
+    async with (
+        softphone_server() as origin,
+        DeskPhone(tmp_path, user="2000", answer="ring") as phone,
+        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        chromium_page() as page,
+    ):
+        realm = realm_of(gateway)
+        softphone = Softphone(page, library)
+        await softphone.open(origin)
+        await softphone.start(
+            gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
+        )
+        await softphone.wait_for("registered")
+        await softphone.call(f"sip:2000@{realm}")
+        incoming = await phone.wait_for("incoming", timeout=15)
+        await softphone.wait_for("progress", status=180)
+        await softphone.hangup()  # CANCEL over the WebSocket
+        state = await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        assert state["code"] == 487, state  # the gateway cancelled its INVITE to the phone
+        ended = await softphone.wait_for(("failed", "ended"))
+        expected = (
+            {"type": "failed", "cause": "Canceled"}
+            if library == "jssip"
+            else {"type": "ended", "originator": "local"}
+        )
+        assert {k: ended.get(k) for k in expected} == expected, ended
         assert await no_calls(gateway)
