@@ -1,6 +1,8 @@
 """SIP over WebSocket vs the JSON WebSocket on the same gateway (issue 12): registration and call setup.
 
-Run: python bench/sipws_bench.py [--count 50] [--calls 10]   (needs sipp; under a minute)
+Run: python bench/sipws_bench.py [--count 50] [--calls 10] [--tls]   (needs sipp; under a minute)
+
+--tls: HTTPS with a dev certificate, so both WebSockets are wss:// (TLS handshake in every new socket).
 
 The gateway runs in this process with sipp's UAS as its PBX (auto-answer, RTP echo). Measured, one
 client at a time so the figures are latencies, not a saturation test:
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import secrets
+import ssl
 import statistics
 import sys
 import tempfile
@@ -29,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.schema import HttpTls  # noqa: E402
+from gateway.devcert import make_dev_certificates  # noqa: E402
 from peers.sipp import Sipp  # noqa: E402
 from peers.web_user import WebUser  # noqa: E402
 from peers.webpeer import WebPeer  # noqa: E402
@@ -54,31 +60,38 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
-async def main(count: int, calls: int) -> None:
+async def main(count: int, calls: int, tls: bool) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True)
         await pbx.start()
+        config = websocket_config(pbx.address)
+        context: ssl.SSLContext | None = None
+        if tls:
+            made = make_dev_certificates(Path(workdir) / "certs", ["127.0.0.1"])
+            http = dataclasses.replace(config.http, tls=HttpTls(str(made.certificate), str(made.private_key)))
+            config = dataclasses.replace(config, http=http)
+            context = ssl.create_default_context(cafile=str(made.ca))
         try:
-            async with running_gateway(websocket_config(pbx.address)) as gateway:
+            async with running_gateway(config) as gateway:
                 realm = realm_of(gateway)
                 results: dict[str, list[float]] = {}
 
                 samples = results.setdefault("json login", [])
                 for _ in range(count):
                     started = time.perf_counter()
-                    async with WebUser(gateway.http_url, "alice", ALICE_SECRET):
+                    async with WebUser(gateway.http_url, "alice", ALICE_SECRET, ssl=context):
                         samples.append((time.perf_counter() - started) * 1000)
 
                 samples = results.setdefault("sipws register", [])
                 for _ in range(count):
                     started = time.perf_counter()
-                    async with sip_socket(gateway) as sip:
+                    async with sip_socket(gateway, ssl=context) as sip:
                         _, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm)
                         assert final.startswith("SIP/2.0 200"), final
                         samples.append((time.perf_counter() - started) * 1000)
 
                 samples = results.setdefault("sipws refresh", [])
-                async with sip_socket(gateway) as sip:
+                async with sip_socket(gateway, ssl=context) as sip:
                     for _ in range(count):
                         started = time.perf_counter()
                         _, final = await sip.register("alice", ALICE_SIP_PASSWORD, realm)
@@ -86,7 +99,7 @@ async def main(count: int, calls: int) -> None:
                         samples.append((time.perf_counter() - started) * 1000)
 
                 samples = results.setdefault("json call", [])
-                async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                async with WebUser(gateway.http_url, "alice", ALICE_SECRET, ssl=context) as alice:
                     for _ in range(calls):
                         peer = WebPeer(1000.0)
                         try:
@@ -101,7 +114,7 @@ async def main(count: int, calls: int) -> None:
                             await peer.close()
 
                 samples = results.setdefault("sipws call", [])
-                async with sip_socket(gateway) as sip:
+                async with sip_socket(gateway, ssl=context) as sip:
                     for _ in range(calls):
                         sip.call_id, sip.tag = secrets.token_hex(8), secrets.token_hex(4)
                         peer = WebPeer(1000.0)
@@ -119,7 +132,8 @@ async def main(count: int, calls: int) -> None:
                         await asyncio.sleep(0.2)  # the bridge closes
 
                 load = Path("/proc/loadavg").read_text().split()[:3]
-                print(f"SIP WebSocket vs JSON WebSocket, one client; loadavg {' '.join(load)}")
+                scheme = "wss" if tls else "ws"
+                print(f"SIP WebSocket vs JSON WebSocket ({scheme}://), one client; loadavg {' '.join(load)}")
                 for name, values in results.items():
                     print(summary(name, values))
         finally:
@@ -130,5 +144,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50, help="logins and registrations of each kind")
     parser.add_argument("--calls", type=int, default=10, help="calls of each kind")
+    parser.add_argument("--tls", action="store_true", help="HTTPS with a dev certificate: wss:// for both")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.count, arguments.calls))
+    asyncio.run(main(arguments.count, arguments.calls, arguments.tls))

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from ssl import SSLContext
 
 import aiohttp
 
@@ -108,9 +109,15 @@ def answer(challenge: dict[str, str], user: str, password: str, method: str, uri
 
 
 @asynccontextmanager
-async def sip_socket(gateway: Gateway, protocols: tuple[str, ...] = ("sip",)) -> AsyncIterator[SipSocket]:
+async def sip_socket(
+    gateway: Gateway, protocols: tuple[str, ...] = ("sip",), ssl: SSLContext | None = None
+) -> AsyncIterator[SipSocket]:
+    """A SIP WebSocket to the gateway's /sip: ws://, or wss:// on an HTTPS gateway (verified with ``ssl``)."""
     url = gateway.http_url.replace("http", "ws", 1) + "/sip"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, protocols=protocols) as ws:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url, protocols=protocols, ssl=ssl or True) as ws,
+    ):
         yield SipSocket(ws)
 
 
