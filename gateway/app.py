@@ -25,7 +25,7 @@ from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
-from gateway.media import fastlane
+from gateway.media import aiortc_hooks, fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
@@ -78,6 +78,8 @@ class Gateway:
         return settings
 
     async def start(self) -> None:
+        # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
+        aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
         health = HealthSource(

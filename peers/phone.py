@@ -91,6 +91,11 @@ class DeskPhone:
         self._log_file: Any = None
 
     @property
+    def pid(self) -> int | None:
+        """The phone process's PID while it runs (a test may kill it to play a phone that died)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def address(self) -> str:
         """host:port of the phone's SIP socket (a sipp UAC's remote address)."""
         return f"{self.host}:{self.port}"

@@ -41,9 +41,12 @@ class WebUser:
         *,
         ssl: ssl_.SSLContext | None = None,
         origin: str | None = None,
+        autoping: bool = True,
     ) -> None:
         """`base_url` http:// or https:// (then WSS, verified with `ssl`, e.g. trusting a dev CA); `origin`
-        sends an Origin header as a browser page of that origin would."""
+        sends an Origin header as a browser page of that origin would; `autoping` False: the gateway's
+        pings go unanswered, as from a browser whose network went away."""
+        self._autoping = autoping
         self.url = base_url.replace("https://", "wss://").replace("http://", "ws://") + "/ws"
         self._ssl = ssl
         self._origin = origin
@@ -63,7 +66,10 @@ class WebUser:
         self._http = aiohttp.ClientSession()
         headers = {"Origin": self._origin} if self._origin is not None else None
         self._ws = await self._http.ws_connect(
-            self.url, ssl=self._ssl if self._ssl is not None else True, headers=headers
+            self.url,
+            ssl=self._ssl if self._ssl is not None else True,
+            headers=headers,
+            autoping=self._autoping,
         )
         self._reader = asyncio.create_task(self._read())
         registered = await self.request({"type": "login", "user": self.user, "secret": self.secret})

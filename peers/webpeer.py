@@ -91,6 +91,16 @@ class WebPeer:
         self._resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
         self.recording = True
 
+    def vanish(self) -> None:
+        """Play a browser whose network went away: from now on its sockets neither send nor receive
+        (no RTP, no RTCP, no DTLS alert, no answer to ICE consent checks), without closing anything."""
+        connection = aiortc_hooks.ice_connection(self.pc)
+        for protocol in list(getattr(connection, "_protocols", [])):  # aioice's sockets (a test peer only)
+            protocol.datagram_received = lambda data, addr: None
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.sendto = lambda data, addr=None: None
+
     def _tap(self, packet: AiortcRtpPacket) -> bool:
         self.received += 1
         if self.raw:

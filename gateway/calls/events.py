@@ -314,9 +314,11 @@ class MediaFailed:
 
 @dataclass(frozen=True, slots=True)
 class MediaInactive:
-    """No RTP for `seconds` on a leg that should be sending."""
+    """No RTP for `seconds` on a leg that should be sending; `held`: nothing at all (no RTP nor RTCP)
+    for `seconds` from a side that was not expected to send RTP (hold): it is gone all the same."""
 
     seconds: float
+    held: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.seconds, (int, float)) or isinstance(self.seconds, bool) or self.seconds < 0:

@@ -104,8 +104,13 @@ def media_failed(call: CallMachine, event: MediaFailed) -> None:
 
 
 def media_inactive(call: CallMachine, event: MediaInactive) -> None:
-    """No RTP: hang up, unless the call is on hold (a held party may rightly send nothing)."""
-    if call.state is CallState.HOLDING:
+    """No RTP: hang up, unless the call is on hold (a held party may rightly send no audio); a party
+    that sent nothing at all, not even RTCP, is gone even on hold."""
+    if call.state is CallState.HOLDING and not event.held:
+        return
+    if event.held:
+        message = f"Nothing arrived from the other side for {event.seconds:g} seconds"
+        end_connected(call, local_reason(EndReason.MEDIA_TIMEOUT, message=message))
         return
     message = f"No audio arrived for {event.seconds:g} seconds"
     end_connected(call, local_reason(EndReason.MEDIA_TIMEOUT, message=message))

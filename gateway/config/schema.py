@@ -220,7 +220,10 @@ class MediaSection:
     # The IPs in SDP c= lines, at most one per address family (see gateway/config/addresses.py).
     public_address: Annotated[tuple[IPAddress, ...], Parse(_public_addresses)] = ()
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
-    inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 10.0  # seconds without RTP: hang up
+    inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 5.0  # seconds without RTP: hang up
+    # seconds without RTP nor RTCP from a SIP peer that sends no audio on purpose (hold, silence
+    # suppression) but has shown it sends RTCP: it is gone, hang up
+    hold_timeout: Annotated[float, FloatRange(1.0, 3600.0)] = 15.0
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS

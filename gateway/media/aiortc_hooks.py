@@ -19,6 +19,15 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   connection's ``get_component_candidates`` to gather on the addresses given (production never does).
 * ``ice_connection(pc)``: the aioice ``Connection`` behind the first transceiver, for candidate handling.
 
+* ``set_consent_expiry(seconds)``: ICE consent freshness (RFC 7675 §5.1 allows a shorter expiry than
+  30 s): aioice's ``query_consent`` reads ``aioice.ice.CONSENT_INTERVAL`` and ``CONSENT_FAILURES`` at
+  each check, so setting them makes every web leg of the process check each second and give up (ICE
+  failed: the call ends) after about ``seconds`` without an answer, on hold as much as in speech.
+
+* ``on_consent_expired(pc, callback)``: wraps the connection's ``query_consent`` (an endless loop that
+  returns only once consent expired, just before aioice closes the connection) to call ``callback``:
+  a browser gone silent, told apart from one that closed DTLS itself.
+
 The bridge's direct RTP paths (``DirectSender``, ``DirectReceiver``) are in ``aiortc_direct``; the
 fast lane swaps the DTLS transport's SRTP sessions with the three functions below:
 
@@ -36,6 +45,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import aioice.ice
+import aioice.stun
 import av
 import pylibsrtp
 from aioice import Connection
@@ -237,6 +248,19 @@ def restrict_host_addresses(
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
+def on_consent_expired(pc: RTCPeerConnection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the connection's consent expires (RFC 7675). Call after the transceiver
+    exists and before the connection connects (which starts the consent checks)."""
+    connection = ice_connection(pc)
+    original: Callable[[], Awaitable[None]] = connection.query_consent
+
+    async def query_consent() -> None:
+        await original()  # returns only when consent expired (cancelled when the connection closes)
+        callback()
+
+    connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
 def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:
     """The DTLS transport's (receive, transmit) libsrtp sessions once DTLS has set them up."""
     rx, tx = dtls._rx_srtp, dtls._tx_srtp
@@ -259,3 +283,16 @@ def restore_srtp_sessions(
         dtls._rx_srtp = rx
     if isinstance(dtls._tx_srtp, replaced):
         dtls._tx_srtp = tx
+
+
+# aioice sends each consent check once (no retransmission) and counts it failed after RETRY_RTO.
+_CONSENT_CHECK = 1.0 + aioice.stun.RETRY_RTO
+
+
+def set_consent_expiry(seconds: float) -> None:
+    """Consent checks every second on every web leg of this process; ICE fails after about ``seconds``
+    without an answer (at least two checks). Process-wide, as aioice keeps these in its module."""
+    if seconds <= 0:
+        raise ValueError(f"consent expiry must be positive, got {seconds!r}")
+    aioice.ice.CONSENT_INTERVAL = 1
+    aioice.ice.CONSENT_FAILURES = max(2, int(seconds // _CONSENT_CHECK))

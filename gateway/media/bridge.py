@@ -478,7 +478,10 @@ class MediaBridge:
             self.fast_lane.update()
 
     def _sip_inactive(self) -> None:
-        self._on_event(MediaInactive(Leg.SIP, self.settings.inactivity_timeout or 0.0))
+        endpoint = self._sip.endpoint
+        held = endpoint is not None and endpoint.inactive_held
+        seconds = self.settings.hold_timeout if held else self.settings.inactivity_timeout
+        self._on_event(MediaInactive(Leg.SIP, seconds or 0.0, held=held))
 
     # ---------------------------------------------------------------------------------------- DTMF
 

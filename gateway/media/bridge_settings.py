@@ -48,7 +48,8 @@ class BridgeSettings:
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
     ice_servers: tuple[RTCIceServer, ...] = ()
-    inactivity_timeout: float | None = 10.0
+    inactivity_timeout: float | None = 5.0
+    hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
     ice_timeout: float = 20.0
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
@@ -131,6 +132,7 @@ def settings_from_config(
         telephone_event=config.codecs.telephone_event,
         ice_servers=ice_servers_from_config(config.ice.gateway),
         inactivity_timeout=config.media.inactivity_timeout,
+        hold_timeout=config.media.hold_timeout,
         call_id=call_id,
         fast_lane=fast_lane if config.media.fast_path else None,
     )

@@ -24,10 +24,13 @@ class MediaConnected:
 
 @dataclass(frozen=True, slots=True)
 class MediaInactive:
-    """No RTP arrived on ``leg`` for ``seconds`` while that side should send: the call can end."""
+    """No RTP arrived on ``leg`` for ``seconds`` while that side should send: the call can end.
+    ``held``: nothing at all (no RTP nor RTCP) while none was expected (hold, silence suppression): the
+    far end is gone even though the call is on hold."""
 
     leg: Leg
     seconds: float
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,13 @@ How it works:
   source (the peer's NAT binding changed). ``SymmetricLatch`` is this decision, sans-I/O.
 * Received RTP feeds ``ReceiveStatistics``; RTCP SR or RR + SDES CNAME go out at a randomized interval
   around ``rtcp_interval`` (RFC 3550 §6.2, §6.3.1), and a BYE on close (§6.3.7).
-* An inactivity timer fires ``on_inactive`` once no RTP arrived for ``inactivity_timeout`` seconds; it is
-  paused while the direction says the peer does not send (hold, inactive) and re-armed when RTP resumes.
+* Liveness of the far end (``on_inactive``): while RTP is expected, no RTP for ``inactivity_timeout``
+  seconds fires it. While none is expected (the direction says the peer does not send: hold, inactive)
+  or the peer has gone quiet on purpose (its last packet was comfort noise, RFC 3389 silence
+  suppression), RTP cannot tell a dead peer from a silent one: then its RTCP does, and no RTP nor RTCP for
+  ``hold_timeout`` seconds fires it, once the peer has sent RTCP since it went quiet (many phones send
+  none while held, pjsua among them: such a peer cannot be judged and is left alone). ``inactive_held``
+  says which of the two fired.
 * Comfort noise (PT 13, RFC 3389) is always accepted and never counts as a change of codec.
 """
 
@@ -87,6 +92,7 @@ class RtpEndpointConfig:
     clock_rate: int = 8000
     rtcp_mux: bool = False
     inactivity_timeout: float | None = 5.0
+    hold_timeout: float | None = 15.0  # no RTP nor RTCP while none is expected (hold, silence): dead
     rtcp_interval: float = 5.0
     relatch_after: int = 0
     cname: str = "sip-webrtc-gateway"
@@ -101,6 +107,8 @@ class RtpEndpointConfig:
             raise EndpointError(f"clock_rate must be positive, got {self.clock_rate!r}")
         if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
             raise EndpointError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
+        if self.hold_timeout is not None and self.hold_timeout <= 0:
+            raise EndpointError(f"hold_timeout must be positive, got {self.hold_timeout!r}")
         if self.rtcp_interval <= 0:
             raise EndpointError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
         if self.relatch_after < 0:
@@ -176,6 +184,10 @@ class RtpEndpoint:
         self._last_sent_timestamp = 0  # RTP timestamp and clock of the last packet sent
         self._last_sent_time = 0.0
         self._last_rx = 0.0
+        self._last_rtcp: float | None = None  # the peer's last RTCP (None: it never sent any)
+        self._quiet = False  # the peer's last RTP was comfort noise: it suppresses silence (RFC 3389)
+        self._quiet_since = 0.0  # when no RTP began to be expected (hold, comfort noise)
+        self.inactive_held = False  # the last on_inactive: no RTP nor RTCP while none was expected
         self._inactive = False
         self._inactivity_timer: asyncio.TimerHandle | None = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
@@ -373,10 +385,9 @@ class RtpEndpoint:
             return
         if direction.receives:
             self._last_rx = self._now()
-            self._arm_inactivity()
-        elif self._inactivity_timer is not None:
-            self._inactivity_timer.cancel()
-            self._inactivity_timer = None
+        else:
+            self._quiet_since = self._now()
+        self._arm_inactivity()
 
     # ----------------------------------------------------------------------------------------- RTP
 
@@ -500,9 +511,13 @@ class RtpEndpoint:
         timing = pt not in self.config.dtmf_payload_types
         self.statistics.update(packet.sequence_number, packet.timestamp, now, timing=timing)
         self._last_rx = now
-        if self._inactive:
-            self._inactive = False
-            logger.info("call=%s RTP resumed from %s:%d", self._call, *source)
+        quiet = pt == PT_COMFORT_NOISE
+        if self._inactive or quiet != self._quiet:
+            if self._inactive:
+                logger.info("call=%s RTP resumed from %s:%d", self._call, *source)
+            if quiet:
+                self._quiet_since = now
+            self._inactive, self._quiet = False, quiet
             self._arm_inactivity()
         if pt in self.config.payload_types and pt != PT_COMFORT_NOISE and pt != self.codec_payload_type:
             old, self.codec_payload_type = self.codec_payload_type, pt
@@ -517,27 +532,45 @@ class RtpEndpoint:
 
     # ---------------------------------------------------------------------------------- inactivity
 
+    def _liveness(self) -> tuple[float, float, bool] | None:
+        """(last sign of life, timeout, held) as things stand; None: nothing to watch."""
+        if self._direction.receives and not self._quiet:
+            timeout = self.config.inactivity_timeout
+            return None if timeout is None else (self._last_rx, timeout, False)
+        timeout = self.config.hold_timeout
+        if timeout is None or self._last_rtcp is None or self._last_rtcp < self._quiet_since:
+            return None  # no RTCP since it went quiet: it cannot be judged
+        return max(self._last_rx, self._last_rtcp), timeout, True
+
     def _arm_inactivity(self) -> None:
-        timeout = self.config.inactivity_timeout
-        if timeout is None or not self._direction.receives or self._state is not EndpointState.OPEN:
-            return
         if self._inactivity_timer is not None:
             self._inactivity_timer.cancel()
-        remaining = self._last_rx + timeout - self._now()
+            self._inactivity_timer = None
+        watch = self._liveness()
+        if watch is None or self._inactive or self._state is not EndpointState.OPEN:
+            return
+        last, timeout, _ = watch
+        remaining = last + timeout - self._now()
         self._inactivity_timer = self._get_loop().call_later(max(0.0, remaining), self._check_inactivity)
 
     def _check_inactivity(self) -> None:
         self._inactivity_timer = None
-        timeout = self.config.inactivity_timeout
-        if timeout is None or self._inactive or self._state is not EndpointState.OPEN:
+        if self._inactive or self._state is not EndpointState.OPEN:
             return
         if self.refresh is not None:
             self.refresh()
-        if self._now() - self._last_rx < timeout:  # packets came meanwhile: check again later
+        watch = self._liveness()
+        if watch is None:
+            return
+        last, timeout, held = watch
+        if self._now() - last < timeout:  # packets came meanwhile: check again later
             self._arm_inactivity()
             return
-        self._inactive = True
-        logger.info("call=%s no RTP for %.1f s", self._call, timeout)
+        self._inactive, self.inactive_held = True, held
+        if held:
+            logger.info("call=%s no RTP nor RTCP for %.1f s while none was expected", self._call, timeout)
+        else:
+            logger.info("call=%s no RTP for %.1f s", self._call, timeout)
         if self._on_inactive is not None:
             self._on_inactive()
 
@@ -576,6 +609,12 @@ class RtpEndpoint:
             self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
             return
         now = self._now()
+        self._last_rtcp = now
+        if self._inactive:  # it lives after all (its RTCP): watch it again
+            self._inactive = False
+            self._arm_inactivity()
+        elif self._inactivity_timer is None:
+            self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
         for packet in packets:
             if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
                 if packet.ssrc == self.statistics.ssrc:

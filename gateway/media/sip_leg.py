@@ -67,6 +67,7 @@ class SipLeg:
             host=rtp.bind_host,
             relatch_after=RELATCH_PACKETS,
             inactivity_timeout=self._settings.inactivity_timeout,
+            hold_timeout=self._settings.hold_timeout,
         )
         endpoint = RtpEndpoint(
             self._settings.allocator,

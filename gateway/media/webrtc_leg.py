@@ -126,6 +126,8 @@ class WebRtcLeg:
         self._remote_candidates = 0
         self._ice_timer: asyncio.TimerHandle | None = None
         self._pc.on("connectionstatechange", self._connection_state_changed)
+        self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
+        aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
         self.remote: sdp.SessionDescription | None = None
 
     # ------------------------------------------------------------------------------------- state
@@ -177,7 +179,14 @@ class WebRtcLeg:
             else:
                 self._fail(DtlsFailed("DTLS handshake failed"))
         elif state == "closed" and self._state is not WebLegState.CLOSED:
-            self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
+            if self._ice_lost:
+                self._fail(IceFailed("ICE consent expired: the browser stopped answering"))
+            else:
+                self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
+
+    def _consent_expired(self) -> None:
+        logger.info("call=%s ICE consent expired: the browser stopped answering", self._call)
+        self._ice_lost = True
 
     def _direct(
         self, ssrc: int, sequence: int, timestamp: int, payload_type: int, marker: bool, payload: bytes

@@ -18,7 +18,9 @@ class SignalingLimits:
     burst: int = 40  # messages allowed at once
     max_rate_limited: int = 200  # consecutive refused messages after which the socket is closed
     login_timeout: float = 5.0  # seconds a socket may stay open without a successful login
-    heartbeat: float = 20.0  # seconds between WebSocket pings (RFC 6455 §5.5.2); no pong: closed
+    # seconds between WebSocket pings (RFC 6455 §5.5.2); no pong within half of it: closed, so a browser
+    # whose network went away is noticed in at most 1.5x this (its calls end with BYE)
+    heartbeat: float = 4.0
     max_sessions_per_user: int = DEFAULT_MAX_SESSIONS_PER_USER
     service_timeout: float = 20.0  # seconds the HTTP API waits for the call layer (then 408)
     dtmf_burst: float = 60.0  # seconds of keypad tones a connection may have queued (refilled in real time)

@@ -333,6 +333,16 @@ def test_media_inactivity_on_hold_is_expected() -> None:
     assert call.state is CallState.HOLDING
 
 
+def test_a_held_party_that_sends_nothing_at_all_is_gone() -> None:
+    """No RTP nor RTCP from a held party (``held``): it died on hold; BYE, as for a silent one."""
+    call = f.holding_remote()
+    out = call.handle(MediaInactive(15, held=True))
+    assert f.kinds(out) == [SipBye, CloseBridge, NotifyEnded, StartTimer]
+    assert notice(out).reason is EndReason.MEDIA_TIMEOUT
+    assert notice(out).message == "Nothing arrived from the other side for 15 seconds"
+    assert call.state is CallState.CLOSING
+
+
 def test_ice_failure_hangs_up_with_a_reason() -> None:
     call = f.connected_out()
     out = call.handle(MediaFailed("ICE consent lost"))

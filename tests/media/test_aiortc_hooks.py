@@ -331,3 +331,20 @@ def test_fast_lane_srtp_stand_in_matches_what_aiortc_calls() -> None:
     assert (dtls._rx_srtp, dtls._tx_srtp) == stand_ins and aiortc_hooks.srtp_sessions(dtls) is None
     aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
     assert aiortc_hooks.srtp_sessions(dtls) == (rx, tx)
+
+
+def test_consent_expiry_is_what_aioice_reads_at_each_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``set_consent_expiry`` works because aioice's ``query_consent`` reads CONSENT_INTERVAL and
+    CONSENT_FAILURES from its module at each check (a changed aioice fails here)."""
+    source = inspect.getsource(Connection.query_consent)
+    assert "CONSENT_INTERVAL" in source and "CONSENT_FAILURES" in source and "retransmissions=0" in source
+    # on_consent_expired: the loop returns only when consent expired, closing the connection then
+    assert "while True:" in source and "return await self.close()" in source
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", aioice.ice.CONSENT_INTERVAL)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", aioice.ice.CONSENT_FAILURES)
+    aiortc_hooks.set_consent_expiry(5.0)
+    assert (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES) == (1, 3)  # ~4.5 s without answers
+    aiortc_hooks.set_consent_expiry(0.5)
+    assert aioice.ice.CONSENT_FAILURES == 2
+    with pytest.raises(ValueError):
+        aiortc_hooks.set_consent_expiry(0)

@@ -174,7 +174,10 @@ def test_settings_from_config_reveal_ice_credentials_and_need_a_public_address()
     settings = settings_from_config(config, allocator(), call_id="x")
     assert settings.bind_host == "127.0.0.1" and settings.rtp_address().sdp_address == "127.0.0.1"
     assert settings.ice_servers[0].credential == "s3cret" and settings.ice_servers[0].username == "alice"
-    assert settings.sip_codecs == ("PCMU", "PCMA", "G722", "opus") and settings.inactivity_timeout == 10.0
+    assert settings.sip_codecs == ("PCMU", "PCMA", "G722", "opus") and (
+        settings.inactivity_timeout,
+        settings.hold_timeout,
+    ) == (5.0, 15.0)
     public = Config(sip=wildcard, media=MediaSection(public_address=(ipaddress.ip_address("192.0.2.10"),)))
     settings = settings_from_config(public, allocator(), call_id="y")
     assert settings.public_address == "192.0.2.10" and settings.bind_host == "0.0.0.0"

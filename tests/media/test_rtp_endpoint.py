@@ -464,6 +464,59 @@ async def test_hold_pauses_the_inactivity_timer(allocator: RtpPortAllocator) -> 
         ep.close()
 
 
+async def test_a_held_peer_is_watched_by_its_rtcp(allocator: RtpPortAllocator) -> None:
+    """On hold no RTP is expected, but a peer that sends RTCP keeps showing it lives: while its reports
+    come, nothing fires; once they stop (it died), on_inactive fires after hold_timeout, ``held``."""
+    rec = Recorder()
+    ep = rec.endpoint(allocator, inactivity_timeout=0.3, hold_timeout=0.5)
+    peer = Recorder().endpoint(allocator, rtcp_interval=0.1, inactivity_timeout=None)
+    loop = asyncio.get_running_loop()
+    await ep.open()
+    await peer.open()
+    try:
+        ep.set_remote(peer.local_rtp_address, peer.local_rtcp_address)
+        peer.set_remote(ep.local_rtp_address, ep.local_rtcp_address)
+        ep.set_direction(sdp.Direction.SENDONLY)  # we hold the peer: it sends no RTP, only its reports
+        peer.set_direction(sdp.Direction.RECVONLY)
+        await asyncio.sleep(1.2)
+        assert rec.inactive == 0 and rec.rtcp, "the peer's RTCP should have arrived"
+        peer.close()  # gone: no RTCP any more (its BYE is the last one)
+        gone = loop.time()
+        await until(lambda: rec.inactive == 1)
+        assert 0.4 <= loop.time() - gone < 1.0 and ep.inactive_held
+    finally:
+        ep.close()
+        peer.close()
+
+
+async def test_comfort_noise_then_rtcp_only_is_silence_not_death(
+    allocator: RtpPortAllocator, peers: list[RtpTonePeer]
+) -> None:
+    """RFC 3389 silence suppression: after a comfort-noise packet the peer may send no RTP for a while;
+    its RTCP says it lives, so the RTP timeout does not fire; when speech resumes the RTP timeout is
+    back."""
+    rec = Recorder()
+    ep = rec.endpoint(allocator, inactivity_timeout=0.3, hold_timeout=0.6)
+    reporter = Recorder().endpoint(allocator, rtcp_interval=0.1, inactivity_timeout=None)
+    await ep.open()
+    await reporter.open()
+    try:
+        reporter.set_remote(ep.local_rtp_address, ep.local_rtcp_address)
+        reporter.set_direction(sdp.Direction.RECVONLY)
+        peer = peers[0]
+        peer.remote = ep.local_rtp_address
+        await peer.send_tone(1000, 0.1)
+        peer.send_raw(RtpPacket(13, peer.sequence, peer.timestamp, peer.ssrc, b"\x40").serialize())  # CN
+        await asyncio.sleep(0.9)  # three RTP timeouts, RTCP all along
+        assert rec.inactive == 0
+        await peer.send_tone(1000, 0.1)  # speech again: the RTP timeout applies
+        await until(lambda: rec.inactive == 1)
+        assert not ep.inactive_held
+    finally:
+        ep.close()
+        reporter.close()
+
+
 async def test_inactivity_disabled(allocator: RtpPortAllocator) -> None:
     rec = Recorder()
     ep = rec.endpoint(allocator, inactivity_timeout=None)
