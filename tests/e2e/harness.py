@@ -65,7 +65,8 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
         ],
         **sections,
     }
-    rtp = mapping["media"]["rtp_ports"]
+    # a media section given without rtp_ports gets the free range too
+    rtp = mapping["media"].setdefault("rtp_ports", {"start": 30000 + 2 * (free_port() % 5000)})
     rtp["end"] = rtp["start"] + 199
     return config_from_mapping(mapping, {})
 

@@ -25,7 +25,8 @@ async def answered_call(tmp_path: Path, scenario: str, se: str) -> AsyncIterator
     """sipp runs `scenario` (Session-Expires `se`) against alice, who answers: (alice, sipp, call id)."""
     require_binary("sipp")
     async with (
-        running_gateway(gateway_config(None, calls=CALLS)) as gateway,
+        # sipp sends no RTP: the 5 s RTP inactivity timeout must not end the call before the timers do
+        running_gateway(gateway_config(None, calls=CALLS, media={"inactivity_timeout": 30})) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         host, port = gateway.sip_address
@@ -65,7 +66,8 @@ async def test_a_missed_refresh_ends_the_call_with_bye(tmp_path: Path) -> None:
 async def test_an_interval_below_min_se_is_422_before_anyone_rings(tmp_path: Path) -> None:
     require_binary("sipp")
     async with (
-        running_gateway(gateway_config(None, calls=CALLS)) as gateway,
+        # sipp sends no RTP: the 5 s RTP inactivity timeout must not end the call before the timers do
+        running_gateway(gateway_config(None, calls=CALLS, media={"inactivity_timeout": 30})) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         host, port = gateway.sip_address

@@ -4,6 +4,7 @@ CRLF keep-alive, framing errors, idle timeout, connect failures."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -262,7 +263,10 @@ async def test_tcp_trickled_partial_message_is_cut_off(closing: list[UdpTranspor
         await asyncio.sleep(0.02)
         if closed.done():
             break
-    assert await asyncio.wait_for(closed, 2) == b"" and sent < 50
+    # closed with our bytes unread in its buffer, the kernel sends RST instead of FIN: closed all the same
+    with contextlib.suppress(ConnectionResetError):
+        assert await asyncio.wait_for(closed, 2) == b""
+    assert sent < 50
     assert server.connections == {} and inbox.queue.empty()
     writer.close()
     # Whole messages keep a connection alive past the message timeout.
