@@ -116,8 +116,12 @@ class WebUser:
             raise WebUserError(f"{message['type']} refused: {reply}")
         return reply
 
-    async def call(self, to: str, sdp: str) -> str:
-        ack = await self.request({"type": "call", "to": to, "sdp": sdp})
+    async def call(self, to: str, sdp: str, *, headers: dict[str, str] | None = None) -> str:
+        """Dial ``to``; ``headers``: custom SIP headers for the INVITE (sip.pass_headers)."""
+        message: Message = {"type": "call", "to": to, "sdp": sdp}
+        if headers is not None:
+            message["headers"] = headers
+        ack = await self.request(message)
         return str(ack["call_id"])
 
     async def answer(self, call_id: str, answerer: Callable[[str], Awaitable[str]]) -> Message:

@@ -9,6 +9,7 @@ Events come in (gateway/calls/events.py), commands go out (gateway/calls/command
 carries commands out and feeds results back as events. See docs/calls.md.
 """
 
+from gateway.calls.caller import CallerDetails, custom_headers
 from gateway.calls.commands import (
     CancelTimer,
     CloseBridge,
@@ -98,6 +99,7 @@ __all__ = [
     "CallRegistry",
     "CallSettings",
     "CallState",
+    "CallerDetails",
     "CancelTimer",
     "CloseBridge",
     "Command",
@@ -176,6 +178,7 @@ __all__ = [
     "WebResume",
     "WebSdpAnswer",
     "WrongSession",
+    "custom_headers",
     "local_reason",
     "reason_for_status",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.calls import _checks
+from gateway.calls.caller import NO_DETAILS, CallerDetails
 from gateway.calls.errors import InvalidValue
 from gateway.calls.reasons import EndReason
 from gateway.calls.states import CallDirection, Side, TimerName
@@ -27,6 +28,7 @@ class SipInvite:
     target: str
     identity: SipIdentity
     sdp: str
+    headers: tuple[tuple[str, str], ...] = ()  # P-Asserted-Identity toward a trusted PBX, custom headers
 
     def __post_init__(self) -> None:
         _checks.text("target", self.target)
@@ -207,6 +209,7 @@ class NotifyIncoming:
     call_id: str
     from_uri: str
     from_display: str | None
+    details: CallerDetails = NO_DETAILS
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.calls import _checks
+from gateway.calls.caller import NO_DETAILS, CallerDetails
 from gateway.calls.errors import InvalidValue
 from gateway.calls.states import RejectKind, TimerName
 from gateway.identity.model import Found, InboundResult, NoSuchUser, NotOnline, WebUser
@@ -24,6 +25,7 @@ class WebDial:
     user: WebUser
     destination: str
     sdp: str
+    headers: tuple[tuple[str, str], ...] = ()  # custom headers for the INVITE (caller.custom_headers)
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
@@ -143,6 +145,7 @@ class SipIncomingInvite:
     sdp: str | None
     target: InboundResult
     busy_users: frozenset[str] = frozenset()  # users already ringing max_ringing_per_user calls (registry)
+    details: CallerDetails = NO_DETAILS  # asserted identity, diversions, passed headers
 
     def __post_init__(self) -> None:
         _checks.text("request_uri", self.request_uri)

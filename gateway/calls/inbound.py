@@ -101,7 +101,7 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         _refuse(call, 480, EndReason.UNAVAILABLE)
         return
     for session_id in call.ringing:
-        call.emit(NotifyIncoming(session_id, call.call_id, event.from_uri, event.from_display))
+        call.emit(NotifyIncoming(session_id, call.call_id, event.from_uri, event.from_display, event.details))
     respond(call, 180)
     call.start_timer(TimerName.RING, call.settings.inbound_ring_timeout)
     call._set_state(CallState.INVITED)

@@ -65,6 +65,7 @@ class CallMachine:
         self.web_gone = False  # the carrying session was told the end, or disconnected
         # call setup
         self.target: str | None = None  # outbound Request-URI
+        self.sip_headers: tuple[tuple[str, str], ...] = ()  # outbound: the web call's custom headers
         self.remote_uri: str | None = None  # inbound From URI
         self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
         self.offer_in_200 = False  # late offer: our offer is in the INVITE's 200 until the ACK answers it

@@ -85,6 +85,7 @@ def dial(call: CallMachine, event: WebDial) -> None:
     call.direction = CallDirection.OUTBOUND
     call.session_id = event.session_id
     call.user = event.user
+    call.sip_headers = event.headers
     try:
         target, checked = dial_target(event.destination, call.settings.pbx_domain)
     except BadDestination as exc:
@@ -115,7 +116,15 @@ def sip_offer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
     call.invite_sent = True
     call.local_sip_sdp = event.sdp
     identity = SipIdentity(user.aor, user.display_name, user.credentials)
-    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp))
+    headers = call.sip_headers
+    if call.settings.assert_identity:  # RFC 3325 §9.1, toward a PBX that trusts us only
+        name = f'"{_quoted(user.display_name)}" ' if user.display_name else ""
+        headers = (("P-Asserted-Identity", f"{name}<{user.aor}>"), *headers)
+    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp, headers))
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _require_invite(call: CallMachine, event: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,9 @@ class CallSettings:
 
     dtmf_mode: DtmfMode = DtmfMode.RFC4733  # how browser keypad digits reach the SIP leg
     pbx_domain: str | None = None  # host of the Request-URI for dialed numbers (sip:<number>@<domain>)
+    # P-Asserted-Identity with the web user's display name and number on INVITEs: only toward a PBX in
+    # the gateway's trust domain (RFC 3325 §4: pbx.assert_identity, or the PBX in sip.trusted_sources)
+    assert_identity: bool = False
     setup_timeout: float = 10.0  # dial until the PBX's first response (any 1xx): "PBX unreachable"
     outbound_ring_timeout: float = 180.0  # first 1xx until answer: CANCEL, "no answer"
     inbound_ring_timeout: float = 60.0  # ringing web sessions until one answers: 480
@@ -57,6 +61,7 @@ class CallSettings:
         values: dict[str, Any] = {
             "dtmf_mode": config.sip.dtmf_mode,
             "pbx_domain": config.pbx.effective_domain,
+            "assert_identity": _assert_identity(config),
             "setup_timeout": config.calls.setup_timeout,
             "outbound_ring_timeout": config.calls.outbound_ring_timeout,
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
@@ -74,3 +79,17 @@ def _families(config: Config) -> tuple[str, ...]:
     """The address families of the SIP leg's RTP (gateway/config/addresses.py); IP4 when none is
     usable yet (the bridge then refuses the call: media.public_address is needed)."""
     return tuple(config.rtp_addresses()) or ("IP4",)
+
+
+def _assert_identity(config: Config) -> bool:
+    """pbx.assert_identity, or (unset) whether the PBX's IP is among sip.trusted_sources."""
+    pbx = config.pbx
+    if pbx.assert_identity is not None:
+        return pbx.assert_identity
+    if pbx.address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(pbx.address.host.strip("[]"))
+    except ValueError:
+        return False  # a host name: trusted only when said so
+    return any(ip in network for network in config.sip.trusted_sources)

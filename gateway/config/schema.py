@@ -100,6 +100,26 @@ def _ws_path(value: object) -> str:
     return value
 
 
+def _header_name(value: object) -> str:
+    """A custom SIP header name to pass through (RFC 3261 §25.1 token); never one the SIP stack owns."""
+    if not isinstance(value, str) or not value or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError(f"expected a SIP header name such as 'X-Account', got {value!r}")
+    if value.lower() in _OWN_HEADERS:
+        raise ValueError(f"{value!r} is set by the gateway itself and cannot be passed through")
+    return value
+
+
+_OWN_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Route", "Record-Route",
+        "Content-Type", "Content-Length", "Authorization", "Proxy-Authorization", "WWW-Authenticate",
+        "Proxy-Authenticate", "Require", "Supported", "Allow", "Session-Expires", "Min-SE",
+        "P-Asserted-Identity", "Remote-Party-ID", "Diversion", "History-Info", "Replaces", "Refer-To",
+    )
+)  # fmt: skip
+
+
 def _digest_algorithm(value: object) -> str:
     if not isinstance(value, str) or value.upper() not in ("MD5", "SHA-256"):
         raise ValueError(f"expected 'MD5' or 'SHA-256', got {value!r}")
@@ -148,6 +168,9 @@ class SipSection:
     user_agent: str = "sip-webrtc-gateway"
     tls: SipTls = field(default_factory=SipTls)
     websocket: SipWebSocket | None = None  # SIP over WebSocket for browser SIP libraries; None: off
+    # custom headers (e.g. X-Account) passed from a web call into its INVITE, and from an inbound INVITE
+    # to the browser's `incoming` event; no others
+    pass_headers: tuple[Annotated[str, Parse(_header_name)], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -295,6 +318,9 @@ class PbxSection:
     realm: str | None = None  # expected digest realm; None: accept the PBX's
     server_name: Host | None = None  # transport tls: the name the PBX's certificate carries; default its host
     keepalive_interval: Annotated[float, FloatRange(0.0, 3600.0)] = 30.0  # OPTIONS to the PBX; 0: none
+    # P-Asserted-Identity (the web user's display name and number) on INVITEs to the PBX (RFC 3325): only
+    # toward a PBX that trusts the gateway. None: when the PBX's address is in sip.trusted_sources.
+    assert_identity: bool | None = None
 
     def __post_init__(self) -> None:
         check_transport("transport", self.transport)

@@ -17,9 +17,10 @@ from dataclasses import replace
 from typing import Any
 
 import sdp
-from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession
+from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession, custom_headers
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
+from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
 from gateway.calls.reasons import reject_kind
 from gateway.calls.states import CallDirection
 from gateway.config import Config
@@ -36,6 +37,7 @@ from gateway.signaling.service import JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
+from sipcore import identity as identity_headers
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class CallDriver:
         self.registry = registry
         self.identity = identity
         self.dtmf_mode = config.sip.dtmf_mode
+        self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
         self._bridge_settings = bridge_settings
         self._ua: UserAgent | None = None
         self._sessions: dict[str, SessionSink] = {}
@@ -139,11 +142,17 @@ class CallDriver:
         self._sessions.pop(session.id, None)
         logger.info("session %s of %s closed", session.id, session.user.id)
 
-    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
+    async def dial(
+        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> str:
         if not self._accepting:
             raise ServiceError("the gateway is shutting down", code="unavailable", http_status=503)
         try:
-            call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp))
+            chosen = custom_headers(dict(headers), self._pass_headers)
+        except CallError as exc:
+            raise BadRequest(str(exc), field="headers") from None
+        try:
+            call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp, chosen))
         except CallError as exc:
             raise BadRequest(str(exc), field="to") from None
         if call_id not in self.registry:  # refused at once by policy: no SIP at all
@@ -263,6 +272,24 @@ class CallDriver:
             return
         self._spawn(self._incoming(call))
 
+    def _caller_details(self, call: IncomingCall) -> CallerDetails:
+        """What the INVITE says of the caller beyond From: the asserted identity only from a peer the
+        gateway trusts (RFC 3325 §5), diversions, and the allow-listed custom headers."""
+        headers = call.request.headers
+        trusted = self._ua is not None and self._ua.trusts(call.source.host)
+        asserted = identity_headers.asserted_identity(headers) if trusted else None
+        passed = []
+        for name in self._pass_headers:
+            value = headers.get(name)
+            if value is not None and len(value) <= MAX_HEADER_VALUE and value.isprintable():
+                passed.append((name, value))
+        return CallerDetails(
+            asserted.uri if asserted is not None else None,
+            asserted.display_name if asserted is not None else None,
+            tuple((d.uri, d.reason) for d in identity_headers.diversions(headers)),
+            tuple(passed),
+        )
+
     async def _incoming(self, call: IncomingCall) -> None:
         try:
             request_uri = str(call.request_uri)
@@ -275,6 +302,7 @@ class CallDriver:
                 caller.display_name if caller is not None else None,
                 call.offer or None,
                 target,
+                details=self._caller_details(call),
             )
             call_id, commands = self.registry.incoming(event)
         except Exception:

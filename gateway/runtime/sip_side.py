@@ -71,9 +71,9 @@ class SipSide:
     async def execute(self, command: SipCommand) -> None:
         call = self._live()
         match command:
-            case cmd.SipInvite(target=target, identity=identity, sdp=offer):
+            case cmd.SipInvite(target=target, identity=identity, sdp=offer, headers=headers):
                 try:
-                    outgoing = await self._ua().invite(target, offer, identity)
+                    outgoing = await self._ua().invite(target, offer, identity, headers=headers)
                 except (SIPError, RuntimeError, ValueError) as exc:
                     logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
                     self._feed(ev.SipFailed(503, "Service Unavailable"))

@@ -96,8 +96,8 @@ class SignalMapper:
     def events(self, command: cmd.SignalCommand) -> list[sig.Event]:
         call_id = command.call_id
         match command:
-            case cmd.NotifyIncoming(from_uri=from_uri, from_display=display):
-                return [sig.Incoming(call_id, from_uri, display, None)]
+            case cmd.NotifyIncoming(from_uri=from_uri, from_display=display, details=details):
+                return [sig.Incoming(call_id, from_uri, display, None, details)]
             case cmd.SendWebOffer(sdp=sdp):
                 return [sig.Offer(call_id, sdp)]
             case cmd.NotifyRinging():

@@ -213,7 +213,7 @@ class Connection:
         service = self._context.call_service
         match request:
             case Call():
-                call_id = await service.dial(session, request.to, request.sdp)
+                call_id = await service.dial(session, request.to, request.sdp, request.headers)
                 return Ack(request.id, "call", call_id)
             case Answer():
                 await service.answer(session, request.call_id, request.sdp)

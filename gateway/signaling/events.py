@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.calls.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.protocol import RequestId
 from sdp import IceCandidateInit
@@ -126,14 +127,24 @@ class Incoming:
     from_uri: str
     display_name: str | None = None
     sdp: str | None = None
+    details: CallerDetails = NO_DETAILS  # asserted identity, diversions, passed headers
 
     def to_json(self) -> dict[str, object]:
+        details = self.details
+        asserted = (
+            {"uri": details.asserted_uri, "display_name": details.asserted_display}
+            if details.asserted_uri is not None
+            else None
+        )
         return {
             "type": "incoming",
             "call_id": self.call_id,
             "from": self.from_uri,
             "display_name": self.display_name,
             "sdp": self.sdp,
+            "asserted_identity": asserted,
+            "diverted_from": [{"uri": uri, "reason": reason} for uri, reason in details.diversions],
+            "headers": dict(details.headers),
         }
 
 

@@ -48,11 +48,13 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """`call {to, sdp}`: dial `to` (a number or SIP URI) with the browser's WebRTC offer."""
+    """`call {to, sdp, headers?}`: dial `to` (a number or SIP URI) with the browser's WebRTC offer;
+    `headers`: custom SIP headers for the INVITE, by name (only those in sip.pass_headers)."""
 
     id: RequestId
     to: str
     sdp: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,12 @@ def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
     sdp = read_sdp(data, "sdp", "offer")
     if sdp is None:
         raise BadRequest("sdp is required", field="sdp")
-    return Call(rid, to, sdp)
+    headers = data.get("headers", {})
+    if not isinstance(headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise BadRequest("headers must be an object of strings (header name: value)", field="headers")
+    return Call(rid, to, sdp, tuple(headers.items()))
 
 
 def _answer(rid: RequestId, data: Mapping[str, object]) -> Answer:

@@ -53,8 +53,11 @@ class CallService(Protocol):
         """The browser went away (socket closed, heartbeat lost, shutdown): end its calls cleanly."""
         ...
 
-    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
-        """Start an outbound call to `to` with the browser's offer `sdp`; returns the new call id."""
+    async def dial(
+        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> str:
+        """Start an outbound call to `to` with the browser's offer `sdp` (and custom SIP `headers`, which
+        must be in sip.pass_headers); returns the new call id."""
         ...
 
     async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:

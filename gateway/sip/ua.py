@@ -375,6 +375,11 @@ class UserAgent:
         self._set_state(UAState.CLOSED)
 
     # --- outgoing ---------------------------------------------------------------------------------
+    def trusts(self, host: str) -> bool:
+        """Whether requests from ``host`` come from the gateway's trust domain (sip.trusted_sources)."""
+        trusts = getattr(self.layer.policy, "trusts", None)
+        return bool(trusts(host)) if trusts is not None else False
+
     async def invite(
         self,
         target: str | URI,

@@ -86,8 +86,10 @@ function render() {
   $("call-state").textContent = active ? STATE_TEXT[call.state] || call.state : "No call";
   $("incoming").hidden = !ringing;
   if (ringing) {
-    const who = ringing.remote.displayName ? `${ringing.remote.displayName} (${ringing.remote.uri})` : ringing.remote.uri;
-    $("incoming-text").textContent = `Incoming call from ${who}`;
+    const party = ringing.asserted || { uri: ringing.remote.uri, display_name: ringing.remote.displayName };
+    const who = party.display_name ? `${party.display_name} (${party.uri})` : party.uri;
+    const via = ringing.divertedFrom.length ? `, forwarded from ${ringing.divertedFrom[0].uri}` : "";
+    $("incoming-text").textContent = `Incoming call from ${who}${via}`;
   }
 }
 

@@ -137,6 +137,11 @@ export class GatewayClient extends EventTarget {
     if (message.type === "incoming") {
       const call = new Call(this, message.call_id, "inbound");
       call.remote = { uri: message.from, displayName: message.display_name };
+      // who the PBX asserts is calling (P-Asserted-Identity), where the call was diverted from (oldest
+      // first) and the allow-listed custom headers (sip.pass_headers)
+      call.asserted = message.asserted_identity || null;
+      call.divertedFrom = message.diverted_from || [];
+      call.headers = message.headers || {};
       call._offer = message.sdp || null;
       this.calls.set(call.id, call);
       call._setState("incoming");

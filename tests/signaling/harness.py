@@ -49,7 +49,9 @@ class FakeCallService:
         self.closed.append(session.id)
         self.closed_event.set()
 
-    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
+    async def dial(
+        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> str:
         if to == FAILING_NUMBER:
             raise ServiceError("the number 666 is not in service", code="no_such_number", field="to")
         if to == "boom":

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gateway.calls.caller import CallerDetails
 from gateway.signaling.events import Connected, Ended, Held, Incoming, Resumed, Ringing
 from gateway.signaling.ws import SOCKETS_KEY
 from tests.signaling.browser import Page, chromium_page, expect, read_meter, wait_for
@@ -122,6 +123,18 @@ async def test_softphone_in_chromium(served: tuple[Harness, str], page: Page) ->
     )
     await page.get_by_role("button", name="Reject").click()
     await wait_for(lambda: ("reject", ("c77", 603)) in harness.calls.calls)
+    await expect(page.get_by_role("alertdialog")).to_be_hidden()
+
+    # A diverted call: the PBX's asserted identity is shown, and where the call was forwarded from.
+    details = CallerDetails(
+        "sip:+15551230100@pbx", "Carol Jones", (("sip:5551000@pbx", "unconditional"), ("sip:1002@pbx", None))
+    )
+    await session.send_event(Incoming("c78", "sip:100@pbx", "Front Desk", None, details))
+    await expect(page.get_by_role("alertdialog")).to_contain_text(
+        "Incoming call from Carol Jones (sip:+15551230100@pbx), forwarded from sip:5551000@pbx"
+    )
+    await page.get_by_role("button", name="Reject").click()
+    await wait_for(lambda: ("reject", ("c78", 603)) in harness.calls.calls)
     await expect(page.get_by_role("alertdialog")).to_be_hidden()
 
     # The same page at 360 px wide.

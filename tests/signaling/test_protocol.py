@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.calls.caller import CallerDetails
 from gateway.signaling import events as ev
 from gateway.signaling.errors import BadRequest, SignalingError, TooLarge, UnknownType
 from gateway.signaling.protocol import (
@@ -97,6 +98,12 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "call", "to": "20\n00", "sdp": OFFER_SDP}, "bad_request", "to"),
     ({"type": "call", "to": "20\x1b[2J00", "sdp": OFFER_SDP}, "bad_request", "to"),
     ({"type": "call", "to": "2000"}, "bad_request", "sdp"),
+    ({"type": "call", "to": "2000", "sdp": OFFER_SDP, "headers": ["X-Account"]}, "bad_request", "headers"),
+    (
+        {"type": "call", "to": "2000", "sdp": OFFER_SDP, "headers": {"X-Account": 42}},
+        "bad_request",
+        "headers",
+    ),
     ({"type": "call", "to": "2000", "sdp": "hello"}, "bad_request", "sdp"),
     ({"type": "call", "to": "2000", "sdp": {"type": "answer", "sdp": OFFER_SDP}}, "bad_request", "sdp.type"),
     ({"type": "call", "to": "2000", "sdp": {"type": "offer"}}, "bad_request", "sdp"),
@@ -192,7 +199,35 @@ def test_event_encoding() -> None:
     cases: list[tuple[ev.ServerMessage, dict[str, object]]] = [
         (
             ev.Incoming("c1", "sip:2000@pbx", None),
-            {"type": "incoming", "call_id": "c1", "from": "sip:2000@pbx", "display_name": None, "sdp": None},
+            {
+                "type": "incoming",
+                "call_id": "c1",
+                "from": "sip:2000@pbx",
+                "display_name": None,
+                "sdp": None,
+                "asserted_identity": None,
+                "diverted_from": [],
+                "headers": {},
+            },
+        ),
+        (
+            ev.Incoming(
+                "c1",
+                "sip:100@pbx",
+                "Desk",
+                None,
+                CallerDetails("sip:+1555@pbx", "Carol", (("sip:9@pbx", "no-answer"),), (("X-Account", "7"),)),
+            ),
+            {
+                "type": "incoming",
+                "call_id": "c1",
+                "from": "sip:100@pbx",
+                "display_name": "Desk",
+                "sdp": None,
+                "asserted_identity": {"uri": "sip:+1555@pbx", "display_name": "Carol"},
+                "diverted_from": [{"uri": "sip:9@pbx", "reason": "no-answer"}],
+                "headers": {"X-Account": "7"},
+            },
         ),
         (ev.Offer("c1", OFFER_SDP), {"type": "offer", "call_id": "c1", "sdp": OFFER_SDP}),
         (ev.Ringing("c1"), {"type": "ringing", "call_id": "c1"}),

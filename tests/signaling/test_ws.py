@@ -247,6 +247,9 @@ async def test_events_pushed_reach_the_browser(env: tuple[Harness, Client]) -> N
             "from": "sip:2000@127.0.0.1",
             "display_name": "Desk",
             "sdp": OFFER_SDP,
+            "asserted_identity": None,
+            "diverted_from": [],
+            "headers": {},
         }
         await session.send_event(IceCandidate("c9", candidate_from_json(CANDIDATE)))
         assert await receive(ws) == {"type": "ice", "call_id": "c9", "candidate": CANDIDATE}
