@@ -33,6 +33,7 @@ __all__ = [
     "Endpoint",
     "apply_route_set",
     "build_invite",
+    "build_message",
     "build_options",
     "build_register",
     "build_request",
@@ -224,6 +225,22 @@ def build_options(
         contact=endpoint.contact(),
         headers=(("Accept", "application/sdp"),),
         capabilities=True,
+    )
+
+
+def build_message(endpoint: Endpoint, *, from_: NameAddr, to: NameAddr, text: str) -> Request:
+    """A page-mode instant message (RFC 3428 §4): MESSAGE out of dialog, text/plain, no Contact
+    (§5: a MESSAGE MUST NOT carry one)."""
+    return build_request(
+        "MESSAGE",
+        to.uri,
+        endpoint=endpoint,
+        from_=_with_tag(from_),
+        to=to,
+        call_id=new_call_id(endpoint.host),
+        cseq=1,
+        body=text.encode("utf-8"),
+        content_type="text/plain;charset=UTF-8",
     )
 
 

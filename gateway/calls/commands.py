@@ -181,6 +181,15 @@ class MediaSipUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class SipInfo:
+    """Send INFO (RFC 6086) in the call's dialog with the browser's body; its answer: SipInfoResult."""
+
+    call_id: str
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSendDtmf:
     """Send one digit to the SIP leg as RFC 4733 telephone-events."""
 
@@ -287,6 +296,25 @@ class NotifyDtmf:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyInfo:
+    """`info`: an INFO body from the SIP party."""
+
+    session_id: str
+    call_id: str
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyInfoResult:
+    """`info_result`: the SIP party's answer to the browser's INFO."""
+
+    session_id: str
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyEnded:
     """`ended {reason, sip_status}`: the call is over for this session (sent once per session)."""
 
@@ -330,7 +358,9 @@ class CancelTimer:
     name: TimerName
 
 
-SipCommand = SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf
+SipCommand = (
+    SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf | SipInfo
+)
 MediaCommand = (
     CreateBridge
     | MediaOfferToSip
@@ -354,6 +384,8 @@ SignalCommand = (
     | NotifyHeld
     | NotifyResumed
     | NotifyDtmf
+    | NotifyInfo
+    | NotifyInfoResult
     | NotifyEnded
     | NotifyError
 )

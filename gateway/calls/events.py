@@ -105,6 +105,21 @@ class WebResume:
 
 
 @dataclass(frozen=True, slots=True)
+class WebInfo:
+    """An INFO body from the browser for the SIP party (RFC 6086), of an allowed content type."""
+
+    session_id: str
+    content_type: str
+    body: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("content_type", self.content_type)
+        if not isinstance(self.body, str):
+            raise InvalidValue(f"body must be a string, got {self.body!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class WebDtmf:
     """Keypad digits from the browser, each sent for `duration_ms` (None: the configured default)."""
 
@@ -243,6 +258,29 @@ class SipLegClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class SipInfoReceived:
+    """An INFO from the SIP party (not DTMF), already answered 200: its body for the browser."""
+
+    content_type: str
+    body: str
+
+    def __post_init__(self) -> None:
+        _checks.text("content_type", self.content_type)
+        if not isinstance(self.body, str):
+            raise InvalidValue(f"body must be a string, got {self.body!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipInfoResult:
+    """The SIP party's final answer to an INFO the browser sent."""
+
+    status: int
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 200)
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteDtmf:
     """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
 
@@ -352,6 +390,7 @@ WebEvent = (
     | WebHold
     | WebResume
     | WebDtmf
+    | WebInfo
     | WebDisconnected
 )
 SipEvent = (
@@ -366,6 +405,8 @@ SipEvent = (
     | SipAckReceived
     | SipLegClosed
     | RemoteDtmf
+    | SipInfoReceived
+    | SipInfoResult
 )
 MediaEvent = (
     MediaSipOfferReady
@@ -388,6 +429,7 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebHold,
     WebResume,
     WebDtmf,
+    WebInfo,
     WebDisconnected,
 )
 SIP_EVENTS: tuple[type[SipEvent], ...] = (
@@ -402,6 +444,8 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipAckReceived,
     SipLegClosed,
     RemoteDtmf,
+    SipInfoReceived,
+    SipInfoResult,
 )
 MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaSipOfferReady,

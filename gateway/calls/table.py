@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, midcall, outbound
+from gateway.calls import inbound, info, midcall, outbound
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -28,6 +28,8 @@ from gateway.calls.events import (
     SipCancelled,
     SipFailed,
     SipIncomingInvite,
+    SipInfoReceived,
+    SipInfoResult,
     SipLegClosed,
     SipProvisional,
     SipReinviteReceived,
@@ -39,6 +41,7 @@ from gateway.calls.events import (
     WebDtmf,
     WebHangup,
     WebHold,
+    WebInfo,
     WebOfferWanted,
     WebReject,
     WebResume,
@@ -102,6 +105,9 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipReinviteResult: midcall.reinvite_result,
     SipAckReceived: midcall.ack_received,
     RemoteDtmf: midcall.remote_dtmf,
+    WebInfo: info.web_info,
+    SipInfoReceived: info.sip_info,
+    SipInfoResult: info.info_result,
     MediaSipOfferReady: midcall.reoffer_ready,
     MediaSipAnswerReady: midcall.reanswer_ready,
     MediaWebAnswerReady: outbound.web_answer_ready,
@@ -176,6 +182,9 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipReinviteResult: _ignore,
         SipAckReceived: _ignore,
         RemoteDtmf: _ignore,
+        WebInfo: _ignore,
+        SipInfoReceived: _ignore,
+        SipInfoResult: _ignore,
         MediaSipOfferReady: _ignore,
         MediaWebAnswerReady: _ignore,
         MediaWebOfferReady: _ignore,

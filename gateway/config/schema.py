@@ -120,6 +120,12 @@ _OWN_HEADERS = frozenset(
 )  # fmt: skip
 
 
+def _media_type(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+", value):
+        raise ValueError(f"expected a media type such as 'application/json', got {value!r}")
+    return value.lower()
+
+
 def _digest_algorithm(value: object) -> str:
     if not isinstance(value, str) or value.upper() not in ("MD5", "SHA-256"):
         raise ValueError(f"expected 'MD5' or 'SHA-256', got {value!r}")
@@ -171,6 +177,9 @@ class SipSection:
     # custom headers (e.g. X-Account) passed from a web call into its INVITE, and from an inbound INVITE
     # to the browser's `incoming` event; no others
     pass_headers: tuple[Annotated[str, Parse(_header_name)], ...] = ()
+    # INFO bodies (RFC 6086) relayed between the SIP party and the browser besides DTMF, e.g.
+    # [application/json, text/plain]; other INFO bodies get 415, an Info-Package 469
+    info_content_types: tuple[Annotated[str, Parse(_media_type)], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.listen:

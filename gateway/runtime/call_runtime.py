@@ -229,7 +229,7 @@ class CallRuntime:
         match command:
             case (
                 cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf()
+                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo()
             ):  # fmt: skip
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
@@ -242,6 +242,7 @@ class CallRuntime:
                 cmd.NotifyIncoming() | cmd.StopRinging() | cmd.NotifyRinging() | cmd.NotifyEarlyMedia()
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
+                | cmd.NotifyInfo() | cmd.NotifyInfoResult()
             ):  # fmt: skip
                 for event in self._signals.events(command):
                     await self._send(command.session_id, event)

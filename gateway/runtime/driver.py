@@ -21,23 +21,29 @@ from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, Wr
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
+from gateway.calls.outbound import BadDestination, dial_target
 from gateway.calls.reasons import reject_kind
 from gateway.calls.states import CallDirection
 from gateway.config import Config
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
+from gateway.identity.model import Found, SipIdentity
+from gateway.identity.policy import may_call
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
 from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
-from gateway.signaling.events import SipRegistration
+from gateway.signaling.events import MessageReceived, SipRegistration
 from gateway.signaling.service import JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
+from gateway.sip.tu import IncomingRequest
 from sipcore import identity as identity_headers
+from sipcore.errors import SIPError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ class CallDriver:
         self.identity = identity
         self.dtmf_mode = config.sip.dtmf_mode
         self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
+        self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
+        self._pbx_domain = config.pbx.effective_domain
         self._bridge_settings = bridge_settings
         self._ua: UserAgent | None = None
         self._sessions: dict[str, SessionSink] = {}
@@ -75,6 +83,7 @@ class CallDriver:
 
     def attach_ua(self, ua: UserAgent) -> None:
         self._ua = ua
+        ua.on_message = self.on_message
         self.registrations = dict(ua.registration_states())
 
     def session(self, session_id: str) -> SessionSink | None:
@@ -194,6 +203,67 @@ class CallDriver:
 
     async def dtmf(self, session: SessionSink, call_id: str, digits: str, duration_ms: int | None) -> None:
         await self._feed(call_id, ev.WebDtmf(session.id, digits, duration_ms))
+
+    async def info(self, session: SessionSink, call_id: str, content_type: str, body: str) -> None:
+        if content_type not in self._info_types:
+            allowed = ", ".join(sorted(self._info_types)) or "none"
+            raise BadRequest(
+                f"content_type {content_type!r} is not in sip.info_content_types ({allowed})",
+                field="content_type",
+            )
+        await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
+
+    async def message(self, session: SessionSink, to: str, body: str) -> int:
+        """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
+        try:
+            target, checked = dial_target(to, self._pbx_domain)
+        except BadDestination as exc:
+            raise BadRequest(str(exc), field="to") from None
+        user = session.user
+        if not may_call(user, checked, self._pbx_domain):
+            raise Forbidden(f"You may not send messages to {to.strip()}", field="to")
+        if self._ua is None or len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise BadRequest(f"body must be at most {MAX_MESSAGE_BYTES} bytes", field="body")
+        identity = SipIdentity(user.aor, user.display_name, user.credentials)
+        try:
+            response = await self._ua.message(target, identity, body)
+        except (SIPError, RuntimeError, ValueError) as exc:
+            logger.info("MESSAGE from %s to %s not sent: %s", user.id, target, exc)
+            return 503
+        logger.info("MESSAGE from %s to %s: %d", user.id, target, response.status)
+        return response.status
+
+    def on_message(self, incoming: IncomingRequest) -> None:
+        """The UA's callback for a MESSAGE out of dialog (sync): deliver it in a task."""
+        self._spawn(self._message_in(incoming))
+
+    async def _message_in(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        refusal = inbound_refusal(request)
+        if refusal is not None:
+            incoming.reply(refusal[0], refusal[1], headers=refusal[2])
+            return
+        to = request.to
+        target = await self.identity.resolve_inbound(
+            str(request.uri), str(to.uri) if to is not None else None
+        )
+        if not isinstance(target, Found):
+            incoming.reply(target.sip_status)
+            return
+        sender = request.from_
+        event = MessageReceived(
+            str(sender.uri) if sender is not None else "sip:anonymous@anonymous.invalid",
+            sender.display_name if sender is not None else None,
+            text_of(request),
+        )
+        delivered = 0
+        for session_ids in target.sessions.values():
+            for session_id in session_ids:
+                session = self._sessions.get(session_id)
+                if session is not None and not session.closed:
+                    await session.send_event(event)
+                    delivered += 1
+        incoming.reply(200 if delivered else 480)
 
     async def add_candidate(
         self, session: SessionSink, call_id: str, candidate: sdp.IceCandidateInit | None

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 SipCommand = (
     cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
-    | cmd.SipInfoDtmf
+    | cmd.SipInfoDtmf | cmd.SipInfo
 )  # fmt: skip
 
 
@@ -103,6 +103,12 @@ class SipSide:
                     call.reject_reinvite(status, phrase or None)
             case cmd.SipInfoDtmf(digit=digit, duration_ms=duration):
                 self.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))
+            case cmd.SipInfo(content_type=content_type, body=body):
+                live = self._live()
+                if live is None:
+                    self._feed(ev.SipInfoResult(481))
+                else:
+                    self._spawn(self._relay_info(live, content_type, body))
 
     def _respond(
         self,
@@ -156,6 +162,15 @@ class SipSide:
                 logger.info("call=%s INFO answered %s", self.call_id, response.status)
         except (SIPError, OSError) as exc:
             logger.info("call=%s INFO failed: %s", self.call_id, exc)
+
+    async def _relay_info(self, call: SipCall, content_type: str, body: str) -> None:
+        """The browser's INFO: its final answer goes back to the browser (`info_result`)."""
+        try:
+            status = (await call.info(content_type, body)).status
+        except (SIPError, OSError, RuntimeError) as exc:
+            logger.info("call=%s INFO failed: %s", self.call_id, exc)
+            status = 503
+        self._feed(ev.SipInfoResult(max(200, status)))
 
     def teardown(self) -> None:
         """End the SIP leg directly (the machine could not): CANCEL, BYE or 500, as its state allows."""

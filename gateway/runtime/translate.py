@@ -14,7 +14,7 @@ from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
 from gateway.media import events as media
-from gateway.media.dtmf import parse_info_body
+from gateway.media.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip
@@ -52,10 +52,13 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.ReinviteReceived(sdp=sdp):
             return [ev.SipReinviteReceived(sdp or None)]
         case sip.InfoReceived(content_type=content_type, body=body):
+            mime = content_type.split(";", 1)[0].strip().lower()
+            if mime not in INFO_PARSERS:  # not DTMF: the UA let it through sip.info_content_types
+                return [ev.SipInfoReceived(mime, body.decode("utf-8", "replace"))] if mime else []
             try:
                 digit = parse_info_body(content_type, body)
             except DtmfError:
-                logger.debug("INFO of type %r is not DTMF: ignored", content_type)
+                logger.debug("INFO DTMF body %r not understood: ignored", body[:40])
                 return []
             return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
         case sip.Confirmed(sdp=sdp) | sip.ReinviteAcked(sdp=sdp):
@@ -126,6 +129,10 @@ class SignalMapper:
                 return [sig.Resumed(call_id, "local" if by.value == "local" else "remote")]
             case cmd.NotifyDtmf(digit=digit, duration_ms=duration):
                 return [sig.DtmfReceived(call_id, digit, duration)]
+            case cmd.NotifyInfo(content_type=content_type, body=body):
+                return [sig.InfoReceived(call_id, content_type, body)]
+            case cmd.NotifyInfoResult(status=status):
+                return [sig.InfoResult(call_id, status)]
             case cmd.NotifyEnded(reason=reason, message=message, sip_status=status):
                 return [sig.Ended(call_id, reason.value, message, status)]
             case cmd.StopRinging(reason=message, code=code):

@@ -50,7 +50,9 @@ from gateway.signaling.protocol import (
     Hangup,
     Hold,
     Ice,
+    Info,
     Login,
+    Message,
     Ping,
     Reject,
     Request,
@@ -240,6 +242,11 @@ class Connection:
                 await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
             case Ice():
                 await service.add_candidate(session, request.call_id, request.candidate)
+            case Info():
+                await service.info(session, request.call_id, request.content_type, request.body)
+            case Message():
+                status = await service.message(session, request.to, request.body)
+                return Ack(request.id, "message", None, status)
         return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
 
     async def _login(self, request: Login) -> None:
@@ -334,4 +341,5 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Resume: "resume",
     Dtmf: "dtmf",
     Ice: "ice",
+    Info: "info",
 }

@@ -73,9 +73,18 @@ class Ack:
     id: RequestId
     request: str
     call_id: str | None = None
+    status: int | None = None  # `message`: the SIP status the far side answered
 
     def to_json(self) -> dict[str, object]:
-        return {"type": "ack", "id": self.id, "request": self.request, "call_id": self.call_id}
+        data: dict[str, object] = {
+            "type": "ack",
+            "id": self.id,
+            "request": self.request,
+            "call_id": self.call_id,
+        }
+        if self.status is not None:
+            data["status"] = self.status
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +229,46 @@ class DtmfReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class InfoReceived:
+    """An INFO body from the SIP party (RFC 6086), of a content type in sip.info_content_types."""
+
+    call_id: str
+    content_type: str
+    body: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "info", "call_id": self.call_id, "content_type": self.content_type, "body": self.body}
+
+
+@dataclass(frozen=True, slots=True)
+class InfoResult:
+    """The SIP party's final answer to the browser's `info`."""
+
+    call_id: str
+    status: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "info_result", "call_id": self.call_id, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A text message (SIP MESSAGE, RFC 3428) for this user, outside any call."""
+
+    from_uri: str
+    display_name: str | None
+    body: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "message",
+            "from": self.from_uri,
+            "display_name": self.display_name,
+            "body": self.body,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class IceCandidate:
     """A gateway ICE candidate for the browser's `addIceCandidate`; None: the gateway has no more."""
 
@@ -274,6 +323,9 @@ Event = (
     | Held
     | Resumed
     | DtmfReceived
+    | InfoReceived
+    | InfoResult
+    | MessageReceived
     | IceCandidate
     | Ended
     | ErrorMessage

@@ -110,6 +110,27 @@ class Dtmf:
 
 
 @dataclass(frozen=True, slots=True)
+class Info:
+    """`info {call_id, content_type, body}`: a SIP INFO (RFC 6086) to the other side of the call, of a
+    content type in sip.info_content_types; its answer comes as `info_result`."""
+
+    id: RequestId
+    call_id: str
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """`message {to, body}`: a text message (SIP MESSAGE, RFC 3428, text/plain) to `to`, under the same
+    outbound policy as a call; acked with the SIP status the far side answered."""
+
+    id: RequestId
+    to: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ice:
     """`ice {call_id, candidate}`: a trickled candidate; `candidate` None ends the browser's gathering."""
 
@@ -125,8 +146,10 @@ class Ping:
     id: RequestId
 
 
-Request = Login | Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Ping
-CallRequest = Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice
+Request = (
+    Login | Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message | Ping
+)
+CallRequest = Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message
 
 
 # --- field readers: each names the field it rejects --------------------------------------------------
@@ -246,6 +269,28 @@ def _dtmf(rid: RequestId, data: Mapping[str, object]) -> Dtmf:
     return Dtmf(rid, call_id, digits, _integer(data, "duration_ms", 40, 2000))
 
 
+MAX_INFO_CHARS: Final = 8192  # an INFO or MESSAGE body (RFC 3428 §7: keep MESSAGE small)
+
+
+def _info(rid: RequestId, data: Mapping[str, object]) -> Info:
+    call_id = _call_id(data)
+    content_type = _required(data, "content_type", max_chars=128).strip().lower()
+    if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", content_type):
+        raise BadRequest(f"content_type is not a media type: {content_type!r}", field="content_type")
+    body = data.get("body", "")
+    if not isinstance(body, str) or len(body) > MAX_INFO_CHARS:
+        raise BadRequest(f"body must be a string of at most {MAX_INFO_CHARS} characters", field="body")
+    return Info(rid, call_id, content_type, body)
+
+
+def _message(rid: RequestId, data: Mapping[str, object]) -> Message:
+    to = _required(data, "to", max_chars=MAX_DESTINATION_CHARS).strip()
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in to):
+        raise BadRequest("to must not contain control characters", field="to")
+    body = _required(data, "body", max_chars=MAX_INFO_CHARS)
+    return Message(rid, to, body)
+
+
 def _ice(rid: RequestId, data: Mapping[str, object]) -> Ice:
     call_id = _call_id(data)
     if "candidate" not in data:
@@ -278,6 +323,8 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "resume": _simple(Resume),
     "dtmf": _dtmf,
     "ice": _ice,
+    "info": _info,
+    "message": _message,
     "ping": lambda rid, data: Ping(rid),
 }
 REQUEST_TYPES: Final = tuple(_DECODERS)

@@ -88,6 +88,14 @@ class CallService(Protocol):
         """Send keypad `digits` (0-9 * # A-D) on the SIP leg, each for `duration_ms` (None: default)."""
         ...
 
+    async def info(self, session: SessionSink, call_id: str, content_type: str, body: str) -> None:
+        """Send an INFO with `body` of `content_type` to the call's SIP party (`info_result` follows)."""
+        ...
+
+    async def message(self, session: SessionSink, to: str, body: str) -> int:
+        """Send a text message (SIP MESSAGE) to `to` under the outbound policy; the SIP final status."""
+        ...
+
     async def add_candidate(
         self, session: SessionSink, call_id: str, candidate: IceCandidateInit | None
     ) -> None:

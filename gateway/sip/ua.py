@@ -52,12 +52,12 @@ from gateway.tls import sip_tls_contexts
 from sipcore.dialog import Dialog
 from sipcore.dialogset import DialogSet
 from sipcore.digest import DigestClient
-from sipcore.errors import SIPError
+from sipcore.errors import DigestError, SIPError
 from sipcore.headers import NameAddr, parse_name_addr
 from sipcore.inspection import refuse_accept, refuse_body, refuse_method
 from sipcore.message import Request, Response
 from sipcore.registration import RegState
-from sipcore.requests import Endpoint, build_invite, build_options
+from sipcore.requests import Endpoint, build_invite, build_message, build_options
 from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
 from sipcore.session_timer import SessionTimer, TimerPolicy, TooSmall, uac_headers, uas_decision
 from sipcore.transaction import TimerConfig
@@ -71,7 +71,8 @@ __all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
 
 logger = logging.getLogger(__name__)
 
-ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE")
+INFO_ALWAYS = ("application/dtmf-relay", "application/dtmf", "application/trickle-ice-sdpfrag")
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
 CallKey = tuple[str, str]  # (Call-ID, our tag)
@@ -112,6 +113,7 @@ class UASettings:
     keepalive_interval: float = 0.0  # seconds between OPTIONS to `outbound` (0: none); state in pbx_state()
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
     tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
+    info_content_types: tuple[str, ...] = ()  # INFO bodies relayed to the browser besides DTMF (RFC 6086)
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -158,6 +160,7 @@ class UASettings:
                 else None
             ),
             keepalive_interval=pbx.keepalive_interval,
+            info_content_types=tuple(sip.info_content_types),
         )
 
 
@@ -183,6 +186,8 @@ class UserAgent:
         self._endpoint: Endpoint | None = None  # toward the PBX (or the first listening socket)
         # Out-of-dialog requests over SIP WebSocket go here (REGISTER, INVITE...), not to the PBX side.
         self.web_sip: Callable[[IncomingRequest], None] | None = None
+        # MESSAGE out of dialog (RFC 3428) for web users; None: 405 (gateway/runtime/messages.py)
+        self.on_message: Callable[[IncomingRequest], None] | None = None
         # per family, when no sip.public_address is set
         self._endpoints: dict[socket.AddressFamily | None, Endpoint] = {}
         self._dialogs: DialogSet | None = None
@@ -417,6 +422,50 @@ class UserAgent:
         call.start()
         return call
 
+    async def message(self, target: str | URI, identity: SipIdentity, text: str) -> Response:
+        """Send a page-mode MESSAGE (RFC 3428) from ``identity`` to ``target`` through the PBX; its
+        digest challenge is answered once with the user's credentials (only to the PBX); the final
+        response."""
+        if self.state is not UAState.RUNNING:
+            raise RuntimeError(f"user agent is {self.state.name}: no new requests")
+        uri = parse_uri(target) if isinstance(target, str) else target
+        from_, digest = _caller(identity)
+        hop = self.settings.outbound
+        ours = self.endpoint_for(
+            hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
+        )
+        request = build_message(ours, from_=from_, to=NameAddr(uri), text=text)
+        handle = await self.layer.request(request, hop)
+        final = await handle.final_response()
+        if final.status in (401, 407) and digest is not None:
+            refusal = self.pbx_binding.refusal(handle.destination, final)
+            if refusal is not None:
+                logger.warning("MESSAGE to %s: credentials withheld: %s", uri, refusal)
+                return final
+            try:
+                retry = digest.authorize(request, final)
+            except DigestError as exc:
+                logger.info("MESSAGE to %s not authorized: %s", uri, exc.detail)
+                return final
+            final = await (await self.layer.request(retry, hop)).final_response()
+        return final
+
+    @property
+    def info_types(self) -> frozenset[str]:
+        """INFO bodies taken in a call: DTMF (application/dtmf-relay, application/dtmf), trickle ICE
+        fragments, and sip.info_content_types."""
+        return frozenset((*INFO_ALWAYS, *self.settings.info_content_types))
+
+    def info_refusal(self, request: Request) -> tuple[int, tuple[tuple[str, str], ...]] | None:
+        """RFC 6086 for an INFO in a call: 469 Bad Info Package for a package we never offered (with
+        our empty Recv-Info, §4.2.2), 415 with Accept for a body we do not relay; None: take it."""
+        if request.headers.get("Info-Package") is not None:
+            return 469, (("Recv-Info", ""),)
+        mime = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if not request.body or mime in self.info_types:
+            return None
+        return 415, (("Accept", ", ".join(sorted(self.info_types))),)
+
     async def options(self, target: str | URI, *, next_hop: Target | None = None) -> Response:
         """Send OPTIONS out of dialog (a keep-alive or capability query); the final response."""
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -469,6 +518,8 @@ class UserAgent:
             self._new_call(incoming)
         elif method == "OPTIONS":
             incoming.reply(200, headers=self.capabilities())
+        elif method == "MESSAGE" and self.on_message is not None:
+            self.on_message(incoming)
         elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
             incoming.reply(481)
         else:

@@ -355,6 +355,8 @@ class Call:
         if method == "BYE":
             incoming.respond(dialog.respond(request, 200))
             self._on_bye()
+        elif method == "INFO" and (refusal := self.ua.info_refusal(request)) is not None:
+            incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 6086 §4.2.2
         elif method == "INFO":
             incoming.respond(dialog.respond(request, 200))
             self._emit(InfoReceived(request.headers.get("Content-Type") or "", request.body))

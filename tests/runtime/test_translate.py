@@ -37,10 +37,13 @@ def test_sip_events_of_an_incoming_call() -> None:
     assert sip_to_call_events(sip.ReinviteReceived("v=0"), IN) == [ev.SipReinviteReceived("v=0")]
 
 
-def test_info_dtmf_becomes_remote_dtmf_and_other_info_is_ignored() -> None:
+def test_info_dtmf_becomes_remote_dtmf_and_other_info_goes_to_the_browser() -> None:
     info = sip.InfoReceived("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")
     assert sip_to_call_events(info, IN) == [ev.RemoteDtmf("5", 160)]
-    assert sip_to_call_events(sip.InfoReceived("text/plain", b"hello"), IN) == []
+    # the UA let only sip.info_content_types through; the body is relayed (RFC 6086)
+    relayed = sip_to_call_events(sip.InfoReceived("Text/Plain; charset=UTF-8", b"hello"), IN)
+    assert relayed == [ev.SipInfoReceived("text/plain", "hello")]
+    assert sip_to_call_events(sip.InfoReceived("application/dtmf-relay", b"nonsense"), IN) == []
 
 
 def test_media_events() -> None:

@@ -97,6 +97,14 @@ class FakeCallService:
         self._known(call_id)
         self.calls.append(("dtmf", (call_id, digits, duration_ms)))
 
+    async def info(self, session: SessionSink, call_id: str, content_type: str, body: str) -> None:
+        self._known(call_id)
+        self.calls.append(("info", (call_id, content_type, body)))
+
+    async def message(self, session: SessionSink, to: str, body: str) -> int:
+        self.calls.append(("message", (to, body)))
+        return 200
+
     async def add_candidate(
         self, session: SessionSink, call_id: str, candidate: IceCandidateInit | None
     ) -> None:

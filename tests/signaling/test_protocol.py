@@ -22,7 +22,9 @@ from gateway.signaling.protocol import (
     Hangup,
     Hold,
     Ice,
+    Info,
     Login,
+    Message,
     Ping,
     Reject,
     Resume,
@@ -70,6 +72,15 @@ VALID: list[tuple[dict[str, Any], object]] = [
         Ice(None, "c1", candidate_from_json(CANDIDATE)),
     ),
     ({"type": "ice", "call_id": "c1", "candidate": None}, Ice(None, "c1", None)),
+    (
+        {"type": "info", "call_id": "c1", "content_type": "Application/JSON", "body": '{"a": 1}'},
+        Info(None, "c1", "application/json", '{"a": 1}'),
+    ),
+    ({"type": "message", "id": 9, "to": " 1002 ", "body": "hi"}, Message(9, "1002", "hi")),
+    (
+        {"type": "call", "to": "2000", "sdp": OFFER_SDP, "headers": {"X-Account": "42"}},
+        Call(None, "2000", OFFER_SDP, (("X-Account", "42"),)),
+    ),
     ({"type": "ping", "id": 5}, Ping(5)),
 ]
 
@@ -122,6 +133,12 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "dtmf", "call_id": "c1", "digits": "1x"}, "bad_request", "digits"),
     ({"type": "dtmf", "call_id": "c1", "digits": "1", "duration_ms": 5}, "bad_request", "duration_ms"),
     ({"type": "ice", "call_id": "c1"}, "bad_request", "candidate"),
+    ({"type": "info", "call_id": "c1", "content_type": "json", "body": "x"}, "bad_request", "content_type"),
+    ({"type": "info", "call_id": "c1", "content_type": "text/plain", "body": 5}, "bad_request", "body"),
+    ({"type": "info", "content_type": "text/plain", "body": ""}, "bad_request", "call_id"),
+    ({"type": "message", "to": "1002"}, "bad_request", "body"),
+    ({"type": "message", "to": "10\n02", "body": "hi"}, "bad_request", "to"),
+    ({"type": "message", "to": "1002", "body": "x" * 9000}, "bad_request", "body"),
     (
         {"type": "ice", "call_id": "c1", "candidate": {"candidate": "garbage", "sdpMid": "0"}},
         "bad_request",
