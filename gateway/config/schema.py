@@ -309,6 +309,24 @@ class PbxSection:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsSection:
+    """How SIP next hops are located (RFC 3263: NAPTR, SRV, A/AAAA; gateway/sip/resolver.py)."""
+
+    servers: tuple[HostPort, ...] = ()  # "IP[:port]" (default port 53); empty: the system's resolver
+    timeout: Annotated[float, FloatRange(0.1, 60.0)] = 2.0  # seconds for one lookup
+    cache_size: Annotated[int, IntRange(0, 1_000_000)] = 1024  # answers kept (by their TTL)
+
+    def __post_init__(self) -> None:
+        for index, server in enumerate(self.servers):
+            try:
+                parse_ip(server.host)
+            except ValueError:
+                raise InvalidValue(
+                    f"servers[{index}]", f"expected an IP address, got {server.host!r}"
+                ) from None
+
+
+@dataclass(frozen=True, slots=True)
 class HttpTls:
     """HTTPS (and WSS) on `http.port`: PEM files, reloaded on SIGHUP (gateway/tls.py). Relative paths are
     relative to the working directory."""
@@ -466,6 +484,7 @@ class Config:
     codecs: CodecsSection = field(default_factory=CodecsSection)
     ice: IceSection = field(default_factory=IceSection)
     pbx: PbxSection = field(default_factory=PbxSection)
+    dns: DnsSection = field(default_factory=DnsSection)
     http: HttpSection = field(default_factory=HttpSection)
     web_auth: WebAuthSection = field(default_factory=WebAuthSection)
     users: tuple[UserConfig, ...] = ()
