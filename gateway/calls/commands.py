@@ -27,6 +27,7 @@ class SipInvite:
     target: str
     identity: SipIdentity
     sdp: str
+    direct: bool = False  # a followed redirect: to the target's own host (RFC 3263), not the PBX hop
 
     def __post_init__(self) -> None:
         _checks.text("target", self.target)
@@ -228,6 +229,19 @@ class NotifyRinging:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyRedirected:
+    """`redirected`: the PBX redirected the call (3xx) and the gateway follows it to `target`."""
+
+    session_id: str
+    call_id: str
+    target: str
+    status: int
+
+    def __post_init__(self) -> None:
+        _checks.text("target", self.target)
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyEarlyMedia:
     """`early_media`: audio flows before the answer (the web answer went with SendWebAnswer)."""
 
@@ -344,6 +358,7 @@ SignalCommand = (
     NotifyIncoming
     | StopRinging
     | NotifyRinging
+    | NotifyRedirected
     | NotifyEarlyMedia
     | SendWebAnswer
     | SendWebOffer

@@ -19,6 +19,7 @@ from gateway.config.values import (
     Codec,
     DtmfMode,
     FloatRange,
+    FollowRedirects,
     HostPort,
     IntRange,
     IPAddress,
@@ -242,6 +243,7 @@ class CallsSection:
     session_interval: Annotated[int, IntRange(0, 86400)] = 1800
     min_session_interval: Annotated[int, IntRange(1, 86400)] = 90
     answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
+    follow_redirects: FollowRedirects = FollowRedirects.PBX  # 3xx from the PBX: off | pbx | policy
 
 
 @dataclass(frozen=True, slots=True)
