@@ -1,7 +1,8 @@
 """Where SIP messages go (RFC 3261 §8.1.2, §18.2.2; RFC 3581; RFC 3263 in part).
 
 Requests go to the first Route (loose routing, ``;lr``) or else the Request-URI: its host, port
-(default 5060) and ``transport`` parameter. This module only names the next hop
+(default 5060) and ``transport`` parameter; whether the port and transport were given decides the DNS
+lookups of RFC 3263 (:mod:`sipcore.locate`). This module only names the next hop
 (:class:`Target`); resolving a host name to addresses is I/O and lives in the asyncio shell
 (:func:`gateway.sip.resolver.resolve`).
 
@@ -12,7 +13,7 @@ Via (RFC 3581 §4), or its sent-by port (default 5060) without rport (RFC 3261 �
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sipcore.errors import TransportError
@@ -40,11 +41,18 @@ DEFAULT_TLS_PORT = 5061
 @dataclass(frozen=True, slots=True)
 class Target:
     """A next hop before name resolution: Via transport token, host (name or IP, no brackets),
-    port."""
+    port.
+
+    ``port_given`` and ``transport_given`` say whether the URI (or configuration) named them: a
+    host name without a port is located through DNS SRV, and without a transport too through NAPTR
+    (RFC 3263 §4.1-4.2, :mod:`sipcore.locate`); ``port`` is then only the A/AAAA fallback's.
+    They do not take part in equality."""
 
     transport: str
     host: str
     port: int = DEFAULT_PORT
+    port_given: bool = field(default=True, compare=False)
+    transport_given: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         if not is_token(self.transport) or self.transport != self.transport.upper():
@@ -60,15 +68,22 @@ class Target:
 
 
 def uri_target(uri: URI, default_transport: str = "UDP") -> Target:
-    """The next hop named by a SIP URI (RFC 3263 §4.1-4.2 without NAPTR/SRV)."""
+    """The next hop named by a SIP URI (RFC 3263 §4.1-4.2: what it names; DNS is the shell's)."""
     if not isinstance(uri, SipURI):
         raise TransportError(f"no next hop for {uri}: only sip and sips URIs can be routed")
     transport = (uri.param("transport") or "").upper()
     if uri.scheme == "sips":
         transport = "WSS" if transport == "WS" else "TLS"
+    given = bool(transport)
     transport = transport or default_transport
     default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
-    return Target(transport, uri.host.strip("[]"), uri.port or default_port)
+    return Target(
+        transport,
+        uri.host.strip("[]"),
+        uri.port or default_port,
+        port_given=uri.port is not None,
+        transport_given=given,
+    )
 
 
 def request_target(request: Request, default_transport: str = "UDP") -> Target:

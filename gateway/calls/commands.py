@@ -29,6 +29,7 @@ class SipInvite:
     identity: SipIdentity
     sdp: str
     headers: tuple[tuple[str, str], ...] = ()  # P-Asserted-Identity toward a trusted PBX, custom headers
+    direct: bool = False  # a followed redirect: to the target's own host (RFC 3263), not the PBX hop
 
     def __post_init__(self) -> None:
         _checks.text("target", self.target)
@@ -240,6 +241,19 @@ class NotifyRinging:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyRedirected:
+    """`redirected`: the PBX redirected the call (3xx) and the gateway follows it to `target`."""
+
+    session_id: str
+    call_id: str
+    target: str
+    status: int
+
+    def __post_init__(self) -> None:
+        _checks.text("target", self.target)
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyEarlyMedia:
     """`early_media`: audio flows before the answer (the web answer went with SendWebAnswer)."""
 
@@ -377,6 +391,7 @@ SignalCommand = (
     NotifyIncoming
     | StopRinging
     | NotifyRinging
+    | NotifyRedirected
     | NotifyEarlyMedia
     | SendWebAnswer
     | SendWebOffer

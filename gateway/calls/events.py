@@ -198,6 +198,7 @@ class SipFailed:
 
     status: int
     phrase: str = ""
+    contacts: tuple[str, ...] = ()  # 3xx: the redirect targets, best q-value first (RFC 3261 §8.1.3.4)
 
     def __post_init__(self) -> None:
         _checks.status("status", self.status, 300, 699)

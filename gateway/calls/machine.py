@@ -70,6 +70,7 @@ class CallMachine:
         self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
         self.offer_in_200 = False  # late offer: our offer is in the INVITE's 200 until the ACK answers it
         self.invite_sent = False
+        self.redirects: list[str] = []  # outbound: the 3xx targets followed, in order (calls/redirects.py)
         self.provisional_seen = False
         self.rang = False  # NotifyRinging sent
         self.early_sip_sdp: str | None = None

@@ -38,6 +38,7 @@ from gateway.calls.events import (
     WebHangup,
 )
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
+from gateway.calls.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
 from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
@@ -170,8 +171,14 @@ def accepted(call: CallMachine, event: SipAccepted) -> None:
 
 def failed(call: CallMachine, event: SipFailed) -> None:
     _require_invite(call, event)
+    reason = reason_for_status(event.status, event.phrase)
+    if 300 <= event.status < 400:
+        refusal = follow_redirect(call, event)  # RFC 3261 §8.1.3.4, as calls.follow_redirects allows
+        if refusal is None:
+            return
+        reason = refusal
     call.emit(CloseBridge(call.call_id))
-    call.tell_ended(reason_for_status(event.status, event.phrase))
+    call.tell_ended(reason)
     call.close()
 
 

@@ -35,6 +35,8 @@ class CallSettings:
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
     sip_srtp: str = "off"  # media.sip_srtp: which SIP offers can be bridged (sdp.check_audio_offer)
+    follow_redirects: str = "pbx"  # calls.follow_redirects: off | pbx | policy (gateway/calls/redirects.py)
+    pbx_hosts: tuple[str, ...] = ()  # pbx.address and pbx.outbound_proxy hosts: redirects may go there
 
     def __post_init__(self) -> None:
         for name in (
@@ -52,6 +54,8 @@ class CallSettings:
             raise InvalidValue(f"media_families must be IP4 and/or IP6, got {self.media_families!r}")
         if not self.sip_codecs:
             raise InvalidValue("sip_codecs must name at least one codec")
+        if self.follow_redirects not in ("off", "pbx", "policy"):
+            raise InvalidValue(f"follow_redirects must be off, pbx or policy, got {self.follow_redirects!r}")
         if not 40 <= self.dtmf_duration_ms <= 5000:
             raise InvalidValue(f"dtmf_duration_ms must be 40-5000, got {self.dtmf_duration_ms!r}")
 
@@ -70,6 +74,10 @@ class CallSettings:
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
             "media_families": _families(config),
             "sip_srtp": config.media.sip_srtp.value,
+            "follow_redirects": config.calls.follow_redirects.value,
+            "pbx_hosts": tuple(
+                hp.host for hp in (config.pbx.address, config.pbx.outbound_proxy) if hp is not None
+            ),
         }
         values.update(overrides)
         return cls(**values)

@@ -19,6 +19,7 @@ from gateway.config.values import (
     Codec,
     DtmfMode,
     FloatRange,
+    FollowRedirects,
     HostPort,
     IntRange,
     IPAddress,
@@ -274,6 +275,7 @@ class CallsSection:
     session_interval: Annotated[int, IntRange(0, 86400)] = 1800
     min_session_interval: Annotated[int, IntRange(1, 86400)] = 90
     answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
+    follow_redirects: FollowRedirects = FollowRedirects.PBX  # 3xx from the PBX: off | pbx | policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +343,24 @@ class PbxSection:
         if self.domain is not None:
             return self.domain
         return self.address.host if self.address is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSection:
+    """How SIP next hops are located (RFC 3263: NAPTR, SRV, A/AAAA; gateway/sip/resolver.py)."""
+
+    servers: tuple[HostPort, ...] = ()  # "IP[:port]" (default port 53); empty: the system's resolver
+    timeout: Annotated[float, FloatRange(0.1, 60.0)] = 2.0  # seconds for one lookup
+    cache_size: Annotated[int, IntRange(0, 1_000_000)] = 1024  # answers kept (by their TTL)
+
+    def __post_init__(self) -> None:
+        for index, server in enumerate(self.servers):
+            try:
+                parse_ip(server.host)
+            except ValueError:
+                raise InvalidValue(
+                    f"servers[{index}]", f"expected an IP address, got {server.host!r}"
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +521,7 @@ class Config:
     codecs: CodecsSection = field(default_factory=CodecsSection)
     ice: IceSection = field(default_factory=IceSection)
     pbx: PbxSection = field(default_factory=PbxSection)
+    dns: DnsSection = field(default_factory=DnsSection)
     http: HttpSection = field(default_factory=HttpSection)
     web_auth: WebAuthSection = field(default_factory=WebAuthSection)
     users: tuple[UserConfig, ...] = ()

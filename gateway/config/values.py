@@ -42,6 +42,14 @@ class SrtpMode(enum.StrEnum):
     REQUIRED = "required"
 
 
+class FollowRedirects(enum.StrEnum):
+    """Which 3xx redirects of an outbound call are followed (gateway/calls/redirects.py)."""
+
+    OFF = "off"  # none: the call ends "redirected"
+    PBX = "pbx"  # targets on the PBX's own hosts, whose user the web user's dial patterns allow
+    POLICY = "policy"  # also any target the web user's allow_outbound allows as if dialled
+
+
 class Codec(enum.StrEnum):
     """Audio codecs the media layer forwards or transcodes; names as in SDP rtpmap."""
 

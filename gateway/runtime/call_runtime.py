@@ -240,6 +240,7 @@ class CallRuntime:
                 self._cancel_timer(name)
             case (
                 cmd.NotifyIncoming() | cmd.StopRinging() | cmd.NotifyRinging() | cmd.NotifyEarlyMedia()
+                | cmd.NotifyRedirected()
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult()

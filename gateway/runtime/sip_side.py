@@ -25,6 +25,8 @@ from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallState as SipCallState
 from sipcore.errors import SIPError
 from sipcore.headers import warning_value
+from sipcore.routing import uri_target
+from sipcore.uri import parse_uri
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +73,10 @@ class SipSide:
     async def execute(self, command: SipCommand) -> None:
         call = self._live()
         match command:
-            case cmd.SipInvite(target=target, identity=identity, sdp=offer, headers=headers):
+            case cmd.SipInvite(target=target, identity=identity, sdp=offer, headers=headers, direct=direct):
                 try:
-                    outgoing = await self._ua().invite(target, offer, identity, headers=headers)
+                    hop = uri_target(parse_uri(target)) if direct else None  # a redirect's own host
+                    outgoing = await self._ua().invite(target, offer, identity, headers=headers, next_hop=hop)
                 except (SIPError, RuntimeError, ValueError) as exc:
                     logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
                     self._feed(ev.SipFailed(503, "Service Unavailable"))

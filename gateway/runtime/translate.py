@@ -39,9 +39,9 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
             return [ev.SipProvisional(183, sdp or None)]
         case sip.Answered(sdp=sdp):
             return [ev.SipAccepted(sdp or None)]
-        case sip.Failed(status=status, reason=reason):
+        case sip.Failed(status=status, reason=reason, contacts=contacts):
             if direction is CallDirection.OUTBOUND and 300 <= status <= 699:
-                return [ev.SipFailed(status, reason)]
+                return [ev.SipFailed(status, reason, contacts)]
             return [ev.SipLegClosed()]
         case sip.Cancelled():
             return [ev.SipCancelled()]
@@ -105,6 +105,8 @@ class SignalMapper:
                 return [sig.Offer(call_id, sdp)]
             case cmd.NotifyRinging():
                 return [sig.Ringing(call_id)]
+            case cmd.NotifyRedirected(target=target, status=status):
+                return [sig.Redirected(call_id, target, status)]
             case cmd.SendWebAnswer(sdp=sdp):
                 self._answer = sdp
                 if self._connected_waiting is not None:

@@ -177,6 +177,23 @@ class Ringing:
 
 
 @dataclass(frozen=True, slots=True)
+class Redirected:
+    """The PBX redirected the call (3xx); the gateway follows it to `target` (a SIP URI)."""
+
+    call_id: str
+    target: str
+    status: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "redirected",
+            "call_id": self.call_id,
+            "target": self.target,
+            "sip_status": self.status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EarlyMedia:
     """Audio before the answer; `sdp` is the gateway's answer to the browser's offer (outbound calls)."""
 
@@ -318,6 +335,7 @@ Event = (
     Incoming
     | Offer
     | Ringing
+    | Redirected
     | EarlyMedia
     | Connected
     | Held

@@ -8,6 +8,12 @@ awaited either as an async iterator (provisional responses, then the final one) 
 :meth:`ClientTransaction.final_response`. When the transaction fails locally the final response
 is synthetic, as pjsip and Kamailio report it: 408 Request Timeout after Timer B/F, 503 Service
 Unavailable on a transport error; :attr:`ClientTransaction.failure` then says which.
+
+Failover (RFC 3263 §4.3): the next hop is located through DNS (:class:`~gateway.sip.resolver.Resolver`)
+into an ordered list; a request that times out, meets a transport error (ICMP unreachable, a refused
+connection, :class:`~sipcore.errors.Unreachable`) or gets 503 is sent again as a new transaction (same
+request, new Via branch) to the next hop of the list. The handle reports only the last attempt's
+outcome; no failover once a CANCEL was asked for or a provisional response other than 100 arrived.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gateway.sip.resolver import resolve
 from gateway.sip.server import Entry
 from gateway.sip.transport import Source, Transport
 from gateway.sip.transport_tcp import TcpTransport
@@ -71,6 +76,7 @@ class ClientTransaction:
         transport: Transport | None,
         destination: Address | None,
         canceller: Callable[[ClientTransaction], None],
+        failover: Callable[[ClientTransaction, Response, Notice | None], bool] | None = None,
     ) -> None:
         self.request = request
         self.transport = transport
@@ -81,6 +87,10 @@ class ClientTransaction:
         self.cancel_requested = False
         self.cancel_transaction: ClientTransaction | None = None
         self._canceller = canceller
+        self._failover = failover
+        # RFC 3263 §4.3: where the request goes next when this attempt fails (see ClientSide.failover)
+        self.alternatives: list[tuple[Transport, Address]] = []
+        self.attempts = 1
         self._queue: asyncio.Queue[Response] = asyncio.Queue()
         self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
@@ -115,6 +125,8 @@ class ClientTransaction:
     def deliver(self, response: Response) -> None:
         if self.final is not None:
             return
+        if response.status == 503 and self._failover is not None and self._failover(self, response, None):
+            return
         if response.status < 200:
             self.provisional = response
         else:
@@ -125,7 +137,10 @@ class ClientTransaction:
     def fail(self, response: Response, notice: Notice) -> None:
         if self.final is None:
             logger.info("call=%s %s failed: %s", self.request.call_id, self.method, notice.value)
+            if self._failover is not None and self._failover(self, response, notice):
+                return
             self.failure = notice
+            self._failover = None
             self.deliver(response)
 
 
@@ -162,7 +177,7 @@ class ClientSide:
             logger.debug("dropped stray %d %s from %s", response.status, response.call_id, source)
 
     def pass_up(self, entry: Entry, response: Response, source: Source | None) -> None:
-        handle = entry.client
+        handle = self.current(entry)
         if handle is None:
             return
         if handle.final is None:
@@ -183,38 +198,90 @@ class ClientSide:
             headers = headers.add("User-Agent", layer.user_agent)
         return Request(request.method, request.uri, headers, request.body)
 
-    async def route(self, target: Target) -> tuple[Transport, Address]:
-        if not any(t.name == target.transport for t in self.layer.transports):
+    async def routes(self, target: Target) -> list[tuple[Transport, Address]]:
+        """Where a request to ``target`` may go, in order (RFC 3263 §4): the located hops we have a
+        transport for (name and address family). Raises TransportError when there is none."""
+        layer = self.layer
+        supported = {t.name for t in layer.transports}
+        if target.transport_given and target.transport not in supported:
             raise TransportError(f"no {target.transport} transport to reach {target}")
-        for address in await resolve(target):
-            transport = self.layer.transport_for(target.transport, address[0])
-            if transport is not None:
-                if isinstance(transport, TcpTransport) and transport.client_ssl is not None:
-                    # RFC 5922 §7.1: the certificate must carry the name the target was reached by
-                    transport.server_names[address[0]] = self.layer.tls_names.get(target.host, target.host)
-                return transport, address
-        raise TransportError(f"no {target.transport} transport of the right address family for {target}")
+        out: list[tuple[Transport, Address]] = []
+        for hop in await layer.resolver.locate(target, supported):
+            transport = layer.transport_for(hop.transport, hop.address[0])
+            if transport is None:
+                continue
+            if isinstance(transport, TcpTransport) and transport.client_ssl is not None:
+                # RFC 5922 §4.1, §7.1: the certificate must carry the domain the target was reached by
+                transport.server_names[hop.address[0]] = layer.tls_names.get(target.host, target.host)
+            out.append((transport, hop.address))
+        if not out:
+            raise TransportError(f"no transport of the right kind and address family for {target}")
+        return out
+
+    async def route(self, target: Target) -> tuple[Transport, Address]:
+        return (await self.routes(target))[0]
 
     async def request(self, request: Request, destination: Target | None) -> ClientTransaction:
         target = destination or request_target(request, self.layer.default_transport)
         try:
-            transport, address = await self.route(target)
+            routes = await self.routes(target)
         except TransportError as exc:
             logger.info("call=%s %s not sent: %s", request.call_id, request.method, exc.detail)
             handle = ClientTransaction(request, None, None, self.cancel)
             handle.fail(make_response(request, 503), Notice.TRANSPORT_ERROR)
             return handle
-        return self.start(self.prepare(request, transport), transport, address)
+        transport, address = routes[0]
+        handle = self.start(self.prepare(request, transport), transport, address, failover=True)
+        handle.alternatives = routes[1:]
+        return handle
 
-    def start(self, request: Request, transport: Transport, address: Address) -> ClientTransaction:
-        """Start a client transaction for a request that already has its top Via."""
+    def start(
+        self, request: Request, transport: Transport, address: Address, *, failover: bool = False
+    ) -> ClientTransaction:
+        """Start a client transaction for a request that already has its top Via; with
+        ``failover`` its handle may move to ``alternatives`` (RFC 3263 §4.3)."""
+        handle = ClientTransaction(
+            request, transport, address, self.cancel, self.failover if failover else None
+        )
+        self._attempt(handle, request, transport, address)
+        return handle
+
+    def _attempt(
+        self, handle: ClientTransaction, request: Request, transport: Transport, address: Address
+    ) -> None:
         kind = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
         txn = kind(request, reliable=transport.reliable, timers=self.layer.timers)
-        handle = ClientTransaction(request, transport, address, self.cancel)
+        handle.request, handle.transport, handle.destination = request, transport, address
         entry = Entry(client_transaction_key(request), txn, transport, address, client=handle)
         self.entries[entry.key] = entry
         self.layer.run(entry, txn.start(self.layer.scheduler.now()))
+
+    def current(self, entry: Entry) -> ClientTransaction | None:
+        """The handle of ``entry`` when ``entry`` is its live attempt (after a failover, the earlier
+        attempts' late responses and failures concern nobody)."""
+        handle = entry.client
+        if handle is None or client_transaction_key(handle.request) != entry.key:
+            return None
         return handle
+
+    def failover(self, handle: ClientTransaction, response: Response, notice: Notice | None) -> bool:
+        """RFC 3263 §4.3: after a timeout, a transport error or a 503, send the request again (a new
+        transaction: same request, new branch) to the next hop. False when there is none left."""
+        if not handle.alternatives or handle.cancel_requested or not self.layer.running:
+            return False
+        provisional = handle.provisional
+        if provisional is not None and provisional.status != 100:
+            return False  # the request reached a server that is working on it (an early dialog)
+        transport, address = handle.alternatives.pop(0)
+        why = notice.value if notice is not None else f"{response.status} {response.reason}"
+        logger.info(
+            "call=%s %s to %s:%d failed (%s): trying %s %s:%d (RFC 3263 §4.3)", handle.request.call_id,
+            handle.method, *(handle.destination or ("?", 0)), why, transport.name, *address,
+        )  # fmt: skip
+        handle.attempts += 1
+        handle.provisional = None
+        self._attempt(handle, self.prepare(handle.request, transport), transport, address)
+        return True
 
     def cancel(self, handle: ClientTransaction) -> None:
         """RFC 3261 §9.1: CANCEL a pending INVITE once a provisional response has arrived."""

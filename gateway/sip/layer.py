@@ -24,7 +24,8 @@ Bytes come in from a transport; the layer parses them and routes each message:
   (``on_request``), with received/rport on its top Via (§18.2.1; a ``received`` the sender
   wrote is overwritten or removed).
 
-Outgoing requests get a fresh top Via (transport, sent-by from ``public_address`` or the listen
+Outgoing requests go to the next hop located by the :class:`~gateway.sip.resolver.Resolver` (RFC 3263:
+NAPTR, SRV, A/AAAA), failing over to the next one on a timeout, transport error or 503 (§4.3); they get a fresh top Via (transport, sent-by from ``public_address`` or the listen
 address, ``rport``, a new branch) and a client transaction; the TU awaits the responses on the
 returned :class:`~gateway.sip.client.ClientTransaction`. Each transaction's actions are run
 here: Send through its transport, timers on the :class:`~gateway.sip.scheduler.Scheduler`,
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.sip.client import ClientSide, ClientTransaction
 from gateway.sip.policy import SourcePolicy, TrustedSources
+from gateway.sip.resolver import Resolver
 from gateway.sip.scheduler import LoopScheduler, Scheduler
 from gateway.sip.server import Entry, ServerSide
 from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
@@ -113,8 +115,10 @@ class TransactionLayer:
         max_datagram_size: int = DEFAULT_MAX_DATAGRAM,
         tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
         tls_names: Mapping[str, str] | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.tu = tu
+        self.resolver = resolver or Resolver()  # RFC 3263 location of next hops (DNS NAPTR/SRV/A)
         self.tls = tls  # server and client contexts of TLS transports (gateway/tls.py)
         self.tls_names = dict(tls_names or {})  # host in a target -> the name its certificate carries
         self.policy = policy
@@ -346,6 +350,8 @@ class TransactionLayer:
 
     def _notify(self, entry: Entry, notice: Notice) -> None:
         if entry.client is not None:
+            if self.client.current(entry) is None:
+                return  # an attempt left behind by a failover (RFC 3263 §4.3)
             failure = entry.failure if notice is Notice.TRANSPORT_ERROR else None
             reason = failure.reason_phrase if isinstance(failure, CertificateRejected | Unreachable) else None
             entry.client.fail(make_response(entry.txn.request, _FAILURE_STATUS[notice], reason), notice)

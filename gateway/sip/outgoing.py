@@ -26,6 +26,7 @@ from gateway.sip.ua_events import Answered, EarlyMedia, Failed, Provisional
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.message import Request, Response
+from sipcore.redirect import redirect_targets
 from sipcore.routing import Target
 from sipcore.session_timer import uac_decision
 
@@ -135,7 +136,8 @@ class OutgoingCall(Call):
         if not self._final.done():
             self._final.set_result(response)
         self.ua.dialogs.on_invite_response(self.invite, response)  # ends the early dialogs (§12.3)
-        self._emit(Failed(response.status, response.reason))
+        contacts = redirect_targets(response) if 300 <= response.status < 400 else ()
+        self._emit(Failed(response.status, response.reason, contacts))
 
     async def final_response(self) -> Response:
         """The final response to the INVITE (the last one, after any digest challenge)."""

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 
-from gateway.sip.resolver import resolve
+from gateway.sip.resolver import Resolver, resolve
 from sipcore.digest import parse_challenges
 from sipcore.errors import SIPError
 from sipcore.message import Response
@@ -48,11 +48,25 @@ class PbxBinding:
         return f"PbxBinding({hops}; realm={self.realm!r})"
 
     @classmethod
-    async def resolve(cls, hops: Iterable[Target], realm: str | None = None) -> PbxBinding:
+    async def resolve(
+        cls,
+        hops: Iterable[Target],
+        realm: str | None = None,
+        *,
+        resolver: Resolver | None = None,
+        supported: frozenset[str] = frozenset(),
+    ) -> PbxBinding:
+        """The hops' addresses: with ``resolver``, every one RFC 3263 locates (NAPTR/SRV targets
+        included, over the ``supported`` transports), else their A/AAAA records."""
         addresses: list[Address] = []
         for hop in hops:
             try:
-                addresses.extend(await resolve(hop))
+                if resolver is not None:
+                    addresses.extend(
+                        h.address for h in await resolver.locate(hop, supported or {hop.transport})
+                    )
+                else:
+                    addresses.extend(await resolve(hop))
             except SIPError as exc:
                 logger.warning("cannot resolve PBX hop %s: credentials will not be sent there: %s", hop, exc)
         if not addresses:

@@ -43,7 +43,7 @@ from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.pbx_binding import PbxBinding
 from gateway.sip.policy import Network, SourcePolicy, TrustedSources
 from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
-from gateway.sip.resolver import resolve
+from gateway.sip.resolver import DnsSettings, Resolver, configured_target
 from gateway.sip.scheduler import Scheduler
 from gateway.sip.transport import Source, address_family
 from gateway.sip.tu import IncomingRequest
@@ -114,6 +114,7 @@ class UASettings:
     tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
     tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
     info_content_types: tuple[str, ...] = ()  # INFO bodies relayed to the browser besides DTMF (RFC 6086)
+    dns: DnsSettings = field(default_factory=DnsSettings)  # RFC 3263 location (gateway/sip/resolver.py)
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -126,7 +127,7 @@ class UASettings:
         transport = pbx.transport.value.upper()
         default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
         hops = tuple(
-            Target(transport, hp.host.strip("[]"), hp.port or default_port)
+            configured_target(transport, hp.host.strip("[]"), hp.port, default_port)
             for hp in (pbx.outbound_proxy, pbx.address)
             if hp is not None
         )
@@ -142,7 +143,7 @@ class UASettings:
             listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
             public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
             user_agent=sip.user_agent,
-            outbound=Target(transport, hop.host.strip("[]"), hop.port or default_port)
+            outbound=configured_target(transport, hop.host.strip("[]"), hop.port, default_port)
             if hop is not None
             else None,
             trusted_sources=tuple(sip.trusted_sources),
@@ -161,6 +162,11 @@ class UASettings:
             ),
             keepalive_interval=pbx.keepalive_interval,
             info_content_types=tuple(sip.info_content_types),
+            dns=DnsSettings(
+                servers=tuple((s.host, s.port or 53) for s in config.dns.servers),
+                timeout=config.dns.timeout,
+                cache_size=config.dns.cache_size,
+            ),
         )
 
 
@@ -251,9 +257,15 @@ class UserAgent:
         if self.state is not UAState.NEW:
             raise RuntimeError(f"user agent already {self.state.name}")
         settings = self.settings
-        policy = self._policy or await self._default_policy()
+        resolver = Resolver(settings.dns)
+        policy = self._policy or await self._default_policy(resolver)
         hops = settings.credential_hops or ((settings.outbound,) if settings.outbound is not None else ())
-        self._pbx_binding = await PbxBinding.resolve(hops, settings.pbx_realm)
+        self._pbx_binding = await PbxBinding.resolve(
+            hops,
+            settings.pbx_realm,
+            resolver=resolver,
+            supported=frozenset(item.transport.upper() for item in settings.listen),
+        )
         public = settings.public_address
         first = settings.listen[0]
         layer = TransactionLayer(
@@ -266,6 +278,7 @@ class UserAgent:
             supported=("timer",) if settings.session_timer is not None else (),
             tls=settings.tls,
             tls_names=dict(settings.tls_names),
+            resolver=resolver,
         )
         try:
             opened = await layer.listen(first.transport, first.host, first.port)
@@ -334,20 +347,28 @@ class UserAgent:
             self._keepalive.start()
         self._registrations.start()
 
-    async def _default_policy(self) -> TrustedSources:
-        """``trusted_sources``, or else the PBX's addresses (as ``TrustedSources.from_config``)."""
+    async def _default_policy(self, resolver: Resolver) -> TrustedSources:
+        """``trusted_sources``, or else the PBX's addresses (as ``TrustedSources.from_config``), with
+        every SRV target of the PBX hops (RFC 3263)."""
         networks = list(self.settings.trusted_sources)
         outbound = self.settings.outbound
         hosts = self.settings.pbx_hosts or ((outbound.host,) if outbound is not None else ())
+        located = (*self.settings.credential_hops, *((outbound,) if outbound is not None else ()))
         if not networks:
-            for host in hosts:
+            targets = [Target("UDP", host) for host in hosts] + [t for t in located if not t.port_given]
+            for target in targets:
                 try:
-                    for address, _ in await resolve(Target("UDP", host)):
+                    for hop in await resolver.locate(
+                        target,
+                        frozenset(item.transport.upper() for item in self.settings.listen)
+                        | {target.transport},
+                    ):
+                        address = hop.address[0]
                         network = ipaddress.ip_network(address.split("%")[0])
                         if network not in networks:
                             networks.append(network)
                 except (SIPError, ValueError) as exc:
-                    logger.warning("cannot resolve PBX host %r for trusted sources: %s", host, exc)
+                    logger.warning("cannot resolve PBX host %r for trusted sources: %s", target.host, exc)
         if not networks:
             logger.warning("no trusted SIP sources: every request outside a dialog will be refused")
         return TrustedSources(networks, in_dialog=self.in_dialog)

@@ -65,6 +65,7 @@ class Failed:
 
     status: int
     reason: str
+    contacts: tuple[str, ...] = ()  # a 3xx's targets, best q-value first (RFC 3261 §8.1.3.4)
 
 
 @dataclass(frozen=True, slots=True)
