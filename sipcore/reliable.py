@@ -38,6 +38,7 @@ from sipcore.tables import transition_table
 __all__ = [
     "RSEQ_MAX",
     "TABLE",
+    "Action",
     "Arm",
     "GiveUp",
     "ProvisionalTracker",

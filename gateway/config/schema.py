@@ -148,6 +148,7 @@ class SipSection:
     user_agent: str = "sip-webrtc-gateway"
     tls: SipTls = field(default_factory=SipTls)
     websocket: SipWebSocket | None = None  # SIP over WebSocket for browser SIP libraries; None: off
+    prack_when_supported: bool = False  # 180/183 reliably (RFC 3262) when 100rel is only supported
 
     def __post_init__(self) -> None:
         if not self.listen:
