@@ -171,7 +171,8 @@ class PrackSender:
             logger.info("call=%s PRACK %s", call.call_id, rack)
             handle = await call.ua.layer.request(prack, call.next_hop)
             final = await handle.final_response()
-            dialog.receive_response(final)
+            if final.status != 481:  # a PRACK that crossed the final response: 481 ends no dialog
+                dialog.receive_response(final)
             if final.status >= 300:
                 logger.info("call=%s PRACK answered %d %s", call.call_id, final.status, final.reason)
         except (SIPError, OSError) as exc:
