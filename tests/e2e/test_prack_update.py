@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from peers.binaries import require_binary
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 from peers.ports import free_port
 from peers.sipp import Sipp
 from peers.web_user import WebUser
@@ -136,3 +138,56 @@ async def test_update_in_the_early_dialog(tmp_path: Path) -> None:
         result = await sipp.wait(timeout=15)
     assert result.ok, result  # 200 to the offerless UPDATE, 500 with Retry-After to the early offer
     assert "SIP/2.0 500" in result.messages, result.messages
+
+
+async def test_a_desk_phone_requiring_100rel_calls_the_web_user_and_is_called(tmp_path: Path) -> None:
+    """pjsua2 with prackUse = PJSUA_100REL_MANDATORY both ways: its INVITE requires 100rel (no 420 any
+    more), our 180 goes reliably and is PRACKed; our INVITE to it gets reliable 18x that we PRACK; then
+    an UPDATE with a new offer from the phone in the confirmed call is answered in its 200. Audio by
+    tone both ways (440 Hz from the phone, 1000 Hz from the web user) in each call."""
+    from tests.e2e.test_web_and_phone import wav_has_tone
+
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440, extra_args=("--100rel=mandatory",), log_level=5) as phone,
+        running_gateway(gateway_config(phone.address, media=media_section())) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        host, port = gateway.sip_address
+        peer = WebPeer(freq=1000)
+        try:  # the phone calls alice
+            number = await phone.call(f"sip:1001@{host}:{port}")
+            incoming = await alice.wait_for("incoming")
+            await asyncio.sleep(1.0)  # ringing: the reliable 180 and its PRACK
+            await alice.answer(incoming["call_id"], peer.answer)
+            await phone.wait_for("state", call=number, state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await phone.send("update", call=number)  # UPDATE with an offer in the confirmed dialog
+            await asyncio.sleep(1.0)
+            peer.clear()
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)  # audio after the UPDATE
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=incoming["call_id"])
+            assert wav_has_tone(await phone.wait_for_recording(number), 1000)
+        finally:
+            await peer.close()
+
+        peer = WebPeer(freq=1000)
+        try:  # alice calls the phone (the gateway's PBX)
+            call_id = await alice.call("2000", await peer.offer())
+            connected = await alice.wait_for("connected", call_id=call_id)
+            await peer.accept(connected["sdp"])
+            ringing = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=ringing["call"], state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id)
+            assert wav_has_tone(await phone.wait_for_recording(ringing["call"]), 1000)
+        finally:
+            await peer.close()
+    log = phone.log_path.read_text(errors="replace")
+    assert re.search(r"^Require: *100rel", log, re.M | re.I), "the phone never required 100rel"
+    assert "PRACK sip:" in log, "no PRACK in the phone's log"
+    assert re.search(r"^UPDATE sip:", log, re.M), "the phone sent no UPDATE"
+    assert "SIP/2.0 420" not in log
