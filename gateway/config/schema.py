@@ -181,6 +181,7 @@ class SipSection:
     # INFO bodies (RFC 6086) relayed between the SIP party and the browser besides DTMF, e.g.
     # [application/json, text/plain]; other INFO bodies get 415, an Info-Package 469
     info_content_types: tuple[Annotated[str, Parse(_media_type)], ...] = ()
+    prack_when_supported: bool = False  # 180/183 reliably (RFC 3262) when 100rel is only supported
 
     def __post_init__(self) -> None:
         if not self.listen:

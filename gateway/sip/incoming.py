@@ -21,10 +21,13 @@ from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import SDP, Call, CallError, CallState
 from gateway.sip.ua_events import Cancelled, Confirmed, Failed
+from gateway.sip.ua_reliable import ReliableResponder
 from sipcore.dialog import Dialog
 from sipcore.digest import DigestClient
 from sipcore.headers import NameAddr
-from sipcore.message import Request
+from sipcore.message import Request, Response
+from sipcore.offer_answer import OaEvent, OaState
+from sipcore.reliable import wants_reliable
 from sipcore.session_timer import SessionTimer
 from sipcore.uri import URI
 
@@ -49,6 +52,13 @@ class IncomingCall(Call):
         self.dialog = dialog
         self.local_tag = dialog.id.local_tag
         self.remote_sdp = incoming.request.body.decode("utf-8", "replace")
+        self.learn_allow(incoming.request)
+        if incoming.request.body:
+            self.offer_event(OaEvent.RECV_OFFER)
+        # RFC 3262 §3: our 180/183 go reliably when the caller requires it (or supports it, if we choose).
+        self.reliable: ReliableResponder | None = None
+        if wants_reliable(incoming.request, when_supported=ua.settings.prack_when_supported):
+            self.reliable = ReliableResponder(self)
 
     # --- what the caller sent --------------------------------------------------------------------
     @property
@@ -89,19 +99,46 @@ class IncomingCall(Call):
     def ring(self) -> None:
         """180 Ringing."""
         dialog = self._unanswered("ring")
-        self.incoming.respond(dialog.respond(self.request, 180))
+        self._provisional(dialog.respond(self.request, 180))
         self._set_state(CallState.EARLY)
+
+    def _provisional(self, response: Response) -> None:
+        if self.reliable is None:
+            self.incoming.respond(response)
+            return
+        if response.body:  # RFC 3262 §5: a reliable 1xx carries an answer or, after a late offer, an offer
+            answering = self.offers.state is OaState.REMOTE_OFFER
+            self.offer_event(OaEvent.SEND_ANSWER if answering else OaEvent.SEND_OFFER)
+        self.reliable.send(response)
 
     def progress(self, sdp: str) -> None:
         """183 Session Progress with SDP (early media)."""
         dialog = self._unanswered("send 183")
-        self.incoming.respond(dialog.respond(self.request, 183, body=sdp.encode(), content_type=SDP))
+        self._provisional(dialog.respond(self.request, 183, body=sdp.encode(), content_type=SDP))
         self.local_sdp = sdp
         self._set_state(CallState.EARLY)
 
     def answer(self, sdp: str) -> None:
         """200 OK with the SDP answer, retransmitted until the ACK (RFC 3261 §13.3.1.4)."""
+        self._unanswered("answer")
+        reliable = self.reliable
+        if reliable is not None and not reliable.may_send_2xx():
+            # RFC 3262 §3: no 2xx while a reliable 1xx with SDP waits for its PRACK; it goes with the PRACK.
+            logger.info("call=%s 200 waits for the PRACK of our reliable 1xx", self.call_id)
+            reliable.deferred_2xx = lambda: self._answer_now(sdp)
+            return
+        self._answer_now(sdp)
+
+    def _answer_now(self, sdp: str) -> None:
+        if self._ended or self.state not in _UNANSWERED or self.incoming.cancelled:
+            return
         dialog = self._unanswered("answer")
+        if self.reliable is not None:
+            self.reliable.finish()
+        if self.offers.state is OaState.REMOTE_OFFER:
+            self.offer_event(OaEvent.SEND_ANSWER)
+        elif not self.remote_sdp and self.offers.state is OaState.STABLE and not self.local_sdp:
+            self.offer_event(OaEvent.SEND_OFFER)  # a late offer: ours in the 200, the answer in the ACK
         timer = self.ua.session_timer_for(self.request)
         headers = timer.headers(require=timer.refresher == "uac") if isinstance(timer, SessionTimer) else ()
         response = dialog.respond(self.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
@@ -136,6 +173,8 @@ class IncomingCall(Call):
         if not 300 <= status <= 699:
             raise ValueError(f"a rejection needs a 3xx-6xx status, not {status!r}")
         dialog = self._unanswered("reject")
+        if self.reliable is not None:
+            self.reliable.finish()
         response = dialog.respond(self.request, status, reason, headers=headers)
         self.incoming.respond(response)
         self._emit(Failed(status, response.reason))
@@ -145,6 +184,8 @@ class IncomingCall(Call):
         """The layer answered the caller's CANCEL 200: end the INVITE with 487 (RFC 3261 §9.2)."""
         if self.state not in _UNANSWERED or self.dialog is None:
             return
+        if self.reliable is not None:
+            self.reliable.finish()
         self.incoming.respond(self.dialog.respond(self.request, 487))
         self._emit(Cancelled())
 
@@ -156,6 +197,8 @@ class IncomingCall(Call):
             and ack.cseq.seq == self.dialog_invite_cseq
         ):
             self._set_state(CallState.CONFIRMED)
+            if self.offers.state is OaState.LOCAL_OFFER:
+                self.offer_event(OaEvent.RECV_ANSWER if ack.body else OaEvent.REJECTED)
             self._emit(Confirmed(ack.body.decode("utf-8", "replace")))
 
     @property
@@ -163,7 +206,23 @@ class IncomingCall(Call):
         cseq = self.request.cseq
         return cseq.seq if cseq is not None else 0
 
+    def on_prack(self, incoming: IncomingRequest) -> None:
+        """A PRACK (RFC 3262 §3): matched by RAck against our reliable 1xx, else 481."""
+        if self.reliable is None:
+            super().on_prack(incoming)
+        else:
+            self.reliable.prack(incoming)
+
+    def no_prack(self, status: int, reason: str) -> None:
+        """64*T1 without the PRACK of our reliable 1xx: the INVITE fails with a 5xx (RFC 3262 §3)."""
+        if self._ended or self.state not in _UNANSWERED or self.incoming.cancelled:
+            return
+        logger.info("call=%s no PRACK: %d %s", self.call_id, status, reason)
+        self.reject(status, reason)
+
     def _on_bye(self) -> None:
+        if self.reliable is not None:
+            self.reliable.finish()
         if self.incoming.final is None and self.dialog is not None:
             self.incoming.respond(self.dialog.respond(self.request, 487))  # BYE on an early dialog
         super()._on_bye()

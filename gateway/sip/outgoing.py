@@ -11,6 +11,10 @@ once more with credentials (the transaction itself ACKs the challenge; the new I
 CSeq + 1); any other final response is
 :class:`Failed`. :meth:`cancel` asks the transaction to CANCEL the INVITE (once a provisional
 response has arrived, §9.1); the INVITE then ends with 487, reported as ``Failed(487, ...)``.
+
+Reliable 1xx (RFC 3262; the INVITE says ``Supported: 100rel``) are judged by
+:class:`~gateway.sip.ua_reliable.PrackSender` first: a new one in order is PRACKed and processed as
+above, a retransmission only PRACKed again, one out of order dropped.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from typing import TYPE_CHECKING
 from gateway.sip.client import ClientTransaction
 from gateway.sip.ua_calls import MAX_AUTH_RETRIES, Call, CallError, CallState
 from gateway.sip.ua_events import Answered, EarlyMedia, Failed, Provisional
+from gateway.sip.ua_reliable import PrackSender
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.message import Request, Response
+from sipcore.offer_answer import OaEvent
 from sipcore.redirect import redirect_targets
+from sipcore.reliable import Verdict
 from sipcore.routing import Target
 from sipcore.session_timer import uac_decision
 
@@ -57,6 +64,9 @@ class OutgoingCall(Call):
         self._handle: ClientTransaction | None = None
         self._cancel_requested = False
         self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.pracks = PrackSender(self)  # RFC 3262
+        if invite.body:
+            self.offer_event(OaEvent.SEND_OFFER)
 
     def start(self) -> None:
         self._spawn(self._run())
@@ -103,6 +113,8 @@ class OutgoingCall(Call):
 
     def _provisional(self, response: Response) -> None:
         outcome = self.ua.dialogs.on_invite_response(self.invite, response)
+        if self.pracks.judge(response, outcome.dialog) in (Verdict.RETRANSMISSION, Verdict.OUT_OF_ORDER):
+            return  # RFC 3262 §4: processed once, in order
         if outcome.dialog is not None and self.dialog is None:
             self.dialog = outcome.dialog
         if outcome.dialog is not None and self.state is CallState.CALLING:
@@ -110,6 +122,8 @@ class OutgoingCall(Call):
         self._emit(Provisional(response.status, response.reason))
         if 180 <= response.status < 200 and _is_sdp(response):
             self.remote_sdp = response.body.decode("utf-8", "replace")
+            if self.invite.body:
+                self.offer_event(OaEvent.RECV_ANSWER)
             self._emit(EarlyMedia(self.remote_sdp))
 
     async def _answered(self, response: Response) -> None:
@@ -120,6 +134,9 @@ class OutgoingCall(Call):
         if outcome.ack is not None:
             await self._ack(outcome.ack)
         self.remote_sdp = response.body.decode("utf-8", "replace") if response.body else self.remote_sdp
+        self.learn_allow(response)
+        if response.body:
+            self.offer_event(OaEvent.RECV_ANSWER)
         self._set_state(CallState.CONFIRMED)
         self._emit(Answered(self.remote_sdp))
         policy = self.ua.settings.session_timer
@@ -137,6 +154,7 @@ class OutgoingCall(Call):
             self._final.set_result(response)
         self.ua.dialogs.on_invite_response(self.invite, response)  # ends the early dialogs (§12.3)
         contacts = redirect_targets(response) if 300 <= response.status < 400 else ()
+        self.offer_event(OaEvent.REJECTED)
         self._emit(Failed(response.status, response.reason, contacts))
 
     async def final_response(self) -> Response:

@@ -71,7 +71,17 @@ __all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
 
 logger = logging.getLogger(__name__)
 
-ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE")
+ALLOW = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "INFO",
+    "PRACK",
+    "UPDATE",
+    "MESSAGE",
+)  # RFC 3262, 3311, 3428
 INFO_ALWAYS = ("application/dtmf-relay", "application/dtmf", "application/trickle-ice-sdpfrag")
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
@@ -115,10 +125,18 @@ class UASettings:
     tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
     info_content_types: tuple[str, ...] = ()  # INFO bodies relayed to the browser besides DTMF (RFC 6086)
     dns: DnsSettings = field(default_factory=DnsSettings)  # RFC 3263 location (gateway/sip/resolver.py)
+    # RFC 3262 §3: our 1xx go reliably when the INVITE requires 100rel, and also when it only
+    # supports it if this is set (sip.prack_when_supported).
+    prack_when_supported: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:
             raise ValueError("the user agent needs at least one listen address")
+
+    @property
+    def option_tags(self) -> tuple[str, ...]:
+        """What we support (RFC 3261 §20.37): 100rel (RFC 3262), timer (RFC 4028) unless turned off."""
+        return ("100rel", "timer") if self.session_timer is not None else ("100rel",)
 
     @classmethod
     def from_config(cls, config: Config, registrations: Sequence[RegistrationSpec] = ()) -> UASettings:
@@ -167,6 +185,7 @@ class UASettings:
                 timeout=config.dns.timeout,
                 cache_size=config.dns.cache_size,
             ),
+            prack_when_supported=sip.prack_when_supported,
         )
 
 
@@ -275,7 +294,7 @@ class UserAgent:
             scheduler=self._scheduler,
             user_agent=settings.user_agent,
             default_transport=first.transport.upper(),
-            supported=("timer",) if settings.session_timer is not None else (),
+            supported=settings.option_tags,
             tls=settings.tls,
             tls_names=dict(settings.tls_names),
             resolver=resolver,
@@ -298,7 +317,7 @@ class UserAgent:
         transport = (
             outbound.transport if outbound is not None and outbound.transport in names else opened.name
         )
-        supported = ("timer",) if settings.session_timer is not None else ()
+        supported = settings.option_tags
 
         def endpoint(host: str, family: socket.AddressFamily | None) -> Endpoint:
             port = public_port or next(
@@ -519,7 +538,8 @@ class UserAgent:
 
     def capabilities(self) -> tuple[tuple[str, str], ...]:
         """Allow, Accept and Supported (RFC 3261 §11.2, §20.1, §20.5, §20.37)."""
-        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)), ("Supported", ""))
+        supported = ", ".join(self.settings.option_tags)
+        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)), ("Supported", supported))
 
     # --- TransactionUser --------------------------------------------------------------------------
     async def on_request(self, incoming: IncomingRequest) -> None:

@@ -8,7 +8,11 @@ a terminal event (:data:`TERMINAL`: :class:`Failed`, :class:`Cancelled`, :class:
 In an established dialog both kinds behave alike (RFC 3261 §12, §14, §15, RFC 6086): INFO in
 either direction is answered 200 and delivered as :class:`InfoReceived`; a re-INVITE is
 delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
-refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. Requests we
+refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. An UPDATE
+(RFC 3311, :mod:`gateway.sip.ua_update`) with an offer is delivered and answered like a re-INVITE
+(its 200 carries the answer, no ACK follows); one without is a session refresh, answered at once.
+Each call tracks its dialog's offer/answer state (:class:`~sipcore.offer_answer.OfferAnswer`) for
+RFC 3311 §5.2's 491 and 500. PRACK (RFC 3262) is the incoming call's business (:mod:`gateway.sip.ua_reliable`). Requests we
 send in the dialog that a proxy or the far end challenges (401/407) are sent again with
 credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only
 when the challenged request went to the PBX (:mod:`gateway.sip.pbx_binding`): a far end must not
@@ -27,6 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gateway.sip import ua_update
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_events import (
     TERMINAL,
@@ -43,6 +48,8 @@ from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.inspection import refuse_body, refuse_method
 from sipcore.message import Request, Response
+from sipcore.offer_answer import TABLE as OFFER_ANSWER
+from sipcore.offer_answer import OaEvent, OfferAnswer
 from sipcore.routing import Target
 from sipcore.session_timer import SessionTimer
 
@@ -102,6 +109,8 @@ class Call:
         # Where in-dialog requests go instead of the remote target's address: the WebSocket flow of a
         # browser (its Contact host is *.invalid, RFC 7118 §5), None for the usual routing.
         self.next_hop: Target | None = None
+        self.offers = OfferAnswer(call_id)  # RFC 3264 §4, for RFC 3311 §5.2
+        self.peer_allows: frozenset[str] = frozenset()  # the Allow of their INVITE or 2xx (upper-case)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -112,6 +121,19 @@ class Call:
             return
         logger.info("call=%s %s -> %s", self.call_id, self.state.name, new.name)
         self.state = new
+
+    def offer_event(self, event: OaEvent) -> None:
+        """Record an offer, answer or refusal; one out of turn (a peer's odd sequence) is only logged."""
+        if (self.offers.state, event) in OFFER_ANSWER:
+            self.offers.handle(event)
+        else:
+            logger.debug("call=%s offer/answer %s ignored in %s", self.call_id, event.name, self.offers.state)
+
+    def learn_allow(self, message: Request | Response) -> None:
+        """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx."""
+        values = message.headers.get_all("Allow")
+        if values:
+            self.peer_allows = frozenset(m.strip().upper() for v in values for m in v.split(",") if m.strip())
 
     def _need(self, action: str, *states: CallState) -> None:
         if self.state not in states:
@@ -148,6 +170,10 @@ class Call:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as one of the call's tasks (errors logged, awaited on close)."""
+        self._spawn(coro)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -190,6 +216,10 @@ class Call:
             request = retry
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def send_in_dialog(self, request: Request) -> tuple[Response, Request]:
+        """Send a request built by the dialog (UPDATE, PRACK...); see :meth:`_send`."""
+        return await self._send(request)
+
     async def info(self, content_type: str, body: bytes | str) -> Response:
         """Send INFO (RFC 6086) with any body: application/dtmf-relay, trickle-ice-sdpfrag...;
         returns the final response."""
@@ -208,7 +238,9 @@ class Call:
             timer = self.session_timer
             headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
             request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP, headers=headers)
+            self.offer_event(OaEvent.SEND_OFFER)
             final, sent = await self._send(request)
+            self.offer_event(OaEvent.RECV_ANSWER if 200 <= final.status < 300 else OaEvent.REJECTED)
             if 200 <= final.status < 300:
                 await self._ack(dialog.ack(sent))
                 self.local_sdp = sdp
@@ -278,7 +310,10 @@ class Call:
             return
         logger.info("call=%s session refresh (RFC 4028)", self.call_id)
         try:
-            result = await self.reinvite(self.local_sdp)
+            if "UPDATE" in self.peer_allows:  # RFC 4028 §7.4: UPDATE, no offer, when the peer allows it
+                result = await ua_update.refresh(self)
+            else:
+                result = await self.reinvite(self.local_sdp)
         except (SIPError, OSError) as exc:
             logger.info("call=%s session refresh failed: %s", self.call_id, exc)
             return
@@ -311,6 +346,11 @@ class Call:
         response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
         self.local_sdp = sdp
         self.start_session_timer(None)  # their re-INVITE refreshed the session
+        offered = bool(incoming.request.body)
+        self.offer_event(OaEvent.SEND_ANSWER if offered else OaEvent.SEND_OFFER)
+        if incoming.request.method == "UPDATE":  # RFC 3311 §5.2: the answer in the 200, no ACK
+            incoming.respond(response)
+            return
         cseq = incoming.request.cseq
         self._reinvite_ack = cseq.seq if cseq is not None else None
         self._spawn(self._await_reinvite_ack(incoming.respond_until_ack(response)))
@@ -341,6 +381,7 @@ class Call:
         if not 300 <= status <= 699:
             raise ValueError(f"a rejection needs a 3xx-6xx status, not {status!r}")
         self._reinvite_in = None
+        self.offer_event(OaEvent.REJECTED)
         incoming.respond(dialog.respond(incoming.request, status, reason))
 
     def on_request(self, incoming: IncomingRequest) -> None:
@@ -366,12 +407,35 @@ class Call:
             self._reinvite_in = incoming
             if request.body:  # none: they ask for our offer (RFC 3261 §14.2), the answer comes in the ACK
                 self.remote_sdp = _text(request.body)
+                self.offer_event(OaEvent.RECV_OFFER)
             self._emit(ReinviteReceived(_text(request.body)))
         elif method == "OPTIONS":
             incoming.respond(dialog.respond(request, 200, headers=self.ua.capabilities()))
+        elif method == "UPDATE":
+            ua_update.receive(self, incoming)
+        elif method == "PRACK":
+            self.on_prack(incoming)
         else:
             status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
             incoming.respond(dialog.respond(request, status, headers=headers))
+
+    def on_prack(self, incoming: IncomingRequest) -> None:
+        """A PRACK in the dialog: only an incoming call sends reliable 1xx; here it matches nothing
+        (RFC 3262 §3: 481)."""
+        assert self.dialog is not None
+        incoming.respond(self.dialog.respond(incoming.request, 481))
+
+    def take_update(self, incoming: IncomingRequest) -> None:
+        """Deliver an UPDATE carrying an offer (already judged by ua_update) as a re-INVITE is."""
+        self._reinvite_in = incoming
+        self.remote_sdp = _text(incoming.request.body)
+        self.offer_event(OaEvent.RECV_OFFER)
+        self._emit(ReinviteReceived(self.remote_sdp))
+
+    @property
+    def offer_pending(self) -> tuple[bool, bool]:
+        """(ours, theirs): a re-INVITE of ours out, one of theirs unanswered (RFC 3311 §5.2)."""
+        return self._reinvite_out, self._reinvite_in is not None
 
     def _on_bye(self) -> None:
         self._stop_waiting_for_ack()
@@ -382,6 +446,7 @@ class Call:
         """An ACK in our dialog: the initial 2xx's (incoming calls) or a re-INVITE's."""
         if self._reinvite_ack is not None and ack.cseq is not None and ack.cseq.seq == self._reinvite_ack:
             self._reinvite_ack = None
+            self.offer_event(OaEvent.RECV_ANSWER if ack.body else OaEvent.REJECTED)
             self._emit(ReinviteAcked(_text(ack.body)))
 
     @property

@@ -40,6 +40,7 @@ class PhoneOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    prack: str = "off"  # off | optional | mandatory: 100rel (RFC 3262): mandatory requires it both ways
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES and not (self.answer.isdigit() and 300 <= int(self.answer) <= 699):
@@ -103,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
     p.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for --tls-port")
     p.add_argument("--tls-key", type=Path, default=None, help="PEM private key for --tls-port")
     p.add_argument("--tls-ca", type=Path, default=None, help="PEM CAs that peers' certificates must chain to")
+    p.add_argument(
+        "--100rel", dest="prack", choices=("off", "optional", "mandatory"), default="off",
+        help="reliable provisional responses (RFC 3262): mandatory = Require: 100rel",
+    )  # fmt: skip
     a = p.parse_args(argv)
     try:
         return PhoneOptions(
@@ -130,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
             tls_cert=a.tls_cert,
             tls_key=a.tls_key,
             tls_ca=a.tls_ca,
+            prack=a.prack,
         )
     except ValueError as exc:
         p.error(str(exc))

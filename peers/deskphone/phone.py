@@ -70,6 +70,7 @@ class Phone:
             "dtmf": self._cmd_dtmf,
             "info": self._cmd_info,
             "hold": self._cmd_hold,
+            "update": self._cmd_update,
             "unhold": self._cmd_unhold,
             "tone": self._cmd_tone,
             "status": self._cmd_status,
@@ -132,6 +133,8 @@ class Phone:
         account.mediaConfig.srtpUse = srtp_use.get(o.srtp, pj.PJMEDIA_SRTP_MANDATORY)
         # SDES over plain SIP too (a test peer on loopback), unless it speaks TLS: then SDES only over it
         account.mediaConfig.srtpSecureSignaling = 1 if o.tls_port else 0
+        prack_use = {"off": pj.PJSUA_100REL_NOT_USED, "optional": pj.PJSUA_100REL_OPTIONAL}
+        account.callConfig.prackUse = prack_use.get(o.prack, pj.PJSUA_100REL_MANDATORY)
         account.natConfig.contactRewriteUse = 0  # loopback: what we bind is what others reach
         account.natConfig.viaRewriteUse = 0
         account.natConfig.sdpNatRewriteUse = 0
@@ -320,6 +323,14 @@ class Phone:
     def _cmd_hold(self, command: Command) -> dict[str, Any]:
         call = self._call(command)
         call.setHold(pj.CallOpParam(True))  # re-INVITE with a=sendonly
+        return {"call": call.number}
+
+    def _cmd_update(self, command: Command) -> dict[str, Any]:
+        """{"cmd": "update"}: an UPDATE with a new offer (RFC 3311), a=sendrecv."""
+        call = self._call(command)
+        prm = pj.CallOpParam(True)
+        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+        call.update(prm)
         return {"call": call.number}
 
     def _cmd_unhold(self, command: Command) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""UPDATE in a dialog (RFC 3311), received and sent, for the user agent's calls.
+
+Received (:func:`receive`), in an early or a confirmed dialog (the dialog has already checked its
+CSeq and taken a new Contact as the remote target, RFC 3311 §5.2):
+
+- a body that is not SDP: 415 with Accept (RFC 3261 §8.2.3);
+- no offer: a target or session refresh (RFC 4028 §7.4): 200 at once, with our Session-Expires, and
+  the session timer restarts;
+- an offer while ours is unanswered (our re-INVITE or UPDATE out, our offer in a 200 or a reliable
+  1xx): 491 (§5.2, glare); while theirs is (a re-INVITE or UPDATE we are still answering, the
+  initial INVITE's offer not yet answered): 500 with Retry-After 0-10 s (§5.2);
+- an offer in an established call: delivered as :class:`~gateway.sip.ua_events.ReinviteReceived`
+  and answered by ``answer_reinvite`` with the answer in the 200 (hold and resume from the far end
+  work as with a re-INVITE);
+- an offer in an early dialog once the first offer/answer is done: 488 with a Warning (the call
+  layer re-negotiates only established calls; not yet supported).
+
+Sent (:func:`refresh`): the session refresh of RFC 4028 §7.4, an UPDATE without an offer, used when
+the far end's Allow lists UPDATE; a 491 is retried after RFC 3261 §14.1's random delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from gateway.sip.ua_events import ReinviteResult
+from sipcore.headers import warning_value
+from sipcore.inspection import refuse_body
+
+if TYPE_CHECKING:
+    from gateway.sip.tu import IncomingRequest
+    from gateway.sip.ua_calls import Call
+
+__all__ = ["MAX_GLARE_RETRIES", "receive", "refresh"]
+
+logger = logging.getLogger(__name__)
+
+MAX_GLARE_RETRIES = 2
+_TAKEN_IN = frozenset({"answered", "confirmed"})  # CallState values where an offer goes to the call layer
+
+
+def receive(call: Call, incoming: IncomingRequest) -> None:
+    """Answer or deliver an UPDATE received in ``call``'s dialog (see the module note)."""
+    request, dialog = incoming.request, call.dialog
+    assert dialog is not None
+    refusal = refuse_body(request, ("application/sdp",))
+    if refusal is not None:
+        incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))
+        return
+    if not request.body:
+        timer = call.session_timer
+        headers = timer.headers(require=timer.refresher == "uac" and timer.we_are == "uas") if timer else ()
+        logger.info("call=%s UPDATE without offer: refreshed", call.call_id)
+        incoming.respond(dialog.respond(request, 200, headers=headers))
+        call.start_session_timer(None)  # RFC 4028 §10: a 2xx to a refresh restarts the timer
+        return
+    ours, theirs = call.offer_pending
+    status_headers = call.offers.refuse_offer()
+    if status_headers is None and ours:
+        status_headers = (491, ())
+    if status_headers is None and theirs:
+        status_headers = call.offers.refuse_offer() or (500, (("Retry-After", "2"),))
+    if status_headers is not None:
+        status, headers = status_headers
+        logger.info("call=%s UPDATE with an offer refused %d (RFC 3311 §5.2)", call.call_id, status)
+        incoming.respond(dialog.respond(request, status, headers=headers))
+        return
+    if call.state.value not in _TAKEN_IN:
+        warning = warning_value(399, "an offer in UPDATE is taken once the call is answered")
+        incoming.respond(dialog.respond(request, 488, headers=(("Warning", warning),)))
+        return
+    call.take_update(incoming)
+
+
+async def refresh(call: Call) -> ReinviteResult:
+    """Refresh the session with an UPDATE without an offer (RFC 4028 §7.4); 491 is retried after
+    2.1-4 s (we own the Call-ID) or 0-2 s (RFC 3261 §14.1)."""
+    dialog = call.dialog
+    assert dialog is not None
+    for attempt in range(MAX_GLARE_RETRIES + 1):
+        timer = call.session_timer
+        headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+        final, _ = await call.send_in_dialog(dialog.create_request("UPDATE", headers=headers))
+        if final.status == 491 and attempt < MAX_GLARE_RETRIES:
+            delay = dialog.glare_retry_delay()
+            logger.info("call=%s UPDATE answered 491: again in %.2f s", call.call_id, delay)
+            await asyncio.sleep(delay)
+            continue
+        if 200 <= final.status < 300:
+            call.start_session_timer(None)
+        return ReinviteResult(final.status, final.reason)
+    raise AssertionError("unreachable")  # pragma: no cover
