@@ -129,9 +129,11 @@ class Probe:
         dial, feed, send = CallDriver.dial, CallRuntime.feed_nowait, CallRuntime._send
         execute, close = SipSide.execute, MediaBridge.close
 
-        async def timed_dial(self: CallDriver, session: Any, to: str, sdp: str) -> str:
+        async def timed_dial(
+            self: CallDriver, session: Any, to: str, sdp: str, transfer_of: str | None = None
+        ) -> str:
             start = time.perf_counter()
-            call_id = await dial(self, session, to, sdp)
+            call_id = await dial(self, session, to, sdp, transfer_of)
             probe.dial[call_id] = start
             return call_id
 

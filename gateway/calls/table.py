@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, midcall, outbound
+from gateway.calls import inbound, midcall, outbound, transfer
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -30,9 +30,13 @@ from gateway.calls.events import (
     SipIncomingInvite,
     SipLegClosed,
     SipProvisional,
+    SipReferReceived,
+    SipReferResult,
     SipReinviteReceived,
     SipReinviteResult,
+    SipTransferProgress,
     TimerFired,
+    TransferOutcome,
     WebAccept,
     WebDial,
     WebDisconnected,
@@ -43,6 +47,7 @@ from gateway.calls.events import (
     WebReject,
     WebResume,
     WebSdpAnswer,
+    WebTransfer,
 )
 from gateway.calls.states import CallDirection, CallState, TimerName
 
@@ -109,6 +114,11 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     MediaFailed: midcall.media_failed,
     MediaInactive: midcall.media_inactive,
     TimerFired: _timer,
+    WebTransfer: transfer.web_transfer,
+    SipReferResult: transfer.refer_result,
+    SipTransferProgress: transfer.transfer_progress,
+    SipReferReceived: transfer.refer_received,
+    TransferOutcome: transfer.transfer_outcome,
 }
 
 _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
@@ -184,6 +194,10 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaFailed: _ignore,
         MediaInactive: _ignore,
         TimerFired: _timer,
+        SipReferResult: _ignore,
+        SipTransferProgress: _ignore,
+        SipReferReceived: transfer.refer_while_closing,
+        TransferOutcome: _ignore,
     },
     S.CLOSED: {},
 }

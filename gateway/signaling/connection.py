@@ -55,6 +55,7 @@ from gateway.signaling.protocol import (
     Reject,
     Request,
     Resume,
+    Transfer,
     parse_json,
     peek_id,
     request_from_json,
@@ -213,7 +214,7 @@ class Connection:
         service = self._context.call_service
         match request:
             case Call():
-                call_id = await service.dial(session, request.to, request.sdp)
+                call_id = await service.dial(session, request.to, request.sdp, request.transfer_of)
                 return Ack(request.id, "call", call_id)
             case Answer():
                 await service.answer(session, request.call_id, request.sdp)
@@ -240,6 +241,8 @@ class Connection:
                 await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
             case Ice():
                 await service.add_candidate(session, request.call_id, request.candidate)
+            case Transfer():
+                await service.transfer(session, request.call_id, request.to, request.replaces)
         return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
 
     async def _login(self, request: Login) -> None:
@@ -334,4 +337,5 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Resume: "resume",
     Dtmf: "dtmf",
     Ice: "ice",
+    Transfer: "transfer",
 }

@@ -48,11 +48,24 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """`call {to, sdp}`: dial `to` (a number or SIP URI) with the browser's WebRTC offer."""
+    """`call {to, sdp, transfer_of?}`: dial `to` (a number or SIP URI) with the browser's WebRTC offer;
+    `transfer_of`: the call whose `transfer_requested` this dial carries out."""
 
     id: RequestId
     to: str
     sdp: str
+    transfer_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """`transfer {call_id, to}` (blind) or `transfer {call_id, replaces}` (attended: `replaces` is the
+    user's consultation call, whose far end takes over `call_id`)."""
+
+    id: RequestId
+    call_id: str
+    to: str | None = None
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +136,8 @@ class Ping:
     id: RequestId
 
 
-Request = Login | Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Ping
-CallRequest = Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice
+Request = Login | Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Transfer | Ping
+CallRequest = Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Transfer
 
 
 # --- field readers: each names the field it rejects --------------------------------------------------
@@ -207,16 +220,40 @@ def _login(rid: RequestId, data: Mapping[str, object]) -> Login:
     return Login(rid, user=user, secret=_required(data, "secret", max_chars=1024))
 
 
-def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
+def _destination(data: Mapping[str, object]) -> str:
     to = _required(data, "to", max_chars=MAX_DESTINATION_CHARS).strip()
     # Spaces are visual separators in a number (`030 123-45`, removed by the call layer's dial_target);
     # control characters are never part of a destination.
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029" for ch in to):
         raise BadRequest("to must not contain control characters", field="to")
+    return to
+
+
+def _other_call_id(data: Mapping[str, object], name: str) -> str | None:
+    if data.get(name) is None:
+        return None
+    value = _required(data, name, max_chars=128)
+    if not _CALL_ID.match(value):
+        raise BadRequest(f"{name} {value[:40]!r} is not a call id the gateway gave out", field=name)
+    return value
+
+
+def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
+    to = _destination(data)
     sdp = read_sdp(data, "sdp", "offer")
     if sdp is None:
         raise BadRequest("sdp is required", field="sdp")
-    return Call(rid, to, sdp)
+    return Call(rid, to, sdp, _other_call_id(data, "transfer_of"))
+
+
+def _transfer(rid: RequestId, data: Mapping[str, object]) -> Transfer:
+    call_id = _call_id(data)
+    replaces = _other_call_id(data, "replaces")
+    if replaces is None:
+        return Transfer(rid, call_id, to=_destination(data))
+    if data.get("to") is not None:
+        raise BadRequest("a transfer has either to (blind) or replaces (attended), not both", field="to")
+    return Transfer(rid, call_id, replaces=replaces)
 
 
 def _answer(rid: RequestId, data: Mapping[str, object]) -> Answer:
@@ -271,6 +308,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "resume": _simple(Resume),
     "dtmf": _dtmf,
     "ice": _ice,
+    "transfer": _transfer,
     "ping": lambda rid, data: Ping(rid),
 }
 REQUEST_TYPES: Final = tuple(_DECODERS)

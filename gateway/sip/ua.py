@@ -71,7 +71,7 @@ __all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
 
 logger = logging.getLogger(__name__)
 
-ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY")
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
 CallKey = tuple[str, str]  # (Call-ID, our tag)
@@ -464,7 +464,7 @@ class UserAgent:
             self._new_call(incoming)
         elif method == "OPTIONS":
             incoming.reply(200, headers=self.capabilities())
-        elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"):  # REFER only in a dialog
             incoming.reply(481)
         else:
             refusal = refuse_method(method, ALLOW)  # 405 known but not allowed, 501 unknown (§8.2.1)

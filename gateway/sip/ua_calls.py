@@ -38,6 +38,7 @@ from gateway.sip.ua_events import (
     ReinviteResult,
     set_direction,
 )
+from gateway.sip.ua_transfer import TRANSFER_METHODS, Transfers
 from sipcore.dialog import Dialog, DialogState
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
@@ -102,6 +103,9 @@ class Call:
         # Where in-dialog requests go instead of the remote target's address: the WebSocket flow of a
         # browser (its Contact host is *.invalid, RFC 7118 §5), None for the usual routing.
         self.next_hop: Target | None = None
+        # REFER and NOTIFY (RFC 3515) are handled only for owners that transfer calls (gateway/runtime)
+        self.transfers = False
+        self.transfer = Transfers(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -367,6 +371,8 @@ class Call:
             self._emit(ReinviteReceived(_text(request.body)))
         elif method == "OPTIONS":
             incoming.respond(dialog.respond(request, 200, headers=self.ua.capabilities()))
+        elif method in TRANSFER_METHODS:
+            self.transfer.on_request(incoming)
         else:
             status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
             incoming.respond(dialog.respond(request, status, headers=headers))

@@ -49,7 +49,7 @@ class FakeCallService:
         self.closed.append(session.id)
         self.closed_event.set()
 
-    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
+    async def dial(self, session: SessionSink, to: str, sdp: str, transfer_of: str | None = None) -> str:
         if to == FAILING_NUMBER:
             raise ServiceError("the number 666 is not in service", code="no_such_number", field="to")
         if to == "boom":
@@ -86,6 +86,12 @@ class FakeCallService:
     async def hold(self, session: SessionSink, call_id: str) -> None:
         self._known(call_id)
         self.calls.append(("hold", call_id))
+
+    async def transfer(
+        self, session: SessionSink, call_id: str, to: str | None, replaces: str | None
+    ) -> None:
+        self._known(call_id)
+        self.calls.append(("transfer", (call_id, to, replaces)))
 
     async def resume(self, session: SessionSink, call_id: str) -> None:
         self._known(call_id)

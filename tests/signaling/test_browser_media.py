@@ -35,8 +35,8 @@ class AiortcCallService(FakeCallService):
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     candidates: int = 0
 
-    async def dial(self, session: SessionSink, to: str, sdp: str) -> str:
-        call_id = await super().dial(session, to, sdp)
+    async def dial(self, session: SessionSink, to: str, sdp: str, transfer_of: str | None = None) -> str:
+        call_id = await super().dial(session, to, sdp, transfer_of)
         peer = WebPeer(freq=TONE_HZ)
         self.peers[call_id] = peer
         self.tasks.append(asyncio.create_task(self._answer(session, call_id, peer, sdp)))
