@@ -12,7 +12,7 @@ A :class:`~gateway.sip.ua_calls.Call` keeps one :class:`Transfers`. Both directi
   Accepted or a refusal such as 403) and reports the referred call with :meth:`Transfers.notify`
   (100 Trying, then the final status, which terminates the subscription, §2.4.4). One REFER at a time:
   a second while one is pending gets 491 (RFC 3261 §14.2 by analogy; the REFER has no glare rules of
-  its own). A REFER without exactly one sip/sips Refer-To gets 400 (§2.4.1).
+  its own). A REFER without exactly one sip/sips Refer-To gets 400 (§2.4.1), one in an early dialog 481.
 
 Calls whose owner does not transfer (``Call.transfers`` False: SIP libraries over WebSocket) answer
 REFER and NOTIFY 405 as before.
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_events import ReferProgress, ReferReceived
+from sipcore.dialog import DialogState
 from sipcore.errors import SIPError
 from sipcore.headers import NameAddr
 from sipcore.message import Response
@@ -95,6 +96,9 @@ class Transfers:
     # --- we are asked to transfer --------------------------------------------------------------------------
     def _on_refer(self, incoming: IncomingRequest) -> tuple[int, str | None] | None:
         request = incoming.request
+        dialog = self.call.dialog
+        if dialog is None or dialog.state is not DialogState.CONFIRMED:  # early: nothing to transfer yet
+            return 481, "Call Not Established"
         if self._refer_in is not None or self._notifying:
             return 491, None
         values = request.headers.get_all("Refer-To")
