@@ -130,10 +130,15 @@ class Probe:
         execute, close = SipSide.execute, MediaBridge.close
 
         async def timed_dial(
-            self: CallDriver, session: Any, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+            self: CallDriver,
+            session: Any,
+            to: str,
+            sdp: str,
+            headers: tuple[tuple[str, str], ...] = (),
+            transfer_of: str | None = None,
         ) -> str:
             start = time.perf_counter()
-            call_id = await dial(self, session, to, sdp, headers)
+            call_id = await dial(self, session, to, sdp, headers, transfer_of)
             probe.dial[call_id] = start
             return call_id
 

@@ -8,6 +8,7 @@ SendWebAnswer, and StopRinging). The driver runs them in order.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from gateway.calls import _checks
@@ -372,9 +373,83 @@ class CancelTimer:
     name: TimerName
 
 
+# --- call transfer (RFC 3515, RFC 3891) ----------------------------------------------------------------
+
+
+class TransferState(enum.StrEnum):
+    """The `state` of a `transfer` event to the browser."""
+
+    REQUESTED = "requested"  # our REFER is out
+    ACCEPTED = "accepted"  # the far end took it (202)
+    PROGRESS = "progress"  # its call to the target rings (a 1xx sipfrag)
+    SUCCEEDED = "succeeded"  # the target answered: the gateway ends its leg
+    FAILED = "failed"  # refused, or the target did not answer: the call goes on
+
+
+@dataclass(frozen=True, slots=True)
+class SipRefer:
+    """Send REFER in the call's dialog: Refer-To `target` (blind), or the far end of the consultation call
+    `consult_call_id` with Replaces naming that call's dialog (attended, RFC 3891 §5)."""
+
+    call_id: str
+    target: str | None = None
+    consult_call_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.target is None) == (self.consult_call_id is None):
+            raise InvalidValue(f"REFER needs a target or a consultation call, got {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipAnswerRefer:
+    """Answer the SIP party's REFER: 202 Accepted, or a refusal (403 when the policy forbids the target)."""
+
+    call_id: str
+    status: int
+    phrase: str
+
+    def __post_init__(self) -> None:
+        if not (self.status == 202 or 300 <= self.status <= 699):
+            raise InvalidValue(f"a REFER is answered 202 or 3xx-6xx, not {self.status!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipNotifyRefer:
+    """NOTIFY the referrer how its referred call goes (message/sipfrag, RFC 3515 §2.4.4)."""
+
+    call_id: str
+    status: int
+    phrase: str
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 100, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTransfer:
+    """`transfer {call_id, state, sip_status, message}`: how the web user's transfer goes."""
+
+    session_id: str
+    call_id: str
+    state: TransferState
+    sip_status: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTransferRequested:
+    """`transfer_requested {call_id, to}`: the SIP party asks the web user to call `target` instead; the
+    browser dials it (`call` with `transfer_of`), and the gateway reports that call to the referrer."""
+
+    session_id: str
+    call_id: str
+    target: str
+
+
 SipCommand = (
     SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf | SipInfo
-)
+    | SipRefer | SipAnswerRefer | SipNotifyRefer
+)  # fmt: skip
 MediaCommand = (
     CreateBridge
     | MediaOfferToSip
@@ -403,6 +478,8 @@ SignalCommand = (
     | NotifyInfoResult
     | NotifyEnded
     | NotifyError
+    | NotifyTransfer
+    | NotifyTransferRequested
 )
 TimerCommand = StartTimer | CancelTimer
 Command = SipCommand | MediaCommand | SignalCommand | TimerCommand

@@ -381,6 +381,77 @@ class TimerFired:
             raise InvalidValue(f"timer must be a TimerName, got {self.timer!r}")
 
 
+# --- call transfer (RFC 3515 REFER, RFC 3891 Replaces; gateway/calls/transfer.py) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebTransfer:
+    """The web user transfers the call: blind to `destination` (checked by her outbound policy), or
+    attended to the far end of her other call `consult_call_id` (whose gateway leg it replaces)."""
+
+    session_id: str
+    user: WebUser
+    destination: str | None = None
+    consult_call_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.optional_text("destination", self.destination)
+        _checks.optional_text("consult_call_id", self.consult_call_id)
+        if (self.destination is None) == (self.consult_call_id is None):
+            raise InvalidValue(
+                f"a transfer names a destination or a consultation call, not {self.destination!r} and "
+                f"{self.consult_call_id!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SipReferResult:
+    """The final response to our REFER (202: the far end will try; else the transfer is refused)."""
+
+    status: int
+    phrase: str = ""
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 200, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class SipTransferProgress:
+    """A NOTIFY of our REFER (RFC 3515 §2.4.5): how the far end's call to the target goes."""
+
+    status: int
+    phrase: str = ""
+    terminated: bool = False
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 100, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class SipReferReceived:
+    """The SIP party asks us to call `target` (a SIP URI) instead (RFC 3515). `user` is the web user
+    carrying the call (whose policy decides); `replaces`: the REFER asks for an INVITE with Replaces."""
+
+    target: str
+    user: WebUser | None = None
+    replaces: bool = False
+
+    def __post_init__(self) -> None:
+        _checks.text("target", self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    """How the call the web user placed for the SIP party's REFER goes (its 1xx, 2xx or failure)."""
+
+    status: int
+    phrase: str = ""
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 100, 699)
+
+
 WebEvent = (
     WebDial
     | WebAccept
@@ -393,6 +464,7 @@ WebEvent = (
     | WebDtmf
     | WebInfo
     | WebDisconnected
+    | WebTransfer
 )
 SipEvent = (
     SipIncomingInvite
@@ -408,6 +480,10 @@ SipEvent = (
     | RemoteDtmf
     | SipInfoReceived
     | SipInfoResult
+    | SipReferResult
+    | SipTransferProgress
+    | SipReferReceived
+    | TransferOutcome
 )
 MediaEvent = (
     MediaSipOfferReady
@@ -432,6 +508,7 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebDtmf,
     WebInfo,
     WebDisconnected,
+    WebTransfer,
 )
 SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipIncomingInvite,
@@ -447,6 +524,10 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     RemoteDtmf,
     SipInfoReceived,
     SipInfoResult,
+    SipReferResult,
+    SipTransferProgress,
+    SipReferReceived,
+    TransferOutcome,
 )
 MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaSipOfferReady,

@@ -91,6 +91,9 @@ class CallMachine:
         self.reinvite_hold = False  # what our pending re-INVITE asks for
         self.reinvite_offer: str | None = None
         self.remote_hold_pending = False  # what the SIP party's pending re-INVITE says
+        # transfer (gateway/calls/transfer.py): our REFER out (what it asks for), theirs being reported on
+        self.transfer_out: str | None = None  # the destination or consultation call of our REFER
+        self.transfer_in: str | None = None  # the target the SIP party referred the web user to
         self.timers: set[TimerName] = set()
         self._out: list[Command] = []
 

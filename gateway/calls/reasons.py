@@ -52,6 +52,7 @@ class EndReason(enum.StrEnum):
     DESTINATION_NOT_ALLOWED = "destination_not_allowed"
     BAD_DESTINATION = "bad_destination"
     HOLD_FAILED = "hold_failed"
+    TRANSFERRED = "transferred"  # the web user transferred the call (REFER succeeded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ _LOCAL: Final[Mapping[EndReason, str]] = MappingProxyType(
         EndReason.BAD_DESTINATION: "Not a number or SIP address the gateway can call",
         EndReason.PBX_UNREACHABLE: "The PBX is unreachable",
         EndReason.HOLD_FAILED: "The other side refused the hold or resume",
+        EndReason.TRANSFERRED: "The call was transferred",
     }
 )
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, info, midcall, outbound
+from gateway.calls import inbound, info, midcall, outbound, transfer
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -32,9 +32,13 @@ from gateway.calls.events import (
     SipInfoResult,
     SipLegClosed,
     SipProvisional,
+    SipReferReceived,
+    SipReferResult,
     SipReinviteReceived,
     SipReinviteResult,
+    SipTransferProgress,
     TimerFired,
+    TransferOutcome,
     WebAccept,
     WebDial,
     WebDisconnected,
@@ -46,6 +50,7 @@ from gateway.calls.events import (
     WebReject,
     WebResume,
     WebSdpAnswer,
+    WebTransfer,
 )
 from gateway.calls.states import CallDirection, CallState, TimerName
 
@@ -115,6 +120,11 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     MediaFailed: midcall.media_failed,
     MediaInactive: midcall.media_inactive,
     TimerFired: _timer,
+    WebTransfer: transfer.web_transfer,
+    SipReferResult: transfer.refer_result,
+    SipTransferProgress: transfer.transfer_progress,
+    SipReferReceived: transfer.refer_received,
+    TransferOutcome: transfer.transfer_outcome,
 }
 
 _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
@@ -193,6 +203,10 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaFailed: _ignore,
         MediaInactive: _ignore,
         TimerFired: _timer,
+        SipReferResult: _ignore,
+        SipTransferProgress: _ignore,
+        SipReferReceived: transfer.refer_while_closing,
+        TransferOutcome: _ignore,
     },
     S.CLOSED: {},
 }

@@ -58,6 +58,18 @@ class RuntimeHost(Protocol):
 
     def runtime_done(self, runtime: CallRuntime) -> None: ...
 
+    def sip_call(self, call_id: str) -> SipCall | None:
+        """The SIP leg of another call (an attended transfer's consultation call)."""
+        ...
+
+    def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
+        """This call was transferred: end the consultation call that was replaced, if any."""
+        ...
+
+    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+        """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Input:
@@ -72,7 +84,8 @@ class CallRuntime:
         self.call_id = call_id
         self.direction = direction
         self._host = host
-        self.sip = SipSide(call_id, direction, self.feed_nowait, self._spawn, lambda: host.ua)
+        self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
+        self.transfer_of: str | None = None  # the call whose REFER this call carries out
         self.bridge: MediaBridge | None = None
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
@@ -94,6 +107,15 @@ class CallRuntime:
     def feed_nowait(self, event: ev.Event) -> None:
         if not self._finished:
             self._queue.put_nowait(_Input(event=event))
+
+    def _feed_sip(self, event: ev.Event) -> None:
+        """An event of the SIP leg; a REFER is judged by the policy of the web user carrying the call."""
+        if isinstance(event, ev.SipReferReceived) and event.user is None:
+            registry = self._host.registry
+            machine = registry.get(self.call_id) if self.call_id in registry else None
+            session = self._host.session(machine.session_id) if machine and machine.session_id else None
+            event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
+        self.feed_nowait(event)
 
     async def feed(self, event: ev.Event) -> None:
         """Hand `event` to the machine and wait until it was handled (its `CallError` is raised here)."""
@@ -229,7 +251,8 @@ class CallRuntime:
         match command:
             case (
                 cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo()
+                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
+                | cmd.SipAnswerRefer() | cmd.SipNotifyRefer()
             ):  # fmt: skip
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
@@ -243,12 +266,31 @@ class CallRuntime:
                 | cmd.NotifyRedirected()
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
-                | cmd.NotifyInfo() | cmd.NotifyInfoResult()
+                | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
             ):  # fmt: skip
+                self._report_transfer(command)
                 for event in self._signals.events(command):
                     await self._send(command.session_id, event)
             case _:
                 await self._media_command(command)
+
+    def _report_transfer(self, command: cmd.SignalCommand) -> None:
+        """Transfers: a call placed for a REFER tells the referred call how it goes (RFC 3515 §2.4.5);
+        a transferred call ends the consultation call its REFER replaced."""
+        if isinstance(command, cmd.NotifyTransfer) and command.state is cmd.TransferState.SUCCEEDED:
+            self._host.transfer_done(self, self.sip.consult_call_id)
+        if self.transfer_of is None:
+            return
+        match command:
+            case cmd.NotifyRinging():
+                self._host.transfer_outcome(self.transfer_of, 180, "Ringing")
+            case cmd.NotifyConnected():
+                self._host.transfer_outcome(self.transfer_of, 200, "OK")
+                self.transfer_of = None
+            case cmd.NotifyEnded(sip_status=status, message=message):
+                final = status if status is not None and status >= 300 else 487
+                self._host.transfer_outcome(self.transfer_of, final, message[:60] or "Request Terminated")
+                self.transfer_of = None
 
     async def _send(self, session_id: str, event: sig.Event) -> None:
         session = self._host.session(session_id)

@@ -23,7 +23,7 @@ from gateway.calls import events as ev
 from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
 from gateway.calls.outbound import BadDestination, dial_target
 from gateway.calls.reasons import reject_kind
-from gateway.calls.states import CallDirection
+from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
@@ -42,6 +42,7 @@ from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
 from gateway.sip.tu import IncomingRequest
+from gateway.sip.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 from sipcore.errors import SIPError
 
@@ -103,6 +104,34 @@ class CallDriver:
     def calls(self) -> int:
         return len(self.registry)
 
+    def sip_call(self, call_id: str) -> SipCall | None:
+        runtime = self._runtimes.get(call_id)
+        return runtime.sip.call if runtime is not None else None
+
+    def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
+        """An attended transfer succeeded: the far end of the consultation call normally ends it (the
+        INVITE with Replaces makes it BYE us, RFC 3891 §3); whatever is left after 2 s is hung up."""
+        if consult_call_id is not None:
+            self._spawn(self._end_replaced(consult_call_id, 2.0))
+
+    async def _end_replaced(self, call_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if call_id not in self.registry or call_id not in self._runtimes:
+            return
+        machine = self.registry.get(call_id)
+        if machine.session_id is None:
+            return
+        logger.info("call=%s replaced by a transfer: hanging up", call_id)
+        try:
+            await self._runtimes[call_id].feed(ev.WebHangup(machine.session_id))
+        except CallError as exc:
+            logger.info("call=%s not hung up after the transfer: %s", call_id, exc)
+
+    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+        runtime = self._runtimes.get(call_id)
+        if runtime is not None and not runtime.finished:
+            runtime.feed_nowait(ev.TransferOutcome(status, phrase))
+
     def _start_runtime(
         self, call_id: str, direction: CallDirection, commands: list[cmd.Command]
     ) -> CallRuntime:
@@ -152,10 +181,19 @@ class CallDriver:
         logger.info("session %s of %s closed", session.id, session.user.id)
 
     async def dial(
-        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        session: SessionSink,
+        to: str,
+        sdp: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        transfer_of: str | None = None,
     ) -> str:
         if not self._accepting:
             raise ServiceError("the gateway is shutting down", code="unavailable", http_status=503)
+        if transfer_of is not None and (
+            transfer_of not in self.registry or session.id not in self.registry.get(transfer_of).sessions
+        ):
+            raise NotFound(f"no call {transfer_of!r} for this session", field="transfer_of")
         try:
             chosen = custom_headers(dict(headers), self._pass_headers)
         except CallError as exc:
@@ -170,7 +208,8 @@ class CallDriver:
             if error is not None and error.code == "destination_not_allowed":
                 raise Forbidden(message, field="to")
             raise BadRequest(message, field="to", code=error.code if error is not None else None)
-        self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+        runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+        runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
 
     async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
@@ -264,6 +303,24 @@ class CallDriver:
                     await session.send_event(event)
                     delivered += 1
         incoming.reply(200 if delivered else 480)
+
+    async def transfer(
+        self, session: SessionSink, call_id: str, to: str | None, replaces: str | None
+    ) -> None:
+        """Transfer call `call_id`: blind to `to`, or attended to the far end of the session's other
+        connected call `replaces` (docs/signaling.md `transfer`)."""
+        if replaces is not None:
+            if replaces == call_id or session.id not in (
+                self.registry.get(replaces).sessions if replaces in self.registry else ()
+            ):
+                raise NotFound(f"no other call {replaces!r} for this session", field="replaces")
+            if self.registry.get(replaces).state not in (CallState.CONNECTED, CallState.HOLDING):
+                raise Conflict(f"call {replaces!r} is not connected", field="replaces")
+        try:
+            event = ev.WebTransfer(session.id, session.user, to, replaces)
+        except CallError as exc:
+            raise BadRequest(str(exc), field="to") from None
+        await self._feed(call_id, event)
 
     async def add_candidate(
         self, session: SessionSink, call_id: str, candidate: sdp.IceCandidateInit | None

@@ -24,16 +24,19 @@ from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallState as SipCallState
 from sipcore.errors import SIPError
-from sipcore.headers import warning_value
+from sipcore.headers import NameAddr, warning_value
+from sipcore.refer import Replaces, refer_to
 from sipcore.routing import uri_target
-from sipcore.uri import parse_uri
+from sipcore.uri import SipURI, parse_uri
 
 logger = logging.getLogger(__name__)
 
 SipCommand = (
     cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
-    | cmd.SipInfoDtmf | cmd.SipInfo
+    | cmd.SipInfoDtmf | cmd.SipInfo | cmd.SipRefer | cmd.SipAnswerRefer | cmd.SipNotifyRefer
 )  # fmt: skip
+
+SipCallLookup = Callable[[str], "SipCall | None"]  # another call of the gateway's SIP leg, by call id
 
 
 class SipSide:
@@ -44,8 +47,11 @@ class SipSide:
         feed: Callable[[ev.Event], None],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         ua: Callable[[], UserAgent],
+        other_call: SipCallLookup | None = None,
     ) -> None:
         self.call_id = call_id
+        self._other_call = other_call
+        self.consult_call_id: str | None = None  # the consultation call of our attended transfer
         self.direction = direction
         self.call: SipCall | None = None
         self._feed = feed
@@ -54,6 +60,7 @@ class SipSide:
 
     def attach(self, call: SipCall) -> None:
         self.call = call
+        call.transfers = True  # REFER and NOTIFY reach this call's machine (gateway/calls/transfer.py)
         self._spawn(self._pump(call))
 
     async def _pump(self, call: SipCall) -> None:
@@ -112,6 +119,15 @@ class SipSide:
                     self._feed(ev.SipInfoResult(481))
                 else:
                     self._spawn(self._relay_info(live, content_type, body))
+            case cmd.SipRefer(target=target, consult_call_id=consult):
+                if call is not None:
+                    self._spawn(self._refer(call, target, consult))
+            case cmd.SipAnswerRefer(status=status, phrase=phrase):
+                if call is not None:
+                    call.transfer.answer(status, phrase)
+            case cmd.SipNotifyRefer(status=status, phrase=phrase):
+                if call is not None:
+                    self._spawn(call.transfer.notify(status, phrase))
 
     def _respond(
         self,
@@ -157,6 +173,34 @@ class SipSide:
             return
         status = max(200, result.status)
         self._feed(ev.SipReinviteResult(status, (result.sdp or None) if 200 <= status < 300 else None))
+
+    def _refer_to(self, target: str | None, consult: str | None) -> NameAddr:
+        """Refer-To: the target (blind), or the far end of the consultation call with Replaces naming its
+        dialog as that far end sees it: its tag is the to-tag, ours the from-tag (RFC 3891 §3, §5)."""
+        if target is not None:
+            uri = parse_uri(target)
+            if not isinstance(uri, SipURI):
+                raise ValueError(f"transfer target {target!r} is not a SIP URI")
+            return refer_to(uri)
+        other = self._other_call(consult) if self._other_call is not None and consult is not None else None
+        dialog = other.dialog if other is not None and not other.ended else None
+        if dialog is None or not isinstance(dialog.remote_target, SipURI) or dialog.id.remote_tag is None:
+            raise ValueError(f"consultation call {consult!r} has no established SIP dialog")
+        self.consult_call_id = consult
+        replaces = Replaces(dialog.id.call_id, dialog.id.remote_tag, dialog.id.local_tag)
+        return refer_to(dialog.remote_target, replaces)
+
+    async def _refer(self, call: SipCall, target: str | None, consult: str | None) -> None:
+        try:
+            refer = self._refer_to(target, consult)
+            dialog = call.dialog
+            referred_by = NameAddr(dialog.local_uri.uri) if dialog is not None else None
+            response = await call.transfer.refer(refer, referred_by)
+        except (SIPError, OSError, ValueError) as exc:
+            logger.info("call=%s REFER not sent: %s", self.call_id, exc)
+            self._feed(ev.SipReferResult(500, str(exc)[:80]))
+            return
+        self._feed(ev.SipReferResult(max(200, response.status), response.reason))
 
     async def _info(self, call: SipCall, content_type: str, body: str) -> None:
         try:

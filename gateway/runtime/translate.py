@@ -63,6 +63,10 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
             return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
         case sip.Confirmed(sdp=sdp) | sip.ReinviteAcked(sdp=sdp):
             return [ev.SipAckReceived(sdp or None)]
+        case sip.ReferProgress(status=status, reason=reason, terminated=terminated):
+            return [ev.SipTransferProgress(status, reason, terminated)]
+        case sip.ReferReceived(target=target, replaces=replaces):
+            return [ev.SipReferReceived(target, None, bool(replaces))]  # the runtime adds the web user
     return []
 
 
@@ -141,4 +145,8 @@ class SignalMapper:
                 return [sig.Ended(call_id, code.value, message, None)]
             case cmd.NotifyError(code=code, message=message, field=field):
                 return [sig.ErrorMessage(code, message, field, None, call_id)]
+            case cmd.NotifyTransfer(state=state, sip_status=status, message=message):
+                return [sig.Transfer(call_id, state.value, status, message)]
+            case cmd.NotifyTransferRequested(target=target):
+                return [sig.TransferRequested(call_id, target)]
         return []

@@ -57,6 +57,7 @@ from gateway.signaling.protocol import (
     Reject,
     Request,
     Resume,
+    Transfer,
     parse_json,
     peek_id,
     request_from_json,
@@ -215,7 +216,9 @@ class Connection:
         service = self._context.call_service
         match request:
             case Call():
-                call_id = await service.dial(session, request.to, request.sdp, request.headers)
+                call_id = await service.dial(
+                    session, request.to, request.sdp, request.headers, request.transfer_of
+                )
                 return Ack(request.id, "call", call_id)
             case Answer():
                 await service.answer(session, request.call_id, request.sdp)
@@ -247,6 +250,8 @@ class Connection:
             case Message():
                 status = await service.message(session, request.to, request.body)
                 return Ack(request.id, "message", None, status)
+            case Transfer():
+                await service.transfer(session, request.call_id, request.to, request.replaces)
         return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
 
     async def _login(self, request: Login) -> None:
@@ -342,4 +347,5 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Dtmf: "dtmf",
     Ice: "ice",
     Info: "info",
+    Transfer: "transfer",
 }

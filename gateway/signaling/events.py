@@ -331,6 +331,39 @@ class SipRegistration:
         return {"type": "sip_registration", "aor": self.aor, "state": self.state, "reason": self.reason}
 
 
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """How the web user's transfer of `call_id` goes: `state` requested, accepted, progress, succeeded
+    (the call ends `transferred`) or failed (the call goes on); `sip_status` of the REFER's answer or of
+    the far end's call to the target (its NOTIFY's sipfrag)."""
+
+    call_id: str
+    state: str
+    sip_status: int | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "transfer",
+            "call_id": self.call_id,
+            "state": self.state,
+            "sip_status": self.sip_status,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequested:
+    """The SIP party asks the web user to call `to` instead (it sent REFER, and her policy allows `to`):
+    the browser places that call with `call {to, sdp, transfer_of: call_id}`."""
+
+    call_id: str
+    to: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "transfer_requested", "call_id": self.call_id, "to": self.to}
+
+
 Event = (
     Incoming
     | Offer
@@ -348,6 +381,8 @@ Event = (
     | Ended
     | ErrorMessage
     | SipRegistration
+    | Transfer
+    | TransferRequested
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -363,6 +398,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "ended",
     "error",
     "sip_registration",
+    "transfer",
+    "transfer_requested",
 )
 
 

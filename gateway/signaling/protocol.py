@@ -48,13 +48,26 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """`call {to, sdp, headers?}`: dial `to` (a number or SIP URI) with the browser's WebRTC offer;
-    `headers`: custom SIP headers for the INVITE, by name (only those in sip.pass_headers)."""
+    """`call {to, sdp, headers?, transfer_of?}`: dial `to` (a number or SIP URI) with the browser's WebRTC
+    offer; `headers`: custom SIP headers for the INVITE, by name (only those in sip.pass_headers);
+    `transfer_of`: the call whose `transfer_requested` this dial carries out."""
 
     id: RequestId
     to: str
     sdp: str
     headers: tuple[tuple[str, str], ...] = ()
+    transfer_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """`transfer {call_id, to}` (blind) or `transfer {call_id, replaces}` (attended: `replaces` is the
+    user's consultation call, whose far end takes over `call_id`)."""
+
+    id: RequestId
+    call_id: str
+    to: str | None = None
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +160,24 @@ class Ping:
 
 
 Request = (
-    Login | Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message | Ping
+    Login
+    | Call
+    | Answer
+    | Reject
+    | Cancel
+    | Hangup
+    | Hold
+    | Resume
+    | Dtmf
+    | Ice
+    | Info
+    | Message
+    | Transfer
+    | Ping
 )
-CallRequest = Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message
+CallRequest = (
+    Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message | Transfer
+)
 
 
 # --- field readers: each names the field it rejects --------------------------------------------------
@@ -232,12 +260,26 @@ def _login(rid: RequestId, data: Mapping[str, object]) -> Login:
     return Login(rid, user=user, secret=_required(data, "secret", max_chars=1024))
 
 
-def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
+def _destination(data: Mapping[str, object]) -> str:
     to = _required(data, "to", max_chars=MAX_DESTINATION_CHARS).strip()
     # Spaces are visual separators in a number (`030 123-45`, removed by the call layer's dial_target);
     # control characters are never part of a destination.
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029" for ch in to):
         raise BadRequest("to must not contain control characters", field="to")
+    return to
+
+
+def _other_call_id(data: Mapping[str, object], name: str) -> str | None:
+    if data.get(name) is None:
+        return None
+    value = _required(data, name, max_chars=128)
+    if not _CALL_ID.match(value):
+        raise BadRequest(f"{name} {value[:40]!r} is not a call id the gateway gave out", field=name)
+    return value
+
+
+def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
+    to = _destination(data)
     sdp = read_sdp(data, "sdp", "offer")
     if sdp is None:
         raise BadRequest("sdp is required", field="sdp")
@@ -246,7 +288,17 @@ def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise BadRequest("headers must be an object of strings (header name: value)", field="headers")
-    return Call(rid, to, sdp, tuple(headers.items()))
+    return Call(rid, to, sdp, tuple(headers.items()), _other_call_id(data, "transfer_of"))
+
+
+def _transfer(rid: RequestId, data: Mapping[str, object]) -> Transfer:
+    call_id = _call_id(data)
+    replaces = _other_call_id(data, "replaces")
+    if replaces is None:
+        return Transfer(rid, call_id, to=_destination(data))
+    if data.get("to") is not None:
+        raise BadRequest("a transfer has either to (blind) or replaces (attended), not both", field="to")
+    return Transfer(rid, call_id, replaces=replaces)
 
 
 def _answer(rid: RequestId, data: Mapping[str, object]) -> Answer:
@@ -325,6 +377,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "ice": _ice,
     "info": _info,
     "message": _message,
+    "transfer": _transfer,
     "ping": lambda rid, data: Ping(rid),
 }
 REQUEST_TYPES: Final = tuple(_DECODERS)

@@ -54,10 +54,23 @@ class CallService(Protocol):
         ...
 
     async def dial(
-        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        session: SessionSink,
+        to: str,
+        sdp: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        transfer_of: str | None = None,
     ) -> str:
         """Start an outbound call to `to` with the browser's offer `sdp` (and custom SIP `headers`, which
-        must be in sip.pass_headers); returns the new call id."""
+        must be in sip.pass_headers); returns the new call id. `transfer_of`: the session's call whose
+        REFER this call carries out (its progress is NOTIFYed)."""
+        ...
+
+    async def transfer(
+        self, session: SessionSink, call_id: str, to: str | None, replaces: str | None
+    ) -> None:
+        """Transfer `call_id` (REFER, RFC 3515): blind to `to`, or attended to the far end of the session's
+        consultation call `replaces` (RFC 3891); progress comes as `transfer` events."""
         ...
 
     async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:

@@ -81,7 +81,9 @@ ALLOW = (
     "PRACK",
     "UPDATE",
     "MESSAGE",
-)  # RFC 3262, 3311, 3428
+    "REFER",
+    "NOTIFY",
+)  # RFC 3262, 3311, 3428, 3515
 INFO_ALWAYS = ("application/dtmf-relay", "application/dtmf", "application/trickle-ice-sdpfrag")
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
@@ -561,7 +563,7 @@ class UserAgent:
             incoming.reply(200, headers=self.capabilities())
         elif method == "MESSAGE" and self.on_message is not None:
             self.on_message(incoming)
-        elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"):  # REFER only in a dialog
             incoming.reply(481)
         else:
             refusal = refuse_method(method, ALLOW)  # 405 known but not allowed, 501 unknown (§8.2.1)

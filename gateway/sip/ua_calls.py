@@ -43,6 +43,7 @@ from gateway.sip.ua_events import (
     ReinviteResult,
     set_direction,
 )
+from gateway.sip.ua_transfer import TRANSFER_METHODS, Transfers
 from sipcore.dialog import Dialog, DialogState
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
@@ -111,6 +112,9 @@ class Call:
         self.next_hop: Target | None = None
         self.offers = OfferAnswer(call_id)  # RFC 3264 §4, for RFC 3311 §5.2
         self.peer_allows: frozenset[str] = frozenset()  # the Allow of their INVITE or 2xx (upper-case)
+        # REFER and NOTIFY (RFC 3515) are handled only for owners that transfer calls (gateway/runtime)
+        self.transfers = False
+        self.transfer = Transfers(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -415,6 +419,8 @@ class Call:
             ua_update.receive(self, incoming)
         elif method == "PRACK":
             self.on_prack(incoming)
+        elif method in TRANSFER_METHODS:
+            self.transfer.on_request(incoming)
         else:
             status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
             incoming.respond(dialog.respond(request, status, headers=headers))

@@ -23,6 +23,8 @@ __all__ = [
     "Failed",
     "InfoReceived",
     "Provisional",
+    "ReferProgress",
+    "ReferReceived",
     "ReinviteAcked",
     "ReinviteReceived",
     "ReinviteResult",
@@ -117,6 +119,27 @@ class ReinviteResult:
         return 200 <= self.status < 300
 
 
+@dataclass(frozen=True, slots=True)
+class ReferProgress:
+    """A NOTIFY of our REFER's implicit subscription (RFC 3515 §2.4.5), already answered 200: the status
+    line of its message/sipfrag; ``terminated`` when the subscription ended with it."""
+
+    status: int
+    reason: str
+    terminated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReferReceived:
+    """A REFER in the dialog (RFC 3515): answer it with ``answer_refer`` (202 or a refusal), then report
+    the referred call with ``notify_refer``. ``target`` is the Refer-To URI without its headers,
+    ``replaces`` the escaped Replaces it carried (RFC 3891 §5), empty when none."""
+
+    target: str
+    replaces: str = ""
+    referred_by: str = ""
+
+
 CallEvent = (
     Provisional
     | EarlyMedia
@@ -128,6 +151,8 @@ CallEvent = (
     | InfoReceived
     | ReinviteReceived
     | ReinviteAcked
+    | ReferProgress
+    | ReferReceived
 )
 TERMINAL = (Failed, Cancelled, Bye)
 

@@ -123,6 +123,24 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             self.phone.emit("media", call=self.number, status=status, codec=codec)
 
     @guarded
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        """A REFER (RFC 3515): pjsua answers 202 and calls the target; the new call is one of ours, so
+        its states and media are reported like any other (and it plays the phone's tone)."""
+        if prm.statusCode // 100 != 2:
+            return
+        call = PhoneCall(self.phone, self.phone.next_number())
+        self.phone.calls[call.number] = call
+        prm.newCall = call
+        self.phone.emit("transfer_request", call=self.number, to=prm.dstUri, new_call=call.number)
+
+    @guarded
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        """The NOTIFYs of our own REFER (``transfer`` command): the referred call's status."""
+        self.phone.emit(
+            "transfer_status", call=self.number, code=prm.statusCode, reason=prm.reason, final=prm.finalNotify
+        )
+
+    @guarded
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         method = DTMF_METHODS.get(prm.method, str(prm.method))
         self.phone.emit("dtmf", call=self.number, digit=prm.digit, method=method)

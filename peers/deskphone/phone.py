@@ -73,12 +73,16 @@ class Phone:
             "update": self._cmd_update,
             "unhold": self._cmd_unhold,
             "tone": self._cmd_tone,
+            "transfer": self._cmd_transfer,
             "status": self._cmd_status,
             "quit": self._cmd_quit,
         }
 
     def emit(self, event: str, **fields: Any) -> None:
         self.sink.emit(event, **fields)
+
+    def next_number(self) -> int:
+        return next(self._numbers)
 
     def later(self, seconds: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._timer_seq), action))
@@ -338,6 +342,17 @@ class Phone:
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD  # re-INVITE with a=sendrecv
         call.reinvite(prm)
+        return {"call": call.number}
+
+    def _cmd_transfer(self, command: Command) -> dict[str, Any]:
+        """{"cmd": "transfer", "to": URI}: REFER the far end to URI (blind); with "replaces": N, attended:
+        the far end calls the far end of our call N, replacing it (RFC 3891)."""
+        call = self._call(command)
+        prm = pj.CallOpParam(True)
+        if "replaces" in command:
+            call.xferReplaces(self.calls[int(command["replaces"])], prm)
+        else:
+            call.xfer(str(command["to"]), prm)
         return {"call": call.number}
 
     def _cmd_tone(self, command: Command) -> dict[str, Any]:

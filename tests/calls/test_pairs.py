@@ -81,6 +81,20 @@ from gateway.calls import (
     WebResume,
     WebSdpAnswer,
 )
+from gateway.calls.commands import (
+    NotifyTransfer,
+    NotifyTransferRequested,
+    SipAnswerRefer,
+    SipNotifyRefer,
+    SipRefer,
+)
+from gateway.calls.events import (
+    SipReferReceived,
+    SipReferResult,
+    SipTransferProgress,
+    TransferOutcome,
+    WebTransfer,
+)
 from gateway.calls.table import TRANSITIONS
 from tests.calls import flows as f
 
@@ -123,6 +137,11 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaFailed: lambda: MediaFailed("ICE failed"),
         MediaInactive: lambda: MediaInactive(10.0),
         TimerFired: lambda: TimerFired(timer),
+        WebTransfer: lambda: WebTransfer(session, f.ALICE, "1003"),
+        SipReferResult: lambda: SipReferResult(202, "Accepted"),
+        SipTransferProgress: lambda: SipTransferProgress(200, "OK", terminated=True),
+        SipReferReceived: lambda: SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE),
+        TransferOutcome: lambda: TransferOutcome(180, "Ringing"),
     }
     return samples[kind]()
 
@@ -159,7 +178,22 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         MediaFailed: (S.CLOSING, BYEING),
         MediaInactive: (S.CLOSING, BYEING) if state is S.CONNECTED else (state, []),
         TimerFired: (state, []),  # REINVITE_RETRY is not running: a stale timer
+        WebTransfer: (state, [SipRefer, NotifyTransfer]),
+        SipTransferProgress: (state, []),  # no transfer of ours: a late NOTIFY is dropped
+        SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested]),
     }
+
+
+# A transfer of ours is out (REFER sent): its answer and NOTIFYs, and no second transfer.
+TRANSFERRING: Expect = {
+    SipReferResult: (S.CONNECTED, [NotifyTransfer]),
+    SipTransferProgress: (S.CLOSING, [NotifyTransfer, *BYEING]),
+}
+# The SIP party's REFER was accepted: the call placed for it is reported.
+REFERRED: Expect = {
+    TransferOutcome: (S.CONNECTED, [SipNotifyRefer]),
+    SipReferReceived: (S.CONNECTED, [SipAnswerRefer]),  # 491 while one is reported on
+}
 
 
 # Ending while a re-INVITE of the SIP party waits for its answer: it gets 487 first.
@@ -194,6 +228,10 @@ CLOSING_EXPECT: Expect = {
     MediaFailed: (S.CLOSING, []),
     MediaInactive: (S.CLOSING, []),
     TimerFired: (S.CLOSED, []),
+    SipReferResult: (S.CLOSING, []),
+    SipTransferProgress: (S.CLOSING, []),
+    SipReferReceived: (S.CLOSING, [SipAnswerRefer]),  # 481
+    TransferOutcome: (S.CLOSING, []),
 }
 
 # situation -> (state it is in, builder, timer of its TimerFired sample, allowed pairs)
@@ -487,6 +525,49 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             **connected_expect(S.HOLDING, hold=[], resume=[]),
             SipAckReceived: (S.CONNECTED, [MediaAnswerFromSip, NotifyResumed]),
             SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),  # 491
+        },
+    ),
+    "connected, transferring": (
+        S.CONNECTED,
+        f.after(f.connected_out, WebTransfer("s1", f.ALICE, "1003")),
+        TimerName.REINVITE_RETRY,
+        {  # a second WebTransfer is refused: one transfer at a time
+            **{
+                k: v
+                for k, v in connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[]).items()
+                if k is not WebTransfer
+            },
+            **TRANSFERRING,
+        },
+    ),
+    "connected, reporting a REFER": (
+        S.CONNECTED,
+        f.after(f.connected_in, SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE)),
+        TimerName.REINVITE_RETRY,
+        {**connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[]), **REFERRED},
+    ),
+    "holding, transferring the held call": (
+        S.HOLDING,
+        f.after(f.holding_local, WebTransfer("s1", f.ALICE, "1003")),
+        TimerName.REINVITE_RETRY,
+        {
+            **{
+                k: v
+                for k, v in connected_expect(S.HOLDING, hold=[], resume=[MediaSipReoffer]).items()
+                if k is not WebTransfer
+            },
+            SipReferResult: (S.HOLDING, [NotifyTransfer]),
+            SipTransferProgress: (S.CLOSING, [NotifyTransfer, *BYEING]),
+        },
+    ),
+    "holding, reporting a REFER": (
+        S.HOLDING,
+        f.after(f.holding_remote, SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE)),
+        TimerName.REINVITE_RETRY,
+        {
+            **connected_expect(S.HOLDING, hold=[MediaSipReoffer], resume=[]),
+            TransferOutcome: (S.HOLDING, [SipNotifyRefer]),
+            SipReferReceived: (S.HOLDING, [SipAnswerRefer]),
         },
     ),
     "closing, CANCEL out": (S.CLOSING, f.closing_cancel, TimerName.CLOSING, CLOSING_EXPECT),

@@ -50,7 +50,12 @@ class FakeCallService:
         self.closed_event.set()
 
     async def dial(
-        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        session: SessionSink,
+        to: str,
+        sdp: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        transfer_of: str | None = None,
     ) -> str:
         if to == FAILING_NUMBER:
             raise ServiceError("the number 666 is not in service", code="no_such_number", field="to")
@@ -88,6 +93,12 @@ class FakeCallService:
     async def hold(self, session: SessionSink, call_id: str) -> None:
         self._known(call_id)
         self.calls.append(("hold", call_id))
+
+    async def transfer(
+        self, session: SessionSink, call_id: str, to: str | None, replaces: str | None
+    ) -> None:
+        self._known(call_id)
+        self.calls.append(("transfer", (call_id, to, replaces)))
 
     async def resume(self, session: SessionSink, call_id: str) -> None:
         self._known(call_id)

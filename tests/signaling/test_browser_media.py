@@ -36,9 +36,14 @@ class AiortcCallService(FakeCallService):
     candidates: int = 0
 
     async def dial(
-        self, session: SessionSink, to: str, sdp: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        session: SessionSink,
+        to: str,
+        sdp: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        transfer_of: str | None = None,
     ) -> str:
-        call_id = await super().dial(session, to, sdp, headers)
+        call_id = await super().dial(session, to, sdp, headers, transfer_of)
         peer = WebPeer(freq=TONE_HZ)
         self.peers[call_id] = peer
         self.tasks.append(asyncio.create_task(self._answer(session, call_id, peer, sdp)))

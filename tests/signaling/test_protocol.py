@@ -28,6 +28,7 @@ from gateway.signaling.protocol import (
     Ping,
     Reject,
     Resume,
+    Transfer,
     decode_request,
 )
 from sdp import candidate_from_json
@@ -82,6 +83,12 @@ VALID: list[tuple[dict[str, Any], object]] = [
         Call(None, "2000", OFFER_SDP, (("X-Account", "42"),)),
     ),
     ({"type": "ping", "id": 5}, Ping(5)),
+    ({"type": "transfer", "call_id": "c1", "to": " 1003 "}, Transfer(None, "c1", to="1003")),
+    ({"type": "transfer", "call_id": "c1", "replaces": "c2"}, Transfer(None, "c1", replaces="c2")),
+    (
+        {"type": "call", "to": "1003", "sdp": OFFER_SDP, "transfer_of": "c1"},
+        Call(None, "1003", OFFER_SDP, transfer_of="c1"),
+    ),
 ]
 
 
@@ -95,6 +102,11 @@ def test_every_request_type_has_a_valid_example() -> None:
 
 
 INVALID: list[tuple[dict[str, Any], str, str | None]] = [
+    ({"type": "transfer", "call_id": "c1"}, "bad_request", "to"),
+    ({"type": "transfer", "call_id": "c1", "to": "1003", "replaces": "c2"}, "bad_request", "to"),
+    ({"type": "transfer", "call_id": "c1", "replaces": "bad id!"}, "bad_request", "replaces"),
+    ({"type": "transfer", "call_id": "c1", "to": "10\n03"}, "bad_request", "to"),
+    ({"type": "call", "to": "1003", "sdp": OFFER_SDP, "transfer_of": 5}, "bad_request", "transfer_of"),
     ({"id": 1}, "bad_request", "type"),
     ({"type": 5}, "bad_request", "type"),
     ({"type": "nope"}, "unknown_type", "type"),
@@ -269,6 +281,20 @@ def test_event_encoding() -> None:
         (
             ev.SipRegistration("sip:1001@pbx", "registered", "200 OK"),
             {"type": "sip_registration", "aor": "sip:1001@pbx", "state": "registered", "reason": "200 OK"},
+        ),
+        (
+            ev.Transfer("c1", "progress", 180, "SIP 180 Ringing"),
+            {
+                "type": "transfer",
+                "call_id": "c1",
+                "state": "progress",
+                "sip_status": 180,
+                "message": "SIP 180 Ringing",
+            },
+        ),
+        (
+            ev.TransferRequested("c1", "sip:1003@pbx"),
+            {"type": "transfer_requested", "call_id": "c1", "to": "sip:1003@pbx"},
         ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),

@@ -1,0 +1,128 @@
+"""Call transfer in the call machine (gateway/calls/transfer.py): REFER out and in, the policy on both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from gateway.calls import CallState, IllegalEvent, NotifyEnded, SipBye
+from gateway.calls.commands import (
+    NotifyError,
+    NotifyTransfer,
+    NotifyTransferRequested,
+    SipAnswerRefer,
+    SipNotifyRefer,
+    SipRefer,
+    TransferState,
+)
+from gateway.calls.errors import InvalidValue
+from gateway.calls.events import (
+    SipReferReceived,
+    SipReferResult,
+    SipTransferProgress,
+    TransferOutcome,
+    WebTransfer,
+)
+from gateway.calls.reasons import EndReason
+from tests.calls import flows as f
+
+TARGET = f"sip:1003@{f.DOMAIN}"
+
+
+def states(out: Sequence[object]) -> list[TransferState]:
+    return [c.state for c in out if isinstance(c, NotifyTransfer)]
+
+
+def test_blind_transfer_refers_the_policy_checked_target_and_ends_on_a_2xx_sipfrag() -> None:
+    call = f.connected_out()
+    out = call.handle(WebTransfer("s1", f.ALICE, "1003"))
+    assert out[0] == SipRefer("c1", target=TARGET)
+    assert states(out) == [TransferState.REQUESTED]
+    assert states(call.handle(SipReferResult(202, "Accepted"))) == [TransferState.ACCEPTED]
+    out = call.handle(SipTransferProgress(180, "Ringing"))
+    assert states(out) == [TransferState.PROGRESS]
+    assert out == [NotifyTransfer("s1", "c1", TransferState.PROGRESS, 180, "SIP 180 Ringing")]
+    out = call.handle(SipTransferProgress(200, "OK", terminated=True))
+    assert states(out) == [TransferState.SUCCEEDED]
+    assert SipBye("c1") in out
+    ended = [c for c in out if isinstance(c, NotifyEnded)]
+    assert [e.reason for e in ended] == [EndReason.TRANSFERRED]
+    assert call.state is CallState.CLOSING
+
+
+def test_a_transfer_the_policy_forbids_sends_no_refer() -> None:
+    call = f.connected_out()
+    out = call.handle(WebTransfer("s1", f.BOB, "0301234"))  # bob may call 1xxx only
+    assert not [c for c in out if isinstance(c, SipRefer)]
+    assert [c.code for c in out if isinstance(c, NotifyError)] == ["destination_not_allowed"]
+    assert states(out) == [TransferState.FAILED]
+    assert call.state is CallState.CONNECTED and call.transfer_out is None
+
+
+def test_a_refused_refer_or_failing_sipfrag_keeps_the_call() -> None:
+    call = f.connected_in()
+    call.handle(WebTransfer("s1", f.ALICE, "1003"))
+    out = call.handle(SipReferResult(603, "Declined"))
+    assert states(out) == [TransferState.FAILED] and call.state is CallState.CONNECTED
+    call.handle(WebTransfer("s1", f.ALICE, "1003"))  # a new attempt is allowed
+    call.handle(SipReferResult(202, "Accepted"))
+    out = call.handle(SipTransferProgress(486, "Busy Here", terminated=True))
+    assert states(out) == [TransferState.FAILED]
+    assert not [c for c in out if isinstance(c, SipBye)] and call.state is CallState.CONNECTED
+
+
+def test_one_transfer_at_a_time_and_only_by_the_carrying_session() -> None:
+    call = f.connected_out()
+    call.handle(WebTransfer("s1", f.ALICE, "1003"))
+    with pytest.raises(IllegalEvent):
+        call.handle(WebTransfer("s1", f.ALICE, "1004"))
+    with pytest.raises(IllegalEvent):
+        f.connected_out().handle(SipReferResult(202))
+
+
+def test_attended_transfer_names_the_consultation_call() -> None:
+    call = f.connected_out()
+    assert call.handle(WebTransfer("s1", f.ALICE, consult_call_id="c2"))[0] == SipRefer(
+        "c1", consult_call_id="c2"
+    )
+    with pytest.raises(InvalidValue):
+        WebTransfer("s1", f.ALICE)
+    with pytest.raises(InvalidValue):
+        WebTransfer("s1", f.ALICE, "1003", "c2")
+
+
+def test_a_refer_from_the_sip_party_to_a_forbidden_target_gets_403() -> None:
+    call = f.connected_in()
+    out = call.handle(SipReferReceived("sip:0301234@pbx.example.org", f.BOB))
+    assert out == [SipAnswerRefer("c1", 403, "Transfer Target Not Allowed")]
+    assert [
+        c.status
+        for c in call.handle(SipReferReceived("sip:1003@elsewhere.example", f.ALICE))
+        if isinstance(c, SipAnswerRefer)
+    ] == [403]
+    assert [
+        c.status for c in call.handle(SipReferReceived(TARGET, None)) if isinstance(c, SipAnswerRefer)
+    ] == [403]
+    assert [
+        c.status
+        for c in call.handle(SipReferReceived(TARGET, f.ALICE, replaces=True))
+        if isinstance(c, SipAnswerRefer)
+    ] == [403]
+    assert call.state is CallState.CONNECTED and call.transfer_in is None
+
+
+def test_an_allowed_refer_is_accepted_and_its_call_reported() -> None:
+    call = f.connected_in()
+    out = call.handle(SipReferReceived(TARGET, f.ALICE))
+    assert out == [
+        SipAnswerRefer("c1", 202, "Accepted"),
+        SipNotifyRefer("c1", 100, "Trying"),
+        NotifyTransferRequested("s1", "c1", TARGET),
+    ]
+    assert call.handle(SipReferReceived(TARGET, f.ALICE)) == [SipAnswerRefer("c1", 491, "Request Pending")]
+    assert call.handle(TransferOutcome(180, "Ringing")) == [SipNotifyRefer("c1", 180, "Ringing")]
+    assert call.handle(TransferOutcome(200, "OK")) == [SipNotifyRefer("c1", 200, "OK")]
+    with pytest.raises(IllegalEvent):
+        call.handle(TransferOutcome(200, "OK"))
+    assert call.state is CallState.CONNECTED  # the referrer ends the call (RFC 3515 §2.4.7)
