@@ -42,7 +42,7 @@ from gateway.calls.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
 from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
-from gateway.identity.model import SipIdentity
+from gateway.identity.model import SipIdentity, WebUser
 from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
@@ -82,18 +82,26 @@ def dial_target(destination: str, pbx_domain: str | None) -> tuple[str, str]:
     return f"sip:{number.replace('#', '%23')}@{pbx_domain}", number
 
 
+def allowed_target(user: WebUser, destination: str, pbx_domain: str | None) -> str | tuple[EndReason, str]:
+    """The Request-URI for ``destination`` when ``user`` may reach it (a call, a transfer, a MESSAGE);
+    else why not (BAD_DESTINATION or DESTINATION_NOT_ALLOWED, and a message for the user)."""
+    try:
+        target, checked = dial_target(destination, pbx_domain)
+    except BadDestination as exc:
+        return EndReason.BAD_DESTINATION, str(exc)
+    if not may_call(user, checked, pbx_domain):
+        return EndReason.DESTINATION_NOT_ALLOWED, f"You may not call {destination.strip()}"
+    return target
+
+
 def dial(call: CallMachine, event: WebDial) -> None:
     call.direction = CallDirection.OUTBOUND
     call.session_id = event.session_id
     call.user = event.user
     call.sip_headers = event.headers
-    try:
-        target, checked = dial_target(event.destination, call.settings.pbx_domain)
-    except BadDestination as exc:
-        _refuse(call, EndReason.BAD_DESTINATION, str(exc))
-        return
-    if not may_call(event.user, checked, call.settings.pbx_domain):
-        _refuse(call, EndReason.DESTINATION_NOT_ALLOWED, f"You may not call {event.destination.strip()}")
+    target = allowed_target(event.user, event.destination, call.settings.pbx_domain)
+    if isinstance(target, tuple):
+        _refuse(call, *target)
         return
     call.target = target
     call.emit(CreateBridge(call.call_id, CallDirection.OUTBOUND), MediaOfferToSip(call.call_id, event.sdp))

@@ -38,7 +38,7 @@ from gateway.calls.events import (
     WebTransfer,
 )
 from gateway.calls.midcall import end_connected
-from gateway.calls.outbound import BadDestination, dial_target
+from gateway.calls.outbound import allowed_target
 from gateway.calls.reasons import EndReason, local_reason
 from gateway.identity.policy import may_call
 
@@ -60,13 +60,9 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
     if call.transfer_out is not None:
         raise call.illegal(event, f"a transfer to {call.transfer_out} is under way")
     if event.destination is not None:
-        try:
-            target, checked = dial_target(event.destination, call.settings.pbx_domain)
-        except BadDestination as exc:
-            _refuse(call, EndReason.BAD_DESTINATION, str(exc))
-            return
-        if not may_call(event.user, checked, call.settings.pbx_domain):
-            _refuse(call, EndReason.DESTINATION_NOT_ALLOWED, f"You may not call {event.destination.strip()}")
+        target = allowed_target(event.user, event.destination, call.settings.pbx_domain)
+        if isinstance(target, tuple):
+            _refuse(call, *target)
             return
         call.transfer_out = target
         call.emit(SipRefer(call.call_id, target=target))

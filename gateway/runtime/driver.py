@@ -21,14 +21,13 @@ from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, Wr
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
-from gateway.calls.outbound import BadDestination, dial_target
-from gateway.calls.reasons import reject_kind
+from gateway.calls.outbound import allowed_target
+from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, SipIdentity
-from gateway.identity.policy import may_call
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
@@ -254,13 +253,13 @@ class CallDriver:
 
     async def message(self, session: SessionSink, to: str, body: str) -> int:
         """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
-        try:
-            target, checked = dial_target(to, self._pbx_domain)
-        except BadDestination as exc:
-            raise BadRequest(str(exc), field="to") from None
         user = session.user
-        if not may_call(user, checked, self._pbx_domain):
-            raise Forbidden(f"You may not send messages to {to.strip()}", field="to")
+        target = allowed_target(user, to, self._pbx_domain)
+        if isinstance(target, tuple):
+            code, text = target
+            if code is EndReason.DESTINATION_NOT_ALLOWED:
+                raise Forbidden(f"You may not send messages to {to.strip()}", field="to")
+            raise BadRequest(text, field="to")
         if self._ua is None or len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
             raise BadRequest(f"body must be at most {MAX_MESSAGE_BYTES} bytes", field="body")
         identity = SipIdentity(user.aor, user.display_name, user.credentials)
