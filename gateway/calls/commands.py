@@ -446,9 +446,42 @@ class NotifyTransferRequested:
     target: str
 
 
+@dataclass(frozen=True, slots=True)
+class SipTakeOver:
+    """The INVITE with Replaces takes the call's SIP leg over (RFC 3891 §3). It is answered as the SIP
+    party's re-INVITE would be (`SipRespondReinvite`); once its 2xx is out the old dialog gets BYE (or
+    CANCEL, when it was our early dialog) and the new one carries the call. A refusal keeps the old leg."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipRefuseReplacing:
+    """Refuse the INVITE with Replaces (491 while a re-INVITE is under way, 481 in a state it cannot
+    replace); the call goes on as it was."""
+
+    call_id: str
+    status: int
+    phrase: str
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 400, 699)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyReplaced:
+    """`replaced {call_id, from, display}`: the call's SIP party changed (an INVITE with Replaces, an
+    attended transfer or pickup on the SIP side); the web user's media goes on."""
+
+    session_id: str
+    call_id: str
+    from_uri: str
+    from_display: str | None = None
+
+
 SipCommand = (
     SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf | SipInfo
-    | SipRefer | SipAnswerRefer | SipNotifyRefer
+    | SipRefer | SipAnswerRefer | SipNotifyRefer | SipTakeOver | SipRefuseReplacing
 )  # fmt: skip
 MediaCommand = (
     CreateBridge
@@ -480,6 +513,7 @@ SignalCommand = (
     | NotifyError
     | NotifyTransfer
     | NotifyTransferRequested
+    | NotifyReplaced
 )
 TimerCommand = StartTimer | CancelTimer
 Command = SipCommand | MediaCommand | SignalCommand | TimerCommand

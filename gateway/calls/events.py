@@ -442,6 +442,21 @@ class SipReferReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class SipReplacingInvite:
+    """A new INVITE with Replaces naming this call's SIP dialog (RFC 3891 §3; the UA checked the match,
+    the source and early-only): its caller takes the call over for the same web user. `sdp` its offer
+    (None: offerless, our offer goes in the 200)."""
+
+    from_uri: str
+    from_display: str | None = None
+    sdp: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.text("from_uri", self.from_uri)
+        _checks.optional_text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class TransferOutcome:
     """How the call the web user placed for the SIP party's REFER goes (its 1xx, 2xx or failure)."""
 
@@ -483,6 +498,7 @@ SipEvent = (
     | SipReferResult
     | SipTransferProgress
     | SipReferReceived
+    | SipReplacingInvite
     | TransferOutcome
 )
 MediaEvent = (
@@ -528,6 +544,7 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipTransferProgress,
     SipReferReceived,
     TransferOutcome,
+    SipReplacingInvite,
 )
 MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaSipOfferReady,

@@ -94,6 +94,7 @@ class CallMachine:
         # transfer (gateway/calls/transfer.py): our REFER out (what it asks for), theirs being reported on
         self.transfer_out: str | None = None  # the destination or consultation call of our REFER
         self.transfer_in: str | None = None  # the target the SIP party referred the web user to
+        self.replacing = False  # an INVITE with Replaces is taking the SIP leg over (replaces.py)
         self.timers: set[TimerName] = set()
         self._out: list[Command] = []
 

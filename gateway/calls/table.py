@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, info, midcall, outbound, transfer
+from gateway.calls import inbound, info, midcall, outbound, replaces, transfer
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -36,6 +36,7 @@ from gateway.calls.events import (
     SipReferResult,
     SipReinviteReceived,
     SipReinviteResult,
+    SipReplacingInvite,
     SipTransferProgress,
     TimerFired,
     TransferOutcome,
@@ -114,10 +115,10 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipInfoReceived: info.sip_info,
     SipInfoResult: info.info_result,
     MediaSipOfferReady: midcall.reoffer_ready,
-    MediaSipAnswerReady: midcall.reanswer_ready,
+    MediaSipAnswerReady: replaces.answer_ready,
     MediaWebAnswerReady: outbound.web_answer_ready,
     MediaConnected: _ignore,
-    MediaFailed: midcall.media_failed,
+    MediaFailed: replaces.media_failed,
     MediaInactive: midcall.media_inactive,
     TimerFired: _timer,
     WebTransfer: transfer.web_transfer,
@@ -125,6 +126,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipTransferProgress: transfer.transfer_progress,
     SipReferReceived: transfer.refer_received,
     TransferOutcome: transfer.transfer_outcome,
+    SipReplacingInvite: replaces.replacing_invite,
 }
 
 _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
@@ -133,6 +135,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipIncomingInvite: inbound.incoming,
     },
     S.INVITING: {
+        SipReplacingInvite: replaces.replacing_elsewhere,
         MediaSipOfferReady: outbound.sip_offer_ready,
         SipProvisional: outbound.provisional,
         SipAccepted: outbound.accepted,
@@ -143,6 +146,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         TimerFired: _timer,
     },
     S.INVITED: {
+        SipReplacingInvite: replaces.replacing_elsewhere,
         WebAccept: inbound.accept,
         WebOfferWanted: inbound.offer_wanted,
         MediaWebOfferReady: inbound.early_offer_ready,
@@ -156,6 +160,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         TimerFired: _timer,
     },
     S.EARLY: {
+        SipReplacingInvite: replaces.replacing_elsewhere,
         # outbound: early media
         SipProvisional: _by_direction(outbound.provisional, None),
         SipAccepted: _by_direction(outbound.accepted, None),
@@ -180,6 +185,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
     S.CONNECTED: _CONNECTED,
     S.HOLDING: _CONNECTED,
     S.CLOSING: {
+        SipReplacingInvite: replaces.replacing_elsewhere,
         WebHangup: _ignore,
         WebDisconnected: _ignore,
         SipProvisional: _ignore,

@@ -396,7 +396,33 @@ class CallDriver:
         if not self._accepting:
             call.reject(503, "Service Unavailable")
             return
+        if call.replaces is not None:
+            self._spawn(self._replacing(call, call.replaces))
+            return
         self._spawn(self._incoming(call))
+
+    async def _replacing(self, call: IncomingCall, old: SipCall) -> None:
+        """An INVITE with Replaces the UA accepted (RFC 3891 §3) goes to the call whose SIP leg it names;
+        a leg of no call of ours (a SIP library's call over WebSocket) gets 481."""
+        runtime = next((r for r in self._runtimes.values() if r.sip.call is old and not r.finished), None)
+        if runtime is None or runtime.sip.replacing is not None:
+            call.reject(481 if runtime is None else 491)
+            return
+        caller = call.caller
+        runtime.sip.replacing = call
+        event = ev.SipReplacingInvite(
+            str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid",
+            caller.display_name if caller is not None else None,
+            call.offer or None,
+        )
+        try:
+            await runtime.feed(event)
+        except CallError as exc:
+            logger.info("call=%s INVITE with Replaces refused: %s", runtime.call_id, exc)
+            if runtime.sip.replacing is call:
+                runtime.sip.replacing = None
+            if not call.ended:
+                call.reject(481)
 
     def _caller_details(self, call: IncomingCall) -> CallerDetails:
         """What the INVITE says of the caller beyond From: the asserted identity only from a peer the

@@ -22,6 +22,7 @@ from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.ua_calls import CallError
 from gateway.sip.ua_calls import CallState as SipCallState
 from sipcore.errors import SIPError
 from sipcore.headers import NameAddr, warning_value
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 SipCommand = (
     cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
     | cmd.SipInfoDtmf | cmd.SipInfo | cmd.SipRefer | cmd.SipAnswerRefer | cmd.SipNotifyRefer
+    | cmd.SipTakeOver | cmd.SipRefuseReplacing
 )  # fmt: skip
 
 SipCallLookup = Callable[[str], "SipCall | None"]  # another call of the gateway's SIP leg, by call id
@@ -54,6 +56,11 @@ class SipSide:
         self.consult_call_id: str | None = None  # the consultation call of our attended transfer
         self.direction = direction
         self.call: SipCall | None = None
+        # An INVITE with Replaces naming this call (RFC 3891): offered by the driver, answered as the SIP
+        # party's re-INVITE once the call core takes it (SipTakeOver); the old leg is retired then.
+        self.replacing: IncomingCall | None = None
+        self._taken: IncomingCall | None = None
+        self._retired: set[SipCall] = set()
         self._feed = feed
         self._spawn = spawn
         self._ua = ua
@@ -65,6 +72,8 @@ class SipSide:
 
     async def _pump(self, call: SipCall) -> None:
         async for event in call.events():
+            if call in self._retired:  # replaced by an INVITE with Replaces: its ending is not the call's
+                continue
             for item in sip_to_call_events(event, self.direction):
                 self._feed(item)
 
@@ -104,6 +113,8 @@ class SipSide:
             case cmd.SipReinvite(sdp=offer):
                 if call is not None:
                     self._spawn(self._reinvite(call, offer))
+            case cmd.SipRespondReinvite(status=status, phrase=phrase, sdp=body) if self._taken is not None:
+                self._answer_replacing(self._taken, status, phrase, body)
             case cmd.SipRespondReinvite(status=status, phrase=phrase, sdp=body):
                 if call is None:
                     return
@@ -128,6 +139,46 @@ class SipSide:
             case cmd.SipNotifyRefer(status=status, phrase=phrase):
                 if call is not None:
                     self._spawn(call.transfer.notify(status, phrase))
+            case cmd.SipTakeOver():
+                self._taken, self.replacing = self.replacing, None
+            case cmd.SipRefuseReplacing(status=status, phrase=phrase):
+                new, self.replacing = self.replacing, None
+                if new is not None and not new.ended:
+                    new.reject(status, phrase or None)
+
+    def _answer_replacing(self, new: IncomingCall, status: int, phrase: str, body: str | None) -> None:
+        """The answer to the INVITE with Replaces (RFC 3891 §3): a 2xx makes it the call's SIP leg and
+        ends the old dialog (BYE; CANCEL when it was our early dialog); a refusal keeps the old leg."""
+        self._taken = None
+        if new.ended or new.state not in (SipCallState.INCOMING, SipCallState.EARLY):
+            logger.info("call=%s the replacing INVITE is gone: not answered", self.call_id)
+            return
+        if not (200 <= status < 300 and body is not None):
+            new.reject(status, phrase or None)
+            return
+        try:
+            new.answer(body)
+        except CallError as exc:  # cancelled meanwhile
+            logger.info("call=%s the replacing INVITE was not answered: %s", self.call_id, exc)
+            return
+        old = self.call
+        self.attach(new)
+        if old is None or old.ended:
+            return
+        self._retired.add(old)
+        logger.info("call=%s SIP leg %s replaced by %s", self.call_id, old.call_id, new.call_id)
+        if isinstance(old, OutgoingCall) and old.state is not SipCallState.CONFIRMED:
+            old.cancel()
+        elif isinstance(old, IncomingCall) and old.state in (SipCallState.INCOMING, SipCallState.EARLY):
+            old.reject(487, "Request Terminated")
+        else:
+            self._spawn(self._retire(old))
+
+    async def _retire(self, old: SipCall) -> None:
+        try:
+            await old.bye()
+        except (SIPError, OSError, CallError) as exc:
+            logger.info("call=%s BYE of the replaced leg failed: %s", self.call_id, exc)
 
     def _respond(
         self,

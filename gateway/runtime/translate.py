@@ -149,4 +149,6 @@ class SignalMapper:
                 return [sig.Transfer(call_id, state.value, status, message)]
             case cmd.NotifyTransferRequested(target=target):
                 return [sig.TransferRequested(call_id, target)]
+            case cmd.NotifyReplaced(from_uri=from_uri, from_display=display):
+                return [sig.Replaced(call_id, from_uri, display)]
         return []

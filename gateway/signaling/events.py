@@ -364,6 +364,19 @@ class TransferRequested:
         return {"type": "transfer_requested", "call_id": self.call_id, "to": self.to}
 
 
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """The call's SIP party changed: an INVITE with Replaces took the SIP side over (an attended
+    transfer or a pickup there, RFC 3891). `from`/`display` name the new party; the audio goes on."""
+
+    call_id: str
+    from_uri: str
+    display: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "replaced", "call_id": self.call_id, "from": self.from_uri, "display": self.display}
+
+
 Event = (
     Incoming
     | Offer
@@ -383,6 +396,7 @@ Event = (
     | SipRegistration
     | Transfer
     | TransferRequested
+    | Replaced
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (

@@ -53,6 +53,7 @@ class IncomingCall(Call):
         self.local_tag = dialog.id.local_tag
         self.remote_sdp = incoming.request.body.decode("utf-8", "replace")
         self.learn_allow(incoming.request)
+        self.replaces: Call | None = None  # the call this INVITE takes over (RFC 3891, ua_replaces)
         if incoming.request.body:
             self.offer_event(OaEvent.RECV_OFFER)
         # RFC 3262 §3: our 180/183 go reliably when the caller requires it (or supports it, if we choose).

@@ -48,6 +48,7 @@ from gateway.sip.scheduler import Scheduler
 from gateway.sip.transport import Source, address_family
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import ACCEPT, Call
+from gateway.sip.ua_replaces import replaced_call
 from gateway.tls import sip_tls_contexts
 from sipcore.dialog import Dialog
 from sipcore.dialogset import DialogSet
@@ -57,6 +58,7 @@ from sipcore.headers import NameAddr, parse_name_addr
 from sipcore.inspection import refuse_accept, refuse_body, refuse_method
 from sipcore.message import Request, Response
 from sipcore.registration import RegState
+from sipcore.replacing import Refusal
 from sipcore.requests import Endpoint, build_invite, build_message, build_options
 from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
 from sipcore.session_timer import SessionTimer, TimerPolicy, TooSmall, uac_headers, uas_decision
@@ -137,8 +139,9 @@ class UASettings:
 
     @property
     def option_tags(self) -> tuple[str, ...]:
-        """What we support (RFC 3261 §20.37): 100rel (RFC 3262), timer (RFC 4028) unless turned off."""
-        return ("100rel", "timer") if self.session_timer is not None else ("100rel",)
+        """What we support (RFC 3261 §20.37): 100rel (RFC 3262), replaces (RFC 3891, ua_replaces), timer
+        (RFC 4028) unless turned off."""
+        return ("100rel", "replaces", "timer") if self.session_timer is not None else ("100rel", "replaces")
 
     @classmethod
     def from_config(cls, config: Config, registrations: Sequence[RegistrationSpec] = ()) -> UASettings:
@@ -616,9 +619,14 @@ class UserAgent:
         return call
 
     def _new_call(self, incoming: IncomingRequest) -> None:
+        replaced = replaced_call(self._calls, incoming.request, self.trusts(incoming.source.host))
+        if isinstance(replaced, Refusal):  # RFC 3891 §3: 400, 481, 603, 403, 486
+            incoming.reply(replaced.status, replaced.reason)
+            return
         call = self.accept_invite(incoming, self.endpoint_for(incoming.source.host))
         if call is None:
             return
+        call.replaces = replaced
         logger.info("call=%s incoming from %s to %s", call.call_id, call.caller, incoming.request.uri)
         if self._on_incoming_call is not None:
             self._on_incoming_call(call)

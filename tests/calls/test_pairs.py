@@ -82,15 +82,19 @@ from gateway.calls import (
     WebSdpAnswer,
 )
 from gateway.calls.commands import (
+    NotifyReplaced,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
     SipNotifyRefer,
     SipRefer,
+    SipRefuseReplacing,
+    SipTakeOver,
 )
 from gateway.calls.events import (
     SipReferReceived,
     SipReferResult,
+    SipReplacingInvite,
     SipTransferProgress,
     TransferOutcome,
     WebTransfer,
@@ -142,6 +146,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         SipTransferProgress: lambda: SipTransferProgress(200, "OK", terminated=True),
         SipReferReceived: lambda: SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE),
         TransferOutcome: lambda: TransferOutcome(180, "Ringing"),
+        SipReplacingInvite: lambda: SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER),
     }
     return samples[kind]()
 
@@ -574,6 +579,22 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
     "closing, BYE out": (S.CLOSING, f.closing_bye, TimerName.CLOSING, CLOSING_EXPECT),
     "closed": (S.CLOSED, f.closed, TimerName.CLOSING, {}),
 }
+
+
+def _replacing(state: CallState, expect: Expect) -> tuple[CallState, list[type]]:
+    """An INVITE with Replaces: connected or holding, it is handled as their re-INVITE on the new leg
+    (taken over and the browser told, or refused 491 while a re-INVITE is under way); elsewhere 481."""
+    if state not in (S.CONNECTED, S.HOLDING):
+        return state, [SipRefuseReplacing]
+    reinvite_state, reinvite = expect[SipReinviteReceived]
+    if SipRespondReinvite in reinvite:
+        return state, [SipRefuseReplacing]
+    return reinvite_state, [SipTakeOver, NotifyReplaced, *reinvite]
+
+
+for _state, _build, _timer, _expect in SITUATIONS.values():
+    if _state not in (S.IDLE, S.CLOSED):
+        _expect[SipReplacingInvite] = _replacing(_state, _expect)
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 
