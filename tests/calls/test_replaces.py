@@ -19,7 +19,7 @@ def test_a_connected_call_is_taken_over_and_the_browser_told() -> None:
         MediaSipUpdate("c1", f.SIP_OFFER),
     ]
     out = call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER))
-    assert [c for c in out if isinstance(c, SipRespondReinvite)][0].status == 200
+    assert [c.status for c in out if isinstance(c, SipRespondReinvite)] == [200]
     assert call.state is CallState.CONNECTED and not call.replacing
 
 
