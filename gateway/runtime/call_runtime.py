@@ -252,7 +252,7 @@ class CallRuntime:
             case (
                 cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
                 | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
-                | cmd.SipAnswerRefer() | cmd.SipNotifyRefer()
+                | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
@@ -267,6 +267,7 @@ class CallRuntime:
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
+                | cmd.NotifyReplaced()
             ):  # fmt: skip
                 self._report_transfer(command)
                 for event in self._signals.events(command):
