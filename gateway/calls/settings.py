@@ -31,6 +31,9 @@ class CallSettings:
     # After our BYE the session is over (RFC 3261 §15.1.1): its answer is awaited this long only, so a
     # dead far end does not keep the call registered for Timer F; the UA goes on retransmitting the BYE.
     bye_timeout: float = 2.0
+    # A REFER from the SIP party was accepted (202): if the browser places no call for it in this time,
+    # the referrer is told it failed (NOTIFY 408), which ends its implicit subscription (RFC 3515 §2.4.5)
+    refer_timeout: float = 30.0
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
@@ -46,6 +49,7 @@ class CallSettings:
             "answer_timeout",
             "closing_timeout",
             "bye_timeout",
+            "refer_timeout",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:

@@ -42,6 +42,7 @@ class TimerName(enum.StrEnum):
     ANSWER = "answer"  # inbound: a session answered until WebRTC is up and 200 OK goes out
     REINVITE_RETRY = "reinvite_retry"  # our re-INVITE got 491: wait, then retry (RFC 3261 §14.1)
     CLOSING = "closing"  # closing: give up waiting for the SIP leg to confirm the end
+    REFER_WAIT = "refer_wait"  # the SIP party's REFER accepted: the browser must place the call by then
 
 
 class Side(enum.StrEnum):

@@ -83,6 +83,8 @@ TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
         (S.EARLY, TimerName.ANSWER): inbound.answer_expired,
         (S.CONNECTED, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
         (S.HOLDING, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
+        (S.CONNECTED, TimerName.REFER_WAIT): transfer.refer_expired,
+        (S.HOLDING, TimerName.REFER_WAIT): transfer.refer_expired,
         (S.CLOSING, TimerName.CLOSING): midcall.closing_expired,
     }
 )

@@ -40,6 +40,7 @@ from gateway.calls.events import (
 from gateway.calls.midcall import end_connected
 from gateway.calls.outbound import allowed_target
 from gateway.calls.reasons import EndReason, local_reason
+from gateway.calls.states import TimerName
 from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
@@ -134,14 +135,24 @@ def refer_received(call: CallMachine, event: SipReferReceived) -> None:
         SipNotifyRefer(call.call_id, 100, "Trying"),
         NotifyTransferRequested(call.session_id, call.call_id, event.target),
     )
+    call.start_timer(TimerName.REFER_WAIT, call.settings.refer_timeout)
 
 
 def transfer_outcome(call: CallMachine, event: TransferOutcome) -> None:
     if call.transfer_in is None:
         raise call.illegal(event, "no REFER of the SIP party is being reported on")
+    if TimerName.REFER_WAIT in call.timers:  # the browser placed the call: its outcome is what counts
+        call.cancel_timer(TimerName.REFER_WAIT)
     if event.status >= 200:
         call.transfer_in = None
     call.emit(SipNotifyRefer(call.call_id, event.status, event.phrase or "Unknown"))
+
+
+def refer_expired(call: CallMachine, event: object) -> None:
+    """The browser placed no call for the SIP party's REFER: the referrer hears it failed (408)."""
+    if call.transfer_in is not None:
+        call.transfer_in = None
+        call.emit(SipNotifyRefer(call.call_id, 408, "Request Timeout"))
 
 
 def refer_while_closing(call: CallMachine, event: SipReferReceived) -> None:

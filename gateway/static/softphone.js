@@ -38,6 +38,12 @@ const END_REASONS = {
   answered_elsewhere: "Answered on another device.",
   media_timeout: "Audio stopped: call ended.",
   media_failed: "Audio could not be set up.",
+  transferred: "Call transferred.",
+};
+
+const TRANSFER_TEXT = {
+  requested: "Transferring…", accepted: "Transfer accepted…", progress: "Transfer target ringing…",
+  succeeded: "Transferred.", failed: "Transfer failed: the call goes on.",
 };
 
 function readable(error) {
@@ -78,6 +84,8 @@ function render() {
   $("hangup-button").disabled = !active;
   $("mute-button").disabled = !inCall;
   $("hold-button").disabled = !inCall;
+  $("transfer-to").disabled = !inCall;
+  $("transfer-button").disabled = !inCall;
   $("mute-button").setAttribute("aria-pressed", String(Boolean(active && call.muted)));
   $("mute-button").textContent = active && call.muted ? "Unmute" : "Mute";
   const held = active && call.state === "held";
@@ -147,9 +155,15 @@ function adopt(newCall) {
     else tick();
   });
   call.addEventListener("error", (event) => showError(readable(event.detail)));
+  call.addEventListener("transfer", (event) => {
+    const { state, sip_status: status } = event.detail;
+    const box = $("transfer-status");
+    box.hidden = false;
+    box.textContent = (TRANSFER_TEXT[state] || state) + (state === "failed" && status ? ` (SIP ${status})` : "");
+  });
   call.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
-    if (reason !== "hangup") {
+    if (reason !== "hangup" && reason !== "transferred") {
       const suffix = status ? ` (SIP ${status})` : "";
       showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix);
     }
@@ -161,6 +175,8 @@ function adopt(newCall) {
     render();
   });
   stopTimer();
+  $("transfer-status").hidden = true;
+  $("transfer-to").value = "";
   meters(call);
   render();
 }
@@ -261,6 +277,12 @@ $("hangup-button").addEventListener("click", () => {
   call?.hangup().catch((error) => showError(readable(error)));
 });
 $("mute-button").addEventListener("click", () => { call?.mute(!call.muted); render(); });
+$("transfer-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const to = $("transfer-to").value.trim();
+  if (!call || !to) return;
+  call.transfer(to).catch((error) => showError(readable(error)));
+});
 $("hold-button").addEventListener("click", () => {
   if (!call) return;
   (call.state === "held" ? call.resume() : call.hold()).catch((error) => showError(readable(error)));

@@ -338,6 +338,8 @@ export class Call extends EventTarget {
         case "resumed": this._setState("connected"); break;
         case "ice": await this._addRemoteCandidate(message.candidate); break;
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
+        case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
+        case "info": emit(this, "info", { contentType: message.content_type, body: message.body }); break;
         case "ended": this._end(message); break;
         case "error":
           emit(this, "error", new GatewayError(message.code, message.message, message.field, this.id));
@@ -388,6 +390,9 @@ export class Call extends EventTarget {
   }
 
   hold() { return this.client.request({ type: "hold", call_id: this.id }); }
+
+  // Blind transfer (REFER): the other side is asked to call `to`; "transfer" events tell how it goes.
+  transfer(to) { return this.client.request({ type: "transfer", call_id: this.id, to: String(to) }); }
 
   resume() { return this.client.request({ type: "resume", call_id: this.id }); }
 

@@ -185,7 +185,7 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         TimerFired: (state, []),  # REINVITE_RETRY is not running: a stale timer
         WebTransfer: (state, [SipRefer, NotifyTransfer]),
         SipTransferProgress: (state, []),  # no transfer of ours: a late NOTIFY is dropped
-        SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested]),
+        SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested, StartTimer]),
     }
 
 
@@ -196,9 +196,22 @@ TRANSFERRING: Expect = {
 }
 # The SIP party's REFER was accepted: the call placed for it is reported.
 REFERRED: Expect = {
-    TransferOutcome: (S.CONNECTED, [SipNotifyRefer]),
+    TransferOutcome: (S.CONNECTED, [CancelTimer, SipNotifyRefer]),  # REFER_WAIT: the browser dialled
     SipReferReceived: (S.CONNECTED, [SipAnswerRefer]),  # 491 while one is reported on
 }
+
+
+def referred(expect: Expect) -> Expect:
+    """While REFER_WAIT runs (a REFER accepted, no call placed yet), ending the call cancels it too."""
+    changed: Expect = {}
+    for kind, (state, commands) in expect.items():
+        if state is S.CLOSING and StartTimer in commands:
+            at = len(commands) - 1 - commands[::-1].index(StartTimer)
+            commands = [*commands[:at], CancelTimer, *commands[at:]]
+        elif state is S.CLOSED:
+            commands = [*commands, CancelTimer]
+        changed[kind] = (state, commands)
+    return changed
 
 
 # Ending while a re-INVITE of the SIP party waits for its answer: it gets 487 first.
@@ -549,7 +562,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         S.CONNECTED,
         f.after(f.connected_in, SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE)),
         TimerName.REINVITE_RETRY,
-        {**connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[]), **REFERRED},
+        {**referred(connected_expect(S.CONNECTED, hold=[MediaSipReoffer], resume=[])), **REFERRED},
     ),
     "holding, transferring the held call": (
         S.HOLDING,
@@ -570,8 +583,8 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         f.after(f.holding_remote, SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE)),
         TimerName.REINVITE_RETRY,
         {
-            **connected_expect(S.HOLDING, hold=[MediaSipReoffer], resume=[]),
-            TransferOutcome: (S.HOLDING, [SipNotifyRefer]),
+            **referred(connected_expect(S.HOLDING, hold=[MediaSipReoffer], resume=[])),
+            TransferOutcome: (S.HOLDING, [CancelTimer, SipNotifyRefer]),
             SipReferReceived: (S.HOLDING, [SipAnswerRefer]),
         },
     ),

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.calls import CallState, IllegalEvent, NotifyEnded, SipBye
+from gateway.calls import (
+    CallState,
+    CancelTimer,
+    IllegalEvent,
+    NotifyEnded,
+    SipBye,
+    StartTimer,
+    TimerFired,
+    TimerName,
+)
 from gateway.calls.commands import (
     NotifyError,
     NotifyTransfer,
@@ -119,10 +128,24 @@ def test_an_allowed_refer_is_accepted_and_its_call_reported() -> None:
         SipAnswerRefer("c1", 202, "Accepted"),
         SipNotifyRefer("c1", 100, "Trying"),
         NotifyTransferRequested("s1", "c1", TARGET),
+        StartTimer("c1", TimerName.REFER_WAIT, call.settings.refer_timeout),  # the browser must dial
     ]
     assert call.handle(SipReferReceived(TARGET, f.ALICE)) == [SipAnswerRefer("c1", 491, "Request Pending")]
-    assert call.handle(TransferOutcome(180, "Ringing")) == [SipNotifyRefer("c1", 180, "Ringing")]
+    assert call.handle(TransferOutcome(180, "Ringing")) == [
+        CancelTimer("c1", TimerName.REFER_WAIT),
+        SipNotifyRefer("c1", 180, "Ringing"),
+    ]
     assert call.handle(TransferOutcome(200, "OK")) == [SipNotifyRefer("c1", 200, "OK")]
     with pytest.raises(IllegalEvent):
         call.handle(TransferOutcome(200, "OK"))
     assert call.state is CallState.CONNECTED  # the referrer ends the call (RFC 3515 §2.4.7)
+
+
+def test_a_refer_the_browser_never_carries_out_fails_after_refer_timeout() -> None:
+    """RFC 3515 §2.4.5: the implicit subscription needs a final NOTIFY; no call placed in time: 408."""
+    call = f.connected_in()
+    call.handle(SipReferReceived(TARGET, f.ALICE))
+    assert call.handle(TimerFired(TimerName.REFER_WAIT)) == [SipNotifyRefer("c1", 408, "Request Timeout")]
+    assert call.state is CallState.CONNECTED and call.transfer_in is None
+    with pytest.raises(IllegalEvent):
+        call.handle(TransferOutcome(180, "Ringing"))  # too late: the referrer was told

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.calls.caller import CallerDetails
-from gateway.signaling.events import Connected, Ended, Held, Incoming, Resumed, Ringing
+from gateway.signaling.events import Connected, Ended, Held, Incoming, Resumed, Ringing, Transfer
 from gateway.signaling.ws import SOCKETS_KEY
 from tests.signaling.browser import Page, chromium_page, expect, read_meter, wait_for
 from tests.signaling.browser import log_in as fill_login
@@ -108,6 +108,17 @@ async def test_softphone_in_chromium(served: tuple[Harness, str], page: Page) ->
     await page.get_by_role("button", name="Resume").click()
     await wait_for(lambda: ("resume", "c2") in harness.calls.calls)
     await session.send_event(Resumed("c2", "local"))
+    await expect(page.locator("#call-state")).to_have_text("Connected")
+    # Blind transfer: the page asks for it, shows how it goes; a refused one leaves the call up.
+    await page.get_by_placeholder("Transfer to…").fill("2003")
+    await page.get_by_role("button", name="Transfer", exact=True).click()
+    await wait_for(lambda: ("transfer", ("c2", "2003", None)) in harness.calls.calls)
+    await session.send_event(Transfer("c2", "accepted", 202))
+    await expect(page.locator("#transfer-status")).to_have_text("Transfer accepted…")
+    await session.send_event(Transfer("c2", "failed", 486, "Busy Here"))
+    await expect(page.locator("#transfer-status")).to_have_text(
+        "Transfer failed: the call goes on. (SIP 486)"
+    )
     await expect(page.locator("#call-state")).to_have_text("Connected")
     await page.get_by_role("button", name="Hang up").click()
     await wait_for(lambda: ("hangup", "c2") in harness.calls.calls)
