@@ -1,0 +1,75 @@
+"""Media pass-through (issue 13 item 7): the softphone page in headless Chromium calls 7001, a number whose
+route says ``media: passthrough``; the SIP side is a WebRTC endpoint (aiortc behind peers/sip_webrtc.py).
+The browser's offer reaches it unchanged in an INVITE with ``Recv-Info``/``Supported: trickle-ice``, its
+answer reaches the browser unchanged, and the candidates of both trickle: the browser's `ice` messages as
+INFO (RFC 8840, Info-Package trickle-ice, sdpfrag bodies) to the peer, the peer's INFO as `ice` events to
+the page. Media flows browser <-> peer directly: Chromium's fake-microphone beep at the peer, the peer's
+440 Hz tone in the page, and the gateway allocated no RTP port and built no bridge for the call."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import sdp
+from gateway.runtime.passthrough import PassthroughMedia
+from peers.audio import RATE
+from peers.sip_webrtc import SipWebRtcPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
+from tests.signaling.browser import chromium_page, expect, log_in
+
+ROUTES = [{"match": "7xxx", "media": "passthrough"}]
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm)
+    return path
+
+
+async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_path: Path) -> None:
+    media = {"rtp_ports": {"start": 37500, "end": 37599}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001") as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        await page.locator("#number").fill("7001")
+        await page.get_by_role("button", name="Call", exact=True).click()
+
+        invite = await peer.wait_for_call()
+        assert "trickle-ice" in (invite.headers.get("Recv-Info") or "")
+        assert "trickle-ice" in ",".join(invite.headers.get_all("Supported"))
+        offer = sdp.parse(invite.body.decode())  # Chromium's own offer: trickle, no candidates yet
+        ice = offer.ice_for(0)
+        assert offer.media[0].proto == "UDP/TLS/RTP/SAVPF" and ice is not None and "trickle" in ice.options
+        assert offer.media[0].setup is sdp.Setup.ACTPASS and not offer.media[0].candidates
+        await peer.answer()
+
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer.media.connected(timeout=15)
+        (call_id,) = list(gateway.driver._runtimes)
+        passthrough = gateway.driver._runtimes[call_id].bridge
+        assert isinstance(passthrough, PassthroughMedia)
+        assert gateway.ports.held == frozenset()  # no RTP port for this call
+        await wait_until(lambda: passthrough.candidates_sent > 0, timeout=10)
+        assert peer.infos_received and "a=candidate:" in peer.infos_received[0]
+        assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
+
+        heard, level = await page_tone(page, 440, seconds=2.0)
+        assert heard > 0.5 and level > 0.005, (heard, level)
+        await asyncio.sleep(1.5)
+        matching, loud = beeps(write_wav(tmp_path / "peer.wav", peer.media.pcm.tobytes()), FAKE_MIC_HZ)
+        assert matching >= 2, (matching, loud)
+
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
+        await expect(page.locator("#call-state")).to_have_text("No call")
