@@ -21,6 +21,7 @@ from typing import Annotated
 
 from gateway.config.values import Parse, check_host
 from gateway.identity.patterns import DialPattern
+from sipcore.errors import SIPError
 from sipcore.uri import SipURI, parse_uri
 
 
@@ -45,7 +46,7 @@ class RouteMatch:
     def matches(self, target: str) -> bool:
         try:
             uri = parse_uri(target)
-        except ValueError:
+        except (SIPError, ValueError):
             return False
         if not isinstance(uri, SipURI):
             return False

@@ -32,6 +32,7 @@ INVITE_HEADERS = (("Recv-Info", TRICKLE_PACKAGE), ("Supported", TRICKLE_PACKAGE)
 INFO_HEADERS = (("Info-Package", TRICKLE_PACKAGE),)  # RFC 6086 §4.2.1, RFC 8840 §5.3
 
 InfoSender = Callable[[str, str, Sequence[tuple[str, str]]], None]  # content type, body, headers
+_SETUP = re.compile(r"^a=setup:actpass(?=\r?$)", re.MULTILINE)
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULTILINE)
 
 
@@ -47,6 +48,7 @@ class PassthroughMedia:
         self._web_ice: sdp.IceParameters | None = None
         self._web_mids: tuple[str, ...] = ()
         self._sip_mids: tuple[str, ...] = ()
+        self._browser_setup = "passive"  # the browser's DTLS role once the SIP side answered (RFC 5763 §5)
         self._reoffer: str | None = None
         self.closed = False
         self.candidates_sent = 0
@@ -69,6 +71,8 @@ class PassthroughMedia:
     async def answer_from_sip(self, sip_answer: str) -> str:
         description = sdp.parse(sip_answer)
         self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        setup = description.media[0].setup if description.media else None
+        self._browser_setup = "active" if setup is sdp.Setup.PASSIVE else "passive"
         return sip_answer
 
     @property
@@ -91,11 +95,12 @@ class PassthroughMedia:
         self._reoffer = None
 
     async def update_from_sip(self, sip_offer: str) -> str:
-        """A re-INVITE or UPDATE from the SIP side (a session refresh): the browser's description again;
-        a real change of media cannot be answered without the browser (488)."""
+        """A re-INVITE or UPDATE from the SIP side (a session refresh): the browser's description again
+        as an answer, with the DTLS role it took (a=setup:active/passive, never actpass in an answer,
+        RFC 5763 §5); a change of media the browser never saw is not negotiated with it (not yet)."""
         if self._web_offer is None:
             raise PassthroughError("no browser description to answer with")
-        return self._web_offer
+        return _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
 
     async def offer_to_web(self, sip_offer: str | None, family: str | None = None) -> str:
         raise PassthroughError("media pass-through carries only web users' own calls")

@@ -108,7 +108,7 @@ def test_a_plain_offer_is_not_answered_by_a_dtls_transport() -> None:
 def test_a_webrtc_stack_on_the_sip_side_gets_its_mid_and_bundle_group_back() -> None:
     """aiortc's offer (a WebRTC-capable SIP peer): the answer keeps a=mid (RFC 5888 §9.1) and the BUNDLE
     group (RFC 8843 §7.3) that aiortc insists on, with rtcp-mux, ICE-lite and a=setup:active."""
-    offer = sdp.parse((SAMPLES / "aiortc-offer-webrtc.sdp").read_text())
+    offer = sdp.parse((SAMPLES / "aiortc-offer-audio.sdp").read_text())
     transport = sdp.PlainTransport(
         "198.51.100.1",
         40000,
