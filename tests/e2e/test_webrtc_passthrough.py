@@ -9,8 +9,10 @@ the page. Media flows browser <-> peer directly: Chromium's fake-microphone beep
 from __future__ import annotations
 
 import asyncio
+import json
 import wave
 from pathlib import Path
+from typing import Any
 
 import sdp
 from gateway.runtime.passthrough import PassthroughMedia
@@ -21,6 +23,14 @@ from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.signaling.browser import chromium_page, expect, log_in
 
 ROUTES = [{"match": "7xxx", "media": "passthrough"}]
+
+
+def _json(data: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def write_wav(path: Path, pcm: bytes) -> Path:
@@ -39,6 +49,8 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
         chromium_page() as page,
     ):
+        frames: list[dict[str, Any]] = []  # what the page's WebSocket receives from the gateway
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
         await page.goto(gateway.http_url + "/")
         await log_in(page, "alice", ALICE_SECRET)
         await expect(page.locator("#status")).to_have_text("Registered as Alice")
@@ -63,6 +75,11 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         await wait_until(lambda: passthrough.candidates_sent > 0, timeout=10)
         assert peer.infos_received and "a=candidate:" in peer.infos_received[0]
         assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
+        peer_ice = sdp.parse(peer.media.pc.localDescription.sdp).ice_for(0)
+        assert peer_ice is not None
+        ice = [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
+        assert any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in ice), frames
+        assert ice[-1] is not None and ice[-1]["candidate"] == ""  # end of candidates
 
         heard, level = await page_tone(page, 440, seconds=2.0)
         assert heard > 0.5 and level > 0.005, (heard, level)
