@@ -77,9 +77,9 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
         peer_ice = sdp.parse(peer.media.pc.localDescription.sdp).ice_for(0)
         assert peer_ice is not None
-        ice = [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
-        assert any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in ice), frames
-        assert ice[-1] is not None and ice[-1]["candidate"] == ""  # end of candidates
+        to_page = [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
+        assert any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in to_page), frames
+        assert to_page[-1] is not None and to_page[-1]["candidate"] == ""  # end of candidates
 
         heard, level = await page_tone(page, 440, seconds=2.0)
         assert heard > 0.5 and level > 0.005, (heard, level)
