@@ -68,9 +68,13 @@ class _Protocol(asyncio.DatagramProtocol):
 class SipWebRtcPeer:
     """One call at a time; ``media`` is the aiortc peer (tone out, recording in)."""
 
-    def __init__(self, *, freq: float = 440.0, trickle: bool = False, user: str = "webrtc") -> None:
+    def __init__(
+        self, *, freq: float = 440.0, trickle: bool = False, user: str = "webrtc", recv_info: bool = True
+    ) -> None:
+        """``recv_info`` False: a trickling peer whose 200 does not name the package in Recv-Info."""
         self.freq = freq
         self.trickle = trickle
+        self.recv_info = recv_info
         self.user = user
         self.media = WebPeer(freq=freq)
         self.endpoint: Endpoint | None = None
@@ -262,7 +266,7 @@ class SipWebRtcPeer:
         headers: tuple[tuple[str, str], ...] = (
             ("Contact", str(self.endpoint.contact())),
             ("Content-Type", "application/sdp"),
-            *(TRICKLE_HEADERS if self.trickle else ()),
+            *(h for h in TRICKLE_HEADERS if self.trickle and (self.recv_info or h[0] != "Recv-Info")),
         )
         ok = make_response(invite, 200, to_tag=tag, headers=headers, body=body.encode())
         contact = invite.contacts[0].uri if invite.contacts else invite.uri

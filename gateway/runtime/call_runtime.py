@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +34,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import DtmfReceived, Leg, MediaEvent
-from gateway.runtime.passthrough import INVITE_HEADERS, PassthroughMedia
+from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, media_to_call_event
 from gateway.signaling import events as sig
@@ -144,6 +144,17 @@ class CallRuntime:
             return
         for candidate in candidates:
             await self._send(machine.session_id, sig.IceCandidate(self.call_id, candidate))
+
+    def _send_trickle(self, content_type: str, body: str, headers: Sequence[tuple[str, str]]) -> None:
+        """A browser candidate in a trickle-ice INFO, if the SIP side's Recv-Info takes the package
+        (RFC 6086 §4.2.1: no INFO of a package the far end did not name)."""
+        call = self.sip.call
+        if call is not None and TRICKLE_PACKAGE not in call.peer_info_packages:
+            logger.info(
+                "call=%s browser candidate dropped: the SIP side takes no trickle-ice INFO", self.call_id
+            )
+            return
+        self.sip.send_info(content_type, body, headers)
 
     async def feed(self, event: ev.Event) -> None:
         """Hand `event` to the machine and wait until it was handled (its `CallError` is raised here)."""
@@ -355,7 +366,7 @@ class CallRuntime:
     async def _media_command(self, command: cmd.Command) -> None:
         if isinstance(command, cmd.CreateBridge):
             if self.bridge is None and self._host.passthrough(self.call_id):
-                self.bridge = PassthroughMedia(self.call_id, self.sip.send_info)
+                self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
             elif self.bridge is None:
                 self.bridge = self._host.new_bridge(self.call_id, self._media_event)
             return

@@ -117,6 +117,7 @@ class Call:
         self.transfer = Transfers(self)
         # Info Packages we named in Recv-Info (RFC 6086 §5.2.2): trickle-ice in a pass-through call
         self.info_packages: frozenset[str] = frozenset()
+        self.peer_info_packages: frozenset[str] = frozenset()  # theirs (RFC 6086 §4.2.1: only those we send)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -136,7 +137,13 @@ class Call:
             logger.debug("call=%s offer/answer %s ignored in %s", self.call_id, event.name, self.offers.state)
 
     def learn_allow(self, message: Request | Response) -> None:
-        """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx."""
+        """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx, and the
+        Info Packages it takes (its Recv-Info, RFC 6086 §5.2.2; an empty one takes none)."""
+        packages = message.headers.get_all("Recv-Info")
+        if packages:
+            self.peer_info_packages = frozenset(
+                p.strip().lower() for v in packages for p in v.split(",") if p.strip()
+            )
         values = message.headers.get_all("Allow")
         if values:
             self.peer_allows = frozenset(m.strip().upper() for v in values for m in v.split(",") if m.strip())

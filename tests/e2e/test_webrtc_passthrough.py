@@ -14,10 +14,14 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import sdp
 from gateway.runtime.passthrough import PassthroughMedia
 from peers.audio import RATE
-from peers.sip_webrtc import SipWebRtcPeer
+from peers.sip_webrtc import SipWebRtcPeer, split_candidates
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.signaling.browser import chromium_page, expect, log_in
@@ -90,3 +94,42 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         await page.get_by_role("button", name="Hang up").click()
         await asyncio.wait_for(peer.ended.wait(), 10)
         await expect(page.locator("#call-state")).to_have_text("No call")
+
+
+@pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])
+async def test_browser_candidates_reach_only_a_peer_that_takes_the_package(recv_info: bool) -> None:
+    """The aiortc browser stand-in trickles (its offer without candidates, then `ice` messages): they go
+    to the SIP side as trickle-ice INFO when its 200 said `Recv-Info: trickle-ice`, and not at all
+    otherwise (RFC 6086 §4.2.1); its own candidates still reach the browser as `ice` events."""
+    media = {"rtp_ports": {"start": 37600, "end": 37699}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7002", recv_info=recv_info) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        browser = WebPeer(freq=1000)
+        try:
+            offer, mid, candidates = split_candidates(await browser.offer())
+            call_id = await alice.call("7002", offer)
+            await peer.wait_for_call()
+            answering = asyncio.ensure_future(peer.answer())
+            for candidate in [*candidates, ""]:
+                init = {"candidate": candidate, "sdpMid": mid, "sdpMLineIndex": 0}
+                await alice.request({"type": "ice", "call_id": call_id, "candidate": init})
+            connected = await alice.wait_for("connected", call_id=call_id)
+            await answering
+            assert "a=candidate" not in connected["sdp"]  # the peer's answer, as it is
+            event = await alice.wait_for("ice", call_id=call_id)
+            assert event["candidate"]["candidate"].startswith("candidate:")
+            if recv_info:
+                await wait_until(lambda: len(peer.infos_received) == len(candidates) + 1, timeout=10)
+                fragment = sdp.decode_sdpfrag(peer.infos_received[0])
+                assert [str(c.port) in candidates[0] for _, c in fragment.candidates()] == [True]
+            else:
+                await asyncio.sleep(1.0)
+                assert peer.infos_received == []
+            assert gateway.ports.held == frozenset()
+            await peer.hangup()
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await browser.close()
