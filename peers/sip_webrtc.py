@@ -199,13 +199,9 @@ class SipWebRtcPeer:
                     continue
                 if response.status >= 200:
                     return response
-                provisional = True
-                self._on_provisional(response)
+                provisional = True  # the far end has it: INVITE stops retransmitting (RFC 3261 §17.1.1.2)
         finally:
             del self._waiting[key]
-
-    def _on_provisional(self, response: Response) -> None:
-        pass
 
     # --- calling out ---------------------------------------------------------------------------------
     async def call(self, target: str) -> Response:
@@ -295,7 +291,7 @@ class SipWebRtcPeer:
         self._cseq += 1
         request = build_request(
             method, target if isinstance(target, SipURI) else remote.uri, endpoint=self.endpoint,
-            from_=local, to=remote, call_id=str(self._dialog["call_id"]), cseq=self._cseq + 100,
+            from_=local, to=remote, call_id=str(self._dialog["call_id"]), cseq=self._cseq,
             body=body, content_type=content_type, headers=headers,
         )  # fmt: skip
         return request, addr
