@@ -78,6 +78,8 @@ def answer(
         answered = offer.effective_direction(index).reversed().limited_to(direction)
         if isinstance(transport, PlainTransport):
             section = _plain_section(offered, chosen, answered, _dtls_role(transport, offer, index))
+            if transport.dtls is not None and offered.mid is not None:
+                accepted_mids.append(offered.mid)
         else:
             section = _webrtc_section(offered, chosen, answered, transport, mid=offered.mid or str(index))
             accepted_mids.append(offered.mid or str(index))
@@ -94,7 +96,8 @@ def answer(
     )
     if isinstance(transport, PlainTransport) and transport.ice is not None and transport.ice.lite:
         attributes.append(Attribute("ice-lite"))  # RFC 8839 §5.3: session level
-    if isinstance(transport, WebRtcTransport) and offer.bundle_mids():
+    if (isinstance(transport, WebRtcTransport) or transport.dtls is not None) and offer.bundle_mids():
+        # RFC 8843 §7.3: a WebRTC peer on the SIP side (DTLS-SRTP, one accepted m-line) gets its group
         bundled = [mid for mid in accepted_mids if mid in offer.bundle_mids()]
         if bundled:
             attributes.append(Attribute("group", "BUNDLE " + " ".join(bundled)))
@@ -157,6 +160,8 @@ def _plain_section(
     if mux:
         attributes.append(Attribute("rtcp-mux"))
     if transport.dtls is not None:
+        if offered.mid is not None:  # RFC 5888 §9.1: the answer's m-line keeps the offer's mid
+            attributes.append(Attribute("mid", offered.mid))
         attributes += _dtls_lines(offered, transport)
     attributes.append(Attribute(direction.value))
     crypto = transport.crypto

@@ -13,6 +13,7 @@ from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.errors import InvalidValue
+from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
 from gateway.config.values import (
     SUPPORTED_TRANSPORTS,
@@ -526,6 +527,7 @@ class Config:
     http: HttpSection = field(default_factory=HttpSection)
     web_auth: WebAuthSection = field(default_factory=WebAuthSection)
     users: tuple[UserConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()  # media per destination: terminate (default) | passthrough
     logging: LoggingSection = field(default_factory=LoggingSection)
 
     def __post_init__(self) -> None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import DtmfReceived, Leg, MediaEvent
+from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, media_to_call_event
 from gateway.signaling import events as sig
@@ -55,6 +57,10 @@ class RuntimeHost(Protocol):
     def session(self, session_id: str) -> SessionSink | None: ...
 
     def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge: ...
+
+    def passthrough(self, call_id: str) -> bool:
+        """Whether the call's route passes the browser's media through (gateway/config/routes.py)."""
+        ...
 
     def runtime_done(self, runtime: CallRuntime) -> None: ...
 
@@ -86,7 +92,7 @@ class CallRuntime:
         self._host = host
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
-        self.bridge: MediaBridge | None = None
+        self.bridge: MediaBridge | PassthroughMedia | None = None
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
@@ -110,12 +116,45 @@ class CallRuntime:
 
     def _feed_sip(self, event: ev.Event) -> None:
         """An event of the SIP leg; a REFER is judged by the policy of the web user carrying the call."""
+        passthrough = self.bridge if isinstance(self.bridge, PassthroughMedia) else None
+        if (
+            isinstance(event, ev.SipInfoReceived)
+            and passthrough
+            and event.content_type == sdp.TRICKLE_MEDIA_TYPE
+        ):
+            self._spawn(self._trickle_to_browser(passthrough, event.body))  # RFC 8840 §5 INFO
+            return
         if isinstance(event, ev.SipReferReceived) and event.user is None:
             registry = self._host.registry
             machine = registry.get(self.call_id) if self.call_id in registry else None
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
             event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
         self.feed_nowait(event)
+
+    async def _trickle_to_browser(self, media: PassthroughMedia, body: str) -> None:
+        """The SIP side's trickled candidates (RFC 8840 INFO) as `ice` events to the carrying session."""
+        try:
+            candidates = media.browser_candidates(body)
+        except sdp.SdpError as exc:
+            logger.info("call=%s trickle INFO not readable: %s", self.call_id, exc)
+            return
+        registry = self._host.registry
+        machine = registry.get(self.call_id) if self.call_id in registry else None
+        if machine is None or machine.session_id is None:
+            return
+        for candidate in candidates:
+            await self._send(machine.session_id, sig.IceCandidate(self.call_id, candidate))
+
+    def _send_trickle(self, content_type: str, body: str, headers: Sequence[tuple[str, str]]) -> None:
+        """A browser candidate in a trickle-ice INFO, if the SIP side's Recv-Info takes the package
+        (RFC 6086 §4.2.1: no INFO of a package the far end did not name)."""
+        call = self.sip.call
+        if call is not None and TRICKLE_PACKAGE not in call.peer_info_packages:
+            logger.info(
+                "call=%s browser candidate dropped: the SIP side takes no trickle-ice INFO", self.call_id
+            )
+            return
+        self.sip.send_info(content_type, body, headers)
 
     async def feed(self, event: ev.Event) -> None:
         """Hand `event` to the machine and wait until it was handled (its `CallError` is raised here)."""
@@ -254,6 +293,8 @@ class CallRuntime:
                 | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
                 | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
+                if isinstance(command, cmd.SipInvite) and isinstance(self.bridge, PassthroughMedia):
+                    command = dataclasses.replace(command, headers=(*command.headers, *INVITE_HEADERS))
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
                 self._cancel_timer(name)
@@ -325,7 +366,9 @@ class CallRuntime:
 
     async def _media_command(self, command: cmd.Command) -> None:
         if isinstance(command, cmd.CreateBridge):
-            if self.bridge is None:
+            if self.bridge is None and self._host.passthrough(self.call_id):
+                self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
+            elif self.bridge is None:
                 self.bridge = self._host.new_bridge(self.call_id, self._media_event)
             return
         bridge = self.bridge
@@ -345,7 +388,9 @@ class CallRuntime:
         if reply is not None:
             self.feed_nowait(reply)
 
-    async def _media_reply(self, bridge: MediaBridge, command: cmd.Command) -> ev.Event | None:
+    async def _media_reply(
+        self, bridge: MediaBridge | PassthroughMedia, command: cmd.Command
+    ) -> ev.Event | None:
         match command:
             case cmd.MediaOfferToSip(web_sdp=web_sdp):
                 return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
@@ -382,7 +427,7 @@ class CallRuntime:
                 return None
         raise CallError(f"call {self.call_id}: unknown command {command!r}")
 
-    async def _web_became_ready(self, bridge: MediaBridge) -> None:
+    async def _web_became_ready(self, bridge: MediaBridge | PassthroughMedia) -> None:
         self._web_ready = True
         pending, self._candidates = self._candidates, []
         for candidate in pending:
@@ -394,7 +439,9 @@ class CallRuntime:
             return
         await self._add_candidate(self.bridge, candidate)
 
-    async def _add_candidate(self, bridge: MediaBridge, candidate: sdp.IceCandidateInit | None) -> None:
+    async def _add_candidate(
+        self, bridge: MediaBridge | PassthroughMedia, candidate: sdp.IceCandidateInit | None
+    ) -> None:
         try:
             await bridge.add_web_candidate(
                 candidate if candidate is not None else sdp.IceCandidateInit(None, sdp_mline_index=0)

@@ -25,6 +25,7 @@ from gateway.calls.outbound import allowed_target
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
+from gateway.config.routes import MediaMode, media_mode
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, SipIdentity
@@ -65,6 +66,7 @@ class CallDriver:
         self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
         self._pbx_domain = config.pbx.effective_domain
         self._bridge_settings = bridge_settings
+        self._routes = config.routes
         self._ua: UserAgent | None = None
         self._sessions: dict[str, SessionSink] = {}
         self._http: dict[str, HttpSession] = {}
@@ -91,6 +93,13 @@ class CallDriver:
 
     def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
         return MediaBridge(self._bridge_settings(call_id), on_event)
+
+    def passthrough(self, call_id: str) -> bool:
+        """A web user's call to a destination whose route says `media: passthrough`."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is None or machine.direction is not CallDirection.OUTBOUND or not self._routes:
+            return False
+        return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:

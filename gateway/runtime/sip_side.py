@@ -9,7 +9,7 @@ answers CANCEL with 487 and ACKs every 2xx.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from gateway.calls import commands as cmd
@@ -97,6 +97,11 @@ class SipSide:
                     logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
                     self._feed(ev.SipFailed(503, "Service Unavailable"))
                     return
+                # the Info Packages our INVITE named in Recv-Info are taken in its dialog (RFC 6086 §5.2.2)
+                recv_info = ",".join(value for name, value in headers if name.lower() == "recv-info")
+                outgoing.info_packages = frozenset(
+                    p.strip().lower() for p in recv_info.split(",") if p.strip()
+                )
                 self.attach(outgoing)
             case cmd.SipCancel():
                 if isinstance(call, OutgoingCall):
@@ -203,10 +208,10 @@ class SipSide:
             headers = (("Warning", warning_value(*warning)),) if warning is not None else ()
             call.reject(status, phrase or None, headers=headers)
 
-    def send_info(self, content_type: str, body: str) -> None:
+    def send_info(self, content_type: str, body: str, headers: Sequence[tuple[str, str]] = ()) -> None:
         call = self._live()
         if call is not None:
-            self._spawn(self._info(call, content_type, body))
+            self._spawn(self._info(call, content_type, body, headers))
 
     async def _bye(self, call: SipCall) -> None:
         try:
@@ -253,9 +258,11 @@ class SipSide:
             return
         self._feed(ev.SipReferResult(max(200, response.status), response.reason))
 
-    async def _info(self, call: SipCall, content_type: str, body: str) -> None:
+    async def _info(
+        self, call: SipCall, content_type: str, body: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         try:
-            response = await call.info(content_type, body)
+            response = await call.info(content_type, body, headers)
             if response.status >= 300:
                 logger.info("call=%s INFO answered %s", self.call_id, response.status)
         except (SIPError, OSError) as exc:

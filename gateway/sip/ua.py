@@ -501,11 +501,15 @@ class UserAgent:
         fragments, and sip.info_content_types."""
         return frozenset((*INFO_ALWAYS, *self.settings.info_content_types))
 
-    def info_refusal(self, request: Request) -> tuple[int, tuple[tuple[str, str], ...]] | None:
-        """RFC 6086 for an INFO in a call: 469 Bad Info Package for a package we never offered (with
-        our empty Recv-Info, §4.2.2), 415 with Accept for a body we do not relay; None: take it."""
-        if request.headers.get("Info-Package") is not None:
-            return 469, (("Recv-Info", ""),)
+    def info_refusal(
+        self, request: Request, packages: frozenset[str] = frozenset()
+    ) -> tuple[int, tuple[tuple[str, str], ...]] | None:
+        """RFC 6086 for an INFO in a call: 469 Bad Info Package for a package we never offered in
+        Recv-Info (``packages``: the call's, e.g. trickle-ice in a pass-through call, RFC 8840 §4), with
+        our Recv-Info (§4.2.2), 415 with Accept for a body we do not relay; None: take it."""
+        package = request.headers.get("Info-Package")
+        if package is not None and package.split(";", 1)[0].strip().lower() not in packages:
+            return 469, (("Recv-Info", ", ".join(sorted(packages))),)
         mime = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if not request.body or mime in self.info_types:
             return None

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip import ua_update
@@ -115,6 +115,9 @@ class Call:
         # REFER and NOTIFY (RFC 3515) are handled only for owners that transfer calls (gateway/runtime)
         self.transfers = False
         self.transfer = Transfers(self)
+        # Info Packages we named in Recv-Info (RFC 6086 §5.2.2): trickle-ice in a pass-through call
+        self.info_packages: frozenset[str] = frozenset()
+        self.peer_info_packages: frozenset[str] = frozenset()  # theirs (RFC 6086 §4.2.1: only those we send)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -134,7 +137,13 @@ class Call:
             logger.debug("call=%s offer/answer %s ignored in %s", self.call_id, event.name, self.offers.state)
 
     def learn_allow(self, message: Request | Response) -> None:
-        """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx."""
+        """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx, and the
+        Info Packages it takes (its Recv-Info, RFC 6086 §5.2.2; an empty one takes none)."""
+        packages = message.headers.get_all("Recv-Info")
+        if packages:
+            self.peer_info_packages = frozenset(
+                p.strip().lower() for v in packages for p in v.split(",") if p.strip()
+            )
         values = message.headers.get_all("Allow")
         if values:
             self.peer_allows = frozenset(m.strip().upper() for v in values for m in v.split(",") if m.strip())
@@ -224,12 +233,15 @@ class Call:
         """Send a request built by the dialog (UPDATE, PRACK...); see :meth:`_send`."""
         return await self._send(request)
 
-    async def info(self, content_type: str, body: bytes | str) -> Response:
-        """Send INFO (RFC 6086) with any body: application/dtmf-relay, trickle-ice-sdpfrag...;
-        returns the final response."""
+    async def info(
+        self, content_type: str, body: bytes | str, headers: Sequence[tuple[str, str]] = ()
+    ) -> Response:
+        """Send INFO (RFC 6086) with any body: application/dtmf-relay, trickle-ice-sdpfrag...
+        (``headers``: an Info-Package, RFC 6086 §4.2.1); returns the final response."""
         dialog = self._established()
         data = body.encode() if isinstance(body, str) else body
-        final, _ = await self._send(dialog.create_request("INFO", body=data, content_type=content_type))
+        request = dialog.create_request("INFO", body=data, content_type=content_type, headers=headers)
+        final, _ = await self._send(request)
         return final
 
     async def reinvite(self, sdp: str) -> ReinviteResult:
@@ -400,7 +412,7 @@ class Call:
         if method == "BYE":
             incoming.respond(dialog.respond(request, 200))
             self._on_bye()
-        elif method == "INFO" and (refusal := self.ua.info_refusal(request)) is not None:
+        elif method == "INFO" and (refusal := self.ua.info_refusal(request, self.info_packages)) is not None:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 6086 §4.2.2
         elif method == "INFO":
             incoming.respond(dialog.respond(request, 200))

@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 
 from gateway.app import Gateway
+from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeStats
 from peers.audio import detect_tone, read_wav, rms
 from peers.demo import require_desk_phone
@@ -50,7 +51,7 @@ def hold_gap(path: Path, freq: float, window_s: float = 0.1) -> tuple[float, boo
 
 def bridge_stats(gateway: Gateway, call_id: str) -> BridgeStats:
     bridge = gateway.driver._runtimes[call_id].bridge
-    assert bridge is not None
+    assert isinstance(bridge, MediaBridge)
     return bridge.stats()
 
 

@@ -103,3 +103,28 @@ def test_a_plain_offer_is_not_answered_by_a_dtls_transport() -> None:
     plain = sdp.parse((SAMPLES / "baresip-offer.sdp").read_text())
     with pytest.raises(sdp.SdpUnacceptable):
         answer(plain, sdp.Setup.ACTIVE, ice=False)
+
+
+def test_a_webrtc_stack_on_the_sip_side_gets_its_mid_and_bundle_group_back() -> None:
+    """aiortc's offer (a WebRTC-capable SIP peer): the answer keeps a=mid (RFC 5888 §9.1) and the BUNDLE
+    group (RFC 8843 §7.3) that aiortc insists on, with rtcp-mux, ICE-lite and a=setup:active."""
+    offer = sdp.parse((SAMPLES / "aiortc-offer-audio.sdp").read_text())
+    transport = sdp.PlainTransport(
+        "198.51.100.1",
+        40000,
+        dtls=sdp.DtlsParameters((OURS,), sdp.Setup.ACTPASS),
+        ice=ICE,
+        candidates=(HOST,),
+    )
+    reply = sdp.answer(
+        offer, codecs=["opus/48000/2"], transport=transport, preference=sdp.Preference.ANSWERER
+    )
+    assert reply.bundle_mids() == ("0",) and reply.has("ice-lite")
+    audio = reply.media[0]
+    assert audio.mid == "0" and audio.rtcp_mux and audio.setup is sdp.Setup.ACTIVE
+    assert audio.proto == "UDP/TLS/RTP/SAVPF"
+
+
+def test_a_dtls_offer_without_mid_gets_no_mid_and_no_group() -> None:
+    reply = answer(baresip(), sdp.Setup.ACTPASS)
+    assert reply.mid is None

@@ -31,3 +31,16 @@ def test_info_bodies_taken_and_refused() -> None:
     assert status == 415 and dict(headers)["Accept"].split(", ") == sorted(ua.info_types)
     assert ua.info_refusal(info("application/json", "{}", "Info-Package: foo")) == (469, (("Recv-Info", ""),))
     assert "application/json" not in UserAgent(UASettings()).info_types  # only when configured
+
+
+def test_the_trickle_ice_package_is_taken_only_in_calls_that_offered_it() -> None:
+    """RFC 8840 §4 / RFC 6086 §4.2.2: INFO with Info-Package trickle-ice in a pass-through call (its
+    Recv-Info named the package) is taken; elsewhere, and for another package, 469 with our Recv-Info."""
+    ua = UserAgent(UASettings())
+    frag = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\n"
+    trickle = info("application/trickle-ice-sdpfrag", frag, "Info-Package: trickle-ice")
+    offered = frozenset({"trickle-ice"})
+    assert ua.info_refusal(trickle, offered) is None
+    assert ua.info_refusal(trickle) == (469, (("Recv-Info", ""),))
+    other = info("application/json", "{}", "Info-Package: foo")
+    assert ua.info_refusal(other, offered) == (469, (("Recv-Info", "trickle-ice"),))

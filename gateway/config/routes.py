@@ -1,0 +1,80 @@
+"""`routes`: per destination, whether the gateway terminates the media of a web user's call or passes
+the browser's WebRTC description through to the SIP side (issue 13 item 7).
+
+    routes:
+      - match: "7xxx"                 # a dial pattern (gateway/identity/patterns.py) on the dialled user
+        media: passthrough
+      - match: "@webrtc.example.com"  # or the Request-URI's domain
+        media: passthrough
+
+The first route that matches the call's Request-URI decides; no route: ``terminate``. A route list
+rather than a pbx-level switch because one PBX usually fronts both: WebRTC-capable endpoints (a
+WebRTC extension range, a WebRTC SBC domain) and plain phones that need the bridge.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from gateway.config.values import Parse, check_host
+from gateway.identity.patterns import DialPattern
+from sipcore.errors import SIPError
+from sipcore.uri import SipURI, parse_uri
+
+
+class MediaMode(enum.StrEnum):
+    """How a call's media is carried: through the bridge (both legs terminated), or browser <-> peer."""
+
+    TERMINATE = "terminate"
+    PASSTHROUGH = "passthrough"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """A dial pattern on the Request-URI's user part, or (``@domain``) the Request-URI's host."""
+
+    pattern: DialPattern | None = None
+    domain: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.pattern is None) == (self.domain is None):
+            raise ValueError(f"a route matches a dial pattern or a domain, not {self!r}")
+
+    def matches(self, target: str) -> bool:
+        try:
+            uri = parse_uri(target)
+        except (SIPError, ValueError):
+            return False
+        if not isinstance(uri, SipURI):
+            return False
+        if self.domain is not None:
+            return uri.host.lower() == self.domain
+        return self.pattern is not None and uri.user is not None and self.pattern.matches(uri.user)
+
+    def __str__(self) -> str:
+        return f"@{self.domain}" if self.domain is not None else str(self.pattern)
+
+
+def parse_route_match(value: object) -> RouteMatch:
+    """``"@example.com"``: a domain; anything else a dial pattern (``"7xxx"``, ``"."``)."""
+    if isinstance(value, str) and value.startswith("@"):
+        return RouteMatch(domain=check_host(value[1:]).lower())
+    return RouteMatch(pattern=DialPattern.from_config(value))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    match: Annotated[RouteMatch, Parse(parse_route_match)]
+    media: MediaMode = MediaMode.TERMINATE
+
+
+def media_mode(routes: Sequence[RouteConfig], target: str | None) -> MediaMode:
+    """The media mode of a call to ``target`` (a Request-URI): the first matching route's, else terminate."""
+    if target is not None:
+        for route in routes:
+            if route.match.matches(target):
+                return route.media
+    return MediaMode.TERMINATE

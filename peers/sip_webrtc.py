@@ -1,0 +1,335 @@
+"""A WebRTC endpoint on the SIP side: aiortc's media (`peers.webpeer.WebPeer`) behind a small SIP UA
+over UDP on 127.0.0.1, built with the project's own sipcore messages.
+
+It stands for what a WebRTC-capable PBX or SIP client sends (UDP/TLS/RTP/SAVPF, rtcp-mux, BUNDLE, opus
+and PCMU, a full ICE agent, ``a=setup:actpass`` in its offers):
+
+    async with SipWebRtcPeer(freq=440) as peer:
+        await peer.call(f"sip:1001@{host}:{port}")        # INVITE with aiortc's offer, ACK, accept
+        ...peer.media.heard(1000, last=1.0)...
+        await peer.hangup()
+
+    async with SipWebRtcPeer(freq=440, trickle=True) as peer:   # called: 180, 200 with aiortc's answer
+        ...the gateway's INVITE arrives; peer.wait_for_call() returns its request...
+
+With ``trickle=True`` (RFC 8840) its SDP carries no candidates: they go in an INFO with
+``Info-Package: trickle-ice`` and an ``application/trickle-ice-sdpfrag`` body once the dialog exists, and
+INFO trickle from the far end is added to aiortc's ICE agent (``infos_received`` keeps those bodies).
+Transactions are kept as simple as loopback allows: a request is retransmitted every 500 ms until its
+final response, a 2xx until its ACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any
+
+from aiortc import RTCIceCandidate
+from aiortc.sdp import candidate_from_sdp
+
+import sdp
+from peers.webpeer import WebPeer
+from sipcore.headers import NameAddr, new_call_id, new_tag
+from sipcore.message import Request, Response, make_response
+from sipcore.parser import parse_message
+from sipcore.requests import Endpoint, build_invite, build_request
+from sipcore.uri import SipURI, parse_uri
+
+__all__ = ["SipWebRtcPeer", "split_candidates"]
+
+logger = logging.getLogger(__name__)
+
+TRICKLE_HEADERS = (("Recv-Info", "trickle-ice"), ("Supported", "trickle-ice"))
+_CANDIDATE = re.compile(r"^a=(candidate:.*|end-of-candidates)\r?$", re.MULTILINE)
+
+
+def split_candidates(description: str) -> tuple[str, str, list[str]]:
+    """``description`` without its a=candidate / a=end-of-candidates lines, its first mid, and the
+    candidates (``candidate:...``) that were in it."""
+    candidates = [m.group(1) for m in _CANDIDATE.finditer(description) if m.group(1).startswith("candidate:")]
+    stripped = "\r\n".join(line for line in description.splitlines() if not _CANDIDATE.match(line))
+    mid = next((line[6:].strip() for line in description.splitlines() if line.startswith("a=mid:")), "0")
+    return stripped + "\r\n", mid, candidates
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipWebRtcPeer) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner.received(data, addr)
+
+
+class SipWebRtcPeer:
+    """One call at a time; ``media`` is the aiortc peer (tone out, recording in)."""
+
+    def __init__(
+        self, *, freq: float = 440.0, trickle: bool = False, user: str = "webrtc", recv_info: bool = True
+    ) -> None:
+        """``recv_info`` False: a trickling peer whose 200 does not name the package in Recv-Info."""
+        self.freq = freq
+        self.trickle = trickle
+        self.recv_info = recv_info
+        self.user = user
+        self.media = WebPeer(freq=freq)
+        self.endpoint: Endpoint | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.infos_received: list[str] = []
+        self.infos_sent = 0
+        self.responses: list[Response] = []
+        self.requests: list[Request] = []
+        self.ended = asyncio.Event()
+        self.invite: Request | None = None  # an incoming INVITE (we are called)
+        self._incoming: asyncio.Queue[Request] = asyncio.Queue()
+        self._waiting: dict[tuple[str, int, str], asyncio.Queue[Response]] = {}
+        self._dialog: dict[str, object] = {}
+        self._cseq = 1
+        self._far: tuple[str, int] | None = None
+        self._acked = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- set-up ------------------------------------------------------------------------------------
+    async def __aenter__(self) -> SipWebRtcPeer:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=("127.0.0.1", 0)
+        )
+        self.transport = transport
+        port = transport.get_extra_info("sockname")[1]
+        supported = ("trickle-ice",) if self.trickle else ()
+        self.endpoint = Endpoint("127.0.0.1", port, user_agent="aiortc-sip-peer", supported=supported,
+                                 contact_user=self.user)  # fmt: skip
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.media.close()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    @property
+    def address(self) -> str:
+        assert self.endpoint is not None
+        return f"{self.endpoint.host}:{self.endpoint.port}"
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.user}@{self.address}"
+
+    # --- the wire ----------------------------------------------------------------------------------
+    def _send(self, message: Request | Response, addr: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(message.serialize(), addr)
+
+    def received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            message = parse_message(data, supported=None)
+        except Exception as exc:  # a test peer: log and drop what it cannot read
+            logger.warning("sip peer: unreadable message from %s: %s", addr, exc)
+            return
+        if isinstance(message, Response):
+            self.responses.append(message)
+            cseq = message.cseq
+            if cseq is not None:
+                queue = self._waiting.get((message.call_id or "", cseq.seq, cseq.method))
+                if queue is not None:
+                    queue.put_nowait(message)
+            return
+        self.requests.append(message)
+        self._far = self._far or addr
+        self._on_request(message, addr)
+
+    def _on_request(self, request: Request, addr: tuple[str, int]) -> None:
+        method = request.method
+        tag = self._dialog.get("local_tag")
+        local_tag = tag if isinstance(tag, str) else None
+        if method == "INVITE" and self.invite is None:
+            self.invite = request
+            self._dialog.update(local_tag=new_tag(), remote=addr)
+            self._send(make_response(request, 100), addr)
+            self._incoming.put_nowait(request)
+        elif method == "INVITE":
+            return  # a retransmission: the answer is on its way
+        elif method == "ACK":
+            self._acked.set()
+        elif method == "INFO":
+            self._send(make_response(request, 200, to_tag=local_tag), addr)
+            if (request.headers.get("Content-Type") or "").startswith(sdp.TRICKLE_MEDIA_TYPE):
+                body = request.body.decode()
+                self.infos_received.append(body)
+                self._spawn(self._add_trickled(body))
+        elif method == "BYE":
+            self._send(make_response(request, 200, to_tag=local_tag), addr)
+            self.ended.set()
+        else:
+            self._send(make_response(request, 200, to_tag=local_tag), addr)
+
+    async def _transaction(self, request: Request, addr: tuple[str, int], timeout: float = 15) -> Response:
+        """Send ``request`` until a final response (every 500 ms), which is returned."""
+        cseq = request.cseq
+        assert cseq is not None
+        key = (request.call_id or "", cseq.seq, cseq.method)
+        queue: asyncio.Queue[Response] = asyncio.Queue()
+        self._waiting[key] = queue
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        provisional = False
+        try:
+            while True:
+                if not provisional:
+                    self._send(request, addr)
+                try:
+                    response = await asyncio.wait_for(queue.get(), 0.5)
+                except TimeoutError:
+                    if loop.time() > deadline:
+                        raise TimeoutError(f"no final response to {request.method}") from None
+                    continue
+                if response.status >= 200:
+                    return response
+                provisional = True  # the far end has it: INVITE stops retransmitting (RFC 3261 §17.1.1.2)
+        finally:
+            del self._waiting[key]
+
+    # --- calling out ---------------------------------------------------------------------------------
+    async def call(self, target: str) -> Response:
+        """INVITE ``target`` with aiortc's offer; on a 2xx: ACK, the answer to aiortc, trickle INFO."""
+        assert self.endpoint is not None
+        uri = parse_uri(target)
+        assert isinstance(uri, SipURI)
+        addr = (uri.host, uri.port or 5060)
+        offer = await self.media.offer()
+        body, mid, candidates = split_candidates(offer) if self.trickle else (offer, "0", [])
+        invite = build_invite(
+            self.endpoint,
+            from_=NameAddr(self.endpoint.contact_uri()),
+            to=NameAddr(uri),
+            body=body.encode(),
+            call_id=new_call_id("127.0.0.1"),
+            headers=(("Recv-Info", "trickle-ice"),) if self.trickle else (),
+        )
+        final = await self._transaction(invite, addr)
+        if final.status >= 300:
+            self._send(self._ack(invite, final, addr), addr)
+            return final
+        to = final.to
+        contact = final.contacts[0].uri if final.contacts else uri
+        self._dialog.update(
+            call_id=invite.call_id, local=invite.from_, remote_addr=to, target=contact, remote=addr, cseq=1
+        )
+        self._send(self._ack(invite, final, addr), addr)
+        await self.media.accept(final.body.decode())
+        if self.trickle:
+            await self.send_candidates(mid, candidates)
+        return final
+
+    def _ack(self, invite: Request, final: Response, addr: tuple[str, int]) -> Request:
+        assert self.endpoint is not None and final.to is not None and invite.from_ is not None
+        target = final.contacts[0].uri if 200 <= final.status < 300 and final.contacts else invite.uri
+        cseq = invite.cseq
+        assert cseq is not None
+        # RFC 3261 §17.1.1.3 / §13.2.2.4: a non-2xx ACK keeps the INVITE's branch, a 2xx ACK is new
+        branch = None if final.status < 300 else (invite.top_via.param("branch") if invite.top_via else None)
+        return build_request(
+            "ACK", target, endpoint=self.endpoint, from_=invite.from_, to=final.to,
+            call_id=invite.call_id or "", cseq=cseq.seq, branch=branch,
+        )  # fmt: skip
+
+    # --- being called --------------------------------------------------------------------------------
+    async def wait_for_call(self, timeout: float = 15) -> Request:
+        return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    async def answer(self) -> None:
+        """Ring (180), then 200 with aiortc's answer (candidates trickled after the ACK when trickling)."""
+        invite, addr = self.invite, self._dialog.get("remote")
+        assert invite is not None and isinstance(addr, tuple) and self.endpoint is not None
+        tag = str(self._dialog["local_tag"])
+        self._send(make_response(invite, 180, to_tag=tag), addr)
+        answer = await self.media.answer(invite.body.decode())
+        body, mid, candidates = split_candidates(answer) if self.trickle else (answer, "0", [])
+        headers: tuple[tuple[str, str], ...] = (
+            ("Contact", str(self.endpoint.contact())),
+            ("Content-Type", "application/sdp"),
+            *(h for h in TRICKLE_HEADERS if self.trickle and (self.recv_info or h[0] != "Recv-Info")),
+        )
+        ok = make_response(invite, 200, to_tag=tag, headers=headers, body=body.encode())
+        contact = invite.contacts[0].uri if invite.contacts else invite.uri
+        to = invite.to
+        assert to is not None and invite.from_ is not None
+        self._dialog.update(
+            call_id=invite.call_id, local=to.with_param("tag", tag), remote_addr=invite.from_, target=contact,
+            cseq=0,
+        )  # fmt: skip
+        for _ in range(30):
+            self._send(ok, addr)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), 0.5)
+                break
+        if self.trickle:
+            await self.send_candidates(mid, candidates)
+
+    # --- in the dialog -------------------------------------------------------------------------------
+    def _in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,
+                   headers: tuple[tuple[str, str], ...] = ()) -> tuple[Request, tuple[str, int]]:  # fmt: skip
+        assert self.endpoint is not None
+        local, remote, target, addr = (
+            self._dialog.get(k) for k in ("local", "remote_addr", "target", "remote")
+        )
+        assert isinstance(local, NameAddr) and isinstance(remote, NameAddr) and isinstance(addr, tuple)
+        self._cseq += 1
+        request = build_request(
+            method, target if isinstance(target, SipURI) else remote.uri, endpoint=self.endpoint,
+            from_=local, to=remote, call_id=str(self._dialog["call_id"]), cseq=self._cseq,
+            body=body, content_type=content_type, headers=headers,
+        )  # fmt: skip
+        return request, addr
+
+    async def send_candidates(self, mid: str, candidates: list[str]) -> Response:
+        """One INFO with every candidate and a=end-of-candidates (RFC 8840 §5.3, §9)."""
+        ice = sdp.parse(self.media.pc.localDescription.sdp).ice_for(0)
+        assert ice is not None
+        fragment = sdp.TrickleFragment(
+            sdp.IceParameters(ice.ufrag, ice.pwd),
+            (sdp.TrickleMedia(mid, tuple(sdp.Candidate.parse(c) for c in candidates), True),),
+        )
+        request, addr = self._in_dialog(
+            "INFO",
+            sdp.encode_sdpfrag(fragment).encode(),
+            sdp.TRICKLE_MEDIA_TYPE,
+            (("Info-Package", "trickle-ice"),),
+        )
+        self.infos_sent += 1
+        return await self._transaction(request, addr)
+
+    async def _add_trickled(self, body: str) -> None:
+        fragment = sdp.decode_sdpfrag(body)
+        for media in fragment.media:
+            for candidate in media.candidates:
+                ice: RTCIceCandidate = candidate_from_sdp(candidate.to_sdp().removeprefix("candidate:"))
+                ice.sdpMid = media.mid
+                await self.media.pc.addIceCandidate(ice)
+            if media.end_of_candidates or fragment.end_of_candidates:
+                await self.media.pc.addIceCandidate(None)
+
+    async def hangup(self) -> Response:
+        request, addr = self._in_dialog("BYE")
+        response = await self._transaction(request, addr)
+        self.ended.set()
+        return response
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

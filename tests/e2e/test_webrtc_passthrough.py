@@ -1,0 +1,135 @@
+"""Media pass-through (issue 13 item 7): the softphone page in headless Chromium calls 7001, a number whose
+route says ``media: passthrough``; the SIP side is a WebRTC endpoint (aiortc behind peers/sip_webrtc.py).
+The browser's offer reaches it unchanged in an INVITE with ``Recv-Info``/``Supported: trickle-ice``, its
+answer reaches the browser unchanged, and the candidates of both trickle: the browser's `ice` messages as
+INFO (RFC 8840, Info-Package trickle-ice, sdpfrag bodies) to the peer, the peer's INFO as `ice` events to
+the page. Media flows browser <-> peer directly: Chromium's fake-microphone beep at the peer, the peer's
+440 Hz tone in the page, and the gateway allocated no RTP port and built no bridge for the call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sdp
+from gateway.runtime.passthrough import PassthroughMedia
+from peers.audio import RATE
+from peers.sip_webrtc import SipWebRtcPeer, split_candidates
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
+from tests.signaling.browser import chromium_page, expect, log_in
+
+ROUTES = [{"match": "7xxx", "media": "passthrough"}]
+
+
+def _json(data: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm)
+    return path
+
+
+async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_path: Path) -> None:
+    media = {"rtp_ports": {"start": 37500, "end": 37599}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001") as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        frames: list[dict[str, Any]] = []  # what the page's WebSocket receives from the gateway
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        await page.locator("#number").fill("7001")
+        await page.get_by_role("button", name="Call", exact=True).click()
+
+        invite = await peer.wait_for_call()
+        assert "trickle-ice" in (invite.headers.get("Recv-Info") or "")
+        assert "trickle-ice" in ",".join(invite.headers.get_all("Supported"))
+        offer = sdp.parse(invite.body.decode())  # Chromium's own offer: trickle, no candidates yet
+        ice = offer.ice_for(0)
+        assert offer.media[0].proto == "UDP/TLS/RTP/SAVPF" and ice is not None and "trickle" in ice.options
+        assert offer.media[0].setup is sdp.Setup.ACTPASS and not offer.media[0].candidates
+        await peer.answer()
+
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer.media.connected(timeout=15)
+        (call_id,) = list(gateway.driver._runtimes)
+        passthrough = gateway.driver._runtimes[call_id].bridge
+        assert isinstance(passthrough, PassthroughMedia)
+        assert gateway.ports.held == frozenset()  # no RTP port for this call
+        await wait_until(lambda: passthrough.candidates_sent > 0, timeout=10)
+        assert peer.infos_received and "a=candidate:" in peer.infos_received[0]
+        assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
+        peer_ice = sdp.parse(peer.media.pc.localDescription.sdp).ice_for(0)
+        assert peer_ice is not None
+        to_page = [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
+        assert any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in to_page), frames
+        assert to_page[-1] is not None and to_page[-1]["candidate"] == ""  # end of candidates
+
+        heard, level = await page_tone(page, 440, seconds=2.0)
+        assert heard > 0.5 and level > 0.005, (heard, level)
+        await asyncio.sleep(1.5)
+        matching, loud = beeps(write_wav(tmp_path / "peer.wav", peer.media.pcm.tobytes()), FAKE_MIC_HZ)
+        assert matching >= 2, (matching, loud)
+
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
+        await expect(page.locator("#call-state")).to_have_text("No call")
+
+
+@pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])
+async def test_browser_candidates_reach_only_a_peer_that_takes_the_package(recv_info: bool) -> None:
+    """The aiortc browser stand-in trickles (its offer without candidates, then `ice` messages): they go
+    to the SIP side as trickle-ice INFO when its 200 said `Recv-Info: trickle-ice`, and not at all
+    otherwise (RFC 6086 §4.2.1); its own candidates still reach the browser as `ice` events."""
+    media = {"rtp_ports": {"start": 37600, "end": 37699}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7002", recv_info=recv_info) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        browser = WebPeer(freq=1000)
+        try:
+            offer, mid, candidates = split_candidates(await browser.offer())
+            call_id = await alice.call("7002", offer)
+            await peer.wait_for_call()
+            answering = asyncio.ensure_future(peer.answer())
+            for candidate in [*candidates, ""]:
+                init = {"candidate": candidate, "sdpMid": mid, "sdpMLineIndex": 0}
+                await alice.request({"type": "ice", "call_id": call_id, "candidate": init})
+            connected = await alice.wait_for("connected", call_id=call_id)
+            await answering
+            assert "a=candidate" not in connected["sdp"]  # the peer's answer, as it is
+            event = await alice.wait_for("ice", call_id=call_id)
+            assert event["candidate"]["candidate"].startswith("candidate:")
+            if recv_info:
+                await wait_until(lambda: len(peer.infos_received) == len(candidates) + 1, timeout=10)
+                fragment = sdp.decode_sdpfrag(peer.infos_received[0])
+                assert [str(c.port) in candidates[0] for _, c in fragment.candidates()] == [True]
+            else:
+                await asyncio.sleep(1.0)
+                assert peer.infos_received == []
+            assert gateway.ports.held == frozenset()
+            await peer.hangup()
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await browser.close()

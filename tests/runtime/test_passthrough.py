@@ -1,0 +1,113 @@
+"""gateway.runtime.passthrough: the browser's description to the SIP side unchanged, trickle ICE in
+RFC 8840 INFO bodies both ways (sdpfrag with the right mid, credentials and end-of-candidates), and what a
+pass-through call refuses. Driven without a network: INFO bodies are collected from the callback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import sdp
+from gateway.media.errors import DtmfError
+from gateway.runtime.passthrough import INFO_HEADERS, PassthroughError, PassthroughMedia
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sdp"
+CHROMIUM = (SAMPLES / "chromium-offer-audio.sdp").read_text()
+AIORTC_ANSWER = (SAMPLES / "aiortc-answer-audio.sdp").read_text()
+HOST = "candidate:1 1 udp 2122260223 127.0.0.1 49344 typ host"
+
+
+class Infos:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+
+    def __call__(self, content_type: str, body: str, headers: Sequence[tuple[str, str]]) -> None:
+        self.sent.append((content_type, body, tuple(headers)))
+
+
+async def test_descriptions_pass_unchanged() -> None:
+    media = PassthroughMedia("c1", Infos())
+    assert await media.offer_to_sip(CHROMIUM) == CHROMIUM
+    assert await media.answer_from_sip(AIORTC_ANSWER) == AIORTC_ANSWER
+    with pytest.raises(sdp.SdpError):
+        await media.offer_to_sip("not sdp")
+
+
+async def test_browser_candidates_go_as_sdpfrag_info_with_the_browser_credentials() -> None:
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    await media.offer_to_sip(CHROMIUM)
+    ufrag = sdp.parse(CHROMIUM).ice_for(0)
+    assert ufrag is not None
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), None, 0, ufrag.ufrag))
+    await media.add_web_candidate(sdp.IceCandidateInit(None, "0", None))
+    assert [s[0] for s in infos.sent] == [sdp.TRICKLE_MEDIA_TYPE] * 2
+    assert all(s[2] == INFO_HEADERS for s in infos.sent)
+    first, last = (sdp.decode_sdpfrag(s[1]) for s in infos.sent)
+    assert first.ice is not None and (first.ice.ufrag, first.ice.pwd) == (ufrag.ufrag, ufrag.pwd)
+    assert "trickle" in first.ice.options  # a=ice-options:trickle as in RFC 8840 §9's example
+    assert first.candidates() == [("0", sdp.Candidate.parse(HOST))]  # the mid from sdpMLineIndex 0
+    assert last.media[0].end_of_candidates and not last.media[0].candidates
+    assert media.candidates_sent == 1
+
+
+async def test_a_candidate_of_other_credentials_goes_without_them() -> None:
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    await media.offer_to_sip(CHROMIUM)
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", None, "other"))
+    assert sdp.decode_sdpfrag(infos.sent[0][1]).ice is None  # RFC 8840 §9: no credentials we cannot vouch for
+
+
+async def test_the_sip_sides_fragment_becomes_browser_candidates() -> None:
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    fragment = sdp.TrickleFragment(
+        sdp.IceParameters("peer", "peerpasswordpeerpassword"),
+        (sdp.TrickleMedia("0", (sdp.Candidate.parse(HOST),), True),),
+    )
+    found = media.browser_candidates(sdp.encode_sdpfrag(fragment))
+    assert [c.to_json() for c in found] == [
+        {"candidate": HOST, "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "peer"},
+        {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "peer"},
+    ]
+    assert media.candidates_received == 1
+    with pytest.raises(sdp.SdpError):
+        media.browser_candidates("v=0\r\n")  # not a fragment
+
+
+async def test_hold_reoffers_the_browser_description_with_the_direction_changed() -> None:
+    media = PassthroughMedia("c1", Infos())
+    with pytest.raises(PassthroughError):
+        await media.reoffer_to_sip(True)
+    await media.offer_to_sip(CHROMIUM)
+    held = await media.reoffer_to_sip(True)
+    assert sdp.parse(held).media[0].direction is sdp.Direction.SENDONLY and media.awaiting_reanswer
+    await media.answer_to_reoffer(AIORTC_ANSWER)
+    assert not media.awaiting_reanswer
+    assert sdp.parse(await media.reoffer_to_sip(False)).media[0].direction is sdp.Direction.SENDRECV
+    media.drop_reoffer()
+    assert not media.awaiting_reanswer
+
+
+async def test_a_reoffer_from_the_sip_side_gets_the_browsers_description_with_its_dtls_role() -> None:
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)  # aiortc answers a=setup:active: the browser is passive
+    answer = sdp.parse(await media.update_from_sip(AIORTC_ANSWER))
+    assert answer.media[0].setup is sdp.Setup.PASSIVE
+
+
+async def test_what_a_passthrough_call_cannot_do() -> None:
+    media = PassthroughMedia("c1", Infos())
+    with pytest.raises(PassthroughError):
+        await media.offer_to_web(None)
+    with pytest.raises(PassthroughError):
+        await media.answer_from_web(CHROMIUM)
+    with pytest.raises(DtmfError):  # the runtime sends it as INFO instead
+        media.send_dtmf("5", "sip")
+    await media.close()
+    assert media.closed
