@@ -134,6 +134,16 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.phone.emit("transfer_request", call=self.number, to=prm.dstUri, new_call=call.number)
 
     @guarded
+    def onCallReplaced(self, prm: pj.OnCallReplacedParam) -> None:
+        """An INVITE with Replaces (RFC 3891 §3) took this call over: pjsua answers the new call and hangs
+        this one up. The new call is one of ours, reported like any other (states, media, recording)."""
+        call = PhoneCall(self.phone, self.phone.next_number(), prm.newCallId)
+        self.phone.calls[call.number] = call
+        prm.newCall = call
+        info = call.getInfo()
+        self.phone.emit("replaced", call=self.number, new_call=call.number, **{"from": info.remoteUri})
+
+    @guarded
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
         """The NOTIFYs of our own REFER (``transfer`` command): the referred call's status."""
         self.phone.emit(

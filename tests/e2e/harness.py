@@ -30,13 +30,15 @@ BOB_HASH = "scrypt$16384$8$1$HwafWmrvldoS4lVbF1Oy5w==$LopM4K2fyTJmyfFUAG6Pe9UwsX
 
 
 def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple[str, str] | None = None,
-                   domain: str = "127.0.0.1", pbx_transport: str = "udp", **sections: Any) -> Config:  # fmt: skip
-    """A gateway on loopback with free ports; users alice (1001) and bob (1002) as in gateway.yaml."""
+                   domain: str = "127.0.0.1", pbx_transport: str = "udp", alice_outbound: tuple[str, ...] = (".",),
+                   **sections: Any) -> Config:  # fmt: skip
+    """A gateway on loopback with free ports; users alice (1001) and bob (1002) as in gateway.yaml.
+    `alice_outbound`: alice's allow_outbound (dial patterns or exact SIP URIs)."""
     alice: dict[str, Any] = {
         "id": "alice",
         "display_name": "Alice",
         "sip": "1001",
-        "allow_outbound": ["."],
+        "allow_outbound": list(alice_outbound),
         "web_secret_hash": ALICE_HASH,
     }
     if alice_auth is not None:

@@ -1,8 +1,10 @@
 """Call transfer with real pjsua2 desk phones (RFC 3515 REFER, RFC 3891 Replaces).
 
-The gateway's PBX is desk phone A (2000); the PBX domain is a loopback address of its own (127.0.0.x),
-where desk phone B (2001) listens on 5060, so a Refer-To of sip:2001@127.0.0.x reaches B when A carries
-it out.
+The PBX domain is a loopback address of its own (127.0.0.x), where desk phone B (2001) listens on 5060,
+so a Refer-To of sip:2001@127.0.0.x reaches B when A carries it out. In the blind transfer and the
+policy test the gateway's PBX is desk phone A (2000). Where the web user calls both phones (attended
+transfer, the REFER she carries out) the gateway has no pbx.address: numbers go to the PBX domain (B)
+and alice reaches A by its URI, which her allow_outbound names exactly.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import asyncio
 import socket
 from pathlib import Path
 
+from gateway.config import Config
+from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
+from peers.ports import free_port
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
@@ -83,3 +88,94 @@ async def test_blind_transfer_of_a_web_call_to_a_second_phone(tmp_path: Path) ->
             assert wav_has_tone(await phone_a.wait_for_recording(request["new_call"]), 880)
         finally:
             await peer.close()
+
+
+def _both_phones_config(phone_a: DeskPhone, rtp_start: int) -> Config:
+    """No pbx.address: "2001" goes to sip:2001@<PBX domain> (phone B, which the gateway trusts: it BYEs
+    the replaced leg), phone A is reached by its URI, allowed exactly."""
+    sip = {
+        "listen": [{"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}],
+        "trusted_sources": ["127.0.0.1/32", f"{DOMAIN}/32"],
+    }
+    return gateway_config(
+        None,
+        domain=DOMAIN,
+        sip=sip,
+        media={"rtp_ports": {"start": rtp_start}},
+        alice_outbound=("2xxx", phone_a.uri),
+    )
+
+
+async def _connect(alice: WebUser, peer: WebPeer, to: str, phone: DeskPhone, tone: float) -> tuple[str, int]:
+    """Alice calls `to` (answered by `phone`); the call id and the phone's number for the call, once the
+    browser hears the phone's tone."""
+    call_id = await alice.call(to, await peer.offer())
+    connected = await alice.wait_for("connected", call_id=call_id)
+    await peer.accept(connected["sdp"])
+    incoming = await phone.wait_for("incoming")
+    await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+    await wait_until(lambda: peer.heard(tone, last=1.0), timeout=10)
+    return call_id, int(incoming["call"])
+
+
+def _tail_has_tone(path: Path, freq: float, seconds: float) -> bool:
+    """Whether the last `seconds` of a recording carry the tone (audio still flowed at the end)."""
+    rate, samples = read_wav(path)
+    return detect_tone(samples[-int(seconds * rate) :], rate, freq, threshold=0.3)
+
+
+async def test_attended_transfer_by_the_web_user_joins_her_two_phones(tmp_path: Path) -> None:
+    """alice calls A, holds it, consults B, then transfers A to B with Replaces (RFC 3891 in Refer-To):
+    A's INVITE with Replaces takes over the gateway's leg at B; A and B hear each other; both of alice's
+    calls end (A's transferred, B's BYEd by B)."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(_both_phones_config(phone_a, 36200)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer_a, peer_b = WebPeer(freq=1000), WebPeer(freq=1200)
+        try:
+            call_a, at_a = await _connect(alice, peer_a, phone_a.uri, phone_a, 440)
+            await asyncio.sleep(1.0)  # A records alice's tone before the hold
+            await alice.request({"type": "hold", "call_id": call_a})
+            await phone_a.wait_for("media", call=at_a, status="remote_hold")
+            call_b, at_b = await _connect(alice, peer_b, "2001", phone_b, 880)
+            await asyncio.sleep(1.0)  # B records alice's tone in the consultation call
+
+            await alice.request({"type": "transfer", "call_id": call_a, "replaces": call_b})
+            request = await phone_a.wait_for("transfer_request", call=at_a)
+            target, _, replaces = request["to"].strip("<>").partition("?")
+            assert target.startswith(f"sip:2001@{DOMAIN}"), request
+            assert replaces.lower().startswith("replaces="), request
+            states = [(await alice.wait_for("transfer", call_id=call_a))["state"]]
+            while states[-1] not in ("succeeded", "failed"):
+                states.append((await alice.wait_for("transfer", call_id=call_a, timeout=20))["state"])
+            assert states[0] == "requested" and states[-1] == "succeeded", states
+            # B took A's INVITE with Replaces in place of the gateway's leg
+            replaced = await phone_b.wait_for("replaced", call=at_b)
+            assert "2000" in replaced["from"], replaced
+            ended_a = await alice.wait_for("ended", call_id=call_a)
+            ended_b = await alice.wait_for("ended", call_id=call_b)
+            assert ended_a["reason"] == "transferred", ended_a
+            assert ended_b["reason"] in ("remote_hangup", "transferred"), ended_b
+            await phone_a.wait_for("state", call=at_a, state="DISCONNECTED")
+            await phone_b.wait_for("state", call=at_b, state="DISCONNECTED")
+            await wait_until(lambda: gateway._health_details()["calls"] == 0, timeout=10)
+
+            # A and B now talk directly: each hears the other's tone
+            new_at_a, new_at_b = request["new_call"], replaced["new_call"]
+            await phone_a.wait_for("state", call=new_at_a, state="CONFIRMED")
+            await phone_b.wait_for("state", call=new_at_b, state="CONFIRMED")
+            await asyncio.sleep(1.5)
+            await phone_b.hangup(new_at_b)
+            await phone_a.wait_for("state", call=new_at_a, state="DISCONNECTED")
+            assert wav_has_tone(await phone_b.wait_for_recording(new_at_b), 440)
+            assert wav_has_tone(await phone_a.wait_for_recording(new_at_a), 880)
+            # before the transfer each phone heard alice's own tone for its call
+            assert wav_has_tone(await phone_a.wait_for_recording(at_a), 1000)
+            assert wav_has_tone(await phone_b.wait_for_recording(at_b), 1200)
+        finally:
+            await peer_a.close()
+            await peer_b.close()
