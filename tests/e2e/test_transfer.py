@@ -118,6 +118,14 @@ async def _connect(alice: WebUser, peer: WebPeer, to: str, phone: DeskPhone, ton
     return call_id, int(incoming["call"])
 
 
+async def _alice_hangs_up(alice: WebUser, call_id: str, phone: DeskPhone, number: int) -> tuple[str, Path]:
+    """alice ends her call with `phone`: the `ended` reason and the phone's recording of the call."""
+    await alice.request({"type": "hangup", "call_id": call_id})
+    ended = await alice.wait_for("ended", call_id=call_id)
+    await phone.wait_for("state", call=number, state="DISCONNECTED")
+    return str(ended["reason"]), await phone.wait_for_recording(number)
+
+
 def _tail_has_tone(path: Path, freq: float, seconds: float) -> bool:
     """Whether the last `seconds` of a recording carry the tone (audio still flowed at the end)."""
     rate, samples = read_wav(path)
@@ -176,6 +184,93 @@ async def test_attended_transfer_by_the_web_user_joins_her_two_phones(tmp_path: 
             # before the transfer each phone heard alice's own tone for its call
             assert wav_has_tone(await phone_a.wait_for_recording(at_a), 1000)
             assert wav_has_tone(await phone_b.wait_for_recording(at_b), 1200)
+        finally:
+            await peer_a.close()
+            await peer_b.close()
+
+
+async def test_a_refer_to_a_number_the_policy_forbids_is_refused_and_the_call_goes_on(tmp_path: Path) -> None:
+    """Phone A refers alice to 3001, which her allow_outbound (2xxx) forbids: 403 to the REFER (a REFER must
+    not make the gateway dial what she may not), no call placed, alice's call with A goes on both ways."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        running_gateway(
+            gateway_config(
+                phone_a.address,
+                domain=DOMAIN,
+                media={"rtp_ports": {"start": 36400}},
+                alice_outbound=("2xxx",),
+            )
+        ) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, at_a = await _connect(alice, peer, "2000", phone_a, 440)
+            await phone_a.send("transfer", call=at_a, to=f"sip:3001@{DOMAIN}")
+            status = await phone_a.wait_for("transfer_status", call=at_a)
+            assert (status["code"], status["final"]) == (403, True), status
+            assert gateway._health_details()["calls"] == 1
+            await asyncio.sleep(0.5)  # nothing more comes of the REFER
+            kinds = {e.get("type") for e in alice.events if e.get("call_id") == call_id}
+            assert not kinds & {"transfer_requested", "ended"}, alice.events
+            assert len(phone_a.seen("incoming")) == 1 and not phone_a.seen("transfer_request"), phone_a.events
+            # audio goes on both ways
+            peer.clear()
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.5)
+            reason, wav = await _alice_hangs_up(alice, call_id, phone_a, at_a)
+            assert reason == "hangup" and _tail_has_tone(wav, 1000, 1.0), (reason, wav)
+        finally:
+            await peer.close()
+
+
+async def test_a_refer_from_the_phone_is_carried_out_by_the_browser(tmp_path: Path) -> None:
+    """Phone A refers alice to B (sip:2001@<PBX domain>): 202, `transfer_requested` to the browser, which
+    places the call with `transfer_of`; B rings and answers; A hears of it in NOTIFYs (sipfrag 100, 180,
+    200, RFC 3515 §2.4.5) and hangs up; alice and B hear each other."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880, answer_delay_ms=500) as phone_b,
+        running_gateway(_both_phones_config(phone_a, 36600)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer_a, peer_b = WebPeer(freq=1000), WebPeer(freq=1200)
+        try:
+            call_a, at_a = await _connect(alice, peer_a, phone_a.uri, phone_a, 440)
+            await phone_a.send("transfer", call=at_a, to=f"sip:2001@{DOMAIN}")
+            # pjsua reports the REFER's 2xx as 100 "Accepted" (its subscription's state ACCEPTED)
+            accepted = await phone_a.wait_for("transfer_status", call=at_a)
+            assert (accepted["code"], accepted["reason"], accepted["final"]) == (100, "Accepted", False), (
+                accepted
+            )
+            requested = await alice.wait_for("transfer_requested", call_id=call_a)
+            assert requested["to"] == f"sip:2001@{DOMAIN}", requested
+
+            # the browser places the call, as the softphone page does
+            reply = await alice.request(
+                {"type": "call", "to": requested["to"], "sdp": await peer_b.offer(), "transfer_of": call_a}
+            )
+            call_b = str(reply["call_id"])
+            at_b = await phone_b.wait_for("incoming")
+            await alice.wait_for("ringing", call_id=call_b)
+            connected = await alice.wait_for("connected", call_id=call_b)
+            await peer_b.accept(connected["sdp"])
+            codes = [(await phone_a.wait_for("transfer_status", call=at_a))["code"]]
+            while codes[-1] < 200:
+                codes.append((await phone_a.wait_for("transfer_status", call=at_a))["code"])
+            assert codes == [100, 180, 200], codes
+            assert phone_a.seen("transfer_status", call=at_a, code=200)[0]["final"], phone_a.events
+
+            # the transferor hangs up; alice and B talk
+            await phone_a.hangup(at_a)
+            assert (await alice.wait_for("ended", call_id=call_a))["reason"] == "remote_hangup"
+            await wait_until(lambda: peer_b.heard(880, last=1.0), timeout=10)
+            await asyncio.sleep(1.5)
+            reason, wav = await _alice_hangs_up(alice, call_b, phone_b, at_b["call"])
+            assert reason == "hangup" and wav_has_tone(wav, 1200), (reason, wav)
         finally:
             await peer_a.close()
             await peer_b.close()
