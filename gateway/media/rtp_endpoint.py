@@ -610,10 +610,10 @@ class RtpEndpoint:
             return
         now = self._now()
         self._last_rtcp = now
-        if self._inactive:  # it lives after all (its RTCP): watch it again
+        if self._inactive and self.inactive_held:  # taken for gone on hold, it lives (its RTCP): watch again
             self._inactive = False
             self._arm_inactivity()
-        elif self._inactivity_timer is None:
+        elif not self._inactive and self._inactivity_timer is None:
             self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
         for packet in packets:
             if isinstance(packet, RtcpSenderReport) and self.statistics is not None:

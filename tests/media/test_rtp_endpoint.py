@@ -512,6 +512,8 @@ async def test_comfort_noise_then_rtcp_only_is_silence_not_death(
         await peer.send_tone(1000, 0.1)  # speech again: the RTP timeout applies
         await until(lambda: rec.inactive == 1)
         assert not ep.inactive_held
+        await asyncio.sleep(0.5)  # RTCP goes on, but RTP is what was expected: it fired once, for good
+        assert rec.inactive == 1
     finally:
         ep.close()
         reporter.close()
