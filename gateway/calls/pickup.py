@@ -55,7 +55,7 @@ def replacing_invite(call: CallMachine, event: SipReplacingInvite) -> None:
     if call.direction is not CallDirection.OUTBOUND or not call.invite_sent:
         replaces.replacing_elsewhere(call, event)  # §3: an early dialog we are the UAS of: 481
         return
-    if call.replacing:
+    if call.replacing or call.reinvite is not None:  # a pickup, or an early UPDATE, is being answered
         call.emit(SipRefuseReplacing(call.call_id, 491, phrase(491)))
         return
     if event.sdp is None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, info, midcall, outbound, pickup, replaces, transfer
+from gateway.calls import early_update, inbound, info, midcall, outbound, pickup, replaces, transfer
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -167,22 +167,25 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipReplacingInvite: pickup.replacing_invite,  # outbound: call pickup; inbound: 481 (RFC 3891 §3)
         # outbound: early media
         SipProvisional: _by_direction(pickup.old_leg_ignored(outbound.provisional), None),
-        SipAccepted: _by_direction(pickup.old_leg_ignored(outbound.accepted), None),
+        SipAccepted: _by_direction(early_update.accepted(pickup.old_leg_ignored(outbound.accepted)), None),
         SipFailed: _by_direction(pickup.old_leg_ignored(outbound.failed), None),
         MediaWebAnswerReady: _by_direction(outbound.web_answer_ready, None),
         MediaPickupReady: _by_direction(pickup.ready, None),
+        SipReinviteReceived: _by_direction(early_update.received, None),  # UPDATE offer (RFC 3311 §5.1)
         # inbound: a session answered, media is being set up
         MediaWebOfferReady: _by_direction(None, inbound.web_offer_ready),
         WebSdpAnswer: _by_direction(None, inbound.web_sdp_answer),
-        MediaSipAnswerReady: _by_direction(None, inbound.sip_answer_ready),
+        MediaSipAnswerReady: _by_direction(early_update.answered, inbound.sip_answer_ready),
         SipCancelled: _by_direction(None, inbound.answering_cancelled),
         SipByeReceived: _by_direction(None, inbound.answering_bye),
         # both
-        WebHangup: _by_direction(pickup.refusing_first(outbound.hangup), inbound.answering_hangup),
-        WebDisconnected: _by_direction(
-            pickup.refusing_first(outbound.disconnected), inbound.answering_disconnected
+        WebHangup: _by_direction(
+            early_update.leaving(pickup.refusing_first(outbound.hangup)), inbound.answering_hangup
         ),
-        MediaFailed: _by_direction(pickup.media_failed, inbound.answering_media_failed),
+        WebDisconnected: _by_direction(
+            early_update.leaving(pickup.refusing_first(outbound.disconnected)), inbound.answering_disconnected
+        ),
+        MediaFailed: _by_direction(early_update.media_failed, inbound.answering_media_failed),
         MediaConnected: inbound.media_connected,
         MediaInactive: _ignore,  # early media may be silent
         WebDtmf: midcall.web_dtmf,

@@ -238,6 +238,24 @@ PICKED_UP: Expect = {
     SipReplacingInvite: (S.INVITING, [SipRefuseReplacing]),  # 491: one pickup at a time
 }
 
+# The web user's outbound call with early media (an 18x answered our offer).
+EARLY_OUT: Expect = {
+    SipProvisional: (S.EARLY, []),
+    SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
+    SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+    MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
+    WebHangup: (S.CLOSING, CANCELLING),
+    WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
+    MediaFailed: (S.CLOSING, CANCELLING),
+    MediaConnected: (S.EARLY, []),
+    MediaInactive: (S.EARLY, []),
+    WebDtmf: (S.EARLY, [MediaSendDtmf]),
+    RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+    TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+    SipReplacingInvite: (S.EARLY, PICKING_UP),
+    SipReinviteReceived: (S.EARLY, [MediaSipUpdate]),  # an UPDATE's offer (RFC 3311 §5.1)
+}
+
 CLOSING_EXPECT: Expect = {
     WebHangup: (S.CLOSING, []),
     WebDisconnected: (S.CLOSING, []),
@@ -336,6 +354,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             RemoteDtmf: (S.EARLY, [NotifyDtmf]),
             **{k: (S.EARLY, []) for k in (SipProvisional, SipAccepted, SipFailed, TimerFired)},
             SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
+            SipReinviteReceived: (S.EARLY, []),  # the picked-up leg's UPDATE: it is about to be CANCELled
         },
     ),
     "invited, two sessions": (
@@ -391,24 +410,22 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
         },
     ),
-    "early, outbound early media": (
+    "early, outbound early media": (S.EARLY, f.early_out, TimerName.RING, EARLY_OUT),
+    "early, outbound, answering an UPDATE offer": (
         S.EARLY,
-        f.early_out,
+        f.after(f.early_out, SipReinviteReceived(f.SIP_HOLD)),
         TimerName.RING,
         {
-            SipProvisional: (S.EARLY, []),
-            SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
-            SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
-            MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
-            WebHangup: (S.CLOSING, CANCELLING),
-            WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
-            MediaFailed: (S.CLOSING, CANCELLING),
-            MediaConnected: (S.EARLY, []),
-            MediaInactive: (S.EARLY, []),
-            WebDtmf: (S.EARLY, [MediaSendDtmf]),
-            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
-            TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
-            SipReplacingInvite: (S.EARLY, PICKING_UP),
+            **EARLY_OUT,
+            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite]),  # 200 with the answer
+            SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 500 Retry-After (RFC 3311 §5.2)
+            SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
+            WebHangup: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),  # 487 first
+            WebDisconnected: (
+                S.CLOSING,
+                [SipRespondReinvite, CloseBridge, SipCancel, CancelTimer, StartTimer],
+            ),
+            MediaFailed: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),
         },
     ),
     "early, inbound answering": (

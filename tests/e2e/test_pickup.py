@@ -9,11 +9,14 @@ her WebRTC answer) and `replaced`, and her tone comes back from the new phone's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from gateway.app import Gateway
 from gateway.config import Config
 from peers.binaries import require_binary
 from peers.ports import free_port
@@ -36,6 +39,20 @@ def pbx_config(pbx: str) -> Config:
     return dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0))
 
 
+@contextlib.asynccontextmanager
+async def alice_dialing(pbx: Sipp) -> AsyncIterator[tuple[Gateway, WebUser, WebPeer, str]]:
+    """A gateway toward ``pbx``; alice online calls 2000 from a WebPeer playing TONE."""
+    async with (
+        running_gateway(pbx_config(pbx.address)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(TONE)
+        try:
+            yield gateway, alice, peer, await alice.call("2000", await peer.offer())
+        finally:
+            await peer.close()
+
+
 async def _dialog_file(path: Path, timeout: float = 10.0) -> Path:
     """The UAS's early dialog, once it wrote it (after its 180)."""
     for _ in range(int(timeout / 0.05)):
@@ -49,36 +66,28 @@ async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path) -> No
     require_binary("sipp")
     dialog = tmp_path / "dialog.csv"
     async with Sipp(tmp_path, "uas_ring_picked_up", keys={"dialog_file": str(dialog)}) as pbx:
-        async with (
-            running_gateway(pbx_config(pbx.address)) as gateway,
-            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
-        ):
-            peer = WebPeer(TONE)
-            try:
-                call_id = await alice.call("2000", await peer.offer())
-                await alice.wait_for("ringing", call_id=call_id, timeout=10)
-                host, port = gateway.sip_address
-                picker = Sipp(
-                    tmp_path,
-                    "uac_pickup",
-                    f"{host}:{port}",
-                    service="1001",
-                    inf=await _dialog_file(dialog),
-                    duration_ms=4000,
-                    rtp_echo=True,
-                )
-                async with picker:
-                    connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
-                    assert connected["sdp"], connected  # no early media: the answer comes now
-                    replaced = await alice.wait_for("replaced", call_id=call_id, timeout=5)
-                    assert replaced["from"].startswith("sip:sipp@"), replaced
-                    await peer.accept(connected["sdp"])
-                    await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # the new phone's echo
-                    await alice.wait_for("ended", call_id=call_id, timeout=15)  # the new phone's BYE
-                    result = await picker.wait(timeout=15)
-                assert result.ok, result
-            finally:
-                await peer.close()
+        async with alice_dialing(pbx) as (gateway, alice, peer, call_id):
+            await alice.wait_for("ringing", call_id=call_id, timeout=10)
+            host, port = gateway.sip_address
+            picker = Sipp(
+                tmp_path,
+                "uac_pickup",
+                f"{host}:{port}",
+                service="1001",
+                inf=await _dialog_file(dialog),
+                duration_ms=4000,
+                rtp_echo=True,
+            )
+            async with picker:
+                connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
+                assert connected["sdp"], connected  # no early media: the answer comes now
+                replaced = await alice.wait_for("replaced", call_id=call_id, timeout=5)
+                assert replaced["from"].startswith("sip:sipp@"), replaced
+                await peer.accept(connected["sdp"])
+                await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # the new phone's echo
+                await alice.wait_for("ended", call_id=call_id, timeout=15)  # the new phone's BYE
+                result = await picker.wait(timeout=15)
+            assert result.ok, result
         ringing = await pbx.wait(timeout=15)
     assert ringing.ok, ringing  # CANCEL, 487, ACK
     assert ringing.messages.count("CANCEL sip:") == 1, ringing.messages
