@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.app import Gateway
 from gateway.config import Config
 from peers.binaries import require_binary
@@ -62,12 +64,22 @@ async def _dialog_file(path: Path, timeout: float = 10.0) -> Path:
     raise AssertionError(f"the ringing phone wrote no dialog to {path}")
 
 
-async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize("early", [False, True], ids=["ringing", "early-media"])
+async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path, early: bool) -> None:
+    """Ringing (180): the browser's answer comes with `connected`. Early media (183 with SDP, the
+    ringing phone does not echo): the browser already has it, and the audio moves to the new phone."""
     require_binary("sipp")
     dialog = tmp_path / "dialog.csv"
-    async with Sipp(tmp_path, "uas_ring_picked_up", keys={"dialog_file": str(dialog)}) as pbx:
+    scenario = "uas_early_media_picked_up" if early else "uas_ring_picked_up"
+    async with Sipp(tmp_path, scenario, keys={"dialog_file": str(dialog)}) as pbx:
         async with alice_dialing(pbx) as (gateway, alice, peer, call_id):
-            await alice.wait_for("ringing", call_id=call_id, timeout=10)
+            if early:
+                await peer.accept((await alice.wait_for("early_media", call_id=call_id, timeout=10))["sdp"])
+                await peer.connected()
+                await asyncio.sleep(1.0)
+                assert not peer.heard(TONE), "the ringing phone echoes nothing"
+            else:
+                await alice.wait_for("ringing", call_id=call_id, timeout=10)
             host, port = gateway.sip_address
             picker = Sipp(
                 tmp_path,
@@ -80,10 +92,13 @@ async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path) -> No
             )
             async with picker:
                 connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
-                assert connected["sdp"], connected  # no early media: the answer comes now
                 replaced = await alice.wait_for("replaced", call_id=call_id, timeout=5)
                 assert replaced["from"].startswith("sip:sipp@"), replaced
-                await peer.accept(connected["sdp"])
+                if early:
+                    assert connected["sdp"] is None, connected  # early_media carried the answer
+                else:
+                    assert connected["sdp"], connected  # no early media: the answer comes now
+                    await peer.accept(connected["sdp"])
                 await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # the new phone's echo
                 await alice.wait_for("ended", call_id=call_id, timeout=15)  # the new phone's BYE
                 result = await picker.wait(timeout=15)
