@@ -183,6 +183,15 @@ class MediaSipUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaSipPickup:
+    """Call pickup (RFC 3891 §3): the offer of an INVITE with Replaces that takes over the web user's
+    outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady."""
+
+    call_id: str
+    sip_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
 class SipInfo:
     """Send INFO (RFC 6086) in the call's dialog with the browser's body; its answer: SipInfoResult."""
 
@@ -492,6 +501,7 @@ MediaCommand = (
     | MediaSipReoffer
     | MediaDropReoffer
     | MediaSipUpdate
+    | MediaSipPickup
     | MediaSendDtmf
     | CloseBridge
 )

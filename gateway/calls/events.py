@@ -337,6 +337,18 @@ class MediaSipAnswerReady:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaPickupReady:
+    """Reply to MediaSipPickup: the answer for the picking-up INVITE and the browser's answer."""
+
+    sip_sdp: str
+    web_sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sip_sdp", self.sip_sdp)
+        _checks.text("web_sdp", self.web_sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class MediaConnected:
     """The web leg's ICE and DTLS are up."""
 
@@ -506,6 +518,7 @@ MediaEvent = (
     | MediaWebAnswerReady
     | MediaWebOfferReady
     | MediaSipAnswerReady
+    | MediaPickupReady
     | MediaConnected
     | MediaFailed
     | MediaInactive
@@ -551,6 +564,7 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebAnswerReady,
     MediaWebOfferReady,
     MediaSipAnswerReady,
+    MediaPickupReady,
     MediaConnected,
     MediaFailed,
     MediaInactive,

@@ -95,6 +95,8 @@ class CallMachine:
         self.transfer_out: str | None = None  # the destination or consultation call of our REFER
         self.transfer_in: str | None = None  # the target the SIP party referred the web user to
         self.replacing = False  # an INVITE with Replaces is taking the SIP leg over (replaces.py)
+        self.picked_up_by: tuple[str, str | None] | None = None  # its (From URI, display): pickup.py
+        self.early_renegotiated = False  # an UPDATE's offer changed the early session (early_update.py)
         self.timers: set[TimerName] = set()
         self._out: list[Command] = []
 

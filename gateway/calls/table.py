@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import inbound, info, midcall, outbound, replaces, transfer
+from gateway.calls import early_update, inbound, info, midcall, outbound, pickup, replaces, transfer
 from gateway.calls.events import (
     Event,
     MediaConnected,
     MediaFailed,
     MediaInactive,
+    MediaPickupReady,
     MediaSipAnswerReady,
     MediaSipOfferReady,
     MediaWebAnswerReady,
@@ -137,14 +138,15 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipIncomingInvite: inbound.incoming,
     },
     S.INVITING: {
-        SipReplacingInvite: replaces.replacing_elsewhere,
+        SipReplacingInvite: pickup.replacing_invite,  # call pickup (RFC 3891 §3)
+        MediaPickupReady: pickup.ready,
         MediaSipOfferReady: outbound.sip_offer_ready,
-        SipProvisional: outbound.provisional,
-        SipAccepted: outbound.accepted,
-        SipFailed: outbound.failed,
-        WebHangup: outbound.hangup,
-        WebDisconnected: outbound.disconnected,
-        MediaFailed: outbound.media_failed,
+        SipProvisional: pickup.old_leg_ignored(outbound.provisional),
+        SipAccepted: pickup.old_leg_ignored(outbound.accepted),
+        SipFailed: pickup.old_leg_ignored(outbound.failed),
+        WebHangup: pickup.refusing_first(outbound.hangup),
+        WebDisconnected: pickup.refusing_first(outbound.disconnected),
+        MediaFailed: pickup.media_failed,
         TimerFired: _timer,
     },
     S.INVITED: {
@@ -162,22 +164,28 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         TimerFired: _timer,
     },
     S.EARLY: {
-        SipReplacingInvite: replaces.replacing_elsewhere,
+        SipReplacingInvite: pickup.replacing_invite,  # outbound: call pickup; inbound: 481 (RFC 3891 §3)
         # outbound: early media
-        SipProvisional: _by_direction(outbound.provisional, None),
-        SipAccepted: _by_direction(outbound.accepted, None),
-        SipFailed: _by_direction(outbound.failed, None),
+        SipProvisional: _by_direction(pickup.old_leg_ignored(outbound.provisional), None),
+        SipAccepted: _by_direction(early_update.accepted(pickup.old_leg_ignored(outbound.accepted)), None),
+        SipFailed: _by_direction(pickup.old_leg_ignored(outbound.failed), None),
         MediaWebAnswerReady: _by_direction(outbound.web_answer_ready, None),
+        MediaPickupReady: _by_direction(pickup.ready, None),
+        SipReinviteReceived: _by_direction(early_update.received, None),  # UPDATE offer (RFC 3311 §5.1)
         # inbound: a session answered, media is being set up
         MediaWebOfferReady: _by_direction(None, inbound.web_offer_ready),
         WebSdpAnswer: _by_direction(None, inbound.web_sdp_answer),
-        MediaSipAnswerReady: _by_direction(None, inbound.sip_answer_ready),
+        MediaSipAnswerReady: _by_direction(early_update.answered, inbound.sip_answer_ready),
         SipCancelled: _by_direction(None, inbound.answering_cancelled),
         SipByeReceived: _by_direction(None, inbound.answering_bye),
         # both
-        WebHangup: _by_direction(outbound.hangup, inbound.answering_hangup),
-        WebDisconnected: _by_direction(outbound.disconnected, inbound.answering_disconnected),
-        MediaFailed: _by_direction(outbound.media_failed, inbound.answering_media_failed),
+        WebHangup: _by_direction(
+            early_update.leaving(pickup.refusing_first(outbound.hangup)), inbound.answering_hangup
+        ),
+        WebDisconnected: _by_direction(
+            early_update.leaving(pickup.refusing_first(outbound.disconnected)), inbound.answering_disconnected
+        ),
+        MediaFailed: _by_direction(early_update.media_failed, inbound.answering_media_failed),
         MediaConnected: inbound.media_connected,
         MediaInactive: _ignore,  # early media may be silent
         WebDtmf: midcall.web_dtmf,
@@ -207,6 +215,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaWebAnswerReady: _ignore,
         MediaWebOfferReady: _ignore,
         MediaSipAnswerReady: _ignore,
+        MediaPickupReady: _ignore,
         MediaConnected: _ignore,
         MediaFailed: _ignore,
         MediaInactive: _ignore,

@@ -249,6 +249,36 @@ class MediaBridge:
         self._configure_paths()
         return sdp.write(plain)
 
+    async def pickup_from_sip(self, plain_offer: str) -> tuple[str, str]:
+        """Call pickup (RFC 3891 §3): a new SIP party's INVITE with Replaces takes over our outbound call
+        before its answer. Its offer replaces the one we sent (never answered, or answered only in an
+        early 18x): the SIP leg answers it, and the browser's offer is answered now if no early media
+        answered it yet. Returns (the SIP answer, the browser's answer)."""
+        self._expect("pickup_from_sip", BridgeState.AWAITING_SIP_ANSWER, BridgeState.ACTIVE)
+        if self._web_offer is None:
+            raise BridgeError(f"call={self._call} pickup_from_sip() on a call from the SIP side")
+        offer = sdp.parse(plain_offer)
+        index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
+        offered = choice.offered(offer.media[index], self.settings.sip_codecs)
+        if not offered:
+            raise sdp.SdpUnacceptable(f"the pickup offer has none of {list(self.settings.sip_codecs)}")
+        if self._web_answer is None:
+            web_section = audio_section(self._web_offer)[1]
+            web_usable = choice.offered(web_section, self.settings.web_codecs)
+            web = choice.first_common(offered, web_usable) or web_usable[0]
+            local = await self._web.accept_offer(
+                self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS]
+            )
+            self._web_answer = sdp.write(local)
+            self._apply_web(web_section, audio_section(local)[1], answering=True)
+            self._set_state(BridgeState.ACTIVE)
+        assert self._web_side is not None
+        codec = choice.first_common([self._web_side.codec], offered) or offered[0]
+        answer = self._sip.answer(offer, codec)
+        self._configure_paths()
+        logger.info("call=%s picked up on the SIP side: %s", self._call, codec.name)
+        return sdp.write(self._stamp_sip(answer)), self._web_answer
+
     # ----------------------------------------------------------------------------------- re-offers
 
     async def update_from_sip(self, plain_offer: str) -> str:

@@ -412,6 +412,12 @@ class CallRuntime:
                 return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
                 return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
+            case cmd.MediaSipPickup(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
+                sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891
+                await self._web_became_ready(bridge)
+                return ev.MediaPickupReady(sip_answer, web_answer)
+            case cmd.MediaSipPickup():
+                return ev.MediaFailed("a pass-through call cannot be picked up", 488)
             case cmd.MediaSipReoffer(hold=hold, full=full):
                 # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
                 # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).

@@ -147,7 +147,8 @@ class SipSide:
             case cmd.SipTakeOver():
                 self._taken, self.replacing = self.replacing, None
             case cmd.SipRefuseReplacing(status=status, phrase=phrase):
-                new, self.replacing = self.replacing, None
+                new, self.replacing = self.replacing or self._taken, None
+                self._taken = None  # taken over, then refused (its offer unusable, the browser left)
                 if new is not None and not new.ended:
                     new.reject(status, phrase or None)
 

@@ -53,6 +53,8 @@ def _is_sdp(message: Request | Response) -> bool:
 class OutgoingCall(Call):
     """A call placed with :meth:`UserAgent.invite`; read its events, then ``bye()``/``cancel()``."""
 
+    early_offers = True  # an UPDATE's offer in our early dialog re-negotiates early media (ua_update)
+
     def __init__(
         self, ua: UserAgent, invite: Request, target: Target | None, digest: DigestClient | None
     ) -> None:

@@ -89,6 +89,10 @@ def _text(body: bytes) -> str:
 class Call:
     """What outgoing and incoming calls share: events, the dialog, requests inside it."""
 
+    # Whether an offer in UPDATE in the early dialog is delivered (RFC 3311 §5.1; ua_update): only in
+    # the early dialog of an INVITE we sent, whose offer the 18x answered (the PBX moves early media).
+    early_offers = False
+
     def __init__(self, ua: UserAgent, call_id: str, state: CallState, digest: DigestClient | None) -> None:
         self.ua = ua
         self.call_id = call_id

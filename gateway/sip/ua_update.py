@@ -12,8 +12,10 @@ CSeq and taken a new Contact as the remote target, RFC 3311 §5.2):
 - an offer in an established call: delivered as :class:`~gateway.sip.ua_events.ReinviteReceived`
   and answered by ``answer_reinvite`` with the answer in the 200 (hold and resume from the far end
   work as with a re-INVITE);
-- an offer in an early dialog once the first offer/answer is done: 488 with a Warning (the call
-  layer re-negotiates only established calls; not yet supported).
+- an offer in the early dialog of an INVITE we sent, once its offer was answered in an 18x (RFC 3311
+  §5.1: the PBX moves or holds early media): delivered and answered in the 200 the same way;
+- an offer in an early dialog we are the UAS of (the web user's answer is being set up): 488 with a
+  Warning (not yet supported).
 
 Sent (:func:`refresh`): the session refresh of RFC 4028 §7.4, an UPDATE without an offer, used when
 the far end's Allow lists UPDATE; a 491 is retried after RFC 3261 §14.1's random delay.
@@ -67,7 +69,7 @@ def receive(call: Call, incoming: IncomingRequest) -> None:
         logger.info("call=%s UPDATE with an offer refused %d (RFC 3311 §5.2)", call.call_id, status)
         incoming.respond(dialog.respond(request, status, headers=headers))
         return
-    if call.state.value not in _TAKEN_IN:
+    if call.state.value not in _TAKEN_IN and not (call.early_offers and call.state.value == "early"):
         warning = warning_value(399, "an offer in UPDATE is taken once the call is answered")
         incoming.respond(dialog.respond(request, 488, headers=(("Warning", warning),)))
         return

@@ -25,9 +25,11 @@ from gateway.calls import (
     MediaInactive,
     MediaOfferToSip,
     MediaOfferToWeb,
+    MediaPickupReady,
     MediaSendDtmf,
     MediaSipAnswerReady,
     MediaSipOfferReady,
+    MediaSipPickup,
     MediaSipReoffer,
     MediaSipUpdate,
     MediaWebAnswerReady,
@@ -137,6 +139,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaWebAnswerReady: lambda: MediaWebAnswerReady(f.WEB_ANSWER),
         MediaWebOfferReady: lambda: MediaWebOfferReady(f.WEB_OFFER),
         MediaSipAnswerReady: lambda: MediaSipAnswerReady(f.GW_SIP_ANSWER),
+        MediaPickupReady: lambda: MediaPickupReady(f.GW_SIP_ANSWER, f.WEB_ANSWER),
         MediaConnected: MediaConnected,
         MediaFailed: lambda: MediaFailed("ICE failed"),
         MediaInactive: lambda: MediaInactive(10.0),
@@ -222,6 +225,37 @@ PENDING_487: Expect = {
     MediaFailed: (S.CLOSING, [SipRespondReinvite, *BYEING]),
 }
 
+# Call pickup (RFC 3891 §3, gateway/calls/pickup.py): an INVITE with Replaces naming our early dialog.
+PICKUP = SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER)
+PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge takes its offer
+# ...while the bridge answers it: the old leg's responses change nothing, leaving refuses it first.
+PICKED_UP: Expect = {
+    MediaPickupReady: (S.CONNECTED, [SipRespondReinvite, SendWebAnswer, NotifyConnected, NotifyReplaced]),
+    **{k: (S.INVITING, []) for k in (SipProvisional, SipAccepted, SipFailed, TimerFired)},
+    WebHangup: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+    WebDisconnected: (S.CLOSING, [SipRefuseReplacing, CloseBridge, SipCancel, StartTimer]),
+    MediaFailed: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+    SipReplacingInvite: (S.INVITING, [SipRefuseReplacing]),  # 491: one pickup at a time
+}
+
+# The web user's outbound call with early media (an 18x answered our offer).
+EARLY_OUT: Expect = {
+    SipProvisional: (S.EARLY, []),
+    SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
+    SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+    MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
+    WebHangup: (S.CLOSING, CANCELLING),
+    WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
+    MediaFailed: (S.CLOSING, CANCELLING),
+    MediaConnected: (S.EARLY, []),
+    MediaInactive: (S.EARLY, []),
+    WebDtmf: (S.EARLY, [MediaSendDtmf]),
+    RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+    TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+    SipReplacingInvite: (S.EARLY, PICKING_UP),
+    SipReinviteReceived: (S.EARLY, [MediaSipUpdate]),  # an UPDATE's offer (RFC 3311 §5.1)
+}
+
 CLOSING_EXPECT: Expect = {
     WebHangup: (S.CLOSING, []),
     WebDisconnected: (S.CLOSING, []),
@@ -242,6 +276,7 @@ CLOSING_EXPECT: Expect = {
     MediaWebAnswerReady: (S.CLOSING, []),
     MediaWebOfferReady: (S.CLOSING, []),
     MediaSipAnswerReady: (S.CLOSING, []),
+    MediaPickupReady: (S.CLOSING, []),
     MediaConnected: (S.CLOSING, []),
     MediaFailed: (S.CLOSING, []),
     MediaInactive: (S.CLOSING, []),
@@ -287,6 +322,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
             MediaFailed: (S.CLOSING, CANCELLING),
             TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+            SipReplacingInvite: (S.INVITING, PICKING_UP),
         },
     ),
     "inviting, ringing": (
@@ -301,6 +337,24 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
             MediaFailed: (S.CLOSING, CANCELLING),
             TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+            SipReplacingInvite: (S.INVITING, PICKING_UP),
+        },
+    ),
+    "inviting, picked up": (S.INVITING, f.after(f.inviting_ringing, PICKUP), TimerName.RING, PICKED_UP),
+    "early, picked up": (
+        S.EARLY,
+        f.after(f.early_out, PICKUP),
+        TimerName.RING,
+        {
+            **PICKED_UP,
+            MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
+            MediaConnected: (S.EARLY, []),
+            MediaInactive: (S.EARLY, []),
+            WebDtmf: (S.EARLY, [MediaSendDtmf]),
+            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
+            **{k: (S.EARLY, []) for k in (SipProvisional, SipAccepted, SipFailed, TimerFired)},
+            SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
+            SipReinviteReceived: (S.EARLY, []),  # the picked-up leg's UPDATE: it is about to be CANCELled
         },
     ),
     "invited, two sessions": (
@@ -356,23 +410,22 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             TimerFired: (S.CLOSED, [StopRinging, StopRinging, SipRespond]),
         },
     ),
-    "early, outbound early media": (
+    "early, outbound early media": (S.EARLY, f.early_out, TimerName.RING, EARLY_OUT),
+    "early, outbound, answering an UPDATE offer": (
         S.EARLY,
-        f.early_out,
+        f.after(f.early_out, SipReinviteReceived(f.SIP_HOLD)),
         TimerName.RING,
         {
-            SipProvisional: (S.EARLY, []),
-            SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
-            SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
-            MediaWebAnswerReady: (S.EARLY, [SendWebAnswer, NotifyEarlyMedia]),
-            WebHangup: (S.CLOSING, CANCELLING),
-            WebDisconnected: (S.CLOSING, [CloseBridge, SipCancel, CancelTimer, StartTimer]),
-            MediaFailed: (S.CLOSING, CANCELLING),
-            MediaConnected: (S.EARLY, []),
-            MediaInactive: (S.EARLY, []),
-            WebDtmf: (S.EARLY, [MediaSendDtmf]),
-            RemoteDtmf: (S.EARLY, [NotifyDtmf]),
-            TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
+            **EARLY_OUT,
+            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite]),  # 200 with the answer
+            SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 500 Retry-After (RFC 3311 §5.2)
+            SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
+            WebHangup: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),  # 487 first
+            WebDisconnected: (
+                S.CLOSING,
+                [SipRespondReinvite, CloseBridge, SipCancel, CancelTimer, StartTimer],
+            ),
+            MediaFailed: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),
         },
     ),
     "early, inbound answering": (
@@ -606,7 +659,7 @@ def _replacing(state: CallState, expect: Expect) -> tuple[CallState, list[type]]
 
 
 for _state, _build, _timer, _expect in SITUATIONS.values():
-    if _state not in (S.IDLE, S.CLOSED):
+    if _state not in (S.IDLE, S.CLOSED) and SipReplacingInvite not in _expect:
         _expect[SipReplacingInvite] = _replacing(_state, _expect)
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]

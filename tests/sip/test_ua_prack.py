@@ -155,3 +155,27 @@ async def test_update_in_the_early_dialog() -> None:
         incoming.answer(ANSWER)
         await expect(call, Answered)
         await call.bye()
+
+
+async def test_an_offer_in_update_re_negotiates_our_early_dialog_and_is_488_in_theirs() -> None:
+    """RFC 3311 §5.1: the callee moves or holds early media with UPDATE once the 183 answered our offer;
+    the answer goes in the UPDATE's 200. The callee's own early dialog (we are its UAS) takes none."""
+    async with running_ua(FAST) as a, running_ua(FAST, listen=(Listen("udp"),)) as b:
+        call, incoming = await early(a, b)
+        incoming.progress(EARLY)
+        assert await expect(call, EarlyMedia) == EarlyMedia(EARLY)
+        assert incoming.dialog is not None and call.offers.state is OaState.STABLE
+        held = HOLD.replace("ANSWER", "UPDATE")
+        update = incoming.dialog.create_request("UPDATE", body=held.encode(), content_type="application/sdp")
+        sent = asyncio.ensure_future(incoming.send_in_dialog(update))
+        assert await expect(call, ReinviteReceived) == ReinviteReceived(held)
+        call.answer_reinvite(OFFER.replace("a=sendrecv", "a=recvonly"))
+        final, _ = await sent
+        assert final.status == 200 and b"a=recvonly" in final.body
+        assert call.offers.state is OaState.STABLE
+        assert call.dialog is not None
+        theirs = call.dialog.create_request("UPDATE", body=OFFER.encode(), content_type="application/sdp")
+        assert (await call.send_in_dialog(theirs))[0].status in (488, 500)  # not taken in their dialog
+        incoming.answer(ANSWER)
+        await expect(call, Answered)
+        await call.bye()

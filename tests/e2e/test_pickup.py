@@ -1,0 +1,108 @@
+"""Call pickup (RFC 3891 §3) end to end with two sipp instances and a web user.
+
+The PBX (sipp UAS `uas_ring_picked_up`) rings for alice's call and writes its early dialog (Call-ID,
+the gateway's tag, its own tag) to a file; a second phone (sipp UAC `uac_pickup`, -rtp_echo) sends an
+INVITE with Replaces naming that dialog and an SDP offer. The gateway answers it with the bridge's
+answer, CANCELs the ringing INVITE (the UAS sees CANCEL, answers 487), tells alice `connected` (with
+her WebRTC answer) and `replaced`, and her tone comes back from the new phone's echo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import Config
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+
+TONE = 1000.0
+
+
+def media_section() -> dict[str, Any]:
+    start = 37000 + 2 * (free_port(socket.SOCK_DGRAM) % 400)  # this branch's RTP range: 37000-37999
+    return {"rtp_ports": {"start": start, "end": start + 100}}
+
+
+def pbx_config(pbx: str) -> Config:
+    """A gateway toward sipp as its PBX, without OPTIONS keepalives (a scenario takes only its call)."""
+    config = gateway_config(pbx, media=media_section())
+    return dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0))
+
+
+@contextlib.asynccontextmanager
+async def alice_dialing(pbx: Sipp) -> AsyncIterator[tuple[Gateway, WebUser, WebPeer, str]]:
+    """A gateway toward ``pbx``; alice online calls 2000 from a WebPeer playing TONE."""
+    async with (
+        running_gateway(pbx_config(pbx.address)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(TONE)
+        try:
+            yield gateway, alice, peer, await alice.call("2000", await peer.offer())
+        finally:
+            await peer.close()
+
+
+async def _dialog_file(path: Path, timeout: float = 10.0) -> Path:
+    """The UAS's early dialog, once it wrote it (after its 180)."""
+    for _ in range(int(timeout / 0.05)):
+        if path.is_file():
+            return path
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the ringing phone wrote no dialog to {path}")
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["ringing", "early-media"])
+async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path, early: bool) -> None:
+    """Ringing (180): the browser's answer comes with `connected`. Early media (183 with SDP, the
+    ringing phone does not echo): the browser already has it, and the audio moves to the new phone."""
+    require_binary("sipp")
+    dialog = tmp_path / "dialog.csv"
+    scenario = "uas_early_media_picked_up" if early else "uas_ring_picked_up"
+    async with Sipp(tmp_path, scenario, keys={"dialog_file": str(dialog)}) as pbx:
+        async with alice_dialing(pbx) as (gateway, alice, peer, call_id):
+            if early:
+                await peer.accept((await alice.wait_for("early_media", call_id=call_id, timeout=10))["sdp"])
+                await peer.connected()
+                await asyncio.sleep(1.0)
+                assert not peer.heard(TONE), "the ringing phone echoes nothing"
+            else:
+                await alice.wait_for("ringing", call_id=call_id, timeout=10)
+            host, port = gateway.sip_address
+            picker = Sipp(
+                tmp_path,
+                "uac_pickup",
+                f"{host}:{port}",
+                service="1001",
+                inf=await _dialog_file(dialog),
+                duration_ms=4000,
+                rtp_echo=True,
+            )
+            async with picker:
+                connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
+                replaced = await alice.wait_for("replaced", call_id=call_id, timeout=5)
+                assert replaced["from"].startswith("sip:sipp@"), replaced
+                if early:
+                    assert connected["sdp"] is None, connected  # early_media carried the answer
+                else:
+                    assert connected["sdp"], connected  # no early media: the answer comes now
+                    await peer.accept(connected["sdp"])
+                await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # the new phone's echo
+                await alice.wait_for("ended", call_id=call_id, timeout=15)  # the new phone's BYE
+                result = await picker.wait(timeout=15)
+            assert result.ok, result
+        ringing = await pbx.wait(timeout=15)
+    assert ringing.ok, ringing  # CANCEL, 487, ACK
+    assert ringing.messages.count("CANCEL sip:") == 1, ringing.messages
