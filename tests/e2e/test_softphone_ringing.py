@@ -8,10 +8,14 @@ INVITE to the phone (487)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway.app import Gateway
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.softphones import Library, Softphone, require_softphones, softphone_server
@@ -21,14 +25,17 @@ from tests.e2e.test_softphone_libraries import LIBRARIES, allowing
 from tests.signaling.browser import chromium_page
 
 
-@pytest.mark.parametrize("library", LIBRARIES)
-async def test_library_hears_early_media_before_the_answer(library: Library, tmp_path: Path) -> None:
+@asynccontextmanager
+async def registered(
+    library: Library, tmp_path: Path, **phone: Any
+) -> AsyncIterator[tuple[Softphone, DeskPhone, Gateway, str]]:
+    """The library registered as alice over SIP WebSocket, a desk phone (2000) that rings, the gateway."""
     require_softphones()
     require_desk_phone()
     async with (
         softphone_server() as origin,
-        DeskPhone(tmp_path, user="2000", tone=440, answer="ring") as phone,
-        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
+        DeskPhone(tmp_path, user="2000", answer="ring", **phone) as desk,
+        running_gateway(allowing(websocket_config(desk.address), origin)) as gateway,
         chromium_page() as page,
     ):
         realm = realm_of(gateway)
@@ -38,7 +45,12 @@ async def test_library_hears_early_media_before_the_answer(library: Library, tmp
             gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
         )
         await softphone.wait_for("registered")
+        yield softphone, desk, gateway, realm
 
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_hears_early_media_before_the_answer(library: Library, tmp_path: Path) -> None:
+    async with registered(library, tmp_path, tone=440) as (softphone, phone, gateway, realm):
         await softphone.call(f"sip:2000@{realm}")
         incoming = await phone.wait_for("incoming", timeout=15)
         await phone.send("answer", call=incoming["call"], code=183)
@@ -59,21 +71,7 @@ async def test_library_hears_early_media_before_the_answer(library: Library, tmp
 
 @pytest.mark.parametrize("library", LIBRARIES)
 async def test_library_cancels_a_ringing_call(library: Library, tmp_path: Path) -> None:
-    require_softphones()
-    require_desk_phone()
-    async with (
-        softphone_server() as origin,
-        DeskPhone(tmp_path, user="2000", answer="ring") as phone,
-        running_gateway(allowing(websocket_config(phone.address), origin)) as gateway,
-        chromium_page() as page,
-    ):
-        realm = realm_of(gateway)
-        softphone = Softphone(page, library)
-        await softphone.open(origin)
-        await softphone.start(
-            gateway.http_url.replace("http", "ws", 1) + "/sip", f"sip:alice@{realm}", ALICE_SIP_PASSWORD
-        )
-        await softphone.wait_for("registered")
+    async with registered(library, tmp_path) as (softphone, phone, gateway, realm):
         await softphone.call(f"sip:2000@{realm}")
         incoming = await phone.wait_for("incoming", timeout=15)
         await softphone.wait_for("progress", status=180)
