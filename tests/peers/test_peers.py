@@ -43,7 +43,8 @@ async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
         "service": "2000",
         "auth": ("2000", "secret"),
         "inf": [["2000", "secret"]],
-        "keys": {"se": "90"},  # the session-timer scenarios' Session-Expires
+        # the session-timer scenarios' Session-Expires; where the pickup scenarios write the dialog's ids
+        "keys": {"se": "90", "dialog_file": str(tmp_path / "dialog.csv")},
     }
     results = await asyncio.gather(*(check_loads(tmp_path, s, **options) for s in scenarios))
     problems = {s.name: load_errors(r) for s, r in zip(scenarios, results, strict=True) if load_errors(r)}
