@@ -269,9 +269,8 @@ class UdpTransport(asyncio.DatagramProtocol):
                 return
             host = f"::ffff:{host}"  # IPv4 peer on a dual-stack IPv6 socket
         sock = self._sock
-        # asyncio's datagram transports have get_write_buffer_size (typeshed does not say so): while it
-        # holds datagrams, new ones queue behind them in order
-        if sock is not None and not getattr(self._transport, "get_write_buffer_size", lambda: 1)():
+        # while asyncio's transport holds datagrams (the socket was full), new ones queue behind them
+        if sock is not None and not cast(asyncio.WriteTransport, self._transport).get_write_buffer_size():
             try:
                 sock.sendto(data, (host, destination[1]))
                 return

@@ -26,6 +26,40 @@ from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wai
 from tests.e2e.test_web_and_phone import wav_has_tone
 
 
+async def calls_both_ways(phone: DeskPhone, alice: WebUser, phone_dials: str, digit: str) -> None:
+    """Alice calls the phone (tone heard both ways, a DTMF digit it receives, she hangs up), then the phone
+    dials ``phone_dials`` to reach her (tone both ways, the phone hangs up)."""
+    peer = WebPeer(freq=1000)
+    try:  # web -> phone: our offer's a=crypto, the phone's answer its key
+        call_id = await alice.call("2000", await peer.offer())
+        await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+        incoming = await phone.wait_for("incoming")
+        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+        await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+        await asyncio.sleep(1.0)
+        await alice.request({"type": "dtmf", "call_id": call_id, "digits": digit})
+        await phone.wait_for("dtmf", digit=digit)
+        await alice.request({"type": "hangup", "call_id": call_id})
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        assert wav_has_tone(await phone.wait_for_recording(incoming["call"]), 1000)
+    finally:
+        await peer.close()
+    peer = WebPeer(freq=1000)
+    try:  # phone -> web: the phone's offer with a=crypto, answered with ours
+        number = await phone.call(phone_dials)
+        ringing = await alice.wait_for("incoming")
+        await alice.answer(ringing["call_id"], peer.answer)
+        await phone.wait_for("state", call=number, state="CONFIRMED")
+        peer.clear()
+        await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+        await asyncio.sleep(1.0)
+        await phone.hangup(number)
+        await alice.wait_for("ended", call_id=ringing["call_id"])
+        assert wav_has_tone(await phone.wait_for_recording(number), 1000)
+    finally:
+        await peer.close()
+
+
 @pytest.mark.parametrize(
     ("srtp", "phone_srtp"),
     [("required", "mandatory"), ("optional", "optional")],  # RTP/SAVP; best effort RTP/AVP + a=crypto
@@ -41,34 +75,8 @@ async def test_calls_both_ways_over_sdes_srtp(
         running_gateway(gateway_config(phone.address, media=media)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
-        peer = WebPeer(freq=1000)
-        try:  # web -> phone: our offer carries a=crypto, the phone's answer its key
-            call_id = await alice.call("2000", await peer.offer())
-            await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
-            incoming = await phone.wait_for("incoming")
-            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
-            await asyncio.sleep(1.0)
-            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "7"})
-            await phone.wait_for("dtmf", digit="7")
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
-            assert wav_has_tone(await phone.wait_for_recording(incoming["call"]), 1000)
-        finally:
-            await peer.close()
-        peer = WebPeer(freq=1000)
-        try:  # phone -> web: the phone's offer is RTP/SAVP with a=crypto, answered with ours
-            host, port = gateway.sip_address
-            number = await phone.call(f"sip:1001@{host}:{port}")
-            ringing = await alice.wait_for("incoming")
-            await alice.answer(ringing["call_id"], peer.answer)
-            await phone.wait_for("state", call=number, state="CONFIRMED")
-            peer.clear()
-            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
-            await phone.hangup(number)
-            await alice.wait_for("ended", call_id=ringing["call_id"])
-        finally:
-            await peer.close()
+        host, port = gateway.sip_address
+        await calls_both_ways(phone, alice, f"sip:1001@{host}:{port}", "7")
     srtp_on = [r for r in caplog.records if "SRTP on (AES_CM_128_HMAC_SHA1_80)" in r.getMessage()]
     assert len(srtp_on) >= 2, "SRTP was not used on both calls"
     if fastlane.available():  # the native engine carried both calls, SRTP on the SIP leg included
@@ -130,34 +138,6 @@ async def test_sdes_srtp_over_tls_with_the_desk_phone(
         ) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
-        peer = WebPeer(freq=1000)
-        try:  # web -> phone over TLS, SRTP with keys in the TLS-protected SDP
-            call_id = await alice.call("2000", await peer.offer())
-            await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
-            incoming = await phone.wait_for("incoming")
-            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
-            await asyncio.sleep(1.0)
-            await alice.request({"type": "dtmf", "call_id": call_id, "digits": "3"})
-            await phone.wait_for("dtmf", digit="3")
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
-            assert wav_has_tone(await phone.wait_for_recording(incoming["call"]), 1000)
-        finally:
-            await peer.close()
-        peer = WebPeer(freq=1000)
-        try:  # phone -> web: the phone's TLS connection to the gateway, its RTP/SAVP offer
-            number = await phone.call(f"sip:1001@127.0.0.1:{gateway_tls};transport=tls")
-            ringing = await alice.wait_for("incoming")
-            await alice.answer(ringing["call_id"], peer.answer)
-            await phone.wait_for("state", call=number, state="CONFIRMED")
-            peer.clear()
-            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
-            await asyncio.sleep(1.0)
-            await phone.hangup(number)
-            await alice.wait_for("ended", call_id=ringing["call_id"])
-            assert wav_has_tone(await phone.wait_for_recording(number), 1000)
-        finally:
-            await peer.close()
+        await calls_both_ways(phone, alice, f"sip:1001@127.0.0.1:{gateway_tls};transport=tls", "3")
     srtp_on = [r for r in caplog.records if "SRTP on (AES_CM_128_HMAC_SHA1_80)" in r.getMessage()]
     assert len(srtp_on) >= 2, "SRTP was not used on both calls"
