@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from sipcore.errors import Unreachable
 from sipcore.message import Response
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,12 @@ class PbxKeepalive:
                 f"no answer to OPTIONS within {self.timeout:g} s ({exc or 'timeout'})",
             )
             return
-        if response.status in (408, 503) and response.reason in ("Request Timeout", "Service Unavailable"):
+        # the UA's own failures: Timer F, a transport error, ICMP unreachable / connection refused
+        synthetic = response.reason in (
+            "Request Timeout",
+            "Service Unavailable",
+        ) or response.reason.startswith(Unreachable.phrase)
+        if response.status in (408, 503) and synthetic:
             self._set(
                 "unreachable", None, response.status, f"OPTIONS failed: {response.status} {response.reason}"
             )
