@@ -85,6 +85,7 @@ class SipWebRtcPeer:
         self.requests: list[Request] = []
         self.ended = asyncio.Event()
         self.invite: Request | None = None  # an incoming INVITE (we are called)
+        self.invite_body: str | None = None  # the offer our own INVITE carried (we call)
         self._incoming: asyncio.Queue[Request] = asyncio.Queue()
         self._waiting: dict[tuple[str, int, str], asyncio.Queue[Response]] = {}
         self._dialog: dict[str, object] = {}
@@ -212,6 +213,7 @@ class SipWebRtcPeer:
         addr = (uri.host, uri.port or 5060)
         offer = await self.media.offer()
         body, mid, candidates = split_candidates(offer) if self.trickle else (offer, "0", [])
+        self.invite_body = body
         invite = build_invite(
             self.endpoint,
             from_=NameAddr(self.endpoint.contact_uri()),

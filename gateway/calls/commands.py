@@ -54,6 +54,7 @@ class SipRespond:
     phrase: str
     sdp: str | None = None
     warning: tuple[int, str] | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # on a 2xx: e.g. Recv-Info of a pass-through call (RFC 8840 §4)
 
     def __post_init__(self) -> None:
         _checks.status("status", self.status, 101, 699)

@@ -161,6 +161,7 @@ class SipIncomingInvite:
     target: InboundResult
     busy_users: frozenset[str] = frozenset()  # users already ringing max_ringing_per_user calls (registry)
     details: CallerDetails = NO_DETAILS  # asserted identity, diversions, passed headers
+    passthrough: bool = False  # the caller's route passes its WebRTC media to the browser (config routes)
 
     def __post_init__(self) -> None:
         _checks.text("request_uri", self.request_uri)

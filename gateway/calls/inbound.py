@@ -81,7 +81,9 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         _refuse(call, target.sip_status, code)
         return
     try:  # decided before anyone rings: a web user must not answer a call that then fails
-        if event.sdp is not None:  # else a late offer (RFC 3261 §13.2.1): ours goes in the 200
+        if event.sdp is not None and event.passthrough:
+            sdp.parse(event.sdp)  # WebRTC media for the browser itself: the browser judges its codecs
+        elif event.sdp is not None:  # else a late offer (RFC 3261 §13.2.1): ours goes in the 200
             settings = call.settings
             offer = sdp.parse(event.sdp)
             sdp.check_audio_offer(offer, settings.sip_codecs, settings.media_families, settings.sip_srtp)
@@ -89,6 +91,7 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return
     call.sip_offer = event.sdp
+    call.passthrough = event.passthrough and event.sdp is not None
     for user in target.users:
         if user.id in event.busy_users:
             continue  # already ringing settings.max_ringing_per_user calls

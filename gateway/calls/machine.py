@@ -68,6 +68,7 @@ class CallMachine:
         self.sip_headers: tuple[tuple[str, str], ...] = ()  # outbound: the web call's custom headers
         self.remote_uri: str | None = None  # inbound From URI
         self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
+        self.passthrough = False  # inbound: the offer goes to the browser as it is (runtime/passthrough.py)
         self.offer_in_200 = False  # late offer: our offer is in the INVITE's 200 until the ACK answers it
         self.invite_sent = False
         self.redirects: list[str] = []  # outbound: the 3xx targets followed, in order (calls/redirects.py)

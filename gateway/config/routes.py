@@ -7,7 +7,9 @@ the browser's WebRTC description through to the SIP side (issue 13 item 7).
       - match: "@webrtc.example.com"  # or the Request-URI's domain
         media: passthrough
 
-The first route that matches the call's Request-URI decides; no route: ``terminate``. A route list
+The first route that matches the call's Request-URI decides; no route: ``terminate``. For a call *to*
+a web user the route is matched against the caller's From URI, and pass-through applies only when its
+offer is WebRTC's (DTLS-SRTP with ICE: what the browser can take as it is). A route list
 rather than a pbx-level switch because one PBX usually fronts both: WebRTC-capable endpoints (a
 WebRTC extension range, a WebRTC SBC domain) and plain phones that need the bridge.
 """

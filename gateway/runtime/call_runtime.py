@@ -41,6 +41,7 @@ from gateway.signaling import events as sig
 from gateway.signaling.service import SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.ua_calls import CallState as SipCallState
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class CallRuntime:
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._candidates: list[sdp.IceCandidateInit | None] = []
+        self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
         self._web_ready = False
         self._finished = False
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"call-{call_id}")
@@ -129,6 +131,8 @@ class CallRuntime:
             machine = registry.get(self.call_id) if self.call_id in registry else None
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
             event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
+        if passthrough is not None and isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
+            self._release_trickle()
         self.feed_nowait(event)
 
     async def _trickle_to_browser(self, media: PassthroughMedia, body: str) -> None:
@@ -147,14 +151,27 @@ class CallRuntime:
 
     def _send_trickle(self, content_type: str, body: str, headers: Sequence[tuple[str, str]]) -> None:
         """A browser candidate in a trickle-ice INFO, if the SIP side's Recv-Info takes the package
-        (RFC 6086 §4.2.1: no INFO of a package the far end did not name)."""
+        (RFC 6086 §4.2.1: no INFO of a package the far end did not name). On a call to the web user the
+        browser trickles as soon as it answered: its INFOs wait for the ACK of our 2xx (the dialog is
+        confirmed then, RFC 3261 §13.3.1.4), in the order they came."""
         call = self.sip.call
         if call is not None and TRICKLE_PACKAGE not in call.peer_info_packages:
             logger.info(
                 "call=%s browser candidate dropped: the SIP side takes no trickle-ice INFO", self.call_id
             )
             return
+        if call is None or call.state is not SipCallState.CONFIRMED or self._trickle_held:
+            self._trickle_held.append((content_type, body, tuple(headers)))
+            return
         self.sip.send_info(content_type, body, headers)
+
+    def _release_trickle(self) -> None:
+        call = self.sip.call
+        if not self._trickle_held or call is None or call.state is not SipCallState.CONFIRMED:
+            return
+        held, self._trickle_held = self._trickle_held, []
+        for content_type, body, headers in held:
+            self.sip.send_info(content_type, body, headers)
 
     async def feed(self, event: ev.Event) -> None:
         """Hand `event` to the machine and wait until it was handled (its `CallError` is raised here)."""
@@ -293,7 +310,10 @@ class CallRuntime:
                 | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
                 | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
-                if isinstance(command, cmd.SipInvite) and isinstance(self.bridge, PassthroughMedia):
+                if isinstance(self.bridge, PassthroughMedia) and (
+                    isinstance(command, cmd.SipInvite)
+                    or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
+                ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
                     command = dataclasses.replace(command, headers=(*command.headers, *INVITE_HEADERS))
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
@@ -408,6 +428,10 @@ class CallRuntime:
                 offer = await bridge.offer_to_web(sip_sdp, self.sip.family())
                 await self._web_became_ready(bridge)
                 return ev.MediaWebOfferReady(offer)
+            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp) if isinstance(bridge, PassthroughMedia):
+                # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
+                self.feed_nowait(ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp)))
+                return ev.MediaConnected()
             case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
                 return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):

@@ -95,11 +95,22 @@ class CallDriver:
         return MediaBridge(self._bridge_settings(call_id), on_event)
 
     def passthrough(self, call_id: str) -> bool:
-        """A web user's call to a destination whose route says `media: passthrough`."""
+        """A web user's call to a destination whose route says `media: passthrough`; a call to a web user
+        from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
+        a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route)."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
-        if machine is None or machine.direction is not CallDirection.OUTBOUND or not self._routes:
+        if machine is None or not self._routes:
             return False
-        return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
+        if machine.direction is CallDirection.OUTBOUND:
+            return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
+        return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
+
+    def _inbound_passthrough(self, caller: str, offer: str | None) -> bool:
+        return (
+            offer is not None
+            and media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
+            and _webrtc_offer(offer)
+        )
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
@@ -457,13 +468,15 @@ class CallDriver:
             callee = call.callee
             target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
             caller = call.caller
+            from_uri = str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid"
             event = ev.SipIncomingInvite(
                 request_uri,
-                str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid",
+                from_uri,
                 caller.display_name if caller is not None else None,
                 call.offer or None,
                 target,
                 details=self._caller_details(call),
+                passthrough=self._inbound_passthrough(from_uri, call.offer or None),
             )
             call_id, commands = self.registry.incoming(event)
         except Exception:
@@ -518,3 +531,15 @@ def loopback_bridge_settings(settings: BridgeSettings) -> BridgeSettings:
     127.0.0.1 (aioice skips loopback addresses; a browser may only have loopback candidates, as
     Chromium with --allow-loopback-in-peer-connection on a host without a network)."""
     return replace(settings, include_loopback=True)
+
+
+def _webrtc_offer(offer: str) -> bool:
+    """Whether a SIP offer's first audio m-line is WebRTC media: DTLS-SRTP (RFC 5764) with ICE (RFC 8839)."""
+    try:
+        description = sdp.parse(offer)
+    except sdp.SdpError:
+        return False
+    for index, media in enumerate(description.media):
+        if media.media == "audio" and media.port != 0:
+            return sdp.is_dtls_srtp(description, index) and description.ice_for(index) is not None
+    return False

@@ -11,9 +11,13 @@ SIP side as INFO with `Info-Package: trickle-ice` and an `application/trickle-ic
 once the dialog is established (the runtime holds them until the answer came); the SIP side's INFO
 fragments become `ice` events for the browser (`browser_candidates`).
 
-Not yet: pass-through of calls *to* web users (inbound), and a hold that mutes anything: a hold or
-resume re-INVITE carries the browser's description with the direction changed, but the media itself
-flows between the two ends whatever the gateway says.
+Calls *to* web users are passed through the same way when the caller's route says so and its offer
+is WebRTC's (driver.passthrough): the INVITE's offer goes to the browser unchanged, the browser's answer
+into the 200 (with `Recv-Info`/`Supported: trickle-ice`), and the browser's trickled candidates go as
+INFO once the ACK confirmed the dialog (the runtime holds them until then).
+
+Not yet: a hold that mutes anything: a hold or resume re-INVITE carries the browser's description with
+the direction changed, but the media itself flows between the two ends whatever the gateway says.
 """
 
 from __future__ import annotations
@@ -103,10 +107,25 @@ class PassthroughMedia:
         return _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
 
     async def offer_to_web(self, sip_offer: str | None, family: str | None = None) -> str:
-        raise PassthroughError("media pass-through carries only web users' own calls")
+        """A call to the web user: the SIP side's WebRTC offer goes to the browser as it is (the driver
+        chose pass-through only for an offer with ICE and DTLS-SRTP; a late offer cannot be passed)."""
+        if sip_offer is None:
+            raise PassthroughError("an INVITE without an offer cannot be passed through")
+        description = sdp.parse(sip_offer)
+        self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        logger.info("call=%s media pass-through: the SIP side's offer goes to the browser", self.call_id)
+        return sip_offer
 
     async def answer_from_web(self, web_answer: str) -> str:
-        raise PassthroughError("media pass-through carries only web users' own calls")
+        """The browser's answer, as it is, for the 200 (its ICE credentials and mids kept for the sdpfrag
+        bodies of its trickled candidates; its a=setup:active/passive is its DTLS role from now on)."""
+        description = sdp.parse(web_answer)
+        self._web_offer = web_answer
+        self._web_ice = description.ice_for(0)
+        self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        setup = description.media[0].setup if description.media else None
+        self._browser_setup = "passive" if setup is sdp.Setup.PASSIVE else "active"
+        return web_answer
 
     def send_dtmf(self, digits: str, to: object, *, duration_ms: int = 100) -> None:
         raise DtmfError("no media bridge in a pass-through call: DTMF goes as SIP INFO")

@@ -97,17 +97,13 @@ class SipSide:
                     logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
                     self._feed(ev.SipFailed(503, "Service Unavailable"))
                     return
-                # the Info Packages our INVITE named in Recv-Info are taken in its dialog (RFC 6086 §5.2.2)
-                recv_info = ",".join(value for name, value in headers if name.lower() == "recv-info")
-                outgoing.info_packages = frozenset(
-                    p.strip().lower() for p in recv_info.split(",") if p.strip()
-                )
+                outgoing.info_packages = _recv_info(headers)
                 self.attach(outgoing)
             case cmd.SipCancel():
                 if isinstance(call, OutgoingCall):
                     call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
-            case cmd.SipRespond(status=status, phrase=phrase, sdp=body, warning=warning):
-                self._respond(call, status, phrase, body, warning)
+            case cmd.SipRespond(status=status, phrase=phrase, sdp=body, warning=warning, headers=extra):
+                self._respond(call, status, phrase, body, warning, extra)
             case cmd.SipBye():
                 if call is None:
                     self._feed(ev.SipLegClosed())
@@ -193,6 +189,7 @@ class SipSide:
         phrase: str,
         body: str | None,
         warning: tuple[int, str] | None = None,
+        extra: Sequence[tuple[str, str]] = (),
     ) -> None:
         if not isinstance(call, IncomingCall):
             logger.info("call=%s no INVITE to answer with %s", self.call_id, status)
@@ -204,7 +201,8 @@ class SipSide:
                 call.ring()
         elif status < 300:
             assert body is not None  # SipRespond refuses a 2xx without SDP
-            call.answer(body)
+            call.info_packages = _recv_info(extra)
+            call.answer(body, extra)
         else:
             headers = (("Warning", warning_value(*warning)),) if warning is not None else ()
             call.reject(status, phrase or None, headers=headers)
@@ -294,3 +292,9 @@ class SipSide:
                     self._spawn(self._bye(call))
         except (SIPError, OSError):
             logger.exception("call=%s SIP leg not torn down", self.call_id)
+
+
+def _recv_info(headers: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """The Info Packages our INVITE or its 2xx named in Recv-Info: taken in its dialog (RFC 6086 §5.2.2)."""
+    recv_info = ",".join(value for name, value in headers if name.lower() == "recv-info")
+    return frozenset(p.strip().lower() for p in recv_info.split(",") if p.strip())

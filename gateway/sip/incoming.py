@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gateway.sip.transport import Source
@@ -119,18 +120,18 @@ class IncomingCall(Call):
         self.local_sdp = sdp
         self._set_state(CallState.EARLY)
 
-    def answer(self, sdp: str) -> None:
-        """200 OK with the SDP answer, retransmitted until the ACK (RFC 3261 §13.3.1.4)."""
+    def answer(self, sdp: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """200 OK with the SDP answer (and ``headers``), retransmitted until the ACK (RFC 3261 §13.3.1.4)."""
         self._unanswered("answer")
         reliable = self.reliable
         if reliable is not None and not reliable.may_send_2xx():
             # RFC 3262 §3: no 2xx while a reliable 1xx with SDP waits for its PRACK; it goes with the PRACK.
             logger.info("call=%s 200 waits for the PRACK of our reliable 1xx", self.call_id)
-            reliable.deferred_2xx = lambda: self._answer_now(sdp)
+            reliable.deferred_2xx = lambda: self._answer_now(sdp, headers)
             return
-        self._answer_now(sdp)
+        self._answer_now(sdp, headers)
 
-    def _answer_now(self, sdp: str) -> None:
+    def _answer_now(self, sdp: str, extra: Sequence[tuple[str, str]] = ()) -> None:
         if self._ended or self.state not in _UNANSWERED or self.incoming.cancelled:
             return
         dialog = self._unanswered("answer")
@@ -142,7 +143,9 @@ class IncomingCall(Call):
             self.offer_event(OaEvent.SEND_OFFER)  # a late offer: ours in the 200, the answer in the ACK
         timer = self.ua.session_timer_for(self.request)
         headers = timer.headers(require=timer.refresher == "uac") if isinstance(timer, SessionTimer) else ()
-        response = dialog.respond(self.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
+        response = dialog.respond(
+            self.request, 200, body=sdp.encode(), content_type=SDP, headers=(*headers, *extra)
+        )
         self.local_sdp = sdp
         acked = self.incoming.respond_until_ack(response)
         self._set_state(CallState.ANSWERED)

@@ -19,6 +19,8 @@ import pytest
 import sdp
 from gateway.runtime.passthrough import PassthroughMedia
 from peers.audio import RATE
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 from peers.sip_webrtc import SipWebRtcPeer, split_candidates
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -133,3 +135,88 @@ async def test_browser_candidates_reach_only_a_peer_that_takes_the_package(recv_
             await alice.wait_for("ended", call_id=call_id)
         finally:
             await browser.close()
+
+
+async def test_webrtc_sip_peer_calls_chromium_with_media_passed_through(tmp_path: Path) -> None:
+    """A call *to* the web user: 7003's route says pass-through and its offer is WebRTC's, so the INVITE's
+    offer reaches the page unchanged, the page's answer goes unchanged into the 200 (with Recv-Info and
+    Supported: trickle-ice), the peer's candidates (trickled by INFO after the ACK) reach the page as
+    `ice` events and the page's candidates reach the peer as INFO, held until the ACK; media flows
+    browser <-> peer with no port or bridge on the gateway."""
+    media = {"rtp_ports": {"start": 37700, "end": 37799}}
+    async with (
+        running_gateway(gateway_config(None, media=media, routes=ROUTES)) as gateway,
+        SipWebRtcPeer(freq=440, trickle=True, user="7003") as peer,
+        chromium_page() as page,
+    ):
+        frames: list[dict[str, Any]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        host, port = gateway.sip_address
+        dialing = asyncio.ensure_future(peer.call(f"sip:1001@{host}:{port}"))
+        await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
+        offered = next(f for f in frames if f.get("type") == "incoming")
+        call_id = offered["call_id"]
+        await page.get_by_role("button", name="Answer").click()
+        final = await asyncio.wait_for(dialing, 15)
+        assert final.status == 200, final
+        assert "trickle-ice" in (final.headers.get("Recv-Info") or "")
+        assert "trickle-ice" in ",".join(final.headers.get_all("Supported"))
+        answer = sdp.parse(final.body.decode())  # Chromium's own answer
+        assert answer.media[0].proto == "UDP/TLS/RTP/SAVPF" and answer.media[0].setup is sdp.Setup.ACTIVE
+        assert not answer.has("ice-lite") and not answer.media[0].candidates  # not the gateway's
+
+        def offers() -> list[dict[str, Any]]:  # the page's frames arrive here a little later
+            return [f for f in frames if f.get("type") == "offer" and f.get("call_id") == call_id]
+
+        await wait_until(lambda: bool(offers()), timeout=5)
+        assert (
+            offers()[-1]["sdp"] == peer.invite_body
+        )  # the peer's offer as it sent it  # the peer's offer as it sent it
+
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer.media.connected(timeout=15)
+        passthrough = gateway.driver._runtimes[call_id].bridge
+        assert isinstance(passthrough, PassthroughMedia)
+        assert gateway.ports.held == frozenset()
+        await wait_until(lambda: passthrough.candidates_sent > 0 and bool(peer.infos_received), timeout=10)
+        assert "a=candidate:" in peer.infos_received[0]
+        assert passthrough.candidates_received > 0
+
+        heard, level = await page_tone(page, 440, seconds=2.0)
+        assert heard > 0.5 and level > 0.005, (heard, level)
+        await asyncio.sleep(1.5)
+        matching, loud = beeps(write_wav(tmp_path / "peer.wav", peer.media.pcm.tobytes()), FAKE_MIC_HZ)
+        assert matching >= 2, (matching, loud)
+
+        bye = await peer.hangup()
+        assert bye.status == 200
+        await expect(page.locator("#call-state")).to_have_text("No call")
+
+
+async def test_plain_rtp_caller_on_a_passthrough_route_is_terminated(tmp_path: Path) -> None:
+    """A route says pass-through, but the caller offers plain RTP (a desk phone): a browser cannot take
+    that, so the call is bridged as any other (ports held while it lasts)."""
+    media = {"rtp_ports": {"start": 37800, "end": 37899}}
+    async with (
+        running_gateway(gateway_config(None, media=media, routes=ROUTES)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        require_desk_phone()
+        host, port = gateway.sip_address
+        async with DeskPhone(tmp_path, user="7004", tone=440) as phone:
+            browser = WebPeer(freq=1000)
+            try:
+                number = await phone.call(f"sip:1001@{host}:{port}")
+                ringing = await alice.wait_for("incoming")
+                await alice.answer(ringing["call_id"], browser.answer)
+                await wait_until(lambda: browser.heard(440, last=1.0), timeout=10)
+                runtime = gateway.driver._runtimes[ringing["call_id"]]
+                assert not isinstance(runtime.bridge, PassthroughMedia)
+                assert gateway.ports.held != frozenset()
+                await phone.hangup(number)
+                await alice.wait_for("ended", call_id=ringing["call_id"])
+            finally:
+                await browser.close()

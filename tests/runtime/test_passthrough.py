@@ -16,6 +16,8 @@ from gateway.runtime.passthrough import INFO_HEADERS, PassthroughError, Passthro
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sdp"
 CHROMIUM = (SAMPLES / "chromium-offer-audio.sdp").read_text()
 AIORTC_ANSWER = (SAMPLES / "aiortc-answer-audio.sdp").read_text()
+AIORTC_OFFER = (SAMPLES / "aiortc-offer-audio.sdp").read_text()
+CHROMIUM_ANSWER = (SAMPLES / "chromium-answer-audio.sdp").read_text()
 HOST = "candidate:1 1 udp 2122260223 127.0.0.1 49344 typ host"
 
 
@@ -101,12 +103,28 @@ async def test_a_reoffer_from_the_sip_side_gets_the_browsers_description_with_it
     assert answer.media[0].setup is sdp.Setup.PASSIVE
 
 
+async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with_the_answer_credentials() -> None:
+    """Inbound: the SIP side's offer to the browser and the browser's answer to the SIP side, unchanged;
+    the browser's candidates then carry its answer's ICE credentials; a SIP re-offer gets that answer."""
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    assert await media.offer_to_web(AIORTC_OFFER) == AIORTC_OFFER
+    assert await media.answer_from_web(CHROMIUM_ANSWER) == CHROMIUM_ANSWER
+    ice = sdp.parse(CHROMIUM_ANSWER).ice_for(0)
+    assert ice is not None
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0, ice.ufrag))
+    ((_, body, _),) = infos.sent
+    fragment = sdp.decode_sdpfrag(body)
+    assert fragment.ice is not None and (fragment.ice.ufrag, fragment.ice.pwd) == (ice.ufrag, ice.pwd)
+    assert await media.update_from_sip(AIORTC_OFFER) == CHROMIUM_ANSWER  # its role kept: active
+
+
 async def test_what_a_passthrough_call_cannot_do() -> None:
     media = PassthroughMedia("c1", Infos())
-    with pytest.raises(PassthroughError):
+    with pytest.raises(PassthroughError):  # a late offer: nothing to pass to the browser
         await media.offer_to_web(None)
-    with pytest.raises(PassthroughError):
-        await media.answer_from_web(CHROMIUM)
+    with pytest.raises(sdp.SdpError):
+        await media.answer_from_web("not sdp")
     with pytest.raises(DtmfError):  # the runtime sends it as INFO instead
         media.send_dtmf("5", "sip")
     await media.close()
