@@ -297,6 +297,11 @@ def parse_message(
         else:
             status_line = _status_line(start)
     except SIPError as exc:
+        missing = next((name for name in MANDATORY_HEADERS if headers.get(name) is None), None)
+        if missing is not None and exc.status != 400:
+            # A 416 (say) copies From/To/Call-ID/CSeq/Via into its response (RFC 3261 §8.2.6.1): a request
+            # lacking one is malformed first, and gets the 400 that names it.
+            raise BadRequest(f"missing {missing} header").with_context(context) from None
         raise exc.with_context(context) from None
     seen: set[str] = set()
     for name, value in headers:

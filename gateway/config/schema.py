@@ -183,6 +183,9 @@ class SipSection:
     # [application/json, text/plain]; other INFO bodies get 415, an Info-Package 469
     info_content_types: tuple[Annotated[str, Parse(_media_type)], ...] = ()
     prack_when_supported: bool = False  # 180/183 reliably (RFC 3262) when 100rel is only supported
+    # hold/resume (any re-offer of a confirmed call) in UPDATE (RFC 3311) to a far end whose Allow lists
+    # UPDATE, instead of a re-INVITE
+    reoffer_with_update: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:

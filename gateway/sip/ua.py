@@ -132,6 +132,9 @@ class UASettings:
     # RFC 3262 §3: our 1xx go reliably when the INVITE requires 100rel, and also when it only
     # supports it if this is set (sip.prack_when_supported).
     prack_when_supported: bool = False
+    # Re-offers of a confirmed call (hold, resume) in UPDATE when the far end allows it (RFC 3311 §5.1),
+    # else in a re-INVITE (sip.reoffer_with_update).
+    reoffer_with_update: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -191,6 +194,7 @@ class UASettings:
                 cache_size=config.dns.cache_size,
             ),
             prack_when_supported=sip.prack_when_supported,
+            reoffer_with_update=sip.reoffer_with_update,
         )
 
 

@@ -249,12 +249,15 @@ class Call:
         return final
 
     async def reinvite(self, sdp: str) -> ReinviteResult:
-        """Send a re-INVITE with a new offer (RFC 3261 §14.1) and ACK its 2xx."""
+        """Send a re-INVITE with a new offer (RFC 3261 §14.1) and ACK its 2xx; in an UPDATE instead
+        (RFC 3311 §5.1) when the UA's ``reoffer_with_update`` is set and the far end allows UPDATE."""
         dialog = self._established()
         if self._reinvite_out or self._reinvite_in is not None:
             raise CallError(f"call {self.call_id}: a re-INVITE is already in progress")
         self._reinvite_out = True
         try:
+            if self.ua.settings.reoffer_with_update and "UPDATE" in self.peer_allows:
+                return await ua_update.offer(self, sdp)
             timer = self.session_timer
             headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
             request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP, headers=headers)

@@ -19,6 +19,9 @@ CSeq and taken a new Contact as the remote target, RFC 3311 §5.2):
 
 Sent (:func:`refresh`): the session refresh of RFC 4028 §7.4, an UPDATE without an offer, used when
 the far end's Allow lists UPDATE; a 491 is retried after RFC 3261 §14.1's random delay.
+Sent (:func:`offer`): a re-offer of a confirmed call (hold, resume) with ``sip.reoffer_with_update``
+and a far end that allows UPDATE: the offer in the UPDATE, the answer in its 2xx, no ACK (§5.1); its
+result reads as a re-INVITE's, so a 491 is retried by the call layer as a re-INVITE's is.
 """
 
 from __future__ import annotations
@@ -30,16 +33,18 @@ from typing import TYPE_CHECKING
 from gateway.sip.ua_events import ReinviteResult
 from sipcore.headers import warning_value
 from sipcore.inspection import refuse_body
+from sipcore.offer_answer import OaEvent
 
 if TYPE_CHECKING:
     from gateway.sip.tu import IncomingRequest
     from gateway.sip.ua_calls import Call
 
-__all__ = ["MAX_GLARE_RETRIES", "receive", "refresh"]
+__all__ = ["MAX_GLARE_RETRIES", "offer", "receive", "refresh"]
 
 logger = logging.getLogger(__name__)
 
 MAX_GLARE_RETRIES = 2
+SDP = "application/sdp"
 _TAKEN_IN = frozenset({"answered", "confirmed"})  # CallState values where an offer goes to the call layer
 
 
@@ -94,3 +99,26 @@ async def refresh(call: Call) -> ReinviteResult:
             call.start_session_timer(None)
         return ReinviteResult(final.status, final.reason)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def offer(call: Call, sdp: str) -> ReinviteResult:
+    """A new offer in an UPDATE of the confirmed dialog (RFC 3311 §5.1), instead of a re-INVITE; a 2xx's
+    answer becomes the session, and refreshes the session timer as a 2xx re-INVITE does (RFC 4028 §10)."""
+    dialog = call.dialog
+    assert dialog is not None
+    timer = call.session_timer
+    headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+    request = dialog.create_request("UPDATE", body=sdp.encode(), content_type=SDP, headers=headers)
+    call.offer_event(OaEvent.SEND_OFFER)
+    final, _ = await call.send_in_dialog(request)
+    answered = 200 <= final.status < 300 and bool(final.body)
+    call.offer_event(OaEvent.RECV_ANSWER if answered else OaEvent.REJECTED)
+    answer = final.body.decode("utf-8", "replace") if answered else ""
+    if answered:
+        call.local_sdp = sdp
+        call.remote_sdp = answer
+        call.start_session_timer(None)
+    logger.info("call=%s offer in UPDATE answered %d", call.call_id, final.status)
+    if 200 <= final.status < 300 and not answered:  # RFC 3311 §5.2 wants the answer in the 2xx
+        return ReinviteResult(488, "No answer in the 2xx to UPDATE")  # the call keeps its session
+    return ReinviteResult(final.status, final.reason, answer)

@@ -10,7 +10,11 @@ phone's hold is answered and the browser hears `held`/`resumed` by remote; audio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from pathlib import Path
+
+import pytest
 
 from gateway.app import Gateway
 from gateway.media.bridge import MediaBridge
@@ -146,3 +150,33 @@ async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
             assert_hold_in_recording(await phone.wait_for_recording(number))
         finally:
             await peer.close()
+
+
+async def test_hold_and_resume_in_update_when_configured(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With sip.reoffer_with_update, the web user's hold and resume go to the phone (pjsua, whose Allow
+    lists UPDATE) as UPDATE with the offer, answered in its 200 (RFC 3311 §5.1): the phone reports
+    remote_hold and active as with a re-INVITE, and no media flows while held."""
+    require_desk_phone()
+    caplog.set_level(logging.INFO, logger="gateway.sip")
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        config = gateway_config(phone.address)
+        config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, reoffer_with_update=True))
+        async with (
+            running_gateway(config) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(1000)
+            try:
+                call_id = await alice.call("2000", await peer.offer())
+                await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+                incoming = await phone.wait_for("incoming")
+                await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+                await check_web_hold(gateway, alice, peer, phone, call_id, incoming["call"])
+                await alice.request({"type": "hangup", "call_id": call_id})
+                await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            finally:
+                await peer.close()
+    updates = [r.getMessage() for r in caplog.records if "offer in UPDATE answered" in r.getMessage()]
+    assert len(updates) == 2 and all(m.endswith("answered 200") for m in updates), updates

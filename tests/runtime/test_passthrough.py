@@ -103,7 +103,9 @@ async def test_a_reoffer_from_the_sip_side_gets_the_browsers_description_with_it
     assert answer.media[0].setup is sdp.Setup.PASSIVE
 
 
-async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with_the_answer_credentials() -> None:
+async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with_the_answer_credentials() -> (
+    None
+):
     """Inbound: the SIP side's offer to the browser and the browser's answer to the SIP side, unchanged;
     the browser's candidates then carry its answer's ICE credentials; a SIP re-offer gets that answer."""
     infos = Infos()

@@ -179,3 +179,26 @@ async def test_an_offer_in_update_re_negotiates_our_early_dialog_and_is_488_in_t
         incoming.answer(ANSWER)
         await expect(call, Answered)
         await call.bye()
+
+
+async def test_reoffer_with_update_sends_the_hold_in_update_and_otherwise_a_reinvite() -> None:
+    """UserAgentSettings.reoffer_with_update: the caller's hold is an UPDATE with the offer, answered in
+    its 200 (no ACK, RFC 3311 §5.1); the session and offer/answer state follow the answer. Without the
+    setting, the same hold is a re-INVITE (the callee sees it as one: its ACK confirms it)."""
+    for with_update in (True, False):
+        async with (
+            running_ua(FAST, reoffer_with_update=with_update) as a,
+            running_ua(FAST, listen=(Listen("udp"),)) as b,
+        ):
+            call, incoming = await answered(a, b)
+            holding = asyncio.ensure_future(call.hold(OFFER.replace("a=sendrecv", "a=sendonly")))
+            received = await expect(incoming, ReinviteReceived)
+            assert received.sdp is not None and "a=sendonly" in received.sdp
+            assert (incoming._reinvite_in.request.method if incoming._reinvite_in else None) == (
+                "UPDATE" if with_update else "INVITE"
+            )
+            incoming.answer_reinvite(ANSWER.replace("a=sendrecv", "a=recvonly"))
+            result = await holding
+            assert result.status == 200 and "a=recvonly" in result.sdp
+            assert call.offers.state is OaState.STABLE and "a=recvonly" in call.remote_sdp
+            await call.bye()

@@ -259,3 +259,18 @@ def test_unicode_and_latin1_header_values_survive() -> None:
     )
     request = parse_request(data)
     assert request.serialize() == data
+
+
+def test_an_unsupported_scheme_without_a_mandatory_header_is_a_400_naming_the_header() -> None:
+    """A 416 would copy From into its response (RFC 3261 §8.2.6.1): without From the request is
+    malformed first (found by tests/sip/test_layer_fuzz.py)."""
+    data = (
+        b"BYE s+p:uas@127.0.0.1 SIP/2.0\r\nMax-Forwards: 70\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+        b"To: <sip:uas@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    with pytest.raises(SIPError) as caught:
+        parse_message(data)
+    assert caught.value.status == 400 and "missing From header" in str(caught.value)
+    with pytest.raises(SIPError) as caught:  # with its From, the scheme is what is wrong
+        parse_message(data.replace(b"Call-ID", b"From: <sip:a@127.0.0.1>;tag=f1\r\nCall-ID"))
+    assert caught.value.status == 416
