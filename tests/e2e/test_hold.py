@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
+from gateway.config import Config
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeStats
 from peers.audio import detect_tone, read_wav, rms
@@ -51,6 +52,10 @@ def hold_gap(path: Path, freq: float, window_s: float = 0.1) -> tuple[float, boo
     first, end = next((r for r in runs if r[1] - r[0] >= wanted), max(runs, key=lambda r: r[1] - r[0]))
     toned = [detect_tone(w, rate, freq, threshold=0.3) for w in windows]
     return (end - first) * window_s, any(toned[:first]), any(toned[end:])
+
+
+def with_update(config: Config, update: bool) -> Config:
+    return dataclasses.replace(config, sip=dataclasses.replace(config.sip, reoffer_with_update=update))
 
 
 def bridge_stats(gateway: Gateway, call_id: str) -> BridgeStats:
@@ -94,11 +99,19 @@ def assert_hold_in_recording(wav: Path) -> None:
     assert before and after, f"{wav}: the browser's tone is not heard around the hold ({before}, {after})"
 
 
-async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
+@pytest.mark.parametrize("update", [False, True], ids=["reinvite", "update"])
+async def test_hold_and_resume_both_ways(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, update: bool
+) -> None:
+    """With sip.reoffer_with_update the web user's hold and resume go to the phone (pjsua, whose Allow
+    lists UPDATE) as UPDATE with the offer, answered in its 200 (RFC 3311 §5.1): the phone reports
+    remote_hold and active as with a re-INVITE, and no media flows while held; the phone's own hold is
+    a re-INVITE either way."""
     require_desk_phone()
+    caplog.set_level(logging.INFO, logger="gateway.sip")
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        running_gateway(gateway_config(phone.address)) as gateway,
+        running_gateway(with_update(gateway_config(phone.address), update)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer = WebPeer(1000)
@@ -128,6 +141,8 @@ async def test_hold_and_resume_both_ways(tmp_path: Path) -> None:
             assert_hold_in_recording(await phone.wait_for_recording(incoming["call"]))
         finally:
             await peer.close()
+    updates = [r.getMessage() for r in caplog.records if "offer in UPDATE answered" in r.getMessage()]
+    assert len(updates) == (2 if update else 0) and all(m.endswith("answered 200") for m in updates), updates
 
 
 async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
@@ -150,33 +165,3 @@ async def test_web_user_holds_a_call_from_the_phone(tmp_path: Path) -> None:
             assert_hold_in_recording(await phone.wait_for_recording(number))
         finally:
             await peer.close()
-
-
-async def test_hold_and_resume_in_update_when_configured(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """With sip.reoffer_with_update, the web user's hold and resume go to the phone (pjsua, whose Allow
-    lists UPDATE) as UPDATE with the offer, answered in its 200 (RFC 3311 §5.1): the phone reports
-    remote_hold and active as with a re-INVITE, and no media flows while held."""
-    require_desk_phone()
-    caplog.set_level(logging.INFO, logger="gateway.sip")
-    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
-        config = gateway_config(phone.address)
-        config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, reoffer_with_update=True))
-        async with (
-            running_gateway(config) as gateway,
-            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
-        ):
-            peer = WebPeer(1000)
-            try:
-                call_id = await alice.call("2000", await peer.offer())
-                await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
-                incoming = await phone.wait_for("incoming")
-                await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-                await check_web_hold(gateway, alice, peer, phone, call_id, incoming["call"])
-                await alice.request({"type": "hangup", "call_id": call_id})
-                await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
-            finally:
-                await peer.close()
-    updates = [r.getMessage() for r in caplog.records if "offer in UPDATE answered" in r.getMessage()]
-    assert len(updates) == 2 and all(m.endswith("answered 200") for m in updates), updates

@@ -23,11 +23,14 @@ def sipp() -> str:
 
 
 def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> bool:
-    """The WAV holds `freq` clearly over one second (after `skip` seconds of set-up)."""
+    """The WAV holds `freq` clearly over one second (after `skip` seconds of set-up; a later second
+    counts too: on a loaded machine a phone's media may start a little late)."""
     rate, samples = read_wav(path)
     window = samples[int(skip * rate) : int((skip + seconds) * rate)]
     assert len(window) >= rate * seconds * 0.9, f"{path}: only {len(samples) / rate:.2f} s recorded"
-    return detect_tone(window, rate, freq)
+    step, size = rate // 4, int(seconds * rate)
+    starts = range(int(skip * rate), max(int(skip * rate), len(samples) - size) + 1, step)
+    return any(detect_tone(samples[start : start + size], rate, freq) for start in starts)
 
 
 def ratio(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> float:
