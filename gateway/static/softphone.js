@@ -4,7 +4,8 @@ import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
 const $ = (id) => document.getElementById(id);
 const client = new GatewayClient();
 const TOKEN_KEY = "gateway.session-token";
-let call = null; // the current call (one at a time on this page)
+let call = null; // the current call
+let waiting = null; // attended transfer: the held call to transfer, while `call` is the consultation
 let ringing = null; // an incoming call not answered yet
 let audioContext = null;
 let stopMeters = [];
@@ -84,8 +85,15 @@ function render() {
   $("hangup-button").disabled = !active;
   $("mute-button").disabled = !inCall;
   $("hold-button").disabled = !inCall;
-  $("transfer-to").disabled = !inCall;
-  $("transfer-button").disabled = !inCall;
+  const consulting = Boolean(waiting && waiting.state !== "ended" && active && call !== waiting);
+  $("transfer-to").disabled = !inCall || consulting;
+  $("transfer-button").disabled = !inCall || consulting;
+  $("consult-button").disabled = !inCall || consulting;
+  $("consult").hidden = !consulting;
+  if (consulting) {
+    $("consult-text").textContent = `Consulting ${call.remote?.uri || ""}; ${waiting.remote?.uri || "the first call"} is on hold.`;
+    $("complete-transfer-button").disabled = call.state !== "connected" && call.state !== "held";
+  }
   $("mute-button").setAttribute("aria-pressed", String(Boolean(active && call.muted)));
   $("mute-button").textContent = active && call.muted ? "Unmute" : "Mute";
   const held = active && call.state === "held";
@@ -163,7 +171,7 @@ function adopt(newCall) {
   });
   call.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
-    if (reason !== "hangup" && reason !== "transferred") {
+    if (reason !== "hangup" && reason !== "transferred" && !newCall.transferring) {
       const suffix = status ? ` (SIP ${status})` : "";
       showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix);
     }
@@ -282,6 +290,55 @@ $("transfer-form").addEventListener("submit", (event) => {
   const to = $("transfer-to").value.trim();
   if (!call || !to) return;
   call.transfer(to).catch((error) => showError(readable(error)));
+});
+// Attended transfer: hold this call, call the number in "Transfer to" (the consultation), then either
+// complete (the held call's far end calls the consulted party in our place) or go back to the first call.
+$("consult-button").addEventListener("click", async () => {
+  const to = $("transfer-to").value.trim();
+  const first = call;
+  if (!first || !to) {
+    if (!to) showError("Enter the number to consult in \"Transfer to\".");
+    return;
+  }
+  showError("");
+  try {
+    if (first.state !== "held") await first.hold();
+    waiting = first;
+    const consultation = await client.call(to);
+    consultation.addEventListener("ended", () => {
+      if (call === consultation && waiting && waiting.state !== "ended") backToFirst();
+    });
+    first.addEventListener("ended", () => { if (waiting === first) { waiting = null; render(); } });
+    adopt(consultation);
+  } catch (error) {
+    waiting = null;
+    showError(readable(error));
+    render();
+  }
+});
+
+function backToFirst() {
+  const first = waiting;
+  waiting = null;
+  if (!first || first.state === "ended") return;
+  adopt(first);
+}
+
+$("complete-transfer-button").addEventListener("click", () => {
+  const first = waiting;
+  if (!first || !call || call === first) return;
+  const box = $("transfer-status");
+  box.hidden = false;
+  box.textContent = TRANSFER_TEXT.requested;
+  call.transferring = true; // its end (the consulted party hangs up on the gateway) is no error
+  first.attendedTransfer(call).catch((error) => {
+    call.transferring = false;
+    showError(readable(error));
+  });
+});
+$("back-button").addEventListener("click", () => {
+  const consultation = call;
+  consultation?.hangup().catch((error) => showError(readable(error)));
 });
 $("hold-button").addEventListener("click", () => {
   if (!call) return;

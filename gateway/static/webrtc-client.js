@@ -394,6 +394,12 @@ export class Call extends EventTarget {
   // Blind transfer (REFER): the other side is asked to call `to`; "transfer" events tell how it goes.
   transfer(to) { return this.client.request({ type: "transfer", call_id: this.id, to: String(to) }); }
 
+  // Attended transfer (REFER with Replaces, RFC 3891): this call's far end is asked to call the far end
+  // of `consultation` (the user's other connected call) in its place; both calls then end.
+  attendedTransfer(consultation) {
+    return this.client.request({ type: "transfer", call_id: this.id, replaces: consultation.id });
+  }
+
   resume() { return this.client.request({ type: "resume", call_id: this.id }); }
 
   sendDtmf(digits, durationMs = undefined) {

@@ -23,6 +23,7 @@ from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.test_web_and_phone import wav_has_tone
+from tests.signaling.browser import chromium_page, expect, log_in
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -276,3 +277,50 @@ async def test_a_refer_from_the_phone_is_carried_out_by_the_browser(tmp_path: Pa
         finally:
             await peer_a.close()
             await peer_b.close()
+
+
+async def test_attended_transfer_from_the_softphone_page(tmp_path: Path) -> None:
+    """The page's own buttons (headless Chromium): alice calls A, types 2001 in "Transfer to" and presses
+    Consult (A is held, B is called and answers), then "Complete transfer": A gets a REFER with Replaces,
+    B takes A's INVITE with Replaces, A and B talk, and the page ends with no call and no error."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(_both_phones_config(phone_a, 36400)) as gateway,
+        chromium_page() as page,
+    ):
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        await page.locator("#number").fill(phone_a.uri)
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        at_a = int((await phone_a.wait_for("incoming"))["call"])
+        await phone_a.wait_for("state", call=at_a, state="CONFIRMED")
+        await expect(page.locator("#consult")).to_be_hidden()
+
+        await page.get_by_placeholder("Transfer to…").fill("2001")
+        await page.get_by_role("button", name="Consult").click()
+        await phone_a.wait_for("media", call=at_a, status="remote_hold")
+        at_b = int((await phone_b.wait_for("incoming"))["call"])
+        await phone_b.wait_for("state", call=at_b, state="CONFIRMED")
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await expect(page.locator("#consult")).to_be_visible()
+        await expect(page.locator("#consult-text")).to_contain_text("Consulting 2001")
+        await expect(page.get_by_role("button", name="Transfer", exact=True)).to_be_disabled()
+        await page.screenshot(path=str(tmp_path / "softphone-consult.png"), full_page=True)
+
+        await page.get_by_role("button", name="Complete transfer").click()
+        request = await phone_a.wait_for("transfer_request", call=at_a)
+        target, _, replaces = request["to"].strip("<>").partition("?")
+        assert target.startswith(f"sip:2001@{DOMAIN}") and replaces.lower().startswith("replaces="), request
+        replaced = await phone_b.wait_for("replaced", call=at_b)
+        await phone_a.wait_for("state", call=request["new_call"], state="CONFIRMED")
+        await phone_b.wait_for("state", call=replaced["new_call"], state="CONFIRMED")
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=15000)
+        await expect(page.locator("#consult")).to_be_hidden()
+        await expect(page.locator("#error")).to_be_hidden()
+        await wait_until(lambda: gateway._health_details()["calls"] == 0, timeout=10)
+        await phone_b.hangup(replaced["new_call"])
+        await phone_a.wait_for("state", call=request["new_call"], state="DISCONNECTED")
