@@ -140,7 +140,7 @@ class MediaBridge:
     def _set_state(self, state: BridgeState) -> None:
         if (self._state, state) not in TRANSITIONS:
             raise BridgeError(f"call={self._call} bridge cannot go from {self._state.value} to {state.value}")
-        logger.info("call=%s bridge %s -> %s", self._call, self._state.value, state.value)
+        logger.debug("call=%s bridge %s -> %s", self._call, self._state.value, state.value)
         self._state = state
 
     def _expect(self, method: str, *states: BridgeState) -> None:

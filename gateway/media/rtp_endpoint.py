@@ -204,7 +204,7 @@ class RtpEndpoint:
             raise EndpointError(
                 f"call={self._call} RTP endpoint cannot go from {self._state.value} to {state.value}"
             )
-        logger.info("call=%s RTP endpoint %s -> %s", self._call, self._state.value, state.value)
+        logger.debug("call=%s RTP endpoint %s -> %s", self._call, self._state.value, state.value)
         self._state = state
 
     def _now(self) -> float:
@@ -381,7 +381,7 @@ class RtpEndpoint:
     def set_direction(self, direction: sdp.Direction) -> None:
         """Hold and resume: the inactivity timer only runs while we expect to receive."""
         old, self._direction = self._direction, direction
-        logger.info("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
+        logger.debug("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
         if self._state is not EndpointState.OPEN or old.receives == direction.receives:
             return
         if direction.receives:

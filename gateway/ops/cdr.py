@@ -46,19 +46,18 @@ class CallRecorder:
             logger.info("call record %s", line)
         if self.section.webhook is not None and self._post is not None:
             task = asyncio.get_running_loop().create_task(
-                self._send(self.section.webhook, line, record.call_id)
+                self._send(self._post, self.section.webhook, line, record.call_id)
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self.written += 1
 
-    async def _send(self, url: str, body: str, call_id: str) -> None:
-        assert self._post is not None
+    async def _send(self, post: Poster, url: str, body: str, call_id: str) -> None:
         try:
             status = await asyncio.wait_for(
-                self._post(url, body, self.section.webhook_timeout), self.section.webhook_timeout
+                post(url, body, self.section.webhook_timeout), self.section.webhook_timeout
             )
-        except (TimeoutError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure of the collector (timeout, refused, HTTP client error)
             logger.warning("call=%s record not posted to the webhook: %s", call_id, exc or type(exc).__name__)
             return
         if not 200 <= status < 300:
@@ -66,7 +65,7 @@ class CallRecorder:
 
     async def close(self) -> None:
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.section.webhook_timeout)
+            await asyncio.wait(list(self._tasks), timeout=self.section.webhook_timeout + 0.5)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
