@@ -29,6 +29,8 @@ from gateway.media import aiortc_hooks, fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.ops import logctx
+from gateway.ops.wiring import Operations
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
@@ -59,9 +61,14 @@ class Gateway:
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
         self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
+        logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)
         self.driver = CallDriver(
-            CallRegistry(CallSettings.from_config(config)), self.identities, self._bridge_settings, config
+            CallRegistry(CallSettings.from_config(config), new_call_id=logctx.new_call_id),
+            self.identities,
+            self._bridge_settings,
+            config,
         )
+        self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
 
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
         """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway
@@ -106,6 +113,7 @@ class Gateway:
             presence=self.presence,
             config=self.config,
         )
+        self.ops.add_routes(app)
         http = self.config.http
         if http.tls is not None:
             self.tls = ServerTls(http.tls.certificate, http.tls.private_key)
@@ -139,6 +147,8 @@ class Gateway:
         self._closers.append(self.driver.close)
         if self.sip_ws is not None:
             await self._start_web_sip(self.sip, self.sip_ws)
+        await self.ops.start()
+        self._closers.append(self.ops.close)
         logger.info("gateway started")
 
     async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:

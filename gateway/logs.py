@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Final, TextIO
 
+from gateway.ops.logctx import call_fields, install_record_factory
+
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 # LogRecord attributes that are bookkeeping, not context worth shipping in a JSON line.
@@ -42,10 +44,11 @@ def escape_controls(text: str) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """The text format, one line per message whatever a peer put in it (a traceback keeps its lines)."""
+    """The text format, one line per message whatever a peer put in it (a traceback keeps its lines);
+    a line about a call ends with the call's ids the message does not already show (gateway/ops/logctx.py)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_controls(mask_secrets(record.message))
+        record.message = escape_controls(mask_secrets(record.message + call_fields(record)))
         return super().formatMessage(record)
 
 
@@ -71,6 +74,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Send the gateway's logs to `stream` (stderr by default) at `level`, as `fmt` ('text' or 'json')."""
+    install_record_factory()  # `call` and `sip_call_id` on the records of a call's lines
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()

@@ -163,7 +163,7 @@ class Dialog:
         self.pending_out_invite = role is Role.UAC and state is DialogState.EARLY
         self.pending_in_invite = role is Role.UAS and state is DialogState.EARLY
         self._acks: dict[int, Request] = {}
-        logger.info("call=%s dialog %s created as %s (%s)", id.call_id, id.local_tag, role.name, state.name)
+        logger.debug("call=%s dialog %s created as %s (%s)", id.call_id, id.local_tag, role.name, state.name)
 
     def __repr__(self) -> str:
         return f"<Dialog {self.role.name} {self.id.call_id} {self.id.local_tag}/{self.id.remote_tag} {self.state.name}>"
@@ -251,7 +251,7 @@ class Dialog:
     # -- the state machine ---------------------------------------------------------------------
 
     def _set_state(self, new: DialogState, reason: str) -> None:
-        logger.info(
+        logger.debug(
             "call=%s dialog %s: %s -> %s (%s)",
             self.id.call_id,
             self.id.local_tag,

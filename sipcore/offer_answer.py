@@ -59,7 +59,7 @@ class OfferAnswer:
 
     def _set_state(self, new: OaState, event: OaEvent) -> None:
         if new is not self.state:
-            logger.info(
+            logger.debug(
                 "call=%s offer/answer: %s -> %s (%s)", self.call_id, self.state.name, new.name, event.name
             )
         self.state = new

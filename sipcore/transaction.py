@@ -191,7 +191,7 @@ class Transaction:
         return f"<{type(self).__name__} {self.request.method} {self.request.call_id} {self.state.name}>"
 
     def _set_state(self, new: State, actions: list[Action]) -> None:
-        logger.info(
+        logger.debug(
             "call=%s %s transaction: %s -> %s",
             self.request.call_id,
             self.request.method,

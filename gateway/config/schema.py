@@ -13,6 +13,7 @@ from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.errors import InvalidValue
+from gateway.config.ops import CdrSection, MetricsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
 from gateway.config.values import (
@@ -532,6 +533,8 @@ class Config:
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()  # media per destination: terminate (default) | passthrough
     logging: LoggingSection = field(default_factory=LoggingSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
+    cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
 
     def __post_init__(self) -> None:
         problems = list(self._cross_checks())

@@ -177,6 +177,11 @@ class DirectSender:
         self._last_time = self._clock() if now is None else now
         return True
 
+    def rtt_seconds(self) -> float | None:
+        """aiortc's round-trip estimate from the browser's receiver reports (RFC 3550 §6.4.1), for metrics."""
+        rtt = getattr(self._sender, _SENDER + "rtt", None)
+        return float(rtt) if isinstance(rtt, int | float) else None
+
     def account_sent(self, records: list[Record]) -> None:
         """Packets the fast lane sent on our SSRC, counted as ``send`` counts its own."""
         sent = [record for record in records if record.sent]
@@ -361,6 +366,11 @@ class DirectReceiver:
         """Whether decrypted RTP reaches ``on_rtp`` (started, DTLS up, the direction receives)."""
         dtls = self._dtls
         return self.started and dtls is not None and dtls._state is _CONNECTED and self._receiver._enabled
+
+    def jitter_seconds(self) -> float | None:
+        """Interarrival jitter of the browser's audio (RFC 3550 A.8, the worst of its sources), for metrics."""
+        values = [s.jitter / s._clockrate for s in self._streams.values() if s._clockrate]
+        return max(values) if values else None
 
     def account(self, records: list[Record], wall_offset: float) -> None:
         """Packets the fast lane forwarded, fed to the statistics of the receiver reports as ``StreamStatistics.add`` would have when they

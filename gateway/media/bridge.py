@@ -140,7 +140,7 @@ class MediaBridge:
     def _set_state(self, state: BridgeState) -> None:
         if (self._state, state) not in TRANSITIONS:
             raise BridgeError(f"call={self._call} bridge cannot go from {self._state.value} to {state.value}")
-        logger.info("call=%s bridge %s -> %s", self._call, self._state.value, state.value)
+        logger.debug("call=%s bridge %s -> %s", self._call, self._state.value, state.value)
         self._state = state
 
     def _expect(self, method: str, *states: BridgeState) -> None:
@@ -540,6 +540,36 @@ class MediaBridge:
 
     # ----------------------------------------------------------------------------------- teardown
 
+    def quality(self) -> dict[str, dict[str, object]]:
+        """Per leg, what RTP and RTCP say of the call's media (call records, metrics): codec, packets
+        sent and received, lost, jitter and round-trip time (seconds, None when unknown)."""
+        stats = self.stats()
+        chosen = self._chosen
+        endpoint = self._sip.endpoint
+        received = endpoint.statistics if endpoint is not None else None
+        sip_jitter = (
+            received.jitter / received.clock_rate if received is not None and received.received else None
+        )
+        far = endpoint.far_end if endpoint is not None else None
+        return {
+            "web": {
+                "codec": chosen.web if chosen is not None else None,
+                "packets_received": stats.web_to_sip.received,
+                "packets_sent": stats.sip_to_web.forwarded,
+                "packets_lost": stats.web_to_sip.lost,
+                "jitter": self._web.direct_receiver.jitter_seconds(),
+                "rtt": self._web.direct_sender.rtt_seconds(),
+            },
+            "sip": {
+                "codec": chosen.sip if chosen is not None else None,
+                "packets_received": stats.sip_to_web.received,
+                "packets_sent": stats.web_to_sip.forwarded,
+                "packets_lost": stats.sip_to_web.lost,
+                "jitter": sip_jitter,
+                "rtt": far.rtt if far is not None else None,
+            },
+        }
+
     def stats(self) -> BridgeStats:
         dropped = self.fast_lane.dropped() if self.fast_lane is not None else 0
         return BridgeStats(
@@ -548,6 +578,7 @@ class MediaBridge:
             transcoding=bool(self._chosen and self._chosen.transcoding),
             latency=self._latency.summary(),
             web_dropped=self._web.dropped + dropped,
+            fast_lane_packets=self.fast_lane.packets if self.fast_lane is not None else 0,
         )
 
     async def close(self) -> None:

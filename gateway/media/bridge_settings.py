@@ -153,6 +153,7 @@ class BridgeStats:
     transcoding: bool
     latency: LatencySummary | None = None
     web_dropped: int = 0  # packets from the browser the direct receive path dropped (SRTP check, malformed)
+    fast_lane_packets: int = 0  # of those forwarded, by the native engine (the others: the Python path)
 
 
 class LatencyMeter:

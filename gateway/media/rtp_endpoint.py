@@ -57,7 +57,7 @@ from gateway.media.rtp import (
     is_rtcp,
     ntp_from_unix,
 )
-from gateway.media.rtp_stats import ReceiveStatistics
+from gateway.media.rtp_stats import FarEndStats, ReceiveStatistics
 from gateway.media.srtp import SdesSrtp, SipSrtp, SrtpError
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ class RtpEndpoint:
         # go here with the socket they came to ("rtp", "rtcp"); None: dropped.
         self.control: Callable[[str, bytes, Address], None] | None = None
         self.statistics: ReceiveStatistics | None = None
+        self.far_end = FarEndStats()  # the far end's reports of our stream: its loss, jitter, the RTT
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
@@ -203,7 +204,7 @@ class RtpEndpoint:
             raise EndpointError(
                 f"call={self._call} RTP endpoint cannot go from {self._state.value} to {state.value}"
             )
-        logger.info("call=%s RTP endpoint %s -> %s", self._call, self._state.value, state.value)
+        logger.debug("call=%s RTP endpoint %s -> %s", self._call, self._state.value, state.value)
         self._state = state
 
     def _now(self) -> float:
@@ -380,7 +381,7 @@ class RtpEndpoint:
     def set_direction(self, direction: sdp.Direction) -> None:
         """Hold and resume: the inactivity timer only runs while we expect to receive."""
         old, self._direction = self._direction, direction
-        logger.info("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
+        logger.debug("call=%s RTP direction %s -> %s", self._call, old.value, direction.value)
         if self._state is not EndpointState.OPEN or old.receives == direction.receives:
             return
         if direction.receives:
@@ -616,6 +617,8 @@ class RtpEndpoint:
         elif not self._inactive and self._inactivity_timer is None:
             self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
         for packet in packets:
+            if isinstance(packet, RtcpSenderReport | RtcpReceiverReport):
+                self.far_end.update(packet.reports, self.ssrc, ntp_from_unix(self._wallclock()))
             if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
                 if packet.ssrc == self.statistics.ssrc:
                     self.statistics.on_sender_report(packet.ntp_timestamp, now)

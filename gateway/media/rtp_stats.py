@@ -134,3 +134,30 @@ class ReceiveStatistics:
             last_sr=self._last_sr,
             delay_since_last_sr=dlsr,
         )
+
+
+# --------------------------------------------------------------------- what the far end reports of us
+
+
+class FarEndStats:
+    """What the far end's RTCP reports say of the stream we send it (RFC 3550 §6.4.1): its loss and
+    jitter, and the round-trip time from the LSR/DLSR it echoes (RTT = A - LSR - DLSR)."""
+
+    __slots__ = ("cumulative_lost", "fraction_lost", "jitter", "reports", "rtt")
+
+    def __init__(self) -> None:
+        self.reports = 0
+        self.rtt: float | None = None  # seconds, the last measured
+        self.fraction_lost = self.cumulative_lost = self.jitter = 0
+
+    def update(self, blocks: tuple[ReportBlock, ...], ssrc: int, arrival_ntp: int) -> None:
+        for block in blocks:
+            if block.ssrc != ssrc:
+                continue
+            self.reports += 1
+            self.fraction_lost, self.cumulative_lost = block.fraction_lost, block.cumulative_lost
+            self.jitter = block.jitter
+            if block.last_sr:
+                rtt = (ntp_middle32(arrival_ntp) - block.last_sr - block.delay_since_last_sr) & U32_MAX
+                if rtt < 60 * 65536:  # anything longer is a clock step or a forged report
+                    self.rtt = rtt / 65536

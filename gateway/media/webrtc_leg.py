@@ -143,7 +143,7 @@ class WebRtcLeg:
             raise WebLegError(
                 f"call={self._call} web leg cannot go from {self._state.value} to {state.value}"
             )
-        logger.info("call=%s web leg %s -> %s", self._call, self._state.value, state.value)
+        logger.debug("call=%s web leg %s -> %s", self._call, self._state.value, state.value)
         self._state = state
 
     def _negotiating(self) -> None:

@@ -28,12 +28,14 @@ import sdp
 from gateway.calls import CallError, CallRegistry, CallState, TimerName
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
+from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
 from gateway.config.values import DtmfMode
 from gateway.media.bridge import MediaBridge
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import DtmfReceived, Leg, MediaEvent
+from gateway.ops import logctx
 from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, media_to_call_event
@@ -102,6 +104,16 @@ class CallRuntime:
         self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
         self._web_ready = False
         self._finished = False
+        self.machine: CallMachine | None = None  # set by the driver: read after the end (call records)
+        self.web_user: str | None = None  # the user carrying the call (dialed it, or answered it)
+        # the media figures when the bridge closed (gateway/ops/records.py): per leg, transcoding, packets
+        self.media_quality: dict[str, dict[str, object]] | None = None
+        self.transcoding = False
+        self.media_packets = (0, 0)  # (forwarded by the fast lane, forwarded in all)
+        # the call's ids on its log lines: the context the driver bound, or one of its own
+        self.log_context = logctx.current() or logctx.CallContext()
+        if self.log_context.call_id is None:
+            logctx.set_call_id(self.log_context, call_id)
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"call-{call_id}")
 
     def __repr__(self) -> str:
@@ -190,6 +202,7 @@ class CallRuntime:
 
     def attach_sip(self, call: SipCall) -> None:
         self.sip.attach(call)
+        logctx.add_sip_call_id(self.log_context, call.call_id)
 
     # --- the worker --------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -230,6 +243,13 @@ class CallRuntime:
                 item.reply.set_result(None)
         for command in commands:
             await self._execute(command)
+        call = self.sip.call
+        if call is not None and call.call_id not in self.log_context.sip_call_ids:
+            logctx.add_sip_call_id(self.log_context, call.call_id)  # our INVITE went out
+        machine = self.machine
+        if self.web_user is None and machine is not None and machine.session_id is not None:
+            session = self._host.session(machine.session_id)
+            self.web_user = session.user.id if session is not None else None
 
     async def _fail(self, reason: str) -> None:
         """End this call after an unexpected error, through the machine if it still can."""
@@ -263,6 +283,13 @@ class CallRuntime:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if isinstance(self.bridge, MediaBridge):
+            with contextlib.suppress(Exception):  # figures for the call record and metrics
+                stats = self.bridge.stats()
+                self.transcoding = stats.transcoding
+                forwarded = stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
+                self.media_packets = (stats.fast_lane_packets, forwarded)
+                self.media_quality = self.bridge.quality()
         if self.bridge is not None:
             with contextlib.suppress(Exception):
                 await self.bridge.close()

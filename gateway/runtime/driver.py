@@ -32,11 +32,12 @@ from gateway.identity.model import Found, SipIdentity
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
+from gateway.ops import logctx
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
-from gateway.signaling.events import MessageReceived, SipRegistration
+from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
 from gateway.signaling.service import JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
@@ -75,6 +76,8 @@ class CallDriver:
         self._accepting = True
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self._reg_reasons: dict[str, str] = {}
+        self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
+        self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -115,6 +118,11 @@ class CallDriver:
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
             del self._runtimes[runtime.call_id]
+        if self.on_call_end is not None:
+            try:
+                self.on_call_end(runtime)
+            except Exception:  # a call record or a metric must never break the call's teardown
+                logger.exception("call=%s end of call not recorded", runtime.call_id)
         for task in runtime.pending:  # a BYE still retransmitted to a far end that does not answer
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -122,6 +130,16 @@ class CallDriver:
     @property
     def calls(self) -> int:
         return len(self.registry)
+
+    @property
+    def runtimes(self) -> tuple[CallRuntime, ...]:
+        """The calls being carried out (for metrics: their bridges' figures)."""
+        return tuple(self._runtimes.values())
+
+    @property
+    def sessions(self) -> tuple[SessionSink, ...]:
+        """The open browser sessions of every dialect (WebSocket, HTTP offer, SIP over WebSocket)."""
+        return tuple(self._sessions.values())
 
     def sip_call(self, call_id: str) -> SipCall | None:
         runtime = self._runtimes.get(call_id)
@@ -155,6 +173,8 @@ class CallDriver:
         self, call_id: str, direction: CallDirection, commands: list[cmd.Command]
     ) -> CallRuntime:
         runtime = CallRuntime(call_id, direction, self)
+        if call_id in self.registry:
+            runtime.machine = self.registry.get(call_id)
         self._runtimes[call_id] = runtime
         runtime.run_commands(commands)
         return runtime
@@ -180,6 +200,8 @@ class CallDriver:
     async def session_opened(self, session: SessionSink) -> None:
         self._sessions[session.id] = session
         logger.info("session %s of %s opened", session.id, session.user.id)
+        if self.pbx_state is not None:
+            await session.send_event(PbxState(self.pbx_state))
         aor = session.user.aor.aor
         if aor in self.registrations:  # the user's SIP identity is registered by the gateway
             await session.send_event(
@@ -217,17 +239,18 @@ class CallDriver:
             chosen = custom_headers(dict(headers), self._pass_headers)
         except CallError as exc:
             raise BadRequest(str(exc), field="headers") from None
-        try:
-            call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp, chosen))
-        except CallError as exc:
-            raise BadRequest(str(exc), field="to") from None
-        if call_id not in self.registry:  # refused at once by policy: no SIP at all
-            error = next((c for c in commands if isinstance(c, cmd.NotifyError)), None)
-            message = error.message if error is not None else "the call was refused"
-            if error is not None and error.code == "destination_not_allowed":
-                raise Forbidden(message, field="to")
-            raise BadRequest(message, field="to", code=error.code if error is not None else None)
-        runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+        with logctx.bind_call():  # the call's tasks log with its ids (gateway/ops/logctx.py)
+            try:
+                call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp, chosen))
+            except CallError as exc:
+                raise BadRequest(str(exc), field="to") from None
+            if call_id not in self.registry:  # refused at once by policy: no SIP at all
+                error = next((c for c in commands if isinstance(c, cmd.NotifyError)), None)
+                message = error.message if error is not None else "the call was refused"
+                if error is not None and error.code == "destination_not_allowed":
+                    raise Forbidden(message, field="to")
+                raise BadRequest(message, field="to", code=error.code if error is not None else None)
+            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
 
@@ -430,6 +453,7 @@ class CallDriver:
             return
         caller = call.caller
         runtime.sip.replacing = call
+        logctx.add_sip_call_id(runtime.log_context, call.call_id)
         event = ev.SipReplacingInvite(
             str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid",
             caller.display_name if caller is not None else None,
@@ -463,6 +487,10 @@ class CallDriver:
         )
 
     async def _incoming(self, call: IncomingCall) -> None:
+        with logctx.bind_call(logctx.CallContext(sip_call_ids=(call.call_id,))):
+            await self._incoming_call(call)
+
+    async def _incoming_call(self, call: IncomingCall) -> None:
         try:
             request_uri = str(call.request_uri)
             callee = call.callee
@@ -491,12 +519,28 @@ class CallDriver:
         """The UA's callback: record the state (for /healthz and later logins) and tell the user's sessions."""
         self.registrations[change.aor] = change.new.value
         self._reg_reasons[change.aor] = change.reason
-        logger.info(
-            "registration of %s: %s -> %s (%s)", change.aor, change.old.value, change.new.value, change.reason
+        failed = change.new.value in ("failed", "retry wait")
+        logger.log(
+            logging.WARNING if failed else logging.INFO,
+            "registration of %s: %s -> %s (%s)",
+            change.aor,
+            change.old.value,
+            change.new.value,
+            change.reason,
         )
         event = SipRegistration(change.aor, change.new.value, change.reason)
         for session in list(self._sessions.values()):
             if session.user.aor.aor == change.aor and not session.closed:
+                self._spawn(session.send_event(event))
+
+    def pbx_changed(self, state: str) -> None:
+        """The PBX keep-alive's state changed (gateway/ops/health.py): every session hears `pbx`."""
+        if state == self.pbx_state:
+            return
+        self.pbx_state = state
+        event = PbxState(state)
+        for session in list(self._sessions.values()):
+            if not session.closed:
                 self._spawn(session.send_event(event))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

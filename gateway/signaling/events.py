@@ -332,6 +332,17 @@ class SipRegistration:
 
 
 @dataclass(frozen=True, slots=True)
+class PbxState:
+    """Whether the phone system answers the gateway's OPTIONS keep-alive (`pbx.keepalive_interval`): sent
+    after login when known, and on every change. `state`: reachable, unreachable (calls will fail)."""
+
+    state: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "pbx", "state": self.state}
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """How the web user's transfer of `call_id` goes: `state` requested, accepted, progress, succeeded
     (the call ends `transferred`) or failed (the call goes on); `sip_status` of the REFER's answer or of
@@ -394,6 +405,7 @@ Event = (
     | Ended
     | ErrorMessage
     | SipRegistration
+    | PbxState
     | Transfer
     | TransferRequested
     | Replaced
@@ -412,6 +424,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "ended",
     "error",
     "sip_registration",
+    "pbx",
     "transfer",
     "transfer_requested",
 )

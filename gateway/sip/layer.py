@@ -53,6 +53,7 @@ from gateway.sip.policy import SourcePolicy, TrustedSources
 from gateway.sip.resolver import Resolver
 from gateway.sip.scheduler import LoopScheduler, Scheduler
 from gateway.sip.server import Entry, ServerSide
+from gateway.sip.stats import SipStats, SourceWarnings, first_line_label, message_label
 from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
 from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport, TlsTransport
 from gateway.sip.tu import TransactionUser
@@ -133,6 +134,9 @@ class TransactionLayer:
         self.tcp_limits = tcp_limits
         self.max_datagram_size = max_datagram_size
         self.state = LayerState.RUNNING
+        self.stats = SipStats()  # read by the metrics collector (gateway/ops/metrics.py)
+        self._refused = SourceWarnings(logger, "SIP request refused by sip.trusted_sources")
+        self._retransmitting = False  # a timer fired: what it sends is a retransmission
         self.transports: list[Transport] = []
         self.client = ClientSide(self)
         self.server = ServerSide(self)
@@ -244,18 +248,22 @@ class TransactionLayer:
             )
             return
         if not self.server.prefilter(data, source):
+            self.stats.refusals["untrusted"] += 1
+            self._refused.seen(source.host, _first_line(data))
             return
         try:
             message = parse_message(
                 data, framing=source.transport.framing, limits=self.limits, supported=self.supported
             )
         except SIPError as exc:
+            self.stats.parse_errors[self._source_class(source)] += 1
             self.server.parse_error(exc, source)
             return
         except Exception:
             # A parser bug must cost this message only, never the connection it came on.
             logger.exception("cannot parse a message from %s: dropped", source)
             return
+        self.stats.received[(*message_label(message), source.transport.name)] += 1
         try:
             if isinstance(message, Response):
                 self.client.receive(message, source)
@@ -286,7 +294,14 @@ class TransactionLayer:
         self._check_running()
         return await self.client.send_stateless(message, destination)
 
+    def _source_class(self, source: Source) -> str:
+        trusts = getattr(self.policy, "trusts", None)
+        return "trusted" if trusts is not None and trusts(source.host) else "untrusted"
+
     def send(self, transport: Transport, data: bytes, address: Address, entry: Entry | None = None) -> None:
+        self.stats.sent[(*first_line_label(data), transport.name)] += 1
+        if self._retransmitting:
+            self.stats.retransmissions[transport.name] += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "send %d bytes to %s %s:%d: %s", len(data), transport.name, *address, _first_line(data)
@@ -363,7 +378,11 @@ class TransactionLayer:
 
     def _fire(self, entry: Entry, timer: Timer) -> None:
         entry.timers.pop(timer, None)
-        self.handle(entry, Event.timer(timer))
+        self._retransmitting = True  # Timer A, E, G: a Send it causes is a retransmission
+        try:
+            self.handle(entry, Event.timer(timer))
+        finally:
+            self._retransmitting = False
 
     def _transport_error(self, entry: Entry, data: bytes, address: Address, exc: Exception) -> None:
         logger.debug("transport error: %s", exc)

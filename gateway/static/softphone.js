@@ -221,6 +221,9 @@ client.addEventListener("disconnected", () => {
   render();
 });
 client.addEventListener("error", (event) => showError(readable(event.detail)));
+client.addEventListener("pbx", (event) => {
+  $("pbx-status").hidden = event.detail.state !== "unreachable"; // said before the user dials
+});
 client.addEventListener("logout", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");

@@ -155,6 +155,8 @@ export class GatewayClient extends EventTarget {
       emit(this, "error", new GatewayError(message.code, message.message, message.field));
     } else if (message.type === "sip_registration") {
       emit(this, "sip_registration", message); // the gateway's registration of this user at the PBX
+    } else if (message.type === "pbx") {
+      emit(this, "pbx", message); // the phone system answers the gateway's keep-alive, or not
     } else if (message.call_id) {
       const early = this._early.get(message.call_id) || [];
       early.push(message);

@@ -722,6 +722,7 @@ def test_iter_secrets() -> None:
         "users[0].pbx_auth.password": "env:ALICE_PBX_PASSWORD",
         "users[0].web_token": "env:ALICE_TOKEN",
         "users[1].web_token": "inline",
+        "metrics.token": None,
     }
 
 

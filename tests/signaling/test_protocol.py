@@ -282,6 +282,7 @@ def test_event_encoding() -> None:
             ev.SipRegistration("sip:1001@pbx", "registered", "200 OK"),
             {"type": "sip_registration", "aor": "sip:1001@pbx", "state": "registered", "reason": "200 OK"},
         ),
+        (ev.PbxState("unreachable"), {"type": "pbx", "state": "unreachable"}),
         (
             ev.Transfer("c1", "progress", 180, "SIP 180 Ringing"),
             {

@@ -78,6 +78,7 @@ class FastLaneController:
         self._pair: Any = None  # the nominated ICE pair whose socket the link reads
         self._remote: Address = ()
         self._dropped = 0  # SRTP packets the engine dropped, of links closed before
+        self.packets = 0  # packets the engine forwarded (the rest went the Python path): for metrics
         self._sip_dropped = 0  # the same from the SIP side
         self._sip_srtp: SipSrtp | None = None  # the SIP leg's SRTP the link was made with
 
@@ -257,6 +258,7 @@ class FastLaneController:
         to_sip = [r for r in records if r.kind == RECORD_WEB_TO_SIP]
         to_web = [r for r in records if r.kind != RECORD_WEB_TO_SIP] if len(to_sip) < len(records) else []
         endpoint = self._sip.endpoint
+        self.packets += len(records)
         if to_sip:
             self._web.direct_receiver.account(to_sip, wall_offset)
             self._web_watchdog.alive(to_sip[-1].arrival)

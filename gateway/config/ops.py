@@ -1,0 +1,50 @@
+"""The operations sections of gateway.yaml: `metrics` (Prometheus /metrics, /readyz) and `cdr` (call records).
+
+docs/operations.md describes what they expose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from gateway.config.errors import InvalidValue
+from gateway.config.secret import Secret
+from gateway.config.values import FloatRange, HostPort, Parse
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSection:
+    """`/metrics` in the Prometheus text format. Protection: a bearer `token` (401 without it) and/or a
+    `listen` address of its own (a port only the monitoring network reaches); /healthz and /readyz are
+    served there too."""
+
+    enabled: bool = True
+    token: Secret | None = None  # `Authorization: Bearer <token>` required when set
+    listen: HostPort | None = None  # host:port of a listener for /metrics, /healthz, /readyz only
+    loop_lag_interval: Annotated[float, FloatRange(0.05, 60.0)] = 0.5  # event-loop lag probe period, s
+
+
+def _webhook_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an http(s) URL, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CdrSection:
+    """One JSON call record per call when it ends: appended to `file` (JSON lines), logged (`log`, INFO
+    on the gateway.ops.cdr logger), and/or POSTed to `webhook` (never holding up a call)."""
+
+    file: str | None = None  # path of a JSON lines file (created, appended to)
+    log: bool = False
+    webhook: Annotated[str, Parse(_webhook_url)] | None = None
+    webhook_timeout: Annotated[float, FloatRange(0.1, 60.0)] = 5.0
+
+    def __post_init__(self) -> None:
+        if self.file is not None and not self.file.strip():
+            raise InvalidValue("file", "must be a path (omit the key for no file)")

@@ -1,0 +1,160 @@
+"""Readiness (`/readyz`): may this gateway take calls now? One check per dependency, each with a state
+and the time it has been in it.
+
+Checks: `sip_listeners` (the UA runs, its transports are open), `pbx` (the OPTIONS keep-alive of
+gateway/sip/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive), `registrations` (the
+users the gateway registers: "degraded" when some are not registered, "failing" when none is), and
+`rtp_ports` (a free port pair is left). The gateway is ready when no check is "failing" (or "pending",
+before the first answer). A task re-evaluates the checks every `interval` seconds so that `since` is the
+moment a state began and a PBX change reaches the web users at once (`on_pbx`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CheckState(enum.StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"  # works, with something to look at (ready)
+    PENDING = "pending"  # not known yet (not ready)
+    FAILING = "failing"  # not ready
+    DISABLED = "disabled"  # not configured (ready)
+
+
+READY_STATES = frozenset({CheckState.OK, CheckState.DEGRADED, CheckState.DISABLED})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    state: CheckState
+    detail: str = ""
+
+
+class ReadinessSource(Protocol):
+    """What the checks read (the app implements it over its parts)."""
+
+    def sip_listening(self) -> tuple[bool, str]: ...
+
+    def pbx(self) -> Mapping[str, object] | None: ...
+
+    def registrations(self) -> Mapping[str, str]: ...
+
+    def rtp_ports(self) -> tuple[int, int]: ...
+
+
+def check_sip(source: ReadinessSource) -> CheckResult:
+    up, detail = source.sip_listening()
+    return CheckResult(CheckState.OK if up else CheckState.FAILING, detail)
+
+
+def check_pbx(source: ReadinessSource) -> CheckResult:
+    report = source.pbx()
+    if report is None:
+        return CheckResult(CheckState.DISABLED, "no PBX keep-alive (pbx.address, pbx.keepalive_interval)")
+    state = report.get("state")
+    target = report.get("target")
+    if state == "reachable":
+        return CheckResult(
+            CheckState.OK, f"{target} answered {report.get('last_status')} in {report.get('rtt_ms')} ms"
+        )
+    if state == "unreachable":
+        return CheckResult(CheckState.FAILING, f"{target} does not answer OPTIONS")
+    return CheckResult(CheckState.PENDING, f"waiting for {target} to answer OPTIONS")
+
+
+def check_registrations(source: ReadinessSource) -> CheckResult:
+    states = source.registrations()
+    if not states:
+        return CheckResult(CheckState.DISABLED, "the gateway registers no user")
+    good = [aor for aor, state in states.items() if state in ("registered", "refreshing")]
+    bad = sorted(aor for aor in states if aor not in good)
+    if not bad:
+        return CheckResult(CheckState.OK, f"{len(good)} registered")
+    detail = f"{len(good)} of {len(states)} registered; not: {', '.join(bad[:5])}"
+    if good:
+        return CheckResult(CheckState.DEGRADED, detail)
+    starting = all(states[aor] in ("registering", "unregistered") for aor in bad)
+    return CheckResult(CheckState.PENDING if starting else CheckState.FAILING, detail)
+
+
+def check_rtp_ports(source: ReadinessSource) -> CheckResult:
+    free, used = source.rtp_ports()
+    state = CheckState.OK if free > 0 else CheckState.FAILING
+    return CheckResult(state, f"{free} free, {used} in use")
+
+
+CHECKS: Mapping[str, Callable[[ReadinessSource], CheckResult]] = {
+    "sip_listeners": check_sip,
+    "pbx": check_pbx,
+    "registrations": check_registrations,
+    "rtp_ports": check_rtp_ports,
+}
+
+
+class Readiness:
+    def __init__(
+        self,
+        source: ReadinessSource,
+        *,
+        on_pbx: Callable[[str], None] | None = None,
+        interval: float = 0.25,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._on_pbx = on_pbx
+        self.interval = interval
+        self._wall = wall
+        self._states: dict[str, tuple[CheckResult, float]] = {}
+        self._pbx: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def evaluate(self) -> dict[str, tuple[CheckResult, float]]:
+        now = self._wall()
+        for name, check in CHECKS.items():
+            result = check(self._source)
+            old = self._states.get(name)
+            since = old[1] if old is not None and old[0].state is result.state else now
+            self._states[name] = (result, since)
+        report = self._source.pbx()
+        pbx = report.get("state") if report is not None else None
+        if isinstance(pbx, str) and pbx in ("reachable", "unreachable") and pbx != self._pbx:
+            self._pbx = pbx
+            if self._on_pbx is not None:
+                self._on_pbx(pbx)
+        return dict(self._states)
+
+    def report(self) -> tuple[bool, dict[str, object]]:
+        """(ready, the JSON body of /readyz)."""
+        states = self.evaluate()
+        ready = all(result.state in READY_STATES for result, _ in states.values())
+        checks = {
+            name: {
+                "state": result.state.value,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
+                "detail": result.detail,
+            }
+            for name, (result, since) in states.items()
+        }
+        return ready, {"status": "ready" if ready else "not ready", "checks": checks}
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="readiness")
+
+    async def _run(self) -> None:
+        while True:
+            self.evaluate()
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,270 @@
+"""`/metrics`: the gateway's figures in the Prometheus text format (prometheus-client, one registry per gateway).
+
+How it works: most figures are read from the gateway's own state when Prometheus scrapes (`StateCollector`):
+calls by state and direction (the call registry), sessions by dialect, registrations and the PBX, SIP
+messages (the transaction layer's counters, gateway/sip/stats.py), RTP ports, and media packets (the
+figures of the calls that ended plus those of the live bridges). What happens once per call (its setup
+time, how it ended, its media quality per leg) is observed when the call ends (`call_ended`); nothing
+runs per packet. Two probes run beside: the event loop's lag (how late a periodic sleep wakes up) and
+the garbage collector's pauses (`gc.callbacks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.ops.records import CallRecord
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LEGS = ("web", "sip")
+
+# (attribute, metric name, help, labels, buckets)
+_HISTOGRAMS: Final = (
+    ("setup", "call_setup_seconds", "Time from the call's start to connected", ("direction",),
+     (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)),
+    ("jitter", "media_jitter_seconds", "Interarrival jitter per leg, when a call ends", ("leg",),
+     (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)),
+    ("rtt", "media_rtt_seconds", "RTCP round-trip time per leg, when a call ends", ("leg",),
+     (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)),
+    ("loss", "media_loss_ratio", "Share of RTP packets lost per leg, when a call ends", ("leg",),
+     (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)),
+    ("mos", "call_mos", "Estimated MOS per leg (E-model), when a call ends", ("leg",),
+     (1, 2, 2.5, 3, 3.5, 4, 4.3, 4.5)),
+    ("loop_lag", "event_loop_lag_seconds", "How late the event loop runs a periodic timer", (),
+     (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)),
+    ("gc_pause", "gc_pause_seconds", "Garbage collector pauses by generation", ("generation",),
+     (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5)),
+)  # fmt: skip
+
+
+class GatewayState(Protocol):
+    """What the collector reads at scrape time (the app implements it over its parts)."""
+
+    def calls(self) -> Iterable[tuple[str, str]]:
+        """(state, direction) of every live call."""
+        ...
+
+    def sessions(self) -> Iterable[str]:
+        """The dialect of every open web session (json, http, sip_ws)."""
+        ...
+
+    def registrations(self) -> Mapping[str, str]: ...
+
+    def pbx(self) -> str | None: ...
+
+    def sip_stats(self) -> Any:
+        """The transaction layer's `SipStats`, or None before it runs."""
+        ...
+
+    def live_media(self) -> Iterable[Mapping[str, Mapping[str, object]]]:
+        """`MediaBridge.quality()` of each live call with a bridge."""
+        ...
+
+    def live_paths(self) -> tuple[int, int, int]:
+        """(fast-lane packets, all forwarded packets, transcoding calls) of the live bridges."""
+        ...
+
+    def rtp_ports(self) -> tuple[int, int]:
+        """(free, in use) RTP port pairs."""
+        ...
+
+
+@dataclass(slots=True)
+class _Ended:
+    """Media figures of the calls that ended (added to the live ones at scrape time)."""
+
+    packets: Tally[tuple[str, str]]  # (leg, sent|received)
+    lost: Tally[str]
+    fast: int = 0
+    forwarded: int = 0
+
+
+class StateCollector(Collector):
+    def __init__(self, state: GatewayState, ended: _Ended) -> None:
+        self._state = state
+        self._ended = ended
+
+    def collect(self) -> Iterable[Metric]:
+        state = self._state
+        calls = GaugeMetricFamily(
+            "gateway_calls", "Live calls by state and direction", labels=["state", "direction"]
+        )
+        for (call_state, direction), count in sorted(Tally(state.calls()).items()):
+            calls.add_metric([call_state, direction], count)
+        yield calls
+        sessions = GaugeMetricFamily(
+            "gateway_web_sessions", "Open web sessions by dialect", labels=["dialect"]
+        )
+        for dialect, count in sorted(Tally(state.sessions()).items()):
+            sessions.add_metric([dialect], count)
+        yield sessions
+        registrations = GaugeMetricFamily(
+            "gateway_registrations", "Registrations of users at the PBX by state", labels=["state"]
+        )
+        for reg_state, count in sorted(Tally(state.registrations().values()).items()):
+            registrations.add_metric([reg_state], count)
+        yield registrations
+        pbx = state.pbx()
+        if pbx is not None:
+            yield GaugeMetricFamily(
+                "gateway_pbx_reachable",
+                "1 when the PBX answers OPTIONS",
+                value=1 if pbx == "reachable" else 0,
+            )
+        yield from self._sip(state.sip_stats())
+        yield from self._media(state)
+        free, used = state.rtp_ports()
+        ports = GaugeMetricFamily("gateway_rtp_ports", "RTP port pairs", labels=["state"])
+        ports.add_metric(["free"], free)
+        ports.add_metric(["in_use"], used)
+        yield ports
+
+    def _sip(self, stats: Any) -> Iterable[Metric]:
+        if stats is None:
+            return
+        for name, counts, text in (
+            ("gateway_sip_messages_received", stats.received, "SIP messages received"),
+            ("gateway_sip_messages_sent", stats.sent, "SIP messages sent"),
+        ):
+            family = CounterMetricFamily(name, text, labels=["method", "status", "transport"])
+            for (method, status, transport), count in sorted(counts.items()):
+                family.add_metric([method, status, transport], count)
+            yield family
+        for name, counts, text, label in (
+            ("gateway_sip_retransmissions", stats.retransmissions, "SIP retransmissions", "transport"),
+            ("gateway_sip_parse_errors", stats.parse_errors, "Unparseable SIP messages", "source"),
+            ("gateway_sip_policy_refusals", stats.refusals, "SIP requests refused by policy", "source"),
+        ):
+            family = CounterMetricFamily(name, text, labels=[label])
+            for key, count in sorted(counts.items()):
+                family.add_metric([key], count)
+            yield family
+
+    def _media(self, state: GatewayState) -> Iterable[Metric]:
+        packets = Tally(self._ended.packets)
+        lost = Tally(self._ended.lost)
+        for quality in state.live_media():
+            for leg in _LEGS:
+                figures = quality.get(leg, {})
+                for way in ("sent", "received"):
+                    packets[(leg, way)] += int(figures.get(f"packets_{way}") or 0)  # type: ignore[call-overload]
+                lost[leg] += max(0, int(figures.get("packets_lost") or 0))  # type: ignore[call-overload]
+        family = CounterMetricFamily(
+            "gateway_media_packets", "RTP packets per leg", labels=["leg", "direction"]
+        )
+        for (leg, way), count in sorted(packets.items()):
+            family.add_metric([leg, way], count)
+        yield family
+        family = CounterMetricFamily("gateway_media_packets_lost", "RTP packets lost per leg", labels=["leg"])
+        for leg, count in sorted(lost.items()):
+            family.add_metric([leg], count)
+        yield family
+        fast, forwarded, transcoding = state.live_paths()
+        fast += self._ended.fast
+        forwarded += self._ended.forwarded
+        family = CounterMetricFamily(
+            "gateway_media_forwarded_packets", "RTP packets forwarded", labels=["path"]
+        )
+        family.add_metric(["fast_lane"], fast)
+        family.add_metric(["python"], max(0, forwarded - fast))
+        yield family
+        yield GaugeMetricFamily("gateway_transcoding_calls", "Live calls that transcode", value=transcoding)
+
+
+class GatewayMetrics:
+    """The gateway's Prometheus registry: the scrape-time collector plus what is observed per call."""
+
+    def __init__(self, state: GatewayState, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._clock = clock
+        self._ended = _Ended(Tally(), Tally())
+        self.registry.register(StateCollector(state, self._ended))
+        registry = self.registry
+        self.calls = Counter(
+            "gateway_calls_ended",
+            "Calls ended by direction and outcome",
+            ["direction", "outcome"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "gateway_call_failures",
+            "Calls that never connected, by reason and SIP status",
+            ["direction", "reason", "sip_status"],
+            registry=registry,
+        )
+        histogram = {
+            name: Histogram(f"gateway_{metric}", text, labels, buckets=buckets, registry=registry)
+            for name, metric, text, labels, buckets in _HISTOGRAMS
+        }
+        self.setup, self.jitter, self.rtt = histogram["setup"], histogram["jitter"], histogram["rtt"]
+        self.loss, self.mos = histogram["loss"], histogram["mos"]
+        self.loop_lag, self.gc_pause = histogram["loop_lag"], histogram["gc_pause"]
+        self._gc_started: float | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+
+    # --- per call -------------------------------------------------------------------------------
+    def call_ended(self, record: CallRecord, fast_packets: int = 0, forwarded: int = 0) -> None:
+        direction = record.direction
+        connected = record.answer_time is not None
+        self.calls.labels(direction, "answered" if connected else "failed").inc()
+        if connected and record.setup_seconds is not None:
+            self.setup.labels(direction).observe(record.setup_seconds)
+        if not connected:
+            status = str(record.sip_status) if record.sip_status is not None else ""
+            self.failures.labels(direction, record.end_reason, status).inc()
+        for leg, figures in record.legs.items():
+            for way in ("sent", "received"):
+                self._ended.packets[(leg, way)] += (
+                    figures.packets_sent if way == "sent" else figures.packets_received
+                )
+            self._ended.lost[leg] += max(0, figures.packets_lost)
+            if figures.jitter is not None:
+                self.jitter.labels(leg).observe(figures.jitter)
+            if figures.rtt is not None:
+                self.rtt.labels(leg).observe(figures.rtt)
+            expected = figures.packets_received + max(0, figures.packets_lost)
+            if expected:
+                self.loss.labels(leg).observe(max(0, figures.packets_lost) / expected)
+            if figures.mos is not None:
+                self.mos.labels(leg).observe(figures.mos)
+        self._ended.fast += fast_packets
+        self._ended.forwarded += forwarded
+
+    # --- probes -----------------------------------------------------------------------------------
+    def start(self, lag_interval: float = 0.5) -> None:
+        gc.callbacks.append(self._gc)
+        self._lag_task = asyncio.get_running_loop().create_task(self._lag(lag_interval), name="loop-lag")
+
+    async def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc)
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+            self._lag_task = None
+
+    async def _lag(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            planned = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(0.0, loop.time() - planned))
+
+    def _gc(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = self._clock()
+        elif self._gc_started is not None:
+            self.gc_pause.labels(str(info.get("generation", ""))).observe(self._clock() - self._gc_started)
+            self._gc_started = None

@@ -1,0 +1,160 @@
+"""`Operations`: metrics, readiness and call records wired to one gateway's parts (app.py owns one).
+
+It implements what the collector (`GatewayState`) and the readiness checks (`ReadinessSource`) read,
+over the driver, the SIP user agent and the RTP port allocator; it hears each call's end from the
+driver (`on_call_end`) and the PBX's changes from the readiness task (`driver.pbx_changed`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.ops.cdr import CallRecorder
+from gateway.ops.health import Readiness
+from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.records import record_of
+from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
+from gateway.sip.ua import UAState
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gateway.app import Gateway
+    from gateway.runtime.call_runtime import CallRuntime
+    from gateway.signaling.http import HttpServer
+
+logger = logging.getLogger(__name__)
+
+_DIALECTS = {"Session": "json", "HttpSession": "http", "WebSipSession": "sip_ws"}
+
+
+class Operations:
+    def __init__(self, gateway: Gateway, base_dir: Path = Path(".")) -> None:
+        self._gateway = gateway
+        config = gateway.config
+        self.metrics = GatewayMetrics(self) if config.metrics.enabled else None
+        self.readiness = Readiness(self, on_pbx=gateway.driver.pbx_changed)
+        self.recorder = CallRecorder(config.cdr, post_json, base_dir)
+        self._server: HttpServer | None = None
+        gateway.driver.on_call_end = self.call_ended
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        """/readyz and /metrics on the gateway's HTTP listener (unless metrics.listen has its own)."""
+        if self._gateway.config.metrics.listen is None:
+            add_ops_routes(app, ready=self.readiness.report, registry=self._registry(), token=self._token())
+        else:
+            add_ops_routes(app, ready=self.readiness.report, registry=None)
+
+    async def start(self) -> None:
+        from gateway.signaling.http import HttpServer
+
+        config = self._gateway.config.metrics
+        if self.metrics is not None:
+            self.metrics.start(config.loop_lag_interval)
+        self.readiness.start()
+        if config.listen is not None:
+            app = ops_app()
+            add_ops_routes(
+                app, ready=self.readiness.report, registry=self._registry(), token=self._token(), healthz=True
+            )
+            self._server = HttpServer(app, config.listen.host, config.listen.port or 9100)
+            await self._server.start()
+
+    @property
+    def metrics_url(self) -> str:
+        """Where /metrics is served (its own listener, or the gateway's HTTP one)."""
+        if self._server is not None:
+            return self._server.urls[0] + "/metrics"
+        return self._gateway.http_url + "/metrics"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+        await self.readiness.close()
+        if self.metrics is not None:
+            await self.metrics.close()
+        await self.recorder.close()
+
+    def _registry(self) -> Any:
+        return self.metrics.registry if self.metrics is not None else None
+
+    def _token(self) -> str | None:
+        token = self._gateway.config.metrics.token
+        return token.reveal() if token is not None else None
+
+    # --- a call ended -------------------------------------------------------------------------------
+    def call_ended(self, runtime: CallRuntime) -> None:
+        record = record_of(runtime)
+        if record is None:
+            return
+        logger.info(
+            "call=%s ended: %s (%s) by %s after %.1f s",
+            record.call_id,
+            record.end_reason,
+            record.sip_status if record.sip_status is not None else "-",
+            record.hangup_by,
+            record.end_time - record.start_time,
+        )
+        if self.metrics is not None:
+            fast, forwarded = runtime.media_packets
+            self.metrics.call_ended(record, fast, forwarded)
+        if self.recorder.enabled:
+            self.recorder.write(record)
+
+    # --- GatewayState and ReadinessSource -------------------------------------------------------------
+    def calls(self) -> Iterable[tuple[str, str]]:
+        for machine in self._gateway.driver.registry:
+            yield machine.state.value, machine.direction.value if machine.direction is not None else "unknown"
+
+    def sessions(self) -> Iterable[str]:
+        for session in self._gateway.driver.sessions:
+            if not session.closed:
+                yield _DIALECTS.get(type(session).__name__, type(session).__name__.lower())
+
+    def registrations(self) -> Mapping[str, str]:
+        return self._gateway.driver.registrations
+
+    def pbx(self) -> Any:
+        ua = self._gateway.sip
+        return ua.pbx_state() if ua is not None else None
+
+    def sip_stats(self) -> Any:
+        ua = self._gateway.sip
+        return ua.layer.stats if ua is not None and ua.state is UAState.RUNNING else None
+
+    def sip_listening(self) -> tuple[bool, str]:
+        ua = self._gateway.sip
+        if ua is None or ua.state is not UAState.RUNNING:
+            return False, "the SIP user agent is not running"
+        transports = [t for t in ua.layer.transports if ua.layer.running]
+        if not transports:
+            return False, "no SIP listener"
+        return True, ", ".join(str(t) for t in transports)
+
+    def live_media(self) -> Iterable[Mapping[str, Mapping[str, object]]]:
+        from gateway.media.bridge import MediaBridge
+
+        for runtime in self._gateway.driver.runtimes:
+            if isinstance(runtime.bridge, MediaBridge):
+                yield runtime.bridge.quality()
+
+    def live_paths(self) -> tuple[int, int, int]:
+        from gateway.media.bridge import MediaBridge
+
+        fast = forwarded = transcoding = 0
+        for runtime in self._gateway.driver.runtimes:
+            if isinstance(runtime.bridge, MediaBridge):
+                stats = runtime.bridge.stats()
+                fast += stats.fast_lane_packets
+                forwarded += stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
+                transcoding += stats.transcoding
+        return fast, forwarded, transcoding
+
+    def rtp_ports(self) -> tuple[int, int]:
+        ports = self._gateway.ports
+        return ports.available, len(ports.held)

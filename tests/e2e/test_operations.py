@@ -1,0 +1,215 @@
+"""Operations end to end (issue 15 items 1-4): /metrics scraped while a real call runs (a sipp UAS as the
+PBX, echoing RTP; the aiortc browser stand-in as alice), call records for answered, rejected, cancelled
+and failed calls, both call ids on every log line of a call, /readyz following the PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.app import Gateway
+from gateway.config import Config
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+
+TOKEN = "scrape-token-for-tests"
+
+
+def ops_config(pbx: str, tmp_path: Path, rtp_start: int, keepalive: float = 0.0, **sections: Any) -> Config:
+    base = gateway_config(
+        pbx,
+        media={"rtp_ports": {"start": rtp_start + 2 * (free_port() % 100), "end": 0}},
+        metrics={"token": TOKEN},
+        cdr={"file": str(tmp_path / "calls.jsonl")},
+        **sections,
+    )
+    return dataclasses.replace(base, pbx=dataclasses.replace(base.pbx, keepalive_interval=keepalive))
+
+
+async def scrape(
+    gateway: Gateway, token: str | None = TOKEN
+) -> tuple[int, dict[tuple[str, tuple[Any, ...]], float]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.get(gateway.ops.metrics_url, headers=headers) as reply:
+        text = await reply.text()
+        if reply.status != 200:
+            return reply.status, {}
+    samples: dict[tuple[str, tuple[Any, ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return 200, samples
+
+
+def value(samples: dict[tuple[str, tuple[Any, ...]], float], name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+
+def records(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_metrics_records_and_log_ids_of_an_answered_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_binary("sipp")
+    async with Sipp(tmp_path, "uas_basic_call", calls=1, rtp_echo=True, auto_answer=True) as pbx:
+        async with running_gateway(ops_config(pbx.address, tmp_path, 36000)) as gateway:
+            status, _ = await scrape(gateway, token=None)
+            assert status == 401
+            status, before = await scrape(gateway)
+            assert status == 200
+            assert value(before, "gateway_calls") == 0
+            async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+                peer = WebPeer(1000)
+                caplog.set_level(logging.DEBUG)
+                try:
+                    call_id = await alice.call("2000", await peer.offer())
+                    connected = await alice.wait_for("connected", call_id=call_id)
+                    await peer.accept(connected["sdp"])
+                    await asyncio.sleep(1.5)
+                    _, during = await scrape(gateway)
+                    assert value(during, "gateway_calls", state="connected", direction="outbound") == 1
+                    assert value(during, "gateway_web_sessions", dialect="json") == 1
+                    invites = value(during, "gateway_sip_messages_sent_total", method="INVITE")
+                    assert invites >= 1
+                    assert value(during, "gateway_sip_messages_received_total", status="200") >= 1
+                    web_in = value(during, "gateway_media_packets_total", leg="web", direction="received")
+                    assert web_in > 20, during
+                    await asyncio.sleep(1.0)
+                    _, later = await scrape(gateway)
+                    assert (
+                        value(later, "gateway_media_packets_total", leg="web", direction="received") > web_in
+                    )
+                    assert value(later, "gateway_media_packets_total", leg="sip", direction="received") > 20
+                    await alice.request({"type": "hangup", "call_id": call_id})
+                    await alice.wait_for("ended", call_id=call_id)
+                finally:
+                    await peer.close()
+                await wait_until(lambda: len(records(tmp_path)) == 1)
+            _, after = await scrape(gateway)
+        result = await pbx.wait(timeout=10)
+    assert result.ok, result
+    assert value(after, "gateway_calls") == 0
+    assert value(after, "gateway_calls_ended_total", direction="outbound", outcome="answered") == 1
+    assert value(after, "gateway_call_setup_seconds_count", direction="outbound") == 1
+    assert value(after, "gateway_media_loss_ratio_count", leg="sip") == 1
+    assert value(after, "gateway_event_loop_lag_seconds_count") > 0
+    (record,) = records(tmp_path)
+    assert record["call_id"] == call_id and record["direction"] == "outbound" and record["user"] == "alice"
+    assert record["end_reason"] == "hangup" and record["hangup_by"] == "web"
+    assert record["to"].startswith("sip:2000@") and record["from"].startswith("sip:1001@")
+    assert record["start_time"] < record["answer_time"] < record["end_time"]
+    assert len(record["sip_call_ids"]) == 1
+    assert record["media"] in ("forwarded", "transcoded")
+    sip_leg = record["legs"]["sip"]
+    assert sip_leg["codec"].upper().startswith("PCMU") and sip_leg["packets_received"] > 50
+    assert 3.5 < sip_leg["mos"] <= 4.5
+    # every line about this call carries its id, and its SIP Call-ID from the moment the INVITE exists
+    sip_call_id = record["sip_call_ids"][0]
+    about = [r for r in caplog.records if call_id in r.getMessage() or sip_call_id in r.getMessage()]
+    first = next(i for i, r in enumerate(about) if getattr(r, "sip_call_id", None))
+    assert len(about) > 20 and "INVITE" in about[first].getMessage(), about[first].getMessage()
+    no_call = [r.getMessage() for r in about if getattr(r, "call", None) != call_id]
+    assert not no_call, no_call[:5]
+    no_sip = [r.getMessage() for r in about[first:] if getattr(r, "sip_call_id", None) != sip_call_id]
+    assert not no_sip, no_sip[:5]
+    in_context = [r for r in caplog.records if getattr(r, "call", None) == call_id]
+    assert len(in_context) > len(about)  # media and library lines of the call's tasks carry them too
+
+
+async def one_call(tmp_path: Path, pbx: str, rtp_start: int, cancel: bool = False) -> tuple[str, float]:
+    """alice calls 2000 through `pbx`, cancels once it rings when `cancel`; (call id, failures counted)."""
+    async with (
+        running_gateway(ops_config(pbx, tmp_path, rtp_start)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(1000)
+        try:
+            call_id = await alice.call("2000", await peer.offer())
+            if cancel:
+                await alice.wait_for("ringing", call_id=call_id)
+                await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id, timeout=40)
+        finally:
+            await peer.close()
+        await wait_until(lambda: call_id in {r["call_id"] for r in records(tmp_path)})
+        _, after = await scrape(gateway)
+    return call_id, value(after, "gateway_calls_ended_total", outcome="failed")
+
+
+async def test_records_of_rejected_cancelled_and_failed_calls(tmp_path: Path) -> None:
+    require_binary("sipp")
+    async with Sipp(tmp_path, "uas_busy", calls=1) as busy:
+        rejected, failures = await one_call(tmp_path, busy.address, 36300)
+    assert failures == 1
+    async with Sipp(tmp_path, "uas_ring_cancelled", calls=1) as ringing:
+        cancelled, _ = await one_call(tmp_path, ringing.address, 36400, cancel=True)
+    failed, _ = await one_call(tmp_path, f"127.0.0.1:{free_port()}", 36500)  # nobody there: ICMP
+    by_id = {r["call_id"]: r for r in records(tmp_path)}
+    assert by_id[rejected]["end_reason"] == "busy" and by_id[rejected]["sip_status"] == 486
+    assert by_id[rejected]["hangup_by"] == "sip" and by_id[rejected]["answer_time"] is None
+    assert by_id[cancelled]["end_reason"] == "cancelled" and by_id[cancelled]["hangup_by"] == "web"
+    assert by_id[failed]["hangup_by"] == "gateway" and by_id[failed]["end_reason"] == "pbx_unreachable"
+    assert by_id[failed]["sip_status"] == 503
+    for record in by_id.values():
+        assert record["user"] == "alice" and record["direction"] == "outbound" and record["sip_call_ids"]
+        assert record["legs"] == {} or record["legs"]["sip"]["packets_received"] == 0
+
+
+async def readyz(gateway: Gateway) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(gateway.http_url + "/readyz") as reply:
+        body: dict[str, Any] = await reply.json()
+        return reply.status, body
+
+
+async def test_readyz_follows_the_pbx_and_the_page_hears_it(tmp_path: Path) -> None:
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_basic_call", calls=None, auto_answer=True)  # -aa: 200 to OPTIONS
+    await pbx.start()
+    try:
+        async with (
+            running_gateway(ops_config(pbx.address, tmp_path, 36600, keepalive=0.5)) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            replies: list[tuple[int, dict[str, Any]]] = []
+
+            async def until(status: int) -> None:
+                for _ in range(80):
+                    replies.append(await readyz(gateway))
+                    if replies[-1][0] == status:
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError(replies[-1])
+
+            await until(200)
+            checks = replies[-1][1]["checks"]
+            assert checks["pbx"]["state"] == "ok" and checks["sip_listeners"]["state"] == "ok"
+            assert checks["rtp_ports"]["state"] == "ok" and checks["pbx"]["since"].endswith("Z")
+            assert (await alice.wait_for("pbx"))["state"] == "reachable"
+            await pbx.stop()
+            await until(503)
+            assert replies[-1][1]["checks"]["pbx"]["state"] == "failing"
+            assert (await alice.wait_for("pbx", state="unreachable"))["type"] == "pbx"
+            async with aiohttp.ClientSession() as http, http.get(gateway.http_url + "/healthz") as reply:
+                assert reply.status == 200  # liveness: the process serves
+            pbx = Sipp(tmp_path, "uas_basic_call", calls=None, auto_answer=True, port=pbx.port)
+            await pbx.start()
+            await until(200)
+            assert (await alice.wait_for("pbx", state="reachable"))["state"] == "reachable"
+    finally:
+        await pbx.stop()

@@ -1,0 +1,61 @@
+"""Readiness checks: states, `since`, not ready while a check fails, and PBX changes reported once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.ops.health import Readiness
+
+
+class Source:
+    def __init__(self) -> None:
+        self.listening = (True, "udp 127.0.0.1:5060")
+        self.pbx_report: dict[str, object] | None = {"target": "sip:pbx", "state": "unknown"}
+        self.regs: dict[str, str] = {}
+        self.ports = (10, 0)
+
+    def sip_listening(self) -> tuple[bool, str]:
+        return self.listening
+
+    def pbx(self) -> Mapping[str, object] | None:
+        return self.pbx_report
+
+    def registrations(self) -> Mapping[str, str]:
+        return self.regs
+
+    def rtp_ports(self) -> tuple[int, int]:
+        return self.ports
+
+
+def test_readiness_follows_its_checks() -> None:
+    now = [1000.0]
+    heard: list[str] = []
+    source = Source()
+    readiness = Readiness(source, on_pbx=heard.append, wall=lambda: now[0])
+    ready, body = readiness.report()
+    checks = body["checks"]
+    assert not ready and isinstance(checks, dict) and checks["pbx"]["state"] == "pending"
+    assert checks["registrations"]["state"] == "disabled" and checks["rtp_ports"]["state"] == "ok"
+    source.pbx_report = {"target": "sip:pbx", "state": "reachable", "rtt_ms": 1.0, "last_status": 200}
+    now[0] = 1005.0
+    ready, body = readiness.report()
+    assert ready and body["status"] == "ready" and heard == ["reachable"]
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["pbx"]["since"] == "1970-01-01T00:16:45Z" and checks["sip_listeners"]["since"].endswith(
+        ":40Z"
+    )
+    source.regs = {"sip:1001@pbx": "registered", "sip:1002@pbx": "failed"}
+    assert readiness.report()[0]  # degraded is still ready
+    source.regs = {"sip:1002@pbx": "failed"}
+    assert not readiness.report()[0]
+    source.regs = {}
+    source.ports = (0, 200)
+    assert not readiness.report()[0]
+    source.ports = (10, 0)
+    source.pbx_report = {"target": "sip:pbx", "state": "unreachable"}
+    ready, _ = readiness.report()
+    readiness.report()
+    assert not ready and heard == ["reachable", "unreachable"]
+    source.pbx_report = None
+    assert readiness.report()[0]  # no keep-alive: disabled
