@@ -5,8 +5,8 @@
                          presence=presence, config=config, clock=time.time)
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
-`webrtc-client.js`), `/ws`, `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`, `/iceservers`,
-`/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`webrtc-client.js`), `/ws`, `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
+from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import (
@@ -32,6 +33,7 @@ from gateway.signaling.http_api import (
     ice_servers_handler,
     offer_handler,
 )
+from gateway.signaling.http_sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.service import CallService, OfferService
@@ -100,7 +102,9 @@ def add_signaling_routes(
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic
     )
-    app[HTTP_API_KEY] = HttpApiContext(offer_service, identity, tokens, ice_servers, limits)
+    credentials = ApiCredentials.from_config(config, identity, tokens)
+    app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)
+    app[STREAMS_KEY] = EventStreams()
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
     app[ORIGINS_KEY] = frozenset(config.http.allowed_origins)
@@ -116,5 +120,7 @@ def add_signaling_routes(
     router.add_post("/webrtc/offer", offer_handler)
     router.add_post("/webrtc/ice-candidate", candidate_handler)
     router.add_post("/webrtc/close", close_handler)
+    router.add_get("/webrtc/sessions/{session_id}", status_handler)
+    router.add_get("/webrtc/sessions/{session_id}/events", events_handler)
     router.add_get("/iceservers", ice_servers_handler)
     router.add_get("/openapi.json", openapi_handler)
