@@ -11,6 +11,7 @@ new INVITEs are resolved through the identity map (presence tells who is online)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
@@ -37,7 +38,7 @@ from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
 from gateway.signaling.events import MessageReceived, SipRegistration
-from gateway.signaling.service import JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
@@ -341,10 +342,13 @@ class CallDriver:
 
     # --- the HTTP offer/answer API (OfferApi delegates here) ----------------------------------------
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
-        """HTTP sessions get the WebRTC answer as soon as the bridge made it (RuntimeHost)."""
+        """Sessions of the API dialects (HTTP offers, JSON-RPC) get the WebRTC answer as soon as the bridge
+        made it (RuntimeHost); the softphone's WebSocket sessions with the far end's answer."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
-        session = self._http.get(machine.session_id) if machine and machine.session_id else None
-        return session.web_answer if session is not None else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        return (
+            functools.partial(session.web_answer, call_id) if isinstance(session, EarlyAnswerSink) else None
+        )
 
     async def http_offer(
         self,

@@ -87,7 +87,7 @@ class HttpSession:
         if not self.answer.done():
             self.answer.cancel()
 
-    def web_answer(self, sdp: str) -> None:
+    def web_answer(self, call_id: str, sdp: str) -> None:
         """The gateway's WebRTC answer, as soon as it exists (CallRuntime's early answer)."""
         if not self.answer.done():
             self.answer.set_result(sdp)
@@ -99,15 +99,15 @@ class HttpSession:
         match event:
             case sig.Ringing():
                 progress.record("ringing")
-            case sig.EarlyMedia(sdp=sdp):
+            case sig.EarlyMedia(call_id=call_id, sdp=sdp):
                 self._early_sdp = sdp or self._early_sdp
                 progress.record("early_media")
                 if sdp is not None:
-                    self.web_answer(sdp)  # a pass-through call: the answer is the far end's
-            case sig.Connected(sdp=sdp):
+                    self.web_answer(call_id, sdp)  # a pass-through call: the answer is the far end's
+            case sig.Connected(call_id=call_id, sdp=sdp):
                 answer = sdp or self._early_sdp
                 if answer is not None:
-                    self.web_answer(answer)
+                    self.web_answer(call_id, answer)
                 progress.record("answered")
             case sig.DtmfReceived(digit=digit, duration_ms=duration):
                 progress.record("dtmf", digit=digit, duration_ms=duration)

@@ -79,6 +79,19 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"101": {"description": "Switching protocols"}},
                 }
             },
+            "/jsonrpc": {
+                "get": {
+                    "summary": "WebSocket upgrade for JSON-RPC 2.0 signaling (announce, offer, answer, "
+                    "ice_candidate, disconnect; docs/signaling.md). Credentials here (headers, ?api_key=, "
+                    "?token=) or in announce",
+                    "security": [{}, *security],
+                    "parameters": [
+                        {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"101": {"description": "Switching protocols"}, **_errors(401, 429)},
+                }
+            },
             "/iceservers": {
                 "get": {
                     "summary": "ICE servers for RTCPeerConnection; TURN entries only with credentials",

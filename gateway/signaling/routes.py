@@ -5,7 +5,7 @@
                          presence=presence, config=config, clock=time.time)
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
-`webrtc-client.js`), `/ws`, `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
+`webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
 `/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
@@ -34,6 +34,8 @@ from gateway.signaling.http_api import (
     offer_handler,
 )
 from gateway.signaling.http_sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
+from gateway.signaling.jsonrpc_peer import RpcContext
+from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.service import CallService, OfferService
@@ -105,6 +107,7 @@ def add_signaling_routes(
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)
     app[STREAMS_KEY] = EventStreams()
+    app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
     app[ORIGINS_KEY] = frozenset(config.http.allowed_origins)
@@ -117,6 +120,7 @@ def add_signaling_routes(
     router.add_get("/", index_handler)
     router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     router.add_get("/ws", websocket_handler)
+    router.add_get("/jsonrpc", jsonrpc_handler)
     router.add_post("/webrtc/offer", offer_handler)
     router.add_post("/webrtc/ice-candidate", candidate_handler)
     router.add_post("/webrtc/close", close_handler)

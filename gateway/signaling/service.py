@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gateway.identity import WebUser
 from gateway.signaling.events import Event
@@ -43,6 +43,15 @@ class SessionSink(Protocol):
     async def send_event(self, event: Event) -> None:
         """Push one event to the browser; after the session closed, events are dropped (logged at DEBUG)."""
         ...
+
+
+@runtime_checkable
+class EarlyAnswerSink(Protocol):
+    """A `SessionSink` that wants the gateway's WebRTC answer to its offer as soon as it exists, before
+    the far end picks up (the HTTP offer API, JSON-RPC): the call layer hands it over with `web_answer`
+    and then only tells progress (`ringing`, `connected` ...) as events."""
+
+    def web_answer(self, call_id: str, sdp: str) -> None: ...
 
 
 class CallService(Protocol):

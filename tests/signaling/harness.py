@@ -18,7 +18,7 @@ from gateway.signaling.http import HealthSource, build_app
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.progress import SessionProgress
 from gateway.signaling.routes import add_signaling_routes
-from gateway.signaling.service import JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from sdp import IceCandidateInit
 from tests.conftest import REPO
 
@@ -65,6 +65,8 @@ class FakeCallService:
         call_id = f"c{self.next_call}"
         self.next_call += 1
         self.calls.append(("dial", (session.id, to, sdp)))
+        if isinstance(session, EarlyAnswerSink):  # as the call runtime: the answer right after the dial
+            asyncio.get_running_loop().call_soon(session.web_answer, call_id, ANSWER_SDP)
         return call_id
 
     def _known(self, call_id: str) -> None:
