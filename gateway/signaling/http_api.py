@@ -68,22 +68,27 @@ def error_response(error: SignalingError, session_id: str | None = None) -> web.
     return web.json_response(error_body(error, session_id), status=error.http_status, headers=headers)
 
 
-async def _json_body(request: web.Request) -> object:
-    # Only application/json: a cross-site page can POST text/plain or a form without a CORS preflight,
-    # and a browser adds the Basic credentials it has cached for this origin (a CSRF that dials out).
-    if request.content_type != "application/json":
+async def read_body(request: web.Request, content_type: str) -> bytes:
+    """The body of a request that must be of `content_type` (else 415). Never application/x-www-form-
+    urlencoded or text/plain: a cross-site page can POST those without a CORS preflight, and a browser adds
+    the Basic credentials it has cached for this origin (a CSRF that dials out)."""
+    if request.content_type != content_type:
         raise BadRequest(
-            f"Content-Type must be application/json, got {request.content_type[:60]!r}",
+            f"Content-Type must be {content_type}, got {request.content_type[:60]!r}",
             field="Content-Type",
             code="unsupported_media_type",
             http_status=415,
         )
     try:
-        body = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("the body is too large") from None
     except (ConnectionError, asyncio.IncompleteReadError):
         raise ClientGone from None
+
+
+async def _json_body(request: web.Request) -> object:
+    body = await read_body(request, "application/json")
     try:
         return json.loads(body)  # UTF-8 (RFC 8259 §8.1); a decoding error is a ValueError too
     except (ValueError, RecursionError):

@@ -30,6 +30,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         500: "Internal error",
         502: "The far end refused the call before the answer existed (busy, declined, ...)",
         503: "Too many event streams open",
+        412: "If-Match does not match the session's ETag",
+        501: "An ICE restart: not supported",
     }
     return {str(s): _json(_ERROR_REF, texts[s]) for s in statuses}
 
@@ -92,6 +94,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"101": {"description": "Switching protocols"}, **_errors(401, 429)},
                 }
             },
+            **_whip_paths(security),
             "/iceservers": {
                 "get": {
                     "summary": "ICE servers for RTCPeerConnection; TURN entries only with credentials",
@@ -196,6 +199,54 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """WHIP (RFC 9725): the offer and answer are application/sdp, trickle an sdpfrag."""
+    sdp_body = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
+    created = {
+        "description": "The SDP answer; Location: the session resource; ETag; Link: rel=ice-server",
+        "content": {"application/sdp": {"schema": {"type": "string"}}},
+    }
+    post = {
+        "summary": "WHIP: send an SDP offer, call the credentials' default destination (or {destination})",
+        "security": security,
+        "requestBody": sdp_body,
+        "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500)},
+    }
+    resource = [_SESSION_PARAM]
+    return {
+        "/whip": {"post": post},
+        "/whip/{destination}": {
+            "post": {
+                **post,
+                "parameters": [
+                    {"name": "destination", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/whip/sessions/{session_id}": {
+            "patch": {
+                "summary": "Trickle ICE candidates (application/trickle-ice-sdpfrag); ICE restarts: 501",
+                "security": security,
+                "parameters": resource,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "204": {"description": "Candidates taken"},
+                    **_errors(400, 401, 404, 412, 415, 501),
+                },
+            },
+            "delete": {
+                "summary": "End the WHIP session and its call",
+                "security": security,
+                "parameters": resource,
+                "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
+            },
         },
     }
 

@@ -6,7 +6,7 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -40,6 +40,13 @@ from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.whip import (
+    WHIP_KEY,
+    WhipResources,
+    whip_delete_handler,
+    whip_patch_handler,
+    whip_post_handler,
+)
 from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
 
 logger = logging.getLogger(__name__)
@@ -127,4 +134,9 @@ def add_signaling_routes(
     router.add_get("/webrtc/sessions/{session_id}", status_handler)
     router.add_get("/webrtc/sessions/{session_id}/events", events_handler)
     router.add_get("/iceservers", ice_servers_handler)
+    app[WHIP_KEY] = WhipResources()
+    router.add_post("/whip", whip_post_handler)
+    router.add_post("/whip/{destination}", whip_post_handler)
+    router.add_patch("/whip/sessions/{session_id}", whip_patch_handler)
+    router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
