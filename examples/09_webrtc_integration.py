@@ -5,8 +5,8 @@ Run it from anywhere:  python examples/09_webrtc_integration.py   (needs pjsua2 
 
 Part 1: alice is logged in on the WebSocket; the desk phone (2000) calls her (sip:1001@<gateway>); she
 answers, hears the phone, and hangs up. Part 2: an aiortc client POSTs its offer to /webrtc/offer with
-Basic credentials and metadata {"dial": "2000"}; the gateway calls the phone and answers the POST
-once the phone answered; audio flows; POST /webrtc/close ends the phone's call.
+Basic credentials and metadata {"dial": "2000"}; the gateway answers the POST at once and calls the
+phone; audio flows once the phone answered; POST /webrtc/close ends the phone's call.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ def demo_config(phone_port: int) -> Config:
                     "sip": "1001",
                     "allow_outbound": ["."],
                     "web_secret_hash": ALICE_HASH,
+                    "default_dial": "2000",  # API clients naming no destination call the desk phone
                 }
             ],
             "logging": {"level": "WARNING"},

@@ -499,6 +499,26 @@ class SipAuth:
             raise InvalidValue("password", "a password, ha1_md5 or ha1_sha256 is needed")
 
 
+def _destination(value: object) -> str:
+    """A number or SIP URI to call (an API client's default destination): no spaces, at most 256 chars."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError(f"expected a number or SIP URI, got a {type(value).__name__}")
+    text = str(value).strip()
+    if not text or len(text) > 256 or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError(f"{text[:40]!r} is not a number or SIP URI")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    """A key for the HTTP offer API and JSON-RPC (`Authorization: Bearer <key>` or `X-API-Key`), acting as
+    its user; `default_dial` is called when an offer names no destination (else the user's)."""
+
+    key: Secret
+    name: str | None = None  # shown in logs instead of the key
+    default_dial: Annotated[str, Parse(_destination)] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class UserConfig:
     id: Annotated[str, Parse(_user_id)]
@@ -511,6 +531,8 @@ class UserConfig:
     web_secret_hash: PasswordHash | None = None
     web_token: Secret | None = None
     sip_auth: SipAuth | None = None  # SIP over WebSocket credentials (sip.websocket)
+    default_dial: Annotated[str, Parse(_destination)] | None = None  # HTTP/JSON-RPC offers without dial
+    api_keys: tuple[ApiKeyConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +594,9 @@ class Config:
                     f"users[{index}].{login_field}",
                     f"required when web_auth.mode is {self.web_auth.mode.value!r}",
                 )
+            for number, api_key in enumerate(user.api_keys):
+                if len(api_key.key.reveal()) < 16:
+                    yield f"users[{index}].api_keys[{number}].key", "must be at least 16 characters"
             if ":" not in user.sip and self.pbx.effective_domain is None:
                 yield (
                     f"users[{index}].sip",

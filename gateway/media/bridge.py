@@ -176,17 +176,36 @@ class MediaBridge:
         index, section = audio_section(answer)
         sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
         self._sip.keys_from_answer(section)
-        if self._web_answer is None:
-            web_section = audio_section(self._web_offer)[1]
-            web_usable = choice.offered(web_section, self.settings.web_codecs)
-            web = choice.first_common([sip.codec], web_usable) or web_usable[0]
-            local = await self._web.accept_offer(
-                self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS]
-            )
-            self._web_answer = sdp.write(local)
-            self._apply_web(web_section, audio_section(local)[1], answering=True)
+        web_answer = self._web_answer or await self._answer_web([sip.codec])
+        if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
+        return web_answer
+
+    async def answer_web_first(self) -> str:
+        """The browser's answer before the SIP side answered (an API client that wants it at once): the
+        web leg takes the first codec of our SIP offer that the browser offered, so that a PBX that picks
+        our first choice needs no transcoding; ``answer_from_sip`` then only sets up the paths (and
+        transcodes if the SIP side chose another codec). Media flows once the SIP side answers (183/200)."""
+        self._expect("answer_web_first", BridgeState.AWAITING_SIP_ANSWER)
+        if self._web_answer is not None:
+            return self._web_answer
+        if self._web_offer is None:
+            raise BridgeError(f"call={self._call} answer_web_first() on a call from the SIP side")
+        web_usable = choice.offered(audio_section(self._web_offer)[1], self.settings.web_codecs)
+        ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        return await self._answer_web(ours)
+
+    async def _answer_web(self, preferred: list[sdp.Codec]) -> str:
+        """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable)."""
+        if self._web_offer is None:
+            raise BridgeError(f"call={self._call} no browser offer to answer")
+        web_section = audio_section(self._web_offer)[1]
+        web_usable = choice.offered(web_section, self.settings.web_codecs)
+        web = choice.first_common(preferred, web_usable) or web_usable[0]
+        local = await self._web.accept_offer(self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        self._web_answer = sdp.write(local)
+        self._apply_web(web_section, audio_section(local)[1], answering=True)
         return self._web_answer
 
     # ------------------------------------------------------------------------- PBX calls browser

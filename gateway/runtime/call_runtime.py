@@ -79,6 +79,11 @@ class RuntimeHost(Protocol):
         """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
         ...
 
+    def early_answer(self, call_id: str) -> Callable[[str], None] | None:
+        """Where the WebRTC answer of an outbound call goes as soon as it exists (before the SIP side
+        answered): the HTTP offer API's sessions want it at once; None: the usual answer on 18x/2xx."""
+        ...
+
 
 @dataclass(slots=True)
 class _Input:
@@ -103,6 +108,7 @@ class CallRuntime:
         self._candidates: list[sdp.IceCandidateInit | None] = []
         self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
         self._web_ready = False
+        self._early_web = False  # the web leg was answered before the SIP side (early_answer)
         self._finished = False
         self.machine: CallMachine | None = None  # set by the driver: read after the end (call records)
         self.web_user: str | None = None  # the user carrying the call (dialed it, or answered it)
@@ -406,6 +412,15 @@ class CallRuntime:
                 self.sip.send_info(*MediaBridge.info_body(event))
             return
         translated = media_to_call_event(event)
+        if (
+            self._early_web
+            and isinstance(translated, ev.MediaConnected | ev.MediaInactive)
+            and self.state() in (CallState.INVITING, CallState.EARLY)
+        ):
+            # The web leg answered before the SIP side: its ICE comes up (or idles) while the INVITE is
+            # out, which the machine only expects of inbound calls.
+            logger.debug("call=%s %s before the SIP answer", self.call_id, type(translated).__name__)
+            return
         if translated is not None:
             self.feed_nowait(translated)
         else:
@@ -440,7 +455,13 @@ class CallRuntime:
     ) -> ev.Event | None:
         match command:
             case cmd.MediaOfferToSip(web_sdp=web_sdp):
-                return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
+                offer = await bridge.offer_to_sip(web_sdp)
+                deliver = self._host.early_answer(self.call_id) if isinstance(bridge, MediaBridge) else None
+                if deliver is not None and isinstance(bridge, MediaBridge):
+                    deliver(await bridge.answer_web_first())  # before the INVITE: no SIP event can race it
+                    self._early_web = True
+                    await self._web_became_ready(bridge)
+                return ev.MediaSipOfferReady(offer)
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
                 if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
                     await bridge.answer_to_reoffer(sip_sdp)

@@ -11,6 +11,7 @@ new INVITEs are resolved through the identity map (presence tells who is online)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
@@ -38,7 +39,7 @@ from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
 from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
-from gateway.signaling.service import JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
@@ -50,6 +51,7 @@ from sipcore.errors import SIPError
 logger = logging.getLogger(__name__)
 
 BridgeFactory = Callable[[str], BridgeSettings]  # call id -> that call's bridge settings
+HTTP_RETENTION = 120.0  # seconds an ended HTTP session stays readable (GET /webrtc/sessions/{id})
 
 
 class CallDriver:
@@ -372,7 +374,16 @@ class CallDriver:
             raise NotFound(f"no call {call_id!r} for this session", field="call_id")
         runtime.add_candidate(candidate)
 
-    # --- the HTTP offer/answer API (OfferApi delegates here) --------------------------------------------------------------------------------
+    # --- the HTTP offer/answer API (OfferApi delegates here) ----------------------------------------
+    def early_answer(self, call_id: str) -> Callable[[str], None] | None:
+        """Sessions of the API dialects (HTTP offers, JSON-RPC) get the WebRTC answer as soon as the bridge
+        made it (RuntimeHost); the softphone's WebSocket sessions with the far end's answer."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        return (
+            functools.partial(session.web_answer, call_id) if isinstance(session, EarlyAnswerSink) else None
+        )
+
     async def http_offer(
         self,
         user: WebUser,
@@ -381,32 +392,41 @@ class CallDriver:
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
     ) -> OfferResult:
-        """One WebRTC session per offer; with `dial`, answered once the SIP side answered (docs/signaling.md)."""
-        if session_id is not None:
-            self._http_session(user, session_id)
-            raise ServiceError(
-                "renegotiating an HTTP session is not supported", code="conflict", http_status=409
-            )
+        """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
+        (docs/signaling.md), the call's progress in the session's `SessionProgress`."""
+        self._expire_http()
+        if session_id is not None and (session_id in self._sessions or session_id in self._http):
+            raise Conflict(f"session {session_id!r} exists already", field="session_id")
         if not dial:
-            raise BadRequest("metadata.dial is required: an HTTP session is a call", field="metadata.dial")
-        session = HttpSession(user, on_end=self._forget_http)
+            raise BadRequest(
+                "metadata.dial is required (no default destination is configured for you)",
+                field="metadata.dial",
+            )
+        session = HttpSession(user, on_end=self._http_ended, session_id=session_id, dial=dial)
         self._sessions[session.id] = session
         self._http[session.id] = session
         try:
             session.call_id = await self.dial(session, dial, sdp)
+            session.progress.call_id = session.call_id
             answer = await asyncio.shield(session.answer)
         except BaseException:
             await self._close_http(session)
             raise
-        result_metadata: dict[str, JsonValue] = {**metadata, "call_id": session.call_id}
-        return OfferResult(session.id, answer, (), result_metadata)
+        return OfferResult(session.id, answer, (), metadata, call_id=session.call_id)
 
-    def _forget_http(self, session: HttpSession) -> None:
-        """The session's call ended (the far end hung up, or it never connected)."""
-        self._http.pop(session.id, None)
+    def _http_ended(self, session: HttpSession) -> None:
+        """The session's call ended (the far end hung up, or it never connected): it takes no more
+        requests but stays readable (GET /webrtc/sessions/{id}) for HTTP_RETENTION seconds."""
         self._sessions.pop(session.id, None)
 
-    def _http_session(self, user: WebUser, session_id: str) -> HttpSession:
+    def _expire_http(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for session in list(self._http.values()):
+            if session.ended_at is not None and now - session.ended_at > HTTP_RETENTION:
+                del self._http[session.id]
+
+    def http_session(self, user: WebUser, session_id: str) -> HttpSession:
+        self._expire_http()
         session = self._http.get(session_id)
         if session is None or session.user.id != user.id:
             raise NotFound(f"no session {session_id!r}", field="session_id")
@@ -415,12 +435,12 @@ class CallDriver:
     async def http_add_candidate(
         self, user: WebUser, session_id: str, candidate: sdp.IceCandidateInit | None
     ) -> None:
-        session = self._http_session(user, session_id)
+        session = self.http_session(user, session_id)
         if session.call_id is not None and session.call_id in self._runtimes:
             self._runtimes[session.call_id].add_candidate(candidate)
 
     async def http_close(self, user: WebUser, session_id: str) -> None:
-        await self._close_http(self._http_session(user, session_id))
+        await self._close_http(self.http_session(user, session_id))
 
     async def _close_http(self, session: HttpSession) -> None:
         call_id = session.call_id

@@ -1,9 +1,11 @@
 """Sessions of the HTTP offer/answer API: one WebRTC session per offer, without a WebSocket.
 
 An `HttpSession` is the `SessionSink` of such a session: instead of pushing events to a browser it
-resolves the pending offer with the WebRTC answer once the call is connected (`connected`, or the
-answer that came with `early_media`), or fails it with the reason the call ended. The mapping of
-call results to HTTP statuses is `http_status_for`.
+resolves the pending offer with the WebRTC answer as soon as the gateway made it (the call runtime's
+early answer, before the far end picks up; on a pass-through route the far end's answer, with early
+media or the 2xx), or fails it with the reason the call ended before that. Everything the call does
+afterwards is recorded in its `SessionProgress` (polling and server-sent events). The mapping of call
+results to HTTP statuses is `http_status_for`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 from gateway.identity import WebUser
 from gateway.signaling import events as sig
 from gateway.signaling.errors import ServiceError
+from gateway.signaling.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
 from sdp import IceCandidateInit
 
@@ -48,14 +51,23 @@ def http_status_for(reason: str, sip_status: int | None) -> int:
 class HttpSession:
     """The `SessionSink` of one HTTP offer (see the module note)."""
 
-    def __init__(self, user: WebUser, on_end: Callable[[HttpSession], None] | None = None) -> None:
-        self._id = "h-" + secrets.token_urlsafe(12)
+    def __init__(
+        self,
+        user: WebUser,
+        on_end: Callable[[HttpSession], None] | None = None,
+        *,
+        session_id: str | None = None,
+        dial: str | None = None,
+    ) -> None:
+        self._id = session_id or "h-" + secrets.token_urlsafe(12)
         self._on_end = on_end
         self._user = user
         self._closed = False
         self.call_id: str | None = None
         self._early_sdp: str | None = None
         self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.progress = SessionProgress(self._id, dial=dial)
+        self.ended_at: float | None = None  # loop time the session finished (kept for polling a while)
 
     @property
     def id(self) -> str:
@@ -71,21 +83,42 @@ class HttpSession:
 
     def close(self) -> None:
         self._closed = True
+        self.progress.record("closed")
         if not self.answer.done():
             self.answer.cancel()
+
+    def web_answer(self, call_id: str, sdp: str) -> None:
+        """The gateway's WebRTC answer, as soon as it exists (CallRuntime's early answer)."""
+        if not self.answer.done():
+            self.answer.set_result(sdp)
 
     async def send_event(self, event: sig.Event) -> None:
         if self._closed:
             return
+        progress = self.progress
         match event:
-            case sig.EarlyMedia(sdp=sdp):
+            case sig.Ringing():
+                progress.record("ringing")
+            case sig.EarlyMedia(call_id=call_id, sdp=sdp):
                 self._early_sdp = sdp or self._early_sdp
-            case sig.Connected(sdp=sdp):
+                progress.record("early_media")
+                if sdp is not None:
+                    self.web_answer(call_id, sdp)  # a pass-through call: the answer is the far end's
+            case sig.Connected(call_id=call_id, sdp=sdp):
                 answer = sdp or self._early_sdp
-                if answer is not None and not self.answer.done():
-                    self.answer.set_result(answer)
+                if answer is not None:
+                    self.web_answer(call_id, answer)
+                progress.record("answered")
+            case sig.DtmfReceived(digit=digit, duration_ms=duration):
+                progress.record("dtmf", digit=digit, duration_ms=duration)
+            case sig.Held(by=by):
+                progress.record("held", by=by)
+            case sig.Resumed(by=by):
+                progress.record("resumed", by=by)
             case sig.Ended(reason=reason, message=message, sip_status=status):
                 self._closed = True
+                self.ended_at = asyncio.get_running_loop().time()
+                progress.record("ended", reason=reason, message=message, sip_status=status)
                 if self._on_end is not None:
                     self._on_end(self)
                 if not self.answer.done():
@@ -123,3 +156,6 @@ class OfferApi:
 
     async def close(self, user: WebUser, session_id: str) -> None:
         await self._driver.http_close(user, session_id)
+
+    async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
+        return self._driver.http_session(user, session_id).progress

@@ -1,20 +1,17 @@
-"""The HTTP offer/answer API (`/webrtc/*`, `/iceservers`): authentication, handlers, error bodies.
+"""The HTTP offer/answer API (`/webrtc/*`, `/iceservers`), as RustPBX's "WebRTC SDP Integration Guide"
+describes it: handlers and error bodies. Credentials: gateway/signaling/api_auth.py.
 
-Authentication (docs/signaling.md): `Authorization: Bearer <session token>` (the `token` of a WebSocket
-`registered` reply) or `Authorization: Basic base64(user id:web secret)` (RFC 7617). Without valid
-credentials: 401 with `WWW-Authenticate` for both schemes (RFC 6750 §3, RFC 7617 §2).
-
-Errors are `{error: <message>, code: <code>, session_id: <id or null>}` with the error's HTTP status:
-400 bad body, 401 no or bad credentials, 403 forbidden, 404 unknown session, 408 the call layer took too
-long, 413 body too large, 415 a body that is not `application/json` (so that no cross-site form can post
-one), 429 too many logins being checked, 500 anything unexpected.
+Errors are `{error: <message>, code: <HTTP status>, session_id?: <id>, reason: <machine code>, field?}`
+with the same HTTP status: 400 bad body, 401 no or bad credentials (with `WWW-Authenticate`), 403
+forbidden, 404 unknown session, 408 the call layer took too long, 409 a session id already taken, 413
+body too large, 415 a body that is not `application/json` (so that no cross-site form can post one),
+429 too many logins being checked, 500 anything unexpected, 502 the far end refused the call before
+the answer existed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,11 +20,9 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.identity import LoginBusy, WebUser
-from gateway.identity.lookup import IdentityMap
+from gateway.signaling.api_auth import WWW_AUTHENTICATE, ApiCredentials, ApiPrincipal
 from gateway.signaling.errors import (
     BadRequest,
-    RateLimited,
     SignalingError,
     Timeout,
     TooLarge,
@@ -37,20 +32,14 @@ from gateway.signaling.events import IceServerInfo
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.offer_protocol import candidate_request, close_request, offer_request
 from gateway.signaling.service import OfferService
-from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
-
-WWW_AUTHENTICATE: Final = (
-    'Bearer realm="sip-webrtc-gateway", Basic realm="sip-webrtc-gateway", charset="UTF-8"'
-)
 
 
 @dataclass(frozen=True, slots=True)
 class HttpApiContext:
     offer_service: OfferService
-    identity: IdentityMap
-    tokens: SessionTokens
+    credentials: ApiCredentials
     ice_servers: tuple[IceServerInfo, ...]
     limits: SignalingLimits
 
@@ -58,56 +47,48 @@ class HttpApiContext:
 HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
 
 
-async def authenticate(header: str | None, context: HttpApiContext, client: str = "") -> WebUser:
-    """The user named by an `Authorization` header value; `Unauthorized` otherwise."""
-    if not header:
-        raise Unauthorized("credentials required: Authorization: Bearer <session token> or Basic")
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer":
-        claims = context.tokens.verify(value)
-        user = await context.identity.store.get(claims.user_id)
-        if user is None:
-            raise Unauthorized("the user of this session token no longer exists")
-        return user
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed Basic credentials") from None
-        user_id, colon, secret = decoded.partition(":")
-        try:
-            found = await context.identity.verify_web_login(user_id, secret, client) if colon else None
-        except LoginBusy as exc:
-            raise RateLimited(str(exc)) from None
-        if found is None:
-            raise Unauthorized("wrong user id or secret")
-        return found
-    raise Unauthorized(f"unsupported authorization scheme {scheme[:20]!r}: use Bearer or Basic")
+async def authenticate(request: web.Request, context: HttpApiContext) -> ApiPrincipal:
+    return await context.credentials.authenticate(
+        request.headers.get("Authorization"), request.headers.get("X-API-Key"), request.remote or ""
+    )
+
+
+def error_body(error: SignalingError, session_id: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {"error": error.message, "code": error.http_status}
+    if session_id is not None:
+        body["session_id"] = session_id
+    body["reason"] = error.code
+    if error.field is not None:
+        body["field"] = error.field
+    return body
 
 
 def error_response(error: SignalingError, session_id: str | None = None) -> web.Response:
-    body = {"error": error.message, "code": error.code, "session_id": session_id, "field": error.field}
     headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if isinstance(error, Unauthorized) else None
-    return web.json_response(body, status=error.http_status, headers=headers)
+    return web.json_response(error_body(error, session_id), status=error.http_status, headers=headers)
 
 
-async def _json_body(request: web.Request) -> object:
-    # Only application/json: a cross-site page can POST text/plain or a form without a CORS preflight,
-    # and a browser adds the Basic credentials it has cached for this origin (a CSRF that dials out).
-    if request.content_type != "application/json":
+async def read_body(request: web.Request, content_type: str) -> bytes:
+    """The body of a request that must be of `content_type` (else 415). Never application/x-www-form-
+    urlencoded or text/plain: a cross-site page can POST those without a CORS preflight, and a browser adds
+    the Basic credentials it has cached for this origin (a CSRF that dials out)."""
+    if request.content_type != content_type:
         raise BadRequest(
-            f"Content-Type must be application/json, got {request.content_type[:60]!r}",
+            f"Content-Type must be {content_type}, got {request.content_type[:60]!r}",
             field="Content-Type",
             code="unsupported_media_type",
             http_status=415,
         )
     try:
-        body = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("the body is too large") from None
     except (ConnectionError, asyncio.IncompleteReadError):
         raise ClientGone from None
+
+
+async def _json_body(request: web.Request) -> object:
+    body = await read_body(request, "application/json")
     try:
         return json.loads(body)  # UTF-8 (RFC 8259 §8.1); a decoding error is a ValueError too
     except (ValueError, RecursionError):
@@ -118,7 +99,7 @@ class ClientGone(Exception):
     """The client closed the connection before its request body was complete: nobody to answer."""
 
 
-Handler = Callable[[web.Request, HttpApiContext, WebUser, object], Awaitable[web.Response]]
+Handler = Callable[[web.Request, HttpApiContext, ApiPrincipal, object], Awaitable[web.Response]]
 
 
 def _api(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -128,7 +109,7 @@ def _api(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         context = request.app[HTTP_API_KEY]
         session_id: str | None = None
         try:
-            user = await authenticate(request.headers.get("Authorization"), context, request.remote or "")
+            user = await authenticate(request, context)
             body = await _json_body(request)
             if isinstance(body, dict) and isinstance(body.get("session_id"), str):
                 session_id = body["session_id"][:128]
@@ -154,37 +135,50 @@ def _api(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     return wrapped
 
 
-async def _offer(request: web.Request, context: HttpApiContext, user: WebUser, body: object) -> web.Response:
+async def _offer(
+    request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
+) -> web.Response:
     offer = offer_request(body)
-    result = await context.offer_service.offer(user, offer.sdp, offer.dial, offer.metadata, offer.session_id)
-    logger.info(
-        "HTTP offer from %s: session %s%s",
-        user.id,
-        result.session_id,
-        f" dialling {offer.dial!r}" if offer.dial else "",
+    dial = offer.dial or principal.default_dial
+    result = await context.offer_service.offer(
+        principal.user, offer.sdp, dial, offer.metadata, offer.session_id
     )
+    logger.info(
+        "HTTP offer from %s (%s): session %s dialling %r",
+        principal.user.id,
+        principal.via,
+        result.session_id,
+        dial,
+    )
+    base = f"/webrtc/sessions/{result.session_id}"
     return web.json_response(
         {
             "sdp": {"type": "answer", "sdp": result.sdp},
             "session_id": result.session_id,
             "ice_candidates": [c.to_json() for c in result.ice_candidates],
-            "metadata": dict(result.metadata),
+            "metadata": result.metadata,
+            "call_id": result.call_id,
+            "status_url": base,
+            "events_url": f"{base}/events",
         }
     )
 
 
 async def _candidate(
-    request: web.Request, context: HttpApiContext, user: WebUser, body: object
+    request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
 ) -> web.Response:
     item = candidate_request(body)
-    await context.offer_service.add_candidate(user, item.session_id, item.candidate)
-    return web.json_response({"session_id": item.session_id})
+    await context.offer_service.add_candidate(principal.user, item.session_id, item.candidate)
+    return web.json_response({"session_id": item.session_id, "status": "received"})
 
 
-async def _close(request: web.Request, context: HttpApiContext, user: WebUser, body: object) -> web.Response:
+async def _close(
+    request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
+) -> web.Response:
     item = close_request(body)
-    await context.offer_service.close(user, item.session_id)
-    return web.json_response({"session_id": item.session_id})
+    await context.offer_service.close(principal.user, item.session_id)
+    logger.info("HTTP session %s closed by %s: %s", item.session_id, principal.user.id, item.reason or "-")
+    return web.json_response({"session_id": item.session_id, "status": "closed"})
 
 
 offer_handler = _api(_offer)
@@ -193,13 +187,13 @@ close_handler = _api(_close)
 
 
 async def ice_servers_handler(request: web.Request) -> web.Response:
-    """`GET /iceservers`: the browser's ICE servers; TURN credentials only with valid credentials."""
+    """`GET /iceservers`: a bare array of `{urls, username?, credential?}`; TURN entries (with their
+    credentials) only with valid credentials, STUN entries for anyone."""
     context = request.app[HTTP_API_KEY]
-    header = request.headers.get("Authorization")
     authenticated = False
-    if header:
+    if request.headers.get("Authorization") or request.headers.get("X-API-Key") is not None:
         try:
-            await authenticate(header, context, request.remote or "")
+            await authenticate(request, context)
             authenticated = True
         except SignalingError as exc:  # Unauthorized, or RateLimited while logins queue up
             return error_response(exc)
@@ -208,4 +202,4 @@ async def ice_servers_handler(request: web.Request) -> web.Response:
         for s in context.ice_servers
         if authenticated or not any(url.lower().startswith("turn") for url in s.urls)
     ]
-    return web.json_response({"iceServers": servers, "authenticated": authenticated})
+    return web.json_response(servers, headers={"Cache-Control": "no-store"})

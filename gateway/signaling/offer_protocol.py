@@ -2,10 +2,10 @@
 
     POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...}}
     POST /webrtc/ice-candidate  {session_id, candidate: {candidate, sdpMid, sdpMLineIndex} | null}
-    POST /webrtc/close          {session_id}
+    POST /webrtc/close          {session_id, reason?}
 
-`metadata` is a JSON object passed to the offer service and echoed back (as the service returns it);
-`metadata.dial`, when present, is the destination to call (a number or SIP URI) once media is set up.
+`metadata` is a JSON object echoed back untouched; `metadata.dial`, when present, is the destination to
+call (a number or SIP URI); without it the credentials' default destination is called.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gateway.signaling.service import JsonValue
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")
+MAX_REASON_CHARS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class CandidateRequest:
 @dataclass(frozen=True, slots=True)
 class CloseRequest:
     session_id: str
+    reason: str | None = None  # why the client closes (logged)
 
 
 def _object(data: object) -> Mapping[str, object]:
@@ -96,7 +98,11 @@ def candidate_request(data: object) -> CandidateRequest:
 
 
 def close_request(data: object) -> CloseRequest:
-    session_id = _session_id(_object(data))
+    body = _object(data)
+    session_id = _session_id(body)
     if session_id is None:
         raise BadRequest("session_id is required", field="session_id")
-    return CloseRequest(session_id)
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
+        raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters", field="reason")
+    return CloseRequest(session_id, reason)

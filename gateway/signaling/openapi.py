@@ -19,21 +19,31 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     texts = {
         400: "Malformed body: not JSON, or a field missing or invalid (`field` names it)",
-        401: "No or bad credentials (Bearer session token or Basic user id:secret)",
-        404: "No such session",
-        408: "The call layer did not answer in time",
+        401: "No or bad credentials (Bearer API key or session token, X-API-Key, or Basic user id:secret)",
+        403: "The destination is not allowed for this user",
+        404: "No such session (or another user's); for an offer: no such number",
+        408: "The call layer did not answer in time; for an offer: the PBX is unreachable",
+        409: "The session_id chosen is taken",
         413: "Body too large",
+        415: "The body is not application/json",
+        429: "Too many logins being checked",
         500: "Internal error",
+        502: "The far end refused the call before the answer existed (busy, declined, ...)",
+        503: "Too many event streams open",
+        412: "If-Match does not match the session's ETag",
+        501: "An ICE restart: not supported",
     }
     return {str(s): _json(_ERROR_REF, texts[s]) for s in statuses}
 
 
 _SESSION_ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9._~:@+-]{1,128}$"}
-_API_ERRORS: Final = (400, 401, 404, 408, 413, 500)
+_API_ERRORS: Final = (400, 401, 404, 408, 413, 415, 429, 500)
+_OFFER_ERRORS: Final = (400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502)
+_SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": _SESSION_ID}
 
 
 def openapi_document() -> dict[str, Any]:
-    security: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"basic": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -71,6 +81,20 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"101": {"description": "Switching protocols"}},
                 }
             },
+            "/jsonrpc": {
+                "get": {
+                    "summary": "WebSocket upgrade for JSON-RPC 2.0 signaling (announce, offer, answer, "
+                    "ice_candidate, disconnect; docs/signaling.md). Credentials here (headers, ?api_key=, "
+                    "?token=) or in announce",
+                    "security": [{}, *security],
+                    "parameters": [
+                        {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"101": {"description": "Switching protocols"}, **_errors(401, 429)},
+                }
+            },
+            **_whip_paths(security),
             "/iceservers": {
                 "get": {
                     "summary": "ICE servers for RTCPeerConnection; TURN entries only with credentials",
@@ -85,7 +109,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/webrtc/offer": {
                 "post": {
-                    "summary": "Send a WebRTC offer, get the gateway's answer (and optionally dial)",
+                    "summary": "Send a WebRTC offer and call metadata.dial (or the credentials' default "
+                    "destination); the answer comes as soon as it exists, before the far end picks up",
                     "security": security,
                     "requestBody": {
                         "required": True,
@@ -93,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/OfferResponse"}, "The answer"),
-                        **_errors(*_API_ERRORS),
+                        **_errors(*_OFFER_ERRORS),
                     },
                 }
             },
@@ -106,7 +131,7 @@ def openapi_document() -> dict[str, Any]:
                         **_json({"$ref": "#/components/schemas/CandidateRequest"}, ""),
                     },
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/SessionRef"}, "Accepted"),
+                        "200": _json({"$ref": "#/components/schemas/SessionStatus"}, "status: received"),
                         **_errors(*_API_ERRORS),
                     },
                 }
@@ -117,11 +142,47 @@ def openapi_document() -> dict[str, Any]:
                     "security": security,
                     "requestBody": {
                         "required": True,
-                        **_json({"$ref": "#/components/schemas/SessionRef"}, ""),
+                        **_json({"$ref": "#/components/schemas/CloseRequest"}, ""),
                     },
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/SessionRef"}, "Closed"),
+                        "200": _json({"$ref": "#/components/schemas/SessionStatus"}, "status: closed"),
                         **_errors(*_API_ERRORS),
+                    },
+                }
+            },
+            "/webrtc/sessions/{session_id}": {
+                "get": {
+                    "summary": "The session's call progress (for polling); readable for 120 s after it ended",
+                    "security": security,
+                    "parameters": [_SESSION_PARAM],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/SessionProgress"}, "The progress"),
+                        **_errors(401, 404, 429),
+                    },
+                }
+            },
+            "/webrtc/sessions/{session_id}/events": {
+                "get": {
+                    "summary": "The session's progress events as server-sent events (event: ringing, "
+                    "early_media, answered, failed, ended, dtmf, held, resumed, closed; data: a "
+                    "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
+                    "security": security,
+                    "parameters": [
+                        _SESSION_PARAM,
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}},
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "text/event-stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(400, 401, 404, 429, 503),
                     },
                 }
             },
@@ -130,8 +191,62 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "token from a WebSocket login"},
                 "basic": {"type": "http", "scheme": "basic", "description": "user id and web secret"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "users[].api_keys[].key (also accepted as Authorization: Bearer <key>)",
+                },
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """WHIP (RFC 9725): the offer and answer are application/sdp, trickle an sdpfrag."""
+    sdp_body = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
+    created = {
+        "description": "The SDP answer; Location: the session resource; ETag; Link: rel=ice-server",
+        "content": {"application/sdp": {"schema": {"type": "string"}}},
+    }
+    post = {
+        "summary": "WHIP: send an SDP offer, call the credentials' default destination (or {destination})",
+        "security": security,
+        "requestBody": sdp_body,
+        "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500)},
+    }
+    resource = [_SESSION_PARAM]
+    return {
+        "/whip": {"post": post},
+        "/whip/{destination}": {
+            "post": {
+                **post,
+                "parameters": [
+                    {"name": "destination", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/whip/sessions/{session_id}": {
+            "patch": {
+                "summary": "Trickle ICE candidates (application/trickle-ice-sdpfrag); ICE restarts: 501",
+                "security": security,
+                "parameters": resource,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "204": {"description": "Candidates taken"},
+                    **_errors(400, 401, 404, 412, 415, 501),
+                },
+            },
+            "delete": {
+                "summary": "End the WHIP session and its call",
+                "security": security,
+                "parameters": resource,
+                "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
+            },
         },
     }
 
@@ -159,10 +274,11 @@ def _schemas() -> dict[str, Any]:
             "required": ["sdp"],
             "properties": {
                 "sdp": {"$ref": "#/components/schemas/SessionDescription"},
-                "session_id": {**_SESSION_ID, "description": "renegotiate this existing session"},
+                "session_id": {**_SESSION_ID, "description": "the id for the new session (409 if taken)"},
                 "metadata": {
                     "type": "object",
-                    "description": "passed to the call layer; metadata.dial is the destination to call",
+                    "description": "echoed back untouched; metadata.dial is the destination to call "
+                    "(default: the API key's or the user's default_dial)",
                     "properties": {"dial": {"type": "string", "description": "number or SIP URI"}},
                 },
             },
@@ -174,7 +290,68 @@ def _schemas() -> dict[str, Any]:
                 "sdp": {"$ref": "#/components/schemas/SessionDescription"},
                 "session_id": _SESSION_ID,
                 "ice_candidates": {"type": "array", "items": {"$ref": "#/components/schemas/IceCandidate"}},
-                "metadata": {"type": "object"},
+                "metadata": {"type": "object", "description": "the request's metadata, untouched"},
+                "call_id": {"type": "string"},
+                "status_url": {"type": "string", "description": "GET it for the progress"},
+                "events_url": {"type": "string", "description": "server-sent progress events"},
+            },
+        },
+        "CloseRequest": {
+            "type": "object",
+            "required": ["session_id"],
+            "properties": {"session_id": _SESSION_ID, "reason": {"type": "string", "maxLength": 256}},
+        },
+        "SessionStatus": {
+            "type": "object",
+            "required": ["session_id", "status"],
+            "properties": {"session_id": _SESSION_ID, "status": {"enum": ["received", "closed"]}},
+        },
+        "ProgressEvent": {
+            "type": "object",
+            "required": ["id", "event", "at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "event": {
+                    "enum": [
+                        "ringing",
+                        "early_media",
+                        "answered",
+                        "failed",
+                        "ended",
+                        "dtmf",
+                        "held",
+                        "resumed",
+                        "closed",
+                    ]
+                },
+                "at": {"type": "number", "description": "Unix time"},
+                "reason": {
+                    "type": "string",
+                    "description": "failed/ended: busy, no_such_number, hangup, ...",
+                },
+                "sip_status": {"type": ["integer", "null"]},
+                "message": {"type": "string"},
+                "digit": {"type": "string"},
+                "duration_ms": {"type": "integer"},
+                "by": {"enum": ["local", "remote"]},
+            },
+        },
+        "SessionProgress": {
+            "type": "object",
+            "required": ["session_id", "state", "events", "last_event_id"],
+            "properties": {
+                "session_id": _SESSION_ID,
+                "state": {
+                    "enum": ["calling", "ringing", "early_media", "answered", "failed", "ended", "closed"]
+                },
+                "call_id": {"type": ["string", "null"]},
+                "dial": {"type": ["string", "null"]},
+                "created": {"type": "number"},
+                "reason": {"type": ["string", "null"]},
+                "sip_status": {"type": ["integer", "null"]},
+                "message": {"type": ["string", "null"]},
+                "last_event_id": {"type": "integer"},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/ProgressEvent"}},
             },
         },
         "CandidateRequest": {
@@ -185,37 +362,30 @@ def _schemas() -> dict[str, Any]:
                 "candidate": {"$ref": "#/components/schemas/IceCandidate"},
             },
         },
-        "SessionRef": {
-            "type": "object",
-            "required": ["session_id"],
-            "properties": {"session_id": _SESSION_ID},
-        },
         "IceServers": {
-            "type": "object",
-            "properties": {
-                "iceServers": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["urls"],
-                        "properties": {
-                            "urls": {"type": "array", "items": {"type": "string"}},
-                            "username": {"type": "string"},
-                            "credential": {"type": "string"},
-                        },
-                    },
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["urls"],
+                "properties": {
+                    "urls": {"type": "array", "items": {"type": "string"}},
+                    "username": {"type": "string"},
+                    "credential": {"type": "string"},
                 },
-                "authenticated": {"type": "boolean"},
             },
         },
         "Error": {
             "type": "object",
-            "required": ["error", "code", "session_id"],
+            "required": ["error", "code"],
             "properties": {
                 "error": {"type": "string", "description": "a readable message"},
-                "code": {"type": "string", "description": "bad_request, unauthorized, not_found, ..."},
-                "session_id": {"type": ["string", "null"]},
-                "field": {"type": ["string", "null"], "description": "the request field at fault"},
+                "code": {"type": "integer", "description": "the HTTP status: 400, 401, 404, 408, 500, ..."},
+                "session_id": {"type": "string", "description": "the session concerned, when known"},
+                "reason": {
+                    "type": "string",
+                    "description": "bad_request, unauthorized, not_found, busy, ...",
+                },
+                "field": {"type": "string", "description": "the request field at fault"},
             },
         },
     }

@@ -5,8 +5,8 @@
                          presence=presence, config=config, clock=time.time)
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
-`webrtc-client.js`), `/ws`, `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`, `/iceservers`,
-`/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
+from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import (
@@ -32,10 +33,20 @@ from gateway.signaling.http_api import (
     ice_servers_handler,
     offer_handler,
 )
+from gateway.signaling.http_sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
+from gateway.signaling.jsonrpc_peer import RpcContext
+from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.whip import (
+    WHIP_KEY,
+    WhipResources,
+    whip_delete_handler,
+    whip_patch_handler,
+    whip_post_handler,
+)
 from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
 
 logger = logging.getLogger(__name__)
@@ -100,7 +111,10 @@ def add_signaling_routes(
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic
     )
-    app[HTTP_API_KEY] = HttpApiContext(offer_service, identity, tokens, ice_servers, limits)
+    credentials = ApiCredentials.from_config(config, identity, tokens)
+    app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)
+    app[STREAMS_KEY] = EventStreams()
+    app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
     app[ORIGINS_KEY] = frozenset(config.http.allowed_origins)
@@ -113,8 +127,16 @@ def add_signaling_routes(
     router.add_get("/", index_handler)
     router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     router.add_get("/ws", websocket_handler)
+    router.add_get("/jsonrpc", jsonrpc_handler)
     router.add_post("/webrtc/offer", offer_handler)
     router.add_post("/webrtc/ice-candidate", candidate_handler)
     router.add_post("/webrtc/close", close_handler)
+    router.add_get("/webrtc/sessions/{session_id}", status_handler)
+    router.add_get("/webrtc/sessions/{session_id}/events", events_handler)
     router.add_get("/iceservers", ice_servers_handler)
+    app[WHIP_KEY] = WhipResources()
+    router.add_post("/whip", whip_post_handler)
+    router.add_post("/whip/{destination}", whip_post_handler)
+    router.add_patch("/whip/sessions/{session_id}", whip_patch_handler)
+    router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)

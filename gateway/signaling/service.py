@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gateway.identity import WebUser
 from gateway.signaling.events import Event
 from sdp import IceCandidateInit
+
+if TYPE_CHECKING:
+    from gateway.signaling.progress import SessionProgress
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
@@ -40,6 +43,15 @@ class SessionSink(Protocol):
     async def send_event(self, event: Event) -> None:
         """Push one event to the browser; after the session closed, events are dropped (logged at DEBUG)."""
         ...
+
+
+@runtime_checkable
+class EarlyAnswerSink(Protocol):
+    """A `SessionSink` that wants the gateway's WebRTC answer to its offer as soon as it exists, before
+    the far end picks up (the HTTP offer API, JSON-RPC): the call layer hands it over with `web_answer`
+    and then only tells progress (`ringing`, `connected` ...) as events."""
+
+    def web_answer(self, call_id: str, sdp: str) -> None: ...
 
 
 class CallService(Protocol):
@@ -124,7 +136,8 @@ class OfferResult:
     session_id: str
     sdp: str  # the gateway's SDP answer
     ice_candidates: tuple[IceCandidateInit, ...] = ()  # candidates not in the SDP (usually none)
-    metadata: Mapping[str, JsonValue] = field(default_factory=dict)
+    metadata: Mapping[str, JsonValue] = field(default_factory=dict)  # the request's, untouched
+    call_id: str | None = None  # the call the session placed
 
 
 class OfferService(Protocol):
@@ -138,8 +151,14 @@ class OfferService(Protocol):
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
     ) -> OfferResult:
-        """Answer the browser's offer `sdp`; with `dial`, also call that destination. `session_id`
-        renegotiates an existing session of the same user."""
+        """Answer the browser's offer `sdp` and call `dial`; the answer comes as soon as it exists (the
+        call's progress follows in `progress`). `session_id`: the id the caller chose for the new
+        session (a taken one is refused with `Conflict`)."""
+        ...
+
+    async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
+        """The state and progress events of session `session_id`; `NotFound` for an unknown session (or
+        another user's). Finished sessions stay readable for a while (`SignalingLimits.session_retention`)."""
         ...
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:

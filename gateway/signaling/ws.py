@@ -61,14 +61,25 @@ SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)
 ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
 
 
+def origin_refusal(request: web.Request) -> web.Response | None:
+    """403 for a WebSocket upgrade from another page's origin (a cross-site page must not drive a user's
+    session), None when the origin is ours, allowed, or absent (a script)."""
+    origin = request.headers.get("Origin")
+    if origin_allowed(origin, request.scheme, request.host, request.app[ORIGINS_KEY]):
+        return None
+    logger.warning(
+        "refusing a WebSocket to %s from %s: foreign Origin %r", request.path, request.remote, origin
+    )
+    return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT_KEY]
     sockets = request.app[SOCKETS_KEY]
     limits = context.limits
-    origin = request.headers.get("Origin")
-    if not origin_allowed(origin, request.scheme, request.host, request.app[ORIGINS_KEY]):
-        logger.warning("refusing a WebSocket from %s: foreign Origin %r", request.remote, origin)
-        return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+    refusal = origin_refusal(request)
+    if refusal is not None:
+        return refusal
     ip = request.remote or ""
     # Sockets that never log in cost memory until their login deadline: bound them, per address first
     # (one host's flood), then in all; logged-in sessions never count here.

@@ -31,9 +31,10 @@ BOB_HASH = "scrypt$16384$8$1$HwafWmrvldoS4lVbF1Oy5w==$LopM4K2fyTJmyfFUAG6Pe9UwsX
 
 def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple[str, str] | None = None,
                    domain: str = "127.0.0.1", pbx_transport: str = "udp", alice_outbound: tuple[str, ...] = (".",),
-                   **sections: Any) -> Config:  # fmt: skip
+                   alice_extra: dict[str, Any] | None = None, **sections: Any) -> Config:  # fmt: skip
     """A gateway on loopback with free ports; users alice (1001) and bob (1002) as in gateway.yaml.
-    `alice_outbound`: alice's allow_outbound (dial patterns or exact SIP URIs)."""
+    `alice_outbound`: alice's allow_outbound (dial patterns or exact SIP URIs); `alice_extra`: more keys
+    of her users[] entry (default_dial, api_keys...)."""
     alice: dict[str, Any] = {
         "id": "alice",
         "display_name": "Alice",
@@ -41,6 +42,7 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
         "allow_outbound": list(alice_outbound),
         "web_secret_hash": ALICE_HASH,
     }
+    alice.update(alice_extra or {})
     if alice_auth is not None:
         alice["pbx_auth"] = {"username": alice_auth[0], "password": alice_auth[1]}
     mapping: dict[str, Any] = {

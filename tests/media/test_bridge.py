@@ -150,3 +150,44 @@ async def test_pcma_on_both_legs_passes_through(ports: RtpPortAllocator) -> None
         assert received and all(payload in call.phone.sent_payloads for payload in received)
     finally:
         await call.close()
+
+
+async def test_web_answered_first_then_phone_picks_our_first_codec(ports: RtpPortAllocator) -> None:
+    """answer_web_first (HTTP API sessions): the browser's answer before the SIP side's, with the first
+    codec of our SIP offer; the phone picking it means pass-through, and nothing flows before its answer."""
+    call = Call(ports, web_codecs=("opus", "PCMU", "telephone-event"))
+    try:
+        await call.phone.start()
+        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+        web_answer = await call.bridge.answer_web_first()
+        assert await call.bridge.answer_web_first() == web_answer  # asked twice: the same answer
+        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == ["PCMU"]
+        await call.web.accept(web_answer)
+        await call.connected()  # ICE and DTLS up while the INVITE would still ring
+        assert call.bridge.state.value == "awaiting-sip-answer" and not call.of_type(CodecChosen)
+        call.bridge_address = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        call.phone.remote = call.bridge_address
+        assert await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone)) == web_answer
+        await call.play(1.0)
+        assert call.of_type(CodecChosen) == [CodecChosen("PCMU/8000", "PCMU/8000", transcoding=False)]
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+
+
+async def test_web_answered_first_then_phone_picks_another_codec_is_transcoded(
+    ports: RtpPortAllocator,
+) -> None:
+    call = Call(ports, web_codecs=("PCMU", "PCMA", "telephone-event"), sip_codec="PCMA", phone_payload_type=8)
+    try:
+        await call.phone.start()
+        offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+        await call.web.accept(await call.bridge.answer_web_first())
+        call.phone.remote = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone))
+        await call.connected()
+        await call.play(1.2)
+        assert call.of_type(CodecChosen) == [CodecChosen("PCMU/8000", "PCMA/8000", transcoding=True)]
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()

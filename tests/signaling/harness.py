@@ -13,11 +13,12 @@ from gateway.config import Config
 from gateway.config.loader import load_config
 from gateway.identity import InMemoryPresence, WebUser
 from gateway.identity.lookup import identity_map_from_config
-from gateway.signaling.errors import NotFound, ServiceError
+from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError
 from gateway.signaling.http import HealthSource, build_app
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.progress import SessionProgress
 from gateway.signaling.routes import add_signaling_routes
-from gateway.signaling.service import JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from sdp import IceCandidateInit
 from tests.conftest import REPO
 
@@ -64,6 +65,8 @@ class FakeCallService:
         call_id = f"c{self.next_call}"
         self.next_call += 1
         self.calls.append(("dial", (session.id, to, sdp)))
+        if isinstance(session, EarlyAnswerSink):  # as the call runtime: the answer right after the dial
+            asyncio.get_running_loop().call_soon(session.web_answer, call_id, ANSWER_SDP)
         return call_id
 
     def _known(self, call_id: str) -> None:
@@ -126,7 +129,9 @@ class FakeCallService:
 @dataclass
 class FakeOfferService:
     sessions: dict[str, str] = field(default_factory=dict)  # session id -> user id
+    progresses: dict[str, SessionProgress] = field(default_factory=dict)
     candidates: list[tuple[str, IceCandidateInit | None]] = field(default_factory=list)
+    dialled: list[str | None] = field(default_factory=list)
     delay: float = 0.0
 
     async def offer(
@@ -138,15 +143,19 @@ class FakeOfferService:
         session_id: str | None,
     ) -> OfferResult:
         await asyncio.sleep(self.delay)
+        self.dialled.append(dial)
+        if dial is None:
+            raise BadRequest("metadata.dial is required", field="metadata.dial")
         if dial == FAILING_NUMBER:
             raise ServiceError(
                 "the number 666 is not in service", code="no_such_number", field="metadata.dial"
             )
-        if session_id is not None and self.sessions.get(session_id) != user.id:
-            raise NotFound(f"no session {session_id!r}", field="session_id")
+        if session_id is not None and session_id in self.sessions:
+            raise Conflict(f"session {session_id!r} exists already", field="session_id")
         session_id = session_id or f"s{len(self.sessions) + 1}"
         self.sessions[session_id] = user.id
-        return OfferResult(session_id, ANSWER_SDP, (), {**metadata, "user": user.id})
+        self.progresses[session_id] = SessionProgress(session_id, dial=dial)
+        return OfferResult(session_id, ANSWER_SDP, (), metadata, call_id=f"c-{session_id}")
 
     def _own(self, user: WebUser, session_id: str) -> None:
         if self.sessions.get(session_id) != user.id:
@@ -159,6 +168,11 @@ class FakeOfferService:
     async def close(self, user: WebUser, session_id: str) -> None:
         self._own(user, session_id)
         del self.sessions[session_id]
+        self.progresses.pop(session_id).record("closed")
+
+    async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
+        self._own(user, session_id)
+        return self.progresses[session_id]
 
 
 @dataclass

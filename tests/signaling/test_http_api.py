@@ -68,12 +68,15 @@ async def test_offer_with_basic_and_bearer(env: tuple[Harness, Client]) -> None:
         "sdp": {"type": "answer", "sdp": ANSWER_SDP},
         "session_id": "s1",
         "ice_candidates": [],
-        "metadata": {"dial": "2000", "tag": "x", "user": "alice"},
+        "metadata": {"dial": "2000", "tag": "x"},  # echoed untouched
+        "call_id": "c-s1",
+        "status_url": "/webrtc/sessions/s1",
+        "events_url": "/webrtc/sessions/s1/events",
     }
     response = await client.post(
-        "/webrtc/offer", json={**OFFER, "session_id": "s1"}, headers=await bearer(client)
+        "/webrtc/offer", json={**OFFER, "session_id": "mine-1"}, headers=await bearer(client)
     )
-    assert response.status == 200 and (await response.json())["session_id"] == "s1"
+    assert response.status == 200 and (await response.json())["session_id"] == "mine-1"
 
 
 @pytest.mark.parametrize(
@@ -93,19 +96,19 @@ async def test_offer_bad_bodies(env: tuple[Harness, Client], body: object, field
     response = await client.post("/webrtc/offer", json=body, headers=ALICE)
     assert response.status == 400
     result = await response.json()
-    assert (result["code"], result["field"]) == ("bad_request", field)
-    assert result["error"] and "session_id" in result
+    assert (result["code"], result["reason"], result.get("field")) == (400, "bad_request", field)
+    assert result["error"]
 
 
 async def test_offer_not_json_and_too_large(env: tuple[Harness, Client]) -> None:
     _, client = env
     headers = {**ALICE, "Content-Type": "application/json"}
     response = await client.post("/webrtc/offer", data="{", headers=headers)
-    assert response.status == 400 and (await response.json())["code"] == "bad_request"
+    assert response.status == 400 and (await response.json())["reason"] == "bad_request"
     response = await client.post("/webrtc/offer", data=b"\xff\xfe{", headers=headers)
-    assert response.status == 400 and (await response.json())["code"] == "bad_request"
+    assert response.status == 400 and (await response.json())["reason"] == "bad_request"
     response = await client.post("/webrtc/offer", data="x" * 70000, headers=headers)
-    assert response.status == 413 and (await response.json())["code"] == "too_large"
+    assert response.status == 413 and (await response.json())["reason"] == "too_large"
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
@@ -116,24 +119,28 @@ async def test_api_accepts_only_json_bodies(env: tuple[Harness, Client], content
     response = await client.post("/webrtc/offer", data=json.dumps(OFFER), headers=headers)
     assert response.status == 415
     body = await response.json()
-    assert (body["code"], body["field"]) == ("unsupported_media_type", "Content-Type")
+    assert (body["code"], body["reason"], body["field"]) == (415, "unsupported_media_type", "Content-Type")
     assert harness.offers.sessions == {}
 
 
 async def test_offer_service_errors(env: tuple[Harness, Client]) -> None:
     _, client = env
-    response = await client.post("/webrtc/offer", json={**OFFER, "session_id": "nope"}, headers=ALICE)
-    assert response.status == 404
+    assert (await client.post("/webrtc/offer", json={**OFFER, "session_id": "taken"}, headers=ALICE)).ok
+    response = await client.post("/webrtc/offer", json={**OFFER, "session_id": "taken"}, headers=ALICE)
+    assert response.status == 409
     assert await response.json() == {
-        "error": "no session 'nope'",
-        "code": "not_found",
-        "session_id": "nope",
+        "error": "session 'taken' exists already",
+        "code": 409,
+        "session_id": "taken",
+        "reason": "conflict",
         "field": "session_id",
     }
     response = await client.post(
         "/webrtc/offer", json={**OFFER, "metadata": {"dial": FAILING_NUMBER}}, headers=ALICE
     )
-    assert response.status == 400 and (await response.json())["code"] == "no_such_number"
+    body = await response.json()
+    assert response.status == 400 and (body["code"], body["reason"]) == (400, "no_such_number")
+    assert "session_id" not in body  # none was given
 
 
 async def test_offer_timeout_is_408() -> None:
@@ -142,7 +149,7 @@ async def test_offer_timeout_is_408() -> None:
     client = await start(harness)
     try:
         response = await client.post("/webrtc/offer", json=OFFER, headers=ALICE)
-        assert response.status == 408 and (await response.json())["code"] == "timeout"
+        assert response.status == 408 and (await response.json())["code"] == 408
     finally:
         await client.close()
 
@@ -164,7 +171,8 @@ async def test_unauthorized(env: tuple[Harness, Client], headers: dict[str, str]
     response = await client.post(path, json={"session_id": "s1"}, headers=headers)
     assert response.status == 401
     assert "Bearer" in response.headers["WWW-Authenticate"]
-    assert (await response.json())["code"] == "unauthorized"
+    body = await response.json()
+    assert (body["code"], body["reason"]) == (401, "unauthorized") and body["error"]
 
 
 async def test_expired_bearer_is_refused(env: tuple[Harness, Client]) -> None:
@@ -181,7 +189,7 @@ async def test_candidates_and_close(env: tuple[Harness, Client]) -> None:
     response = await client.post(
         "/webrtc/ice-candidate", json={"session_id": "s1", "candidate": CANDIDATE}, headers=ALICE
     )
-    assert response.status == 200 and await response.json() == {"session_id": "s1"}
+    assert response.status == 200 and await response.json() == {"session_id": "s1", "status": "received"}
     response = await client.post(
         "/webrtc/ice-candidate", json={"session_id": "s1", "candidate": None}, headers=ALICE
     )
@@ -190,8 +198,11 @@ async def test_candidates_and_close(env: tuple[Harness, Client]) -> None:
     bob = basic("bob", "bob-demo")  # another user's session is not found
     response = await client.post("/webrtc/close", json={"session_id": "s1"}, headers=bob)
     assert response.status == 404
-    response = await client.post("/webrtc/close", json={"session_id": "s1"}, headers=ALICE)
-    assert response.status == 200 and harness.offers.sessions == {}
+    response = await client.post(
+        "/webrtc/close", json={"session_id": "s1", "reason": "User initiated close"}, headers=ALICE
+    )
+    assert response.status == 200 and await response.json() == {"session_id": "s1", "status": "closed"}
+    assert harness.offers.sessions == {}
     response = await client.post("/webrtc/close", json={"session_id": "s1"}, headers=ALICE)
     assert response.status == 404 and (await response.json())["session_id"] == "s1"
 
@@ -208,6 +219,7 @@ async def test_candidates_and_close(env: tuple[Harness, Client]) -> None:
         ),
         ("/webrtc/close", {}, "session_id"),
         ("/webrtc/close", {"session_id": 5}, "session_id"),
+        ("/webrtc/close", {"session_id": "s1", "reason": 5}, "reason"),
     ],
 )
 async def test_candidate_and_close_bad_bodies(
@@ -226,9 +238,10 @@ async def test_ice_servers_reveal_turn_only_to_logged_in_users() -> None:
     client = await start(make_harness(config=config))
     try:
         anonymous = await (await client.get("/iceservers")).json()
-        assert anonymous == {"iceServers": [{"urls": ["stun:stun.example.org"]}], "authenticated": False}
+        assert anonymous == [{"urls": ["stun:stun.example.org"]}]  # a bare array, no TURN
         known = await (await client.get("/iceservers", headers=ALICE)).json()
-        assert known["iceServers"][1] == {
+        assert known[0] == {"urls": ["stun:stun.example.org"]}
+        assert known[1] == {
             "urls": ["turn:turn.example.org"],
             "username": "web",
             "credential": "turn-pass",
@@ -289,6 +302,6 @@ async def test_basic_login_while_logins_queue_up_is_429(
     monkeypatch.setattr(IdentityMap, "verify_web_login", busy)
     _, client = env
     response = await client.post("/webrtc/offer", json=OFFER, headers=ALICE)
-    assert response.status == 429 and (await response.json())["code"] == "rate_limited"
+    assert response.status == 429 and (await response.json())["reason"] == "rate_limited"
     response = await client.get("/iceservers", headers=ALICE)
     assert response.status == 429
