@@ -19,6 +19,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
@@ -34,6 +35,7 @@ from gateway.signaling.http import HealthSource, HttpServer, build_app, build_we
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
+from gateway.state_dir import StateDir
 from gateway.tls import ServerTls
 from gateway.websip import WebSipService
 
@@ -54,6 +56,7 @@ class Gateway:
         self.web_sip: WebSipService | None = None
         self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
         self.presence = InMemoryPresence()
+        self.state = StateDir.open(Path(config.state_dir))  # session key, revoked tokens
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
@@ -105,6 +108,7 @@ class Gateway:
             identity=self.identities,
             presence=self.presence,
             config=self.config,
+            state=self.state,
         )
         http = self.config.http
         if http.tls is not None:

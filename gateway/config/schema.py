@@ -529,8 +529,13 @@ class Config:
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()  # media per destination: terminate (default) | passthrough
     logging: LoggingSection = field(default_factory=LoggingSection)
+    # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
+    # A relative path is taken from the working directory.
+    state_dir: str = "state"
 
     def __post_init__(self) -> None:
+        if not self.state_dir.strip():
+            raise InvalidValue("state_dir", "must name a directory (default: state)")
         problems = list(self._cross_checks())
         if problems:
             raise InvalidValue.many(problems)

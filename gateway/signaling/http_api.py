@@ -65,7 +65,7 @@ async def authenticate(header: str | None, context: HttpApiContext, client: str 
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
-        claims = context.tokens.verify(value)
+        claims = await context.tokens.check(value)
         user = await context.identity.store.get(claims.user_id)
         if user is None:
             raise Unauthorized("the user of this session token no longer exists")
