@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
@@ -41,6 +42,11 @@ from gateway.websip import WebSipService
 
 logger = logging.getLogger(__name__)
 
+# Shutdown (SIGTERM, Ctrl-C): seconds to end the calls and unregister, so the process exits within 2 s;
+# UA_RESERVE of it is kept for unregistering after the calls' BYEs.
+SHUTDOWN_TIMEOUT: Final = 1.5
+UA_RESERVE: Final = 0.3
+
 
 class Gateway:
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
@@ -49,6 +55,7 @@ class Gateway:
         self._started_at = clock()
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+        self._deadline: float | None = None  # loop time by which close() must be done
         self.http: HttpServer | None = None
         self.tls: ServerTls | None = None  # HTTPS/WSS (http.tls)
         self.sip: UserAgent | None = None
@@ -129,7 +136,7 @@ class Gateway:
                 websocket.listen.port,
                 ssl_context=self.tls.context if self.tls is not None else None,
             )
-            await self.sip_ws_http.start()
+            await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
         self.sip = UserAgent(
@@ -137,10 +144,12 @@ class Gateway:
             on_incoming_call=self.driver.on_incoming_call,
             on_registration=self.driver.on_registration,
         )
-        self._closers.append(self.sip.close)
+        ua = self.sip
+        self._closers.append(lambda: ua.close(self._time_left()))
         await self.sip.start()
         self.driver.attach_ua(self.sip)
-        self._closers.append(self.driver.close)
+        # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
+        self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
         if self.sip_ws is not None:
             await self._start_web_sip(self.sip, self.sip_ws)
         logger.info("gateway started")
@@ -187,11 +196,21 @@ class Gateway:
         if self.fast_lane is not None:
             self.fast_lane.close()
 
-    async def close(self) -> None:
+    def _time_left(self) -> float:
+        """Seconds left before the shutdown deadline (at least a little, so a last step still runs)."""
+        if self._deadline is None:
+            return SHUTDOWN_TIMEOUT
+        return max(0.1, self._deadline - asyncio.get_running_loop().time())
+
+    async def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """End every call (BYE, CANCEL, 480), unregister and close, in about `timeout` seconds whatever
+        the far ends do: waits for answers (BYE's 200, REGISTER's) are cut at the deadline, and the
+        transactions still retransmitting end with the transaction layer."""
         if self._closed:
             return
         self._closed = True
-        logger.info("gateway shutting down")
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        logger.info("gateway shutting down (calls: %d)", self.driver.calls)
         for closer in reversed(self._closers):
             try:
                 await closer()

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from peers.ports import free_port
 from tests.conftest import REPO
@@ -37,7 +38,7 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
             time.sleep(0.1)
 
 
-def test_run_serves_healthz_and_stops_on_sigterm() -> None:
+def test_run_serves_healthz_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -46,6 +47,7 @@ def test_run_serves_healthz_and_stops_on_sigterm() -> None:
         # gateway.yaml listens on 5060 (UDP and TCP); a test must not depend on that port being free.
         "GATEWAY_SIP__LISTEN__0__PORT": str(free_port(socket.SOCK_DGRAM)),
         "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
+        "GATEWAY_STATE_DIR": str(tmp_path / "state"),  # not the checkout's ./state
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml")],
