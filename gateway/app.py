@@ -31,6 +31,7 @@ from gateway.media import aiortc_hooks, fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
@@ -227,17 +228,37 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until `stop` is set, or SIGINT/SIGTERM arrives when no event is given."""
+async def serve(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    *,
+    config_path: str | None = None,
+    on_ready: Callable[[Gateway], None] | None = None,
+) -> None:
+    """Run the gateway until `stop` is set, or SIGINT/SIGTERM arrives when no event is given. SIGHUP
+    reloads `config_path`'s users and routes and the certificates (gateway/reload.py; without a path,
+    the certificates only). `on_ready` is called once every listener is open."""
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     gateway = Gateway(config)
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def hangup() -> None:
+        if config_path is None:
+            gateway.reload_tls()
+            return
+        task: asyncio.Task[object] = loop.create_task(reload_config(gateway, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await gateway.start()
+        if on_ready is not None:
+            on_ready(gateway)
         await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
