@@ -9,14 +9,17 @@ SOFTPHONES := peers/js-softphones
 .PHONY: run call-bench test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
+	@echo "creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Stamps: reinstall only when a pyproject.toml or the native fast lane's source changes (it is compiled).
 # The demo desk phone (pjsua2) is optional. peers/ (test peers: desk phone, sipp, Kamailio, browser
 # stand-ins) is a distribution of its own, installed beside the gateway and never part of its wheel.
+# `make run` shows pip's progress (the first install takes about a minute: the fast lane is compiled).
 $(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]' -e ./peers || $(BIN)/python -m pip install --quiet -e . -e ./peers
+	@echo "make run: installing the gateway and the demo phone into $(VENV) (the first time takes about a minute)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[demo]' -e ./peers || $(BIN)/python -m pip install --progress-bar on -e . -e ./peers
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c | $(BIN)/python

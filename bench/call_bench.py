@@ -230,6 +230,7 @@ async def bench(args: argparse.Namespace) -> int:
                     {"id": "alice", "sip": "1001", "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}
                 ],
                 "logging": {"level": "WARNING"},
+                "state_dir": f"{tmp}/state",
             },
             {},
         )

@@ -19,6 +19,8 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
@@ -31,15 +33,22 @@ from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.ops import logctx
 from gateway.ops.wiring import Operations
+from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
+from gateway.state_dir import StateDir
 from gateway.tls import ServerTls
 from gateway.websip import WebSipService
 
 logger = logging.getLogger(__name__)
+
+# Shutdown (SIGTERM, Ctrl-C): seconds to end the calls and unregister, so the process exits within 2 s;
+# UA_RESERVE of it is kept for unregistering after the calls' BYEs.
+SHUTDOWN_TIMEOUT: Final = 1.5
+UA_RESERVE: Final = 0.3
 
 
 class Gateway:
@@ -49,6 +58,7 @@ class Gateway:
         self._started_at = clock()
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+        self._deadline: float | None = None  # loop time by which close() must be done
         self.http: HttpServer | None = None
         self.tls: ServerTls | None = None  # HTTPS/WSS (http.tls)
         self.sip: UserAgent | None = None
@@ -56,6 +66,7 @@ class Gateway:
         self.web_sip: WebSipService | None = None
         self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
         self.presence = InMemoryPresence()
+        self.state = StateDir.open(Path(config.state_dir))  # session key, revoked tokens
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
@@ -112,6 +123,7 @@ class Gateway:
             identity=self.identities,
             presence=self.presence,
             config=self.config,
+            state=self.state,
         )
         self.ops.add_routes(app)
         http = self.config.http
@@ -133,7 +145,7 @@ class Gateway:
                 websocket.listen.port,
                 ssl_context=self.tls.context if self.tls is not None else None,
             )
-            await self.sip_ws_http.start()
+            await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
         self.sip = UserAgent(
@@ -141,10 +153,12 @@ class Gateway:
             on_incoming_call=self.driver.on_incoming_call,
             on_registration=self.driver.on_registration,
         )
-        self._closers.append(self.sip.close)
+        ua = self.sip
+        self._closers.append(lambda: ua.close(self._time_left()))
         await self.sip.start()
         self.driver.attach_ua(self.sip)
-        self._closers.append(self.driver.close)
+        # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
+        self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
         if self.sip_ws is not None:
             await self._start_web_sip(self.sip, self.sip_ws)
         await self.ops.start()
@@ -193,11 +207,21 @@ class Gateway:
         if self.fast_lane is not None:
             self.fast_lane.close()
 
-    async def close(self) -> None:
+    def _time_left(self) -> float:
+        """Seconds left before the shutdown deadline (at least a little, so a last step still runs)."""
+        if self._deadline is None:
+            return SHUTDOWN_TIMEOUT
+        return max(0.1, self._deadline - asyncio.get_running_loop().time())
+
+    async def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """End every call (BYE, CANCEL, 480), unregister and close, in about `timeout` seconds whatever
+        the far ends do: waits for answers (BYE's 200, REGISTER's) are cut at the deadline, and the
+        transactions still retransmitting end with the transaction layer."""
         if self._closed:
             return
         self._closed = True
-        logger.info("gateway shutting down")
+        self._deadline = asyncio.get_running_loop().time() + timeout
+        logger.info("gateway shutting down (calls: %d)", self.driver.calls)
         for closer in reversed(self._closers):
             try:
                 await closer()
@@ -214,17 +238,37 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until `stop` is set, or SIGINT/SIGTERM arrives when no event is given."""
+async def serve(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    *,
+    config_path: str | None = None,
+    on_ready: Callable[[Gateway], None] | None = None,
+) -> None:
+    """Run the gateway until `stop` is set, or SIGINT/SIGTERM arrives when no event is given. SIGHUP
+    reloads `config_path`'s users and routes and the certificates (gateway/reload.py; without a path,
+    the certificates only). `on_ready` is called once every listener is open."""
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     gateway = Gateway(config)
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def hangup() -> None:
+        if config_path is None:
+            gateway.reload_tls()
+            return
+        task: asyncio.Task[object] = loop.create_task(reload_config(gateway, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await gateway.start()
+        if on_ready is not None:
+            on_ready(gateway)
         await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)

@@ -1,4 +1,10 @@
-"""`sip-webrtc-gateway run [-c FILE]`: load the config and serve until SIGINT/SIGTERM."""
+"""`sip-webrtc-gateway run [-c FILE] [--ready-file PATH]`: load the config and serve until SIGINT/SIGTERM.
+
+Once every listener is open it logs where to point a browser ("open http://..."), writes that URL to
+`--ready-file` (scripts/demo waits for it) and tells systemd READY=1 when run as a Type=notify service.
+A listener that cannot open is one line naming it ("SIP udp 127.0.0.1:5060: address already in use")
+and exit status 1, never a traceback. SIGHUP reloads users, routes and certificates (gateway/reload.py).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,16 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
+from pathlib import Path
 
-from gateway.app import serve
+from gateway.app import Gateway, serve
 from gateway.config import ConfigError
 from gateway.config.loader import load_config
+from gateway.listen import ListenError
 from gateway.logs import configure_logging
+from gateway.state_dir import StateDirError
 from gateway.tls import TlsError
 
 logger = logging.getLogger(__name__)
@@ -24,6 +34,32 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "-c", "--config", default=default_config_path(), help="config file (default: %(default)s)"
     )
+    parser.add_argument(
+        "--ready-file", help="write the page's URL to this file once the gateway listens (for scripts)"
+    )
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) `state`, e.g. READY=1; nothing when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode(), address)
+    except OSError as exc:
+        logger.warning("cannot notify systemd (%s): %s", state, exc)
+
+
+def _ready(gateway: Gateway, ready_file: str | None) -> None:
+    url = gateway.http_url + "/"
+    transport, host, port = gateway.config.sip.listen[0].transport.value, *gateway.sip_address
+    logger.info("gateway ready: open %s in a browser; SIP on %s %s:%d", url, transport, host, port)
+    if ready_file is not None:
+        Path(ready_file).write_text(url + "\n", encoding="utf-8")
+    sd_notify("READY=1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +75,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
     configure_logging(config.logging.level, config.logging.format)
     logger.info("configuration loaded from %s", args.config)
+    ready_file = getattr(args, "ready_file", None)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(
+            serve(config, config_path=args.config, on_ready=lambda gateway: _ready(gateway, ready_file))
+        )
     except TlsError as exc:
         logger.error("cannot start: http.tls: %s", exc)
         return 1
-    except OSError as exc:  # typically a listen address already in use
+    except (ListenError, StateDirError) as exc:  # "SIP udp 127.0.0.1:5060: address already in use"
         logger.error("cannot start: %s", exc)
         return 1
+    except OSError as exc:
+        logger.error("cannot start: %s", exc.strerror or exc)
+        return 1
+    finally:
+        sd_notify("STOPPING=1")
     return 0

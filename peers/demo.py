@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from gateway.app import Gateway
 from gateway.config import Config
@@ -61,6 +63,8 @@ def demo_config(phone_port: int) -> Config:
                 }
             ],
             "logging": {"level": "WARNING"},
+            # the demo's session key: logins survive a restart of the demo
+            "state_dir": str(Path(tempfile.gettempdir()) / "sip-webrtc-gateway-demo-state"),
         },
         {},
     )

@@ -557,8 +557,13 @@ class Config:
     logging: LoggingSection = field(default_factory=LoggingSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
+    # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
+    # A relative path is taken from the working directory.
+    state_dir: str = "state"
 
     def __post_init__(self) -> None:
+        if not self.state_dir.strip():
+            raise InvalidValue("state_dir", "must name a directory (default: state)")
         problems = list(self._cross_checks())
         if problems:
             raise InvalidValue.many(problems)

@@ -306,7 +306,10 @@ class CallRuntime:
         self._host.runtime_done(self)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Wait for the worker and the SIP requests still out (a BYE), then cancel what is left."""
+        """Wait for the worker and the SIP requests still out (a BYE), then cancel what is left: all
+        within `timeout` (the gateway's shutdown deadline bounds a BYE's retransmissions)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._worker), timeout)
         if not self._worker.done():
@@ -314,7 +317,7 @@ class CallRuntime:
             await asyncio.gather(self._worker, return_exceptions=True)
         pending = [t for t in self._tasks if not t.done()]
         if pending:
-            await asyncio.wait(pending, timeout=timeout)
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

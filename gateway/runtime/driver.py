@@ -26,7 +26,7 @@ from gateway.calls.outbound import allowed_target
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
-from gateway.config.routes import MediaMode, media_mode
+from gateway.config.routes import MediaMode, RouteConfig, media_mode
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, SipIdentity
@@ -569,6 +569,10 @@ class CallDriver:
         task.add_done_callback(self._tasks.discard)
 
     # --- shutdown ------------------------------------------------------------------------------------
+    def reload_routes(self, routes: tuple[RouteConfig, ...]) -> None:
+        """SIGHUP (gateway/reload.py): the media routes of calls placed from now on."""
+        self._routes = routes
+
     async def close(self, timeout: float = 5.0) -> None:
         """Stop accepting calls, end every call (BYE, CANCEL, 480) and close the bridges; idempotent."""
         self._accepting = False

@@ -97,7 +97,7 @@ class ApiCredentials:
         if scheme.lower() == "bearer":
             if _digest(value) in self._keys:
                 return await self._by_key(value)
-            claims = self.tokens.verify(value)
+            claims = await self.tokens.check(value)  # revoked tokens too
             return await self._principal(claims.user_id, "token")
         if scheme.lower() == "basic":
             try:

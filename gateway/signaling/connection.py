@@ -52,6 +52,7 @@ from gateway.signaling.protocol import (
     Ice,
     Info,
     Login,
+    Logout,
     Message,
     Ping,
     Reject,
@@ -154,6 +155,7 @@ class Connection:
         self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)
         self._refused_in_a_row = 0
         self._failed_logins = 0
+        self._token_family: str | None = None  # the login this session's tokens descend from
 
     def _set_state(self, state: ConnectionState) -> None:
         logger.info("connection %s: %s -> %s", self.id, self.state.value, state.value)
@@ -210,6 +212,8 @@ class Connection:
             return None
         if self.session is None:
             raise Unauthorized("log in first (send a login message)")
+        if isinstance(request, Logout):
+            return await self._logout(request)
         return await self._call_request(self.session, request)
 
     async def _call_request(self, session: Session, request: CallRequest) -> Ack:
@@ -275,7 +279,7 @@ class Connection:
                 display_name=user.display_name,
                 sip=user.aor.aor,
                 ice_servers=context.ice_servers,
-                token=context.tokens.issue(user.id),
+                token=self._issue_token(user.id),
                 token_expires_in=context.tokens.ttl,
             )
         )
@@ -286,7 +290,7 @@ class Connection:
         user: WebUser | None = None
         if request.token is not None:
             try:
-                claims = self._context.tokens.verify(request.token)
+                claims = await self._context.tokens.check(request.token)
             except Unauthorized:
                 self._login_failed()
                 raise
@@ -294,6 +298,7 @@ class Connection:
             if user is None:
                 self._login_failed()
                 raise Unauthorized("the user of this session token no longer exists", field="token")
+            self._token_family = claims.family
             return user
         if request.user is not None and request.secret is not None:
             try:
@@ -304,6 +309,19 @@ class Connection:
             self._login_failed()
             raise Unauthorized("wrong user id or secret", field="secret")
         return user
+
+    def _issue_token(self, user_id: str) -> str:
+        if self._token_family is None:  # a login with a secret starts a family of tokens
+            self._token_family = secrets.token_urlsafe(12)
+        return self._context.tokens.issue(user_id, self._token_family)
+
+    async def _logout(self, request: Logout) -> Ack:
+        """Revoke this login's tokens everywhere, then close the connection (1000)."""
+        if self._token_family is not None:
+            await self._context.tokens.revoke(self._token_family)
+            logger.info("connection %s: logout: session tokens revoked", self.id)
+        self.close_code = 1000
+        return Ack(request.id, "logout")
 
     def _login_failed(self) -> None:
         self._failed_logins += 1

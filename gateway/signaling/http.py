@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import __version__
+from gateway.listen import ListenError
 from gateway.logs import RateLimit, escape_controls
 
 logger = logging.getLogger(__name__)
@@ -113,15 +114,27 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self._redirect: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, shutdown_timeout=2.0, logger=QuietServerLog())
+    async def start(self, name: str = "HTTP") -> None:
+        """Listen; a port that cannot open raises `ListenError` naming `name` ("HTTP", "HTTPS"...), the
+        address and the reason (the runner is cleaned up first)."""
+        self._runner = web.AppRunner(self._app, shutdown_timeout=0.5, logger=QuietServerLog())
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl).start()
+        what = f"{name}S" if self._ssl is not None and name == "HTTP" else name
+        await self._site(self._runner, self._port, what, self._ssl)
         if self._ssl is not None and self._redirect_port is not None:
             self._redirect = web.AppRunner(_redirect_app(self.port), shutdown_timeout=0.5)
             await self._redirect.setup()
-            await web.TCPSite(self._redirect, self._host, self._redirect_port).start()
+            await self._site(self._redirect, self._redirect_port, "HTTP redirect", None)
         logger.info("HTTP listening on %s", ", ".join(self.urls + self.redirect_urls))
+
+    async def _site(
+        self, runner: web.AppRunner, port: int, what: str, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        try:
+            await web.TCPSite(runner, self._host, port, ssl_context=ssl_context).start()
+        except OSError as exc:
+            await self.close()
+            raise ListenError(what, self._host, port, exc) from exc
 
     @property
     def port(self) -> int:

@@ -159,8 +159,17 @@ class Ping:
     id: RequestId
 
 
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """`logout`: revoke this session's token (and every token of its login, on every gateway sharing the
+    revocation store); acknowledged, then the gateway closes the connection (its calls end)."""
+
+    id: RequestId
+
+
 Request = (
     Login
+    | Logout
     | Call
     | Answer
     | Reject
@@ -379,6 +388,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "message": _message,
     "transfer": _transfer,
     "ping": lambda rid, data: Ping(rid),
+    "logout": lambda rid, data: Logout(rid),
 }
 REQUEST_TYPES: Final = tuple(_DECODERS)
 

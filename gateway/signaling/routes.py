@@ -38,6 +38,7 @@ from gateway.signaling.jsonrpc_peer import RpcContext
 from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
+from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.whip import (
@@ -48,6 +49,7 @@ from gateway.signaling.whip import (
     whip_post_handler,
 )
 from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
+from gateway.state_dir import StateDir
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +76,22 @@ def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
     )
 
 
-def session_tokens_from_config(config: Config, clock: Callable[[], float]) -> SessionTokens:
-    """Tokens signed with web_auth.session_secret, or a random key when it is unset (see gateway.yaml)."""
+def session_tokens_from_config(
+    config: Config, clock: Callable[[], float], state: StateDir | None = None
+) -> SessionTokens:
+    """Tokens signed with web_auth.session_secret, else with the key kept in the state directory, else
+    (no state directory: tests) a random key; revocations kept in the state directory when there is one."""
+    ttl = config.web_auth.token_ttl
+    revocations: RevocationStore = (
+        FileRevocations(state.revocations_file, clock) if state is not None else InMemoryRevocations(clock)
+    )
     secret = config.web_auth.session_secret
-    if secret is None:
-        logger.info("web_auth.session_secret unset: session tokens will not survive a restart")
-        return SessionTokens.with_random_key(config.web_auth.token_ttl, clock)
-    return SessionTokens(secret.reveal().encode("utf-8"), config.web_auth.token_ttl, clock)
+    if secret is not None:
+        return SessionTokens(secret.reveal().encode("utf-8"), ttl, clock, revocations)
+    if state is not None:
+        return SessionTokens(state.session_key(), ttl, clock, revocations)
+    logger.info("web_auth.session_secret unset, no state_dir: session tokens will not survive a restart")
+    return SessionTokens.with_random_key(ttl, clock)
 
 
 async def index_handler(request: web.Request) -> web.FileResponse:
@@ -102,11 +113,12 @@ def add_signaling_routes(
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     limits: SignalingLimits | None = None,
+    state: StateDir | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
-    drives the rate limit."""
+    drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
-    tokens = session_tokens_from_config(config, clock)
+    tokens = session_tokens_from_config(config, clock, state)
     ice_servers = ice_servers_from_config(config)
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic

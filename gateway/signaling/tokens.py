@@ -1,9 +1,14 @@
 """Session tokens: what a logged-in browser (or an HTTP API client) presents instead of its secret.
 
 A token is `<payload>.<mac>`, both base64url without padding: the payload is the JSON object
-`{"u": user id, "e": expiry (Unix seconds), "n": random nonce}`, the MAC is HMAC-SHA256 (RFC 2104) of the
-payload text under the session key (`web_auth.session_secret`, or a random key per process start).
-Verification compares MACs with `hmac.compare_digest` (constant time) before reading the payload.
+`{"u": user id, "e": expiry (Unix seconds), "n": random nonce, "f": family}`, the MAC is HMAC-SHA256
+(RFC 2104) of the payload text under the session key (`web_auth.session_secret`, or the key kept in the
+state directory: gateway.state_dir). Verification compares MACs with `hmac.compare_digest` (constant
+time) before reading the payload.
+
+The family is the login the token descends from: a password login starts one, a login with a token
+keeps its family. `check()` also asks the revocation store (gateway.signaling.revocation), and
+`revoke()` (a logout) refuses the whole family from then on, on every gateway sharing the store.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.signaling.errors import Unauthorized
+from gateway.signaling.revocation import InMemoryRevocations, RevocationStore
 
 MAX_TOKEN_CHARS: Final = 1024
 
@@ -36,6 +42,7 @@ def _b64decode(text: str) -> bytes:
 class TokenClaims:
     user_id: str
     expires_at: float
+    family: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,7 @@ class SessionTokens:
     key: bytes = field(repr=False)
     ttl: int
     clock: Callable[[], float] = time.time
+    revocations: RevocationStore = field(default_factory=InMemoryRevocations, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key) < 16:
@@ -54,13 +62,19 @@ class SessionTokens:
 
     @classmethod
     def with_random_key(cls, ttl: int, clock: Callable[[], float] = time.time) -> SessionTokens:
-        return cls(secrets.token_bytes(32), ttl, clock)
+        return cls(secrets.token_bytes(32), ttl, clock, InMemoryRevocations(clock))
 
     def _mac(self, payload: str) -> str:
         return _b64encode(hmac.new(self.key, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, user_id: str) -> str:
-        claims = {"u": user_id, "e": int(self.clock()) + self.ttl, "n": secrets.token_urlsafe(8)}
+    def issue(self, user_id: str, family: str | None = None) -> str:
+        """A new token for `user_id`, of `family` (a login with a token) or of a new one."""
+        claims = {
+            "u": user_id,
+            "e": int(self.clock()) + self.ttl,
+            "n": secrets.token_urlsafe(8),
+            "f": family or secrets.token_urlsafe(12),
+        }
         payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload)}"
 
@@ -78,10 +92,23 @@ class SessionTokens:
         try:
             claims = json.loads(_b64decode(payload))
             user_id, expires_at = claims["u"], claims["e"]
-        except (ValueError, binascii.Error, KeyError, TypeError):
+            family = claims.get("f", claims.get("n", ""))
+        except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
             raise Unauthorized("invalid session token", field="token") from None
-        if not isinstance(user_id, str) or not isinstance(expires_at, int):
+        if not isinstance(user_id, str) or not isinstance(expires_at, int) or not isinstance(family, str):
             raise Unauthorized("invalid session token", field="token")
         if expires_at <= self.clock():
             raise Unauthorized("session token expired: log in again", field="token")
-        return TokenClaims(user_id, float(expires_at))
+        return TokenClaims(user_id, float(expires_at), family)
+
+    async def check(self, token: str) -> TokenClaims:
+        """`verify`, and refuse a token whose family was revoked (a logout)."""
+        claims = self.verify(token)
+        if claims.family and await self.revocations.is_revoked(claims.family):
+            raise Unauthorized("session ended by a logout: log in again", field="token")
+        return claims
+
+    async def revoke(self, family: str) -> None:
+        """Refuse every token of `family` from now on (until the newest can have expired)."""
+        if family:
+            await self.revocations.revoke(family, self.clock() + self.ttl)

@@ -48,6 +48,7 @@ from collections.abc import Collection, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from gateway.listen import ListenError
 from gateway.sip.client import ClientSide, ClientTransaction
 from gateway.sip.policy import SourcePolicy, TrustedSources
 from gateway.sip.resolver import Resolver
@@ -183,21 +184,29 @@ class TransactionLayer:
         name = transport.upper()
         opened: Transport
         if name == "UDP":
-            opened = await UdpTransport.bind(host, port, self.receive, on_unreachable=self.connection_closed)
+            try:
+                opened = await UdpTransport.bind(
+                    host, port, self.receive, on_unreachable=self.connection_closed
+                )
+            except OSError as exc:  # "SIP udp 127.0.0.1:5060: address already in use"
+                raise ListenError(f"SIP {transport.lower()}", host, port, exc) from exc
         elif name in ("TCP", "TLS"):
             if name == "TLS" and self.tls is None:
                 raise ValueError("a TLS transport needs certificates (sip.tls)")
             kind = TlsTransport if name == "TLS" else TcpTransport
-            opened = await kind.listen(
-                host,
-                port,
-                self.receive,
-                idle_timeout=self.tcp_idle_timeout,
-                limits=self.limits,
-                on_closed=self.connection_closed,
-                tcp_limits=self.tcp_limits,
-                tls=self.tls if name == "TLS" else None,
-            )
+            try:
+                opened = await kind.listen(
+                    host,
+                    port,
+                    self.receive,
+                    idle_timeout=self.tcp_idle_timeout,
+                    limits=self.limits,
+                    on_closed=self.connection_closed,
+                    tcp_limits=self.tcp_limits,
+                    tls=self.tls if name == "TLS" else None,
+                )
+            except OSError as exc:
+                raise ListenError(f"SIP {transport.lower()}", host, port, exc) from exc
             opened.trusts = getattr(self.policy, "trusts", None)  # who gets the reserved connections
         else:
             raise ValueError(f"transport {transport!r} is not supported (udp, tcp, tls)")

@@ -405,22 +405,30 @@ class UserAgent:
         """The PBX keep-alive's view (state, rtt_ms, last_status), when one runs."""
         return self._keepalive.report() if self._keepalive is not None else None
 
-    async def close(self) -> None:
-        """Unregister, end the calls (BYE, CANCEL, 503), close the transports; idempotent."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Unregister, end the calls (BYE, CANCEL, 503), close the transports; idempotent. `timeout`
+        bounds the waits for answers (the gateway's shutdown deadline): when it runs out, the
+        transactions still retransmitting are dropped with the transaction layer."""
         if self.state in (UAState.CLOSING, UAState.CLOSED):
             return
         if self.state is UAState.NEW:
             self._set_state(UAState.CLOSED)
             return
         self._set_state(UAState.CLOSING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout is not None else None
+
+        def left(default: float) -> float:
+            return default if deadline is None else max(0.0, min(default, deadline - loop.time()))
+
         if self._keepalive is not None:
             await self._keepalive.stop()
         if self._registrations is not None:
-            await self._registrations.stop(self.settings.unregister_timeout)
+            await self._registrations.stop(left(self.settings.unregister_timeout))
         calls = list(self._calls.values())
         if calls:
             results = await asyncio.gather(
-                *(asyncio.wait_for(call.close(), 5.0) for call in calls), return_exceptions=True
+                *(asyncio.wait_for(call.close(), left(5.0)) for call in calls), return_exceptions=True
             )
             for call, result in zip(calls, results, strict=True):
                 if isinstance(result, BaseException):

@@ -13,6 +13,7 @@ let timer = null;
 
 const MESSAGES = {
   unauthorized: "Wrong user id or secret.",
+  session_ended: "Your session has ended. Please log in again.",
   login_timeout: "The gateway closed the connection: log in took too long.",
   too_many_sessions: "You are logged in on too many devices or tabs. Close one and try again.",
   network: "Cannot reach the gateway. Check your network connection and try again.",
@@ -198,8 +199,9 @@ async function login(credentials) {
     sessionStorage.setItem(TOKEN_KEY, info.token);
   } catch (error) {
     setStatus("offline", "Offline");
-    if (credentials.token) sessionStorage.removeItem(TOKEN_KEY);
-    else showError(readable(error));
+    if (!credentials.token) showError(readable(error));
+    else if (error.code === "unauthorized") showLogin(); // a saved session that ended: log in again
+    else showError(readable(error)); // gateway unreachable: keep the saved session for a retry
   } finally {
     $("login-button").disabled = false;
   }
@@ -207,6 +209,7 @@ async function login(credentials) {
 
 client.addEventListener("registered", (event) => {
   const info = event.detail;
+  sessionStorage.setItem(TOKEN_KEY, info.token); // a reconnect's login gets a fresh token too
   setStatus("registered", `Registered as ${info.display_name}`);
   $("identity").textContent = `${info.display_name} · ${info.sip}`;
   $("login-panel").hidden = true;
@@ -224,11 +227,19 @@ client.addEventListener("error", (event) => showError(readable(event.detail)));
 client.addEventListener("pbx", (event) => {
   $("pbx-status").hidden = event.detail.state !== "unreachable"; // said before the user dials
 });
-client.addEventListener("logout", () => {
+function showLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");
   $("phone-panel").hidden = true;
   $("login-panel").hidden = false;
+}
+client.addEventListener("logout", showLogin);
+// the gateway refused the saved session on a reconnect (expired, or ended by a logout elsewhere):
+// back to the login form, never stuck on "Reconnecting…"
+client.addEventListener("session_ended", () => {
+  showLogin();
+  showError(MESSAGES.session_ended);
+  $("login-user").focus();
 });
 client.addEventListener("incoming", (event) => {
   const incoming = event.detail.call;

@@ -12,14 +12,16 @@
 //
 // GatewayClient events: "registered" {detail: info}, "incoming" {detail: {call}}, "disconnected"
 //   {detail: {code, reason}}, "reconnecting" {detail: {attempt, delay}}, "error" {detail: GatewayError}
-//   (errors not tied to a request, e.g. the login timeout), "logout".
+//   (errors not tied to a request, e.g. the login timeout), "logout", "session_ended" {detail:
+//   GatewayError} (a reconnect's token was refused: expired or revoked; log in again).
 // Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
 //   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError}.
 // Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held", "ended".
 //
-// ICE candidates trickle both ways. After an unexpected disconnect the client reconnects and logs in
-// again with the session token from the last `registered` (calls do not survive a disconnect: the
-// gateway ends them, and they end here with reason "disconnected").
+// ICE candidates trickle both ways. After an unexpected disconnect (a gateway restart too: its session
+// key is kept in its state directory) the client reconnects and logs in again with the session token
+// from the last `registered` (calls do not survive a disconnect: the gateway ends them, and they end
+// here with reason "disconnected").
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -190,19 +192,28 @@ export class GatewayClient extends EventTarget {
         this._registered(await this.request({ type: "login", token: this.token }));
       } catch (error) {
         if (error.code === "unauthorized") {
-          this.token = null; // expired or revoked: the user must log in again
-          emit(this, "error", error);
+          // expired, revoked by a logout, or signed with a key the gateway no longer has: the user
+          // must log in again (the page shows its login form)
+          this.token = null;
+          this.info = null;
+          this._closing = true;
           this._ws?.close(1000);
+          emit(this, "session_ended", error);
         }
       }
     }, delay);
   }
 
-  // Close the connection on purpose (no reconnect); the gateway ends this session's calls.
-  logout() {
+  // Log out: the gateway revokes the session token (everywhere) and ends this session's calls; no
+  // reconnect. Resolves once the connection is closed (the gateway's ack waited for at most 2 s).
+  async logout() {
     this._closing = true;
     this.token = null;
     this.info = null;
+    if (this.connected) {
+      const waited = new Promise((resolve) => setTimeout(resolve, 2000));
+      await Promise.race([this.request({ type: "logout" }).catch(() => {}), waited]);
+    }
     this._ws?.close(1000, "logout");
     emit(this, "logout", {});
   }

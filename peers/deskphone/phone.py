@@ -12,6 +12,7 @@ explicitly, in this thread; shut down in order: calls, media ports, account, lib
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import signal
@@ -397,6 +398,15 @@ class Phone:
                 self.endpoint.libHandleEvents(20)
             self.account = None
         self.emit("stopped")
+        # A pjsua2 Call deleted after libDestroy aborts the process (its destructor calls
+        # pjsua_call_set_user_data with an id the destroyed library no longer knows: the assertion
+        # `call_id>=0 && call_id<max_calls`). A call hung up at shutdown can still be referenced from
+        # the library's side when we get here, so every Call left is disowned: its C++ object is then
+        # never deleted from Python (the process is ending; the library frees its own state).
+        self._timers.clear()
+        gc.collect()
+        for leftover in [o for o in gc.get_objects() if isinstance(o, pj.Call)]:
+            leftover.thisown = False
         # NO_RX_MSG: we already waited for the un-REGISTER above; without it pjsua sleeps up to 1 s more.
         self.endpoint.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
 

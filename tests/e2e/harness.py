@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,6 +68,8 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
                 "web_secret_hash": BOB_HASH,
             },
         ],
+        # the session key and revoked tokens: a directory of this config's own, never ./state
+        "state_dir": tempfile.mkdtemp(prefix="gateway-state-"),
         **sections,
     }
     # a media section given without rtp_ports gets the free range too

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from peers.audio import read_wav, rms
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.signaling.browser import chromium_page, expect, log_in, read_meter
+from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
 
 SCREENSHOT = Path("/tmp/e2e-softphone-in-call.png")
 
@@ -23,6 +24,18 @@ def loud_fraction(path: Path, window_s: float = 0.1, level: float = 300.0) -> fl
     size = int(rate * window_s)
     windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
     return sum(1 for w in windows if rms(w) > level) / len(windows) if windows else 0.0
+
+
+async def page_calls_phone(page: Page, phone: DeskPhone, number: str = "2000") -> dict[str, Any]:
+    """The page dials `number`; returns the phone's `incoming` event once the call is connected on both
+    sides and the phone's tone is heard in the page."""
+    await page.locator("#number").fill(number)
+    await page.get_by_role("button", name="Call", exact=True).click()
+    await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+    incoming = await phone.wait_for("incoming")
+    await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+    assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+    return incoming
 
 
 async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> None:
@@ -37,12 +50,7 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         await expect(page.locator("#status")).to_have_text("Registered as Alice")
 
         # the page calls the phone
-        await page.locator("#number").fill("2000")
-        await page.get_by_role("button", name="Call", exact=True).click()
-        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-        incoming = await phone.wait_for("incoming")
-        await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-        assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+        incoming = await page_calls_phone(page, phone)
         for key in "5", "9":
             await page.locator(f'#dialpad button[data-key="{key}"]').click()
             await phone.wait_for("dtmf", digit=key)

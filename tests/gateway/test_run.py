@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from peers.ports import free_port
 from tests.conftest import REPO
@@ -37,36 +38,50 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
             time.sleep(0.1)
 
 
-def test_run_serves_healthz_and_stops_on_sigterm() -> None:
-    port = free_port()
+def _start(tmp_path: Path, http_port: int, *args: str) -> subprocess.Popen[str]:
+    """`run` with the shipped gateway.yaml on free ports and a state directory of the test's own."""
     env = {
         **os.environ,
         "GATEWAY_HTTP__HOST": "127.0.0.1",
-        "GATEWAY_HTTP__PORT": str(port),
+        "GATEWAY_HTTP__PORT": str(http_port),
         # gateway.yaml listens on 5060 (UDP and TCP); a test must not depend on that port being free.
         "GATEWAY_SIP__LISTEN__0__PORT": str(free_port(socket.SOCK_DGRAM)),
         "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
+        "GATEWAY_STATE_DIR": str(tmp_path / "state"),  # not the checkout's ./state
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml")],
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml"), *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM; the gateway's stderr, once it exited 0 (killed if it does not exit)."""
+    process.send_signal(signal.SIGTERM)
     try:
-        health = _wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
-        assert health["status"] == "ok"
-        assert "sip" in health
-        assert isinstance(health["uptime_s"], float | int)
-        process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, stderr
+    return stderr
+
+
+def test_run_serves_healthz_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = _start(tmp_path, port)
+    try:
+        health = _wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
+        assert health["status"] == "ok"
+        assert "sip" in health
+        assert isinstance(health["uptime_s"], float | int)
+    finally:
+        stderr = _stop(process)
     assert "gateway stopped" in stderr
 
 
@@ -96,3 +111,61 @@ def test_run_reports_a_missing_file(tmp_path: object) -> None:
     )
     assert result.returncode == 1
     assert "nope.yaml" in result.stderr
+
+
+def _run_with(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GATEWAY_STATE_DIR": str(tmp_path / "state"), **env_overrides}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_taken_port_is_named_without_a_traceback(tmp_path: Path) -> None:
+    """The SIP UDP port, then the HTTP port, taken by another socket: one line naming the listener,
+    its address and the reason; exit 1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = _run_with(
+            {
+                "GATEWAY_HTTP__PORT": str(free_port()),
+                "GATEWAY_SIP__LISTEN__0__PORT": str(port),
+                "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
+            },
+            tmp_path,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot start: SIP udp 127.0.0.1:{port}: address already in use" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "gateway ready" not in result.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_with({"GATEWAY_HTTP__PORT": str(port)}, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot start: HTTP 127.0.0.1:{port}: address already in use" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_ready_file_and_banner_come_once_the_gateway_listens(tmp_path: Path) -> None:
+    port = free_port()
+    ready = tmp_path / "ready"
+    process = _start(tmp_path, port, "--ready-file", str(ready))
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() or not ready.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, "no ready file"
+            time.sleep(0.05)
+        url = ready.read_text().strip()
+        assert url == f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(url + "healthz", timeout=2) as response:  # listening already
+            assert response.status == 200
+    finally:
+        stderr = _stop(process)
+    assert stderr.index("HTTP listening") < stderr.index(f"gateway ready: open {url} in a browser"), stderr

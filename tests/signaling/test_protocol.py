@@ -24,6 +24,7 @@ from gateway.signaling.protocol import (
     Ice,
     Info,
     Login,
+    Logout,
     Message,
     Ping,
     Reject,
@@ -83,6 +84,7 @@ VALID: list[tuple[dict[str, Any], object]] = [
         Call(None, "2000", OFFER_SDP, (("X-Account", "42"),)),
     ),
     ({"type": "ping", "id": 5}, Ping(5)),
+    ({"type": "logout", "id": 6}, Logout(6)),
     ({"type": "transfer", "call_id": "c1", "to": " 1003 "}, Transfer(None, "c1", to="1003")),
     ({"type": "transfer", "call_id": "c1", "replaces": "c2"}, Transfer(None, "c1", replaces="c2")),
     (

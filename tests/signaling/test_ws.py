@@ -112,6 +112,33 @@ async def test_token_login_and_bad_and_expired_tokens(env: tuple[Harness, Client
         assert reply["code"] == "unauthorized" and "expired" in str(reply["message"])
 
 
+async def test_logout_revokes_the_token_of_every_login_made_with_it(env: tuple[Harness, Client]) -> None:
+    """`logout` is acked and the socket closed; the session's token, and the tokens of logins made
+    with it (a reconnect), are refused from then on; another login of the same user is not."""
+    _, client = env
+    async with client.ws_connect("/ws") as ws:
+        token = (await login(ws))["token"]
+    async with client.ws_connect("/ws") as other:
+        other_token = (await login(other))["token"]
+    async with client.ws_connect("/ws") as ws:
+        renewed = (await send(ws, {"type": "login", "token": token}))["token"]
+        assert (await send(ws, {"type": "logout", "id": 9})) == {
+            "type": "ack",
+            "id": 9,
+            "request": "logout",
+            "call_id": None,
+        }
+        assert (await ws.receive(timeout=5)).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+        assert ws.close_code == 1000
+    for revoked in token, renewed:
+        async with client.ws_connect("/ws") as ws:
+            reply = await send(ws, {"type": "login", "token": revoked})
+            assert (reply["code"], reply["field"]) == ("unauthorized", "token")
+            assert "logout" in str(reply["message"])
+    async with client.ws_connect("/ws") as ws:
+        assert (await send(ws, {"type": "login", "token": other_token}))["type"] == "registered"
+
+
 async def test_requests_before_login_are_unauthorized(env: tuple[Harness, Client]) -> None:
     harness, client = env
     async with client.ws_connect("/ws") as ws:

@@ -37,6 +37,7 @@ async def test_gateway_registers_its_users_and_reports_them(tmp_path: Path) -> N
                     },
                     {"id": "bob", "sip": "1002", **HASH},
                 ],
+                "state_dir": str(tmp_path / "state"),
             },
             {},
         )
