@@ -7,6 +7,10 @@ the browser's WebRTC description through to the SIP side (issue 13 item 7).
       - match: "@webrtc.example.com"  # or the Request-URI's domain
         media: passthrough
 
+``sip_offer: webrtc`` (with ``media: terminate``): the gateway terminates the media but offers the SIP
+side WebRTC media (DTLS-SRTP with a=setup:actpass, ICE-lite, rtcp-mux, BUNDLE), for a SIP side that takes
+nothing else.
+
 The first route that matches the call's Request-URI decides; no route: ``terminate``. For a call *to*
 a web user the route is matched against the caller's From URI, and pass-through applies only when its
 offer is WebRTC's (DTLS-SRTP with ICE: what the browser can take as it is). A route list
@@ -67,16 +71,36 @@ def parse_route_match(value: object) -> RouteMatch:
     return RouteMatch(pattern=DialPattern.from_config(value))
 
 
+class SipOffer(enum.StrEnum):
+    """What the gateway's offer to the SIP side carries when it terminates the media: plain RTP (SDES
+    per media.sip_srtp), or WebRTC media (DTLS-SRTP, ICE-lite, rtcp-mux, BUNDLE) for a SIP side that
+    takes nothing else (a WebRTC SBC, a WebRTC-only extension)."""
+
+    RTP = "rtp"
+    WEBRTC = "webrtc"
+
+
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
     match: Annotated[RouteMatch, Parse(parse_route_match)]
     media: MediaMode = MediaMode.TERMINATE
+    sip_offer: SipOffer = SipOffer.RTP  # with media: terminate
+
+    def __post_init__(self) -> None:
+        if self.media is MediaMode.PASSTHROUGH and self.sip_offer is not SipOffer.RTP:
+            raise ValueError("sip_offer applies to media: terminate (pass-through sends the browser's offer)")
+
+
+def route_for(routes: Sequence[RouteConfig], target: str | None) -> RouteConfig | None:
+    """The first route matching ``target`` (a Request-URI, or a caller's From URI), else None."""
+    if target is not None:
+        for route in routes:
+            if route.match.matches(target):
+                return route
+    return None
 
 
 def media_mode(routes: Sequence[RouteConfig], target: str | None) -> MediaMode:
     """The media mode of a call to ``target`` (a Request-URI): the first matching route's, else terminate."""
-    if target is not None:
-        for route in routes:
-            if route.match.matches(target):
-                return route.media
-    return MediaMode.TERMINATE
+    route = route_for(routes, target)
+    return route.media if route is not None else MediaMode.TERMINATE

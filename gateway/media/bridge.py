@@ -159,13 +159,10 @@ class MediaBridge:
         if not web_usable:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
         codecs = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
-        address, port = await self._sip.open(codecs)
+        await self._sip.open(codecs)
         self._web_offer = offer
         self._set_state(BridgeState.AWAITING_SIP_ANSWER)
-        description = choice.plain_offer(
-            codecs, address=address, port=port, telephone_event=self.settings.telephone_event, **self._sdes()
-        )
-        return sdp.write(self._stamp_sip(description))
+        return sdp.write(self._stamp_sip(self._sip_offer_for(codecs, sdp.Direction.SENDRECV)))
 
     async def answer_from_sip(self, plain_answer: str) -> str:
         """Apply the SIP answer (183 or 200; may come twice with different SDP); the browser's answer."""
@@ -175,7 +172,7 @@ class MediaBridge:
         answer = sdp.parse(plain_answer)
         index, section = audio_section(answer)
         sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
-        self._sip.keys_from_answer(section)
+        self._sip.keys_from_answer(section, answer, index)
         web_answer = self._web_answer or await self._answer_web([sip.codec])
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
@@ -340,14 +337,7 @@ class MediaBridge:
         if full:
             first = [current.codec] if current is not None else []
             codecs = choice.sip_offer_codecs(first, self.settings.sip_codecs, self.settings.sip_codecs)
-            description = choice.plain_offer(
-                codecs,
-                address=self._sip.sdp_address,
-                port=endpoint.local_rtp_address[1],
-                telephone_event=self.settings.telephone_event,
-                direction=direction,
-                **self._sdes(),
-            )
+            description = self._sip_offer_for(codecs, direction)
         else:
             index, _ = audio_section(last)
             media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
@@ -373,7 +363,7 @@ class MediaBridge:
         answer = sdp.parse(plain_answer)
         index, section = audio_section(answer)
         self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
-        self._sip.keys_from_answer(section)
+        self._sip.keys_from_answer(section, answer, index)
         self._reoffer = None
         self._sip_local = offer
         if hold != self._local_hold:
@@ -392,6 +382,23 @@ class MediaBridge:
         self._web_answer = sdp.write(local)
         self._configure_paths()
         return self._web_answer
+
+    def _sip_offer_for(self, codecs: list[sdp.Codec], direction: sdp.Direction) -> sdp.SessionDescription:
+        """Our offer to the SIP side with ``codecs``: plain RTP (SDES when configured), or WebRTC media
+        (DTLS-SRTP, ICE-lite) to a SIP side that takes nothing else (BridgeSettings.offer_webrtc)."""
+        endpoint = self._sip.endpoint
+        assert endpoint is not None
+        address, port = self._sip.sdp_address, endpoint.local_rtp_address[1]
+        if self.settings.offer_webrtc:
+            dtls, ice, candidate = self._sip.webrtc_offer_parameters()
+            return choice.webrtc_offer(
+                codecs, address=address, port=port, telephone_event=self.settings.telephone_event,
+                dtls=dtls, ice=ice, candidate=candidate, direction=direction,
+            )  # fmt: skip
+        return choice.plain_offer(
+            codecs, address=address, port=port, telephone_event=self.settings.telephone_event,
+            direction=direction, **self._sdes(),
+        )  # fmt: skip
 
     def _sdes(self) -> dict[str, Any]:
         """plain_offer's SDES arguments: our key when our offers carry one (RTP/SAVP when required)."""

@@ -41,6 +41,9 @@ class BridgeSettings:
     # the SDP: by default only when SIP to the PBX is TLS).
     sip_srtp: str = "off"
     offer_sdes: bool = False
+    # our offers to the SIP side speak WebRTC media (DTLS-SRTP, ICE-lite, rtcp-mux, BUNDLE): a route's
+    # `sip_offer: webrtc`, for a SIP side that takes nothing else (gateway/config/routes.py)
+    offer_webrtc: bool = False
     # The gateway's DTLS certificate for DTLS-SRTP toward SIP peers that offer it (one per process,
     # owned by the application); None: each call makes its own.
     dtls_certificates: DtlsCertificates | None = None

@@ -125,6 +125,46 @@ def plain_offer(
     return SessionDescription(origin=origin, name="-", connection=connection, media=(media,))
 
 
+def webrtc_offer(
+    codecs: Sequence[Codec],
+    *,
+    address: str,
+    port: int,
+    telephone_event: bool,
+    dtls: sdp.DtlsParameters,
+    ice: sdp.IceParameters,
+    candidate: sdp.Candidate,
+    direction: sdp.Direction = sdp.Direction.SENDRECV,
+) -> SessionDescription:
+    """An offer for a SIP side that speaks WebRTC media only (a WebRTC SBC or extension, route
+    ``sip_offer: webrtc``): ``plain_offer``'s codecs over UDP/TLS/RTP/SAVPF (RFC 5764 §8) with our
+    fingerprint and a=setup:actpass (RFC 5763 §5), ICE-lite credentials and one host candidate (RFC 8839;
+    the gateway never gathers), rtcp-mux (RFC 5761) and the m-line in a BUNDLE group (RFC 8843), which
+    WebRTC stacks require."""
+    plain = plain_offer(
+        codecs, address=address, port=port, telephone_event=telephone_event, direction=direction
+    )
+    (section,) = plain.media
+    kept = tuple(a for a in section.attributes if a.name != "rtcp")
+    transport = [
+        Attribute("mid", "0"),
+        Attribute("rtcp-mux"),
+        Attribute("ice-ufrag", ice.ufrag),
+        Attribute("ice-pwd", ice.pwd),
+        Attribute("candidate", candidate.to_sdp().removeprefix("candidate:")),
+        Attribute("end-of-candidates"),
+        *(Attribute("fingerprint", f.to_sdp()) for f in dtls.fingerprints),
+        Attribute("setup", sdp.Setup.ACTPASS.value),
+    ]
+    media = MediaDescription(
+        "audio", port, "UDP/TLS/RTP/SAVPF", section.formats, attributes=(*transport, *kept)
+    )
+    session = (Attribute("ice-lite"), Attribute("group", "BUNDLE 0"))
+    return SessionDescription(
+        origin=plain.origin, name="-", connection=plain.connection, attributes=session, media=(media,)
+    )
+
+
 def remote_rtp(description: SessionDescription, index: int) -> tuple[tuple[str, int], tuple[str, int]]:
     """The peer's RTP and RTCP addresses of m-line ``index`` (RFC 3605 a=rtcp, else port + 1)."""
     section = description.media[index]

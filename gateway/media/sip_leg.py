@@ -116,10 +116,35 @@ class SipLeg:
             self.local_crypto = sdp.Crypto.new()
         return self.local_crypto
 
-    def keys_from_answer(self, section: sdp.MediaDescription) -> None:
-        """The SIP side answered an offer of ours: SRTP when it answered our a=crypto (same tag and suite)
-        with its own key, else plain RTP, which media.sip_srtp: required refuses."""
+    def webrtc_offer_parameters(self) -> tuple[sdp.DtlsParameters, sdp.IceParameters, sdp.Candidate]:
+        """Our fingerprint with a=setup:actpass (RFC 5763 §5), ICE-lite credentials and the host
+        candidate of the RTP socket, for an offer in WebRTC media (BridgeSettings.offer_webrtc)."""
         assert self.endpoint is not None
+        _, port = self.endpoint.local_rtp_address
+        self._ice = self._ice or ice_lite.new_parameters()
+        dtls = sdp.DtlsParameters((self._dtls_certificate().fingerprint,), sdp.Setup.ACTPASS)
+        return dtls, self._ice, ice_lite.host_candidate(self.sdp_address, port)
+
+    def keys_from_answer(
+        self,
+        section: sdp.MediaDescription,
+        answer: sdp.SessionDescription | None = None,
+        index: int = 0,
+    ) -> None:
+        """The SIP side answered an offer of ours: SRTP when it answered our a=crypto (same tag and suite)
+        with its own key, else plain RTP, which media.sip_srtp: required refuses. To an offer in WebRTC
+        media, DTLS-SRTP: the answer's a=setup gives our role (active -> we are the server), its ICE
+        credentials check its connectivity checks, which our ICE-lite answers."""
+        assert self.endpoint is not None
+        if self._settings.offer_webrtc and answer is not None:
+            dtls = answer.dtls_for(index)
+            if dtls is None or not sdp.is_dtls_srtp(answer, index):
+                raise sdp.SdpUnacceptable(
+                    f"the SIP side answered our DTLS-SRTP offer with {section.proto} and no a=fingerprint"
+                )
+            role = sdp.Setup.ACTIVE if dtls.setup is sdp.Setup.PASSIVE else sdp.Setup.PASSIVE
+            self._use_dtls(dtls, role, section.rtcp_mux, answer, index)
+            return
         ours = self.local_crypto
         theirs = next(
             (c for c in section.cryptos if ours and (c.tag, c.suite) == (ours.tag, ours.suite)), None

@@ -26,7 +26,7 @@ from gateway.calls.outbound import allowed_target
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
-from gateway.config.routes import MediaMode, RouteConfig, media_mode
+from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, SipIdentity
@@ -97,7 +97,13 @@ class CallDriver:
         return self._sessions.get(session_id)
 
     def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
-        return MediaBridge(self._bridge_settings(call_id), on_event)
+        settings = self._bridge_settings(call_id)
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is not None and machine.direction is CallDirection.OUTBOUND:
+            route = route_for(self._routes, machine.target)
+            if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
+                settings = replace(settings, offer_webrtc=True)
+        return MediaBridge(settings, on_event)
 
     def passthrough(self, call_id: str) -> bool:
         """A web user's call to a destination whose route says `media: passthrough`; a call to a web user

@@ -47,3 +47,44 @@ async def test_aiortc_sip_peer_calls_the_web_user_terminated(caplog: pytest.LogC
             await browser.close()
     messages = [r.getMessage() for r in caplog.records]
     assert any("DTLS-SRTP on the SIP leg is up" in m for m in messages)
+
+
+async def test_web_user_calls_a_webrtc_only_sip_peer_terminated(caplog: pytest.LogCaptureFixture) -> None:
+    """A route with ``sip_offer: webrtc``: the gateway terminates the media but offers the SIP side what
+    a WebRTC stack takes (UDP/TLS/RTP/SAVPF, a=setup:actpass with its fingerprint, ICE-lite with a host
+    candidate, rtcp-mux, a BUNDLE group); aiortc answers it as a full ICE agent and the DTLS client, the
+    gateway's SIP leg is the DTLS server, and tones cross both ways."""
+    caplog.set_level(logging.INFO, logger="gateway.media")
+    media = {"rtp_ports": {"start": 37100, "end": 37199}}
+    routes = [{"match": "8xxx", "sip_offer": "webrtc"}]
+    async with (
+        SipWebRtcPeer(freq=440, user="8001") as phone,
+        running_gateway(gateway_config(phone.address, media=media, routes=routes)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        browser = WebPeer(freq=1000)
+        try:
+            call_id = await alice.call("8001", await browser.offer())
+            invite = await phone.wait_for_call()
+            offer = sdp.parse(invite.body.decode())
+            audio = offer.media[0]
+            dtls, ice = offer.dtls_for(0), offer.ice_for(0)
+            assert audio.proto == "UDP/TLS/RTP/SAVPF" and audio.has("rtcp-mux") and audio.mid == "0"
+            assert dtls is not None and dtls.setup is sdp.Setup.ACTPASS
+            assert ice is not None and offer.has("ice-lite") and audio.candidates
+            assert offer.bundle_mids() == ("0",)
+            await phone.answer()
+            connected = await alice.wait_for("connected", call_id=call_id)
+            await browser.accept(connected["sdp"])
+            await phone.media.connected(timeout=10)
+            await wait_until(lambda: browser.heard(440, last=1.0), timeout=10)
+            await wait_until(lambda: phone.media.heard(1000, last=1.0), timeout=10)
+            assert gateway.ports.held != frozenset()  # terminated on the bridge
+            bye = await phone.hangup()
+            assert bye.status == 200
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await browser.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("DTLS-SRTP toward the SIP side as server" in m for m in messages), messages
+    assert any("DTLS-SRTP on the SIP leg is up" in m for m in messages)

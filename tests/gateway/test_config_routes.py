@@ -7,7 +7,7 @@ import pytest
 
 from gateway.config import ConfigError
 from gateway.config.loader import config_from_mapping
-from gateway.config.routes import MediaMode, RouteConfig, media_mode
+from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
 
 
 def routes(*items: object) -> tuple[RouteConfig, ...]:
@@ -50,8 +50,22 @@ def test_the_first_matching_route_decides(target: str, mode: MediaMode) -> None:
         ({"match": "7xxx", "media": "bridge"}, "routes[0].media: expected one of terminate, passthrough"),
         ({"match": "7xxx", "mode": "passthrough"}, "routes[0].mode: unknown key"),
         ({"media": "passthrough"}, "routes[0].match"),
+        ({"match": "7xxx", "sip_offer": "srtp"}, "routes[0].sip_offer: expected one of rtp, webrtc"),
+        (
+            {"match": "7xxx", "media": "passthrough", "sip_offer": "webrtc"},
+            "sip_offer applies to media: terminate",
+        ),
     ],
 )
 def test_bad_routes_are_errors_naming_the_key(route: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         routes(route)
+
+
+def test_sip_offer_webrtc_is_a_terminating_routes_choice() -> None:
+    table = routes({"match": "8xxx", "sip_offer": "webrtc"}, {"match": "7xxx", "media": "passthrough"})
+    route = route_for(table, "sip:8001@pbx")
+    assert route is not None and route.media is MediaMode.TERMINATE and route.sip_offer is SipOffer.WEBRTC
+    passthrough = route_for(table, "sip:7001@pbx")
+    assert passthrough is not None and passthrough.sip_offer is SipOffer.RTP
+    assert route_for(table, "sip:2000@pbx") is None
