@@ -10,7 +10,16 @@ call answers it as it answers a re-INVITE in a connected call:
     MediaSipAnswerReady(sdp) -> SipRespondReinvite 200  (the answer in the UPDATE's 200; no ACK)
 
 An offer the bridge cannot take is refused with its status (488...) and the early media goes on as it
-was. Once an UPDATE changed the session, the SDP in the INVITE's 2xx is the old answer repeated and is
+was.
+
+The web user's hold and resume during early media go the other way, as an UPDATE of ours (RFC 3311
+§5.1: the 18x answered our INVITE's offer reliably; the UA sends UPDATE in an early dialog only then,
+to a far end that allows it, else the request fails and the browser hears `error` hold_failed):
+
+    WebHold -> MediaSipReoffer(hold) -> MediaSipOfferReady -> SipReinvite (the UA: UPDATE)
+    SipReinviteResult 200 -> MediaAnswerFromSip, NotifyHeld (local); the 2xx's SDP is then not applied
+
+and the call reaches HOLDING instead of CONNECTED if the far end answers while the web user holds. Once an UPDATE changed the session, the SDP in the INVITE's 2xx is the old answer repeated and is
 not applied again (RFC 3261 §13.2.1: the first answer counts; RFC 3311 §5.1 moved the session on). The
 2xx arriving while the UPDATE is still answered leaves it to the connected call (`midcall`), which
 answers it the same way. Leaving (hangup, the browser gone) while it is answered refuses it 487 first.
@@ -23,9 +32,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.calls import pickup
+from gateway.calls import midcall, pickup
 from gateway.calls.commands import MediaSipUpdate, SipRespondReinvite
-from gateway.calls.events import MediaFailed, MediaSipAnswerReady, SipAccepted, SipReinviteReceived
+from gateway.calls.events import (
+    MediaFailed,
+    MediaSipAnswerReady,
+    SipAccepted,
+    SipReinviteReceived,
+    WebHold,
+    WebResume,
+)
 from gateway.calls.reasons import phrase
 from gateway.calls.states import Reinvite
 
@@ -47,6 +63,9 @@ def received(call: CallMachine, event: SipReinviteReceived) -> None:
     if call.reinvite is Reinvite.ANSWERING:  # RFC 3311 §5.2 (the UA checks it first)
         _respond(call, 500, retry_after=1 + int(9 * call.jitter()))
         return
+    if call.reinvite in (Reinvite.PREPARING, Reinvite.SENT):  # ours is out: glare (§5.2, the UA too)
+        _respond(call, 491)
+        return
     logger.info("call=%s early media re-negotiated by UPDATE (RFC 3311 §5.1)", call.call_id)
     call.reinvite = Reinvite.ANSWERING
     call.emit(MediaSipUpdate(call.call_id, event.sdp))
@@ -60,6 +79,7 @@ def answered(call: CallMachine, event: MediaSipAnswerReady) -> None:
     call.early_renegotiated = True
     call.local_sip_sdp = event.sdp
     _respond(call, 200, event.sdp)
+    midcall.advance(call)  # a hold the web user asked for meanwhile
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:
@@ -101,3 +121,21 @@ def leaving(handler: Handler) -> Handler:
 
 def _respond(call: CallMachine, status: int, sdp: str | None = None, retry_after: int | None = None) -> None:
     call.emit(SipRespondReinvite(call.call_id, status, phrase(status), sdp, retry_after))
+
+
+def web_hold(call: CallMachine, event: WebHold) -> None:
+    """Early (outbound): hold the early media, by UPDATE (midcall's re-offer machinery, no state change)."""
+    _early_session(call, event)
+    midcall.web_hold(call, event)
+
+
+def web_resume(call: CallMachine, event: WebResume) -> None:
+    _early_session(call, event)
+    midcall.web_resume(call, event)
+
+
+def _early_session(call: CallMachine, event: WebHold | WebResume) -> None:
+    if call.early_sip_sdp is None:
+        raise call.illegal(event, "no early media to hold before the call is answered")
+    if call.replacing:
+        raise call.illegal(event, "the call is being picked up")

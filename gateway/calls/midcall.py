@@ -147,16 +147,16 @@ def remote_dtmf(call: CallMachine, event: RemoteDtmf) -> None:
 def web_hold(call: CallMachine, event: WebHold) -> None:
     call.require_session(event.session_id)
     call.want_local_hold = True
-    _advance(call)
+    advance(call)
 
 
 def web_resume(call: CallMachine, event: WebResume) -> None:
     call.require_session(event.session_id)
     call.want_local_hold = False
-    _advance(call)
+    advance(call)
 
 
-def _advance(call: CallMachine) -> None:
+def advance(call: CallMachine) -> None:
     """Start our re-INVITE when none is in progress and the browser's wish differs from the fact."""
     if call.reinvite is not None or call.want_local_hold == call.local_hold:
         return
@@ -193,13 +193,17 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
         if call.local_hold != call.reinvite_hold:
             call.local_hold = call.reinvite_hold
             _tell_hold(call, Side.LOCAL, call.local_hold)
+        if call.state is CallState.EARLY:  # an UPDATE in the early dialog (early_update.web_hold)
+            call.early_renegotiated = True  # the INVITE's 2xx repeats the old answer: not applied
+            advance(call)
+            return
         _settle(call)
     elif event.status == 491:
         call.reinvite = Reinvite.RETRY_WAIT
         owner = call.direction is CallDirection.OUTBOUND  # we made the Call-ID
         delay = 2.1 + 1.9 * call.jitter() if owner else max(0.01, 2.0 * call.jitter())
         call.start_timer(TimerName.REINVITE_RETRY, round(delay, 2))
-    elif event.status in (408, 481):
+    elif event.status in (408, 481) and call.state is not CallState.EARLY:
         end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
     else:
         # RFC 3261 §14.1: a failed re-INVITE leaves the session as it was.
@@ -213,7 +217,7 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
 def retry_reinvite(call: CallMachine, event: TimerFired) -> None:
     if call.reinvite is Reinvite.RETRY_WAIT:
         call.reinvite = None
-        _advance(call)
+        advance(call)
 
 
 def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
@@ -305,7 +309,7 @@ def _settle(call: CallMachine) -> None:
     state = CallState.HOLDING if call.local_hold or call.remote_hold else CallState.CONNECTED
     if state is not call.state:
         call._set_state(state)
-    _advance(call)
+    advance(call)
 
 
 def remote_holds(text: str) -> bool:

@@ -82,6 +82,7 @@ TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
         (S.EARLY, TimerName.RING): outbound.no_answer,
         (S.INVITED, TimerName.RING): inbound.ring_expired,
         (S.EARLY, TimerName.ANSWER): inbound.answer_expired,
+        (S.EARLY, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
         (S.CONNECTED, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
         (S.HOLDING, TimerName.REINVITE_RETRY): midcall.retry_reinvite,
         (S.CONNECTED, TimerName.REFER_WAIT): transfer.refer_expired,
@@ -172,6 +173,10 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaWebAnswerReady: _by_direction(outbound.web_answer_ready, None),
         MediaPickupReady: _by_direction(pickup.ready, None),
         SipReinviteReceived: _by_direction(early_update.received, None),  # UPDATE offer (RFC 3311 §5.1)
+        WebHold: _by_direction(early_update.web_hold, None),  # our UPDATE (RFC 3311 §5.1)
+        WebResume: _by_direction(early_update.web_resume, None),
+        MediaSipOfferReady: _by_direction(midcall.reoffer_ready, None),
+        SipReinviteResult: _by_direction(midcall.reinvite_result, None),
         # inbound: a session answered, media is being set up
         MediaWebOfferReady: _by_direction(None, inbound.web_offer_ready),
         WebSdpAnswer: _by_direction(None, inbound.web_sdp_answer),

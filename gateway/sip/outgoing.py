@@ -31,7 +31,7 @@ from gateway.sip.ua_reliable import PrackSender
 from sipcore.digest import DigestClient
 from sipcore.errors import DigestError, SIPError
 from sipcore.message import Request, Response
-from sipcore.offer_answer import OaEvent
+from sipcore.offer_answer import OaEvent, OaState
 from sipcore.redirect import redirect_targets
 from sipcore.reliable import Verdict
 from sipcore.routing import Target
@@ -67,6 +67,7 @@ class OutgoingCall(Call):
         self._cancel_requested = False
         self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.pracks = PrackSender(self)  # RFC 3262
+        self._reliable_answer = False  # our INVITE's offer was answered in a reliable 18x
         if invite.body:
             self.offer_event(OaEvent.SEND_OFFER)
 
@@ -113,6 +114,10 @@ class OutgoingCall(Call):
             if not self._final.done():
                 self._final.set_result(Response(500, "Call Ended"))
 
+    @property
+    def early_update_allowed(self) -> bool:
+        return self._reliable_answer and "UPDATE" in self.peer_allows and self.offers.state is OaState.STABLE
+
     def _provisional(self, response: Response) -> None:
         outcome = self.ua.dialogs.on_invite_response(self.invite, response)
         if self.pracks.judge(response, outcome.dialog) in (Verdict.RETRANSMISSION, Verdict.OUT_OF_ORDER):
@@ -122,10 +127,14 @@ class OutgoingCall(Call):
         if outcome.dialog is not None and self.state is CallState.CALLING:
             self._set_state(CallState.EARLY)
         self._emit(Provisional(response.status, response.reason))
+        if response.headers.get("Allow") is not None:
+            self.learn_allow(response)
         if 180 <= response.status < 200 and _is_sdp(response):
             self.remote_sdp = response.body.decode("utf-8", "replace")
             if self.invite.body:
                 self.offer_event(OaEvent.RECV_ANSWER)
+                # RFC 3311 §5.1: an answer in a *reliable* 18x lets us offer in UPDATE before the 2xx
+                self._reliable_answer = self._reliable_answer or response.headers.get("RSeq") is not None
             self._emit(EarlyMedia(self.remote_sdp))
 
     async def _answered(self, response: Response) -> None:

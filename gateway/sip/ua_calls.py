@@ -93,6 +93,11 @@ class Call:
     # the early dialog of an INVITE we sent, whose offer the 18x answered (the PBX moves early media).
     early_offers = False
 
+    @property
+    def early_update_allowed(self) -> bool:
+        """Whether we may send an offer in UPDATE in the early dialog (RFC 3311 §5.1): OutgoingCall."""
+        return False
+
     def __init__(self, ua: UserAgent, call_id: str, state: CallState, digest: DigestClient | None) -> None:
         self.ua = ua
         self.call_id = call_id
@@ -250,13 +255,21 @@ class Call:
 
     async def reinvite(self, sdp: str) -> ReinviteResult:
         """Send a re-INVITE with a new offer (RFC 3261 §14.1) and ACK its 2xx; in an UPDATE instead
-        (RFC 3311 §5.1) when the UA's ``reoffer_with_update`` is set and the far end allows UPDATE."""
-        dialog = self._established()
+        (RFC 3311 §5.1) when the UA's ``reoffer_with_update`` is set and the far end allows UPDATE, and
+        always in the early dialog, where only UPDATE can carry an offer (``early_update_allowed``)."""
+        early = self.state is CallState.EARLY and self.dialog is not None
+        if early and not self.early_update_allowed:
+            raise CallError(
+                f"call {self.call_id}: no offer in the early dialog without a reliable 18x answer "
+                "and a far end that allows UPDATE (RFC 3311 §5.1)"
+            )
+        dialog = self.dialog if early else self._established()
+        assert dialog is not None
         if self._reinvite_out or self._reinvite_in is not None:
             raise CallError(f"call {self.call_id}: a re-INVITE is already in progress")
         self._reinvite_out = True
         try:
-            if self.ua.settings.reoffer_with_update and "UPDATE" in self.peer_allows:
+            if early or (self.ua.settings.reoffer_with_update and "UPDATE" in self.peer_allows):
                 return await ua_update.offer(self, sdp)
             timer = self.session_timer
             headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()

@@ -117,7 +117,8 @@ async def offer(call: Call, sdp: str) -> ReinviteResult:
     if answered:
         call.local_sdp = sdp
         call.remote_sdp = answer
-        call.start_session_timer(None)
+        if call.state.value == "confirmed":  # in an early dialog no session timer runs yet
+            call.start_session_timer(None)
     logger.info("call=%s offer in UPDATE answered %d", call.call_id, final.status)
     if 200 <= final.status < 300 and not answered:  # RFC 3311 §5.2 wants the answer in the 2xx
         return ReinviteResult(488, "No answer in the 2xx to UPDATE")  # the call keeps its session

@@ -254,6 +254,8 @@ EARLY_OUT: Expect = {
     TimerFired: (S.CLOSING, [CloseBridge, NotifyEnded, SipCancel, StartTimer]),
     SipReplacingInvite: (S.EARLY, PICKING_UP),
     SipReinviteReceived: (S.EARLY, [MediaSipUpdate]),  # an UPDATE's offer (RFC 3311 §5.1)
+    WebHold: (S.EARLY, [MediaSipReoffer]),  # our UPDATE (RFC 3311 §5.1; early_update.web_hold)
+    WebResume: (S.EARLY, []),  # not held: nothing to do
 }
 
 CLOSING_EXPECT: Expect = {
@@ -418,6 +420,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         {
             **EARLY_OUT,
             MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite]),  # 200 with the answer
+            WebHold: (S.EARLY, []),  # after the answer (early_update.answered)
             SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 500 Retry-After (RFC 3311 §5.2)
             SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
             WebHangup: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),  # 487 first
@@ -426,6 +429,46 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
                 [SipRespondReinvite, CloseBridge, SipCancel, CancelTimer, StartTimer],
             ),
             MediaFailed: (S.CLOSING, [SipRespondReinvite, *CANCELLING]),
+        },
+    ),
+    "early, outbound, our hold UPDATE being prepared": (
+        S.EARLY,
+        f.after(f.early_out, WebHold("s1")),
+        TimerName.RING,
+        {
+            **EARLY_OUT,
+            WebHold: (S.EARLY, []),
+            MediaSipOfferReady: (S.EARLY, [SipReinvite]),  # the UA sends it as UPDATE
+            SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 491: ours first
+            SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # no pickup while ours is out
+        },
+    ),
+    "early, outbound, our hold UPDATE out": (
+        S.EARLY,
+        f.after(f.early_out, WebHold("s1"), MediaSipOfferReady(f.GW_SIP_OFFER)),
+        TimerName.RING,
+        {
+            **EARLY_OUT,
+            WebHold: (S.EARLY, []),
+            SipReinviteResult: (S.EARLY, [MediaAnswerFromSip, NotifyHeld]),
+            SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 491
+            SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),
+        },
+    ),
+    "early, outbound, held by our UPDATE": (
+        S.EARLY,
+        f.after(
+            f.early_out,
+            WebHold("s1"),
+            MediaSipOfferReady(f.GW_SIP_OFFER),
+            SipReinviteResult(200, f.SIP_ANSWER),
+        ),
+        TimerName.RING,
+        {
+            **EARLY_OUT,
+            WebHold: (S.EARLY, []),
+            WebResume: (S.EARLY, [MediaSipReoffer]),
+            SipAccepted: (S.HOLDING, [CancelTimer, NotifyConnected]),  # the 2xx's old answer not applied
         },
     ),
     "early, inbound answering": (

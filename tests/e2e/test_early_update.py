@@ -49,3 +49,32 @@ async def test_the_pbx_holds_and_resumes_early_media_with_update(tmp_path: Path)
         result = await pbx.wait(timeout=15)
     assert result.ok, result  # both UPDATEs answered 200: recvonly, then sendrecv
     assert result.messages.count("CSeq: 1 UPDATE") >= 2 and result.messages.count("CSeq: 2 UPDATE") >= 2
+
+
+async def test_the_web_user_holds_and_resumes_early_media_with_update(tmp_path: Path) -> None:
+    """The other way (RFC 3311 §5.1): the PBX (sipp `uas_early_hold_update`, -rtp_echo) answers alice's
+    call in a reliable 183 whose Allow lists UPDATE; alice holds during early media: the gateway sends
+    an UPDATE offering a=sendonly (sipp checks it), alice hears `held` and no echo; she resumes: an UPDATE
+    with a=sendrecv, `resumed`, the echo is back; the 200 that follows connects the call."""
+    require_binary("sipp")
+    async with Sipp(tmp_path, "uas_early_hold_update", rtp_echo=True) as pbx:
+        async with alice_dialing(pbx) as (_, alice, peer, call_id):
+            early = await alice.wait_for("early_media", call_id=call_id, timeout=10)
+            await peer.accept(early["sdp"])
+            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
+            await alice.request({"type": "hold", "call_id": call_id})
+            assert (await alice.wait_for("held", call_id=call_id))["by"] == "local"
+            await _echo_stops(peer)
+            await alice.request({"type": "resume", "call_id": call_id})
+            assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "local"
+            peer.clear()
+            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
+            assert not any(e.get("type") == "connected" for e in alice.events)
+            await alice.wait_for("connected", call_id=call_id, timeout=10)
+            peer.clear()
+            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id)
+        result = await pbx.wait(timeout=15)
+    assert result.ok, result  # both UPDATEs came, with a=sendonly then a=sendrecv
+    assert "UPDATE sip:" in result.messages and "a=sendonly" in result.messages
