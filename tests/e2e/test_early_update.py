@@ -13,6 +13,7 @@ from pathlib import Path
 
 from peers.binaries import require_binary
 from peers.sipp import Sipp
+from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import wait_until
 from tests.e2e.test_pickup import TONE, alice_dialing
@@ -28,6 +29,18 @@ async def _echo_stops(peer: WebPeer, timeout: float = 10.0) -> None:
     raise AssertionError("the echo never stopped: the gateway kept sending toward the held PBX")
 
 
+async def _echo_back_then_connected(alice: WebUser, peer: WebPeer, call_id: str) -> None:
+    """The echo is back before the 200; the 200 connects the call, the echo goes on; alice hangs up."""
+    peer.clear()
+    await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
+    assert not any(e.get("type") == "connected" for e in alice.events)
+    await alice.wait_for("connected", call_id=call_id, timeout=10)
+    peer.clear()
+    await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
+    await alice.request({"type": "hangup", "call_id": call_id})
+    await alice.wait_for("ended", call_id=call_id)
+
+
 async def test_the_pbx_holds_and_resumes_early_media_with_update(tmp_path: Path) -> None:
     require_binary("sipp")
     async with Sipp(tmp_path, "uas_early_update", rtp_echo=True) as pbx:
@@ -38,14 +51,7 @@ async def test_the_pbx_holds_and_resumes_early_media_with_update(tmp_path: Path)
             # UPDATE a=sendonly: the gateway answers recvonly and stops sending: no echo comes back
             await _echo_stops(peer)
             # UPDATE a=sendrecv: the echo is back, before the 200
-            peer.clear()
-            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
-            assert not any(e.get("type") == "connected" for e in alice.events)
-            await alice.wait_for("connected", call_id=call_id, timeout=10)
-            peer.clear()
-            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await alice.wait_for("ended", call_id=call_id)
+            await _echo_back_then_connected(alice, peer, call_id)
         result = await pbx.wait(timeout=15)
     assert result.ok, result  # both UPDATEs answered 200: recvonly, then sendrecv
     assert result.messages.count("CSeq: 1 UPDATE") >= 2 and result.messages.count("CSeq: 2 UPDATE") >= 2
@@ -67,14 +73,7 @@ async def test_the_web_user_holds_and_resumes_early_media_with_update(tmp_path: 
             await _echo_stops(peer)
             await alice.request({"type": "resume", "call_id": call_id})
             assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "local"
-            peer.clear()
-            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
-            assert not any(e.get("type") == "connected" for e in alice.events)
-            await alice.wait_for("connected", call_id=call_id, timeout=10)
-            peer.clear()
-            await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await alice.wait_for("ended", call_id=call_id)
+            await _echo_back_then_connected(alice, peer, call_id)
         result = await pbx.wait(timeout=15)
     assert result.ok, result  # both UPDATEs came, with a=sendonly then a=sendrecv
     assert "UPDATE sip:" in result.messages and "a=sendonly" in result.messages
