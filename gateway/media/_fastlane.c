@@ -1299,6 +1299,12 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     LINK_CORE(self, NULL)
     Lane *lane = &c->lanes[which];
     pthread_mutex_lock(&self->engine->lock);
+    /* re-armed for the same source and codecs: the thread's timeline (last packet, next frame) is newer
+       than what Python last read, and stays */
+    int continuing = lane->armed && lane->ssrc == (uint32_t)ssrc && lane->pt_in == pt_in &&
+                     lane->codec_in == codec_in && lane->codec_out == codec_out && lane->in_rate == in_rate &&
+                     lane->out_rate == out_rate && lane->anchor_in == (uint32_t)anchor_in &&
+                     lane->anchor_out == (uint32_t)anchor_out;
     lane->armed = 0;
     pthread_mutex_unlock(&self->engine->lock);
     if (transcoding && !prepare_codecs(lane, codec_in, codec_out)) {
@@ -1320,14 +1326,16 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     lane->anchor_out = (uint32_t)anchor_out;
     lane->in_rate = in_rate;
     lane->out_rate = out_rate;
-    lane->last_ts = (uint32_t)last_ts;
-    lane->last_time = last_time;
+    if (!continuing) {
+        lane->last_ts = (uint32_t)last_ts;
+        lane->last_time = last_time;
+        lane->has_next = next_ts >= 0;
+        lane->next_ts = (uint32_t)(next_ts >= 0 ? next_ts : 0);
+    }
     if (lane->codec_in != codec_in || lane->codec_out != codec_out)
         lane->pcm_len = 0;
     lane->codec_in = codec_in;
     lane->codec_out = codec_out;
-    lane->has_next = next_ts >= 0;
-    lane->next_ts = (uint32_t)(next_ts >= 0 ? next_ts : 0);
     lane->tolerance = tolerance;
     lane->frame_ticks = frame_ticks;
     Tally *t = &lane->tally;

@@ -231,6 +231,7 @@ class FastLaneController:
         link = self.link
         if link is None:
             return
+        link.sync()  # the paths' timelines and frame clocks as the engine left them
         try:
             self._arm_lanes(link.native)
         except ValueError as exc:  # e.g. a re-INVITE moved the SIP side to a host name
