@@ -14,7 +14,7 @@ phones protect and check their RTP in the peer process.)
 Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
 (gateway/media/fastlane/), so the gateway wakes about once per packet in its forwarding thread
 (~40-60 us per wake-up on this VM, mostly the kernel's) and its event loop only a few times per second
-(records of forwarded packets accounted in batches, RTCP, STUN). At one call those fixed costs and the
+(snapshots of the engine's own per-packet accounting once a second, RTCP, STUN). At one call those fixed costs and the
 wake-ups are the whole figure, and they vary with what else the VM runs: bench/floor_bench.py measures a
 do-nothing asyncio UDP forwarder under the same traffic (0.013-0.021 CPU s per call-second at one call on
 this VM, depending on the minute). CPU is measured over the media period only (from the first packet sent

@@ -8,7 +8,7 @@
  * that matches its direction's armed lane (source address, SSRC, payload type, timestamps in step with
  * the clock) is SRTP-unprotected where its leg has SRTP, rewritten (SSRC, sequence number, timestamp
  * offset, payload type), SRTP-protected where the other leg has SRTP and sent on the other socket; the
- * thread queues a record of it for Python to account for. Anything else (STUN, DTLS, RTCP, DTMF, a new
+ * thread accounts for it in its lane's Tally (below) - nothing is queued per forwarded packet. Anything else (STUN, DTLS, RTCP, DTMF, a new
  * source, a jump) is queued for Python as is - RTP already decrypted, from either leg, with a kind that
  * says so (libsrtp's replay check would refuse a second unprotect) - and disarms the lane when it was
  * armed: Python handles it on its usual path and re-arms. SRTCP is left to Python on both legs.
@@ -18,6 +18,16 @@
  * the thread's and Python's (Link.srtp, which the fast lane installs in the legs' place) - happens under
  * the engine mutex: libsrtp sessions are not thread-safe. An SRTP packet from the SIP side that does not
  * authenticate is dropped and counted (sip_dropped), as one from the browser is (dropped).
+ *
+ * Accounting (the Tally of each lane): what the Python path does per packet it forwards - RTCP receive
+ * statistics of the input source (RFC 3550 A.1, A.3, A.8, as gateway/media/rtp_stats.py for the SIP leg
+ * and aiortc's StreamStatistics for the web leg), MediaPath's counters and loss count, the timestamp
+ * mapper's last packet, the output's sender counters and last timestamp, the last arrival (watchdogs),
+ * latency samples - is done here. Python reads a snapshot (Link.snapshot) when it builds RTCP or a report,
+ * before it handles a datagram of the link, and about once a second. Ownership of the receive statistics:
+ * arm() imports Python's state into a lane that does not hold it; the engine then holds it (Python only
+ * gets copies) until a snapshot of the lane taken while it is disarmed hands it back - Python handles a
+ * packet of that direction only after such a snapshot, since only a disarmed lane leaves packets to it.
  *
  * Locking: one engine mutex guards the queue and every Link; the thread holds it while it processes the
  * events of one epoll_wait. Python-facing calls hold the GIL and then take the mutex; the thread never
@@ -52,16 +62,14 @@
 #define BUFFER_SIZE (MAX_PACKET + 256) /* room for the SRTP trailer (tag + MKI) */
 #define MAX_EXTENSION 255
 #define BATCH 32                 /* datagrams read from one socket per round (fairness) */
-#define NOTIFY_RECORDS 256       /* wake Python when this many records wait */
 #define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
 #define JUMP_SECONDS 1.0         /* as gateway/media/retime.py */
 
 enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
-/* what drain() returns: records of forwarded packets, and datagrams left to Python - raw, or RTP the
-   engine already unprotected (KIND_WEB_RTP always; KIND_SIP_RTP when the SIP leg has SRTP) */
+/* what drain() returns: datagrams left to Python - raw, or RTP the engine already unprotected
+   (KIND_WEB_RTP always; KIND_SIP_RTP when the SIP leg has SRTP). Kinds 0 and 1 were records of forwarded
+   packets, which the lanes' tallies replaced. */
 enum {
-    KIND_RECORD_WEB_TO_SIP = 0,
-    KIND_RECORD_SIP_TO_WEB = 1,
     KIND_WEB_RAW = 2,
     KIND_WEB_RTP = 3,
     KIND_SIP_RAW = 4,
@@ -85,6 +93,42 @@ typedef struct {
 } Output;
 
 enum { CODEC_PASS = 0, CODEC_OPUS = 1, CODEC_PCMU = 2, CODEC_PCMA = 3 };
+
+/* Receive statistics of one source. STATS_RFC3550: gateway/media/rtp_stats.ReceiveStatistics (A.1 with
+   the bad-sequence restart, A.8 jitter as a double on the monotonic clock); STATS_AIORTC: aiortc's
+   StreamStatistics.add (in-order packets only, A.8 in Q4 integers on the wall clock in clock units). */
+enum { STATS_RFC3550 = 0, STATS_AIORTC = 1 };
+#define SEQ_MOD 65536
+#define MAX_DROPOUT 3000
+#define MAX_MISORDER 100
+#define LATENCY_SAMPLES 128
+
+typedef struct {
+    int flavour;
+    int64_t clock_rate;
+    int64_t received, cycles;
+    int32_t base_seq, max_seq, bad_seq; /* -1: none yet */
+    int has_last;
+    double transit;                /* RFC 3550: the last transit time */
+    int64_t last_arrival;          /* aiortc: the last in-order arrival, int(wall clock * rate) */
+    uint32_t last_ts;              /* aiortc: its timestamp */
+    double jitter;                 /* RFC 3550: the estimate; aiortc: _jitter_q4 (an integer) */
+    int restarted;                 /* RFC 3550: the source restarted (A.1) since the last snapshot */
+} Reception;
+
+/* What a lane forwarded since the last snapshot, and the state that outlives snapshots. */
+typedef struct {
+    int owned;                     /* the engine holds the live receive statistics (see the note on top) */
+    Reception rx;
+    uint32_t rx_ssrc;              /* the source ``rx`` and ``last_seq`` are of */
+    int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
+    uint64_t packets, forwarded, transcoded, lost, sent, octets;
+    uint32_t last_ts, last_mapped, last_out_ts;
+    uint8_t last_pt;
+    double last_arrival, last_departure;
+    float latency[LATENCY_SAMPLES]; /* seconds from arrival to departure, the newest kept */
+    int latency_count;
+} Tally;
 
 #define PCM_FRAME 160              /* 20 ms at 8 kHz: what transcoding lanes decode to and encode from */
 #define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
@@ -112,6 +156,7 @@ typedef struct {
     int pcm_len;
     uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
     uint64_t forwarded, send_errors, codec_errors;
+    Tally tally;
 } Lane;
 
 /* libopus (the one PyAV bundles, or the system's) and G.711 tables, given once by fastpath.py */
@@ -158,12 +203,9 @@ typedef struct Core {
 
 typedef struct {
     uint32_t link_id;
-    uint8_t kind, marker, pt;
-    uint16_t seq;
-    uint32_t ssrc, ts, out_ts, mapped, next_ts;
-    int payload_len, n_out, has_next;
-    double arrival, sent;
-    uint8_t *data;                 /* punted datagrams: a malloc'd copy */
+    uint8_t kind;
+    double arrival;
+    uint8_t *data;                 /* a malloc'd copy of the datagram */
     int len;
     Address source;
 } Item;
@@ -179,6 +221,7 @@ typedef struct {
     Item *items;
     size_t count, capacity;
     uint64_t queue_drops;
+    double wall_offset;            /* CLOCK_REALTIME - CLOCK_MONOTONIC, measured each round (aiortc's clock) */
     uint64_t drains;               /* drain() calls: a lane punted at the current count has a packet queued */
     int failed;                    /* the thread stopped on an error: links no longer forward or read */
     Core *graveyard;
@@ -198,6 +241,12 @@ static PyTypeObject LinkType;
 static double monotonic_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double realtime_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -265,7 +314,7 @@ static void free_items(Item *items, size_t count) {
         free(items[i].data);
 }
 
-/* -------------------------------------------------------------------------------------- forwarding */
+/* -------------------------------------------------------------------------------------- accounting */
 
 typedef struct {
     uint32_t ssrc, ts;
@@ -273,6 +322,119 @@ typedef struct {
     uint8_t pt, marker;
     int payload, end;              /* payload = data[payload:end] */
 } Rtp;
+
+
+/* Python's float % (the result takes the divisor's sign), for the A.8 wrap of rtp_stats.py. */
+static double py_mod(double x, double m) {
+    double r = fmod(x, m);
+    if (r != 0 && ((r < 0) != (m < 0)))
+        r += m;
+    return r;
+}
+
+static void reception_init_seq(Reception *s, int32_t seq) {
+    s->base_seq = s->max_seq = seq;
+    s->bad_seq = SEQ_MOD + 1;
+    s->cycles = s->received = 0;
+}
+
+/* RFC 3550 A.1 and A.8 exactly as rtp_stats.ReceiveStatistics.update (timing=True); ``arrival`` in seconds
+   on the monotonic clock. 0 when A.1 sets the packet aside (a jump: not counted). */
+static int reception_rfc3550(Reception *s, uint16_t seq, uint32_t ts, double arrival) {
+    if (s->max_seq < 0) {
+        reception_init_seq(s, seq);
+        s->restarted = 1;
+    } else {
+        int32_t delta = ((int32_t)seq - s->max_seq + SEQ_MOD) % SEQ_MOD;
+        if (delta < MAX_DROPOUT) { /* in order, with a permissible gap */
+            if (seq < s->max_seq)
+                s->cycles += SEQ_MOD;
+            s->max_seq = seq;
+        } else if (delta <= SEQ_MOD - MAX_MISORDER) { /* a very large jump */
+            if (seq != s->bad_seq) {
+                s->bad_seq = (seq + 1) % SEQ_MOD;
+                return 0;
+            }
+            reception_init_seq(s, seq); /* two sequential packets: the source restarted */
+            s->restarted = 1;
+            s->has_last = 0;
+        } /* else a duplicate or reordered packet: counted, max_seq stays */
+    }
+    s->received++;
+    double transit = arrival * (double)s->clock_rate - (double)ts;
+    if (s->has_last) {
+        double d = py_mod(transit - s->transit + 2147483648.0, 4294967296.0) - 2147483648.0;
+        s->jitter += (fabs(d) - s->jitter) / 16;
+    }
+    s->transit = transit;
+    s->has_last = 1;
+    return 1;
+}
+
+/* aiortc's StreamStatistics.add; ``wall`` in seconds on the wall clock (time.time()). */
+static void reception_aiortc(Reception *s, uint16_t seq, uint32_t ts, double wall) {
+    int in_order = s->max_seq < 0 || (seq != s->max_seq && (uint16_t)(seq - s->max_seq) < 0x8000);
+    s->received++;
+    if (s->base_seq < 0)
+        s->base_seq = seq;
+    if (!in_order)
+        return;
+    int64_t arrival = (int64_t)(wall * (double)s->clock_rate);
+    if (s->max_seq >= 0 && seq < s->max_seq)
+        s->cycles += SEQ_MOD;
+    s->max_seq = seq;
+    if (s->has_last && ts != s->last_ts && s->received > 1) {
+        int64_t diff = llabs((arrival - s->last_arrival) - ((int64_t)ts - (int64_t)s->last_ts));
+        int64_t q4 = (int64_t)s->jitter;
+        s->jitter = (double)(q4 + diff - ((q4 + 8) >> 4));
+    }
+    s->last_arrival = arrival;
+    s->last_ts = ts;
+    s->has_last = 1;
+}
+
+static void reception_update(Reception *s, uint16_t seq, uint32_t ts, double arrival, double wall_offset) {
+    if (s->flavour == STATS_AIORTC)
+        reception_aiortc(s, seq, ts, arrival + wall_offset);
+    else
+        reception_rfc3550(s, seq, ts, arrival);
+}
+
+/* One forwarded packet, accounted as MediaPath.forward_audio/feed, the input leg's receive statistics and
+   the output leg's sender counters would account for it on the Python path. */
+static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int sent, int octets, uint32_t mapped,
+                         uint32_t last_out) {
+    Tally *t = &lane->tally;
+    reception_update(&t->rx, r->seq, r->ts, now, e->wall_offset);
+    if (t->last_seq >= 0) { /* forward.MediaPath._count_loss */
+        int32_t gap = ((int32_t)r->seq - t->last_seq) & 0xFFFF;
+        if (gap != 0 && gap <= 0x8000) {
+            if (gap < MAX_DROPOUT)
+                t->lost += (uint64_t)(gap - 1);
+            t->last_seq = r->seq;
+        }
+    } else {
+        t->last_seq = r->seq;
+    }
+    t->packets++;
+    t->last_ts = r->ts;
+    t->last_mapped = mapped;
+    t->last_pt = r->pt;
+    t->last_arrival = now;
+    if (lane->codec_in != CODEC_PASS)
+        t->transcoded++;
+    if (sent) {
+        double departure = monotonic_now();
+        t->forwarded++;
+        t->sent += (uint64_t)sent;
+        t->octets += (uint64_t)octets;
+        t->last_out_ts = last_out;
+        t->last_departure = departure;
+        t->latency[t->latency_count++ % LATENCY_SAMPLES] = (float)(departure - now);
+    }
+}
+
+/* -------------------------------------------------------------------------------------- forwarding */
 
 /* RFC 3550 §5.1: header, CSRCs, extension and padding; 0 when malformed. */
 static int parse_rtp(const uint8_t *d, int len, Rtp *r) {
@@ -449,24 +611,7 @@ static void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *
     }
     if (sent)
         lane->forwarded++;
-    Item *item = push_item(e);
-    if (item == NULL)
-        return;
-    item->link_id = c->id;
-    item->kind = which == LANE_WEB_TO_SIP ? KIND_RECORD_WEB_TO_SIP : KIND_RECORD_SIP_TO_WEB;
-    item->marker = r->marker;
-    item->ssrc = r->ssrc;
-    item->seq = r->seq;
-    item->ts = r->ts;
-    item->pt = r->pt;
-    item->payload_len = octets;
-    item->arrival = now;
-    item->out_ts = last_out;
-    item->mapped = mapped;
-    item->n_out = sent;
-    item->has_next = lane->codec_in != CODEC_PASS && lane->has_next;
-    item->next_ts = lane->next_ts;
-    item->sent = monotonic_now();
+    tally_packet(e, lane, r, now, sent, octets, mapped, last_out);
 }
 
 /* One datagram; 1 when it was queued for Python (which is woken for it at once). */
@@ -576,6 +721,7 @@ static void *run(void *arg) {
         }
         int punted = 0;
         double now = monotonic_now();
+        e->wall_offset = realtime_now() - now;
         for (int i = 0; i < n; i++) {
             Tag *tag = events[i].data.ptr;
             Core *c = tag->core;
@@ -606,7 +752,7 @@ static void *run(void *arg) {
             }
         }
         bury(e);
-        if (punted || e->count >= NOTIFY_RECORDS)
+        if (punted)
             notify(e);
         pthread_mutex_unlock(&e->lock);
     }
@@ -759,21 +905,11 @@ static void engine_dealloc(Engine *self) {
 }
 
 static PyObject *item_tuple(const Item *item) {
-    switch (item->kind) {
-    case KIND_RECORD_WEB_TO_SIP:
-    case KIND_RECORD_SIP_TO_WEB:
-        return Py_BuildValue("(IBkHkBNidkdikl)", item->link_id, item->kind, (unsigned long)item->ssrc, item->seq,
-                             (unsigned long)item->ts, item->pt, PyBool_FromLong(item->marker), item->payload_len,
-                             item->arrival, (unsigned long)item->out_ts, item->sent, item->n_out,
-                             (unsigned long)item->mapped, item->has_next ? (long)item->next_ts : -1L);
-    default: {
-        PyObject *source = address_tuple(&item->source);
-        if (source == NULL)
-            return NULL;
-        return Py_BuildValue("(IBy#Nd)", item->link_id, item->kind, (const char *)item->data,
-                             (Py_ssize_t)item->len, source, item->arrival);
-    }
-    }
+    PyObject *source = address_tuple(&item->source);
+    if (source == NULL)
+        return NULL;
+    return Py_BuildValue("(IBy#Nd)", item->link_id, item->kind, (const char *)item->data, (Py_ssize_t)item->len,
+                         source, item->arrival);
 }
 
 static PyObject *engine_drain(Engine *self, PyObject *unused) {
@@ -891,10 +1027,8 @@ static PyObject *engine_get_queue_drops(Engine *self, void *closure) {
 
 static PyMethodDef engine_methods[] = {
     {"drain", (PyCFunction)engine_drain, METH_NOARGS,
-     "Take what the thread queued: records (link_id, kind 0/1, ssrc, seq, ts, pt, marker, octets sent, "
-     "arrival, last output ts, departure, packets sent, mapped ts, next frame ts or -1) and datagrams (link_id, "
-     "kind, data, source, arrival), in arrival order; datagram kinds: 2 web raw (STUN, DTLS, SRTCP), 3 web RTP "
-     "(decrypted), 4 SIP raw (RTCP, SRTCP, plain RTP), 5 SIP RTP (decrypted by the SIP leg's sessions)."},
+     "Take what the thread queued: datagrams (link_id, kind, data, source, arrival), in arrival order; "
+     "kinds: 2 web raw (STUN, DTLS, SRTCP), 3 web RTP (decrypted), 4 SIP raw (RTCP, SRTCP, plain RTP), 5 SIP RTP (decrypted by the SIP leg's sessions)."},
     {"link", (PyCFunction)engine_link, METH_VARARGS,
      "link(id, web_fd, sip_fd, rx_session, tx_session, keepalive[, sip_rx_session, sip_tx_session]) -> Link: "
      "read both sockets from now on. Sessions are srtp_t addresses; the SIP leg's (both or neither, 0: plain "
@@ -929,6 +1063,104 @@ static PyTypeObject EngineType = {
     .tp_methods = engine_methods,
     .tp_getset = engine_getset,
 };
+
+
+/* ----------------------------------------------------------------------------- receive statistics */
+
+/* (received, base_seq, max_seq, bad_seq, cycles, transit or None, last arrival or None, last timestamp,
+   jitter): rtp_stats.ReceptionState; -1 for a sequence number not seen yet. */
+static PyObject *reception_tuple(const Reception *r) {
+    PyObject *transit = r->flavour == STATS_RFC3550 && r->has_last ? PyFloat_FromDouble(r->transit) : Py_NewRef(Py_None);
+    PyObject *arrival = r->flavour == STATS_AIORTC && r->has_last ? PyLong_FromLongLong(r->last_arrival)
+                                                                 : Py_NewRef(Py_None);
+    if (transit == NULL || arrival == NULL) {
+        Py_XDECREF(transit);
+        Py_XDECREF(arrival);
+        return NULL;
+    }
+    return Py_BuildValue("(LiiiLNNkd)", (long long)r->received, r->base_seq, r->max_seq, r->bad_seq,
+                         (long long)r->cycles, transit, arrival, (unsigned long)r->last_ts, r->jitter);
+}
+
+/* The inverse of reception_tuple, for a source whose statistics use ``flavour`` at ``clock_rate``. */
+static int parse_reception(PyObject *state, int flavour, long long clock_rate, Reception *out) {
+    long long received, cycles;
+    int base_seq, max_seq, bad_seq;
+    PyObject *transit, *arrival;
+    unsigned long last_ts;
+    double jitter;
+    if (!PyTuple_Check(state)) {
+        PyErr_SetString(PyExc_TypeError, "receive statistics are a ReceptionState tuple");
+        return 0;
+    }
+    if (!PyArg_ParseTuple(state, "LiiiLOOkd", &received, &base_seq, &max_seq, &bad_seq, &cycles, &transit,
+                          &arrival, &last_ts, &jitter))
+        return 0;
+    if (flavour < STATS_RFC3550 || flavour > STATS_AIORTC || clock_rate <= 0 || received < 0 || cycles < 0 ||
+        base_seq < -1 || base_seq > 0xFFFF || max_seq < -1 || max_seq > 0xFFFF || bad_seq < -1 ||
+        bad_seq > SEQ_MOD + 1 || !isfinite(jitter) || jitter < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad receive statistics: flavour 0/1, clock rate > 0, counts >= 0, "
+                                          "sequence numbers -1 or 16 bits, a finite jitter >= 0");
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    out->flavour = flavour;
+    out->clock_rate = clock_rate;
+    out->received = received;
+    out->cycles = cycles;
+    out->base_seq = base_seq;
+    out->max_seq = max_seq;
+    out->bad_seq = bad_seq;
+    out->last_ts = (uint32_t)last_ts;
+    out->jitter = jitter;
+    PyObject *last = flavour == STATS_RFC3550 ? transit : arrival;
+    if (last != Py_None) {
+        if (flavour == STATS_RFC3550)
+            out->transit = PyFloat_AsDouble(last);
+        else
+            out->last_arrival = PyLong_AsLongLong(last);
+        if (PyErr_Occurred())
+            return 0;
+        out->has_last = 1;
+    }
+    return 1;
+}
+
+static PyObject *replay(PyObject *module, PyObject *args) {
+    int flavour;
+    long long clock_rate;
+    PyObject *state, *packets;
+    if (!PyArg_ParseTuple(args, "iLOO", &flavour, &clock_rate, &state, &packets))
+        return NULL;
+    Reception r;
+    if (!parse_reception(state, flavour, clock_rate, &r))
+        return NULL;
+    PyObject *iterator = PyObject_GetIter(packets);
+    if (iterator == NULL)
+        return NULL;
+    PyObject *packet;
+    while ((packet = PyIter_Next(iterator)) != NULL) {
+        int seq;
+        unsigned long ts;
+        double arrival;
+        int ok = PyArg_ParseTuple(packet, "ikd", &seq, &ts, &arrival);
+        Py_DECREF(packet);
+        if (!ok || seq < 0 || seq > 0xFFFF) {
+            if (ok)
+                PyErr_SetString(PyExc_ValueError, "a sequence number is 16 bits");
+            Py_DECREF(iterator);
+            return NULL;
+        }
+        reception_update(&r, (uint16_t)seq, (uint32_t)ts, arrival, 0.0);
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *tuple = reception_tuple(&r);
+    if (tuple == NULL)
+        return NULL;
+    return Py_BuildValue("(NO)", tuple, r.restarted ? Py_True : Py_False);
+}
 
 /* ------------------------------------------------------------------------------------------ Link */
 
@@ -1022,10 +1254,31 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     unsigned long ssrc, anchor_in, anchor_out, last_ts;
     long long in_rate, out_rate, tolerance, frame_ticks, next_ts;
     double last_time;
-    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
+    int flavour = STATS_RFC3550, last_seq = -1;
+    long long stats_rate = 8000;
+    PyObject *stats = Py_None;
+    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL|iLOi", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
                           &anchor_in, &anchor_out, &in_rate, &out_rate, &last_ts, &last_time, &codec_in,
-                          &codec_out, &next_ts, &tolerance, &frame_ticks))
+                          &codec_out, &next_ts, &tolerance, &frame_ticks, &flavour, &stats_rate, &stats, &last_seq))
         return NULL;
+    Reception imported;
+    memset(&imported, 0, sizeof imported);
+    if (stats == Py_None) {
+        imported.flavour = flavour;
+        imported.clock_rate = stats_rate;
+        imported.base_seq = imported.max_seq = -1;
+        imported.bad_seq = SEQ_MOD + 1;
+        if (flavour < STATS_RFC3550 || flavour > STATS_AIORTC || stats_rate <= 0) {
+            PyErr_SetString(PyExc_ValueError, "bad receive statistics: flavour 0/1, clock rate > 0");
+            return NULL;
+        }
+    } else if (!parse_reception(stats, flavour, stats_rate, &imported)) {
+        return NULL;
+    }
+    if (last_seq < -1 || last_seq > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "last_seq is -1 or 16 bits");
+        return NULL;
+    }
     int transcoding = codec_in != CODEC_PASS || codec_out != CODEC_PASS;
     if (which < 0 || which > 1 || pt_in < 0 || pt_in > 127 || pt_out < 0 || pt_out > 127 || in_rate <= 0 ||
         out_rate <= 0 || codec_in < 0 || codec_in > 3 || codec_out < 0 || codec_out > 3 ||
@@ -1046,6 +1299,12 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     LINK_CORE(self, NULL)
     Lane *lane = &c->lanes[which];
     pthread_mutex_lock(&self->engine->lock);
+    /* re-armed for the same source and codecs: the thread's timeline (last packet, next frame) is newer
+       than what Python last read, and stays */
+    int continuing = lane->armed && lane->ssrc == (uint32_t)ssrc && lane->pt_in == pt_in &&
+                     lane->codec_in == codec_in && lane->codec_out == codec_out && lane->in_rate == in_rate &&
+                     lane->out_rate == out_rate && lane->anchor_in == (uint32_t)anchor_in &&
+                     lane->anchor_out == (uint32_t)anchor_out;
     lane->armed = 0;
     pthread_mutex_unlock(&self->engine->lock);
     if (transcoding && !prepare_codecs(lane, codec_in, codec_out)) {
@@ -1067,16 +1326,26 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     lane->anchor_out = (uint32_t)anchor_out;
     lane->in_rate = in_rate;
     lane->out_rate = out_rate;
-    lane->last_ts = (uint32_t)last_ts;
-    lane->last_time = last_time;
+    if (!continuing) {
+        lane->last_ts = (uint32_t)last_ts;
+        lane->last_time = last_time;
+        lane->has_next = next_ts >= 0;
+        lane->next_ts = (uint32_t)(next_ts >= 0 ? next_ts : 0);
+    }
     if (lane->codec_in != codec_in || lane->codec_out != codec_out)
         lane->pcm_len = 0;
     lane->codec_in = codec_in;
     lane->codec_out = codec_out;
-    lane->has_next = next_ts >= 0;
-    lane->next_ts = (uint32_t)(next_ts >= 0 ? next_ts : 0);
     lane->tolerance = tolerance;
     lane->frame_ticks = frame_ticks;
+    Tally *t = &lane->tally;
+    if (!t->owned || t->rx.flavour != flavour || t->rx.clock_rate != stats_rate || lane->ssrc != t->rx_ssrc) {
+        /* Python's state is the live one (see the note on top): the engine continues from it */
+        t->rx = imported;
+        t->last_seq = last_seq;
+        t->rx_ssrc = lane->ssrc;
+        t->owned = 1;
+    }
     lane->armed = 1;
     pthread_mutex_unlock(&self->engine->lock);
     Py_RETURN_TRUE;
@@ -1200,6 +1469,58 @@ static PyObject *link_sequence(Link *self, PyObject *args) {
     return PyLong_FromLong(seq);
 }
 
+
+/* What lane ``which`` accounted since the last snapshot (None: nothing), and the ownership rule. */
+static PyObject *link_snapshot(Link *self, PyObject *args) {
+    int which, latency = 0;
+    if (!PyArg_ParseTuple(args, "i|p", &which, &latency))
+        return NULL;
+    if (which < 0 || which > 1) {
+        PyErr_SetString(PyExc_ValueError, "which is 0 or 1");
+        return NULL;
+    }
+    Core *c = self->core;
+    if (c == NULL)
+        Py_RETURN_NONE;
+    Tally t;
+    pthread_mutex_lock(&self->engine->lock); /* copied under the lock; Python objects made after it */
+    Lane *lane = &c->lanes[which];
+    Tally *live = &lane->tally;
+    if (!lane->armed)
+        live->owned = 0; /* Python may handle this direction's packets now: its state becomes the live one */
+    if (live->packets == 0) {
+        pthread_mutex_unlock(&self->engine->lock);
+        Py_RETURN_NONE;
+    }
+    memcpy(&t, live, sizeof t);
+    live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = 0;
+    live->latency_count = 0;
+    live->rx.restarted = 0;
+    long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
+    pthread_mutex_unlock(&self->engine->lock);
+    PyObject *reception = reception_tuple(&t.rx);
+    if (reception == NULL)
+        return NULL;
+    PyObject *samples = Py_NewRef(Py_None);
+    if (latency) {
+        int n = t.latency_count < LATENCY_SAMPLES ? t.latency_count : LATENCY_SAMPLES;
+        double values[LATENCY_SAMPLES];
+        for (int i = 0; i < n; i++)
+            values[i] = t.latency[i];
+        Py_DECREF(samples);
+        samples = PyBytes_FromStringAndSize((const char *)values, (Py_ssize_t)n * (Py_ssize_t)sizeof(double));
+        if (samples == NULL) {
+            Py_DECREF(reception);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNON)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+                         (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
+                         (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
+                         t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
+                         t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples);
+}
+
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }
 
 static PyMethodDef link_methods[] = {
@@ -1210,7 +1531,9 @@ static PyMethodDef link_methods[] = {
      "last_time, codec_in, codec_out, next_ts, tolerance, frame_ticks): forward matching packets of lane 0 "
      "(web -> SIP) or 1 (SIP -> web) natively until one does not match; codecs 0 (pass-through) or Opus (1) "
      "<-> PCMU (2) / PCMA (3), next_ts -1 for none. False (nothing changed) while a packet of that "
-     "direction waits in the queue: drain() first."},
+     "direction waits in the queue: drain() first. Optional: flavour (0 RFC 3550, 1 aiortc), clock rate, "
+     "ReceptionState (None: no packet yet) and last seq (-1) of the source's receive statistics, imported "
+     "unless the engine holds them already."},
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
     {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
     {"send", (PyCFunction)link_send, METH_VARARGS,
@@ -1225,6 +1548,12 @@ static PyMethodDef link_methods[] = {
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
      "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},
+    {"snapshot", (PyCFunction)link_snapshot, METH_VARARGS,
+     "snapshot(which[, latency]) -> None when lane which forwarded nothing since the last snapshot, else "
+     "(packets, forwarded, transcoded, lost, sent, octets, ssrc, last pt, last ts, last arrival, last mapped ts, "
+     "next frame ts or -1, last output ts, last departure, last seq, receive statistics (ReceptionState), "
+     "restarted, latency samples (native doubles) or None); counts since the last snapshot. A snapshot of a "
+     "disarmed lane hands the receive statistics back to Python (arm() imports them again)."},
     {"close", (PyCFunction)link_close, METH_NOARGS, "Stop reading the sockets (idempotent; no item of it after)."},
     {NULL},
 };
@@ -1291,6 +1620,9 @@ static PyMethodDef module_methods[] = {
      "set_codecs(opus, ulaw_decode, ulaw_encode, alaw_decode, alaw_encode) -> whether transcoding lanes work: "
      "opus is None or the addresses of opus_decoder_create, opus_decode, opus_decoder_destroy, "
      "opus_encoder_create, opus_encode, opus_encoder_ctl, opus_encoder_destroy (set once per process)."},
+    {"replay", replay, METH_VARARGS,
+     "replay(flavour, clock_rate, state, packets) -> (ReceptionState, restarted): the lanes' receive statistics "
+     "applied to (seq, ts, arrival) tuples (arrival: monotonic seconds for flavour 0, wall seconds for 1)."},
     {NULL},
 };
 

@@ -19,7 +19,8 @@ loop iteration) and several coroutine hops in each direction; these cost none:
   with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; DTLS and SRTCP still take
   aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
   RFC 7983) to it without trying the STUN parser first. The receive statistics of RTCP receiver reports
-  are fed as before. aiortc's decoder thread for the receiver is stopped
+  are fed as before (``StreamStatistics``; for what the fast lane forwarded its engine replays
+  ``StreamStatistics.add`` and ``restore_reception`` copies the result in). aiortc's decoder thread for the receiver is stopped
   (``RTCRtpReceiver.__stop_decoder``, as on close): nothing decodes.
 """
 
@@ -29,7 +30,7 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pylibsrtp
 from aioice import Connection
@@ -40,12 +41,9 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import AnyRtcpPacket, HeaderExtensions, HeaderExtensionsMap, RtcpSenderInfo, RtcpSrPacket
-from aiortc.utils import uint16_gt
 
 from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
-
-if TYPE_CHECKING:
-    from gateway.media.fastlane.native import Record
+from gateway.media.rtp_stats import ReceptionState
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +99,7 @@ class DirectSender:
         self._last_time = 0.0
         self.packets_sent = self.octets_sent = 0
         self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
+        self.refresh: Callable[[], None] | None = None  # brings the counters up to date first (the fast lane)
         self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
 
     @property
@@ -182,13 +181,14 @@ class DirectSender:
         rtt = getattr(self._sender, _SENDER + "rtt", None)
         return float(rtt) if isinstance(rtt, int | float) else None
 
-    def account_sent(self, records: list[Record]) -> None:
-        """Packets the fast lane sent on our SSRC, counted as ``send`` counts its own."""
-        sent = [record for record in records if record.sent]
-        if sent:
-            self.packets_sent += sum(record.sent for record in sent)
-            self.octets_sent += sum(record.octets for record in sent)
-            self._last_timestamp, self._last_time = sent[-1].out_ts, sent[-1].departure
+    def add_sent(self, packets: int, octets: int, last_timestamp: int, last_time: float) -> None:
+        """Packets the fast lane sent on our SSRC (the last at ``last_time``), counted as ``send`` counts
+        its own."""
+        if packets:
+            self.packets_sent += packets
+            self.octets_sent += octets
+            if last_time >= self._last_time:
+                self._last_timestamp, self._last_time = last_timestamp, last_time
 
     @property
     def next_sequence(self) -> int:
@@ -256,6 +256,8 @@ def attach_direct_sender(
             direct._bind(parameters)
 
     async def send_rtcp(packets: list[AnyRtcpPacket]) -> None:
+        if direct.refresh is not None:
+            direct.refresh()
         direct._fill_sender_report(packets)
         await original_rtcp(packets)
 
@@ -372,31 +374,34 @@ class DirectReceiver:
         values = [s.jitter / s._clockrate for s in self._streams.values() if s._clockrate]
         return max(values) if values else None
 
-    def account(self, records: list[Record], wall_offset: float) -> None:
-        """Packets the fast lane forwarded, fed to the statistics of the receiver reports as ``StreamStatistics.add`` would have when they
-        arrived (it takes arrival from time.time(): ``wall_offset`` converts)."""
-        streams = self._streams
-        for record in records:
-            ssrc, sequence, timestamp = record.ssrc, record.seq, record.ts
-            stats = streams.get(ssrc)
-            if stats is None:
-                stats = streams[ssrc] = StreamStatistics(self._clock_rates.get(record.pt, 8000))
-            in_order = stats.max_seq is None or uint16_gt(sequence, stats.max_seq)
-            stats.packets_received += 1
-            if stats.base_seq is None:
-                stats.base_seq = sequence
-            if not in_order:
-                continue
-            arrival = int((record.arrival + wall_offset) * stats._clockrate)
-            if stats.max_seq is not None and sequence < stats.max_seq:
-                stats.cycles += 1 << 16
-            stats.max_seq = sequence
-            last_arrival, last_timestamp = stats._last_arrival, stats._last_timestamp
-            if last_arrival is not None and last_timestamp is not None and timestamp != last_timestamp:
-                diff = abs((arrival - last_arrival) - (timestamp - last_timestamp))
-                stats._jitter_q4 += diff - ((stats._jitter_q4 + 8) >> 4)
-            stats._last_arrival = arrival
-            stats._last_timestamp = timestamp
+    def clock_rate(self, payload_type: int) -> int:
+        """The clock rate of a payload type the receiver takes (8000 when unknown, as ``StreamStatistics``)."""
+        return self._clock_rates.get(payload_type, 8000)
+
+    def reception_state(self, ssrc: int) -> ReceptionState | None:
+        """aiortc's receive statistics of ``ssrc`` (``StreamStatistics``) for the fast lane's engine to
+        continue from (its aiortc flavour replays ``StreamStatistics.add``); None before its first packet."""
+        stats = self._streams.get(ssrc)
+        if stats is None:
+            return None
+        return ReceptionState(
+            stats.packets_received, -1 if stats.base_seq is None else stats.base_seq,
+            -1 if stats.max_seq is None else stats.max_seq, 0, stats.cycles, None, stats._last_arrival,
+            stats._last_timestamp or 0, float(stats._jitter_q4),
+        )  # fmt: skip
+
+    def restore_reception(self, ssrc: int, state: ReceptionState, payload_type: int) -> None:
+        """Continue aiortc's receive statistics of ``ssrc`` from the engine's (the receiver reports read
+        them)."""
+        stats = self._streams.get(ssrc)
+        if stats is None:
+            stats = self._streams[ssrc] = StreamStatistics(self.clock_rate(payload_type))
+        stats.packets_received, stats.cycles = state.received, state.cycles
+        stats.base_seq = None if state.base_seq < 0 else state.base_seq
+        stats.max_seq = None if state.max_seq < 0 else state.max_seq
+        stats._jitter_q4 = int(state.jitter)
+        if state.arrival is not None:
+            stats._last_arrival, stats._last_timestamp = state.arrival, state.timestamp
 
     def packet(self, data: bytes) -> None:
         """A decrypted RTP packet (the fast lane decrypts what it does not forward itself)."""

@@ -178,6 +178,11 @@ class LatencyMeter:
         if self.enabled:
             self._samples.append(seconds)
 
+    def extend(self, seconds: Iterable[float]) -> None:
+        """Latencies measured elsewhere (the fast lane's thread samples its latest packets)."""
+        if self.enabled:
+            self._samples.extend(seconds)
+
     def summary(self) -> LatencySummary | None:
         if not self._samples:
             return None

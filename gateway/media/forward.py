@@ -32,7 +32,7 @@ from gateway.media.retime import FrameClock, TimestampMapper
 from gateway.media.transcode import TranscodeError, Transcoder, audio_codec
 
 if TYPE_CHECKING:
-    from gateway.media.fastlane.native import Record
+    from gateway.media.fastlane.native import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -189,24 +189,26 @@ class MediaPath:
         self._last_pt = payload_type
         return mapper.map(ssrc, timestamp, now)
 
-    def account(self, records: list[Record]) -> None:
-        """Packets the fast lane forwarded or transcoded, counted and mapped as ``forward_audio``/``feed``
-        would have."""
-        self.received += len(records)
-        for record in records:
-            self._count_loss(record.ssrc, record.seq)
-            if record.sent:
-                self.forwarded += 1
-            if record.next_ts >= 0:
-                self.transcoded += 1
-        last = records[-1]
+    def last_sequence(self, ssrc: int) -> int:
+        """The last sequence number of ``ssrc`` counted for loss, -1 before its first (the fast lane's
+        engine continues the count)."""
+        return self._last_seq.get(ssrc, -1)
+
+    def fast_account(self, snap: Snapshot) -> None:
+        """Packets the fast lane forwarded or transcoded (its engine counted them and the loss as
+        ``forward_audio``/``feed`` would have): the counters, and the timeline moved to the last."""
+        self.received += snap.packets
+        self.forwarded += snap.forwarded
+        self.transcoded += snap.transcoded
+        self.lost += snap.lost
+        if snap.last_seq >= 0:
+            self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
-        if mapper is not None and not mapper.advance(last.ssrc, last.ts, last.arrival, last.mapped):
-            for record in records:  # reconfigured since they were forwarded: map them one by one
-                mapper.map(record.ssrc, record.ts, record.arrival)
-        if last.next_ts >= 0 and self._frames is not None:
-            self._frames.next = last.next_ts
-        self._last_pt = last.pt
+        if mapper is not None and not mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
+            mapper.map(snap.ssrc, snap.ts, snap.arrival)  # reconfigured since: the last one maps anew
+        if snap.next_ts >= 0 and self._frames is not None:
+            self._frames.next = snap.next_ts
+        self._last_pt = snap.pt
 
     def lane(self, transcoding: frozenset[str] = frozenset()) -> Lane | None:
         """What the fast lane needs to treat the next packet as ``forward_audio``/``feed`` would, or None

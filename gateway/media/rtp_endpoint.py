@@ -33,7 +33,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sdp
 from gateway.media.errors import EndpointError, PacketError
@@ -57,11 +57,8 @@ from gateway.media.rtp import (
     is_rtcp,
     ntp_from_unix,
 )
-from gateway.media.rtp_stats import FarEndStats, ReceiveStatistics
+from gateway.media.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
 from gateway.media.srtp import SdesSrtp, SipSrtp, SrtpError
-
-if TYPE_CHECKING:
-    from gateway.media.fastlane.native import Record
 
 logger = logging.getLogger(__name__)
 
@@ -451,29 +448,30 @@ class RtpEndpoint:
         SRTP the engine already unprotected with this leg's sessions (not to be unprotected twice)."""
         self._rtp_received(data, (source[0], source[1]), decrypted)
 
-    def account_received(self, records: list[Record]) -> None:
-        """RTP packets the fast lane forwarded, accounted as ``_rtp_received`` would have (statistics for the reports, inactivity)."""
+    def fast_received(
+        self, ssrc: int, state: ReceptionState, last_arrival: float, *, restarted: bool
+    ) -> None:
+        """RTP packets the fast lane forwarded, accounted by its engine as ``_rtp_received`` would have:
+        the receive statistics of ``ssrc`` continue from ``state``; the last arrived at ``last_arrival``."""
         if self._state is not EndpointState.OPEN:
             return
-        for record in records:
-            ssrc = record.ssrc
-            statistics = self.statistics
-            if statistics is None or statistics.ssrc != ssrc:
-                statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)
-            statistics.update(record.seq, record.ts, record.arrival)
-        self._last_rx = max(self._last_rx, records[-1].arrival)
+        statistics = self.statistics
+        if statistics is None or statistics.ssrc != ssrc:
+            statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)
+        statistics.restore(state, restarted=restarted)
+        self._last_rx = max(self._last_rx, last_arrival)
         if self._inactive:
             self._inactive = False
             logger.info("call=%s RTP resumed", self._call)
             self._arm_inactivity()
 
-    def account_sent(self, records: list[Record]) -> None:
-        """RTP packets the fast lane sent with our SSRC, for the sender reports."""
-        sent = [record for record in records if record.sent]
-        if sent:
-            self.packets_sent += sum(record.sent for record in sent)
-            self.octets_sent += sum(record.octets for record in sent)
-            self._last_sent_timestamp, self._last_sent_time = sent[-1].out_ts, sent[-1].departure
+    def add_sent(self, packets: int, octets: int, last_timestamp: int, last_time: float) -> None:
+        """RTP packets the fast lane sent with our SSRC (the last at ``last_time``), for the sender reports."""
+        if packets:
+            self.packets_sent += packets
+            self.octets_sent += octets
+            if last_time >= self._last_sent_time:
+                self._last_sent_timestamp, self._last_sent_time = last_timestamp, last_time
 
     def _rtp_received(self, data: bytes, source: Address, decrypted: bool = False) -> None:
         if self._state is not EndpointState.OPEN:
@@ -641,6 +639,8 @@ class RtpEndpoint:
 
     def build_report(self, *, bye: bool = False) -> tuple[RtcpPacket, ...]:
         """SR (if we sent RTP) or RR, SDES CNAME, and BYE if asked (RFC 3550 §6.1 compound)."""
+        if self.refresh is not None:  # the fast lane's packets counted first
+            self.refresh()
         now = self._now()
         blocks: tuple[ReportBlock, ...] = ()
         if self.statistics is not None and self.statistics.received:

@@ -6,6 +6,8 @@ RTCP report block.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gateway.media.errors import PacketError
 from gateway.media.rtcp import ReportBlock
 from gateway.media.rtp import U32_MAX, check_range, ntp_middle32
@@ -15,6 +17,24 @@ from gateway.media.rtp import U32_MAX, check_range, ntp_middle32
 _MAX_DROPOUT = 3000  # RFC 3550 A.1
 _MAX_MISORDER = 100
 _SEQ_MOD = 1 << 16
+
+
+class ReceptionState(NamedTuple):
+    """The receive statistics of one source as the fast lane's engine takes and gives them back (its
+    ``Reception``): ``ReceiveStatistics.state()`` here, aiortc's ``StreamStatistics`` in
+    ``aiortc_direct``. Sequence numbers are -1 before the first packet; ``transit`` is this module's
+    last transit time, ``arrival`` and ``timestamp`` aiortc's last in-order arrival (wall clock in clock
+    units) and its timestamp; ``jitter`` this module's estimate, or aiortc's ``_jitter_q4``."""
+
+    received: int
+    base_seq: int
+    max_seq: int
+    bad_seq: int
+    cycles: int
+    transit: float | None
+    arrival: int | None
+    timestamp: int
+    jitter: float
 
 
 class ReceiveStatistics:
@@ -89,6 +109,22 @@ class ReceiveStatistics:
             self._jitter += (abs(d) - self._jitter) / 16
         self._last_transit = transit
         return True
+
+    def state(self) -> ReceptionState:
+        """The sequence and jitter bookkeeping, for the fast lane's engine to continue from."""
+        return ReceptionState(
+            self.received, self._base_seq, self._max_seq, self._bad_seq, self._cycles, self._last_transit,
+            None, 0, self._jitter,
+        )  # fmt: skip
+
+    def restore(self, state: ReceptionState, *, restarted: bool = False) -> None:
+        """Continue from ``state`` (the engine's, after packets it accounted); ``restarted``: A.1 saw the
+        source restart meanwhile, so the intervals of the fraction lost start again too (A.3)."""
+        self.received, self._base_seq, self._max_seq = state.received, state.base_seq, state.max_seq
+        self._bad_seq, self._cycles = state.bad_seq, state.cycles
+        self._last_transit, self._jitter = state.transit, state.jitter
+        if restarted:
+            self._expected_prior = self._received_prior = 0
 
     def on_sender_report(self, ntp_timestamp: int, arrival: float) -> None:
         """Remember the peer's last SR for LSR/DLSR (RFC 3550 §6.4.1)."""

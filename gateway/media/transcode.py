@@ -9,7 +9,9 @@ Kept cheap, as it runs for every frame of a transcoded call:
 
 * The Opus encoder takes the source's own rate (libopus accepts 8/12/16/24/48 kHz input), so G.711 and
   G.722 go to Opus without a resampler; the packets are ordinary Opus whose RTP clock stays 48 kHz
-  (RFC 7587 §4.1). Only Opus -> G.711/G.722 resamples, as FFmpeg's Opus decoders only output 48 kHz.
+  (RFC 7587 §4.1). Opus is decoded by libopus itself at the target's rate (``opus_decoder``): FFmpeg's
+  decoders only output 48 kHz, and its resampler's filter graph started a thread per CPU for every
+  call and its decoder lost the first packet. Only a host without a loadable libopus resamples.
 * G.711 is table-driven in pure Python (``bytes.translate`` to decode, ``operator.itemgetter`` to
   encode), with the tables taken from FFmpeg's own ``pcm_mulaw``/``pcm_alaw`` so the results are the same.
 * Frames go straight to ``avcodec_send_frame``: PyAV's ``encode()`` pushes every frame through an
@@ -32,6 +34,7 @@ from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
 
 from gateway.media.errors import MediaError
 from gateway.media.native_hooks import FrameEncoder, frame_encoder
+from gateway.media.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
 
 logger = logging.getLogger(__name__)
 
@@ -141,17 +144,26 @@ class Transcoder:
         self.source = audio_codec(source)
         self.target = audio_codec(target)
         self.errors = 0
-        # Decoding: G.711 by table, the others by FFmpeg (Opus always at 48 kHz).
+        # Decoding: G.711 by table, Opus by libopus at the target's rate, the others by FFmpeg.
         self._decoder: AudioCodecContext | None = None
         self._decode_tables: _G711Tables | None = None
+        self._opus: OpusDecoder | None = None
+        source_rate = self.source.sample_rate
         if self.source.ffmpeg in G711:
             self._decode_tables = g711_tables(self.source.ffmpeg)
+        elif (
+            self.source.ffmpeg == "libopus"
+            and self.target.sample_rate in OPUS_DECODER_RATES
+            and opus_available()
+        ):
+            self._opus = OpusDecoder(self.target.sample_rate)
+            source_rate = self.target.sample_rate
         else:
             self._decoder = _context(self.source.ffmpeg, "r", self.source.sample_rate)
         # Encoding: G.711 by table, the others by FFmpeg; Opus at the source's rate when libopus can.
         rate = self.target.sample_rate
-        if self.target.ffmpeg == "libopus" and self.source.sample_rate in OPUS_INPUT_RATES:
-            rate = self.source.sample_rate
+        if self.target.ffmpeg == "libopus" and source_rate in OPUS_INPUT_RATES:
+            rate = source_rate
         self._rate = rate
         self._frame_bytes = 2 * rate * FRAME_MS // 1000
         self._encoder: AudioCodecContext | None = None
@@ -163,8 +175,9 @@ class Transcoder:
         else:
             self._encoder = _context(self.target.ffmpeg, "w", rate)
             self._send = frame_encoder(self._encoder)
+        self._source_rate = source_rate
         self._resampler: AudioResampler | None = None
-        if self.source.sample_rate != rate:
+        if source_rate != rate:
             self._resampler = AudioResampler(
                 format="s16", layout="mono", rate=rate, frame_size=rate * FRAME_MS // 1000
             )
@@ -178,20 +191,22 @@ class Transcoder:
         try:
             if self._decode_tables is not None:
                 pcm: bytes | list[AudioFrame] = self._decode_g711(payload, self._decode_tables)
+            elif self._opus is not None:
+                pcm = self._opus.decode(payload)
             else:
                 assert self._decoder is not None
                 pcm = self._decoder.decode(av.Packet(payload))
             if self._resampler is None:
                 return self._encode_pcm(pcm if isinstance(pcm, bytes) else b"".join(map(_pcm, pcm)))
             if isinstance(pcm, bytes):
-                pcm = [_frame(pcm, self.source.sample_rate)] if pcm else []
+                pcm = [_frame(pcm, self._source_rate)] if pcm else []
             out: list[bytes] = []
             for frame in pcm:
                 frame.pts = None
                 for resampled in self._resampler.resample(frame):  # 20 ms frames (frame_size)
                     out += self._encode_frame(resampled)
             return out
-        except (av.FFmpegError, ValueError) as exc:
+        except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
             self.errors += 1
             logger.debug("transcoding %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []

@@ -22,10 +22,12 @@ from gateway.media.fastlane.native import (
     DROPPED,
     SIP_DROPPED,
     SIP_TO_WEB,
+    STATS_RFC3550,
     WEB_TO_SIP,
     Address,
     NativeLink,
-    Record,
+    Snapshot,
+    snapshot,
 )
 from gateway.media.srtp import SdesSrtp
 from tests.media.test_fastpath import require_fast_lane
@@ -46,12 +48,20 @@ class Handler:
     web_rtp: list[bytes] = field(default_factory=list)
     sip_datagrams: list[bytes] = field(default_factory=list)
     sip_rtp: list[bytes] = field(default_factory=list)  # decrypted by the engine
-    records: list[Record] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
     rearmed: int = 0
     failed: bool = False
 
-    def fast_records(self, records: list[Record], wall_offset: float) -> None:
-        self.records += records
+    def fast_sync(self, native: NativeLink) -> None:
+        for which in (WEB_TO_SIP, SIP_TO_WEB):
+            taken = snapshot(native, which)
+            if taken is not None:
+                self.snapshots.append(taken)
+
+    @property
+    def forwarded(self) -> int:
+        """Packets the engine accounted as forwarded, both ways."""
+        return sum(s.packets for s in self.snapshots)
 
     def fast_web_datagram(self, data: bytes, source: Address) -> None:
         self.web_datagrams.append(data)
@@ -138,6 +148,7 @@ async def settle(link: FastLink, condition: Callable[[], bool], timeout: float =
         if loop.time() > deadline:
             raise AssertionError("the engine did not hand the datagram back")
         link.drain()
+        link.sync()
         await asyncio.sleep(0.01)
 
 
@@ -316,7 +327,7 @@ async def test_sip_leg_srtp_is_forwarded_natively_both_ways(srtp_link: SrtpLink)
             100 + seq - 10,
             bytes([seq + 100]) * 160,
         )
-    await settle(s.linked.link, lambda: len(s.linked.handler.records) == 10)
+    await settle(s.linked.link, lambda: s.linked.handler.forwarded == 10)
     assert native.counters()[1:3] == (5, 5) and native.counters()[SIP_DROPPED] == 0
     assert native.armed(SIP_TO_WEB) and native.armed(WEB_TO_SIP)
     assert not s.linked.handler.sip_rtp and not s.linked.handler.sip_datagrams  # nothing left to Python
@@ -339,7 +350,7 @@ async def test_tampered_srtp_from_the_sip_side_is_dropped_counted_and_the_next_g
     s.phone_socket.sendto(s.phone.protect(rtp(3, b"\x33" * 160)), s.linked.sip)
     heard = [RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket))).payload for _ in range(2)]
     assert heard == [b"\x11" * 160, b"\x33" * 160]
-    await settle(s.linked.link, lambda: len(s.linked.handler.records) == 2)
+    await settle(s.linked.link, lambda: s.linked.handler.forwarded == 2)
     assert native.counters()[SIP_DROPPED] == 2 and native.counters()[DROPPED] == 0
     assert native.armed(SIP_TO_WEB)  # a dropped packet does not disarm the lane
     assert not s.linked.handler.sip_rtp and not s.linked.handler.sip_datagrams
@@ -399,3 +410,37 @@ class RtpPacketView:
     def payload(self) -> bytes:
         extension = 4 + 4 * struct.unpack_from("!H", self.data, 14)[0] if self.data[0] & 0x10 else 0
         return self.data[12 + extension :]
+
+
+async def test_forwarded_packets_are_accounted_in_the_engine_and_read_as_snapshots(
+    srtp_link: SrtpLink,
+) -> None:
+    s, native, handler = srtp_link, srtp_link.linked.link.native, srtp_link.linked.handler
+    arm_both(s, 10)
+    for seq in (10, 11, 13, 14, 15):  # 12 lost
+        s.phone_socket.sendto(s.phone.protect(rtp(seq, bytes([seq]) * 160)), s.linked.sip)
+        await receive(s.browser_socket)
+    await settle(s.linked.link, lambda: handler.forwarded == 5)
+    (taken,) = handler.snapshots
+    assert (taken.packets, taken.forwarded, taken.lost, taken.sent, taken.octets) == (5, 5, 1, 5, 800)
+    assert (taken.ssrc, taken.pt, taken.ts, taken.mapped, taken.last_seq) == (0x1234, 0, 2400, 2400, 15)
+    assert taken.reception[:5] == (5, 10, 15, 65537, 0) and taken.departure >= taken.arrival > 0
+    assert not handler.sip_rtp and not handler.sip_datagrams  # nothing queued per forwarded packet
+    assert snapshot(native, SIP_TO_WEB) is None and snapshot(native, WEB_TO_SIP) is None  # nothing new
+    # while the lane is armed the engine holds the statistics: arm() again does not import Python's
+    now, phone, browser = time.monotonic(), s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    other = taken.reception._replace(received=999)
+    args = (SIP_TO_WEB, phone, browser, 0x1234, 0, 0, 0, 0, 8000, 8000, 2400, now, 0, 0, -1, 0, 0)
+    assert native.arm(*args, STATS_RFC3550, 8000, other, 15)
+    s.phone_socket.sendto(s.phone.protect(rtp(16)), s.linked.sip)
+    await receive(s.browser_socket)
+    await settle(s.linked.link, lambda: handler.forwarded == 6)
+    assert handler.snapshots[-1].reception.received == 6
+    # a snapshot of a disarmed lane hands them back: the next arm() continues from Python's
+    native.disarm(SIP_TO_WEB)
+    assert snapshot(native, SIP_TO_WEB) is None
+    assert native.arm(*args[:10], 2560, now, 0, 0, -1, 0, 0, STATS_RFC3550, 8000, other, 16)
+    s.phone_socket.sendto(s.phone.protect(rtp(17)), s.linked.sip)
+    await receive(s.browser_socket)
+    await settle(s.linked.link, lambda: handler.forwarded == 7)
+    assert handler.snapshots[-1].reception.received == 1000 and handler.snapshots[-1].lost == 0

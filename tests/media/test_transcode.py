@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import fractions
+import os
 import random
 from typing import cast
 
@@ -113,3 +114,29 @@ def test_garbage_opus_is_counted_not_raised() -> None:
     assert transcoder.transcode(b"\xff\xff\xff") == [] and transcoder.errors == 1  # code 3, bad frame count
     good = Transcoder("PCMU", "opus").transcode(G711().encode(sine(1000, 8000, seconds=0.02)))
     assert len(transcoder.transcode(good[0]) + transcoder.transcode(good[0])) >= 1
+
+
+def _opus_tone(frames: int) -> list[bytes]:
+    g711 = G711("pcm_mulaw")
+    tone = sine(1000, 8000, seconds=frames / 50)
+    there = Transcoder("PCMU", "opus")
+    return [p for i in range(0, len(tone), 160) for p in there.transcode(g711.encode(tone[i : i + 160]))]
+
+
+def test_opus_to_g711_loses_no_packet_not_even_the_first() -> None:
+    # every Opus packet gives its 20 ms at once: the first one's audio reaches the SIP side too
+    back = Transcoder("opus", "PCMU")
+    out = [back.transcode(packet) for packet in _opus_tone(10)]
+    assert [len(frames) for frames in out] == [1] * 10 and back.errors == 0
+    first = G711("pcm_mulaw").decode(out[0][0])
+    assert detect_tone(first[60:], 8000, 1000, threshold=0.8)  # past the encoder's look-ahead
+
+
+def test_transcoding_calls_start_no_threads() -> None:
+    # FFmpeg's resampler graph used to start one idle thread per CPU for every Opus -> G.711 call
+    packets = _opus_tone(3)
+    before = len(os.listdir("/proc/self/task"))
+    transcoders = [Transcoder("opus", codec) for codec in ("PCMU", "PCMA", "G722", "PCMU") * 5]
+    for transcoder in transcoders:
+        assert [len(transcoder.transcode(packet)) for packet in packets] == [1, 1, 1]
+    assert len(os.listdir("/proc/self/task")) == before

@@ -3,7 +3,7 @@
 Why: in Python every packet costs an event-loop wake-up plus the bridge's work, ~250 us at one call on
 a small VM; the native thread costs a few system calls. Python keeps every decision:
 
-Modules: ``native`` (the boundary with the compiled engine: ``Record``, ``Datagram``, ``arm``),
+Modules: ``native`` (the boundary with the compiled engine: ``Snapshot``, ``Datagram``, ``arm``),
 ``engine`` (``EnginePool``, owned by ``gateway.app``; ``Engine``, one thread; ``FastLink``, one call),
 ``controller`` (``FastLaneController``: one bridge's link, arming, accounting). The private internals
 they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_hooks``.
@@ -13,16 +13,19 @@ they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_ho
   engine thread reads both from then on. Packets go through the same paths as before unless a *lane*
   is armed: for each direction, the bridge arms a lane with what its Python path would do to the next
   packet (source address, SSRC, payload types, timestamp offset, destination). A packet that fits is
-  rewritten and sent by the thread, which queues a *record* of it; anything else (STUN, DTLS, RTCP,
+  rewritten and sent by the thread, which accounts for it in the lane's *tally*; anything else (STUN, DTLS, RTCP,
   telephone-events, a new SSRC or address, a timestamp jump, a held direction) is queued as a datagram
   and disarms its lane. RTP from the browser is always decrypted by the thread.
 * ``drain()`` runs when the thread has queued a datagram it did not forward (an eventfd wakes the loop:
-  media, ICE consent checks and RTCP timing wait for it) and every ``DRAIN_INTERVAL`` seconds for the
-  records of forwarded packets: datagrams go to the handlers asyncio would have called (aioice's protocol,
-  ``DirectReceiver``, ``RtpEndpoint``), records to the bridge, which accounts for them as if its Python
-  path had forwarded them (statistics for RTCP, loss, timestamp mapper, watchdogs, latency). Then the
-  bridge re-arms; a lane is never armed while a packet of its direction waits in the queue (no
-  reordering). Inactivity watchdogs drain before they decide, so they never miss a forwarded packet.
+  media, ICE consent checks and RTCP timing wait for it) and every ``DRAIN_INTERVAL`` seconds: datagrams
+  go to the handlers asyncio would have called (aioice's protocol, ``DirectReceiver``, ``RtpEndpoint``).
+  The thread accounts for what it forwards itself, as the Python path would (RTCP receive statistics
+  per RFC 3550 A.1/A.3/A.8, loss, sender counters, the timestamp mapper's last packet, last arrival,
+  latency samples); the bridge copies a *snapshot* into its legs and paths before a datagram of the
+  call is handled, before RTCP reports and watchdog decisions, and once per ``DRAIN_INTERVAL``: no
+  Python runs per forwarded packet. Then the bridge re-arms (giving the engine its state of the source
+  to continue from); a lane is never armed while a packet of its direction waits in the queue (no
+  reordering).
 * Transcoding: Opus <-> PCMU/PCMA is done by the thread too (libopus, the copy PyAV bundles; G.711 by
   the same tables as ``transcode``), through 8 kHz PCM in 20 ms frames; other pairs (G.722) stay on
   the Python path, which also handles the first packets of every call until the lanes are armed.
@@ -35,6 +38,6 @@ Without the compiled module (``available()`` False), or without an ``EnginePool`
 """
 
 from gateway.media.fastlane.engine import EnginePool
-from gateway.media.fastlane.native import Datagram, Record, available
+from gateway.media.fastlane.native import Datagram, Snapshot, available
 
-__all__ = ["Datagram", "EnginePool", "Record", "available"]
+__all__ = ["Datagram", "EnginePool", "Snapshot", "available"]

@@ -5,8 +5,11 @@ call's media changes (a leg connected, a re-INVITE, hold): it links the two sock
 carry media (retrying every 50 ms for a while, since aiortc starts its sender and receiver just after
 it reports the connection), and re-arms the lanes otherwise. A lane is armed with exactly what the
 bridge's Python path (``MediaPath``) would do to its direction's next packet; records of the packets
-the engine forwarded are accounted as the Python path accounts for its own (receive statistics, loss,
-the timestamp mapper, sender counters, watchdogs, latency). ``unlink()`` gives the sockets back.
+the engine forwarded are accounted by the engine as the Python path accounts for its own (receive
+statistics, loss, the timestamp mapper, sender counters, last arrival, latency): ``fast_sync`` copies
+its snapshots into the legs and paths a few times a second, before a watchdog or a report decides and
+before a datagram of the call is handled; ``arm`` gives the engine the Python side's state of a source
+to continue from. ``unlink()`` gives the sockets back.
 
 SRTP on the SIP leg (``gateway.media.srtp.SipSrtp``: SDES, or DTLS-SRTP keyed the same way): the link
 gets its libsrtp sessions too, and the endpoint runs them through a ``SerializedSrtp`` stand-in while
@@ -16,6 +19,7 @@ the new sessions; the old ones stay alive (the link holds them) until the engine
 
 from __future__ import annotations
 
+import array
 import asyncio
 import ipaddress
 import logging
@@ -27,14 +31,17 @@ from gateway.media.bridge_settings import LatencyMeter
 from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
 from gateway.media.fastlane.native import (
     DROPPED,
-    RECORD_WEB_TO_SIP,
     SIP_DROPPED,
     SIP_TO_WEB,
+    STATS_AIORTC,
+    STATS_RFC3550,
     WEB_TO_SIP,
+    Accounts,
     Address,
     NativeLink,
-    Record,
+    Snapshot,
     arm,
+    snapshot,
 )
 from gateway.media.forward import MediaPath
 from gateway.media.sip_leg import SipLeg
@@ -144,11 +151,12 @@ class FastLaneController:
             if sip_srtp is not None:
                 endpoint.serialize_srtp(SerializedSrtp(native, sip_srtp, sip=True))
             sender.link = endpoint.link = native
-            endpoint.refresh = self._web_watchdog.refresh = self.drain  # watchdogs see every packet
+            # watchdogs and reports see every packet the engine forwarded
+            endpoint.refresh = sender.refresh = self._web_watchdog.refresh = self.sync
 
             def uninstall(sequences: tuple[int, int]) -> None:
                 sender.link = endpoint.link = None
-                endpoint.refresh = self._web_watchdog.refresh = None
+                endpoint.refresh = sender.refresh = self._web_watchdog.refresh = None
                 endpoint.next_sequence, sender.next_sequence = sequences
                 endpoint.serialize_srtp(None)
                 aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
@@ -174,15 +182,21 @@ class FastLaneController:
         self.fast_rearm()
 
     def drain(self) -> None:
-        """Account for what the engine has forwarded so far (before a watchdog or a report decides)."""
+        """Hand over what the engine queued and account for what it has forwarded so far."""
         if self.link is not None:
             self.link.drain()
+            self.link.sync()
+
+    def sync(self) -> None:
+        """Account for what the engine has forwarded so far (before a watchdog or a report decides)."""
+        if self.link is not None:
+            self.link.sync()
 
     def dropped(self) -> int:
         """SRTP packets from the browser the engines dropped (failed authentication, replays)."""
         if self.link is None:
             return self._dropped
-        self.link.drain()
+        self.drain()  # and the path counters the bridge reports with it are brought up to date
         return self._dropped + self.link.native.counters()[DROPPED]
 
     def sip_dropped(self) -> int:
@@ -218,6 +232,7 @@ class FastLaneController:
         link = self.link
         if link is None:
             return
+        link.sync()  # the paths' timelines and frame clocks as the engine left them
         try:
             self._arm_lanes(link.native)
         except ValueError as exc:  # e.g. a re-INVITE moved the SIP side to a host name
@@ -241,7 +256,12 @@ class FastLaneController:
             and connected
             and web.direct_receiver.receiving
         ):
-            arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane)
+            receiver = web.direct_receiver
+            accounts = Accounts(
+                STATS_AIORTC, receiver.clock_rate(lane.payload_type), receiver.reception_state(lane.ssrc),
+                self._to_sip.last_sequence(lane.ssrc),
+            )  # fmt: skip
+            arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane, accounts)
         else:
             native.disarm(WEB_TO_SIP)
         lane = self._to_web.lane(codecs)
@@ -249,31 +269,44 @@ class FastLaneController:
         sender = web.direct_sender
         web_pt = sender.payload_type
         if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
-            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane)
+            assert endpoint is not None  # a latched source
+            statistics = endpoint.statistics
+            accounts = Accounts(
+                STATS_RFC3550, endpoint.config.clock_rate,
+                statistics.state() if statistics is not None and statistics.ssrc == lane.ssrc else None,
+                self._to_web.last_sequence(lane.ssrc),
+            )  # fmt: skip
+            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts)
         else:
             native.disarm(SIP_TO_WEB)
 
-    def fast_records(self, records: list[Record], wall_offset: float) -> None:
-        """Packets the engine forwarded, accounted as the Python path accounts for its own."""
-        to_sip = [r for r in records if r.kind == RECORD_WEB_TO_SIP]
-        to_web = [r for r in records if r.kind != RECORD_WEB_TO_SIP] if len(to_sip) < len(records) else []
+    def fast_sync(self, native: NativeLink) -> None:
+        """Copy what the engine accounted for each lane into the legs and paths, as the Python path
+        accounts for its own packets."""
+        latency = self._latency
+        to_sip = snapshot(native, WEB_TO_SIP, latency.enabled)
+        to_web = snapshot(native, SIP_TO_WEB, latency.enabled)
         endpoint = self._sip.endpoint
-        self.packets += len(records)
-        if to_sip:
-            self._web.direct_receiver.account(to_sip, wall_offset)
-            self._web_watchdog.alive(to_sip[-1].arrival)
-            self._to_sip.account(to_sip)
+        self.packets += sum(snap.packets for snap in (to_sip, to_web) if snap is not None)
+        if to_sip is not None:
+            self._web.direct_receiver.restore_reception(to_sip.ssrc, to_sip.reception, to_sip.pt)
+            self._web_watchdog.alive(to_sip.arrival)
+            self._to_sip.fast_account(to_sip)
             if endpoint is not None:
-                endpoint.account_sent(to_sip)
-        if to_web:
+                endpoint.add_sent(to_sip.sent, to_sip.octets, to_sip.out_ts, to_sip.departure)
+            self._latency_samples(to_sip)
+        if to_web is not None:
             if endpoint is not None:
-                endpoint.account_received(to_web)
-            self._to_web.account(to_web)
-            self._web.direct_sender.account_sent(to_web)
-        if self._latency.enabled:
-            for record in records:
-                if record.sent:
-                    self._latency.record(record.departure - record.arrival)
+                endpoint.fast_received(
+                    to_web.ssrc, to_web.reception, to_web.arrival, restarted=to_web.restarted
+                )
+            self._to_web.fast_account(to_web)
+            self._web.direct_sender.add_sent(to_web.sent, to_web.octets, to_web.out_ts, to_web.departure)
+            self._latency_samples(to_web)
+
+    def _latency_samples(self, snap: Snapshot) -> None:
+        if snap.latency:
+            self._latency.extend(array.array("d", snap.latency))
 
     def fast_web_datagram(self, data: bytes, source: Address) -> None:
         if self._pair is not None:

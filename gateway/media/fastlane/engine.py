@@ -5,10 +5,12 @@ calls; bridges get it in their settings. A new call goes to the engine with the 
 another while all have some, up to ``workers`` (one thread transcoding a hundred calls would queue
 packets behind each other's encoding). An engine stops with its last link.
 
-An ``Engine`` hands what its thread queued to its links in arrival order (``drain``): records of
-forwarded packets in batches, datagrams one by one; then the links that got a datagram re-arm. It
-drains when the thread signals its eventfd (a datagram waits, or many records) and every
-``DRAIN_INTERVAL`` seconds while it has links.
+An ``Engine`` hands the datagrams its thread left to Python to their links in arrival order
+(``drain``); a link first reads what the engine accounted for its forwarded packets (``FastLink.sync``:
+statistics, counters, the timestamp mapper), so Python continues from there; then the links that got a
+datagram re-arm. It drains when the thread signals its eventfd (a datagram waits) and every
+``DRAIN_INTERVAL`` seconds while it has links, when every link syncs (watchdogs and reports read their
+owners' state). Nothing in Python runs per forwarded packet.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ import asyncio
 import itertools
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import pylibsrtp
 
 from gateway.media.fastlane.native import (
-    RECORD_SIP_TO_WEB,
     SIP_RTP,
     SIP_TO_WEB,
     WEB_RAW,
@@ -33,7 +33,6 @@ from gateway.media.fastlane.native import (
     Address,
     Datagram,
     NativeLink,
-    Record,
     load_codecs,
     new_engine,
 )
@@ -43,13 +42,13 @@ __all__ = ["DRAIN_INTERVAL", "Engine", "EnginePool", "FastLink", "LinkHandler", 
 
 logger = logging.getLogger(__name__)
 
-DRAIN_INTERVAL = 1.0  # seconds between drains when only records wait (statistics, watchdogs)
+DRAIN_INTERVAL = 1.0  # seconds between drains and syncs of every link (statistics, watchdogs)
 
 
 class LinkHandler(Protocol):
     """What a ``FastLink`` hands back to its owner (the bridge's fast-lane controller)."""
 
-    def fast_records(self, records: list[Record], wall_offset: float) -> None: ...
+    def fast_sync(self, native: NativeLink) -> None: ...
     def fast_web_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_web_rtp(self, data: bytes) -> None: ...
     def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
@@ -239,6 +238,8 @@ class Engine:
     def _tick(self) -> None:
         self._timer = None
         self.drain()
+        for link in list(self.links.values()):
+            link.sync()
         if self.links:
             self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
 
@@ -255,29 +256,16 @@ class Engine:
             return
         if not items:
             return
-        wall_offset = time.time() - time.monotonic()
-        punted: set[FastLink] = set()
-        pending: dict[FastLink, list[Record]] = {}  # records, accounted in batches
+        punted: dict[FastLink, None] = {}  # in order of their first datagram
         links = self.links
         for raw in items:
             link = links.get(raw[0])
             if link is None:
                 continue  # closed meanwhile
-            if raw[1] <= RECORD_SIP_TO_WEB:
-                record: Record = tuple.__new__(Record, raw)  # the C tuple, typed: no per-field work
-                records = pending.get(link)
-                if records is None:
-                    pending[link] = [record]
-                else:
-                    records.append(record)
-                continue
-            records = pending.pop(link, None)
-            if records:  # what came before the datagram is accounted before it is handled
-                link.account(records, wall_offset)
-            punted.add(link)
+            if link not in punted:  # what it forwarded before is accounted before the datagram is handled
+                punted[link] = None
+                link.sync()
             link.handle(Datagram._make(raw))
-        for link, records in pending.items():
-            link.account(records, wall_offset)
         for link in punted:
             try:
                 link.handler.fast_rearm()
@@ -306,9 +294,12 @@ class FastLink:
         self._restore = restore
         engine.add(link_id, self)
 
-    def account(self, records: list[Record], wall_offset: float) -> None:
+    def sync(self) -> None:
+        """Let the handler read what the engine accounted for this link's forwarded packets."""
+        if self.native.closed:
+            return
         try:
-            self.handler.fast_records(records, wall_offset)
+            self.handler.fast_sync(self.native)
         except Exception:  # one call's accounting must not stop the others'
             logger.exception("call=%s accounting fast-lane packets failed", self.call_id)
 
@@ -331,9 +322,13 @@ class FastLink:
         self._engine.drain()
 
     def close(self) -> None:
-        """Account for what is queued, stop the thread using the sockets, give them back to asyncio."""
+        """Account for what was forwarded and is queued, stop the thread using the sockets, give them back
+        to asyncio."""
         if self.native.closed:
             return
+        self.native.disarm(WEB_TO_SIP)  # nothing more is forwarded: the last sync accounts for all of it
+        self.native.disarm(SIP_TO_WEB)
+        self.sync()
         sequences = (self.native.sequence(WEB_TO_SIP), self.native.sequence(SIP_TO_WEB))
         self.native.close()  # nothing more is queued for it; what is, is handled now
         self._engine.drain()

@@ -2,8 +2,8 @@
 
 ``available()`` says whether the module was built. A ``NativeLink`` is the engine's handle on one
 call; ``arm()`` gives a lane what the Python path would do to its direction's next packet. What the
-engine queues for Python comes out of ``drain()`` as ``Record`` (a packet it forwarded) and
-``Datagram`` (one it left to Python) values.
+engine leaves to Python comes out of ``drain()`` as ``Datagram`` values; what it forwarded is accounted
+in the engine and read as a ``Snapshot`` per lane (``NativeLink.snapshot``), a few times a second.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 from gateway.media.forward import Lane
 from gateway.media.native_hooks import opus_library_candidates
+from gateway.media.rtp_stats import ReceptionState
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ except ImportError:  # not compiled (no C compiler at install time): the Python 
 
 WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
-# kinds of queued items: records, then datagrams (WEB_RTP and SIP_RTP: RTP the engine already unprotected)
-RECORD_WEB_TO_SIP, RECORD_SIP_TO_WEB, WEB_RAW, WEB_RTP, SIP_RAW, SIP_RTP = range(6)
+# kinds of queued datagrams (WEB_RTP and SIP_RTP: RTP the engine already unprotected); 0 and 1 are retired
+WEB_RAW, WEB_RTP, SIP_RAW, SIP_RTP = range(2, 6)
+# flavours of the engine's receive statistics: rtp_stats.ReceiveStatistics, aiortc's StreamStatistics
+STATS_RFC3550, STATS_AIORTC = 0, 1
 # Link.counters(): (DROPPED from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip,
 # send errors sip->web, SIP_DROPPED: SRTP from the SIP side that did not authenticate)
 DROPPED, SIP_DROPPED = 0, 5
@@ -40,23 +43,27 @@ OPUS_FUNCTIONS = (
 Address = tuple[Any, ...]
 
 
-class Record(NamedTuple):
-    """A packet the engine forwarded (or transcoded), for the bridge to account for."""
+class Snapshot(NamedTuple):
+    """What one lane forwarded (or transcoded) since the last snapshot, as the engine accounted it."""
 
-    link_id: int
-    kind: int  # RECORD_WEB_TO_SIP or RECORD_SIP_TO_WEB
-    ssrc: int
-    seq: int
-    ts: int
-    pt: int
-    marker: bool
-    octets: int  # payload octets sent
-    arrival: float  # time.monotonic() of its arrival
-    out_ts: int  # the last timestamp written on output
-    departure: float  # time.monotonic() of its departure
-    sent: int  # packets sent for it (0 while a transcoder fills a frame, 1, or more)
+    packets: int  # arrived and taken by the lane
+    forwarded: int  # of which something was sent (a transcoder filling a frame sends nothing)
+    transcoded: int
+    lost: int  # forward.MediaPath's loss count (sequence gaps)
+    sent: int  # packets sent on the output
+    octets: int  # their payload octets
+    ssrc: int  # the input source
+    pt: int  # the last packet's payload type
+    ts: int  # its timestamp
+    arrival: float  # its time.monotonic() arrival
     mapped: int  # its timestamp mapped to the output clock
     next_ts: int  # the timestamp of the next output frame, or -1
+    out_ts: int  # the last timestamp written on output
+    departure: float  # time.monotonic() of the last departure (0.0 when nothing was sent)
+    last_seq: int  # the last sequence number counted for loss
+    reception: ReceptionState  # the input source's receive statistics (RFC 3550 A.1, A.3, A.8)
+    restarted: bool  # A.1 saw the source restart
+    latency: bytes | None  # arrival -> departure of the latest packets (native doubles), when asked
 
 
 class Datagram(NamedTuple):
@@ -77,6 +84,7 @@ class NativeLink(Protocol):
         self, which: int, source: Address, destination: Address, ssrc: int, pt_in: int, pt_out: int,
         anchor_in: int, anchor_out: int, in_rate: int, out_rate: int, last_ts: int, last_time: float,
         codec_in: int, codec_out: int, next_ts: int, tolerance: int, frame_ticks: int,
+        flavour: int = ..., clock_rate: int = ..., stats: ReceptionState | None = ..., last_seq: int = ...,
     ) -> bool: ...  # fmt: skip
     def disarm(self, which: int) -> None: ...
     def armed(self, which: int) -> bool: ...
@@ -85,6 +93,7 @@ class NativeLink(Protocol):
     ) -> int: ...
     def srtp(self, op: int, data: bytes, sip: bool = False) -> bytes | int: ...
     def counters(self) -> tuple[int, int, int, int, int, int]: ...
+    def snapshot(self, which: int, latency: bool = False) -> tuple[Any, ...] | None: ...
     def sequence(self, which: int) -> int: ...
     def close(self) -> None: ...
 
@@ -94,15 +103,43 @@ def available() -> bool:
     return _fastlane is not None
 
 
+class Accounts(NamedTuple):
+    """The Python side's accounting of a lane's source, for the engine to continue from (``arm``)."""
+
+    flavour: int  # STATS_RFC3550 or STATS_AIORTC
+    clock_rate: int  # of the receive statistics
+    reception: ReceptionState | None  # None: no packet yet
+    last_seq: int  # forward.MediaPath's last sequence number of the source, -1: none
+
+
 def arm(
-    native: NativeLink, which: int, source: Address, destination: Address, pt_out: int, lane: Lane
-) -> None:
-    """Arm lane ``which`` with a direction's ``MediaPath.lane()``."""
+    native: NativeLink, which: int, source: Address, destination: Address, pt_out: int, lane: Lane,
+    accounts: Accounts,
+) -> None:  # fmt: skip
+    """Arm lane ``which`` with a direction's ``MediaPath.lane()`` and the accounts of its source."""
     native.arm(
         which, source, destination, lane.ssrc, lane.payload_type, pt_out, lane.anchor_in, lane.anchor_out,
         lane.in_rate, lane.out_rate, lane.last_in, lane.last_now, CODECS[lane.codec_in], CODECS[lane.codec_out],
-        lane.next_timestamp, lane.tolerance, lane.frame_ticks,
+        lane.next_timestamp, lane.tolerance, lane.frame_ticks, *accounts,
     )  # fmt: skip
+
+
+def snapshot(native: NativeLink, which: int, latency: bool = False) -> Snapshot | None:
+    """What lane ``which`` accounted since the last snapshot (None: nothing)."""
+    raw = native.snapshot(which, latency)
+    if raw is None:
+        return None
+    return Snapshot._make((*raw[:15], ReceptionState._make(raw[15]), *raw[16:]))
+
+
+def replay(
+    flavour: int, clock_rate: int, state: ReceptionState, packets: list[tuple[int, int, float]]
+) -> tuple[ReceptionState, bool]:
+    """The engine's receive statistics applied to (seq, ts, arrival) packets (for tests)."""
+    if _fastlane is None:
+        raise RuntimeError("the fast lane is not built (gateway.media._fastlane)")
+    raw, restarted = _fastlane.replay(flavour, clock_rate, state, packets)
+    return ReceptionState._make(raw), bool(restarted)
 
 
 def load_codecs() -> frozenset[str]:
