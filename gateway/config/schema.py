@@ -14,6 +14,7 @@ from typing import Annotated, Final
 from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.errors import InvalidValue
 from gateway.config.ops import CdrSection, MetricsSection
+from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
 from gateway.config.values import (
@@ -557,6 +558,7 @@ class Config:
     logging: LoggingSection = field(default_factory=LoggingSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
+    rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.
     state_dir: str = "state"

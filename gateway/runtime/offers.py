@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Final
 
 from gateway.identity import WebUser
 from gateway.signaling import events as sig
-from gateway.signaling.errors import ServiceError
+from gateway.signaling.errors import BadRequest, ServiceError
 from gateway.signaling.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
-from sdp import IceCandidateInit
+from sdp import IceCandidateInit, SdpError
+from sdp import parse as parse_sdp
 
 if TYPE_CHECKING:
     from gateway.runtime.driver import CallDriver
@@ -149,6 +150,10 @@ class OfferApi:
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
     ) -> OfferResult:
+        try:  # RustPBX's document: "400: Bad request (invalid SDP, missing fields)", not a failed call
+            parse_sdp(sdp)
+        except SdpError as exc:
+            raise BadRequest(f"invalid SDP: {exc}", field="sdp") from None
         return await self._driver.http_offer(user, sdp, dial, metadata, session_id)
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api import error_response
 from gateway.signaling.jsonrpc_peer import RpcContext, RpcPeer
-from gateway.signaling.ws import HARD_SIZE_FACTOR, SOCKETS_KEY, origin_refusal
+from gateway.signaling.ws import SOCKETS_KEY, origin_refusal, prepare_socket
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +52,9 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
         return web.Response(
             status=429, text="too many connections awaiting login", headers={"Retry-After": "5"}
         )
-    ws = web.WebSocketResponse(
-        heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR
-    )
-    try:
-        await ws.prepare(request)
-    except (UnicodeError, ValueError) as exc:
-        logger.info("bad JSON-RPC WebSocket handshake from %s: %s", ip, type(exc).__name__)
-        return web.Response(status=400, text="bad WebSocket handshake")
+    ws = await prepare_socket(request, limits, "JSON-RPC")
+    if not isinstance(ws, web.WebSocketResponse):
+        return ws
     lock = asyncio.Lock()
 
     async def send(text: str) -> None:

@@ -95,6 +95,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_whip_paths(security),
+            **_rooms_paths(security),
             "/iceservers": {
                 "get": {
                     "summary": "ICE servers for RTCPeerConnection; TURN entries only with credentials",
@@ -247,6 +248,70 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "parameters": resource,
                 "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
             },
+        },
+    }
+
+
+def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """Rooms ("WebRTC Implementation in FastAPI"): peers relay offers, answers and candidates; docs/signaling.md."""
+    anyone = [{}, *security]  # rooms.allow_anonymous
+    room = {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    peer = {"name": "peer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    rooms = {
+        "type": "object",
+        "properties": {
+            "rooms": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"room_id": {"type": "string"}, "peers": {"type": "integer"}},
+                },
+            }
+        },
+    }
+    peers = {
+        "type": "object",
+        "properties": {
+            "room_id": {"type": "string"},
+            "peers": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return {
+        "/webrtc/signaling/{room_id}/{peer_id}": {
+            "get": {
+                "summary": "WebSocket upgrade: join a room as peer_id; offer/answer/ice_candidate with "
+                "target_peer_id are relayed with from_peer_id; peer_joined, peer_left, existing_peers. "
+                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message",
+                "security": anyone,
+                "parameters": [
+                    room,
+                    peer,
+                    {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {"101": {"description": "Switching protocols"}, **_errors(400, 401, 404)},
+            }
+        },
+        "/webrtc/rooms": {
+            "get": {
+                "summary": "The open rooms and how many peers each holds",
+                "security": anyone,
+                "responses": {"200": _json(rooms, "Rooms, oldest first"), **_errors(401, 404)},
+            }
+        },
+        "/webrtc/rooms/{room_id}/peers": {
+            "get": {
+                "summary": "The peers of a room, in joining order",
+                "security": anyone,
+                "parameters": [room],
+                "responses": {"200": _json(peers, "Peers"), **_errors(400, 401, 404)},
+            }
+        },
+        "/webrtc/client": {
+            "get": {
+                "summary": "The rooms demo page: audio (and chat on a data channel) between browsers",
+                "responses": {"200": {"description": "HTML"}, "404": {"description": "Rooms are disabled"}},
+            }
         },
     }
 

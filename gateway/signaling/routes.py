@@ -6,7 +6,8 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
+rooms_ws.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -39,6 +40,14 @@ from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
+from gateway.signaling.rooms import RoomRegistry
+from gateway.signaling.rooms_ws import (
+    ROOMS_KEY,
+    RoomsContext,
+    room_peers_handler,
+    rooms_list_handler,
+    rooms_socket_handler,
+)
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.whip import (
@@ -98,6 +107,13 @@ async def index_handler(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
 
+async def room_client_handler(request: web.Request) -> web.FileResponse:
+    """`GET /webrtc/client`: the rooms demo (audio and a data channel between browsers, peer to peer)."""
+    if not request.app[ROOMS_KEY].settings.enabled:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC_DIR / "room.html", headers=PAGE_HEADERS)
+
+
 async def openapi_handler(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -152,3 +168,11 @@ def add_signaling_routes(
     router.add_patch("/whip/sessions/{session_id}", whip_patch_handler)
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
+    rooms = config.rooms
+    app[ROOMS_KEY] = RoomsContext(
+        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic
+    )
+    router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)
+    router.add_get("/webrtc/rooms", rooms_list_handler)
+    router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
+    router.add_get("/webrtc/client", room_client_handler)

@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 from gateway.logs import RateLimit
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
+from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.origin import origin_allowed
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,21 @@ def origin_refusal(request: web.Request) -> web.Response | None:
         "refusing a WebSocket to %s from %s: foreign Origin %r", request.path, request.remote, origin
     )
     return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+
+
+async def prepare_socket(
+    request: web.Request, limits: SignalingLimits, what: str
+) -> web.WebSocketResponse | web.Response:
+    """The upgrade with the limits' heartbeat and size bound, or 400 for a handshake aiohttp chokes on."""
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * HARD_SIZE_FACTOR
+    )
+    try:
+        await ws.prepare(request)
+    except (UnicodeError, ValueError) as exc:
+        logger.info("bad %s WebSocket handshake from %s: %s", what, request.remote, type(exc).__name__)
+        return web.Response(status=400, text="bad WebSocket handshake")
+    return ws
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:

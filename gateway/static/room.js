@@ -1,0 +1,222 @@
+// The rooms demo (GET /webrtc/client): browsers in one room talk peer to peer; the gateway only relays
+// offer / answer / ice_candidate between them (docs/signaling.md "Rooms"). Each newcomer offers to the
+// peers already in the room (existing_peers), so two peers never offer to each other at once. Every
+// connection carries the microphone (and the camera when asked) and a data channel "chat".
+// For tests the page keeps its state on window.roomDemo: {peers: Map(peerId -> {pc, channel, stream})}.
+
+const $ = (id) => document.getElementById(id);
+const state = { ws: null, me: null, room: null, iceServers: [], local: null, peers: new Map() };
+window.roomDemo = state;
+
+function setStatus(text, kind) {
+  $("status").textContent = text;
+  $("status").dataset.state = kind;
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+function send(message) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+}
+
+function chatLine(from, text) {
+  const item = document.createElement("li");
+  item.textContent = `${from}: ${text}`;
+  item.dataset.from = from;
+  $("chat-log").append(item);
+}
+
+function renderPeers() {
+  const list = $("peers");
+  list.replaceChildren();
+  for (const [peerId, peer] of state.peers) {
+    const item = document.createElement("li");
+    item.dataset.peer = peerId;
+    item.textContent = `${peerId} · ${peer.pc.connectionState}`;
+    list.append(item);
+  }
+}
+
+function wireChannel(peerId, channel) {
+  const peer = state.peers.get(peerId);
+  if (peer) peer.channel = channel;
+  channel.addEventListener("message", (event) => chatLine(peerId, String(event.data)));
+  channel.addEventListener("open", renderPeers);
+}
+
+function peerConnection(peerId) {
+  let peer = state.peers.get(peerId);
+  if (peer) return peer;
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  peer = { pc, channel: null, stream: null, pending: [], element: null };
+  state.peers.set(peerId, peer);
+  for (const track of state.local.getTracks()) pc.addTrack(track, state.local);
+  pc.addEventListener("icecandidate", (event) => {
+    // null: the end of our candidates (the document's ice_candidate with candidate null)
+    send({ type: "ice_candidate", candidate: event.candidate ? event.candidate.toJSON() : null, target_peer_id: peerId });
+  });
+  pc.addEventListener("connectionstatechange", renderPeers);
+  pc.addEventListener("datachannel", (event) => wireChannel(peerId, event.channel));
+  pc.addEventListener("track", (event) => {
+    if (peer.element) return;
+    peer.stream = event.streams[0] || new MediaStream([event.track]);
+    const video = state.local.getVideoTracks().length > 0 || event.track.kind === "video";
+    const element = document.createElement(video ? "video" : "audio");
+    element.id = `remote-${peerId}`;
+    element.autoplay = true;
+    element.playsInline = true;
+    element.srcObject = peer.stream;
+    peer.element = element;
+    $("media").append(element);
+  });
+  renderPeers();
+  return peer;
+}
+
+async function drain(peer) {
+  for (const candidate of peer.pending.splice(0)) await peer.pc.addIceCandidate(candidate);
+}
+
+async function offerTo(peerId) {
+  const peer = peerConnection(peerId);
+  wireChannel(peerId, peer.pc.createDataChannel("chat"));
+  await peer.pc.setLocalDescription(await peer.pc.createOffer());
+  send({ type: "offer", offer: peer.pc.localDescription.toJSON(), target_peer_id: peerId });
+}
+
+async function onOffer(offer, from) {
+  const peer = peerConnection(from);
+  await peer.pc.setRemoteDescription(offer);
+  await drain(peer);
+  await peer.pc.setLocalDescription(await peer.pc.createAnswer());
+  send({ type: "answer", answer: peer.pc.localDescription.toJSON(), target_peer_id: from });
+}
+
+async function onAnswer(answer, from) {
+  const peer = state.peers.get(from);
+  if (!peer) return;
+  await peer.pc.setRemoteDescription(answer);
+  await drain(peer);
+}
+
+async function onCandidate(candidate, from) {
+  const peer = state.peers.get(from);
+  if (!peer) return;
+  const init = candidate || {}; // null: the end of the far side's candidates
+  if (peer.pc.remoteDescription) await peer.pc.addIceCandidate(init);
+  else peer.pending.push(init);
+}
+
+function dropPeer(peerId) {
+  const peer = state.peers.get(peerId);
+  if (!peer) return;
+  peer.pc.close();
+  if (peer.element) peer.element.remove();
+  state.peers.delete(peerId);
+  renderPeers();
+}
+
+async function handle(message) {
+  switch (message.type) {
+    case "joined":
+      state.iceServers = message.ice_servers || [];
+      $("identity").textContent = `Room ${message.room_id} as ${message.peer_id} (${message.user})`;
+      setStatus("In the room", "registered");
+      $("join-panel").hidden = true;
+      $("room-panel").hidden = false;
+      break;
+    case "existing_peers":
+      for (const peerId of message.peers) await offerTo(peerId);
+      break;
+    case "peer_joined":
+      renderPeers(); // it offers to us
+      chatLine("room", `${message.peer_id} joined`);
+      break;
+    case "peer_left":
+      dropPeer(message.peer_id);
+      chatLine("room", `${message.peer_id} left`);
+      break;
+    case "offer":
+      await onOffer(message.offer, message.from_peer_id);
+      break;
+    case "answer":
+      await onAnswer(message.answer, message.from_peer_id);
+      break;
+    case "ice_candidate":
+      await onCandidate(message.candidate, message.from_peer_id);
+      break;
+    case "error":
+      showError(`${message.code}: ${message.message}`);
+      break;
+    default:
+      break;
+  }
+}
+
+async function connect(event) {
+  event.preventDefault();
+  showError("");
+  const room = $("room-id").value.trim();
+  const peerId = $("peer-id").value.trim();
+  const user = $("user-id").value.trim();
+  const secret = $("user-secret").value;
+  if (!room || !peerId) {
+    showError("Room ID and Peer ID are needed");
+    return;
+  }
+  try {
+    state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: $("with-video").checked });
+  } catch (error) {
+    showError(`No microphone: ${error.message}`);
+    return;
+  }
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const page = new URLSearchParams(location.search); // ?token= or ?api_key= go on to the socket
+  const query = new URLSearchParams();
+  for (const name of ["token", "api_key"]) if (page.get(name)) query.set(name, page.get(name));
+  const suffix = query.toString() ? `?${query}` : "";
+  const url = `${scheme}//${location.host}/webrtc/signaling/${encodeURIComponent(room)}/${encodeURIComponent(peerId)}${suffix}`;
+  setStatus("Connecting", "connecting");
+  state.me = peerId;
+  state.room = room;
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  let queue = Promise.resolve();
+  ws.addEventListener("open", () => {
+    if (user) send({ type: "login", user, secret });
+  });
+  ws.addEventListener("message", (message) => {
+    const parsed = JSON.parse(message.data);
+    queue = queue.then(() => handle(parsed)).catch((error) => showError(String(error)));
+  });
+  ws.addEventListener("close", (close) => {
+    setStatus(close.code === 1000 ? "Offline" : `Closed (${close.code})`, "offline");
+    for (const peerId of [...state.peers.keys()]) dropPeer(peerId);
+    $("join-panel").hidden = false;
+    $("room-panel").hidden = true;
+  });
+}
+
+function leave() {
+  if (state.ws) state.ws.close(1000);
+  if (state.local) for (const track of state.local.getTracks()) track.stop();
+}
+
+function sendChat(event) {
+  event.preventDefault();
+  const text = $("chat-text").value;
+  if (!text) return;
+  for (const peer of state.peers.values()) {
+    if (peer.channel && peer.channel.readyState === "open") peer.channel.send(text);
+  }
+  chatLine(state.me, text);
+  $("chat-text").value = "";
+}
+
+$("join-form").addEventListener("submit", connect);
+$("leave-button").addEventListener("click", leave);
+$("chat-form").addEventListener("submit", sendChat);
+$("peer-id").value = `peer-${Math.random().toString(36).slice(2, 8)}`;

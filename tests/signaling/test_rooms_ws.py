@@ -1,0 +1,160 @@
+"""`/webrtc/signaling/{room_id}/{peer_id}`, `/webrtc/rooms`, `/webrtc/rooms/{room_id}/peers` and
+`/webrtc/client` through aiohttp's test server: the document's messages between two sockets, credentials
+at the upgrade or in `login`, refusals (room full, peer id taken, bad credentials), the rate limit."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.signaling.limits import SignalingLimits
+from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, demo_config, make_harness
+
+Client = TestClient[web.Request, web.Application]
+API_KEY = "rooms-test-key-0123456789"
+ALICE = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    config = demo_config(
+        GATEWAY_USERS__0__API_KEYS=f'[{{key: "{API_KEY}"}}]',
+        GATEWAY_ROOMS__MAX_PEERS="3",
+        GATEWAY_ROOMS__RATE="5",
+        GATEWAY_ROOMS__BURST="10",
+    )
+    harness = make_harness(SignalingLimits(login_timeout=0.5, max_rate_limited=20), config=config)
+    test_client = TestClient(TestServer(harness.app))
+    await test_client.start_server()
+    yield test_client
+    await test_client.close()
+
+
+async def _next(ws: Any, kind: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = await ws.receive_json(timeout=5)
+    if kind is not None:
+        assert message["type"] == kind, message
+    return message
+
+
+async def test_document_flow_between_two_peers(client: Client) -> None:
+    async with client.ws_connect(f"/webrtc/signaling/room1/peer1?api_key={API_KEY}") as peer1:
+        joined = await _next(peer1, "joined")
+        assert (joined["room_id"], joined["peer_id"], joined["user"]) == ("room1", "peer1", "alice")
+        assert isinstance(joined["ice_servers"], list)
+        assert await _next(peer1) == {"type": "existing_peers", "peers": []}
+        async with client.ws_connect("/webrtc/signaling/room1/peer2") as peer2:  # credentials in `login`
+            await peer2.send_json({"type": "login", "user": "bob", "secret": BOB_SECRET})
+            assert (await _next(peer2, "joined"))["user"] == "bob"
+            assert await _next(peer2) == {"type": "existing_peers", "peers": ["peer1"]}
+            assert await _next(peer1) == {"type": "peer_joined", "peer_id": "peer2"}
+            # The document's JavaScript: sendOffer(targetPeerId, offer)
+            await peer2.send_str(json.dumps({"type": "offer", "offer": {"type": "offer", "sdp": SDP},
+                                             "target_peer_id": "peer1"}))  # fmt: skip
+            offer = await _next(peer1)
+            assert offer == {"type": "offer", "offer": {"type": "offer", "sdp": SDP}, "target_peer_id": "peer1",
+                             "from_peer_id": "peer2"}  # fmt: skip
+            await peer1.send_json({"type": "answer", "answer": {"type": "answer", "sdp": SDP},
+                                   "target_peer_id": "peer2"})  # fmt: skip
+            assert (await _next(peer2, "answer"))["from_peer_id"] == "peer1"
+            candidate = {
+                "candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host",
+                "sdpMLineIndex": 0,
+                "sdpMid": "0",
+            }
+            await peer2.send_json(
+                {"type": "ice_candidate", "candidate": candidate, "target_peer_id": "peer1"}
+            )
+            relayed = await _next(peer1, "ice_candidate")
+            assert (relayed["candidate"], relayed["from_peer_id"]) == (candidate, "peer2")
+            rooms = await (await client.get("/webrtc/rooms", headers=ALICE)).json()
+            assert rooms == {"rooms": [{"room_id": "room1", "peers": 2}]}
+            peers = await (
+                await client.get("/webrtc/rooms/room1/peers", headers={"X-API-Key": API_KEY})
+            ).json()
+            assert peers == {"room_id": "room1", "peers": ["peer1", "peer2"]}
+            await peer2.send_json(
+                {"type": "offer", "offer": {"type": "offer", "sdp": SDP}, "target_peer_id": "x"}
+            )
+            error = await _next(peer2, "error")
+            assert (error["code"], error["field"]) == ("not_found", "target_peer_id")
+            await peer2.send_json({"type": "ping"})
+            assert await _next(peer2) == {"type": "pong"}
+        assert await _next(peer1) == {"type": "peer_left", "peer_id": "peer2"}
+    response = await client.get("/webrtc/rooms/room1/peers", headers=ALICE)
+    assert response.status == 404 and (await response.json())["code"] == 404
+
+
+async def test_refusals(client: Client) -> None:
+    response = await client.get("/webrtc/signaling/room1/peer1?api_key=wrong-wrong-wrong-wrong")
+    assert response.status == 401 and (await response.json())["code"] == 401
+    assert (await client.get("/webrtc/rooms")).status == 401
+    response = await client.get("/webrtc/signaling/room1/bad%20id", headers=ALICE)
+    assert response.status == 400 and (await response.json())["field"] == "peer_id"
+    sockets = [await client.ws_connect(f"/webrtc/signaling/r/p{n}", headers=ALICE) for n in range(3)]
+    try:
+        async with client.ws_connect("/webrtc/signaling/r/p0", headers=ALICE) as taken:
+            error = await _next(taken, "error")
+            assert (error["code"], error["field"]) == ("conflict", "peer_id")
+            assert (await taken.receive(timeout=5)).type is WSMsgType.CLOSE and taken.close_code == 4009
+        async with client.ws_connect("/webrtc/signaling/r/p3", headers=ALICE) as extra:
+            assert (await _next(extra, "error"))["code"] == "room_full"
+            await extra.receive(timeout=5)
+            assert extra.close_code == 4009
+    finally:
+        for ws in sockets:
+            await ws.close()
+    async with client.ws_connect("/webrtc/signaling/r/late") as late:  # no login in time
+        await late.send_json({"type": "offer", "offer": {"type": "offer", "sdp": SDP}})
+        assert (await _next(late, "error"))["code"] == "conflict"  # not in the room before the login
+        await late.send_json({"type": "login", "user": "alice", "secret": "wrong"})
+        assert (await _next(late, "error"))["code"] == "unauthorized"
+        assert (await _next(late, "error"))["code"] == "login_timeout"
+        await late.receive(timeout=5)
+        assert late.close_code == 4008
+
+
+async def test_rate_limit(client: Client) -> None:
+    async with client.ws_connect("/webrtc/signaling/fast/p1", headers=ALICE) as ws:
+        await _next(ws, "joined")
+        await _next(ws, "existing_peers")
+        for _ in range(12):
+            await ws.send_json({"type": "ping"})
+        replies = [(await _next(ws))["type"] for _ in range(12)]
+        assert replies.count("pong") in (10, 11) and "error" in replies  # burst 10 (refilled at 5/s)
+
+
+async def test_demo_client_page(client: Client) -> None:
+    page = await client.get("/webrtc/client")
+    assert page.status == 200 and "/static/room.js" in await page.text()
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    script = await client.get("/static/room.js")
+    assert script.status == 200 and "/webrtc/signaling/" in await script.text()
+
+
+async def test_anonymous_rooms_and_rooms_disabled() -> None:
+    """`rooms.allow_anonymous`: the document's client, without credentials, works unmodified (its URL, its
+    messages); `rooms.enabled: false` takes every room route away."""
+    harness = make_harness(config=demo_config(GATEWAY_ROOMS__ALLOW_ANONYMOUS="true"))
+    async with TestClient(TestServer(harness.app)) as anonymous:
+        async with anonymous.ws_connect("/webrtc/signaling/room1/peer1") as peer1:
+            joined = await _next(peer1, "joined")
+            assert joined["user"] == "anonymous"
+            assert await _next(peer1) == {"type": "existing_peers", "peers": []}
+        assert (await anonymous.get("/webrtc/rooms")).status == 200
+    harness = make_harness(config=demo_config(GATEWAY_ROOMS__ENABLED="false"))
+    async with TestClient(TestServer(harness.app)) as disabled:
+        for path in (
+            "/webrtc/signaling/room1/peer1",
+            "/webrtc/rooms",
+            "/webrtc/rooms/r/peers",
+            "/webrtc/client",
+        ):
+            assert (await disabled.get(path, headers=ALICE)).status == 404
