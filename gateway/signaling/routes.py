@@ -24,6 +24,7 @@ from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
+from gateway.signaling.contacts import contacts_handler, favicon_handler
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import (
     HTTP_API_KEY,
@@ -98,6 +99,11 @@ async def index_handler(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
 
+async def docs_handler(request: web.Request) -> web.FileResponse:
+    """`/docs`: /openapi.json rendered for people by the page's own script (static/docs.js; no CDN)."""
+    return web.FileResponse(STATIC_DIR / "docs.html", headers=PAGE_HEADERS)
+
+
 async def openapi_handler(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -152,3 +158,6 @@ def add_signaling_routes(
     router.add_patch("/whip/sessions/{session_id}", whip_patch_handler)
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
+    router.add_get("/docs", docs_handler)
+    router.add_get("/contacts", contacts_handler)
+    router.add_get("/favicon.ico", favicon_handler)
