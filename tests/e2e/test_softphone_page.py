@@ -19,7 +19,7 @@ import aiohttp
 from peers.softphones import axe_script
 from tests.e2e.harness import ALICE_SECRET, running_gateway
 from tests.e2e.test_web_to_web import no_pbx_config, two_users
-from tests.signaling.browser import Page, chromium_page, expect
+from tests.signaling.browser import Page, chromium_page, expect, read_meter
 
 
 async def tone(page: Page, name: str, timeout: float = 8.0) -> float:
@@ -144,6 +144,20 @@ async def test_plain_errors_docs_favicon_small_screen_and_accessibility(tmp_path
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"the page scrolls sideways at 360 px ({width} px wide)"
         await check_accessibility(page, axe, "phone")
+
+        # audio settings: the microphone test's meter moves (the fake microphone beeps), the choices stay
+        await page.get_by_text("Audio settings").click()
+        await expect(page.locator("#speaker-row")).to_be_visible()  # Chromium has setSinkId
+        await expect(page.locator("#mic-select option")).not_to_have_count(1)  # the fake microphone listed
+        await page.get_by_label("Echo cancellation").uncheck()
+        await page.get_by_label("Call volume").fill("0.5")
+        await page.get_by_role("button", name="Test microphone").click()
+        assert await read_meter(page, "test-level", 0.02) >= 0.02, "the microphone test shows no level"
+        await page.screenshot(path=str(tmp_path / "audio-settings.png"), full_page=True)
+        await page.get_by_role("button", name="Stop test").click()
+        saved = await page.evaluate("JSON.parse(localStorage.getItem('gateway.audio-settings'))")
+        assert saved["echoCancellation"] is False and saved["volume"] == 0.5, saved
+        assert await page.evaluate("document.getElementById('remote-audio').volume") == 0.5
         await page.get_by_role("button", name="Log out").click()
         await expect(page.get_by_role("alert")).to_be_hidden()  # logging out clears the stale error
 
