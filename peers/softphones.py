@@ -52,6 +52,7 @@ __all__ = [
     "Library",
     "Softphone",
     "SoftphoneError",
+    "axe_script",
     "require_softphones",
     "softphone_server",
 ]
@@ -71,6 +72,20 @@ def require_softphones() -> None:
         import pytest
 
         pytest.skip(message)
+
+
+def axe_script() -> str:
+    """axe-core (the accessibility checker, pinned in peers/js-softphones/package-lock.json) to inject into
+    a page; skips (fails under CI=true) when `npm ci` has not installed it."""
+    path = HERE / "node_modules" / "axe-core" / "axe.min.js"
+    if not path.exists():
+        message = "peers/js-softphones/node_modules/axe-core missing: run `make test-deps`"
+        if in_ci():
+            raise SoftphoneError(message)
+        import pytest
+
+        pytest.skip(message)
+    return path.read_text(encoding="utf-8")
 
 
 @asynccontextmanager

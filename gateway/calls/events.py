@@ -26,12 +26,18 @@ class WebDial:
     destination: str
     sdp: str
     headers: tuple[tuple[str, str], ...] = ()  # custom headers for the INVITE (caller.custom_headers)
+    # A web user of this gateway was dialled (gateway/runtime/web_calls.py): the Request-URI that
+    # reaches her through the gateway's own SIP listener, sent there directly (no PBX, no dial policy
+    # again: the driver checked it)
+    route: str | None = None
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
         _checks.text("sdp", self.sdp)
         if not isinstance(self.destination, str):
             raise InvalidValue(f"destination must be a string, got {self.destination!r}")
+        if self.route is not None:
+            _checks.text("route", self.route)
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,7 +199,10 @@ def reject(call: CallMachine, event: WebReject) -> None:
     status = REJECT_STATUS[event.kind]
     own = _REJECT_REASON[event.kind]
     call.stop_ringing(own, [event.session_id])
-    call.stop_ringing(EndReason.REJECTED_ELSEWHERE, [s for s, u in call.ringing.items() if u == user_id])
+    if event.kind is not RejectKind.BUSY:
+        # A decline is the user's: her other sessions stop ringing. "Busy" is one session's (a tab in a
+        # call): the others ring on, as a forking proxy's other branches do after a 486 (RFC 3261 §16.7).
+        call.stop_ringing(EndReason.REJECTED_ELSEWHERE, [s for s, u in call.ringing.items() if u == user_id])
     if not call.ringing:
         _refuse(call, status, own)
 

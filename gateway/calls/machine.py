@@ -65,6 +65,9 @@ class CallMachine:
         self.web_gone = False  # the carrying session was told the end, or disconnected
         # call setup
         self.target: str | None = None  # outbound Request-URI
+        self.direct = (
+            False  # outbound: the INVITE goes to the target's host (a web user of ours), not the PBX
+        )
         self.sip_headers: tuple[tuple[str, str], ...] = ()  # outbound: the web call's custom headers
         self.remote_uri: str | None = None  # inbound From URI
         self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)

@@ -99,7 +99,8 @@ def dial(call: CallMachine, event: WebDial) -> None:
     call.session_id = event.session_id
     call.user = event.user
     call.sip_headers = event.headers
-    target = allowed_target(event.user, event.destination, call.settings.pbx_domain)
+    target = event.route or allowed_target(event.user, event.destination, call.settings.pbx_domain)
+    call.direct = event.route is not None  # a web user of this gateway: to its own SIP listener
     if isinstance(target, tuple):
         _refuse(call, *target)
         return
@@ -129,7 +130,7 @@ def sip_offer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
     if call.settings.assert_identity:  # RFC 3325 §9.1, toward a PBX that trusts us only
         name = f'"{_quoted(user.display_name)}" ' if user.display_name else ""
         headers = (("P-Asserted-Identity", f"{name}<{user.aor}>"), *headers)
-    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp, headers))
+    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp, headers, direct=call.direct))
 
 
 def _quoted(text: str) -> str:

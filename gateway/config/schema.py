@@ -33,6 +33,7 @@ from gateway.config.values import (
     Port,
     SrtpMode,
     Transport,
+    WebCalls,
     check_host,
     check_transport,
     normalize_origin,
@@ -283,6 +284,7 @@ class CallsSection:
     min_session_interval: Annotated[int, IntRange(1, 86400)] = 90
     answer_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 20.0  # answered -> WebRTC up: 480
     follow_redirects: FollowRedirects = FollowRedirects.PBX  # 3xx from the PBX: off | pbx | policy
+    web_calls: WebCalls = WebCalls.DIRECT  # a web user dialling another one: direct | pbx
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +502,18 @@ class SipAuth:
             raise InvalidValue("password", "a password, ha1_md5 or ha1_sha256 is needed")
 
 
+def parse_on_busy(value: object) -> str:
+    """`ring`, `reject` or `forward:<number or SIP URI>`."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected ring, reject or forward:<number>, got {value!r}")
+    text = value.strip()
+    if text in ("ring", "reject"):
+        return text
+    if text.startswith("forward:"):
+        return "forward:" + _destination(text.removeprefix("forward:"))
+    raise ValueError(f"expected ring, reject or forward:<number>, got {value!r}")
+
+
 def _destination(value: object) -> str:
     """A number or SIP URI to call (an API client's default destination): no spaces, at most 256 chars."""
     if not isinstance(value, str | int) or isinstance(value, bool):
@@ -534,6 +548,9 @@ class UserConfig:
     sip_auth: SipAuth | None = None  # SIP over WebSocket credentials (sip.websocket)
     default_dial: Annotated[str, Parse(_destination)] | None = None  # HTTP/JSON-RPC offers without dial
     api_keys: tuple[ApiKeyConfig, ...] = ()
+    # A call for this user while every session of hers is in a call (gateway/runtime/web_calls.py):
+    # ring (call waiting), reject (486 Busy Here) or forward:<number> (302 to that number).
+    on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
 
 
 @dataclass(frozen=True, slots=True)

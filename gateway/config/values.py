@@ -50,6 +50,13 @@ class FollowRedirects(enum.StrEnum):
     POLICY = "policy"  # also any target the web user's allow_outbound allows as if dialled
 
 
+class WebCalls(enum.StrEnum):
+    """How a web user's call to another web user of this gateway is placed (gateway/runtime/web_calls.py)."""
+
+    DIRECT = "direct"  # rung by the gateway itself (its own SIP listener), both legs WebRTC; no PBX
+    PBX = "pbx"  # like any other number: through the PBX
+
+
 class Codec(enum.StrEnum):
     """Audio codecs the media layer forwards or transcodes; names as in SDP rtpmap."""
 

@@ -51,8 +51,13 @@ class WebUser:
     inbound_patterns: tuple[DialPattern, ...] = ()
     web_secret_hash: PasswordHash | None = None
     web_token: Secret | None = field(default=None, repr=False)
+    on_busy: str = "ring"  # every session in a call: ring | reject | forward:<destination>
 
     def __post_init__(self) -> None:
+        if self.on_busy not in ("ring", "reject") and not self.on_busy.startswith("forward:"):
+            raise IdentityError(
+                f"on_busy of user {self.id!r} must be ring, reject or forward:..., not {self.on_busy!r}"
+            )
         if not self.id:
             raise IdentityError("a web user needs an id")
         if self.aor.user is None:

@@ -106,6 +106,7 @@ def web_users_from_config(config: Config) -> tuple[WebUser, ...]:
                 inbound_patterns=entry.inbound_patterns,
                 web_secret_hash=entry.web_secret_hash,
                 web_token=entry.web_token,
+                on_busy=entry.on_busy,
             )
         )
     return tuple(users)

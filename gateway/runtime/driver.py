@@ -27,6 +27,7 @@ from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
 from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
+from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, SipIdentity
@@ -37,6 +38,7 @@ from gateway.ops import logctx
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
+from gateway.runtime.web_calls import WebCallRefused, busy_refusal, web_route
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
 from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
 from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
@@ -70,6 +72,8 @@ class CallDriver:
         self._pbx_domain = config.pbx.effective_domain
         self._bridge_settings = bridge_settings
         self._routes = config.routes
+        self._web_calls = config.calls.web_calls
+        self._has_pbx = config.pbx.address is not None
         self._ua: UserAgent | None = None
         self._sessions: dict[str, SessionSink] = {}
         self._http: dict[str, HttpSession] = {}
@@ -247,9 +251,12 @@ class CallDriver:
             chosen = custom_headers(dict(headers), self._pass_headers)
         except CallError as exc:
             raise BadRequest(str(exc), field="headers") from None
+        route = await self._web_route(session.user, to)
         with logctx.bind_call():  # the call's tasks log with its ids (gateway/ops/logctx.py)
             try:
-                call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp, chosen))
+                call_id, commands = self.registry.dial(
+                    ev.WebDial(session.id, session.user, to, sdp, chosen, route=route)
+                )
             except CallError as exc:
                 raise BadRequest(str(exc), field="to") from None
             if call_id not in self.registry:  # refused at once by policy: no SIP at all
@@ -261,6 +268,18 @@ class CallDriver:
             runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
+
+    async def _web_route(self, caller: WebUser, to: str) -> str | None:
+        """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
+        usual way, through the PBX; gateway/runtime/web_calls.py)."""
+        if self._web_calls is not WebCalls.DIRECT or self._ua is None:
+            return None
+        try:
+            return await web_route(self.identity, self._ua, caller, to, pbx=self._has_pbx)
+        except WebCallRefused as exc:
+            if exc.forbidden:
+                raise Forbidden(str(exc), field="to") from None
+            raise BadRequest(str(exc), field="to", code="bad_destination") from None
 
     async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
         """Without `sdp`: accept the ringing call (the gateway's offer follows as `offer`); with it:
@@ -522,6 +541,15 @@ class CallDriver:
             callee = call.callee
             target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
             caller = call.caller
+            if isinstance(target, Found):
+                busy = busy_refusal(self.registry, target, self._pbx_domain)
+                if busy is not None:
+                    logger.info(
+                        "call=%s %s busy: %d %s", call.call_id, target.target, busy.status, busy.contact or ""
+                    )
+                    headers = (("Contact", f"<{busy.contact}>"),) if busy.contact is not None else ()
+                    call.reject(busy.status, headers=headers)
+                    return
             from_uri = str(caller.uri) if caller is not None else "sip:anonymous@anonymous.invalid"
             event = ev.SipIncomingInvite(
                 request_uri,

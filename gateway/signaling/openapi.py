@@ -75,6 +75,44 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "OpenAPI")},
                 }
             },
+            "/docs": {
+                "get": {
+                    "summary": "This document, readable (rendered in the browser by the gateway's own script)",
+                    "responses": {"200": {"description": "HTML"}},
+                }
+            },
+            "/favicon.ico": {
+                "get": {"summary": "The softphone's icon (SVG)", "responses": {"200": {"description": "SVG"}}}
+            },
+            "/contacts": {
+                "get": {
+                    "summary": "The web users the caller may call, with presence (online: an open session)",
+                    "security": security,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "contacts": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "display_name": {"type": "string"},
+                                                "number": {"type": "string"},
+                                                "online": {"type": "boolean"},
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "contacts sorted by name",
+                        ),
+                        **_errors(401, 429),
+                    },
+                }
+            },
             "/ws": {
                 "get": {
                     "summary": "WebSocket upgrade for the JSON signaling protocol (docs/signaling.md)",

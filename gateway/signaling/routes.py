@@ -25,6 +25,7 @@ from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
+from gateway.signaling.contacts import contacts_handler, favicon_handler
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import (
     HTTP_API_KEY,
@@ -114,6 +115,11 @@ async def room_client_handler(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "room.html", headers=PAGE_HEADERS)
 
 
+async def docs_handler(request: web.Request) -> web.FileResponse:
+    """`/docs`: /openapi.json rendered for people by the page's own script (static/docs.js; no CDN)."""
+    return web.FileResponse(STATIC_DIR / "docs.html", headers=PAGE_HEADERS)
+
+
 async def openapi_handler(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -176,3 +182,6 @@ def add_signaling_routes(
     router.add_get("/webrtc/rooms", rooms_list_handler)
     router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
     router.add_get("/webrtc/client", room_client_handler)
+    router.add_get("/docs", docs_handler)
+    router.add_get("/contacts", contacts_handler)
+    router.add_get("/favicon.ico", favicon_handler)

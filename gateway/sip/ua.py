@@ -280,6 +280,28 @@ class UserAgent:
         """Whether ``request`` belongs to one of our dialogs (accepted from any source)."""
         return self._dialogs is not None and self._dialogs.match_request(request) is not None
 
+    def ours(self, request: Request) -> bool:
+        """Whether ``request`` is in one of our dialogs, or an INVITE we sent ourselves: a web user's call
+        to another web user of this gateway goes out and comes back in through our own listener
+        (gateway/runtime/web_calls.py); its Call-ID is one of our outgoing calls' (random, unguessable)."""
+        if self.in_dialog(request):
+            return True
+        call_id = request.call_id or ""
+        return request.method == "INVITE" and any(
+            key[0] == call_id and isinstance(call, OutgoingCall) for key, call in self._calls.items()
+        )
+
+    def own_address(self) -> tuple[str, str, int]:
+        """(transport, host, port) where this UA itself can be reached from this host: its first UDP (else
+        TCP) listener, a wildcard address as loopback (for INVITEs it sends itself)."""
+        listeners = [t for t in self.layer.transports if t.name in ("UDP", "TCP")]
+        if not listeners:
+            raise RuntimeError("no UDP or TCP SIP listener")
+        chosen = next((t for t in listeners if t.name == "UDP"), listeners[0])
+        host, port = chosen.local[0], chosen.local[1]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        return chosen.name, host, port
+
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         if self.state is not UAState.NEW:
@@ -399,7 +421,7 @@ class UserAgent:
                     logger.warning("cannot resolve PBX host %r for trusted sources: %s", target.host, exc)
         if not networks:
             logger.warning("no trusted SIP sources: every request outside a dialog will be refused")
-        return TrustedSources(networks, in_dialog=self.in_dialog)
+        return TrustedSources(networks, in_dialog=self.ours)
 
     def pbx_state(self) -> dict[str, object] | None:
         """The PBX keep-alive's view (state, rtt_ms, last_status), when one runs."""

@@ -1,15 +1,31 @@
-// The softphone page: login, dial pad, calls, DTMF, mute, hold, level meters. Uses webrtc-client.js.
+// The softphone page: login, dial pad, several calls (call waiting, switching, hold per side), transfer,
+// DTMF, mute, level meters, ringtone / ringback, notifications, history, contacts, audio settings.
+// Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js.
 import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
+import { Tones } from "/static/sounds.js";
+import { History, fetchContacts, renderContacts, renderHistory } from "/static/book.js";
+import { AudioSettings } from "/static/devices.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new GatewayClient();
 const TOKEN_KEY = "gateway.session-token";
-let call = null; // the current call
+const TITLE = document.title;
+const tones = new Tones();
+const audio = new AudioSettings({
+  mic: $("mic-select"), speaker: $("speaker-select"), speakerRow: $("speaker-row"), volume: $("volume"),
+  echo: $("echo-cancellation"), noise: $("noise-suppression"), testButton: $("mic-test"),
+  testLevel: $("test-level"), audio: $("remote-audio"),
+});
+let call = null; // the current call (the one the controls act on)
+let calls = []; // every call of this page not ended, in arrival order (current one included)
 let waiting = null; // attended transfer: the held call to transfer, while `call` is the consultation
-let ringing = null; // an incoming call not answered yet
+let ringing = []; // incoming calls not answered yet (the banner shows the first one not ignored)
 let audioContext = null;
 let stopMeters = [];
 let timer = null;
+let history = null;
+let contactsTimer = null;
+window.softphone = { tones }; // for tests and the curious: which tone plays, and its level
 
 const MESSAGES = {
   unauthorized: "Wrong user id or secret.",
@@ -20,8 +36,28 @@ const MESSAGES = {
   forbidden: "You are not allowed to call this number.",
   not_found: "That call no longer exists.",
   rate_limited: "Too many actions at once. Please wait a moment.",
-  NotAllowedError: "Microphone access was denied. Allow the microphone in your browser and try again.",
+  bad_destination: "That is not a number or address you can call.",
+  destination_not_allowed: "You are not allowed to call this number.",
+  NotAllowedError: "Microphone access was denied.",
   NotFoundError: "No microphone was found.",
+  NotReadableError: "The microphone is in use by another program.",
+};
+
+// What the user can do about an error (shown under it).
+const HINTS = {
+  unauthorized: "Check the user id and secret; they are case-sensitive.",
+  network: "The page reconnects by itself when the network is back.",
+  too_many_sessions: "Log out in another tab or device first.",
+  forbidden: "Ask your administrator which numbers you may call.",
+  destination_not_allowed: "Ask your administrator which numbers you may call.",
+  bad_destination: "Dial digits (like 2000), a contact's name, or a SIP address like sip:2000@example.org.",
+  NotAllowedError: "Allow the microphone for this site in your browser's address bar, then call again.",
+  NotFoundError: "Plug in a microphone or headset, then call again.",
+  NotReadableError: "Close the other program using the microphone, then call again.",
+  pbx_unreachable: "Try again in a minute; if it persists, tell your administrator.",
+  busy: "Try again later.",
+  no_such_number: "Check the number.",
+  incompatible_media: "Try another browser, or tell your administrator.",
 };
 
 const END_REASONS = {
@@ -48,17 +84,26 @@ const TRANSFER_TEXT = {
   succeeded: "Transferred.", failed: "Transfer failed: the call goes on.",
 };
 
+// Raw field errors of the gateway ("to must not contain spaces...") read as plain words.
 function readable(error) {
+  if (error.field === "to" && error.code === "bad_request") return MESSAGES.bad_destination;
   const text = MESSAGES[error.code] || MESSAGES[error.name];
   if (text && error.code === "forbidden" && error.message) return `${text} (${error.message})`;
   return text || error.message || String(error);
 }
 
-function showError(text) {
-  const box = $("error");
-  box.textContent = text;
-  box.hidden = !text;
+function showError(text, hint = "") {
+  $("error").textContent = text;
+  $("error-hint").textContent = hint;
+  $("error-hint").hidden = !hint;
+  $("error-box").hidden = !text;
 }
+
+function showFailure(error) {
+  showError(readable(error), HINTS[error.code] || HINTS[error.name] || "");
+}
+
+const clearError = () => showError("");
 
 function setStatus(state, text) {
   const status = $("status");
@@ -79,10 +124,32 @@ const STATE_TEXT = {
   answering: "Connecting…", connected: "Connected", held: "On hold", ended: "Call ended",
 };
 
+function stateText(c) {
+  if (c.state === "held") {
+    if (c.localHold && c.remoteHold) return "On hold (both sides)";
+    if (c.remoteHold) return "Held by the other side";
+    return "On hold";
+  }
+  return STATE_TEXT[c.state] || c.state;
+}
+
+function party(c) {
+  const who = c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
+  const uri = who.uri || "";
+  return who.display_name ? `${who.display_name} (${uri})` : uri;
+}
+
+const live = (c) => c && c.state !== "ended";
+const talking = (c) => live(c) && ["connected", "held"].includes(c.state);
+
 function render() {
-  const active = call && call.state !== "ended";
-  const inCall = active && ["connected", "held"].includes(call.state);
-  $("call-button").disabled = Boolean(active) || !client.connected;
+  calls = calls.filter(live);
+  ringing = ringing.filter((c) => c.state === "incoming");
+  const active = live(call);
+  const inCall = talking(call);
+  // A second call may be placed while every other call is held by this user.
+  const othersHeld = calls.every((c) => c.localHold || !talking(c));
+  $("call-button").disabled = !client.connected || (active && !(inCall && othersHeld) && !call.localHold);
   $("hangup-button").disabled = !active;
   $("mute-button").disabled = !inCall;
   $("hold-button").disabled = !inCall;
@@ -97,21 +164,102 @@ function render() {
   }
   $("mute-button").setAttribute("aria-pressed", String(Boolean(active && call.muted)));
   $("mute-button").textContent = active && call.muted ? "Unmute" : "Mute";
-  const held = active && call.state === "held";
+  const held = active && call.localHold;
   $("hold-button").setAttribute("aria-pressed", String(Boolean(held)));
   $("hold-button").textContent = held ? "Resume" : "Hold";
-  $("call-state").textContent = active ? STATE_TEXT[call.state] || call.state : "No call";
-  $("incoming").hidden = !ringing;
-  if (ringing) {
-    const party = ringing.asserted || { uri: ringing.remote.uri, display_name: ringing.remote.displayName };
-    const who = party.display_name ? `${party.display_name} (${party.uri})` : party.uri;
-    const via = ringing.divertedFrom.length ? `, forwarded from ${ringing.divertedFrom[0].uri}` : "";
-    $("incoming-text").textContent = `Incoming call from ${who}${via}`;
+  $("call-state").textContent = active ? stateText(call) : "No call";
+  renderIncoming();
+  renderCalls();
+  ringAlerts();
+}
+
+function renderIncoming() {
+  const shown = ringing.find((c) => !c.ignored);
+  $("incoming").hidden = !shown;
+  if (!shown) return;
+  const via = shown.divertedFrom.length ? `, forwarded from ${shown.divertedFrom[0].uri}` : "";
+  const busy = calls.some((c) => c !== shown && talking(c));
+  $("incoming-text").textContent = `Incoming call from ${party(shown)}${via}`;
+  $("incoming-more").hidden = !busy;
+  $("incoming-more").textContent = busy ? "Call waiting: answering puts your call on hold." : "";
+  $("answer-button").textContent = busy ? "Answer and hold" : "Answer";
+}
+
+// The list of calls when there is more than one: who, how it stands, and a button to switch to it.
+function renderCalls() {
+  const list = $("calls");
+  const shown = calls.filter((c) => c.state !== "incoming");
+  list.hidden = shown.length < 2;
+  list.replaceChildren();
+  if (shown.length < 2) return;
+  for (const c of shown) {
+    const item = document.createElement("li");
+    item.className = c === call ? "current" : "";
+    const text = document.createElement("span");
+    text.textContent = `${party(c)}: ${stateText(c)}`;
+    item.append(text);
+    if (c !== call) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "small";
+      button.textContent = "Switch";
+      button.setAttribute("aria-label", `Switch to the call with ${party(c)}`);
+      button.addEventListener("click", () => switchTo(c));
+      item.append(button);
+    } else {
+      const mark = document.createElement("small");
+      mark.textContent = "current";
+      item.append(mark);
+    }
+    list.append(item);
   }
 }
 
-// The call timer: shown from `connected` (updated every second, on the second of the call), hidden and
-// reset when the call ends, so that the state line never shows the last call's duration.
+// Ringtone, call-waiting beep or ringback; the title and favicon while a call rings here.
+function ringAlerts() {
+  const audible = ringing.filter((c) => !c.ignored);
+  const busy = calls.some((c) => talking(c) || ["calling", "ringing", "early", "answering"].includes(c.state));
+  if (audible.length) tones.play(busy ? "waiting" : "ringtone");
+  else if (live(call) && call.state === "ringing") tones.play("ringback"); // not in "early": early media plays
+  else tones.stop();
+  const first = audible[0];
+  document.title = first ? `Incoming call: ${party(first)} · ${TITLE}` : TITLE;
+  $("favicon").href = first ? "/static/favicon-ringing.svg" : "/static/favicon.svg";
+}
+
+// --- notifications (with Answer / Reject buttons through the service worker, where permitted) -------
+let worker = null;
+async function setUpNotifications() {
+  if (!("Notification" in window) || !("serviceWorker" in navigator)) return;
+  try {
+    worker = await navigator.serviceWorker.register("/static/sw.js", { scope: "/static/" });
+  } catch { worker = null; }
+  navigator.serviceWorker.addEventListener("message", (event) => {
+    const { type, action, callId } = event.data || {};
+    const target = ringing.find((c) => c.id === callId);
+    if (type !== "notification" || !target) return;
+    if (action === "answer") answer(target);
+    else if (action === "reject") reject(target);
+  });
+}
+
+function notify(incoming) {
+  if (!worker || !("Notification" in window) || Notification.permission !== "granted") return;
+  worker.showNotification("Incoming call", {
+    body: party(incoming), tag: `call-${incoming.id}`, requireInteraction: true, data: { callId: incoming.id },
+    icon: "/static/favicon-ringing.svg",
+    actions: [{ action: "answer", title: "Answer" }, { action: "reject", title: "Reject" }],
+  }).catch(() => {});
+}
+
+async function unnotify(incoming) {
+  if (!worker) return;
+  for (const shown of await worker.getNotifications({ tag: `call-${incoming.id}` })) shown.close();
+}
+
+// --- the call timer ---------------------------------------------------------------------------------
+// Shown from `connected` (updated every second, on the second of the call), hidden and reset when the
+// call ends, so that the state line never shows the last call's duration.
 function tick() {
   const running = Boolean(call && call.state !== "ended" && call.connectedAt);
   const element = $("call-timer");
@@ -123,7 +271,6 @@ function startTimer() {
   if (timer !== null || !call || !call.connectedAt) return;
   const started = call;
   tick();
-  // Align the updates with the call's seconds: the first one when the first second has passed.
   const delay = 1000 - ((Date.now() - started.connectedAt) % 1000);
   timer = setTimeout(() => {
     if (call !== started || timer === null) return;
@@ -139,59 +286,115 @@ function stopTimer() {
   tick();
 }
 
-function micMeter(target) {
-  if (!target.localStream) return;
-  audioContext ||= new AudioContext();
-  audioContext.resume().catch(() => {});
-  stopMeters.push(levelMeter(target.localStream, (v) => { $("mic-level").value = v; }, { audioContext }));
-}
-
+// --- meters and the speaker: always the current call's ----------------------------------------------
 function meters(target) {
-  micMeter(target);
-  target.addEventListener("track", (event) => {
-    audioContext ||= new AudioContext();
-    $("remote-audio").srcObject = event.detail.stream;
-    stopMeters.push(levelMeter(event.detail.stream, (v) => { $("remote-level").value = v; }, { audioContext }));
-  });
+  for (const stop of stopMeters) stop();
+  stopMeters = [];
+  $("mic-level").value = 0;
+  $("remote-level").value = 0;
+  if (!live(target)) return;
+  audioContext ||= tones.unlock();
+  if (target.localStream) {
+    stopMeters.push(levelMeter(target.localStream, (v) => { $("mic-level").value = v; }, { audioContext }));
+  }
+  if (target.remoteStream.getAudioTracks().length) {
+    $("remote-audio").srcObject = target.remoteStream;
+    audio.applySpeaker();
+    stopMeters.push(levelMeter(target.remoteStream, (v) => { $("remote-level").value = v; }, { audioContext }));
+  }
 }
 
-function adopt(newCall) {
-  call = newCall;
-  call.addEventListener("state", () => {
+function focus(target) {
+  call = target;
+  stopTimer();
+  if (live(target) && target.connectedAt) startTimer();
+  $("transfer-status").hidden = true;
+  meters(target);
+  render();
+}
+
+function track(newCall) {
+  if (!calls.includes(newCall)) calls.push(newCall);
+  newCall.addEventListener("state", () => {
     render();
     if (call !== newCall) return;
     if (newCall.connectedAt && newCall.state !== "ended") startTimer();
     else tick();
   });
-  call.addEventListener("error", (event) => showError(readable(event.detail)));
-  call.addEventListener("transfer", (event) => {
+  newCall.addEventListener("hold", render);
+  newCall.addEventListener("track", () => { if (call === newCall) meters(newCall); });
+  newCall.addEventListener("error", (event) => { if (call === newCall) showFailure(event.detail); });
+  newCall.addEventListener("transfer", (event) => {
     const { state, sip_status: status } = event.detail;
     const box = $("transfer-status");
     box.hidden = false;
     box.textContent = (TRANSFER_TEXT[state] || state) + (state === "failed" && status ? ` (SIP ${status})` : "");
   });
-  call.addEventListener("ended", (event) => {
+  newCall.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
-    if (reason !== "hangup" && reason !== "transferred" && !newCall.transferring) {
+    record(newCall, reason);
+    // a call that only rang here ends quietly (it is in the history: missed, answered elsewhere...)
+    const rangOnly = newCall.direction === "inbound" && !newCall.answeredHere;
+    const quiet = ["hangup", "transferred"].includes(reason) || newCall.transferring || rangOnly;
+    if (!quiet && (call === newCall || !live(call))) {
       const suffix = status ? ` (SIP ${status})` : "";
-      showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix);
+      showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix, HINTS[reason] || "");
     }
-    for (const stop of stopMeters) stop();
-    stopMeters = [];
-    $("mic-level").value = 0;
-    $("remote-level").value = 0;
-    if (call === newCall) stopTimer();
+    calls = calls.filter((c) => c !== newCall);
+    if (call === newCall) {
+      stopTimer();
+      // another call of the page becomes the current one (held: the user resumes it)
+      const next = calls.find((c) => live(c) && c.state !== "incoming" && c !== waiting) || null;
+      if (next) focus(next);
+      else meters(null);
+    }
     render();
   });
-  stopTimer();
-  $("transfer-status").hidden = true;
-  $("transfer-to").value = "";
-  meters(call);
-  render();
+}
+
+// The call history: one entry per call, when it ends.
+function record(c, reason) {
+  if (!history || c.recorded) return;
+  c.recorded = true;
+  const inbound = c.direction === "inbound";
+  let outcome = "answered";
+  if (!c.connectedAt) {
+    if (inbound) outcome = c.rejectedHere ? "rejected" : reason === "answered_elsewhere" ? "answered" : "missed";
+    else outcome = reason === "hangup" || reason === "cancelled" ? "cancelled" : "failed";
+  }
+  const uri = c.asserted?.uri || c.remote?.uri || "";
+  const number = inbound ? uri.replace(/^sips?:/, "").replace(/@.*$/, "") : c.remote?.uri || "";
+  history.add({
+    direction: inbound ? "in" : "out",
+    number,
+    name: c.asserted?.display_name || c.remote?.displayName || "",
+    at: c.startedAt || Date.now(),
+    duration: c.connectedAt ? Math.round((Date.now() - c.connectedAt) / 1000) : 0,
+    outcome,
+  });
+  showHistory();
+}
+
+function showHistory() {
+  if (!history) return;
+  renderHistory($("history"), history, (number) => dialNumber(number));
+  const missed = history.missed;
+  $("missed-badge").hidden = !missed;
+  $("missed-badge").textContent = missed ? `${missed} missed` : "";
+}
+
+async function refreshContacts() {
+  if (!client.token) return;
+  try {
+    renderContacts($("contacts"), await fetchContacts(client.token), (number) => dialNumber(number));
+    $("contacts-panel").hidden = false;
+  } catch {
+    // contacts are a convenience: calls work without them
+  }
 }
 
 async function login(credentials) {
-  showError("");
+  clearError();
   setStatus("connecting", "Connecting…");
   $("login-button").disabled = true;
   try {
@@ -199,9 +402,9 @@ async function login(credentials) {
     sessionStorage.setItem(TOKEN_KEY, info.token);
   } catch (error) {
     setStatus("offline", "Offline");
-    if (!credentials.token) showError(readable(error));
+    if (!credentials.token) showFailure(error);
     else if (error.code === "unauthorized") showLogin(); // a saved session that ended: log in again
-    else showError(readable(error)); // gateway unreachable: keep the saved session for a retry
+    else showFailure(error); // gateway unreachable: keep the saved session for a retry
   } finally {
     $("login-button").disabled = false;
   }
@@ -213,8 +416,14 @@ client.addEventListener("registered", (event) => {
   setStatus("registered", `Registered as ${info.display_name}`);
   $("identity").textContent = `${info.display_name} · ${info.sip}`;
   $("login-panel").hidden = true;
-  $("phone-panel").hidden = false;
-  showError("");
+  for (const id of ["phone-panel", "history-panel", "audio-panel"]) $(id).hidden = false;
+  clearError();
+  history = new History(info.user || info.sip);
+  showHistory();
+  refreshContacts();
+  clearInterval(contactsTimer);
+  contactsTimer = setInterval(refreshContacts, 10000);
+  audio.list().catch(() => {});
   render();
   $("number").focus();
 });
@@ -223,17 +432,21 @@ client.addEventListener("disconnected", () => {
   setStatus("connecting", "Reconnecting…");
   render();
 });
-client.addEventListener("error", (event) => showError(readable(event.detail)));
+client.addEventListener("error", (event) => showFailure(event.detail));
 client.addEventListener("pbx", (event) => {
   $("pbx-status").hidden = event.detail.state !== "unreachable"; // said before the user dials
 });
 function showLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");
-  $("phone-panel").hidden = true;
+  clearInterval(contactsTimer);
+  tones.stop();
+  ringing = [];
+  render();
+  for (const id of ["phone-panel", "history-panel", "audio-panel", "contacts-panel"]) $(id).hidden = true;
   $("login-panel").hidden = false;
 }
-client.addEventListener("logout", showLogin);
+client.addEventListener("logout", () => { clearError(); showLogin(); });
 // the gateway refused the saved session on a reconnect (expired, or ended by a logout elsewhere):
 // back to the login form, never stuck on "Reconnecting…"
 client.addEventListener("session_ended", () => {
@@ -241,19 +454,25 @@ client.addEventListener("session_ended", () => {
   showError(MESSAGES.session_ended);
   $("login-user").focus();
 });
+// A call for this user. Busy or not, it rings (call waiting): never refused here, so that the user's
+// other sessions go on ringing until one answers or the caller gives up.
 client.addEventListener("incoming", (event) => {
   const incoming = event.detail.call;
-  if (call && call.state !== "ended") {
-    incoming.reject(486).catch(() => {}); // busy: this page holds one call at a time
-    return;
-  }
-  ringing = incoming;
-  incoming.addEventListener("ended", () => { if (ringing === incoming) { ringing = null; render(); } });
+  incoming.startedAt = Date.now();
+  ringing.push(incoming);
+  track(incoming);
+  notify(incoming);
+  incoming.addEventListener("ended", () => { unnotify(incoming); render(); });
+  incoming.addEventListener("state", () => { if (incoming.state !== "incoming") unnotify(incoming); });
   render();
 });
 
 $("login-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  tones.unlock(); // a user gesture: sounds may play from now on
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission().catch(() => {});
+  }
   const user = $("login-user").value.trim();
   const secret = $("login-secret").value;
   if (!user || !secret) {
@@ -263,31 +482,58 @@ $("login-form").addEventListener("submit", (event) => {
   login({ user, secret });
 });
 
-$("logout-button").addEventListener("click", () => client.logout());
+$("logout-button").addEventListener("click", () => { clearError(); client.logout(); });
+$("error-close").addEventListener("click", clearError);
 
-$("dialpad").addEventListener("click", (event) => {
-  const button = event.target.closest("button[data-key]");
-  if (!button) return;
-  const key = button.dataset.key;
-  if (call && ["connected", "held", "early"].includes(call.state)) {
-    call.sendDtmf(key).catch((error) => showError(readable(error)));
-  } else {
-    $("number").value += key;
+// Keys typed on the page (outside a text field) work like the dial pad.
+document.addEventListener("keydown", (event) => {
+  const field = event.target.closest?.("input, select, textarea, button, summary");
+  if (field || event.ctrlKey || event.metaKey || event.altKey || $("phone-panel").hidden) return;
+  if (/^[0-9*#]$/.test(event.key)) {
+    pressKey(event.key);
+    event.preventDefault();
   }
 });
 
+function pressKey(key) {
+  if (call && ["connected", "held", "early"].includes(call.state)) {
+    call.sendDtmf(key).catch((error) => showFailure(error));
+    const box = $("transfer-status"); // feedback: the digits sent
+    box.hidden = false;
+    box.textContent = `Sent ${key}`;
+  } else {
+    $("number").value += key;
+  }
+}
+
+$("dialpad").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-key]");
+  if (button) pressKey(button.dataset.key);
+});
+
+async function dialNumber(number) {
+  $("number").value = number;
+  await dial();
+}
+
 async function dial() {
+  tones.unlock();
   const to = $("number").value.trim();
   if (!to) {
-    showError("Enter a number or SIP address to call.");
+    showError("Enter a number or SIP address to call.", "Or pick a contact or a recent call below.");
     return;
   }
-  showError("");
+  clearError();
   $("call-button").disabled = true;
   try {
-    adopt(await client.call(to));
+    if (talking(call) && !call.localHold) await call.hold(); // the call goes on hold for the new one
+    const stream = await audio.stream();
+    const placed = await client.call(to, { stream });
+    placed.startedAt = Date.now();
+    track(placed);
+    focus(placed);
   } catch (error) {
-    showError(readable(error));
+    showFailure(error);
   } finally {
     render();
   }
@@ -296,14 +542,15 @@ async function dial() {
 $("call-button").addEventListener("click", dial);
 $("number").addEventListener("keydown", (event) => { if (event.key === "Enter") dial(); });
 $("hangup-button").addEventListener("click", () => {
-  call?.hangup().catch((error) => showError(readable(error)));
+  clearError();
+  call?.hangup().catch((error) => showFailure(error));
 });
 $("mute-button").addEventListener("click", () => { call?.mute(!call.muted); render(); });
 $("transfer-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const to = $("transfer-to").value.trim();
   if (!call || !to) return;
-  call.transfer(to).catch((error) => showError(readable(error)));
+  call.transfer(to).catch((error) => showFailure(error));
 });
 // Attended transfer: hold this call, call the number in "Transfer to" (the consultation), then either
 // complete (the held call's far end calls the consulted party in our place) or go back to the first call.
@@ -314,19 +561,21 @@ $("consult-button").addEventListener("click", async () => {
     if (!to) showError("Enter the number to consult in \"Transfer to\".");
     return;
   }
-  showError("");
+  clearError();
   try {
-    if (first.state !== "held") await first.hold();
+    if (!first.localHold) await first.hold();
     waiting = first;
-    const consultation = await client.call(to);
+    const consultation = await client.call(to, { stream: await audio.stream() });
+    consultation.startedAt = Date.now();
     consultation.addEventListener("ended", () => {
-      if (call === consultation && waiting && waiting.state !== "ended") backToFirst();
+      if (waiting && waiting.state !== "ended") backToFirst();
     });
     first.addEventListener("ended", () => { if (waiting === first) { waiting = null; render(); } });
-    adopt(consultation);
+    track(consultation);
+    focus(consultation);
   } catch (error) {
     waiting = null;
-    showError(readable(error));
+    showFailure(error);
     render();
   }
 });
@@ -335,7 +584,7 @@ function backToFirst() {
   const first = waiting;
   waiting = null;
   if (!first || first.state === "ended") return;
-  adopt(first);
+  focus(first);
 }
 
 $("complete-transfer-button").addEventListener("click", () => {
@@ -347,37 +596,69 @@ $("complete-transfer-button").addEventListener("click", () => {
   call.transferring = true; // its end (the consulted party hangs up on the gateway) is no error
   first.attendedTransfer(call).catch((error) => {
     call.transferring = false;
-    showError(readable(error));
+    showFailure(error);
   });
 });
 $("back-button").addEventListener("click", () => {
   const consultation = call;
-  consultation?.hangup().catch((error) => showError(readable(error)));
+  consultation?.hangup().catch((error) => showFailure(error));
 });
 $("hold-button").addEventListener("click", () => {
   if (!call) return;
-  (call.state === "held" ? call.resume() : call.hold()).catch((error) => showError(readable(error)));
-});
-$("answer-button").addEventListener("click", async () => {
-  const incoming = ringing;
-  ringing = null;
-  if (!incoming) return;
-  adopt(incoming);
-  try {
-    await incoming.answer();
-    micMeter(incoming);
-  } catch (error) {
-    showError(readable(error));
-  }
-  render();
-});
-$("reject-button").addEventListener("click", () => {
-  const incoming = ringing;
-  ringing = null;
-  render();
-  incoming?.reject(603).catch((error) => showError(readable(error)));
+  (call.localHold ? call.resume() : call.hold()).catch((error) => showFailure(error));
 });
 
+// Switch: the current call goes on hold, the chosen one is resumed.
+async function switchTo(target) {
+  clearError();
+  try {
+    if (talking(call) && !call.localHold && call !== target) await call.hold();
+    focus(target);
+    if (target.localHold) await target.resume();
+  } catch (error) {
+    showFailure(error);
+  }
+}
+
+async function answer(incoming) {
+  clearError();
+  tones.unlock();
+  ringing = ringing.filter((c) => c !== incoming);
+  incoming.answeredHere = true;
+  try {
+    if (talking(call) && !call.localHold && call !== incoming) await call.hold(); // answer-and-hold
+    focus(incoming);
+    await incoming.answer({ stream: await audio.stream() });
+    meters(incoming);
+  } catch (error) {
+    showFailure(error);
+  }
+  render();
+}
+
+function reject(incoming) {
+  clearError();
+  ringing = ringing.filter((c) => c !== incoming);
+  incoming.rejectedHere = true;
+  render();
+  incoming.reject(603).catch((error) => showFailure(error));
+}
+
+const shownRinging = () => ringing.find((c) => !c.ignored);
+$("answer-button").addEventListener("click", () => { const c = shownRinging(); if (c) answer(c); });
+$("reject-button").addEventListener("click", () => { const c = shownRinging(); if (c) reject(c); });
+// Ignore: silence it here; it rings on elsewhere until answered or the caller gives up (then "missed")
+$("ignore-button").addEventListener("click", () => {
+  const c = shownRinging();
+  if (!c) return;
+  c.ignored = true;
+  unnotify(c);
+  render();
+});
+$("history-clear").addEventListener("click", () => { history?.clear(); showHistory(); });
+$("history-panel").addEventListener("focusin", () => { history?.markSeen(); });
+
+setUpNotifications();
 render();
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) login({ token: saved });

@@ -15,7 +15,8 @@
 //   (errors not tied to a request, e.g. the login timeout), "logout", "session_ended" {detail:
 //   GatewayError} (a reconnect's token was refused: expired or revoked; log in again).
 // Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
-//   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError}.
+//   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError},
+//   "hold" {detail: {local, remote}} (who holds the call: call.localHold, call.remoteHold).
 // Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held", "ended".
 //
 // ICE candidates trickle both ways. After an unexpected disconnect (a gateway restart too: its session
@@ -256,6 +257,8 @@ export class Call extends EventTarget {
     this.localStream = null;
     this.remoteStream = new MediaStream();
     this.muted = false;
+    this.localHold = false; // this user put the call on hold
+    this.remoteHold = false; // the far end put this user on hold
     this.connectedAt = null;
     this._offer = null;
     this._queuedLocal = []; // candidates found before the call had an id
@@ -347,8 +350,15 @@ export class Call extends EventTarget {
           this._setState("connected");
           break;
         case "offer": await this._answerOffer(message.sdp); break;
-        case "held": this._setState("held"); break;
-        case "resumed": this._setState("connected"); break;
+        case "held":
+        case "resumed":
+          // who holds: `by` local (this user) or remote (the far end); the call is "held" while either does
+          if (message.by === "remote") this.remoteHold = message.type === "held";
+          else this.localHold = message.type === "held";
+          if (this.localHold || this.remoteHold) this._setState("held");
+          else this._setState("connected");
+          emit(this, "hold", { local: this.localHold, remote: this.remoteHold });
+          break;
         case "ice": await this._addRemoteCandidate(message.candidate); break;
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message

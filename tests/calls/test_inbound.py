@@ -243,7 +243,6 @@ def test_caller_cancels_while_the_browser_answers() -> None:
 @pytest.mark.parametrize(
     ("kind", "status", "code"),
     [
-        (RejectKind.BUSY, 486, EndReason.BUSY),
         (RejectKind.UNAVAILABLE, 480, EndReason.UNAVAILABLE),
         (RejectKind.DECLINE, 603, EndReason.DECLINED),
     ],
@@ -253,6 +252,18 @@ def test_reject_busy_unavailable_or_decline(kind: RejectKind, status: int, code:
     out = call.handle(WebReject("s1", kind))
     assert responses(out) == [status]
     assert stopped(out) == {"s1": code, "s2": EndReason.REJECTED_ELSEWHERE}
+    assert call.state is CallState.CLOSED
+
+
+def test_a_busy_session_leaves_the_users_other_sessions_ringing() -> None:
+    """Issue 16: a tab in a call says busy; the user's idle tab rings on (RFC 3261 §16.7: a 4xx does not
+    end the other branches); the last busy one refuses the call with 486."""
+    call = f.invited()
+    out = call.handle(WebReject("s1", RejectKind.BUSY))
+    assert responses(out) == [] and stopped(out) == {"s1": EndReason.BUSY}
+    assert call.state is CallState.INVITED and call.sessions == {"s2"}
+    out = call.handle(WebReject("s2", RejectKind.BUSY))
+    assert responses(out) == [486] and stopped(out) == {"s2": EndReason.BUSY}
     assert call.state is CallState.CLOSED
 
 

@@ -368,7 +368,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
                 S.EARLY,
                 [CancelTimer, StopRinging, CreateBridge, MediaOfferToWeb, StartTimer],
             ),
-            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebReject: (S.INVITED, [StopRinging]),  # busy: the other session rings on (issue 16)
             WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
             WebDisconnected: (S.INVITED, []),
             SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
@@ -386,7 +386,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             WebAccept: (S.EARLY, [CancelTimer, StopRinging, StartTimer]),  # the offer on its way goes to s1
             WebOfferWanted: (S.INVITED, []),  # asked already: it comes with MediaWebOfferReady
             MediaWebOfferReady: (S.INVITED, [SendWebOffer]),
-            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebReject: (S.INVITED, [StopRinging]),  # busy: the other session rings on (issue 16)
             WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
             WebDisconnected: (S.INVITED, []),
             SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),
@@ -403,7 +403,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             WebAccept: (S.EARLY, [CancelTimer, StopRinging, SendWebOffer, StartTimer]),
             WebOfferWanted: (S.INVITED, [SendWebOffer]),
             WebSdpAnswer: (S.EARLY, [CancelTimer, StopRinging, StartTimer, MediaAnswerFromWeb]),
-            WebReject: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
+            WebReject: (S.INVITED, [StopRinging]),  # busy: the other session rings on (issue 16)
             WebHangup: (S.CLOSED, [StopRinging, StopRinging, SipRespond, CancelTimer]),
             WebDisconnected: (S.INVITED, []),
             SipCancelled: (S.CLOSED, [StopRinging, StopRinging, CancelTimer]),

@@ -1,0 +1,158 @@
+"""Calls between web users of this gateway, and what a call for a busy web user does.
+
+Web to web (issue 16 item 6, `calls.web_calls: direct`): when a web user dials another web user of
+this gateway (her id, display name, number, an alias, or her SIP address) and her dial policy allows
+that number, the gateway rings the callee itself, with no PBX: the caller's call is placed as usual but
+its INVITE goes to the gateway's own SIP listener (`UserAgent.own_address`), where it arrives as an
+inbound call for the callee and rings her sessions. Both legs are WebRTC, each terminated by the
+gateway's media bridge (ICE + DTLS-SRTP with each browser, SRTP re-encrypted per leg; plain RTP between
+the two bridges on loopback). Everything a call can do (hold, DTMF, transfer, call waiting, busy
+policy) works the same. A callee who is not online is reached through the PBX when there is one (her
+desk phone, voicemail), else the call ends `unavailable` (480).
+
+Busy (users[].on_busy): a call for a user every one of whose sessions is in a call already:
+  ring    - ring her sessions anyway (the page shows call waiting); the default
+  reject  - 486 Busy Here (RFC 3261 §21.4.24)
+  forward - 302 Moved Temporarily to the number (RFC 3261 §21.3.3): the caller's side calls it
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.calls import CallRegistry
+from gateway.calls.states import CallState
+from gateway.identity.address import SipAddress
+from gateway.identity.errors import IdentityError
+from gateway.identity.lookup import IdentityMap
+from gateway.identity.model import Found, WebUser
+
+__all__ = [
+    "BusyAction",
+    "WebCallRefused",
+    "busy_action",
+    "busy_refusal",
+    "find_web_user",
+    "self_route",
+    "web_route",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class OwnAddress(Protocol):
+    def own_address(self) -> tuple[str, str, int]: ...
+
+
+class WebCallRefused(Exception):
+    """A web user dialled one she may not call (`forbidden`), or herself."""
+
+    def __init__(self, message: str, *, forbidden: bool) -> None:
+        super().__init__(message)
+        self.forbidden = forbidden
+
+
+async def web_route(
+    identity: IdentityMap, ua: OwnAddress, caller: WebUser, to: str, *, pbx: bool
+) -> str | None:
+    """The Request-URI of the web user `to` names, through the gateway's own SIP listener; None when
+    `to` names no web user, or she is offline and there is a PBX (`pbx`) to reach her number at."""
+    callee = find_web_user(await identity.store.all_users(), to)
+    if callee is None or callee.aor.user is None:
+        return None
+    if callee.id == caller.id:
+        raise WebCallRefused("You cannot call yourself", forbidden=False)
+    if not (identity.may_call(caller, callee.aor.user) or identity.may_call(caller, str(callee.aor))):
+        raise WebCallRefused(f"You may not call {callee.display_name}", forbidden=True)
+    if pbx and not await identity.presence.sessions_of(callee.id):
+        return None  # not online: her number at the PBX (a desk phone, voicemail)
+    try:
+        transport, host, port = ua.own_address()
+    except RuntimeError:
+        return None
+    logger.info("%s calls web user %s directly", caller.id, callee.id)
+    return self_route(callee, transport, host, port)
+
+
+def find_web_user(users: Iterable[WebUser], destination: str) -> WebUser | None:
+    """The web user `destination` names: her id or display name (any case), her number or an alias
+    (visual separators ignored), or her SIP address (`sip:1002@domain`, `1002@domain`); else None."""
+    text = destination.strip()
+    if not text:
+        return None
+    lowered = text.lower()
+    if lowered.startswith(("sip:", "sips:")) or "@" in text:
+        uri = text if lowered.startswith(("sip:", "sips:")) else f"sip:{text}"
+        try:
+            address = SipAddress.parse_dialed(uri)
+        except IdentityError:
+            return None
+        for user in users:
+            if (address.user, address.host.lower()) == (user.aor.user, user.aor.host.lower()):
+                return user
+        return None
+    number = "".join(c for c in text if c not in " ().-")
+    for user in users:
+        if lowered == user.id.lower() or lowered == user.display_name.lower():
+            return user
+        if number == user.aor.user or number in user.aliases or lowered in user.aliases:
+            return user
+    return None
+
+
+def self_route(callee: WebUser, transport: str, host: str, port: int) -> str:
+    """The Request-URI that reaches `callee` through this gateway's own SIP listener."""
+    literal = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
+    return f"sip:{callee.aor.user}@{literal}:{port}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class BusyAction:
+    """What to answer an INVITE for a busy user with: `status` and, for a forward, the `contact`."""
+
+    status: int
+    contact: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in (302, 486):
+            raise ValueError(f"a busy answer is 302 or 486, not {self.status!r}")
+        if (self.status == 302) != (self.contact is not None):
+            raise ValueError("a 302 needs a contact, and only a 302 has one")
+
+
+def busy_action(user: WebUser, pbx_domain: str | None) -> BusyAction | None:
+    """The answer `user`'s on_busy asks for once all her sessions are busy (None: ring them anyway)."""
+    policy = user.on_busy
+    if policy == "reject":
+        return BusyAction(486)
+    if policy.startswith("forward:"):
+        target = policy.removeprefix("forward:")
+        if pbx_domain is None and "@" not in target and ":" not in target:
+            return BusyAction(486)  # a number needs the PBX's domain to be called
+        if not target.lower().startswith(("sip:", "sips:")):
+            target = f"sip:{target}@{pbx_domain}" if "@" not in target else f"sip:{target}"
+        return BusyAction(302, target)
+    return None
+
+
+def busy(registry: CallRegistry, session_ids: Iterable[str]) -> bool:
+    """Whether every one of `session_ids` (at least one) carries a call already."""
+    carrying = {m.session_id for m in registry if m.state is not CallState.CLOSED}
+    ids = tuple(session_ids)
+    return bool(ids) and all(s in carrying for s in ids)
+
+
+def busy_refusal(registry: CallRegistry, target: Found, pbx_domain: str | None) -> BusyAction | None:
+    """users[].on_busy for an INVITE whose users are all busy: 486, a 302, or None (ring anyway). With
+    several users addressed, it is refused only when each of them is busy and would refuse it."""
+    actions = []
+    for user in target.users:
+        action = busy_action(user, pbx_domain)
+        if action is None or not busy(registry, target.sessions.get(user.id, ())):
+            return None
+        actions.append(action)
+    return actions[0] if actions else None

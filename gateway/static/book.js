@@ -1,0 +1,133 @@
+// book.js: the call history (kept in this browser's localStorage, per user) and the contacts list (web
+// users of the gateway this user may call, with presence, from GET /contacts).
+
+const MAX_ENTRIES = 50;
+
+export class History {
+  constructor(user) {
+    this.key = `gateway.history.${user}`;
+    try {
+      this.entries = JSON.parse(localStorage.getItem(this.key) || "[]");
+      if (!Array.isArray(this.entries)) this.entries = [];
+    } catch {
+      this.entries = [];
+    }
+  }
+
+  // entry: {direction: "in"|"out", number, name, at (ms), duration (s), outcome: answered|missed|
+  // rejected|failed|cancelled}
+  add(entry) {
+    this.entries.unshift(entry);
+    this.entries = this.entries.slice(0, MAX_ENTRIES);
+    this._save();
+  }
+
+  clear() {
+    this.entries = [];
+    this._save();
+  }
+
+  get missed() {
+    return this.entries.filter((e) => e.outcome === "missed" && !e.seen).length;
+  }
+
+  markSeen() {
+    let changed = false;
+    for (const entry of this.entries) {
+      if (entry.outcome === "missed" && !entry.seen) { entry.seen = true; changed = true; }
+    }
+    if (changed) this._save();
+  }
+
+  _save() {
+    try {
+      localStorage.setItem(this.key, JSON.stringify(this.entries));
+    } catch {
+      // storage full or disabled: the history lives for this page only
+    }
+  }
+}
+
+const OUTCOME_TEXT = {
+  answered: "", missed: "Missed", rejected: "Rejected", failed: "Failed", cancelled: "Cancelled",
+};
+
+function when(ms) {
+  const date = new Date(ms);
+  const today = new Date();
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return date.toDateString() === today.toDateString() ? time : `${date.toLocaleDateString()} ${time}`;
+}
+
+function seconds(total) {
+  const m = Math.floor(total / 60);
+  return `${m}:${String(total % 60).padStart(2, "0")}`;
+}
+
+// Fill `list` (an <ol>) with the history; `onCall(number)` redials.
+export function renderHistory(list, history, onCall) {
+  list.replaceChildren();
+  for (const entry of history.entries) {
+    const item = document.createElement("li");
+    item.className = `history-entry ${entry.outcome}`;
+    const text = document.createElement("span");
+    const arrow = entry.direction === "in" ? "Incoming" : "Outgoing";
+    const outcome = OUTCOME_TEXT[entry.outcome] ?? entry.outcome;
+    const who = entry.name ? `${entry.name} (${entry.number})` : entry.number;
+    const details = [arrow, outcome, when(entry.at), entry.duration ? seconds(entry.duration) : ""]
+      .filter(Boolean).join(" · ");
+    text.innerHTML = "";
+    const strong = document.createElement("strong");
+    strong.textContent = who;
+    const small = document.createElement("small");
+    small.textContent = details;
+    text.append(strong, document.createElement("br"), small);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "small";
+    button.textContent = "Call back";
+    button.setAttribute("aria-label", `Call ${who} back`);
+    button.addEventListener("click", () => onCall(entry.number));
+    item.append(text, button);
+    list.append(item);
+  }
+}
+
+// GET /contacts with the session token: [{id, display_name, number, online}]
+export async function fetchContacts(token) {
+  const response = await fetch("/contacts", { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`contacts: HTTP ${response.status}`);
+  return (await response.json()).contacts;
+}
+
+export function renderContacts(list, contacts, onCall) {
+  list.replaceChildren();
+  for (const contact of contacts) {
+    const item = document.createElement("li");
+    item.className = "contact";
+    item.dataset.user = contact.id;
+    const dot = document.createElement("span");
+    dot.className = `presence ${contact.online ? "online" : "offline"}`;
+    dot.setAttribute("aria-hidden", "true");
+    const text = document.createElement("span");
+    text.className = "contact-name";
+    text.textContent = `${contact.display_name} · ${contact.number}`;
+    const state = document.createElement("small");
+    state.className = "presence-text";
+    state.textContent = contact.online ? "online" : "offline";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "small";
+    button.textContent = "Call";
+    button.setAttribute("aria-label", `Call ${contact.display_name}`);
+    button.addEventListener("click", () => onCall(contact.number));
+    item.append(dot, text, state, button);
+    list.append(item);
+  }
+  if (!contacts.length) {
+    const item = document.createElement("li");
+    item.className = "muted";
+    item.textContent = "No contacts.";
+    list.append(item);
+  }
+}

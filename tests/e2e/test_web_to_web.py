@@ -1,0 +1,61 @@
+"""Issue 16 item 6: two web users of one gateway call each other with no PBX at all. Two headless
+Chromium pages (alice, bob) on the softphone page; alice dials bob by number, then bob dials alice by
+name: the gateway rings the callee itself (its own SIP listener), both legs WebRTC through its bridges,
+and each page hears the other's fake-microphone beep. Presence: each sees the other online."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from gateway.app import Gateway
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
+from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
+
+RTP = {"rtp_ports": {"start": 37000}}  # this work's RTP range (37000-37999)
+
+
+def no_pbx_config(**sections: Any) -> Any:
+    return gateway_config(None, media=RTP, **sections)
+
+
+@asynccontextmanager
+async def two_users(gateway: Gateway) -> AsyncIterator[tuple[Page, Page]]:
+    async with AsyncExitStack() as stack:
+        pages = []
+        for user, secret, name in (("alice", ALICE_SECRET, "Alice"), ("bob", BOB_SECRET, "Bob")):
+            page = await stack.enter_async_context(chromium_page())
+            await page.goto(gateway.http_url + "/")
+            await log_in(page, user, secret)
+            await expect(page.locator("#status")).to_have_text(f"Registered as {name}")
+            pages.append(page)
+        yield pages[0], pages[1]
+
+
+async def call_and_talk(caller: Page, callee: Page, dialled: str, caller_name: str, tmp_path: Path) -> None:
+    await caller.locator("#number").fill(dialled)
+    await caller.get_by_role("button", name="Call", exact=True).click()
+    await expect(callee.locator("#incoming")).to_be_visible(timeout=10000)
+    await expect(callee.locator("#incoming-text")).to_contain_text(caller_name)
+    await callee.screenshot(path=str(tmp_path / f"{dialled}-ringing.png"), full_page=True)
+    await callee.get_by_role("button", name="Answer", exact=True).click()
+    for page in caller, callee:
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+    for page in caller, callee:  # each hears the other's fake microphone (a beep every second)
+        assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02, (
+            "no audio from the other page"
+        )
+    await caller.screenshot(path=str(tmp_path / f"{dialled}-caller-in-call.png"), full_page=True)
+    await callee.screenshot(path=str(tmp_path / f"{dialled}-callee-in-call.png"), full_page=True)
+    await callee.get_by_role("button", name="Hang up").click()
+    for page in caller, callee:
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+
+async def test_web_users_call_each_other_without_a_pbx(tmp_path: Path) -> None:
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
+        await call_and_talk(bob, alice, "alice", "Bob", tmp_path)
+        await wait_until(lambda: gateway.driver.calls == 0)

@@ -1,0 +1,82 @@
+"""gateway/runtime/web_calls.py: which web user a dialled string names, the route to her through the
+gateway's own listener, and the busy policy (users[].on_busy)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config.loader import config_from_mapping
+from gateway.identity.address import SipAddress
+from gateway.identity.errors import IdentityError
+from gateway.identity.model import WebUser
+from gateway.runtime.web_calls import BusyAction, busy_action, find_web_user, self_route
+from tests.e2e.harness import BOB_HASH
+
+ALICE = WebUser("alice", "Alice Liddell", SipAddress.parse("sip:1001@pbx.example.org"))
+BOB = WebUser("bob", "Bob", SipAddress.parse("sip:1002@pbx.example.org"), aliases=("+15550001002", "bobby"))
+USERS = (ALICE, BOB)
+
+
+@pytest.mark.parametrize(
+    ("dialled", "expected"),
+    [
+        ("bob", BOB),
+        (" BOB ", BOB),
+        ("alice liddell", ALICE),
+        ("1002", BOB),
+        ("10-02", BOB),
+        ("+15550001002", BOB),
+        ("bobby", BOB),
+        ("sip:1001@pbx.example.org", ALICE),
+        ("1001@PBX.example.org", ALICE),
+        ("sip:1001@elsewhere.example.org", None),
+        ("2000", None),
+        ("", None),
+        ("sip:@@", None),
+    ],
+)
+def test_find_web_user(dialled: str, expected: WebUser | None) -> None:
+    assert find_web_user(USERS, dialled) == expected
+
+
+def test_self_route() -> None:
+    assert self_route(BOB, "UDP", "127.0.0.1", 5070) == "sip:1002@127.0.0.1:5070"
+    assert self_route(BOB, "TCP", "::1", 5070) == "sip:1002@[::1]:5070;transport=tcp"
+
+
+def test_busy_action() -> None:
+    assert busy_action(ALICE, "pbx.example.org") is None  # ring: call waiting
+    reject = WebUser("r", "R", ALICE.aor, on_busy="reject")
+    assert busy_action(reject, None) == BusyAction(486)
+    forward = WebUser("f", "F", ALICE.aor, on_busy="forward:2000")
+    assert busy_action(forward, "pbx.example.org") == BusyAction(302, "sip:2000@pbx.example.org")
+    assert busy_action(forward, None) == BusyAction(486)  # a number and no PBX domain
+    uri = WebUser("f", "F", ALICE.aor, on_busy="forward:sip:vm@voicemail.example.org")
+    assert busy_action(uri, None) == BusyAction(302, "sip:vm@voicemail.example.org")
+    with pytest.raises(ValueError, match="302 or 486"):
+        BusyAction(404)
+    with pytest.raises(ValueError, match="contact"):
+        BusyAction(302)
+    with pytest.raises(IdentityError, match="on_busy"):
+        WebUser("x", "X", ALICE.aor, on_busy="voicemail")
+
+
+def _config(on_busy: object) -> object:
+    return config_from_mapping(
+        {
+            "pbx": {"domain": "pbx.example.org"},
+            "users": [{"id": "a", "sip": "1001", "on_busy": on_busy, "web_secret_hash": BOB_HASH}],
+        },
+        {},
+    )
+
+
+@pytest.mark.parametrize("value", ["ring", "reject", "forward:2000", "forward:sip:vm@example.org"])
+def test_on_busy_in_config(value: str) -> None:
+    assert _config(value).users[0].on_busy == value  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["voicemail", "forward:", "forward:20 00", 486, None])
+def test_bad_on_busy_names_the_key(value: object) -> None:
+    with pytest.raises(Exception, match=r"users\[0\]\.on_busy"):
+        _config(value)
