@@ -11,6 +11,7 @@ new INVITEs are resolved through the identity map (presence tells who is online)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -37,8 +38,9 @@ from gateway.ops import logctx
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
+from gateway.runtime.reconnect import Reconnects
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
-from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
+from gateway.signaling.events import Calls, MessageReceived, PbxState, SipRegistration
 from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
@@ -80,6 +82,7 @@ class CallDriver:
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -116,6 +119,11 @@ class CallDriver:
             and media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
             and _webrtc_offer(offer)
         )
+
+    def resumable(self, call_id: str) -> bool:
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        return self.reconnects.resumable(call_id, session)
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
@@ -209,6 +217,9 @@ class CallDriver:
             await session.send_event(
                 SipRegistration(aor, self.registrations[aor], self._reg_reasons.get(aor, ""))
             )
+        waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
+        if waiting:
+            await session.send_event(Calls(waiting))
 
     async def session_closed(self, session: SessionSink) -> None:
         """Each call of the session hears WebDisconnected in its own task (as registry.session_closed)."""
@@ -217,11 +228,24 @@ class CallDriver:
             if runtime is None:
                 continue
             try:
-                await runtime.feed(ev.WebDisconnected(session.id))
+                await runtime.feed(self.reconnects.leaving(session, call_id, runtime))
             except CallError as exc:
                 logger.info("call=%s disconnect of %s: %s", call_id, session.id, exc)
+        for call_id in self.reconnects.abandoned(session):  # a logout: its login's waiting calls end
+            machine = self.registry.get(call_id) if call_id in self.registry else None
+            runtime = self._runtimes.get(call_id)
+            if machine is not None and machine.session_id is not None and runtime is not None:
+                with contextlib.suppress(CallError):
+                    await runtime.feed(ev.WebDisconnected(machine.session_id))
         self._sessions.pop(session.id, None)
         logger.info("session %s of %s closed", session.id, session.user.id)
+
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
+        self._runtime(call_id)
+        self.reconnects.claim(session, call_id)
+        await self._feed(call_id, ev.WebReattach(session.id, sdp))
+        self.reconnects.reattached(call_id)
 
     async def dial(
         self,
@@ -582,7 +606,10 @@ class CallDriver:
         runtimes = list(self._runtimes.values())
         for runtime in runtimes:
             machine = self.registry.get(runtime.call_id) if runtime.call_id in self.registry else None
-            for session_id in sorted(machine.sessions) if machine is not None else ():
+            sessions = sorted(machine.sessions) if machine is not None else []
+            if machine is not None and machine.detached and machine.session_id is not None:
+                sessions = [machine.session_id]  # a call waiting for its browser ends too (BYE)
+            for session_id in sessions:
                 try:
                     await runtime.feed(ev.WebDisconnected(session_id))
                 except (CallError, SignalingError) as exc:
