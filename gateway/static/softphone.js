@@ -77,6 +77,7 @@ function formatDuration(ms) {
 const STATE_TEXT = {
   calling: "Calling…", ringing: "Ringing…", early: "Ringing (early audio)…", incoming: "Incoming call",
   answering: "Connecting…", connected: "Connected", held: "On hold", ended: "Call ended",
+  reconnecting: "Reconnecting the call…",
 };
 
 function render() {
@@ -240,6 +241,25 @@ client.addEventListener("session_ended", () => {
   showLogin();
   showError(MESSAGES.session_ended);
   $("login-user").focus();
+});
+// After a reload (or a reconnect) the gateway gives back the calls it kept for this login: show the call
+// again; its audio comes back on a new RTCPeerConnection (webrtc-client.js takes it back by itself).
+client.addEventListener("reattach", (event) => {
+  const kept = event.detail.call;
+  if (call && call.state !== "ended" && call !== kept) return; // this page shows one call; others wait
+  adopt(kept);
+  kept.addEventListener("state", function metered() {
+    if (kept.state !== "connected" && kept.state !== "held") return;
+    kept.removeEventListener("state", metered);
+    micMeter(kept);
+  });
+});
+// "Leave page?" only while a call is up: a reload then keeps it (web_auth.reconnect_grace), but closing
+// the tab ends it once the grace is over.
+window.addEventListener("beforeunload", (event) => {
+  if (!call || call.state === "ended") return;
+  event.preventDefault();
+  event.returnValue = "";
 });
 client.addEventListener("incoming", (event) => {
   const incoming = event.detail.call;
