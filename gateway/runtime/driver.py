@@ -49,6 +49,7 @@ from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 from sipcore.errors import SIPError
+from sipcore.headers import new_call_id
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +181,14 @@ class CallDriver:
             runtime.feed_nowait(ev.TransferOutcome(status, phrase))
 
     def _start_runtime(
-        self, call_id: str, direction: CallDirection, commands: list[cmd.Command]
+        self,
+        call_id: str,
+        direction: CallDirection,
+        commands: list[cmd.Command],
+        sip_call_id: str | None = None,
     ) -> CallRuntime:
         runtime = CallRuntime(call_id, direction, self)
+        runtime.sip.next_call_id = sip_call_id  # before its first command: the INVITE takes it
         if call_id in self.registry:
             runtime.machine = self.registry.get(call_id)
         self._runtimes[call_id] = runtime
@@ -265,7 +271,11 @@ class CallDriver:
             chosen = custom_headers(dict(headers), self._pass_headers)
         except CallError as exc:
             raise BadRequest(str(exc), field="headers") from None
-        with logctx.bind_call():  # the call's tasks log with its ids (gateway/ops/logctx.py)
+        # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
+        # INVITE, from the first line on
+        sip_call_id, context = new_call_id(), logctx.CallContext()
+        logctx.add_sip_call_id(context, sip_call_id)  # indexed: the UA's own lines name the Call-ID
+        with logctx.bind_call(context):
             try:
                 call_id, commands = self.registry.dial(ev.WebDial(session.id, session.user, to, sdp, chosen))
             except CallError as exc:
@@ -276,7 +286,7 @@ class CallDriver:
                 if error is not None and error.code == "destination_not_allowed":
                     raise Forbidden(message, field="to")
                 raise BadRequest(message, field="to", code=error.code if error is not None else None)
-            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
 
