@@ -56,6 +56,13 @@ async def test_calls_complete_with_20_percent_loss() -> None:
                 assert (await expect(call, Bye, timeout=10)).by_remote
             assert len(answered) == CALLS
             assert relay.dropped > 10, (relay.dropped, relay.forwarded)
+            # every kind of retransmission is counted (gateway_sip_retransmissions{kind, transport}):
+            # A's requests and re-ACKs, B's 2xx until the ACK and the responses it resent to requests
+            # that came again (their first response was lost)
+            sent_by_a, sent_by_b = a.layer.stats.retransmissions, b.layer.stats.retransmissions
+            counted = (sent_by_a, sent_by_b)
+            assert sent_by_a[("request", "UDP")] > 0 and sent_by_b[("2xx", "UDP")] > 0, counted
+            assert sent_by_b[("response", "UDP")] > 0 and sent_by_a[("ack", "UDP")] > 0, counted
             server.cancel()
     finally:
         relay.close()
