@@ -42,16 +42,19 @@ class WebUser:
         ssl: ssl_.SSLContext | None = None,
         origin: str | None = None,
         autoping: bool = True,
+        token: str | None = None,
     ) -> None:
         """`base_url` http:// or https:// (then WSS, verified with `ssl`, e.g. trusting a dev CA); `origin`
         sends an Origin header as a browser page of that origin would; `autoping` False: the gateway's
-        pings go unanswered, as from a browser whose network went away."""
+        pings go unanswered, as from a browser whose network went away; `token`: log in with a session
+        token (a page that reloads, with the token of its last login) instead of the secret."""
         self._autoping = autoping
         self.url = base_url.replace("https://", "wss://").replace("http://", "ws://") + "/ws"
         self._ssl = ssl
         self._origin = origin
         self.user = user
         self.secret = secret
+        self.token = token  # the session token: given, or the one the login returned
         self.session_id = ""
         self.events: list[Message] = []
         self._taken: set[int] = set()
@@ -72,8 +75,12 @@ class WebUser:
             autoping=self._autoping,
         )
         self._reader = asyncio.create_task(self._read())
-        registered = await self.request({"type": "login", "user": self.user, "secret": self.secret})
+        login: Message = {"type": "login", "user": self.user, "secret": self.secret}
+        if self.token is not None:
+            login = {"type": "login", "token": self.token}
+        registered = await self.request(login)
         self.session_id = registered["session_id"]
+        self.token = registered["token"]
         return self
 
     async def __aexit__(

@@ -215,6 +215,26 @@ class MediaSendDtmf:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaDetachWeb:
+    """The browser is gone for now (WebDetached, MediaWebLost): close the web leg, keep the SIP leg
+    and its RTP as they are (the SIP party hears silence) until MediaRenewWeb or CloseBridge."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRenewWeb:
+    """A new web leg for the call, answering the browser's new offer `web_sdp` and bridged to the same
+    SIP leg (the codec of the SIP leg first) -> MediaWebRenewed."""
+
+    call_id: str
+    web_sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("web_sdp", self.web_sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class CloseBridge:
     call_id: str
 
@@ -337,6 +357,20 @@ class NotifyInfoResult:
     session_id: str
     call_id: str
     status: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendReattached:
+    """`reattached {sdp, held_local, held_remote}`: the browser has the call back; `sdp` answers its offer."""
+
+    session_id: str
+    call_id: str
+    sdp: str
+    local_hold: bool = False
+    remote_hold: bool = False
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +538,8 @@ MediaCommand = (
     | MediaSipUpdate
     | MediaSipPickup
     | MediaSendDtmf
+    | MediaDetachWeb
+    | MediaRenewWeb
     | CloseBridge
 )
 SignalCommand = (
@@ -525,6 +561,7 @@ SignalCommand = (
     | NotifyTransfer
     | NotifyTransferRequested
     | NotifyReplaced
+    | SendReattached
 )
 TimerCommand = StartTimer | CancelTimer
 Command = SipCommand | MediaCommand | SignalCommand | TimerCommand

@@ -152,6 +152,32 @@ class WebDisconnected:
         _checks.text("session_id", self.session_id)
 
 
+@dataclass(frozen=True, slots=True)
+class WebDetached:
+    """The carrying session's WebSocket closed, but the browser may come back within the reconnect
+    grace (a reload, a network change): the call stays up without its web leg (gateway/calls/reconnect.py).
+    The driver sends it instead of WebDisconnected for connected calls of sessions that can come back."""
+
+    session_id: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WebReattach:
+    """A browser takes the call back with a new WebRTC offer (`sdp`): a session of the same login
+    after the old one went (WebDetached), or the carrying session itself renewing its media (its
+    RTCPeerConnection failed: a network change). The driver has checked the session may."""
+
+    session_id: str
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("sdp", self.sdp)
+
+
 # --- from the SIP user agent --------------------------------------------------------------------
 
 
@@ -361,6 +387,27 @@ class MediaConnected:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaWebLost:
+    """The web leg failed (ICE, DTLS close_notify, no RTP) on a connected call whose browser may come
+    back (the runtime sends it instead of MediaFailed then): the call waits for a reattach."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        _checks.text("reason", self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebRenewed:
+    """Reply to MediaRenewWeb: the new web leg's WebRTC answer to the browser's offer."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class MediaFailed:
     """The bridge cannot carry the call: SDP not translatable (sip_status 488), ICE/DTLS failure."""
 
@@ -499,6 +546,8 @@ WebEvent = (
     | WebInfo
     | WebDisconnected
     | WebTransfer
+    | WebDetached
+    | WebReattach
 )
 SipEvent = (
     SipIncomingInvite
@@ -529,6 +578,8 @@ MediaEvent = (
     | MediaConnected
     | MediaFailed
     | MediaInactive
+    | MediaWebLost
+    | MediaWebRenewed
 )
 Event = WebEvent | SipEvent | MediaEvent | TimerFired
 
@@ -545,6 +596,8 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebInfo,
     WebDisconnected,
     WebTransfer,
+    WebDetached,
+    WebReattach,
 )
 SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipIncomingInvite,
@@ -575,5 +628,7 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaConnected,
     MediaFailed,
     MediaInactive,
+    MediaWebLost,
+    MediaWebRenewed,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

@@ -101,6 +101,10 @@ class CallMachine:
         self.replacing = False  # an INVITE with Replaces is taking the SIP leg over (replaces.py)
         self.picked_up_by: tuple[str, str | None] | None = None  # its (From URI, display): pickup.py
         self.early_renegotiated = False  # an UPDATE's offer changed the early session (early_update.py)
+        # reconnect grace (reconnect.py): the browser went away (detached) or its media failed (web_lost)
+        self.detached = False
+        self.web_lost = False
+        self.reattaching = False  # MediaRenewWeb is out
         self.timers: set[TimerName] = set()
         self._out: list[Command] = []
 

@@ -34,6 +34,9 @@ class CallSettings:
     # A REFER from the SIP party was accepted (202): if the browser places no call for it in this time,
     # the referrer is told it failed (NOTIFY 408), which ends its implicit subscription (RFC 3515 §2.4.5)
     refer_timeout: float = 30.0
+    # web_auth.reconnect_grace: a connected call whose browser went away (reload, network change) stays
+    # up this long for it to come back (gateway/calls/reconnect.py); 0: it ends at once
+    reconnect_grace: float = 30.0
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
@@ -54,6 +57,9 @@ class CallSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
                 raise InvalidValue(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        grace = self.reconnect_grace
+        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace <= 3600:
+            raise InvalidValue(f"reconnect_grace must be a number of seconds in [0, 3600], got {grace!r}")
         if not self.media_families or set(self.media_families) - {"IP4", "IP6"}:
             raise InvalidValue(f"media_families must be IP4 and/or IP6, got {self.media_families!r}")
         if not self.sip_codecs:
@@ -75,6 +81,7 @@ class CallSettings:
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
             "max_ringing_per_user": config.calls.max_ringing_per_user,
             "answer_timeout": config.calls.answer_timeout,
+            "reconnect_grace": config.web_auth.reconnect_grace,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
             "media_families": _families(config),
             "sip_srtp": config.media.sip_srtp.value,

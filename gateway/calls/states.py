@@ -43,6 +43,7 @@ class TimerName(enum.StrEnum):
     REINVITE_RETRY = "reinvite_retry"  # our re-INVITE got 491: wait, then retry (RFC 3261 §14.1)
     CLOSING = "closing"  # closing: give up waiting for the SIP leg to confirm the end
     REFER_WAIT = "refer_wait"  # the SIP party's REFER accepted: the browser must place the call by then
+    RECONNECT = "reconnect"  # the browser (or its media) is gone: it may take the call back until then
 
 
 class Side(enum.StrEnum):

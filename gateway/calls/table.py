@@ -11,7 +11,17 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import early_update, inbound, info, midcall, outbound, pickup, replaces, transfer
+from gateway.calls import (
+    early_update,
+    inbound,
+    info,
+    midcall,
+    outbound,
+    pickup,
+    reconnect,
+    replaces,
+    transfer,
+)
 from gateway.calls.events import (
     Event,
     MediaConnected,
@@ -21,7 +31,9 @@ from gateway.calls.events import (
     MediaSipAnswerReady,
     MediaSipOfferReady,
     MediaWebAnswerReady,
+    MediaWebLost,
     MediaWebOfferReady,
+    MediaWebRenewed,
     RemoteDtmf,
     SipAccepted,
     SipAckReceived,
@@ -42,6 +54,7 @@ from gateway.calls.events import (
     TimerFired,
     TransferOutcome,
     WebAccept,
+    WebDetached,
     WebDial,
     WebDisconnected,
     WebDtmf,
@@ -49,6 +62,7 @@ from gateway.calls.events import (
     WebHold,
     WebInfo,
     WebOfferWanted,
+    WebReattach,
     WebReject,
     WebResume,
     WebSdpAnswer,
@@ -88,6 +102,8 @@ TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
         (S.CONNECTED, TimerName.REFER_WAIT): transfer.refer_expired,
         (S.HOLDING, TimerName.REFER_WAIT): transfer.refer_expired,
         (S.CLOSING, TimerName.CLOSING): midcall.closing_expired,
+        (S.CONNECTED, TimerName.RECONNECT): reconnect.grace_expired,
+        (S.HOLDING, TimerName.RECONNECT): reconnect.grace_expired,
     }
 )
 
@@ -104,7 +120,11 @@ def _timer(call: CallMachine, event: TimerFired) -> None:
 
 _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     WebHangup: midcall.hangup,
-    WebDisconnected: midcall.disconnected,
+    WebDisconnected: reconnect.disconnected,
+    WebDetached: reconnect.detached,
+    WebReattach: reconnect.reattach,
+    MediaWebLost: reconnect.web_lost,
+    MediaWebRenewed: reconnect.renewed,
     WebHold: midcall.web_hold,
     WebResume: midcall.web_resume,
     WebDtmf: midcall.web_dtmf,
@@ -203,6 +223,9 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipReplacingInvite: replaces.replacing_elsewhere,
         WebHangup: _ignore,
         WebDisconnected: _ignore,
+        WebDetached: _ignore,
+        MediaWebLost: _ignore,
+        MediaWebRenewed: _ignore,
         SipProvisional: _ignore,
         SipAccepted: midcall.closing_accepted,
         SipFailed: midcall.closing_done,

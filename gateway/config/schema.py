@@ -419,6 +419,8 @@ class WebAuthSection:
     mode: WebAuthMode = WebAuthMode.SECRET
     session_secret: Secret | None = None  # signs session tokens; None: random per process start
     token_ttl: Annotated[int, IntRange(60, 30 * 86400)] = 12 * 3600  # session token lifetime, seconds
+    # seconds a connected call waits for its browser to come back (reload, network change); 0: no wait
+    reconnect_grace: Annotated[float, FloatRange(0, 3600)] = 30.0
 
     def __post_init__(self) -> None:
         # HMAC-SHA256 key (gateway.signaling.tokens): a short one can be guessed, and forged tokens log in.

@@ -97,9 +97,8 @@ class MediaBridge:
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
         )
-        self._web = WebRtcLeg(
-            options, on_rtp=self._from_web, on_event=self._web_event, call_id=self._call, clock=self._clock
-        )
+        self._web_options = options
+        self._web = self._new_web_leg()
         self._sip = SipLeg(
             settings,
             on_rtp=self._from_sip,
@@ -427,6 +426,56 @@ class MediaBridge:
             candidate = sdp.candidate_from_json(candidate)
         await self._web.add_candidate(candidate)
 
+    # ----------------------------------------------------------------- reconnects (a new web leg)
+
+    def _new_web_leg(self) -> WebRtcLeg:
+        """A web leg whose events count only while it is the bridge's (a replaced one's late failure
+        must not end the call)."""
+        leg: WebRtcLeg | None = None
+
+        def on_event(event: MediaEvent) -> None:
+            if leg is self._web:
+                self._web_event(event)
+            else:
+                logger.debug("call=%s event of a replaced web leg dropped: %r", self._call, event)
+
+        leg = WebRtcLeg(
+            self._web_options, on_rtp=self._from_web, on_event=on_event, call_id=self._call, clock=self._clock
+        )
+        return leg
+
+    async def detach_web(self) -> None:
+        """The browser went (or its media failed) but may come back: close the web leg; the SIP leg
+        and its RTP stay as they are (nothing is forwarded to it: the SIP party hears silence)."""
+        self._expect("detach_web", BridgeState.ACTIVE)
+        self._web_watchdog.set_expected(False)
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()
+        await self._web.close()
+        logger.info("call=%s web leg closed: waiting for the browser to come back", self._call)
+
+    async def renew_web(self, web_offer: str) -> str:
+        """A new web leg for the browser's new offer (a reload, a new RTCPeerConnection), bridged to the
+        same SIP leg: the SIP leg's codec first (pass-through where the browser offers it). The answer."""
+        self._expect("renew_web", BridgeState.ACTIVE)
+        offer = sdp.parse(web_offer)
+        section = audio_section(offer)[1]
+        web_usable = choice.offered(prune_offer(offer).description.media[0], self.settings.web_codecs)
+        if not web_usable:
+            raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
+        await self.detach_web()
+        self._web = self._new_web_leg()
+        if self.fast_lane is not None:
+            self.fast_lane.replace_web(self._web)
+        sip = self._sip.negotiated
+        web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
+        local = await self._web.accept_offer(offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        self._web_answer = sdp.write(local)
+        self._apply_web(section, audio_section(local)[1], answering=True)
+        self._configure_paths()
+        logger.info("call=%s new web leg: %s", self._call, web.name)
+        return self._web_answer
+
     # ------------------------------------------------------------------------------- negotiation
 
     def _apply_web(
@@ -526,7 +575,7 @@ class MediaBridge:
 
     def _sip_failed(self, reason: str) -> None:
         """The SIP leg's DTLS-SRTP failed (handshake, fingerprint mismatch, timeout): the call ends."""
-        self._on_event(DtlsFailed(reason))
+        self._on_event(DtlsFailed(reason, Leg.SIP))
 
     def _sip_secure(self) -> None:
         """The SIP leg's DTLS-SRTP keys are there: media flows from now on."""

@@ -42,9 +42,11 @@ class IceFailed:
 
 @dataclass(frozen=True, slots=True)
 class DtlsFailed:
-    """ICE worked but the DTLS handshake failed (RFC 5763/5764): no keys for SRTP."""
+    """ICE worked but the DTLS handshake failed (RFC 5763/5764): no keys for SRTP. ``leg``: the web leg's
+    DTLS, or the SIP leg's (DTLS-SRTP toward a SIP peer)."""
 
     reason: str
+    leg: Leg = Leg.WEB
 
 
 @dataclass(frozen=True, slots=True)

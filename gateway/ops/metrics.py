@@ -141,8 +141,15 @@ class StateCollector(Collector):
             for (method, status, transport), count in sorted(counts.items()):
                 family.add_metric([method, status, transport], count)
             yield family
+        family = CounterMetricFamily(
+            "gateway_sip_retransmissions",
+            "SIP retransmissions: requests, responses, 2xx until their ACK, ACKs again",
+            labels=["kind", "transport"],
+        )
+        for (kind, transport), count in sorted(stats.retransmissions.items()):
+            family.add_metric([kind, transport], count)
+        yield family
         for name, counts, text, label in (
-            ("gateway_sip_retransmissions", stats.retransmissions, "SIP retransmissions", "transport"),
             ("gateway_sip_parse_errors", stats.parse_errors, "Unparseable SIP messages", "source"),
             ("gateway_sip_policy_refusals", stats.refusals, "SIP requests refused by policy", "source"),
         ):

@@ -34,7 +34,7 @@ from gateway.config.values import DtmfMode
 from gateway.media.bridge import MediaBridge
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import DtmfReceived, Leg, MediaEvent
+from gateway.media.events import DtlsFailed, DtmfReceived, IceFailed, Leg, MediaEvent, MediaInactive
 from gateway.ops import logctx
 from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
@@ -77,6 +77,11 @@ class RuntimeHost(Protocol):
 
     def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
         """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
+        ...
+
+    def resumable(self, call_id: str) -> bool:
+        """Whether the browser carrying the call may come back for it (web_auth.reconnect_grace, a
+        session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost)."""
         ...
 
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
@@ -364,7 +369,7 @@ class CallRuntime:
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
-                | cmd.NotifyReplaced()
+                | cmd.NotifyReplaced() | cmd.SendReattached()
             ):  # fmt: skip
                 self._report_transfer(command)
                 for event in self._signals.events(command):
@@ -414,6 +419,10 @@ class CallRuntime:
             if self._host.dtmf_mode is DtmfMode.INFO:
                 self.sip.send_info(*MediaBridge.info_body(event))
             return
+        lost = self._web_lost(event)
+        if lost is not None:
+            self.feed_nowait(ev.MediaWebLost(lost))
+            return
         translated = media_to_call_event(event)
         if (
             self._early_web
@@ -428,6 +437,22 @@ class CallRuntime:
             self.feed_nowait(translated)
         else:
             logger.debug("call=%s media %r", self.call_id, event)
+
+    def _web_lost(self, event: MediaEvent) -> str | None:
+        """Why the web leg of a connected call is lost, when its browser may renew it; else None (the
+        event means what it always did)."""
+        match event:
+            case IceFailed(reason=reason) | DtlsFailed(reason=reason, leg=Leg.WEB):
+                why = reason
+            case MediaInactive(leg=Leg.WEB, seconds=seconds, held=False):
+                why = f"no audio from the browser for {seconds:g} s"
+            case _:
+                return None
+        if self.state() not in (CallState.CONNECTED, CallState.HOLDING) or not self._host.resumable(
+            self.call_id
+        ):
+            return None
+        return why
 
     async def _media_command(self, command: cmd.Command) -> None:
         if isinstance(command, cmd.CreateBridge):
@@ -497,6 +522,15 @@ class CallRuntime:
                 # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
                 # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).
                 return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold, full=full))
+            case cmd.MediaDetachWeb() if isinstance(bridge, MediaBridge):
+                await bridge.detach_web()
+                return None
+            case cmd.MediaRenewWeb(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
+                answer = await bridge.renew_web(web_sdp)
+                await self._web_became_ready(bridge)
+                return ev.MediaWebRenewed(answer)
+            case cmd.MediaDetachWeb() | cmd.MediaRenewWeb():
+                return ev.MediaFailed("a pass-through call cannot change its web leg")
             case cmd.MediaDropReoffer():
                 bridge.drop_reoffer()
                 return None

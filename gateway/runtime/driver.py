@@ -11,6 +11,7 @@ new INVITEs are resolved through the identity map (presence tells who is online)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -38,9 +39,10 @@ from gateway.ops import logctx
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
+from gateway.runtime.reconnect import Reconnects
 from gateway.runtime.web_calls import WebCallRefused, busy_refusal, web_route
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
-from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
+from gateway.signaling.events import Calls, MessageReceived, PbxState, SipRegistration
 from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
@@ -49,6 +51,7 @@ from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 from sipcore.errors import SIPError
+from sipcore.headers import new_call_id
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ class CallDriver:
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -126,6 +130,11 @@ class CallDriver:
             and media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
             and _webrtc_offer(offer)
         )
+
+    def resumable(self, call_id: str) -> bool:
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        return self.reconnects.resumable(call_id, session)
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
@@ -182,9 +191,14 @@ class CallDriver:
             runtime.feed_nowait(ev.TransferOutcome(status, phrase))
 
     def _start_runtime(
-        self, call_id: str, direction: CallDirection, commands: list[cmd.Command]
+        self,
+        call_id: str,
+        direction: CallDirection,
+        commands: list[cmd.Command],
+        sip_call_id: str | None = None,
     ) -> CallRuntime:
         runtime = CallRuntime(call_id, direction, self)
+        runtime.sip.next_call_id = sip_call_id  # before its first command: the INVITE takes it
         if call_id in self.registry:
             runtime.machine = self.registry.get(call_id)
         self._runtimes[call_id] = runtime
@@ -219,6 +233,9 @@ class CallDriver:
             await session.send_event(
                 SipRegistration(aor, self.registrations[aor], self._reg_reasons.get(aor, ""))
             )
+        waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
+        if waiting:
+            await session.send_event(Calls(waiting))
 
     async def session_closed(self, session: SessionSink) -> None:
         """Each call of the session hears WebDisconnected in its own task (as registry.session_closed)."""
@@ -227,11 +244,24 @@ class CallDriver:
             if runtime is None:
                 continue
             try:
-                await runtime.feed(ev.WebDisconnected(session.id))
+                await runtime.feed(self.reconnects.leaving(session, call_id, runtime))
             except CallError as exc:
                 logger.info("call=%s disconnect of %s: %s", call_id, session.id, exc)
+        for call_id in self.reconnects.abandoned(session):  # a logout: its login's waiting calls end
+            machine = self.registry.get(call_id) if call_id in self.registry else None
+            runtime = self._runtimes.get(call_id)
+            if machine is not None and machine.session_id is not None and runtime is not None:
+                with contextlib.suppress(CallError):
+                    await runtime.feed(ev.WebDisconnected(machine.session_id))
         self._sessions.pop(session.id, None)
         logger.info("session %s of %s closed", session.id, session.user.id)
+
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
+        self._runtime(call_id)
+        self.reconnects.claim(session, call_id)
+        await self._feed(call_id, ev.WebReattach(session.id, sdp))
+        self.reconnects.reattached(call_id)
 
     async def dial(
         self,
@@ -252,7 +282,11 @@ class CallDriver:
         except CallError as exc:
             raise BadRequest(str(exc), field="headers") from None
         route = await self._web_route(session.user, to)
-        with logctx.bind_call():  # the call's tasks log with its ids (gateway/ops/logctx.py)
+        # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
+        # INVITE, from the first line on
+        sip_call_id, context = new_call_id(), logctx.CallContext()
+        logctx.add_sip_call_id(context, sip_call_id)  # indexed: the UA's own lines name the Call-ID
+        with logctx.bind_call(context):
             try:
                 call_id, commands = self.registry.dial(
                     ev.WebDial(session.id, session.user, to, sdp, chosen, route=route)
@@ -265,7 +299,7 @@ class CallDriver:
                 if error is not None and error.code == "destination_not_allowed":
                     raise Forbidden(message, field="to")
                 raise BadRequest(message, field="to", code=error.code if error is not None else None)
-            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands)
+            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
 
@@ -616,7 +650,10 @@ class CallDriver:
         runtimes = list(self._runtimes.values())
         for runtime in runtimes:
             machine = self.registry.get(runtime.call_id) if runtime.call_id in self.registry else None
-            for session_id in sorted(machine.sessions) if machine is not None else ():
+            sessions = sorted(machine.sessions) if machine is not None else []
+            if machine is not None and machine.detached and machine.session_id is not None:
+                sessions = [machine.session_id]  # a call waiting for its browser ends too (BYE)
+            for session_id in sessions:
                 try:
                     await runtime.feed(ev.WebDisconnected(session_id))
                 except (CallError, SignalingError) as exc:

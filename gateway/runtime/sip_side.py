@@ -64,6 +64,9 @@ class SipSide:
         self._feed = feed
         self._spawn = spawn
         self._ua = ua
+        # the Call-ID of our first INVITE, chosen when the call was made (its log lines carry it from the
+        # first); later INVITEs (a followed redirect) get new ones from the UA
+        self.next_call_id: str | None = None
 
     def attach(self, call: SipCall) -> None:
         self.call = call
@@ -92,7 +95,10 @@ class SipSide:
             case cmd.SipInvite(target=target, identity=identity, sdp=offer, headers=headers, direct=direct):
                 try:
                     hop = uri_target(parse_uri(target)) if direct else None  # a redirect's own host
-                    outgoing = await self._ua().invite(target, offer, identity, headers=headers, next_hop=hop)
+                    sip_call_id, self.next_call_id = self.next_call_id, None
+                    outgoing = await self._ua().invite(
+                        target, offer, identity, headers=headers, next_hop=hop, call_id=sip_call_id
+                    )
                 except (SIPError, RuntimeError, ValueError) as exc:
                     logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
                     self._feed(ev.SipFailed(503, "Service Unavailable"))

@@ -55,6 +55,7 @@ from gateway.signaling.protocol import (
     Logout,
     Message,
     Ping,
+    Reattach,
     Reject,
     Request,
     Resume,
@@ -63,7 +64,7 @@ from gateway.signaling.protocol import (
     peek_id,
     request_from_json,
 )
-from gateway.signaling.service import CallService
+from gateway.signaling.service import CallService, ReattachService
 from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,14 @@ class Session:
     def closed(self) -> bool:
         return self._connection.state is ConnectionState.CLOSED
 
+    @property
+    def token_family(self) -> str | None:
+        return self._connection.token_family
+
+    @property
+    def logged_out(self) -> bool:
+        return self._connection.logged_out
+
     async def send_event(self, event: Event) -> None:
         if self.closed:
             logger.debug("session %s closed: dropping %s", self._id, type(event).__name__)
@@ -156,6 +165,11 @@ class Connection:
         self._refused_in_a_row = 0
         self._failed_logins = 0
         self._token_family: str | None = None  # the login this session's tokens descend from
+        self.logged_out = False  # a `logout` ended it: its calls end at once (no reconnect grace)
+
+    @property
+    def token_family(self) -> str | None:
+        return self._token_family
 
     def _set_state(self, state: ConnectionState) -> None:
         logger.info("connection %s: %s -> %s", self.id, self.state.value, state.value)
@@ -256,6 +270,10 @@ class Connection:
                 return Ack(request.id, "message", None, status)
             case Transfer():
                 await service.transfer(session, request.call_id, request.to, request.replaces)
+            case Reattach():
+                if not isinstance(service, ReattachService):
+                    raise Conflict("this gateway keeps no call through a reconnect", field="call_id")
+                await service.reattach(session, request.call_id, request.sdp)
         return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
 
     async def _login(self, request: Login) -> None:
@@ -320,6 +338,7 @@ class Connection:
         if self._token_family is not None:
             await self._context.tokens.revoke(self._token_family)
             logger.info("connection %s: logout: session tokens revoked", self.id)
+        self.logged_out = True
         self.close_code = 1000
         return Ack(request.id, "logout")
 
@@ -366,4 +385,5 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Ice: "ice",
     Info: "info",
     Transfer: "transfer",
+    Reattach: "reattach",
 }

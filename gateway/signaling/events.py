@@ -388,6 +388,61 @@ class Replaced:
         return {"type": "replaced", "call_id": self.call_id, "from": self.from_uri, "display": self.display}
 
 
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """One call in `calls`: what the page needs to show it again before its audio is back."""
+
+    call_id: str
+    direction: str  # "outbound" (the web user called) | "inbound"
+    state: str  # "connected" | "holding"
+    remote: str | None  # the SIP party: the number or URI called, or the caller's From URI
+    local_hold: bool = False
+    remote_hold: bool = False
+    connected_for: float | None = None  # seconds since the call was answered
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "call_id": self.call_id,
+            "direction": self.direction,
+            "state": self.state,
+            "remote": self.remote,
+            "held_local": self.local_hold,
+            "held_remote": self.remote_hold,
+            "connected_for": None if self.connected_for is None else round(self.connected_for, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """After a login with a session token: the calls of the same login whose browser went away less
+    than web_auth.reconnect_grace seconds ago. Each is taken back with `reattach {call_id, sdp}`."""
+
+    calls: tuple[CallSummary, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "calls", "calls": [call.to_json() for call in self.calls]}
+
+
+@dataclass(frozen=True, slots=True)
+class Reattached:
+    """The answer to `reattach`'s offer: the call's audio is back on the browser's new RTCPeerConnection;
+    `held_local`/`held_remote` say who holds it now."""
+
+    call_id: str
+    sdp: str
+    local_hold: bool = False
+    remote_hold: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "reattached",
+            "call_id": self.call_id,
+            "sdp": self.sdp,
+            "held_local": self.local_hold,
+            "held_remote": self.remote_hold,
+        }
+
+
 Event = (
     Incoming
     | Offer
@@ -409,6 +464,8 @@ Event = (
     | Transfer
     | TransferRequested
     | Replaced
+    | Calls
+    | Reattached
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -427,6 +484,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "pbx",
     "transfer",
     "transfer_requested",
+    "calls",
+    "reattached",
 )
 
 

@@ -153,6 +153,16 @@ class Ice:
 
 
 @dataclass(frozen=True, slots=True)
+class Reattach:
+    """`reattach {call_id, sdp}`: take back a call listed in `calls` (or renew the media of one's own
+    connected call after its RTCPeerConnection failed) with a new WebRTC offer; `reattached` answers it."""
+
+    id: RequestId
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """`ping`: answered with `pong` (an application-level keepalive for proxies that drop idle sockets)."""
 
@@ -182,10 +192,23 @@ Request = (
     | Info
     | Message
     | Transfer
+    | Reattach
     | Ping
 )
 CallRequest = (
-    Call | Answer | Reject | Cancel | Hangup | Hold | Resume | Dtmf | Ice | Info | Message | Transfer
+    Call
+    | Answer
+    | Reject
+    | Cancel
+    | Hangup
+    | Hold
+    | Resume
+    | Dtmf
+    | Ice
+    | Info
+    | Message
+    | Transfer
+    | Reattach
 )
 
 
@@ -367,6 +390,14 @@ def _ice(rid: RequestId, data: Mapping[str, object]) -> Ice:
         raise BadRequest(f"bad ICE candidate: {exc.message}", field="candidate") from None
 
 
+def _reattach(rid: RequestId, data: Mapping[str, object]) -> Reattach:
+    call_id = _call_id(data)
+    sdp = read_sdp(data, "sdp", "offer")
+    if sdp is None:
+        raise BadRequest("sdp is required", field="sdp")
+    return Reattach(rid, call_id, sdp)
+
+
 def _simple(
     cls: type[Cancel | Hangup | Hold | Resume],
 ) -> Callable[[RequestId, Mapping[str, object]], Request]:
@@ -387,6 +418,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "info": _info,
     "message": _message,
     "transfer": _transfer,
+    "reattach": _reattach,
     "ping": lambda rid, data: Ping(rid),
     "logout": lambda rid, data: Logout(rid),
 }

@@ -129,6 +129,30 @@ class CallService(Protocol):
         ...
 
 
+@runtime_checkable
+class ResumableSink(Protocol):
+    """A `SessionSink` whose browser can come back after its socket closed (the softphone's WebSocket
+    sessions): `token_family` is the login its session tokens descend from (gateway/signaling/tokens.py),
+    `logged_out` whether it ended with a `logout` (its calls end then, no grace)."""
+
+    @property
+    def token_family(self) -> str | None: ...
+
+    @property
+    def logged_out(self) -> bool: ...
+
+
+@runtime_checkable
+class ReattachService(Protocol):
+    """A `CallService` that keeps calls through a reconnect (web_auth.reconnect_grace)."""
+
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """Take call `call_id` back with the browser's new offer `sdp`: a call of the session's login whose
+        browser went away (listed in `calls`), or the session's own call renewing its media; the answer
+        comes as `reattached`."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class OfferResult:
     """The gateway's answer to an HTTP offer, and the session it belongs to."""

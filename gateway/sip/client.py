@@ -25,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gateway.sip.server import Entry
+from gateway.sip.stats import retransmission
 from gateway.sip.transport import Source, Transport
 from gateway.sip.transport_tcp import TcpTransport
 from sipcore.errors import SIPError, TransportError
@@ -166,6 +167,10 @@ class ClientSide:
         if ours is not None and theirs is not None and ours.sent_by != theirs.sent_by:
             # RFC 3261 §18.1.2: a response whose top Via sent-by is not ours is discarded.
             logger.debug("dropped response from %s: Via sent-by %s is not ours", source, theirs.sent_by)
+            return
+        if entry.txn.state.name == "COMPLETED":  # a final response again: its ACK is resent (§17.1.1.2)
+            with retransmission("ack"):
+                self.layer.handle(entry, Event.received(response), source)
             return
         self.layer.handle(entry, Event.received(response), source)
 

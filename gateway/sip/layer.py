@@ -54,7 +54,14 @@ from gateway.sip.policy import SourcePolicy, TrustedSources
 from gateway.sip.resolver import Resolver
 from gateway.sip.scheduler import LoopScheduler, Scheduler
 from gateway.sip.server import Entry, ServerSide
-from gateway.sip.stats import SipStats, SourceWarnings, first_line_label, message_label
+from gateway.sip.stats import (
+    SipStats,
+    SourceWarnings,
+    first_line_label,
+    message_label,
+    retransmission,
+    retransmitting,
+)
 from gateway.sip.transport import Source, Transport, UdpTransport, address_family, format_host
 from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport, TlsTransport
 from gateway.sip.tu import TransactionUser
@@ -137,7 +144,6 @@ class TransactionLayer:
         self.state = LayerState.RUNNING
         self.stats = SipStats()  # read by the metrics collector (gateway/ops/metrics.py)
         self._refused = SourceWarnings(logger, "SIP request refused by sip.trusted_sources")
-        self._retransmitting = False  # a timer fired: what it sends is a retransmission
         self.transports: list[Transport] = []
         self.client = ClientSide(self)
         self.server = ServerSide(self)
@@ -309,8 +315,9 @@ class TransactionLayer:
 
     def send(self, transport: Transport, data: bytes, address: Address, entry: Entry | None = None) -> None:
         self.stats.sent[(*first_line_label(data), transport.name)] += 1
-        if self._retransmitting:
-            self.stats.retransmissions[transport.name] += 1
+        kind = retransmitting()
+        if kind is not None:
+            self.stats.retransmissions[(kind, transport.name)] += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "send %d bytes to %s %s:%d: %s", len(data), transport.name, *address, _first_line(data)
@@ -387,11 +394,9 @@ class TransactionLayer:
 
     def _fire(self, entry: Entry, timer: Timer) -> None:
         entry.timers.pop(timer, None)
-        self._retransmitting = True  # Timer A, E, G: a Send it causes is a retransmission
-        try:
+        # Timer A, E (a request), G (a response): a Send it causes is a retransmission
+        with retransmission("request" if entry.client is not None else "response"):
             self.handle(entry, Event.timer(timer))
-        finally:
-            self._retransmitting = False
 
     def _transport_error(self, entry: Entry, data: bytes, address: Address, exc: Exception) -> None:
         logger.debug("transport error: %s", exc)

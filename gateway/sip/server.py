@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.policy import Accept, Challenge, Reject
 from gateway.sip.scheduler import TimerHandle
+from gateway.sip.stats import retransmission
 from gateway.sip.transport import Source, Transport
 from gateway.sip.tu import IncomingRequest, TwoXXRetransmitter
 from sipcore.errors import SIPError, TransportError
@@ -166,7 +167,8 @@ class ServerSide:
             return
         entry = self.entries.get(key)
         if entry is not None:
-            self.layer.handle(entry, Event.received(request), source)  # retransmission or ACK
+            with retransmission("response"):  # a retransmitted request gets the last response again
+                self.layer.handle(entry, Event.received(request), source)  # retransmission or ACK
             return
         decision = self.layer.policy.check(request, source)
         if not isinstance(decision, Accept):
@@ -283,6 +285,7 @@ class ServerSide:
             layer.scheduler,
             layer.timers,
             reliable=entry.transport.reliable,
+            resend=partial(self._resend_2xx, entry, response),
         )
         key = _ack_key(entry.txn.request)
         if key is not None:
@@ -293,6 +296,10 @@ class ServerSide:
             waiter.done.add_done_callback(lambda _: self._ack_wait_done(key, waiter))
         waiter.start()
         return waiter
+
+    def _resend_2xx(self, entry: Entry, response: Response) -> None:
+        with retransmission("2xx"):
+            self.respond(entry, response)
 
     def _ack_wait_done(self, key: AckKey, waiter: TwoXXRetransmitter) -> None:
         if self._awaiting_ack.get(key) is waiter:

@@ -6,10 +6,12 @@ the Prometheus collector (gateway/ops/metrics.py) reads them when scraped.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sipcore.message import Message, Request
 
@@ -31,14 +33,35 @@ def first_line_label(data: bytes) -> tuple[str, str]:
     return (line[0].decode("ascii", "replace")[:16] if line and line[0] else "?"), ""
 
 
+_RETRANSMISSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("sip_resend", default=None)
+
+
+@contextlib.contextmanager
+def retransmission(kind: str) -> Iterator[None]:
+    """What the block (and the tasks it awaits) sends is a retransmission of `kind`, counted as such:
+    ``request`` (timers A and E, RFC 3261 §17.1), ``response`` (timer G, §17.2.1, and the last response
+    resent to a retransmitted request, §17.2), ``2xx`` (a 2xx to INVITE resent until its ACK, §13.3.1.4),
+    ``ack`` (an ACK resent to a retransmitted final response, §17.1.1.2, §13.2.2.4)."""
+    token = _RETRANSMISSION.set(kind)
+    try:
+        yield
+    finally:
+        _RETRANSMISSION.reset(token)
+
+
+def retransmitting() -> str | None:
+    """The kind of retransmission being sent now (None: a first transmission)."""
+    return _RETRANSMISSION.get()
+
+
 class SipStats:
-    """Messages in and out by (method, status, transport), retransmissions by transport, parse errors and
-    policy refusals by source class (trusted, untrusted)."""
+    """Messages in and out by (method, status, transport), retransmissions by (kind, transport), parse
+    errors and policy refusals by source class (trusted, untrusted)."""
 
     def __init__(self) -> None:
         self.received: Counter[tuple[str, str, str]] = Counter()
         self.sent: Counter[tuple[str, str, str]] = Counter()
-        self.retransmissions: Counter[str] = Counter()
+        self.retransmissions: Counter[tuple[str, str]] = Counter()  # (kind, transport): retransmission()
         self.parse_errors: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
 

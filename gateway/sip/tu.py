@@ -54,9 +54,17 @@ class TwoXXRetransmitter:
     ACK is still awaited."""
 
     def __init__(
-        self, send: Callable[[], None], scheduler: Scheduler, timers: TimerConfig, *, reliable: bool
+        self,
+        send: Callable[[], None],
+        scheduler: Scheduler,
+        timers: TimerConfig,
+        *,
+        reliable: bool,
+        resend: Callable[[], None] | None = None,
     ) -> None:
+        """``send`` sends the 2xx; ``resend`` (default ``send``) sends it again (counted as a retransmission)."""
         self._send = send
+        self._resend = resend or send
         self._scheduler = scheduler
         self._timers = timers
         self._reliable = reliable
@@ -84,7 +92,7 @@ class TwoXXRetransmitter:
     def _retransmit(self) -> None:
         if self.done.done():
             return
-        self._send()
+        self._resend()
         self._interval = min(2 * self._interval, self._timers.t2)
         self._handle = self._scheduler.call_at(self._scheduler.now() + self._interval, self._retransmit)
 

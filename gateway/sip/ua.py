@@ -474,11 +474,13 @@ class UserAgent:
         next_hop: Target | None = None,
         endpoint: Endpoint | None = None,
         flow: bool = False,
+        call_id: str | None = None,
     ) -> OutgoingCall:
         """Call ``target`` (a SIP URI) from ``identity`` (a web user's SIP identity, whose PBX
         credentials answer digest challenges, or a plain AOR) with an SDP offer. ``endpoint``: our
         Via/Contact (default: the one toward the next hop); ``flow``: every request of the dialog goes
-        to ``next_hop`` (a browser's WebSocket), whatever its Contact says."""
+        to ``next_hop`` (a browser's WebSocket), whatever its Contact says; ``call_id``: the Call-ID,
+        chosen by the caller beforehand (its log lines name it before the INVITE exists), else a new one."""
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new calls")
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -492,6 +494,7 @@ class UserAgent:
             to=NameAddr(uri),
             body=offer_sdp.encode(),
             headers=(*timer, *headers),
+            call_id=call_id,
         )
         call = OutgoingCall(self, invite, hop, digest)
         if flow:

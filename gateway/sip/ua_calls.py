@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip import ua_update
+from gateway.sip.stats import retransmission
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_events import (
     TERMINAL,
@@ -500,7 +501,8 @@ class Call:
 
     async def _resend(self, request: Request) -> None:
         if self.ua.layer.running:
-            await self.ua.layer.send_stateless(request, self.next_hop)
+            with retransmission("ack"):
+                await self.ua.layer.send_stateless(request, self.next_hop)
 
     async def close(self) -> None:
         """End the call whatever its state (the UA is closing); idempotent."""

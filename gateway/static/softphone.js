@@ -122,6 +122,7 @@ function formatDuration(ms) {
 const STATE_TEXT = {
   calling: "Calling…", ringing: "Ringing…", early: "Ringing (early audio)…", incoming: "Incoming call",
   answering: "Connecting…", connected: "Connected", held: "On hold", ended: "Call ended",
+  reconnecting: "Reconnecting the call…",
 };
 
 function stateText(c) {
@@ -453,6 +454,28 @@ client.addEventListener("session_ended", () => {
   showLogin();
   showError(MESSAGES.session_ended);
   $("login-user").focus();
+});
+// After a reload (or a reconnect) the gateway gives back the calls it kept for this login: show the call
+// again; its audio comes back on a new RTCPeerConnection (webrtc-client.js takes it back by itself).
+client.addEventListener("reattach", (event) => {
+  const kept = event.detail.call;
+  if (calls.includes(kept)) return;
+  kept.answeredHere = true; // its end is news, as for any call of this page
+  track(kept);
+  if (!live(call) || call === kept) focus(kept); // else it waits in the list of calls
+  else render();
+  kept.addEventListener("state", function metered() {
+    if (kept.state !== "connected" && kept.state !== "held") return;
+    kept.removeEventListener("state", metered);
+    if (call === kept) meters(kept); // its new microphone stream
+  });
+});
+// "Leave page?" only while a call is up: a reload then keeps it (web_auth.reconnect_grace), but closing
+// the tab ends it once the grace is over.
+window.addEventListener("beforeunload", (event) => {
+  if (!calls.some(live) && !live(call)) return;
+  event.preventDefault();
+  event.returnValue = "";
 });
 // A call for this user. Busy or not, it rings (call waiting): never refused here, so that the user's
 // other sessions go on ringing until one answers or the caller gives up.

@@ -13,16 +13,20 @@
 // GatewayClient events: "registered" {detail: info}, "incoming" {detail: {call}}, "disconnected"
 //   {detail: {code, reason}}, "reconnecting" {detail: {attempt, delay}}, "error" {detail: GatewayError}
 //   (errors not tied to a request, e.g. the login timeout), "logout", "session_ended" {detail:
-//   GatewayError} (a reconnect's token was refused: expired or revoked; log in again).
+//   GatewayError} (a reconnect's token was refused: expired or revoked; log in again), "reattach"
+//   {detail: {call}} (after a login with the saved token, e.g. on a reloaded page: a call of this login
+//   that the gateway kept; the client is taking it back, docs/signaling.md `calls`).
 // Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
 //   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError},
 //   "hold" {detail: {local, remote}} (who holds the call: call.localHold, call.remoteHold).
-// Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held", "ended".
+// Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held",
+//   "reconnecting" (its audio is being set up again after a disconnect or a network change), "ended".
 //
 // ICE candidates trickle both ways. After an unexpected disconnect (a gateway restart too: its session
 // key is kept in its state directory) the client reconnects and logs in again with the session token
-// from the last `registered` (calls do not survive a disconnect: the gateway ends them, and they end
-// here with reason "disconnected").
+// from the last `registered`. Connected calls survive it (web_auth.reconnect_grace on the gateway): they
+// go "reconnecting" and are taken back with a new RTCPeerConnection (`reattach`); so is a call whose
+// RTCPeerConnection failed while the socket stayed up (a network change). Other calls end "disconnected".
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -158,6 +162,8 @@ export class GatewayClient extends EventTarget {
       emit(this, "error", new GatewayError(message.code, message.message, message.field));
     } else if (message.type === "sip_registration") {
       emit(this, "sip_registration", message); // the gateway's registration of this user at the PBX
+    } else if (message.type === "calls") {
+      this._takeBack(message.calls); // calls of this login the gateway kept (a reload, a reconnect)
     } else if (message.type === "pbx") {
       emit(this, "pbx", message); // the phone system answers the gateway's keep-alive, or not
     } else if (message.call_id) {
@@ -175,8 +181,10 @@ export class GatewayClient extends EventTarget {
       reject(new GatewayError("network", "the connection to the gateway was lost"));
     }
     this._pending.clear();
+    const keep = !this._closing && this.reconnect && this.token;
     for (const call of [...this.calls.values()]) {
-      call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
+      if (keep && KEPT.includes(call.state)) call._detached(); // the gateway keeps it for a while
+      else call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
     }
     emit(this, "disconnected", { code: event.code, reason: event.reason });
     if (!this._closing && this.reconnect && this.token) this._scheduleReconnect();
@@ -191,6 +199,7 @@ export class GatewayClient extends EventTarget {
       try {
         await this._open();
         this._registered(await this.request({ type: "login", token: this.token }));
+        await this._settleDetached();
       } catch (error) {
         if (error.code === "unauthorized") {
           // expired, revoked by a logout, or signed with a key the gateway no longer has: the user
@@ -203,6 +212,36 @@ export class GatewayClient extends EventTarget {
         }
       }
     }, delay);
+  }
+
+  // The gateway's `calls`: take each back with a new RTCPeerConnection (a call this page does not know
+  // yet, after a reload, is made and announced with "reattach" first, so the page can show it).
+  _takeBack(list) {
+    for (const item of list || []) {
+      let call = this.calls.get(item.call_id);
+      if (!call) {
+        call = new Call(this, item.call_id, item.direction);
+        call.remote = { uri: item.remote, displayName: null };
+        if (item.connected_for != null) call.connectedAt = Date.now() - item.connected_for * 1000;
+        call.state = "reconnecting";
+        this.calls.set(call.id, call);
+        emit(this, "reattach", { call });
+      }
+      call._reattach().catch((error) => {
+        call._end({ reason: "media_failed", message: `the call could not be taken back: ${error.message}`, sip_status: null });
+      });
+    }
+  }
+
+  // After a reconnect's login: a call still "reconnecting" that the gateway did not list in `calls` is
+  // over (the ping's pong comes after `calls`: the gateway sends it while handling the login).
+  async _settleDetached() {
+    await this.request({ type: "ping" }).catch(() => {});
+    for (const call of [...this.calls.values()]) {
+      if (call.state === "reconnecting" && !call._reattaching) {
+        call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
+      }
+    }
   }
 
   // Log out: the gateway revokes the session token (everywhere) and ends this session's calls; no
@@ -245,6 +284,8 @@ export class GatewayClient extends EventTarget {
   }
 }
 
+const KEPT = ["connected", "held", "reconnecting"]; // call states the gateway keeps through a reconnect
+
 export class Call extends EventTarget {
   constructor(client, id, direction) {
     super();
@@ -263,6 +304,7 @@ export class Call extends EventTarget {
     this._offer = null;
     this._queuedLocal = []; // candidates found before the call had an id
     this._queuedRemote = []; // candidates received before the remote description
+    this._reattaching = false; // a `reattach` is under way: local candidates wait for its ack
   }
 
   _setState(state) {
@@ -279,6 +321,14 @@ export class Call extends EventTarget {
     this.pc.ontrack = (event) => {
       for (const track of event.streams[0]?.getTracks() || [event.track]) this.remoteStream.addTrack(track);
       emit(this, "track", { stream: this.remoteStream });
+    };
+    const pc = this.pc;
+    pc.onconnectionstatechange = () => {
+      // the network went (Wi-Fi to wired): the socket may still be up, the media is not; offer again
+      if (pc === this.pc && pc.connectionState === "failed" && ["connected", "held"].includes(this.state)
+          && this.client.connected) {
+        this._reattach().catch((error) => emit(this, "error", new GatewayError("media", error.message, null, this.id)));
+      }
     };
     this.pc.onicecandidate = (event) => {
       if (!this.client.trickle) return;
@@ -303,7 +353,7 @@ export class Call extends EventTarget {
   }
 
   _sendCandidate(candidate) {
-    if (this.id === null) {
+    if (this.id === null || this._reattaching) {
       this._queuedLocal.push(candidate);
       return;
     }
@@ -363,6 +413,10 @@ export class Call extends EventTarget {
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
         case "info": emit(this, "info", { contentType: message.content_type, body: message.body }); break;
+        case "reattached":
+          await this._remoteDescription("answer", message.sdp);
+          this._setState(message.held_local || message.held_remote ? "held" : "connected");
+          break;
         case "ended": this._end(message); break;
         case "error":
           emit(this, "error", new GatewayError(message.code, message.message, message.field, this.id));
@@ -436,6 +490,35 @@ export class Call extends EventTarget {
     this.muted = Boolean(on);
     for (const track of this.localStream?.getAudioTracks() || []) track.enabled = !this.muted;
     emit(this, "state", { state: this.state });
+  }
+
+  // The socket went: the gateway keeps the call (its audio stops) until this client logs in again.
+  _detached() {
+    this.pc?.close();
+    this.pc = null;
+    this._setState("reconnecting");
+  }
+
+  // Take the call back (after a reconnect or a reload) or renew its media (a network change): a new
+  // RTCPeerConnection offers; the gateway bridges it to the same call and answers with `reattached`.
+  async _reattach() {
+    if (this._reattaching) return;
+    this._reattaching = true;
+    try {
+      this.pc?.close();
+      this._queuedRemote = [];
+      this._queuedLocal = [];
+      this.remoteStream = new MediaStream();
+      this._setState("reconnecting");
+      const live = this.localStream?.getAudioTracks().some((t) => t.readyState === "live");
+      await this._start(live ? this.localStream : null);
+      if (this.muted) this.mute(true);
+      const offer = await this._localOffer();
+      await this.client.request({ type: "reattach", call_id: this.id, sdp: offer });
+    } finally {
+      this._reattaching = false;
+    }
+    this._flushCandidates();
   }
 
   _end(detail) {

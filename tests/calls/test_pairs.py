@@ -84,6 +84,8 @@ from gateway.calls import (
     WebSdpAnswer,
 )
 from gateway.calls.commands import (
+    MediaDetachWeb,
+    MediaRenewWeb,
     NotifyReplaced,
     NotifyTransfer,
     NotifyTransferRequested,
@@ -94,11 +96,15 @@ from gateway.calls.commands import (
     SipTakeOver,
 )
 from gateway.calls.events import (
+    MediaWebLost,
+    MediaWebRenewed,
     SipReferReceived,
     SipReferResult,
     SipReplacingInvite,
     SipTransferProgress,
     TransferOutcome,
+    WebDetached,
+    WebReattach,
     WebTransfer,
 )
 from gateway.calls.table import TRANSITIONS
@@ -150,6 +156,10 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         SipReferReceived: lambda: SipReferReceived(f"sip:1003@{f.DOMAIN}", f.ALICE),
         TransferOutcome: lambda: TransferOutcome(180, "Ringing"),
         SipReplacingInvite: lambda: SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER),
+        WebDetached: lambda: WebDetached(session),
+        WebReattach: lambda: WebReattach(session, f.WEB_OFFER),
+        MediaWebLost: lambda: MediaWebLost("ICE failed"),
+        MediaWebRenewed: lambda: MediaWebRenewed(f.WEB_ANSWER),
     }
     return samples[kind]()
 
@@ -189,6 +199,11 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         WebTransfer: (state, [SipRefer, NotifyTransfer]),
         SipTransferProgress: (state, []),  # no transfer of ours: a late NOTIFY is dropped
         SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested, StartTimer]),
+        # reconnect grace (gateway/calls/reconnect.py): the web leg goes, the call waits for the browser
+        WebDetached: (state, [MediaDetachWeb, StartTimer]),
+        MediaWebLost: (state, [MediaDetachWeb, StartTimer]),
+        WebReattach: (state, [MediaRenewWeb]),  # the carrying session renews its media
+        MediaWebRenewed: (state, []),  # no reattach under way: stale
     }
 
 
@@ -287,6 +302,9 @@ CLOSING_EXPECT: Expect = {
     SipTransferProgress: (S.CLOSING, []),
     SipReferReceived: (S.CLOSING, [SipAnswerRefer]),  # 481
     TransferOutcome: (S.CLOSING, []),
+    WebDetached: (S.CLOSING, []),
+    MediaWebLost: (S.CLOSING, []),
+    MediaWebRenewed: (S.CLOSING, []),
 }
 
 # situation -> (state it is in, builder, timer of its TimerFired sample, allowed pairs)

@@ -63,9 +63,14 @@ async def page_tone(page: Page, freq: float, seconds: float = 1.5) -> tuple[floa
     return float(result["heard"]), float(result["rms"])
 
 
-def beeps(path: Path, freq: float = FAKE_MIC_HZ, level: float = 300.0) -> tuple[int, int]:
-    """(loud stretches of `path` whose strongest frequency is `freq`, loud stretches in all)."""
+def beeps(
+    path: Path, freq: float = FAKE_MIC_HZ, level: float = 300.0, *, last: float | None = None
+) -> tuple[int, int]:
+    """(loud stretches of `path` whose strongest frequency is `freq`, loud stretches in all); `last`:
+    in its last `last` seconds only."""
     rate, samples = read_wav(path)
+    if last is not None:
+        samples = samples[-int(last * rate) :]
     window = rate // 100  # 10 ms
     loud = [rms(samples[i : i + window]) > level for i in range(0, len(samples) - window + 1, window)]
     runs: list[tuple[int, int]] = []

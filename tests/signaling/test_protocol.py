@@ -27,6 +27,7 @@ from gateway.signaling.protocol import (
     Logout,
     Message,
     Ping,
+    Reattach,
     Reject,
     Resume,
     Transfer,
@@ -87,6 +88,11 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "logout", "id": 6}, Logout(6)),
     ({"type": "transfer", "call_id": "c1", "to": " 1003 "}, Transfer(None, "c1", to="1003")),
     ({"type": "transfer", "call_id": "c1", "replaces": "c2"}, Transfer(None, "c1", replaces="c2")),
+    ({"type": "reattach", "id": 4, "call_id": "c1", "sdp": OFFER_SDP}, Reattach(4, "c1", OFFER_SDP)),
+    (
+        {"type": "reattach", "call_id": "c1", "sdp": {"type": "offer", "sdp": OFFER_SDP}},
+        Reattach(None, "c1", OFFER_SDP),
+    ),
     (
         {"type": "call", "to": "1003", "sdp": OFFER_SDP, "transfer_of": "c1"},
         Call(None, "1003", OFFER_SDP, transfer_of="c1"),
@@ -105,6 +111,13 @@ def test_every_request_type_has_a_valid_example() -> None:
 
 INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "transfer", "call_id": "c1"}, "bad_request", "to"),
+    ({"type": "reattach", "call_id": "c1"}, "bad_request", "sdp"),
+    ({"type": "reattach", "sdp": OFFER_SDP}, "bad_request", "call_id"),
+    (
+        {"type": "reattach", "call_id": "c1", "sdp": {"type": "answer", "sdp": OFFER_SDP}},
+        "bad_request",
+        "sdp.type",
+    ),
     ({"type": "transfer", "call_id": "c1", "to": "1003", "replaces": "c2"}, "bad_request", "to"),
     ({"type": "transfer", "call_id": "c1", "replaces": "bad id!"}, "bad_request", "replaces"),
     ({"type": "transfer", "call_id": "c1", "to": "10\n03"}, "bad_request", "to"),
@@ -298,6 +311,27 @@ def test_event_encoding() -> None:
         (
             ev.TransferRequested("c1", "sip:1003@pbx"),
             {"type": "transfer_requested", "call_id": "c1", "to": "sip:1003@pbx"},
+        ),
+        (
+            ev.Calls((ev.CallSummary("c1", "outbound", "holding", "sip:1002@pbx", True, False, 12.34),)),
+            {
+                "type": "calls",
+                "calls": [
+                    {
+                        "call_id": "c1",
+                        "direction": "outbound",
+                        "state": "holding",
+                        "remote": "sip:1002@pbx",
+                        "held_local": True,
+                        "held_remote": False,
+                        "connected_for": 12.3,
+                    }
+                ],
+            },
+        ),
+        (
+            ev.Reattached("c1", "v=0", False, True),
+            {"type": "reattached", "call_id": "c1", "sdp": "v=0", "held_local": False, "held_remote": True},
         ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),

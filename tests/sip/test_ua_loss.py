@@ -13,7 +13,7 @@ from gateway.sip.ua_events import Answered, Bye, InfoReceived
 from peers.ports import free_port
 from sipcore.routing import Target
 from tests.sip.lossy import LossyRelay
-from tests.sip.ua_helpers import ANSWER, OFFER, expect, identity, running_ua
+from tests.sip.ua_helpers import ANSWER, OFFER, expect, identity, running_ua, uri_of
 
 CALLS = 12
 
@@ -56,6 +56,34 @@ async def test_calls_complete_with_20_percent_loss() -> None:
                 assert (await expect(call, Bye, timeout=10)).by_remote
             assert len(answered) == CALLS
             assert relay.dropped > 10, (relay.dropped, relay.forwarded)
+            # every kind of retransmission is counted (gateway_sip_retransmissions{kind, transport}):
+            # A's requests and re-ACKs, B's 2xx until the ACK and the responses it resent to requests
+            # that came again (their first response was lost)
+            sent_by_a, sent_by_b = a.layer.stats.retransmissions, b.layer.stats.retransmissions
+            counted = (sent_by_a, sent_by_b)
+            assert sent_by_a[("request", "UDP")] > 0 and sent_by_b[("2xx", "UDP")] > 0, counted
+            # (re-ACKs only when a 2xx came again after our ACK went: not certain under load; the
+            # ack kind is checked exactly in test_a_2xx_that_comes_again_is_acked_again_and_counted)
+            assert sent_by_b[("response", "UDP")] > 0, counted
             server.cancel()
     finally:
         relay.close()
+
+
+async def test_a_2xx_that_comes_again_is_acked_again_and_counted() -> None:
+    """RFC 3261 §13.2.2.4: a retransmitted 2xx (its first ACK lost) is ACKed again, counted as kind ack."""
+    async with running_ua(listen=(Listen("udp"),)) as b, running_ua() as a:
+        answered: list[IncomingCall] = []
+        server = asyncio.create_task(serve(b, answered))
+        call = await a.invite(uri_of(b), OFFER, identity())
+        await expect(call, Answered, timeout=10)
+        final = await call._final
+        assert a.layer.stats.retransmissions[("ack", "UDP")] == 0
+        call.on_stray_2xx(final)  # as the layer hands a 2xx that matched no transaction
+        for _ in range(100):
+            if a.layer.stats.retransmissions[("ack", "UDP")]:
+                break
+            await asyncio.sleep(0.02)
+        assert a.layer.stats.retransmissions[("ack", "UDP")] == 1
+        await call.bye()
+        server.cancel()

@@ -220,6 +220,11 @@ class FastLaneController:
             link.close()
             self._sip_srtp = None
 
+    def replace_web(self, web: WebRtcLeg) -> None:
+        """The bridge has a new web leg (a browser that came back): link its socket from now on."""
+        self.unlink()
+        self._web = web
+
     # ------------------------------------------------------------------------ LinkHandler (engine)
 
     def fast_failed(self) -> None:

@@ -1,0 +1,128 @@
+"""Which calls wait for their browser, and who may take them back (web_auth.reconnect_grace).
+
+The call machine keeps a connected call up when its browser goes (gateway/calls/reconnect.py); this
+is the driver's side of it. A session that closes without a `logout` and whose login can come back
+(a WebSocket session of the softphone protocol, `ResumableSink`, with a token family) leaves its
+connected calls *detached* rather than disconnected, recorded here with the login's token family and
+user. When a session of the same family and user logs in (a reload of the page, a reconnect after a
+network change: the page logs in with its saved token, which keeps the family), it is told those calls
+(`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
+JSON-RPC, SIP over WebSocket), pass-through calls and calls not yet connected end as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gateway.calls import CallRegistry, CallState
+from gateway.calls import events as ev
+from gateway.calls.machine import CallMachine
+from gateway.calls.states import CallDirection
+from gateway.media.bridge import MediaBridge
+from gateway.runtime.call_runtime import CallRuntime
+from gateway.signaling.errors import NotFound
+from gateway.signaling.events import CallSummary
+from gateway.signaling.service import ResumableSink, SessionSink
+
+logger = logging.getLogger(__name__)
+
+KEPT_STATES = (CallState.CONNECTED, CallState.HOLDING)
+
+
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    family: str
+    user_id: str
+
+
+def _login(session: SessionSink) -> _Owner | None:
+    """The login a session belongs to, when it may come back for its calls."""
+    if not isinstance(session, ResumableSink) or session.logged_out or not session.token_family:
+        return None
+    return _Owner(session.token_family, session.user.id)
+
+
+class Reconnects:
+    def __init__(self, registry: CallRegistry) -> None:
+        self._registry = registry
+        self._detached: dict[str, _Owner] = {}  # call id -> the login that may take it back
+
+    @property
+    def grace(self) -> float:
+        return self._registry.settings.reconnect_grace
+
+    def _machine(self, call_id: str) -> CallMachine | None:
+        return self._registry.get(call_id) if call_id in self._registry else None
+
+    def leaving(self, session: SessionSink, call_id: str, runtime: CallRuntime) -> ev.Event:
+        """What call `call_id` hears as `session` closes: WebDetached when it can wait for the browser."""
+        owner, machine = _login(session), self._machine(call_id)
+        if (
+            self.grace > 0
+            and owner is not None
+            and machine is not None
+            and machine.state in KEPT_STATES
+            and machine.session_id == session.id
+            and isinstance(runtime.bridge, MediaBridge)
+        ):
+            self._detached[call_id] = owner
+            return ev.WebDetached(session.id)
+        return ev.WebDisconnected(session.id)
+
+    def resumable(self, call_id: str, session: SessionSink | None) -> bool:
+        """Whether the web leg of call `call_id`, carried by `session`, is worth waiting for."""
+        return self.grace > 0 and session is not None and _login(session) is not None
+
+    def waiting(self, session: SessionSink) -> tuple[CallSummary, ...]:
+        """The detached calls `session`'s login may take back (forgetting those that ended)."""
+        owner = _login(session)
+        found = []
+        for call_id, held_by in list(self._detached.items()):
+            machine = self._machine(call_id)
+            if machine is None or machine.state not in KEPT_STATES or not machine.detached:
+                del self._detached[call_id]
+                continue
+            if held_by == owner:
+                found.append(_summary(machine))
+        return tuple(found)
+
+    def claim(self, session: SessionSink, call_id: str) -> None:
+        """Check that `session` may reattach call `call_id` (NotFound otherwise, as for any unknown call)."""
+        machine = self._machine(call_id)
+        if machine is None:
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        if machine.detached:
+            if self._detached.get(call_id) != _login(session):
+                raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+            logger.info("call=%s taken back by session %s of %s", call_id, session.id, session.user.id)
+            return
+        if machine.session_id != session.id:  # renewing one's own media only
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+
+    def abandoned(self, session: SessionSink) -> list[str]:
+        """A session that logged out: the detached calls of its login end now (the logout says the user
+        is done; its tokens can no longer take them back)."""
+        if not isinstance(session, ResumableSink) or not session.logged_out or not session.token_family:
+            return []
+        owner = _Owner(session.token_family, session.user.id)
+        ids = [call_id for call_id, held_by in self._detached.items() if held_by == owner]
+        for call_id in ids:
+            del self._detached[call_id]
+        return ids
+
+    def reattached(self, call_id: str) -> None:
+        self._detached.pop(call_id, None)
+
+
+def _summary(machine: CallMachine) -> CallSummary:
+    outbound = machine.direction is CallDirection.OUTBOUND
+    return CallSummary(
+        machine.call_id,
+        "outbound" if outbound else "inbound",
+        machine.state.value,
+        machine.target if outbound else machine.remote_uri,
+        machine.local_hold,
+        machine.remote_hold,
+        machine.duration,
+    )
