@@ -437,7 +437,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.RING,
         {
             **EARLY_OUT,
-            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite]),  # 200 with the answer
+            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite, NotifyHeld]),  # 200, held by remote
             WebHold: (S.EARLY, []),  # after the answer (early_update.answered)
             SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 500 Retry-After (RFC 3311 §5.2)
             SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491
