@@ -186,10 +186,11 @@ class MediaSipUpdate:
 @dataclass(frozen=True, slots=True)
 class MediaSipPickup:
     """Call pickup (RFC 3891 §3): the offer of an INVITE with Replaces that takes over the web user's
-    outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady."""
+    outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady. ``sip_sdp`` None:
+    an offerless INVITE, whose 200 carries our offer (MediaPickupReady.sip_sdp) and whose ACK the answer."""
 
     call_id: str
-    sip_sdp: str
+    sip_sdp: str | None
 
 
 @dataclass(frozen=True, slots=True)

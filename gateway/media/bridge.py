@@ -264,7 +264,7 @@ class MediaBridge:
         self._configure_paths()
         return sdp.write(plain)
 
-    async def pickup_from_sip(self, plain_offer: str) -> tuple[str, str]:
+    async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]:
         """Call pickup (RFC 3891 §3): a new SIP party's INVITE with Replaces takes over our outbound call
         before its answer. Its offer replaces the one we sent (never answered, or answered only in an
         early 18x): the SIP leg answers it, and the browser's offer is answered now if no early media
@@ -272,6 +272,8 @@ class MediaBridge:
         self._expect("pickup_from_sip", BridgeState.AWAITING_SIP_ANSWER, BridgeState.ACTIVE)
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} pickup_from_sip() on a call from the SIP side")
+        if plain_offer is None:  # an offerless INVITE: our INVITE's offer again, in its 200
+            return await self._pickup_offer()
         offer = sdp.parse(plain_offer)
         index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
         offered = choice.offered(offer.media[index], self.settings.sip_codecs)
@@ -293,6 +295,17 @@ class MediaBridge:
         self._configure_paths()
         logger.info("call=%s picked up on the SIP side: %s", self._call, codec.name)
         return sdp.write(self._stamp_sip(answer)), self._web_answer
+
+    async def _pickup_offer(self) -> tuple[str, str]:
+        """An offerless pickup (RFC 3261 §13.2.1): the offer of our INVITE again (its next version) for the
+        200, and the browser's answer with that offer's first codec, unless early media answered it; the
+        ACK's answer then comes through ``answer_from_sip`` as any answer to our offer does."""
+        last = self._sip_local
+        if last is None:
+            raise BridgeError(f"call={self._call} offerless pickup before any SIP offer")
+        web_answer = self._web_answer or await self.answer_web_first()
+        logger.info("call=%s picked up on the SIP side without an offer: ours goes in the 200", self._call)
+        return sdp.write(self._stamp_sip(last)), web_answer
 
     # ----------------------------------------------------------------------------------- re-offers
 
