@@ -118,18 +118,22 @@ class CallDriver:
         from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
         a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route)."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
-        if machine is None or not self._routes:
+        if machine is None:
             return False
         if machine.direction is CallDirection.OUTBOUND:
+            if machine.direct and self._web_calls is WebCalls.P2P:  # to a web user: browser to browser
+                return True
             return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
 
-    def _inbound_passthrough(self, caller: str, offer: str | None) -> bool:
-        return (
-            offer is not None
-            and media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
-            and _webrtc_offer(offer)
-        )
+    def _inbound_passthrough(self, caller: str, offer: str | None, looped: bool) -> bool:
+        """Pass the caller's WebRTC offer to the browser: its route says so, or it is a web user's call
+        looped through our own listener under `calls.web_calls: p2p` (the two browsers then talk
+        directly; the gateway only carries the signaling, trickle ICE in INFO included)."""
+        if offer is None:
+            return False
+        wanted = media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
+        return (wanted or (looped and self._web_calls is WebCalls.P2P)) and _webrtc_offer(offer)
 
     def resumable(self, call_id: str) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None
@@ -306,7 +310,7 @@ class CallDriver:
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
         usual way, through the PBX; gateway/runtime/web_calls.py)."""
-        if self._web_calls is not WebCalls.DIRECT or self._ua is None:
+        if self._web_calls is WebCalls.PBX or self._ua is None:
             return None
         try:
             return await web_route(self.identity, self._ua, caller, to, pbx=self._has_pbx)
@@ -592,7 +596,9 @@ class CallDriver:
                 call.offer or None,
                 target,
                 details=self._caller_details(call),
-                passthrough=self._inbound_passthrough(from_uri, call.offer or None),
+                passthrough=self._inbound_passthrough(
+                    from_uri, call.offer or None, self._ua is not None and self._ua.ours(call.request)
+                ),
             )
             call_id, commands = self.registry.incoming(event)
         except Exception:

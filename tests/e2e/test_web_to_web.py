@@ -5,6 +5,7 @@ and each page hears the other's fake-microphone beep. Presence: each sees the ot
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -58,4 +59,29 @@ async def test_web_users_call_each_other_without_a_pbx(tmp_path: Path) -> None:
     async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
         await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
         await call_and_talk(bob, alice, "alice", "Bob", tmp_path)
+        await wait_until(lambda: gateway.driver.calls == 0)
+
+
+async def test_web_users_call_each_other_peer_to_peer(tmp_path: Path) -> None:
+    """`calls.web_calls: p2p`: the gateway rings bob itself but carries no media: alice's offer reaches
+    bob's page unchanged through the loop (both halves pass the SDP through, trickle ICE crosses as
+    INFO), the pages hear each other's beep, and the gateway holds no RTP port and built no bridge."""
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        held: list[frozenset[object]] = []
+        bridges: list[str] = []
+
+        async def watch() -> None:
+            while True:
+                held.append(frozenset(gateway.ports.held))
+                bridges.extend(type(r.bridge).__name__ for r in gateway.driver._runtimes.values() if r.bridge)
+                await asyncio.sleep(0.1)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
+        finally:
+            watcher.cancel()
+        assert bridges and set(bridges) == {"PassthroughMedia"}, set(bridges)  # both halves, no bridge
+        assert all(not ports for ports in held)  # no RTP port at any moment
         await wait_until(lambda: gateway.driver.calls == 0)
