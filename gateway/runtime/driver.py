@@ -107,6 +107,14 @@ class CallDriver:
     def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
         settings = self._bridge_settings(call_id)
         machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is not None and machine.direct:
+            # a web user of ours on the far side of the loop: the browsers' codec order on the loop's SIP
+            # leg too, so that both bridges forward (Opus end to end) instead of transcoding to PCMU
+            web_first = [
+                c for c in settings.web_codecs if c.lower() in {s.lower() for s in settings.sip_codecs}
+            ]
+            rest = [c for c in settings.sip_codecs if c.lower() not in {w.lower() for w in web_first}]
+            settings = replace(settings, sip_codecs=(*web_first, *rest))
         if machine is not None and machine.direction is CallDirection.OUTBOUND:
             route = route_for(self._routes, machine.target)
             if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
