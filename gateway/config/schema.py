@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses
+from gateway.config.cluster import ClusterSection
 from gateway.config.errors import InvalidValue
 from gateway.config.ops import CdrSection, MetricsSection
 from gateway.config.rooms import RoomsSection
@@ -578,6 +579,7 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
+    cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.
     state_dir: str = "state"
@@ -604,6 +606,8 @@ class Config:
         own = self.sip.websocket.listen if self.sip.websocket is not None else None
         if own is not None and (own.host, own.port) == (self.http.host, self.http.port):
             yield "sip.websocket.listen", f"is http's own address {own.host}:{own.port}: use on_http instead"
+        if self.cluster is not None and self.web_auth.session_secret is None:
+            yield "web_auth.session_secret", "required with cluster (the same on every instance signs tokens)"
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
             yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
         first_index: dict[str, int] = {}

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +31,7 @@ from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, 
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
-from gateway.identity.model import Found, SipIdentity
+from gateway.identity.model import Found, NotOnline, SipIdentity
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
@@ -88,6 +88,9 @@ class CallDriver:
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
+        # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
+        # online on other instances only (302), or () to answer as alone (480)
+        self.inbound_redirect: Callable[[IncomingCall, NotOnline], Awaitable[tuple[str, ...]]] | None = None
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -163,6 +166,20 @@ class CallDriver:
     @property
     def calls(self) -> int:
         return len(self.registry)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def drain(self) -> None:
+        """Take no new call (INVITEs get 503, new web calls `unavailable`); calls in progress go on."""
+        if self._accepting:
+            logger.info("draining: no new calls (%d in progress)", len(self.registry))
+        self._accepting = False
+
+    def http_session_ids(self) -> tuple[str, ...]:
+        """The HTTP-API/WHIP sessions this process holds (their ownership is shared in a cluster)."""
+        return tuple(self._http)
 
     @property
     def runtimes(self) -> tuple[CallRuntime, ...]:
@@ -587,6 +604,21 @@ class CallDriver:
             callee = call.callee
             target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
             caller = call.caller
+            if isinstance(target, NotOnline) and self.inbound_redirect is not None:
+                try:
+                    contacts = await self.inbound_redirect(call, target)
+                except SignalingError as exc:  # the shared state is unreachable: the edge tries another
+                    logger.warning("call=%s %s: %s", call.call_id, target.target, exc)
+                    call.reject(503, "Cluster State Unavailable")
+                    return
+                if contacts:  # RFC 3261 §21.3.3: online on other instances only; the edge proxy follows
+                    logger.info(
+                        "call=%s %s is on another instance: 302 %s", call.call_id, target.target, contacts
+                    )
+                    call.reject(
+                        302, "Moved Temporarily", headers=tuple(("Contact", f"<{c}>") for c in contacts)
+                    )
+                    return
             if isinstance(target, Found):
                 busy = busy_refusal(self.registry, target, self._pbx_domain)
                 if busy is not None:

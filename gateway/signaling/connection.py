@@ -286,9 +286,9 @@ class Connection:
                 f"user {user.id!r} already has {context.limits.max_sessions_per_user} open sessions"
             )
         session = Session(self.id, user, self)
+        await context.presence.add(user.id, session.id)  # may refuse (a cluster without Redis): not OPEN
         self.session = session
         self._set_state(ConnectionState.OPEN)
-        await context.presence.add(user.id, session.id)
         await self.send(
             Registered(
                 id=request.id,

@@ -87,14 +87,20 @@ def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
 
 
 def session_tokens_from_config(
-    config: Config, clock: Callable[[], float], state: StateDir | None = None
+    config: Config,
+    clock: Callable[[], float],
+    state: StateDir | None = None,
+    revocations: RevocationStore | None = None,
 ) -> SessionTokens:
     """Tokens signed with web_auth.session_secret, else with the key kept in the state directory, else
     (no state directory: tests) a random key; revocations kept in the state directory when there is one."""
     ttl = config.web_auth.token_ttl
-    revocations: RevocationStore = (
-        FileRevocations(state.revocations_file, clock) if state is not None else InMemoryRevocations(clock)
-    )
+    if revocations is None:  # a cluster gives its shared store (gateway/cluster/stores.py)
+        revocations = (
+            FileRevocations(state.revocations_file, clock)
+            if state is not None
+            else InMemoryRevocations(clock)
+        )
     secret = config.web_auth.session_secret
     if secret is not None:
         return SessionTokens(secret.reveal().encode("utf-8"), ttl, clock, revocations)
@@ -136,11 +142,12 @@ def add_signaling_routes(
     monotonic: Callable[[], float] = time.monotonic,
     limits: SignalingLimits | None = None,
     state: StateDir | None = None,
+    revocations: RevocationStore | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
-    tokens = session_tokens_from_config(config, clock, state)
+    tokens = session_tokens_from_config(config, clock, state, revocations)
     ice_servers = ice_servers_from_config(config)
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic
