@@ -20,6 +20,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from gateway.app import Gateway
 from peers.demo import require_desk_phone
@@ -41,15 +42,14 @@ async def phone_and_alice(
 ) -> AsyncIterator[tuple[DeskPhone, Gateway, WebUser, WebPeer]]:
     """The desk phone (440 Hz), a gateway in front of it, alice logged in, and her browser's WebPeer."""
     require_desk_phone()
+    # reconnect_grace 0: the call ends as soon as the browser is known gone (with a grace, the call
+    # waits that long for the browser to come back: tests/e2e/test_reconnect.py)
+    sections: dict[str, Any] = {"web_auth": {"reconnect_grace": 0}}
+    if media:
+        sections["media"] = media
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        # reconnect_grace 0: the call ends as soon as the browser is known gone (with a grace, the call
-        # waits that long for the browser to come back: tests/e2e/test_reconnect.py)
-        running_gateway(
-            gateway_config(
-                phone.address, web_auth={"reconnect_grace": 0}, **({"media": media} if media else {})
-            )
-        ) as gateway,
+        running_gateway(gateway_config(phone.address, **sections)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET, autoping=autoping) as alice,
     ):
         peer = WebPeer(freq=1000)
