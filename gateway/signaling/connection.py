@@ -44,6 +44,7 @@ from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.protocol import (
     Answer,
     Call,
+    CallMessage,
     CallRequest,
     Cancel,
     Dtmf,
@@ -64,7 +65,7 @@ from gateway.signaling.protocol import (
     peek_id,
     request_from_json,
 )
-from gateway.signaling.service import CallService, ReattachService
+from gateway.signaling.service import CallService, ChatService, ReattachService
 from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
@@ -268,6 +269,10 @@ class Connection:
             case Message():
                 status = await service.message(session, request.to, request.body)
                 return Ack(request.id, "message", None, status)
+            case CallMessage():
+                if not isinstance(service, ChatService):
+                    raise Conflict("this gateway carries no chat in calls", field="call_id")
+                await service.call_message(session, request.call_id, request.body)
             case Transfer():
                 await service.transfer(session, request.call_id, request.to, request.replaces)
             case Reattach():
@@ -384,6 +389,7 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Dtmf: "dtmf",
     Ice: "ice",
     Info: "info",
+    CallMessage: "message",
     Transfer: "transfer",
     Reattach: "reattach",
 }
