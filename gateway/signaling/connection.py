@@ -41,6 +41,7 @@ from gateway.signaling.events import (
     ServerMessage,
 )
 from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.protocol import (
     Answer,
     Call,
@@ -101,6 +102,7 @@ class SignalingContext:
     ice_servers: tuple[IceServerInfo, ...]
     limits: SignalingLimits
     monotonic: Callable[[], float]
+    presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
 
 
 class ConnectionState(enum.Enum):
@@ -286,7 +288,8 @@ class Connection:
             raise Conflict("already logged in on this connection")
         user = await self._authenticate(request)
         context = self._context
-        if len(await context.presence.sessions_of(user.id)) >= context.limits.max_sessions_per_user:
+        open_sessions = len(await context.presence.sessions_of(user.id))
+        if open_sessions >= context.limits.max_sessions_per_user:
             raise TooManySessions(
                 f"user {user.id!r} already has {context.limits.max_sessions_per_user} open sessions"
             )
@@ -307,6 +310,11 @@ class Connection:
             )
         )
         await context.call_service.session_opened(session)
+        feed = context.presence_feed
+        if feed is not None:
+            feed.watch(session)
+            if not open_sessions:  # her first session: her contacts see her online
+                await feed.changed(user.id, online=True)
 
     async def _authenticate(self, request: Login) -> WebUser:
         identity = self._context.identity
@@ -369,8 +377,13 @@ class Connection:
         self._set_state(ConnectionState.CLOSED)
         if session is None:
             return
+        feed = self._context.presence_feed
         try:
             await self._context.presence.remove(session.user.id, session.id)
+            if feed is not None:
+                feed.unwatch(session)
+                if not await self._context.presence.sessions_of(session.user.id):
+                    await feed.changed(session.user.id, online=False)  # her last session closed
         except Exception:
             logger.exception("connection %s: presence removal failed", self.id)
         try:

@@ -309,6 +309,25 @@ class MessageResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A contact (a web user this user may call) came online (her first session) or went offline."""
+
+    user: str
+    display_name: str
+    number: str
+    online: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "presence",
+            "user": self.user,
+            "display_name": self.display_name,
+            "number": self.number,
+            "online": self.online,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class IceCandidate:
     """A gateway ICE candidate for the browser's `addIceCandidate`; None: the gateway has no more."""
 
@@ -481,6 +500,7 @@ Event = (
     | MessageReceived
     | CallMessage
     | MessageResult
+    | PresenceChanged
     | IceCandidate
     | Ended
     | ErrorMessage
@@ -513,6 +533,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "reattached",
     "message",
     "message_result",
+    "presence",
 )
 
 

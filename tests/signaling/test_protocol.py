@@ -310,6 +310,10 @@ def test_event_encoding() -> None:
         (ev.CallMessage("c1", "hi"), {"type": "message", "call_id": "c1", "body": "hi"}),
         (ev.MessageResult("c1", 405), {"type": "message_result", "call_id": "c1", "status": 405}),
         (
+            ev.PresenceChanged("bob", "Bob", "1002", True),
+            {"type": "presence", "user": "bob", "display_name": "Bob", "number": "1002", "online": True},
+        ),
+        (
             ev.Transfer("c1", "progress", 180, "SIP 180 Ringing"),
             {
                 "type": "transfer",
