@@ -203,6 +203,23 @@ class SipInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SipMessage:
+    """Send MESSAGE (RFC 3428, text/plain) in the call's dialog with the browser's text; its answer:
+    SipMessageResult."""
+
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSendText:
+    """Send the SIP party's text to the browser on the call's data channel (if the browser opened one)."""
+
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSendDtmf:
     """Send one digit to the SIP leg as RFC 4733 telephone-events."""
 
@@ -354,6 +371,24 @@ class NotifyInfo:
 @dataclass(frozen=True, slots=True)
 class NotifyInfoResult:
     """`info_result`: the SIP party's answer to the browser's INFO."""
+
+    session_id: str
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyMessage:
+    """`message {call_id, body}`: a text (SIP MESSAGE in the dialog) from the SIP party."""
+
+    session_id: str
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyMessageResult:
+    """`message_result {call_id, status}`: the SIP party's answer to the MESSAGE carrying the browser's text."""
 
     session_id: str
     call_id: str
@@ -526,7 +561,7 @@ class NotifyReplaced:
 
 SipCommand = (
     SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf | SipInfo
-    | SipRefer | SipAnswerRefer | SipNotifyRefer | SipTakeOver | SipRefuseReplacing
+    | SipMessage | SipRefer | SipAnswerRefer | SipNotifyRefer | SipTakeOver | SipRefuseReplacing
 )  # fmt: skip
 MediaCommand = (
     CreateBridge
@@ -539,6 +574,7 @@ MediaCommand = (
     | MediaSipUpdate
     | MediaSipPickup
     | MediaSendDtmf
+    | MediaSendText
     | MediaDetachWeb
     | MediaRenewWeb
     | CloseBridge
@@ -557,6 +593,8 @@ SignalCommand = (
     | NotifyDtmf
     | NotifyInfo
     | NotifyInfoResult
+    | NotifyMessage
+    | NotifyMessageResult
     | NotifyEnded
     | NotifyError
     | NotifyTransfer

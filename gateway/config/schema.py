@@ -269,6 +269,9 @@ class MediaSection:
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
+    # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the
+    # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/data_channel.py)
+    data_channel: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,15 @@ from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import CodecChosen, DtlsFailed, DtmfReceived, Leg, MediaEvent, MediaInactive
+from gateway.media.events import (
+    CodecChosen,
+    DtlsFailed,
+    DtmfReceived,
+    Leg,
+    MediaEvent,
+    MediaInactive,
+    TextReceived,
+)
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp import RtpPacket
@@ -96,6 +104,7 @@ class MediaBridge:
             include_loopback=settings.include_loopback,
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
+            data_channel=settings.data_channel,
         )
         self._web_options = options
         self._web = self._new_web_leg()
@@ -577,6 +586,9 @@ class MediaBridge:
             self._on_event(DtmfReceived(Leg.SIP, digit.digit, digit.duration_ms))
 
     def _web_event(self, event: MediaEvent) -> None:
+        if isinstance(event, TextReceived):  # chat on the data channel: nothing to do with media
+            self._on_event(event)
+            return
         if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
             self._web_watchdog.set_expected(self._web_side.direction.receives)
         if self.fast_lane is not None:
@@ -622,6 +634,10 @@ class MediaBridge:
     def info_body(event: DtmfReceived) -> tuple[str, str]:
         """The (Content-Type, body) of a SIP INFO carrying a digit heard on the web leg."""
         return DTMF_RELAY, format_dtmf_relay(event.digit, max(1, event.duration_ms))
+
+    def send_text(self, text: str) -> bool:
+        """Chat text to the browser on its data channel (gateway/media/data_channel.py); False: none open."""
+        return self._web.send_text(text)
 
     def _send_web_event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
         self._web.send(payload, timestamp, payload_type, marker)

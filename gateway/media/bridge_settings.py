@@ -54,6 +54,7 @@ class BridgeSettings:
     inactivity_timeout: float | None = 5.0
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
     ice_timeout: float = 20.0
+    data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
     call_id: str = "-"
@@ -136,6 +137,7 @@ def settings_from_config(
         ice_servers=ice_servers_from_config(config.ice.gateway),
         inactivity_timeout=config.media.inactivity_timeout,
         hold_timeout=config.media.hold_timeout,
+        data_channel=config.media.data_channel,
         call_id=call_id,
         fast_lane=fast_lane if config.media.fast_path else None,
     )

@@ -71,4 +71,13 @@ class CodecChosen:
     transcoding: bool
 
 
-MediaEvent = MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen
+@dataclass(frozen=True, slots=True)
+class TextReceived:
+    """A text message the browser sent on one of the call's data channels (for SIP MESSAGE, RFC 3428)."""
+
+    text: str
+
+
+MediaEvent = (
+    MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen | TextReceived
+)

@@ -2,7 +2,10 @@
 
 aiortc answers every audio and video m-line it can (a Chromium audio+video offer gets an active
 ``recvonly`` video answer even with only an audio transceiver) and opens an SCTP transport for a data
-channel m-line. The gateway is audio only, so aiortc only ever sees the first usable audio m-line:
+channel m-line. The gateway carries audio, and chat on a data channel where the web leg takes one, so
+aiortc only ever sees the first usable audio m-line and, with ``data_channel``, the first data channel
+m-line bundled with it (RFC 8841 SCTP over the same DTLS association, RFC 8843 BUNDLE; gateway/media/
+data_channel.py), stripped of its own candidates (BUNDLE drops its transport):
 
 * ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus
   ``a=end-of-candidates``, passed on once those are under way);
@@ -34,6 +37,7 @@ class PrunedOffer:
     mid: str
     mdns: tuple[Candidate, ...] = ()
     end_of_candidates: bool = False
+    data_index: int | None = None  # of the data channel m-line kept (second in ``description``), if any
 
 
 # RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
@@ -58,8 +62,37 @@ def _usable_audio(section: MediaDescription, offer: SessionDescription) -> bool:
     return bool(section.fingerprints or offer.fingerprints) and (section.ice or offer.ice) is not None
 
 
-def prune_offer(offer: SessionDescription) -> PrunedOffer:
-    """Keep the first usable audio m-line; ``SdpUnacceptable`` (488) when there is none."""
+# RFC 8841 §4.1: data channel m-lines (and the pre-standard "DTLS/SCTP" with the port in the format)
+SCTP_PROFILES = frozenset({"UDP/DTLS/SCTP", "DTLS/SCTP"})
+
+
+def _bundled_data(offer: SessionDescription, audio_mid: str) -> int | None:
+    """The first active data channel m-line in the audio's BUNDLE group (aiortc then runs SCTP over the
+    audio's DTLS), with the ICE credentials aiortc insists on; None when there is none."""
+    group = offer.bundle_mids()
+    for i, section in enumerate(offer.media):
+        if (
+            section.media == "application"
+            and not section.rejected
+            and section.proto.upper() in SCTP_PROFILES
+            and section.mid is not None
+            and audio_mid in group
+            and section.mid in group
+            and (section.ice or offer.ice) is not None
+        ):
+            return i
+    return None
+
+
+def _data_section(section: MediaDescription) -> MediaDescription:
+    """A data channel m-line for aiortc: its transport is the audio's (BUNDLE), so no candidates."""
+    attributes = tuple(a for a in section.attributes if a.name not in ("candidate", "end-of-candidates"))
+    return dataclasses.replace(section, attributes=attributes)
+
+
+def prune_offer(offer: SessionDescription, *, data_channel: bool = False) -> PrunedOffer:
+    """Keep the first usable audio m-line (and, with ``data_channel``, the first data channel m-line
+    bundled with it); ``SdpUnacceptable`` (488) when there is no audio."""
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
@@ -85,10 +118,17 @@ def prune_offer(offer: SessionDescription) -> PrunedOffer:
         attributes.append(Attribute("end-of-candidates"))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
+    data_index = _bundled_data(offer, mid) if data_channel and section.mid is not None else None
+    media = [kept]
+    bundle = f"BUNDLE {mid}"
+    if data_index is not None:
+        data = offer.media[data_index]
+        media.append(_data_section(data))
+        bundle += f" {data.mid}"
     session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
-    session.insert(0, Attribute("group", f"BUNDLE {mid}"))
-    description = dataclasses.replace(offer, attributes=tuple(session), media=(kept,))
-    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns))
+    session.insert(0, Attribute("group", bundle))
+    description = dataclasses.replace(offer, attributes=tuple(session), media=tuple(media))
+    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns), data_index)
 
 
 def rejected(section: MediaDescription) -> MediaDescription:
@@ -105,13 +145,17 @@ def rejected(section: MediaDescription) -> MediaDescription:
 
 
 def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
-    """aiortc's one-m-line answer with the offer's other m-lines put back, rejected."""
-    if len(answer.media) != 1:
-        raise sdp.SdpUnacceptable(f"expected one m-line from aiortc, got {len(answer.media)}")
-    ours = dataclasses.replace(answer.media[0], proto=pruned.original.media[pruned.index].proto)
-    media = [
-        ours if i == pruned.index else rejected(section) for i, section in enumerate(pruned.original.media)
-    ]
+    """aiortc's answer (audio, and the data channel when kept) with the offer's other m-lines put back,
+    rejected."""
+    expected = len(pruned.description.media)
+    if len(answer.media) != expected:
+        raise sdp.SdpUnacceptable(f"expected {expected} m-line(s) from aiortc, got {len(answer.media)}")
+    ours = {
+        pruned.index: dataclasses.replace(answer.media[0], proto=pruned.original.media[pruned.index].proto)
+    }
+    if pruned.data_index is not None:
+        ours[pruned.data_index] = answer.media[1]
+    media = [ours.get(i) or rejected(section) for i, section in enumerate(pruned.original.media)]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 
 

@@ -9,7 +9,9 @@ How it works:
   and decoder (``aiortc_hooks``): ``send()`` writes SRTP to the socket at once (``DirectSender``), and
   decrypted packets come to ``on_rtp`` straight from the socket callback (``DirectReceiver``; the few
   that arrive before it starts come through the receiver tap). Payloads are never decoded or encoded.
-* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``).
+* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``); with
+  ``data_channel`` the offer's data channel m-line bundled with the audio is kept too, and the channels
+  the browser opens carry chat text (``data_channel.ChatChannels``: ``TextReceived`` events, ``send_text``).
 * Remote mDNS candidates are resolved in background tasks, bounded by ``mdns_timeout``: a name nobody
   answers never blocks signaling. End-of-candidates before any candidate is ignored (aioice would fail
   at once; a late candidate can still connect, and ``ice_timeout`` ends the wait otherwise).
@@ -41,8 +43,9 @@ from aiortc.sdp import candidate_from_sdp
 
 import sdp
 from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
+from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
-from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class WebLegOptions:
     host_addresses: tuple[str, ...] | None = None
     ice_timeout: float = 20.0
     mdns_timeout: float = 2.0
+    data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
 
 
 def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
@@ -129,6 +133,8 @@ class WebRtcLeg:
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
         aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
         self.remote: sdp.SessionDescription | None = None
+        self._chat = ChatChannels(self._text, call_id)
+        self._pc.on("datachannel", self._chat.adopt)
 
     # ------------------------------------------------------------------------------------- state
 
@@ -203,6 +209,14 @@ class WebRtcLeg:
             )  # fmt: skip
         return True
 
+    def _text(self, text: str) -> None:
+        if self._state is WebLegState.CONNECTED:
+            self._on_event(TextReceived(text))
+
+    def send_text(self, text: str) -> bool:
+        """Write ``text`` on the browser's open data channels; False when there is none."""
+        return self._state is WebLegState.CONNECTED and self._chat.send(text)
+
     # --------------------------------------------------------------------------------------- SDP
 
     async def accept_offer(
@@ -210,7 +224,7 @@ class WebRtcLeg:
     ) -> sdp.SessionDescription:
         """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order."""
         self._check_open()
-        pruned = web_sdp.prune_offer(offer)
+        pruned = web_sdp.prune_offer(offer, data_channel=self._options.data_channel)
         if self._pruned is None:
             self._transceiver.setCodecPreferences(capabilities(codecs))
         self._pruned = pruned
@@ -360,4 +374,5 @@ class WebRtcLeg:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._sender.idle_track.stop()
+        self._chat.close()
         await self._pc.close()

@@ -348,7 +348,7 @@ class CallRuntime:
         match command:
             case (
                 cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
+                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipMessage() | cmd.SipRefer()
                 | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
                 if isinstance(self.bridge, PassthroughMedia) and (
@@ -369,6 +369,7 @@ class CallRuntime:
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
+                | cmd.NotifyMessage() | cmd.NotifyMessageResult()
                 | cmd.NotifyReplaced() | cmd.SendReattached()
             ):  # fmt: skip
                 self._report_transfer(command)
@@ -533,6 +534,12 @@ class CallRuntime:
                 return ev.MediaFailed("a pass-through call cannot change its web leg")
             case cmd.MediaDropReoffer():
                 bridge.drop_reoffer()
+                return None
+            case cmd.MediaSendText(body=body):
+                if isinstance(bridge, MediaBridge) and not bridge.send_text(body):
+                    logger.debug(
+                        "call=%s no open data channel: the text goes to the session only", self.call_id
+                    )
                 return None
             case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
                 try:

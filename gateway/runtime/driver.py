@@ -19,7 +19,15 @@ from dataclasses import replace
 from typing import Any
 
 import sdp
-from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession, custom_headers
+from gateway.calls import (
+    CallError,
+    CallRegistry,
+    IllegalEvent,
+    InvalidValue,
+    UnknownCall,
+    WrongSession,
+    custom_headers,
+)
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
@@ -383,6 +391,14 @@ class CallDriver:
                 field="content_type",
             )
         await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
+
+    async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
+        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/chat.py)."""
+        try:
+            event = ev.WebMessage(body, session.id)
+        except InvalidValue as exc:
+            raise BadRequest(str(exc), field="body") from None
+        await self._feed(call_id, event)
 
     async def message(self, session: SessionSink, to: str, body: str) -> int:
         """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""

@@ -40,6 +40,7 @@ from gateway.signaling.jsonrpc_peer import RpcContext
 from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
+from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
 from gateway.signaling.rooms import RoomRegistry
 from gateway.signaling.rooms_ws import (
@@ -150,7 +151,7 @@ def add_signaling_routes(
     tokens = session_tokens_from_config(config, clock, state, revocations)
     ice_servers = ice_servers_from_config(config)
     app[CONTEXT_KEY] = SignalingContext(
-        call_service, identity, presence, tokens, ice_servers, limits, monotonic
+        call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)

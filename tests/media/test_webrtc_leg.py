@@ -11,7 +11,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 import sdp
 from gateway.media import codec_choice, web_sdp
-from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
 
@@ -68,7 +68,7 @@ async def test_chromium_audio_video_offer_gets_video_rejected_with_port_zero() -
     assert leg.state is WebLegState.CLOSED
 
 
-async def test_data_channel_m_line_is_rejected_too() -> None:
+async def test_data_channel_m_line_is_rejected_without_data_channel() -> None:
     leg = make_leg([])
     try:
         answer = await leg.accept_offer(sdp.parse(with_data_channel(AUDIO)), PCMU)
@@ -76,6 +76,64 @@ async def test_data_channel_m_line_is_rejected_too() -> None:
         assert answer.media[1].proto == "UDP/DTLS/SCTP"
     finally:
         await leg.close()
+
+
+async def test_data_channel_m_line_is_answered_and_bundled_with_data_channel() -> None:
+    leg = make_leg([], data_channel=True)
+    try:
+        answer = await leg.accept_offer(sdp.parse(with_data_channel(AUDIO)), PCMU)
+        application = answer.media[1]
+        assert (application.media, application.proto, application.mid) == (
+            "application",
+            "UDP/DTLS/SCTP",
+            "1",
+        )
+        assert application.port != 0 and answer.bundle_mids() == ("0", "1")
+        assert application.get("sctp-port") == "5000"
+    finally:
+        await leg.close()
+
+
+def test_prune_keeps_only_a_bundled_data_channel() -> None:
+    bundled = web_sdp.prune_offer(sdp.parse(with_data_channel(AUDIO)), data_channel=True)
+    assert bundled.data_index == 1 and [m.media for m in bundled.description.media] == [
+        "audio",
+        "application",
+    ]
+    assert bundled.description.bundle_mids() == ("0", "1")
+    unbundled = sdp.parse(with_data_channel(AUDIO).replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0"))
+    assert web_sdp.prune_offer(unbundled, data_channel=True).data_index is None
+    assert web_sdp.prune_offer(sdp.parse(with_data_channel(AUDIO))).data_index is None  # not asked
+
+
+async def test_chat_text_both_ways_on_the_browsers_data_channel() -> None:
+    events: list[MediaEvent] = []
+    leg = make_leg(events, data_channel=True)
+    peer = WebPeer(chat=True)
+    try:
+        answer = await leg.accept_offer(sdp.parse(await peer.offer()), PCMU)
+        await peer.accept(sdp.write(answer))
+        await peer.say("hello gateway")
+        for _ in range(300):
+            if TextReceived("hello gateway") in events:
+                break
+            await asyncio.sleep(0.01)
+        assert TextReceived("hello gateway") in events
+        assert leg.send_text("hello browser")
+        await peer.wait_text("hello browser")
+        assert peer.channel is not None
+        peer.channel.send(b"\x00binary")  # dropped: only text goes to SIP MESSAGE
+        peer.channel.send("x" * 9000)  # dropped: larger than a MESSAGE body may be
+        await peer.say("after")
+        for _ in range(300):
+            if TextReceived("after") in events:
+                break
+            await asyncio.sleep(0.01)
+        assert [e.text for e in events if isinstance(e, TextReceived)] == ["hello gateway", "after"]
+    finally:
+        await peer.close()
+        await leg.close()
+    assert not leg.send_text("gone")
 
 
 def test_prune_keeps_bundle_candidates_and_holds_back_mdns() -> None:
