@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 # UA_RESERVE of it is kept for unregistering after the calls' BYEs.
 SHUTDOWN_TIMEOUT: Final = 1.5
 UA_RESERVE: Final = 0.3
+HOST_ADDRESSES_TTL: Final = 60.0  # seconds an enumeration of the host's interfaces serves ICE gathering
 
 
 class Gateway:
@@ -98,6 +99,8 @@ class Gateway:
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
         aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
+        # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
+        aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
         health = HealthSource(
