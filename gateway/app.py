@@ -14,6 +14,7 @@ engines stop last.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
@@ -32,6 +33,7 @@ from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.ops import logctx
+from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
@@ -166,7 +168,23 @@ class Gateway:
             await self._start_web_sip(self.sip, self.sip_ws)
         await self.ops.start()
         self._closers.append(self.ops.close)
+        if self.config.media.gc_tuning:
+            self._start_gc_tuning()
         logger.info("gateway started")
+
+    def _start_gc_tuning(self) -> None:
+        """Freeze what start-up made, then the calls set up each second (gateway/ops/gc_tuning.py)."""
+        tuning = GcTuning(lambda: self.driver.calls)
+        tuning.start()
+        task = asyncio.get_running_loop().create_task(tuning.run(), name="gc-tuning")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            tuning.close()
+
+        self._closers.append(stop)
 
     async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:
         url = urlsplit(self.http_url if self.sip_ws_http is None else self.sip_ws_http.urls[0])

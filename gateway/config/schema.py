@@ -268,6 +268,9 @@ class MediaSection:
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
+    # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
+    # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
+    gc_tuning: bool = True
 
 
 @dataclass(frozen=True, slots=True)
