@@ -14,6 +14,7 @@ engines stop last.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
@@ -32,6 +33,7 @@ from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.ops import logctx
+from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
@@ -53,6 +55,7 @@ logger = logging.getLogger(__name__)
 # UA_RESERVE of it is kept for unregistering after the calls' BYEs.
 SHUTDOWN_TIMEOUT: Final = 1.5
 UA_RESERVE: Final = 0.3
+HOST_ADDRESSES_TTL: Final = 60.0  # seconds an enumeration of the host's interfaces serves ICE gathering
 
 
 class Gateway:
@@ -110,6 +113,8 @@ class Gateway:
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
         aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
+        # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
+        aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
         health = HealthSource(
@@ -185,7 +190,23 @@ class Gateway:
         self._closers.append(self.ops.close)
         if cluster is not None:
             await cluster.start(self.sip)
+        if self.config.media.gc_tuning:
+            self._start_gc_tuning()
         logger.info("gateway started")
+
+    def _start_gc_tuning(self) -> None:
+        """Freeze what start-up made, then the calls set up each second (gateway/ops/gc_tuning.py)."""
+        tuning = GcTuning(lambda: self.driver.calls)
+        tuning.start()
+        task = asyncio.get_running_loop().create_task(tuning.run(), name="gc-tuning")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            tuning.close()
+
+        self._closers.append(stop)
 
     async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:
         url = urlsplit(self.http_url if self.sip_ws_http is None else self.sip_ws_http.urls[0])

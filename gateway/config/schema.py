@@ -272,6 +272,9 @@ class MediaSection:
     # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the
     # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/data_channel.py)
     data_channel: bool = True
+    # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
+    # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
+    gc_tuning: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +332,9 @@ class IceServer:
 class IceSection:
     browser: tuple[IceServer, ...] = ()  # handed to browsers in their RTCConfiguration
     gateway: tuple[IceServer, ...] = ()  # used by the gateway's own aiortc peer connections
+    # The addresses the gateway's web legs gather host candidates on (those browsers can reach); empty:
+    # every interface aioice finds. Fewer addresses: fewer sockets per call and faster ICE checks.
+    host_addresses: tuple[Annotated[IPAddress, Parse(parse_ip)], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

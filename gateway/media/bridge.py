@@ -42,7 +42,7 @@ from typing import Any
 import sdp
 from gateway.media import codec_choice as choice
 from gateway.media import fastlane
-from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter
+from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter, web_certificate
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
@@ -105,6 +105,7 @@ class MediaBridge:
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
             data_channel=settings.data_channel,
+            certificate=web_certificate(settings.dtls_certificates),
         )
         self._web_options = options
         self._web = self._new_web_leg()

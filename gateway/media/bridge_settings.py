@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiortc import RTCIceServer
+from aiortc.rtcdtlstransport import RTCCertificate
 
 import sdp
 from gateway.config import Config, IceServer
 from gateway.config.addresses import RtpAddress, family_of
+from gateway.media import aiortc_hooks
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
@@ -95,6 +97,15 @@ class BridgeSettings:
         return found
 
 
+def web_certificate(certificates: DtlsCertificates | None) -> RTCCertificate | None:
+    """The process's DTLS certificate for a web leg (renewed by ``DtlsCertificates``), as aiortc's
+    object; None: aiortc makes one per peer connection."""
+    if certificates is None:
+        return None
+    current = certificates.current()
+    return aiortc_hooks.rtc_certificate(current.key, current.certificate)
+
+
 def ice_servers_from_config(servers: Iterable[IceServer]) -> tuple[RTCIceServer, ...]:
     """``Config.ice.gateway`` (credentials are ``Secret`` values) as aiortc RTCIceServers."""
     return tuple(
@@ -135,6 +146,7 @@ def settings_from_config(
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
         ice_servers=ice_servers_from_config(config.ice.gateway),
+        host_addresses=tuple(str(a) for a in config.ice.host_addresses) or None,
         inactivity_timeout=config.media.inactivity_timeout,
         hold_timeout=config.media.hold_timeout,
         data_channel=config.media.data_channel,

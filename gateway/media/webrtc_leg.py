@@ -33,10 +33,10 @@ from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
     RTCIceServer,
-    RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp
@@ -73,12 +73,15 @@ _TRANSITIONS = {
 
 @dataclass(frozen=True, slots=True)
 class WebLegOptions:
-    """``host_addresses`` replaces the gathered host addresses and ``include_loopback`` adds 127.0.0.1:
-    both only for tests on loopback (aioice leaves 127.0.0.1 out); production keeps real interfaces."""
+    """``host_addresses`` replaces the gathered host addresses (``ice.host_addresses``: the addresses
+    browsers can reach; None: every interface) and ``include_loopback`` adds 127.0.0.1 (aioice leaves
+    it out; for a gateway on loopback). ``certificate``: the process's DTLS certificate (None: aiortc
+    makes one per peer connection, ~1 ms of the event loop)."""
 
     ice_servers: tuple[RTCIceServer, ...] = ()
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
+    certificate: RTCCertificate | None = None
     ice_timeout: float = 20.0
     mdns_timeout: float = 2.0
     data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
@@ -116,7 +119,9 @@ class WebRtcLeg:
         aiortc_hooks.register_telephone_event()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
         self._state = WebLegState.NEW
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(options.ice_servers)))
+        self._pc = aiortc_hooks.peer_connection(
+            RTCConfiguration(iceServers=list(options.ice_servers)), options.certificate
+        )
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
         self._receiver = aiortc_direct.attach_direct_receiver(self._transceiver.receiver, self._direct)

@@ -490,6 +490,7 @@ class CallRuntime:
                     deliver(await bridge.answer_web_first())  # before the INVITE: no SIP event can race it
                     self._early_web = True
                     await self._web_became_ready(bridge)
+                    await asyncio.sleep(0)  # the API's response is written before the INVITE is built
                 return ev.MediaSipOfferReady(offer)
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
                 if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE

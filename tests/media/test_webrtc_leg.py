@@ -11,6 +11,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 import sdp
 from gateway.media import codec_choice, web_sdp
+from gateway.media.bridge_settings import web_certificate
+from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
@@ -207,6 +209,35 @@ async def test_trickled_candidates_connect() -> None:
     finally:
         await peer.close()
         await leg.close()
+
+
+async def test_legs_share_the_process_certificate_and_connect_with_it() -> None:
+    """Two web legs with the process's DTLS certificate (no key made per call) answer with its
+    fingerprint, and a browser connects to one of them (DTLS checks the fingerprint)."""
+    certificates = DtlsCertificates()
+    shared = web_certificate(certificates)
+    assert shared is not None
+    events: list[MediaEvent] = []
+    legs = [make_leg(events, certificate=shared), make_leg([], certificate=shared)]
+    peer = WebPeer()
+    try:
+        answer = await legs[0].accept_offer(sdp.parse(await peer.offer()), PCMU)
+        other = await legs[1].accept_offer(sdp.parse(AUDIO), PCMU)
+        expected = certificates.current().fingerprint.value
+        for description in (answer, other):
+            assert [f.value for f in description.media[0].fingerprints if f.algorithm == "sha-256"] == [
+                expected
+            ]
+        await peer.accept(sdp.write(answer))
+        for _ in range(300):
+            if MediaConnected() in events:
+                break
+            await asyncio.sleep(0.01)
+        assert MediaConnected() in events and legs[0].state is WebLegState.CONNECTED
+    finally:
+        await peer.close()
+        for leg in legs:
+            await leg.close()
 
 
 async def test_unresolvable_mdns_candidate_never_blocks_and_ice_fails_fast() -> None:
