@@ -41,6 +41,15 @@ async def log_in_bob(url: str) -> str | None:
     return None
 
 
+async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: WebPeer) -> tuple[int, str]:
+    """The phone calls `aor`; alice answers with `peer`. The phone's call number and alice's call id."""
+    number = await phone.call(aor)
+    ringing = await alice.wait_for("incoming")
+    await alice.answer(ringing["call_id"], peer.answer)
+    await phone.wait_for("state", call=number, state="CONFIRMED")
+    return number, str(ringing["call_id"])
+
+
 async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -> None:
     require_desk_phone()
     with running_redis(tmp_path) as redis:
@@ -53,10 +62,7 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                 ):
                     peer = WebPeer(freq=1000)
                     try:
-                        number = await phone.call(edge.aor("1001"))
-                        ringing = await alice.wait_for("incoming")
-                        await alice.answer(ringing["call_id"], peer.answer)
-                        await phone.wait_for("state", call=number, state="CONFIRMED")
+                        number, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
                         await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
 
                         redis.stop(kill=True)
@@ -77,7 +83,7 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                         await asyncio.sleep(1.0)
                         assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
                         await phone.hangup(number)
-                        ended = await alice.wait_for("ended", call_id=ringing["call_id"])
+                        ended = await alice.wait_for("ended", call_id=call_id)
                         assert ended["reason"] == "remote_hangup", ended
                     finally:
                         await peer.close()
@@ -94,12 +100,9 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                     await wait_until(lambda: all(g.cluster and g.cluster.node.available for g in gateways))
                     peer = WebPeer(freq=1000)
                     try:
-                        again = await phone.call(edge.aor("1001"))
-                        ringing = await alice.wait_for("incoming")
-                        await alice.answer(ringing["call_id"], peer.answer)
-                        await phone.wait_for("state", call=again, state="CONFIRMED")
+                        again, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
                         await phone.hangup(again)
-                        await alice.wait_for("ended", call_id=ringing["call_id"])
+                        await alice.wait_for("ended", call_id=call_id)
                     finally:
                         await peer.close()
     print(f"Redis outage {OUTAGE:g} s: logins back {recovered:.2f} s after Redis returned")
