@@ -41,7 +41,7 @@ class Answerers:
         self.users: list[WebUser] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.busy: set[int] = set()  # id() of the sessions in a call
-        self.seen: set[str] = set()
+        self.rung: dict[str, list[WebUser]] = {}  # call id -> the sessions that rang
         self.calls: set[asyncio.Task[None]] = set()
         self.answered = 0
 
@@ -56,16 +56,18 @@ class Answerers:
         while True:
             ringing = await user.wait_for("incoming", timeout=3600)
             call_id = str(ringing["call_id"])
-            if call_id in self.seen:  # every session of alice here rings: one answers
+            rung = self.rung.setdefault(call_id, [])
+            rung.append(user)
+            if len(rung) > 1:  # every session of alice here rings: one answers
                 continue
-            self.seen.add(call_id)
             task = asyncio.create_task(self._answer(call_id))
             self.calls.add(task)
             task.add_done_callback(self.calls.discard)
 
     async def _answer(self, call_id: str) -> None:
-        """Answer on an idle session (waiting for one to be free if all are busy)."""
-        while not (idle := [u for u in self.users if id(u) not in self.busy]):
+        """Answer on an idle session that rang (waiting for one to be free if all are busy; a session
+        that logged in after the call arrived does not know it)."""
+        while not (idle := [u for u in self.rung[call_id] if id(u) not in self.busy]):
             await asyncio.sleep(0.02)
         user = idle[0]
         self.busy.add(id(user))
