@@ -46,7 +46,11 @@ class KamailioEdge:
 
 @contextlib.contextmanager
 def running_edge(
-    workdir: Path, gateways: Sequence[tuple[str, int]], host: str = "127.0.0.1", ping_interval: int = 1
+    workdir: Path,
+    gateways: Sequence[tuple[str, int]],
+    host: str = "127.0.0.1",
+    ping_interval: int = 1,
+    ka_interval: int = 30,
 ) -> Iterator[KamailioEdge]:
     binary = require_binary("kamailio")
     workdir = workdir / "kamailio-edge"
@@ -57,7 +61,7 @@ def running_edge(
     with (workdir / "kamailio.log").open("wb") as log:
         process = subprocess.Popen(
             [binary, "-DD", "-E", "-f", str(CONFIG), "-Y", str(workdir / "run"), "-l", f"udp:{host}:{port}",
-             "-A", f'DISPATCHER_LIST="{listing}"', "-A", f"PING_INTERVAL={ping_interval}",
+             "-A", f'DISPATCHER_LIST="{listing}"', "-A", f"PING_INTERVAL={ping_interval}", "-A", f"KA_INTERVAL={ka_interval}",
              "-m", "32", "-M", "4"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, start_new_session=True,
         )  # fmt: skip
