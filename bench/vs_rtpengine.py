@@ -369,7 +369,7 @@ def main() -> int:
                         )
     print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
     print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
-          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>7}")  # fmt: skip
+          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
 
     def median(mode: str, count: int, box: str, key: str) -> float:
         rows = table.get((mode, count, box))
@@ -381,7 +381,7 @@ def main() -> int:
             f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
-            f"{median(mode, count, 'ours', 'p99_ms'):>10.2f}{median(mode, count, 'rtpengine', 'p99_ms'):>7.2f}"
+            f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
         )
     print(f"load average {loadavg()} at the end")
     return 0
