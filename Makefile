@@ -6,7 +6,7 @@ CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 SOFTPHONES := peers/js-softphones
 
-.PHONY: run call-bench setup-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run call-bench setup-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -70,6 +70,10 @@ call-bench: $(VENV)/.stamp-test
 ## setup-bench: offer -> answer and offer -> connected on the HTTP offer API and the WebSocket protocol (needs sipp)
 setup-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/setup_bench.py
+
+## cluster-bench: 1 vs 3 instances behind Kamailio + Redis: setup rate/p99, added setup time, kill -9 failover times
+cluster-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/cluster_bench.py
 
 ## bench-deps: the Debian packages the benchmarks compare with (scripts/bench-packages.txt: rtpengine, Janus)
 bench-deps:
