@@ -298,14 +298,13 @@ async def failover_phase(workdir: Path, args: argparse.Namespace) -> dict[str, f
                 alice = WebUser(front.url, "alice", ALICE_SECRET)
                 await alice.__aenter__()
                 peer = WebPeer(1000, codecs=("PCMU",))
-                call = Sipp(workdir, "uac_basic_call", edge.address, service="1001",
+                call = Sipp(workdir, "uac_basic_call", edge.address, service="1001", rtp_echo=True,
                             duration_ms=(args.ka_interval + 30) * 1000, timeout=args.ka_interval + 60)  # fmt: skip
                 try:
                     owner = await holder_of(instances, "users")
                     await call.start()
                     ringing = await alice.wait_for("incoming", timeout=10)
-                    await alice.answer(ringing["call_id"], peer.answer)
-                    await alice.wait_for("connected", call_id=ringing["call_id"], timeout=10)
+                    await alice.answer(ringing["call_id"], peer.answer)  # returns once connected
                     mark = len(registrar.log())
                     owner.kill()
                     killed_at = time.time()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
+
 from peers.demo import require_desk_phone
 from peers.kamailio_edge import running_edge
 from peers.phone import DeskPhone
@@ -73,6 +75,18 @@ async def test_web_to_web_call_reaches_the_callee_on_another_instance(tmp_path: 
             WebUser(gateways[0].http_url, "alice", ALICE_SECRET) as alice,
             WebUser(gateways[1].http_url, "bob", BOB_SECRET) as bob,
         ):
+            # GET /contacts on alice's instance: bob is online (on the other one); after he leaves, not
+            async def bob_online() -> bool:
+                headers = {"Authorization": f"Bearer {alice.token}"}
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(gateways[0].http_url + "/contacts", headers=headers) as response,
+                ):
+                    assert response.status == 200, await response.text()
+                    listed = {c["id"]: c["online"] for c in (await response.json())["contacts"]}
+                return bool(listed["bob"])
+
+            assert await bob_online()
             caller, callee = WebPeer(freq=1000), WebPeer(freq=440)
             try:
                 call_id = await alice.call("bob", await caller.offer())
@@ -94,3 +108,6 @@ async def test_web_to_web_call_reaches_the_callee_on_another_instance(tmp_path: 
             await wait_until(lambda: all(g.driver.calls == 0 for g in gateways))
             # bob has no session on the first instance: the INVITE went to the second one's listener
             assert await gateways[0].presence.sessions_of("bob") == ()
+            await bob.close()
+            await wait_until(lambda: gateways[1].driver.calls == 0)
+            assert not await bob_online()
