@@ -360,8 +360,6 @@ async def main(args: argparse.Namespace) -> int:
         print(f"setup with {count} instance(s) done, loadavg {loadavg()}", flush=True)
     rings = await ring_phase(workdir / "ring", args)
     print(f"ring phase done, loadavg {loadavg()}", flush=True)
-    failover = {} if args.no_failover else await failover_phase(workdir / "failover", args)
-
     print(
         f"\ncall setup through Kamailio, {args.rate:g} calls/s offered, {args.calls} calls held {args.hold:g} s"
     )
@@ -388,6 +386,8 @@ async def main(args: argparse.Namespace) -> int:
     print(
         f"added by Kamailio + Redis lookups + redirect, p50: {worst:.2f} ms (target < {TARGET_ADDED_MS:g}: {verdict})"
     )
+    print(f"loadavg: {loadavg()}", flush=True)
+    failover = {} if args.no_failover else await failover_phase(workdir / "failover", args)
     if failover:
         print(
             "\nkill -9 of alice's instance (3 instances, lease 2 s, heartbeat 0.5 s), seconds after the kill"
@@ -395,7 +395,7 @@ async def main(args: argparse.Namespace) -> int:
         for name, seconds in failover.items():
             print(f"  {name:14s} {seconds:6.2f}")
         print(
-            f"  (far end BYE: Kamailio's dialog keepalive, KA_INTERVAL {args.ka_interval} s + 2 + 10 at most)"
+            f"  (far end BYE: Kamailio's dialog keepalive, about KA_INTERVAL {args.ka_interval} s + 2 + 10)"
         )
     print(f"\nloadavg after: {loadavg()}")
     ok = all(s["ok"] and s["answered"] == s["calls"] for s in setups)
