@@ -6,7 +6,7 @@ CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 SOFTPHONES := peers/js-softphones
 
-.PHONY: run call-bench setup-bench vs-rtpengine-bench janus-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run call-bench setup-bench vs-rtpengine-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -78,6 +78,10 @@ vs-rtpengine-bench: $(VENV)/.stamp-test
 ## janus-bench: call setup vs Janus's SIP plugin in network namespaces the bench makes (root, needs make bench-deps, sipp)
 janus-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/vs_janus.py
+
+## cluster-bench: 1 vs 3 instances behind Kamailio + Redis: setup rate/p99, added setup time, kill -9 failover times
+cluster-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/cluster_bench.py
 
 ## bench-deps: the Debian packages the benchmarks compare with (scripts/bench-packages.txt: rtpengine, Janus)
 bench-deps:

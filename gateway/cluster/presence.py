@@ -68,6 +68,25 @@ class ClusterPresence:
         members = await self._node.members("route to the user's instance", self._key(user_id))
         return tuple(m for m in members if m != self._node.id)
 
+    async def online_anywhere(self, user_ids: tuple[str, ...]) -> frozenset[str]:
+        """Which of `user_ids` hold a session on any live instance (this one included), in one round
+        trip; without Redis, those online here (GET /contacts degrades rather than fails)."""
+        node, now = self._node, self._node.now_ms()
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.zcount(self._key(user_id), now, "+inf")
+            result: list[Any] = await pipe.execute()
+            return result
+
+        local = {u for u in user_ids if await self._local.sessions_of(u)}
+        try:
+            counts = await node.run("read presence", read) if user_ids else []
+        except ClusterUnavailable:
+            return frozenset(local)
+        return frozenset(local | {u for u, n in zip(user_ids, counts, strict=True) if n})
+
     async def refresh(self) -> None:
         users = await self._local.online_users()
         if not users:

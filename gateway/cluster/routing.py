@@ -11,6 +11,22 @@ follows redirects.
 
 The Contact carries `gw-cluster=<instance id>`: an INVITE that was already redirected is never
 redirected again (the user moved between the lookup and the INVITE: 480, not a loop).
+
+A user whose sessions are split over instances (two tabs that HAProxy sent to different instances) is
+rung on all of them by the same means: the instance the INVITE reached, holding some of her sessions,
+answers 302 with one Contact per holder, its own first (each tagged, so none redirects again), and
+Kamailio forks the INVITE to them in parallel (RFC 3261 §16.6: get_redirects turns the Contacts into
+branches; the first 200 wins, the other branches are CANCELled). Why not ask the owners over the internal
+HTTP API to ring: the call would then have its media on one instance and its ringing on others, and the
+answer would have to travel back; with the fork each instance rings and answers its own sessions as for
+any call. The cost is one Redis lookup per inbound call for a user who is online here (ZRANGEBYSCORE),
+and a 302 round trip only when she is split. Without Redis she is rung where the call landed.
+
+Web-to-web calls (runtime/web_calls.py): the callee's INVITE goes to this instance's own listener when
+she has a session here, else to the advertised SIP address of an instance that holds her
+(`web_route`), tagged so that it rings her sessions there and is not redirected (the caller's user agent
+would not follow a 302 to a host that is not the PBX's). So a web-to-web call rings the callee's
+sessions on one instance: this one if she is here, else the first live holder.
 """
 
 from __future__ import annotations
@@ -18,9 +34,10 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode
 from gateway.cluster.presence import ClusterPresence
-from gateway.identity.model import NotOnline
+from gateway.identity.model import Found, NotOnline, WebUser
 from gateway.sip.incoming import IncomingCall
 
 logger = logging.getLogger(__name__)
@@ -33,25 +50,58 @@ class ClusterRouting:
         self._node = node
         self._presence = presence
 
-    async def redirect(self, call: IncomingCall, target: NotOnline) -> tuple[str, ...]:
-        """The Contacts of the live instances (not draining) holding sessions of the users `target`
-        names; () when none, or when this INVITE was redirected here already. Raises ClusterUnavailable
-        without Redis."""
+    async def redirect(self, call: IncomingCall, target: NotOnline | Found) -> tuple[str, ...]:
+        """The Contacts to answer 302 with (RFC 3261 §21.3.3), or () to handle the call here.
+
+        NotOnline here: the Contacts of the live instances (not draining) holding sessions of the users
+        `target` names; () when none. Raises ClusterUnavailable without Redis (the caller answers 503:
+        the edge tries another instance). Found here: () unless other instances hold sessions of them
+        too; then this instance's own Contact first and theirs (the edge forks to all). Without Redis:
+        () (ring here). Never a Contact for an INVITE that was redirected here already."""
         uri = call.request_uri
         if MARKER in str(uri):
             return ()
-        owners: dict[str, None] = {}
-        for user in target.users:
-            for instance_id in await self._presence.owners(user.id):
-                owners[instance_id] = None
-        if not owners:
-            return ()
-        instances = await self._node.instances()
+        try:
+            owners = await self._owners(target.users)
+            if not owners:
+                return ()
+            instances = await self._node.records(tuple(owners))
+        except ClusterUnavailable:
+            if isinstance(target, Found):
+                logger.warning("call=%s: Redis unavailable, ringing the sessions here only", call.call_id)
+                return ()
+            raise
         number = getattr(uri, "user", None) or (target.users[0].aor.user or target.users[0].id)
-        contacts = []
+        contacts = [self._contact(number, str(self._node.settings.advertise.sip))] if isinstance(target, Found) else []  # fmt: skip
         for instance_id in owners:
             info = instances.get(instance_id)
-            if info is None or info.draining:
-                continue
-            contacts.append(f"sip:{number}@{info.sip};{MARKER}={self._node.id}")
-        return tuple(contacts)
+            if info is not None and not info.draining:
+                contacts.append(self._contact(number, info.sip))
+        return tuple(contacts) if len(contacts) > isinstance(target, Found) else ()
+
+    async def web_route(self, callee: WebUser) -> str | None:
+        """The Request-URI of a web-to-web call for `callee`, who has no session here: the advertised SIP
+        address of a live instance that holds her, tagged (rings there, never redirected); None when she
+        is online nowhere (or Redis is unavailable)."""
+        number = callee.aor.user or callee.id
+        try:
+            owners = await self._owners((callee,))
+            instances = await self._node.records(tuple(owners))
+        except ClusterUnavailable:
+            return None
+        for instance_id in owners:
+            info = instances.get(instance_id)
+            if info is not None and not info.draining:
+                logger.info("web-to-web call for %s: routed to instance %s", callee.id, instance_id)
+                return self._contact(number, info.sip)
+        return None
+
+    async def _owners(self, users: tuple[WebUser, ...]) -> list[str]:
+        owners: dict[str, None] = {}
+        for user in users:
+            for instance_id in await self._presence.owners(user.id):
+                owners[instance_id] = None
+        return list(owners)
+
+    def _contact(self, number: str, sip: str) -> str:
+        return f"sip:{number}@{sip};{MARKER}={self._node.id}"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.registrations import RegistrationOwnership
-from gateway.cluster.routing import ClusterRouting
+from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
 from gateway.cluster.stores import CallRecordStream, RedisRevocations
 from gateway.config.cluster import ClusterSection
@@ -49,7 +49,10 @@ class ClusterWiring:
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
-        driver.inbound_redirect = ClusterRouting(self.node, self.presence).redirect
+        routing = ClusterRouting(self.node, self.presence)
+        driver.inbound_redirect = routing.redirect
+        driver.cluster_web_route = routing.web_route
+        driver.cluster_route_tag = f";{MARKER}={self.node.id}"
 
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)

@@ -97,8 +97,13 @@ class CallDriver:
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
-        # online on other instances only (302), or () to answer as alone (480)
-        self.inbound_redirect: Callable[[IncomingCall, NotOnline], Awaitable[tuple[str, ...]]] | None = None
+        # online on other instances only (302), or () to answer as alone (480 / ring here)
+        # (NotOnline), or to fork to every instance holding her when she is split over several (Found)
+        self.inbound_redirect: Callable[[IncomingCall, NotOnline | Found], Awaitable[tuple[str, ...]]] | None = None  # fmt: skip
+        # ...and web-to-web calls for a callee online on another instance only: the Request-URI there,
+        # and the parameter that keeps a call through this instance's own listener from being redirected
+        self.cluster_web_route: Callable[[WebUser], Awaitable[str | None]] | None = None
+        self.cluster_route_tag = ""
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -346,7 +351,15 @@ class CallDriver:
         if self._web_calls is WebCalls.PBX or self._ua is None:
             return None
         try:
-            return await web_route(self.identity, self._ua, caller, to, pbx=self._has_pbx)
+            return await web_route(
+                self.identity,
+                self._ua,
+                caller,
+                to,
+                pbx=self._has_pbx,
+                elsewhere=self.cluster_web_route,
+                tag=self.cluster_route_tag,
+            )
         except WebCallRefused as exc:
             if exc.forbidden:
                 raise Forbidden(str(exc), field="to") from None
@@ -620,16 +633,16 @@ class CallDriver:
             callee = call.callee
             target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
             caller = call.caller
-            if isinstance(target, NotOnline) and self.inbound_redirect is not None:
+            if isinstance(target, (NotOnline, Found)) and self.inbound_redirect is not None:
                 try:
                     contacts = await self.inbound_redirect(call, target)
                 except SignalingError as exc:  # the shared state is unreachable: the edge tries another
                     logger.warning("call=%s %s: %s", call.call_id, target.target, exc)
                     call.reject(503, "Cluster State Unavailable")
                     return
-                if contacts:  # RFC 3261 §21.3.3: online on other instances only; the edge proxy follows
-                    logger.info(
-                        "call=%s %s is on another instance: 302 %s", call.call_id, target.target, contacts
+                if contacts:  # RFC 3261 §21.3.3: online on other instances (too); the edge proxy follows
+                    logger.info(  # (several Contacts: it forks to all of them)
+                        "call=%s %s is on other instances: 302 %s", call.call_id, target.target, contacts
                     )
                     call.reject(
                         302, "Moved Temporarily", headers=tuple(("Contact", f"<{c}>") for c in contacts)

@@ -22,7 +22,7 @@ Busy (users[].on_busy): a call for a user every one of whose sessions is in a ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,10 +59,21 @@ class WebCallRefused(Exception):
 
 
 async def web_route(
-    identity: IdentityMap, ua: OwnAddress, caller: WebUser, to: str, *, pbx: bool
+    identity: IdentityMap,
+    ua: OwnAddress,
+    caller: WebUser,
+    to: str,
+    *,
+    pbx: bool,
+    elsewhere: Callable[[WebUser], Awaitable[str | None]] | None = None,
+    tag: str = "",
 ) -> str | None:
     """The Request-URI of the web user `to` names, through the gateway's own SIP listener; None when
-    `to` names no web user, or she is offline and there is a PBX (`pbx`) to reach her number at."""
+    `to` names no web user, or she is offline and there is a PBX (`pbx`) to reach her number at.
+
+    In a cluster (gateway/cluster/routing.py): `elsewhere` gives the Request-URI at another instance
+    holding a callee who has no session here (None: online nowhere), and `tag` is appended to the own
+    listener's Request-URI (so that it rings here and is not redirected)."""
     callee = find_web_user(await identity.store.all_users(), to)
     if callee is None or callee.aor.user is None:
         return None
@@ -70,14 +81,18 @@ async def web_route(
         raise WebCallRefused("You cannot call yourself", forbidden=False)
     if not (identity.may_call(caller, callee.aor.user) or identity.may_call(caller, str(callee.aor))):
         raise WebCallRefused(f"You may not call {callee.display_name}", forbidden=True)
-    if pbx and not await identity.presence.sessions_of(callee.id):
-        return None  # not online: her number at the PBX (a desk phone, voicemail)
+    if not await identity.presence.sessions_of(callee.id):
+        if elsewhere is not None and (route := await elsewhere(callee)) is not None:
+            logger.info("%s calls web user %s on another instance", caller.id, callee.id)
+            return route
+        if pbx:
+            return None  # not online: her number at the PBX (a desk phone, voicemail)
     try:
         transport, host, port = ua.own_address()
     except RuntimeError:
         return None
     logger.info("%s calls web user %s directly", caller.id, callee.id)
-    return self_route(callee, transport, host, port)
+    return self_route(callee, transport, host, port) + tag
 
 
 def find_web_user(users: Iterable[WebUser], destination: str) -> WebUser | None:

@@ -50,7 +50,7 @@ __all__ = ["Entry", "ServerSide"]
 
 logger = logging.getLogger(__name__)
 
-MergeKey = tuple[str, str, str]  # From tag, Call-ID, CSeq
+MergeKey = tuple[str, str, str, str]  # From tag, Call-ID, CSeq, Request-URI
 AckKey = tuple[str, int, str]  # Call-ID, CSeq number, From tag
 
 
@@ -65,7 +65,7 @@ class Entry:
     timers: dict[Timer, TimerHandle] = field(default_factory=dict)
     incoming: IncomingRequest | None = None  # server transactions handed to the TU
     client: ClientTransaction | None = None  # client transactions
-    merge_key: tuple[str, str, str] | None = None
+    merge_key: tuple[str, str, str, str] | None = None  # MergeKey
     fallback: Address | None = None  # RFC 3261 §18.2.2: where to connect when the connection is gone
     failure: TransportError | None = None  # why sending failed, when it says more than "503"
 
@@ -84,11 +84,13 @@ def _max_forwards(request: Request) -> int | None:
 
 def _merge_key(request: Request) -> MergeKey | None:
     """RFC 3261 §8.2.2.2: requests outside a dialog (no To tag) are merged when their From tag,
-    Call-ID and CSeq match those of a pending transaction."""
+    Call-ID and CSeq match those of a pending transaction. The Request-URI too: a request that a proxy
+    sent on to another URI of ours (a branch of a fork after our own 302, as a gateway cluster asks of
+    Kamailio: gateway/cluster/routing.py) is a spiral (RFC 3261 §16.3 item 4: the Request-URI differs), not a merge."""
     to, from_, cseq = request.to, request.from_, request.cseq
     if to is None or to.tag is not None or from_ is None or cseq is None:
         return None
-    return from_.tag or "", request.call_id or "", str(cseq)
+    return from_.tag or "", request.call_id or "", str(cseq), str(request.uri)
 
 
 def _ack_key(request: Request) -> AckKey | None:

@@ -40,8 +40,11 @@ CLUSTER_SECRET = "e2e-cluster-secret-0123456789"
 SESSION_SECRET = "e2e-cluster-session-secret-0123456789"
 
 
-def instance_config(index: int, redis: Redis, pbx: str | None = None) -> Config:
-    """Instance `index` (0-2) on HOSTS[index]: its own SIP and HTTP ports, RTP from 42000 + 600 * index."""
+def instance_config(
+    index: int, redis: Redis, pbx: str | None = None, trusted: tuple[str, ...] = ("127.0.0.1/32",)
+) -> Config:
+    """Instance `index` (0-2) on HOSTS[index]: its own SIP and HTTP ports, RTP from 42000 + 600 * index;
+    `trusted`: sip.trusted_sources (Kamailio and the desk phone; add the instances for calls between them)."""
     host = HOSTS[index]
     sip_port = free_port(socket.SOCK_DGRAM, host)
     http_port = free_port(socket.SOCK_STREAM, host)
@@ -49,7 +52,7 @@ def instance_config(index: int, redis: Redis, pbx: str | None = None) -> Config:
         pbx,
         sip={
             "listen": [{"transport": "udp", "host": host, "port": sip_port}],
-            "trusted_sources": ["127.0.0.1/32"],  # Kamailio and the desk phone
+            "trusted_sources": list(trusted),
         },
         http={"host": host, "port": http_port},
         media={"rtp_ports": {"start": 42000 + 600 * index}},
