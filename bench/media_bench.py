@@ -51,6 +51,26 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _thread_cpu() -> tuple[float, float]:
+    """CPU seconds (utime + stime) of this process's main thread (the event loop) and of its other threads
+    (the fast lane's engines, asyncio's executor)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    pid = os.getpid()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(tid) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
 async def _recv(conn: Connection) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
 
@@ -201,6 +221,7 @@ async def _gateway(
 
     watcher = asyncio.ensure_future(watch_loop() if lag else asyncio.sleep(0))
     profiler = cProfile.Profile(time.process_time) if profile else None  # CPU time, not wall
+    threads_start = _thread_cpu()
     times_start, cpu_start, wall_start = os.times(), time.process_time(), time.monotonic()
     if profiler is not None:
         profiler.enable()
@@ -210,6 +231,7 @@ async def _gateway(
         profiler.disable()
     cpu = time.process_time() - cpu_start
     times_end = os.times()
+    threads_end = _thread_cpu()
     wall = time.monotonic() - wall_start
     previous = -1
     for _ in range(50):  # a starved loop may still hold a backlog in the socket buffers: late is not lost
@@ -242,6 +264,8 @@ async def _gateway(
         "cpu": cpu,
         "cpu_per_call_second": cpu / (count * wall),
         "user_per_call_second": user / (count * wall),
+        "loop_per_call_second": (threads_end[0] - threads_start[0]) / (count * wall),
+        "threads_per_call_second": (threads_end[1] - threads_start[1]) / (count * wall),
         "sys_per_call_second": system / (count * wall),
         "rss_per_call_kib": (rss_during - rss_before) / count / 1024,
         "transcoding": all(s.transcoding for s in stats),
@@ -381,7 +405,8 @@ def main() -> int:
             f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
         )
         print(
-            f"{'':18}GC {variant}; calls on the fast lane {r['linked']}/{count}; "
+            f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.4f}, of the other "
+            f"threads (engines) {r['threads_per_call_second']:.4f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
             f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
             f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
             f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "

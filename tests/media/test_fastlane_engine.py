@@ -184,6 +184,43 @@ async def test_stun_and_plain_rtp_go_back_to_python(linked: Linked) -> None:
     assert linked.web_protocol.received == []  # asyncio did not read the linked socket
 
 
+async def test_rtcp_goes_to_python_without_a_sync_or_a_rearm(linked: Linked) -> None:
+    """RTCP (a few a second per call) reads no counter the engine keeps and changes no lane: handed over
+    without a snapshot or a re-arm; STUN after it gets both."""
+    syncs = [0]
+    fast_sync = linked.handler.fast_sync
+
+    def counted(native: NativeLink) -> None:
+        syncs[0] += 1
+        fast_sync(native)
+
+    linked.handler.fast_sync = counted  # type: ignore[method-assign]
+    handler = linked.handler
+    receiver_report = struct.pack("!BBHI", 0x80, 201, 1, 0x1234)  # RFC 3550 §6.4.2, no report block
+    sender_report = struct.pack("!BBHIQIII", 0x80, 200, 6, 0x1234, 0, 0, 0, 0)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    async def handed(condition: Callable[[], bool]) -> None:
+        for _ in range(200):
+            linked.link.drain()  # as the engine's eventfd does: no sync of its own
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the engine did not hand the datagram back")
+
+    try:
+        peer.sendto(receiver_report, linked.web)
+        peer.sendto(sender_report, linked.sip)
+        await handed(lambda: bool(handler.web_datagrams and handler.sip_datagrams))
+        assert (handler.web_datagrams, handler.sip_datagrams) == ([receiver_report], [sender_report])
+        assert syncs[0] == 0 and handler.rearmed == 0
+        peer.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), linked.web)  # STUN
+        await handed(lambda: len(handler.web_datagrams) == 2)
+        assert syncs[0] == 1 and handler.rearmed == 1
+    finally:
+        peer.close()
+
+
 async def test_closed_link_refuses_work_and_gives_the_sockets_back(linked: Linked) -> None:
     native = linked.link.native
     linked.link.close()

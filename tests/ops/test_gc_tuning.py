@@ -51,7 +51,7 @@ def test_set_up_calls_are_frozen_and_a_thaw_collects_the_ended_ones(restore_gc: 
 
 def test_a_busy_gateway_thaws_when_the_frozen_population_doubled(restore_gc: None) -> None:
     up = [1]  # never idle
-    tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5))
+    tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5, count_interval=0))
     tuning.start()
     baseline = gc.get_freeze_count()
     calls = [Call() for _ in range(baseline // 4)]
@@ -71,7 +71,38 @@ def test_a_busy_gateway_thaws_when_the_frozen_population_doubled(restore_gc: Non
     tuning.close()
 
 
+def test_frozen_objects_are_counted_only_after_a_freeze_and_at_most_every_count_interval(
+    restore_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gc.get_freeze_count`` walks every frozen object: not each second of a busy gateway."""
+    up, now, counts = [1], [0.0], [0]
+    count = gc.get_freeze_count
+
+    def counting() -> int:
+        counts[0] += 1
+        return count()
+
+    monkeypatch.setattr(gc, "get_freeze_count", counting)
+    tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5, count_interval=10), clock=lambda: now[0])
+    tuning.start()
+    baseline, counts[0] = count(), 0
+    calls = [Call() for _ in range(baseline)]  # doubled: a thaw is due once counted
+    for second in range(1, 10):  # steady calls: nothing frozen, nothing counted
+        now[0] = second
+        assert tuning.tick() is None
+    assert counts[0] == 0
+    up[0], now[0] = 2, 9.5  # calls came: frozen, but counted only 10 s after the last count
+    assert tuning.tick() is None and counts[0] == 0
+    now[0] = 10.0
+    thaw = tuning.tick()
+    assert thaw is not None and thaw.reason.startswith("frozen objects grew") and len(calls) == baseline
+    up[0], now[0] = 0, 10.5  # the last call ended: counted at once (a thaw harms no audio now)
+    tuning.tick()
+    assert counts[0] == 4  # (the thaw counts before and after: 2)
+    tuning.close()
+
+
 def test_settings_are_checked() -> None:
-    for bad in ({"interval": 0}, {"threshold0": 0}, {"thaw_growth": 1.0}):
+    for bad in ({"interval": 0}, {"threshold0": 0}, {"thaw_growth": 1.0}, {"count_interval": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             GcSettings(**bad)

@@ -22,10 +22,11 @@ they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_ho
   The thread accounts for what it forwards itself, as the Python path would (RTCP receive statistics
   per RFC 3550 A.1/A.3/A.8, loss, sender counters, the timestamp mapper's last packet, last arrival,
   latency samples); the bridge copies a *snapshot* into its legs and paths before a datagram of the
-  call is handled, before RTCP reports and watchdog decisions, and once per ``DRAIN_INTERVAL``: no
-  Python runs per forwarded packet. Then the bridge re-arms (giving the engine its state of the source
-  to continue from); a lane is never armed while a packet of its direction waits in the queue (no
-  reordering).
+  call is handled (RTCP excepted: it reads none of it), before RTCP reports and watchdog decisions,
+  and once per ``DRAIN_INTERVAL``: no Python runs per forwarded packet. Then the bridge re-arms (giving
+  the engine its state of the source to continue from), unless the call's datagrams were all RTCP
+  (which changes no lane); a lane is never armed while a packet of its direction waits in the queue
+  (no reordering).
 * Transcoding: Opus <-> PCMU/PCMA is done by the thread too (libopus, the copy PyAV bundles; G.711 by
   the same tables as ``transcode``), through 8 kHz PCM in 20 ms frames; other pairs (G.722) stay on
   the Python path, which also handles the first packets of every call until the lanes are armed.
