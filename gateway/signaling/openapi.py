@@ -322,7 +322,9 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
             "get": {
                 "summary": "WebSocket upgrade: join a room as peer_id; offer/answer/ice_candidate with "
                 "target_peer_id are relayed with from_peer_id; peer_joined, peer_left, existing_peers. "
-                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message",
+                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message. "
+                "`dial {to}` calls a SIP party into the room (`dialing`, then `sip_party` events; the "
+                "gateway joins as the peer `gateway` and mixes the audio), `hangup {call_id}` ends one",
                 "security": anyone,
                 "parameters": [
                     room,

@@ -42,6 +42,7 @@ from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
+from gateway.signaling.room_media import RoomMedia
 from gateway.signaling.rooms import RoomRegistry
 from gateway.signaling.rooms_ws import (
     ROOMS_KEY,
@@ -144,6 +145,7 @@ def add_signaling_routes(
     limits: SignalingLimits | None = None,
     state: StateDir | None = None,
     revocations: RevocationStore | None = None,
+    room_media: RoomMedia | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
@@ -183,9 +185,12 @@ def add_signaling_routes(
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
     rooms = config.rooms
-    app[ROOMS_KEY] = RoomsContext(
-        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic
-    )
+    app[ROOMS_KEY] = rooms_context = RoomsContext(
+        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic,
+        media=room_media,
+    )  # fmt: skip
+    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/room_media.py)
+        room_media.attach(rooms_context)
     router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)
     router.add_get("/webrtc/rooms", rooms_list_handler)
     router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
