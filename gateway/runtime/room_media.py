@@ -42,9 +42,9 @@ from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
 from gateway.media.mixer import Mixer, MixerError
 from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg
 from gateway.signaling import events as sig
-from gateway.signaling.errors import Conflict, NotFound, ServiceError, SignalingError
+from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError, SignalingError
 from gateway.signaling.room_media import RoomHub
-from gateway.signaling.rooms import GATEWAY_PEER, Relay
+from gateway.signaling.rooms import GATEWAY_PEER, Relay, RoomFull
 
 if TYPE_CHECKING:
     from gateway.runtime.driver import CallDriver
@@ -229,6 +229,7 @@ class Conference:
     on_done: Callable[[Conference], None]
     browsers: dict[str, _Leg] = field(default_factory=dict)
     parties: dict[str, PartySession] = field(default_factory=dict)  # session id -> party
+    viewers: dict[str, tuple[str, _Leg]] = field(default_factory=dict)  # WHEP player id -> (user id, leg)
     timer: asyncio.TimerHandle | None = None
     next_tick: float = 0.0
     started: bool = False
@@ -261,7 +262,33 @@ class Conference:
         self.timer = loop.call_at(self.next_tick, self._tick)
 
     def room_size(self) -> int:
-        return len(self.hub.browsers(self.room_id)) + len(self.parties)
+        return len(self.hub.browsers(self.room_id)) + len(self.parties) + len(self.viewers)
+
+    # -- WHEP players of the mix ----------------------------------------------------------------------
+    async def watch(self, viewer_id: str, user_id: str, offer: str) -> str:
+        """A player hearing everyone (the mixer group None; it sends nothing): the SDP answer."""
+        if self.room_size() >= self.mixer.max_participants:
+            raise RoomFull(f"the room's mix is full ({self.mixer.max_participants}, rooms.max_mixed)")
+        leg = _Leg(self, viewer_id, self.options())
+        try:
+            answer = await leg.web.accept_offer(sdp.parse(offer), WEB_CODECS)
+            leg.mix(answer, ("opus",), None)
+        except (sdp.SdpError, MediaError) as exc:
+            await leg.close()
+            raise BadRequest(f"the offer cannot be played to: {exc}", field="sdp") from None
+        self.viewers[viewer_id] = (user_id, leg)
+        await self.start()
+        return sdp.write(answer)
+
+    async def unwatch(self, viewer_id: str) -> None:
+        entry = self.viewers.pop(viewer_id, None)
+        if entry is not None:
+            await entry[1].close()
+        await self.close_when_idle()
+
+    async def close_when_idle(self) -> None:
+        if not self.parties and not self.viewers:
+            await self.close()
 
     async def _offer_to(self, peer_id: str) -> None:
         leg = _Leg(self, peer_id, self.options())
@@ -319,6 +346,8 @@ class Conference:
     def leg_failed(self, leg: _Leg) -> None:
         if self.browsers.get(leg.participant) is leg:
             self.spawn(self.drop_browser(leg.participant))
+        elif leg.participant in self.viewers:
+            self.spawn(self.unwatch(leg.participant))
         else:
             party = next((p for p in self.parties.values() if p.leg is leg), None)
             if party is not None:
@@ -341,8 +370,9 @@ class Conference:
 
     async def dial(self, session_id: str, user: WebUser, to: str) -> str:
         if self.room_size() >= self.mixer.max_participants:
-            raise Conflict(f"the room's mix is full ({self.mixer.max_participants}, rooms.max_mixed)", code="room_full",
-                           field="to")  # fmt: skip
+            raise RoomFull(
+                f"the room's mix is full ({self.mixer.max_participants}, rooms.max_mixed)", field="to"
+            )
         party = PartySession(self, session_id, user, to, inbound=False)
         party.leg = _Leg(self, session_id, self.options())
         self.parties[session_id] = party
@@ -404,8 +434,7 @@ class Conference:
             await party.leg.close()
         with contextlib.suppress(SignalingError):
             await self.driver.session_closed(party)
-        if not self.parties:
-            await self.close()
+        await self.close_when_idle()
 
     async def close(self) -> None:
         """The last SIP party went (or the gateway stops): close the browsers' legs, leave the room."""
@@ -419,6 +448,9 @@ class Conference:
             await self.hangup_party(party)
         for peer_id in list(self.browsers):
             await self.drop_browser(peer_id)
+        for _, leg in self.viewers.values():
+            await leg.close()
+        self.viewers.clear()
         self.mixer.close()
         if self.started:
             await self.hub.leave_gateway(self.room_id)
@@ -438,6 +470,7 @@ class RoomMediaService:
         self.options = options
         self._hub: RoomHub | None = None
         self._conferences: dict[str, Conference] = {}
+        self._viewers: dict[str, Conference] = {}  # WHEP player id -> its room's conference
         self._starting: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
@@ -481,6 +514,8 @@ class RoomMediaService:
     def _done(self, conference: Conference) -> None:
         if self._conferences.get(conference.room_id) is conference:
             del self._conferences[conference.room_id]
+        for viewer_id in [v for v, c in self._viewers.items() if c is conference]:
+            del self._viewers[viewer_id]
 
     def _session_id(self, room_id: str) -> str:
         return f"room-{room_id}-{next(self._ids)}"
@@ -490,8 +525,8 @@ class RoomMediaService:
         try:
             call_id = await conference.dial(self._session_id(room_id), user, to)
         finally:
-            if not conference.parties and not conference.ended:
-                await conference.close()
+            if not conference.ended:
+                await conference.close_when_idle()
         logger.info("room %s: %s (user %s) dialled %s: call %s", room_id, peer_id, user.id, to, call_id)
         return call_id
 
@@ -513,6 +548,29 @@ class RoomMediaService:
         conference = self._conferences.get(room_id)
         if conference is not None:
             await conference.peer_left(peer_id)
+
+    async def watch(self, room_id: str, user: WebUser, offer: str) -> tuple[str, str]:
+        """WHEP (gateway/signaling/whep.py): a player of an open room's mix; (its id, the answer)."""
+        if self._hub is None or not (self.present(room_id) or self._hub.browsers(room_id)):
+            raise NotFound(f"no open room {room_id[:80]!r}", field="room_id")
+        conference = await self._conference(room_id)
+        viewer_id = f"whep-{room_id}-{next(self._ids)}"
+        try:
+            answer = await conference.watch(viewer_id, user.id, offer)
+        except SignalingError:
+            await conference.close_when_idle()
+            raise
+        self._viewers[viewer_id] = conference
+        logger.info("room %s: WHEP player %s of %s", room_id, viewer_id, user.id)
+        return viewer_id, answer
+
+    async def unwatch(self, viewer_id: str, user: WebUser) -> None:
+        conference = self._viewers.get(viewer_id)
+        entry = conference.viewers.get(viewer_id) if conference is not None else None
+        if conference is None or entry is None or entry[0] != user.id:
+            raise NotFound(f"no WHEP session {viewer_id[:128]!r}", field="session_id")
+        del self._viewers[viewer_id]
+        await conference.unwatch(viewer_id)
 
     async def inbound(self, request_uri: str, to_uri: str | None) -> Found | None:
         """`CallDriver.room_calls`: a SIP call to a number of `rooms.numbers` joins that room."""

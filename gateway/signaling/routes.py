@@ -6,7 +6,7 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
 rooms_ws.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
@@ -53,6 +53,7 @@ from gateway.signaling.rooms_ws import (
 )
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip import (
     WHIP_KEY,
     WhipResources,
@@ -195,6 +196,9 @@ def add_signaling_routes(
     router.add_get("/webrtc/rooms", rooms_list_handler)
     router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
     router.add_get("/webrtc/client", room_client_handler)
+    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whep.py)
+    router.add_patch("/whep/sessions/{session_id}", whep_patch_handler)
+    router.add_delete("/whep/sessions/{session_id}", whep_delete_handler)
     router.add_get("/docs", docs_handler)
     router.add_get("/contacts", contacts_handler)
     router.add_get("/favicon.ico", favicon_handler)
