@@ -591,9 +591,15 @@ class RoomMediaService:
         await self.driver.session_opened(party)
         return Found(request_uri, (user,), {user.id: (party.id,)})
 
-    async def close(self) -> None:
-        for conference in list(self._conferences.values()):
-            await conference.close()
+    async def close(self, timeout: float = 5.0) -> None:
+        """The gateway stops: every room's SIP parties are hung up and the gateway leaves the rooms, within
+        `timeout` (the driver's own close ends whatever calls are left)."""
+        try:
+            async with asyncio.timeout(timeout):
+                for conference in list(self._conferences.values()):
+                    await conference.close()
+        except TimeoutError:
+            logger.warning("rooms: the conferences did not close within %g s", timeout)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

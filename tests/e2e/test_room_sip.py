@@ -11,6 +11,7 @@ forbids is refused with `forbidden` and no SIP at all.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from peers.demo import require_desk_phone
@@ -25,12 +26,18 @@ PHONE_HZ = 440
 
 
 async def _hears_phone(page: Page) -> None:
-    heard, level = await page_tone(page, PHONE_HZ, 2.0, element_id="remote-gateway")
+    async with asyncio.timeout(20):  # page.evaluate has no timeout of its own
+        heard, level = await page_tone(page, PHONE_HZ, 2.0, element_id="remote-gateway")
     assert heard > 0.5, f"the phone's tone is not heard: {heard:.2f} of the blocks, RMS {level:.4f}"
 
 
 async def test_a_phone_called_into_a_room_and_calling_its_number(tmp_path: Path) -> None:
     require_desk_phone()
+    async with asyncio.timeout(180):  # a hang fails with the await it hung at
+        await _room_with_a_phone(tmp_path)
+
+
+async def _room_with_a_phone(tmp_path: Path) -> None:
     async with DeskPhone(tmp_path, user="2000", tone=PHONE_HZ) as phone:
         config = gateway_config(
             phone.address,
