@@ -32,11 +32,13 @@ from gateway.media import aiortc_hooks, fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.media.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
+from gateway.runtime.room_media import RoomMediaService
 from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
@@ -92,6 +94,8 @@ class Gateway:
 
             self.cluster = ClusterWiring(config.cluster, self.driver)
             self.presence = self.identities.presence = self.cluster.presence
+        # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
+        self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
         if self.cluster is not None:
             self.ops.record_sinks.append(self.cluster.records.write)
@@ -109,6 +113,16 @@ class Gateway:
         if _is_loopback(settings.bind_host):
             settings = loopback_bridge_settings(settings)
         return settings
+
+    def _room_leg_options(self) -> WebLegOptions:
+        """The WebRTC options of the room conferences' legs: those of a call's web leg."""
+        settings = self._bridge_settings("room")
+        return WebLegOptions(
+            ice_servers=settings.ice_servers,
+            include_loopback=settings.include_loopback,
+            host_addresses=settings.host_addresses,
+            ice_timeout=settings.ice_timeout,
+        )
 
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
@@ -148,6 +162,7 @@ class Gateway:
             config=self.config,
             state=self.state,
             revocations=cluster.revocations if cluster is not None else None,
+            room_media=self.room_media,
         )
         self.ops.add_routes(app)
         http = self.config.http
@@ -184,6 +199,7 @@ class Gateway:
         self.driver.attach_ua(self.sip)
         # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
         self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
+        self._closers.append(self.room_media.close)  # before the calls end: the rooms' SIP parties first
         if self.sip_ws is not None:
             await self._start_web_sip(self.sip, self.sip_ws)
         await self.ops.start()

@@ -67,7 +67,9 @@ class WebPeer:
         *,
         raw: bool = False,
         chat: bool = False,
+        direction: str = "sendrecv",
     ) -> None:
+        """``direction``: "recvonly" for a player (a WHEP client) that sends nothing."""
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.freq = freq
@@ -78,7 +80,7 @@ class WebPeer:
         self._packets = aiortc_hooks.PacketTrack(48000 if "opus" in self.codecs else RATE)
         self._tasks: list[asyncio.Task[None]] = []
         track: MediaStreamTrack = self._packets if raw else self.tone
-        self.transceiver = self.pc.addTransceiver(track, direction="sendrecv")
+        self.transceiver = self.pc.addTransceiver(track, direction=direction)
         if raw:
             aiortc_hooks.attach_packet_track(self.transceiver.sender, self._packets)
         if codecs is not None:

@@ -104,6 +104,9 @@ class CallDriver:
         # and the parameter that keeps a call through this instance's own listener from being redirected
         self.cluster_web_route: Callable[[WebUser], Awaitable[str | None]] | None = None
         self.cluster_route_tag = ""
+        # Rooms with SIP parties (gateway/runtime/room_media.py): the target of an INVITE for one of
+        # `rooms.numbers` (the room's own session), or None for the usual lookup
+        self.room_calls: Callable[[str, str | None], Awaitable[Found | None]] | None = None
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -631,7 +634,9 @@ class CallDriver:
         try:
             request_uri = str(call.request_uri)
             callee = call.callee
-            target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
+            to_uri = str(callee.uri) if callee else None
+            room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
+            target = room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
             caller = call.caller
             if isinstance(target, (NotOnline, Found)) and self.inbound_redirect is not None:
                 try:

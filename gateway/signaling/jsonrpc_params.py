@@ -2,7 +2,7 @@
 naming the field, which the dispatcher answers with -32602 Invalid params.
 
     announce       {peer_id, capabilities?, credentials?: {api_key} | {token} | {user, secret}}
-    offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to?, metadata?: {dial?}}
+    offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to? | target_peer_id?, metadata?: {dial?}}
     answer         {call_id, sdp: "<answer>" | {type: "answer", sdp}, type?: "answer"}
     ice_candidate  {call_id?, candidate: {candidate, sdpMid, sdpMLineIndex} | "<candidate line>" | null}
     disconnect     {call_id?, reason?}
@@ -56,6 +56,14 @@ class Announce:
 class OfferParams:
     sdp: str
     to: str | None = None
+    target_peer_id: str | None = None  # another announced peer: relayed end to end (jsonrpc_relay.py)
+
+    def __post_init__(self) -> None:
+        if self.target_peer_id is not None:
+            if not _PEER_ID.match(self.target_peer_id):
+                raise BadRequest("target_peer_id is not a peer id", field="target_peer_id")
+            if self.to is not None:
+                raise BadRequest("give to or target_peer_id, not both", field="target_peer_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +167,7 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
             peer_id = _text(data, "peer_id", 128, required=True) or ""
             return Announce(peer_id, capabilities, _credentials(data))
         case "offer":
-            return OfferParams(_sdp(data, "offer"), _destination(data))
+            return OfferParams(_sdp(data, "offer"), _destination(data), _text(data, "target_peer_id", 128))
         case "answer":
             return AnswerParams(_text(data, "call_id", 128, required=True) or "", _sdp(data, "answer"))
         case "ice_candidate":

@@ -16,6 +16,8 @@ told as notifications:
 An announced peer with `capabilities.incoming_calls: true` is online for its user: SIP calls to the user
 ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
 `disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them too.
+An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
+call service (gateway/signaling/jsonrpc_relay.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import base64
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from gateway.identity import WebUser
@@ -53,6 +55,7 @@ from gateway.signaling.jsonrpc_params import (
     OfferParams,
     params_of,
 )
+from gateway.signaling.jsonrpc_relay import PeerDirectory
 from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.service import CallService, JsonValue
 
@@ -70,6 +73,7 @@ class RpcContext:
     ice_servers: tuple[IceServerInfo, ...]
     limits: SignalingLimits
     monotonic: Callable[[], float]
+    directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (jsonrpc_relay.py)
 
 
 class RpcPeer:
@@ -115,6 +119,19 @@ class RpcPeer:
     @property
     def authenticated(self) -> bool:
         return self._principal is not None
+
+    # --- RelayEnd (jsonrpc_relay.py) -------------------------------------------------------------------
+    @property
+    def accepts_calls(self) -> bool:
+        return self._online and not self._closed
+
+    @property
+    def user_id(self) -> str:
+        return self.user.id
+
+    async def notify(self, method: str, params: Mapping[str, JsonValue]) -> None:
+        if not self._closed:
+            await self._notify(method, params)
 
     def web_answer(self, call_id: str, sdp: str) -> None:
         """The gateway's WebRTC answer to our offer, as soon as it exists (the driver's early answer)."""
@@ -225,6 +242,16 @@ class RpcPeer:
         match params:
             case OfferParams():
                 return await self._offer(params)
+            case AnswerParams(call_id=call_id, sdp=sdp) if self._context.directory.owns(self, call_id):
+                await self._context.directory.answer(self, call_id, sdp)
+                return {"call_id": call_id, "status": "answered"}
+            case CandidateParams(call_id=call_id, candidate=candidate) if self._context.directory.owns(
+                self, call_id
+            ):
+                assert call_id is not None
+                value = cast(JsonValue, candidate.to_json()) if candidate is not None else None
+                await self._context.directory.candidate(self, call_id, value)
+                return {"call_id": call_id, "status": "received"}
             case AnswerParams(call_id=call_id, sdp=sdp):
                 if call_id not in self._ringing:
                     raise NotFound(f"no call {call_id!r} offered to this peer", field="call_id")
@@ -264,6 +291,7 @@ class RpcPeer:
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
         self.peer_id = params.peer_id
+        context.directory.announce(params.peer_id, self)
         await self._open()
         capabilities = params.capabilities if isinstance(params.capabilities, Mapping) else {}
         if capabilities.get("incoming_calls") is True and not self._online:
@@ -286,6 +314,14 @@ class RpcPeer:
     async def _offer(self, params: OfferParams) -> JsonValue:
         principal = self._principal
         assert principal is not None  # _method checked it
+        if params.target_peer_id is not None:  # another announced peer: relayed end to end
+            if len(self._calls) + len(self._context.directory.calls_of(self)) >= MAX_CALLS:
+                raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
+            timeout = self._context.limits.service_timeout
+            call_id, answer = await self._context.directory.offer(
+                self, params.target_peer_id, params.sdp, timeout
+            )
+            return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
         to = params.to or principal.default_dial
         if not to:
             raise BadRequest("to is required (no default destination is configured for you)", field="to")
@@ -308,11 +344,19 @@ class RpcPeer:
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
 
     async def _disconnect(self, call_id: str | None, reason: str | None) -> JsonValue:
+        directory = self._context.directory
+        if directory.owns(self, call_id):
+            assert call_id is not None
+            await directory.hangup(self, call_id)
+            return {"call_ids": [call_id], "status": "disconnected"}
+        relayed = directory.calls_of(self) if call_id is None else []
+        for relayed_id in relayed:
+            await directory.hangup(self, relayed_id)
         targets = [self._call_of(call_id)] if call_id is not None else sorted(self._calls | self._ringing)
         for target in targets:
             await self._hangup(target)
-        logger.info("JSON-RPC peer %s disconnect %s: %s", self._id, targets, reason or "-")
-        return {"call_ids": list(targets), "status": "disconnected"}
+        logger.info("JSON-RPC peer %s disconnect %s: %s", self._id, targets + relayed, reason or "-")
+        return {"call_ids": [*targets, *relayed], "status": "disconnected"}
 
     async def _hangup(self, call_id: str) -> None:
         try:
@@ -343,6 +387,7 @@ class RpcPeer:
             task.cancel()
         for future in self._answers.values():
             future.cancel()
+        await self._context.directory.gone(self)
         if self._online and self._principal is not None:
             await self._context.presence.remove(self._principal.user.id, self._id)
         if self._opened:

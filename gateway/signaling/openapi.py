@@ -134,6 +134,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_whip_paths(security),
+            **_whep_paths(security),
             **_rooms_paths(security),
             "/iceservers": {
                 "get": {
@@ -293,6 +294,44 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     }
 
 
+def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """WHEP (draft-ietf-wish-whep): playback of a room's mix (gateway/signaling/whep.py)."""
+    sdp_text = {"application/sdp": {"schema": {"type": "string"}}}
+    resource = [_SESSION_PARAM]
+    return {
+        "/whep/{room_id}": {
+            "post": {
+                "summary": "WHEP: send a recvonly SDP offer, hear the room's mix (browsers and SIP parties)",
+                "security": security,
+                "parameters": [
+                    {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {"required": True, "content": sdp_text},
+                "responses": {
+                    "201": {
+                        "description": "The SDP answer; Location: the player resource",
+                        "content": sdp_text,
+                    },
+                    **_errors(400, 401, 404, 409, 413, 415, 501),
+                },
+            }
+        },
+        "/whep/sessions/{session_id}": {
+            "patch": {
+                "summary": "Trickle ICE and ICE restarts are not offered on a player: 405",
+                "parameters": resource,
+                "responses": {"405": {"description": "Method not allowed (Allow: DELETE)"}},
+            },
+            "delete": {
+                "summary": "End the playback",
+                "security": security,
+                "parameters": resource,
+                "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
+            },
+        },
+    }
+
+
 def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     """Rooms ("WebRTC Implementation in FastAPI"): peers relay offers, answers and candidates; docs/signaling.md."""
     anyone = [{}, *security]  # rooms.allow_anonymous
@@ -322,7 +361,9 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
             "get": {
                 "summary": "WebSocket upgrade: join a room as peer_id; offer/answer/ice_candidate with "
                 "target_peer_id are relayed with from_peer_id; peer_joined, peer_left, existing_peers. "
-                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message",
+                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message. "
+                "`dial {to}` calls a SIP party into the room (`dialing`, then `sip_party` events; the "
+                "gateway joins as the peer `gateway` and mixes the audio), `hangup {call_id}` ends one",
                 "security": anyone,
                 "parameters": [
                     room,

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 _ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 RELAYED: Final = {"offer": "offer", "answer": "answer", "ice_candidate": "candidate"}  # type -> body field
 CANDIDATE_KEYS: Final = ("candidate", "sdpMid", "sdpMLineIndex", "usernameFragment")
+# The gateway's own peer in a room with a SIP party (gateway/runtime/room_media.py): browsers send it
+# their audio for the mix, with the room's offer/answer/ice_candidate messages. No browser may take it.
+GATEWAY_PEER: Final = "gateway"
 MAX_SDP_CHARS: Final = 60_000
 JsonObject = dict[str, object]
 
@@ -114,7 +117,18 @@ class Dial:
             raise BadRequest(f"to must be a number or SIP URI, got {self.to[:80]!r}", field="to")
 
 
-RoomRequest = Relay | Login | Ping | Dial
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End a SIP party of the room (`{"type": "hangup", "call_id"}`, the `call_id` of `dialing`)."""
+
+    call_id: str
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.call_id) <= 128:
+            raise BadRequest("call_id must be a call id of this room", field="call_id")
+
+
+RoomRequest = Relay | Login | Ping | Dial | Hangup
 
 
 def _text(message: Mapping[str, object], name: str, *, optional: bool = False) -> str | None:
@@ -189,6 +203,8 @@ def parse_room_message(data: str | bytes, max_bytes: int) -> RoomRequest:
         return Ping()
     if kind == "dial":
         return Dial(_text(message, "to") or "")
+    if kind == "hangup":
+        return Hangup(_text(message, "call_id") or "")
     raise UnknownType(f"unknown type {kind[:40]!r}", field="type")
 
 
@@ -312,6 +328,8 @@ class RoomPeer:
         self.registry = registry
         self.room_id = check_id(room_id, "room_id")
         self.peer_id = check_id(peer_id, "peer_id")
+        if peer_id == GATEWAY_PEER:
+            raise BadRequest(f"peer id {GATEWAY_PEER!r} is the gateway's own", field="peer_id")
         self.user_id: str | None = None
         self.state = PeerState.AWAITING_LOGIN
 

@@ -26,9 +26,11 @@ from typing import Final
 from aiohttp import WSMsgType, web
 
 from gateway.config.rooms import RoomsSection
+from gateway.identity import WebUser
 from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
 from gateway.signaling.errors import (
     Conflict,
+    Forbidden,
     RateLimited,
     ServiceError,
     SignalingError,
@@ -37,9 +39,12 @@ from gateway.signaling.errors import (
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import error_response
 from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.room_media import RoomMedia
 from gateway.signaling.rooms import (
+    GATEWAY_PEER,
     Delivery,
     Dial,
+    Hangup,
     Login,
     Ping,
     Relay,
@@ -72,12 +77,33 @@ class RoomsContext:
     ice_servers: tuple[IceServerInfo, ...]
     monotonic: Callable[[], float]
     senders: dict[tuple[str, str], Sender] = field(default_factory=dict)  # (room, peer) -> its socket
+    media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (room_media.py)
+    users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
 
     async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
             send = self.senders.get((room_id, delivery.peer_id))
             if send is not None:  # a peer whose socket is closing: dropped, it leaves next
                 await send(delivery.message)
+
+    # -- RoomHub (gateway/signaling/room_media.py): what the gateway peer does in a room ----------------
+    async def send(self, room_id: str, peer_id: str, message: Mapping[str, object]) -> None:
+        await self.deliver(room_id, [Delivery(peer_id, message)])
+
+    async def broadcast(self, room_id: str, message: Mapping[str, object]) -> None:
+        await self.deliver(room_id, [Delivery(peer, message) for peer in self.browsers(room_id)])
+
+    async def join_gateway(self, room_id: str) -> None:
+        deliveries = self.registry.join(room_id, GATEWAY_PEER, GATEWAY_PEER)
+        await self.deliver(room_id, [d for d in deliveries if d.peer_id != GATEWAY_PEER])
+
+    async def leave_gateway(self, room_id: str) -> None:
+        await self.deliver(room_id, self.registry.leave(room_id, GATEWAY_PEER))
+
+    def browsers(self, room_id: str) -> list[str]:
+        if room_id not in self.registry.rooms():
+            return []
+        return [peer for peer in self.registry.peers(room_id) if peer != GATEWAY_PEER]
 
 
 ROOMS_KEY: Final = web.AppKey("signaling_rooms", RoomsContext)
@@ -144,20 +170,26 @@ async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
         if principal is None and context.settings.allow_anonymous:
             close_code = await _join(context, peer, ANONYMOUS, send) or close_code
         elif principal is not None:
-            close_code = await _join(context, peer, principal.user.id, send) or close_code
+            close_code = await _join(context, peer, principal.user.id, send, principal.user) or close_code
         if close_code == 1000:
             close_code = await _serve(context, peer, ws, send, ip)
     finally:
+        joined = peer.user_id is not None
         await context.deliver(peer.room_id, peer.leave())
         if context.senders.get((peer.room_id, peer.peer_id)) is send:
             del context.senders[(peer.room_id, peer.peer_id)]
+            context.users.pop((peer.room_id, peer.peer_id), None)
+            if joined and context.media is not None:
+                await context.media.peer_left(peer.room_id, peer.peer_id)
         sockets.discard(ws)
         if not ws.closed:
             await ws.close(code=close_code)
     return ws
 
 
-async def _join(context: RoomsContext, peer: RoomPeer, user_id: str, send: Sender) -> int | None:
+async def _join(
+    context: RoomsContext, peer: RoomPeer, user_id: str, send: Sender, user: WebUser | None = None
+) -> int | None:
     """Join the room: `joined`, `existing_peers` to the peer, `peer_joined` to the others; None when done,
     else the close code after the `error` sent."""
     try:
@@ -166,6 +198,8 @@ async def _join(context: RoomsContext, peer: RoomPeer, user_id: str, send: Sende
         await send(error_message(exc))
         return CLOSE_JOIN_REFUSED
     context.senders[(peer.room_id, peer.peer_id)] = send
+    if user is not None:
+        context.users[(peer.room_id, peer.peer_id)] = user
     servers = [
         s.to_json() for s in context.ice_servers if user_id != ANONYMOUS or s.credential is None
     ]  # TURN credentials only to peers with credentials
@@ -207,7 +241,15 @@ async def _serve(
         try:
             request = parse_room_message(frame.data, limits.max_message_bytes)
             if isinstance(request, Relay):
-                await context.deliver(peer.room_id, peer.relay(request))
+                media = context.media
+                if request.target == GATEWAY_PEER and media is not None:
+                    if peer.user_id is None:
+                        raise Conflict("not in the room", field="type")
+                    if media.present(peer.room_id):
+                        await media.from_peer(peer.room_id, peer.peer_id, request)
+                    # else: late candidates or an answer for the gateway peer that has just left: dropped
+                else:
+                    await context.deliver(peer.room_id, peer.relay(request))
             elif isinstance(request, Ping):
                 await send({"type": "pong"})
             elif isinstance(request, Login):
@@ -221,16 +263,34 @@ async def _serve(
                     if failed_logins >= MAX_FAILED_LOGINS:
                         return CLOSE_UNAUTHORIZED
                     continue
-                code = await _join(context, peer, principal.user.id, send)
+                code = await _join(context, peer, principal.user.id, send, principal.user)
                 if code is not None:
                     return code
-            elif isinstance(request, Dial):
-                raise ServiceError(
-                    "bringing a SIP party into a room is not available yet", code="not_implemented",
-                    field="type", http_status=501,
-                )  # fmt: skip
+            elif isinstance(request, (Dial, Hangup)):
+                await _sip_party(context, peer, request, send)
         except SignalingError as exc:
             await send(error_message(exc))
+
+
+async def _sip_party(context: RoomsContext, peer: RoomPeer, request: Dial | Hangup, send: Sender) -> None:
+    """`dial {to}`: call a SIP party into the room under the peer's user's policy (`dialing {call_id,
+    to}` to the peer, then `sip_party` events to the room); `hangup {call_id}`: end one."""
+    media = context.media
+    if media is None or not context.settings.enabled:
+        raise ServiceError(
+            "SIP parties in rooms are not available on this gateway", code="not_implemented",
+            field="type", http_status=501,
+        )  # fmt: skip
+    if peer.user_id is None:
+        raise Conflict("not in the room", field="type")
+    if isinstance(request, Hangup):
+        await media.hangup(peer.room_id, request.call_id)
+        return
+    user = context.users.get((peer.room_id, peer.peer_id))
+    if user is None:  # an anonymous peer has no outbound policy
+        raise Forbidden("an anonymous peer may not call out", field="to")
+    call_id = await media.dial(peer.room_id, peer.peer_id, user, request.to)
+    await send({"type": "dialing", "call_id": call_id, "to": request.to})
 
 
 async def _rest_principal(request: web.Request, context: RoomsContext) -> None:

@@ -6,7 +6,7 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
 rooms_ws.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
@@ -42,6 +42,7 @@ from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
 from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
+from gateway.signaling.room_media import RoomMedia
 from gateway.signaling.rooms import RoomRegistry
 from gateway.signaling.rooms_ws import (
     ROOMS_KEY,
@@ -52,6 +53,7 @@ from gateway.signaling.rooms_ws import (
 )
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip import (
     WHIP_KEY,
     WhipResources,
@@ -144,6 +146,7 @@ def add_signaling_routes(
     limits: SignalingLimits | None = None,
     state: StateDir | None = None,
     revocations: RevocationStore | None = None,
+    room_media: RoomMedia | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
@@ -183,13 +186,19 @@ def add_signaling_routes(
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
     rooms = config.rooms
-    app[ROOMS_KEY] = RoomsContext(
-        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic
-    )
+    app[ROOMS_KEY] = rooms_context = RoomsContext(
+        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic,
+        media=room_media,
+    )  # fmt: skip
+    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/room_media.py)
+        room_media.attach(rooms_context)
     router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)
     router.add_get("/webrtc/rooms", rooms_list_handler)
     router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
     router.add_get("/webrtc/client", room_client_handler)
+    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whep.py)
+    router.add_patch("/whep/sessions/{session_id}", whep_patch_handler)
+    router.add_delete("/whep/sessions/{session_id}", whep_delete_handler)
     router.add_get("/docs", docs_handler)
     router.add_get("/contacts", contacts_handler)
     router.add_get("/favicon.ico", favicon_handler)

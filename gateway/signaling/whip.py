@@ -76,6 +76,13 @@ def _offer_ufrag(offer: str) -> str | None:
     return ice.ufrag if ice is not None else None
 
 
+async def offer_body(request: web.Request) -> str:
+    """The `application/sdp` offer of a POST (400 when it is not SDP, 415 another Content-Type)."""
+    offer = await _body(request, SDP_TYPE)
+    _offer_ufrag(offer)
+    return offer
+
+
 async def whip_post_handler(request: web.Request) -> web.Response:
     context = request.app[HTTP_API_KEY]
     try:

@@ -2,10 +2,13 @@
 // offer / answer / ice_candidate between them (docs/signaling.md "Rooms"). Each newcomer offers to the
 // peers already in the room (existing_peers), so two peers never offer to each other at once. Every
 // connection carries the microphone (and the camera when asked) and a data channel "chat".
-// For tests the page keeps its state on window.roomDemo: {peers: Map(peerId -> {pc, channel, stream})}.
+// A phone can be called into the room ("Call in": {type: "dial", to}); the gateway then joins as the peer
+// "gateway", which this page connects to like any peer, and mixes the phone's audio (sip_party events).
+// For tests the page keeps its state on window.roomDemo: {peers: Map(peerId -> {pc, channel, stream}),
+// parties: Map(callId -> {remote, state})}.
 
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, me: null, room: null, iceServers: [], local: null, peers: new Map() };
+const state = { ws: null, me: null, room: null, iceServers: [], local: null, peers: new Map(), parties: new Map() };
 window.roomDemo = state;
 
 function setStatus(text, kind) {
@@ -119,6 +122,26 @@ function dropPeer(peerId) {
   renderPeers();
 }
 
+function renderParties() {
+  const list = $("sip-parties");
+  list.replaceChildren();
+  for (const [callId, party] of state.parties) {
+    const item = document.createElement("li");
+    item.dataset.call = callId;
+    item.dataset.state = party.state;
+    item.textContent = `${party.remote} · ${party.state}${party.reason ? ` (${party.reason})` : ""} `;
+    if (party.state !== "ended") {
+      const hangup = document.createElement("button");
+      hangup.type = "button";
+      hangup.className = "link";
+      hangup.textContent = "Hang up";
+      hangup.addEventListener("click", () => send({ type: "hangup", call_id: callId }));
+      item.append(hangup);
+    }
+    list.append(item);
+  }
+}
+
 async function handle(message) {
   switch (message.type) {
     case "joined":
@@ -147,6 +170,14 @@ async function handle(message) {
       break;
     case "ice_candidate":
       await onCandidate(message.candidate, message.from_peer_id);
+      break;
+    case "dialing":
+      if (!state.parties.has(message.call_id)) state.parties.set(message.call_id, { remote: message.to, state: "calling" });
+      renderParties();
+      break;
+    case "sip_party":
+      state.parties.set(message.call_id, { remote: message.remote, state: message.state, reason: message.reason });
+      renderParties();
       break;
     case "error":
       showError(`${message.code}: ${message.message}`);
@@ -216,7 +247,17 @@ function sendChat(event) {
   $("chat-text").value = "";
 }
 
+function dial(event) {
+  event.preventDefault();
+  const to = $("dial-to").value.trim();
+  if (!to) return;
+  showError("");
+  send({ type: "dial", to });
+  $("dial-to").value = "";
+}
+
 $("join-form").addEventListener("submit", connect);
+$("dial-form").addEventListener("submit", dial);
 $("leave-button").addEventListener("click", leave);
 $("chat-form").addEventListener("submit", sendChat);
 $("peer-id").value = `peer-${Math.random().toString(36).slice(2, 8)}`;

@@ -19,8 +19,8 @@ from tests.signaling.browser import Page
 
 FAKE_MIC_HZ = 400.0
 
-_PAGE_TONE = """async ([freq, seconds]) => {
-  const stream = document.getElementById("remote-audio").srcObject;
+_PAGE_TONE = """async ([freq, seconds, id]) => {
+  const stream = document.getElementById(id).srcObject;
   if (!stream || stream.getAudioTracks().length === 0) return { heard: 0, rms: 0, blocks: 0 };
   const context = new AudioContext();
   await context.resume();
@@ -56,9 +56,12 @@ _PAGE_TONE = """async ([freq, seconds]) => {
 }"""
 
 
-async def page_tone(page: Page, freq: float, seconds: float = 1.5) -> tuple[float, float]:
-    """(share of blocks where the page hears `freq`, mean RMS of the remote audio, full scale 1.0)."""
-    result = await page.evaluate(_PAGE_TONE, [freq, seconds])
+async def page_tone(
+    page: Page, freq: float, seconds: float = 1.5, element_id: str = "remote-audio"
+) -> tuple[float, float]:
+    """(share of blocks where the page hears `freq`, mean RMS of the remote audio, full scale 1.0);
+    the audio of the element `element_id` (the softphone's remote audio by default)."""
+    result = await page.evaluate(_PAGE_TONE, [freq, seconds, element_id])
     assert result["blocks"] > 0, f"no audio to measure in the page: {result}"
     return float(result["heard"]), float(result["rms"])
 

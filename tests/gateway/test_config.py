@@ -851,3 +851,16 @@ def test_a_plain_secret_pasted_as_a_hash_is_never_echoed() -> None:
     """Issue 10, item 8: the error for a web_secret_hash that is not a hash must not print it."""
     errors = errors_of("users: [{id: a, sip: '1', web_secret_hash: 'hunter2-plain'}]")
     assert errors and not any("hunter2" in error for error in errors), errors
+
+
+def test_room_numbers_and_mix_size() -> None:
+    config = load("rooms: {numbers: {3001: room-a, '*42': lobby}, max_mixed: 4}")
+    assert config.rooms.numbers == (("3001", "room-a"), ("*42", "lobby")) and config.rooms.max_mixed == 4
+    assert config.rooms.room_for("3001") == "room-a" and config.rooms.room_for("3002") is None
+    for text, expected in (
+        ("rooms: {numbers: [3001]}", "rooms.numbers: expected a mapping of number: room id"),
+        ("rooms: {numbers: {abc: room-a}}", "rooms.numbers: room number 'abc' must be 1-32 of 0-9 * # +"),
+        ("rooms: {numbers: {3001: 'a b'}}", "rooms.numbers: room id 'a b' of number 3001 must be"),
+        ("rooms: {max_mixed: 1}", "rooms.max_mixed: expected an integer 2-32, got 1"),
+    ):
+        assert any(expected in error for error in errors_of(text)), (text, errors_of(text))

@@ -125,6 +125,7 @@ def test_params_of_each_method() -> None:
     )
     assert params_of("offer", {"sdp": OFFER, "metadata": {"dial": "sip:2000@pbx"}}).to == "sip:2000@pbx"  # type: ignore[union-attr]
     assert params_of("answer", {"call_id": "c1", "sdp": OFFER, "type": "answer"}) == AnswerParams("c1", OFFER)
+    assert params_of("offer", {"sdp": OFFER, "target_peer_id": "bob-1"}) == OfferParams(OFFER, None, "bob-1")
     announced = params_of("announce", {"peer_id": "p-1", "capabilities": {"audio": True},
                                        "credentials": {"api_key": "k" * 20}})  # fmt: skip
     assert isinstance(announced, Announce) and announced.credentials is not None
@@ -146,6 +147,8 @@ def test_params_of_each_method() -> None:
         ("offer", {"sdp": OFFER, "to": "20 00"}, "to"),
         ("offer", {"sdp": OFFER, "to": 5}, "to"),
         ("offer", {"sdp": OFFER, "metadata": []}, "metadata"),
+        ("offer", {"sdp": OFFER, "target_peer_id": "a b"}, "target_peer_id"),
+        ("offer", {"sdp": OFFER, "to": "2000", "target_peer_id": "bob-1"}, "target_peer_id"),
         ("answer", {"sdp": OFFER}, "call_id"),
         ("announce", {}, "peer_id"),
         ("announce", {"peer_id": "a b"}, "peer_id"),

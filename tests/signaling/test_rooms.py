@@ -16,6 +16,7 @@ from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingEr
 from gateway.signaling.rooms import (
     Delivery,
     Dial,
+    Hangup,
     IllegalTransition,
     Login,
     PeerState,
@@ -127,6 +128,8 @@ def test_limits_and_refusals() -> None:
         ({"type": "login", "token": "t", "api_key": "k"}, "token"),
         ({"type": "dial", "to": ""}, "to"),
         ({"type": "dial"}, "to"),
+        ({"type": "hangup"}, "call_id"),
+        ({"type": "hangup", "call_id": ""}, "call_id"),
     ],
 )  # fmt: skip
 def test_bad_messages_name_the_field(message: object, field: str) -> None:
@@ -140,6 +143,7 @@ def test_other_requests_and_frame_errors() -> None:
     assert parse({"type": "login", "user": "alice", "secret": "s"}) == Login(user="alice", secret="s")
     assert parse({"type": "login", "token": "t"}) == Login(token="t")
     assert parse({"type": "dial", "to": "2000"}) == Dial("2000")
+    assert parse({"type": "hangup", "call_id": "c1"}) == Hangup("c1")
     with pytest.raises(UnknownType):
         parse({"type": "join"})
     with pytest.raises(TooLarge):

@@ -69,9 +69,9 @@ async def base_url() -> AsyncIterator[str]:
     await server.close()
 
 
-async def _join(page: Page, url: str, peer: str, user: str, secret: str) -> None:
+async def join_room(page: Page, url: str, peer: str, user: str, secret: str, room: str = "room1") -> None:
     await page.goto(url)
-    await page.get_by_label("Room ID").fill("room1")
+    await page.get_by_label("Room ID").fill(room)
     await page.get_by_label("Peer ID").fill(peer)
     await page.get_by_label("User id").fill(user)
     await page.get_by_label("Secret").fill(secret)
@@ -79,7 +79,7 @@ async def _join(page: Page, url: str, peer: str, user: str, secret: str) -> None
     await expect(page.locator("#status")).to_have_text("In the room")
 
 
-async def _connected(page: Page, peer: str) -> None:
+async def peer_connected(page: Page, peer: str) -> None:
     await expect(page.locator(f'#peers [data-peer="{peer}"]')).to_contain_text("connected", timeout=15_000)
 
 
@@ -94,10 +94,10 @@ async def _hears_beeps(page: Page, element_id: str) -> None:
 async def test_two_browsers_talk_peer_to_peer(base_url: str) -> None:
     async with chromium_page() as first:
         second = await first.context.new_page()
-        await _join(first, base_url, "peer1", "alice", ALICE_SECRET)
-        await _join(second, base_url, "peer2", "bob", BOB_SECRET)
-        await _connected(first, "peer2")
-        await _connected(second, "peer1")
+        await join_room(first, base_url, "peer1", "alice", ALICE_SECRET)
+        await join_room(second, base_url, "peer2", "bob", BOB_SECRET)
+        await peer_connected(first, "peer2")
+        await peer_connected(second, "peer1")
         # The test's gateway has no media plane at all (an in-memory call service): what is heard went
         # from browser to browser.
         await _hears_beeps(first, "remote-peer2")

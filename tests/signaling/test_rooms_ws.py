@@ -98,6 +98,14 @@ async def test_refusals(client: Client) -> None:
     assert (await client.get("/webrtc/rooms")).status == 401
     response = await client.get("/webrtc/signaling/room1/bad%20id", headers=ALICE)
     assert response.status == 400 and (await response.json())["field"] == "peer_id"
+    response = await client.get("/webrtc/signaling/room1/gateway", headers=ALICE)  # the gateway's own peer
+    assert response.status == 400 and (await response.json())["field"] == "peer_id"
+    async with client.ws_connect("/webrtc/signaling/r/dialler", headers=ALICE) as dialler:
+        await _next(dialler, "joined")
+        await _next(dialler, "existing_peers")
+        await dialler.send_json({"type": "dial", "to": "2000"})  # this app has no media: no SIP parties
+        error = await _next(dialler, "error")
+        assert (error["code"], error["field"]) == ("not_implemented", "type")
     sockets = [await client.ws_connect(f"/webrtc/signaling/r/p{n}", headers=ALICE) for n in range(3)]
     try:
         async with client.ws_connect("/webrtc/signaling/r/p0", headers=ALICE) as taken:

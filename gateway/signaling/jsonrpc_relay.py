@@ -1,0 +1,142 @@
+"""JSON-RPC peers calling each other (`offer` with `target_peer_id`): relayed end to end.
+
+The gateway carries no media for such a call: the caller's offer goes to the target peer as an `offer`
+notification, the target's `answer {call_id, sdp}` comes back as the caller's result (`{answer,
+call_id}`), and `ice_candidate` / `disconnect` with the call's id go to the other end as notifications.
+Both peers hold an `RTCPeerConnection` each and their media flows between them (as in rooms), which
+keeps the browsers' own codecs, encryption and data channels end to end, and costs the gateway nothing.
+A target must have announced `capabilities.incoming_calls: true` on a gateway-authenticated socket.
+
+    caller                           gateway (PeerDirectory)                       target
+    offer {sdp, target_peer_id} ->   call id "p-..."           -> notify offer {call_id, sdp, from_peer_id, from}
+                                                               <- answer {call_id, sdp}  (result: answered)
+    <- result {answer, call_id}
+    ice_candidate {call_id, c}  ->                             -> notify ice_candidate {call_id, candidate}
+    disconnect {call_id}        ->                             -> notify disconnect {call_id, reason: remote_hangup}
+
+A target that turns the call down (`disconnect {call_id}` while it rings) makes the caller's `offer` fail
+with -32000 (`reason: declined`); one that does not answer within `service_timeout`, -32006; a peer whose
+socket closes ends its relayed calls (`disconnect {reason: disconnected}` to the other end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.signaling.errors import Forbidden, NotFound, ServiceError, Timeout
+from gateway.signaling.service import JsonValue
+
+logger = logging.getLogger(__name__)
+
+
+class RelayEnd(Protocol):
+    """One JSON-RPC peer as the directory sees it (`RpcPeer`)."""
+
+    peer_id: str | None
+
+    @property
+    def accepts_calls(self) -> bool: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    async def notify(self, method: str, params: Mapping[str, JsonValue]) -> None: ...
+
+
+@dataclass(slots=True)
+class RelayedCall:
+    call_id: str
+    caller: RelayEnd
+    callee: RelayEnd
+    answer: asyncio.Future[str]
+
+    def other(self, end: RelayEnd) -> RelayEnd:
+        return self.callee if end is self.caller else self.caller
+
+
+@dataclass(slots=True)
+class PeerDirectory:
+    """Announced peers by peer id (the latest announce of an id wins) and their relayed calls."""
+
+    peers: dict[str, RelayEnd] = field(default_factory=dict)
+    calls: dict[str, RelayedCall] = field(default_factory=dict)
+
+    def announce(self, peer_id: str, peer: RelayEnd) -> None:
+        self.peers[peer_id] = peer
+
+    def owns(self, peer: RelayEnd, call_id: str | None) -> bool:
+        call = self.calls.get(call_id) if call_id is not None else None
+        return call is not None and peer in (call.caller, call.callee)
+
+    def calls_of(self, peer: RelayEnd) -> list[str]:
+        return [c.call_id for c in self.calls.values() if peer in (c.caller, c.callee)]
+
+    async def offer(self, caller: RelayEnd, target_peer_id: str, sdp: str, timeout: float) -> tuple[str, str]:
+        """Ring the target with the caller's offer; (call id, the target's answer)."""
+        callee = self.peers.get(target_peer_id)
+        if callee is None or callee is caller:
+            raise NotFound(f"no announced peer {target_peer_id[:128]!r}", field="target_peer_id")
+        if not callee.accepts_calls:
+            raise Forbidden(
+                f"peer {target_peer_id!r} takes no calls (incoming_calls)", field="target_peer_id"
+            )
+        call = RelayedCall(
+            "p-" + secrets.token_urlsafe(12), caller, callee, asyncio.get_running_loop().create_future()
+        )
+        self.calls[call.call_id] = call
+        logger.info(
+            "JSON-RPC peer %s calls peer %s: %s (relayed)", caller.peer_id, target_peer_id, call.call_id
+        )
+        await callee.notify("offer", {
+            "call_id": call.call_id, "sdp": {"type": "offer", "sdp": sdp},
+            "from_peer_id": caller.peer_id, "from": caller.user_id,
+        })  # fmt: skip
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await asyncio.shield(call.answer)
+        except TimeoutError:
+            await self.hangup(caller, call.call_id, "no_answer")
+            raise Timeout(f"peer {target_peer_id!r} did not answer in time") from None
+        return call.call_id, answer
+
+    async def answer(self, callee: RelayEnd, call_id: str, sdp: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.callee is not callee:
+            raise NotFound(f"no call {call_id!r} offered to this peer", field="call_id")
+        if call.answer.done():
+            raise ServiceError(
+                "the call was answered already", code="conflict", field="call_id", http_status=409
+            )
+        call.answer.set_result(sdp)
+
+    async def candidate(self, sender: RelayEnd, call_id: str, candidate: JsonValue) -> None:
+        call = self.calls.get(call_id)
+        if call is None or sender not in (call.caller, call.callee):
+            raise NotFound(f"no call {call_id!r} of this peer", field="call_id")
+        await call.other(sender).notify("ice_candidate", {"call_id": call_id, "candidate": candidate})
+
+    async def hangup(self, sender: RelayEnd, call_id: str, reason: str = "remote_hangup") -> None:
+        """`disconnect {call_id}` of either end (idempotent): the other end is told."""
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return
+        if not call.answer.done():  # turned down while ringing: the caller's offer fails
+            refused = "declined" if sender is call.callee else "cancelled"
+            call.answer.set_exception(ServiceError(f"the call was {refused}", code=refused, http_status=502))
+            call.answer.exception()  # retrieved: the caller may have gone already
+            if sender is call.caller:
+                await call.callee.notify("disconnect", {"call_id": call_id, "reason": "cancelled"})
+            return
+        await call.other(sender).notify("disconnect", {"call_id": call_id, "reason": reason})
+
+    async def gone(self, peer: RelayEnd) -> None:
+        """A peer's socket closed: its relayed calls end, and it is no longer announced."""
+        for call_id in self.calls_of(peer):
+            await self.hangup(peer, call_id, "disconnected")
+        for peer_id in [k for k, v in self.peers.items() if v is peer]:
+            del self.peers[peer_id]
