@@ -14,6 +14,7 @@ KINDS = {
     "aiortc-offer-audio": sdp.SdpKind.WEBRTC,
     "baresip-offer-dtls-ice": sdp.SdpKind.WEBRTC,
     "baresip-offer": sdp.SdpKind.PLAIN_RTP,
+    "baresip-offer-video": sdp.SdpKind.PLAIN_RTP,
     "chromium-answer-audio": sdp.SdpKind.WEBRTC,
     "chromium-offer-audio-pcmu": sdp.SdpKind.WEBRTC,
     "chromium-offer-audio-video": sdp.SdpKind.WEBRTC,
