@@ -44,6 +44,7 @@ __all__ = [
     "for_web",
     "intersect",
     "is_repair",
+    "only",
     "usable",
 ]
 
@@ -51,8 +52,10 @@ DEFAULT_VIDEO_CODECS = ("H264", "VP8", "VP9")
 REPAIR_FORMATS = frozenset({"rtx", "red", "ulpfec", "flexfec", "flexfec-03"})
 SIP_FEEDBACK = ("nack", "nack pli", "ccm fir", "ccm tmmbr")
 WEB_FEEDBACK = ("nack pli", "ccm fir")
-# RFC 6184 §8.1: without profile-level-id, the Baseline profile at level 1 (libwebrtc assumes 42e01f)
-DEFAULT_PROFILE_LEVEL_ID = "42000a"
+# Without profile-level-id RFC 6184 §8.1 means Baseline at level 1; libwebrtc and aiortc (which answers
+# the browser) read Constrained Baseline 3.1, and so does the gateway: a Baseline decoder takes
+# Constrained Baseline, and the phones that omit it send nothing else.
+DEFAULT_PROFILE_LEVEL_ID = "42e01f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,3 +200,9 @@ def answer_section(
         "video", port, offer.proto, bandwidths=offer.bandwidths, attributes=tuple(attributes)
     )
     return _edit.set_codecs(section, chosen, feedback=True)
+
+
+def only(section: MediaDescription, payload_types: Iterable[int]) -> MediaDescription:
+    """``section`` with only the codecs of ``payload_types`` (their rtpmap, fmtp and rtcp-fb lines)."""
+    wanted = set(payload_types)
+    return _edit.set_codecs(section, [c for c in section.codecs if c.payload_type in wanted], feedback=True)

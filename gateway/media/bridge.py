@@ -47,11 +47,20 @@ from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import CodecChosen, DtlsFailed, DtmfReceived, Leg, MediaEvent, MediaInactive
+from gateway.media.events import (
+    CodecChosen,
+    DtlsFailed,
+    DtmfReceived,
+    Leg,
+    MediaConnected,
+    MediaEvent,
+    MediaInactive,
+)
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp import RtpPacket
 from gateway.media.sip_leg import SipLeg
+from gateway.media.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
 from gateway.media.web_sdp import audio_section, prune_offer
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
@@ -121,6 +130,8 @@ class MediaBridge:
         self._sip_dtmf = DtmfPlayer(self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()))
         self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
+        # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
+        self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
         self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
         # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
         # clock only (the engine's packet times are CLOCK_MONOTONIC).
@@ -161,7 +172,15 @@ class MediaBridge:
         await self._sip.open(codecs)
         self._web_offer = offer
         self._set_state(BridgeState.AWAITING_SIP_ANSWER)
-        return sdp.write(self._stamp_sip(self._sip_offer_for(codecs, sdp.Direction.SENDRECV)))
+        description = self._sip_offer_for(codecs, sdp.Direction.SENDRECV)
+        picture = None
+        if self.video is not None and not self.settings.offer_webrtc:
+            picture = await self.video.offer_section(offer, None)
+        if picture is not None and self.video is not None:
+            self.video.attach(self._web)
+            self.video.index = len(description.media)
+            description = description.with_media([*description.media, picture])
+        return sdp.write(self._stamp_sip(description))
 
     async def answer_from_sip(self, plain_answer: str) -> str:
         """Apply the SIP answer (183 or 200; may come twice with different SDP); the browser's answer."""
@@ -172,6 +191,8 @@ class MediaBridge:
         index, section = audio_section(answer)
         sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
         self._sip.keys_from_answer(section, answer, index)
+        if self.video is not None and self._web_answer is None:
+            self.video.apply_sip_answer(answer)
         web_answer = self._web_answer or await self._answer_web([sip.codec])
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
@@ -199,10 +220,18 @@ class MediaBridge:
         web_section = audio_section(self._web_offer)[1]
         web_usable = choice.offered(web_section, self.settings.web_codecs)
         web = choice.first_common(preferred, web_usable) or web_usable[0]
-        local = await self._web.accept_offer(self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        local = await self._web.accept_offer(
+            self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+        )
         self._web_answer = sdp.write(local)
         self._apply_web(web_section, audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         return self._web_answer
+
+    def _video_codecs(self) -> list[sdp.Codec]:
+        """The video codecs the browser may be answered with: those the SIP side took (issue 19)."""
+        return self.video.sip_codecs if self.video is not None else []
 
     # ------------------------------------------------------------------------- PBX calls browser
 
@@ -376,8 +405,10 @@ class MediaBridge:
         assert self._web_side is not None
         offer = sdp.parse(web_offer)
         preferences = [choice.known(self._web_side.codec.name), *choice.WEB_EVENTS]
-        local = await self._web.accept_offer(offer, preferences)
+        local = await self._web.accept_offer(offer, preferences, self._video_codecs())
         self._apply_web(audio_section(offer)[1], audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         self._web_answer = sdp.write(local)
         self._configure_paths()
         return self._web_answer
@@ -465,13 +496,19 @@ class MediaBridge:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
         await self.detach_web()
         self._web = self._new_web_leg()
+        if self.video is not None and self.video.active:
+            self.video.attach(self._web)
         if self.fast_lane is not None:
             self.fast_lane.replace_web(self._web)
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
-        local = await self._web.accept_offer(offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        local = await self._web.accept_offer(
+            offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+        )
         self._web_answer = sdp.write(local)
         self._apply_web(section, audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         self._configure_paths()
         logger.info("call=%s new web leg: %s", self._call, web.name)
         return self._web_answer
@@ -500,6 +537,8 @@ class MediaBridge:
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
+        if self.video is not None:
+            self.video.to_sip.enabled = self.video.to_web.enabled = not held
         self._web_watchdog.set_expected(web.direction.receives and self._web.state is WebLegState.CONNECTED)
         transcoding = not same_codec(web.codec, sip.codec)
         chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
@@ -564,6 +603,8 @@ class MediaBridge:
             self._on_event(DtmfReceived(Leg.SIP, digit.digit, digit.duration_ms))
 
     def _web_event(self, event: MediaEvent) -> None:
+        if isinstance(event, MediaConnected) and self.video is not None:
+            self.video.web_connected()
         if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
             self._web_watchdog.set_expected(self._web_side.direction.receives)
         if self.fast_lane is not None:
@@ -667,6 +708,8 @@ class MediaBridge:
         if self.fast_lane is not None:
             self.fast_lane.unlink()
         self._sip.close()
+        if self.video is not None:
+            self.video.close()
         await self._web.close()
 
 

@@ -50,6 +50,9 @@ class BridgeSettings:
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
+    # Video passed through between the legs (codecs.video, issue 19): H264, VP8, VP9 by preference;
+    # empty: video m-lines are rejected with port 0 as before.
+    video_codecs: tuple[str, ...] = ()
     ice_servers: tuple[RTCIceServer, ...] = ()
     inactivity_timeout: float | None = 5.0
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)

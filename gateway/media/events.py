@@ -71,4 +71,14 @@ class CodecChosen:
     transcoding: bool
 
 
-MediaEvent = MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen
+@dataclass(frozen=True, slots=True)
+class KeyframeWanted:
+    """The far receiver needs a keyframe from ``leg``, whose video negotiated no RTCP feedback to ask
+    with: the call sends it a SIP INFO ``application/media_control+xml`` picture_fast_update (RFC 5168)."""
+
+    leg: Leg
+
+
+MediaEvent = (
+    MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen | KeyframeWanted
+)

@@ -8,7 +8,8 @@ so a packet only gets new numbers:
   so a plain SIP side that did not negotiate them never sees them (RFC 4588 §4: RTX has its own SSRC
   and payload type; forwarded as media it would be garbage);
 * **sequence number**: continuous across source changes, with the input's gaps kept (the receiver
-  needs them to see loss and ask for a keyframe);
+  needs them to see loss and ask for a keyframe); padding-only packets (bandwidth probes, RFC 3550
+  §5.1) are not forwarded and leave no gap;
 * **timestamp**: on the output leg's timeline (``retime.TimestampMapper``, 90 kHz both sides), so a
   new source (re-INVITE, early media then answer) continues it;
 * the output leg's sender writes its own SSRC.
@@ -72,6 +73,7 @@ class VideoPath:
         self._highest: int | None = None
         self.keyframe_wanted = False
         self.received = self.forwarded = self.repair_dropped = self.dropped = self.lost = self.keyframes = 0
+        self.padding = 0
 
     def configure(
         self, mapping: Mapping[int, int], codecs: Mapping[int, str], repair: frozenset[int] = frozenset()
@@ -104,6 +106,14 @@ class VideoPath:
         """The packet to send on the output leg, or None (held, repair, not negotiated)."""
         self.received += 1
         out_pt = self._map.get(payload_type)
+        if not payload and out_pt is not None and self._ssrc == ssrc:
+            # RFC 3550 §5.1: padding only (a browser probing bandwidth): not forwarded, and the numbers
+            # after it close up so the receiver sees no loss (taken in order only)
+            if self._highest is not None and seq == (self._highest + 1) & 0xFFFF:
+                self._highest = seq
+                self._offset = (self._offset - 1) & 0xFFFF
+            self.padding += 1
+            return None
         if out_pt is None or not self.enabled:
             if payload_type in self._repair:
                 self.repair_dropped += 1

@@ -2,7 +2,8 @@
 
 aiortc answers every audio and video m-line it can (a Chromium audio+video offer gets an active
 ``recvonly`` video answer even with only an audio transceiver) and opens an SCTP transport for a data
-channel m-line. The gateway is audio only, so aiortc only ever sees the first usable audio m-line:
+channel m-line. aiortc only ever sees the first usable audio m-line, and with video the first usable
+video m-line bundled with it (issue 19):
 
 * ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus
   ``a=end-of-candidates``, passed on once those are under way);
@@ -34,6 +35,7 @@ class PrunedOffer:
     mid: str
     mdns: tuple[Candidate, ...] = ()
     end_of_candidates: bool = False
+    video_index: int | None = None  # of the video m-line aiortc got too (``prune_offer(video=True)``)
 
 
 # RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
@@ -58,8 +60,23 @@ def _usable_audio(section: MediaDescription, offer: SessionDescription) -> bool:
     return bool(section.fingerprints or offer.fingerprints) and (section.ice or offer.ice) is not None
 
 
-def prune_offer(offer: SessionDescription) -> PrunedOffer:
-    """Keep the first usable audio m-line; ``SdpUnacceptable`` (488) when there is none."""
+def _usable_video(offer: SessionDescription, index: int, mid: str) -> bool:
+    """A video m-line aiortc can take beside the audio: DTLS profile, bundled with the audio (one
+    transport, RFC 8843: the direct RTP path reads the audio's ICE connection only)."""
+    section = offer.media[index]
+    bundle = offer.bundle_mids()
+    return (
+        section.media == "video"
+        and not section.rejected
+        and section.proto.upper() in DTLS_PROFILES
+        and mid in bundle
+        and section.mid in bundle
+    )
+
+
+def prune_offer(offer: SessionDescription, *, video: bool = False) -> PrunedOffer:
+    """Keep the first usable audio m-line (and with ``video`` the first usable video m-line bundled with
+    it); ``SdpUnacceptable`` (488) when there is no audio."""
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
@@ -85,10 +102,25 @@ def prune_offer(offer: SessionDescription) -> PrunedOffer:
         attributes.append(Attribute("end-of-candidates"))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
+    media = [kept]
+    video_index = (
+        next((i for i in range(len(offer.media)) if _usable_video(offer, i, mid)), None) if video else None
+    )
+    if video_index is not None:
+        picture = offer.media[video_index]
+        drop = ("candidate", "end-of-candidates")
+        media.append(
+            dataclasses.replace(
+                picture,
+                proto=WEBRTC_PROTO,
+                attributes=tuple(a for a in picture.attributes if a.name not in drop),
+            )
+        )
+    mids = " ".join([mid] + ([str(offer.media[video_index].mid)] if video_index is not None else []))
     session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
-    session.insert(0, Attribute("group", f"BUNDLE {mid}"))
-    description = dataclasses.replace(offer, attributes=tuple(session), media=(kept,))
-    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns))
+    session.insert(0, Attribute("group", f"BUNDLE {mids}"))
+    description = dataclasses.replace(offer, attributes=tuple(session), media=tuple(media))
+    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns), video_index)
 
 
 def rejected(section: MediaDescription) -> MediaDescription:
@@ -105,12 +137,16 @@ def rejected(section: MediaDescription) -> MediaDescription:
 
 
 def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
-    """aiortc's one-m-line answer with the offer's other m-lines put back, rejected."""
-    if len(answer.media) != 1:
-        raise sdp.SdpUnacceptable(f"expected one m-line from aiortc, got {len(answer.media)}")
-    ours = dataclasses.replace(answer.media[0], proto=pruned.original.media[pruned.index].proto)
+    """aiortc's answer (audio, and video when it got one) with the offer's other m-lines put back, rejected."""
+    expected = 1 if pruned.video_index is None else 2
+    if len(answer.media) != expected:
+        raise sdp.SdpUnacceptable(f"expected {expected} m-lines from aiortc, got {len(answer.media)}")
+    where = {pruned.index: answer.media[0]}
+    if pruned.video_index is not None:
+        where[pruned.video_index] = answer.media[1]
     media = [
-        ours if i == pruned.index else rejected(section) for i, section in enumerate(pruned.original.media)
+        dataclasses.replace(where[i], proto=section.proto) if i in where else rejected(section)
+        for i, section in enumerate(pruned.original.media)
     ]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 

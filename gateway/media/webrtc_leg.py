@@ -43,6 +43,7 @@ import sdp
 from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+from gateway.media.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class WebRtcLeg:
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
         aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
         self.remote: sdp.SessionDescription | None = None
+        self._clock = clock
+        self.video: WebVideo | None = None  # enable_video()
 
     # ------------------------------------------------------------------------------------- state
 
@@ -163,6 +166,8 @@ class WebRtcLeg:
         level = logging.INFO if "close_notify" in event.reason else logging.WARNING
         logger.log(level, "call=%s web leg failed: %s", self._call, event)
         self._set_state(WebLegState.FAILED)
+        if self.video is not None:
+            self.video.connected = False
         self._on_event(event)
 
     def _connection_state_changed(self) -> None:
@@ -172,6 +177,8 @@ class WebRtcLeg:
                 self._ice_timer.cancel()
                 self._ice_timer = None
             self._set_state(WebLegState.CONNECTED)
+            if self.video is not None:
+                self.video.connected = True
             self._on_event(MediaConnected())
         elif state == "failed":
             if self._pc.iceConnectionState in ("failed", "closed"):
@@ -205,12 +212,28 @@ class WebRtcLeg:
 
     # --------------------------------------------------------------------------------------- SDP
 
+    def enable_video(
+        self, on_rtp: aiortc_direct.RawRtpHandler, on_keyframe_request: Callable[[], None]
+    ) -> WebVideo:
+        """The video transceiver (issue 19), added once, before the first description is applied."""
+        if self.video is None:
+            self.video = WebVideo(
+                self._pc, self._receiver, on_rtp=on_rtp, on_keyframe_request=on_keyframe_request,
+                call_id=self._call, clock=self._clock,
+            )  # fmt: skip
+        return self.video
+
     async def accept_offer(
-        self, offer: sdp.SessionDescription, codecs: Sequence[sdp.Codec]
+        self,
+        offer: sdp.SessionDescription,
+        codecs: Sequence[sdp.Codec],
+        video_codecs: Sequence[sdp.Codec] = (),
     ) -> sdp.SessionDescription:
-        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order."""
+        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order; its video too
+        when ``enable_video`` was called and aiortc has one of ``video_codecs`` (else rejected)."""
         self._check_open()
-        pruned = web_sdp.prune_offer(offer)
+        with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
+        pruned = web_sdp.prune_offer(offer, video=with_video)
         if self._pruned is None:
             self._transceiver.setCodecPreferences(capabilities(codecs))
         self._pruned = pruned
@@ -360,4 +383,6 @@ class WebRtcLeg:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._sender.idle_track.stop()
+        if self.video is not None:
+            await self.video.close()
         await self._pc.close()

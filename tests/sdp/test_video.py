@@ -42,7 +42,7 @@ def section(description: sdp.SessionDescription, kind: str) -> sdp.MediaDescript
         ("640c1f", "constrained-high", 0x1F),
         ("640032", "high", 0x32),
         ("7a001f", "high-422", 0x1F),
-        (None, "baseline", 0x0A),  # RFC 6184 §8.1: Baseline, level 1, when absent
+        (None, "constrained-baseline", 0x1F),  # absent: as libwebrtc and aiortc read it
     ],
 )
 def test_h264_profile_of_profile_level_id(value: str | None, name: str, level: int) -> None:
@@ -62,8 +62,8 @@ def test_h264_compatible_needs_same_profile_and_packetization_mode() -> None:
     assert not video.compatible(cb31, h264(104, "packetization-mode=0;profile-level-id=42e01f"))
     assert not video.compatible(cb31, h264(104, "packetization-mode=1;profile-level-id=42001f"))  # baseline
     assert not video.compatible(cb31, h264(104, "packetization-mode=1;profile-level-id=640c1f"))
-    # no fmtp at all: Baseline level 1, packetization-mode 0 (RFC 6184 §8.1)
-    assert video.compatible(h264(34, None), h264(104, "packetization-mode=0;profile-level-id=42001f"))
+    # no fmtp at all: Constrained Baseline (as libwebrtc reads it), packetization-mode 0 (RFC 6184 §8.1)
+    assert video.compatible(h264(34, None), h264(114, "packetization-mode=0;profile-level-id=42e01f"))
     assert not video.compatible(h264(34, None), cb31)
     assert not video.compatible(h264(34, "profile-level-id=nothex"), h264(34, "profile-level-id=nothex"))
 
