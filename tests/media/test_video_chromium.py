@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,29 +21,10 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaConnected, MediaEvent
-from peers.binaries import in_ci, require_binary
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
+from tests.signaling.browser import Page, chromium_page
 
-try:
-    from playwright.async_api import Page, async_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    if in_ci():
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-]
 ORIGIN = "http://localhost/"  # a secure context (getUserMedia), served by Playwright's router
 
 START = """async () => {
@@ -90,22 +69,10 @@ STATS = """async () => {
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
-    chromium = require_binary("chromium")
-    profile = tempfile.mkdtemp(prefix="video-chromium-")
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium, args=FLAGS, headless=True
-        )
-        try:
-            page = context.pages[0] if context.pages else await context.new_page()
-            await page.route(
-                ORIGIN, lambda route: route.fulfill(body="<html></html>", content_type="text/html")
-            )
-            await page.goto(ORIGIN)
-            yield page
-        finally:
-            await context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    async with chromium_page() as page:
+        await page.route(ORIGIN, lambda route: route.fulfill(body="<html></html>", content_type="text/html"))
+        await page.goto(ORIGIN)
+        yield page
 
 
 async def stats(page: Page) -> dict[str, Any]:
