@@ -10,7 +10,7 @@ what comes in is really decoded:
   height, mean Y, mean U, mean V) per picture; ``keyframes_received`` counts keyframes;
 * RTCP from the far end is parsed: ``plis`` counts its PLI and FIR for our stream, and each one makes
   the next frame a keyframe (as a phone with ``a=rtcp-fb:* nack pli`` does); ``send_pli()`` asks the
-  far end for a keyframe.
+  far end for a keyframe; ``info()`` takes the body of a SIP INFO picture_fast_update (RFC 5168).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
-from gateway.media.keyframe import PictureLoss, keyframe_requests
+from gateway.media.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
 from gateway.media.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
 from gateway.media.video import is_keyframe
 from sdp import video
@@ -77,6 +77,7 @@ class PlainVideoPeer:
         self.received = self.keyframes_received = self.plis = self.sent_frames = 0
         self.sources: set[int] = set()
         self.malformed = 0
+        self.infos = 0  # picture_fast_update INFOs received (``info``)
         self._encoder = get_encoder(self.codec)
         self._decoder = get_decoder(self.codec)
         self._jitter = JitterBuffer(capacity=128, is_video=True)
@@ -105,14 +106,17 @@ class PlainVideoPeer:
         assert self._rtcp is not None
         return int(self._rtcp.get_extra_info("sockname")[1])
 
-    def answer(self, offer: sdp.MediaDescription, address: str) -> sdp.MediaDescription:
+    def answer(
+        self, offer: sdp.MediaDescription, address: str, feedback: tuple[str, ...] = ("nack pli",)
+    ) -> sdp.MediaDescription:
         """Answer a video m-line from ``address``: this phone's codec at the offer's payload type with
-        ``nack pli``, our RTCP port in a=rtcp; media then goes to the offer's port (RTCP at a=rtcp or
-        port + 1). ``ValueError`` when the offer lacks the codec."""
-        ours = sdp.Codec(self.codec.payloadType or 96, self.name, 90000, rtcp_fb=("nack pli",))
+        ``feedback`` (none: a phone that asks for keyframes by SIP INFO), our RTCP port in a=rtcp; media
+        then goes to the offer's port (RTCP at a=rtcp or port + 1). ``ValueError`` when the offer lacks
+        the codec."""
+        ours = sdp.Codec(self.codec.payloadType or 96, self.name, 90000, rtcp_fb=feedback)
         host, port = self.address
         section = video.answer_section(
-            offer, [ours], port=port, address=host, direction=sdp.Direction.SENDRECV
+            offer, [ours], port=port, address=host, direction=sdp.Direction.SENDRECV, own_feedback=()
         )
         if section.rejected:
             raise ValueError(f"no {self.name} in the offer: {offer.m_line}")
@@ -213,6 +217,14 @@ class PlainVideoPeer:
         if mine:
             self.plis += len(mine)
             self._force_keyframe = True
+
+    def info(self, content_type: str, body: str) -> bool:
+        """A SIP INFO to this phone: a picture_fast_update (RFC 5168) makes the next frame a keyframe."""
+        if not is_picture_fast_update(content_type, body):
+            return False
+        self.infos += 1
+        self._force_keyframe = True
+        return True
 
     def close(self) -> None:
         for transport in (self._rtp, self._rtcp):

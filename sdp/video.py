@@ -181,15 +181,18 @@ def answer_section(
     address: str,
     direction: Direction,
     rtcp: bool = True,
+    own_feedback: Iterable[str] = WEB_FEEDBACK,
 ) -> MediaDescription:
     """A plain (SIP side) answer to the video m-line ``offer``: the offered codecs compatible with one
-    of ``accepted`` (what the browser took), in the offer's order with the offer's payload types,
-    feedback limited to what both sides named; rejected with port 0 when none is (RFC 3264 §6)."""
+    of ``accepted`` (what the browser took), in the offer's order with the offer's payload types, the
+    offered feedback that ``accepted`` names or the answerer does itself (``own_feedback``: the gateway
+    answers keyframe requests); rejected with port 0 when none is (RFC 3264 §6)."""
     offered = feedback(offer)
+    own = set(own_feedback)
     chosen = []
     for codec in intersect(offered, accepted):
         theirs = next(a for a in accepted if compatible(codec, a))
-        both = tuple(fb for fb in codec.rtcp_fb if fb in theirs.rtcp_fb or fb in WEB_FEEDBACK)
+        both = tuple(fb for fb in codec.rtcp_fb if fb in theirs.rtcp_fb or fb in own)
         chosen.append(for_sip(dataclasses.replace(codec, rtcp_fb=both)))
     if offer.rejected or not chosen:
         return MediaDescription(offer.media, 0, offer.proto, offer.formats)

@@ -136,6 +136,7 @@ def settings_from_config(
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
+        video_codecs=tuple(c.value for c in config.codecs.video),
         ice_servers=ice_servers_from_config(config.ice.gateway),
         inactivity_timeout=config.media.inactivity_timeout,
         hold_timeout=config.media.hold_timeout,

@@ -293,6 +293,8 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ),
         ("codecs: {webrtc: [opus, OPUS]}", "codecs.webrtc[1]: codec 'opus' listed twice"),
         ("codecs: {sip: []}", "codecs.sip: at least one codec is needed"),
+        ("codecs: {video: [VP8, AV1]}", "codecs.video[1]: expected one of H264, VP8, VP9, got 'AV1'"),
+        ("codecs: {video: [vp8, VP8]}", "codecs.video[1]: codec 'VP8' listed twice"),
         ("codecs: {telephone_event: maybe}", "codecs.telephone_event: expected true or false, got 'maybe'"),
         (
             "ice: {browser: [{urls: ['http://x.example']}]}",
@@ -851,3 +853,14 @@ def test_a_plain_secret_pasted_as_a_hash_is_never_echoed() -> None:
     """Issue 10, item 8: the error for a web_secret_hash that is not a hash must not print it."""
     errors = errors_of("users: [{id: a, sip: '1', web_secret_hash: 'hunter2-plain'}]")
     assert errors and not any("hunter2" in error for error in errors), errors
+
+
+def test_video_codecs_reach_the_bridge_settings() -> None:
+    """codecs.video (issue 19): off by default, names case-insensitive, in the bridge's settings."""
+    from gateway.media.bridge_settings import settings_from_config
+    from gateway.media.ports import PortRange, RtpPortAllocator
+
+    allocator = RtpPortAllocator(PortRange(44000, 44999))
+    assert settings_from_config(load_config_text("", {}), allocator, call_id="x").video_codecs == ()
+    config = load_config_text("codecs: {video: [h264, VP8]}", {})
+    assert settings_from_config(config, allocator, call_id="x").video_codecs == ("H264", "VP8")

@@ -20,7 +20,8 @@ import pytest
 import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.events import MediaConnected, MediaEvent
+from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent
+from gateway.media.keyframe import MEDIA_CONTROL, picture_fast_update
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
 from tests.signaling.browser import Page, chromium_page
@@ -87,14 +88,24 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page) -> None:
+@pytest.mark.parametrize("feedback", [("nack pli",), ()], ids=["rtcp-pli", "sip-info"])
+async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page, feedback: tuple[str, ...]) -> None:
+    """With ``nack pli`` the phone and the gateway ask each other by RTCP; without, the gateway asks the
+    phone with a ``KeyframeWanted`` event (the call's SIP INFO) and the phone's INFO reaches the bridge
+    as ``keyframe_from_info`` (what the call runtime does with it)."""
     events: list[MediaEvent] = []
     settings = BridgeSettings(
         allocator(44000, 45999), host_addresses=("127.0.0.1",), call_id="video",
         video_codecs=("VP8", "H264"), fast_lane=None,
     )  # fmt: skip
-    bridge = MediaBridge(settings, events.append)
     phone, camera = RecordingPeer(), PlainVideoPeer("VP8")
+
+    def on_event(event: MediaEvent) -> None:
+        events.append(event)
+        if isinstance(event, KeyframeWanted):  # what the call runtime sends the phone: a SIP INFO
+            camera.info(MEDIA_CONTROL, picture_fast_update())
+
+    bridge = MediaBridge(settings, on_event)
     try:
         await phone.start()
         await camera.start()
@@ -110,7 +121,9 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page) -> None:
         answer = sdp.answer(
             offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1])
         )
-        answer = answer.with_media([answer.media[0], camera.answer(picture, offer.connection.address)])
+        answer = answer.with_media(
+            [answer.media[0], camera.answer(picture, offer.connection.address, feedback)]
+        )
         web_answer = await bridge.answer_from_sip(sdp.write(answer))
         web = sdp.parse(web_answer)
         assert not web.media[1].rejected and [c.name for c in web.media[1].codecs] == ["VP8"]
@@ -130,7 +143,10 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page) -> None:
         sending = asyncio.create_task(camera.send_video(5.0, skip_first=2))
         await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 30), timeout=8)
         first = await stats(page)
-        camera.send_pli()  # the phone asks the browser for a keyframe
+        if feedback:
+            camera.send_pli()  # the phone asks the browser for a keyframe
+        else:
+            assert bridge.video is not None and bridge.video.keyframe_from_info()  # its INFO, RFC 5168
         await sending
         after = await stats(page)
         seen = await page.evaluate(PICTURE)
@@ -149,8 +165,14 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page) -> None:
         # keyframes: the phone's PLI reached Chromium; Chromium's PLIs (start without a keyframe, loss) the phone
         assert after["outbound-rtp-video"]["pliCount"] > first["outbound-rtp-video"]["pliCount"], result
         stats_ = video.stats()
-        assert inbound["pliCount"] >= 1 and stats_.requests_from_web >= 1 and camera.plis >= 1, result
-        assert stats_.requests_from_sip >= 1 and stats_.sip_request == "pli", result
+        assert inbound["pliCount"] >= 1 and stats_.requests_from_web >= 1, result
+        assert stats_.requests_from_sip >= 1, result
+        if feedback:
+            assert camera.plis >= 1 and stats_.sip_request == "pli", result
+            assert KeyframeWanted(Leg.SIP) not in events
+        else:
+            assert camera.plis == 0 and camera.infos >= 1 and stats_.sip_request == "info", result
+            assert KeyframeWanted(Leg.SIP) in events
         assert camera.malformed == 0, result  # padding-only probes are not forwarded
         assert stats_.web_to_sip.repair_dropped == 0  # rtx was never negotiated with the browser
     finally:
