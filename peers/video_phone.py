@@ -132,6 +132,28 @@ class PlainVideoPeer:
         mine = sdp.Attribute("rtcp", sdp.Rtcp(self.rtcp_port, host).to_sdp())
         return section.with_attributes([mine, *(a for a in section.attributes if a.name != "rtcp")])
 
+    def offer(self) -> sdp.MediaDescription:
+        """This phone's video m-line for an offer: its codec with ``nack pli``, RTCP on our own port."""
+        host, port = self.address
+        pt = self.codec.payloadType or 96
+        fmtp = ";".join(f"{k}={v}" for k, v in self.codec.parameters.items())
+        lines = [
+            sdp.Attribute("rtcp", sdp.Rtcp(self.rtcp_port, host).to_sdp()),
+            sdp.Attribute("sendrecv"),
+            sdp.Attribute("rtpmap", f"{pt} {self.name}/90000"),
+            *([sdp.Attribute("fmtp", f"{pt} {fmtp}")] if fmtp else []),
+            sdp.Attribute("rtcp-fb", f"{pt} nack pli"),
+        ]
+        return sdp.MediaDescription("video", port, "RTP/AVP", (str(pt),), attributes=tuple(lines))
+
+    def answered(self, answer: sdp.MediaDescription, address: str) -> None:
+        """The far end's answer to ``offer()``: media to its port, RTCP to a=rtcp or port + 1."""
+        rtcp = answer.rtcp
+        self.remote = (address, answer.port)
+        self.remote_rtcp = (
+            (rtcp.address or address, rtcp.port) if rtcp is not None else (address, answer.port + 1)
+        )
+
     # ------------------------------------------------------------------------------------ sending
 
     def _picture(self, number: int) -> av.VideoFrame:

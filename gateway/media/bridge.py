@@ -251,11 +251,17 @@ class MediaBridge:
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
             connection = offer.connection_for(index)
-            await self._sip.open(sip_codecs, connection.address_type if connection is not None else None)
+            family = connection.address_type if connection is not None else None
+            await self._sip.open(sip_codecs, family)
             self._sip.set_remote(offer, index)
             self._sip_offer = offer
+            if self.video is not None and await self.video.open_for_sip_offer(offer, family):
+                self.video.attach(self._web)  # the browser is offered the phone's video too
         self._set_state(BridgeState.AWAITING_WEB_ANSWER)
-        local = await self._web.create_offer(choice.web_preferences(sip_codecs, self.settings.web_codecs))
+        local = await self._web.create_offer(
+            choice.web_preferences(sip_codecs, self.settings.web_codecs),
+            self.video.offered if self.video is not None else (),
+        )
         return sdp.write(local)
 
     async def answer_from_web(self, web_answer: str) -> str:
@@ -288,6 +294,11 @@ class MediaBridge:
                 self.settings.sip_codecs,
             )
             plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
+            picture = self.video.answer_sip_offer(answer, sdp.Direction.SENDRECV) if self.video else None
+            if picture is not None and self.video is not None and self.video.index is not None:
+                where = self.video.index  # the phone's video m-line: our answer mirrors its offer
+                plain = plain.with_media([picture if i == where else m for i, m in enumerate(plain.media)])
+                self.video.apply_web(answer)
             plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
         self._configure_paths()

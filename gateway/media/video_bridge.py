@@ -77,6 +77,8 @@ class VideoBridge:
         self.sip_codecs: list[sdp.Codec] = []  # what the SIP side's answer took
         self._sip_ssrc: int | None = None
         self.index: int | None = None  # of our video m-line in the SIP offer (the bridge sets it)
+        self.offered: list[sdp.Codec] = []  # a SIP offer's video codecs the browser may be offered
+        self._address = ""  # ours in the SIP side's SDP
         self.requests_from_web = self.requests_from_sip = 0
 
     @property
@@ -95,20 +97,37 @@ class VideoBridge:
     ) -> sdp.MediaDescription | None:
         """Our video m-line for the SIP offer from the browser's offer, on a port of its own; None when
         the browser offers no video aiortc and the SIP side could share (or video is off)."""
-        specs = codec_specs(self._settings.video_codecs)
         index = next(
             (i for i, m in enumerate(web_offer.media) if m.media == "video" and not m.rejected), None
         )
-        if not specs or index is None:
+        codecs = self._usable(web_offer.media[index]) if index is not None else []
+        if index is None or not codecs:
             return None
         section = web_offer.media[index]
-        codecs = [
+        address, port = await self._open(codecs, family)
+        narrowed = web_offer.with_media([video.only(section, [c.payload_type for c in codecs])])
+        try:
+            plain = sdp.to_plain(
+                narrowed, address=address, port=port, codecs=["PCMU"], media=(), video_port=port,
+                video_codecs=codec_specs(self._settings.video_codecs),
+            )  # fmt: skip
+        except sdp.SdpUnacceptable:
+            self.close()
+            return None
+        self._offer = plain.media[0]
+        return self._offer
+
+    def _usable(self, section: sdp.MediaDescription) -> list[sdp.Codec]:
+        """The codecs of a video m-line that codecs.video allows and aiortc can answer the browser with."""
+        specs = codec_specs(self._settings.video_codecs)
+        return [
             c
-            for c in section.codecs
+            for c in video.feedback(section)
             if not video.is_repair(c) and any(s.accepts(c) for s in specs) and video_capabilities([c])
         ]
-        if not codecs:
-            return None
+
+    async def _open(self, codecs: list[sdp.Codec], family: str | None) -> tuple[str, int]:
+        """The SIP side's video endpoint on a port of its own; the (address, port) for our SDP."""
         rtp = self._settings.rtp_address(family)
         endpoint = RtpEndpoint(
             self._settings.allocator,
@@ -121,18 +140,53 @@ class VideoBridge:
         await endpoint.open()
         endpoint.set_direction(sdp.Direction.INACTIVE)  # until an answer is known
         self.endpoint = endpoint
-        address, port = rtp.public or endpoint.local_rtp_address[0], endpoint.local_rtp_address[1]
-        narrowed = web_offer.with_media([video.only(section, [c.payload_type for c in codecs])])
-        try:
-            plain = sdp.to_plain(
-                narrowed, address=address, port=port, codecs=["PCMU"], media=(), video_port=port,
-                video_codecs=specs,
-            )  # fmt: skip
-        except sdp.SdpUnacceptable:
-            self.close()
+        self._address = rtp.public or endpoint.local_rtp_address[0]
+        return self._address, endpoint.local_rtp_address[1]
+
+    # a SIP video phone calls the browser: its offer, the browser's answer, our answer to the phone
+
+    async def open_for_sip_offer(self, offer: sdp.SessionDescription, family: str | None) -> list[sdp.Codec]:
+        """The SIP offer's first video m-line (plain RTP/AVP(F)): the codecs the browser may be offered
+        (none: no video, the m-line gets port 0 in our answer); its endpoint opened, sending to the phone."""
+        index = next(
+            (
+                i
+                for i, m in enumerate(offer.media)
+                if m.media == "video" and not m.rejected and m.proto.upper() in ("RTP/AVP", "RTP/AVPF")
+            ),
+            None,
+        )
+        codecs = self._usable(offer.media[index]) if index is not None else []
+        if index is None or not codecs:
+            return []
+        await self._open(codecs, family)
+        assert self.endpoint is not None
+        self.endpoint.set_remote(*choice.remote_rtp(offer, index))
+        self._offer, self.index, self.offered = offer.media[index], index, codecs
+        return codecs
+
+    def answer_sip_offer(
+        self, web_answer: sdp.SessionDescription, direction: sdp.Direction
+    ) -> sdp.MediaDescription | None:
+        """Our answer to the phone's video m-line from the browser's answer (the codecs it took, in the
+        phone's payload types; port 0 when none fits); None without a video offer."""
+        offer, endpoint = self._offer, self.endpoint
+        if offer is None or endpoint is None:
             return None
-        self._offer = plain.media[0]
-        return self._offer
+        section = next((m for m in web_answer.media if m.media == "video" and not m.rejected), None)
+        accepted = [c for c in section.codecs if not video.is_repair(c)] if section is not None else []
+        answer = video.answer_section(
+            offer, accepted, port=endpoint.local_rtp_address[1], address=self._address, direction=direction
+        )
+        if answer.rejected:
+            self.close()
+            return answer
+        codecs = list(answer.codecs)
+        endpoint.reconfigure(frozenset(c.payload_type for c in codecs), frozenset(), VIDEO_RATE)
+        endpoint.set_direction(direction)
+        self.sip_request = SipRequestKind.of(codecs[0].rtcp_fb)
+        self.sip_codecs = codecs
+        return answer
 
     def apply_sip_answer(self, answer: sdp.SessionDescription) -> list[sdp.Codec]:
         """The SIP side's answer to our video m-line (at ``index``): the codecs it took that fit our offer

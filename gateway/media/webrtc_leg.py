@@ -20,6 +20,7 @@ How it works:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -246,10 +247,15 @@ class WebRtcLeg:
         self._start_mdns(pruned)
         return web_sdp.restore_answer(pruned, local)
 
-    async def create_offer(self, codecs: Sequence[sdp.Codec]) -> sdp.SessionDescription:
-        """The offer to a browser, with ``codecs`` in this order of preference."""
+    async def create_offer(
+        self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
+    ) -> sdp.SessionDescription:
+        """The offer to a browser, with ``codecs`` in this order of preference; a video m-line too with
+        ``video_codecs`` when ``enable_video`` was called."""
         self._check_open()
         self._transceiver.setCodecPreferences(capabilities(codecs))
+        if self.video is not None:
+            self.video.prefer(video_codecs)
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
         return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
@@ -257,10 +263,16 @@ class WebRtcLeg:
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
         """Apply the browser's answer to ``create_offer``."""
         self._check_open()
-        if len(answer.media) != 1:
-            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of one")
+        offered = 1 if self.video is None else 2
+        if len(answer.media) != offered:
+            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of {offered}")
         self.remote = answer
-        pruned = web_sdp.prune_offer(answer)
+        pruned = web_sdp.prune_offer(answer, video=self.video is not None)
+        if self.video is not None and pruned.video_index is None:  # the browser turned the video down
+            pruned = dataclasses.replace(
+                pruned,
+                description=pruned.description.with_media([*pruned.description.media, answer.media[1]]),
+            )
         await self._set_remote(pruned.description, "answer")
         self._pruned = pruned
         self._negotiating()

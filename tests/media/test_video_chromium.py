@@ -28,23 +28,31 @@ from tests.signaling.browser import Page, chromium_page
 
 ORIGIN = "http://localhost/"  # a secure context (getUserMedia), served by Playwright's router
 
-START = """async () => {
-  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 320, height: 240}});
+# The fake camera and microphone in a new RTCPeerConnection; remote video shown in a <video> element.
+CAMERA = """  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 320, height: 240}});
   const pc = new RTCPeerConnection({iceServers: []});
   window.pc = pc;
-  window.candidates = [];
-  pc.onicecandidate = (e) => window.candidates.push(e.candidate ? e.candidate.toJSON() : null);
-  for (const track of stream.getTracks()) pc.addTrack(track, stream);
-  pc.ontrack = (e) => {
+"""
+SHOW_REMOTE = """  pc.ontrack = (e) => {
     if (e.track.kind !== 'video') return;
     window.remote = document.createElement('video');
     window.remote.muted = true;
     window.remote.srcObject = new MediaStream([e.track]);
     window.remote.play();
   };
-  await pc.setLocalDescription(await pc.createOffer());
+"""
+START = (
+    "async () => {\n"
+    + CAMERA
+    + """  window.candidates = [];
+  pc.onicecandidate = (e) => window.candidates.push(e.candidate ? e.candidate.toJSON() : null);
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+"""
+    + SHOW_REMOTE
+    + """  await pc.setLocalDescription(await pc.createOffer());
   return pc.localDescription.sdp;
 }"""
+)
 # The remote picture's size and mean colour, drawn from the <video> element.
 PICTURE = """() => {
   const v = window.remote;
@@ -175,6 +183,74 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page, feedback: tuple[st
             assert KeyframeWanted(Leg.SIP) in events
         assert camera.malformed == 0, result  # padding-only probes are not forwarded
         assert stats_.web_to_sip.repair_dropped == 0  # rtx was never negotiated with the browser
+    finally:
+        await bridge.close()
+        phone.close()
+        camera.close()
+
+
+# Chromium answers an offer with its fake camera and microphone (addTrack reuses the offered transceivers).
+ANSWER = (
+    "async (offer) => {\n"
+    + CAMERA
+    + SHOW_REMOTE
+    + """  await pc.setRemoteDescription({type: 'offer', sdp: offer});
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  await pc.setLocalDescription(await pc.createAnswer());
+  if (pc.iceGatheringState !== 'complete') {
+    await new Promise((done) => pc.addEventListener('icegatheringstatechange',
+      () => pc.iceGatheringState === 'complete' && done()));
+  }
+  return pc.localDescription.sdp;
+}"""
+)
+
+
+async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
+    """The other way: the phone offers audio and VP8 (payload type 100, nack pli), the browser is offered
+    aiortc's numbering, our answer to the phone keeps the phone's; pictures and keyframes cross."""
+    events: list[MediaEvent] = []
+    settings = BridgeSettings(
+        allocator(44000, 45999), host_addresses=("127.0.0.1",), call_id="video-in",
+        video_codecs=("VP8",), fast_lane=None,
+    )  # fmt: skip
+    phone, camera = RecordingPeer(), PlainVideoPeer("VP8", payload_type=100)
+    bridge = MediaBridge(settings, events.append)
+    try:
+        await phone.start()
+        await camera.start()
+        audio = sdp.MediaDescription(
+            "audio", phone.address[1], "RTP/AVP", ("0",), attributes=(sdp.Attribute("rtpmap", "0 PCMU/8000"),)
+        )
+        offer = sdp.SessionDescription(
+            sdp.Origin("-", "1", 1, "127.0.0.1"), connection=sdp.Connection("127.0.0.1"),
+            media=(audio, camera.offer()),
+        )  # fmt: skip
+        web_offer = sdp.parse(await bridge.offer_to_web(sdp.write(offer)))
+        assert [m.media for m in web_offer.media] == ["audio", "video"] and web_offer.bundle_mids() == (
+            "0",
+            "1",
+        )
+        assert [c.name for c in web_offer.media[1].codecs if c.name != "rtx"] == ["VP8"]
+        plain = sdp.parse(await bridge.answer_from_web(await page.evaluate(ANSWER, sdp.write(web_offer))))
+        picture = plain.media[1]
+        assert not picture.rejected and picture.formats == ("100",) and picture.port != plain.media[0].port
+        assert picture.codecs[0].rtcp_fb == ("nack pli",)
+        phone.remote = ("127.0.0.1", plain.media[0].port)
+        camera.answered(picture, "127.0.0.1")
+        await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
+        sending = asyncio.create_task(camera.send_video(4.0, skip_first=2))
+        await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 20), timeout=8)
+        camera.send_pli()
+        await sending
+        after = await stats(page)
+        video = bridge.video
+        assert video is not None
+        result = {"browser": after, "video": video.stats(), "phone_plis": camera.plis}
+        assert len(camera.decoded) >= 20 and camera.decoded[-1][:2] == (320, 240), result
+        assert after["inbound-rtp-video"]["framesDecoded"] >= 30, result
+        assert video.stats().requests_from_web >= 1 and camera.plis >= 1, result
+        assert after["outbound-rtp-video"]["pliCount"] >= 1 and video.stats().requests_from_sip >= 1, result
     finally:
         await bridge.close()
         phone.close()
