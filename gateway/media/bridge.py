@@ -350,6 +350,10 @@ class MediaBridge:
         # While the web user holds, our answer keeps the hold: sendonly at most (RFC 3264 §8.4).
         policy = sdp.Direction.SENDONLY if self._local_hold else sdp.Direction.SENDRECV
         answer = self._sip.answer(offer, choice.first_common(current, offered) or offered[0], policy)
+        picture = self.video.answer_reoffer(offer, policy) if self.video is not None else None
+        if picture is not None and self.video is not None and self.video.index is not None:
+            where = self.video.index  # the video goes on (a session refresh, a hold, a new address)
+            answer = answer.with_media([picture if i == where else m for i, m in enumerate(answer.media)])
         self._configure_paths()
         return sdp.write(self._stamp_sip(answer))
 
@@ -379,7 +383,11 @@ class MediaBridge:
             description = self._sip_offer_for(codecs, direction)
         else:
             index, _ = audio_section(last)
-            media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
+            picture = self.video.index if self.video is not None and self.video.active else None
+            media = [
+                m.with_direction(direction) if i in (index, picture) and not m.rejected else m
+                for i, m in enumerate(last.media)
+            ]
             description = last.without(*(d.value for d in sdp.Direction)).with_media(media)
         offer = self._stamp_sip(description, keep=False)
         self._reoffer = (offer, hold)

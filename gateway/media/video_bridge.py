@@ -79,6 +79,7 @@ class VideoBridge:
         self.index: int | None = None  # of our video m-line in the SIP offer (the bridge sets it)
         self.offered: list[sdp.Codec] = []  # a SIP offer's video codecs the browser may be offered
         self._address = ""  # ours in the SIP side's SDP
+        self._web_section: sdp.MediaDescription | None = None  # the browser's video m-line (its answer)
         self.requests_from_web = self.requests_from_sip = 0
 
     @property
@@ -97,6 +98,8 @@ class VideoBridge:
     ) -> sdp.MediaDescription | None:
         """Our video m-line for the SIP offer from the browser's offer, on a port of its own; None when
         the browser offers no video aiortc and the SIP side could share (or video is off)."""
+        if self._settings.sip_srtp == "required":  # the SIP side's video would be plain RTP (not yet SRTP)
+            return None
         index = next(
             (i for i, m in enumerate(web_offer.media) if m.media == "video" and not m.rejected), None
         )
@@ -157,7 +160,7 @@ class VideoBridge:
             None,
         )
         codecs = self._usable(offer.media[index]) if index is not None else []
-        if index is None or not codecs:
+        if index is None or not codecs or self._settings.sip_srtp == "required":
             return []
         await self._open(codecs, family)
         assert self.endpoint is not None
@@ -214,6 +217,11 @@ class VideoBridge:
     def apply_web(self, web_answer: sdp.SessionDescription) -> None:
         """The browser's video codecs once its answer is known: each direction's payload type mapping."""
         section = next((m for m in web_answer.media if m.media == "video" and not m.rejected), None)
+        self._web_section = section
+        self._map()
+
+    def _map(self) -> None:
+        section = self._web_section
         if section is None or not self.sip_codecs:
             self.to_sip.configure({}, {})
             self.to_web.configure({}, {})
@@ -229,6 +237,39 @@ class VideoBridge:
         self.to_web.configure(
             {s.payload_type: w.payload_type for w, s in pairs}, {s.payload_type: s.name for _, s in pairs}
         )
+
+    def answer_reoffer(
+        self, offer: sdp.SessionDescription, policy: sdp.Direction
+    ) -> sdp.MediaDescription | None:
+        """The SIP side's re-INVITE (a session refresh, hold, a new address) still offering our video
+        m-line: the answer to it (the codecs in use, the offer's numbers; the direction limited by
+        ``policy``); None when the video is not active or the re-offer turned it down (then closed)."""
+        index, endpoint = self.index, self.endpoint
+        if not self.active or index is None or endpoint is None:
+            return None
+        section = offer.media[index] if index < len(offer.media) else None
+        if section is None or section.rejected or section.media != "video":
+            logger.info("call=%s the SIP side's re-offer drops the video", self._call)
+            self.close()
+            self._map()
+            return None
+        direction = offer.effective_direction(index).reversed().limited_to(policy)
+        answer = video.answer_section(
+            section,
+            self.sip_codecs,
+            port=endpoint.local_rtp_address[1],
+            address=self._address,
+            direction=direction,
+        )
+        if answer.rejected:
+            self.close()
+        else:
+            endpoint.set_remote(*choice.remote_rtp(offer, index))
+            endpoint.reconfigure(frozenset(c.payload_type for c in answer.codecs), frozenset(), VIDEO_RATE)
+            endpoint.set_direction(direction)
+            self.sip_codecs = list(answer.codecs)
+        self._map()
+        return answer
 
     # ---------------------------------------------------------------------------------------- media
 

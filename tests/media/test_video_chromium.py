@@ -11,6 +11,7 @@ playwright (fails under CI=true).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -251,6 +252,15 @@ async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
         assert after["inbound-rtp-video"]["framesDecoded"] >= 30, result
         assert video.stats().requests_from_web >= 1 and camera.plis >= 1, result
         assert after["outbound-rtp-video"]["pliCount"] >= 1 and video.stats().requests_from_sip >= 1, result
+
+        # a session refresh (RFC 4028 re-INVITE, the same offer, o= version + 1) keeps the video going
+        refresh = dataclasses.replace(offer, origin=dataclasses.replace(offer.origin, session_version=2))
+        again = sdp.parse(await bridge.update_from_sip(sdp.write(refresh)))
+        assert again.media[1].port == picture.port and again.media[1].formats == ("100",), again
+        decoded, frames = len(camera.decoded), after["inbound-rtp-video"]["framesDecoded"]
+        await camera.send_video(1.5)
+        assert len(camera.decoded) > decoded + 10
+        assert (await stats(page))["inbound-rtp-video"]["framesDecoded"] > frames + 10
     finally:
         await bridge.close()
         phone.close()
