@@ -10,22 +10,10 @@ from pathlib import Path
 
 from tests.e2e.harness import running_gateway
 from tests.e2e.test_web_to_web import no_pbx_config, two_users
+from tests.media.pictures import picture_script
 from tests.signaling.browser import Page, expect
 
-# The remote <video>'s size, frames decoded so far and mean colour (the canvas reads the element).
-REMOTE = """() => {
-  const v = document.getElementById('remote-video');
-  if (!v.videoWidth) return null;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0);
-  const d = g.getImageData(0, 0, c.width, c.height).data;
-  let r = 0, gr = 0, b = 0;
-  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
-  const n = d.length / 4;
-  return [c.width, c.height, v.getVideoPlaybackQuality().totalVideoFrames, r / n, gr / n, b / n];
-}"""
+REMOTE = picture_script("document.getElementById('remote-video')")
 
 
 async def remote_picture(page: Page, frames: int = 30) -> list[float] | None:

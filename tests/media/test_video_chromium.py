@@ -25,6 +25,7 @@ from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent
 from gateway.media.keyframe import MEDIA_CONTROL, picture_fast_update
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
+from tests.media.pictures import picture_script
 from tests.signaling.browser import Page, chromium_page
 
 ORIGIN = "http://localhost/"  # a secure context (getUserMedia), served by Playwright's router
@@ -54,20 +55,8 @@ START = (
   return pc.localDescription.sdp;
 }"""
 )
-# The remote picture's size and mean colour, drawn from the <video> element.
-PICTURE = """() => {
-  const v = window.remote;
-  if (!v || !v.videoWidth) return null;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0);
-  const d = g.getImageData(0, 0, c.width, c.height).data;
-  let r = 0, gr = 0, b = 0;
-  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
-  const n = d.length / 4;
-  return [c.width, c.height, r / n, gr / n, b / n];
-}"""
+# The remote picture: size, frames, mean colour.
+PICTURE = picture_script("window.remote")
 STATS = """async () => {
   const out = {};
   (await pc.getStats()).forEach((s) => {
@@ -170,7 +159,7 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page, feedback: tuple[st
         # Chromium decoded the phone's blue pattern
         inbound = after["inbound-rtp-video"]
         assert inbound["framesDecoded"] >= 40 and inbound["frameWidth"] == 320, result
-        assert seen is not None and seen[:2] == [320, 240] and seen[4] > seen[3] + 50, result
+        assert seen is not None and seen[:2] == [320, 240] and seen[5] > seen[4] + 50, result
         # keyframes: the phone's PLI reached Chromium; Chromium's PLIs (start without a keyframe, loss) the phone
         assert after["outbound-rtp-video"]["pliCount"] > first["outbound-rtp-video"]["pliCount"], result
         stats_ = video.stats()
