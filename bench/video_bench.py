@@ -256,24 +256,32 @@ def gateway_main(peer: Connection, report: Connection, count: int, video: bool) 
 
 
 def run_case(count: int, video: bool, seconds: float, kbps: int) -> dict[str, Any]:
+    """One case: the peers' and the gateway's processes (spawned), the gateway's report."""
     context = multiprocessing.get_context("spawn")
     gateway_end, peer_end = context.Pipe()
     report_out, report_in = context.Pipe()
-    peers = context.Process(target=peer_main, args=(peer_end, count, video, seconds, kbps))
-    gateway = context.Process(target=gateway_main, args=(gateway_end, report_in, count, video))
-    peers.start()
-    gateway.start()
+    processes = [
+        context.Process(target=peer_main, args=(peer_end, count, video, seconds, kbps)),
+        context.Process(target=gateway_main, args=(gateway_end, report_in, count, video)),
+    ]
+    for process in processes:
+        process.start()
     try:
-        if not report_out.poll(120 + 3 * seconds + count):
-            raise TimeoutError(f"x{count}: no result")
-        result: dict[str, Any] = report_out.recv()
-        return result
+        if report_out.poll(120 + 3 * seconds + count):
+            report: dict[str, Any] = report_out.recv()
+            return report
+        raise TimeoutError(f"x{count}: no result")
     finally:
-        for process in (gateway, peers):
-            process.join(timeout=20)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        _end(processes)
+
+
+def _end(processes: list[Any]) -> None:
+    """Wait for each process, killing (by its own handle) one that does not end."""
+    for process in processes:
+        process.join(timeout=20)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def main() -> int:
