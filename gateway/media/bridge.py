@@ -176,8 +176,7 @@ class MediaBridge:
         picture = None
         if self.video is not None and not self.settings.offer_webrtc:
             picture = await self.video.offer_section(offer, None)
-        if picture is not None and self.video is not None:
-            self.video.attach(self._web)
+        if picture is not None and self.video is not None:  # the web leg's transceiver once it is taken
             self.video.index = len(description.media)
             description = description.with_media([*description.media, picture])
         return sdp.write(self._stamp_sip(description))
@@ -220,6 +219,10 @@ class MediaBridge:
         web_section = audio_section(self._web_offer)[1]
         web_usable = choice.offered(web_section, self.settings.web_codecs)
         web = choice.first_common(preferred, web_usable) or web_usable[0]
+        if self.video is not None and self.video.active:  # the SIP side took the video: the browser too
+            self.video.attach(self._web)
+        elif self.video is not None:
+            self.video.close()  # answered before the SIP side (answer_web_first), or refused there
         local = await self._web.accept_offer(
             self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )

@@ -124,8 +124,11 @@ def prune_offer(offer: SessionDescription, *, video: bool = False) -> PrunedOffe
 
 
 def rejected(section: MediaDescription) -> MediaDescription:
-    """An m-line turned down with port 0: same media, proto and formats, its mid, no transport."""
-    attributes = (Attribute("mid", section.mid),) if section.mid is not None else ()
+    """An m-line turned down with port 0: same media, proto and formats, its mid, no transport; and
+    a=inactive, which aiortc needs to take the answer (its direction intersection has no default)."""
+    attributes = ((Attribute("mid", section.mid),) if section.mid is not None else ()) + (
+        Attribute("inactive"),
+    )
     return MediaDescription(
         section.media,
         0,
@@ -167,3 +170,22 @@ def audio_section(description: SessionDescription) -> tuple[int, MediaDescriptio
         if section.media == "audio" and not section.rejected:
             return index, section
     raise sdp.SdpUnacceptable("no active audio stream in the description")
+
+
+_TRANSPORT = ("ice-ufrag", "ice-pwd", "ice-options", "fingerprint", "setup", "rtcp-mux")
+
+
+def refused_for_aiortc(
+    section: MediaDescription, bundled: MediaDescription, offered: MediaDescription
+) -> MediaDescription:
+    """A browser's m-line turned down (port 0) as aiortc takes it in an answer: a direction (inactive
+    when none), the ICE/DTLS lines of the m-line it was bundled with and the codecs of our ``offered``
+    m-line (aiortc wants all of them on each m-line, rejected or not)."""
+    codec_lines = ("rtpmap", "fmtp", "rtcp-fb")
+    drop = (*_TRANSPORT, *codec_lines, "candidate")
+    attributes = [a for a in section.attributes if a.name not in drop]
+    if section.direction is None:
+        attributes.append(Attribute("inactive"))
+    attributes += [a for a in bundled.attributes if a.name in _TRANSPORT]
+    attributes += [a for a in offered.attributes if a.name in codec_lines]
+    return dataclasses.replace(section, formats=offered.formats, attributes=tuple(attributes))

@@ -231,7 +231,9 @@ class WebRtcLeg:
         video_codecs: Sequence[sdp.Codec] = (),
     ) -> sdp.SessionDescription:
         """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order; its video too
-        when ``enable_video`` was called and aiortc has one of ``video_codecs`` (else rejected)."""
+        when ``enable_video`` was called and aiortc has one of ``video_codecs`` (else rejected; a video
+        transceiver is only added, ``enable_video``, for a video that is taken: aiortc cannot answer
+        while one stays out of the negotiation)."""
         self._check_open()
         with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
         pruned = web_sdp.prune_offer(offer, video=with_video)
@@ -269,9 +271,11 @@ class WebRtcLeg:
         self.remote = answer
         pruned = web_sdp.prune_offer(answer, video=self.video is not None)
         if self.video is not None and pruned.video_index is None:  # the browser turned the video down
+            local = self.local
+            assert local is not None and len(local.media) == 2
+            refused = web_sdp.refused_for_aiortc(answer.media[1], pruned.description.media[0], local.media[1])
             pruned = dataclasses.replace(
-                pruned,
-                description=pruned.description.with_media([*pruned.description.media, answer.media[1]]),
+                pruned, description=pruned.description.with_media([*pruned.description.media, refused])
             )
         await self._set_remote(pruned.description, "answer")
         self._pruned = pruned
