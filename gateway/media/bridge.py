@@ -192,6 +192,9 @@ class MediaBridge:
         self._sip.keys_from_answer(section, answer, index)
         if self.video is not None and self._web_answer is None:
             self.video.apply_sip_answer(answer)
+        elif self.video is not None and self.video.tentative and not self.video.active:
+            self.video.apply_sip_answer(answer)  # the browser was answered first: its codec must be taken
+            self.video.apply_web(sdp.parse(self._web_answer or ""))
         web_answer = self._web_answer or await self._answer_web([sip.codec])
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
@@ -210,6 +213,8 @@ class MediaBridge:
             raise BridgeError(f"call={self._call} answer_web_first() on a call from the SIP side")
         web_usable = choice.offered(audio_section(self._web_offer)[1], self.settings.web_codecs)
         ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        if self.video is not None:
+            self.video.answer_first()  # the browser gets the first video codec of our SIP offer
         return await self._answer_web(ours)
 
     async def _answer_web(self, preferred: list[sdp.Codec]) -> str:
@@ -219,7 +224,7 @@ class MediaBridge:
         web_section = audio_section(self._web_offer)[1]
         web_usable = choice.offered(web_section, self.settings.web_codecs)
         web = choice.first_common(preferred, web_usable) or web_usable[0]
-        if self.video is not None and self.video.active:  # the SIP side took the video: the browser too
+        if self.video is not None and (self.video.active or self.video.tentative):  # the browser too
             self.video.attach(self._web)
         elif self.video is not None:
             self.video.close()  # answered before the SIP side (answer_web_first), or refused there
@@ -234,7 +239,7 @@ class MediaBridge:
 
     def _video_codecs(self) -> list[sdp.Codec]:
         """The video codecs the browser may be answered with: those the SIP side took (issue 19)."""
-        return self.video.sip_codecs if self.video is not None else []
+        return (self.video.sip_codecs or self.video.tentative) if self.video is not None else []
 
     # ------------------------------------------------------------------------- PBX calls browser
 

@@ -81,6 +81,8 @@ class VideoBridge:
         self._address = ""  # ours in the SIP side's SDP
         self._web_section: sdp.MediaDescription | None = None  # the browser's video m-line (its answer)
         self.requests_from_web = self.requests_from_sip = 0
+        # the browser answered before the SIP side (answer_web_first): the codec it was given
+        self.tentative: list[sdp.Codec] = []
 
     @property
     def active(self) -> bool:
@@ -191,6 +193,14 @@ class VideoBridge:
         self.sip_codecs = codecs
         return answer
 
+    def answer_first(self) -> list[sdp.Codec]:
+        """The browser is answered before the SIP side (an HTTP API client): it gets the first codec of
+        our video offer, and the SIP side's answer must take that one (``apply_sip_answer``)."""
+        offer = self._offer
+        first = [c for c in video.feedback(offer) if not video.is_repair(c)][:1] if offer is not None else []
+        self.tentative = first
+        return first
+
     def apply_sip_answer(self, answer: sdp.SessionDescription) -> list[sdp.Codec]:
         """The SIP side's answer to our video m-line (at ``index``): the codecs it took that fit our offer
         (the browser's payload types); none: video off (the endpoint closed), the audio goes on."""
@@ -199,6 +209,8 @@ class VideoBridge:
             return []
         section = answer.media[index]
         codecs = [] if section.rejected or section.media != "video" else video.answered(offer, section)
+        if self.tentative:  # the browser was answered first, with this codec only
+            codecs = [c for c in codecs if any(video.compatible(c, t) for t in self.tentative)]
         if not codecs:
             logger.info("call=%s the SIP side took no video: audio only", self._call)
             self.close()
@@ -366,6 +378,7 @@ class VideoBridge:
     def close(self) -> None:
         """Close the SIP side's video endpoint (the web leg's video closes with the leg). Idempotent."""
         self.sip_codecs = []
+        self.tentative = []
         if self.endpoint is not None:
             self.endpoint.close()
             self.endpoint = None

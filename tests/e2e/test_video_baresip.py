@@ -12,12 +12,16 @@ import struct
 import zlib
 from pathlib import Path
 
+import aiohttp
+import pytest
+
 import sdp
 from peers.baresip import Baresip
 from peers.web_user import WebUser
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.signaling.browser import chromium_page
 
+API_KEY = "e2e-video-key-0123456789"
 ORIGIN = "http://localhost/"
 # Chromium's offer once ICE gathering is complete (its host candidates in it: no trickling needed).
 OFFER = """async () => {
@@ -84,30 +88,42 @@ def png_size_and_mean(path: Path) -> tuple[int, int, tuple[float, float, float]]
     return width, height, (sums[0] / count, sums[1] / count, sums[2] / count)
 
 
-async def test_chromium_calls_baresip_with_video(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["json", "http"])
+async def test_chromium_calls_baresip_with_video(tmp_path: Path, dialect: str) -> None:
+    """``json``: the softphone's WebSocket protocol (the answer comes once baresip answered); ``http``:
+    the HTTP offer/answer API, answered before baresip picks up (the first video codec of our offer)."""
     async with Baresip(tmp_path, user="2000", mediaenc=None, rtp_ports=(45000, 45099), video=True) as phone:
         config = gateway_config(
             phone.address,
             media={"rtp_ports": {"start": 44000, "end": 44199}},
             codecs={"video": ["VP8", "H264"]},
+            alice_extra={"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "e2e"}]},
         )
         async with (
             running_gateway(config) as gateway,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
             chromium_page() as page,
+            aiohttp.ClientSession() as http,
         ):
             await page.route(
                 ORIGIN, lambda route: route.fulfill(body="<html></html>", content_type="text/html")
             )
             await page.goto(ORIGIN)
-            call_id = await alice.call("2000", await page.evaluate(OFFER))
-            connected = await alice.wait_for("connected", call_id=call_id, timeout=20)
-            answer = sdp.parse(connected["sdp"])
-            video = answer.media[1]
+            offer = await page.evaluate(OFFER)
+            if dialect == "json":
+                call_id = await alice.call("2000", offer)
+                text = (await alice.wait_for("connected", call_id=call_id, timeout=20))["sdp"]
+            else:
+                async with http.post(
+                    f"{gateway.http_url}/webrtc/offer", json={"sdp": {"type": "offer", "sdp": offer}},
+                    headers={"X-API-Key": API_KEY},
+                ) as response:  # fmt: skip
+                    assert response.status == 200, await response.text()
+                    reply = await response.json()
+                text, session = reply["sdp"]["sdp"], reply["session_id"]
+            video = sdp.parse(text).media[1]
             assert video.media == "video" and not video.rejected and [c.name for c in video.codecs] == ["VP8"]
-            await page.evaluate(
-                "async (sdp) => pc.setRemoteDescription({type: 'answer', sdp})", connected["sdp"]
-            )
+            await page.evaluate("async (sdp) => pc.setRemoteDescription({type: 'answer', sdp})", text)
             await phone.wait_for("CALL_ESTABLISHED")
             inbound: dict[str, object] = {}
             for _ in range(100):
@@ -117,8 +133,16 @@ async def test_chromium_calls_baresip_with_video(tmp_path: Path) -> None:
                     break
                 await asyncio.sleep(0.1)
             pictures = await phone.snapshot()
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await alice.wait_for("ended", call_id=call_id)
+            if dialect == "json":
+                await alice.request({"type": "hangup", "call_id": call_id})
+                await alice.wait_for("ended", call_id=call_id)
+            else:
+                close = {"session_id": session, "reason": "done"}
+                async with http.post(
+                    f"{gateway.http_url}/webrtc/close", json=close, headers={"X-API-Key": API_KEY}
+                ):
+                    pass
+            await phone.wait_for("CALL_CLOSED")
     log = phone.log()
     assert int(str(inbound.get("framesDecoded", 0))) >= 30 and inbound.get("frameWidth") == 320, (
         inbound,

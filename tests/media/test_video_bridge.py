@@ -136,3 +136,34 @@ async def test_the_browser_turns_the_phones_video_down() -> None:
     finally:
         await media.close()
         await browser.close()
+
+
+@pytest.mark.parametrize(("phone_takes", "active"), [("VP8", True), ("H264", False)])
+async def test_the_browser_answered_before_the_phone(
+    browser: WebRtcLeg, phone_takes: str, active: bool
+) -> None:
+    """An HTTP API client gets its answer before the SIP side answers (answer_web_first): its video is
+    answered with the first codec of our SIP offer, and stays only if the phone takes that one."""
+    media = bridge()
+    try:
+        h264 = sdp.Codec(97, "H264", 90000, fmtp="packetization-mode=1;profile-level-id=42e01f")
+        description = await browser.create_offer(
+            [codec_choice.known("PCMU")], [sdp.Codec(96, "VP8", 90000), h264]
+        )
+        plain = sdp.parse(await media.offer_to_sip(sdp.write(description)))
+        assert [c.name for c in plain.media[1].codecs][:2] == ["VP8", "H264"]
+        web = sdp.parse(await media.answer_web_first())
+        assert [c.name for c in web.media[1].codecs if c.name != "rtx"] == ["VP8"]
+        taken = next(c for c in plain.media[1].codecs if c.name == phone_takes)
+        answer = audio_answer(plain)
+        picture = sdp.MediaDescription(
+            "video", 30002, "RTP/AVP", (str(taken.payload_type),),
+            attributes=(sdp.Attribute("rtpmap", f"{taken.payload_type} {taken.name}/90000"),
+                        *((sdp.Attribute("fmtp", f"{taken.payload_type} {taken.fmtp}"),) if taken.fmtp else ())),
+        )  # fmt: skip
+        again = await media.answer_from_sip(sdp.write(answer.with_media([answer.media[0], picture])))
+        assert again == sdp.write(web)  # the browser's answer does not change
+        assert media.video is not None and media.video.active is active
+        assert (media.video.endpoint is not None) is active
+    finally:
+        await media.close()
