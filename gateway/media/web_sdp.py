@@ -125,10 +125,11 @@ def prune_offer(offer: SessionDescription, *, video: bool = False) -> PrunedOffe
 
 def rejected(section: MediaDescription) -> MediaDescription:
     """An m-line turned down with port 0: same media, proto and formats, its mid, no transport; and
-    a=inactive, which aiortc needs to take the answer (its direction intersection has no default)."""
-    attributes = ((Attribute("mid", section.mid),) if section.mid is not None else ()) + (
-        Attribute("inactive"),
-    )
+    for RTP, a=inactive, which aiortc needs to take the answer (its direction intersection has no
+    default for an audio or video m-line)."""
+    attributes: tuple[Attribute, ...] = (Attribute("mid", section.mid),) if section.mid is not None else ()
+    if section.is_rtp:
+        attributes += (Attribute("inactive"),)
     return MediaDescription(
         section.media,
         0,
