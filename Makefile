@@ -6,7 +6,7 @@ CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 SOFTPHONES := peers/js-softphones
 
-.PHONY: run call-bench test test-deps system-deps typecheck lint format bench clean
+.PHONY: run call-bench setup-bench vs-rtpengine-bench janus-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -66,6 +66,22 @@ bench: $(VENV)/.stamp-run
 ## call-bench: call setup time and the gateway's added latency at 1 and 20 calls/s (needs sipp)
 call-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/call_bench.py
+
+## setup-bench: offer -> answer and offer -> connected on the HTTP offer API and the WebSocket protocol (needs sipp)
+setup-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/setup_bench.py
+
+## vs-rtpengine-bench: CPU, RSS, loss, latency of our bridge vs rtpengine (user space) vs a bare C relay (needs make bench-deps, cc)
+vs-rtpengine-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/vs_rtpengine.py $(CALLS)
+
+## janus-bench: call setup vs Janus's SIP plugin in network namespaces the bench makes (root, needs make bench-deps, sipp)
+janus-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/vs_janus.py
+
+## bench-deps: the Debian packages the benchmarks compare with (scripts/bench-packages.txt: rtpengine, Janus)
+bench-deps:
+	@scripts/install-system-deps scripts/bench-packages.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis build *.egg-info

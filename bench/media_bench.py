@@ -29,6 +29,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import itertools
 import multiprocessing
 import os
 import pstats
@@ -138,12 +139,17 @@ async def _gateway(
     from gateway.media.bridge_settings import BridgeSettings
     from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.ops.gc_tuning import GcTuning
 
     allocator = RtpPortAllocator(PortRange(42000, 43999))
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     offers = await _recv(peer)
-    bridges = []
+    bridges: list[MediaBridge] = []
+    tuning = GcTuning(lambda: len(bridges)) if os.environ.get("MEDIA_BENCH_GC") == "tuned" else None
+    if tuning is not None:  # as the gateway does (media.gc_tuning): start-up frozen, then each second
+        tuning.start()
+        ticker = asyncio.ensure_future(tuning.run())
     answers = []
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
@@ -170,6 +176,7 @@ async def _gateway(
 
     gc_counts = [0, 0, 0]
     gc_seconds = [0.0]
+    gc_longest = [0.0]  # the longest pause of any generation
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -178,6 +185,7 @@ async def _gateway(
         pause = time.perf_counter() - gc_started[0]
         gc_counts[info["generation"]] += 1
         gc_seconds[0] += pause
+        gc_longest[0] = max(gc_longest[0], pause)
         if info["generation"] == 2:
             gc_pauses.append(pause)
 
@@ -215,6 +223,9 @@ async def _gateway(
     user, system = times_end.user - times_start.user, times_end.system - times_start.system
     rss_during = _rss_bytes()
     watcher.cancel()
+    if tuning is not None:
+        ticker.cancel()
+        tuning.close()
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     for bridge in bridges:
@@ -247,6 +258,7 @@ async def _gateway(
         "gc2_pauses_ms": [round(1000 * p, 1) for p in gc_pauses],
         "gc_counts": tuple(gc_counts),
         "gc_ms": 1000 * gc_seconds[0],
+        "gc_longest_ms": 1000 * gc_longest[0],
         "loop_lag_max_ms": 1000 * max(lags, default=0.0),
         "loop_lag_p99_ms": 1000 * sorted(lags)[int(0.99 * len(lags))] if lags else 0.0,
         "peer_cpu_share": peer_cpu / (time.monotonic() - wall_start),
@@ -333,6 +345,12 @@ def main() -> int:
     parser.add_argument(
         "--sip-srtp", action="store_true", help="SDES-SRTP on the SIP leg (media.sip_srtp: required)"
     )
+    parser.add_argument(
+        "--gc",
+        default="tuned",
+        help="the gateway side's GC: tuned (media.gc_tuning, gateway/ops/gc_tuning.py), default (CPython's),"
+        " or both (each case run twice, interleaved)",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     load = Path("/proc/loadavg").read_text().split()[0]
@@ -347,37 +365,37 @@ def main() -> int:
     )
     print(header)
     ok = True
-    for mode in args.modes.split(","):
-        for count in counts:
-            r = run_case(
-                count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path, args.sip_srtp
+    variants = ["tuned", "default"] if args.gc == "both" else [args.gc]
+    for mode, count, variant in itertools.product(args.modes.split(","), counts, variants):
+        os.environ["MEDIA_BENCH_GC"] = variant  # read by the spawned gateway process
+        r = run_case(count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path, args.sip_srtp)
+        sent = r["browser_sent"] + r["phone_sent"]
+        received = r["browser_received"] + r["phone_received"]
+        e2e_lost = sent - received
+        meets = r["cpu_per_call_second"] <= TARGETS[mode] and r["p99_ms"] < 20 and r["lost_in"] == 0
+        ok &= meets
+        print(
+            f"{mode:<12}{count:>6}{r['cpu_per_call_second']:>14.4f}{r['user_per_call_second']:>7.4f}"
+            f"{r['sys_per_call_second']:>7.4f}{TARGETS[mode]:>8.2f}"
+            f"{r['rss_per_call_kib']:>14.0f}{r['forwarded']:>11}{r['lost_in']:>6}{e2e_lost:>9}"
+            f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
+        )
+        print(
+            f"{'':18}GC {variant}; calls on the fast lane {r['linked']}/{count}; "
+            f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
+            f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
+            f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "
+            f"full GC pauses (ms) {r['gc2_pauses_ms']}; "
+            f"GC runs per generation {r['gc_counts']} taking {r['gc_ms']:.0f} ms, the longest "
+            f"{r['gc_longest_ms']:.1f} ms"
+            + (
+                f"; loop lag p99 {r['loop_lag_p99_ms']:.1f} ms, max {r['loop_lag_max_ms']:.1f} ms"
+                if args.lag
+                else ""
             )
-            sent = r["browser_sent"] + r["phone_sent"]
-            received = r["browser_received"] + r["phone_received"]
-            e2e_lost = sent - received
-            meets = r["cpu_per_call_second"] <= TARGETS[mode] and r["p99_ms"] < 20 and r["lost_in"] == 0
-            ok &= meets
-            print(
-                f"{mode:<12}{count:>6}{r['cpu_per_call_second']:>14.4f}{r['user_per_call_second']:>7.4f}"
-                f"{r['sys_per_call_second']:>7.4f}{TARGETS[mode]:>8.2f}"
-                f"{r['rss_per_call_kib']:>14.0f}{r['forwarded']:>11}{r['lost_in']:>6}{e2e_lost:>9}"
-                f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
-            )
-            print(
-                f"{'':18}calls on the fast lane {r['linked']}/{count}; "
-                f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
-                f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
-                f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "
-                f"full GC pauses (ms) {r['gc2_pauses_ms']}; "
-                f"GC runs per generation {r['gc_counts']} taking {r['gc_ms']:.0f} ms"
-                + (
-                    f"; loop lag p99 {r['loop_lag_p99_ms']:.1f} ms, max {r['loop_lag_max_ms']:.1f} ms"
-                    if args.lag
-                    else ""
-                )
-            )
-            if r["profile"]:
-                print(r["profile"])
+        )
+        if r["profile"]:
+            print(r["profile"])
     return 0
 
 

@@ -14,13 +14,14 @@ engines stop last.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
@@ -32,9 +33,11 @@ from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.ops import logctx
+from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
+from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.sip import UASettings, UserAgent, registrations_for_users
@@ -43,12 +46,16 @@ from gateway.state_dir import StateDir
 from gateway.tls import ServerTls
 from gateway.websip import WebSipService
 
+if TYPE_CHECKING:
+    from gateway.cluster.wiring import ClusterWiring
+
 logger = logging.getLogger(__name__)
 
 # Shutdown (SIGTERM, Ctrl-C): seconds to end the calls and unregister, so the process exits within 2 s;
 # UA_RESERVE of it is kept for unregistering after the calls' BYEs.
 SHUTDOWN_TIMEOUT: Final = 1.5
 UA_RESERVE: Final = 0.3
+HOST_ADDRESSES_TTL: Final = 60.0  # seconds an enumeration of the host's interfaces serves ICE gathering
 
 
 class Gateway:
@@ -65,21 +72,29 @@ class Gateway:
         self.sip_ws: WsTransport | None = None  # SIP over WebSocket (sip.websocket)
         self.web_sip: WebSipService | None = None
         self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
-        self.presence = InMemoryPresence()
         self.state = StateDir.open(Path(config.state_dir))  # session key, revoked tokens
-        self.identities: IdentityMap = identity_map_from_config(config, self.presence)
+        self.cluster: ClusterWiring | None = None  # several gateways sharing state (gateway/cluster/)
+        self.presence: PresenceRegistry = InMemoryPresence()
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
         self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
         logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)
+        self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         self.driver = CallDriver(
             CallRegistry(CallSettings.from_config(config), new_call_id=logctx.new_call_id),
             self.identities,
             self._bridge_settings,
             config,
         )
+        if config.cluster is not None:
+            from gateway.cluster.wiring import ClusterWiring
+
+            self.cluster = ClusterWiring(config.cluster, self.driver)
+            self.presence = self.identities.presence = self.cluster.presence
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
+        if self.cluster is not None:
+            self.ops.record_sinks.append(self.cluster.records.write)
 
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
         """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway
@@ -98,6 +113,8 @@ class Gateway:
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
         aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
+        # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
+        aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
         health = HealthSource(
@@ -116,14 +133,21 @@ class Gateway:
             )
             if websocket.on_http:
                 app.router.add_get(websocket.path, self.sip_ws.handle)
+        cluster = self.cluster
+        if cluster is not None:
+            self._closers.append(cluster.close)  # last: after the UA unregistered, give the locks back
+            cluster.prepare_http(app)
         add_signaling_routes(
             app,
             call_service=self.driver,
-            offer_service=OfferApi(self.driver),
+            offer_service=OfferApi(self.driver)
+            if cluster is None
+            else cluster.offer_service(OfferApi(self.driver)),
             identity=self.identities,
             presence=self.presence,
             config=self.config,
             state=self.state,
+            revocations=cluster.revocations if cluster is not None else None,
         )
         self.ops.add_routes(app)
         http = self.config.http
@@ -148,8 +172,9 @@ class Gateway:
             await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
+        ua_settings = UASettings.from_config(self.config, registrations)
         self.sip = UserAgent(
-            UASettings.from_config(self.config, registrations),
+            ua_settings if cluster is None else cluster.ua_settings(ua_settings),
             on_incoming_call=self.driver.on_incoming_call,
             on_registration=self.driver.on_registration,
         )
@@ -163,7 +188,25 @@ class Gateway:
             await self._start_web_sip(self.sip, self.sip_ws)
         await self.ops.start()
         self._closers.append(self.ops.close)
+        if cluster is not None:
+            await cluster.start(self.sip)
+        if self.config.media.gc_tuning:
+            self._start_gc_tuning()
         logger.info("gateway started")
+
+    def _start_gc_tuning(self) -> None:
+        """Freeze what start-up made, then the calls set up each second (gateway/ops/gc_tuning.py)."""
+        tuning = GcTuning(lambda: self.driver.calls)
+        tuning.start()
+        task = asyncio.get_running_loop().create_task(tuning.run(), name="gc-tuning")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            tuning.close()
+
+        self._closers.append(stop)
 
     async def _start_web_sip(self, ua: UserAgent, transport: WsTransport) -> None:
         url = urlsplit(self.http_url if self.sip_ws_http is None else self.sip_ws_http.urls[0])
@@ -194,6 +237,15 @@ class Gateway:
             logger.info("SIGHUP: no TLS certificate to reload")
             return
         self.tls.reload()
+
+    def drain(self) -> None:
+        """SIGUSR1 or `POST /cluster/drain`: no new calls, /readyz 503, then (through `on_drained`) exit
+        once the calls have ended or cluster.drain_timeout passed. Alone (no cluster): the same, no wait."""
+        self.ops.draining = True
+        if self.cluster is not None:
+            self.cluster.start_drain()
+        else:
+            self.driver.drain()
 
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
@@ -265,6 +317,9 @@ async def serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
+    loop.add_signal_handler(signal.SIGUSR1, gateway.drain)
+    if gateway.cluster is not None:
+        gateway.cluster.on_drained = stop.set
     try:
         await gateway.start()
         if on_ready is not None:
@@ -272,4 +327,5 @@ async def serve(
         await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
+        loop.remove_signal_handler(signal.SIGUSR1)
         await gateway.close()

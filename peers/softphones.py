@@ -74,18 +74,29 @@ def require_softphones() -> None:
         pytest.skip(message)
 
 
-def axe_script() -> str:
-    """axe-core (the accessibility checker, pinned in peers/js-softphones/package-lock.json) to inject into
-    a page; skips (fails under CI=true) when `npm ci` has not installed it."""
-    path = HERE / "node_modules" / "axe-core" / "axe.min.js"
+def _node_module(package: str, file: str) -> str:
+    """A file of a package pinned in peers/js-softphones/package-lock.json; skips (fails under CI=true)
+    when `npm ci` has not installed it."""
+    path = HERE / "node_modules" / package / file
     if not path.exists():
-        message = "peers/js-softphones/node_modules/axe-core missing: run `make test-deps`"
+        message = f"peers/js-softphones/node_modules/{package} missing: run `make test-deps`"
         if in_ci():
             raise SoftphoneError(message)
         import pytest
 
         pytest.skip(message)
     return path.read_text(encoding="utf-8")
+
+
+def whip_script() -> str:
+    """Medooze's WHIP client (npm whip-whep: an ES module exporting WHIPClient, unmodified) as a module
+    script that also sets ``window.WHIPClient``."""
+    return _node_module("whip-whep", "whip.js") + "\nwindow.WHIPClient = WHIPClient;\n"
+
+
+def axe_script() -> str:
+    """axe-core (the accessibility checker) to inject into a page."""
+    return _node_module("axe-core", "axe.min.js")
 
 
 @asynccontextmanager

@@ -5,6 +5,8 @@
   in ``pcm``; raw payloads and telephone-events are tapped (``payloads``, ``events``) before decoding.
   With ``raw=True`` (benchmarks) it sends pre-encoded payloads (``play_raw``) and only counts what
   arrives, so that it costs as little CPU as possible.
+  With ``chat=True`` it opens a data channel ``chat`` before its offer, as a page would: ``say`` writes
+  text on it, ``texts`` keeps what arrives (``wait_text``).
 * ``send_web_dtmf``: RFC 4733 events from the "browser" (aiortc cannot send DTMF).
 """
 
@@ -59,7 +61,12 @@ class ToneTrack(MediaStreamTrack):
 
 class WebPeer:
     def __init__(
-        self, freq: float = 1000.0, codecs: tuple[str, ...] | None = None, *, raw: bool = False
+        self,
+        freq: float = 1000.0,
+        codecs: tuple[str, ...] | None = None,
+        *,
+        raw: bool = False,
+        chat: bool = False,
     ) -> None:
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -90,6 +97,12 @@ class WebPeer:
         self._reader: asyncio.Task[None] | None = None
         self._resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
         self.recording = True
+        self.texts: list[str] = []
+        self.channel = self.pc.createDataChannel("chat") if chat else None
+        if self.channel is not None:
+            self.channel.on(
+                "message", lambda data: self.texts.append(data) if isinstance(data, str) else None
+            )
 
     def vanish(self) -> None:
         """Play a browser whose network went away: from now on its sockets neither send nor receive
@@ -100,6 +113,23 @@ class WebPeer:
             transport = getattr(protocol, "transport", None)
             if transport is not None:
                 transport.sendto = lambda data, addr=None: None
+
+    async def say(self, text: str, timeout: float = 10.0) -> None:
+        """Write ``text`` on the chat channel once it is open."""
+        assert self.channel is not None, "WebPeer(chat=True) opens the channel"
+        for _ in range(int(timeout / 0.02)):
+            if self.channel.readyState == "open":
+                self.channel.send(text)
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"the chat channel is {self.channel.readyState}, not open")
+
+    async def wait_text(self, text: str, timeout: float = 10.0) -> None:
+        for _ in range(int(timeout / 0.02)):
+            if text in self.texts:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no {text!r} on the chat channel; got {self.texts!r}")
 
     def _tap(self, packet: AiortcRtpPacket) -> bool:
         self.received += 1

@@ -8,6 +8,7 @@ views of the model, so that a description that parses can also be translated wit
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ _M_LINE = re.compile(r"(\S+) (\d{1,5})(?:/(\d{1,5}))? (\S+)((?: \S+)*)\Z", re.AS
 _SESSION_INFO = "iuep"  # RFC 8866 §5: i= u= e= p= between s= and c=
 _TIMING = "trz"
 _MAX_LENGTH = 1 << 20  # a description larger than 1 MiB is not a SIP body we want to hold
+_CACHED_LENGTH = 16 << 10  # descriptions up to 16 KiB are remembered (the last 128, by their text)
 
 
 def parse(text: str | bytes) -> SessionDescription:
@@ -32,6 +34,19 @@ def parse(text: str | bytes) -> SessionDescription:
         raise SdpParseError(f"session description must be text, not {type(text).__name__}")
     if len(text) > _MAX_LENGTH:
         raise SdpParseError(f"session description too long: {len(text)} characters")
+    if len(text) <= _CACHED_LENGTH:
+        return _parse_cached(text)
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached(text: str) -> SessionDescription:
+    """A call's setup reads the same text several times (the API checks the browser's offer, the bridge
+    translates it; aiortc's answer is read back): descriptions are immutable, so each is parsed once."""
+    return _parse(text)
+
+
+def _parse(text: str) -> SessionDescription:
     try:
         description = _Builder().run(text)
         validate(description)

@@ -7,6 +7,7 @@ from typing import Final
 from gateway.calls.errors import InvalidValue
 
 DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
+MAX_CHAT_BYTES: Final = 8192  # a chat text in a SIP MESSAGE (RFC 3428 §7: TCP/TLS may carry more than UDP)
 
 
 def text(name: str, value: object) -> None:
@@ -32,3 +33,13 @@ def digit(value: object) -> None:
 def duration(value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
         raise InvalidValue(f"DTMF duration must be 1-10000 ms, got {value!r}")
+
+
+def chat_text(value: object) -> None:
+    """A chat text for a MESSAGE: a string of 1 to ``MAX_CHAT_BYTES`` bytes in UTF-8."""
+    if not isinstance(value, str) or not value:
+        raise InvalidValue(f"body must be a non-empty string, got {value!r}")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_CHAT_BYTES:
+        raise InvalidValue(
+            f"body must be at most {MAX_CHAT_BYTES} bytes in UTF-8, got {len(value)} characters"
+        )

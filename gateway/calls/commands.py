@@ -186,10 +186,11 @@ class MediaSipUpdate:
 @dataclass(frozen=True, slots=True)
 class MediaSipPickup:
     """Call pickup (RFC 3891 §3): the offer of an INVITE with Replaces that takes over the web user's
-    outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady."""
+    outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady. ``sip_sdp`` None:
+    an offerless INVITE, whose 200 carries our offer (MediaPickupReady.sip_sdp) and whose ACK the answer."""
 
     call_id: str
-    sip_sdp: str
+    sip_sdp: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,23 @@ class SipInfo:
 
     call_id: str
     content_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class SipMessage:
+    """Send MESSAGE (RFC 3428, text/plain) in the call's dialog with the browser's text; its answer:
+    SipMessageResult."""
+
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSendText:
+    """Send the SIP party's text to the browser on the call's data channel (if the browser opened one)."""
+
+    call_id: str
     body: str
 
 
@@ -353,6 +371,24 @@ class NotifyInfo:
 @dataclass(frozen=True, slots=True)
 class NotifyInfoResult:
     """`info_result`: the SIP party's answer to the browser's INFO."""
+
+    session_id: str
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyMessage:
+    """`message {call_id, body}`: a text (SIP MESSAGE in the dialog) from the SIP party."""
+
+    session_id: str
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyMessageResult:
+    """`message_result {call_id, status}`: the SIP party's answer to the MESSAGE carrying the browser's text."""
 
     session_id: str
     call_id: str
@@ -525,7 +561,7 @@ class NotifyReplaced:
 
 SipCommand = (
     SipInvite | SipCancel | SipRespond | SipBye | SipReinvite | SipRespondReinvite | SipInfoDtmf | SipInfo
-    | SipRefer | SipAnswerRefer | SipNotifyRefer | SipTakeOver | SipRefuseReplacing
+    | SipMessage | SipRefer | SipAnswerRefer | SipNotifyRefer | SipTakeOver | SipRefuseReplacing
 )  # fmt: skip
 MediaCommand = (
     CreateBridge
@@ -538,6 +574,7 @@ MediaCommand = (
     | MediaSipUpdate
     | MediaSipPickup
     | MediaSendDtmf
+    | MediaSendText
     | MediaDetachWeb
     | MediaRenewWeb
     | CloseBridge
@@ -556,6 +593,8 @@ SignalCommand = (
     | NotifyDtmf
     | NotifyInfo
     | NotifyInfoResult
+    | NotifyMessage
+    | NotifyMessageResult
     | NotifyEnded
     | NotifyError
     | NotifyTransfer

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import sdp
 from gateway.calls import midcall, pickup
 from gateway.calls.commands import MediaSipUpdate, SipRespondReinvite
 from gateway.calls.events import (
@@ -43,7 +44,7 @@ from gateway.calls.events import (
     WebResume,
 )
 from gateway.calls.reasons import phrase
-from gateway.calls.states import Reinvite
+from gateway.calls.states import Reinvite, Side
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
@@ -68,6 +69,10 @@ def received(call: CallMachine, event: SipReinviteReceived) -> None:
         return
     logger.info("call=%s early media re-negotiated by UPDATE (RFC 3311 §5.1)", call.call_id)
     call.reinvite = Reinvite.ANSWERING
+    try:
+        call.remote_hold_pending = midcall.remote_holds(event.sdp)
+    except sdp.SdpError:  # the bridge refuses it (488): nothing changes
+        call.remote_hold_pending = call.remote_hold
     call.emit(MediaSipUpdate(call.call_id, event.sdp))
 
 
@@ -79,6 +84,9 @@ def answered(call: CallMachine, event: MediaSipAnswerReady) -> None:
     call.early_renegotiated = True
     call.local_sip_sdp = event.sdp
     _respond(call, 200, event.sdp)
+    if call.remote_hold != call.remote_hold_pending:  # the PBX holds (or resumes) its early media
+        call.remote_hold = call.remote_hold_pending
+        midcall.tell_hold(call, Side.REMOTE, call.remote_hold)
     midcall.advance(call)  # a hold the web user asked for meanwhile
 
 

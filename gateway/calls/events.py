@@ -111,6 +111,20 @@ class WebResume:
 
 
 @dataclass(frozen=True, slots=True)
+class WebMessage:
+    """A text message from the browser for the SIP party, to go as SIP MESSAGE in the call's dialog
+    (RFC 3428 §4): typed on the call's data channel (``session_id`` None: the web leg's media carried
+    it) or sent as `message {call_id, body}` by the session carrying the call."""
+
+    body: str
+    session_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _checks.optional_text("session_id", self.session_id)
+        _checks.chat_text(self.body)
+
+
+@dataclass(frozen=True, slots=True)
 class WebInfo:
     """An INFO body from the browser for the SIP party (RFC 6086), of an allowed content type."""
 
@@ -302,6 +316,26 @@ class SipInfoReceived:
         _checks.text("content_type", self.content_type)
         if not isinstance(self.body, str):
             raise InvalidValue(f"body must be a string, got {self.body!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SipMessageReceived:
+    """A text/plain MESSAGE from the SIP party in the call's dialog (RFC 3428), already answered 200."""
+
+    body: str
+
+    def __post_init__(self) -> None:
+        _checks.chat_text(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class SipMessageResult:
+    """The SIP party's final answer to a MESSAGE the browser's text went out in."""
+
+    status: int
+
+    def __post_init__(self) -> None:
+        _checks.status("status", self.status, 200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,6 +578,7 @@ WebEvent = (
     | WebResume
     | WebDtmf
     | WebInfo
+    | WebMessage
     | WebDisconnected
     | WebTransfer
     | WebDetached
@@ -563,6 +598,8 @@ SipEvent = (
     | RemoteDtmf
     | SipInfoReceived
     | SipInfoResult
+    | SipMessageReceived
+    | SipMessageResult
     | SipReferResult
     | SipTransferProgress
     | SipReferReceived
@@ -594,6 +631,7 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebResume,
     WebDtmf,
     WebInfo,
+    WebMessage,
     WebDisconnected,
     WebTransfer,
     WebDetached,
@@ -613,6 +651,8 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     RemoteDtmf,
     SipInfoReceived,
     SipInfoResult,
+    SipMessageReceived,
+    SipMessageResult,
     SipReferResult,
     SipTransferProgress,
     SipReferReceived,

@@ -100,6 +100,7 @@ class CallMachine:
         self.transfer_in: str | None = None  # the target the SIP party referred the web user to
         self.replacing = False  # an INVITE with Replaces is taking the SIP leg over (replaces.py)
         self.picked_up_by: tuple[str, str | None] | None = None  # its (From URI, display): pickup.py
+        self.pickup_offerless = False  # that INVITE had no offer: ours goes in its 200 (pickup.py)
         self.early_renegotiated = False  # an UPDATE's offer changed the early session (early_update.py)
         # reconnect grace (reconnect.py): the browser went away (detached) or its media failed (web_lost)
         self.detached = False

@@ -192,7 +192,7 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
             call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
         if call.local_hold != call.reinvite_hold:
             call.local_hold = call.reinvite_hold
-            _tell_hold(call, Side.LOCAL, call.local_hold)
+            tell_hold(call, Side.LOCAL, call.local_hold)
         if call.state is CallState.EARLY:  # an UPDATE in the early dialog (early_update.web_hold)
             call.early_renegotiated = True  # the INVITE's 2xx repeats the old answer: not applied
             advance(call)
@@ -275,7 +275,7 @@ def ack_received(call: CallMachine, event: SipAckReceived) -> None:
     call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
     if call.remote_hold != held:
         call.remote_hold = held
-        _tell_hold(call, Side.REMOTE, held)
+        tell_hold(call, Side.REMOTE, held)
     _settle(call)
 
 
@@ -287,7 +287,7 @@ def reanswer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     _answer_reinvite(call, 200, event.sdp)
     if call.remote_hold != call.remote_hold_pending:
         call.remote_hold = call.remote_hold_pending
-        _tell_hold(call, Side.REMOTE, call.remote_hold)
+        tell_hold(call, Side.REMOTE, call.remote_hold)
     _settle(call)
 
 
@@ -297,7 +297,7 @@ def _answer_reinvite(
     call.emit(SipRespondReinvite(call.call_id, status, phrase(status, detail), sdp_text))
 
 
-def _tell_hold(call: CallMachine, by: Side, held: bool) -> None:
+def tell_hold(call: CallMachine, by: Side, held: bool) -> None:
     if call.session_id is None or call.web_gone:
         return
     notice = NotifyHeld if held else NotifyResumed

@@ -175,8 +175,8 @@ def accepted(call: CallMachine, event: SipAccepted) -> None:
     if event.sdp is not None:
         call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
     call.emit(NotifyConnected(call.session_id, call.call_id))
-    # held during early media (an UPDATE of ours, early_update.web_hold): answered while held
-    call._set_state(CallState.HOLDING if call.local_hold else CallState.CONNECTED)
+    # held during early media (an UPDATE either way, early_update.py): answered while held
+    call._set_state(CallState.HOLDING if call.local_hold or call.remote_hold else CallState.CONNECTED)
 
 
 def failed(call: CallMachine, event: SipFailed) -> None:

@@ -11,9 +11,10 @@ media), takes it as the call's answer from a new party:
                                   CANCELs our INVITE), SendWebAnswer (unless early media already
                                   answered the browser), NotifyConnected, NotifyReplaced -> connected
 
-Refusals keep the ringing call as it was: 491 while another INVITE with Replaces is being taken, 488 for
-an offerless INVITE (not yet: our offer would go in the 200 and the answer in the ACK) or an offer the
-bridge cannot take (`MediaFailed` with a SIP status). While the pickup is being answered the old leg's
+An offerless INVITE with Replaces (RFC 3261 §13.2.1 allows it) gets our offer in its 200 (the SIP offer
+of our INVITE again) and brings the answer in its ACK, applied as any ACK's answer (midcall.ack_received:
+no answer in it ends the call). Refusals keep the ringing call as it was: 491 while another INVITE with
+Replaces is being taken, the status of an offer the bridge cannot take (`MediaFailed`, 488...). While the pickup is being answered the old leg's
 1xx/2xx/failure change nothing (the old dialog is about to be CANCELled, or BYEd by the runtime when its
 2xx crossed), and a hangup from the browser refuses the new INVITE 487 before the call is abandoned.
 
@@ -40,7 +41,7 @@ from gateway.calls.commands import (
 )
 from gateway.calls.events import MediaFailed, MediaPickupReady, SipReplacingInvite
 from gateway.calls.reasons import phrase
-from gateway.calls.states import CallDirection, CallState, TimerName
+from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
@@ -58,11 +59,9 @@ def replacing_invite(call: CallMachine, event: SipReplacingInvite) -> None:
     if call.replacing or call.reinvite is not None:  # a pickup, or an early UPDATE, is being answered
         call.emit(SipRefuseReplacing(call.call_id, 491, phrase(491)))
         return
-    if event.sdp is None:
-        call.emit(SipRefuseReplacing(call.call_id, 488, phrase(488)))
-        return
-    logger.info("call=%s picked up by %s", call.call_id, event.from_uri)
+    logger.info("call=%s picked up by %s%s", call.call_id, event.from_uri, "" if event.sdp else " (no offer)")
     call.replacing = True
+    call.pickup_offerless = event.sdp is None
     call.picked_up_by = (event.from_uri, event.from_display)
     call.cancel_timer(TimerName.SETUP)
     call.cancel_timer(TimerName.RING)
@@ -77,6 +76,9 @@ def ready(call: CallMachine, event: MediaPickupReady) -> None:
     call.replacing = False
     call.local_sip_sdp = event.sip_sdp
     call.connected_at = call.clock()
+    if call.pickup_offerless:  # our offer is in the 200: the ACK brings the answer (midcall.ack_received)
+        call.pickup_offerless = False
+        call.reinvite, call.reinvite_offer, call.offer_in_200 = Reinvite.AWAITING_ACK, event.sip_sdp, True
     call.emit(SipRespondReinvite(call.call_id, 200, phrase(200), event.sip_sdp))
     if not call.web_answer_sent:
         call.web_answer_sent = True

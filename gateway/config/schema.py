@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses
+from gateway.config.cluster import ClusterSection
 from gateway.config.errors import InvalidValue
 from gateway.config.ops import CdrSection, MetricsSection
 from gateway.config.rooms import RoomsSection
@@ -269,6 +270,12 @@ class MediaSection:
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
+    # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the
+    # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/data_channel.py)
+    data_channel: bool = True
+    # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
+    # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
+    gc_tuning: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +338,9 @@ class IceServer:
 class IceSection:
     browser: tuple[IceServer, ...] = ()  # handed to browsers in their RTCConfiguration
     gateway: tuple[IceServer, ...] = ()  # used by the gateway's own aiortc peer connections
+    # The addresses the gateway's web legs gather host candidates on (those browsers can reach); empty:
+    # every interface aioice finds. Fewer addresses: fewer sockets per call and faster ICE checks.
+    host_addresses: tuple[Annotated[IPAddress, Parse(parse_ip)], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,6 +594,7 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
+    cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.
     state_dir: str = "state"
@@ -610,6 +621,8 @@ class Config:
         own = self.sip.websocket.listen if self.sip.websocket is not None else None
         if own is not None and (own.host, own.port) == (self.http.host, self.http.port):
             yield "sip.websocket.listen", f"is http's own address {own.host}:{own.port}: use on_http instead"
+        if self.cluster is not None and self.web_auth.session_secret is None:
+            yield "web_auth.session_secret", "required with cluster (the same on every instance signs tokens)"
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
             yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
         first_index: dict[str, int] = {}

@@ -54,6 +54,7 @@ class WebCalls(enum.StrEnum):
     """How a web user's call to another web user of this gateway is placed (gateway/runtime/web_calls.py)."""
 
     DIRECT = "direct"  # rung by the gateway itself (its own SIP listener), both legs WebRTC; no PBX
+    P2P = "p2p"  # rung the same way, but the browsers' media flows between them: the gateway signals only
     PBX = "pbx"  # like any other number: through the PBX
 
 

@@ -18,6 +18,13 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``restrict_host_addresses(pc, ...)``: aioice skips 127.0.0.1 when gathering; tests on loopback wrap the
   connection's ``get_component_candidates`` to gather on the addresses given (production never does).
 * ``ice_connection(pc)``: the aioice ``Connection`` behind the first transceiver, for candidate handling.
+* ``peer_connection(configuration, certificate)``: an ``RTCPeerConnection`` with the process's DTLS
+  certificate: aiortc's constructor makes a new ECDSA key and self-signed certificate for every peer
+  connection (``RTCCertificate.generateCertificate``, ~1 ms of the event loop per call) and takes none
+  from its configuration; the browser checks the a=fingerprint of the SDP, not who signed it
+  (RFC 8827 §6.5), so one certificate per process (renewed, ``DtlsCertificates``) serves every call.
+* ``cache_host_addresses(ttl)``: aioice enumerates the interfaces (``ifaddr``, ~0.5 ms) at every
+  gathering; the list is kept ``ttl`` seconds, process-wide (an interface change is seen after that).
 
 * ``set_consent_expiry(seconds)``: ICE consent freshness (RFC 7675 §5.1 allows a shorter expiry than
   30 s): aioice's ``query_consent`` reads ``aioice.ice.CONSENT_INTERVAL`` and ``CONSENT_FAILURES`` at
@@ -41,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
@@ -50,13 +58,15 @@ import aioice.stun
 import av
 import pylibsrtp
 from aioice import Connection
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.media.errors import MediaError
 
@@ -70,6 +80,7 @@ TELEPHONE_EVENT_MIME = "audio/telephone-event"
 TELEPHONE_EVENTS = ((8000, 126, "0-16"), (48000, 110, "0-15"))
 
 RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+CERTIFICATES = "_RTCPeerConnection__certificates"
 
 
 class HookError(MediaError):
@@ -246,6 +257,60 @@ def restrict_host_addresses(
         return await original(*args, **kwargs)
 
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+def rtc_certificate(key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> RTCCertificate:
+    """aiortc's certificate object for a key and certificate of ours (``DtlsCertificate``)."""
+    return RTCCertificate(key=key, cert=certificate)
+
+
+def peer_connection(
+    configuration: RTCConfiguration, certificate: RTCCertificate | None = None
+) -> RTCPeerConnection:
+    """A peer connection that uses ``certificate`` for DTLS (None: aiortc makes its own).
+
+    aiortc 1.16 calls ``RTCCertificate.generateCertificate()`` in the constructor and keeps the result in
+    the name-mangled ``__certificates``: the class method is swapped for the constructor's duration only
+    (synchronous: nothing else runs on the event loop meanwhile) and the result checked.
+    """
+    if certificate is None:
+        return RTCPeerConnection(configuration)
+    original = RTCCertificate.__dict__.get("generateCertificate")
+    if not isinstance(original, classmethod):
+        raise HookError("RTCCertificate.generateCertificate is gone")
+    RTCCertificate.generateCertificate = classmethod(lambda cls: certificate)  # type: ignore[method-assign,assignment]
+    try:
+        pc = RTCPeerConnection(configuration)
+    finally:
+        RTCCertificate.generateCertificate = original  # type: ignore[method-assign,assignment]
+    if getattr(pc, CERTIFICATES, None) != [certificate]:
+        raise HookError(f"RTCPeerConnection.{CERTIFICATES} no longer holds the certificate it made")
+    return pc
+
+
+class _HostAddresses:
+    """aioice's ``get_host_addresses``, remembered ``ttl`` seconds per (use_ipv4, use_ipv6)."""
+
+    def __init__(self, original: Callable[[bool, bool], list[str]], ttl: float) -> None:
+        self.original, self.ttl = original, ttl
+        self._found: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
+
+    def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        now = time.monotonic()
+        found = self._found.get((use_ipv4, use_ipv6))
+        if found is None or now - found[0] > self.ttl:
+            found = self._found[(use_ipv4, use_ipv6)] = (now, self.original(use_ipv4, use_ipv6))
+        return list(found[1])
+
+
+def cache_host_addresses(ttl: float) -> None:
+    """Enumerate the host's interfaces at most once per ``ttl`` seconds for ICE gathering (0: every
+    time, aioice's own behaviour). Process-wide, as aioice looks the function up in its module."""
+    if ttl < 0:
+        raise ValueError(f"ttl must not be negative, got {ttl!r}")
+    current = aioice.ice.get_host_addresses
+    original = current.original if isinstance(current, _HostAddresses) else current
+    aioice.ice.get_host_addresses = _HostAddresses(original, ttl) if ttl > 0 else original  # type: ignore[assignment]
 
 
 def on_consent_expired(pc: RTCPeerConnection, callback: Callable[[], None]) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 import sdp
 from gateway.media import codec_choice as choice
 from gateway.media import fastlane
-from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter
+from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter, web_certificate
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.dtmf_player import DtmfPlayer
@@ -55,6 +55,7 @@ from gateway.media.events import (
     MediaConnected,
     MediaEvent,
     MediaInactive,
+    TextReceived,
 )
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
@@ -105,6 +106,8 @@ class MediaBridge:
             include_loopback=settings.include_loopback,
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
+            data_channel=settings.data_channel,
+            certificate=web_certificate(settings.dtls_certificates),
         )
         self._web_options = options
         self._web = self._new_web_leg()
@@ -312,7 +315,7 @@ class MediaBridge:
         self._configure_paths()
         return sdp.write(plain)
 
-    async def pickup_from_sip(self, plain_offer: str) -> tuple[str, str]:
+    async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]:
         """Call pickup (RFC 3891 §3): a new SIP party's INVITE with Replaces takes over our outbound call
         before its answer. Its offer replaces the one we sent (never answered, or answered only in an
         early 18x): the SIP leg answers it, and the browser's offer is answered now if no early media
@@ -320,6 +323,8 @@ class MediaBridge:
         self._expect("pickup_from_sip", BridgeState.AWAITING_SIP_ANSWER, BridgeState.ACTIVE)
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} pickup_from_sip() on a call from the SIP side")
+        if plain_offer is None:  # an offerless INVITE: our INVITE's offer again, in its 200
+            return await self._pickup_offer()
         offer = sdp.parse(plain_offer)
         index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
         offered = choice.offered(offer.media[index], self.settings.sip_codecs)
@@ -341,6 +346,17 @@ class MediaBridge:
         self._configure_paths()
         logger.info("call=%s picked up on the SIP side: %s", self._call, codec.name)
         return sdp.write(self._stamp_sip(answer)), self._web_answer
+
+    async def _pickup_offer(self) -> tuple[str, str]:
+        """An offerless pickup (RFC 3261 §13.2.1): the offer of our INVITE again (its next version) for the
+        200, and the browser's answer with that offer's first codec, unless early media answered it; the
+        ACK's answer then comes through ``answer_from_sip`` as any answer to our offer does."""
+        last = self._sip_local
+        if last is None:
+            raise BridgeError(f"call={self._call} offerless pickup before any SIP offer")
+        web_answer = self._web_answer or await self.answer_web_first()
+        logger.info("call=%s picked up on the SIP side without an offer: ours goes in the 200", self._call)
+        return sdp.write(self._stamp_sip(last)), web_answer
 
     # ----------------------------------------------------------------------------------- re-offers
 
@@ -630,6 +646,9 @@ class MediaBridge:
             self._on_event(DtmfReceived(Leg.SIP, digit.digit, digit.duration_ms))
 
     def _web_event(self, event: MediaEvent) -> None:
+        if isinstance(event, TextReceived):  # chat on the data channel: nothing to do with media
+            self._on_event(event)
+            return
         if isinstance(event, MediaConnected) and self.video is not None:
             self.video.web_connected()
         if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
@@ -677,6 +696,10 @@ class MediaBridge:
     def info_body(event: DtmfReceived) -> tuple[str, str]:
         """The (Content-Type, body) of a SIP INFO carrying a digit heard on the web leg."""
         return DTMF_RELAY, format_dtmf_relay(event.digit, max(1, event.duration_ms))
+
+    def send_text(self, text: str) -> bool:
+        """Chat text to the browser on its data channel (gateway/media/data_channel.py); False: none open."""
+        return self._web.send_text(text)
 
     def _send_web_event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
         self._web.send(payload, timestamp, payload_type, marker)

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiortc import RTCIceServer
+from aiortc.rtcdtlstransport import RTCCertificate
 
 import sdp
 from gateway.config import Config, IceServer
 from gateway.config.addresses import RtpAddress, family_of
+from gateway.media import aiortc_hooks
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
@@ -57,6 +59,7 @@ class BridgeSettings:
     inactivity_timeout: float | None = 5.0
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
     ice_timeout: float = 20.0
+    data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
     call_id: str = "-"
@@ -95,6 +98,15 @@ class BridgeSettings:
                 f"the gateway's RTP has no {family} address (it serves {', '.join(served)})", warning=301
             )
         return found
+
+
+def web_certificate(certificates: DtlsCertificates | None) -> RTCCertificate | None:
+    """The process's DTLS certificate for a web leg (renewed by ``DtlsCertificates``), as aiortc's
+    object; None: aiortc makes one per peer connection."""
+    if certificates is None:
+        return None
+    current = certificates.current()
+    return aiortc_hooks.rtc_certificate(current.key, current.certificate)
 
 
 def ice_servers_from_config(servers: Iterable[IceServer]) -> tuple[RTCIceServer, ...]:
@@ -138,8 +150,10 @@ def settings_from_config(
         telephone_event=config.codecs.telephone_event,
         video_codecs=tuple(c.value for c in config.codecs.video),
         ice_servers=ice_servers_from_config(config.ice.gateway),
+        host_addresses=tuple(str(a) for a in config.ice.host_addresses) or None,
         inactivity_timeout=config.media.inactivity_timeout,
         hold_timeout=config.media.hold_timeout,
+        data_channel=config.media.data_channel,
         call_id=call_id,
         fast_lane=fast_lane if config.media.fast_path else None,
     )

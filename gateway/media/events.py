@@ -79,6 +79,20 @@ class KeyframeWanted:
     leg: Leg
 
 
+@dataclass(frozen=True, slots=True)
+class TextReceived:
+    """A text message the browser sent on one of the call's data channels (for SIP MESSAGE, RFC 3428)."""
+
+    text: str
+
+
 MediaEvent = (
-    MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen | KeyframeWanted
+    MediaConnected
+    | MediaInactive
+    | IceFailed
+    | DtlsFailed
+    | DtmfReceived
+    | CodecChosen
+    | KeyframeWanted
+    | TextReceived
 )

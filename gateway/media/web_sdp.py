@@ -2,8 +2,11 @@
 
 aiortc answers every audio and video m-line it can (a Chromium audio+video offer gets an active
 ``recvonly`` video answer even with only an audio transceiver) and opens an SCTP transport for a data
-channel m-line. aiortc only ever sees the first usable audio m-line, and with video the first usable
-video m-line bundled with it (issue 19):
+channel m-line. The gateway carries audio, video (issue 19), and chat on a data channel where the web
+leg takes one, so aiortc only ever sees the first usable audio m-line and, bundled with it (RFC 8843), with
+``video`` the first usable video m-line and with ``data_channel`` the first data channel m-line (RFC 8841
+SCTP over the same DTLS association; gateway/media/data_channel.py), both stripped of their own candidates
+(BUNDLE drops their transports), in the browser's order:
 
 * ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus
   ``a=end-of-candidates``, passed on once those are under way);
@@ -30,12 +33,18 @@ class PrunedOffer:
     """The browser's offer, what aiortc gets of it, and what was held back."""
 
     original: SessionDescription
-    description: SessionDescription  # one audio m-line, for aiortc
+    description: SessionDescription  # the m-lines kept for aiortc, in the offer's order
     index: int  # of that m-line in the original
     mid: str
     mdns: tuple[Candidate, ...] = ()
     end_of_candidates: bool = False
     video_index: int | None = None  # of the video m-line aiortc got too (``prune_offer(video=True)``)
+    data_index: int | None = None  # of the data channel m-line kept (``prune_offer(data_channel=True)``)
+
+    def __post_init__(self) -> None:
+        kept = [i for i in (self.index, self.video_index, self.data_index) if i is not None]
+        if len(set(kept)) != len(kept) or not all(0 <= i < len(self.original.media) for i in kept):
+            raise sdp.SdpUnacceptable(f"kept m-lines {kept} do not fit an offer of {len(self.original.media)}")
 
 
 # RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
@@ -74,9 +83,38 @@ def _usable_video(offer: SessionDescription, index: int, mid: str) -> bool:
     )
 
 
-def prune_offer(offer: SessionDescription, *, video: bool = False) -> PrunedOffer:
-    """Keep the first usable audio m-line (and with ``video`` the first usable video m-line bundled with
-    it); ``SdpUnacceptable`` (488) when there is no audio."""
+# RFC 8841 §4.1: data channel m-lines (and the pre-standard "DTLS/SCTP" with the port in the format)
+SCTP_PROFILES = frozenset({"UDP/DTLS/SCTP", "DTLS/SCTP"})
+
+
+def _bundled_data(offer: SessionDescription, audio_mid: str) -> int | None:
+    """The first active data channel m-line in the audio's BUNDLE group (aiortc then runs SCTP over the
+    audio's DTLS), with the ICE credentials aiortc insists on; None when there is none."""
+    group = offer.bundle_mids()
+    for i, section in enumerate(offer.media):
+        if (
+            section.media == "application"
+            and not section.rejected
+            and section.proto.upper() in SCTP_PROFILES
+            and section.mid is not None
+            and audio_mid in group
+            and section.mid in group
+            and (section.ice or offer.ice) is not None
+        ):
+            return i
+    return None
+
+
+def _bundled_section(section: MediaDescription, proto: str) -> MediaDescription:
+    """A video or data channel m-line for aiortc: its transport is the audio's (BUNDLE), so no candidates."""
+    attributes = tuple(a for a in section.attributes if a.name not in ("candidate", "end-of-candidates"))
+    return dataclasses.replace(section, proto=proto, attributes=attributes)
+
+
+def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel: bool = False) -> PrunedOffer:
+    """Keep the first usable audio m-line (and, bundled with it, with ``video`` the first usable video
+    m-line, with ``data_channel`` the first data channel m-line, in the offer's order: aiortc answers
+    them in that order); ``SdpUnacceptable`` (488) when there is no audio."""
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
@@ -102,25 +140,25 @@ def prune_offer(offer: SessionDescription, *, video: bool = False) -> PrunedOffe
         attributes.append(Attribute("end-of-candidates"))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
-    media = [kept]
     video_index = (
         next((i for i in range(len(offer.media)) if _usable_video(offer, i, mid)), None) if video else None
     )
+    data_index = _bundled_data(offer, mid) if data_channel and section.mid is not None else None
+    kept_at = {index: kept}
     if video_index is not None:
-        picture = offer.media[video_index]
-        drop = ("candidate", "end-of-candidates")
-        media.append(
-            dataclasses.replace(
-                picture,
-                proto=WEBRTC_PROTO,
-                attributes=tuple(a for a in picture.attributes if a.name not in drop),
-            )
-        )
-    mids = " ".join([mid] + ([str(offer.media[video_index].mid)] if video_index is not None else []))
+        kept_at[video_index] = _bundled_section(offer.media[video_index], WEBRTC_PROTO)
+    if data_index is not None:
+        data = offer.media[data_index]
+        kept_at[data_index] = _bundled_section(data, data.proto)
+    # The audio's mid first: aiortc runs every bundled m-line over the group's first transport.
+    mids = [mid] + [str(offer.media[i].mid) for i in sorted(kept_at) if i != index]
     session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
-    session.insert(0, Attribute("group", f"BUNDLE {mids}"))
-    description = dataclasses.replace(offer, attributes=tuple(session), media=tuple(media))
-    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns), video_index)
+    session.insert(0, Attribute("group", "BUNDLE " + " ".join(mids)))
+    media = tuple(kept_at[i] for i in sorted(kept_at))
+    description = dataclasses.replace(offer, attributes=tuple(session), media=media)
+    return PrunedOffer(
+        offer, description, index, mid, tuple(mdns), end and bool(mdns), video_index, data_index
+    )
 
 
 def rejected(section: MediaDescription) -> MediaDescription:
@@ -141,17 +179,17 @@ def rejected(section: MediaDescription) -> MediaDescription:
 
 
 def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
-    """aiortc's answer (audio, and video when it got one) with the offer's other m-lines put back, rejected."""
-    expected = 1 if pruned.video_index is None else 2
-    if len(answer.media) != expected:
-        raise sdp.SdpUnacceptable(f"expected {expected} m-lines from aiortc, got {len(answer.media)}")
-    where = {pruned.index: answer.media[0]}
-    if pruned.video_index is not None:
-        where[pruned.video_index] = answer.media[1]
-    media = [
-        dataclasses.replace(where[i], proto=section.proto) if i in where else rejected(section)
-        for i, section in enumerate(pruned.original.media)
-    ]
+    """aiortc's answer (audio, and the video and data channel when kept, in the offer's order) with the
+    offer's other m-lines put back, rejected."""
+    kept = sorted(i for i in (pruned.index, pruned.video_index, pruned.data_index) if i is not None)
+    if len(answer.media) != len(kept):
+        raise sdp.SdpUnacceptable(f"expected {len(kept)} m-line(s) from aiortc, got {len(answer.media)}")
+    ours = dict(zip(kept, answer.media, strict=True))
+    # aiortc answers RTP in UDP/TLS/RTP/SAVPF: the answer takes the offered profile back (RFC 8829 §5.3.1).
+    for i in (pruned.index, pruned.video_index):
+        if i is not None:
+            ours[i] = dataclasses.replace(ours[i], proto=pruned.original.media[i].proto)
+    media = [ours.get(i) or rejected(section) for i, section in enumerate(pruned.original.media)]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 
 

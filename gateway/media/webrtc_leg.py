@@ -9,7 +9,9 @@ How it works:
   and decoder (``aiortc_hooks``): ``send()`` writes SRTP to the socket at once (``DirectSender``), and
   decrypted packets come to ``on_rtp`` straight from the socket callback (``DirectReceiver``; the few
   that arrive before it starts come through the receiver tap). Payloads are never decoded or encoded.
-* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``).
+* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``); with
+  ``data_channel`` the offer's data channel m-line bundled with the audio is kept too, and the channels
+  the browser opens carry chat text (``data_channel.ChatChannels``: ``TextReceived`` events, ``send_text``).
 * Remote mDNS candidates are resolved in background tasks, bounded by ``mdns_timeout``: a name nobody
   answers never blocks signaling. End-of-candidates before any candidate is ignored (aioice would fail
   at once; a late candidate can still connect, and ``ice_timeout`` ends the wait otherwise).
@@ -32,18 +34,19 @@ from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
     RTCIceServer,
-    RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp
 
 import sdp
 from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
+from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
-from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
@@ -72,14 +75,18 @@ _TRANSITIONS = {
 
 @dataclass(frozen=True, slots=True)
 class WebLegOptions:
-    """``host_addresses`` replaces the gathered host addresses and ``include_loopback`` adds 127.0.0.1:
-    both only for tests on loopback (aioice leaves 127.0.0.1 out); production keeps real interfaces."""
+    """``host_addresses`` replaces the gathered host addresses (``ice.host_addresses``: the addresses
+    browsers can reach; None: every interface) and ``include_loopback`` adds 127.0.0.1 (aioice leaves
+    it out; for a gateway on loopback). ``certificate``: the process's DTLS certificate (None: aiortc
+    makes one per peer connection, ~1 ms of the event loop)."""
 
     ice_servers: tuple[RTCIceServer, ...] = ()
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
+    certificate: RTCCertificate | None = None
     ice_timeout: float = 20.0
     mdns_timeout: float = 2.0
+    data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
 
 
 def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
@@ -114,7 +121,9 @@ class WebRtcLeg:
         aiortc_hooks.register_telephone_event()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
         self._state = WebLegState.NEW
-        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=list(options.ice_servers)))
+        self._pc = aiortc_hooks.peer_connection(
+            RTCConfiguration(iceServers=list(options.ice_servers)), options.certificate
+        )
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
         self._receiver = aiortc_direct.attach_direct_receiver(self._transceiver.receiver, self._direct)
@@ -133,6 +142,8 @@ class WebRtcLeg:
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()
+        self._chat = ChatChannels(self._text, call_id)
+        self._pc.on("datachannel", self._chat.adopt)
 
     # ------------------------------------------------------------------------------------- state
 
@@ -211,6 +222,14 @@ class WebRtcLeg:
             )  # fmt: skip
         return True
 
+    def _text(self, text: str) -> None:
+        if self._state is WebLegState.CONNECTED:
+            self._on_event(TextReceived(text))
+
+    def send_text(self, text: str) -> bool:
+        """Write ``text`` on the browser's open data channels; False when there is none."""
+        return self._state is WebLegState.CONNECTED and self._chat.send(text)
+
     # --------------------------------------------------------------------------------------- SDP
 
     def enable_video(
@@ -236,7 +255,7 @@ class WebRtcLeg:
         while one stays out of the negotiation)."""
         self._check_open()
         with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
-        pruned = web_sdp.prune_offer(offer, video=with_video)
+        pruned = web_sdp.prune_offer(offer, video=with_video, data_channel=self._options.data_channel)
         if self._pruned is None:
             self._transceiver.setCodecPreferences(capabilities(codecs))
         self._pruned = pruned
@@ -287,7 +306,8 @@ class WebRtcLeg:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
         except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
             raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
-        self._remote_candidates += len(description.media[0].candidates)
+        # the audio's candidates: the other kept m-lines are bundled on it and carry none
+        self._remote_candidates += sum(len(section.candidates) for section in description.media)
 
     # ------------------------------------------------------------------------------- candidates
 
@@ -401,4 +421,5 @@ class WebRtcLeg:
         self._sender.idle_track.stop()
         if self.video is not None:
             await self.video.close()
+        self._chat.close()
         await self._pc.close()

@@ -8,14 +8,14 @@ driver (`on_call_end`) and the PBX's changes from the readiness task (`driver.pb
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.ops.cdr import CallRecorder
 from gateway.ops.health import Readiness
 from gateway.ops.metrics import GatewayMetrics
-from gateway.ops.records import record_of
+from gateway.ops.records import CallRecord, record_of
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
 from gateway.sip.ua import UAState
 
@@ -39,15 +39,17 @@ class Operations:
         self.readiness = Readiness(self, on_pbx=gateway.driver.pbx_changed)
         self.recorder = CallRecorder(config.cdr, post_json, base_dir)
         self._server: HttpServer | None = None
+        self.record_sinks: list[Callable[[CallRecord], None]] = []  # more places for records (cluster)
+        self.draining = False  # /readyz answers 503 while the gateway drains (gateway.app.Gateway.drain)
         gateway.driver.on_call_end = self.call_ended
 
     # --- lifecycle --------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
         """/readyz and /metrics on the gateway's HTTP listener (unless metrics.listen has its own)."""
         if self._gateway.config.metrics.listen is None:
-            add_ops_routes(app, ready=self.readiness.report, registry=self._registry(), token=self._token())
+            add_ops_routes(app, ready=self.ready, registry=self._registry(), token=self._token())
         else:
-            add_ops_routes(app, ready=self.readiness.report, registry=None)
+            add_ops_routes(app, ready=self.ready, registry=None)
 
     async def start(self) -> None:
         from gateway.signaling.http import HttpServer
@@ -59,7 +61,7 @@ class Operations:
         if config.listen is not None:
             app = ops_app()
             add_ops_routes(
-                app, ready=self.readiness.report, registry=self._registry(), token=self._token(), healthz=True
+                app, ready=self.ready, registry=self._registry(), token=self._token(), healthz=True
             )
             self._server = HttpServer(app, config.listen.host, config.listen.port or 9100)
             await self._server.start()
@@ -105,6 +107,15 @@ class Operations:
             self.metrics.call_ended(record, fast, forwarded)
         if self.recorder.enabled:
             self.recorder.write(record)
+        for sink in self.record_sinks:
+            sink(record)
+
+    def ready(self) -> tuple[bool, dict[str, object]]:
+        """/readyz: the readiness checks, and not while draining."""
+        ready, body = self.readiness.report()
+        if self.draining:
+            return False, {**body, "status": "draining"}
+        return ready, body
 
     # --- GatewayState and ReadinessSource -------------------------------------------------------------
     def calls(self) -> Iterable[tuple[str, str]]:

@@ -362,7 +362,7 @@ class CallRuntime:
         match command:
             case (
                 cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipRefer()
+                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipMessage() | cmd.SipRefer()
                 | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
                 if isinstance(self.bridge, PassthroughMedia) and (
@@ -383,6 +383,7 @@ class CallRuntime:
                 | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
+                | cmd.NotifyMessage() | cmd.NotifyMessageResult()
                 | cmd.NotifyReplaced() | cmd.SendReattached()
             ):  # fmt: skip
                 self._report_transfer(command)
@@ -508,6 +509,7 @@ class CallRuntime:
                     deliver(await bridge.answer_web_first())  # before the INVITE: no SIP event can race it
                     self._early_web = True
                     await self._web_became_ready(bridge)
+                    await asyncio.sleep(0)  # the API's response is written before the INVITE is built
                 return ev.MediaSipOfferReady(offer)
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
                 if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
@@ -552,6 +554,12 @@ class CallRuntime:
                 return ev.MediaFailed("a pass-through call cannot change its web leg")
             case cmd.MediaDropReoffer():
                 bridge.drop_reoffer()
+                return None
+            case cmd.MediaSendText(body=body):
+                if isinstance(bridge, MediaBridge) and not bridge.send_text(body):
+                    logger.debug(
+                        "call=%s no open data channel: the text goes to the session only", self.call_id
+                    )
                 return None
             case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
                 try:

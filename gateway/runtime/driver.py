@@ -14,12 +14,20 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
 import sdp
-from gateway.calls import CallError, CallRegistry, IllegalEvent, UnknownCall, WrongSession, custom_headers
+from gateway.calls import (
+    CallError,
+    CallRegistry,
+    IllegalEvent,
+    InvalidValue,
+    UnknownCall,
+    WrongSession,
+    custom_headers,
+)
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
@@ -31,7 +39,7 @@ from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, 
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
-from gateway.identity.model import Found, SipIdentity
+from gateway.identity.model import Found, NotOnline, SipIdentity
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
@@ -88,6 +96,9 @@ class CallDriver:
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
+        # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
+        # online on other instances only (302), or () to answer as alone (480)
+        self.inbound_redirect: Callable[[IncomingCall, NotOnline], Awaitable[tuple[str, ...]]] | None = None
 
     # --- what the runtimes need (RuntimeHost) --------------------------------------------------------
     @property
@@ -107,6 +118,14 @@ class CallDriver:
     def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
         settings = self._bridge_settings(call_id)
         machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is not None and machine.direct:
+            # a web user of ours on the far side of the loop: the browsers' codec order on the loop's SIP
+            # leg too, so that both bridges forward (Opus end to end) instead of transcoding to PCMU
+            web_first = [
+                c for c in settings.web_codecs if c.lower() in {s.lower() for s in settings.sip_codecs}
+            ]
+            rest = [c for c in settings.sip_codecs if c.lower() not in {w.lower() for w in web_first}]
+            settings = replace(settings, sip_codecs=(*web_first, *rest))
         if machine is not None and machine.direction is CallDirection.OUTBOUND:
             route = route_for(self._routes, machine.target)
             if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
@@ -118,18 +137,22 @@ class CallDriver:
         from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
         a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route)."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
-        if machine is None or not self._routes:
+        if machine is None:
             return False
         if machine.direction is CallDirection.OUTBOUND:
+            if machine.direct and self._web_calls is WebCalls.P2P:  # to a web user: browser to browser
+                return True
             return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
 
-    def _inbound_passthrough(self, caller: str, offer: str | None) -> bool:
-        return (
-            offer is not None
-            and media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
-            and _webrtc_offer(offer)
-        )
+    def _inbound_passthrough(self, caller: str, offer: str | None, looped: bool) -> bool:
+        """Pass the caller's WebRTC offer to the browser: its route says so, or it is a web user's call
+        looped through our own listener under `calls.web_calls: p2p` (the two browsers then talk
+        directly; the gateway only carries the signaling, trickle ICE in INFO included)."""
+        if offer is None:
+            return False
+        wanted = media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
+        return (wanted or (looped and self._web_calls is WebCalls.P2P)) and _webrtc_offer(offer)
 
     def resumable(self, call_id: str) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None
@@ -151,6 +174,20 @@ class CallDriver:
     @property
     def calls(self) -> int:
         return len(self.registry)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def drain(self) -> None:
+        """Take no new call (INVITEs get 503, new web calls `unavailable`); calls in progress go on."""
+        if self._accepting:
+            logger.info("draining: no new calls (%d in progress)", len(self.registry))
+        self._accepting = False
+
+    def http_session_ids(self) -> tuple[str, ...]:
+        """The HTTP-API/WHIP sessions this process holds (their ownership is shared in a cluster)."""
+        return tuple(self._http)
 
     @property
     def runtimes(self) -> tuple[CallRuntime, ...]:
@@ -306,7 +343,7 @@ class CallDriver:
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
         usual way, through the PBX; gateway/runtime/web_calls.py)."""
-        if self._web_calls is not WebCalls.DIRECT or self._ua is None:
+        if self._web_calls is WebCalls.PBX or self._ua is None:
             return None
         try:
             return await web_route(self.identity, self._ua, caller, to, pbx=self._has_pbx)
@@ -354,6 +391,14 @@ class CallDriver:
                 field="content_type",
             )
         await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
+
+    async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
+        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/chat.py)."""
+        try:
+            event = ev.WebMessage(body, session.id)
+        except InvalidValue as exc:
+            raise BadRequest(str(exc), field="body") from None
+        await self._feed(call_id, event)
 
     async def message(self, session: SessionSink, to: str, body: str) -> int:
         """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
@@ -575,6 +620,21 @@ class CallDriver:
             callee = call.callee
             target = await self.identity.resolve_inbound(request_uri, str(callee.uri) if callee else None)
             caller = call.caller
+            if isinstance(target, NotOnline) and self.inbound_redirect is not None:
+                try:
+                    contacts = await self.inbound_redirect(call, target)
+                except SignalingError as exc:  # the shared state is unreachable: the edge tries another
+                    logger.warning("call=%s %s: %s", call.call_id, target.target, exc)
+                    call.reject(503, "Cluster State Unavailable")
+                    return
+                if contacts:  # RFC 3261 §21.3.3: online on other instances only; the edge proxy follows
+                    logger.info(
+                        "call=%s %s is on another instance: 302 %s", call.call_id, target.target, contacts
+                    )
+                    call.reject(
+                        302, "Moved Temporarily", headers=tuple(("Contact", f"<{c}>") for c in contacts)
+                    )
+                    return
             if isinstance(target, Found):
                 busy = busy_refusal(self.registry, target, self._pbx_domain)
                 if busy is not None:
@@ -592,7 +652,9 @@ class CallDriver:
                 call.offer or None,
                 target,
                 details=self._caller_details(call),
-                passthrough=self._inbound_passthrough(from_uri, call.offer or None),
+                passthrough=self._inbound_passthrough(
+                    from_uri, call.offer or None, self._ua is not None and self._ua.ours(call.request)
+                ),
             )
             call_id, commands = self.registry.incoming(event)
         except Exception:

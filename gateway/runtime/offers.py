@@ -112,6 +112,10 @@ class HttpSession:
                 progress.record("answered")
             case sig.DtmfReceived(digit=digit, duration_ms=duration):
                 progress.record("dtmf", digit=digit, duration_ms=duration)
+            case sig.CallMessage(body=body):
+                progress.record("message", body=body)  # chat from the SIP party (MESSAGE in the dialog)
+            case sig.MessageResult(status=status):
+                progress.record("message_result", sip_status=status)
             case sig.Held(by=by):
                 progress.record("held", by=by)
             case sig.Resumed(by=by):

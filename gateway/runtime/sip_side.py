@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 SipCommand = (
     cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
-    | cmd.SipInfoDtmf | cmd.SipInfo | cmd.SipRefer | cmd.SipAnswerRefer | cmd.SipNotifyRefer
+    | cmd.SipInfoDtmf | cmd.SipInfo | cmd.SipMessage | cmd.SipRefer | cmd.SipAnswerRefer | cmd.SipNotifyRefer
     | cmd.SipTakeOver | cmd.SipRefuseReplacing
 )  # fmt: skip
 
@@ -137,6 +137,12 @@ class SipSide:
                     self._feed(ev.SipInfoResult(481))
                 else:
                     self._spawn(self._relay_info(live, content_type, body))
+            case cmd.SipMessage(body=body):
+                live = self._live()
+                if live is None:
+                    self._feed(ev.SipMessageResult(481))
+                else:
+                    self._spawn(self._relay_message(live, body))
             case cmd.SipRefer(target=target, consult_call_id=consult):
                 if call is not None:
                     self._spawn(self._refer(call, target, consult))
@@ -281,6 +287,17 @@ class SipSide:
             logger.info("call=%s INFO failed: %s", self.call_id, exc)
             status = 503
         self._feed(ev.SipInfoResult(max(200, status)))
+
+    async def _relay_message(self, call: SipCall, text: str) -> None:
+        """The browser's chat text as MESSAGE in the dialog (RFC 3428 §4); its final answer goes back."""
+        try:
+            status = (await call.message(text)).status
+        except (SIPError, OSError, RuntimeError) as exc:
+            logger.info("call=%s MESSAGE failed: %s", self.call_id, exc)
+            status = 503
+        if status >= 300:
+            logger.info("call=%s MESSAGE answered %s", self.call_id, status)
+        self._feed(ev.SipMessageResult(max(200, status)))
 
     def teardown(self) -> None:
         """End the SIP leg directly (the machine could not): CANCEL, BYE or 500, as its state allows."""

@@ -28,7 +28,7 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
     Outgoing calls: every 1xx (100 too) -> SipProvisional; an 18x with SDP also -> SipProvisional with
     the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it); a final failure -> SipFailed.
     Both: BYE from them -> SipByeReceived; our BYE answered -> SipLegClosed; INFO dtmf-relay ->
-    RemoteDtmf; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived. Incoming calls:
+    RemoteDtmf; a MESSAGE (text) -> SipMessageReceived; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived. Incoming calls:
     the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA has
     answered 487); `Failed` after our answer (no ACK) -> SipLegClosed.
     """
@@ -61,6 +61,8 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
                 logger.debug("INFO DTMF body %r not understood: ignored", body[:40])
                 return []
             return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
+        case sip.MessageReceived(text=text):
+            return [ev.SipMessageReceived(text)]
         case sip.Confirmed(sdp=sdp) | sip.ReinviteAcked(sdp=sdp):
             return [ev.SipAckReceived(sdp or None)]
         case sip.ReferProgress(status=status, reason=reason, terminated=terminated):
@@ -83,6 +85,8 @@ def media_to_call_event(event: media.MediaEvent) -> ev.Event | None:
             return ev.RemoteDtmf(digit, max(40, min(duration, 5000)))
         case media.MediaInactive(seconds=seconds, held=held):
             return ev.MediaInactive(max(0.0, seconds), held)
+        case media.TextReceived(text=text):
+            return ev.WebMessage(text)  # the call's data channel: no session named
     return None
 
 
@@ -139,6 +143,10 @@ class SignalMapper:
                 return [sig.InfoReceived(call_id, content_type, body)]
             case cmd.NotifyInfoResult(status=status):
                 return [sig.InfoResult(call_id, status)]
+            case cmd.NotifyMessage(body=body):
+                return [sig.CallMessage(call_id, body)]
+            case cmd.NotifyMessageResult(status=status):
+                return [sig.MessageResult(call_id, status)]
             case cmd.NotifyEnded(reason=reason, message=message, sip_status=status):
                 return [sig.Ended(call_id, reason.value, message, status)]
             case cmd.StopRinging(reason=message, code=code):

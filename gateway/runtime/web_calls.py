@@ -7,7 +7,10 @@ its INVITE goes to the gateway's own SIP listener (`UserAgent.own_address`), whe
 inbound call for the callee and rings her sessions. Both legs are WebRTC, each terminated by the
 gateway's media bridge (ICE + DTLS-SRTP with each browser, SRTP re-encrypted per leg; plain RTP between
 the two bridges on loopback). Everything a call can do (hold, DTMF, transfer, call waiting, busy
-policy) works the same. A callee who is not online is reached through the PBX when there is one (her
+policy) works the same. With `calls.web_calls: p2p` the loop is rung the same way but both halves pass
+the SDP through (runtime/passthrough.py): the two browsers' ICE and DTLS-SRTP run between them, trickle
+ICE crossing the loop as INFO, and the gateway carries no media (no RTP port, no transcoding: Opus end
+to end; across NATs the browsers need a TURN server from `ice.servers`). A callee who is not online is reached through the PBX when there is one (her
 desk phone, voicemail), else the call ends `unavailable` (480).
 
 Busy (users[].on_busy): a call for a user every one of whose sessions is in a call already:

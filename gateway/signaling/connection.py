@@ -41,9 +41,11 @@ from gateway.signaling.events import (
     ServerMessage,
 )
 from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.protocol import (
     Answer,
     Call,
+    CallMessage,
     CallRequest,
     Cancel,
     Dtmf,
@@ -64,7 +66,7 @@ from gateway.signaling.protocol import (
     peek_id,
     request_from_json,
 )
-from gateway.signaling.service import CallService, ReattachService
+from gateway.signaling.service import CallService, ChatService, ReattachService
 from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class SignalingContext:
     ice_servers: tuple[IceServerInfo, ...]
     limits: SignalingLimits
     monotonic: Callable[[], float]
+    presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
 
 
 class ConnectionState(enum.Enum):
@@ -268,6 +271,10 @@ class Connection:
             case Message():
                 status = await service.message(session, request.to, request.body)
                 return Ack(request.id, "message", None, status)
+            case CallMessage():
+                if not isinstance(service, ChatService):
+                    raise Conflict("this gateway carries no chat in calls", field="call_id")
+                await service.call_message(session, request.call_id, request.body)
             case Transfer():
                 await service.transfer(session, request.call_id, request.to, request.replaces)
             case Reattach():
@@ -281,14 +288,15 @@ class Connection:
             raise Conflict("already logged in on this connection")
         user = await self._authenticate(request)
         context = self._context
-        if len(await context.presence.sessions_of(user.id)) >= context.limits.max_sessions_per_user:
+        open_sessions = len(await context.presence.sessions_of(user.id))
+        if open_sessions >= context.limits.max_sessions_per_user:
             raise TooManySessions(
                 f"user {user.id!r} already has {context.limits.max_sessions_per_user} open sessions"
             )
         session = Session(self.id, user, self)
+        await context.presence.add(user.id, session.id)  # may refuse (a cluster without Redis): not OPEN
         self.session = session
         self._set_state(ConnectionState.OPEN)
-        await context.presence.add(user.id, session.id)
         await self.send(
             Registered(
                 id=request.id,
@@ -302,6 +310,11 @@ class Connection:
             )
         )
         await context.call_service.session_opened(session)
+        feed = context.presence_feed
+        if feed is not None:
+            feed.watch(session)
+            if not open_sessions:  # her first session: her contacts see her online
+                await feed.changed(user.id, online=True)
 
     async def _authenticate(self, request: Login) -> WebUser:
         identity = self._context.identity
@@ -364,8 +377,13 @@ class Connection:
         self._set_state(ConnectionState.CLOSED)
         if session is None:
             return
+        feed = self._context.presence_feed
         try:
             await self._context.presence.remove(session.user.id, session.id)
+            if feed is not None:
+                feed.unwatch(session)
+                if not await self._context.presence.sessions_of(session.user.id):
+                    await feed.changed(session.user.id, online=False)  # her last session closed
         except Exception:
             logger.exception("connection %s: presence removal failed", self.id)
         try:
@@ -384,6 +402,7 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     Dtmf: "dtmf",
     Ice: "ice",
     Info: "info",
+    CallMessage: "message",
     Transfer: "transfer",
     Reattach: "reattach",
 }

@@ -4,7 +4,8 @@
 Authenticated as the HTTP API is (a session token from the WebSocket's `registered`, an API key or Basic).
 Answers `{"contacts": [{"id", "display_name", "number", "online"}]}`, sorted by name: every other web
 user whose number the caller's allow_outbound lets her dial (`calls.web_calls: direct` rings her through
-the gateway itself). `online` is whether she has an open session now (presence).
+the gateway itself). `online` is whether she has an open session now (presence); changes are pushed to
+the /ws sessions as `presence` events (presence_feed.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.identity.policy import may_call
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api import HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.presence_feed import may_see
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 FAVICON_HEADERS: Final = {"Cache-Control": "max-age=86400", "Content-Type": "image/svg+xml"}
@@ -33,10 +34,7 @@ async def contacts_handler(request: web.Request) -> web.Response:
     contacts = []
     for user in await identity.store.all_users():
         number = user.aor.user
-        if user.id == caller.id or number is None:
-            continue
-        domain = identity.pbx_domain
-        if not (may_call(caller, number, domain) or may_call(caller, str(user.aor), domain)):
+        if number is None or not may_see(caller, user, identity):
             continue
         online = bool(await identity.presence.sessions_of(user.id))
         contacts.append(

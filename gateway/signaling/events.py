@@ -286,6 +286,48 @@ class MessageReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class CallMessage:
+    """Chat text from the SIP party of a call (SIP MESSAGE in its dialog, RFC 3428 §4)."""
+
+    call_id: str
+    body: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "message", "call_id": self.call_id, "body": self.body}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResult:
+    """The SIP party's final answer to the MESSAGE carrying the browser's chat text (a `message {call_id,
+    body}`, or text on the call's data channel)."""
+
+    call_id: str
+    status: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "message_result", "call_id": self.call_id, "status": self.status}
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A contact (a web user this user may call) came online (her first session) or went offline."""
+
+    user: str
+    display_name: str
+    number: str
+    online: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": "presence",
+            "user": self.user,
+            "display_name": self.display_name,
+            "number": self.number,
+            "online": self.online,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class IceCandidate:
     """A gateway ICE candidate for the browser's `addIceCandidate`; None: the gateway has no more."""
 
@@ -456,6 +498,9 @@ Event = (
     | InfoReceived
     | InfoResult
     | MessageReceived
+    | CallMessage
+    | MessageResult
+    | PresenceChanged
     | IceCandidate
     | Ended
     | ErrorMessage
@@ -486,6 +531,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "transfer_requested",
     "calls",
     "reattached",
+    "message",
+    "message_result",
+    "presence",
 )
 
 

@@ -140,6 +140,8 @@ class RpcPeer:
             case sig.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration):
                 await self._notify("progress", {"call_id": call_id, "event": "dtmf", "digit": digit,
                                                 "duration_ms": duration})  # fmt: skip
+            case sig.CallMessage(call_id=call_id, body=body):
+                await self._notify("progress", {"call_id": call_id, "event": "message", "body": body})
             case sig.Held(call_id=call_id, by=by) | sig.Resumed(call_id=call_id, by=by):
                 name = "held" if isinstance(event, sig.Held) else "resumed"
                 await self._notify("progress", {"call_id": call_id, "event": name, "by": by})

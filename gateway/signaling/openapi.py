@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway import __version__
+from gateway.signaling.progress import EVENT_ORDER
 
 _ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
 
@@ -203,7 +204,9 @@ def openapi_document() -> dict[str, Any]:
             "/webrtc/sessions/{session_id}/events": {
                 "get": {
                     "summary": "The session's progress events as server-sent events (event: ringing, "
-                    "early_media, answered, failed, ended, dtmf, held, resumed, closed; data: a "
+                    "early_media, answered, failed, ended, dtmf, held, resumed, message (chat text from the SIP "
+                    "party: MESSAGE in the call's dialog, also on the call's data channel), message_result "
+                    "(the answer to the browser's data channel text), closed; data: a "
                     "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
                     "security": security,
                     "parameters": [
@@ -414,19 +417,7 @@ def _schemas() -> dict[str, Any]:
             "required": ["id", "event", "at"],
             "properties": {
                 "id": {"type": "integer"},
-                "event": {
-                    "enum": [
-                        "ringing",
-                        "early_media",
-                        "answered",
-                        "failed",
-                        "ended",
-                        "dtmf",
-                        "held",
-                        "resumed",
-                        "closed",
-                    ]
-                },
+                "event": {"enum": list(EVENT_ORDER)},
                 "at": {"type": "number", "description": "Unix time"},
                 "reason": {
                     "type": "string",
@@ -437,6 +428,7 @@ def _schemas() -> dict[str, Any]:
                 "digit": {"type": "string"},
                 "duration_ms": {"type": "integer"},
                 "by": {"enum": ["local", "remote"]},
+                "body": {"type": "string", "description": "message: the SIP party's chat text"},
             },
         },
         "SessionProgress": {

@@ -3,7 +3,8 @@
 
 The HTTP offer is answered as soon as the gateway's WebRTC answer exists, before the far end picks up;
 what happens afterwards is recorded here as numbered progress events (`ringing`, `early_media`,
-`answered`, `failed` with a reason, `ended`, `dtmf`, `held`, `resumed`) and as the session's state:
+`answered`, `failed` with a reason, `ended`, `dtmf`, `held`, `resumed`, `message` and `message_result`:
+chat on the call's data channel, SIP MESSAGE in its dialog) and as the session's state:
 
     calling -> ringing -> early_media -> answered -> ended
         \\________\\___________\\-> failed (never answered)        any -> closed (POST /webrtc/close)
@@ -52,9 +53,12 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, str], SessionState]] = {
     (SessionState.ANSWERED, "ended"): SessionState.ENDED,
     **{(s, "closed"): SessionState.CLOSED for s in SessionState if s is not SessionState.CLOSED},
 }
-EVENT_NAMES: Final = frozenset(
-    {"ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "closed"}
-)
+# every progress event, in the order the OpenAPI document lists them
+EVENT_ORDER: Final = (
+    "ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "message",
+    "message_result", "closed",
+)  # fmt: skip
+EVENT_NAMES: Final = frozenset(EVENT_ORDER)
 
 
 @dataclass(frozen=True, slots=True)

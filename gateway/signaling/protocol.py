@@ -144,6 +144,16 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class CallMessage:
+    """`message {call_id, body}`: chat text to the SIP party of the call, as SIP MESSAGE in its dialog
+    (RFC 3428 §4); its answer comes as `message_result`."""
+
+    id: RequestId
+    call_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ice:
     """`ice {call_id, candidate}`: a trickled candidate; `candidate` None ends the browser's gathering."""
 
@@ -191,6 +201,7 @@ Request = (
     | Ice
     | Info
     | Message
+    | CallMessage
     | Transfer
     | Reattach
     | Ping
@@ -207,6 +218,7 @@ CallRequest = (
     | Ice
     | Info
     | Message
+    | CallMessage
     | Transfer
     | Reattach
 )
@@ -367,7 +379,15 @@ def _info(rid: RequestId, data: Mapping[str, object]) -> Info:
     return Info(rid, call_id, content_type, body)
 
 
-def _message(rid: RequestId, data: Mapping[str, object]) -> Message:
+def _message(rid: RequestId, data: Mapping[str, object]) -> Message | CallMessage:
+    if "call_id" in data:  # chat in a call (its dialog); `to` would name a second destination
+        if "to" in data:
+            raise BadRequest("a message goes to `to` or into call `call_id`, not both", field="to")
+        call_id = _call_id(data)
+        body = _required(data, "body", max_chars=MAX_INFO_CHARS)
+        if len(body.encode("utf-8")) > MAX_INFO_CHARS:
+            raise BadRequest(f"body is longer than {MAX_INFO_CHARS} bytes in UTF-8", field="body")
+        return CallMessage(rid, call_id, body)
     to = _required(data, "to", max_chars=MAX_DESTINATION_CHARS).strip()
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in to):
         raise BadRequest("to must not contain control characters", field="to")

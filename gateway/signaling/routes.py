@@ -40,6 +40,7 @@ from gateway.signaling.jsonrpc_peer import RpcContext
 from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.openapi import openapi_document
+from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
 from gateway.signaling.rooms import RoomRegistry
 from gateway.signaling.rooms_ws import (
@@ -87,14 +88,20 @@ def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
 
 
 def session_tokens_from_config(
-    config: Config, clock: Callable[[], float], state: StateDir | None = None
+    config: Config,
+    clock: Callable[[], float],
+    state: StateDir | None = None,
+    revocations: RevocationStore | None = None,
 ) -> SessionTokens:
     """Tokens signed with web_auth.session_secret, else with the key kept in the state directory, else
     (no state directory: tests) a random key; revocations kept in the state directory when there is one."""
     ttl = config.web_auth.token_ttl
-    revocations: RevocationStore = (
-        FileRevocations(state.revocations_file, clock) if state is not None else InMemoryRevocations(clock)
-    )
+    if revocations is None:  # a cluster gives its shared store (gateway/cluster/stores.py)
+        revocations = (
+            FileRevocations(state.revocations_file, clock)
+            if state is not None
+            else InMemoryRevocations(clock)
+        )
     secret = config.web_auth.session_secret
     if secret is not None:
         return SessionTokens(secret.reveal().encode("utf-8"), ttl, clock, revocations)
@@ -136,14 +143,15 @@ def add_signaling_routes(
     monotonic: Callable[[], float] = time.monotonic,
     limits: SignalingLimits | None = None,
     state: StateDir | None = None,
+    revocations: RevocationStore | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
-    tokens = session_tokens_from_config(config, clock, state)
+    tokens = session_tokens_from_config(config, clock, state, revocations)
     ice_servers = ice_servers_from_config(config)
     app[CONTEXT_KEY] = SignalingContext(
-        call_service, identity, presence, tokens, ice_servers, limits, monotonic
+        call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)

@@ -143,6 +143,15 @@ class ResumableSink(Protocol):
 
 
 @runtime_checkable
+class ChatService(Protocol):
+    """A `CallService` that carries chat in calls (SIP MESSAGE in the call's dialog, RFC 3428 §4)."""
+
+    async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
+        """Send `body` to the SIP party of call `call_id`; its answer comes as `message_result`."""
+        ...
+
+
+@runtime_checkable
 class ReattachService(Protocol):
     """A `CallService` that keeps calls through a reconnect (web_auth.reconnect_grace)."""
 

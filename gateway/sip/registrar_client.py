@@ -180,6 +180,26 @@ class RegistrationClient:
         for entry in self._entries.values():
             self._run(entry, entry.machine.start(now))
 
+    def start_one(self, aor: str) -> None:
+        """Register one AOR (a cluster instance that just took over its ownership: gateway/cluster)."""
+        entry = self._entries[aor]
+        if self.layer.running:
+            self._run(entry, entry.machine.start(self.layer.scheduler.now()))
+
+    def stop_one(self, aor: str, *, unregister: bool = True) -> None:
+        """Stop keeping one AOR registered: unregister it (``expires=0``), or with ``unregister`` False
+        only stop refreshing it (another instance registers it now: its binding is the one to keep)."""
+        entry = self._entries[aor]
+        self._cancel_timer(entry)
+        if unregister and self.layer.running:
+            self._run(entry, entry.machine.stop(self.layer.scheduler.now()))
+        else:
+            entry.machine = Registration(
+                entry.spec.config(), entry.machine.endpoint, digest=entry.machine.digest
+            )
+            entry.digest = entry.machine.digest
+            self._changed.set()
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Unregister every AOR (``expires=0``) and wait up to ``timeout`` for the answers."""
         now = self.layer.scheduler.now()

@@ -124,6 +124,9 @@ class UASettings:
     trusted_sources: tuple[Network, ...] = ()  # empty: trust the `pbx_hosts` (resolved at start)
     pbx_hosts: tuple[str, ...] = ()  # default: the host of `outbound`
     registrations: tuple[RegistrationSpec, ...] = ()
+    # False: none registers at start; each waits for `registrations.start_one` (gateway/cluster: the
+    # instance that owns it)
+    register_at_start: bool = True
     timers: TimerConfig = field(default_factory=TimerConfig)
     unregister_timeout: float = 3.0
     # Where users' digest credentials may be sent (pbx_binding): default `outbound`.
@@ -401,7 +404,8 @@ class UserAgent:
             )
             self._keepalive = PbxKeepalive(lambda: self.options(uri), settings.keepalive_interval, uri)
             self._keepalive.start()
-        self._registrations.start()
+        if settings.register_at_start:
+            self._registrations.start()
 
     async def _default_policy(self, resolver: Resolver) -> TrustedSources:
         """``trusted_sources``, or else the PBX's addresses (as ``TrustedSources.from_config``), with

@@ -6,7 +6,8 @@ dataclasses on a queue, read with ``async for event in call.events()``; the iter
 a terminal event (:data:`TERMINAL`: :class:`Failed`, :class:`Cancelled`, :class:`Bye`).
 
 In an established dialog both kinds behave alike (RFC 3261 §12, §14, §15, RFC 6086): INFO in
-either direction is answered 200 and delivered as :class:`InfoReceived`; a re-INVITE is
+either direction is answered 200 and delivered as :class:`InfoReceived`, and so is a text/plain MESSAGE
+(RFC 3428 §4: chat inside the call's dialog) as :class:`MessageReceived`; a re-INVITE is
 delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
 refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. An UPDATE
 (RFC 3311, :mod:`gateway.sip.ua_update`) with an offer is delivered and answered like a re-INVITE
@@ -39,6 +40,7 @@ from gateway.sip.ua_events import (
     Bye,
     CallEvent,
     InfoReceived,
+    MessageReceived,
     ReinviteAcked,
     ReinviteReceived,
     ReinviteResult,
@@ -65,6 +67,8 @@ logger = logging.getLogger(__name__)
 SDP = "application/sdp"
 ACCEPT = ("application/sdp", "application/dtmf-relay", "application/trickle-ice-sdpfrag")
 MAX_AUTH_RETRIES = 2  # a challenge answered twice for one request is a refusal, not a loop
+TEXT = "text/plain"
+MAX_TEXT_BYTES = 8192  # a MESSAGE body in a dialog (RFC 3428 §7 asks for less over UDP; TCP/TLS carry more)
 
 
 class CallError(SIPError):
@@ -254,6 +258,13 @@ class Call:
         final, _ = await self._send(request)
         return final
 
+    async def message(self, text: str) -> Response:
+        """Send a text/plain MESSAGE in the dialog (RFC 3428 §4: chat during the call); the final response."""
+        dialog = self._established()
+        request = dialog.create_request("MESSAGE", body=text.encode(), content_type=TEXT)
+        final, _ = await self._send(request)
+        return final
+
     async def reinvite(self, sdp: str) -> ReinviteResult:
         """Send a re-INVITE with a new offer (RFC 3261 §14.1) and ACK its 2xx; in an UPDATE instead
         (RFC 3311 §5.1) when the UA's ``reoffer_with_update`` is set and the far end allows UPDATE, and
@@ -438,6 +449,8 @@ class Call:
         elif method == "INFO":
             incoming.respond(dialog.respond(request, 200))
             self._emit(InfoReceived(request.headers.get("Content-Type") or "", request.body))
+        elif method == "MESSAGE":
+            self._on_message(incoming)
         elif method == "INVITE" and (refusal := refuse_body(request, ("application/sdp",))) is not None:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 3261 §8.2.3
         elif method == "INVITE":
@@ -457,6 +470,28 @@ class Call:
         else:
             status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
             incoming.respond(dialog.respond(request, status, headers=headers))
+
+    def _on_message(self, incoming: IncomingRequest) -> None:
+        """A MESSAGE in the dialog (RFC 3428 §4): text/plain up to ``MAX_TEXT_BYTES`` in UTF-8 is answered
+        200 and delivered; another type gets 415 with Accept, a larger body 413, bytes that are not UTF-8
+        400 (§7: the UAS answers for the content it cannot render)."""
+        request, dialog = incoming.request, self.dialog
+        assert dialog is not None
+        refusal = refuse_body(request, (TEXT,))
+        if refusal is not None:
+            incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))
+            return
+        if len(request.body) > MAX_TEXT_BYTES:
+            incoming.respond(dialog.respond(request, 413))
+            return
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            incoming.respond(dialog.respond(request, 400, "Body Is Not UTF-8"))
+            return
+        incoming.respond(dialog.respond(request, 200))
+        if text:
+            self._emit(MessageReceived(text))
 
     def on_prack(self, incoming: IncomingRequest) -> None:
         """A PRACK in the dialog: only an incoming call sends reliable 1xx; here it matches nothing

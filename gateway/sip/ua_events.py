@@ -22,6 +22,7 @@ __all__ = [
     "EarlyMedia",
     "Failed",
     "InfoReceived",
+    "MessageReceived",
     "Provisional",
     "ReferProgress",
     "ReferReceived",
@@ -92,6 +93,13 @@ class InfoReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A text/plain MESSAGE in the dialog (RFC 3428 §4), already answered 200: the text (UTF-8)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReinviteReceived:
     """A re-INVITE (hold, resume...): answer it with ``answer_reinvite``. ``sdp`` is its offer, empty
     when it had none: then the 200 carries our offer and the ACK the answer (:class:`ReinviteAcked`)."""
@@ -149,6 +157,7 @@ CallEvent = (
     | Cancelled
     | Bye
     | InfoReceived
+    | MessageReceived
     | ReinviteReceived
     | ReinviteAcked
     | ReferProgress

@@ -29,7 +29,7 @@ let audioContext = null;
 let stopMeters = [];
 let timer = null;
 let history = null;
-let contactsTimer = null;
+let contacts = []; // from GET /contacts, kept up to date by the gateway's `presence` events
 window.softphone = { tones }; // for tests and the curious: which tone plays, and its level
 
 const MESSAGES = {
@@ -391,10 +391,15 @@ function showHistory() {
   $("missed-badge").textContent = missed ? `${missed} missed` : "";
 }
 
+function showContacts() {
+  renderContacts($("contacts"), contacts, (number) => dialNumber(number));
+}
+
 async function refreshContacts() {
   if (!client.token) return;
   try {
-    renderContacts($("contacts"), await fetchContacts(client.token), (number) => dialNumber(number));
+    contacts = await fetchContacts(client.token);
+    showContacts();
     $("contacts-panel").hidden = false;
   } catch {
     // contacts are a convenience: calls work without them
@@ -428,9 +433,7 @@ client.addEventListener("registered", (event) => {
   clearError();
   history = new History(info.user || info.sip);
   showHistory();
-  refreshContacts();
-  clearInterval(contactsTimer);
-  contactsTimer = setInterval(refreshContacts, 10000);
+  refreshContacts(); // then kept current by `presence` events (no polling)
   audio.list().catch(() => {});
   render();
   $("number").focus();
@@ -441,13 +444,21 @@ client.addEventListener("disconnected", () => {
   render();
 });
 client.addEventListener("error", (event) => showFailure(event.detail));
+client.addEventListener("presence", (event) => {
+  // a contact came online (her first session) or went offline (her last)
+  const { user, online } = event.detail;
+  const contact = contacts.find((c) => c.id === user);
+  if (!contact) return void refreshContacts(); // one we did not list yet
+  contact.online = online;
+  showContacts();
+});
 client.addEventListener("pbx", (event) => {
   $("pbx-status").hidden = event.detail.state !== "unreachable"; // said before the user dials
 });
 function showLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");
-  clearInterval(contactsTimer);
+  contacts = [];
   tones.stop();
   ringing = [];
   render();

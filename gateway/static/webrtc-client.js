@@ -166,6 +166,8 @@ export class GatewayClient extends EventTarget {
       this._takeBack(message.calls); // calls of this login the gateway kept (a reload, a reconnect)
     } else if (message.type === "pbx") {
       emit(this, "pbx", message); // the phone system answers the gateway's keep-alive, or not
+    } else if (message.type === "presence") {
+      emit(this, "presence", message); // a contact came online or went offline
     } else if (message.call_id) {
       const early = this._early.get(message.call_id) || [];
       early.push(message);
@@ -414,6 +416,8 @@ export class Call extends EventTarget {
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
         case "info": emit(this, "info", { contentType: message.content_type, body: message.body }); break;
+        case "message": emit(this, "message", { body: message.body }); break; // chat: MESSAGE in the dialog
+        case "message_result": emit(this, "message_result", { status: message.status }); break;
         case "reattached":
           await this._remoteDescription("answer", message.sdp);
           this._setState(message.held_local || message.held_remote ? "held" : "connected");
@@ -468,6 +472,9 @@ export class Call extends EventTarget {
   }
 
   hold() { return this.client.request({ type: "hold", call_id: this.id }); }
+
+  // Chat in the call: SIP MESSAGE in its dialog; the far end's answer comes as a "message_result" event.
+  sendMessage(body) { return this.client.request({ type: "message", call_id: this.id, body: String(body) }); }
 
   // Blind transfer (REFER): the other side is asked to call `to`; "transfer" events tell how it goes.
   transfer(to) { return this.client.request({ type: "transfer", call_id: this.id, to: String(to) }); }

@@ -438,7 +438,12 @@ class WebSipService:
             session = await self._session(user, flow)
             if session.id not in self._present:  # a binding: the user is online there (inbound rings it)
                 self._present.add(session.id)
-                await self.presence.add(user.id, session.id)
+                try:
+                    await self.presence.add(user.id, session.id)
+                except SignalingError as exc:  # a cluster without Redis: the next REGISTER refresh retries
+                    self._present.discard(session.id)
+                    logger.warning("%s registered over SIP WebSocket, not yet reachable: %s", user.id, exc)
+                    return
                 logger.info("%s registered over SIP WebSocket from %s", user.id, incoming.source)
         # the flow(s) left without a binding: this one (unregistered), or an outbound instance's old
         # flow whose binding this REGISTER replaced (RFC 5626 §6: a browser that reconnected)

@@ -178,6 +178,16 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         if tsx.role == pj.PJSIP_ROLE_UAC and tsx.statusCode >= 200 and completed:
             self.phone.emit("info_response", call=self.number, code=tsx.statusCode, reason=tsx.statusText)
 
+    @guarded
+    def onInstantMessage(self, prm: pj.OnInstantMessageParam) -> None:
+        """A MESSAGE in the call's dialog (RFC 3428 §4): pjsua answers it 200 itself."""
+        self.phone.emit("message", call=self.number, content_type=prm.contentType, body=prm.msgBody)
+
+    @guarded
+    def onInstantMessageStatus(self, prm: pj.OnInstantMessageStatusParam) -> None:
+        """The final answer to our MESSAGE in the dialog."""
+        self.phone.emit("message_status", call=self.number, code=int(prm.code), reason=prm.reason)
+
     # --- audio -----------------------------------------------------------------------------------------
     def _wire_audio(self, index: int, slot: int) -> None:
         if slot == self.audio_slot:

@@ -21,7 +21,9 @@ from typing import Any, TextIO
 Command = dict[str, Any]
 
 # Words a person may type, and the JSON field their first argument fills.
-_WORD_ARGUMENT = {"call": "uri", "dtmf": "digits", "answer": "code", "reject": "code", "tone": "freq"}
+_WORD_ARGUMENT = {
+    "call": "uri", "dtmf": "digits", "answer": "code", "reject": "code", "tone": "freq", "message": "body",
+}  # fmt: skip
 
 
 def parse_command(line: str) -> Command | None:
@@ -53,6 +55,8 @@ _READABLE = {
     "dtmf": "call {call}: DTMF {digit} ({method})",
     "info": "call {call}: INFO {content_type}: {body!r}",
     "info_response": "call {call}: INFO answered {code} {reason}",
+    "message": "call {call}: MESSAGE {content_type}: {body!r}",
+    "message_status": "call {call}: MESSAGE answered {code} {reason}",
     "replaced": "call {call}: replaced by call {new_call} from {from}",
     "transfer_request": "call {call}: REFER to {to} (new call {new_call})",
     "transfer_status": "call {call}: transfer {code} {reason} (final: {final})",

@@ -70,6 +70,7 @@ class Phone:
             "hangup": self._cmd_hangup,
             "dtmf": self._cmd_dtmf,
             "info": self._cmd_info,
+            "message": self._cmd_message,
             "hold": self._cmd_hold,
             "update": self._cmd_update,
             "unhold": self._cmd_unhold,
@@ -323,6 +324,15 @@ class Phone:
         prm.txOption.contentType = str(command.get("content_type", "text/plain"))
         prm.txOption.msgBody = str(command.get("body", ""))
         call.sendRequest(prm)
+        return {"call": call.number}
+
+    def _cmd_message(self, command: Command) -> dict[str, Any]:
+        """{"cmd": "message", "call": n, "body": "..."}: MESSAGE (text/plain) in the call's dialog."""
+        call = self._call(command)
+        prm = pj.SendInstantMessageParam()
+        prm.contentType = str(command.get("content_type", "text/plain"))
+        prm.content = str(command.get("body", ""))
+        call.sendInstantMessage(prm)
         return {"call": call.number}
 
     def _cmd_hold(self, command: Command) -> dict[str, Any]:

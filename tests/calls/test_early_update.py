@@ -9,10 +9,12 @@ from gateway.calls import (
     MediaFailed,
     MediaSipAnswerReady,
     MediaSipUpdate,
+    NotifyHeld,
     SipAccepted,
     SipReinviteReceived,
     SipRespondReinvite,
 )
+from gateway.calls.states import Side
 from tests.calls import flows as f
 
 
@@ -20,12 +22,13 @@ def test_the_pbx_holds_early_media_and_the_answer_goes_in_the_update_200() -> No
     call = f.early_out()
     assert call.handle(SipReinviteReceived(f.SIP_HOLD)) == [MediaSipUpdate("c1", f.SIP_HOLD)]
     assert call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER)) == [
-        SipRespondReinvite("c1", 200, "OK", f.GW_SIP_ANSWER)
+        SipRespondReinvite("c1", 200, "OK", f.GW_SIP_ANSWER),
+        NotifyHeld("s1", "c1", Side.REMOTE),  # the browser hears its early media is held
     ]
     assert call.state is CallState.EARLY and call.reinvite is None and call.local_sip_sdp == f.GW_SIP_ANSWER
     out = call.handle(SipAccepted(f.SIP_ANSWER))  # the 183's answer repeated: the UPDATE's session stays
     assert not any(isinstance(c, MediaAnswerFromSip) for c in out)
-    assert call.state is CallState.CONNECTED
+    assert call.state is CallState.HOLDING  # answered while the PBX holds
 
 
 def test_an_unusable_offer_is_refused_and_the_early_media_goes_on() -> None:

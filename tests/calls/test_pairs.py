@@ -86,10 +86,14 @@ from gateway.calls import (
 from gateway.calls.commands import (
     MediaDetachWeb,
     MediaRenewWeb,
+    MediaSendText,
+    NotifyMessage,
+    NotifyMessageResult,
     NotifyReplaced,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
+    SipMessage,
     SipNotifyRefer,
     SipRefer,
     SipRefuseReplacing,
@@ -98,12 +102,15 @@ from gateway.calls.commands import (
 from gateway.calls.events import (
     MediaWebLost,
     MediaWebRenewed,
+    SipMessageReceived,
+    SipMessageResult,
     SipReferReceived,
     SipReferResult,
     SipReplacingInvite,
     SipTransferProgress,
     TransferOutcome,
     WebDetached,
+    WebMessage,
     WebReattach,
     WebTransfer,
 )
@@ -127,6 +134,9 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         WebResume: lambda: WebResume(session),
         WebDtmf: lambda: WebDtmf(session, "1"),
         WebInfo: lambda: WebInfo(session, "application/json", '{"a": 1}'),
+        WebMessage: lambda: WebMessage("hello", session),
+        SipMessageReceived: lambda: SipMessageReceived("hi there"),
+        SipMessageResult: lambda: SipMessageResult(200),
         WebDisconnected: lambda: WebDisconnected(session),
         SipIncomingInvite: lambda: f.invite(),
         SipProvisional: lambda: SipProvisional(180),
@@ -191,6 +201,9 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         WebInfo: (state, [SipInfo]),
         SipInfoReceived: (state, [NotifyInfo]),
         SipInfoResult: (state, [NotifyInfoResult]),
+        WebMessage: (state, [SipMessage]),
+        SipMessageReceived: (state, [MediaSendText, NotifyMessage]),
+        SipMessageResult: (state, [NotifyMessageResult]),
         MediaWebAnswerReady: (state, []),
         MediaConnected: (state, []),
         MediaFailed: (S.CLOSING, BYEING),
@@ -289,6 +302,9 @@ CLOSING_EXPECT: Expect = {
     WebInfo: (S.CLOSING, []),
     SipInfoReceived: (S.CLOSING, []),
     SipInfoResult: (S.CLOSING, []),
+    WebMessage: (S.CLOSING, []),
+    SipMessageReceived: (S.CLOSING, []),
+    SipMessageResult: (S.CLOSING, []),
     MediaSipOfferReady: (S.CLOSING, []),
     MediaWebAnswerReady: (S.CLOSING, []),
     MediaWebOfferReady: (S.CLOSING, []),
@@ -437,7 +453,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.RING,
         {
             **EARLY_OUT,
-            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite]),  # 200 with the answer
+            MediaSipAnswerReady: (S.EARLY, [SipRespondReinvite, NotifyHeld]),  # 200, held by remote
             WebHold: (S.EARLY, []),  # after the answer (early_update.answered)
             SipReinviteReceived: (S.EARLY, [SipRespondReinvite]),  # 500 Retry-After (RFC 3311 §5.2)
             SipReplacingInvite: (S.EARLY, [SipRefuseReplacing]),  # 491

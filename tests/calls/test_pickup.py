@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from gateway.calls import (
     CallState,
+    MediaAnswerFromSip,
     MediaFailed,
     MediaPickupReady,
     MediaSipPickup,
     MediaWebAnswerReady,
     NotifyConnected,
     SendWebAnswer,
+    SipAckReceived,
+    SipBye,
     SipRespondReinvite,
     StartTimer,
     TimerName,
@@ -56,12 +59,26 @@ def test_an_unusable_offer_refuses_the_pickup_and_the_call_rings_on() -> None:
     assert call.state is CallState.INVITING and not call.replacing
 
 
-def test_an_offerless_pickup_gets_488_and_a_second_one_491() -> None:
+def test_an_offerless_pickup_gets_our_offer_in_the_200_and_the_ack_brings_the_answer() -> None:
     call = f.inviting_ringing()
-    out = call.handle(SipReplacingInvite("sip:2001@pbx.example.org"))
-    assert [c.status for c in out if isinstance(c, SipRefuseReplacing)] == [488]
-    call.handle(PICKUP)
-    assert [c.status for c in call.handle(PICKUP) if isinstance(c, SipRefuseReplacing)] == [491]
+    out = call.handle(SipReplacingInvite("sip:2001@pbx.example.org", "Bob"))
+    assert out[1:] == [SipTakeOver("c1"), MediaSipPickup("c1", None)]
+    assert [c.status for c in call.handle(PICKUP) if isinstance(c, SipRefuseReplacing)] == [
+        491
+    ]  # one at a time
+    out = call.handle(MediaPickupReady(f.GW_SIP_OFFER, f.WEB_ANSWER))
+    assert out[0] == SipRespondReinvite("c1", 200, "OK", f.GW_SIP_OFFER)  # our offer in the 200
+    assert call.state is CallState.CONNECTED
+    assert call.handle(SipAckReceived(f.SIP_ANSWER)) == [MediaAnswerFromSip("c1", f.SIP_ANSWER)]
+    assert call.state is CallState.CONNECTED and call.reinvite is None
+
+
+def test_an_offerless_pickup_whose_ack_has_no_answer_ends_the_call() -> None:
+    call = f.inviting_ringing()
+    call.handle(SipReplacingInvite("sip:2001@pbx.example.org"))
+    call.handle(MediaPickupReady(f.GW_SIP_OFFER, f.WEB_ANSWER))
+    out = call.handle(SipAckReceived(None))
+    assert any(isinstance(c, SipBye) for c in out) and call.state is CallState.CLOSING
 
 
 def test_an_inbound_call_ringing_at_the_web_user_is_not_replaced() -> None:

@@ -6,7 +6,8 @@
 - the desk phone held by the web user (pjsua sends neither RTP nor RTCP then) stays up past both timeouts,
   and once resumed is watched by its RTP again;
 - a browser whose network went away (its WebSocket no longer answers pings): the JSON WebSocket's
-  heartbeat (4 s, pong within 2 s) closes it and the phone gets BYE within about 6 s;
+  heartbeat (4 s, pong within 2 s) closes it and the phone gets BYE within about 6 s (with
+  web_auth.reconnect_grace 0; by default the call waits that long for the browser to come back);
 - a browser whose media vanished while the web user holds the call (no RTP expected from it then): ICE
   consent (RFC 7675, checked every second here) expires in about 5 s and the phone gets BYE.
 """
@@ -19,6 +20,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from gateway.app import Gateway
 from peers.demo import require_desk_phone
@@ -40,11 +42,14 @@ async def phone_and_alice(
 ) -> AsyncIterator[tuple[DeskPhone, Gateway, WebUser, WebPeer]]:
     """The desk phone (440 Hz), a gateway in front of it, alice logged in, and her browser's WebPeer."""
     require_desk_phone()
+    # reconnect_grace 0: the call ends as soon as the browser is known gone (with a grace, the call
+    # waits that long for the browser to come back: tests/e2e/test_reconnect.py)
+    sections: dict[str, Any] = {"web_auth": {"reconnect_grace": 0}}
+    if media:
+        sections["media"] = media
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        running_gateway(
-            gateway_config(phone.address, media=media) if media else gateway_config(phone.address)
-        ) as gateway,
+        running_gateway(gateway_config(phone.address, **sections)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET, autoping=autoping) as alice,
     ):
         peer = WebPeer(freq=1000)

@@ -50,6 +50,8 @@ async def test_the_pbx_holds_and_resumes_early_media_with_update(tmp_path: Path)
             await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)
             # UPDATE a=sendonly: the gateway answers recvonly and stops sending: no echo comes back
             await _echo_stops(peer)
+            assert (await alice.wait_for("held", call_id=call_id))["by"] == "remote"
+            assert (await alice.wait_for("resumed", call_id=call_id))["by"] == "remote"
             # UPDATE a=sendrecv: the echo is back, before the 200
             await _echo_back_then_connected(alice, peer, call_id)
         result = await pbx.wait(timeout=15)

@@ -64,10 +64,18 @@ async def _dialog_file(path: Path, timeout: float = 10.0) -> Path:
     raise AssertionError(f"the ringing phone wrote no dialog to {path}")
 
 
-@pytest.mark.parametrize("early", [False, True], ids=["ringing", "early-media"])
-async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path, early: bool) -> None:
+@pytest.mark.parametrize(
+    ("early", "picker_scenario"),
+    [(False, "uac_pickup"), (True, "uac_pickup"), (False, "uac_pickup_offerless")],
+    ids=["ringing", "early-media", "ringing-offerless"],
+)
+async def test_a_phone_picks_up_the_web_users_ringing_call(
+    tmp_path: Path, early: bool, picker_scenario: str
+) -> None:
     """Ringing (180): the browser's answer comes with `connected`. Early media (183 with SDP, the
-    ringing phone does not echo): the browser already has it, and the audio moves to the new phone."""
+    ringing phone does not echo): the browser already has it, and the audio moves to the new phone.
+    Offerless (RFC 3261 §13.2.1): the picking phone's INVITE has no SDP; the gateway's 200 carries its
+    offer (sipp checks PCMU in it) and the ACK the answer, after which the new phone's echo is heard."""
     require_binary("sipp")
     dialog = tmp_path / "dialog.csv"
     scenario = "uas_early_media_picked_up" if early else "uas_ring_picked_up"
@@ -83,7 +91,7 @@ async def test_a_phone_picks_up_the_web_users_ringing_call(tmp_path: Path, early
             host, port = gateway.sip_address
             picker = Sipp(
                 tmp_path,
-                "uac_pickup",
+                picker_scenario,
                 f"{host}:{port}",
                 service="1001",
                 inf=await _dialog_file(dialog),

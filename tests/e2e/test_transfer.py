@@ -179,7 +179,7 @@ async def test_attended_transfer_by_the_web_user_joins_her_two_phones(tmp_path: 
             new_at_a, new_at_b = request["new_call"], replaced["new_call"]
             await phone_a.wait_for("state", call=new_at_a, state="CONFIRMED")
             await phone_b.wait_for("state", call=new_at_b, state="CONFIRMED")
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(3.0)  # long enough that a late media start on a loaded machine still shows
             await phone_b.hangup(new_at_b)
             await phone_a.wait_for("state", call=new_at_a, state="DISCONNECTED")
             assert wav_has_tone(await phone_b.wait_for_recording(new_at_b), 440)

@@ -5,12 +5,15 @@ and each page hears the other's fake-microphone beep. Presence: each sees the ot
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.media.bridge import MediaBridge
+from gateway.runtime.passthrough import PassthroughMedia
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
 from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
 
@@ -54,8 +57,45 @@ async def call_and_talk(caller: Page, callee: Page, dialled: str, caller_name: s
         await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
 
 
+@asynccontextmanager
+async def watching(gateway: Gateway) -> AsyncIterator[tuple[list[frozenset[object]], list[Any]]]:
+    """Every 100 ms while the block runs: the RTP ports held, and each call's media object."""
+    held: list[frozenset[object]] = []
+    media: list[Any] = []
+
+    async def watch() -> None:
+        while True:
+            held.append(frozenset(gateway.ports.held))
+            media.extend(r.bridge for r in gateway.driver._runtimes.values() if r.bridge is not None)
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield held, media
+    finally:
+        watcher.cancel()
+
+
 async def test_web_users_call_each_other_without_a_pbx(tmp_path: Path) -> None:
+    """Both bridges forward: the loop's SIP leg takes the browsers' codec (Opus), no transcoding."""
     async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
-        await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
+        async with watching(gateway) as (_, media):
+            await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
+        bridges = {m for m in media if isinstance(m, MediaBridge)}
+        assert len(bridges) == 2 and not any(b.stats().transcoding for b in bridges)
+        assert {str(b.quality()["sip"]["codec"]).lower() for b in bridges} == {"opus/48000"}
         await call_and_talk(bob, alice, "alice", "Bob", tmp_path)
+        await wait_until(lambda: gateway.driver.calls == 0)
+
+
+async def test_web_users_call_each_other_peer_to_peer(tmp_path: Path) -> None:
+    """`calls.web_calls: p2p`: the gateway rings bob itself but carries no media: alice's offer reaches
+    bob's page unchanged through the loop (both halves pass the SDP through, trickle ICE crosses as
+    INFO), the pages hear each other's beep, and the gateway holds no RTP port and built no bridge."""
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        async with watching(gateway) as (held, media):
+            await call_and_talk(alice, bob, "1002", "Alice", tmp_path)
+        assert media and {type(m) for m in media} == {PassthroughMedia}  # both halves, no bridge
+        assert all(not ports for ports in held)  # no RTP port at any moment
         await wait_until(lambda: gateway.driver.calls == 0)

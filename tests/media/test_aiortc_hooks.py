@@ -10,6 +10,7 @@ import asyncio
 import inspect
 import time
 import types
+from typing import Any
 
 import aioice
 import aiortc
@@ -19,7 +20,7 @@ from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
@@ -112,11 +113,18 @@ def test_direct_receiver_internals_exist() -> None:
     assert "if self.__decoder_thread:" in inspect.getsource(stop_decoder)
 
 
+def _aioice_host_addresses() -> Any:
+    """aioice's own get_host_addresses, under the cache a gateway started earlier in this process may
+    have put over it (aiortc_hooks.cache_host_addresses is process-wide)."""
+    current = aioice.ice.get_host_addresses
+    return getattr(current, "original", current)
+
+
 def test_ice_internals_exist() -> None:
     params = inspect.signature(Connection.get_component_candidates).parameters
     assert "addresses" in params
     assert "addresses=addresses" in inspect.getsource(Connection.gather_candidates)
-    assert "127.0.0.1" in inspect.getsource(aioice.ice.get_host_addresses)  # still skips loopback
+    assert "127.0.0.1" in inspect.getsource(_aioice_host_addresses())  # still skips loopback
     assert "self._connection = gatherer._connection" in inspect.getsource(aiortc.RTCIceTransport.__init__)
 
 
@@ -371,3 +379,48 @@ async def test_video_keyframe_internals_exist() -> None:
     await pc.close()
     with pytest.raises(aiortc_hooks.HookError):
         aiortc_hooks.on_keyframe_request(types.SimpleNamespace(), lambda: None)  # type: ignore[arg-type]
+
+
+async def test_peer_connection_takes_the_given_certificate_and_puts_aiortc_back() -> None:
+    """aiortc makes a certificate in RTCPeerConnection's constructor (a key generation per call):
+    ``peer_connection`` hands it ours instead, for the constructor only."""
+    assert "RTCCertificate.generateCertificate()" in inspect.getsource(RTCPeerConnection.__init__)
+    original = RTCCertificate.__dict__["generateCertificate"]
+    mine = RTCCertificate.generateCertificate()
+    pcs = [aiortc_hooks.peer_connection(RTCConfiguration(iceServers=[]), mine) for _ in range(2)]
+    own = aiortc_hooks.peer_connection(RTCConfiguration(iceServers=[]))
+    try:
+        assert RTCCertificate.__dict__["generateCertificate"] is original
+        for pc in pcs:
+            assert getattr(pc, aiortc_hooks.CERTIFICATES) == [mine]
+        assert getattr(own, aiortc_hooks.CERTIFICATES) != [mine]
+        pcs[0].addTransceiver("audio")
+        await pcs[0].setLocalDescription(await pcs[0].createOffer())
+        fingerprint = next(f for f in mine.getFingerprints() if f.algorithm == "sha-256")
+        assert f"a=fingerprint:sha-256 {fingerprint.value}" in pcs[0].localDescription.sdp
+    finally:
+        for pc in (*pcs, own):
+            await pc.close()
+
+
+def test_host_addresses_are_enumerated_once_per_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "ifaddr.get_adapters()" in inspect.getsource(_aioice_host_addresses())
+    assert "get_host_addresses(" in inspect.getsource(Connection.gather_candidates)  # looked up at each call
+    calls: list[tuple[bool, bool]] = []
+
+    def enumerate_interfaces(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        calls.append((use_ipv4, use_ipv6))
+        return ["192.0.2.7"]
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", enumerate_interfaces)
+    aiortc_hooks.cache_host_addresses(60)
+    aiortc_hooks.cache_host_addresses(60)  # idempotent: never a cache of a cache
+    found = [aioice.ice.get_host_addresses(True, True) for _ in range(3)]
+    assert found == [["192.0.2.7"]] * 3 and calls == [(True, True)]
+    found[0].append("mutated")  # each caller gets its own list
+    assert aioice.ice.get_host_addresses(True, False) == ["192.0.2.7"]
+    assert calls == [(True, True), (True, False)]
+    aiortc_hooks.cache_host_addresses(0)
+    assert aioice.ice.get_host_addresses is enumerate_interfaces
+    with pytest.raises(ValueError):
+        aiortc_hooks.cache_host_addresses(-1)

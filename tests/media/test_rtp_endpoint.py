@@ -356,7 +356,9 @@ async def test_rtcp_interval_is_randomized(allocator: RtpPortAllocator, peers: l
             await until(lambda count=count: len(peer.other) > count)  # type: ignore[misc]
             arrivals.append(loop.time())
         gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-        assert all(0.04 <= g <= 0.17 for g in gaps), gaps  # within [0.5, 1.5] x 0.1 s, with slack
+        # within [0.5, 1.5] x 0.1 s, with slack for a loaded machine's scheduling (a late arrival makes
+        # the next gap short)
+        assert all(0.02 <= g <= 0.2 for g in gaps), gaps
         assert max(gaps) - min(gaps) > 0.005  # not a fixed period
         assert all(isinstance(parse_rtcp(d)[0], RtcpReceiverReport) for d in peer.other)
     finally:

@@ -14,6 +14,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg
 from tests.media.bridge_harness import allocator
+from tests.sdp import samples
 
 PHONE = ("127.0.0.1", 44990)
 
@@ -165,5 +166,49 @@ async def test_the_browser_answered_before_the_phone(
         assert again == sdp.write(web)  # the browser's answer does not change
         assert media.video is not None and media.video.active is active
         assert (media.video.endpoint is not None) is active
+    finally:
+        await media.close()
+
+
+def chromium_offer(order: str) -> str:
+    """Chromium's captured audio+video+data channel offer (tests/data/sdp), as captured or with the data
+    channel's m-line moved before the video's (as after a renegotiation that added the camera later)."""
+    text = samples.text("chromium-offer-audio-video-datachannel")
+    if order == "audio-video-application":
+        return text
+    head, rest = text.split("m=video", 1)
+    picture, application = rest.split("m=application", 1)
+    return head + "m=application" + application + "m=video" + picture
+
+
+@pytest.mark.parametrize("order", ["audio-video-application", "audio-application-video"])
+async def test_a_browser_offer_with_audio_video_and_a_data_channel(order: str) -> None:
+    """Chat and video together: the SIP side is offered audio and video (chat goes as SIP MESSAGE, no
+    m-line), and the browser's answer keeps all three m-lines active, bundled, in the browser's order."""
+    media = bridge()
+    try:
+        offered = sdp.parse(chromium_offer(order))
+        kinds = [m.media for m in offered.media]
+        assert kinds == order.split("-")
+        plain = sdp.parse(await media.offer_to_sip(chromium_offer(order)))
+        assert [m.media for m in plain.media] == ["audio", "video"]
+        vp8 = next(c for c in plain.media[1].codecs if c.name == "VP8")
+        picture = sdp.MediaDescription(
+            "video", 30002, "RTP/AVP", (str(vp8.payload_type),),
+            attributes=(sdp.Attribute("rtpmap", f"{vp8.payload_type} VP8/90000"),),
+        )  # fmt: skip
+        answer = audio_answer(plain)
+        web = sdp.parse(await media.answer_from_sip(sdp.write(answer.with_media([answer.media[0], picture]))))
+        assert [m.media for m in web.media] == kinds
+        assert [m.mid for m in web.media] == [m.mid for m in offered.media]
+        assert not any(m.rejected for m in web.media), sdp.write(web)
+        assert set(web.bundle_mids()) == {"0", "1", "2"}
+        audio, video, application = (
+            next(m for m in web.media if m.media == k) for k in ("audio", "video", "application")
+        )
+        assert audio.proto == video.proto == "UDP/TLS/RTP/SAVPF"
+        assert [c.name for c in video.codecs if c.name != "rtx"] == ["VP8"]
+        assert (application.proto, application.get("sctp-port")) == ("UDP/DTLS/SCTP", "5000")
+        assert media.video is not None and media.video.active
     finally:
         await media.close()

@@ -21,7 +21,7 @@ import pytest
 import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent
+from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent, TextReceived
 from gateway.media.keyframe import MEDIA_CONTROL, picture_fast_update
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
@@ -250,6 +250,70 @@ async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
         await camera.send_video(1.5)
         assert len(camera.decoded) > decoded + 10
         assert (await stats(page))["inbound-rtp-video"]["framesDecoded"] > frames + 10
+    finally:
+        await bridge.close()
+        phone.close()
+        camera.close()
+
+
+# START with a chat channel created after the tracks (Chromium's offer: audio, video, application).
+START_CHAT = START.replace(
+    "  await pc.setLocalDescription(",
+    """  window.chat = pc.createDataChannel('chat');
+  window.heard = [];
+  window.chat.onopen = () => window.chat.send('hello phone');
+  window.chat.onmessage = (e) => window.heard.push(e.data);
+  await pc.setLocalDescription(""",
+    1,
+)
+
+
+async def test_chromium_with_video_and_chat_calls_a_vp8_phone(page: Page) -> None:
+    """Video and a data channel in one offer (issue 19 with issue 17's chat): pictures cross both ways and
+    the chat text crosses the same bundled transport both ways."""
+    events: list[MediaEvent] = []
+    settings = BridgeSettings(
+        allocator(44000, 45999), host_addresses=("127.0.0.1",), call_id="video-chat",
+        video_codecs=("VP8",), fast_lane=None,
+    )  # fmt: skip
+    phone, camera = RecordingPeer(), PlainVideoPeer("VP8")
+    bridge = MediaBridge(settings, events.append)
+    try:
+        await phone.start()
+        await camera.start()
+        offer = sdp.parse(await bridge.offer_to_sip(await page.evaluate(START_CHAT)))
+        assert [m.media for m in offer.media] == ["audio", "video"]  # chat goes as SIP MESSAGE
+        assert offer.connection is not None
+        phone.remote = (offer.connection.address, offer.media[0].port)
+        answer = sdp.answer(
+            offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1])
+        )
+        answer = answer.with_media(
+            [answer.media[0], camera.answer(offer.media[1], offer.connection.address, ("nack pli",))]
+        )
+        web_answer = await bridge.answer_from_sip(sdp.write(answer))
+        web = sdp.parse(web_answer)
+        assert [m.media for m in web.media] == ["audio", "video", "application"]
+        assert not any(m.rejected for m in web.media) and web.bundle_mids() == ("0", "1", "2")
+        await page.evaluate(
+            "async (answer) => pc.setRemoteDescription({type: 'answer', sdp: answer})", web_answer
+        )
+        await asyncio.sleep(0.2)
+        for candidate in json.loads(await page.evaluate("() => JSON.stringify(window.candidates)")):
+            await bridge.add_web_candidate(
+                candidate if candidate is not None else {"candidate": "", "sdpMid": "0"}
+            )
+        await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
+        sending = asyncio.create_task(camera.send_video(3.0))
+        await wait_for(lambda: asyncio.sleep(0, TextReceived("hello phone") in events))
+        assert TextReceived("hello phone") in events
+        assert bridge.send_text("hello browser")
+        await wait_for(lambda: page.evaluate("() => window.heard.length > 0"))
+        assert await page.evaluate("() => window.heard") == ["hello browser"]
+        await sending
+        after = await stats(page)
+        assert len(camera.decoded) >= 20 and camera.decoded[-1][:2] == (320, 240), after
+        assert after["inbound-rtp-video"]["framesDecoded"] >= 20, after
     finally:
         await bridge.close()
         phone.close()

@@ -11,7 +11,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 import sdp
 from gateway.media import codec_choice, web_sdp
-from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent
+from gateway.media.bridge_settings import web_certificate
+from gateway.media.dtls_srtp import DtlsCertificates
+from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
 
@@ -68,7 +70,7 @@ async def test_chromium_audio_video_offer_gets_video_rejected_with_port_zero() -
     assert leg.state is WebLegState.CLOSED
 
 
-async def test_data_channel_m_line_is_rejected_too() -> None:
+async def test_data_channel_m_line_is_rejected_without_data_channel() -> None:
     leg = make_leg([])
     try:
         answer = await leg.accept_offer(sdp.parse(with_data_channel(AUDIO)), PCMU)
@@ -76,6 +78,64 @@ async def test_data_channel_m_line_is_rejected_too() -> None:
         assert answer.media[1].proto == "UDP/DTLS/SCTP"
     finally:
         await leg.close()
+
+
+async def test_data_channel_m_line_is_answered_and_bundled_with_data_channel() -> None:
+    leg = make_leg([], data_channel=True)
+    try:
+        answer = await leg.accept_offer(sdp.parse(with_data_channel(AUDIO)), PCMU)
+        application = answer.media[1]
+        assert (application.media, application.proto, application.mid) == (
+            "application",
+            "UDP/DTLS/SCTP",
+            "1",
+        )
+        assert application.port != 0 and answer.bundle_mids() == ("0", "1")
+        assert application.get("sctp-port") == "5000"
+    finally:
+        await leg.close()
+
+
+def test_prune_keeps_only_a_bundled_data_channel() -> None:
+    bundled = web_sdp.prune_offer(sdp.parse(with_data_channel(AUDIO)), data_channel=True)
+    assert bundled.data_index == 1 and [m.media for m in bundled.description.media] == [
+        "audio",
+        "application",
+    ]
+    assert bundled.description.bundle_mids() == ("0", "1")
+    unbundled = sdp.parse(with_data_channel(AUDIO).replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0"))
+    assert web_sdp.prune_offer(unbundled, data_channel=True).data_index is None
+    assert web_sdp.prune_offer(sdp.parse(with_data_channel(AUDIO))).data_index is None  # not asked
+
+
+async def test_chat_text_both_ways_on_the_browsers_data_channel() -> None:
+    events: list[MediaEvent] = []
+    leg = make_leg(events, data_channel=True)
+    peer = WebPeer(chat=True)
+    try:
+        answer = await leg.accept_offer(sdp.parse(await peer.offer()), PCMU)
+        await peer.accept(sdp.write(answer))
+        await peer.say("hello gateway")
+        for _ in range(300):
+            if TextReceived("hello gateway") in events:
+                break
+            await asyncio.sleep(0.01)
+        assert TextReceived("hello gateway") in events
+        assert leg.send_text("hello browser")
+        await peer.wait_text("hello browser")
+        assert peer.channel is not None
+        peer.channel.send(b"\x00binary")  # dropped: only text goes to SIP MESSAGE
+        peer.channel.send("x" * 9000)  # dropped: larger than a MESSAGE body may be
+        await peer.say("after")
+        for _ in range(300):
+            if TextReceived("after") in events:
+                break
+            await asyncio.sleep(0.01)
+        assert [e.text for e in events if isinstance(e, TextReceived)] == ["hello gateway", "after"]
+    finally:
+        await peer.close()
+        await leg.close()
+    assert not leg.send_text("gone")
 
 
 def test_prune_keeps_bundle_candidates_and_holds_back_mdns() -> None:
@@ -149,6 +209,35 @@ async def test_trickled_candidates_connect() -> None:
     finally:
         await peer.close()
         await leg.close()
+
+
+async def test_legs_share_the_process_certificate_and_connect_with_it() -> None:
+    """Two web legs with the process's DTLS certificate (no key made per call) answer with its
+    fingerprint, and a browser connects to one of them (DTLS checks the fingerprint)."""
+    certificates = DtlsCertificates()
+    shared = web_certificate(certificates)
+    assert shared is not None
+    events: list[MediaEvent] = []
+    legs = [make_leg(events, certificate=shared), make_leg([], certificate=shared)]
+    peer = WebPeer()
+    try:
+        answer = await legs[0].accept_offer(sdp.parse(await peer.offer()), PCMU)
+        other = await legs[1].accept_offer(sdp.parse(AUDIO), PCMU)
+        expected = certificates.current().fingerprint.value
+        for description in (answer, other):
+            assert [f.value for f in description.media[0].fingerprints if f.algorithm == "sha-256"] == [
+                expected
+            ]
+        await peer.accept(sdp.write(answer))
+        for _ in range(300):
+            if MediaConnected() in events:
+                break
+            await asyncio.sleep(0.01)
+        assert MediaConnected() in events and legs[0].state is WebLegState.CONNECTED
+    finally:
+        await peer.close()
+        for leg in legs:
+            await leg.close()
 
 
 async def test_unresolvable_mdns_candidate_never_blocks_and_ice_fails_fast() -> None:

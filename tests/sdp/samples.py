@@ -18,6 +18,7 @@ KINDS = {
     "chromium-answer-audio": sdp.SdpKind.WEBRTC,
     "chromium-offer-audio-pcmu": sdp.SdpKind.WEBRTC,
     "chromium-offer-audio-video": sdp.SdpKind.WEBRTC,
+    "chromium-offer-audio-video-datachannel": sdp.SdpKind.WEBRTC,
     "chromium-offer-audio": sdp.SdpKind.WEBRTC,
     "chromium-offer-datachannel": sdp.SdpKind.WEBRTC,
     "linphone-offer": sdp.SdpKind.PLAIN_RTP,

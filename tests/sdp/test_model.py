@@ -61,6 +61,19 @@ def test_bytes_are_decoded() -> None:
         sdp.parse(b"v=0\r\n\xff")
 
 
+def test_a_text_read_again_is_parsed_once_and_errors_are_never_remembered() -> None:
+    offer = text("chromium-offer-audio")
+    first = sdp.parse(offer)
+    assert sdp.parse(offer) is first  # immutable: the call's later readings share it
+    assert sdp.parse(offer.encode()) is first
+    assert sdp.parse(offer.replace("\r\n", "\n")) == first  # another text: parsed again, equal
+    for _ in range(2):
+        with pytest.raises(sdp.SdpParseError, match="a=setup:sideways"):
+            sdp.parse(HEAD + "a=setup:sideways\r\n")
+    huge = offer + "a=x-filler:" + "y" * (20 << 10) + "\r\n"  # over 16 KiB: parsed every time
+    assert sdp.parse(huge) is not sdp.parse(huge) and sdp.parse(huge) == sdp.parse(huge)
+
+
 def test_trailing_whitespace_and_blank_lines_are_tolerated() -> None:
     messy = text("sipp-offer").replace("\r\n", " \r\n") + "\r\n\r\n"
     assert sdp.parse(messy) == sdp.parse(text("sipp-offer"))

@@ -17,6 +17,7 @@ from gateway.signaling.protocol import (
     REQUEST_TYPES,
     Answer,
     Call,
+    CallMessage,
     Cancel,
     Dtmf,
     Hangup,
@@ -80,6 +81,10 @@ VALID: list[tuple[dict[str, Any], object]] = [
         Info(None, "c1", "application/json", '{"a": 1}'),
     ),
     ({"type": "message", "id": 9, "to": " 1002 ", "body": "hi"}, Message(9, "1002", "hi")),
+    (
+        {"type": "message", "id": 10, "call_id": "c1", "body": "in the call ☎"},
+        CallMessage(10, "c1", "in the call ☎"),
+    ),
     (
         {"type": "call", "to": "2000", "sdp": OFFER_SDP, "headers": {"X-Account": "42"}},
         Call(None, "2000", OFFER_SDP, (("X-Account", "42"),)),
@@ -166,6 +171,10 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "message", "to": "1002"}, "bad_request", "body"),
     ({"type": "message", "to": "10\n02", "body": "hi"}, "bad_request", "to"),
     ({"type": "message", "to": "1002", "body": "x" * 9000}, "bad_request", "body"),
+    ({"type": "message", "call_id": "c1", "to": "1002", "body": "hi"}, "bad_request", "to"),
+    ({"type": "message", "call_id": "c1"}, "bad_request", "body"),
+    ({"type": "message", "call_id": "", "body": "hi"}, "bad_request", "call_id"),
+    ({"type": "message", "call_id": "c1", "body": "é" * 4097}, "bad_request", "body"),
     (
         {"type": "ice", "call_id": "c1", "candidate": {"candidate": "garbage", "sdpMid": "0"}},
         "bad_request",
@@ -298,6 +307,12 @@ def test_event_encoding() -> None:
             {"type": "sip_registration", "aor": "sip:1001@pbx", "state": "registered", "reason": "200 OK"},
         ),
         (ev.PbxState("unreachable"), {"type": "pbx", "state": "unreachable"}),
+        (ev.CallMessage("c1", "hi"), {"type": "message", "call_id": "c1", "body": "hi"}),
+        (ev.MessageResult("c1", 405), {"type": "message_result", "call_id": "c1", "status": 405}),
+        (
+            ev.PresenceChanged("bob", "Bob", "1002", True),
+            {"type": "presence", "user": "bob", "display_name": "Bob", "number": "1002", "online": True},
+        ),
         (
             ev.Transfer("c1", "progress", 180, "SIP 180 Ringing"),
             {

@@ -22,6 +22,7 @@ from gateway.sip.ua_events import (
     EarlyMedia,
     Failed,
     InfoReceived,
+    MessageReceived,
     Provisional,
     ReinviteReceived,
     set_direction,
@@ -131,6 +132,28 @@ async def test_info_both_ways() -> None:
         frag = b"a=ice-ufrag:abcd\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
         assert (await incoming.info("application/trickle-ice-sdpfrag", frag)).status == 200
         assert await expect(call, InfoReceived) == InfoReceived("application/trickle-ice-sdpfrag", frag)
+        await call.bye()
+
+
+async def test_message_in_the_dialog_both_ways_and_its_refusals() -> None:
+    """RFC 3428 §4: chat inside the call's dialog; text/plain only, within 8192 bytes of UTF-8."""
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        assert (await call.message("Hello ☎")).status == 200
+        assert await expect(incoming, MessageReceived) == MessageReceived("Hello ☎")
+        assert (await incoming.message("Hi back")).status == 200
+        assert await expect(call, MessageReceived) == MessageReceived("Hi back")
+        assert call.dialog is not None
+        for body, content_type, status in (
+            (b"<b>hi</b>", "text/html", 415),
+            (b"x" * 8193, "text/plain", 413),
+            (b"\xff\xfe", "text/plain; charset=utf-8", 400),
+        ):
+            request = call.dialog.create_request("MESSAGE", body=body, content_type=content_type)
+            response, _ = await call.send_in_dialog(request)
+            assert response.status == status, (content_type, response.status)
+        assert (await call.message("after")).status == 200
+        assert await incoming.next_event(2) == MessageReceived("after")  # nothing refused was delivered
         await call.bye()
 
 

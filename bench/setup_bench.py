@@ -1,0 +1,281 @@
+"""Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
+
+Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws] [--profile]
+     (needs sipp; about a minute per dialect and rate)
+
+The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
+PBX; the web users are aiortc peers in a separate process (their own costs are not the gateway's). At each
+rate (calls per second) calls are started for `--seconds`, each held `--hold` seconds, then closed.
+
+- http: `POST /webrtc/offer` (docs/signaling.md, the HTTP offer API) -> its response carrying the answer
+  (the gateway answers as soon as its WebRTC answer exists, before the far end answers);
+- ws: the WebSocket protocol's `call` request sent -> the `connected` event carrying the answer (after
+  the far end's 200 OK: the SIP round trip to sipp is inside this figure).
+
+Printed per dialect and rate: offer -> answer p50/p99/max, offer -> connected (the client's
+RTCPeerConnection reports `connected`: ICE and DTLS done) p50/p99, failures, the gateway's CPU seconds
+per call, and /proc/loadavg. ``--profile`` runs cProfile in the gateway (CPU time of every thread) and
+prints where setup time goes. Targets (issue 14): offer -> answer p50 <= 7 ms and p99 <= 30 ms at 1 and
+10 calls/s; offer -> connected p50 <= ~29 ms (Janus on this machine).
+
+These machines are shared and noisy: compare the figures of one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from peers.demo import ALICE_SECRET
+from peers.ports import free_port
+from peers.sipp import SCENARIOS
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.e2e.harness: the gateway config of the end-to-end tests
+SCENARIO = SCENARIOS / "uas_basic_call.xml"
+API_KEY = "setup-bench-key-0123456789"
+SESSIONS = 4  # WebSocket sessions of alice the calls are spread over
+TARGET_P50, TARGET_P99 = 7.0, 30.0
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return float("nan"), float("nan"), float("nan")
+    ordered = sorted(values)
+    return (
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        ordered[-1],
+    )
+
+
+# --- the client process: aiortc web users ------------------------------------------------------------
+
+
+async def paced(delay: float, call: Coroutine[Any, Any, None]) -> None:
+    """Start ``call`` ``delay`` seconds from now (a call rate, calls overlapping)."""
+    await asyncio.sleep(delay)
+    await call
+
+
+class _Timed:
+    """One aiortc peer, and when its connection state became `connected` (perf_counter)."""
+
+    def __init__(self) -> None:
+        from peers.webpeer import WebPeer
+
+        self.peer = WebPeer(1000, codecs=("PCMU",), raw=True)
+        self.connected_at: float | None = None
+        self.done = asyncio.Event()
+        self.peer.pc.on("connectionstatechange", self._changed)
+
+    def _changed(self) -> None:
+        state = self.peer.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.perf_counter()
+        if state in ("connected", "failed", "closed"):
+            self.done.set()
+
+
+async def client_main(dialect: str, url: str, rate: float, seconds: float, hold: float) -> dict[str, Any]:
+    import aiohttp
+
+    from peers.web_user import WebUser
+
+    answers: list[float] = []
+    connects: list[float] = []
+    failures: list[str] = []
+    http = aiohttp.ClientSession()
+    users = [WebUser(url, "alice", ALICE_SECRET) for _ in range(SESSIONS if dialect == "ws" else 0)]
+    for user in users:
+        await user.__aenter__()
+
+    async def http_call(offer: str) -> tuple[str, Any]:
+        body = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "2000"}}
+        async with http.post(f"{url}/webrtc/offer", json=body, headers={"X-API-Key": API_KEY}) as response:
+            data = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status} {data}")
+        return data["sdp"]["sdp"], data["session_id"]
+
+    async def ws_call(number: int, offer: str) -> tuple[str, Any]:
+        user = users[number % len(users)]
+        call_id = await user.call("2000", offer)
+        event = await user.wait_for(("connected", "ended"), timeout=20, call_id=call_id)
+        if event["type"] == "ended":
+            raise RuntimeError(f"ended {event['reason']} {event.get('sip_status')}")
+        return event["sdp"], (user, call_id)
+
+    async def one_call(number: int) -> None:
+        timed = _Timed()
+        handle: Any = None
+        try:
+            offer = await timed.peer.offer()
+            start = time.perf_counter()
+            if dialect == "http":
+                answer, handle = await http_call(offer)
+            else:
+                answer, handle = await ws_call(number, offer)
+            answers.append(1000 * (time.perf_counter() - start))
+            await timed.peer.accept(answer)
+            await asyncio.wait_for(timed.done.wait(), 20)
+            if timed.connected_at is None:
+                failures.append(f"web leg {timed.peer.pc.connectionState}")
+                return
+            connects.append(1000 * (timed.connected_at - start))
+            await asyncio.sleep(hold)
+        except Exception as exc:  # a failed call is a figure, not the end of the run
+            failures.append(f"{type(exc).__name__} {exc}"[:120])
+        finally:
+            try:
+                if dialect == "http" and handle is not None:
+                    close = {"session_id": handle, "reason": "bench"}
+                    async with http.post(f"{url}/webrtc/close", json=close, headers={"X-API-Key": API_KEY}):
+                        pass
+                elif handle is not None:
+                    user, call_id = handle
+                    await user.request({"type": "hangup", "call_id": call_id})
+            except Exception as exc:
+                failures.append(f"close: {type(exc).__name__}")
+            await timed.peer.close()
+
+    count = max(1, round(rate * seconds))
+    await asyncio.gather(*[paced(number / rate, one_call(number)) for number in range(count)])
+    for user in users:
+        await user.close()
+    await http.close()
+    return {"answers": answers, "connects": connects, "failures": failures, "calls": count}
+
+
+# --- the gateway process -------------------------------------------------------------------------------
+
+
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def run_case(
+    dialect: str, url: str, rate: float, args: argparse.Namespace, profiler: cProfile.Profile | None
+) -> dict[str, Any]:
+    cpu = _cpu()
+    if profiler is not None:
+        profiler.enable()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client", dialect, url, str(rate), str(args.seconds), str(args.hold),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if profiler is not None:
+        profiler.disable()
+    cpu = _cpu() - cpu
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result.update(dialect=dialect, rate=rate, cpu_per_call=cpu / max(1, result["calls"]), load=loadavg())
+    await asyncio.sleep(0.5)  # the last calls end
+    return result
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'dialect':7} {'calls/s':>7} {'n':>4} {'fail':>4}  {'offer->answer p50 / p99 / max ms':>33}"
+        f"  {'offer->connected p50 / p99 ms':>30}  {'CPU s/call':>10}  loadavg"
+    )
+    for r in results:
+        a50, a99, amax = quantiles(r["answers"])
+        c50, c99, _ = quantiles(r["connects"])
+        verdict = "ok" if a50 <= TARGET_P50 and a99 <= TARGET_P99 else "MISSED"
+        print(
+            f"{r['dialect']:7} {r['rate']:7g} {r['calls']:4d} {len(r['failures']):4d}  "
+            f"{a50:9.2f} / {a99:8.2f} / {amax:8.2f} {verdict:6}  {c50:12.2f} / {c99:12.2f}  "
+            f"{r['cpu_per_call']:10.4f}  {r['load']}"
+        )
+        if r["failures"]:
+            print(f"        failures: {r['failures'][:5]}")
+    print(f"targets: offer->answer p50 <= {TARGET_P50:g} ms, p99 <= {TARGET_P99:g} ms (issue 14 goal 3)")
+
+
+async def bench(args: argparse.Namespace) -> int:
+    import logging
+
+    from peers.sipp import Sipp
+    from tests.e2e.harness import gateway_config, running_gateway
+
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (apt-get install sip-tester); nothing to measure")
+        return 1
+    logging.basicConfig(level=logging.WARNING)
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
+        far_end = Sipp(
+            Path(tmp), SCENARIO, calls=None, media_port=46000 + 2 * (free_port() % 1000),
+            rtp_echo=True, auto_answer=True, timeout=3600,
+        )  # fmt: skip
+        config = gateway_config(
+            far_end.address,
+            alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
+            media={"rtp_ports": {"start": 40000}},
+            ice={"host_addresses": args.host_addresses},
+            logging={"level": "WARNING"},
+        )
+        async with far_end, running_gateway(config) as gateway:
+            url = gateway.http_url
+            print(f"gateway {url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}")
+            for rate in args.rates:
+                for dialect in args.dialects:
+                    results.append(await run_case(dialect, url, rate, args, profiler))
+                    report(results[-1:])
+    report(results)
+    if profiler is not None:
+        out = io.StringIO()
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
+        print(out.getvalue())
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        dialect, url = sys.argv[2], sys.argv[3]
+        rate, seconds, hold = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+        print(json.dumps(asyncio.run(client_main(dialect, url, rate, seconds, hold))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="1,10", type=lambda s: [float(x) for x in s.split(",")])
+    parser.add_argument("--dialects", default="http,ws", type=lambda s: s.split(","))
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long calls are started at each rate")
+    parser.add_argument("--hold", type=float, default=1.0, help="how long each call lasts once connected")
+    parser.add_argument(
+        "--host-addresses",
+        default="127.0.0.1",
+        type=lambda s: [a for a in s.split(",") if a],
+        help="ice.host_addresses of the gateway ('' : every interface, the default of gateway.yaml)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
+    parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")
+    return asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

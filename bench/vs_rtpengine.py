@@ -1,0 +1,391 @@
+"""Our media bridge, rtpengine and a bare C relay under the same calls and traffic (issue 14 goals 1, 2, 5).
+
+The same peers (bench/peer_pool.py: aiortc "browsers" and plain RTP "phones" with pre-encoded payloads, in
+a pool of processes) talk through one middle box at a time:
+
+* ``ours``: N ``MediaBridge``s with the native fast lane in one process (as bench/media_bench.py runs them,
+  GC tuned as the gateway's ``media.gc_tuning`` default);
+* ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
+  on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
+  make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
+* ``floor`` (pass-through only): bench/floor_relay.c, built with ``cc`` into a temp dir, relaying plain
+  RTP between two phones per call (2 x 50 packets/s of 172 bytes: the same packets as a pass-through call,
+  without DTLS-SRTP on one leg): the least a relay can cost on this machine.
+
+Rounds are interleaved (ours, rtpengine, floor, then the reverse order) so that the machine's minute-to-
+minute drift hits all of them. CPU is the middle box's utime + stime from /proc/<pid>/stat (all its
+threads) over the media period, per call-second; RSS per call is its RSS during media minus before the
+calls, per call; "lost" is end to end (sent by one peer, never heard by the other); latency is end to end
+through the box, peers included (peer_pool.py says how it is matched). /proc/loadavg is printed beside each
+round: the machine is shared.
+
+Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
+     [--boxes ours,rtpengine,floor]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from peer_pool import peer_main, summary  # noqa: E402
+
+RTPENGINE_PORTS = (46000, 47999)
+OUR_PORTS = (40000, 41999)
+FLOOR_FIRST_PORT = 48000
+CALLS_PER_PEER_PROCESS = 25
+MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of every thread of ``pid`` (and its reaped ones), in seconds: /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def proc_rss(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# ----------------------------------------------------------------------------------- our bridge
+
+
+async def _ours(conn: Connection, mode: str) -> None:
+    import sdp
+    from gateway.media import fastlane
+    from gateway.media.bridge import MediaBridge
+    from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.fastlane import EnginePool
+    from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.ops.gc_tuning import GcTuning
+
+    allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
+    pool = EnginePool() if fastlane.available() else None
+    bridges: list[MediaBridge] = []
+    tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)
+    tuning.start()
+    ticker = asyncio.ensure_future(tuning.run())
+    loop = asyncio.get_running_loop()
+    conn.send("ready")
+    offers = await loop.run_in_executor(None, conn.recv)
+    answers = []
+    for index, (offer, phone_port) in enumerate(offers):
+        settings = BridgeSettings(
+            allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
+            inactivity_timeout=None, fast_lane=pool,
+        )  # fmt: skip
+        bridge = MediaBridge(settings, lambda event: None)
+        plain = sdp.parse(await bridge.offer_to_sip(offer))
+        answer = sdp.answer(plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port))
+        answers.append(
+            (
+                await bridge.answer_from_sip(sdp.write(answer)),
+                (plain.connection.address if plain.connection else "127.0.0.1", plain.media[0].port),
+            )
+        )
+        bridges.append(bridge)
+    conn.send(answers)
+    await loop.run_in_executor(None, conn.recv)  # stop
+    stats = [b.stats() for b in bridges]
+    linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
+    ticker.cancel()
+    tuning.close()
+    for bridge in bridges:
+        await bridge.close()
+    if pool is not None:
+        pool.close()
+    internal = [s.latency.p99_ms for s in stats if s.latency is not None]
+    conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
+
+
+def ours_main(conn: Connection, mode: str) -> None:
+    asyncio.run(_ours(conn, mode))
+
+
+# ------------------------------------------------------------------------------------- the boxes
+
+
+class Box:
+    """One middle box for one round: ``pid``, ``calls(offers) -> answers``, ``close() -> notes``."""
+
+    name = ""
+    pid = 0
+
+    def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> str:
+        return ""
+
+
+class Ours(Box):
+    name = "ours"
+
+    def __init__(self, mode: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(target=ours_main, args=(theirs, mode))
+        self.process.start()
+        assert self.process.pid is not None
+        self.pid = self.process.pid
+        self.conn.recv()  # ready (imports done: the RSS baseline is taken after)
+
+    def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
+        self.conn.send(offers)
+        answers: list[tuple[Any, Any]] = self.conn.recv()
+        return answers
+
+    def close(self) -> str:
+        self.conn.send("stop")
+        notes = self.conn.recv() if self.conn.poll(60) else {}
+        self.process.join(timeout=20)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        return (
+            f"fast lane {notes.get('linked')}, bridge-internal p99 {notes.get('internal_p99_ms', 0):.2f} ms"
+        )
+
+
+class RtpEngineBox(Box):
+    name = "rtpengine"
+
+    def __init__(self, workdir: Path) -> None:
+        from peers.rtpengine import running_rtpengine
+
+        self._stack = contextlib.ExitStack()
+        self.engine = self._stack.enter_context(running_rtpengine(workdir, ports=RTPENGINE_PORTS))
+        self.pid = self.engine.pid
+        self.tags: list[tuple[str, str]] = []
+
+    def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
+        return asyncio.run(self._calls(offers, mode == "transcoding"))
+
+    async def _calls(self, offers: list[tuple[Any, int]], transcode: bool) -> list[tuple[Any, Any]]:
+        import sdp
+        from peers.rtpengine import NgClient, sip_answer_to_web, web_offer_to_sip
+
+        answers = []
+        async with NgClient(self.engine.control) as ng:
+            for index, (offer, phone_port) in enumerate(offers):
+                call_id, from_tag, to_tag = f"call-{index}-{time.monotonic_ns()}", f"f{index}", f"t{index}"
+                sip_offer = await ng.request(web_offer_to_sip(call_id, from_tag, offer, transcode=transcode))
+                plain = sdp.parse(sip_offer["sdp"])  # type: ignore[arg-type]
+                phone = sdp.answer(
+                    plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port)
+                )
+                web = await ng.request(sip_answer_to_web(call_id, from_tag, to_tag, sdp.write(phone)))
+                web_sdp = web["sdp"]
+                assert isinstance(web_sdp, bytes)
+                address = plain.connection.address if plain.connection else "127.0.0.1"
+                answers.append((web_sdp.decode(), (address, plain.media[0].port)))
+                self.tags.append((call_id, from_tag))
+        return answers
+
+    def close(self) -> str:
+        from peers.rtpengine import NgClient, NgError, delete
+
+        async def bye() -> None:
+            async with NgClient(self.engine.control) as ng:
+                for call_id, from_tag in self.tags:
+                    with contextlib.suppress(NgError):
+                        await ng.request(delete(call_id, from_tag))
+
+        asyncio.run(bye())
+        self._stack.close()
+        return ""
+
+
+class Floor(Box):
+    name = "floor"
+
+    def __init__(self, binary: Path, calls: int) -> None:
+        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pid = self.process.pid
+        assert self.process.stdout is not None
+        self.ports = [int(p) for p in self.process.stdout.readline().split()[1:]]
+
+    def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        remotes = [port for pair in offers for port in pair]  # socket 2c: the "web" phone's, 2c+1 the phone's
+        self.process.stdin.write("\n".join(map(str, remotes)) + "\n")
+        self.process.stdin.flush()
+        self.process.stdout.readline()  # ready
+        return [
+            (("127.0.0.1", self.ports[2 * c]), ("127.0.0.1", self.ports[2 * c + 1]))
+            for c in range(len(offers))
+        ]
+
+    def close(self) -> str:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=10)
+        return out.strip()
+
+
+def build_floor(workdir: Path) -> Path:
+    binary = workdir / "floor_relay"
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(ROOT / "bench" / "floor_relay.c")], check=True)
+    return binary
+
+
+# ---------------------------------------------------------------------------------------- rounds
+
+
+@contextlib.contextmanager
+def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list[Connection]]:
+    context = multiprocessing.get_context("spawn")
+    processes = max(1, min(MAX_PEER_PROCESSES, math.ceil(count / CALLS_PER_PEER_PROCESS)))
+    shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+    conns, workers = [], []
+    for share in shares:
+        mine, theirs = context.Pipe()
+        worker = context.Process(target=peer_main, args=(theirs, share, mode, legs, seconds))
+        worker.start()
+        conns.append(mine)
+        workers.append(worker)
+    try:
+        yield conns
+    finally:
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.send("bye")
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+
+def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
+    legs = "rtp" if box.name == "floor" else "web"
+    rss_before = proc_rss(box.pid)
+    with peer_pool(count, mode, legs, seconds) as conns:
+        offers = [conn.recv() for conn in conns]
+        answers = box.calls([offer for batch in offers for offer in batch], mode)
+        at = 0
+        for conn, batch in zip(conns, offers, strict=True):
+            conn.send(answers[at : at + len(batch)])
+            at += len(batch)
+        for conn in conns:
+            if not conn.poll(120):
+                raise TimeoutError(f"{box.name} x{count}: the peers did not connect")
+            conn.recv()  # ready
+        time.sleep(0.5)
+        load = loadavg()
+        cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
+        for conn in conns:
+            conn.send("go")
+        for conn in conns:
+            conn.recv()  # sent
+        cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
+        rss = proc_rss(box.pid)
+        for conn in conns:
+            conn.send("report")
+        reports = [conn.recv() for conn in conns]
+    notes = box.close()
+    results = [call for batch, _ in reports for call in batch]
+    delays = [d for call in results for d in call[4]]
+    sent = sum(c[0] + c[2] for c in results)
+    received = sum(c[1] + c[3] for c in results)
+    return {
+        "box": box.name, "mode": mode, "calls": count, "load": load, "notes": notes,
+        "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
+        "sent": sent, "lost": sent - received,
+        "p50_ms": 1000 * summary(delays, 0.5), "p99_ms": 1000 * summary(delays, 0.99),
+        "peer_cpu": sum(cpu for _, cpu in reports) / wall, "peer_processes": len(reports),
+    }  # fmt: skip
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs > 0 else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("calls", nargs="?", default="1,10,50,100,200", help="comma-separated call counts")
+    parser.add_argument("--seconds", type=float, default=6.0, help="media time per round")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
+    parser.add_argument("--modes", default="passthrough,transcoding")
+    parser.add_argument("--boxes", default="ours,rtpengine,floor")
+    args = parser.parse_args()
+    boxes = args.boxes.split(",")
+    print(
+        f"ours vs rtpengine vs a bare C relay: {os.cpu_count()} CPUs, {args.seconds:g} s of media per round, "
+        f"peers in processes of up to {CALLS_PER_PEER_PROCESS} calls (at most {MAX_PEER_PROCESSES}); load average {loadavg()} at start"
+    )
+    print(
+        f"{'mode':<12}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>8}{'lost':>7}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'peers CPU':>10}  loadavg / notes"
+    )
+    table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="vs-rtpengine-") as temp:
+        workdir = Path(temp)
+        floor_binary = build_floor(workdir) if "floor" in boxes else None
+        for mode in args.modes.split(","):
+            for count in (int(c) for c in args.calls.split(",")):
+                for round_index in range(args.rounds):
+                    order = boxes if round_index % 2 == 0 else boxes[::-1]
+                    for name in order:
+                        if name == "floor" and (mode != "passthrough" or floor_binary is None):
+                            continue
+                        box: Box
+                        if name == "ours":
+                            box = Ours(mode)
+                        elif name == "rtpengine":
+                            box = RtpEngineBox(workdir)
+                        else:
+                            assert floor_binary is not None
+                            box = Floor(floor_binary, count)
+                        r = run_round(box, count, mode, args.seconds)
+                        table.setdefault((mode, count, name), []).append(r)
+                        print(
+                            f"{mode:<12}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>8}"
+                            f"{r['lost']:>7}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
+                            f"{100 * r['peer_cpu']:>8.0f}%  [{r['load']}] {r['peer_processes']} peer procs"
+                            + (f"; {r['notes']}" if r["notes"] else ""),
+                            flush=True,
+                        )
+    print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
+          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
+
+    def median(mode: str, count: int, box: str, key: str) -> float:
+        rows = table.get((mode, count, box))
+        return statistics.median(r[key] for r in rows) if rows else float("nan")
+
+    for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
+        ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))
+        print(
+            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
+            f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
+            f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
+            f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
+        )
+    print(f"load average {loadavg()} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

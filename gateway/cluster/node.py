@@ -1,0 +1,243 @@
+"""`ClusterNode`: this instance's membership of the cluster, and every Redis command of the cluster stores.
+
+Each instance keeps a **lease**: `{prefix}instance:{id}` (a hash: its advertised SIP and HTTP addresses,
+whether it drains) expiring after `cluster.lease` seconds, and its id in the `{prefix}instances` sorted
+set scored by that expiry (Unix ms). Every `cluster.heartbeat` seconds the node renews it and runs the
+stores' refreshers (presence, HTTP sessions, PBX registrations renew their own leases the same way). An
+instance that dies (kill -9, a lost machine) stops renewing: within one lease the others stop sending it
+calls and requests, and take over its registrations.
+
+Redis unreachable: a command raises `ClusterUnavailable` (logged once at WARNING when it starts, at INFO
+when Redis is back); the heartbeat keeps trying, so the node recovers by itself. What is local (calls,
+WebSockets, the media) never waits for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.cluster.errors import ClusterUnavailable
+from gateway.config.cluster import ClusterSection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Refresher = Callable[[], Awaitable[None]]
+
+
+def text(value: object) -> str:
+    """A Redis reply as text (the client decodes responses; bytes only if configured otherwise)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    id: str
+    sip: str  # host:port, where redirected calls go
+    http: str  # base URL, where forwarded HTTP requests go
+    draining: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.sip or not self.http:
+            raise ValueError(f"incomplete instance record {self.id!r}: sip={self.sip!r} http={self.http!r}")
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        settings: ClusterSection,
+        client: aioredis.Redis | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from gateway.cluster.redis_client import connect
+
+        self.settings = settings
+        self.id = settings.instance_id
+        self.redis = client if client is not None else connect(settings)
+        self._clock = clock
+        self.prefix = settings.key_prefix
+        self.available = True  # the last Redis command succeeded
+        self.draining = False
+        self._refreshers: list[tuple[str, Refresher]] = []
+        self._leavers: list[Refresher] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- keys and time -----------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.settings.lease * 1000)
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def expiry_ms(self) -> int:
+        """The score (Unix ms) a lease renewed now carries."""
+        return self.now_ms() + self.lease_ms
+
+    # --- commands ------------------------------------------------------------------------------------
+    async def run(self, what: str, command: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """One Redis command (or pipeline); ClusterUnavailable (with `what` in the message) when Redis
+        cannot be reached or refuses."""
+        try:
+            result = await command(self.redis)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._mark(False, exc)
+            raise ClusterUnavailable(
+                f"shared state (Redis) unavailable, cannot {what}: try again shortly"
+            ) from exc
+        self._mark(True)
+        return result
+
+    def _mark(self, available: bool, exc: BaseException | None = None) -> None:
+        if available == self.available:
+            return
+        self.available = available
+        if available:
+            logger.info("cluster %s: Redis reachable again", self.id)
+        else:
+            logger.warning("cluster %s: Redis unreachable (%s): logins and routing degrade", self.id, exc)
+
+    # --- membership ----------------------------------------------------------------------------------
+    def add_refresher(self, name: str, refresher: Refresher, leave: Refresher | None = None) -> None:
+        """`refresher` runs at every heartbeat; `leave` (best effort) when the node closes."""
+        self._refreshers.append((name, refresher))
+        if leave is not None:
+            self._leavers.append(leave)
+
+    async def start(self) -> None:
+        await self.beat()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"cluster-{self.id}")
+        logger.info(
+            "cluster instance %s: SIP %s, HTTP %s, lease %g s",
+            self.id,
+            self.settings.advertise.sip,
+            self.settings.advertise.http,
+            self.settings.lease,
+        )
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat)
+            await self.beat()
+
+    async def beat(self) -> None:
+        """Renew this instance's lease and run every refresher; failures are logged, never raised."""
+        advertise = self.settings.advertise
+        expiry = self.expiry_ms()
+
+        async def renew(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            own = self.key("instance", self.id)
+            pipe.hset(
+                own,
+                mapping={"sip": str(advertise.sip), "http": advertise.http, "draining": int(self.draining)},
+            )
+            pipe.pexpire(own, self.lease_ms)
+            pipe.zadd(self.key("instances"), {self.id: expiry})
+            pipe.zremrangebyscore(self.key("instances"), 0, self.now_ms())
+            result: list[Any] = await pipe.execute()
+            return result
+
+        try:
+            await self.run("renew the instance lease", renew)
+        except ClusterUnavailable:
+            return
+        for name, refresher in self._refreshers:
+            try:
+                await refresher()
+            except ClusterUnavailable:
+                return
+            except Exception:
+                logger.exception("cluster %s: refreshing %s failed", self.id, name)
+
+    async def instances(self) -> dict[str, InstanceInfo]:
+        """The live instances (this one included), by id."""
+        now = self.now_ms()
+
+        async def read(client: aioredis.Redis) -> dict[str, InstanceInfo]:
+            members = await client.zrangebyscore(self.key("instances"), now, "+inf")
+            found: dict[str, InstanceInfo] = {}
+            for instance_id in map(text, members):
+                info = await self._read_instance(client, instance_id)
+                if info is not None:
+                    found[instance_id] = info
+            return found
+
+        return await self.run("list the instances", read)
+
+    async def get(self, what: str, key: str) -> str | None:
+        """GET `key` as text (None when absent)."""
+        value = await self.run(what, lambda c: c.get(key))
+        return None if value is None else text(value)
+
+    async def members(self, what: str, key: str) -> tuple[str, ...]:
+        """The members of the sorted set `key` whose score (a lease's expiry, Unix ms) is not past."""
+        now = self.now_ms()
+        found = await self.run(what, lambda c: c.zrangebyscore(key, now, "+inf"))
+        return tuple(text(m) for m in found)
+
+    async def instance(self, instance_id: str) -> InstanceInfo | None:
+        """A live instance's record, or None when its lease has expired."""
+        return await self.run("look up an instance", lambda c: self._read_instance(c, instance_id))
+
+    async def _read_instance(self, client: aioredis.Redis, instance_id: str) -> InstanceInfo | None:
+        raw = await client.hgetall(self.key("instance", instance_id))
+        fields = {text(k): text(v) for k, v in raw.items()}
+        try:
+            return InstanceInfo(
+                instance_id, fields.get("sip", ""), fields.get("http", ""), fields.get("draining") == "1"
+            )
+        except ValueError:
+            return None
+
+    async def set_draining(self) -> None:
+        """Drain: the others stop sending this instance new calls and logins (and /readyz says 503)."""
+        self.draining = True
+        with contextlib.suppress(ClusterUnavailable):
+            await self.run(
+                "mark the instance draining",
+                lambda c: c.hset(self.key("instance", self.id), "draining", 1),
+            )
+
+    async def close(self) -> None:
+        """Stop the heartbeat, give up this instance's leases (best effort) and disconnect; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for leave in self._leavers:
+            try:
+                await asyncio.wait_for(leave(), self.settings.redis_timeout * 2)
+            except (ClusterUnavailable, TimeoutError):
+                break
+            except Exception:
+                logger.exception("cluster %s: leaving failed", self.id)
+        with contextlib.suppress(ClusterUnavailable, TimeoutError):
+
+            async def forget(client: aioredis.Redis) -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                pipe.delete(self.key("instance", self.id))
+                pipe.zrem(self.key("instances"), self.id)
+                result: list[Any] = await pipe.execute()
+                return result
+
+            await asyncio.wait_for(self.run("leave the cluster", forget), self.settings.redis_timeout * 2)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()

@@ -1,0 +1,108 @@
+"""HTTP-API and WHIP sessions shared by the instances: which instance owns session id X.
+
+A session (its WebRTC leg, its call) lives in the process that answered its offer; the others must know
+where, so that `POST /webrtc/close`, `/webrtc/ice-candidate`, `GET /webrtc/sessions/{id}` and WHIP's
+`PATCH`/`DELETE` reach it through any instance (gateway/signaling/cluster_http.py forwards them).
+`{prefix}http:{session id}` holds the owner's instance id with a lease, renewed at every heartbeat while
+the session lives here and deleted when it closes.
+
+`ClusterOfferApi` is the `OfferService` the HTTP routes get: the local one, recording ownership.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.node import ClusterNode
+from gateway.identity import WebUser
+from gateway.signaling.progress import SessionProgress
+from gateway.signaling.service import JsonValue, OfferResult, OfferService
+from sdp import IceCandidateInit
+
+logger = logging.getLogger(__name__)
+
+# Lua: delete the key only if this instance still owns it (another may have taken it over meanwhile)
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class SessionOwners:
+    def __init__(self, node: ClusterNode, local_ids: Callable[[], Iterable[str]]) -> None:
+        self._node = node
+        self._local_ids = local_ids
+        node.add_refresher("HTTP sessions", self.refresh, self.leave)
+
+    def _key(self, session_id: str) -> str:
+        return self._node.key("http", session_id)
+
+    async def claim(self, session_id: str) -> None:
+        node = self._node
+        await node.run(
+            "record the session's owner",
+            lambda c: c.set(self._key(session_id), node.id, px=node.lease_ms),
+        )
+
+    async def owner(self, session_id: str) -> str | None:
+        return await self._node.get("find the session's owner", self._key(session_id))
+
+    async def release(self, session_id: str) -> None:
+        node = self._node
+        with contextlib.suppress(ClusterUnavailable):  # the lease lapses anyway
+            await node.run("forget the session", lambda c: c.eval(RELEASE, 1, self._key(session_id), node.id))
+
+    async def refresh(self) -> None:
+        ids = tuple(self._local_ids())
+        if not ids:
+            return
+        node = self._node
+
+        async def renew(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for session_id in ids:
+                pipe.set(self._key(session_id), node.id, px=node.lease_ms)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await node.run("renew session ownership", renew)
+
+    async def leave(self) -> None:
+        for session_id in tuple(self._local_ids()):
+            await self.release(session_id)
+
+
+class ClusterOfferApi:
+    """The local `OfferService`, with each new session's owner recorded in Redis and removed on close."""
+
+    def __init__(self, local: OfferService, owners: SessionOwners) -> None:
+        self._local = local
+        self.owners = owners
+
+    async def offer(
+        self,
+        user: WebUser,
+        sdp: str,
+        dial: str | None,
+        metadata: Mapping[str, JsonValue],
+        session_id: str | None,
+    ) -> OfferResult:
+        result = await self._local.offer(user, sdp, dial, metadata, session_id)
+        try:
+            await self.owners.claim(result.session_id)
+        except ClusterUnavailable:  # the session works here; other instances answer 503 for it meanwhile
+            logger.warning("HTTP session %s: owner not recorded (Redis unavailable)", result.session_id)
+        return result
+
+    async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
+        return await self._local.progress(user, session_id)
+
+    async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
+        await self._local.add_candidate(user, session_id, candidate)
+
+    async def close(self, user: WebUser, session_id: str) -> None:
+        await self._local.close(user, session_id)
+        await self.owners.release(session_id)

@@ -1,0 +1,114 @@
+"""`ClusterWiring`: the cluster's parts put into one gateway (gateway/app.py calls it when `cluster:` is set).
+
+Order inside the gateway's start-up: the presence is built with the identity map (`presence`), the HTTP
+routes get the session-owning offer service, the token revocations and the forwarding middleware
+(`prepare_http`), the SIP user agent starts registering nobody (`ua_settings`), then `start` begins the
+heartbeat, which takes the registration locks it can and registers those users. `close` runs after the
+UA has unregistered: the locks and presence entries are given back, the instance's lease removed.
+`drain` (SIGUSR1, `POST /cluster/drain`): no new calls, /readyz 503, the others stop routing here; it
+returns when the calls have ended or `cluster.drain_timeout` has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gateway.cluster.node import ClusterNode, InstanceInfo
+from gateway.cluster.presence import ClusterPresence
+from gateway.cluster.registrations import RegistrationOwnership
+from gateway.cluster.routing import ClusterRouting
+from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
+from gateway.cluster.stores import CallRecordStream, RedisRevocations
+from gateway.config.cluster import ClusterSection
+from gateway.signaling.cluster_http import ClusterHttp
+from gateway.signaling.service import OfferService
+from gateway.sip import UASettings, UserAgent
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gateway.runtime import CallDriver
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterWiring:
+    def __init__(self, settings: ClusterSection, driver: CallDriver) -> None:
+        self.settings = settings
+        self.node = ClusterNode(settings)
+        self.presence = ClusterPresence(self.node)
+        self.driver = driver
+        self.owners = SessionOwners(self.node, driver.http_session_ids)
+        self.revocations = RedisRevocations(self.node)
+        self.records = CallRecordStream(self.node)
+        self.registrations: RegistrationOwnership | None = None
+        self.http: ClusterHttp | None = None
+        self.on_drained: Callable[[], None] | None = None
+        self._drain: asyncio.Task[None] | None = None
+        driver.inbound_redirect = ClusterRouting(self.node, self.presence).redirect
+
+    def offer_service(self, local: OfferService) -> OfferService:
+        return ClusterOfferApi(local, self.owners)
+
+    def prepare_http(self, app: web.Application) -> None:
+        async def instance(instance_id: str) -> InstanceInfo | None:
+            return await self.node.instance(instance_id)
+
+        async def drain() -> None:
+            self.start_drain()
+
+        self.http = ClusterHttp(
+            self.node.id,
+            self.settings.secret.reveal().encode("utf-8"),
+            self.owners,
+            lambda: frozenset(self.driver.http_session_ids()),
+            instance,
+            drain,
+            self.status,
+        )
+        self.http.install(app)
+
+    @staticmethod
+    def ua_settings(settings: UASettings) -> UASettings:
+        return dataclasses.replace(settings, register_at_start=False)
+
+    async def start(self, ua: UserAgent) -> None:
+        aors = [str(spec.aor) for spec in ua.settings.registrations]
+        self.registrations = RegistrationOwnership(self.node, ua.registrations, aors)
+        await self.node.start()
+
+    async def status(self) -> dict[str, object]:
+        return {
+            "draining": self.node.draining,
+            "redis": "reachable" if self.node.available else "unreachable",
+            "calls": self.driver.calls,
+            "users": list(await self.presence.online_users()),
+            "http_sessions": list(self.driver.http_session_ids()),
+            "registrations": sorted(self.registrations.held) if self.registrations is not None else [],
+        }
+
+    def start_drain(self) -> None:
+        """Begin draining once (later calls are no-ops); `on_drained` runs when it is over."""
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self.drain(), name="cluster-drain")
+
+    async def drain(self) -> None:
+        self.driver.drain()
+        await self.node.set_draining()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout
+        while self.driver.calls and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        logger.info("drained: %d calls left", self.driver.calls)
+        if self.on_drained is not None:
+            self.on_drained()
+
+    async def close(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.cancel()
+        await self.records.close()
+        await self.node.close()

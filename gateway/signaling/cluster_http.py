@@ -1,0 +1,194 @@
+"""HTTP between cluster instances: requests for a session another instance owns are forwarded to it, and the
+admin API (drain).
+
+HAProxy may send any request to any instance. The ones that name an HTTP-API or WHIP session (`POST
+/webrtc/close`, `POST /webrtc/ice-candidate` by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
+`/events`; `PATCH`/`DELETE /whip/sessions/{id}`) are served here when the session is here; otherwise the
+owner is looked up in Redis (gateway/cluster/sessions.py) and the request is forwarded to its advertised
+HTTP URL as it came (method, path, body, the client's `Authorization`: the owner authenticates the user
+itself), with `X-Gateway-Forwarded: <instance>;<unix time>;<HMAC-SHA256>` signed with `cluster.secret`.
+A request carrying that header is always served where it lands (never forwarded twice); a bad or stale
+signature gets 403. The response, event streams included, is relayed back as it comes.
+
+`POST /cluster/drain` (the same signature, or `Authorization: Bearer <cluster.secret>`) starts draining,
+as SIGUSR1 does; `GET /cluster/status` says what this instance holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from gateway.signaling.errors import SignalingError
+from gateway.signaling.http_api import error_response
+
+logger = logging.getLogger(__name__)
+
+FORWARDED: Final = "X-Gateway-Forwarded"
+MAX_SKEW: Final = 30.0  # seconds a signature stays valid
+FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
+_HOP_BY_HOP: Final = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+)
+_BODY_SESSION_PATHS: Final = frozenset({"/webrtc/close", "/webrtc/ice-candidate"})
+
+
+class Owners(Protocol):
+    async def owner(self, session_id: str) -> str | None: ...
+
+
+class Peer(Protocol):
+    @property
+    def http(self) -> str: ...
+
+    @property
+    def draining(self) -> bool: ...
+
+
+def sign(secret: bytes, instance: str, method: str, path: str, at: float) -> str:
+    stamp = str(int(at))
+    mac = hmac.new(secret, f"{instance}\n{method}\n{path}\n{stamp}".encode(), hashlib.sha256).hexdigest()
+    return f"{instance};{stamp};{mac}"
+
+
+def verify(secret: bytes, header: str, method: str, path: str, now: float) -> str | None:
+    """The signing instance's id when `header` is a valid, fresh signature of this request, else None."""
+    parts = header.split(";")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    instance, stamp, _ = parts
+    if abs(now - int(stamp)) > MAX_SKEW:
+        return None
+    expected = sign(secret, instance, method, path, int(stamp))
+    return instance if hmac.compare_digest(expected.encode(), header.encode()) else None
+
+
+@dataclass
+class ClusterHttp:
+    instance_id: str
+    secret: bytes
+    owners: Owners
+    local_sessions: Callable[[], Container[str]]
+    instance: Callable[[str], Awaitable[Peer | None]]
+    drain: Callable[[], Awaitable[None]]
+    status: Callable[[], Awaitable[dict[str, object]]]
+    clock: Callable[[], float] = time.time
+    forwarded: int = 0
+    _client: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    def install(self, app: web.Application) -> None:
+        app.middlewares.append(self.middleware)
+        app.router.add_post("/cluster/drain", self.drain_handler)
+        app.router.add_get("/cluster/status", self.status_handler)
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get(FORWARDED)
+        if header is not None:
+            return verify(self.secret, header, request.method, request.path, self.clock()) is not None
+        bearer = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        return hmac.compare_digest(bearer, b"Bearer " + self.secret)
+
+    async def drain_handler(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "cluster credentials required", "code": 403}, status=403)
+        await self.drain()
+        return web.json_response({"instance": self.instance_id, "status": "draining"}, status=202)
+
+    async def status_handler(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "cluster credentials required", "code": 403}, status=403)
+        return web.json_response({"instance": self.instance_id, **(await self.status())})
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if FORWARDED in request.headers:
+            source = verify(
+                self.secret, request.headers[FORWARDED], request.method, request.path, self.clock()
+            )
+            if source is None:
+                logger.warning(
+                    "forwarded %s %s with a bad signature from %s",
+                    request.method,
+                    request.path,
+                    request.remote,
+                )
+                return web.json_response({"error": "bad cluster signature", "code": 403}, status=403)
+            return await handler(request)
+        session_id = await self._session_named(request)
+        if session_id is None or session_id in self.local_sessions():
+            return await handler(request)
+        try:
+            owner = await self.owners.owner(session_id)
+            peer = await self.instance(owner) if owner is not None and owner != self.instance_id else None
+        except SignalingError as exc:  # Redis unreachable: say so rather than a misleading 404
+            return error_response(exc, session_id)
+        if peer is None:
+            return await handler(request)  # nobody else has it: the local answer (404)
+        return await self._forward(request, owner or "", peer.http)
+
+    async def _session_named(self, request: web.Request) -> str | None:
+        named = request.match_info.get("session_id")
+        if named is not None:
+            return named[:128]
+        if request.method != "POST" or request.path not in _BODY_SESSION_PATHS:
+            return None
+        if request.content_type != "application/json":
+            return None
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, web.HTTPException, ConnectionError):
+            return None  # the handler answers (400, 413) when it reads the body itself
+        value = body.get("session_id") if isinstance(body, dict) else None
+        return value[:128] if isinstance(value, str) else None
+
+    async def _forward(self, request: web.Request, owner: str, base: str) -> web.StreamResponse:
+        if self._client is None:
+            timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
+            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers[FORWARDED] = sign(self.secret, self.instance_id, request.method, request.path, self.clock())
+        headers["X-Forwarded-For"] = request.headers.get("X-Forwarded-For", request.remote or "")
+        body = await request.read() if request.body_exists else None
+        self.forwarded += 1
+        logger.info("%s %s: session owned by %s, forwarded to %s", request.method, request.path, owner, base)
+        try:
+            upstream = await self._client.request(
+                request.method, base + request.path_qs, headers=headers, data=body, allow_redirects=False
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("forwarding to %s (%s) failed: %s", owner, base, exc)
+            error = SignalingError(
+                f"the instance holding this session is unreachable ({owner})", http_status=502
+            )
+            return error_response(error, request.match_info.get("session_id"))
+        async with upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _HOP_BY_HOP and name.lower() != "server":
+                    response.headers.add(name, value)
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientError, ConnectionResetError) as exc:
+                logger.info("forwarded response from %s ended: %s", owner, exc)
+                return response
+            await response.write_eof()
+        return response

@@ -1,0 +1,77 @@
+"""GC tuning: start-up and set-up objects frozen out of the collections' walk, cycles of ended calls
+collected by a thaw (when idle, or when the frozen population grew), thresholds restored at close."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.ops.gc_tuning import GcSettings, GcTuning
+
+
+class Call:
+    """A call's objects: a reference cycle, as aiortc's peer connections make."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_set_up_calls_are_frozen_and_a_thaw_collects_the_ended_ones(restore_gc: None) -> None:
+    calls: list[Call] = []
+    before = gc.get_threshold()
+    tuning = GcTuning(lambda: len(calls), GcSettings(threshold0=900, idle_growth=0))
+    tuning.start()
+    assert gc.get_threshold() == (900, 10, 10)
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000  # what start-up made (this test process's modules)
+    calls.append(Call())
+    assert tuning.tick() is None  # a call is up: no thaw
+    assert gc.get_freeze_count() > frozen  # the call was frozen with the tick
+    gone = weakref.ref(calls.pop())
+    gc.collect()
+    assert gone() is not None  # frozen: a full collection does not walk it (this is the point)
+    thaw = tuning.tick()  # no call up: thawed, collected, frozen again
+    assert thaw is not None and thaw.reason == "no call up" and thaw.collected >= 1
+    assert gone() is None
+    tuning.close()
+    tuning.close()  # idempotent
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_a_busy_gateway_thaws_when_the_frozen_population_doubled(restore_gc: None) -> None:
+    up = [1]  # never idle
+    tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5))
+    tuning.start()
+    baseline = gc.get_freeze_count()
+    calls = [Call() for _ in range(baseline // 4)]
+    assert tuning.tick() is None  # the call count did not change: nothing frozen
+    assert gc.get_freeze_count() == baseline
+    up[0] = 2
+    assert tuning.tick() is None  # calls came: frozen, but not yet 1.5x
+    assert gc.get_freeze_count() >= baseline + baseline // 4
+    dead = weakref.ref(calls[0])
+    calls.clear()  # ended: their cycles wait, frozen
+    more = [Call() for _ in range(baseline // 3)]
+    up[0] = 3
+    thaw = tuning.tick()
+    assert thaw is not None and thaw.reason.startswith("frozen objects grew")
+    assert dead() is None and thaw.collected >= baseline // 4
+    assert len(more) == baseline // 3 and gc.get_freeze_count() >= baseline + baseline // 3
+    tuning.close()
+
+
+def test_settings_are_checked() -> None:
+    for bad in ({"interval": 0}, {"threshold0": 0}, {"thaw_growth": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GcSettings(**bad)
