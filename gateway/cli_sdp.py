@@ -43,6 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     plain = translate.add_argument_group("plain RTP side (--to sip)")
     plain.add_argument("--address", help=f"connection address (placeholder {PLACEHOLDER_ADDRESS})")
     plain.add_argument("--port", type=int, help=f"RTP port; RTCP is port+1 (placeholder {PLACEHOLDER_PORT})")
+    plain.add_argument(
+        "--video-port", type=int, help="the video's RTP port (a video m-line goes to the SIP side too)"
+    )
     web = translate.add_argument_group("WebRTC side (--to webrtc)")
     web.add_argument("--ice-ufrag", help=f"ICE username fragment (placeholder {PLACEHOLDER_UFRAG})")
     web.add_argument("--ice-pwd", help=f"ICE password (placeholder {PLACEHOLDER_PWD})")
@@ -65,6 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     web.add_argument("--end-of-candidates", action="store_true", help="add a=end-of-candidates")
     web.add_argument("--no-trickle", action="store_true", help="omit a=ice-options:trickle")
+    web.add_argument("--video", action="store_true", help="keep a video m-line too, bundled with the audio")
     translate.add_argument(
         "--codecs",
         help=f"allowed codecs, comma-separated NAME[/rate[/channels]] (default for sip: {DEFAULT_SIP_CODECS};"
@@ -134,7 +138,10 @@ def _translate(
         address = str(given(args.address, "--address", PLACEHOLDER_ADDRESS))
         port = int(str(given(args.port, "--port", PLACEHOLDER_PORT)))
         codecs = _codecs(args.codecs) or _codecs(DEFAULT_SIP_CODECS) or []
-        return sdp.to_plain(description, address=address, port=port, codecs=codecs), placeholders
+        plain = sdp.to_plain(
+            description, address=address, port=port, codecs=codecs, video_port=args.video_port
+        )
+        return plain, placeholders
     ice = sdp.IceParameters(
         str(given(args.ice_ufrag, "--ice-ufrag", PLACEHOLDER_UFRAG)),
         str(given(args.ice_pwd, "--ice-pwd", PLACEHOLDER_PWD)),
@@ -150,5 +157,6 @@ def _translate(
         end_of_candidates=args.end_of_candidates,
         trickle=not args.no_trickle,
         codecs=_codecs(args.codecs),
+        media=("audio", "video") if args.video else ("audio",),
     )
     return result, placeholders

@@ -38,6 +38,14 @@ from peers.ports import free_port
 __all__ = ["Baresip"]
 
 MODULES = ("g711", "aufile", "aubridge", "sndfile", "srtp", "dtls_srtp", "ice", "ctrl_tcp")
+VIDEO_MODULES = ("vp8", "vp9", "fakevideo", "snapshot")
+VIDEO_CONFIG = (
+    "video_source\tfakevideo,nil",
+    "video_display\tfakevideo,nil",
+    "video_size\t320x240",
+    "video_fps\t15",
+    "video_bitrate\t300000",
+)
 
 
 class Baresip:
@@ -53,8 +61,12 @@ class Baresip:
         rtp_ports: tuple[int, int] = (37000, 37999),
         codecs: str = "pcmu",
         host: str = "127.0.0.1",
+        video: bool = False,
     ) -> None:
+        """``video``: a video phone too (issue 19): the vp8 and vp9 modules, fakevideo as camera and
+        display (a generated moving picture, 320x240 at 15 fps), snapshot for ``snapshot()``."""
         self.binary = require_binary("baresip")
+        self.video = video
         self.host, self.user = host, user
         self.sip_port = free_port(socket.SOCK_DGRAM, host)
         self.ctrl_port = free_port(socket.SOCK_STREAM, host)
@@ -96,6 +108,8 @@ class Baresip:
             f"snd_path\t{self.dumps}",
             "module_path\t/usr/lib/baresip/modules",
             *(f"module\t{name}.so" for name in MODULES if name != "ctrl_tcp"),
+            *(f"module\t{name}.so" for name in VIDEO_MODULES if self.video),
+            *(VIDEO_CONFIG if self.video else ()),
             "module_tmp\taccount.so",  # reads the accounts file
             "module_app\tmenu.so",  # the dial and hangup commands
             "module_app\tctrl_tcp.so",
@@ -223,6 +237,19 @@ class Baresip:
     def log(self) -> str:
         path = self.workdir / "baresip.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    async def snapshot(self, timeout: float = 5.0) -> list[Path]:
+        """The next pictures baresip encodes and decodes, saved as PNG by the snapshot module (its
+        ``snapshot`` command): the new files under the work directory, ``snapshot-send-<time>.png`` and
+        ``snapshot-recv-<time>.png``."""
+        before = set(self.workdir.rglob("*.png"))
+        await self.command("snapshot", str(self.workdir / "snapshot"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(set(self.workdir.rglob("*.png")) - before) < 2 and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)  # let the last one be written out
+        return sorted(set(self.workdir.rglob("*.png")) - before)
 
     def recording(self) -> Path:
         """The WAV file of what baresip decoded (sndfile's ``dump-...-dec.wav``)."""

@@ -34,6 +34,7 @@ from gateway.config.values import (
     Port,
     SrtpMode,
     Transport,
+    VideoCodec,
     WebCalls,
     check_host,
     check_transport,
@@ -299,8 +300,13 @@ class CodecsSection:
     sip: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA, Codec.G722, Codec.OPUS)
     webrtc: tuple[Codec, ...] = (Codec.OPUS, Codec.PCMU, Codec.PCMA, Codec.G722)
     telephone_event: bool = True  # offer audio/telephone-event (RFC 4733) on both legs
+    # video passed through (never decoded) between browsers and SIP video phones; empty: audio only
+    video: tuple[VideoCodec, ...] = ()
 
     def __post_init__(self) -> None:
+        for index, picture in enumerate(self.video):
+            if self.video.index(picture) != index:
+                raise InvalidValue(f"video[{index}]", f"codec {picture.value!r} listed twice")
         for leg in ("sip", "webrtc"):
             codecs: tuple[Codec, ...] = getattr(self, leg)
             if not codecs:

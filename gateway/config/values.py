@@ -67,6 +67,14 @@ class Codec(enum.StrEnum):
     OPUS = "opus"
 
 
+class VideoCodec(enum.StrEnum):
+    """Video codecs passed through between the legs (never decoded; issue 19); names as in SDP rtpmap."""
+
+    H264 = "H264"
+    VP8 = "VP8"
+    VP9 = "VP9"
+
+
 class DtmfMode(enum.StrEnum):
     RFC4733 = "rfc4733"  # telephone-event RTP packets (RFC 4733)
     INFO = "info"  # SIP INFO with application/dtmf-relay

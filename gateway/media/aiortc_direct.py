@@ -301,9 +301,22 @@ class DirectReceiver:
         self._seen = _Seen()
         self.started = False
         self.dropped = 0
+        # BUNDLE: another receiver on the same transport (the video one) gets the payload types this one
+        # does not take; it started with ``via`` this one and never hooks the connection itself.
+        self.next: DirectReceiver | None = None
+        self.via: DirectReceiver | None = None
 
     def _start(self, parameters: RTCRtpReceiveParameters) -> None:
         dtls = self._receiver.transport
+        if self.via is not None:  # bundled behind another receiver: it hands us our payload types
+            self._clock_rates = {
+                c.payloadType: c.clockRate for c in parameters.codecs if c.payloadType is not None
+            }
+            self._dtls = dtls
+            self.via.next = self
+            self._stop_decoder()
+            self.started = True
+            return
         connection = getattr(dtls.transport, "_connection", None)
         original = getattr(connection, "data_received", None)
         if not isinstance(connection, Connection) or not callable(original):
@@ -421,6 +434,9 @@ class DirectReceiver:
             end = size - data[-1] if data[-1] else -1
         payload_type = second & 0x7F
         rate = self._clock_rates.get(payload_type)
+        if rate is None and self.next is not None and self.next.started:
+            self.next._packet(data)  # the bundled video receiver's
+            return
         if first >> 6 != 2 or pos > end or rate is None:
             self.dropped += 1  # malformed, or a payload type aiortc would not route to this receiver
             return
@@ -433,9 +449,13 @@ class DirectReceiver:
         self._on_rtp(ssrc, sequence, timestamp, payload_type, second > 127, data[pos:end])
 
 
-def attach_direct_receiver(receiver: RTCRtpReceiver, on_rtp: RawRtpHandler) -> DirectReceiver:
-    """Take ``receiver``'s RTP on the direct path once aiortc starts it (``receive()``)."""
+def attach_direct_receiver(
+    receiver: RTCRtpReceiver, on_rtp: RawRtpHandler, *, via: DirectReceiver | None = None
+) -> DirectReceiver:
+    """Take ``receiver``'s RTP on the direct path once aiortc starts it (``receive()``); ``via``: the
+    receiver whose transport this one shares (BUNDLE), which passes on the payload types it lacks."""
     direct = DirectReceiver(receiver, on_rtp)
+    direct.via = via
     original: Callable[[RTCRtpReceiveParameters], Awaitable[None]] = receiver.receive
 
     async def receive(parameters: RTCRtpReceiveParameters) -> None:

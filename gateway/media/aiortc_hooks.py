@@ -50,7 +50,7 @@ import fractions
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import aioice.ice
@@ -361,3 +361,22 @@ def set_consent_expiry(seconds: float) -> None:
         raise ValueError(f"consent expiry must be positive, got {seconds!r}")
     aioice.ice.CONSENT_INTERVAL = 1
     aioice.ice.CONSENT_FAILURES = max(2, int(seconds // _CONSENT_CHECK))
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """The browser's PLI or FIR of ``sender``'s stream goes to ``callback`` instead of aiortc's encoder
+    (``RTCRtpSender._handle_rtcp_packet`` calls ``_send_keyframe`` for both, RFC 4585 §6.3.1, RFC 5104
+    §4.3.1): the gateway asks the other leg for the keyframe, it has no encoder."""
+    if not callable(getattr(sender, "_send_keyframe", None)):
+        raise HookError("RTCRtpSender._send_keyframe is gone")
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def send_picture_loss(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[Any, Any, None]:
+    """aiortc's own PLI to the browser for its stream ``media_ssrc`` (``RTCRtpReceiver._send_rtcp_pli``,
+    from the receiver's RTCP SSRC once started; nothing before)."""
+    send = getattr(receiver, "_send_rtcp_pli", None)
+    if not callable(send):
+        raise HookError("RTCRtpReceiver._send_rtcp_pli is gone")
+    result: Coroutine[Any, Any, None] = send(media_ssrc)
+    return result

@@ -52,6 +52,7 @@ from gateway.media.events import (
     DtlsFailed,
     DtmfReceived,
     Leg,
+    MediaConnected,
     MediaEvent,
     MediaInactive,
     TextReceived,
@@ -60,6 +61,7 @@ from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp import RtpPacket
 from gateway.media.sip_leg import SipLeg
+from gateway.media.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
 from gateway.media.web_sdp import audio_section, prune_offer
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
@@ -131,6 +133,8 @@ class MediaBridge:
         self._sip_dtmf = DtmfPlayer(self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()))
         self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
+        # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
+        self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
         self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
         # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
         # clock only (the engine's packet times are CLOCK_MONOTONIC).
@@ -171,7 +175,14 @@ class MediaBridge:
         await self._sip.open(codecs)
         self._web_offer = offer
         self._set_state(BridgeState.AWAITING_SIP_ANSWER)
-        return sdp.write(self._stamp_sip(self._sip_offer_for(codecs, sdp.Direction.SENDRECV)))
+        description = self._sip_offer_for(codecs, sdp.Direction.SENDRECV)
+        picture = None
+        if self.video is not None and not self.settings.offer_webrtc:
+            picture = await self.video.offer_section(offer, None)
+        if picture is not None and self.video is not None:  # the web leg's transceiver once it is taken
+            self.video.index = len(description.media)
+            description = description.with_media([*description.media, picture])
+        return sdp.write(self._stamp_sip(description))
 
     async def answer_from_sip(self, plain_answer: str) -> str:
         """Apply the SIP answer (183 or 200; may come twice with different SDP); the browser's answer."""
@@ -182,6 +193,11 @@ class MediaBridge:
         index, section = audio_section(answer)
         sip = self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
         self._sip.keys_from_answer(section, answer, index)
+        if self.video is not None and self._web_answer is None:
+            self.video.apply_sip_answer(answer)
+        elif self.video is not None and self.video.tentative and not self.video.active:
+            self.video.apply_sip_answer(answer)  # the browser was answered first: its codec must be taken
+            self.video.apply_web(sdp.parse(self._web_answer or ""))
         web_answer = self._web_answer or await self._answer_web([sip.codec])
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
@@ -200,6 +216,8 @@ class MediaBridge:
             raise BridgeError(f"call={self._call} answer_web_first() on a call from the SIP side")
         web_usable = choice.offered(audio_section(self._web_offer)[1], self.settings.web_codecs)
         ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        if self.video is not None:
+            self.video.answer_first()  # the browser gets the first video codec of our SIP offer
         return await self._answer_web(ours)
 
     async def _answer_web(self, preferred: list[sdp.Codec]) -> str:
@@ -209,10 +227,22 @@ class MediaBridge:
         web_section = audio_section(self._web_offer)[1]
         web_usable = choice.offered(web_section, self.settings.web_codecs)
         web = choice.first_common(preferred, web_usable) or web_usable[0]
-        local = await self._web.accept_offer(self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        if self.video is not None and (self.video.active or self.video.tentative):  # the browser too
+            self.video.attach(self._web)
+        elif self.video is not None:
+            self.video.close()  # answered before the SIP side (answer_web_first), or refused there
+        local = await self._web.accept_offer(
+            self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+        )
         self._web_answer = sdp.write(local)
         self._apply_web(web_section, audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         return self._web_answer
+
+    def _video_codecs(self) -> list[sdp.Codec]:
+        """The video codecs the browser may be answered with: those the SIP side took (issue 19)."""
+        return (self.video.sip_codecs or self.video.tentative) if self.video is not None else []
 
     # ------------------------------------------------------------------------- PBX calls browser
 
@@ -232,11 +262,17 @@ class MediaBridge:
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
             connection = offer.connection_for(index)
-            await self._sip.open(sip_codecs, connection.address_type if connection is not None else None)
+            family = connection.address_type if connection is not None else None
+            await self._sip.open(sip_codecs, family)
             self._sip.set_remote(offer, index)
             self._sip_offer = offer
+            if self.video is not None and await self.video.open_for_sip_offer(offer, family):
+                self.video.attach(self._web)  # the browser is offered the phone's video too
         self._set_state(BridgeState.AWAITING_WEB_ANSWER)
-        local = await self._web.create_offer(choice.web_preferences(sip_codecs, self.settings.web_codecs))
+        local = await self._web.create_offer(
+            choice.web_preferences(sip_codecs, self.settings.web_codecs),
+            self.video.offered if self.video is not None else (),
+        )
         return sdp.write(local)
 
     async def answer_from_web(self, web_answer: str) -> str:
@@ -269,6 +305,11 @@ class MediaBridge:
                 self.settings.sip_codecs,
             )
             plain = self._sip.answer(offer, choice.first_common([web.codec], sip_offered) or sip_offered[0])
+            picture = self.video.answer_sip_offer(answer, sdp.Direction.SENDRECV) if self.video else None
+            if picture is not None and self.video is not None and self.video.index is not None:
+                where = self.video.index  # the phone's video m-line: our answer mirrors its offer
+                plain = plain.with_media([picture if i == where else m for i, m in enumerate(plain.media)])
+                self.video.apply_web(answer)
             plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
@@ -333,6 +374,10 @@ class MediaBridge:
         # While the web user holds, our answer keeps the hold: sendonly at most (RFC 3264 §8.4).
         policy = sdp.Direction.SENDONLY if self._local_hold else sdp.Direction.SENDRECV
         answer = self._sip.answer(offer, choice.first_common(current, offered) or offered[0], policy)
+        picture = self.video.answer_reoffer(offer, policy) if self.video is not None else None
+        if picture is not None and self.video is not None and self.video.index is not None:
+            where = self.video.index  # the video goes on (a session refresh, a hold, a new address)
+            answer = answer.with_media([picture if i == where else m for i, m in enumerate(answer.media)])
         self._configure_paths()
         return sdp.write(self._stamp_sip(answer))
 
@@ -362,7 +407,11 @@ class MediaBridge:
             description = self._sip_offer_for(codecs, direction)
         else:
             index, _ = audio_section(last)
-            media = [m.with_direction(direction) if i == index else m for i, m in enumerate(last.media)]
+            picture = self.video.index if self.video is not None and self.video.active else None
+            media = [
+                m.with_direction(direction) if i in (index, picture) and not m.rejected else m
+                for i, m in enumerate(last.media)
+            ]
             description = last.without(*(d.value for d in sdp.Direction)).with_media(media)
         offer = self._stamp_sip(description, keep=False)
         self._reoffer = (offer, hold)
@@ -399,8 +448,10 @@ class MediaBridge:
         assert self._web_side is not None
         offer = sdp.parse(web_offer)
         preferences = [choice.known(self._web_side.codec.name), *choice.WEB_EVENTS]
-        local = await self._web.accept_offer(offer, preferences)
+        local = await self._web.accept_offer(offer, preferences, self._video_codecs())
         self._apply_web(audio_section(offer)[1], audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         self._web_answer = sdp.write(local)
         self._configure_paths()
         return self._web_answer
@@ -488,13 +539,19 @@ class MediaBridge:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
         await self.detach_web()
         self._web = self._new_web_leg()
+        if self.video is not None and self.video.active:
+            self.video.attach(self._web)
         if self.fast_lane is not None:
             self.fast_lane.replace_web(self._web)
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
-        local = await self._web.accept_offer(offer, [choice.known(web.name), *choice.WEB_EVENTS])
+        local = await self._web.accept_offer(
+            offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+        )
         self._web_answer = sdp.write(local)
         self._apply_web(section, audio_section(local)[1], answering=True)
+        if self.video is not None:
+            self.video.apply_web(local)
         self._configure_paths()
         logger.info("call=%s new web leg: %s", self._call, web.name)
         return self._web_answer
@@ -523,6 +580,8 @@ class MediaBridge:
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
+        if self.video is not None:
+            self.video.to_sip.enabled = self.video.to_web.enabled = not held
         self._web_watchdog.set_expected(web.direction.receives and self._web.state is WebLegState.CONNECTED)
         transcoding = not same_codec(web.codec, sip.codec)
         chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
@@ -590,6 +649,8 @@ class MediaBridge:
         if isinstance(event, TextReceived):  # chat on the data channel: nothing to do with media
             self._on_event(event)
             return
+        if isinstance(event, MediaConnected) and self.video is not None:
+            self.video.web_connected()
         if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
             self._web_watchdog.set_expected(self._web_side.direction.receives)
         if self.fast_lane is not None:
@@ -697,6 +758,8 @@ class MediaBridge:
         if self.fast_lane is not None:
             self.fast_lane.unlink()
         self._sip.close()
+        if self.video is not None:
+            self.video.close()
         await self._web.close()
 
 

@@ -52,6 +52,9 @@ class BridgeSettings:
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
+    # Video passed through between the legs (codecs.video, issue 19): H264, VP8, VP9 by preference;
+    # empty: video m-lines are rejected with port 0 as before.
+    video_codecs: tuple[str, ...] = ()
     ice_servers: tuple[RTCIceServer, ...] = ()
     inactivity_timeout: float | None = 5.0
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
@@ -145,6 +148,7 @@ def settings_from_config(
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
+        video_codecs=tuple(c.value for c in config.codecs.video),
         ice_servers=ice_servers_from_config(config.ice.gateway),
         host_addresses=tuple(str(a) for a in config.ice.host_addresses) or None,
         inactivity_timeout=config.media.inactivity_timeout,

@@ -72,6 +72,14 @@ class CodecChosen:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyframeWanted:
+    """The far receiver needs a keyframe from ``leg``, whose video negotiated no RTCP feedback to ask
+    with: the call sends it a SIP INFO ``application/media_control+xml`` picture_fast_update (RFC 5168)."""
+
+    leg: Leg
+
+
+@dataclass(frozen=True, slots=True)
 class TextReceived:
     """A text message the browser sent on one of the call's data channels (for SIP MESSAGE, RFC 3428)."""
 
@@ -79,5 +87,12 @@ class TextReceived:
 
 
 MediaEvent = (
-    MediaConnected | MediaInactive | IceFailed | DtlsFailed | DtmfReceived | CodecChosen | TextReceived
+    MediaConnected
+    | MediaInactive
+    | IceFailed
+    | DtlsFailed
+    | DtmfReceived
+    | CodecChosen
+    | KeyframeWanted
+    | TextReceived
 )

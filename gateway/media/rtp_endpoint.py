@@ -662,11 +662,19 @@ class RtpEndpoint:
         sdes = RtcpSourceDescription((SdesChunk(self.ssrc, ((SDES_CNAME, self.config.cname.encode()),)),))
         return (report, sdes, RtcpBye((self.ssrc,))) if bye else (report, sdes)
 
-    def _send_rtcp(self, *, bye: bool = False) -> None:
+    def send_feedback(self, packets: tuple[RtcpPacket, ...]) -> bool:
+        """RTCP feedback (RFC 4585 §6: PLI, FIR) now, after a report as RFC 3550 §6.1 wants a compound
+        packet to start; False when there is nowhere to send it yet."""
+        if self._state is not EndpointState.OPEN:
+            return False
+        return self._send_rtcp(extra=packets)
+
+    def _send_rtcp(self, *, bye: bool = False, extra: tuple[RtcpPacket, ...] = ()) -> bool:
         destination = self.remote_rtcp_address
         transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
         if destination is None or transport is None or (self._srtp is not None and not self._srtp.ready):
-            return
-        report = serialize_rtcp(self.build_report(bye=bye))
+            return False
+        report = serialize_rtcp(self.build_report(bye=bye) + extra)
         crypto = self._crypto
         transport.sendto(crypto.protect_rtcp(report) if crypto is not None else report, destination)
+        return True

@@ -2,10 +2,11 @@
 
 aiortc answers every audio and video m-line it can (a Chromium audio+video offer gets an active
 ``recvonly`` video answer even with only an audio transceiver) and opens an SCTP transport for a data
-channel m-line. The gateway carries audio, and chat on a data channel where the web leg takes one, so
-aiortc only ever sees the first usable audio m-line and, with ``data_channel``, the first data channel
-m-line bundled with it (RFC 8841 SCTP over the same DTLS association, RFC 8843 BUNDLE; gateway/media/
-data_channel.py), stripped of its own candidates (BUNDLE drops its transport):
+channel m-line. The gateway carries audio, video (issue 19), and chat on a data channel where the web
+leg takes one, so aiortc only ever sees the first usable audio m-line and, bundled with it (RFC 8843), with
+``video`` the first usable video m-line and with ``data_channel`` the first data channel m-line (RFC 8841
+SCTP over the same DTLS association; gateway/media/data_channel.py), both stripped of their own candidates
+(BUNDLE drops their transports), in the browser's order:
 
 * ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus
   ``a=end-of-candidates``, passed on once those are under way);
@@ -32,12 +33,20 @@ class PrunedOffer:
     """The browser's offer, what aiortc gets of it, and what was held back."""
 
     original: SessionDescription
-    description: SessionDescription  # one audio m-line, for aiortc
+    description: SessionDescription  # the m-lines kept for aiortc, in the offer's order
     index: int  # of that m-line in the original
     mid: str
     mdns: tuple[Candidate, ...] = ()
     end_of_candidates: bool = False
-    data_index: int | None = None  # of the data channel m-line kept (second in ``description``), if any
+    video_index: int | None = None  # of the video m-line aiortc got too (``prune_offer(video=True)``)
+    data_index: int | None = None  # of the data channel m-line kept (``prune_offer(data_channel=True)``)
+
+    def __post_init__(self) -> None:
+        kept = [i for i in (self.index, self.video_index, self.data_index) if i is not None]
+        if len(set(kept)) != len(kept) or not all(0 <= i < len(self.original.media) for i in kept):
+            raise sdp.SdpUnacceptable(
+                f"kept m-lines {kept} do not fit an offer of {len(self.original.media)}"
+            )
 
 
 # RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
@@ -62,6 +71,20 @@ def _usable_audio(section: MediaDescription, offer: SessionDescription) -> bool:
     return bool(section.fingerprints or offer.fingerprints) and (section.ice or offer.ice) is not None
 
 
+def _usable_video(offer: SessionDescription, index: int, mid: str) -> bool:
+    """A video m-line aiortc can take beside the audio: DTLS profile, bundled with the audio (one
+    transport, RFC 8843: the direct RTP path reads the audio's ICE connection only)."""
+    section = offer.media[index]
+    bundle = offer.bundle_mids()
+    return (
+        section.media == "video"
+        and not section.rejected
+        and section.proto.upper() in DTLS_PROFILES
+        and mid in bundle
+        and section.mid in bundle
+    )
+
+
 # RFC 8841 §4.1: data channel m-lines (and the pre-standard "DTLS/SCTP" with the port in the format)
 SCTP_PROFILES = frozenset({"UDP/DTLS/SCTP", "DTLS/SCTP"})
 
@@ -84,15 +107,16 @@ def _bundled_data(offer: SessionDescription, audio_mid: str) -> int | None:
     return None
 
 
-def _data_section(section: MediaDescription) -> MediaDescription:
-    """A data channel m-line for aiortc: its transport is the audio's (BUNDLE), so no candidates."""
+def _bundled_section(section: MediaDescription, proto: str) -> MediaDescription:
+    """A video or data channel m-line for aiortc: its transport is the audio's (BUNDLE), so no candidates."""
     attributes = tuple(a for a in section.attributes if a.name not in ("candidate", "end-of-candidates"))
-    return dataclasses.replace(section, attributes=attributes)
+    return dataclasses.replace(section, proto=proto, attributes=attributes)
 
 
-def prune_offer(offer: SessionDescription, *, data_channel: bool = False) -> PrunedOffer:
-    """Keep the first usable audio m-line (and, with ``data_channel``, the first data channel m-line
-    bundled with it); ``SdpUnacceptable`` (488) when there is no audio."""
+def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel: bool = False) -> PrunedOffer:
+    """Keep the first usable audio m-line (and, bundled with it, with ``video`` the first usable video
+    m-line, with ``data_channel`` the first data channel m-line, in the offer's order: aiortc answers
+    them in that order); ``SdpUnacceptable`` (488) when there is no audio."""
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"
@@ -118,22 +142,34 @@ def prune_offer(offer: SessionDescription, *, data_channel: bool = False) -> Pru
         attributes.append(Attribute("end-of-candidates"))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
+    video_index = (
+        next((i for i in range(len(offer.media)) if _usable_video(offer, i, mid)), None) if video else None
+    )
     data_index = _bundled_data(offer, mid) if data_channel and section.mid is not None else None
-    media = [kept]
-    bundle = f"BUNDLE {mid}"
+    kept_at = {index: kept}
+    if video_index is not None:
+        kept_at[video_index] = _bundled_section(offer.media[video_index], WEBRTC_PROTO)
     if data_index is not None:
         data = offer.media[data_index]
-        media.append(_data_section(data))
-        bundle += f" {data.mid}"
+        kept_at[data_index] = _bundled_section(data, data.proto)
+    # The audio's mid first: aiortc runs every bundled m-line over the group's first transport.
+    mids = [mid] + [str(offer.media[i].mid) for i in sorted(kept_at) if i != index]
     session = [a for a in offer.attributes if a.name not in ("group", "end-of-candidates")]
-    session.insert(0, Attribute("group", bundle))
-    description = dataclasses.replace(offer, attributes=tuple(session), media=tuple(media))
-    return PrunedOffer(offer, description, index, mid, tuple(mdns), end and bool(mdns), data_index)
+    session.insert(0, Attribute("group", "BUNDLE " + " ".join(mids)))
+    media = tuple(kept_at[i] for i in sorted(kept_at))
+    description = dataclasses.replace(offer, attributes=tuple(session), media=media)
+    return PrunedOffer(
+        offer, description, index, mid, tuple(mdns), end and bool(mdns), video_index, data_index
+    )
 
 
 def rejected(section: MediaDescription) -> MediaDescription:
-    """An m-line turned down with port 0: same media, proto and formats, its mid, no transport."""
-    attributes = (Attribute("mid", section.mid),) if section.mid is not None else ()
+    """An m-line turned down with port 0: same media, proto and formats, its mid, no transport; and
+    for RTP, a=inactive, which aiortc needs to take the answer (its direction intersection has no
+    default for an audio or video m-line)."""
+    attributes: tuple[Attribute, ...] = (Attribute("mid", section.mid),) if section.mid is not None else ()
+    if section.is_rtp:
+        attributes += (Attribute("inactive"),)
     return MediaDescription(
         section.media,
         0,
@@ -145,16 +181,16 @@ def rejected(section: MediaDescription) -> MediaDescription:
 
 
 def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
-    """aiortc's answer (audio, and the data channel when kept) with the offer's other m-lines put back,
-    rejected."""
-    expected = len(pruned.description.media)
-    if len(answer.media) != expected:
-        raise sdp.SdpUnacceptable(f"expected {expected} m-line(s) from aiortc, got {len(answer.media)}")
-    ours = {
-        pruned.index: dataclasses.replace(answer.media[0], proto=pruned.original.media[pruned.index].proto)
-    }
-    if pruned.data_index is not None:
-        ours[pruned.data_index] = answer.media[1]
+    """aiortc's answer (audio, and the video and data channel when kept, in the offer's order) with the
+    offer's other m-lines put back, rejected."""
+    kept = sorted(i for i in (pruned.index, pruned.video_index, pruned.data_index) if i is not None)
+    if len(answer.media) != len(kept):
+        raise sdp.SdpUnacceptable(f"expected {len(kept)} m-line(s) from aiortc, got {len(answer.media)}")
+    ours = dict(zip(kept, answer.media, strict=True))
+    # aiortc answers RTP in UDP/TLS/RTP/SAVPF: the answer takes the offered profile back (RFC 8829 §5.3.1).
+    for i in (pruned.index, pruned.video_index):
+        if i is not None:
+            ours[i] = dataclasses.replace(ours[i], proto=pruned.original.media[i].proto)
     media = [ours.get(i) or rejected(section) for i, section in enumerate(pruned.original.media)]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 
@@ -175,3 +211,22 @@ def audio_section(description: SessionDescription) -> tuple[int, MediaDescriptio
         if section.media == "audio" and not section.rejected:
             return index, section
     raise sdp.SdpUnacceptable("no active audio stream in the description")
+
+
+_TRANSPORT = ("ice-ufrag", "ice-pwd", "ice-options", "fingerprint", "setup", "rtcp-mux")
+
+
+def refused_for_aiortc(
+    section: MediaDescription, bundled: MediaDescription, offered: MediaDescription
+) -> MediaDescription:
+    """A browser's m-line turned down (port 0) as aiortc takes it in an answer: a direction (inactive
+    when none), the ICE/DTLS lines of the m-line it was bundled with and the codecs of our ``offered``
+    m-line (aiortc wants all of them on each m-line, rejected or not)."""
+    codec_lines = ("rtpmap", "fmtp", "rtcp-fb")
+    drop = (*_TRANSPORT, *codec_lines, "candidate")
+    attributes = [a for a in section.attributes if a.name not in drop]
+    if section.direction is None:
+        attributes.append(Attribute("inactive"))
+    attributes += [a for a in bundled.attributes if a.name in _TRANSPORT]
+    attributes += [a for a in offered.attributes if a.name in codec_lines]
+    return dataclasses.replace(section, formats=offered.formats, attributes=tuple(attributes))

@@ -22,6 +22,7 @@ How it works:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -46,6 +47,7 @@ from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
+from gateway.media.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,8 @@ class WebRtcLeg:
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
         aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
         self.remote: sdp.SessionDescription | None = None
+        self._clock = clock
+        self.video: WebVideo | None = None  # enable_video()
         self._chat = ChatChannels(self._text, call_id)
         self._pc.on("datachannel", self._chat.adopt)
 
@@ -174,6 +178,8 @@ class WebRtcLeg:
         level = logging.INFO if "close_notify" in event.reason else logging.WARNING
         logger.log(level, "call=%s web leg failed: %s", self._call, event)
         self._set_state(WebLegState.FAILED)
+        if self.video is not None:
+            self.video.connected = False
         self._on_event(event)
 
     def _connection_state_changed(self) -> None:
@@ -183,6 +189,8 @@ class WebRtcLeg:
                 self._ice_timer.cancel()
                 self._ice_timer = None
             self._set_state(WebLegState.CONNECTED)
+            if self.video is not None:
+                self.video.connected = True
             self._on_event(MediaConnected())
         elif state == "failed":
             if self._pc.iceConnectionState in ("failed", "closed"):
@@ -224,12 +232,30 @@ class WebRtcLeg:
 
     # --------------------------------------------------------------------------------------- SDP
 
+    def enable_video(
+        self, on_rtp: aiortc_direct.RawRtpHandler, on_keyframe_request: Callable[[], None]
+    ) -> WebVideo:
+        """The video transceiver (issue 19), added once, before the first description is applied."""
+        if self.video is None:
+            self.video = WebVideo(
+                self._pc, self._receiver, on_rtp=on_rtp, on_keyframe_request=on_keyframe_request,
+                call_id=self._call, clock=self._clock,
+            )  # fmt: skip
+        return self.video
+
     async def accept_offer(
-        self, offer: sdp.SessionDescription, codecs: Sequence[sdp.Codec]
+        self,
+        offer: sdp.SessionDescription,
+        codecs: Sequence[sdp.Codec],
+        video_codecs: Sequence[sdp.Codec] = (),
     ) -> sdp.SessionDescription:
-        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order."""
+        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order; its video too
+        when ``enable_video`` was called and aiortc has one of ``video_codecs`` (else rejected; a video
+        transceiver is only added, ``enable_video``, for a video that is taken: aiortc cannot answer
+        while one stays out of the negotiation)."""
         self._check_open()
-        pruned = web_sdp.prune_offer(offer, data_channel=self._options.data_channel)
+        with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
+        pruned = web_sdp.prune_offer(offer, video=with_video, data_channel=self._options.data_channel)
         if self._pruned is None:
             self._transceiver.setCodecPreferences(capabilities(codecs))
         self._pruned = pruned
@@ -242,10 +268,15 @@ class WebRtcLeg:
         self._start_mdns(pruned)
         return web_sdp.restore_answer(pruned, local)
 
-    async def create_offer(self, codecs: Sequence[sdp.Codec]) -> sdp.SessionDescription:
-        """The offer to a browser, with ``codecs`` in this order of preference."""
+    async def create_offer(
+        self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
+    ) -> sdp.SessionDescription:
+        """The offer to a browser, with ``codecs`` in this order of preference; a video m-line too with
+        ``video_codecs`` when ``enable_video`` was called."""
         self._check_open()
         self._transceiver.setCodecPreferences(capabilities(codecs))
+        if self.video is not None:
+            self.video.prefer(video_codecs)
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
         return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
@@ -253,10 +284,18 @@ class WebRtcLeg:
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
         """Apply the browser's answer to ``create_offer``."""
         self._check_open()
-        if len(answer.media) != 1:
-            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of one")
+        offered = 1 if self.video is None else 2
+        if len(answer.media) != offered:
+            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of {offered}")
         self.remote = answer
-        pruned = web_sdp.prune_offer(answer)
+        pruned = web_sdp.prune_offer(answer, video=self.video is not None)
+        if self.video is not None and pruned.video_index is None:  # the browser turned the video down
+            local = self.local
+            assert local is not None and len(local.media) == 2
+            refused = web_sdp.refused_for_aiortc(answer.media[1], pruned.description.media[0], local.media[1])
+            pruned = dataclasses.replace(
+                pruned, description=pruned.description.with_media([*pruned.description.media, refused])
+            )
         await self._set_remote(pruned.description, "answer")
         self._pruned = pruned
         self._negotiating()
@@ -267,7 +306,8 @@ class WebRtcLeg:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
         except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
             raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
-        self._remote_candidates += len(description.media[0].candidates)
+        # the audio's candidates: the other kept m-lines are bundled on it and carry none
+        self._remote_candidates += sum(len(section.candidates) for section in description.media)
 
     # ------------------------------------------------------------------------------- candidates
 
@@ -379,5 +419,7 @@ class WebRtcLeg:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._sender.idle_track.stop()
+        if self.video is not None:
+            await self.video.close()
         self._chat.close()
         await self._pc.close()

@@ -34,7 +34,16 @@ from gateway.config.values import DtmfMode
 from gateway.media.bridge import MediaBridge
 from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import DtlsFailed, DtmfReceived, IceFailed, Leg, MediaEvent, MediaInactive
+from gateway.media.events import (
+    DtlsFailed,
+    DtmfReceived,
+    IceFailed,
+    KeyframeWanted,
+    Leg,
+    MediaEvent,
+    MediaInactive,
+)
+from gateway.media.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
@@ -148,6 +157,11 @@ class CallRuntime:
             and event.content_type == sdp.TRICKLE_MEDIA_TYPE
         ):
             self._spawn(self._trickle_to_browser(passthrough, event.body))  # RFC 8840 §5 INFO
+            return
+        if isinstance(event, ev.SipInfoReceived) and is_picture_fast_update(event.content_type, event.body):
+            video = self.bridge.video if isinstance(self.bridge, MediaBridge) else None
+            if video is not None:  # RFC 5168: the SIP side wants a keyframe of the browser's video
+                video.keyframe_from_info()
             return
         if isinstance(event, ev.SipReferReceived) and event.user is None:
             registry = self._host.registry
@@ -416,6 +430,11 @@ class CallRuntime:
 
     # --- media ---------------------------------------------------------------------------------------
     def _media_event(self, event: MediaEvent) -> None:
+        if isinstance(
+            event, KeyframeWanted
+        ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
+            self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
+            return
         if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
             if self._host.dtmf_mode is DtmfMode.INFO:
                 self.sip.send_info(*MediaBridge.info_body(event))

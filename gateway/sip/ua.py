@@ -86,7 +86,13 @@ ALLOW = (
     "REFER",
     "NOTIFY",
 )  # RFC 3262, 3311, 3428, 3515
-INFO_ALWAYS = ("application/dtmf-relay", "application/dtmf", "application/trickle-ice-sdpfrag")
+# DTMF, trickle ICE (RFC 8840) and video keyframe requests (RFC 5168 application/media_control+xml)
+INFO_ALWAYS = (
+    "application/dtmf-relay",
+    "application/dtmf",
+    "application/trickle-ice-sdpfrag",
+    "application/media_control+xml",
+)
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
 CallKey = tuple[str, str]  # (Call-ID, our tag)

@@ -5,6 +5,7 @@ import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
 import { Tones } from "/static/sounds.js";
 import { History, fetchContacts, renderContacts, renderHistory } from "/static/book.js";
 import { AudioSettings } from "/static/devices.js";
+import { VideoSettings } from "/static/video.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new GatewayClient();
@@ -15,6 +16,10 @@ const audio = new AudioSettings({
   mic: $("mic-select"), speaker: $("speaker-select"), speakerRow: $("speaker-row"), volume: $("volume"),
   echo: $("echo-cancellation"), noise: $("noise-suppression"), testButton: $("mic-test"),
   testLevel: $("test-level"), audio: $("remote-audio"),
+});
+const video = new VideoSettings({
+  toggle: $("video-toggle"), camera: $("camera-select"), local: $("local-video"), remote: $("remote-video"),
+  panel: $("video-panel"),
 });
 let call = null; // the current call (the one the controls act on)
 let calls = []; // every call of this page not ended, in arrival order (current one included)
@@ -298,6 +303,7 @@ function meters(target) {
   if (target.localStream) {
     stopMeters.push(levelMeter(target.localStream, (v) => { $("mic-level").value = v; }, { audioContext }));
   }
+  video.show(target.remoteStream);
   if (target.remoteStream.getAudioTracks().length) {
     $("remote-audio").srcObject = target.remoteStream;
     audio.applySpeaker();
@@ -334,6 +340,7 @@ function track(newCall) {
   newCall.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
     record(newCall, reason);
+    if (newCall.localStream?.getVideoTracks().length) video.stop(newCall.localStream); // the camera goes off
     // a call that only rang here ends quietly (it is in the history: missed, answered elsewhere...)
     const rangOnly = newCall.direction === "inbound" && !newCall.answeredHere;
     const quiet = ["hangup", "transferred"].includes(reason) || newCall.transferring || rangOnly;
@@ -561,7 +568,7 @@ async function dial() {
   $("call-button").disabled = true;
   try {
     if (talking(call) && !call.localHold) await call.hold(); // the call goes on hold for the new one
-    const stream = await audio.stream();
+    const stream = await video.addTo(await audio.stream());
     const placed = await client.call(to, { stream });
     placed.startedAt = Date.now();
     track(placed);
@@ -662,7 +669,7 @@ async function answer(incoming) {
   try {
     if (talking(call) && !call.localHold && call !== incoming) await call.hold(); // answer-and-hold
     focus(incoming);
-    await incoming.answer({ stream: await audio.stream() });
+    await incoming.answer({ stream: await video.addTo(await audio.stream()) });
     meters(incoming);
   } catch (error) {
     showFailure(error);

@@ -319,7 +319,8 @@ export class Call extends EventTarget {
   async _start(stream) {
     this.localStream = stream || (await navigator.mediaDevices.getUserMedia({ audio: true, video: false }));
     this.pc = this.client._peerConnection();
-    for (const track of this.localStream.getAudioTracks()) this.pc.addTrack(track, this.localStream);
+    // the microphone, and the camera when the stream has one (video calls, issue 19)
+    for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     this.pc.ontrack = (event) => {
       for (const track of event.streams[0]?.getTracks() || [event.track]) this.remoteStream.addTrack(track);
       emit(this, "track", { stream: this.remoteStream });

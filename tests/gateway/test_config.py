@@ -293,6 +293,8 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ),
         ("codecs: {webrtc: [opus, OPUS]}", "codecs.webrtc[1]: codec 'opus' listed twice"),
         ("codecs: {sip: []}", "codecs.sip: at least one codec is needed"),
+        ("codecs: {video: [VP8, AV1]}", "codecs.video[1]: expected one of H264, VP8, VP9, got 'AV1'"),
+        ("codecs: {video: [vp8, VP8]}", "codecs.video[1]: codec 'VP8' listed twice"),
         ("codecs: {telephone_event: maybe}", "codecs.telephone_event: expected true or false, got 'maybe'"),
         (
             "ice: {browser: [{urls: ['http://x.example']}]}",
@@ -864,3 +866,14 @@ def test_room_numbers_and_mix_size() -> None:
         ("rooms: {max_mixed: 1}", "rooms.max_mixed: expected an integer 2-32, got 1"),
     ):
         assert any(expected in error for error in errors_of(text)), (text, errors_of(text))
+
+
+def test_video_codecs_reach_the_bridge_settings() -> None:
+    """codecs.video (issue 19): off by default, names case-insensitive, in the bridge's settings."""
+    from gateway.media.bridge_settings import settings_from_config
+    from gateway.media.ports import PortRange, RtpPortAllocator
+
+    allocator = RtpPortAllocator(PortRange(44000, 44999))
+    assert settings_from_config(load_config_text("", {}), allocator, call_id="x").video_codecs == ()
+    config = load_config_text("codecs: {video: [h264, VP8]}", {})
+    assert settings_from_config(config, allocator, call_id="x").video_codecs == ("H264", "VP8")

@@ -363,6 +363,24 @@ def test_consent_expiry_is_what_aioice_reads_at_each_check(monkeypatch: pytest.M
         aiortc_hooks.set_consent_expiry(0)
 
 
+async def test_video_keyframe_internals_exist() -> None:
+    """The browser's PLI and FIR reach RTCRtpSender._send_keyframe; RTCRtpReceiver._send_rtcp_pli sends
+    one (aiortc_hooks.on_keyframe_request, send_picture_loss; issue 19)."""
+    handler = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "RTCP_PSFB_FIR" in handler and "RTCP_PSFB_PLI" in handler and "self._send_keyframe()" in handler
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == ["self", "media_ssrc"]
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp_pli)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sender = pc.addTransceiver("video").sender
+    called: list[bool] = []
+    aiortc_hooks.on_keyframe_request(sender, lambda: called.append(True))
+    sender._send_keyframe()
+    assert called == [True]
+    await pc.close()
+    with pytest.raises(aiortc_hooks.HookError):
+        aiortc_hooks.on_keyframe_request(types.SimpleNamespace(), lambda: None)  # type: ignore[arg-type]
+
+
 async def test_peer_connection_takes_the_given_certificate_and_puts_aiortc_back() -> None:
     """aiortc makes a certificate in RTCPeerConnection's constructor (a key generation per call):
     ``peer_connection`` hands it ours instead, for the constructor only."""

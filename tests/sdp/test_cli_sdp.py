@@ -152,3 +152,19 @@ def test_translate_to_webrtc_offers_the_browser_one_audio_stream(
     lines = [line for line in out.splitlines() if line.startswith("m=audio")]
     assert len(lines) == 3 and lines[0].startswith("m=audio 0 ") and lines[2].startswith("m=audio 0 ")
     assert not lines[1].startswith("m=audio 0 ") and "a=group:BUNDLE 1" in out
+
+
+def test_translate_video_both_ways(capsys: pytest.CaptureFixture[str]) -> None:
+    """--video-port gives the SIP side the browser's video on its own port; --video bundles a SIP
+    phone's video for the browser (issue 19)."""
+    chromium = str(DATA / "chromium-offer-audio-video.sdp")
+    status, out, _ = run(
+        ["sdp", "translate", "--to", "sip", chromium, "--port", "44000", "--video-port", "44002"], capsys
+    )
+    plain = sdp.parse(out)
+    assert status == 0 and [(m.media, m.port) for m in plain.media] == [("audio", 44000), ("video", 44002)]
+    status, out, _ = run(
+        ["sdp", "translate", "--to", "webrtc", str(DATA / "baresip-offer-video.sdp"), "--video"], capsys
+    )
+    web = sdp.parse(out)
+    assert status == 0 and web.bundle_mids() == ("0", "1") and not web.media[1].rejected
