@@ -148,7 +148,7 @@ async def answerer_main(url: str, sessions: int, answer: bool) -> None:
     class Target:
         http_url: str
 
-    group = Answerers(Target(url))  # type: ignore[arg-type]
+    group = Answerers(Target(url), set())  # type: ignore[arg-type]
     if answer:
         await group.open()
     else:
