@@ -187,25 +187,6 @@ class Logout:
     id: RequestId
 
 
-Request = (
-    Login
-    | Logout
-    | Call
-    | Answer
-    | Reject
-    | Cancel
-    | Hangup
-    | Hold
-    | Resume
-    | Dtmf
-    | Ice
-    | Info
-    | Message
-    | CallMessage
-    | Transfer
-    | Reattach
-    | Ping
-)
 CallRequest = (
     Call
     | Answer
@@ -222,6 +203,7 @@ CallRequest = (
     | Transfer
     | Reattach
 )
+Request = Login | Logout | CallRequest | Ping
 
 
 # --- field readers: each names the field it rejects --------------------------------------------------
