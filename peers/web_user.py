@@ -66,6 +66,14 @@ class WebUser:
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WebUser:
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()  # a refused login or connection leaves no session or reader behind
+            raise
+        return self
+
+    async def _open(self) -> None:
         self._http = aiohttp.ClientSession()
         headers = {"Origin": self._origin} if self._origin is not None else None
         self._ws = await self._http.ws_connect(
@@ -81,7 +89,6 @@ class WebUser:
         registered = await self.request(login)
         self.session_id = registered["session_id"]
         self.token = registered["token"]
-        return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -31,14 +31,11 @@ OUTAGE = 4.0  # seconds: twice the lease of instance_config
 
 async def log_in_bob(url: str) -> str | None:
     """None when bob's login succeeds; the refusal's text otherwise."""
-    bob = WebUser(url, "bob", BOB_SECRET)
     try:
-        await bob.__aenter__()
+        async with WebUser(url, "bob", BOB_SECRET):
+            return None
     except WebUserError as exc:
         return str(exc)
-    finally:
-        await bob.close()
-    return None
 
 
 async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: WebPeer) -> tuple[int, str]:
