@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import socket
+import statistics
 import struct
 import threading
 import time
@@ -465,12 +466,15 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
         assert not call.of_type(IceFailed) and call.web.pc.connectionState == "connected"
         assert call.bridge._web.state is WebLegState.CONNECTED
         assert len(durations) >= 10  # both sides checked consent all along
-        assert max(durations) < 0.15, sorted(round(d, 3) for d in durations)  # loopback: ~1 ms
+        # loopback: ~1 ms each; held by the engine they took up to its 0.5 s poll. The median says which;
+        # the max only that none came near RETRY_RTO (a loaded machine can stall one by 150 ms)
+        spread = sorted(round(d, 3) for d in durations)
+        assert statistics.median(durations) < 0.05 and max(durations) < 0.4, spread
         # SRTCP waits the same way: the bridge's aiortc receiver takes a sender report's arrival as when
         # it handles it, so its receiver reports' DLSR shrink and the browser's RTCP RTT grows (by <0.5 s)
         report = await call.web.transceiver.sender.getStats()
         rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp"]
-        assert rtts and max(rtts) < 0.05, rtts
+        assert rtts and max(rtts) < 0.2, rtts  # ~1 ms on loopback; up to 0.5 s when held
     finally:
         await call.close()
 

@@ -396,12 +396,14 @@ async def test_shutdown_closes_sockets_and_sessions() -> None:
 
 
 async def test_heartbeat_closes_a_silent_peer_and_its_session() -> None:
-    harness = make_harness(SignalingLimits(heartbeat=0.2))
+    # 1 s, not less: the login's secret check must finish before the first unanswered ping closes the
+    # socket, even on a loaded machine (0.2 s failed there once)
+    harness = make_harness(SignalingLimits(heartbeat=1.0))
     client = await start(harness)
     try:
         async with client.ws_connect("/ws", autoping=False) as ws:
             session_id = (await login(ws))["session_id"]
-            await asyncio.wait_for(harness.calls.closed_event.wait(), 5)  # no pong: the server gave up
+            await asyncio.wait_for(harness.calls.closed_event.wait(), 10)  # no pong: the server gave up
             assert harness.calls.closed == [session_id]
     finally:
         await client.close()

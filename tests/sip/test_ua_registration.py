@@ -5,6 +5,7 @@ unregistration on close; plus the registrations the identity map's users give.""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from pathlib import Path
 
@@ -84,7 +85,10 @@ async def test_wrong_password_fails_without_looping(tmp_path: Path) -> None:
             await asyncio.sleep(0.5)
             assert ua.registrations.state(aor) is RegState.RETRY_WAIT  # waiting a minute, not looping
         result = await registrar.wait(10)
-        assert result.count("REGISTER sip:") == 2 and result.count("SIP/2.0 403") == 1
+        # two REGISTER transactions (the challenge, then the wrong answer), however many UDP retransmissions
+        # a slow machine adds to the trace
+        cseqs = set(re.findall(r"^\s*CSeq:\s*(\d+)\s+REGISTER", result.messages, re.MULTILINE))
+        assert len(cseqs) == 2 and result.count("SIP/2.0 403") >= 1, result
 
 
 async def test_unreachable_registrar_is_retried_with_backoff(tmp_path: Path) -> None:
