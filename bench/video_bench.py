@@ -8,7 +8,10 @@ call-second of the gateway process over the media period, packets forwarded, vid
 each end. ``--modes audio,video`` runs the audio-only calls too, so the cost of the video shows as a
 ratio measured in the same run.
 
-Run: python bench/video_bench.py [10] [--seconds 5] [--kbps 1000] [--modes audio,video]
+``--paths python,fast`` compares the Python path (no fast lane) with the native engines (audio and, since
+the video lanes, video too); the load average after each case is printed (the machine is shared).
+
+Run: python bench/video_bench.py [10,50] [--seconds 5] [--kbps 1000] [--modes audio,video] [--paths python,fast]
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ def peer_main(conn: Connection, count: int, video: bool, seconds: float, kbps: i
     asyncio.run(_peers(conn, count, video, seconds, kbps))
 
 
-async def _gateway(peer: Connection, report: Connection, count: int, video: bool) -> None:
+async def _gateway(peer: Connection, report: Connection, count: int, video: bool, fast: bool) -> None:
     import sdp
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
@@ -197,8 +200,8 @@ async def _gateway(peer: Connection, report: Connection, count: int, video: bool
     from gateway.media.ports import PortRange, RtpPortAllocator
     from sdp import video as sdp_video
 
-    allocator = RtpPortAllocator(PortRange(44000, 45999))
-    pool = fastlane.EnginePool() if fastlane.available() else None
+    allocator = RtpPortAllocator(PortRange(50000, 53999))
+    pool = fastlane.EnginePool() if fast and fastlane.available() else None
     bridges, answers = [], []
     for index, (offer, audio_port, video_port) in enumerate(await _recv(peer)):
         settings = BridgeSettings(
@@ -231,7 +234,9 @@ async def _gateway(peer: Connection, report: Connection, count: int, video: bool
     video_sent, video_received, audio_received, peer_cpu = await _recv(peer)
     stats = [b.stats() for b in bridges]
     videos = [b.video.stats() for b in bridges if b.video is not None]
-    linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
+    links = [b.fast_lane.link for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None]
+    linked = len(links)
+    video_engine = sum(sum(link.native.video_counters()[:2]) for link in links)
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -246,23 +251,24 @@ async def _gateway(peer: Connection, report: Connection, count: int, video: bool
             "video_received": video_received,
             "audio_received": audio_received,
             "linked": linked,
+            "video_engine": video_engine,
             "peer_cpu": peer_cpu,
         }
     )
 
 
-def gateway_main(peer: Connection, report: Connection, count: int, video: bool) -> None:
-    asyncio.run(_gateway(peer, report, count, video))
+def gateway_main(peer: Connection, report: Connection, count: int, video: bool, fast: bool) -> None:
+    asyncio.run(_gateway(peer, report, count, video, fast))
 
 
-def run_case(count: int, video: bool, seconds: float, kbps: int) -> dict[str, Any]:
+def run_case(count: int, video: bool, seconds: float, kbps: int, fast: bool = True) -> dict[str, Any]:
     """One case: the peers' and the gateway's processes (spawned), the gateway's report."""
     context = multiprocessing.get_context("spawn")
     gateway_end, peer_end = context.Pipe()
     report_out, report_in = context.Pipe()
     processes = [
         context.Process(target=peer_main, args=(peer_end, count, video, seconds, kbps)),
-        context.Process(target=gateway_main, args=(gateway_end, report_in, count, video)),
+        context.Process(target=gateway_main, args=(gateway_end, report_in, count, video, fast)),
     ]
     for process in processes:
         process.start()
@@ -290,6 +296,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--kbps", type=int, default=1000, help="video bit rate each way")
     parser.add_argument("--modes", default="audio,video")
+    parser.add_argument(
+        "--paths", default="python,fast", help="python (no fast lane), fast (the native engines), or both"
+    )
     args = parser.parse_args()
     load = Path("/proc/loadavg").read_text().split()[0]
     print(
@@ -297,22 +306,28 @@ def main() -> int:
         f"VP8 at ~{args.kbps} kbit/s each way, peers in another process"
     )
     print(
-        f"{'mode':<8}{'calls':>6}{'CPU s/call-s':>14}{'audio fwd':>11}{'video fwd':>11}{'video sent':>12}{'video got':>11}"
+        f"{'path':<8}{'mode':<7}{'calls':>6}{'CPU s/call-s':>14}{'audio fwd':>11}{'video fwd':>11}"
+        f"{'by engine':>11}{'video sent':>12}{'video got':>11}{'load':>7}"
     )
     results: dict[str, float] = {}
     for count in (int(c) for c in args.calls.split(",")):
+        for path in args.paths.split(","):
+            for mode in args.modes.split(","):
+                r = run_case(count, mode == "video", args.seconds, args.kbps, fast=path == "fast")
+                results[f"{path}-{mode}{count}"] = r["cpu_per_call_second"]
+                load = Path("/proc/loadavg").read_text().split()[0]
+                print(
+                    f"{path:<8}{mode:<7}{count:>6}{r['cpu_per_call_second']:>14.4f}{r['audio_forwarded']:>11}"
+                    f"{r['video_forwarded']:>11}{r['video_engine']:>11}{r['video_sent']:>12}"
+                    f"{r['video_received']:>11}{load:>7}   (linked {r['linked']}/{count}; peer process "
+                    f"{100 * r['peer_cpu']:.0f}% of a core)"
+                )
         for mode in args.modes.split(","):
-            r = run_case(count, mode == "video", args.seconds, args.kbps)
-            results[f"{mode}{count}"] = r["cpu_per_call_second"]
-            print(
-                f"{mode:<8}{count:>6}{r['cpu_per_call_second']:>14.4f}{r['audio_forwarded']:>11}"
-                f"{r['video_forwarded']:>11}{r['video_sent']:>12}{r['video_received']:>11}"
-                f"   (audio on the fast lane {r['linked']}/{count}; peer process {100 * r['peer_cpu']:.0f}% of a core)"
-            )
-        if f"audio{count}" in results and f"video{count}" in results:
-            print(
-                f"{'':8}video costs {results[f'video{count}'] / results[f'audio{count}']:.1f}x the audio-only call"
-            )
+            python, fast = results.get(f"python-{mode}{count}"), results.get(f"fast-{mode}{count}")
+            if python and fast:
+                print(
+                    f"{'':8}{mode} x{count}: the fast lane costs {fast / python:.2f}x the Python path's CPU"
+                )
     return 0
 
 

@@ -145,6 +145,7 @@ class MediaBridge:
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
                 active=lambda: self._state is BridgeState.ACTIVE,
             )  # fmt: skip
+            self.fast_lane.video = self.video
 
     @property
     def state(self) -> BridgeState:

@@ -25,10 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.media.retime import TimestampMapper
 
-__all__ = ["VideoOut", "VideoPath", "VideoStats", "is_keyframe"]
+if TYPE_CHECKING:
+    from gateway.media.fastlane.native import VideoSnapshot
+
+__all__ = ["VideoLaneState", "VideoOut", "VideoPath", "VideoStats", "is_keyframe"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,25 @@ class VideoOut:
     timestamp: int
     marker: bool
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLaneState:
+    """What the fast lane's engine needs to treat a direction's next packets as ``VideoPath.feed`` would
+    (``VideoPath.lane``): the source, the payload type map (input -> output; repair and codec names by
+    input payload type), the sequence number state and the timestamp mapper's anchors."""
+
+    ssrc: int
+    mapping: tuple[tuple[int, int], ...]
+    repair: frozenset[int]
+    codecs: tuple[tuple[int, str], ...]
+    offset: int
+    last_out: int
+    highest: int  # -1: none yet
+    anchor_in: int
+    anchor_out: int
+    last_in: int
+    last_now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +122,44 @@ class VideoPath:
         return VideoStats(
             self.received, self.forwarded, self.repair_dropped, self.dropped, self.lost, self.keyframes
         )
+
+    def lane(self) -> VideoLaneState | None:
+        """The state the fast lane continues from, or None when the next packet must go this way (held,
+        nothing negotiated, no packet of the source mapped yet)."""
+        mapper, ssrc = self._mapper, self._ssrc
+        state = mapper.anchor_state()
+        if (
+            not self.enabled
+            or self.keyframe_wanted  # the next packet goes the Python way, which asks for the keyframe
+            or not self._map
+            or ssrc is None
+            or state is None
+            or mapper.ssrc != ssrc
+        ):
+            return None
+        anchor_in, anchor_out, last_in, last_now = state
+        return VideoLaneState(
+            ssrc, tuple(self._map.items()), self._repair, tuple(self._codecs.items()), self._offset,
+            self._last_out, -1 if self._highest is None else self._highest, anchor_in, anchor_out, last_in,
+            last_now,
+        )  # fmt: skip
+
+    def fast_account(self, snap: VideoSnapshot) -> None:
+        """Packets the fast lane's engine took as ``feed`` would (its counts since the last snapshot) and
+        the numbers it left: sequence offset, last output, highest input, the mapper's last packet."""
+        self.received += snap.received
+        self.forwarded += snap.forwarded
+        self.repair_dropped += snap.repair_dropped
+        self.dropped += snap.dropped
+        self.lost += snap.lost
+        self.keyframes += snap.keyframes
+        self.padding += snap.padding
+        if snap.ssrc != self._ssrc:
+            return  # a new source since the engine's packets: feed() handled it
+        self._offset, self._last_out = snap.offset, snap.last_out
+        self._highest = None if snap.highest < 0 else snap.highest
+        if snap.forwarded and not self._mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
+            self._mapper.map(snap.ssrc, snap.ts, snap.arrival)
 
     def feed(
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes, now: float

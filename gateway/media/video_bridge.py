@@ -85,6 +85,11 @@ class VideoBridge:
         self.tentative: list[sdp.Codec] = []
 
     @property
+    def web(self) -> WebVideo | None:
+        """The web leg's video transceiver (the fast lane reads its sender and receiver)."""
+        return self._web
+
+    @property
     def active(self) -> bool:
         """Video negotiated with the SIP side (its answer took one of our codecs)."""
         return bool(self.sip_codecs)

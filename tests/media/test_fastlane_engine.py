@@ -75,6 +75,9 @@ class Handler:
     def fast_sip_rtp(self, data: bytes, source: Address) -> None:
         self.sip_rtp.append(data)
 
+    def fast_video_sip_datagram(self, data: bytes, source: Address, decrypted: bool) -> None:
+        pass
+
     def fast_rearm(self) -> None:
         self.rearmed += 1
 

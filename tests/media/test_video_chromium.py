@@ -256,6 +256,32 @@ async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
         camera.close()
 
 
+async def call_the_phone(
+    page: Page, bridge: MediaBridge, phone: RecordingPeer, camera: PlainVideoPeer, start: str = START,
+    feedback: tuple[str, ...] = ("nack pli",),
+) -> tuple[sdp.SessionDescription, str]:  # fmt: skip
+    """Chromium's offer (``start``) through the bridge to the phone (audio) and its camera (video), their
+    answer back, ICE connected: our SIP offer and the browser's answer."""
+    offer = sdp.parse(await bridge.offer_to_sip(await page.evaluate(start)))
+    assert offer.connection is not None
+    phone.remote = (offer.connection.address, offer.media[0].port)
+    answer = sdp.answer(offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1]))
+    answer = answer.with_media(
+        [answer.media[0], camera.answer(offer.media[1], offer.connection.address, feedback)]
+    )
+    web_answer = await bridge.answer_from_sip(sdp.write(answer))
+    await page.evaluate(
+        "async (answer) => pc.setRemoteDescription({type: 'answer', sdp: answer})", web_answer
+    )
+    await asyncio.sleep(0.2)
+    for candidate in json.loads(await page.evaluate("() => JSON.stringify(window.candidates)")):
+        await bridge.add_web_candidate(
+            candidate if candidate is not None else {"candidate": "", "sdpMid": "0"}
+        )
+    await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
+    return offer, web_answer
+
+
 # START with a chat channel created after the tracks (Chromium's offer: audio, video, application).
 START_CHAT = START.replace(
     "  await pc.setLocalDescription(",
@@ -281,29 +307,11 @@ async def test_chromium_with_video_and_chat_calls_a_vp8_phone(page: Page) -> Non
     try:
         await phone.start()
         await camera.start()
-        offer = sdp.parse(await bridge.offer_to_sip(await page.evaluate(START_CHAT)))
+        offer, web_answer = await call_the_phone(page, bridge, phone, camera, START_CHAT)
         assert [m.media for m in offer.media] == ["audio", "video"]  # chat goes as SIP MESSAGE
-        assert offer.connection is not None
-        phone.remote = (offer.connection.address, offer.media[0].port)
-        answer = sdp.answer(
-            offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1])
-        )
-        answer = answer.with_media(
-            [answer.media[0], camera.answer(offer.media[1], offer.connection.address, ("nack pli",))]
-        )
-        web_answer = await bridge.answer_from_sip(sdp.write(answer))
         web = sdp.parse(web_answer)
         assert [m.media for m in web.media] == ["audio", "video", "application"]
         assert not any(m.rejected for m in web.media) and web.bundle_mids() == ("0", "1", "2")
-        await page.evaluate(
-            "async (answer) => pc.setRemoteDescription({type: 'answer', sdp: answer})", web_answer
-        )
-        await asyncio.sleep(0.2)
-        for candidate in json.loads(await page.evaluate("() => JSON.stringify(window.candidates)")):
-            await bridge.add_web_candidate(
-                candidate if candidate is not None else {"candidate": "", "sdpMid": "0"}
-            )
-        await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
         sending = asyncio.create_task(camera.send_video(3.0))
         await wait_for(lambda: asyncio.sleep(0, TextReceived("hello phone") in events))
         assert TextReceived("hello phone") in events

@@ -43,9 +43,11 @@ from gateway.media.fastlane.native import (
     arm,
     snapshot,
 )
+from gateway.media.fastlane.video_lanes import VideoLanes
 from gateway.media.forward import MediaPath
 from gateway.media.sip_leg import SipLeg
 from gateway.media.srtp import SipSrtp
+from gateway.media.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
 from gateway.media.webrtc_leg import WebLegState, WebRtcLeg
 
@@ -88,6 +90,8 @@ class FastLaneController:
         self.packets = 0  # packets the engine forwarded (the rest went the Python path): for metrics
         self._sip_dropped = 0  # the same from the SIP side
         self._sip_srtp: SipSrtp | None = None  # the SIP leg's SRTP the link was made with
+        self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
+        self._video = VideoLanes(call_id)
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -97,6 +101,9 @@ class FastLaneController:
         endpoint = self._sip.endpoint
         if self.link is not None and endpoint is not None and endpoint.srtp is not self._sip_srtp:
             logger.info("call=%s fast lane unlinked: the SIP leg's SRTP keys changed", self._call)
+            self.unlink()
+        if self.link is not None and self._video.stale(self.video):
+            logger.info("call=%s fast lane unlinked: the video endpoint changed", self._call)
             self.unlink()
         if self.link is not None:
             self.fast_rearm()
@@ -219,6 +226,7 @@ class FastLaneController:
             self._sip_dropped += counters[SIP_DROPPED]
             link.close()
             self._sip_srtp = None
+        self._video.unlinked()
 
     def replace_web(self, web: WebRtcLeg) -> None:
         """The bridge has a new web leg (a browser that came back): link its socket from now on."""
@@ -240,10 +248,12 @@ class FastLaneController:
         link.sync()  # the paths' timelines and frame clocks as the engine left them
         try:
             self._arm_lanes(link.native)
+            self._video.arm(link.native, self.video, self._remote)
         except ValueError as exc:  # e.g. a re-INVITE moved the SIP side to a host name
             logger.info("call=%s fast lane disarmed: %s", self._call, exc)
             link.native.disarm(WEB_TO_SIP)
             link.native.disarm(SIP_TO_WEB)
+            self._video.disarm(link.native)
 
     def _arm_lanes(self, native: NativeLink) -> None:
         web, endpoint = self._web, self._sip.endpoint
@@ -308,6 +318,7 @@ class FastLaneController:
             self._to_web.fast_account(to_web)
             self._web.direct_sender.add_sent(to_web.sent, to_web.octets, to_web.out_ts, to_web.departure)
             self._latency_samples(to_web)
+        self._video.sync(native, self.video)
 
     def _latency_samples(self, snap: Snapshot) -> None:
         if snap.latency:
@@ -323,6 +334,9 @@ class FastLaneController:
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         if self._sip.endpoint is not None:
             self._sip.endpoint.datagram(data, source)
+
+    def fast_video_sip_datagram(self, data: bytes, source: Address, decrypted: bool) -> None:
+        self._video.datagram(data, source, decrypted=decrypted)
 
     def fast_sip_rtp(self, data: bytes, source: Address) -> None:
         """RTP the engine unprotected with the SIP leg's sessions."""

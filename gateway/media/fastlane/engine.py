@@ -29,6 +29,8 @@ from gateway.media.fastlane.native import (
     SIP_RAW,
     SIP_RTP,
     SIP_TO_WEB,
+    VIDEO_SIP_RAW,
+    VIDEO_SIP_RTP,
     WEB_RAW,
     WEB_RTP,
     WEB_TO_SIP,
@@ -55,6 +57,7 @@ class LinkHandler(Protocol):
     def fast_web_rtp(self, data: bytes) -> None: ...
     def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_sip_rtp(self, data: bytes, source: Address) -> None: ...
+    def fast_video_sip_datagram(self, data: bytes, source: Address, decrypted: bool) -> None: ...
     def fast_rearm(self) -> None: ...
     def fast_failed(self) -> None: ...
 
@@ -317,6 +320,10 @@ class FastLink:
                 handler.fast_web_datagram(datagram.data, datagram.source)
             elif datagram.kind == SIP_RTP:
                 handler.fast_sip_rtp(datagram.data, datagram.source)
+            elif datagram.kind in (VIDEO_SIP_RAW, VIDEO_SIP_RTP):  # the SIP side's video socket
+                handler.fast_video_sip_datagram(
+                    datagram.data, datagram.source, datagram.kind == VIDEO_SIP_RTP
+                )
             else:
                 handler.fast_sip_datagram(datagram.data, datagram.source)
         except Exception:  # as asyncio's datagram callbacks: log, keep going
@@ -346,4 +353,4 @@ def _rtcp(kind: int, data: bytes) -> bool:
     return kind in _RAW and len(data) >= 8 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223
 
 
-_RAW = (WEB_RAW, SIP_RAW)
+_RAW = (WEB_RAW, SIP_RAW, VIDEO_SIP_RAW)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 from gateway.media.forward import Lane
 from gateway.media.native_hooks import opus_library_candidates
 from gateway.media.rtp_stats import ReceptionState
+from gateway.media.video import VIDEO_RATE, VideoLaneState
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
 # kinds of queued datagrams (WEB_RTP and SIP_RTP: RTP the engine already unprotected); 0 and 1 are retired
 WEB_RAW, WEB_RTP, SIP_RAW, SIP_RTP = range(2, 6)
+# the SIP side's video socket (``NativeLink.video``): raw, or RTP unprotected with its own sessions
+VIDEO_SIP_RAW, VIDEO_SIP_RTP = 6, 7
+VIDEO_CODECS = {"vp8": 1, "vp9": 2, "h264": 3}  # _fastlane's video codec numbers (keyframe counting)
 # flavours of the engine's receive statistics: rtp_stats.ReceiveStatistics, aiortc's StreamStatistics
 STATS_RFC3550, STATS_AIORTC = 0, 1
 # Link.counters(): (DROPPED from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip,
@@ -66,6 +70,31 @@ class Snapshot(NamedTuple):
     latency: bytes | None  # arrival -> departure of the latest packets (native doubles), when asked
 
 
+class VideoSnapshot(NamedTuple):
+    """What one video lane took since the last snapshot (counts) and the numbers it left (current)."""
+
+    received: int
+    forwarded: int
+    repair_dropped: int
+    dropped: int
+    lost: int
+    keyframes: int
+    padding: int
+    sent: int  # packets sent on the output
+    octets: int  # their payload octets
+    ssrc: int  # the input source
+    ts: int  # the last forwarded packet's timestamp
+    arrival: float  # the last packet's time.monotonic() arrival
+    mapped: int  # the last timestamp mapped to the output timeline
+    out_ts: int  # the last timestamp written on output
+    departure: float  # time.monotonic() of the last departure
+    offset: int  # output sequence number - input sequence number
+    last_out: int  # the last output sequence number
+    highest: int  # the highest input sequence number, -1: none
+    reception: ReceptionState  # the input source's receive statistics
+    restarted: bool
+
+
 class Datagram(NamedTuple):
     """A datagram the engine left to Python (STUN, DTLS, RTCP, DTMF, anything a lane did not fit)."""
 
@@ -96,6 +125,17 @@ class NativeLink(Protocol):
     def snapshot(self, which: int, latency: bool = False) -> tuple[Any, ...] | None: ...
     def sequence(self, which: int) -> int: ...
     def close(self) -> None: ...
+    # video (issue 19): the SIP side's video socket and one lane per direction
+    def video(self, fd: int, sip_rx: int = ..., sip_tx: int = ...) -> None: ...
+    def set_video_output(self, which: int, first: int, ssrc: int, extension: bytes = b"") -> None: ...
+    def arm_video(
+        self, which: int, source: Address, destination: Address, ssrc: int, pt_map: bytes, repair: bytes,
+        codecs: bytes, offset: int, last_out: int, highest: int, anchor_in: int, anchor_out: int,
+        last_ts: int, last_time: float, flavour: int, clock_rate: int, stats: ReceptionState | None,
+    ) -> bool: ...  # fmt: skip
+    def disarm_video(self, which: int) -> None: ...
+    def video_snapshot(self, which: int) -> tuple[Any, ...] | None: ...
+    def video_counters(self) -> tuple[int, int, int, int, int]: ...
 
 
 def available() -> bool:
@@ -130,6 +170,33 @@ def snapshot(native: NativeLink, which: int, latency: bool = False) -> Snapshot 
     if raw is None:
         return None
     return Snapshot._make((*raw[:15], ReceptionState._make(raw[15]), *raw[16:]))
+
+
+def arm_video(
+    native: NativeLink, which: int, source: Address, destination: Address, lane: VideoLaneState,
+    flavour: int, reception: ReceptionState | None,
+) -> bool:  # fmt: skip
+    """Arm video lane ``which`` with a direction's ``VideoPath.lane()`` and its source's receive statistics."""
+    pt_map, repair, codecs = bytearray(b"\xff" * 128), bytearray(128), bytearray(128)
+    for pt_in, pt_out in lane.mapping:
+        pt_map[pt_in] = pt_out
+    for pt in lane.repair:
+        repair[pt] = 1
+    for pt, name in lane.codecs:
+        codecs[pt] = VIDEO_CODECS.get(name.lower(), 0)
+    return native.arm_video(
+        which, source, destination, lane.ssrc, bytes(pt_map), bytes(repair), bytes(codecs), lane.offset,
+        lane.last_out, lane.highest, lane.anchor_in, lane.anchor_out, lane.last_in, lane.last_now, flavour,
+        VIDEO_RATE, reception,
+    )  # fmt: skip
+
+
+def video_snapshot(native: NativeLink, which: int) -> VideoSnapshot | None:
+    """What video lane ``which`` took since the last snapshot (None: nothing)."""
+    raw = native.video_snapshot(which)
+    if raw is None:
+        return None
+    return VideoSnapshot._make((*raw[:18], ReceptionState._make(raw[18]), bool(raw[19])))
 
 
 def replay(

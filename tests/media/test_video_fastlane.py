@@ -1,0 +1,87 @@
+"""Video on the native fast lane (issue 19): headless Chromium's fake camera <-> bridge <-> a plain RTP/AVP
+VP8 phone (peers.video_phone), with the bridge's engine linked. Checked: the engine's video lanes forwarded
+the packets both ways (its counters; the paths' counters, which the engine's snapshots feed), the far sides
+decoded the pictures (count, resolution, the test pattern's colour), and keyframe requests still cross both
+ways through Python (RTCP PLI from either side, a PLI when the phone's stream starts without a keyframe).
+Skips without chromium, playwright or the compiled engine (fails under CI=true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from gateway.media import fastlane
+from gateway.media.bridge import MediaBridge
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.events import MediaEvent
+from peers.video_phone import PlainVideoPeer
+from tests.media.bridge_harness import RecordingPeer, allocator
+from tests.media.test_video_chromium import PICTURE, call_the_phone, page, stats, wait_for
+from tests.signaling.browser import Page
+
+__all__ = ["page"]  # the fixture
+
+
+def require_fast_lane() -> None:
+    if not fastlane.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the fast lane (gateway.media._fastlane) is not built")
+        pytest.skip("the fast lane (gateway.media._fastlane) is not built")
+
+
+async def test_video_through_the_engine_both_ways(page: Page) -> None:
+    require_fast_lane()
+    events: list[MediaEvent] = []
+    pool = fastlane.EnginePool()
+    settings = BridgeSettings(
+        allocator(32000, 33999), host_addresses=("127.0.0.1",), call_id="video-fast",
+        video_codecs=("VP8",), fast_lane=pool,
+    )  # fmt: skip
+    phone, camera = RecordingPeer(), PlainVideoPeer("VP8")
+    bridge = MediaBridge(settings, events.append)
+    try:
+        await phone.start()
+        await camera.start()
+        await call_the_phone(page, bridge, phone, camera)
+        sending = asyncio.create_task(camera.send_video(5.0, skip_first=2))
+        await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 30), timeout=8)
+        first = await stats(page)
+        camera.send_pli()  # the phone asks the browser for a keyframe: RTCP, through Python
+        await sending
+        after = await stats(page)
+        seen = await page.evaluate(PICTURE)
+        fast, video = bridge.fast_lane, bridge.video
+        assert fast is not None and fast.link is not None and video is not None
+        counters = fast.link.native.video_counters()
+        fast.sync()
+        result = {"browser": after, "picture": seen, "video": video.stats(), "engine": counters}
+
+        # the engine forwarded most of the video both ways, with no send error
+        web_to_sip, sip_to_web, errors_out, errors_in, _ = counters
+        assert web_to_sip > 0.8 * video.to_sip.forwarded > 50, result
+        assert sip_to_web > 0.8 * video.to_web.forwarded > 50, result
+        assert errors_out == errors_in == 0, result
+        # the far sides decoded the pictures: the phone Chromium's green camera, Chromium the phone's blue
+        assert len(camera.decoded) >= 30, result
+        width, height, _, u, v = camera.decoded[-1]
+        assert (width, height) == (320, 240) and u < 110 and v < 110, camera.decoded[-1]
+        inbound = after["inbound-rtp-video"]
+        assert inbound["framesDecoded"] >= 40 and inbound["frameWidth"] == 320, result
+        assert seen is not None and seen[:2] == [320, 240] and seen[5] > seen[4] + 50, result
+        # keyframe requests crossed both ways (Python's keyframe logic, the engine leaves RTCP to it)
+        assert after["outbound-rtp-video"]["pliCount"] > first["outbound-rtp-video"]["pliCount"], result
+        assert inbound["pliCount"] >= 1 and camera.plis >= 1, result
+        assert camera.malformed == 0, result
+        # the phone's receiver reports and ours see the engine's packets (the statistics were handed over)
+        endpoint = video.endpoint
+        assert endpoint is not None and endpoint.statistics is not None
+        assert endpoint.statistics.state().received > 0.8 * video.to_web.received, result
+        assert endpoint.packets_sent >= video.to_sip.forwarded * 0.8, result
+    finally:
+        await bridge.close()
+        pool.close()
+        phone.close()
+        camera.close()
