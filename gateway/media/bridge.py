@@ -399,7 +399,12 @@ class MediaBridge:
             if not await video.open_for_sip_offer(offer, family):
                 return None
             video.attach(self._web)
-        local = await self._web.reoffer(video.offered if change == "add" else ())
+        try:
+            local = await self._web.reoffer(video.offered if change == "add" else ())
+        except (sdp.SdpError, MediaError):
+            if change == "add":
+                video.close()
+            raise
         self._web_reoffer = (plain_offer, change)
         logger.info(
             "call=%s the SIP side's re-offer %ss video: the browser is offered again", self._call, change
