@@ -8,6 +8,10 @@
   With ``chat=True`` it opens a data channel ``chat`` before its offer, as a page would: ``say`` writes
   text on it, ``texts`` keeps what arrives (``wait_text``).
 * ``send_web_dtmf``: RFC 4733 events from the "browser" (aiortc cannot send DTMF).
+* With ``camera=True`` the peer has a camera (``PatternTrack``: green, a bar moving): a gateway offer
+  with video mid-call (escalation) is answered sending it, ``add_video()`` adds it to the call for a new
+  offer of its own, and each video it receives is decoded by aiortc into ``pictures`` (width, height,
+  mean Y, U, V).
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import fractions
 import math
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
-from av import AudioFrame, AudioResampler
+from av import AudioFrame, AudioResampler, VideoFrame
 
 from gateway.media import aiortc_hooks
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
@@ -59,6 +63,26 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
+class PatternTrack(VideoStreamTrack):
+    """A camera for tests: a green picture with a lighter bar that moves one step per frame (30 fps)."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width, self.height, self.frames = width, height, 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(width=self.width, height=self.height, format="yuv420p")
+        y, u, v = frame.planes
+        bar = (self.frames * 8) % self.width
+        y.update(bytes(145 if not bar <= x < bar + 16 else 200 for x in range(y.line_size)) * self.height)
+        u.update(bytes([54]) * u.buffer_size)
+        v.update(bytes([34]) * v.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
+        self.frames += 1
+        return frame
+
+
 class WebPeer:
     def __init__(
         self,
@@ -68,6 +92,7 @@ class WebPeer:
         raw: bool = False,
         chat: bool = False,
         direction: str = "sendrecv",
+        camera: bool = False,
     ) -> None:
         """``direction``: "recvonly" for a player (a WHEP client) that sends nothing."""
         aiortc_hooks.register_telephone_event()
@@ -100,6 +125,9 @@ class WebPeer:
         self._resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
         self.recording = True
         self.texts: list[str] = []
+        self.camera = PatternTrack() if camera else None
+        self.pictures: list[tuple[int, int, float, float, float]] = []
+        self._watched: set[int] = set()
         self.channel = self.pc.createDataChannel("chat") if chat else None
         if self.channel is not None:
             self.channel.on(
@@ -153,6 +181,10 @@ class WebPeer:
 
     async def answer(self, offer: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        for transceiver in self.pc.getTransceivers():  # a video offered: the camera goes with the answer
+            if transceiver.kind == "video" and self.camera is not None and transceiver.sender.track is None:
+                transceiver.direction = "sendrecv"
+                transceiver.sender.replaceTrack(self.camera)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._start_reader()
         return self.pc.localDescription.sdp
@@ -161,7 +193,34 @@ class WebPeer:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self._start_reader()
 
+    def add_video(self) -> None:
+        """Add the camera to the call (the next ``offer()`` carries it), as a page turning video on."""
+        assert self.camera is not None, "WebPeer(camera=True) has a camera"
+        self.pc.addTransceiver(self.camera, direction="sendrecv")
+
+    def _watch_video(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            track = transceiver.receiver.track
+            if transceiver.kind == "video" and id(track) not in self._watched:
+                self._watched.add(id(track))
+                self._tasks.append(asyncio.ensure_future(self._read_video(track)))
+
+    async def _read_video(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                picture = await track.recv()
+                assert isinstance(picture, VideoFrame)
+                planes = [bytes(p) for p in picture.planes]
+                means = [
+                    sum(p[:: max(1, len(p) // 4096)]) / len(p[:: max(1, len(p) // 4096)]) for p in planes
+                ]
+                self.pictures.append((picture.width, picture.height, means[0], means[1], means[2]))
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
     def _start_reader(self) -> None:
+        if self.camera is not None:
+            self._watch_video()
         if self._reader is None and not self.raw:
             self._reader = asyncio.ensure_future(self._read())
 

@@ -184,6 +184,22 @@ class MediaSipUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaWebReanswer:
+    """The browser's answer to the new offer made for the SIP party's re-offer (video added or dropped,
+    MediaWebReofferReady); reply MediaSipAnswerReady (the answer to that re-offer)."""
+
+    call_id: str
+    web_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaCancelWebReoffer:
+    """The browser did not answer that new offer in time: the web leg goes back to what it was."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSipPickup:
     """Call pickup (RFC 3891 §3): the offer of an INVITE with Replaces that takes over the web user's
     outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady. ``sip_sdp`` None:
@@ -572,6 +588,8 @@ MediaCommand = (
     | MediaSipReoffer
     | MediaDropReoffer
     | MediaSipUpdate
+    | MediaWebReanswer
+    | MediaCancelWebReoffer
     | MediaSipPickup
     | MediaSendDtmf
     | MediaSendText

@@ -394,6 +394,17 @@ class MediaWebOfferReady:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaWebReofferReady:
+    """Reply to MediaSipUpdate when the SIP party's re-offer adds or drops video (escalation): the new
+    WebRTC offer for the browser of the connected call, whose answer the re-INVITE's answer waits for."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSipAnswerReady:
     """Reply to MediaAnswerFromWeb or MediaSipUpdate: the plain RTP answer for the SIP leg."""
 
@@ -610,6 +621,7 @@ MediaEvent = (
     MediaSipOfferReady
     | MediaWebAnswerReady
     | MediaWebOfferReady
+    | MediaWebReofferReady
     | MediaSipAnswerReady
     | MediaPickupReady
     | MediaConnected
@@ -670,5 +682,6 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaInactive,
     MediaWebLost,
     MediaWebRenewed,
+    MediaWebReofferReady,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 def _drop_pending(call: CallMachine) -> None:
     """A re-INVITE of the SIP party still unanswered gets 487 as the dialog ends (RFC 3261 §15.1.2)."""
-    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING):
+    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING, Reinvite.ASKING_WEB):
         _answer_reinvite(call, 487)
     call.reinvite = None
 
@@ -224,7 +224,7 @@ def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
     if call.reinvite in (Reinvite.PREPARING, Reinvite.SENT, Reinvite.AWAITING_ACK):
         _answer_reinvite(call, 491)  # an offer of ours is out (RFC 3261 §14.2, RFC 6337 §3.1)
         return
-    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING):
+    if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING, Reinvite.ASKING_WEB):
         call.emit(SipRespondReinvite(call.call_id, 500, phrase(500), retry_after=1 + int(9 * call.jitter())))
         return
     held = False
@@ -310,6 +310,9 @@ def _settle(call: CallMachine) -> None:
     if state is not call.state:
         call._set_state(state)
     advance(call)
+
+
+settle = _settle  # escalation.py: a refused re-INVITE of theirs lets ours go
 
 
 def remote_holds(text: str) -> bool:

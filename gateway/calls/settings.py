@@ -37,6 +37,9 @@ class CallSettings:
     # web_auth.reconnect_grace: a connected call whose browser went away (reload, network change) stays
     # up this long for it to come back (gateway/calls/reconnect.py); 0: it ends at once
     reconnect_grace: float = 30.0
+    # The SIP party's re-INVITE adds or drops video (escalation): the browser's answer to the gateway's
+    # new offer is awaited this long, then the re-INVITE is refused 488 and the call goes on as it was
+    web_reoffer_timeout: float = 10.0
     dtmf_duration_ms: int = 100  # per digit, when the browser gives none
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")

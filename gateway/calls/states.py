@@ -43,6 +43,7 @@ class TimerName(enum.StrEnum):
     REINVITE_RETRY = "reinvite_retry"  # our re-INVITE got 491: wait, then retry (RFC 3261 §14.1)
     CLOSING = "closing"  # closing: give up waiting for the SIP leg to confirm the end
     REFER_WAIT = "refer_wait"  # the SIP party's REFER accepted: the browser must place the call by then
+    WEB_REOFFER = "web_reoffer"  # the browser re-offered for the SIP party's re-INVITE: its answer by then
     RECONNECT = "reconnect"  # the browser (or its media) is gone: it may take the call back until then
 
 
@@ -69,5 +70,6 @@ class Reinvite(enum.Enum):
     RETRY_WAIT = "retry_wait"  # ours got 491: waiting for REINVITE_RETRY (RFC 3261 §14.1)
     ANSWERING = "answering"  # theirs: waiting for the bridge's answer
     OFFERING = "offering"  # theirs had no offer: waiting for the bridge's offer for our 200
+    ASKING_WEB = "asking_web"  # theirs changes the video: the browser was offered again, its answer awaited
     AWAITING_ACK = "awaiting_ack"  # our offer went in a 200 (theirs offerless, or the INVITE's): the
     # answer comes in the ACK

@@ -31,6 +31,12 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   each check, so setting them makes every web leg of the process check each second and give up (ICE
   failed: the call ends) after about ``seconds`` without an answer, on hold as much as in speech.
 
+* ``bundle_with_first(pc, transceiver)``: a transceiver added to a connected peer connection (video
+  added mid-call, issue 19) gets its own DTLS and ICE transports from aiortc (``__createDtlsTransport``,
+  BALANCED bundle policy), which ``setLocalDescription`` would gather new sockets for and the offer
+  would describe; it is moved onto the first transceiver's transport at once, as aiortc does for a
+  BUNDLE answer (``_bundled``), and the unused transports leave ``__dtlsTransports``/``__iceTransports``.
+
 * ``on_consent_expired(pc, callback)``: wraps the connection's ``query_consent`` (an endless loop that
   returns only once consent expired, just before aioice closes the connection) to call ``callback``:
   a browser gone silent, told apart from one that closed DTLS itself.
@@ -58,7 +64,7 @@ import aioice.stun
 import av
 import pylibsrtp
 from aioice import Connection
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
@@ -361,6 +367,25 @@ def set_consent_expiry(seconds: float) -> None:
         raise ValueError(f"consent expiry must be positive, got {seconds!r}")
     aioice.ice.CONSENT_INTERVAL = 1
     aioice.ice.CONSENT_FAILURES = max(2, int(seconds // _CONSENT_CHECK))
+
+
+def bundle_with_first(pc: RTCPeerConnection, transceiver: RTCRtpTransceiver) -> None:
+    """Run ``transceiver`` over the first transceiver's (connected) transport (module note)."""
+    dtls_set = getattr(pc, "_RTCPeerConnection__dtlsTransports", None)
+    ice_set = getattr(pc, "_RTCPeerConnection__iceTransports", None)
+    if not isinstance(dtls_set, set) or not isinstance(ice_set, set):
+        raise HookError("RTCPeerConnection.__dtlsTransports/__iceTransports are gone")
+    first = pc.getTransceivers()[0]
+    if first is transceiver:
+        raise HookError("the first transceiver cannot be bundled with itself")
+    own, primary = transceiver.receiver.transport, first.receiver.transport
+    if own is primary:
+        return
+    transceiver.receiver.setTransport(primary)
+    transceiver.sender.setTransport(primary)
+    transceiver._bundled = True
+    dtls_set.discard(own)
+    ice_set.discard(own.transport)
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

@@ -127,6 +127,7 @@ class MediaBridge:
         self._sip_local: sdp.SessionDescription | None = None  # the last SDP we gave the SIP side
         self._sip_version = 0  # the highest o= version we used with the SIP side
         self._reoffer: tuple[sdp.SessionDescription, bool] | None = None  # ours, unanswered; hold?
+        self._web_reoffer: tuple[str, str] | None = None  # (the SIP re-offer, add/remove) the browser has
         self._local_hold = False
         self._web_side: LegCodecs | None = None
         self._chosen: CodecChosen | None = None
@@ -381,6 +382,64 @@ class MediaBridge:
             answer = answer.with_media([picture if i == where else m for i, m in enumerate(answer.media)])
         self._configure_paths()
         return sdp.write(self._stamp_sip(answer))
+
+    async def reoffer_web_for_sip(self, plain_offer: str) -> str | None:
+        """A SIP re-offer that adds video to the call or turns the video in use down (escalation, issue
+        19): the browser's new offer (its answer goes to ``reanswer_from_web``, which answers the SIP
+        side); None when the video does not change (``update_from_sip`` answers at once)."""
+        self._expect("reoffer_web_for_sip", BridgeState.ACTIVE)
+        video, offer = self.video, sdp.parse(plain_offer)
+        change = video.change_of(offer) if video is not None and self._reoffer is None else None
+        if video is None or change is None:
+            return None
+        if not self._web.renegotiable:
+            raise sdp.SdpUnacceptable("the browser's session cannot take a new offer now")
+        if change == "add":
+            connection = offer.connection_for(audio_section(offer)[0])
+            family = connection.address_type if connection is not None else None
+            if not await video.open_for_sip_offer(offer, family):
+                return None
+            video.attach(self._web)
+        try:
+            local = await self._web.reoffer(video.offered if change == "add" else ())
+        except (sdp.SdpError, MediaError):
+            if change == "add":
+                video.close()
+            raise
+        self._web_reoffer = (plain_offer, change)
+        logger.info(
+            "call=%s the SIP side's re-offer %ss video: the browser is offered again", self._call, change
+        )
+        return sdp.write(local)
+
+    async def reanswer_from_web(self, web_answer: str) -> str:
+        """The browser's answer to ``reoffer_web_for_sip``: applied to the web leg; the answer to the SIP
+        side's re-offer (its video as the browser took it: port 0 when it did not)."""
+        self._expect("reanswer_from_web", BridgeState.ACTIVE)
+        if self._web_reoffer is None or self.video is None:
+            raise BridgeError(f"call={self._call} reanswer_from_web() without a re-offer to the browser")
+        (plain_offer, change), self._web_reoffer = self._web_reoffer, None
+        answer = sdp.parse(web_answer)
+        await self._web.accept_reanswer(answer)
+        if change == "add":
+            self.video.answer_sip_offer(answer, sdp.Direction.SENDRECV)  # the codecs the browser took
+            self.video.apply_web(answer)
+            self.video.web_connected()  # both sides start from a keyframe
+        return await self.update_from_sip(plain_offer)
+
+    async def cancel_web_reoffer(self) -> None:
+        """The browser did not answer ``reoffer_web_for_sip`` in time: the web leg is put back as it was
+        (an answer keeping every m-line as negotiated, a new video turned down) and a new video's SIP
+        endpoint closed; the SIP side is refused (the call goes on as before)."""
+        pending, self._web_reoffer = self._web_reoffer, None
+        if pending is None or self._state is not BridgeState.ACTIVE:
+            return
+        if pending[1] == "add" and self.video is not None:
+            self.video.close()
+        await self._web.abandon_reoffer()
+        logger.info(
+            "call=%s the browser did not answer the re-offer: the session stays as it was", self._call
+        )
 
     @property
     def local_hold(self) -> bool:

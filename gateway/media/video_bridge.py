@@ -175,6 +175,24 @@ class VideoBridge:
         self._offer, self.index, self.offered = offer.media[index], index, codecs
         return codecs
 
+    def change_of(self, offer: sdp.SessionDescription) -> str | None:
+        """What a SIP re-offer does to the video (escalation, issue 19): "add" (an audio call's re-offer
+        with a video m-line the browser could take), "remove" (the video in use turned down, port 0 or
+        gone), or None (the video stays as it is: a hold, a refresh, a new address)."""
+        if self.active:
+            index = self.index
+            section = offer.media[index] if index is not None and index < len(offer.media) else None
+            gone = section is None or section.rejected or section.media != "video"
+            return "remove" if gone else None
+        wanted = any(
+            m.media == "video"
+            and not m.rejected
+            and m.proto.upper() in ("RTP/AVP", "RTP/AVPF")
+            and self._usable(m)
+            for m in offer.media
+        )
+        return "add" if wanted and self._settings.sip_srtp != "required" else None
+
     def answer_sip_offer(
         self, web_answer: sdp.SessionDescription, direction: sdp.Direction
     ) -> sdp.MediaDescription | None:

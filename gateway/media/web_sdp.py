@@ -230,3 +230,34 @@ def refused_for_aiortc(
     attributes += [a for a in bundled.attributes if a.name in _TRANSPORT]
     attributes += [a for a in offered.attributes if a.name in codec_lines]
     return dataclasses.replace(section, formats=offered.formats, attributes=tuple(attributes))
+
+
+_CODEC_LINES = ("rtpmap", "fmtp", "rtcp-fb")
+
+
+def keep_codecs(section: MediaDescription, previous: MediaDescription) -> MediaDescription:
+    """aiortc's m-line of a subsequent offer with the formats and codec lines of ``previous`` (the same
+    mid in the last negotiation): the payload types in use stay (RFC 8829 §5.2.2; aiortc renumbers them
+    from its table). Other m-lines, and a rejected ``previous``, are left as they are."""
+    if section.media not in ("audio", "video") or previous.rejected or not previous.formats:
+        return section
+    attributes = [a for a in section.attributes if a.name not in _CODEC_LINES]
+    attributes += [a for a in previous.attributes if a.name in _CODEC_LINES]
+    return dataclasses.replace(section, formats=previous.formats, attributes=tuple(attributes))
+
+
+def reject_mid(description: SessionDescription, mid: str | None) -> SessionDescription:
+    """``description`` with the m-line of ``mid`` turned down (port 0, ``rejected``) and out of the
+    BUNDLE group (RFC 8843 §7.3.3: a rejected m-line leaves the group)."""
+    if mid is None:
+        return description
+    # the transport and codec lines stay (a=inactive added): aiortc, and maybe other non-browser peers,
+    # want them on every m-line, port 0 or not; browsers ignore them there
+    media = [refused_for_aiortc(rejected(m), m, m) if m.mid == mid else m for m in description.media]
+    groups = []
+    for attribute in description.attributes:
+        if attribute.name == "group" and (attribute.value or "").startswith("BUNDLE"):
+            kept = [item for item in (attribute.value or "").split()[1:] if item != mid]
+            attribute = Attribute("group", " ".join(["BUNDLE", *kept]))
+        groups.append(attribute)
+    return dataclasses.replace(description, media=tuple(media), attributes=tuple(groups))

@@ -241,7 +241,72 @@ class WebRtcLeg:
                 self._pc, self._receiver, on_rtp=on_rtp, on_keyframe_request=on_keyframe_request,
                 call_id=self._call, clock=self._clock,
             )  # fmt: skip
+            if self._pc.localDescription is not None:  # added mid-call: on the audio's transport (BUNDLE)
+                aiortc_hooks.bundle_with_first(self._pc, self.video.transceiver)
         return self.video
+
+    @property
+    def renegotiable(self) -> bool:
+        """Whether the gateway can offer the browser again (``reoffer``): connected, stable, and aiortc
+        runs every m-line the browser has (none was left out of the first negotiation, ``web_sdp``)."""
+        pruned, local = self._pruned, self._pc.localDescription
+        return (
+            self._state is WebLegState.CONNECTED
+            and self._pc.signalingState == "stable"
+            and pruned is not None
+            and local is not None
+            and len(pruned.original.media) == len(sdp.parse(local.sdp).media)
+        )
+
+    async def reoffer(self, video_codecs: Sequence[sdp.Codec] = ()) -> sdp.SessionDescription:
+        """A subsequent offer to the connected browser (RFC 8829 §5.2.2: its m-lines in order, no ICE
+        restart), video added or removed mid-call (issue 19). Existing m-lines keep the codecs and payload
+        types in use (aiortc would renumber them). With ``video_codecs`` the video transceiver
+        (``enable_video``) sends and receives; without, its m-line goes to the browser rejected (port 0,
+        out of the BUNDLE group, RFC 8843 §7.3.3) and stays inactive in aiortc. ``accept_reanswer`` next."""
+        self._check_open()
+        if not self.renegotiable:
+            raise sdp.SdpUnacceptable("the browser's session cannot be renegotiated by the gateway now")
+        previous = self.local
+        assert previous is not None
+        video = self.video
+        if video is not None:
+            taken = bool(video_codecs) and video.prefer(video_codecs)
+            video.transceiver.direction = "sendrecv" if taken else "inactive"
+        created = sdp.parse((await self._pc.createOffer()).sdp)
+        kept = {m.mid: m for m in previous.media if m.mid is not None}
+        media = [web_sdp.keep_codecs(m, kept[m.mid]) if m.mid in kept else m for m in created.media]
+        offer = created.with_media(media)
+        await self._pc.setLocalDescription(RTCSessionDescription(sdp.write(offer), "offer"))
+        result = web_sdp.without_empty_end(offer)
+        if video is not None and video.transceiver.direction == "inactive":
+            result = web_sdp.reject_mid(result, video.transceiver.mid)
+        return result
+
+    async def accept_reanswer(self, answer: sdp.SessionDescription) -> None:
+        """The browser's answer to ``reoffer``: an m-line it turned down reaches aiortc inactive; its
+        candidates are left out (the ICE session goes on)."""
+        self._check_open()
+        local = self.local
+        if local is None or self._pc.signalingState != "have-local-offer":
+            raise WebLegError(f"call={self._call} an answer without an offer of ours out")
+        if len(answer.media) != len(local.media):
+            raise sdp.SdpUnacceptable(
+                f"the answer has {len(answer.media)} m-lines for an offer of {len(local.media)}"
+            )
+        bundled = web_sdp.audio_section(answer)[1]
+        media = [
+            web_sdp.refused_for_aiortc(m, bundled, local.media[i]) if m.rejected else m.without("candidate")
+            for i, m in enumerate(answer.media)
+        ]
+        description = answer.with_media(media).without("end-of-candidates")
+        await self._set_remote(description, "answer")
+        self.remote = answer
+        self._pruned = dataclasses.replace(self._pruned or web_sdp.prune_offer(answer), original=answer)
+        if self.video is not None:
+            self.video.connected = (
+                self._state is WebLegState.CONNECTED and self.video.transceiver.direction != "inactive"
+            )
 
     async def accept_offer(
         self,
@@ -300,6 +365,37 @@ class WebRtcLeg:
         self._pruned = pruned
         self._negotiating()
         self._start_mdns(pruned)
+
+    async def abandon_reoffer(self) -> None:
+        """Put the web leg back in the stable state after a ``reoffer`` the browser never answered (aiortc
+        has no rollback): it is answered as the browser last described each m-line, a new one turned
+        down and inactive (a video added by the re-offer)."""
+        local, remote = self.local, self.remote
+        if local is None or remote is None or self._pc.signalingState != "have-local-offer":
+            return
+        if self.video is not None:
+            self.video.transceiver.direction = "inactive"
+            self.video.connected = False
+        before = {m.mid: m for m in remote.media if m.mid is not None}
+        bundled = web_sdp.audio_section(remote)[1]
+        media = [
+            before[m.mid] if m.mid in before and not before[m.mid].rejected else
+            web_sdp.refused_for_aiortc(web_sdp.rejected(m), bundled, m)
+            for m in local.media
+        ]  # fmt: skip
+        # the browser's DTLS role as it is (an answer says active or passive, RFC 5763 §5): ours reversed
+        theirs = "passive" if self._transceiver.receiver.transport._role == "client" else "active"
+        media = [
+            m.without("setup").with_attributes(
+                [*m.without("setup").attributes, sdp.Attribute("setup", theirs)]
+            )
+            for m in media
+        ]
+        synthetic = remote.with_media(media)
+        try:
+            await self.accept_reanswer(synthetic)
+        finally:
+            self.remote = remote
 
     async def _set_remote(self, description: sdp.SessionDescription, kind: str) -> None:
         try:

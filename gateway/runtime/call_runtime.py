@@ -532,7 +532,17 @@ class CallRuntime:
             case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
                 return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
+                if isinstance(bridge, MediaBridge):  # video added or dropped: the browser answers first
+                    web_offer = await self._reoffer_web(bridge, sip_sdp)
+                    if web_offer is not None:
+                        return ev.MediaWebReofferReady(web_offer)
                 return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
+            case cmd.MediaWebReanswer(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
+                return ev.MediaSipAnswerReady(await bridge.reanswer_from_web(web_sdp))
+            case cmd.MediaCancelWebReoffer() | cmd.MediaWebReanswer():
+                if isinstance(bridge, MediaBridge):
+                    await bridge.cancel_web_reoffer()
+                return None
             case cmd.MediaSipPickup(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
                 sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891
                 await self._web_became_ready(bridge)
@@ -568,6 +578,16 @@ class CallRuntime:
                     self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
                 return None
         raise CallError(f"call {self.call_id}: unknown command {command!r}")
+
+    async def _reoffer_web(self, bridge: MediaBridge, sip_sdp: str) -> str | None:
+        """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer
+        at once (no change, or a browser that cannot be offered again: the video is turned down)."""
+        try:
+            return await bridge.reoffer_web_for_sip(sip_sdp)
+        except (sdp.SdpError, MediaError) as exc:
+            logger.info("call=%s the browser cannot be offered the new video: %s", self.call_id, exc)
+            await bridge.cancel_web_reoffer()
+            return None
 
     async def _web_became_ready(self, bridge: MediaBridge | PassthroughMedia) -> None:
         self._web_ready = True

@@ -34,6 +34,7 @@ from gateway.calls import (
     MediaSipUpdate,
     MediaWebAnswerReady,
     MediaWebOfferReady,
+    MediaWebReofferReady,
     NotifyConnected,
     NotifyDtmf,
     NotifyEarlyMedia,
@@ -84,9 +85,11 @@ from gateway.calls import (
     WebSdpAnswer,
 )
 from gateway.calls.commands import (
+    MediaCancelWebReoffer,
     MediaDetachWeb,
     MediaRenewWeb,
     MediaSendText,
+    MediaWebReanswer,
     NotifyMessage,
     NotifyMessageResult,
     NotifyReplaced,
@@ -170,6 +173,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         WebReattach: lambda: WebReattach(session, f.WEB_OFFER),
         MediaWebLost: lambda: MediaWebLost("ICE failed"),
         MediaWebRenewed: lambda: MediaWebRenewed(f.WEB_ANSWER),
+        MediaWebReofferReady: lambda: MediaWebReofferReady(f.WEB_OFFER),
     }
     return samples[kind]()
 
@@ -246,6 +250,25 @@ def referred(expect: Expect) -> Expect:
 
 
 # Ending while a re-INVITE of the SIP party waits for its answer: it gets 487 first.
+def asking_web_expect(state: CallState) -> Expect:
+    """The browser was offered again for the SIP party's re-INVITE (escalation): its answer, the timer."""
+    pending = [SipRespondReinvite, SipBye, CloseBridge]
+    return {
+        **connected_expect(state, hold=[], resume=[]),
+        WebSdpAnswer: (state, [CancelTimer, MediaWebReanswer]),
+        TimerFired: (state, [MediaCancelWebReoffer, SipRespondReinvite]),  # 488, the session as it was
+        SipReinviteReceived: (state, [SipRespondReinvite]),  # 500 Retry-After
+        WebHangup: (S.CLOSING, [*pending, NotifyEnded, CancelTimer, StartTimer]),
+        WebDisconnected: (S.CLOSING, [*pending, CancelTimer, StartTimer]),
+        SipByeReceived: (S.CLOSED, [SipRespondReinvite, CloseBridge, NotifyEnded, CancelTimer]),
+        SipLegClosed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
+        MediaFailed: (S.CLOSING, [*pending, NotifyEnded, CancelTimer, StartTimer]),
+        MediaInactive: (S.CLOSING, [*pending, NotifyEnded, CancelTimer, StartTimer])
+        if state is S.CONNECTED
+        else (state, []),
+    }
+
+
 PENDING_487: Expect = {
     WebHangup: (S.CLOSING, [SipRespondReinvite, *BYEING]),
     WebDisconnected: (S.CLOSING, [SipRespondReinvite, SipBye, CloseBridge, StartTimer]),
@@ -321,6 +344,8 @@ CLOSING_EXPECT: Expect = {
     WebDetached: (S.CLOSING, []),
     MediaWebLost: (S.CLOSING, []),
     MediaWebRenewed: (S.CLOSING, []),
+    MediaWebReofferReady: (S.CLOSING, []),
+    WebSdpAnswer: (S.CLOSING, []),
 }
 
 # situation -> (state it is in, builder, timer of its TimerFired sample, allowed pairs)
@@ -608,6 +633,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             **connected_expect(S.CONNECTED, hold=[], resume=[]),
             MediaSipAnswerReady: (S.HOLDING, [SipRespondReinvite, NotifyHeld]),
             SipReinviteReceived: (S.CONNECTED, [SipRespondReinvite]),
+            MediaWebReofferReady: (S.CONNECTED, [SendWebOffer, StartTimer]),  # it adds or drops video
             **PENDING_487,
             MediaInactive: (S.CLOSING, [SipRespondReinvite, *BYEING]),
         },
@@ -640,9 +666,23 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             **connected_expect(S.HOLDING, hold=[], resume=[]),
             MediaSipAnswerReady: (S.CONNECTED, [SipRespondReinvite, NotifyResumed]),
             SipReinviteReceived: (S.HOLDING, [SipRespondReinvite]),
+            MediaWebReofferReady: (S.HOLDING, [SendWebOffer, StartTimer]),
             **PENDING_487,
         },
     ),
+    # escalation (gateway/calls/escalation.py): their re-INVITE adds video, the browser was offered again
+    **{
+        f"{name}, the browser re-offered for their re-INVITE": (
+            state,
+            f.after(build, SipReinviteReceived(f.SIP_OFFER), MediaWebReofferReady(f.WEB_OFFER)),
+            TimerName.WEB_REOFFER,
+            asking_web_expect(state),
+        )
+        for name, state, build in (
+            ("connected", S.CONNECTED, f.connected_in),
+            ("holding", S.HOLDING, f.holding_local),
+        )
+    },
     "connected, late offer in the 200, waiting for the ACK": (
         S.CONNECTED,
         f.connected_late_offer,

@@ -1,0 +1,88 @@
+"""An audio call escalated to video and back by the SIP side, through the whole gateway (issue 19).
+
+sipp calls alice (`uac_video_escalation`: audio, with -rtp_echo), alice answers with an aiortc peer that
+has a camera (peers.webpeer.WebPeer), then sipp re-INVITEs adding a VP8 video m-line whose media is a
+plain RTP video phone's (peers.video_phone.PlainVideoPeer, its ports passed with -set). The gateway holds
+the re-INVITE, sends alice an `offer` mid-call, her `answer {call_id, sdp}` makes the 200's answer; the
+phone's pictures are decoded by alice's peer and hers by the phone. sipp's next re-INVITE turns the video
+down (port 0): alice gets a second `offer` with the video m-line rejected, and the 200 says port 0."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from peers.binaries import require_binary
+from peers.sipp import Sipp
+from peers.video_phone import PlainVideoPeer
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+
+TONE = 1000.0
+
+
+def gateway_video_port(sipp: Sipp, ours: int) -> int | None:
+    """The video port of the gateway's answer in sipp's message log (so far), once there is one."""
+    path = sipp.workdir / "messages.log"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    ports = [int(p) for p in re.findall(r"m=video (\d+) RTP/AVP", text)]
+    return next((p for p in ports if p not in (0, ours)), None)
+
+
+async def test_the_sip_side_adds_video_then_drops_it(tmp_path: Path) -> None:
+    require_binary("sipp")
+    camera = PlainVideoPeer("VP8")
+    await camera.start()
+    config = gateway_config(None, codecs={"video": ["VP8", "H264"]})
+    peer = WebPeer(TONE, camera=True)
+    try:
+        async with (
+            running_gateway(config) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            host, port = gateway.sip_address
+            vport = camera.address[1]
+            sipp = Sipp(
+                tmp_path, "uac_video_escalation", f"{host}:{port}", service="1001", duration_ms=4000,
+                rtp_echo=True, extra_args=["-set", "vport", str(vport), "-set", "vrtcp", str(camera.rtcp_port)],
+            )  # fmt: skip
+            try:
+                await sipp.start()
+                incoming = await alice.wait_for("incoming")
+                call_id = incoming["call_id"]
+                await alice.answer(call_id, peer.answer)
+                await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # audio there and back
+
+                offer = await alice.wait_for("offer", call_id=call_id, timeout=10)  # the escalation
+                assert "m=video" in offer["sdp"], offer
+                await alice.request(
+                    {"type": "answer", "call_id": call_id, "sdp": await peer.answer(offer["sdp"])}
+                )
+                await wait_until(lambda: gateway_video_port(sipp, vport) is not None, timeout=5)
+                video_port = gateway_video_port(sipp, vport)
+                assert video_port is not None
+                camera.remote, camera.remote_rtcp = ("127.0.0.1", video_port), ("127.0.0.1", video_port + 1)
+                await camera.send_video(2.5)
+                await wait_until(lambda: len(peer.pictures) >= 15 and len(camera.decoded) >= 15, timeout=5)
+                width, height, _, u, v = peer.pictures[-1]
+                assert (width, height) == (320, 240) and u > v + 50, peer.pictures[-1]  # the phone's blue
+                width, height, _, u, v = camera.decoded[-1]
+                assert (width, height) == (320, 240) and u < 110 and v < 110, camera.decoded[-1]  # green
+
+                dropped = await alice.wait_for("offer", call_id=call_id, timeout=15)  # the video turned down
+                assert re.search(r"m=video 0 ", dropped["sdp"]), dropped
+                await alice.request(
+                    {"type": "answer", "call_id": call_id, "sdp": await peer.answer(dropped["sdp"])}
+                )
+                ended = await alice.wait_for("ended", call_id=call_id, timeout=15)
+                assert ended["reason"] == "remote_hangup", ended
+                result = await sipp.wait(timeout=15)
+            finally:
+                await sipp.stop()
+        # sipp checked: 200 to each INVITE, the first re-INVITE's with an active video m-line, the second's port 0
+        assert result.ok, result
+        assert result.count("SIP/2.0 200") >= 4, result
+    finally:
+        camera.close()
+        await peer.close()
