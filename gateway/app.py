@@ -94,6 +94,7 @@ class Gateway:
 
             self.cluster = ClusterWiring(config.cluster, self.driver)
             self.presence = self.identities.presence = self.cluster.presence
+            self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
         # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)

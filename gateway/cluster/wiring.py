@@ -23,7 +23,9 @@ from gateway.cluster.registrations import RegistrationOwnership
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
 from gateway.cluster.stores import CallRecordStream, RedisRevocations
+from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
+from gateway.identity.throttle import LoginThrottle
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.service import OfferService
 from gateway.sip import UASettings, UserAgent
@@ -46,6 +48,7 @@ class ClusterWiring:
         self.revocations = RedisRevocations(self.node)
         self.records = CallRecordStream(self.node)
         self.registrations: RegistrationOwnership | None = None
+        self.throttle_store: RedisLoginThrottle | None = None
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -53,6 +56,11 @@ class ClusterWiring:
         driver.inbound_redirect = routing.redirect
         driver.cluster_web_route = routing.web_route
         driver.cluster_route_tag = f";{MARKER}={self.node.id}"
+
+    def throttle(self, policy: LoginThrottle) -> RedisLoginThrottle:
+        """Login throttling counted in Redis with `policy`'s parameters (the identity map's own)."""
+        self.throttle_store = RedisLoginThrottle(self.node, policy)
+        return self.throttle_store
 
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)
