@@ -165,6 +165,8 @@ class Gateway:
             revocations=cluster.revocations if cluster is not None else None,
             room_media=self.room_media,
         )
+        if cluster is not None:
+            cluster.attach_signaling(app)  # live presence events across instances
         self.ops.add_routes(app)
         http = self.config.http
         if http.tls is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
+from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
@@ -28,6 +29,7 @@ from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.service import OfferService
+from gateway.signaling.ws import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class ClusterWiring:
         self.records = CallRecordStream(self.node)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
+        self.presence_channel: PresenceChannel | None = None
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -61,6 +64,21 @@ class ClusterWiring:
         """Login throttling counted in Redis with `policy`'s parameters (the identity map's own)."""
         self.throttle_store = RedisLoginThrottle(self.node, policy)
         return self.throttle_store
+
+    def attach_signaling(self, app: web.Application) -> None:
+        """After the signaling routes: their presence feed hears the other instances' transitions
+        (presence_channel.py) and publishes this one's."""
+        context = app[CONTEXT_KEY]
+        feed = context.presence_feed
+        if feed is None:
+            return
+        store = context.identity.store
+
+        async def users() -> tuple[str, ...]:
+            return tuple(u.id for u in await store.all_users())
+
+        self.presence_channel = PresenceChannel(self.node, self.presence, feed.push, users)
+        feed.relay = self.presence_channel
 
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)
@@ -91,6 +109,8 @@ class ClusterWiring:
         aors = [str(spec.aor) for spec in ua.settings.registrations]
         self.registrations = RegistrationOwnership(self.node, ua.registrations, aors)
         await self.node.start()
+        if self.presence_channel is not None:
+            self.presence_channel.start()
 
     async def status(self) -> dict[str, object]:
         return {
@@ -121,5 +141,7 @@ class ClusterWiring:
     async def close(self) -> None:
         if self._drain is not None and not self._drain.done():
             self._drain.cancel()
+        if self.presence_channel is not None:
+            await self.presence_channel.close()
         await self.records.close()
         await self.node.close()
