@@ -94,6 +94,7 @@ class Gateway:
 
             self.cluster = ClusterWiring(config.cluster, self.driver)
             self.presence = self.identities.presence = self.cluster.presence
+            self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
         # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
@@ -164,6 +165,8 @@ class Gateway:
             revocations=cluster.revocations if cluster is not None else None,
             room_media=self.room_media,
         )
+        if cluster is not None:
+            cluster.attach_signaling(app)  # live presence events across instances
         self.ops.add_routes(app)
         http = self.config.http
         if http.tls is not None:

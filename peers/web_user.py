@@ -6,6 +6,11 @@
 
 `WebUser` keeps every event it receives; `wait_for(type, **match)` returns the first one not yet
 returned whose fields match, so a test or an example never misses an event that came early.
+
+With `reconnect=True` it behaves as the softphone page's client does when the gateway drains: a close
+with 1012 (Service Restart) is followed at once by a new socket to the same URL (through a load balancer:
+another instance) and a login with the session token; `closed {code}` and `reconnected {session_id}`
+are recorded as events.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 import aiohttp
 
 __all__ = ["Message", "WebUser", "WebUserError"]
+
+CLOSE_SERVICE_RESTART = 1012  # the gateway drains: reconnect now
+RECONNECT_TRIES = 20  # 0.1 s apart: a load balancer may need a moment to take the draining one out
 
 Message = dict[str, Any]
 
@@ -43,12 +51,16 @@ class WebUser:
         origin: str | None = None,
         autoping: bool = True,
         token: str | None = None,
+        reconnect: bool = False,
     ) -> None:
         """`base_url` http:// or https:// (then WSS, verified with `ssl`, e.g. trusting a dev CA); `origin`
         sends an Origin header as a browser page of that origin would; `autoping` False: the gateway's
         pings go unanswered, as from a browser whose network went away; `token`: log in with a session
-        token (a page that reloads, with the token of its last login) instead of the secret."""
+        token (a page that reloads, with the token of its last login) instead of the secret; `reconnect`:
+        after a 1012 close (the gateway drains), reconnect and log in again with the token at once."""
         self._autoping = autoping
+        self._reconnect = reconnect
+        self._closing = False
         self.url = base_url.replace("https://", "wss://").replace("http://", "ws://") + "/ws"
         self._ssl = ssl
         self._origin = origin
@@ -64,6 +76,17 @@ class WebUser:
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        assert self._http is not None
+        headers = {"Origin": self._origin} if self._origin is not None else None
+        return await self._http.ws_connect(
+            self.url,
+            ssl=self._ssl if self._ssl is not None else True,
+            headers=headers,
+            autoping=self._autoping,
+        )
 
     async def __aenter__(self) -> WebUser:
         try:
@@ -74,14 +97,9 @@ class WebUser:
         return self
 
     async def _open(self) -> None:
-        self._http = aiohttp.ClientSession()
-        headers = {"Origin": self._origin} if self._origin is not None else None
-        self._ws = await self._http.ws_connect(
-            self.url,
-            ssl=self._ssl if self._ssl is not None else True,
-            headers=headers,
-            autoping=self._autoping,
-        )
+        # keeps cookies of IP-address hosts too, as a browser does (HAProxy's GWSRV stickiness cookie)
+        self._http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self._ws = await self._connect()
         self._reader = asyncio.create_task(self._read())
         login: Message = {"type": "login", "user": self.user, "secret": self.secret}
         if self.token is not None:
@@ -96,6 +114,7 @@ class WebUser:
         await self.close()
 
     async def close(self) -> None:
+        self._closing = True
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -106,17 +125,51 @@ class WebUser:
         self._ws = self._http = self._reader = None
 
     async def _read(self) -> None:
-        assert self._ws is not None
-        async for message in self._ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
+        while True:
+            ws = self._ws
+            assert ws is not None
+            async for message in ws:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                data: Message = json.loads(message.data)
+                reply = self._replies.pop(data["id"], None) if isinstance(data.get("id"), int) else None
+                if reply is not None and not reply.done():
+                    reply.set_result(data)
+                    continue
+                self._record(data)
+            if self._closing:
+                return
+            self._record({"type": "closed", "code": ws.close_code})
+            if not self._reconnect or ws.close_code != CLOSE_SERVICE_RESTART or not await self._reopen():
+                return
+
+    def _record(self, event: Message) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def _reopen(self) -> bool:
+        """A new socket (a few quick tries); the login with the token runs beside the reader."""
+        for _ in range(RECONNECT_TRIES):
+            try:
+                self._ws = await self._connect()
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.1)
                 continue
-            data: Message = json.loads(message.data)
-            reply = self._replies.pop(data["id"], None) if isinstance(data.get("id"), int) else None
-            if reply is not None and not reply.done():
-                reply.set_result(data)
-                continue
-            self.events.append(data)
-            self._changed.set()
+            task = asyncio.get_running_loop().create_task(self._relogin())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return True
+        self._record({"type": "reconnect_failed"})
+        return False
+
+    async def _relogin(self) -> None:
+        try:
+            registered = await self.request({"type": "login", "token": self.token})
+        except (WebUserError, TimeoutError, ConnectionError) as exc:
+            self._record({"type": "reconnect_failed", "error": str(exc)})
+            return
+        self.session_id, self.token = registered["session_id"], registered["token"]
+        self._record({"type": "reconnected", "session_id": self.session_id})
 
     async def request(self, message: Message, timeout: float = 15) -> Message:
         """Send a request; its reply (an `error` reply raises WebUserError)."""

@@ -253,7 +253,14 @@ class SipFailed:
 
 @dataclass(frozen=True, slots=True)
 class SipCancelled:
-    """The caller CANCELled its INVITE; the UA has answered the INVITE with 487 (RFC 3261 §9.2)."""
+    """The caller CANCELled its INVITE; the UA has answered the INVITE with 487 (RFC 3261 §9.2).
+
+    `answered_elsewhere`: its Reason said another branch answered (RFC 3326: SIP cause 200, or Q.850
+    cause 26), as a forking proxy's CANCEL does: the browsers hear `answered_elsewhere`, not a missed
+    call. `cause`: the Reason's cause (its SIP one first), kept for the logs."""
+
+    answered_elsewhere: bool = False
+    cause: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

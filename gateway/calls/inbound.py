@@ -219,10 +219,16 @@ def ringing_disconnected(call: CallMachine, event: WebDisconnected) -> None:
         _refuse(call, 480, EndReason.DISCONNECTED)
 
 
+def _cancel_reason(event: SipCancelled) -> EndReason:
+    """A forking proxy's CANCEL saying another branch answered (RFC 3326) is no missed call."""
+    return EndReason.ANSWERED_ELSEWHERE if event.answered_elsewhere else EndReason.CALLER_CANCELLED
+
+
 def ringing_cancelled(call: CallMachine, event: SipCancelled) -> None:
     """CANCEL: the UA has answered 487; the browsers stop ringing."""
-    call.stop_ringing(EndReason.CALLER_CANCELLED)
-    call.end_reason = local_reason(EndReason.CALLER_CANCELLED, 487)
+    code = _cancel_reason(event)
+    call.stop_ringing(code)
+    call.end_reason = local_reason(code, 487)
     call.close()
 
 
@@ -309,7 +315,7 @@ def answering_disconnected(call: CallMachine, event: WebDisconnected) -> None:
 
 
 def answering_cancelled(call: CallMachine, event: SipCancelled) -> None:
-    _fail_answer(call, local_reason(EndReason.CALLER_CANCELLED, 487), None)
+    _fail_answer(call, local_reason(_cancel_reason(event), 487), None)
 
 
 def answering_bye(call: CallMachine, event: SipByeReceived) -> None:

@@ -32,8 +32,11 @@ class ClusterPresence:
         self._local = InMemoryPresence()
         node.add_refresher("presence", self.refresh, self.leave)
 
-    def _key(self, user_id: str) -> str:
+    def key(self, user_id: str) -> str:
+        """The sorted set of the instances holding `user_id`'s sessions (scored by lease expiry)."""
         return self._node.key("online", user_id)
+
+    _key = key
 
     async def add(self, user_id: str, session_id: str) -> None:
         node = self._node

@@ -5,8 +5,10 @@ routes get the session-owning offer service, the token revocations and the forwa
 (`prepare_http`), the SIP user agent starts registering nobody (`ua_settings`), then `start` begins the
 heartbeat, which takes the registration locks it can and registers those users. `close` runs after the
 UA has unregistered: the locks and presence entries are given back, the instance's lease removed.
-`drain` (SIGUSR1, `POST /cluster/drain`): no new calls, /readyz 503, the others stop routing here; it
-returns when the calls have ended or `cluster.drain_timeout` has passed.
+`drain` (SIGUSR1, `POST /cluster/drain`): no new calls, /readyz 503, the others stop routing here, the
+`/ws` sessions without a call closed with 1012 at once (the others once their last call ends: their
+pages reconnect through HAProxy to another instance); it returns when the calls have ended or
+`cluster.drain_timeout` has passed.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from typing import TYPE_CHECKING
 
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
+from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
 from gateway.cluster.stores import CallRecordStream, RedisRevocations
+from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
+from gateway.identity.throttle import LoginThrottle
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.service import OfferService
+from gateway.signaling.ws import CONTEXT_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.sip import UASettings, UserAgent
 
 if TYPE_CHECKING:
@@ -46,6 +52,9 @@ class ClusterWiring:
         self.revocations = RedisRevocations(self.node)
         self.records = CallRecordStream(self.node)
         self.registrations: RegistrationOwnership | None = None
+        self.throttle_store: RedisLoginThrottle | None = None
+        self.presence_channel: PresenceChannel | None = None
+        self.sockets: SocketRegistry | None = None  # the /ws sockets: idle ones closed (1012) at drain
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -53,6 +62,27 @@ class ClusterWiring:
         driver.inbound_redirect = routing.redirect
         driver.cluster_web_route = routing.web_route
         driver.cluster_route_tag = f";{MARKER}={self.node.id}"
+
+    def throttle(self, policy: LoginThrottle) -> RedisLoginThrottle:
+        """Login throttling counted in Redis with `policy`'s parameters (the identity map's own)."""
+        self.throttle_store = RedisLoginThrottle(self.node, policy)
+        return self.throttle_store
+
+    def attach_signaling(self, app: web.Application) -> None:
+        """After the signaling routes: their presence feed hears the other instances' transitions
+        (presence_channel.py) and publishes this one's."""
+        self.sockets = app[SOCKETS_KEY]
+        context = app[CONTEXT_KEY]
+        feed = context.presence_feed
+        if feed is None:
+            return
+        store = context.identity.store
+
+        async def users() -> tuple[str, ...]:
+            return tuple(u.id for u in await store.all_users())
+
+        self.presence_channel = PresenceChannel(self.node, self.presence, feed.push, users)
+        feed.relay = self.presence_channel
 
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)
@@ -83,6 +113,8 @@ class ClusterWiring:
         aors = [str(spec.aor) for spec in ua.settings.registrations]
         self.registrations = RegistrationOwnership(self.node, ua.registrations, aors)
         await self.node.start()
+        if self.presence_channel is not None:
+            self.presence_channel.start()
 
     async def status(self) -> dict[str, object]:
         return {
@@ -101,17 +133,27 @@ class ClusterWiring:
 
     async def drain(self) -> None:
         self.driver.drain()
+        await self._close_idle_sockets()  # first: their pages reconnect elsewhere at once
         await self.node.set_draining()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.drain_timeout
         while self.driver.calls and loop.time() < deadline:
             await asyncio.sleep(0.2)
+            await self._close_idle_sockets()  # the sessions whose last call just ended
+        await self._close_idle_sockets()
         logger.info("drained: %d calls left", self.driver.calls)
         if self.on_drained is not None:
             self.on_drained()
 
+    async def _close_idle_sockets(self) -> None:
+        if self.sockets is not None:
+            calls_of = self.driver.registry.calls_of
+            await self.sockets.close_idle(lambda session_id: bool(calls_of(session_id)))
+
     async def close(self) -> None:
         if self._drain is not None and not self._drain.done():
             self._drain.cancel()
+        if self.presence_channel is not None:
+            await self.presence_channel.close()
         await self.records.close()
         await self.node.close()

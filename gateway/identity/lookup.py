@@ -31,7 +31,7 @@ from gateway.identity.passwords import PasswordHash, hash_secret
 from gateway.identity.policy import may_call
 from gateway.identity.presence import Presence
 from gateway.identity.store import IdentityStore, InMemoryIdentityStore
-from gateway.identity.throttle import LoginThrottle
+from gateway.identity.throttle import LoginThrottle, SharedThrottle
 
 if TYPE_CHECKING:
     from gateway.config.schema import Config
@@ -63,6 +63,7 @@ class IdentityMap:
         self._waiting = 0
         self._waiting_by_client: dict[str, int] = {}
         self.throttle = LoginThrottle()  # failed logins per address, pair and user id (issue 10)
+        self.shared_throttle: SharedThrottle | None = None  # counted in Redis by every instance (cluster)
 
     async def sip_identity(self, user_id: str) -> SipIdentity | None:
         user = await self.store.get(user_id)
@@ -108,16 +109,34 @@ class IdentityMap:
         check (LoginThrottled), and at most MAX_WAITING_PER_CLIENT of its checks wait at once
         (LoginBusy), so that a guesser cannot fill the queue real users need.
         """
-        wait = self.throttle.wait(user_id, client)
+        wait = await self.throttle_wait(user_id, client)
         if wait > 0:
             seconds = math.ceil(wait)
             raise LoginThrottled(f"too many failed logins: try again in {seconds} s", seconds)
         user = await self._check(user_id, secret, client)
         if user is None:
+            await self.throttle_failed(user_id, client)
+        else:
+            await self.throttle_succeeded(user_id, client)
+        return user
+
+    async def throttle_wait(self, user_id: str, client: str) -> float:
+        """Seconds before a login for `user_id` from `client` may be tried: this instance's count, or the
+        cluster's (which raises its ClusterUnavailable when Redis is unreachable)."""
+        shared = self.shared_throttle
+        return self.throttle.wait(user_id, client) if shared is None else await shared.wait(user_id, client)
+
+    async def throttle_failed(self, user_id: str, client: str) -> None:
+        if self.shared_throttle is None:
             self.throttle.failed(user_id, client)
         else:
+            await self.shared_throttle.failed(user_id, client)
+
+    async def throttle_succeeded(self, user_id: str, client: str) -> None:
+        if self.shared_throttle is None:
             self.throttle.succeeded(user_id, client)
-        return user
+        else:
+            await self.shared_throttle.succeeded(user_id, client)
 
     async def _check(self, user_id: str, secret: str, client: str) -> WebUser | None:
         user = await self.store.get(user_id)

@@ -6,6 +6,9 @@ failure (1 s, 2 s, 4 s... at most `cap`); each lockout is logged once at WARNING
 user id guessed at from many addresses is protected without locking its owner out: tries for it from
 addresses that have failed before wait, an address with a clean record goes through. Records are
 forgotten `forget_after` seconds after their last failure, and a success clears its pair.
+
+Several gateways count in Redis instead (`SharedThrottle`: gateway/cluster/throttle.py, the same policy);
+the identity map's `throttle_wait` / `throttle_failed` / `throttle_succeeded` ask whichever is set.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,16 @@ class _Record:
     failures: int = 0
     until: float = 0.0  # no try before this
     last: float = 0.0  # the last failure
+
+
+class SharedThrottle(Protocol):
+    """Failed-login counts shared by several gateways (the same questions as LoginThrottle's, async)."""
+
+    async def wait(self, user_id: str, address: str) -> float: ...
+
+    async def failed(self, user_id: str, address: str) -> None: ...
+
+    async def succeeded(self, user_id: str, address: str) -> None: ...
 
 
 class LoginThrottle:
@@ -83,8 +97,11 @@ class LoginThrottle:
     def succeeded(self, user_id: str, address: str) -> None:
         self._records.pop(("pair", user_id, address), None)
 
-    def _delay(self, excess: int) -> float:
+    def delay(self, excess: int) -> float:
+        """The wait after `excess` failures beyond the free ones: base, doubling, at most cap."""
         return float(min(self.cap, self.base * 2.0 ** min(excess - 1, 30)))
+
+    _delay = delay
 
     def _live(self, key: Key, now: float) -> float:
         record = self._records.get(key)

@@ -26,7 +26,7 @@ _BY_SIP: Final = frozenset(
         EndReason.REMOTE_HANGUP, EndReason.CALLER_CANCELLED, EndReason.NO_SUCH_NUMBER, EndReason.BUSY,
         EndReason.CANCELLED, EndReason.UNAVAILABLE, EndReason.DECLINED, EndReason.FORBIDDEN,
         EndReason.AUTH_FAILED, EndReason.REDIRECTED, EndReason.REJECTED, EndReason.SERVER_ERROR,
-        EndReason.GLOBAL_FAILURE, EndReason.INCOMPATIBLE_MEDIA,
+        EndReason.GLOBAL_FAILURE, EndReason.INCOMPATIBLE_MEDIA, EndReason.ANSWERED_ELSEWHERE,
     }
 )  # fmt: skip
 _INBOUND_WEB: Final = frozenset({EndReason.BUSY, EndReason.DECLINED, EndReason.UNAVAILABLE})

@@ -18,6 +18,7 @@ from gateway.media.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip
+from sipcore.reason import answered_elsewhere
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
             if direction is CallDirection.OUTBOUND and 300 <= status <= 699:
                 return [ev.SipFailed(status, reason, contacts)]
             return [ev.SipLegClosed()]
-        case sip.Cancelled():
-            return [ev.SipCancelled()]
+        case sip.Cancelled(reasons=reasons):
+            causes = [r.cause for r in sorted(reasons, key=lambda r: not r.is_sip) if r.cause is not None]
+            return [ev.SipCancelled(answered_elsewhere(reasons), causes[0] if causes else None)]
         case sip.Bye(by_remote=True):
             return [ev.SipByeReceived()]
         case sip.Bye():

@@ -4,12 +4,18 @@ It owns the socket: reads messages and hands them to the connection, writes what
 (one writer at a time), enforces the login deadline, lets aiohttp's heartbeat (WebSocket ping/pong,
 RFC 6455 §5.5.2) close dead peers, and closes the connection (so the call service hears
 `session_closed`) however the socket ends. Messages are handled one at a time, in order.
+
+Draining (a cluster instance being restarted, docs/deploy.md): `SocketRegistry.close_idle` closes every
+`/ws` session with no call in progress with 1012 (Service Restart, RFC 6455 §7.4.1 as registered by
+IANA), which the page's client takes as "reconnect now" and HAProxy sends elsewhere; it is called again
+as calls end, so a session is closed once its last call is over. New sockets get 503 meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import WSMsgType, web
@@ -24,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 HARD_SIZE_FACTOR: Final = 4  # messages above 4x the limit are not even read: aiohttp closes with 1009
 CLOSE_GOING_AWAY: Final = 1001
+CLOSE_SERVICE_RESTART: Final = 1012  # the gateway drains: reconnect at once (to another instance)
+DRAIN_CLOSE_MESSAGE: Final = b"gateway draining: reconnect"
 
 
 class SocketRegistry:
@@ -34,6 +42,9 @@ class SocketRegistry:
         self.awaiting_login = 0  # sockets open without a successful login yet
         self.awaiting_by_ip: dict[str, int] = {}  # the same, per client address
         self.refusals = RateLimit()  # WARNING lines about refused sockets: a flood must not flood the log
+        self.connections: dict[web.WebSocketResponse, Connection] = {}  # the /ws sockets' sessions
+        self.draining = False  # no new /ws socket (503): the instance is being restarted
+        self.closed_draining = 0  # sockets closed with 1012
 
     def await_login(self, ip: str, delta: int) -> None:
         self.awaiting_login += delta
@@ -51,6 +62,26 @@ class SocketRegistry:
 
     def __len__(self) -> int:
         return len(self._sockets)
+
+    async def close_idle(self, busy: Callable[[str], bool]) -> int:
+        """Drain: close (1012) every /ws socket whose session has no call (`busy(session_id)` false) or
+        has not logged in; refuse new sockets from now on. How many were closed."""
+        self.draining = True
+        idle = [
+            ws
+            for ws, connection in self.connections.items()
+            if not ws.closed and (connection.session is None or not busy(connection.session.id))
+        ]
+        for ws in idle:
+            self.connections.pop(ws, None)
+        await asyncio.gather(
+            *(ws.close(code=CLOSE_SERVICE_RESTART, message=DRAIN_CLOSE_MESSAGE) for ws in idle),
+            return_exceptions=True,
+        )
+        if idle:
+            logger.info("draining: %d idle WebSocket sessions closed (1012)", len(idle))
+        self.closed_draining += len(idle)
+        return len(idle)
 
     async def close_all(self) -> None:
         for ws in list(self._sockets):
@@ -108,6 +139,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             )
         return web.Response(status=429, text="too many connections awaiting login from your address",
                             headers={"Retry-After": "5"})  # fmt: skip
+    if sockets.draining:  # HAProxy retries the upgrade on another instance (deploy/haproxy.cfg: retry-on)
+        return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
     if sockets.awaiting_login >= limits.max_awaiting_login:
         if sockets.refusals.allow(logger, logging.WARNING):
             logger.warning("refusing a WebSocket from %s: %d sockets await login", ip, sockets.awaiting_login)
@@ -146,6 +179,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
     connection = Connection(context, send, ip)
     sockets.add(ws)
+    sockets.connections[ws] = connection
     sockets.await_login(ip, 1)
     awaiting = True
     loop = asyncio.get_running_loop()
@@ -179,6 +213,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             sockets.await_login(ip, -1)
         await connection.close()
         sockets.discard(ws)
+        sockets.connections.pop(ws, None)
         if not ws.closed:
             await ws.close(code=connection.close_code or 1000)
         logger.info("connection %s closed (code %s)", connection.id, ws.close_code)

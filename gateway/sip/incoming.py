@@ -28,6 +28,7 @@ from sipcore.digest import DigestClient
 from sipcore.headers import NameAddr
 from sipcore.message import Request, Response
 from sipcore.offer_answer import OaEvent, OaState
+from sipcore.reason import parse_reasons
 from sipcore.reliable import wants_reliable
 from sipcore.session_timer import SessionTimer
 from sipcore.uri import URI
@@ -184,14 +185,15 @@ class IncomingCall(Call):
         self._emit(Failed(status, response.reason))
 
     # --- what the caller does ----------------------------------------------------------------------
-    def on_cancel(self) -> None:
-        """The layer answered the caller's CANCEL 200: end the INVITE with 487 (RFC 3261 §9.2)."""
+    def on_cancel(self, cancel: Request | None = None) -> None:
+        """The layer answered the caller's CANCEL 200: end the INVITE with 487 (RFC 3261 §9.2); the
+        CANCEL's Reason (RFC 3326) goes with the event."""
         if self.state not in _UNANSWERED or self.dialog is None:
             return
         if self.reliable is not None:
             self.reliable.finish()
         self.incoming.respond(self.dialog.respond(self.request, 487))
-        self._emit(Cancelled())
+        self._emit(Cancelled(parse_reasons(cancel.headers.get_all("Reason")) if cancel is not None else ()))
 
     def on_ack(self, ack: Request) -> None:
         super().on_ack(ack)

@@ -687,7 +687,7 @@ class UserAgent:
     def on_cancel(self, incoming: IncomingRequest, cancel: Request) -> None:
         call = self._invites.get(incoming)
         if call is not None:
-            call.on_cancel()
+            call.on_cancel(cancel)
         elif incoming.final is None:
             incoming.reply(487)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sipcore.reason import ReasonValue
+
 __all__ = [
     "TERMINAL",
     "Answered",
@@ -73,7 +75,12 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
-    """The caller cancelled the incoming call before it was answered; 487 was sent (terminal)."""
+    """The caller cancelled the incoming call before it was answered; 487 was sent (terminal).
+
+    `reasons`: the CANCEL's Reason header values (RFC 3326), e.g. SIP cause 200 when a forking proxy
+    cancels the branches that lost to the one that answered."""
+
+    reasons: tuple[ReasonValue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,11 +189,13 @@ export class GatewayClient extends EventTarget {
       else call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
     }
     emit(this, "disconnected", { code: event.code, reason: event.reason });
-    if (!this._closing && this.reconnect && this.token) this._scheduleReconnect();
+    // 1012 (Service Restart): the gateway drains and closed this idle socket on purpose; reconnect at
+    // once (the load balancer sends it to another instance), with the usual backoff if that fails
+    if (!this._closing && this.reconnect && this.token) this._scheduleReconnect(event.code === 1012);
   }
 
-  _scheduleReconnect() {
-    const delay = Math.min(30000, 500 * 2 ** this._attempt);
+  _scheduleReconnect(now = false) {
+    const delay = now ? 0 : Math.min(30000, 500 * 2 ** this._attempt);
     this._attempt += 1;
     emit(this, "reconnecting", { attempt: this._attempt, delay });
     setTimeout(async () => {

@@ -395,13 +395,18 @@ class WebSipService:
         client = incoming.source.host
         outcome = self.digest.check(incoming.request)
         username = outcome.username
-        wait = self.identities.throttle.wait(username or "", client)
+        try:
+            wait = await self.identities.throttle_wait(username or "", client)
+        except SignalingError as exc:  # a cluster without Redis: the throttle cannot be read
+            logger.warning("SIP WebSocket %s from %s refused: %s", incoming.method, incoming.source, exc)
+            incoming.reply(503, "Shared State Unavailable", headers=(("Retry-After", "5"),))
+            return None
         if wait > 0 and (not isinstance(outcome, Outcome) or outcome.status == 403):
             incoming.reply(403, "Too Many Failed Attempts", headers=(("Retry-After", str(math.ceil(wait))),))
             return None
         if isinstance(outcome, Outcome):
             if outcome.status == 403:
-                self.identities.throttle.failed(username or "", client)
+                await self.identities.throttle_failed(username or "", client)
                 if self._refusals.allow(logger, logging.WARNING):
                     logger.warning(
                         "SIP WebSocket %s from %s refused: %s (user %r)",
@@ -418,7 +423,7 @@ class WebSipService:
         if user is None:
             incoming.reply(403, "Forbidden")
             return None
-        self.identities.throttle.succeeded(outcome.username, client)
+        await self.identities.throttle_succeeded(outcome.username, client)
         return user
 
     async def _register(self, incoming: IncomingRequest) -> None:

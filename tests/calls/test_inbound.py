@@ -240,6 +240,21 @@ def test_caller_cancels_while_the_browser_answers() -> None:
     assert call.state is CallState.CLOSED
 
 
+def test_a_cancel_saying_answered_elsewhere_ends_the_ringing_so() -> None:
+    call = f.invited()
+    out = call.handle(SipCancelled(answered_elsewhere=True, cause=200))
+    assert stopped(out) == {"s1": EndReason.ANSWERED_ELSEWHERE, "s2": EndReason.ANSWERED_ELSEWHERE}
+    assert call.end_reason is not None and call.end_reason.code is EndReason.ANSWERED_ELSEWHERE
+    assert call.state is CallState.CLOSED
+
+
+def test_a_cancel_saying_answered_elsewhere_while_the_browser_answers() -> None:
+    call = f.early_in_offered()
+    out = call.handle(SipCancelled(answered_elsewhere=True))
+    [notice] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert notice.reason is EndReason.ANSWERED_ELSEWHERE
+
+
 @pytest.mark.parametrize(
     ("kind", "status", "code"),
     [

@@ -4,7 +4,8 @@ instances in this process (127.0.0.2-127.0.0.4) sharing a real Redis, behind the
 - alice has sessions on two instances (two tabs HAProxy sent to different places): a desk phone calling
   her through Kamailio rings both, whichever instance dispatcher picks (the one holding a session
   answers 302 with its own Contact and the other holder's, the third with both holders'; Kamailio forks
-  in parallel), the session that answers gets the call and the other stops ringing.
+  in parallel), the session that answers gets the call and the other stops ringing with
+  `answered_elsewhere` (Kamailio's CANCEL says "Call completed elsewhere", RFC 3326).
 - web to web across instances: alice on the first instance dials bob, who is on the second only: the
   call goes to the second instance's advertised SIP address and rings bob there (no PBX), both sides
   connect.
@@ -51,8 +52,8 @@ async def test_a_user_on_two_instances_rings_on_both(tmp_path: Path) -> None:
                         try:
                             await answering.answer(call_id, peer.answer)
                             stopped = await other.wait_for("ended", call_id=other_id)
-                            # Kamailio CANCELs the other branch (RFC 3261 §16.7 step 10)
-                            assert stopped["reason"] == "caller_cancelled", stopped
+                            # Kamailio CANCELs the other branch (RFC 3261 §16.7 step 10) with Reason SIP cause 200 (RFC 3326)
+                            assert stopped["reason"] == "answered_elsewhere", stopped
                             await phone.wait_for("state", call=number, state="CONFIRMED")
                             await phone.hangup(number)
                             await answering.wait_for("ended", call_id=call_id)

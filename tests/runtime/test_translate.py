@@ -11,6 +11,7 @@ from gateway.media import events as media
 from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip
+from sipcore.reason import parse_reasons
 
 OUT, IN = CallDirection.OUTBOUND, CallDirection.INBOUND
 
@@ -28,6 +29,12 @@ def test_sip_events_of_an_outgoing_call() -> None:
 def test_sip_events_of_an_incoming_call() -> None:
     assert sip_to_call_events(sip.Provisional(100, "Trying"), IN) == []
     assert sip_to_call_events(sip.Cancelled(), IN) == [ev.SipCancelled()]
+    elsewhere = sip.Cancelled(
+        parse_reasons(['Q.850;cause=31, SIP;cause=200;text="Call completed elsewhere"'])
+    )
+    assert sip_to_call_events(elsewhere, IN) == [ev.SipCancelled(answered_elsewhere=True, cause=200)]
+    q850 = sip.Cancelled(parse_reasons(["Q.850;cause=16"]))
+    assert sip_to_call_events(q850, IN) == [ev.SipCancelled(answered_elsewhere=False, cause=16)]
     assert sip_to_call_events(sip.Confirmed(), IN) == [ev.SipAckReceived(None)]
     assert sip_to_call_events(sip.Confirmed("v=0"), IN) == [ev.SipAckReceived("v=0")]
     assert sip_to_call_events(sip.ReinviteAcked(""), IN) == [ev.SipAckReceived(None)]

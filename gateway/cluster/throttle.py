@@ -1,0 +1,114 @@
+"""Login throttling counted in Redis, so that a guesser spreading tries over the instances (HAProxy sends
+each connection anywhere) meets one limit, not one per instance (issue 18: "login throttling counters").
+
+The policy is `gateway.identity.throttle.LoginThrottle`'s, its parameters taken from the local one: failed
+logins per address, per (user id, address) pair and per user id; past the free failures an address or a
+pair waits, doubling from `base` up to `cap`; a user id failed at too often slows only addresses that
+failed before. Each record is a hash `{prefix}throttle:{kind}:{...}` with `failures` and `last` (Unix ms)
+updated by one pipeline per failed login (HINCRBY + HSET + PEXPIRE `forget_after`, so a record is
+forgotten as the local one is); a check reads the three records in one pipeline (HMGET). A success
+deletes its pair.
+
+Redis unreachable: `wait` raises `ClusterUnavailable` (the login is refused with `unavailable`, "try
+again shortly", as the presence store refuses it) rather than let unthrottled guesses through; a failure
+that cannot be counted in Redis is logged and counted locally meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.node import ClusterNode, text
+from gateway.identity.throttle import LoginThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class RedisLoginThrottle:
+    def __init__(self, node: ClusterNode, policy: LoginThrottle) -> None:
+        self._node = node
+        self._policy = policy  # the parameters, and the counts kept while Redis is unreachable
+        self.lockouts = 0  # addresses or pairs that passed their free failures (as logged)
+
+    def _keys(self, user_id: str, address: str) -> tuple[str, str, str]:
+        key = self._node.key
+        return (key("throttle", "address", address), key("throttle", "pair", user_id, address),
+                key("throttle", "user", user_id))  # fmt: skip
+
+    async def wait(self, user_id: str, address: str) -> float:
+        """Seconds before a login for `user_id` from `address` may be tried (0: now), counting the
+        failures of every instance; ClusterUnavailable without Redis."""
+        keys = self._keys(user_id, address)
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, "failures", "last")
+            result: list[Any] = await pipe.execute()
+            return result
+
+        raw = await self._node.run("check the login throttle", read)
+        now = self._node.now_ms() / 1000.0
+        (a_n, a_last), (p_n, p_last), (u_n, u_last) = (_record(r) for r in raw)
+        policy = self._policy
+        waits = [self._until(a_n, a_last, policy.free_per_address) - now,
+                 self._until(p_n, p_last, policy.free_per_pair) - now,
+                 self._policy.wait(user_id, address)]  # fmt: skip
+        if u_n >= policy.user_alarm and a_n > 0 and now - a_last <= policy.forget_after:
+            waits.append(policy.delay(u_n - policy.user_alarm + 1) - (now - u_last))
+        return max(0.0, *waits)
+
+    def _until(self, failures: int, last: float, free: int) -> float:
+        return last + self._policy.delay(failures - free) if failures > free else 0.0
+
+    async def failed(self, user_id: str, address: str) -> None:
+        """Count a failed login in the three records (one pipeline); locally when Redis is unreachable."""
+        keys, node, policy = self._keys(user_id, address), self._node, self._policy
+        now_ms, ttl = node.now_ms(), int(policy.forget_after * 1000)
+
+        async def count(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hincrby(key, "failures", 1)
+                pipe.hset(key, "last", now_ms)
+                pipe.pexpire(key, ttl)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        try:
+            counts = await node.run("count a failed login", count)
+        except ClusterUnavailable as exc:
+            logger.warning("failed login from %s counted on this instance only: %s", address, exc)
+            policy.failed(user_id, address)
+            return
+        for failures, free, pair in ((int(counts[0]), policy.free_per_address, False),
+                                     (int(counts[3]), policy.free_per_pair, True)):  # fmt: skip
+            if failures == free + 1:
+                self.lockouts += 1
+                logger.warning(
+                    "login throttled (cluster-wide): %d failed logins from %s%s; waits double from %g s",
+                    failures, address, f" for user id {user_id!r}" if pair else "", policy.base,
+                )  # fmt: skip
+
+    async def succeeded(self, user_id: str, address: str) -> None:
+        self._policy.succeeded(user_id, address)
+        with contextlib.suppress(ClusterUnavailable):  # the pair lapses after forget_after anyway
+            await self._node.run(
+                "clear the login throttle", lambda c: c.delete(self._keys(user_id, address)[1])
+            )
+
+
+def _record(raw: list[Any]) -> tuple[int, float]:
+    """(failures, last failure in Unix seconds) of one HMGET reply; (0, 0.0) when absent."""
+    failures, last = raw
+    if failures is None or last is None:
+        return 0, 0.0
+    try:
+        return int(text(failures)), int(text(last)) / 1000.0
+    except ValueError:  # not written by us: treated as absent
+        return 0, 0.0

@@ -1,0 +1,69 @@
+"""The Redis login throttle against a real Redis: the local policy's waits, shared by two nodes; a user
+id guessed at from many addresses slows only those; Redis unreachable: the check raises the cluster's
+error, a failure is counted locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cluster import ClusterNode, ClusterUnavailable
+from gateway.cluster.throttle import RedisLoginThrottle
+from gateway.identity.throttle import LoginThrottle
+from peers.redis import running_redis
+from tests.cluster.test_cluster_state import settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_two_nodes_share_the_counts_and_the_doubling_waits(tmp_path: Path) -> None:
+    clock = Clock()
+    with running_redis(tmp_path) as redis:
+        nodes = [ClusterNode(settings(redis.url, name), clock=clock) for name in ("a", "b")]
+        throttles = [
+            RedisLoginThrottle(n, LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10))
+            for n in nodes
+        ]
+        try:
+            waits = []
+            for n in range(6):
+                await throttles[n % 2].failed(f"user{n}", "192.0.2.66")
+                waits.append(await throttles[(n + 1) % 2].wait("anyone", "192.0.2.66"))
+            assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 4.0]
+            assert await throttles[0].wait("anyone", "192.0.2.7") == 0.0
+            clock.now += 4.0
+            assert await throttles[1].wait("anyone", "192.0.2.66") == 0.0
+        finally:
+            for node in nodes:
+                await node.close()
+
+
+async def test_a_success_clears_the_pair_and_a_guessed_user_slows_only_guessers(tmp_path: Path) -> None:
+    clock = Clock()
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a"), clock=clock)
+        throttle = RedisLoginThrottle(node, LoginThrottle(clock=clock, free_per_pair=2, user_alarm=4))
+        try:
+            for _ in range(3):
+                await throttle.failed("alice", "192.0.2.1")
+            assert await throttle.wait("alice", "192.0.2.1") == 1.0
+            await throttle.succeeded("alice", "192.0.2.1")
+            assert await throttle.wait("alice", "192.0.2.1") == 0.0
+            for n in range(4):
+                await throttle.failed("bob", f"198.51.100.{n}")
+            assert await throttle.wait("bob", "198.51.100.3") > 0  # an address that guessed before
+            assert await throttle.wait("bob", "192.0.2.10") == 0.0  # bob's own clean address
+            redis.stop()
+            with pytest.raises(ClusterUnavailable, match="login throttle"):
+                await throttle.wait("bob", "192.0.2.10")
+            await throttle.failed("carol", "192.0.2.99")  # counted here meanwhile, never raised
+            assert throttle._policy._records[("pair", "carol", "192.0.2.99")].failures == 1
+        finally:
+            await node.close()
