@@ -6,7 +6,8 @@
   With ``raw=True`` (benchmarks) it sends pre-encoded payloads (``play_raw``) and only counts what
   arrives, so that it costs as little CPU as possible.
   With ``chat=True`` it opens a data channel ``chat`` before its offer, as a page would: ``say`` writes
-  text on it, ``texts`` keeps what arrives (``wait_text``).
+  text on it, ``texts`` keeps what arrives (``wait_text``). A channel an offer it answers opens (the
+  gateway's, on calls to a web user) becomes its ``channel`` the same way.
 * ``send_web_dtmf``: RFC 4733 events from the "browser" (aiortc cannot send DTMF).
 """
 
@@ -17,7 +18,13 @@ import asyncio
 import fractions
 import math
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler
@@ -102,9 +109,17 @@ class WebPeer:
         self.texts: list[str] = []
         self.channel = self.pc.createDataChannel("chat") if chat else None
         if self.channel is not None:
-            self.channel.on(
-                "message", lambda data: self.texts.append(data) if isinstance(data, str) else None
-            )
+            self._listen(self.channel)
+        self.pc.on("datachannel", self._offered_channel)
+
+    def _listen(self, channel: RTCDataChannel) -> None:
+        channel.on("message", lambda data: self.texts.append(data) if isinstance(data, str) else None)
+
+    def _offered_channel(self, channel: RTCDataChannel) -> None:
+        """A channel the other side's offer opened (the gateway's ``chat`` on a call to a web user)."""
+        if self.channel is None:
+            self.channel = channel
+        self._listen(channel)
 
     def vanish(self) -> None:
         """Play a browser whose network went away: from now on its sockets neither send nor receive
@@ -118,13 +133,13 @@ class WebPeer:
 
     async def say(self, text: str, timeout: float = 10.0) -> None:
         """Write ``text`` on the chat channel once it is open."""
-        assert self.channel is not None, "WebPeer(chat=True) opens the channel"
         for _ in range(int(timeout / 0.02)):
-            if self.channel.readyState == "open":
+            if self.channel is not None and self.channel.readyState == "open":
                 self.channel.send(text)
                 return
             await asyncio.sleep(0.02)
-        raise TimeoutError(f"the chat channel is {self.channel.readyState}, not open")
+        state = "absent" if self.channel is None else self.channel.readyState
+        raise TimeoutError(f"the chat channel is {state}, not open")
 
     async def wait_text(self, text: str, timeout: float = 10.0) -> None:
         for _ in range(int(timeout / 0.02)):

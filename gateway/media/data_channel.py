@@ -1,9 +1,10 @@
 """The browser's data channels on a gateway call: chat text in and out (RFC 8831 channels over SCTP, over
 the web leg's DTLS, bundled with the audio: RFC 8841, RFC 8843).
 
-How it works: the browser opens the channels (its offer carries the ``m=application`` line the web leg
-keeps, ``web_sdp.prune_offer``); aiortc reports each as ``datachannel`` and :class:`ChatChannels` adopts
-it. A text message on any of them goes to ``on_text`` (the call turns it into SIP MESSAGE, RFC 3428);
+How it works: on calls the browser places, the browser opens the channels (its offer carries the
+``m=application`` line the web leg keeps, ``web_sdp.prune_offer``); aiortc reports each as ``datachannel``
+and :class:`ChatChannels` adopts it. On calls the browser receives, the gateway's offer opens one, ``chat``
+(``WebRtcLeg.create_offer``), adopted the same way; the browser sees it as its ``datachannel`` event. A text message on any of them goes to ``on_text`` (the call turns it into SIP MESSAGE, RFC 3428);
 :meth:`ChatChannels.send` writes the SIP party's text on every open one. Binary messages and text
 beyond ``MAX_TEXT_BYTES`` (a MESSAGE body's limit) are dropped and counted, never passed on. aiortc runs
 SCTP itself: its DTLS records take aiortc's own path past the direct RTP hooks (``aiortc_direct``: only
@@ -33,9 +34,9 @@ class ChatChannels:
         self._channels: list[RTCDataChannel] = []
         self.dropped = 0  # binary or oversized messages from the browser
 
-    def adopt(self, channel: RTCDataChannel) -> None:
-        """A channel the browser opened (aiortc's ``datachannel`` event)."""
-        logger.info("call=%s data channel %r opened by the browser", self._call, channel.label)
+    def adopt(self, channel: RTCDataChannel, by: str = "the browser") -> None:
+        """A channel the browser opened (aiortc's ``datachannel`` event), or the one of our offer."""
+        logger.info("call=%s data channel %r opened by %s", self._call, channel.label, by)
         self._channels.append(channel)
 
         def message(data: str | bytes) -> None:
