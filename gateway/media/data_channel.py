@@ -23,6 +23,7 @@ from aiortc import RTCDataChannel
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_BYTES: Final = 8192  # as a SIP MESSAGE body in the call's dialog (gateway/sip/ua_calls.py)
+MAX_WAITING: Final = 32  # texts kept for a channel still connecting
 
 
 class ChatChannels:
@@ -32,6 +33,7 @@ class ChatChannels:
         self._on_text = on_text
         self._call = call_id
         self._channels: list[RTCDataChannel] = []
+        self._waiting: list[str] = []  # text for channels still connecting (SCTP not up yet)
         self.dropped = 0  # binary or oversized messages from the browser
 
     def adopt(self, channel: RTCDataChannel, by: str = "the browser") -> None:
@@ -47,8 +49,14 @@ class ChatChannels:
                 self._channels.remove(channel)
             logger.info("call=%s data channel %r closed", self._call, channel.label)
 
+        def opened() -> None:
+            waiting, self._waiting = self._waiting, []
+            for text in waiting:
+                channel.send(text)
+
         channel.on("message", message)
         channel.on("close", closed)
+        channel.on("open", opened)
 
     def _received(self, channel: RTCDataChannel, data: str | bytes) -> None:
         if (
@@ -69,14 +77,21 @@ class ChatChannels:
         return any(channel.readyState == "open" for channel in self._channels)
 
     def send(self, text: str) -> bool:
-        """Write ``text`` on every open channel; False when none is open."""
+        """Write ``text`` on every open channel, or keep it for the first one that opens while one is
+        still connecting (the gateway's own, offered on a call to a web user: a MESSAGE can come as soon
+        as the call is up, before SCTP is); False when there is none."""
         sent = False
         for channel in list(self._channels):
             if channel.readyState == "open":
                 channel.send(text)
                 sent = True
+        connecting = any(c.readyState == "connecting" for c in self._channels)
+        if not sent and connecting and len(self._waiting) < MAX_WAITING:
+            self._waiting.append(text)
+            return True
         return sent
 
     def close(self) -> None:
         """Forget the channels (the peer connection's close ends them). Idempotent."""
         self._channels.clear()
+        self._waiting.clear()

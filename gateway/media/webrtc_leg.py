@@ -228,8 +228,9 @@ class WebRtcLeg:
             self._on_event(TextReceived(text))
 
     def send_text(self, text: str) -> bool:
-        """Write ``text`` on the browser's open data channels; False when there is none."""
-        return self._state is WebLegState.CONNECTED and self._chat.send(text)
+        """Write ``text`` on the browser's open data channels (or keep it for one still connecting);
+        False when there is none."""
+        return self._state in (WebLegState.NEGOTIATING, WebLegState.CONNECTED) and self._chat.send(text)
 
     # --------------------------------------------------------------------------------------- SDP
 
