@@ -38,6 +38,7 @@ from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
+from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.room_media import RoomMediaService
 from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
@@ -97,6 +98,8 @@ class Gateway:
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
         # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
+        # WHEP players of calls' far ends (gateway/runtime/playback.py)
+        self.call_playback = CallPlaybackService(self.driver, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
         if self.cluster is not None:
             self.ops.record_sinks.append(self.cluster.records.write)
@@ -164,6 +167,7 @@ class Gateway:
             state=self.state,
             revocations=cluster.revocations if cluster is not None else None,
             room_media=self.room_media,
+            call_playback=self.call_playback,
         )
         if cluster is not None:
             cluster.attach_signaling(app)  # live presence events across instances
@@ -203,6 +207,7 @@ class Gateway:
         # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
         self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
         self._closers.append(self.room_media.close)  # before the calls end: the rooms' SIP parties first
+        self._closers.append(self.call_playback.close)
         if self.sip_ws is not None:
             await self._start_web_sip(self.sip, self.sip_ws)
         await self.ops.start()

@@ -6,7 +6,8 @@
   With ``raw=True`` (benchmarks) it sends pre-encoded payloads (``play_raw``) and only counts what
   arrives, so that it costs as little CPU as possible.
   With ``chat=True`` it opens a data channel ``chat`` before its offer, as a page would: ``say`` writes
-  text on it, ``texts`` keeps what arrives (``wait_text``).
+  text on it, ``texts`` keeps what arrives (``wait_text``). A channel an offer it answers opens (the
+  gateway's, on calls to a web user) becomes its ``channel`` the same way.
 * ``send_web_dtmf``: RFC 4733 events from the "browser" (aiortc cannot send DTMF).
 * With ``camera=True`` the peer has a camera (``PatternTrack``: green, a bar moving): a gateway offer
   with video mid-call (escalation) is answered sending it, ``add_video()`` adds it to the call for a new
@@ -21,7 +22,13 @@ import asyncio
 import fractions
 import math
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler, VideoFrame
@@ -130,9 +137,17 @@ class WebPeer:
         self._watched: set[int] = set()
         self.channel = self.pc.createDataChannel("chat") if chat else None
         if self.channel is not None:
-            self.channel.on(
-                "message", lambda data: self.texts.append(data) if isinstance(data, str) else None
-            )
+            self._listen(self.channel)
+        self.pc.on("datachannel", self._offered_channel)
+
+    def _listen(self, channel: RTCDataChannel) -> None:
+        channel.on("message", lambda data: self.texts.append(data) if isinstance(data, str) else None)
+
+    def _offered_channel(self, channel: RTCDataChannel) -> None:
+        """A channel the other side's offer opened (the gateway's ``chat`` on a call to a web user)."""
+        if self.channel is None:
+            self.channel = channel
+        self._listen(channel)
 
     def vanish(self) -> None:
         """Play a browser whose network went away: from now on its sockets neither send nor receive
@@ -146,13 +161,13 @@ class WebPeer:
 
     async def say(self, text: str, timeout: float = 10.0) -> None:
         """Write ``text`` on the chat channel once it is open."""
-        assert self.channel is not None, "WebPeer(chat=True) opens the channel"
         for _ in range(int(timeout / 0.02)):
-            if self.channel.readyState == "open":
+            if self.channel is not None and self.channel.readyState == "open":
                 self.channel.send(text)
                 return
             await asyncio.sleep(0.02)
-        raise TimeoutError(f"the chat channel is {self.channel.readyState}, not open")
+        state = "absent" if self.channel is None else self.channel.readyState
+        raise TimeoutError(f"the chat channel is {state}, not open")
 
     async def wait_text(self, text: str, timeout: float = 10.0) -> None:
         for _ in range(int(timeout / 0.02)):

@@ -140,11 +140,14 @@ class MediaBridge:
         # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
         # clock only (the engine's packet times are CLOCK_MONOTONIC).
         self.fast_lane: FastLaneController | None = None
+        # Listeners to the SIP side's RTP (WHEP players of the call: gateway/runtime/playback.py): the
+        # packets must come through Python while there is one, so the fast lane stays unlinked.
+        self._taps: dict[str, tuple[Callable[[RtpPacket], None], Callable[[], None]]] = {}
         if settings.fast_lane is not None and fastlane.available() and self._clock is time.monotonic:
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -687,6 +690,9 @@ class MediaBridge:
 
     def _from_sip(self, packet: RtpPacket) -> None:
         now = self._clock()
+        if self._taps:
+            for tap, _ in tuple(self._taps.values()):
+                tap(packet)
         path = self._to_web
         mapped = path.forward_audio(
             packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type, now
@@ -807,11 +813,35 @@ class MediaBridge:
             fast_lane_packets=self.fast_lane.packets if self.fast_lane is not None else 0,
         )
 
+    @property
+    def sip_audio(self) -> LegCodecs | None:
+        """What the SIP side negotiated (its ``incoming`` says what its RTP's payload types carry)."""
+        return self._sip.negotiated
+
+    def add_tap(self, key: str, tap: Callable[[RtpPacket], None], closed: Callable[[], None]) -> None:
+        """``tap`` gets every RTP packet from the SIP side (before the bridge handles it) until
+        ``remove_tap(key)``; ``closed`` is called when the bridge closes first. The fast lane gives the
+        sockets back meanwhile (its packets would never reach Python)."""
+        if self._state is BridgeState.CLOSED:
+            raise MediaError(f"call={self._call} the bridge is closed")
+        self._taps[key] = (tap, closed)
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()
+
+    def remove_tap(self, key: str) -> None:
+        """Stop ``key``'s tap (idempotent); the fast lane may link again when none is left."""
+        removed = self._taps.pop(key, None) is not None
+        if removed and self.fast_lane is not None and not self._taps and self._state is BridgeState.ACTIVE:
+            self.fast_lane.update()
+
     async def close(self) -> None:
         """Stop DTMF, the web leg and the SIP endpoint; give the port back. Idempotent."""
         if self._state is BridgeState.CLOSED:
             return
         self._set_state(BridgeState.CLOSED)
+        taps, self._taps = self._taps, {}
+        for _, closed in taps.values():
+            closed()
         self._web_watchdog.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()

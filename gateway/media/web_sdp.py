@@ -261,3 +261,46 @@ def reject_mid(description: SessionDescription, mid: str | None) -> SessionDescr
             attribute = Attribute("group", " ".join(["BUNDLE", *kept]))
         groups.append(attribute)
     return dataclasses.replace(description, media=tuple(media), attributes=tuple(groups))
+
+
+def refused_filled(pruned: PrunedOffer, offered: SessionDescription) -> SessionDescription:
+    """The browser's answer to our ``offered`` description as aiortc takes it: the m-lines ``pruned``
+    kept, and each one the browser turned down (port 0) filled in (``refused_for_aiortc``; a data channel
+    with our SCTP lines), so that aiortc finds every offered m-line in its place (RFC 3264 §6)."""
+    answer = pruned.original
+    kept = sorted(i for i in (pruned.index, pruned.video_index, pruned.data_index) if i is not None)
+    ours = dict(zip(kept, pruned.description.media, strict=True))
+    audio = ours[pruned.index]
+    media: list[MediaDescription] = []
+    bundle = list(pruned.description.bundle_mids())
+    for i, section in enumerate(answer.media):
+        if i in ours:
+            media.append(ours[i])
+        elif section.media == "application" and offered.media[i].mid is not None:
+            # kept on the audio's transport for aiortc (BUNDLE): alone it would wait for an ICE of its
+            # own forever, and aiortc's connection state with it; its SCTP INIT goes unanswered
+            media.append(_refused_data(section, audio, offered.media[i]))
+            bundle.append(str(offered.media[i].mid))
+        else:
+            media.append(refused_for_aiortc(section, audio, offered.media[i]))
+    attributes = tuple(
+        Attribute("group", "BUNDLE " + " ".join(bundle)) if a.name == "group" else a
+        for a in pruned.description.attributes
+    )
+    return dataclasses.replace(pruned.description, attributes=attributes, media=tuple(media))
+
+
+def _refused_data(
+    section: MediaDescription, bundled: MediaDescription, offered: MediaDescription
+) -> MediaDescription:
+    """A data channel m-line the browser turned down, for aiortc: our proto, format and SCTP lines, the
+    ICE/DTLS lines of the audio; no direction (a data channel m-line has none)."""
+    attributes = [
+        a for a in section.attributes if a.name not in (*_TRANSPORT, "candidate", "inactive", "mid")
+    ]
+    attributes.insert(0, Attribute("mid", str(offered.mid)))
+    attributes += [a for a in bundled.attributes if a.name in _TRANSPORT]
+    attributes += [a for a in offered.attributes if a.name in ("sctp-port", "max-message-size", "sctpmap")]
+    return dataclasses.replace(
+        section, proto=offered.proto, formats=offered.formats, attributes=tuple(attributes)
+    )

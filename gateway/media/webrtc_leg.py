@@ -143,6 +143,7 @@ class WebRtcLeg:
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()
         self._chat = ChatChannels(self._text, call_id)
+        self._chat_offered = False  # our offer opened a channel (create_offer with data_channel)
         self._pc.on("datachannel", self._chat.adopt)
 
     # ------------------------------------------------------------------------------------- state
@@ -227,8 +228,9 @@ class WebRtcLeg:
             self._on_event(TextReceived(text))
 
     def send_text(self, text: str) -> bool:
-        """Write ``text`` on the browser's open data channels; False when there is none."""
-        return self._state is WebLegState.CONNECTED and self._chat.send(text)
+        """Write ``text`` on the browser's open data channels (or keep it for one still connecting);
+        False when there is none."""
+        return self._state in (WebLegState.NEGOTIATING, WebLegState.CONNECTED) and self._chat.send(text)
 
     # --------------------------------------------------------------------------------------- SDP
 
@@ -342,25 +344,32 @@ class WebRtcLeg:
         self._transceiver.setCodecPreferences(capabilities(codecs))
         if self.video is not None:
             self.video.prefer(video_codecs)
+        if self._options.data_channel and self.remote is None and not self._chat_offered:
+            # Our first offer carries a data channel (RFC 8831 §6.4: the offerer may open it; aiortc
+            # puts its m=application after the audio and video, as JSEP §5.2.1 wants): chat on calls
+            # the browser receives, as on those it places (issue 17).
+            self._chat_offered = True
+            self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
         return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
 
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
-        """Apply the browser's answer to ``create_offer``."""
+        """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);
+        a video or data channel it turned down (port 0) reaches aiortc in a shape it takes."""
         self._check_open()
-        offered = 1 if self.video is None else 2
-        if len(answer.media) != offered:
-            raise sdp.SdpUnacceptable(f"the answer has {len(answer.media)} m-lines for an offer of {offered}")
-        self.remote = answer
-        pruned = web_sdp.prune_offer(answer, video=self.video is not None)
-        if self.video is not None and pruned.video_index is None:  # the browser turned the video down
-            local = self.local
-            assert local is not None and len(local.media) == 2
-            refused = web_sdp.refused_for_aiortc(answer.media[1], pruned.description.media[0], local.media[1])
-            pruned = dataclasses.replace(
-                pruned, description=pruned.description.with_media([*pruned.description.media, refused])
+        local = self.local
+        if local is None:
+            raise WebLegError(f"call={self._call} answer before our offer")
+        if len(answer.media) != len(local.media):
+            raise sdp.SdpUnacceptable(
+                f"the answer has {len(answer.media)} m-lines for an offer of {len(local.media)}"
             )
+        self.remote = answer
+        pruned = web_sdp.prune_offer(
+            answer, video=self.video is not None, data_channel=self._options.data_channel
+        )
+        pruned = dataclasses.replace(pruned, description=web_sdp.refused_filled(pruned, local))
         await self._set_remote(pruned.description, "answer")
         self._pruned = pruned
         self._negotiating()

@@ -295,16 +295,25 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
 
 
 def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
-    """WHEP (draft-ietf-wish-whep): playback of a room's mix (gateway/signaling/whep.py)."""
+    """WHEP (draft-ietf-wish-whep): playback of a room's mix, or of a WHIP / HTTP API session's far end
+    (gateway/signaling/whep.py, gateway/runtime/playback.py)."""
     sdp_text = {"application/sdp": {"schema": {"type": "string"}}}
     resource = [_SESSION_PARAM]
     return {
         "/whep/{room_id}": {
             "post": {
-                "summary": "WHEP: send a recvonly SDP offer, hear the room's mix (browsers and SIP parties)",
+                "summary": "WHEP: send a recvonly SDP offer, hear the room's mix (browsers and SIP parties), "
+                "or the far end's audio of a WHIP / HTTP API session's call",
                 "security": security,
                 "parameters": [
-                    {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "room_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "A room's id, or the id of one of the caller's WHIP / HTTP API "
+                        "sessions (or of its call): the far end's audio, in its own codec (PCMU, PCMA...)",
+                    }
                 ],
                 "requestBody": {"required": True, "content": sdp_text},
                 "responses": {

@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
+from gateway.signaling.call_playback import PLAYBACK_KEY, CallPlayback
 from gateway.signaling.connection import PresenceRegistry, SignalingContext
 from gateway.signaling.contacts import contacts_handler, favicon_handler
 from gateway.signaling.events import IceServerInfo
@@ -147,6 +148,7 @@ def add_signaling_routes(
     state: StateDir | None = None,
     revocations: RevocationStore | None = None,
     room_media: RoomMedia | None = None,
+    call_playback: CallPlayback | None = None,
 ) -> None:
     """Register the browser-facing routes on `app`. `clock` is Unix time (token expiry), `monotonic`
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
@@ -196,6 +198,8 @@ def add_signaling_routes(
     router.add_get("/webrtc/rooms", rooms_list_handler)
     router.add_get("/webrtc/rooms/{room_id}/peers", room_peers_handler)
     router.add_get("/webrtc/client", room_client_handler)
+    if call_playback is not None:  # WHEP of a WHIP / HTTP API session's call (gateway/runtime/playback.py)
+        app[PLAYBACK_KEY] = call_playback
     router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whep.py)
     router.add_patch("/whep/sessions/{session_id}", whep_patch_handler)
     router.add_delete("/whep/sessions/{session_id}", whep_delete_handler)

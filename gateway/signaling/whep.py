@@ -1,6 +1,8 @@
-"""WHEP, the WebRTC-HTTP Egress Protocol (draft-ietf-wish-whep), as playback of a room's mix:
+"""WHEP, the WebRTC-HTTP Egress Protocol (draft-ietf-wish-whep), as playback of a room's mix, or of a
+call's far end (the id of a WHIP / HTTP API session of the user, or of its call: call_playback.py):
 
     POST   /whep/{room_id}        application/sdp offer (recvonly) -> 201, Location, the SDP answer
+    POST   /whep/{session_id}     the same for the far end's audio of that session's call
     DELETE /whep/sessions/{id}    ends the playback -> 200
     PATCH  /whep/sessions/{id}    405: no trickle ICE nor ICE restart (the gateway's answer carries all its
                                   candidates, and aiortc cannot restart ICE; RFC 9725 §4.3, as WHEP §4.3)
@@ -20,7 +22,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.signaling.errors import ServiceError, SignalingError
+from gateway.identity import WebUser
+from gateway.signaling.call_playback import PLAYBACK_KEY
+from gateway.signaling.errors import NotFound, ServiceError, SignalingError
 from gateway.signaling.http_api import HTTP_API_KEY, ClientGone, authenticate, error_response
 from gateway.signaling.room_media import RoomMedia
 from gateway.signaling.rooms import check_id
@@ -37,14 +41,30 @@ def _media(request: web.Request) -> RoomMedia:
     return rooms.media
 
 
+async def _watch_call(request: web.Request, target: str, user: WebUser, offer: str) -> tuple[str, str] | None:
+    """A player of the call of the user's session (or call) `target`; None when there is none."""
+    playback = request.app.get(PLAYBACK_KEY)
+    if playback is None:
+        return None
+    try:
+        return await playback.watch(target, user, offer)
+    except NotFound:
+        return None  # not one of the user's sessions: a room, perhaps
+
+
 async def whep_post_handler(request: web.Request) -> web.Response:
     context = request.app[HTTP_API_KEY]
     try:
         principal = await authenticate(request, context)
-        media = _media(request)
-        room_id = check_id(request.match_info["room_id"], "room_id")
+        target = request.match_info["room_id"]
         offer = await offer_body(request)
-        viewer_id, answer = await media.watch(room_id, principal.user, offer)
+        found = await _watch_call(request, target, principal.user, offer)
+        if found is not None:
+            viewer_id, answer = found
+        else:
+            media = _media(request)
+            room_id = check_id(target, "room_id")
+            viewer_id, answer = await media.watch(room_id, principal.user, offer)
     except SignalingError as exc:
         return error_response(exc)
     except ClientGone:
@@ -57,7 +77,10 @@ async def whep_delete_handler(request: web.Request) -> web.Response:
     context = request.app[HTTP_API_KEY]
     try:
         principal = await authenticate(request, context)
-        await _media(request).unwatch(request.match_info["session_id"], principal.user)
+        playback = request.app.get(PLAYBACK_KEY)
+        viewer_id = request.match_info["session_id"]
+        if playback is None or not await playback.unwatch(viewer_id, principal.user):
+            await _media(request).unwatch(viewer_id, principal.user)
     except SignalingError as exc:
         return error_response(exc)
     return web.Response(status=200)

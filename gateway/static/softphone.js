@@ -1,11 +1,12 @@
 // The softphone page: login, dial pad, several calls (call waiting, switching, hold per side), transfer,
-// DTMF, mute, level meters, ringtone / ringback, notifications, history, contacts, audio settings.
-// Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js.
+// DTMF, mute, level meters, chat, ringtone / ringback, notifications, history, contacts, audio settings.
+// Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js, chat.js.
 import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
 import { Tones } from "/static/sounds.js";
 import { History, fetchContacts, renderContacts, renderHistory } from "/static/book.js";
 import { AudioSettings } from "/static/devices.js";
 import { VideoSettings } from "/static/video.js";
+import { ChatPanel } from "/static/chat.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new GatewayClient();
@@ -20,6 +21,9 @@ const audio = new AudioSettings({
 const video = new VideoSettings({
   toggle: $("video-toggle"), camera: $("camera-select"), local: $("local-video"), remote: $("remote-video"),
   panel: $("video-panel"),
+});
+const chat = new ChatPanel({
+  panel: $("chat"), log: $("chat-log"), form: $("chat-form"), input: $("chat-text"), button: $("chat-button"),
 });
 let call = null; // the current call (the one the controls act on)
 let calls = []; // every call of this page not ended, in arrival order (current one included)
@@ -174,6 +178,7 @@ function render() {
   $("hold-button").setAttribute("aria-pressed", String(Boolean(held)));
   $("hold-button").textContent = held ? "Resume" : "Hold";
   $("call-state").textContent = active ? stateText(call) : "No call";
+  chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
   ringAlerts();
@@ -322,6 +327,7 @@ function focus(target) {
 
 function track(newCall) {
   if (!calls.includes(newCall)) calls.push(newCall);
+  chat.attach(newCall, party);
   newCall.addEventListener("state", () => {
     render();
     if (call !== newCall) return;

@@ -38,6 +38,19 @@ async def page_calls_phone(page: Page, phone: DeskPhone, number: str = "2000") -
     return incoming
 
 
+async def phone_calls_page(page: Page, phone: DeskPhone, sip_address: tuple[str, int]) -> int:
+    """The phone calls alice (1001) and the page answers; the phone's call number once both are up and
+    the phone's tone is heard in the page."""
+    host, port = sip_address
+    number = await phone.call(f"sip:1001@{host}:{port}")
+    await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
+    await page.get_by_role("button", name="Answer").click()
+    await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+    await phone.wait_for("state", call=number, state="CONFIRMED")
+    assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+    return number
+
+
 async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> None:
     require_desk_phone()
     async with (
@@ -63,13 +76,7 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         assert loud_fraction(wav) > 0.1, "the browser's fake microphone beep is not in the phone's recording"
 
         # the phone calls alice
-        host, port = gateway.sip_address
-        number = await phone.call(f"sip:1001@{host}:{port}")
-        await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
-        await page.get_by_role("button", name="Answer").click()
-        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-        await phone.wait_for("state", call=number, state="CONFIRMED")
-        assert await read_meter(page, "remote-level", 0.02) >= 0.02, "the phone's tone is not heard"
+        number = await phone_calls_page(page, phone, gateway.sip_address)
         await phone.hangup(number)
         await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
         await expect(page.locator("#error")).to_contain_text("The other side hung up")

@@ -5,6 +5,8 @@ call's dialog (RFC 3428 §4), with real peers:
   desk phone: its text reaches the phone as MESSAGE (text/plain) in the dialog, the phone's MESSAGE comes
   back on the channel and as a `message {call_id, body}` event on /ws, while audio flows both ways (the
   fast lane carries RTP and leaves the channel's DTLS records to aiortc);
+- on a call the phone places to the web user, the gateway's offer opens the channel (m=application): the
+  aiortc page answers it, and chat goes both ways on it as on calls the page places;
 - `message {call_id, body}` on /ws goes the same way and the browser learns the phone's answer
   (`message_result`); a MESSAGE body the gateway does not relay gets 415 at the phone.
 """
@@ -80,6 +82,53 @@ async def test_chat_on_the_data_channel_and_the_websocket_both_ways(tmp_path: Pa
             assert "<b>" not in " ".join(peer.texts)
             await alice.request({"type": "hangup", "call_id": call_id})
             await phone.wait_for("state", call=number, state="DISCONNECTED")
+            rate, samples = read_wav(await phone.wait_for_recording(number))
+        finally:
+            await peer.close()
+    assert detect_tone(samples[-rate:], rate, 1000), "the page's tone did not reach the phone"
+
+
+async def test_chat_on_a_call_the_web_user_receives(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(config(phone.address)) as gateway,  # type: ignore[arg-type]
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)  # opens no channel of its own: it answers the gateway's
+        try:
+            host, port = gateway.sip_address
+            number = await phone.call(f"sip:1001@{host}:{port}")
+            call_id = (await alice.wait_for("incoming"))["call_id"]
+            offers: list[str] = []
+
+            async def answer(offer: str) -> str:
+                offers.append(offer)
+                return await peer.answer(offer)
+
+            await alice.answer(call_id, answer)
+            await phone.wait_for("state", call=number, state="CONFIRMED")
+            assert "m=application" in offers[0] and "webrtc-datachannel" in offers[0], offers
+            assert offers[0].index("m=audio") < offers[0].index("m=application")
+
+            # phone -> web user: MESSAGE in the dialog the phone set up, on the gateway's channel
+            await phone.send("message", call=number, body="Can you hear me? ☎")
+            await peer.wait_text("Can you hear me? ☎")
+            assert peer.channel is not None and peer.channel.label == "chat"
+            event = await alice.wait_for("message", call_id=call_id)
+            assert event["body"] == "Can you hear me? ☎", event
+            assert (await phone.wait_for("message_status", call=number))["code"] == 200
+
+            # web user -> phone: the channel's text as MESSAGE in that dialog
+            await peer.say("Loud and clear")
+            got = await phone.wait_for("message", call=number)
+            assert got["body"] == "Loud and clear" and got["content_type"].startswith("text/plain"), got
+            assert (await alice.wait_for("message_result", call_id=call_id))["status"] == 200
+
+            await asyncio.sleep(1.0)
+            assert peer.heard(440), "the phone's tone did not reach the page"
+            await phone.hangup(number)
+            assert (await alice.wait_for("ended", call_id=call_id))["reason"] == "remote_hangup"
             rate, samples = read_wav(await phone.wait_for_recording(number))
         finally:
             await peer.close()

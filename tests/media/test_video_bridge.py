@@ -104,7 +104,7 @@ async def test_a_phone_offering_only_h263_gets_port_0_and_the_browser_no_video()
             ),
         )  # fmt: skip
         web_offer = sdp.parse(await media.offer_to_web(sdp.write(offer)))
-        assert [m.media for m in web_offer.media] == ["audio"]
+        assert [m.media for m in web_offer.media] == ["audio", "application"]  # chat (media.data_channel)
         assert media.video is not None and media.video.offered == []
     finally:
         await media.close()
@@ -128,7 +128,7 @@ async def test_the_browser_turns_the_phones_video_down() -> None:
             ),
         )  # fmt: skip
         web_offer = sdp.parse(await media.offer_to_web(sdp.write(offer)))
-        assert [m.media for m in web_offer.media] == ["audio", "video"]
+        assert [m.media for m in web_offer.media] == ["audio", "video", "application"]
         answer = await browser.accept_offer(web_offer, [codec_choice.known("PCMU")])
         assert answer.media[1].rejected
         plain = sdp.parse(await media.answer_from_web(sdp.write(answer)))

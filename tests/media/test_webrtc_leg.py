@@ -14,7 +14,7 @@ from gateway.media import codec_choice, web_sdp
 from gateway.media.bridge_settings import web_certificate
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
-from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc_leg import WebLegError, WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -329,3 +329,80 @@ async def test_every_web_leg_state_pair() -> None:
         leg._state = WebLegState.NEW
     finally:
         await leg.close()
+
+
+async def test_our_offer_opens_a_chat_channel_the_browser_answers() -> None:
+    """Calls to a web user (issue 17): with ``data_channel`` the gateway's offer carries m=application
+    after the audio, bundled; the answering peer gets the channel ``chat`` and text goes both ways."""
+    events: list[MediaEvent] = []
+    leg = make_leg(events, data_channel=True)
+    peer = WebPeer()
+    try:
+        offer = await leg.create_offer(PCMU)
+        assert [m.media for m in offer.media] == ["audio", "application"]
+        assert offer.bundle_mids() == ("0", "1")
+        answer = sdp.parse(await peer.answer(sdp.write(offer)))
+        assert answer.media[1].port != 0, "aiortc turned the data channel down"
+        await leg.accept_answer(answer)
+        await peer.connected()
+        for _ in range(500):
+            if leg.send_text("hello web user"):
+                break
+            await asyncio.sleep(0.01)
+        await peer.wait_text("hello web user")
+        assert peer.channel is not None and peer.channel.label == "chat"
+        await peer.say("hello gateway")
+        for _ in range(300):
+            if TextReceived("hello gateway") in events:
+                break
+            await asyncio.sleep(0.01)
+        assert TextReceived("hello gateway") in events
+        assert len((await leg.create_offer(PCMU)).media) == 2  # a re-offer opens no second channel
+    finally:
+        await peer.close()
+        await leg.close()
+
+
+async def test_our_offer_has_no_data_channel_without_the_option() -> None:
+    leg = make_leg([])
+    try:
+        assert [m.media for m in (await leg.create_offer(PCMU)).media] == ["audio"]
+    finally:
+        await leg.close()
+
+
+async def test_an_answer_turning_the_data_channel_down_still_connects_the_audio() -> None:
+    """A WebRTC client without SCTP answers m=application with port 0 (RFC 3264 §6): the audio connects."""
+    events: list[MediaEvent] = []
+    leg = make_leg(events, data_channel=True)
+    peer = WebPeer()
+    try:
+        offer = await leg.create_offer(PCMU)
+        answer = sdp.parse(await peer.answer(sdp.write(offer)))
+        refused = web_sdp.rejected(answer.media[1])
+        answer = dataclasses.replace(
+            answer,
+            attributes=tuple(
+                sdp.Attribute("group", "BUNDLE 0") if a.name == "group" else a for a in answer.attributes
+            ),
+            media=(answer.media[0], refused),
+        )
+        assert "m=application 0 " in sdp.write(answer)
+        await leg.accept_answer(answer)
+        for _ in range(500):
+            if MediaConnected() in events:
+                break
+            await asyncio.sleep(0.01)
+        assert MediaConnected() in events and leg.state is WebLegState.CONNECTED
+    finally:
+        await peer.close()
+        await leg.close()
+    short = make_leg([], data_channel=True)
+    try:
+        with pytest.raises(WebLegError, match="before our offer"):
+            await short.accept_answer(answer)
+        await short.create_offer(PCMU)
+        with pytest.raises(sdp.SdpUnacceptable, match="1 m-lines for an offer of 2"):
+            await short.accept_answer(dataclasses.replace(answer, media=answer.media[:1]))
+    finally:
+        await short.close()
