@@ -41,7 +41,7 @@ from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
 from gateway.media.video import VIDEO_RATE, VideoPath, VideoStats
 from gateway.media.web_video import WebVideo, video_capabilities
 from gateway.media.webrtc_leg import WebRtcLeg
-from sdp import video
+from sdp import video, video_sdes
 from sdp.codecs import codec_specs
 
 __all__ = ["VideoBridge", "VideoBridgeStats"]
@@ -78,11 +78,13 @@ class VideoBridge:
         self._sip_ssrc: int | None = None
         self.index: int | None = None  # of our video m-line in the SIP offer (the bridge sets it)
         self.offered: list[sdp.Codec] = []  # a SIP offer's video codecs the browser may be offered
+        self._theirs: sdp.Crypto | None = None  # the SIP offer's video key we took (RFC 4568)
         self._address = ""  # ours in the SIP side's SDP
         self._web_section: sdp.MediaDescription | None = None  # the browser's video m-line (its answer)
         self.requests_from_web = self.requests_from_sip = 0
         # the browser answered before the SIP side (answer_web_first): the codec it was given
         self.tentative: list[sdp.Codec] = []
+        self.crypto: sdp.Crypto | None = None  # our SDES key on the video m-line (RFC 4568), if any
 
     @property
     def web(self) -> WebVideo | None:
@@ -105,7 +107,8 @@ class VideoBridge:
     ) -> sdp.MediaDescription | None:
         """Our video m-line for the SIP offer from the browser's offer, on a port of its own; None when
         the browser offers no video aiortc and the SIP side could share (or video is off)."""
-        if self._settings.sip_srtp == "required":  # the SIP side's video would be plain RTP (not yet SRTP)
+        sdes = self._settings.offer_sdes and self._settings.sip_srtp != "off"
+        if self._settings.sip_srtp == "required" and not sdes:  # no key to offer: plain RTP is refused
             return None
         index = next(
             (i for i, m in enumerate(web_offer.media) if m.media == "video" and not m.rejected), None
@@ -125,6 +128,10 @@ class VideoBridge:
             self.close()
             return None
         self._offer = plain.media[0]
+        if sdes:  # a key of its own (sdp.video_sdes); RTP/SAVP when required, else best effort as the audio
+            self.crypto = sdp.Crypto.new()
+            secure = self._settings.sip_srtp == "required"
+            self._offer = video_sdes.with_crypto(self._offer, self.crypto, secure=secure)
         return self._offer
 
     def _usable(self, section: sdp.MediaDescription) -> list[sdp.Codec]:
@@ -158,21 +165,23 @@ class VideoBridge:
     async def open_for_sip_offer(self, offer: sdp.SessionDescription, family: str | None) -> list[sdp.Codec]:
         """The SIP offer's first video m-line (plain RTP/AVP(F)): the codecs the browser may be offered
         (none: no video, the m-line gets port 0 in our answer); its endpoint opened, sending to the phone."""
-        index = next(
-            (
-                i
-                for i, m in enumerate(offer.media)
-                if m.media == "video" and not m.rejected and m.proto.upper() in ("RTP/AVP", "RTP/AVPF")
-            ),
-            None,
-        )
+        srtp = self._settings.sip_srtp
+        index = next((i for i, m in enumerate(offer.media) if m.media == "video" and not m.rejected), None)
+        keys = video_sdes.offered_keys(offer.media[index], srtp) if index is not None else None
         codecs = self._usable(offer.media[index]) if index is not None else []
-        if index is None or not codecs or self._settings.sip_srtp == "required":
+        if index is None or keys is None or not codecs:
+            return []
+        if not keys.usable:
+            logger.info(
+                "call=%s the SIP side's video (%s) is refused: no usable SRTP key for media.sip_srtp %s",
+                self._call, offer.media[index].proto, srtp,
+            )  # fmt: skip
             return []
         await self._open(codecs, family)
         assert self.endpoint is not None
         self.endpoint.set_remote(*choice.remote_rtp(offer, index))
         self._offer, self.index, self.offered = offer.media[index], index, codecs
+        self._theirs = keys.theirs
         return codecs
 
     def answer_sip_offer(
@@ -191,6 +200,11 @@ class VideoBridge:
         if answer.rejected:
             self.close()
             return answer
+        theirs = self._theirs
+        if theirs is not None:  # RFC 4568 §7.1.2: the offered tag and suite, a key of ours
+            self.crypto = sdp.Crypto.new(theirs.tag, theirs.suite)
+            answer = video_sdes.with_crypto(answer, self.crypto, secure=False)
+        endpoint.set_srtp(self.crypto, theirs)
         codecs = list(answer.codecs)
         endpoint.reconfigure(frozenset(c.payload_type for c in codecs), frozenset(), VIDEO_RATE)
         endpoint.set_direction(direction)
@@ -216,10 +230,15 @@ class VideoBridge:
         codecs = [] if section.rejected or section.media != "video" else video.answered(offer, section)
         if self.tentative:  # the browser was answered first, with this codec only
             codecs = [c for c in codecs if any(video.compatible(c, t) for t in self.tentative)]
+        keys = video_sdes.answered_keys(section, self.crypto, self._settings.sip_srtp)
+        if codecs and not keys.usable:
+            logger.info("call=%s the SIP side's video answer has no SRTP key of our offer", self._call)
+            codecs = []
         if not codecs:
             logger.info("call=%s the SIP side took no video: audio only", self._call)
             self.close()
             return []
+        endpoint.set_srtp(self.crypto if keys.theirs is not None else None, keys.theirs)
         endpoint.set_remote(*choice.remote_rtp(answer, index))
         endpoint.reconfigure(frozenset(c.payload_type for c in codecs), frozenset(), VIDEO_RATE)
         endpoint.set_direction(answer.effective_direction(index).reversed())
@@ -270,6 +289,12 @@ class VideoBridge:
             self.close()
             self._map()
             return None
+        keys = video_sdes.offered_keys(section, self._settings.sip_srtp)
+        if not keys.usable:
+            logger.info("call=%s the SIP side's re-offer has no usable SRTP key for the video", self._call)
+            self.close()
+            self._map()
+            return None
         direction = offer.effective_direction(index).reversed().limited_to(policy)
         answer = video.answer_section(
             section,
@@ -281,12 +306,25 @@ class VideoBridge:
         if answer.rejected:
             self.close()
         else:
+            answer = self._rekey(answer, keys.theirs)
             endpoint.set_remote(*choice.remote_rtp(offer, index))
             endpoint.reconfigure(frozenset(c.payload_type for c in answer.codecs), frozenset(), VIDEO_RATE)
             endpoint.set_direction(direction)
             self.sip_codecs = list(answer.codecs)
         self._map()
         return answer
+
+    def _rekey(self, answer: sdp.MediaDescription, theirs: sdp.Crypto | None) -> sdp.MediaDescription:
+        """Our answer to a re-offer's video key: the key we use already when the tag and suite are the
+        same (the sessions and their rollover counters go on, RFC 4568 §7.1.4), else a new one."""
+        assert self.endpoint is not None
+        ours = self.crypto
+        if theirs is not None and (ours is None or (ours.tag, ours.suite) != (theirs.tag, theirs.suite)):
+            ours = sdp.Crypto.new(theirs.tag, theirs.suite)
+        self.crypto = ours if theirs is not None else None
+        self._theirs = theirs
+        self.endpoint.set_srtp(self.crypto, theirs)
+        return answer if self.crypto is None else video_sdes.with_crypto(answer, self.crypto, secure=False)
 
     # ---------------------------------------------------------------------------------------- media
 
