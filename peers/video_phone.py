@@ -11,6 +11,9 @@ what comes in is really decoded:
 * RTCP from the far end is parsed: ``plis`` counts its PLI and FIR for our stream, and each one makes
   the next frame a keyframe (as a phone with ``a=rtcp-fb:* nack pli`` does); ``send_pli()`` asks the
   far end for a keyframe; ``info()`` takes the body of a SIP INFO picture_fast_update (RFC 5168).
+* bandwidth hints (RFC 5104 §4.2): ``tmmbr`` keeps the bitrates the far end's TMMBRs asked of our stream,
+  ``tmmbn`` those its TMMBNs acknowledged; ``send_tmmbr(bitrate)`` asks the far end to keep its stream
+  under ``bitrate`` (answer with ``feedback`` including ``ccm tmmbr`` for that);
 * SDES-SRTP (RFC 4568, RFC 3711) with ``srtp=True``: ``offer()`` is RTP/SAVP with a key of ours,
   ``answer()`` takes the offer's first a=crypto and answers it with ours, ``answered()`` takes the far
   end's; RTP and RTCP are then protected and checked both ways (``srtp_failed`` counts what did not
@@ -33,6 +36,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
+from gateway.media.bandwidth import Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
 from gateway.media.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
 from gateway.media.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
 from gateway.media.srtp import SdesSrtp
@@ -94,6 +98,8 @@ class PlainVideoPeer:
         self.crypto: sdp.Crypto | None = None  # our key in the SDP (with ``srtp``)
         self.srtp: SdesSrtp | None = None  # once both keys are known
         self.srtp_failed = 0
+        self.tmmbr: list[int] = []  # bitrates the far end's TMMBRs asked of our stream
+        self.tmmbn: list[int] = []  # bitrates its TMMBNs acknowledged of our requests
 
     async def start(self, host: str = "127.0.0.1") -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -230,6 +236,16 @@ class PlainVideoPeer:
         media = next(iter(self.sources))
         self.send_rtcp([RtcpReceiverReport(self.ssrc), PictureLoss(self.ssrc, media).to_rtcp()])
 
+    def send_tmmbr(self, bitrate: int) -> bool:
+        """Ask the far end to keep its stream to us under ``bitrate`` bit/s (RFC 5104 §4.2.1)."""
+        if not self.sources:
+            return False
+        media = next(iter(self.sources))
+        self.send_rtcp(
+            [RtcpReceiverReport(self.ssrc), Tmmbr(self.ssrc, (TmmbrEntry(media, bitrate),)).to_rtcp()]
+        )
+        return True
+
     # ---------------------------------------------------------------------------------- receiving
 
     def _unprotect(self, data: bytes, rtcp: bool) -> bytes | None:
@@ -279,9 +295,17 @@ class PlainVideoPeer:
     def rtcp_received(self, data: bytes) -> None:
         """A clear compound RTCP packet from the far end."""
         try:
-            wanted = keyframe_requests(parse_rtcp(data))
+            packets = parse_rtcp(data)
+            wanted = keyframe_requests(packets)
+            hints = bandwidth_hints(packets)
         except Exception:  # a test peer ignores what it cannot read
             return
+        for hint in hints:  # TMMBR: entries for us, the media sender; TMMBN: tuples we own (RFC 5104 §4.2)
+            mine = [e.bitrate for e in getattr(hint, "entries", ()) if e.ssrc == self.ssrc]
+            if isinstance(hint, Tmmbn):
+                self.tmmbn += mine
+            elif isinstance(hint, Tmmbr):
+                self.tmmbr += mine
         mine = [w for w in wanted if w.media == self.ssrc]
         if mine:
             self.plis += len(mine)

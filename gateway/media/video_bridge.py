@@ -25,6 +25,15 @@ from dataclasses import dataclass
 
 import sdp
 from gateway.media import codec_choice as choice
+from gateway.media.bandwidth import (
+    MIN_USEFUL_BITRATE,
+    HintRelay,
+    Tmmbn,
+    Tmmbr,
+    TmmbrEntry,
+    bandwidth_hints,
+    negotiated_tmmbr,
+)
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.errors import PacketError
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
@@ -48,6 +57,10 @@ __all__ = ["VideoBridge", "VideoBridgeStats"]
 
 logger = logging.getLogger(__name__)
 
+# The RTCP feedback the gateway does itself toward the SIP side whatever the browser took: keyframe
+# requests (PLI, FIR) and, mapped to and from the browser's REMB, TMMBR (RFC 5104 §7.1)
+OWN_FEEDBACK = (*video.WEB_FEEDBACK, "ccm tmmbr")
+
 
 @dataclass(frozen=True, slots=True)
 class VideoBridgeStats:
@@ -58,6 +71,11 @@ class VideoBridgeStats:
     sip_request: str  # how the SIP side is asked: pli, fir, info
     requests_from_web: int  # the browser's PLI/FIR of our stream
     requests_from_sip: int  # the SIP side's PLI/FIR or INFO picture_fast_update
+    # bandwidth hints (RFC 5104, REMB): the last limit each side asked for (bit/s), and how many were passed on
+    bitrate_from_web: int | None = None  # the browser's REMB for the SIP side's stream
+    bitrate_from_sip: int | None = None  # the SIP side's TMMBR for our stream
+    tmmbr_sent: int = 0
+    remb_sent: int = 0
 
 
 class VideoBridge:
@@ -85,6 +103,10 @@ class VideoBridge:
         # the browser answered before the SIP side (answer_web_first): the codec it was given
         self.tentative: list[sdp.Codec] = []
         self.crypto: sdp.Crypto | None = None  # our SDES key on the video m-line (RFC 4568), if any
+        self._tmmbr = HintRelay()  # limits passed to the SIP side (TMMBR)
+        self._remb = HintRelay()  # limits passed to the browser (REMB)
+        self.bitrate_from_web: int | None = None
+        self.bitrate_from_sip: int | None = None
 
     @property
     def web(self) -> WebVideo | None:
@@ -99,6 +121,7 @@ class VideoBridge:
     def attach(self, web: WebRtcLeg) -> None:
         """Give (a new) web leg its video transceiver; a new leg gets a keyframe once connected."""
         self._web = web.enable_video(self._from_web, self._browser_wants_keyframe)
+        self._web.on_bitrate_limit = self._browser_limits
 
     # ------------------------------------------------------------------------------------------ SDP
 
@@ -127,7 +150,7 @@ class VideoBridge:
         except sdp.SdpUnacceptable:
             self.close()
             return None
-        self._offer = plain.media[0]
+        self._offer = video.with_feedback(plain.media[0], ["ccm tmmbr"])  # RFC 5104 §7.1: we answer it
         if sdes:  # a key of its own (sdp.video_sdes); RTP/SAVP when required, else best effort as the audio
             self.crypto = sdp.Crypto.new()
             secure = self._settings.sip_srtp == "required"
@@ -195,8 +218,9 @@ class VideoBridge:
         section = next((m for m in web_answer.media if m.media == "video" and not m.rejected), None)
         accepted = [c for c in section.codecs if not video.is_repair(c)] if section is not None else []
         answer = video.answer_section(
-            offer, accepted, port=endpoint.local_rtp_address[1], address=self._address, direction=direction
-        )
+            offer, accepted, port=endpoint.local_rtp_address[1], address=self._address, direction=direction,
+            own_feedback=OWN_FEEDBACK,
+        )  # fmt: skip
         if answer.rejected:
             self.close()
             return answer
@@ -302,6 +326,7 @@ class VideoBridge:
             port=endpoint.local_rtp_address[1],
             address=self._address,
             direction=direction,
+            own_feedback=OWN_FEEDBACK,
         )
         if answer.rejected:
             self.close()
@@ -388,12 +413,59 @@ class VideoBridge:
     def _sip_rtcp(self, packets: tuple[RtcpPacket, ...]) -> None:
         try:
             wanted = keyframe_requests(packets)
+            hints = bandwidth_hints(packets)
         except PacketError as exc:
             logger.debug("call=%s malformed RTCP feedback from the SIP side: %s", self._call, exc)
             return
         if wanted:
             self.requests_from_sip += 1
             self.ask_web()
+        for hint in hints:
+            if type(hint) is Tmmbr:
+                self._sip_limits(hint)
+
+    # ------------------------------------------------------------------------------- bandwidth hints
+
+    @property
+    def tmmbr(self) -> bool:
+        """Whether the SIP side's video negotiated ``ccm tmmbr`` (RFC 5104 §7.1)."""
+        return self.active and negotiated_tmmbr(self.sip_codecs[0].rtcp_fb)
+
+    def _browser_limits(self, bitrate: int) -> None:
+        """The browser's REMB for our stream, which carries the SIP side's video: a TMMBR for the SIP side's
+        stream (RFC 5104 §4.2.1) where it negotiated one; nothing otherwise."""
+        self.bitrate_from_web = bitrate
+        endpoint, media = self.endpoint, self._sip_ssrc
+        if (
+            endpoint is None
+            or media is None
+            or not self.tmmbr
+            or bitrate < MIN_USEFUL_BITRATE  # Chromium's estimator at its floor: no estimate
+            or not self._tmmbr.want(bitrate, self._clock())
+        ):
+            return
+        endpoint.send_feedback((Tmmbr(endpoint.ssrc, (TmmbrEntry(media, bitrate),)).to_rtcp(),))
+        logger.debug("call=%s TMMBR %d bit/s to the SIP side (the browser's REMB)", self._call, bitrate)
+
+    def _sip_limits(self, request: Tmmbr) -> None:
+        """The SIP side's TMMBR: its entry for our stream becomes a REMB for the browser's stream, and is
+        acknowledged by a TMMBN with that limit, owned by the requester (RFC 5104 §4.2.2.1: the bounding set
+        we now keep to)."""
+        endpoint = self.endpoint
+        if endpoint is None or not self.tmmbr:
+            return
+        entries = tuple(e for e in request.entries if e.ssrc == endpoint.ssrc)
+        if not entries:
+            return
+        bitrate = min(e.bitrate for e in entries)
+        self.bitrate_from_sip = bitrate
+        # §4.2.2.1: each tuple of the bounding set under the SSRC of its owner, the requester
+        owned = tuple(TmmbrEntry(request.sender, e.bitrate, e.overhead) for e in entries)
+        endpoint.send_feedback((Tmmbn(endpoint.ssrc, owned).to_rtcp(),))
+        web = self._web
+        ready = web is not None and web.connected and web.remote_ssrc is not None
+        if web is not None and ready and self._remb.want(bitrate, self._clock()):
+            web.limit_bitrate(bitrate)
 
     def keyframe_from_info(self) -> bool:
         """The SIP side's INFO picture_fast_update (RFC 5168): the browser is asked for a keyframe."""
@@ -416,6 +488,10 @@ class VideoBridge:
             self.sip_request.value,
             self.requests_from_web,
             self.requests_from_sip,
+            self.bitrate_from_web,
+            self.bitrate_from_sip,
+            self._tmmbr.sent,
+            self._remb.sent,
         )
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from gateway.media.events import MediaEvent
 from gateway.media.srtp import SdesSrtp
 from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
-from tests.media.bridge_harness import RecordingPeer, allocator
+from tests.media.bridge_harness import RecordingPeer, allocator, hang_up
 from tests.media.test_video_chromium import ANSWER, PICTURE, call_the_phone, page, stats, wait_for
 from tests.media.test_video_fastlane import require_fast_lane
 from tests.signaling.browser import Page
@@ -93,11 +93,7 @@ async def test_chromium_calls_an_sdes_video_phone(page: Page, srtp: str, fast: b
         # the audio went on under its own keys
         assert phone.srtp is not None and phone.frames > 50, result
     finally:
-        await bridge.close()
-        if pool is not None:
-            pool.close()
-        phone.close()
-        camera.close()
+        await hang_up(bridge, pool, phone, camera)
 
 
 async def test_an_sdes_video_phone_calls_chromium(page: Page) -> None:
@@ -137,10 +133,7 @@ async def test_an_sdes_video_phone_calls_chromium(page: Page) -> None:
         assert after["inbound-rtp-video"]["framesDecoded"] >= 30, result
         assert engine is not None and engine[0] > 50 and engine[1] > 50 and engine[4] == 0, result
     finally:
-        await bridge.close()
-        pool.close()
-        phone.close()
-        camera.close()
+        await hang_up(bridge, pool, phone, camera)
 
 
 def phone_offer(phone: RecordingPeer, picture: sdp.MediaDescription) -> sdp.SessionDescription:
