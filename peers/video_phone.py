@@ -11,6 +11,13 @@ what comes in is really decoded:
 * RTCP from the far end is parsed: ``plis`` counts its PLI and FIR for our stream, and each one makes
   the next frame a keyframe (as a phone with ``a=rtcp-fb:* nack pli`` does); ``send_pli()`` asks the
   far end for a keyframe; ``info()`` takes the body of a SIP INFO picture_fast_update (RFC 5168).
+* bandwidth hints (RFC 5104 §4.2): ``tmmbr`` keeps the bitrates the far end's TMMBRs asked of our stream,
+  ``tmmbn`` those its TMMBNs acknowledged; ``send_tmmbr(bitrate)`` asks the far end to keep its stream
+  under ``bitrate`` (answer with ``feedback`` including ``ccm tmmbr`` for that);
+* SDES-SRTP (RFC 4568, RFC 3711) with ``srtp=True``: ``offer()`` is RTP/SAVP with a key of ours,
+  ``answer()`` takes the offer's first a=crypto and answers it with ours, ``answered()`` takes the far
+  end's; RTP and RTCP are then protected and checked both ways (``srtp_failed`` counts what did not
+  authenticate; nothing unauthenticated is decoded).
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
+from gateway.media.bandwidth import Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
 from gateway.media.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
 from gateway.media.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
+from gateway.media.srtp import SdesSrtp
 from gateway.media.video import is_keyframe
 from sdp import video
 
@@ -56,6 +65,7 @@ class PlainVideoPeer:
         width: int = 320,
         height: int = 240,
         fps: int = 15,
+        srtp: bool = False,
     ) -> None:
         fmtp: dict[str, int | str | None] = (
             {"packetization-mode": "1", "profile-level-id": "42e01f"} if codec.upper() == "H264" else {}
@@ -84,6 +94,12 @@ class PlainVideoPeer:
         self._force_keyframe = False
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
+        self.use_srtp = srtp
+        self.crypto: sdp.Crypto | None = None  # our key in the SDP (with ``srtp``)
+        self.srtp: SdesSrtp | None = None  # once both keys are known
+        self.srtp_failed = 0
+        self.tmmbr: list[int] = []  # bitrates the far end's TMMBRs asked of our stream
+        self.tmmbn: list[int] = []  # bitrates its TMMBNs acknowledged of our requests
 
     async def start(self, host: str = "127.0.0.1") -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -129,8 +145,13 @@ class PlainVideoPeer:
             mimeType=self.codec.mimeType, clockRate=90000, payloadType=section.codecs[0].payload_type,
             parameters=self.codec.parameters,
         )  # fmt: skip
-        mine = sdp.Attribute("rtcp", sdp.Rtcp(self.rtcp_port, host).to_sdp())
-        return section.with_attributes([mine, *(a for a in section.attributes if a.name != "rtcp")])
+        mine = [sdp.Attribute("rtcp", sdp.Rtcp(self.rtcp_port, host).to_sdp())]
+        theirs = next(iter(offer.cryptos), None)
+        if self.use_srtp and theirs is not None:  # RFC 4568 §7.1.2: the offered tag and suite, our key
+            self.crypto = sdp.Crypto.new(theirs.tag, theirs.suite)
+            self.srtp = SdesSrtp(self.crypto, theirs)
+            mine.append(sdp.Attribute("crypto", self.crypto.to_sdp()))
+        return section.with_attributes([*mine, *(a for a in section.attributes if a.name != "rtcp")])
 
     def offer(self) -> sdp.MediaDescription:
         """This phone's video m-line for an offer: its codec with ``nack pli``, RTCP on our own port."""
@@ -144,7 +165,11 @@ class PlainVideoPeer:
             *([sdp.Attribute("fmtp", f"{pt} {fmtp}")] if fmtp else []),
             sdp.Attribute("rtcp-fb", f"{pt} nack pli"),
         ]
-        return sdp.MediaDescription("video", port, "RTP/AVP", (str(pt),), attributes=tuple(lines))
+        if self.use_srtp:
+            self.crypto = self.crypto or sdp.Crypto.new()
+            lines.insert(1, sdp.Attribute("crypto", self.crypto.to_sdp()))
+        proto = "RTP/SAVP" if self.use_srtp else "RTP/AVP"
+        return sdp.MediaDescription("video", port, proto, (str(pt),), attributes=tuple(lines))
 
     def answered(self, answer: sdp.MediaDescription, address: str) -> None:
         """The far end's answer to ``offer()``: media to its port, RTCP to a=rtcp or port + 1."""
@@ -153,6 +178,9 @@ class PlainVideoPeer:
         self.remote_rtcp = (
             (rtcp.address or address, rtcp.port) if rtcp is not None else (address, answer.port + 1)
         )
+        theirs = next(iter(answer.cryptos), None)
+        if self.crypto is not None and theirs is not None:
+            self.srtp = SdesSrtp(self.crypto, theirs)
 
     # ------------------------------------------------------------------------------------ sending
 
@@ -191,21 +219,49 @@ class PlainVideoPeer:
         if self._rtp is None or self.remote is None:
             return
         second = (0x80 if marker else 0) | (self.codec.payloadType or 0)
-        self._rtp.sendto(
-            _HEADER.pack(0x80, second, self.sequence, timestamp, self.ssrc) + payload, self.remote
-        )
+        data = _HEADER.pack(0x80, second, self.sequence, timestamp, self.ssrc) + payload
+        self._rtp.sendto(data if self.srtp is None else self.srtp.protect(data), self.remote)
+
+    def send_rtcp(self, packets: list[Any]) -> None:
+        """A compound RTCP packet to the far end (protected with SRTP)."""
+        if self._rtcp is None or self.remote_rtcp is None:
+            return
+        data = serialize_rtcp(packets)
+        self._rtcp.sendto(data if self.srtp is None else self.srtp.protect_rtcp(data), self.remote_rtcp)
 
     def send_pli(self) -> None:
         """Ask the far end for a keyframe of its stream (RFC 4585 §6.3.1), after a receiver report."""
         if self._rtcp is None or self.remote_rtcp is None or not self.sources:
             return
         media = next(iter(self.sources))
-        data = serialize_rtcp([RtcpReceiverReport(self.ssrc), PictureLoss(self.ssrc, media).to_rtcp()])
-        self._rtcp.sendto(data, self.remote_rtcp)
+        self.send_rtcp([RtcpReceiverReport(self.ssrc), PictureLoss(self.ssrc, media).to_rtcp()])
+
+    def send_tmmbr(self, bitrate: int) -> bool:
+        """Ask the far end to keep its stream to us under ``bitrate`` bit/s (RFC 5104 §4.2.1)."""
+        if not self.sources:
+            return False
+        media = next(iter(self.sources))
+        self.send_rtcp(
+            [RtcpReceiverReport(self.ssrc), Tmmbr(self.ssrc, (TmmbrEntry(media, bitrate),)).to_rtcp()]
+        )
+        return True
 
     # ---------------------------------------------------------------------------------- receiving
 
+    def _unprotect(self, data: bytes, rtcp: bool) -> bytes | None:
+        if self.srtp is None:
+            return data
+        try:
+            return self.srtp.unprotect_rtcp(data) if rtcp else self.srtp.unprotect(data)
+        except Exception:  # not authentic (pylibsrtp.Error)
+            self.srtp_failed += 1
+            return None
+
     def _on_rtp(self, data: bytes) -> None:
+        clear = self._unprotect(data, rtcp=False)
+        if clear is None:
+            return
+        data = clear
         try:
             packet = AiortcRtpPacket.parse(data)
         except ValueError:
@@ -231,10 +287,25 @@ class PlainVideoPeer:
             self.decoded.append((picture.width, picture.height, means[0], means[1], means[2]))
 
     def _on_rtcp(self, data: bytes) -> None:
+        clear = self._unprotect(data, rtcp=True)
+        if clear is None:
+            return
+        self.rtcp_received(clear)
+
+    def rtcp_received(self, data: bytes) -> None:
+        """A clear compound RTCP packet from the far end."""
         try:
-            wanted = keyframe_requests(parse_rtcp(data))
+            packets = parse_rtcp(data)
+            wanted = keyframe_requests(packets)
+            hints = bandwidth_hints(packets)
         except Exception:  # a test peer ignores what it cannot read
             return
+        for hint in hints:  # TMMBR: entries for us, the media sender; TMMBN: tuples we own (RFC 5104 §4.2)
+            mine = [e.bitrate for e in getattr(hint, "entries", ()) if e.ssrc == self.ssrc]
+            if isinstance(hint, Tmmbn):
+                self.tmmbn += mine
+            elif isinstance(hint, Tmmbr):
+                self.tmmbr += mine
         mine = [w for w in wanted if w.media == self.ssrc]
         if mine:
             self.plis += len(mine)

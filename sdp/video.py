@@ -46,6 +46,7 @@ __all__ = [
     "is_repair",
     "only",
     "usable",
+    "with_feedback",
 ]
 
 DEFAULT_VIDEO_CODECS = ("H264", "VP8", "VP9")
@@ -209,3 +210,14 @@ def only(section: MediaDescription, payload_types: Iterable[int]) -> MediaDescri
     """``section`` with only the codecs of ``payload_types`` (their rtpmap, fmtp and rtcp-fb lines)."""
     wanted = set(payload_types)
     return _edit.set_codecs(section, [c for c in section.codecs if c.payload_type in wanted], feedback=True)
+
+
+def with_feedback(section: MediaDescription, extra: Iterable[str]) -> MediaDescription:
+    """``section`` with ``extra`` (e.g. ``ccm tmmbr``, which the gateway answers itself) added to each
+    media codec's RTCP feedback (RFC 4585 §4.2), written per codec."""
+    wanted = tuple(extra)
+    codecs = [
+        c if is_repair(c) else dataclasses.replace(c, rtcp_fb=tuple(dict.fromkeys((*c.rtcp_fb, *wanted))))
+        for c in feedback(section)
+    ]
+    return _edit.set_codecs(section, codecs, feedback=True)

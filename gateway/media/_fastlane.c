@@ -1630,11 +1630,11 @@ static PyObject *link_send(Link *self, PyObject *args) {
 static PyObject *link_srtp(Link *self, PyObject *args) {
     int op, sip = 0;
     Py_buffer data;
-    if (!PyArg_ParseTuple(args, "iy*|p", &op, &data, &sip))
+    if (!PyArg_ParseTuple(args, "iy*|i", &op, &data, &sip))
         return NULL;
-    if (op < 0 || op > 3 || data.len > MAX_PACKET) {
+    if (op < 0 || op > 3 || sip < 0 || sip > 2 || data.len > MAX_PACKET) {
         PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "op 0-3 and a packet of at most 1500 bytes");
+        PyErr_SetString(PyExc_ValueError, "op 0-3, sessions 0-2 and a packet of at most 1500 bytes");
         return NULL;
     }
     Core *c = self->core;
@@ -1648,7 +1648,9 @@ static PyObject *link_srtp(Link *self, PyObject *args) {
     memcpy(buffer, data.buf, (size_t)len);
     PyBuffer_Release(&data);
     int protect = op == OP_PROTECT || op == OP_PROTECT_RTCP;
-    void *session = sip ? (protect ? c->sip_tx : c->sip_rx) : (protect ? c->tx : c->rx);
+    void *session = sip == 2 ? (protect ? c->vsip_tx : c->vsip_rx) /* the SIP side's video (NULL: none) */
+                    : sip  ? (protect ? c->sip_tx : c->sip_rx)
+                           : (protect ? c->tx : c->rx);
     pthread_mutex_lock(&self->engine->lock);
     int rc = session == NULL ? -1 : self->engine->fn[op](session, buffer, &len);
     pthread_mutex_unlock(&self->engine->lock);
@@ -1975,8 +1977,8 @@ static PyMethodDef link_methods[] = {
      "side when it has SRTP)."},
     {"srtp", (PyCFunction)link_srtp, METH_VARARGS,
      "srtp(op, data[, sip]) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
-     "3 unprotect_rtcp, on the web leg's sessions (the SIP leg's when sip is true; an error 1 without them), "
-     "serialized with the thread."},
+     "3 unprotect_rtcp, on the web leg's sessions (sip 1: the SIP leg's, 2: the SIP side's video's; an error 1 "
+     "without them), serialized with the thread."},
     {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "

@@ -41,6 +41,10 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   returns only once consent expired, just before aioice closes the connection) to call ``callback``:
   a browser gone silent, told apart from one that closed DTLS itself.
 
+* ``on_bitrate_limit(sender, callback)``, ``send_remb(receiver, bitrate, ssrcs)``: the browser's REMB of
+  a video sender's stream (``RTCRtpSender._handle_rtcp_packet``, wrapped) and a REMB to the browser from
+  the receiver's RTCP SSRC (``RTCRtpReceiver._send_rtcp``), for the video's bandwidth hints (issue 19).
+
 The bridge's direct RTP paths (``DirectSender``, ``DirectReceiver``) are in ``aiortc_direct``; the
 fast lane swaps the DTLS transport's SRTP sessions with the three functions below:
 
@@ -70,6 +74,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,6 +82,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.media.errors import MediaError
 
 logger = logging.getLogger(__name__)
+_MISSING = object()
 
 TELEPHONE_EVENT_MIME = "audio/telephone-event"
 # (clock rate, payload type, events): payload types as Chromium offers them, outside aiortc's video range
@@ -405,3 +411,41 @@ def send_picture_loss(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[An
         raise HookError("RTCRtpReceiver._send_rtcp_pli is gone")
     result: Coroutine[Any, Any, None] = send(media_ssrc)
     return result
+
+
+def on_bitrate_limit(sender: RTCRtpSender, callback: Callable[[int, tuple[int, ...]], None]) -> None:
+    """The browser's REMB naming ``sender``'s stream (RTCP PSFB FMT 15, which the DTLS transport routes to
+    each sender its FCI names) goes to ``callback(bitrate, ssrcs)`` as well as to aiortc's handling (which
+    would set an encoder's target bitrate: the gateway has no encoder)."""
+    handle = getattr(sender, "_handle_rtcp_packet", None)
+    if not callable(handle) or not asyncio.iscoroutinefunction(handle):
+        raise HookError("RTCRtpSender._handle_rtcp_packet is gone")
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:  # another application's feedback
+                pass
+            else:
+                callback(bitrate, tuple(ssrcs))
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int, ssrcs: Sequence[int]) -> bool:
+    """A REMB (``bitrate`` bit/s for the streams ``ssrcs``) to the browser from ``receiver``'s RTCP SSRC,
+    as aiortc's own bitrate estimator sends it (``RTCRtpReceiver._handle_rtp_packet``); False before the
+    receiver has started (no RTCP SSRC yet)."""
+    ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc", _MISSING)
+    send = getattr(receiver, "_send_rtcp", None)
+    if ssrc is _MISSING or not callable(send):
+        raise HookError("RTCRtpReceiver.__rtcp_ssrc or _send_rtcp is gone")
+    if not isinstance(ssrc, int):  # None: not started
+        return False
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, list(ssrcs))
+    )
+    await send(packet)
+    return True

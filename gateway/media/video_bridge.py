@@ -25,6 +25,15 @@ from dataclasses import dataclass
 
 import sdp
 from gateway.media import codec_choice as choice
+from gateway.media.bandwidth import (
+    MIN_USEFUL_BITRATE,
+    HintRelay,
+    Tmmbn,
+    Tmmbr,
+    TmmbrEntry,
+    bandwidth_hints,
+    negotiated_tmmbr,
+)
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.errors import PacketError
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
@@ -41,12 +50,16 @@ from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
 from gateway.media.video import VIDEO_RATE, VideoPath, VideoStats
 from gateway.media.web_video import WebVideo, video_capabilities
 from gateway.media.webrtc_leg import WebRtcLeg
-from sdp import video
+from sdp import video, video_sdes
 from sdp.codecs import codec_specs
 
 __all__ = ["VideoBridge", "VideoBridgeStats"]
 
 logger = logging.getLogger(__name__)
+
+# The RTCP feedback the gateway does itself toward the SIP side whatever the browser took: keyframe
+# requests (PLI, FIR) and, mapped to and from the browser's REMB, TMMBR (RFC 5104 §7.1)
+OWN_FEEDBACK = (*video.WEB_FEEDBACK, "ccm tmmbr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,11 @@ class VideoBridgeStats:
     sip_request: str  # how the SIP side is asked: pli, fir, info
     requests_from_web: int  # the browser's PLI/FIR of our stream
     requests_from_sip: int  # the SIP side's PLI/FIR or INFO picture_fast_update
+    # bandwidth hints (RFC 5104, REMB): the last limit each side asked for (bit/s), and how many were passed on
+    bitrate_from_web: int | None = None  # the browser's REMB for the SIP side's stream
+    bitrate_from_sip: int | None = None  # the SIP side's TMMBR for our stream
+    tmmbr_sent: int = 0
+    remb_sent: int = 0
 
 
 class VideoBridge:
@@ -78,11 +96,17 @@ class VideoBridge:
         self._sip_ssrc: int | None = None
         self.index: int | None = None  # of our video m-line in the SIP offer (the bridge sets it)
         self.offered: list[sdp.Codec] = []  # a SIP offer's video codecs the browser may be offered
+        self._theirs: sdp.Crypto | None = None  # the SIP offer's video key we took (RFC 4568)
         self._address = ""  # ours in the SIP side's SDP
         self._web_section: sdp.MediaDescription | None = None  # the browser's video m-line (its answer)
         self.requests_from_web = self.requests_from_sip = 0
         # the browser answered before the SIP side (answer_web_first): the codec it was given
         self.tentative: list[sdp.Codec] = []
+        self.crypto: sdp.Crypto | None = None  # our SDES key on the video m-line (RFC 4568), if any
+        self._tmmbr = HintRelay()  # limits passed to the SIP side (TMMBR)
+        self._remb = HintRelay()  # limits passed to the browser (REMB)
+        self.bitrate_from_web: int | None = None
+        self.bitrate_from_sip: int | None = None
 
     @property
     def web(self) -> WebVideo | None:
@@ -97,6 +121,7 @@ class VideoBridge:
     def attach(self, web: WebRtcLeg) -> None:
         """Give (a new) web leg its video transceiver; a new leg gets a keyframe once connected."""
         self._web = web.enable_video(self._from_web, self._browser_wants_keyframe)
+        self._web.on_bitrate_limit = self._browser_limits
 
     # ------------------------------------------------------------------------------------------ SDP
 
@@ -105,7 +130,8 @@ class VideoBridge:
     ) -> sdp.MediaDescription | None:
         """Our video m-line for the SIP offer from the browser's offer, on a port of its own; None when
         the browser offers no video aiortc and the SIP side could share (or video is off)."""
-        if self._settings.sip_srtp == "required":  # the SIP side's video would be plain RTP (not yet SRTP)
+        sdes = self._settings.offer_sdes and self._settings.sip_srtp != "off"
+        if self._settings.sip_srtp == "required" and not sdes:  # no key to offer: plain RTP is refused
             return None
         index = next(
             (i for i, m in enumerate(web_offer.media) if m.media == "video" and not m.rejected), None
@@ -124,7 +150,11 @@ class VideoBridge:
         except sdp.SdpUnacceptable:
             self.close()
             return None
-        self._offer = plain.media[0]
+        self._offer = video.with_feedback(plain.media[0], ["ccm tmmbr"])  # RFC 5104 §7.1: we answer it
+        if sdes:  # a key of its own (sdp.video_sdes); RTP/SAVP when required, else best effort as the audio
+            self.crypto = sdp.Crypto.new()
+            secure = self._settings.sip_srtp == "required"
+            self._offer = video_sdes.with_crypto(self._offer, self.crypto, secure=secure)
         return self._offer
 
     def _usable(self, section: sdp.MediaDescription) -> list[sdp.Codec]:
@@ -158,21 +188,23 @@ class VideoBridge:
     async def open_for_sip_offer(self, offer: sdp.SessionDescription, family: str | None) -> list[sdp.Codec]:
         """The SIP offer's first video m-line (plain RTP/AVP(F)): the codecs the browser may be offered
         (none: no video, the m-line gets port 0 in our answer); its endpoint opened, sending to the phone."""
-        index = next(
-            (
-                i
-                for i, m in enumerate(offer.media)
-                if m.media == "video" and not m.rejected and m.proto.upper() in ("RTP/AVP", "RTP/AVPF")
-            ),
-            None,
-        )
+        srtp = self._settings.sip_srtp
+        index = next((i for i, m in enumerate(offer.media) if m.media == "video" and not m.rejected), None)
+        keys = video_sdes.offered_keys(offer.media[index], srtp) if index is not None else None
         codecs = self._usable(offer.media[index]) if index is not None else []
-        if index is None or not codecs or self._settings.sip_srtp == "required":
+        if index is None or keys is None or not codecs:
+            return []
+        if not keys.usable:
+            logger.info(
+                "call=%s the SIP side's video (%s) is refused: no usable SRTP key for media.sip_srtp %s",
+                self._call, offer.media[index].proto, srtp,
+            )  # fmt: skip
             return []
         await self._open(codecs, family)
         assert self.endpoint is not None
         self.endpoint.set_remote(*choice.remote_rtp(offer, index))
         self._offer, self.index, self.offered = offer.media[index], index, codecs
+        self._theirs = keys.theirs
         return codecs
 
     def change_of(self, offer: sdp.SessionDescription) -> str | None:
@@ -204,11 +236,17 @@ class VideoBridge:
         section = next((m for m in web_answer.media if m.media == "video" and not m.rejected), None)
         accepted = [c for c in section.codecs if not video.is_repair(c)] if section is not None else []
         answer = video.answer_section(
-            offer, accepted, port=endpoint.local_rtp_address[1], address=self._address, direction=direction
-        )
+            offer, accepted, port=endpoint.local_rtp_address[1], address=self._address, direction=direction,
+            own_feedback=OWN_FEEDBACK,
+        )  # fmt: skip
         if answer.rejected:
             self.close()
             return answer
+        theirs = self._theirs
+        if theirs is not None:  # RFC 4568 §7.1.2: the offered tag and suite, a key of ours
+            self.crypto = sdp.Crypto.new(theirs.tag, theirs.suite)
+            answer = video_sdes.with_crypto(answer, self.crypto, secure=False)
+        endpoint.set_srtp(self.crypto, theirs)
         codecs = list(answer.codecs)
         endpoint.reconfigure(frozenset(c.payload_type for c in codecs), frozenset(), VIDEO_RATE)
         endpoint.set_direction(direction)
@@ -234,10 +272,15 @@ class VideoBridge:
         codecs = [] if section.rejected or section.media != "video" else video.answered(offer, section)
         if self.tentative:  # the browser was answered first, with this codec only
             codecs = [c for c in codecs if any(video.compatible(c, t) for t in self.tentative)]
+        keys = video_sdes.answered_keys(section, self.crypto, self._settings.sip_srtp)
+        if codecs and not keys.usable:
+            logger.info("call=%s the SIP side's video answer has no SRTP key of our offer", self._call)
+            codecs = []
         if not codecs:
             logger.info("call=%s the SIP side took no video: audio only", self._call)
             self.close()
             return []
+        endpoint.set_srtp(self.crypto if keys.theirs is not None else None, keys.theirs)
         endpoint.set_remote(*choice.remote_rtp(answer, index))
         endpoint.reconfigure(frozenset(c.payload_type for c in codecs), frozenset(), VIDEO_RATE)
         endpoint.set_direction(answer.effective_direction(index).reversed())
@@ -288,6 +331,12 @@ class VideoBridge:
             self.close()
             self._map()
             return None
+        keys = video_sdes.offered_keys(section, self._settings.sip_srtp)
+        if not keys.usable:
+            logger.info("call=%s the SIP side's re-offer has no usable SRTP key for the video", self._call)
+            self.close()
+            self._map()
+            return None
         direction = offer.effective_direction(index).reversed().limited_to(policy)
         answer = video.answer_section(
             section,
@@ -295,16 +344,30 @@ class VideoBridge:
             port=endpoint.local_rtp_address[1],
             address=self._address,
             direction=direction,
+            own_feedback=OWN_FEEDBACK,
         )
         if answer.rejected:
             self.close()
         else:
+            answer = self._rekey(answer, keys.theirs)
             endpoint.set_remote(*choice.remote_rtp(offer, index))
             endpoint.reconfigure(frozenset(c.payload_type for c in answer.codecs), frozenset(), VIDEO_RATE)
             endpoint.set_direction(direction)
             self.sip_codecs = list(answer.codecs)
         self._map()
         return answer
+
+    def _rekey(self, answer: sdp.MediaDescription, theirs: sdp.Crypto | None) -> sdp.MediaDescription:
+        """Our answer to a re-offer's video key: the key we use already when the tag and suite are the
+        same (the sessions and their rollover counters go on, RFC 4568 §7.1.4), else a new one."""
+        assert self.endpoint is not None
+        ours = self.crypto
+        if theirs is not None and (ours is None or (ours.tag, ours.suite) != (theirs.tag, theirs.suite)):
+            ours = sdp.Crypto.new(theirs.tag, theirs.suite)
+        self.crypto = ours if theirs is not None else None
+        self._theirs = theirs
+        self.endpoint.set_srtp(self.crypto, theirs)
+        return answer if self.crypto is None else video_sdes.with_crypto(answer, self.crypto, secure=False)
 
     # ---------------------------------------------------------------------------------------- media
 
@@ -368,12 +431,59 @@ class VideoBridge:
     def _sip_rtcp(self, packets: tuple[RtcpPacket, ...]) -> None:
         try:
             wanted = keyframe_requests(packets)
+            hints = bandwidth_hints(packets)
         except PacketError as exc:
             logger.debug("call=%s malformed RTCP feedback from the SIP side: %s", self._call, exc)
             return
         if wanted:
             self.requests_from_sip += 1
             self.ask_web()
+        for hint in hints:
+            if type(hint) is Tmmbr:
+                self._sip_limits(hint)
+
+    # ------------------------------------------------------------------------------- bandwidth hints
+
+    @property
+    def tmmbr(self) -> bool:
+        """Whether the SIP side's video negotiated ``ccm tmmbr`` (RFC 5104 §7.1)."""
+        return self.active and negotiated_tmmbr(self.sip_codecs[0].rtcp_fb)
+
+    def _browser_limits(self, bitrate: int) -> None:
+        """The browser's REMB for our stream, which carries the SIP side's video: a TMMBR for the SIP side's
+        stream (RFC 5104 §4.2.1) where it negotiated one; nothing otherwise."""
+        self.bitrate_from_web = bitrate
+        endpoint, media = self.endpoint, self._sip_ssrc
+        if (
+            endpoint is None
+            or media is None
+            or not self.tmmbr
+            or bitrate < MIN_USEFUL_BITRATE  # Chromium's estimator at its floor: no estimate
+            or not self._tmmbr.want(bitrate, self._clock())
+        ):
+            return
+        endpoint.send_feedback((Tmmbr(endpoint.ssrc, (TmmbrEntry(media, bitrate),)).to_rtcp(),))
+        logger.debug("call=%s TMMBR %d bit/s to the SIP side (the browser's REMB)", self._call, bitrate)
+
+    def _sip_limits(self, request: Tmmbr) -> None:
+        """The SIP side's TMMBR: its entry for our stream becomes a REMB for the browser's stream, and is
+        acknowledged by a TMMBN with that limit, owned by the requester (RFC 5104 §4.2.2.1: the bounding set
+        we now keep to)."""
+        endpoint = self.endpoint
+        if endpoint is None or not self.tmmbr:
+            return
+        entries = tuple(e for e in request.entries if e.ssrc == endpoint.ssrc)
+        if not entries:
+            return
+        bitrate = min(e.bitrate for e in entries)
+        self.bitrate_from_sip = bitrate
+        # §4.2.2.1: each tuple of the bounding set under the SSRC of its owner, the requester
+        owned = tuple(TmmbrEntry(request.sender, e.bitrate, e.overhead) for e in entries)
+        endpoint.send_feedback((Tmmbn(endpoint.ssrc, owned).to_rtcp(),))
+        web = self._web
+        ready = web is not None and web.connected and web.remote_ssrc is not None
+        if web is not None and ready and self._remb.want(bitrate, self._clock()):
+            web.limit_bitrate(bitrate)
 
     def keyframe_from_info(self) -> bool:
         """The SIP side's INFO picture_fast_update (RFC 5168): the browser is asked for a keyframe."""
@@ -396,6 +506,10 @@ class VideoBridge:
             self.sip_request.value,
             self.requests_from_web,
             self.requests_from_sip,
+            self.bitrate_from_web,
+            self.bitrate_from_sip,
+            self._tmmbr.sent,
+            self._remb.sent,
         )
 
     def close(self) -> None:

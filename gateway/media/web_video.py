@@ -10,6 +10,8 @@
 * Keyframes: the browser's PLI/FIR of our stream calls ``on_keyframe_request``
   (``aiortc_hooks.on_keyframe_request``); ``request_keyframe`` sends the browser a PLI for its stream
   (``aiortc_hooks.send_picture_loss``).
+* Bandwidth: the browser's REMB for our stream calls ``on_bitrate_limit`` (``aiortc_hooks.on_bitrate_limit``:
+  aiortc's answer keeps ``goog-remb``); ``limit_bitrate`` sends the browser a REMB for its stream.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -65,9 +68,12 @@ class WebVideo:
         self.receiver = aiortc_direct.attach_direct_receiver(self.transceiver.receiver, self._rtp, via=audio)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tapped, clock_rate=90000)
         aiortc_hooks.on_keyframe_request(self.transceiver.sender, on_keyframe_request)
+        aiortc_hooks.on_bitrate_limit(self.transceiver.sender, self._remb)
+        # the browser's REMB for our stream: its bitrate (bit/s) to ``on_bitrate_limit`` when set
+        self.on_bitrate_limit: Callable[[int], None] | None = None
         self.remote_ssrc: int | None = None
         self.connected = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.keyframes_asked = 0
 
     def prefer(self, codecs: Sequence[sdp.Codec]) -> bool:
@@ -104,11 +110,28 @@ class WebVideo:
         if ssrc is None or not self.connected:
             return False
         self.keyframes_asked += 1
-        task = asyncio.ensure_future(aiortc_hooks.send_picture_loss(self.transceiver.receiver, ssrc))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(aiortc_hooks.send_picture_loss(self.transceiver.receiver, ssrc))
         logger.debug("call=%s PLI to the browser for SSRC %08x", self._call, ssrc)
         return True
+
+    def limit_bitrate(self, bitrate: int) -> bool:
+        """Send the browser a REMB: at most ``bitrate`` bit/s for its video (``bandwidth``); False before
+        its first packet."""
+        ssrc = self.remote_ssrc
+        if ssrc is None or not self.connected:
+            return False
+        self._spawn(aiortc_hooks.send_remb(self.transceiver.receiver, bitrate, [ssrc]))
+        logger.debug("call=%s REMB %d bit/s to the browser for SSRC %08x", self._call, bitrate, ssrc)
+        return True
+
+    def _remb(self, bitrate: int, ssrcs: tuple[int, ...]) -> None:
+        if self.on_bitrate_limit is not None and self.sender.ssrc in ssrcs:
+            self.on_bitrate_limit(bitrate)
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         self.connected = False

@@ -168,3 +168,12 @@ class Call:
         if self._own_pool and self.pool is not None:
             assert self.pool.engines == [], "an engine outlived its last link"
             self.pool.close()
+
+
+async def hang_up(bridge: MediaBridge, pool: fastlane.EnginePool | None, *peers: Any) -> None:
+    """Close the bridge, then its engines (when the test made them), then the peers."""
+    await bridge.close()
+    if pool is not None:
+        pool.close()
+    for peer in peers:
+        peer.close()

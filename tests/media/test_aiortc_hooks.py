@@ -426,3 +426,38 @@ def test_host_addresses_are_enumerated_once_per_ttl(monkeypatch: pytest.MonkeyPa
     assert aioice.ice.get_host_addresses is enumerate_interfaces
     with pytest.raises(ValueError):
         aiortc_hooks.cache_host_addresses(-1)
+
+
+async def test_bandwidth_hint_internals_exist() -> None:
+    """The browser's REMB reaches RTCRtpSender._handle_rtcp_packet (routed by its FCI's SSRCs); a REMB goes
+    out through RTCRtpReceiver._send_rtcp from its private __rtcp_ssrc (aiortc_hooks.on_bitrate_limit,
+    send_remb; issue 19)."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    assert "unpack_remb_fci(packet.fci)" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    transceiver = pc.addTransceiver("video")
+    limits: list[tuple[int, tuple[int, ...]]] = []
+    aiortc_hooks.on_bitrate_limit(transceiver.sender, lambda bitrate, ssrcs: limits.append((bitrate, ssrcs)))
+    fci = pack_remb_fci(250_000, [transceiver.sender._ssrc])
+    await transceiver.sender._handle_rtcp_packet(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=5, media_ssrc=0, fci=fci)
+    )
+    assert limits == [(250_000, (transceiver.sender._ssrc,))]
+    receiver = transceiver.receiver
+    own = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+    assert isinstance(own, int)
+    sent: list[bytes] = []
+
+    async def capture(packet: Any) -> None:
+        sent.append(bytes(packet))
+
+    receiver._send_rtcp = capture  # type: ignore[method-assign]
+    assert await aiortc_hooks.send_remb(receiver, 100_000, [1])
+    assert sent == [
+        bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=own, media_ssrc=0, fci=pack_remb_fci(100_000, [1])))
+    ]
+    await pc.close()
+    with pytest.raises(aiortc_hooks.HookError):
+        aiortc_hooks.on_bitrate_limit(types.SimpleNamespace(), lambda bitrate, ssrcs: None)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent, TextReceived
 from gateway.media.keyframe import MEDIA_CONTROL, picture_fast_update
+from gateway.media.srtp import SdesSrtp
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
 from tests.media.pictures import picture_script
@@ -258,14 +259,19 @@ async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
 
 async def call_the_phone(
     page: Page, bridge: MediaBridge, phone: RecordingPeer, camera: PlainVideoPeer, start: str = START,
-    feedback: tuple[str, ...] = ("nack pli",),
+    feedback: tuple[str, ...] = ("nack pli",), *, srtp: bool = False,
 ) -> tuple[sdp.SessionDescription, str]:  # fmt: skip
     """Chromium's offer (``start``) through the bridge to the phone (audio) and its camera (video), their
-    answer back, ICE connected: our SIP offer and the browser's answer."""
+    answer back, ICE connected: our SIP offer and the browser's answer. ``srtp``: the phone answers the
+    audio's a=crypto with a key of its own (SDES) and protects its audio with it."""
     offer = sdp.parse(await bridge.offer_to_sip(await page.evaluate(start)))
     assert offer.connection is not None
     phone.remote = (offer.connection.address, offer.media[0].port)
-    answer = sdp.answer(offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1]))
+    ours = sdp.Crypto.new(offer.media[0].cryptos[0].tag) if srtp else None
+    if ours is not None:
+        phone.srtp = SdesSrtp(ours, offer.media[0].cryptos[0])
+    transport = sdp.PlainTransport("127.0.0.1", phone.address[1], crypto=ours)
+    answer = sdp.answer(offer, codecs=["PCMU"], transport=transport)
     answer = answer.with_media(
         [answer.media[0], camera.answer(offer.media[1], offer.connection.address, feedback)]
     )

@@ -29,6 +29,7 @@ from gateway.media.fastlane.native import (
     SIP_RAW,
     SIP_RTP,
     SIP_TO_WEB,
+    SRTP_SIP_VIDEO,
     VIDEO_SIP_RAW,
     VIDEO_SIP_RTP,
     WEB_RAW,
@@ -66,12 +67,14 @@ class SerializedSrtp:
     """Stands in for SRTP sessions the engine holds while linked: same methods, run by the engine under its
     lock (libsrtp sessions are not thread-safe); errors raise ``pylibsrtp.Error``. On the web leg it
     replaces one of aiortc's ``pylibsrtp.Session`` objects; with ``sip`` the SIP leg's ``SipSrtp`` (both
-    directions: protect with its tx session, unprotect with its rx)."""
+    directions: protect with its tx session, unprotect with its rx); with ``video`` the SIP side's video
+    endpoint's (``NativeLink.video``'s sessions)."""
 
-    def __init__(self, link: NativeLink, original: Any, *, sip: bool = False) -> None:
+    def __init__(self, link: NativeLink, original: Any, *, sip: bool = False, video: bool = False) -> None:
         self.link = link
         self.original = original
-        self.sip = sip
+        self.sip = sip or video
+        self._sessions = SRTP_SIP_VIDEO if video else int(self.sip)  # which of the link's sessions
 
     @property
     def sessions(self) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:
@@ -88,7 +91,7 @@ class SerializedSrtp:
         return bool(self.original.separate_rtcp)
 
     def _run(self, op: int, data: bytes) -> bytes:
-        result = self.link.srtp(op, data, self.sip)
+        result = self.link.srtp(op, data, self._sessions)
         if isinstance(result, int):
             raise pylibsrtp.Error(f"libsrtp error {result}")
         return result

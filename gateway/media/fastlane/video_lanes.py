@@ -5,7 +5,9 @@ The browser's video arrives bundled on the web leg's ICE socket, which the link 
 unprotects it with the web leg's SRTP session and gives packets of the video lane's SSRC to that lane
 (never to the audio lane, which they would disarm). The SIP side's video has a socket of its own
 (``VideoBridge.endpoint``): ``NativeLink.video`` adds it to the link, and asyncio stops reading it while
-linked (``SocketHandover``). A lane does ``video.VideoPath.feed`` natively (payload types mapped, repair
+linked (``SocketHandover``). With SDES-SRTP on the video m-line (``sdp.video_sdes``) the link gets the
+endpoint's libsrtp sessions too and the endpoint runs them through a ``SerializedSrtp`` stand-in (the
+engine's video sessions) while linked; new keys make the link stale (``stale``), as the audio's do. A lane does ``video.VideoPath.feed`` natively (payload types mapped, repair
 formats dropped, sequence numbers shifted with gaps kept, padding-only probes closed up, timestamps on the
 output timeline, keyframes counted) and accounts as the Python path would: the input's receive statistics
 (aiortc's flavour for the browser's stream, RFC 3550 for the SIP side's), the output's sender counters.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import (
     STATS_AIORTC,
     STATS_RFC3550,
@@ -29,8 +32,9 @@ from gateway.media.fastlane.native import (
     arm_video,
     video_snapshot,
 )
-from gateway.media.native_hooks import SocketHandover
+from gateway.media.native_hooks import SocketHandover, srtp_session_pointer
 from gateway.media.rtp_endpoint import RtpEndpoint
+from gateway.media.srtp import SipSrtp
 from gateway.media.video_bridge import VideoBridge
 
 __all__ = ["VIDEO_TO_SIP", "VIDEO_TO_WEB", "VideoLanes"]
@@ -48,33 +52,40 @@ class VideoLanes:
         self.endpoint: RtpEndpoint | None = None  # the SIP side's video endpoint whose socket is linked
         self._handover: SocketHandover | None = None
         self._input_pt = 0  # a payload type of the browser's video (a clock rate for its statistics)
+        # the endpoint's SRTP whose sessions the engine holds: kept alive until the link is closed
+        self._srtp: SipSrtp | None = None
 
     def stale(self, video: VideoBridge | None) -> bool:
-        """The linked video endpoint is gone or replaced: the link must be made again without (or with)
-        it (a link reads the socket it was given until it closes)."""
-        return self.endpoint is not None and (video is None or video.endpoint is not self.endpoint)
+        """The linked video endpoint is gone or replaced, or its SRTP keys changed: the link must be made
+        again without (or with) it (a link reads the socket and uses the sessions it was given until it
+        closes)."""
+        return self.endpoint is not None and (
+            video is None or video.endpoint is not self.endpoint or self.endpoint.srtp is not self._srtp
+        )
 
     def _attach(self, native: NativeLink, video: VideoBridge) -> bool:
         """Add the SIP side's video socket to the link once the video is negotiated (plain RTP)."""
         endpoint = video.endpoint
         if self.endpoint is not None:
             return self.endpoint is endpoint
-        if (
-            endpoint is None
-            or not video.active
-            or endpoint.rtp_transport is None
-            or endpoint.srtp is not None
-        ):
+        if endpoint is None or not video.active or endpoint.rtp_transport is None:
             return False
+        srtp = endpoint.srtp
+        sessions = srtp.sessions if srtp is not None else None
+        if srtp is not None and (sessions is None or srtp.separate_rtcp):
+            return False  # SRTP without keys yet, or RTCP keyed apart (DTLS-SRTP): the Python path
+        pointers = tuple(srtp_session_pointer(s) for s in sessions) if sessions is not None else ()
         try:
             handover = SocketHandover(asyncio.get_running_loop(), [endpoint.rtp_transport])
-            native.video(handover.fds[0])
+            native.video(handover.fds[0], *pointers)
         except (ValueError, OSError) as exc:
             logger.info("call=%s video stays on the Python path: %s", self._call, exc)
             return False
         handover.take()
-        self._handover, self.endpoint = handover, endpoint
-        logger.info("call=%s fast lane: the SIP side's video linked", self._call)
+        if srtp is not None:  # RFC 4568 keys of the video m-line: the engine holds the sessions now
+            endpoint.serialize_srtp(SerializedSrtp(native, srtp, sip=True, video=True))
+        self._handover, self.endpoint, self._srtp = handover, endpoint, srtp
+        logger.info("call=%s fast lane: the SIP side's video linked%s", self._call, " (SRTP)" * bool(srtp))
         return True
 
     def arm(self, native: NativeLink, video: VideoBridge | None, remote: Address) -> None:
@@ -140,6 +151,9 @@ class VideoLanes:
 
     def unlinked(self) -> None:
         """The link closed: asyncio reads the video socket again."""
-        handover, self._handover, self.endpoint = self._handover, None, None
+        handover, self._handover, endpoint, self.endpoint = self._handover, None, self.endpoint, None
+        if endpoint is not None:
+            endpoint.serialize_srtp(None)
+        self._srtp = None
         if handover is not None:
             handover.give_back()
