@@ -218,10 +218,10 @@ async def test_a_plain_rtp_vp8_phone_calls_chromium(page: Page) -> None:
             media=(audio, camera.offer()),
         )  # fmt: skip
         web_offer = sdp.parse(await bridge.offer_to_web(sdp.write(offer)))
-        assert [m.media for m in web_offer.media] == ["audio", "video"] and web_offer.bundle_mids() == (
-            "0",
-            "1",
-        )
+        # audio, video and the chat's data channel (media.data_channel, on by default), all bundled
+        kinds = [m.media for m in web_offer.media]
+        assert kinds == ["audio", "video", "application"], kinds
+        assert web_offer.bundle_mids() == ("0", "1", "2")
         assert [c.name for c in web_offer.media[1].codecs if c.name != "rtx"] == ["VP8"]
         plain = sdp.parse(await bridge.answer_from_web(await page.evaluate(ANSWER, sdp.write(web_offer))))
         picture = plain.media[1]

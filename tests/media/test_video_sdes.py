@@ -109,7 +109,8 @@ async def test_an_sdes_video_phone_calls_chromium(page: Page) -> None:
         await camera.start()
         offer = phone_offer(phone, camera.offer())
         web_offer = sdp.parse(await bridge.offer_to_web(sdp.write(offer)))
-        assert [m.media for m in web_offer.media if not m.rejected] == ["audio", "video"]
+        # (and the chat's data channel, media.data_channel being on by default)
+        assert [m.media for m in web_offer.media if not m.rejected] == ["audio", "video", "application"]
         plain = sdp.parse(await bridge.answer_from_web(await page.evaluate(ANSWER, sdp.write(web_offer))))
         picture = plain.media[1]
         assert (picture.proto, picture.formats) == ("RTP/SAVP", ("100",)) and not picture.rejected
