@@ -105,7 +105,9 @@ def decode_sdpfrag(body: str | bytes) -> TrickleFragment:
         else:
             raise SdpParseError(f"an sdpfrag holds only a= and m= lines (RFC 8840 §9.2): {line[:200]!r}")
     media = tuple(_media(m_line, attributes) for m_line, attributes in sections)
-    return TrickleFragment(_ice(session), media, any(a.name == "end-of-candidates" for a in session))
+    # RFC 8840 §9.2 allows the credentials at session or media level (bundled: the same in every section)
+    ice = _ice(session) or next((i for _, a in sections if (i := _ice(a)) is not None), None)
+    return TrickleFragment(ice, media, any(a.name == "end-of-candidates" for a in session))
 
 
 def _ice(attributes: Sequence[Attribute]) -> IceParameters | None:

@@ -21,9 +21,10 @@ import redis.asyncio as aioredis
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode
 from gateway.identity import WebUser
+from gateway.signaling.errors import ServiceError
 from gateway.signaling.progress import SessionProgress
-from gateway.signaling.service import JsonValue, OfferResult, OfferService
-from sdp import IceCandidateInit
+from gateway.signaling.service import IceRestartService, JsonValue, OfferResult, OfferService
+from sdp import IceCandidateInit, IceParameters, TrickleFragment
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +107,9 @@ class ClusterOfferApi:
     async def close(self, user: WebUser, session_id: str) -> None:
         await self._local.close(user, session_id)
         await self.owners.release(session_id)
+
+    async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
+        """A session of this instance (the others forward WHIP's PATCH here: cluster_http)."""
+        if not isinstance(self._local, IceRestartService):
+            raise ServiceError("ICE restarts are not supported", code="ice_restart", http_status=501)
+        return await self._local.restart_ice(user, session_id, remote)

@@ -563,6 +563,19 @@ class MediaBridge:
             candidate = sdp.candidate_from_json(candidate)
         await self._web.add_candidate(candidate)
 
+    def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
+        """The browser restarted ICE (WHIP's PATCH): our new credentials and candidates to answer with;
+        the media keeps flowing, on the new path once the browser nominated it (``IcePathChanged``)."""
+        return self._web.restart_ice(remote)
+
+    def web_media_address(self) -> tuple[Any, ...] | None:
+        """Where the browser's media goes: the fast lane's address while it is linked, else the selected
+        ICE pair's remote (None before ICE connected)."""
+        if self.fast_lane is not None and self.fast_lane.link is not None:
+            return tuple(self.fast_lane.remote)
+        parts = self._web.direct_sender.fast_lane_parts()
+        return parts[1] if parts is not None else None
+
     # ----------------------------------------------------------------- reconnects (a new web leg)
 
     def _new_web_leg(self) -> WebRtcLeg:

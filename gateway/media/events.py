@@ -86,6 +86,14 @@ class TextReceived:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class IcePathChanged:
+    """The web leg's ICE restart (RFC 8445 §9) nominated a new pair: the browser's media now comes from
+    and goes to ``remote`` ("address:port"); DTLS and SRTP go on as they were."""
+
+    remote: str
+
+
 MediaEvent = (
     MediaConnected
     | MediaInactive
@@ -95,4 +103,5 @@ MediaEvent = (
     | CodecChosen
     | KeyframeWanted
     | TextReceived
+    | IcePathChanged
 )

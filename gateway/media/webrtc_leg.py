@@ -38,15 +38,24 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
 from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
-from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
+from gateway.media.events import (
+    DtlsFailed,
+    IceFailed,
+    IcePathChanged,
+    MediaConnected,
+    MediaEvent,
+    TextReceived,
+)
+from gateway.media.ice_restart import InPlaceRestart
 from gateway.media.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
@@ -145,6 +154,7 @@ class WebRtcLeg:
         self._chat = ChatChannels(self._text, call_id)
         self._chat_offered = False  # our offer opened a channel (create_offer with data_channel)
         self._pc.on("datachannel", self._chat.adopt)
+        self._restart: InPlaceRestart | None = None  # the first ICE restart makes it
 
     # ------------------------------------------------------------------------------------- state
 
@@ -467,6 +477,41 @@ class WebRtcLeg:
             )
         except (TimeoutError, OSError, ValueError) as exc:
             logger.info("call=%s mDNS candidate %s not used: %r", self._call, candidate.address, exc)
+
+    # ------------------------------------------------------------------------------- ICE restart
+
+    def restart_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
+        """The browser restarted ICE with ``remote`` (RFC 8445 §9; WHIP's PATCH, RFC 9725): restart in
+        place (``ice_restart``: DTLS and SRTP go on), and return our new credentials and candidates as
+        the fragment to answer with (RFC 8840 §9). Its new candidates come as trickle afterwards.
+        ``RestartRefused`` (a ``MediaError``) when this leg cannot restart now."""
+        self._check_open()
+        if self._state is not WebLegState.CONNECTED or self._pruned is None:
+            raise WebLegError(f"call={self._call} ICE restart before the web leg connected")
+        if self._restart is None:
+            self._restart = InPlaceRestart(
+                aiortc_hooks.ice_connection(self._pc),
+                self._ice_selected,
+                ice_transport=self._transceiver.receiver.transport.transport,
+                label=f"call={self._call}",
+            )
+        credentials = self._restart.restart(remote.ufrag, remote.pwd)
+        self._remote_candidates = 0
+        connection = aiortc_hooks.ice_connection(self._pc)
+        candidates = tuple(
+            sdp.Candidate.parse("candidate:" + candidate_to_sdp(candidate_from_aioice(c)))
+            for c in connection.local_candidates
+        )
+        media = sdp.TrickleMedia(
+            self._pruned.mid, candidates, end_of_candidates=True, m_line="audio 9 UDP/TLS/RTP/SAVPF 0"
+        )
+        ice = sdp.IceParameters(credentials.local_ufrag, credentials.local_pwd)
+        return sdp.TrickleFragment(ice, (media,))
+
+    def _ice_selected(self, pair: Any) -> None:
+        """The restart's new pair carries the media (and DTLS) from now on."""
+        if self._state is WebLegState.CONNECTED:
+            self._on_event(IcePathChanged(f"{pair.remote_addr[0]}:{pair.remote_addr[1]}"))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)

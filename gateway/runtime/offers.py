@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from gateway.identity import WebUser
+from gateway.media.bridge import MediaBridge
+from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, ServiceError
 from gateway.signaling.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
-from sdp import IceCandidateInit, SdpError
+from sdp import IceCandidateInit, IceParameters, SdpError, TrickleFragment
 from sdp import parse as parse_sdp
 
 if TYPE_CHECKING:
@@ -165,6 +167,23 @@ class OfferApi:
 
     async def close(self, user: WebUser, session_id: str) -> None:
         await self._driver.http_close(user, session_id)
+
+    async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
+        """The session's web leg restarts ICE in place (`MediaBridge.restart_web_ice`); a pass-through
+        call's media is the far end's, a call not connected yet has no ICE session to restart: 422."""
+        session = self._driver.http_session(user, session_id)
+        runtime = next((r for r in self._driver.runtimes if r.call_id == session.call_id), None)
+        bridge = runtime.bridge if runtime is not None else None
+        if not isinstance(bridge, MediaBridge):
+            raise ServiceError(
+                "this session's media cannot restart ICE (no gateway media leg)",
+                code="ice_restart",
+                http_status=422,
+            )
+        try:
+            return bridge.restart_web_ice(remote)
+        except MediaError as exc:
+            raise ServiceError(f"ICE restart refused: {exc}", code="ice_restart", http_status=422) from None
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         return self._driver.http_session(user, session_id).progress

@@ -32,7 +32,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         502: "The far end refused the call before the answer existed (busy, declined, ...)",
         503: "Too many event streams open",
         412: "If-Match does not match the session's ETag",
-        501: "An ICE restart: not supported",
+        501: "Not supported by this gateway",
+        422: "An ICE restart this session cannot do now (ICE not connected yet, a pass-through call)",
+        428: "An ICE restart without If-Match (RFC 9725 §4.3.3: If-Match: *)",
     }
     return {str(s): _json(_ERROR_REF, texts[s]) for s in statuses}
 
@@ -272,7 +274,8 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
         },
         "/whip/sessions/{session_id}": {
             "patch": {
-                "summary": "Trickle ICE candidates (application/trickle-ice-sdpfrag); ICE restarts: 501",
+                "summary": "Trickle ICE candidates (application/trickle-ice-sdpfrag), or an ICE restart: new "
+                "ice-ufrag/ice-pwd with If-Match: * (RFC 9725 §4.3.3)",
                 "security": security,
                 "parameters": resource,
                 "requestBody": {
@@ -280,8 +283,13 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                     "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
                 },
                 "responses": {
+                    "200": {
+                        "description": "ICE restarted: the gateway's new ice-ufrag/ice-pwd and candidates; "
+                        "ETag: the new ICE session's",
+                        "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
+                    },
                     "204": {"description": "Candidates taken"},
-                    **_errors(400, 401, 404, 412, 415, 501),
+                    **_errors(400, 401, 404, 412, 415, 422, 428),
                 },
             },
             "delete": {

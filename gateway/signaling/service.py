@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gateway.identity import WebUser
 from gateway.signaling.events import Event
-from sdp import IceCandidateInit
+from sdp import IceCandidateInit, IceParameters, TrickleFragment
 
 if TYPE_CHECKING:
     from gateway.signaling.progress import SessionProgress
@@ -200,4 +200,15 @@ class OfferService(Protocol):
 
     async def close(self, user: WebUser, session_id: str) -> None:
         """End session `session_id` (and its call); raises `NotFound` for an unknown session."""
+        ...
+
+
+@runtime_checkable
+class IceRestartService(Protocol):
+    """An `OfferService` whose sessions can restart ICE (WHIP's PATCH with new credentials, RFC 9725)."""
+
+    async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
+        """Restart the session's ICE with the client's new credentials `remote`; our new credentials and
+        candidates come back as the fragment to answer with. `NotFound` for an unknown session,
+        `ServiceError` (HTTP 422) when its media cannot restart now (not connected yet, pass-through)."""
         ...

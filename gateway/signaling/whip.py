@@ -3,15 +3,18 @@ is the web side of a call to a SIP destination, over the HTTP offer API's sessio
 
     POST   /whip                application/sdp offer -> 201, Location, ETag, the SDP answer; calls the
     POST   /whip/{destination}  credentials' default destination, or the one in the URL (§4.2)
-    PATCH  /whip/sessions/{id}  application/trickle-ice-sdpfrag: trickled candidates -> 204 (§4.3.1);
-                                new ICE credentials (an ICE restart, §4.3.2) -> 501, not supported
+    PATCH  /whip/sessions/{id}  application/trickle-ice-sdpfrag: trickled candidates -> 204 (§4.3.2);
+                                new ICE credentials (an ICE restart, §4.3.3) -> 200 with our new
+                                credentials and candidates as an sdpfrag, and a new ETag (§4.3.1)
     DELETE /whip/sessions/{id}  hangs the call up -> 200 (§4.2)
 
 Bearer authentication (§4.6): an API key or session token (gateway/signaling/api_auth.py; Basic too).
 The answer comes as soon as it exists, before the far end picks up, with `Link: rel="ice-server"`
-headers for the configured ICE servers (§4.4). Errors: 400 a malformed offer or fragment, 401, 404
-an unknown resource, 412 an If-Match that does not match the ETag, 415 another Content-Type, 501 an ICE
-restart, else the HTTP API's statuses (403, 408, 429...), with its JSON error body.
+headers for the configured ICE servers (§4.4). The ETag names the ICE session (the client's ufrag): a
+restart changes it. Errors: 400 a malformed offer or fragment, 401, 404 an unknown resource, 412 an
+If-Match that does not match the ETag, 415 another Content-Type, 428 a restart without If-Match (§4.3.1:
+it carries `If-Match: *`), 422 a restart the session's media cannot do now (ICE not connected yet, a
+pass-through call), else the HTTP API's statuses (403, 408, 429...), with its JSON error body.
 The call's progress: `GET /webrtc/sessions/{id}` (and `/events`), as for HTTP offers.
 """
 
@@ -31,6 +34,7 @@ from gateway.signaling.api_auth import ApiPrincipal
 from gateway.signaling.errors import BadRequest, NotFound, SignalingError, Timeout, TooLarge
 from gateway.signaling.http_api import HTTP_API_KEY, ClientGone, authenticate, error_response, read_body
 from gateway.signaling.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
+from gateway.signaling.service import IceRestartService
 
 logger = logging.getLogger(__name__)
 
@@ -139,36 +143,70 @@ async def _resource(request: web.Request) -> tuple[ApiPrincipal, str, str | None
     return principal, session_id, entry[1]
 
 
+def _etag(session_id: str, ufrag: str | None) -> str:
+    """The strong entity-tag of the resource's ICE session (RFC 9725 §4.3.1)."""
+    return f'"{ufrag or session_id}"'
+
+
 async def whip_patch_handler(request: web.Request) -> web.Response:
     context = request.app[HTTP_API_KEY]
     session_id = request.match_info["session_id"][:128]
     try:
         principal, session_id, ufrag = await _resource(request)
-        if_match = request.headers.get("If-Match")
-        if if_match not in (None, "*", f'"{ufrag or session_id}"'):
-            raise SignalingError("If-Match does not match the session's ETag", http_status=412)
         body = await _body(request, sdp.TRICKLE_MEDIA_TYPE)
         try:
             fragment = sdp.decode_sdpfrag(body)
         except sdp.SdpError as exc:
             raise BadRequest(f"bad sdpfrag: {exc.message}", field="body") from None
-        if fragment.ice is not None and ufrag is not None and fragment.ice.ufrag != ufrag:
-            raise SignalingError("ICE restarts are not supported", http_status=501)  # RFC 9725 §4.3.2
-        for index, media in enumerate(fragment.media):
-            for candidate in media.candidates:
-                item = sdp.IceCandidateInit(candidate, media.mid, index, ufrag)
-                await context.offer_service.add_candidate(principal.user, session_id, item)
-            if media.end_of_candidates:
-                await context.offer_service.add_candidate(
-                    principal.user, session_id, sdp.IceCandidateInit(None, media.mid, index, ufrag)
-                )
-        if fragment.end_of_candidates:
-            await context.offer_service.add_candidate(principal.user, session_id, None)
+        if_match, etag = request.headers.get("If-Match"), _etag(session_id, ufrag)
+        restart = fragment.ice is not None and ufrag is not None and fragment.ice.ufrag != ufrag
+        if restart and if_match is None:  # RFC 9725 §4.3.3: a restart carries If-Match: *
+            raise SignalingError("an ICE restart needs If-Match: * (RFC 9725 §4.3.3)", http_status=428)
+        if if_match not in (None, "*", etag):  # RFC 9110 §13.1.1
+            raise SignalingError("If-Match does not match the session's ETag", http_status=412)
+        answer: sdp.TrickleFragment | None = None
+        if restart:
+            assert fragment.ice is not None
+            service = context.offer_service
+            if not isinstance(service, IceRestartService):
+                raise SignalingError("ICE restarts are not supported", http_status=501)
+            answer = await service.restart_ice(principal.user, session_id, fragment.ice)
+            ufrag = fragment.ice.ufrag
+            request.app[WHIP_KEY].add(session_id, principal.user.id, ufrag)
+            logger.info("WHIP session %s restarted ICE (client ufrag %s)", session_id, ufrag)
+        await _trickle(request, principal, session_id, fragment, ufrag)
     except SignalingError as exc:
         return _problem(exc, session_id)
     except ClientGone:
         return web.Response(status=400)
-    return web.Response(status=204)
+    if answer is None:
+        return web.Response(status=204)
+    headers = {"ETag": _etag(session_id, ufrag), "Cache-Control": "no-store"}  # §4.3.1: the new ICE session
+    return web.Response(
+        status=200, text=sdp.encode_sdpfrag(answer), content_type=sdp.TRICKLE_MEDIA_TYPE, headers=headers
+    )
+
+
+async def _trickle(
+    request: web.Request,
+    principal: ApiPrincipal,
+    session_id: str,
+    fragment: sdp.TrickleFragment,
+    ufrag: str | None,
+) -> None:
+    """The fragment's candidates and end-of-candidates to the session's web leg (RFC 8840 §9)."""
+    service = request.app[HTTP_API_KEY].offer_service
+    for index, media in enumerate(fragment.media):
+        for candidate in media.candidates:
+            await service.add_candidate(
+                principal.user, session_id, sdp.IceCandidateInit(candidate, media.mid, index, ufrag)
+            )
+        if media.end_of_candidates:
+            await service.add_candidate(
+                principal.user, session_id, sdp.IceCandidateInit(None, media.mid, index, ufrag)
+            )
+    if fragment.end_of_candidates:
+        await service.add_candidate(principal.user, session_id, None)
 
 
 async def whip_delete_handler(request: web.Request) -> web.Response:

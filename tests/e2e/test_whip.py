@@ -1,7 +1,7 @@
 """WHIP (RFC 9725) with a WHIP client written on aiortc, against a pjsua2 desk phone through a whole
 gateway: POST application/sdp to /whip/2000 -> 201 with Location, ETag and the SDP answer (before the
-phone picks up), tones both ways, PATCH with a trickle-ice-sdpfrag -> 204 (an ICE restart 501, a stale
-If-Match 412), DELETE hangs the phone up; bad requests: another Content-Type 415, an unknown resource 404,
+phone picks up), tones both ways, PATCH with a trickle-ice-sdpfrag -> 204 (an ICE restart without
+If-Match 428, a stale If-Match 412), DELETE hangs the phone up; bad requests: another Content-Type 415, an unknown resource 404,
 no credentials 401."""
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ async def test_whip_client_calls_the_phone(tmp_path: Path) -> None:
                 assert await whip.patch(trickle, if_match=whip.etag) == 204
                 assert await whip.patch(trickle, if_match='"stale"') == 412
                 restart = trickle.replace(f"a=ice-ufrag:{ufrag}", "a=ice-ufrag:newufrag1")
-                assert await whip.patch(restart, if_match="*") == 501
+                assert await whip.patch(restart) == 428  # a restart carries If-Match: * (RFC 9725 §4.3.3)
+                assert (
+                    await whip.patch(restart, if_match='"stale"') == 412
+                )  # the restart itself: test_whip_ice_restart
                 async with http.patch(
                     whip.resource, data="junk", headers={**BEARER, "Content-Type": "text/plain"}
                 ) as r:

@@ -49,6 +49,17 @@ def test_rfc8840_example_decodes() -> None:
     assert [mid for mid, _ in fragment.candidates()] == ["1"] * 6 + ["2"]
 
 
+def test_media_level_credentials_are_read() -> None:
+    """A fragment made from a browser's SDP carries a=ice-ufrag/a=ice-pwd in its m= section."""
+    body = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=ice-ufrag:Nw9x\r\na=ice-pwd:" + "p" * 24 + "\r\n"
+    fragment = sdp.decode_sdpfrag(body)
+    assert fragment.ice is not None and (fragment.ice.ufrag, fragment.ice.pwd) == ("Nw9x", "p" * 24)
+    assert sdp.decode_sdpfrag(
+        "a=ice-ufrag:Sess\r\na=ice-pwd:" + "s" * 22 + "\r\n" + body
+    ).ice == sdp.IceParameters("Sess", "s" * 22)  # the session level first
+    assert sdp.decode_sdpfrag("m=audio 9 RTP/AVP 0\r\na=mid:0\r\n").ice is None
+
+
 def test_rfc8840_example_round_trips() -> None:
     fragment = sdp.decode_sdpfrag(RFC8840_BODY)
     encoded = sdp.encode_sdpfrag(fragment)

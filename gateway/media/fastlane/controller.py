@@ -102,6 +102,10 @@ class FastLaneController:
         if self.link is not None and endpoint is not None and endpoint.srtp is not self._sip_srtp:
             logger.info("call=%s fast lane unlinked: the SIP leg's SRTP keys changed", self._call)
             self.unlink()
+        parts = self._web.direct_sender.fast_lane_parts() if self.link is not None else None
+        if parts is not None and parts[0] is not self._pair:  # RFC 8445 §9: an ICE restart's new pair
+            logger.info("call=%s fast lane unlinked: the browser's ICE pair changed", self._call)
+            self.unlink()
         if self.link is not None and self._video.stale(self.video):
             logger.info("call=%s fast lane unlinked: the video endpoint changed", self._call)
             self.unlink()
@@ -187,6 +191,11 @@ class FastLaneController:
             ", SIP leg SRTP" * (sip_srtp is not None),
         )
         self.fast_rearm()
+
+    @property
+    def remote(self) -> Address:
+        """The browser's address the link forwards to and accepts from (empty while unlinked)."""
+        return self._remote if self.link is not None else ()
 
     def drain(self) -> None:
         """Hand over what the engine queued and account for what it has forwarded so far."""
