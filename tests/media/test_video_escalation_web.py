@@ -70,26 +70,40 @@ async def test_the_browser_adds_video_then_drops_it(call: Call, who_calls: str) 
 
 async def test_the_sip_side_refuses_the_video(call: Call) -> None:
     """A 488 (or 491) to our re-INVITE: the new video endpoint closes, the web leg never saw the offer,
-    the audio call goes on; the browser may offer again, and the SIP side may turn the video down (port
-    0 in its 2xx): the browser's answer then says port 0 too."""
+    the audio call goes on; the browser offers again (a page rolls back and retries) and this time the
+    phone takes the video: pictures both ways."""
+    camera = PlainVideoPeer("VP8")
+    await camera.start()
+    try:
+        phone_sdp = await audio_call(call, "browser")
+        call.web.add_video()
+        await call.bridge.reoffer_sip_for_web(await call.web.offer())
+        assert call.bridge.video is not None and call.bridge.video.endpoint is not None
+        call.bridge.cancel_sip_reoffer()
+        assert call.bridge.video.endpoint is None and not call.bridge.video.active
+        call.web.clear()
+        await call.play(1.0)
+        assert call.web.heard(SIP_TONE)
+
+        ours = sdp.parse(await call.bridge.reoffer_sip_for_web(await call.web.offer()))
+        with_video = reoffer(phone_sdp, camera.answer(ours.media[1], "127.0.0.1"))
+        await call.web.accept(await call.bridge.answer_web_reoffer(with_video))
+        await check_video_both_ways(call, camera)
+    finally:
+        camera.close()
+
+
+async def test_the_sip_side_turns_the_video_down(call: Call) -> None:
+    """The phone's 2xx has the video at port 0: the browser's answer says port 0 too, audio goes on."""
     phone_sdp = await audio_call(call, "browser")
     call.web.add_video()
-    web_offer = await call.web.offer()
-    ours = sdp.parse(await call.bridge.reoffer_sip_for_web(web_offer))
-    assert call.bridge.video is not None and call.bridge.video.endpoint is not None
-    call.bridge.cancel_sip_reoffer()
-    assert call.bridge.video.endpoint is None and not call.bridge.video.active
-    call.web.clear()
-    await call.play(1.0)
-    assert call.web.heard(SIP_TONE)
-
-    # the same offer again (the page rolled back and retried): this time the phone says port 0
-    ours = sdp.parse(await call.bridge.reoffer_sip_for_web(web_offer))
+    ours = sdp.parse(await call.bridge.reoffer_sip_for_web(await call.web.offer()))
     rejected = sdp.MediaDescription("video", 0, "RTP/AVP", ours.media[1].formats)
     web_answer = sdp.parse(await call.bridge.answer_web_reoffer(reoffer(phone_sdp, rejected)))
     video = next(m for m in web_answer.media if m.media == "video")
     assert video.port == 0, sdp.write(web_answer)
     await call.web.accept(sdp.write(web_answer))
+    assert call.bridge.video is not None
     assert not call.bridge.video.active and call.bridge.video.endpoint is None
     call.web.clear()
     await call.play(1.0)
