@@ -33,7 +33,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamT
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler, VideoFrame
 
-from gateway.media import aiortc_hooks
+import sdp
+from gateway.media import aiortc_hooks, web_sdp
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.rtp import RtpPacket
 from peers.audio import RATE, detect_tone, encode_tone
@@ -212,6 +213,21 @@ class WebPeer:
         """Add the camera to the call (the next ``offer()`` carries it), as a page turning video on."""
         assert self.camera is not None, "WebPeer(camera=True) has a camera"
         self.pc.addTransceiver(self.camera, direction="sendrecv")
+
+    async def drop_video(self) -> str:
+        """Stop the camera as a page does (``transceiver.stop()``): the new offer has the video m-line at
+        port 0, out of the BUNDLE group (aiortc has no such stop: its offer is edited so)."""
+        mids = []
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video":
+                transceiver.direction = "inactive"
+                mids.append(transceiver.mid)
+        offer = sdp.parse((await self.pc.createOffer()).sdp)
+        for mid in mids:
+            offer = web_sdp.reject_mid(offer, mid)
+        text = sdp.write(offer)
+        await self.pc.setLocalDescription(RTCSessionDescription(text, "offer"))
+        return text
 
     def _watch_video(self) -> None:
         for transceiver in self.pc.getTransceivers():

@@ -200,6 +200,32 @@ class MediaCancelWebReoffer:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaSipReofferFromWeb:
+    """The browser's own new offer mid-call (WebReoffer, video added or dropped): our re-INVITE's offer
+    to the SIP side -> MediaSipOfferReady, or MediaWebReofferRefused; the web leg is left as it is."""
+
+    call_id: str
+    web_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebAnswerFromSip:
+    """The SIP side's 2xx answer to that re-INVITE: applied, the browser's offer taken by the web leg
+    -> MediaWebReofferAnswered (its answer, the video as the SIP side took it)."""
+
+    call_id: str
+    sip_sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaCancelSipReoffer:
+    """The SIP side refused that re-INVITE (491, 488...): the new video's endpoint closes, nothing else
+    changed."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSipPickup:
     """Call pickup (RFC 3891 §3): the offer of an INVITE with Replaces that takes over the web user's
     outbound call before its answer replaces our INVITE's offer; reply MediaPickupReady. ``sip_sdp`` None:
@@ -338,6 +364,15 @@ class SendWebAnswer:
 @dataclass(frozen=True, slots=True)
 class SendWebOffer:
     """Inbound: the WebRTC offer the answering browser must answer (WebSdpAnswer)."""
+
+    session_id: str
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendWebReofferAnswer:
+    """The answer to the browser's own new offer mid-call (`answer {call_id, sdp}` event)."""
 
     session_id: str
     call_id: str
@@ -590,6 +625,9 @@ MediaCommand = (
     | MediaSipUpdate
     | MediaWebReanswer
     | MediaCancelWebReoffer
+    | MediaSipReofferFromWeb
+    | MediaWebAnswerFromSip
+    | MediaCancelSipReoffer
     | MediaSipPickup
     | MediaSendDtmf
     | MediaSendText
@@ -605,6 +643,7 @@ SignalCommand = (
     | NotifyEarlyMedia
     | SendWebAnswer
     | SendWebOffer
+    | SendWebReofferAnswer
     | NotifyConnected
     | NotifyHeld
     | NotifyResumed

@@ -13,6 +13,20 @@ SIP party's transaction keeps it alive with its retransmissions). WEB_REOFFER's 
 call cannot reach (detached, gone), refuses the re-INVITE with 488 and puts the web leg back
 (``MediaCancelWebReoffer``): the session stays as it was (RFC 3261 §14.2), audio only. Another re-INVITE
 of theirs meanwhile gets 500 with Retry-After, ours waits (``midcall.advance``), as while answering.
+
+The browser's own new offer (`offer {call_id, sdp}` mid-call: its camera added or stopped) goes the
+other way round: the SIP side is asked first, with our re-INVITE, and the browser is answered once its
+2xx says what the video became (RFC 3264 §8: the SIP side may take the new video or turn it down):
+
+    WebReoffer -> MediaSipReofferFromWeb -> MediaSipOfferReady -> SipReinvite (reinvite SENT, for_web)
+    -> SipReinviteResult 2xx -> MediaWebAnswerFromSip -> MediaWebReofferAnswered -> SendWebReofferAnswer
+
+Nothing reaches the web leg before that 2xx: a refusal (491, 488, any failure; MediaWebReofferRefused
+when the bridge cannot make a SIP offer of it) leaves the session as it was (RFC 3261 §14.1) and the
+browser gets `error {code: renegotiation_failed}` (it rolls its offer back). Unlike the web user's
+hold, a 491 is not retried: the browser decides whether to offer again. 408 and 481 end the call as
+for any re-INVITE of ours. While any re-INVITE is under way (or the call holds a wish of the user's
+queued), the browser's offer is refused as an illegal event (`conflict`).
 """
 
 from __future__ import annotations
@@ -20,9 +34,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.calls import midcall
-from gateway.calls.commands import MediaCancelWebReoffer, MediaWebReanswer, SendWebOffer, SipRespondReinvite
-from gateway.calls.events import MediaWebReofferReady, TimerFired, WebSdpAnswer
-from gateway.calls.reasons import phrase
+from gateway.calls.commands import (
+    MediaCancelSipReoffer,
+    MediaCancelWebReoffer,
+    MediaSipReofferFromWeb,
+    MediaWebAnswerFromSip,
+    MediaWebReanswer,
+    NotifyError,
+    SendWebOffer,
+    SendWebReofferAnswer,
+    SipRespondReinvite,
+)
+from gateway.calls.events import (
+    MediaWebReofferAnswered,
+    MediaWebReofferReady,
+    MediaWebReofferRefused,
+    SipReinviteResult,
+    TimerFired,
+    WebReoffer,
+    WebSdpAnswer,
+)
+from gateway.calls.reasons import EndReason, local_reason, phrase
 from gateway.calls.states import Reinvite, TimerName
 
 if TYPE_CHECKING:
@@ -61,3 +93,63 @@ def _refuse(call: CallMachine, why: str) -> None:
     call.emit(MediaCancelWebReoffer(call.call_id))
     call.emit(SipRespondReinvite(call.call_id, 488, phrase(488, why)))
     midcall.settle(call)
+
+
+# --- the browser's own new offer ---------------------------------------------------------------------
+
+
+def web_reoffer(call: CallMachine, event: WebReoffer) -> None:
+    """The browser offers again mid-call (video added or dropped): the SIP side is re-offered first."""
+    call.require_session(event.session_id)
+    if call.reinvite is not None or call.want_local_hold != call.local_hold:
+        raise call.illegal(event, "a renegotiation is under way: offer again once it is over")
+    call.reinvite = Reinvite.PREPARING
+    call.reinvite_for_web = True
+    call.reinvite_hold = call.local_hold  # the hold stays as it is
+    call.emit(MediaSipReofferFromWeb(call.call_id, event.sdp))
+
+
+def web_reoffer_refused(call: CallMachine, event: MediaWebReofferRefused) -> None:
+    """The bridge could not make a SIP offer of the browser's: it is told, nothing changed."""
+    if call.reinvite is not Reinvite.PREPARING or not call.reinvite_for_web:
+        raise call.illegal(event, "no offer of the browser is being prepared")
+    call.reinvite, call.reinvite_for_web = None, False
+    _tell_refused(call, f"The new media cannot be offered to the other side: {event.reason}")
+    midcall.settle(call)
+
+
+def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
+    """The final response to our re-INVITE: ``sip_answered`` when it carried the browser's offer."""
+    if call.reinvite is Reinvite.SENT and call.reinvite_for_web:
+        sip_answered(call, event)
+    else:
+        midcall.reinvite_result(call, event)
+
+
+def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
+    """Our re-INVITE with the browser's offer got its final response."""
+    call.reinvite, call.reinvite_for_web = None, False
+    if 200 <= event.status < 300 and event.sdp is not None:
+        call.local_sip_sdp = call.reinvite_offer
+        call.emit(MediaWebAnswerFromSip(call.call_id, event.sdp))
+        midcall.settle(call)
+        return
+    call.emit(MediaCancelSipReoffer(call.call_id))
+    if event.status in (408, 481):  # the dialog is gone (RFC 3261 §14.1, §12.2.1.2)
+        midcall.end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
+        return
+    what = "answered without SDP" if 200 <= event.status < 300 else f"refused it (SIP {event.status})"
+    _tell_refused(call, f"The other side {what}: the call goes on as it was")
+    midcall.settle(call)
+
+
+def web_reoffer_answered(call: CallMachine, event: MediaWebReofferAnswered) -> None:
+    """The browser's answer, now that the SIP side took (or turned down) its new media."""
+    if call.session_id is not None and not call.web_gone:
+        call.emit(SendWebReofferAnswer(call.session_id, call.call_id, event.sdp))
+
+
+def _tell_refused(call: CallMachine, message: str) -> None:
+    if call.session_id is not None and not call.web_gone:
+        code = EndReason.RENEGOTIATION_FAILED.value
+        call.emit(NotifyError(call.session_id, call.call_id, code, message))

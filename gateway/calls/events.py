@@ -87,6 +87,19 @@ class WebSdpAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class WebReoffer:
+    """The browser's own new offer during a connected call (`offer {call_id, sdp}`): it adds video or
+    drops it (escalation from the browser, gateway/calls/escalation.py); answered once the SIP side is."""
+
+    session_id: str
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("session_id", self.session_id)
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
 class WebHangup:
     session_id: str
 
@@ -412,6 +425,28 @@ class MediaWebReofferReady:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaWebReofferAnswered:
+    """Reply to MediaWebAnswerFromSip: the answer to the browser's own new offer (WebReoffer), made once
+    the SIP side's 2xx took (or turned down) the video."""
+
+    sdp: str
+
+    def __post_init__(self) -> None:
+        _checks.text("sdp", self.sdp)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebReofferRefused:
+    """Reply to MediaSipReofferFromWeb: the browser's new offer cannot go to the SIP side (it neither adds
+    nor drops video, no video codec fits, video is off); the call goes on as it was."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        _checks.text("reason", self.reason)
+
+
+@dataclass(frozen=True, slots=True)
 class MediaSipAnswerReady:
     """Reply to MediaAnswerFromWeb or MediaSipUpdate: the plain RTP answer for the SIP leg."""
 
@@ -601,6 +636,7 @@ WebEvent = (
     | WebTransfer
     | WebDetached
     | WebReattach
+    | WebReoffer
 )
 SipEvent = (
     SipIncomingInvite
@@ -636,6 +672,8 @@ MediaEvent = (
     | MediaInactive
     | MediaWebLost
     | MediaWebRenewed
+    | MediaWebReofferAnswered
+    | MediaWebReofferRefused
 )
 Event = WebEvent | SipEvent | MediaEvent | TimerFired
 
@@ -655,6 +693,7 @@ WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebTransfer,
     WebDetached,
     WebReattach,
+    WebReoffer,
 )
 SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipIncomingInvite,
@@ -690,5 +729,7 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebLost,
     MediaWebRenewed,
     MediaWebReofferReady,
+    MediaWebReofferAnswered,
+    MediaWebReofferRefused,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

@@ -94,6 +94,7 @@ class CallMachine:
         self.reinvite: Reinvite | None = None
         self.reinvite_hold = False  # what our pending re-INVITE asks for
         self.reinvite_offer: str | None = None
+        self.reinvite_for_web = False  # our pending re-INVITE carries the browser's own new offer
         self.remote_hold_pending = False  # what the SIP party's pending re-INVITE says
         # transfer (gateway/calls/transfer.py): our REFER out (what it asks for), theirs being reported on
         self.transfer_out: str | None = None  # the destination or consultation call of our REFER

@@ -52,6 +52,7 @@ class EndReason(enum.StrEnum):
     DESTINATION_NOT_ALLOWED = "destination_not_allowed"
     BAD_DESTINATION = "bad_destination"
     HOLD_FAILED = "hold_failed"
+    RENEGOTIATION_FAILED = "renegotiation_failed"  # the browser's own new offer mid-call was refused
     TRANSFERRED = "transferred"  # the web user transferred the call (REFER succeeded)
 
 

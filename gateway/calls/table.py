@@ -36,7 +36,9 @@ from gateway.calls.events import (
     MediaWebLost,
     MediaWebOfferReady,
     MediaWebRenewed,
+    MediaWebReofferAnswered,
     MediaWebReofferReady,
+    MediaWebReofferRefused,
     RemoteDtmf,
     SipAccepted,
     SipAckReceived,
@@ -70,6 +72,7 @@ from gateway.calls.events import (
     WebOfferWanted,
     WebReattach,
     WebReject,
+    WebReoffer,
     WebResume,
     WebSdpAnswer,
     WebTransfer,
@@ -140,7 +143,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipLegClosed: midcall.leg_lost,
     SipCancelled: _ignore,  # crossed our 200 OK; the UA answered it (RFC 3261 §9.2)
     SipReinviteReceived: midcall.remote_reinvite,
-    SipReinviteResult: midcall.reinvite_result,
+    SipReinviteResult: escalation.reinvite_result,  # midcall's, or the browser's own offer's
     SipAckReceived: midcall.ack_received,
     RemoteDtmf: midcall.remote_dtmf,
     WebInfo: info.web_info,
@@ -153,6 +156,9 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     MediaSipAnswerReady: replaces.answer_ready,
     MediaWebReofferReady: escalation.web_reoffer_ready,  # the SIP party's re-offer adds or drops video
     WebSdpAnswer: escalation.web_reanswer,
+    WebReoffer: escalation.web_reoffer,  # the browser's own new offer: video added or dropped
+    MediaWebReofferRefused: escalation.web_reoffer_refused,
+    MediaWebReofferAnswered: escalation.web_reoffer_answered,
     MediaWebAnswerReady: outbound.web_answer_ready,
     MediaConnected: _ignore,
     MediaFailed: replaces.media_failed,
@@ -259,6 +265,9 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaWebAnswerReady: _ignore,
         MediaWebOfferReady: _ignore,
         MediaWebReofferReady: _ignore,
+        MediaWebReofferRefused: _ignore,
+        MediaWebReofferAnswered: _ignore,
+        WebReoffer: _ignore,
         MediaSipAnswerReady: _ignore,
         WebSdpAnswer: _ignore,
         MediaPickupReady: _ignore,

@@ -63,7 +63,7 @@ from gateway.media.rtp import RtpPacket
 from gateway.media.sip_leg import SipLeg
 from gateway.media.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
-from gateway.media.web_sdp import audio_section, prune_offer
+from gateway.media.web_sdp import audio_section, prune_offer, refused_with_transport
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class MediaBridge:
         self._sip_version = 0  # the highest o= version we used with the SIP side
         self._reoffer: tuple[sdp.SessionDescription, bool] | None = None  # ours, unanswered; hold?
         self._web_reoffer: tuple[str, str] | None = None  # (the SIP re-offer, add/remove) the browser has
+        # the browser's own new offer (video added or dropped), our SIP re-offer of it, add/remove
+        self._browser_reoffer: tuple[sdp.SessionDescription, sdp.SessionDescription, str] | None = None
         self._local_hold = False
         self._web_side: LegCodecs | None = None
         self._chosen: CodecChosen | None = None
@@ -443,6 +445,81 @@ class MediaBridge:
         logger.info(
             "call=%s the browser did not answer the re-offer: the session stays as it was", self._call
         )
+
+    async def reoffer_sip_for_web(self, web_offer: str) -> str:
+        """The browser's own new offer mid-call adds video or drops it (escalation from the browser, issue
+        19): our re-INVITE's offer to the SIP side, the last SDP we gave it with the browser's video m-line
+        added (in a rejected video m-line's slot, else last, RFC 3264 §8.1, on a port of its own) or the
+        video in use at port 0 (§8.2). The web leg is untouched until ``answer_web_reoffer`` (the SIP 2xx);
+        ``cancel_sip_reoffer`` when the SIP side refuses. ``SdpUnacceptable`` when the offer does neither."""
+        self._expect("reoffer_sip_for_web", BridgeState.ACTIVE)
+        video, last = self.video, self._sip_local
+        if video is None:
+            raise sdp.SdpUnacceptable("video is off on this gateway (codecs.video)")
+        if last is None or self._reoffer is not None or self._web_reoffer is not None:
+            raise sdp.SdpUnacceptable("another offer is under way")
+        offer = sdp.parse(web_offer)
+        prune_offer(offer)  # an offer the web leg could take at all (audio in a DTLS profile, ICE)
+        wanted = any(m.media == "video" and not m.rejected for m in offer.media)
+        if wanted == video.active:
+            raise sdp.SdpUnacceptable(f"the new offer {'keeps' if wanted else 'has'} no video change")
+        if wanted:
+            connection = last.connection_for(audio_section(last)[0])
+            picture = await video.offer_section(offer, connection.address_type if connection else None)
+            if picture is None:
+                raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.video_codecs)}")
+            slot = next((i for i, m in enumerate(last.media) if m.media == "video" and m.rejected), None)
+            video.index = len(last.media) if slot is None else slot
+            media = [*last.media[: video.index], picture, *last.media[video.index + 1 :]]
+        else:
+            media = [
+                sdp.MediaDescription(m.media, 0, m.proto, m.formats) if i == video.index else m
+                for i, m in enumerate(last.media)
+            ]
+        ours = self._stamp_sip(last.with_media(media), keep=False)
+        self._browser_reoffer = (offer, ours, "add" if wanted else "remove")
+        logger.info("call=%s the browser's new offer %ss video: the SIP side is offered it", self._call,
+                    "add" if wanted else "remove")  # fmt: skip
+        return sdp.write(ours)
+
+    async def answer_web_reoffer(self, plain_answer: str) -> str:
+        """The SIP side's 2xx answer to ``reoffer_sip_for_web``: applied, then the browser's offer taken by
+        the web leg (same ICE/DTLS); the answer for the browser, its video as the SIP side took it (port 0
+        when it turned it down or the browser dropped it)."""
+        self._expect("answer_web_reoffer", BridgeState.ACTIVE)
+        pending, self._browser_reoffer = self._browser_reoffer, None
+        if pending is None or self.video is None or self._web_side is None:
+            raise BridgeError(f"call={self._call} answer_web_reoffer() without the browser's offer out")
+        offer, ours, change = pending
+        answer = sdp.parse(plain_answer)
+        index, section = audio_section(answer)
+        self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
+        self._sip.keys_from_answer(section, answer, index)
+        self._sip_local = ours
+        if change == "add" and self.video.apply_sip_answer(answer):
+            self.video.attach(self._web)  # bundled on the audio's transport (connected leg)
+        elif change == "remove":
+            logger.info("call=%s the browser drops the video", self._call)
+            self.video.close()
+        preferences = [choice.known(self._web_side.codec.name), *choice.WEB_EVENTS]
+        local = await self._web.accept_offer(offer, preferences, self._video_codecs())
+        self._apply_web(audio_section(offer)[1], audio_section(local)[1], answering=True)
+        self.video.apply_web(local)
+        local = refused_with_transport(local, offer)
+        if self.video.active:
+            self.video.web_connected()  # both sides start from a keyframe
+        self._web_answer = sdp.write(local)
+        self._configure_paths()
+        return self._web_answer
+
+    def cancel_sip_reoffer(self) -> None:
+        """The SIP side refused ``reoffer_sip_for_web``'s offer: a new video's endpoint closes, the session
+        stays as it was (RFC 3261 §14.1)."""
+        pending, self._browser_reoffer = self._browser_reoffer, None
+        if pending is not None and pending[2] == "add" and self.video is not None:
+            self.video.close()
+        if pending is not None:
+            logger.info("call=%s the SIP side refused the browser's new offer: nothing changes", self._call)
 
     @property
     def local_hold(self) -> bool:

@@ -304,3 +304,15 @@ def _refused_data(
     return dataclasses.replace(
         section, proto=offered.proto, formats=offered.formats, attributes=tuple(attributes)
     )
+
+
+def refused_with_transport(answer: SessionDescription, offer: SessionDescription) -> SessionDescription:
+    """An answer to a browser's subsequent offer with each turned-down video m-line (port 0) carrying
+    the audio's ICE/DTLS lines and the offer's codecs (``refused_for_aiortc``): browsers ignore them
+    there, non-browser WebRTC stacks (aiortc) insist on them on every m-line."""
+    bundled = audio_section(answer)[1]
+    media = [
+        refused_for_aiortc(m, bundled, offer.media[i]) if m.rejected and m.media == "video" else m
+        for i, m in enumerate(answer.media)
+    ]
+    return answer.with_media(media)

@@ -343,6 +343,8 @@ class WebRtcLeg:
         local = sdp.parse(self._pc.localDescription.sdp)
         self._negotiating()
         self._start_mdns(pruned)
+        if self.video is not None and self._state is WebLegState.CONNECTED:
+            self.video.connected = with_video  # the browser's new offer added or dropped its video
         return web_sdp.restore_answer(pruned, local)
 
     async def create_offer(

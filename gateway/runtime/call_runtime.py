@@ -384,7 +384,7 @@ class CallRuntime:
                 | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
                 | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
                 | cmd.NotifyMessage() | cmd.NotifyMessageResult()
-                | cmd.NotifyReplaced() | cmd.SendReattached()
+                | cmd.NotifyReplaced() | cmd.SendReattached() | cmd.SendWebReofferAnswer()
             ):  # fmt: skip
                 self._report_transfer(command)
                 for event in self._signals.events(command):
@@ -542,6 +542,22 @@ class CallRuntime:
             case cmd.MediaCancelWebReoffer() | cmd.MediaWebReanswer():
                 if isinstance(bridge, MediaBridge):
                     await bridge.cancel_web_reoffer()
+                return None
+            case cmd.MediaSipReofferFromWeb(web_sdp=web_sdp):  # the browser adds or drops video itself
+                if not isinstance(bridge, MediaBridge):
+                    return ev.MediaWebReofferRefused("a pass-through call has no media of the gateway's")
+                try:
+                    return ev.MediaSipOfferReady(await bridge.reoffer_sip_for_web(web_sdp))
+                except (sdp.SdpError, MediaError) as exc:
+                    logger.info(
+                        "call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc
+                    )
+                    return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
+            case cmd.MediaWebAnswerFromSip(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
+                return ev.MediaWebReofferAnswered(await bridge.answer_web_reoffer(sip_sdp))
+            case cmd.MediaCancelSipReoffer() | cmd.MediaWebAnswerFromSip():
+                if isinstance(bridge, MediaBridge):
+                    bridge.cancel_sip_reoffer()
                 return None
             case cmd.MediaSipPickup(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
                 sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891

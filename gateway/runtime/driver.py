@@ -390,6 +390,10 @@ class CallDriver:
     async def hangup(self, session: SessionSink, call_id: str) -> None:
         await self._feed(call_id, ev.WebHangup(session.id))
 
+    async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """`offer` mid-call: the browser's own new offer (video added or dropped, escalation.py)."""
+        await self._feed(call_id, ev.WebReoffer(session.id, sdp))
+
     async def hold(self, session: SessionSink, call_id: str) -> None:
         await self._feed(call_id, ev.WebHold(session.id))
 

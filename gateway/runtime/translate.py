@@ -161,6 +161,8 @@ class SignalMapper:
                 return [sig.TransferRequested(call_id, target)]
             case cmd.NotifyReplaced(from_uri=from_uri, from_display=display):
                 return [sig.Replaced(call_id, from_uri, display)]
+            case cmd.SendWebReofferAnswer(sdp=sdp):
+                return [sig.Answer(call_id, sdp)]
             case cmd.SendReattached(sdp=sdp, local_hold=local, remote_hold=remote):
                 return [sig.Reattached(call_id, sdp, local, remote)]
         return []

@@ -59,6 +59,7 @@ from gateway.signaling.protocol import (
     Ping,
     Reattach,
     Reject,
+    Reoffer,
     Request,
     Resume,
     Transfer,
@@ -66,7 +67,7 @@ from gateway.signaling.protocol import (
     peek_id,
     request_from_json,
 )
-from gateway.signaling.service import CallService, ChatService, ReattachService
+from gateway.signaling.service import CallService, ChatService, ReattachService, ReofferService
 from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
@@ -277,6 +278,10 @@ class Connection:
                 await service.call_message(session, request.call_id, request.body)
             case Transfer():
                 await service.transfer(session, request.call_id, request.to, request.replaces)
+            case Reoffer():
+                if not isinstance(service, ReofferService):
+                    raise Conflict("this gateway takes no new offer during a call", field="sdp")
+                await service.reoffer(session, request.call_id, request.sdp)
             case Reattach():
                 if not isinstance(service, ReattachService):
                     raise Conflict("this gateway keeps no call through a reconnect", field="call_id")
@@ -405,4 +410,5 @@ _REQUEST_NAMES: Final[dict[type, str]] = {
     CallMessage: "message",
     Transfer: "transfer",
     Reattach: "reattach",
+    Reoffer: "offer",
 }

@@ -169,6 +169,18 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """The gateway's answer to the browser's own new offer mid-call (`offer {call_id, sdp}`: video added
+    or dropped), once the SIP side answered its re-INVITE."""
+
+    call_id: str
+    sdp: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "answer", "call_id": self.call_id, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
 class Ringing:
     call_id: str
 
@@ -488,6 +500,7 @@ class Reattached:
 Event = (
     Incoming
     | Offer
+    | Answer
     | Ringing
     | Redirected
     | EarlyMedia
@@ -516,6 +529,7 @@ ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
     "incoming",
     "offer",
+    "answer",
     "ringing",
     "early_media",
     "connected",

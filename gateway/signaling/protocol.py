@@ -163,6 +163,17 @@ class Ice:
 
 
 @dataclass(frozen=True, slots=True)
+class Reoffer:
+    """`offer {call_id, sdp}` during a connected call: the browser's own new offer on the same
+    RTCPeerConnection (its camera added or stopped); the gateway answers with the `answer` event once
+    the SIP side took it, or `error {code: renegotiation_failed}` (the browser rolls back)."""
+
+    id: RequestId
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reattach:
     """`reattach {call_id, sdp}`: take back a call listed in `calls` (or renew the media of one's own
     connected call after its RTCPeerConnection failed) with a new WebRTC offer; `reattached` answers it."""
@@ -202,6 +213,7 @@ CallRequest = (
     | CallMessage
     | Transfer
     | Reattach
+    | Reoffer
 )
 Request = Login | Logout | CallRequest | Ping
 
@@ -392,12 +404,19 @@ def _ice(rid: RequestId, data: Mapping[str, object]) -> Ice:
         raise BadRequest(f"bad ICE candidate: {exc.message}", field="candidate") from None
 
 
-def _reattach(rid: RequestId, data: Mapping[str, object]) -> Reattach:
-    call_id = _call_id(data)
-    sdp = read_sdp(data, "sdp", "offer")
-    if sdp is None:
-        raise BadRequest("sdp is required", field="sdp")
-    return Reattach(rid, call_id, sdp)
+def _call_offer(
+    cls: type[Reattach | Reoffer],
+) -> Callable[[RequestId, Mapping[str, object]], Request]:
+    """A request with a call id and the browser's new offer (`reattach`, `offer` mid-call)."""
+
+    def decode(rid: RequestId, data: Mapping[str, object]) -> Request:
+        call_id = _call_id(data)
+        sdp = read_sdp(data, "sdp", "offer")
+        if sdp is None:
+            raise BadRequest("sdp is required", field="sdp")
+        return cls(rid, call_id, sdp)
+
+    return decode
 
 
 def _simple(
@@ -420,7 +439,8 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "info": _info,
     "message": _message,
     "transfer": _transfer,
-    "reattach": _reattach,
+    "reattach": _call_offer(Reattach),
+    "offer": _call_offer(Reoffer),
     "ping": lambda rid, data: Ping(rid),
     "logout": lambda rid, data: Logout(rid),
 }

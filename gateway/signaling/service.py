@@ -162,6 +162,16 @@ class ReattachService(Protocol):
         ...
 
 
+@runtime_checkable
+class ReofferService(Protocol):
+    """A `CallService` that takes the browser's own new offer during a call (video added or dropped)."""
+
+    async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """The browser's new offer for its connected call `call_id`; the answer comes as `answer`
+        once the SIP side took it, a refusal as `error {code: renegotiation_failed}`."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class OfferResult:
     """The gateway's answer to an HTTP offer, and the session it belongs to."""

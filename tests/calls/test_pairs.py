@@ -89,12 +89,16 @@ from gateway.calls.commands import (
     MediaDetachWeb,
     MediaRenewWeb,
     MediaSendText,
+    MediaSipReofferFromWeb,
+    MediaWebAnswerFromSip,
     MediaWebReanswer,
+    NotifyError,
     NotifyMessage,
     NotifyMessageResult,
     NotifyReplaced,
     NotifyTransfer,
     NotifyTransferRequested,
+    SendWebReofferAnswer,
     SipAnswerRefer,
     SipMessage,
     SipNotifyRefer,
@@ -105,6 +109,8 @@ from gateway.calls.commands import (
 from gateway.calls.events import (
     MediaWebLost,
     MediaWebRenewed,
+    MediaWebReofferAnswered,
+    MediaWebReofferRefused,
     SipMessageReceived,
     SipMessageResult,
     SipReferReceived,
@@ -115,6 +121,7 @@ from gateway.calls.events import (
     WebDetached,
     WebMessage,
     WebReattach,
+    WebReoffer,
     WebTransfer,
 )
 from gateway.calls.table import TRANSITIONS
@@ -174,6 +181,9 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaWebLost: lambda: MediaWebLost("ICE failed"),
         MediaWebRenewed: lambda: MediaWebRenewed(f.WEB_ANSWER),
         MediaWebReofferReady: lambda: MediaWebReofferReady(f.WEB_OFFER),
+        WebReoffer: lambda: WebReoffer(session, f.WEB_OFFER),
+        MediaWebReofferAnswered: lambda: MediaWebReofferAnswered(f.WEB_ANSWER),
+        MediaWebReofferRefused: lambda: MediaWebReofferRefused("no video change"),
     }
     return samples[kind]()
 
@@ -190,7 +200,12 @@ BYEING = [SipBye, CloseBridge, NotifyEnded, StartTimer]
 
 
 def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> Expect:
+    # the browser's own new offer (escalation.py) only while no re-INVITE is under way (hold and resume
+    # both empty: one is); its answer, once the bridge has it, goes to the browser whatever happens next
+    idle = bool(hold or resume)
     return {
+        **({WebReoffer: (state, [MediaSipReofferFromWeb])} if idle else {}),
+        MediaWebReofferAnswered: (state, [SendWebReofferAnswer]),
         WebHangup: (S.CLOSING, BYEING),
         WebDisconnected: (S.CLOSING, [SipBye, CloseBridge, StartTimer]),
         WebHold: (state, hold),
@@ -346,6 +361,9 @@ CLOSING_EXPECT: Expect = {
     MediaWebRenewed: (S.CLOSING, []),
     MediaWebReofferReady: (S.CLOSING, []),
     WebSdpAnswer: (S.CLOSING, []),
+    WebReoffer: (S.CLOSING, []),
+    MediaWebReofferAnswered: (S.CLOSING, []),
+    MediaWebReofferRefused: (S.CLOSING, []),
 }
 
 # situation -> (state it is in, builder, timer of its TimerFired sample, allowed pairs)
@@ -681,6 +699,40 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         for name, state, build in (
             ("connected", S.CONNECTED, f.connected_in),
             ("holding", S.HOLDING, f.holding_local),
+        )
+    },
+    # escalation from the browser: its own new offer goes to the SIP side first (our re-INVITE)
+    **{
+        f"{name}, the browser's own offer being prepared": (
+            state,
+            f.after(build, WebReoffer("s1", f.WEB_OFFER)),
+            TimerName.REINVITE_RETRY,
+            {
+                **connected_expect(state, hold=[], resume=[]),
+                MediaSipOfferReady: (state, [SipReinvite]),
+                MediaWebReofferRefused: (state, [NotifyError]),  # the call goes on as it was
+                SipReinviteReceived: (state, [SipRespondReinvite]),  # 491
+            },
+        )
+        for name, state, build in (
+            ("connected", S.CONNECTED, f.connected_out),
+            ("holding", S.HOLDING, f.holding_local),
+        )
+    },
+    **{
+        f"{name}, the browser's own offer out as our re-INVITE": (
+            state,
+            f.after(build, WebReoffer("s1", f.WEB_OFFER), MediaSipOfferReady(f.GW_SIP_OFFER)),
+            TimerName.REINVITE_RETRY,
+            {
+                **connected_expect(state, hold=[], resume=[]),
+                SipReinviteResult: (state, [MediaWebAnswerFromSip]),  # the browser's answer next
+                SipReinviteReceived: (state, [SipRespondReinvite]),  # 491
+            },
+        )
+        for name, state, build in (
+            ("connected", S.CONNECTED, f.connected_in),
+            ("holding", S.HOLDING, f.holding_remote),
         )
     },
     "connected, late offer in the 200, waiting for the ACK": (

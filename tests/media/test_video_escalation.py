@@ -87,24 +87,41 @@ async def check_video_both_ways(call: Call, camera: PlainVideoPeer) -> None:
     assert (width, height) == (320, 240) and u < 110 and v < 110, camera.decoded[-1]  # the browser's green
 
 
+async def audio_call(call: Call, who_calls: str) -> sdp.SessionDescription:
+    """An audio call up, placed by the browser or the phone; the phone's last SDP."""
+    if who_calls == "browser":
+        await call.browser_calls()
+        assert call.plain_offer is not None and [m.media for m in call.plain_offer.media] == ["audio"]
+        phone_sdp = sdp.parse(call.phone_answer(call.plain_offer, call.phone))
+    else:
+        await call.pbx_calls()
+        phone_sdp = sdp.parse(call.phone_offer())
+    await call.web.connected()
+    await call.connected()
+    assert call.bridge.video is not None and not call.bridge.video.active
+    return phone_sdp
+
+
+async def check_audio_only(call: Call, camera: PlainVideoPeer) -> None:
+    """The video is off (port 0 both ways, its endpoint closed): the audio goes on both ways, nothing
+    more of the phone's video reaches the browser."""
+    assert call.bridge.video is not None
+    assert not call.bridge.video.active and call.bridge.video.endpoint is None
+    seen, heard = len(call.web.pictures), call.phone.received
+    call.web.clear()
+    await asyncio.gather(call.play(1.0), camera.send_video(1.0))
+    assert call.web.heard(SIP_TONE) and call.phone.received > heard + 25  # the audio both ways
+    assert len(call.web.pictures) <= seen + 2  # nothing more of the phone's video
+
+
 @pytest.mark.parametrize("who_calls", ["browser", "phone"])
 async def test_the_phone_adds_video_then_turns_it_down(call: Call, who_calls: str) -> None:
     camera = PlainVideoPeer("VP8")
     await camera.start()
     try:
-        if who_calls == "browser":
-            await call.browser_calls()
-            assert call.plain_offer is not None and [m.media for m in call.plain_offer.media] == ["audio"]
-            phone_sdp = sdp.parse(call.phone_answer(call.plain_offer, call.phone))
-        else:
-            await call.pbx_calls()
-            phone_sdp = sdp.parse(call.phone_offer())
-        await call.web.connected()
-        await call.connected()
-        assert call.bridge.video is not None and not call.bridge.video.active
-
+        phone_sdp = await audio_call(call, who_calls)
         with_video = await escalate(call, camera, phone_sdp)
-        assert call.bridge.video.active
+        assert call.bridge.video is not None and call.bridge.video.active
         await check_video_both_ways(call, camera)
         stats = call.bridge.video.stats()
         assert stats.sip_to_web.forwarded >= 20 and stats.web_to_sip.forwarded >= 20, stats
@@ -118,12 +135,7 @@ async def test_the_phone_adds_video_then_turns_it_down(call: Call, who_calls: st
         assert video.media == "video" and video.port == 0 and video.mid not in described.bundle_mids()
         answer = sdp.parse(await call.bridge.reanswer_from_web(await call.web.answer(web_offer)))
         assert not answer.media[0].rejected and answer.media[1].port == 0, sdp.write(answer)
-        assert not call.bridge.video.active and call.bridge.video.endpoint is None
-        seen, heard = len(call.web.pictures), call.phone.received
-        call.web.clear()
-        await asyncio.gather(call.play(1.0), camera.send_video(1.0))
-        assert call.web.heard(SIP_TONE) and call.phone.received > heard + 25  # the audio both ways
-        assert len(call.web.pictures) <= seen + 2  # nothing more of the phone's video
+        await check_audio_only(call, camera)
     finally:
         camera.close()
 

@@ -30,6 +30,7 @@ from gateway.signaling.protocol import (
     Ping,
     Reattach,
     Reject,
+    Reoffer,
     Resume,
     Transfer,
     decode_request,
@@ -94,6 +95,7 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "transfer", "call_id": "c1", "to": " 1003 "}, Transfer(None, "c1", to="1003")),
     ({"type": "transfer", "call_id": "c1", "replaces": "c2"}, Transfer(None, "c1", replaces="c2")),
     ({"type": "reattach", "id": 4, "call_id": "c1", "sdp": OFFER_SDP}, Reattach(4, "c1", OFFER_SDP)),
+    ({"type": "offer", "id": 5, "call_id": "c1", "sdp": OFFER_SDP}, Reoffer(5, "c1", OFFER_SDP)),
     (
         {"type": "reattach", "call_id": "c1", "sdp": {"type": "offer", "sdp": OFFER_SDP}},
         Reattach(None, "c1", OFFER_SDP),
@@ -117,6 +119,13 @@ def test_every_request_type_has_a_valid_example() -> None:
 INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "transfer", "call_id": "c1"}, "bad_request", "to"),
     ({"type": "reattach", "call_id": "c1"}, "bad_request", "sdp"),
+    ({"type": "offer", "call_id": "c1"}, "bad_request", "sdp"),
+    ({"type": "offer", "sdp": OFFER_SDP}, "bad_request", "call_id"),
+    (
+        {"type": "offer", "call_id": "c1", "sdp": {"type": "answer", "sdp": OFFER_SDP}},
+        "bad_request",
+        "sdp.type",
+    ),
     ({"type": "reattach", "sdp": OFFER_SDP}, "bad_request", "call_id"),
     (
         {"type": "reattach", "call_id": "c1", "sdp": {"type": "answer", "sdp": OFFER_SDP}},
@@ -283,6 +292,7 @@ def test_event_encoding() -> None:
             },
         ),
         (ev.Offer("c1", OFFER_SDP), {"type": "offer", "call_id": "c1", "sdp": OFFER_SDP}),
+        (ev.Answer("c1", OFFER_SDP), {"type": "answer", "call_id": "c1", "sdp": OFFER_SDP}),
         (ev.Ringing("c1"), {"type": "ringing", "call_id": "c1"}),
         (ev.EarlyMedia("c1", ANSWER_SDP), {"type": "early_media", "call_id": "c1", "sdp": ANSWER_SDP}),
         (ev.Connected("c1"), {"type": "connected", "call_id": "c1", "sdp": None}),
