@@ -85,13 +85,15 @@ def status_of(url: str) -> int:
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> int | None:
-    """Read until the socket closes; its close code."""
+    """Read until the server's close frame; its code (aiohttp's own close_code can say 1006 when its
+    close handshake after the frame is cut short, as under load)."""
     async with asyncio.timeout(timeout):
-        while not ws.closed:
+        while True:
             message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                break
-    return ws.close_code
+            if message.type is aiohttp.WSMsgType.CLOSE:
+                return int(message.data)
+            if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                return ws.close_code
 
 
 async def joined(ws: aiohttp.ClientWebSocketResponse) -> None:
