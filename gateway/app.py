@@ -34,6 +34,7 @@ from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
 from gateway.media.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
+from gateway.ops.drain import Drain
 from gateway.ops.gc_tuning import GcTuning
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
@@ -43,6 +44,7 @@ from gateway.runtime.room_media import RoomMediaService
 from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
+from gateway.signaling.ws import SOCKETS_KEY
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
 from gateway.state_dir import StateDir
@@ -90,10 +92,13 @@ class Gateway:
             self._bridge_settings,
             config,
         )
+        self.drainer = Drain(self.driver)  # SIGUSR1 alone; a cluster's own (which also exits when done)
+        self._drain: asyncio.Task[int] | None = None
         if config.cluster is not None:
             from gateway.cluster.wiring import ClusterWiring
 
             self.cluster = ClusterWiring(config.cluster, self.driver)
+            self.drainer = self.cluster.drainer
             self.presence = self.identities.presence = self.cluster.presence
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
         # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
@@ -169,6 +174,8 @@ class Gateway:
             room_media=self.room_media,
             call_playback=self.call_playback,
         )
+        sockets = app[SOCKETS_KEY]
+        self.drainer.add(lambda: sockets.close_idle(self._session_busy))  # idle ones: 1012 at drain
         if cluster is not None:
             cluster.attach_signaling(app)  # live presence events across instances
         self.ops.add_routes(app)
@@ -238,8 +245,11 @@ class Gateway:
         ua.layer.attach(transport)
         transport.start(ua.layer.receive)
         self._closers.append(transport.close)
-        self.web_sip = WebSipService(self.config, ua, self.driver, self.identities, transport, self.presence)
-        self.web_sip.start()
+        self.web_sip = web_sip = WebSipService(
+            self.config, ua, self.driver, self.identities, transport, self.presence
+        )
+        web_sip.start()
+        self.drainer.add(lambda: transport.close_idle(web_sip.flow_busy))  # idle flows: 1012 at drain
         self._closers.append(self.web_sip.close)
 
     @property
@@ -263,13 +273,24 @@ class Gateway:
         self.tls.reload()
 
     def drain(self) -> None:
-        """SIGUSR1 or `POST /cluster/drain`: no new calls, /readyz 503, then (through `on_drained`) exit
-        once the calls have ended or cluster.drain_timeout passed. Alone (no cluster): the same, no wait."""
+        """SIGUSR1 or `POST /cluster/drain`: no new calls, /readyz 503, the sockets without a call closed
+        with 1012 (the others as their calls end: gateway/ops/drain.py), then (through `on_drained`) exit
+        once the calls have ended or cluster.drain_timeout passed. Alone (no cluster): the same, but the
+        gateway keeps running (taking no call) until it is stopped."""
         self.ops.draining = True
         if self.cluster is not None:
             self.cluster.start_drain()
-        else:
-            self.driver.drain()
+        elif self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self.drainer.run(), name="drain")
+
+    def _session_busy(self, session_id: str) -> bool:
+        return bool(self.driver.registry.calls_of(session_id))
+
+    async def _stop_drain(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
 
     def _health_details(self) -> dict[str, object]:
         registrations = self.sip.registration_states() if self.sip is not None else {}
@@ -298,6 +319,7 @@ class Gateway:
         self._closed = True
         self._deadline = asyncio.get_running_loop().time() + timeout
         logger.info("gateway shutting down (calls: %d)", self.driver.calls)
+        await self._stop_drain()
         for closer in reversed(self._closers):
             try:
                 await closer()

@@ -6,9 +6,9 @@ routes get the session-owning offer service, the token revocations and the forwa
 heartbeat, which takes the registration locks it can and registers those users. `close` runs after the
 UA has unregistered: the locks and presence entries are given back, the instance's lease removed.
 `drain` (SIGUSR1, `POST /cluster/drain`): no new calls, /readyz 503, the others stop routing here, the
-`/ws` sessions without a call closed with 1012 at once (the others once their last call ends: their
-pages reconnect through HAProxy to another instance); it returns when the calls have ended or
-`cluster.drain_timeout` has passed.
+sockets without a call (`/ws`, `/jsonrpc`, rooms, SIP over WebSocket) closed with 1012 at once (the
+others once their last call ends: their clients reconnect through HAProxy to another instance;
+gateway/ops/drain.py); it returns when the calls have ended or `cluster.drain_timeout` has passed.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from gateway.cluster.stores import CallRecordStream, RedisRevocations
 from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
+from gateway.ops.drain import Drain
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.service import OfferService
-from gateway.signaling.ws import CONTEXT_KEY, SOCKETS_KEY, SocketRegistry
+from gateway.signaling.ws import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ClusterWiring:
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
         self.presence_channel: PresenceChannel | None = None
-        self.sockets: SocketRegistry | None = None  # the /ws sockets: idle ones closed (1012) at drain
+        self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
@@ -71,7 +72,6 @@ class ClusterWiring:
     def attach_signaling(self, app: web.Application) -> None:
         """After the signaling routes: their presence feed hears the other instances' transitions
         (presence_channel.py) and publishes this one's."""
-        self.sockets = app[SOCKETS_KEY]
         context = app[CONTEXT_KEY]
         feed = context.presence_feed
         if feed is None:
@@ -132,23 +132,12 @@ class ClusterWiring:
             self._drain = asyncio.get_running_loop().create_task(self.drain(), name="cluster-drain")
 
     async def drain(self) -> None:
-        self.driver.drain()
-        await self._close_idle_sockets()  # first: their pages reconnect elsewhere at once
+        await self.drainer.begin()  # first: the idle clients reconnect elsewhere at once
         await self.node.set_draining()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.drain_timeout
-        while self.driver.calls and loop.time() < deadline:
-            await asyncio.sleep(0.2)
-            await self._close_idle_sockets()  # the sessions whose last call just ended
-        await self._close_idle_sockets()
-        logger.info("drained: %d calls left", self.driver.calls)
+        left = await self.drainer.wait(self.settings.drain_timeout)
+        logger.info("drained: %d calls left, %d sockets closed", left, self.drainer.closed)
         if self.on_drained is not None:
             self.on_drained()
-
-    async def _close_idle_sockets(self) -> None:
-        if self.sockets is not None:
-            calls_of = self.driver.registry.calls_of
-            await self.sockets.close_idle(lambda session_id: bool(calls_of(session_id)))
 
     async def close(self) -> None:
         if self._drain is not None and not self._drain.done():

@@ -120,6 +120,11 @@ class RpcPeer:
     def authenticated(self) -> bool:
         return self._principal is not None
 
+    def idle(self, busy: Callable[[str], bool]) -> bool:
+        """No call in progress: none of the call core (`busy(id)`, ringing or not) and none relayed to
+        another peer; a drain closes the socket then (gateway/signaling/ws.py)."""
+        return not self._opened or (not busy(self._id) and not self._context.directory.calls_of(self))
+
     # --- RelayEnd (jsonrpc_relay.py) -------------------------------------------------------------------
     @property
     def accepts_calls(self) -> bool:

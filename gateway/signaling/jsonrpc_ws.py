@@ -4,8 +4,9 @@ Credentials at the upgrade (any one): `Authorization: Bearer <API key or session
 `X-API-Key`, or the query `?api_key=` / `?token=` (a browser's WebSocket cannot send headers; the URL
 may end up in logs, so prefer `announce` with credentials there). Bad credentials at the upgrade: HTTP
 401 with the API's error body. None: the socket opens, and `announce` must authenticate within
-`SignalingLimits.login_timeout` (then close 4008). The Origin check, heartbeat, size limit and shutdown
-are those of `/ws` (gateway/signaling/ws.py); frames are handled one at a time, in order.
+`SignalingLimits.login_timeout` (then close 4008). The Origin check, heartbeat, size limit, shutdown and
+drain (1012 once the peer has no call, relayed or not; 503 to new upgrades) are those of `/ws`
+(gateway/signaling/ws.py); frames are handled one at a time, in order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import WSMsgType, web
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api import error_response
 from gateway.signaling.jsonrpc_peer import RpcContext, RpcPeer
-from gateway.signaling.ws import SOCKETS_KEY, origin_refusal, prepare_socket
+from gateway.signaling.ws import SOCKETS_KEY, draining_refusal, origin_refusal, prepare_socket
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
         return web.Response(
             status=429, text="too many connections awaiting login", headers={"Retry-After": "5"}
         )
+    if sockets.draining:
+        return draining_refusal()
     ws = await prepare_socket(request, limits, "JSON-RPC")
     if not isinstance(ws, web.WebSocketResponse):
         return ws
@@ -72,7 +75,7 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
                     request.transport.abort()
 
     peer = RpcPeer(context, send, principal, ip)
-    sockets.add(ws)
+    sockets.track(ws, peer.idle)
     awaiting = principal is None
     if awaiting:
         sockets.await_login(ip, 1)

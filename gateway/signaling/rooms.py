@@ -352,6 +352,12 @@ class RoomPeer:
             raise Conflict("not in the room", field="type")
         return self.registry.relay(self.room_id, self.peer_id, request)
 
+    @property
+    def alone(self) -> bool:
+        """Not in the room, or nobody else is (browser or the gateway's SIP parties): no conversation that
+        closing its socket would cut (a drain closes such sockets at once, the others when alone)."""
+        return self.state is not PeerState.JOINED or self.registry.peers(self.room_id) == [self.peer_id]
+
     def leave(self) -> list[Delivery]:
         if self.state is PeerState.LEFT:
             return []

@@ -54,7 +54,7 @@ from gateway.signaling.rooms import (
     error_message,
     parse_room_message,
 )
-from gateway.signaling.ws import SOCKETS_KEY, origin_refusal, prepare_socket
+from gateway.signaling.ws import SOCKETS_KEY, draining_refusal, origin_refusal, prepare_socket
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +144,13 @@ async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
     except SignalingError as exc:
         return error_response(exc)
     limits = context.limits
+    sockets = request.app[SOCKETS_KEY]
+    if sockets.draining:
+        return draining_refusal()
     ws = await prepare_socket(request, limits, "room")
     if not isinstance(ws, web.WebSocketResponse):
         return ws
-    sockets = request.app[SOCKETS_KEY]
-    sockets.add(ws)
+    sockets.track(ws, lambda busy: peer.alone)  # a drain closes it when nobody else is in the room
     lock = asyncio.Lock()
 
     async def send(message: Mapping[str, object]) -> None:

@@ -5,10 +5,11 @@ It owns the socket: reads messages and hands them to the connection, writes what
 RFC 6455 §5.5.2) close dead peers, and closes the connection (so the call service hears
 `session_closed`) however the socket ends. Messages are handled one at a time, in order.
 
-Draining (a cluster instance being restarted, docs/deploy.md): `SocketRegistry.close_idle` closes every
-`/ws` session with no call in progress with 1012 (Service Restart, RFC 6455 §7.4.1 as registered by
-IANA), which the page's client takes as "reconnect now" and HAProxy sends elsewhere; it is called again
-as calls end, so a session is closed once its last call is over. New sockets get 503 meanwhile.
+Draining (an instance being restarted, gateway/ops/drain.py, docs/deploy.md): `SocketRegistry.close_idle`
+closes every socket with no call in progress (`/ws`, `/jsonrpc` and rooms sockets: each registers how to
+tell, `track`) with 1012 (Service Restart, RFC 6455 §7.4.1 as registered by IANA), which the page's client
+takes as "reconnect now" and HAProxy sends elsewhere; it is called again as calls end, so a socket is
+closed once its last call is over. New sockets get 503 meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_SERVICE_RESTART: Final = 1012  # the gateway drains: reconnect at once (to another instance)
 DRAIN_CLOSE_MESSAGE: Final = b"gateway draining: reconnect"
 
+SessionBusy = Callable[[str], bool]  # does the call core hold a call of this session id (ringing or not)
+IdleCheck = Callable[[SessionBusy], bool]  # has this socket no call in progress (a drain may close it)
+
 
 class SocketRegistry:
     """The open WebSockets, so that shutdown can close them (and their sessions) in order."""
@@ -42,7 +46,7 @@ class SocketRegistry:
         self.awaiting_login = 0  # sockets open without a successful login yet
         self.awaiting_by_ip: dict[str, int] = {}  # the same, per client address
         self.refusals = RateLimit()  # WARNING lines about refused sockets: a flood must not flood the log
-        self.connections: dict[web.WebSocketResponse, Connection] = {}  # the /ws sockets' sessions
+        self._idle: dict[web.WebSocketResponse, IdleCheck] = {}  # how to tell each socket has no call
         self.draining = False  # no new /ws socket (503): the instance is being restarted
         self.closed_draining = 0  # sockets closed with 1012
 
@@ -57,31 +61,35 @@ class SocketRegistry:
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
 
+    def track(self, ws: web.WebSocketResponse, idle: IdleCheck) -> None:
+        """Add a socket that a drain closes once `idle` says it has no call in progress."""
+        self._sockets.add(ws)
+        self._idle[ws] = idle
+
     def discard(self, ws: web.WebSocketResponse) -> None:
         self._sockets.discard(ws)
+        self._idle.pop(ws, None)
 
     def __len__(self) -> int:
         return len(self._sockets)
 
-    async def close_idle(self, busy: Callable[[str], bool]) -> int:
-        """Drain: close (1012) every /ws socket whose session has no call (`busy(session_id)` false) or
-        has not logged in; refuse new sockets from now on. How many were closed."""
+    async def close_idle(self, busy: SessionBusy) -> tuple[int, int]:
+        """Drain: close (1012) every tracked socket without a call in progress (its `IdleCheck` asked with
+        `busy`; one not logged in has none); refuse new sockets from now on. How many were closed, and
+        how many were kept (in a call: a room with company, a relayed JSON-RPC call, the call core's)."""
         self.draining = True
-        idle = [
-            ws
-            for ws, connection in self.connections.items()
-            if not ws.closed and (connection.session is None or not busy(connection.session.id))
-        ]
+        open_ = [ws for ws in self._idle if not ws.closed]
+        idle = [ws for ws in open_ if self._idle[ws](busy)]
         for ws in idle:
-            self.connections.pop(ws, None)
+            self._idle.pop(ws, None)
         await asyncio.gather(
             *(ws.close(code=CLOSE_SERVICE_RESTART, message=DRAIN_CLOSE_MESSAGE) for ws in idle),
             return_exceptions=True,
         )
         if idle:
-            logger.info("draining: %d idle WebSocket sessions closed (1012)", len(idle))
+            logger.info("draining: %d WebSockets without a call closed (1012)", len(idle))
         self.closed_draining += len(idle)
-        return len(idle)
+        return len(idle), len(open_) - len(idle)
 
     async def close_all(self) -> None:
         for ws in list(self._sockets):
@@ -91,6 +99,12 @@ class SocketRegistry:
 CONTEXT_KEY: Final = web.AppKey("signaling_context", SignalingContext)
 SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)
 ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
+
+
+def draining_refusal() -> web.Response:
+    """503 for a WebSocket upgrade while the gateway drains: HAProxy retries it on another instance
+    (deploy/haproxy.cfg: retry-on 503, redispatch)."""
+    return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
 
 
 def origin_refusal(request: web.Request) -> web.Response | None:
@@ -139,8 +153,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             )
         return web.Response(status=429, text="too many connections awaiting login from your address",
                             headers={"Retry-After": "5"})  # fmt: skip
-    if sockets.draining:  # HAProxy retries the upgrade on another instance (deploy/haproxy.cfg: retry-on)
-        return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
+    if sockets.draining:
+        return draining_refusal()
     if sockets.awaiting_login >= limits.max_awaiting_login:
         if sockets.refusals.allow(logger, logging.WARNING):
             logger.warning("refusing a WebSocket from %s: %d sockets await login", ip, sockets.awaiting_login)
@@ -178,8 +192,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                     request.transport.abort()  # a close frame could not be written either
 
     connection = Connection(context, send, ip)
-    sockets.add(ws)
-    sockets.connections[ws] = connection
+    sockets.track(ws, lambda busy: connection.session is None or not busy(connection.session.id))
     sockets.await_login(ip, 1)
     awaiting = True
     loop = asyncio.get_running_loop()
@@ -213,7 +226,6 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             sockets.await_login(ip, -1)
         await connection.close()
         sockets.discard(ws)
-        sockets.connections.pop(ws, None)
         if not ws.closed:
             await ws.close(code=connection.close_code or 1000)
         logger.info("connection %s closed (code %s)", connection.id, ws.close_code)

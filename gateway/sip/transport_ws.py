@@ -14,6 +14,12 @@ The transport never opens connections; sending to an address without an open flo
 Text frames carry the messages (what both libraries send and expect); binary frames are accepted too.
 A double CRLF is a keep-alive ping answered with a CRLF pong (RFC 5626 §4.4.1, as SIP.js's
 keepAliveInterval expects); WebSocket pings (``heartbeat``) close a flow whose browser stopped answering.
+
+Draining (gateway/ops/drain.py): ``close_idle`` closes every flow without a call in progress with 1012
+(Service Restart) and refuses new upgrades with 503, so that the library reconnects (through HAProxy,
+to another instance) and REGISTERs again there. Neither library reads the close code: SIP.js's
+SimpleUser reconnects at once after any close it did not ask for, JsSIP after
+``connection_recovery_min_interval`` (2 s unless configured lower).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = ["FlowClosed", "WsLimits", "WsTransport"]
 logger = logging.getLogger(__name__)
 
 SUBPROTOCOL: Final = "sip"
+CLOSE_SERVICE_RESTART: Final = 1012  # draining: reconnect (to another instance) and register there
 FlowClosed = Callable[[Address], None]
 
 
@@ -90,6 +97,7 @@ class WsTransport:
         self._per_ip: dict[str, int] = {}
         self._closed_callbacks: list[FlowClosed] = []
         self._closing = False
+        self.draining = False  # no new flow (503): the gateway is being restarted
         self._refusals = RateLimit()
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -139,6 +147,20 @@ class WsTransport:
             with contextlib.suppress(Exception):
                 await flow.ws.close(code=1001, message=b"gateway shutting down")
 
+    async def close_idle(self, busy: Callable[[Address], bool]) -> tuple[int, int]:
+        """Drain: close (1012) every flow for which `busy(address)` is false (no call in progress on it);
+        refuse new flows from now on. How many were closed (their bindings go with them) and kept."""
+        self.draining = True
+        open_ = [(address, flow.ws) for address, flow in self._flows.items() if not flow.ws.closed]
+        idle = [ws for address, ws in open_ if not busy(address)]
+        await asyncio.gather(
+            *(ws.close(code=CLOSE_SERVICE_RESTART, message=b"gateway draining: reconnect") for ws in idle),
+            return_exceptions=True,
+        )
+        if idle:
+            logger.info("draining: %d SIP WebSocket flows without a call closed (1012)", len(idle))
+        return len(idle), len(open_) - len(idle)
+
     # --- wiring ----------------------------------------------------------------------------------
     def start(self, on_receive: ReceiveCallback) -> None:
         """Begin delivering received messages (the transaction layer's ``receive``)."""
@@ -166,6 +188,8 @@ class WsTransport:
             return web.Response(status=400, text="SIP over WebSocket needs subprotocol 'sip' (RFC 7118)")
         if self._on_receive is None or self._closing:
             return web.Response(status=503, text="SIP is not running", headers={"Retry-After": "5"})
+        if self.draining:  # HAProxy retries the upgrade on another instance (deploy/haproxy.cfg)
+            return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if not peer:
             return web.Response(status=400, text="no peer address")

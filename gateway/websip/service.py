@@ -543,6 +543,14 @@ class WebSipService:
     def sessions(self) -> int:
         return len(self._sessions)
 
+    def flow_busy(self, address: Address) -> bool:
+        """A call in progress (ringing, or answered) on the flow from `address`: a drain keeps it open."""
+        return any(
+            s.legs or s.ringing or s.outgoing
+            for (flow, _), s in self._sessions.items()
+            if flow.address == address
+        )
+
 
 def _flow(incoming: IncomingRequest) -> Flow:
     return Flow(incoming.source.transport.name, incoming.source.address)

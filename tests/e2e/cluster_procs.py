@@ -36,8 +36,8 @@ import yaml
 from peers.demo import ALICE_HASH
 from peers.ports import free_port
 from tests.conftest import REPO
+from tests.e2e.cluster_harness import CLUSTER_SECRET, HOSTS, SESSION_SECRET
 from tests.e2e.harness import BOB_HASH
-from tests.e2e.test_cluster import CLUSTER_SECRET, HOSTS, SESSION_SECRET
 
 
 def instance_mapping(

@@ -13,122 +13,53 @@ loopback (issue 18).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from gateway.app import Gateway
-from gateway.config import Config
 from peers.demo import require_desk_phone
-from peers.haproxy import HaProxy, running_haproxy
-from peers.kamailio_edge import KamailioEdge, running_edge
 from peers.phone import DeskPhone
-from peers.ports import free_port
-from peers.redis import Redis, running_redis
+from peers.redis import running_redis
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.cluster_harness import cluster, instance_config, running_cluster
+from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.test_http_offer import AUTH
 from tests.e2e.test_web_and_phone import wav_has_tone
-
-HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
-CLUSTER_SECRET = "e2e-cluster-secret-0123456789"
-SESSION_SECRET = "e2e-cluster-session-secret-0123456789"
-
-
-def instance_config(
-    index: int, redis: Redis, pbx: str | None = None, trusted: tuple[str, ...] = ("127.0.0.1/32",)
-) -> Config:
-    """Instance `index` (0-2) on HOSTS[index]: its own SIP and HTTP ports, RTP from 42000 + 600 * index;
-    `trusted`: sip.trusted_sources (Kamailio and the desk phone; add the instances for calls between them)."""
-    host = HOSTS[index]
-    sip_port = free_port(socket.SOCK_DGRAM, host)
-    http_port = free_port(socket.SOCK_STREAM, host)
-    return gateway_config(
-        pbx,
-        sip={
-            "listen": [{"transport": "udp", "host": host, "port": sip_port}],
-            "trusted_sources": list(trusted),
-        },
-        http={"host": host, "port": http_port},
-        media={"rtp_ports": {"start": 42000 + 600 * index}},
-        web_auth={"session_secret": SESSION_SECRET},
-        cluster={
-            "redis": redis.url,
-            "instance_id": f"gw{index + 1}",
-            "advertise": {"sip": f"{host}:{sip_port}", "http": f"http://{host}:{http_port}"},
-            "secret": CLUSTER_SECRET,
-            "heartbeat": 0.5,
-            "lease": 2.0,
-        },
-    )
-
-
-@contextlib.asynccontextmanager
-async def running_cluster(configs: list[Config]) -> AsyncIterator[list[Gateway]]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(running_gateway(c)) for c in configs]
-
-
-@contextlib.contextmanager
-def fronts(tmp_path: Path, configs: list[Config]) -> Iterator[tuple[KamailioEdge, HaProxy]]:
-    sip = [(c.sip.listen[0].host, c.sip.listen[0].port) for c in configs]
-    http = [f"{c.http.host}:{c.http.port}" for c in configs]
-    with running_edge(tmp_path, sip) as edge, running_haproxy(tmp_path / "haproxy", http) as front:
-        yield edge, front
-
-
-def holder(gateways: list[Gateway], user: str) -> Gateway:
-    found = [g for g in gateways if g.cluster is not None and g.driver.calls >= 0 and _online(g, user)]
-    assert len(found) == 1, f"{user} is online on {len(found)} instances"
-    return found[0]
-
-
-def _online(gateway: Gateway, user: str) -> bool:
-    assert gateway.cluster is not None
-    return bool(gateway.cluster.presence._local._sessions.get(user))
 
 
 async def test_phone_through_kamailio_rings_alice_on_whichever_instance(tmp_path: Path) -> None:
     require_desk_phone()
-    with running_redis(tmp_path) as redis:
-        configs = [instance_config(i, redis) for i in range(3)]
-        async with running_cluster(configs) as gateways:
-            with fronts(tmp_path, configs) as (edge, front):
-                async with (
-                    DeskPhone(tmp_path, user="2000", tone=440) as phone,
-                    WebUser(front.url, "alice", ALICE_SECRET) as alice,
-                ):
-                    owner = holder(gateways, "alice")
-                    for attempt in range(3):
-                        peer = WebPeer(freq=1000)
-                        try:
-                            number = await phone.call(edge.aor("1001"))
-                            ringing = await alice.wait_for("incoming")
-                            await alice.answer(ringing["call_id"], peer.answer)
-                            await phone.wait_for("state", call=number, state="CONFIRMED")
-                            if attempt == 0:
-                                await wait_until(lambda p=peer: p.heard(440, last=1.0), timeout=10)
-                                await asyncio.sleep(1.0)  # a second of the web peer's tone recorded
-                            await phone.hangup(number)
-                            ended = await alice.wait_for("ended", call_id=ringing["call_id"])
-                            assert ended["reason"] == "remote_hangup", ended
-                        finally:
-                            await peer.close()
-                            if attempt == 0:
-                                assert wav_has_tone(await phone.wait_for_recording(number), 1000)
-                    await wait_until(lambda: owner.driver.calls == 0)
-                    # round robin gave the INVITEs to the three instances: two of them redirected
-                    log = edge.log()
-                    picked = {
-                        line.rsplit("-> gateway ", 1)[1] for line in log.splitlines() if "-> gateway" in line
-                    }
-                    assert len(picked) == 3, log[-3000:]
-                    assert log.count("redirected by the gateway") == 2, log[-3000:]
+    async with (
+        cluster(tmp_path, 3, fronts=True) as c,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        WebUser(c.front.url, "alice", ALICE_SECRET) as alice,
+    ):
+        owner = c.holder("alice")
+        for attempt in range(3):
+            peer = WebPeer(freq=1000)
+            try:
+                number = await phone.call(c.edge.aor("1001"))
+                ringing = await alice.wait_for("incoming")
+                await alice.answer(ringing["call_id"], peer.answer)
+                await phone.wait_for("state", call=number, state="CONFIRMED")
+                if attempt == 0:
+                    await wait_until(lambda p=peer: p.heard(440, last=1.0), timeout=10)
+                    await asyncio.sleep(1.0)  # a second of the web peer's tone recorded
+                await phone.hangup(number)
+                ended = await alice.wait_for("ended", call_id=ringing["call_id"])
+                assert ended["reason"] == "remote_hangup", ended
+            finally:
+                await peer.close()
+                if attempt == 0:
+                    assert wav_has_tone(await phone.wait_for_recording(number), 1000)
+        await wait_until(lambda: owner.driver.calls == 0)
+        # round robin gave the INVITEs to the three instances: two of them redirected
+        log = c.edge.log()
+        picked = {line.rsplit("-> gateway ", 1)[1] for line in log.splitlines() if "-> gateway" in line}
+        assert len(picked) == 3, log[-3000:]
+        assert log.count("redirected by the gateway") == 2, log[-3000:]
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:  # fmt: skip

@@ -20,11 +20,10 @@ from pathlib import Path
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.redis import running_redis
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
+from tests.e2e.cluster_harness import cluster
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
-from tests.e2e.test_cluster import fronts, instance_config, running_cluster
 
 OUTAGE = 4.0  # seconds: twice the lease of instance_config
 
@@ -49,57 +48,55 @@ async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: We
 
 async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -> None:
     require_desk_phone()
-    with running_redis(tmp_path) as redis:
-        configs = [instance_config(i, redis) for i in range(3)]
-        async with running_cluster(configs) as gateways:
-            with fronts(tmp_path, configs) as (edge, front):
-                async with (
-                    DeskPhone(tmp_path, user="2000", tone=440) as phone,
-                    WebUser(front.url, "alice", ALICE_SECRET) as alice,
-                ):
-                    peer = WebPeer(freq=1000)
-                    try:
-                        number, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
-                        await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+    async with cluster(tmp_path, 3, fronts=True) as c:
+        redis, gateways, edge, front = c.redis, c.gateways, c.edge, c.front
+        async with (
+            DeskPhone(tmp_path, user="2000", tone=440) as phone,
+            WebUser(front.url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                number, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
+                await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
 
-                        redis.stop(kill=True)
-                        stopped = time.monotonic()
-                        refused = await log_in_bob(front.url)
-                        assert refused is not None and "unavailable" in refused, refused
-                        assert "shared state (Redis) unavailable" in refused, refused
-                        while time.monotonic() - stopped < OUTAGE:
-                            await asyncio.sleep(1.0)
-                            assert peer.heard(440, last=1.0), "the phone's tone stopped during the outage"
+                redis.stop(kill=True)
+                stopped = time.monotonic()
+                refused = await log_in_bob(front.url)
+                assert refused is not None and "unavailable" in refused, refused
+                assert "shared state (Redis) unavailable" in refused, refused
+                while time.monotonic() - stopped < OUTAGE:
+                    await asyncio.sleep(1.0)
+                    assert peer.heard(440, last=1.0), "the phone's tone stopped during the outage"
 
-                        redis.start()
-                        restarted = time.monotonic()
-                        while (refusal := await log_in_bob(front.url)) is not None:
-                            assert time.monotonic() - restarted < 10, refusal
-                            await asyncio.sleep(0.2)
-                        recovered = time.monotonic() - restarted
-                        await asyncio.sleep(1.0)
-                        assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
-                        await phone.hangup(number)
-                        ended = await alice.wait_for("ended", call_id=call_id)
-                        assert ended["reason"] == "remote_hangup", ended
-                    finally:
-                        await peer.close()
-                    rate, samples = read_wav(await phone.wait_for_recording(number))
-                    seconds = len(samples) // rate
-                    silent = [
-                        s
-                        for s in range(1, seconds)
-                        if not detect_tone(samples[s * rate : (s + 1) * rate], rate, 1000, threshold=0.3)
-                    ]
-                    assert seconds >= OUTAGE and not silent, f"no 1 kHz in seconds {silent} of {seconds}"
+                redis.start()
+                restarted = time.monotonic()
+                while (refusal := await log_in_bob(front.url)) is not None:
+                    assert time.monotonic() - restarted < 10, refusal
+                    await asyncio.sleep(0.2)
+                recovered = time.monotonic() - restarted
+                await asyncio.sleep(1.0)
+                assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
+                await phone.hangup(number)
+                ended = await alice.wait_for("ended", call_id=call_id)
+                assert ended["reason"] == "remote_hangup", ended
+            finally:
+                await peer.close()
+            rate, samples = read_wav(await phone.wait_for_recording(number))
+            seconds = len(samples) // rate
+            silent = [
+                s
+                for s in range(1, seconds)
+                if not detect_tone(samples[s * rate : (s + 1) * rate], rate, 1000, threshold=0.3)
+            ]
+            assert seconds >= OUTAGE and not silent, f"no 1 kHz in seconds {silent} of {seconds}"
 
-                    # routing recovered too: the phone rings alice again through the edge
-                    await wait_until(lambda: all(g.cluster and g.cluster.node.available for g in gateways))
-                    peer = WebPeer(freq=1000)
-                    try:
-                        again, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
-                        await phone.hangup(again)
-                        await alice.wait_for("ended", call_id=call_id)
-                    finally:
-                        await peer.close()
+            # routing recovered too: the phone rings alice again through the edge
+            await wait_until(lambda: all(g.cluster and g.cluster.node.available for g in gateways))
+            peer = WebPeer(freq=1000)
+            try:
+                again, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
+                await phone.hangup(again)
+                await alice.wait_for("ended", call_id=call_id)
+            finally:
+                await peer.close()
     print(f"Redis outage {OUTAGE:g} s: logins back {recovered:.2f} s after Redis returned")
