@@ -4,7 +4,7 @@ peers/js-softphones/ holds the pinned npm packages (package-lock.json; `make tes
 bundles them with build.mjs into build/) and a page whose driver.js puts one API over both libraries.
 The page's `events` are polled: connected, disconnected, registered, registrationFailed {status, cause},
 unregistered, progress {status}, accepted, confirmed, ended {originator}, failed {status, cause},
-incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio.
+incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio, remote_video.
 
 The page reaches the browser in one of two ways:
 
@@ -186,6 +186,11 @@ class Softphone:
         """Start the library's user agent on ``ws_url`` and register ``uri`` (see :meth:`wait_for`)."""
         await self.start(ws_url, uri, password, authorization_user)
 
+    async def registered(self, http_url: str, uri: str, password: str) -> None:
+        """Start on the gateway's SIP WebSocket (``<http_url>/sip``) and wait until ``uri`` is registered."""
+        await self.start(http_url.replace("http", "ws", 1) + "/sip", uri, password)
+        await self.wait_for("registered")
+
     async def start(
         self, ws_url: str, uri: str, password: str, authorization_user: str | None = None
     ) -> None:
@@ -223,11 +228,38 @@ class Softphone:
                 )
             await asyncio.sleep(0.1)
 
-    async def call(self, target: str) -> None:
-        await self.page.evaluate(f"softphone.call({json.dumps(target)})")
+    async def call(self, target: str, *, video: bool = False) -> None:
+        """Place a call; ``video``: with the (fake) camera too, the far end's picture shown in the
+        page's <video>."""
+        options = json.dumps({"video": video})
+        await self.page.evaluate(f"softphone.call({json.dumps(target)}, {options})")
 
-    async def answer(self) -> None:
-        await self.page.evaluate("softphone.answer()")
+    async def answer(self, *, video: bool = False) -> None:
+        await self.page.evaluate(f"softphone.answer({json.dumps({'video': video})})")
+
+    async def remote_video(self) -> dict[str, Any]:
+        """The received video: ``framesDecoded``, ``frameWidth``, ``frameHeight``, ``codec`` (the
+        inbound-rtp stats) and ``picture`` (what the page's <video> shows: ``width``, ``height``, ``mean``
+        [R, G, B]; None before any picture)."""
+        found: dict[str, Any] = await self.page.evaluate("softphone.remoteVideo()")
+        return found
+
+    async def sees(self, *, frames: int = 30, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait until ``frames`` pictures were decoded and the <video> shows one; the last reading."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen: dict[str, Any] = {}
+        while loop.time() < deadline:
+            seen = await self.remote_video()
+            if seen["framesDecoded"] >= frames and seen["picture"] is not None:
+                return seen
+            await asyncio.sleep(0.2)
+        raise SoftphoneError(f"{self.library}: no remote video (last: {seen})")
+
+    async def m_lines(self) -> dict[str, list[dict[str, Any]]]:
+        """The kinds and ports of the session's local and remote descriptions' m-lines."""
+        lines: dict[str, list[dict[str, Any]]] = await self.page.evaluate("softphone.mLines()")
+        return lines
 
     async def dtmf(self, digit: str, transport: Literal["info", "rfc4733"] = "info") -> None:
         await self.page.evaluate(f"softphone.sendDtmf({json.dumps(digit)}, {json.dumps(transport)})")

@@ -50,6 +50,7 @@ const MESSAGES = {
   NotAllowedError: "Microphone access was denied.",
   NotFoundError: "No microphone was found.",
   NotReadableError: "The microphone is in use by another program.",
+  renegotiation_failed: "The other side did not take the video.",
 };
 
 // What the user can do about an error (shown under it).
@@ -177,11 +178,48 @@ function render() {
   const held = active && call.localHold;
   $("hold-button").setAttribute("aria-pressed", String(Boolean(held)));
   $("hold-button").textContent = held ? "Resume" : "Hold";
+  renderVideoButton(inCall);
   $("call-state").textContent = active ? stateText(call) : "No call";
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
   ringAlerts();
+}
+
+// The in-call "Add video" / "Stop video" button (issue 19): the page's own offer mid-call. A call whose
+// video this page stopped cannot add it again (docs/interop.md, Not yet).
+function renderVideoButton(inCall) {
+  const button = $("video-button");
+  const sending = Boolean(inCall && call.sendingVideo);
+  button.textContent = sending ? "Stop video" : "Add video";
+  button.setAttribute("aria-pressed", String(sending));
+  button.disabled = !inCall || call.state !== "connected" || Boolean(call.videoBusy) || Boolean(call.videoStopped);
+}
+
+async function toggleVideo() {
+  const target = call;
+  if (!talking(target) || target.videoBusy) return;
+  clearError();
+  target.videoBusy = true;
+  render();
+  try {
+    if (target.sendingVideo) {
+      await target.dropVideo();
+      target.videoStopped = true;
+    } else if (!(await target.addVideo(await video.openCamera()))) {
+      showError("The other side did not take the video.", "The call goes on with audio only.");
+    }
+  } catch (error) {
+    if (error.code === "renegotiation_failed") {
+      showError(MESSAGES.renegotiation_failed, `The call goes on as it was (${error.message}).`);
+    } else {
+      showFailure(error);
+    }
+  } finally {
+    target.videoBusy = false;
+    if (call === target) meters(target);
+    render();
+  }
 }
 
 function renderIncoming() {
@@ -335,6 +373,12 @@ function track(newCall) {
     else tick();
   });
   newCall.addEventListener("hold", render);
+  // the far end adds video mid-call: this page's camera goes into the answer when the toggle is on
+  newCall.videoSource = () => (video.enabled ? video.openCamera() : null);
+  newCall.addEventListener("video", (event) => {
+    if (!event.detail.sending && call === newCall) video.unpreview();
+    render();
+  });
   newCall.addEventListener("track", () => { if (call === newCall) meters(newCall); });
   newCall.addEventListener("error", (event) => { if (call === newCall) showFailure(event.detail); });
   newCall.addEventListener("transfer", (event) => {
@@ -346,7 +390,9 @@ function track(newCall) {
   newCall.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
     record(newCall, reason);
-    if (newCall.localStream?.getVideoTracks().length) video.stop(newCall.localStream); // the camera goes off
+    if (newCall.localStream?.getVideoTracks().length || newCall.remoteStream.getVideoTracks().length) {
+      video.stop(newCall.localStream); // the camera goes off, the far end's picture too
+    }
     // a call that only rang here ends quietly (it is in the history: missed, answered elsewhere...)
     const rangOnly = newCall.direction === "inbound" && !newCall.answeredHere;
     const quiet = ["hangup", "transferred"].includes(reason) || newCall.transferring || rangOnly;
@@ -650,6 +696,7 @@ $("back-button").addEventListener("click", () => {
   const consultation = call;
   consultation?.hangup().catch((error) => showFailure(error));
 });
+$("video-button").addEventListener("click", toggleVideo);
 $("hold-button").addEventListener("click", () => {
   if (!call) return;
   (call.localHold ? call.resume() : call.hold()).catch((error) => showFailure(error));

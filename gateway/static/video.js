@@ -39,6 +39,13 @@ export class VideoSettings {
   // The call's stream with the camera added when the toggle is on (the microphone's stream otherwise).
   async addTo(stream) {
     if (!this.enabled) return stream;
+    const camera = await this.openCamera();
+    for (const track of camera.getVideoTracks()) stream.addTrack(track);
+    return stream;
+  }
+
+  // The chosen camera (the default one when it is gone), shown in the preview.
+  async openCamera() {
     const video = { width: { ideal: 640 }, height: { ideal: 480 } };
     if (this.camera) video.deviceId = { exact: this.camera };
     let camera;
@@ -50,12 +57,18 @@ export class VideoSettings {
       this._save();
       camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } } });
     }
-    for (const track of camera.getVideoTracks()) stream.addTrack(track);
     this._preview = new MediaStream(camera.getVideoTracks());
     this.el.local.srcObject = this._preview;
     this.el.panel.hidden = false;
     this.listCameras().catch(() => {});
-    return stream;
+    return camera;
+  }
+
+  // The camera went out of the call mid-call (dropped, or not taken): no preview.
+  unpreview() {
+    this._preview = null;
+    this.el.local.srcObject = null;
+    this.el.panel.hidden = this.el.remote.hidden;
   }
 
   // The current call's far-end picture, when it sends one.
@@ -63,7 +76,7 @@ export class VideoSettings {
     const hasVideo = Boolean(remoteStream && remoteStream.getVideoTracks().length);
     this.el.remote.srcObject = hasVideo ? remoteStream : null;
     this.el.remote.hidden = !hasVideo;
-    if (hasVideo) this.el.panel.hidden = false;
+    this.el.panel.hidden = !hasVideo && !this._preview;
   }
 
   // The call ended: the camera goes off.

@@ -18,7 +18,13 @@
 //   that the gateway kept; the client is taking it back, docs/signaling.md `calls`).
 // Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
 //   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError},
-//   "hold" {detail: {local, remote}} (who holds the call: call.localHold, call.remoteHold).
+//   "hold" {detail: {local, remote}} (who holds the call: call.localHold, call.remoteHold), "video"
+//   {detail: {sending}} (this page's camera went into the call or out of it mid-call).
+// Video mid-call (docs/signaling.md "Video added or dropped mid-call"): `await call.addVideo(camera)`
+//   offers the camera on the same RTCPeerConnection (true: the far end took it; false: it turned it
+//   down; a GatewayError "renegotiation_failed": refused, rolled back), `await call.dropVideo()` stops it;
+//   when the far end adds video, `call.videoSource` (a function giving a camera stream, or null) says
+//   whether the answer sends this page's camera (without it the page only receives the picture).
 // Call states: "calling", "ringing", "early", "incoming", "answering", "connected", "held",
 //   "reconnecting" (its audio is being set up again after a disconnect or a network change), "ended".
 //
@@ -309,6 +315,8 @@ export class Call extends EventTarget {
     this._queuedLocal = []; // candidates found before the call had an id
     this._queuedRemote = []; // candidates received before the remote description
     this._reattaching = false; // a `reattach` is under way: local candidates wait for its ack
+    this._renegotiation = null; // this page's own offer mid-call: {resolve, reject} until answered
+    this.videoSource = null; // () => a camera MediaStream (or null): sent when the far end adds video
   }
 
   _setState(state) {
@@ -405,6 +413,7 @@ export class Call extends EventTarget {
           this._setState("connected");
           break;
         case "offer": await this._answerOffer(message.sdp); break;
+        case "answer": this._renegotiation?.resolve(message.sdp); break; // to our own offer mid-call
         case "held":
         case "resumed":
           // who holds: `by` local (this user) or remote (the far end); the call is "held" while either does
@@ -425,9 +434,12 @@ export class Call extends EventTarget {
           this._setState(message.held_local || message.held_remote ? "held" : "connected");
           break;
         case "ended": this._end(message); break;
-        case "error":
-          emit(this, "error", new GatewayError(message.code, message.message, message.field, this.id));
+        case "error": {
+          const error = new GatewayError(message.code, message.message, message.field, this.id);
+          if (message.code === "renegotiation_failed" && this._renegotiation) this._renegotiation.reject(error);
+          else emit(this, "error", error);
           break;
+        }
         default: break;
       }
     } catch (error) {
@@ -440,7 +452,9 @@ export class Call extends EventTarget {
     await this.pc.setRemoteDescription({ type: "offer", sdp });
     for (const candidate of this._queuedRemote) await this._addRemoteCandidate(candidate);
     this._queuedRemote = [];
+    if (this.state !== "answering") await this._offeredVideo();
     await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this._videoSettled();
     await this._gathered();
     await this.client.request({ type: "answer", call_id: this.id, sdp: this.pc.localDescription.sdp });
   }
@@ -453,6 +467,94 @@ export class Call extends EventTarget {
       await this._answerOffer(this._offer);
     } else {
       await this.client.request({ type: "answer", call_id: this.id }); // the offer follows as `offer`
+    }
+  }
+
+  // --- video added or dropped mid-call (issue 19) ------------------------------------------------------
+  // The far end offers video mid-call: the camera goes into the answer when videoSource gives one.
+  async _offeredVideo() {
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (!isVideo(transceiver) || transceiver.sender.track || !this.videoSource) continue;
+      const camera = await this.videoSource();
+      const track = camera?.getVideoTracks()[0];
+      if (!track) return;
+      await transceiver.sender.replaceTrack(track);
+      transceiver.direction = "sendrecv";
+      this.localStream.addTrack(track);
+    }
+  }
+
+  // After a description that may have added or dropped the video: a camera no live m-line sends is
+  // stopped, a far-end picture that ended leaves remoteStream; "video" and "track" tell the page.
+  _videoSettled() {
+    for (const transceiver of this.pc.getTransceivers()) {
+      const track = transceiver.sender.track;
+      if (track?.kind !== "video" || isVideo(transceiver)) continue;
+      try {
+        this.pc.removeTrack(transceiver.sender); // free for the next video m-line
+      } catch { /* a stopped transceiver */ }
+    }
+    const sent = new Set(this.pc.getTransceivers().filter(isVideo).map((t) => t.sender.track).filter(Boolean));
+    for (const track of this.localStream?.getVideoTracks() || []) {
+      if (sent.has(track)) continue;
+      track.stop();
+      this.localStream.removeTrack(track);
+    }
+    for (const track of this.remoteStream.getVideoTracks()) {
+      if (track.readyState === "ended") this.remoteStream.removeTrack(track);
+    }
+    emit(this, "video", { sending: this.sendingVideo });
+    emit(this, "track", { stream: this.remoteStream });
+  }
+
+  // This page's camera goes into the call.
+  get sendingVideo() {
+    return Boolean(this.localStream?.getVideoTracks().some((t) => t.readyState === "live"));
+  }
+
+  // Add the camera (a stream with a video track) mid-call: this page's own offer on the same
+  // RTCPeerConnection. True once the far end took the video, false when it turned it down (the camera
+  // is stopped); a refusal rejects with GatewayError "renegotiation_failed" after a rollback.
+  async addVideo(camera) {
+    const track = camera.getVideoTracks()[0];
+    if (!track) throw new GatewayError("media", "no camera", null, this.id);
+    this.pc.addTrack(track, this.localStream);
+    this.localStream.addTrack(track);
+    try {
+      await this._renegotiate();
+    } catch (error) {
+      if (this.pc) this._videoSettled();
+      throw error;
+    }
+    this._videoSettled();
+    return this.sendingVideo;
+  }
+
+  // Stop the camera and the far end's picture mid-call (the video m-line at port 0).
+  async dropVideo() {
+    for (const transceiver of this.pc.getTransceivers()) if (isVideo(transceiver)) transceiver.stop();
+    try {
+      await this._renegotiate();
+    } finally {
+      this._videoSettled();
+    }
+  }
+
+  // Our offer -> `offer {call_id, sdp}`; the gateway's `answer` event is applied, its `error
+  // renegotiation_failed` (or the call ending) rolls the offer back.
+  async _renegotiate() {
+    if (this._renegotiation) throw new GatewayError("conflict", "a video change is already under way", null, this.id);
+    const answered = new Promise((resolve, reject) => { this._renegotiation = { resolve, reject }; });
+    try {
+      const offer = await this._localOffer();
+      await this.client.request({ type: "offer", call_id: this.id, sdp: offer });
+      const sdp = await answered;
+      await this.pc.setRemoteDescription({ type: "answer", sdp });
+    } catch (error) {
+      if (this.pc?.signalingState === "have-local-offer") await this.pc.setLocalDescription({ type: "rollback" });
+      throw error;
+    } finally {
+      this._renegotiation = null;
     }
   }
 
@@ -534,12 +636,19 @@ export class Call extends EventTarget {
   _end(detail) {
     if (this.state === "ended") return;
     this.endReason = detail;
+    this._renegotiation?.reject(new GatewayError("not_found", "the call ended", null, this.id));
     this.pc?.close();
     for (const track of this.localStream?.getTracks() || []) track.stop();
     if (this.id !== null) this.client.calls.delete(this.id);
     this._setState("ended");
     emit(this, "ended", { reason: detail.reason, message: detail.message || "", sip_status: detail.sip_status ?? null });
   }
+}
+
+// A transceiver of a video m-line still in use (not stopped, not rejected with port 0).
+function isVideo(transceiver) {
+  return transceiver.receiver.track.kind === "video" && transceiver.mid !== null
+    && transceiver.direction !== "stopped" && transceiver.currentDirection !== "stopped";
 }
 
 // Measure a stream's audio level (0..1, RMS) about `rate` times per second; returns a stop function.

@@ -9,6 +9,8 @@
   let session = null; // JsSIP.RTCSession or SIP.js Session
   let remoteStream = null;
   let audio = null;
+  let video = false; // the call's media: audio and, with `video`, the camera (Chromium's fake one)
+  const media = () => ({ audio: true, video });
 
   function attachRemote(stream) {
     remoteStream = stream;
@@ -24,6 +26,30 @@
     emit("remote_audio");
   }
 
+  // The far end's picture in <video id="remote-video"> (calls with `video: true`).
+  function attachVideo(track) {
+    const element = document.getElementById("remote-video");
+    element.srcObject = new MediaStream([track]);
+    element.play().catch(() => {});
+    emit("remote_video");
+  }
+
+  function peerConnection() {
+    if (!session) return null;
+    if (library === "jssip") return session.connection || null;
+    const handler = session.sessionDescriptionHandler;
+    return handler ? handler.peerConnection : null;
+  }
+
+  function attachReceivers(pc) {
+    const stream = new MediaStream();
+    pc.getReceivers().forEach((r) => {
+      if (r.track && r.track.kind === "audio") stream.addTrack(r.track);
+      if (r.track && r.track.kind === "video" && video) attachVideo(r.track);
+    });
+    attachRemote(stream);
+  }
+
   // --- JsSIP ---------------------------------------------------------------------------------------
   function jssipSession(newSession, direction) {
     session = newSession;
@@ -35,7 +61,10 @@
     session.on("newDTMF", (e) => emit("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
     session.on("hold", (e) => emit("hold", { originator: e.originator }));
     session.on("unhold", (e) => emit("unhold", { originator: e.originator }));
-    const watch = (pc) => pc.addEventListener("track", (e) => attachRemote(e.streams[0] || new MediaStream([e.track])));
+    const watch = (pc) => pc.addEventListener("track", (e) => {
+      if (e.track.kind === "video") attachVideo(e.track);
+      else attachRemote(e.streams[0] || new MediaStream([e.track]));
+    });
     if (session.connection) watch(session.connection);
     else session.on("peerconnection", (e) => watch(e.peerconnection));
     if (direction === "incoming") emit("incoming", { from: session.remote_identity.uri.toString() });
@@ -71,10 +100,7 @@
       if (state === SIP.SessionState.Established) {
         emit("accepted");
         emit("confirmed");
-        const pc = session.sessionDescriptionHandler.peerConnection;
-        const stream = new MediaStream();
-        pc.getReceivers().forEach((r) => r.track && stream.addTrack(r.track));
-        attachRemote(stream);
+        attachReceivers(session.sessionDescriptionHandler.peerConnection);
       } else if (state === SIP.SessionState.Terminated) {
         emit("ended", { originator: endedBy });
       }
@@ -129,6 +155,12 @@
     });
   }
 
+  async function codecName(pc, id) {
+    let name = null;
+    (await pc.getStats()).forEach((s) => { if (s.id === id) name = s.mimeType; });
+    return name;
+  }
+
   // --- the API -------------------------------------------------------------------------------------
   window.softphone = {
     events,
@@ -141,10 +173,11 @@
       if (library === "jssip") ua.unregister();
       else await registerer.unregister();
     },
-    call(target) {
+    call(target, options = {}) {
+      video = Boolean(options.video);
       if (library === "jssip") {
         const created = ua.call(target, {
-          mediaConstraints: { audio: true, video: false },
+          mediaConstraints: media(),
           pcConfig: { iceServers: [] },
         });
         jssipSession(created, "outgoing");
@@ -154,7 +187,7 @@
       // the PBX's ringback or announcements does.
       const inviter = new SIP.Inviter(ua, SIP.UserAgent.makeURI(target), {
         earlyMedia: true,
-        sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+        sessionDescriptionHandlerOptions: { constraints: media() },
       });
       sipjsSession(inviter, "outgoing");
       inviter.invite({
@@ -162,19 +195,50 @@
           onProgress: (r) => {
             emit("progress", { status: r.message.statusCode });
             const handler = inviter.sessionDescriptionHandler;
-            if (r.message.body && handler && !audio) {
-              const stream = new MediaStream();
-              handler.peerConnection.getReceivers().forEach((x) => x.track && stream.addTrack(x.track));
-              attachRemote(stream);
-            }
+            if (r.message.body && handler && !audio) attachReceivers(handler.peerConnection);
           },
           onReject: (r) => emit("failed", { status: r.message.statusCode, cause: r.message.reasonPhrase }),
         },
       });
     },
-    answer() {
-      if (library === "jssip") session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } });
-      else session.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+    answer(options = {}) {
+      video = Boolean(options.video);
+      if (library === "jssip") session.answer({ mediaConstraints: media(), pcConfig: { iceServers: [] } });
+      else session.accept({ sessionDescriptionHandlerOptions: { constraints: media() } });
+    },
+    // The received video: the inbound-rtp stats (frames decoded, size) and what <video> shows: its
+    // size and the mean colour of the picture drawn into a canvas (null before any picture).
+    async remoteVideo() {
+      const pc = peerConnection();
+      let inbound = null;
+      if (pc) (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") inbound = s; });
+      const element = document.getElementById("remote-video");
+      let picture = null;
+      if (element.videoWidth > 0) {
+        const canvas = document.createElement("canvas");
+        canvas.width = element.videoWidth;
+        canvas.height = element.videoHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(element, 0, 0);
+        const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const sums = [0, 0, 0];
+        for (let i = 0; i < pixels.length; i += 4) { sums[0] += pixels[i]; sums[1] += pixels[i + 1]; sums[2] += pixels[i + 2]; }
+        const count = pixels.length / 4;
+        picture = { width: element.videoWidth, height: element.videoHeight, mean: sums.map((x) => x / count) };
+      }
+      return {
+        framesDecoded: inbound ? inbound.framesDecoded || 0 : 0,
+        frameWidth: inbound ? inbound.frameWidth || 0 : 0,
+        frameHeight: inbound ? inbound.frameHeight || 0 : 0,
+        codec: inbound && inbound.codecId && pc ? await codecName(pc, inbound.codecId) : null,
+        picture,
+      };
+    },
+    // The m-lines of the session's local and remote descriptions: [{kind, port}] each.
+    mLines() {
+      const pc = peerConnection();
+      const lines = (d) => (d ? d.sdp.split(/\r?\n/).filter((l) => l.startsWith("m=")).map((l) => ({ kind: l.slice(2).split(" ")[0], port: Number(l.split(" ")[1]) })) : []);
+      return pc ? { local: lines(pc.localDescription), remote: lines(pc.remoteDescription) } : null;
     },
     sendDtmf(digit, transport) {
       if (library === "jssip") {

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from ssl import SSLContext
+from typing import Any
 
 import aiohttp
 
@@ -30,9 +31,12 @@ from tests.e2e.harness import gateway_config, running_gateway, wait_until
 ALICE_SIP_PASSWORD = "alice-sip-password"
 
 
-def websocket_config(pbx: str | None = None, **websocket: object) -> Config:
-    """The test gateway with SIP over WebSocket on /sip and a SIP password for alice."""
-    config = gateway_config(pbx)
+def websocket_config(
+    pbx: str | None = None, *, sections: dict[str, Any] | None = None, **websocket: object
+) -> Config:
+    """The test gateway with SIP over WebSocket on /sip and a SIP password for alice; ``sections``: more
+    of gateway_config's sections (codecs, media...)."""
+    config = gateway_config(pbx, **(sections or {}))
     users = tuple(
         dataclasses.replace(
             user, sip_auth=SipAuth(password=Secret(SecretSource.INLINE, "", ALICE_SIP_PASSWORD))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -87,6 +87,18 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.1)
 
 
+def info_to(camera: PlainVideoPeer, events: list[MediaEvent]) -> Callable[[MediaEvent], None]:
+    """The bridge's event handler: records the events; ``KeyframeWanted`` sends the phone a SIP INFO
+    picture_fast_update, as the call runtime does."""
+
+    def on_event(event: MediaEvent) -> None:
+        events.append(event)
+        if isinstance(event, KeyframeWanted):
+            camera.info(MEDIA_CONTROL, picture_fast_update())
+
+    return on_event
+
+
 @pytest.mark.parametrize("feedback", [("nack pli",), ()], ids=["rtcp-pli", "sip-info"])
 async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page, feedback: tuple[str, ...]) -> None:
     """With ``nack pli`` the phone and the gateway ask each other by RTCP; without, the gateway asks the
@@ -98,13 +110,7 @@ async def test_chromium_and_a_plain_rtp_vp8_phone(page: Page, feedback: tuple[st
         video_codecs=("VP8", "H264"), fast_lane=None,
     )  # fmt: skip
     phone, camera = RecordingPeer(), PlainVideoPeer("VP8")
-
-    def on_event(event: MediaEvent) -> None:
-        events.append(event)
-        if isinstance(event, KeyframeWanted):  # what the call runtime sends the phone: a SIP INFO
-            camera.info(MEDIA_CONTROL, picture_fast_update())
-
-    bridge = MediaBridge(settings, on_event)
+    bridge = MediaBridge(settings, info_to(camera, events))
     try:
         await phone.start()
         await camera.start()
