@@ -277,6 +277,25 @@ class Softphone:
     async def unhold(self) -> None:
         await self.page.evaluate("softphone.unhold()")
 
+    async def add_video(self) -> None:
+        """The camera added mid-call by the library's own re-INVITE (JsSIP renegotiate(), SIP.js
+        invite() with video constraints); then wait_for("renegotiated") or ("renegotiationFailed")."""
+        await self.page.evaluate("softphone.addVideo()")
+
+    async def drop_video(self) -> None:
+        """The video transceiver stopped (port 0) and renegotiated by the library's re-INVITE."""
+        await self.page.evaluate("softphone.dropVideo()")
+
+    async def camera_ready(self) -> None:
+        """The camera on the call's RTCPeerConnection without renegotiating: a video the far end adds by
+        re-INVITE is answered with it."""
+        await self.page.evaluate("softphone.cameraReady()")
+
+    async def sending_video(self) -> bool:
+        """A live camera track goes out on a video transceiver that sends."""
+        sending: bool = await self.page.evaluate("softphone.sendingVideo()")
+        return sending
+
     async def remote_level(self) -> float:
         """RMS of the received audio (0..1 of full scale), 0 before any arrives."""
         level: float = await self.page.evaluate("softphone.remoteLevel()")

@@ -480,6 +480,7 @@ class NotifyError:
     code: str
     message: str
     field: str | None = None
+    sip_status: int | None = None  # the SIP side's refusal behind it (renegotiation_failed), if any
 
 
 # --- to the timers -----------------------------------------------------------------------------------

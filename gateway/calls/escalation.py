@@ -139,7 +139,8 @@ def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
         midcall.end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
         return
     what = "answered without SDP" if 200 <= event.status < 300 else f"refused it (SIP {event.status})"
-    _tell_refused(call, f"The other side {what}: the call goes on as it was")
+    status = None if 200 <= event.status < 300 else event.status
+    _tell_refused(call, f"The other side {what}: the call goes on as it was", status)
     midcall.settle(call)
 
 
@@ -149,7 +150,7 @@ def web_reoffer_answered(call: CallMachine, event: MediaWebReofferAnswered) -> N
         call.emit(SendWebReofferAnswer(call.session_id, call.call_id, event.sdp))
 
 
-def _tell_refused(call: CallMachine, message: str) -> None:
+def _tell_refused(call: CallMachine, message: str, sip_status: int | None = None) -> None:
     if call.session_id is not None and not call.web_gone:
         code = EndReason.RENEGOTIATION_FAILED.value
-        call.emit(NotifyError(call.session_id, call.call_id, code, message))
+        call.emit(NotifyError(call.session_id, call.call_id, code, message, sip_status=sip_status))

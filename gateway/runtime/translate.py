@@ -153,8 +153,8 @@ class SignalMapper:
                 return [sig.Ended(call_id, reason.value, message, status)]
             case cmd.StopRinging(reason=message, code=code):
                 return [sig.Ended(call_id, code.value, message, None)]
-            case cmd.NotifyError(code=code, message=message, field=field):
-                return [sig.ErrorMessage(code, message, field, None, call_id)]
+            case cmd.NotifyError(code=code, message=message, field=field, sip_status=status):
+                return [sig.ErrorMessage(code, message, field, None, call_id, status)]
             case cmd.NotifyTransfer(state=state, sip_status=status, message=message):
                 return [sig.Transfer(call_id, state.value, status, message)]
             case cmd.NotifyTransferRequested(target=target):

@@ -104,6 +104,7 @@ class ErrorMessage:
     field: str | None = None
     id: RequestId = None
     call_id: str | None = None
+    sip_status: int | None = None  # not sent: the SIP WebSocket dialect's status for a refused re-INVITE
 
     @classmethod
     def from_error(

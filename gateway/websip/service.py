@@ -12,6 +12,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   ``ended`` a final error status (before the answer) or BYE. From the browser: CANCEL, BYE, INFO
   (application/dtmf-relay, application/dtmf) and re-INVITE hold/resume (answered at once, our last
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
+  Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
 - OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
@@ -61,6 +62,7 @@ from gateway.sip.ua_events import (
 )
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.registrar import Flow, Registrar
+from gateway.websip.video import MidcallVideo
 from sipcore.digest import Algorithm
 from sipcore.digest_server import DigestServer, Outcome
 from sipcore.inspection import refuse_method
@@ -91,6 +93,7 @@ class WebSipSession:
         self.outgoing: dict[str, list[OutgoingCall]] = {}  # inbound: our INVITEs to the browser
         self._pending: dict[str, list[sig.Event]] = {}  # events that beat dial()'s return
         self._answers: dict[str, str] = {}  # our WebRTC answer per call, once sent
+        self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property
@@ -109,6 +112,8 @@ class WebSipSession:
         call_id = getattr(event, "call_id", None)
         if not isinstance(call_id, str):
             return  # registration states and the like: nothing to say over SIP
+        if self._video.event(call_id, event, self._answered(call_id)):
+            return  # video added or dropped mid-call (gateway/websip/video.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -123,6 +128,13 @@ class WebSipSession:
                 self._pending.setdefault(call_id, []).append(event)
             return
         self._apply(call_id, leg, event)
+
+    def _answered(self, call_id: str) -> Call | None:
+        """The call's answered dialog with the library (ours or its INVITE), if any."""
+        leg: Call | None = self.legs.get(call_id)
+        if leg is not None:
+            return leg if leg.state is CallState.CONFIRMED else None
+        return next((o for o in self.outgoing.get(call_id, []) if o.state is CallState.CONFIRMED), None)
 
     # --- inbound: the gateway calls the browser --------------------------------------------------------
     def _inbound(self, call_id: str, event: sig.Event) -> None:
@@ -147,6 +159,7 @@ class WebSipSession:
                 for leg in self.outgoing.pop(call_id, []):
                     self._service.spawn(_end_outgoing(leg))
                 self._answers.pop(call_id, None)
+                self._video.forget(call_id)
                 self._service.session_idle(self)
             case _:
                 pass
@@ -177,6 +190,7 @@ class WebSipSession:
                         await _quietly(leg.bye())
                         return
                     self._answers[call_id] = _answer_role(offer, answer)
+                    self._video.settled(call_id, answer)
                 case Failed(status=status):
                     others = [o for o in self.outgoing.get(call_id, []) if o is not leg and not o.ended]
                     if call_id in self.ringing and not others:
@@ -207,6 +221,7 @@ class WebSipSession:
                     leg.ring()
                 case sig.EarlyMedia(sdp=sdp) if unanswered and sdp:
                     self._answers[call_id] = sdp
+                    self._video.settled(call_id, sdp)
                     leg.progress(sdp)
                 case sig.Connected(sdp=sdp) if unanswered:
                     answer = sdp or self._answers.get(call_id)
@@ -214,6 +229,7 @@ class WebSipSession:
                         logger.warning("call=%s connected without an answer for the browser", call_id)
                         return
                     self._answers[call_id] = answer
+                    self._video.settled(call_id, answer)
                     leg.answer(answer)
                 case sig.Ended(sip_status=status, reason=reason):
                     self._end(call_id, leg, unanswered, status, reason)
@@ -227,6 +243,7 @@ class WebSipSession:
     ) -> None:
         self.legs.pop(call_id, None)
         self._answers.pop(call_id, None)
+        self._video.forget(call_id)
         if leg.ended:
             return
         if unanswered:
@@ -283,6 +300,9 @@ class WebSipSession:
         answer = self._answers.get(call_id)
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
+            return
+        if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
+            await self._video.from_library(call_id, leg, offer)
             return
         direction = _direction(offer)
         leg.answer_reinvite(set_direction(answer, _MIRROR.get(direction, "sendrecv")))

@@ -155,6 +155,47 @@
     });
   }
 
+  // Video mid-call (issue 19), each library's own renegotiation: JsSIP's renegotiate() (a re-INVITE with
+  // a new offer of the same RTCPeerConnection; a refusal makes JsSIP end the call), SIP.js's invite() (with
+  // video in its SessionDescriptionHandler's constraints to add the camera; a refusal is rolled back).
+  // Outcome: "renegotiated", or "renegotiationFailed" {status}.
+  function renegotiate(sipjsOptions) {
+    if (library === "jssip") {
+      if (!session.renegotiate({}, () => emit("renegotiated"))) emit("renegotiationFailed", { status: null });
+      return;
+    }
+    session.invite({
+      sessionDescriptionHandlerOptions: sipjsOptions,
+      requestDelegate: {
+        onAccept: () => emit("renegotiated"),
+        // SIP.js's web SessionDescriptionHandler has no rollbackDescription: the offer would stay
+        // pending (have-local-offer) and every later offer fail; the page rolls it back itself
+        onReject: (r) => {
+          const pc = peerConnection();
+          const rolled = pc && pc.signalingState === "have-local-offer"
+            ? pc.setLocalDescription({ type: "rollback" }) : Promise.resolve();
+          rolled.finally(() => emit("renegotiationFailed", { status: r.message.statusCode }));
+        },
+      },
+    }).catch((e) => emit("renegotiationFailed", { status: null, error: String(e) }));
+  }
+
+  // The far end's video as it comes (a video m-line added mid-call by either side).
+  function watchVideo(pc) {
+    if (pc.watchingVideo) return;
+    pc.watchingVideo = true;
+    pc.addEventListener("track", (e) => { if (e.track.kind === "video") attachVideo(e.track); });
+  }
+
+  async function cameraTrack() {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    return stream.getVideoTracks()[0];
+  }
+
+  function videoTransceivers(pc) {
+    return pc.getTransceivers().filter((t) => !t.stopped && t.receiver.track && t.receiver.track.kind === "video");
+  }
+
   async function codecName(pc, id) {
     let name = null;
     (await pc.getStats()).forEach((s) => { if (s.id === id) name = s.mimeType; });
@@ -205,6 +246,42 @@
       video = Boolean(options.video);
       if (library === "jssip") session.answer({ mediaConstraints: media(), pcConfig: { iceServers: [] } });
       else session.accept({ sessionDescriptionHandlerOptions: { constraints: media() } });
+    },
+    // The camera added to the call and offered by the library's re-INVITE.
+    async addVideo() {
+      video = true;
+      const pc = peerConnection();
+      watchVideo(pc);
+      if (library === "sipjs") {
+        renegotiate({ constraints: { audio: true, video: true } });
+        return;
+      }
+      if (!pc.getSenders().some((s) => s.track && s.track.kind === "video")) {
+        const track = await cameraTrack();
+        pc.addTrack(track, new MediaStream([track]));
+      }
+      renegotiate();
+    },
+    // The video turned down (its transceiver stopped: port 0 in the library's new offer, camera off).
+    dropVideo() {
+      const pc = peerConnection();
+      videoTransceivers(pc).forEach((t) => { if (t.sender.track) t.sender.track.stop(); t.stop(); });
+      renegotiate({});
+    },
+    // The camera ready for a video the far end adds by re-INVITE (answered with it, not receive-only):
+    // a track added without renegotiating, which the offer's new video m-line takes (RFC 8829 §5.10).
+    async cameraReady() {
+      video = true;
+      const pc = peerConnection();
+      watchVideo(pc);
+      const track = await cameraTrack();
+      pc.addTrack(track, new MediaStream([track]));
+    },
+    // Is a camera track being sent (live, on a transceiver that is not stopped)?
+    sendingVideo() {
+      const pc = peerConnection();
+      return Boolean(pc) && videoTransceivers(pc).some((t) => t.sender.track && t.sender.track.readyState === "live"
+        && t.currentDirection && t.currentDirection.startsWith("send"));
     },
     // The received video: the inbound-rtp stats (frames decoded, size) and what <video> shows: its
     // size and the mean colour of the picture drawn into a canvas (null before any picture).
