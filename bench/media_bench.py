@@ -292,6 +292,8 @@ async def _gateway(
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(60)
+        if os.environ.get("MEDIA_BENCH_PROFILE_OUT"):  # the raw profile, for pstats by other keys
+            profiler.dump_stats(f"{os.environ['MEDIA_BENCH_PROFILE_OUT']}.{mode}.{count}")
         result["profile"] = text.getvalue()
     report.send(result)
 

@@ -40,7 +40,13 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import AnyRtcpPacket, HeaderExtensions, HeaderExtensionsMap, RtcpSenderInfo, RtcpSrPacket
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+)
 
 from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
 from gateway.media.rtp_stats import ReceptionState
@@ -221,8 +227,18 @@ class DirectSender:
 
     def _fill_sender_report(self, packets: Sequence[AnyRtcpPacket]) -> None:
         """Put our counts and timestamps into aiortc's SR (RFC 3550 §6.4.1) and its private counters."""
-        if not self.packets_sent:
+        info = self._sender_info()
+        if info is None:
             return
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                packet.sender_info = info
+
+    def _sender_info(self) -> RtcpSenderInfo | None:
+        """Our counts and timestamps now (RFC 3550 §6.4.1), also kept in aiortc's private counters (its
+        getStats() and RTT estimate read them); None before our first packet."""
+        if not self.packets_sent:
+            return None
         ntp = _ntp_now()
         elapsed = self._clock() - self._last_time
         info = RtcpSenderInfo(
@@ -231,12 +247,10 @@ class DirectSender:
             packet_count=self.packets_sent & _U32,
             octet_count=self.octets_sent & _U32,
         )
-        for packet in packets:
-            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
-                packet.sender_info = info
         values = (info.packet_count, info.octet_count, info.rtp_timestamp, ntp, (ntp >> 16) & _U32)
         for name, value in zip(_SENDER_COUNTERS, values, strict=True):
             setattr(self._sender, _SENDER + name, value)
+        return info
 
 
 def attach_direct_sender(

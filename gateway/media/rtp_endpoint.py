@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sdp
+from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.latch import LatchState, SymmetricLatch
 from gateway.media.ports import PortLease, RtpPortAllocator
@@ -187,8 +188,8 @@ class RtpEndpoint:
         self._quiet_since = 0.0  # when no RTP began to be expected (hold, comfort noise)
         self.inactive_held = False  # the last on_inactive: no RTP nor RTCP while none was expected
         self._inactive = False
-        self._inactivity_timer: asyncio.TimerHandle | None = None
-        self._rtcp_timer: asyncio.TimerHandle | None = None
+        self._inactivity_timer: Cancellable | None = None  # both on the process's coarse timers
+        self._rtcp_timer: Cancellable | None = None
 
     # ----------------------------------------------------------------------------------- lifecycle
 
@@ -550,7 +551,7 @@ class RtpEndpoint:
             return
         last, timeout, _ = watch
         remaining = last + timeout - self._now()
-        self._inactivity_timer = self._get_loop().call_later(max(0.0, remaining), self._check_inactivity)
+        self._inactivity_timer = coarse_timers(self._get_loop()).call_later(remaining, self._check_inactivity)
 
     def _check_inactivity(self) -> None:
         self._inactivity_timer = None
@@ -629,7 +630,7 @@ class RtpEndpoint:
         # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it
         base = self.config.rtcp_interval / (2 if initial else 1)
         delay = base * self._rng.uniform(0.5, 1.5)
-        self._rtcp_timer = self._get_loop().call_later(delay, self._rtcp_due)
+        self._rtcp_timer = coarse_timers(self._get_loop()).call_later(delay, self._rtcp_due)
 
     def _rtcp_due(self) -> None:
         self._rtcp_timer = None

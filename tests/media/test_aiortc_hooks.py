@@ -22,9 +22,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
-from gateway.media import aiortc_direct, aiortc_hooks
+from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
 from peers.binaries import in_ci
@@ -426,3 +427,79 @@ def test_host_addresses_are_enumerated_once_per_ttl(monkeypatch: pytest.MonkeyPa
     assert aioice.ice.get_host_addresses is enumerate_interfaces
     with pytest.raises(ValueError):
         aiortc_hooks.cache_host_addresses(-1)
+
+
+def test_direct_rtcp_internals_exist() -> None:
+    for owner, names in (
+        (RTCRtpSender, ("rtcp_started", "rtcp_exited", "cname", "lsr", "lsr_time")),
+        (RTCRtpReceiver, ("rtcp_started", "rtcp_exited", "rtcp_ssrc", "lsr", "lsr_time")),
+    ):
+        source = inspect.getsource(owner)
+        assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in source
+        for name in names:
+            assert f"self.__{name}" in source, (owner, name)
+    rr = inspect.getsource(RTCRtpReceiver._run_rtcp)
+    assert "fraction_lost=stream.fraction_lost" in rr and "delay = time.time() - self.__lsr_time[ssrc]" in rr
+    assert "self.__tx_bytes += len(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+
+
+def pcmu_pair() -> tuple[RTCPeerConnection, RTCPeerConnection, Any, Any]:
+    """Two peer connections on 127.0.0.1 with one audio transceiver each, PCMU preferred by the first."""
+    peers = (
+        RTCPeerConnection(RTCConfiguration(iceServers=[])),
+        RTCPeerConnection(RTCConfiguration(iceServers=[])),
+    )
+    transceivers = [pc.addTransceiver("audio", "sendrecv") for pc in peers]
+    caps = RTCRtpSender.getCapabilities("audio").codecs
+    transceivers[0].setCodecPreferences([c for c in caps if c.name == "PCMU" and c.clockRate == 8000])
+    for pc in peers:
+        aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
+    return peers[0], peers[1], transceivers[0], transceivers[1]
+
+
+async def test_direct_rtcp_sends_one_compound_report_per_interval_with_the_receivers_blocks() -> None:
+    a, b, ta, tb = pcmu_pair()
+    try:
+        sender = aiortc_direct.attach_direct_sender(ta.sender)
+        receiver = aiortc_direct.attach_direct_receiver(ta.receiver, lambda *fields: None)
+        rtcp = aiortc_rtcp.attach_direct_rtcp(sender, receiver, interval=0.3)
+        far = aiortc_direct.attach_direct_sender(tb.sender)
+        seen: list[Any] = []  # what b's aiortc objects get from a: SRs only, never aiortc's own RR
+        for owner in (tb.sender, tb.receiver):
+            original = owner._handle_rtcp_packet
+
+            async def handle(packet: Any, original: Any = original) -> None:
+                seen.append(packet)
+                await original(packet)
+
+            owner._handle_rtcp_packet = handle  # type: ignore[method-assign]
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        for _ in range(200):
+            if sender.started and far.started and receiver.started:
+                break
+            await asyncio.sleep(0.01)
+        for i in range(5):
+            assert sender.send(b"\xff" * 160, 160 * i) and far.send(b"\xff" * 160, 160 * i)
+            await asyncio.sleep(0.005)
+        start = time.monotonic()
+        await asyncio.sleep(1.5)
+        elapsed = time.monotonic() - start
+        # interval 0.3 s over [0.5, 1.5] x: 1.5 s holds 2 to 10 reports, aiortc's 1 s loops would send
+        # 1-3 SRs and as many RRs
+        assert 2 <= rtcp.reports_sent <= 10 * elapsed / 1.5, rtcp.reports_sent
+        reports = [p for p in seen if not isinstance(p, RtcpSdesPacket)]
+        assert reports and all(isinstance(p, RtcpSrPacket) and p.ssrc == ta.sender._ssrc for p in reports)
+        last = reports[-1]
+        assert last.sender_info.packet_count == 5 and last.sender_info.octet_count == 800
+        (block,) = last.reports  # the receiver's block about b's stream, in the SR (RFC 3550 §6.4.1)
+        assert block.ssrc == tb.sender._ssrc and block.packets_lost == 0
+        assert block.highest_sequence == (far.next_sequence - 1) & 0xFFFF
+        stats = [s for s in (await tb.sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+        assert stats and stats[0].packetsLost == 0  # b read the block
+    finally:
+        await a.close()
+        await b.close()
+    assert rtcp._timer is None  # stopped with the transceiver
