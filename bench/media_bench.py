@@ -407,8 +407,8 @@ def main() -> int:
             f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
         )
         print(
-            f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.4f}, of the other "
-            f"threads (engines) {r['threads_per_call_second']:.4f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
+            f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.5f}, of the other "
+            f"threads (engines) {r['threads_per_call_second']:.5f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
             f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
             f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
             f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "

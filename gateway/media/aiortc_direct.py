@@ -16,8 +16,9 @@ loop iteration) and several coroutine hops in each direction; these cost none:
 * ``DirectReceiver`` (``attach_direct_receiver(receiver, on_rtp)``): once the receiver is started, the
   ICE connection's ``data_received`` (called by aioice's ``StunProtocol`` with each non-STUN datagram,
   which it otherwise queues for the DTLS transport's reading task) unprotects SRTP packets right there
-  with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; DTLS and SRTCP still take
-  aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
+  with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; SRTCP is unprotected there too
+  and handed to ``RTCDtlsTransport._handle_rtcp_data`` in a task of its own (not through the ICE
+  connection's queue and the DTLS transport's reading task); DTLS still takes aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
   RFC 7983) to it without trying the STUN parser first. The receive statistics of RTCP receiver reports
   are fed as before (``StreamStatistics``; for what the fast lane forwarded its engine replays
   ``StreamStatistics.add`` and ``restore_reception`` copies the result in). aiortc's decoder thread for the receiver is stopped
@@ -26,6 +27,7 @@ loop iteration) and several coroutine hops in each direction; these cost none:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import time
@@ -62,6 +64,8 @@ _SENDER = "_RTCRtpSender__"
 # the sender's private counters, read by its getStats() and its round-trip time estimate
 _SENDER_COUNTERS = ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp", "lsr")
 _NTP_EPOCH_OFFSET = 2_208_988_800
+_DTLS_RX = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")  # its getStats() reads them
+_RTCP_TASKS: set[asyncio.Task[None]] = set()  # SRTCP being handled (a reference until done)
 
 
 def _ntp_now() -> int:
@@ -382,6 +386,23 @@ class DirectReceiver:
                 self._packet(plain)
             except Exception:  # never let one packet break aioice's socket callback
                 logger.exception("handling a decrypted RTP packet failed")
+            return
+        if (
+            len(data) > 1
+            and 127 < data[0] < 192
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and dtls._rx_srtp is not None
+        ):  # SRTCP: handled as RTCDtlsTransport._recv_next does, without its queue and reading task
+            try:
+                plain = dtls._rx_srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                return  # as aiortc: logged at debug level there, dropped
+            for name, value in zip(_DTLS_RX, (len(data), 1), strict=True):
+                setattr(dtls, name, getattr(dtls, name) + value)
+            task = asyncio.get_running_loop().create_task(dtls._handle_rtcp_data(plain))
+            _RTCP_TASKS.add(task)
+            task.add_done_callback(_RTCP_TASKS.discard)
             return
         assert self._queue_datagram is not None
         self._queue_datagram(data, component)

@@ -99,6 +99,12 @@ def test_direct_receiver_internals_exist() -> None:
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv_next
     assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    # SRTCP: unprotected and handed to _handle_rtcp_data directly, counted as _recv_next counts it
+    assert (
+        "data = self._rx_srtp.unprotect_rtcp(data)\n                    await self._handle_rtcp_data(data)"
+        in recv_next
+    )
+    assert "self.__rx_bytes += len(data)" in recv_next and "self.__rx_packets += 1" in recv_next
     assert inspect.getsource(aiortc.rtp.is_rtcp).count("msg[1] >= 192 and msg[1] <= 208") == 1
     assert "self.receiver.data_received(data, self.local_candidate.component)" in inspect.getsource(
         StunProtocol.datagram_received
@@ -472,7 +478,7 @@ async def test_direct_rtcp_sends_one_compound_report_per_interval_with_the_recei
                 seen.append(packet)
                 await original(packet)
 
-            owner._handle_rtcp_packet = handle  # type: ignore[method-assign]
+            owner._handle_rtcp_packet = handle
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)
         await b.setLocalDescription(await b.createAnswer())
