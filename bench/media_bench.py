@@ -10,6 +10,8 @@ Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,tr
 (``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
 phones protect and check their RTP in the peer process.)
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
+(``MEDIA_BENCH_PORTS=40000-41999``: the gateway side's RTP ports, 42000-43999 by default. ICE consent is
+checked as the gateway checks it: ``set_consent_expiry(5.0)``, media.inactivity_timeout's default.)
 
 Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
 (gateway/media/fastlane/), so the gateway wakes about once per packet in its forwarding thread
@@ -161,7 +163,11 @@ async def _gateway(
     from gateway.media.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
-    allocator = RtpPortAllocator(PortRange(42000, 43999))
+    first, last = (int(port) for port in os.environ.get("MEDIA_BENCH_PORTS", "42000-43999").split("-"))
+    allocator = RtpPortAllocator(PortRange(first, last))
+    from gateway.media import aiortc_hooks
+
+    aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     offers = await _recv(peer)
@@ -171,6 +177,12 @@ async def _gateway(
         tuning.start()
         ticker = asyncio.ensure_future(tuning.run())
     answers = []
+    traced = os.environ.get("MEDIA_BENCH_TRACEMALLOC") == "1"  # what the calls' Python objects weigh
+    if traced:
+        import tracemalloc
+
+        tracemalloc.start()
+        traced_before = tracemalloc.take_snapshot()
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
@@ -191,6 +203,15 @@ async def _gateway(
     peer.send(answers)
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
+    if traced:
+        growth = tracemalloc.take_snapshot().compare_to(traced_before, "lineno")
+        tracemalloc.stop()
+        total = sum(stat.size_diff for stat in growth)
+        print(f"tracemalloc: {total / len(offers) / 1024:.1f} KiB of Python allocations per call; the top:")
+        for stat in growth[:25]:
+            print(
+                f"  {stat.size_diff / len(offers) / 1024:8.2f} KiB/call {stat.count_diff / len(offers):6.1f} blocks  {stat.traceback}"
+            )
     gc_pauses: list[float] = []
     gc_started = [0.0]
 

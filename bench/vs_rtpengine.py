@@ -81,6 +81,9 @@ async def _ours(conn: Connection, mode: str) -> None:
     from gateway.ops.gc_tuning import GcTuning
 
     allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
+    from gateway.media import aiortc_hooks
+
+    aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
     pool = EnginePool() if fastlane.available() else None
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)

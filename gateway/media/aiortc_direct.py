@@ -417,6 +417,11 @@ class DirectReceiver:
         dtls = self._dtls
         return self.started and dtls is not None and dtls._state is _CONNECTED and self._receiver._enabled
 
+    def packets_received(self) -> int:
+        """The browser's RTP packets received so far, every source (with the fast lane's, as of its last
+        sync): the consent checks' sign that its media flow (``aiortc_hooks.on_consent_expired``)."""
+        return sum(stats.packets_received for stats in self._streams.values())
+
     def jitter_seconds(self) -> float | None:
         """Interarrival jitter of the browser's audio (RFC 3550 A.8, the worst of its sources), for metrics."""
         values = [s.jitter / s._clockrate for s in self._streams.values() if s._clockrate]

@@ -34,6 +34,12 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``on_consent_expired(pc, callback)``: wraps the connection's ``query_consent`` (an endless loop that
   returns only once consent expired, just before aioice closes the connection) to call ``callback``:
   a browser gone silent, told apart from one that closed DTLS itself.
+  With ``media_count`` (the browser's RTP packets received so far) the loop is ours (``_query_consent``,
+  aioice's with one change): a check is skipped while that count grows and a check went out less than
+  RFC 7675's 5 s ago (§5.1: every 5 s, randomized over 0.8-1.2 x). While its media arrive the browser
+  is there (and the inactivity watchdog ends a call whose media stop); the 1 s cadence of
+  ``set_consent_expiry`` resumes as soon as they stop (a hold, a vanished browser), so consent expires
+  as quickly as before then. Sleeps are on the process's coarse timers.
 
 The bridge's direct RTP paths (``DirectSender``, ``DirectReceiver``) are in ``aiortc_direct``; the
 fast lane swaps the DTLS transport's SRTP sessions with the three functions below:
@@ -48,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -68,6 +75,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.media import coarse_timers
 from gateway.media.errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -313,17 +321,59 @@ def cache_host_addresses(ttl: float) -> None:
     aioice.ice.get_host_addresses = _HostAddresses(original, ttl) if ttl > 0 else original  # type: ignore[assignment]
 
 
-def on_consent_expired(pc: RTCPeerConnection, callback: Callable[[], None]) -> None:
+def on_consent_expired(
+    pc: RTCPeerConnection, callback: Callable[[], None], *, media_count: Callable[[], int] | None = None
+) -> None:
     """Call ``callback`` when the connection's consent expires (RFC 7675). Call after the transceiver
-    exists and before the connection connects (which starts the consent checks)."""
+    exists and before the connection connects (which starts the consent checks). ``media_count``: the
+    browser's RTP packets received so far; checks are fewer while it grows (module note)."""
     connection = ice_connection(pc)
     original: Callable[[], Awaitable[None]] = connection.query_consent
 
     async def query_consent() -> None:
-        await original()  # returns only when consent expired (cancelled when the connection closes)
+        if media_count is None:
+            await original()  # returns only when consent expired (cancelled when the connection closes)
+        else:
+            await _query_consent(connection, media_count)
         callback()
 
     connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
+CONSENT_WHILE_MEDIA = 5.0  # RFC 7675 §5.1: a consent check every 5 s (randomized 0.8-1.2 x)
+
+
+async def _query_consent(connection: Connection, media_count: Callable[[], int]) -> None:
+    """aioice's ``Connection.query_consent`` (returns once consent expired, the connection closed), with
+    checks skipped while the browser's media flow and one went out within ``CONSENT_WHILE_MEDIA``."""
+    assert connection.remote_password is not None
+    loop = asyncio.get_running_loop()
+    failures = 0
+    seen, last_check = media_count(), loop.time()
+    while True:
+        await coarse_timers.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+        count = media_count()
+        flowing, seen = count != seen, count
+        if flowing and loop.time() - last_check < CONSENT_WHILE_MEDIA * (0.8 + 0.4 * random.random()):
+            continue
+        last_check = loop.time()
+        for pair in connection._nominated.values():
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=0,
+                )
+                failures = 0
+            except aioice.stun.TransactionError:
+                failures += 1
+            if failures >= aioice.ice.CONSENT_FAILURES:
+                logger.info("ICE consent to send expired")
+                connection._query_consent_task = None
+                await connection.close()
+                return
 
 
 def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:

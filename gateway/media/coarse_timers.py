@@ -127,3 +127,18 @@ def coarse_timers(loop: asyncio.AbstractEventLoop | None = None) -> CoarseTimers
     if timers is None:
         timers = _TIMERS[loop] = CoarseTimers(loop)
     return timers
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def sleep(delay: float) -> None:
+    """``asyncio.sleep(delay)`` on the running loop's coarse timers (a delay under ``COARSE_FROM``: exact)."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    handle = coarse_timers().call_later(delay, _wake, future)
+    try:
+        await future
+    finally:
+        handle.cancel()

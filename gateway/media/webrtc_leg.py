@@ -146,7 +146,9 @@ class WebRtcLeg:
         self._ice_timer: asyncio.TimerHandle | None = None
         self._pc.on("connectionstatechange", self._connection_state_changed)
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
-        aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
+        aiortc_hooks.on_consent_expired(
+            self._pc, self._consent_expired, media_count=self._receiver.packets_received
+        )
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()

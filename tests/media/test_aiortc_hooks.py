@@ -362,6 +362,9 @@ def test_consent_expiry_is_what_aioice_reads_at_each_check(monkeypatch: pytest.M
     assert "CONSENT_INTERVAL" in source and "CONSENT_FAILURES" in source and "retransmissions=0" in source
     # on_consent_expired: the loop returns only when consent expired, closing the connection then
     assert "while True:" in source and "return await self.close()" in source
+    # _query_consent (with media_count) is this loop with checks skipped while media flow
+    assert "request = self.build_request(pair, nominate=False)" in source
+    assert "self._query_consent_task = None" in source and "except stun.TransactionError:" in source
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", aioice.ice.CONSENT_INTERVAL)
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", aioice.ice.CONSENT_FAILURES)
     aiortc_hooks.set_consent_expiry(5.0)
@@ -509,3 +512,51 @@ async def test_direct_rtcp_sends_one_compound_report_per_interval_with_the_recei
         await a.close()
         await b.close()
     assert rtcp._timer is None  # stopped with the transceiver
+
+
+async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """on_consent_expired(media_count=): while the count grows a check goes out every CONSENT_WHILE_MEDIA
+    (RFC 7675's 5 s, shortened here), else every CONSENT_INTERVAL as aioice's loop does."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    monkeypatch.setattr(aiortc_hooks, "CONSENT_WHILE_MEDIA", 0.6)
+    checks: list[Any] = []
+    request = StunProtocol.request
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        checks.append(self)
+        return await request(self, *args, **kwargs)
+
+    monkeypatch.setattr(StunProtocol, "request", counted)
+    a, b, _, _ = pcmu_pair()
+    media = [0]
+    expired: list[bool] = []
+    aiortc_hooks.on_consent_expired(a, lambda: expired.append(True), media_count=lambda: media[0])
+    try:
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        ours = aiortc_hooks.ice_connection(a)._protocols
+        for _ in range(200):
+            if a.connectionState == "connected" and b.connectionState == "connected":
+                break
+            await asyncio.sleep(0.01)
+
+        def from_a() -> int:
+            return sum(1 for protocol in checks if protocol in ours)
+
+        start = from_a()
+        for _ in range(30):  # 1.5 s of media arriving: a check every 0.48-0.72 s
+            media[0] += 5
+            await asyncio.sleep(0.05)
+        flowing = from_a() - start
+        start = from_a()
+        await asyncio.sleep(1.5)  # media stopped: a check every 0.08-0.12 s
+        stopped = from_a() - start
+        assert 1 <= flowing <= 4 and stopped >= 9, (flowing, stopped)
+        assert not expired and a.connectionState == "connected"  # b answered every check
+    finally:
+        await a.close()
+        await b.close()
