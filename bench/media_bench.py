@@ -159,12 +159,14 @@ async def _gateway(
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
     first, last = (int(port) for port in os.environ.get("MEDIA_BENCH_PORTS", "42000-43999").split("-"))
     allocator = RtpPortAllocator(PortRange(first, last))
+    certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
     from gateway.media import aiortc_hooks
 
     aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
@@ -186,7 +188,7 @@ async def _gateway(
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_lane=pool,
+            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
             sip_srtp="required" if sip_srtp else "off", offer_sdes=sip_srtp,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)

@@ -76,11 +76,13 @@ async def _ours(conn: Connection, mode: str) -> None:
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
     allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
+    certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
     from gateway.media import aiortc_hooks
 
     aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
@@ -96,7 +98,7 @@ async def _ours(conn: Connection, mode: str) -> None:
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_lane=pool,
+            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))

@@ -74,6 +74,7 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 
 from gateway.media import coarse_timers
 from gateway.media.errors import MediaError
@@ -267,9 +268,40 @@ def restrict_host_addresses(
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
+class _SharedContextCertificate(RTCCertificate):
+    """An ``RTCCertificate`` whose OpenSSL context (``_create_ssl_context``, called by every DTLS transport's
+    ``start``) is made once per SRTP profile list and shared: an SSL_CTX is meant to serve many
+    connections, and aiortc's one per transport cost each call its memory and the time to load the key.
+    The shared context caches no sessions (a server-side cache would keep every call's)."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        super().__init__(key=key, cert=cert)
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
+        profiles = tuple(profile.openssl_profile for profile in srtp_profiles)
+        context = self._contexts.get(profiles)
+        if context is None:
+            context = super()._create_ssl_context(srtp_profiles)
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            self._contexts[profiles] = context
+        return context
+
+
+_RTC_CERTIFICATES: dict[tuple[int, int], tuple[object, object, RTCCertificate]] = {}
+
+
 def rtc_certificate(key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> RTCCertificate:
-    """aiortc's certificate object for a key and certificate of ours (``DtlsCertificate``)."""
-    return RTCCertificate(key=key, cert=certificate)
+    """aiortc's certificate object for a key and certificate of ours (``DtlsCertificate``): one per pair,
+    whose OpenSSL context every web leg shares (``_SharedContextCertificate``)."""
+    found = _RTC_CERTIFICATES.get((id(key), id(certificate)))
+    if found is not None and found[0] is key and found[1] is certificate:
+        return found[2]
+    made = _SharedContextCertificate(key, certificate)
+    if len(_RTC_CERTIFICATES) >= 4:  # renewed ones: the newest few are enough
+        _RTC_CERTIFICATES.pop(next(iter(_RTC_CERTIFICATES)))
+    _RTC_CERTIFICATES[(id(key), id(certificate))] = (key, certificate, made)
+    return made
 
 
 def peer_connection(
