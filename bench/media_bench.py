@@ -206,7 +206,8 @@ async def _gateway(
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
     if traced:
-        growth = tracemalloc.take_snapshot().compare_to(traced_before, "lineno")
+        key = os.environ.get("MEDIA_BENCH_TRACEMALLOC_BY", "lineno")
+        growth = tracemalloc.take_snapshot().compare_to(traced_before, key)
         tracemalloc.stop()
         total = sum(stat.size_diff for stat in growth)
         print(f"tracemalloc: {total / len(offers) / 1024:.1f} KiB of Python allocations per call; the top:")

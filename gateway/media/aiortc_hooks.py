@@ -272,7 +272,8 @@ class _SharedContextCertificate(RTCCertificate):
     """An ``RTCCertificate`` whose OpenSSL context (``_create_ssl_context``, called by every DTLS transport's
     ``start``) is made once per SRTP profile list and shared: an SSL_CTX is meant to serve many
     connections, and aiortc's one per transport cost each call its memory and the time to load the key.
-    The shared context caches no sessions (a server-side cache would keep every call's)."""
+    The shared context caches no sessions (a server-side cache would keep every call's) and releases
+    idle connections' buffers."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
         super().__init__(key=key, cert=cert)
@@ -284,6 +285,9 @@ class _SharedContextCertificate(RTCCertificate):
         if context is None:
             context = super()._create_ssl_context(srtp_profiles)
             context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            # an idle connection gives its read and write buffers back (after the handshake DTLS only
+            # carries the close_notify; SRTP keys live in libsrtp)
+            context.set_mode(SSL.MODE_RELEASE_BUFFERS)
             self._contexts[profiles] = context
         return context
 
