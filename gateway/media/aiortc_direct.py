@@ -22,7 +22,8 @@ loop iteration) and several coroutine hops in each direction; these cost none:
   RFC 7983) to it without trying the STUN parser first. The receive statistics of RTCP receiver reports
   are fed as before (``StreamStatistics``; for what the fast lane forwarded its engine replays
   ``StreamStatistics.add`` and ``restore_reception`` copies the result in). aiortc's decoder thread for the receiver is stopped
-  (``RTCRtpReceiver.__stop_decoder``, as on close): nothing decodes.
+  (``RTCRtpReceiver.__stop_decoder``, as on close) and was never started (``_IdleDecoderThread``
+  stands in for it while aiortc's ``receive`` runs): nothing decodes.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiortc.rtcrtpreceiver
 import pylibsrtp
 from aioice import Connection
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -489,6 +493,27 @@ class DirectReceiver:
         self._on_rtp(ssrc, sequence, timestamp, payload_type, second > 127, data[pos:end])
 
 
+class _IdleDecoderThread:
+    """Stands in for the decoder thread ``RTCRtpReceiver.receive`` starts (``threading.Thread`` of its
+    module, ``decoder_worker`` with the track's queue third in ``args``): nothing decodes on the direct
+    path, and a real one cost each call a thread start and, when stopped at once, a join that blocked the
+    event loop until the thread ran. ``join`` ends the track as ``decoder_worker`` does when stopped."""
+
+    def __init__(self, *, target: object = None, name: str = "", args: tuple[Any, ...] = ()) -> None:
+        self._track_queue: asyncio.Queue[Any] | None = args[2] if len(args) > 2 else None
+
+    def start(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._track_queue is not None:
+            self._track_queue.put_nowait(None)  # "inform the track that it has ended"
+            self._track_queue = None
+
+
+_NO_THREADS = types.SimpleNamespace(Thread=_IdleDecoderThread, Event=threading.Event)
+
+
 def attach_direct_receiver(
     receiver: RTCRtpReceiver, on_rtp: RawRtpHandler, *, via: DirectReceiver | None = None
 ) -> DirectReceiver:
@@ -499,9 +524,16 @@ def attach_direct_receiver(
     original: Callable[[RTCRtpReceiveParameters], Awaitable[None]] = receiver.receive
 
     async def receive(parameters: RTCRtpReceiveParameters) -> None:
-        await original(parameters)
-        if not direct.started:
-            direct._start(parameters)
+        if direct.started:
+            await original(parameters)
+            return
+        module: Any = aiortc.rtcrtpreceiver  # its decoder thread would be stopped at once: none starts
+        module.threading = _NO_THREADS
+        try:
+            await original(parameters)  # runs through without awaiting: no other receive() sees this
+        finally:
+            module.threading = threading
+        direct._start(parameters)
 
     receiver.receive = receive  # type: ignore[method-assign]
     return direct

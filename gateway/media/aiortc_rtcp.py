@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 _RECEIVER = "_RTCRtpReceiver__"
 _DTLS_TX = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")  # its getStats() reads them
 MAX_REPORT_BLOCKS = 31  # RFC 3550 §6.4.1: the 5-bit reception report count
+_INTERVALS = random.Random()  # report intervals' randomization (RFC 3550 §6.3.1); not a secret
 
 
 class DirectRtcp:
@@ -190,7 +191,7 @@ def attach_direct_rtcp(
         for name in names:
             if not hasattr(owner, prefix + name):
                 raise HookError(f"{type(owner).__name__}.__{name} is gone")
-    direct = DirectRtcp(sender, receiver, interval, rng or random.Random())
+    direct = DirectRtcp(sender, receiver, interval, rng or _INTERVALS)  # a Random is 2.5 KiB: one for all
 
     async def parked(owner: RTCRtpSender | RTCRtpReceiver, prefix: str, part: str) -> None:
         getattr(owner, prefix + "rtcp_started").set()

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 import types
 from typing import Any
 
 import aioice
 import aiortc
+import aiortc.rtcrtpreceiver
 import pylibsrtp
 import pytest
 from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
@@ -113,6 +116,14 @@ def test_direct_receiver_internals_exist() -> None:
     assert "self._protocols: list[StunProtocol] = []" in inspect.getsource(Connection.__init__)
     receive = inspect.getsource(RTCRtpReceiver.receive)
     assert "self.__decoder_thread.start()" in receive
+    # _IdleDecoderThread stands in for threading.Thread of aiortc.rtcrtpreceiver while receive() runs:
+    # keyword arguments, the track's queue third in args, no await before it; the worker ends the track
+    assert "self.__decoder_thread = threading.Thread(\n                target=decoder_worker," in receive
+    assert "self.__decoder_queue,\n                    self._track._queue," in receive
+    assert "await" not in receive.split("self.__started = True")[0].split('"""')[-1]
+    assert "asyncio.run_coroutine_threadsafe(output_q.put(None), loop)" in inspect.getsource(
+        aiortc.rtcrtpreceiver.decoder_worker
+    )
     assert "self.__transport._register_rtp_receiver(self, parameters)" in receive
     handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "if not self._enabled:" in handle
@@ -193,7 +204,17 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
         await b.close()
 
 
-async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_peers() -> None:
+async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_peers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []  # the threads started meanwhile
+    start = threading.Thread.start
+
+    def counted(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
     aiortc_hooks.register_telephone_event()
     a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -227,6 +248,10 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
         assert sender.started and receiver.started and sender.payload_type == 0
         decoder_thread = tb.receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
         assert decoder_thread is None  # stopped: nothing to decode
+        decoders = [name for name in started if name.endswith("-decoder")]
+        assert len(decoders) == 1, started  # a's own receiver's: b's direct one never started one
+        with pytest.raises(MediaStreamError):  # the track ended, as a stopped decoder thread ends it
+            await asyncio.wait_for(tb.receiver.track.recv(), 1)
         assert sender.send(b"", 0)  # an empty payload is still a packet (aiortc would send it too)
         await asyncio.sleep(0.1)
         assert len(got) == 1 and got[0][5] == b""
