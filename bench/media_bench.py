@@ -10,6 +10,8 @@ Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,tr
 (``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
 phones protect and check their RTP in the peer process.)
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
+(``MEDIA_BENCH_PORTS=40000-41999``: the gateway side's RTP ports, 42000-43999 by default. ICE consent is
+checked as the gateway checks it: ``set_consent_expiry(5.0)``, media.inactivity_timeout's default.)
 
 Where the CPU goes (2-core VM, Nov 2026): steady media is forwarded or transcoded by the native fast lane
 (gateway/media/fastlane/), so the gateway wakes about once per packet in its forwarding thread
@@ -157,11 +159,17 @@ async def _gateway(
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
-    allocator = RtpPortAllocator(PortRange(42000, 43999))
+    first, last = (int(port) for port in os.environ.get("MEDIA_BENCH_PORTS", "42000-43999").split("-"))
+    allocator = RtpPortAllocator(PortRange(first, last))
+    certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
+    from gateway.media import aiortc_hooks
+
+    aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     offers = await _recv(peer)
@@ -171,10 +179,16 @@ async def _gateway(
         tuning.start()
         ticker = asyncio.ensure_future(tuning.run())
     answers = []
+    traced = os.environ.get("MEDIA_BENCH_TRACEMALLOC") == "1"  # what the calls' Python objects weigh
+    if traced:
+        import tracemalloc
+
+        tracemalloc.start()
+        traced_before = tracemalloc.take_snapshot()
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_lane=pool,
+            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
             sip_srtp="required" if sip_srtp else "off", offer_sdes=sip_srtp,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
@@ -191,6 +205,16 @@ async def _gateway(
     peer.send(answers)
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
+    if traced:
+        key = os.environ.get("MEDIA_BENCH_TRACEMALLOC_BY", "lineno")
+        growth = tracemalloc.take_snapshot().compare_to(traced_before, key)
+        tracemalloc.stop()
+        total = sum(stat.size_diff for stat in growth)
+        print(f"tracemalloc: {total / len(offers) / 1024:.1f} KiB of Python allocations per call; the top:")
+        for stat in growth[:25]:
+            print(
+                f"  {stat.size_diff / len(offers) / 1024:8.2f} KiB/call {stat.count_diff / len(offers):6.1f} blocks  {stat.traceback}"
+            )
     gc_pauses: list[float] = []
     gc_started = [0.0]
 
@@ -292,6 +316,8 @@ async def _gateway(
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(60)
+        if os.environ.get("MEDIA_BENCH_PROFILE_OUT"):  # the raw profile, for pstats by other keys
+            profiler.dump_stats(f"{os.environ['MEDIA_BENCH_PROFILE_OUT']}.{mode}.{count}")
         result["profile"] = text.getvalue()
     report.send(result)
 
@@ -405,8 +431,8 @@ def main() -> int:
             f"{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{'' if meets else '  (target missed)'}"
         )
         print(
-            f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.4f}, of the other "
-            f"threads (engines) {r['threads_per_call_second']:.4f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
+            f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.5f}, of the other "
+            f"threads (engines) {r['threads_per_call_second']:.5f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
             f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
             f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
             f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "

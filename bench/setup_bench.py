@@ -1,6 +1,7 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
-Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws] [--profile]
+Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
+     [--profile]
      (needs sipp; about a minute per dialect and rate)
 
 The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
@@ -10,7 +11,9 @@ rate (calls per second) calls are started for `--seconds`, each held `--hold` se
 - http: `POST /webrtc/offer` (docs/signaling.md, the HTTP offer API) -> its response carrying the answer
   (the gateway answers as soon as its WebRTC answer exists, before the far end answers);
 - ws: the WebSocket protocol's `call` request sent -> the `connected` event carrying the answer (after
-  the far end's 200 OK: the SIP round trip to sipp is inside this figure).
+  the far end's 200 OK: the SIP round trip to sipp is inside this figure);
+- ws-early: the same with `early_answer: true`: `call` sent -> the `answer` event (sent as soon as the
+  gateway's answer exists, before the INVITE, as the HTTP API's response).
 
 Printed per dialect and rate: offer -> answer p50/p99/max, offer -> connected (the client's
 RTCPeerConnection reports `connected`: ICE and DTLS done) p50/p99, failures, the gateway's CPU seconds
@@ -104,7 +107,8 @@ async def client_main(dialect: str, url: str, rate: float, seconds: float, hold:
     connects: list[float] = []
     failures: list[str] = []
     http = aiohttp.ClientSession()
-    users = [WebUser(url, "alice", ALICE_SECRET) for _ in range(SESSIONS if dialect == "ws" else 0)]
+    sessions = SESSIONS if dialect in ("ws", "ws-early") else 0
+    users = [WebUser(url, "alice", ALICE_SECRET) for _ in range(sessions)]
     for user in users:
         await user.__aenter__()
 
@@ -118,8 +122,11 @@ async def client_main(dialect: str, url: str, rate: float, seconds: float, hold:
 
     async def ws_call(number: int, offer: str) -> tuple[str, Any]:
         user = users[number % len(users)]
-        call_id = await user.call("2000", offer)
-        event = await user.wait_for(("connected", "ended"), timeout=20, call_id=call_id)
+        early = dialect == "ws-early"  # the `answer` event (early_answer) instead of `connected`'s SDP
+        call_id = await user.call("2000", offer, early_answer=early)
+        event = await user.wait_for(
+            ("answer" if early else "connected", "ended"), timeout=20, call_id=call_id
+        )
         if event["type"] == "ended":
             raise RuntimeError(f"ended {event['reason']} {event.get('sip_status')}")
         return event["sdp"], (user, call_id)
@@ -195,7 +202,7 @@ async def run_case(
 
 def report(results: list[dict[str, Any]]) -> None:
     print(
-        f"\n{'dialect':7} {'calls/s':>7} {'n':>4} {'fail':>4}  {'offer->answer p50 / p99 / max ms':>33}"
+        f"\n{'dialect':8} {'calls/s':>7} {'n':>4} {'fail':>4}  {'offer->answer p50 / p99 / max ms':>33}"
         f"  {'offer->connected p50 / p99 ms':>30}  {'CPU s/call':>10}  loadavg"
     )
     for r in results:
@@ -203,7 +210,7 @@ def report(results: list[dict[str, Any]]) -> None:
         c50, c99, _ = quantiles(r["connects"])
         verdict = "ok" if a50 <= TARGET_P50 and a99 <= TARGET_P99 else "MISSED"
         print(
-            f"{r['dialect']:7} {r['rate']:7g} {r['calls']:4d} {len(r['failures']):4d}  "
+            f"{r['dialect']:8} {r['rate']:7g} {r['calls']:4d} {len(r['failures']):4d}  "
             f"{a50:9.2f} / {a99:8.2f} / {amax:8.2f} {verdict:6}  {c50:12.2f} / {c99:12.2f}  "
             f"{r['cpu_per_call']:10.4f}  {r['load']}"
         )
@@ -263,7 +270,7 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="1,10", type=lambda s: [float(x) for x in s.split(",")])
-    parser.add_argument("--dialects", default="http,ws", type=lambda s: s.split(","))
+    parser.add_argument("--dialects", default="http,ws,ws-early", type=lambda s: s.split(","))
     parser.add_argument("--seconds", type=float, default=10.0, help="how long calls are started at each rate")
     parser.add_argument("--hold", type=float, default=1.0, help="how long each call lasts once connected")
     parser.add_argument(

@@ -76,11 +76,16 @@ async def _ours(conn: Connection, mode: str) -> None:
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
     from gateway.media.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
     allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
+    certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
+    from gateway.media import aiortc_hooks
+
+    aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
     pool = EnginePool() if fastlane.available() else None
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)
@@ -93,7 +98,7 @@ async def _ours(conn: Connection, mode: str) -> None:
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_lane=pool,
+            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
@@ -119,7 +124,9 @@ async def _ours(conn: Connection, mode: str) -> None:
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
 
 
-def ours_main(conn: Connection, mode: str) -> None:
+def ours_main(conn: Connection, mode: str, tree: str | None = None) -> None:
+    if tree is not None:  # another checkout of the gateway (A/B): found before the installed one
+        sys.path.insert(0, tree)
     asyncio.run(_ours(conn, mode))
 
 
@@ -142,10 +149,12 @@ class Box:
 class Ours(Box):
     name = "ours"
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, tree: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
-        self.process = context.Process(target=ours_main, args=(theirs, mode))
+        if tree is not None:
+            self.name = "base"
+        self.process = context.Process(target=ours_main, args=(theirs, mode, tree))
         self.process.start()
         assert self.process.pid is not None
         self.pid = self.process.pid
@@ -329,8 +338,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
     parser.add_argument("--modes", default="passthrough,transcoding")
     parser.add_argument("--boxes", default="ours,rtpengine,floor")
+    parser.add_argument(
+        "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
+    )
     args = parser.parse_args()
-    boxes = args.boxes.split(",")
+    boxes = args.boxes.split(",") + (["base"] if args.base else [])
     print(
         f"ours vs rtpengine vs a bare C relay: {os.cpu_count()} CPUs, {args.seconds:g} s of media per round, "
         f"peers in processes of up to {CALLS_PER_PEER_PROCESS} calls (at most {MAX_PEER_PROCESSES}); load average {loadavg()} at start"
@@ -353,6 +365,8 @@ def main() -> int:
                         box: Box
                         if name == "ours":
                             box = Ours(mode)
+                        elif name == "base":
+                            box = Ours(mode, args.base)
                         elif name == "rtpengine":
                             box = RtpEngineBox(workdir)
                         else:
@@ -367,13 +381,23 @@ def main() -> int:
                             + (f"; {r['notes']}" if r["notes"] else ""),
                             flush=True,
                         )
-    print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
-          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
 
     def median(mode: str, count: int, box: str, key: str) -> float:
         rows = table.get((mode, count, box))
         return statistics.median(r[key] for r in rows) if rows else float("nan")
+
+    if args.base:
+        print("\nours / base (CPU, RSS per call; medians)")
+        for mode, count in sorted({(m, c) for m, c, b in table if b == "base"}):
+            cpu = (median(mode, count, "ours", "cpu"), median(mode, count, "base", "cpu"))
+            rss = (median(mode, count, "ours", "rss_kib"), median(mode, count, "base", "rss_kib"))
+            print(
+                f"{mode:<12}{count:>6}  CPU {cpu[0]:.4f} / {cpu[1]:.4f} = {ratio(*cpu):.2f}"
+                f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
+            )
+    print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
+          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
         ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))

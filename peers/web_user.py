@@ -183,11 +183,16 @@ class WebUser:
             raise WebUserError(f"{message['type']} refused: {reply}")
         return reply
 
-    async def call(self, to: str, sdp: str, *, headers: dict[str, str] | None = None) -> str:
-        """Dial ``to``; ``headers``: custom SIP headers for the INVITE (sip.pass_headers)."""
+    async def call(
+        self, to: str, sdp: str, *, headers: dict[str, str] | None = None, early_answer: bool = False
+    ) -> str:
+        """Dial ``to``; ``headers``: custom SIP headers for the INVITE (sip.pass_headers); ``early_answer``:
+        the gateway's answer comes in an `answer` event before the far end answers."""
         message: Message = {"type": "call", "to": to, "sdp": sdp}
         if headers is not None:
             message["headers"] = headers
+        if early_answer:
+            message["early_answer"] = True
         ack = await self.request(message)
         return str(ack["call_id"])
 

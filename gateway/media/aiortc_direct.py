@@ -16,22 +16,28 @@ loop iteration) and several coroutine hops in each direction; these cost none:
 * ``DirectReceiver`` (``attach_direct_receiver(receiver, on_rtp)``): once the receiver is started, the
   ICE connection's ``data_received`` (called by aioice's ``StunProtocol`` with each non-STUN datagram,
   which it otherwise queues for the DTLS transport's reading task) unprotects SRTP packets right there
-  with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; DTLS and SRTCP still take
-  aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
+  with ``RTCDtlsTransport._rx_srtp`` and hands the fields to ``on_rtp``; SRTCP is unprotected there too
+  and handed to ``RTCDtlsTransport._handle_rtcp_data`` in a task of its own (not through the ICE
+  connection's queue and the DTLS transport's reading task); DTLS still takes aiortc's path. The ICE connection's ``StunProtocol``s hand datagrams of first byte 128-191 (RTP, RTCP:
   RFC 7983) to it without trying the STUN parser first. The receive statistics of RTCP receiver reports
   are fed as before (``StreamStatistics``; for what the fast lane forwarded its engine replays
   ``StreamStatistics.add`` and ``restore_reception`` copies the result in). aiortc's decoder thread for the receiver is stopped
-  (``RTCRtpReceiver.__stop_decoder``, as on close): nothing decodes.
+  (``RTCRtpReceiver.__stop_decoder``, as on close) and was never started (``_IdleDecoderThread``
+  stands in for it while aiortc's ``receive`` runs): nothing decodes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiortc.rtcrtpreceiver
 import pylibsrtp
 from aioice import Connection
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -40,7 +46,13 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import AnyRtcpPacket, HeaderExtensions, HeaderExtensionsMap, RtcpSenderInfo, RtcpSrPacket
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+)
 
 from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
 from gateway.media.rtp_stats import ReceptionState
@@ -56,6 +68,8 @@ _SENDER = "_RTCRtpSender__"
 # the sender's private counters, read by its getStats() and its round-trip time estimate
 _SENDER_COUNTERS = ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp", "lsr")
 _NTP_EPOCH_OFFSET = 2_208_988_800
+_DTLS_RX = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")  # its getStats() reads them
+_RTCP_TASKS: set[asyncio.Task[None]] = set()  # SRTCP being handled (a reference until done)
 
 
 def _ntp_now() -> int:
@@ -221,8 +235,18 @@ class DirectSender:
 
     def _fill_sender_report(self, packets: Sequence[AnyRtcpPacket]) -> None:
         """Put our counts and timestamps into aiortc's SR (RFC 3550 §6.4.1) and its private counters."""
-        if not self.packets_sent:
+        info = self._sender_info()
+        if info is None:
             return
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                packet.sender_info = info
+
+    def _sender_info(self) -> RtcpSenderInfo | None:
+        """Our counts and timestamps now (RFC 3550 §6.4.1), also kept in aiortc's private counters (its
+        getStats() and RTT estimate read them); None before our first packet."""
+        if not self.packets_sent:
+            return None
         ntp = _ntp_now()
         elapsed = self._clock() - self._last_time
         info = RtcpSenderInfo(
@@ -231,12 +255,10 @@ class DirectSender:
             packet_count=self.packets_sent & _U32,
             octet_count=self.octets_sent & _U32,
         )
-        for packet in packets:
-            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
-                packet.sender_info = info
         values = (info.packet_count, info.octet_count, info.rtp_timestamp, ntp, (ntp >> 16) & _U32)
         for name, value in zip(_SENDER_COUNTERS, values, strict=True):
             setattr(self._sender, _SENDER + name, value)
+        return info
 
 
 def attach_direct_sender(
@@ -369,6 +391,23 @@ class DirectReceiver:
             except Exception:  # never let one packet break aioice's socket callback
                 logger.exception("handling a decrypted RTP packet failed")
             return
+        if (
+            len(data) > 1
+            and 127 < data[0] < 192
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and dtls._rx_srtp is not None
+        ):  # SRTCP: handled as RTCDtlsTransport._recv_next does, without its queue and reading task
+            try:
+                plain = dtls._rx_srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                return  # as aiortc: logged at debug level there, dropped
+            for name, value in zip(_DTLS_RX, (len(data), 1), strict=True):
+                setattr(dtls, name, getattr(dtls, name) + value)
+            task = asyncio.get_running_loop().create_task(dtls._handle_rtcp_data(plain))
+            _RTCP_TASKS.add(task)
+            task.add_done_callback(_RTCP_TASKS.discard)
+            return
         assert self._queue_datagram is not None
         self._queue_datagram(data, component)
 
@@ -381,6 +420,11 @@ class DirectReceiver:
         """Whether decrypted RTP reaches ``on_rtp`` (started, DTLS up, the direction receives)."""
         dtls = self._dtls
         return self.started and dtls is not None and dtls._state is _CONNECTED and self._receiver._enabled
+
+    def packets_received(self) -> int:
+        """The browser's RTP packets received so far, every source (with the fast lane's, as of its last
+        sync): the consent checks' sign that its media flow (``aiortc_hooks.on_consent_expired``)."""
+        return sum(stats.packets_received for stats in self._streams.values())
 
     def jitter_seconds(self) -> float | None:
         """Interarrival jitter of the browser's audio (RFC 3550 A.8, the worst of its sources), for metrics."""
@@ -449,6 +493,27 @@ class DirectReceiver:
         self._on_rtp(ssrc, sequence, timestamp, payload_type, second > 127, data[pos:end])
 
 
+class _IdleDecoderThread:
+    """Stands in for the decoder thread ``RTCRtpReceiver.receive`` starts (``threading.Thread`` of its
+    module, ``decoder_worker`` with the track's queue third in ``args``): nothing decodes on the direct
+    path, and a real one cost each call a thread start and, when stopped at once, a join that blocked the
+    event loop until the thread ran. ``join`` ends the track as ``decoder_worker`` does when stopped."""
+
+    def __init__(self, *, target: object = None, name: str = "", args: tuple[Any, ...] = ()) -> None:
+        self._track_queue: asyncio.Queue[Any] | None = args[2] if len(args) > 2 else None
+
+    def start(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._track_queue is not None:
+            self._track_queue.put_nowait(None)  # "inform the track that it has ended"
+            self._track_queue = None
+
+
+_NO_THREADS = types.SimpleNamespace(Thread=_IdleDecoderThread, Event=threading.Event)
+
+
 def attach_direct_receiver(
     receiver: RTCRtpReceiver, on_rtp: RawRtpHandler, *, via: DirectReceiver | None = None
 ) -> DirectReceiver:
@@ -459,9 +524,16 @@ def attach_direct_receiver(
     original: Callable[[RTCRtpReceiveParameters], Awaitable[None]] = receiver.receive
 
     async def receive(parameters: RTCRtpReceiveParameters) -> None:
-        await original(parameters)
-        if not direct.started:
-            direct._start(parameters)
+        if direct.started:
+            await original(parameters)
+            return
+        module: Any = aiortc.rtcrtpreceiver  # its decoder thread would be stopped at once: none starts
+        module.threading = _NO_THREADS
+        try:
+            await original(parameters)  # runs through without awaiting: no other receive() sees this
+        finally:
+            module.threading = threading
+        direct._start(parameters)
 
     receiver.receive = receive  # type: ignore[method-assign]
     return direct

@@ -40,6 +40,12 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``on_consent_expired(pc, callback)``: wraps the connection's ``query_consent`` (an endless loop that
   returns only once consent expired, just before aioice closes the connection) to call ``callback``:
   a browser gone silent, told apart from one that closed DTLS itself.
+  With ``media_count`` (the browser's RTP packets received so far) the loop is ours (``_query_consent``,
+  aioice's with one change): a check is skipped while that count grows and a check went out less than
+  RFC 7675's 5 s ago (§5.1: every 5 s, randomized over 0.8-1.2 x). While its media arrive the browser
+  is there (and the inactivity watchdog ends a call whose media stop); the 1 s cadence of
+  ``set_consent_expiry`` resumes as soon as they stop (a hold, a vanished browser), so consent expires
+  as quickly as before then. Sleeps are on the process's coarse timers.
 
 * ``on_bitrate_limit(sender, callback)``, ``send_remb(receiver, bitrate, ssrcs)``: the browser's REMB of
   a video sender's stream (``RTCRtpSender._handle_rtcp_packet``, wrapped) and a REMB to the browser from
@@ -58,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -78,7 +85,9 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 
+from gateway.media import coarse_timers
 from gateway.media.errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -271,9 +280,44 @@ def restrict_host_addresses(
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
+class _SharedContextCertificate(RTCCertificate):
+    """An ``RTCCertificate`` whose OpenSSL context (``_create_ssl_context``, called by every DTLS transport's
+    ``start``) is made once per SRTP profile list and shared: an SSL_CTX is meant to serve many
+    connections, and aiortc's one per transport cost each call its memory and the time to load the key.
+    The shared context caches no sessions (a server-side cache would keep every call's) and releases
+    idle connections' buffers."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        super().__init__(key=key, cert=cert)
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
+        profiles = tuple(profile.openssl_profile for profile in srtp_profiles)
+        context = self._contexts.get(profiles)
+        if context is None:
+            context = super()._create_ssl_context(srtp_profiles)
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            # an idle connection gives its read and write buffers back (after the handshake DTLS only
+            # carries the close_notify; SRTP keys live in libsrtp)
+            context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+            self._contexts[profiles] = context
+        return context
+
+
+_RTC_CERTIFICATES: dict[tuple[int, int], tuple[object, object, RTCCertificate]] = {}
+
+
 def rtc_certificate(key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> RTCCertificate:
-    """aiortc's certificate object for a key and certificate of ours (``DtlsCertificate``)."""
-    return RTCCertificate(key=key, cert=certificate)
+    """aiortc's certificate object for a key and certificate of ours (``DtlsCertificate``): one per pair,
+    whose OpenSSL context every web leg shares (``_SharedContextCertificate``)."""
+    found = _RTC_CERTIFICATES.get((id(key), id(certificate)))
+    if found is not None and found[0] is key and found[1] is certificate:
+        return found[2]
+    made = _SharedContextCertificate(key, certificate)
+    if len(_RTC_CERTIFICATES) >= 4:  # renewed ones: the newest few are enough
+        _RTC_CERTIFICATES.pop(next(iter(_RTC_CERTIFICATES)))
+    _RTC_CERTIFICATES[(id(key), id(certificate))] = (key, certificate, made)
+    return made
 
 
 def peer_connection(
@@ -325,17 +369,59 @@ def cache_host_addresses(ttl: float) -> None:
     aioice.ice.get_host_addresses = _HostAddresses(original, ttl) if ttl > 0 else original  # type: ignore[assignment]
 
 
-def on_consent_expired(pc: RTCPeerConnection, callback: Callable[[], None]) -> None:
+def on_consent_expired(
+    pc: RTCPeerConnection, callback: Callable[[], None], *, media_count: Callable[[], int] | None = None
+) -> None:
     """Call ``callback`` when the connection's consent expires (RFC 7675). Call after the transceiver
-    exists and before the connection connects (which starts the consent checks)."""
+    exists and before the connection connects (which starts the consent checks). ``media_count``: the
+    browser's RTP packets received so far; checks are fewer while it grows (module note)."""
     connection = ice_connection(pc)
     original: Callable[[], Awaitable[None]] = connection.query_consent
 
     async def query_consent() -> None:
-        await original()  # returns only when consent expired (cancelled when the connection closes)
+        if media_count is None:
+            await original()  # returns only when consent expired (cancelled when the connection closes)
+        else:
+            await _query_consent(connection, media_count)
         callback()
 
     connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
+CONSENT_WHILE_MEDIA = 5.0  # RFC 7675 §5.1: a consent check every 5 s (randomized 0.8-1.2 x)
+
+
+async def _query_consent(connection: Connection, media_count: Callable[[], int]) -> None:
+    """aioice's ``Connection.query_consent`` (returns once consent expired, the connection closed), with
+    checks skipped while the browser's media flow and one went out within ``CONSENT_WHILE_MEDIA``."""
+    assert connection.remote_password is not None
+    loop = asyncio.get_running_loop()
+    failures = 0
+    seen, last_check = media_count(), loop.time()
+    while True:
+        await coarse_timers.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+        count = media_count()
+        flowing, seen = count != seen, count
+        if flowing and loop.time() - last_check < CONSENT_WHILE_MEDIA * (0.8 + 0.4 * random.random()):
+            continue
+        last_check = loop.time()
+        for pair in connection._nominated.values():
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=0,
+                )
+                failures = 0
+            except aioice.stun.TransactionError:
+                failures += 1
+            if failures >= aioice.ice.CONSENT_FAILURES:
+                logger.info("ICE consent to send expired")
+                connection._query_consent_task = None
+                await connection.close()
+                return
 
 
 def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:

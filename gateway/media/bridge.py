@@ -106,6 +106,7 @@ class MediaBridge:
             include_loopback=settings.include_loopback,
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
+            rtcp_interval=settings.web_rtcp_interval,
             data_channel=settings.data_channel,
             certificate=web_certificate(settings.dtls_certificates),
         )

@@ -59,6 +59,7 @@ class BridgeSettings:
     inactivity_timeout: float | None = 5.0
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
     ice_timeout: float = 20.0
+    web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
     data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
@@ -80,6 +81,8 @@ class BridgeSettings:
             raise MediaError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
         if self.ice_timeout <= 0:
             raise MediaError(f"ice_timeout must be positive, got {self.ice_timeout!r}")
+        if self.web_rtcp_interval <= 0:
+            raise MediaError(f"web_rtcp_interval must be positive, got {self.web_rtcp_interval!r}")
         if self.addresses is not None and not self.addresses:
             raise MediaError("addresses must serve at least one address family")
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sdp
+from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.latch import LatchState, SymmetricLatch
 from gateway.media.ports import PortLease, RtpPortAllocator
@@ -64,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 _RTP_HEADER = struct.Struct("!BBHII")  # V=2 P=0 X=0 CC=0, M+PT, sequence, timestamp, SSRC
+
+
+_INTERVALS = random.Random()  # RTCP intervals' randomization (RFC 3550 §6.3.1); not a secret
 
 
 class EndpointState(enum.Enum):
@@ -152,7 +156,7 @@ class RtpEndpoint:
         self._on_codec_change = on_codec_change
         self._loop = loop
         self._clock, self._wallclock = clock, wallclock
-        self._rng = rng or random.Random()
+        self._rng = rng or _INTERVALS  # a Random's state is 2.5 KiB: one for every endpoint
         self._state = EndpointState.NEW
         self._direction = sdp.Direction.SENDRECV
         self._lease: PortLease | None = None
@@ -187,8 +191,8 @@ class RtpEndpoint:
         self._quiet_since = 0.0  # when no RTP began to be expected (hold, comfort noise)
         self.inactive_held = False  # the last on_inactive: no RTP nor RTCP while none was expected
         self._inactive = False
-        self._inactivity_timer: asyncio.TimerHandle | None = None
-        self._rtcp_timer: asyncio.TimerHandle | None = None
+        self._inactivity_timer: Cancellable | None = None  # both on the process's coarse timers
+        self._rtcp_timer: Cancellable | None = None
 
     # ----------------------------------------------------------------------------------- lifecycle
 
@@ -550,7 +554,7 @@ class RtpEndpoint:
             return
         last, timeout, _ = watch
         remaining = last + timeout - self._now()
-        self._inactivity_timer = self._get_loop().call_later(max(0.0, remaining), self._check_inactivity)
+        self._inactivity_timer = coarse_timers(self._get_loop()).call_later(remaining, self._check_inactivity)
 
     def _check_inactivity(self) -> None:
         self._inactivity_timer = None
@@ -629,7 +633,7 @@ class RtpEndpoint:
         # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it
         base = self.config.rtcp_interval / (2 if initial else 1)
         delay = base * self._rng.uniform(0.5, 1.5)
-        self._rtcp_timer = self._get_loop().call_later(delay, self._rtcp_due)
+        self._rtcp_timer = coarse_timers(self._get_loop()).call_later(delay, self._rtcp_due)
 
     def _rtcp_due(self) -> None:
         self._rtcp_timer = None

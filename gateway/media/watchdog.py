@@ -7,10 +7,11 @@ injected one, so tests can drive it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
+
+from gateway.media.coarse_timers import Cancellable, coarse_timers
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class Watchdog:
         self._last = clock()
         self._expected = False
         self._fired = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Cancellable | None = None  # on the process's coarse timers
         self.refresh: Callable[[], None] | None = None  # brings ``alive`` up to date first (the fast lane)
 
     def set_expected(self, expected: bool) -> None:
@@ -60,7 +61,7 @@ class Watchdog:
         if self.timeout is None or not self._expected:
             return
         delay = max(0.0, self._last + self.timeout - self._clock())
-        self._timer = asyncio.get_running_loop().call_later(delay, self._check)
+        self._timer = coarse_timers().call_later(delay, self._check)
 
     def _cancel(self) -> None:
         if self._timer is not None:

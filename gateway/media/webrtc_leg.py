@@ -44,7 +44,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
-from gateway.media import aiortc_direct, aiortc_hooks, web_sdp
+from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp, web_sdp
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
 from gateway.media.events import (
@@ -96,6 +96,11 @@ class WebLegOptions:
     ice_timeout: float = 20.0
     mdns_timeout: float = 2.0
     data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
+    rtcp_interval: float = 5.0  # our RTCP reports to the browser (aiortc_rtcp: RFC 3550 §6.2, as the SIP leg)
+
+    def __post_init__(self) -> None:
+        if self.rtcp_interval <= 0:
+            raise ValueError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
 
 
 def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
@@ -136,6 +141,9 @@ class WebRtcLeg:
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
         self._receiver = aiortc_direct.attach_direct_receiver(self._transceiver.receiver, self._direct)
+        self.rtcp = aiortc_rtcp.attach_direct_rtcp(
+            self._sender, self._receiver, interval=options.rtcp_interval
+        )
         aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
         if options.include_loopback or options.host_addresses is not None:
             aiortc_hooks.restrict_host_addresses(
@@ -147,7 +155,9 @@ class WebRtcLeg:
         self._ice_timer: asyncio.TimerHandle | None = None
         self._pc.on("connectionstatechange", self._connection_state_changed)
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
-        aiortc_hooks.on_consent_expired(self._pc, self._consent_expired)
+        aiortc_hooks.on_consent_expired(
+            self._pc, self._consent_expired, media_count=self._receiver.packets_received
+        )
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()

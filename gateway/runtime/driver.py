@@ -51,7 +51,13 @@ from gateway.runtime.reconnect import Reconnects
 from gateway.runtime.web_calls import WebCallRefused, busy_refusal, web_route
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, SignalingError
 from gateway.signaling.events import Calls, MessageReceived, PbxState, SipRegistration
-from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import (
+    EarlyAnswerSink,
+    JsonValue,
+    OfferResult,
+    SelectiveEarlyAnswerSink,
+    SessionSink,
+)
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.registrar_client import RegistrationChanged
@@ -501,9 +507,12 @@ class CallDriver:
     # --- the HTTP offer/answer API (OfferApi delegates here) ----------------------------------------
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
         """Sessions of the API dialects (HTTP offers, JSON-RPC) get the WebRTC answer as soon as the bridge
-        made it (RuntimeHost); the softphone's WebSocket sessions with the far end's answer."""
+        made it (RuntimeHost), and the WebSocket sessions' calls placed with `early_answer`; the others
+        with the far end's answer."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
         session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        if isinstance(session, SelectiveEarlyAnswerSink) and not session.wants_early_answer(call_id):
+            return None  # a WebSocket call placed without early_answer
         return (
             functools.partial(session.web_answer, call_id) if isinstance(session, EarlyAnswerSink) else None
         )

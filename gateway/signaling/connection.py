@@ -14,6 +14,8 @@ field; a bad message never closes the socket. The transport (ws.py) closes the s
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import enum
 import logging
 import secrets
@@ -33,6 +35,10 @@ from gateway.signaling.errors import (
 )
 from gateway.signaling.events import (
     Ack,
+    Connected,
+    EarlyAnswer,
+    EarlyMedia,
+    Ended,
     ErrorMessage,
     Event,
     IceServerInfo,
@@ -115,15 +121,60 @@ class ConnectionState(enum.Enum):
 Send = Callable[[ServerMessage], Awaitable[None]]
 
 
-class Session:
-    """A logged-in connection as the call layer sees it (implements `SessionSink`)."""
+@dataclass(slots=True)
+class _EarlyAnswer:
+    """A `call` with `early_answer`: whether its `ack` went out, the gateway's answer once made, sent."""
 
-    __slots__ = ("_connection", "_id", "_user")
+    acked: bool = False
+    sdp: str | None = None
+    sent: bool = False
+
+
+class Session:
+    """A logged-in connection as the call layer sees it (implements `SessionSink`, and
+    `SelectiveEarlyAnswerSink` for the calls placed with `early_answer`)."""
+
+    __slots__ = ("_connection", "_early", "_id", "_tasks", "_user")
 
     def __init__(self, session_id: str, user: WebUser, connection: Connection) -> None:
         self._id = session_id
         self._user = user
         self._connection = connection
+        self._early: dict[str, _EarlyAnswer] = {}  # call_id -> its early answer (docs/signaling.md)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- early answers: `answer {call_id, sdp}` after the call's `ack`, before the far end answers ----
+    def want_early_answer(self, call_id: str) -> None:
+        """The browser placed ``call_id`` with `early_answer`: called before the call's media start."""
+        self._early[call_id] = _EarlyAnswer()
+
+    def wants_early_answer(self, call_id: str) -> bool:
+        return call_id in self._early
+
+    def web_answer(self, call_id: str, sdp: str) -> None:
+        """The gateway's WebRTC answer, as soon as it exists (the driver's early answer): sent as an
+        `answer` event once the call's `ack` is out."""
+        early = self._early.get(call_id)
+        if early is None or early.sdp is not None:
+            return
+        early.sdp = sdp
+        if early.acked:
+            task = asyncio.get_running_loop().create_task(self._send_answer(call_id, early))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def acked(self, call_id: str) -> None:
+        """The call's `ack` went out: its answer may follow."""
+        early = self._early.get(call_id)
+        if early is not None:
+            early.acked = True
+            if early.sdp is not None:
+                await self._send_answer(call_id, early)
+
+    async def _send_answer(self, call_id: str, early: _EarlyAnswer) -> None:
+        if not early.sent and early.sdp is not None:
+            early.sent = True
+            await self.send_event(EarlyAnswer(call_id, early.sdp))
 
     @property
     def id(self) -> str:
@@ -149,6 +200,15 @@ class Session:
         if self.closed:
             logger.debug("session %s closed: dropping %s", self._id, type(event).__name__)
             return
+        match event:
+            case EarlyMedia(call_id=call_id, sdp=str()) | Connected(call_id=call_id, sdp=str()) if (
+                (early := self._early.get(call_id)) is not None and early.sdp is not None
+            ):  # the browser has the answer already (`answer`): applying it twice would fail
+                event = dataclasses.replace(event, sdp=None)
+            case Ended(call_id=call_id):
+                self._early.pop(call_id, None)
+            case _:
+                pass
         await self._connection.send(event)
 
     def __repr__(self) -> str:
@@ -221,6 +281,8 @@ class Connection:
             return
         if reply is not None:
             await self.send(reply)
+            if isinstance(reply, Ack) and reply.request == "call" and reply.call_id and self.session:
+                await self.session.acked(reply.call_id)
 
     async def _dispatch(self, request: Request) -> ServerMessage | None:
         if isinstance(request, Ping):
@@ -241,6 +303,8 @@ class Connection:
                 call_id = await service.dial(
                     session, request.to, request.sdp, request.headers, request.transfer_of
                 )
+                if request.early_answer:  # before anything awaits: the call's media have not started
+                    session.want_early_answer(call_id)
                 return Ack(request.id, "call", call_id)
             case Answer():
                 await service.answer(session, request.call_id, request.sdp)

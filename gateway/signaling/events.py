@@ -218,6 +218,18 @@ class EarlyMedia:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyAnswer:
+    """The gateway's answer to the browser's offer as soon as it exists, before the far end answers (a
+    `call` with `early_answer: true`); that call's `early_media` and `connected` then carry no `sdp`."""
+
+    call_id: str
+    sdp: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "answer", "call_id": self.call_id, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
 class Connected:
     """The call is answered; `sdp` is the gateway's answer when early media did not carry it already."""
 
@@ -505,6 +517,7 @@ Event = (
     | Ringing
     | Redirected
     | EarlyMedia
+    | EarlyAnswer
     | Connected
     | Held
     | Resumed
@@ -532,6 +545,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "offer",
     "answer",
     "ringing",
+    "answer",
     "early_media",
     "connected",
     "held",

@@ -48,15 +48,18 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """`call {to, sdp, headers?, transfer_of?}`: dial `to` (a number or SIP URI) with the browser's WebRTC
-    offer; `headers`: custom SIP headers for the INVITE, by name (only those in sip.pass_headers);
-    `transfer_of`: the call whose `transfer_requested` this dial carries out."""
+    """`call {to, sdp, headers?, transfer_of?, early_answer?}`: dial `to` (a number or SIP URI) with the
+    browser's WebRTC offer; `headers`: custom SIP headers for the INVITE, by name (only those in
+    sip.pass_headers); `transfer_of`: the call whose `transfer_requested` this dial carries out;
+    `early_answer`: the gateway's answer comes in an `answer` event as soon as it exists (after the
+    `ack`, before the far end answers) instead of in `early_media`/`connected`."""
 
     id: RequestId
     to: str
     sdp: str
     headers: tuple[tuple[str, str], ...] = ()
     transfer_of: str | None = None
+    early_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +329,10 @@ def _call(rid: RequestId, data: Mapping[str, object]) -> Call:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise BadRequest("headers must be an object of strings (header name: value)", field="headers")
-    return Call(rid, to, sdp, tuple(headers.items()), _other_call_id(data, "transfer_of"))
+    early_answer = data.get("early_answer", False)
+    if not isinstance(early_answer, bool):
+        raise BadRequest("early_answer must be true or false", field="early_answer")
+    return Call(rid, to, sdp, tuple(headers.items()), _other_call_id(data, "transfer_of"), early_answer)
 
 
 def _transfer(rid: RequestId, data: Mapping[str, object]) -> Transfer:

@@ -54,6 +54,14 @@ class EarlyAnswerSink(Protocol):
     def web_answer(self, call_id: str, sdp: str) -> None: ...
 
 
+@runtime_checkable
+class SelectiveEarlyAnswerSink(EarlyAnswerSink, Protocol):
+    """An `EarlyAnswerSink` for some of its calls only: the WebSocket protocol's `call` with
+    `early_answer: true` (the others get the answer in `early_media`/`connected`)."""
+
+    def wants_early_answer(self, call_id: str) -> bool: ...
+
+
 class CallService(Protocol):
     """What the call layer does for WebSocket sessions. `call_id`s are the service's own."""
 

@@ -8,6 +8,7 @@ phone plays 440 Hz and the web peer must hear it. DTMF from the browser must rea
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,38 @@ async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(t
         finally:
             await peer.close()
         await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def test_early_answer_comes_before_the_phone_answers_and_the_call_works(tmp_path: Path) -> None:
+    """`call` with `early_answer`: the gateway's answer arrives in `answer` before the phone answers
+    (it waits 2 s), the browser's ICE/DTLS come up meanwhile, `connected` then carries no SDP."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440, answer_delay_ms=2000) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            offer = await peer.offer()
+            start = time.monotonic()
+            call_id = await alice.call("2000", offer, early_answer=True)
+            answer = await alice.wait_for("answer", call_id=call_id, timeout=5)
+            assert time.monotonic() - start < 1.5  # the phone answers after 2 s
+            await peer.accept(answer["sdp"])
+            await peer.connected()  # ICE and DTLS up while the phone still rings
+            incoming = await phone.wait_for("incoming")
+            connected = await alice.wait_for("connected", call_id=call_id)
+            assert connected["sdp"] is None, connected  # applied once, from `answer`
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+            await asyncio.sleep(1.0)  # a second of the web user's tone in the phone's recording
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id)
+            wav = await phone.wait_for_recording(incoming["call"])
+            assert wav_has_tone(wav, 1000), "the phone did not hear the web user's 1000 Hz"
+        finally:
+            await peer.close()
 
 
 async def test_desk_phone_calls_the_web_user(tmp_path: Path) -> None:

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 import types
 from typing import Any
 
 import aioice
 import aiortc
+import aiortc.rtcrtpreceiver
 import pylibsrtp
 import pytest
 from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
-from gateway.media import aiortc_direct, aiortc_hooks
+from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
 from peers.binaries import in_ci
@@ -98,6 +102,12 @@ def test_direct_receiver_internals_exist() -> None:
     recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv_next
     assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    # SRTCP: unprotected and handed to _handle_rtcp_data directly, counted as _recv_next counts it
+    assert (
+        "data = self._rx_srtp.unprotect_rtcp(data)\n                    await self._handle_rtcp_data(data)"
+        in recv_next
+    )
+    assert "self.__rx_bytes += len(data)" in recv_next and "self.__rx_packets += 1" in recv_next
     assert inspect.getsource(aiortc.rtp.is_rtcp).count("msg[1] >= 192 and msg[1] <= 208") == 1
     assert "self.receiver.data_received(data, self.local_candidate.component)" in inspect.getsource(
         StunProtocol.datagram_received
@@ -106,6 +116,14 @@ def test_direct_receiver_internals_exist() -> None:
     assert "self._protocols: list[StunProtocol] = []" in inspect.getsource(Connection.__init__)
     receive = inspect.getsource(RTCRtpReceiver.receive)
     assert "self.__decoder_thread.start()" in receive
+    # _IdleDecoderThread stands in for threading.Thread of aiortc.rtcrtpreceiver while receive() runs:
+    # keyword arguments, the track's queue third in args, no await before it; the worker ends the track
+    assert "self.__decoder_thread = threading.Thread(\n                target=decoder_worker," in receive
+    assert "self.__decoder_queue,\n                    self._track._queue," in receive
+    assert "await" not in receive.split("self.__started = True")[0].split('"""')[-1]
+    assert "asyncio.run_coroutine_threadsafe(output_q.put(None), loop)" in inspect.getsource(
+        aiortc.rtcrtpreceiver.decoder_worker
+    )
     assert "self.__transport._register_rtp_receiver(self, parameters)" in receive
     handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "if not self._enabled:" in handle
@@ -186,7 +204,17 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
         await b.close()
 
 
-async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_peers() -> None:
+async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_peers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []  # the threads started meanwhile
+    start = threading.Thread.start
+
+    def counted(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
     aiortc_hooks.register_telephone_event()
     a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -220,6 +248,10 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
         assert sender.started and receiver.started and sender.payload_type == 0
         decoder_thread = tb.receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
         assert decoder_thread is None  # stopped: nothing to decode
+        decoders = [name for name in started if name.endswith("-decoder")]
+        assert len(decoders) == 1, started  # a's own receiver's: b's direct one never started one
+        with pytest.raises(MediaStreamError):  # the track ended, as a stopped decoder thread ends it
+            await asyncio.wait_for(tb.receiver.track.recv(), 1)
         assert sender.send(b"", 0)  # an empty payload is still a packet (aiortc would send it too)
         await asyncio.sleep(0.1)
         assert len(got) == 1 and got[0][5] == b""
@@ -355,6 +387,9 @@ def test_consent_expiry_is_what_aioice_reads_at_each_check(monkeypatch: pytest.M
     assert "CONSENT_INTERVAL" in source and "CONSENT_FAILURES" in source and "retransmissions=0" in source
     # on_consent_expired: the loop returns only when consent expired, closing the connection then
     assert "while True:" in source and "return await self.close()" in source
+    # _query_consent (with media_count) is this loop with checks skipped while media flow
+    assert "request = self.build_request(pair, nominate=False)" in source
+    assert "self._query_consent_task = None" in source and "except stun.TransactionError:" in source
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", aioice.ice.CONSENT_INTERVAL)
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", aioice.ice.CONSENT_FAILURES)
     aiortc_hooks.set_consent_expiry(5.0)
@@ -461,3 +496,127 @@ async def test_bandwidth_hint_internals_exist() -> None:
     await pc.close()
     with pytest.raises(aiortc_hooks.HookError):
         aiortc_hooks.on_bitrate_limit(types.SimpleNamespace(), lambda bitrate, ssrcs: None)  # type: ignore[arg-type]
+
+
+def test_direct_rtcp_internals_exist() -> None:
+    for owner, names in (
+        (RTCRtpSender, ("rtcp_started", "rtcp_exited", "cname", "lsr", "lsr_time")),
+        (RTCRtpReceiver, ("rtcp_started", "rtcp_exited", "rtcp_ssrc", "lsr", "lsr_time")),
+    ):
+        source = inspect.getsource(owner)
+        assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in source
+        for name in names:
+            assert f"self.__{name}" in source, (owner, name)
+    rr = inspect.getsource(RTCRtpReceiver._run_rtcp)
+    assert "fraction_lost=stream.fraction_lost" in rr and "delay = time.time() - self.__lsr_time[ssrc]" in rr
+    assert "self.__tx_bytes += len(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+
+
+def pcmu_pair() -> tuple[RTCPeerConnection, RTCPeerConnection, Any, Any]:
+    """Two peer connections on 127.0.0.1 with one audio transceiver each, PCMU preferred by the first."""
+    peers = (
+        RTCPeerConnection(RTCConfiguration(iceServers=[])),
+        RTCPeerConnection(RTCConfiguration(iceServers=[])),
+    )
+    transceivers = [pc.addTransceiver("audio", "sendrecv") for pc in peers]
+    caps = RTCRtpSender.getCapabilities("audio").codecs
+    transceivers[0].setCodecPreferences([c for c in caps if c.name == "PCMU" and c.clockRate == 8000])
+    for pc in peers:
+        aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
+    return peers[0], peers[1], transceivers[0], transceivers[1]
+
+
+async def test_direct_rtcp_sends_one_compound_report_per_interval_with_the_receivers_blocks() -> None:
+    a, b, ta, tb = pcmu_pair()
+    try:
+        sender = aiortc_direct.attach_direct_sender(ta.sender)
+        receiver = aiortc_direct.attach_direct_receiver(ta.receiver, lambda *fields: None)
+        rtcp = aiortc_rtcp.attach_direct_rtcp(sender, receiver, interval=0.3)
+        far = aiortc_direct.attach_direct_sender(tb.sender)
+        seen: list[Any] = []  # what b's aiortc objects get from a: SRs only, never aiortc's own RR
+        for owner in (tb.sender, tb.receiver):
+            original = owner._handle_rtcp_packet
+
+            async def handle(packet: Any, original: Any = original) -> None:
+                seen.append(packet)
+                await original(packet)
+
+            owner._handle_rtcp_packet = handle
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        for _ in range(200):
+            if sender.started and far.started and receiver.started:
+                break
+            await asyncio.sleep(0.01)
+        for i in range(5):
+            assert sender.send(b"\xff" * 160, 160 * i) and far.send(b"\xff" * 160, 160 * i)
+            await asyncio.sleep(0.005)
+        start = time.monotonic()
+        await asyncio.sleep(1.5)
+        elapsed = time.monotonic() - start
+        # interval 0.3 s over [0.5, 1.5] x: 1.5 s holds 2 to 10 reports, aiortc's 1 s loops would send
+        # 1-3 SRs and as many RRs
+        assert 2 <= rtcp.reports_sent <= 10 * elapsed / 1.5, rtcp.reports_sent
+        reports = [p for p in seen if not isinstance(p, RtcpSdesPacket)]
+        assert reports and all(isinstance(p, RtcpSrPacket) and p.ssrc == ta.sender._ssrc for p in reports)
+        last = reports[-1]
+        assert last.sender_info.packet_count == 5 and last.sender_info.octet_count == 800
+        (block,) = last.reports  # the receiver's block about b's stream, in the SR (RFC 3550 §6.4.1)
+        assert block.ssrc == tb.sender._ssrc and block.packets_lost == 0
+        assert block.highest_sequence == (far.next_sequence - 1) & 0xFFFF
+        stats = [s for s in (await tb.sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+        assert stats and stats[0].packetsLost == 0  # b read the block
+    finally:
+        await a.close()
+        await b.close()
+    assert rtcp._timer is None  # stopped with the transceiver
+
+
+async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """on_consent_expired(media_count=): while the count grows a check goes out every CONSENT_WHILE_MEDIA
+    (RFC 7675's 5 s, shortened here), else every CONSENT_INTERVAL as aioice's loop does."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    monkeypatch.setattr(aiortc_hooks, "CONSENT_WHILE_MEDIA", 0.6)
+    checks: list[Any] = []
+    request = StunProtocol.request
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        checks.append(self)
+        return await request(self, *args, **kwargs)
+
+    monkeypatch.setattr(StunProtocol, "request", counted)
+    a, b, _, _ = pcmu_pair()
+    media = [0]
+    expired: list[bool] = []
+    aiortc_hooks.on_consent_expired(a, lambda: expired.append(True), media_count=lambda: media[0])
+    try:
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        ours = aiortc_hooks.ice_connection(a)._protocols
+        for _ in range(200):
+            if a.connectionState == "connected" and b.connectionState == "connected":
+                break
+            await asyncio.sleep(0.01)
+
+        def from_a() -> int:
+            return sum(1 for protocol in checks if protocol in ours)
+
+        start = from_a()
+        for _ in range(30):  # 1.5 s of media arriving: a check every 0.48-0.72 s
+            media[0] += 5
+            await asyncio.sleep(0.05)
+        flowing = from_a() - start
+        start = from_a()
+        await asyncio.sleep(1.5)  # media stopped: a check every 0.08-0.12 s
+        stopped = from_a() - start
+        assert 1 <= flowing <= 4 and stopped >= 9, (flowing, stopped)
+        assert not expired and a.connectionState == "connected"  # b answered every check
+    finally:
+        await a.close()
+        await b.close()

@@ -417,6 +417,12 @@ async def test_punted_sip_rtp_arrives_decrypted_exactly_once(srtp_link: SrtpLink
     assert s.phone.unprotect(stand_in.protect(rtp(50))) == rtp(50)
     report = struct.pack("!BBHI", 0x80, 201, 1, 0x5151)
     assert s.phone.unprotect_rtcp(stand_in.protect_rtcp(report)) == report
+    # while the link closes, what it queued is handled (SRTCP a DirectReceiver unprotects at once):
+    # the stand-in goes to the sessions themselves, which the thread no longer uses
+    s.linked.link.native.close()
+    later = struct.pack("!BBHI", 0x80, 201, 1, 0x7777)
+    assert stand_in.unprotect_rtcp(s.phone.protect_rtcp(later)) == later
+    assert s.phone.unprotect(stand_in.protect(rtp(51))) == rtp(51)
 
 
 async def test_a_link_without_sip_sessions_refuses_python_sip_srtp(linked: Linked) -> None:

@@ -452,7 +452,7 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
             durations.append(time.monotonic() - start)
 
     monkeypatch.setattr(aioice.ice.StunProtocol, "request", timed)
-    call = Call(ports)
+    call = Call(ports, web_rtcp_interval=1.0)  # the browser's RTT needs our reports within the 2.5 s
     try:
         await call.browser_calls()
         await call.connected()

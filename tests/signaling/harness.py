@@ -18,7 +18,13 @@ from gateway.signaling.http import HealthSource, build_app
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.progress import SessionProgress
 from gateway.signaling.routes import add_signaling_routes
-from gateway.signaling.service import EarlyAnswerSink, JsonValue, OfferResult, SessionSink
+from gateway.signaling.service import (
+    EarlyAnswerSink,
+    JsonValue,
+    OfferResult,
+    SelectiveEarlyAnswerSink,
+    SessionSink,
+)
 from sdp import IceCandidateInit
 from tests.conftest import REPO
 
@@ -31,6 +37,12 @@ ANSWER_SDP = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/T
 
 def demo_config(**env: str) -> Config:
     return load_config(REPO / "gateway.yaml", env)
+
+
+def _early_answer(session: EarlyAnswerSink, call_id: str) -> None:
+    """As ``Driver.early_answer``: a WebSocket session gets it for the calls placed with `early_answer`."""
+    if not isinstance(session, SelectiveEarlyAnswerSink) or session.wants_early_answer(call_id):
+        session.web_answer(call_id, ANSWER_SDP)
 
 
 @dataclass
@@ -66,7 +78,7 @@ class FakeCallService:
         self.next_call += 1
         self.calls.append(("dial", (session.id, to, sdp)))
         if isinstance(session, EarlyAnswerSink):  # as the call runtime: the answer right after the dial
-            asyncio.get_running_loop().call_soon(session.web_answer, call_id, ANSWER_SDP)
+            asyncio.get_running_loop().call_soon(_early_answer, session, call_id)
         return call_id
 
     def _known(self, call_id: str) -> None:

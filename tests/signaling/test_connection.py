@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import identity_map_from_config
+from gateway.signaling import events as ev
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.service import SelectiveEarlyAnswerSink
 from gateway.signaling.tokens import SessionTokens
-from tests.signaling.harness import ALICE_SECRET, FakeCallService, demo_config
+from tests.signaling.harness import ALICE_SECRET, ANSWER_SDP, OFFER_SDP, FakeCallService, demo_config
 
 
 def make(
@@ -96,3 +99,40 @@ async def test_dtmf_cannot_queue_more_tones_than_play_in_real_time() -> None:
     assert sent[-1]["type"] == "ack"
     await connection.receive(json.dumps({"type": "dtmf", "call_id": call_id, "digits": "5"}))
     assert sent[-1]["type"] == "ack"  # the usual keypress is never refused
+
+
+async def test_early_answer_comes_after_the_ack_and_connected_then_carries_no_sdp() -> None:
+    connection, sent, service, _ = make()
+    await connection.receive(LOGIN)
+    call = {"type": "call", "id": 1, "to": "2000", "sdp": OFFER_SDP, "early_answer": True}
+    await connection.receive(json.dumps(call))
+    await asyncio.sleep(0)  # the call layer's answer, as the runtime makes it after the dial
+    await asyncio.sleep(0)
+    assert [m["type"] for m in sent[1:]] == ["ack", "answer"]
+    assert sent[2] == {"type": "answer", "call_id": "c1", "sdp": ANSWER_SDP}
+    session = service.sessions[connection.id]
+    await session.send_event(ev.EarlyMedia("c1", ANSWER_SDP))
+    await session.send_event(ev.Connected("c1", ANSWER_SDP))
+    assert sent[-2:] == [
+        {"type": "early_media", "call_id": "c1", "sdp": None},
+        {"type": "connected", "call_id": "c1", "sdp": None},
+    ]  # the browser applied the answer once, from `answer`
+    # a call placed without it: no `answer`, the SDP in `connected` as before
+    await connection.receive(json.dumps({**call, "id": 2, "early_answer": False}))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sent[-1] == {"type": "ack", "id": 2, "request": "call", "call_id": "c2"}
+    await session.send_event(ev.Connected("c2", ANSWER_SDP))
+    assert sent[-1] == {"type": "connected", "call_id": "c2", "sdp": ANSWER_SDP}
+    await session.send_event(ev.Ended("c1", "hangup", "bye", None))
+    assert isinstance(session, SelectiveEarlyAnswerSink) and not session.wants_early_answer("c1")  # forgotten
+
+
+async def test_early_answer_must_be_a_boolean() -> None:
+    connection, sent, service, _ = make()
+    await connection.receive(LOGIN)
+    await connection.receive(
+        json.dumps({"type": "call", "id": 1, "to": "2000", "sdp": OFFER_SDP, "early_answer": "yes"})
+    )
+    assert sent[-1]["code"] == "bad_request" and sent[-1]["field"] == "early_answer"
+    assert service.calls == []

@@ -104,6 +104,10 @@ VALID: list[tuple[dict[str, Any], object]] = [
         {"type": "call", "to": "1003", "sdp": OFFER_SDP, "transfer_of": "c1"},
         Call(None, "1003", OFFER_SDP, transfer_of="c1"),
     ),
+    (
+        {"type": "call", "to": "1003", "sdp": OFFER_SDP, "early_answer": True},
+        Call(None, "1003", OFFER_SDP, early_answer=True),
+    ),
 ]
 
 
@@ -136,6 +140,7 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "transfer", "call_id": "c1", "replaces": "bad id!"}, "bad_request", "replaces"),
     ({"type": "transfer", "call_id": "c1", "to": "10\n03"}, "bad_request", "to"),
     ({"type": "call", "to": "1003", "sdp": OFFER_SDP, "transfer_of": 5}, "bad_request", "transfer_of"),
+    ({"type": "call", "to": "1003", "sdp": OFFER_SDP, "early_answer": 1}, "bad_request", "early_answer"),
     ({"id": 1}, "bad_request", "type"),
     ({"type": 5}, "bad_request", "type"),
     ({"type": "nope"}, "unknown_type", "type"),
@@ -294,6 +299,7 @@ def test_event_encoding() -> None:
         (ev.Offer("c1", OFFER_SDP), {"type": "offer", "call_id": "c1", "sdp": OFFER_SDP}),
         (ev.Answer("c1", OFFER_SDP), {"type": "answer", "call_id": "c1", "sdp": OFFER_SDP}),
         (ev.Ringing("c1"), {"type": "ringing", "call_id": "c1"}),
+        (ev.EarlyAnswer("c1", ANSWER_SDP), {"type": "answer", "call_id": "c1", "sdp": ANSWER_SDP}),
         (ev.EarlyMedia("c1", ANSWER_SDP), {"type": "early_media", "call_id": "c1", "sdp": ANSWER_SDP}),
         (ev.Connected("c1"), {"type": "connected", "call_id": "c1", "sdp": None}),
         (ev.Held("c1", "local"), {"type": "held", "call_id": "c1", "by": "local"}),

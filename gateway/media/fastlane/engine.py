@@ -63,6 +63,9 @@ class LinkHandler(Protocol):
     def fast_failed(self) -> None: ...
 
 
+_SRTP_OPS = ("protect", "unprotect", "protect_rtcp", "unprotect_rtcp")  # Link.srtp's operations
+
+
 class SerializedSrtp:
     """Stands in for SRTP sessions the engine holds while linked: same methods, run by the engine under its
     lock (libsrtp sessions are not thread-safe); errors raise ``pylibsrtp.Error``. On the web leg it
@@ -91,6 +94,8 @@ class SerializedSrtp:
         return bool(self.original.separate_rtcp)
 
     def _run(self, op: int, data: bytes) -> bytes:
+        if self.link.closed:  # being unlinked (what the engine queued is handled now): the thread no
+            return bytes(getattr(self.original, _SRTP_OPS[op])(data))  # longer uses the sessions
         result = self.link.srtp(op, data, self._sessions)
         if isinstance(result, int):
             raise pylibsrtp.Error(f"libsrtp error {result}")
