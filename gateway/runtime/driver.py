@@ -541,7 +541,11 @@ class CallDriver:
         try:
             session.call_id = await self.dial(session, dial, sdp)
             session.progress.call_id = session.call_id
-            answer = await asyncio.shield(session.answer)
+            # Awaited directly, not through asyncio.shield: shield's outer future wakes this handler one
+            # loop iteration later, behind the web leg's ICE start and other calls' work (~1 ms of each
+            # offer -> answer, issue 14 goal 3). A cancelled handler cancels the future, as
+            # _close_http below would anyway.
+            answer = await session.answer
         except BaseException:
             await self._close_http(session)
             raise

@@ -1,0 +1,93 @@
+"""The HTTP offer API's handler has the WebRTC answer in the loop iteration after it exists, and answers
+before the gateway's INVITE leaves (issue 14 goal 3, call setup).
+
+Awaited through `asyncio.shield`, the answer reached the handler one loop iteration late: behind the
+web leg's ICE start (aiortc's connect task) and every other call's work scheduled meanwhile, ~1 ms of
+each offer -> answer at 10 calls/s. A callback scheduled right after the answer is set marks that
+next iteration: the response must be made before it.
+
+Real peers: sipp's UAS (`uas_basic_call`, RTP echo) as the PBX, an aiortc web peer; the spies only
+record the order of the gateway's own two writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.runtime.offers import HttpSession
+from gateway.signaling.http_api import offer_handler
+from gateway.sip.transport import ErrorCallback, UdpTransport
+from peers.binaries import require_binary
+from peers.ports import free_port
+from peers.sipp import Sipp
+from peers.webpeer import WebPeer
+from sipcore.routing import Address
+from tests.e2e.harness import gateway_config, running_gateway, wait_until
+
+API_KEY = "order-test-key-0123456789"
+
+
+async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_binary("sipp")
+    order: list[str] = []
+
+    async def recording_handler(request: web.Request) -> web.Response:
+        response = await offer_handler(request)
+        order.append(f"answer {response.status}")  # aiohttp writes it right after, in this step
+        return response
+
+    send = UdpTransport.send
+
+    def recording_send(
+        self: UdpTransport, data: bytes, destination: Address, on_error: ErrorCallback | None = None
+    ) -> None:
+        if data.startswith(b"INVITE "):
+            order.append("INVITE")
+        send(self, data, destination, on_error)
+
+    web_answer = HttpSession.web_answer
+
+    def marking_web_answer(self: HttpSession, call_id: str, sdp: str) -> None:
+        web_answer(self, call_id, sdp)
+        asyncio.get_running_loop().call_soon(order.append, "next iteration")
+
+    monkeypatch.setattr(HttpSession, "web_answer", marking_web_answer)
+    monkeypatch.setattr("gateway.signaling.routes.offer_handler", recording_handler)
+    monkeypatch.setattr(UdpTransport, "send", recording_send)
+    far_end = Sipp(
+        tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
+        media_port=38000 + 2 * (free_port() % 500),
+    )  # fmt: skip
+    config = gateway_config(
+        far_end.address,
+        alice_extra={"api_keys": [{"key": API_KEY, "name": "order"}]},
+        media={"rtp_ports": {"start": 39000 + 2 * (free_port() % 400)}},
+    )
+    async with far_end, running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+        peer = WebPeer(1000)
+        try:
+            for number in range(3):  # not a lucky first call: each of several
+                order.clear()
+                body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+                headers = {"X-API-Key": API_KEY}
+                url = f"{gateway.http_url}/webrtc/offer"
+                async with http.post(url, json=body, headers=headers) as response:
+                    answer = await response.json()
+                    assert response.status == 200, answer
+                await wait_until(lambda: "INVITE" in order, timeout=5)
+                assert order == ["answer 200", "next iteration", "INVITE"], f"call {number}: {order}"
+                close = {"session_id": answer["session_id"], "reason": "done"}
+                async with http.post(f"{gateway.http_url}/webrtc/close", json=close, headers=headers) as done:
+                    assert done.status == 200
+                await peer.close()
+                peer = WebPeer(1000)
+        finally:
+            await peer.close()
+        await wait_until(lambda: gateway._health_details()["calls"] == 0)
