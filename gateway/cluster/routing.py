@@ -39,6 +39,7 @@ from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.identity.model import Found, NotOnline, WebUser
 from gateway.sip.incoming import IncomingCall
+from gateway.sip.tu import IncomingRequest
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class ClusterRouting:
         self._node = node
         self._presence = presence
 
-    async def redirect(self, call: IncomingCall, target: NotOnline | Found) -> tuple[str, ...]:
+    async def redirect(
+        self, call: IncomingCall | IncomingRequest, target: NotOnline | Found
+    ) -> tuple[str, ...]:
         """The Contacts to answer 302 with (RFC 3261 §21.3.3), or () to handle the call here.
 
         NotOnline here: the Contacts of the live instances (not draining) holding sessions of the users
@@ -58,14 +61,16 @@ class ClusterRouting:
         the edge tries another instance). Found here: () unless other instances hold sessions of them
         too; then this instance's own Contact first and theirs (the edge forks to all). Without Redis:
         () (ring here). Never a Contact for an INVITE that was redirected here already."""
-        uri = call.request_uri
+        uri = call.request.uri
         if MARKER in str(uri):
             return ()
         try:
             holders = await self._holders(target.users, "route to the user's instance")
         except ClusterUnavailable:
             if isinstance(target, Found):
-                logger.warning("call=%s: Redis unavailable, ringing the sessions here only", call.call_id)
+                logger.warning(
+                    "call=%s: Redis unavailable, ringing the sessions here only", call.request.call_id
+                )
                 return ()
             raise
         number = getattr(uri, "user", None) or (target.users[0].aor.user or target.users[0].id)

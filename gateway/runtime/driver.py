@@ -39,12 +39,13 @@ from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, 
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
-from gateway.identity.model import Found, NotOnline, SipIdentity
+from gateway.identity.model import Found, InboundResult, NotOnline, SipIdentity
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
 from gateway.ops import logctx
 from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.early_route import EarlyRoutes
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
@@ -105,7 +106,8 @@ class CallDriver:
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
         # online on other instances only (302), or () to answer as alone (480 / ring here)
         # (NotOnline), or to fork to every instance holding her when she is split over several (Found)
-        self.inbound_redirect: Callable[[IncomingCall, NotOnline | Found], Awaitable[tuple[str, ...]]] | None = None  # fmt: skip
+        self.inbound_redirect: Callable[[IncomingCall | IncomingRequest, NotOnline | Found], Awaitable[tuple[str, ...]]] | None = None  # fmt: skip
+        self.early = EarlyRoutes(self)  # ...decided before the UA builds the call (runtime/early_route.py)
         # ...and web-to-web calls for a callee online on another instance only: the Request-URI there,
         # and the parameter that keeps a call through this instance's own listener from being redirected
         self.cluster_web_route: Callable[[WebUser], Awaitable[str | None]] | None = None
@@ -124,6 +126,7 @@ class CallDriver:
     def attach_ua(self, ua: UserAgent) -> None:
         self._ua = ua
         ua.on_message = self.on_message
+        ua.route_invite = self.early.route
         self.registrations = dict(ua.registration_states())
 
     def session(self, session_id: str) -> SessionSink | None:
@@ -599,7 +602,7 @@ class CallDriver:
         if call.replaces is not None:
             self._spawn(self._replacing(call, call.replaces))
             return
-        self._spawn(self._incoming(call))
+        self._spawn(self._incoming(call, self.early.take(call.incoming)))
 
     async def _replacing(self, call: IncomingCall, old: SipCall) -> None:
         """An INVITE with Replaces the UA accepted (RFC 3891 §3) goes to the call whose SIP leg it names;
@@ -643,19 +646,28 @@ class CallDriver:
             tuple(passed),
         )
 
-    async def _incoming(self, call: IncomingCall) -> None:
+    async def _incoming(self, call: IncomingCall, routed: InboundResult | None = None) -> None:
         with logctx.bind_call(logctx.CallContext(sip_call_ids=(call.call_id,))):
-            await self._incoming_call(call)
+            await self._incoming_call(call, routed)
 
-    async def _incoming_call(self, call: IncomingCall) -> None:
+    async def _incoming_call(self, call: IncomingCall, routed: InboundResult | None) -> None:
+        """`routed`: the target EarlyRoutes resolved (and did not redirect), else resolved here."""
         try:
             request_uri = str(call.request_uri)
             callee = call.callee
             to_uri = str(callee.uri) if callee else None
-            room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
-            target = room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
+            target = routed
+            if target is None:
+                room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
+                target = (
+                    room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
+                )
             caller = call.caller
-            if isinstance(target, (NotOnline, Found)) and self.inbound_redirect is not None:
+            if (
+                routed is None
+                and isinstance(target, (NotOnline, Found))
+                and self.inbound_redirect is not None
+            ):
                 try:
                     contacts = await self.inbound_redirect(call, target)
                 except SignalingError as exc:  # the shared state is unreachable: the edge tries another

@@ -32,7 +32,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -229,6 +229,9 @@ class UserAgent:
         self._endpoint: Endpoint | None = None  # toward the PBX (or the first listening socket)
         # Out-of-dialog requests over SIP WebSocket go here (REGISTER, INVITE...), not to the PBX side.
         self.web_sip: Callable[[IncomingRequest], None] | None = None
+        # Before any call or dialog state is built for an INVITE out of dialog: True when it was answered
+        # already (a cluster's 302, gateway/runtime/early_route.py; a 3xx creates no dialog, RFC 3261 §12.1)
+        self.route_invite: Callable[[IncomingRequest], Awaitable[bool]] | None = None
         # MESSAGE out of dialog (RFC 3428) for web users; None: 405 (gateway/runtime/messages.py)
         self.on_message: Callable[[IncomingRequest], None] | None = None
         # per family, when no sip.public_address is set
@@ -612,7 +615,11 @@ class UserAgent:
         if self.web_sip is not None and incoming.source.transport.name in ("WS", "WSS"):
             self.web_sip(incoming)  # a browser's SIP library: its own registrar and calls (gateway/websip)
         elif method == "INVITE":
-            self._new_call(incoming)
+            route = self.route_invite
+            if route is not None and self.state is UAState.RUNNING and await route(incoming):
+                return
+            if incoming.final is None:  # else CANCELled (487) while the route was looked up
+                self._new_call(incoming)
         elif method == "OPTIONS":
             incoming.reply(200, headers=self.capabilities())
         elif method == "MESSAGE" and self.on_message is not None:
