@@ -83,9 +83,22 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
         peer_ice = sdp.parse(peer.media.pc.localDescription.sdp).ice_for(0)
         assert peer_ice is not None
-        to_page = [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
-        assert any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in to_page), frames
-        assert to_page[-1] is not None and to_page[-1]["candidate"] == ""  # end of candidates
+
+        def to_page() -> list[Any]:
+            return [f["candidate"] for f in frames if f.get("type") == "ice" and f.get("call_id") == call_id]
+
+        def ended(candidates: list[Any]) -> bool:  # the peer's candidates, then the end of candidates
+            return (
+                any(c and c["usernameFragment"] == peer_ice.ufrag and c["candidate"] for c in candidates)
+                and candidates[-1] is not None
+                and candidates[-1]["candidate"] == ""
+            )
+
+        # Playwright reports the page's frames a little after the gateway sent them (failed once under load)
+        try:
+            await wait_until(lambda: ended(to_page()), timeout=10)
+        except AssertionError:
+            raise AssertionError(frames) from None
 
         heard, level = await page_tone(page, 440, seconds=2.0)
         assert heard > 0.5 and level > 0.005, (heard, level)
