@@ -9,9 +9,6 @@ Skips without chromium, playwright or the compiled engine (fails under CI=true).
 from __future__ import annotations
 
 import asyncio
-import os
-
-import pytest
 
 from gateway.media import fastlane
 from gateway.media.bridge import MediaBridge
@@ -19,17 +16,11 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
+from tests.media.test_fastpath import require_fast_lane
 from tests.media.test_video_chromium import PICTURE, call_the_phone, info_to, page, stats, wait_for
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture
-
-
-def require_fast_lane() -> None:
-    if not fastlane.available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("the fast lane (gateway.media._fastlane) is not built")
-        pytest.skip("the fast lane (gateway.media._fastlane) is not built")
 
 
 async def test_video_through_the_engine_both_ways(page: Page) -> None:
