@@ -46,9 +46,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from peer_pool import peer_main, summary  # noqa: E402
 
-RTPENGINE_PORTS = (46000, 47999)
-OUR_PORTS = (40000, 41999)
-FLOOR_FIRST_PORT = 48000
+# VS_RTPENGINE_PORT_BASE moves all three ranges (ours, rtpengine, floor: 2000 ports each from the base), so
+# that two runs can share the machine (default 40000: ours 40000-41999, rtpengine 46000-47999, floor 48000+).
+_BASE = int(os.environ.get("VS_RTPENGINE_PORT_BASE", "40000"))
+OUR_PORTS = (_BASE, _BASE + 1999)
+RTPENGINE_PORTS = (_BASE + 6000, _BASE + 7999) if _BASE == 40000 else (_BASE + 2000, _BASE + 3999)
+FLOOR_FIRST_PORT = _BASE + 8000 if _BASE == 40000 else _BASE + 4000
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
 TICKS = os.sysconf("SC_CLK_TCK")
