@@ -74,7 +74,7 @@ def loadavg() -> str:
 # ----------------------------------------------------------------------------------- our bridge
 
 
-async def _ours(conn: Connection, mode: str) -> None:
+async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None) -> None:
     import sdp
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
@@ -89,6 +89,10 @@ async def _ours(conn: Connection, mode: str) -> None:
     from gateway.media import aiortc_hooks
 
     aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
+    if opus_complexity is not None:  # as the gateway's media.opus_complexity (this tree's default otherwise)
+        from gateway.media import opus_settings
+
+        opus_settings.configure(opus_settings.OpusEncoderSettings(opus_complexity))
     pool = EnginePool() if fastlane.available() else None
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)
@@ -127,10 +131,12 @@ async def _ours(conn: Connection, mode: str) -> None:
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
 
 
-def ours_main(conn: Connection, mode: str, tree: str | None = None) -> None:
+def ours_main(
+    conn: Connection, mode: str, tree: str | None = None, opus_complexity: int | None = None
+) -> None:
     if tree is not None:  # another checkout of the gateway (A/B): found before the installed one
         sys.path.insert(0, tree)
-    asyncio.run(_ours(conn, mode))
+    asyncio.run(_ours(conn, mode, opus_complexity))
 
 
 # ------------------------------------------------------------------------------------- the boxes
@@ -152,12 +158,12 @@ class Box:
 class Ours(Box):
     name = "ours"
 
-    def __init__(self, mode: str, tree: str | None = None) -> None:
+    def __init__(self, mode: str, tree: str | None = None, opus_complexity: int | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
         if tree is not None:
             self.name = "base"
-        self.process = context.Process(target=ours_main, args=(theirs, mode, tree))
+        self.process = context.Process(target=ours_main, args=(theirs, mode, tree, opus_complexity))
         self.process.start()
         assert self.process.pid is not None
         self.pid = self.process.pid
@@ -324,6 +330,9 @@ def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]
     return {
         "box": box.name, "mode": mode, "calls": count, "load": load, "notes": notes,
         "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
+        # CPU per packet the box delivered: a box that drops packets (a saturated machine) does less work
+        # and reads cheaper per call-second; per delivered packet it does not
+        "us_per_packet": 1e6 * cpu / max(1, received),
         "sent": sent, "lost": sent - received,
         "p50_ms": 1000 * summary(delays, 0.5), "p99_ms": 1000 * summary(delays, 0.99),
         "peer_cpu": sum(cpu for _, cpu in reports) / wall, "peer_processes": len(reports),
@@ -344,6 +353,9 @@ def main() -> int:
     parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
     )
+    parser.add_argument(
+        "--opus-complexity", type=int, help="the box ours's media.opus_complexity (default: the tree's)"
+    )
     args = parser.parse_args()
     boxes = args.boxes.split(",") + (["base"] if args.base else [])
     print(
@@ -352,7 +364,7 @@ def main() -> int:
     )
     print(
         f"{'mode':<12}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>8}{'lost':>7}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'peers CPU':>10}  loadavg / notes"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'us/pkt':>8}{'peers CPU':>10}  loadavg / notes"
     )
     table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-rtpengine-") as temp:
@@ -367,7 +379,7 @@ def main() -> int:
                             continue
                         box: Box
                         if name == "ours":
-                            box = Ours(mode)
+                            box = Ours(mode, opus_complexity=args.opus_complexity)
                         elif name == "base":
                             box = Ours(mode, args.base)
                         elif name == "rtpengine":
@@ -379,7 +391,7 @@ def main() -> int:
                         table.setdefault((mode, count, name), []).append(r)
                         print(
                             f"{mode:<12}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>8}"
-                            f"{r['lost']:>7}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}"
+                            f"{r['lost']:>7}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['us_per_packet']:>8.1f}"
                             f"{100 * r['peer_cpu']:>8.0f}%  [{r['load']}] {r['peer_processes']} peer procs"
                             + (f"; {r['notes']}" if r["notes"] else ""),
                             flush=True,
@@ -400,15 +412,20 @@ def main() -> int:
             )
     print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
     print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
-          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
+          f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}{'us/pkt ours':>12}{'rtpe':>7}{'ratio':>7}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
         ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))
+        packet = (
+            median(mode, count, "ours", "us_per_packet"),
+            median(mode, count, "rtpengine", "us_per_packet"),
+        )
         print(
             f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
             f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
+            f"{packet[0]:>12.1f}{packet[1]:>7.1f}{ratio(*packet):>7.2f}"
         )
     print(f"load average {loadavg()} at the end")
     return 0

@@ -28,7 +28,7 @@ from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
-from gateway.media import aiortc_hooks, fastlane
+from gateway.media import aiortc_hooks, fastlane, opus_settings
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
@@ -83,6 +83,9 @@ class Gateway:
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
         self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
+        opus_settings.configure(  # transcoding G.711 -> Opus, both paths (gateway/media/opus_settings.py)
+            opus_settings.OpusEncoderSettings(config.media.opus_complexity, config.media.opus_inband_fec)
+        )
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
         logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)

@@ -276,6 +276,10 @@ class MediaSection:
     # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
     # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
     gc_tuning: bool = True
+    # Opus encoding of a G.711 source (transcoding, gateway/media/opus_settings.py): libopus's complexity
+    # (10 best, most CPU; 5 is WebRTC's on mobile) and in-band FEC (useful only with a known loss rate)
+    opus_complexity: Annotated[int, IntRange(0, 10)] = 5
+    opus_inband_fec: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,6 +179,16 @@ static uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
 #define OPUS_APPLICATION_VOIP 2048
 #define OPUS_SET_BITRATE_REQUEST 4002
 #define OPUS_BITRATE 32000
+/* The encoder's settings for a G.711 source (gateway/media/opus_settings.py says why; set_opus_encoder):
+   libopus's request numbers (opus_defines.h). */
+#define OPUS_SET_MAX_BANDWIDTH_REQUEST 4004
+#define OPUS_SET_COMPLEXITY_REQUEST 4010
+#define OPUS_SET_INBAND_FEC_REQUEST 4012
+#define OPUS_SET_DTX_REQUEST 4016
+#define OPUS_SET_SIGNAL_REQUEST 4024
+#define OPUS_BANDWIDTH_NARROWBAND 1101
+#define OPUS_SIGNAL_VOICE 3001
+static int opus_complexity = 5, opus_inband_fec = 0;
 
 
 /* A video lane (issue 19): gateway/media/video.py's VideoPath.feed for one direction - payload types
@@ -1454,6 +1464,11 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
         if (lane->encoder == NULL || error != 0)
             return 0;
         opus.encoder_ctl(lane->encoder, OPUS_SET_BITRATE_REQUEST, (int32_t)OPUS_BITRATE);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_COMPLEXITY_REQUEST, (int32_t)opus_complexity);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_MAX_BANDWIDTH_REQUEST, (int32_t)OPUS_BANDWIDTH_NARROWBAND);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_SIGNAL_REQUEST, (int32_t)OPUS_SIGNAL_VOICE);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_DTX_REQUEST, (int32_t)0);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_INBAND_FEC_REQUEST, (int32_t)opus_inband_fec);
         lane->encoder_codec = codec_out;
     }
     return 1;
@@ -2067,7 +2082,23 @@ static PyObject *set_codecs(PyObject *module, PyObject *args) {
     return result;
 }
 
+static PyObject *set_opus_encoder(PyObject *module, PyObject *args) {
+    int complexity, inband_fec;
+    if (!PyArg_ParseTuple(args, "ip", &complexity, &inband_fec))
+        return NULL;
+    if (complexity < 0 || complexity > 10) {
+        PyErr_SetString(PyExc_ValueError, "Opus complexity is 0-10");
+        return NULL;
+    }
+    opus_complexity = complexity; /* read by prepare_codecs, with the GIL held: the thread never reads it */
+    opus_inband_fec = inband_fec;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_opus_encoder", set_opus_encoder, METH_VARARGS,
+     "set_opus_encoder(complexity, inband_fec): the settings of the Opus encoders created from now on "
+     "(complexity 0-10; narrowband, voice, no DTX, 32 kbit/s always)."},
     {"set_codecs", set_codecs, METH_VARARGS,
      "set_codecs(opus, ulaw_decode, ulaw_encode, alaw_decode, alaw_encode) -> whether transcoding lanes work: "
      "opus is None or the addresses of opus_decoder_create, opus_decode, opus_decoder_destroy, "

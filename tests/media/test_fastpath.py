@@ -32,7 +32,7 @@ import av
 import pytest
 
 import sdp
-from gateway.media import aiortc_hooks, fastlane
+from gateway.media import aiortc_hooks, fastlane, opus_settings
 from gateway.media.bridge import BridgeState
 from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
 from gateway.media.fastlane.native import load_codecs
@@ -589,6 +589,44 @@ async def test_opus_browser_and_g711_phone_are_transcoded_by_the_engine_both_way
     finally:
         await call.close()
     assert call.link is None and call.pool is not None and call.pool.engines == []
+
+
+async def _engine_opus_payloads(ports: RtpPortAllocator, complexity: int) -> list[bytes]:
+    """The Opus payloads the browser got from the engine for the phone's 1 s tone, encoded at ``complexity``."""
+    opus_settings.configure(opus_settings.OpusEncoderSettings(complexity))
+    call = Call(ports, web_codecs=OPUS_ONLY)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(1.0)
+        assert call.web.heard(SIP_TONE, last=0.8), complexity  # the tone, whatever the complexity
+        _, _, to_web, _, errors_to_web, _ = counters(call)
+        assert to_web >= 45 and errors_to_web == 0  # encoded by the engine (the first may be Python's)
+        return [payload for pt, payload in call.web.payloads if pt == OPUS_PT][-40:]
+    finally:
+        await call.close()
+
+
+async def test_the_engine_encodes_opus_at_the_configured_complexity(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # media.opus_complexity (gateway/media/opus_settings.py) reaches the engine's encoders: the same
+    # phone tone coded at 0 and at 10 gives other bitstreams (at 10 twice: the same ones), and the
+    # cheapest setting still carries the tone to the browser
+    require_transcoding("pcmu>opus")
+    caplog.set_level(logging.ERROR)
+    saved = opus_settings.current()
+    try:
+        lowest = await _engine_opus_payloads(ports, 0)
+        highest = await _engine_opus_payloads(ports, 10)
+        again = await _engine_opus_payloads(ports, 10)
+    finally:
+        opus_settings.configure(saved)
+    assert len(lowest) == len(highest) == 40
+    assert highest == again, "not deterministic: the test cannot tell the settings apart"
+    assert lowest != highest
+    assert not errors_logged(caplog)
 
 
 async def test_dtmf_both_ways_while_the_engine_transcodes(

@@ -238,6 +238,12 @@ def load_codecs() -> frozenset[str]:
     return TRANSCODING if ready else frozenset()
 
 
+def set_opus_encoder(complexity: int, inband_fec: bool) -> None:
+    """The settings of the engine's Opus encoders created from now on (gateway/media/opus_settings.py)."""
+    if _fastlane is not None:
+        _fastlane.set_opus_encoder(complexity, inband_fec)
+
+
 def new_engine(srtp_functions: tuple[int, int, int, int]) -> Any:
     """A native engine and its thread."""
     if _fastlane is None:
