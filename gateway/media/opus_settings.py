@@ -7,8 +7,9 @@ encodes 8 kHz PCM decoded from PCMU/PCMA: a narrowband voice source. So both are
 * **complexity** (``media.opus_complexity``, 0-10; default 5): the encoder's search effort, and most of
   the transcoding's CPU: at 8 kHz libopus codes SILK narrowband, whose complexity steps (silk_setup_complexity)
   trade the noise-shaping order, the pitch search and the delayed-decision quantizer's states for CPU.
-  Measured here (libopus 1.6.1, PyAV's copy, 20 ms frames at 32 kbit/s): ~90 us a frame at 10 and 8, ~70
-  at 5, ~53 at 3, against ~15 us to decode a browser's 20 ms at 8 kHz. 5 is what WebRTC itself uses on
+  bench/opus_complexity.py (libopus 1.6.1, PyAV's copy, 20 ms frames at 32 kbit/s): 66 us a frame at 10
+  and 8, 52 at 5, 40 at 3, 22 at 0, against 15 us to decode a browser's 20 ms at 8 kHz; libopus is ~60 %
+  of the engine threads' samples at 50 transcoded calls (perf). 5 is what WebRTC itself uses on
   mobile (libwebrtc's AudioEncoderOpusConfig: 9 on desktop, 5 on Android/iOS); Asterisk's codec_opus,
   FreeSWITCH's mod_opus (libopus's own default) and rtpengine (lib/opus.c) encode at 10 by default -
   rtpengine at 48 kHz, after resampling. A G.711 source carries nothing above 4 kHz and is itself a
