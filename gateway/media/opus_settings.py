@@ -9,7 +9,10 @@ encodes 8 kHz PCM decoded from PCMU/PCMA: a narrowband voice source. So both are
   trade the noise-shaping order, the pitch search and the delayed-decision quantizer's states for CPU.
   bench/opus_complexity.py (libopus 1.6.1, PyAV's copy, 20 ms frames at 32 kbit/s): 66 us a frame at 10
   and 8, 52 at 5, 40 at 3, 22 at 0, against 15 us to decode a browser's 20 ms at 8 kHz; libopus is ~60 %
-  of the engine threads' samples at 50 transcoded calls (perf). 5 is what WebRTC itself uses on
+  of the engine threads' samples at 50 transcoded calls (perf). Why 5 and not lower: in libopus's
+  silk_setup_complexity (silk/control_codec.c) 4-5 is the lowest level that keeps warped (perceptual)
+  noise shaping, interpolated NLSFs and two delayed-decision states; 2-3 drop all three, 8-10 are one
+  level (the same cost here). 5 is what WebRTC itself uses on
   mobile (libwebrtc's AudioEncoderOpusConfig: 9 on desktop, 5 on Android/iOS); Asterisk's codec_opus,
   FreeSWITCH's mod_opus (libopus's own default) and rtpengine (lib/opus.c) encode at 10 by default -
   rtpengine at 48 kHz, after resampling. A G.711 source carries nothing above 4 kHz and is itself a
@@ -20,8 +23,8 @@ encodes 8 kHz PCM decoded from PCMU/PCMA: a narrowband voice source. So both are
   a G.711 source's silence is rarely digital silence anyway.
 * **in-band FEC** off by default (``media.opus_inband_fec``): libopus adds LBRR data only when told a
   loss rate (OPUS_SET_PACKET_LOSS_PERC), which the gateway does not feed back from the browser's RTCP yet,
-  so "on" alone would cost bits and CPU for no protection. FreeSWITCH and Asterisk default it on, both
-  with a configured loss percentage.
+  so "on" alone would cost bits and CPU for no protection. FreeSWITCH and Asterisk default it on
+  (FreeSWITCH with a configured loss percentage, Asterisk's packet_loss defaults to 0).
 """
 
 from __future__ import annotations
