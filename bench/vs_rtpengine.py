@@ -121,13 +121,6 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     await loop.run_in_executor(None, conn.recv)  # stop
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
-    # packets the engine forwarded (counters 1 and 2) against all forwarded: the rest took the Python path
-    by_engine = sum(
-        sum(b.fast_lane.link.native.counters()[1:3])
-        for b in bridges
-        if b.fast_lane is not None and b.fast_lane.link is not None
-    )
-    forwarded = sum(s.web_to_sip.forwarded + s.sip_to_web.forwarded for s in stats)
     ticker.cancel()
     tuning.close()
     for bridge in bridges:
@@ -135,13 +128,7 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     if pool is not None:
         pool.close()
     internal = [s.latency.p99_ms for s in stats if s.latency is not None]
-    conn.send(
-        {
-            "linked": linked,
-            "internal_p99_ms": max(internal, default=float("nan")),
-            "python_path": forwarded - by_engine,
-        }
-    )
+    conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
 
 
 def ours_main(
@@ -196,7 +183,6 @@ class Ours(Box):
             self.process.join()
         return (
             f"fast lane {notes.get('linked')}, bridge-internal p99 {notes.get('internal_p99_ms', 0):.2f} ms"
-            f", {notes.get('python_path', '?')} packets by Python"
         )
 
 
