@@ -70,7 +70,8 @@ typedef struct {
     srtp_fn protect, unprotect;
     uint32_t capacity;              /* packets per call and direction the bitmaps hold */
     uint64_t histogram[2][BUCKETS];
-    uint64_t back, back_errors, send_errors, srtp_errors, foreign, overflows[2];
+    uint64_t back, back_errors, send_errors, srtp_errors, foreign, overflows[2], cpu_ns;
+    uint32_t frame_base, count_from;  /* frames sent by earlier runs; the first frame counted */
     uint32_t last_ovfl_phone;
     uint32_t *last_ovfl_web;
 } Pump;
@@ -170,6 +171,7 @@ static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
     long long sent;
     memcpy(&sent, s + 16, 8);
     if (index >= (uint32_t)p->count || d > 1 || sequence >= p->capacity) { p->foreign++; return; }
+    if (sequence < p->count_from) return; /* sent during the warm-up */
     Call *c = &p->calls[index];
     uint8_t *bit = &c->seen[d][sequence / 8];
     if (*bit & (1u << (sequence % 8))) return; /* a duplicate */
@@ -245,9 +247,13 @@ static void drain(Pump *p, int fd, int web_index) {
     }
 }
 
-/* Send for ``seconds``, keep receiving for ``linger`` more; returns 0, or -1 if the timer failed. */
-int pump_run(void *handle, double seconds, double linger) {
+/* Send for ``seconds``, keep receiving for ``linger`` more; the first ``warmup`` seconds' packets are not
+ * counted (sent, delivered, latency). Frames go on from an earlier run's. Returns 0, or -1 if the timer
+ * failed. */
+int pump_run(void *handle, double seconds, double linger, double warmup) {
     Pump *p = handle;
+    long long cpu_start = now_ns(CLOCK_THREAD_CPUTIME_ID);
+    if (seconds > 0) p->count_from = p->frame_base + (uint32_t)(warmup * 1e9 / FRAME_NS);
     by_phase_calls = p->calls;
     for (int i = 0; i < p->count; i++) p->order[i] = i;
     qsort(p->order, (size_t)p->count, sizeof *p->order, by_phase);
@@ -278,16 +284,18 @@ int pump_run(void *handle, double seconds, double linger) {
             if (start + (long long)frame * FRAME_NS + c->phase > now) break;
             int index = p->order[next++];
             uint8_t web[HEADER + PAYLOAD + 64];
-            int len = packet(c, index, 0, frame, web);
+            uint32_t sequence = p->frame_base + frame;
+            int counted = sequence >= p->count_from;
+            int len = packet(c, index, 0, sequence, web);
             if (c->tx && p->protect(c->tx, web, &len) != 0) p->srtp_errors++;
             else if (sendto(c->web_fd, web, (size_t)len, 0, (struct sockaddr *)&c->web_remote, sizeof c->web_remote) < 0)
                 p->send_errors++;
-            else c->sent[0]++;
-            len = packet(c, index, 1, frame, out_buf[batch]);
+            else c->sent[0] += (uint64_t)counted;
+            len = packet(c, index, 1, sequence, out_buf[batch]);
             out_iov[batch] = (struct iovec){ out_buf[batch], (size_t)len };
             out[batch].msg_hdr = (struct msghdr){ .msg_name = &c->sip_remote, .msg_namelen = sizeof c->sip_remote,
                                                   .msg_iov = &out_iov[batch], .msg_iovlen = 1 };
-            c->sent[1]++;
+            c->sent[1] += (uint64_t)counted;
             if (++batch == BATCH) {
                 int done = sendmmsg(p->phone_fd, out, BATCH, 0);
                 if (done < BATCH) p->send_errors += (uint64_t)(BATCH - (done < 0 ? 0 : done));
@@ -314,6 +322,8 @@ int pump_run(void *handle, double seconds, double linger) {
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->phone_fd, NULL); /* the web sockets stay: run again to linger */
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->timer_fd, NULL);
     close(p->timer_fd);
+    p->frame_base += frames;
+    p->cpu_ns += (uint64_t)(now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_start);
     return 0;
 }
 
@@ -331,11 +341,12 @@ void pump_histogram(void *handle, int d, uint64_t *out) {
     memcpy(out, ((Pump *)handle)->histogram[d], sizeof ((Pump *)handle)->histogram[d]);
 }
 
-/* back, back_errors, send_errors, srtp_errors, foreign, phone socket drops, web sockets' drops */
+/* back, back_errors, send_errors, srtp_errors, foreign, phone socket drops, web sockets' drops, the pump
+ * thread's CPU in ns */
 void pump_errors(void *handle, uint64_t *out) {
     Pump *p = handle;
-    uint64_t v[7] = { p->back, p->back_errors, p->send_errors, p->srtp_errors, p->foreign, p->overflows[0],
-                      p->overflows[1] };
+    uint64_t v[8] = { p->back, p->back_errors, p->send_errors, p->srtp_errors, p->foreign, p->overflows[0],
+                      p->overflows[1], p->cpu_ns };
     memcpy(out, v, sizeof v);
 }
 

@@ -36,7 +36,16 @@ BUCKETS = 20001  # native_peer.c: 10 us buckets up to 200 ms, then one overflow 
 BUCKET_S = 10e-6
 WAVE = 25  # browsers connecting at once per process
 LINGER = 0.5  # seconds of receiving after the last send (late is not lost)
-ERRORS = ("back", "back_errors", "send_errors", "srtp_errors", "foreign", "phone_drops", "web_drops")
+ERRORS = (
+    "back",
+    "back_errors",
+    "send_errors",
+    "srtp_errors",
+    "foreign",
+    "phone_drops",
+    "web_drops",
+    "pump_cpu_ns",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Report:
     histograms: tuple[list[int], list[int]]  # latency, web -> phone and phone -> web
     errors: dict[str, int]
     cpu: float  # the process's CPU seconds over the media period (pump thread and event loop)
+    wall: float  # the media period's seconds (warm-up included)
 
 
 def build(workdir: Path) -> Path:
@@ -62,7 +72,7 @@ def _load(path: str) -> ctypes.CDLL:
     lib.pump_call.restype = i
     lib.pump_call.argtypes = [p, i, i, u32, i, p, p, u32, u32, i, u32, d]
     lib.pump_run.restype = i
-    lib.pump_run.argtypes = [p, d, d]
+    lib.pump_run.argtypes = [p, d, d, d]
     for name in ("pump_counts", "pump_histogram", "pump_errors"):
         getattr(lib, name).restype = None
     lib.pump_counts.argtypes = [p, i, u64p]
@@ -109,7 +119,7 @@ def _socket() -> socket.socket:
     return sock
 
 
-async def _run(conn: Connection, count: int, legs: str, seconds: float, library: str) -> None:
+async def _run(conn: Connection, count: int, legs: str, seconds: float, warmup: float, library: str) -> None:
     from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
     from peers.webpeer import WebPeer
@@ -140,7 +150,7 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, library:
     back, back_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     back.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     back.setblocking(False)
-    pump = lib.pump_new(count, phone.fileno(), back_peer.fileno(), protect, unprotect, seconds)
+    pump = lib.pump_new(count, phone.fileno(), back_peer.fileno(), protect, unprotect, warmup + seconds)
     keep: list[Any] = []  # the libsrtp sessions: alive while the pump uses them
     pairs: list[Any] = []
     for index in range(count):
@@ -175,12 +185,12 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, library:
             pairs[index].protocol.datagram_received(data[10:], (socket.inet_ntoa(address), port))
 
     loop.add_reader(back.fileno(), on_back)
-    cpu_start = time.process_time()
-    await loop.run_in_executor(None, lib.pump_run, pump, seconds, 0.0)
+    cpu_start, wall_start = time.process_time(), time.monotonic()
+    await loop.run_in_executor(None, lib.pump_run, pump, warmup + seconds, 0.0, warmup)
+    cpu, wall = time.process_time() - cpu_start, time.monotonic() - wall_start
     conn.send("sent")
     await _recv(conn)  # report
-    await loop.run_in_executor(None, lib.pump_run, pump, 0.0, LINGER)  # what is still on its way
-    cpu = time.process_time() - cpu_start
+    await loop.run_in_executor(None, lib.pump_run, pump, 0.0, LINGER, 0.0)  # what is still on its way
     loop.remove_reader(back.fileno())
     on_back()
     for pair in pairs:
@@ -197,7 +207,9 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, library:
         histograms.append(list(buckets))
     errors = (ctypes.c_uint64 * len(ERRORS))()
     lib.pump_errors(pump, errors)
-    conn.send(Report(counts, (histograms[0], histograms[1]), dict(zip(ERRORS, errors, strict=True)), cpu))
+    conn.send(
+        Report(counts, (histograms[0], histograms[1]), dict(zip(ERRORS, errors, strict=True)), cpu, wall)
+    )
     await _recv(conn)  # bye
     lib.pump_free(pump)
     del keep
@@ -207,8 +219,8 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, library:
         sock.close()
 
 
-def peer_main(conn: Connection, count: int, legs: str, seconds: float, library: str) -> None:
-    asyncio.run(_run(conn, count, legs, seconds, library))
+def peer_main(conn: Connection, count: int, legs: str, seconds: float, warmup: float, library: str) -> None:
+    asyncio.run(_run(conn, count, legs, seconds, warmup, library))
 
 
 def percentile(histogram: list[int], share: float) -> float:

@@ -68,23 +68,27 @@ def udp_drops(pid: int) -> int:
     return drops
 
 
-def peers(count: int, legs: str, seconds: float, per_process: int, library: Path) -> Any:
+def peers(count: int, legs: str, seconds: float, warmup: float, per_process: int, library: Path) -> Any:
     """The peer processes (native_peers.py), ``per_process`` calls each at most."""
     processes = max(1, math.ceil(count / per_process))
-    return peer_processes(peer_main, [(n, legs, seconds, str(library)) for n in shares(count, processes)])
+    return peer_processes(
+        peer_main, [(n, legs, seconds, warmup, str(library)) for n in shares(count, processes)]
+    )
 
 
-def run_round(box: Box, count: int, seconds: float, per_process: int, library: Path) -> dict[str, Any]:
+def run_round(
+    box: Box, count: int, seconds: float, warmup: float, per_process: int, library: Path
+) -> dict[str, Any]:
     legs = "rtp" if box.name == "floor" else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
-    with peers(count, legs, seconds, per_process, library) as conns:
+    with peers(count, legs, seconds, warmup, per_process, library) as conns:
         connect(box, conns, "passthrough", 300)
         setup = time.monotonic() - setup_start
         time.sleep(1.0)
         load = loadavg()
         drops_start = udp_drops(box.pid)
-        cpu, wall, rss, reports = media_period(box, conns)
+        cpu, wall, rss, reports = media_period(box, conns, warmup)
         box_drops = udp_drops(box.pid) - drops_start
         load_end = loadavg()
     notes = box.close()
@@ -101,7 +105,8 @@ def run_round(box: Box, count: int, seconds: float, per_process: int, library: P
         "web_lost": sum(c[0] - c[1] for c in counts), "phone_lost": sum(c[2] - c[3] for c in counts),
         "p50_ms": 1000 * percentile(histogram, 0.5), "p99_ms": 1000 * percentile(histogram, 0.99),
         "max_ms": 1000 * percentile(histogram, 1.0),
-        "peer_cpu": sum(r.cpu for r in reports) / wall, "peer_processes": len(reports), "errors": errors,
+        "peer_cpu": sum(r.cpu / r.wall for r in reports),
+        "pump_cpu": sum(r.errors["pump_cpu_ns"] / 1e9 / r.wall for r in reports), "peer_processes": len(reports), "errors": errors,
         "counters": counters,
     }  # fmt: skip
 
@@ -112,12 +117,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="media time per round")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
     parser.add_argument("--boxes", default="ours,rtpengine,floor")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of media before the measured ones (the fast lane links)",
+    )
     parser.add_argument("--calls-per-process", type=int, default=125, help="calls per peer process")
     args = parser.parse_args()
     boxes = args.boxes.split(",")
     print(
         f"pass-through at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
-        f"round, up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
+        f"round after {args.warmup:g} s of warm-up, up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
     )
     print(
         f"{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
@@ -139,12 +150,10 @@ def main() -> int:
                     else:
                         assert floor_binary is not None
                         box = Floor(floor_binary, count)
-                    r = run_round(box, count, args.seconds, args.calls_per_process, library)
+                    r = run_round(box, count, args.seconds, args.warmup, args.calls_per_process, library)
                     table.setdefault((count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
-                    extra = (
-                        f"setup {r['setup_s']:.0f} s; peers: socket drops {e['phone_drops'] + e['web_drops']}"
-                    )
+                    extra = f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
                     extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
                     extra += f", to Python {e['back']} (lost {e['back_errors']})"
                     if k:

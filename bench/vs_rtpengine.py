@@ -325,11 +325,15 @@ def connect(box: Box, conns: list[Connection], mode: str, timeout: float) -> Non
         conn.recv()  # ready
 
 
-def media_period(box: Box, conns: list[Connection]) -> tuple[float, float, int, list[Any]]:
-    """ "go" to the peers until they all "sent": the box's CPU seconds, wall seconds, RSS, the peers' reports."""
-    cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
+def media_period(
+    box: Box, conns: list[Connection], warmup: float = 0.0
+) -> tuple[float, float, int, list[Any]]:
+    """From "go" to the peers until they all "sent": the box's CPU seconds, wall seconds, RSS and the peers'
+    reports, measured from ``warmup`` seconds after the "go"."""
     for conn in conns:
         conn.send("go")
+    time.sleep(warmup)
+    cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
     for conn in conns:
         conn.recv()  # sent
     cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
