@@ -58,6 +58,7 @@ typedef struct {
     uint16_t web_seq, phone_seq;
     uint32_t web_ts, phone_ts;
     long long phase;                /* ns into the 20 ms frame */
+    uint32_t start_frame;           /* the call's media starts there (a ramp: calls do not all start at once) */
     uint64_t sent[2], received[2];  /* [0] web -> phone, [1] phone -> web */
     uint32_t highest[2];
     uint8_t *seen[2];               /* a bit per sequence number: duplicates are not deliveries */
@@ -106,7 +107,7 @@ void *pump_new(int count, int phone_fd, int back_fd, void *protect, void *unprot
 }
 
 int pump_call(void *handle, int index, int web_fd, uint32_t web_ip, int web_port, void *tx, void *rx,
-              uint32_t web_ssrc, uint32_t sip_ip, int sip_port, uint32_t phone_ssrc, double phase) {
+              uint32_t web_ssrc, uint32_t sip_ip, int sip_port, uint32_t phone_ssrc, double phase, double start) {
     Pump *p = handle;
     if (index < 0 || index >= p->count) return -1;
     Call *c = &p->calls[index];
@@ -124,6 +125,7 @@ int pump_call(void *handle, int index, int web_fd, uint32_t web_ip, int web_port
     c->web_ts = web_ssrc * 7u;
     c->phone_ts = phone_ssrc * 13u;
     c->phase = (long long)(phase * FRAME_NS);
+    c->start_frame = (uint32_t)(start * 1e9 / FRAME_NS);
     for (int d = 0; d < 2; d++) {
         c->seen[d] = calloc(p->capacity / 8 + 1, 1);
         if (!c->seen[d]) return -1;
@@ -285,6 +287,7 @@ int pump_run(void *handle, double seconds, double linger, double warmup) {
             int index = p->order[next++];
             uint8_t web[HEADER + PAYLOAD + 64];
             uint32_t sequence = p->frame_base + frame;
+            if (sequence < c->start_frame) continue;
             int counted = sequence >= p->count_from;
             int len = packet(c, index, 0, sequence, web);
             if (c->tx && p->protect(c->tx, web, &len) != 0) p->srtp_errors++;

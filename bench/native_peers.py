@@ -70,7 +70,7 @@ def _load(path: str) -> ctypes.CDLL:
     lib.pump_new.restype = p
     lib.pump_new.argtypes = [i, i, i, p, p, d]
     lib.pump_call.restype = i
-    lib.pump_call.argtypes = [p, i, i, u32, i, p, p, u32, u32, i, u32, d]
+    lib.pump_call.argtypes = [p, i, i, u32, i, p, p, u32, u32, i, u32, d, d]
     lib.pump_run.restype = i
     lib.pump_run.argtypes = [p, d, d, d]
     for name in ("pump_counts", "pump_histogram", "pump_errors"):
@@ -119,7 +119,9 @@ def _socket() -> socket.socket:
     return sock
 
 
-async def _run(conn: Connection, count: int, legs: str, seconds: float, warmup: float, library: str) -> None:
+async def _run(
+    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+) -> None:
     from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
     from peers.webpeer import WebPeer
@@ -171,7 +173,7 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, warmup: 
             web_address, web_port = answers[index][0]
         if lib.pump_call(
             pump, index, fd, _ip(web_address), web_port, tx_pointer or None, rx_pointer or None, ssrc,
-            _ip(sip_address), sip_port, random.getrandbits(32), random.random(),
+            _ip(sip_address), sip_port, random.getrandbits(32), random.random(), random.uniform(0, ramp),
         ) != 0:  # fmt: skip
             raise RuntimeError(f"pump_call {index} failed")
 
@@ -219,8 +221,10 @@ async def _run(conn: Connection, count: int, legs: str, seconds: float, warmup: 
         sock.close()
 
 
-def peer_main(conn: Connection, count: int, legs: str, seconds: float, warmup: float, library: str) -> None:
-    asyncio.run(_run(conn, count, legs, seconds, warmup, library))
+def peer_main(
+    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+) -> None:
+    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library))
 
 
 def percentile(histogram: list[int], share: float) -> float:

@@ -68,21 +68,23 @@ def udp_drops(pid: int) -> int:
     return drops
 
 
-def peers(count: int, legs: str, seconds: float, warmup: float, per_process: int, library: Path) -> Any:
+def peers(
+    count: int, legs: str, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
+) -> Any:
     """The peer processes (native_peers.py), ``per_process`` calls each at most."""
     processes = max(1, math.ceil(count / per_process))
     return peer_processes(
-        peer_main, [(n, legs, seconds, warmup, str(library)) for n in shares(count, processes)]
+        peer_main, [(n, legs, seconds, warmup, ramp, str(library)) for n in shares(count, processes)]
     )
 
 
 def run_round(
-    box: Box, count: int, seconds: float, warmup: float, per_process: int, library: Path
+    box: Box, count: int, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
 ) -> dict[str, Any]:
     legs = "rtp" if box.name == "floor" else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
-    with peers(count, legs, seconds, warmup, per_process, library) as conns:
+    with peers(count, legs, seconds, warmup, ramp, per_process, library) as conns:
         connect(box, conns, "passthrough", 300)
         setup = time.monotonic() - setup_start
         time.sleep(1.0)
@@ -123,12 +125,18 @@ def main() -> int:
         default=2.0,
         help="seconds of media before the measured ones (the fast lane links)",
     )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="each call's media starts at random within these first seconds",
+    )
     parser.add_argument("--calls-per-process", type=int, default=125, help="calls per peer process")
     args = parser.parse_args()
     boxes = args.boxes.split(",")
     print(
         f"pass-through at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
-        f"round after {args.warmup:g} s of warm-up, up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
+        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
     )
     print(
         f"{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
@@ -150,7 +158,9 @@ def main() -> int:
                     else:
                         assert floor_binary is not None
                         box = Floor(floor_binary, count)
-                    r = run_round(box, count, args.seconds, args.warmup, args.calls_per_process, library)
+                    r = run_round(
+                        box, count, args.seconds, args.warmup, args.ramp, args.calls_per_process, library
+                    )
                     table.setdefault((count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
                     extra = f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
