@@ -104,6 +104,7 @@ def run_round(
         "box": box.name, "calls": count, "load": load, "load_end": load_end, "notes": notes, "setup_s": setup,
         "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
         "sent": sent, "lost": sent - received, "box_drops": box_drops,
+        "silent_calls": sum(1 for c in counts if c[1] == 0 and c[3] == 0),  # nothing delivered either way
         "web_lost": sum(c[0] - c[1] for c in counts), "phone_lost": sum(c[2] - c[3] for c in counts),
         "p50_ms": 1000 * percentile(histogram, 0.5), "p99_ms": 1000 * percentile(histogram, 0.99),
         "max_ms": 1000 * percentile(histogram, 1.0),
@@ -163,7 +164,8 @@ def main() -> int:
                     )
                     table.setdefault((count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
-                    extra = f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
+                    extra = f"silent calls {r['silent_calls']}; "
+                    extra += f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
                     extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
                     extra += f", to Python {e['back']} (lost {e['back_errors']})"
                     if k:
