@@ -114,7 +114,17 @@ async def _ours(conn: Connection, mode: str) -> None:
         )
         bridges.append(bridge)
     conn.send(answers)
+    armed: list[int] = []  # the fast lane's armed lanes (2 per call), once a second
+
+    async def count_armed() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            links = [b.fast_lane.link for b in bridges if b.fast_lane is not None]
+            armed.append(sum(int(k.native.armed(w)) for k in links if k is not None for w in (0, 1)))
+
+    sampler = asyncio.ensure_future(count_armed())
     await loop.run_in_executor(None, conn.recv)  # stop
+    sampler.cancel()
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     ticker.cancel()
@@ -130,6 +140,7 @@ async def _ours(conn: Connection, mode: str) -> None:
     }
     counters["web_dropped"] = sum(s.web_dropped for s in stats)
     counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
+    counters["armed"] = " ".join(map(str, armed))
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan")), **counters})
 
 
