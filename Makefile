@@ -6,7 +6,7 @@ CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 SOFTPHONES := peers/js-softphones
 
-.PHONY: run call-bench setup-bench vs-rtpengine-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -74,6 +74,10 @@ setup-bench: $(VENV)/.stamp-test
 ## vs-rtpengine-bench: CPU, RSS, loss, latency of our bridge vs rtpengine (user space) vs a bare C relay (needs make bench-deps, cc)
 vs-rtpengine-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/vs_rtpengine.py $(CALLS)
+
+## scale-bench: vs-rtpengine-bench's boxes at 100-500 pass-through calls, peers' media pumped in C (needs cc)
+scale-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/scale_bench.py $(or $(CALLS),100,200,300,500)
 
 ## janus-bench: call setup vs Janus's SIP plugin in network namespaces the bench makes (root, needs make bench-deps, sipp)
 janus-bench: $(VENV)/.stamp-test

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,17 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
         )
         bridges.append(bridge)
     conn.send(answers)
+    armed: list[int] = []  # the fast lane's armed lanes (2 per call), once a second
+
+    async def count_armed() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            links = [b.fast_lane.link for b in bridges if b.fast_lane is not None]
+            armed.append(sum(int(k.native.armed(w)) for k in links if k is not None for w in (0, 1)))
+
+    sampler = asyncio.ensure_future(count_armed())
     await loop.run_in_executor(None, conn.recv)  # stop
+    sampler.cancel()
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     ticker.cancel()
@@ -128,7 +138,14 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     if pool is not None:
         pool.close()
     internal = [s.latency.p99_ms for s in stats if s.latency is not None]
-    conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
+    paths = [path for s in stats for path in (s.web_to_sip, s.sip_to_web)]
+    counters = {  # the bridges' own counters, both directions summed (bench/scale_bench.py prints them)
+        key: sum(getattr(path, key) for path in paths) for key in ("received", "forwarded", "lost", "dropped")
+    }
+    counters["web_dropped"] = sum(s.web_dropped for s in stats)
+    counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
+    counters["armed"] = " ".join(map(str, armed))
+    conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan")), **counters})
 
 
 def ours_main(
@@ -159,6 +176,7 @@ class Ours(Box):
     name = "ours"
 
     def __init__(self, mode: str, tree: str | None = None, opus_complexity: int | None = None) -> None:
+        self.counters: dict[str, Any] = {}
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
         if tree is not None:
@@ -177,6 +195,7 @@ class Ours(Box):
     def close(self) -> str:
         self.conn.send("stop")
         notes = self.conn.recv() if self.conn.poll(60) else {}
+        self.counters = notes
         self.process.join(timeout=20)
         if self.process.is_alive():
             self.process.kill()
@@ -272,14 +291,13 @@ def build_floor(workdir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list[Connection]]:
+def peer_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> Iterator[list[Connection]]:
+    """One spawned process per ``args``, ``target(conn, *args)``: the orchestrator's ends of the pipes."""
     context = multiprocessing.get_context("spawn")
-    processes = max(1, min(MAX_PEER_PROCESSES, math.ceil(count / CALLS_PER_PEER_PROCESS)))
-    shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
     conns, workers = [], []
-    for share in shares:
+    for arguments in args:
         mine, theirs = context.Pipe()
-        worker = context.Process(target=peer_main, args=(theirs, share, mode, legs, seconds))
+        worker = context.Process(target=target, args=(theirs, *arguments))
         worker.start()
         conns.append(mine)
         workers.append(worker)
@@ -296,32 +314,60 @@ def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list
                 worker.join()
 
 
+def shares(count: int, processes: int) -> list[int]:
+    """``count`` calls spread over ``processes`` as evenly as can be."""
+    return [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+
+
+@contextlib.contextmanager
+def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list[Connection]]:
+    processes = max(1, min(MAX_PEER_PROCESSES, math.ceil(count / CALLS_PER_PEER_PROCESS)))
+    with peer_processes(
+        peer_main, [(share, mode, legs, seconds) for share in shares(count, processes)]
+    ) as conns:
+        yield conns
+
+
+def connect(box: Box, conns: list[Connection], mode: str, timeout: float) -> None:
+    """The peers' offers to the box, its answers back, until every peer process says "ready"."""
+    offers = [conn.recv() for conn in conns]
+    answers = box.calls([offer for batch in offers for offer in batch], mode)
+    at = 0
+    for conn, batch in zip(conns, offers, strict=True):
+        conn.send(answers[at : at + len(batch)])
+        at += len(batch)
+    for conn in conns:
+        if not conn.poll(timeout):
+            raise TimeoutError(f"{box.name} x{len(answers)}: the peers did not connect")
+        conn.recv()  # ready
+
+
+def media_period(
+    box: Box, conns: list[Connection], warmup: float = 0.0
+) -> tuple[float, float, int, list[Any]]:
+    """From "go" to the peers until they all "sent": the box's CPU seconds, wall seconds, RSS and the peers'
+    reports, measured from ``warmup`` seconds after the "go"."""
+    for conn in conns:
+        conn.send("go")
+    time.sleep(warmup)
+    cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
+    for conn in conns:
+        conn.recv()  # sent
+    cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
+    rss = proc_rss(box.pid)
+    for conn in conns:
+        conn.send("report")
+    return cpu, wall, rss, [conn.recv() for conn in conns]
+
+
 def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
     legs = "rtp" if box.name == "floor" else "web"
     rss_before = proc_rss(box.pid)
     with peer_pool(count, mode, legs, seconds) as conns:
-        offers = [conn.recv() for conn in conns]
-        answers = box.calls([offer for batch in offers for offer in batch], mode)
-        at = 0
-        for conn, batch in zip(conns, offers, strict=True):
-            conn.send(answers[at : at + len(batch)])
-            at += len(batch)
-        for conn in conns:
-            if not conn.poll(120):
-                raise TimeoutError(f"{box.name} x{count}: the peers did not connect")
-            conn.recv()  # ready
+        connect(box, conns, mode, 120)
         time.sleep(0.5)
         load = loadavg()
-        cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
-        for conn in conns:
-            conn.send("go")
-        for conn in conns:
-            conn.recv()  # sent
-        cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
-        rss = proc_rss(box.pid)
-        for conn in conns:
-            conn.send("report")
-        reports = [conn.recv() for conn in conns]
+        cpu, wall, rss, reports = media_period(box, conns)
     notes = box.close()
     results = [call for batch, _ in reports for call in batch]
     delays = [d for call in results for d in call[4]]

@@ -1,0 +1,367 @@
+/* The media pump of bench/native_peers.py (bench/scale_bench.py; issue 14 goal 5): many calls' peers in one
+ * thread, so that at 500 calls the benchmark measures the gateway and not its peers.
+ *
+ * Loaded with ctypes (the GIL is released during pump_run). Per call it gets the "browser"'s UDP socket
+ * (the nominated ICE pair's, the gateway's web leg at its remote address) with two libsrtp sessions keyed
+ * from the DTLS handshake (srtp_t pointers and libsrtp's protect/unprotect taken from pylibsrtp, as
+ * gateway/media/native_hooks.py does: no headers, no struct layouts), or none (plain RTP: the floor); and
+ * the gateway's SIP-leg address for the call's "phone". Every phone of the process shares one socket: the
+ * SIP leg latches each call's port to its first packet's source (gateway/media/latch.py, RFC 4961), and
+ * the payload says which call a packet belongs to.
+ *
+ * Every 20 ms each call sends one PCMU packet (160 bytes) each way, its phase within the frame spread
+ * evenly over the calls (real calls are not in phase); a 1 ms timerfd tick sends the packets due (the
+ * phones' in one sendmmsg). The payload starts with a stamp: magic, call, direction, sequence number and
+ * CLOCK_REALTIME at send (in ns). The receiver takes the kernel's arrival time (SO_TIMESTAMPNS, so the
+ * pump's own scheduling is not counted as latency) and counts the sequence numbers (lost = sent - unique
+ * received) and the socket's own drops (SO_RXQ_OVFL: the peer's, not the gateway's).
+ *
+ * What the pump does not own goes back to Python: every datagram on a web socket that is not SRTP (STUN
+ * consent, DTLS, SRTCP: RFC 7983's first byte and RFC 5761's payload type) is written to ``back_fd`` (a
+ * SOCK_DGRAM socketpair) as [u32 call][u32 IPv4][u16 port][datagram], and Python hands it to aioice, which
+ * answers consent and gives RTCP to aiortc as before.
+ *
+ * Build: cc -O2 -shared -fPIC -o native_peer.so native_peer.c
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FRAME_NS 20000000LL
+#define TICK_NS 1000000LL
+#define BATCH 64
+#define MAX_DATAGRAM 1500
+#define PAYLOAD 160
+#define HEADER 12
+#define MAGIC 0x4e504d50u /* "NPMP" */
+#define BUCKET_NS 10000LL /* latency histogram: 10 us buckets up to 200 ms, then one overflow bucket */
+#define BUCKETS 20001
+
+typedef int (*srtp_fn)(void *ctx, void *data, int *len);
+
+typedef struct {
+    int web_fd;
+    struct sockaddr_in web_remote;  /* the gateway's web leg (ICE pair's remote) */
+    struct sockaddr_in sip_remote;  /* the gateway's SIP leg for this call */
+    void *tx, *rx;                  /* srtp_t, or NULL: plain RTP on the web leg */
+    uint32_t web_ssrc, phone_ssrc;
+    uint16_t web_seq, phone_seq;
+    uint32_t web_ts, phone_ts;
+    long long phase;                /* ns into the 20 ms frame */
+    uint32_t start_frame;           /* the call's media starts there (a ramp: calls do not all start at once) */
+    uint64_t sent[2], received[2];  /* [0] web -> phone, [1] phone -> web */
+    uint32_t highest[2];
+    uint8_t *seen[2];               /* a bit per sequence number: duplicates are not deliveries */
+} Call;
+
+typedef struct {
+    int count, phone_fd, back_fd, epfd, timer_fd;
+    Call *calls;
+    int *order;                     /* calls sorted by phase */
+    srtp_fn protect, unprotect;
+    uint32_t capacity;              /* packets per call and direction the bitmaps hold */
+    uint64_t histogram[2][BUCKETS];
+    uint64_t back, back_errors, send_errors, srtp_errors, foreign, overflows[2], cpu_ns;
+    uint32_t frame_base, count_from;  /* frames sent by earlier runs; the first frame counted */
+    uint32_t last_ovfl_phone;
+    uint32_t *last_ovfl_web;
+} Pump;
+
+static long long now_ns(clockid_t clock) {
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void put32(uint8_t *p, uint32_t v) { v = htonl(v); memcpy(p, &v, 4); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return ntohl(v); }
+
+void *pump_new(int count, int phone_fd, int back_fd, void *protect, void *unprotect, double seconds) {
+    Pump *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->count = count;
+    p->phone_fd = phone_fd;
+    p->back_fd = back_fd;
+    p->protect = (srtp_fn)protect;
+    p->unprotect = (srtp_fn)unprotect;
+    p->capacity = (uint32_t)(seconds * 1e9 / FRAME_NS) + 64;
+    p->calls = calloc((size_t)count, sizeof *p->calls);
+    p->order = calloc((size_t)count, sizeof *p->order);
+    p->last_ovfl_web = calloc((size_t)count, sizeof *p->last_ovfl_web);
+    p->epfd = epoll_create1(0);
+    if (!p->calls || !p->order || !p->last_ovfl_web || p->epfd < 0) return NULL;
+    int one = 1;
+    setsockopt(phone_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    setsockopt(phone_fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    return p;
+}
+
+int pump_call(void *handle, int index, int web_fd, uint32_t web_ip, int web_port, void *tx, void *rx,
+              uint32_t web_ssrc, uint32_t sip_ip, int sip_port, uint32_t phone_ssrc, double phase, double start) {
+    Pump *p = handle;
+    if (index < 0 || index >= p->count) return -1;
+    Call *c = &p->calls[index];
+    c->web_fd = web_fd;
+    c->web_remote = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)web_port),
+                                          .sin_addr.s_addr = web_ip };
+    c->sip_remote = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)sip_port),
+                                          .sin_addr.s_addr = sip_ip };
+    c->tx = tx;
+    c->rx = rx;
+    c->web_ssrc = web_ssrc;
+    c->phone_ssrc = phone_ssrc;
+    c->web_seq = (uint16_t)(web_ssrc >> 7);
+    c->phone_seq = (uint16_t)(phone_ssrc >> 9);
+    c->web_ts = web_ssrc * 7u;
+    c->phone_ts = phone_ssrc * 13u;
+    c->phase = (long long)(phase * FRAME_NS);
+    c->start_frame = (uint32_t)(start * 1e9 / FRAME_NS);
+    for (int d = 0; d < 2; d++) {
+        c->seen[d] = calloc(p->capacity / 8 + 1, 1);
+        if (!c->seen[d]) return -1;
+    }
+    int one = 1;
+    setsockopt(web_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    setsockopt(web_fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)index };
+    return epoll_ctl(p->epfd, EPOLL_CTL_ADD, web_fd, &ev);
+}
+
+static Call *by_phase_calls;
+static int by_phase(const void *a, const void *b) {
+    long long x = by_phase_calls[*(const int *)a].phase, y = by_phase_calls[*(const int *)b].phase;
+    return (x > y) - (x < y);
+}
+
+/* The packet of call c, direction d (0: from the browser, 1: from the phone) into buf: RTP header + stamp. */
+static int packet(Call *c, int index, int d, uint32_t sequence, uint8_t *buf) {
+    uint16_t seq = d ? c->phone_seq++ : c->web_seq++;
+    uint32_t ts = d ? (c->phone_ts += 160) : (c->web_ts += 160);
+    buf[0] = 0x80;
+    buf[1] = 0; /* PCMU */
+    buf[2] = (uint8_t)(seq >> 8);
+    buf[3] = (uint8_t)seq;
+    put32(buf + 4, ts);
+    put32(buf + 8, d ? c->phone_ssrc : c->web_ssrc);
+    uint8_t *s = buf + HEADER;
+    memset(s, 0xff, PAYLOAD); /* PCMU silence */
+    put32(s, MAGIC);
+    put32(s + 4, (uint32_t)index);
+    put32(s + 8, (uint32_t)d);
+    put32(s + 12, sequence);
+    long long t = now_ns(CLOCK_REALTIME);
+    memcpy(s + 16, &t, 8);
+    return HEADER + PAYLOAD;
+}
+
+static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
+    int offset = HEADER + 4 * (data[0] & 0x0f); /* RFC 3550 §5.1: CSRCs, then the extension (§5.3.1) */
+    if ((data[0] & 0x10) && len >= offset + 4) offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3]);
+    if (len < offset + 24 || get32(data + offset) != MAGIC) { p->foreign++; return; }
+    const uint8_t *s = data + offset;
+    uint32_t index = get32(s + 4), d = get32(s + 8), sequence = get32(s + 12);
+    long long sent;
+    memcpy(&sent, s + 16, 8);
+    if (index >= (uint32_t)p->count || d > 1 || sequence >= p->capacity) { p->foreign++; return; }
+    if (sequence < p->count_from) return; /* sent during the warm-up */
+    Call *c = &p->calls[index];
+    uint8_t *bit = &c->seen[d][sequence / 8];
+    if (*bit & (1u << (sequence % 8))) return; /* a duplicate */
+    *bit |= (uint8_t)(1u << (sequence % 8));
+    c->received[d]++;
+    long long bucket = (arrival - sent) / BUCKET_NS;
+    if (bucket < 0) bucket = 0;
+    if (bucket >= BUCKETS) bucket = BUCKETS - 1;
+    p->histogram[d][bucket]++;
+}
+
+static long long arrival_of(struct msghdr *h, long long fallback, uint32_t *ovfl) {
+    long long t = fallback;
+    for (struct cmsghdr *m = CMSG_FIRSTHDR(h); m; m = CMSG_NXTHDR(h, m)) {
+        if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(m), sizeof ts);
+            t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        } else if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SO_RXQ_OVFL) {
+            memcpy(ovfl, CMSG_DATA(m), 4);
+        }
+    }
+    return t;
+}
+
+static uint8_t in_buf[BATCH][MAX_DATAGRAM + 64];
+static uint8_t in_ctl[BATCH][128];
+static struct sockaddr_in in_from[BATCH];
+
+static void drain(Pump *p, int fd, int web_index) {
+    struct mmsghdr in[BATCH];
+    struct iovec iov[BATCH];
+    for (;;) {
+        for (int k = 0; k < BATCH; k++) {
+            iov[k] = (struct iovec){ in_buf[k], MAX_DATAGRAM };
+            in[k].msg_hdr = (struct msghdr){ .msg_name = &in_from[k], .msg_namelen = sizeof in_from[k],
+                                             .msg_iov = &iov[k], .msg_iovlen = 1,
+                                             .msg_control = in_ctl[k], .msg_controllen = sizeof in_ctl[k] };
+        }
+        int n = recvmmsg(fd, in, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) return;
+        long long fallback = now_ns(CLOCK_REALTIME);
+        for (int k = 0; k < n; k++) {
+            uint8_t *data = in_buf[k];
+            int len = (int)in[k].msg_len;
+            uint32_t ovfl = web_index < 0 ? p->last_ovfl_phone : p->last_ovfl_web[web_index];
+            long long arrival = arrival_of(&in[k].msg_hdr, fallback, &ovfl);
+            if (web_index < 0) {
+                p->overflows[0] += ovfl - p->last_ovfl_phone;
+                p->last_ovfl_phone = ovfl;
+                if (len >= HEADER && (data[0] & 0xc0) == 0x80 && !(data[1] >= 192 && data[1] <= 223))
+                    deliver(p, data, len, arrival);
+                continue;
+            }
+            p->overflows[1] += ovfl - p->last_ovfl_web[web_index];
+            p->last_ovfl_web[web_index] = ovfl;
+            Call *c = &p->calls[web_index];
+            int rtp = len >= HEADER && data[0] >= 128 && data[0] <= 191 && !(data[1] >= 192 && data[1] <= 223);
+            if (!rtp) { /* STUN, DTLS, SRTCP: Python's */
+                uint8_t back[MAX_DATAGRAM + 10];
+                put32(back, (uint32_t)web_index);
+                memcpy(back + 4, &in_from[k].sin_addr.s_addr, 4);
+                memcpy(back + 8, &in_from[k].sin_port, 2);
+                memcpy(back + 10, data, (size_t)len);
+                if (send(p->back_fd, back, (size_t)len + 10, MSG_DONTWAIT) < 0) p->back_errors++;
+                else p->back++;
+                continue;
+            }
+            if (c->rx && p->unprotect(c->rx, data, &len) != 0) { p->srtp_errors++; continue; }
+            deliver(p, data, len, arrival);
+        }
+        if (n < BATCH) return;
+    }
+}
+
+/* Send for ``seconds``, keep receiving for ``linger`` more; the first ``warmup`` seconds' packets are not
+ * counted (sent, delivered, latency). Frames go on from an earlier run's. Returns 0, or -1 if the timer
+ * failed. */
+int pump_run(void *handle, double seconds, double linger, double warmup) {
+    Pump *p = handle;
+    long long cpu_start = now_ns(CLOCK_THREAD_CPUTIME_ID);
+    if (seconds > 0) p->count_from = p->frame_base + (uint32_t)(warmup * 1e9 / FRAME_NS);
+    by_phase_calls = p->calls;
+    for (int i = 0; i < p->count; i++) p->order[i] = i;
+    qsort(p->order, (size_t)p->count, sizeof *p->order, by_phase);
+    p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct itimerspec every = { .it_interval = { 0, TICK_NS }, .it_value = { 0, TICK_NS } };
+    if (p->timer_fd < 0 || timerfd_settime(p->timer_fd, 0, &every, NULL) < 0) return -1;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0xfffffffeu };
+    epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timer_fd, &ev);
+    ev.data.u32 = 0xffffffffu;
+    epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->phone_fd, &ev);
+
+    long long start = now_ns(CLOCK_MONOTONIC);
+    long long end = start + (long long)((seconds + linger) * 1e9);
+    uint32_t frames = (uint32_t)(seconds * 1e9 / FRAME_NS);
+    uint32_t frame = 0;
+    int next = 0; /* in p->order: the next call to send in this frame */
+    static uint8_t out_buf[BATCH][HEADER + PAYLOAD + 64];
+    struct mmsghdr out[BATCH];
+    struct iovec out_iov[BATCH];
+    struct epoll_event events[256];
+    for (;;) {
+        long long now = now_ns(CLOCK_MONOTONIC);
+        if (now >= end && (frame >= frames || p->count == 0)) break; /* a late pump still sends every frame */
+        int batch = 0;
+        while (frame < frames && p->count > 0) { /* what is due: this frame's calls up to now */
+            if (next == p->count) { next = 0; frame++; continue; }
+            Call *c = &p->calls[p->order[next]];
+            if (start + (long long)frame * FRAME_NS + c->phase > now) break;
+            int index = p->order[next++];
+            uint8_t web[HEADER + PAYLOAD + 64];
+            uint32_t sequence = p->frame_base + frame;
+            if (sequence < c->start_frame) continue;
+            int counted = sequence >= p->count_from;
+            int len = packet(c, index, 0, sequence, web);
+            if (c->tx && p->protect(c->tx, web, &len) != 0) p->srtp_errors++;
+            else if (sendto(c->web_fd, web, (size_t)len, 0, (struct sockaddr *)&c->web_remote, sizeof c->web_remote) < 0)
+                p->send_errors++;
+            else c->sent[0] += (uint64_t)counted;
+            len = packet(c, index, 1, sequence, out_buf[batch]);
+            out_iov[batch] = (struct iovec){ out_buf[batch], (size_t)len };
+            out[batch].msg_hdr = (struct msghdr){ .msg_name = &c->sip_remote, .msg_namelen = sizeof c->sip_remote,
+                                                  .msg_iov = &out_iov[batch], .msg_iovlen = 1 };
+            c->sent[1] += (uint64_t)counted;
+            if (++batch == BATCH) {
+                int done = sendmmsg(p->phone_fd, out, BATCH, 0);
+                if (done < BATCH) p->send_errors += (uint64_t)(BATCH - (done < 0 ? 0 : done));
+                batch = 0;
+            }
+        }
+        if (batch) {
+            int done = sendmmsg(p->phone_fd, out, (unsigned)batch, 0);
+            if (done < batch) p->send_errors += (uint64_t)(batch - (done < 0 ? 0 : done));
+        }
+        int ready = epoll_wait(p->epfd, events, 256, 5);
+        for (int e = 0; e < ready; e++) {
+            uint32_t id = events[e].data.u32;
+            if (id == 0xfffffffeu) {
+                uint64_t expirations;
+                if (read(p->timer_fd, &expirations, sizeof expirations) < 0) { /* nothing */ }
+            } else if (id == 0xffffffffu) {
+                drain(p, p->phone_fd, -1);
+            } else {
+                drain(p, p->calls[id].web_fd, (int)id);
+            }
+        }
+    }
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->phone_fd, NULL); /* the web sockets stay: run again to linger */
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->timer_fd, NULL);
+    close(p->timer_fd);
+    p->frame_base += frames;
+    p->cpu_ns += (uint64_t)(now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_start);
+    return 0;
+}
+
+/* Per call: web sent, web received (by the phone), phone sent, phone received (by the browser). */
+void pump_counts(void *handle, int index, uint64_t *out) {
+    Call *c = &((Pump *)handle)->calls[index];
+    out[0] = c->sent[0];
+    out[1] = c->received[0];
+    out[2] = c->sent[1];
+    out[3] = c->received[1];
+}
+
+/* The latency histogram of direction d (BUCKETS counts of 10 us). */
+void pump_histogram(void *handle, int d, uint64_t *out) {
+    memcpy(out, ((Pump *)handle)->histogram[d], sizeof ((Pump *)handle)->histogram[d]);
+}
+
+/* back, back_errors, send_errors, srtp_errors, foreign, phone socket drops, web sockets' drops, the pump
+ * thread's CPU in ns */
+void pump_errors(void *handle, uint64_t *out) {
+    Pump *p = handle;
+    uint64_t v[8] = { p->back, p->back_errors, p->send_errors, p->srtp_errors, p->foreign, p->overflows[0],
+                      p->overflows[1], p->cpu_ns };
+    memcpy(out, v, sizeof v);
+}
+
+void pump_free(void *handle) {
+    Pump *p = handle;
+    for (int i = 0; i < p->count; i++) {
+        free(p->calls[i].seen[0]);
+        free(p->calls[i].seen[1]);
+    }
+    close(p->epfd);
+    free(p->calls);
+    free(p->order);
+    free(p->last_ovfl_web);
+    free(p);
+}

@@ -1,0 +1,197 @@
+"""Hundreds of concurrent pass-through calls through one middle box, with peers in C (issue 14 goal 5).
+
+bench/vs_rtpengine.py's peers (aiortc for every packet) saturate the machine at ~200 calls; here the
+handshakes are still aiortc's (real ICE, DTLS-SRTP, consent and RTCP on the web leg: the gateway's work
+is the same), but the media period is pumped by bench/native_peer.c (bench/native_peers.py says how),
+so that the peers cost less than the box. The boxes are vs_rtpengine.py's: ``ours`` (N ``MediaBridge``s
+with the fast lane in one process), ``rtpengine``, ``floor`` (the bare C relay, plain RTP both legs).
+
+Per round it prints the box's CPU seconds per call-second and RSS per call (as vs_rtpengine.py), the
+packets sent by the peers and those never delivered ("lost": by the box, the peers' own socket drops
+are printed apart and are not in it), the drops the kernel counted on the box's sockets
+(/proc/net/udp, sockets of the box's process), the bridges' own counters (ours), p50/p99 latency from
+the send to the kernel's arrival stamp at the other peer (the box and the loopback), the peers' CPU (of
+200 % on 2 cores) and /proc/loadavg.
+
+Run (VS_RTPENGINE_PORT_BASE moves the boxes' ports, see vs_rtpengine.py):
+    python bench/scale_bench.py [100,200,300,500] [--seconds 6] [--rounds 1] [--boxes ours,rtpengine,floor]
+        [--calls-per-process 125]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from native_peers import build, peer_main, percentile
+from vs_rtpengine import (
+    Box,
+    Floor,
+    Ours,
+    RtpEngineBox,
+    build_floor,
+    connect,
+    loadavg,
+    media_period,
+    peer_processes,
+    proc_rss,
+    shares,
+)
+
+
+def udp_drops(pid: int) -> int:
+    """Datagrams the kernel dropped on the UDP sockets of ``pid`` (receive buffer full): /proc/net/udp."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    drops += int(fields[-1])
+    return drops
+
+
+def peers(
+    count: int, legs: str, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
+) -> Any:
+    """The peer processes (native_peers.py), ``per_process`` calls each at most."""
+    processes = max(1, math.ceil(count / per_process))
+    return peer_processes(
+        peer_main, [(n, legs, seconds, warmup, ramp, str(library)) for n in shares(count, processes)]
+    )
+
+
+def run_round(
+    box: Box, count: int, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
+) -> dict[str, Any]:
+    legs = "rtp" if box.name == "floor" else "web"
+    rss_before = proc_rss(box.pid)
+    setup_start = time.monotonic()
+    with peers(count, legs, seconds, warmup, ramp, per_process, library) as conns:
+        connect(box, conns, "passthrough", 300)
+        setup = time.monotonic() - setup_start
+        time.sleep(1.0)
+        load = loadavg()
+        drops_start = udp_drops(box.pid)
+        cpu, wall, rss, reports = media_period(box, conns, warmup)
+        box_drops = udp_drops(box.pid) - drops_start
+        load_end = loadavg()
+    notes = box.close()
+    counts = [c for r in reports for c in r.counts]
+    histogram = [sum(h) for h in zip(*(hist for r in reports for hist in r.histograms), strict=True)]
+    errors = {key: sum(r.errors[key] for r in reports) for key in reports[0].errors}
+    sent = sum(c[0] + c[2] for c in counts)
+    received = sum(c[1] + c[3] for c in counts)
+    counters = getattr(box, "counters", {})
+    return {
+        "box": box.name, "calls": count, "load": load, "load_end": load_end, "notes": notes, "setup_s": setup,
+        "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
+        "sent": sent, "lost": sent - received, "box_drops": box_drops,
+        "silent_calls": sum(1 for c in counts if c[1] == 0 and c[3] == 0),  # nothing delivered either way
+        "web_lost": sum(c[0] - c[1] for c in counts), "phone_lost": sum(c[2] - c[3] for c in counts),
+        "p50_ms": 1000 * percentile(histogram, 0.5), "p99_ms": 1000 * percentile(histogram, 0.99),
+        "max_ms": 1000 * percentile(histogram, 1.0),
+        "peer_cpu": sum(r.cpu / r.wall for r in reports),
+        "pump_cpu": sum(r.errors["pump_cpu_ns"] / 1e9 / r.wall for r in reports), "peer_processes": len(reports), "errors": errors,
+        "counters": counters,
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("calls", nargs="?", default="100,200,300,500", help="comma-separated call counts")
+    parser.add_argument("--seconds", type=float, default=6.0, help="media time per round")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
+    parser.add_argument("--boxes", default="ours,rtpengine,floor")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of media before the measured ones (the fast lane links)",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="each call's media starts at random within these first seconds",
+    )
+    parser.add_argument("--calls-per-process", type=int, default=125, help="calls per peer process")
+    args = parser.parse_args()
+    boxes = args.boxes.split(",")
+    print(
+        f"pass-through at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
+        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
+    )
+    print(
+        f"{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
+        f"{'kdrop':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'peers CPU':>10}  loadavg start / end; notes"
+    )
+    table: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as temp:
+        workdir = Path(temp)
+        library = build(workdir)
+        floor_binary = build_floor(workdir) if "floor" in boxes else None
+        for count in (int(c) for c in args.calls.split(",")):
+            for round_index in range(args.rounds):
+                for name in boxes if round_index % 2 == 0 else boxes[::-1]:
+                    box: Box
+                    if name == "ours":
+                        box = Ours("passthrough")
+                    elif name == "rtpengine":
+                        box = RtpEngineBox(workdir)
+                    else:
+                        assert floor_binary is not None
+                        box = Floor(floor_binary, count)
+                    r = run_round(
+                        box, count, args.seconds, args.warmup, args.ramp, args.calls_per_process, library
+                    )
+                    table.setdefault((count, name), []).append(r)
+                    e, k = r["errors"], r["counters"]
+                    extra = f"silent calls {r['silent_calls']}; "
+                    extra += f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
+                    extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
+                    extra += f", to Python {e['back']} (lost {e['back_errors']})"
+                    if k:
+                        extra += (
+                            f"; bridges: received {k.get('received')} forwarded {k.get('forwarded')} lost "
+                            f"{k.get('lost')} dropped {k.get('dropped')} web_dropped {k.get('web_dropped')}"
+                            f" fast lane {k.get('fast_lane_packets')}; lanes armed each second {k.get('armed')}"
+                        )
+                    print(
+                        f"{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>9}{r['lost']:>7}"
+                        f"{r['web_lost']:>6}{r['phone_lost']:>6}{r['box_drops']:>7}{r['p50_ms']:>8.2f}"
+                        f"{r['p99_ms']:>8.2f}{r['max_ms']:>8.1f}{100 * r['peer_cpu']:>9.0f}%  [{r['load']}] / "
+                        f"[{r['load_end']}] {r['peer_processes']} peer procs; {r['notes']}; {extra}",
+                        flush=True,
+                    )
+    if args.rounds > 1:
+        print("\nmedians")
+        for (count, name), rows in sorted(table.items()):
+            cells = [
+                f"{key} {statistics.median(r[key] for r in rows):.4g}"
+                for key in ("cpu", "rss_kib", "lost", "p50_ms", "p99_ms", "peer_cpu")
+            ]
+            print(f"{count:>6}{name:>10}  " + ", ".join(cells))
+    print(f"load average {loadavg()} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
