@@ -815,7 +815,7 @@ static int video_sip(Engine *e, Core *c, uint8_t *d, int len, const struct socka
     return punt(e, c, kind, d, len, src, srclen, now);
 }
 
-/* One datagram; 1 when it was queued for Python (which is woken for it at once). */
+/* One datagram; 1 when it was queued for Python (woken at once, or within NOTIFY_DELAY: wake_python). */
 static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
                   socklen_t srclen, double now) {
     Rtp r;

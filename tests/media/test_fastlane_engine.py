@@ -187,9 +187,9 @@ async def test_stun_and_plain_rtp_go_back_to_python(linked: Linked) -> None:
     assert linked.web_protocol.received == []  # asyncio did not read the linked socket
 
 
-async def test_rtcp_goes_to_python_without_a_sync_or_a_rearm(linked: Linked) -> None:
-    """RTCP (a few a second per call) reads no counter the engine keeps and changes no lane: handed over
-    without a snapshot or a re-arm; STUN after it gets both."""
+async def test_rtcp_and_stun_go_to_python_without_a_sync_or_a_rearm(linked: Linked) -> None:
+    """RTCP and STUN (a few a second per call: reports, consent checks) read no counter the engine keeps
+    and change no lane: handed over without a snapshot or a re-arm; DTLS after them gets both."""
     syncs = [0]
     fast_sync = linked.handler.fast_sync
 
@@ -219,6 +219,9 @@ async def test_rtcp_goes_to_python_without_a_sync_or_a_rearm(linked: Linked) -> 
         assert syncs[0] == 0 and handler.rearmed == 0
         peer.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), linked.web)  # STUN
         await handed(lambda: len(handler.web_datagrams) == 2)
+        assert syncs[0] == 0 and handler.rearmed == 0
+        peer.sendto(b"\x15\xfe\xfd" + bytes(10), linked.web)  # a DTLS alert record (RFC 7983: 20-63)
+        await handed(lambda: len(handler.web_datagrams) == 3)
         assert syncs[0] == 1 and handler.rearmed == 1
     finally:
         peer.close()
