@@ -64,6 +64,7 @@
 #define BATCH 32                 /* datagrams read from one socket per round (fairness) */
 #define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
 #define JUMP_SECONDS 1.0         /* as gateway/media/retime.py */
+#define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */
 
 enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
 /* what drain() returns: datagrams left to Python - raw, or RTP the engine already unprotected
@@ -270,6 +271,7 @@ typedef struct {
     double wall_offset;            /* CLOCK_REALTIME - CLOCK_MONOTONIC, measured each round (aiortc's clock) */
     uint64_t drains;               /* drain() calls: a lane punted at the current count has a packet queued */
     int failed;                    /* the thread stopped on an error: links no longer forward or read */
+    double notify_due;             /* when queued RTCP/STUN wakes Python (0: nothing waits); the thread's */
     Core *graveyard;
     srtp_fn fn[4];
 } Engine;
@@ -823,7 +825,7 @@ static int video_sip(Engine *e, Core *c, uint8_t *d, int len, const struct socka
     return punt(e, c, kind, d, len, src, srclen, now);
 }
 
-/* One datagram; 1 when it was queued for Python (which is woken for it at once). */
+/* One datagram; 1 when it was queued for Python (woken at once, or within NOTIFY_DELAY: wake_python). */
 static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
                   socklen_t srclen, double now) {
     Rtp r;
@@ -878,6 +880,50 @@ static void notify(Engine *e) {
     }
 }
 
+/* Whether a queued item may wait up to NOTIFY_DELAY for Python: RTCP (RFC 5761 §4: 192-223 in the second
+   octet of a version 2 packet) and STUN (RFC 7983: first octet 0-3) left raw - reports and consent checks,
+   a few per call and second; a wake-up of the event loop then carries many calls'. RTP, DTLS and anything
+   else wakes it at once. (Python's handling of a report then reads the clock up to NOTIFY_DELAY late: the
+   round-trip times it derives are that much longer at most.) */
+static int deferrable(const Item *item) {
+    const uint8_t *d = item->data;
+    if (item->kind != KIND_WEB_RAW && item->kind != KIND_SIP_RAW)
+        return 0;
+    if (item->len >= 20 && d[0] < 4)
+        return 1;
+    return item->len >= 8 && d[0] >= 128 && d[0] <= 191 && d[1] >= 192 && d[1] <= 223;
+}
+
+/* After a round (under the lock): wake Python now when an item queued since ``first`` cannot wait, or when
+   the oldest deferrable one has waited NOTIFY_DELAY; else remember when. */
+static void wake_python(Engine *e, size_t first) {
+    if (e->count == 0) { /* drained meanwhile (a sync, a report): nothing waits */
+        e->notify_due = 0;
+        return;
+    }
+    double now = monotonic_now();
+    for (size_t i = first; i < e->count; i++) {
+        if (!deferrable(&e->items[i])) {
+            e->notify_due = now;
+            break;
+        }
+    }
+    if (e->notify_due == 0)
+        e->notify_due = now + NOTIFY_DELAY;
+    if (now >= e->notify_due) {
+        notify(e);
+        e->notify_due = 0;
+    }
+}
+
+/* epoll_wait's timeout: until queued RTCP/STUN is due (wake_python), else a second. */
+static int wait_ms(const Engine *e) {
+    if (e->notify_due == 0)
+        return 1000;
+    double left = e->notify_due - monotonic_now();
+    return left <= 0 ? 0 : (int)(left * 1000.0) + 1;
+}
+
 static void free_codecs(Core *c) {
     for (int i = 0; i < 2; i++) {
         Lane *lane = &c->lanes[i];
@@ -921,7 +967,7 @@ static void *run(void *arg) {
         errno = 0;
     Batch *batch = malloc(sizeof *batch);
     for (;;) {
-        int n = batch == NULL ? -1 : epoll_wait(e->epfd, events, 64, 1000);
+        int n = batch == NULL ? -1 : epoll_wait(e->epfd, events, 64, wait_ms(e));
         if (n < 0 && (batch == NULL || errno != EINTR)) {
             pthread_mutex_lock(&e->lock); /* Python sees ``failed`` and gives the sockets back to asyncio */
             e->failed = 1;
@@ -935,7 +981,7 @@ static void *run(void *arg) {
             pthread_mutex_unlock(&e->lock);
             break;
         }
-        int punted = 0;
+        size_t first = e->count;
         double now = monotonic_now();
         e->wall_offset = realtime_now() - now;
         for (int i = 0; i < n; i++) {
@@ -961,15 +1007,14 @@ static void *run(void *arg) {
                     c->dropped++;
                     continue;
                 }
-                punted |= handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k],
-                                 h->msg_namelen, now);
+                handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k], h->msg_namelen, now);
                 if (k % 8 == 7)
                     now = monotonic_now();
             }
         }
         bury(e);
-        if (punted)
-            notify(e);
+        if (e->count > first || e->notify_due != 0)
+            wake_python(e, first);
         pthread_mutex_unlock(&e->lock);
     }
     free(batch);

@@ -70,6 +70,9 @@ _SENDER_COUNTERS = ("packet_count", "octet_count", "rtp_timestamp", "ntp_timesta
 _NTP_EPOCH_OFFSET = 2_208_988_800
 _DTLS_RX = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")  # its getStats() reads them
 _RTCP_TASKS: set[asyncio.Task[None]] = set()  # SRTCP being handled (a reference until done)
+# SR, RR, SDES, BYE (RFC 3550 §6.4.1, §6.4.2, §6.5, §6.6): what a browser sends every second or so; aiortc's
+# receiver and sender handle them without waiting (statistics, the RTT), so they are handled at once
+_REPORT_TYPES = frozenset((200, 201, 202, 203))
 
 
 def _ntp_now() -> int:
@@ -404,7 +407,16 @@ class DirectReceiver:
                 return  # as aiortc: logged at debug level there, dropped
             for name, value in zip(_DTLS_RX, (len(data), 1), strict=True):
                 setattr(dtls, name, getattr(dtls, name) + value)
-            task = asyncio.get_running_loop().create_task(dtls._handle_rtcp_data(plain))
+            handling = dtls._handle_rtcp_data(plain)
+            if _reports_only(plain):  # at once: no task, no extra turn of the event loop
+                try:
+                    handling.send(None)
+                except StopIteration:
+                    return
+                handling.close()  # aiortc's handlers of reports never wait: a newer aiortc would
+                logger.warning("aiortc's RTCP handling waited: %s", plain[:2].hex())  # need a task
+                return
+            task = asyncio.get_running_loop().create_task(handling)
             _RTCP_TASKS.add(task)
             task.add_done_callback(_RTCP_TASKS.discard)
             return
@@ -537,3 +549,15 @@ def attach_direct_receiver(
 
     receiver.receive = receive  # type: ignore[method-assign]
     return direct
+
+
+def _reports_only(rtcp: bytes) -> bool:
+    """Whether a compound RTCP packet (decrypted) holds only SR, RR, SDES and BYE packets, its lengths
+    (RFC 3550 §6.4.1: 32-bit words minus one) adding up. Feedback (NACK, PLI, REMB) and anything malformed
+    take aiortc's task as before."""
+    position, size = 0, len(rtcp)
+    while position + 4 <= size:
+        if rtcp[position + 1] not in _REPORT_TYPES:
+            return False
+        position += 4 * (((rtcp[position + 2] << 8) | rtcp[position + 3]) + 1)
+    return position == size and size > 0

@@ -395,16 +395,10 @@ async def _query_consent(connection: Connection, media_count: Callable[[], int])
     """aioice's ``Connection.query_consent`` (returns once consent expired, the connection closed), with
     checks skipped while the browser's media flow and one went out within ``CONSENT_WHILE_MEDIA``."""
     assert connection.remote_password is not None
-    loop = asyncio.get_running_loop()
     failures = 0
-    seen, last_check = media_count(), loop.time()
+    due = _ConsentDue(asyncio.get_running_loop(), media_count)
     while True:
-        await coarse_timers.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
-        count = media_count()
-        flowing, seen = count != seen, count
-        if flowing and loop.time() - last_check < CONSENT_WHILE_MEDIA * (0.8 + 0.4 * random.random()):
-            continue
-        last_check = loop.time()
+        await due.next()
         for pair in connection._nominated.values():
             request = connection.build_request(pair, nominate=False)
             try:
@@ -422,6 +416,39 @@ async def _query_consent(connection: Connection, media_count: Callable[[], int])
                 connection._query_consent_task = None
                 await connection.close()
                 return
+
+
+class _ConsentDue:
+    """When ``_query_consent``'s next check goes out. Every CONSENT_INTERVAL (randomized 0.8-1.2 x) a
+    coarse-timer callback reads the media count; the task waiting for the check is woken only when one is
+    due (the count stood still, or CONSENT_WHILE_MEDIA passed since the last): while media flow, the
+    ticks in between wake no task."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, media_count: Callable[[], int]) -> None:
+        self._loop, self._media_count = loop, media_count
+        self._seen, self._last_check = media_count(), loop.time()
+
+    def next(self) -> asyncio.Future[None]:
+        """Done when the next check is due (cancelled with the waiting task: the ticks stop)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._schedule(future)
+        return future
+
+    def _schedule(self, future: asyncio.Future[None]) -> None:
+        delay = aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())
+        coarse_timers.coarse_timers(self._loop).call_later(delay, self._tick, future)
+
+    def _tick(self, future: asyncio.Future[None]) -> None:
+        if future.done():
+            return
+        count = self._media_count()
+        flowing, self._seen = count != self._seen, count
+        now = self._loop.time()
+        if flowing and now - self._last_check < CONSENT_WHILE_MEDIA * (0.8 + 0.4 * random.random()):
+            self._schedule(future)
+            return
+        self._last_check = now
+        future.set_result(None)
 
 
 def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:

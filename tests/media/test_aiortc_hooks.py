@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import struct
 import threading
 import time
 import types
@@ -620,3 +621,20 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
     finally:
         await a.close()
         await b.close()
+
+
+def test_reports_are_handled_at_once_feedback_in_a_task() -> None:
+    """Which decrypted SRTCP from the browser the direct receiver hands to aiortc at once (no task):
+    compounds of SR, RR, SDES and BYE whose lengths add up; feedback (PLI, NACK, REMB) and anything
+    malformed keep aiortc's task."""
+    sr = struct.pack("!BBHIQIII", 0x80, 200, 6, 0x1234, 0, 0, 0, 0)  # RFC 3550 §6.4.1, no block
+    rr = struct.pack("!BBHI", 0x80, 201, 1, 0x1234)
+    sdes = struct.pack("!BBHIBB", 0x81, 202, 2, 0x1234, 1, 0) + b"\x00\x00"  # CNAME "", padded
+    bye = struct.pack("!BBHI", 0x81, 203, 1, 0x1234)
+    pli = struct.pack("!BBHII", 0x81, 206, 2, 0x1234, 0x5678)  # RFC 4585 §6.3.1
+    assert all(aiortc_direct._reports_only(c) for c in (sr, rr, sr + sdes, rr + sdes + bye))
+    assert not aiortc_direct._reports_only(sr + pli)
+    assert not aiortc_direct._reports_only(pli)
+    assert not aiortc_direct._reports_only(sr[:-4])  # shorter than its length says
+    assert not aiortc_direct._reports_only(sr + b"\x00")
+    assert not aiortc_direct._reports_only(b"")

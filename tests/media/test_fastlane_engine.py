@@ -187,9 +187,9 @@ async def test_stun_and_plain_rtp_go_back_to_python(linked: Linked) -> None:
     assert linked.web_protocol.received == []  # asyncio did not read the linked socket
 
 
-async def test_rtcp_goes_to_python_without_a_sync_or_a_rearm(linked: Linked) -> None:
-    """RTCP (a few a second per call) reads no counter the engine keeps and changes no lane: handed over
-    without a snapshot or a re-arm; STUN after it gets both."""
+async def test_rtcp_and_stun_go_to_python_without_a_sync_or_a_rearm(linked: Linked) -> None:
+    """RTCP and STUN (a few a second per call: reports, consent checks) read no counter the engine keeps
+    and change no lane: handed over without a snapshot or a re-arm; DTLS after them gets both."""
     syncs = [0]
     fast_sync = linked.handler.fast_sync
 
@@ -219,9 +219,58 @@ async def test_rtcp_goes_to_python_without_a_sync_or_a_rearm(linked: Linked) -> 
         assert syncs[0] == 0 and handler.rearmed == 0
         peer.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), linked.web)  # STUN
         await handed(lambda: len(handler.web_datagrams) == 2)
+        assert syncs[0] == 0 and handler.rearmed == 0
+        peer.sendto(b"\x15\xfe\xfd" + bytes(10), linked.web)  # a DTLS alert record (RFC 7983: 20-63)
+        await handed(lambda: len(handler.web_datagrams) == 3)
         assert syncs[0] == 1 and handler.rearmed == 1
     finally:
         peer.close()
+
+
+async def test_reports_and_consent_checks_wait_a_little_for_python(linked: Linked) -> None:
+    """RTCP and STUN left to Python may wait NOTIFY_DELAY (10 ms) in the queue, so that one wake-up of
+    the event loop carries many calls' (the engine's eventfd is written that much later); RTP left to
+    Python wakes it as soon as the engine's round ends."""
+    loop = asyncio.get_running_loop()
+    fd = linked.link._engine.native.notify_fd
+    loop.remove_reader(fd)  # the test watches the eventfd itself
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    async def readable() -> float:
+        """Seconds until the eventfd is readable (an engine's notification)."""
+        woken = loop.create_future()
+        start = time.monotonic()
+
+        def notified() -> None:
+            if not woken.done():
+                woken.set_result(time.monotonic() - start)
+
+        loop.add_reader(fd, notified)
+        try:
+            return await asyncio.wait_for(woken, 2.0)
+        finally:
+            loop.remove_reader(fd)
+
+    try:
+        for datagram in (
+            struct.pack("!BBHI", 0x80, 201, 1, 0x1234),  # RR (RFC 3550 §6.4.2)
+            b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12),  # a STUN binding request
+        ):
+            waiting = asyncio.ensure_future(readable())
+            await asyncio.sleep(0)
+            peer.sendto(datagram, linked.web)
+            assert await waiting >= 0.005  # load only makes it later
+            linked.link.drain()
+        assert linked.handler.web_datagrams[-2:] == [struct.pack("!BBHI", 0x80, 201, 1, 0x1234), datagram]
+        waiting = asyncio.ensure_future(readable())
+        await asyncio.sleep(0)
+        peer.sendto(rtp(9), linked.sip)  # RTP without an armed lane: Python's at once
+        await waiting
+        linked.link.drain()
+        assert linked.handler.sip_datagrams == [rtp(9)]
+    finally:
+        peer.close()
+        loop.add_reader(fd, linked.link._engine.drain)
 
 
 async def test_closed_link_refuses_work_and_gives_the_sockets_back(linked: Linked) -> None:

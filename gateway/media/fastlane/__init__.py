@@ -17,15 +17,16 @@ they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_ho
   telephone-events, a new SSRC or address, a timestamp jump, a held direction) is queued as a datagram
   and disarms its lane. RTP from the browser is always decrypted by the thread.
 * ``drain()`` runs when the thread has queued a datagram it did not forward (an eventfd wakes the loop:
-  media, ICE consent checks and RTCP timing wait for it) and every ``DRAIN_INTERVAL`` seconds: datagrams
+  at once for media and DTLS, within 10 ms for RTCP and STUN, so one wake-up carries many calls') and
+  every ``DRAIN_INTERVAL`` seconds: datagrams
   go to the handlers asyncio would have called (aioice's protocol, ``DirectReceiver``, ``RtpEndpoint``).
   The thread accounts for what it forwards itself, as the Python path would (RTCP receive statistics
   per RFC 3550 A.1/A.3/A.8, loss, sender counters, the timestamp mapper's last packet, last arrival,
   latency samples); the bridge copies a *snapshot* into its legs and paths before a datagram of the
-  call is handled (RTCP excepted: it reads none of it), before RTCP reports and watchdog decisions,
+  call is handled (RTCP and STUN excepted: they read none of it), before RTCP reports and watchdog decisions,
   and once per ``DRAIN_INTERVAL``: no Python runs per forwarded packet. Then the bridge re-arms (giving
-  the engine its state of the source to continue from), unless the call's datagrams were all RTCP
-  (which changes no lane); a lane is never armed while a packet of its direction waits in the queue
+  the engine its state of the source to continue from), unless the call's datagrams were all RTCP or
+  STUN (which change no lane); a lane is never armed while a packet of its direction waits in the queue
   (no reordering).
 * Transcoding: Opus <-> PCMU/PCMA is done by the thread too (libopus, the copy PyAV bundles; G.711 by
   the same tables as ``transcode``), through 8 kHz PCM in 20 ms frames; other pairs (G.722) stay on

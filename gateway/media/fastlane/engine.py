@@ -8,8 +8,8 @@ packets behind each other's encoding). An engine stops with its last link.
 An ``Engine`` hands the datagrams its thread left to Python to their links in arrival order
 (``drain``); a link first reads what the engine accounted for its forwarded packets (``FastLink.sync``:
 statistics, counters, the timestamp mapper), so Python continues from there; then the links that got a
-datagram re-arm. RTCP (a few a second per call) needs neither: it reads no counter the engine keeps and
-changes no lane, and report building syncs by itself. It drains when the thread signals its eventfd (a
+datagram re-arm. RTCP and STUN (a few a second per call) need neither: they read no counter the engine
+keeps and change no lane, and report building syncs by itself. It drains when the thread signals its eventfd (a
 datagram waits) and every ``DRAIN_INTERVAL`` seconds while it has links, when every link syncs
 (watchdogs and reports read their owners' state). Nothing in Python runs per forwarded packet.
 """
@@ -275,9 +275,9 @@ class Engine:
             link = links.get(raw[0])
             if link is None:
                 continue  # closed meanwhile
-            if link not in punted and not _rtcp(raw[1], raw[2]):
-                # what it forwarded before is accounted before the datagram is handled; RTCP reads and
-                # changes nothing of that, nor of the lanes (a report is built with its own sync)
+            if link not in punted and not _control(raw[1], raw[2]):
+                # what it forwarded before is accounted before the datagram is handled; RTCP and STUN
+                # read and change nothing of that, nor of the lanes (a report is built with its own sync)
                 punted[link] = None
                 link.sync()
             link.handle(Datagram._make(raw))
@@ -355,10 +355,14 @@ class FastLink:
         self._restore(sequences)
 
 
-def _rtcp(kind: int, data: bytes) -> bool:
-    """An RTCP (or SRTCP) datagram the engine left to Python: RFC 5761 §4, packet types 192-223 in the
-    second octet (RFC 7983's 128-191 first octet on the web leg; the SIP leg's RTP socket with rtcp-mux)."""
-    return kind in _RAW and len(data) >= 8 and 128 <= data[0] <= 191 and 192 <= data[1] <= 223
+def _control(kind: int, data: bytes) -> bool:
+    """An RTCP (or SRTCP) or STUN datagram the engine left to Python: RFC 5761 §4, packet types 192-223 in
+    the second octet (RFC 7983's 128-191 first octet on the web leg; the SIP leg's RTP socket with
+    rtcp-mux); STUN by RFC 7983's 0-3 first octet (consent checks and their answers: a new ICE pair
+    reaches the controller by its own update, and a lane takes no packet from another address)."""
+    if kind not in _RAW or len(data) < 8:
+        return False
+    return (128 <= data[0] <= 191 and 192 <= data[1] <= 223) or (data[0] < 4 and len(data) >= 20)
 
 
 _RAW = (WEB_RAW, SIP_RAW, VIDEO_SIP_RAW)
