@@ -78,6 +78,7 @@ from typing import Any, Protocol
 
 import aioice.ice
 import aioice.stun
+import aiortc.rtcdtlstransport
 import av
 import pylibsrtp
 from aioice import Connection
@@ -311,6 +312,11 @@ class _SharedContextCertificate(RTCCertificate):
 
 
 _RTC_CERTIFICATES: dict[tuple[int, int], tuple[object, object, RTCCertificate]] = {}
+
+
+def make_shared_context(certificate: RTCCertificate) -> None:
+    """Make the OpenSSL context a DTLS transport's ``start`` asks for now (aiortc's SRTP profiles)."""
+    certificate._create_ssl_context(srtp_profiles=aiortc.rtcdtlstransport.SRTP_PROFILES)
 
 
 def rtc_certificate(key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> RTCCertificate:

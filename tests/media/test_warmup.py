@@ -21,6 +21,7 @@ def test_the_certificate_and_the_codec_tables_are_made_once_at_start(monkeypatch
     assert len(made) == 1
     first = bridge_settings.web_certificate(certificates)
     assert bridge_settings.web_certificate(certificates) is first  # the first call's: no new one
+    assert first is not None and first._contexts  # type: ignore[attr-defined]  # its DTLS context made
     assert len(made) == 1
     if pool is not None:
         assert pool._transcoding is not None  # loaded: the first call's property read is free
