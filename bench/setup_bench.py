@@ -1,7 +1,7 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
 Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
-     [--profile]
+     [--profile] [--port-base 40000]
      (needs sipp; about a minute per dialect and rate)
 
 The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
@@ -233,13 +233,13 @@ async def bench(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
         far_end = Sipp(
-            Path(tmp), SCENARIO, calls=None, media_port=46000 + 2 * (free_port() % 1000),
+            Path(tmp), SCENARIO, calls=None, media_port=args.port_base + 1000 + 2 * (free_port() % 400),
             rtp_echo=True, auto_answer=True, timeout=3600,
         )  # fmt: skip
         config = gateway_config(
             far_end.address,
             alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
-            media={"rtp_ports": {"start": 40000}},
+            media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
             ice={"host_addresses": args.host_addresses},
             logging={"level": "WARNING"},
         )
@@ -278,6 +278,12 @@ def main() -> int:
         default="127.0.0.1",
         type=lambda s: [a for a in s.split(",") if a],
         help="ice.host_addresses of the gateway ('' : every interface, the default of gateway.yaml)",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=int(os.environ.get("SETUP_BENCH_PORT_BASE", "40000")),
+        help="the gateway's RTP ports from here (1000), sipp's media above them (env SETUP_BENCH_PORT_BASE)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
     parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")

@@ -32,6 +32,7 @@ from gateway.media import aiortc_hooks, fastlane, opus_settings
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.media.warmup import warm_up
 from gateway.media.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.drain import Drain
@@ -143,6 +144,8 @@ class Gateway:
         aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:
             self._closers.append(self._close_fast_lane)
+        # the first call's once-per-process work (certificate, codec tables, SDP grammar), made now
+        warm_up(self.dtls_certificates, self.fast_lane)
         health = HealthSource(
             started_at=self._started_at,
             clock=self._clock,

@@ -121,6 +121,8 @@ class WebPeer:
             wanted = [c for name in codecs for c in caps if c.name.lower() == name.lower()]
             self.transceiver.setCodecPreferences(wanted)
         aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
+        # connected when its checks are, as a browser, not up to 20 ms later (aioice's pacing loop)
+        aiortc_hooks.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)
         self.pcm = array.array("h")
         self.payloads: list[tuple[int, bytes]] = []

@@ -158,6 +158,7 @@ class WebRtcLeg:
         aiortc_hooks.on_consent_expired(
             self._pc, self._consent_expired, media_count=self._receiver.packets_received
         )
+        aiortc_hooks.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()

@@ -31,6 +31,7 @@ from sipcore.routing import uri_target
 from sipcore.uri import SipURI, parse_uri
 
 logger = logging.getLogger(__name__)
+_ANSWERED = (SipCallState.CONFIRMED, SipCallState.ANSWERED)  # a 2xx sent or received
 
 SipCommand = (
     cmd.SipInvite | cmd.SipCancel | cmd.SipRespond | cmd.SipBye | cmd.SipReinvite | cmd.SipRespondReinvite
@@ -106,7 +107,12 @@ class SipSide:
                 outgoing.info_packages = _recv_info(headers)
                 self.attach(outgoing)
             case cmd.SipCancel():
-                if isinstance(call, OutgoingCall):
+                if isinstance(call, OutgoingCall) and call.state in _ANSWERED:
+                    # The 2xx came before the core's CANCEL (its SipAnswered still queued): too late to
+                    # cancel (RFC 3261 §9.1), end the dialog with a BYE (§15) as the UA does for a 2xx
+                    # crossing a CANCEL. Was: CallError, and the call never closed.
+                    self._spawn(self._bye(call))
+                elif isinstance(call, OutgoingCall):
                     call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
             case cmd.SipRespond(status=status, phrase=phrase, sdp=body, warning=warning, headers=extra):
                 self._respond(call, status, phrase, body, warning, extra)

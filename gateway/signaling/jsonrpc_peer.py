@@ -338,8 +338,12 @@ class RpcPeer:
         if future is None:
             future = self._answers[call_id] = asyncio.get_running_loop().create_future()
         try:
+            # Awaited directly, not through asyncio.shield, as the HTTP offer API's handler: shield's
+            # outer future woke this request one loop iteration late, behind the web leg's ICE start and
+            # other calls' work (issue 14 goal 3). A timeout or a closed socket cancels the future,
+            # popped below (the call is hung up or closed with the socket).
             async with asyncio.timeout(self._context.limits.service_timeout):
-                answer = await asyncio.shield(future)
+                answer = await future
         except TimeoutError:
             await self._hangup(call_id)
             raise Timeout("no answer from the call layer in time") from None

@@ -280,7 +280,9 @@ export class GatewayClient extends EventTarget {
     const offer = await call._localOffer();
     call._setState("calling");
     try {
-      const reply = await this.request({ type: "call", to, sdp: offer });
+      // early_answer: the gateway's answer comes in an `answer` event right after the ack, before its
+      // INVITE, so ICE and DTLS come up while the far end rings (docs/signaling.md, *Early answer*)
+      const reply = await this.request({ type: "call", to, sdp: offer, early_answer: true });
       call.id = reply.call_id;
       this.calls.set(call.id, call);
       call._flushCandidates();
@@ -413,7 +415,10 @@ export class Call extends EventTarget {
           this._setState("connected");
           break;
         case "offer": await this._answerOffer(message.sdp); break;
-        case "answer": this._renegotiation?.resolve(message.sdp); break; // to our own offer mid-call
+        case "answer": // to our own offer mid-call, or the early answer to the call's first offer
+          if (this._renegotiation) this._renegotiation.resolve(message.sdp);
+          else await this._remoteDescription("answer", message.sdp);
+          break;
         case "held":
         case "resumed":
           // who holds: `by` local (this user) or remote (the far end); the call is "held" while either does

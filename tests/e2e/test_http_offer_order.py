@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.http_api import offer_handler
+from gateway.signaling.jsonrpc_peer import RpcPeer
 from gateway.sip.transport import ErrorCallback, UdpTransport
 from peers.binaries import require_binary
 from peers.ports import free_port
@@ -30,6 +31,30 @@ from sipcore.routing import Address
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
 API_KEY = "order-test-key-0123456789"
+
+
+def record_order(
+    monkeypatch: pytest.MonkeyPatch, order: list[str], sink: type[HttpSession | RpcPeer]
+) -> None:
+    """Spies on the gateway's own writes: "INVITE" when it sends one, "next iteration" in the loop
+    iteration after `sink.web_answer` (the early answer) was called."""
+    send = UdpTransport.send
+
+    def recording_send(
+        self: UdpTransport, data: bytes, destination: Address, on_error: ErrorCallback | None = None
+    ) -> None:
+        if data.startswith(b"INVITE "):
+            order.append("INVITE")
+        send(self, data, destination, on_error)
+
+    web_answer = sink.web_answer
+
+    def marking_web_answer(self: HttpSession | RpcPeer, call_id: str, sdp: str) -> None:
+        web_answer(self, call_id, sdp)  # type: ignore[arg-type]
+        asyncio.get_running_loop().call_soon(order.append, "next iteration")
+
+    monkeypatch.setattr(sink, "web_answer", marking_web_answer)
+    monkeypatch.setattr(UdpTransport, "send", recording_send)
 
 
 async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
@@ -43,24 +68,8 @@ async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
         order.append(f"answer {response.status}")  # aiohttp writes it right after, in this step
         return response
 
-    send = UdpTransport.send
-
-    def recording_send(
-        self: UdpTransport, data: bytes, destination: Address, on_error: ErrorCallback | None = None
-    ) -> None:
-        if data.startswith(b"INVITE "):
-            order.append("INVITE")
-        send(self, data, destination, on_error)
-
-    web_answer = HttpSession.web_answer
-
-    def marking_web_answer(self: HttpSession, call_id: str, sdp: str) -> None:
-        web_answer(self, call_id, sdp)
-        asyncio.get_running_loop().call_soon(order.append, "next iteration")
-
-    monkeypatch.setattr(HttpSession, "web_answer", marking_web_answer)
+    record_order(monkeypatch, order, HttpSession)
     monkeypatch.setattr("gateway.signaling.routes.offer_handler", recording_handler)
-    monkeypatch.setattr(UdpTransport, "send", recording_send)
     far_end = Sipp(
         tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
         media_port=38000 + 2 * (free_port() % 500),

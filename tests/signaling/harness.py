@@ -54,6 +54,7 @@ class FakeCallService:
     closed: list[str] = field(default_factory=list)
     next_call: int = 1
     closed_event: asyncio.Event = field(default_factory=asyncio.Event)
+    fake_early_answers: bool = True  # dial sends ANSWER_SDP as the early answer (False: the subclass's own)
 
     async def session_opened(self, session: SessionSink) -> None:
         self.sessions[session.id] = session
@@ -77,7 +78,7 @@ class FakeCallService:
         call_id = f"c{self.next_call}"
         self.next_call += 1
         self.calls.append(("dial", (session.id, to, sdp)))
-        if isinstance(session, EarlyAnswerSink):  # as the call runtime: the answer right after the dial
+        if self.fake_early_answers and isinstance(session, EarlyAnswerSink):  # as the call runtime
             asyncio.get_running_loop().call_soon(_early_answer, session, call_id)
         return call_id
 

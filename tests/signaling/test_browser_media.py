@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from aiortc.sdp import candidate_from_sdp
 
 from gateway.signaling.events import Connected, Ringing
-from gateway.signaling.service import SessionSink
+from gateway.signaling.service import SelectiveEarlyAnswerSink, SessionSink
 from peers.webpeer import WebPeer
 from sdp import IceCandidateInit
 from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter, wait_for
@@ -29,8 +29,10 @@ TONE_HZ = 440.0
 
 @dataclass
 class AiortcCallService(FakeCallService):
-    """Answers every call with an aiortc peer; trickled browser candidates go to that peer."""
+    """Answers every call with an aiortc peer; trickled browser candidates go to that peer. The page's
+    `call` asks for `early_answer`: the peer's answer goes as the early answer, as the gateway's does."""
 
+    fake_early_answers: bool = False
     peers: dict[str, WebPeer] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     candidates: int = 0
@@ -50,10 +52,12 @@ class AiortcCallService(FakeCallService):
         return call_id
 
     async def _answer(self, session: SessionSink, call_id: str, peer: WebPeer, offer: str) -> None:
+        answer = await peer.answer(offer)
+        if isinstance(session, SelectiveEarlyAnswerSink) and session.wants_early_answer(call_id):
+            session.web_answer(call_id, answer)  # sent as `answer` once the `ack` is out
         await asyncio.sleep(0.2)  # after the `ack`, as a call layer would
         await session.send_event(Ringing(call_id))
-        answer = await peer.answer(offer)
-        await session.send_event(Connected(call_id, answer))
+        await session.send_event(Connected(call_id, answer))  # its sdp dropped after an early answer
 
     async def add_candidate(
         self, session: SessionSink, call_id: str, candidate: IceCandidateInit | None
