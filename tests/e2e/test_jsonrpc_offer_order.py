@@ -24,7 +24,7 @@ from peers.ports import free_port
 from peers.sipp import Sipp
 from peers.webpeer import WebPeer
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
-from tests.e2e.test_http_offer_order import record_order
+from tests.e2e.test_http_offer_order import far_end_answered, record_order
 from tests.e2e.test_jsonrpc import RpcClient
 
 API_KEY = "order-rpc-key-0123456789"
@@ -65,6 +65,7 @@ async def test_the_answer_reaches_the_offer_request_at_once_and_before_the_invit
                     assert reply["result"]["answer"]["type"] == "answer", reply
                     await wait_until(lambda: "INVITE" in order, timeout=5)
                     assert order == ["answer", "next iteration", "INVITE"], f"call {number}: {order}"
+                    await far_end_answered(gateway)
                     call_id = reply["result"]["call_id"]
                     reply = await client.request("disconnect", {"call_id": call_id, "reason": "done"})
                     assert reply["result"]["status"] == "disconnected", reply
