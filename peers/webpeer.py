@@ -34,7 +34,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler, VideoFrame
 
 import sdp
-from gateway.media import aiortc_hooks, web_sdp
+from gateway.media import aiortc_hooks, ice_completion, web_sdp
 from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.rtp import RtpPacket
 from peers.audio import RATE, detect_tone, encode_tone
@@ -122,7 +122,7 @@ class WebPeer:
             self.transceiver.setCodecPreferences(wanted)
         aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
         # connected when its checks are, as a browser, not up to 20 ms later (aioice's pacing loop)
-        aiortc_hooks.prompt_ice_completion(self.pc)
+        ice_completion.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)
         self.pcm = array.array("h")
         self.payloads: list[tuple[int, bytes]] = []

@@ -44,7 +44,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
-from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp, web_sdp
+from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp, ice_completion, web_sdp
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
 from gateway.media.events import (
@@ -158,7 +158,7 @@ class WebRtcLeg:
         aiortc_hooks.on_consent_expired(
             self._pc, self._consent_expired, media_count=self._receiver.packets_received
         )
-        aiortc_hooks.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
+        ice_completion.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock
         self.video: WebVideo | None = None  # enable_video()

@@ -1,4 +1,4 @@
-"""``aiortc_hooks.prompt_ice_completion``: two aiortc peers on loopback report ICE connected as soon as
+"""``ice_completion.prompt_ice_completion``: two aiortc peers on loopback report ICE connected as soon as
 the nominated pair's check succeeded, not at aioice's next 20 ms pacing tick (issue 14 goal 3); the hook
 is aioice 0.13's ``connect()`` with only that wait changed, so it fails loudly if aioice changes."""
 
@@ -13,7 +13,7 @@ import pytest
 from aioice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from gateway.media import aiortc_hooks
+from gateway.media import aiortc_hooks, ice_completion
 
 
 def test_connect_is_still_the_one_the_hook_copies() -> None:
@@ -40,7 +40,7 @@ async def _pair(hooked: bool) -> tuple[float, float]:
             pc.addTransceiver("audio", "sendrecv")
             aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
             if hooked:
-                aiortc_hooks.prompt_ice_completion(pc)
+                ice_completion.prompt_ice_completion(pc)
         succeeded: dict[int, float] = {}
         completed: dict[int, float] = {}
         for side, pc in enumerate((a, b)):
@@ -92,7 +92,7 @@ async def test_a_connection_that_cannot_connect_still_fails(monkeypatch: pytest.
         for peer in (pc, other):
             peer.addTransceiver("audio", "sendrecv")
             aiortc_hooks.restrict_host_addresses(peer, ["127.0.0.1"])
-        aiortc_hooks.prompt_ice_completion(pc)
+        ice_completion.prompt_ice_completion(pc)
         await pc.setLocalDescription(await pc.createOffer())
         await other.setRemoteDescription(pc.localDescription)
         answer = await other.createAnswer()
