@@ -883,8 +883,8 @@ static void notify(Engine *e) {
 /* Whether a queued item may wait up to NOTIFY_DELAY for Python: RTCP (RFC 5761 §4: 192-223 in the second
    octet of a version 2 packet) and STUN (RFC 7983: first octet 0-3) left raw - reports and consent checks,
    a few per call and second; a wake-up of the event loop then carries many calls'. RTP, DTLS and anything
-   else wakes it at once. (Python's handling of a report then reads the clock up to NOTIFY_DELAY late: the
-   round-trip times it derives are that much longer at most.) */
+   else wakes it at once. (Python handles a report up to NOTIFY_DELAY late: the round-trip times it derives
+   take the item's arrival instead, gateway/media/arrival.py.) */
 static int deferrable(const Item *item) {
     const uint8_t *d = item->data;
     if (item->kind != KIND_WEB_RAW && item->kind != KIND_SIP_RAW)

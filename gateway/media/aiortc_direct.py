@@ -54,6 +54,7 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
+from gateway.media import arrival
 from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
 from gateway.media.rtp_stats import ReceptionState
 
@@ -409,10 +410,14 @@ class DirectReceiver:
                 setattr(dtls, name, getattr(dtls, name) + value)
             handling = dtls._handle_rtcp_data(plain)
             if _reports_only(plain):  # at once: no task, no extra turn of the event loop
+                restore = _at_arrival(dtls, arrival.late) if arrival.late else None
                 try:
                     handling.send(None)
                 except StopIteration:
                     return
+                finally:
+                    if restore is not None:
+                        restore()
                 handling.close()  # aiortc's handlers of reports never wait: a newer aiortc would
                 logger.warning("aiortc's RTCP handling waited: %s", plain[:2].hex())  # need a task
                 return
@@ -549,6 +554,37 @@ def attach_direct_receiver(
 
     receiver.receive = receive  # type: ignore[method-assign]
     return direct
+
+
+def _at_arrival(dtls: RTCDtlsTransport, late: float) -> Callable[[], None]:
+    """aiortc takes a report's arrival as ``time.time()`` when it handles it; the fast lane handed it over
+    ``late`` seconds after (gateway.media.arrival). RFC 3550 §6.4.1: each sender's RTT from an RR (now -
+    LSR's time - DLSR) reads ``late`` long, unless its LSR's time moves as much later while it is handled;
+    what this returns moves it back and each receiver's time of an SR handled meanwhile (its DLSR counts
+    from there) ``late`` earlier. Private fields read as aiortc_rtcp's hooks check them; none: nothing."""
+    router = getattr(dtls, "_rtp_router", None)
+    found = getattr(router, "senders", {})
+    senders = [s for s in found.values() if isinstance(getattr(s, _SENDER + "lsr_time", None), float)]
+    receivers = [
+        (r, dict(t)) for r in getattr(router, "receivers", ()) if isinstance(t := _lsr_times(r), dict)
+    ]
+    for sender in senders:
+        setattr(sender, _SENDER + "lsr_time", getattr(sender, _SENDER + "lsr_time") + late)
+
+    def restore() -> None:
+        for sender in senders:
+            setattr(sender, _SENDER + "lsr_time", getattr(sender, _SENDER + "lsr_time") - late)
+        for receiver, before in receivers:
+            times = _lsr_times(receiver)
+            for ssrc, handled in times.items():
+                if before.get(ssrc) != handled:  # an SR of this source was handled now
+                    times[ssrc] = handled - late
+
+    return restore
+
+
+def _lsr_times(receiver: Any) -> Any:
+    return getattr(receiver, "_RTCRtpReceiver__lsr_time", None)
 
 
 def _reports_only(rtcp: bytes) -> bool:

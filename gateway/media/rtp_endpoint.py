@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sdp
+from gateway.media import arrival
 from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.latch import LatchState, SymmetricLatch
@@ -618,12 +619,15 @@ class RtpEndpoint:
             self._arm_inactivity()
         elif not self._inactive and self._inactivity_timer is None:
             self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
+        # RFC 3550 §6.4.1: the RTT's A and our DLSR count from the report's arrival, which the fast lane's
+        # engine may have held up to 10 ms before handing it over (gateway.media.arrival)
+        late = arrival.late
         for packet in packets:
             if isinstance(packet, RtcpSenderReport | RtcpReceiverReport):
-                self.far_end.update(packet.reports, self.ssrc, ntp_from_unix(self._wallclock()))
+                self.far_end.update(packet.reports, self.ssrc, ntp_from_unix(self._wallclock() - late))
             if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
                 if packet.ssrc == self.statistics.ssrc:
-                    self.statistics.on_sender_report(packet.ntp_timestamp, now)
+                    self.statistics.on_sender_report(packet.ntp_timestamp, now - late)
             elif isinstance(packet, RtcpBye):
                 logger.info("call=%s RTCP BYE from %s:%d: %r", self._call, *source, packet.reason)
         if self._on_rtcp is not None:

@@ -470,8 +470,9 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
         # the max only that none came near RETRY_RTO (a loaded machine can stall one by 150 ms)
         spread = sorted(round(d, 3) for d in durations)
         assert statistics.median(durations) < 0.05 and max(durations) < 0.4, spread
-        # SRTCP waits the same way: the bridge's aiortc receiver takes a sender report's arrival as when
-        # it handles it, so its receiver reports' DLSR shrink and the browser's RTCP RTT grows (by <0.5 s)
+        # SRTCP waits too (up to 10 ms): the bridge's aiortc receiver must take a sender report's arrival,
+        # not when it handles it, or its receiver reports' DLSR shrink and the browser's RTCP RTT grows
+        # (gateway.media.arrival; test_arrival.py measures it to the millisecond)
         report = await call.web.transceiver.sender.getStats()
         rtts = [s.roundTripTime for s in report.values() if s.type == "remote-inbound-rtp"]
         assert rtts and max(rtts) < 0.2, rtts  # ~1 ms on loopback; up to 0.5 s when held

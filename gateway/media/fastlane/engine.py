@@ -20,11 +20,13 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import pylibsrtp
 
+from gateway.media import arrival
 from gateway.media.fastlane.native import (
     SIP_RAW,
     SIP_RTP,
@@ -271,16 +273,21 @@ class Engine:
             return
         punted: dict[FastLink, None] = {}  # in order of their first datagram
         links = self.links
-        for raw in items:
-            link = links.get(raw[0])
-            if link is None:
-                continue  # closed meanwhile
-            if link not in punted and not _control(raw[1], raw[2]):
-                # what it forwarded before is accounted before the datagram is handled; RTCP and STUN
-                # read and change nothing of that, nor of the lanes (a report is built with its own sync)
-                punted[link] = None
-                link.sync()
-            link.handle(Datagram._make(raw))
+        now = time.monotonic()  # how late each one is handled (gateway.media.arrival): RTCP's RTT
+        try:
+            for raw in items:
+                link = links.get(raw[0])
+                if link is None:
+                    continue  # closed meanwhile
+                if link not in punted and not _control(raw[1], raw[2]):
+                    # what it forwarded before is accounted before the datagram is handled; RTCP and STUN
+                    # read and change nothing of that, nor of the lanes (a report is built with its own sync)
+                    punted[link] = None
+                    link.sync()
+                arrival.late = now - raw[4]  # Datagram.arrival: the engine's time.monotonic() of it
+                link.handle(Datagram._make(raw))
+        finally:
+            arrival.late = 0.0
         for link in punted:
             try:
                 link.handler.fast_rearm()
