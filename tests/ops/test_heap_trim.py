@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
 import platform
+import threading
 
 import pytest
 
+from gateway.ops import heap_trim
+from gateway.ops.gc_tuning import GcSettings, GcTuning
 from gateway.ops.heap_trim import HeapTrim, TrimSettings, trim
 
 
@@ -73,3 +78,33 @@ def test_trim_gives_back_free_pages_between_live_blocks() -> None:
     assert before - _rss() > 8 * 1024 * 1024  # ~200 x 56 KiB of whole free pages given back
     for block in blocks[1::2]:
         libc.free(block)
+
+
+async def test_gc_tuning_runs_the_trim_off_the_loop_once_set_ups_settled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[str] = []
+
+    def trimmed() -> bool:
+        trims.append(threading.current_thread().name)
+        return True
+
+    monkeypatch.setattr(heap_trim, "trim", trimmed)
+    clock, calls = Clock(), [0]
+    tuning = GcTuning(lambda: calls[0], GcSettings(interval=0.01), clock)
+    task = asyncio.ensure_future(tuning.run())
+    try:
+        calls[0] = 10
+        await asyncio.sleep(0.05)
+        assert trims == []  # calls just came
+        clock.now += 3.0
+        for _ in range(100):
+            if trims:
+                break
+            await asyncio.sleep(0.01)
+        assert len(trims) == 1 and trims[0] != threading.current_thread().name
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        tuning.close()
