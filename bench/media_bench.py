@@ -9,6 +9,8 @@ Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,tr
      [--no-fast-path] [--sip-srtp]
 (``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
 phones protect and check their RTP in the peer process.)
+(``MEDIA_BENCH_MEMORY=1``: where RSS per call goes after the media period: glibc's heap in use and free
+(mallinfo2), Rss/Anonymous from /proc/self/smaps_rollup.)
 (``MEDIA_BENCH_UVLOOP=1`` runs the gateway side on uvloop, where uvloop is importable: an experiment.)
 (``MEDIA_BENCH_PORTS=40000-41999``: the gateway side's RTP ports, 42000-43999 by default. ICE consent is
 checked as the gateway checks it: ``set_consent_expiry(5.0)``, media.inactivity_timeout's default.)
@@ -51,6 +53,28 @@ TARGETS = {"passthrough": 0.01, "transcoding": 0.04}
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_breakdown() -> dict[str, int]:
+    """glibc's heap (mallinfo2: in use, free inside the arenas, mmapped) and the process's Rss, Anonymous and
+    Private_Dirty (/proc/self/smaps_rollup), in bytes: where RSS per call goes (``MEDIA_BENCH_MEMORY=1``)."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost")]  # fmt: skip
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = Mallinfo2
+    info = libc.mallinfo2()
+    values = {"heap_used": info.uordblks, "heap_free": info.fordblks, "mmapped": info.hblkhd}
+    with open("/proc/self/smaps_rollup") as smaps:
+        for line in smaps:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Anonymous", "Private_Dirty"):
+                values[name] = int(rest.split()[0]) * 1024
+    return values
 
 
 def _thread_cpu() -> tuple[float, float]:
@@ -172,6 +196,8 @@ async def _gateway(
     aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
+    memory = os.environ.get("MEDIA_BENCH_MEMORY") == "1"
+    memory_before = _memory_breakdown() if memory else {}
     offers = await _recv(peer)
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges)) if os.environ.get("MEDIA_BENCH_GC") == "tuned" else None
@@ -268,6 +294,10 @@ async def _gateway(
     counts, peer_cpu, peer_drops = await _recv(peer)
     user, system = times_end.user - times_start.user, times_end.system - times_start.system
     rss_during = _rss_bytes()
+    if memory:  # after the media period, as the RSS figure
+        after = _memory_breakdown()
+        print("memory per call (KiB): " + ", ".join(
+            f"{name} {(after[name] - memory_before[name]) / len(offers) / 1024:.1f}" for name in after))  # fmt: skip
     watcher.cancel()
     if tuning is not None:
         ticker.cancel()

@@ -44,7 +44,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
-from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp, ice_completion, web_sdp
+from gateway.media import aiortc_direct, aiortc_dtls, aiortc_hooks, aiortc_rtcp, ice_completion, web_sdp
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
 from gateway.media.events import (
@@ -213,6 +213,9 @@ class WebRtcLeg:
             self._set_state(WebLegState.CONNECTED)
             if self.video is not None:
                 self.video.connected = True
+            dtls = self._transceiver.receiver.transport
+            if dtls is not None:  # its ~90 KiB of OpenSSL state go once no handshake reply can be needed
+                aiortc_dtls.release_when_done(dtls, self._receiver.packets_received, call_id=self._call)
             self._on_event(MediaConnected())
         elif state == "failed":
             if self._pc.iceConnectionState in ("failed", "closed"):

@@ -27,6 +27,7 @@ How it works (``GcTuning``, driven by a timer of the gateway's own):
   (~8 ms at 350 000 objects, which one call's process already has): ``tick()`` counts only after a
   freeze (the population only shrinks between freezes, so no thaw can become due without one), at
   most every ``count_interval`` seconds while calls are up, and at once when the last call ended.
+``run()`` also gives glibc's free heap pages back after calls were set up (``heap_trim``), off the loop.
 The pauses are observed by ``gateway.ops.metrics`` (``gc.callbacks``): gateway_gc_pause_seconds.
 """
 
@@ -38,6 +39,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from gateway.ops import heap_trim
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +85,11 @@ class GcTuning:
         active_calls: Callable[[], int],
         settings: GcSettings | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        *,
+        trim_heap: bool = True,
     ) -> None:
         self.settings = settings or GcSettings()
+        self._heap = heap_trim.HeapTrim(clock) if trim_heap else None
         self._active_calls = active_calls
         self._clock = clock
         self._baseline = 0  # frozen objects right after the last thaw (or start)
@@ -142,10 +148,14 @@ class GcTuning:
         return done
 
     async def run(self) -> None:
-        """``tick()`` every ``interval`` seconds until cancelled."""
+        """``tick()`` every ``interval`` seconds until cancelled; ``heap_trim.trim()`` in the executor when
+        ``HeapTrim.due``."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.settings.interval)
             self.tick()
+            if self._heap is not None and self._heap.due(self._calls):
+                await loop.run_in_executor(None, heap_trim.trim)
 
     def close(self) -> None:
         """Give the objects back to the collector and restore its thresholds. Idempotent."""
