@@ -8,9 +8,13 @@ a pool of processes) talk through one middle box at a time:
 * ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
   on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
   make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
-* ``floor`` (pass-through only): bench/floor_relay.c, built with ``cc`` into a temp dir, relaying plain
-  RTP between two phones per call (2 x 50 packets/s of 172 bytes: the same packets as a pass-through call,
-  without DTLS-SRTP on one leg): the least a relay can cost on this machine.
+* ``floor`` (pass-through only): bench/floor_relay.c --srtp, built with ``cc`` into a temp dir (linked
+  with Debian's libsrtp2), relaying between an SRTP phone (AES_CM_128_HMAC_SHA1_80, fixed keys: the
+  "browser") and a plain RTP phone per call, unprotecting and protecting on the SRTP leg (2 x 50
+  packets/s of 172 bytes: the same packets as a pass-through call, without DTLS, ICE or RTCP): the least
+  a relay can cost on this machine, the floor issue 14 defines (epoll + recvmmsg + libsrtp + sendmmsg);
+* ``floor-plain`` (pass-through only): the same relay between two plain RTP phones (no SRTP), the floor
+  of the figures before the SRTP one.
 
 Rounds are interleaved (ours, rtpengine, floor, then the reverse order) so that the machine's minute-to-
 minute drift hits all of them. CPU is the middle box's utime + stime from /proc/<pid>/stat (all its
@@ -20,7 +24,7 @@ through the box, peers included (peer_pool.py says how it is matched). /proc/loa
 round: the machine is shared.
 
 Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
-     [--boxes ours,rtpengine,floor]
+     [--boxes ours,rtpengine,floor,floor-plain]
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer_pool import peer_main, summary  # noqa: E402
+from peer_pool import FLOOR_KEYS, peer_main, summary  # noqa: E402
 
 # VS_RTPENGINE_PORT_BASE moves all three ranges (ours, rtpengine, floor: 2000 ports each from the base), so
 # that two runs can share the machine (default 40000: ours 40000-41999, rtpengine 46000-47999, floor 48000+).
@@ -232,8 +236,11 @@ class RtpEngineBox(Box):
 class Floor(Box):
     name = "floor"
 
-    def __init__(self, binary: Path, calls: int) -> None:
-        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT)]
+    def __init__(self, binary: Path, calls: int, srtp: bool = True) -> None:
+        self.srtp = srtp
+        if not srtp:
+            self.name = "floor-plain"
+        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT)] + (["--srtp"] if srtp else [])
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.pid = self.process.pid
         assert self.process.stdout is not None
@@ -242,6 +249,8 @@ class Floor(Box):
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         assert self.process.stdin is not None and self.process.stdout is not None
         remotes = [port for pair in offers for port in pair]  # socket 2c: the "web" phone's, 2c+1 the phone's
+        if self.srtp:  # the keys the browser side protects with, then unprotects with (peer_pool.FLOOR_KEYS)
+            self.process.stdin.write(" ".join(key.hex() for key in FLOOR_KEYS) + "\n")
         self.process.stdin.write("\n".join(map(str, remotes)) + "\n")
         self.process.stdin.flush()
         self.process.stdout.readline()  # ready
@@ -258,7 +267,8 @@ class Floor(Box):
 
 def build_floor(workdir: Path) -> Path:
     binary = workdir / "floor_relay"
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(ROOT / "bench" / "floor_relay.c")], check=True)
+    source = str(ROOT / "bench" / "floor_relay.c")
+    subprocess.run(["cc", "-O2", "-o", str(binary), source, "-l:libsrtp2.so.1"], check=True)
     return binary
 
 
@@ -291,7 +301,7 @@ def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list
 
 
 def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
-    legs = "rtp" if box.name == "floor" else "web"
+    legs = {"floor": "srtp", "floor-plain": "rtp"}.get(box.name, "web")
     rss_before = proc_rss(box.pid)
     with peer_pool(count, mode, legs, seconds) as conns:
         offers = [conn.recv() for conn in conns]
@@ -357,13 +367,13 @@ def main() -> int:
     table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-rtpengine-") as temp:
         workdir = Path(temp)
-        floor_binary = build_floor(workdir) if "floor" in boxes else None
+        floor_binary = build_floor(workdir) if {"floor", "floor-plain"} & set(boxes) else None
         for mode in args.modes.split(","):
             for count in (int(c) for c in args.calls.split(",")):
                 for round_index in range(args.rounds):
                     order = boxes if round_index % 2 == 0 else boxes[::-1]
                     for name in order:
-                        if name == "floor" and (mode != "passthrough" or floor_binary is None):
+                        if name.startswith("floor") and (mode != "passthrough" or floor_binary is None):
                             continue
                         box: Box
                         if name == "ours":
@@ -374,7 +384,7 @@ def main() -> int:
                             box = RtpEngineBox(workdir)
                         else:
                             assert floor_binary is not None
-                            box = Floor(floor_binary, count)
+                            box = Floor(floor_binary, count, srtp=name == "floor")
                         r = run_round(box, count, mode, args.seconds)
                         table.setdefault((mode, count, name), []).append(r)
                         print(
@@ -399,13 +409,15 @@ def main() -> int:
                 f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
             )
     print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
+    print("(floor: the SRTP floor; plain: the floor without SRTP, --boxes floor-plain)")
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'plain':>8}{'vs rtpe':>9}{'vs floor':>10}"
           f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
         ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))
         print(
-            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
+            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{median(mode, count, 'floor-plain', 'cpu'):>8.4f}"
+            f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
             f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
