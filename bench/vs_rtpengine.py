@@ -24,7 +24,7 @@ through the box, peers included (peer_pool.py says how it is matched). /proc/loa
 round: the machine is shared.
 
 Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
-     [--boxes ours,rtpengine,floor,floor-plain]
+     [--boxes ours,rtpengine,floor,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
 """
 
 from __future__ import annotations
@@ -300,6 +300,16 @@ def peer_pool(count: int, mode: str, legs: str, seconds: float) -> Iterator[list
                 worker.join()
 
 
+def profile(box: Box) -> subprocess.Popen[bytes] | None:
+    """VS_RTPENGINE_PROFILE: a shell command run during the media period ({pid}, {box} replaced), e.g.
+    ``perf stat --per-thread -p {pid} -- sleep 3``; it should end before the media do (its output goes to
+    stderr, after it the round waits for it)."""
+    command = os.environ.get("VS_RTPENGINE_PROFILE")
+    if not command:
+        return None
+    return subprocess.Popen(command.format(pid=box.pid, box=box.name), shell=True, stdout=sys.stderr)
+
+
 def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
     legs = {"floor": "srtp", "floor-plain": "rtp"}.get(box.name, "web")
     rss_before = proc_rss(box.pid)
@@ -319,9 +329,12 @@ def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]
         cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
         for conn in conns:
             conn.send("go")
+        profiler = profile(box)
         for conn in conns:
             conn.recv()  # sent
         cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
+        if profiler is not None:
+            profiler.wait()
         rss = proc_rss(box.pid)
         for conn in conns:
             conn.send("report")
