@@ -6,23 +6,32 @@
  * with recvmmsg and forwards the batch with one sendmmsg.
  *
  * With --srtp (the floor of a pass-through call, "a bare C relay: epoll + recvmmsg + libsrtp + sendmmsg"),
- * the even socket of each call (2c, the "browser" leg) is SRTP AES_CM_128_HMAC_SHA1_80 (RFC 3711): what
- * arrives there is unprotected before it leaves on 2c+1 in plain RTP, what arrives on 2c+1 is protected
- * before it leaves on 2c. Each call has its own two libsrtp sessions (any inbound / any outbound SSRC),
- * keyed with the two master keys (key + salt, 30 octets, hex) read from stdin: the key the browser side
- * protects with, then the one it unprotects with. A packet that does not authenticate is dropped (counted
- * in "errors"). libsrtp2 is Debian's (libsrtp2-1, installed without headers): the few prototypes and the
- * libsrtp 2.x srtp_policy_t layout are declared below, and it links with -l:libsrtp2.so.1.
+ * the even socket of each call (2c, the "browser" leg) is SRTP AES_CM_128_HMAC_SHA1_80 (RFC 3711), or
+ * AEAD_AES_128_GCM (RFC 7714, what aiortc negotiates first) with --srtp-gcm: what arrives there is
+ * unprotected before it leaves on 2c+1 in plain RTP, what arrives on 2c+1 is protected before it leaves on
+ * 2c. Each call has its own two libsrtp sessions (any inbound / any outbound SSRC), keyed with the two
+ * master keys (key + salt, hex: 30 octets, 28 for GCM) read from stdin: the key the browser side protects
+ * with, then the one it unprotects with. A packet that does not authenticate is dropped (counted in
+ * "errors").
+ *
+ * libsrtp2 is loaded with dlopen from the path in $FLOOR_LIBSRTP: bench/vs_rtpengine.py gives it
+ * pylibsrtp's bundled copy (_binding.abi3.so: libsrtp 2 with OpenSSL, the same code the gateway's engine
+ * runs; its few references to CPython are never called, and _Py_NoneStruct, the one data reference, is
+ * defined below so that it loads), or Debian's libsrtp2.so.1 (the default; built with NSS here, slower).
+ * Debian ships libsrtp2 without headers: the prototypes and libsrtp 2.x's srtp_policy_t are declared
+ * below.
  *
  * Protocol on stdio (the bench drives it): it prints "ports p0 p1 ... p(2N-1)\n", then (--srtp) reads
  * "<hex key in> <hex key out>", then one line per socket "<remote port>" (127.0.0.1), prints "ready\n",
  * relays until SIGTERM or SIGINT, and prints "received R sent S errors E\n" on exit.
  *
- * Build: cc -O2 -o floor_relay floor_relay.c -l:libsrtp2.so.1    Run: ./floor_relay N [first-port] [--srtp]
+ * Build: cc -O2 -rdynamic -o floor_relay floor_relay.c -ldl
+ * Run: [FLOOR_LIBSRTP=path] ./floor_relay N [first-port] [--srtp|--srtp-gcm]
  * (first-port 0 or absent: ports chosen by the kernel; else 2N consecutive ports from first-port.)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -60,21 +69,37 @@ typedef struct srtp_policy_t {
     struct srtp_policy_t *next;
 } srtp_policy_t;
 typedef void *srtp_t;
-int srtp_init(void);
-int srtp_create(srtp_t *session, const srtp_policy_t *policy);
-int srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr);
-int srtp_unprotect(srtp_t ctx, void *srtp_hdr, int *len_ptr);
-void srtp_crypto_policy_set_rtp_default(srtp_crypto_policy_t *p);   /* AES_CM_128_HMAC_SHA1_80 */
-void srtp_crypto_policy_set_rtcp_default(srtp_crypto_policy_t *p);
+static int (*srtp_init)(void);
+static int (*srtp_create)(srtp_t *session, const srtp_policy_t *policy);
+static int (*srtp_protect)(srtp_t ctx, void *rtp_hdr, int *len_ptr);
+static int (*srtp_unprotect)(srtp_t ctx, void *srtp_hdr, int *len_ptr);
+static void (*set_profile)(srtp_crypto_policy_t *p); /* AES_CM_128_HMAC_SHA1_80, or AEAD_AES_128_GCM */
+char _Py_NoneStruct[64]; /* for pylibsrtp's _binding.abi3.so (see above): exported with -rdynamic */
+
+static void load_libsrtp(int gcm) {
+    const char *path = getenv("FLOOR_LIBSRTP");
+    void *lib = dlopen(path && *path ? path : "libsrtp2.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (lib == NULL) { fprintf(stderr, "%s\n", dlerror()); exit(1); }
+    *(void **)&srtp_init = dlsym(lib, "srtp_init");
+    *(void **)&srtp_create = dlsym(lib, "srtp_create");
+    *(void **)&srtp_protect = dlsym(lib, "srtp_protect");
+    *(void **)&srtp_unprotect = dlsym(lib, "srtp_unprotect");
+    *(void **)&set_profile = dlsym(lib, gcm ? "srtp_crypto_policy_set_aes_gcm_128_16_auth"
+                                           : "srtp_crypto_policy_set_rtp_default");
+    if (!srtp_init || !srtp_create || !srtp_protect || !srtp_unprotect || !set_profile) {
+        fprintf(stderr, "libsrtp2: missing symbols\n");
+        exit(1);
+    }
+}
 
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
-static int read_key(unsigned char key[30]) {
-    char hex[61];
-    if (scanf("%60s", hex) != 1 || strlen(hex) != 60) return 0;
-    for (int k = 0; k < 30; k++) {
+static int read_key(unsigned char key[46], int size) {
+    char hex[93];
+    if (scanf("%92s", hex) != 1 || (int)strlen(hex) != 2 * size) return 0;
+    for (int k = 0; k < size; k++) {
         unsigned value;
         if (sscanf(hex + 2 * k, "%2x", &value) != 1) return 0;
         key[k] = (unsigned char)value;
@@ -86,8 +111,8 @@ static srtp_t session(unsigned char *key, int inbound) {
     srtp_policy_t policy;
     memset(&policy, 0, sizeof policy);
     policy.ssrc.type = inbound ? 2 : 3;
-    srtp_crypto_policy_set_rtp_default(&policy.rtp);
-    srtp_crypto_policy_set_rtcp_default(&policy.rtcp);
+    set_profile(&policy.rtp);
+    set_profile(&policy.rtcp);
     policy.key = key;
     srtp_t s = NULL;
     if (srtp_create(&s, &policy) != 0) { fprintf(stderr, "srtp_create failed\n"); exit(1); }
@@ -96,12 +121,13 @@ static srtp_t session(unsigned char *key, int inbound) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CALLS [FIRST_PORT] [--srtp]\n", argv[0]);
+        fprintf(stderr, "usage: %s CALLS [FIRST_PORT] [--srtp|--srtp-gcm]\n", argv[0]);
         return 2;
     }
     int calls = atoi(argv[1]);
     int first_port = argc > 2 ? atoi(argv[2]) : 0;
-    int srtp = argc > 3 && strcmp(argv[3], "--srtp") == 0;
+    int gcm = argc > 3 && strcmp(argv[3], "--srtp-gcm") == 0;
+    int srtp = gcm || (argc > 3 && strcmp(argv[3], "--srtp") == 0);
     int count = 2 * calls;
     if (calls <= 0) return 2;
     int *fds = calloc(count, sizeof *fds);
@@ -125,8 +151,13 @@ int main(int argc, char **argv) {
     printf("\n");
     fflush(stdout);
     if (srtp) {
-        unsigned char key_in[30], key_out[30];
-        if (!read_key(key_in) || !read_key(key_out)) { fprintf(stderr, "expected two 30-octet hex keys\n"); return 2; }
+        unsigned char key_in[46], key_out[46];
+        int size = gcm ? 28 : 30;
+        load_libsrtp(gcm);
+        if (!read_key(key_in, size) || !read_key(key_out, size)) {
+            fprintf(stderr, "expected two %d-octet hex keys\n", size);
+            return 2;
+        }
         if (srtp_init() != 0) { fprintf(stderr, "srtp_init failed\n"); return 1; }
         for (int c = 0; c < calls; c++) {
             sessions[2 * c] = session(key_in, 1);

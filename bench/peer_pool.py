@@ -2,8 +2,9 @@
 
 Each call is a pair of peers in one process: a "browser" (aiortc ``WebPeer`` sending pre-encoded payloads,
 as media_bench.py does) or, for the floor relay, a second RTP phone - SRTP with the fixed keys
-``FLOOR_KEYS`` (legs "srtp": it protects what it sends and unprotects what arrives with pylibsrtp, as the
-floor's --srtp mode expects) or plain (legs "rtp", the old plain floor); and a plain RTP "phone"
+``FLOOR_KEYS`` (legs "srtp": AES_CM_128_HMAC_SHA1_80, "srtp-gcm": AEAD_AES_128_GCM; it protects what it
+sends and unprotects what arrives with pylibsrtp, as the floor's --srtp modes expect) or plain (legs
+"rtp", the old plain floor); and a plain RTP "phone"
 (pre-encoded PCMU). The calls are spread over several processes so that at 100+ calls the benchmark
 measures the middle box and not its own peers.
 
@@ -31,7 +32,7 @@ from typing import Any
 FRAME = 0.02
 PCMU_PT = 0
 # The floor's SRTP master keys (key + salt, 30 octets): the browser side protects with the first and
-# unprotects with the second (bench/floor_relay.c --srtp reads them in that order).
+# unprotects with the second (bench/floor_relay.c --srtp reads them in that order; GCM: their first 28).
 FLOOR_KEYS = (bytes(range(1, 31)), bytes(range(101, 131)))
 
 
@@ -102,15 +103,23 @@ class _Counter(asyncio.DatagramProtocol):
                 await asyncio.sleep(delay)
 
 
-async def _phone(srtp: bool = False) -> tuple[_Counter, int]:
+def floor_keys(legs: str) -> tuple[bytes, bytes]:
+    """The floor's two master keys for ``legs`` "srtp" or "srtp-gcm" (key + salt: 30 or 28 octets)."""
+    size = 28 if legs == "srtp-gcm" else 30
+    return FLOOR_KEYS[0][:size], FLOOR_KEYS[1][:size]
+
+
+async def _phone(legs: str = "rtp") -> tuple[_Counter, int]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(_Counter, local_addr=("127.0.0.1", 0))
-    if srtp:
+    if legs.startswith("srtp"):
         from pylibsrtp import Policy, Session
 
-        profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
-        protocol.tx = Session(Policy(FLOOR_KEYS[0], Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
-        protocol.rx = Session(Policy(FLOOR_KEYS[1], Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+        gcm = legs == "srtp-gcm"
+        profile = Policy.SRTP_PROFILE_AEAD_AES_128_GCM if gcm else Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        keys = floor_keys(legs)
+        protocol.tx = Session(Policy(keys[0], Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        protocol.rx = Session(Policy(keys[1], Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
     return protocol, transport.get_extra_info("sockname")[1]
 
 
@@ -153,7 +162,7 @@ async def _run(conn: Connection, count: int, mode: str, legs: str, seconds: floa
             (await b.offer(), p[1]) for b, p in zip(browsers, phones, strict=True)
         ]
     else:  # the floor: SRTP ("srtp") or plain RTP ("rtp") on the browser's leg, plain RTP on the other
-        others = [await _phone(srtp=legs == "srtp") for _ in range(count)]
+        others = [await _phone(legs) for _ in range(count)]
         offers = [(o[1], p[1]) for o, p in zip(others, phones, strict=True)]
     conn.send(offers)
     answers = await _recv(conn)

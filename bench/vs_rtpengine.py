@@ -8,11 +8,14 @@ a pool of processes) talk through one middle box at a time:
 * ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
   on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
   make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
-* ``floor`` (pass-through only): bench/floor_relay.c --srtp, built with ``cc`` into a temp dir (linked
-  with Debian's libsrtp2), relaying between an SRTP phone (AES_CM_128_HMAC_SHA1_80, fixed keys: the
+* ``floor`` (pass-through only): bench/floor_relay.c --srtp, built with ``cc`` into a temp dir, with
+  pylibsrtp's bundled libsrtp (the one our engine runs; VS_RTPENGINE_FLOOR_LIBSRTP=path takes another,
+  e.g. Debian's libsrtp2.so.1), relaying between an SRTP phone (AES_CM_128_HMAC_SHA1_80, fixed keys: the
   "browser") and a plain RTP phone per call, unprotecting and protecting on the SRTP leg (2 x 50
   packets/s of 172 bytes: the same packets as a pass-through call, without DTLS, ICE or RTCP): the least
   a relay can cost on this machine, the floor issue 14 defines (epoll + recvmmsg + libsrtp + sendmmsg);
+* ``floor-gcm`` (pass-through only): the same with AEAD_AES_128_GCM, the profile aiortc negotiates with
+  our bridge and rtpengine in these calls;
 * ``floor-plain`` (pass-through only): the same relay between two plain RTP phones (no SRTP), the floor
   of the figures before the SRTP one.
 
@@ -24,7 +27,7 @@ through the box, peers included (peer_pool.py says how it is matched). /proc/loa
 round: the machine is shared.
 
 Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
-     [--boxes ours,rtpengine,floor,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
+     [--boxes ours,rtpengine,floor,floor-gcm,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer_pool import FLOOR_KEYS, peer_main, summary  # noqa: E402
+from peer_pool import floor_keys, peer_main, summary  # noqa: E402
 
 # VS_RTPENGINE_PORT_BASE moves all three ranges (ours, rtpengine, floor: 2000 ports each from the base), so
 # that two runs can share the machine (default 40000: ours 40000-41999, rtpengine 46000-47999, floor 48000+).
@@ -236,12 +239,18 @@ class RtpEngineBox(Box):
 class Floor(Box):
     name = "floor"
 
-    def __init__(self, binary: Path, calls: int, srtp: bool = True) -> None:
-        self.srtp = srtp
-        if not srtp:
-            self.name = "floor-plain"
-        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT)] + (["--srtp"] if srtp else [])
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, binary: Path, calls: int, name: str = "floor") -> None:
+        import importlib.util
+
+        self.name = name  # floor, floor-gcm or floor-plain
+        srtp = {"floor": ["--srtp"], "floor-gcm": ["--srtp-gcm"]}.get(name, [])
+        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT), *srtp]
+        spec = importlib.util.find_spec("pylibsrtp._binding")  # libsrtp 2 with OpenSSL, as our engine's
+        library = os.environ.get("VS_RTPENGINE_FLOOR_LIBSRTP") or (spec.origin if spec else None)
+        environment = {**os.environ, "FLOOR_LIBSRTP": library or ""}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
+        )
         self.pid = self.process.pid
         assert self.process.stdout is not None
         self.ports = [int(p) for p in self.process.stdout.readline().split()[1:]]
@@ -249,8 +258,8 @@ class Floor(Box):
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         assert self.process.stdin is not None and self.process.stdout is not None
         remotes = [port for pair in offers for port in pair]  # socket 2c: the "web" phone's, 2c+1 the phone's
-        if self.srtp:  # the keys the browser side protects with, then unprotects with (peer_pool.FLOOR_KEYS)
-            self.process.stdin.write(" ".join(key.hex() for key in FLOOR_KEYS) + "\n")
+        if self.name != "floor-plain":  # the keys the browser side protects with, then unprotects with
+            self.process.stdin.write(" ".join(key.hex() for key in floor_keys(self.legs)) + "\n")
         self.process.stdin.write("\n".join(map(str, remotes)) + "\n")
         self.process.stdin.flush()
         self.process.stdout.readline()  # ready
@@ -258,6 +267,10 @@ class Floor(Box):
             (("127.0.0.1", self.ports[2 * c]), ("127.0.0.1", self.ports[2 * c + 1]))
             for c in range(len(offers))
         ]
+
+    @property
+    def legs(self) -> str:  # the peers' (peer_pool): what the floor's browser side speaks
+        return {"floor": "srtp", "floor-gcm": "srtp-gcm"}.get(self.name, "rtp")
 
     def close(self) -> str:
         self.process.terminate()
@@ -268,7 +281,7 @@ class Floor(Box):
 def build_floor(workdir: Path) -> Path:
     binary = workdir / "floor_relay"
     source = str(ROOT / "bench" / "floor_relay.c")
-    subprocess.run(["cc", "-O2", "-o", str(binary), source, "-l:libsrtp2.so.1"], check=True)
+    subprocess.run(["cc", "-O2", "-rdynamic", "-o", str(binary), source, "-ldl"], check=True)
     return binary
 
 
@@ -311,7 +324,7 @@ def profile(box: Box) -> subprocess.Popen[bytes] | None:
 
 
 def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
-    legs = {"floor": "srtp", "floor-plain": "rtp"}.get(box.name, "web")
+    legs = box.legs if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     with peer_pool(count, mode, legs, seconds) as conns:
         offers = [conn.recv() for conn in conns]
@@ -380,7 +393,7 @@ def main() -> int:
     table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-rtpengine-") as temp:
         workdir = Path(temp)
-        floor_binary = build_floor(workdir) if {"floor", "floor-plain"} & set(boxes) else None
+        floor_binary = build_floor(workdir) if any(b.startswith("floor") for b in boxes) else None
         for mode in args.modes.split(","):
             for count in (int(c) for c in args.calls.split(",")):
                 for round_index in range(args.rounds):
@@ -397,7 +410,7 @@ def main() -> int:
                             box = RtpEngineBox(workdir)
                         else:
                             assert floor_binary is not None
-                            box = Floor(floor_binary, count, srtp=name == "floor")
+                            box = Floor(floor_binary, count, name)
                         r = run_round(box, count, mode, args.seconds)
                         table.setdefault((mode, count, name), []).append(r)
                         print(
@@ -422,14 +435,15 @@ def main() -> int:
                 f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
             )
     print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
-    print("(floor: the SRTP floor; plain: the floor without SRTP, --boxes floor-plain)")
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'plain':>8}{'vs rtpe':>9}{'vs floor':>10}"
+    print("(floor: the SRTP floor, AES_CM_128_HMAC_SHA1_80; gcm: AEAD_AES_128_GCM; plain: no SRTP)")
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gcm':>8}{'plain':>8}{'vs rtpe':>9}{'vs floor':>10}"
           f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
         ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))
         print(
-            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{median(mode, count, 'floor-plain', 'cpu'):>8.4f}"
+            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{median(mode, count, 'floor-gcm', 'cpu'):>8.4f}"
+            f"{median(mode, count, 'floor-plain', 'cpu'):>8.4f}"
             f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
