@@ -29,12 +29,11 @@
  * gets copies) until a snapshot of the lane taken while it is disarmed hands it back - Python handles a
  * packet of that direction only after such a snapshot, since only a disarmed lane leaves packets to it.
  *
- * Rounds (issue 14): with ``round_us`` (media.fast_path_round_us), a round that found more than one
- * datagram waiting (the traffic comes faster than the rounds) is followed by a sleep until ``round_us``
- * after its epoll_wait returned, so that what arrives meanwhile is read in the next round's recvmmsg calls:
- * fewer wake-ups (each one a context switch, and on a VM an inter-processor interrupt) at the price of up
- * to ``round_us`` of added latency. A round of one datagram is not followed by a sleep (at low rates the
- * sleep's own timer wake-up would cost what it saves). 0: a round starts as soon as a datagram waits.
+ * Rounds (issue 14): with ``round_us`` (media.fast_path_round_us), a round that handled events is followed
+ * by a sleep until ``round_us`` after its epoll_wait returned, so that what arrives meanwhile is read in the
+ * next round's recvmmsg calls: fewer wake-ups (each one a context switch, and on a VM an inter-processor
+ * interrupt) at the price of up to ``round_us`` of added latency. 0: a round starts as soon as a datagram
+ * waits.
  *
  * Locking: one engine mutex guards the queue and every Link; the thread holds it while it processes the
  * events of one epoll_wait. Python-facing calls hold the GIL and then take the mutex; the thread never
@@ -935,7 +934,7 @@ static void *run(void *arg) {
             pthread_mutex_unlock(&e->lock);
             break;
         }
-        int punted = 0, datagrams = 0;
+        int punted = 0;
         double now = monotonic_now();
         e->wall_offset = realtime_now() - now;
         for (int i = 0; i < n; i++) {
@@ -954,7 +953,6 @@ static void *run(void *arg) {
                 batch->headers[k].msg_hdr.msg_namelen = sizeof batch->sources[k];
             }
             int got = recvmmsg(c->fds[tag->which], batch->headers, BATCH, MSG_DONTWAIT, NULL);
-            datagrams += got > 0 ? got : 0;
             for (int k = 0; k < got; k++) {
                 struct msghdr *h = &batch->headers[k].msg_hdr;
                 unsigned int len = batch->headers[k].msg_len;
@@ -972,7 +970,7 @@ static void *run(void *arg) {
         if (punted)
             notify(e);
         pthread_mutex_unlock(&e->lock);
-        if (e->round_ns > 0 && datagrams > 1) { /* rounds (the note on top): what arrives meanwhile waits */
+        if (e->round_ns > 0 && n > 0) { /* rounds (see the note on top): what arrives meanwhile waits */
             struct timespec done;
             clock_gettime(CLOCK_MONOTONIC, &done);
             long spent = (done.tv_sec - woke.tv_sec) * 1000000000L + (done.tv_nsec - woke.tv_nsec);
