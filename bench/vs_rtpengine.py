@@ -81,7 +81,7 @@ def loadavg() -> str:
 # ----------------------------------------------------------------------------------- our bridge
 
 
-async def _ours(conn: Connection, mode: str, round_us: int = 0) -> None:
+async def _ours(conn: Connection, mode: str) -> None:
     import sdp
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
@@ -96,7 +96,7 @@ async def _ours(conn: Connection, mode: str, round_us: int = 0) -> None:
     from gateway.media import aiortc_hooks
 
     aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
-    pool = (EnginePool(round_us=round_us) if round_us else EnginePool()) if fastlane.available() else None
+    pool = EnginePool() if fastlane.available() else None
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)
     tuning.start()
@@ -134,10 +134,10 @@ async def _ours(conn: Connection, mode: str, round_us: int = 0) -> None:
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan"))})
 
 
-def ours_main(conn: Connection, mode: str, tree: str | None = None, round_us: int = 0) -> None:
+def ours_main(conn: Connection, mode: str, tree: str | None = None) -> None:
     if tree is not None:  # another checkout of the gateway (A/B): found before the installed one
         sys.path.insert(0, tree)
-    asyncio.run(_ours(conn, mode, round_us))
+    asyncio.run(_ours(conn, mode))
 
 
 # ------------------------------------------------------------------------------------- the boxes
@@ -159,12 +159,12 @@ class Box:
 class Ours(Box):
     name = "ours"
 
-    def __init__(self, mode: str, tree: str | None = None, round_us: int = 0) -> None:
+    def __init__(self, mode: str, tree: str | None = None) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
         if tree is not None:
             self.name = "base"
-        self.process = context.Process(target=ours_main, args=(theirs, mode, tree, round_us))
+        self.process = context.Process(target=ours_main, args=(theirs, mode, tree))
         self.process.start()
         assert self.process.pid is not None
         self.pid = self.process.pid
@@ -378,9 +378,6 @@ def main() -> int:
     parser.add_argument("--modes", default="passthrough,transcoding")
     parser.add_argument("--boxes", default="ours,rtpengine,floor")
     parser.add_argument(
-        "--round-us", type=int, default=0, help="box ours: the engines' media.fast_path_round_us"
-    )
-    parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
     )
     args = parser.parse_args()
@@ -406,7 +403,7 @@ def main() -> int:
                             continue
                         box: Box
                         if name == "ours":
-                            box = Ours(mode, round_us=args.round_us)
+                            box = Ours(mode)
                         elif name == "base":
                             box = Ours(mode, args.base)
                         elif name == "rtpengine":

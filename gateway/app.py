@@ -82,11 +82,7 @@ class Gateway:
         self.presence: PresenceRegistry = InMemoryPresence()
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
-        self.fast_lane = (
-            fastlane.EnginePool(round_us=config.media.fast_path_round_us)
-            if config.media.fast_path and fastlane.available()
-            else None
-        )
+        self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
         logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)

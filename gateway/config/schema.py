@@ -268,9 +268,6 @@ class MediaSection:
     # suppression) but has shown it sends RTCP: it is gone, hang up
     hold_timeout: Annotated[float, FloatRange(1.0, 3600.0)] = 15.0
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
-    # microseconds: the engine threads' shortest round (gateway/media/_fastlane.c, "Rounds"): fewer
-    # wake-ups, up to this much added latency; 0: none
-    fast_path_round_us: Annotated[int, IntRange(0, 20000)] = 0
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
     # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the

@@ -29,12 +29,6 @@
  * gets copies) until a snapshot of the lane taken while it is disarmed hands it back - Python handles a
  * packet of that direction only after such a snapshot, since only a disarmed lane leaves packets to it.
  *
- * Rounds (issue 14): with ``round_us`` (media.fast_path_round_us), a round that handled events is followed
- * by a sleep until ``round_us`` after its epoll_wait returned, so that what arrives meanwhile is read in the
- * next round's recvmmsg calls: fewer wake-ups (each one a context switch, and on a VM an inter-processor
- * interrupt) at the price of up to ``round_us`` of added latency. 0: a round starts as soon as a datagram
- * waits.
- *
  * Locking: one engine mutex guards the queue and every Link; the thread holds it while it processes the
  * events of one epoll_wait. Python-facing calls hold the GIL and then take the mutex; the thread never
  * takes the GIL, so there is no lock-order cycle. A closed Link's state is freed by the thread after the
@@ -268,7 +262,6 @@ typedef struct {
     int failed;                    /* the thread stopped on an error: links no longer forward or read */
     Core *graveyard;
     srtp_fn fn[4];
-    long round_ns;                 /* the shortest round (epoll_wait to epoll_wait) after one with events */
 } Engine;
 
 typedef struct {
@@ -919,8 +912,6 @@ static void *run(void *arg) {
     Batch *batch = malloc(sizeof *batch);
     for (;;) {
         int n = batch == NULL ? -1 : epoll_wait(e->epfd, events, 64, 1000);
-        struct timespec woke;
-        clock_gettime(CLOCK_MONOTONIC, &woke);
         if (n < 0 && (batch == NULL || errno != EINTR)) {
             pthread_mutex_lock(&e->lock); /* Python sees ``failed`` and gives the sockets back to asyncio */
             e->failed = 1;
@@ -970,15 +961,6 @@ static void *run(void *arg) {
         if (punted)
             notify(e);
         pthread_mutex_unlock(&e->lock);
-        if (e->round_ns > 0 && n > 0) { /* rounds (see the note on top): what arrives meanwhile waits */
-            struct timespec done;
-            clock_gettime(CLOCK_MONOTONIC, &done);
-            long spent = (done.tv_sec - woke.tv_sec) * 1000000000L + (done.tv_nsec - woke.tv_nsec);
-            if (spent < e->round_ns) {
-                struct timespec rest = {0, e->round_ns - spent};
-                nanosleep(&rest, NULL);
-            }
-        }
     }
     free(batch);
     return NULL;
@@ -1051,16 +1033,10 @@ static PyObject *address_tuple(const Address *a) {
 }
 
 static int engine_init(Engine *self, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"protect", "unprotect", "protect_rtcp", "unprotect_rtcp", "round_us", NULL};
+    static char *names[] = {"protect", "unprotect", "protect_rtcp", "unprotect_rtcp", NULL};
     unsigned long long fn[4];
-    int round_us = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKK|$i", names, &fn[0], &fn[1], &fn[2], &fn[3], &round_us))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKKK", names, &fn[0], &fn[1], &fn[2], &fn[3]))
         return -1;
-    if (round_us < 0 || round_us > 20000) {
-        PyErr_SetString(PyExc_ValueError, "round_us must be 0 to 20000");
-        return -1;
-    }
-    self->round_ns = (long)round_us * 1000;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "Engine already started");
         return -1;

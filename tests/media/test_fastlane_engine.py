@@ -109,13 +109,13 @@ def rtp(seq: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0x123
 
 
 @contextlib.asynccontextmanager
-async def open_link(sip_srtp: SdesSrtp | None = None, round_us: int = 0) -> AsyncIterator[Linked]:
+async def open_link(sip_srtp: SdesSrtp | None = None) -> AsyncIterator[Linked]:
     loop = asyncio.get_running_loop()
     web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
     sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-    pool = EnginePool(workers=1, round_us=round_us)
+    pool = EnginePool(workers=1)
     handler = Handler()
     restored: list[tuple[int, int]] = []
 
@@ -277,9 +277,6 @@ async def test_bad_arguments_raise_clear_errors(
 def test_pool_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="workers"):
         EnginePool(workers=0)
-    for round_us in (-1, 20001):
-        with pytest.raises(ValueError, match="round_us"):
-            EnginePool(round_us=round_us)
     pool = EnginePool()
     pool.close()
     with pytest.raises(RuntimeError, match="closed"):
@@ -317,14 +314,8 @@ class SrtpLink:
 
 @pytest.fixture
 async def srtp_link() -> AsyncIterator[SrtpLink]:
-    async with open_srtp_link() as link:
-        yield link
-
-
-@contextlib.asynccontextmanager
-async def open_srtp_link(round_us: int = 0) -> AsyncIterator[SrtpLink]:
     gateway = SdesSrtp(GATEWAY_KEY, PHONE_KEY)
-    async with open_link(gateway, round_us) as linked:
+    async with open_link(gateway) as linked:
         phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         browser = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         phone.bind(("127.0.0.1", 0))
@@ -383,22 +374,6 @@ async def test_sip_leg_srtp_is_forwarded_natively_both_ways(srtp_link: SrtpLink)
     # Python's own packet to the phone (a DTMF event, say) goes out with the engine's sequence and SRTP
     assert native.send(WEB_TO_SIP, s.phone_socket.getsockname(), True, 101, 0, b"\x05\x0a\x00\xa0") == 105
     assert RtpPacketView(s.phone.unprotect(await receive(s.phone_socket))).payload == b"\x05\x0a\x00\xa0"
-
-
-async def test_an_engine_with_rounds_leaves_what_arrives_during_a_round_to_the_next() -> None:
-    """media.fast_path_round_us (the C file's "Rounds"): a packet that arrives just after the engine's round
-    began waits for the round's end (20 ms here); both are forwarded and accounted."""
-    async with open_srtp_link(round_us=20000) as s:
-        arm_both(s, 10)
-        s.phone_socket.sendto(s.phone.protect(rtp(10)), s.linked.sip)
-        await receive(s.browser_socket)  # the round that forwarded it began
-        first = time.monotonic()
-        s.phone_socket.sendto(s.phone.protect(rtp(11)), s.linked.sip)
-        second = RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket)))
-        assert second.seq == 201
-        assert time.monotonic() - first >= 0.005  # without rounds: well under a millisecond
-        await settle(s.linked.link, lambda: s.linked.handler.forwarded == 2)
-        assert sum(s.linked.link.native.counters()[1:3]) == 2
 
 
 async def test_tampered_srtp_from_the_sip_side_is_dropped_counted_and_the_next_good_one_delivered(

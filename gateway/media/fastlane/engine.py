@@ -48,7 +48,6 @@ __all__ = ["DRAIN_INTERVAL", "Engine", "EnginePool", "FastLink", "LinkHandler", 
 logger = logging.getLogger(__name__)
 
 DRAIN_INTERVAL = 1.0  # seconds between drains and syncs of every link (statistics, watchdogs)
-MAX_ROUND_US = 20000  # media.fast_path_round_us: at most 20 ms (a packet time) of added latency
 
 
 class LinkHandler(Protocol):
@@ -120,17 +119,11 @@ class SerializedSrtp:
 
 
 class EnginePool:
-    """The fast lane's engines of one event loop: created on demand, at most ``workers``. ``round_us``:
-    each engine thread's shortest round (media.fast_path_round_us; the C file's note on rounds)."""
+    """The fast lane's engines of one event loop: created on demand, at most ``workers``."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop | None = None, *, workers: int | None = None, round_us: int = 0
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, workers: int | None = None) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
-        if not 0 <= round_us <= MAX_ROUND_US:
-            raise ValueError(f"round_us must be 0 to {MAX_ROUND_US}, got {round_us!r}")
-        self.round_us = round_us
         self._loop = loop
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.engines: list[Engine] = []
@@ -155,8 +148,7 @@ class EnginePool:
         idle = min(self.engines, key=lambda e: len(e.links), default=None)
         if idle is not None and (not idle.links or len(self.engines) >= self.workers):
             return idle
-        loop = self._loop or asyncio.get_running_loop()
-        engine = Engine(loop, on_close=self.engines.remove, round_us=self.round_us)
+        engine = Engine(self._loop or asyncio.get_running_loop(), on_close=self.engines.remove)
         self.engines.append(engine)
         return engine
 
@@ -217,12 +209,10 @@ class EnginePool:
 class Engine:
     """One native thread and its links; closed with its last link."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, on_close: Callable[[Engine], None], round_us: int = 0
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, on_close: Callable[[Engine], None]) -> None:
         self._loop = loop
         self._on_close = on_close
-        self.native: Any = new_engine(srtp_functions(), round_us)
+        self.native: Any = new_engine(srtp_functions())
         self.links: dict[int, FastLink] = {}
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None

@@ -238,10 +238,8 @@ def load_codecs() -> frozenset[str]:
     return TRANSCODING if ready else frozenset()
 
 
-def new_engine(srtp_functions: tuple[int, int, int, int], round_us: int = 0) -> Any:
-    """A native engine and its thread; ``round_us``: its shortest round (the C file's note on rounds)."""
+def new_engine(srtp_functions: tuple[int, int, int, int]) -> Any:
+    """A native engine and its thread."""
     if _fastlane is None:
         raise RuntimeError("the fast lane is not built (gateway.media._fastlane)")
-    if round_us:
-        return _fastlane.Engine(*srtp_functions, round_us=round_us)
     return _fastlane.Engine(*srtp_functions)
