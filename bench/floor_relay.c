@@ -1,19 +1,37 @@
 /* The floor for bench/vs_rtpengine.py: a bare UDP relay in C (issue 14 goal 1).
  *
  * One thread, one epoll set, 2 x N UDP sockets on 127.0.0.1 (two legs per call). A datagram that arrives
- * on socket i leaves from socket i ^ 1 towards that socket's remote address, unchanged: what a media
- * anchor does for plain RTP pass-through, with nothing else (no parsing, no statistics, no RTCP, no SRTP).
- * Each wake-up drains a socket with recvmmsg and forwards the batch with one sendmmsg.
+ * on socket i leaves from socket i ^ 1 towards that socket's remote address: what a media anchor does for
+ * pass-through, with nothing else (no RTP parsing, no statistics, no RTCP). Each wake-up drains a socket
+ * with recvmmsg and forwards the batch with one sendmmsg.
  *
- * Protocol on stdio (the bench drives it): it prints "ports p0 p1 ... p(2N-1)\n", then reads one line
- * per socket "<remote port>" (127.0.0.1), prints "ready\n", relays until SIGTERM or SIGINT, and prints
- * "received R sent S errors E\n" on exit.
+ * With --srtp (the floor of a pass-through call, "a bare C relay: epoll + recvmmsg + libsrtp + sendmmsg"),
+ * the even socket of each call (2c, the "browser" leg) is SRTP AES_CM_128_HMAC_SHA1_80 (RFC 3711), or
+ * AEAD_AES_128_GCM (RFC 7714, what aiortc negotiates first) with --srtp-gcm: what arrives there is
+ * unprotected before it leaves on 2c+1 in plain RTP, what arrives on 2c+1 is protected before it leaves on
+ * 2c. Each call has its own two libsrtp sessions (any inbound / any outbound SSRC), keyed with the two
+ * master keys (key + salt, hex: 30 octets, 28 for GCM) read from stdin: the key the browser side protects
+ * with, then the one it unprotects with. A packet that does not authenticate is dropped (counted in
+ * "errors").
  *
- * Build: cc -O2 -o floor_relay floor_relay.c    Run: ./floor_relay N [first-port]
+ * libsrtp2 is loaded with dlopen from the path in $FLOOR_LIBSRTP: bench/vs_rtpengine.py gives it
+ * pylibsrtp's bundled copy (_binding.abi3.so: libsrtp 2 with OpenSSL, the same code the gateway's engine
+ * runs; its few references to CPython are never called, and _Py_NoneStruct, the one data reference, is
+ * defined below so that it loads), or Debian's libsrtp2.so.1 (the default; built with NSS here, slower).
+ * Debian ships libsrtp2 without headers: the prototypes and libsrtp 2.x's srtp_policy_t are declared
+ * below.
+ *
+ * Protocol on stdio (the bench drives it): it prints "ports p0 p1 ... p(2N-1)\n", then (--srtp) reads
+ * "<hex key in> <hex key out>", then one line per socket "<remote port>" (127.0.0.1), prints "ready\n",
+ * relays until SIGTERM or SIGINT, and prints "received R sent S errors E\n" on exit.
+ *
+ * Build: cc -O2 -rdynamic -o floor_relay floor_relay.c -ldl
+ * Run: [FLOOR_LIBSRTP=path] ./floor_relay N [first-port] [--srtp|--srtp-gcm]
  * (first-port 0 or absent: ports chosen by the kernel; else 2N consecutive ports from first-port.)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -26,24 +44,97 @@
 
 #define BATCH 32
 #define MAX_DATAGRAM 2048
+#define SRTP_ROOM 64 /* room left in each buffer for the SRTP trailer (tag, MKI) */
+
+/* libsrtp 2.x (include/srtp.h), declared here: Debian ships the library without its headers */
+typedef struct {
+    unsigned int cipher_type;
+    int cipher_key_len;
+    unsigned int auth_type;
+    int auth_key_len;
+    int auth_tag_len;
+    int sec_serv;
+} srtp_crypto_policy_t;
+typedef struct srtp_policy_t {
+    struct { int type; unsigned int value; } ssrc; /* ssrc_any_inbound = 2, ssrc_any_outbound = 3 */
+    srtp_crypto_policy_t rtp, rtcp;
+    unsigned char *key;
+    void **keys;
+    unsigned long num_master_keys;
+    void *deprecated_ekt;
+    unsigned long window_size;
+    int allow_repeat_tx;
+    int *enc_xtn_hdr;
+    int enc_xtn_hdr_count;
+    struct srtp_policy_t *next;
+} srtp_policy_t;
+typedef void *srtp_t;
+static int (*srtp_init)(void);
+static int (*srtp_create)(srtp_t *session, const srtp_policy_t *policy);
+static int (*srtp_protect)(srtp_t ctx, void *rtp_hdr, int *len_ptr);
+static int (*srtp_unprotect)(srtp_t ctx, void *srtp_hdr, int *len_ptr);
+static void (*set_profile)(srtp_crypto_policy_t *p); /* AES_CM_128_HMAC_SHA1_80, or AEAD_AES_128_GCM */
+char _Py_NoneStruct[64]; /* for pylibsrtp's _binding.abi3.so (see above): exported with -rdynamic */
+
+static void load_libsrtp(int gcm) {
+    const char *path = getenv("FLOOR_LIBSRTP");
+    void *lib = dlopen(path && *path ? path : "libsrtp2.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (lib == NULL) { fprintf(stderr, "%s\n", dlerror()); exit(1); }
+    *(void **)&srtp_init = dlsym(lib, "srtp_init");
+    *(void **)&srtp_create = dlsym(lib, "srtp_create");
+    *(void **)&srtp_protect = dlsym(lib, "srtp_protect");
+    *(void **)&srtp_unprotect = dlsym(lib, "srtp_unprotect");
+    *(void **)&set_profile = dlsym(lib, gcm ? "srtp_crypto_policy_set_aes_gcm_128_16_auth"
+                                           : "srtp_crypto_policy_set_rtp_default");
+    if (!srtp_init || !srtp_create || !srtp_protect || !srtp_unprotect || !set_profile) {
+        fprintf(stderr, "libsrtp2: missing symbols\n");
+        exit(1);
+    }
+}
 
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
+static int read_key(unsigned char key[46], int size) {
+    char hex[93];
+    if (scanf("%92s", hex) != 1 || (int)strlen(hex) != 2 * size) return 0;
+    for (int k = 0; k < size; k++) {
+        unsigned value;
+        if (sscanf(hex + 2 * k, "%2x", &value) != 1) return 0;
+        key[k] = (unsigned char)value;
+    }
+    return 1;
+}
+
+static srtp_t session(unsigned char *key, int inbound) {
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof policy);
+    policy.ssrc.type = inbound ? 2 : 3;
+    set_profile(&policy.rtp);
+    set_profile(&policy.rtcp);
+    policy.key = key;
+    srtp_t s = NULL;
+    if (srtp_create(&s, &policy) != 0) { fprintf(stderr, "srtp_create failed\n"); exit(1); }
+    return s;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CALLS [FIRST_PORT]\n", argv[0]);
+        fprintf(stderr, "usage: %s CALLS [FIRST_PORT] [--srtp|--srtp-gcm]\n", argv[0]);
         return 2;
     }
     int calls = atoi(argv[1]);
     int first_port = argc > 2 ? atoi(argv[2]) : 0;
+    int gcm = argc > 3 && strcmp(argv[3], "--srtp-gcm") == 0;
+    int srtp = gcm || (argc > 3 && strcmp(argv[3], "--srtp") == 0);
     int count = 2 * calls;
     if (calls <= 0) return 2;
     int *fds = calloc(count, sizeof *fds);
     struct sockaddr_in *remotes = calloc(count, sizeof *remotes);
+    srtp_t *sessions = calloc(count, sizeof *sessions); /* [2c]: unprotects from 2c, [2c+1]: protects to 2c */
     int epfd = epoll_create1(0);
-    if (!fds || !remotes || epfd < 0) { perror("setup"); return 1; }
+    if (!fds || !remotes || !sessions || epfd < 0) { perror("setup"); return 1; }
 
     printf("ports");
     for (int i = 0; i < count; i++) {
@@ -59,6 +150,20 @@ int main(int argc, char **argv) {
     }
     printf("\n");
     fflush(stdout);
+    if (srtp) {
+        unsigned char key_in[46], key_out[46];
+        int size = gcm ? 28 : 30;
+        load_libsrtp(gcm);
+        if (!read_key(key_in, size) || !read_key(key_out, size)) {
+            fprintf(stderr, "expected two %d-octet hex keys\n", size);
+            return 2;
+        }
+        if (srtp_init() != 0) { fprintf(stderr, "srtp_init failed\n"); return 1; }
+        for (int c = 0; c < calls; c++) {
+            sessions[2 * c] = session(key_in, 1);
+            sessions[2 * c + 1] = session(key_out, 0);
+        }
+    }
     for (int i = 0; i < count; i++) {
         int port;
         if (scanf("%d", &port) != 1) { fprintf(stderr, "expected %d remote ports\n", count); return 2; }
@@ -87,19 +192,27 @@ int main(int argc, char **argv) {
             int i = (int)events[e].data.u32, j = i ^ 1;
             for (;;) {  /* drain the socket: level-triggered, but one batch per read keeps it fair */
                 for (int k = 0; k < BATCH; k++) {
-                    iov_in[k] = (struct iovec){ buffers[k], MAX_DATAGRAM };
+                    iov_in[k] = (struct iovec){ buffers[k], MAX_DATAGRAM - SRTP_ROOM };
                     in[k].msg_hdr = (struct msghdr){ .msg_iov = &iov_in[k], .msg_iovlen = 1 };
                 }
                 int n = recvmmsg(fds[i], in, BATCH, MSG_DONTWAIT, NULL);
                 if (n <= 0) break;
                 received += (unsigned)n;
+                int m = 0;
                 for (int k = 0; k < n; k++) {
-                    iov_out[k] = (struct iovec){ buffers[k], in[k].msg_len };
-                    out[k].msg_hdr = (struct msghdr){ .msg_name = &remotes[j], .msg_namelen = sizeof remotes[j],
-                                                      .msg_iov = &iov_out[k], .msg_iovlen = 1 };
+                    int len = (int)in[k].msg_len;
+                    if (srtp && (i & 1 ? srtp_protect(sessions[i], buffers[k], &len)
+                                       : srtp_unprotect(sessions[i], buffers[k], &len)) != 0) {
+                        errors++;
+                        continue;
+                    }
+                    iov_out[m] = (struct iovec){ buffers[k], (size_t)len };
+                    out[m].msg_hdr = (struct msghdr){ .msg_name = &remotes[j], .msg_namelen = sizeof remotes[j],
+                                                      .msg_iov = &iov_out[m], .msg_iovlen = 1 };
+                    m++;
                 }
-                int done = sendmmsg(fds[j], out, (unsigned)n, 0);
-                if (done < 0) { errors += (unsigned)n; } else { sent += (unsigned)done; errors += (unsigned)(n - done); }
+                int done = m ? sendmmsg(fds[j], out, (unsigned)m, 0) : 0;
+                if (done < 0) { errors += (unsigned)m; } else { sent += (unsigned)done; errors += (unsigned)(m - done); }
                 if (n < BATCH) break;
             }
         }

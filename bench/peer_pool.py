@@ -1,7 +1,10 @@
 """A pool of peer processes for side-by-side media benchmarks (bench/vs_rtpengine.py; issue 14 goal 5).
 
 Each call is a pair of peers in one process: a "browser" (aiortc ``WebPeer`` sending pre-encoded payloads,
-as media_bench.py does) or, for the floor relay, a second plain RTP phone; and a plain RTP "phone"
+as media_bench.py does) or, for the floor relay, a second RTP phone - SRTP with the fixed keys
+``FLOOR_KEYS`` (legs "srtp": AES_CM_128_HMAC_SHA1_80, "srtp-gcm": AEAD_AES_128_GCM; it protects what it
+sends and unprotects what arrives with pylibsrtp, as the floor's --srtp modes expect) or plain (legs
+"rtp", the old plain floor); and a plain RTP "phone"
 (pre-encoded PCMU). The calls are spread over several processes so that at 100+ calls the benchmark
 measures the middle box and not its own peers.
 
@@ -29,6 +32,9 @@ from typing import Any
 
 FRAME = 0.02
 PCMU_PT = 0
+# The floor's SRTP master keys (key + salt, 30 octets): the browser side protects with the first and
+# unprotects with the second (bench/floor_relay.c --srtp reads them in that order; GCM: their first 28).
+FLOOR_KEYS = (bytes(range(1, 31)), bytes(range(101, 131)))
 
 
 async def _recv(conn: Connection) -> Any:
@@ -61,6 +67,8 @@ class _Counter(asyncio.DatagramProtocol):
     """A plain RTP phone: sends pre-encoded PCMU, stamps what it sends and what arrives (RTP only)."""
 
     def __init__(self) -> None:
+        self.tx: Any = None  # pylibsrtp sessions: an SRTP phone (the SRTP floor's browser side)
+        self.rx: Any = None
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
         self.sent: list[float] = []
@@ -71,6 +79,11 @@ class _Counter(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.rx is not None:
+            try:
+                data = self.rx.unprotect(data)
+            except Exception:  # pylibsrtp.Error: not authentic
+                return
         if len(data) >= 12 and not 192 <= data[1] <= 223 and data[1] & 0x7F == PCMU_PT:  # RFC 5761 §4
             self.arrivals.append((time.monotonic(), int.from_bytes(data[4:8], "big")))
 
@@ -84,15 +97,30 @@ class _Counter(asyncio.DatagramProtocol):
             header += ((timestamp + 160 * index) & 0xFFFFFFFF).to_bytes(4, "big")
             header += self.ssrc.to_bytes(4, "big")
             self.sent.append(time.monotonic())
-            self.transport.sendto(header + payloads[index % len(payloads)], self.remote)
+            packet = header + payloads[index % len(payloads)]
+            self.transport.sendto(packet if self.tx is None else self.tx.protect(packet), self.remote)
             delay = start + (index + 1) * FRAME - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
 
 
-async def _phone() -> tuple[_Counter, int]:
+def floor_keys(legs: str) -> tuple[bytes, bytes]:
+    """The floor's two master keys for ``legs`` "srtp" or "srtp-gcm" (key + salt: 30 or 28 octets)."""
+    size = 28 if legs == "srtp-gcm" else 30
+    return FLOOR_KEYS[0][:size], FLOOR_KEYS[1][:size]
+
+
+async def _phone(legs: str = "rtp") -> tuple[_Counter, int]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(_Counter, local_addr=("127.0.0.1", 0))
+    if legs.startswith("srtp"):
+        from pylibsrtp import Policy, Session
+
+        gcm = legs == "srtp-gcm"
+        profile = Policy.SRTP_PROFILE_AEAD_AES_128_GCM if gcm else Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        keys = floor_keys(legs)
+        protocol.tx = Session(Policy(keys[0], Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        protocol.rx = Session(Policy(keys[1], Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
     return protocol, transport.get_extra_info("sockname")[1]
 
 
@@ -134,8 +162,8 @@ async def _run(conn: Connection, count: int, mode: str, legs: str, seconds: floa
         offers: list[tuple[Any, int]] = [
             (await b.offer(), p[1]) for b, p in zip(browsers, phones, strict=True)
         ]
-    else:  # the floor: plain RTP on both legs
-        others = [await _phone() for _ in range(count)]
+    else:  # the floor: SRTP ("srtp") or plain RTP ("rtp") on the browser's leg, plain RTP on the other
+        others = [await _phone(legs) for _ in range(count)]
         offers = [(o[1], p[1]) for o, p in zip(others, phones, strict=True)]
     conn.send(offers)
     answers = await _recv(conn)

@@ -8,9 +8,16 @@ a pool of processes) talk through one middle box at a time:
 * ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
   on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
   make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
-* ``floor`` (pass-through only): bench/floor_relay.c, built with ``cc`` into a temp dir, relaying plain
-  RTP between two phones per call (2 x 50 packets/s of 172 bytes: the same packets as a pass-through call,
-  without DTLS-SRTP on one leg): the least a relay can cost on this machine.
+* ``floor`` (pass-through only): bench/floor_relay.c --srtp, built with ``cc`` into a temp dir, with
+  pylibsrtp's bundled libsrtp (the one our engine runs; VS_RTPENGINE_FLOOR_LIBSRTP=path takes another,
+  e.g. Debian's libsrtp2.so.1), relaying between an SRTP phone (AES_CM_128_HMAC_SHA1_80, fixed keys: the
+  "browser") and a plain RTP phone per call, unprotecting and protecting on the SRTP leg (2 x 50
+  packets/s of 172 bytes: the same packets as a pass-through call, without DTLS, ICE or RTCP): the least
+  a relay can cost on this machine, the floor issue 14 defines (epoll + recvmmsg + libsrtp + sendmmsg);
+* ``floor-gcm`` (pass-through only): the same with AEAD_AES_128_GCM, the profile aiortc negotiates with
+  our bridge and rtpengine in these calls;
+* ``floor-plain`` (pass-through only): the same relay between two plain RTP phones (no SRTP), the floor
+  of the figures before the SRTP one.
 
 Rounds are interleaved (ours, rtpengine, floor, then the reverse order) so that the machine's minute-to-
 minute drift hits all of them. CPU is the middle box's utime + stime from /proc/<pid>/stat (all its
@@ -20,7 +27,7 @@ through the box, peers included (peer_pool.py says how it is matched). /proc/loa
 round: the machine is shared.
 
 Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
-     [--boxes ours,rtpengine,floor]
+     [--boxes ours,rtpengine,floor,floor-gcm,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer_pool import peer_main, summary  # noqa: E402
+from peer_pool import floor_keys, peer_main, summary  # noqa: E402
 
 # VS_RTPENGINE_PORT_BASE moves all three ranges (ours, rtpengine, floor: 2000 ports each from the base), so
 # that two runs can share the machine (default 40000: ours 40000-41999, rtpengine 46000-47999, floor 48000+).
@@ -257,9 +264,18 @@ class RtpEngineBox(Box):
 class Floor(Box):
     name = "floor"
 
-    def __init__(self, binary: Path, calls: int) -> None:
-        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, binary: Path, calls: int, name: str = "floor") -> None:
+        import importlib.util
+
+        self.name = name  # floor, floor-gcm or floor-plain
+        srtp = {"floor": ["--srtp"], "floor-gcm": ["--srtp-gcm"]}.get(name, [])
+        command = [str(binary), str(calls), str(FLOOR_FIRST_PORT), *srtp]
+        spec = importlib.util.find_spec("pylibsrtp._binding")  # libsrtp 2 with OpenSSL, as our engine's
+        library = os.environ.get("VS_RTPENGINE_FLOOR_LIBSRTP") or (spec.origin if spec else None)
+        environment = {**os.environ, "FLOOR_LIBSRTP": library or ""}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
+        )
         self.pid = self.process.pid
         assert self.process.stdout is not None
         self.ports = [int(p) for p in self.process.stdout.readline().split()[1:]]
@@ -267,6 +283,8 @@ class Floor(Box):
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         assert self.process.stdin is not None and self.process.stdout is not None
         remotes = [port for pair in offers for port in pair]  # socket 2c: the "web" phone's, 2c+1 the phone's
+        if self.name != "floor-plain":  # the keys the browser side protects with, then unprotects with
+            self.process.stdin.write(" ".join(key.hex() for key in floor_keys(self.legs)) + "\n")
         self.process.stdin.write("\n".join(map(str, remotes)) + "\n")
         self.process.stdin.flush()
         self.process.stdout.readline()  # ready
@@ -274,6 +292,10 @@ class Floor(Box):
             (("127.0.0.1", self.ports[2 * c]), ("127.0.0.1", self.ports[2 * c + 1]))
             for c in range(len(offers))
         ]
+
+    @property
+    def legs(self) -> str:  # the peers' (peer_pool): what the floor's browser side speaks
+        return {"floor": "srtp", "floor-gcm": "srtp-gcm"}.get(self.name, "rtp")
 
     def close(self) -> str:
         self.process.terminate()
@@ -283,7 +305,8 @@ class Floor(Box):
 
 def build_floor(workdir: Path) -> Path:
     binary = workdir / "floor_relay"
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(ROOT / "bench" / "floor_relay.c")], check=True)
+    source = str(ROOT / "bench" / "floor_relay.c")
+    subprocess.run(["cc", "-O2", "-rdynamic", "-o", str(binary), source, "-ldl"], check=True)
     return binary
 
 
@@ -312,6 +335,16 @@ def peer_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> 
             if worker.is_alive():
                 worker.kill()
                 worker.join()
+
+
+def profile(box: Box) -> subprocess.Popen[bytes] | None:
+    """VS_RTPENGINE_PROFILE: a shell command run during the media period ({pid}, {box} replaced), e.g.
+    ``perf stat --per-thread -p {pid} -- sleep 3``; it should end before the media do (its output goes to
+    stderr, after it the round waits for it)."""
+    command = os.environ.get("VS_RTPENGINE_PROFILE")
+    if not command:
+        return None
+    return subprocess.Popen(command.format(pid=box.pid, box=box.name), shell=True, stdout=sys.stderr)
 
 
 def shares(count: int, processes: int) -> list[int]:
@@ -351,9 +384,12 @@ def media_period(
         conn.send("go")
     time.sleep(warmup)
     cpu_start, wall_start = proc_cpu(box.pid), time.monotonic()
+    profiler = profile(box)
     for conn in conns:
         conn.recv()  # sent
     cpu, wall = proc_cpu(box.pid) - cpu_start, time.monotonic() - wall_start
+    if profiler is not None:
+        profiler.wait()
     rss = proc_rss(box.pid)
     for conn in conns:
         conn.send("report")
@@ -361,7 +397,7 @@ def media_period(
 
 
 def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]:
-    legs = "rtp" if box.name == "floor" else "web"
+    legs = box.legs if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     with peer_pool(count, mode, legs, seconds) as conns:
         connect(box, conns, mode, 120)
@@ -421,13 +457,13 @@ def main() -> int:
     table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="vs-rtpengine-") as temp:
         workdir = Path(temp)
-        floor_binary = build_floor(workdir) if "floor" in boxes else None
+        floor_binary = build_floor(workdir) if any(b.startswith("floor") for b in boxes) else None
         for mode in args.modes.split(","):
             for count in (int(c) for c in args.calls.split(",")):
                 for round_index in range(args.rounds):
                     order = boxes if round_index % 2 == 0 else boxes[::-1]
                     for name in order:
-                        if name == "floor" and (mode != "passthrough" or floor_binary is None):
+                        if name.startswith("floor") and (mode != "passthrough" or floor_binary is None):
                             continue
                         box: Box
                         if name == "ours":
@@ -438,7 +474,7 @@ def main() -> int:
                             box = RtpEngineBox(workdir)
                         else:
                             assert floor_binary is not None
-                            box = Floor(floor_binary, count)
+                            box = Floor(floor_binary, count, name)
                         r = run_round(box, count, mode, args.seconds)
                         table.setdefault((mode, count, name), []).append(r)
                         print(
@@ -464,7 +500,8 @@ def main() -> int:
                 f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
             )
     print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'vs rtpe':>9}{'vs floor':>10}"
+    print("(floor: the SRTP floor, AES_CM_128_HMAC_SHA1_80; gcm: AEAD_AES_128_GCM; plain: no SRTP)")
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gcm':>8}{'plain':>8}{'vs rtpe':>9}{'vs floor':>10}"
           f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}{'us/pkt ours':>12}{'rtpe':>7}{'ratio':>7}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
@@ -474,7 +511,9 @@ def main() -> int:
             median(mode, count, "rtpengine", "us_per_packet"),
         )
         print(
-            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
+            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{median(mode, count, 'floor-gcm', 'cpu'):>8.4f}"
+            f"{median(mode, count, 'floor-plain', 'cpu'):>8.4f}"
+            f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
             f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
