@@ -4,7 +4,8 @@ bench/vs_rtpengine.py's peers (aiortc for every packet) saturate the machine at 
 handshakes are still aiortc's (real ICE, DTLS-SRTP, consent and RTCP on the web leg: the gateway's work
 is the same), but the media period is pumped by bench/native_peer.c (bench/native_peers.py says how),
 so that the peers cost less than the box. The boxes are vs_rtpengine.py's: ``ours`` (N ``MediaBridge``s
-with the fast lane in one process), ``rtpengine``, ``floor`` (the bare C relay, plain RTP both legs).
+with the fast lane in one process), ``rtpengine``, ``floor`` (the bare C relay as
+``floor-plain``: plain RTP both legs, no SRTP; the native peers have no fixed-key SRTP mode yet).
 
 Per round it prints the box's CPU seconds per call-second and RSS per call (as vs_rtpengine.py), the
 packets sent by the peers and those never delivered ("lost": by the box, the peers' own socket drops
@@ -81,7 +82,7 @@ def peers(
 def run_round(
     box: Box, count: int, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
 ) -> dict[str, Any]:
-    legs = "rtp" if box.name == "floor" else "web"
+    legs = "rtp" if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
     with peers(count, legs, seconds, warmup, ramp, per_process, library) as conns:
@@ -158,7 +159,9 @@ def main() -> int:
                         box = RtpEngineBox(workdir)
                     else:
                         assert floor_binary is not None
-                        box = Floor(floor_binary, count)
+                        box = Floor(
+                            floor_binary, count, name="floor-plain"
+                        )  # native peers speak plain RTP there
                     r = run_round(
                         box, count, args.seconds, args.warmup, args.ramp, args.calls_per_process, library
                     )
