@@ -11,7 +11,9 @@
  * thread accounts for it in its lane's Tally (below) - nothing is queued per forwarded packet. Anything else (STUN, DTLS, RTCP, DTMF, a new
  * source, a jump) is queued for Python as is - RTP already decrypted, from either leg, with a kind that
  * says so (libsrtp's replay check would refuse a second unprotect) - and disarms the lane when it was
- * armed: Python handles it on its usual path and re-arms. SRTCP is left to Python on both legs.
+ * armed: Python handles it on its usual path and re-arms. SRTCP from the browser is unprotected here: its
+ * report compounds (SR/RR/SDES, statistics only) are kept, the latest of each kind, for Python's next sync
+ * (web_rtcp, Link.reports); the rest is queued decrypted. The SIP leg's RTCP is left to Python.
  *
  * SRTP: the Link uses aiortc's own libsrtp sessions on the web leg and the SIP leg's SRTP sessions (SDES
  * or DTLS-SRTP, gateway/media/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
@@ -198,6 +200,17 @@ static int opus_complexity = 5, opus_inband_fec = 0;
    accounting the Python path does per packet (receive statistics of the input, sender counters). */
 enum { VCODEC_OTHER = 0, VCODEC_VP8 = 1, VCODEC_VP9 = 2, VCODEC_H264 = 3 };
 enum { KIND_VIDEO_SIP_RAW = 6, KIND_VIDEO_SIP_RTP = 7 };
+/* SRTCP from the browser the engine unprotected and did not keep (web_rtcp): feedback, BYE, ... */
+enum { KIND_WEB_RTCP = 8 };
+
+/* The browser's latest report compound of one kind (web_rtcp), decrypted, or len 0: none since taken. */
+#define KEPT_MAX 512               /* larger compounds (many report blocks) go to Python as KIND_WEB_RTCP */
+enum { KEPT_SR = 0, KEPT_RR = 1 };
+typedef struct {
+    double arrival;
+    int len;
+    uint8_t data[KEPT_MAX];
+} Kept;
 
 typedef struct {
     int armed;
@@ -246,6 +259,10 @@ typedef struct Core {
     void *vsip_rx, *vsip_tx;       /* the SIP side's video SRTP sessions, or NULL: plain RTP */
     VideoLane video[2];            /* [0]: browser -> SIP side, [1]: SIP side -> browser */
     uint64_t video_sip_dropped;    /* SRTP from the SIP side's video that did not authenticate */
+    /* the browser's report compounds (web_rtcp): the latest SR-led and RR-led ones, and how many arrived
+       (with their SRTCP octets) since Python took them */
+    Kept kept[2];
+    uint64_t kept_packets, kept_octets;
 } Core;
 
 typedef struct {
@@ -825,6 +842,45 @@ static int video_sip(Engine *e, Core *c, uint8_t *d, int len, const struct socka
     return punt(e, c, kind, d, len, src, srclen, now);
 }
 
+/* Which report compound an RTCP packet is (RFC 3550 §6.1): KEPT_SR or KEPT_RR when it is led by an SR (200)
+   or an RR (201) and holds nothing but SR, RR and SDES (202) packets of version 2 whose lengths (32-bit
+   words minus one) add up to the datagram; -1 for anything else (BYE, feedback: RFC 4585 205/206, RFC 5104,
+   REMB; XR; malformed): Python's at once. */
+static int report_kind(const uint8_t *d, int len) {
+    if (len < 8 || (d[1] != 200 && d[1] != 201))
+        return -1;
+    int position = 0;
+    while (position + 4 <= len) {
+        if ((d[position] >> 6) != 2 || d[position + 1] < 200 || d[position + 1] > 202)
+            return -1;
+        position += 4 * (((d[position + 2] << 8) | d[position + 3]) + 1);
+    }
+    return position == len ? (d[1] == 200 ? KEPT_SR : KEPT_RR) : -1;
+}
+
+/* SRTCP from the browser (rtcp-mux, RFC 5761): unprotected here with the web leg's session (Python could
+   not unprotect it again: libsrtp's replay check). A report compound is only statistics (RTT, the
+   browser's view of our stream, its SR for our LSR/DLSR) and only its latest one matters: kept per kind,
+   with its arrival (RFC 3550 §6.4.1's A), for Python to take at its next sync (Link.reports) - no queue,
+   no wake-up. Anything else (feedback wants a keyframe now) is queued decrypted and wakes Python at once.
+   One that does not authenticate is dropped, as aiortc drops it. */
+static int web_rtcp(Engine *e, Core *c, uint8_t *d, int len, const struct sockaddr_storage *src, socklen_t srclen,
+                    double now) {
+    int size = len;
+    if (e->fn[OP_UNPROTECT_RTCP](c->rx, d, &len) != 0)
+        return 0;
+    int kind = report_kind(d, len);
+    if (kind < 0 || len > KEPT_MAX)
+        return punt(e, c, KIND_WEB_RTCP, d, len, src, srclen, now);
+    Kept *kept = &c->kept[kind];
+    memcpy(kept->data, d, (size_t)len);
+    kept->len = len;
+    kept->arrival = now;
+    c->kept_packets++;
+    c->kept_octets += (uint64_t)size;
+    return 0;
+}
+
 /* One datagram; 1 when it was queued for Python (woken at once, or within NOTIFY_DELAY: wake_python). */
 static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
                   socklen_t srclen, double now) {
@@ -847,6 +903,8 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
             c->lanes[LANE_WEB_TO_SIP].punted_at = e->drains;
             return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
         }
+        if (len >= 8 && d[0] > 127 && d[0] < 192 && is_rtcp(d, len) && c->rx != NULL)
+            return web_rtcp(e, c, d, len, src, srclen, now);
         /* STUN (consent checks time out in 0.5 s), DTLS, SRTCP (its arrival time makes the RTT): now */
         return punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
     }
@@ -1719,6 +1777,43 @@ static PyObject *link_srtp(Link *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)buffer, len);
 }
 
+static PyObject *link_reports(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    if (c == NULL)
+        Py_RETURN_NONE;
+    Kept kept[2];
+    unsigned long long packets, octets;
+    pthread_mutex_lock(&self->engine->lock); /* copied out: no Python object is made under the lock */
+    packets = c->kept_packets;
+    octets = c->kept_octets;
+    for (int i = 0; i < 2; i++) {
+        kept[i].len = c->kept[i].len;
+        kept[i].arrival = c->kept[i].arrival;
+        if (kept[i].len > 0)
+            memcpy(kept[i].data, c->kept[i].data, (size_t)kept[i].len);
+        c->kept[i].len = 0;
+    }
+    c->kept_packets = c->kept_octets = 0;
+    pthread_mutex_unlock(&self->engine->lock);
+    if (packets == 0)
+        Py_RETURN_NONE;
+    int first = kept[KEPT_RR].len > 0 /* the one that arrived first: KEPT_RR (1) or KEPT_SR (0) */
+                && (kept[KEPT_SR].len == 0 || kept[KEPT_RR].arrival < kept[KEPT_SR].arrival);
+    PyObject *list = PyList_New(0);
+    for (int n = 0; list != NULL && n < 2; n++) {
+        const Kept *k = &kept[n == 0 ? first : !first];
+        if (k->len == 0)
+            continue;
+        PyObject *item = Py_BuildValue("(dy#)", k->arrival, (const char *)k->data, (Py_ssize_t)k->len);
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    if (list == NULL)
+        return NULL;
+    return Py_BuildValue("(KKN)", packets, octets, list);
+}
+
 static PyObject *link_counters(Link *self, PyObject *unused) {
     Core *c = self->core;
     if (c == NULL)
@@ -2040,6 +2135,10 @@ static PyMethodDef link_methods[] = {
      "3 unprotect_rtcp, on the web leg's sessions (sip 1: the SIP leg's, 2: the SIP side's video's; an error 1 "
      "without them), serialized with the thread."},
     {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
+    {"reports", (PyCFunction)link_reports, METH_NOARGS,
+     "reports() -> None, or (packets, octets, [(arrival, compound), ...]): the browser's report compounds the "
+     "engine kept since the last call (SRTCP packets and their octets; the latest SR-led and RR-led ones, "
+     "decrypted, oldest first, with their time.monotonic() arrival); taking them clears them."},
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
      "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},

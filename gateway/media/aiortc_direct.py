@@ -406,27 +406,39 @@ class DirectReceiver:
                 plain = dtls._rx_srtp.unprotect_rtcp(data)
             except pylibsrtp.Error:
                 return  # as aiortc: logged at debug level there, dropped
-            for name, value in zip(_DTLS_RX, (len(data), 1), strict=True):
-                setattr(dtls, name, getattr(dtls, name) + value)
-            handling = dtls._handle_rtcp_data(plain)
-            if _reports_only(plain):  # at once: no task, no extra turn of the event loop
-                restore = _at_arrival(dtls, arrival.late) if arrival.late else None
-                try:
-                    handling.send(None)
-                except StopIteration:
-                    return
-                finally:
-                    if restore is not None:
-                        restore()
-                handling.close()  # aiortc's handlers of reports never wait: a newer aiortc would
-                logger.warning("aiortc's RTCP handling waited: %s", plain[:2].hex())  # need a task
-                return
-            task = asyncio.get_running_loop().create_task(handling)
-            _RTCP_TASKS.add(task)
-            task.add_done_callback(_RTCP_TASKS.discard)
+            self._rtcp(dtls, plain, 1, len(data), arrival.late)
             return
         assert self._queue_datagram is not None
         self._queue_datagram(data, component)
+
+    def rtcp(self, plain: bytes, *, late: float, packets: int = 1, octets: int | None = None) -> None:
+        """SRTCP from the browser the fast lane's engine unprotected (``late`` seconds after its arrival):
+        a report compound it kept (``packets``/``octets``: how many SRTCP packets, and their size, arrived
+        since, of which this is the latest kept; aiortc's DTLS counters count them all) or anything else
+        it handed over at once. ``octets`` None: the decrypted size (the SRTCP trailer not counted)."""
+        dtls = self._dtls
+        if dtls is not None and dtls._state is _CONNECTED:
+            self._rtcp(dtls, plain, packets, len(plain) if octets is None else octets, late)
+
+    def _rtcp(self, dtls: RTCDtlsTransport, plain: bytes, packets: int, octets: int, late: float) -> None:
+        for name, value in zip(_DTLS_RX, (octets, packets), strict=True):
+            setattr(dtls, name, getattr(dtls, name) + value)
+        handling = dtls._handle_rtcp_data(plain)
+        if _reports_only(plain):  # at once: no task, no extra turn of the event loop
+            restore = _at_arrival(dtls, late) if late else None
+            try:
+                handling.send(None)
+            except StopIteration:
+                return
+            finally:
+                if restore is not None:
+                    restore()
+            handling.close()  # aiortc's handlers of reports never wait: a newer aiortc would
+            logger.warning("aiortc's RTCP handling waited: %s", plain[:2].hex())  # need a task
+            return
+        task = asyncio.get_running_loop().create_task(handling)
+        _RTCP_TASKS.add(task)
+        task.add_done_callback(_RTCP_TASKS.discard)
 
     @property
     def dtls(self) -> RTCDtlsTransport | None:

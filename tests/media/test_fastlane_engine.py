@@ -46,6 +46,7 @@ class Handler:
 
     web_datagrams: list[bytes] = field(default_factory=list)
     web_rtp: list[bytes] = field(default_factory=list)
+    web_rtcp: list[tuple[bytes, float, int, int | None]] = field(default_factory=list)  # decrypted SRTCP
     sip_datagrams: list[bytes] = field(default_factory=list)
     sip_rtp: list[bytes] = field(default_factory=list)  # decrypted by the engine
     snapshots: list[Snapshot] = field(default_factory=list)
@@ -68,6 +69,9 @@ class Handler:
 
     def fast_web_rtp(self, data: bytes) -> None:
         self.web_rtp.append(data)
+
+    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None:
+        self.web_rtcp.append((data, late, packets, octets))
 
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         self.sip_datagrams.append(data)
@@ -199,7 +203,8 @@ async def test_rtcp_and_stun_go_to_python_without_a_sync_or_a_rearm(linked: Link
 
     linked.handler.fast_sync = counted  # type: ignore[method-assign]
     handler = linked.handler
-    receiver_report = struct.pack("!BBHI", 0x80, 201, 1, 0x1234)  # RFC 3550 §6.4.2, no report block
+    pli = struct.pack("!BBHII", 0x81, 206, 2, 0x1234, 0x5678)  # RFC 4585 §6.3.1: the browser's feedback
+    browser = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     sender_report = struct.pack("!BBHIQIII", 0x80, 200, 6, 0x1234, 0, 0, 0, 0)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
@@ -212,16 +217,16 @@ async def test_rtcp_and_stun_go_to_python_without_a_sync_or_a_rearm(linked: Link
         raise AssertionError("the engine did not hand the datagram back")
 
     try:
-        peer.sendto(receiver_report, linked.web)
+        peer.sendto(browser.protect_rtcp(pli), linked.web)
         peer.sendto(sender_report, linked.sip)
-        await handed(lambda: bool(handler.web_datagrams and handler.sip_datagrams))
-        assert (handler.web_datagrams, handler.sip_datagrams) == ([receiver_report], [sender_report])
+        await handed(lambda: bool(handler.web_rtcp and handler.sip_datagrams))
+        assert ([r[0] for r in handler.web_rtcp], handler.sip_datagrams) == ([pli], [sender_report])
         assert syncs[0] == 0 and handler.rearmed == 0
         peer.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12), linked.web)  # STUN
-        await handed(lambda: len(handler.web_datagrams) == 2)
+        await handed(lambda: len(handler.web_datagrams) == 1)
         assert syncs[0] == 0 and handler.rearmed == 0
         peer.sendto(b"\x15\xfe\xfd" + bytes(10), linked.web)  # a DTLS alert record (RFC 7983: 20-63)
-        await handed(lambda: len(handler.web_datagrams) == 3)
+        await handed(lambda: len(handler.web_datagrams) == 2)
         assert syncs[0] == 1 and handler.rearmed == 1
     finally:
         peer.close()
@@ -252,22 +257,22 @@ async def test_reports_and_consent_checks_wait_a_little_for_python(linked: Linke
             loop.remove_reader(fd)
 
     try:
-        for datagram in (
-            struct.pack("!BBHI", 0x80, 201, 1, 0x1234),  # RR (RFC 3550 §6.4.2)
-            b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12),  # a STUN binding request
-        ):
+        receiver_report = struct.pack("!BBHI", 0x80, 201, 1, 0x1234)  # RR (RFC 3550 §6.4.2)
+        stun = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12)  # a STUN binding request
+        # (the browser's SRTCP reports are not queued at all: test_fastlane_reports.py)
+        for datagram, where in ((receiver_report, linked.sip), (stun, linked.web)):
             waiting = asyncio.ensure_future(readable())
             await asyncio.sleep(0)
-            peer.sendto(datagram, linked.web)
+            peer.sendto(datagram, where)
             assert await waiting >= 0.005  # load only makes it later
             linked.link.drain()
-        assert linked.handler.web_datagrams[-2:] == [struct.pack("!BBHI", 0x80, 201, 1, 0x1234), datagram]
+        assert (linked.handler.sip_datagrams, linked.handler.web_datagrams) == ([receiver_report], [stun])
         waiting = asyncio.ensure_future(readable())
         await asyncio.sleep(0)
         peer.sendto(rtp(9), linked.sip)  # RTP without an armed lane: Python's at once
         await waiting
         linked.link.drain()
-        assert linked.handler.sip_datagrams == [rtp(9)]
+        assert linked.handler.sip_datagrams == [receiver_report, rtp(9)]
     finally:
         peer.close()
         loop.add_reader(fd, linked.link._engine.drain)

@@ -340,6 +340,10 @@ class FastLaneController:
     def fast_web_rtp(self, data: bytes) -> None:
         self._web.direct_receiver.packet(data)
 
+    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None:
+        """SRTCP from the browser the engine unprotected: a report compound it kept, or feedback."""
+        self._web.direct_receiver.rtcp(data, late=late, packets=packets, octets=octets)
+
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         if self._sip.endpoint is not None:
             self._sip.endpoint.datagram(data, source)

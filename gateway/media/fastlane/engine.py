@@ -12,6 +12,12 @@ datagram re-arm. RTCP and STUN (a few a second per call) need neither: they read
 keeps and change no lane, and report building syncs by itself. It drains when the thread signals its eventfd (a
 datagram waits) and every ``DRAIN_INTERVAL`` seconds while it has links, when every link syncs
 (watchdogs and reports read their owners' state). Nothing in Python runs per forwarded packet.
+
+The browser's report compounds (SR, RR, SDES: ~2.3 a second per call, statistics only) are not queued:
+the engine unprotects them and keeps the latest SR-led and RR-led one per link; each sync hands them to
+the handler (``fast_web_rtcp``, with how late they are: RFC 3550 §6.4.1's RTT counts from their arrival),
+so at the once-a-second tick, and before our own reports or statistics are built (they sync first).
+Other SRTCP (feedback: PLI, FIR, NACK, REMB; BYE) comes out of ``drain`` at once, decrypted (WEB_RTCP).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from gateway.media.fastlane.native import (
     VIDEO_SIP_RAW,
     VIDEO_SIP_RTP,
     WEB_RAW,
+    WEB_RTCP,
     WEB_RTP,
     WEB_TO_SIP,
     Address,
@@ -58,6 +65,7 @@ class LinkHandler(Protocol):
     def fast_sync(self, native: NativeLink) -> None: ...
     def fast_web_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_web_rtp(self, data: bytes) -> None: ...
+    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None: ...
     def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_sip_rtp(self, data: bytes, source: Address) -> None: ...
     def fast_video_sip_datagram(self, data: bytes, source: Address, decrypted: bool) -> None: ...
@@ -324,6 +332,28 @@ class FastLink:
             self.handler.fast_sync(self.native)
         except Exception:  # one call's accounting must not stop the others'
             logger.exception("call=%s accounting fast-lane packets failed", self.call_id)
+        self.reports()
+
+    def reports(self) -> None:
+        """Hand the browser's report compounds the engine kept since the last time to the handler, oldest
+        first, each with how late it is now (all the SRTCP packets and octets that arrived count with the
+        last: aiortc's DTLS counters)."""
+        if self.native.closed:
+            return
+        taken = self.native.reports()
+        if taken is None:
+            return
+        packets, octets, compounds = taken
+        now = time.monotonic()
+        last = len(compounds) - 1
+        try:
+            for index, (arrived, data) in enumerate(compounds):
+                if index < last:
+                    self.handler.fast_web_rtcp(data, now - arrived, 1, 0)
+                else:
+                    self.handler.fast_web_rtcp(data, now - arrived, packets - last, octets)
+        except Exception:  # one call's statistics must not stop the others'
+            logger.exception("call=%s handling the browser's RTCP reports failed", self.call_id)
 
     def handle(self, datagram: Datagram) -> None:
         """A datagram the engine did not forward: to the handler asyncio would have called."""
@@ -331,6 +361,8 @@ class FastLink:
         try:
             if datagram.kind == WEB_RTP:
                 handler.fast_web_rtp(datagram.data)
+            elif datagram.kind == WEB_RTCP:  # decrypted: feedback, BYE (reports come from ``reports``)
+                handler.fast_web_rtcp(datagram.data, arrival.late, 1, None)
             elif datagram.kind == WEB_RAW:
                 handler.fast_web_datagram(datagram.data, datagram.source)
             elif datagram.kind == SIP_RTP:
@@ -367,6 +399,8 @@ def _control(kind: int, data: bytes) -> bool:
     the second octet (RFC 7983's 128-191 first octet on the web leg; the SIP leg's RTP socket with
     rtcp-mux); STUN by RFC 7983's 0-3 first octet (consent checks and their answers: a new ICE pair
     reaches the controller by its own update, and a lane takes no packet from another address)."""
+    if kind == WEB_RTCP:
+        return True
     if kind not in _RAW or len(data) < 8:
         return False
     return (128 <= data[0] <= 191 and 192 <= data[1] <= 223) or (data[0] < 4 and len(data) >= 20)
