@@ -11,7 +11,9 @@
  * thread accounts for it in its lane's Tally (below) - nothing is queued per forwarded packet. Anything else (STUN, DTLS, RTCP, DTMF, a new
  * source, a jump) is queued for Python as is - RTP already decrypted, from either leg, with a kind that
  * says so (libsrtp's replay check would refuse a second unprotect) - and disarms the lane when it was
- * armed: Python handles it on its usual path and re-arms. SRTCP is left to Python on both legs.
+ * armed: Python handles it on its usual path and re-arms. SRTCP is left to Python on both legs. A lane armed
+ * while RTP of its direction still waits in the queue takes those packets back and forwards them first
+ * (take_back), so that a backlog in Python never keeps lanes from arming.
  *
  * SRTP: the Link uses aiortc's own libsrtp sessions on the web leg and the SIP leg's SRTP sessions (SDES
  * or DTLS-SRTP, gateway/media/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
@@ -76,6 +78,7 @@ enum {
     KIND_SIP_RAW = 4,
     KIND_SIP_RTP = 5,
 };
+#define KIND_TAKEN 0 /* a queued item arm() forwarded after all (take_back): drain() leaves it out */
 enum { OP_PROTECT = 0, OP_UNPROTECT = 1, OP_PROTECT_RTCP = 2, OP_UNPROTECT_RTCP = 3 };
 
 typedef int (*srtp_fn)(void *ctx, void *data, int *len);
@@ -1186,14 +1189,19 @@ static PyObject *engine_drain(Engine *self, PyObject *unused) {
     self->notified = 0;
     self->drains++;
     pthread_mutex_unlock(&self->lock);
-    PyObject *list = PyList_New((Py_ssize_t)count);
-    for (size_t i = 0; list != NULL && i < count; i++) {
+    size_t live = 0;
+    for (size_t i = 0; i < count; i++)
+        live += items[i].kind != KIND_TAKEN;
+    PyObject *list = PyList_New((Py_ssize_t)live);
+    for (size_t i = 0, j = 0; list != NULL && i < count; i++) {
+        if (items[i].kind == KIND_TAKEN)
+            continue;
         PyObject *tuple = item_tuple(&items[i]);
         if (tuple == NULL) {
             Py_CLEAR(list);
             break;
         }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, tuple);
+        PyList_SET_ITEM(list, (Py_ssize_t)j++, tuple);
     }
     free_items(items, count);
     free(items);
@@ -1519,6 +1527,56 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
     return 1;
 }
 
+/* The RTP of lane ``which``'s direction in a queued item, as handle() tells it (0: not the lane's - another
+   direction or link, RTCP, STUN, DTLS, the video's RTP, already taken). */
+static int queued_rtp(const Core *c, int which, const Item *item, Rtp *r) {
+    if (item->link_id != c->id)
+        return 0;
+    if (which == LANE_WEB_TO_SIP) {
+        if (item->kind != KIND_WEB_RTP || !parse_rtp(item->data, item->len, r))
+            return 0;
+        return !(c->video[0].claimed && r->ssrc == c->video[0].ssrc); /* else the video lane's */
+    }
+    if (item->kind == KIND_SIP_RTP)
+        return parse_rtp(item->data, item->len, r);
+    /* plain RTP from the SIP side is queued raw: RFC 5761 §4 RTCP (192-223) and non-RTP stay raw */
+    if (item->kind != KIND_SIP_RAW || c->sip_rx != NULL || (item->len > 1 && item->data[1] >= 192 &&
+                                                            item->data[1] <= 223))
+        return 0;
+    return parse_rtp(item->data, item->len, r);
+}
+
+/* arm() while RTP of the lane's direction waits in the queue (issue 14: a backlog, e.g. 500 calls' media
+   starting in the same 20 ms, a GC pause, a burst of call setups, queues the next packet of every unarmed
+   call before Python re-arms it): the engine takes those packets back and forwards them through the lane
+   now armed, in queue order, as the thread would have had the lane been armed when they came - rewritten,
+   accounted once in the lane's Tally (arrival and latency: the packet's own), protected, sent - and takes
+   them out of the queue. Python never handled them: they are newer than all it did (it re-arms after
+   handling what it drained), so the state it armed with is the one to continue from. The first one the
+   lane does not take (another SSRC or payload type - DTMF -, another source, a jump) disarms it, as in the
+   thread: that one and every later one of the direction stay for Python, in order, and Python takes the
+   lane's accounts (a snapshot of the disarmed lane) before it handles them. RTCP, STUN, DTLS and the
+   video's packets are not the lane's and stay. Under the engine lock; whether the lane is still armed. */
+static int take_back(Engine *e, Core *c, int which) {
+    Lane *lane = &c->lanes[which];
+    for (size_t i = 0; i < e->count && lane->armed; i++) {
+        Item *item = &e->items[i];
+        Rtp r;
+        if (!queued_rtp(c, which, item, &r))
+            continue;
+        if (!lane_takes(lane, &r, &item->source.addr, item->arrival))
+            break;
+        forward(e, c, which, item->data, &r, item->arrival);
+        free(item->data);
+        item->data = NULL;
+        item->len = 0;
+        item->kind = KIND_TAKEN;
+    }
+    if (lane->armed)
+        lane->punted_at = UINT64_MAX; /* nothing of this direction waits any more */
+    return lane->armed;
+}
+
 static PyObject *link_arm(Link *self, PyObject *args) {
     int which, pt_in, pt_out, codec_in, codec_out;
     PyObject *source, *destination;
@@ -1583,11 +1641,6 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         return NULL;
     }
     pthread_mutex_lock(&self->engine->lock);
-    if (lane->punted_at == self->engine->drains) {
-        /* a packet of this direction waits in the queue: arming now would overtake it (drain re-arms) */
-        pthread_mutex_unlock(&self->engine->lock);
-        Py_RETURN_FALSE;
-    }
     lane->source = src;
     lane->destination = dst;
     lane->ssrc = (uint32_t)ssrc;
@@ -1618,8 +1671,10 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         t->owned = 1;
     }
     lane->armed = 1;
+    /* packets of this direction queued since the last drain: forwarded now, ahead of any newer one */
+    int armed = lane->punted_at == self->engine->drains ? take_back(self->engine, c, which) : 1;
     pthread_mutex_unlock(&self->engine->lock);
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(armed);
 }
 
 /* The lane or output number argument: 0 (web -> SIP) or 1 (SIP -> web). */

@@ -363,6 +363,12 @@ class SrtpLink:
 
 @pytest.fixture
 async def srtp_link() -> AsyncIterator[SrtpLink]:
+    async with open_srtp_link() as link:
+        yield link
+
+
+@contextlib.asynccontextmanager
+async def open_srtp_link() -> AsyncIterator[SrtpLink]:
     gateway = SdesSrtp(GATEWAY_KEY, PHONE_KEY)
     async with open_link(gateway) as linked:
         phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

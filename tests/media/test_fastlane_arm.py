@@ -1,0 +1,135 @@
+"""Arming a lane under a backlog (issue 14): packets of the lane's direction the engine queued for Python
+since the last drain are taken back and forwarded by the lane itself, first, in order, exactly once and
+accounted once; the first one the lane would not take (DTMF, another SSRC) and every later one stay for
+Python, and the lane stays disarmed. Real sockets, the real engine; the test holds the event loop
+(time.sleep) while the engine queues, so that Python drains only when the test says."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator
+
+import pylibsrtp
+import pytest
+
+from gateway.media.fastlane.native import SIP_TO_WEB, STATS_RFC3550, WEB_TO_SIP, NativeLink, snapshot
+from tests.media.test_fastlane_engine import KEY, RtpPacketView, SrtpLink, open_link, open_srtp_link, rtp
+from tests.media.test_fastpath import require_fast_lane
+
+QUEUED = 0.2  # seconds the engine has to read and queue what a test sent (loopback: well under 1 ms)
+
+
+@pytest.fixture(autouse=True)
+def fast_lane_built() -> None:
+    require_fast_lane()
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[SrtpLink]:
+    """A link whose SIP leg has SRTP, the phone's and the browser's sockets (blocking, with a timeout)."""
+    async with open_srtp_link() as srtp_link:
+        yield srtp_link
+
+
+def arm(s: SrtpLink, which: int, first_seq: int) -> bool:
+    """Lane ``which`` for SSRC 0x1234 PCMU, Python's last packet ``first_seq - 1`` (timestamps 160 * seq)."""
+    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    source, destination = (phone, browser) if which == SIP_TO_WEB else (browser, phone)
+    return s.linked.link.native.arm(
+        which, source, destination, 0x1234, 0, 0, 0, 0, 8000, 8000, 160 * (first_seq - 1), time.monotonic(),
+        0, 0, -1, 0, 0, STATS_RFC3550, 8000, None, first_seq - 1,
+    )  # fmt: skip
+
+
+def nothing_more(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        sock.recv(2048)
+    except TimeoutError:
+        return True
+    return False
+
+
+def reception_received(native: NativeLink, which: int) -> tuple[int, int, int, int]:
+    taken = snapshot(native, which)
+    assert taken is not None
+    return taken.packets, taken.forwarded, taken.lost, taken.reception.received
+
+
+async def test_a_lane_armed_over_queued_packets_forwards_them_first_in_order_exactly_once(
+    link: SrtpLink,
+) -> None:
+    s, native, handler = link, link.linked.link.native, link.linked.handler
+    srtcp = s.phone.protect_rtcp(struct.pack("!BBHI", 0x80, 201, 1, 0x1234))  # a receiver report: Python's
+    for packet in (s.phone.protect(rtp(1, b"\x01" * 160)), srtcp, s.phone.protect(rtp(2, b"\x02" * 160))):
+        s.phone_socket.sendto(packet, s.linked.sip)
+    for seq in (1, 2, 3):
+        s.browser_socket.sendto(s.browser_tx.protect(rtp(seq, bytes([100 + seq]) * 160)), s.linked.web)
+    time.sleep(QUEUED)  # the loop does not run: all of it waits in the queue, no lane armed
+    assert arm(s, SIP_TO_WEB, 1) and arm(s, WEB_TO_SIP, 1)  # main refused: "a packet waits, drain first"
+    s.phone_socket.sendto(s.phone.protect(rtp(3, b"\x03" * 160)), s.linked.sip)  # the lane's, after them
+    to_browser = [RtpPacketView(s.browser_rx.unprotect(s.browser_socket.recv(2048))) for _ in range(3)]
+    assert [(p.ssrc, p.seq, p.payload) for p in to_browser] == [
+        (0x6161, 200 + n, bytes([n + 1]) * 160) for n in range(3)
+    ]
+    to_phone = [RtpPacketView(s.phone.unprotect(s.phone_socket.recv(2048))) for _ in range(3)]
+    assert [(p.ssrc, p.seq, p.payload) for p in to_phone] == [
+        (0x5151, 100 + n, bytes([101 + n]) * 160) for n in range(3)
+    ]
+    assert nothing_more(s.browser_socket) and nothing_more(s.phone_socket)  # exactly once
+    s.linked.link.drain()  # what is left for Python: the report only, nothing it would handle twice
+    assert handler.sip_rtp == [] and handler.web_rtp == [] and handler.sip_datagrams == [srtcp]
+    assert native.armed(SIP_TO_WEB) and native.armed(WEB_TO_SIP)
+    # accounted once, in the lanes' tallies: 3 packets each, no loss, the receive statistics' 3
+    assert reception_received(native, SIP_TO_WEB) == (3, 3, 0, 3)
+    assert reception_received(native, WEB_TO_SIP) == (3, 3, 0, 3)
+    assert native.counters()[1:3] == (3, 3)
+
+
+async def test_a_queued_packet_the_lane_would_not_take_stays_for_python_with_all_after_it(
+    link: SrtpLink,
+) -> None:
+    s, native, handler = link, link.linked.link.native, link.linked.handler
+    dtmf = rtp(3, b"\x05\x0a\x00\xa0", pt=101)  # RFC 4733: Python's, and what follows must wait for it
+    sent = [rtp(1, b"\x01" * 160), rtp(2, b"\x02" * 160), dtmf, rtp(4, b"\x04" * 160), rtp(5, ssrc=0x9999)]
+    for packet in sent:
+        s.phone_socket.sendto(s.phone.protect(packet), s.linked.sip)
+    time.sleep(QUEUED)
+    assert not arm(s, SIP_TO_WEB, 1)  # it took 1 and 2, then the event disarmed it, as in the thread
+    heard = [RtpPacketView(s.browser_rx.unprotect(s.browser_socket.recv(2048))).payload for _ in range(2)]
+    assert heard == [b"\x01" * 160, b"\x02" * 160] and nothing_more(s.browser_socket)
+    assert not native.armed(SIP_TO_WEB)
+    s.linked.link.drain()  # Python reads the lane's accounts first (a snapshot), then the rest, in order
+    assert handler.sip_rtp == sent[2:]
+    (taken,) = handler.snapshots
+    assert (taken.packets, taken.forwarded, taken.last_seq, taken.reception.received) == (2, 2, 2, 2)
+    assert native.counters()[2] == 2
+
+
+async def test_plain_rtp_from_the_sip_side_queued_raw_is_taken_back_too() -> None:
+    async with open_link() as linked:  # no SIP-leg SRTP: the engine queues the phone's RTP as it came
+        phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        browser = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for sock in (phone, browser):
+                sock.bind(("127.0.0.1", 0))
+                sock.settimeout(1.0)
+            for seq in (7, 8):
+                phone.sendto(rtp(seq, bytes([seq]) * 160), linked.sip)
+            time.sleep(QUEUED)
+            native = linked.link.native
+            assert native.arm(
+                SIP_TO_WEB, phone.getsockname(), browser.getsockname(), 0x1234, 0, 0, 0, 0, 8000, 8000,
+                160 * 6, time.monotonic(), 0, 0, -1, 0, 0, STATS_RFC3550, 8000, None, 6,
+            )  # fmt: skip
+            rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+            heard = [RtpPacketView(rx.unprotect(browser.recv(2048))) for _ in range(2)]
+            assert [(p.seq, p.payload) for p in heard] == [(200, b"\x07" * 160), (201, b"\x08" * 160)]
+            linked.link.drain()
+            assert linked.handler.sip_datagrams == [] and nothing_more(browser)
+            assert reception_received(native, SIP_TO_WEB) == (2, 2, 0, 2)
+        finally:
+            phone.close()
+            browser.close()
