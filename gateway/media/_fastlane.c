@@ -1546,6 +1546,14 @@ static int queued_rtp(const Core *c, int which, const Item *item, Rtp *r) {
     return parse_rtp(item->data, item->len, r);
 }
 
+/* A queued item arm() forwarded: no longer Python's. */
+static void taken(Item *item) {
+    free(item->data);
+    item->data = NULL;
+    item->len = 0;
+    item->kind = KIND_TAKEN;
+}
+
 /* arm() while RTP of the lane's direction waits in the queue (issue 14: a backlog, e.g. 500 calls' media
    starting in the same 20 ms, a GC pause, a burst of call setups, queues the next packet of every unarmed
    call before Python re-arms it): the engine takes those packets back and forwards them through the lane
@@ -1567,10 +1575,7 @@ static int take_back(Engine *e, Core *c, int which) {
         if (!lane_takes(lane, &r, &item->source.addr, item->arrival))
             break;
         forward(e, c, which, item->data, &r, item->arrival);
-        free(item->data);
-        item->data = NULL;
-        item->len = 0;
-        item->kind = KIND_TAKEN;
+        taken(item);
     }
     if (lane->armed)
         lane->punted_at = UINT64_MAX; /* nothing of this direction waits any more */
@@ -1672,7 +1677,7 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     }
     lane->armed = 1;
     /* packets of this direction queued since the last drain: forwarded now, ahead of any newer one */
-    int armed = lane->punted_at == self->engine->drains ? take_back(self->engine, c, which) : 1;
+    int armed = lane->punted_at != self->engine->drains || take_back(self->engine, c, which);
     pthread_mutex_unlock(&self->engine->lock);
     return PyBool_FromLong(armed);
 }
@@ -1934,6 +1939,40 @@ static PyObject *link_set_video_output(Link *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The RTP of video lane ``which``'s direction in a queued item, as video_web() and video_sip() tell it. */
+static int queued_video_rtp(const Core *c, int which, const Item *item, Rtp *r) {
+    if (item->link_id != c->id)
+        return 0;
+    if (which == 0)
+        return item->kind == KIND_WEB_RTP && parse_rtp(item->data, item->len, r) && c->video[0].claimed &&
+               r->ssrc == c->video[0].ssrc;
+    if (item->kind == KIND_VIDEO_SIP_RTP)
+        return parse_rtp(item->data, item->len, r);
+    if (item->kind != KIND_VIDEO_SIP_RAW || c->vsip_rx != NULL || item->len < 2 || item->data[0] < 128 ||
+        item->data[0] > 191 || (item->data[1] >= 192 && item->data[1] <= 223))
+        return 0;
+    return parse_rtp(item->data, item->len, r);
+}
+
+/* take_back() for a video lane: the packets of its direction queued since the last drain go through
+   video_feed() in queue order (forwarded, or dropped as the Python path drops them, and accounted); the
+   first one it does not take disarms it and stays for Python with every later one. */
+static int take_back_video(Engine *e, Core *c, int which) {
+    VideoLane *v = &c->video[which];
+    for (size_t i = 0; i < e->count && v->armed; i++) {
+        Item *item = &e->items[i];
+        Rtp r;
+        if (!queued_video_rtp(c, which, item, &r))
+            continue;
+        if (!video_feed(e, c, which, item->data, &r, &item->source.addr, item->arrival))
+            break;
+        taken(item);
+    }
+    if (v->armed)
+        v->punted_at = UINT64_MAX;
+    return v->armed;
+}
+
 static PyObject *link_arm_video(Link *self, PyObject *args) {
     int which, offset, last_out, highest, flavour;
     PyObject *source, *destination, *stats;
@@ -1967,35 +2006,32 @@ static PyObject *link_arm_video(Link *self, PyObject *args) {
         }
         const uint8_t *m = map.buf, *rp = repair.buf, *cd = codecs.buf;
         pthread_mutex_lock(&self->engine->lock);
-        if (v->punted_at == self->engine->drains) { /* a packet of this direction waits: drain() first */
-            v->armed = 0;
-            result = Py_NewRef(Py_False);
-        } else {
-            /* re-armed for the same source while armed: the thread's numbers are newer than Python's */
-            int continuing = v->armed && v->ssrc == (uint32_t)ssrc && v->anchor_in == (uint32_t)anchor_in &&
-                             v->anchor_out == (uint32_t)anchor_out;
-            for (int k = 0; k < 128; k++) {
-                v->pt_map[k] = m[k] < 128 ? (int16_t)m[k] : -1;
-                v->repair[k] = rp[k] != 0;
-                v->codec[k] = cd[k];
-            }
-            v->source = src;
-            v->destination = dst;
-            if (!continuing) {
-                v->ssrc = (uint32_t)ssrc;
-                v->offset = (uint16_t)offset;
-                v->last_out = (uint16_t)last_out;
-                v->highest = highest;
-                v->anchor_in = (uint32_t)anchor_in;
-                v->anchor_out = (uint32_t)anchor_out;
-                v->last_ts = (uint32_t)last_ts;
-                v->last_time = last_time;
-                v->rx = imported;
-            }
-            v->claimed = 1;
-            v->armed = 1;
-            result = Py_NewRef(Py_True);
+        /* re-armed for the same source while armed: the thread's numbers are newer than Python's */
+        int continuing = v->armed && v->ssrc == (uint32_t)ssrc && v->anchor_in == (uint32_t)anchor_in &&
+                         v->anchor_out == (uint32_t)anchor_out;
+        for (int k = 0; k < 128; k++) {
+            v->pt_map[k] = m[k] < 128 ? (int16_t)m[k] : -1;
+            v->repair[k] = rp[k] != 0;
+            v->codec[k] = cd[k];
         }
+        v->source = src;
+        v->destination = dst;
+        if (!continuing) {
+            v->ssrc = (uint32_t)ssrc;
+            v->offset = (uint16_t)offset;
+            v->last_out = (uint16_t)last_out;
+            v->highest = highest;
+            v->anchor_in = (uint32_t)anchor_in;
+            v->anchor_out = (uint32_t)anchor_out;
+            v->last_ts = (uint32_t)last_ts;
+            v->last_time = last_time;
+            v->rx = imported;
+        }
+        v->claimed = 1;
+        v->armed = 1;
+        /* as link_arm: what waits of this direction is forwarded now, ahead of any newer packet */
+        int armed = v->punted_at != self->engine->drains || take_back_video(self->engine, self->core, which);
+        result = PyBool_FromLong(armed);
         pthread_mutex_unlock(&self->engine->lock);
     }
     PyBuffer_Release(&map);
@@ -2080,8 +2116,9 @@ static PyMethodDef link_methods[] = {
      "arm(which, source, destination, ssrc, pt_in, pt_out, anchor_in, anchor_out, in_rate, out_rate, last_ts, "
      "last_time, codec_in, codec_out, next_ts, tolerance, frame_ticks): forward matching packets of lane 0 "
      "(web -> SIP) or 1 (SIP -> web) natively until one does not match; codecs 0 (pass-through) or Opus (1) "
-     "<-> PCMU (2) / PCMA (3), next_ts -1 for none. False (nothing changed) while a packet of that "
-     "direction waits in the queue: drain() first. Optional: flavour (0 RFC 3550, 1 aiortc), clock rate, "
+     "<-> PCMU (2) / PCMA (3), next_ts -1 for none. Packets of that direction queued since the last "
+     "drain() are forwarded first; False when one of them disarmed it (it stays queued). Optional: "
+     "flavour (0 RFC 3550, 1 aiortc), clock rate, "
      "ReceptionState (None: no packet yet) and last seq (-1) of the source's receive statistics, imported "
      "unless the engine holds them already."},
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
@@ -2114,7 +2151,8 @@ static PyMethodDef link_methods[] = {
      "arm_video(which, source, destination, ssrc, pt_map, repair, codecs, offset, last_out, highest, anchor_in, "
      "anchor_out, last_ts, last_time, flavour, clock_rate, reception or None) -> bool: forward video lane which "
      "natively (video.VideoPath.feed); maps are 128 bytes indexed by the input payload type (pt_map 255: not "
-     "forwarded; codecs 1 VP8, 2 VP9, 3 H.264). False while a packet of that direction waits in the queue."},
+     "forwarded; codecs 1 VP8, 2 VP9, 3 H.264). Queued packets of that direction go first; False when one "
+     "disarmed it."},
     {"disarm_video", (PyCFunction)link_disarm_video, METH_VARARGS, "disarm_video(which)"},
     {"video_snapshot", (PyCFunction)link_video_snapshot, METH_VARARGS,
      "video_snapshot(which) -> None, or (received, forwarded, repair_dropped, dropped, lost, keyframes, padding, "

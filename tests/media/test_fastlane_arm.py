@@ -14,9 +14,27 @@ from collections.abc import AsyncIterator
 import pylibsrtp
 import pytest
 
-from gateway.media.fastlane.native import SIP_TO_WEB, STATS_RFC3550, WEB_TO_SIP, NativeLink, snapshot
-from tests.media.test_fastlane_engine import KEY, RtpPacketView, SrtpLink, open_link, open_srtp_link, rtp
+from gateway.media.fastlane.native import (
+    SIP_TO_WEB,
+    STATS_RFC3550,
+    WEB_TO_SIP,
+    NativeLink,
+    snapshot,
+    video_snapshot,
+)
+from tests.media.test_fastlane_engine import (
+    KEY,
+    Linked,
+    RtpPacketView,
+    SrtpLink,
+    linked,
+    open_link,
+    open_srtp_link,
+    rtp,
+)
 from tests.media.test_fastpath import require_fast_lane
+
+__all__ = ["linked"]  # the fixture
 
 QUEUED = 0.2  # seconds the engine has to read and queue what a test sent (loopback: well under 1 ms)
 
@@ -133,3 +151,38 @@ async def test_plain_rtp_from_the_sip_side_queued_raw_is_taken_back_too() -> Non
         finally:
             phone.close()
             browser.close()
+
+
+async def test_a_video_lane_armed_over_queued_packets_forwards_them_first(linked: Linked) -> None:
+    native, ssrc = linked.link.native, 0x4444
+    video, phone, browser = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3))
+    try:
+        for sock in (video, phone, browser):
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(1.0)
+        native.video(video.fileno())  # the SIP side's video socket, plain RTP
+        native.set_video_output(SIP_TO_WEB, 0x80, 0x7777)
+        vp8 = [struct.pack("!BBHII", 0x80, 96, seq, 3000 * seq, ssrc) + bytes([0x10, seq]) for seq in (1, 2)]
+        for packet in vp8:
+            phone.sendto(packet, video.getsockname())
+        time.sleep(QUEUED)
+        pt_map, codecs = bytearray(b"\xff" * 128), bytearray(128)
+        pt_map[96], codecs[96] = 98, 1  # VP8, 98 toward the browser
+        assert native.arm_video(
+            SIP_TO_WEB, phone.getsockname(), browser.getsockname(), ssrc, bytes(pt_map), bytes(128),
+            bytes(codecs), 0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None,
+        )  # fmt: skip
+        rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        heard = [RtpPacketView(rx.unprotect(browser.recv(2048))) for _ in range(2)]
+        assert [(p.ssrc, p.seq, p.payload) for p in heard] == [
+            (0x7777, 1, b"\x10\x01"),
+            (0x7777, 2, b"\x10\x02"),
+        ]
+        assert nothing_more(browser)
+        (engine,) = linked.pool.engines
+        assert engine.native.drain() == []  # nothing left for Python
+        taken = video_snapshot(native, SIP_TO_WEB)
+        assert taken is not None and (taken.received, taken.forwarded, taken.sent) == (2, 2, 2)
+    finally:
+        for sock in (video, phone, browser):
+            sock.close()
