@@ -1,7 +1,8 @@
 """Arming a lane under a backlog (issue 14): packets of the lane's direction the engine queued for Python
 since the last drain are taken back and forwarded by the lane itself, first, in order, exactly once and
 accounted once; the first one the lane would not take (DTMF, another SSRC) and every later one stay for
-Python, and the lane stays disarmed. Real sockets, the real engine; the test holds the event loop
+Python, and the lane stays disarmed; video lanes alike; a re-arm asked for inside a batch Python drains
+waits for its end. Real sockets, the real engine; the test holds the event loop
 (time.sleep) while the engine queues, so that Python drains only when the test says."""
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pylibsrtp
 import pytest
 
+from gateway.media.fastlane.engine import FastLink
 from gateway.media.fastlane.native import (
     SIP_TO_WEB,
     STATS_RFC3550,
     WEB_TO_SIP,
+    Address,
     NativeLink,
     snapshot,
     video_snapshot,
 )
 from tests.media.test_fastlane_engine import (
     KEY,
+    Handler,
     Linked,
     RtpPacketView,
     SrtpLink,
@@ -186,3 +191,39 @@ async def test_a_video_lane_armed_over_queued_packets_forwards_them_first(linked
     finally:
         for sock in (video, phone, browser):
             sock.close()
+
+
+@dataclass
+class RearmingHandler(Handler):
+    """Asks for a re-arm from inside a batch, as a bridge does when a datagram of it completes DTLS."""
+
+    link: FastLink | None = None
+    events: list[str] = field(default_factory=list)
+
+    def fast_web_datagram(self, data: bytes, source: Address) -> None:
+        assert self.link is not None
+        self.events.append(f"web datagram, re-arm deferred: {self.link.defer_rearm()}")
+
+    def fast_sip_datagram(self, data: bytes, source: Address) -> None:
+        self.events.append("sip datagram")
+
+    def fast_rearm(self) -> None:
+        self.events.append("re-arm")
+
+
+async def test_a_re_arm_asked_for_inside_a_batch_waits_for_its_end() -> None:
+    """Arming mid-batch would let the engine forward (take back) packets newer than ones the batch still
+    holds for Python."""
+    handler = RearmingHandler()
+    async with open_link(handler=handler) as linked:
+        handler.link = linked.link
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.sendto(b"\x00\x01" + bytes(18), linked.web)  # STUN-shaped: Python's, no sync
+            sock.sendto(rtp(1), linked.sip)  # plain RTP from the SIP side, no lane: Python's too
+            time.sleep(QUEUED)
+        finally:
+            sock.close()
+        linked.link.drain()
+        assert handler.events == ["web datagram, re-arm deferred: True", "sip datagram", "re-arm"]
+        assert not linked.link.defer_rearm()  # outside a batch: now
