@@ -2,7 +2,7 @@
 since the last drain are taken back and forwarded by the lane itself, first, in order, exactly once and
 accounted once; the first one the lane would not take (DTMF, another SSRC) and every later one stay for
 Python, and the lane stays disarmed; video lanes alike; a re-arm asked for inside a batch Python drains
-waits for its end. Real sockets, the real engine; the test holds the event loop
+waits for its end; a transcoding lane's go through its codecs. Real sockets, the real engine; the test holds the event loop
 (time.sleep) while the engine queues, so that Python drains only when the test says."""
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import pytest
 
 from gateway.media.fastlane.engine import FastLink
 from gateway.media.fastlane.native import (
+    CODECS,
     SIP_TO_WEB,
     STATS_RFC3550,
     WEB_TO_SIP,
     Address,
     NativeLink,
+    load_codecs,
     snapshot,
     video_snapshot,
 )
@@ -227,3 +229,26 @@ async def test_a_re_arm_asked_for_inside_a_batch_waits_for_its_end() -> None:
         linked.link.drain()
         assert handler.events == ["web datagram, re-arm deferred: True", "sip datagram", "re-arm"]
         assert not linked.link.defer_rearm()  # outside a batch: now
+
+
+async def test_a_transcoding_lane_armed_over_queued_packets_encodes_them_first(link: SrtpLink) -> None:
+    """PCMU from the phone -> Opus to the browser: the queued packets go through the lane's codecs."""
+    if "pcmu>opus" not in load_codecs():
+        pytest.fail("the engine cannot transcode PCMU -> Opus (libopus not found)")
+    s, native = link, link.linked.link.native
+    for seq in (1, 2):
+        s.phone_socket.sendto(s.phone.protect(rtp(seq, b"\xff" * 160)), s.linked.sip)
+    time.sleep(QUEUED)
+    assert native.arm(
+        SIP_TO_WEB, s.phone_socket.getsockname(), s.browser_socket.getsockname(), 0x1234, 0, 111, 0, 0, 8000,
+        48000, 0, time.monotonic(), CODECS["pcmu"], CODECS["opus"], -1, 3 * 960, 960, STATS_RFC3550, 8000, None,
+        0,
+    )  # fmt: skip
+    heard = [RtpPacketView(s.browser_rx.unprotect(s.browser_socket.recv(2048))) for _ in range(2)]
+    stamps = [struct.unpack_from("!BBHI", p.data)[1:] for p in heard]
+    assert stamps == [(111, 200, 960), (111, 201, 1920)]  # payload type, sequence, timestamp (48 kHz)
+    assert nothing_more(s.browser_socket)
+    s.linked.link.drain()
+    assert s.linked.handler.sip_rtp == []
+    taken = snapshot(native, SIP_TO_WEB)
+    assert taken is not None and (taken.packets, taken.transcoded, taken.sent) == (2, 2, 2)
