@@ -13,7 +13,9 @@
  * says so (libsrtp's replay check would refuse a second unprotect) - and disarms the lane when it was
  * armed: Python handles it on its usual path and re-arms. SRTCP from the browser is unprotected here: its
  * report compounds (SR/RR/SDES, statistics only) are kept, the latest of each kind, for Python's next sync
- * (web_rtcp, Link.reports); the rest is queued decrypted. The SIP leg's RTCP is left to Python.
+ * (web_rtcp, Link.reports); the rest is queued decrypted. The SIP leg's RTCP is left to Python. A lane armed
+ * while RTP of its direction still waits in the queue takes those packets back and forwards them first
+ * (take_back), so that a backlog in Python never keeps lanes from arming.
  *
  * SRTP: the Link uses aiortc's own libsrtp sessions on the web leg and the SIP leg's SRTP sessions (SDES
  * or DTLS-SRTP, gateway/media/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
@@ -78,6 +80,7 @@ enum {
     KIND_SIP_RAW = 4,
     KIND_SIP_RTP = 5,
 };
+#define KIND_TAKEN 0 /* a queued item arm() forwarded after all (take_back): drain() leaves it out */
 enum { OP_PROTECT = 0, OP_UNPROTECT = 1, OP_PROTECT_RTCP = 2, OP_UNPROTECT_RTCP = 3 };
 
 typedef int (*srtp_fn)(void *ctx, void *data, int *len);
@@ -1244,14 +1247,19 @@ static PyObject *engine_drain(Engine *self, PyObject *unused) {
     self->notified = 0;
     self->drains++;
     pthread_mutex_unlock(&self->lock);
-    PyObject *list = PyList_New((Py_ssize_t)count);
-    for (size_t i = 0; list != NULL && i < count; i++) {
+    size_t live = 0;
+    for (size_t i = 0; i < count; i++)
+        live += items[i].kind != KIND_TAKEN;
+    PyObject *list = PyList_New((Py_ssize_t)live);
+    for (size_t i = 0, j = 0; list != NULL && i < count; i++) {
+        if (items[i].kind == KIND_TAKEN)
+            continue;
         PyObject *tuple = item_tuple(&items[i]);
         if (tuple == NULL) {
             Py_CLEAR(list);
             break;
         }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, tuple);
+        PyList_SET_ITEM(list, (Py_ssize_t)j++, tuple);
     }
     free_items(items, count);
     free(items);
@@ -1577,6 +1585,61 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
     return 1;
 }
 
+/* The RTP of lane ``which``'s direction in a queued item, as handle() tells it (0: not the lane's - another
+   direction or link, RTCP, STUN, DTLS, the video's RTP, already taken). */
+static int queued_rtp(const Core *c, int which, const Item *item, Rtp *r) {
+    if (item->link_id != c->id)
+        return 0;
+    if (which == LANE_WEB_TO_SIP) {
+        if (item->kind != KIND_WEB_RTP || !parse_rtp(item->data, item->len, r))
+            return 0;
+        return !(c->video[0].claimed && r->ssrc == c->video[0].ssrc); /* else the video lane's */
+    }
+    if (item->kind == KIND_SIP_RTP)
+        return parse_rtp(item->data, item->len, r);
+    /* plain RTP from the SIP side is queued raw: RFC 5761 §4 RTCP (192-223) and non-RTP stay raw */
+    if (item->kind != KIND_SIP_RAW || c->sip_rx != NULL || (item->len > 1 && item->data[1] >= 192 &&
+                                                            item->data[1] <= 223))
+        return 0;
+    return parse_rtp(item->data, item->len, r);
+}
+
+/* A queued item arm() forwarded: no longer Python's. */
+static void taken(Item *item) {
+    free(item->data);
+    item->data = NULL;
+    item->len = 0;
+    item->kind = KIND_TAKEN;
+}
+
+/* arm() while RTP of the lane's direction waits in the queue (issue 14: a backlog, e.g. 500 calls' media
+   starting in the same 20 ms, a GC pause, a burst of call setups, queues the next packet of every unarmed
+   call before Python re-arms it): the engine takes those packets back and forwards them through the lane
+   now armed, in queue order, as the thread would have had the lane been armed when they came - rewritten,
+   accounted once in the lane's Tally (arrival and latency: the packet's own), protected, sent - and takes
+   them out of the queue. Python never handled them: they are newer than all it did (it re-arms after
+   handling what it drained), so the state it armed with is the one to continue from. The first one the
+   lane does not take (another SSRC or payload type - DTMF -, another source, a jump) disarms it, as in the
+   thread: that one and every later one of the direction stay for Python, in order, and Python takes the
+   lane's accounts (a snapshot of the disarmed lane) before it handles them. RTCP, STUN, DTLS and the
+   video's packets are not the lane's and stay. Under the engine lock; whether the lane is still armed. */
+static int take_back(Engine *e, Core *c, int which) {
+    Lane *lane = &c->lanes[which];
+    for (size_t i = 0; i < e->count && lane->armed; i++) {
+        Item *item = &e->items[i];
+        Rtp r;
+        if (!queued_rtp(c, which, item, &r))
+            continue;
+        if (!lane_takes(lane, &r, &item->source.addr, item->arrival))
+            break;
+        forward(e, c, which, item->data, &r, item->arrival);
+        taken(item);
+    }
+    if (lane->armed)
+        lane->punted_at = UINT64_MAX; /* nothing of this direction waits any more */
+    return lane->armed;
+}
+
 static PyObject *link_arm(Link *self, PyObject *args) {
     int which, pt_in, pt_out, codec_in, codec_out;
     PyObject *source, *destination;
@@ -1641,11 +1704,6 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         return NULL;
     }
     pthread_mutex_lock(&self->engine->lock);
-    if (lane->punted_at == self->engine->drains) {
-        /* a packet of this direction waits in the queue: arming now would overtake it (drain re-arms) */
-        pthread_mutex_unlock(&self->engine->lock);
-        Py_RETURN_FALSE;
-    }
     lane->source = src;
     lane->destination = dst;
     lane->ssrc = (uint32_t)ssrc;
@@ -1676,8 +1734,10 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         t->owned = 1;
     }
     lane->armed = 1;
+    /* packets of this direction queued since the last drain: forwarded now, ahead of any newer one */
+    int armed = lane->punted_at != self->engine->drains || take_back(self->engine, c, which);
     pthread_mutex_unlock(&self->engine->lock);
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(armed);
 }
 
 /* The lane or output number argument: 0 (web -> SIP) or 1 (SIP -> web). */
@@ -1974,6 +2034,40 @@ static PyObject *link_set_video_output(Link *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The RTP of video lane ``which``'s direction in a queued item, as video_web() and video_sip() tell it. */
+static int queued_video_rtp(const Core *c, int which, const Item *item, Rtp *r) {
+    if (item->link_id != c->id)
+        return 0;
+    if (which == 0)
+        return item->kind == KIND_WEB_RTP && parse_rtp(item->data, item->len, r) && c->video[0].claimed &&
+               r->ssrc == c->video[0].ssrc;
+    if (item->kind == KIND_VIDEO_SIP_RTP)
+        return parse_rtp(item->data, item->len, r);
+    if (item->kind != KIND_VIDEO_SIP_RAW || c->vsip_rx != NULL || item->len < 2 || item->data[0] < 128 ||
+        item->data[0] > 191 || (item->data[1] >= 192 && item->data[1] <= 223))
+        return 0;
+    return parse_rtp(item->data, item->len, r);
+}
+
+/* take_back() for a video lane: the packets of its direction queued since the last drain go through
+   video_feed() in queue order (forwarded, or dropped as the Python path drops them, and accounted); the
+   first one it does not take disarms it and stays for Python with every later one. */
+static int take_back_video(Engine *e, Core *c, int which) {
+    VideoLane *v = &c->video[which];
+    for (size_t i = 0; i < e->count && v->armed; i++) {
+        Item *item = &e->items[i];
+        Rtp r;
+        if (!queued_video_rtp(c, which, item, &r))
+            continue;
+        if (!video_feed(e, c, which, item->data, &r, &item->source.addr, item->arrival))
+            break;
+        taken(item);
+    }
+    if (v->armed)
+        v->punted_at = UINT64_MAX;
+    return v->armed;
+}
+
 static PyObject *link_arm_video(Link *self, PyObject *args) {
     int which, offset, last_out, highest, flavour;
     PyObject *source, *destination, *stats;
@@ -2007,35 +2101,32 @@ static PyObject *link_arm_video(Link *self, PyObject *args) {
         }
         const uint8_t *m = map.buf, *rp = repair.buf, *cd = codecs.buf;
         pthread_mutex_lock(&self->engine->lock);
-        if (v->punted_at == self->engine->drains) { /* a packet of this direction waits: drain() first */
-            v->armed = 0;
-            result = Py_NewRef(Py_False);
-        } else {
-            /* re-armed for the same source while armed: the thread's numbers are newer than Python's */
-            int continuing = v->armed && v->ssrc == (uint32_t)ssrc && v->anchor_in == (uint32_t)anchor_in &&
-                             v->anchor_out == (uint32_t)anchor_out;
-            for (int k = 0; k < 128; k++) {
-                v->pt_map[k] = m[k] < 128 ? (int16_t)m[k] : -1;
-                v->repair[k] = rp[k] != 0;
-                v->codec[k] = cd[k];
-            }
-            v->source = src;
-            v->destination = dst;
-            if (!continuing) {
-                v->ssrc = (uint32_t)ssrc;
-                v->offset = (uint16_t)offset;
-                v->last_out = (uint16_t)last_out;
-                v->highest = highest;
-                v->anchor_in = (uint32_t)anchor_in;
-                v->anchor_out = (uint32_t)anchor_out;
-                v->last_ts = (uint32_t)last_ts;
-                v->last_time = last_time;
-                v->rx = imported;
-            }
-            v->claimed = 1;
-            v->armed = 1;
-            result = Py_NewRef(Py_True);
+        /* re-armed for the same source while armed: the thread's numbers are newer than Python's */
+        int continuing = v->armed && v->ssrc == (uint32_t)ssrc && v->anchor_in == (uint32_t)anchor_in &&
+                         v->anchor_out == (uint32_t)anchor_out;
+        for (int k = 0; k < 128; k++) {
+            v->pt_map[k] = m[k] < 128 ? (int16_t)m[k] : -1;
+            v->repair[k] = rp[k] != 0;
+            v->codec[k] = cd[k];
         }
+        v->source = src;
+        v->destination = dst;
+        if (!continuing) {
+            v->ssrc = (uint32_t)ssrc;
+            v->offset = (uint16_t)offset;
+            v->last_out = (uint16_t)last_out;
+            v->highest = highest;
+            v->anchor_in = (uint32_t)anchor_in;
+            v->anchor_out = (uint32_t)anchor_out;
+            v->last_ts = (uint32_t)last_ts;
+            v->last_time = last_time;
+            v->rx = imported;
+        }
+        v->claimed = 1;
+        v->armed = 1;
+        /* as link_arm: what waits of this direction is forwarded now, ahead of any newer packet */
+        int armed = v->punted_at != self->engine->drains || take_back_video(self->engine, self->core, which);
+        result = PyBool_FromLong(armed);
         pthread_mutex_unlock(&self->engine->lock);
     }
     PyBuffer_Release(&map);
@@ -2120,8 +2211,9 @@ static PyMethodDef link_methods[] = {
      "arm(which, source, destination, ssrc, pt_in, pt_out, anchor_in, anchor_out, in_rate, out_rate, last_ts, "
      "last_time, codec_in, codec_out, next_ts, tolerance, frame_ticks): forward matching packets of lane 0 "
      "(web -> SIP) or 1 (SIP -> web) natively until one does not match; codecs 0 (pass-through) or Opus (1) "
-     "<-> PCMU (2) / PCMA (3), next_ts -1 for none. False (nothing changed) while a packet of that "
-     "direction waits in the queue: drain() first. Optional: flavour (0 RFC 3550, 1 aiortc), clock rate, "
+     "<-> PCMU (2) / PCMA (3), next_ts -1 for none. Packets of that direction queued since the last "
+     "drain() are forwarded first; False when one of them disarmed it (it stays queued). Optional: "
+     "flavour (0 RFC 3550, 1 aiortc), clock rate, "
      "ReceptionState (None: no packet yet) and last seq (-1) of the source's receive statistics, imported "
      "unless the engine holds them already."},
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
@@ -2158,7 +2250,8 @@ static PyMethodDef link_methods[] = {
      "arm_video(which, source, destination, ssrc, pt_map, repair, codecs, offset, last_out, highest, anchor_in, "
      "anchor_out, last_ts, last_time, flavour, clock_rate, reception or None) -> bool: forward video lane which "
      "natively (video.VideoPath.feed); maps are 128 bytes indexed by the input payload type (pt_map 255: not "
-     "forwarded; codecs 1 VP8, 2 VP9, 3 H.264). False while a packet of that direction waits in the queue."},
+     "forwarded; codecs 1 VP8, 2 VP9, 3 H.264). Queued packets of that direction go first; False when one "
+     "disarmed it."},
     {"disarm_video", (PyCFunction)link_disarm_video, METH_VARARGS, "disarm_video(which)"},
     {"video_snapshot", (PyCFunction)link_video_snapshot, METH_VARARGS,
      "video_snapshot(which) -> None, or (received, forwarded, repair_dropped, dropped, lost, keyframes, padding, "

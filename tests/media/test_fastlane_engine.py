@@ -113,14 +113,16 @@ def rtp(seq: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0x123
 
 
 @contextlib.asynccontextmanager
-async def open_link(sip_srtp: SdesSrtp | None = None) -> AsyncIterator[Linked]:
+async def open_link(
+    sip_srtp: SdesSrtp | None = None, handler: Handler | None = None
+) -> AsyncIterator[Linked]:
     loop = asyncio.get_running_loop()
     web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
     sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     pool = EnginePool(workers=1)
-    handler = Handler()
+    handler = handler or Handler()
     restored: list[tuple[int, int]] = []
 
     def install(native: NativeLink) -> Callable[[tuple[int, int]], None]:
@@ -368,6 +370,12 @@ class SrtpLink:
 
 @pytest.fixture
 async def srtp_link() -> AsyncIterator[SrtpLink]:
+    async with open_srtp_link() as link:
+        yield link
+
+
+@contextlib.asynccontextmanager
+async def open_srtp_link() -> AsyncIterator[SrtpLink]:
     gateway = SdesSrtp(GATEWAY_KEY, PHONE_KEY)
     async with open_link(gateway) as linked:
         phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

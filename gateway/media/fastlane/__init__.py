@@ -26,8 +26,10 @@ they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_ho
   call is handled (RTCP and STUN excepted: they read none of it), before RTCP reports and watchdog decisions,
   and once per ``DRAIN_INTERVAL``: no Python runs per forwarded packet. Then the bridge re-arms (giving
   the engine its state of the source to continue from), unless the call's datagrams were all RTCP or
-  STUN (which change no lane); a lane is never armed while a packet of its direction waits in the queue
-  (no reordering).
+  STUN (which change no lane), after the whole batch (a re-arm asked for inside it waits: no packet
+  overtakes one the batch still holds); a lane armed while packets of its direction wait in the queue
+  takes them back and forwards them first, in order, until one it would not take (which disarms it and
+  stays for Python with all after it), so a backlog in Python never keeps lanes from arming.
 * Transcoding: Opus <-> PCMU/PCMA is done by the thread too (libopus, the copy PyAV bundles; G.711 by
   the same tables as ``transcode``), through 8 kHz PCM in 20 ms frames; other pairs (G.722) stay on
   the Python path, which also handles the first packets of every call until the lanes are armed.

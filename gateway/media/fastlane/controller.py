@@ -252,7 +252,7 @@ class FastLaneController:
         """Arm each lane whose direction's next packet the engine can handle as the Python path would;
         disarm the others."""
         link = self.link
-        if link is None:
+        if link is None or link.defer_rearm():  # mid-batch: after it (what the batch holds goes first)
             return
         link.sync()  # the paths' timelines and frame clocks as the engine left them
         try:

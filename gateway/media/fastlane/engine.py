@@ -228,6 +228,10 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._failed = False
         self.closed = False
+        # while drain() hands datagrams over, links whose re-arm waits for the end of the batch: a lane
+        # armed earlier would forward (take back, _fastlane.c) packets newer than ones still in the batch
+        self._draining = 0
+        self._deferred: dict[FastLink, None] = {}
         loop.add_reader(self.native.notify_fd, self.drain)
 
     def next_id(self) -> int:
@@ -266,6 +270,13 @@ class Engine:
         if self.links:
             self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
 
+    def defer_rearm(self, link: FastLink) -> bool:
+        """While a batch is handed over: re-arm ``link`` after it (True), not now (a call's media changed
+        because of a datagram of the batch, say DTLS completing)."""
+        if self._draining:
+            self._deferred[link] = None
+        return self._draining > 0
+
     def drain(self) -> None:
         """Hand everything the thread queued to its links, in arrival order; then let them re-arm."""
         if self._failed or self.closed:
@@ -282,6 +293,7 @@ class Engine:
         punted: dict[FastLink, None] = {}  # in order of their first datagram
         links = self.links
         now = time.monotonic()  # how late each one is handled (gateway.media.arrival): RTCP's RTT
+        self._draining += 1
         try:
             for raw in items:
                 link = links.get(raw[0])
@@ -296,7 +308,12 @@ class Engine:
                 link.handle(Datagram._make(raw))
         finally:
             arrival.late = 0.0
-        for link in punted:
+            self._draining -= 1
+        if self._draining:  # a drain inside a handler's: the outer one re-arms after its batch
+            self._deferred.update(punted)
+            return
+        deferred, self._deferred = self._deferred, {}
+        for link in {**punted, **deferred}:
             try:
                 link.handler.fast_rearm()
             except Exception:
@@ -378,6 +395,10 @@ class FastLink:
 
     def drain(self) -> None:
         self._engine.drain()
+
+    def defer_rearm(self) -> bool:
+        """Whether the engine re-arms this link after the batch it is handing over (Engine.defer_rearm)."""
+        return self._engine.defer_rearm(self)
 
     def close(self) -> None:
         """Account for what was forwarded and is queued, stop the thread using the sockets, give them back

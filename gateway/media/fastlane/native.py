@@ -113,7 +113,7 @@ class NativeLink(Protocol):
     closed: bool
 
     def set_output(self, which: int, first: int, ssrc: int, seq: int, extension: bytes = b"") -> None: ...
-    def arm(  # False (nothing changed) while a packet of that direction waits in the queue
+    def arm(  # False: a queued packet of that direction the lane would not take disarmed it (take_back)
         self, which: int, source: Address, destination: Address, ssrc: int, pt_in: int, pt_out: int,
         anchor_in: int, anchor_out: int, in_rate: int, out_rate: int, last_ts: int, last_time: float,
         codec_in: int, codec_out: int, next_ts: int, tolerance: int, frame_ticks: int,
