@@ -403,6 +403,34 @@ async def test_many_calls_leave_no_fd_thread_or_engine_behind(ports: RtpPortAllo
     assert _fds() == fds and _threads() == threads, ((fds, threads), (_fds(), _threads()))
 
 
+async def test_a_phone_packet_queued_when_the_link_closes_goes_to_the_browser(
+    ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``FastLink.close`` hands what the engine still queued to the call: a phone packet among it is sent on
+    to the browser, on the legs' own paths, restored before that drain. (They were restored after it: the
+    browser's sender still held the closed link, which refused the packet - "the link is closed" logged
+    with a traceback, the packet lost; seen in example 09's hang-up in CI.)"""
+    require_fast_lane()
+    caplog.set_level(logging.ERROR)
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.2)
+        link = call.link
+        assert link is not None
+        call.phone.ssrc ^= 0x5A5A5A5A  # a new source: the engine queues it for Python (no lane takes it)
+        marked = bytes([0x55]) * 160
+        call.phone.send_payload(marked, 160)
+        time.sleep(0.1)  # the engine queues it; the event loop does not run, so nothing drains it
+        link.close()  # the drain inside hands it to the bridge, which sends it on
+        assert errors_logged(caplog) == []
+        await until(lambda: any(p == marked for _, p in call.web.payloads), 2.0, "the queued packet heard")
+    finally:
+        await call.close()
+
+
 async def test_calls_share_the_engine_threads_and_closing_one_leaves_the_others_forwarding(
     ports: RtpPortAllocator,
 ) -> None:

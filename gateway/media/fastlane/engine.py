@@ -410,9 +410,11 @@ class FastLink:
         self.sync()
         sequences = (self.native.sequence(WEB_TO_SIP), self.native.sequence(SIP_TO_WEB))
         self.native.close()  # nothing more is queued for it; what is, is handled now
+        # the legs' own paths first (senders, SRTP), so that what the queue held goes out through them: a
+        # SIP packet handled in this drain is sent on to the browser, and the closed link refuses it
+        self._restore(sequences)  # (asyncio reads the sockets again only after this step)
         self._engine.drain()
         self._engine.remove(self.link_id)
-        self._restore(sequences)
 
 
 def _control(kind: int, data: bytes) -> bool:
