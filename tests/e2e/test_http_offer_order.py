@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import Gateway
+from gateway.config import Config
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.http_api import offer_handler
 from gateway.signaling.jsonrpc_peer import RpcPeer
@@ -58,6 +59,21 @@ def record_order(
     monkeypatch.setattr(UdpTransport, "send", recording_send)
 
 
+def answering_far_end(tmp_path: Path, api_key: dict[str, str]) -> tuple[Sipp, Config]:
+    """sipp's UAS answering at once (RTP echo) as the PBX, and a gateway config toward it in which alice
+    has ``api_key``."""
+    far_end = Sipp(
+        tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
+        media_port=38000 + 2 * (free_port() % 500),
+    )  # fmt: skip
+    config = gateway_config(
+        far_end.address,
+        alice_extra={"api_keys": [api_key]},
+        media={"rtp_ports": {"start": 39000 + 2 * (free_port() % 400)}},
+    )
+    return far_end, config
+
+
 async def far_end_answered(gateway: Gateway) -> None:
     """Until the far end's 200 came: sipp's uas_basic_call has no CANCEL branch, so a hang-up that beats
     its 200 leaves the INVITE without a final response until 64*T1 (RFC 3261 §9.1) and the call open past
@@ -80,15 +96,7 @@ async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
 
     record_order(monkeypatch, order, HttpSession)
     monkeypatch.setattr("gateway.signaling.routes.offer_handler", recording_handler)
-    far_end = Sipp(
-        tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
-        media_port=38000 + 2 * (free_port() % 500),
-    )  # fmt: skip
-    config = gateway_config(
-        far_end.address,
-        alice_extra={"api_keys": [{"key": API_KEY, "name": "order"}]},
-        media={"rtp_ports": {"start": 39000 + 2 * (free_port() % 400)}},
-    )
+    far_end, config = answering_far_end(tmp_path, {"key": API_KEY, "name": "order"})
     async with far_end, running_gateway(config) as gateway, aiohttp.ClientSession() as http:
         peer = WebPeer(1000)
         try:

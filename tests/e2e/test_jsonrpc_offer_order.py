@@ -20,11 +20,9 @@ import pytest
 
 from gateway.signaling.jsonrpc_peer import RpcPeer
 from peers.binaries import require_binary
-from peers.ports import free_port
-from peers.sipp import Sipp
 from peers.webpeer import WebPeer
-from tests.e2e.harness import gateway_config, running_gateway, wait_until
-from tests.e2e.test_http_offer_order import far_end_answered, record_order
+from tests.e2e.harness import running_gateway, wait_until
+from tests.e2e.test_http_offer_order import answering_far_end, far_end_answered, record_order
 from tests.e2e.test_jsonrpc import RpcClient
 
 API_KEY = "order-rpc-key-0123456789"
@@ -44,15 +42,7 @@ async def test_the_answer_reaches_the_offer_request_at_once_and_before_the_invit
 
     record_order(monkeypatch, order, RpcPeer)
     monkeypatch.setattr(RpcPeer, "_offer", recording_offer)
-    far_end = Sipp(
-        tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
-        media_port=38000 + 2 * (free_port() % 500),
-    )  # fmt: skip
-    config = gateway_config(
-        far_end.address,
-        alice_extra={"api_keys": [{"key": API_KEY, "default_dial": "2000"}]},
-        media={"rtp_ports": {"start": 39000 + 2 * (free_port() % 400)}},
-    )
+    far_end, config = answering_far_end(tmp_path, {"key": API_KEY, "default_dial": "2000"})
     async with far_end, running_gateway(config) as gateway, aiohttp.ClientSession() as http:
         url = f"{gateway.http_url.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}"
         async with http.ws_connect(url) as ws:
