@@ -16,7 +16,6 @@ the user's).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,7 +101,7 @@ class ApiCredentials:
         if scheme.lower() == "basic":
             try:
                 decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), not ASCII (a header's raw bytes), not UTF-8
                 raise Unauthorized("malformed Basic credentials") from None
             user_id, colon, secret = decoded.partition(":")
             try:

@@ -161,6 +161,7 @@ async def test_offer_timeout_is_408() -> None:
         basic("alice", "wrong"),
         basic("nobody", "x"),
         {"Authorization": "Basic !!!"},
+        {"Authorization": "Basic \u00e9t\u00e9"},  # not ASCII: base64 refuses it with ValueError (was a 500)
         {"Authorization": "Bearer nope"},
         {"Authorization": "Digest x"},
     ],
