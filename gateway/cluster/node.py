@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.tasks import stop_task
 from gateway.config.cluster import ClusterSection
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class ClusterNode:
         )
 
     async def _loop(self) -> None:
-        while True:
+        while not self._closed:  # a cancellation lost in redis-py still ends the heartbeat (cluster/tasks.py)
             await asyncio.sleep(self.settings.heartbeat)
             await self.beat()
 
@@ -274,9 +275,7 @@ class ClusterNode:
             return
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         for leave in self._leavers:
             try:

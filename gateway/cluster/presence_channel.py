@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode, text
 from gateway.cluster.presence import ClusterPresence
+from gateway.cluster.tasks import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class PresenceChannel:
         self.received = 0  # transitions of other instances heard (tests, status)
         self.resyncs = 0
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.subscribed = asyncio.Event()
 
     # --- this instance's transitions (PresenceRelay) ---------------------------------------------------
@@ -112,7 +114,7 @@ class PresenceChannel:
 
     async def _listen(self) -> None:
         first = True
-        while True:
+        while not self._closing:
             pubsub = self._node.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -121,7 +123,7 @@ class PresenceChannel:
                 await self.resync()
                 self.subscribed.set()
                 first = False
-                while True:
+                while not self._closing:
                     message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         try:
@@ -140,8 +142,7 @@ class PresenceChannel:
             await asyncio.sleep(self._node.settings.heartbeat)
 
     async def close(self) -> None:
+        self._closing = True  # a cancellation lost in redis-py still ends the listener (cluster/tasks.py)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
