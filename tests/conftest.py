@@ -6,3 +6,5 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+
+pytest_plugins = ["tests.hang_dump"]
