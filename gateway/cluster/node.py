@@ -26,8 +26,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.tasks import stop_task
 from gateway.config.cluster import ClusterSection
+from gateway.tasks import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ClusterNode:
         )
 
     async def _loop(self) -> None:
-        while not self._closed:  # a cancellation lost in redis-py still ends the heartbeat (cluster/tasks.py)
+        while not self._closed:  # a cancellation lost in redis-py still ends the heartbeat (gateway/tasks.py)
             await asyncio.sleep(self.settings.heartbeat)
             await self.beat()
 

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode, text
 from gateway.cluster.presence import ClusterPresence
-from gateway.cluster.tasks import stop_task
+from gateway.tasks import stop_task
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class PresenceChannel:
             await asyncio.sleep(self._node.settings.heartbeat)
 
     async def close(self) -> None:
-        self._closing = True  # a cancellation lost in redis-py still ends the listener (cluster/tasks.py)
+        self._closing = True  # a cancellation lost in redis-py still ends the listener (gateway/tasks.py)
         if self._task is not None:
             await stop_task(self._task)
             self._task = None

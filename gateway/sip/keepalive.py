@@ -9,11 +9,11 @@ is lost, INFO when it is back).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from gateway.tasks import stop_task
 from sipcore.errors import Unreachable
 from sipcore.message import Response
 
@@ -30,15 +30,15 @@ class PbxKeepalive:
         self.rtt_ms: float | None = None
         self.last_status: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pbx-keepalive")
 
     async def stop(self) -> None:
+        self._stopping = True  # a cancellation lost in wait_for still ends the loop (gateway/tasks.py)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     def report(self) -> dict[str, object]:
@@ -50,7 +50,7 @@ class PbxKeepalive:
         }
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.check()
             await asyncio.sleep(self.interval)
 

@@ -1,8 +1,8 @@
-"""Stopping the cluster's background tasks (the heartbeat, the presence listener) for sure.
+"""Stopping background tasks for sure (the cluster's heartbeat and presence listener, the PBX keepalive).
 
 `task.cancel()` then `await task` can wait forever on Python 3.11: `asyncio.wait_for`, which redis-py uses
-around every socket write (`socket_timeout`), drops a cancellation that arrives in the loop turn its inner
-operation completes (CPython gh-86296, fixed in 3.12). The task then carries on with its loop as if nothing
+around every socket write (`socket_timeout`) and the keepalive around its OPTIONS, drops a cancellation
+that arrives in the loop turn its inner operation completes (CPython gh-86296, fixed in 3.12). The task then carries on with its loop as if nothing
 happened, and whoever awaits it (the gateway's shutdown) hangs. `stop_task` cancels again until the task
 ends, each time waiting a bounded time, and the tasks also check a closing flag at the top of their loops.
 """

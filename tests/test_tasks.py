@@ -1,4 +1,4 @@
-"""gateway/cluster/tasks.py: a background task that loses a cancellation still stops, in bounded time."""
+"""gateway/tasks.py: a background task that loses a cancellation still stops, in bounded time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gateway.cluster.tasks import stop_task
+from gateway.tasks import stop_task
 
 
 async def test_a_task_that_swallows_a_cancellation_is_stopped() -> None:
