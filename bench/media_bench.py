@@ -209,7 +209,7 @@ async def _gateway(
     if traced:
         import tracemalloc
 
-        tracemalloc.start()
+        tracemalloc.start(int(os.environ.get("MEDIA_BENCH_TRACEMALLOC_FRAMES", "1")))
         traced_before = tracemalloc.take_snapshot()
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
@@ -231,16 +231,32 @@ async def _gateway(
     peer.send(answers)
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
+    if os.environ.get("MEDIA_BENCH_TYPES") == "1":  # the calls' objects by type, per call (the most numerous)
+        import collections as _c
+
+        gc.collect()
+        kinds = _c.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        tasks = _c.Counter(t.get_coro().__qualname__ for t in asyncio.all_tasks())  # type: ignore[union-attr]
+        print("tasks per call: " + ", ".join(f"{k} {n / len(offers):.2f}" for k, n in tasks.most_common(20)))
+        print(
+            "objects per call: " + ", ".join(f"{k} {n / len(offers):.1f}" for k, n in kinds.most_common(40))
+        )
     if traced:
         key = os.environ.get("MEDIA_BENCH_TRACEMALLOC_BY", "lineno")
         growth = tracemalloc.take_snapshot().compare_to(traced_before, key)
         tracemalloc.stop()
         total = sum(stat.size_diff for stat in growth)
         print(f"tracemalloc: {total / len(offers) / 1024:.1f} KiB of Python allocations per call; the top:")
-        for stat in growth[:25]:
+        for stat in growth[: int(os.environ.get("MEDIA_BENCH_TRACEMALLOC_TOP", "25"))]:
             print(
                 f"  {stat.size_diff / len(offers) / 1024:8.2f} KiB/call {stat.count_diff / len(offers):6.1f} blocks  {stat.traceback}"
             )
+            if key == "traceback":  # MEDIA_BENCH_TRACEMALLOC_FRAMES > 1: who allocated it
+                print(
+                    "\n".join(
+                        f"        {line}" for line in stat.traceback.format()[-2 * len(stat.traceback) :]
+                    )
+                )
     gc_pauses: list[float] = []
     gc_started = [0.0]
 

@@ -18,6 +18,7 @@ from aioice import Connection
 from aiortc import RTCPeerConnection
 
 from .aiortc_hooks import HookError, ice_connection
+from .slim_waiters import Waiters
 
 ICE_PACING = 0.02  # aioice's Ta between two checks started (RFC 8445 §14.2)
 _CONNECT_INTERNALS = (
@@ -53,7 +54,8 @@ async def _connect(connection: Connection) -> None:
     connection._unfreeze_initial()
     for early_check in connection._early_checks:  # the checks received before connect()
         connection.check_incoming(*early_check)
-    connection._early_checks.clear()
+    # never appended to once done (aioice's check_incoming): an empty list instead of the deque's block
+    connection._early_checks = Waiters()  # type: ignore[assignment]
     connection._early_checks_done = True
     outcome = asyncio.ensure_future(connection._check_list_state.get())
     try:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sdp
-from gateway.media import arrival
+from gateway.media import arrival, slim_waiters
 from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.latch import LatchState, SymmetricLatch
@@ -251,6 +251,7 @@ class RtpEndpoint:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Datagrams(handler, f"call={self._call} {name}"), sock=sock
         )
+        slim_waiters.slim_transport(transport)  # its send buffer, empty but for a full socket buffer
         self._transports.append(transport)
         return transport
 

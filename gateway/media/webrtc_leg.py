@@ -44,7 +44,15 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
-from gateway.media import aiortc_direct, aiortc_dtls, aiortc_hooks, aiortc_rtcp, ice_completion, web_sdp
+from gateway.media import (
+    aiortc_direct,
+    aiortc_dtls,
+    aiortc_hooks,
+    aiortc_rtcp,
+    ice_completion,
+    slim_waiters,
+    web_sdp,
+)
 from gateway.media.data_channel import ChatChannels
 from gateway.media.errors import MediaError
 from gateway.media.events import (
@@ -354,6 +362,7 @@ class WebRtcLeg:
         await self._set_remote(pruned.description, "offer")
         answer = await self._pc.createAnswer()
         await self._pc.setLocalDescription(answer)
+        slim_waiters.slim_peer_connection(self._pc)  # its ICE sockets exist now
         local = sdp.parse(self._pc.localDescription.sdp)
         self._negotiating()
         self._start_mdns(pruned)
@@ -437,6 +446,7 @@ class WebRtcLeg:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
         except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
             raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
+        slim_waiters.slim_peer_connection(self._pc)  # the track exists now (issue 14: memory per call)
         # the audio's candidates: the other kept m-lines are bundled on it and carry none
         self._remote_candidates += sum(len(section.candidates) for section in description.media)
 
