@@ -1,7 +1,8 @@
 """The browser's RTCP reports on the fast lane (issue 14): the engine unprotects the browser's SRTCP itself
 and keeps only the latest report compound of each kind (SR-led, RR-led: SR, RR and SDES only, RFC 3550
-§6.1) per link, with its arrival, instead of queuing it for Python; Python takes them at each sync
-(``FastLink.sync``: the once-a-second tick, before our own reports). Anything else - feedback (PLI,
+§6.1) per link, with its arrival, instead of queuing it for Python; Python takes them at a sync
+(``FastLink.sync``: before our own reports or statistics; not the once-a-second tick's nor the
+watchdogs', ``sync(reports=False)``). Anything else - feedback (PLI,
 NACK, ...), BYE, a compound that does not add up - is handed over at once, decrypted; SRTCP that does
 not authenticate is dropped, as aiortc drops it.
 
@@ -75,6 +76,11 @@ async def test_report_compounds_are_kept_not_queued_and_taken_at_sync(linked: Li
         assert not eventfd_readable(engine.native.notify_fd)
         engine.drain()
         assert handler.web_datagrams == [] and handler.web_rtcp == []  # nothing was queued
+        if engine._timer is not None:
+            engine._timer.cancel()
+        engine._tick()  # the once-a-second tick accounts for every link and leaves the reports kept
+        linked.link.sync(reports=False)  # as a watchdog's
+        assert handler.web_rtcp == [] and engine._timer is not None
         linked.link.sync()
         # the latest of each kind, oldest first; all five SRTCP packets and their octets counted
         assert [r[0] for r in handler.web_rtcp] == [receiver_report(2), sender_report(3)]

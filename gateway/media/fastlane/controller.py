@@ -163,7 +163,8 @@ class FastLaneController:
                 endpoint.serialize_srtp(SerializedSrtp(native, sip_srtp, sip=True))
             sender.link = endpoint.link = native
             # watchdogs and reports see every packet the engine forwarded
-            endpoint.refresh = sender.refresh = self._web_watchdog.refresh = self.sync
+            sender.refresh = self.sync  # our web-leg reports read the browser's
+            endpoint.refresh = self._web_watchdog.refresh = self.account
 
             def uninstall(sequences: tuple[int, int]) -> None:
                 sender.link = endpoint.link = None
@@ -204,9 +205,16 @@ class FastLaneController:
             self.link.sync()
 
     def sync(self) -> None:
-        """Account for what the engine has forwarded so far (before a watchdog or a report decides)."""
+        """Account for what the engine has forwarded so far and take the browser's kept reports (before
+        our web-leg report is built)."""
         if self.link is not None:
             self.link.sync()
+
+    def account(self) -> None:
+        """Account for what the engine has forwarded so far (before a watchdog or the SIP leg's report
+        decides: neither reads the browser's reports)."""
+        if self.link is not None:
+            self.link.sync(reports=False)
 
     def dropped(self) -> int:
         """SRTP packets from the browser the engines dropped (failed authentication, replays)."""

@@ -14,9 +14,12 @@ datagram waits) and every ``DRAIN_INTERVAL`` seconds while it has links, when ev
 (watchdogs and reports read their owners' state). Nothing in Python runs per forwarded packet.
 
 The browser's report compounds (SR, RR, SDES: ~2.3 a second per call, statistics only) are not queued:
-the engine unprotects them and keeps the latest SR-led and RR-led one per link; each sync hands them to
-the handler (``fast_web_rtcp``, with how late they are: RFC 3550 §6.4.1's RTT counts from their arrival),
-so at the once-a-second tick, and before our own reports or statistics are built (they sync first).
+the engine unprotects them and keeps the latest SR-led and RR-led one per link; a sync hands them to the
+handler (``fast_web_rtcp``, with how late they are: RFC 3550 §6.4.1's RTT counts from their arrival)
+before our own web-leg reports or statistics are built (they sync first), not the once-a-second tick's
+nor the watchdogs' (``sync(reports=False)``): aiortc then parses ~0.4 compounds a second per call, not
+~1.7 (the older ones of a kind are never read: the latest SR gives our reports' LSR and DLSR, the latest
+RR the browser's loss, jitter and RTT).
 Other SRTCP (feedback: PLI, FIR, NACK, REMB; BYE) comes out of ``drain`` at once, decrypted (WEB_RTCP).
 """
 
@@ -266,7 +269,7 @@ class Engine:
         self._timer = None
         self.drain()
         for link in list(self.links.values()):
-            link.sync()
+            link.sync(reports=False)
         if self.links:
             self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
 
@@ -341,15 +344,18 @@ class FastLink:
         self._restore = restore
         engine.add(link_id, self)
 
-    def sync(self) -> None:
-        """Let the handler read what the engine accounted for this link's forwarded packets."""
+    def sync(self, *, reports: bool = True) -> None:
+        """Let the handler read what the engine accounted for this link's forwarded packets, and take the
+        browser's kept reports unless ``reports`` is False (the tick, the watchdogs: nothing they decide
+        reads them; the engine keeps the latest of each kind until our report or statistics take them)."""
         if self.native.closed:
             return
         try:
             self.handler.fast_sync(self.native)
         except Exception:  # one call's accounting must not stop the others'
             logger.exception("call=%s accounting fast-lane packets failed", self.call_id)
-        self.reports()
+        if reports:
+            self.reports()
 
     def reports(self) -> None:
         """Hand the browser's report compounds the engine kept since the last time to the handler, oldest
