@@ -14,6 +14,11 @@ Latency is from the sender's CLOCK_REALTIME at send to the kernel's arrival stam
 receiving peer: the gateway and the loopback, not the peers' own scheduling. Loss is by the stamp's
 sequence number (sent - delivered), and the peers' sockets' own drops (SO_RXQ_OVFL) are counted apart.
 
+Transcoding (``mode`` "transcoding"): the browsers offer only Opus and send a canned Opus tone
+(``peers.audio.encode_tone``, encoded once), the phones a canned PCMU one, and the box is told to
+answer the SIP side with PCMU only, so it decodes and encodes every packet; latency is then matched
+through the RTP timestamp (native_peer.c's module comment says how).
+
 Protocol with the orchestrator over a Pipe: -> offers (list of (offer, port)); <- answers; -> "ready";
 <- "go"; -> "sent"; <- "report"; -> ``Report``; <- "bye".
 """
@@ -71,6 +76,8 @@ def _load(path: str) -> ctypes.CDLL:
     lib.pump_new.argtypes = [i, i, i, p, p, d]
     lib.pump_call.restype = i
     lib.pump_call.argtypes = [p, i, i, u32, i, p, p, u32, u32, i, u32, d, d]
+    lib.pump_media.restype = i
+    lib.pump_media.argtypes = [p, i, p, p, i, p, i]
     lib.pump_run.restype = i
     lib.pump_run.argtypes = [p, d, d, d]
     for name in ("pump_counts", "pump_histogram", "pump_errors"):
@@ -119,8 +126,36 @@ def _socket() -> socket.socket:
     return sock
 
 
+def opus_payload_type(offer: str) -> int:
+    """The payload type of Opus in a browser's offer (``a=rtpmap:<pt> opus/48000/2``)."""
+    for line in offer.splitlines():
+        if line.startswith("a=rtpmap:") and line.split(" ", 1)[1].lower().startswith("opus/"):
+            return int(line[len("a=rtpmap:") :].split(" ", 1)[0])
+    raise ValueError("no Opus in the offer")
+
+
+def canned_media(lib: ctypes.CDLL, pump: Any, opus_pt: int) -> None:
+    """Transcoding: a second of a 1 kHz Opus tone for the browsers, 600 Hz PCMU for the phones."""
+    from peers.audio import encode_tone
+
+    opus, pcmu = encode_tone(1000, "opus"), encode_tone(600, "pcmu")
+    lengths = (ctypes.c_int * len(opus))(*map(len, opus))
+    opus_blob, pcmu_blob = b"".join(opus), b"".join(pcmu)
+    if any(len(frame) != 160 for frame in pcmu):
+        raise ValueError("PCMU frames of 160 bytes expected")
+    if lib.pump_media(pump, opus_pt, opus_blob, lengths, len(opus), pcmu_blob, len(pcmu)) != 0:
+        raise RuntimeError("pump_media failed")
+
+
 async def _run(
-    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+    conn: Connection,
+    count: int,
+    legs: str,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    library: str,
+    mode: str = "passthrough",
 ) -> None:
     from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
@@ -133,7 +168,8 @@ async def _run(
     browsers: list[WebPeer] = []
     others: list[socket.socket] = []  # the floor: a plain RTP socket per call in the browser's place
     if legs == "web":
-        browsers = [WebPeer(1000, codecs=("PCMU", "telephone-event"), raw=True) for _ in range(count)]
+        codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
+        browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
         offers: list[tuple[Any, int]] = [(await b.offer(), phone_port) for b in browsers]
     else:
         others = [_socket() for _ in range(count)]
@@ -153,6 +189,8 @@ async def _run(
     back.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     back.setblocking(False)
     pump = lib.pump_new(count, phone.fileno(), back_peer.fileno(), protect, unprotect, warmup + seconds)
+    if mode == "transcoding":
+        canned_media(lib, pump, opus_payload_type(offers[0][0]))
     keep: list[Any] = []  # the libsrtp sessions: alive while the pump uses them
     pairs: list[Any] = []
     for index in range(count):
@@ -222,9 +260,16 @@ async def _run(
 
 
 def peer_main(
-    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+    conn: Connection,
+    count: int,
+    legs: str,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    library: str,
+    mode: str = "passthrough",
 ) -> None:
-    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library))
+    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library, mode))
 
 
 def percentile(histogram: list[int], share: float) -> float:
