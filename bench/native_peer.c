@@ -55,6 +55,8 @@
 #define MAGIC 0x4e504d50u /* "NPMP" */
 #define BUCKET_NS 10000LL /* latency histogram: 10 us buckets up to 200 ms, then one overflow bucket */
 #define BUCKETS 20001
+#define LATE_NS 5000000LL /* pump_late: packets later than 5 ms (issue 14 goal 2), per second of sending */
+#define LATE_SECONDS 64
 
 typedef int (*srtp_fn)(void *ctx, void *data, int *len);
 
@@ -88,6 +90,7 @@ typedef struct {
     srtp_fn protect, unprotect;
     uint32_t capacity;              /* packets per call and direction the bitmaps hold */
     uint64_t histogram[2][BUCKETS];
+    uint64_t late[LATE_SECONDS];    /* per measured second (by send frame): deliveries later than LATE_NS */
     uint64_t back, back_errors, send_errors, srtp_errors, foreign, overflows[2], cpu_ns;
     uint32_t frame_base, count_from;  /* frames sent by earlier runs; the first frame counted */
     uint32_t last_ovfl_phone;
@@ -229,6 +232,16 @@ static int packet(Pump *p, Call *c, int index, int d, uint32_t sequence, uint8_t
     return HEADER + PAYLOAD;
 }
 
+/* A delivery of frame ``sequence`` (counted: past the warm-up) ``latency`` ns after its send. */
+static void record(Pump *p, int d, uint32_t sequence, long long latency) {
+    long long bucket = latency / BUCKET_NS;
+    if (bucket < 0) bucket = 0;
+    if (bucket >= BUCKETS) bucket = BUCKETS - 1;
+    p->histogram[d][bucket]++;
+    uint32_t second = (sequence - p->count_from) / (uint32_t)(1000000000LL / FRAME_NS);
+    if (latency > LATE_NS && second < LATE_SECONDS) p->late[second]++;
+}
+
 static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
     int offset = HEADER + 4 * (data[0] & 0x0f); /* RFC 3550 §5.1: CSRCs, then the extension (§5.3.1) */
     if ((data[0] & 0x10) && len >= offset + 4) offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3]);
@@ -244,10 +257,7 @@ static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
     if (*bit & (1u << (sequence % 8))) return; /* a duplicate */
     *bit |= (uint8_t)(1u << (sequence % 8));
     c->received[d]++;
-    long long bucket = (arrival - sent) / BUCKET_NS;
-    if (bucket < 0) bucket = 0;
-    if (bucket >= BUCKETS) bucket = BUCKETS - 1;
-    p->histogram[d][bucket]++;
+    record(p, (int)d, sequence, arrival - sent);
 }
 
 /* Transcoding: an RTP packet of call ``index`` arrived in direction d (0: at the phone): kept with its media
@@ -297,10 +307,7 @@ static void pump_match(Pump *p) {
                 if (*bit & (1u << (k % 8))) continue; /* a duplicate */
                 *bit |= (uint8_t)(1u << (k % 8));
                 c->received[d]++;
-                long long bucket = (c->arrivals[d][a].at - c->sent_at[d][k]) / BUCKET_NS;
-                if (bucket < 0) bucket = 0;
-                if (bucket >= BUCKETS) bucket = BUCKETS - 1;
-                p->histogram[d][bucket]++;
+                record(p, d, (uint32_t)k, c->arrivals[d][a].at - c->sent_at[d][k]);
             }
         }
     }
@@ -468,6 +475,12 @@ void pump_counts(void *handle, int index, uint64_t *out) {
 void pump_histogram(void *handle, int d, uint64_t *out) {
     pump_match(handle);
     memcpy(out, ((Pump *)handle)->histogram[d], sizeof ((Pump *)handle)->histogram[d]);
+}
+
+/* Deliveries later than 5 ms, per second of sending after the warm-up (LATE_SECONDS counts). */
+void pump_late(void *handle, uint64_t *out) {
+    pump_match(handle);
+    memcpy(out, ((Pump *)handle)->late, sizeof ((Pump *)handle)->late);
 }
 
 /* back, back_errors, send_errors, srtp_errors, foreign, phone socket drops, web sockets' drops, the pump

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import math
 import random
 import socket
 import struct
@@ -39,6 +40,7 @@ from typing import Any
 
 BUCKETS = 20001  # native_peer.c: 10 us buckets up to 200 ms, then one overflow bucket
 BUCKET_S = 10e-6
+LATE_SECONDS = 64  # native_peer.c: pump_late's seconds
 WAVE = 25  # browsers connecting at once per process
 LINGER = 0.5  # seconds of receiving after the last send (late is not lost)
 ERRORS = (
@@ -60,6 +62,7 @@ class Report:
     errors: dict[str, int]
     cpu: float  # the process's CPU seconds over the media period (pump thread and event loop)
     wall: float  # the media period's seconds (warm-up included)
+    late: list[int]  # per measured second: deliveries more than 5 ms after their send
 
 
 def build(workdir: Path) -> Path:
@@ -80,11 +83,12 @@ def _load(path: str) -> ctypes.CDLL:
     lib.pump_media.argtypes = [p, i, p, p, i, p, i]
     lib.pump_run.restype = i
     lib.pump_run.argtypes = [p, d, d, d]
-    for name in ("pump_counts", "pump_histogram", "pump_errors"):
+    for name in ("pump_counts", "pump_histogram", "pump_errors", "pump_late"):
         getattr(lib, name).restype = None
     lib.pump_counts.argtypes = [p, i, u64p]
     lib.pump_histogram.argtypes = [p, i, u64p]
     lib.pump_errors.argtypes = [p, u64p]
+    lib.pump_late.argtypes = [p, u64p]
     lib.pump_free.argtypes = [p]
     return lib
 
@@ -156,6 +160,7 @@ async def _run(
     ramp: float,
     library: str,
     mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> None:
     from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
@@ -211,7 +216,7 @@ async def _run(
             web_address, web_port = answers[index][0]
         if lib.pump_call(
             pump, index, fd, _ip(web_address), web_port, tx_pointer or None, rx_pointer or None, ssrc,
-            _ip(sip_address), sip_port, random.getrandbits(32), random.random(), random.uniform(0, ramp),
+            _ip(sip_address), sip_port, random.getrandbits(32), spread * random.random(), random.uniform(0, ramp),
         ) != 0:  # fmt: skip
             raise RuntimeError(f"pump_call {index} failed")
 
@@ -247,8 +252,17 @@ async def _run(
         histograms.append(list(buckets))
     errors = (ctypes.c_uint64 * len(ERRORS))()
     lib.pump_errors(pump, errors)
+    late = (ctypes.c_uint64 * LATE_SECONDS)()
+    lib.pump_late(pump, late)
     conn.send(
-        Report(counts, (histograms[0], histograms[1]), dict(zip(ERRORS, errors, strict=True)), cpu, wall)
+        Report(
+            counts,
+            (histograms[0], histograms[1]),
+            dict(zip(ERRORS, errors, strict=True)),
+            cpu,
+            wall,
+            list(late)[: math.ceil(seconds)],
+        )
     )
     await _recv(conn)  # bye
     lib.pump_free(pump)
@@ -268,8 +282,11 @@ def peer_main(
     ramp: float,
     library: str,
     mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> None:
-    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library, mode))
+    """``spread``: the share of the 20 ms frame the calls' phases are drawn from (1: at random over the
+    whole frame, as real calls; 0: lock-step, every call's packets in the same millisecond)."""
+    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library, mode, spread))
 
 
 def percentile(histogram: list[int], share: float) -> float:

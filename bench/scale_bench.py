@@ -84,12 +84,13 @@ def peers(
     per_process: int,
     library: Path,
     mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> Any:
     """The peer processes (native_peers.py), ``per_process`` calls each at most."""
     processes = max(1, math.ceil(count / per_process))
     return peer_processes(
         peer_main,
-        [(n, legs, seconds, warmup, ramp, str(library), mode) for n in shares(count, processes)],
+        [(n, legs, seconds, warmup, ramp, str(library), mode, spread) for n in shares(count, processes)],
     )
 
 
@@ -102,11 +103,12 @@ def run_round(
     per_process: int,
     library: Path,
     mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> dict[str, Any]:
     legs = "rtp" if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
-    with peers(count, legs, seconds, warmup, ramp, per_process, library, mode) as conns:
+    with peers(count, legs, seconds, warmup, ramp, per_process, library, mode, spread) as conns:
         connect(box, conns, mode, 300)
         setup = time.monotonic() - setup_start
         time.sleep(1.0)
@@ -133,6 +135,7 @@ def run_round(
         "peer_cpu": sum(r.cpu / r.wall for r in reports),
         "pump_cpu": sum(r.errors["pump_cpu_ns"] / 1e9 / r.wall for r in reports), "peer_processes": len(reports), "errors": errors,
         "counters": counters,
+        "late": [sum(second) for second in zip(*(r.late for r in reports), strict=True)],
     }  # fmt: skip
 
 
@@ -157,13 +160,19 @@ def main() -> int:
     parser.add_argument("--calls-per-process", type=int, default=125, help="calls per peer process")
     parser.add_argument("--modes", default="passthrough", help="passthrough, transcoding or both")
     parser.add_argument(
+        "--phase-spread",
+        type=float,
+        default=1.0,
+        help="share of the 20 ms frame the calls' send phases are drawn from (1: random, 0: lock-step)",
+    )
+    parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
     )
     args = parser.parse_args()
     boxes = args.boxes.split(",") + (["base"] if args.base else [])
     print(
         f"{args.modes} at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
-        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
+        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s, phases spread over {args.phase_spread:g} of the frame), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
     )
     print(
         f"{'mode':<12}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
@@ -201,10 +210,11 @@ def main() -> int:
                         args.calls_per_process,
                         library,
                         mode,
+                        args.phase_spread,
                     )
                     table.setdefault((mode, count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
-                    extra = f"silent calls {r['silent_calls']}; "
+                    extra = f"silent calls {r['silent_calls']}; late > 5 ms each second {' '.join(map(str, r['late']))}; "
                     extra += f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
                     extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
                     extra += f", to Python {e['back']} (lost {e['back_errors']})"
