@@ -223,6 +223,7 @@ def main() -> int:
                             f"; bridges: received {k.get('received')} forwarded {k.get('forwarded')} lost "
                             f"{k.get('lost')} dropped {k.get('dropped')} web_dropped {k.get('web_dropped')}"
                             f" fast lane {k.get('fast_lane_packets')}; lanes armed each second {k.get('armed')}"
+                            f"; engine threads: {k.get('engines')}"
                         )
                     print(
                         f"{mode:<12}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>9}{r['lost']:>7}"
