@@ -75,9 +75,9 @@ setup-bench: $(VENV)/.stamp-test
 vs-rtpengine-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/vs_rtpengine.py $(CALLS)
 
-## scale-bench: vs-rtpengine-bench's boxes at 100-500 pass-through calls, peers' media pumped in C (needs cc)
+## scale-bench: vs-rtpengine-bench's boxes at 100-500 calls (MODES=passthrough,transcoding), peers' media pumped in C (needs cc)
 scale-bench: $(VENV)/.stamp-test
-	$(BIN)/python bench/scale_bench.py $(or $(CALLS),100,200,300,500)
+	$(BIN)/python bench/scale_bench.py $(or $(CALLS),100,200,300,500) --modes $(or $(MODES),passthrough)
 
 ## janus-bench: call setup vs Janus's SIP plugin in network namespaces the bench makes (root, needs make bench-deps, sipp)
 janus-bench: $(VENV)/.stamp-test

@@ -21,6 +21,15 @@
  * SOCK_DGRAM socketpair) as [u32 call][u32 IPv4][u16 port][datagram], and Python hands it to aioice, which
  * answers consent and gives RTCP to aiortc as before.
  *
+ * Transcoding (pump_media): the browser sends a canned Opus stream (pre-encoded frames, 960 ticks of
+ * 48 kHz per 20 ms) and the phone a canned PCMU one, so that the gateway decodes and encodes every packet.
+ * No stamp survives a codec, so each sent packet's time is kept by its frame number, and a delivered one
+ * is matched through its RTP timestamp, as bench/peer_pool.py does: a box may rewrite the timestamps'
+ * origin but keeps the media time, so the packet of media time m (from the first one delivered) is frame
+ * m / 20 ms + o, with o the largest offset that makes no latency negative (pump_match; a box whose every
+ * packet of a call waited more than 20 ms would read 20 ms short). The phone's socket tells the calls
+ * apart by the source port (the gateway's SIP leg of each call).
+ *
  * Build: cc -O2 -shared -fPIC -o native_peer.so native_peer.c
  */
 #define _GNU_SOURCE
@@ -46,8 +55,15 @@
 #define MAGIC 0x4e504d50u /* "NPMP" */
 #define BUCKET_NS 10000LL /* latency histogram: 10 us buckets up to 200 ms, then one overflow bucket */
 #define BUCKETS 20001
+#define LATE_NS 5000000LL /* pump_late: packets later than 5 ms (issue 14 goal 2), per second of sending */
+#define LATE_SECONDS 64
 
 typedef int (*srtp_fn)(void *ctx, void *data, int *len);
+
+typedef struct {
+    int32_t media;                  /* frames of media time from the first packet delivered */
+    long long at;                   /* arrival (CLOCK_REALTIME) */
+} Arrival;
 
 typedef struct {
     int web_fd;
@@ -62,6 +78,9 @@ typedef struct {
     uint64_t sent[2], received[2];  /* [0] web -> phone, [1] phone -> web */
     uint32_t highest[2];
     uint8_t *seen[2];               /* a bit per sequence number: duplicates are not deliveries */
+    long long *sent_at[2];          /* transcoding: CLOCK_REALTIME of each frame sent (0: not sent) */
+    Arrival *arrivals[2];           /* transcoding: what arrived, matched to frames by pump_match */
+    uint32_t arrived[2], first_ts[2];
 } Call;
 
 typedef struct {
@@ -71,10 +90,16 @@ typedef struct {
     srtp_fn protect, unprotect;
     uint32_t capacity;              /* packets per call and direction the bitmaps hold */
     uint64_t histogram[2][BUCKETS];
+    uint64_t late[LATE_SECONDS];    /* per measured second (by send frame): deliveries later than LATE_NS */
     uint64_t back, back_errors, send_errors, srtp_errors, foreign, overflows[2], cpu_ns;
     uint32_t frame_base, count_from;  /* frames sent by earlier runs; the first frame counted */
     uint32_t last_ovfl_phone;
     uint32_t *last_ovfl_web;
+    int transcoding, opus_pt, opus_frames, pcmu_frames, matched;
+    uint8_t (*opus)[MAX_DATAGRAM];  /* transcoding: the browser's canned frames, and their lengths */
+    int *opus_len;
+    uint8_t (*pcmu)[PAYLOAD];       /* the phone's */
+    int32_t *by_port;               /* the phone's socket: call index by the gateway's SIP-leg port, or -1 */
 } Pump;
 
 static long long now_ns(clockid_t clock) {
@@ -106,6 +131,32 @@ void *pump_new(int count, int phone_fd, int back_fd, void *protect, void *unprot
     return p;
 }
 
+/* Transcoding mode (module comment): ``opus`` holds ``opus_frames`` frames back to back, ``lengths`` their
+ * sizes; ``pcmu`` ``pcmu_frames`` of 160 bytes; ``opus_pt`` the browser's Opus payload type. Before
+ * pump_call. */
+int pump_media(void *handle, int opus_pt, const uint8_t *opus, const int *lengths, int opus_frames,
+               const uint8_t *pcmu, int pcmu_frames) {
+    Pump *p = handle;
+    if (opus_frames <= 0 || pcmu_frames <= 0) return -1;
+    p->opus = calloc((size_t)opus_frames, sizeof *p->opus);
+    p->opus_len = calloc((size_t)opus_frames, sizeof *p->opus_len);
+    p->pcmu = calloc((size_t)pcmu_frames, sizeof *p->pcmu);
+    p->by_port = malloc(65536 * sizeof *p->by_port);
+    if (!p->opus || !p->opus_len || !p->pcmu || !p->by_port) return -1;
+    for (int i = 0; i < 65536; i++) p->by_port[i] = -1;
+    for (int i = 0, at = 0; i < opus_frames; at += lengths[i++]) {
+        if (lengths[i] <= 0 || lengths[i] > MAX_DATAGRAM - 64) return -1;
+        memcpy(p->opus[i], opus + at, (size_t)lengths[i]);
+        p->opus_len[i] = lengths[i];
+    }
+    memcpy(p->pcmu, pcmu, (size_t)pcmu_frames * PAYLOAD);
+    p->transcoding = 1;
+    p->opus_pt = opus_pt;
+    p->opus_frames = opus_frames;
+    p->pcmu_frames = pcmu_frames;
+    return 0;
+}
+
 int pump_call(void *handle, int index, int web_fd, uint32_t web_ip, int web_port, void *tx, void *rx,
               uint32_t web_ssrc, uint32_t sip_ip, int sip_port, uint32_t phone_ssrc, double phase, double start) {
     Pump *p = handle;
@@ -129,7 +180,13 @@ int pump_call(void *handle, int index, int web_fd, uint32_t web_ip, int web_port
     for (int d = 0; d < 2; d++) {
         c->seen[d] = calloc(p->capacity / 8 + 1, 1);
         if (!c->seen[d]) return -1;
+        if (p->transcoding) {
+            c->sent_at[d] = calloc(p->capacity, sizeof *c->sent_at[d]);
+            c->arrivals[d] = calloc(2 * (size_t)p->capacity, sizeof *c->arrivals[d]);
+            if (!c->sent_at[d] || !c->arrivals[d]) return -1;
+        }
     }
+    if (p->transcoding) p->by_port[ntohs(c->sip_remote.sin_port)] = index;
     int one = 1;
     setsockopt(web_fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     setsockopt(web_fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
@@ -144,15 +201,26 @@ static int by_phase(const void *a, const void *b) {
 }
 
 /* The packet of call c, direction d (0: from the browser, 1: from the phone) into buf: RTP header + stamp. */
-static int packet(Call *c, int index, int d, uint32_t sequence, uint8_t *buf) {
+static int packet(Pump *p, Call *c, int index, int d, uint32_t sequence, uint8_t *buf) {
     uint16_t seq = d ? c->phone_seq++ : c->web_seq++;
-    uint32_t ts = d ? (c->phone_ts += 160) : (c->web_ts += 160);
+    int opus = p->transcoding && !d;
+    uint32_t ts = d ? (c->phone_ts += 160) : (c->web_ts += opus ? 960 : 160);
     buf[0] = 0x80;
-    buf[1] = 0; /* PCMU */
+    buf[1] = opus ? (uint8_t)p->opus_pt : 0; /* PCMU */
     buf[2] = (uint8_t)(seq >> 8);
     buf[3] = (uint8_t)seq;
     put32(buf + 4, ts);
     put32(buf + 8, d ? c->phone_ssrc : c->web_ssrc);
+    if (p->transcoding) { /* canned media; the send time is kept by frame (no stamp survives a codec) */
+        if (sequence < p->capacity) c->sent_at[d][sequence] = now_ns(CLOCK_REALTIME);
+        if (opus) {
+            int k = (int)(sequence % (uint32_t)p->opus_frames);
+            memcpy(buf + HEADER, p->opus[k], (size_t)p->opus_len[k]);
+            return HEADER + p->opus_len[k];
+        }
+        memcpy(buf + HEADER, p->pcmu[sequence % (uint32_t)p->pcmu_frames], PAYLOAD);
+        return HEADER + PAYLOAD;
+    }
     uint8_t *s = buf + HEADER;
     memset(s, 0xff, PAYLOAD); /* PCMU silence */
     put32(s, MAGIC);
@@ -162,6 +230,16 @@ static int packet(Call *c, int index, int d, uint32_t sequence, uint8_t *buf) {
     long long t = now_ns(CLOCK_REALTIME);
     memcpy(s + 16, &t, 8);
     return HEADER + PAYLOAD;
+}
+
+/* A delivery of frame ``sequence`` (counted: past the warm-up) ``latency`` ns after its send. */
+static void record(Pump *p, int d, uint32_t sequence, long long latency) {
+    long long bucket = latency / BUCKET_NS;
+    if (bucket < 0) bucket = 0;
+    if (bucket >= BUCKETS) bucket = BUCKETS - 1;
+    p->histogram[d][bucket]++;
+    uint32_t second = (sequence - p->count_from) / (uint32_t)(1000000000LL / FRAME_NS);
+    if (latency > LATE_NS && second < LATE_SECONDS) p->late[second]++;
 }
 
 static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
@@ -179,10 +257,60 @@ static void deliver(Pump *p, const uint8_t *data, int len, long long arrival) {
     if (*bit & (1u << (sequence % 8))) return; /* a duplicate */
     *bit |= (uint8_t)(1u << (sequence % 8));
     c->received[d]++;
-    long long bucket = (arrival - sent) / BUCKET_NS;
-    if (bucket < 0) bucket = 0;
-    if (bucket >= BUCKETS) bucket = BUCKETS - 1;
-    p->histogram[d][bucket]++;
+    record(p, (int)d, sequence, arrival - sent);
+}
+
+/* Transcoding: an RTP packet of call ``index`` arrived in direction d (0: at the phone): kept with its media
+ * time in frames from the call's first delivered packet, for pump_match. */
+static void arrive(Pump *p, int index, int d, const uint8_t *data, int len, long long arrival) {
+    if (index < 0 || index >= p->count || len < HEADER) { p->foreign++; return; }
+    Call *c = &p->calls[index];
+    uint32_t ts = get32(data + 4);
+    if (c->arrived[d] == 0) c->first_ts[d] = ts;
+    else if (c->arrived[d] >= 2 * p->capacity) return;
+    int32_t ticks = d ? 960 : 160; /* the browser hears Opus (48 kHz), the phone PCMU (8 kHz) */
+    int32_t delta = (int32_t)(ts - c->first_ts[d]);
+    int32_t media = delta >= 0 ? (delta + ticks / 2) / ticks : -((-delta + ticks / 2) / ticks);
+    c->arrivals[d][c->arrived[d]++] = (Arrival){ media, arrival };
+}
+
+/* Transcoding: match each call's arrivals to the frames sent (module comment) into the counts and the
+ * histograms, once. */
+static void pump_match(Pump *p) {
+    if (!p->transcoding || p->matched) return;
+    p->matched = 1;
+    for (int i = 0; i < p->count; i++) {
+        Call *c = &p->calls[i];
+        for (int d = 0; d < 2; d++) {
+            if (c->arrived[d] == 0) continue;
+            long long first = -1; /* the first frame sent */
+            for (uint32_t k = 0; k < p->capacity && first < 0; k++)
+                if (c->sent_at[d][k]) first = k;
+            if (first < 0) continue;
+            long long best = -1;
+            for (long long o = first; o < first + 16; o++) { /* the largest offset with no negative latency */
+                int ok = 1;
+                for (uint32_t a = 0; a < c->arrived[d] && ok; a++) {
+                    long long k = c->arrivals[d][a].media + o;
+                    if (k < 0 || k >= p->capacity || !c->sent_at[d][k]) continue;
+                    if (c->arrivals[d][a].at - c->sent_at[d][k] < -1000000LL) ok = 0;
+                }
+                if (!ok) break;
+                best = o;
+            }
+            if (best < 0) { p->foreign += c->arrived[d]; continue; }
+            for (uint32_t a = 0; a < c->arrived[d]; a++) {
+                long long k = c->arrivals[d][a].media + best;
+                if (k < 0 || k >= p->capacity || !c->sent_at[d][k]) { p->foreign++; continue; }
+                if (k < p->count_from) continue; /* sent during the warm-up */
+                uint8_t *bit = &c->seen[d][k / 8];
+                if (*bit & (1u << (k % 8))) continue; /* a duplicate */
+                *bit |= (uint8_t)(1u << (k % 8));
+                c->received[d]++;
+                record(p, d, (uint32_t)k, c->arrivals[d][a].at - c->sent_at[d][k]);
+            }
+        }
+    }
 }
 
 static long long arrival_of(struct msghdr *h, long long fallback, uint32_t *ovfl) {
@@ -224,8 +352,10 @@ static void drain(Pump *p, int fd, int web_index) {
             if (web_index < 0) {
                 p->overflows[0] += ovfl - p->last_ovfl_phone;
                 p->last_ovfl_phone = ovfl;
-                if (len >= HEADER && (data[0] & 0xc0) == 0x80 && !(data[1] >= 192 && data[1] <= 223))
-                    deliver(p, data, len, arrival);
+                if (len >= HEADER && (data[0] & 0xc0) == 0x80 && !(data[1] >= 192 && data[1] <= 223)) {
+                    if (p->transcoding) arrive(p, p->by_port[ntohs(in_from[k].sin_port)], 0, data, len, arrival);
+                    else deliver(p, data, len, arrival);
+                }
                 continue;
             }
             p->overflows[1] += ovfl - p->last_ovfl_web[web_index];
@@ -243,7 +373,8 @@ static void drain(Pump *p, int fd, int web_index) {
                 continue;
             }
             if (c->rx && p->unprotect(c->rx, data, &len) != 0) { p->srtp_errors++; continue; }
-            deliver(p, data, len, arrival);
+            if (p->transcoding) arrive(p, web_index, 1, data, len, arrival);
+            else deliver(p, data, len, arrival);
         }
         if (n < BATCH) return;
     }
@@ -285,16 +416,16 @@ int pump_run(void *handle, double seconds, double linger, double warmup) {
             Call *c = &p->calls[p->order[next]];
             if (start + (long long)frame * FRAME_NS + c->phase > now) break;
             int index = p->order[next++];
-            uint8_t web[HEADER + PAYLOAD + 64];
+            uint8_t web[MAX_DATAGRAM + 64];
             uint32_t sequence = p->frame_base + frame;
             if (sequence < c->start_frame) continue;
             int counted = sequence >= p->count_from;
-            int len = packet(c, index, 0, sequence, web);
+            int len = packet(p, c, index, 0, sequence, web);
             if (c->tx && p->protect(c->tx, web, &len) != 0) p->srtp_errors++;
             else if (sendto(c->web_fd, web, (size_t)len, 0, (struct sockaddr *)&c->web_remote, sizeof c->web_remote) < 0)
                 p->send_errors++;
             else c->sent[0] += (uint64_t)counted;
-            len = packet(c, index, 1, sequence, out_buf[batch]);
+            len = packet(p, c, index, 1, sequence, out_buf[batch]);
             out_iov[batch] = (struct iovec){ out_buf[batch], (size_t)len };
             out[batch].msg_hdr = (struct msghdr){ .msg_name = &c->sip_remote, .msg_namelen = sizeof c->sip_remote,
                                                   .msg_iov = &out_iov[batch], .msg_iovlen = 1 };
@@ -332,6 +463,7 @@ int pump_run(void *handle, double seconds, double linger, double warmup) {
 
 /* Per call: web sent, web received (by the phone), phone sent, phone received (by the browser). */
 void pump_counts(void *handle, int index, uint64_t *out) {
+    pump_match(handle);
     Call *c = &((Pump *)handle)->calls[index];
     out[0] = c->sent[0];
     out[1] = c->received[0];
@@ -341,7 +473,14 @@ void pump_counts(void *handle, int index, uint64_t *out) {
 
 /* The latency histogram of direction d (BUCKETS counts of 10 us). */
 void pump_histogram(void *handle, int d, uint64_t *out) {
+    pump_match(handle);
     memcpy(out, ((Pump *)handle)->histogram[d], sizeof ((Pump *)handle)->histogram[d]);
+}
+
+/* Deliveries later than 5 ms, per second of sending after the warm-up (LATE_SECONDS counts). */
+void pump_late(void *handle, uint64_t *out) {
+    pump_match(handle);
+    memcpy(out, ((Pump *)handle)->late, sizeof ((Pump *)handle)->late);
 }
 
 /* back, back_errors, send_errors, srtp_errors, foreign, phone socket drops, web sockets' drops, the pump
@@ -358,7 +497,15 @@ void pump_free(void *handle) {
     for (int i = 0; i < p->count; i++) {
         free(p->calls[i].seen[0]);
         free(p->calls[i].seen[1]);
+        for (int d = 0; d < 2; d++) {
+            free(p->calls[i].sent_at[d]);
+            free(p->calls[i].arrivals[d]);
+        }
     }
+    free(p->opus);
+    free(p->opus_len);
+    free(p->pcmu);
+    free(p->by_port);
     close(p->epfd);
     free(p->calls);
     free(p->order);

@@ -14,6 +14,11 @@ Latency is from the sender's CLOCK_REALTIME at send to the kernel's arrival stam
 receiving peer: the gateway and the loopback, not the peers' own scheduling. Loss is by the stamp's
 sequence number (sent - delivered), and the peers' sockets' own drops (SO_RXQ_OVFL) are counted apart.
 
+Transcoding (``mode`` "transcoding"): the browsers offer only Opus and send a canned Opus tone
+(``peers.audio.encode_tone``, encoded once), the phones a canned PCMU one, and the box is told to
+answer the SIP side with PCMU only, so it decodes and encodes every packet; latency is then matched
+through the RTP timestamp (native_peer.c's module comment says how).
+
 Protocol with the orchestrator over a Pipe: -> offers (list of (offer, port)); <- answers; -> "ready";
 <- "go"; -> "sent"; <- "report"; -> ``Report``; <- "bye".
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import math
 import random
 import socket
 import struct
@@ -34,6 +40,7 @@ from typing import Any
 
 BUCKETS = 20001  # native_peer.c: 10 us buckets up to 200 ms, then one overflow bucket
 BUCKET_S = 10e-6
+LATE_SECONDS = 64  # native_peer.c: pump_late's seconds
 WAVE = 25  # browsers connecting at once per process
 LINGER = 0.5  # seconds of receiving after the last send (late is not lost)
 ERRORS = (
@@ -55,6 +62,7 @@ class Report:
     errors: dict[str, int]
     cpu: float  # the process's CPU seconds over the media period (pump thread and event loop)
     wall: float  # the media period's seconds (warm-up included)
+    late: list[int]  # per measured second: deliveries more than 5 ms after their send
 
 
 def build(workdir: Path) -> Path:
@@ -71,13 +79,16 @@ def _load(path: str) -> ctypes.CDLL:
     lib.pump_new.argtypes = [i, i, i, p, p, d]
     lib.pump_call.restype = i
     lib.pump_call.argtypes = [p, i, i, u32, i, p, p, u32, u32, i, u32, d, d]
+    lib.pump_media.restype = i
+    lib.pump_media.argtypes = [p, i, p, p, i, p, i]
     lib.pump_run.restype = i
     lib.pump_run.argtypes = [p, d, d, d]
-    for name in ("pump_counts", "pump_histogram", "pump_errors"):
+    for name in ("pump_counts", "pump_histogram", "pump_errors", "pump_late"):
         getattr(lib, name).restype = None
     lib.pump_counts.argtypes = [p, i, u64p]
     lib.pump_histogram.argtypes = [p, i, u64p]
     lib.pump_errors.argtypes = [p, u64p]
+    lib.pump_late.argtypes = [p, u64p]
     lib.pump_free.argtypes = [p]
     return lib
 
@@ -119,8 +130,37 @@ def _socket() -> socket.socket:
     return sock
 
 
+def opus_payload_type(offer: str) -> int:
+    """The payload type of Opus in a browser's offer (``a=rtpmap:<pt> opus/48000/2``)."""
+    for line in offer.splitlines():
+        if line.startswith("a=rtpmap:") and line.split(" ", 1)[1].lower().startswith("opus/"):
+            return int(line[len("a=rtpmap:") :].split(" ", 1)[0])
+    raise ValueError("no Opus in the offer")
+
+
+def canned_media(lib: ctypes.CDLL, pump: Any, opus_pt: int) -> None:
+    """Transcoding: a second of a 1 kHz Opus tone for the browsers, 600 Hz PCMU for the phones."""
+    from peers.audio import encode_tone
+
+    opus, pcmu = encode_tone(1000, "opus"), encode_tone(600, "pcmu")
+    lengths = (ctypes.c_int * len(opus))(*map(len, opus))
+    opus_blob, pcmu_blob = b"".join(opus), b"".join(pcmu)
+    if any(len(frame) != 160 for frame in pcmu):
+        raise ValueError("PCMU frames of 160 bytes expected")
+    if lib.pump_media(pump, opus_pt, opus_blob, lengths, len(opus), pcmu_blob, len(pcmu)) != 0:
+        raise RuntimeError("pump_media failed")
+
+
 async def _run(
-    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+    conn: Connection,
+    count: int,
+    legs: str,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    library: str,
+    mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> None:
     from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
@@ -133,7 +173,8 @@ async def _run(
     browsers: list[WebPeer] = []
     others: list[socket.socket] = []  # the floor: a plain RTP socket per call in the browser's place
     if legs == "web":
-        browsers = [WebPeer(1000, codecs=("PCMU", "telephone-event"), raw=True) for _ in range(count)]
+        codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
+        browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
         offers: list[tuple[Any, int]] = [(await b.offer(), phone_port) for b in browsers]
     else:
         others = [_socket() for _ in range(count)]
@@ -153,6 +194,8 @@ async def _run(
     back.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     back.setblocking(False)
     pump = lib.pump_new(count, phone.fileno(), back_peer.fileno(), protect, unprotect, warmup + seconds)
+    if mode == "transcoding":
+        canned_media(lib, pump, opus_payload_type(offers[0][0]))
     keep: list[Any] = []  # the libsrtp sessions: alive while the pump uses them
     pairs: list[Any] = []
     for index in range(count):
@@ -173,7 +216,7 @@ async def _run(
             web_address, web_port = answers[index][0]
         if lib.pump_call(
             pump, index, fd, _ip(web_address), web_port, tx_pointer or None, rx_pointer or None, ssrc,
-            _ip(sip_address), sip_port, random.getrandbits(32), random.random(), random.uniform(0, ramp),
+            _ip(sip_address), sip_port, random.getrandbits(32), spread * random.random(), random.uniform(0, ramp),
         ) != 0:  # fmt: skip
             raise RuntimeError(f"pump_call {index} failed")
 
@@ -209,8 +252,17 @@ async def _run(
         histograms.append(list(buckets))
     errors = (ctypes.c_uint64 * len(ERRORS))()
     lib.pump_errors(pump, errors)
+    late = (ctypes.c_uint64 * LATE_SECONDS)()
+    lib.pump_late(pump, late)
     conn.send(
-        Report(counts, (histograms[0], histograms[1]), dict(zip(ERRORS, errors, strict=True)), cpu, wall)
+        Report(
+            counts,
+            (histograms[0], histograms[1]),
+            dict(zip(ERRORS, errors, strict=True)),
+            cpu,
+            wall,
+            list(late)[: math.ceil(seconds)],
+        )
     )
     await _recv(conn)  # bye
     lib.pump_free(pump)
@@ -222,9 +274,19 @@ async def _run(
 
 
 def peer_main(
-    conn: Connection, count: int, legs: str, seconds: float, warmup: float, ramp: float, library: str
+    conn: Connection,
+    count: int,
+    legs: str,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    library: str,
+    mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> None:
-    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library))
+    """``spread``: the share of the 20 ms frame the calls' phases are drawn from (1: at random over the
+    whole frame, as real calls; 0: lock-step, every call's packets in the same millisecond)."""
+    asyncio.run(_run(conn, count, legs, seconds, warmup, ramp, library, mode, spread))
 
 
 def percentile(histogram: list[int], share: float) -> float:

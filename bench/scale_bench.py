@@ -1,4 +1,4 @@
-"""Hundreds of concurrent pass-through calls through one middle box, with peers in C (issue 14 goal 5).
+"""Hundreds of concurrent calls through one middle box, with peers in C (issue 14 goals 2 and 5).
 
 bench/vs_rtpengine.py's peers (aiortc for every packet) saturate the machine at ~200 calls; here the
 handshakes are still aiortc's (real ICE, DTLS-SRTP, consent and RTCP on the web leg: the gateway's work
@@ -6,6 +6,12 @@ is the same), but the media period is pumped by bench/native_peer.c (bench/nativ
 so that the peers cost less than the box. The boxes are vs_rtpengine.py's: ``ours`` (N ``MediaBridge``s
 with the fast lane in one process), ``rtpengine``, ``floor`` (the bare C relay as
 ``floor-plain``: plain RTP both legs, no SRTP; the native peers have no fixed-key SRTP mode yet).
+
+``--modes transcoding`` (issue 14 goal 2) has the browsers offer only Opus and send a canned Opus
+stream, the phones PCMU (the SIP side answered with PCMU only, as vs_rtpengine.py's transcoding mode:
+rtpengine with ``codec: {mask: [opus], transcode: [PCMU]}``), so every packet is decoded and encoded
+by the box; the floor has no transcoding and is left out. Latency is then matched through the RTP
+timestamp (bench/native_peer.c).
 
 Per round it prints the box's CPU seconds per call-second and RSS per call (as vs_rtpengine.py), the
 packets sent by the peers and those never delivered ("lost": by the box, the peers' own socket drops
@@ -16,7 +22,7 @@ the send to the kernel's arrival stamp at the other peer (the box and the loopba
 
 Run (VS_RTPENGINE_PORT_BASE moves the boxes' ports, see vs_rtpengine.py):
     python bench/scale_bench.py [100,200,300,500] [--seconds 6] [--rounds 1] [--boxes ours,rtpengine,floor]
-        [--calls-per-process 125]
+        [--calls-per-process 125] [--modes passthrough,transcoding] [--ramp S] [--warmup S]
 """
 
 from __future__ import annotations
@@ -70,23 +76,40 @@ def udp_drops(pid: int) -> int:
 
 
 def peers(
-    count: int, legs: str, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
+    count: int,
+    legs: str,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    per_process: int,
+    library: Path,
+    mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> Any:
     """The peer processes (native_peers.py), ``per_process`` calls each at most."""
     processes = max(1, math.ceil(count / per_process))
     return peer_processes(
-        peer_main, [(n, legs, seconds, warmup, ramp, str(library)) for n in shares(count, processes)]
+        peer_main,
+        [(n, legs, seconds, warmup, ramp, str(library), mode, spread) for n in shares(count, processes)],
     )
 
 
 def run_round(
-    box: Box, count: int, seconds: float, warmup: float, ramp: float, per_process: int, library: Path
+    box: Box,
+    count: int,
+    seconds: float,
+    warmup: float,
+    ramp: float,
+    per_process: int,
+    library: Path,
+    mode: str = "passthrough",
+    spread: float = 1.0,
 ) -> dict[str, Any]:
     legs = "rtp" if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
-    with peers(count, legs, seconds, warmup, ramp, per_process, library) as conns:
-        connect(box, conns, "passthrough", 300)
+    with peers(count, legs, seconds, warmup, ramp, per_process, library, mode, spread) as conns:
+        connect(box, conns, mode, 300)
         setup = time.monotonic() - setup_start
         time.sleep(1.0)
         load = loadavg()
@@ -102,7 +125,7 @@ def run_round(
     received = sum(c[1] + c[3] for c in counts)
     counters = getattr(box, "counters", {})
     return {
-        "box": box.name, "calls": count, "load": load, "load_end": load_end, "notes": notes, "setup_s": setup,
+        "box": box.name, "mode": mode, "calls": count, "load": load, "load_end": load_end, "notes": notes, "setup_s": setup,
         "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
         "sent": sent, "lost": sent - received, "box_drops": box_drops,
         "silent_calls": sum(1 for c in counts if c[1] == 0 and c[3] == 0),  # nothing delivered either way
@@ -112,6 +135,7 @@ def run_round(
         "peer_cpu": sum(r.cpu / r.wall for r in reports),
         "pump_cpu": sum(r.errors["pump_cpu_ns"] / 1e9 / r.wall for r in reports), "peer_processes": len(reports), "errors": errors,
         "counters": counters,
+        "late": [sum(second) for second in zip(*(r.late for r in reports), strict=True)],
     }  # fmt: skip
 
 
@@ -134,27 +158,42 @@ def main() -> int:
         help="each call's media starts at random within these first seconds",
     )
     parser.add_argument("--calls-per-process", type=int, default=125, help="calls per peer process")
+    parser.add_argument("--modes", default="passthrough", help="passthrough, transcoding or both")
+    parser.add_argument(
+        "--phase-spread",
+        type=float,
+        default=1.0,
+        help="share of the 20 ms frame the calls' send phases are drawn from (1: random, 0: lock-step)",
+    )
+    parser.add_argument(
+        "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
+    )
     args = parser.parse_args()
-    boxes = args.boxes.split(",")
+    boxes = args.boxes.split(",") + (["base"] if args.base else [])
     print(
-        f"pass-through at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
-        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
+        f"{args.modes} at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "
+        f"round after {args.warmup:g} s of warm-up (media starting over {args.ramp:g} s, phases spread over {args.phase_spread:g} of the frame), up to {args.calls_per_process} calls per peer process; load average {loadavg()} at start"
     )
     print(
-        f"{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
+        f"{'mode':<12}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>9}{'lost':>7}{'w>p':>6}{'p>w':>6}"
         f"{'kdrop':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'peers CPU':>10}  loadavg start / end; notes"
     )
-    table: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as temp:
         workdir = Path(temp)
         library = build(workdir)
         floor_binary = build_floor(workdir) if "floor" in boxes else None
-        for count in (int(c) for c in args.calls.split(",")):
+        cases = [(m, int(c)) for m in args.modes.split(",") for c in args.calls.split(",")]
+        for mode, count in cases:
             for round_index in range(args.rounds):
                 for name in boxes if round_index % 2 == 0 else boxes[::-1]:
+                    if name.startswith("floor") and mode != "passthrough":
+                        continue  # the floor relays; it does not transcode
                     box: Box
                     if name == "ours":
-                        box = Ours("passthrough")
+                        box = Ours(mode)
+                    elif name == "base":
+                        box = Ours(mode, args.base)
                     elif name == "rtpengine":
                         box = RtpEngineBox(workdir)
                     else:
@@ -163,11 +202,19 @@ def main() -> int:
                             floor_binary, count, name="floor-plain"
                         )  # native peers speak plain RTP there
                     r = run_round(
-                        box, count, args.seconds, args.warmup, args.ramp, args.calls_per_process, library
+                        box,
+                        count,
+                        args.seconds,
+                        args.warmup,
+                        args.ramp,
+                        args.calls_per_process,
+                        library,
+                        mode,
+                        args.phase_spread,
                     )
-                    table.setdefault((count, name), []).append(r)
+                    table.setdefault((mode, count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
-                    extra = f"silent calls {r['silent_calls']}; "
+                    extra = f"silent calls {r['silent_calls']}; late > 5 ms each second {' '.join(map(str, r['late']))}; "
                     extra += f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
                     extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
                     extra += f", to Python {e['back']} (lost {e['back_errors']})"
@@ -176,9 +223,10 @@ def main() -> int:
                             f"; bridges: received {k.get('received')} forwarded {k.get('forwarded')} lost "
                             f"{k.get('lost')} dropped {k.get('dropped')} web_dropped {k.get('web_dropped')}"
                             f" fast lane {k.get('fast_lane_packets')}; lanes armed each second {k.get('armed')}"
+                            f"; engine threads: {k.get('engines')}"
                         )
                     print(
-                        f"{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>9}{r['lost']:>7}"
+                        f"{mode:<12}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>9}{r['lost']:>7}"
                         f"{r['web_lost']:>6}{r['phone_lost']:>6}{r['box_drops']:>7}{r['p50_ms']:>8.2f}"
                         f"{r['p99_ms']:>8.2f}{r['max_ms']:>8.1f}{100 * r['peer_cpu']:>9.0f}%  [{r['load']}] / "
                         f"[{r['load_end']}] {r['peer_processes']} peer procs; {r['notes']}; {extra}",
@@ -186,12 +234,12 @@ def main() -> int:
                     )
     if args.rounds > 1:
         print("\nmedians")
-        for (count, name), rows in sorted(table.items()):
+        for (mode, count, name), rows in sorted(table.items()):
             cells = [
                 f"{key} {statistics.median(r[key] for r in rows):.4g}"
                 for key in ("cpu", "rss_kib", "lost", "p50_ms", "p99_ms", "peer_cpu")
             ]
-            print(f"{count:>6}{name:>10}  " + ", ".join(cells))
+            print(f"{mode:<12}{count:>6}{name:>10}  " + ", ".join(cells))
     print(f"load average {loadavg()} at the end")
     return 0
 

@@ -140,6 +140,9 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     ticker.cancel()
     tuning.close()
+    timings = [  # the engine threads' lock waits and long rounds (Engine.timing; None on an older build)
+        getattr(engine.native, "timing", None) for engine in (pool.engines if pool is not None else [])
+    ]
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -152,6 +155,11 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     counters["web_dropped"] = sum(s.web_dropped for s in stats)
     counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
     counters["armed"] = " ".join(map(str, armed))
+    counters["engines"] = "; ".join(
+        f"lock waits > 1 ms {t[0]} (longest {1000 * t[1]:.1f} ms), rounds > 2 ms {t[2]} (longest {1000 * t[3]:.1f} ms)"
+        for t in timings
+        if t is not None
+    )
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan")), **counters})
 
 

@@ -294,6 +294,10 @@ typedef struct {
     double notify_due;             /* when queued RTCP/STUN wakes Python (0: nothing waits); the thread's */
     Core *graveyard;
     srtp_fn fn[4];
+    /* the thread's rounds (Engine.timing, bench/scale_bench.py): waits for the lock longer than 1 ms (Python
+       held it), rounds that held it longer than 2 ms (packets waiting for other calls' codecs), the longest */
+    uint64_t lock_waits, long_rounds;
+    double lock_wait_max, round_max;
 } Engine;
 
 typedef struct {
@@ -1037,6 +1041,7 @@ static void *run(void *arg) {
             pthread_mutex_unlock(&e->lock);
             break;
         }
+        double asked = monotonic_now();
         pthread_mutex_lock(&e->lock);
         if (!e->running) {
             pthread_mutex_unlock(&e->lock);
@@ -1044,6 +1049,11 @@ static void *run(void *arg) {
         }
         size_t first = e->count;
         double now = monotonic_now();
+        if (now - asked > 0.001)
+            e->lock_waits++;
+        if (now - asked > e->lock_wait_max)
+            e->lock_wait_max = now - asked;
+        double round_start = now;
         e->wall_offset = realtime_now() - now;
         for (int i = 0; i < n; i++) {
             Tag *tag = events[i].data.ptr;
@@ -1076,6 +1086,11 @@ static void *run(void *arg) {
         bury(e);
         if (e->count > first || e->notify_due != 0)
             wake_python(e, first);
+        double round = monotonic_now() - round_start;
+        if (round > 0.002)
+            e->long_rounds++;
+        if (round > e->round_max)
+            e->round_max = round;
         pthread_mutex_unlock(&e->lock);
     }
     free(batch);
@@ -1371,10 +1386,21 @@ static PyObject *engine_get_failed(Engine *self, void *closure) {
     return PyBool_FromLong(failed);
 }
 
+static PyObject *engine_get_timing(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    PyObject *timing = Py_BuildValue("(KdKd)", (unsigned long long)self->lock_waits, self->lock_wait_max,
+                                     (unsigned long long)self->long_rounds, self->round_max);
+    pthread_mutex_unlock(&self->lock);
+    return timing;
+}
+
 static PyGetSetDef engine_getset[] = {
     {"failed", (getter)engine_get_failed, NULL, "whether the thread stopped on an error", NULL},
     {"notify_fd", (getter)engine_get_notify_fd, NULL, "readable when drain() has datagrams or many records", NULL},
     {"queue_drops", (getter)engine_get_queue_drops, NULL, "items lost to a full queue", NULL},
+    {"timing", (getter)engine_get_timing, NULL,
+     "(lock waits > 1 ms, the longest wait s, rounds holding the lock > 2 ms, the longest round s) of the thread",
+     NULL},
     {NULL},
 };
 

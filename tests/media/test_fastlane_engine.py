@@ -552,3 +552,19 @@ async def test_forwarded_packets_are_accounted_in_the_engine_and_read_as_snapsho
     await receive(s.browser_socket)
     await settle(s.linked.link, lambda: handler.forwarded == 7)
     assert handler.snapshots[-1].reception.received == 1000 and handler.snapshots[-1].lost == 0
+
+
+async def test_the_thread_times_its_rounds_and_its_waits_for_the_lock(linked: Linked) -> None:
+    """Engine.timing (bench/scale_bench.py prints it): what delays a packet inside the engine - a wait
+    for the lock Python holds, a round that holds it while it handles other calls' packets."""
+    engine = linked.pool.engines[0].native
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        peer.sendto(rtp(7), linked.sip)
+        await settle(linked.link, lambda: bool(linked.handler.sip_datagrams))
+    finally:
+        peer.close()
+    lock_waits, longest_wait, long_rounds, longest_round = engine.timing
+    assert isinstance(lock_waits, int) and isinstance(long_rounds, int)
+    assert 0 < longest_round < 1.0  # the round that read the datagram, timed
+    assert 0 <= longest_wait < 1.0
