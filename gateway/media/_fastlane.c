@@ -158,7 +158,8 @@ typedef struct {
     int64_t tolerance, frame_ticks;
     void *decoder, *encoder;       /* libopus states, owned by the lane */
     int decoder_codec, encoder_codec;
-    int16_t pcm[PCM_CAPACITY];
+    int16_t *pcm;                  /* PCM_CAPACITY samples, malloc'd with the codecs (prepare_codecs): NULL
+                                      until the lane first transcodes (a pass-through call has none) */
     int pcm_len;
     uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
     uint64_t forwarded, send_errors, codec_errors;
@@ -260,7 +261,8 @@ typedef struct Core {
     int has_video;
     Tag video_tag;
     void *vsip_rx, *vsip_tx;       /* the SIP side's video SRTP sessions, or NULL: plain RTP */
-    VideoLane video[2];            /* [0]: browser -> SIP side, [1]: SIP side -> browser */
+    VideoLane *video;              /* [0]: browser -> SIP side, [1]: SIP side -> browser; NULL until link_video
+                                      (calloc'd then: an audio-only call has none), freed with the Core */
     uint64_t video_sip_dropped;    /* SRTP from the SIP side's video that did not authenticate */
     /* the browser's report compounds (web_rtcp): the latest SR-led and RR-led ones, and how many arrived
        (with their SRTCP octets) since Python took them */
@@ -817,6 +819,8 @@ static int video_feed(Engine *e, Core *c, int which, const uint8_t *d, const Rtp
 /* Decrypted RTP from the browser: -1 when it is not the video's, else as handle() (1: queued). */
 static int video_web(Engine *e, Core *c, uint8_t *d, int len, const Rtp *r, const struct sockaddr_storage *src,
                      socklen_t srclen, double now) {
+    if (c->video == NULL)
+        return -1;
     VideoLane *v = &c->video[0];
     if (!v->claimed || r->ssrc != v->ssrc)
         return -1;
@@ -997,6 +1001,8 @@ static void free_codecs(Core *c) {
         if (lane->encoder != NULL)
             opus.encoder_destroy(lane->encoder);
         lane->decoder = lane->encoder = NULL;
+        free(lane->pcm);
+        lane->pcm = NULL;
     }
 }
 
@@ -1010,6 +1016,7 @@ static void bury(Engine *e) {
                 close(c->fds[i]);
         if (c->has_video)
             close(c->fds[2]);
+        free(c->video);
         free(c);
     }
 }
@@ -1535,7 +1542,8 @@ static PyObject *link_close(Link *self, PyObject *unused) {
     if (c->has_video)
         epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fds[2], NULL);
     c->dead = 1;
-    c->video[0].armed = c->video[1].armed = 0;
+    if (c->video != NULL)
+        c->video[0].armed = c->video[1].armed = 0;
     c->lanes[0].armed = c->lanes[1].armed = 0;
     if (e->running) {
         c->next_dead = e->graveyard;
@@ -1546,6 +1554,7 @@ static PyObject *link_close(Link *self, PyObject *unused) {
             close(c->fds[i]);
         if (c->has_video)
             close(c->fds[2]);
+        free(c->video);
         free(c);
     }
     self->core = NULL;
@@ -1589,6 +1598,8 @@ static PyObject *link_set_output(Link *self, PyObject *args) {
 /* The codec states a lane needs (created outside the lock: the thread does not use them until armed). */
 static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
     int error = 0;
+    if (lane->pcm == NULL && (lane->pcm = malloc(PCM_CAPACITY * sizeof(int16_t))) == NULL)
+        return 0;
     if (codec_in == CODEC_OPUS && (lane->decoder == NULL || lane->decoder_codec != codec_in)) {
         if (lane->decoder == NULL)
             lane->decoder = opus.decoder_create(8000, 1, &error);
@@ -1619,7 +1630,7 @@ static int queued_rtp(const Core *c, int which, const Item *item, Rtp *r) {
     if (which == LANE_WEB_TO_SIP) {
         if (item->kind != KIND_WEB_RTP || !parse_rtp(item->data, item->len, r))
             return 0;
-        return !(c->video[0].claimed && r->ssrc == c->video[0].ssrc); /* else the video lane's */
+        return !(c->video != NULL && c->video[0].claimed && r->ssrc == c->video[0].ssrc); /* else the video's */
     }
     if (item->kind == KIND_SIP_RTP)
         return parse_rtp(item->data, item->len, r);
@@ -1991,11 +2002,19 @@ static PyObject *link_video(Link *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "the link has its video socket already");
         return NULL;
     }
+    /* a failed attempt's lanes are reused (the thread may have seen them, unclaimed) */
+    VideoLane *lanes = c->video != NULL ? c->video : calloc(2, sizeof(VideoLane));
+    if (lanes == NULL)
+        return PyErr_NoMemory();
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0)
+    if (dup < 0) {
+        if (lanes != c->video)
+            free(lanes);
         return PyErr_SetFromErrno(PyExc_OSError);
+    }
     Engine *e = self->engine;
     pthread_mutex_lock(&e->lock);
+    c->video = lanes;
     for (int i = 0; i < 2; i++) {
         VideoLane *v = &c->video[i];
         memset(v, 0, sizeof *v);

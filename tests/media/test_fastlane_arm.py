@@ -2,8 +2,10 @@
 since the last drain are taken back and forwarded by the lane itself, first, in order, exactly once and
 accounted once; the first one the lane would not take (DTMF, another SSRC) and every later one stay for
 Python, and the lane stays disarmed; video lanes alike; a re-arm asked for inside a batch Python drains
-waits for its end; a transcoding lane's go through its codecs. Real sockets, the real engine; the test holds the event loop
-(time.sleep) while the engine queues, so that Python drains only when the test says."""
+waits for its end; a transcoding lane's go through its codecs; a lane re-armed between pass-through and
+transcoding keeps working (its PCM buffer comes with the first transcoding arm). Real sockets, the real
+engine; the test holds the event loop (time.sleep) while the engine queues, so that Python drains only when
+the test says."""
 
 from __future__ import annotations
 
@@ -252,3 +254,31 @@ async def test_a_transcoding_lane_armed_over_queued_packets_encodes_them_first(l
     assert s.linked.handler.sip_rtp == []
     taken = snapshot(native, SIP_TO_WEB)
     assert taken is not None and (taken.packets, taken.transcoded, taken.sent) == (2, 2, 2)
+
+
+async def test_a_lane_re_armed_between_pass_through_and_transcoding_keeps_working(link: SrtpLink) -> None:
+    """The PCM buffer comes with the first transcoding arm (issue 14 memory) and outlives later re-arms:
+    PCMU pass-through, PCMU -> Opus, pass-through again, Opus again - one packet each, each as armed."""
+    if "pcmu>opus" not in load_codecs():
+        pytest.fail("the engine cannot transcode PCMU -> Opus (libopus not found)")
+    s, native = link, link.linked.link.native
+    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    heard = []
+    for seq in (1, 2, 3, 4):
+        if seq % 2:
+            assert arm(s, SIP_TO_WEB, seq)
+        else:
+            assert native.arm(
+                SIP_TO_WEB, phone, browser, 0x1234, 0, 111, 160 * (seq - 1), 0, 8000, 48000, 160 * (seq - 1),
+                time.monotonic(), CODECS["pcmu"], CODECS["opus"], -1, 3 * 960, 960, STATS_RFC3550, 8000, None,
+                seq - 1,
+            )  # fmt: skip
+        s.phone_socket.sendto(s.phone.protect(rtp(seq, b"\xff" * 160)), s.linked.sip)
+        heard.append(RtpPacketView(s.browser_rx.unprotect(s.browser_socket.recv(2048))))
+    as_sent = b"\xff" * 160
+    assert [(p.data[1] & 0x7F, p.payload == as_sent) for p in heard] == [
+        (0, True), (111, False), (0, True), (111, False)
+    ]  # fmt: skip
+    assert nothing_more(s.browser_socket)
+    s.linked.link.drain()
+    assert s.linked.handler.sip_rtp == []
