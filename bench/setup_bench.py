@@ -1,7 +1,7 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
 Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
-     [--profile] [--port-base 40000]
+     [--profile] [--phases] [--port-base 40000]
      (needs sipp; about a minute per dialect and rate)
 
 The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
@@ -184,14 +184,14 @@ async def run_case(
     dialect: str, url: str, rate: float, args: argparse.Namespace, profiler: cProfile.Profile | None
 ) -> dict[str, Any]:
     cpu = _cpu()
-    if profiler is not None:
+    if profiler is not None and not args.phases:
         profiler.enable()
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", dialect, url, str(rate), str(args.seconds), str(args.hold),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate()
-    if profiler is not None:
+    if profiler is not None and not args.phases:
         profiler.disable()
     cpu = _cpu() - cpu
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
@@ -230,6 +230,10 @@ async def bench(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING)
     profiler = cProfile.Profile(time.process_time) if args.profile else None
+    if args.phases:
+        import setup_phases
+
+        setup_phases.install(profiler)  # with --profile: the requests' critical path only
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
         far_end = Sipp(
@@ -251,6 +255,10 @@ async def bench(args: argparse.Namespace) -> int:
                     results.append(await run_case(dialect, url, rate, args, profiler))
                     report(results[-1:])
     report(results)
+    if args.phases:
+        import setup_phases
+
+        setup_phases.report()
     if profiler is not None:
         out = io.StringIO()
         if args.profile_out:
@@ -286,6 +294,9 @@ def main() -> int:
         help="the gateway's RTP ports from here (1000), sipp's media above them (env SETUP_BENCH_PORT_BASE)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
+    parser.add_argument(
+        "--phases", action="store_true", help="per-phase timestamps of HTTP offers (bench/setup_phases.py)"
+    )
     parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")
     return asyncio.run(bench(parser.parse_args()))
 
