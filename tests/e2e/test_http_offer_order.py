@@ -109,7 +109,10 @@ async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
                     answer = await response.json()
                     assert response.status == 200, answer
                 await wait_until(lambda: "INVITE" in order, timeout=5)
-                assert order == ["answer 200", "next iteration", "INVITE"], f"call {number}: {order}"
+                # what follows the INVITE is not this test's: the far end's 200 may be in already (the
+                # session's `connected` hands it the answer again, a no-op marked "next iteration")
+                assert order[:3] == ["answer 200", "next iteration", "INVITE"], f"call {number}: {order}"
+                assert order.count("INVITE") == 1, f"call {number}: {order}"
                 await far_end_answered(gateway)
                 close = {"session_id": answer["session_id"], "reason": "done"}
                 async with http.post(f"{gateway.http_url}/webrtc/close", json=close, headers=headers) as done:
