@@ -245,8 +245,16 @@ async def bench(args: argparse.Namespace) -> int:
             alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
             media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
             ice={"host_addresses": args.host_addresses},
-            logging={"level": "WARNING"},
+            logging={"level": args.log_level},
         )
+        log = open(Path(tmp) / "gateway.log", "w")  # noqa: SIM115  # closed with the directory
+        if args.log_level.upper() != "WARNING":  # as the gateway's own CLI sets it up (gateway/logs.py)
+            from gateway.logs import configure_logging
+
+            configure_logging(args.log_level, "text", stream=log)
+            print(
+                f"the gateway logs at {args.log_level.upper()} to a file (as a service does, not a terminal)"
+            )
         async with far_end, running_gateway(config) as gateway:
             url = gateway.http_url
             print(f"gateway {url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}")
@@ -292,6 +300,9 @@ def main() -> int:
         type=int,
         default=int(os.environ.get("SETUP_BENCH_PORT_BASE", "40000")),
         help="the gateway's RTP ports from here (1000), sipp's media above them (env SETUP_BENCH_PORT_BASE)",
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the gateway's logging.level (gateway.yaml's default: INFO)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
     parser.add_argument(
