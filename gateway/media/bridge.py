@@ -5,6 +5,10 @@ Browser calls the PBX::
     plain_offer = await bridge.offer_to_sip(web_offer)      # to the INVITE
     web_answer = await bridge.answer_from_sip(plain_answer)  # 183 early media, again on the 200
 
+The browser answered before the SIP side (the HTTP offer API, ``early_answer``): ``take_web_offer`` (its
+offer checked, the SIP leg's ports leased), ``answer_web_first``, then ``sip_offer`` for the INVITE once
+the answer is out (``offer_to_sip`` is the two halves at once).
+
 PBX calls a browser::
 
     web_offer = await bridge.offer_to_web(plain_offer)

@@ -599,7 +599,8 @@ class CallRuntime:
         (the API's response is written in the loop iteration ``sleep(0)`` gives way to), unless the
         browser's video codec must be our SIP offer's first; its ports are leased before, so a gateway
         out of ports still fails the offer itself. The worker takes no other input of this call in
-        between: the INVITE still follows the answer, and the browser's candidates come after both."""
+        between: what comes meanwhile (a trickled candidate, a hang-up before the INVITE went out) is
+        queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
         offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
         deliver(await bridge.answer_web_first())
         self._early_web = True
