@@ -247,11 +247,11 @@ async def bench(args: argparse.Namespace) -> int:
             ice={"host_addresses": args.host_addresses},
             logging={"level": args.log_level},
         )
-        log = open(Path(tmp) / "gateway.log", "w")  # noqa: SIM115  # closed with the directory
         if args.log_level.upper() != "WARNING":  # as the gateway's own CLI sets it up (gateway/logs.py)
             from gateway.logs import configure_logging
 
-            configure_logging(args.log_level, "text", stream=log)
+            # open until the process ends: the gateway logs to it up to its last line
+            configure_logging(args.log_level, "text", stream=open(Path(tmp) / "gateway.log", "w"))  # noqa: SIM115
             print(
                 f"the gateway logs at {args.log_level.upper()} to a file (as a service does, not a terminal)"
             )
