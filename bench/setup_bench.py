@@ -1,7 +1,7 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
 Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
-     [--profile] [--port-base 40000]
+     [--profile] [--phases] [--port-base 40000]
      (needs sipp; about a minute per dialect and rate)
 
 The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
@@ -184,14 +184,14 @@ async def run_case(
     dialect: str, url: str, rate: float, args: argparse.Namespace, profiler: cProfile.Profile | None
 ) -> dict[str, Any]:
     cpu = _cpu()
-    if profiler is not None:
+    if profiler is not None and not args.phases:
         profiler.enable()
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", dialect, url, str(rate), str(args.seconds), str(args.hold),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate()
-    if profiler is not None:
+    if profiler is not None and not args.phases:
         profiler.disable()
     cpu = _cpu() - cpu
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
@@ -230,6 +230,10 @@ async def bench(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING)
     profiler = cProfile.Profile(time.process_time) if args.profile else None
+    if args.phases:
+        import setup_phases
+
+        setup_phases.install(profiler)  # with --profile: the requests' critical path only
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
         far_end = Sipp(
@@ -241,8 +245,16 @@ async def bench(args: argparse.Namespace) -> int:
             alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
             media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
             ice={"host_addresses": args.host_addresses},
-            logging={"level": "WARNING"},
+            logging={"level": args.log_level},
         )
+        if args.log_level.upper() != "WARNING":  # as the gateway's own CLI sets it up (gateway/logs.py)
+            from gateway.logs import configure_logging
+
+            # open until the process ends: the gateway logs to it up to its last line
+            configure_logging(args.log_level, "text", stream=open(Path(tmp) / "gateway.log", "w"))  # noqa: SIM115
+            print(
+                f"the gateway logs at {args.log_level.upper()} to a file (as a service does, not a terminal)"
+            )
         async with far_end, running_gateway(config) as gateway:
             url = gateway.http_url
             print(f"gateway {url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}")
@@ -251,6 +263,10 @@ async def bench(args: argparse.Namespace) -> int:
                     results.append(await run_case(dialect, url, rate, args, profiler))
                     report(results[-1:])
     report(results)
+    if args.phases:
+        import setup_phases
+
+        setup_phases.report()
     if profiler is not None:
         out = io.StringIO()
         if args.profile_out:
@@ -285,7 +301,13 @@ def main() -> int:
         default=int(os.environ.get("SETUP_BENCH_PORT_BASE", "40000")),
         help="the gateway's RTP ports from here (1000), sipp's media above them (env SETUP_BENCH_PORT_BASE)",
     )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the gateway's logging.level (gateway.yaml's default: INFO)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
+    parser.add_argument(
+        "--phases", action="store_true", help="per-phase timestamps of HTTP offers (bench/setup_phases.py)"
+    )
     parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")
     return asyncio.run(bench(parser.parse_args()))
 

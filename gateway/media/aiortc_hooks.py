@@ -79,7 +79,7 @@ from aioice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
@@ -286,11 +286,18 @@ class _SharedContextCertificate(RTCCertificate):
     ``start``) is made once per SRTP profile list and shared: an SSL_CTX is meant to serve many
     connections, and aiortc's one per transport cost each call its memory and the time to load the key.
     The shared context caches no sessions (a server-side cache would keep every call's) and releases
-    idle connections' buffers."""
+    idle connections' buffers. Its fingerprints are computed once too: aiortc hashes the certificate with
+    each of its three digests at every offer and answer (~22 us a time on a call's critical path)."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
         super().__init__(key=key, cert=cert)
         self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+        self._fingerprints: tuple[RTCDtlsFingerprint, ...] | None = None
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        if self._fingerprints is None:
+            self._fingerprints = tuple(super().getFingerprints())
+        return list(self._fingerprints)
 
     def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
         profiles = tuple(profile.openssl_profile for profile in srtp_profiles)

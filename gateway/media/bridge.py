@@ -5,6 +5,10 @@ Browser calls the PBX::
     plain_offer = await bridge.offer_to_sip(web_offer)      # to the INVITE
     web_answer = await bridge.answer_from_sip(plain_answer)  # 183 early media, again on the 200
 
+The browser answered before the SIP side (the HTTP offer API, ``early_answer``): ``take_web_offer`` (its
+offer checked, the SIP leg's ports leased), ``answer_web_first``, then ``sip_offer`` for the INVITE once
+the answer is out (``offer_to_sip`` is the two halves at once).
+
 PBX calls a browser::
 
     web_offer = await bridge.offer_to_web(plain_offer)
@@ -102,6 +106,7 @@ class MediaBridge(MidCallOffers):
         self._to_sip = MediaPath("web->sip", call_id=self._call)
         self._to_web = MediaPath("sip->web", call_id=self._call)
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
+        self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
         self._sip_family: str | None = None  # a late offer's address family (None: the default)
         self._web_answer: str | None = None
@@ -153,15 +158,36 @@ class MediaBridge(MidCallOffers):
 
     async def offer_to_sip(self, web_offer: str) -> str:
         """The plain RTP offer for the INVITE, from the browser's offer (kept for the answer)."""
-        self._expect("offer_to_sip", BridgeState.IDLE)
+        self.take_web_offer(web_offer)
+        return await self.sip_offer()
+
+    def take_web_offer(self, web_offer: str) -> bool:
+        """The first half of ``offer_to_sip``: the browser's offer checked (SdpUnacceptable, 488, when it
+        has nothing we take) and kept, the SIP leg's ports leased (a gateway out of ports fails here);
+        ``sip_offer`` makes our SIP offer. In between ``answer_web_first`` may answer the browser (the HTTP
+        offer API's early answer: the SIP leg's sockets and offer are then off its critical path). False
+        when the browser's answer must wait for ``sip_offer``: its video codec is our SIP offer's first."""
+        self._expect("take_web_offer", BridgeState.IDLE)
         offer = sdp.parse(web_offer)
         section = prune_offer(offer).description.media[0]
         web_usable = choice.offered(section, self.settings.web_codecs)
         if not web_usable:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
         codecs = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
-        await self._sip.open(codecs)
+        self._sip.reserve()
         self._web_offer = offer
+        self._sip_offer_codecs = codecs
+        self._set_state(BridgeState.WEB_OFFER_TAKEN)
+        video = self.video is not None and not self.settings.offer_webrtc
+        return not (video and any(m.media == "video" for m in offer.media))
+
+    async def sip_offer(self) -> str:
+        """Our SIP offer of the browser's offer ``take_web_offer`` kept: the SIP leg's sockets opened."""
+        self._expect("sip_offer", BridgeState.WEB_OFFER_TAKEN)
+        offer, codecs = self._web_offer, self._sip_offer_codecs
+        if offer is None or codecs is None:
+            raise BridgeError(f"call={self._call} sip_offer() without the browser's offer")
+        await self._sip.open(codecs)
         self._set_state(BridgeState.AWAITING_SIP_ANSWER)
         description = self._sip_offer_for(codecs, sdp.Direction.SENDRECV)
         picture = None
@@ -197,7 +223,7 @@ class MediaBridge(MidCallOffers):
         web leg takes the first codec of our SIP offer that the browser offered, so that a PBX that picks
         our first choice needs no transcoding; ``answer_from_sip`` then only sets up the paths (and
         transcodes if the SIP side chose another codec). Media flows once the SIP side answers (183/200)."""
-        self._expect("answer_web_first", BridgeState.AWAITING_SIP_ANSWER)
+        self._expect("answer_web_first", BridgeState.WEB_OFFER_TAKEN, BridgeState.AWAITING_SIP_ANSWER)
         if self._web_answer is not None:
             return self._web_answer
         if self._web_offer is None:

@@ -217,12 +217,19 @@ class RtpEndpoint:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    async def open(self) -> None:
-        """Bind the sockets and start the RTCP and inactivity timers."""
+    async def open(self, lease: PortLease | None = None) -> None:
+        """Bind the sockets (or take ``lease``'s, bound already) and start the RTCP and inactivity timers."""
         if self._state is not EndpointState.NEW:
+            if lease is not None:
+                lease.release()
             raise EndpointError(f"call={self._call} open() in state {self._state.value}")
         loop = self._get_loop()
-        self._lease = lease = self._allocator.allocate(self.config.host, rtcp_mux=self.config.rtcp_mux)
+        if lease is None:
+            lease = self._allocator.allocate(self.config.host, rtcp_mux=self.config.rtcp_mux)
+        elif lease.host != self.config.host or (lease.rtcp_socket is None) != self.config.rtcp_mux:
+            lease.release()
+            raise EndpointError(f"call={self._call} {lease!r} does not fit {self.config.host} (rtcp-mux)")
+        self._lease = lease
         self._opening = True
         try:
             self._rtp_transport = await self._wrap(loop, lease.rtp_socket, self._rtp_received, "RTP")

@@ -22,7 +22,9 @@ from gateway.media import ice_lite
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.dtls_srtp import DtlsCertificate
+from gateway.media.errors import MediaError
 from gateway.media.packetize import packet_ms
+from gateway.media.ports import PortLease
 from gateway.media.rtp import RtpPacket
 from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
 from gateway.media.sip_dtls import SipDtls
@@ -52,15 +54,31 @@ class SipLeg:
         self._certificate: DtlsCertificate | None = None
         self._ice: sdp.IceParameters | None = None  # our ICE-lite credentials, once a peer offered ICE
         self.endpoint: RtpEndpoint | None = None
+        self._reserved: tuple[str | None, PortLease] | None = None  # (family, ports) leased before open
         self.negotiated: LegCodecs | None = None
         self.sdp_address = ""  # the address our SDP gives the SIP side, once open
         self.local_crypto: sdp.Crypto | None = None  # our SDES key in the last SDP we gave (RFC 4568)
 
-    async def open(self, codecs: list[sdp.Codec], family: str | None = None) -> tuple[str, int]:
-        """Bind the RTP/RTCP ports in address ``family`` ("IP4", "IP6"; None: the default one); the
-        (address, port) to write into the SDP. SdpUnacceptable (488, warn-code 301) when the gateway's
-        RTP does not serve ``family``."""
+    def reserve(self, family: str | None = None) -> None:
+        """Lease the RTP/RTCP ports in ``family`` now (two binds, nothing on the event loop): a gateway out
+        of ports (PortAllocationError) fails before the browser is answered; ``open`` then takes them."""
+        if self.endpoint is not None or self._reserved is not None:
+            raise MediaError(f"call={self._settings.call_id} the SIP leg's ports are taken already")
         rtp = self._settings.rtp_address(family)
+        self._reserved = (family, self._settings.allocator.allocate(rtp.bind_host))
+
+    async def open(self, codecs: list[sdp.Codec], family: str | None = None) -> tuple[str, int]:
+        """Bind the RTP/RTCP ports in address ``family`` ("IP4", "IP6"; None: the default one), or take
+        those ``reserve`` leased; the (address, port) to write into the SDP. SdpUnacceptable (488,
+        warn-code 301) when the gateway's RTP does not serve ``family``."""
+        rtp = self._settings.rtp_address(family)
+        lease = None
+        if self._reserved is not None:
+            reserved_family, lease = self._reserved
+            self._reserved = None
+            if reserved_family != family:
+                lease.release()
+                lease = None
         config = RtpEndpointConfig(
             payload_types=frozenset(c.payload_type for c in codecs),
             dtmf_payload_types=frozenset({choice.SIP_EVENT.payload_type}),
@@ -77,7 +95,7 @@ class SipLeg:
             call_id=self._settings.call_id,
         )
         self.endpoint = endpoint
-        await endpoint.open()
+        await endpoint.open(lease)
         endpoint.set_direction(sdp.Direction.INACTIVE)  # until an answer is known
         host, port = endpoint.local_rtp_address
         self.sdp_address = rtp.public or host
@@ -288,6 +306,9 @@ class SipLeg:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker)
 
     def close(self) -> None:
+        if self._reserved is not None:  # leased, never opened
+            self._reserved[1].release()
+            self._reserved = None
         if self.dtls is not None:
             self.dtls.close()
         if self.endpoint is not None:

@@ -503,14 +503,10 @@ class CallRuntime:
     ) -> ev.Event | None:
         match command:
             case cmd.MediaOfferToSip(web_sdp=web_sdp):
-                offer = await bridge.offer_to_sip(web_sdp)
                 deliver = self._host.early_answer(self.call_id) if isinstance(bridge, MediaBridge) else None
                 if deliver is not None and isinstance(bridge, MediaBridge):
-                    deliver(await bridge.answer_web_first())  # before the INVITE: no SIP event can race it
-                    self._early_web = True
-                    await self._web_became_ready(bridge)
-                    await asyncio.sleep(0)  # the API's response is written before the INVITE is built
-                return ev.MediaSipOfferReady(offer)
+                    return await self._answer_web_early(bridge, web_sdp, deliver)
+                return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
                 if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
                     await bridge.answer_to_reoffer(sip_sdp)
@@ -594,6 +590,23 @@ class CallRuntime:
                     self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
                 return None
         raise CallError(f"call {self.call_id}: unknown command {command!r}")
+
+    async def _answer_web_early(
+        self, bridge: MediaBridge, web_sdp: str, deliver: Callable[[str], None]
+    ) -> ev.Event:
+        """The browser's answer as soon as it exists (before the INVITE: no SIP event can race it), then
+        our SIP offer. The SIP leg's sockets are opened and its offer written after the answer went out
+        (the API's response is written in the loop iteration ``sleep(0)`` gives way to), unless the
+        browser's video codec must be our SIP offer's first; its ports are leased before, so a gateway
+        out of ports still fails the offer itself. The worker takes no other input of this call in
+        between: what comes meanwhile (a trickled candidate, a hang-up before the INVITE went out) is
+        queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
+        offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
+        deliver(await bridge.answer_web_first())
+        self._early_web = True
+        await self._web_became_ready(bridge)
+        await asyncio.sleep(0)
+        return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())
 
     async def _reoffer_web(self, bridge: MediaBridge, sip_sdp: str) -> str | None:
         """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer

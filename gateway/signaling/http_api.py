@@ -12,6 +12,7 @@ the answer existed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -143,12 +144,17 @@ async def _offer(
     result = await context.offer_service.offer(
         principal.user, offer.sdp, dial, offer.metadata, offer.session_id
     )
-    logger.info(
-        "HTTP offer from %s (%s): session %s dialling %r",
-        principal.user.id,
-        principal.via,
-        result.session_id,
-        dial,
+    # logged in the loop iteration after this one, once aiohttp wrote the response (it does so without
+    # yielding): a line formatted and written at INFO is ~0.1 ms of the offer -> answer (issue 14 goal 3)
+    asyncio.get_running_loop().call_soon(
+        functools.partial(
+            logger.info,
+            "HTTP offer from %s (%s): session %s dialling %r",
+            principal.user.id,
+            principal.via,
+            result.session_id,
+            dial,
+        )
     )
     base = f"/webrtc/sessions/{result.session_id}"
     return web.json_response(

@@ -638,3 +638,25 @@ def test_reports_are_handled_at_once_feedback_in_a_task() -> None:
     assert not aiortc_direct._reports_only(sr[:-4])  # shorter than its length says
     assert not aiortc_direct._reports_only(sr + b"\x00")
     assert not aiortc_direct._reports_only(b"")
+
+
+def test_the_shared_certificate_computes_its_fingerprints_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiortc asks for the certificate's fingerprints at every offer and answer: the process's
+    certificate answers with those aiortc computes, made once (a renewed certificate has its own)."""
+    from gateway.media.dtls_srtp import DtlsCertificate
+
+    first, renewed = DtlsCertificate(), DtlsCertificate()
+    expected = RTCCertificate(first.key, first.certificate).getFingerprints()
+    digest = aiortc.rtcdtlstransport.certificate_digest
+    digests: list[str] = []
+
+    def counting_digest(certificate: Any, algorithm: str) -> str:
+        digests.append(algorithm)
+        return digest(certificate, algorithm)
+
+    monkeypatch.setattr(aiortc.rtcdtlstransport, "certificate_digest", counting_digest)
+    shared = aiortc_hooks.rtc_certificate(first.key, first.certificate)
+    assert shared.getFingerprints() == expected and len(expected) == len(digests) == 3
+    assert shared.getFingerprints() == expected and len(digests) == 3  # not hashed again
+    assert shared.getFingerprints() is not shared.getFingerprints()  # a list of its own each time
+    assert aiortc_hooks.rtc_certificate(renewed.key, renewed.certificate).getFingerprints() != expected

@@ -11,6 +11,8 @@ import asyncio
 import pytest
 
 import sdp
+from gateway.media.bridge import BridgeError
+from gateway.media.errors import PortAllocationError
 from gateway.media.events import CodecChosen, Leg, MediaInactive
 from gateway.media.ports import RtpPortAllocator
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
@@ -191,3 +193,56 @@ async def test_web_answered_first_then_phone_picks_another_codec_is_transcoded(
         assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
     finally:
         await call.close()
+
+
+async def test_web_answered_before_our_sip_offer_is_made(ports: RtpPortAllocator) -> None:
+    """The HTTP offer API's early answer: take_web_offer leases the SIP leg's ports, the browser is
+    answered, and only then does sip_offer open the sockets and write our offer (on those ports, with the
+    codec the browser was answered with first); the call then works as any other."""
+    call = Call(ports, web_codecs=("opus", "PCMU", "telephone-event"))
+    try:
+        await call.phone.start()
+        held = ports.held
+        assert call.bridge.take_web_offer(await call.web.offer())  # no video: the answer need not wait
+        (leased,) = ports.held - held
+        assert call.bridge.state.value == "web-offer-taken" and call.bridge._sip.endpoint is None
+        with pytest.raises(BridgeError, match="answer_from_sip"):  # no SIP offer out: no SIP answer
+            await call.bridge.answer_from_sip("v=0\r\n")
+        web_answer = await call.bridge.answer_web_first()
+        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == ["PCMU"]
+        offer = sdp.parse(await call.bridge.sip_offer())
+        assert call.bridge.state.value == "awaiting-sip-answer" and offer.media[0].port == leased
+        assert offer.media[0].codecs[0].name == "PCMU"
+        with pytest.raises(BridgeError, match="sip_offer"):
+            await call.bridge.sip_offer()
+        await call.web.accept(web_answer)
+        call.phone.remote = (offer.connection.address if offer.connection else "", leased)
+        assert await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone)) == web_answer
+        await call.connected()
+        await call.play(1.0)
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+    assert leased not in ports.held
+
+
+async def test_a_gateway_out_of_ports_fails_before_the_browser_is_answered() -> None:
+    """The SIP leg's ports are leased with the browser's offer (before the early answer), and a bridge
+    closed between the two halves gives them back."""
+    tight = allocator(38950, 38951)
+    taken = tight.allocate("127.0.0.1")
+    call = Call(tight)
+    try:
+        with pytest.raises(PortAllocationError, match="no free RTP port"):
+            call.bridge.take_web_offer(await call.web.offer())
+        assert call.bridge.state.value == "idle"
+    finally:
+        await call.close()
+    taken.release()
+    call = Call(tight)
+    try:
+        call.bridge.take_web_offer(await call.web.offer())
+        assert tight.held == {38950}
+    finally:
+        await call.close()
+    assert not tight.held

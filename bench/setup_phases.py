@@ -1,0 +1,154 @@
+"""Per-phase timestamps of the HTTP offer API's offer -> answer inside the gateway (setup_bench --phases).
+
+The gateway's own functions are wrapped (in the benchmark's process only, nothing in gateway/ changes)
+so that each records ``time.perf_counter()`` as it starts or ends; the marks of one request are those
+from its ``request in`` to the next one (setup_bench's HTTP calls at 1 call/s do not overlap; at higher
+rates the figures mix calls and mean little). Printed: per phase, the median and p90 of the time from
+``request in`` over the calls, and of the step from the mark before, in milliseconds.
+
+Phases (in the order a call meets them): aiohttp hands the request to its handler (request in), the
+credentials checked, the JSON body read, the SDP checked (parse), the call started (driver.dial),
+the browser's offer taken (offer_to_sip, or take_web_offer: parse, codecs), the SIP leg's socket opened
+and our SIP offer written (offer_to_sip, or sip_offer after the response), the web leg's answer (accept_offer: setRemoteDescription, createAnswer, setLocalDescription,
+which gathers the candidates), the answer handed to the session, the response built and written
+(finish_response), the INVITE sent.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import functools
+import inspect
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+MARKS: list[tuple[float, str]] = []
+# With a profiler (setup_bench --phases --profile): it runs from each `request in` to its response's
+# first bytes written, the offer's critical path only.
+PROFILER: cProfile.Profile | None = None
+
+
+def _mark(label: str) -> None:
+    MARKS.append((time.perf_counter(), label))
+    if PROFILER is not None and label == "request in":
+        PROFILER.enable()
+    elif PROFILER is not None and label == "bytes to the socket":
+        PROFILER.disable()
+
+
+def _wrap(owner: Any, name: str, start: str | None, end: str | None) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            if start:
+                _mark(start)
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                if end:
+                    _mark(end)
+
+        setattr(owner, name, wrapped_async)
+        return
+
+    @functools.wraps(original)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if start:
+            _mark(start)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            if end:
+                _mark(end)
+
+    setattr(owner, name, wrapped)
+
+
+def install(profiler: cProfile.Profile | None = None) -> None:
+    """Wrap the functions of the offer's path (before the gateway starts: the routes hold the handler);
+    ``profiler`` runs on the critical path of each request only."""
+    global PROFILER
+    PROFILER = profiler
+    from aiohttp import http_writer, web_protocol
+    from aiortc import RTCIceTransport, RTCPeerConnection
+
+    from gateway.media.bridge import MediaBridge
+    from gateway.media.sip_leg import SipLeg
+    from gateway.media.webrtc_leg import WebRtcLeg
+    from gateway.runtime import offers
+    from gateway.runtime.call_runtime import CallRuntime
+    from gateway.runtime.driver import CallDriver
+    from gateway.runtime.sip_side import SipSide
+    from gateway.signaling import http_api
+
+    _wrap(web_protocol.RequestHandler, "_handle_request", "request in", None)
+    _wrap(web_protocol.RequestHandler, "finish_response", "response built", "response written")
+    _wrap(http_api, "authenticate", None, "credentials checked")
+    _wrap(http_api, "_json_body", None, "body read")
+    _wrap(http_api, "offer_request", "offer_request in", "offer_request out")
+    _wrap(offers.OfferApi, "offer", "OfferApi.offer in", None)
+    _wrap(offers, "parse_sdp", "SDP parse in", "SDP checked")
+    _wrap(CallDriver, "http_offer", "http_offer in", None)
+    _wrap(CallDriver, "dial", None, "call started")
+    _wrap(CallRuntime, "_step", "runtime step", None)
+    _wrap(CallDriver, "new_bridge", "new_bridge in", "new_bridge out")
+    _wrap(MediaBridge, "_new_web_leg", "web leg in", "web leg out")
+    _wrap(MediaBridge, "offer_to_sip", "offer_to_sip in", "offer_to_sip out")
+    for name in ("take_web_offer", "sip_offer"):  # the early answer's halves of offer_to_sip (if any)
+        if hasattr(MediaBridge, name):
+            _wrap(MediaBridge, name, f"{name} in", f"{name} out")
+    _wrap(SipLeg, "open", "SIP leg open in", "SIP leg open out")
+    _wrap(MediaBridge, "answer_web_first", "answer_web_first in", "answer_web_first out")
+    _wrap(WebRtcLeg, "accept_offer", "accept_offer in", "accept_offer out")
+    _wrap(RTCPeerConnection, "setRemoteDescription", None, "setRemoteDescription out")
+    _wrap(RTCPeerConnection, "createAnswer", None, "createAnswer out")
+    _wrap(RTCPeerConnection, "setLocalDescription", None, "setLocalDescription out")
+    _wrap(RTCPeerConnection, "_RTCPeerConnection__connect", "aiortc connect task", None)
+    _wrap(RTCIceTransport, "start", "ICE start", None)
+    _wrap(http_writer.StreamWriter, "_write", "bytes to the socket", None)
+    _wrap(http_writer.StreamWriter, "_writelines", "bytes to the socket", None)
+    _wrap(offers.HttpSession, "web_answer", "answer to the session", None)
+    _wrap(SipSide, "execute", "SIP command", None)
+    # http_api's wrapped handler read the module's functions at call time; the rest are methods
+
+
+def report() -> None:
+    """The phases' medians over the recorded calls (each from its `request in`)."""
+    calls: list[list[tuple[float, str]]] = []
+    for stamp, label in MARKS:
+        if label == "request in":
+            calls.append([])
+        if calls:
+            calls[-1].append((stamp, label))
+    offers = [c for c in calls if any(label == "accept_offer in" for _, label in c)]
+    if not offers:
+        print("phases: no HTTP offer recorded")
+        return
+    since: dict[str, list[float]] = {}
+    step: dict[str, list[float]] = {}
+    order: list[str] = []
+    for call in offers:
+        first, previous = call[0][0], call[0][0]
+        seen: set[str] = set()
+        for stamp, label in call:
+            if label in seen:  # a second request of the same call (close) or a repeated command
+                continue
+            seen.add(label)
+            if label not in order:
+                order.append(label)
+            since.setdefault(label, []).append(1000 * (stamp - first))
+            step.setdefault(label, []).append(1000 * (stamp - previous))
+            previous = stamp
+    print(
+        f"\nphases of {len(offers)} HTTP offers (ms, median / p90; from `request in` and from the mark before)"
+    )
+    for label in sorted(order, key=lambda lab: statistics.median(since[lab])):
+        a, b = sorted(since[label]), sorted(step[label])
+        print(
+            f"  {label:26} {statistics.median(a):7.3f} / {a[int(0.9 * (len(a) - 1))]:7.3f}"
+            f"   step {statistics.median(b):7.3f} / {b[int(0.9 * (len(b) - 1))]:7.3f}   n={len(a)}"
+        )
