@@ -23,7 +23,7 @@ import functools
 import math
 import random
 import wave
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -76,6 +76,28 @@ def detect_tone(
 ) -> bool:
     data = list(samples)
     return rms(data) >= min_rms and tone_ratio(data, rate, freq) >= threshold
+
+
+def has_tone(
+    samples: Sequence[int],
+    rate: int,
+    freq: float,
+    *,
+    threshold: float = 0.5,
+    min_rms: float = 100.0,
+    block_s: float = 0.5,
+) -> bool:
+    """`freq` in at least half of the blocks of `block_s` that are not silent (and in one at least).
+
+    One Goertzel over a whole recording needs the tone's phase to hold from end to end: a real stream's
+    phase jumps (a jitter buffer's resync, a concealed packet, two phones' clocks) make the halves cancel,
+    and a recording that holds the tone all along reads as 0.29. Blocks of half a second each hold one
+    phase; silent blocks (hold, before the media starts) count neither way."""
+    size = max(1, round(block_s * rate))
+    blocks = [samples[start : start + size] for start in range(0, len(samples), size)]
+    blocks = [block for block in blocks if len(block) >= size // 2 and rms(block) >= min_rms]
+    found = sum(tone_ratio(block, rate, freq) >= threshold for block in blocks)
+    return found > 0 and 2 * found >= len(blocks)
 
 
 class G711:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from peers.audio import detect_tone, read_wav
+from peers.audio import has_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
@@ -22,9 +22,10 @@ from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wai
 
 
 def wav_has_tone(path: Path, freq: float, skip_s: float = 0.2) -> bool:
+    """`freq` in most half-second blocks of the recording that are not silent (peers.audio.has_tone)."""
     rate, samples = read_wav(path)
     body = samples[int(skip_s * rate) :]
-    return detect_tone(body, rate, freq, threshold=0.3)
+    return has_tone(body, rate, freq, threshold=0.3)
 
 
 async def test_web_user_calls_the_desk_phone_and_the_phone_hangs_up_the_second(tmp_path: Path) -> None:

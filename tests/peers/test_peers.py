@@ -6,11 +6,12 @@ registrar against both.
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
 
-from peers.audio import detect_tone, read_wav, tone_ratio
+from peers.audio import detect_tone, has_tone, read_wav, silence, sine, tone_ratio
 from peers.binaries import require_binary
 from peers.kamailio import Kamailio
 from peers.phone import DeskPhone
@@ -329,3 +330,21 @@ async def test_sipp_register_against_kamailio(sipp: str, kamailio: Kamailio, tmp
     )
     assert valid.ok, valid
     assert not wrong.ok and wrong.count("SIP/2.0 403") >= 1, wrong
+
+
+def test_has_tone_holds_through_a_phase_jump_that_cancels_a_whole_recording_goertzel() -> None:
+    """A desk phone's recording of 880 Hz whose phase turned over once (a jitter buffer's resync): one
+    Goertzel over the whole of it reads ~0, the half-second blocks each hold the tone (CI's
+    test_attended_transfer recording read 0.29 whole, 1.0 in 10 of its 12 quarter seconds)."""
+    rate = 8000
+    jumped = sine(880, rate, 1.5) + sine(880, rate, 1.5, phase=math.pi)
+    assert tone_ratio(jumped, rate, 880) < 0.3
+    assert has_tone(jumped, rate, 880, threshold=0.3)
+
+
+def test_has_tone_ignores_silence_and_wants_most_of_the_sound() -> None:
+    rate = 8000
+    assert has_tone(sine(1000, rate, 1.0) + silence(rate, 2.0), rate, 1000)  # then held: silent blocks
+    assert not has_tone(sine(440, rate, 3.0), rate, 880)
+    assert not has_tone(sine(880, rate, 0.5) + sine(440, rate, 2.5), rate, 880)  # a moment of it only
+    assert not has_tone(silence(rate, 2.0), rate, 880)
