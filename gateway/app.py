@@ -83,7 +83,11 @@ class Gateway:
         self.presence: PresenceRegistry = InMemoryPresence()
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
-        self.fast_lane = fastlane.EnginePool() if config.media.fast_path and fastlane.available() else None
+        self.fast_lane = (
+            fastlane.EnginePool(coalesce=config.media.fast_path_coalesce_ms / 1000)
+            if config.media.fast_path and fastlane.available()
+            else None
+        )
         opus_settings.configure(  # transcoding G.711 -> Opus, both paths (gateway/media/opus_settings.py)
             opus_settings.OpusEncoderSettings(config.media.opus_complexity, config.media.opus_inband_fec)
         )

@@ -268,6 +268,9 @@ class MediaSection:
     # suppression) but has shown it sends RTCP: it is gone, hang up
     hold_timeout: Annotated[float, FloatRange(1.0, 3600.0)] = 15.0
     fast_path: bool = True  # steady RTP forwarded/transcoded by the native engine (gateway/media/fastlane/)
+    # milliseconds a busy engine thread gathers packets before its next round (fewer wake-ups; each packet
+    # waits at most this long); 0: every packet as it comes
+    fast_path_coalesce_ms: Annotated[float, FloatRange(0.0, 5.0)] = 1.0
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
     # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the

@@ -17,7 +17,13 @@ import pylibsrtp
 import pytest
 
 import sdp
-from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
+from gateway.media.fastlane.engine import (
+    PACK_LOAD,
+    TRANSCODING_LOAD,
+    EnginePool,
+    FastLink,
+    SerializedSrtp,
+)
 from gateway.media.fastlane.native import (
     DROPPED,
     SIP_DROPPED,
@@ -330,6 +336,30 @@ async def test_bad_arguments_raise_clear_errors(
     assert linked.link.native.sequence(WEB_TO_SIP) == 100
 
 
+async def test_pass_through_calls_are_packed_and_transcoding_ones_spread() -> None:
+    """EnginePool.acquire: a pass-through call goes to the busiest thread below PACK_LOAD (busy enough to
+    gather its packets), a transcoding one (TRANSCODING_LOAD) to the least loaded; at most ``workers``."""
+    pool = EnginePool(workers=2)
+    try:
+        first = pool.acquire(passthrough=True)
+        first.load = 10
+        assert pool.acquire(passthrough=True) is first
+        second = pool.acquire()  # transcoding: another thread while there may be one
+        assert second is not first and len(pool.engines) == 2
+        second.load = TRANSCODING_LOAD
+        assert pool.acquire(passthrough=True) is first  # the busier one below PACK_LOAD
+        assert pool.acquire() is second  # the less loaded
+        first.load = PACK_LOAD
+        assert pool.acquire(passthrough=True) is second  # the first is full
+        second.load = PACK_LOAD + 1
+        assert pool.acquire(passthrough=True) is first  # all full, no more workers: the least loaded
+        assert len(pool.engines) == 2
+    finally:
+        for engine in pool.engines:
+            engine.load = 0
+        pool.close()
+
+
 def test_pool_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="workers"):
         EnginePool(workers=0)
@@ -568,3 +598,46 @@ async def test_the_thread_times_its_rounds_and_its_waits_for_the_lock(linked: Li
     assert isinstance(lock_waits, int) and isinstance(long_rounds, int)
     assert 0 < longest_round < 1.0  # the round that read the datagram, timed
     assert 0 <= longest_wait < 1.0
+
+
+def _send(address: tuple[str, int], count: int, burst: int, pause: float) -> None:
+    """``count`` RTP packets to ``address``, ``burst`` at a time then ``pause`` seconds (a thread)."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for seq in range(count):
+            peer.sendto(rtp(seq), address)
+            if seq % burst == burst - 1:
+                time.sleep(pause)
+    finally:
+        peer.close()
+
+
+async def test_a_busy_thread_gathers_packets_and_a_quiet_one_does_not(linked: Linked) -> None:
+    """Engine.coalesce (_fastlane.c gather; media.fast_path_coalesce_ms): a thread reading thousands of
+    packets a second waits up to 1 ms after a round so that the next round takes several (``coalesced``
+    counts those waits) and loses none; at 50 a second it never waits (the wait would gather nothing)."""
+    engine = linked.pool.engines[0].native
+    assert engine.coalesce == pytest.approx(0.001)  # EnginePool's default (COALESCE)
+    loop, handler = asyncio.get_running_loop(), linked.handler
+    await loop.run_in_executor(None, _send, linked.sip, 25, 1, 0.02)  # one call's 50 packets a second
+    await settle(linked.link, lambda: len(handler.sip_datagrams) == 25)
+    assert engine.coalesced == 0
+    await loop.run_in_executor(None, _send, linked.sip, 4000, 20, 0.002)  # ~10 000 a second
+    await settle(linked.link, lambda: len(handler.sip_datagrams) == 4025, timeout=10)
+    busy = engine.coalesced
+    assert busy >= 10
+    engine.coalesce = 0  # off: each round as packets come
+    await loop.run_in_executor(None, _send, linked.sip, 2000, 20, 0.002)
+    await settle(linked.link, lambda: len(handler.sip_datagrams) == 6025, timeout=10)
+    assert engine.coalesced == busy
+    assert linked.link.native.counters()[DROPPED] == 0
+
+
+@pytest.mark.parametrize("value", [-0.001, 0.006, float("nan"), "1"])
+async def test_coalesce_refuses_nonsense(linked: Linked, value: object) -> None:
+    engine = linked.pool.engines[0].native
+    with pytest.raises((ValueError, TypeError), match=r"coalesce|real number"):
+        engine.coalesce = value
+    assert engine.coalesce == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="coalesce"):
+        EnginePool(coalesce=0.01)

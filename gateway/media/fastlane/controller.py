@@ -179,7 +179,7 @@ class FastLaneController:
             self.link = self._pool.link(
                 self, call_id=self._call, web_transport=pair.protocol.transport,
                 sip_transport=endpoint.rtp_transport, sessions=(rx, tx), install=install,
-                sip_sessions=sip_sessions,
+                sip_sessions=sip_sessions, passthrough=self._to_sip.passthrough and self._to_web.passthrough,
             )  # fmt: skip
         except Exception as exc:  # the Python path carries the call then
             logger.warning("call=%s fast lane not used: %r", self._call, exc)

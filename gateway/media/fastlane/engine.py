@@ -55,11 +55,32 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.native_hooks import SocketHandover, srtp_functions, srtp_session_pointer
 
-__all__ = ["DRAIN_INTERVAL", "Engine", "EnginePool", "FastLink", "LinkHandler", "SerializedSrtp"]
+__all__ = [
+    "COALESCE",
+    "DRAIN_INTERVAL",
+    "MAX_COALESCE",
+    "PACK_LOAD",
+    "TRANSCODING_LOAD",
+    "Engine",
+    "EnginePool",
+    "FastLink",
+    "LinkHandler",
+    "SerializedSrtp",
+]
 
 logger = logging.getLogger(__name__)
 
 DRAIN_INTERVAL = 1.0  # seconds between drains and syncs of every link (statistics, watchdogs)
+# seconds a busy engine thread waits after a round for the next packets (_fastlane.c gather; media.
+# fast_path_coalesce_ms): a fifth less CPU at 100 calls, each packet up to this much later
+COALESCE = 0.001
+MAX_COALESCE = 0.005  # _fastlane.c's
+# an engine thread's load (EnginePool.acquire): a pass-through call 1, a transcoding one TRANSCODING_LOAD
+# (libopus per packet: 4-8x the CPU); pass-through calls are packed into the busiest thread below
+# PACK_LOAD, so that it is busy enough to gather (COALESCE) from ~40 calls on (~15 us a packet: 250
+# pass-through calls ~40 % of a core); transcoding ones go to the least loaded (shorter rounds)
+TRANSCODING_LOAD = 8
+PACK_LOAD = 250
 
 
 class LinkHandler(Protocol):
@@ -134,11 +155,20 @@ class SerializedSrtp:
 class EnginePool:
     """The fast lane's engines of one event loop: created on demand, at most ``workers``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        workers: int | None = None,
+        coalesce: float = COALESCE,
+    ) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
+        if not 0 <= coalesce <= MAX_COALESCE:
+            raise ValueError(f"coalesce must be 0 to {MAX_COALESCE} seconds, got {coalesce!r}")
         self._loop = loop
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.coalesce = coalesce
         self.engines: list[Engine] = []
         self._transcoding: frozenset[str] | None = None
         self._closed = False
@@ -154,14 +184,21 @@ class EnginePool:
     def links(self) -> int:
         return sum(len(engine.links) for engine in self.engines)
 
-    def acquire(self) -> Engine:
-        """The engine for a new call."""
+    def acquire(self, *, passthrough: bool = False) -> Engine:
+        """The engine for a new call: a pass-through call to the busiest engine below PACK_LOAD (a
+        busy thread gathers its packets, COALESCE), a transcoding one (libopus' work) to the least busy."""
         if self._closed:
             raise RuntimeError("the fast lane's engines are closed")
-        idle = min(self.engines, key=lambda e: len(e.links), default=None)
-        if idle is not None and (not idle.links or len(self.engines) >= self.workers):
+        if passthrough:
+            packing = [e for e in self.engines if e.load < PACK_LOAD]
+            if packing:
+                return max(packing, key=lambda e: e.load)
+        idle = min(self.engines, key=lambda e: e.load, default=None)
+        if idle is not None and (idle.load == 0 or len(self.engines) >= self.workers):
             return idle
-        engine = Engine(self._loop or asyncio.get_running_loop(), on_close=self.engines.remove)
+        engine = Engine(
+            self._loop or asyncio.get_running_loop(), on_close=self.engines.remove, coalesce=self.coalesce
+        )
         self.engines.append(engine)
         return engine
 
@@ -175,6 +212,7 @@ class EnginePool:
         sessions: tuple[pylibsrtp.Session, pylibsrtp.Session],
         install: Callable[[NativeLink], Callable[[tuple[int, int]], None]],
         sip_sessions: tuple[pylibsrtp.Session, pylibsrtp.Session] | None = None,
+        passthrough: bool = False,
     ) -> FastLink:
         """Move a call's two sockets to an engine. ``sessions``: the web leg's libsrtp sessions (rx, tx);
         ``sip_sessions``: the SIP leg's when it has SRTP. The link keeps them alive until closed.
@@ -184,7 +222,7 @@ class EnginePool:
         the engine would see TURN framing)."""
         loop = self._loop or asyncio.get_running_loop()
         handover = SocketHandover(loop, (web_transport, sip_transport))
-        engine = self.acquire()
+        engine = self.acquire(passthrough=passthrough)
         rx, tx = sessions
         link_id = engine.next_id()
         web_fd, sip_fd = handover.fds
@@ -210,7 +248,8 @@ class EnginePool:
             uninstall(sequences)
             handover.give_back()
 
-        return FastLink(engine, link_id, native, handler, call_id=call_id, restore=restore)
+        load = 1 if passthrough else TRANSCODING_LOAD
+        return FastLink(engine, link_id, native, handler, call_id=call_id, restore=restore, load=load)
 
     def close(self) -> None:
         """Stop every engine (their links stop forwarding); idempotent. Calls are closed before."""
@@ -222,11 +261,18 @@ class EnginePool:
 class Engine:
     """One native thread and its links; closed with its last link."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, on_close: Callable[[Engine], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_close: Callable[[Engine], None],
+        coalesce: float = COALESCE,
+    ) -> None:
         self._loop = loop
         self._on_close = on_close
-        self.native: Any = new_engine(srtp_functions())
+        self.native: Any = new_engine(srtp_functions(), coalesce)
         self.links: dict[int, FastLink] = {}
+        self.load = 0  # its links' (FastLink.load): EnginePool.acquire
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._failed = False
@@ -242,11 +288,14 @@ class Engine:
 
     def add(self, link_id: int, link: FastLink) -> None:
         self.links[link_id] = link
+        self.load += link.load
         if self._timer is None:
             self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
 
     def remove(self, link_id: int) -> None:
-        self.links.pop(link_id, None)
+        link = self.links.pop(link_id, None)
+        if link is not None:
+            self.load -= link.load
         self.close_if_idle()
 
     def close_if_idle(self) -> None:
@@ -335,6 +384,7 @@ class FastLink:
         *,
         call_id: str,
         restore: Callable[[tuple[int, int]], None],
+        load: int = 1,
     ) -> None:
         self._engine = engine
         self.link_id = link_id
@@ -342,6 +392,7 @@ class FastLink:
         self.handler = handler
         self.call_id = call_id
         self._restore = restore
+        self.load = load  # in the engine's (EnginePool.acquire)
         engine.add(link_id, self)
 
     def sync(self, *, reports: bool = True) -> None:

@@ -248,8 +248,11 @@ def set_opus_encoder(complexity: int, inband_fec: bool) -> None:
         _fastlane.set_opus_encoder(complexity, inband_fec)
 
 
-def new_engine(srtp_functions: tuple[int, int, int, int]) -> Any:
-    """A native engine and its thread."""
+def new_engine(srtp_functions: tuple[int, int, int, int], coalesce: float = 0.0) -> Any:
+    """A native engine and its thread; ``coalesce``: Engine.coalesce (seconds a busy thread gathers)."""
     if _fastlane is None:
         raise RuntimeError("the fast lane is not built (gateway.media._fastlane)")
-    return _fastlane.Engine(*srtp_functions)
+    engine = _fastlane.Engine(*srtp_functions)
+    if coalesce:
+        engine.coalesce = coalesce
+    return engine
