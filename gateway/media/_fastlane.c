@@ -28,7 +28,7 @@
  * and aiortc's StreamStatistics for the web leg), MediaPath's counters and loss count, the timestamp
  * mapper's last packet, the output's sender counters and last timestamp, the last arrival (watchdogs),
  * latency samples - is done here. Python reads a snapshot (Link.snapshot) when it builds RTCP or a report,
- * before it handles a datagram of the link, and about once a second. Ownership of the receive statistics:
+ * before it handles a datagram of the link, and every 5 s (DRAIN_INTERVAL). Ownership of the receive statistics:
  * arm() imports Python's state into a lane that does not hold it; the engine then holds it (Python only
  * gets copies) until a snapshot of the lane taken while it is disarmed hands it back - Python handles a
  * packet of that direction only after such a snapshot, since only a disarmed lane leaves packets to it.

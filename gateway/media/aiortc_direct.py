@@ -327,6 +327,8 @@ class DirectReceiver:
         self._seen = _Seen()
         self.started = False
         self.dropped = 0
+        # the fast lane's packets of the browser not synced yet, as a count that only grows (media_progress)
+        self.unsynced: Callable[[], int] | None = None
         # BUNDLE: another receiver on the same transport (the video one) gets the payload types this one
         # does not take; it started with ``via`` this one and never hooks the connection itself.
         self.next: DirectReceiver | None = None
@@ -452,8 +454,14 @@ class DirectReceiver:
 
     def packets_received(self) -> int:
         """The browser's RTP packets received so far, every source (with the fast lane's, as of its last
-        sync): the consent checks' sign that its media flow (``aiortc_hooks.on_consent_expired``)."""
+        sync)."""
         return sum(stats.packets_received for stats in self._streams.values())
+
+    def media_progress(self) -> int:
+        """A count that grows while the browser's media arrive, on either path (the fast lane's engine
+        counts without a sync): the consent checks' sign that media flow (``on_consent_expired``)."""
+        unsynced = self.unsynced
+        return self.packets_received() + (unsynced() if unsynced is not None else 0)
 
     def jitter_seconds(self) -> float | None:
         """Interarrival jitter of the browser's audio (RFC 3550 A.8, the worst of its sources), for metrics."""

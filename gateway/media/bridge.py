@@ -671,6 +671,8 @@ class MediaBridge(MidCallOffers):
         }
 
     def stats(self) -> BridgeStats:
+        if self.fast_lane is not None:
+            self.fast_lane.account()  # what the engine forwarded since its last sync
         dropped = self.fast_lane.dropped() if self.fast_lane is not None else 0
         return BridgeStats(
             web_to_sip=self._to_sip.stats(),

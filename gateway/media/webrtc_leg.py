@@ -164,7 +164,7 @@ class WebRtcLeg:
         self._pc.on("connectionstatechange", self._connection_state_changed)
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
         aiortc_hooks.on_consent_expired(
-            self._pc, self._consent_expired, media_count=self._receiver.packets_received
+            self._pc, self._consent_expired, media_count=self._receiver.media_progress
         )
         ice_completion.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
         self.remote: sdp.SessionDescription | None = None

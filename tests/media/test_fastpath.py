@@ -154,6 +154,23 @@ async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
     assert call.link is None and call.pool is not None and call.pool.engines == []
 
 
+async def test_consent_checks_see_the_browsers_media_between_the_engines_syncs(ports: RtpPortAllocator) -> None:
+    """The consent checks' media count (DirectReceiver.media_progress) grows with what the engine forwards
+    although nothing syncs (the tick is every 5 s): a check goes out every 5 s, not every second."""
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        receiver = call.bridge._web.direct_receiver
+        progress, synced = receiver.media_progress(), receiver.packets_received()
+        await call.play(0.6)
+        assert receiver.media_progress() >= progress + 20
+        assert receiver.packets_received() - synced < receiver.media_progress() - progress  # not synced
+    finally:
+        await call.close()
+
+
 async def test_sequence_numbers_stay_continuous_while_python_and_the_engine_both_send(
     ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
 ) -> None:

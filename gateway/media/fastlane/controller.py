@@ -165,10 +165,11 @@ class FastLaneController:
             # watchdogs and reports see every packet the engine forwarded
             sender.refresh = self.sync  # our web-leg reports read the browser's
             endpoint.refresh = self._web_watchdog.refresh = self.account
+            receiver.unsynced = lambda: sum(native.counters()[1:4:2])  # web -> SIP: forwarded, failed
 
             def uninstall(sequences: tuple[int, int]) -> None:
                 sender.link = endpoint.link = None
-                endpoint.refresh = sender.refresh = self._web_watchdog.refresh = None
+                endpoint.refresh = sender.refresh = self._web_watchdog.refresh = receiver.unsynced = None
                 endpoint.next_sequence, sender.next_sequence = sequences
                 endpoint.serialize_srtp(None)
                 aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)

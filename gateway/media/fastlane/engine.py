@@ -70,7 +70,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DRAIN_INTERVAL = 1.0  # seconds between drains and syncs of every link (statistics, watchdogs)
+# seconds between drains and syncs of every link; what reads the counters between syncs brings them up to
+# date first (RTCP reports, watchdogs, BridgeStats; the consent checks read the engine's count): a tick for the
+# latency samples (the engine keeps each lane's latest 128) and nothing else waiting
+DRAIN_INTERVAL = 5.0
 # seconds a busy engine thread waits after a round for the next packets (_fastlane.c gather; media.
 # fast_path_coalesce_ms): a fifth less CPU at 100 calls, each packet up to this much later
 COALESCE = 0.001
