@@ -154,7 +154,9 @@ async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
     assert call.link is None and call.pool is not None and call.pool.engines == []
 
 
-async def test_consent_checks_see_the_browsers_media_between_the_engines_syncs(ports: RtpPortAllocator) -> None:
+async def test_consent_checks_see_the_browsers_media_between_the_engines_syncs(
+    ports: RtpPortAllocator,
+) -> None:
     """The consent checks' media count (DirectReceiver.media_progress) grows with what the engine forwards
     although nothing syncs (the tick is every 5 s): a check goes out every 5 s, not every second."""
     call = Call(ports)
