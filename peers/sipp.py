@@ -14,7 +14,8 @@ peers/scenarios (``"uac_basic_call"`` or a path: ``-sf``). It gets free SIP and 
         result = await uas.wait(timeout=10)   # -m 1: it exits by itself after one call
 
 sipp's exit status: 0 all calls succeeded, 1 at least one failed (also: the scenario did not load),
-97 stopped by an internal command, 99 ended without any call, 255 fatal error.
+97 stopped by an internal command, 99 ended without any call, 254 a port could not be bound (`start`
+then retries on new ports), 255 fatal error.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ BUILTIN = {
     "ooc_default",
 }
 _counter = itertools.count(1)
+_EXIT_BIND_ERROR = 254  # sipp's EXIT_BIND_ERROR (-2): "Unable to bind main socket / audio RTP socket"
+_BIND_ATTEMPTS = 4
+_BIND_GRACE = 0.05  # seconds a started sipp is watched for an immediate bind error
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +111,13 @@ class Sipp:
         self.scenario = scenario
         self.name = Path(str(scenario)).stem
         self.host = host
-        self.port = port or free_port(socket.SOCK_DGRAM, host)
-        self.media_port = media_port or _free_even_udp_pair(host)
-        self.workdir = workdir / f"sipp-{self.name}-{next(_counter)}-{self.port}"
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._fixed_ports = (port, media_port)
+        self._parent = workdir
         self.timeout = timeout
         args = [*self._scenario_args(scenario)]
         if remote:
             args.append(remote)
-        args += ["-i", host, "-p", str(self.port), "-mi", host, "-mp", str(self.media_port)]
         args += ["-nostdin", "-timeout", f"{timeout}s", "-timeout_error", "-max_retrans", "5"]
-        args += ["-trace_msg", "-message_file", str(self.workdir / "messages.log")]
-        args += ["-trace_err", "-error_file", str(self.workdir / "errors.log")]
-        args += ["-trace_logs", "-log_file", str(self.workdir / "logs.log")]
-        args += ["-trace_screen", "-screen_file", str(self.workdir / "screen.log")]
         if service is not None:
             args += ["-s", service]
         if calls is not None:
@@ -141,10 +138,29 @@ class Sipp:
             args.append("-aa")
         for key, value in (keys or {}).items():
             args += ["-key", key, value]
-        self.args = [*args, *extra_args]
+        self._options = [*args, *extra_args]
+        self._pick_ports()
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: BinaryIO | None = None
         self._result: SippResult | None = None
+
+    def _pick_ports(self) -> None:
+        """Choose the SIP and media ports (free now; another process may still take one first: `start`
+        then picks again) and the trace directory named after them, and build the command line."""
+        port, media_port = self._fixed_ports
+        self.port = port or free_port(socket.SOCK_DGRAM, self.host)
+        self.media_port = media_port or _free_even_udp_pair(self.host)
+        self.workdir = self._parent / f"sipp-{self.name}-{next(_counter)}-{self.port}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        host, traces = self.host, self.workdir
+        self.args = [
+            *self._options,
+            *("-i", host, "-p", str(self.port), "-mi", host, "-mp", str(self.media_port)),
+            *("-trace_msg", "-message_file", str(traces / "messages.log")),
+            *("-trace_err", "-error_file", str(traces / "errors.log")),
+            *("-trace_logs", "-log_file", str(traces / "logs.log")),
+            *("-trace_screen", "-screen_file", str(traces / "screen.log")),
+        ]
 
     @property
     def address(self) -> str:
@@ -168,15 +184,27 @@ class Sipp:
     def _injection_file(self, inf: Path | Sequence[Sequence[str]]) -> Path:
         if isinstance(inf, Path):
             return inf
-        path = self.workdir / "injection.csv"
+        path = self._parent / f"injection-{self.name}-{next(_counter)}.csv"
         path.write_text("SEQUENTIAL\n" + "".join(";".join(row) + ";\n" for row in inf))
         return path
 
     # --- running ---------------------------------------------------------------------------------------
     async def start(self, ready_timeout: float = 5) -> Sipp:
-        """Start in the background and return once sipp holds its SIP port (or has already exited)."""
+        """Start in the background and return once sipp holds its SIP and media ports (or has already
+        exited). Ports are chosen free but not held until sipp binds them: when another process took
+        one in between (sipp exits EXIT_BIND_ERROR), start again on new ones, unless they were given."""
+        for attempt in range(_BIND_ATTEMPTS):
+            if attempt:
+                self._pick_ports()
+            await self._spawn(ready_timeout)
+            assert self._process is not None
+            if self._process.returncode != _EXIT_BIND_ERROR or all(self._fixed_ports):
+                break
+        return self
+
+    async def _spawn(self, ready_timeout: float) -> None:
         self._stderr = (self.workdir / "stderr.log").open("wb")
-        self._process = await asyncio.create_subprocess_exec(
+        self._process = process = await asyncio.create_subprocess_exec(
             "sipp",
             *self.args,
             stdin=asyncio.subprocess.DEVNULL,
@@ -186,12 +214,18 @@ class Sipp:
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ready_timeout
-        while self._process.returncode is None and not _udp_port_taken(self.host, self.port):
+        # sipp binds its SIP socket, then the media ones, then runs: either all are taken or it exits
+        while process.returncode is None and not all(
+            _udp_port_taken(self.host, port) for port in (self.port, self.media_port)
+        ):
             if loop.time() > deadline:
                 await self.stop()
                 raise TimeoutError(f"sipp did not bind {self.address} within {ready_timeout}s")
             await asyncio.sleep(0.02)
-        return self
+        with contextlib.suppress(TimeoutError):  # a port taken by someone else: sipp exits at once
+            await asyncio.wait_for(process.wait(), _BIND_GRACE)
+        if process.returncode == _EXIT_BIND_ERROR:
+            self._stderr.close()
 
     async def wait(self, timeout: float | None = None) -> SippResult:
         """Wait for sipp to end by itself (e.g. after -m calls); kill it after `timeout` and say so."""
@@ -274,12 +308,8 @@ async def check_loads(workdir: Path, scenario: str | Path, **options: object) ->
     silent.bind(("127.0.0.1", 0))
     try:
         remote = f"127.0.0.1:{silent.getsockname()[1]}"
-        for _ in range(3):  # checks run side by side: another sipp may take the RTP port just chosen
-            sipp = Sipp(workdir, scenario, remote, timeout=1, calls=1, **options)  # type: ignore[arg-type]
-            result = await sipp.run(timeout=10)
-            if "Unable to bind audio RTP socket" not in result.stderr:
-                break
-        return result
+        sipp = Sipp(workdir, scenario, remote, timeout=1, calls=1, **options)  # type: ignore[arg-type]
+        return await sipp.run(timeout=10)
     finally:
         silent.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,22 @@ async def test_sipp_uac_calls_sipp_uas(sipp: str, tmp_path: Path) -> None:
         assert uac.ok, uac
         assert uac.count("SIP/2.0 180") >= 1 and uac.count("BYE") >= 1
         assert (await uas.wait(10)).ok
+
+
+async def test_sipp_starts_again_when_its_ports_are_taken_before_it_binds(sipp: str, tmp_path: Path) -> None:
+    uas = Sipp(tmp_path, "uas_basic_call", calls=1)
+    chosen = (uas.port, uas.media_port)
+    # another process takes the video RTP port (media + 2) between the choice and sipp's bind
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", uas.media_port + 2))
+        async with uas:
+            assert (uas.port, uas.media_port) != chosen
+            uac = await Sipp(tmp_path, "uac_basic_call", uas.address, service="2000", duration_ms=100).run()
+            assert uac.ok, uac
+            assert (await uas.wait(10)).ok
+        # ports the caller gave are kept: the bind error is the result, with sipp's own words
+        fixed = await Sipp(tmp_path, "uas_basic_call", media_port=squatter.getsockname()[1] - 2).run()
+    assert fixed.returncode == 254 and "Unable to bind video RTP socket" in fixed.stderr, fixed
 
 
 async def test_sipp_load_options_and_background_stop(sipp: str, tmp_path: Path) -> None:
