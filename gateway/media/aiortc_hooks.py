@@ -432,7 +432,7 @@ async def _query_consent(connection: Connection, media_count: Callable[[], int])
 
 
 class _ConsentDue:
-    """When ``_query_consent``'s next check goes out. Every CONSENT_INTERVAL (randomized 0.8-1.2 x) a
+    """When ``_query_consent``'s next check goes out. Every CONSENT_INTERVAL (randomized 1-1.2 x) a
     coarse-timer callback reads the media count; the task waiting for the check is woken only when one is
     due (the count stood still, or CONSENT_WHILE_MEDIA passed since the last): while media flow, the
     ticks in between wake no task."""
@@ -448,7 +448,11 @@ class _ConsentDue:
         return future
 
     def _schedule(self, future: asyncio.Future[None]) -> None:
-        delay = aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())
+        # 1-1.2 x, not aioice's 0.8-1.2 x: with CONSENT_INTERVAL 1 s (set_consent_expiry) every tick is at
+        # least COARSE_FROM, so it runs on the coarse timers' slots with the calls' other ticks; one under it
+        # would be an event-loop wakeup of its own. (While media flow the checks stay randomized:
+        # CONSENT_WHILE_MEDIA's draw in _tick.)
+        delay = aioice.ice.CONSENT_INTERVAL * (1.0 + 0.2 * random.random())
         coarse_timers.coarse_timers(self._loop).call_later(delay, self._tick, future)
 
     def _tick(self, future: asyncio.Future[None]) -> None:

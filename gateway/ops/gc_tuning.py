@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.media import coarse_timers
 from gateway.ops import heap_trim
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class GcTuning:
         ``HeapTrim.due``."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.settings.interval)
+            await coarse_timers.sleep(self.settings.interval)  # with the calls' ticks: no wakeup of its own
             self.tick()
             if self._heap is not None and self._heap.due(self._calls):
                 await loop.run_in_executor(None, heap_trim.trim)

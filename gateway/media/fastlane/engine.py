@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pylibsrtp
 
 from gateway.media import arrival
+from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.fastlane.native import (
     SIP_RAW,
     SIP_RTP,
@@ -277,7 +278,7 @@ class Engine:
         self.links: dict[int, FastLink] = {}
         self.load = 0  # its links' (FastLink.load): EnginePool.acquire
         self._ids = itertools.count(1)
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Cancellable | None = None  # the sync tick, on the coarse timers' slots
         self._failed = False
         self.closed = False
         # while drain() hands datagrams over, links whose re-arm waits for the end of the batch: a lane
@@ -293,7 +294,7 @@ class Engine:
         self.links[link_id] = link
         self.load += link.load
         if self._timer is None:
-            self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
+            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick)
 
     def remove(self, link_id: int) -> None:
         link = self.links.pop(link_id, None)
@@ -323,7 +324,7 @@ class Engine:
         for link in list(self.links.values()):
             link.sync(reports=False)
         if self.links:
-            self._timer = self._loop.call_later(DRAIN_INTERVAL, self._tick)
+            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick)
 
     def defer_rearm(self, link: FastLink) -> bool:
         """While a batch is handed over: re-arm ``link`` after it (True), not now (a call's media changed
