@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_stun.h"
+
 #define MAX_PACKET 1500
 #define BUFFER_SIZE (MAX_PACKET + 256) /* room for the SRTP trailer (tag + MKI) */
 #define MAX_EXTENSION 255
@@ -271,6 +273,10 @@ typedef struct Core {
        (with their SRTCP octets) since Python took them */
     Kept kept[2];
     uint64_t kept_packets, kept_octets;
+    /* the browser's consent checks from ice_remote that this thread answers (_stun.c; link_ice) */
+    StunIce ice;
+    Address ice_remote;
+    uint64_t stun_answered;
 } Core;
 
 typedef struct {
@@ -923,7 +929,16 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         }
         if (len >= 8 && d[0] > 127 && d[0] < 192 && is_rtcp(d, len) && c->rx != NULL)
             return web_rtcp(e, c, d, len, src, srclen, now);
-        /* STUN (consent checks time out in 0.5 s), DTLS, SRTCP (its arrival time makes the RTT): now */
+        if (len >= 20 && d[0] < 2 && c->ice.set && same_address(&c->ice_remote, src)) {
+            uint8_t response[STUN_RESPONSE_MAX]; /* a consent check on the pair: answered here (_stun.c) */
+            int n = stun_consent_answer(d, len, &c->ice, src, response);
+            if (n > 0 && sendto(c->fds[0], response, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)src,
+                                srclen) == n) {
+                c->stun_answered++;
+                return 0;
+            }
+        }
+        /* other STUN (consent checks time out in 0.5 s), DTLS, SRTCP (its arrival time makes the RTT): now */
         return punt(e, c, KIND_WEB_RAW, d, len, src, srclen, now);
     }
     /* RFC 5761 §4 on the SIP leg as rtp.is_rtcp: 192-223 (RTCP, or RTP Python rejects anyway) */
@@ -2001,6 +2016,57 @@ static PyObject *link_counters(Link *self, PyObject *unused) {
     return Py_BuildValue("(KKKKKK)", v[0], v[1], v[2], v[3], v[4], v[5]);
 }
 
+/* ice(username, password, controlling, remote) or ice(None): answer (or stop answering) the browser's
+   consent checks from remote here (_stun.c). */
+static PyObject *link_ice(Link *self, PyObject *args) {
+    PyObject *first = PyTuple_GET_SIZE(args) == 1 ? PyTuple_GET_ITEM(args, 0) : NULL;
+    StunIce ice;
+    Address remote;
+    memset(&ice, 0, sizeof ice);
+    memset(&remote, 0, sizeof remote);
+    if (first != Py_None) {
+        const char *username, *password;
+        Py_ssize_t username_len, password_len;
+        int controlling;
+        PyObject *address;
+        if (!PyArg_ParseTuple(args, "y#y#pO", &username, &username_len, &password, &password_len, &controlling,
+                              &address))
+            return NULL;
+        if (username_len < 1 || username_len >= STUN_MAX_USERNAME || password_len < 1 ||
+            password_len > STUN_MAX_KEY) {
+            PyErr_SetString(PyExc_ValueError, "the ICE username or password is empty or too long");
+            return NULL;
+        }
+        if (!parse_address(address, &remote))
+            return NULL;
+        memcpy(ice.username, username, (size_t)username_len);
+        memcpy(ice.key, password, (size_t)password_len);
+        ice.username_len = (int)username_len;
+        ice.key_len = (int)password_len;
+        ice.controlling = controlling;
+        ice.set = 1;
+    }
+    Core *c = self->core;
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        c->ice = ice;
+        c->ice_remote = remote;
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *link_stun_answered(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    unsigned long long answered = 0;
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        answered = c->stun_answered;
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    return PyLong_FromUnsignedLongLong(answered);
+}
+
 static PyObject *link_sequence(Link *self, PyObject *args) {
     int which;
     if (!parse_which(args, &which))
@@ -2349,6 +2415,12 @@ static PyMethodDef link_methods[] = {
      "srtp(op, data[, sip]) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
      "3 unprotect_rtcp, on the web leg's sessions (sip 1: the SIP leg's, 2: the SIP side's video's; an error 1 "
      "without them), serialized with the thread."},
+    {"ice", (PyCFunction)link_ice, METH_VARARGS,
+     "ice(username, password, controlling, (host, port)) or ice(None): answer the browser's consent checks from "
+     "that address here (username: the requests' USERNAME, ours:theirs; password: our ice-pwd; controlling: our "
+     "role), or stop; the others go to Python."},
+    {"stun_answered", (PyCFunction)link_stun_answered, METH_NOARGS,
+     "stun_answered() -> how many consent checks this thread answered"},
     {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
     {"reports", (PyCFunction)link_reports, METH_NOARGS,
      "reports() -> None, or (packets, octets, [(arrival, compound), ...]): the browser's report compounds the "
@@ -2455,7 +2527,24 @@ static PyObject *set_opus_encoder(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *stun_digests(PyObject *module, PyObject *args) {
+    const char *key, *data;
+    Py_ssize_t key_len, len;
+    if (!PyArg_ParseTuple(args, "y#y#", &key, &key_len, &data, &len))
+        return NULL;
+    if (key_len > INT_MAX || len > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too long");
+        return NULL;
+    }
+    uint8_t digest[20];
+    stun_hmac_sha1((const uint8_t *)key, (int)key_len, (const uint8_t *)data, (int)len, NULL, 0, digest);
+    uint32_t crc = stun_crc32((const uint8_t *)data, (int)len);
+    return Py_BuildValue("(y#k)", (const char *)digest, (Py_ssize_t)20, (unsigned long)crc);
+}
+
 static PyMethodDef module_methods[] = {
+    {"stun_digests", stun_digests, METH_VARARGS,
+     "stun_digests(key, data) -> (HMAC-SHA1, CRC-32): _stun.c's own, for tests."},
     {"set_opus_encoder", set_opus_encoder, METH_VARARGS,
      "set_opus_encoder(complexity, inband_fec): the settings of the Opus encoders created from now on "
      "(complexity 0-10; narrowband, voice, no DTX, 32 kbit/s always)."},

@@ -468,6 +468,17 @@ class _ConsentDue:
         future.set_result(None)
 
 
+def consent_credentials(pair: Any) -> tuple[bytes, bytes, bool] | None:
+    """What the fast lane's thread needs to answer the browser's consent checks on ``pair`` (an aioice
+    ``CandidatePair``) as aioice would: the requests' USERNAME (ours:theirs), our ice-pwd, our role; None
+    before the remote credentials are known."""
+    connection = getattr(pair.protocol, "receiver", None)
+    if not isinstance(connection, Connection) or connection.remote_username is None:
+        return None
+    username = f"{connection.local_username}:{connection.remote_username}"
+    return username.encode(), connection.local_password.encode(), connection.ice_controlling
+
+
 def srtp_sessions(dtls: RTCDtlsTransport) -> tuple[pylibsrtp.Session, pylibsrtp.Session] | None:
     """The DTLS transport's (receive, transmit) libsrtp sessions once DTLS has set them up."""
     rx, tx = dtls._rx_srtp, dtls._tx_srtp

@@ -120,11 +120,11 @@ def rtp(seq: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0x123
 
 @contextlib.asynccontextmanager
 async def open_link(
-    sip_srtp: SdesSrtp | None = None, handler: Handler | None = None
+    sip_srtp: SdesSrtp | None = None, handler: Handler | None = None, host: str = "127.0.0.1"
 ) -> AsyncIterator[Linked]:
     loop = asyncio.get_running_loop()
-    web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
-    sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=("127.0.0.1", 0))
+    web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=(host, 0))
+    sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=(host, 0))
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
     pool = EnginePool(workers=1)

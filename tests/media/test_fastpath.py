@@ -480,14 +480,8 @@ async def test_pass_through_calls_share_an_engine_thread_and_closing_one_leaves_
     pool.close()
 
 
-async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_the_socket(
-    ports: RtpPortAllocator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # RFC 7675 consent: aioice sends one STUN request every ~5 s (here ~0.15 s, to be quick) with no
-    # retransmission and gives up on it after RETRY_RTO (0.5 s); 6 misses in a row close the connection.
-    # Both sides' requests and responses cross the linked web socket: the engine must hand them to
-    # aioice at once, or a network round trip plus the wait exceeds 0.5 s and the call drops.
-    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.15)
+def time_stun_requests(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds each aioice STUN request (a consent check, both sides) takes, appended as they end."""
     durations: list[float] = []
     request = aioice.ice.StunProtocol.request
 
@@ -499,6 +493,18 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
             durations.append(time.monotonic() - start)
 
     monkeypatch.setattr(aioice.ice.StunProtocol, "request", timed)
+    return durations
+
+
+async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_the_socket(
+    ports: RtpPortAllocator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 7675 consent: aioice sends one STUN request every ~5 s (here ~0.15 s, to be quick) with no
+    # retransmission and gives up on it after RETRY_RTO (0.5 s); 6 misses in a row close the connection.
+    # Both sides' requests and responses cross the linked web socket: the engine must hand them to
+    # aioice at once, or a network round trip plus the wait exceeds 0.5 s and the call drops.
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.15)
+    durations = time_stun_requests(monkeypatch)
     call = Call(ports, web_rtcp_interval=1.0)  # the browser's RTT needs our reports within the 2.5 s
     try:
         await call.browser_calls()

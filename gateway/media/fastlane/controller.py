@@ -264,6 +264,7 @@ class FastLaneController:
         if link is None or link.defer_rearm():  # mid-batch: after it (what the batch holds goes first)
             return
         link.sync()  # the paths' timelines and frame clocks as the engine left them
+        self._arm_consent(link.native)
         try:
             self._arm_lanes(link.native)
             self._video.arm(link.native, self.video, self._remote)
@@ -272,6 +273,15 @@ class FastLaneController:
             link.native.disarm(WEB_TO_SIP)
             link.native.disarm(SIP_TO_WEB)
             self._video.disarm(link.native)
+
+    def _arm_consent(self, native: NativeLink) -> None:
+        """Let the thread answer the browser's consent checks on the pair (the credentials as they are now:
+        a role switch changes ours); aioice answers the others."""
+        credentials = aiortc_hooks.consent_credentials(self._pair) if self._pair is not None else None
+        if credentials is None:
+            native.ice(None)
+        else:
+            native.ice(*credentials, self._remote)
 
     def _arm_lanes(self, native: NativeLink) -> None:
         web, endpoint = self._web, self._sip.endpoint
