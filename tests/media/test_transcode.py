@@ -135,8 +135,9 @@ def test_opus_to_g711_loses_no_packet_not_even_the_first() -> None:
 def test_transcoding_calls_start_no_threads() -> None:
     # FFmpeg's resampler graph used to start one idle thread per CPU for every Opus -> G.711 call
     packets = _opus_tone(3)
-    before = len(os.listdir("/proc/self/task"))
+    before = set(os.listdir("/proc/self/task"))
     transcoders = [Transcoder("opus", codec) for codec in ("PCMU", "PCMA", "G722", "PCMU") * 5]
     for transcoder in transcoders:
         assert [len(transcoder.transcode(packet)) for packet in packets] == [1, 1, 1]
-    assert len(os.listdir("/proc/self/task")) == before
+    # no thread of the process is new (an earlier test's executor or engine thread may end meanwhile)
+    assert set(os.listdir("/proc/self/task")) <= before
