@@ -90,6 +90,9 @@ class FastLaneController:
         self.packets = 0  # packets the engine forwarded (the rest went the Python path): for metrics
         self._sip_dropped = 0  # the same from the SIP side
         self._sip_srtp: SipSrtp | None = None  # the SIP leg's SRTP the link was made with
+        self._consent: tuple[
+            Any, ...
+        ] = ()  # what the link's thread answers consent checks with (_arm_consent)
         self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
         self._video = VideoLanes(call_id)
 
@@ -244,6 +247,7 @@ class FastLaneController:
             self._sip_dropped += counters[SIP_DROPPED]
             link.close()
             self._sip_srtp = None
+            self._consent = ()
         self._video.unlinked()
 
     def replace_web(self, web: WebRtcLeg) -> None:
@@ -278,6 +282,10 @@ class FastLaneController:
         """Let the thread answer the browser's consent checks on the pair (the credentials as they are now:
         a role switch changes ours); aioice answers the others."""
         credentials = aiortc_hooks.consent_credentials(self._pair) if self._pair is not None else None
+        consent = (native, credentials, self._remote)
+        if consent == self._consent:  # unchanged since the last re-arm (the usual case): nothing to copy
+            return
+        self._consent = consent
         if credentials is None:
             native.ice(None)
         else:
