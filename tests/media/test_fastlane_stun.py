@@ -19,7 +19,6 @@ import aioice.ice
 import aioice.stun as stun
 import pytest
 
-from gateway.media import _fastlane  # type: ignore[attr-defined]
 from gateway.media.ports import RtpPortAllocator
 from tests.media.bridge_harness import Call, allocator
 from tests.media.test_fastlane_engine import Linked, open_link
@@ -40,6 +39,8 @@ def ports() -> RtpPortAllocator:
 
 
 def test_the_threads_hmac_sha1_and_crc32_are_pythons() -> None:
+    from gateway.media import _fastlane  # type: ignore[attr-defined]  # built: the autouse fixture
+
     for size in (0, 1, 20, 55, 56, 63, 64, 65, 119, 200, 1000):
         for key in (b"k", os.urandom(22), os.urandom(64), os.urandom(65), os.urandom(256)):
             data = os.urandom(size)
