@@ -59,6 +59,9 @@ _BASE = int(os.environ.get("VS_RTPENGINE_PORT_BASE", "40000"))
 OUR_PORTS = (_BASE, _BASE + 1999)
 RTPENGINE_PORTS = (_BASE + 6000, _BASE + 7999) if _BASE == 40000 else (_BASE + 2000, _BASE + 3999)
 FLOOR_FIRST_PORT = _BASE + 8000 if _BASE == 40000 else _BASE + 4000
+# The floor's nice value: our engine thread's (gateway/media/_fastlane.c run() raises it to -10), so that both
+# relays are scheduled alike (floor_relay.c says why that matters); VS_RTPENGINE_FLOOR_NICE="" leaves it be.
+FLOOR_NICE = os.environ.get("VS_RTPENGINE_FLOOR_NICE", "-10")
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -282,7 +285,7 @@ class Floor(Box):
         command = [str(binary), str(calls), str(FLOOR_FIRST_PORT), *srtp]
         spec = importlib.util.find_spec("pylibsrtp._binding")  # libsrtp 2 with OpenSSL, as our engine's
         library = os.environ.get("VS_RTPENGINE_FLOOR_LIBSRTP") or (spec.origin if spec else None)
-        environment = {**os.environ, "FLOOR_LIBSRTP": library or ""}
+        environment = {**os.environ, "FLOOR_LIBSRTP": library or "", "FLOOR_NICE": FLOOR_NICE}
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
         )
