@@ -134,7 +134,7 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
         from gateway.media import coarse_timers  # the box's own ticks: no wakeup of the sampler's own
 
         while True:
-            await coarse_timers.sleep(1.0)
+            await coarse_timers.sleep(1.0, grid=coarse_timers.PERIODIC_GRID)
             links = [b.fast_lane.link for b in bridges if b.fast_lane is not None]
             armed.append(sum(int(k.native.armed(w)) for k in links if k is not None for w in (0, 1)))
 

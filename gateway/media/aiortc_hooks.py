@@ -448,12 +448,17 @@ class _ConsentDue:
         return future
 
     def _schedule(self, future: asyncio.Future[None]) -> None:
-        # 1-1.2 x, not aioice's 0.8-1.2 x: with CONSENT_INTERVAL 1 s (set_consent_expiry) every tick is at
-        # least COARSE_FROM, so it runs on the coarse timers' slots with the calls' other ticks; one under it
-        # would be an event-loop wakeup of its own. (While media flow the checks stay randomized:
-        # CONSENT_WHILE_MEDIA's draw in _tick.)
-        delay = aioice.ice.CONSENT_INTERVAL * (1.0 + 0.2 * random.random())
-        coarse_timers.coarse_timers(self._loop).call_later(delay, self._tick, future)
+        # On whole seconds, with every call's ticks and the other periodic work: one event-loop wakeup a
+        # second for all of them, where 1-1.2 s ticks on the quarter-second slots woke the loop at each
+        # slot from 10 calls up. RFC 7675 §5.1's 0.8-1.2 x randomization is kept to the second: with
+        # set_consent_expiry's CONSENT_INTERVAL of 1 s every tick is a second apart, and while media
+        # flow the checks go 4, 5 or 6 s apart (CONSENT_WHILE_MEDIA's draw in _tick); aioice's 5 s: 4-6 s.
+        interval = aioice.ice.CONSENT_INTERVAL
+        delay = interval * (0.8 + 0.4 * random.random())
+        grid = coarse_timers.PERIODIC_GRID
+        if interval >= grid:
+            delay = max(delay, grid)  # not under the grid: that would be a timer of its own
+        coarse_timers.coarse_timers(self._loop).call_later(delay, self._tick, future, grid=grid)
 
     def _tick(self, future: asyncio.Future[None]) -> None:
         if future.done():

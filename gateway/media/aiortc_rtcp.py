@@ -42,7 +42,7 @@ from gateway.media.aiortc_direct import (
     _nominated_pairs,
 )
 from gateway.media.aiortc_hooks import HookError
-from gateway.media.coarse_timers import Cancellable, coarse_timers
+from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,10 @@ class DirectRtcp:
             self._timer = None
 
     def _schedule(self, *, initial: bool = False) -> None:
-        # RFC 3550 §6.3.1: randomized over [0.5, 1.5] x the interval; §6.2: the first one at half of it
+        # RFC 3550 §6.3.1: randomized over [0.5, 1.5] x the interval; §6.2: the first one at half of it.
+        # On whole seconds with the calls' other periodic work (coarse_timers: one wakeup for all of it)
         delay = self.interval / (2 if initial else 1) * self._rng.uniform(0.5, 1.5)
-        self._timer = coarse_timers().call_later(delay, self._due)
+        self._timer = coarse_timers().call_later(delay, self._due, grid=PERIODIC_GRID)
 
     def _due(self) -> None:
         self._timer = None

@@ -7,10 +7,13 @@ second for a few microseconds of work each. ``CoarseTimers`` rounds each deadlin
 of ``RESOLUTION`` and keeps one asyncio timer for the earliest such slot: however many calls there are,
 the loop wakes at most ``1 / RESOLUTION`` times a second for them, and runs every callback due in one go.
 
-A callback runs at most ``RESOLUTION`` after its deadline, never before it: good enough for work whose
-interval is randomized anyway (RTCP, RFC 3550 §6.3.1) or whose timeout is seconds long (inactivity,
-watchdog); delays under ``COARSE_FROM`` keep a timer of their own. One instance per event loop
-(``coarse_timers()``).
+A callback runs at most ``RESOLUTION`` after its deadline, never before it: good enough for timeouts
+seconds long (inactivity, watchdog); delays under ``COARSE_FROM`` keep a timer of their own. Periodic
+bookkeeping whose interval is randomized anyway or only needs to be about right (RTCP, RFC 3550 §6.3.1;
+the consent ticks, the fast lane's syncs, the GC tuning's tick) passes ``grid=PERIODIC_GRID``: it runs at
+the whole second nearest its deadline (up to half a second early or late), so that at a few calls all of
+it shares one wakeup a second instead of filling every slot (at 10 calls, 4 wakeups a second became 1).
+One instance per event loop (``coarse_timers()``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 RESOLUTION = 0.25  # seconds between the slots deadlines are rounded up to
 COARSE_FROM = 1.0  # shorter delays get a timer of their own: rounding would change them by over 25 %
+PERIODIC_GRID = 1.0  # seconds: the slots of periodic bookkeeping (grid=), a multiple of RESOLUTION
 
 
 class Cancellable(Protocol):
@@ -65,12 +69,25 @@ class CoarseTimers:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_slot: int | None = None
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Cancellable:
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any, grid: float | None = None
+    ) -> Cancellable:
         """Run ``callback(*args)`` at the first slot at or after ``delay`` seconds from now (a delay under
-        ``COARSE_FROM``: at ``delay``, on a timer of its own)."""
-        if delay < COARSE_FROM:
+        ``COARSE_FROM``: at ``delay``, on a timer of its own). With ``grid`` (seconds, a multiple of the
+        resolution), at the multiple of ``grid`` nearest to the deadline, and after now: within half a
+        ``grid`` of the deadline, before or after it (module note); a delay under ``grid`` (intervals
+        configured short, tests) is scheduled as without one."""
+        now = self._loop.time()
+        if grid is not None:
+            step = round(grid / self._resolution)
+            if step < 1 or not math.isclose(step * self._resolution, grid):
+                raise ValueError(f"grid must be a multiple of {self._resolution} s, got {grid!r}")
+        if grid is not None and delay >= grid:
+            slot = step * max(math.floor(now / grid + 1e-6) + 1, round((now + max(0.0, delay)) / grid))
+        elif delay < COARSE_FROM:
             return self._loop.call_later(delay, callback, *args)
-        slot = math.ceil((self._loop.time() + max(0.0, delay)) / self._resolution)
+        else:
+            slot = math.ceil((now + max(0.0, delay)) / self._resolution)
         bucket = self._buckets.get(slot)
         if bucket is None:
             bucket = self._buckets[slot] = {}
@@ -134,10 +151,11 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def sleep(delay: float) -> None:
-    """``asyncio.sleep(delay)`` on the running loop's coarse timers (a delay under ``COARSE_FROM``: exact)."""
+async def sleep(delay: float, *, grid: float | None = None) -> None:
+    """``asyncio.sleep(delay)`` on the running loop's coarse timers (a delay under ``COARSE_FROM``: exact;
+    ``grid``: as ``CoarseTimers.call_later``'s)."""
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    handle = coarse_timers().call_later(delay, _wake, future)
+    handle = coarse_timers().call_later(delay, _wake, future, grid=grid)
     try:
         await future
     finally:

@@ -37,7 +37,7 @@ from typing import Any
 
 import sdp
 from gateway.media import arrival, slim_waiters
-from gateway.media.coarse_timers import Cancellable, coarse_timers
+from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.latch import LatchState, SymmetricLatch
 from gateway.media.ports import PortLease, RtpPortAllocator
@@ -644,8 +644,10 @@ class RtpEndpoint:
     def _schedule_rtcp(self, initial: bool = False) -> None:
         # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it
         base = self.config.rtcp_interval / (2 if initial else 1)
-        delay = base * self._rng.uniform(0.5, 1.5)
-        self._rtcp_timer = coarse_timers(self._get_loop()).call_later(delay, self._rtcp_due)
+        delay = base * self._rng.uniform(0.5, 1.5)  # on whole seconds with the calls' other periodic work
+        self._rtcp_timer = coarse_timers(self._get_loop()).call_later(
+            delay, self._rtcp_due, grid=PERIODIC_GRID
+        )
 
     def _rtcp_due(self) -> None:
         self._rtcp_timer = None

@@ -153,7 +153,8 @@ class GcTuning:
         ``HeapTrim.due``."""
         loop = asyncio.get_running_loop()
         while True:
-            await coarse_timers.sleep(self.settings.interval)  # with the calls' ticks: no wakeup of its own
+            # with the calls' periodic work, on whole seconds: no wakeup of its own
+            await coarse_timers.sleep(self.settings.interval, grid=coarse_timers.PERIODIC_GRID)
             self.tick()
             if self._heap is not None and self._heap.due(self._calls):
                 await loop.run_in_executor(None, heap_trim.trim)

@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from gateway.media.coarse_timers import COARSE_FROM, RESOLUTION, CoarseTimers, coarse_timers
+from gateway.media.coarse_timers import (
+    COARSE_FROM,
+    PERIODIC_GRID,
+    RESOLUTION,
+    CoarseTimers,
+    coarse_timers,
+    sleep,
+)
 
 
 class Clock:
@@ -110,6 +117,57 @@ async def test_a_callback_can_schedule_the_next_one() -> None:
     for when in (101.0, 102.0, 103.0):
         clock.run_until(when, timers)
     assert ran == [101.0, 102.0, 103.0]
+
+
+async def test_periodic_work_lands_on_whole_seconds_nearest_its_deadline() -> None:
+    clock, timers = make()
+    clock.now = 100.3
+    ran: list[str] = []
+    timers.call_later(4.1, ran.append, "rtcp", grid=PERIODIC_GRID)  # 104.4 -> 104.0, early
+    timers.call_later(4.3, ran.append, "sync", grid=PERIODIC_GRID)  # 104.6 -> 105.0, late
+    timers.call_later(1.0, ran.append, "tick", grid=PERIODIC_GRID)  # 101.3 -> 101.0
+    timers.call_later(1.4, ran.append, "soon", grid=PERIODIC_GRID)  # 101.7 -> 102.0
+    timers.call_later(3.6, ran.append, "timeout")  # no grid: the quarter second after, 104.0
+    timers.call_later(0.5, ran.append, "short", grid=PERIODIC_GRID)  # under the grid: as without, a timer
+    assert clock.live() == [101.0, 100.8] and timers.pending() == 5
+    clock.run_until(101.0, timers)
+    assert ran == ["tick"]
+    clock.run_until(102.0, timers)
+    assert ran == ["tick", "soon"]
+    clock.run_until(104.0, timers)
+    assert ran == ["tick", "soon", "rtcp", "timeout"]
+    clock.run_until(105.0, timers)
+    assert ran[-1] == "sync" and timers.pending() == 0
+
+
+async def test_a_periodic_tick_rescheduled_from_its_slot_keeps_a_one_second_period() -> None:
+    clock, timers = make()
+    clock.now = 100.01
+    seen: list[float] = []
+
+    def tick() -> None:
+        seen.append(clock.now)
+        clock.now += 0.004  # the asyncio timer fired a little late: the next slot is still 1 s on
+        timers.call_later(1.0, tick, grid=PERIODIC_GRID)
+
+    timers.call_later(1.0, tick, grid=PERIODIC_GRID)
+    for second in range(101, 105):
+        clock.run_until(float(second), timers)
+    assert seen == [101.0, 102.0, 103.0, 104.0]
+
+
+def test_a_grid_must_be_a_multiple_of_the_resolution() -> None:
+    _, timers = make()
+    for grid in (0.0, RESOLUTION / 2, 1.1):
+        with pytest.raises(ValueError, match="multiple"):
+            timers.call_later(2.0, print, grid=grid)
+
+
+async def test_sleep_on_the_grid_with_a_real_loop() -> None:
+    loop = asyncio.get_running_loop()
+    timers = coarse_timers()
+    await sleep(RESOLUTION, grid=RESOLUTION)  # on a quarter second
+    assert abs(loop.time() / RESOLUTION - round(loop.time() / RESOLUTION)) < 0.2 and timers.pending() == 0
 
 
 async def test_one_instance_per_running_loop_with_a_real_loop() -> None:

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import pylibsrtp
 
 from gateway.media import arrival
-from gateway.media.coarse_timers import Cancellable, coarse_timers
+from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
 from gateway.media.fastlane.native import (
     SIP_RAW,
     SIP_RTP,
@@ -294,7 +294,7 @@ class Engine:
         self.links[link_id] = link
         self.load += link.load
         if self._timer is None:
-            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick)
+            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick, grid=PERIODIC_GRID)
 
     def remove(self, link_id: int) -> None:
         link = self.links.pop(link_id, None)
@@ -324,7 +324,7 @@ class Engine:
         for link in list(self.links.values()):
             link.sync(reports=False)
         if self.links:
-            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick)
+            self._timer = coarse_timers(self._loop).call_later(DRAIN_INTERVAL, self._tick, grid=PERIODIC_GRID)
 
     def defer_rearm(self, link: FastLink) -> bool:
         """While a batch is handed over: re-arm ``link`` after it (True), not now (a call's media changed
