@@ -472,16 +472,24 @@ class DirectReceiver:
         """The clock rate of a payload type the receiver takes (8000 when unknown, as ``StreamStatistics``)."""
         return self._clock_rates.get(payload_type, 8000)
 
-    def reception_state(self, ssrc: int) -> ReceptionState | None:
+    def reception_state(self, ssrc: int, clock_rate: int | None = None) -> ReceptionState | None:
         """aiortc's receive statistics of ``ssrc`` (``StreamStatistics``) for the fast lane's engine to
-        continue from (its aiortc flavour replays ``StreamStatistics.add``); None before its first packet."""
+        continue from (its aiortc flavour replays ``StreamStatistics.add``); None before its first packet.
+        With ``clock_rate`` (the engine's), arrival and jitter in that rate: a source that was counted in
+        another (its first packet of another payload type) is rescaled, so the engine's next arrival
+        does not look like a jump of years."""
         stats = self._streams.get(ssrc)
         if stats is None:
             return None
+        arrival, jitter = stats._last_arrival, float(stats._jitter_q4)
+        if clock_rate is not None and stats._clockrate and stats._clockrate != clock_rate:
+            scale = clock_rate / stats._clockrate
+            arrival = None if arrival is None else int(arrival * scale)
+            jitter *= scale
         return ReceptionState(
             stats.packets_received, -1 if stats.base_seq is None else stats.base_seq,
-            -1 if stats.max_seq is None else stats.max_seq, 0, stats.cycles, None, stats._last_arrival,
-            stats._last_timestamp or 0, float(stats._jitter_q4),
+            -1 if stats.max_seq is None else stats.max_seq, 0, stats.cycles, None, arrival,
+            stats._last_timestamp or 0, jitter,
         )  # fmt: skip
 
     def restore_reception(self, ssrc: int, state: ReceptionState, payload_type: int) -> None:
@@ -490,6 +498,7 @@ class DirectReceiver:
         stats = self._streams.get(ssrc)
         if stats is None:
             stats = self._streams[ssrc] = StreamStatistics(self.clock_rate(payload_type))
+        stats._clockrate = self.clock_rate(payload_type)  # the engine's values are in its rate
         stats.packets_received, stats.cycles = state.received, state.cycles
         stats.base_seq = None if state.base_seq < 0 else state.base_seq
         stats.max_seq = None if state.max_seq < 0 else state.max_seq

@@ -102,6 +102,7 @@ TELEPHONE_EVENT_MIME = "audio/telephone-event"
 TELEPHONE_EVENTS = ((8000, 126, "0-16"), (48000, 110, "0-15"))
 
 RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+RECEIVER_CODECS = "_RTCRtpReceiver__codecs"  # payload type -> RTCRtpCodecParameters, set by receive()
 CERTIFICATES = "_RTCPeerConnection__certificates"
 
 
@@ -138,7 +139,9 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, clock_rate: int
     """Hand each decrypted RTP packet of ``receiver`` to ``on_packet`` before aiortc decodes it.
 
     When ``on_packet`` returns True the packet is consumed: only the receive statistics used for RTCP
-    receiver reports are fed, no jitter buffer, no decoding. Otherwise aiortc handles it as usual.
+    receiver reports are fed, no jitter buffer, no decoding. Otherwise aiortc handles it as usual. The
+    statistics of a new source count in its payload type's clock rate, as aiortc's own; ``clock_rate``
+    only for a payload type the receiver does not know.
     """
     original = receiver._handle_rtp_packet
     if not callable(original):
@@ -146,6 +149,9 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, clock_rate: int
     streams = getattr(receiver, RECEIVER_STREAMS, None)
     if not isinstance(streams, dict):
         raise HookError(f"RTCRtpReceiver.{RECEIVER_STREAMS} is gone")
+    codecs = getattr(receiver, RECEIVER_CODECS, None)
+    if not isinstance(codecs, dict):
+        raise HookError(f"RTCRtpReceiver.{RECEIVER_CODECS} is gone")
 
     async def handle(packet: AiortcRtpPacket, arrival_time_ms: int) -> None:
         if not on_packet(packet):
@@ -153,7 +159,11 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, clock_rate: int
             return
         stats = streams.get(packet.ssrc)
         if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(clock_rate)
+            # the codec's rate (filled in by receive()), as aiortc's _handle_rtp_packet: a PCMU source
+            # counted at 48 kHz read its arrivals 6 x too fast, its jitter ~800 where it was 0, and the
+            # fast lane that continued it at 8 kHz saw a jump of decades (an RR that could not be packed)
+            codec = codecs.get(packet.payload_type)
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate if codec else clock_rate)
         stats.add(packet)
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]

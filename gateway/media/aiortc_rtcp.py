@@ -118,7 +118,7 @@ class DirectRtcp:
                     packets_lost=stream.packets_lost,
                     highest_sequence=(stream.cycles + (stream.max_seq or 0))
                     & _U32,  # extended (RFC 3550 A.3)
-                    jitter=stream.jitter,
+                    jitter=min(stream.jitter, _U32),  # 32 bits on the wire: a wild estimate saturates
                     lsr=lsr,
                     dlsr=dlsr,
                 )

@@ -200,6 +200,7 @@ async def test_hooks_carry_raw_payloads_and_telephone_events_between_two_peers()
         assert [(p.sequence_number - got[0].sequence_number) % 65536 for p in got] == list(range(10))
         streams = tb.receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         assert streams[got[0].ssrc].packets_received == 10  # receiver reports still have statistics
+        assert streams[got[0].ssrc]._clockrate == 8000  # PCMU's rate, as aiortc's own (not 48 kHz)
     finally:
         await a.close()
         await b.close()
@@ -349,6 +350,37 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     assert [getattr(mirrored, f) for f in fields] == [getattr(original, f) for f in fields]
     assert original._jitter_q4 > 0 and original.cycles == 1 << 16 and original.packets_lost == 1
     assert mirrored.packets_lost == original.packets_lost and mirrored.jitter == original.jitter
+
+
+def test_a_source_counted_in_another_rate_is_handed_to_the_engine_in_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a PCMU source whose statistics began at 48 kHz (the first packets before the direct path): the
+    # engine, at 8 kHz, must continue from the same instant, not from one six times later (a jitter
+    # of ~10^11 that no RTCP report can carry)
+    if not available():
+        assert not in_ci(), "CI must build gateway.media._fastlane (pip install -e .)"
+        pytest.skip("the fast lane is not built")
+    wall = 1.7e9
+    arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(6)]
+    packets = [(100 + i, 5000 + 160 * i, arrivals[i]) for i in range(6)]
+    counted_wrong, original = StreamStatistics(48000), StreamStatistics(8000)
+    clock = types.SimpleNamespace(time=time.time)
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "time", clock)
+    for seq, timestamp, arrival in packets:
+        clock.time = lambda arrival=arrival: arrival
+        original.add(AiortcRtpPacket(payload_type=0, sequence_number=seq, timestamp=timestamp, ssrc=7))
+    receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
+    receiver._streams, receiver._clock_rates = {7: counted_wrong}, {0: 8000}
+    clock.time = lambda: arrivals[0]
+    counted_wrong.add(AiortcRtpPacket(payload_type=0, sequence_number=100, timestamp=5000, ssrc=7))
+    state = receiver.reception_state(7, 8000)
+    assert state is not None and state.arrival == int(wall * 8000)
+    replayed, _ = replay(STATS_AIORTC, 8000, state, packets[1:])
+    receiver.restore_reception(7, replayed, 0)
+    assert counted_wrong._clockrate == 8000  # what Python adds next counts in the engine's rate
+    assert counted_wrong._jitter_q4 == original._jitter_q4 and 0 < counted_wrong.jitter < 100
+    assert counted_wrong._last_arrival == original._last_arrival
 
 
 def test_fast_lane_srtp_stand_in_matches_what_aiortc_calls() -> None:

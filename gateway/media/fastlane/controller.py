@@ -308,8 +308,9 @@ class FastLaneController:
             and web.direct_receiver.receiving
         ):
             receiver = web.direct_receiver
+            rate = receiver.clock_rate(lane.payload_type)
             accounts = Accounts(
-                STATS_AIORTC, receiver.clock_rate(lane.payload_type), receiver.reception_state(lane.ssrc),
+                STATS_AIORTC, rate, receiver.reception_state(lane.ssrc, rate),
                 self._to_sip.last_sequence(lane.ssrc),
             )  # fmt: skip
             arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane, accounts)
