@@ -84,7 +84,7 @@ def threads_cpu(pid: int) -> dict[int, int]:
 
 
 class BoxCpu:
-    """The CPU seconds a box takes from ``start()`` to ``seconds()``: in nanoseconds from the threads'
+    """The CPU seconds a box takes from this object's making to ``seconds()``: in nanoseconds from the threads'
     schedstat (at 1 call a 10 s round is about 7 clock ticks of /proc/<pid>/stat, so ticks alone read +-15
     %), or in ticks when a thread ended meanwhile (its time is only in /proc/<pid>/stat) or the two disagree
     by more than two ticks (a thread that came and went)."""

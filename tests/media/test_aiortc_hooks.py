@@ -297,6 +297,18 @@ async def test_without_the_loopback_knob_aioice_gathers_no_loopback_candidate() 
         await pc.close()
 
 
+def fed(
+    monkeypatch: pytest.MonkeyPatch, stats: StreamStatistics, packets: list[tuple[int, int, float]]
+) -> None:
+    """``stats.add`` each (sequence, timestamp, wall-clock arrival) of SSRC 7, PCMU, at its arrival
+    (add reads the wall clock: patched to the packets' times)."""
+    clock = types.SimpleNamespace(time=time.time)
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "time", clock)
+    for seq, timestamp, arrival in packets:
+        clock.time = lambda arrival=arrival: arrival
+        stats.add(AiortcRtpPacket(payload_type=0, sequence_number=seq, timestamp=timestamp, ssrc=7))
+
+
 def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.MonkeyPatch) -> None:
     # the fast lane's engine replays StreamStatistics.add for packets it forwarded (its aiortc flavour)
     add = inspect.getsource(StreamStatistics.add)
@@ -325,15 +337,10 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(len(sequences))]
     packets = [(seq, 5000 + 160 * i, arrivals[i]) for i, seq in enumerate(sequences)]
     mirrored, original = StreamStatistics(8000), StreamStatistics(8000)
-    clock = types.SimpleNamespace(time=time.time)
-    monkeypatch.setattr(aiortc.rtcrtpreceiver, "time", clock)  # add reads the wall clock: the packets' times
-    for seq, timestamp, arrival in packets:
-        clock.time = lambda arrival=arrival: arrival
-        original.add(AiortcRtpPacket(payload_type=0, sequence_number=seq, timestamp=timestamp, ssrc=7))
+    fed(monkeypatch, original, packets)
     receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
     receiver._streams, receiver._clock_rates = {7: mirrored}, {0: 8000}
-    clock.time = lambda: arrivals[0]
-    mirrored.add(AiortcRtpPacket(payload_type=0, sequence_number=sequences[0], timestamp=5000, ssrc=7))
+    fed(monkeypatch, mirrored, packets[:1])
     state = receiver.reception_state(7)
     assert state is not None
     replayed, _ = replay(STATS_AIORTC, 8000, state, packets[1:])
@@ -365,15 +372,10 @@ def test_a_source_counted_in_another_rate_is_handed_to_the_engine_in_its_own(
     arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(6)]
     packets = [(100 + i, 5000 + 160 * i, arrivals[i]) for i in range(6)]
     counted_wrong, original = StreamStatistics(48000), StreamStatistics(8000)
-    clock = types.SimpleNamespace(time=time.time)
-    monkeypatch.setattr(aiortc.rtcrtpreceiver, "time", clock)
-    for seq, timestamp, arrival in packets:
-        clock.time = lambda arrival=arrival: arrival
-        original.add(AiortcRtpPacket(payload_type=0, sequence_number=seq, timestamp=timestamp, ssrc=7))
+    fed(monkeypatch, original, packets)
     receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
     receiver._streams, receiver._clock_rates = {7: counted_wrong}, {0: 8000}
-    clock.time = lambda: arrivals[0]
-    counted_wrong.add(AiortcRtpPacket(payload_type=0, sequence_number=100, timestamp=5000, ssrc=7))
+    fed(monkeypatch, counted_wrong, packets[:1])
     state = receiver.reception_state(7, 8000)
     assert state is not None and state.arrival == int(wall * 8000)
     replayed, _ = replay(STATS_AIORTC, 8000, state, packets[1:])

@@ -90,9 +90,8 @@ class FastLaneController:
         self.packets = 0  # packets the engine forwarded (the rest went the Python path): for metrics
         self._sip_dropped = 0  # the same from the SIP side
         self._sip_srtp: SipSrtp | None = None  # the SIP leg's SRTP the link was made with
-        self._consent: tuple[
-            Any, ...
-        ] = ()  # what the link's thread answers consent checks with (_arm_consent)
+        # what the link's thread answers consent checks with (_arm_consent): handed over only when it changes
+        self._consent: tuple[Any, ...] = ()
         self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
         self._video = VideoLanes(call_id)
 
