@@ -24,9 +24,12 @@ How it works (``GcTuning``, driven by a timer of the gateway's own):
   walk more (5000 allocations per generation-0 collection: ~100 ms at 100 calls set up at once).
 
 * Counting the frozen objects (``gc.get_freeze_count``) walks the whole permanent generation's list
-  (~8 ms at 350 000 objects, which one call's process already has): ``tick()`` counts only after a
-  freeze (the population only shrinks between freezes, so no thaw can become due without one), at
-  most every ``count_interval`` seconds while calls are up, and at once when the last call ended.
+  (~8 ms at 85 000 objects, which one call's process already has; a stall of the loop, and at one call
+  most of the Python thread's CPU in a 10 s window). ``tick()`` keeps an upper bound instead: the last
+  count plus the young objects each freeze moved (``gc.get_objects`` of generations 0-2: O(objects made
+  since the last freeze), the population only shrinks between freezes). It counts only when that bound
+  says a thaw may be due, at most every ``count_interval`` seconds while calls are up, and at once when
+  the last call ended. So a gateway counts about as often as it thaws, not every 10 s of churn.
 ``run()`` also gives glibc's free heap pages back after calls were set up (``heap_trim``), off the loop.
 The pauses are observed by ``gateway.ops.metrics`` (``gc.callbacks``): gateway_gc_pause_seconds.
 """
@@ -98,6 +101,8 @@ class GcTuning:
         self._calls = 0  # calls up at the last tick
         self._uncounted = False  # frozen since the last count
         self._counted = clock()  # when the frozen objects were last counted
+        self._bound = 0  # at least as many objects as are frozen: the last count + what freezes moved since
+        self.counts = 0  # walks of the permanent generation (gc.get_freeze_count) since start
         self.thaws: list[Thaw] = []
 
     def start(self) -> None:
@@ -108,7 +113,7 @@ class GcTuning:
         gc.set_threshold(s.threshold0, s.threshold1, s.threshold2)
         gc.collect()
         gc.freeze()
-        self._baseline = gc.get_freeze_count()
+        self._baseline = self._bound = self._count()
         self._calls = self._active_calls()
         logger.info("GC: %d objects frozen after start-up, thresholds %s", self._baseline, gc.get_threshold())
 
@@ -116,29 +121,42 @@ class GcTuning:
         """Freeze when calls came or went since the last tick; thaw when due (see the module's note)."""
         calls = self._active_calls()
         if calls != self._calls:
+            self._bound += sum(len(gc.get_objects(generation)) for generation in range(3))
             gc.freeze()
             self._uncounted = True
         self._calls = calls
+        if not self._uncounted or not self._due(calls, self._bound):  # a count could not show a thaw due
+            return None
         now = self._clock()
-        if not self._uncounted or (calls and now - self._counted < self.settings.count_interval):
+        if calls and now - self._counted < self.settings.count_interval:
             return None
         self._uncounted, self._counted = False, now
-        frozen = gc.get_freeze_count()
+        frozen = self._bound = self._count()
         if calls == 0 and frozen - self._baseline > self.settings.idle_growth:
             return self.thaw("no call up")
-        if frozen > self.settings.thaw_growth * max(self._baseline, 1):
+        if self._due(calls, frozen):
             return self.thaw(f"frozen objects grew {frozen / max(self._baseline, 1):.1f}x")
         return None
 
+    def _due(self, calls: int, frozen: int) -> bool:
+        """Whether ``frozen`` objects (or an upper bound of them) make a thaw due with ``calls`` up."""
+        if calls == 0 and frozen - self._baseline > self.settings.idle_growth:
+            return True
+        return frozen > self.settings.thaw_growth * max(self._baseline, 1)
+
+    def _count(self) -> int:
+        self.counts += 1
+        return gc.get_freeze_count()
+
     def thaw(self, reason: str) -> Thaw:
         """Unfreeze, collect everything once (the cycles of ended calls), freeze the live ones again."""
-        before = gc.get_freeze_count()
+        before = self._count()
         started = self._clock()
         gc.unfreeze()
         collected = gc.collect()
         gc.freeze()
         done = Thaw(reason, before, collected, self._clock() - started)
-        self._baseline = gc.get_freeze_count()
+        self._baseline = self._bound = self._count()
         self._uncounted, self._counted = False, self._clock()
         self.thaws.append(done)
         del self.thaws[:-16]

@@ -71,21 +71,28 @@ def test_a_busy_gateway_thaws_when_the_frozen_population_doubled(restore_gc: Non
     tuning.close()
 
 
-def test_frozen_objects_are_counted_only_after_a_freeze_and_at_most_every_count_interval(
-    restore_gc: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``gc.get_freeze_count`` walks every frozen object: not each second of a busy gateway."""
-    up, now, counts = [1], [0.0], [0]
+@pytest.fixture
+def counts(restore_gc: None, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times ``gc.get_freeze_count`` (a walk of every frozen object) was called."""
+    counted = [0]
     count = gc.get_freeze_count
 
     def counting() -> int:
-        counts[0] += 1
+        counted[0] += 1
         return count()
 
     monkeypatch.setattr(gc, "get_freeze_count", counting)
+    return counted
+
+
+def test_frozen_objects_are_counted_only_after_a_freeze_and_at_most_every_count_interval(
+    counts: list[int],
+) -> None:
+    """``gc.get_freeze_count`` walks every frozen object: not each second of a busy gateway."""
+    up, now = [1], [0.0]
     tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5, count_interval=10), clock=lambda: now[0])
     tuning.start()
-    baseline, counts[0] = count(), 0
+    baseline, counts[0] = gc.get_freeze_count(), 0
     calls = [Call() for _ in range(baseline)]  # doubled: a thaw is due once counted
     for second in range(1, 10):  # steady calls: nothing frozen, nothing counted
         now[0] = second
@@ -96,9 +103,37 @@ def test_frozen_objects_are_counted_only_after_a_freeze_and_at_most_every_count_
     now[0] = 10.0
     thaw = tuning.tick()
     assert thaw is not None and thaw.reason.startswith("frozen objects grew") and len(calls) == baseline
+    assert counts[0] == 3  # (the thaw counts before and after: 2)
+    ended = [Call() for _ in range(30000)]  # more than idle_growth (20 000) frozen with the next freeze
     up[0], now[0] = 0, 10.5  # the last call ended: counted at once (a thaw harms no audio now)
-    tuning.tick()
-    assert counts[0] == 4  # (the thaw counts before and after: 2)
+    thaw = tuning.tick()
+    assert thaw is not None and thaw.reason == "no call up" and len(ended) == 30000
+    assert counts[0] == 6
+    tuning.close()
+
+
+def test_churn_too_small_for_a_thaw_is_never_counted(counts: list[int]) -> None:
+    """A call set up or ended each second: the bound (last count + what each freeze moved) stays under
+    the thaw's threshold, so the permanent generation is not walked (it was every 10 s: an 8 ms stall)."""
+    up, now = [1], [0.0]
+    tuning = GcTuning(lambda: up[0], GcSettings(thaw_growth=1.5, count_interval=10), clock=lambda: now[0])
+    tuning.start()
+    baseline, counts[0] = gc.get_freeze_count(), 0
+    calls: list[list[Call]] = []
+    for second in range(1, 61):  # a minute of churn, a call's worth of objects each second
+        now[0] = second
+        if second % 2:
+            calls.append([Call() for _ in range(baseline // 200)])
+        else:
+            calls.pop(0)
+        up[0] = 1 + len(calls)
+        assert tuning.tick() is None
+    assert counts[0] == 0
+    more = [Call() for _ in range(baseline // 2)]  # now past 1.5x: counted (once) and thawed
+    up[0], now[0] = 2, 61
+    thaw = tuning.tick()
+    assert thaw is not None and thaw.reason.startswith("frozen objects grew") and len(more) == baseline // 2
+    assert counts[0] == 3  # the count that found it due, and the thaw's two
     tuning.close()
 
 
