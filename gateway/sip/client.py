@@ -14,6 +14,13 @@ into an ordered list; a request that times out, meets a transport error (ICMP un
 connection, :class:`~sipcore.errors.Unreachable`) or gets 503 is sent again as a new transaction (same
 request, new Via branch) to the next hop of the list. The handle reports only the last attempt's
 outcome; no failover once a CANCEL was asked for or a provisional response other than 100 arrived.
+
+Dead destinations are remembered (Kamailio's dst_blocklist): a hop that timed out or met a transport
+error without answering anything (not even 100), or that the PBX keep-alive found silent
+(:meth:`ClientSide.suspect`), goes to the end of every hop list for ``BLOCKLIST_SECONDS``. Otherwise each
+request to a name whose first SRV target is blackholed (a host down, a firewall dropping: no ICMP)
+would wait Timer B/F (32 s) before trying the next, and a keep-alive shorter than that would never
+reach it. Nothing is removed: with every hop blocklisted the order is DNS's, as before.
 """
 
 from __future__ import annotations
@@ -145,12 +152,18 @@ class ClientTransaction:
             self.deliver(response)
 
 
+BLOCKLIST_SECONDS = 60.0  # how long a dead hop goes last (Kamailio's dst_blocklist_expire default)
+BLOCKLIST_SIZE = 1024  # hops remembered at most (the oldest go first)
+
+
 class ClientSide:
     """Client transactions by key (RFC 3261 §17.1.3), and what the TU sends (§8.1, §9.1, §18.1)."""
 
     def __init__(self, layer: TransactionLayer) -> None:
         self.layer = layer
         self.entries: dict[TransactionKey, Entry] = {}
+        # hops that did not answer (module note): (transport name, address) -> until (scheduler time)
+        self.blocklist: dict[tuple[str, Address], float] = {}
 
     # inbound
     def receive(self, response: Response, source: Source) -> None:
@@ -221,7 +234,31 @@ class ClientSide:
             out.append((transport, hop.address))
         if not out:
             raise TransportError(f"no transport of the right kind and address family for {target}")
+        if self.blocklist:
+            out.sort(key=lambda route: self.blocked(*route))  # stable: DNS's order within each group
         return out
+
+    def suspect(self, transport: Transport, address: Address) -> None:
+        """``address`` did not answer over ``transport``: it goes last in hop lists for a while."""
+        key = (transport.name, address)
+        if key not in self.blocklist:
+            logger.info(
+                "%s %s:%d did not answer: tried last for %g s", transport.name, *address, BLOCKLIST_SECONDS
+            )
+        self.blocklist.pop(key, None)
+        self.blocklist[key] = self.layer.scheduler.now() + BLOCKLIST_SECONDS
+        while len(self.blocklist) > BLOCKLIST_SIZE:
+            del self.blocklist[next(iter(self.blocklist))]
+
+    def blocked(self, transport: Transport, address: Address) -> bool:
+        key = (transport.name, address)
+        until = self.blocklist.get(key)
+        if until is None:
+            return False
+        if until <= self.layer.scheduler.now():
+            del self.blocklist[key]
+            return False
+        return True
 
     async def route(self, target: Target) -> tuple[Transport, Address]:
         return (await self.routes(target))[0]
@@ -271,7 +308,10 @@ class ClientSide:
 
     def failover(self, handle: ClientTransaction, response: Response, notice: Notice | None) -> bool:
         """RFC 3263 §4.3: after a timeout, a transport error or a 503, send the request again (a new
-        transaction: same request, new branch) to the next hop. False when there is none left."""
+        transaction: same request, new branch) to the next hop. False when there is none left. A hop
+        that answered nothing at all is blocklisted (module note)."""
+        if notice is not None and handle.provisional is None and handle.transport and handle.destination:
+            self.suspect(handle.transport, handle.destination)
         if not handle.alternatives or handle.cancel_requested or not self.layer.running:
             return False
         provisional = handle.provisional

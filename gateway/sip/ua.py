@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from gateway.sip.client import ClientTransaction
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.keepalive import PbxKeepalive
 from gateway.sip.layer import TransactionLayer
@@ -405,7 +406,7 @@ class UserAgent:
             uri = f"sip:{host_part}:{outbound.port}" + (
                 ";transport=tcp" if outbound.transport == "TCP" else ""
             )
-            self._keepalive = PbxKeepalive(lambda: self.options(uri), settings.keepalive_interval, uri)
+            self._keepalive = PbxKeepalive(lambda: self.probe(uri), settings.keepalive_interval, uri)
             self._keepalive.start()
         if settings.register_at_start:
             self._registrations.start()
@@ -567,13 +568,29 @@ class UserAgent:
 
     async def options(self, target: str | URI, *, next_hop: Target | None = None) -> Response:
         """Send OPTIONS out of dialog (a keep-alive or capability query); the final response."""
+        return await (await self._send_options(target, next_hop)).final_response()
+
+    async def probe(self, target: str) -> Response:
+        """The keep-alive's OPTIONS: as ``options``, but given up on (cancelled: the keep-alive's
+        timeout) before anything answered, its hop is blocklisted (gateway.sip.client): the next probe,
+        and the calls, try the next SRV target first instead of waiting Timer F on a silent one."""
+        handle = await self._send_options(target, None)
+        try:
+            return await handle.final_response()
+        except asyncio.CancelledError:
+            transport, destination = handle.transport, handle.destination
+            if handle.provisional is None and transport is not None and destination is not None:
+                self.layer.client.suspect(transport, destination)
+            raise
+
+    async def _send_options(self, target: str | URI, next_hop: Target | None) -> ClientTransaction:
         uri = parse_uri(target) if isinstance(target, str) else target
         hop = next_hop or self.settings.outbound
         ours = self.endpoint_for(
             hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
         )
         request = build_options(ours, from_=NameAddr(ours.contact_uri()), to=NameAddr(uri))
-        return await (await self.layer.request(request, hop)).final_response()
+        return await self.layer.request(request, hop)
 
     # --- incoming ---------------------------------------------------------------------------------
     async def incoming(self) -> AsyncIterator[IncomingCall]:

@@ -18,8 +18,9 @@ from gateway.sip.policy import Accept, AcceptAll, Reject, TrustedSources
 from gateway.sip.resolver import resolve
 from gateway.sip.transport import Source, UdpTransport
 from peers.ports import free_port
-from sipcore import Request, parse_message, parse_via
+from sipcore import Request, make_response, parse_message, parse_via
 from sipcore.errors import TransportError
+from sipcore.locate import Hop
 from sipcore.routing import Target, request_target, response_address
 from sipcore.transaction import Notice, TimerConfig
 from tests.sip.layer_ua import TestUA, make_request
@@ -198,4 +199,59 @@ async def test_timers_run_on_the_injected_clock() -> None:
         assert layer.pending == 0
     finally:
         peer.close()
+        await layer.close()
+
+
+class TwoHops:
+    """A resolver whose every name locates to the same two hops, in this order (a first and a second
+    SRV target)."""
+
+    def __init__(self, *ports: int) -> None:
+        self.hops = [Hop("UDP", ("127.0.0.1", port)) for port in ports]
+
+    async def locate(self, target: Target, supported: object) -> list[Hop]:
+        return list(self.hops)
+
+
+async def test_a_hop_that_answered_nothing_is_tried_last_for_a_minute() -> None:
+    """A silent first target (no ICMP: blackholed) costs one Timer F before the failover; the requests
+    after it go to the second target first, until the blocklist entry expires (60 s)."""
+    scheduler = ManualScheduler()
+    layer = TransactionLayer(TestUA(), policy=AcceptAll(), scheduler=scheduler, timers=TimerConfig())
+    layer.attach(await UdpTransport.bind("127.0.0.1", 0, layer.receive))
+    silent, live = await RawUdp.open(), await RawUdp.open()
+    layer.resolver = TwoHops(silent.port, live.port)  # type: ignore[assignment]
+
+    async def sent_to(peer: RawUdp) -> Request:
+        message = await asyncio.wait_for(peer.queue.get(), 1)
+        assert isinstance(message, Request) and message.top_via is not None
+        if peer is live:  # it answers
+            peer.send(
+                make_response(message, 200).serialize(), (message.top_via.host, message.top_via.port or 5060)
+            )
+        return message
+
+    try:
+        first = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert (await sent_to(silent)).method == "OPTIONS" and live.queue.empty()
+        scheduler.advance(32)  # Timer F: the same request goes to the second target (RFC 3263 §4.3)
+        assert (await sent_to(live)).call_id == first.request.call_id
+        assert (await first.final_response()).status == 200
+        second = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert (await sent_to(live)).call_id == second.request.call_id  # straight to the live one
+        assert (await second.final_response()).status == 200
+        assert second.alternatives == [(layer.transports[0], ("127.0.0.1", silent.port))]  # still there
+        scheduler.advance(59)  # 91 s: still blocklisted (since 32 s, for 60 s)
+        third = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert (await sent_to(live)).call_id == third.request.call_id
+        assert (await third.final_response()).status == 200
+        scheduler.advance(2)  # 93 s: expired, DNS's order again
+        fourth = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert fourth.destination == ("127.0.0.1", silent.port)
+        await asyncio.sleep(0.05)
+        seen = [silent.queue.get_nowait() for _ in range(silent.queue.qsize())]
+        assert {message.call_id for message in seen} == {first.request.call_id, fourth.request.call_id}
+    finally:
+        silent.close()
+        live.close()
         await layer.close()
