@@ -121,6 +121,8 @@ class GcTuning:
         """Freeze when calls came or went since the last tick; thaw when due (see the module's note)."""
         calls = self._active_calls()
         if calls != self._calls:
+            # (what another thread allocates between the two lines is frozen uncounted: a few objects,
+            # in this process of asyncio and C threads, until the next exact count)
             self._bound += sum(len(gc.get_objects(generation)) for generation in range(3))
             gc.freeze()
             self._uncounted = True
@@ -133,9 +135,9 @@ class GcTuning:
         self._uncounted, self._counted = False, now
         frozen = self._bound = self._count()
         if calls == 0 and frozen - self._baseline > self.settings.idle_growth:
-            return self.thaw("no call up")
+            return self.thaw("no call up", frozen)
         if self._due(calls, frozen):
-            return self.thaw(f"frozen objects grew {frozen / max(self._baseline, 1):.1f}x")
+            return self.thaw(f"frozen objects grew {frozen / max(self._baseline, 1):.1f}x", frozen)
         return None
 
     def _due(self, calls: int, frozen: int) -> bool:
@@ -148,9 +150,10 @@ class GcTuning:
         self.counts += 1
         return gc.get_freeze_count()
 
-    def thaw(self, reason: str) -> Thaw:
-        """Unfreeze, collect everything once (the cycles of ended calls), freeze the live ones again."""
-        before = self._count()
+    def thaw(self, reason: str, frozen: int | None = None) -> Thaw:
+        """Unfreeze, collect everything once (the cycles of ended calls), freeze the live ones again.
+        ``frozen``: the count just taken (no second walk)."""
+        before = self._count() if frozen is None else frozen
         started = self._clock()
         gc.unfreeze()
         collected = gc.collect()

@@ -15,12 +15,14 @@ connection, :class:`~sipcore.errors.Unreachable`) or gets 503 is sent again as a
 request, new Via branch) to the next hop of the list. The handle reports only the last attempt's
 outcome; no failover once a CANCEL was asked for or a provisional response other than 100 arrived.
 
-Dead destinations are remembered (Kamailio's dst_blocklist): a hop that timed out or met a transport
-error without answering anything (not even 100), or that the PBX keep-alive found silent
-(:meth:`ClientSide.suspect`), goes to the end of every hop list for ``BLOCKLIST_SECONDS``. Otherwise each
-request to a name whose first SRV target is blackholed (a host down, a firewall dropping: no ICMP)
-would wait Timer B/F (32 s) before trying the next, and a keep-alive shorter than that would never
-reach it. Nothing is removed: with every hop blocklisted the order is DNS's, as before.
+Dead destinations are remembered (Kamailio's dst_blocklist): a hop that met a transport error, let an
+INVITE time out without answering anything (not even 100: a proxy sends it at once for an INVITE, not
+for a BYE it forwards to a dead UA), or that the PBX keep-alive found silent (:meth:`ClientSide.suspect`)
+goes to the end of every hop list for ``BLOCKLIST_SECONDS``, or until a response comes from it.
+Otherwise each call to a name whose first SRV target is blackholed (a host down, a firewall dropping: no
+ICMP) would wait Timer B (32 s) before trying the next, and a keep-alive shorter than Timer F would never
+reach it. Nothing is removed: blocklisted hops come after the others, the one suspected longest ago
+first.
 """
 
 from __future__ import annotations
@@ -195,6 +197,8 @@ class ClientSide:
             logger.debug("dropped stray %d %s from %s", response.status, response.call_id, source)
 
     def pass_up(self, entry: Entry, response: Response, source: Source | None) -> None:
+        if self.blocklist:  # it answers after all (a late response to an attempt given up on)
+            self.blocklist.pop((entry.transport.name, entry.destination), None)
         handle = self.current(entry)
         if handle is None:
             return
@@ -235,13 +239,20 @@ class ClientSide:
         if not out:
             raise TransportError(f"no transport of the right kind and address family for {target}")
         if self.blocklist:
-            out.sort(key=lambda route: self.blocked(*route))  # stable: DNS's order within each group
+            # stable: DNS's order among the live ones; the blocklisted after them, the one suspected
+            # longest ago first (it may be back: every hop blocklisted does not mean DNS's order)
+            out.sort(key=self._blocked_until)
         return out
+
+    def _blocked_until(self, route: tuple[Transport, Address]) -> float:
+        """0 for a live hop; for a blocklisted one, when its entry ends (sooner: suspected longer ago)."""
+        transport, address = route
+        return self.blocklist[(transport.name, address)] if self.blocked(transport, address) else 0.0
 
     def suspect(self, transport: Transport, address: Address) -> None:
         """``address`` did not answer over ``transport``: it goes last in hop lists for a while."""
         key = (transport.name, address)
-        if key not in self.blocklist:
+        if not self.blocked(transport, address):
             logger.info(
                 "%s %s:%d did not answer: tried last for %g s", transport.name, *address, BLOCKLIST_SECONDS
             )
@@ -310,9 +321,14 @@ class ClientSide:
         """RFC 3263 §4.3: after a timeout, a transport error or a 503, send the request again (a new
         transaction: same request, new branch) to the next hop. False when there is none left. A hop
         that answered nothing at all is blocklisted (module note)."""
-        if notice is not None and handle.provisional is None and handle.transport and handle.destination:
+        if not self.layer.running:
+            return False  # closing: the pending transactions fail, their hops did nothing wrong
+        # Kamailio's blst_methods_add default: INVITE timeouts only (a proxy answers an INVITE with 100 at
+        # once, not a BYE or MESSAGE it forwards to a dead UA); transport errors always
+        dead = notice is Notice.TRANSPORT_ERROR or (notice is Notice.TIMEOUT and handle.method == "INVITE")
+        if dead and handle.provisional is None and handle.transport and handle.destination:
             self.suspect(handle.transport, handle.destination)
-        if not handle.alternatives or handle.cancel_requested or not self.layer.running:
+        if not handle.alternatives or handle.cancel_requested:
             return False
         provisional = handle.provisional
         if provisional is not None and provisional.status != 100:

@@ -579,8 +579,9 @@ class UserAgent:
             return await handle.final_response()
         except asyncio.CancelledError:
             transport, destination = handle.transport, handle.destination
-            if handle.provisional is None and transport is not None and destination is not None:
-                self.layer.client.suspect(transport, destination)
+            answered = handle.final is not None or handle.provisional is not None
+            if self.state is UAState.RUNNING and not answered and transport and destination:
+                self.layer.client.suspect(transport, destination)  # (not when the UA stops the keep-alive)
             raise
 
     async def _send_options(self, target: str | URI, next_hop: Target | None) -> ClientTransaction:

@@ -4,10 +4,11 @@ an injected clock (no waiting for Timer B)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import ipaddress
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -213,37 +214,50 @@ class TwoHops:
         return list(self.hops)
 
 
-async def test_a_hop_that_answered_nothing_is_tried_last_for_a_minute() -> None:
-    """A silent first target (no ICMP: blackholed) costs one Timer F before the failover; the requests
-    after it go to the second target first, until the blocklist entry expires (60 s)."""
+@contextlib.asynccontextmanager
+async def two_hops() -> AsyncIterator[tuple[TransactionLayer, ManualScheduler, RawUdp, RawUdp]]:
+    """A layer on an injected clock whose every name locates to a first hop and a second one (raw
+    sockets that answer only when the test says so)."""
     scheduler = ManualScheduler()
     layer = TransactionLayer(TestUA(), policy=AcceptAll(), scheduler=scheduler, timers=TimerConfig())
     layer.attach(await UdpTransport.bind("127.0.0.1", 0, layer.receive))
-    silent, live = await RawUdp.open(), await RawUdp.open()
-    layer.resolver = TwoHops(silent.port, live.port)  # type: ignore[assignment]
-
-    async def sent_to(peer: RawUdp) -> Request:
-        message = await asyncio.wait_for(peer.queue.get(), 1)
-        assert isinstance(message, Request) and message.top_via is not None
-        if peer is live:  # it answers
-            peer.send(
-                make_response(message, 200).serialize(), (message.top_via.host, message.top_via.port or 5060)
-            )
-        return message
-
+    first, second = await RawUdp.open(), await RawUdp.open()
+    layer.resolver = TwoHops(first.port, second.port)  # type: ignore[assignment]
     try:
-        first = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
-        assert (await sent_to(silent)).method == "OPTIONS" and live.queue.empty()
-        scheduler.advance(32)  # Timer F: the same request goes to the second target (RFC 3263 §4.3)
-        assert (await sent_to(live)).call_id == first.request.call_id
-        assert (await first.final_response()).status == 200
+        yield layer, scheduler, first, second
+    finally:
+        first.close()
+        second.close()
+        await layer.close()
+
+
+async def got(peer: RawUdp, answer: int | None = None) -> Request:
+    """The next request ``peer`` received, answered with ``answer`` (None: silence)."""
+    message = await asyncio.wait_for(peer.queue.get(), 1)
+    assert isinstance(message, Request) and message.top_via is not None
+    if answer is not None:
+        via = message.top_via
+        peer.send(make_response(message, answer).serialize(), (via.host, via.port or 5060))
+    return message
+
+
+async def test_a_hop_that_let_an_invite_time_out_is_tried_last_for_a_minute() -> None:
+    """A silent first target (no ICMP: blackholed) costs one Timer B before the failover; the requests
+    after it go to the second target first, until the blocklist entry expires (60 s)."""
+    async with two_hops() as (layer, scheduler, silent, live):
+        first = await layer.request(make_request("INVITE", "sip:pbx.test"))
+        assert (await got(silent)).method == "INVITE" and live.queue.empty()
+        scheduler.advance(32)  # Timer B: the same INVITE goes to the second target (RFC 3263 §4.3)
+        assert (await got(live, 486)).call_id == first.request.call_id
+        assert (await first.final_response()).status == 486
+        assert (await got(live)).method == "ACK"
         second = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
-        assert (await sent_to(live)).call_id == second.request.call_id  # straight to the live one
+        assert (await got(live, 200)).call_id == second.request.call_id  # straight to the live one
         assert (await second.final_response()).status == 200
         assert second.alternatives == [(layer.transports[0], ("127.0.0.1", silent.port))]  # still there
         scheduler.advance(59)  # 91 s: still blocklisted (since 32 s, for 60 s)
         third = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
-        assert (await sent_to(live)).call_id == third.request.call_id
+        assert (await got(live, 200)).call_id == third.request.call_id
         assert (await third.final_response()).status == 200
         scheduler.advance(2)  # 93 s: expired, DNS's order again
         fourth = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
@@ -251,7 +265,35 @@ async def test_a_hop_that_answered_nothing_is_tried_last_for_a_minute() -> None:
         await asyncio.sleep(0.05)
         seen = [silent.queue.get_nowait() for _ in range(silent.queue.qsize())]
         assert {message.call_id for message in seen} == {first.request.call_id, fourth.request.call_id}
-    finally:
-        silent.close()
-        live.close()
-        await layer.close()
+
+
+async def test_a_non_invite_timeout_does_not_blocklist_its_hop() -> None:
+    """A proxy sends no 100 for a MESSAGE or BYE it forwards to a dead UA: Timer F there says nothing
+    about the proxy (Kamailio's blst_methods_add default: INVITE only)."""
+    async with two_hops() as (layer, scheduler, first, second):
+        request = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        await got(first)
+        scheduler.advance(32)  # Timer F: failover all the same
+        await got(second, 200)
+        assert (await request.final_response()).status == 200
+        again = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert again.destination == ("127.0.0.1", first.port) and not layer.client.blocklist
+
+
+async def test_a_response_from_a_suspected_hop_takes_it_off_the_blocklist() -> None:
+    """The keep-alive gave up on a slow answer (UserAgent.probe): its late 200 clears the entry."""
+    async with two_hops() as (layer, _, slow, second):
+        request = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        message = await got(slow)
+        layer.client.suspect(layer.transports[0], ("127.0.0.1", slow.port))
+        assert layer.client.blocked(layer.transports[0], ("127.0.0.1", slow.port))
+        next_one = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert next_one.destination == ("127.0.0.1", second.port)
+        assert message.top_via is not None
+        slow.send(
+            make_response(message, 200).serialize(), (message.top_via.host, message.top_via.port or 5060)
+        )
+        assert (await request.final_response()).status == 200
+        assert not layer.client.blocked(layer.transports[0], ("127.0.0.1", slow.port))
+        last = await layer.request(make_request("OPTIONS", "sip:pbx.test"))
+        assert last.destination == ("127.0.0.1", slow.port)
