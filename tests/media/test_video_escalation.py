@@ -81,6 +81,7 @@ async def check_video_both_ways(call: Call, camera: PlainVideoPeer) -> None:
         )  # fmt: skip
     finally:
         await sending
+    call.bridge.stats()  # what the fast lane's engine forwarded is accounted (a sync): video.stats() is current
     width, height, _, u, v = call.web.pictures[-1]
     assert (width, height) == (320, 240) and u > v + 50, call.web.pictures[-1]  # the phone's blue
     width, height, _, u, v = camera.decoded[-1]
