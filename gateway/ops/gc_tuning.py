@@ -24,8 +24,8 @@ How it works (``GcTuning``, driven by a timer of the gateway's own):
   walk more (5000 allocations per generation-0 collection: ~100 ms at 100 calls set up at once).
 
 * Counting the frozen objects (``gc.get_freeze_count``) walks the whole permanent generation's list
-  (~8 ms at 85 000 objects, which one call's process already has; a stall of the loop, and at one call
-  most of the Python thread's CPU in a 10 s window). ``tick()`` keeps an upper bound instead: the last
+  (~8 ms at 85 000 objects, which one call's process already has, ~15 ms at 700 000: a stall of the
+  loop). ``tick()`` keeps an upper bound instead: the last
   count plus the young objects each freeze moved (``gc.get_objects`` of generations 0-2: O(objects made
   since the last freeze), the population only shrinks between freezes). It counts only when that bound
   says a thaw may be due, at most every ``count_interval`` seconds while calls are up, and at once when
@@ -127,24 +127,23 @@ class GcTuning:
             gc.freeze()
             self._uncounted = True
         self._calls = calls
-        if not self._uncounted or not self._due(calls, self._bound):  # a count could not show a thaw due
+        if not self._uncounted or self._thaw_reason(calls, self._bound) is None:  # a count could not say
             return None
         now = self._clock()
         if calls and now - self._counted < self.settings.count_interval:
             return None
         self._uncounted, self._counted = False, now
         frozen = self._bound = self._count()
-        if calls == 0 and frozen - self._baseline > self.settings.idle_growth:
-            return self.thaw("no call up", frozen)
-        if self._due(calls, frozen):
-            return self.thaw(f"frozen objects grew {frozen / max(self._baseline, 1):.1f}x", frozen)
-        return None
+        reason = self._thaw_reason(calls, frozen)
+        return None if reason is None else self.thaw(reason, frozen)
 
-    def _due(self, calls: int, frozen: int) -> bool:
-        """Whether ``frozen`` objects (or an upper bound of them) make a thaw due with ``calls`` up."""
+    def _thaw_reason(self, calls: int, frozen: int) -> str | None:
+        """Why ``frozen`` objects (or an upper bound of them) make a thaw due with ``calls`` up; None: not."""
         if calls == 0 and frozen - self._baseline > self.settings.idle_growth:
-            return True
-        return frozen > self.settings.thaw_growth * max(self._baseline, 1)
+            return "no call up"
+        if frozen > self.settings.thaw_growth * max(self._baseline, 1):
+            return f"frozen objects grew {frozen / max(self._baseline, 1):.1f}x"
+        return None
 
     def _count(self) -> int:
         self.counts += 1
