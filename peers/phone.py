@@ -23,13 +23,13 @@ import json
 import random
 import socket
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from peers.ports import free_port
+from peers.scratch import scratch_dir
 
 Event = dict[str, Any]
 _counter = itertools.count(1)
@@ -63,7 +63,7 @@ class DeskPhone:
         self._fixed_port = port is not None
         self.port = port or free_port(socket.SOCK_DGRAM, host)
         if workdir is None:
-            workdir = Path(tempfile.mkdtemp(prefix="desk-phone-"))
+            workdir = scratch_dir("desk-phone-")
         self.workdir = workdir / f"phone-{user}-{next(_counter)}"
         self.record_dir = self.workdir / "recordings"
         self.log_path = self.workdir / "phone.log"

@@ -15,12 +15,11 @@ import select
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from peers.binaries import require_binary
+from peers.scratch import scratch_dir
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -83,7 +82,7 @@ def _run(
     delay: float, seconds: float = 1.0, warmup: float = 0.2
 ) -> tuple[list[int], list[list[int]], list[int]]:
     require_binary("cc")
-    library = build(Path(tempfile.mkdtemp(prefix="native-peer-test-")))
+    library = build(scratch_dir("native-peer-test-"))
     lib = _load(str(library))
     lib.pump_late.restype = None
     lib.pump_late.argtypes = [ctypes.c_void_p, ctypes.c_void_p]

@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +34,7 @@ import yaml
 
 from peers.demo import ALICE_HASH
 from peers.ports import free_port
+from peers.scratch import scratch_dir
 from tests.conftest import REPO
 from tests.e2e.cluster_harness import CLUSTER_SECRET, HOSTS, SESSION_SECRET
 from tests.e2e.harness import BOB_HASH
@@ -81,7 +81,7 @@ def instance_mapping(
             },
         ],
         "web_auth": {"session_secret": SESSION_SECRET},
-        "state_dir": tempfile.mkdtemp(prefix="gateway-state-"),
+        "state_dir": str(scratch_dir("gateway-state-")),
         "cluster": {
             "redis": redis_url,
             "instance_id": f"gw{index + 1}",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from gateway.config import Config
 from gateway.config.loader import config_from_mapping
 from peers.demo import ALICE_HASH, ALICE_SECRET
 from peers.ports import free_port
+from peers.scratch import scratch_dir
 
 __all__ = ["ALICE_SECRET", "BOB_SECRET", "gateway_config", "running_gateway", "wait_until"]
 
@@ -69,7 +69,7 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
             },
         ],
         # the session key and revoked tokens: a directory of this config's own, never ./state
-        "state_dir": tempfile.mkdtemp(prefix="gateway-state-"),
+        "state_dir": str(scratch_dir("gateway-state-")),
         **sections,
     }
     # a media section given without rtp_ports gets the free range too
