@@ -270,6 +270,11 @@ class DeskPhone:
     async def hangup(self, call: int | None = None) -> None:
         await self.send("hangup", **({} if call is None else {"call": call}))
 
+    async def rtp(self, call: int | None = None) -> dict[str, Any]:
+        """The call's audio counters on the phone: {"received", "sent": RTP packets, "source": "host:port"
+        the last packet received came from}."""
+        return dict(await self.send("rtp", **({} if call is None else {"call": call})))
+
     async def wait_for_recording(self, call: int | None = None, timeout: float = 10) -> Path:
         """The WAV file of a call, once the call has ended and the phone has closed the file."""
         event = await self.wait_for("recorded", timeout=timeout, **({} if call is None else {"call": call}))

@@ -77,6 +77,7 @@ class Phone:
             "tone": self._cmd_tone,
             "transfer": self._cmd_transfer,
             "status": self._cmd_status,
+            "rtp": self._cmd_rtp,
             "quit": self._cmd_quit,
         }
 
@@ -383,6 +384,19 @@ class Phone:
         info = self.account.getInfo()
         calls = {n: c.getInfo().stateText for n, c in self.calls.items() if not c.ended}
         return {"registered": info.regIsActive, "reg_code": info.regStatus, "calls": calls}
+
+    def _cmd_rtp(self, command: Command) -> dict[str, Any]:
+        """{"cmd": "rtp", "call": n}: the call's audio stream counters as pjmedia keeps them: RTP packets
+        received and sent, and the address the last received packet came from (what reached the phone,
+        whatever its recording plays)."""
+        call = self._call(command)
+        info = call.getInfo()  # held: its media vector refers into it (SWIG)
+        index = next((m.index for m in info.media if m.type == pj.PJMEDIA_TYPE_AUDIO), None)
+        if index is None:
+            raise LookupError(f"call {call.number} has no audio stream")
+        rtcp = call.getStreamStat(index).rtcp
+        source = call.getMedTransportInfo(index).srcRtpName
+        return {"call": call.number, "received": rtcp.rxStat.pkt, "sent": rtcp.txStat.pkt, "source": source}
 
     def _cmd_quit(self, command: Command) -> None:
         self.quitting = True

@@ -74,9 +74,17 @@ async def check_web_hold(gateway: Gateway, alice: WebUser, peer: WebPeer, phone:
     await phone.wait_for("media", call=number, status="remote_hold")
     await asyncio.sleep(0.3)  # packets in flight
     before, received = bridge_stats(gateway, call_id), len(peer.payloads)
+    phone_before = await phone.rtp(number)
     await asyncio.sleep(HOLD_SECONDS)
     after = bridge_stats(gateway, call_id)
+    phone_after = await phone.rtp(number)
     assert after.web_to_sip.forwarded == before.web_to_sip.forwarded, "browser audio reached the held phone"
+    # what the phone's stream took in, whoever sent it (its recording plays what this counts)
+    assert phone_after["received"] <= phone_before["received"] + 2, (
+        f"the held phone received {phone_after['received'] - phone_before['received']} RTP packets, the "
+        f"last from {phone_after['source']} (the bridge forwarded none; the gateway's RTP ports: "
+        f"{gateway.config.media.rtp_ports})"
+    )
     assert after.web_to_sip.received > before.web_to_sip.received + 50, "the browser stopped sending"
     assert after.sip_to_web.forwarded == before.sip_to_web.forwarded, (
         "the held phone's audio reached the browser"
