@@ -28,6 +28,7 @@ from sdp.model import (
     SessionDescription,
 )
 from sdp.negotiate import Preference, answer
+from sdp.opus import audio_rate, with_opus_playback_rate
 from sdp.parser import parse, write
 from sdp.translate import to_plain, to_webrtc
 from sdp.transport import DtlsParameters, Fingerprint, IceParameters, PlainTransport, Setup, WebRtcTransport
@@ -76,6 +77,7 @@ __all__ = [
     "TrickleMedia",
     "WebRtcTransport",
     "answer",
+    "audio_rate",
     "candidate_from_json",
     "candidate_to_json",
     "check_audio_offer",
@@ -89,5 +91,6 @@ __all__ = [
     "parse",
     "to_plain",
     "to_webrtc",
+    "with_opus_playback_rate",
     "write",
 ]

@@ -70,7 +70,7 @@ from gateway.media.rtp import RtpPacket
 from gateway.media.sip_leg import SipLeg
 from gateway.media.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
-from gateway.media.web_sdp import audio_section, prune_offer
+from gateway.media.web_sdp import audio_section, narrowband_hint, prune_offer
 from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class MediaBridge(MidCallOffers):
         elif self.video is not None and self.video.tentative and not self.video.active:
             self.video.apply_sip_answer(answer)  # the browser was answered first: its codec must be taken
             self.video.apply_web(sdp.parse(self._web_answer or ""))
-        web_answer = self._web_answer or await self._answer_web([sip.codec])
+        web_answer = self._web_answer or await self._answer_web([sip.codec], sip=sip.codec)
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
@@ -234,8 +234,9 @@ class MediaBridge(MidCallOffers):
             self.video.answer_first()  # the browser gets the first video codec of our SIP offer
         return await self._answer_web(ours)
 
-    async def _answer_web(self, preferred: list[sdp.Codec]) -> str:
-        """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable)."""
+    async def _answer_web(self, preferred: list[sdp.Codec], sip: sdp.Codec | None = None) -> str:
+        """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable);
+        ``sip``: the SIP side's codec when it answered first (Opus's playback hints when it is narrower)."""
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} no browser offer to answer")
         web_section = audio_section(self._web_offer)[1]
@@ -248,7 +249,7 @@ class MediaBridge(MidCallOffers):
         local = await self._web.accept_offer(
             self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )
-        self._web_answer = sdp.write(local)
+        self._web_answer = sdp.write(narrowband_hint(local, [sip]) if sip is not None else local)
         self._apply_web(web_section, audio_section(local)[1], answering=True)
         if self.video is not None:
             self.video.apply_web(local)
@@ -287,7 +288,8 @@ class MediaBridge(MidCallOffers):
             choice.web_preferences(sip_codecs, self.settings.web_codecs),
             self.video.offered if self.video is not None else (),
         )
-        return sdp.write(local)
+        # the phone's codecs are all the browser's Opus can become (a late offer: ours, maybe Opus)
+        return sdp.write(narrowband_hint(local, sip_codecs))
 
     async def answer_from_web(self, web_answer: str) -> str:
         """Apply the browser's answer; the plain RTP answer for the SIP side. After a late offer, our

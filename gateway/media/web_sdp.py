@@ -213,6 +213,23 @@ def audio_section(description: SessionDescription) -> tuple[int, MediaDescriptio
     raise sdp.SdpUnacceptable("no active audio stream in the description")
 
 
+def narrowband_hint(description: SessionDescription, sip_codecs: list[sdp.Codec]) -> SessionDescription:
+    """Our description for the browser with Opus's playback hints (``sdp.with_opus_playback_rate``) at
+    the widest audio rate of ``sip_codecs``, when none of them is Opus: the browser's Opus is then
+    transcoded to one of them, and whatever it encodes above that band is thrown away. Unchanged when
+    the SIP side has Opus (passed through, or may be), or no audio codec is known."""
+    rates = [sdp.audio_rate(c) for c in sip_codecs if c.name.lower() not in _NOT_AUDIO]
+    if not rates or any(c.name.lower() == "opus" for c in sip_codecs) or max(rates) >= 48000:
+        return description
+    index, section = audio_section(description)
+    hinted = sdp.with_opus_playback_rate(section, max(8000, max(rates)))
+    if hinted is section:
+        return description
+    return description.with_media([*description.media[:index], hinted, *description.media[index + 1 :]])
+
+
+_NOT_AUDIO = ("telephone-event", "cn", "red")  # no audio band of their own
+
 _TRANSPORT = ("ice-ufrag", "ice-pwd", "ice-options", "fingerprint", "setup", "rtcp-mux")
 
 

@@ -103,10 +103,21 @@ async def call_chromium(page: Page, web_codecs: tuple[str, ...]) -> tuple[list[M
         allocator(), host_addresses=("127.0.0.1",), web_codecs=web_codecs, call_id="chromium"
     )
     bridge = MediaBridge(settings, events.append)
+    tocs: list[int] = []  # the first byte of each Opus payload from Chromium (RFC 6716 §3.1: its band)
+    deliver = bridge._web._on_rtp
+
+    def on_rtp(ssrc: int, sequence: int, timestamp: int, pt: int, marker: bool, payload: bytes) -> None:
+        if pt == opus_pt and payload:
+            tocs.append(payload[0])
+        deliver(ssrc, sequence, timestamp, pt, marker, payload)
+
+    bridge._web._on_rtp = on_rtp
     phone = RecordingPeer()
     try:
         await phone.start()
-        offer = sdp.parse(await bridge.offer_to_sip(await page.evaluate(START, WEB_TONE)))
+        chromium_offer = await page.evaluate(START, WEB_TONE)
+        opus_pt = next(c.payload_type for c in sdp.parse(chromium_offer).media[0].codecs if c.name == "opus")
+        offer = sdp.parse(await bridge.offer_to_sip(chromium_offer))
         assert offer.connection is not None
         phone.remote = (offer.connection.address, offer.media[0].port)
         transport = sdp.PlainTransport("127.0.0.1", phone.address[1])
@@ -136,6 +147,8 @@ async def call_chromium(page: Page, web_codecs: tuple[str, ...]) -> tuple[list[M
             "phone_heard": phone.heard(WEB_TONE),
             "bridge": bridge.stats(),
             "candidates": candidates,
+            "web_answer": web_answer,
+            "opus_bands": [toc >> 3 for toc in tocs],  # RFC 6716 §3.1 configurations
         }
         return events, result
     finally:
@@ -162,3 +175,8 @@ async def test_chromium_opus_transcoded_to_pcmu(page: Page) -> None:
     assert abs(result["peak"] - SIP_TONE) < 15 and result["level"] > -60, result
     assert result["browser"]["inbound-rtp"]["packetsReceived"] >= 80
     assert result["bridge"].web_to_sip.transcoded >= 80
+    # told maxplaybackrate=8000 (the phone's PCMU is all it becomes), Chromium encodes narrowband only:
+    # configurations 0-3 (SILK NB) and 16-19 (CELT NB); its default is wideband and up
+    assert "maxplaybackrate=8000" in result["web_answer"]
+    bands = result["opus_bands"]
+    assert len(bands) >= 80 and all(b in range(4) or b in range(16, 20) for b in bands), sorted(set(bands))

@@ -1,0 +1,65 @@
+"""Opus's receiver hints (RFC 7587 §3.1.1): what the far end need not encode when we only play narrowband.
+
+A call that transcodes a browser's Opus to G.711 (or G.722) throws away everything above the SIP
+codec's band. ``maxplaybackrate`` in the description of what we receive tells the browser's encoder
+so (the RFC: "an encoder SHOULD NOT encode frequencies above the audio bandwidth specified by
+maxplaybackrate"): libwebrtc then caps its Opus at that band, which costs it fewer bits and us a
+cheaper decode. ``sprop-maxcapturerate`` says the same of what we send (decoded from the SIP codec).
+Both are hints: a decoder must still take any band, and nothing else in the call changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sdp.codecs import Codec
+from sdp.model import Attribute, MediaDescription
+
+OPUS_HINTS = ("maxplaybackrate", "sprop-maxcapturerate")
+
+
+def audio_rate(codec: Codec) -> int:
+    """The sampling rate of ``codec``'s audio: its RTP clock rate, except G.722's (RFC 3551 §4.5.2: 16 kHz
+    audio under an 8000 Hz clock)."""
+    return 16000 if codec.name.upper() == "G722" else codec.clock_rate
+
+
+def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescription:
+    """``media`` with ``maxplaybackrate`` and ``sprop-maxcapturerate`` set to ``rate`` on each Opus payload
+    type (replacing earlier values, keeping its other fmtp parameters); unchanged when it has no Opus.
+    A missing fmtp line is added after the codec's rtpmap."""
+    if not 8000 <= rate <= 48000:
+        raise ValueError(f"an Opus playback rate is 8000-48000 Hz (RFC 7587 §3.1.1), got {rate!r}")
+    opus = {c.payload_type: c for c in media.codecs if c.name.lower() == "opus"}
+    if not opus:
+        return media
+    attributes: list[Attribute] = []
+    done: set[int] = set()
+
+    def fmtp(codec: Codec) -> Attribute:
+        kept = [
+            f"{k}={v}" if v is not None else k for k, v in codec.parameters.items() if k not in OPUS_HINTS
+        ]
+        hints = [f"{name}={rate}" for name in OPUS_HINTS]
+        return Attribute("fmtp", f"{codec.payload_type} {';'.join(kept + hints)}")
+
+    for attribute in media.attributes:
+        pt = _payload_type(attribute)
+        if attribute.name == "fmtp" and pt in opus and pt not in done:
+            attributes.append(fmtp(opus[pt]))
+            done.add(pt)
+        elif attribute.name != "fmtp" or pt not in opus:  # (a second fmtp line of a payload type: dropped)
+            attributes.append(attribute)
+    for pt, codec in opus.items():
+        if pt not in done:
+            at = next(
+                (i + 1 for i, a in enumerate(attributes) if a.name == "rtpmap" and _payload_type(a) == pt),
+                len(attributes),
+            )
+            attributes.insert(at, fmtp(codec))
+    return dataclasses.replace(media, attributes=tuple(attributes))
+
+
+def _payload_type(attribute: Attribute) -> int | None:
+    token = (attribute.value or "").split(" ", 1)[0]
+    return int(token) if token.isdigit() else None

@@ -1,0 +1,70 @@
+"""Opus's receiver hints (sdp.with_opus_playback_rate, RFC 7587 §3.1.1) on real browsers' m-lines."""
+
+from __future__ import annotations
+
+import pytest
+
+import sdp
+
+CHROME_AUDIO = """v=0\r
+o=- 1 2 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111 63 0 8 126\r
+c=IN IP4 0.0.0.0\r
+a=rtpmap:111 opus/48000/2\r
+a=rtcp-fb:111 transport-cc\r
+a=fmtp:111 minptime=10;useinbandfec=1\r
+a=rtpmap:63 red/48000/2\r
+a=fmtp:63 111/111\r
+a=rtpmap:0 PCMU/8000\r
+a=rtpmap:8 PCMA/8000\r
+a=rtpmap:126 telephone-event/8000\r
+"""
+
+
+def audio(text: str) -> sdp.MediaDescription:
+    return sdp.parse(text).media[0]
+
+
+def test_the_hints_join_opus_fmtp_and_nothing_else_changes() -> None:
+    before = audio(CHROME_AUDIO)
+    after = sdp.with_opus_playback_rate(before, 8000)
+    opus = next(c for c in after.codecs if c.name == "opus")
+    assert opus.fmtp == "minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000"
+    assert opus.rtcp_fb == ("transport-cc",)
+    assert [c for c in after.codecs if c.name != "opus"] == [c for c in before.codecs if c.name != "opus"]
+    assert after.formats == before.formats
+    assert [a.name for a in after.attributes] == [a.name for a in before.attributes]
+    text = sdp.write(sdp.parse(CHROME_AUDIO).with_media([after]))
+    assert "a=fmtp:111 minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n" in text
+
+
+def test_earlier_hints_are_replaced_and_a_missing_fmtp_is_added_after_the_rtpmap() -> None:
+    hinted = CHROME_AUDIO.replace("useinbandfec=1", "maxplaybackrate=48000;useinbandfec=1")
+    opus = next(c for c in sdp.with_opus_playback_rate(audio(hinted), 16000).codecs if c.name == "opus")
+    assert opus.parameters == {
+        "minptime": "10", "useinbandfec": "1", "maxplaybackrate": "16000", "sprop-maxcapturerate": "16000",
+    }  # fmt: skip
+    bare = sdp.with_opus_playback_rate(
+        audio(CHROME_AUDIO.replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "")), 8000
+    )
+    names = [(a.name, (a.value or "").split(" ")[0]) for a in bare.attributes]
+    assert names[names.index(("rtpmap", "111")) + 1] == ("fmtp", "111")
+    assert (
+        next(c for c in bare.codecs if c.name == "opus").fmtp
+        == "maxplaybackrate=8000;sprop-maxcapturerate=8000"
+    )
+
+
+def test_without_opus_the_m_line_is_the_same_and_rates_are_checked() -> None:
+    pcmu_only = audio(CHROME_AUDIO.replace(" 111 63 0 8 126", " 0 8 126"))
+    assert sdp.with_opus_playback_rate(pcmu_only, 8000) is pcmu_only
+    with pytest.raises(ValueError, match="8000-48000"):
+        sdp.with_opus_playback_rate(audio(CHROME_AUDIO), 4000)
+
+
+def test_audio_rate_is_g722s_16_khz_and_the_clock_rate_otherwise() -> None:
+    assert sdp.audio_rate(sdp.Codec(9, "G722", 8000)) == 16000
+    assert sdp.audio_rate(sdp.Codec(0, "PCMU", 8000)) == 8000
+    assert sdp.audio_rate(sdp.Codec(111, "opus", 48000, 2)) == 48000
