@@ -353,7 +353,7 @@ class MediaBridge(MidCallOffers):
             local = await self._web.accept_offer(
                 self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS]
             )
-            self._web_answer = sdp.write(local)
+            self._web_answer = sdp.write(narrowband_hint(local, offered))  # the pickup's codecs
             self._apply_web(web_section, audio_section(local)[1], answering=True)
             self._set_state(BridgeState.ACTIVE)
         assert self._web_side is not None
@@ -481,7 +481,7 @@ class MediaBridge(MidCallOffers):
         local = await self._web.accept_offer(
             offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )
-        self._web_answer = sdp.write(local)
+        self._web_answer = sdp.write(self._for_browser(local))
         self._apply_web(section, audio_section(local)[1], answering=True)
         if self.video is not None:
             self.video.apply_web(local)

@@ -19,7 +19,7 @@ import sdp
 from gateway.media import codec_choice as choice
 from gateway.media.bridge_state import BridgeError, BridgeState
 from gateway.media.errors import MediaError
-from gateway.media.web_sdp import audio_section, prune_offer, refused_with_transport
+from gateway.media.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
 
 if TYPE_CHECKING:
     from gateway.media.bridge_settings import BridgeSettings
@@ -61,6 +61,13 @@ class MidCallOffers:
         def _apply_web(
             self, offer: sdp.MediaDescription, answer: sdp.MediaDescription, *, answering: bool
         ) -> LegCodecs: ...
+
+    def _for_browser(self, local: sdp.SessionDescription) -> sdp.SessionDescription:
+        """A description for the browser, with Opus's playback hints when the SIP side's codec is narrower
+        (``web_sdp.narrowband_hint``): every offer and answer of the call says the same, so that a
+        browser's re-offer (hold, resume) does not widen its Opus again."""
+        negotiated = self._sip.negotiated
+        return narrowband_hint(local, [negotiated.codec]) if negotiated is not None else local
 
     async def update_from_sip(self, plain_offer: str) -> str:
         """A re-INVITE from the SIP side (hold, resume, new address): the answer to send back."""
@@ -110,7 +117,7 @@ class MidCallOffers:
         logger.info(
             "call=%s the SIP side's re-offer %ss video: the browser is offered again", self._call, change
         )
-        return sdp.write(local)
+        return sdp.write(self._for_browser(local))
 
     async def reanswer_from_web(self, web_answer: str) -> str:
         """The browser's answer to ``reoffer_web_for_sip``: applied to the web leg; the answer to the SIP
@@ -203,7 +210,7 @@ class MidCallOffers:
         local = refused_with_transport(local, offer)
         if self.video.active:
             self.video.web_connected()  # both sides start from a keyframe
-        self._web_answer = sdp.write(local)
+        self._web_answer = sdp.write(self._for_browser(local))
         self._configure_paths()
         return self._web_answer
 
@@ -287,6 +294,6 @@ class MidCallOffers:
         self._apply_web(audio_section(offer)[1], audio_section(local)[1], answering=True)
         if self.video is not None:
             self.video.apply_web(local)
-        self._web_answer = sdp.write(local)
+        self._web_answer = sdp.write(self._for_browser(local))
         self._configure_paths()
         return self._web_answer

@@ -33,6 +33,15 @@ async def test_a_browser_call_transcoded_to_pcmu_is_answered_with_8_khz_hints() 
         await call.connected()
         await call.play(1.5)
         assert call.phone.heard(WEB_TONE) and call.web.heard(SIP_TONE)
+        # the browser's hold and resume re-offers are answered with the same hints (else it widens again)
+        for direction in ("sendonly", "sendrecv"):
+            call.web.transceiver.direction = direction
+            answer = await call.bridge.update_from_web(await call.web.offer())
+            assert (opus_parameters(answer) or {}).get("maxplaybackrate") == "8000", answer
+            await call.web.accept(answer)
+        call.phone.pcm = type(call.phone.pcm)("h")
+        await call.play(1.0)
+        assert call.phone.heard(WEB_TONE)
     finally:
         await call.close()
 
