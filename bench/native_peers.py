@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import math
+import os
 import random
 import socket
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -138,11 +140,36 @@ def opus_payload_type(offer: str) -> int:
     raise ValueError("no Opus in the offer")
 
 
-def canned_media(lib: ctypes.CDLL, pump: Any, opus_pt: int) -> None:
-    """Transcoding: a second of a 1 kHz Opus tone for the browsers, 600 Hz PCMU for the phones."""
+def max_playback_rate(answer: str, opus_pt: int) -> int | None:
+    """The ``maxplaybackrate`` the box's answer gives the browsers' Opus (RFC 7587 §3.1.1), if any."""
+    for line in answer.splitlines():
+        if line.startswith(f"a=fmtp:{opus_pt} "):
+            for item in line.split(" ", 1)[1].split(";"):
+                key, _, value = item.strip().partition("=")
+                if key == "maxplaybackrate" and value.isdigit():
+                    return int(value)
+    return None
+
+
+# BENCH_BROWSER_OPUS=chromium: the browsers' Opus as Chromium encodes it (tests/media/test_bridge_chromium.py
+# sees it): libopus's VOIP application, no wider than the box's maxplaybackrate; otherwise (the default)
+# FFmpeg's fullband CELT whatever the box says, the same traffic for every box
+BROWSER_OPUS = "BENCH_BROWSER_OPUS"
+
+
+def canned_media(lib: ctypes.CDLL, pump: Any, opus_pt: int, playback_rate: int | None = None) -> None:
+    """Transcoding: a second of a 1 kHz Opus tone for the browsers, 600 Hz PCMU for the phones;
+    ``playback_rate``: the box's ``maxplaybackrate``, honoured with BENCH_BROWSER_OPUS=chromium."""
     from peers.audio import encode_tone
 
-    opus, pcmu = encode_tone(1000, "opus"), encode_tone(600, "pcmu")
+    chromium = os.environ.get(BROWSER_OPUS) == "chromium"
+    opus = encode_tone(1000, "opus", max_playback_rate=playback_rate if chromium else None, voip=chromium)
+    pcmu = encode_tone(600, "pcmu")
+    configurations = sorted({frame[0] >> 3 for frame in opus})  # RFC 6716 §3.1
+    print(
+        f"peers: Opus configurations {configurations} (the box's maxplaybackrate {playback_rate})",
+        file=sys.stderr,
+    )
     lengths = (ctypes.c_int * len(opus))(*map(len, opus))
     opus_blob, pcmu_blob = b"".join(opus), b"".join(pcmu)
     if any(len(frame) != 160 for frame in pcmu):
@@ -195,7 +222,8 @@ async def _run(
     back.setblocking(False)
     pump = lib.pump_new(count, phone.fileno(), back_peer.fileno(), protect, unprotect, warmup + seconds)
     if mode == "transcoding":
-        canned_media(lib, pump, opus_payload_type(offers[0][0]))
+        opus_pt = opus_payload_type(offers[0][0])
+        canned_media(lib, pump, opus_pt, max_playback_rate(answers[0][0], opus_pt) if legs == "web" else None)
     keep: list[Any] = []  # the libsrtp sessions: alive while the pump uses them
     pairs: list[Any] = []
     for index in range(count):

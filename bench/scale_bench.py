@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from native_peers import build, peer_main, percentile
+from native_peers import BROWSER_OPUS, build, peer_main, percentile
 from vs_rtpengine import (
     Box,
     Floor,
@@ -168,7 +168,15 @@ def main() -> int:
     parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
     )
+    parser.add_argument(
+        "--browser-opus",
+        choices=("fullband", "chromium"),
+        default="fullband",
+        help="the browsers' Opus (transcoding): FFmpeg's fullband CELT for every box, or as Chromium encodes "
+        "it (VOIP application, no wider than the box's maxplaybackrate)",
+    )
     args = parser.parse_args()
+    os.environ[BROWSER_OPUS] = args.browser_opus  # the spawned peer processes read it
     boxes = args.boxes.split(",") + (["base"] if args.base else [])
     print(
         f"{args.modes} at scale, peers pumped in C: {os.cpu_count()} CPUs, {args.seconds:g} s of media per "

@@ -133,14 +133,29 @@ class G711:
         return out
 
 
+# libopus's bands by their top (FFmpeg's libopus "cutoff" option), from the playback rate they serve
+_OPUS_CUTOFFS = ((8000, 4000), (12000, 6000), (16000, 8000), (24000, 12000))
+
+
 @functools.cache
-def encode_tone(freq: float, codec: str, frames: int = 50) -> list[bytes]:
+def encode_tone(
+    freq: float, codec: str, frames: int = 50, max_playback_rate: int | None = None, voip: bool = False
+) -> list[bytes]:
     """``frames`` 20 ms frames of a tone, encoded once (``"pcmu"`` at 8 kHz or ``"opus"`` at 48 kHz).
+    ``max_playback_rate``: the receiver's Opus ``maxplaybackrate`` (RFC 7587), which caps the band as a
+    browser's encoder does (8000: narrowband); ``voip``: libopus's VOIP application at 32 kbit/s, as
+    browsers encode speech (SILK or hybrid where FFmpeg's default, ~88 kbit/s, picks CELT for a tone).
 
     Fifty frames are one second: for a whole number of hertz, looping over them is seamless."""
     rate = 48000 if codec == "opus" else RATE
     encoder = CodecContext.create("libopus" if codec == "opus" else "pcm_mulaw", "w")
     encoder.format, encoder.layout, encoder.sample_rate = "s16", "mono", rate
+    cutoff = next((c for top, c in _OPUS_CUTOFFS if (max_playback_rate or 48000) <= top), None)
+    options = {"cutoff": str(cutoff)} if cutoff is not None else {}
+    if codec == "opus" and (options or voip):
+        encoder.options = {**options, **({"application": "voip"} if voip else {})}
+    if codec == "opus" and voip:
+        encoder.bit_rate = 32000  # libwebrtc's default for mono Opus
     encoder.time_base = fractions.Fraction(1, rate)
     size = rate // 50
     out: list[bytes] = []
