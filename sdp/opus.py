@@ -1,10 +1,11 @@
-"""Opus's receiver hints (RFC 7587 §3.1.1): what the far end need not encode when we only play narrowband.
+"""Opus's receiver hints (RFC 7587 §6.1, §7.1): what the far end need not encode when we only play narrowband.
 
 A call that transcodes a browser's Opus to G.711 (or G.722) throws away everything above the SIP
 codec's band. ``maxplaybackrate`` in the description of what we receive tells the browser's encoder
-so (the RFC: "an encoder SHOULD NOT encode frequencies above the audio bandwidth specified by
-maxplaybackrate"): libwebrtc then caps its Opus at that band, which costs it fewer bits and us a
-cheaper decode. ``sprop-maxcapturerate`` says the same of what we send (decoded from the SIP codec).
+so (§6.1: "an encoder SHOULD NOT encode frequencies above the audio bandwidth specified by
+maxplaybackrate"; its default ``maxaveragebitrate`` follows it): libwebrtc then caps its Opus at that
+band, which costs it fewer bits and us a cheaper decode. ``sprop-maxcapturerate`` says the same of what
+we send (decoded from the SIP codec). §7.1: each is about one direction, in an offer or an answer alike.
 Both are hints: a decoder must still take any band, and nothing else in the call changes.
 """
 
@@ -29,7 +30,7 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
     type (replacing earlier values, keeping its other fmtp parameters); unchanged when it has no Opus.
     A missing fmtp line is added after the codec's rtpmap."""
     if not 8000 <= rate <= 48000:
-        raise ValueError(f"an Opus playback rate is 8000-48000 Hz (RFC 7587 §3.1.1), got {rate!r}")
+        raise ValueError(f"an Opus playback rate is 8000-48000 Hz (RFC 7587 §6.1), got {rate!r}")
     opus = {c.payload_type: c for c in media.codecs if c.name.lower() == "opus"}
     if not opus:
         return media
@@ -37,8 +38,10 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
     done: set[int] = set()
 
     def fmtp(codec: Codec) -> Attribute:
-        kept = [
-            f"{k}={v}" if v is not None else k for k, v in codec.parameters.items() if k not in OPUS_HINTS
+        kept = [  # parameter names are case-insensitive (RFC 4855 §3, as any media type's)
+            f"{k}={v}" if v is not None else k
+            for k, v in codec.parameters.items()
+            if k.lower() not in OPUS_HINTS
         ]
         hints = [f"{name}={rate}" for name in OPUS_HINTS]
         return Attribute("fmtp", f"{codec.payload_type} {';'.join(kept + hints)}")
@@ -61,5 +64,8 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
 
 
 def _payload_type(attribute: Attribute) -> int | None:
+    """The payload type an rtpmap or fmtp line names (None for other lines, or a malformed one)."""
+    if attribute.name not in ("rtpmap", "fmtp"):
+        return None
     token = (attribute.value or "").split(" ", 1)[0]
-    return int(token) if token.isdigit() else None
+    return int(token) if token.isascii() and token.isdigit() else None

@@ -232,11 +232,18 @@ class MediaBridge(MidCallOffers):
         ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
         if self.video is not None:
             self.video.answer_first()  # the browser gets the first video codec of our SIP offer
-        return await self._answer_web(ours)
+        # the SIP side answers with one of ``ours``: when none is Opus, the browser's Opus is transcoded
+        return await self._answer_web(ours, sip_choices=ours)
 
-    async def _answer_web(self, preferred: list[sdp.Codec], sip: sdp.Codec | None = None) -> str:
+    async def _answer_web(
+        self,
+        preferred: list[sdp.Codec],
+        sip: sdp.Codec | None = None,
+        sip_choices: list[sdp.Codec] | None = None,
+    ) -> str:
         """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable);
-        ``sip``: the SIP side's codec when it answered first (Opus's playback hints when it is narrower)."""
+        ``sip``: the SIP side's codec when it answered first, ``sip_choices`` those it may answer with
+        (Opus's playback hints when they are narrower)."""
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} no browser offer to answer")
         web_section = audio_section(self._web_offer)[1]
@@ -249,7 +256,8 @@ class MediaBridge(MidCallOffers):
         local = await self._web.accept_offer(
             self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )
-        self._web_answer = sdp.write(narrowband_hint(local, [sip]) if sip is not None else local)
+        choices = [sip] if sip is not None else sip_choices
+        self._web_answer = sdp.write(narrowband_hint(local, choices) if choices else local)
         self._apply_web(web_section, audio_section(local)[1], answering=True)
         if self.video is not None:
             self.video.apply_web(local)

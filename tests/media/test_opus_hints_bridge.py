@@ -69,3 +69,22 @@ async def test_a_pbx_call_offers_the_browser_the_phones_band() -> None:
             await call.connected()
         finally:
             await call.close()
+
+
+async def test_an_answer_before_the_sip_side_is_hinted_when_it_can_only_be_transcoded() -> None:
+    """An API client's answer comes before the SIP side's (answer_web_first): hinted when none of the
+    codecs the SIP side may answer with is Opus, not when one is."""
+    for sip_codecs, hinted in ((("PCMU", "PCMA"), True), (("PCMU", "opus"), False)):
+        call = Call(allocator(), web_codecs=("opus",), sip_codecs=sip_codecs)
+        try:
+            await call.phone.start()
+            offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
+            web_answer = await call.bridge.answer_web_first()
+            parameters = opus_parameters(web_answer) or {}
+            assert (parameters.get("maxplaybackrate") == "8000") is hinted, (sip_codecs, web_answer)
+            await call.web.accept(web_answer)
+            call.phone.remote = (offer.connection.address if offer.connection else "", offer.media[0].port)
+            await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone))
+            await call.connected()
+        finally:
+            await call.close()

@@ -1,4 +1,4 @@
-"""Opus's receiver hints (sdp.with_opus_playback_rate, RFC 7587 §3.1.1) on real browsers' m-lines."""
+"""Opus's receiver hints (sdp.with_opus_playback_rate, RFC 7587 §6.1) on real browsers' m-lines."""
 
 from __future__ import annotations
 
@@ -68,3 +68,22 @@ def test_audio_rate_is_g722s_16_khz_and_the_clock_rate_otherwise() -> None:
     assert sdp.audio_rate(sdp.Codec(9, "G722", 8000)) == 16000
     assert sdp.audio_rate(sdp.Codec(0, "PCMU", 8000)) == 8000
     assert sdp.audio_rate(sdp.Codec(111, "opus", 48000, 2)) == 48000
+
+
+def test_hint_names_in_any_case_are_replaced_and_odd_tokens_do_not_break_it() -> None:
+    shouting = audio(
+        CHROME_AUDIO.replace("useinbandfec=1", "MaxPlaybackRate=48000;useinbandfec=1") + "a=mid:\u00b2\r\n"
+    )
+    opus = next(c for c in sdp.with_opus_playback_rate(shouting, 8000).codecs if c.name == "opus")
+    assert opus.fmtp == "minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000"
+
+
+def test_every_opus_payload_type_gets_the_hints() -> None:
+    two = audio(
+        CHROME_AUDIO.replace(" 111 63 0 8 126", " 111 112 0")
+        + "a=rtpmap:112 OPUS/48000/2\r\na=fmtp:112 stereo=1\r\n"
+    )
+    hinted = sdp.with_opus_playback_rate(two, 16000)
+    assert {
+        c.payload_type: c.parameters.get("maxplaybackrate") for c in hinted.codecs if c.name.lower() == "opus"
+    } == {111: "16000", 112: "16000"}
