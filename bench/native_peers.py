@@ -141,13 +141,14 @@ def opus_payload_type(offer: str) -> int:
 
 
 def max_playback_rate(answer: str, opus_pt: int) -> int | None:
-    """The ``maxplaybackrate`` the box's answer gives the browsers' Opus (RFC 7587 §3.1.1), if any."""
-    for line in answer.splitlines():
-        if line.startswith(f"a=fmtp:{opus_pt} "):
-            for item in line.split(" ", 1)[1].split(";"):
-                key, _, value = item.strip().partition("=")
-                if key == "maxplaybackrate" and value.isdigit():
-                    return int(value)
+    """The ``maxplaybackrate`` the box's answer gives the browsers' Opus (RFC 7587 §6.1), if any."""
+    import sdp
+
+    for section in sdp.parse(answer).media:
+        for codec in section.codecs:
+            if codec.payload_type == opus_pt:
+                value = codec.parameters.get("maxplaybackrate") or ""
+                return int(value) if value.isascii() and value.isdigit() else None
     return None
 
 

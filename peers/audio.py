@@ -150,12 +150,15 @@ def encode_tone(
     rate = 48000 if codec == "opus" else RATE
     encoder = CodecContext.create("libopus" if codec == "opus" else "pcm_mulaw", "w")
     encoder.format, encoder.layout, encoder.sample_rate = "s16", "mono", rate
-    cutoff = next((c for top, c in _OPUS_CUTOFFS if (max_playback_rate or 48000) <= top), None)
-    options = {"cutoff": str(cutoff)} if cutoff is not None else {}
-    if codec == "opus" and (options or voip):
-        encoder.options = {**options, **({"application": "voip"} if voip else {})}
-    if codec == "opus" and voip:
-        encoder.bit_rate = 32000  # libwebrtc's default for mono Opus
+    if codec == "opus":
+        options = {"application": "voip"} if voip else {}
+        cutoff = next((c for top, c in _OPUS_CUTOFFS if (max_playback_rate or 48000) <= top), None)
+        if cutoff is not None:
+            options["cutoff"] = str(cutoff)
+        if options:
+            encoder.options = options
+        if voip:
+            encoder.bit_rate = 32000  # libwebrtc's default for mono Opus
     encoder.time_base = fractions.Fraction(1, rate)
     size = rate // 50
     out: list[bytes] = []

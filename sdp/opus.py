@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sdp.codecs import Codec
+from sdp.codecs import Codec, payload_type_of
 from sdp.model import Attribute, MediaDescription
 
 OPUS_HINTS = ("maxplaybackrate", "sprop-maxcapturerate")
@@ -67,5 +67,5 @@ def _payload_type(attribute: Attribute) -> int | None:
     """The payload type an rtpmap or fmtp line names (None for other lines, or a malformed one)."""
     if attribute.name not in ("rtpmap", "fmtp"):
         return None
-    token = (attribute.value or "").split(" ", 1)[0]
-    return int(token) if token.isascii() and token.isdigit() else None
+    token = payload_type_of(attribute.value)
+    return int(token) if token is not None and token.isascii() and token.isdigit() else None

@@ -212,7 +212,7 @@ class MediaBridge(MidCallOffers):
         elif self.video is not None and self.video.tentative and not self.video.active:
             self.video.apply_sip_answer(answer)  # the browser was answered first: its codec must be taken
             self.video.apply_web(sdp.parse(self._web_answer or ""))
-        web_answer = self._web_answer or await self._answer_web([sip.codec], sip=sip.codec)
+        web_answer = self._web_answer or await self._answer_web([sip.codec])
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
@@ -232,18 +232,12 @@ class MediaBridge(MidCallOffers):
         ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
         if self.video is not None:
             self.video.answer_first()  # the browser gets the first video codec of our SIP offer
-        # the SIP side answers with one of ``ours``: when none is Opus, the browser's Opus is transcoded
-        return await self._answer_web(ours, sip_choices=ours)
+        return await self._answer_web(ours)
 
-    async def _answer_web(
-        self,
-        preferred: list[sdp.Codec],
-        sip: sdp.Codec | None = None,
-        sip_choices: list[sdp.Codec] | None = None,
-    ) -> str:
-        """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable);
-        ``sip``: the SIP side's codec when it answered first, ``sip_choices`` those it may answer with
-        (Opus's playback hints when they are narrower)."""
+    async def _answer_web(self, preferred: list[sdp.Codec]) -> str:
+        """Accept the browser's offer with the first of ``preferred`` it offered (else its first usable).
+        ``preferred`` is what the SIP side answered with, or may (one of our SIP offer's): when none is
+        Opus the browser's Opus is transcoded, and the answer carries Opus's playback hints."""
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} no browser offer to answer")
         web_section = audio_section(self._web_offer)[1]
@@ -256,8 +250,7 @@ class MediaBridge(MidCallOffers):
         local = await self._web.accept_offer(
             self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )
-        choices = [sip] if sip is not None else sip_choices
-        self._web_answer = sdp.write(narrowband_hint(local, choices) if choices else local)
+        self._web_answer = sdp.write(narrowband_hint(local, preferred))
         self._apply_web(web_section, audio_section(local)[1], answering=True)
         if self.video is not None:
             self.video.apply_web(local)

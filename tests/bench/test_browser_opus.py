@@ -12,7 +12,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from native_peers import max_playback_rate
 
-ANSWER = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96 0\r\na=rtpmap:96 opus/48000/2\r\n"
+ANSWER = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nc=IN IP4 127.0.0.1\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 96 0\r\na=rtpmap:96 opus/48000/2\r\n"
+)
 
 
 def configurations(frames: list[bytes]) -> set[int]:
