@@ -92,3 +92,13 @@ def beeps(
         if abs(strongest - freq) <= 10 and tone_ratio(stretch, rate, freq) >= 0.08:
             matching += 1
     return matching, len(runs)
+
+
+def assert_phone_heard_the_browser(wav: Path, at_least: int = 3) -> None:
+    """At least `at_least` loud stretches of the phone's recording `wav`, and all but at most one, are
+    Chromium's fake-microphone beep (it beeps every 500 ms: a call must record for about
+    `at_least` / 2 seconds after its media starts)."""
+    matching, loud = beeps(wav)
+    assert matching >= at_least and matching >= loud - 1, (
+        f"{wav}: {matching} of {loud} loud stretches are Chromium's {FAKE_MIC_HZ} Hz beep"
+    )

@@ -25,7 +25,7 @@ from peers.kamailio import Kamailio, running_kamailio
 from peers.phone import DeskPhone
 from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
+from tests.e2e.page_audio import assert_phone_heard_the_browser, page_tone
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 PHONE_HZ = 440.0
@@ -62,13 +62,6 @@ async def expect_no_call(page: Page) -> None:
     await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
     await expect(page.locator("#call-timer")).to_be_hidden()
     await expect(page.locator(".call-line")).to_have_text("No call")  # no last duration lingering
-
-
-def assert_phone_heard_the_browser(wav: Path) -> None:
-    matching, loud = beeps(wav)
-    assert matching >= 3 and matching >= loud - 1, (
-        f"{wav}: {matching} of {loud} loud stretches are Chromium's {FAKE_MIC_HZ} Hz beep"
-    )
 
 
 async def start(gateway: Gateway, page: Page, phones: list[DeskPhone]) -> None:

@@ -9,21 +9,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from peers.audio import read_wav, rms
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
+from tests.e2e.page_audio import assert_phone_heard_the_browser
 from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
 
 SCREENSHOT = Path("/tmp/e2e-softphone-in-call.png")
-
-
-def loud_fraction(path: Path, window_s: float = 0.1, level: float = 300.0) -> float:
-    """The share of `window_s` windows of the recording whose RMS is above `level`."""
-    rate, samples = read_wav(path)
-    size = int(rate * window_s)
-    windows = [samples[i : i + size] for i in range(0, len(samples) - size + 1, size)]
-    return sum(1 for w in windows if rms(w) > level) / len(windows) if windows else 0.0
 
 
 async def page_calls_phone(page: Page, phone: DeskPhone, number: str = "2000") -> dict[str, Any]:
@@ -67,13 +59,13 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         for key in "5", "9":
             await page.locator(f'#dialpad button[data-key="{key}"]').click()
             await phone.wait_for("dtmf", digit=key)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.0)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         await page.get_by_role("button", name="Hang up").click()
         await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
         await expect(page.locator("#call-state")).to_have_text("No call")
         wav = await phone.wait_for_recording(incoming["call"])
-        assert loud_fraction(wav) > 0.1, "the browser's fake microphone beep is not in the phone's recording"
+        assert_phone_heard_the_browser(wav)
 
         # the phone calls alice
         number = await phone_calls_page(page, phone, gateway.sip_address)
