@@ -3,6 +3,8 @@ that a long call's meter stays small (a deque of floats grew to 640 KiB per call
 
 from __future__ import annotations
 
+import array
+import random
 import sys
 
 import pytest
@@ -41,3 +43,23 @@ def test_a_disabled_meter_keeps_nothing_and_a_nonsense_size_is_refused() -> None
     assert meter.summary() is None
     with pytest.raises(ValueError, match="size"):
         LatencyMeter(enabled=True, size=0)
+
+
+def test_extending_by_slices_keeps_what_one_sample_at_a_time_keeps() -> None:
+    """`extend` copies whole slices into the ring (the fast lane's syncs bring up to 128 samples); it keeps
+    the samples adding them one by one keeps, and the next sample pushes out the same oldest one (the
+    values only grow, so sorted is oldest first)."""
+    rng = random.Random(7)
+    by_slices, one_by_one = LatencyMeter(enabled=True, size=50), LatencyMeter(enabled=True, size=50)
+    value = 0.0
+    for _ in range(300):
+        batch = [value + i for i in range(rng.choice([0, 1, 7, 49, 50, 51, 128]))]
+        value += len(batch)
+        by_slices.extend(array.array("d", batch) if rng.random() < 0.5 else iter(batch))
+        for sample in batch:
+            one_by_one.record(sample)
+        assert sorted(by_slices._samples) == sorted(one_by_one._samples)
+        by_slices.record(value)  # then a single sample lands where the ring's next one goes
+        one_by_one.record(value)
+        value += 1
+        assert sorted(by_slices._samples) == sorted(one_by_one._samples)
