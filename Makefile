@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 SOFTPHONES := peers/js-softphones
+# the native fast lane's sources (compiled at install: a change reinstalls)
+NATIVE := $(wildcard gateway/media/_fastlane*.[ch] gateway/media/_stun.[ch])
 
 .PHONY: run call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
@@ -17,12 +19,12 @@ $(BIN)/python:
 # The demo desk phone (pjsua2) is optional. peers/ (test peers: desk phone, sipp, Kamailio, browser
 # stand-ins) is a distribution of its own, installed beside the gateway and never part of its wheel.
 # `make run` shows pip's progress (the first install takes about a minute: the fast lane is compiled).
-$(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c gateway/media/_stun.c gateway/media/_stun.h | $(BIN)/python
+$(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/python
 	@echo "make run: installing the gateway and the demo phone into $(VENV) (the first time takes about a minute)"
 	$(BIN)/python -m pip install --progress-bar on -e '.[demo]' -e ./peers || $(BIN)/python -m pip install --progress-bar on -e . -e ./peers
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml gateway/media/_fastlane.c gateway/media/_stun.c gateway/media/_stun.h | $(BIN)/python
+$(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]' -e ./peers
 	touch $@ $(VENV)/.stamp-run
 

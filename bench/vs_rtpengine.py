@@ -60,7 +60,7 @@ _BASE = int(os.environ.get("VS_RTPENGINE_PORT_BASE", "40000"))
 OUR_PORTS = (_BASE, _BASE + 1999)
 RTPENGINE_PORTS = (_BASE + 6000, _BASE + 7999) if _BASE == 40000 else (_BASE + 2000, _BASE + 3999)
 FLOOR_FIRST_PORT = _BASE + 8000 if _BASE == 40000 else _BASE + 4000
-# The floor's nice value: our engine thread's (gateway/media/_fastlane.c run() raises it to -10), so that both
+# The floor's nice value: our engine thread's (gateway/media/_fastlane_thread.c run() raises it to -10), so that both
 # relays are scheduled alike (floor_relay.c says why that matters); VS_RTPENGINE_FLOOR_NICE="" leaves it be.
 FLOOR_NICE = os.environ.get("VS_RTPENGINE_FLOOR_NICE", "-10")
 CALLS_PER_PEER_PROCESS = 25

@@ -613,7 +613,7 @@ def _send(address: tuple[str, int], count: int, burst: int, pause: float) -> Non
 
 
 async def test_a_busy_thread_gathers_packets_and_a_quiet_one_does_not(linked: Linked) -> None:
-    """Engine.coalesce (_fastlane.c gather; media.fast_path_coalesce_ms): a thread reading thousands of
+    """Engine.coalesce (_fastlane_thread.c gather; media.fast_path_coalesce_ms): a thread reading thousands of
     packets a second waits up to 1 ms after a round so that the next round takes several (``coalesced``
     counts those waits) and loses none; at 50 a second it never waits (the wait would gather nothing)."""
     engine = linked.pool.engines[0].native

@@ -75,10 +75,10 @@ logger = logging.getLogger(__name__)
 # date first (RTCP reports, watchdogs, BridgeStats; the consent checks read the engine's count): a tick for the
 # latency samples (the engine keeps each lane's latest 128) and nothing else waiting
 DRAIN_INTERVAL = 5.0
-# seconds a busy engine thread waits after a round for the next packets (_fastlane.c gather; media.
+# seconds a busy engine thread waits after a round for the next packets (_fastlane_thread.c gather; media.
 # fast_path_coalesce_ms): a fifth less CPU at 100 calls, each packet up to this much later
 COALESCE = 0.001
-MAX_COALESCE = 0.005  # _fastlane.c's
+MAX_COALESCE = 0.005  # _fastlane.h's
 # an engine thread's load (EnginePool.acquire): a pass-through call 1, a transcoding one TRANSCODING_LOAD
 # (libopus per packet: 4-8x the CPU); pass-through calls are packed into the busiest thread below
 # PACK_LOAD, so that it is busy enough to gather (COALESCE) from ~40 calls on (~15 us a packet: 250
@@ -282,7 +282,7 @@ class Engine:
         self._failed = False
         self.closed = False
         # while drain() hands datagrams over, links whose re-arm waits for the end of the batch: a lane
-        # armed earlier would forward (take back, _fastlane.c) packets newer than ones still in the batch
+        # armed earlier would forward (take_back, _fastlane_link.c) packets newer than ones still in the batch
         self._draining = 0
         self._deferred: dict[FastLink, None] = {}
         loop.add_reader(self.native.notify_fd, self.drain)
