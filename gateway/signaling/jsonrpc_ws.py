@@ -20,7 +20,13 @@ from aiohttp import WSMsgType, web
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api import error_response
 from gateway.signaling.jsonrpc_peer import RpcContext, RpcPeer
-from gateway.signaling.ws import SOCKETS_KEY, draining_refusal, origin_refusal, prepare_socket
+from gateway.signaling.ws import (
+    SOCKETS_KEY,
+    draining_refusal,
+    origin_refusal,
+    prepare_socket,
+    receive_by,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +91,12 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
     logger.info("JSON-RPC peer %s opened from %s", peer.id, ip)
     try:
         while True:
-            timeout = deadline - loop.time() if not peer.authenticated else None
-            if timeout is not None and timeout <= 0:
+            waiting = not peer.authenticated
+            if waiting and loop.time() >= deadline:
                 close_code = CLOSE_LOGIN_TIMEOUT
                 break
             try:
-                message = await ws.receive(timeout=timeout)
+                message = await receive_by(ws, deadline if waiting else None)
             except TimeoutError:
                 close_code = CLOSE_LOGIN_TIMEOUT
                 break

@@ -54,7 +54,13 @@ from gateway.signaling.rooms import (
     error_message,
     parse_room_message,
 )
-from gateway.signaling.ws import SOCKETS_KEY, draining_refusal, origin_refusal, prepare_socket
+from gateway.signaling.ws import (
+    SOCKETS_KEY,
+    draining_refusal,
+    origin_refusal,
+    prepare_socket,
+    receive_by,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,12 +229,12 @@ async def _serve(
     deadline = loop.time() + limits.login_timeout
     refused = failed_logins = 0
     while True:
-        timeout = deadline - loop.time() if peer.user_id is None else None
-        if timeout is not None and timeout <= 0:
+        waiting = peer.user_id is None
+        if waiting and loop.time() >= deadline:
             await send(error_message(Unauthorized("no login in time", code="login_timeout")))
             return CLOSE_LOGIN_TIMEOUT
         try:
-            frame = await ws.receive(timeout=timeout)
+            frame = await receive_by(ws, deadline if waiting else None)
         except TimeoutError:
             continue
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

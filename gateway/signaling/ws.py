@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from gateway.logs import RateLimit
 from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
@@ -119,6 +119,17 @@ def origin_refusal(request: web.Request) -> web.Response | None:
     return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
 
 
+async def receive_by(ws: web.WebSocketResponse, deadline: float | None) -> WSMessage:
+    """``ws.receive()``, raising ``TimeoutError`` once the loop's clock reaches ``deadline`` (None: no
+    limit). Not ``ws.receive(timeout=...)``: aiohttp restarts that timer after each control frame it
+    handles, and a client answering the heartbeat's pings (every ``heartbeat`` seconds, less than the
+    login timeout) would hold a socket awaiting login for ever."""
+    if deadline is None:
+        return await ws.receive()
+    async with asyncio.timeout_at(deadline):
+        return await ws.receive()
+
+
 async def prepare_socket(
     request: web.Request, limits: SignalingLimits, what: str
 ) -> web.WebSocketResponse | web.Response:
@@ -200,14 +211,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     logger.info("connection %s opened from %s", connection.id, request.remote)
     try:
         while connection.close_code is None:
-            timeout: float | None = None
-            if connection.state is ConnectionState.AWAITING_LOGIN:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    await connection.login_timed_out()
-                    break
+            waiting = connection.state is ConnectionState.AWAITING_LOGIN
+            if waiting and loop.time() >= deadline:
+                await connection.login_timed_out()
+                break
             try:
-                message = await ws.receive(timeout=timeout)
+                message = await receive_by(ws, deadline if waiting else None)
             except TimeoutError:
                 await connection.login_timed_out()
                 break

@@ -233,6 +233,28 @@ async def test_login_timeout_closes_with_clear_error() -> None:
         await client.close()
 
 
+@pytest.mark.parametrize("path", ["/ws", "/jsonrpc", "/webrtc/signaling/r/p"])
+async def test_answering_the_heartbeat_does_not_keep_a_socket_awaiting_login(path: str) -> None:
+    """A client that sends nothing but answers the pings (aiohttp's and browsers' WebSockets do it by
+    themselves) is closed at the login deadline on every dialect: aiohttp's own receive timeout restarted
+    at each pong (heartbeat 0.2 s here, 4 s by default, under the 5 s login timeout), so such sockets held
+    the per-address cap of sockets awaiting login for ever."""
+    harness = make_harness(SignalingLimits(login_timeout=1.0, heartbeat=0.2), config=demo_config())
+    client = await start(harness)
+    try:
+        loop = asyncio.get_running_loop()
+        async with client.ws_connect(path) as ws:  # autoping: every ping is answered
+            opened = loop.time()
+            async with asyncio.timeout(5):  # not receive(timeout=): the client restarts it at each ping too
+                while (message := await ws.receive()).type is WSMsgType.TEXT:
+                    pass  # the login_timeout error, where the dialect sends one
+            waited = loop.time() - opened
+            assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED), message
+            assert ws.close_code == 4008 and 0.9 <= waited < 2.0, (ws.close_code, waited)
+    finally:
+        await client.close()
+
+
 async def test_repeated_failed_logins_close_the_socket(env: tuple[Harness, Client]) -> None:
     _, client = env
     async with client.ws_connect("/ws") as ws:
