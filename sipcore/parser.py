@@ -172,12 +172,20 @@ def _split_start_line(line: str) -> _StartLine:
 
 def _header_lines(
     head: str, limits: ParserLimits, errors: list[SIPError]
-) -> tuple[str, list[tuple[str, str]]]:
-    """Start line and unfolded ``(name, value)`` lines (RFC 3261 §7.3.1 folding)."""
+) -> tuple[str, list[tuple[str, str]], MessageTooLarge | None]:
+    """Start line, unfolded ``(name, value)`` lines (RFC 3261 §7.3.1 folding) and the 513 due when a
+    header line is too long or there are too many: the lines over the limits are left out, so that the
+    rest can still say whom to answer (an over-long start line cannot: raised at once)."""
     lines = _LINE_END.split(head)
-    for line in lines:
+    too_large: MessageTooLarge | None = None
+    if len(lines[0]) > limits.max_line_length:
+        raise MessageTooLarge(f"line longer than {limits.max_line_length} bytes: {lines[0][:40]!r}...")
+    for line in lines[1:]:
         if len(line) > limits.max_line_length:
-            raise MessageTooLarge(f"line longer than {limits.max_line_length} bytes: {line[:40]!r}...")
+            too_large = MessageTooLarge(f"line longer than {limits.max_line_length} bytes: {line[:40]!r}...")
+            break
+    if too_large is not None:
+        lines = [lines[0], *(line for line in lines[1:] if len(line) <= limits.max_line_length)]
     start, unfolded = lines[0], list[str]()
     for line in lines[1:]:
         if line[:1] in (" ", "\t"):
@@ -196,8 +204,11 @@ def _header_lines(
             continue
         fields.append((canonical_name(name), value.strip(" \t")))
     if len(fields) > limits.max_headers:
-        raise MessageTooLarge(f"more than {limits.max_headers} header fields ({len(fields)})")
-    return start, fields
+        too_large = too_large or MessageTooLarge(
+            f"more than {limits.max_headers} header fields ({len(fields)})"
+        )
+        fields = fields[: limits.max_headers]
+    return start, fields, too_large
 
 
 def _split_values(fields: list[tuple[str, str]], errors: list[SIPError]) -> list[tuple[str, str]]:
@@ -283,7 +294,7 @@ def parse_message(
         raise BadRequest("no empty line after the header fields")
     head = head_bytes.decode("utf-8", "surrogateescape")
     errors: list[SIPError] = []
-    start_text, fields = _header_lines(head, limits, errors)
+    start_text, fields, too_large = _header_lines(head, limits, errors)
     start = _split_start_line(start_text)
     fields = _split_values(fields, errors)
     length = _content_length([v for n, v in fields if n == "Content-Length"], errors)
@@ -323,6 +334,8 @@ def parse_message(
         if headers.get(name) is None:
             errors.append(BadRequest(f"missing {name} header"))
     body = _frame_body(body, length, framing, limits, errors)
+    if too_large is not None:  # before what the left-out lines may have caused (a missing header)
+        raise too_large.with_context(context)
     if errors:
         raise errors[0].with_context(context)
     if request_line is not None:

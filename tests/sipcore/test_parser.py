@@ -192,6 +192,29 @@ def test_errors(data: bytes, error: type[SIPError], text: str | None) -> None:
     assert response is not None and response.status == error.status
 
 
+def test_a_too_long_header_line_or_too_many_headers_get_an_answered_513() -> None:
+    """RFC 3261 §21.5.7: the lines over the limits are left out, the rest (Via, From, To, Call-ID, CSeq)
+    still say whom to answer; a black-box run saw such requests dropped without a word. A start line over
+    the limit cannot be answered."""
+    limits = ParserLimits(max_headers=12, max_line_length=100)
+    for data, detail in (
+        (make("Subject: " + "x" * 200 + "\r\n"), "line longer than 100"),
+        (make("".join(f"X-H{i}: {i}\r\n" for i in range(20))), "more than 12 header fields"),
+        (make("Subject: " + "x" * 200 + "\r\n" + "".join(f"X-H{i}: {i}\r\n" for i in range(20))), "line"),
+    ):
+        with pytest.raises(MessageTooLarge) as info:
+            parse_message(data, limits=limits)
+        assert detail in info.value.detail and info.value.answerable
+        response = error_response(info.value, to_tag="t1")
+        assert response is not None and response.status == 513
+        assert response.headers.get("Call-ID") == "a84b4c76e66710@pc33.example.com"
+        assert response.headers.get("CSeq") == "314159 INVITE"
+    long_start = make(head=HEAD.replace("sip:bob@example.com", "sip:" + "b" * 200 + "@example.com", 1))
+    with pytest.raises(MessageTooLarge) as info:
+        parse_message(long_start, limits=limits)
+    assert not info.value.answerable and error_response(info.value) is None
+
+
 def test_missing_max_forwards_is_tolerated() -> None:
     request = parse_request(make(head=HEAD.replace("Max-Forwards: 70\r\n", "")))
     assert request.headers.get("Max-Forwards") is None
