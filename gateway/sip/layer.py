@@ -2,7 +2,7 @@
 
 Bytes come in from a transport; the layer parses them and routes each message:
 
-- a datagram over ``max_datagram_size`` (16 KiB) is dropped; a request from a source the policy
+- a UDP datagram over ``max_datagram_size`` (16 KiB) is dropped; a request from a source the policy
   does not trust is refused (403) on a light view of its headers, before the full parse
   (:meth:`~gateway.sip.server.ServerSide.prefilter`);
 - unparseable: the error response of :func:`error_response` goes back statelessly to the source
@@ -257,7 +257,12 @@ class TransactionLayer:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("recv %d bytes from %s: %s", len(data), source, _first_line(data))
-        if source.transport.framing is Framing.DATAGRAM and len(data) > self.max_datagram_size:
+        transport = source.transport  # a WebSocket's messages are bounded by its own limit (64 KiB)
+        if (
+            transport.framing is Framing.DATAGRAM
+            and not transport.reliable
+            and len(data) > self.max_datagram_size
+        ):
             logger.info(
                 "dropped %d-byte datagram from %s (limit %d)", len(data), source, self.max_datagram_size
             )

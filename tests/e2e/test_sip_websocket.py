@@ -411,6 +411,21 @@ async def test_password_guessing_is_throttled_like_web_logins() -> None:
         assert final.startswith("SIP/2.0 403 ") and "Retry-After:" in final, final
 
 
+async def test_a_message_over_the_udp_datagram_limit_is_answered_over_websocket() -> None:
+    """The 16 KiB cap is UDP's (RFC 3261 §18.1.1): a WebSocket message up to its own 64 KiB is a SIP
+    message like any other (a black-box run saw a 17 KB OPTIONS dropped without a word), and one with a
+    header line over the parser's 8 KiB gets 513 (RFC 3261 §21.5.7)."""
+    async with running_gateway(websocket_config()) as gateway, sip_socket(gateway) as sip:
+        realm = realm_of(gateway)
+        pad = "".join(f"X-Pad-{n}: {'a' * 1000}\r\n" for n in range(20))  # ~20 KB
+        reply = await sip.request("OPTIONS", f"sip:{realm}", to=f"sip:{realm}", headers=pad)
+        assert reply.startswith("SIP/2.0 200 "), reply[:200]
+        reply = await sip.request(
+            "OPTIONS", f"sip:{realm}", to=f"sip:{realm}", headers=f"X-Long: {'b' * 9000}\r\n"
+        )
+        assert reply.startswith("SIP/2.0 513 "), reply[:200]
+
+
 async def test_a_double_crlf_keepalive_gets_a_crlf_pong() -> None:
     """RFC 5626 §4.4.1 over the WebSocket flow (SIP.js's keepAliveInterval sends these)."""
     async with running_gateway(websocket_config()) as gateway, sip_socket(gateway) as sip:
