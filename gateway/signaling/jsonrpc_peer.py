@@ -34,7 +34,7 @@ from gateway.identity import WebUser
 from gateway.signaling import events as sig
 from gateway.signaling import jsonrpc as rpc
 from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
-from gateway.signaling.connection import PresenceRegistry
+from gateway.signaling.connection import CLOSE_POLICY, PresenceRegistry
 from gateway.signaling.errors import (
     BadRequest,
     Conflict,
@@ -99,6 +99,8 @@ class RpcPeer:
         self._calls: set[str] = set()
         self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
         self._bucket = TokenBucket(context.limits.rate, context.limits.burst, context.monotonic)
+        self._refused_in_a_row = 0
+        self.close_code: int | None = None  # set when the socket must close (1008: a flood went on)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- SessionSink --------------------------------------------------------------------------------
@@ -226,7 +228,13 @@ class RpcPeer:
             ).to_json()
         try:
             if not self._bucket.take():
+                # as /ws: `max_rate_limited` refusals in a row close the socket (1008), so that a
+                # client ignoring them costs a refusal per call no longer
+                self._refused_in_a_row += 1
+                if self._refused_in_a_row >= self._context.limits.max_rate_limited:
+                    self.close_code = CLOSE_POLICY
                 raise RateLimited("too many messages: slow down")
+            self._refused_in_a_row = 0
             value = await self._method(call.method, params_of(call.method, call.params))
         except SignalingError as exc:
             return rpc.error_from(exc, call.id).to_json()

@@ -102,6 +102,9 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
                 break
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await peer.receive(message.data)
+                if peer.close_code is not None:
+                    close_code = peer.close_code
+                    break
                 if awaiting and peer.authenticated:
                     awaiting = False
                     sockets.await_login(ip, -1)

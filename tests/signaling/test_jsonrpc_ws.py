@@ -4,13 +4,14 @@ batches, error objects, notifications from call events, inbound calls, and the s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.signaling import events as sig
@@ -139,6 +140,28 @@ async def test_bad_credentials_at_the_upgrade_and_login_timeout(env: tuple[Harne
     async with client.ws_connect("/jsonrpc") as ws:
         message = await ws.receive(timeout=5)  # no announce within login_timeout
         assert ws.close_code == 4008, message
+
+
+async def test_a_flood_of_calls_closes_the_socket_like_ws() -> None:
+    """`max_rate_limited` refused calls in a row close the socket with 1008, as /ws and rooms do (a
+    black-box run saw 260 of 300 pings refused and the socket kept)."""
+    harness = make_harness(SignalingLimits(max_rate_limited=20), config=demo_config())
+    client = TestClient(TestServer(harness.app))
+    await client.start_server()
+    try:
+        async with client.ws_connect("/jsonrpc") as ws:
+            for n in range(100):
+                await ws.send_str(json.dumps({"jsonrpc": "2.0", "method": "ping", "id": n}))
+            codes = []
+            async with asyncio.timeout(5):
+                while (message := await ws.receive()).type is WSMsgType.TEXT:
+                    reply = json.loads(message.data)
+                    codes.append(reply["error"]["code"] if "error" in reply else 0)
+            assert ws.close_code == 1008, (ws.close_code, len(codes))
+            assert set(codes) <= {0, rpc.RATE_LIMITED} and codes.count(0) >= 40, codes  # the burst
+            assert codes[-20:] == [rpc.RATE_LIMITED] * 20, codes  # then 20 refused in a row: closed
+    finally:
+        await client.close()
 
 
 async def test_inbound_call_rings_an_announced_peer(env: tuple[Harness, Client]) -> None:
