@@ -335,6 +335,8 @@ class CallDriver:
             chosen = custom_headers(dict(headers), self._pass_headers)
         except CallError as exc:
             raise BadRequest(str(exc), field="headers") from None
+        if not sdp.strip():
+            raise BadRequest("the call needs an offer (SDP)", field="sdp")
         route = await self._web_route(session.user, to)
         # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
         # INVITE, from the first line on

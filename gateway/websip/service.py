@@ -65,6 +65,7 @@ from gateway.websip.registrar import Flow, Registrar
 from gateway.websip.video import MidcallVideo
 from sipcore.digest import Algorithm
 from sipcore.digest_server import DigestServer, Outcome
+from sipcore.headers import warning_value
 from sipcore.inspection import refuse_method
 from sipcore.requests import Endpoint
 from sipcore.routing import Address, Target
@@ -231,15 +232,21 @@ class WebSipSession:
                     self._answers[call_id] = answer
                     self._video.settled(call_id, answer)
                     leg.answer(answer)
-                case sig.Ended(sip_status=status, reason=reason):
-                    self._end(call_id, leg, unanswered, status, reason)
+                case sig.Ended(sip_status=status, reason=reason, message=message):
+                    self._end(call_id, leg, unanswered, status, reason, message)
                 case _:
                     pass
         except Exception:
             logger.exception("call=%s SIP WebSocket leg: %s failed", call_id, type(event).__name__)
 
     def _end(
-        self, call_id: str, leg: IncomingCall, unanswered: bool, status: int | None, reason: str
+        self,
+        call_id: str,
+        leg: IncomingCall,
+        unanswered: bool,
+        status: int | None,
+        reason: str,
+        message: str = "",
     ) -> None:
         self.legs.pop(call_id, None)
         self._answers.pop(call_id, None)
@@ -248,7 +255,7 @@ class WebSipSession:
             return
         if unanswered:
             code = status if status is not None and 300 <= status < 700 else _status_for(reason)
-            leg.reject(code)
+            leg.reject(code, _phrase(message) if message else None, headers=_warning(code, message))
         elif leg.state is CallState.CONFIRMED:
             self._service.spawn(_quietly(leg.bye()))
         self._service.session_idle(self)
@@ -499,7 +506,7 @@ class WebSipService:
             status = exc.http_status if isinstance(getattr(exc, "http_status", None), int) else 400
             code = {403: 403, 404: 404, 503: 503}.get(status, 488 if "sdp" in str(exc).lower() else 400)
             logger.info("call=%s from %s to %r refused: %s", leg.call_id, user.id, target, exc)
-            leg.reject(code, _phrase(str(exc)))
+            leg.reject(code, _phrase(str(exc)), headers=_warning(code, str(exc)))
             self.session_idle(session)
             return
         logger.info(
@@ -609,6 +616,12 @@ _STATUS_FOR_REASON = {
 def _status_for(reason: str) -> int:
     """The final status for the browser's INVITE when the call ended with ``reason`` and no SIP status."""
     return _STATUS_FOR_REASON.get(reason, 480)
+
+
+def _warning(status: int, text: str) -> tuple[tuple[str, str], ...]:
+    """A Warning (399, RFC 3261 §20.43) saying why an offer was refused (400, 488), as the UDP side
+    gives the PBX's: a browser library's log shows it."""
+    return (("Warning", warning_value(399, text)),) if text and status in (400, 488) else ()
 
 
 def _phrase(text: str) -> str:

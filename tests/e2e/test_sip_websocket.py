@@ -218,6 +218,33 @@ async def test_an_invite_needs_credentials() -> None:
             assert options.startswith("SIP/2.0 200 ") and "INVITE" in header_value(options, "Allow"), options
 
 
+async def test_a_refused_offer_says_why_in_the_phrase_and_a_warning() -> None:
+    """As over UDP (RFC 3261 §20.43): an INVITE whose SDP the gateway cannot take gets its reason in the
+    status line and a Warning 399, which a browser library logs (a black-box run saw a bare 400 and 488);
+    one without a body is refused naming the SDP, not `to`."""
+    plain = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    )
+    async with running_gateway(websocket_config()) as gateway, sip_socket(gateway) as sip:
+        uri = f"sip:2000@{realm_of(gateway)}"
+        for body, status, why in (
+            ("garbage\r\n", "400", "v=0"),
+            (plain, "488", "no WebRTC audio stream"),
+            ("", "488", "needs an offer (SDP)"),
+        ):
+            first = await sip.request(
+                "INVITE", uri, to=uri, headers="Content-Type: application/sdp\r\n", body=body
+            )
+            challenge = dict(parse_auth_header(header_value(first, "WWW-Authenticate"))[0][1])
+            authorization = answer(challenge, "alice", ALICE_SIP_PASSWORD, "INVITE", uri)
+            headers = f"Content-Type: application/sdp\r\nAuthorization: {authorization}\r\n"
+            reply = await sip.request("INVITE", uri, to=uri, headers=headers, body=body)
+            start, warning = reply.split("\r\n", 1)[0], header_value(reply, "Warning")
+            assert start.startswith(f"SIP/2.0 {status} ") and why in start, reply
+            assert warning.startswith("399 ") and why in warning, reply
+            assert "field 'to'" not in reply, reply
+
+
 async def test_the_upgrade_needs_the_sip_subprotocol_and_our_origin() -> None:
     async with running_gateway(websocket_config()) as gateway, aiohttp.ClientSession() as http:
         url = gateway.http_url + "/sip"
