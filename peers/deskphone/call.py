@@ -9,6 +9,7 @@ Audio routing on the conference bridge once the call's media is up:
     tone generator ──► call            (--play-tone)
     call ──► call                      (--echo: what arrives goes straight back)
     call ──► WAV recorder              (--record-dir: what the far side sent)
+    silent tone generator ──► recorder (the recording keeps wall time: a gap in the call's port is silence)
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self.audio: pj.AudioMedia | None = None
         self.audio_slot = -1
         self.recorder: pj.AudioMediaRecorder | None = None
+        # a silent source always connected to the recorder: the conference bridge writes a frame to a port
+        # only while something transmits to it, so without it a re-INVITE that replaces the call's port
+        # (pjsua recreates the stream) left its gap out of the file instead of recording it as silence
+        self.silence: pj.ToneGenerator | None = None
         self.wav_path: Path | None = None
 
     # --- callbacks -------------------------------------------------------------------------------------
@@ -209,6 +214,10 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
                 self.phone.emit("error", cmd=None, call=self.number, message=f"recorder: {exc.info()}")
                 return
             self.recorder = recorder
+            silence = pj.ToneGenerator()
+            silence.createToneGenerator(16000, 1)  # plays nothing: a clock for the recording
+            silence.startTransmit(recorder)
+            self.silence = silence
             self.phone.emit("recording", call=self.number, path=str(self.wav_path))
         if self.recorder is not None:
             self.audio.startTransmit(self.recorder)
@@ -218,6 +227,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
         Called once the call has ended. Its conference port is gone by then, so no stopTransmit here:
         pjlib asserts (and aborts the process) on a port id of -1."""
+        self.silence = None
         if self.recorder is not None:
             self.recorder = None  # the last reference: pjsua2 destroys the recorder here...
             self.phone.wait_until(lambda: wav_is_complete(self.wav_path), timeout=2)  # ...and closes it soon
