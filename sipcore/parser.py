@@ -176,18 +176,17 @@ def _header_lines(
     """Start line, unfolded ``(name, value)`` lines (RFC 3261 §7.3.1 folding) and the 513 due when a
     header line is too long or there are too many: the lines over the limits are left out, so that the
     rest can still say whom to answer (an over-long start line cannot: raised at once)."""
-    lines = _LINE_END.split(head)
+    start, *rest = _LINE_END.split(head)
+    longest = limits.max_line_length
+    if len(start) > longest:
+        raise MessageTooLarge(f"line longer than {longest} bytes: {start[:40]!r}...")
     too_large: MessageTooLarge | None = None
-    if len(lines[0]) > limits.max_line_length:
-        raise MessageTooLarge(f"line longer than {limits.max_line_length} bytes: {lines[0][:40]!r}...")
-    for line in lines[1:]:
-        if len(line) > limits.max_line_length:
-            too_large = MessageTooLarge(f"line longer than {limits.max_line_length} bytes: {line[:40]!r}...")
-            break
-    if too_large is not None:
-        lines = [lines[0], *(line for line in lines[1:] if len(line) <= limits.max_line_length)]
-    start, unfolded = lines[0], list[str]()
-    for line in lines[1:]:
+    too_long = next((line for line in rest if len(line) > longest), None)
+    if too_long is not None:
+        too_large = MessageTooLarge(f"line longer than {longest} bytes: {too_long[:40]!r}...")
+        rest = [line for line in rest if len(line) <= longest]
+    unfolded: list[str] = []
+    for line in rest:
         if line[:1] in (" ", "\t"):
             if not unfolded:
                 errors.append(BadRequest(f"continuation line without header {line!r}"))

@@ -206,9 +206,8 @@ class LatencyMeter:
             self._add(seconds)
 
     def extend(self, seconds: Iterable[float]) -> None:
-        """Latencies measured elsewhere (the fast lane's thread samples its latest packets): copied into
-        the ring by slices (a sync brings up to 128 samples; one `_add` each was most of the Python
-        thread's CPU at one call in the benchmarks that turn the meter on)."""
+        """Latencies measured elsewhere (the fast lane's thread samples its latest packets, up to 128 a
+        sync): copied into the ring by slices, not a Python call per sample."""
         if not self.enabled:
             return
         new = seconds if isinstance(seconds, array.array) else array.array("d", seconds)
