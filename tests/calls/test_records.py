@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.calls import (
     EVENT_TYPES,
     CallError,
     CallMachine,
     CallState,
+    Event,
     MediaSipOfferReady,
     MediaWebLost,
     MediaWebRenewed,
@@ -50,6 +53,7 @@ from gateway.calls.view import CallView
 from gateway.identity import WebUser
 from tests.calls import flows as f
 from tests.calls.test_pairs import SITUATIONS, sample
+from tests.calls.test_properties import EVENTS, STARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = dataclasses.replace(f.SETTINGS, reconnect_grace=12.0)
@@ -352,3 +356,20 @@ def test_assigning_a_calls_state_fails_at_run_time_too() -> None:
         call.local_hold = True  # type: ignore[misc]
     with pytest.raises(AttributeError):
         call.brand_new = 1  # type: ignore[attr-defined]
+
+
+# --- random walks: every state they reach goes to JSON and back ---------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(start=STARTS, events=st.lists(EVENTS, max_size=30))
+def test_random_walks_round_trip_and_refusals_change_nothing(start: list[Event], events: list[Event]) -> None:
+    call = f.machine()
+    for event in [*start, *events]:
+        before = call.snapshot()
+        try:
+            call.handle(event)
+        except CallError:
+            assert call.snapshot() == before, f"{type(event).__name__} was refused but changed the call"
+            continue
+        round_trip(call)
