@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gateway.calls.commands import CancelTimer, Command, NotifyEnded, StartTimer, StopRinging
-from gateway.calls.errors import IllegalEvent, WrongSession
+from gateway.calls.errors import IllegalEvent, IllegalMove, WrongSession
 from gateway.calls.reasons import EndReason, Reason, local_reason
 from gateway.calls.records import (
     ATTACHMENT_MOVES,
@@ -45,7 +45,6 @@ from gateway.calls.records import (
     WEB_SDP_MOVES,
     Attachment,
     CallRecord,
-    IllegalMove,
     InviteProgress,
     Renegotiation,
     WebSdp,

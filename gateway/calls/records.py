@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from gateway.calls.errors import CallError, InvalidValue
+from gateway.calls.errors import IllegalMove, InvalidValue
 from gateway.calls.reasons import EndReason, Reason
 from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 
@@ -38,22 +38,6 @@ if TYPE_CHECKING:
     from gateway.identity.model import WebUser
 
 E = TypeVar("E", bound=enum.Enum)
-
-
-class IllegalMove(CallError):
-    """A record of a call was asked to move between two values its table does not connect."""
-
-    code = "illegal_move"
-
-    def __init__(self, call_id: str, what: str, old: object, new: object) -> None:
-        super().__init__(f"{what} may not move from {_name(old)} to {_name(new)}", call_id)
-        self.what = what
-        self.old = old
-        self.new = new
-
-
-def _name(value: object) -> str:
-    return "none" if value is None else str(value.value) if isinstance(value, enum.Enum) else repr(value)
 
 
 def check_move(

@@ -32,6 +32,7 @@ from gateway.calls import (
     WebHold,
     WebReattach,
 )
+from gateway.calls.errors import IllegalMove
 from gateway.calls.events import SipReplacingInvite
 from gateway.calls.records import (
     ATTACHMENT_MOVES,
@@ -41,7 +42,6 @@ from gateway.calls.records import (
     WEB_SDP_MOVES,
     Attachment,
     CallRecord,
-    IllegalMove,
     InviteProgress,
     Renegotiation,
     SipProgress,
