@@ -41,7 +41,7 @@ from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_st
 from gateway.calls.records import InviteProgress, WebSdp
 from gateway.calls.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
-from gateway.identity.address import SipAddress
+from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
 from gateway.identity.model import SipIdentity, WebUser
 from gateway.identity.policy import may_call
@@ -66,8 +66,8 @@ def dial_target(destination: str, pbx_domain: str | None) -> tuple[str, str]:
     text = destination.strip()
     if not text:
         raise BadDestination("nothing was dialed")
-    if text.lower().startswith(("sip:", "sips:")) or "@" in text:
-        uri = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
+    uri = dialed_sip_uri(text)
+    if uri is not None:
         try:
             address = SipAddress.parse_dialed(uri)
         except IdentityError as exc:
