@@ -43,16 +43,16 @@ from dataclasses import replace
 from typing import Any
 
 import sdp
-from gateway.media import codec_choice as choice
 from gateway.media import fastlane
 from gateway.media.bridge_midcall import MidCallOffers
 from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter, web_certificate
 from gateway.media.bridge_state import TRANSITIONS as TRANSITIONS
 from gateway.media.bridge_state import BridgeError as BridgeError
 from gateway.media.bridge_state import BridgeState as BridgeState
-from gateway.media.codec_choice import LegCodecs
-from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
-from gateway.media.dtmf_player import DtmfPlayer
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.codecs.codec_choice import LegCodecs
+from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
+from gateway.media.codecs.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
     CodecChosen,
@@ -66,12 +66,12 @@ from gateway.media.events import (
 )
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
-from gateway.media.rtp import RtpPacket
-from gateway.media.sip_leg import SipLeg
-from gateway.media.video_bridge import VideoBridge
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.sip_leg import SipLeg
+from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
-from gateway.media.web_sdp import audio_section, narrowband_hint, prune_offer
-from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc.web_sdp import audio_section, narrowband_hint, prune_offer
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 
 logger = logging.getLogger(__name__)
 
@@ -635,7 +635,7 @@ class MediaBridge(MidCallOffers):
         return DTMF_RELAY, format_dtmf_relay(event.digit, max(1, event.duration_ms))
 
     def send_text(self, text: str) -> bool:
-        """Chat text to the browser on its data channel (gateway/media/data_channel.py); False: none open."""
+        """Chat text to the browser on its data channel (gateway/media/webrtc/data_channel.py); False: none open."""
         return self._web.send_text(text)
 
     def _send_web_event(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:

@@ -16,17 +16,17 @@ import logging
 from typing import TYPE_CHECKING
 
 import sdp
-from gateway.media import codec_choice as choice
 from gateway.media.bridge_state import BridgeError, BridgeState
+from gateway.media.codecs import codec_choice as choice
 from gateway.media.errors import MediaError
-from gateway.media.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
+from gateway.media.webrtc.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
 
 if TYPE_CHECKING:
     from gateway.media.bridge_settings import BridgeSettings
-    from gateway.media.codec_choice import LegCodecs
-    from gateway.media.sip_leg import SipLeg
-    from gateway.media.video_bridge import VideoBridge
-    from gateway.media.webrtc_leg import WebRtcLeg
+    from gateway.media.codecs.codec_choice import LegCodecs
+    from gateway.media.rtp.sip_leg import SipLeg
+    from gateway.media.video.video_bridge import VideoBridge
+    from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 
 logger = logging.getLogger("gateway.media.bridge")
 

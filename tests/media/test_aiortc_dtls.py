@@ -1,5 +1,5 @@
 """A connected web leg's OpenSSL connection is released once no handshake reply can be needed
-(gateway/media/aiortc_dtls.py), and the browser's close_notify still ends the leg afterwards."""
+(gateway/media/webrtc/aiortc_dtls.py), and the browser's close_notify still ends the leg afterwards."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from OpenSSL import SSL
 
 import sdp
-from gateway.media import aiortc_dtls, codec_choice
+from gateway.media.codecs import codec_choice
 from gateway.media.events import DtlsFailed, MediaConnected, MediaEvent
-from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc import aiortc_dtls
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
 
 PCMU = [codec_choice.known("PCMU"), *codec_choice.WEB_EVENTS]

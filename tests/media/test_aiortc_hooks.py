@@ -1,6 +1,6 @@
 """Fails when an aiortc/aioice upgrade changes an internal the media bridge relies on.
 
-Each private hook of ``gateway.media.aiortc_hooks`` is checked twice: that the attribute or call shape
+Each private hook of ``gateway.media.webrtc.aiortc_hooks`` is checked twice: that the attribute or call shape
 still exists, and that it still behaves (two aiortc peers on 127.0.0.1, raw payloads through them).
 """
 
@@ -29,9 +29,9 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtcpSdesPacket, RtcpSrPacket
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
-from gateway.media import aiortc_direct, aiortc_hooks, aiortc_rtcp
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
+from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_rtcp
 from peers.binaries import in_ci
 
 
@@ -330,7 +330,7 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     # and both give the same statistics for the same packets (a wrap, a reordering, a loss, jitter):
     # the engine's aiortc flavour replayed from a state taken mid-stream, copied back by restore_reception
     if not available():
-        assert not in_ci(), "CI must build gateway.media._fastlane (pip install -e .)"
+        assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
         pytest.skip("the fast lane is not built")
     wall = 1.7e9
     sequences = [65533, 65534, 65535, 1, 0, 3]
@@ -366,7 +366,7 @@ def test_a_source_counted_in_another_rate_is_handed_to_the_engine_in_its_own(
     # engine, at 8 kHz, must continue from the same instant, not from one six times later (a jitter
     # of ~10^11 that no RTCP report can carry)
     if not available():
-        assert not in_ci(), "CI must build gateway.media._fastlane (pip install -e .)"
+        assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
         pytest.skip("the fast lane is not built")
     wall = 1.7e9
     arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(6)]
@@ -677,7 +677,7 @@ def test_reports_are_handled_at_once_feedback_in_a_task() -> None:
 def test_the_shared_certificate_computes_its_fingerprints_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """aiortc asks for the certificate's fingerprints at every offer and answer: the process's
     certificate answers with those aiortc computes, made once (a renewed certificate has its own)."""
-    from gateway.media.dtls_srtp import DtlsCertificate
+    from gateway.media.rtp.dtls_srtp import DtlsCertificate
 
     first, renewed = DtlsCertificate(), DtlsCertificate()
     expected = RTCCertificate(first.key, first.certificate).getFingerprints()

@@ -1,14 +1,14 @@
-"""gateway.media.bandwidth: REMB, TMMBR and TMMBN packets both ways, and when a limit is passed on."""
+"""gateway.media.video.bandwidth: REMB, TMMBR and TMMBN packets both ways, and when a limit is passed on."""
 
 from __future__ import annotations
 
 import pytest
 from aiortc.rtp import pack_remb_fci
 
-from gateway.media import bandwidth
-from gateway.media.bandwidth import HintRelay, Remb, Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
 from gateway.media.errors import PacketError
-from gateway.media.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
+from gateway.media.rtp.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
+from gateway.media.video import bandwidth
+from gateway.media.video.bandwidth import HintRelay, Remb, Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
 
 
 def test_remb_reads_what_aiortc_writes_and_back() -> None:

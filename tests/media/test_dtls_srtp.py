@@ -1,4 +1,4 @@
-"""DTLS-SRTP on the SIP leg (gateway/media/dtls_srtp.py, ice_lite.py): two instances of our own
+"""DTLS-SRTP on the SIP leg (gateway/media/rtp/dtls_srtp.py, ice_lite.py): two instances of our own
 association talk to each other in memory, no network; the clock is a number the test moves."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from aioice import stun
 
 import sdp
-from gateway.media import dtls_srtp, ice_lite
-from gateway.media.dtls_srtp import (
+from gateway.media.rtp import dtls_srtp, ice_lite
+from gateway.media.rtp.dtls_srtp import (
     TABLE,
     DtlsCertificate,
     DtlsCertificates,
@@ -176,7 +176,7 @@ def test_close_notify_closes_the_peer_and_close_is_idempotent() -> None:
 
 
 def test_the_state_change_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.media.dtls_srtp")
+    caplog.set_level(logging.INFO, logger="gateway.media.rtp.dtls_srtp")
     client, server = pair()
     run(client, server)
     messages = [r.getMessage() for r in caplog.records]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.media.dtmf import (
+from gateway.media.codecs.dtmf import (
     DEFAULT_INFO_DURATION_MS,
     EVENT_CODES,
     DtmfDigit,

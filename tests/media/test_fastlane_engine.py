@@ -35,7 +35,7 @@ from gateway.media.fastlane.native import (
     Snapshot,
     snapshot,
 )
-from gateway.media.srtp import SdesSrtp
+from gateway.media.rtp.srtp import SdesSrtp
 from tests.media.test_fastpath import require_fast_lane
 
 KEY = bytes(range(30))  # SRTP master key + salt (AES_CM_128_HMAC_SHA1_80)

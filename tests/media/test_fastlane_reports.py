@@ -23,9 +23,8 @@ from typing import Any
 import pylibsrtp
 from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
 
-from gateway.media import aiortc_hooks
 from gateway.media.fastlane.native import DROPPED, WEB_RAW, WEB_RTCP, Datagram
-from gateway.media.rtcp import (
+from gateway.media.rtp.rtcp import (
     ReportBlock,
     RtcpBye,
     RtcpReceiverReport,
@@ -34,6 +33,7 @@ from gateway.media.rtcp import (
     SdesChunk,
     serialize_rtcp,
 )
+from gateway.media.webrtc import aiortc_hooks
 from tests.media.bridge_harness import Call, allocator
 from tests.media.test_fastlane_engine import KEY, Linked, linked
 from tests.media.test_fastpath import linked as call_linked

@@ -19,7 +19,7 @@ import aioice.ice
 import aioice.stun as stun
 import pytest
 
-from gateway.media.ports import RtpPortAllocator
+from gateway.media.rtp.ports import RtpPortAllocator
 from tests.media.bridge_harness import Call, allocator
 from tests.media.test_fastlane_engine import Linked, open_link
 from tests.media.test_fastpath import counters, linked, require_fast_lane, time_stun_requests
@@ -39,7 +39,7 @@ def ports() -> RtpPortAllocator:
 
 
 def test_the_threads_hmac_sha1_and_crc32_are_pythons() -> None:
-    from gateway.media import _fastlane  # type: ignore[attr-defined]  # built: the autouse fixture
+    from gateway.media.fastlane import _fastlane  # type: ignore[attr-defined]  # built: the autouse fixture
 
     for size in (0, 1, 20, 55, 56, 63, 64, 65, 119, 200, 1000):
         for key in (b"k", os.urandom(22), os.urandom(64), os.urandom(65), os.urandom(256)):
@@ -250,6 +250,6 @@ async def test_a_browsers_consent_checks_on_a_linked_call_are_answered_by_the_th
 
 
 def aioice_connection(call: Call) -> aioice.ice.Connection:
-    from gateway.media import aiortc_hooks
+    from gateway.media.webrtc import aiortc_hooks
 
     return aiortc_hooks.ice_connection(call.bridge._web._pc)

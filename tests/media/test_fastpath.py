@@ -32,13 +32,15 @@ import av
 import pytest
 
 import sdp
-from gateway.media import aiortc_hooks, fastlane, opus_settings
+from gateway.media import fastlane
 from gateway.media.bridge import BridgeState
+from gateway.media.codecs import opus_settings
 from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
 from gateway.media.fastlane.native import load_codecs
-from gateway.media.ports import RtpPortAllocator
-from gateway.media.rtp import RtpPacket
-from gateway.media.webrtc_leg import WebLegState
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc import aiortc_hooks
+from gateway.media.webrtc.webrtc_leg import WebLegState
 from peers.binaries import in_ci, unavailable
 from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
@@ -51,7 +53,7 @@ def require_fast_lane() -> None:
     """CI must have built the extension (a missing build would silently test only the Python path)."""
     if fastlane.available():
         return
-    unavailable("gateway.media._fastlane is not built (pip install -e . with a C compiler)")
+    unavailable("gateway.media.fastlane._fastlane is not built (pip install -e . with a C compiler)")
 
 
 @pytest.fixture
@@ -101,9 +103,9 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_the_native_module_is_built_in_ci() -> None:
     if in_ci():
-        assert fastlane.available(), "CI must build gateway.media._fastlane (pip install -e .)"
+        assert fastlane.available(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
     elif not fastlane.available():
-        pytest.skip("gateway.media._fastlane is not built")
+        pytest.skip("gateway.media.fastlane._fastlane is not built")
 
 
 async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(
@@ -665,7 +667,7 @@ async def _engine_opus_payloads(ports: RtpPortAllocator, complexity: int) -> lis
 async def test_the_engine_encodes_opus_at_the_configured_complexity(
     ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # media.opus_complexity (gateway/media/opus_settings.py) reaches the engine's encoders: the same
+    # media.opus_complexity (gateway/media/codecs/opus_settings.py) reaches the engine's encoders: the same
     # phone tone coded at 0 and at 10 gives other bitstreams (at 10 twice: the same ones), and the
     # cheapest setting still carries the tone to the browser
     require_transcoding("pcmu>opus")

@@ -15,12 +15,12 @@ import logging
 import pytest
 
 import sdp
-from gateway.media import codec_choice
+from gateway.media.codecs import codec_choice
 from gateway.media.events import DtmfReceived
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import SIP_DROPPED
-from gateway.media.ports import RtpPortAllocator
-from gateway.media.srtp import SdesSrtp
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.rtp.srtp import SdesSrtp
 from peers.audio import RATE, detect_tone
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 from tests.media.test_fastpath import counters, errors_logged, linked, require_fast_lane, until

@@ -13,7 +13,7 @@ import pytest
 from aioice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from gateway.media import aiortc_hooks, ice_completion
+from gateway.media.webrtc import aiortc_hooks, ice_completion
 
 
 def test_connect_is_still_the_one_the_hook_copies() -> None:

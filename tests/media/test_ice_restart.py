@@ -1,4 +1,4 @@
-"""ICE restart in place (gateway.media.ice_restart) with real aioice connections on 127.0.0.1.
+"""ICE restart in place (gateway.media.webrtc.ice_restart) with real aioice connections on 127.0.0.1.
 
 The gateway's side is a controlled aioice ``Connection`` that connected once to a client; the client
 "moves": a new controlling ``Connection`` (new socket, so a new address, new credentials) checks the
@@ -19,8 +19,8 @@ import pytest
 from aioice import Connection
 from aioice.ice import CandidatePair, StunProtocol
 
-from gateway.media.aiortc_hooks import HookError
-from gateway.media.ice_restart import InPlaceRestart, RestartRefused, check_internals
+from gateway.media.webrtc.aiortc_hooks import HookError
+from gateway.media.webrtc.ice_restart import InPlaceRestart, RestartRefused, check_internals
 
 
 @pytest.fixture(autouse=True)

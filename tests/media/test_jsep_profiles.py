@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 import sdp
-from gateway.media import codec_choice
-from gateway.media.ports import RtpPortAllocator
-from gateway.media.web_sdp import prune_offer, restore_answer
+from gateway.media.codecs import codec_choice
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc.web_sdp import prune_offer, restore_answer
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.media import keyframe
 from gateway.media.errors import PacketError
-from gateway.media.rtcp import RtcpReceiverReport, RtcpUnknown, parse_rtcp, serialize_rtcp
+from gateway.media.rtp.rtcp import RtcpReceiverReport, RtcpUnknown, parse_rtcp, serialize_rtcp
+from gateway.media.video import keyframe
 
 # A PLI as Chromium 156 sends it (RFC 4585 §6.1: V=2, FMT=1, PT=206, length 2, sender SSRC 1, media SSRC).
 CHROMIUM_PLI = bytes.fromhex("81ce000200000001a1b2c3d4")

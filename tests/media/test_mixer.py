@@ -1,4 +1,4 @@
-"""The room mixer (gateway/media/mixer.py) without a network: tones in, each participant's mix out.
+"""The room mixer (gateway/media/codecs/mixer.py) without a network: tones in, each participant's mix out.
 
 A SIP party (PCMU) and two browsers (Opus, group "browsers") each send their own tone: the SIP party
 must hear both browsers' tones and not its own; each browser the SIP party's tone only (the browsers
@@ -11,9 +11,9 @@ import array
 
 import pytest
 
-from gateway.media.mixer import Mixer, MixerError
-from gateway.media.opus_decoder import OpusDecoder, opus_available
-from gateway.media.pcm_codec import PcmCodec, PcmFormat
+from gateway.media.codecs.mixer import Mixer, MixerError
+from gateway.media.codecs.opus_decoder import OpusDecoder, opus_available
+from gateway.media.codecs.pcm_codec import PcmCodec, PcmFormat
 from peers.audio import alaw_decode, detect_tone, encode_tone, sine, tone_ratio, ulaw_decode, ulaw_encode
 from peers.binaries import in_ci
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.media.opus_decoder import OpusDecodeError, OpusDecoder, opus_available
-from gateway.media.transcode import Transcoder
+from gateway.media.codecs.opus_decoder import OpusDecodeError, OpusDecoder, opus_available
+from gateway.media.codecs.transcode import Transcoder
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The Opus encoders' settings for a G.711 source (gateway/media/opus_settings.py): validation, and both
+"""The Opus encoders' settings for a G.711 source (gateway/media/codecs/opus_settings.py): validation, and both
 paths (the Python transcoder here, the fast lane's engine in test_fastpath.py) taking them."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.media import fastlane, opus_settings
+from gateway.media import fastlane
+from gateway.media.codecs import opus_settings
+from gateway.media.codecs.opus_settings import DEFAULT_OPUS_COMPLEXITY, OpusEncoderSettings
+from gateway.media.codecs.transcode import Transcoder
 from gateway.media.fastlane import native
-from gateway.media.opus_settings import DEFAULT_OPUS_COMPLEXITY, OpusEncoderSettings
-from gateway.media.transcode import Transcoder
 from peers.audio import G711, detect_tone, sine
 from peers.binaries import unavailable
 

@@ -1,13 +1,13 @@
-"""Re-packetization for SIP peers that want other packet times (gateway/media/packetize.py)."""
+"""Re-packetization for SIP peers that want other packet times (gateway/media/codecs/packetize.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 import sdp
-from gateway.media.codec_choice import KNOWN
+from gateway.media.codecs.codec_choice import KNOWN
+from gateway.media.codecs.packetize import Packetizer, packet_ms
 from gateway.media.forward import MediaPath
-from gateway.media.packetize import Packetizer, packet_ms
 
 
 def section(*attributes: str) -> sdp.MediaDescription:

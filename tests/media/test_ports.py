@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from gateway.media.errors import MediaError, PortAllocationError
-from gateway.media.ports import PortRange, RtpPortAllocator, bind_udp
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator, bind_udp
 
 HOST = "127.0.0.1"
 

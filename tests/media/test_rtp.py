@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.media.errors import MediaError, PacketError
-from gateway.media.rtcp import (
+from gateway.media.rtp.packet import (
+    RtpHeaderExtension,
+    RtpPacket,
+    is_rtcp,
+    ntp_from_unix,
+    ntp_middle32,
+)
+from gateway.media.rtp.rtcp import (
     ReportBlock,
     RtcpBye,
     RtcpReceiverReport,
@@ -21,13 +28,6 @@ from gateway.media.rtcp import (
     SdesChunk,
     parse_rtcp,
     serialize_rtcp,
-)
-from gateway.media.rtp import (
-    RtpHeaderExtension,
-    RtpPacket,
-    is_rtcp,
-    ntp_from_unix,
-    ntp_middle32,
 )
 
 u32 = st.integers(0, 0xFFFFFFFF)

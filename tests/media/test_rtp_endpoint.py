@@ -13,9 +13,10 @@ import pytest
 
 import sdp
 from gateway.media.errors import EndpointError, MediaError
-from gateway.media.latch import LatchState, SymmetricLatch
-from gateway.media.ports import PortRange, RtpPortAllocator
-from gateway.media.rtcp import (
+from gateway.media.rtp.latch import LatchState, SymmetricLatch
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator
+from gateway.media.rtp.rtcp import (
     RtcpBye,
     RtcpPacket,
     RtcpReceiverReport,
@@ -23,8 +24,7 @@ from gateway.media.rtcp import (
     RtcpSourceDescription,
     parse_rtcp,
 )
-from gateway.media.rtp import RtpPacket
-from gateway.media.rtp_endpoint import (
+from gateway.media.rtp.rtp_endpoint import (
     EndpointState,
     RtpEndpoint,
     RtpEndpointConfig,
@@ -599,7 +599,7 @@ def test_every_state_pair(source: EndpointState, target: EndpointState) -> None:
 
 
 async def test_dtmf_between_endpoints(allocator: RtpPortAllocator) -> None:
-    from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
+    from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 
     ra, rb = Recorder(), Recorder()
     a, b = ra.endpoint(allocator), rb.endpoint(allocator)

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.media.errors import PacketError
-from gateway.media.rtp import ntp_from_unix, ntp_middle32
-from gateway.media.rtp_stats import ReceiveStatistics
+from gateway.media.rtp.packet import ntp_from_unix, ntp_middle32
+from gateway.media.rtp.rtp_stats import ReceiveStatistics
 
 RATE = 8000
 

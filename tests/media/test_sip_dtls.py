@@ -1,4 +1,4 @@
-"""The SIP leg answering a DTLS-SRTP offer (gateway/media/sip_leg.py, sip_dtls.py) on 127.0.0.1, against
+"""The SIP leg answering a DTLS-SRTP offer (gateway/media/rtp/sip_leg.py, sip_dtls.py) on 127.0.0.1, against
 a peer made of our own sans-I/O association on a plain UDP socket: the handshake on the RTP socket,
 SRTP both ways once it is done and not before, and a peer whose certificate is not the one its SDP
 names ending the call with that reason."""
@@ -11,12 +11,12 @@ import struct
 import pytest
 
 import sdp
-from gateway.media import codec_choice as choice
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.dtls_srtp import DtlsCertificate, DtlsSrtp, is_dtls
-from gateway.media.ports import PortRange, RtpPortAllocator
-from gateway.media.rtp import RtpPacket
-from gateway.media.sip_leg import SipLeg
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.rtp.dtls_srtp import DtlsCertificate, DtlsSrtp, is_dtls
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator
+from gateway.media.rtp.sip_leg import SipLeg
 
 Address = tuple[str, int]
 

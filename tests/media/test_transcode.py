@@ -12,7 +12,7 @@ import av
 import pytest
 from av import AudioCodecContext, AudioFrame, CodecContext
 
-from gateway.media.transcode import Transcoder
+from gateway.media.codecs.transcode import Transcoder
 from peers.audio import G711, detect_tone, sine
 
 

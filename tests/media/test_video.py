@@ -12,7 +12,7 @@ import pytest
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
-from gateway.media.video import VideoPath, is_keyframe
+from gateway.media.video.forward import VideoPath, is_keyframe
 
 
 def frames(encoder: Vp8Encoder | H264Encoder, count: int) -> list[list[bytes]]:

@@ -16,10 +16,10 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from gateway.media import fastlane
-from gateway.media.bandwidth import MIN_USEFUL_BITRATE, TmmbrEntry
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
+from gateway.media.video.bandwidth import MIN_USEFUL_BITRATE, TmmbrEntry
 from peers.video_phone import PlainVideoPeer
 from sdp import parse
 from tests.media.bridge_harness import RecordingPeer, allocator, hang_up

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 import sdp
-from gateway.media import codec_choice
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg
+from gateway.media.codecs import codec_choice
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from tests.media.bridge_harness import allocator
 from tests.sdp import samples
 

@@ -22,8 +22,8 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import KeyframeWanted, Leg, MediaConnected, MediaEvent, TextReceived
-from gateway.media.keyframe import MEDIA_CONTROL, picture_fast_update
-from gateway.media.srtp import SdesSrtp
+from gateway.media.rtp.srtp import SdesSrtp
+from gateway.media.video.keyframe import MEDIA_CONTROL, picture_fast_update
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
 from tests.media.pictures import picture_script

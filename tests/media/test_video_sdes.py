@@ -17,7 +17,7 @@ from gateway.media import fastlane
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
-from gateway.media.srtp import SdesSrtp
+from gateway.media.rtp.srtp import SdesSrtp
 from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
 from tests.media.bridge_harness import RecordingPeer, allocator, hang_up

@@ -10,11 +10,12 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 import sdp
-from gateway.media import codec_choice, web_sdp
 from gateway.media.bridge_settings import web_certificate
-from gateway.media.dtls_srtp import DtlsCertificates
+from gateway.media.codecs import codec_choice
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
-from gateway.media.webrtc_leg import WebLegError, WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.rtp.dtls_srtp import DtlsCertificates
+from gateway.media.webrtc import web_sdp
+from gateway.media.webrtc.webrtc_leg import WebLegError, WebLegOptions, WebLegState, WebRtcLeg
 from peers.webpeer import WebPeer
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -312,7 +313,7 @@ async def test_wrong_certificate_fingerprint_is_a_dtls_failure() -> None:
 async def test_every_web_leg_state_pair() -> None:
     import itertools
 
-    from gateway.media.webrtc_leg import _TRANSITIONS, WebLegError
+    from gateway.media.webrtc.webrtc_leg import _TRANSITIONS, WebLegError
 
     leg = make_leg([])
     try:

@@ -4,9 +4,9 @@ reads back as what WebRTC stacks require, and the answer they write is what the 
 from __future__ import annotations
 
 import sdp
-from gateway.media import codec_choice as choice
-from gateway.media import ice_lite
-from gateway.media.dtls_srtp import DtlsCertificate
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.rtp import ice_lite
+from gateway.media.rtp.dtls_srtp import DtlsCertificate
 
 
 def test_the_offer_carries_dtls_actpass_ice_lite_mux_and_bundle() -> None:

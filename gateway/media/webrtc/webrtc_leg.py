@@ -44,16 +44,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
-from gateway.media import (
-    aiortc_direct,
-    aiortc_dtls,
-    aiortc_hooks,
-    aiortc_rtcp,
-    ice_completion,
-    slim_waiters,
-    web_sdp,
-)
-from gateway.media.data_channel import ChatChannels
+from gateway.media import slim_waiters
 from gateway.media.errors import MediaError
 from gateway.media.events import (
     DtlsFailed,
@@ -63,8 +54,17 @@ from gateway.media.events import (
     MediaEvent,
     TextReceived,
 )
-from gateway.media.ice_restart import InPlaceRestart
-from gateway.media.web_video import WebVideo
+from gateway.media.webrtc import (
+    aiortc_direct,
+    aiortc_dtls,
+    aiortc_hooks,
+    aiortc_rtcp,
+    ice_completion,
+    web_sdp,
+)
+from gateway.media.webrtc.data_channel import ChatChannels
+from gateway.media.webrtc.ice_restart import InPlaceRestart
+from gateway.media.webrtc.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ import aioice.stun
 from aioice import Connection
 from aioice.utils import random_string
 
-from gateway.media.aiortc_hooks import HookError
 from gateway.media.errors import MediaError
+from gateway.media.webrtc.aiortc_hooks import HookError
 
 logger = logging.getLogger(__name__)
 

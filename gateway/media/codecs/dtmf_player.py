@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 
 import sdp
-from gateway.media.dtmf import DtmfSender, event_code
+from gateway.media.codecs.dtmf import DtmfSender, event_code
 
 INTER_DIGIT_GAP = 0.05  # seconds of silence between two digits
 

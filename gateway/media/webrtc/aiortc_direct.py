@@ -55,8 +55,8 @@ from aiortc.rtp import (
 )
 
 from gateway.media import arrival
-from gateway.media.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
-from gateway.media.rtp_stats import ReceptionState
+from gateway.media.rtp.rtp_stats import ReceptionState
+from gateway.media.webrtc.aiortc_hooks import RECEIVER_STREAMS, HookError, PacketTrack
 
 logger = logging.getLogger(__name__)
 

@@ -583,7 +583,7 @@ static PyGetSetDef link_getset[] = {
 };
 
 PyTypeObject LinkType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._fastlane.Link",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media.fastlane._fastlane.Link",
     .tp_basicsize = sizeof(Link),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "One call's two sockets in the engine (Engine.link).",

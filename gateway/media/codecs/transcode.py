@@ -32,10 +32,10 @@ from typing import cast
 import av
 from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
 
-from gateway.media import opus_settings
+from gateway.media.codecs import opus_settings
+from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
 from gateway.media.errors import MediaError
 from gateway.media.native_hooks import FrameEncoder, frame_encoder
-from gateway.media.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _context(ffmpeg: str, mode: str, sample_rate: int) -> AudioCodecContext:
         if ffmpeg == "libopus":
             context.bit_rate = OPUS_BITRATE
             options = {"application": "voip", "frame_duration": str(FRAME_MS)}
-            # a G.711 source: the fast lane's settings (gateway/media/opus_settings.py)
+            # a G.711 source: the fast lane's settings (gateway/media/codecs/opus_settings.py)
             if sample_rate == 8000:
                 options |= opus_settings.current().ffmpeg_options()
             context.options = options

@@ -1,8 +1,8 @@
-"""Audio payloads to PCM and back at one sample rate, for the room mixer (gateway/media/mixer.py).
+"""Audio payloads to PCM and back at one sample rate, for the room mixer (gateway/media/codecs/mixer.py).
 
 A ``PcmCodec`` decodes one participant's RTP payloads to native-endian signed 16-bit mono PCM at the
 mixer's rate and encodes 20 ms of that PCM to one payload. It reuses the transcoder's pieces
-(gateway/media/transcode.py): G.711 by table, Opus decoded by libopus at the mixer's rate and encoded by
+(gateway/media/codecs/transcode.py): G.711 by table, Opus decoded by libopus at the mixer's rate and encoded by
 FFmpeg's libopus from that rate (libopus takes 8/12/16/24/48 kHz input, so no resampler is needed: the
 RTP clock of Opus stays 48 kHz, RFC 7587 §4.1). Everything runs on the event loop thread.
 """
@@ -16,9 +16,8 @@ from typing import Final, cast
 
 import av
 
-from gateway.media.native_hooks import frame_encoder
-from gateway.media.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder
-from gateway.media.transcode import (
+from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder
+from gateway.media.codecs.transcode import (
     FRAME_MS,
     G711,
     TranscodeError,
@@ -28,6 +27,7 @@ from gateway.media.transcode import (
     audio_codec,
     g711_tables,
 )
+from gateway.media.native_hooks import frame_encoder
 
 MIXER_RATES: Final = frozenset({8000, 16000, 48000})
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Self
 
 from gateway.media.errors import PacketError
-from gateway.media.rtcp import RtcpPacket, RtcpUnknown
-from gateway.media.rtp import check_range
+from gateway.media.rtp.packet import check_range
+from gateway.media.rtp.rtcp import RtcpPacket, RtcpUnknown
 
 __all__ = [
     "MIN_USEFUL_BITRATE",

@@ -27,8 +27,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
-from gateway.media import aiortc_direct, aiortc_hooks
-from gateway.media.video import VideoOut
+from gateway.media.video.forward import VideoOut
+from gateway.media.webrtc import aiortc_direct, aiortc_hooks
 from sdp import video
 
 __all__ = ["WebVideo", "video_capabilities"]

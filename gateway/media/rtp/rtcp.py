@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
 from gateway.media.errors import PacketError
-from gateway.media.rtp import (
+from gateway.media.rtp.packet import (
     RTCP_BYE,
     RTCP_HEADER_SIZE,
     RTCP_RR,

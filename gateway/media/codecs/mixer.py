@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from gateway.media.codecs.pcm_codec import PcmCodec, PcmFormat
 from gateway.media.errors import MediaError
-from gateway.media.pcm_codec import PcmCodec, PcmFormat
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.media.errors import PacketError
-from gateway.media.rtcp import RtcpPacket, RtcpUnknown
-from gateway.media.rtp import check_range
+from gateway.media.rtp.packet import check_range
+from gateway.media.rtp.rtcp import RtcpPacket, RtcpUnknown
 
 __all__ = [
     "MEDIA_CONTROL",

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 import pylibsrtp
 
 import sdp
-from gateway.media.dtls_srtp import DtlsCertificate, DtlsSrtp, DtlsState, is_dtls
-from gateway.media.ice_lite import IceLiteResponder, is_stun
-from gateway.media.rtp_endpoint import RtpEndpoint
+from gateway.media.rtp.dtls_srtp import DtlsCertificate, DtlsSrtp, DtlsState, is_dtls
+from gateway.media.rtp.ice_lite import IceLiteResponder, is_stun
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 
 logger = logging.getLogger(__name__)
 

@@ -39,9 +39,16 @@ import sdp
 from gateway.media import arrival, slim_waiters
 from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
-from gateway.media.latch import LatchState, SymmetricLatch
-from gateway.media.ports import PortLease, RtpPortAllocator
-from gateway.media.rtcp import (
+from gateway.media.rtp.latch import LatchState, SymmetricLatch
+from gateway.media.rtp.packet import (
+    PT_COMFORT_NOISE,
+    SDES_CNAME,
+    RtpPacket,
+    is_rtcp,
+    ntp_from_unix,
+)
+from gateway.media.rtp.ports import PortLease, RtpPortAllocator
+from gateway.media.rtp.rtcp import (
     ReportBlock,
     RtcpBye,
     RtcpPacket,
@@ -52,15 +59,8 @@ from gateway.media.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
-from gateway.media.rtp import (
-    PT_COMFORT_NOISE,
-    SDES_CNAME,
-    RtpPacket,
-    is_rtcp,
-    ntp_from_unix,
-)
-from gateway.media.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
-from gateway.media.srtp import SdesSrtp, SipSrtp, SrtpError
+from gateway.media.rtp.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
+from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
 
 logger = logging.getLogger(__name__)
 

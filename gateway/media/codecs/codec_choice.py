@@ -188,7 +188,7 @@ class LegCodecs:
     incoming: Mapping[int, Codec]
     event: Codec | None
     direction: sdp.Direction
-    packet_ms: int = 20  # the packet time the peer wants (gateway/media/packetize.py)
+    packet_ms: int = 20  # the packet time the peer wants (gateway/media/codecs/packetize.py)
 
     @classmethod
     def of(

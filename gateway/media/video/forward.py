@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.media.retime import TimestampMapper
+from gateway.media.rtp.retime import TimestampMapper
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import VideoSnapshot

@@ -1,4 +1,4 @@
-/* What the fast lane's files share (gateway/media/_fastlane.c says how the engine works): the types, the
+/* What the fast lane's files share (gateway/media/fastlane/_fastlane.c says how the engine works): the types, the
    process-wide codec tables and the functions one file calls in another. */
 #ifndef GATEWAY_FASTLANE_H
 #define GATEWAY_FASTLANE_H
@@ -36,7 +36,7 @@
 #define MAX_EXTENSION 255
 #define BATCH 32                 /* datagrams read from one socket per round (fairness) */
 #define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
-#define JUMP_SECONDS 1.0         /* as gateway/media/retime.py */
+#define JUMP_SECONDS 1.0         /* as gateway/media/rtp/retime.py */
 #define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */
 #define MAX_COALESCE 0.005       /* Engine.coalesce's ceiling, seconds */
 #define GATHER_MIN 4.0           /* packets a gathering wait must expect (at the thread's rate) to be worth it */
@@ -117,7 +117,7 @@ typedef struct {
     Address destination;           /* where they go on the other leg */
     uint32_t ssrc;
     uint8_t pt_in, pt_out;
-    /* timestamps as gateway/media/retime.py: out = anchor_out + floor(signed(in - anchor_in) * out/in) */
+    /* timestamps as gateway/media/rtp/retime.py: out = anchor_out + floor(signed(in - anchor_in) * out/in) */
     uint32_t anchor_in, anchor_out;
     int64_t in_rate, out_rate;
     uint32_t last_ts;
@@ -158,7 +158,7 @@ extern uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
 #define OPUS_APPLICATION_VOIP 2048
 #define OPUS_SET_BITRATE_REQUEST 4002
 #define OPUS_BITRATE 32000
-/* The encoder's settings for a G.711 source (gateway/media/opus_settings.py says why; set_opus_encoder):
+/* The encoder's settings for a G.711 source (gateway/media/codecs/opus_settings.py says why; set_opus_encoder):
    libopus's request numbers (opus_defines.h). */
 #define OPUS_SET_MAX_BANDWIDTH_REQUEST 4004
 #define OPUS_SET_COMPLEXITY_REQUEST 4010
@@ -170,7 +170,7 @@ extern uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
 extern int opus_complexity, opus_inband_fec;
 
 
-/* A video lane (issue 19): gateway/media/video.py's VideoPath.feed for one direction - payload types
+/* A video lane (issue 19): gateway/media/video/forward.py's VideoPath.feed for one direction - payload types
    mapped (several codecs), repair formats (rtx, red, fec) dropped, sequence numbers shifted by an offset
    (the input's gaps kept, padding-only packets closing up), timestamps on the output timeline - and the
    accounting the Python path does per packet (receive statistics of the input, sender counters). */

@@ -24,8 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sdp
-from gateway.media import codec_choice as choice
-from gateway.media.bandwidth import (
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.errors import PacketError
+from gateway.media.events import KeyframeWanted, Leg, MediaEvent
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.rtcp import RtcpPacket
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.video.bandwidth import (
     MIN_USEFUL_BITRATE,
     HintRelay,
     Tmmbn,
@@ -34,22 +40,16 @@ from gateway.media.bandwidth import (
     bandwidth_hints,
     negotiated_tmmbr,
 )
-from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.errors import PacketError
-from gateway.media.events import KeyframeWanted, Leg, MediaEvent
-from gateway.media.keyframe import (
+from gateway.media.video.forward import VIDEO_RATE, VideoPath, VideoStats
+from gateway.media.video.keyframe import (
     FullIntraRequest,
     KeyframeRequests,
     PictureLoss,
     SipRequestKind,
     keyframe_requests,
 )
-from gateway.media.rtcp import RtcpPacket
-from gateway.media.rtp import RtpPacket
-from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
-from gateway.media.video import VIDEO_RATE, VideoPath, VideoStats
-from gateway.media.web_video import WebVideo, video_capabilities
-from gateway.media.webrtc_leg import WebRtcLeg
+from gateway.media.webrtc.web_video import WebVideo, video_capabilities
+from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 from sdp import video, video_sdes
 from sdp.codecs import codec_specs
 

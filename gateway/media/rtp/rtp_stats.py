@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gateway.media.errors import PacketError
-from gateway.media.rtcp import ReportBlock
-from gateway.media.rtp import U32_MAX, check_range, ntp_middle32
+from gateway.media.rtp.packet import U32_MAX, check_range, ntp_middle32
+from gateway.media.rtp.rtcp import ReportBlock
 
 # ------------------------------------------------------------------------------- receive statistics
 

@@ -32,7 +32,8 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
-from gateway.media.aiortc_direct import (
+from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
+from gateway.media.webrtc.aiortc_direct import (
     _CONNECTED,
     _SENDER,
     _SENDER_COUNTERS,
@@ -41,8 +42,7 @@ from gateway.media.aiortc_direct import (
     DirectSender,
     _nominated_pairs,
 )
-from gateway.media.aiortc_hooks import HookError
-from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
+from gateway.media.webrtc.aiortc_hooks import HookError
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """How the gateway encodes Opus for the browser from a G.711 source (issue 14 goal 2): one setting per process.
 
-Every Opus encoder the gateway makes - the fast lane's (``gateway/media/_fastlane.c``, the steady state)
-and the Python path's (``gateway/media/transcode.py``, until the fast lane takes a call, or without it) -
+Every Opus encoder the gateway makes - the fast lane's (``gateway/media/fastlane/_fastlane.c``, the steady state)
+and the Python path's (``gateway/media/codecs/transcode.py``, until the fast lane takes a call, or without it) -
 encodes 8 kHz PCM decoded from PCMU/PCMA: a narrowband voice source. So both are set up the same way:
 
 * **complexity** (``media.opus_complexity``, 0-10; default 5): the encoder's search effort, and most of

@@ -5,7 +5,7 @@ aiortc answers every audio and video m-line it can (a Chromium audio+video offer
 channel m-line. The gateway carries audio, video (issue 19), and chat on a data channel where the web
 leg takes one, so aiortc only ever sees the first usable audio m-line and, bundled with it (RFC 8843), with
 ``video`` the first usable video m-line and with ``data_channel`` the first data channel m-line (RFC 8841
-SCTP over the same DTLS association; gateway/media/data_channel.py), both stripped of their own candidates
+SCTP over the same DTLS association; gateway/media/webrtc/data_channel.py), both stripped of their own candidates
 (BUNDLE drops their transports), in the browser's order:
 
 * ``prune_offer`` keeps that m-line (with its own candidates, minus mDNS ``.local`` ones, which are resolved in the background so they never block ``setRemoteDescription``, and minus

@@ -18,13 +18,13 @@
  * (take_back), so that a backlog in Python never keeps lanes from arming.
  *
  * SRTP: the Link uses aiortc's own libsrtp sessions on the web leg and the SIP leg's SRTP sessions (SDES
- * or DTLS-SRTP, gateway/media/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
+ * or DTLS-SRTP, gateway/media/rtp/srtp.py) on the SIP leg, pointers taken from pylibsrtp; every use of them -
  * the thread's and Python's (Link.srtp, which the fast lane installs in the legs' place) - happens under
  * the engine mutex: libsrtp sessions are not thread-safe. An SRTP packet from the SIP side that does not
  * authenticate is dropped and counted (sip_dropped), as one from the browser is (dropped).
  *
  * Accounting (the Tally of each lane): what the Python path does per packet it forwards - RTCP receive
- * statistics of the input source (RFC 3550 A.1, A.3, A.8, as gateway/media/rtp_stats.py for the SIP leg
+ * statistics of the input source (RFC 3550 A.1, A.3, A.8, as gateway/media/rtp/rtp_stats.py for the SIP leg
  * and aiortc's StreamStatistics for the web leg), MediaPath's counters and loss count, the timestamp
  * mapper's last packet, the output's sender counters and last timestamp, the last arrival (watchdogs),
  * latency samples - is done here. Python reads a snapshot (Link.snapshot) when it builds RTCP or a report,
@@ -395,7 +395,7 @@ static PyGetSetDef engine_getset[] = {
 };
 
 static PyTypeObject EngineType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._fastlane.Engine",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media.fastlane._fastlane.Engine",
     .tp_basicsize = sizeof(Engine),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Engine(protect, unprotect, protect_rtcp, unprotect_rtcp): the forwarding thread; arguments are "
@@ -495,7 +495,7 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, .m_name = "gateway.media._fastlane", .m_methods = module_methods,
+    PyModuleDef_HEAD_INIT, .m_name = "gateway.media.fastlane._fastlane", .m_methods = module_methods,
     .m_doc = "Native forwarding of steady pass-through RTP (see gateway/media/fastpath.py).", .m_size = -1,
 };
 

@@ -17,8 +17,9 @@ import aioice.ice
 from aioice import Connection
 from aiortc import RTCPeerConnection
 
+from gateway.media.slim_waiters import Waiters
+
 from .aiortc_hooks import HookError, ice_connection
-from .slim_waiters import Waiters
 
 ICE_PACING = 0.02  # aioice's Ta between two checks started (RFC 8445 §14.2)
 _CONNECT_INTERNALS = (

@@ -17,23 +17,23 @@ import logging
 from collections.abc import Callable
 
 import sdp
-from gateway.media import codec_choice as choice
-from gateway.media import ice_lite
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.codec_choice import LegCodecs
-from gateway.media.dtls_srtp import DtlsCertificate
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.codecs.codec_choice import LegCodecs
+from gateway.media.codecs.packetize import packet_ms
 from gateway.media.errors import MediaError
-from gateway.media.packetize import packet_ms
-from gateway.media.ports import PortLease
-from gateway.media.rtp import RtpPacket
-from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
-from gateway.media.sip_dtls import SipDtls
+from gateway.media.rtp import ice_lite
+from gateway.media.rtp.dtls_srtp import DtlsCertificate
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.ports import PortLease
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp.sip_dtls import SipDtls
 
 logger = logging.getLogger(__name__)
 
 # A far end whose RTP comes from a new address (NAT rebinding, an SBC or PBX failing over) is followed
 # once this many packets in a row came from there and none from the old one: a stranger cannot take
-# the stream over while the real source still sends (gateway/media/latch.py).
+# the stream over while the real source still sends (gateway/media/rtp/latch.py).
 RELATCH_PACKETS = 10
 
 

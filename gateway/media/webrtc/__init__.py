@@ -1,0 +1,11 @@
+"""The web leg: one aiortc ``RTCPeerConnection`` per call (ICE, DTLS-SRTP, rtcp-mux, BUNDLE), its raw RTP in
+and out around aiortc's queues and codecs, and every hook into aiortc's and aioice's private internals.
+
+Owns ``webrtc_leg`` (``WebRtcLeg``), ``web_video`` (its bundled video transceiver), ``web_sdp`` (fix-ups
+between the browser's descriptions and aiortc's), ``aiortc_hooks``, ``aiortc_direct``, ``aiortc_rtcp`` and
+``aiortc_dtls`` (the private internals, guarded by ``tests/media/test_aiortc_hooks.py``),
+``ice_completion`` and ``ice_restart`` (aioice), ``data_channel`` (chat). It may import aiortc, aioice,
+``sdp``, the media package's shared modules (``errors``, ``events``, ``arrival``, ``coarse_timers``,
+``slim_waiters``) and ``gateway.media.video.forward`` (what a video packet out is); never the SIP leg
+(``gateway.media.rtp``), the bridge or the fast lane.
+"""
