@@ -26,10 +26,11 @@ from aiortc.rtcrtpsender import RTT_ALPHA
 from gateway.media import arrival
 from gateway.media.fastlane.engine import EnginePool
 from gateway.media.fastlane.native import Address, NativeLink
+from gateway.media.rtp.endpoint_state import RtpEndpointConfig
 from gateway.media.rtp.packet import ntp_from_unix, ntp_middle32
 from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.rtp.rtcp import ReportBlock, RtcpReceiverReport, RtcpSenderReport, serialize_rtcp
-from gateway.media.rtp.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from tests.media.bridge_harness import Call, allocator
 from tests.media.test_fastlane_engine import KEY, Handler, Quiet, rtp
 from tests.media.test_fastpath import linked, require_fast_lane, until

@@ -13,6 +13,7 @@ import pytest
 
 import sdp
 from gateway.media.errors import EndpointError, MediaError
+from gateway.media.rtp.endpoint_state import EndpointState, RtpEndpointConfig
 from gateway.media.rtp.latch import LatchState, SymmetricLatch
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
@@ -24,11 +25,7 @@ from gateway.media.rtp.rtcp import (
     RtcpSourceDescription,
     parse_rtcp,
 )
-from gateway.media.rtp.rtp_endpoint import (
-    EndpointState,
-    RtpEndpoint,
-    RtpEndpointConfig,
-)
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from peers.audio import RtpTonePeer
 from tests.media.test_ports import free_range
 

@@ -19,104 +19,42 @@ How it works:
   none while held, pjsua among them: such a peer cannot be judged and is left alone). ``inactive_held``
   says which of the two fired.
 * Comfort noise (PT 13, RFC 3389) is always accepted and never counts as a change of codec.
+
+The endpoint's states and settings are in ``endpoint_state``, its RTCP in ``endpoint_rtcp``
+(``EndpointRtcp``, a base of ``RtpEndpoint``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import logging
 import random
 import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sdp
-from gateway.media import arrival, slim_waiters
-from gateway.media.coarse_timers import PERIODIC_GRID, Cancellable, coarse_timers
+from gateway.media import slim_waiters
+from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
+from gateway.media.rtp.endpoint_rtcp import EndpointRtcp
+from gateway.media.rtp.endpoint_state import TRANSITIONS, Address, EndpointState, RtpEndpointConfig
 from gateway.media.rtp.latch import LatchState, SymmetricLatch
-from gateway.media.rtp.packet import (
-    PT_COMFORT_NOISE,
-    SDES_CNAME,
-    RtpPacket,
-    is_rtcp,
-    ntp_from_unix,
-)
+from gateway.media.rtp.packet import PT_COMFORT_NOISE, RtpPacket, is_rtcp
 from gateway.media.rtp.ports import PortLease, RtpPortAllocator
-from gateway.media.rtp.rtcp import (
-    ReportBlock,
-    RtcpBye,
-    RtcpPacket,
-    RtcpReceiverReport,
-    RtcpSenderReport,
-    RtcpSourceDescription,
-    SdesChunk,
-    parse_rtcp,
-    serialize_rtcp,
-)
+from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
 from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
 _RTP_HEADER = struct.Struct("!BBHII")  # V=2 P=0 X=0 CC=0, M+PT, sequence, timestamp, SSRC
 
 
 _INTERVALS = random.Random()  # RTCP intervals' randomization (RFC 3550 §6.3.1); not a secret
-
-
-class EndpointState(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-_TRANSITIONS = {
-    (EndpointState.NEW, EndpointState.OPEN),
-    (EndpointState.NEW, EndpointState.CLOSED),
-    (EndpointState.OPEN, EndpointState.CLOSED),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RtpEndpointConfig:
-    """``payload_types``: codecs of the negotiated answer; ``dtmf_payload_types``: its telephone-events."""
-
-    payload_types: frozenset[int]
-    dtmf_payload_types: frozenset[int] = frozenset()
-    host: str = "127.0.0.1"
-    clock_rate: int = 8000
-    rtcp_mux: bool = False
-    inactivity_timeout: float | None = 5.0
-    hold_timeout: float | None = 15.0  # no RTP nor RTCP while none is expected (hold, silence): dead
-    rtcp_interval: float = 5.0
-    relatch_after: int = 0
-    cname: str = "sip-webrtc-gateway"
-
-    def __post_init__(self) -> None:
-        if not self.payload_types:
-            raise EndpointError("payload_types must name at least one codec")
-        for pt in self.payload_types | self.dtmf_payload_types:
-            if not isinstance(pt, int) or not 0 <= pt <= 127:
-                raise EndpointError(f"payload type must be in [0, 127], got {pt!r}")
-        if self.clock_rate <= 0:
-            raise EndpointError(f"clock_rate must be positive, got {self.clock_rate!r}")
-        if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
-            raise EndpointError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
-        if self.hold_timeout is not None and self.hold_timeout <= 0:
-            raise EndpointError(f"hold_timeout must be positive, got {self.hold_timeout!r}")
-        if self.rtcp_interval <= 0:
-            raise EndpointError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
-        if self.relatch_after < 0:
-            raise EndpointError(f"relatch_after must be >= 0, got {self.relatch_after!r}")
-        if not 0 < len(self.cname.encode()) <= 255:
-            raise EndpointError(f"cname must be 1 to 255 bytes, got {self.cname!r}")
 
 
 class _Datagrams(asyncio.DatagramProtocol):
@@ -134,7 +72,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         logger.debug("%s socket error: %s", self._name, exc)  # e.g. ICMP port unreachable
 
 
-class RtpEndpoint:
+class RtpEndpoint(EndpointRtcp):
     """One plain RTP session on the SIP leg. Callbacks run in the event loop and must not block."""
 
     def __init__(
@@ -202,7 +140,7 @@ class RtpEndpoint:
         return self._state
 
     def _set_state(self, state: EndpointState) -> None:
-        if (self._state, state) not in _TRANSITIONS:
+        if (self._state, state) not in TRANSITIONS:
             raise EndpointError(
                 f"call={self._call} RTP endpoint cannot go from {self._state.value} to {state.value}"
             )
@@ -585,114 +523,3 @@ class RtpEndpoint:
             logger.info("call=%s no RTP for %.1f s", self._call, timeout)
         if self._on_inactive is not None:
             self._on_inactive()
-
-    # ---------------------------------------------------------------------------------------- RTCP
-
-    def _rtcp_socket(self, data: bytes, source: Address) -> None:
-        if self.control is not None and data and not 128 <= data[0] <= 191:
-            if self._state is EndpointState.OPEN:
-                self.control("rtcp", data, source)
-            return
-        self._rtcp_received(data, source)
-
-    def _rtcp_received(self, data: bytes, source: Address) -> None:
-        crypto = self._crypto
-        if crypto is not None:
-            if not crypto.ready:
-                self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
-                return
-            try:
-                data = crypto.unprotect_rtcp(data)
-            except SrtpError as exc:
-                self._drop("SRTCP packet from %s not authentic: %s", source, exc)
-                return
-        if self._state is not EndpointState.OPEN:
-            return
-        try:
-            packets = parse_rtcp(data)
-        except PacketError as exc:
-            self._drop("malformed RTCP from %s: %s", source, exc)
-            return
-        latch = self._rtp_latch if self.config.rtcp_mux else self._rtcp_latch
-        if self.config.rtcp_mux and latch.state is LatchState.LATCHED and source != latch.address:
-            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
-            return
-        if not self.config.rtcp_mux and not latch.accept(source, True):
-            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
-            return
-        now = self._now()
-        self._last_rtcp = now
-        if self._inactive and self.inactive_held:  # taken for gone on hold, it lives (its RTCP): watch again
-            self._inactive = False
-            self._arm_inactivity()
-        elif not self._inactive and self._inactivity_timer is None:
-            self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
-        # RFC 3550 §6.4.1: the RTT's A and our DLSR count from the report's arrival, which the fast lane's
-        # engine may have held up to 10 ms before handing it over (gateway.media.arrival)
-        late = arrival.late
-        for packet in packets:
-            if isinstance(packet, RtcpSenderReport | RtcpReceiverReport):
-                self.far_end.update(packet.reports, self.ssrc, ntp_from_unix(self._wallclock() - late))
-            if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
-                if packet.ssrc == self.statistics.ssrc:
-                    self.statistics.on_sender_report(packet.ntp_timestamp, now - late)
-            elif isinstance(packet, RtcpBye):
-                logger.info("call=%s RTCP BYE from %s:%d: %r", self._call, *source, packet.reason)
-        if self._on_rtcp is not None:
-            self._on_rtcp(packets)
-
-    def _schedule_rtcp(self, initial: bool = False) -> None:
-        # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it
-        base = self.config.rtcp_interval / (2 if initial else 1)
-        delay = base * self._rng.uniform(0.5, 1.5)  # on whole seconds with the calls' other periodic work
-        self._rtcp_timer = coarse_timers(self._get_loop()).call_later(
-            delay, self._rtcp_due, grid=PERIODIC_GRID
-        )
-
-    def _rtcp_due(self) -> None:
-        self._rtcp_timer = None
-        if self._state is EndpointState.OPEN:
-            self._send_rtcp()
-            self._schedule_rtcp()
-
-    def build_report(self, *, bye: bool = False) -> tuple[RtcpPacket, ...]:
-        """SR (if we sent RTP) or RR, SDES CNAME, and BYE if asked (RFC 3550 §6.1 compound)."""
-        if self.refresh is not None:  # the fast lane's packets counted first
-            self.refresh()
-        now = self._now()
-        blocks: tuple[ReportBlock, ...] = ()
-        if self.statistics is not None and self.statistics.received:
-            blocks = (self.statistics.report_block(now),)
-        report: RtcpPacket
-        if self.packets_sent:
-            elapsed = now - self._last_sent_time
-            rtp_ts = (self._last_sent_timestamp + int(elapsed * self.config.clock_rate)) & 0xFFFF_FFFF
-            report = RtcpSenderReport(
-                self.ssrc,
-                ntp_from_unix(self._wallclock()),
-                rtp_ts,
-                self.packets_sent & 0xFFFF_FFFF,
-                self.octets_sent & 0xFFFF_FFFF,
-                blocks,
-            )
-        else:
-            report = RtcpReceiverReport(self.ssrc, blocks)
-        sdes = RtcpSourceDescription((SdesChunk(self.ssrc, ((SDES_CNAME, self.config.cname.encode()),)),))
-        return (report, sdes, RtcpBye((self.ssrc,))) if bye else (report, sdes)
-
-    def send_feedback(self, packets: tuple[RtcpPacket, ...]) -> bool:
-        """RTCP feedback (RFC 4585 §6: PLI, FIR) now, after a report as RFC 3550 §6.1 wants a compound
-        packet to start; False when there is nowhere to send it yet."""
-        if self._state is not EndpointState.OPEN:
-            return False
-        return self._send_rtcp(extra=packets)
-
-    def _send_rtcp(self, *, bye: bool = False, extra: tuple[RtcpPacket, ...] = ()) -> bool:
-        destination = self.remote_rtcp_address
-        transport = self._rtp_transport if self.config.rtcp_mux else self._rtcp_transport
-        if destination is None or transport is None or (self._srtp is not None and not self._srtp.ready):
-            return False
-        report = serialize_rtcp(self.build_report(bye=bye) + extra)
-        crypto = self._crypto
-        transport.sendto(crypto.protect_rtcp(report) if crypto is not None else report, destination)
-        return True

@@ -24,9 +24,10 @@ from gateway.media.codecs.packetize import packet_ms
 from gateway.media.errors import MediaError
 from gateway.media.rtp import ice_lite
 from gateway.media.rtp.dtls_srtp import DtlsCertificate
+from gateway.media.rtp.endpoint_state import RtpEndpointConfig
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import PortLease
-from gateway.media.rtp.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from gateway.media.rtp.sip_dtls import SipDtls
 
 logger = logging.getLogger(__name__)

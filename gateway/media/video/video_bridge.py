@@ -28,9 +28,10 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.codecs import codec_choice as choice
 from gateway.media.errors import PacketError
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
+from gateway.media.rtp.endpoint_state import RtpEndpointConfig
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.rtcp import RtcpPacket
-from gateway.media.rtp.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from gateway.media.video.bandwidth import (
     MIN_USEFUL_BITRATE,
     HintRelay,
