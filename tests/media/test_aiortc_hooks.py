@@ -31,7 +31,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
-from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_rtcp
+from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive, aiortc_rtcp
 from peers.binaries import in_ci
 
 
@@ -231,7 +231,7 @@ async def test_direct_paths_carry_raw_payloads_and_sender_reports_between_two_pe
             aiortc_hooks.restrict_host_addresses(pc, ["127.0.0.1"])
         sender = aiortc_direct.attach_direct_sender(ta.sender)
         got: list[tuple[int, int, int, int, bool, bytes]] = []
-        receiver = aiortc_direct.attach_direct_receiver(tb.receiver, lambda *fields: got.append(fields))
+        receiver = aiortc_receive.attach_direct_receiver(tb.receiver, lambda *fields: got.append(fields))
         slow: list[AiortcRtpPacket] = []
 
         def keep(packet: AiortcRtpPacket) -> bool:
@@ -338,7 +338,7 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     packets = [(seq, 5000 + 160 * i, arrivals[i]) for i, seq in enumerate(sequences)]
     mirrored, original = StreamStatistics(8000), StreamStatistics(8000)
     fed(monkeypatch, original, packets)
-    receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
+    receiver = aiortc_receive.DirectReceiver.__new__(aiortc_receive.DirectReceiver)
     receiver._streams, receiver._clock_rates = {7: mirrored}, {0: 8000}
     fed(monkeypatch, mirrored, packets[:1])
     state = receiver.reception_state(7)
@@ -373,7 +373,7 @@ def test_a_source_counted_in_another_rate_is_handed_to_the_engine_in_its_own(
     packets = [(100 + i, 5000 + 160 * i, arrivals[i]) for i in range(6)]
     counted_wrong, original = StreamStatistics(48000), StreamStatistics(8000)
     fed(monkeypatch, original, packets)
-    receiver = aiortc_direct.DirectReceiver.__new__(aiortc_direct.DirectReceiver)
+    receiver = aiortc_receive.DirectReceiver.__new__(aiortc_receive.DirectReceiver)
     receiver._streams, receiver._clock_rates = {7: counted_wrong}, {0: 8000}
     fed(monkeypatch, counted_wrong, packets[:1])
     state = receiver.reception_state(7, 8000)
@@ -565,7 +565,7 @@ async def test_direct_rtcp_sends_one_compound_report_per_interval_with_the_recei
     a, b, ta, tb = pcmu_pair()
     try:
         sender = aiortc_direct.attach_direct_sender(ta.sender)
-        receiver = aiortc_direct.attach_direct_receiver(ta.receiver, lambda *fields: None)
+        receiver = aiortc_receive.attach_direct_receiver(ta.receiver, lambda *fields: None)
         rtcp = aiortc_rtcp.attach_direct_rtcp(sender, receiver, interval=0.3)
         far = aiortc_direct.attach_direct_sender(tb.sender)
         seen: list[Any] = []  # what b's aiortc objects get from a: SRs only, never aiortc's own RR
@@ -666,12 +666,12 @@ def test_reports_are_handled_at_once_feedback_in_a_task() -> None:
     sdes = struct.pack("!BBHIBB", 0x81, 202, 2, 0x1234, 1, 0) + b"\x00\x00"  # CNAME "", padded
     bye = struct.pack("!BBHI", 0x81, 203, 1, 0x1234)
     pli = struct.pack("!BBHII", 0x81, 206, 2, 0x1234, 0x5678)  # RFC 4585 §6.3.1
-    assert all(aiortc_direct._reports_only(c) for c in (sr, rr, sr + sdes, rr + sdes + bye))
-    assert not aiortc_direct._reports_only(sr + pli)
-    assert not aiortc_direct._reports_only(pli)
-    assert not aiortc_direct._reports_only(sr[:-4])  # shorter than its length says
-    assert not aiortc_direct._reports_only(sr + b"\x00")
-    assert not aiortc_direct._reports_only(b"")
+    assert all(aiortc_receive._reports_only(c) for c in (sr, rr, sr + sdes, rr + sdes + bye))
+    assert not aiortc_receive._reports_only(sr + pli)
+    assert not aiortc_receive._reports_only(pli)
+    assert not aiortc_receive._reports_only(sr[:-4])  # shorter than its length says
+    assert not aiortc_receive._reports_only(sr + b"\x00")
+    assert not aiortc_receive._reports_only(b"")
 
 
 def test_the_shared_certificate_computes_its_fingerprints_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ _SEQ_MOD = 1 << 16
 class ReceptionState(NamedTuple):
     """The receive statistics of one source as the fast lane's engine takes and gives them back (its
     ``Reception``): ``ReceiveStatistics.state()`` here, aiortc's ``StreamStatistics`` in
-    ``aiortc_direct``. Sequence numbers are -1 before the first packet; ``transit`` is this module's
+    ``aiortc_receive``. Sequence numbers are -1 before the first packet; ``transit`` is this module's
     last transit time, ``arrival`` and ``timestamp`` aiortc's last in-order arrival (wall clock in clock
     units) and its timestamp; ``jitter`` this module's estimate, or aiortc's ``_jitter_q4``."""
 

@@ -51,8 +51,9 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   a video sender's stream (``RTCRtpSender._handle_rtcp_packet``, wrapped) and a REMB to the browser from
   the receiver's RTCP SSRC (``RTCRtpReceiver._send_rtcp``), for the video's bandwidth hints (issue 19).
 
-The bridge's direct RTP paths (``DirectSender``, ``DirectReceiver``) are in ``aiortc_direct``; the
-fast lane swaps the DTLS transport's SRTP sessions with the three functions below:
+The bridge's direct RTP paths are in ``aiortc_direct`` (``DirectSender``) and ``aiortc_receive``
+(``DirectReceiver``); the fast lane swaps the DTLS transport's SRTP sessions with the three functions
+below:
 
 * ``srtp_sessions(dtls)``, ``replace_srtp_sessions(dtls, rx, tx)``, ``restore_srtp_sessions(...)``:
   aiortc's ``RTCDtlsTransport._rx_srtp``/``_tx_srtp`` (``pylibsrtp.Session``), which the fast lane's

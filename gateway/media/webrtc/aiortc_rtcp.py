@@ -38,11 +38,11 @@ from gateway.media.webrtc.aiortc_direct import (
     _SENDER,
     _SENDER_COUNTERS,
     _U32,
-    DirectReceiver,
     DirectSender,
     _nominated_pairs,
 )
 from gateway.media.webrtc.aiortc_hooks import HookError
+from gateway.media.webrtc.aiortc_receive import DirectReceiver
 
 logger = logging.getLogger(__name__)
 

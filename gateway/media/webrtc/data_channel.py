@@ -7,7 +7,7 @@ and :class:`ChatChannels` adopts it. On calls the browser receives, the gateway'
 (``WebRtcLeg.create_offer``), adopted the same way; the browser sees it as its ``datachannel`` event. A text message on any of them goes to ``on_text`` (the call turns it into SIP MESSAGE, RFC 3428);
 :meth:`ChatChannels.send` writes the SIP party's text on every open one. Binary messages and text
 beyond ``MAX_TEXT_BYTES`` (a MESSAGE body's limit) are dropped and counted, never passed on. aiortc runs
-SCTP itself: its DTLS records take aiortc's own path past the direct RTP hooks (``aiortc_direct``: only
+SCTP itself: its DTLS records take aiortc's own path past the direct RTP hooks (``aiortc_receive``: only
 first bytes 128-191, RTP and RTCP, are taken early; RFC 7983) and past the fast lane, which leaves
 anything but the RTP of an armed lane to Python.
 """

@@ -28,7 +28,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
 from gateway.media.video.forward import VideoOut
-from gateway.media.webrtc import aiortc_direct, aiortc_hooks
+from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive
 from sdp import video
 
 __all__ = ["WebVideo", "video_capabilities"]
@@ -54,9 +54,9 @@ class WebVideo:
     def __init__(
         self,
         pc: RTCPeerConnection,
-        audio: aiortc_direct.DirectReceiver,
+        audio: aiortc_receive.DirectReceiver,
         *,
-        on_rtp: aiortc_direct.RawRtpHandler,
+        on_rtp: aiortc_receive.RawRtpHandler,
         on_keyframe_request: Callable[[], None],
         call_id: str = "-",
         clock: Callable[[], float] = time.monotonic,
@@ -65,7 +65,7 @@ class WebVideo:
         self._on_rtp = on_rtp
         self.transceiver = pc.addTransceiver("video", direction="sendrecv")
         self.sender = aiortc_direct.attach_direct_sender(self.transceiver.sender, clock=clock)
-        self.receiver = aiortc_direct.attach_direct_receiver(self.transceiver.receiver, self._rtp, via=audio)
+        self.receiver = aiortc_receive.attach_direct_receiver(self.transceiver.receiver, self._rtp, via=audio)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tapped, clock_rate=90000)
         aiortc_hooks.on_keyframe_request(self.transceiver.sender, on_keyframe_request)
         aiortc_hooks.on_bitrate_limit(self.transceiver.sender, self._remb)

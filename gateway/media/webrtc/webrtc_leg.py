@@ -58,6 +58,7 @@ from gateway.media.webrtc import (
     aiortc_direct,
     aiortc_dtls,
     aiortc_hooks,
+    aiortc_receive,
     aiortc_rtcp,
     ice_completion,
     web_sdp,
@@ -133,7 +134,7 @@ class WebRtcLeg:
         self,
         options: WebLegOptions,
         *,
-        on_rtp: aiortc_direct.RawRtpHandler,
+        on_rtp: aiortc_receive.RawRtpHandler,
         on_event: Callable[[MediaEvent], None],
         call_id: str = "-",
         clock: Callable[[], float] = time.monotonic,
@@ -148,7 +149,7 @@ class WebRtcLeg:
         )
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
-        self._receiver = aiortc_direct.attach_direct_receiver(self._transceiver.receiver, self._direct)
+        self._receiver = aiortc_receive.attach_direct_receiver(self._transceiver.receiver, self._direct)
         self.rtcp = aiortc_rtcp.attach_direct_rtcp(
             self._sender, self._receiver, interval=options.rtcp_interval
         )
@@ -267,7 +268,7 @@ class WebRtcLeg:
     # --------------------------------------------------------------------------------------- SDP
 
     def enable_video(
-        self, on_rtp: aiortc_direct.RawRtpHandler, on_keyframe_request: Callable[[], None]
+        self, on_rtp: aiortc_receive.RawRtpHandler, on_keyframe_request: Callable[[], None]
     ) -> WebVideo:
         """The video transceiver (issue 19), added once, before the first description is applied."""
         if self.video is None:
@@ -565,7 +566,7 @@ class WebRtcLeg:
         return self._sender
 
     @property
-    def direct_receiver(self) -> aiortc_direct.DirectReceiver:
+    def direct_receiver(self) -> aiortc_receive.DirectReceiver:
         return self._receiver
 
     @property
