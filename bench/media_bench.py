@@ -191,9 +191,9 @@ async def _gateway(
     first, last = (int(port) for port in os.environ.get("MEDIA_BENCH_PORTS", "42000-43999").split("-"))
     allocator = RtpPortAllocator(PortRange(first, last))
     certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
-    from gateway.media.webrtc import aiortc_hooks
+    from gateway.media.webrtc import ice_consent
 
-    aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
+    ice_consent.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     memory = os.environ.get("MEDIA_BENCH_MEMORY") == "1"

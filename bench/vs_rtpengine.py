@@ -124,9 +124,9 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
 
     allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
     certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
-    from gateway.media.webrtc import aiortc_hooks
+    from gateway.media.webrtc import ice_consent
 
-    aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
+    ice_consent.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
     if opus_complexity is not None:  # as the gateway's media.opus_complexity (this tree's default otherwise)
         from gateway.media.codecs import opus_settings
 

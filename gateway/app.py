@@ -34,7 +34,7 @@ from gateway.media.codecs import opus_settings
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from gateway.media.warmup import warm_up
-from gateway.media.webrtc import aiortc_hooks
+from gateway.media.webrtc import aiortc_hooks, ice_consent
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.drain import Drain
@@ -145,7 +145,7 @@ class Gateway:
 
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
-        aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
+        ice_consent.set_consent_expiry(self.config.media.inactivity_timeout)
         # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
         aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:

@@ -31,7 +31,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
-from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive, aiortc_rtcp
+from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive, aiortc_rtcp, ice_consent
 from peers.binaries import in_ci
 
 
@@ -427,12 +427,12 @@ def test_consent_expiry_is_what_aioice_reads_at_each_check(monkeypatch: pytest.M
     assert "self._query_consent_task = None" in source and "except stun.TransactionError:" in source
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", aioice.ice.CONSENT_INTERVAL)
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", aioice.ice.CONSENT_FAILURES)
-    aiortc_hooks.set_consent_expiry(5.0)
+    ice_consent.set_consent_expiry(5.0)
     assert (aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES) == (1, 3)  # ~4.5 s without answers
-    aiortc_hooks.set_consent_expiry(0.5)
+    ice_consent.set_consent_expiry(0.5)
     assert aioice.ice.CONSENT_FAILURES == 2
     with pytest.raises(ValueError):
-        aiortc_hooks.set_consent_expiry(0)
+        ice_consent.set_consent_expiry(0)
 
 
 async def test_video_keyframe_internals_exist() -> None:
@@ -615,7 +615,7 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
     """on_consent_expired(media_count=): while the count grows a check goes out every CONSENT_WHILE_MEDIA
     (RFC 7675's 5 s, shortened here), else every CONSENT_INTERVAL as aioice's loop does."""
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
-    monkeypatch.setattr(aiortc_hooks, "CONSENT_WHILE_MEDIA", 0.6)
+    monkeypatch.setattr(ice_consent, "CONSENT_WHILE_MEDIA", 0.6)
     checks: list[Any] = []
     request = StunProtocol.request
 
@@ -627,7 +627,7 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
     a, b, _, _ = pcmu_pair()
     media = [0]
     expired: list[bool] = []
-    aiortc_hooks.on_consent_expired(a, lambda: expired.append(True), media_count=lambda: media[0])
+    ice_consent.on_consent_expired(a, lambda: expired.append(True), media_count=lambda: media[0])
     try:
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)

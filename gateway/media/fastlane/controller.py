@@ -48,7 +48,7 @@ from gateway.media.rtp.sip_leg import SipLeg
 from gateway.media.rtp.srtp import SipSrtp
 from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
-from gateway.media.webrtc import aiortc_hooks
+from gateway.media.webrtc import aiortc_hooks, ice_consent
 from gateway.media.webrtc.webrtc_leg import WebLegState, WebRtcLeg
 
 __all__ = ["FastLaneController"]
@@ -280,7 +280,7 @@ class FastLaneController:
     def _arm_consent(self, native: NativeLink) -> None:
         """Let the thread answer the browser's consent checks on the pair (the credentials as they are now:
         a role switch changes ours); aioice answers the others."""
-        credentials = aiortc_hooks.consent_credentials(self._pair) if self._pair is not None else None
+        credentials = ice_consent.consent_credentials(self._pair) if self._pair is not None else None
         consent = (native, credentials, self._remote)
         if consent == self._consent:  # unchanged since the last re-arm (the usual case): nothing to copy
             return

@@ -61,6 +61,7 @@ from gateway.media.webrtc import (
     aiortc_receive,
     aiortc_rtcp,
     ice_completion,
+    ice_consent,
     web_sdp,
 )
 from gateway.media.webrtc.data_channel import ChatChannels
@@ -164,7 +165,7 @@ class WebRtcLeg:
         self._ice_timer: asyncio.TimerHandle | None = None
         self._pc.on("connectionstatechange", self._connection_state_changed)
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
-        aiortc_hooks.on_consent_expired(
+        ice_consent.on_consent_expired(
             self._pc, self._consent_expired, media_count=self._receiver.media_progress
         )
         ice_completion.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
