@@ -89,7 +89,8 @@ async def _peers(conn: Connection, count: int, video: bool, seconds: float, kbps
     import sdp
     from gateway.media.codecs import codec_choice
     from gateway.media.video.forward import VideoOut
-    from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+    from gateway.media.webrtc.web_leg_state import WebLegState
+    from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
     from peers.audio import RtpTonePeer, encode_tone
 
     frames = _encoded_frames(kbps) if video else []

@@ -72,8 +72,9 @@ from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.sip_leg import SipLeg
 from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
+from gateway.media.webrtc.web_leg_state import WebLegState
 from gateway.media.webrtc.web_sdp import audio_section, prune_offer
-from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import sdp
 from gateway.media.codecs import codec_choice
 from gateway.media.events import DtlsFailed, MediaConnected, MediaEvent
 from gateway.media.webrtc import aiortc_dtls
-from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc.web_leg_state import WebLegState
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from peers.webpeer import WebPeer
 
 PCMU = [codec_choice.known("PCMU"), *codec_choice.WEB_EVENTS]

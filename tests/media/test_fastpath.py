@@ -40,7 +40,7 @@ from gateway.media.fastlane.native import load_codecs
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.webrtc import aiortc_hooks
-from gateway.media.webrtc.webrtc_leg import WebLegState
+from gateway.media.webrtc.web_leg_state import WebLegState
 from peers.binaries import in_ci, unavailable
 from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator

@@ -15,7 +15,8 @@ from gateway.media.codecs import codec_choice
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.webrtc import web_sdp
-from gateway.media.webrtc.webrtc_leg import WebLegError, WebLegOptions, WebLegState, WebRtcLeg
+from gateway.media.webrtc.web_leg_state import WebLegError, WebLegState
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from peers.webpeer import WebPeer
 
 DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -313,7 +314,7 @@ async def test_wrong_certificate_fingerprint_is_a_dtls_failure() -> None:
 async def test_every_web_leg_state_pair() -> None:
     import itertools
 
-    from gateway.media.webrtc.webrtc_leg import _TRANSITIONS, WebLegError
+    from gateway.media.webrtc.web_leg_state import TRANSITIONS, WebLegError
 
     leg = make_leg([])
     try:
@@ -321,7 +322,7 @@ async def test_every_web_leg_state_pair() -> None:
             leg._state = old
             if old is new:
                 leg._set_state(new)  # staying is a no-op
-            elif (old, new) in _TRANSITIONS:
+            elif (old, new) in TRANSITIONS:
                 leg._set_state(new)
                 assert leg.state is new
             else:

@@ -49,7 +49,8 @@ from gateway.media.rtp.srtp import SipSrtp
 from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
 from gateway.media.webrtc import aiortc_hooks, ice_consent
-from gateway.media.webrtc.webrtc_leg import WebLegState, WebRtcLeg
+from gateway.media.webrtc.web_leg_state import WebLegState
+from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 
 __all__ = ["FastLaneController"]
 

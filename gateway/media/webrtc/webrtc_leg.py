@@ -17,13 +17,13 @@ How it works:
   at once; a late candidate can still connect, and ``ice_timeout`` ends the wait otherwise).
 * States: NEW -> NEGOTIATING (descriptions exchanged) -> CONNECTED -> CLOSED, or FAILED on ICE or DTLS
   failure or when ICE does not connect within ``ice_timeout``. Failures are reported once, as events.
+  The states, their transitions and ``WebLegError`` are in ``web_leg_state``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -45,7 +45,6 @@ from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
 from gateway.media import slim_waiters
-from gateway.media.errors import MediaError
 from gateway.media.events import (
     DtlsFailed,
     IceFailed,
@@ -66,30 +65,10 @@ from gateway.media.webrtc import (
 )
 from gateway.media.webrtc.data_channel import ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart
+from gateway.media.webrtc.web_leg_state import TRANSITIONS, WebLegError, WebLegState
 from gateway.media.webrtc.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
-
-
-class WebLegError(MediaError):
-    """The web leg was used in a state that does not allow it, or aiortc refused a description."""
-
-
-class WebLegState(enum.Enum):
-    NEW = "new"
-    NEGOTIATING = "negotiating"
-    CONNECTED = "connected"
-    FAILED = "failed"
-    CLOSED = "closed"
-
-
-_TRANSITIONS = {
-    (WebLegState.NEW, WebLegState.NEGOTIATING),
-    (WebLegState.NEGOTIATING, WebLegState.CONNECTED),
-    (WebLegState.NEGOTIATING, WebLegState.FAILED),
-    (WebLegState.CONNECTED, WebLegState.FAILED),
-    *((state, WebLegState.CLOSED) for state in WebLegState if state is not WebLegState.CLOSED),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +165,7 @@ class WebRtcLeg:
     def _set_state(self, state: WebLegState) -> None:
         if state is self._state:
             return
-        if (self._state, state) not in _TRANSITIONS:
+        if (self._state, state) not in TRANSITIONS:
             raise WebLegError(
                 f"call={self._call} web leg cannot go from {self._state.value} to {state.value}"
             )
