@@ -4,8 +4,8 @@ user of aiortc, aioice, pylibsrtp and PyAV (no aiortc is imported until a web-le
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 
-Here: ``bridge`` (``MediaBridge``; ``bridge_midcall``: mid-call offers; ``bridge_state``;
-``bridge_settings``), ``forward`` (``MediaPath``: one direction of audio),
+Here: ``bridge`` (``MediaBridge``; ``bridge_setup``: the first offer and answer; ``bridge_midcall``:
+mid-call offers; ``bridge_state``; ``bridge_settings``), ``forward`` (``MediaPath``: one direction of audio),
 ``watchdog``, ``warmup``, and the shared base the sub-packages may import: ``errors``, ``events``,
 ``arrival``, ``coarse_timers``, ``slim_waiters``, ``native_hooks`` (pylibsrtp's, PyAV's and asyncio's
 private internals). Sub-packages, named after the architecture: ``webrtc`` (the aiortc web leg, ICE,
