@@ -32,8 +32,8 @@ from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.rtp.rtcp import ReportBlock, RtcpReceiverReport, RtcpSenderReport, serialize_rtcp
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from tests.media.bridge_harness import Call, allocator
-from tests.media.test_fastlane_engine import KEY, Handler, Quiet, rtp
-from tests.media.test_fastpath import linked, require_fast_lane, until
+from tests.media.fastlane.test_fastlane_engine import KEY, Handler, Quiet, rtp
+from tests.media.fastlane.test_fastpath import linked, require_fast_lane, until
 
 PEER_SSRC = 0x7E57
 LOOPBACK_RTT = 0.003  # seconds; the bug read ~0.010 (the engine's NOTIFY_DELAY) more

@@ -1,5 +1,5 @@
 """The media bridge's direct RTP paths through aiortc's and aioice's private internals (aiortc 1.16,
-aioice 0.13), guarded with the other hooks by ``tests/media/test_aiortc_hooks.py``.
+aioice 0.13), guarded with the other hooks by ``tests/media/webrtc/test_aiortc_hooks.py``.
 
 The media bridge itself uses the two shortcuts below (``PacketTrack`` and ``tap_receiver`` stay for the
 peers of tests and examples). Per packet, aiortc's own paths cost a queue, a task wakeup (an extra event

@@ -23,7 +23,7 @@ the transport as before ("the browser closed DTLS"); other DTLS records are drop
 close_notify goes out (it cannot be encrypted any more; RFC 5246 §7.2.1 lets a peer close without one:
 the browser learns of the hangup by signaling, and ICE consent ends the rest).
 
-``tests/media/test_aiortc_dtls.py`` fails if aiortc's transport changes what this relies on.
+``tests/media/webrtc/test_aiortc_dtls.py`` fails if aiortc's transport changes what this relies on.
 """
 
 from __future__ import annotations

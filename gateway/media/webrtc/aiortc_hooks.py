@@ -1,7 +1,7 @@
 """Every use of aiortc's and aioice's private internals, in one place (aiortc 1.16, aioice 0.13).
 
 The media bridge forwards RTP payloads between the web leg and the SIP leg without decoding them, which
-aiortc's public API does not offer. These hooks make it possible; ``tests/media/test_aiortc_hooks.py``
+aiortc's public API does not offer. These hooks make it possible; ``tests/media/webrtc/test_aiortc_hooks.py``
 fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one minor version for this).
 
 * ``register_telephone_event()``: adds ``audio/telephone-event`` (8000 and 48000 Hz, RFC 4733) to

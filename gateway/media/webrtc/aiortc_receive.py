@@ -1,6 +1,6 @@
 """The web leg's direct RTP receive path through aiortc's and aioice's private internals (aiortc 1.16,
 aioice 0.13), the receiving half of ``aiortc_direct``, guarded with the other hooks by
-``tests/media/test_aiortc_hooks.py``. Per packet, aiortc's own path costs a queue, a task wakeup and
+``tests/media/webrtc/test_aiortc_hooks.py``. Per packet, aiortc's own path costs a queue, a task wakeup and
 several coroutine hops; this costs none:
 
 * ``DirectReceiver`` (``attach_direct_receiver(receiver, on_rtp)``): once the receiver is started, the

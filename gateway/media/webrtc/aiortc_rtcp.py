@@ -1,5 +1,5 @@
 """The web leg's RTCP reports through aiortc's private internals (aiortc 1.16), the RTCP half of
-``aiortc_direct``; guarded by ``tests/media/test_aiortc_hooks.py`` with the other hooks (issue 14 goal 1).
+``aiortc_direct``; guarded by ``tests/media/webrtc/test_aiortc_hooks.py`` with the other hooks (issue 14 goal 1).
 
 ``DirectRtcp`` (``attach_direct_rtcp(sender, receiver)``): the web leg's RTCP reports on the process's
 coarse timers (``coarse_timers``) instead of aiortc's two loops (the sender's SR and the receiver's RR,

@@ -1,5 +1,5 @@
 """ICE consent freshness of the web leg (RFC 7675) through aioice's private internals (aioice 0.13), guarded
-with the other hooks by ``tests/media/test_aiortc_hooks.py``:
+with the other hooks by ``tests/media/webrtc/test_aiortc_hooks.py``:
 
 * ``set_consent_expiry(seconds)``: ICE consent freshness (RFC 7675 §5.1 allows a shorter expiry than
   30 s): aioice's ``query_consent`` reads ``aioice.ice.CONSENT_INTERVAL`` and ``CONSENT_FAILURES`` at

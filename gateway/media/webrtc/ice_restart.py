@@ -30,7 +30,7 @@ controlled agent (the gateway answering a WHIP client's offer: RFC 8445 §6.1.1,
 
 Only ``restart()`` and the two wrappers touch aioice internals; ``check_internals()`` runs at
 construction and raises ``HookError`` when an aioice upgrade removed one of them
-(``tests/media/test_ice_restart.py`` checks the behaviour with two real aioice connections).
+(``tests/media/webrtc/test_ice_restart.py`` checks the behaviour with two real aioice connections).
 """
 
 from __future__ import annotations

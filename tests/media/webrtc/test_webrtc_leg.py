@@ -19,7 +19,7 @@ from gateway.media.webrtc.web_leg_state import WebLegError, WebLegState
 from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from peers.webpeer import WebPeer
 
-DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
+DATA = Path(__file__).resolve().parents[3] / "examples" / "data"
 AUDIO_VIDEO = (DATA / "chromium-offer-audio-video.sdp").read_text()
 AUDIO = (DATA / "chromium-offer-audio.sdp").read_text()
 PCMU = [codec_choice.known("PCMU"), *codec_choice.WEB_EVENTS]

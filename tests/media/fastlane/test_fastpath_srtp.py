@@ -23,7 +23,7 @@ from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.rtp.srtp import SdesSrtp
 from peers.audio import RATE, detect_tone
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
-from tests.media.test_fastpath import counters, errors_logged, linked, require_fast_lane, until
+from tests.media.fastlane.test_fastpath import counters, errors_logged, linked, require_fast_lane, until
 
 TO_SIP, TO_WEB = 1, 2  # indexes into Link.counters()
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.media.fastlane.native import STATS_RFC3550, replay
 from gateway.media.rtp.rtp_stats import ReceiveStatistics, ReceptionState
-from tests.media.test_fastpath import require_fast_lane
+from tests.media.fastlane.test_fastpath import require_fast_lane
 
 Packet = tuple[int, int, float]  # seq, RTP timestamp, arrival (monotonic seconds)
 RATE = 8000

@@ -30,7 +30,7 @@ from gateway.media.fastlane.native import (
     snapshot,
     video_snapshot,
 )
-from tests.media.test_fastlane_engine import (
+from tests.media.fastlane.test_fastlane_engine import (
     KEY,
     Handler,
     Linked,
@@ -41,7 +41,7 @@ from tests.media.test_fastlane_engine import (
     open_srtp_link,
     rtp,
 )
-from tests.media.test_fastpath import require_fast_lane
+from tests.media.fastlane.test_fastpath import require_fast_lane
 
 __all__ = ["linked"]  # the fixture
 

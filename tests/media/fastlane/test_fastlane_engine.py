@@ -36,7 +36,7 @@ from gateway.media.fastlane.native import (
     snapshot,
 )
 from gateway.media.rtp.srtp import SdesSrtp
-from tests.media.test_fastpath import require_fast_lane
+from tests.media.fastlane.test_fastpath import require_fast_lane
 
 KEY = bytes(range(30))  # SRTP master key + salt (AES_CM_128_HMAC_SHA1_80)
 

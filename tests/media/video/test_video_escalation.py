@@ -21,7 +21,7 @@ import sdp
 from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
-from tests.media.test_fastpath import require_fast_lane
+from tests.media.fastlane.test_fastpath import require_fast_lane
 
 
 @pytest.fixture(params=["python", "fast-lane"])

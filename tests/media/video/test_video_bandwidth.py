@@ -23,7 +23,7 @@ from gateway.media.video.bandwidth import MIN_USEFUL_BITRATE, TmmbrEntry
 from peers.video_phone import PlainVideoPeer
 from sdp import parse
 from tests.media.bridge_harness import RecordingPeer, allocator, hang_up
-from tests.media.test_video_chromium import call_the_phone, page, stats, wait_for
+from tests.media.video.test_video_chromium import call_the_phone, page, stats, wait_for
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture

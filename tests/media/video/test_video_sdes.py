@@ -21,8 +21,8 @@ from gateway.media.rtp.srtp import SdesSrtp
 from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
 from tests.media.bridge_harness import RecordingPeer, allocator, hang_up
-from tests.media.test_fastpath import require_fast_lane
-from tests.media.test_video_chromium import ANSWER, PICTURE, call_the_phone, page, stats, wait_for
+from tests.media.fastlane.test_fastpath import require_fast_lane
+from tests.media.video.test_video_chromium import ANSWER, PICTURE, call_the_phone, page, stats, wait_for
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture

@@ -16,8 +16,8 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
-from tests.media.test_fastpath import require_fast_lane
-from tests.media.test_video_chromium import PICTURE, call_the_phone, info_to, page, stats, wait_for
+from tests.media.fastlane.test_fastpath import require_fast_lane
+from tests.media.video.test_video_chromium import PICTURE, call_the_phone, info_to, page, stats, wait_for
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture

@@ -21,8 +21,8 @@ import pytest
 
 from gateway.media.rtp.ports import RtpPortAllocator
 from tests.media.bridge_harness import Call, allocator
-from tests.media.test_fastlane_engine import Linked, open_link
-from tests.media.test_fastpath import counters, linked, require_fast_lane, time_stun_requests
+from tests.media.fastlane.test_fastlane_engine import Linked, open_link
+from tests.media.fastlane.test_fastpath import counters, linked, require_fast_lane, time_stun_requests
 
 OURS, THEIRS, PASSWORD = "ourU", "theirU", "our-ice-password-22chars"
 USERNAME = f"{OURS}:{THEIRS}".encode()

@@ -16,7 +16,7 @@ import pytest
 import sdp
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import SIP_TONE, Call
-from tests.media.test_video_escalation import (
+from tests.media.video.test_video_escalation import (
     audio_call,
     call,
     check_audio_only,

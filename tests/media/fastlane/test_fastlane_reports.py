@@ -35,9 +35,9 @@ from gateway.media.rtp.rtcp import (
 )
 from gateway.media.webrtc import aiortc_hooks
 from tests.media.bridge_harness import Call, allocator
-from tests.media.test_fastlane_engine import KEY, Linked, linked
-from tests.media.test_fastpath import linked as call_linked
-from tests.media.test_fastpath import require_fast_lane, until
+from tests.media.fastlane.test_fastlane_engine import KEY, Linked, linked
+from tests.media.fastlane.test_fastpath import linked as call_linked
+from tests.media.fastlane.test_fastpath import require_fast_lane, until
 
 __all__ = ["linked"]  # the fixture
 

@@ -27,7 +27,7 @@ from gateway.media.rtp.rtcp import (
 )
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from peers.audio import RtpTonePeer
-from tests.media.test_ports import free_range
+from tests.media.rtp.test_ports import free_range
 
 HOST = "127.0.0.1"
 PCMU = 0
