@@ -3,7 +3,7 @@
 # stage 2 installs them on a slim Debian base without a compiler and runs as an unprivileged user.
 
 FROM python:3.11-slim-bookworm AS build
-# gcc and the C headers build gateway/media/_fastlane.c (the fast lane is optional at install time:
+# gcc and the C headers build gateway/media/fastlane/_fastlane.c (the fast lane is optional at install time:
 # the check below makes this image fail to build rather than ship without it)
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \

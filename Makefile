@@ -10,7 +10,7 @@ TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
-NATIVE := $(wildcard gateway/media/_fastlane*.[ch] gateway/media/_stun.[ch])
+NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
 
 .PHONY: run test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 

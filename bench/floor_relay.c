@@ -22,7 +22,7 @@
  * below.
  *
  * $FLOOR_NICE, when set, is the relay's nice value (setpriority; raising it needs CAP_SYS_NICE): the bench
- * gives it our engine thread's, -10 (gateway/media/_fastlane_thread.c run()). The priority changes what a relay
+ * gives it our engine thread's, -10 (gateway/media/fastlane/_fastlane_thread.c run()). The priority changes what a relay
  * costs: a thread that preempts the peers as soon as a datagram arrives reads one datagram per wake-up,
  * one that waits its turn finds several (at 10 calls here: 7 800 voluntary context switches in 8 s at -10, 6 000 at 0).
  *

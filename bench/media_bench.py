@@ -106,7 +106,7 @@ async def _recv(conn: Connection) -> Any:
 
 async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> None:
     import sdp
-    from gateway.media.srtp import SdesSrtp
+    from gateway.media.rtp.srtp import SdesSrtp
     from peers.audio import RtpTonePeer, encode_tone
     from peers.webpeer import WebPeer
 
@@ -183,17 +183,17 @@ async def _gateway(
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
-    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
-    from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.media.rtp.dtls_srtp import DtlsCertificates
+    from gateway.media.rtp.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
     first, last = (int(port) for port in os.environ.get("MEDIA_BENCH_PORTS", "42000-43999").split("-"))
     allocator = RtpPortAllocator(PortRange(first, last))
     certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
-    from gateway.media import aiortc_hooks
+    from gateway.media.webrtc import ice_consent
 
-    aiortc_hooks.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
+    ice_consent.set_consent_expiry(5.0)  # as the gateway does (media.inactivity_timeout's default)
     pool = EnginePool() if fast_path and fastlane.available() else None
     rss_before = _rss_bytes()
     memory = os.environ.get("MEDIA_BENCH_MEMORY") == "1"

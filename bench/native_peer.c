@@ -6,7 +6,7 @@
  * from the DTLS handshake (srtp_t pointers and libsrtp's protect/unprotect taken from pylibsrtp, as
  * gateway/media/native_hooks.py does: no headers, no struct layouts), or none (plain RTP: the floor); and
  * the gateway's SIP-leg address for the call's "phone". Every phone of the process shares one socket: the
- * SIP leg latches each call's port to its first packet's source (gateway/media/latch.py, RFC 4961), and
+ * SIP leg latches each call's port to its first packet's source (gateway/media/rtp/latch.py, RFC 4961), and
  * the payload says which call a packet belongs to.
  *
  * Every 20 ms each call sends one PCMU packet (160 bytes) each way, its phase within the frame spread

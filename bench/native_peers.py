@@ -190,8 +190,8 @@ async def _run(
     mode: str = "passthrough",
     spread: float = 1.0,
 ) -> None:
-    from gateway.media import aiortc_hooks
     from gateway.media.native_hooks import srtp_functions, srtp_session_pointer
+    from gateway.media.webrtc import aiortc_hooks
     from peers.webpeer import WebPeer
 
     lib = _load(library)

@@ -2,7 +2,7 @@
 
 The fast lane encodes 8 kHz PCM decoded from PCMU into Opus with libopus (PyAV's copy, as the gateway
 loads it: gateway/media/native_hooks.py), 20 ms frames at 32 kbit/s, narrowband voice
-(gateway/media/opus_settings.py). This measures, per complexity, libopus's CPU per 20 ms frame on one
+(gateway/media/codecs/opus_settings.py). This measures, per complexity, libopus's CPU per 20 ms frame on one
 thread (process time, rounds interleaved across complexities, medians) and a quality proxy: the SNR of
 the decoded signal against the G.711 source, per 20 ms segment (median), on a voiced sound (a gliding
 120-220 Hz fundamental and its harmonics up to 3.4 kHz, syllable-like amplitude). That proxy is not a

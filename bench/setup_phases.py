@@ -77,8 +77,8 @@ def install(profiler: cProfile.Profile | None = None) -> None:
     from aiortc import RTCIceTransport, RTCPeerConnection
 
     from gateway.media.bridge import MediaBridge
-    from gateway.media.sip_leg import SipLeg
-    from gateway.media.webrtc_leg import WebRtcLeg
+    from gateway.media.rtp.sip_leg import SipLeg
+    from gateway.media.webrtc.webrtc_leg import WebRtcLeg
     from gateway.runtime import offers
     from gateway.runtime.call_runtime import CallRuntime
     from gateway.runtime.driver import CallDriver

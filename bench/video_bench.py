@@ -87,9 +87,10 @@ class _Phone(asyncio.DatagramProtocol):
 
 async def _peers(conn: Connection, count: int, video: bool, seconds: float, kbps: int) -> None:
     import sdp
-    from gateway.media import codec_choice
-    from gateway.media.video import VideoOut
-    from gateway.media.webrtc_leg import WebLegOptions, WebLegState, WebRtcLeg
+    from gateway.media.codecs import codec_choice
+    from gateway.media.video.forward import VideoOut
+    from gateway.media.webrtc.web_leg_state import WebLegState
+    from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
     from peers.audio import RtpTonePeer, encode_tone
 
     frames = _encoded_frames(kbps) if video else []
@@ -197,7 +198,7 @@ async def _gateway(peer: Connection, report: Connection, count: int, video: bool
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
-    from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.media.rtp.ports import PortRange, RtpPortAllocator
     from sdp import video as sdp_video
 
     allocator = RtpPortAllocator(PortRange(50000, 53999))

@@ -166,7 +166,7 @@ class JanusClient:
 async def janus_case(rate: float, seconds: float, far_end: str) -> dict[str, Any]:
     import aiohttp
 
-    from gateway.media import aiortc_hooks
+    from gateway.media.webrtc import aiortc_hooks
     from peers.webpeer import WebPeer
 
     answers: list[float] = []

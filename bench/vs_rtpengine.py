@@ -60,7 +60,7 @@ _BASE = int(os.environ.get("VS_RTPENGINE_PORT_BASE", "40000"))
 OUR_PORTS = (_BASE, _BASE + 1999)
 RTPENGINE_PORTS = (_BASE + 6000, _BASE + 7999) if _BASE == 40000 else (_BASE + 2000, _BASE + 3999)
 FLOOR_FIRST_PORT = _BASE + 8000 if _BASE == 40000 else _BASE + 4000
-# The floor's nice value: our engine thread's (gateway/media/_fastlane_thread.c run() raises it to -10), so that both
+# The floor's nice value: our engine thread's (gateway/media/fastlane/_fastlane_thread.c run() raises it to -10), so that both
 # relays are scheduled alike (floor_relay.c says why that matters); VS_RTPENGINE_FLOOR_NICE="" leaves it be.
 FLOOR_NICE = os.environ.get("VS_RTPENGINE_FLOOR_NICE", "-10")
 CALLS_PER_PEER_PROCESS = 25
@@ -117,18 +117,18 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     from gateway.media import fastlane
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings
-    from gateway.media.dtls_srtp import DtlsCertificates
     from gateway.media.fastlane import EnginePool
-    from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.media.rtp.dtls_srtp import DtlsCertificates
+    from gateway.media.rtp.ports import PortRange, RtpPortAllocator
     from gateway.ops.gc_tuning import GcTuning
 
     allocator = RtpPortAllocator(PortRange(*OUR_PORTS))
     certificates = DtlsCertificates()  # one DTLS certificate per process, as the gateway's
-    from gateway.media import aiortc_hooks
+    from gateway.media.webrtc import ice_consent
 
-    aiortc_hooks.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
+    ice_consent.set_consent_expiry(5.0)  # consent checks as the gateway's (media.inactivity_timeout 5 s)
     if opus_complexity is not None:  # as the gateway's media.opus_complexity (this tree's default otherwise)
-        from gateway.media import opus_settings
+        from gateway.media.codecs import opus_settings
 
         opus_settings.configure(opus_settings.OpusEncoderSettings(opus_complexity))
     pool = EnginePool() if fastlane.available() else None

@@ -19,7 +19,7 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import CodecChosen, MediaConnected, MediaEvent
-from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from peers.audio import RtpTonePeer
 from peers.webpeer import WebPeer
 

@@ -28,12 +28,14 @@ from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
-from gateway.media import aiortc_hooks, fastlane, opus_settings
+from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
-from gateway.media.dtls_srtp import DtlsCertificates
-from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.media.codecs import opus_settings
+from gateway.media.rtp.dtls_srtp import DtlsCertificates
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from gateway.media.warmup import warm_up
-from gateway.media.webrtc_leg import WebLegOptions
+from gateway.media.webrtc import aiortc_hooks, ice_consent
+from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.drain import Drain
 from gateway.ops.gc_tuning import GcTuning
@@ -88,7 +90,7 @@ class Gateway:
             if config.media.fast_path and fastlane.available()
             else None
         )
-        opus_settings.configure(  # transcoding G.711 -> Opus, both paths (gateway/media/opus_settings.py)
+        opus_settings.configure(  # transcoding G.711 -> Opus, both paths (gateway/media/codecs/opus_settings.py)
             opus_settings.OpusEncoderSettings(config.media.opus_complexity, config.media.opus_inband_fec)
         )
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
@@ -143,7 +145,7 @@ class Gateway:
 
     async def start(self) -> None:
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
-        aiortc_hooks.set_consent_expiry(self.config.media.inactivity_timeout)
+        ice_consent.set_consent_expiry(self.config.media.inactivity_timeout)
         # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
         aiortc_hooks.cache_host_addresses(HOST_ADDRESSES_TTL)
         if self.fast_lane is not None:

@@ -30,7 +30,7 @@ from typing import Any, Protocol, cast
 from av import AudioCodecContext, AudioFrame, CodecContext, Packet
 
 from gateway.media.errors import PacketError
-from gateway.media.rtp import RtpPacket
+from gateway.media.rtp.packet import RtpPacket
 
 RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
@@ -225,7 +225,7 @@ class RtpTonePeer:
 
     ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
     keeps every parsed RTP packet and ``sources`` the addresses they came from. ``srtp`` (e.g. a
-    ``gateway.media.srtp.SdesSrtp`` with the peer's key as ``ours``) makes it an SRTP phone: RTP is
+    ``gateway.media.rtp.srtp.SdesSrtp`` with the peer's key as ``ours``) makes it an SRTP phone: RTP is
     protected on the way out and unprotected on the way in (what does not authenticate goes to
     ``other``); ``send_raw`` and RTCP are left as they are.
     """

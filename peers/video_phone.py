@@ -36,11 +36,11 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
-from gateway.media.bandwidth import Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
-from gateway.media.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
-from gateway.media.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
-from gateway.media.srtp import SdesSrtp
-from gateway.media.video import is_keyframe
+from gateway.media.rtp.rtcp import RtcpReceiverReport, parse_rtcp, serialize_rtcp
+from gateway.media.rtp.srtp import SdesSrtp
+from gateway.media.video.bandwidth import Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
+from gateway.media.video.forward import is_keyframe
+from gateway.media.video.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
 from sdp import video
 
 __all__ = ["PlainVideoPeer"]

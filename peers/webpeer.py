@@ -34,9 +34,9 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler, VideoFrame
 
 import sdp
-from gateway.media import aiortc_hooks, ice_completion, web_sdp
-from gateway.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
-from gateway.media.rtp import RtpPacket
+from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.webrtc import aiortc_hooks, ice_completion, web_sdp
 from peers.audio import RATE, detect_tone, encode_tone
 
 

@@ -26,11 +26,6 @@ DECLARATIVE: Final = {
 
 # TEMPORARY (issue 31): other branches split these by concern; the lead empties this after merging.
 BEING_SPLIT: Final = {
-    "gateway/media/bridge.py": "media sub-packages",
-    "gateway/media/rtp_endpoint.py": "media sub-packages",
-    "gateway/media/aiortc_direct.py": "media sub-packages",
-    "gateway/media/aiortc_hooks.py": "media sub-packages",
-    "gateway/media/webrtc_leg.py": "media sub-packages",
     "gateway/runtime/driver.py": "the runtime split by concern",
     "gateway/runtime/call_runtime.py": "the runtime split by concern",
     "gateway/runtime/room_media.py": "rooms in a package of their own",

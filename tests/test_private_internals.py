@@ -6,7 +6,7 @@ it reaches into their private names (a leading underscore: `transport._role`,
 `getattr(ice, "_connection")`, replacing `RTCRtpSender._run_rtcp`, `"_RTCRtpReceiver__lsr_time"`,
 `from pylibsrtp._binding import lib`). Those uses stay in the few modules named here, each with what
 it touches; pyproject pins the libraries to the versions checked, and the media tests
-(tests/media/test_aiortc_hooks.py, test_native_hooks.py...) fail when an upgrade changes what they rely
+(tests/media/webrtc/test_aiortc_hooks.py, test_native_hooks.py...) fail when an upgrade changes what they rely
 on. docs/architecture.md ("Private internals and the tests that guard them") names the same modules.
 
 The scan reads the source (AST, nothing imported). A library's private name is any name with one
@@ -39,16 +39,19 @@ FOREIGN: Final = ("aiortc", "aioice", "pylibsrtp", "av")
 
 # The modules allowed to touch those libraries' private internals, and what each touches.
 ALLOWED: Final = {
-    "gateway.media.aiortc_hooks": "codecs, receivers' and senders' packet paths, keyframes, the peer "
+    "gateway.media.webrtc.aiortc_hooks": "codecs, receivers' and senders' packet paths, keyframes, the peer "
     "connection's DTLS and ICE transports, SRTP sessions, consent",
-    "gateway.media.aiortc_direct": "the web leg's direct RTP paths: receiver, sender, statistics, "
+    "gateway.media.webrtc.aiortc_direct": "the web leg's direct RTP paths: receiver, sender, statistics, "
     "SRTP sessions, aioice's nominated pair",
-    "gateway.media.aiortc_rtcp": "the web leg's RTCP: the sender's and receiver's RTCP loops and counters",
-    "gateway.media.aiortc_dtls": "the DTLS transport's state, role, SSL object and SRTP sessions",
-    "gateway.media.ice_completion": "aioice's check list and candidates (end-of-candidates, early checks)",
-    "gateway.media.ice_restart": "aioice's credentials, check list and nomination (ICE restart in place)",
+    "gateway.media.webrtc.aiortc_receive": "the web leg's direct receive path: the receiver's jitter "
+    "buffer, SRTP session and RTCP counters",
+    "gateway.media.webrtc.ice_consent": "aioice's consent checks and their expiry (RFC 7675)",
+    "gateway.media.webrtc.aiortc_rtcp": "the web leg's RTCP: the sender's and receiver's RTCP loops and counters",
+    "gateway.media.webrtc.aiortc_dtls": "the DTLS transport's state, role, SSL object and SRTP sessions",
+    "gateway.media.webrtc.ice_completion": "aioice's check list and candidates (end-of-candidates, early checks)",
+    "gateway.media.webrtc.ice_restart": "aioice's credentials, check list and nomination (ICE restart in place)",
     "gateway.media.slim_waiters": "aioice's connection and protocols, the receiver's track",
-    "gateway.media.webrtc_leg": "the DTLS transport's role (our answer's setup attribute)",
+    "gateway.media.webrtc.webrtc_leg": "the DTLS transport's role (our answer's setup attribute)",
     "gateway.media.native_hooks": "pylibsrtp's binding and sessions' pointers, PyAV's encoder call "
     "(and asyncio's selector loop)",
 }

@@ -1,7 +1,7 @@
 """Chat during a call: text between the browser and the SIP party as SIP MESSAGE in the call's dialog
 (RFC 3428 §4: a MESSAGE inside a dialog is allowed and carries the dialog's identifiers).
 
-The browser's side is the call's data channel (the web leg's, gateway/media/data_channel.py) or the
+The browser's side is the call's data channel (the web leg's, gateway/media/webrtc/data_channel.py) or the
 carrying session's `message {call_id, body}`; the SIP side's MESSAGE goes back on the data channel (if
 the browser opened one) and to the carrying session as a `message` event, so a client without a data
 channel reads it too. Like INFO (gateway/calls/info.py), only connected or held calls carry it.

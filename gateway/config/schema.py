@@ -274,12 +274,12 @@ class MediaSection:
     sip_srtp: SrtpMode = SrtpMode.OPTIONAL  # SDES-SRTP on the SIP leg: off | optional | required
     sdes_over_plain_sip: bool = False  # offer a=crypto keys even when SIP to the PBX is not TLS
     # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the
-    # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/data_channel.py)
+    # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/webrtc/data_channel.py)
     data_channel: bool = True
     # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
     # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
     gc_tuning: bool = True
-    # Opus encoding of a G.711 source (transcoding, gateway/media/opus_settings.py): libopus's complexity
+    # Opus encoding of a G.711 source (transcoding, gateway/media/codecs/opus_settings.py): libopus's complexity
     # (10 best, most CPU; 5 is WebRTC's on mobile) and in-band FEC (useful only with a known loss rate)
     opus_complexity: Annotated[int, IntRange(0, 10)] = 5
     opus_inband_fec: bool = False

@@ -1,13 +1,19 @@
-"""Media: the SIP leg's plain RTP, the aiortc web leg, and the bridge between them (the only aiortc user).
+"""Media: the bridge that pairs a call's two legs, and what every part of the media plane shares; the only
+user of aiortc, aioice, pylibsrtp and PyAV (no aiortc is imported until a web-leg module is).
 
     from gateway.media.bridge import MediaBridge
     from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 
-Modules: ``rtp``/``rtcp``/``rtp_stats`` (packets, sans-I/O), ``ports`` (RTP port allocation),
-``rtp_endpoint`` (symmetric RTP socket), ``dtmf`` (RFC 4733 and INFO bodies), ``sip_leg`` (the endpoint
-as SDP), ``webrtc_leg`` + ``web_sdp`` (aiortc), ``aiortc_hooks`` (every private aiortc internal used),
-``forward`` + ``retime`` + ``transcode`` (one direction of media), ``codec_choice``, ``dtmf_player``,
-``watchdog``, ``events``, ``bridge``. This package imports no aiortc until the web-leg modules are imported.
+Here: ``bridge`` (``MediaBridge``; ``bridge_setup``: the first offer and answer; ``bridge_midcall``:
+mid-call offers; ``bridge_state``; ``bridge_settings``), ``forward`` (``MediaPath``: one direction of audio),
+``watchdog``, ``warmup``, and the shared base the sub-packages may import: ``errors``, ``events``,
+``arrival``, ``coarse_timers``, ``slim_waiters``, ``native_hooks`` (pylibsrtp's, PyAV's and asyncio's
+private internals). Sub-packages, named after the architecture: ``webrtc`` (the aiortc web leg, ICE,
+DTLS, every aiortc hook), ``rtp`` (the SIP leg: RTP/RTCP, SRTP, DTLS-SRTP, ICE-lite, the endpoint),
+``codecs`` (codec choice, transcoding, Opus, DTMF, packet times, the rooms' mixer), ``video`` (video
+pass-through, keyframes, bandwidth) and ``fastlane`` (the native engine's C sources and Python side).
+The bridge and the fast lane may import every sub-package; the others import no bridge module but
+``bridge_settings`` (the settings a leg is built with).
 """
 
 from gateway.media.errors import DtmfError, EndpointError, MediaError, PacketError, PortAllocationError

@@ -7,60 +7,24 @@
   ``reanswer_from_web`` (or ``cancel_web_reoffer``); by the browser, ``reoffer_sip_for_web`` ->
   ``answer_web_reoffer`` (or ``cancel_sip_reoffer``).
 
-``MidCallOffers`` is a base of ``MediaBridge``, whose state (declared below for the type checker) it uses.
+``MidCallOffers`` is a base of ``MediaBridge``, whose fields it uses (``bridge_state.BridgeFields``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import sdp
-from gateway.media import codec_choice as choice
-from gateway.media.bridge_state import BridgeError, BridgeState
+from gateway.media.bridge_state import BridgeError, BridgeFields, BridgeState
+from gateway.media.codecs import codec_choice as choice
 from gateway.media.errors import MediaError
-from gateway.media.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
-
-if TYPE_CHECKING:
-    from gateway.media.bridge_settings import BridgeSettings
-    from gateway.media.codec_choice import LegCodecs
-    from gateway.media.sip_leg import SipLeg
-    from gateway.media.video_bridge import VideoBridge
-    from gateway.media.webrtc_leg import WebRtcLeg
+from gateway.media.webrtc.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
 
 logger = logging.getLogger("gateway.media.bridge")
 
 
-class MidCallOffers:
+class MidCallOffers(BridgeFields):
     """The bridge's mid-call offer/answer methods (see the module note)."""
-
-    if TYPE_CHECKING:  # MediaBridge's, set in its __init__
-        settings: BridgeSettings
-        video: VideoBridge | None
-        _call: str
-        _state: BridgeState
-        _web: WebRtcLeg
-        _sip: SipLeg
-        _reoffer: tuple[sdp.SessionDescription, bool] | None
-        _web_reoffer: tuple[str, str] | None
-        _browser_reoffer: tuple[sdp.SessionDescription, sdp.SessionDescription, str] | None
-        _local_hold: bool
-        _web_side: LegCodecs | None
-        _web_answer: str | None
-        _sip_local: sdp.SessionDescription | None
-
-        def _expect(self, method: str, *states: BridgeState) -> None: ...
-        def _configure_paths(self) -> None: ...
-        def _video_codecs(self) -> list[sdp.Codec]: ...
-        def _sip_offer_for(
-            self, codecs: list[sdp.Codec], direction: sdp.Direction
-        ) -> sdp.SessionDescription: ...
-        def _stamp_sip(
-            self, description: sdp.SessionDescription, *, keep: bool = True
-        ) -> sdp.SessionDescription: ...
-        def _apply_web(
-            self, offer: sdp.MediaDescription, answer: sdp.MediaDescription, *, answering: bool
-        ) -> LegCodecs: ...
 
     def _for_browser(self, local: sdp.SessionDescription) -> sdp.SessionDescription:
         """A description for the browser, with Opus's playback hints when the SIP side's codec is narrower

@@ -14,11 +14,11 @@ from aiortc.rtcdtlstransport import RTCCertificate
 import sdp
 from gateway.config import Config, IceServer
 from gateway.config.addresses import RtpAddress, family_of
-from gateway.media import aiortc_hooks
-from gateway.media.dtls_srtp import DtlsCertificates
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
-from gateway.media.ports import RtpPortAllocator
+from gateway.media.rtp.dtls_srtp import DtlsCertificates
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc import aiortc_hooks
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.engine import EnginePool

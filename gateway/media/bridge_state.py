@@ -1,13 +1,23 @@
 """The media bridge's states (gateway/media/bridge.py): IDLE -> AWAITING_SIP_ANSWER or AWAITING_WEB_ANSWER
 -> ACTIVE -> CLOSED, and the error an illegal call raises. WEB_OFFER_TAKEN lies between IDLE and
 AWAITING_SIP_ANSWER when the browser is answered before our SIP offer is made (``take_web_offer``,
-``answer_web_first``, then ``sip_offer``: the HTTP offer API's early answer)."""
+``answer_web_first``, then ``sip_offer``: the HTTP offer API's early answer). ``BridgeFields``: what the
+bridge's parts (``bridge_setup``, ``bridge_midcall``) use of it, declared for the type checker."""
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
+import sdp
 from gateway.media.errors import MediaError
+
+if TYPE_CHECKING:
+    from gateway.media.bridge_settings import BridgeSettings
+    from gateway.media.codecs.codec_choice import LegCodecs
+    from gateway.media.rtp.sip_leg import SipLeg
+    from gateway.media.video.video_bridge import VideoBridge
+    from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 
 
 class BridgeError(MediaError):
@@ -34,3 +44,43 @@ TRANSITIONS = frozenset(
         *((s, BridgeState.CLOSED) for s in BridgeState if s is not BridgeState.CLOSED),
     }
 )
+
+
+class BridgeFields:
+    """The fields and methods of ``MediaBridge`` that its bases ``SetupOffers`` and ``MidCallOffers`` use:
+    declared here for the type checker only, set in ``MediaBridge.__init__`` and defined by the bridge
+    or one of its bases."""
+
+    if TYPE_CHECKING:
+        settings: BridgeSettings
+        video: VideoBridge | None
+        _call: str
+        _state: BridgeState
+        _web: WebRtcLeg
+        _sip: SipLeg
+        _web_offer: sdp.SessionDescription | None
+        _sip_offer_codecs: list[sdp.Codec] | None
+        _sip_offer: sdp.SessionDescription | None
+        _sip_family: str | None
+        _web_answer: str | None
+        _sip_local: sdp.SessionDescription | None
+        _sip_version: int
+        _reoffer: tuple[sdp.SessionDescription, bool] | None
+        _web_reoffer: tuple[str, str] | None
+        _browser_reoffer: tuple[sdp.SessionDescription, sdp.SessionDescription, str] | None
+        _local_hold: bool
+        _web_side: LegCodecs | None
+
+        def _set_state(self, state: BridgeState) -> None: ...
+        def _expect(self, method: str, *states: BridgeState) -> None: ...
+        def _configure_paths(self) -> None: ...
+        def _video_codecs(self) -> list[sdp.Codec]: ...
+        def _sip_offer_for(
+            self, codecs: list[sdp.Codec], direction: sdp.Direction
+        ) -> sdp.SessionDescription: ...
+        def _stamp_sip(
+            self, description: sdp.SessionDescription, *, keep: bool = True
+        ) -> sdp.SessionDescription: ...
+        def _apply_web(
+            self, offer: sdp.MediaDescription, answer: sdp.MediaDescription, *, answering: bool
+        ) -> LegCodecs: ...

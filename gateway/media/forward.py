@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sdp
-from gateway.media.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
+from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
+from gateway.media.codecs.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
+from gateway.media.codecs.transcode import TranscodeError, Transcoder, audio_codec
 from gateway.media.errors import DtmfError
-from gateway.media.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
-from gateway.media.retime import FrameClock, TimestampMapper
-from gateway.media.transcode import TranscodeError, Transcoder, audio_codec
+from gateway.media.rtp.retime import FrameClock, TimestampMapper
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import Snapshot

@@ -21,9 +21,10 @@ import time
 import aioice.ice
 
 import sdp
-from gateway.media import aiortc_hooks, bridge_settings
-from gateway.media.dtls_srtp import DtlsCertificates
+from gateway.media import bridge_settings
 from gateway.media.fastlane.engine import EnginePool
+from gateway.media.rtp.dtls_srtp import DtlsCertificates
+from gateway.media.webrtc import aiortc_hooks
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """glibc's free heap pages given back to the system after calls are set up (issue 14 goal 4).
 
 Why: a call's set-up allocates and frees far more than the call keeps (the DTLS handshake's OpenSSL
-buffers, freed when the web leg's connection is released, gateway/media/aiortc_dtls.py; SDP texts and
+buffers, freed when the web leg's connection is released, gateway/media/webrtc/aiortc_dtls.py; SDP texts and
 parsed descriptions; aioice's gathering and checks). glibc keeps what was freed in its arenas for reuse,
 and their free pages stay in the process's RSS: measured at 100 pass-through calls, ~65 KiB of free heap
 per call after set-up, ~40 KiB of it in whole pages. ``malloc_trim(0)`` (glibc >= 2.8) returns every

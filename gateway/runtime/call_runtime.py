@@ -32,7 +32,7 @@ from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
 from gateway.config.values import DtmfMode
 from gateway.media.bridge import MediaBridge
-from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
     DtlsFailed,
@@ -43,7 +43,7 @@ from gateway.media.events import (
     MediaEvent,
     MediaInactive,
 )
-from gateway.media.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
+from gateway.media.video.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
 from gateway.runtime.sip_side import SipSide

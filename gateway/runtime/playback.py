@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Final
 import sdp
 from gateway.identity import WebUser
 from gateway.media.bridge import MediaBridge
-from gateway.media.codec_choice import LegCodecs
+from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
-from gateway.media.rtp import RtpPacket
-from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg, capabilities
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg, capabilities
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
 
 if TYPE_CHECKING:

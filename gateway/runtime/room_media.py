@@ -12,7 +12,7 @@ How it works. A room is peer to peer (gateway/signaling/rooms.py) until a SIP pa
   web leg offers G.711 only, so the call's bridge forwards the SIP party's G.711 untouched. Outbound
   calls are the dialling peer's user's (`allow_outbound` applies); inbound ones reach the room through
   `CallDriver.room_calls` (a number of `rooms.numbers`), answered at once.
-* One `Mixer` per room (gateway/media/mixer.py), ticked every 20 ms by one timer: browsers hear the SIP
+* One `Mixer` per room (gateway/media/codecs/mixer.py), ticked every 20 ms by one timer: browsers hear the SIP
   parties (they hear each other peer to peer already, so they share the mixer group "browsers"), a SIP
   party hears everyone but itself. At most `rooms.max_mixed` participants.
 * When the last SIP party is gone the conference ends: the browsers' legs to the gateway close and the
@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any, Final
 import sdp
 from gateway.config.rooms import RoomsSection
 from gateway.identity import Found, IdentityError, SipAddress, WebUser
+from gateway.media.codecs.mixer import Mixer, MixerError
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
-from gateway.media.mixer import Mixer, MixerError
-from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg
+from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError, SignalingError
 from gateway.signaling.room_media import RoomHub

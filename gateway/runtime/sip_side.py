@@ -16,7 +16,7 @@ from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
 from gateway.config.addresses import family_of
-from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
 from gateway.sip.incoming import IncomingCall

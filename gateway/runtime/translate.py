@@ -14,7 +14,7 @@ from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
 from gateway.media import events as media
-from gateway.media.dtmf import INFO_PARSERS, parse_info_body
+from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip

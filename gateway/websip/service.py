@@ -39,7 +39,7 @@ from gateway.config.schema import Config
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.logs import RateLimit
-from gateway.media.dtmf import parse_dtmf_relay
+from gateway.media.codecs.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
 from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import SignalingError

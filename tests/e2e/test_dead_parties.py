@@ -86,7 +86,7 @@ async def test_a_phone_killed_mid_call_is_noticed_within_the_inactivity_timeout(
 async def test_a_held_phone_is_not_hung_up_and_is_watched_again_once_resumed(tmp_path: Path) -> None:
     """pjsua sends neither RTP nor RTCP while the web user holds it (recvonly, and nothing to answer):
     it cannot be judged then, so the call stays up well past both timeouts; once resumed, its death is
-    noticed by RTP again. (A held peer that does send RTCP is judged by it: tests/media/test_rtp_endpoint.)"""
+    noticed by RTP again. (A held peer that does send RTCP is judged by it: tests/media/rtp/test_rtp_endpoint.)"""
     media = {"hold_timeout": 3, "rtp_ports": {"start": 31600, "end": 31799}}
     async with phone_and_alice(tmp_path, media=media) as (phone, gateway, alice, peer):
         call_id = await connected_call(gateway, alice, peer, phone)

@@ -874,7 +874,7 @@ def test_room_numbers_and_mix_size() -> None:
 def test_video_codecs_reach_the_bridge_settings() -> None:
     """codecs.video (issue 19): off by default, names case-insensitive, in the bridge's settings."""
     from gateway.media.bridge_settings import settings_from_config
-    from gateway.media.ports import PortRange, RtpPortAllocator
+    from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 
     allocator = RtpPortAllocator(PortRange(44000, 44999))
     assert settings_from_config(load_config_text("", {}), allocator, call_id="x").video_codecs == ()

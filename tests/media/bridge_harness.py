@@ -13,12 +13,13 @@ import dataclasses
 from typing import Any
 
 import sdp
-from gateway.media import codec_choice, fastlane
+from gateway.media import fastlane
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.codecs import codec_choice
 from gateway.media.events import MediaConnected, MediaEvent
 from gateway.media.fastlane.engine import FastLink
-from gateway.media.ports import PortRange, RtpPortAllocator
+from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from peers.audio import RtpTonePeer
 from peers.webpeer import WebPeer
 

@@ -25,13 +25,14 @@ from aiortc.rtcrtpsender import RTT_ALPHA
 from gateway.media import arrival
 from gateway.media.fastlane.engine import EnginePool
 from gateway.media.fastlane.native import Address, NativeLink
-from gateway.media.ports import RtpPortAllocator
-from gateway.media.rtcp import ReportBlock, RtcpReceiverReport, RtcpSenderReport, serialize_rtcp
-from gateway.media.rtp import ntp_from_unix, ntp_middle32
-from gateway.media.rtp_endpoint import RtpEndpoint, RtpEndpointConfig
+from gateway.media.rtp.endpoint_state import RtpEndpointConfig
+from gateway.media.rtp.packet import ntp_from_unix, ntp_middle32
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.rtp.rtcp import ReportBlock, RtcpReceiverReport, RtcpSenderReport, serialize_rtcp
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from tests.media.bridge_harness import Call, allocator
-from tests.media.test_fastlane_engine import KEY, Handler, Quiet, rtp
-from tests.media.test_fastpath import linked, require_fast_lane, until
+from tests.media.fastlane.test_fastlane_engine import KEY, Handler, Quiet, rtp
+from tests.media.fastlane.test_fastpath import linked, require_fast_lane, until
 
 PEER_SSRC = 0x7E57
 LOOPBACK_RTT = 0.003  # seconds; the bug read ~0.010 (the engine's NOTIFY_DELAY) more

@@ -14,7 +14,7 @@ import sdp
 from gateway.media.bridge import BridgeError
 from gateway.media.errors import PortAllocationError
 from gateway.media.events import CodecChosen, Leg, MediaInactive
-from gateway.media.ports import RtpPortAllocator
+from gateway.media.rtp.ports import RtpPortAllocator
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 
 

@@ -12,10 +12,10 @@ import pytest
 
 import sdp
 from gateway.media.bridge import BridgeError
-from gateway.media.dtmf import DtmfReceiver, DtmfSender, TelephoneEvent
+from gateway.media.codecs.dtmf import DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.events import DtmfReceived, Leg
-from gateway.media.ports import RtpPortAllocator
-from gateway.media.rtp import RtpPacket
+from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.ports import RtpPortAllocator
 from peers.webpeer import send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
 

@@ -8,12 +8,12 @@ import itertools
 import pytest
 
 import sdp
-from gateway.media import codec_choice as choice
 from gateway.media.bridge import TRANSITIONS, BridgeError, BridgeState, MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.dtmf import DtmfSender, TelephoneEvent
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.codecs.dtmf import DtmfSender, TelephoneEvent
 from gateway.media.forward import MediaPath
-from gateway.media.retime import FrameClock, TimestampMapper
+from gateway.media.rtp.retime import FrameClock, TimestampMapper
 from peers.audio import sine, ulaw_encode
 from tests.media.bridge_harness import allocator
 
@@ -187,7 +187,7 @@ def test_settings_from_config_reveal_ice_credentials_and_need_a_public_address()
 
 
 def test_transcoders_chain_keeps_the_tone() -> None:
-    from gateway.media.transcode import Transcoder
+    from gateway.media.codecs.transcode import Transcoder
     from peers.audio import detect_tone, ulaw_decode
 
     chain = [Transcoder("PCMU", "opus"), Transcoder("opus", "G722"), Transcoder("G722", "PCMA"),

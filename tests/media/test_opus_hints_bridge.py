@@ -4,7 +4,7 @@ browser, a plain RTP phone, both call directions; media flows with the hints (th
 from __future__ import annotations
 
 import sdp
-from gateway.media.web_sdp import audio_section
+from gateway.media.webrtc.web_sdp import audio_section
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 
 

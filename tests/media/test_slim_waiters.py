@@ -13,8 +13,9 @@ import time
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
-from gateway.media import aiortc_hooks, slim_waiters
+from gateway.media import slim_waiters
 from gateway.media.slim_waiters import Waiters
+from gateway.media.webrtc import aiortc_hooks
 
 
 async def test_a_slimmed_event_wakes_its_waiters() -> None:

@@ -7,16 +7,17 @@ import aioice.ice
 import pytest
 
 import sdp
-from gateway.media import aiortc_hooks, bridge_settings, fastlane
-from gateway.media.dtls_srtp import DtlsCertificates
+from gateway.media import bridge_settings, fastlane
+from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.warmup import SAMPLE_OFFER, warm_up
+from gateway.media.webrtc import aiortc_hooks
 
 
 def test_the_certificate_and_the_codec_tables_are_made_once_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     certificates = DtlsCertificates()
     pool = fastlane.EnginePool() if fastlane.available() else None
     made: list[object] = []
-    monkeypatch.setattr("gateway.media.dtls_srtp.DtlsCertificate.__init__", _counting(made))
+    monkeypatch.setattr("gateway.media.rtp.dtls_srtp.DtlsCertificate.__init__", _counting(made))
     warm_up(certificates, pool)
     assert len(made) == 1
     first = bridge_settings.web_certificate(certificates)
@@ -40,7 +41,7 @@ def test_the_sample_offer_is_a_browser_offer_and_the_interfaces_are_cached() -> 
 
 
 def _counting(made: list[object]):  # type: ignore[no-untyped-def]
-    from gateway.media.dtls_srtp import DtlsCertificate
+    from gateway.media.rtp.dtls_srtp import DtlsCertificate
 
     original = DtlsCertificate.__init__
 

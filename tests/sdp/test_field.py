@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import sdp
-from gateway.media import codec_choice as choice
-from gateway.media.packetize import packet_ms
+from gateway.media.codecs import codec_choice as choice
+from gateway.media.codecs.packetize import packet_ms
 
 FIELD = Path(__file__).resolve().parent.parent / "data" / "sdp-field"
 SIP_CODECS = ("PCMU", "PCMA", "G722", "opus")  # the gateway's default SIP codecs

@@ -1,12 +1,17 @@
-"""The media fast lane: steady RTP forwarded and transcoded by native threads (``_fastlane.c``).
+"""The media fast lane: steady RTP forwarded and transcoded by native threads, the compiled engine
+``_fastlane`` (its C sources are here: ``_fastlane.c``, the module and the engine type; ``_fastlane_thread.c``,
+the thread's rounds; ``_fastlane_media.c``, a packet's work; ``_fastlane_link.c``, a call's link;
+``_fastlane_video.c``, the video lanes; ``_stun.c``, ICE consent answers) and its Python side: ``native``
+(the boundary with the compiled engine: ``Snapshot``, ``Datagram``, ``arm``), ``engine`` (``EnginePool``,
+owned by ``gateway.app``; ``Engine``, one thread; ``FastLink``, one call), ``controller``
+(``FastLaneController``: one bridge's link, arming, accounting) and ``video_lanes`` (a call's video). It
+may import the rest of ``gateway.media`` (the legs whose sockets it takes over, the paths whose work it
+mirrors, the codecs' tables); the private internals it relies on are in ``gateway.media.native_hooks`` and
+``gateway.media.webrtc.aiortc_hooks``. Only the bridge, the application and the warm-up import it (the
+paths and settings for type hints only, ``codecs.opus_settings`` when a setting changes).
 
 Why: in Python every packet costs an event-loop wake-up plus the bridge's work, ~250 us at one call on
 a small VM; the native thread costs a few system calls. Python keeps every decision:
-
-Modules: ``native`` (the boundary with the compiled engine: ``Snapshot``, ``Datagram``, ``arm``),
-``engine`` (``EnginePool``, owned by ``gateway.app``; ``Engine``, one thread; ``FastLink``, one call),
-``controller`` (``FastLaneController``: one bridge's link, arming, accounting). The private internals
-they rely on are in ``gateway.media.native_hooks`` and ``gateway.media.aiortc_hooks``.
 
 * A ``FastLink`` takes over one call's two sockets (the web leg's nominated ICE socket and the SIP leg's
   RTP socket) once both legs are up and the call is pass-through: asyncio stops reading them and the

@@ -11,7 +11,7 @@ its snapshots into the legs and paths a few times a second, before a watchdog or
 before a datagram of the call is handled; ``arm`` gives the engine the Python side's state of a source
 to continue from. ``unlink()`` gives the sockets back.
 
-SRTP on the SIP leg (``gateway.media.srtp.SipSrtp``: SDES, or DTLS-SRTP keyed the same way): the link
+SRTP on the SIP leg (``gateway.media.rtp.srtp.SipSrtp``: SDES, or DTLS-SRTP keyed the same way): the link
 gets its libsrtp sessions too, and the endpoint runs them through a ``SerializedSrtp`` stand-in while
 linked. New keys (a re-INVITE) are a new ``SipSrtp`` object: ``update()`` unlinks, then links again with
 the new sessions; the old ones stay alive (the link holds them) until the engine cannot use them.
@@ -26,7 +26,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gateway.media import aiortc_hooks
 from gateway.media.bridge_settings import LatencyMeter
 from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
 from gateway.media.fastlane.native import (
@@ -45,11 +44,13 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.fastlane.video_lanes import VideoLanes
 from gateway.media.forward import MediaPath
-from gateway.media.sip_leg import SipLeg
-from gateway.media.srtp import SipSrtp
-from gateway.media.video_bridge import VideoBridge
+from gateway.media.rtp.sip_leg import SipLeg
+from gateway.media.rtp.srtp import SipSrtp
+from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
-from gateway.media.webrtc_leg import WebLegState, WebRtcLeg
+from gateway.media.webrtc import aiortc_hooks, ice_consent
+from gateway.media.webrtc.web_leg_state import WebLegState
+from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 
 __all__ = ["FastLaneController"]
 
@@ -280,7 +281,7 @@ class FastLaneController:
     def _arm_consent(self, native: NativeLink) -> None:
         """Let the thread answer the browser's consent checks on the pair (the credentials as they are now:
         a role switch changes ours); aioice answers the others."""
-        credentials = aiortc_hooks.consent_credentials(self._pair) if self._pair is not None else None
+        credentials = ice_consent.consent_credentials(self._pair) if self._pair is not None else None
         consent = (native, credentials, self._remote)
         if consent == self._consent:  # unchanged since the last re-arm (the usual case): nothing to copy
             return

@@ -1,4 +1,4 @@
-"""The boundary with the compiled engine (``gateway/media/_fastlane.c``): what it is given and returns.
+"""The boundary with the compiled engine (``gateway/media/fastlane/_fastlane.c``): what it is given and returns.
 
 ``available()`` says whether the module was built. A ``NativeLink`` is the engine's handle on one
 call; ``arm()`` gives a lane what the Python path would do to its direction's next packet. What the
@@ -14,13 +14,13 @@ from typing import Any, NamedTuple, Protocol
 
 from gateway.media.forward import Lane
 from gateway.media.native_hooks import opus_library_candidates
-from gateway.media.rtp_stats import ReceptionState
-from gateway.media.video import VIDEO_RATE, VideoLaneState
+from gateway.media.rtp.rtp_stats import ReceptionState
+from gateway.media.video.forward import VIDEO_RATE, VideoLaneState
 
 logger = logging.getLogger(__name__)
 
 try:
-    from gateway.media import _fastlane  # type: ignore[attr-defined]
+    from gateway.media.fastlane import _fastlane  # type: ignore[attr-defined]
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastlane = None
 
@@ -217,7 +217,7 @@ def replay(
 ) -> tuple[ReceptionState, bool]:
     """The engine's receive statistics applied to (seq, ts, arrival) packets (for tests)."""
     if _fastlane is None:
-        raise RuntimeError("the fast lane is not built (gateway.media._fastlane)")
+        raise RuntimeError("the fast lane is not built (gateway.media.fastlane._fastlane)")
     raw, restarted = _fastlane.replay(flavour, clock_rate, state, packets)
     return ReceptionState._make(raw), bool(restarted)
 
@@ -227,7 +227,7 @@ def load_codecs() -> frozenset[str]:
     the same FFmpeg gives); the codec pairs it then transcodes itself (none without libopus)."""
     if _fastlane is None:
         return frozenset()
-    from gateway.media.transcode import g711_tables
+    from gateway.media.codecs.transcode import g711_tables
 
     functions: tuple[int, ...] | None = None
     for path in opus_library_candidates():
@@ -251,7 +251,7 @@ def load_codecs() -> frozenset[str]:
 
 
 def set_opus_encoder(complexity: int, inband_fec: bool) -> None:
-    """The settings of the engine's Opus encoders created from now on (gateway/media/opus_settings.py)."""
+    """The settings of the engine's Opus encoders created from now on (gateway/media/codecs/opus_settings.py)."""
     if _fastlane is not None:
         _fastlane.set_opus_encoder(complexity, inband_fec)
 
@@ -259,7 +259,7 @@ def set_opus_encoder(complexity: int, inband_fec: bool) -> None:
 def new_engine(srtp_functions: tuple[int, int, int, int], coalesce: float = 0.0) -> Any:
     """A native engine and its thread; ``coalesce``: Engine.coalesce (seconds a busy thread gathers)."""
     if _fastlane is None:
-        raise RuntimeError("the fast lane is not built (gateway.media._fastlane)")
+        raise RuntimeError("the fast lane is not built (gateway.media.fastlane._fastlane)")
     engine = _fastlane.Engine(*srtp_functions)
     if coalesce:
         engine.coalesce = coalesce

@@ -33,9 +33,9 @@ from gateway.media.fastlane.native import (
     video_snapshot,
 )
 from gateway.media.native_hooks import SocketHandover, srtp_session_pointer
-from gateway.media.rtp_endpoint import RtpEndpoint
-from gateway.media.srtp import SipSrtp
-from gateway.media.video_bridge import VideoBridge
+from gateway.media.rtp.rtp_endpoint import RtpEndpoint
+from gateway.media.rtp.srtp import SipSrtp
+from gateway.media.video.video_bridge import VideoBridge
 
 __all__ = ["VIDEO_TO_SIP", "VIDEO_TO_WEB", "VideoLanes"]
 

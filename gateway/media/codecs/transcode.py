@@ -1,0 +1,251 @@
+"""Decode, resample and re-encode audio payloads between two codecs with PyAV (FFmpeg).
+
+Used only when the legs share no codec: Opus (48 kHz) <-> G.711 (8 kHz) or G.722 (16 kHz). Everything
+runs in the event loop thread (one 20 ms frame costs tens of microseconds), unlike aiortc's encoder which
+hops to a thread pool per frame. Output frames are always 20 ms. Mono throughout: RFC 7587 §7 lets an
+``opus/48000/2`` stream carry mono, and G.711/G.722 are mono.
+
+Kept cheap, as it runs for every frame of a transcoded call:
+
+* The Opus encoder takes the source's own rate (libopus accepts 8/12/16/24/48 kHz input), so G.711 and
+  G.722 go to Opus without a resampler; the packets are ordinary Opus whose RTP clock stays 48 kHz
+  (RFC 7587 §4.1). Opus is decoded by libopus itself at the target's rate (``opus_decoder``): FFmpeg's
+  decoders only output 48 kHz, and its resampler's filter graph started a thread per CPU for every
+  call and its decoder lost the first packet. Only a host without a loadable libopus resamples.
+* G.711 is table-driven in pure Python (``bytes.translate`` to decode, ``operator.itemgetter`` to
+  encode), with the tables taken from FFmpeg's own ``pcm_mulaw``/``pcm_alaw`` so the results are the same.
+* Frames go straight to ``avcodec_send_frame``: PyAV's ``encode()`` pushes every frame through an
+  internal filter graph to re-chunk it to the encoder's frame size, which ours already have.
+"""
+
+from __future__ import annotations
+
+import array
+import fractions
+import functools
+import logging
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import av
+from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
+
+from gateway.media.codecs import opus_settings
+from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
+from gateway.media.errors import MediaError
+from gateway.media.native_hooks import FrameEncoder, frame_encoder
+
+logger = logging.getLogger(__name__)
+
+FRAME_MS = 20
+OPUS_BITRATE = 32000
+OPUS_INPUT_RATES = frozenset({8000, 12000, 16000, 24000, 48000})  # what libopus encodes natively
+G711 = frozenset({"pcm_mulaw", "pcm_alaw"})
+
+
+class TranscodeError(MediaError):
+    """A codec the transcoder does not know, or FFmpeg refused a payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCodec:
+    """How to run one RTP audio codec in FFmpeg: sample rate vs RTP clock rate (RFC 3551 §4.5.2 for G.722)."""
+
+    name: str
+    ffmpeg: str
+    sample_rate: int
+    clock_rate: int
+
+    @property
+    def frame_samples(self) -> int:
+        return self.sample_rate * FRAME_MS // 1000
+
+    @property
+    def frame_ticks(self) -> int:
+        """RTP timestamp increment of one 20 ms frame."""
+        return self.clock_rate * FRAME_MS // 1000
+
+
+AUDIO_CODECS: dict[str, AudioCodec] = {
+    "pcmu": AudioCodec("PCMU", "pcm_mulaw", 8000, 8000),
+    "pcma": AudioCodec("PCMA", "pcm_alaw", 8000, 8000),
+    "g722": AudioCodec("G722", "g722", 16000, 8000),
+    "opus": AudioCodec("opus", "libopus", 48000, 48000),
+}
+
+
+def audio_codec(name: str) -> AudioCodec:
+    codec = AUDIO_CODECS.get(name.lower())
+    if codec is None:
+        raise TranscodeError(f"no transcoder for codec {name!r}; known: {sorted(AUDIO_CODECS)}")
+    return codec
+
+
+def _context(ffmpeg: str, mode: str, sample_rate: int) -> AudioCodecContext:
+    context = cast(AudioCodecContext, CodecContext.create(ffmpeg, mode))  # type: ignore[call-overload]
+    context.format = "s16"
+    context.layout = "mono"
+    context.sample_rate = sample_rate
+    if mode == "w":
+        context.time_base = fractions.Fraction(1, sample_rate)
+        if ffmpeg == "libopus":
+            context.bit_rate = OPUS_BITRATE
+            options = {"application": "voip", "frame_duration": str(FRAME_MS)}
+            # a G.711 source: the fast lane's settings (gateway/media/codecs/opus_settings.py)
+            if sample_rate == 8000:
+                options |= opus_settings.current().ffmpeg_options()
+            context.options = options
+    context.open()
+    return context
+
+
+def _frame(pcm: bytes, rate: int) -> AudioFrame:
+    frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+    frame.planes[0].update(pcm)
+    frame.sample_rate = rate
+    return frame
+
+
+def _pcm(frame: AudioFrame) -> bytes:
+    return bytes(frame.planes[0])[: 2 * frame.samples]
+
+
+@dataclass(frozen=True, slots=True)
+class _G711Tables:
+    """G.711 as lookups: code -> each byte of the native-endian int16 sample; uint16 sample -> code."""
+
+    first: bytes
+    second: bytes
+    encode: bytes
+
+    @property
+    def decode_pcm(self) -> bytes:
+        """The 256 decoded samples as native-endian int16 (for the fast lane's engine)."""
+        pcm = bytearray(512)
+        pcm[0::2], pcm[1::2] = self.first, self.second
+        return bytes(pcm)
+
+
+@functools.cache
+def g711_tables(ffmpeg: str) -> _G711Tables:
+    """Built once per law by running every code and every 16-bit sample through FFmpeg's codec."""
+    decoder = _context(ffmpeg, "r", 8000)
+    decoded = b"".join(_pcm(frame) for frame in decoder.decode(av.Packet(bytes(range(256)))))
+    encoder = _context(ffmpeg, "w", 8000)
+    frame = _frame(array.array("H", range(65536)).tobytes(), 8000)
+    frame.pts = 0
+    encoded = b"".join(bytes(packet) for packet in encoder.encode(frame))
+    if len(decoded) != 512 or len(encoded) != 65536:
+        raise TranscodeError(f"unexpected {ffmpeg} table sizes {len(decoded)}, {len(encoded)}")
+    return _G711Tables(decoded[0::2], decoded[1::2], encoded)
+
+
+class Transcoder:
+    """One direction: payloads of ``source`` in, 20 ms payloads of ``target`` out."""
+
+    def __init__(self, source: str, target: str) -> None:
+        self.source = audio_codec(source)
+        self.target = audio_codec(target)
+        self.errors = 0
+        # Decoding: G.711 by table, Opus by libopus at the target's rate, the others by FFmpeg.
+        self._decoder: AudioCodecContext | None = None
+        self._decode_tables: _G711Tables | None = None
+        self._opus: OpusDecoder | None = None
+        source_rate = self.source.sample_rate
+        if self.source.ffmpeg in G711:
+            self._decode_tables = g711_tables(self.source.ffmpeg)
+        elif (
+            self.source.ffmpeg == "libopus"
+            and self.target.sample_rate in OPUS_DECODER_RATES
+            and opus_available()
+        ):
+            self._opus = OpusDecoder(self.target.sample_rate)
+            source_rate = self.target.sample_rate
+        else:
+            self._decoder = _context(self.source.ffmpeg, "r", self.source.sample_rate)
+        # Encoding: G.711 by table, the others by FFmpeg; Opus at the source's rate when libopus can.
+        rate = self.target.sample_rate
+        if self.target.ffmpeg == "libopus" and source_rate in OPUS_INPUT_RATES:
+            rate = source_rate
+        self._rate = rate
+        self._frame_bytes = 2 * rate * FRAME_MS // 1000
+        self._encoder: AudioCodecContext | None = None
+        self._send: FrameEncoder | None = None
+        self._encode_table: Callable[[memoryview], tuple[int, ...]] | None = None
+        if self.target.ffmpeg in G711:
+            table = g711_tables(self.target.ffmpeg).encode
+            self._encode_table = lambda samples: cast(tuple[int, ...], operator.itemgetter(*samples)(table))
+        else:
+            self._encoder = _context(self.target.ffmpeg, "w", rate)
+            self._send = frame_encoder(self._encoder)
+        self._source_rate = source_rate
+        self._resampler: AudioResampler | None = None
+        if source_rate != rate:
+            self._resampler = AudioResampler(
+                format="s16", layout="mono", rate=rate, frame_size=rate * FRAME_MS // 1000
+            )
+        self._pending = bytearray()  # PCM at ``rate`` short of a whole 20 ms frame
+        self._pts = 0
+
+    def transcode(self, payload: bytes) -> list[bytes]:
+        """Encoded output frames (zero, one or occasionally two) for one input payload."""
+        if not payload:  # an empty packet would put FFmpeg's decoder into draining mode for good
+            return []
+        try:
+            if self._decode_tables is not None:
+                pcm: bytes | list[AudioFrame] = self._decode_g711(payload, self._decode_tables)
+            elif self._opus is not None:
+                pcm = self._opus.decode(payload)
+            else:
+                assert self._decoder is not None
+                pcm = self._decoder.decode(av.Packet(payload))
+            if self._resampler is None:
+                return self._encode_pcm(pcm if isinstance(pcm, bytes) else b"".join(map(_pcm, pcm)))
+            if isinstance(pcm, bytes):
+                pcm = [_frame(pcm, self._source_rate)] if pcm else []
+            out: list[bytes] = []
+            for frame in pcm:
+                frame.pts = None
+                for resampled in self._resampler.resample(frame):  # 20 ms frames (frame_size)
+                    out += self._encode_frame(resampled)
+            return out
+        except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
+            self.errors += 1
+            logger.debug("transcoding %s -> %s failed: %s", self.source.name, self.target.name, exc)
+            return []
+
+    @staticmethod
+    def _decode_g711(payload: bytes, tables: _G711Tables) -> bytes:
+        pcm = bytearray(2 * len(payload))
+        pcm[0::2] = payload.translate(tables.first)
+        pcm[1::2] = payload.translate(tables.second)
+        return bytes(pcm)
+
+    def _encode_pcm(self, pcm: bytes) -> list[bytes]:
+        """Encode whole 20 ms frames of ``pcm`` (at the encoder's rate), keeping any remainder."""
+        size = self._frame_bytes
+        if self._pending or len(pcm) != size:
+            self._pending += pcm
+            chunks = [
+                bytes(self._pending[i : i + size]) for i in range(0, len(self._pending) - size + 1, size)
+            ]
+            del self._pending[: size * len(chunks)]
+        else:
+            chunks = [pcm]
+        out: list[bytes] = []
+        for chunk in chunks:
+            if self._encode_table is not None:
+                out.append(bytes(self._encode_table(memoryview(chunk).cast("H"))))
+            else:
+                out += self._encode_frame(_frame(chunk, self._rate))
+        return out
+
+    def _encode_frame(self, frame: AudioFrame) -> list[bytes]:
+        if self._encode_table is not None:
+            return [bytes(self._encode_table(memoryview(_pcm(frame)).cast("H")))]
+        assert self._send is not None
+        frame.pts = self._pts
+        self._pts += frame.samples
+        return [bytes(packet) for packet in self._send(frame)]

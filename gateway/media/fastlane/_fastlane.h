@@ -1,0 +1,378 @@
+/* What the fast lane's files share (gateway/media/fastlane/_fastlane.c says how the engine works): the types, the
+   process-wide codec tables and the functions one file calls in another. */
+#ifndef GATEWAY_FASTLANE_H
+#define GATEWAY_FASTLANE_H
+
+#define _GNU_SOURCE /* recvmmsg */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "_stun.h"
+
+/* What one file defines and others use is hidden: only PyInit__fastlane leaves the module. */
+#pragma GCC visibility push(hidden)
+
+#define MAX_PACKET 1500
+#define BUFFER_SIZE (MAX_PACKET + 256) /* room for the SRTP trailer (tag + MKI) */
+#define MAX_EXTENSION 255
+#define BATCH 32                 /* datagrams read from one socket per round (fairness) */
+#define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
+#define JUMP_SECONDS 1.0         /* as gateway/media/rtp/retime.py */
+#define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */
+#define MAX_COALESCE 0.005       /* Engine.coalesce's ceiling, seconds */
+#define GATHER_MIN 4.0           /* packets a gathering wait must expect (at the thread's rate) to be worth it */
+#define RATE_WINDOW 0.1          /* seconds over which the thread measures its packet rate */
+
+enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
+/* what drain() returns: datagrams left to Python - raw, or RTP the engine already unprotected
+   (KIND_WEB_RTP always; KIND_SIP_RTP when the SIP leg has SRTP). Kinds 0 and 1 were records of forwarded
+   packets, which the lanes' tallies replaced. */
+enum {
+    KIND_WEB_RAW = 2,
+    KIND_WEB_RTP = 3,
+    KIND_SIP_RAW = 4,
+    KIND_SIP_RTP = 5,
+};
+#define KIND_TAKEN 0 /* a queued item arm() forwarded after all (take_back): drain() leaves it out */
+enum { OP_PROTECT = 0, OP_UNPROTECT = 1, OP_PROTECT_RTCP = 2, OP_UNPROTECT_RTCP = 3 };
+
+typedef int (*srtp_fn)(void *ctx, void *data, int *len);
+
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t len;
+} Address;
+
+typedef struct {
+    uint32_t ssrc;
+    uint16_t seq;
+    uint8_t first;                 /* V=2 and the X bit when an extension follows */
+    uint8_t extension[MAX_EXTENSION + 1];
+    int extension_len;
+} Output;
+
+enum { CODEC_PASS = 0, CODEC_OPUS = 1, CODEC_PCMU = 2, CODEC_PCMA = 3 };
+
+/* Receive statistics of one source. STATS_RFC3550: gateway/media/rtp_stats.ReceiveStatistics (A.1 with
+   the bad-sequence restart, A.8 jitter as a double on the monotonic clock); STATS_AIORTC: aiortc's
+   StreamStatistics.add (in-order packets only, A.8 in Q4 integers on the wall clock in clock units). */
+enum { STATS_RFC3550 = 0, STATS_AIORTC = 1 };
+#define SEQ_MOD 65536
+#define MAX_DROPOUT 3000
+#define MAX_MISORDER 100
+#define LATENCY_SAMPLES 128
+
+typedef struct {
+    int flavour;
+    int64_t clock_rate;
+    int64_t received, cycles;
+    int32_t base_seq, max_seq, bad_seq; /* -1: none yet */
+    int has_last;
+    double transit;                /* RFC 3550: the last transit time */
+    int64_t last_arrival;          /* aiortc: the last in-order arrival, int(wall clock * rate) */
+    uint32_t last_ts;              /* aiortc: its timestamp */
+    double jitter;                 /* RFC 3550: the estimate; aiortc: _jitter_q4 (an integer) */
+    int restarted;                 /* RFC 3550: the source restarted (A.1) since the last snapshot */
+} Reception;
+
+/* What a lane forwarded since the last snapshot, and the state that outlives snapshots. */
+typedef struct {
+    int owned;                     /* the engine holds the live receive statistics (see the note on top) */
+    Reception rx;
+    uint32_t rx_ssrc;              /* the source ``rx`` and ``last_seq`` are of */
+    int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
+    uint64_t packets, forwarded, transcoded, lost, sent, octets;
+    uint32_t last_ts, last_mapped, last_out_ts;
+    uint8_t last_pt;
+    double last_arrival, last_departure;
+    float latency[LATENCY_SAMPLES]; /* seconds from arrival to departure, the newest kept */
+    int latency_count;
+} Tally;
+
+#define PCM_FRAME 160              /* 20 ms at 8 kHz: what transcoding lanes decode to and encode from */
+#define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
+
+typedef struct {
+    int armed;
+    Address source;                /* only packets from here */
+    Address destination;           /* where they go on the other leg */
+    uint32_t ssrc;
+    uint8_t pt_in, pt_out;
+    /* timestamps as gateway/media/rtp/retime.py: out = anchor_out + floor(signed(in - anchor_in) * out/in) */
+    uint32_t anchor_in, anchor_out;
+    int64_t in_rate, out_rate;
+    uint32_t last_ts;
+    double last_time;
+    /* transcoding (codec_in != CODEC_PASS): Opus <-> G.711 through 8 kHz PCM, 20 ms frames out,
+       stamped as retime.FrameClock (consecutive, re-synced to the mapped input beyond ``tolerance``) */
+    int codec_in, codec_out;
+    int has_next;
+    uint32_t next_ts;
+    int64_t tolerance, frame_ticks;
+    void *decoder, *encoder;       /* libopus states, owned by the lane */
+    int decoder_codec, encoder_codec;
+    int16_t *pcm;                  /* PCM_CAPACITY samples, malloc'd with the codecs (prepare_codecs): NULL
+                                      until the lane first transcodes (a pass-through call has none) */
+    int pcm_len;
+    uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
+    uint64_t forwarded, send_errors, codec_errors;
+    Tally tally;
+} Lane;
+
+/* libopus (the one PyAV bundles, or the system's) and G.711 tables, given once by fastpath.py */
+typedef struct {
+    void *(*decoder_create)(int32_t fs, int channels, int *error);
+    int (*decode)(void *st, const unsigned char *data, int32_t len, int16_t *pcm, int frame_size, int fec);
+    void (*decoder_destroy)(void *st);
+    void *(*encoder_create)(int32_t fs, int channels, int application, int *error);
+    int32_t (*encode)(void *st, const int16_t *pcm, int frame_size, unsigned char *data, int32_t max_bytes);
+    int (*encoder_ctl)(void *st, int request, ...);
+    void (*encoder_destroy)(void *st);
+} OpusApi;
+
+extern OpusApi opus;
+extern int opus_ready;
+extern int g711_ready;
+extern int16_t g711_decode[2][256];       /* [0]: mu-law, [1]: A-law */
+extern uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
+
+#define OPUS_APPLICATION_VOIP 2048
+#define OPUS_SET_BITRATE_REQUEST 4002
+#define OPUS_BITRATE 32000
+/* The encoder's settings for a G.711 source (gateway/media/codecs/opus_settings.py says why; set_opus_encoder):
+   libopus's request numbers (opus_defines.h). */
+#define OPUS_SET_MAX_BANDWIDTH_REQUEST 4004
+#define OPUS_SET_COMPLEXITY_REQUEST 4010
+#define OPUS_SET_INBAND_FEC_REQUEST 4012
+#define OPUS_SET_DTX_REQUEST 4016
+#define OPUS_SET_SIGNAL_REQUEST 4024
+#define OPUS_BANDWIDTH_NARROWBAND 1101
+#define OPUS_SIGNAL_VOICE 3001
+extern int opus_complexity, opus_inband_fec;
+
+
+/* A video lane (issue 19): gateway/media/video/forward.py's VideoPath.feed for one direction - payload types
+   mapped (several codecs), repair formats (rtx, red, fec) dropped, sequence numbers shifted by an offset
+   (the input's gaps kept, padding-only packets closing up), timestamps on the output timeline - and the
+   accounting the Python path does per packet (receive statistics of the input, sender counters). */
+enum { VCODEC_OTHER = 0, VCODEC_VP8 = 1, VCODEC_VP9 = 2, VCODEC_H264 = 3 };
+enum { KIND_VIDEO_SIP_RAW = 6, KIND_VIDEO_SIP_RTP = 7 };
+/* SRTCP from the browser the engine unprotected and did not keep (web_rtcp): feedback, BYE, ... */
+enum { KIND_WEB_RTCP = 8 };
+
+/* The browser's latest report compound of one kind (web_rtcp), decrypted, or len 0: none since taken. */
+#define KEPT_MAX 512               /* larger compounds (many report blocks) go to Python as KIND_WEB_RTCP */
+enum { KEPT_SR = 0, KEPT_RR = 1 };
+typedef struct {
+    double arrival;
+    int len;
+    uint8_t data[KEPT_MAX];
+} Kept;
+
+typedef struct {
+    int armed;
+    int claimed;                   /* ``ssrc`` is the video's: its packets never disarm the audio lane */
+    Address source, destination;
+    uint32_t ssrc;
+    int16_t pt_map[128];           /* input -> output payload type, -1: not forwarded */
+    uint8_t repair[128], codec[128];
+    uint16_t offset, last_out;
+    int32_t highest;               /* -1: none yet */
+    uint32_t anchor_in, anchor_out, last_ts;
+    double last_time;
+    Output out;                    /* SSRC, first byte and header extension (seq: the offset's) */
+    Reception rx;
+    uint64_t punted_at;
+    /* since the last snapshot */
+    uint64_t received, forwarded, repair_dropped, dropped, lost, keyframes, padding, sent, octets;
+    uint32_t last_mapped, last_out_ts;
+    double last_arrival, last_departure;
+    /* totals */
+    uint64_t total_forwarded, send_errors;
+} VideoLane;
+
+struct Core;
+
+typedef struct {
+    struct Core *core;             /* NULL: the engine's stop event */
+    int which;                     /* 0: the web socket, 1: the SIP socket */
+} Tag;
+
+typedef struct Core {
+    uint32_t id;
+    int dead;
+    int fds[3];                    /* fds[2]: the SIP side's video socket, while has_video */
+    void *rx, *tx;                 /* libsrtp sessions (srtp_t) of the web leg */
+    void *sip_rx, *sip_tx;         /* the SIP leg's, or NULL: plain RTP */
+    Output out[2];                 /* out[0]: to the SIP side, out[1]: to the browser */
+    Lane lanes[2];
+    uint64_t dropped;              /* SRTP failures and malformed web RTP */
+    uint64_t sip_dropped;          /* SRTP from the SIP side that did not authenticate (or malformed after) */
+    Tag tags[2];
+    struct Core *next_dead;
+    /* video (issue 19): the SIP side's video socket and a lane per direction (the "video lanes" below) */
+    int has_video;
+    Tag video_tag;
+    void *vsip_rx, *vsip_tx;       /* the SIP side's video SRTP sessions, or NULL: plain RTP */
+    VideoLane *video;              /* [0]: browser -> SIP side, [1]: SIP side -> browser; NULL until link_video
+                                      (calloc'd then: an audio-only call has none), freed with the Core */
+    uint64_t video_sip_dropped;    /* SRTP from the SIP side's video that did not authenticate */
+    /* the browser's report compounds (web_rtcp): the latest SR-led and RR-led ones, and how many arrived
+       (with their SRTCP octets) since Python took them */
+    Kept kept[2];
+    uint64_t kept_packets, kept_octets;
+    /* the browser's consent checks from ice_remote that this thread answers (_stun.c; link_ice) */
+    StunIce ice;
+    Address ice_remote;
+    uint64_t stun_answered;
+} Core;
+
+typedef struct {
+    uint32_t link_id;
+    uint8_t kind;
+    double arrival;
+    uint8_t *data;                 /* a malloc'd copy of the datagram */
+    int len;
+    Address source;
+} Item;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    pthread_t thread;
+    int running;
+    int epfd, stopfd, notifyfd;
+    int notified;
+    Tag stop_tag;
+    Item *items;
+    size_t count, capacity;
+    uint64_t queue_drops;
+    double wall_offset;            /* CLOCK_REALTIME - CLOCK_MONOTONIC (aiortc's clock), measured ... */
+    double wall_at;                /* ... at this monotonic time, again a second later (run) */
+    uint64_t drains;               /* drain() calls: a lane punted at the current count has a packet queued */
+    int failed;                    /* the thread stopped on an error: links no longer forward or read */
+    double notify_due;             /* when queued RTCP/STUN wakes Python (0: nothing waits); the thread's */
+    Core *graveyard;
+    srtp_fn fn[4];
+    /* the thread's rounds (Engine.timing, bench/scale_bench.py): waits for the lock longer than 1 ms (Python
+       held it), rounds that held it longer than 2 ms (packets waiting for other calls' codecs), the longest */
+    uint64_t lock_waits, long_rounds;
+    double lock_wait_max, round_max;
+    /* seconds a round's packets wait at most for the next ones (run: fewer wake-ups under load); Python sets
+       it, the thread reads it under the lock */
+    double coalesce;
+    uint64_t coalesced; /* rounds after which the thread waited */
+} Engine;
+
+typedef struct {
+    PyObject_HEAD
+    Engine *engine;
+    Core *core;                    /* NULL once closed */
+    PyObject *sessions;            /* keeps the pylibsrtp sessions alive while the thread may use them */
+} Link;
+
+typedef struct {
+    uint32_t ssrc, ts;
+    uint16_t seq;
+    uint8_t pt, marker;
+    int payload, end;              /* payload = data[payload:end] */
+} Rtp;
+
+#define LINK_CORE(self, ret)                                                                             \
+    Core *c = (self)->core;                                                                              \
+    if (c == NULL) {                                                                                     \
+        PyErr_SetString(PyExc_ValueError, "the link is closed");                                         \
+        return ret;                                                                                      \
+    }
+
+static inline int is_rtcp(const uint8_t *d, int len) { return len > 1 && d[1] >= 192 && d[1] <= 208; }
+
+static inline double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline double realtime_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline int same_address(const Address *a, const struct sockaddr_storage *b) {
+    if (a->addr.ss_family != b->ss_family)
+        return 0;
+    if (b->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)&a->addr, *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&a->addr, *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return 0;
+}
+
+/* Defined in one file, used in others. */
+extern PyTypeObject LinkType;
+
+/* _fastlane_media.c */
+int punt(Engine *e, Core *c, uint8_t kind, const uint8_t *data, int len, const struct sockaddr_storage *src,
+         socklen_t srclen, double now);
+void free_items(Item *items, size_t count);
+void reception_update(Reception *s, uint16_t seq, uint32_t ts, double arrival, double wall_offset);
+int parse_rtp(const uint8_t *d, int len, Rtp *r);
+int write_header(uint8_t *out, const Output *o, int marker, uint8_t pt, uint16_t seq, uint32_t ts);
+int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, uint32_t ts,
+         const uint8_t *payload, int payload_len);
+int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now);
+void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now);
+PyObject *reception_tuple(const Reception *r);
+int parse_reception(PyObject *state, int flavour, long long clock_rate, Reception *out);
+PyObject *replay(PyObject *module, PyObject *args);
+
+/* _fastlane_video.c */
+int video_web(Engine *e, Core *c, uint8_t *d, int len, const Rtp *r, const struct sockaddr_storage *src,
+              socklen_t srclen, double now);
+int video_sip(Engine *e, Core *c, uint8_t *d, int len, const struct sockaddr_storage *src, socklen_t srclen,
+              double now);
+PyObject *link_video(Link *self, PyObject *args);
+PyObject *link_set_video_output(Link *self, PyObject *args);
+PyObject *link_arm_video(Link *self, PyObject *args);
+PyObject *link_disarm_video(Link *self, PyObject *args);
+PyObject *link_video_snapshot(Link *self, PyObject *args);
+PyObject *link_video_counters(Link *self, PyObject *unused);
+
+/* _fastlane_thread.c */
+void free_codecs(Core *c);
+void bury(Engine *e);
+void *run(void *arg);
+
+/* _fastlane_link.c */
+void taken(Item *item);
+
+/* _fastlane.c */
+int parse_address(PyObject *tuple, Address *out);
+
+#pragma GCC visibility pop
+
+#endif

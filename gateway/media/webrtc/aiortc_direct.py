@@ -1,0 +1,266 @@
+"""The media bridge's direct RTP paths through aiortc's and aioice's private internals (aiortc 1.16,
+aioice 0.13), guarded with the other hooks by ``tests/media/webrtc/test_aiortc_hooks.py``.
+
+The media bridge itself uses the two shortcuts below (``PacketTrack`` and ``tap_receiver`` stay for the
+peers of tests and examples). Per packet, aiortc's own paths cost a queue, a task wakeup (an extra event
+loop iteration) and several coroutine hops in each direction; these cost none:
+
+* ``DirectSender`` (``attach_direct_sender(sender)``): writes the RTP header itself (the sender's SSRC,
+  its own sequence numbers, the header extensions aiortc would write for audio: ``mid``), protects with
+  the DTLS transport's SRTP session (``RTCDtlsTransport._tx_srtp``) and writes to the socket of the
+  nominated ICE pair (``Connection._nominated``; ``StunProtocol.send_data`` does exactly this
+  ``transport.sendto``), synchronously in the caller. aiortc's RTP loop stays parked on an idle
+  ``PacketTrack``; its RTCP loop still sends the sender reports, with packet and octet counts, RTP and
+  NTP timestamps filled in from ours (``RTCRtpSender._send_rtcp`` is wrapped; the private counters
+  ``getStats()`` and the RTT estimate read are kept in step once per report).
+
+The receiving half, ``DirectReceiver``, is in ``aiortc_receive``.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiortc import RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+)
+
+from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
+
+_RTP_HEADER = struct.Struct("!BBHII")
+_EXTENSION_HEADER = struct.Struct("!HH")
+_U32 = 0xFFFF_FFFF
+_CONNECTED = DtlsState.CONNECTED
+_SENDER = "_RTCRtpSender__"
+# the sender's private counters, read by its getStats() and its round-trip time estimate
+_SENDER_COUNTERS = ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp", "lsr")
+_NTP_EPOCH_OFFSET = 2_208_988_800
+
+
+def _ntp_now() -> int:
+    """The 64-bit NTP timestamp (RFC 3550 §4) of now."""
+    ntp = time.time() + _NTP_EPOCH_OFFSET
+    whole = int(ntp)
+    return ((whole & _U32) << 32) | (int((ntp - whole) * (1 << 32)) & _U32)
+
+
+def _nominated_pairs(transport: RTCDtlsTransport) -> dict[int, Any]:
+    connection = getattr(transport.transport, "_connection", None)
+    nominated = getattr(connection, "_nominated", None)
+    if not isinstance(nominated, dict):
+        raise HookError("aioice Connection._nominated is gone")
+    return nominated
+
+
+class DirectSender:
+    """RTP payloads out on an ``RTCRtpSender``'s SSRC, synchronously: header, SRTP, socket (module note).
+
+    ``timestamp`` is already on the output timeline (the bridge's mapper has a random origin); sequence
+    numbers start at random in the lower half, as aiortc's do. ``now`` (on ``clock``) is when the packet
+    left: the sender report extrapolates its RTP timestamp from the last one (RFC 3550 §6.4.1).
+    """
+
+    def __init__(self, sender: RTCRtpSender, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sender = sender
+        self._clock = clock
+        self._dtls: RTCDtlsTransport | None = None
+        self._nominated: dict[int, Any] = {}
+        self._pair: object = None
+        self._socket: Any = None  # the asyncio datagram transport of the nominated pair's protocol
+        self._address: tuple[str, int] | None = None
+        self._first = 0x80  # V=2, no padding, no extension, no CSRC
+        self._extension = b""
+        self._ssrc = sender._ssrc
+        self._audio_pt: int | None = None
+        self._clock_rate = 8000
+        self._sequence = random_sequence_number()
+        self._last_timestamp = 0
+        self._last_time = 0.0
+        self.packets_sent = self.octets_sent = 0
+        self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
+        self.refresh: Callable[[], None] | None = None  # brings the counters up to date first (the fast lane)
+        self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
+
+    @property
+    def started(self) -> bool:
+        """The sender was started (DTLS connected, direction sends): packets can go."""
+        return self._audio_pt is not None
+
+    @property
+    def payload_type(self) -> int | None:
+        return self._audio_pt
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    def _bind(self, parameters: RTCRtpSendParameters) -> None:
+        codec = parameters.codecs[0]
+        extensions = HeaderExtensionsMap()
+        extensions.configure(parameters)
+        profile, value = extensions.set(HeaderExtensions(mid=parameters.muxId))  # as _run_rtp for audio
+        if value:
+            self._first = 0x90
+            self._extension = _EXTENSION_HEADER.pack(profile, len(value) // 4) + value
+        dtls = self._sender.transport
+        self._nominated = _nominated_pairs(dtls)
+        self._dtls = dtls
+        self._ssrc = self._sender._ssrc
+        self._clock_rate = codec.clockRate
+        self._audio_pt = codec.payloadType
+
+    def send(
+        self,
+        payload: bytes,
+        timestamp: int,
+        payload_type: int | None = None,
+        marker: bool = False,
+        now: float | None = None,
+    ) -> bool:
+        """Send one payload (``payload_type`` None: the sender's codec); False when it cannot go now."""
+        pt, dtls = self._audio_pt, self._dtls
+        if pt is None or dtls is None or dtls._state is not _CONNECTED or not self._sender._enabled:
+            return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            if pair is None:
+                return False
+            self._pair, self._socket, self._address = pair, pair.protocol.transport, pair.remote_addr
+        timestamp &= _U32
+        link = self.link
+        if (
+            link is not None
+        ):  # the fast lane's engine owns the sequence numbers and SRTP (gateway/media/fastlane)
+            if (
+                link.send(
+                    1, self._address, marker, pt if payload_type is None else payload_type, timestamp, payload
+                )
+                < 0
+            ):
+                return False
+        else:
+            sequence = self._sequence
+            self._sequence = (sequence + 1) & 0xFFFF
+            header = _RTP_HEADER.pack(
+                self._first,
+                (0x80 if marker else 0) | (pt if payload_type is None else payload_type),
+                sequence,
+                timestamp,
+                self._ssrc,
+            )
+            self._socket.sendto(dtls._tx_srtp.protect(header + self._extension + payload), self._address)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._last_timestamp = timestamp
+        self._last_time = self._clock() if now is None else now
+        return True
+
+    def rtt_seconds(self) -> float | None:
+        """aiortc's round-trip estimate from the browser's receiver reports (RFC 3550 §6.4.1), for metrics."""
+        rtt = getattr(self._sender, _SENDER + "rtt", None)
+        return float(rtt) if isinstance(rtt, int | float) else None
+
+    def add_sent(self, packets: int, octets: int, last_timestamp: int, last_time: float) -> None:
+        """Packets the fast lane sent on our SSRC (the last at ``last_time``), counted as ``send`` counts
+        its own."""
+        if packets:
+            self.packets_sent += packets
+            self.octets_sent += octets
+            if last_time >= self._last_time:
+                self._last_timestamp, self._last_time = last_timestamp, last_time
+
+    @property
+    def next_sequence(self) -> int:
+        return self._sequence
+
+    @next_sequence.setter
+    def next_sequence(self, sequence: int) -> None:
+        self._sequence = sequence & 0xFFFF
+
+    def fast_lane_parts(self) -> tuple[Any, tuple[Any, ...], int, int, bytes] | None:
+        """(nominated pair, remote address, first header byte, next sequence number, header extension)
+        while the sender can send, else None."""
+        dtls = self._dtls
+        pair = self._nominated.get(1)
+        if self._audio_pt is None or dtls is None or dtls._state is not _CONNECTED or pair is None:
+            return None
+        return pair, tuple(pair.remote_addr), self._first, self._sequence, self._extension
+
+    @property
+    def sending(self) -> bool:
+        """Whether ``send`` would send now (started, DTLS up, the direction sends, a nominated pair)."""
+        dtls = self._dtls
+        return (
+            self._audio_pt is not None
+            and dtls is not None
+            and dtls._state is _CONNECTED
+            and self._sender._enabled
+            and self._nominated.get(1) is not None
+        )
+
+    def _fill_sender_report(self, packets: Sequence[AnyRtcpPacket]) -> None:
+        """Put our counts and timestamps into aiortc's SR (RFC 3550 §6.4.1) and its private counters."""
+        info = self._sender_info()
+        if info is None:
+            return
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self._ssrc:
+                packet.sender_info = info
+
+    def _sender_info(self) -> RtcpSenderInfo | None:
+        """Our counts and timestamps now (RFC 3550 §6.4.1), also kept in aiortc's private counters (its
+        getStats() and RTT estimate read them); None before our first packet."""
+        if not self.packets_sent:
+            return None
+        ntp = _ntp_now()
+        elapsed = self._clock() - self._last_time
+        info = RtcpSenderInfo(
+            ntp_timestamp=ntp,
+            rtp_timestamp=(self._last_timestamp + int(elapsed * self._clock_rate)) & _U32,
+            packet_count=self.packets_sent & _U32,
+            octet_count=self.octets_sent & _U32,
+        )
+        values = (info.packet_count, info.octet_count, info.rtp_timestamp, ntp, (ntp >> 16) & _U32)
+        for name, value in zip(_SENDER_COUNTERS, values, strict=True):
+            setattr(self._sender, _SENDER + name, value)
+        return info
+
+
+def attach_direct_sender(
+    sender: RTCRtpSender, *, clock: Callable[[], float] = time.monotonic
+) -> DirectSender:
+    """Send on ``sender`` with a ``DirectSender``; bound when aiortc starts the sender (``send()``)."""
+    for name in _SENDER_COUNTERS:
+        if not hasattr(sender, _SENDER + name):
+            raise HookError(f"RTCRtpSender.__{name} is gone")
+    direct = DirectSender(sender, clock)
+    original_send: Callable[[RTCRtpSendParameters], Awaitable[None]] = sender.send
+    original_rtcp: Callable[[list[AnyRtcpPacket]], Awaitable[None]] = sender._send_rtcp
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original_send(parameters)
+        if parameters.codecs and not direct.started:
+            direct._bind(parameters)
+
+    async def send_rtcp(packets: list[AnyRtcpPacket]) -> None:
+        if direct.refresh is not None:
+            direct.refresh()
+        direct._fill_sender_report(packets)
+        await original_rtcp(packets)
+
+    sender.send = send  # type: ignore[method-assign]
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+    sender.replaceTrack(direct.idle_track)
+    return direct

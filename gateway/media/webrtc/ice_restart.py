@@ -1,0 +1,266 @@
+"""An ICE restart done in place on aioice's ``Connection`` (aioice 0.13), keeping DTLS and SRTP.
+
+aiortc 1.16 has no ICE restart: ``RTCIceTransport.start()`` runs once, and the DTLS transport reads and
+writes through that one aioice ``Connection`` (``RTCIceTransport._recv``/``_send``), so replacing the
+connection would end DTLS. This module restarts ICE *inside* the same ``Connection`` instead, for the
+controlled agent (the gateway answering a WHIP client's offer: RFC 8445 §6.1.1, the offerer controls):
+
+* ``restart(remote)``: new local credentials (RFC 8445 §9: a restart changes ufrag and pwd, RFC 8839
+  §4.4.1.1.1), the remote's new ones set, and the check list and remote candidates emptied (RFC 8445
+  §9: checks start anew, "as if" a new session). The local candidates are kept (§9 allows it): the
+  same sockets, so the DTLS transport's reading loop and the fast lane's web socket stay valid.
+* The selected pair stays in ``Connection._nominated`` until a new one is nominated: media keeps
+  flowing on it during the restart (RFC 8445 §9), and ``sendto`` never finds it empty (aiortc's RTP
+  loops stop on the ``ConnectionError`` it would raise).
+* The client's checks with the new credentials reach aioice's own ``check_incoming`` (its learning of
+  peer-reflexive candidates and triggered checks, RFC 8445 §7.3.1.3-7.3.1.4, run as for the first
+  session, since the check list of ``connect()`` is long done): when the client nominates a pair
+  (USE-CANDIDATE, §7.3.1.5) and our triggered check on it succeeded, ``check_complete`` puts it in
+  ``_nominated`` and ``sendto`` (and the DTLS transport above it) uses it from then on. A wrapped
+  ``check_complete`` reports that pair to ``on_selected`` once.
+* Until then the client's checks with the *previous* credentials (its consent freshness on the old
+  pair, RFC 7675 §5.1, while it has not applied our answer yet) are answered with the previous
+  credentials (a wrapped ``request_received``), so the old path is not cut before the new one works.
+* Consent freshness (RFC 7675) goes on in aioice's ``query_consent`` task, which builds each check from
+  the connection's current credentials, on the selected pair. While a restart is pending, the old
+  pair's ``protocol`` is a ``_PreviousSession`` wrapper whose ``request()`` signs with the previous
+  credentials (the client answers the old pair's checks with those until it moves); once the new pair
+  is nominated, consent checks it with the new ones. Its other attributes are the real protocol's
+  (``transport``: the fast lane and the direct sender write to the same socket).
+
+Only ``restart()`` and the two wrappers touch aioice internals; ``check_internals()`` runs at
+construction and raises ``HookError`` when an aioice upgrade removed one of them
+(``tests/media/webrtc/test_ice_restart.py`` checks the behaviour with two real aioice connections).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aioice
+import aioice.ice
+import aioice.stun
+from aioice import Connection
+from aioice.utils import random_string
+
+from gateway.media.errors import MediaError
+from gateway.media.webrtc.aiortc_hooks import HookError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_AIOICE: Final = "0.13."
+# what restart() and the wrappers read or replace on a Connection (aioice 0.13)
+_INTERNALS: Final = (
+    "_check_list",
+    "_remote_candidates",
+    "_remote_candidates_end",
+    "_nominated",
+    "_nominating",
+    "_local_username",
+    "_local_password",
+    "_early_checks_done",
+    "_check_list_done",
+    "_closing",
+    "check_complete",
+    "request_received",
+    "ice_controlling",
+)
+_ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+\Z")
+UFRAG_CHARS: Final = 16  # RFC 8445 §5.3: at least 24 bits of randomness; 16 of 62 characters is ~95
+PWD_CHARS: Final = 32  # at least 128 bits: 32 of 62 characters is ~190
+
+
+class RestartRefused(MediaError):
+    """This connection cannot restart ICE now (not connected yet, controlling, closing, bad credentials)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """One ICE session's two credential pairs (RFC 8839 §5.4: ufrag 4-256, pwd 22-256 ice-chars)."""
+
+    local_ufrag: str
+    local_pwd: str
+    remote_ufrag: str
+    remote_pwd: str
+
+    def __post_init__(self) -> None:
+        for name, value, low in (
+            ("local_ufrag", self.local_ufrag, 4),
+            ("local_pwd", self.local_pwd, 22),
+            ("remote_ufrag", self.remote_ufrag, 4),
+            ("remote_pwd", self.remote_pwd, 22),
+        ):
+            if not (low <= len(value) <= 256 and _ICE_CHARS.match(value)):
+                raise RestartRefused(f"{name} must be {low}-256 ice-chars (RFC 8839 §5.4): {value[:64]!r}")
+
+
+def check_internals(connection: object) -> None:
+    """Raise ``HookError`` unless ``connection`` is an aioice 0.13 ``Connection`` with every internal used."""
+    if not aioice.__version__.startswith(SUPPORTED_AIOICE):
+        raise HookError(
+            f"ICE restart in place is written for aioice {SUPPORTED_AIOICE}x, not {aioice.__version__}"
+        )
+    if not isinstance(connection, Connection):
+        raise HookError(f"not an aioice Connection: {type(connection).__name__}")
+    missing = [name for name in _INTERNALS if not hasattr(connection, name)]
+    if missing:
+        raise HookError(f"aioice Connection lost {', '.join(missing)}: ICE restart in place is unsound")
+
+
+class InPlaceRestart:
+    """ICE restarts of one controlled aioice ``Connection`` (module note); one object per connection.
+
+    ``on_selected(pair)`` is called when a restart's new pair is nominated (the remote address of the
+    media changed, or at least its credentials): the fast lane re-reads the pair from there.
+    ``ice_transport``: aiortc's ``RTCIceTransport`` of the connection, whose own end-of-candidates flag
+    (``iceGatherer._remote_candidates_end``) must be cleared too, so that new trickled candidates and a
+    new end-of-candidates reach aioice.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        on_selected: Callable[[Any], None],
+        *,
+        ice_transport: object | None = None,
+        label: str = "-",
+    ) -> None:
+        check_internals(connection)
+        self._connection = connection
+        self._ice_transport = ice_transport
+        self._on_selected = on_selected
+        self._label = label
+        self._previous: Credentials | None = None  # answered until the new pair is nominated
+        self._old_pair: Any = None  # the pair media used when the pending restart began
+        self.restarts = 0
+        self.completed = 0
+        original_request: Callable[..., None] = connection.request_received
+        original_complete: Callable[[Any], None] = connection.check_complete
+
+        def request_received(message: aioice.stun.Message, addr: tuple[str, int], protocol: Any) -> None:
+            if not self._answer_previous(message, addr, protocol):
+                original_request(message, addr, protocol)
+
+        def check_complete(pair: Any) -> None:
+            original_complete(pair)
+            self._maybe_selected()
+
+        connection.request_received = request_received  # type: ignore[method-assign]
+        connection.check_complete = check_complete  # type: ignore[method-assign]
+
+    @property
+    def pending(self) -> bool:
+        """A restart began and no new pair is nominated yet."""
+        return self._previous is not None
+
+    def credentials(self) -> Credentials:
+        c = self._connection
+        return Credentials(
+            c.local_username, c.local_password, c.remote_username or "", c.remote_password or ""
+        )
+
+    def restart(self, remote_ufrag: str, remote_pwd: str) -> Credentials:
+        """Restart ICE with the remote's new credentials; returns the new credentials of both sides."""
+        c = self._connection
+        if c._closing:
+            raise RestartRefused("the ICE connection is closing")
+        if c.ice_controlling:
+            raise RestartRefused("only the controlled agent restarts in place (the gateway answered)")
+        if not c._early_checks_done or not c._check_list_done or not c._nominated:
+            raise RestartRefused("ICE has not connected yet: there is no session to restart")
+        if remote_ufrag == c.remote_username:
+            raise RestartRefused("an ICE restart needs a new ice-ufrag (RFC 8839 §4.4.1.1.1)")
+        new = Credentials(random_string(UFRAG_CHARS), random_string(PWD_CHARS), remote_ufrag, remote_pwd)
+        if self._previous is None:  # a restart of a restart keeps answering the pair media still uses
+            self._previous = self.credentials()
+            self._old_pair = c._nominated.get(min(c._nominated))
+            if self._old_pair is not None:
+                self._old_pair.protocol = _PreviousSession(self._old_pair.protocol, self._previous)
+        for pair in c._check_list:  # RFC 8445 §9: the old session's checks are abandoned
+            if pair.task is not None:
+                pair.task.cancel()
+        c._check_list = []
+        c._remote_candidates = []
+        c._remote_candidates_end = False
+        c._nominating.clear()
+        c._local_username, c._local_password = new.local_ufrag, new.local_pwd
+        c.remote_username, c.remote_password = new.remote_ufrag, new.remote_pwd
+        gatherer = getattr(self._ice_transport, "iceGatherer", None)
+        if gatherer is not None:
+            if not hasattr(gatherer, "_remote_candidates_end"):
+                raise HookError("aiortc RTCIceGatherer._remote_candidates_end is gone")
+            gatherer._remote_candidates_end = False
+        self.restarts += 1
+        logger.info(
+            "%s ICE restart %d: local ufrag %s, remote ufrag %s; media stays on %s until a new pair",
+            self._label, self.restarts, new.local_ufrag, new.remote_ufrag, self._old_pair,
+        )  # fmt: skip
+        return new
+
+    def _maybe_selected(self) -> None:
+        if self._previous is None:
+            return
+        nominated = self._connection._nominated
+        pair = nominated.get(min(nominated)) if nominated else None
+        if pair is None or pair is self._old_pair:
+            return
+        old = self._old_pair
+        if old is not None and isinstance(old.protocol, _PreviousSession):
+            old.protocol = old.protocol.protocol
+        self._previous, self._old_pair = None, None
+        self.completed += 1
+        logger.info("%s ICE restart %d done: media on %s", self._label, self.restarts, pair)
+        self._on_selected(pair)
+
+    def _answer_previous(self, message: aioice.stun.Message, addr: tuple[str, int], protocol: Any) -> bool:
+        """Answer a check made with the previous credentials (RFC 8489 §9.1.3 with that pwd); True if so."""
+        previous = self._previous
+        if previous is None or message.message_method != aioice.stun.Method.BINDING:
+            return False
+        username = message.attributes.get("USERNAME")
+        if (
+            username != f"{previous.local_ufrag}:{previous.remote_ufrag}"
+            or "MESSAGE-INTEGRITY" not in message.attributes
+        ):
+            return False
+        key = previous.local_pwd.encode("utf8")
+        if not message.check_message_integrity(key):
+            return False
+        response = aioice.stun.Message(
+            message_method=aioice.stun.Method.BINDING,
+            message_class=aioice.stun.Class.RESPONSE,
+            transaction_id=message.transaction_id,
+        )
+        response.attributes["XOR-MAPPED-ADDRESS"] = addr
+        response.add_message_integrity(key)
+        protocol.send_stun(response, addr)
+        return True
+
+
+class _PreviousSession:
+    """The old pair's ``StunProtocol`` while a restart is pending: its consent checks (RFC 7675 §5.1)
+    carry the previous credentials; everything else is the real protocol's."""
+
+    def __init__(self, protocol: Any, previous: Credentials) -> None:
+        self.protocol, self._previous = protocol, previous
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.protocol, name)
+
+    async def request(
+        self,
+        request: aioice.stun.Message,
+        addr: tuple[str, int],
+        integrity_key: bytes | None = None,
+        retransmissions: int | None = None,
+    ) -> tuple[aioice.stun.Message, tuple[str, int]]:
+        previous = self._previous
+        request.attributes["USERNAME"] = f"{previous.remote_ufrag}:{previous.local_ufrag}"
+        result: tuple[aioice.stun.Message, tuple[str, int]] = await self.protocol.request(
+            request, addr, integrity_key=previous.remote_pwd.encode("utf8"), retransmissions=retransmissions
+        )
+        return result

@@ -1,0 +1,582 @@
+"""The web leg: one aiortc RTCPeerConnection, audio only, with raw RTP in and out (no decoding).
+
+How it works:
+
+* Always built with the configured ICE servers (``RTCConfiguration(iceServers=[...])``, even empty):
+  aiortc's default is a public STUN server that stalls gathering where it is unreachable.
+* One audio transceiver exists before any description is applied, so codec preferences take effect
+  (they must be set before ``setRemoteDescription``). RTP goes around aiortc's queues, tasks, encoder
+  and decoder (``aiortc_hooks``): ``send()`` writes SRTP to the socket at once (``DirectSender``), and
+  decrypted packets come to ``on_rtp`` straight from the socket callback (``DirectReceiver``; the few
+  that arrive before it starts come through the receiver tap). Payloads are never decoded or encoded.
+* Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``); with
+  ``data_channel`` the offer's data channel m-line bundled with the audio is kept too, and the channels
+  the browser opens carry chat text (``data_channel.ChatChannels``: ``TextReceived`` events, ``send_text``).
+* Remote mDNS candidates are resolved in background tasks, bounded by ``mdns_timeout``: a name nobody
+  answers never blocks signaling. End-of-candidates before any candidate is ignored (aioice would fail
+  at once; a late candidate can still connect, and ``ice_timeout`` ends the wait otherwise).
+* States: NEW -> NEGOTIATING (descriptions exchanged) -> CONNECTED -> CLOSED, or FAILED on ICE or DTLS
+  failure or when ICE does not connect within ``ice_timeout``. Failures are reported once, as events.
+  The states, their transitions and ``WebLegError`` are in ``web_leg_state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtcicetransport import candidate_from_aioice
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket as AiortcRtpPacket
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+
+import sdp
+from gateway.media import slim_waiters
+from gateway.media.events import (
+    DtlsFailed,
+    IceFailed,
+    IcePathChanged,
+    MediaConnected,
+    MediaEvent,
+    TextReceived,
+)
+from gateway.media.webrtc import (
+    aiortc_direct,
+    aiortc_dtls,
+    aiortc_hooks,
+    aiortc_receive,
+    aiortc_rtcp,
+    ice_completion,
+    ice_consent,
+    web_sdp,
+)
+from gateway.media.webrtc.data_channel import ChatChannels
+from gateway.media.webrtc.ice_restart import InPlaceRestart
+from gateway.media.webrtc.web_leg_state import TRANSITIONS, WebLegError, WebLegState
+from gateway.media.webrtc.web_video import WebVideo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WebLegOptions:
+    """``host_addresses`` replaces the gathered host addresses (``ice.host_addresses``: the addresses
+    browsers can reach; None: every interface) and ``include_loopback`` adds 127.0.0.1 (aioice leaves
+    it out; for a gateway on loopback). ``certificate``: the process's DTLS certificate (None: aiortc
+    makes one per peer connection, ~1 ms of the event loop)."""
+
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    include_loopback: bool = False
+    host_addresses: tuple[str, ...] | None = None
+    certificate: RTCCertificate | None = None
+    ice_timeout: float = 20.0
+    mdns_timeout: float = 2.0
+    data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
+    rtcp_interval: float = 5.0  # our RTCP reports to the browser (aiortc_rtcp: RFC 3550 §6.2, as the SIP leg)
+
+    def __post_init__(self) -> None:
+        if self.rtcp_interval <= 0:
+            raise ValueError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
+
+
+def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
+    """aiortc codec capabilities for these codecs (by name and clock rate), in order, unknown ones left out."""
+    available = RTCRtpSender.getCapabilities("audio").codecs
+    chosen: list[RTCRtpCodecCapability] = []
+    for codec in names:
+        for capability in available:
+            if (
+                capability.name.lower() == codec.name.lower()
+                and capability.clockRate == codec.clock_rate
+                and capability not in chosen
+            ):
+                chosen.append(capability)
+    return chosen
+
+
+class WebRtcLeg:
+    """One browser's media: SDP in and out, tapped RTP in (``on_rtp``), payloads out (``send``)."""
+
+    def __init__(
+        self,
+        options: WebLegOptions,
+        *,
+        on_rtp: aiortc_receive.RawRtpHandler,
+        on_event: Callable[[MediaEvent], None],
+        call_id: str = "-",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)`` gets each decrypted packet
+        while connected; ``clock`` is the one ``send()``'s ``now`` comes from (for sender reports)."""
+        aiortc_hooks.register_telephone_event()
+        self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
+        self._state = WebLegState.NEW
+        self._pc = aiortc_hooks.peer_connection(
+            RTCConfiguration(iceServers=list(options.ice_servers)), options.certificate
+        )
+        self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
+        self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
+        self._receiver = aiortc_receive.attach_direct_receiver(self._transceiver.receiver, self._direct)
+        self.rtcp = aiortc_rtcp.attach_direct_rtcp(
+            self._sender, self._receiver, interval=options.rtcp_interval
+        )
+        aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
+        if options.include_loopback or options.host_addresses is not None:
+            aiortc_hooks.restrict_host_addresses(
+                self._pc, options.host_addresses, include_loopback=options.include_loopback
+            )
+        self._pruned: web_sdp.PrunedOffer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._remote_candidates = 0
+        self._ice_timer: asyncio.TimerHandle | None = None
+        self._pc.on("connectionstatechange", self._connection_state_changed)
+        self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
+        ice_consent.on_consent_expired(
+            self._pc, self._consent_expired, media_count=self._receiver.media_progress
+        )
+        ice_completion.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
+        self.remote: sdp.SessionDescription | None = None
+        self._clock = clock
+        self.video: WebVideo | None = None  # enable_video()
+        self._chat = ChatChannels(self._text, call_id)
+        self._chat_offered = False  # our offer opened a channel (create_offer with data_channel)
+        self._pc.on("datachannel", self._chat.adopt)
+        self._restart: InPlaceRestart | None = None  # the first ICE restart makes it
+
+    # ------------------------------------------------------------------------------------- state
+
+    @property
+    def state(self) -> WebLegState:
+        return self._state
+
+    def _set_state(self, state: WebLegState) -> None:
+        if state is self._state:
+            return
+        if (self._state, state) not in TRANSITIONS:
+            raise WebLegError(
+                f"call={self._call} web leg cannot go from {self._state.value} to {state.value}"
+            )
+        logger.debug("call=%s web leg %s -> %s", self._call, self._state.value, state.value)
+        self._state = state
+
+    def _negotiating(self) -> None:
+        if self._state is WebLegState.NEW:
+            self._set_state(WebLegState.NEGOTIATING)
+            loop = asyncio.get_running_loop()
+            self._ice_timer = loop.call_later(self._options.ice_timeout, self._ice_timed_out)
+
+    def _ice_timed_out(self) -> None:
+        self._ice_timer = None
+        if self._state is WebLegState.NEGOTIATING:
+            self._fail(IceFailed(f"not connected after {self._options.ice_timeout:g} s"))
+
+    def _fail(self, event: IceFailed | DtlsFailed) -> None:
+        if self._state in (WebLegState.FAILED, WebLegState.CLOSED):
+            return
+        level = logging.INFO if "close_notify" in event.reason else logging.WARNING
+        logger.log(level, "call=%s web leg failed: %s", self._call, event)
+        self._set_state(WebLegState.FAILED)
+        if self.video is not None:
+            self.video.connected = False
+        self._on_event(event)
+
+    def _connection_state_changed(self) -> None:
+        state = self._pc.connectionState
+        if state == "connected" and self._state is WebLegState.NEGOTIATING:
+            if self._ice_timer is not None:
+                self._ice_timer.cancel()
+                self._ice_timer = None
+            self._set_state(WebLegState.CONNECTED)
+            if self.video is not None:
+                self.video.connected = True
+            dtls = self._transceiver.receiver.transport
+            if dtls is not None:  # its ~90 KiB of OpenSSL state go once no handshake reply can be needed
+                aiortc_dtls.release_when_done(dtls, self._receiver.packets_received, call_id=self._call)
+            self._on_event(MediaConnected())
+        elif state == "failed":
+            if self._pc.iceConnectionState in ("failed", "closed"):
+                self._fail(IceFailed("ICE connectivity checks failed or consent expired"))
+            else:
+                self._fail(DtlsFailed("DTLS handshake failed"))
+        elif state == "closed" and self._state is not WebLegState.CLOSED:
+            if self._ice_lost:
+                self._fail(IceFailed("ICE consent expired: the browser stopped answering"))
+            else:
+                self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
+
+    def _consent_expired(self) -> None:
+        logger.info("call=%s ICE consent expired: the browser stopped answering", self._call)
+        self._ice_lost = True
+
+    def _direct(
+        self, ssrc: int, sequence: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
+    ) -> None:
+        if self._state is WebLegState.CONNECTED:
+            self._on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)
+
+    def _tapped(self, packet: AiortcRtpPacket) -> bool:
+        """The packets aiortc queued before the direct path started: same handling, never decoded."""
+        if self._state is WebLegState.CONNECTED:
+            self._on_rtp(
+                packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type,
+                bool(packet.marker), packet.payload,
+            )  # fmt: skip
+        return True
+
+    def _text(self, text: str) -> None:
+        if self._state is WebLegState.CONNECTED:
+            self._on_event(TextReceived(text))
+
+    def send_text(self, text: str) -> bool:
+        """Write ``text`` on the browser's open data channels (or keep it for one still connecting);
+        False when there is none."""
+        return self._state in (WebLegState.NEGOTIATING, WebLegState.CONNECTED) and self._chat.send(text)
+
+    # --------------------------------------------------------------------------------------- SDP
+
+    def enable_video(
+        self, on_rtp: aiortc_receive.RawRtpHandler, on_keyframe_request: Callable[[], None]
+    ) -> WebVideo:
+        """The video transceiver (issue 19), added once, before the first description is applied."""
+        if self.video is None:
+            self.video = WebVideo(
+                self._pc, self._receiver, on_rtp=on_rtp, on_keyframe_request=on_keyframe_request,
+                call_id=self._call, clock=self._clock,
+            )  # fmt: skip
+            if self._pc.localDescription is not None:  # added mid-call: on the audio's transport (BUNDLE)
+                aiortc_hooks.bundle_with_first(self._pc, self.video.transceiver)
+        return self.video
+
+    @property
+    def renegotiable(self) -> bool:
+        """Whether the gateway can offer the browser again (``reoffer``): connected, stable, and aiortc
+        runs every m-line the browser has (none was left out of the first negotiation, ``web_sdp``)."""
+        pruned, local = self._pruned, self._pc.localDescription
+        return (
+            self._state is WebLegState.CONNECTED
+            and self._pc.signalingState == "stable"
+            and pruned is not None
+            and local is not None
+            and len(pruned.original.media) == len(sdp.parse(local.sdp).media)
+        )
+
+    async def reoffer(self, video_codecs: Sequence[sdp.Codec] = ()) -> sdp.SessionDescription:
+        """A subsequent offer to the connected browser (RFC 8829 §5.2.2: its m-lines in order, no ICE
+        restart), video added or removed mid-call (issue 19). Existing m-lines keep the codecs and payload
+        types in use (aiortc would renumber them). With ``video_codecs`` the video transceiver
+        (``enable_video``) sends and receives; without, its m-line goes to the browser rejected (port 0,
+        out of the BUNDLE group, RFC 8843 §7.3.3) and stays inactive in aiortc. ``accept_reanswer`` next."""
+        self._check_open()
+        if not self.renegotiable:
+            raise sdp.SdpUnacceptable("the browser's session cannot be renegotiated by the gateway now")
+        previous = self.local
+        assert previous is not None
+        video = self.video
+        if video is not None:
+            taken = bool(video_codecs) and video.prefer(video_codecs)
+            video.transceiver.direction = "sendrecv" if taken else "inactive"
+        created = sdp.parse((await self._pc.createOffer()).sdp)
+        kept = {m.mid: m for m in previous.media if m.mid is not None}
+        media = [web_sdp.keep_codecs(m, kept[m.mid]) if m.mid in kept else m for m in created.media]
+        offer = created.with_media(media)
+        await self._pc.setLocalDescription(RTCSessionDescription(sdp.write(offer), "offer"))
+        result = web_sdp.without_empty_end(offer)
+        if video is not None and video.transceiver.direction == "inactive":
+            result = web_sdp.reject_mid(result, video.transceiver.mid)
+        return result
+
+    async def accept_reanswer(self, answer: sdp.SessionDescription) -> None:
+        """The browser's answer to ``reoffer``: an m-line it turned down reaches aiortc inactive; its
+        candidates are left out (the ICE session goes on)."""
+        self._check_open()
+        local = self.local
+        if local is None or self._pc.signalingState != "have-local-offer":
+            raise WebLegError(f"call={self._call} an answer without an offer of ours out")
+        if len(answer.media) != len(local.media):
+            raise sdp.SdpUnacceptable(
+                f"the answer has {len(answer.media)} m-lines for an offer of {len(local.media)}"
+            )
+        bundled = web_sdp.audio_section(answer)[1]
+        media = [
+            web_sdp.refused_for_aiortc(m, bundled, local.media[i]) if m.rejected else m.without("candidate")
+            for i, m in enumerate(answer.media)
+        ]
+        description = answer.with_media(media).without("end-of-candidates")
+        await self._set_remote(description, "answer")
+        self.remote = answer
+        self._pruned = dataclasses.replace(self._pruned or web_sdp.prune_offer(answer), original=answer)
+        if self.video is not None:
+            self.video.connected = (
+                self._state is WebLegState.CONNECTED and self.video.transceiver.direction != "inactive"
+            )
+
+    async def accept_offer(
+        self,
+        offer: sdp.SessionDescription,
+        codecs: Sequence[sdp.Codec],
+        video_codecs: Sequence[sdp.Codec] = (),
+    ) -> sdp.SessionDescription:
+        """Answer a browser offer (first or re-offer) with ``codecs`` preferred, in order; its video too
+        when ``enable_video`` was called and aiortc has one of ``video_codecs`` (else rejected; a video
+        transceiver is only added, ``enable_video``, for a video that is taken: aiortc cannot answer
+        while one stays out of the negotiation)."""
+        self._check_open()
+        with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
+        pruned = web_sdp.prune_offer(offer, video=with_video, data_channel=self._options.data_channel)
+        if self._pruned is None:
+            self._transceiver.setCodecPreferences(capabilities(codecs))
+        self._pruned = pruned
+        self.remote = offer
+        await self._set_remote(pruned.description, "offer")
+        answer = await self._pc.createAnswer()
+        await self._pc.setLocalDescription(answer)
+        slim_waiters.slim_peer_connection(self._pc)  # its ICE sockets exist now
+        local = sdp.parse(self._pc.localDescription.sdp)
+        self._negotiating()
+        self._start_mdns(pruned)
+        if self.video is not None and self._state is WebLegState.CONNECTED:
+            self.video.connected = with_video  # the browser's new offer added or dropped its video
+        return web_sdp.restore_answer(pruned, local)
+
+    async def create_offer(
+        self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
+    ) -> sdp.SessionDescription:
+        """The offer to a browser, with ``codecs`` in this order of preference; a video m-line too with
+        ``video_codecs`` when ``enable_video`` was called."""
+        self._check_open()
+        self._transceiver.setCodecPreferences(capabilities(codecs))
+        if self.video is not None:
+            self.video.prefer(video_codecs)
+        if self._options.data_channel and self.remote is None and not self._chat_offered:
+            # Our first offer carries a data channel (RFC 8831 §6.4: the offerer may open it; aiortc
+            # puts its m=application after the audio and video, as JSEP §5.2.1 wants): chat on calls
+            # the browser receives, as on those it places (issue 17).
+            self._chat_offered = True
+            self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
+        offer = await self._pc.createOffer()
+        await self._pc.setLocalDescription(offer)
+        return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
+
+    async def accept_answer(self, answer: sdp.SessionDescription) -> None:
+        """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);
+        a video or data channel it turned down (port 0) reaches aiortc in a shape it takes."""
+        self._check_open()
+        local = self.local
+        if local is None:
+            raise WebLegError(f"call={self._call} answer before our offer")
+        if len(answer.media) != len(local.media):
+            raise sdp.SdpUnacceptable(
+                f"the answer has {len(answer.media)} m-lines for an offer of {len(local.media)}"
+            )
+        self.remote = answer
+        pruned = web_sdp.prune_offer(
+            answer, video=self.video is not None, data_channel=self._options.data_channel
+        )
+        pruned = dataclasses.replace(pruned, description=web_sdp.refused_filled(pruned, local))
+        await self._set_remote(pruned.description, "answer")
+        self._pruned = pruned
+        self._negotiating()
+        self._start_mdns(pruned)
+
+    async def abandon_reoffer(self) -> None:
+        """Put the web leg back in the stable state after a ``reoffer`` the browser never answered (aiortc
+        has no rollback): it is answered as the browser last described each m-line, a new one turned
+        down and inactive (a video added by the re-offer)."""
+        local, remote = self.local, self.remote
+        if local is None or remote is None or self._pc.signalingState != "have-local-offer":
+            return
+        if self.video is not None:
+            self.video.transceiver.direction = "inactive"
+            self.video.connected = False
+        before = {m.mid: m for m in remote.media if m.mid is not None}
+        bundled = web_sdp.audio_section(remote)[1]
+        media = [
+            before[m.mid] if m.mid in before and not before[m.mid].rejected else
+            web_sdp.refused_for_aiortc(web_sdp.rejected(m), bundled, m)
+            for m in local.media
+        ]  # fmt: skip
+        # the browser's DTLS role as it is (an answer says active or passive, RFC 5763 §5): ours reversed
+        theirs = "passive" if self._transceiver.receiver.transport._role == "client" else "active"
+        media = [
+            m.without("setup").with_attributes(
+                [*m.without("setup").attributes, sdp.Attribute("setup", theirs)]
+            )
+            for m in media
+        ]
+        synthetic = remote.with_media(media)
+        try:
+            await self.accept_reanswer(synthetic)
+        finally:
+            self.remote = remote
+
+    async def _set_remote(self, description: sdp.SessionDescription, kind: str) -> None:
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
+        except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
+            raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
+        slim_waiters.slim_peer_connection(self._pc)  # the track exists now (issue 14: memory per call)
+        # the audio's candidates: the other kept m-lines are bundled on it and carry none
+        self._remote_candidates += sum(len(section.candidates) for section in description.media)
+
+    # ------------------------------------------------------------------------------- candidates
+
+    async def add_candidate(self, init: sdp.IceCandidateInit) -> None:
+        """A trickled browser candidate (RFC 8838); ``init.candidate`` None is end-of-candidates."""
+        self._check_open()
+        if self._pruned is None:
+            raise WebLegError(f"call={self._call} candidate before any description")
+        if init.candidate is None:
+            await self._end_of_candidates()
+            return
+        candidate = init.candidate
+        if candidate.component != 1 or not self._for_audio(init):
+            return  # rtcp-mux: only RTP candidates matter; other m-lines' transports are not used
+        self._remote_candidates += 1
+        if candidate.is_mdns:
+            self._spawn(self._add_mdns(candidate))
+            return
+        await self._pc.addIceCandidate(self._aiortc_candidate(candidate))
+
+    def _for_audio(self, init: sdp.IceCandidateInit) -> bool:
+        assert self._pruned is not None
+        if init.sdp_mid is not None:
+            return init.sdp_mid == self._pruned.mid
+        return init.sdp_mline_index == self._pruned.index
+
+    def _aiortc_candidate(self, candidate: sdp.Candidate) -> RTCIceCandidate:
+        ice = candidate_from_sdp(candidate.to_sdp().removeprefix("candidate:"))
+        assert self._pruned is not None
+        ice.sdpMid, ice.sdpMLineIndex = self._pruned.mid, 0  # everything is bundled on the audio m-line
+        return ice
+
+    async def _end_of_candidates(self) -> None:
+        if self._remote_candidates == 0:
+            # aioice would fail at once; success needs no end-of-candidates, failure comes from ice_timeout
+            logger.info("call=%s end-of-candidates ignored: no remote candidate yet", self._call)
+            return
+        await asyncio.sleep(0)  # let mDNS tasks register with aioice first: it waits for their answers
+        await self._pc.addIceCandidate(None)
+
+    def _start_mdns(self, pruned: web_sdp.PrunedOffer) -> None:
+        for candidate in pruned.mdns:
+            self._remote_candidates += 1
+            self._spawn(self._add_mdns(candidate))
+        if pruned.end_of_candidates:
+            self._spawn(self._end_of_candidates())
+
+    async def _add_mdns(self, candidate: sdp.Candidate) -> None:
+        try:
+            await asyncio.wait_for(
+                self._pc.addIceCandidate(self._aiortc_candidate(candidate)), self._options.mdns_timeout
+            )
+        except (TimeoutError, OSError, ValueError) as exc:
+            logger.info("call=%s mDNS candidate %s not used: %r", self._call, candidate.address, exc)
+
+    # ------------------------------------------------------------------------------- ICE restart
+
+    def restart_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
+        """The browser restarted ICE with ``remote`` (RFC 8445 §9; WHIP's PATCH, RFC 9725): restart in
+        place (``ice_restart``: DTLS and SRTP go on), and return our new credentials and candidates as
+        the fragment to answer with (RFC 8840 §9). Its new candidates come as trickle afterwards.
+        ``RestartRefused`` (a ``MediaError``) when this leg cannot restart now."""
+        self._check_open()
+        if self._state is not WebLegState.CONNECTED or self._pruned is None:
+            raise WebLegError(f"call={self._call} ICE restart before the web leg connected")
+        if self._restart is None:
+            self._restart = InPlaceRestart(
+                aiortc_hooks.ice_connection(self._pc),
+                self._ice_selected,
+                ice_transport=self._transceiver.receiver.transport.transport,
+                label=f"call={self._call}",
+            )
+        credentials = self._restart.restart(remote.ufrag, remote.pwd)
+        self._remote_candidates = 0
+        connection = aiortc_hooks.ice_connection(self._pc)
+        candidates = tuple(
+            sdp.Candidate.parse("candidate:" + candidate_to_sdp(candidate_from_aioice(c)))
+            for c in connection.local_candidates
+        )
+        media = sdp.TrickleMedia(
+            self._pruned.mid, candidates, end_of_candidates=True, m_line="audio 9 UDP/TLS/RTP/SAVPF 0"
+        )
+        ice = sdp.IceParameters(credentials.local_ufrag, credentials.local_pwd)
+        return sdp.TrickleFragment(ice, (media,))
+
+    def _ice_selected(self, pair: Any) -> None:
+        """The restart's new pair carries the media (and DTLS) from now on."""
+        if self._state is WebLegState.CONNECTED:
+            self._on_event(IcePathChanged(f"{pair.remote_addr[0]}:{pair.remote_addr[1]}"))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------------------------- media
+
+    def send(
+        self,
+        payload: bytes,
+        timestamp: int,
+        payload_type: int | None = None,
+        marker: bool = False,
+        now: float | None = None,
+    ) -> bool:
+        """Send one payload to the browser now (None: the negotiated codec's payload type); False when
+        it cannot go (not connected, sender not started or disabled). ``now`` is on the leg's clock."""
+        if self._state is not WebLegState.CONNECTED:
+            return False
+        return self._sender.send(payload, timestamp, payload_type, marker, now)
+
+    @property
+    def direct_sender(self) -> aiortc_direct.DirectSender:
+        return self._sender
+
+    @property
+    def direct_receiver(self) -> aiortc_receive.DirectReceiver:
+        return self._receiver
+
+    @property
+    def dropped(self) -> int:
+        """Packets from the browser dropped by the direct path (SRTP check, malformed, unknown type)."""
+        return self._receiver.dropped
+
+    @property
+    def local(self) -> sdp.SessionDescription | None:
+        description = self._pc.localDescription
+        return None if description is None else sdp.parse(description.sdp)
+
+    def _check_open(self) -> None:
+        if self._state is WebLegState.CLOSED:
+            raise WebLegError(f"call={self._call} web leg is closed")
+
+    async def close(self) -> None:
+        """Stop tasks, transports and the peer connection. Idempotent."""
+        if self._state is WebLegState.CLOSED:
+            return
+        self._set_state(WebLegState.CLOSED)
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
+            self._ice_timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._sender.idle_track.stop()
+        if self.video is not None:
+            await self.video.close()
+        self._chat.close()
+        await self._pc.close()

@@ -1,0 +1,199 @@
+"""ICE restart in place (gateway.media.webrtc.ice_restart) with real aioice connections on 127.0.0.1.
+
+The gateway's side is a controlled aioice ``Connection`` that connected once to a client; the client
+"moves": a new controlling ``Connection`` (new socket, so a new address, new credentials) checks the
+gateway's unchanged candidates with the credentials the restart returned. Fails if an aioice upgrade
+changes what the restart relies on (the version guard, the check list, nomination, consent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioice.ice
+import aioice.stun
+import pytest
+from aioice import Connection
+from aioice.ice import CandidatePair, StunProtocol
+
+from gateway.media.webrtc.aiortc_hooks import HookError
+from gateway.media.webrtc.ice_restart import InPlaceRestart, RestartRefused, check_internals
+
+
+@pytest.fixture(autouse=True)
+def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice leaves 127.0.0.1 out when gathering; consent every 0.1 s, expired after 3 misses (of 0.1 s
+    each: an unauthenticated 401 is discarded, the check times out)."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.1)
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 3)
+
+
+async def _pair(client: Connection, server: Connection, *, trickle_client: bool = True) -> None:
+    """Exchange credentials and candidates, connect both."""
+    await asyncio.gather(client.gather_candidates(), server.gather_candidates())
+    client.remote_username, client.remote_password = server.local_username, server.local_password
+    server.remote_username, server.remote_password = client.local_username, client.local_password
+    for candidate in server.local_candidates:
+        await client.add_remote_candidate(candidate)
+    await client.add_remote_candidate(None)
+    if trickle_client:
+        for candidate in client.local_candidates:
+            await server.add_remote_candidate(candidate)
+        await server.add_remote_candidate(None)
+    await asyncio.wait_for(asyncio.gather(client.connect(), server.connect()), 10)
+
+
+async def _roundtrip(client: Connection, server: Connection, text: bytes) -> None:
+    await server.send(b"to client " + text)
+    assert await asyncio.wait_for(client.recv(), 5) == b"to client " + text
+    await client.send(b"to server " + text)
+    assert await asyncio.wait_for(server.recv(), 5) == b"to server " + text
+
+
+@pytest.fixture
+async def connected() -> AsyncIterator[tuple[Connection, Connection]]:
+    client, server = Connection(ice_controlling=True), Connection(ice_controlling=False)
+    await _pair(client, server)
+    try:
+        yield client, server
+    finally:
+        await client.close()
+        await server.close()
+
+
+def _address(server: Connection) -> tuple[str, int]:
+    return tuple(server._nominated[1].remote_addr)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("trickle", [True, False], ids=["trickled", "peer-reflexive"])
+async def test_the_client_moves_and_media_and_consent_follow(
+    connected: tuple[Connection, Connection], trickle: bool
+) -> None:
+    old_client, server = connected
+    await _roundtrip(old_client, server, b"before")
+    before = _address(server)
+    selected: list[Any] = []
+    restart = InPlaceRestart(server, selected.append, label="test")
+
+    moved = Connection(ice_controlling=True)
+    await moved.gather_candidates()
+    old_local = server.local_username
+    new = restart.restart(moved.local_username, moved.local_password)
+    assert (new.remote_ufrag, new.remote_pwd) == (moved.local_username, moved.local_password)
+    assert new.local_ufrag != old_local and server.local_username == new.local_ufrag
+    assert restart.pending and server._nominated[1].remote_addr == before  # media stays meanwhile
+    assert server.remote_candidates == []  # RFC 8445 §9: the new session's candidates only
+
+    # the old client's consent checks (old credentials) are still answered while the restart is pending
+    await asyncio.sleep(1.0)
+    assert not old_client._closed
+    await _roundtrip(old_client, server, b"during")
+
+    moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
+    for candidate in server.local_candidates:  # unchanged: the same sockets
+        await moved.add_remote_candidate(candidate)
+    await moved.add_remote_candidate(None)
+    if trickle:
+        for candidate in moved.local_candidates:
+            await server.add_remote_candidate(candidate)
+        await server.add_remote_candidate(None)
+    try:
+        await asyncio.wait_for(moved.connect(), 10)
+        for _ in range(100):
+            if selected:
+                break
+            await asyncio.sleep(0.05)
+        assert len(selected) == 1 and not restart.pending
+        assert _address(server) != before and _address(server) == selected[0].remote_addr
+        assert _address(server)[1] == moved.local_candidates[0].port
+        await old_client.close()  # the old path is gone for good
+        await _roundtrip(moved, server, b"after")
+        await asyncio.sleep(1.0)  # consent (0.1 s, 3 misses) holds on the new pair with the new credentials
+        assert not server._closed
+        await _roundtrip(moved, server, b"still")
+    finally:
+        await moved.close()
+    for _ in range(60):  # and expires once the moved client is gone too
+        if server._closed:
+            break
+        await asyncio.sleep(0.05)
+    assert server._closed
+
+
+async def test_a_second_restart_before_the_first_completed(connected: tuple[Connection, Connection]) -> None:
+    old_client, server = connected
+    selected: list[Any] = []
+    restart = InPlaceRestart(server, selected.append)
+    restart.restart("abandoned1", "a" * 22)
+    moved = Connection(ice_controlling=True)
+    await moved.gather_candidates()
+    new = restart.restart(moved.local_username, moved.local_password)
+    await _roundtrip(old_client, server, b"first credentials still answered")
+    moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
+    for candidate in server.local_candidates:
+        await moved.add_remote_candidate(candidate)
+    await moved.add_remote_candidate(None)
+    try:
+        await asyncio.wait_for(moved.connect(), 10)
+        for _ in range(100):
+            if selected:
+                break
+            await asyncio.sleep(0.05)
+        assert restart.restarts == 2 and restart.completed == 1
+        await _roundtrip(moved, server, b"after two restarts")
+    finally:
+        await moved.close()
+
+
+async def test_refusals(connected: tuple[Connection, Connection]) -> None:
+    client, server = connected
+    restart = InPlaceRestart(server, lambda pair: None)
+    with pytest.raises(RestartRefused, match="new ice-ufrag"):
+        restart.restart(server.remote_username or "", "b" * 22)
+    with pytest.raises(RestartRefused, match="remote_pwd"):
+        restart.restart("fresh1", "short")
+    with pytest.raises(RestartRefused, match="remote_ufrag"):
+        restart.restart("bad ufrag", "c" * 22)
+    assert not restart.pending
+    with pytest.raises(RestartRefused, match="controlled"):
+        InPlaceRestart(client, lambda pair: None).restart("fresh2", "d" * 22)
+    idle = Connection(ice_controlling=False)
+    with pytest.raises(RestartRefused, match="not connected"):
+        InPlaceRestart(idle, lambda pair: None).restart("fresh3", "e" * 22)
+    await server.close()
+    with pytest.raises(RestartRefused, match="closing"):
+        restart.restart("fresh4", "f" * 22)
+
+
+def test_the_version_guard_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    connection = Connection(ice_controlling=False)
+    check_internals(connection)
+    with pytest.raises(HookError, match="not an aioice Connection"):
+        check_internals(object())
+    monkeypatch.delattr(Connection, "check_complete")
+    with pytest.raises(HookError, match="check_complete"):
+        check_internals(connection)
+    monkeypatch.setattr(aioice, "__version__", "0.14.0")
+    with pytest.raises(HookError, match=r"0\.14\.0"):
+        InPlaceRestart(connection, lambda pair: None)
+
+
+def test_the_aioice_code_paths_the_restart_relies_on() -> None:
+    """Consent and checks go through ``pair.protocol.request`` with credentials read at each check;
+    incoming checks go through ``self.request_received``/``self.check_complete`` (instance lookups)."""
+    consent = inspect.getsource(Connection.query_consent)
+    assert "self.build_request(pair, nominate=False)" in consent
+    assert "await pair.protocol.request(" in consent and "self.remote_password.encode" in consent
+    assert "self.receiver.request_received(message, addr, self)" in inspect.getsource(
+        StunProtocol.datagram_received
+    )
+    incoming = inspect.getsource(Connection.check_incoming)
+    assert "self.check_complete(pair)" in incoming and "self.check_start_task(pair)" in incoming
+    assert "self._nominated[pair.component] = pair" in inspect.getsource(Connection.check_complete)
+    assert "self.protocol = protocol" in inspect.getsource(CandidatePair.__init__)
+    assert 'f"{self.remote_username}:{self.local_username}"' in inspect.getsource(Connection.build_request)
