@@ -33,7 +33,7 @@ from gateway.sip.ua import Listen, UASettings, UserAgent
 from gateway.sip.ua_events import Answered, Bye, Failed
 from peers.ports import free_port
 from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_message, parse_uri
-from sipcore.routing import Target
+from sipcore.location.routing import Target
 
 INVITE = (
     b"INVITE sip:1001@192.0.2.10:5060 SIP/2.0\r\n"

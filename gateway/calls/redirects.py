@@ -1,6 +1,6 @@
 """Following a 3xx redirect of an outbound call (RFC 3261 §8.1.3.4), as far as policy allows.
 
-The PBX answered our INVITE with a 3xx and its Contacts (best q-value first, `sipcore.redirect`).
+The PBX answered our INVITE with a 3xx and its Contacts (best q-value first, `sipcore.location.redirect`).
 `calls.follow_redirects` says which of them the gateway may call in the web user's name:
 
 - `off`: none; the call ends "redirected" as before;

@@ -66,7 +66,7 @@ from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 from sipcore.errors import SIPError
-from sipcore.headers import new_call_id
+from sipcore.syntax.headers import new_call_id
 
 logger = logging.getLogger(__name__)
 

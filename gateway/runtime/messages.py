@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sipcore.message import Request
+from sipcore.syntax.message import Request
 
 __all__ = ["MAX_MESSAGE_BYTES", "inbound_refusal", "text_of"]
 

@@ -24,11 +24,11 @@ from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallError
 from gateway.sip.ua_calls import CallState as SipCallState
+from sipcore.dialogs.refer import Replaces, refer_to
 from sipcore.errors import SIPError
-from sipcore.headers import NameAddr, warning_value
-from sipcore.refer import Replaces, refer_to
-from sipcore.routing import uri_target
-from sipcore.uri import SipURI, parse_uri
+from sipcore.location.routing import uri_target
+from sipcore.syntax.headers import NameAddr, warning_value
+from sipcore.syntax.uri import SipURI, parse_uri
 
 logger = logging.getLogger(__name__)
 _ANSWERED = (SipCallState.CONFIRMED, SipCallState.ANSWERED)  # a 2xx sent or received

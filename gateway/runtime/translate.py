@@ -18,7 +18,7 @@ from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip
-from sipcore.reason import answered_elsewhere
+from sipcore.syntax.reason import answered_elsewhere
 
 logger = logging.getLogger(__name__)
 

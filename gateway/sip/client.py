@@ -38,7 +38,8 @@ from gateway.sip.stats import retransmission
 from gateway.sip.transport import Source, Transport
 from gateway.sip.transport_tcp import TcpTransport
 from sipcore.errors import SIPError, TransportError
-from sipcore.message import (
+from sipcore.location.routing import Address, Target, request_target, response_address
+from sipcore.syntax.message import (
     Headers,
     Message,
     Request,
@@ -47,7 +48,6 @@ from sipcore.message import (
     client_transaction_key,
     make_response,
 )
-from sipcore.routing import Address, Target, request_target, response_address
 from sipcore.transaction import Event, InviteClientTransaction, NonInviteClientTransaction, Notice
 
 if TYPE_CHECKING:

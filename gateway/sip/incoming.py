@@ -23,15 +23,15 @@ from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import SDP, Call, CallError, CallState
 from gateway.sip.ua_events import Cancelled, Confirmed, Failed
 from gateway.sip.ua_reliable import ReliableResponder
-from sipcore.dialog import Dialog
-from sipcore.digest import DigestClient
-from sipcore.headers import NameAddr
-from sipcore.message import Request, Response
-from sipcore.offer_answer import OaEvent, OaState
-from sipcore.reason import parse_reasons
-from sipcore.reliable import wants_reliable
-from sipcore.session_timer import SessionTimer
-from sipcore.uri import URI
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.dialog import Dialog
+from sipcore.dialogs.offer_answer import OaEvent, OaState
+from sipcore.dialogs.reliable import wants_reliable
+from sipcore.dialogs.session_timer import SessionTimer
+from sipcore.syntax.headers import NameAddr
+from sipcore.syntax.message import Request, Response
+from sipcore.syntax.reason import parse_reasons
+from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

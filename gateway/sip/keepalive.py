@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.tasks import stop_task
 from sipcore.errors import Unreachable
-from sipcore.message import Response
+from sipcore.syntax.message import Response
 
 logger = logging.getLogger(__name__)
 

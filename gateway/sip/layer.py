@@ -66,10 +66,10 @@ from gateway.sip.transport import Source, Transport, UdpTransport, address_famil
 from gateway.sip.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits, TcpTransport, TlsTransport
 from gateway.sip.tu import TransactionUser
 from sipcore.errors import CertificateRejected, SIPError, TransportError, Unreachable
-from sipcore.headers import Via, new_branch
-from sipcore.message import Message, Request, Response, add_received, make_response
-from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
-from sipcore.routing import Address, Target
+from sipcore.location.routing import Address, Target
+from sipcore.syntax.headers import Via, new_branch
+from sipcore.syntax.message import Message, Request, Response, add_received, make_response
+from sipcore.syntax.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
 from sipcore.transaction import (
     Action,
     CancelTimer,

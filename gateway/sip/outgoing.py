@@ -2,7 +2,7 @@
 
 How it works: :meth:`OutgoingCall.start` runs one task that sends the INVITE in a client
 transaction and reads its responses. Each response goes through the UA's
-:class:`~sipcore.dialogset.DialogSet` (early dialogs from 1xx with a To tag; the first 2xx
+:class:`~sipcore.dialogs.dialogset.DialogSet` (early dialogs from 1xx with a To tag; the first 2xx
 confirms its dialog; a 2xx from another fork is ACKed and BYEd). Every 1xx becomes a
 :class:`Provisional` event, an 18x with SDP also an :class:`EarlyMedia` event; a 2xx is ACKed
 (the ACK kept for retransmitted 2xx, which the layer hands the UA as stray responses) and
@@ -28,14 +28,14 @@ from gateway.sip.client import ClientTransaction
 from gateway.sip.ua_calls import MAX_AUTH_RETRIES, Call, CallError, CallState
 from gateway.sip.ua_events import Answered, EarlyMedia, Failed, Provisional
 from gateway.sip.ua_reliable import PrackSender
-from sipcore.digest import DigestClient
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.offer_answer import OaEvent, OaState
+from sipcore.dialogs.reliable import Verdict
+from sipcore.dialogs.session_timer import uac_decision
 from sipcore.errors import DigestError, SIPError
-from sipcore.message import Request, Response
-from sipcore.offer_answer import OaEvent, OaState
-from sipcore.redirect import redirect_targets
-from sipcore.reliable import Verdict
-from sipcore.routing import Target
-from sipcore.session_timer import uac_decision
+from sipcore.location.redirect import redirect_targets
+from sipcore.location.routing import Target
+from sipcore.syntax.message import Request, Response
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Iterable
 
 from gateway.sip.resolver import Resolver, resolve
-from sipcore.digest import parse_challenges
+from sipcore.auth.digest import parse_challenges
 from sipcore.errors import SIPError
-from sipcore.message import Response
-from sipcore.routing import Address, Target
+from sipcore.location.routing import Address, Target
+from sipcore.syntax.message import Response
 
 __all__ = ["PbxBinding"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.sip.transport import Source
-from sipcore.message import Request
+from sipcore.syntax.message import Request
 
 if TYPE_CHECKING:
     from gateway.config.schema import PbxSection, SipSection

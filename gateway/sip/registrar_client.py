@@ -20,7 +20,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip.scheduler import TimerHandle
-from sipcore.digest import DigestClient
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.requests import Endpoint
+from sipcore.location.routing import Target
 from sipcore.registration import (
     Action,
     CancelTimer,
@@ -31,9 +33,7 @@ from sipcore.registration import (
     SetTimer,
     StateChanged,
 )
-from sipcore.requests import Endpoint
-from sipcore.routing import Target
-from sipcore.uri import SipURI
+from sipcore.syntax.uri import SipURI
 
 if TYPE_CHECKING:
     from gateway.config.schema import PbxSection

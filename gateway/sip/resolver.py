@@ -1,13 +1,13 @@
 """Name resolution for the next hop: RFC 3263 server location over DNS (dnspython's async resolver).
 
-:class:`Resolver` turns a :class:`~sipcore.routing.Target` into the ordered :class:`~sipcore.locate.Hop`
+:class:`Resolver` turns a :class:`~sipcore.location.routing.Target` into the ordered :class:`~sipcore.location.locate.Hop`
 list a request may try (RFC 3263 §4.3 failover walks it, :mod:`gateway.sip.client`):
 
 - an IP address is used as it is; a name with a port only gets its A/AAAA records (§4.2);
 - a name without a port: SRV of its transport (``_sip._udp``, ``_sip._tcp``, ``_sips._tcp``), and
   when the transport was not given either, NAPTR first (§4.1): SIP services we listen on, in NAPTR
   order/preference; without NAPTR records, the SRV names of what we listen on. SRV records are ordered
-  by priority and weighted random selection (RFC 2782, :func:`sipcore.locate.order_srv`); each target's
+  by priority and weighted random selection (RFC 2782, :func:`sipcore.location.locate.order_srv`); each target's
   A/AAAA records follow. No SRV records at all: the name's A/AAAA records with the default port.
 
 Answers are cached by their TTL (at most ``max_ttl``; failures ``negative_ttl``) in a bounded cache.
@@ -34,7 +34,7 @@ import dns.resolver
 
 from gateway.sip.transport import address_family
 from sipcore.errors import TransportError
-from sipcore.locate import (
+from sipcore.location.locate import (
     Hop,
     Lookup,
     NaptrRecord,
@@ -47,7 +47,7 @@ from sipcore.locate import (
     plan,
     srv_name,
 )
-from sipcore.routing import Address, Target
+from sipcore.location.routing import Address, Target
 
 __all__ = ["DnsSettings", "Resolver", "configured_target", "locate_addresses", "resolve"]
 

@@ -21,8 +21,9 @@ from gateway.sip.stats import retransmission
 from gateway.sip.transport import Source, Transport
 from gateway.sip.tu import IncomingRequest, TwoXXRetransmitter
 from sipcore.errors import SIPError, TransportError
-from sipcore.headers import parse_max_forwards
-from sipcore.message import (
+from sipcore.location.routing import DEFAULT_PORT, Address, response_address
+from sipcore.syntax.headers import parse_max_forwards
+from sipcore.syntax.message import (
     Request,
     Response,
     TransactionKey,
@@ -30,8 +31,7 @@ from sipcore.message import (
     make_response,
     server_transaction_key,
 )
-from sipcore.parser import peek_request
-from sipcore.routing import DEFAULT_PORT, Address, response_address
+from sipcore.syntax.parser import peek_request
 from sipcore.transaction import (
     Event,
     InviteServerTransaction,
@@ -124,7 +124,7 @@ class ServerSide:
     def prefilter(self, data: bytes, source: Source) -> bool:
         """Refuse a request from a source the policy does not trust before the full parse
         (which an attacker could make expensive): the policy decides on a light view of the
-        request (:func:`~sipcore.parser.peek_request`: start line, Via, From, To, Call-ID,
+        request (:func:`~sipcore.syntax.parser.peek_request`: start line, Via, From, To, Call-ID,
         CSeq), enough to recognise one inside a dialog. False when the request was answered
         (403, to the source) or dropped; True to go on with the full parse."""
         policy = self.layer.policy

@@ -1,7 +1,7 @@
 """SIP transports (RFC 3261 §18): the one part of the SIP stack that owns sockets.
 
 A transport moves bytes: it hands every received message (a whole datagram, or what the
-:class:`~sipcore.framing.StreamFramer` cut from a stream) to a callback with its
+:class:`~sipcore.syntax.framing.StreamFramer` cut from a stream) to a callback with its
 :class:`Source`, and sends bytes to an address. It does not parse: the transaction layer does,
 with the transport's :attr:`Transport.framing`. :class:`UdpTransport` is here, TCP is in
 :mod:`gateway.sip.transport_tcp`; TLS and WebSocket (RFC 7118, one SIP message per WebSocket
@@ -38,8 +38,8 @@ from typing import Protocol, cast
 
 from gateway.logs import RateLimit
 from sipcore.errors import TransportError, Unreachable
-from sipcore.parser import Framing
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.parser import Framing
 
 __all__ = [
     "ErrorCallback",

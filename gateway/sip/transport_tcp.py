@@ -5,7 +5,7 @@ the remote (ip, port), whichever side opened them. A response goes back over the
 request came on (RFC 3261 §18.2.2: the source address of an inbound connection is its key); a
 request to an address reuses an open connection to it, or opens one (§18.1.1), queueing what is
 sent until the connection is up. Each connection has its own
-:class:`~sipcore.framing.StreamFramer`: a double CRLF ping is answered with a CRLF pong
+:class:`~sipcore.syntax.framing.StreamFramer`: a double CRLF ping is answered with a CRLF pong
 (RFC 5626 §3.5.1), a framing error (no Content-Length, garbage) closes that connection only,
 and a connection idle for ``idle_timeout`` seconds is closed.
 
@@ -40,9 +40,9 @@ from gateway.sip.transport import (
     report_error,
 )
 from sipcore.errors import CertificateRejected, SIPError, TransportError, Unreachable
-from sipcore.framing import KeepAlive, StreamFramer
-from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.framing import KeepAlive, StreamFramer
+from sipcore.syntax.parser import DEFAULT_LIMITS, Framing, ParserLimits
 
 __all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport", "TlsTransport"]
 

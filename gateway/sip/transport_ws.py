@@ -36,8 +36,8 @@ from gateway.logs import RateLimit
 from gateway.signaling.origin import origin_allowed
 from gateway.sip.transport import ErrorCallback, ReceiveCallback, Source, normalize_address, report_error
 from sipcore.errors import TransportError
-from sipcore.parser import Framing
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.parser import Framing
 
 __all__ = ["FlowClosed", "WsLimits", "WsTransport"]
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from gateway.sip.scheduler import Scheduler, TimerHandle
 from gateway.sip.transport import Source
-from sipcore.message import Request, Response, make_response
+from sipcore.syntax.message import Request, Response, make_response
 from sipcore.transaction import Notice, TimerConfig
 
 __all__ = ["IncomingRequest", "TransactionUser", "TwoXXRetransmitter"]

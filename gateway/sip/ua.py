@@ -49,19 +49,19 @@ from gateway.sip.ua_calls import ACCEPT, Call
 from gateway.sip.ua_replaces import replaced_call
 from gateway.sip.ua_settings import ALLOW, INFO_ALWAYS, Listen, UASettings
 from gateway.sip.ua_start import contact_endpoints, default_trusted_sources, family_of
-from sipcore.dialog import Dialog
-from sipcore.dialogset import DialogSet
-from sipcore.digest import DigestClient
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.dialog import Dialog
+from sipcore.dialogs.dialogset import DialogSet
+from sipcore.dialogs.inspection import refuse_accept, refuse_body, refuse_method
+from sipcore.dialogs.replacing import Refusal
+from sipcore.dialogs.requests import Endpoint, build_invite, build_message, build_options
+from sipcore.dialogs.session_timer import SessionTimer, TooSmall, uac_headers, uas_decision
 from sipcore.errors import DigestError, SIPError
-from sipcore.headers import NameAddr, parse_name_addr
-from sipcore.inspection import refuse_accept, refuse_body, refuse_method
-from sipcore.message import Request, Response
+from sipcore.location.routing import Target
 from sipcore.registration import RegState
-from sipcore.replacing import Refusal
-from sipcore.requests import Endpoint, build_invite, build_message, build_options
-from sipcore.routing import Target
-from sipcore.session_timer import SessionTimer, TooSmall, uac_headers, uas_decision
-from sipcore.uri import URI, SipURI, parse_uri
+from sipcore.syntax.headers import NameAddr, parse_name_addr
+from sipcore.syntax.message import Request, Response
+from sipcore.syntax.uri import URI, SipURI, parse_uri
 
 if TYPE_CHECKING:
     from gateway.identity import SipIdentity

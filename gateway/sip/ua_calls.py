@@ -12,7 +12,7 @@ delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_rein
 refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. An UPDATE
 (RFC 3311, :mod:`gateway.sip.ua_update`) with an offer is delivered and answered like a re-INVITE
 (its 200 carries the answer, no ACK follows); one without is a session refresh, answered at once.
-Each call tracks its dialog's offer/answer state (:class:`~sipcore.offer_answer.OfferAnswer`) for
+Each call tracks its dialog's offer/answer state (:class:`~sipcore.dialogs.offer_answer.OfferAnswer`) for
 RFC 3311 §5.2's 491 and 500. PRACK (RFC 3262) is the incoming call's business (:mod:`gateway.sip.ua_reliable`). Requests we
 send in the dialog that a proxy or the far end challenges (401/407) are sent again with
 credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only
@@ -47,15 +47,15 @@ from gateway.sip.ua_events import (
     set_direction,
 )
 from gateway.sip.ua_transfer import TRANSFER_METHODS, Transfers
-from sipcore.dialog import Dialog, DialogState
-from sipcore.digest import DigestClient
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.dialog import Dialog, DialogState
+from sipcore.dialogs.inspection import refuse_body, refuse_method
+from sipcore.dialogs.offer_answer import TABLE as OFFER_ANSWER
+from sipcore.dialogs.offer_answer import OaEvent, OfferAnswer
+from sipcore.dialogs.session_timer import SessionTimer
 from sipcore.errors import DigestError, SIPError
-from sipcore.inspection import refuse_body, refuse_method
-from sipcore.message import Request, Response
-from sipcore.offer_answer import TABLE as OFFER_ANSWER
-from sipcore.offer_answer import OaEvent, OfferAnswer
-from sipcore.routing import Target
-from sipcore.session_timer import SessionTimer
+from sipcore.location.routing import Target
+from sipcore.syntax.message import Request, Response
 
 if TYPE_CHECKING:
     from gateway.sip.ua import UserAgent

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sipcore.reason import ReasonValue
+from sipcore.syntax.reason import ReasonValue
 
 __all__ = [
     "TERMINAL",

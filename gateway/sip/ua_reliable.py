@@ -1,8 +1,8 @@
 """Reliable provisional responses (RFC 3262) on the user agent's calls: the asyncio side of
-:mod:`sipcore.reliable`.
+:mod:`sipcore.dialogs.reliable`.
 
 - :class:`ReliableResponder` (an incoming call whose INVITE requires 100rel, or supports it and
-  ``sip.prack_when_supported`` is set): our 180/183 go through :class:`~sipcore.reliable.ReliableSender`,
+  ``sip.prack_when_supported`` is set): our 180/183 go through :class:`~sipcore.dialogs.reliable.ReliableSender`,
   retransmitted on the layer's scheduler until their PRACK; a PRACK is answered 200 (481 when it
   matches nothing, 400 without a valid RAck); after 64*T1 without PRACK the INVITE is rejected 500
   (§3); a 200 that must wait for the PRACK of a 1xx with SDP is sent when that PRACK comes.
@@ -19,11 +19,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sipcore.dialog import Dialog
-from sipcore.errors import SIPError
-from sipcore.message import Request, Response
-from sipcore.offer_answer import OaEvent
-from sipcore.reliable import (
+from sipcore.dialogs.dialog import Dialog
+from sipcore.dialogs.offer_answer import OaEvent
+from sipcore.dialogs.reliable import (
     Action,
     Arm,
     GiveUp,
@@ -34,6 +32,8 @@ from sipcore.reliable import (
     Transmit,
     Verdict,
 )
+from sipcore.errors import SIPError
+from sipcore.syntax.message import Request, Response
 
 if TYPE_CHECKING:
     from gateway.sip.incoming import IncomingCall

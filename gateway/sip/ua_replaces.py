@@ -3,7 +3,7 @@
 :func:`replaced_call` runs before the UA accepts a new INVITE: without a Replaces header it returns
 None (an ordinary new call). With one, the call whose dialog it names is looked up by Call-ID and *our*
 tag (the Replaces to-tag; the from-tag must be the far end's, §3) and judged by
-:func:`sipcore.replacing.judge`: a malformed or repeated Replaces gets 400, no such dialog 481, a
+:func:`sipcore.dialogs.replacing.judge`: a malformed or repeated Replaces gets 400, no such dialog 481, a
 terminated one 603, an early dialog we are the UAS of 481, a source outside ``sip.trusted_sources`` 403,
 ``early-only`` on a confirmed dialog 486. The accepted INVITE becomes an
 :class:`~gateway.sip.incoming.IncomingCall` whose ``replaces`` is that call; its owner answers the new
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.ua_calls import CallState
+from sipcore.dialogs.refer import Replaces
+from sipcore.dialogs.replacing import DialogPhase, Refusal, ReplacedDialog, judge
 from sipcore.errors import SIPError
-from sipcore.message import Request
-from sipcore.refer import Replaces
-from sipcore.replacing import DialogPhase, Refusal, ReplacedDialog, judge
+from sipcore.syntax.message import Request
 
 if TYPE_CHECKING:
     from gateway.sip.ua_calls import Call

@@ -13,8 +13,8 @@ from gateway.sip.policy import Network
 from gateway.sip.registrar_client import RegistrationSpec
 from gateway.sip.resolver import DnsSettings, configured_target
 from gateway.tls import sip_tls_contexts
-from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
-from sipcore.session_timer import TimerPolicy
+from sipcore.dialogs.session_timer import TimerPolicy
+from sipcore.location.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
 from sipcore.transaction import TimerConfig
 
 if TYPE_CHECKING:

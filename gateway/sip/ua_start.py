@@ -20,10 +20,10 @@ from gateway.sip.policy import TrustedSources
 from gateway.sip.resolver import Resolver
 from gateway.sip.transport import Transport, address_family
 from gateway.sip.ua_settings import ALLOW
+from sipcore.dialogs.requests import Endpoint
 from sipcore.errors import SIPError
-from sipcore.message import Request
-from sipcore.requests import Endpoint
-from sipcore.routing import Target
+from sipcore.location.routing import Target
+from sipcore.syntax.message import Request
 
 if TYPE_CHECKING:
     from gateway.sip.layer import TransactionLayer

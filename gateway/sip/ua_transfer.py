@@ -25,11 +25,8 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_events import ReferProgress, ReferReceived
-from sipcore.dialog import DialogState
-from sipcore.errors import SIPError
-from sipcore.headers import NameAddr
-from sipcore.message import Response
-from sipcore.refer import (
+from sipcore.dialogs.dialog import DialogState
+from sipcore.dialogs.refer import (
     SIPFRAG_CONTENT_TYPE,
     ReferNotify,
     notify_headers,
@@ -37,7 +34,10 @@ from sipcore.refer import (
     parse_refer_to,
     sipfrag,
 )
-from sipcore.uri import SipURI
+from sipcore.errors import SIPError
+from sipcore.syntax.headers import NameAddr
+from sipcore.syntax.message import Response
+from sipcore.syntax.uri import SipURI
 
 if TYPE_CHECKING:
     from gateway.sip.ua_calls import Call

@@ -31,9 +31,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.sip.ua_events import ReinviteResult
-from sipcore.headers import warning_value
-from sipcore.inspection import refuse_body
-from sipcore.offer_answer import OaEvent
+from sipcore.dialogs.inspection import refuse_body
+from sipcore.dialogs.offer_answer import OaEvent
+from sipcore.syntax.headers import warning_value
 
 if TYPE_CHECKING:
     from gateway.sip.tu import IncomingRequest

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.config.schema import Config, UserConfig
-from sipcore.digest import Algorithm
-from sipcore.digest_server import ha1
+from sipcore.auth.digest import Algorithm
+from sipcore.auth.digest_server import ha1
 
 __all__ = ["SipCredentials", "SipUserAuth"]
 

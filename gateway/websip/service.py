@@ -2,7 +2,7 @@
 
 Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgent.web_sip``):
 
-- REGISTER: digest (``sipcore.digest_server``) against users[].sip_auth, then the registrar; the AOR
+- REGISTER: digest (``sipcore.auth.digest_server``) against users[].sip_auth, then the registrar; the AOR
   (To) must be the user's own (user id, extension or alias), else 403.
 - INVITE: digest too (401, as Asterisk does; both libraries answer 401 and 407 alike), then the
   INVITE becomes an :class:`~gateway.sip.incoming.IncomingCall` whose in-dialog requests go back over
@@ -63,13 +63,13 @@ from gateway.sip.ua_events import (
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.registrar import Flow, Registrar
 from gateway.websip.video import MidcallVideo
-from sipcore.digest import Algorithm
-from sipcore.digest_server import DigestServer, Outcome
-from sipcore.headers import warning_value
-from sipcore.inspection import refuse_method
-from sipcore.requests import Endpoint
-from sipcore.routing import Address, Target
-from sipcore.uri import URI, SipURI
+from sipcore.auth.digest import Algorithm
+from sipcore.auth.digest_server import DigestServer, Outcome
+from sipcore.dialogs.inspection import refuse_method
+from sipcore.dialogs.requests import Endpoint
+from sipcore.location.routing import Address, Target
+from sipcore.syntax.headers import warning_value
+from sipcore.syntax.uri import URI, SipURI
 
 __all__ = ["WebSipService", "WebSipSession"]
 

@@ -30,7 +30,7 @@ from peers.binaries import require_binary
 from peers.ports import free_port
 from peers.sipp import Sipp
 from peers.webpeer import WebPeer
-from sipcore.routing import Address
+from sipcore.location.routing import Address
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
 API_KEY = "order-test-key-0123456789"

@@ -25,7 +25,7 @@ from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
-from sipcore.digest import Algorithm, digest_response, parse_auth_header
+from sipcore.auth.digest import Algorithm, digest_response, parse_auth_header
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
 ALICE_SIP_PASSWORD = "alice-sip-password"

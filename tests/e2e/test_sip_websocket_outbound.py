@@ -15,7 +15,7 @@ from gateway.config.schema import WebSocketListen
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.ports import free_port
-from sipcore.digest import parse_auth_header
+from sipcore.auth.digest import parse_auth_header
 from tests.e2e.harness import running_gateway
 from tests.e2e.test_sip_websocket import (
     ALICE_SIP_PASSWORD,

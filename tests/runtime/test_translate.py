@@ -11,7 +11,7 @@ from gateway.media import events as media
 from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
 from gateway.signaling import events as sig
 from gateway.sip import ua_events as sip
-from sipcore.reason import parse_reasons
+from sipcore.syntax.reason import parse_reasons
 
 OUT, IN = CallDirection.OUTBOUND, CallDirection.INBOUND
 

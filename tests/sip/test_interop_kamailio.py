@@ -15,7 +15,7 @@ from gateway.sip.ua_events import Answered, Bye, Confirmed, InfoReceived
 from peers.kamailio import Kamailio, running_kamailio
 from peers.phone import DeskPhone
 from sipcore.registration import RegState
-from sipcore.uri import SipURI
+from sipcore.syntax.uri import SipURI
 from tests.sip.ua_helpers import LOOPBACK, OFFER, answer_next, expect, identity, running_ua
 
 

@@ -19,8 +19,8 @@ from gateway.sip.transport import Transport
 from peers.binaries import require_ipv6_loopback
 from sipcore import Request, Response, SIPError, Via, make_response, parse_message
 from sipcore.errors import TransportError
-from sipcore.parser import Framing
-from sipcore.routing import Target
+from sipcore.location.routing import Target
+from sipcore.syntax.parser import Framing
 from sipcore.transaction import Notice, TimerConfig
 from tests.sip.layer_ua import TestUA, make_request
 

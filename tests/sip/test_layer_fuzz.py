@@ -14,8 +14,8 @@ from gateway.sip.layer import TransactionLayer
 from gateway.sip.policy import AcceptAll
 from gateway.sip.transport import ErrorCallback, Source
 from sipcore import parse_message
-from sipcore.parser import Framing
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.parser import Framing
 from tests.sip.layer_ua import TestUA
 from tests.sip.test_layer_routing import ManualScheduler
 

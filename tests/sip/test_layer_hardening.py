@@ -12,8 +12,8 @@ import pytest
 
 from gateway.sip.policy import TrustedSources
 from sipcore import BadRequest, Request, make_response
-from sipcore.message import add_received
-from sipcore.parser import Framing, parse_message
+from sipcore.syntax.message import add_received
+from sipcore.syntax.parser import Framing, parse_message
 from tests.sip.layer_ua import make_request
 from tests.sip.test_layer import LayerFactory, RawUdp, make_layer, peer, raw, udp
 

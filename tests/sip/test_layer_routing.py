@@ -21,8 +21,8 @@ from gateway.sip.transport import Source, UdpTransport
 from peers.ports import free_port
 from sipcore import Request, make_response, parse_message, parse_via
 from sipcore.errors import TransportError
-from sipcore.locate import Hop
-from sipcore.routing import Target, request_target, response_address
+from sipcore.location.locate import Hop
+from sipcore.location.routing import Target, request_target, response_address
 from sipcore.transaction import Notice, TimerConfig
 from tests.sip.layer_ua import TestUA, make_request
 from tests.sip.test_layer import RawUdp, raw

@@ -14,7 +14,7 @@ from gateway.sip.policy import AcceptAll
 from peers.binaries import require_binary
 from peers.ports import free_port
 from peers.sipp import Sipp
-from sipcore.routing import Target
+from sipcore.location.routing import Target
 from sipcore.transaction import TimerConfig
 from tests.sip.layer_ua import TestUA
 from tests.sip.lossy import LossyRelay

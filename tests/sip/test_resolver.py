@@ -14,9 +14,9 @@ from gateway.sip.resolver import DnsSettings, Resolver, configured_target
 from gateway.sip.ua import UASettings
 from peers.dnsmasq import Dnsmasq, Naptr, SrvHost
 from sipcore.errors import TransportError
-from sipcore.locate import Hop
-from sipcore.routing import Target, uri_target
-from sipcore.uri import parse_uri
+from sipcore.location.locate import Hop
+from sipcore.location.routing import Target, uri_target
+from sipcore.syntax.uri import parse_uri
 
 HOSTS = {"a.pbx.test": "127.0.0.1", "b.pbx.test": "127.0.0.2", "t.pbx.test": "127.0.0.3"}
 SRV = [

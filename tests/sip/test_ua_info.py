@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from gateway.sip import UASettings, UserAgent
-from sipcore.message import Request
-from sipcore.parser import parse_message
+from sipcore.syntax.message import Request
+from sipcore.syntax.parser import parse_message
 
 
 def info(content_type: str | None, body: str = "x", *extra: str) -> Request:

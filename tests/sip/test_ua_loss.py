@@ -11,7 +11,7 @@ from gateway.sip.incoming import IncomingCall
 from gateway.sip.ua import Listen, UserAgent
 from gateway.sip.ua_events import Answered, Bye, InfoReceived
 from peers.ports import free_port
-from sipcore.routing import Target
+from sipcore.location.routing import Target
 from tests.sip.lossy import LossyRelay
 from tests.sip.ua_helpers import ANSWER, OFFER, expect, identity, running_ua, uri_of
 

@@ -12,8 +12,8 @@ from gateway.sip.incoming import IncomingCall
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua import Listen, UserAgent
 from gateway.sip.ua_events import Answered, Confirmed, EarlyMedia, Failed, Provisional, ReinviteReceived
-from sipcore.offer_answer import OaEvent, OaState
-from sipcore.reliable import ReliableState, Verdict
+from sipcore.dialogs.offer_answer import OaEvent, OaState
+from sipcore.dialogs.reliable import ReliableState, Verdict
 from tests.sip.ua_helpers import ANSWER, EARLY, FAST, OFFER, expect, identity, running_ua, uri_of
 
 HOLD = ANSWER.replace("a=sendrecv", "a=sendonly")

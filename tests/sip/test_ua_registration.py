@@ -18,7 +18,7 @@ from peers.binaries import require_binary
 from peers.ports import free_port
 from peers.sipp import Sipp
 from sipcore.registration import RegState
-from sipcore.uri import SipURI
+from sipcore.syntax.uri import SipURI
 from tests.sip.ua_helpers import FAST, ChallengingUAS, running_ua
 
 USERS = [["gateway", "gatewaysecret"]]

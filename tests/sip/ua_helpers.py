@@ -19,8 +19,8 @@ from gateway.sip.ua import Listen, UASettings, UserAgent
 from gateway.sip.ua_calls import Call
 from gateway.sip.ua_events import CallEvent
 from sipcore import Request, Response, make_response, new_tag
-from sipcore.digest import Algorithm, digest_response, parse_auth_header
-from sipcore.routing import Target
+from sipcore.auth.digest import Algorithm, digest_response, parse_auth_header
+from sipcore.location.routing import Target
 from sipcore.transaction import TimerConfig
 
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)
