@@ -20,8 +20,8 @@ ROOTS: Final = ("gateway", "sdp", "sipcore")
 
 # Declarative modules: frozen dataclasses whose only code is `__post_init__` validation (checked below).
 DECLARATIVE: Final = {
-    "gateway/calls/commands.py": "the call machine's commands: ~58 frozen dataclasses, one per command",
-    "gateway/calls/events.py": "the call machine's events: ~50 frozen dataclasses, one per event",
+    "gateway/calls/boundary/commands.py": "the call machine's commands: ~58 frozen dataclasses, one per command",
+    "gateway/calls/boundary/events.py": "the call machine's events: ~50 frozen dataclasses, one per event",
 }
 
 # TEMPORARY (issue 31): other branches split these by concern; the lead empties this after merging.

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import sdp
 from gateway.calls import CallError, CallRegistry, CallState, TimerName
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
 from gateway.config.values import DtmfMode

@@ -28,11 +28,11 @@ from gateway.calls import (
     WrongSession,
     custom_headers,
 )
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
-from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
-from gateway.calls.outbound import allowed_target
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
+from gateway.calls.boundary.caller import MAX_HEADER_VALUE, CallerDetails
 from gateway.calls.reasons import EndReason, reject_kind
+from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import CallDirection, CallState
 from gateway.config import Config
 from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
@@ -424,7 +424,7 @@ class CallDriver:
         await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
 
     async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
-        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/chat.py)."""
+        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/connected/chat.py)."""
         try:
             event = ev.WebMessage(body, session.id)
         except InvalidValue as exc:

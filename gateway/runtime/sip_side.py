@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.config.addresses import family_of
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
@@ -71,7 +71,9 @@ class SipSide:
 
     def attach(self, call: SipCall) -> None:
         self.call = call
-        call.transfers = True  # REFER and NOTIFY reach this call's machine (gateway/calls/transfer.py)
+        call.transfers = (
+            True  # REFER and NOTIFY reach this call's machine (gateway/calls/connected/transfer.py)
+        )
         self._spawn(self._pump(call))
 
     async def _pump(self, call: SipCall) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.media import events as media
 from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body

@@ -3,8 +3,8 @@ commands to signaling events (the WebRTC answer goes out with `early_media` or `
 
 from __future__ import annotations
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason
 from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media

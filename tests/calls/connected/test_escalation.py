@@ -1,4 +1,4 @@
-"""Escalation from the browser (gateway/calls/escalation.py): its own new offer mid-call goes to the SIP
+"""Escalation from the browser (gateway/calls/connected/escalation.py): its own new offer mid-call goes to the SIP
 side as our re-INVITE first; the browser is answered after the 2xx, told `renegotiation_failed` after a
 refusal (the call goes on as it was), and a second renegotiation waits for the first."""
 
@@ -20,8 +20,12 @@ from gateway.calls import (
     WebHold,
     WebReoffer,
 )
-from gateway.calls.commands import MediaCancelSipReoffer, MediaSipReofferFromWeb, MediaWebAnswerFromSip
-from gateway.calls.events import MediaWebReofferAnswered, MediaWebReofferRefused
+from gateway.calls.boundary.commands import (
+    MediaCancelSipReoffer,
+    MediaSipReofferFromWeb,
+    MediaWebAnswerFromSip,
+)
+from gateway.calls.boundary.events import MediaWebReofferAnswered, MediaWebReofferRefused
 from gateway.calls.states import Reinvite
 from tests.calls import flows as f
 

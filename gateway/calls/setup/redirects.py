@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from gateway.calls.commands import NotifyRedirected, SipInvite
-from gateway.calls.events import SipFailed
+from gateway.calls.boundary.commands import NotifyRedirected, SipInvite
+from gateway.calls.boundary.events import SipFailed
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
 from gateway.calls.states import CallState, TimerName
 from gateway.identity.address import SipAddress

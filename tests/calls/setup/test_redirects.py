@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import pytest
 
 from gateway.calls import CallState, NotifyEnded, SipFailed, SipInvite, SipProvisional, TimerName
-from gateway.calls.commands import NotifyRedirected
+from gateway.calls.boundary.commands import NotifyRedirected
 from gateway.calls.reasons import EndReason
-from gateway.calls.redirects import MAX_REDIRECTS
+from gateway.calls.setup.redirects import MAX_REDIRECTS
 from tests.calls import flows as f
 
 PBX_SETTINGS = dataclasses.replace(f.SETTINGS, pbx_hosts=("10.0.0.5",))

@@ -25,15 +25,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from gateway.calls import midcall
-from gateway.calls.commands import MediaDetachWeb, MediaRenewWeb, SendReattached
-from gateway.calls.events import MediaFailed
+from gateway.calls.boundary.commands import MediaDetachWeb, MediaRenewWeb, SendReattached
+from gateway.calls.boundary.events import MediaFailed
+from gateway.calls.connected import midcall
 from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.records import Attachment
 from gateway.calls.states import TimerName
 
 if TYPE_CHECKING:
-    from gateway.calls.events import (
+    from gateway.calls.boundary.events import (
         MediaWebLost,
         MediaWebRenewed,
         TimerFired,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gateway.calls import _checks
-from gateway.calls.caller import NO_DETAILS, CallerDetails
+from gateway.calls.boundary import _checks
+from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.calls.errors import InvalidValue
 from gateway.calls.reasons import EndReason
 from gateway.calls.states import CallDirection, Side, TimerName

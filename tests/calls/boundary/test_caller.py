@@ -1,4 +1,4 @@
-"""Caller details and the custom headers a web call may carry (gateway/calls/caller.py), and when the
+"""Caller details and the custom headers a web call may carry (gateway/calls/boundary/caller.py), and when the
 gateway asserts the web user's identity to the PBX (CallSettings.assert_identity)."""
 
 from __future__ import annotations

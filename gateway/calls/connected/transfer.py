@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     NotifyError,
     NotifyTransfer,
     NotifyTransferRequested,
@@ -30,16 +30,16 @@ from gateway.calls.commands import (
     SipRefer,
     TransferState,
 )
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     SipReferReceived,
     SipReferResult,
     SipTransferProgress,
     TransferOutcome,
     WebTransfer,
 )
-from gateway.calls.midcall import end_connected
-from gateway.calls.outbound import allowed_target
+from gateway.calls.connected.midcall import end_connected
 from gateway.calls.reasons import EndReason, local_reason
+from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import TimerName
 from gateway.identity.policy import may_call
 

@@ -29,8 +29,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.calls import outbound, replaces
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     MediaSipPickup,
     NotifyConnected,
     NotifyReplaced,
@@ -39,9 +38,11 @@ from gateway.calls.commands import (
     SipRespondReinvite,
     SipTakeOver,
 )
-from gateway.calls.events import MediaFailed, MediaPickupReady, SipReplacingInvite
+from gateway.calls.boundary.events import MediaFailed, MediaPickupReady, SipReplacingInvite
+from gateway.calls.connected import replaces
 from gateway.calls.reasons import phrase
 from gateway.calls.records import WebSdp
+from gateway.calls.setup import outbound
 from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 import sdp
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     CloseBridge,
     CreateBridge,
     MediaAnswerFromWeb,
@@ -29,8 +29,7 @@ from gateway.calls.commands import (
     SendWebOffer,
     SipRespond,
 )
-from gateway.calls.errors import WrongSession
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     MediaConnected,
     MediaFailed,
     MediaSipAnswerReady,
@@ -46,6 +45,7 @@ from gateway.calls.events import (
     WebReject,
     WebSdpAnswer,
 )
+from gateway.calls.errors import WrongSession
 from gateway.calls.reasons import REJECT_STATUS, EndReason, Reason, local_reason, phrase
 from gateway.calls.records import WebSdp
 from gateway.calls.states import CallDirection, CallState, Reinvite, RejectKind, TimerName

@@ -1,4 +1,4 @@
-"""Chat during a call (gateway/calls/chat.py): the browser's text out as SIP MESSAGE in the dialog, the
+"""Chat during a call (gateway/calls/connected/chat.py): the browser's text out as SIP MESSAGE in the dialog, the
 SIP party's back on the data channel and to the carrying session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Call pickup (gateway/calls/pickup.py, RFC 3891 §3): an INVITE with Replaces naming the web user's
+"""Call pickup (gateway/calls/setup/pickup.py, RFC 3891 §3): an INVITE with Replaces naming the web user's
 ringing outbound call; and 481 for an inbound call ringing at her (an early dialog we are the UAS of)."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from gateway.calls import (
     StartTimer,
     TimerName,
 )
-from gateway.calls.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
-from gateway.calls.events import SipReplacingInvite
+from gateway.calls.boundary.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
+from gateway.calls.boundary.events import SipReplacingInvite
 from tests.calls import flows as f
 
 PICKUP = SipReplacingInvite("sip:2001@pbx.example.org", "Bob", f.SIP_OFFER)

@@ -4,15 +4,15 @@
 The browser's side is the call's data channel (the web leg's, gateway/media/webrtc/data_channel.py) or the
 carrying session's `message {call_id, body}`; the SIP side's MESSAGE goes back on the data channel (if
 the browser opened one) and to the carrying session as a `message` event, so a client without a data
-channel reads it too. Like INFO (gateway/calls/info.py), only connected or held calls carry it.
+channel reads it too. Like INFO (gateway/calls/connected/info.py), only connected or held calls carry it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.calls.commands import MediaSendText, NotifyMessage, NotifyMessageResult, SipMessage
-from gateway.calls.events import SipMessageReceived, SipMessageResult, WebMessage
+from gateway.calls.boundary.commands import MediaSendText, NotifyMessage, NotifyMessageResult, SipMessage
+from gateway.calls.boundary.events import SipMessageReceived, SipMessageResult, WebMessage
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine

@@ -52,7 +52,7 @@ from gateway.calls import (
     WebHold,
     WebResume,
 )
-from gateway.calls.midcall import remote_holds
+from gateway.calls.connected.midcall import remote_holds
 from gateway.config.values import DtmfMode
 from tests.calls import flows as f
 from tests.calls.test_pairs import sample

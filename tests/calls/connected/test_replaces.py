@@ -1,10 +1,10 @@
-"""An INVITE with Replaces taking a connected call over (gateway/calls/replaces.py, RFC 3891 §3)."""
+"""An INVITE with Replaces taking a connected call over (gateway/calls/connected/replaces.py, RFC 3891 §3)."""
 
 from __future__ import annotations
 
 from gateway.calls import CallState, MediaFailed, MediaSipAnswerReady, MediaSipUpdate, SipRespondReinvite
-from gateway.calls.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
-from gateway.calls.events import SipReinviteReceived, SipReplacingInvite
+from gateway.calls.boundary.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
+from gateway.calls.boundary.events import SipReinviteReceived, SipReplacingInvite
 from tests.calls import flows as f
 
 NEW = SipReplacingInvite("sip:2001@pbx.example.org", "Bob", f.SIP_OFFER)

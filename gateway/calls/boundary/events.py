@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.calls import _checks
-from gateway.calls.caller import NO_DETAILS, CallerDetails
+from gateway.calls.boundary import _checks
+from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.calls.errors import InvalidValue
 from gateway.calls.states import RejectKind, TimerName
 from gateway.identity.model import Found, InboundResult, NoSuchUser, NotOnline, WebUser
@@ -89,7 +89,7 @@ class WebSdpAnswer:
 @dataclass(frozen=True, slots=True)
 class WebReoffer:
     """The browser's own new offer during a connected call (`offer {call_id, sdp}`): it adds video or
-    drops it (escalation from the browser, gateway/calls/escalation.py); answered once the SIP side is."""
+    drops it (escalation from the browser, gateway/calls/connected/escalation.py); answered once the SIP side is."""
 
     session_id: str
     sdp: str
@@ -182,7 +182,7 @@ class WebDisconnected:
 @dataclass(frozen=True, slots=True)
 class WebDetached:
     """The carrying session's WebSocket closed, but the browser may come back within the reconnect
-    grace (a reload, a network change): the call stays up without its web leg (gateway/calls/reconnect.py).
+    grace (a reload, a network change): the call stays up without its web leg (gateway/calls/connected/reconnect.py).
     The driver sends it instead of WebDisconnected for connected calls of sessions that can come back."""
 
     session_id: str
@@ -534,7 +534,7 @@ class TimerFired:
             raise InvalidValue(f"timer must be a TimerName, got {self.timer!r}")
 
 
-# --- call transfer (RFC 3515 REFER, RFC 3891 Replaces; gateway/calls/transfer.py) ---------------------
+# --- call transfer (RFC 3515 REFER, RFC 3891 Replaces; gateway/calls/connected/transfer.py) ---------------------
 
 
 @dataclass(frozen=True, slots=True)

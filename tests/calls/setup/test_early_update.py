@@ -1,4 +1,4 @@
-"""An offer in UPDATE in the early dialog of the web user's outbound call (gateway/calls/early_update.py,
+"""An offer in UPDATE in the early dialog of the web user's outbound call (gateway/calls/setup/early_update.py,
 RFC 3311 §5.1): answered through the bridge in the UPDATE's 200; the INVITE's 2xx SDP then not applied."""
 
 from __future__ import annotations

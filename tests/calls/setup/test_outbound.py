@@ -37,7 +37,7 @@ from gateway.calls import (
     TimerName,
     WebHangup,
 )
-from gateway.calls.outbound import BadDestination, dial_target
+from gateway.calls.setup.outbound import BadDestination, dial_target
 from gateway.config.secret import Secret, SecretSource
 from gateway.identity import PbxCredentials, SipAddress, WebUser
 from tests.calls import flows as f

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.calls.commands import NotifyInfo, NotifyInfoResult, SipInfo
-from gateway.calls.events import SipInfoReceived, SipInfoResult, WebInfo
+from gateway.calls.boundary.commands import NotifyInfo, NotifyInfoResult, SipInfo
+from gateway.calls.boundary.events import SipInfoReceived, SipInfoResult, WebInfo
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine

@@ -1,4 +1,4 @@
-"""Reconnect grace (gateway/calls/reconnect.py): a connected call outlives its browser for a while."""
+"""Reconnect grace (gateway/calls/connected/reconnect.py): a connected call outlives its browser for a while."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Call transfer in the call machine (gateway/calls/transfer.py): REFER out and in, the policy on both."""
+"""Call transfer in the call machine (gateway/calls/connected/transfer.py): REFER out and in, the policy on both."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gateway.calls import (
     TimerFired,
     TimerName,
 )
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     NotifyError,
     NotifyTransfer,
     NotifyTransferRequested,
@@ -25,14 +25,14 @@ from gateway.calls.commands import (
     SipRefer,
     TransferState,
 )
-from gateway.calls.errors import InvalidValue
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     SipReferReceived,
     SipReferResult,
     SipTransferProgress,
     TransferOutcome,
     WebTransfer,
 )
+from gateway.calls.errors import InvalidValue
 from gateway.calls.reasons import EndReason
 from tests.calls import flows as f
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     CloseBridge,
     CreateBridge,
     MediaAnswerFromSip,
@@ -25,7 +25,7 @@ from gateway.calls.commands import (
     SipCancel,
     SipInvite,
 )
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     MediaFailed,
     MediaSipOfferReady,
     MediaWebAnswerReady,
@@ -39,7 +39,7 @@ from gateway.calls.events import (
 )
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
 from gateway.calls.records import InviteProgress, WebSdp
-from gateway.calls.redirects import follow_redirect
+from gateway.calls.setup.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
 from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError

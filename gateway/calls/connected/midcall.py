@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import sdp
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     CloseBridge,
     MediaAnswerFromSip,
     MediaDropReoffer,
@@ -33,7 +33,7 @@ from gateway.calls.commands import (
     SipReinvite,
     SipRespondReinvite,
 )
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     MediaFailed,
     MediaInactive,
     MediaSipAnswerReady,

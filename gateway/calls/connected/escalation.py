@@ -33,8 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.calls import midcall
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     MediaCancelSipReoffer,
     MediaCancelWebReoffer,
     MediaSipReofferFromWeb,
@@ -45,7 +44,7 @@ from gateway.calls.commands import (
     SendWebReofferAnswer,
     SipRespondReinvite,
 )
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     MediaWebReofferAnswered,
     MediaWebReofferReady,
     MediaWebReofferRefused,
@@ -54,6 +53,7 @@ from gateway.calls.events import (
     WebReoffer,
     WebSdpAnswer,
 )
+from gateway.calls.connected import midcall
 from gateway.calls.reasons import EndReason, local_reason, phrase
 from gateway.calls.states import Reinvite, TimerName
 

@@ -13,7 +13,7 @@ treats it as the SIP party's re-INVITE arriving on a new dialog:
   the ACK. The answer goes out as `SipRespondReinvite`, which the runtime sends on the new INVITE; once
   that 2xx is out it ends the old dialog (BYE, or CANCEL when it was our early dialog). An offer the
   bridge cannot take (`MediaFailed` with a SIP status) refuses the new INVITE and keeps the old leg.
-- the web user's outbound call while it rings is picked up (`gateway/calls/pickup.py`); in any other
+- the web user's outbound call while it rings is picked up (`gateway/calls/setup/pickup.py`); in any other
   state (an inbound call ringing or being answered, closing) the INVITE gets 481: there is no call here
   for it to take over (the UA already answers 481 for an early dialog we are the UAS of, §3).
 """
@@ -22,9 +22,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.calls import midcall
-from gateway.calls.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
-from gateway.calls.events import MediaFailed, MediaSipAnswerReady, SipReinviteReceived, SipReplacingInvite
+from gateway.calls.boundary.commands import NotifyReplaced, SipRefuseReplacing, SipTakeOver
+from gateway.calls.boundary.events import (
+    MediaFailed,
+    MediaSipAnswerReady,
+    SipReinviteReceived,
+    SipReplacingInvite,
+)
+from gateway.calls.connected import midcall
 from gateway.calls.reasons import phrase
 from gateway.calls.states import Reinvite
 

@@ -33,9 +33,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sdp
-from gateway.calls import midcall, pickup
-from gateway.calls.commands import MediaSipUpdate, SipRespondReinvite
-from gateway.calls.events import (
+from gateway.calls.boundary.commands import MediaSipUpdate, SipRespondReinvite
+from gateway.calls.boundary.events import (
     MediaFailed,
     MediaSipAnswerReady,
     SipAccepted,
@@ -43,7 +42,9 @@ from gateway.calls.events import (
     WebHold,
     WebResume,
 )
+from gateway.calls.connected import midcall
 from gateway.calls.reasons import phrase
+from gateway.calls.setup import pickup
 from gateway.calls.states import Reinvite, Side
 
 if TYPE_CHECKING:
