@@ -379,7 +379,7 @@ class PbxSection:
 
 @dataclass(frozen=True, slots=True)
 class DnsSection:
-    """How SIP next hops are located (RFC 3263: NAPTR, SRV, A/AAAA; gateway/sip/resolver.py)."""
+    """How SIP next hops are located (RFC 3263: NAPTR, SRV, A/AAAA; gateway/sip/transports/resolver.py)."""
 
     servers: tuple[HostPort, ...] = ()  # "IP[:port]" (default port 53); empty: the system's resolver
     timeout: Annotated[float, FloatRange(0.1, 60.0)] = 2.0  # seconds for one lookup

@@ -51,8 +51,8 @@ from gateway.runtime.translate import SignalMapper, media_to_call_event
 from gateway.signaling import events as sig
 from gateway.signaling.service import SessionSink
 from gateway.sip import UserAgent
-from gateway.sip.ua_calls import Call as SipCall
-from gateway.sip.ua_calls import CallState as SipCallState
+from gateway.sip.useragent.ua_calls import Call as SipCall
+from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 logger = logging.getLogger(__name__)
 

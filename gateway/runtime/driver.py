@@ -60,10 +60,10 @@ from gateway.signaling.service import (
     SessionSink,
 )
 from gateway.sip import UserAgent
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.registrar_client import RegistrationChanged
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.registrar_client import RegistrationChanged
+from gateway.sip.useragent.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 from sipcore.errors import SIPError
 from sipcore.syntax.headers import new_call_id

@@ -19,11 +19,11 @@ from gateway.config.addresses import family_of
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.outgoing import OutgoingCall
-from gateway.sip.ua_calls import Call as SipCall
-from gateway.sip.ua_calls import CallError
-from gateway.sip.ua_calls import CallState as SipCallState
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua_calls import Call as SipCall
+from gateway.sip.useragent.ua_calls import CallError
+from gateway.sip.useragent.ua_calls import CallState as SipCallState
 from sipcore.dialogs.refer import Replaces, refer_to
 from sipcore.errors import SIPError
 from sipcore.location.routing import uri_target

@@ -17,7 +17,7 @@ from gateway.media import events as media
 from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.signaling import events as sig
-from gateway.sip import ua_events as sip
+from gateway.sip.useragent import ua_events as sip
 from sipcore.syntax.reason import answered_elsewhere
 
 logger = logging.getLogger(__name__)

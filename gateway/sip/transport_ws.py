@@ -4,7 +4,7 @@ A browser opens ``ws[s]://gateway/sip`` asking for subprotocol ``sip`` (RFC 7118
 is refused (400) without it, and (403) from a foreign Origin, like the JSON WebSocket. Each WebSocket
 message is one whole SIP message (§5: no Content-Length needed, so ``Framing.DATAGRAM`` on a reliable
 transport). A connection is a *flow* (RFC 5626): it is keyed by the browser's (ip, port), which is
-what the transaction layer sees as the :class:`~gateway.sip.transport.Source` and uses to send
+what the transaction layer sees as the :class:`~gateway.sip.transports.transport.Source` and uses to send
 back; a request to a browser (an inbound call, a BYE) goes over the flow its REGISTER or INVITE came
 on, since a browser cannot be connected to. When a flow closes, ``on_closed`` callbacks learn of it
 (the registrar drops its bindings, the calls on it end).
@@ -34,7 +34,13 @@ from aiohttp import WSMsgType, web
 
 from gateway.logs import RateLimit
 from gateway.signaling.origin import origin_allowed
-from gateway.sip.transport import ErrorCallback, ReceiveCallback, Source, normalize_address, report_error
+from gateway.sip.transports.transport import (
+    ErrorCallback,
+    ReceiveCallback,
+    Source,
+    normalize_address,
+    report_error,
+)
 from sipcore.errors import TransportError
 from sipcore.location.routing import Address
 from sipcore.syntax.parser import Framing

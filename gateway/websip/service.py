@@ -5,7 +5,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
 - REGISTER: digest (``sipcore.auth.digest_server``) against users[].sip_auth, then the registrar; the AOR
   (To) must be the user's own (user id, extension or alias), else 403.
 - INVITE: digest too (401, as Asterisk does; both libraries answer 401 and 407 alike), then the
-  INVITE becomes an :class:`~gateway.sip.incoming.IncomingCall` whose in-dialog requests go back over
+  INVITE becomes an :class:`~gateway.sip.useragent.incoming.IncomingCall` whose in-dialog requests go back over
   its flow, and the call core places the call exactly as for a JSON session: ``dial(session, to,
   offer)`` with the browser's WebRTC offer, under the same outbound policy. Call events come back as
   SIP: ``ringing`` 180, ``early_media`` 183 with the WebRTC answer, ``connected`` 200 with it,
@@ -44,13 +44,13 @@ from gateway.signaling import events as sig
 from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.outgoing import OutgoingCall
+from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transport_ws import WsTransport
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua import ALLOW, UserAgent
-from gateway.sip.ua_calls import Call, CallState
-from gateway.sip.ua_events import (
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua import ALLOW, UserAgent
+from gateway.sip.useragent.ua_calls import Call, CallState
+from gateway.sip.useragent.ua_events import (
     Answered,
     Bye,
     Cancelled,

@@ -28,7 +28,7 @@ from typing import Any
 from gateway.signaling import events as sig
 from gateway.signaling.errors import Conflict, NotFound, SignalingError
 from gateway.signaling.service import CallService, ReofferService, SessionSink
-from gateway.sip.ua_calls import Call
+from gateway.sip.useragent.ua_calls import Call
 from sipcore.errors import SIPError
 
 __all__ = ["MidcallVideo", "live_video"]

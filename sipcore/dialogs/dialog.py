@@ -399,7 +399,7 @@ class Dialog:
         (re-INVITE), UPDATE, ...; local CSeq + 1, new branch, route set applied."""
         if method in ("ACK", "CANCEL"):
             raise DialogError(
-                f"{method} reuses its INVITE's CSeq: use ack() or gateway.sip.client.build_cancel()"
+                f"{method} reuses its INVITE's CSeq: use ack() or gateway.sip.transactions.client.build_cancel()"
             )
         seq = (self.local_cseq if self.local_cseq is not None else 0) + 1
         request = self._build(method, seq, body, content_type, headers)

@@ -6,7 +6,7 @@ requests (INVITE, OPTIONS, REGISTER) are built here with every
 mandatory header (§8.1.1: To, From with a tag, Call-ID, CSeq, Max-Forwards 70, Via with a fresh
 RFC 3261 branch); in-dialog requests are built by :mod:`sipcore.dialogs.dialog` through
 :func:`build_request` and :func:`apply_route_set`; the CANCEL of an INVITE by
-:func:`gateway.sip.client.build_cancel`. The transaction layer may replace the Via (its own
+:func:`gateway.sip.transactions.client.build_cancel`. The transaction layer may replace the Via (its own
 sent-by and branch) when it sends the request. Nothing here does I/O.
 """
 

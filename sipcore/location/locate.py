@@ -1,6 +1,6 @@
 """Locating SIP servers (RFC 3263 §4): which DNS lookups a next hop needs, and the order of targets.
 
-Pure: the asyncio shell (:mod:`gateway.sip.resolver`) makes the queries and hands the records here.
+Pure: the asyncio shell (:mod:`gateway.sip.transports.resolver`) makes the queries and hands the records here.
 
 - :func:`plan` says what to look up for a :class:`~sipcore.location.routing.Target` (§4.1, §4.2): an IP
   address needs nothing; a name with an explicit port only its A/AAAA records; a name without a port

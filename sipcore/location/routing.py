@@ -4,7 +4,7 @@ Requests go to the first Route (loose routing, ``;lr``) or else the Request-URI:
 (default 5060) and ``transport`` parameter; whether the port and transport were given decides the DNS
 lookups of RFC 3263 (:mod:`sipcore.location.locate`). This module only names the next hop
 (:class:`Target`); resolving a host name to addresses is I/O and lives in the asyncio shell
-(:func:`gateway.sip.resolver.resolve`).
+(:func:`gateway.sip.transports.resolver.resolve`).
 
 Responses go back where the request came from: over the same connection on a reliable
 transport, else to the source IP (the ``received`` address) and the ``rport`` port of the top

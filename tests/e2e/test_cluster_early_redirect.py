@@ -80,7 +80,9 @@ async def test_the_redirect_goes_out_without_call_state(tmp_path: Path, caplog: 
                 assert await final_response(sock, ids[0]) == redirect
                 sock.sendto(message("ACK", other, local, ids, tag), other)
                 incoming = [
-                    r for r in caplog.records if r.name == "gateway.sip.ua" and ids[0] in r.getMessage()
+                    r
+                    for r in caplog.records
+                    if r.name == "gateway.sip.useragent.ua" and ids[0] in r.getMessage()
                 ]
                 assert incoming == [], "the UA built a call for the redirected INVITE"
                 assert any(

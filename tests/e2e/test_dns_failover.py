@@ -3,7 +3,7 @@ test's own (dnsmasq: NAPTR -> SRV -> A). The first SRV target is dead (a closed 
 silent (a socket that never answers: a host down or a firewall dropping, no ICMP) or answers 503
 (sipp); the web user's call and the OPTIONS keep-alive fail over to the second target (RFC 3263 §4.3)
 and the browser sees only the outcome: connected. A silent target is blocklisted once the keep-alive
-gave up on it (gateway.sip.client): calls then go to the live one first, without Timer B's 32 s."""
+gave up on it (gateway.sip.transactions.client): calls then go to the live one first, without Timer B's 32 s."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from gateway.app import Gateway
 from peers.ports import free_port
 from tests.conftest import RUN_SEED
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.sip.test_fuzz_receive import BASE, mutate
+from tests.sip.transports.test_fuzz_receive import BASE, mutate
 
 # Seconds for the gateway to answer an OPTIONS after each fuzz batch. A stall shows (a blocked loop never
 # answers; a transaction timer's wait is 32 s); a loaded machine's scheduling does not: the gateway reads

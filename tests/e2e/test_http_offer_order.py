@@ -25,7 +25,7 @@ from gateway.config import Config
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.http_api import offer_handler
 from gateway.signaling.jsonrpc_peer import RpcPeer
-from gateway.sip.transport import ErrorCallback, UdpTransport
+from gateway.sip.transports.transport import ErrorCallback, UdpTransport
 from peers.binaries import require_binary
 from peers.ports import free_port
 from peers.sipp import Sipp

@@ -44,7 +44,7 @@ async def test_healthz_follows_the_pbx(tmp_path: Path, caplog: pytest.LogCapture
                 await asyncio.sleep(0.1)
             assert states[-1]["state"] == "reachable" and states[-1]["rtt_ms"] < 500, states[-1]
             assert states[-1]["target"] == f"sip:{pbx.address}"
-            with caplog.at_level(logging.INFO, logger="gateway.sip.keepalive"):
+            with caplog.at_level(logging.INFO, logger="gateway.sip.useragent.keepalive"):
                 await pbx.stop()
                 for _ in range(60):
                     if await state() == "unreachable":

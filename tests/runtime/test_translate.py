@@ -10,7 +10,7 @@ from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media
 from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
 from gateway.signaling import events as sig
-from gateway.sip import ua_events as sip
+from gateway.sip.useragent import ua_events as sip
 from sipcore.syntax.reason import parse_reasons
 
 OUT, IN = CallDirection.OUTBOUND, CallDirection.INBOUND

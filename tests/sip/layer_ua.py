@@ -11,9 +11,9 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
-from gateway.sip.layer import TransactionLayer
-from gateway.sip.transport import Source, format_host
-from gateway.sip.tu import IncomingRequest
+from gateway.sip.transactions.layer import TransactionLayer
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.transports.transport import Source, format_host
 from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_uri
 from sipcore.location.routing import Target
 

@@ -286,7 +286,7 @@ def test_unicode_and_latin1_header_values_survive() -> None:
 
 def test_an_unsupported_scheme_without_a_mandatory_header_is_a_400_naming_the_header() -> None:
     """A 416 would copy From into its response (RFC 3261 §8.2.6.1): without From the request is
-    malformed first (found by tests/sip/test_layer_fuzz.py)."""
+    malformed first (found by tests/sip/transactions/test_layer_fuzz.py)."""
     data = (
         b"BYE s+p:uas@127.0.0.1 SIP/2.0\r\nMax-Forwards: 70\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
         b"To: <sip:uas@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
