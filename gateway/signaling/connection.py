@@ -8,8 +8,9 @@ forgets the session and the call service is told, so the user's calls end cleanl
     awaiting_login --close()--> closed
 
 Every message gets an answer: a reply (`registered`, `ack`, `pong`) or an `error` naming the code and
-field; a bad message never closes the socket. The transport (ws.py) closes the socket only when
-`close_code` is set: after the login timeout, too many failed logins, or a sustained flood.
+field; a bad message never closes the socket. The session loop (session_loop.py, through ws.py) owns
+the rate limit, the login deadline and the count of failed logins (each reported to `login_failed`);
+it also closes the socket when `close_code` is set here (a logout, the login timeout).
 """
 
 from __future__ import annotations
@@ -78,14 +79,11 @@ from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
 
-MAX_FAILED_LOGINS: Final = 5
 # What one digit costs from the DTMF budget when the browser names no duration (the call layer's default
 # is 100 ms), and the gap between digits: the budget is in seconds of tones, refilled in real time, so
 # that a browser cannot queue hours of tones (or thousands of SIP INFOs) faster than they play.
 DEFAULT_DTMF_MS: Final = 100
 DTMF_GAP_MS: Final = 50
-CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 policy violation
-CLOSE_AUTH_FAILED: Final = 4001
 
 
 class PresenceRegistry(Protocol):
@@ -216,18 +214,23 @@ class Session:
 
 
 class Connection:
-    def __init__(self, context: SignalingContext, send: Send, remote: str = "") -> None:
+    def __init__(
+        self,
+        context: SignalingContext,
+        send: Send,
+        remote: str = "",
+        *,
+        login_failed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._context = context
         self._send = send
+        self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self.remote = remote  # the client's address: login throttling counts failures per address
         self.id = secrets.token_urlsafe(12)
         self.state = ConnectionState.AWAITING_LOGIN
         self.session: Session | None = None
         self.close_code: int | None = None  # set when the transport must close the socket
-        self._bucket = TokenBucket(context.limits.rate, context.limits.burst, context.monotonic)
         self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)
-        self._refused_in_a_row = 0
-        self._failed_logins = 0
         self._token_family: str | None = None  # the login this session's tokens descend from
         self.logged_out = False  # a `logout` ended it: its calls end at once (no reconnect grace)
 
@@ -249,14 +252,6 @@ class Connection:
         """Handle one message from the browser; the answer goes out through `send`."""
         if self.state is ConnectionState.CLOSED:
             return
-        if not self._bucket.take():
-            self._refused_in_a_row += 1
-            if self._refused_in_a_row >= self._context.limits.max_rate_limited:
-                self.close_code = CLOSE_POLICY
-            error = RateLimited(f"more than {self._context.limits.rate:g} messages per second: slow down")
-            await self.send(ErrorMessage.from_error(error))
-            return
-        self._refused_in_a_row = 0
         data: object = None
         try:
             data = parse_json(text, self._context.limits.max_message_bytes)
@@ -423,11 +418,6 @@ class Connection:
         self.logged_out = True
         self.close_code = 1000
         return Ack(request.id, "logout")
-
-    def _login_failed(self) -> None:
-        self._failed_logins += 1
-        if self._failed_logins >= MAX_FAILED_LOGINS:
-            self.close_code = CLOSE_AUTH_FAILED
 
     async def login_timed_out(self) -> None:
         """The login deadline passed: tell the browser, and ask the transport to close."""

@@ -34,7 +34,7 @@ from gateway.identity import WebUser
 from gateway.signaling import events as sig
 from gateway.signaling import jsonrpc as rpc
 from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
-from gateway.signaling.connection import CLOSE_POLICY, PresenceRegistry
+from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import (
     BadRequest,
     Conflict,
@@ -43,7 +43,6 @@ from gateway.signaling.errors import (
     ServiceError,
     SignalingError,
     Timeout,
-    TooLarge,
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
@@ -56,7 +55,7 @@ from gateway.signaling.jsonrpc_params import (
     params_of,
 )
 from gateway.signaling.jsonrpc_relay import PeerDirectory
-from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import CallService, JsonValue
 
 logger = logging.getLogger(__name__)
@@ -85,9 +84,14 @@ class RpcPeer:
         send: Callable[[str], Awaitable[None]],
         principal: ApiPrincipal | None = None,
         remote: str = "",
+        *,
+        take: Callable[[], bool] = lambda: True,
+        login_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self._context = context
         self._send = send
+        self._take = take  # the session loop's rate limit, charged per call (a batch: each of its calls)
+        self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self._remote = remote
         self._principal = principal
         self._id = "r-" + secrets.token_urlsafe(12)
@@ -98,9 +102,6 @@ class RpcPeer:
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._calls: set[str] = set()
         self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
-        self._bucket = TokenBucket(context.limits.rate, context.limits.burst, context.monotonic)
-        self._refused_in_a_row = 0
-        self.close_code: int | None = None  # set when the socket must close (1008: a flood went on)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- SessionSink --------------------------------------------------------------------------------
@@ -203,12 +204,13 @@ class RpcPeer:
             self._ringing.discard(call_id)
 
     # --- frames in -----------------------------------------------------------------------------------
+    async def refuse(self, error: SignalingError) -> None:
+        """A frame the session loop did not hand over (too large): its error, with a null id."""
+        await self._send(rpc.encode(rpc.error_from(error, None).to_json()))
+
     async def receive(self, text: str | bytes) -> None:
-        """One WebSocket frame: its requests handled in order, the replies sent as one frame."""
-        if len(text) > self._context.limits.max_message_bytes:
-            refusal = rpc.error_from(TooLarge("the message is too large"), None).to_json()
-            await self._send(rpc.encode(refusal))
-            return
+        """One WebSocket frame (already within the size limit: the session loop checked it): its
+        requests handled in order, the replies sent as one frame."""
         frame = rpc.decode(text)
         replies = rpc.Replies(frame.batch)
         for error in frame.errors:
@@ -227,14 +229,8 @@ class RpcPeer:
                 rpc.METHOD_NOT_FOUND, f"Method not found: {call.method[:40]}", call.id
             ).to_json()
         try:
-            if not self._bucket.take():
-                # as /ws: `max_rate_limited` refusals in a row close the socket (1008), so that a
-                # client ignoring them costs a refusal per call no longer
-                self._refused_in_a_row += 1
-                if self._refused_in_a_row >= self._context.limits.max_rate_limited:
-                    self.close_code = CLOSE_POLICY
+            if not self._take():  # `max_rate_limited` refusals in a row close the socket (1008)
                 raise RateLimited("too many messages: slow down")
-            self._refused_in_a_row = 0
             value = await self._method(call.method, params_of(call.method, call.params))
         except SignalingError as exc:
             return rpc.error_from(exc, call.id).to_json()
@@ -295,12 +291,16 @@ class RpcPeer:
             if self._principal is not None:
                 raise Conflict("already authenticated", field="credentials")
             c = params.credentials
-            if c.user is not None and c.secret is not None:
-                value = "Basic " + _basic(c.user, c.secret)
-                self._principal = await context.credentials.authenticate(value, None, self._remote)
-            else:
-                bearer = f"Bearer {c.token}" if c.token is not None else None
-                self._principal = await context.credentials.authenticate(bearer, c.api_key, self._remote)
+            try:
+                if c.user is not None and c.secret is not None:
+                    value = "Basic " + _basic(c.user, c.secret)
+                    self._principal = await context.credentials.authenticate(value, None, self._remote)
+                else:
+                    bearer = f"Bearer {c.token}" if c.token is not None else None
+                    self._principal = await context.credentials.authenticate(bearer, c.api_key, self._remote)
+            except Unauthorized:
+                self._login_failed()
+                raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
         self.peer_id = params.peer_id

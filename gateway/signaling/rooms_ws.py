@@ -4,26 +4,29 @@
 Credentials as the other API dialects (gateway/signaling/api_auth.py): at the upgrade in
 `Authorization` / `X-API-Key`, or `?token=` / `?api_key=` in the URL (a browser's WebSocket sends no
 headers); bad ones get HTTP 401 with the API's error body. Without any, the first message must be
-`{"type": "login", ...}` within `login_timeout` (else close 4008), unless `rooms.allow_anonymous`.
+`{"type": "login", ...}` within `login_timeout` (else `error login_timeout`, close 4008), unless
+`rooms.allow_anonymous`; such a socket counts as awaiting login (the caps), as on `/ws`.
 After the join the peer gets `joined {room_id, peer_id, user, ice_servers}` (an addition of the gateway:
 the document's clients ignore it) and then the document's `existing_peers`.
 
 A refused join (`room_full`, a peer id in use, `too_many_rooms`) is an `error` message, then close 4009;
 a peer sending faster than `rooms.rate` / `rooms.burst` gets `rate_limited` errors, and after
-`max_rate_limited` of them in a row the socket is closed (1008).
+`max_rate_limited` of them in a row the socket is closed (1008). Those, the login deadline, failed logins
+(`max_failed_logins`: close 4001), the caps, heartbeat, size limit and drain are the shared session
+loop's (gateway/signaling/session_loop.py); this module supplies the rooms' messages (`RoomDialect`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from gateway.config.rooms import RoomsSection
 from gateway.identity import WebUser
@@ -31,14 +34,13 @@ from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
 from gateway.signaling.errors import (
     Conflict,
     Forbidden,
-    RateLimited,
     ServiceError,
     SignalingError,
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api import error_response
-from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.room_media import RoomMedia
 from gateway.signaling.rooms import (
     GATEWAY_PEER,
@@ -50,25 +52,24 @@ from gateway.signaling.rooms import (
     Relay,
     RoomPeer,
     RoomRegistry,
+    RoomRequest,
     check_id,
     error_message,
     parse_room_message,
 )
-from gateway.signaling.ws import (
+from gateway.signaling.session_loop import (
+    ORIGINS_KEY,
     SOCKETS_KEY,
-    draining_refusal,
+    Busy,
+    SessionRules,
+    SessionSocket,
     origin_refusal,
-    prepare_socket,
-    receive_by,
+    serve,
 )
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED: Final = 4001
-CLOSE_LOGIN_TIMEOUT: Final = 4008
 CLOSE_JOIN_REFUSED: Final = 4009
-CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1: policy violation (the rate limit, again and again)
-MAX_FAILED_LOGINS: Final = 3
 ANONYMOUS: Final = "anonymous"
 
 Sender = Callable[[Mapping[str, object]], Awaitable[None]]
@@ -133,11 +134,94 @@ async def _login(context: RoomsContext, login: Login, ip: str) -> ApiPrincipal:
     return await context.credentials.authenticate(f"Bearer {login.token}", None, ip)
 
 
+class RoomDialect:
+    """The loop's `Dialect` for one rooms socket: the peer's messages, its join and its leave."""
+
+    def __init__(
+        self, context: RoomsContext, peer: RoomPeer, socket: SessionSocket, principal: ApiPrincipal | None
+    ) -> None:
+        self._context = context
+        self._peer = peer
+        self._socket = socket
+        self._principal = principal
+
+        async def send(message: Mapping[str, object]) -> None:
+            with contextlib.suppress(ConnectionError):
+                await socket.send_text(json.dumps(message, separators=(",", ":")))
+
+        self.send: Sender = send
+
+    @property
+    def logged_in(self) -> bool:
+        return self._peer.user_id is not None
+
+    def idle(self, busy: Busy) -> bool:
+        return self._peer.alone  # a drain closes it when nobody else is in the room
+
+    async def on_open(self) -> None:
+        context, peer, principal = self._context, self._peer, self._principal
+        code = None
+        if principal is None and context.settings.allow_anonymous:
+            code = await _join(context, peer, ANONYMOUS, self.send)
+        elif principal is not None:
+            code = await _join(context, peer, principal.user.id, self.send, principal.user)
+        if code is not None:
+            self._socket.close_with(code)
+
+    async def on_refused(self, error: SignalingError) -> None:
+        await self.send(error_message(error))
+
+    async def on_message(self, data: str | bytes) -> None:
+        try:
+            await self._handle(parse_room_message(data, self._context.limits.max_message_bytes))
+        except SignalingError as exc:
+            await self.send(error_message(exc))
+
+    async def _handle(self, request: RoomRequest) -> None:
+        context, peer, send = self._context, self._peer, self.send
+        if isinstance(request, Relay):
+            media = context.media
+            if request.target == GATEWAY_PEER and media is not None:
+                if peer.user_id is None:
+                    raise Conflict("not in the room", field="type")
+                if media.present(peer.room_id):
+                    await media.from_peer(peer.room_id, peer.peer_id, request)
+                # else: late candidates or an answer for the gateway peer that has just left: dropped
+            else:
+                await context.deliver(peer.room_id, peer.relay(request))
+        elif isinstance(request, Ping):
+            await send({"type": "pong"})
+        elif isinstance(request, Login):
+            if peer.user_id is not None:
+                raise Conflict("logged in already", field="type")
+            try:
+                principal = await _login(context, request, self._socket.remote)
+            except Unauthorized as exc:
+                self._socket.login_failed()
+                await send(error_message(exc))
+                return
+            code = await _join(context, peer, principal.user.id, send, principal.user)
+            if code is not None:
+                self._socket.close_with(code)
+        elif isinstance(request, (Dial, Hangup)):
+            await _sip_party(context, peer, request, send)
+
+    async def on_close(self) -> None:
+        context, peer = self._context, self._peer
+        joined = peer.user_id is not None
+        await context.deliver(peer.room_id, peer.leave())
+        if context.senders.get((peer.room_id, peer.peer_id)) is self.send:
+            del context.senders[(peer.room_id, peer.peer_id)]
+            context.users.pop((peer.room_id, peer.peer_id), None)
+            if joined and context.media is not None:
+                await context.media.peer_left(peer.room_id, peer.peer_id)
+
+
 async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
     context = request.app[ROOMS_KEY]
     if not context.settings.enabled:
         raise web.HTTPNotFound()
-    refusal = origin_refusal(request)
+    refusal = origin_refusal(request, request.app[ORIGINS_KEY])
     if refusal is not None:
         return refusal
     ip = request.remote or ""
@@ -149,50 +233,16 @@ async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
             principal = await context.credentials.authenticate(authorization, api_key, ip)
     except SignalingError as exc:
         return error_response(exc)
-    limits = context.limits
-    sockets = request.app[SOCKETS_KEY]
-    if sockets.draining:
-        return draining_refusal()
-    ws = await prepare_socket(request, limits, "room")
-    if not isinstance(ws, web.WebSocketResponse):
-        return ws
-    sockets.track(ws, lambda busy: peer.alone)  # a drain closes it when nobody else is in the room
-    lock = asyncio.Lock()
-
-    async def send(message: Mapping[str, object]) -> None:
-        async with lock:
-            if ws.closed:
-                return
-            try:
-                async with asyncio.timeout(limits.send_timeout):
-                    await ws.send_str(json.dumps(message, separators=(",", ":")))
-            except TimeoutError:
-                logger.info("room %s peer %s not reading: dropping it", peer.room_id, peer.peer_id)
-                if request.transport is not None:
-                    request.transport.abort()
-            except ConnectionError:
-                pass
-
-    close_code = 1000
-    try:
-        if principal is None and context.settings.allow_anonymous:
-            close_code = await _join(context, peer, ANONYMOUS, send) or close_code
-        elif principal is not None:
-            close_code = await _join(context, peer, principal.user.id, send, principal.user) or close_code
-        if close_code == 1000:
-            close_code = await _serve(context, peer, ws, send, ip)
-    finally:
-        joined = peer.user_id is not None
-        await context.deliver(peer.room_id, peer.leave())
-        if context.senders.get((peer.room_id, peer.peer_id)) is send:
-            del context.senders[(peer.room_id, peer.peer_id)]
-            context.users.pop((peer.room_id, peer.peer_id), None)
-            if joined and context.media is not None:
-                await context.media.peer_left(peer.room_id, peer.peer_id)
-        sockets.discard(ws)
-        if not ws.closed:
-            await ws.close(code=close_code)
-    return ws
+    settings = context.settings
+    return await serve(
+        request,
+        rules=SessionRules("room", rate=settings.rate, burst=settings.burst),
+        sockets=request.app[SOCKETS_KEY],
+        limits=context.limits,
+        open_dialect=lambda socket: RoomDialect(context, peer, socket, principal),
+        monotonic=context.monotonic,
+        counted=principal is None and not settings.allow_anonymous,
+    )
 
 
 async def _join(
@@ -217,67 +267,6 @@ async def _join(
     )  # fmt: skip
     await context.deliver(peer.room_id, deliveries)
     return None
-
-
-async def _serve(
-    context: RoomsContext, peer: RoomPeer, ws: web.WebSocketResponse, send: Sender, ip: str
-) -> int:
-    """Read the peer's messages until it goes; the close code."""
-    limits, settings = context.limits, context.settings
-    bucket = TokenBucket(settings.rate, settings.burst, context.monotonic)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limits.login_timeout
-    refused = failed_logins = 0
-    while True:
-        waiting = peer.user_id is None
-        if waiting and loop.time() >= deadline:
-            await send(error_message(Unauthorized("no login in time", code="login_timeout")))
-            return CLOSE_LOGIN_TIMEOUT
-        try:
-            frame = await receive_by(ws, deadline if waiting else None)
-        except TimeoutError:
-            continue
-        if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            return 1000  # CLOSE, CLOSING, CLOSED, ERROR: the peer went away, or the heartbeat found it dead
-        if not bucket.take():
-            refused += 1
-            if refused >= limits.max_rate_limited:
-                return CLOSE_POLICY
-            await send(error_message(RateLimited(f"more than {settings.rate:g} messages per second")))
-            continue
-        refused = 0
-        try:
-            request = parse_room_message(frame.data, limits.max_message_bytes)
-            if isinstance(request, Relay):
-                media = context.media
-                if request.target == GATEWAY_PEER and media is not None:
-                    if peer.user_id is None:
-                        raise Conflict("not in the room", field="type")
-                    if media.present(peer.room_id):
-                        await media.from_peer(peer.room_id, peer.peer_id, request)
-                    # else: late candidates or an answer for the gateway peer that has just left: dropped
-                else:
-                    await context.deliver(peer.room_id, peer.relay(request))
-            elif isinstance(request, Ping):
-                await send({"type": "pong"})
-            elif isinstance(request, Login):
-                if peer.user_id is not None:
-                    raise Conflict("logged in already", field="type")
-                try:
-                    principal = await _login(context, request, ip)
-                except Unauthorized as exc:
-                    failed_logins += 1
-                    await send(error_message(exc))
-                    if failed_logins >= MAX_FAILED_LOGINS:
-                        return CLOSE_UNAUTHORIZED
-                    continue
-                code = await _join(context, peer, principal.user.id, send, principal.user)
-                if code is not None:
-                    return code
-            elif isinstance(request, (Dial, Hangup)):
-                await _sip_party(context, peer, request, send)
-        except SignalingError as exc:
-            await send(error_message(exc))
 
 
 async def _sip_party(context: RoomsContext, peer: RoomPeer, request: Dial | Hangup, send: Sender) -> None:

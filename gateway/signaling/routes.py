@@ -53,6 +53,7 @@ from gateway.signaling.rooms_ws import (
     rooms_socket_handler,
 )
 from gateway.signaling.service import CallService, OfferService
+from gateway.signaling.session_loop import ORIGINS_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip import (
@@ -62,7 +63,7 @@ from gateway.signaling.whip import (
     whip_patch_handler,
     whip_post_handler,
 )
-from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
+from gateway.signaling.ws import CONTEXT_KEY, websocket_handler
 from gateway.state_dir import StateDir
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.calls.caller import CallerDetails
 from gateway.signaling.events import Connected, Ended, Held, Incoming, Resumed, Ringing, Transfer
-from gateway.signaling.ws import SOCKETS_KEY
+from gateway.signaling.session_loop import SOCKETS_KEY
 from tests.signaling.browser import Page, chromium_page, expect, read_meter, wait_for
 from tests.signaling.browser import log_in as fill_login
 from tests.signaling.harness import ALICE_SECRET, FAILING_NUMBER, Harness, make_harness

@@ -256,9 +256,10 @@ async def test_answering_the_heartbeat_does_not_keep_a_socket_awaiting_login(pat
 
 
 async def test_repeated_failed_logins_close_the_socket(env: tuple[Harness, Client]) -> None:
+    """`max_failed_logins` (3, as on every path since issue 31; /ws had 5) close the socket with 4001."""
     _, client = env
     async with client.ws_connect("/ws") as ws:
-        for _ in range(5):
+        for _ in range(SignalingLimits().max_failed_logins):
             assert (await send(ws, {"type": "login", "user": "alice", "secret": "no"}))[
                 "code"
             ] == "unauthorized"
@@ -432,12 +433,13 @@ async def test_heartbeat_closes_a_silent_peer_and_its_session() -> None:
 
 
 async def test_sockets_awaiting_login_are_bounded() -> None:
+    """Past the global cap: 429, as past the per-address cap (503 before issue 31; 503 is for draining)."""
     harness = make_harness(SignalingLimits(max_awaiting_login=2))
     client = await start(harness)
     try:
         async with client.ws_connect("/ws") as first, client.ws_connect("/ws") as second:
             response = await client.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
-            assert response.status == 503
+            assert response.status == 429
             await login(first)  # a login frees its slot
             async with client.ws_connect("/ws") as third:
                 assert (await send(third, {"type": "ping"}))["type"] == "pong"

@@ -23,7 +23,7 @@ async def test_an_idle_websocket_flood_from_one_host_leaves_logins_to_others(
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
         async with aiohttp.ClientSession(connector=connector) as attacker:
             idle = [await attacker.ws_connect(url) for _ in range(per_ip)]
-            with caplog.at_level(logging.WARNING, logger="gateway.signaling.ws"):
+            with caplog.at_level(logging.WARNING, logger="gateway.signaling.session_loop"):
                 for _ in range(30):
                     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                         await attacker.ws_connect(url)
@@ -32,7 +32,7 @@ async def test_an_idle_websocket_flood_from_one_host_leaves_logins_to_others(
                 assert (await alice.request({"type": "ping"}))["type"] == "pong"
             for ws in idle:
                 await ws.close()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.signaling.ws"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.signaling.session_loop"]
     assert warnings and all("127.0.0.2" in w for w in warnings) and len(warnings) <= 10
 
 
