@@ -80,7 +80,7 @@ class SipFlowDialect:
         self._transport.flow_closed(self._address)
 
 
-class SipWebSocket:
+class SipWsEndpoint:
     """The upgrades of SIP over WebSocket on one or two listeners (the HTTP one, `sip.websocket.listen`)."""
 
     def __init__(
