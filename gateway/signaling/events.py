@@ -15,7 +15,7 @@ from typing import Literal
 
 from gateway.calls.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.protocol import RequestId
+from gateway.signaling.ws.protocol import RequestId
 from sdp import IceCandidateInit
 
 

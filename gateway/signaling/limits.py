@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.signaling.protocol import MAX_MESSAGE_BYTES
+from gateway.signaling.ws.protocol import MAX_MESSAGE_BYTES
 
 DEFAULT_MAX_SESSIONS_PER_USER: Final = 5
 

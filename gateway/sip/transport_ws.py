@@ -2,7 +2,7 @@
 
 This module is the SIP side of it and has no socket code (only gateway/signaling imports aiohttp): the
 WebSocket upgrade and the socket's life run on the signaling layer's shared session loop
-(gateway/signaling/sip_ws.py), which hands each open WebSocket over as a `FlowSocket` (`open_flow`),
+(gateway/signaling/websip/endpoint.py), which hands each open WebSocket over as a `FlowSocket` (`open_flow`),
 its messages (`received`) and its end (`flow_closed`). There the upgrade is refused (400) without
 subprotocol ``sip`` (RFC 7118 §4.1), (403) from a foreign Origin, (503) while draining and (429) past
 the caps of flows, as every dialect's are (docs/signaling.md, *Limits*).

@@ -8,11 +8,11 @@ import json
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import identity_map_from_config
 from gateway.signaling import events as ev
-from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.events import ServerMessage, encode
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import SelectiveEarlyAnswerSink
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.ws.connection import Connection, ConnectionState, SignalingContext
 from tests.signaling.harness import ALICE_SECRET, ANSWER_SDP, OFFER_SDP, FakeCallService, demo_config
 
 

@@ -1,5 +1,5 @@
 """A session's progress after its answer: polling `GET /webrtc/sessions/{id}` and server-sent events at
-`/webrtc/sessions/{id}/events` (gateway/signaling/http_sessions.py), and the progress log itself."""
+`/webrtc/sessions/{id}/events` (gateway/signaling/http_api/sessions.py), and the progress log itself."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.signaling.progress import EVENT_NAMES, TRANSITIONS, ProgressEvent, SessionProgress, SessionState
+from gateway.signaling.http_api.progress import (
+    EVENT_NAMES,
+    TRANSITIONS,
+    ProgressEvent,
+    SessionProgress,
+    SessionState,
+)
 from tests.signaling.harness import ALICE_SECRET, OFFER_SDP, Harness, make_harness
 
 Client = TestClient[web.Request, web.Application]

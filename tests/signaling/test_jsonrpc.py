@@ -1,4 +1,4 @@
-"""The JSON-RPC 2.0 framing (gateway/signaling/jsonrpc.py) and the methods' params (jsonrpc_params.py),
+"""The JSON-RPC 2.0 framing (gateway/signaling/jsonrpc/framing.py) and the methods' params (jsonrpc_params.py),
 without a network: every §5.1 error for bad input, batches (§6), and hypothesis: any text decodes
 without an exception, and any params raise only `SignalingError`."""
 
@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.signaling import jsonrpc as rpc
 from gateway.signaling.errors import (
     BadRequest,
     Conflict,
@@ -20,7 +19,8 @@ from gateway.signaling.errors import (
     SignalingError,
     Unauthorized,
 )
-from gateway.signaling.jsonrpc_params import (
+from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.params import (
     Announce,
     AnswerParams,
     CandidateParams,

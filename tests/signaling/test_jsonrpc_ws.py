@@ -15,8 +15,8 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.signaling import events as sig
-from gateway.signaling import jsonrpc as rpc
-from gateway.signaling.jsonrpc_peer import RpcPeer
+from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.peer import RpcPeer
 from gateway.signaling.limits import SignalingLimits
 from tests.signaling.harness import (
     ALICE_SECRET,

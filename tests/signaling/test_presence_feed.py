@@ -1,4 +1,4 @@
-"""Presence pushed over /ws (gateway/signaling/presence_feed.py): a contact's first login and last logout
+"""Presence pushed over /ws (gateway/signaling/ws/presence_feed.py): a contact's first login and last logout
 reach the sessions of users who may call her, as `presence` events; nothing else does."""
 
 from __future__ import annotations

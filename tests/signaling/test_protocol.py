@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gateway.calls.caller import CallerDetails
 from gateway.signaling import events as ev
 from gateway.signaling.errors import BadRequest, SignalingError, TooLarge, UnknownType
-from gateway.signaling.protocol import (
+from gateway.signaling.ws.protocol import (
     REQUEST_TYPES,
     Answer,
     Call,

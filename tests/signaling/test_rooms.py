@@ -1,4 +1,4 @@
-"""The sans-I/O rooms core (gateway/signaling/rooms.py): the FastAPI document's messages parsed and
+"""The sans-I/O rooms core (gateway/signaling/rooms/core.py): the FastAPI document's messages parsed and
 relayed field by field, join/leave events, limits, every peer state pair, and no exception but the
 package's own on any input."""
 
@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError, TooLarge, UnknownType
-from gateway.signaling.rooms import (
+from gateway.signaling.rooms.core import (
     Delivery,
     Dial,
     Hangup,

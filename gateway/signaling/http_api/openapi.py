@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway import __version__
-from gateway.signaling.progress import EVENT_ORDER
+from gateway.signaling.http_api.progress import EVENT_ORDER
 
 _ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
 
@@ -304,7 +304,7 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
 
 def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     """WHEP (draft-ietf-wish-whep): playback of a room's mix, or of a WHIP / HTTP API session's far end
-    (gateway/signaling/whep.py, gateway/runtime/playback.py)."""
+    (gateway/signaling/whip/whep.py, gateway/runtime/playback.py)."""
     sdp_text = {"application/sdp": {"schema": {"type": "string"}}}
     resource = [_SESSION_PARAM]
     return {

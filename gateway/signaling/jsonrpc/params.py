@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.signaling.errors import BadRequest
-from gateway.signaling.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 from gateway.signaling.service import JsonValue
+from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 _PEER_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")

@@ -30,8 +30,8 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
+from gateway.signaling.http_api.offer_protocol import candidate_request, close_request, offer_request
 from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.offer_protocol import candidate_request, close_request, offer_request
 from gateway.signaling.service import OfferService
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   ``ended`` a final error status (before the answer) or BYE. From the browser: CANCEL, BYE, INFO
   (application/dtmf-relay, application/dtmf) and re-INVITE hold/resume (answered at once, our last
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
-  Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
+  Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/signaling/websip/video.py.
 - OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
@@ -41,9 +41,12 @@ from gateway.identity.lookup import IdentityMap
 from gateway.logs import RateLimit
 from gateway.media.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
-from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService
+from gateway.signaling.websip.credentials import SipCredentials
+from gateway.signaling.websip.registrar import Flow, Registrar
+from gateway.signaling.websip.video import MidcallVideo
+from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.transport_ws import WsTransport
@@ -60,9 +63,6 @@ from gateway.sip.ua_events import (
     ReinviteReceived,
     set_direction,
 )
-from gateway.websip.credentials import SipCredentials
-from gateway.websip.registrar import Flow, Registrar
-from gateway.websip.video import MidcallVideo
 from sipcore.digest import Algorithm
 from sipcore.digest_server import DigestServer, Outcome
 from sipcore.headers import warning_value
@@ -114,7 +114,7 @@ class WebSipSession:
         if not isinstance(call_id, str):
             return  # registration states and the like: nothing to say over SIP
         if self._video.event(call_id, event, self._answered(call_id)):
-            return  # video added or dropped mid-call (gateway/websip/video.py)
+            return  # video added or dropped mid-call (gateway/signaling/websip/video.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -308,7 +308,9 @@ class WebSipSession:
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
             return
-        if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
+        if self._video.changes(
+            call_id, offer
+        ):  # the SIP side is asked first (gateway/signaling/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return
         direction = _direction(offer)

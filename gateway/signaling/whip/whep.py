@@ -23,13 +23,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.identity import WebUser
-from gateway.signaling.call_playback import PLAYBACK_KEY
 from gateway.signaling.errors import NotFound, ServiceError, SignalingError
-from gateway.signaling.http_api import HTTP_API_KEY, ClientGone, authenticate, error_response
-from gateway.signaling.room_media import RoomMedia
-from gateway.signaling.rooms import check_id
-from gateway.signaling.rooms_ws import ROOMS_KEY
-from gateway.signaling.whip import SDP_TYPE, offer_body
+from gateway.signaling.http_api.handlers import HTTP_API_KEY, ClientGone, authenticate, error_response
+from gateway.signaling.rooms.core import check_id
+from gateway.signaling.rooms.endpoint import ROOMS_KEY
+from gateway.signaling.rooms.media import RoomMedia
+from gateway.signaling.whip.call_playback import PLAYBACK_KEY
+from gateway.signaling.whip.whip import SDP_TYPE, offer_body
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ answered (§5.1 codes):
 
 `decode(text)` -> `Frame` (the calls, the errors to send, whether it was a batch); replies are built with
 `result()` and `error()` and joined with `encode_batch()`. Responses sent *to* the gateway (it never
-sends requests) are ignored. The methods' params are read by `gateway/signaling/jsonrpc_params.py`.
+sends requests) are ignored. The methods' params are read by `gateway/signaling/jsonrpc/params.py`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Rooms over aiohttp: `ws /webrtc/signaling/{room_id}/{peer_id}`, `GET /webrtc/rooms`,
-`GET /webrtc/rooms/{room_id}/peers` (the protocol is gateway/signaling/rooms.py's, sans-I/O).
+`GET /webrtc/rooms/{room_id}/peers` (the protocol is gateway/signaling/rooms/core.py's, sans-I/O).
 
 Credentials as the other API dialects (gateway/signaling/api_auth.py): at the upgrade in
 `Authorization` / `X-API-Key`, or `?token=` / `?api_key=` in the URL (a browser's WebSocket sends no
@@ -39,10 +39,9 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
-from gateway.signaling.http_api import error_response
+from gateway.signaling.http_api.handlers import error_response
 from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.room_media import RoomMedia
-from gateway.signaling.rooms import (
+from gateway.signaling.rooms.core import (
     GATEWAY_PEER,
     Delivery,
     Dial,
@@ -57,6 +56,7 @@ from gateway.signaling.rooms import (
     error_message,
     parse_room_message,
 )
+from gateway.signaling.rooms.media import RoomMedia
 from gateway.signaling.session_loop import (
     ORIGINS_KEY,
     SOCKETS_KEY,
@@ -93,7 +93,7 @@ class RoomsContext:
             if send is not None:  # a peer whose socket is closing: dropped, it leaves next
                 await send(delivery.message)
 
-    # -- RoomHub (gateway/signaling/room_media.py): what the gateway peer does in a room ----------------
+    # -- RoomHub (gateway/signaling/rooms/media.py): what the gateway peer does in a room ----------------
     async def send(self, room_id: str, peer_id: str, message: Mapping[str, object]) -> None:
         await self.deliver(room_id, [Delivery(peer_id, message)])
 

@@ -17,7 +17,7 @@ An announced peer with `capabilities.incoming_calls: true` is online for its use
 ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
 `disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them too.
 An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
-call service (gateway/signaling/jsonrpc_relay.py).
+call service (gateway/signaling/jsonrpc/relay.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ from typing import Any, Final, cast
 
 from gateway.identity import WebUser
 from gateway.signaling import events as sig
-from gateway.signaling import jsonrpc as rpc
 from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
-from gateway.signaling.connection import PresenceRegistry
 from gateway.signaling.errors import (
     BadRequest,
     Conflict,
@@ -46,7 +44,8 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
-from gateway.signaling.jsonrpc_params import (
+from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.params import (
     Announce,
     AnswerParams,
     CandidateParams,
@@ -54,9 +53,10 @@ from gateway.signaling.jsonrpc_params import (
     OfferParams,
     params_of,
 )
-from gateway.signaling.jsonrpc_relay import PeerDirectory
+from gateway.signaling.jsonrpc.relay import PeerDirectory
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import CallService, JsonValue
+from gateway.signaling.ws.connection import PresenceRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class RpcPeer:
 
     def idle(self, busy: Callable[[str], bool]) -> bool:
         """No call in progress: none of the call core (`busy(id)`, ringing or not) and none relayed to
-        another peer; a drain closes the socket then (gateway/signaling/ws.py)."""
+        another peer; a drain closes the socket then (gateway/signaling/ws/endpoint.py)."""
         return not self._opened or (not busy(self._id) and not self._context.directory.calls_of(self))
 
     # --- RelayEnd (jsonrpc_relay.py) -------------------------------------------------------------------

@@ -18,8 +18,8 @@ from typing import Final
 from aiohttp import web
 
 from gateway.signaling.errors import LoginTimeout, SignalingError
-from gateway.signaling.http_api import error_response
-from gateway.signaling.jsonrpc_peer import RpcContext, RpcPeer
+from gateway.signaling.http_api.handlers import error_response
+from gateway.signaling.jsonrpc.peer import RpcContext, RpcPeer
 from gateway.signaling.session_loop import (
     ORIGINS_KEY,
     SOCKETS_KEY,

@@ -32,9 +32,15 @@ from aiohttp import web
 import sdp
 from gateway.signaling.api_auth import ApiPrincipal
 from gateway.signaling.errors import BadRequest, NotFound, SignalingError, Timeout, TooLarge
-from gateway.signaling.http_api import HTTP_API_KEY, ClientGone, authenticate, error_response, read_body
-from gateway.signaling.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
+from gateway.signaling.http_api.handlers import (
+    HTTP_API_KEY,
+    ClientGone,
+    authenticate,
+    error_response,
+    read_body,
+)
 from gateway.signaling.service import IceRestartService
+from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.signaling.connection import Connection, ConnectionState, SignalingContext
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.events import ErrorMessage, ServerMessage, encode
 from gateway.signaling.session_loop import (
@@ -26,6 +25,7 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
+from gateway.signaling.ws.connection import Connection, ConnectionState, SignalingContext
 
 logger = logging.getLogger(__name__)
 

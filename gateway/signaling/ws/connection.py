@@ -48,8 +48,10 @@ from gateway.signaling.events import (
     ServerMessage,
 )
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.presence_feed import PresenceFeed
-from gateway.signaling.protocol import (
+from gateway.signaling.service import CallService, ChatService, ReattachService, ReofferService
+from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.ws.presence_feed import PresenceFeed
+from gateway.signaling.ws.protocol import (
     Answer,
     Call,
     CallMessage,
@@ -74,8 +76,6 @@ from gateway.signaling.protocol import (
     peek_id,
     request_from_json,
 )
-from gateway.signaling.service import CallService, ChatService, ReattachService, ReofferService
-from gateway.signaling.tokens import SessionTokens
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A session's progress after its HTTP offer was answered: `GET /webrtc/sessions/{id}` (a snapshot, for
 polling) and `GET /webrtc/sessions/{id}/events` (server-sent events, WHATWG HTML §9.2).
 
-The event stream sends every progress event (gateway/signaling/progress.py) as
+The event stream sends every progress event (gateway/signaling/http_api/progress.py) as
 
     id: 3
     event: failed
@@ -22,8 +22,8 @@ from typing import Final
 from aiohttp import web
 
 from gateway.signaling.errors import BadRequest, SignalingError
-from gateway.signaling.http_api import HTTP_API_KEY, authenticate, error_response
-from gateway.signaling.progress import ProgressEvent, SessionProgress
+from gateway.signaling.http_api.handlers import HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.http_api.progress import ProgressEvent, SessionProgress
 
 logger = logging.getLogger(__name__)
 

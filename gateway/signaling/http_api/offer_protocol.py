@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.signaling.errors import BadRequest
-from gateway.signaling.protocol import MAX_DESTINATION_CHARS, read_sdp
 from gateway.signaling.service import JsonValue
+from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, read_sdp
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from gateway.identity import WebUser
-from gateway.signaling.rooms import Relay
+from gateway.signaling.rooms.core import Relay
 
 
 class RoomHub(Protocol):

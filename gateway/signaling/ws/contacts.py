@@ -17,10 +17,10 @@ from typing import Final, Protocol, runtime_checkable
 from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.http_api import HTTP_API_KEY, authenticate, error_response
-from gateway.signaling.presence_feed import may_see
+from gateway.signaling.http_api.handlers import HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.ws.presence_feed import may_see
 
-STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR: Final = Path(__file__).resolve().parents[2] / "static"
 FAVICON_HEADERS: Final = {"Cache-Control": "max-age=86400", "Content-Type": "image/svg+xml"}
 
 
