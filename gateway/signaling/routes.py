@@ -6,8 +6,8 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
-rooms_ws.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whip/whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
+rooms/endpoint.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -201,7 +201,7 @@ def add_signaling_routes(
     router.add_get("/webrtc/client", room_client_handler)
     if call_playback is not None:  # WHEP of a WHIP / HTTP API session's call (gateway/runtime/playback.py)
         app[PLAYBACK_KEY] = call_playback
-    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whep.py)
+    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whip/whep.py)
     router.add_patch("/whep/sessions/{session_id}", whep_patch_handler)
     router.add_delete("/whep/sessions/{session_id}", whep_delete_handler)
     router.add_get("/docs", docs_handler)

@@ -1,4 +1,4 @@
-"""The HTTP offer/answer API's request bodies, decoded and checked (sans-I/O, like protocol.py).
+"""The HTTP offer/answer API's request bodies, decoded and checked (sans-I/O, like ws/protocol.py).
 
     POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...}}
     POST /webrtc/ice-candidate  {session_id, candidate: {candidate, sdpMid, sdpMLineIndex} | null}

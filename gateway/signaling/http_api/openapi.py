@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the gateway's HTTP routes, served at `/openapi.json`.
 
-Written by hand; tests/signaling/test_http_api.py checks that every route the app registers is here.
+Written by hand; tests/signaling/http_api/test_http_api.py checks that every route the app registers is here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """JSON-RPC 2.0 (https://www.jsonrpc.org/specification) as RemoteMedia's "WebRTC Transport Integration
-Guide" uses it over a WebSocket: framing, validation and encoding only (sans-I/O, like protocol.py).
+Guide" uses it over a WebSocket: framing, validation and encoding only (sans-I/O, like ws/protocol.py).
 
 One text frame holds one message or a batch (§6: a non-empty array). Each element is decoded into a
 `Call` (a request with an `id`, or a notification without one, §4.1) or an `RpcError` that must be

@@ -56,7 +56,7 @@ class Announce:
 class OfferParams:
     sdp: str
     to: str | None = None
-    target_peer_id: str | None = None  # another announced peer: relayed end to end (jsonrpc_relay.py)
+    target_peer_id: str | None = None  # another announced peer: relayed end to end (relay.py)
 
     def __post_init__(self) -> None:
         if self.target_peer_id is not None:

@@ -72,7 +72,7 @@ class RpcContext:
     ice_servers: tuple[IceServerInfo, ...]
     limits: SignalingLimits
     monotonic: Callable[[], float]
-    directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (jsonrpc_relay.py)
+    directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
 
 
 class RpcPeer:
@@ -128,7 +128,7 @@ class RpcPeer:
         another peer; a drain closes the socket then (gateway/signaling/ws/endpoint.py)."""
         return not self._opened or (not busy(self._id) and not self._context.directory.calls_of(self))
 
-    # --- RelayEnd (jsonrpc_relay.py) -------------------------------------------------------------------
+    # --- RelayEnd (relay.py) -------------------------------------------------------------------
     @property
     def accepts_calls(self) -> bool:
         return self._online and not self._closed

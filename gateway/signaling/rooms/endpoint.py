@@ -84,7 +84,7 @@ class RoomsContext:
     ice_servers: tuple[IceServerInfo, ...]
     monotonic: Callable[[], float]
     senders: dict[tuple[str, str], Sender] = field(default_factory=dict)  # (room, peer) -> its socket
-    media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (room_media.py)
+    media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (rooms/media.py)
     users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
 
     async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:

@@ -8,7 +8,7 @@ forgets the session and the call service is told, so the user's calls end cleanl
     awaiting_login --close()--> closed
 
 Every message gets an answer: a reply (`registered`, `ack`, `pong`) or an `error` naming the code and
-field; a bad message never closes the socket. The session loop (session_loop.py, through ws.py) owns
+field; a bad message never closes the socket. The session loop (session_loop.py, through ws/endpoint.py) owns
 the rate limit, the login deadline and the count of failed logins (each reported to `login_failed`);
 it also closes the socket when `close_code` is set here (a logout, the login timeout).
 """

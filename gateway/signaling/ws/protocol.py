@@ -2,7 +2,7 @@
 
 Sans-I/O: no sockets, no event loop. `decode_request(text)` returns one of the request dataclasses
 below or raises a `SignalingError` naming the field at fault; it never raises anything else, whatever
-the input (tests/signaling/test_protocol.py checks that with hypothesis). The requests and their fields
+the input (tests/signaling/ws/test_protocol.py checks that with hypothesis). The requests and their fields
 are listed in docs/signaling.md; decoding is table-driven (`_DECODERS`, one function per `type`).
 
 Every message is a JSON object with a `type`; a request may carry an `id` (string or integer) that the

@@ -9,7 +9,7 @@ import json
 from aiohttp import ClientWebSocketResponse, WSMsgType
 
 from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, make_harness
-from tests.signaling.test_ws import login, start
+from tests.signaling.ws.test_ws import login, start
 
 
 async def next_presence(ws: ClientWebSocketResponse, timeout: float = 2.0) -> dict[str, object] | None:
