@@ -45,13 +45,13 @@ from gateway.runtime.room_media import RoomMediaService
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.signaling.session_loop import SOCKETS_KEY
-from gateway.signaling.websip import WebSipService
-from gateway.signaling.websip.endpoint import SipWsEndpoint
+from gateway.signaling.sip_ws import SipWsEndpoint
 from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
 from gateway.state_dir import StateDir
 from gateway.tls import ServerTls
+from gateway.websip import WebSipService
 
 if TYPE_CHECKING:
     from gateway.cluster.wiring import ClusterWiring
@@ -160,9 +160,7 @@ class Gateway:
         )
         app = build_app(health)
         websocket = self.config.sip.websocket
-        if (
-            websocket is not None
-        ):  # SIP over WebSocket (gateway/signaling/websip): HTTP listener and/or its own
+        if websocket is not None:  # SIP over WebSocket (gateway/websip): HTTP listener and/or its own
             self.sip_ws = WsTransport(
                 self.config.http.tls is not None, (self.config.http.host, self.config.http.port)
             )

@@ -151,7 +151,7 @@ class WebSocketListen:
 @dataclass(frozen=True, slots=True)
 class SipWebSocket:
     """SIP over WebSocket (RFC 7118) for JsSIP and SIP.js on the HTTP listener (ws://, or wss:// with
-    http.tls). Users with `sip_auth` REGISTER and call there (gateway/signaling/websip/)."""
+    http.tls). Users with `sip_auth` REGISTER and call there (gateway/websip/)."""
 
     path: Annotated[str, Parse(_ws_path)] = "/sip"
     realm: str | None = None  # digest realm; default pbx.domain (or the PBX address), else the HTTP host

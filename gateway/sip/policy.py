@@ -94,7 +94,7 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 class TrustedSources:
     """Accept requests from IPs in ``networks`` (and from SIP WebSocket flows, whose browsers
-    gateway/signaling/websip authenticates by digest); reject the rest with 403.
+    gateway/websip authenticates by digest); reject the rest with 403.
 
     ``in_dialog`` is a hook for the dialog layer: a request it recognises as belonging to an
     established dialog (e.g. a BYE from the far end of a call the gateway placed through a
@@ -122,7 +122,7 @@ class TrustedSources:
         if self.trusts(source.host):
             return Accept()
         if source.transport.name in ("WS", "WSS"):
-            return Accept()  # browsers' SIP libraries: digest-authenticated by gateway/signaling/websip
+            return Accept()  # browsers' SIP libraries: digest-authenticated by gateway/websip
         if self._in_dialog is not None and self._in_dialog(request):
             return Accept()
         logger.debug("call=%s %s from untrusted source %s refused", request.call_id, request.method, source)

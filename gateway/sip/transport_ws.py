@@ -2,8 +2,9 @@
 
 This module is the SIP side of it and has no socket code (only gateway/signaling imports aiohttp): the
 WebSocket upgrade and the socket's life run on the signaling layer's shared session loop
-(gateway/signaling/websip/endpoint.py), which hands each open WebSocket over as a `FlowSocket` (`open_flow`),
-its messages (`received`) and its end (`flow_closed`). There the upgrade is refused (400) without
+(gateway/signaling/sip_ws.py, wired to this transport by gateway/app.py; neither imports the other),
+which hands each open WebSocket over as a `FlowSocket` (`open_flow`), its messages (`received`) and
+its end (`flow_closed`). There the upgrade is refused (400) without
 subprotocol ``sip`` (RFC 7118 §4.1), (403) from a foreign Origin, (503) while draining and (429) past
 the caps of flows, as every dialect's are (docs/signaling.md, *Limits*).
 
@@ -30,7 +31,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol
 
-from gateway.sip.transport import ErrorCallback, ReceiveCallback, Source, report_error
+from gateway.sip.transport import ErrorCallback, ReceiveCallback, Source, normalize_address, report_error
 from sipcore.errors import TransportError
 from sipcore.parser import Framing
 from sipcore.routing import Address
@@ -135,9 +136,12 @@ class WsTransport:
         return self._on_receive is not None and not self._closing
 
     # --- the flows, from the signaling layer's socket loop ---------------------------------------
-    def open_flow(self, address: Address, socket: FlowSocket) -> None:
+    def open_flow(self, peer: tuple[object, ...], socket: FlowSocket) -> Address:
+        """A WebSocket from socket address `peer` is open: its flow, keyed by (ip, port)."""
+        address = normalize_address(peer)
         self._flows[address] = socket
         logger.info("SIP WebSocket flow from %s:%d", *address)
+        return address
 
     def received(self, address: Address, data: bytes) -> None:
         """One WebSocket message of the flow from `address`: a SIP message, or a keep-alive."""

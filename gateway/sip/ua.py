@@ -631,9 +631,7 @@ class UserAgent:
             return
         method = request.method
         if self.web_sip is not None and incoming.source.transport.name in ("WS", "WSS"):
-            self.web_sip(
-                incoming
-            )  # a browser's SIP library: its own registrar and calls (gateway/signaling/websip)
+            self.web_sip(incoming)  # a browser's SIP library: its own registrar and calls (gateway/websip)
         elif method == "INVITE":
             route = self.route_invite
             if route is not None and self.state is UAState.RUNNING and await route(incoming):
@@ -657,7 +655,7 @@ class UserAgent:
         """The checks every INVITE out of dialog passes (415/406, 422, 503...), then its dialog
         (our Contact from ``endpoint``) and :class:`IncomingCall`; None when it was answered. Not yet
         handed to anyone: :meth:`_new_call` gives PBX calls to the call layer; the browser SIP
-        dialect (gateway/signaling/websip) keeps its own, with ``next_hop`` its WebSocket flow."""
+        dialect (gateway/websip) keeps its own, with ``next_hop`` its WebSocket flow."""
         if incoming.cancelled:
             incoming.reply(487)
             return None

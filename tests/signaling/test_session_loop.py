@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 import gateway.signaling.routes
-import gateway.signaling.websip.endpoint
+import gateway.signaling.sip_ws
 from gateway.app import Gateway
 from gateway.config.schema import SipWebSocket
 from gateway.signaling.limits import SignalingLimits
@@ -81,7 +81,7 @@ async def small_gateway(monkeypatch: pytest.MonkeyPatch, **limits: Any) -> Async
     limits.setdefault("login_timeout", 1.0)
     made = functools.partial(SignalingLimits, **limits)
     monkeypatch.setattr(gateway.signaling.routes, "SignalingLimits", made)
-    monkeypatch.setattr(gateway.signaling.websip.endpoint, "SignalingLimits", made)
+    monkeypatch.setattr(gateway.signaling.sip_ws, "SignalingLimits", made)
     config = gateway_config(None)
     config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, websocket=SipWebSocket()))
     async with running_gateway(config) as running:

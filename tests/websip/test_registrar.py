@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.signaling.websip.registrar import Flow, Registrar
+from gateway.websip.registrar import Flow, Registrar
 from sipcore.message import Request
 from sipcore.parser import parse_message
 

@@ -12,7 +12,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   ``ended`` a final error status (before the answer) or BYE. From the browser: CANCEL, BYE, INFO
   (application/dtmf-relay, application/dtmf) and re-INVITE hold/resume (answered at once, our last
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
-  Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/signaling/websip/video.py.
+  Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
 - OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
@@ -40,13 +40,13 @@ from gateway.identity.lookup import IdentityMap
 from gateway.logs import RateLimit
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService
-from gateway.signaling.websip.credentials import SipCredentials
-from gateway.signaling.websip.registrar import Flow, Registrar
-from gateway.signaling.websip.sessions import WebSipSession, reason_phrase, warning_headers
 from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip.transport_ws import WsTransport
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua import ALLOW, UserAgent
+from gateway.websip.credentials import SipCredentials
+from gateway.websip.registrar import Flow, Registrar
+from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
 from sipcore.digest import Algorithm
 from sipcore.digest_server import DigestServer, Outcome
 from sipcore.inspection import refuse_method

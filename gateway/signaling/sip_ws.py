@@ -1,7 +1,9 @@
 """SIP over WebSocket's upgrades (RFC 7118, `GET /sip` or `sip.websocket.path`) on the shared session loop.
 
 The SIP side (flows, the transaction layer's transport) is gateway/sip/transport_ws.py, which has no
-socket code; this module is the only aiohttp of SIP over WebSocket. A browser's library (JsSIP, SIP.js)
+socket code; this module is the only aiohttp of SIP over WebSocket. Neither imports the other (the
+layers: signaling and sip are independent): this module drives a `SipFlows`, which gateway/app.py
+wires to the transport, and hands it each socket as the transport's `FlowSocket`. A browser's library (JsSIP, SIP.js)
 asks for subprotocol ``sip`` (RFC 7118 §4.1): without it, 400; a foreign Origin, 403; SIP not running,
 503. Then the session loop (gateway/signaling/session_loop.py) runs the flow with the limits every
 dialect shares, except those that presuppose a login message: SIP over WebSocket has none (RFC 7118
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from aiohttp import web
 
@@ -40,8 +42,6 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
-from gateway.sip.transport import normalize_address
-from gateway.sip.transport_ws import WsTransport
 from sipcore.routing import Address
 
 logger = logging.getLogger(__name__)
@@ -52,32 +52,53 @@ RULES: Final = SessionRules(
 )
 
 
+class SipFlows(Protocol):
+    """The SIP side of SIP over WebSocket as this module drives it: gateway/sip/transport_ws.py's
+    `WsTransport` (wired by gateway/app.py; signaling and sip do not import each other)."""
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a new flow may open (SIP is running)."""
+        ...
+
+    def open_flow(self, peer: tuple[object, ...], socket: SessionSocket) -> Address:
+        """A WebSocket from socket address `peer` is open: its flow's key."""
+        ...
+
+    def received(self, address: Address, data: bytes) -> None: ...
+
+    def flow_closed(self, address: Address) -> None: ...
+
+
 class SipFlowDialect:
     """The loop's `Dialect` for one SIP WebSocket: its messages go to the transport's flow."""
 
-    def __init__(self, transport: WsTransport, address: Address, socket: SessionSocket) -> None:
-        self._transport = transport
-        self._address = address
+    def __init__(self, flows: SipFlows, peer: tuple[object, ...], socket: SessionSocket) -> None:
+        self._flows = flows
+        self._peer = peer
         self._socket = socket
+        self._address: Address | None = None
 
     @property
     def logged_in(self) -> bool:
         return True  # no login message: digest authentication is SIP's own
 
     def idle(self, busy: Busy) -> bool:
-        return not busy(self._address)
+        return self._address is None or not busy(self._address)
 
     async def on_open(self) -> None:
-        self._transport.open_flow(self._address, self._socket)
+        self._address = self._flows.open_flow(self._peer, self._socket)
 
     async def on_message(self, data: str | bytes) -> None:
-        self._transport.received(self._address, data.encode("utf-8") if isinstance(data, str) else data)
+        if self._address is not None:
+            self._flows.received(self._address, data.encode("utf-8") if isinstance(data, str) else data)
 
     async def on_refused(self, error: SignalingError) -> None:
         pass  # never asked: no login deadline, no rate limit, too large closes (RULES)
 
     async def on_close(self) -> None:
-        self._transport.flow_closed(self._address)
+        if self._address is not None:
+            self._flows.flow_closed(self._address)
 
 
 class SipWsEndpoint:
@@ -85,7 +106,7 @@ class SipWsEndpoint:
 
     def __init__(
         self,
-        transport: WsTransport,
+        transport: SipFlows,
         *,
         allowed_origins: frozenset[str] = frozenset(),
         limits: SignalingLimits | None = None,
@@ -110,14 +131,13 @@ class SipWsEndpoint:
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if not peer:
             return web.Response(status=400, text="no peer address")
-        address = normalize_address(tuple(peer))
-        transport = self.transport
+        flows, peername = self.transport, tuple(peer)
         return await serve(
             request,
             rules=RULES,
             sockets=self.sockets,
             limits=self.limits,
-            open_dialect=lambda socket: SipFlowDialect(transport, address, socket),
+            open_dialect=lambda socket: SipFlowDialect(flows, peername, socket),
             monotonic=self._monotonic,
         )
 

@@ -1,4 +1,4 @@
-"""Video mid-call on a SIP WebSocket session (gateway/signaling/websip/video.py): which re-offers change the video,
+"""Video mid-call on a SIP WebSocket session (gateway/websip/video.py): which re-offers change the video,
 the library's re-INVITE answered or refused from the call core's events, the gateway's offer sent as a
 re-INVITE and its answer given to the call core."""
 
@@ -13,9 +13,9 @@ import pytest
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
 from gateway.signaling.service import CallService, SessionSink
-from gateway.signaling.websip.video import MidcallVideo, live_video
 from gateway.sip.ua_calls import Call
 from gateway.sip.ua_events import ReinviteResult
+from gateway.websip.video import MidcallVideo, live_video
 
 AUDIO = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:actpass\r\n"
 VIDEO = AUDIO + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"

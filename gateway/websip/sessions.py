@@ -1,6 +1,6 @@
 """One browser SIP library on one WebSocket flow as the call core sees a session (``SessionSink``).
 
-A :class:`WebSipSession` (made by gateway/signaling/websip/service.py, one per (flow, user)) turns the
+A :class:`WebSipSession` (made by gateway/websip/service.py, one per (flow, user)) turns the
 call core's events into SIP over its flow: for a call the browser placed, ``ringing`` 180,
 ``early_media`` 183 with the WebRTC answer, ``connected`` 200 with it, ``ended`` a final error status
 (before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
@@ -21,8 +21,6 @@ from gateway.identity import WebUser
 from gateway.media.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.websip.registrar import Flow
-from gateway.signaling.websip.video import MidcallVideo
 from gateway.sip.incoming import IncomingCall
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.ua_calls import Call, CallState
@@ -36,12 +34,14 @@ from gateway.sip.ua_events import (
     ReinviteReceived,
     set_direction,
 )
+from gateway.websip.registrar import Flow
+from gateway.websip.video import MidcallVideo
 from sipcore.headers import warning_value
 from sipcore.routing import Target
 from sipcore.uri import URI
 
 if TYPE_CHECKING:
-    from gateway.signaling.websip.service import WebSipService
+    from gateway.websip.service import WebSipService
 
 __all__ = ["WebSipSession", "reason_phrase", "warning_headers"]
 
@@ -86,7 +86,7 @@ class WebSipSession:
         if not isinstance(call_id, str):
             return  # registration states and the like: nothing to say over SIP
         if self._video.event(call_id, event, self._answered(call_id)):
-            return  # video added or dropped mid-call (gateway/signaling/websip/video.py)
+            return  # video added or dropped mid-call (gateway/websip/video.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -282,9 +282,7 @@ class WebSipSession:
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
             return
-        if self._video.changes(
-            call_id, offer
-        ):  # the SIP side is asked first (gateway/signaling/websip/video.py)
+        if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return
         direction = _direction(offer)
