@@ -4,11 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
+# The suite runs in parallel (pytest-xdist, tests/conftest.py): each test binds free ports of its own. Its
+# event loops mostly wait on real peers and round trips, so twice as many workers as cores pays off.
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist worksteal
 SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/_fastlane*.[ch] gateway/media/_stun.[ch])
 
-.PHONY: run call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -34,7 +38,11 @@ run: $(VENV)/.stamp-run
 
 ## test: install what the tests need (pip, and Debian packages when root), check style and types, run the whole suite
 test: test-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+## test-fast: the inner loop: every test but the end-to-end ones (tests/e2e), in parallel, no lint
+test-fast: test-deps
+	$(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e $(PYTEST_ARGS)
 
 test-deps: system-deps $(VENV)/.stamp-test $(SOFTPHONES)/build/.stamp
 

@@ -1,4 +1,4 @@
-"""Example 10: the Python client library of the HTTP offer/answer API (gateway.client.WebRtcClient), the
+"""Example 10: the Python client library of the HTTP offer/answer API (gateway.signaling.client.WebRtcClient), the
 shape of RustPBX's WebRtcClient: exchange_sdp, progress events, get_ice_servers, close_session.
 
 Run it from anywhere:  python examples/10_http_api_client.py   (needs pjsua2 for the desk phone)
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import sys
 
-from gateway.client import WebRtcClient, WebRtcClientError
+from gateway.signaling.client import WebRtcClient, WebRtcClientError
 from peers.audio import wait_for_tone
 from peers.demo import ALICE_SECRET, running_demo
 from peers.webpeer import WebPeer

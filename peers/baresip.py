@@ -34,6 +34,7 @@ from typing import Any
 from peers.audio import RATE, sine
 from peers.binaries import require_binary
 from peers.ports import free_port
+from peers.scratch import scratch_dir
 
 __all__ = ["Baresip"]
 
@@ -72,8 +73,9 @@ class Baresip:
         self.ctrl_port = free_port(socket.SOCK_STREAM, host)
         self.workdir = workdir / f"baresip-{user}-{self.sip_port}"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.dumps = self.workdir / "dumps"
-        self.dumps.mkdir(exist_ok=True)
+        # sndfile truncates a dump's path at about 128 bytes (the file then has no "-dec.wav" name): a
+        # pytest-xdist worker's tmp_path is long, so the dumps go to a short scratch directory
+        self.dumps = scratch_dir("baresip-")
         self.tone_file = self.workdir / "tone.wav"
         with wave.open(str(self.tone_file), "wb") as wav:  # 30 s of the tone, 8 kHz mono like PCMU
             wav.setnchannels(1)

@@ -158,7 +158,8 @@ class Softphone:
         pattern = origin + ROUTE_PREFIX + "**"
         await self.page.route(pattern, self._fulfil)
         self._routed = pattern
-        await self.page.context.grant_permissions(["local-network-access"], origin=origin)
+        # a grant replaces the origin's grants (Chromium 156): keep the microphone with it
+        await self.page.context.grant_permissions(["local-network-access", "microphone"], origin=origin)
         await self.page.goto(origin + ROUTE_PREFIX + "page.html")
         await self.page.wait_for_function("window.softphone !== undefined")
 

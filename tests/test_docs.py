@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from gateway import __version__
 from tests.conftest import REPO
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 PAGES = sorted(
-    [REPO / "README.md", REPO / "CONTRIBUTING.md", REPO / "CHANGELOG.md", *(REPO / "docs").glob("*.md")]
+    [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        REPO / "CHANGELOG.md",
+        *(REPO / "docs").glob("*.md"),
+        *(REPO / "bench").glob("*.md"),
+    ]
 )
 
 
@@ -32,3 +39,15 @@ def test_the_readme_links_the_architecture_and_every_docs_page() -> None:
     links = set(relative_links(REPO / "README.md"))
     assert {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")} <= links
     assert {"CONTRIBUTING.md", "CHANGELOG.md", "LICENSE"} <= links
+
+
+def test_the_changelog_opens_with_unreleased_then_the_current_version() -> None:
+    """Keep a Changelog: `[Unreleased]` first, then releases newest first, the newest `__version__`."""
+    text = (REPO / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, re.MULTILINE)
+    assert releases[0] == ("Unreleased", ""), releases[:2]
+    assert releases[1][0] == __version__, releases[1]
+    dates = [date for _, date in releases[1:]]
+    assert all(dates) and dates == sorted(dates, reverse=True), dates
+    sections = set(re.findall(r"^### (.+)$", text, re.MULTILINE))
+    assert sections <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, sections

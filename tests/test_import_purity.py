@@ -1,5 +1,9 @@
 """The sans-I/O layers load no I/O: importing them in a fresh interpreter pulls in no event loop,
-no socket and no foreign network stack (docs/architecture.md, "pure layers")."""
+no socket and no foreign network stack (docs/architecture.md, "Layer contracts").
+
+The `sans-io` import-linter contract (tests/test_contracts.py) checks the project's own import
+statements; this checks what is loaded at run time, so it also sees a third-party package or a
+package's `__init__` pulling in asyncio."""
 
 import json
 import subprocess

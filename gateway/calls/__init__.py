@@ -66,7 +66,7 @@ from gateway.calls.commands import (
     TimerCommand,
     TransferState,
 )
-from gateway.calls.errors import CallError, IllegalEvent, InvalidValue, UnknownCall, WrongSession
+from gateway.calls.errors import CallError, IllegalEvent, IllegalMove, InvalidValue, UnknownCall, WrongSession
 from gateway.calls.events import (
     EVENT_TYPES,
     Event,
@@ -125,6 +125,7 @@ from gateway.calls.events import (
 )
 from gateway.calls.machine import CallMachine
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
+from gateway.calls.records import CallRecord
 from gateway.calls.registry import CallRegistry
 from gateway.calls.settings import CallSettings
 from gateway.calls.states import CallDirection, CallState, RejectKind, Side, TimerName
@@ -134,6 +135,7 @@ __all__ = [
     "CallDirection",
     "CallError",
     "CallMachine",
+    "CallRecord",
     "CallRegistry",
     "CallSettings",
     "CallState",
@@ -145,6 +147,7 @@ __all__ = [
     "EndReason",
     "Event",
     "IllegalEvent",
+    "IllegalMove",
     "InvalidValue",
     "MediaAnswerFromSip",
     "MediaAnswerFromWeb",

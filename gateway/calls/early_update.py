@@ -68,11 +68,11 @@ def received(call: CallMachine, event: SipReinviteReceived) -> None:
         _respond(call, 491)
         return
     logger.info("call=%s early media re-negotiated by UPDATE (RFC 3311 §5.1)", call.call_id)
-    call.reinvite = Reinvite.ANSWERING
     try:
-        call.remote_hold_pending = midcall.remote_holds(event.sdp)
+        held = midcall.remote_holds(event.sdp)
     except sdp.SdpError:  # the bridge refuses it (488): nothing changes
-        call.remote_hold_pending = call.remote_hold
+        held = call.remote_hold
+    call.reinvite_to(Reinvite.ANSWERING, remote_hold=held)
     call.emit(MediaSipUpdate(call.call_id, event.sdp))
 
 
@@ -80,12 +80,11 @@ def answered(call: CallMachine, event: MediaSipAnswerReady) -> None:
     """Early (outbound): the bridge's answer goes in the UPDATE's 200."""
     if call.reinvite is not Reinvite.ANSWERING:
         raise call.illegal(event, "no UPDATE of the SIP party is being answered")
-    call.reinvite = None
-    call.early_renegotiated = True
-    call.local_sip_sdp = event.sdp
+    call.reinvite_to(None)
+    call.renegotiated_early()
+    call.gave_sip(event.sdp)
     _respond(call, 200, event.sdp)
-    if call.remote_hold != call.remote_hold_pending:  # the PBX holds (or resumes) its early media
-        call.remote_hold = call.remote_hold_pending
+    if call.hold_to(Side.REMOTE, call.remote_hold_pending):  # the PBX holds (or resumes) its early media
         midcall.tell_hold(call, Side.REMOTE, call.remote_hold)
     midcall.advance(call)  # a hold the web user asked for meanwhile
 
@@ -94,7 +93,7 @@ def media_failed(call: CallMachine, event: MediaFailed) -> None:
     """Early (outbound): an unusable UPDATE offer is refused, the early media goes on; other failures
     end the call (after answering the UPDATE 500)."""
     if call.reinvite is Reinvite.ANSWERING:
-        call.reinvite = None
+        call.reinvite_to(None)
         if event.sip_status is not None:
             _respond(call, event.sip_status)
             return
@@ -120,7 +119,7 @@ def leaving(handler: Handler) -> Handler:
     def guarded(call: CallMachine, event: Any) -> None:
         call.require_session(event.session_id)
         if call.reinvite is Reinvite.ANSWERING:
-            call.reinvite = None
+            call.reinvite_to(None)
             _respond(call, 487)
         handler(call, event)
 

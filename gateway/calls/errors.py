@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,6 +38,18 @@ class IllegalEvent(CallError):
         self.event_name = name
 
 
+class IllegalMove(CallError):
+    """A record of a call was asked to move between two values its table does not connect."""
+
+    code = "illegal_move"
+
+    def __init__(self, call_id: str, what: str, old: object, new: object) -> None:
+        super().__init__(f"{what} may not move from {_name(old)} to {_name(new)}", call_id)
+        self.what = what
+        self.old = old
+        self.new = new
+
+
 class WrongSession(CallError):
     """A browser session acted on a call it is not part of (any more)."""
 
@@ -55,3 +68,7 @@ class UnknownCall(CallError):
     def __init__(self, call_id: str) -> None:
         super().__init__(f"no such call {call_id!r}")
         self.call_id = call_id
+
+
+def _name(value: object) -> str:
+    return "none" if value is None else str(value.value) if isinstance(value, enum.Enum) else repr(value)

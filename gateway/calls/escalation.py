@@ -68,7 +68,7 @@ def web_reoffer_ready(call: CallMachine, event: MediaWebReofferReady) -> None:
     if call.session_id is None or call.web_gone or call.detached:
         _refuse(call, "no browser to take the new media")
         return
-    call.reinvite = Reinvite.ASKING_WEB
+    call.reinvite_to(Reinvite.ASKING_WEB)
     call.emit(SendWebOffer(call.session_id, call.call_id, event.sdp))
     call.start_timer(TimerName.WEB_REOFFER, call.settings.web_reoffer_timeout)
 
@@ -79,7 +79,7 @@ def web_reanswer(call: CallMachine, event: WebSdpAnswer) -> None:
     if call.reinvite is not Reinvite.ASKING_WEB:
         raise call.illegal(event, "no offer of the gateway awaits the browser's answer")
     call.cancel_timer(TimerName.WEB_REOFFER)
-    call.reinvite = Reinvite.ANSWERING
+    call.reinvite_to(Reinvite.ANSWERING)
     call.emit(MediaWebReanswer(call.call_id, event.sdp))
 
 
@@ -89,7 +89,7 @@ def web_reoffer_expired(call: CallMachine, event: TimerFired) -> None:
 
 
 def _refuse(call: CallMachine, why: str) -> None:
-    call.reinvite = None
+    call.reinvite_to(None)
     call.emit(MediaCancelWebReoffer(call.call_id))
     call.emit(SipRespondReinvite(call.call_id, 488, phrase(488, why)))
     midcall.settle(call)
@@ -103,9 +103,7 @@ def web_reoffer(call: CallMachine, event: WebReoffer) -> None:
     call.require_session(event.session_id)
     if call.reinvite is not None or call.want_local_hold != call.local_hold:
         raise call.illegal(event, "a renegotiation is under way: offer again once it is over")
-    call.reinvite = Reinvite.PREPARING
-    call.reinvite_for_web = True
-    call.reinvite_hold = call.local_hold  # the hold stays as it is
+    call.reinvite_to(Reinvite.PREPARING, for_web=True, hold=call.local_hold)  # the hold stays as it is
     call.emit(MediaSipReofferFromWeb(call.call_id, event.sdp))
 
 
@@ -113,7 +111,7 @@ def web_reoffer_refused(call: CallMachine, event: MediaWebReofferRefused) -> Non
     """The bridge could not make a SIP offer of the browser's: it is told, nothing changed."""
     if call.reinvite is not Reinvite.PREPARING or not call.reinvite_for_web:
         raise call.illegal(event, "no offer of the browser is being prepared")
-    call.reinvite, call.reinvite_for_web = None, False
+    call.reinvite_to(None, for_web=False)
     _tell_refused(call, f"The new media cannot be offered to the other side: {event.reason}")
     midcall.settle(call)
 
@@ -128,9 +126,9 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
 
 def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
     """Our re-INVITE with the browser's offer got its final response."""
-    call.reinvite, call.reinvite_for_web = None, False
+    call.reinvite_to(None, for_web=False)
     if 200 <= event.status < 300 and event.sdp is not None:
-        call.local_sip_sdp = call.reinvite_offer
+        call.gave_sip(call.reinvite_offer)
         call.emit(MediaWebAnswerFromSip(call.call_id, event.sdp))
         midcall.settle(call)
         return

@@ -47,6 +47,7 @@ from gateway.calls.events import (
     WebSdpAnswer,
 )
 from gateway.calls.reasons import REJECT_STATUS, EndReason, Reason, local_reason, phrase
+from gateway.calls.records import WebSdp
 from gateway.calls.states import CallDirection, CallState, Reinvite, RejectKind, TimerName
 from gateway.identity.model import Found, NoSuchUser
 
@@ -67,14 +68,13 @@ def respond(
 def _refuse(
     call: CallMachine, status: int, code: EndReason, detail: str | None = None, warning: int | None = None
 ) -> None:
-    call.end_reason = local_reason(code, status)
+    call.end_with(local_reason(code, status))
     respond(call, status, detail=detail, warning=(warning, detail or "") if warning is not None else None)
     call.close()
 
 
 def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
-    call.direction = CallDirection.INBOUND
-    call.remote_uri = event.from_uri
+    call.start_inbound(event.from_uri)
     target = event.target
     if not isinstance(target, Found):
         code = EndReason.NO_SUCH_NUMBER if isinstance(target, NoSuchUser) else EndReason.UNAVAILABLE
@@ -90,13 +90,12 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
     except sdp.SdpError as exc:
         _refuse(call, exc.sip_status, EndReason.INCOMPATIBLE_MEDIA, exc.message, exc.warning)
         return
-    call.sip_offer = event.sdp
-    call.passthrough = event.passthrough and event.sdp is not None
+    call.take_sip_offer(event.sdp, passthrough=event.passthrough and event.sdp is not None)
     for user in target.users:
         if user.id in event.busy_users:
             continue  # already ringing settings.max_ringing_per_user calls
         for session_id in target.sessions.get(user.id, ()):
-            call.ringing.setdefault(session_id, user.id)
+            call.ring(session_id, user.id)
     if not call.ringing and event.busy_users:
         _refuse(call, 486, EndReason.BUSY, "too many calls ringing this user")
         return
@@ -107,7 +106,7 @@ def incoming(call: CallMachine, event: SipIncomingInvite) -> None:
         call.emit(NotifyIncoming(session_id, call.call_id, event.from_uri, event.from_display, event.details))
     respond(call, 180)
     call.start_timer(TimerName.RING, call.settings.inbound_ring_timeout)
-    call._set_state(CallState.INVITED)
+    call.enter(CallState.INVITED)
 
 
 def _require_ringing(call: CallMachine, session_id: str) -> str:
@@ -119,22 +118,20 @@ def _require_ringing(call: CallMachine, session_id: str) -> str:
 
 def accept(call: CallMachine, event: WebAccept) -> None:
     _require_ringing(call, event.session_id)
-    del call.ringing[event.session_id]
-    call.offer_waiters.discard(event.session_id)
-    call.session_id = event.session_id
+    call.answered_by(event.session_id)
     call.cancel_timer(TimerName.RING)
     call.stop_ringing(EndReason.ANSWERED_ELSEWHERE)
     if call.early_web_offer is not None:  # made for a SIP library that rang: the same offer serves
-        call.web_offer_sent = True
+        call.web_sdp_to(WebSdp.OFFER_SENT)
         call.emit(SendWebOffer(event.session_id, call.call_id, call.early_web_offer))
     elif not call.web_offer_requested:  # (else it is on its way: web_offer_ready sends it)
         _request_web_offer(call)
     call.start_timer(TimerName.ANSWER, call.settings.answer_timeout)
-    call._set_state(CallState.EARLY)
+    call.enter(CallState.EARLY)
 
 
 def _request_web_offer(call: CallMachine) -> None:
-    call.web_offer_requested = True
+    call.web_sdp_to(WebSdp.OFFER_REQUESTED)
     call.emit(
         CreateBridge(call.call_id, CallDirection.INBOUND), MediaOfferToWeb(call.call_id, call.sip_offer)
     )
@@ -144,7 +141,7 @@ def offer_wanted(call: CallMachine, event: WebOfferWanted) -> None:
     """A ringing session that rings only with our offer (a SIP library). One offer serves every such
     session; the first answer wins (early_answer), the others stop ringing."""
     _require_ringing(call, event.session_id)
-    call.offer_waiters.add(event.session_id)
+    call.wait_for_offer(event.session_id)
     if call.early_web_offer is not None:
         call.emit(SendWebOffer(event.session_id, call.call_id, call.early_web_offer))
     elif not call.web_offer_requested:
@@ -154,7 +151,7 @@ def offer_wanted(call: CallMachine, event: WebOfferWanted) -> None:
 def early_offer_ready(call: CallMachine, event: MediaWebOfferReady) -> None:
     if not call.web_offer_requested or call.early_web_offer is not None:
         raise call.illegal(event, "no offer was asked for")
-    call.early_web_offer = event.sdp
+    call.keep_web_offer(event.sdp)
     for session_id in sorted(call.offer_waiters & set(call.ringing)):
         call.emit(SendWebOffer(session_id, call.call_id, event.sdp))
 
@@ -164,15 +161,12 @@ def early_answer(call: CallMachine, event: WebSdpAnswer) -> None:
     _require_ringing(call, event.session_id)
     if event.session_id not in call.offer_waiters or call.early_web_offer is None:
         raise call.illegal(event, "this session has no offer to answer")
-    del call.ringing[event.session_id]
-    call.offer_waiters.discard(event.session_id)
-    call.session_id = event.session_id
+    call.answered_by(event.session_id)
     call.cancel_timer(TimerName.RING)
     call.stop_ringing(EndReason.ANSWERED_ELSEWHERE)
     call.start_timer(TimerName.ANSWER, call.settings.answer_timeout)
-    call._set_state(CallState.EARLY)
-    call.web_offer_sent = True
-    call.web_answer_received = True
+    call.enter(CallState.EARLY)
+    call.web_sdp_to(WebSdp.ANSWER_RECEIVED)
     call.emit(MediaAnswerFromWeb(call.call_id, event.sdp))
 
 
@@ -214,7 +208,7 @@ def hangup_ringing(call: CallMachine, event: WebHangup) -> None:
 
 def ringing_disconnected(call: CallMachine, event: WebDisconnected) -> None:
     _require_ringing(call, event.session_id)
-    del call.ringing[event.session_id]
+    call.unring(event.session_id)
     if not call.ringing:
         _refuse(call, 480, EndReason.DISCONNECTED)
 
@@ -228,7 +222,7 @@ def ringing_cancelled(call: CallMachine, event: SipCancelled) -> None:
     """CANCEL: the UA has answered 487; the browsers stop ringing."""
     code = _cancel_reason(event)
     call.stop_ringing(code)
-    call.end_reason = local_reason(code, 487)
+    call.end_with(local_reason(code, 487))
     call.close()
 
 
@@ -250,8 +244,8 @@ def web_offer_ready(call: CallMachine, event: MediaWebOfferReady) -> None:
     if call.web_offer_sent:
         raise call.illegal(event, "the browser already has its offer")
     assert call.session_id is not None
-    call.early_web_offer = event.sdp
-    call.web_offer_sent = True
+    call.keep_web_offer(event.sdp)
+    call.web_sdp_to(WebSdp.OFFER_SENT)
     call.emit(SendWebOffer(call.session_id, call.call_id, event.sdp))
 
 
@@ -259,20 +253,20 @@ def web_sdp_answer(call: CallMachine, event: WebSdpAnswer) -> None:
     call.require_session(event.session_id)
     if not call.web_offer_sent or call.web_answer_received:
         raise call.illegal(event, "no offer is waiting for the browser's answer")
-    call.web_answer_received = True
+    call.web_sdp_to(WebSdp.ANSWER_RECEIVED)
     call.emit(MediaAnswerFromWeb(call.call_id, event.sdp))
 
 
 def sip_answer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     if not call.web_answer_received or call.local_sip_sdp is not None:
         raise call.illegal(event, "no SIP answer was asked for")
-    call.local_sip_sdp = event.sdp
+    call.gave_sip(event.sdp)
     _maybe_answer(call)
 
 
 def media_connected(call: CallMachine, event: MediaConnected) -> None:
     if call.direction is CallDirection.INBOUND and not call.media_up:
-        call.media_up = True
+        call.web_media_up()
         _maybe_answer(call)
 
 
@@ -282,17 +276,12 @@ def _maybe_answer(call: CallMachine) -> None:
         return
     assert call.session_id is not None
     call.cancel_timer(TimerName.ANSWER)
-    call.connected_at = call.clock()
+    call.mark_connected()
     respond(call, 200, call.local_sip_sdp)
     if call.sip_offer is None:  # the 200 carries our offer; the answer comes in the ACK (midcall.ack)
-        call.reinvite, call.reinvite_offer, call.reinvite_hold = (
-            Reinvite.AWAITING_ACK,
-            call.local_sip_sdp,
-            False,
-        )
-        call.offer_in_200 = True
+        call.reinvite_to(Reinvite.AWAITING_ACK, offer=call.local_sip_sdp, hold=False, initial=True)
     call.emit(NotifyConnected(call.session_id, call.call_id))
-    call._set_state(CallState.CONNECTED)
+    call.enter(CallState.CONNECTED)
 
 
 def _fail_answer(call: CallMachine, reason: Reason, status: int | None, detail: str | None = None) -> None:
@@ -310,7 +299,7 @@ def answering_hangup(call: CallMachine, event: WebHangup) -> None:
 
 def answering_disconnected(call: CallMachine, event: WebDisconnected) -> None:
     call.require_session(event.session_id)
-    call.web_gone = True
+    call.web_left()
     _fail_answer(call, local_reason(EndReason.DISCONNECTED), 480)
 
 

@@ -4,9 +4,17 @@ How it works: `handle(event)` looks the pair (state, type of event) up in `TRANS
 (gateway/calls/table.py). A pair that is not there raises `IllegalEvent` naming both; a pair that
 is there runs its handler, which may still refuse the event when the call's direction or progress
 rules it out (a 2xx before the INVITE went out). Handlers validate before they change anything,
-so a refused event leaves the call as it was. They change state only through `_set_state`, which
-logs `call=<id> old -> new`, and they return commands for the SIP UA, the media bridge, signaling
-and the timers; the machine itself does no I/O and reads time only from the injected clock.
+so a refused event leaves the call as it was. They return commands for the SIP UA, the media bridge,
+signaling and the timers; the machine itself does no I/O and reads time only from the injected clock.
+
+The call's state is a handful of frozen records (gateway/calls/records.py: hold per side, the
+re-INVITE in progress, attachment, transfer, SIP and web progress, setup) that only this class
+replaces. Handlers change them through its methods (`enter`, `reinvite_to`, `attach_to`, ...), never
+by assignment; each method checks its move against the record's table (`STATE_MOVES`,
+`REINVITE_MOVES`, ...) and raises `IllegalMove` naming the old and new value. Every change of the
+call's state or of a progress enum is logged at INFO as `call=<id> [what] old -> new`. The old flat
+names (`call.local_hold`, `call.reinvite`, ...) stay readable as properties. `snapshot()` is the
+whole state as one `CallRecord`; `to_dict()`/`from_dict()` make it plain JSON and back.
 
 Timers are named (`TimerName`): the machine starts and cancels them by command and ignores a
 TimerFired for one it does not consider running (a cancel that raced the firing). On entering
@@ -19,18 +27,33 @@ session carrying the call, StopRinging for sessions that only rang), unless it d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from gateway.calls.commands import CancelTimer, Command, NotifyEnded, StartTimer, StopRinging
-from gateway.calls.errors import IllegalEvent, WrongSession
+from gateway.calls.errors import IllegalEvent, IllegalMove, WrongSession
 from gateway.calls.reasons import EndReason, Reason, local_reason
+from gateway.calls.records import (
+    ATTACHMENT_MOVES,
+    INVITE_MOVES,
+    REINVITE_MOVES,
+    STATE_MOVES,
+    WEB_SDP_MOVES,
+    Attachment,
+    CallRecord,
+    InviteProgress,
+    Renegotiation,
+    WebSdp,
+    check_move,
+)
 from gateway.calls.settings import CallSettings
-from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
+from gateway.calls.states import CallDirection, CallState, Reinvite, Side, TimerName
 from gateway.calls.table import TRANSITIONS
+from gateway.calls.view import CallView
 
 if TYPE_CHECKING:
     from gateway.calls.events import Event
@@ -39,7 +62,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class CallMachine:
+class CallMachine(CallView):
+    __slots__ = ("_out", "jitter", "settings")
+
     def __init__(
         self,
         call_id: str,
@@ -52,88 +77,87 @@ class CallMachine:
         self.settings = settings if settings is not None else CallSettings()
         self.clock = clock
         self.jitter = jitter  # in [0, 1): spreads 491 retries (RFC 3261 §14.1)
-        self.state = CallState.IDLE
-        self.direction: CallDirection | None = None
-        self.created_at = clock()
-        self.connected_at: float | None = None
-        self.ended_at: float | None = None
-        self.end_reason: Reason | None = None
-        # the web side
-        self.session_id: str | None = None  # the session carrying the call (dialer, or who answered)
-        self.user: WebUser | None = None  # outbound: the dialing user
-        self.ringing: dict[str, str] = {}  # inbound, while ringing: session id -> user id
-        self.web_gone = False  # the carrying session was told the end, or disconnected
-        # call setup
-        self.target: str | None = None  # outbound Request-URI
-        self.direct = (
-            False  # outbound: the INVITE goes to the target's host (a web user of ours), not the PBX
-        )
-        self.sip_headers: tuple[tuple[str, str], ...] = ()  # outbound: the web call's custom headers
-        self.remote_uri: str | None = None  # inbound From URI
-        self.sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
-        self.passthrough = False  # inbound: the offer goes to the browser as it is (runtime/passthrough.py)
-        self.offer_in_200 = False  # late offer: our offer is in the INVITE's 200 until the ACK answers it
-        self.invite_sent = False
-        self.redirects: list[str] = []  # outbound: the 3xx targets followed, in order (calls/redirects.py)
-        self.provisional_seen = False
-        self.rang = False  # NotifyRinging sent
-        self.early_sip_sdp: str | None = None
-        self.web_offer_sent = False
-        # inbound, ringing: sessions that ring only with our offer (SIP libraries), and that offer
-        self.offer_waiters: set[str] = set()
-        self.web_offer_requested = False  # MediaOfferToWeb went out (while ringing, or on accept)
-        self.early_web_offer: str | None = None
-        self.web_answer_received = False
-        self.web_answer_sent = False
-        self.media_up = False
-        self.local_sip_sdp: str | None = None  # the last SDP we gave the SIP party
-        # hold and re-INVITEs
-        self.local_hold = False
-        self.remote_hold = False
-        self.want_local_hold = False
-        self.reinvite: Reinvite | None = None
-        self.reinvite_hold = False  # what our pending re-INVITE asks for
-        self.reinvite_offer: str | None = None
-        self.reinvite_for_web = False  # our pending re-INVITE carries the browser's own new offer
-        self.remote_hold_pending = False  # what the SIP party's pending re-INVITE says
-        # transfer (gateway/calls/transfer.py): our REFER out (what it asks for), theirs being reported on
-        self.transfer_out: str | None = None  # the destination or consultation call of our REFER
-        self.transfer_in: str | None = None  # the target the SIP party referred the web user to
-        self.replacing = False  # an INVITE with Replaces is taking the SIP leg over (replaces.py)
-        self.picked_up_by: tuple[str, str | None] | None = None  # its (From URI, display): pickup.py
-        self.pickup_offerless = False  # that INVITE had no offer: ours goes in its 200 (pickup.py)
-        self.early_renegotiated = False  # an UPDATE's offer changed the early session (early_update.py)
-        # reconnect grace (reconnect.py): the browser went away (detached) or its media failed (web_lost)
-        self.detached = False
-        self.web_lost = False
-        self.reattaching = False  # MediaRenewWeb is out
-        self.timers: set[TimerName] = set()
         self._out: list[Command] = []
+        self._restore(CallRecord(call_id, created_at=clock()))
+
+    def _restore(self, record: CallRecord) -> None:
+        self._state = record.state
+        self._created_at = record.created_at
+        self._connected_at = record.connected_at
+        self._ended_at = record.ended_at
+        self._end_reason = record.end_reason
+        self._timers = set(record.timers)
+        self._ringing = dict(record.ringing)  # inbound, while ringing: session id -> user id
+        self._offer_waiters = set(record.offer_waiters)
+        self._setup = record.setup
+        self._sip = record.sip
+        self._web = record.web
+        self._hold = record.hold
+        self._renegotiation = record.renegotiation
+        self._attachment = record.attachment
+        self._transfer = record.transfer
 
     def __repr__(self) -> str:
-        return f"<CallMachine {self.call_id} {self.state.value} {self.direction}>"
+        return f"<CallMachine {self.call_id} {self._state.value} {self.direction}>"
 
-    @property
-    def sessions(self) -> frozenset[str]:
-        """Browser sessions still involved (ringing, or carrying the call and not yet told its end)."""
-        if self.state is CallState.CLOSED:
-            return frozenset()
-        carrying = {self.session_id} if self.session_id is not None and not self.web_gone else set()
-        return frozenset(self.ringing) | carrying
+    # --- the whole state ---------------------------------------------------------------------------
 
-    @property
-    def duration(self) -> float | None:
-        """Seconds connected, when the call was."""
-        if self.connected_at is None:
-            return None
-        end = self.ended_at if self.ended_at is not None else self.clock()
-        return end - self.connected_at
+    def snapshot(self) -> CallRecord:
+        return CallRecord(
+            call_id=self.call_id,
+            state=self._state,
+            created_at=self._created_at,
+            connected_at=self._connected_at,
+            ended_at=self._ended_at,
+            end_reason=self._end_reason,
+            timers=frozenset(self._timers),
+            ringing=tuple(self._ringing.items()),
+            offer_waiters=frozenset(self._offer_waiters),
+            setup=self._setup,
+            sip=self._sip,
+            web=self._web,
+            hold=self._hold,
+            renegotiation=self._renegotiation,
+            attachment=self._attachment,
+            transfer=self._transfer,
+        )
+
+    @classmethod
+    def from_record(
+        cls,
+        record: CallRecord,
+        settings: CallSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> CallMachine:
+        """A machine resuming ``record`` (its timers are the runtime's to start again)."""
+        call = cls(record.call_id, settings, clock=clock, jitter=jitter)
+        call._restore(record)
+        return call
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.snapshot().to_dict()
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        users: Callable[[str], WebUser | None],
+        settings: CallSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> CallMachine:
+        return cls.from_record(CallRecord.from_dict(data, users), settings, clock=clock, jitter=jitter)
+
+    # --- handling events ----------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Command]:
         """Feed one event; the commands to carry out, in order."""
-        handler = TRANSITIONS.get((self.state, type(event)))
+        handler = TRANSITIONS.get((self._state, type(event)))
         if handler is None:
-            raise IllegalEvent(self.call_id, self.state, event)
+            raise IllegalEvent(self.call_id, self._state, event)
         self._out = []
         try:
             handler(self, event)
@@ -141,60 +165,274 @@ class CallMachine:
         finally:
             self._out = []
 
-    # --- used by the handlers -------------------------------------------------------------------
-
-    def _set_state(self, new: CallState) -> None:
-        old, self.state = self.state, new
-        logger.info("call=%s %s -> %s", self.call_id, old.value, new.value)
-
     def emit(self, *commands: Command) -> None:
         self._out.extend(commands)
 
     def illegal(self, event: object, detail: str) -> IllegalEvent:
-        return IllegalEvent(self.call_id, self.state, event, detail)
+        return IllegalEvent(self.call_id, self._state, event, detail)
 
     def require_session(self, session_id: str) -> None:
         """Refuse a session that does not carry this call (or was already told its end)."""
         if session_id != self.session_id or self.web_gone:
             raise WrongSession(self.call_id, session_id)
 
+    # --- the call's state ---------------------------------------------------------------------------
+
+    def enter(self, new: CallState) -> None:
+        """Move the call to ``new`` (STATE_MOVES says from where)."""
+        check_move(self.call_id, "the call", STATE_MOVES, self._state, new)
+        old, self._state = self._state, new
+        logger.info("call=%s %s -> %s", self.call_id, old.value, new.value)
+
+    def settle(self) -> None:
+        """Connected, or holding while either side holds (no move when already there)."""
+        state = CallState.HOLDING if self._hold.any else CallState.CONNECTED
+        if state is not self._state:
+            self.enter(state)
+
+    def mark_connected(self) -> None:
+        self._connected_at = self.clock()
+
+    def end_with(self, reason: Reason) -> None:
+        """The reason the call ends with (a refusal's, before anyone is told)."""
+        self._end_reason = reason
+
     def start_timer(self, name: TimerName, seconds: float) -> None:
-        self.timers.add(name)
+        self._timers.add(name)
         self.emit(StartTimer(self.call_id, name, seconds))
 
     def cancel_timer(self, name: TimerName) -> None:
-        if name in self.timers:
-            self.timers.discard(name)
+        if name in self._timers:
+            self._timers.discard(name)
             self.emit(CancelTimer(self.call_id, name))
+
+    def timer_fired(self, name: TimerName) -> None:
+        """``name`` fired: no longer running."""
+        self._timers.discard(name)
 
     def tell_ended(self, reason: Reason) -> None:
         """Tell the carrying session the call ended (once; not after it disconnected)."""
-        if self.end_reason is None:
-            self.end_reason = reason
-        if self.session_id is None or self.web_gone:
+        if self._end_reason is None:
+            self._end_reason = reason
+        session_id = self.session_id
+        if session_id is None or self.web_gone:
             return
-        self.web_gone = True
-        self.emit(NotifyEnded(self.session_id, self.call_id, reason.code, reason.message, reason.sip_status))
-        logger.info("call=%s ended for session %s: %s", self.call_id, self.session_id, reason.code.value)
-
-    def stop_ringing(self, code: EndReason, sessions: list[str] | None = None) -> None:
-        """Stop ringing `sessions` (all ringing ones by default)."""
-        reason = local_reason(code)
-        for session_id in list(self.ringing) if sessions is None else sessions:
-            del self.ringing[session_id]
-            self.emit(StopRinging(session_id, self.call_id, reason.message, code))
+        self.web_left()
+        self.emit(NotifyEnded(session_id, self.call_id, reason.code, reason.message, reason.sip_status))
+        logger.info("call=%s ended for session %s: %s", self.call_id, session_id, reason.code.value)
 
     def begin_closing(self, timeout: float | None = None) -> None:
         """The browser side is done; wait for the SIP leg to confirm (BYE answered, INVITE ended) for
         ``timeout`` seconds (default: closing_timeout)."""
-        for name in sorted(self.timers - {TimerName.CLOSING}):
+        for name in sorted(self._timers - {TimerName.CLOSING}):
             self.cancel_timer(name)
         self.start_timer(TimerName.CLOSING, self.settings.closing_timeout if timeout is None else timeout)
-        self._set_state(CallState.CLOSING)
+        self.enter(CallState.CLOSING)
 
     def close(self) -> None:
-        for name in sorted(self.timers):
+        for name in sorted(self._timers):
             self.cancel_timer(name)
-        self.ringing.clear()
-        self.ended_at = self.clock()
-        self._set_state(CallState.CLOSED)
+        self._ringing.clear()
+        self._ended_at = self.clock()
+        self.enter(CallState.CLOSED)
+
+    def _log_move(self, what: str, old: object, new: object) -> None:
+        if old != new:
+            logger.info("call=%s %s %s -> %s", self.call_id, what, _text(old), _text(new))
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def start_outbound(
+        self, session_id: str, user: WebUser, headers: tuple[tuple[str, str], ...], *, direct: bool
+    ) -> None:
+        self._setup = dataclasses.replace(
+            self._setup, direction=CallDirection.OUTBOUND, user=user, sip_headers=headers, direct=direct
+        )
+        self._web = dataclasses.replace(self._web, session_id=session_id)
+
+    def start_inbound(self, remote_uri: str) -> None:
+        self._setup = dataclasses.replace(self._setup, direction=CallDirection.INBOUND, remote_uri=remote_uri)
+
+    def take_sip_offer(self, sdp: str | None, *, passthrough: bool) -> None:
+        """Inbound: the INVITE's offer (None: a late offer), and whether it goes to the browser as it is."""
+        self._setup = dataclasses.replace(self._setup, sip_offer=sdp, passthrough=passthrough)
+
+    def dial_to(self, target: str) -> None:
+        self._setup = dataclasses.replace(self._setup, target=target)
+
+    def redirect_to(self, target: str) -> None:
+        """A 3xx followed: a new INVITE to ``target`` (RFC 3261 §8.1.3.4), waited for as the first."""
+        self._setup = dataclasses.replace(
+            self._setup, target=target, redirects=(*self._setup.redirects, target)
+        )
+        self.invite_to(InviteProgress.SENT)
+
+    # --- the web side ------------------------------------------------------------------------------
+
+    def ring(self, session_id: str, user_id: str) -> None:
+        self._ringing.setdefault(session_id, user_id)
+
+    def unring(self, session_id: str) -> None:
+        """``session_id`` no longer rings (it went away), without telling it."""
+        del self._ringing[session_id]
+
+    def stop_ringing(self, code: EndReason, sessions: list[str] | None = None) -> None:
+        """Stop ringing `sessions` (all ringing ones by default)."""
+        reason = local_reason(code)
+        for session_id in list(self._ringing) if sessions is None else sessions:
+            del self._ringing[session_id]
+            self.emit(StopRinging(session_id, self.call_id, reason.message, code))
+
+    def wait_for_offer(self, session_id: str) -> None:
+        """A ringing session rings only with our offer (a SIP library)."""
+        self._offer_waiters.add(session_id)
+
+    def answered_by(self, session_id: str) -> None:
+        """A ringing session takes the call: it carries it from now on."""
+        del self._ringing[session_id]
+        self._offer_waiters.discard(session_id)
+        self._web = dataclasses.replace(self._web, session_id=session_id)
+
+    def web_left(self) -> None:
+        """The carrying session was told the end, or went away: nothing more is told to it."""
+        self._web = dataclasses.replace(self._web, gone=True)
+
+    def web_sdp_to(self, new: WebSdp) -> None:
+        check_move(self.call_id, "web sdp", WEB_SDP_MOVES, self._web.sdp, new)
+        self._log_move("web sdp", self._web.sdp, new)
+        self._web = dataclasses.replace(self._web, sdp=new)
+
+    def keep_web_offer(self, sdp: str) -> None:
+        """Inbound: the offer the bridge made for the browser (sent now or on accept)."""
+        self._web = dataclasses.replace(self._web, early_offer=sdp)
+
+    def web_media_up(self) -> None:
+        self._web = dataclasses.replace(self._web, media_up=True)
+
+    # --- the SIP side ------------------------------------------------------------------------------
+
+    def invite_to(self, new: InviteProgress) -> None:
+        check_move(self.call_id, "invite", INVITE_MOVES, self._sip.invite, new)
+        self._log_move("invite", self._sip.invite, new)
+        self._sip = dataclasses.replace(self._sip, invite=new)
+
+    def mark_rang(self) -> None:
+        self._sip = dataclasses.replace(self._sip, rang=True)
+
+    def early_answer_from_sip(self, sdp: str) -> None:
+        self._sip = dataclasses.replace(self._sip, early_sdp=sdp)
+
+    def gave_sip(self, sdp: str | None) -> None:
+        """The SDP we gave the SIP party last (an INVITE's offer, an answer, a re-offer)."""
+        self._sip = dataclasses.replace(self._sip, local_sdp=sdp)
+
+    def renegotiated_early(self) -> None:
+        """An UPDATE changed the early session: the INVITE's 2xx repeats the old answer."""
+        self._sip = dataclasses.replace(self._sip, early_renegotiated=True)
+
+    # --- hold --------------------------------------------------------------------------------------
+
+    def wish_hold(self, held: bool) -> None:
+        """The web user's wish (hold or resume), made a fact by our next re-INVITE."""
+        self._hold = dataclasses.replace(self._hold, want_local=held)
+
+    def hold_to(self, side: Side, held: bool) -> bool:
+        """Hold by ``side`` is now ``held``; whether that changed anything."""
+        old = self._hold.local if side is Side.LOCAL else self._hold.remote
+        if old == held:
+            return False
+        if side is Side.LOCAL:
+            self._hold = dataclasses.replace(self._hold, local=held)
+        else:
+            self._hold = dataclasses.replace(self._hold, remote=held)
+        logger.info("call=%s %s hold %s -> %s", self.call_id, side.value, _on(old), _on(held))
+        return True
+
+    # --- re-INVITE in progress ---------------------------------------------------------------------
+
+    def reinvite_to(
+        self,
+        phase: Reinvite | None,
+        *,
+        offer: str | None = None,
+        hold: bool | None = None,
+        for_web: bool | None = None,
+        remote_hold: bool | None = None,
+        initial: bool | None = None,
+    ) -> None:
+        """Move the re-INVITE in progress to ``phase`` (REINVITE_MOVES); the other fields change only
+        when given."""
+        old = self._renegotiation
+        check_move(self.call_id, "reinvite", REINVITE_MOVES, old.phase, phase)
+        self._log_move("reinvite", old.phase, phase)
+        self._renegotiation = Renegotiation(
+            phase=phase,
+            hold=old.hold if hold is None else hold,
+            offer=old.offer if offer is None else offer,
+            for_web=old.for_web if for_web is None else for_web,
+            remote_hold=old.remote_hold if remote_hold is None else remote_hold,
+            initial=old.initial if initial is None else initial,
+        )
+
+    # --- reconnect grace ---------------------------------------------------------------------------
+
+    def attach_to(self, new: Attachment) -> None:
+        check_move(self.call_id, "attachment", ATTACHMENT_MOVES, self._attachment, new)
+        self._log_move("attachment", self._attachment, new)
+        self._attachment = new
+
+    def reattach_by(self, session_id: str) -> None:
+        """A session takes the call back: it carries it, and a new web leg is being made."""
+        self.attach_to(Attachment.REATTACHING)
+        self._web = dataclasses.replace(self._web, session_id=session_id, gone=False)
+
+    # --- transfer and takeover ---------------------------------------------------------------------
+
+    def transfer_out_to(self, target: str | None) -> None:
+        """Our REFER goes out for ``target`` (None: it is over). One at a time."""
+        if (self._transfer.out is None) == (target is None):
+            raise IllegalMove(self.call_id, "transfer out", self._transfer.out, target)
+        self._log_move("transfer out", self._transfer.out, target)
+        self._transfer = dataclasses.replace(self._transfer, out=target)
+
+    def transfer_in_to(self, target: str | None) -> None:
+        """The SIP party's REFER to ``target`` is being carried out (None: it is over). One at a time."""
+        if (self._transfer.into is None) == (target is None):
+            raise IllegalMove(self.call_id, "transfer in", self._transfer.into, target)
+        self._log_move("transfer in", self._transfer.into, target)
+        self._transfer = dataclasses.replace(self._transfer, into=target)
+
+    def replacing_to(self, replacing: bool) -> None:
+        """An INVITE with Replaces is (or is no longer) taking the SIP leg over."""
+        self._log_move("replacing", self._transfer.replacing, replacing)
+        self._transfer = dataclasses.replace(self._transfer, replacing=replacing)
+
+    def picked_up(self, from_uri: str, display: str | None, *, offerless: bool) -> None:
+        """An INVITE with Replaces picks the ringing call up (pickup.py)."""
+        if self._transfer.replacing:
+            raise IllegalMove(self.call_id, "pickup", "replacing", from_uri)
+        self.replacing_to(True)
+        self._transfer = dataclasses.replace(
+            self._transfer, picked_up_by=(from_uri, display), pickup_offerless=offerless
+        )
+
+    def pickup_refused(self) -> None:
+        self.replacing_to(False)
+        self._transfer = dataclasses.replace(self._transfer, picked_up_by=None)
+
+    def pickup_answered(self) -> None:
+        """The pickup is answered (its offer in our 200 when it had none: ``pickup_offerless`` ends)."""
+        self.replacing_to(False)
+        self._transfer = dataclasses.replace(self._transfer, pickup_offerless=False)
+
+
+def _on(held: bool) -> str:
+    return "on" if held else "off"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (CallState, Reinvite, Attachment, InviteProgress, WebSdp)):
+        return str(value.value)
+    return str(value)

@@ -63,7 +63,7 @@ def _drop_pending(call: CallMachine) -> None:
     """A re-INVITE of the SIP party still unanswered gets 487 as the dialog ends (RFC 3261 §15.1.2)."""
     if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING, Reinvite.ASKING_WEB):
         _answer_reinvite(call, 487)
-    call.reinvite = None
+    call.reinvite_to(None)
 
 
 def end_connected(call: CallMachine, reason: Reason) -> None:
@@ -82,7 +82,7 @@ def hangup(call: CallMachine, event: WebHangup) -> None:
 
 def disconnected(call: CallMachine, event: WebDisconnected) -> None:
     call.require_session(event.session_id)
-    call.web_gone = True
+    call.web_left()
     end_connected(call, local_reason(EndReason.DISCONNECTED))
 
 
@@ -146,13 +146,13 @@ def remote_dtmf(call: CallMachine, event: RemoteDtmf) -> None:
 
 def web_hold(call: CallMachine, event: WebHold) -> None:
     call.require_session(event.session_id)
-    call.want_local_hold = True
+    call.wish_hold(True)
     advance(call)
 
 
 def web_resume(call: CallMachine, event: WebResume) -> None:
     call.require_session(event.session_id)
-    call.want_local_hold = False
+    call.wish_hold(False)
     advance(call)
 
 
@@ -160,24 +160,18 @@ def advance(call: CallMachine) -> None:
     """Start our re-INVITE when none is in progress and the browser's wish differs from the fact."""
     if call.reinvite is not None or call.want_local_hold == call.local_hold:
         return
-    call.reinvite = Reinvite.PREPARING
-    call.reinvite_hold = call.want_local_hold
+    call.reinvite_to(Reinvite.PREPARING, hold=call.want_local_hold)
     call.emit(MediaSipReoffer(call.call_id, call.want_local_hold))
 
 
 def reoffer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
     if call.reinvite is Reinvite.OFFERING:  # the offer for our 200 to their offerless re-INVITE
-        call.reinvite, call.reinvite_offer, call.reinvite_hold = (
-            Reinvite.AWAITING_ACK,
-            event.sdp,
-            call.local_hold,
-        )
+        call.reinvite_to(Reinvite.AWAITING_ACK, offer=event.sdp, hold=call.local_hold)
         _answer_reinvite(call, 200, event.sdp)
         return
     if call.reinvite is not Reinvite.PREPARING:
         raise call.illegal(event, "no re-offer was asked for")
-    call.reinvite = Reinvite.SENT
-    call.reinvite_offer = event.sdp
+    call.reinvite_to(Reinvite.SENT, offer=event.sdp)
     call.emit(SipReinvite(call.call_id, event.sdp))
 
 
@@ -186,20 +180,19 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
         raise call.illegal(event, "no re-INVITE of ours is out")
     assert call.session_id is not None
     if 200 <= event.status < 300:
-        call.reinvite = None
-        call.local_sip_sdp = call.reinvite_offer
+        call.reinvite_to(None)
+        call.gave_sip(call.reinvite_offer)
         if event.sdp is not None:
             call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
-        if call.local_hold != call.reinvite_hold:
-            call.local_hold = call.reinvite_hold
+        if call.hold_to(Side.LOCAL, call.reinvite_hold):
             tell_hold(call, Side.LOCAL, call.local_hold)
         if call.state is CallState.EARLY:  # an UPDATE in the early dialog (early_update.web_hold)
-            call.early_renegotiated = True  # the INVITE's 2xx repeats the old answer: not applied
+            call.renegotiated_early()  # the INVITE's 2xx repeats the old answer: not applied
             advance(call)
             return
         _settle(call)
     elif event.status == 491:
-        call.reinvite = Reinvite.RETRY_WAIT
+        call.reinvite_to(Reinvite.RETRY_WAIT)
         owner = call.direction is CallDirection.OUTBOUND  # we made the Call-ID
         delay = 2.1 + 1.9 * call.jitter() if owner else max(0.01, 2.0 * call.jitter())
         call.start_timer(TimerName.REINVITE_RETRY, round(delay, 2))
@@ -207,8 +200,8 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
         end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
     else:
         # RFC 3261 §14.1: a failed re-INVITE leaves the session as it was.
-        call.reinvite = None
-        call.want_local_hold = call.local_hold
+        call.reinvite_to(None)
+        call.wish_hold(call.local_hold)
         what = "hold" if call.reinvite_hold else "resume"
         message = f"The other side refused the {what} (SIP {event.status})"
         call.emit(NotifyError(call.session_id, call.call_id, EndReason.HOLD_FAILED.value, message))
@@ -216,7 +209,7 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
 
 def retry_reinvite(call: CallMachine, event: TimerFired) -> None:
     if call.reinvite is Reinvite.RETRY_WAIT:
-        call.reinvite = None
+        call.reinvite_to(None)
         advance(call)
 
 
@@ -240,11 +233,10 @@ def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
         # An offerless re-INVITE (Polycom's resume, a refresh): our offer goes in the 200 with every
         # codec and sendrecv, unless the web user holds (RFC 3261 §14.2, RFC 6337 §5.3); the answer
         # comes in the ACK (ack_received).
-        call.reinvite = Reinvite.OFFERING
+        call.reinvite_to(Reinvite.OFFERING)
         call.emit(MediaSipReoffer(call.call_id, call.local_hold, full=True))
         return
-    call.reinvite = Reinvite.ANSWERING
-    call.remote_hold_pending = held
+    call.reinvite_to(Reinvite.ANSWERING, remote_hold=held)
     call.emit(MediaSipUpdate(call.call_id, event.sdp))
 
 
@@ -254,8 +246,8 @@ def ack_received(call: CallMachine, event: SipAckReceived) -> None:
     was; after a late offer there is no session, and the call ends (RFC 3261 §13.3.1.4)."""
     if call.reinvite is not Reinvite.AWAITING_ACK:
         return  # the ACK of a 2xx that carried an answer
-    initial, call.offer_in_200 = call.offer_in_200, False
-    call.reinvite = None
+    initial = call.offer_in_200
+    call.reinvite_to(None, initial=False)
     problem = "the ACK carried no SDP answer" if event.sdp is None else None
     held = False
     if event.sdp is not None:
@@ -271,10 +263,9 @@ def ack_received(call: CallMachine, event: SipAckReceived) -> None:
         _settle(call)
         return
     assert event.sdp is not None
-    call.local_sip_sdp = call.reinvite_offer
+    call.gave_sip(call.reinvite_offer)
     call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
-    if call.remote_hold != held:
-        call.remote_hold = held
+    if call.hold_to(Side.REMOTE, held):
         tell_hold(call, Side.REMOTE, held)
     _settle(call)
 
@@ -282,11 +273,10 @@ def ack_received(call: CallMachine, event: SipAckReceived) -> None:
 def reanswer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     if call.reinvite is not Reinvite.ANSWERING:
         raise call.illegal(event, "no re-INVITE of the SIP party is being answered")
-    call.reinvite = None
-    call.local_sip_sdp = event.sdp
+    call.reinvite_to(None)
+    call.gave_sip(event.sdp)
     _answer_reinvite(call, 200, event.sdp)
-    if call.remote_hold != call.remote_hold_pending:
-        call.remote_hold = call.remote_hold_pending
+    if call.hold_to(Side.REMOTE, call.remote_hold_pending):
         tell_hold(call, Side.REMOTE, call.remote_hold)
     _settle(call)
 
@@ -306,9 +296,7 @@ def tell_hold(call: CallMachine, by: Side, held: bool) -> None:
 
 def _settle(call: CallMachine) -> None:
     """Holding while either side holds; then start the next re-INVITE of ours, if one is wished."""
-    state = CallState.HOLDING if call.local_hold or call.remote_hold else CallState.CONNECTED
-    if state is not call.state:
-        call._set_state(state)
+    call.settle()
     advance(call)
 
 

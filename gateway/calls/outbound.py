@@ -38,9 +38,10 @@ from gateway.calls.events import (
     WebHangup,
 )
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
+from gateway.calls.records import InviteProgress, WebSdp
 from gateway.calls.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
-from gateway.identity.address import SipAddress
+from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
 from gateway.identity.model import SipIdentity, WebUser
 from gateway.identity.policy import may_call
@@ -65,8 +66,8 @@ def dial_target(destination: str, pbx_domain: str | None) -> tuple[str, str]:
     text = destination.strip()
     if not text:
         raise BadDestination("nothing was dialed")
-    if text.lower().startswith(("sip:", "sips:")) or "@" in text:
-        uri = text if text.lower().startswith(("sip:", "sips:")) else f"sip:{text}"
+    uri = dialed_sip_uri(text)
+    if uri is not None:
         try:
             address = SipAddress.parse_dialed(uri)
         except IdentityError as exc:
@@ -95,19 +96,16 @@ def allowed_target(user: WebUser, destination: str, pbx_domain: str | None) -> s
 
 
 def dial(call: CallMachine, event: WebDial) -> None:
-    call.direction = CallDirection.OUTBOUND
-    call.session_id = event.session_id
-    call.user = event.user
-    call.sip_headers = event.headers
+    # direct: a web user of this gateway, to its own SIP listener
+    call.start_outbound(event.session_id, event.user, event.headers, direct=event.route is not None)
     target = event.route or allowed_target(event.user, event.destination, call.settings.pbx_domain)
-    call.direct = event.route is not None  # a web user of this gateway: to its own SIP listener
     if isinstance(target, tuple):
         _refuse(call, *target)
         return
-    call.target = target
+    call.dial_to(target)
     call.emit(CreateBridge(call.call_id, CallDirection.OUTBOUND), MediaOfferToSip(call.call_id, event.sdp))
     call.start_timer(TimerName.SETUP, call.settings.setup_timeout)
-    call._set_state(CallState.INVITING)
+    call.enter(CallState.INVITING)
 
 
 def _refuse(call: CallMachine, code: EndReason, message: str) -> None:
@@ -123,8 +121,8 @@ def sip_offer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
         raise call.illegal(event, "the INVITE is already out")
     assert call.user is not None and call.target is not None
     user = call.user
-    call.invite_sent = True
-    call.local_sip_sdp = event.sdp
+    call.invite_to(InviteProgress.SENT)
+    call.gave_sip(event.sdp)
     identity = SipIdentity(user.aor, user.display_name, user.credentials)
     headers = call.sip_headers
     if call.settings.assert_identity:  # RFC 3325 §9.1, toward a PBX that trusts us only
@@ -146,17 +144,17 @@ def provisional(call: CallMachine, event: SipProvisional) -> None:
     _require_invite(call, event)
     assert call.session_id is not None
     if not call.provisional_seen:  # the PBX is there: from now on it is the callee we wait for
-        call.provisional_seen = True
+        call.invite_to(InviteProgress.PROVISIONAL)
         call.cancel_timer(TimerName.SETUP)
         call.start_timer(TimerName.RING, call.settings.outbound_ring_timeout)
     if event.status == 100 or call.state is not CallState.INVITING:
         return  # RFC 3264: one answer per offer; later 18x in the early dialog change nothing
     if event.sdp is not None:
-        call.early_sip_sdp = event.sdp
+        call.early_answer_from_sip(event.sdp)
         call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
-        call._set_state(CallState.EARLY)
+        call.enter(CallState.EARLY)
     elif not call.rang:
-        call.rang = True
+        call.mark_rang()
         call.emit(NotifyRinging(call.session_id, call.call_id))
 
 
@@ -171,12 +169,12 @@ def accepted(call: CallMachine, event: SipAccepted) -> None:
         call.tell_ended(local_reason(EndReason.INCOMPATIBLE_MEDIA, 488, "The PBX answered without audio"))
         call.begin_closing()
         return
-    call.connected_at = call.clock()
+    call.mark_connected()
     if event.sdp is not None:
         call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
     call.emit(NotifyConnected(call.session_id, call.call_id))
     # held during early media (an UPDATE either way, early_update.py): answered while held
-    call._set_state(CallState.HOLDING if call.local_hold or call.remote_hold else CallState.CONNECTED)
+    call.settle()
 
 
 def failed(call: CallMachine, event: SipFailed) -> None:
@@ -197,7 +195,7 @@ def web_answer_ready(call: CallMachine, event: MediaWebAnswerReady) -> None:
     if call.direction is not CallDirection.OUTBOUND or call.web_answer_sent:
         return
     assert call.session_id is not None
-    call.web_answer_sent = True
+    call.web_sdp_to(WebSdp.ANSWER_SENT)
     call.emit(SendWebAnswer(call.session_id, call.call_id, event.sdp))
     if call.state is CallState.EARLY:
         call.emit(NotifyEarlyMedia(call.session_id, call.call_id))
@@ -221,7 +219,7 @@ def hangup(call: CallMachine, event: WebHangup) -> None:
 
 def disconnected(call: CallMachine, event: WebDisconnected) -> None:
     call.require_session(event.session_id)
-    call.web_gone = True
+    call.web_left()
     abandon(call, local_reason(EndReason.DISCONNECTED))
 
 

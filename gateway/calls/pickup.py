@@ -41,6 +41,7 @@ from gateway.calls.commands import (
 )
 from gateway.calls.events import MediaFailed, MediaPickupReady, SipReplacingInvite
 from gateway.calls.reasons import phrase
+from gateway.calls.records import WebSdp
 from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ def replacing_invite(call: CallMachine, event: SipReplacingInvite) -> None:
         call.emit(SipRefuseReplacing(call.call_id, 491, phrase(491)))
         return
     logger.info("call=%s picked up by %s%s", call.call_id, event.from_uri, "" if event.sdp else " (no offer)")
-    call.replacing = True
-    call.pickup_offerless = event.sdp is None
-    call.picked_up_by = (event.from_uri, event.from_display)
+    call.picked_up(event.from_uri, event.from_display, offerless=event.sdp is None)
     call.cancel_timer(TimerName.SETUP)
     call.cancel_timer(TimerName.RING)
     call.emit(SipTakeOver(call.call_id), MediaSipPickup(call.call_id, event.sdp))
@@ -73,15 +72,15 @@ def ready(call: CallMachine, event: MediaPickupReady) -> None:
     if not call.replacing or call.picked_up_by is None:
         raise call.illegal(event, "no pickup is being answered")
     assert call.session_id is not None
-    call.replacing = False
-    call.local_sip_sdp = event.sip_sdp
-    call.connected_at = call.clock()
-    if call.pickup_offerless:  # our offer is in the 200: the ACK brings the answer (midcall.ack_received)
-        call.pickup_offerless = False
-        call.reinvite, call.reinvite_offer, call.offer_in_200 = Reinvite.AWAITING_ACK, event.sip_sdp, True
+    offerless = call.pickup_offerless
+    call.pickup_answered()
+    call.gave_sip(event.sip_sdp)
+    call.mark_connected()
+    if offerless:  # our offer is in the 200: the ACK brings the answer (midcall.ack_received)
+        call.reinvite_to(Reinvite.AWAITING_ACK, offer=event.sip_sdp, initial=True)
     call.emit(SipRespondReinvite(call.call_id, 200, phrase(200), event.sip_sdp))
     if not call.web_answer_sent:
-        call.web_answer_sent = True
+        call.web_sdp_to(WebSdp.ANSWER_SENT)
         call.emit(SendWebAnswer(call.session_id, call.call_id, event.web_sdp))
     if not call.web_gone:
         from_uri, display = call.picked_up_by
@@ -89,7 +88,7 @@ def ready(call: CallMachine, event: MediaPickupReady) -> None:
             NotifyConnected(call.session_id, call.call_id),
             NotifyReplaced(call.session_id, call.call_id, from_uri, display),
         )
-    call._set_state(CallState.CONNECTED)
+    call.enter(CallState.CONNECTED)
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:
@@ -100,13 +99,12 @@ def media_failed(call: CallMachine, event: MediaFailed) -> None:
         return
     if call.replacing:
         call.emit(SipRefuseReplacing(call.call_id, 500, phrase(500)))
-        call.replacing = False
+        call.replacing_to(False)
     outbound.media_failed(call, event)
 
 
 def _refuse(call: CallMachine, status: int) -> None:
-    call.replacing = False
-    call.picked_up_by = None
+    call.pickup_refused()
     call.emit(SipRefuseReplacing(call.call_id, status, phrase(status)))
     call.start_timer(TimerName.RING, call.settings.outbound_ring_timeout)  # ringing again
 
@@ -129,7 +127,7 @@ def refusing_first(handler: Handler) -> Handler:
     def guarded(call: CallMachine, event: Any) -> None:
         call.require_session(event.session_id)
         if call.replacing:
-            call.replacing = False
+            call.replacing_to(False)
             call.emit(SipRefuseReplacing(call.call_id, 487, phrase(487)))
         handler(call, event)
 

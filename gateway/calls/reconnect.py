@@ -29,6 +29,7 @@ from gateway.calls import midcall
 from gateway.calls.commands import MediaDetachWeb, MediaRenewWeb, SendReattached
 from gateway.calls.events import MediaFailed
 from gateway.calls.reasons import EndReason, local_reason
+from gateway.calls.records import Attachment
 from gateway.calls.states import TimerName
 
 if TYPE_CHECKING:
@@ -45,10 +46,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _hold_on(call: CallMachine) -> None:
+def _hold_on(call: CallMachine, lost: Attachment) -> None:
     """Close the web leg (once) and start the grace (once)."""
-    if not call.web_lost:
-        call.web_lost = True
+    had_leg = not call.web_lost
+    call.attach_to(lost)
+    if had_leg:
         call.emit(MediaDetachWeb(call.call_id))
     if TimerName.RECONNECT not in call.timers:
         call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
@@ -58,13 +60,11 @@ def detached(call: CallMachine, event: WebDetached) -> None:
     """The carrying session's WebSocket closed; it may come back."""
     call.require_session(event.session_id)
     if call.settings.reconnect_grace <= 0:
-        call.web_gone = True
+        call.web_left()
         midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
         return
-    call.web_gone = True  # nothing can be told to it: a reattach brings a session again
-    call.detached = True
-    call.reattaching = False
-    _hold_on(call)
+    call.web_left()  # nothing can be told to it: a reattach brings a session again
+    _hold_on(call, Attachment.DETACHED)
     logger.info(
         "call=%s session %s gone: the call waits %g s for it to come back",
         call.call_id,
@@ -80,8 +80,7 @@ def web_lost(call: CallMachine, event: MediaWebLost) -> None:
         return
     if call.web_lost:
         return  # the leg was closed already: a late report of it
-    call.reattaching = False
-    _hold_on(call)
+    _hold_on(call, Attachment.WEB_LOST)
     logger.info(
         "call=%s web media lost (%s): waiting for the browser to renew it", call.call_id, event.reason
     )
@@ -93,11 +92,7 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
         raise call.illegal(event, "a reattach is already under way")
     if not call.detached:
         call.require_session(event.session_id)  # the carrying session renews its own media
-    call.session_id = event.session_id
-    call.web_gone = False
-    call.detached = False
-    call.web_lost = False
-    call.reattaching = True
+    call.reattach_by(event.session_id)
     call.cancel_timer(TimerName.RECONNECT)
     call.emit(MediaRenewWeb(call.call_id, event.sdp))
     logger.info("call=%s reattached by session %s", call.call_id, event.session_id)
@@ -107,7 +102,7 @@ def renewed(call: CallMachine, event: MediaWebRenewed) -> None:
     """The new web leg's answer: the browser has the call back, with its hold state."""
     if not call.reattaching:
         return  # the browser went again meanwhile (a WebDetached reset it): its answer is stale
-    call.reattaching = False
+    call.attach_to(Attachment.ATTACHED)
     if call.session_id is not None and not call.web_gone:
         call.emit(SendReattached(call.session_id, call.call_id, event.sdp, call.local_hold, call.remote_hold))
 

@@ -95,14 +95,12 @@ def follow_redirect(call: CallMachine, event: SipFailed) -> Reason | None:
 def _invite(call: CallMachine, target: str, status: int) -> None:
     assert call.user is not None and call.session_id is not None and call.local_sip_sdp is not None
     logger.info("call=%s %d: following the redirect to %s", call.call_id, status, target)
-    call.redirects.append(target)
-    call.target = target
+    call.redirect_to(target)  # the new target must answer within the setup timeout again
     user = call.user
     address = SipAddress.parse_dialed(target)
     direct = address.port is not None or address.host.lower() != (call.settings.pbx_domain or "").lower()
     identity = SipIdentity(user.aor, user.display_name, user.credentials)
     call.cancel_timer(TimerName.RING)
-    call.provisional_seen = False  # the new target must answer within the setup timeout again
     call.start_timer(TimerName.SETUP, call.settings.setup_timeout)
     call.emit(
         NotifyRedirected(call.session_id, call.call_id, target, status),

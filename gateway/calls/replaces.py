@@ -41,7 +41,7 @@ def replacing_invite(call: CallMachine, event: SipReplacingInvite) -> None:
     if call.session_id is not None and not call.web_gone:
         call.emit(NotifyReplaced(call.session_id, call.call_id, event.from_uri, event.from_display))
     midcall.remote_reinvite(call, SipReinviteReceived(event.sdp))
-    call.replacing = _answering(call)  # its offer is with the bridge
+    call.replacing_to(_answering(call))  # its offer is with the bridge
 
 
 def _answering(call: CallMachine) -> bool:
@@ -57,8 +57,8 @@ def media_failed(call: CallMachine, event: MediaFailed) -> None:
     """Connected/holding: the replacing INVITE's offer is unusable (488...): refuse it, keep the old leg;
     any other failure ends the call as usual."""
     if call.replacing and _answering(call) and event.sip_status is not None:
-        call.replacing = False
-        call.reinvite = None
+        call.replacing_to(False)
+        call.reinvite_to(None)
         call.emit(SipRefuseReplacing(call.call_id, event.sip_status, phrase(event.sip_status)))
         return
     midcall.media_failed(call, event)
@@ -66,5 +66,5 @@ def media_failed(call: CallMachine, event: MediaFailed) -> None:
 
 def answer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     """Connected/holding: the bridge's answer, to a re-INVITE or to the replacing INVITE alike."""
-    call.replacing = False
+    call.replacing_to(False)
     midcall.reanswer_ready(call, event)

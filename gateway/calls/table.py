@@ -125,7 +125,7 @@ def _timer(call: CallMachine, event: TimerFired) -> None:
     handler = TIMERS.get((call.state, event.timer))
     if handler is None:
         raise call.illegal(event, f"timer {event.timer.value} has no meaning here")
-    call.timers.discard(event.timer)
+    call.timer_fired(event.timer)
     handler(call, event)
 
 

@@ -65,11 +65,11 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
         if isinstance(target, tuple):
             _refuse(call, *target)
             return
-        call.transfer_out = target
+        call.transfer_out_to(target)
         call.emit(SipRefer(call.call_id, target=target))
     else:
         assert event.consult_call_id is not None
-        call.transfer_out = event.consult_call_id
+        call.transfer_out_to(event.consult_call_id)
         call.emit(SipRefer(call.call_id, consult_call_id=event.consult_call_id))
     _tell(call, TransferState.REQUESTED, None, f"Transferring to {call.transfer_out}")
 
@@ -86,7 +86,7 @@ def refer_result(call: CallMachine, event: SipReferResult) -> None:
     if 200 <= event.status < 300:
         _tell(call, TransferState.ACCEPTED, event.status, "The transfer was accepted")
         return
-    call.transfer_out = None
+    call.transfer_out_to(None)
     _tell(
         call,
         TransferState.FAILED,
@@ -101,7 +101,7 @@ def transfer_progress(call: CallMachine, event: SipTransferProgress) -> None:
     if event.status < 200 and not event.terminated:
         _tell(call, TransferState.PROGRESS, event.status, _sip(event.status, event.phrase))
         return
-    call.transfer_out = None
+    call.transfer_out_to(None)
     if 200 <= event.status < 300:
         _tell(call, TransferState.SUCCEEDED, event.status, "The call was transferred")
         end_connected(call, local_reason(EndReason.TRANSFERRED))
@@ -129,7 +129,7 @@ def refer_received(call: CallMachine, event: SipReferReceived) -> None:
     if not may_call(user, event.target, call.settings.pbx_domain):
         call.emit(SipAnswerRefer(call.call_id, 403, "Transfer Target Not Allowed"))
         return
-    call.transfer_in = event.target
+    call.transfer_in_to(event.target)
     call.emit(
         SipAnswerRefer(call.call_id, 202, "Accepted"),
         SipNotifyRefer(call.call_id, 100, "Trying"),
@@ -144,14 +144,14 @@ def transfer_outcome(call: CallMachine, event: TransferOutcome) -> None:
     if TimerName.REFER_WAIT in call.timers:  # the browser placed the call: its outcome is what counts
         call.cancel_timer(TimerName.REFER_WAIT)
     if event.status >= 200:
-        call.transfer_in = None
+        call.transfer_in_to(None)
     call.emit(SipNotifyRefer(call.call_id, event.status, event.phrase or "Unknown"))
 
 
 def refer_expired(call: CallMachine, event: object) -> None:
     """The browser placed no call for the SIP party's REFER: the referrer hears it failed (408)."""
     if call.transfer_in is not None:
-        call.transfer_in = None
+        call.transfer_in_to(None)
         call.emit(SipNotifyRefer(call.call_id, 408, "Request Timeout"))
 
 

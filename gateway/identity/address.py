@@ -24,7 +24,7 @@ from sipcore.errors import SIPError
 from sipcore.headers import parse_name_addr
 from sipcore.uri import SipURI, parse_uri
 
-__all__ = ["SipAddress"]
+__all__ = ["SipAddress", "dialed_sip_uri"]
 
 # What a dialed SIP URI may hold (RFC 3261 §25.1), checked on top of the SIP core's grammar: a user
 # of unreserved characters, escapes and the user-unreserved ones that cannot confuse a parser (not
@@ -34,6 +34,20 @@ __all__ = ["SipAddress"]
 _DIAL_USER_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.!~*'()&=+$,#")
 _DIAL_PARAMS: Final = frozenset({"user", "transport"})
 _DIAL_PARAM_VALUE_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_.")
+
+
+def dialed_sip_uri(text: str) -> str | None:
+    """The SIP URI that dialed `text` names, or None when it names none (a number, a name).
+
+    A `sip:` or `sips:` URI (any case) is taken as it is and `user@host` gets `sip:` in front; what
+    comes back is still to be checked with :meth:`SipAddress.parse_dialed`. The one place the
+    gateway tells a dialed SIP URI from a number (the outbound policy, dialing, finding a web user).
+    """
+    if text.lower().startswith(("sip:", "sips:")):
+        return text
+    if "@" in text:
+        return f"sip:{text}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

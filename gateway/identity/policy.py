@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.identity.address import SipAddress
+from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
 from gateway.identity.model import WebUser
 from gateway.identity.patterns import DialPattern
@@ -26,8 +26,8 @@ def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> 
     destination = destination.strip()
     if not destination:
         return False
-    if destination.lower().startswith(("sip:", "sips:")) or "@" in destination:
-        text = destination if ":" in destination.split("@")[0] else f"sip:{destination}"
+    text = dialed_sip_uri(destination)
+    if text is not None:
         try:
             address = SipAddress.parse_dialed(text)
         except IdentityError:

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from gateway.calls import CallRegistry
 from gateway.calls.states import CallState
-from gateway.identity.address import SipAddress
+from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, WebUser
@@ -102,8 +102,8 @@ def find_web_user(users: Iterable[WebUser], destination: str) -> WebUser | None:
     if not text:
         return None
     lowered = text.lower()
-    if lowered.startswith(("sip:", "sips:")) or "@" in text:
-        uri = text if lowered.startswith(("sip:", "sips:")) else f"sip:{text}"
+    uri = dialed_sip_uri(text)
+    if uri is not None:
         try:
             address = SipAddress.parse_dialed(uri)
         except IdentityError:
@@ -151,8 +151,7 @@ def busy_action(user: WebUser, pbx_domain: str | None) -> BusyAction | None:
         target = policy.removeprefix("forward:")
         if pbx_domain is None and "@" not in target and ":" not in target:
             return BusyAction(486)  # a number needs the PBX's domain to be called
-        if not target.lower().startswith(("sip:", "sips:")):
-            target = f"sip:{target}@{pbx_domain}" if "@" not in target else f"sip:{target}"
+        target = dialed_sip_uri(target) or f"sip:{target}@{pbx_domain}"
         return BusyAction(302, target)
     return None
 

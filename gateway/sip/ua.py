@@ -20,20 +20,17 @@ get 481 (BYE, INFO...), 405 with Allow (a known method not allowed here) or 501 
 §8.2.1, §21.5.2). An INVITE whose body is not SDP gets 415 with Accept, one that would not accept SDP 406.
 
 Via and Contact carry the same address: ``sip.public_address`` when set; else, per address family,
-the socket we listen on in that family, so a dual-stack gateway talking to an IPv6 PBX or answering an
-IPv6 caller writes its IPv6 address (an IPv4 Contact there would send in-dialog requests astray).
+the socket we listen on in that family (:mod:`gateway.sip.ua_start`: an IPv4 Contact toward an IPv6
+PBX or caller would send in-dialog requests astray). Its settings are :mod:`gateway.sip.ua_settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
 import socket
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from gateway.sip.client import ClientTransaction
@@ -42,15 +39,16 @@ from gateway.sip.keepalive import PbxKeepalive
 from gateway.sip.layer import TransactionLayer
 from gateway.sip.outgoing import OutgoingCall
 from gateway.sip.pbx_binding import PbxBinding
-from gateway.sip.policy import Network, SourcePolicy, TrustedSources
-from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient, RegistrationSpec
-from gateway.sip.resolver import DnsSettings, Resolver, configured_target
+from gateway.sip.policy import SourcePolicy
+from gateway.sip.registrar_client import RegistrationChanged, RegistrationClient
+from gateway.sip.resolver import Resolver
 from gateway.sip.scheduler import Scheduler
-from gateway.sip.transport import Source, address_family
+from gateway.sip.transport import Source
 from gateway.sip.tu import IncomingRequest
 from gateway.sip.ua_calls import ACCEPT, Call
 from gateway.sip.ua_replaces import replaced_call
-from gateway.tls import sip_tls_contexts
+from gateway.sip.ua_settings import ALLOW, INFO_ALWAYS, Listen, UASettings
+from gateway.sip.ua_start import contact_endpoints, default_trusted_sources, family_of
 from sipcore.dialog import Dialog
 from sipcore.dialogset import DialogSet
 from sipcore.digest import DigestClient
@@ -61,39 +59,17 @@ from sipcore.message import Request, Response
 from sipcore.registration import RegState
 from sipcore.replacing import Refusal
 from sipcore.requests import Endpoint, build_invite, build_message, build_options
-from sipcore.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
-from sipcore.session_timer import SessionTimer, TimerPolicy, TooSmall, uac_headers, uas_decision
-from sipcore.transaction import TimerConfig
+from sipcore.routing import Target
+from sipcore.session_timer import SessionTimer, TooSmall, uac_headers, uas_decision
 from sipcore.uri import URI, SipURI, parse_uri
 
 if TYPE_CHECKING:
-    from gateway.config.schema import Config
     from gateway.identity import SipIdentity
 
 __all__ = ["ALLOW", "Listen", "UASettings", "UAState", "UserAgent"]
 
 logger = logging.getLogger(__name__)
 
-ALLOW = (
-    "INVITE",
-    "ACK",
-    "CANCEL",
-    "BYE",
-    "OPTIONS",
-    "INFO",
-    "PRACK",
-    "UPDATE",
-    "MESSAGE",
-    "REFER",
-    "NOTIFY",
-)  # RFC 3262, 3311, 3428, 3515
-# DTMF, trickle ICE (RFC 8840) and video keyframe requests (RFC 5168 application/media_control+xml)
-INFO_ALWAYS = (
-    "application/dtmf-relay",
-    "application/dtmf",
-    "application/trickle-ice-sdpfrag",
-    "application/media_control+xml",
-)
 SDP = "application/sdp"
 INVITE_BODIES = (SDP,)  # what an INVITE (or re-INVITE) may carry
 CallKey = tuple[str, str]  # (Call-ID, our tag)
@@ -105,107 +81,6 @@ class UAState(enum.Enum):
     RUNNING = "running"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    transport: str  # "udp" / "tcp"
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: any free port
-
-
-@dataclass(frozen=True, slots=True)
-class UASettings:
-    """What the UA needs from the configuration (see :meth:`from_config`)."""
-
-    listen: tuple[Listen, ...] = (Listen("udp"),)
-    public_address: tuple[str, int | None] | None = None  # Via sent-by and Contact
-    user_agent: str = "sip-webrtc-gateway"
-    outbound: Target | None = None  # next hop of out-of-dialog requests (the PBX or its proxy)
-    trusted_sources: tuple[Network, ...] = ()  # empty: trust the `pbx_hosts` (resolved at start)
-    pbx_hosts: tuple[str, ...] = ()  # default: the host of `outbound`
-    registrations: tuple[RegistrationSpec, ...] = ()
-    # False: none registers at start; each waits for `registrations.start_one` (gateway/cluster: the
-    # instance that owns it)
-    register_at_start: bool = True
-    timers: TimerConfig = field(default_factory=TimerConfig)
-    unregister_timeout: float = 3.0
-    # Where users' digest credentials may be sent (pbx_binding): default `outbound`.
-    credential_hops: tuple[Target, ...] = ()
-    pbx_realm: str | None = None  # when set, the only digest realm answered
-    session_timer: TimerPolicy | None = field(default_factory=TimerPolicy)  # RFC 4028; None: off
-    keepalive_interval: float = 0.0  # seconds between OPTIONS to `outbound` (0: none); state in pbx_state()
-    tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None  # server and client contexts (gateway/tls.py)
-    tls_names: tuple[tuple[str, str], ...] = ()  # host of a target -> the name its certificate carries
-    info_content_types: tuple[str, ...] = ()  # INFO bodies relayed to the browser besides DTMF (RFC 6086)
-    dns: DnsSettings = field(default_factory=DnsSettings)  # RFC 3263 location (gateway/sip/resolver.py)
-    # RFC 3262 §3: our 1xx go reliably when the INVITE requires 100rel, and also when it only
-    # supports it if this is set (sip.prack_when_supported).
-    prack_when_supported: bool = False
-    # Re-offers of a confirmed call (hold, resume) in UPDATE when the far end allows it (RFC 3311 §5.1),
-    # else in a re-INVITE (sip.reoffer_with_update).
-    reoffer_with_update: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.listen:
-            raise ValueError("the user agent needs at least one listen address")
-
-    @property
-    def option_tags(self) -> tuple[str, ...]:
-        """What we support (RFC 3261 §20.37): 100rel (RFC 3262), replaces (RFC 3891, ua_replaces), timer
-        (RFC 4028) unless turned off."""
-        return ("100rel", "replaces", "timer") if self.session_timer is not None else ("100rel", "replaces")
-
-    @classmethod
-    def from_config(cls, config: Config, registrations: Sequence[RegistrationSpec] = ()) -> UASettings:
-        sip, pbx, calls = config.sip, config.pbx, config.calls
-        hop = pbx.outbound_proxy or pbx.address
-        transport = pbx.transport.value.upper()
-        default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
-        hops = tuple(
-            configured_target(transport, hp.host.strip("[]"), hp.port, default_port)
-            for hp in (pbx.outbound_proxy, pbx.address)
-            if hp is not None
-        )
-        uses_tls = transport == "TLS" or any(item.transport.value == "tls" for item in sip.listen)
-        tls = sip.tls
-        contexts = (
-            sip_tls_contexts(tls.certificate, tls.private_key, tls.ca_file, verify_server=tls.verify_server)
-            if uses_tls
-            else None
-        )
-        names = tuple((target.host, pbx.server_name) for target in hops[-1:]) if pbx.server_name else ()
-        return cls(
-            listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
-            public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
-            user_agent=sip.user_agent,
-            outbound=configured_target(transport, hop.host.strip("[]"), hop.port, default_port)
-            if hop is not None
-            else None,
-            trusted_sources=tuple(sip.trusted_sources),
-            pbx_hosts=tuple(
-                hp.host.strip("[]") for hp in (pbx.address, pbx.outbound_proxy) if hp is not None
-            ),
-            registrations=tuple(registrations),
-            credential_hops=hops,
-            pbx_realm=pbx.realm,
-            tls=contexts,
-            tls_names=names,
-            session_timer=(
-                TimerPolicy(calls.session_interval, min(calls.min_session_interval, calls.session_interval))
-                if calls.session_interval
-                else None
-            ),
-            keepalive_interval=pbx.keepalive_interval,
-            info_content_types=tuple(sip.info_content_types),
-            dns=DnsSettings(
-                servers=tuple((s.host, s.port or 53) for s in config.dns.servers),
-                timeout=config.dns.timeout,
-                cache_size=config.dns.cache_size,
-            ),
-            prack_when_supported=sip.prack_when_supported,
-            reoffer_with_update=sip.reoffer_with_update,
-        )
 
 
 class UserAgent:
@@ -264,7 +139,7 @@ class UserAgent:
 
     def endpoint_for(self, host: str | None) -> Endpoint:
         """Our Via/Contact address toward ``host`` (an IP literal; a name or None: the default)."""
-        return self._endpoints.get(_family(host) if host else None) or self.endpoint
+        return self._endpoints.get(family_of(host) if host else None) or self.endpoint
 
     @property
     def dialogs(self) -> DialogSet:
@@ -321,7 +196,7 @@ class UserAgent:
             raise RuntimeError(f"user agent already {self.state.name}")
         settings = self.settings
         resolver = Resolver(settings.dns)
-        policy = self._policy or await self._default_policy(resolver)
+        policy = self._policy or await default_trusted_sources(settings, resolver, self.ours)
         hops = settings.credential_hops or ((settings.outbound,) if settings.outbound is not None else ())
         self._pbx_binding = await PbxBinding.resolve(
             hops,
@@ -329,7 +204,6 @@ class UserAgent:
             resolver=resolver,
             supported=frozenset(item.transport.upper() for item in settings.listen),
         )
-        public = settings.public_address
         first = settings.listen[0]
         layer = TransactionLayer(
             self,
@@ -345,49 +219,15 @@ class UserAgent:
         )
         try:
             opened = await layer.listen(first.transport, first.host, first.port)
-            host = public[0] if public is not None else opened.local[0]
-            public_port = public[1] if public is not None else None
             # Via = Contact: the public address if set, else the listening socket of the peer's family
-            layer.public_address = public
+            layer.public_address = settings.public_address
             for item in settings.listen[1:]:
                 await layer.listen(item.transport, item.host, item.port or opened.local[1])
         except BaseException:
             await layer.close()
             raise
         self._layer = layer
-        # Contact names the transport the PBX is reached by, when we listen on it.
-        names = {t.name for t in layer.transports}
-        outbound = settings.outbound
-        transport = (
-            outbound.transport if outbound is not None and outbound.transport in names else opened.name
-        )
-        supported = settings.option_tags
-
-        def endpoint(host: str, family: socket.AddressFamily | None) -> Endpoint:
-            port = public_port or next(
-                (
-                    t.local[1]
-                    for t in layer.transports
-                    if t.name == transport and _family(t.local[0]) == family
-                ),
-                next(t.local[1] for t in layer.transports if t.name == transport),
-            )
-            return Endpoint(
-                host, port, transport, user_agent=settings.user_agent, allow=ALLOW, supported=supported
-            )
-
-        self._endpoints = {}
-        if public is None:  # one per family we listen in (a wildcard socket has no address to write)
-            for listening in layer.transports:
-                local = listening.local[0]
-                family = _family(local)
-                if family is None or family in self._endpoints or listening.name != transport:
-                    continue
-                if not ipaddress.ip_address(local).is_unspecified:
-                    self._endpoints[family] = endpoint(local, family)
-        self._endpoint = endpoint(host, _family(host))
-        if outbound is not None and (toward_pbx := self._endpoints.get(_family(outbound.host))) is not None:
-            self._endpoint = toward_pbx  # REGISTER and calls to the PBX
+        self._endpoint, self._endpoints = contact_endpoints(layer, settings, opened)
         self._dialogs = DialogSet(self._endpoint)
         self._registrations = RegistrationClient(
             layer,
@@ -410,32 +250,6 @@ class UserAgent:
             self._keepalive.start()
         if settings.register_at_start:
             self._registrations.start()
-
-    async def _default_policy(self, resolver: Resolver) -> TrustedSources:
-        """``trusted_sources``, or else the PBX's addresses (as ``TrustedSources.from_config``), with
-        every SRV target of the PBX hops (RFC 3263)."""
-        networks = list(self.settings.trusted_sources)
-        outbound = self.settings.outbound
-        hosts = self.settings.pbx_hosts or ((outbound.host,) if outbound is not None else ())
-        located = (*self.settings.credential_hops, *((outbound,) if outbound is not None else ()))
-        if not networks:
-            targets = [Target("UDP", host) for host in hosts] + [t for t in located if not t.port_given]
-            for target in targets:
-                try:
-                    for hop in await resolver.locate(
-                        target,
-                        frozenset(item.transport.upper() for item in self.settings.listen)
-                        | {target.transport},
-                    ):
-                        address = hop.address[0]
-                        network = ipaddress.ip_network(address.split("%")[0])
-                        if network not in networks:
-                            networks.append(network)
-                except (SIPError, ValueError) as exc:
-                    logger.warning("cannot resolve PBX host %r for trusted sources: %s", target.host, exc)
-        if not networks:
-            logger.warning("no trusted SIP sources: every request outside a dialog will be refused")
-        return TrustedSources(networks, in_dialog=self.ours)
 
     def pbx_state(self) -> dict[str, object] | None:
         """The PBX keep-alive's view (state, rtt_ms, last_status), when one runs."""
@@ -749,14 +563,6 @@ class UserAgent:
             self._invites.pop(call.incoming, None)
         if call.dialog is not None and self._dialogs is not None:
             self._dialogs.discard(call.dialog.id)
-
-
-def _family(host: str) -> socket.AddressFamily | None:
-    """The family of an IP literal (brackets allowed); None for a name."""
-    try:
-        return address_family(host)
-    except ValueError:
-        return None
 
 
 def _started(part: T | None) -> T:

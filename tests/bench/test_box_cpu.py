@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,15 @@ def measure(where: str) -> tuple[float, float]:
     try:
         assert child.stdout.readline().strip() == "ready"
         meter, ticks = BoxCpu(child.pid), proc_cpu(child.pid)
+        tasks = set(os.listdir(f"/proc/{child.pid}/task"))
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "done"
+        # join() returns once Python is done with the thread, a moment before the kernel lets the thread
+        # go: on a loaded machine it was still in /proc/<pid>/task (its time read in nanoseconds)
+        deadline = time.monotonic() + 5.0
+        while set(os.listdir(f"/proc/{child.pid}/task")) != tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
         return meter.seconds(), proc_cpu(child.pid) - ticks
     finally:
         child.communicate("bye\n", timeout=10)

@@ -20,10 +20,15 @@ import pytest
 
 from gateway.app import Gateway
 from peers.ports import free_port
+from tests.conftest import RUN_SEED
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.sip.test_fuzz_receive import BASE, mutate
 
-ALIVE_WITHIN = 2.0  # seconds for the gateway to answer an OPTIONS after each fuzz batch
+# Seconds for the gateway to answer an OPTIONS after each fuzz batch. A stall shows (a blocked loop never
+# answers; a transaction timer's wait is 32 s); a loaded machine's scheduling does not: the gateway reads
+# a whole batch (2,000 datagrams) before the probe, and with the suite's parallel workers on 2 cores 2 s
+# failed at load 7-9 (1 s failed once at load 5-8 in the serial suite).
+ALIVE_WITHIN = 8.0
 
 SIP_BATCHES, SIP_PER_BATCH = 10, 2000
 TCP_BATCHES, TCP_PER_BATCH = 10, 200
@@ -92,7 +97,7 @@ def mutate_http(rng: random.Random, port: int) -> bytes:
 
 
 async def alive(gateway: Gateway, seed: int, what: str) -> None:
-    """OPTIONS from the trusted address and /healthz, each answered within 1 s."""
+    """OPTIONS from the trusted address and /healthz, each answered within ALIVE_WITHIN."""
     host, port = gateway.sip_address
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -109,8 +114,6 @@ async def alive(gateway: Gateway, seed: int, what: str) -> None:
         await loop.sock_sendto(probe, options.encode(), (host, port))
         try:
             while True:
-                # 2 s: a stall (a timer-long wait, a blocked loop) shows; a loaded CI machine's
-                # scheduling does not (1 s failed once at load 5-8 on 2 cores)
                 data = await asyncio.wait_for(
                     loop.sock_recv(probe, 65535), ALIVE_WITHIN - (time.monotonic() - started)
                 )
@@ -120,17 +123,15 @@ async def alive(gateway: Gateway, seed: int, what: str) -> None:
             pytest.fail(f"seed {seed}: no answer to OPTIONS within {ALIVE_WITHIN} s after {what}")
     async with aiohttp.ClientSession() as http:
         started = time.monotonic()
-        async with http.get(gateway.http_url + "/healthz", timeout=aiohttp.ClientTimeout(total=1.0)) as reply:
+        async with http.get(
+            gateway.http_url + "/healthz", timeout=aiohttp.ClientTimeout(total=ALIVE_WITHIN)
+        ) as reply:
             assert reply.status == 200, f"seed {seed}: /healthz {reply.status} after {what}"
         assert time.monotonic() - started < 1.0
 
 
 # A failure names its seed: FUZZ_SEED=<seed> replays it.
-SEEDS = (
-    [int(os.environ["FUZZ_SEED"])]
-    if os.environ.get("FUZZ_SEED")
-    else [1122, int.from_bytes(os.urandom(4), "big")]
-)
+SEEDS = [int(os.environ["FUZZ_SEED"])] if os.environ.get("FUZZ_SEED") else [1122, RUN_SEED]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -54,7 +54,8 @@ async def notifications(page: Page) -> list[dict[str, object]]:
 
 async def test_ringing_ringback_notification_and_history(tmp_path: Path) -> None:
     async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
-        await bob.context.grant_permissions(["notifications"], origin=gateway.http_url)
+        # Chromium 156: a grant replaces the origin's grants, so the microphone goes with it (else denied)
+        await bob.context.grant_permissions(["microphone", "notifications"], origin=gateway.http_url)
         # contacts with presence: bob is online, and alice calls him with a click
         contact = alice.locator('#contacts li[data-user="bob"]')
         await expect(contact.locator(".presence-text")).to_have_text("online", timeout=15000)

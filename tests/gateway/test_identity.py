@@ -29,6 +29,7 @@ from gateway.identity import (
     may_call,
     web_users_from_config,
 )
+from gateway.identity.address import dialed_sip_uri
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.identity.passwords import HashAlgorithm, PasswordHash
 
@@ -276,6 +277,17 @@ def test_may_call_function_uses_users_own_domain() -> None:
     assert may_call(user, "sip:21@home.example")
     assert not may_call(user, "sip:21@pbx.example")
     assert may_call(user, "sip:21@pbx.example", pbx_domain="pbx.example")
+
+
+def test_dialed_sip_uri_tells_a_sip_uri_from_a_number() -> None:
+    """The one check the policy, dialing and finding a web user share."""
+    assert dialed_sip_uri("sip:21@pbx.example") == "sip:21@pbx.example"
+    assert dialed_sip_uri("SIPS:21@pbx.example") == "SIPS:21@pbx.example"
+    assert dialed_sip_uri("21@pbx.example") == "sip:21@pbx.example"
+    assert dialed_sip_uri("sip:pbx.example") == "sip:pbx.example"  # parse_dialed refuses it later
+    assert dialed_sip_uri("030 123-45") is None
+    assert dialed_sip_uri("Alice") is None
+    assert dialed_sip_uri("tel:+4930123") is None
 
 
 # --- web login --------------------------------------------------------------------------------------

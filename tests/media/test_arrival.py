@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +107,7 @@ async def test_sip_leg_rtt_counts_from_the_reports_arrival_not_from_the_engines_
         pool.close()
         web_t.close()
         endpoint.close()
-    assert statistics.median(rtts) < LOOPBACK_RTT, rtts
+    assert min(rtts) < LOOPBACK_RTT, rtts  # the bug added its delay to every sample; load adds to some
     assert (now - sent) - dlsr < LOOPBACK_RTT, (now - sent, dlsr)
 
 
@@ -151,5 +150,5 @@ async def test_web_leg_rtt_counts_from_the_reports_arrival_not_from_the_engines_
         await call.close()
     # each side's RR answers the other's last SR only when no newer SR went out meanwhile
     assert len(bridge_samples) >= 2 and len(browser_samples) >= 2, (bridge_samples, browser_samples)
-    assert statistics.median(bridge_samples) < LOOPBACK_RTT, bridge_samples
-    assert statistics.median(browser_samples) < LOOPBACK_RTT, browser_samples
+    assert min(bridge_samples) < LOOPBACK_RTT, bridge_samples  # as above: min, not median
+    assert min(browser_samples) < LOOPBACK_RTT, browser_samples

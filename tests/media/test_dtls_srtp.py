@@ -263,6 +263,7 @@ def test_ice_lite_answers_a_check_with_our_credentials_and_follows_the_nominatio
         (f"{LOCAL.ufrag}:peer", "wrongpasswordwrongpasswo", False, 401),
         (f"{LOCAL.ufrag}:peer", LOCAL.pwd, True, 487),  # both controlled: a role conflict
     ],
+    ids=["foreign-ufrag", "wrong-password", "role-conflict"],  # LOCAL is random: the same ids in every worker
 )
 def test_ice_lite_refuses_checks_it_cannot_take(username: str, pwd: str, controlled: bool, code: int) -> None:
     responder = ice_lite.IceLiteResponder(LOCAL, REMOTE)

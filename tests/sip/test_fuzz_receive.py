@@ -7,12 +7,12 @@ agent, from a trusted and from an untrusted address. Seeded: the seed is in the 
 from __future__ import annotations
 
 import logging
-import os
 import random
 
 import pytest
 
 from gateway.sip.transport import Source
+from tests.conftest import RUN_SEED
 from tests.sip.ua_helpers import LOOPBACK, running_ua
 
 BASE = [
@@ -91,7 +91,7 @@ def mutate(message: str, rng: random.Random) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("seed", [20261122, int.from_bytes(os.urandom(4), "big")])
+@pytest.mark.parametrize("seed", [20261122, RUN_SEED])
 async def test_no_mutated_message_writes_a_traceback(seed: int, caplog: pytest.LogCaptureFixture) -> None:
     rng = random.Random(seed)
     async with running_ua(trusted_sources=LOOPBACK) as ua:

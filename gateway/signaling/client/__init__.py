@@ -8,11 +8,17 @@
         await client.close_session(session_id, "Completed")
 
 A refused request raises `WebRtcClientError` with the error body's `code` (the HTTP status), `reason`
-and `session_id`. This package is a client, not part of the gateway: it is the one place outside
-gateway/signaling that imports aiohttp.
-"""
+and `session_id`. This package is a client, not part of the running gateway (nothing of the gateway
+imports it): it sits in gateway/signaling because it speaks the HTTP offer/answer dialect on aiohttp,
+which only gateway/signaling may import. It imports nothing of the gateway."""
 
-from gateway.client.http import IceCandidate, OfferAnswer, ProgressEvent, WebRtcClient, WebRtcClientError
+from gateway.signaling.client.http import (
+    IceCandidate,
+    OfferAnswer,
+    ProgressEvent,
+    WebRtcClient,
+    WebRtcClientError,
+)
 
 __all__ = ["IceCandidate", "OfferAnswer", "ProgressEvent", "WebRtcClient", "WebRtcClientError"]
 __version__ = "1.0.0"

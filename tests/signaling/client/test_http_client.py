@@ -1,4 +1,4 @@
-"""The Python client library (gateway/client) against a whole running gateway and a pjsua2 desk phone:
+"""The Python client library (gateway/signaling/client) against a whole running gateway and a pjsua2 desk phone:
 exchange_sdp with an API key's default destination, progress events, candidates, ICE servers, close,
 and errors carrying the HTTP status as `code`."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client import IceCandidate, WebRtcClient, WebRtcClientError
+from gateway.signaling.client import IceCandidate, WebRtcClient, WebRtcClientError
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.ports import free_port

@@ -1,0 +1,88 @@
+"""Modules stay small: every module of gateway/, sdp/ and sipcore/ is at most `LIMIT` lines.
+
+One protocol object per module, most under 400 lines, none over 600 (CONTRIBUTING.md, "House style"):
+a module past that holds more than one idea. The exceptions are named here with their reason:
+`DECLARATIVE` (tables of values, which grow with what they describe and hold no logic), and, while
+issue 31's branches are merged, `BEING_SPLIT` and `TO_SPLIT`.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Final
+
+import pytest
+
+from tests.conftest import REPO
+
+LIMIT: Final = 600
+ROOTS: Final = ("gateway", "sdp", "sipcore")
+
+# Declarative modules: frozen dataclasses whose only code is `__post_init__` validation (checked below).
+DECLARATIVE: Final = {
+    "gateway/calls/commands.py": "the call machine's commands: ~58 frozen dataclasses, one per command",
+    "gateway/calls/events.py": "the call machine's events: ~50 frozen dataclasses, one per event",
+}
+
+# TEMPORARY (issue 31): other branches split these by concern; the lead empties this after merging.
+BEING_SPLIT: Final = {
+    "gateway/media/bridge.py": "media sub-packages",
+    "gateway/media/rtp_endpoint.py": "media sub-packages",
+    "gateway/media/aiortc_direct.py": "media sub-packages",
+    "gateway/media/aiortc_hooks.py": "media sub-packages",
+    "gateway/media/webrtc_leg.py": "media sub-packages",
+    "gateway/runtime/driver.py": "the runtime split by concern",
+    "gateway/runtime/call_runtime.py": "the runtime split by concern",
+    "gateway/runtime/room_media.py": "rooms in a package of their own",
+}
+
+# Over the limit and not declarative, with no branch of issue 31 splitting them yet.
+TO_SPLIT: Final = {
+    "gateway/config/schema.py": "gateway.yaml's 22 section dataclasses, but also ~250 lines of field "
+    "validators and parsers (parse_sip_identity, parse_outbound_rule, cross-checks) that could move out",
+}
+
+
+def lengths() -> dict[str, int]:
+    """Each module's number of lines, by repository-relative path."""
+    return {
+        path.relative_to(REPO).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for root in ROOTS
+        for path in sorted((REPO / root).rglob("*.py"))
+    }
+
+
+def test_modules_are_at_most_the_limit() -> None:
+    allowed = DECLARATIVE.keys() | BEING_SPLIT.keys() | TO_SPLIT.keys()
+    over = {path: n for path, n in lengths().items() if n > LIMIT and path not in allowed}
+    if over:
+        listed = "\n".join(f"  {path}: {n} lines" for path, n in sorted(over.items(), key=lambda kv: -kv[1]))
+        pytest.fail(
+            f"modules over {LIMIT} lines (split them by concern, or list a declarative one in "
+            f"tests/test_module_size.py with its reason):\n{listed}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize(
+    "path", sorted(DECLARATIVE.keys() | BEING_SPLIT.keys() | TO_SPLIT.keys()), ids=lambda p: p
+)
+def test_an_exception_is_still_needed(path: str) -> None:
+    """A listed module exists and is still over the limit; else its entry goes (BEING_SPLIT empties)."""
+    n = lengths().get(path)
+    assert n is not None, f"{path} is listed as an exception to the size limit but does not exist: drop it"
+    assert n > LIMIT, f"{path} has {n} lines, within the limit: drop it from the exceptions"
+
+
+@pytest.mark.parametrize("path", sorted(DECLARATIVE), ids=lambda p: p)
+def test_a_declarative_module_holds_no_logic(path: str) -> None:
+    """Only classes (frozen dataclasses) and constants; the one method they may have is `__post_init__`."""
+    tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+    code = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        code += [
+            f"{cls.name}.{item.name}"
+            for item in cls.body
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name != "__post_init__"
+        ]
+    assert not code, f"{path} is listed as declarative but holds functions: {code}"
