@@ -29,7 +29,6 @@ BEING_SPLIT: Final = {
     "gateway/runtime/driver.py": "the runtime split by concern",
     "gateway/runtime/call_runtime.py": "the runtime split by concern",
     "gateway/runtime/room_media.py": "rooms in a package of their own",
-    "gateway/websip/service.py": "SIP over WebSocket on the shared session loop",
 }
 
 # Over the limit and not declarative, with no branch of issue 31 splitting them yet.

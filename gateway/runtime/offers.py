@@ -21,7 +21,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, ServiceError
-from gateway.signaling.progress import SessionProgress
+from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
 from sdp import IceCandidateInit, IceParameters, SdpError, TrickleFragment
 from sdp import parse as parse_sdp

@@ -49,7 +49,7 @@ class _Player:
 
 
 class CallPlaybackService:
-    """`CallPlayback` (gateway/signaling/call_playback.py) over the driver's HTTP sessions."""
+    """`CallPlayback` (gateway/signaling/whip/call_playback.py) over the driver's HTTP sessions."""
 
     def __init__(self, driver: CallDriver, leg_options: Callable[[], WebLegOptions]) -> None:
         self._driver = driver

@@ -1,6 +1,6 @@
 """SIP parties in rooms: the gateway's own peer in a room, its WebRTC legs to the browsers, and the mix.
 
-How it works. A room is peer to peer (gateway/signaling/rooms.py) until a SIP party comes: a peer's
+How it works. A room is peer to peer (gateway/signaling/rooms/core.py) until a SIP party comes: a peer's
 `{"type": "dial", "to"}`, or a SIP call to one of `rooms.numbers`. Then the room gets a `Conference`:
 
 * The gateway joins the room as the peer `gateway` (`peer_joined` to the browsers) and offers each
@@ -43,8 +43,8 @@ from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
 from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError, SignalingError
-from gateway.signaling.room_media import RoomHub
-from gateway.signaling.rooms import GATEWAY_PEER, Relay, RoomFull
+from gateway.signaling.rooms.core import GATEWAY_PEER, Relay, RoomFull
+from gateway.signaling.rooms.media import RoomHub
 
 if TYPE_CHECKING:
     from gateway.runtime.driver import CallDriver
@@ -459,7 +459,7 @@ class Conference:
 
 
 class RoomMediaService:
-    """`RoomMedia` (gateway/signaling/room_media.py) for the whole gateway: a `Conference` per room with
+    """`RoomMedia` (gateway/signaling/rooms/media.py) for the whole gateway: a `Conference` per room with
     SIP parties, and `inbound` for `CallDriver.room_calls`."""
 
     def __init__(
@@ -550,7 +550,7 @@ class RoomMediaService:
             await conference.peer_left(peer_id)
 
     async def watch(self, room_id: str, user: WebUser, offer: str) -> tuple[str, str]:
-        """WHEP (gateway/signaling/whep.py): a player of an open room's mix; (its id, the answer)."""
+        """WHEP (gateway/signaling/whip/whep.py): a player of an open room's mix; (its id, the answer)."""
         if self._hub is None or not (self.present(room_id) or self._hub.browsers(room_id)):
             raise NotFound(f"no open room {room_id[:80]!r}", field="room_id")
         conference = await self._conference(room_id)
