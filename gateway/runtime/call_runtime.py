@@ -45,7 +45,8 @@ from gateway.media.events import (
 )
 from gateway.media.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
 from gateway.ops import logctx
-from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
+from gateway.runtime.call_media import CallMedia
+from gateway.runtime.passthrough import TRICKLE_PACKAGE, PassthroughError, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, media_to_call_event
 from gateway.signaling import events as sig
@@ -68,7 +69,7 @@ class RuntimeHost(Protocol):
 
     def session(self, session_id: str) -> SessionSink | None: ...
 
-    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge: ...
+    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> CallMedia: ...
 
     def passthrough(self, call_id: str) -> bool:
         """Whether the call's route passes the browser's media through (gateway/config/routes.py)."""
@@ -114,7 +115,7 @@ class CallRuntime:
         self._host = host
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
-        self.bridge: MediaBridge | PassthroughMedia | None = None
+        self.bridge: CallMedia | None = None  # the call's media: a MediaBridge, or pass-through
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
@@ -150,16 +151,16 @@ class CallRuntime:
 
     def _feed_sip(self, event: ev.Event) -> None:
         """An event of the SIP leg; a REFER is judged by the policy of the web user carrying the call."""
-        passthrough = self.bridge if isinstance(self.bridge, PassthroughMedia) else None
+        media = self.bridge
         if (
             isinstance(event, ev.SipInfoReceived)
-            and passthrough
+            and media is not None
             and event.content_type == sdp.TRICKLE_MEDIA_TYPE
+            and self._trickle_from_sip(media, event.body)
         ):
-            self._spawn(self._trickle_to_browser(passthrough, event.body))  # RFC 8840 §5 INFO
             return
         if isinstance(event, ev.SipInfoReceived) and is_picture_fast_update(event.content_type, event.body):
-            video = self.bridge.video if isinstance(self.bridge, MediaBridge) else None
+            video = media.video if media is not None else None
             if video is not None:  # RFC 5168: the SIP side wants a keyframe of the browser's video
                 video.keyframe_from_info()
             return
@@ -168,17 +169,25 @@ class CallRuntime:
             machine = registry.get(self.call_id) if self.call_id in registry else None
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
             event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
-        if passthrough is not None and isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
-            self._release_trickle()
+        if isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
+            self._release_trickle()  # the browser's candidates held until the dialog was confirmed
         self.feed_nowait(event)
 
-    async def _trickle_to_browser(self, media: PassthroughMedia, body: str) -> None:
-        """The SIP side's trickled candidates (RFC 8840 INFO) as `ice` events to the carrying session."""
+    def _trickle_from_sip(self, media: CallMedia, body: str) -> bool:
+        """A trickle-ice INFO (RFC 8840 §5) the media takes: its candidates go to the browser. False:
+        the media takes none (the machine hears the INFO as any other)."""
         try:
-            candidates = media.browser_candidates(body)
+            candidates = media.sip_trickle(body)
         except sdp.SdpError as exc:
             logger.info("call=%s trickle INFO not readable: %s", self.call_id, exc)
-            return
+            return True
+        if candidates is None:
+            return False
+        self._spawn(self._trickle_to_browser(candidates))
+        return True
+
+    async def _trickle_to_browser(self, candidates: list[sdp.IceCandidateInit]) -> None:
+        """The SIP side's trickled candidates as `ice` events to the carrying session."""
         registry = self._host.registry
         machine = registry.get(self.call_id) if self.call_id in registry else None
         if machine is None or machine.session_id is None:
@@ -308,13 +317,14 @@ class CallRuntime:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        if isinstance(self.bridge, MediaBridge):
+        if self.bridge is not None:
             with contextlib.suppress(Exception):  # figures for the call record and metrics
                 stats = self.bridge.stats()
-                self.transcoding = stats.transcoding
-                forwarded = stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
-                self.media_packets = (stats.fast_lane_packets, forwarded)
-                self.media_quality = self.bridge.quality()
+                if stats is not None:
+                    self.transcoding = stats.transcoding
+                    forwarded = stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
+                    self.media_packets = (stats.fast_lane_packets, forwarded)
+                    self.media_quality = self.bridge.quality()
         if self.bridge is not None:
             with contextlib.suppress(Exception):
                 await self.bridge.close()
@@ -365,11 +375,12 @@ class CallRuntime:
                 | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipMessage() | cmd.SipRefer()
                 | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
             ):  # fmt: skip
-                if isinstance(self.bridge, PassthroughMedia) and (
+                extra = self.bridge.invite_headers if self.bridge is not None else ()
+                if extra and (
                     isinstance(command, cmd.SipInvite)
                     or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
                 ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
-                    command = dataclasses.replace(command, headers=(*command.headers, *INVITE_HEADERS))
+                    command = dataclasses.replace(command, headers=(*command.headers, *extra))
                 await self.sip.execute(command)
             case cmd.StartTimer(name=name, seconds=seconds):
                 self._cancel_timer(name)
@@ -491,20 +502,18 @@ class CallRuntime:
         try:
             reply = await self._media_reply(bridge, command)
         except (sdp.SdpError, MediaError) as exc:
-            status = exc.sip_status if isinstance(exc, sdp.SdpError) else None
+            status = exc.sip_status if isinstance(exc, sdp.SdpError | PassthroughError) else None
             logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
             self.feed_nowait(ev.MediaFailed(str(exc) or type(exc).__name__, _failure_status(status)))
             return
         if reply is not None:
             self.feed_nowait(reply)
 
-    async def _media_reply(
-        self, bridge: MediaBridge | PassthroughMedia, command: cmd.Command
-    ) -> ev.Event | None:
+    async def _media_reply(self, bridge: CallMedia, command: cmd.Command) -> ev.Event | None:
         match command:
             case cmd.MediaOfferToSip(web_sdp=web_sdp):
-                deliver = self._host.early_answer(self.call_id) if isinstance(bridge, MediaBridge) else None
-                if deliver is not None and isinstance(bridge, MediaBridge):
+                deliver = None if bridge.passes_through else self._host.early_answer(self.call_id)
+                if deliver is not None:
                     return await self._answer_web_early(bridge, web_sdp, deliver)
                 return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
             case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
@@ -521,27 +530,24 @@ class CallRuntime:
                 offer = await bridge.offer_to_web(sip_sdp, self.sip.family())
                 await self._web_became_ready(bridge)
                 return ev.MediaWebOfferReady(offer)
-            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp) if isinstance(bridge, PassthroughMedia):
+            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp) if bridge.passes_through:
                 # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
                 self.feed_nowait(ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp)))
                 return ev.MediaConnected()
             case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
                 return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
             case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
-                if isinstance(bridge, MediaBridge):  # video added or dropped: the browser answers first
-                    web_offer = await self._reoffer_web(bridge, sip_sdp)
-                    if web_offer is not None:
-                        return ev.MediaWebReofferReady(web_offer)
+                web_offer = await self._reoffer_web(bridge, sip_sdp)  # video added or dropped: the
+                if web_offer is not None:  # browser answers first
+                    return ev.MediaWebReofferReady(web_offer)
                 return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
-            case cmd.MediaWebReanswer(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
-                return ev.MediaSipAnswerReady(await bridge.reanswer_from_web(web_sdp))
-            case cmd.MediaCancelWebReoffer() | cmd.MediaWebReanswer():
-                if isinstance(bridge, MediaBridge):
-                    await bridge.cancel_web_reoffer()
+            case cmd.MediaWebReanswer(web_sdp=web_sdp):
+                reanswer = await bridge.reanswer_from_web(web_sdp)
+                return ev.MediaSipAnswerReady(reanswer) if reanswer is not None else None
+            case cmd.MediaCancelWebReoffer():
+                await bridge.cancel_web_reoffer()
                 return None
             case cmd.MediaSipReofferFromWeb(web_sdp=web_sdp):  # the browser adds or drops video itself
-                if not isinstance(bridge, MediaBridge):
-                    return ev.MediaWebReofferRefused("a pass-through call has no media of the gateway's")
                 try:
                     return ev.MediaSipOfferReady(await bridge.reoffer_sip_for_web(web_sdp))
                 except (sdp.SdpError, MediaError) as exc:
@@ -549,36 +555,32 @@ class CallRuntime:
                         "call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc
                     )
                     return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
-            case cmd.MediaWebAnswerFromSip(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
-                return ev.MediaWebReofferAnswered(await bridge.answer_web_reoffer(sip_sdp))
-            case cmd.MediaCancelSipReoffer() | cmd.MediaWebAnswerFromSip():
-                if isinstance(bridge, MediaBridge):
-                    bridge.cancel_sip_reoffer()
+            case cmd.MediaWebAnswerFromSip(sip_sdp=sip_sdp):
+                answered = await bridge.answer_web_reoffer(sip_sdp)
+                return ev.MediaWebReofferAnswered(answered) if answered is not None else None
+            case cmd.MediaCancelSipReoffer():
+                bridge.cancel_sip_reoffer()
                 return None
-            case cmd.MediaSipPickup(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
+            case cmd.MediaSipPickup(sip_sdp=sip_sdp):
                 sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891
                 await self._web_became_ready(bridge)
                 return ev.MediaPickupReady(sip_answer, web_answer)
-            case cmd.MediaSipPickup():
-                return ev.MediaFailed("a pass-through call cannot be picked up", 488)
             case cmd.MediaSipReoffer(hold=hold, full=full):
                 # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
                 # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).
                 return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold, full=full))
-            case cmd.MediaDetachWeb() if isinstance(bridge, MediaBridge):
+            case cmd.MediaDetachWeb():
                 await bridge.detach_web()
                 return None
-            case cmd.MediaRenewWeb(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
+            case cmd.MediaRenewWeb(web_sdp=web_sdp):
                 answer = await bridge.renew_web(web_sdp)
                 await self._web_became_ready(bridge)
                 return ev.MediaWebRenewed(answer)
-            case cmd.MediaDetachWeb() | cmd.MediaRenewWeb():
-                return ev.MediaFailed("a pass-through call cannot change its web leg")
             case cmd.MediaDropReoffer():
                 bridge.drop_reoffer()
                 return None
             case cmd.MediaSendText(body=body):
-                if isinstance(bridge, MediaBridge) and not bridge.send_text(body):
+                if not bridge.send_text(body):
                     logger.debug(
                         "call=%s no open data channel: the text goes to the session only", self.call_id
                     )
@@ -592,7 +594,7 @@ class CallRuntime:
         raise CallError(f"call {self.call_id}: unknown command {command!r}")
 
     async def _answer_web_early(
-        self, bridge: MediaBridge, web_sdp: str, deliver: Callable[[str], None]
+        self, bridge: CallMedia, web_sdp: str, deliver: Callable[[str], None]
     ) -> ev.Event:
         """The browser's answer as soon as it exists (before the INVITE: no SIP event can race it), then
         our SIP offer. The SIP leg's sockets are opened and its offer written after the answer went out
@@ -608,7 +610,7 @@ class CallRuntime:
         await asyncio.sleep(0)
         return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())
 
-    async def _reoffer_web(self, bridge: MediaBridge, sip_sdp: str) -> str | None:
+    async def _reoffer_web(self, bridge: CallMedia, sip_sdp: str) -> str | None:
         """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer
         at once (no change, or a browser that cannot be offered again: the video is turned down)."""
         try:
@@ -618,7 +620,7 @@ class CallRuntime:
             await bridge.cancel_web_reoffer()
             return None
 
-    async def _web_became_ready(self, bridge: MediaBridge | PassthroughMedia) -> None:
+    async def _web_became_ready(self, bridge: CallMedia) -> None:
         self._web_ready = True
         pending, self._candidates = self._candidates, []
         for candidate in pending:
@@ -630,9 +632,7 @@ class CallRuntime:
             return
         await self._add_candidate(self.bridge, candidate)
 
-    async def _add_candidate(
-        self, bridge: MediaBridge | PassthroughMedia, candidate: sdp.IceCandidateInit | None
-    ) -> None:
+    async def _add_candidate(self, bridge: CallMedia, candidate: sdp.IceCandidateInit | None) -> None:
         try:
             await bridge.add_web_candidate(
                 candidate if candidate is not None else sdp.IceCandidateInit(None, sdp_mline_index=0)

@@ -40,10 +40,10 @@ from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, InboundResult, NotOnline, SipIdentity
-from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent
 from gateway.ops import logctx
+from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.early_route import EarlyRoutes
 from gateway.runtime.messages import MAX_MESSAGE_BYTES, inbound_refusal, text_of
@@ -132,7 +132,7 @@ class CallDriver:
     def session(self, session_id: str) -> SessionSink | None:
         return self._sessions.get(session_id)
 
-    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge:
+    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> BridgedMedia:
         settings = self._bridge_settings(call_id)
         machine = self.registry.get(call_id) if call_id in self.registry else None
         if machine is not None and machine.direct:
@@ -147,7 +147,7 @@ class CallDriver:
             route = route_for(self._routes, machine.target)
             if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
                 settings = replace(settings, offer_webrtc=True)
-        return MediaBridge(settings, on_event)
+        return BridgedMedia(settings, on_event)
 
     def passthrough(self, call_id: str) -> bool:
         """A web user's call to a destination whose route says `media: passthrough`; a call to a web user

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from gateway.identity import WebUser
-from gateway.media.bridge import MediaBridge
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, ServiceError
@@ -174,7 +173,7 @@ class OfferApi:
         session = self._driver.http_session(user, session_id)
         runtime = next((r for r in self._driver.runtimes if r.call_id == session.call_id), None)
         bridge = runtime.bridge if runtime is not None else None
-        if not isinstance(bridge, MediaBridge):
+        if bridge is None or bridge.passes_through:
             raise ServiceError(
                 "this session's media cannot restart ICE (no gateway media leg)",
                 code="ice_restart",

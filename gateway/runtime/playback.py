@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sdp
 from gateway.identity import WebUser
-from gateway.media.bridge import MediaBridge
 from gateway.media.codec_choice import LegCodecs
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
 from gateway.media.rtp import RtpPacket
 from gateway.media.webrtc_leg import WebLegOptions, WebRtcLeg, capabilities
+from gateway.runtime.call_media import CallMedia
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class _Player:
     id: str
     user_id: str
     call_id: str
-    bridge: MediaBridge
+    bridge: CallMedia
     leg: WebRtcLeg
 
 
@@ -78,7 +78,7 @@ class CallPlaybackService:
         if runtime is None or session.closed:
             raise NotFound(f"the call of session {session_id!r} is over", field="session_id")
         bridge = runtime.bridge
-        if not isinstance(bridge, MediaBridge):
+        if bridge is None or bridge.passes_through:
             raise Conflict(
                 "the call's media does not go through the gateway (pass-through)", field="session_id"
             )

@@ -19,7 +19,6 @@ from gateway.calls import CallRegistry, CallState
 from gateway.calls import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
-from gateway.media.bridge import MediaBridge
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.signaling.errors import NotFound
 from gateway.signaling.events import CallSummary
@@ -64,7 +63,8 @@ class Reconnects:
             and machine is not None
             and machine.state in KEPT_STATES
             and machine.session_id == session.id
-            and isinstance(runtime.bridge, MediaBridge)
+            and runtime.bridge is not None
+            and not runtime.bridge.passes_through  # a web leg of the gateway's to renew
         ):
             self._detached[call_id] = owner
             return ev.WebDetached(session.id)
