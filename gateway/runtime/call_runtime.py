@@ -22,7 +22,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, get_args
 
 import sdp
 from gateway.calls import CallError, CallRegistry, CallState, TimerName
@@ -46,6 +46,7 @@ from gateway.media.events import (
 from gateway.media.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.call_media import CallMedia
+from gateway.runtime.dispatch import Table
 from gateway.runtime.passthrough import TRICKLE_PACKAGE, PassthroughError, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, media_to_call_event
@@ -369,39 +370,29 @@ class CallRuntime:
     # --- commands out ------------------------------------------------------------------------------
     async def _execute(self, command: cmd.Command) -> None:
         logger.debug("call=%s command %s", self.call_id, type(command).__name__)
-        match command:
-            case (
-                cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipMessage() | cmd.SipRefer()
-                | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
-            ):  # fmt: skip
-                extra = self.bridge.invite_headers if self.bridge is not None else ()
-                if extra and (
-                    isinstance(command, cmd.SipInvite)
-                    or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
-                ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
-                    command = dataclasses.replace(command, headers=(*command.headers, *extra))
-                await self.sip.execute(command)
-            case cmd.StartTimer(name=name, seconds=seconds):
-                self._cancel_timer(name)
-                loop = asyncio.get_running_loop()
-                self._timers[name] = loop.call_later(seconds, self._timer_fired, name)
-            case cmd.CancelTimer(name=name):
-                self._cancel_timer(name)
-            case (
-                cmd.NotifyIncoming() | cmd.StopRinging() | cmd.NotifyRinging() | cmd.NotifyEarlyMedia()
-                | cmd.NotifyRedirected()
-                | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
-                | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
-                | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
-                | cmd.NotifyMessage() | cmd.NotifyMessageResult()
-                | cmd.NotifyReplaced() | cmd.SendReattached() | cmd.SendWebReofferAnswer()
-            ):  # fmt: skip
-                self._report_transfer(command)
-                for event in self._signals.events(command):
-                    await self._send(command.session_id, event)
-            case _:
-                await self._media_command(command)
+        await (_COMMANDS.get(type(command)) or CallRuntime._media_command)(self, command)
+
+    async def _sip_command(self, command: cmd.SipCommand) -> None:
+        extra = self.bridge.invite_headers if self.bridge is not None else ()
+        if extra and (
+            isinstance(command, cmd.SipInvite)
+            or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
+        ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
+            command = dataclasses.replace(command, headers=(*command.headers, *extra))
+        await self.sip.execute(command)
+
+    async def _start_timer(self, command: cmd.StartTimer) -> None:
+        self._cancel_timer(command.name)
+        loop = asyncio.get_running_loop()
+        self._timers[command.name] = loop.call_later(command.seconds, self._timer_fired, command.name)
+
+    async def _stop_timer(self, command: cmd.CancelTimer) -> None:
+        self._cancel_timer(command.name)
+
+    async def _signal_command(self, command: cmd.SignalCommand) -> None:
+        self._report_transfer(command)
+        for event in self._signals.events(command):
+            await self._send(command.session_id, event)
 
     def _report_transfer(self, command: cmd.SignalCommand) -> None:
         """Transfers: a call placed for a REFER tells the referred call how it goes (RFC 3515 §2.4.5);
@@ -486,21 +477,11 @@ class CallRuntime:
         return why
 
     async def _media_command(self, command: cmd.Command) -> None:
-        if isinstance(command, cmd.CreateBridge):
-            if self.bridge is None and self._host.passthrough(self.call_id):
-                self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
-            elif self.bridge is None:
-                self.bridge = self._host.new_bridge(self.call_id, self._media_event)
-            return
-        bridge = self.bridge
-        if isinstance(command, cmd.CloseBridge):
-            if bridge is not None:
-                await bridge.close()
-            return
-        if bridge is None:
-            raise CallError(f"call {self.call_id}: {type(command).__name__} without a bridge")
+        handler = _MEDIA.get(type(command))
+        if handler is None:
+            raise CallError(f"call {self.call_id}: unknown command {command!r}")
         try:
-            reply = await self._media_reply(bridge, command)
+            reply = await handler(self, command)
         except (sdp.SdpError, MediaError) as exc:
             status = exc.sip_status if isinstance(exc, sdp.SdpError | PassthroughError) else None
             logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
@@ -509,89 +490,124 @@ class CallRuntime:
         if reply is not None:
             self.feed_nowait(reply)
 
-    async def _media_reply(self, bridge: CallMedia, command: cmd.Command) -> ev.Event | None:
-        match command:
-            case cmd.MediaOfferToSip(web_sdp=web_sdp):
-                deliver = None if bridge.passes_through else self._host.early_answer(self.call_id)
-                if deliver is not None:
-                    return await self._answer_web_early(bridge, web_sdp, deliver)
-                return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
-            case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
-                if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
-                    await bridge.answer_to_reoffer(sip_sdp)
-                    return None
-                if self.direction is CallDirection.INBOUND:
-                    logger.warning("call=%s SIP answer with no re-offer out: ignored", self.call_id)
-                    return None
-                answer = await bridge.answer_from_sip(sip_sdp)
-                await self._web_became_ready(bridge)
-                return ev.MediaWebAnswerReady(answer)
-            case cmd.MediaOfferToWeb(sip_sdp=sip_sdp):
-                offer = await bridge.offer_to_web(sip_sdp, self.sip.family())
-                await self._web_became_ready(bridge)
-                return ev.MediaWebOfferReady(offer)
-            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp) if bridge.passes_through:
-                # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
-                self.feed_nowait(ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp)))
-                return ev.MediaConnected()
-            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
-                return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
-            case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
-                web_offer = await self._reoffer_web(bridge, sip_sdp)  # video added or dropped: the
-                if web_offer is not None:  # browser answers first
-                    return ev.MediaWebReofferReady(web_offer)
-                return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
-            case cmd.MediaWebReanswer(web_sdp=web_sdp):
-                reanswer = await bridge.reanswer_from_web(web_sdp)
-                return ev.MediaSipAnswerReady(reanswer) if reanswer is not None else None
-            case cmd.MediaCancelWebReoffer():
-                await bridge.cancel_web_reoffer()
-                return None
-            case cmd.MediaSipReofferFromWeb(web_sdp=web_sdp):  # the browser adds or drops video itself
-                try:
-                    return ev.MediaSipOfferReady(await bridge.reoffer_sip_for_web(web_sdp))
-                except (sdp.SdpError, MediaError) as exc:
-                    logger.info(
-                        "call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc
-                    )
-                    return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
-            case cmd.MediaWebAnswerFromSip(sip_sdp=sip_sdp):
-                answered = await bridge.answer_web_reoffer(sip_sdp)
-                return ev.MediaWebReofferAnswered(answered) if answered is not None else None
-            case cmd.MediaCancelSipReoffer():
-                bridge.cancel_sip_reoffer()
-                return None
-            case cmd.MediaSipPickup(sip_sdp=sip_sdp):
-                sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891
-                await self._web_became_ready(bridge)
-                return ev.MediaPickupReady(sip_answer, web_answer)
-            case cmd.MediaSipReoffer(hold=hold, full=full):
-                # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
-                # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).
-                return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold, full=full))
-            case cmd.MediaDetachWeb():
-                await bridge.detach_web()
-                return None
-            case cmd.MediaRenewWeb(web_sdp=web_sdp):
-                answer = await bridge.renew_web(web_sdp)
-                await self._web_became_ready(bridge)
-                return ev.MediaWebRenewed(answer)
-            case cmd.MediaDropReoffer():
-                bridge.drop_reoffer()
-                return None
-            case cmd.MediaSendText(body=body):
-                if not bridge.send_text(body):
-                    logger.debug(
-                        "call=%s no open data channel: the text goes to the session only", self.call_id
-                    )
-                return None
-            case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
-                try:
-                    bridge.send_dtmf(digit, Leg.SIP, duration_ms=duration)
-                except DtmfError:
-                    self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
-                return None
-        raise CallError(f"call {self.call_id}: unknown command {command!r}")
+    def _media(self, command: cmd.MediaCommand) -> CallMedia:
+        if self.bridge is None:
+            raise CallError(f"call {self.call_id}: {type(command).__name__} without a bridge")
+        return self.bridge
+
+    async def _create_media(self, command: cmd.CreateBridge) -> None:
+        if self.bridge is None and self._host.passthrough(self.call_id):
+            self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
+        elif self.bridge is None:
+            self.bridge = self._host.new_bridge(self.call_id, self._media_event)
+
+    async def _close_media(self, command: cmd.CloseBridge) -> None:
+        if self.bridge is not None:
+            await self.bridge.close()
+
+    async def _offer_to_sip(self, command: cmd.MediaOfferToSip) -> ev.Event | None:
+        media = self._media(command)
+        deliver = None if media.passes_through else self._host.early_answer(self.call_id)
+        if deliver is not None:
+            return await self._answer_web_early(media, command.web_sdp, deliver)
+        return ev.MediaSipOfferReady(await media.offer_to_sip(command.web_sdp))
+
+    async def _answer_from_sip(self, command: cmd.MediaAnswerFromSip) -> ev.Event | None:
+        media = self._media(command)
+        if media.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
+            await media.answer_to_reoffer(command.sip_sdp)
+            return None
+        if self.direction is CallDirection.INBOUND:
+            logger.warning("call=%s SIP answer with no re-offer out: ignored", self.call_id)
+            return None
+        answer = await media.answer_from_sip(command.sip_sdp)
+        await self._web_became_ready(media)
+        return ev.MediaWebAnswerReady(answer)
+
+    async def _offer_to_web(self, command: cmd.MediaOfferToWeb) -> ev.Event | None:
+        media = self._media(command)
+        offer = await media.offer_to_web(command.sip_sdp, self.sip.family())
+        await self._web_became_ready(media)
+        return ev.MediaWebOfferReady(offer)
+
+    async def _answer_from_web(self, command: cmd.MediaAnswerFromWeb) -> ev.Event | None:
+        media = self._media(command)
+        answer = ev.MediaSipAnswerReady(await media.answer_from_web(command.web_sdp))
+        if not media.passes_through:
+            return answer
+        # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
+        self.feed_nowait(answer)
+        return ev.MediaConnected()
+
+    async def _sip_update(self, command: cmd.MediaSipUpdate) -> ev.Event | None:
+        media = self._media(command)
+        web_offer = await self._reoffer_web(media, command.sip_sdp)
+        if web_offer is not None:  # video added or dropped: the browser answers first
+            return ev.MediaWebReofferReady(web_offer)
+        return ev.MediaSipAnswerReady(await media.update_from_sip(command.sip_sdp))
+
+    async def _web_reanswer(self, command: cmd.MediaWebReanswer) -> ev.Event | None:
+        reanswer = await self._media(command).reanswer_from_web(command.web_sdp)
+        return ev.MediaSipAnswerReady(reanswer) if reanswer is not None else None
+
+    async def _cancel_web_reoffer(self, command: cmd.MediaCancelWebReoffer) -> ev.Event | None:
+        await self._media(command).cancel_web_reoffer()
+        return None
+
+    async def _sip_reoffer_from_web(self, command: cmd.MediaSipReofferFromWeb) -> ev.Event | None:
+        media = self._media(command)  # the browser adds or drops video itself
+        try:
+            return ev.MediaSipOfferReady(await media.reoffer_sip_for_web(command.web_sdp))
+        except (sdp.SdpError, MediaError) as exc:
+            logger.info("call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc)
+            return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
+
+    async def _web_answer_from_sip(self, command: cmd.MediaWebAnswerFromSip) -> ev.Event | None:
+        answered = await self._media(command).answer_web_reoffer(command.sip_sdp)
+        return ev.MediaWebReofferAnswered(answered) if answered is not None else None
+
+    async def _cancel_sip_reoffer(self, command: cmd.MediaCancelSipReoffer) -> ev.Event | None:
+        self._media(command).cancel_sip_reoffer()
+        return None
+
+    async def _sip_pickup(self, command: cmd.MediaSipPickup) -> ev.Event | None:
+        media = self._media(command)
+        sip_answer, web_answer = await media.pickup_from_sip(command.sip_sdp)  # call pickup, RFC 3891
+        await self._web_became_ready(media)
+        return ev.MediaPickupReady(sip_answer, web_answer)
+
+    async def _sip_reoffer(self, command: cmd.MediaSipReoffer) -> ev.Event | None:
+        # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the media
+        # gates forwarding once the answer comes (_answer_from_sip).
+        offer = await self._media(command).reoffer_to_sip(command.hold, full=command.full)
+        return ev.MediaSipOfferReady(offer)
+
+    async def _detach_web(self, command: cmd.MediaDetachWeb) -> ev.Event | None:
+        await self._media(command).detach_web()
+        return None
+
+    async def _renew_web(self, command: cmd.MediaRenewWeb) -> ev.Event | None:
+        media = self._media(command)
+        answer = await media.renew_web(command.web_sdp)
+        await self._web_became_ready(media)
+        return ev.MediaWebRenewed(answer)
+
+    async def _drop_reoffer(self, command: cmd.MediaDropReoffer) -> ev.Event | None:
+        self._media(command).drop_reoffer()
+        return None
+
+    async def _send_text(self, command: cmd.MediaSendText) -> ev.Event | None:
+        if not self._media(command).send_text(command.body):
+            logger.debug("call=%s no open data channel: the text goes to the session only", self.call_id)
+        return None
+
+    async def _send_dtmf(self, command: cmd.MediaSendDtmf) -> ev.Event | None:
+        digit, duration = command.digit, command.duration_ms
+        try:
+            self._media(command).send_dtmf(digit, Leg.SIP, duration_ms=duration)
+        except DtmfError:
+            self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
+        return None
 
     async def _answer_web_early(
         self, bridge: CallMedia, web_sdp: str, deliver: Callable[[str], None]
@@ -643,6 +659,35 @@ class CallRuntime:
     def state(self) -> CallState | None:
         registry = self._host.registry
         return registry.get(self.call_id).state if self.call_id in registry else None
+
+
+_COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()  # the rest: _media_command
+_COMMANDS.add_all(get_args(cmd.SipCommand), CallRuntime._sip_command)
+_COMMANDS.add_all(get_args(cmd.SignalCommand), CallRuntime._signal_command)
+_COMMANDS.add(cmd.StartTimer, CallRuntime._start_timer)
+_COMMANDS.add(cmd.CancelTimer, CallRuntime._stop_timer)
+_COMMANDS.add(cmd.CreateBridge, CallRuntime._create_media)
+_COMMANDS.add(cmd.CloseBridge, CallRuntime._close_media)
+
+# The media commands whose result (or failure) is fed back as the call's next event.
+_MEDIA: Final = Table[CallRuntime, Coroutine[Any, Any, ev.Event | None]]()
+_MEDIA.add(cmd.MediaOfferToSip, CallRuntime._offer_to_sip)
+_MEDIA.add(cmd.MediaAnswerFromSip, CallRuntime._answer_from_sip)
+_MEDIA.add(cmd.MediaOfferToWeb, CallRuntime._offer_to_web)
+_MEDIA.add(cmd.MediaAnswerFromWeb, CallRuntime._answer_from_web)
+_MEDIA.add(cmd.MediaSipUpdate, CallRuntime._sip_update)
+_MEDIA.add(cmd.MediaWebReanswer, CallRuntime._web_reanswer)
+_MEDIA.add(cmd.MediaCancelWebReoffer, CallRuntime._cancel_web_reoffer)
+_MEDIA.add(cmd.MediaSipReofferFromWeb, CallRuntime._sip_reoffer_from_web)
+_MEDIA.add(cmd.MediaWebAnswerFromSip, CallRuntime._web_answer_from_sip)
+_MEDIA.add(cmd.MediaCancelSipReoffer, CallRuntime._cancel_sip_reoffer)
+_MEDIA.add(cmd.MediaSipPickup, CallRuntime._sip_pickup)
+_MEDIA.add(cmd.MediaSipReoffer, CallRuntime._sip_reoffer)
+_MEDIA.add(cmd.MediaDetachWeb, CallRuntime._detach_web)
+_MEDIA.add(cmd.MediaRenewWeb, CallRuntime._renew_web)
+_MEDIA.add(cmd.MediaDropReoffer, CallRuntime._drop_reoffer)
+_MEDIA.add(cmd.MediaSendText, CallRuntime._send_text)
+_MEDIA.add(cmd.MediaSendDtmf, CallRuntime._send_dtmf)
 
 
 def _failure_status(status: int | None) -> int | None:

@@ -121,21 +121,26 @@ class HttpSession:
                 progress.record("held", by=by)
             case sig.Resumed(by=by):
                 progress.record("resumed", by=by)
-            case sig.Ended(reason=reason, message=message, sip_status=status):
-                self._closed = True
-                self.ended_at = asyncio.get_running_loop().time()
-                progress.record("ended", reason=reason, message=message, sip_status=status)
-                if self._on_end is not None:
-                    self._on_end(self)
-                if not self.answer.done():
-                    detail = f"{message} (SIP {status})" if status is not None else message
-                    self.answer.set_exception(
-                        ServiceError(detail, code=reason, http_status=http_status_for(reason, status))
-                    )
+            case sig.Ended():
+                self._ended(event)
             case sig.ErrorMessage(code=code, message=message):
                 logger.info("HTTP session %s: %s %s", self._id, code, message)
             case _:
                 logger.debug("HTTP session %s: %s", self._id, type(event).__name__)
+
+    def _ended(self, event: sig.Ended) -> None:
+        """The call ended: a pending offer fails with the reason (and the HTTP status it maps to)."""
+        reason, message, status = event.reason, event.message, event.sip_status
+        self._closed = True
+        self.ended_at = asyncio.get_running_loop().time()
+        self.progress.record("ended", reason=reason, message=message, sip_status=status)
+        if self._on_end is not None:
+            self._on_end(self)
+        if not self.answer.done():
+            detail = f"{message} (SIP {status})" if status is not None else message
+            self.answer.set_exception(
+                ServiceError(detail, code=reason, http_status=http_status_for(reason, status))
+            )
 
     def __repr__(self) -> str:
         return f"HttpSession({self._id!r}, user={self._user.id!r})"

@@ -199,14 +199,8 @@ class PartySession:
                 self.conference.spawn(self.conference.answer_inbound(self, offer))
             case sig.Ringing():
                 self._set_state(PartyState.RINGING)
-            case sig.EarlyMedia(sdp=answer) | sig.Connected(sdp=answer) if (
-                answer is not None and not self.inbound
-            ):
-                self.web_answer(self.call_id or "", answer)
-                if isinstance(event, sig.Connected):
-                    self._set_state(PartyState.CONNECTED)
-            case sig.Connected():
-                self._set_state(PartyState.CONNECTED)
+            case sig.EarlyMedia() | sig.Connected():
+                self._progress(event)
             case sig.Ended(reason=reason):
                 self.reason = reason
                 self._closed = True
@@ -214,6 +208,13 @@ class PartySession:
                 self.conference.spawn(self.conference.party_ended(self))
             case _:
                 logger.debug("room party %s: %s", self._id, type(event).__name__)
+
+    def _progress(self, event: sig.EarlyMedia | sig.Connected) -> None:
+        """Early media or the answer: an outbound call's WebRTC answer goes to the party's leg."""
+        if event.sdp is not None and not self.inbound:
+            self.web_answer(self.call_id or "", event.sdp)
+        if isinstance(event, sig.Connected):
+            self._set_state(PartyState.CONNECTED)
 
 
 @dataclass(slots=True)
