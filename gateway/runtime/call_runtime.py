@@ -3,15 +3,20 @@
 How it works: every input of the call (an event from the browser, the SIP UA, the media bridge or a
 timer; a trickled browser candidate) goes onto the call's queue. One worker task takes them in order,
 hands events to the `CallRegistry` and runs the commands that come back, one after the other:
-SIP commands through the UA's call object, media commands on the call's `MediaBridge` (their
-results are queued as the next events: `MediaSipOfferReady`...), browser commands through the
-session's `SessionSink.send_event`, timers with `loop.call_later`. Requests that wait on the
-network (BYE, re-INVITE, INFO) run as background tasks and queue their outcome.
+SIP commands through the call's `SipSide` (sip_side.py: the UA's call object), media commands on its
+`MediaSide` (media_side.py: the call's `CallMedia`; their results are queued as the next events:
+`MediaSipOfferReady`...), browser commands through the session's `SessionSink.send_event`, timers
+with `loop.call_later`; one dispatch table picks the side. Requests that wait on the network (BYE,
+re-INVITE, INFO) run as background tasks and queue their outcome. A pass-through call's trickle ICE
+INFOs (RFC 8840) are routed here, between the SIP side and the browser.
 
 Supervision: an event the machine refuses (`CallError`) is logged and dropped (or reported to the
 browser request that caused it); any other exception is logged with `call=<id>` and ends this call
 only: the machine is asked to fail the call (`MediaFailed`), and if that fails too the call is
 torn down directly (SIP CANCEL/BYE/500, bridge closed, browsers told `ended`).
+
+This module owns one call's queue, worker, timers and supervision; it imports the call layer, the
+runtime's sides (`SipSide`, `MediaSide`), translations and `RuntimeHost`, never the driver.
 """
 
 from __future__ import annotations
@@ -20,85 +25,30 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, get_args
+from typing import Any, Final, get_args
 
 import sdp
-from gateway.calls import CallError, CallRegistry, CallState, TimerName
+from gateway.calls import CallError, CallState, TimerName
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
-from gateway.config.values import DtmfMode
-from gateway.media.bridge import MediaBridge
-from gateway.media.dtmf import DTMF_RELAY, format_dtmf_relay
-from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import (
-    DtlsFailed,
-    DtmfReceived,
-    IceFailed,
-    KeyframeWanted,
-    Leg,
-    MediaEvent,
-    MediaInactive,
-)
-from gateway.media.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
+from gateway.media.keyframe import is_picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.call_media import CallMedia
 from gateway.runtime.dispatch import Table
-from gateway.runtime.passthrough import TRICKLE_PACKAGE, PassthroughError, PassthroughMedia
+from gateway.runtime.host import RuntimeHost
+from gateway.runtime.media_side import MediaSide
+from gateway.runtime.passthrough import TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
-from gateway.runtime.translate import SignalMapper, media_to_call_event
+from gateway.runtime.translate import SignalMapper
 from gateway.signaling import events as sig
-from gateway.signaling.service import SessionSink
-from gateway.sip import UserAgent
 from gateway.sip.ua_calls import Call as SipCall
 from gateway.sip.ua_calls import CallState as SipCallState
 
 logger = logging.getLogger(__name__)
-
-
-class RuntimeHost(Protocol):
-    """What a call's runtime needs from the driver."""
-
-    registry: CallRegistry
-    dtmf_mode: DtmfMode
-
-    @property
-    def ua(self) -> UserAgent: ...
-
-    def session(self, session_id: str) -> SessionSink | None: ...
-
-    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> CallMedia: ...
-
-    def passthrough(self, call_id: str) -> bool:
-        """Whether the call's route passes the browser's media through (gateway/config/routes.py)."""
-        ...
-
-    def runtime_done(self, runtime: CallRuntime) -> None: ...
-
-    def sip_call(self, call_id: str) -> SipCall | None:
-        """The SIP leg of another call (an attended transfer's consultation call)."""
-        ...
-
-    def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
-        """This call was transferred: end the consultation call that was replaced, if any."""
-        ...
-
-    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
-        """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
-        ...
-
-    def resumable(self, call_id: str) -> bool:
-        """Whether the browser carrying the call may come back for it (web_auth.reconnect_grace, a
-        session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost)."""
-        ...
-
-    def early_answer(self, call_id: str) -> Callable[[str], None] | None:
-        """Where the WebRTC answer of an outbound call goes as soon as it exists (before the SIP side
-        answered): the HTTP offer API's sessions want it at once; None: the usual answer on 18x/2xx."""
-        ...
 
 
 @dataclass(slots=True)
@@ -116,15 +66,14 @@ class CallRuntime:
         self._host = host
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
-        self.bridge: CallMedia | None = None  # the call's media: a MediaBridge, or pass-through
+        self.media = MediaSide(
+            call_id, direction, host, self.sip, self.feed_nowait, self.state, self._send_trickle
+        )
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._candidates: list[sdp.IceCandidateInit | None] = []
         self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
-        self._web_ready = False
-        self._early_web = False  # the web leg was answered before the SIP side (early_answer)
         self._finished = False
         self.machine: CallMachine | None = None  # set by the driver: read after the end (call records)
         self.web_user: str | None = None  # the user carrying the call (dialed it, or answered it)
@@ -140,6 +89,11 @@ class CallRuntime:
 
     def __repr__(self) -> str:
         return f"<CallRuntime {self.call_id} {self.direction.value}>"
+
+    @property
+    def bridge(self) -> CallMedia | None:
+        """The call's media (a MediaBridge, or pass-through), once CreateBridge made it."""
+        return self.media.bridge
 
     @property
     def finished(self) -> bool:
@@ -258,7 +212,7 @@ class CallRuntime:
 
     async def _step(self, item: _Input) -> None:
         if item.candidate is not None:
-            await self._candidate(item.candidate[0])
+            await self.media.candidate(item.candidate[0])
             return
         commands = item.commands
         if item.event is not None:
@@ -370,7 +324,10 @@ class CallRuntime:
     # --- commands out ------------------------------------------------------------------------------
     async def _execute(self, command: cmd.Command) -> None:
         logger.debug("call=%s command %s", self.call_id, type(command).__name__)
-        await (_COMMANDS.get(type(command)) or CallRuntime._media_command)(self, command)
+        await _COMMANDS.handler(type(command))(self, command)
+
+    async def _media_command(self, command: cmd.MediaCommand) -> None:
+        await self.media.execute(command)
 
     async def _sip_command(self, command: cmd.SipCommand) -> None:
         extra = self.bridge.invite_headers if self.bridge is not None else ()
@@ -430,265 +387,14 @@ class CallRuntime:
         self._timers.pop(name, None)
         self.feed_nowait(ev.TimerFired(name))
 
-    # --- media ---------------------------------------------------------------------------------------
-    def _media_event(self, event: MediaEvent) -> None:
-        if isinstance(
-            event, KeyframeWanted
-        ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
-            self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
-            return
-        if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
-            if self._host.dtmf_mode is DtmfMode.INFO:
-                self.sip.send_info(*MediaBridge.info_body(event))
-            return
-        lost = self._web_lost(event)
-        if lost is not None:
-            self.feed_nowait(ev.MediaWebLost(lost))
-            return
-        translated = media_to_call_event(event)
-        if (
-            self._early_web
-            and isinstance(translated, ev.MediaConnected | ev.MediaInactive)
-            and self.state() in (CallState.INVITING, CallState.EARLY)
-        ):
-            # The web leg answered before the SIP side: its ICE comes up (or idles) while the INVITE is
-            # out, which the machine only expects of inbound calls.
-            logger.debug("call=%s %s before the SIP answer", self.call_id, type(translated).__name__)
-            return
-        if translated is not None:
-            self.feed_nowait(translated)
-        else:
-            logger.debug("call=%s media %r", self.call_id, event)
-
-    def _web_lost(self, event: MediaEvent) -> str | None:
-        """Why the web leg of a connected call is lost, when its browser may renew it; else None (the
-        event means what it always did)."""
-        match event:
-            case IceFailed(reason=reason) | DtlsFailed(reason=reason, leg=Leg.WEB):
-                why = reason
-            case MediaInactive(leg=Leg.WEB, seconds=seconds, held=False):
-                why = f"no audio from the browser for {seconds:g} s"
-            case _:
-                return None
-        if self.state() not in (CallState.CONNECTED, CallState.HOLDING) or not self._host.resumable(
-            self.call_id
-        ):
-            return None
-        return why
-
-    async def _media_command(self, command: cmd.Command) -> None:
-        handler = _MEDIA.get(type(command))
-        if handler is None:
-            raise CallError(f"call {self.call_id}: unknown command {command!r}")
-        try:
-            reply = await handler(self, command)
-        except (sdp.SdpError, MediaError) as exc:
-            status = exc.sip_status if isinstance(exc, sdp.SdpError | PassthroughError) else None
-            logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
-            self.feed_nowait(ev.MediaFailed(str(exc) or type(exc).__name__, _failure_status(status)))
-            return
-        if reply is not None:
-            self.feed_nowait(reply)
-
-    def _media(self, command: cmd.MediaCommand) -> CallMedia:
-        if self.bridge is None:
-            raise CallError(f"call {self.call_id}: {type(command).__name__} without a bridge")
-        return self.bridge
-
-    async def _create_media(self, command: cmd.CreateBridge) -> None:
-        if self.bridge is None and self._host.passthrough(self.call_id):
-            self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
-        elif self.bridge is None:
-            self.bridge = self._host.new_bridge(self.call_id, self._media_event)
-
-    async def _close_media(self, command: cmd.CloseBridge) -> None:
-        if self.bridge is not None:
-            await self.bridge.close()
-
-    async def _offer_to_sip(self, command: cmd.MediaOfferToSip) -> ev.Event | None:
-        media = self._media(command)
-        deliver = None if media.passes_through else self._host.early_answer(self.call_id)
-        if deliver is not None:
-            return await self._answer_web_early(media, command.web_sdp, deliver)
-        return ev.MediaSipOfferReady(await media.offer_to_sip(command.web_sdp))
-
-    async def _answer_from_sip(self, command: cmd.MediaAnswerFromSip) -> ev.Event | None:
-        media = self._media(command)
-        if media.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
-            await media.answer_to_reoffer(command.sip_sdp)
-            return None
-        if self.direction is CallDirection.INBOUND:
-            logger.warning("call=%s SIP answer with no re-offer out: ignored", self.call_id)
-            return None
-        answer = await media.answer_from_sip(command.sip_sdp)
-        await self._web_became_ready(media)
-        return ev.MediaWebAnswerReady(answer)
-
-    async def _offer_to_web(self, command: cmd.MediaOfferToWeb) -> ev.Event | None:
-        media = self._media(command)
-        offer = await media.offer_to_web(command.sip_sdp, self.sip.family())
-        await self._web_became_ready(media)
-        return ev.MediaWebOfferReady(offer)
-
-    async def _answer_from_web(self, command: cmd.MediaAnswerFromWeb) -> ev.Event | None:
-        media = self._media(command)
-        answer = ev.MediaSipAnswerReady(await media.answer_from_web(command.web_sdp))
-        if not media.passes_through:
-            return answer
-        # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
-        self.feed_nowait(answer)
-        return ev.MediaConnected()
-
-    async def _sip_update(self, command: cmd.MediaSipUpdate) -> ev.Event | None:
-        media = self._media(command)
-        web_offer = await self._reoffer_web(media, command.sip_sdp)
-        if web_offer is not None:  # video added or dropped: the browser answers first
-            return ev.MediaWebReofferReady(web_offer)
-        return ev.MediaSipAnswerReady(await media.update_from_sip(command.sip_sdp))
-
-    async def _web_reanswer(self, command: cmd.MediaWebReanswer) -> ev.Event | None:
-        reanswer = await self._media(command).reanswer_from_web(command.web_sdp)
-        return ev.MediaSipAnswerReady(reanswer) if reanswer is not None else None
-
-    async def _cancel_web_reoffer(self, command: cmd.MediaCancelWebReoffer) -> ev.Event | None:
-        await self._media(command).cancel_web_reoffer()
-        return None
-
-    async def _sip_reoffer_from_web(self, command: cmd.MediaSipReofferFromWeb) -> ev.Event | None:
-        media = self._media(command)  # the browser adds or drops video itself
-        try:
-            return ev.MediaSipOfferReady(await media.reoffer_sip_for_web(command.web_sdp))
-        except (sdp.SdpError, MediaError) as exc:
-            logger.info("call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc)
-            return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
-
-    async def _web_answer_from_sip(self, command: cmd.MediaWebAnswerFromSip) -> ev.Event | None:
-        answered = await self._media(command).answer_web_reoffer(command.sip_sdp)
-        return ev.MediaWebReofferAnswered(answered) if answered is not None else None
-
-    async def _cancel_sip_reoffer(self, command: cmd.MediaCancelSipReoffer) -> ev.Event | None:
-        self._media(command).cancel_sip_reoffer()
-        return None
-
-    async def _sip_pickup(self, command: cmd.MediaSipPickup) -> ev.Event | None:
-        media = self._media(command)
-        sip_answer, web_answer = await media.pickup_from_sip(command.sip_sdp)  # call pickup, RFC 3891
-        await self._web_became_ready(media)
-        return ev.MediaPickupReady(sip_answer, web_answer)
-
-    async def _sip_reoffer(self, command: cmd.MediaSipReoffer) -> ev.Event | None:
-        # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the media
-        # gates forwarding once the answer comes (_answer_from_sip).
-        offer = await self._media(command).reoffer_to_sip(command.hold, full=command.full)
-        return ev.MediaSipOfferReady(offer)
-
-    async def _detach_web(self, command: cmd.MediaDetachWeb) -> ev.Event | None:
-        await self._media(command).detach_web()
-        return None
-
-    async def _renew_web(self, command: cmd.MediaRenewWeb) -> ev.Event | None:
-        media = self._media(command)
-        answer = await media.renew_web(command.web_sdp)
-        await self._web_became_ready(media)
-        return ev.MediaWebRenewed(answer)
-
-    async def _drop_reoffer(self, command: cmd.MediaDropReoffer) -> ev.Event | None:
-        self._media(command).drop_reoffer()
-        return None
-
-    async def _send_text(self, command: cmd.MediaSendText) -> ev.Event | None:
-        if not self._media(command).send_text(command.body):
-            logger.debug("call=%s no open data channel: the text goes to the session only", self.call_id)
-        return None
-
-    async def _send_dtmf(self, command: cmd.MediaSendDtmf) -> ev.Event | None:
-        digit, duration = command.digit, command.duration_ms
-        try:
-            self._media(command).send_dtmf(digit, Leg.SIP, duration_ms=duration)
-        except DtmfError:
-            self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
-        return None
-
-    async def _answer_web_early(
-        self, bridge: CallMedia, web_sdp: str, deliver: Callable[[str], None]
-    ) -> ev.Event:
-        """The browser's answer as soon as it exists (before the INVITE: no SIP event can race it), then
-        our SIP offer. The SIP leg's sockets are opened and its offer written after the answer went out
-        (the API's response is written in the loop iteration ``sleep(0)`` gives way to), unless the
-        browser's video codec must be our SIP offer's first; its ports are leased before, so a gateway
-        out of ports still fails the offer itself. The worker takes no other input of this call in
-        between: what comes meanwhile (a trickled candidate, a hang-up before the INVITE went out) is
-        queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
-        offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
-        deliver(await bridge.answer_web_first())
-        self._early_web = True
-        await self._web_became_ready(bridge)
-        await asyncio.sleep(0)
-        return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())
-
-    async def _reoffer_web(self, bridge: CallMedia, sip_sdp: str) -> str | None:
-        """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer
-        at once (no change, or a browser that cannot be offered again: the video is turned down)."""
-        try:
-            return await bridge.reoffer_web_for_sip(sip_sdp)
-        except (sdp.SdpError, MediaError) as exc:
-            logger.info("call=%s the browser cannot be offered the new video: %s", self.call_id, exc)
-            await bridge.cancel_web_reoffer()
-            return None
-
-    async def _web_became_ready(self, bridge: CallMedia) -> None:
-        self._web_ready = True
-        pending, self._candidates = self._candidates, []
-        for candidate in pending:
-            await self._add_candidate(bridge, candidate)
-
-    async def _candidate(self, candidate: sdp.IceCandidateInit | None) -> None:
-        if self.bridge is None or not self._web_ready:
-            self._candidates.append(candidate)  # the web leg has no description yet
-            return
-        await self._add_candidate(self.bridge, candidate)
-
-    async def _add_candidate(self, bridge: CallMedia, candidate: sdp.IceCandidateInit | None) -> None:
-        try:
-            await bridge.add_web_candidate(
-                candidate if candidate is not None else sdp.IceCandidateInit(None, sdp_mline_index=0)
-            )
-        except (MediaError, sdp.SdpError, ValueError) as exc:
-            logger.info("call=%s browser candidate refused: %s", self.call_id, exc)
-
     def state(self) -> CallState | None:
         registry = self._host.registry
         return registry.get(self.call_id).state if self.call_id in registry else None
 
 
-_COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()  # the rest: _media_command
+_COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()
 _COMMANDS.add_all(get_args(cmd.SipCommand), CallRuntime._sip_command)
 _COMMANDS.add_all(get_args(cmd.SignalCommand), CallRuntime._signal_command)
+_COMMANDS.add_all(get_args(cmd.MediaCommand), CallRuntime._media_command)
 _COMMANDS.add(cmd.StartTimer, CallRuntime._start_timer)
 _COMMANDS.add(cmd.CancelTimer, CallRuntime._stop_timer)
-_COMMANDS.add(cmd.CreateBridge, CallRuntime._create_media)
-_COMMANDS.add(cmd.CloseBridge, CallRuntime._close_media)
-
-# The media commands whose result (or failure) is fed back as the call's next event.
-_MEDIA: Final = Table[CallRuntime, Coroutine[Any, Any, ev.Event | None]]()
-_MEDIA.add(cmd.MediaOfferToSip, CallRuntime._offer_to_sip)
-_MEDIA.add(cmd.MediaAnswerFromSip, CallRuntime._answer_from_sip)
-_MEDIA.add(cmd.MediaOfferToWeb, CallRuntime._offer_to_web)
-_MEDIA.add(cmd.MediaAnswerFromWeb, CallRuntime._answer_from_web)
-_MEDIA.add(cmd.MediaSipUpdate, CallRuntime._sip_update)
-_MEDIA.add(cmd.MediaWebReanswer, CallRuntime._web_reanswer)
-_MEDIA.add(cmd.MediaCancelWebReoffer, CallRuntime._cancel_web_reoffer)
-_MEDIA.add(cmd.MediaSipReofferFromWeb, CallRuntime._sip_reoffer_from_web)
-_MEDIA.add(cmd.MediaWebAnswerFromSip, CallRuntime._web_answer_from_sip)
-_MEDIA.add(cmd.MediaCancelSipReoffer, CallRuntime._cancel_sip_reoffer)
-_MEDIA.add(cmd.MediaSipPickup, CallRuntime._sip_pickup)
-_MEDIA.add(cmd.MediaSipReoffer, CallRuntime._sip_reoffer)
-_MEDIA.add(cmd.MediaDetachWeb, CallRuntime._detach_web)
-_MEDIA.add(cmd.MediaRenewWeb, CallRuntime._renew_web)
-_MEDIA.add(cmd.MediaDropReoffer, CallRuntime._drop_reoffer)
-_MEDIA.add(cmd.MediaSendText, CallRuntime._send_text)
-_MEDIA.add(cmd.MediaSendDtmf, CallRuntime._send_dtmf)
-
-
-def _failure_status(status: int | None) -> int | None:
-    return status if status is not None and 400 <= status <= 699 else None
