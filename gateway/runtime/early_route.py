@@ -24,13 +24,13 @@ from gateway.signaling.errors import SignalingError
 from gateway.sip.tu import IncomingRequest
 
 if TYPE_CHECKING:
-    from gateway.runtime.driver import CallDriver
+    from gateway.runtime.driver_core import DriverCore
 
 logger = logging.getLogger(__name__)
 
 
 class EarlyRoutes:
-    def __init__(self, driver: CallDriver) -> None:
+    def __init__(self, driver: DriverCore) -> None:
         self._driver = driver
         self._kept: tuple[IncomingRequest, InboundResult] | None = None
 
