@@ -99,7 +99,7 @@ class DriverCore:
         # and the parameter that keeps a call through this instance's own listener from being redirected
         self.cluster_web_route: Callable[[WebUser], Awaitable[str | None]] | None = None
         self.cluster_route_tag = ""
-        # Rooms with SIP parties (gateway/runtime/room_media.py): the target of an INVITE for one of
+        # Rooms with SIP parties (gateway/runtime/rooms/): the target of an INVITE for one of
         # `rooms.numbers` (the room's own session), or None for the usual lookup
         self.room_calls: Callable[[str, str | None], Awaitable[Found | None]] | None = None
 
