@@ -5,7 +5,9 @@ resolves the pending offer with the WebRTC answer as soon as the gateway made it
 early answer, before the far end picks up; on a pass-through route the far end's answer, with early
 media or the 2xx), or fails it with the reason the call ended before that. Everything the call does
 afterwards is recorded in its `SessionProgress` (polling and server-sent events). The mapping of call
-results to HTTP statuses is `http_status_for`.
+results to HTTP statuses is `http_status_for`. This module owns these sessions and `OfferApi`; it
+imports the signaling's errors, events and progress records, `sdp`, and names the driver (whose
+`HttpOffers` part `OfferApi` delegates to) for typing only.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ packet of that codec is written to the player as it came (payload and timestamp;
 SSRC and sequence). No transcoding, so a player must accept the SIP side's codec (browsers and aiortc
 take PCMU/PCMA; else 400, field ``sdp``). While a call has a player, its RTP goes the Python path (the
 fast lane would keep the packets from the tap). A player ends with ``unwatch`` (DELETE), when the call's
-bridge closes, or when its own ICE/DTLS fails.
+bridge closes, or when its own ICE/DTLS fails. A pass-through call has no media of the gateway's to tap
+(`CallMedia.passes_through`): 409. This module owns the players; it imports the media package's
+WebRTC leg, RTP and events, the runtime's `CallMedia`, the signaling's errors, and names the driver
+for typing only.
 """
 
 from __future__ import annotations

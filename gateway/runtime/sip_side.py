@@ -3,7 +3,9 @@
 Commands that only hand something to the UA (INVITE, CANCEL, a response) run at once; requests that
 wait for the far end (BYE, re-INVITE, INFO) run as tasks of the call and feed their outcome back as
 events. The UA call's event stream is pumped into the call as call events (translate.py); the UA itself
-answers CANCEL with 487 and ACKs every 2xx.
+answers CANCEL with 487 and ACKs every 2xx. Each SIP command has its handler in one dispatch table.
+This module owns a call's SIP leg; it imports the call layer's commands and events, the SIP UA, sipcore
+and the runtime's translations and dispatch table, never the driver or the media.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 - what the SIP user agent reports about a call -> call events (`sip_to_call_events`);
 - what the media bridge reports -> call events (`media_to_call_event`);
 - the call layer's browser commands -> signaling events (`SignalMapper`, one per call: the WebRTC
-  answer travels in `early_media` or `connected`, whichever comes first, see docs/signaling.md).
+  answer travels in `early_media` or `connected`, whichever comes first, see docs/signaling.md); one dispatch table per command type.
+
+This module owns these mappings; it imports the call layer's commands and events, the media's and
+the UA's event types, the signaling's events and sipcore's Reason values, nothing with I/O.
 """
 
 from __future__ import annotations
