@@ -43,7 +43,7 @@ from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.playback import CallPlaybackService
-from gateway.runtime.room_media import RoomMediaService
+from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
 from gateway.signaling.session_loop import SOCKETS_KEY
@@ -113,7 +113,7 @@ class Gateway:
             self.drainer = self.cluster.drainer
             self.presence = self.identities.presence = self.cluster.presence
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
-        # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
+        # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/rooms/)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         # WHEP players of calls' far ends (gateway/runtime/playback.py)
         self.call_playback = CallPlaybackService(self.driver, self._room_leg_options)

@@ -193,7 +193,7 @@ def add_signaling_routes(
         RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic,
         media=room_media,
     )  # fmt: skip
-    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/room_media.py)
+    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/rooms/)
         room_media.attach(rooms_context)
     router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)
     router.add_get("/webrtc/rooms", rooms_list_handler)

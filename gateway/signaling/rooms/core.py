@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 _ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 RELAYED: Final = {"offer": "offer", "answer": "answer", "ice_candidate": "candidate"}  # type -> body field
 CANDIDATE_KEYS: Final = ("candidate", "sdpMid", "sdpMLineIndex", "usernameFragment")
-# The gateway's own peer in a room with a SIP party (gateway/runtime/room_media.py): browsers send it
+# The gateway's own peer in a room with a SIP party (gateway/runtime/rooms/): browsers send it
 # their audio for the mix, with the room's offer/answer/ice_candidate messages. No browser may take it.
 GATEWAY_PEER: Final = "gateway"
 MAX_SDP_CHARS: Final = 60_000

@@ -1,5 +1,5 @@
 """The boundary between the rooms relay (rooms/endpoint.py) and the gateway's own peer in rooms with a SIP
-party (gateway/runtime/room_media.py), as two Protocols: what the relay asks of the media side
+party (gateway/runtime/rooms/), as two Protocols: what the relay asks of the media side
 (`RoomMedia`), and what the media side may do in a room (`RoomHub`, implemented by the relay's context).
 
 Messages the gateway peer sends are the room's own (`offer`, `answer`, `ice_candidate` with

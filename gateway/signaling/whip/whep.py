@@ -7,7 +7,7 @@ call's far end (the id of a WHIP / HTTP API session of the user, or of its call:
     PATCH  /whep/sessions/{id}    405: no trickle ICE nor ICE restart (the gateway's answer carries all its
                                   candidates, and aiortc cannot restart ICE; RFC 9725 §4.3, as WHEP §4.3)
 
-The player is a participant of the room's mixer (gateway/runtime/room_media.py) that hears every
+The player is a participant of the room's mixer (gateway/runtime/rooms/) that hears every
 participant (browsers and SIP parties) and sends nothing; a room without a SIP party gets the gateway's
 peer for it (the browsers then send it their audio). Authentication as WHIP's (§4.6 there: Bearer API key
 or session token; Basic too). Errors in the HTTP API's JSON shape: 400 a malformed offer, 401, 404 a room
