@@ -161,7 +161,7 @@ class Probe:
             probe.media.extend(1000 * s for s in getattr(self._latency, "_samples", ()))
             await close(self)
 
-        CallDriver.dial = timed_dial  # type: ignore[method-assign]
+        CallDriver.dial = timed_dial  # type: ignore[method-assign,assignment]
         CallRuntime.feed_nowait = timed_feed  # type: ignore[method-assign]
         CallRuntime._send = timed_send  # type: ignore[method-assign]
         SipSide.execute = timed_execute  # type: ignore[method-assign]

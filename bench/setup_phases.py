@@ -83,7 +83,7 @@ def install(profiler: cProfile.Profile | None = None) -> None:
     from gateway.runtime.call_runtime import CallRuntime
     from gateway.runtime.driver import CallDriver
     from gateway.runtime.sip_side import SipSide
-    from gateway.signaling import http_api
+    from gateway.signaling.http_api import handlers as http_api
 
     _wrap(web_protocol.RequestHandler, "_handle_request", "request in", None)
     _wrap(web_protocol.RequestHandler, "finish_response", "response built", "response written")

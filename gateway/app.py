@@ -43,11 +43,12 @@ from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.playback import CallPlaybackService
-from gateway.runtime.room_media import RoomMediaService
-from gateway.signaling.connection import PresenceRegistry
+from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes
-from gateway.signaling.ws import SOCKETS_KEY
+from gateway.signaling.session_loop import SOCKETS_KEY
+from gateway.signaling.sip_ws import SipWsEndpoint
+from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip import UASettings, UserAgent, registrations_for_users
 from gateway.sip.transport_ws import WsTransport
 from gateway.state_dir import StateDir
@@ -78,6 +79,7 @@ class Gateway:
         self.tls: ServerTls | None = None  # HTTPS/WSS (http.tls)
         self.sip: UserAgent | None = None
         self.sip_ws: WsTransport | None = None  # SIP over WebSocket (sip.websocket)
+        self.sip_ws_endpoint: SipWsEndpoint | None = None  # its upgrades, on the shared session loop
         self.web_sip: WebSipService | None = None
         self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
         self.state = StateDir.open(Path(config.state_dir))  # session key, revoked tokens
@@ -111,7 +113,7 @@ class Gateway:
             self.drainer = self.cluster.drainer
             self.presence = self.identities.presence = self.cluster.presence
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
-        # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/room_media.py)
+        # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/rooms/)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         # WHEP players of calls' far ends (gateway/runtime/playback.py)
         self.call_playback = CallPlaybackService(self.driver, self._room_leg_options)
@@ -162,12 +164,13 @@ class Gateway:
         websocket = self.config.sip.websocket
         if websocket is not None:  # SIP over WebSocket (gateway/websip): HTTP listener and/or its own
             self.sip_ws = WsTransport(
-                self.config.http.tls is not None,
-                (self.config.http.host, self.config.http.port),
-                allowed_origins=frozenset(self.config.http.allowed_origins),
+                self.config.http.tls is not None, (self.config.http.host, self.config.http.port)
+            )
+            self.sip_ws_endpoint = SipWsEndpoint(
+                self.sip_ws, allowed_origins=frozenset(self.config.http.allowed_origins)
             )
             if websocket.on_http:
-                app.router.add_get(websocket.path, self.sip_ws.handle)
+                app.router.add_get(websocket.path, self.sip_ws_endpoint.handle)
         cluster = self.cluster
         if cluster is not None:
             self._closers.append(cluster.close)  # last: after the UA unregistered, give the locks back
@@ -203,9 +206,9 @@ class Gateway:
         )
         await self.http.start()
         self._closers.append(self.http.close)
-        if websocket is not None and websocket.listen is not None and self.sip_ws is not None:
+        if websocket is not None and websocket.listen is not None and self.sip_ws_endpoint is not None:
             self.sip_ws_http = HttpServer(
-                build_websocket_app(health, websocket.path, self.sip_ws.handle),
+                build_websocket_app(health, websocket.path, self.sip_ws_endpoint.handle),
                 websocket.listen.host,
                 websocket.listen.port,
                 ssl_context=self.tls.context if self.tls is not None else None,
@@ -261,7 +264,9 @@ class Gateway:
             self.config, ua, self.driver, self.identities, transport, self.presence
         )
         web_sip.start()
-        self.drainer.add(lambda: transport.close_idle(web_sip.flow_busy))  # idle flows: 1012 at drain
+        sockets = self.sip_ws_endpoint
+        if sockets is not None:  # idle flows: 1012 at drain
+            self.drainer.add(lambda: sockets.close_idle(web_sip.flow_busy))
         self._closers.append(self.web_sip.close)
 
     @property

@@ -3,7 +3,7 @@ pages on every other as a `presence` event, not only through `GET /contacts`.
 
 Each instance publishes its own transitions (a user's first session here opened, her last here closed)
 on the Redis channel `{prefix}presence` as `{"instance", "user", "online"}`, and listens to the others'
-on its own pub/sub connection. The feed's watchers (gateway/signaling/presence_feed.py) are told:
+on its own pub/sub connection. The feed's watchers (gateway/signaling/ws/presence_feed.py) are told:
 
 - "online" from another instance, unless the user has a session here (her watchers know already);
 - "offline" (from another instance, or her last session here closing) only when no live instance holds

@@ -22,7 +22,7 @@ from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode
 from gateway.identity import WebUser
 from gateway.signaling.errors import ServiceError
-from gateway.signaling.progress import SessionProgress
+from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import IceRestartService, JsonValue, OfferResult, OfferService
 from sdp import IceCandidateInit, IceParameters, TrickleFragment
 

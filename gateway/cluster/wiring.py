@@ -32,7 +32,7 @@ from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.service import OfferService
-from gateway.signaling.ws import CONTEXT_KEY
+from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
 
 if TYPE_CHECKING:

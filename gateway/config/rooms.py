@@ -1,6 +1,6 @@
 """The `rooms` section of gateway.yaml: peer-to-peer rooms (`/webrtc/signaling/{room_id}/{peer_id}`).
 
-docs/signaling.md ("Rooms") describes the protocol; gateway/signaling/rooms.py enforces these limits.
+docs/signaling.md ("Rooms") describes the protocol; gateway/signaling/rooms/core.py enforces these limits.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Final
 from gateway.config.values import FloatRange, IntRange, Parse
 
 _NUMBER: Final = re.compile(r"[0-9*#+]{1,32}")
-_ROOM_ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # as gateway/signaling/rooms.py checks ids
+_ROOM_ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # as gateway/signaling/rooms/core.py checks ids
 
 
 def parse_room_numbers(value: object) -> tuple[tuple[str, str], ...]:

@@ -1,8 +1,8 @@
 """Draining an instance before a restart (SIGUSR1, `POST /cluster/drain`; docs/deploy.md).
 
 `begin` makes the call core refuse new calls, then asks every kind of socket to close those without a
-call in progress: the JSON `/ws`, `/jsonrpc` and rooms sockets (gateway/signaling/ws.py) and the
-SIP-over-WebSocket flows (gateway/sip/transport_ws.py), each with 1012 (Service Restart) and a 503 for
+call in progress: the JSON `/ws`, `/jsonrpc` and rooms sockets and the SIP-over-WebSocket flows (each
+kind's `SocketRegistry`, gateway/signaling/session_loop.py), each with 1012 (Service Restart) and a 503 for
 any new upgrade, so that their clients reconnect through the proxy to another instance (or to the new
 process) at once. `wait` then looks again every `poll` seconds, closing the sockets whose last call has
 just ended, until no call is left (of the call core, nor a socket kept for one: a room with company, a

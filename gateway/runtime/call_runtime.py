@@ -3,15 +3,20 @@
 How it works: every input of the call (an event from the browser, the SIP UA, the media bridge or a
 timer; a trickled browser candidate) goes onto the call's queue. One worker task takes them in order,
 hands events to the `CallRegistry` and runs the commands that come back, one after the other:
-SIP commands through the UA's call object, media commands on the call's `MediaBridge` (their
-results are queued as the next events: `MediaSipOfferReady`...), browser commands through the
-session's `SessionSink.send_event`, timers with `loop.call_later`. Requests that wait on the
-network (BYE, re-INVITE, INFO) run as background tasks and queue their outcome.
+SIP commands through the call's `SipSide` (sip_side.py: the UA's call object), media commands on its
+`MediaSide` (media_side.py: the call's `CallMedia`; their results are queued as the next events:
+`MediaSipOfferReady`...), browser commands through the session's `SessionSink.send_event`, timers
+with `loop.call_later`; one dispatch table picks the side. Requests that wait on the network (BYE,
+re-INVITE, INFO) run as background tasks and queue their outcome. A pass-through call's trickle ICE
+INFOs (RFC 8840) are routed here, between the SIP side and the browser.
 
 Supervision: an event the machine refuses (`CallError`) is logged and dropped (or reported to the
 browser request that caused it); any other exception is logged with `call=<id>` and ends this call
 only: the machine is asked to fail the call (`MediaFailed`), and if that fails too the call is
 torn down directly (SIP CANCEL/BYE/500, bridge closed, browsers told `ended`).
+
+This module owns one call's queue, worker, timers and supervision; it imports the call layer, the
+runtime's sides (`SipSide`, `MediaSide`), translations and `RuntimeHost`, never the driver.
 """
 
 from __future__ import annotations
@@ -20,83 +25,30 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, get_args
 
 import sdp
-from gateway.calls import CallError, CallRegistry, CallState, TimerName
+from gateway.calls import CallError, CallState, TimerName
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
-from gateway.config.values import DtmfMode
-from gateway.media.bridge import MediaBridge
-from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
-from gateway.media.errors import DtmfError, MediaError
-from gateway.media.events import (
-    DtlsFailed,
-    DtmfReceived,
-    IceFailed,
-    KeyframeWanted,
-    Leg,
-    MediaEvent,
-    MediaInactive,
-)
-from gateway.media.video.keyframe import MEDIA_CONTROL, is_picture_fast_update, picture_fast_update
+from gateway.media.video.keyframe import is_picture_fast_update
 from gateway.ops import logctx
-from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE, PassthroughMedia
+from gateway.runtime.call_media import CallMedia
+from gateway.runtime.dispatch import Table
+from gateway.runtime.host import RuntimeHost
+from gateway.runtime.media_side import MediaSide
+from gateway.runtime.passthrough import TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
-from gateway.runtime.translate import SignalMapper, media_to_call_event
+from gateway.runtime.translate import SignalMapper
 from gateway.signaling import events as sig
-from gateway.signaling.service import SessionSink
-from gateway.sip import UserAgent
 from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 logger = logging.getLogger(__name__)
-
-
-class RuntimeHost(Protocol):
-    """What a call's runtime needs from the driver."""
-
-    registry: CallRegistry
-    dtmf_mode: DtmfMode
-
-    @property
-    def ua(self) -> UserAgent: ...
-
-    def session(self, session_id: str) -> SessionSink | None: ...
-
-    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> MediaBridge: ...
-
-    def passthrough(self, call_id: str) -> bool:
-        """Whether the call's route passes the browser's media through (gateway/config/routes.py)."""
-        ...
-
-    def runtime_done(self, runtime: CallRuntime) -> None: ...
-
-    def sip_call(self, call_id: str) -> SipCall | None:
-        """The SIP leg of another call (an attended transfer's consultation call)."""
-        ...
-
-    def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
-        """This call was transferred: end the consultation call that was replaced, if any."""
-        ...
-
-    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
-        """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
-        ...
-
-    def resumable(self, call_id: str) -> bool:
-        """Whether the browser carrying the call may come back for it (web_auth.reconnect_grace, a
-        session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost)."""
-        ...
-
-    def early_answer(self, call_id: str) -> Callable[[str], None] | None:
-        """Where the WebRTC answer of an outbound call goes as soon as it exists (before the SIP side
-        answered): the HTTP offer API's sessions want it at once; None: the usual answer on 18x/2xx."""
-        ...
 
 
 @dataclass(slots=True)
@@ -114,15 +66,14 @@ class CallRuntime:
         self._host = host
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
-        self.bridge: MediaBridge | PassthroughMedia | None = None
+        self.media = MediaSide(
+            call_id, direction, host, self.sip, self.feed_nowait, self.state, self._send_trickle
+        )
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._candidates: list[sdp.IceCandidateInit | None] = []
         self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
-        self._web_ready = False
-        self._early_web = False  # the web leg was answered before the SIP side (early_answer)
         self._finished = False
         self.machine: CallMachine | None = None  # set by the driver: read after the end (call records)
         self.web_user: str | None = None  # the user carrying the call (dialed it, or answered it)
@@ -140,6 +91,11 @@ class CallRuntime:
         return f"<CallRuntime {self.call_id} {self.direction.value}>"
 
     @property
+    def bridge(self) -> CallMedia | None:
+        """The call's media (a MediaBridge, or pass-through), once CreateBridge made it."""
+        return self.media.bridge
+
+    @property
     def finished(self) -> bool:
         return self._finished
 
@@ -150,16 +106,16 @@ class CallRuntime:
 
     def _feed_sip(self, event: ev.Event) -> None:
         """An event of the SIP leg; a REFER is judged by the policy of the web user carrying the call."""
-        passthrough = self.bridge if isinstance(self.bridge, PassthroughMedia) else None
+        media = self.bridge
         if (
             isinstance(event, ev.SipInfoReceived)
-            and passthrough
+            and media is not None
             and event.content_type == sdp.TRICKLE_MEDIA_TYPE
+            and self._trickle_from_sip(media, event.body)
         ):
-            self._spawn(self._trickle_to_browser(passthrough, event.body))  # RFC 8840 §5 INFO
             return
         if isinstance(event, ev.SipInfoReceived) and is_picture_fast_update(event.content_type, event.body):
-            video = self.bridge.video if isinstance(self.bridge, MediaBridge) else None
+            video = media.video if media is not None else None
             if video is not None:  # RFC 5168: the SIP side wants a keyframe of the browser's video
                 video.keyframe_from_info()
             return
@@ -168,17 +124,25 @@ class CallRuntime:
             machine = registry.get(self.call_id) if self.call_id in registry else None
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
             event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
-        if passthrough is not None and isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
-            self._release_trickle()
+        if isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
+            self._release_trickle()  # the browser's candidates held until the dialog was confirmed
         self.feed_nowait(event)
 
-    async def _trickle_to_browser(self, media: PassthroughMedia, body: str) -> None:
-        """The SIP side's trickled candidates (RFC 8840 INFO) as `ice` events to the carrying session."""
+    def _trickle_from_sip(self, media: CallMedia, body: str) -> bool:
+        """A trickle-ice INFO (RFC 8840 §5) the media takes: its candidates go to the browser. False:
+        the media takes none (the machine hears the INFO as any other)."""
         try:
-            candidates = media.browser_candidates(body)
+            candidates = media.sip_trickle(body)
         except sdp.SdpError as exc:
             logger.info("call=%s trickle INFO not readable: %s", self.call_id, exc)
-            return
+            return True
+        if candidates is None:
+            return False
+        self._spawn(self._trickle_to_browser(candidates))
+        return True
+
+    async def _trickle_to_browser(self, candidates: list[sdp.IceCandidateInit]) -> None:
+        """The SIP side's trickled candidates as `ice` events to the carrying session."""
         registry = self._host.registry
         machine = registry.get(self.call_id) if self.call_id in registry else None
         if machine is None or machine.session_id is None:
@@ -248,7 +212,7 @@ class CallRuntime:
 
     async def _step(self, item: _Input) -> None:
         if item.candidate is not None:
-            await self._candidate(item.candidate[0])
+            await self.media.candidate(item.candidate[0])
             return
         commands = item.commands
         if item.event is not None:
@@ -308,13 +272,14 @@ class CallRuntime:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        if isinstance(self.bridge, MediaBridge):
+        if self.bridge is not None:
             with contextlib.suppress(Exception):  # figures for the call record and metrics
                 stats = self.bridge.stats()
-                self.transcoding = stats.transcoding
-                forwarded = stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
-                self.media_packets = (stats.fast_lane_packets, forwarded)
-                self.media_quality = self.bridge.quality()
+                if stats is not None:
+                    self.transcoding = stats.transcoding
+                    forwarded = stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
+                    self.media_packets = (stats.fast_lane_packets, forwarded)
+                    self.media_quality = self.bridge.quality()
         if self.bridge is not None:
             with contextlib.suppress(Exception):
                 await self.bridge.close()
@@ -359,38 +324,32 @@ class CallRuntime:
     # --- commands out ------------------------------------------------------------------------------
     async def _execute(self, command: cmd.Command) -> None:
         logger.debug("call=%s command %s", self.call_id, type(command).__name__)
-        match command:
-            case (
-                cmd.SipInvite() | cmd.SipCancel() | cmd.SipRespond() | cmd.SipBye() | cmd.SipReinvite()
-                | cmd.SipRespondReinvite() | cmd.SipInfoDtmf() | cmd.SipInfo() | cmd.SipMessage() | cmd.SipRefer()
-                | cmd.SipAnswerRefer() | cmd.SipNotifyRefer() | cmd.SipTakeOver() | cmd.SipRefuseReplacing()
-            ):  # fmt: skip
-                if isinstance(self.bridge, PassthroughMedia) and (
-                    isinstance(command, cmd.SipInvite)
-                    or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
-                ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
-                    command = dataclasses.replace(command, headers=(*command.headers, *INVITE_HEADERS))
-                await self.sip.execute(command)
-            case cmd.StartTimer(name=name, seconds=seconds):
-                self._cancel_timer(name)
-                loop = asyncio.get_running_loop()
-                self._timers[name] = loop.call_later(seconds, self._timer_fired, name)
-            case cmd.CancelTimer(name=name):
-                self._cancel_timer(name)
-            case (
-                cmd.NotifyIncoming() | cmd.StopRinging() | cmd.NotifyRinging() | cmd.NotifyEarlyMedia()
-                | cmd.NotifyRedirected()
-                | cmd.SendWebAnswer() | cmd.SendWebOffer() | cmd.NotifyConnected() | cmd.NotifyHeld()
-                | cmd.NotifyResumed() | cmd.NotifyDtmf() | cmd.NotifyEnded() | cmd.NotifyError()
-                | cmd.NotifyInfo() | cmd.NotifyInfoResult() | cmd.NotifyTransfer() | cmd.NotifyTransferRequested()
-                | cmd.NotifyMessage() | cmd.NotifyMessageResult()
-                | cmd.NotifyReplaced() | cmd.SendReattached() | cmd.SendWebReofferAnswer()
-            ):  # fmt: skip
-                self._report_transfer(command)
-                for event in self._signals.events(command):
-                    await self._send(command.session_id, event)
-            case _:
-                await self._media_command(command)
+        await _COMMANDS.handler(type(command))(self, command)
+
+    async def _media_command(self, command: cmd.MediaCommand) -> None:
+        await self.media.execute(command)
+
+    async def _sip_command(self, command: cmd.SipCommand) -> None:
+        extra = self.bridge.invite_headers if self.bridge is not None else ()
+        if extra and (
+            isinstance(command, cmd.SipInvite)
+            or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
+        ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
+            command = dataclasses.replace(command, headers=(*command.headers, *extra))
+        await self.sip.execute(command)
+
+    async def _start_timer(self, command: cmd.StartTimer) -> None:
+        self._cancel_timer(command.name)
+        loop = asyncio.get_running_loop()
+        self._timers[command.name] = loop.call_later(command.seconds, self._timer_fired, command.name)
+
+    async def _stop_timer(self, command: cmd.CancelTimer) -> None:
+        self._cancel_timer(command.name)
+
+    async def _signal_command(self, command: cmd.SignalCommand) -> None:
+        self._report_transfer(command)
+        for event in self._signals.events(command):
+            await self._send(command.session_id, event)
 
     def _report_transfer(self, command: cmd.SignalCommand) -> None:
         """Transfers: a call placed for a REFER tells the referred call how it goes (RFC 3515 §2.4.5);
@@ -428,222 +387,14 @@ class CallRuntime:
         self._timers.pop(name, None)
         self.feed_nowait(ev.TimerFired(name))
 
-    # --- media ---------------------------------------------------------------------------------------
-    def _media_event(self, event: MediaEvent) -> None:
-        if isinstance(
-            event, KeyframeWanted
-        ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
-            self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
-            return
-        if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
-            if self._host.dtmf_mode is DtmfMode.INFO:
-                self.sip.send_info(*MediaBridge.info_body(event))
-            return
-        lost = self._web_lost(event)
-        if lost is not None:
-            self.feed_nowait(ev.MediaWebLost(lost))
-            return
-        translated = media_to_call_event(event)
-        if (
-            self._early_web
-            and isinstance(translated, ev.MediaConnected | ev.MediaInactive)
-            and self.state() in (CallState.INVITING, CallState.EARLY)
-        ):
-            # The web leg answered before the SIP side: its ICE comes up (or idles) while the INVITE is
-            # out, which the machine only expects of inbound calls.
-            logger.debug("call=%s %s before the SIP answer", self.call_id, type(translated).__name__)
-            return
-        if translated is not None:
-            self.feed_nowait(translated)
-        else:
-            logger.debug("call=%s media %r", self.call_id, event)
-
-    def _web_lost(self, event: MediaEvent) -> str | None:
-        """Why the web leg of a connected call is lost, when its browser may renew it; else None (the
-        event means what it always did)."""
-        match event:
-            case IceFailed(reason=reason) | DtlsFailed(reason=reason, leg=Leg.WEB):
-                why = reason
-            case MediaInactive(leg=Leg.WEB, seconds=seconds, held=False):
-                why = f"no audio from the browser for {seconds:g} s"
-            case _:
-                return None
-        if self.state() not in (CallState.CONNECTED, CallState.HOLDING) or not self._host.resumable(
-            self.call_id
-        ):
-            return None
-        return why
-
-    async def _media_command(self, command: cmd.Command) -> None:
-        if isinstance(command, cmd.CreateBridge):
-            if self.bridge is None and self._host.passthrough(self.call_id):
-                self.bridge = PassthroughMedia(self.call_id, self._send_trickle)
-            elif self.bridge is None:
-                self.bridge = self._host.new_bridge(self.call_id, self._media_event)
-            return
-        bridge = self.bridge
-        if isinstance(command, cmd.CloseBridge):
-            if bridge is not None:
-                await bridge.close()
-            return
-        if bridge is None:
-            raise CallError(f"call {self.call_id}: {type(command).__name__} without a bridge")
-        try:
-            reply = await self._media_reply(bridge, command)
-        except (sdp.SdpError, MediaError) as exc:
-            status = exc.sip_status if isinstance(exc, sdp.SdpError) else None
-            logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
-            self.feed_nowait(ev.MediaFailed(str(exc) or type(exc).__name__, _failure_status(status)))
-            return
-        if reply is not None:
-            self.feed_nowait(reply)
-
-    async def _media_reply(
-        self, bridge: MediaBridge | PassthroughMedia, command: cmd.Command
-    ) -> ev.Event | None:
-        match command:
-            case cmd.MediaOfferToSip(web_sdp=web_sdp):
-                deliver = self._host.early_answer(self.call_id) if isinstance(bridge, MediaBridge) else None
-                if deliver is not None and isinstance(bridge, MediaBridge):
-                    return await self._answer_web_early(bridge, web_sdp, deliver)
-                return ev.MediaSipOfferReady(await bridge.offer_to_sip(web_sdp))
-            case cmd.MediaAnswerFromSip(sip_sdp=sip_sdp):
-                if bridge.awaiting_reanswer:  # the answer to our hold/resume re-INVITE
-                    await bridge.answer_to_reoffer(sip_sdp)
-                    return None
-                if self.direction is CallDirection.INBOUND:
-                    logger.warning("call=%s SIP answer with no re-offer out: ignored", self.call_id)
-                    return None
-                answer = await bridge.answer_from_sip(sip_sdp)
-                await self._web_became_ready(bridge)
-                return ev.MediaWebAnswerReady(answer)
-            case cmd.MediaOfferToWeb(sip_sdp=sip_sdp):
-                offer = await bridge.offer_to_web(sip_sdp, self.sip.family())
-                await self._web_became_ready(bridge)
-                return ev.MediaWebOfferReady(offer)
-            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp) if isinstance(bridge, PassthroughMedia):
-                # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
-                self.feed_nowait(ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp)))
-                return ev.MediaConnected()
-            case cmd.MediaAnswerFromWeb(web_sdp=web_sdp):
-                return ev.MediaSipAnswerReady(await bridge.answer_from_web(web_sdp))
-            case cmd.MediaSipUpdate(sip_sdp=sip_sdp):
-                if isinstance(bridge, MediaBridge):  # video added or dropped: the browser answers first
-                    web_offer = await self._reoffer_web(bridge, sip_sdp)
-                    if web_offer is not None:
-                        return ev.MediaWebReofferReady(web_offer)
-                return ev.MediaSipAnswerReady(await bridge.update_from_sip(sip_sdp))
-            case cmd.MediaWebReanswer(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
-                return ev.MediaSipAnswerReady(await bridge.reanswer_from_web(web_sdp))
-            case cmd.MediaCancelWebReoffer() | cmd.MediaWebReanswer():
-                if isinstance(bridge, MediaBridge):
-                    await bridge.cancel_web_reoffer()
-                return None
-            case cmd.MediaSipReofferFromWeb(web_sdp=web_sdp):  # the browser adds or drops video itself
-                if not isinstance(bridge, MediaBridge):
-                    return ev.MediaWebReofferRefused("a pass-through call has no media of the gateway's")
-                try:
-                    return ev.MediaSipOfferReady(await bridge.reoffer_sip_for_web(web_sdp))
-                except (sdp.SdpError, MediaError) as exc:
-                    logger.info(
-                        "call=%s the browser's new offer cannot go to the SIP side: %s", self.call_id, exc
-                    )
-                    return ev.MediaWebReofferRefused(str(exc) or type(exc).__name__)
-            case cmd.MediaWebAnswerFromSip(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
-                return ev.MediaWebReofferAnswered(await bridge.answer_web_reoffer(sip_sdp))
-            case cmd.MediaCancelSipReoffer() | cmd.MediaWebAnswerFromSip():
-                if isinstance(bridge, MediaBridge):
-                    bridge.cancel_sip_reoffer()
-                return None
-            case cmd.MediaSipPickup(sip_sdp=sip_sdp) if isinstance(bridge, MediaBridge):
-                sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)  # call pickup, RFC 3891
-                await self._web_became_ready(bridge)
-                return ev.MediaPickupReady(sip_answer, web_answer)
-            case cmd.MediaSipPickup():
-                return ev.MediaFailed("a pass-through call cannot be picked up", 488)
-            case cmd.MediaSipReoffer(hold=hold, full=full):
-                # Our last SIP SDP (or every codec: full), sendonly or sendrecv (RFC 3264 §8.4); the
-                # bridge gates forwarding once the answer comes (MediaAnswerFromSip above).
-                return ev.MediaSipOfferReady(await bridge.reoffer_to_sip(hold, full=full))
-            case cmd.MediaDetachWeb() if isinstance(bridge, MediaBridge):
-                await bridge.detach_web()
-                return None
-            case cmd.MediaRenewWeb(web_sdp=web_sdp) if isinstance(bridge, MediaBridge):
-                answer = await bridge.renew_web(web_sdp)
-                await self._web_became_ready(bridge)
-                return ev.MediaWebRenewed(answer)
-            case cmd.MediaDetachWeb() | cmd.MediaRenewWeb():
-                return ev.MediaFailed("a pass-through call cannot change its web leg")
-            case cmd.MediaDropReoffer():
-                bridge.drop_reoffer()
-                return None
-            case cmd.MediaSendText(body=body):
-                if isinstance(bridge, MediaBridge) and not bridge.send_text(body):
-                    logger.debug(
-                        "call=%s no open data channel: the text goes to the session only", self.call_id
-                    )
-                return None
-            case cmd.MediaSendDtmf(digit=digit, duration_ms=duration):
-                try:
-                    bridge.send_dtmf(digit, Leg.SIP, duration_ms=duration)
-                except DtmfError:
-                    self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
-                return None
-        raise CallError(f"call {self.call_id}: unknown command {command!r}")
-
-    async def _answer_web_early(
-        self, bridge: MediaBridge, web_sdp: str, deliver: Callable[[str], None]
-    ) -> ev.Event:
-        """The browser's answer as soon as it exists (before the INVITE: no SIP event can race it), then
-        our SIP offer. The SIP leg's sockets are opened and its offer written after the answer went out
-        (the API's response is written in the loop iteration ``sleep(0)`` gives way to), unless the
-        browser's video codec must be our SIP offer's first; its ports are leased before, so a gateway
-        out of ports still fails the offer itself. The worker takes no other input of this call in
-        between: what comes meanwhile (a trickled candidate, a hang-up before the INVITE went out) is
-        queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
-        offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
-        deliver(await bridge.answer_web_first())
-        self._early_web = True
-        await self._web_became_ready(bridge)
-        await asyncio.sleep(0)
-        return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())
-
-    async def _reoffer_web(self, bridge: MediaBridge, sip_sdp: str) -> str | None:
-        """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer
-        at once (no change, or a browser that cannot be offered again: the video is turned down)."""
-        try:
-            return await bridge.reoffer_web_for_sip(sip_sdp)
-        except (sdp.SdpError, MediaError) as exc:
-            logger.info("call=%s the browser cannot be offered the new video: %s", self.call_id, exc)
-            await bridge.cancel_web_reoffer()
-            return None
-
-    async def _web_became_ready(self, bridge: MediaBridge | PassthroughMedia) -> None:
-        self._web_ready = True
-        pending, self._candidates = self._candidates, []
-        for candidate in pending:
-            await self._add_candidate(bridge, candidate)
-
-    async def _candidate(self, candidate: sdp.IceCandidateInit | None) -> None:
-        if self.bridge is None or not self._web_ready:
-            self._candidates.append(candidate)  # the web leg has no description yet
-            return
-        await self._add_candidate(self.bridge, candidate)
-
-    async def _add_candidate(
-        self, bridge: MediaBridge | PassthroughMedia, candidate: sdp.IceCandidateInit | None
-    ) -> None:
-        try:
-            await bridge.add_web_candidate(
-                candidate if candidate is not None else sdp.IceCandidateInit(None, sdp_mline_index=0)
-            )
-        except (MediaError, sdp.SdpError, ValueError) as exc:
-            logger.info("call=%s browser candidate refused: %s", self.call_id, exc)
-
     def state(self) -> CallState | None:
         registry = self._host.registry
         return registry.get(self.call_id).state if self.call_id in registry else None
 
 
-def _failure_status(status: int | None) -> int | None:
-    return status if status is not None and 400 <= status <= 699 else None
+_COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()
+_COMMANDS.add_all(get_args(cmd.SipCommand), CallRuntime._sip_command)
+_COMMANDS.add_all(get_args(cmd.SignalCommand), CallRuntime._signal_command)
+_COMMANDS.add_all(get_args(cmd.MediaCommand), CallRuntime._media_command)
+_COMMANDS.add(cmd.StartTimer, CallRuntime._start_timer)
+_COMMANDS.add(cmd.CancelTimer, CallRuntime._stop_timer)

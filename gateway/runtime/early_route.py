@@ -12,6 +12,8 @@ An INVITE kept here goes on to the UA's usual checks (415, 422...) and to the dr
 target resolved here (`take`) instead of resolving and looking it up again. The UA calls the driver
 synchronously after `route` returns (UserAgent.on_request -> _new_call -> on_incoming_call), so one
 slot is enough: the INVITE kept last, overwritten by the next; one the UA refused leaves nothing behind.
+This module owns that slot; it imports identity's lookup results, the signaling's errors and the UA's
+`IncomingRequest`, and names `DriverCore` (the state it reads) for typing only.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from gateway.signaling.errors import SignalingError
 from gateway.sip.transactions.tu import IncomingRequest
 
 if TYPE_CHECKING:
-    from gateway.runtime.driver import CallDriver
+    from gateway.runtime.driver_core import DriverCore
 
 logger = logging.getLogger(__name__)
 
 
 class EarlyRoutes:
-    def __init__(self, driver: CallDriver) -> None:
+    def __init__(self, driver: DriverCore) -> None:
         self._driver = driver
         self._kept: tuple[IncomingRequest, InboundResult] | None = None
 

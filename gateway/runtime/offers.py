@@ -5,7 +5,9 @@ resolves the pending offer with the WebRTC answer as soon as the gateway made it
 early answer, before the far end picks up; on a pass-through route the far end's answer, with early
 media or the 2xx), or fails it with the reason the call ended before that. Everything the call does
 afterwards is recorded in its `SessionProgress` (polling and server-sent events). The mapping of call
-results to HTTP statuses is `http_status_for`.
+results to HTTP statuses is `http_status_for`. This module owns these sessions and `OfferApi`; it
+imports the signaling's errors, events and progress records, `sdp`, and names the driver (whose
+`HttpOffers` part `OfferApi` delegates to) for typing only.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from gateway.identity import WebUser
-from gateway.media.bridge import MediaBridge
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, ServiceError
-from gateway.signaling.progress import SessionProgress
+from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
 from sdp import IceCandidateInit, IceParameters, SdpError, TrickleFragment
 from sdp import parse as parse_sdp
@@ -122,21 +123,26 @@ class HttpSession:
                 progress.record("held", by=by)
             case sig.Resumed(by=by):
                 progress.record("resumed", by=by)
-            case sig.Ended(reason=reason, message=message, sip_status=status):
-                self._closed = True
-                self.ended_at = asyncio.get_running_loop().time()
-                progress.record("ended", reason=reason, message=message, sip_status=status)
-                if self._on_end is not None:
-                    self._on_end(self)
-                if not self.answer.done():
-                    detail = f"{message} (SIP {status})" if status is not None else message
-                    self.answer.set_exception(
-                        ServiceError(detail, code=reason, http_status=http_status_for(reason, status))
-                    )
+            case sig.Ended():
+                self._ended(event)
             case sig.ErrorMessage(code=code, message=message):
                 logger.info("HTTP session %s: %s %s", self._id, code, message)
             case _:
                 logger.debug("HTTP session %s: %s", self._id, type(event).__name__)
+
+    def _ended(self, event: sig.Ended) -> None:
+        """The call ended: a pending offer fails with the reason (and the HTTP status it maps to)."""
+        reason, message, status = event.reason, event.message, event.sip_status
+        self._closed = True
+        self.ended_at = asyncio.get_running_loop().time()
+        self.progress.record("ended", reason=reason, message=message, sip_status=status)
+        if self._on_end is not None:
+            self._on_end(self)
+        if not self.answer.done():
+            detail = f"{message} (SIP {status})" if status is not None else message
+            self.answer.set_exception(
+                ServiceError(detail, code=reason, http_status=http_status_for(reason, status))
+            )
 
     def __repr__(self) -> str:
         return f"HttpSession({self._id!r}, user={self._user.id!r})"
@@ -174,7 +180,7 @@ class OfferApi:
         session = self._driver.http_session(user, session_id)
         runtime = next((r for r in self._driver.runtimes if r.call_id == session.call_id), None)
         bridge = runtime.bridge if runtime is not None else None
-        if not isinstance(bridge, MediaBridge):
+        if bridge is None or bridge.passes_through:
             raise ServiceError(
                 "this session's media cannot restart ICE (no gateway media leg)",
                 code="ice_restart",

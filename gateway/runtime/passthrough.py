@@ -3,7 +3,10 @@
 The SIP side is a WebRTC endpoint itself, so the gateway carries no media: the browser's offer goes into
 the INVITE unchanged and the SIP side's answer back to the browser unchanged; ICE and DTLS-SRTP run
 browser <-> peer. No RTP port, no aiortc leg, no fast lane. It stands where the `MediaBridge` stands in
-`CallRuntime` (the same methods, the same results), so the call machine is the one of every other call.
+`CallRuntime`: both are the runtime's `CallMedia` (gateway/runtime/call_media.py), so the call machine
+is the one of every other call. What needs a media leg of the gateway's (a pickup, a new web leg, the
+browser's own re-offer, an ICE restart, a tap) is refused here with `PassthroughError`; what only
+concerns such a leg (a re-offer of the browser's for the SIP side's video) is a no-op.
 
 Trickle ICE (RFC 8840, the trickle-ice Info Package of RFC 6086): the INVITE says `Recv-Info:
 trickle-ice` and `Supported: trickle-ice` (§4); the browser's trickled candidates (JSON `ice`) go to the
@@ -16,6 +19,9 @@ is WebRTC's (driver.passthrough): the INVITE's offer goes to the browser unchang
 into the 200 (with `Recv-Info`/`Supported: trickle-ice`), and the browser's trickled candidates go as
 INFO once the ACK confirmed the dialog (the runtime holds them until then).
 
+This module owns the pass-through kind of `CallMedia`; it imports `sdp` and the media package's errors
+and types only.
+
 Not yet: a hold that mutes anything: a hold or resume re-INVITE carries the browser's description with
 the direction changed, but the media itself flows between the two ends whatever the gateway says.
 """
@@ -25,9 +31,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import sdp
+from gateway.media.bridge_settings import BridgeStats
+from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.errors import DtmfError, MediaError
+from gateway.media.rtp.packet import RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +51,22 @@ _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULT
 
 
 class PassthroughError(MediaError):
-    """What a pass-through call cannot do (the call machine hears `MediaFailed`)."""
+    """What a pass-through call cannot do (the call machine hears `MediaFailed`, with `sip_status` when
+    the SIP side is to be told one)."""
+
+    def __init__(self, message: str, sip_status: int | None = None) -> None:
+        super().__init__(message)
+        self.sip_status = sip_status
+
+
+NO_WEB_LEG = "a pass-through call cannot change its web leg"
 
 
 class PassthroughMedia:
+    passes_through: ClassVar[bool] = True
+    invite_headers: ClassVar[tuple[tuple[str, str], ...]] = INVITE_HEADERS  # RFC 8840 §4.1
+    video: ClassVar[None] = None  # the browser's video is the far end's: no picture_fast_update of ours
+
     def __init__(self, call_id: str, send_info: InfoSender) -> None:
         self.call_id = call_id
         self._send_info = send_info
@@ -127,8 +149,68 @@ class PassthroughMedia:
         self._browser_setup = "passive" if setup is sdp.Setup.PASSIVE else "active"
         return web_answer
 
+    async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]:
+        raise PassthroughError("a pass-through call cannot be picked up", 488)
+
+    # --- what needs a media leg of the gateway's -------------------------------------------------------
+    def take_web_offer(self, web_offer: str) -> bool:
+        raise PassthroughError("a pass-through call has no answer before the SIP side's")
+
+    async def sip_offer(self) -> str:
+        raise PassthroughError("a pass-through call has no SIP offer of its own")
+
+    async def answer_web_first(self) -> str:
+        raise PassthroughError("a pass-through call has no answer before the SIP side's")
+
+    async def reoffer_web_for_sip(self, plain_offer: str) -> str | None:
+        """The SIP side's re-offer is answered at once (update_from_sip): the browser is not asked."""
+        return None
+
+    async def reanswer_from_web(self, web_answer: str) -> str | None:
+        return None  # no re-offer of ours went to the browser
+
+    async def cancel_web_reoffer(self) -> None:
+        pass
+
+    async def reoffer_sip_for_web(self, web_offer: str) -> str:
+        raise PassthroughError("a pass-through call has no media of the gateway's")
+
+    async def answer_web_reoffer(self, plain_answer: str) -> str | None:
+        return None  # the browser's own re-offer never went out (reoffer_sip_for_web)
+
+    def cancel_sip_reoffer(self) -> None:
+        pass
+
+    def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
+        raise PassthroughError("a pass-through call has no ICE session of the gateway's")
+
+    async def detach_web(self) -> None:
+        raise PassthroughError(NO_WEB_LEG)
+
+    async def renew_web(self, web_offer: str) -> str:
+        raise PassthroughError(NO_WEB_LEG)
+
+    def send_text(self, text: str) -> bool:
+        return False  # no data channel of the gateway's: the text goes to the session only
+
     def send_dtmf(self, digits: str, to: object, *, duration_ms: int = 100) -> None:
         raise DtmfError("no media bridge in a pass-through call: DTMF goes as SIP INFO")
+
+    @property
+    def sip_audio(self) -> LegCodecs | None:
+        return None
+
+    def add_tap(self, key: str, tap: Callable[[RtpPacket], None], closed: Callable[[], None]) -> None:
+        raise PassthroughError("a pass-through call's media does not go through the gateway")
+
+    def remove_tap(self, key: str) -> None:
+        pass
+
+    def stats(self) -> BridgeStats | None:
+        return None  # no media figures: the gateway carried none
+
+    def quality(self) -> dict[str, dict[str, object]] | None:
+        return None
 
     # --- trickle ICE -------------------------------------------------------------------------------
     async def add_web_candidate(self, candidate: sdp.IceCandidateInit) -> None:
@@ -147,6 +229,10 @@ class PassthroughMedia:
         body = sdp.encode_sdpfrag(sdp.TrickleFragment(ice, (media,)))
         self.candidates_sent += 0 if end else 1
         self._send_info(sdp.TRICKLE_MEDIA_TYPE, body, INFO_HEADERS)
+
+    def sip_trickle(self, body: str) -> list[sdp.IceCandidateInit] | None:
+        """CallMedia: the SIP side's trickle INFO is this media's (`browser_candidates`)."""
+        return self.browser_candidates(body)
 
     def browser_candidates(self, body: str) -> list[sdp.IceCandidateInit]:
         """An INFO fragment from the SIP side as the browser's candidates (end: a None candidate).

@@ -8,7 +8,10 @@ packet of that codec is written to the player as it came (payload and timestamp;
 SSRC and sequence). No transcoding, so a player must accept the SIP side's codec (browsers and aiortc
 take PCMU/PCMA; else 400, field ``sdp``). While a call has a player, its RTP goes the Python path (the
 fast lane would keep the packets from the tap). A player ends with ``unwatch`` (DELETE), when the call's
-bridge closes, or when its own ICE/DTLS fails.
+bridge closes, or when its own ICE/DTLS fails. A pass-through call has no media of the gateway's to tap
+(`CallMedia.passes_through`): 409. This module owns the players; it imports the media package's
+WebRTC leg, RTP and events, the runtime's `CallMedia`, the signaling's errors, and names the driver
+for typing only.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sdp
 from gateway.identity import WebUser
-from gateway.media.bridge import MediaBridge
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.errors import MediaError
 from gateway.media.events import DtlsFailed, IceFailed, MediaEvent
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg, capabilities
+from gateway.runtime.call_media import CallMedia
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -44,12 +47,12 @@ class _Player:
     id: str
     user_id: str
     call_id: str
-    bridge: MediaBridge
+    bridge: CallMedia
     leg: WebRtcLeg
 
 
 class CallPlaybackService:
-    """`CallPlayback` (gateway/signaling/call_playback.py) over the driver's HTTP sessions."""
+    """`CallPlayback` (gateway/signaling/whip/call_playback.py) over the driver's HTTP sessions."""
 
     def __init__(self, driver: CallDriver, leg_options: Callable[[], WebLegOptions]) -> None:
         self._driver = driver
@@ -78,7 +81,7 @@ class CallPlaybackService:
         if runtime is None or session.closed:
             raise NotFound(f"the call of session {session_id!r} is over", field="session_id")
         bridge = runtime.bridge
-        if not isinstance(bridge, MediaBridge):
+        if bridge is None or bridge.passes_through:
             raise Conflict(
                 "the call's media does not go through the gateway (pass-through)", field="session_id"
             )

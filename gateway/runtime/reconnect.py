@@ -7,7 +7,9 @@ connected calls *detached* rather than disconnected, recorded here with the logi
 user. When a session of the same family and user logs in (a reload of the page, a reconnect after a
 network change: the page logs in with its saved token, which keeps the family), it is told those calls
 (`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
-JSON-RPC, SIP over WebSocket), pass-through calls and calls not yet connected end as before.
+JSON-RPC, SIP over WebSocket), pass-through calls (no web leg of the gateway's to renew: `CallMedia.passes_through`) and calls not yet
+connected end as before. This module owns the detached calls' owners; it imports the call layer, the
+signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRuntime`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from gateway.calls import CallRegistry, CallState
 from gateway.calls.boundary import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
-from gateway.media.bridge import MediaBridge
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.signaling.errors import NotFound
 from gateway.signaling.events import CallSummary
@@ -64,7 +65,8 @@ class Reconnects:
             and machine is not None
             and machine.state in KEPT_STATES
             and machine.session_id == session.id
-            and isinstance(runtime.bridge, MediaBridge)
+            and runtime.bridge is not None
+            and not runtime.bridge.passes_through  # a web leg of the gateway's to renew
         ):
             self._detached[call_id] = owner
             return ev.WebDetached(session.id)

@@ -3,20 +3,23 @@
 Commands that only hand something to the UA (INVITE, CANCEL, a response) run at once; requests that
 wait for the far end (BYE, re-INVITE, INFO) run as tasks of the call and feed their outcome back as
 events. The UA call's event stream is pumped into the call as call events (translate.py); the UA itself
-answers CANCEL with 487 and ACKs every 2xx.
+answers CANCEL with 487 and ACKs every 2xx. Each SIP command has its handler in one dispatch table.
+This module owns a call's SIP leg; it imports the call layer's commands and events, the SIP UA, sipcore
+and the runtime's translations and dispatch table, never the driver or the media.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Final
 
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.config.addresses import family_of
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.runtime.dispatch import Table
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
 from gateway.sip.useragent.incoming import IncomingCall
@@ -93,80 +96,104 @@ class SipSide:
         return call if call is not None and not call.ended else None
 
     async def execute(self, command: SipCommand) -> None:
+        await _COMMANDS.handler(type(command))(self, command)
+
+    async def _invite(self, command: cmd.SipInvite) -> None:
+        target, headers = command.target, command.headers
+        try:
+            hop = uri_target(parse_uri(target)) if command.direct else None  # a redirect's own host
+            sip_call_id, self.next_call_id = self.next_call_id, None
+            outgoing = await self._ua().invite(
+                target, command.sdp, command.identity, headers=headers, next_hop=hop, call_id=sip_call_id
+            )
+        except (SIPError, RuntimeError, ValueError) as exc:
+            logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
+            self._feed(ev.SipFailed(503, "Service Unavailable"))
+            return
+        outgoing.info_packages = _recv_info(headers)
+        self.attach(outgoing)
+
+    async def _cancel(self, command: cmd.SipCancel) -> None:
         call = self._live()
-        match command:
-            case cmd.SipInvite(target=target, identity=identity, sdp=offer, headers=headers, direct=direct):
-                try:
-                    hop = uri_target(parse_uri(target)) if direct else None  # a redirect's own host
-                    sip_call_id, self.next_call_id = self.next_call_id, None
-                    outgoing = await self._ua().invite(
-                        target, offer, identity, headers=headers, next_hop=hop, call_id=sip_call_id
-                    )
-                except (SIPError, RuntimeError, ValueError) as exc:
-                    logger.warning("call=%s INVITE to %s not sent: %s", self.call_id, target, exc)
-                    self._feed(ev.SipFailed(503, "Service Unavailable"))
-                    return
-                outgoing.info_packages = _recv_info(headers)
-                self.attach(outgoing)
-            case cmd.SipCancel():
-                if isinstance(call, OutgoingCall) and call.state in _ANSWERED:
-                    # The 2xx came before the core's CANCEL (its SipAnswered still queued): too late to
-                    # cancel (RFC 3261 §9.1), end the dialog with a BYE (§15) as the UA does for a 2xx
-                    # crossing a CANCEL. Was: CallError, and the call never closed.
-                    self._spawn(self._bye(call))
-                elif isinstance(call, OutgoingCall):
-                    call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
-            case cmd.SipRespond(status=status, phrase=phrase, sdp=body, warning=warning, headers=extra):
-                self._respond(call, status, phrase, body, warning, extra)
-            case cmd.SipBye():
-                if call is None:
-                    self._feed(ev.SipLegClosed())
-                elif call.state in (SipCallState.CONFIRMED, SipCallState.ANSWERED):
-                    self._spawn(self._bye(call))
-                elif isinstance(call, OutgoingCall):
-                    call.cancel()  # a 2xx that crosses the CANCEL is ACKed and BYEd by the UA
-            case cmd.SipReinvite(sdp=offer):
-                if call is not None:
-                    self._spawn(self._reinvite(call, offer))
-            case cmd.SipRespondReinvite(status=status, phrase=phrase, sdp=body) if self._taken is not None:
-                self._answer_replacing(self._taken, status, phrase, body)
-            case cmd.SipRespondReinvite(status=status, phrase=phrase, sdp=body):
-                if call is None:
-                    return
-                if 200 <= status < 300 and body is not None:
-                    call.answer_reinvite(body)
-                else:
-                    call.reject_reinvite(status, phrase or None)
-            case cmd.SipInfoDtmf(digit=digit, duration_ms=duration):
-                self.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))
-            case cmd.SipInfo(content_type=content_type, body=body):
-                live = self._live()
-                if live is None:
-                    self._feed(ev.SipInfoResult(481))
-                else:
-                    self._spawn(self._relay_info(live, content_type, body))
-            case cmd.SipMessage(body=body):
-                live = self._live()
-                if live is None:
-                    self._feed(ev.SipMessageResult(481))
-                else:
-                    self._spawn(self._relay_message(live, body))
-            case cmd.SipRefer(target=target, consult_call_id=consult):
-                if call is not None:
-                    self._spawn(self._refer(call, target, consult))
-            case cmd.SipAnswerRefer(status=status, phrase=phrase):
-                if call is not None:
-                    call.transfer.answer(status, phrase)
-            case cmd.SipNotifyRefer(status=status, phrase=phrase):
-                if call is not None:
-                    self._spawn(call.transfer.notify(status, phrase))
-            case cmd.SipTakeOver():
-                self._taken, self.replacing = self.replacing, None
-            case cmd.SipRefuseReplacing(status=status, phrase=phrase):
-                new, self.replacing = self.replacing or self._taken, None
-                self._taken = None  # taken over, then refused (its offer unusable, the browser left)
-                if new is not None and not new.ended:
-                    new.reject(status, phrase or None)
+        if isinstance(call, OutgoingCall) and call.state in _ANSWERED:
+            # The 2xx came before the core's CANCEL (its SipAnswered still queued): too late to
+            # cancel (RFC 3261 §9.1), end the dialog with a BYE (§15) as the UA does for a 2xx
+            # crossing a CANCEL. Was: CallError, and the call never closed.
+            self._spawn(self._bye(call))
+        elif isinstance(call, OutgoingCall):
+            call.cancel()  # held back by the UA until a provisional response came (RFC 3261 §9.1)
+
+    async def _respond_command(self, command: cmd.SipRespond) -> None:
+        c = command
+        self._respond(self._live(), c.status, c.phrase, c.sdp, c.warning, c.headers)
+
+    async def _bye_command(self, command: cmd.SipBye) -> None:
+        call = self._live()
+        if call is None:
+            self._feed(ev.SipLegClosed())
+        elif call.state in (SipCallState.CONFIRMED, SipCallState.ANSWERED):
+            self._spawn(self._bye(call))
+        elif isinstance(call, OutgoingCall):
+            call.cancel()  # a 2xx that crosses the CANCEL is ACKed and BYEd by the UA
+
+    async def _reinvite_command(self, command: cmd.SipReinvite) -> None:
+        call = self._live()
+        if call is not None:
+            self._spawn(self._reinvite(call, command.sdp))
+
+    async def _respond_reinvite(self, command: cmd.SipRespondReinvite) -> None:
+        status, phrase, body = command.status, command.phrase, command.sdp
+        if self._taken is not None:
+            self._answer_replacing(self._taken, status, phrase, body)
+            return
+        call = self._live()
+        if call is None:
+            return
+        if 200 <= status < 300 and body is not None:
+            call.answer_reinvite(body)
+        else:
+            call.reject_reinvite(status, phrase or None)
+
+    async def _info_dtmf(self, command: cmd.SipInfoDtmf) -> None:
+        self.send_info(DTMF_RELAY, format_dtmf_relay(command.digit, command.duration_ms))
+
+    async def _info_command(self, command: cmd.SipInfo) -> None:
+        live = self._live()
+        if live is None:
+            self._feed(ev.SipInfoResult(481))
+        else:
+            self._spawn(self._relay_info(live, command.content_type, command.body))
+
+    async def _message_command(self, command: cmd.SipMessage) -> None:
+        live = self._live()
+        if live is None:
+            self._feed(ev.SipMessageResult(481))
+        else:
+            self._spawn(self._relay_message(live, command.body))
+
+    async def _refer_command(self, command: cmd.SipRefer) -> None:
+        call = self._live()
+        if call is not None:
+            self._spawn(self._refer(call, command.target, command.consult_call_id))
+
+    async def _answer_refer(self, command: cmd.SipAnswerRefer) -> None:
+        call = self._live()
+        if call is not None:
+            call.transfer.answer(command.status, command.phrase)
+
+    async def _notify_refer(self, command: cmd.SipNotifyRefer) -> None:
+        call = self._live()
+        if call is not None:
+            self._spawn(call.transfer.notify(command.status, command.phrase))
+
+    async def _take_over(self, command: cmd.SipTakeOver) -> None:
+        self._taken, self.replacing = self.replacing, None
+
+    async def _refuse_replacing(self, command: cmd.SipRefuseReplacing) -> None:
+        new, self.replacing = self.replacing or self._taken, None
+        self._taken = None  # taken over, then refused (its offer unusable, the browser left)
+        if new is not None and not new.ended:
+            new.reject(command.status, command.phrase or None)
 
     def _answer_replacing(self, new: IncomingCall, status: int, phrase: str, body: str | None) -> None:
         """The answer to the INVITE with Replaces (RFC 3891 §3): a 2xx makes it the call's SIP leg and
@@ -323,6 +350,23 @@ class SipSide:
                     self._spawn(self._bye(call))
         except (SIPError, OSError):
             logger.exception("call=%s SIP leg not torn down", self.call_id)
+
+
+_COMMANDS: Final = Table[SipSide, Coroutine[Any, Any, None]]()
+_COMMANDS.add(cmd.SipInvite, SipSide._invite)
+_COMMANDS.add(cmd.SipCancel, SipSide._cancel)
+_COMMANDS.add(cmd.SipRespond, SipSide._respond_command)
+_COMMANDS.add(cmd.SipBye, SipSide._bye_command)
+_COMMANDS.add(cmd.SipReinvite, SipSide._reinvite_command)
+_COMMANDS.add(cmd.SipRespondReinvite, SipSide._respond_reinvite)
+_COMMANDS.add(cmd.SipInfoDtmf, SipSide._info_dtmf)
+_COMMANDS.add(cmd.SipInfo, SipSide._info_command)
+_COMMANDS.add(cmd.SipMessage, SipSide._message_command)
+_COMMANDS.add(cmd.SipRefer, SipSide._refer_command)
+_COMMANDS.add(cmd.SipAnswerRefer, SipSide._answer_refer)
+_COMMANDS.add(cmd.SipNotifyRefer, SipSide._notify_refer)
+_COMMANDS.add(cmd.SipTakeOver, SipSide._take_over)
+_COMMANDS.add(cmd.SipRefuseReplacing, SipSide._refuse_replacing)
 
 
 def _recv_info(headers: Sequence[tuple[str, str]]) -> frozenset[str]:

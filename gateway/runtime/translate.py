@@ -3,22 +3,27 @@
 - what the SIP user agent reports about a call -> call events (`sip_to_call_events`);
 - what the media bridge reports -> call events (`media_to_call_event`);
 - the call layer's browser commands -> signaling events (`SignalMapper`, one per call: the WebRTC
-  answer travels in `early_media` or `connected`, whichever comes first, see docs/signaling.md).
+  answer travels in `early_media` or `connected`, whichever comes first, see docs/signaling.md); one dispatch table per command type.
+
+This module owns these mappings; it imports the call layer's commands and events, the media's and
+the UA's event types, the signaling's events and sipcore's Reason values, nothing with I/O.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Final, Literal
 
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
-from gateway.calls.states import CallDirection
+from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media
 from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
+from gateway.runtime.dispatch import Table
 from gateway.signaling import events as sig
 from gateway.sip.useragent import ua_events as sip
-from sipcore.syntax.reason import answered_elsewhere
+from sipcore.syntax.reason import ReasonValue, answered_elsewhere
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +50,7 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
                 return [ev.SipFailed(status, reason, contacts)]
             return [ev.SipLegClosed()]
         case sip.Cancelled(reasons=reasons):
-            causes = [r.cause for r in sorted(reasons, key=lambda r: not r.is_sip) if r.cause is not None]
-            return [ev.SipCancelled(answered_elsewhere(reasons), causes[0] if causes else None)]
+            return [_cancelled(reasons)]
         case sip.Bye(by_remote=True):
             return [ev.SipByeReceived()]
         case sip.Bye():
@@ -54,15 +58,7 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.ReinviteReceived(sdp=sdp):
             return [ev.SipReinviteReceived(sdp or None)]
         case sip.InfoReceived(content_type=content_type, body=body):
-            mime = content_type.split(";", 1)[0].strip().lower()
-            if mime not in INFO_PARSERS:  # not DTMF: the UA let it through sip.info_content_types
-                return [ev.SipInfoReceived(mime, body.decode("utf-8", "replace"))] if mime else []
-            try:
-                digit = parse_info_body(content_type, body)
-            except DtmfError:
-                logger.debug("INFO DTMF body %r not understood: ignored", body[:40])
-                return []
-            return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
+            return _info(content_type, body)
         case sip.MessageReceived(text=text):
             return [ev.SipMessageReceived(text)]
         case sip.Confirmed(sdp=sdp) | sip.ReinviteAcked(sdp=sdp):
@@ -72,6 +68,25 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.ReferReceived(target=target, replaces=replaces):
             return [ev.SipReferReceived(target, None, bool(replaces))]  # the runtime adds the web user
     return []
+
+
+def _cancelled(reasons: tuple[ReasonValue, ...]) -> ev.Event:
+    """CANCEL: its Reason's cause, a SIP one first (RFC 3326), and whether answered elsewhere."""
+    causes = [r.cause for r in sorted(reasons, key=lambda r: not r.is_sip) if r.cause is not None]
+    return ev.SipCancelled(answered_elsewhere(reasons), causes[0] if causes else None)
+
+
+def _info(content_type: str, body: bytes) -> list[ev.Event]:
+    """An INFO in the dialog: DTMF (dtmf-relay and the like) or a body the browser is shown."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime not in INFO_PARSERS:  # not DTMF: the UA let it through sip.info_content_types
+        return [ev.SipInfoReceived(mime, body.decode("utf-8", "replace"))] if mime else []
+    try:
+        digit = parse_info_body(content_type, body)
+    except DtmfError:
+        logger.debug("INFO DTMF body %r not understood: ignored", body[:40])
+        return []
+    return [ev.RemoteDtmf(digit.digit, max(40, min(digit.duration_ms, 5000)))]
 
 
 def media_to_call_event(event: media.MediaEvent) -> ev.Event | None:
@@ -107,62 +122,64 @@ class SignalMapper:
         self._connected_waiting: str | None = None  # the session waiting for `connected`
 
     def events(self, command: cmd.SignalCommand) -> list[sig.Event]:
-        call_id = command.call_id
-        match command:
-            case cmd.NotifyIncoming(from_uri=from_uri, from_display=display, details=details):
-                return [sig.Incoming(call_id, from_uri, display, None, details)]
-            case cmd.SendWebOffer(sdp=sdp):
-                return [sig.Offer(call_id, sdp)]
-            case cmd.NotifyRinging():
-                return [sig.Ringing(call_id)]
-            case cmd.NotifyRedirected(target=target, status=status):
-                return [sig.Redirected(call_id, target, status)]
-            case cmd.SendWebAnswer(sdp=sdp):
-                self._answer = sdp
-                if self._connected_waiting is not None:
-                    self._connected_waiting = None
-                    self._delivered = True
-                    return [sig.Connected(call_id, sdp)]
-                return []
-            case cmd.NotifyEarlyMedia():
-                sdp_text, self._delivered = self._answer, self._answer is not None
-                return [sig.EarlyMedia(call_id, sdp_text)]
-            case cmd.NotifyConnected(session_id=session_id):
-                if self._delivered or self.direction is CallDirection.INBOUND:
-                    return [sig.Connected(call_id, None)]
-                if self._answer is not None:
-                    self._delivered = True
-                    return [sig.Connected(call_id, self._answer)]
-                self._connected_waiting = session_id
-                return []
-            case cmd.NotifyHeld(by=by):
-                return [sig.Held(call_id, "local" if by.value == "local" else "remote")]
-            case cmd.NotifyResumed(by=by):
-                return [sig.Resumed(call_id, "local" if by.value == "local" else "remote")]
-            case cmd.NotifyDtmf(digit=digit, duration_ms=duration):
-                return [sig.DtmfReceived(call_id, digit, duration)]
-            case cmd.NotifyInfo(content_type=content_type, body=body):
-                return [sig.InfoReceived(call_id, content_type, body)]
-            case cmd.NotifyInfoResult(status=status):
-                return [sig.InfoResult(call_id, status)]
-            case cmd.NotifyMessage(body=body):
-                return [sig.CallMessage(call_id, body)]
-            case cmd.NotifyMessageResult(status=status):
-                return [sig.MessageResult(call_id, status)]
-            case cmd.NotifyEnded(reason=reason, message=message, sip_status=status):
-                return [sig.Ended(call_id, reason.value, message, status)]
-            case cmd.StopRinging(reason=message, code=code):
-                return [sig.Ended(call_id, code.value, message, None)]
-            case cmd.NotifyError(code=code, message=message, field=field, sip_status=status):
-                return [sig.ErrorMessage(code, message, field, None, call_id, status)]
-            case cmd.NotifyTransfer(state=state, sip_status=status, message=message):
-                return [sig.Transfer(call_id, state.value, status, message)]
-            case cmd.NotifyTransferRequested(target=target):
-                return [sig.TransferRequested(call_id, target)]
-            case cmd.NotifyReplaced(from_uri=from_uri, from_display=display):
-                return [sig.Replaced(call_id, from_uri, display)]
-            case cmd.SendWebReofferAnswer(sdp=sdp):
-                return [sig.Answer(call_id, sdp)]
-            case cmd.SendReattached(sdp=sdp, local_hold=local, remote_hold=remote):
-                return [sig.Reattached(call_id, sdp, local, remote)]
+        handler = _EVENTS.get(type(command))
+        return handler(self, command) if handler is not None else []
+
+    def _web_answer(self, command: cmd.SendWebAnswer) -> list[sig.Event]:
+        self._answer = command.sdp
+        if self._connected_waiting is not None:
+            self._connected_waiting = None
+            self._delivered = True
+            return [sig.Connected(command.call_id, command.sdp)]
         return []
+
+    def _early_media(self, command: cmd.NotifyEarlyMedia) -> list[sig.Event]:
+        sdp_text, self._delivered = self._answer, self._answer is not None
+        return [sig.EarlyMedia(command.call_id, sdp_text)]
+
+    def _connected(self, command: cmd.NotifyConnected) -> list[sig.Event]:
+        if self._delivered or self.direction is CallDirection.INBOUND:
+            return [sig.Connected(command.call_id, None)]
+        if self._answer is not None:
+            self._delivered = True
+            return [sig.Connected(command.call_id, self._answer)]
+        self._connected_waiting = command.session_id
+        return []
+
+
+def _side(by: Side) -> Literal["local", "remote"]:
+    return "local" if by.value == "local" else "remote"
+
+
+# Browser commands -> signaling events: those that hold the WebRTC answer back or send it (the
+# mapper's state), then those that are one signaling event each, whatever came before.
+_EVENTS: Final = Table[SignalMapper, list[sig.Event]]()
+_EVENTS.add(cmd.SendWebAnswer, SignalMapper._web_answer)
+_EVENTS.add(cmd.NotifyEarlyMedia, SignalMapper._early_media)
+_EVENTS.add(cmd.NotifyConnected, SignalMapper._connected)
+_EVENTS.add(
+    cmd.NotifyIncoming, lambda _, c: [sig.Incoming(c.call_id, c.from_uri, c.from_display, None, c.details)]
+)
+_EVENTS.add(cmd.SendWebOffer, lambda _, c: [sig.Offer(c.call_id, c.sdp)])
+_EVENTS.add(cmd.NotifyRinging, lambda _, c: [sig.Ringing(c.call_id)])
+_EVENTS.add(cmd.NotifyRedirected, lambda _, c: [sig.Redirected(c.call_id, c.target, c.status)])
+_EVENTS.add(cmd.NotifyHeld, lambda _, c: [sig.Held(c.call_id, _side(c.by))])
+_EVENTS.add(cmd.NotifyResumed, lambda _, c: [sig.Resumed(c.call_id, _side(c.by))])
+_EVENTS.add(cmd.NotifyDtmf, lambda _, c: [sig.DtmfReceived(c.call_id, c.digit, c.duration_ms)])
+_EVENTS.add(cmd.NotifyInfo, lambda _, c: [sig.InfoReceived(c.call_id, c.content_type, c.body)])
+_EVENTS.add(cmd.NotifyInfoResult, lambda _, c: [sig.InfoResult(c.call_id, c.status)])
+_EVENTS.add(cmd.NotifyMessage, lambda _, c: [sig.CallMessage(c.call_id, c.body)])
+_EVENTS.add(cmd.NotifyMessageResult, lambda _, c: [sig.MessageResult(c.call_id, c.status)])
+_EVENTS.add(cmd.NotifyEnded, lambda _, c: [sig.Ended(c.call_id, c.reason.value, c.message, c.sip_status)])
+_EVENTS.add(cmd.StopRinging, lambda _, c: [sig.Ended(c.call_id, c.code.value, c.reason, None)])
+_EVENTS.add(
+    cmd.NotifyError,
+    lambda _, c: [sig.ErrorMessage(c.code, c.message, c.field, None, c.call_id, c.sip_status)],
+)
+_EVENTS.add(
+    cmd.NotifyTransfer, lambda _, c: [sig.Transfer(c.call_id, c.state.value, c.sip_status, c.message)]
+)
+_EVENTS.add(cmd.NotifyTransferRequested, lambda _, c: [sig.TransferRequested(c.call_id, c.target)])
+_EVENTS.add(cmd.NotifyReplaced, lambda _, c: [sig.Replaced(c.call_id, c.from_uri, c.from_display)])
+_EVENTS.add(cmd.SendWebReofferAnswer, lambda _, c: [sig.Answer(c.call_id, c.sdp)])
+_EVENTS.add(cmd.SendReattached, lambda _, c: [sig.Reattached(c.call_id, c.sdp, c.local_hold, c.remote_hold)])

@@ -1,10 +1,15 @@
-"""Browser signaling: the WebSocket JSON protocol, the HTTP offer/answer API, the softphone page.
+"""Browser signaling: every web dialect (JSON WebSocket, HTTP offer/answer, JSON-RPC, rooms, WHIP/WHEP,
+SIP over WebSocket) over the one call core, and the softphone page.
 
-The only package that imports aiohttp (ARCHITECTURE.md). Layers:
-  protocol.py, events.py, offer_protocol.py  sans-I/O codecs: JSON in -> requests, events -> JSON out
-  connection.py                              one browser connection's logic (login, limits, dispatch)
-  ws.py, http_api.py, routes.py              the thin aiohttp layer, and `add_signaling_routes`
-  service.py                                 `CallService`, `OfferService`, `SessionSink`: the call layer's side
+The only package that imports aiohttp (ARCHITECTURE.md). Shared by every dialect, at the top:
+  events.py, errors.py, service.py   what sessions are told, errors with their codes, the call layer's side
+  session_loop.py, limits.py         the one socket loop of every WebSocket dialect and its limits
+  sip_ws.py                          SIP over WebSocket's upgrades on it (the SIP side: gateway/websip)
+  origin.py, api_auth.py, tokens.py, revocation.py   who may connect, as whom
+  http.py, routes.py                 the HTTP server, and `add_signaling_routes`
+  cluster_http.py, ops_http.py       HTTP between instances; readiness and metrics
+One package per dialect (each says what it owns and may import): ws (the JSON `/ws`), http_api (offer/
+answer), jsonrpc, rooms, whip (WHIP, WHEP).
 
     add_signaling_routes(app, call_service=calls, offer_service=offers, identity=identities,
                          presence=presence, config=config, clock=time.time)

@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.http_api import error_response
+from gateway.signaling.http_api.handlers import error_response
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The browser's WebSocket JSON protocol, gateway side: the messages the gateway sends, as JSON text.
 
-Sans-I/O like `protocol.py`. Replies (`registered`, `ack`, `pong`, `error` with the request's `id`) answer
+Sans-I/O like `ws/protocol.py`. Replies (`registered`, `ack`, `pong`, `error` with the request's `id`) answer
 requests; events (`incoming`, `offer`, `ringing`, `early_media`, `connected`, `held`, `resumed`, `dtmf`,
 `ice`, `ended`, and `error` about a call) are pushed by the call layer through `Session.send_event`.
 Every message is listed in docs/signaling.md.
@@ -15,7 +15,7 @@ from typing import Literal
 
 from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.protocol import RequestId
+from gateway.signaling.ws.protocol import RequestId
 from sdp import IceCandidateInit
 
 

@@ -1,4 +1,7 @@
-"""Limits on browser connections, and the per-connection token bucket that enforces the message rate."""
+"""Limits on browser connections, and the per-connection token bucket that enforces the message rate.
+
+One `SignalingLimits` bounds every WebSocket dialect alike (gateway/signaling/session_loop.py applies
+them; docs/signaling.md, *Limits*, is the table)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.signaling.protocol import MAX_MESSAGE_BYTES
+from gateway.signaling.ws.protocol import MAX_MESSAGE_BYTES
 
 DEFAULT_MAX_SESSIONS_PER_USER: Final = 5
 
@@ -25,8 +28,12 @@ class SignalingLimits:
     service_timeout: float = 20.0  # seconds the HTTP API waits for the call layer (then 408)
     dtmf_burst: float = 60.0  # seconds of keypad tones a connection may have queued (refilled in real time)
     send_timeout: float = 10.0  # seconds a message to the browser may wait for it to read (then: closed)
-    max_awaiting_login: int = 1000  # sockets open but not logged in; more get HTTP 503 (bounds a flood)
+    max_awaiting_login: int = 1000  # sockets open but not logged in; more get HTTP 429 (bounds a flood)
     max_awaiting_login_per_ip: int = 8  # of those, from one address; more get HTTP 429 (one host's flood)
+    max_failed_logins: int = 3  # wrong credentials on one socket; then it is closed (4001)
+    # SIP over WebSocket has no login message (digest is SIP's): its flows are counted for their whole life
+    max_sip_flows: int = 4096  # open SIP WebSocket flows; more get HTTP 429
+    max_sip_flows_per_ip: int = 32  # of those, from one address (an office behind one NAT); then 429
 
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
@@ -36,15 +43,12 @@ class SignalingLimits:
         for name in ("login_timeout", "heartbeat", "service_timeout", "send_timeout", "dtmf_burst"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if (
-            self.max_sessions_per_user < 1
-            or self.max_rate_limited < 1
-            or self.max_awaiting_login < 1
-            or self.max_awaiting_login_per_ip < 1
-        ):
-            raise ValueError(
-                "max_sessions_per_user, max_rate_limited and max_awaiting_login must be at least 1"
-            )
+        for name in (
+            "max_sessions_per_user", "max_rate_limited", "max_awaiting_login", "max_awaiting_login_per_ip",
+            "max_failed_logins", "max_sip_flows", "max_sip_flows_per_ip",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
 
 
 class TokenBucket:

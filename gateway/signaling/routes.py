@@ -6,8 +6,8 @@
 
 Routes: `/` (softphone page), `/static/...` (gateway/static: the page's JS and CSS, and the client library
 `webrtc-client.js`), `/ws`, `/jsonrpc` (JSON-RPC 2.0), `/webrtc/offer`, `/webrtc/ice-candidate`, `/webrtc/close`,
-`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
-rooms_ws.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
+`/webrtc/sessions/{id}` (and `/events`, server-sent), `/iceservers`, `/whip` (RFC 9725), `/whep/{room}` (whip/whep.py), `/webrtc/signaling/{room}/{peer}`, `/webrtc/rooms` (rooms:
+rooms/endpoint.py), `/webrtc/client`, `/openapi.json`. On shutdown, open WebSockets are closed with 1001 (their calls end through
 `session_closed`).
 """
 
@@ -24,11 +24,8 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
-from gateway.signaling.call_playback import PLAYBACK_KEY, CallPlayback
-from gateway.signaling.connection import PresenceRegistry, SignalingContext
-from gateway.signaling.contacts import contacts_handler, favicon_handler
 from gateway.signaling.events import IceServerInfo
-from gateway.signaling.http_api import (
+from gateway.signaling.http_api.handlers import (
     HTTP_API_KEY,
     HttpApiContext,
     candidate_handler,
@@ -36,33 +33,37 @@ from gateway.signaling.http_api import (
     ice_servers_handler,
     offer_handler,
 )
-from gateway.signaling.http_sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
-from gateway.signaling.jsonrpc_peer import RpcContext
-from gateway.signaling.jsonrpc_ws import RPC_KEY, jsonrpc_handler
+from gateway.signaling.http_api.openapi import openapi_document
+from gateway.signaling.http_api.sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
+from gateway.signaling.jsonrpc.endpoint import RPC_KEY, jsonrpc_handler
+from gateway.signaling.jsonrpc.peer import RpcContext
 from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.openapi import openapi_document
-from gateway.signaling.presence_feed import PresenceFeed
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
-from gateway.signaling.room_media import RoomMedia
-from gateway.signaling.rooms import RoomRegistry
-from gateway.signaling.rooms_ws import (
+from gateway.signaling.rooms.core import RoomRegistry
+from gateway.signaling.rooms.endpoint import (
     ROOMS_KEY,
     RoomsContext,
     room_peers_handler,
     rooms_list_handler,
     rooms_socket_handler,
 )
+from gateway.signaling.rooms.media import RoomMedia
 from gateway.signaling.service import CallService, OfferService
+from gateway.signaling.session_loop import ORIGINS_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.signaling.tokens import SessionTokens
-from gateway.signaling.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
-from gateway.signaling.whip import (
+from gateway.signaling.whip.call_playback import PLAYBACK_KEY, CallPlayback
+from gateway.signaling.whip.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
+from gateway.signaling.whip.whip import (
     WHIP_KEY,
     WhipResources,
     whip_delete_handler,
     whip_patch_handler,
     whip_post_handler,
 )
-from gateway.signaling.ws import CONTEXT_KEY, ORIGINS_KEY, SOCKETS_KEY, SocketRegistry, websocket_handler
+from gateway.signaling.ws.connection import PresenceRegistry, SignalingContext
+from gateway.signaling.ws.contacts import contacts_handler, favicon_handler
+from gateway.signaling.ws.endpoint import CONTEXT_KEY, websocket_handler
+from gateway.signaling.ws.presence_feed import PresenceFeed
 from gateway.state_dir import StateDir
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def add_signaling_routes(
         RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic,
         media=room_media,
     )  # fmt: skip
-    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/room_media.py)
+    if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/rooms/)
         room_media.attach(rooms_context)
     router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)
     router.add_get("/webrtc/rooms", rooms_list_handler)
@@ -200,7 +201,7 @@ def add_signaling_routes(
     router.add_get("/webrtc/client", room_client_handler)
     if call_playback is not None:  # WHEP of a WHIP / HTTP API session's call (gateway/runtime/playback.py)
         app[PLAYBACK_KEY] = call_playback
-    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whep.py)
+    router.add_post("/whep/{room_id}", whep_post_handler)  # WHEP: playback of a room's mix (whip/whep.py)
     router.add_patch("/whep/sessions/{session_id}", whep_patch_handler)
     router.add_delete("/whep/sessions/{session_id}", whep_delete_handler)
     router.add_get("/docs", docs_handler)

@@ -21,7 +21,7 @@ from gateway.signaling.events import Event
 from sdp import IceCandidateInit, IceParameters, TrickleFragment
 
 if TYPE_CHECKING:
-    from gateway.signaling.progress import SessionProgress
+    from gateway.signaling.http_api.progress import SessionProgress
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 

@@ -1,10 +1,16 @@
 """SIP over WebSocket (RFC 7118): the transport JsSIP and SIP.js speak, on the gateway's HTTP listener.
 
-A browser opens ``ws[s]://gateway/sip`` asking for subprotocol ``sip`` (RFC 7118 §4.1); the upgrade
-is refused (400) without it, and (403) from a foreign Origin, like the JSON WebSocket. Each WebSocket
-message is one whole SIP message (§5: no Content-Length needed, so ``Framing.DATAGRAM`` on a reliable
-transport). A connection is a *flow* (RFC 5626): it is keyed by the browser's (ip, port), which is
-what the transaction layer sees as the :class:`~gateway.sip.transports.transport.Source` and uses to send
+This module is the SIP side of it and has no socket code (only gateway/signaling imports aiohttp): the
+WebSocket upgrade and the socket's life run on the signaling layer's shared session loop
+(gateway/signaling/sip_ws.py, wired to this transport by gateway/app.py; neither imports the other),
+which hands each open WebSocket over as a `FlowSocket` (`open_flow`), its messages (`received`) and
+its end (`flow_closed`). There the upgrade is refused (400) without
+subprotocol ``sip`` (RFC 7118 §4.1), (403) from a foreign Origin, (503) while draining and (429) past
+the caps of flows, as every dialect's are (docs/signaling.md, *Limits*).
+
+Each WebSocket message is one whole SIP message (§5: no Content-Length needed, so ``Framing.DATAGRAM``
+on a reliable transport). A connection is a *flow* (RFC 5626): it is keyed by the browser's (ip, port),
+which is what the transaction layer sees as the :class:`~gateway.sip.transports.transport.Source` and uses to send
 back; a request to a browser (an inbound call, a BYE) goes over the flow its REGISTER or INVITE came
 on, since a browser cannot be connected to. When a flow closes, ``on_closed`` callbacks learn of it
 (the registrar drops its bindings, the calls on it end).
@@ -13,13 +19,8 @@ The transport never opens connections; sending to an address without an open flo
 :class:`~sipcore.errors.TransportError` to ``on_error`` (a transaction then fails with 503/408).
 Text frames carry the messages (what both libraries send and expect); binary frames are accepted too.
 A double CRLF is a keep-alive ping answered with a CRLF pong (RFC 5626 §4.4.1, as SIP.js's
-keepAliveInterval expects); WebSocket pings (``heartbeat``) close a flow whose browser stopped answering.
-
-Draining (gateway/ops/drain.py): ``close_idle`` closes every flow without a call in progress with 1012
-(Service Restart) and refuses new upgrades with 503, so that the library reconnects (through HAProxy,
-to another instance) and REGISTERs again there. Neither library reads the close code: SIP.js's
-SimpleUser reconnects at once after any close it did not ask for, JsSIP after
-``connection_recovery_min_interval`` (2 s unless configured lower).
+keepAliveInterval expects); WebSocket pings (the session loop's heartbeat) close a flow whose browser
+stopped answering.
 """
 
 from __future__ import annotations
@@ -28,12 +29,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from aiohttp import WSMsgType, web
-
-from gateway.logs import RateLimit
-from gateway.signaling.origin import origin_allowed
 from gateway.sip.transports.transport import (
     ErrorCallback,
     ReceiveCallback,
@@ -45,66 +42,37 @@ from sipcore.errors import TransportError
 from sipcore.location.routing import Address
 from sipcore.syntax.parser import Framing
 
-__all__ = ["FlowClosed", "WsLimits", "WsTransport"]
+__all__ = ["FlowClosed", "FlowSocket", "WsTransport"]
 
 logger = logging.getLogger(__name__)
 
-SUBPROTOCOL: Final = "sip"
-CLOSE_SERVICE_RESTART: Final = 1012  # draining: reconnect (to another instance) and register there
+CLOSE_GOING_AWAY: Final = 1001
 FlowClosed = Callable[[Address], None]
 
 
-class WsLimits:
-    """Bounds per WebSocket flow: message size, how long a browser may stop reading, flows per IP."""
+class FlowSocket(Protocol):
+    """One open WebSocket as the transport sees it (the signaling layer's session socket)."""
 
-    def __init__(
-        self,
-        *,
-        max_message_bytes: int = 65536,
-        send_timeout: float = 10.0,
-        heartbeat: float = 20.0,
-        max_flows_per_ip: int = 32,
-        max_flows: int = 4096,
-    ) -> None:
-        self.max_message_bytes = max_message_bytes
-        self.send_timeout = send_timeout
-        self.heartbeat = heartbeat
-        self.max_flows_per_ip = max_flows_per_ip
-        self.max_flows = max_flows
+    @property
+    def closed(self) -> bool: ...
 
+    async def send_text(self, text: str) -> bool:
+        """Write one message whole (one writer at a time); False when it could not be."""
+        ...
 
-class _Flow:
-    """One open WebSocket: its writer lock, so that messages go out whole and in order."""
-
-    __slots__ = ("lock", "ws")
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.lock = asyncio.Lock()
+    async def close(self, code: int, message: bytes = b"") -> None: ...
 
 
 class WsTransport:
     """The WS (or WSS) transport: every SIP-over-WebSocket flow on the HTTP listener."""
 
-    def __init__(
-        self,
-        secure: bool,
-        local: Address,
-        *,
-        allowed_origins: frozenset[str] = frozenset(),
-        limits: WsLimits | None = None,
-    ) -> None:
+    def __init__(self, secure: bool, local: Address) -> None:
         self._name = "WSS" if secure else "WS"
         self._local = local
-        self._allowed_origins = allowed_origins
-        self.limits = limits or WsLimits()
         self._on_receive: ReceiveCallback | None = None
-        self._flows: dict[Address, _Flow] = {}
-        self._per_ip: dict[str, int] = {}
+        self._flows: dict[Address, FlowSocket] = {}
         self._closed_callbacks: list[FlowClosed] = []
         self._closing = False
-        self.draining = False  # no new flow (503): the gateway is being restarted
-        self._refusals = RateLimit()
         self._writes: set[asyncio.Task[None]] = set()
 
     # --- Transport protocol ----------------------------------------------------------------------
@@ -137,7 +105,7 @@ class WsTransport:
 
     def send(self, data: bytes, destination: Address, on_error: ErrorCallback | None = None) -> None:
         flow = self._flows.get(destination)
-        if flow is None or flow.ws.closed:
+        if flow is None or flow.closed:
             report_error(on_error, TransportError(f"no WebSocket flow to {destination[0]}:{destination[1]}"))
             return
         self._spawn(self._write(flow, destination, data.decode("utf-8", "replace"), on_error))
@@ -151,21 +119,7 @@ class WsTransport:
         self._closing = True
         for flow in list(self._flows.values()):
             with contextlib.suppress(Exception):
-                await flow.ws.close(code=1001, message=b"gateway shutting down")
-
-    async def close_idle(self, busy: Callable[[Address], bool]) -> tuple[int, int]:
-        """Drain: close (1012) every flow for which `busy(address)` is false (no call in progress on it);
-        refuse new flows from now on. How many were closed (their bindings go with them) and kept."""
-        self.draining = True
-        open_ = [(address, flow.ws) for address, flow in self._flows.items() if not flow.ws.closed]
-        idle = [ws for address, ws in open_ if not busy(address)]
-        await asyncio.gather(
-            *(ws.close(code=CLOSE_SERVICE_RESTART, message=b"gateway draining: reconnect") for ws in idle),
-            return_exceptions=True,
-        )
-        if idle:
-            logger.info("draining: %d SIP WebSocket flows without a call closed (1012)", len(idle))
-        return len(idle), len(open_) - len(idle)
+                await flow.close(CLOSE_GOING_AWAY, b"gateway shutting down")
 
     # --- wiring ----------------------------------------------------------------------------------
     def start(self, on_receive: ReceiveCallback) -> None:
@@ -182,78 +136,31 @@ class WsTransport:
     def flows(self) -> int:
         return len(self._flows)
 
-    # --- the aiohttp handler ---------------------------------------------------------------------
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """The ``GET /sip`` upgrade: checks, then one flow until the socket closes."""
-        origin = request.headers.get("Origin")
-        if not origin_allowed(origin, request.scheme, request.host, self._allowed_origins):
-            logger.warning("refusing a SIP WebSocket from %s: foreign Origin %r", request.remote, origin)
-            return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if SUBPROTOCOL not in offered:
-            return web.Response(status=400, text="SIP over WebSocket needs subprotocol 'sip' (RFC 7118)")
-        if self._on_receive is None or self._closing:
-            return web.Response(status=503, text="SIP is not running", headers={"Retry-After": "5"})
-        if self.draining:  # HAProxy retries the upgrade on another instance (deploy/haproxy.cfg)
-            return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
-        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-        if not peer:
-            return web.Response(status=400, text="no peer address")
-        address = normalize_address(tuple(peer))
-        refused = self._refuse(address[0])
-        if refused is not None:
-            return refused
-        ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,),
-            heartbeat=self.limits.heartbeat,
-            max_msg_size=self.limits.max_message_bytes,
-        )
-        try:
-            await ws.prepare(request)
-        except (UnicodeError, ValueError) as exc:
-            logger.info("bad SIP WebSocket handshake from %s: %s", address[0], type(exc).__name__)
-            return web.Response(status=400, text="bad WebSocket handshake")
-        self._flows[address] = _Flow(ws)
-        self._per_ip[address[0]] = self._per_ip.get(address[0], 0) + 1
-        source = Source(self, *address)
+    @property
+    def accepting(self) -> bool:
+        """Whether a new flow may open: the transaction layer is attached and the transport not closing."""
+        return self._on_receive is not None and not self._closing
+
+    # --- the flows, from the signaling layer's socket loop ---------------------------------------
+    def open_flow(self, peer: tuple[object, ...], socket: FlowSocket) -> Address:
+        """A WebSocket from socket address `peer` is open: its flow, keyed by (ip, port)."""
+        address = normalize_address(peer)
+        self._flows[address] = socket
         logger.info("SIP WebSocket flow from %s:%d", *address)
-        try:
-            async for message in ws:
-                if message.type is WSMsgType.TEXT:
-                    data = message.data.encode("utf-8")
-                elif message.type is WSMsgType.BINARY:
-                    data = message.data
-                else:
-                    break
-                if data.strip() == b"":
-                    if data == b"\r\n\r\n":  # a keep-alive ping (RFC 5626 §4.4.1): pong, CRLF
-                        self._spawn(self._write(self._flows[address], address, "\r\n", None))
-                    continue
-                self._on_receive(data, source)
-        finally:
-            self._forget(address)
-            with contextlib.suppress(Exception):
-                await ws.close()
-        return ws
+        return address
 
-    def _refuse(self, ip: str) -> web.Response | None:
-        if (
-            self._per_ip.get(ip, 0) >= self.limits.max_flows_per_ip
-            or len(self._flows) >= self.limits.max_flows
-        ):
-            if self._refusals.allow(logger, logging.WARNING):
-                logger.warning("refusing a SIP WebSocket from %s: too many flows", ip)
-            return web.Response(status=429, text="too many SIP WebSockets", headers={"Retry-After": "5"})
-        return None
+    def received(self, address: Address, data: bytes) -> None:
+        """One WebSocket message of the flow from `address`: a SIP message, or a keep-alive."""
+        if data.strip() == b"":
+            if data == b"\r\n\r\n" and address in self._flows:  # keep-alive ping (RFC 5626 §4.4.1)
+                self._spawn(self._write(self._flows[address], address, "\r\n", None))  # pong: CRLF
+            return
+        if self._on_receive is not None:
+            self._on_receive(data, Source(self, *address))
 
-    def _forget(self, address: Address) -> None:
+    def flow_closed(self, address: Address) -> None:
         if self._flows.pop(address, None) is None:
             return
-        count = self._per_ip.get(address[0], 1) - 1
-        if count > 0:
-            self._per_ip[address[0]] = count
-        else:
-            self._per_ip.pop(address[0], None)
         logger.info("SIP WebSocket flow from %s:%d closed", *address)
         for callback in list(self._closed_callbacks):
             try:
@@ -262,18 +169,15 @@ class WsTransport:
                 logger.exception("flow-closed callback failed")
 
     async def _write(
-        self, flow: _Flow, destination: Address, text: str, on_error: ErrorCallback | None
+        self, flow: FlowSocket, destination: Address, text: str, on_error: ErrorCallback | None
     ) -> None:
-        async with flow.lock:
-            if flow.ws.closed:
-                report_error(on_error, TransportError(f"WebSocket flow to {destination[0]} closed"))
-                return
-            try:
-                async with asyncio.timeout(self.limits.send_timeout):
-                    await flow.ws.send_str(text)
-            except TimeoutError:
-                logger.info("SIP WebSocket %s:%d not reading: dropping it", *destination)
-                await flow.ws.close(code=1008, message=b"not reading")
-                report_error(on_error, TransportError("WebSocket send timed out"))
-            except (ConnectionError, RuntimeError) as exc:
-                report_error(on_error, TransportError(f"WebSocket send failed: {exc}"))
+        if flow.closed:
+            report_error(on_error, TransportError(f"WebSocket flow to {destination[0]} closed"))
+            return
+        try:
+            sent = await flow.send_text(text)
+        except (ConnectionError, RuntimeError) as exc:
+            report_error(on_error, TransportError(f"WebSocket send failed: {exc}"))
+            return
+        if not sent:  # the browser stopped reading (send_timeout): the flow was dropped
+            report_error(on_error, TransportError(f"WebSocket send to {destination[0]} failed"))

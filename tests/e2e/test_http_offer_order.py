@@ -23,8 +23,8 @@ from aiohttp import web
 from gateway.app import Gateway
 from gateway.config import Config
 from gateway.runtime.offers import HttpSession
-from gateway.signaling.http_api import offer_handler
-from gateway.signaling.jsonrpc_peer import RpcPeer
+from gateway.signaling.http_api.handlers import offer_handler
+from gateway.signaling.jsonrpc.peer import RpcPeer
 from gateway.sip.transports.transport import ErrorCallback, UdpTransport
 from peers.binaries import require_binary
 from peers.ports import free_port
@@ -102,8 +102,8 @@ async def test_the_answer_reaches_the_handler_at_once_and_before_the_invite(
 
     record_order(monkeypatch, order, HttpSession)
     monkeypatch.setattr("gateway.signaling.routes.offer_handler", recording_handler)
-    caplog.set_level(logging.INFO, logger="gateway.signaling.http_api")
-    api_logger = logging.getLogger("gateway.signaling.http_api")
+    caplog.set_level(logging.INFO, logger="gateway.signaling.http_api.handlers")
+    api_logger = logging.getLogger("gateway.signaling.http_api.handlers")
     monkeypatch.setattr(api_logger, "handlers", [*api_logger.handlers, OfferLogged()])
     far_end, config = answering_far_end(tmp_path, {"key": API_KEY, "name": "order"})
     async with far_end, running_gateway(config) as gateway, aiohttp.ClientSession() as http:

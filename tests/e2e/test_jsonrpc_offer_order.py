@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.signaling.jsonrpc_peer import RpcPeer
+from gateway.signaling.jsonrpc.peer import RpcPeer
 from peers.binaries import require_binary
 from peers.webpeer import WebPeer
 from tests.e2e.harness import running_gateway, wait_until

@@ -1,5 +1,5 @@
 """Two aiortc JSON-RPC clients at `/jsonrpc` calling each other through a whole gateway (`offer` with
-`target_peer_id`, relayed end to end: gateway/signaling/jsonrpc_relay.py): alice's offer reaches bob's
+`target_peer_id`, relayed end to end: gateway/signaling/jsonrpc/relay.py): alice's offer reaches bob's
 announced peer as an `offer` notification, bob's `answer` is alice's result, and their tones (1000 Hz,
 700 Hz) flow between them both ways; `disconnect` reaches the other end. Then bob turns a second call
 down while it rings (alice's offer fails with -32000 `declined`), an unknown target is -32002 and a peer

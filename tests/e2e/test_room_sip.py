@@ -20,7 +20,7 @@ from peers.ports import free_port
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.signaling.browser import Page, chromium_page, expect
-from tests.signaling.test_rooms_browser import join_room, peer_connected
+from tests.signaling.rooms.test_rooms_browser import join_room, peer_connected
 
 PHONE_HZ = 440
 

@@ -19,8 +19,9 @@ from typing import Any
 import aiohttp
 
 from gateway.app import Gateway
-from gateway.config.schema import Config, SipAuth, SipWebSocket
+from gateway.config.schema import Config, SipWebSocket
 from gateway.config.secret import Secret, SecretSource
+from gateway.config.users import SipAuth
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone

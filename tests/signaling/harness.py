@@ -15,8 +15,8 @@ from gateway.identity import InMemoryPresence, WebUser
 from gateway.identity.lookup import identity_map_from_config
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError
 from gateway.signaling.http import HealthSource, build_app
+from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.progress import SessionProgress
 from gateway.signaling.routes import add_signaling_routes
 from gateway.signaling.service import (
     EarlyAnswerSink,

@@ -4,7 +4,7 @@ How it works: every participant has a ``PcmCodec`` (its RTP codec against the mi
 short queue of decoded 20 ms frames. ``push(participant, payload)`` decodes a payload into that queue as
 packets arrive (at most ``max_queued`` frames are kept: older ones are dropped, so a sender whose clock
 runs fast adds no delay). ``tick()`` is called every 20 ms by one timer for the whole room (the owner's,
-gateway/runtime/room_media.py): it takes one frame per participant (silence for one that has none),
+gateway/runtime/rooms/): it takes one frame per participant (silence for one that has none),
 sums them, and hands each participant the sum minus what it should not hear, encoded in its own codec,
 with its own RTP timestamp. There is no thread and no task per participant.
 

@@ -1,0 +1,245 @@
+"""`BrowserRequests`: the driver's `CallService` (gateway/signaling/service.py): what browsers ask.
+
+Each request of a session (WebSocket JSON, JSON-RPC, SIP over WebSocket, a room's party) becomes a
+call event fed to the call's runtime, and the machine's refusal a signaling error: dial (checked
+against the dial policy, a web user of ours routed through our own listener), answer, reject,
+hang up, hold, DTMF, INFO, chat, transfer, trickled candidates, and a session's opening, closing and
+reattaching (runtime/reconnect.py). This module imports what `DriverCore` does and builds on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import sdp
+from gateway.calls import (
+    CallError,
+    InvalidValue,
+    custom_headers,
+)
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
+from gateway.calls.reasons import EndReason, reject_kind
+from gateway.calls.setup.outbound import allowed_target
+from gateway.calls.states import CallDirection, CallState
+from gateway.config.values import WebCalls
+from gateway.identity import WebUser
+from gateway.identity.model import SipIdentity
+from gateway.ops import logctx
+from gateway.runtime.driver_core import DriverCore
+from gateway.runtime.messages import MAX_MESSAGE_BYTES
+from gateway.runtime.web_calls import WebCallRefused, web_route
+from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
+from gateway.signaling.events import Calls, PbxState, SipRegistration
+from gateway.signaling.service import (
+    SessionSink,
+)
+from sipcore.errors import SIPError
+from sipcore.syntax.headers import new_call_id
+
+logger = logging.getLogger(__name__)
+
+
+class BrowserRequests(DriverCore):
+    """The browser sessions' requests (see the module note)."""
+
+    async def session_opened(self, session: SessionSink) -> None:
+        self._sessions[session.id] = session
+        logger.info("session %s of %s opened", session.id, session.user.id)
+        if self.pbx_state is not None:
+            await session.send_event(PbxState(self.pbx_state))
+        aor = session.user.aor.aor
+        if aor in self.registrations:  # the user's SIP identity is registered by the gateway
+            await session.send_event(
+                SipRegistration(aor, self.registrations[aor], self._reg_reasons.get(aor, ""))
+            )
+        waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
+        if waiting:
+            await session.send_event(Calls(waiting))
+
+    async def session_closed(self, session: SessionSink) -> None:
+        """Each call of the session hears WebDisconnected in its own task (as registry.session_closed)."""
+        for call_id in self.registry.calls_of(session.id):
+            runtime = self._runtimes.get(call_id)
+            if runtime is None:
+                continue
+            try:
+                await runtime.feed(self.reconnects.leaving(session, call_id, runtime))
+            except CallError as exc:
+                logger.info("call=%s disconnect of %s: %s", call_id, session.id, exc)
+        for call_id in self.reconnects.abandoned(session):  # a logout: its login's waiting calls end
+            machine = self.registry.get(call_id) if call_id in self.registry else None
+            runtime = self._runtimes.get(call_id)
+            if machine is not None and machine.session_id is not None and runtime is not None:
+                with contextlib.suppress(CallError):
+                    await runtime.feed(ev.WebDisconnected(machine.session_id))
+        self._sessions.pop(session.id, None)
+        logger.info("session %s of %s closed", session.id, session.user.id)
+
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
+        self._runtime(call_id)
+        self.reconnects.claim(session, call_id)
+        await self._feed(call_id, ev.WebReattach(session.id, sdp))
+        self.reconnects.reattached(call_id)
+
+    async def dial(
+        self,
+        session: SessionSink,
+        to: str,
+        sdp: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        transfer_of: str | None = None,
+    ) -> str:
+        if not self._accepting:
+            raise ServiceError("the gateway is shutting down", code="unavailable", http_status=503)
+        if transfer_of is not None and (
+            transfer_of not in self.registry or session.id not in self.registry.get(transfer_of).sessions
+        ):
+            raise NotFound(f"no call {transfer_of!r} for this session", field="transfer_of")
+        try:
+            chosen = custom_headers(dict(headers), self._pass_headers)
+        except CallError as exc:
+            raise BadRequest(str(exc), field="headers") from None
+        if not sdp.strip():
+            raise BadRequest("the call needs an offer (SDP)", field="sdp")
+        route = await self._web_route(session.user, to)
+        # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
+        # INVITE, from the first line on
+        sip_call_id, context = new_call_id(), logctx.CallContext()
+        logctx.add_sip_call_id(context, sip_call_id)  # indexed: the UA's own lines name the Call-ID
+        with logctx.bind_call(context):
+            try:
+                call_id, commands = self.registry.dial(
+                    ev.WebDial(session.id, session.user, to, sdp, chosen, route=route)
+                )
+            except CallError as exc:
+                raise BadRequest(str(exc), field="to") from None
+            if call_id not in self.registry:  # refused at once by policy: no SIP at all
+                error = next((c for c in commands if isinstance(c, cmd.NotifyError)), None)
+                message = error.message if error is not None else "the call was refused"
+                if error is not None and error.code == "destination_not_allowed":
+                    raise Forbidden(message, field="to")
+                raise BadRequest(message, field="to", code=error.code if error is not None else None)
+            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
+        runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
+        return call_id
+
+    async def _web_route(self, caller: WebUser, to: str) -> str | None:
+        """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
+        usual way, through the PBX; gateway/runtime/web_calls.py)."""
+        if self._web_calls is WebCalls.PBX or self._ua is None:
+            return None
+        try:
+            return await web_route(
+                self.identity,
+                self._ua,
+                caller,
+                to,
+                pbx=self._has_pbx,
+                elsewhere=self.cluster_web_route,
+                tag=self.cluster_route_tag,
+            )
+        except WebCallRefused as exc:
+            if exc.forbidden:
+                raise Forbidden(str(exc), field="to") from None
+            raise BadRequest(str(exc), field="to", code="bad_destination") from None
+
+    async def answer(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
+        """Without `sdp`: accept the ringing call (the gateway's offer follows as `offer`); with it:
+        the browser's answer to that offer."""
+        if sdp is None:
+            await self._feed(call_id, ev.WebAccept(session.id))
+        else:
+            await self._feed(call_id, ev.WebSdpAnswer(session.id, sdp))
+
+    async def request_offer(self, session: SessionSink, call_id: str) -> None:
+        """A ringing session that needs the gateway's offer to ring (a SIP library); it comes as `offer`,
+        and `answer(sdp=...)` with the browser's answer takes the call."""
+        await self._feed(call_id, ev.WebOfferWanted(session.id))
+
+    async def reject(self, session: SessionSink, call_id: str, status: int) -> None:
+        await self._feed(call_id, ev.WebReject(session.id, reject_kind(status)))
+
+    async def cancel(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHangup(session.id))
+
+    async def hangup(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHangup(session.id))
+
+    async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:
+        """`offer` mid-call: the browser's own new offer (video added or dropped, escalation.py)."""
+        await self._feed(call_id, ev.WebReoffer(session.id, sdp))
+
+    async def hold(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebHold(session.id))
+
+    async def resume(self, session: SessionSink, call_id: str) -> None:
+        await self._feed(call_id, ev.WebResume(session.id))
+
+    async def dtmf(self, session: SessionSink, call_id: str, digits: str, duration_ms: int | None) -> None:
+        await self._feed(call_id, ev.WebDtmf(session.id, digits, duration_ms))
+
+    async def info(self, session: SessionSink, call_id: str, content_type: str, body: str) -> None:
+        if content_type not in self._info_types:
+            allowed = ", ".join(sorted(self._info_types)) or "none"
+            raise BadRequest(
+                f"content_type {content_type!r} is not in sip.info_content_types ({allowed})",
+                field="content_type",
+            )
+        await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
+
+    async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
+        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/connected/chat.py)."""
+        try:
+            event = ev.WebMessage(body, session.id)
+        except InvalidValue as exc:
+            raise BadRequest(str(exc), field="body") from None
+        await self._feed(call_id, event)
+
+    async def message(self, session: SessionSink, to: str, body: str) -> int:
+        """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
+        user = session.user
+        target = allowed_target(user, to, self._pbx_domain)
+        if isinstance(target, tuple):
+            code, text = target
+            if code is EndReason.DESTINATION_NOT_ALLOWED:
+                raise Forbidden(f"You may not send messages to {to.strip()}", field="to")
+            raise BadRequest(text, field="to")
+        if self._ua is None or len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise BadRequest(f"body must be at most {MAX_MESSAGE_BYTES} bytes", field="body")
+        identity = SipIdentity(user.aor, user.display_name, user.credentials)
+        try:
+            response = await self._ua.message(target, identity, body)
+        except (SIPError, RuntimeError, ValueError) as exc:
+            logger.info("MESSAGE from %s to %s not sent: %s", user.id, target, exc)
+            return 503
+        logger.info("MESSAGE from %s to %s: %d", user.id, target, response.status)
+        return response.status
+
+    async def transfer(
+        self, session: SessionSink, call_id: str, to: str | None, replaces: str | None
+    ) -> None:
+        """Transfer call `call_id`: blind to `to`, or attended to the far end of the session's other
+        connected call `replaces` (docs/signaling.md `transfer`)."""
+        if replaces is not None:
+            if replaces == call_id or session.id not in (
+                self.registry.get(replaces).sessions if replaces in self.registry else ()
+            ):
+                raise NotFound(f"no other call {replaces!r} for this session", field="replaces")
+            if self.registry.get(replaces).state not in (CallState.CONNECTED, CallState.HOLDING):
+                raise Conflict(f"call {replaces!r} is not connected", field="replaces")
+        try:
+            event = ev.WebTransfer(session.id, session.user, to, replaces)
+        except CallError as exc:
+            raise BadRequest(str(exc), field="to") from None
+        await self._feed(call_id, event)
+
+    async def add_candidate(
+        self, session: SessionSink, call_id: str, candidate: sdp.IceCandidateInit | None
+    ) -> None:
+        runtime = self._runtime(call_id)
+        if session.id not in self.registry.get(call_id).sessions:
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        runtime.add_candidate(candidate)

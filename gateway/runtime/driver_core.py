@@ -1,0 +1,288 @@
+"""`DriverCore`: the driver's state, the calls it carries and its side of each call's runtime.
+
+It holds the registry, the open browser sessions, the HTTP sessions and one `CallRuntime` per call,
+and implements `RuntimeHost` (gateway/runtime/host.py): a call's bridge settings and media mode
+(terminated or pass-through, from the routes), the SIP legs of other calls (an attended transfer),
+whether a browser may come back for its call. It starts runtimes, feeds them browser events (a
+refused event becomes a signaling error), and ends every call at shutdown. The entry points are the
+mixins composed into `CallDriver` (driver.py): browser requests (browser_requests.py), the HTTP
+offer API (http_offers.py) and the SIP side's new calls (sip_inbound.py). This module imports the
+call layer, config, identity, the media package's settings and events, the signaling's errors and
+`SessionSink`, the SIP UA's types and the runtime's own modules, never its mixins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from gateway.calls import (
+    CallError,
+    CallRegistry,
+    IllegalEvent,
+    UnknownCall,
+    WrongSession,
+)
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
+from gateway.calls.states import CallDirection
+from gateway.config import Config
+from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
+from gateway.config.values import WebCalls
+from gateway.identity import WebUser
+from gateway.identity.lookup import IdentityMap
+from gateway.identity.model import Found, NotOnline
+from gateway.media.bridge_settings import BridgeSettings
+from gateway.media.events import MediaEvent
+from gateway.runtime.call_media import BridgedMedia
+from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.early_route import EarlyRoutes
+from gateway.runtime.offers import HttpSession
+from gateway.runtime.reconnect import Reconnects
+from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
+from gateway.signaling.service import (
+    EarlyAnswerSink,
+    SelectiveEarlyAnswerSink,
+    SessionSink,
+)
+from gateway.sip import UserAgent
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.ua_calls import Call as SipCall
+
+logger = logging.getLogger(__name__)
+
+BridgeFactory = Callable[[str], BridgeSettings]  # call id -> that call's bridge settings
+
+
+class DriverCore:
+    """The driver's state and its side of each call's runtime (`RuntimeHost`); see the module note."""
+
+    def __init__(
+        self,
+        registry: CallRegistry,
+        identity: IdentityMap,
+        bridge_settings: BridgeFactory,
+        config: Config,
+    ) -> None:
+        self.registry = registry
+        self.identity = identity
+        self.dtmf_mode = config.sip.dtmf_mode
+        self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
+        self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
+        self._pbx_domain = config.pbx.effective_domain
+        self._bridge_settings = bridge_settings
+        self._routes = config.routes
+        self._web_calls = config.calls.web_calls
+        self._has_pbx = config.pbx.address is not None
+        self._ua: UserAgent | None = None
+        self._sessions: dict[str, SessionSink] = {}
+        self._http: dict[str, HttpSession] = {}
+        self._runtimes: dict[str, CallRuntime] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
+        self._reg_reasons: dict[str, str] = {}
+        self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
+        self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
+        # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
+        # online on other instances only (302), or () to answer as alone (480 / ring here)
+        # (NotOnline), or to fork to every instance holding her when she is split over several (Found)
+        self.inbound_redirect: Callable[[IncomingCall | IncomingRequest, NotOnline | Found], Awaitable[tuple[str, ...]]] | None = None  # fmt: skip
+        self.early = EarlyRoutes(self)  # ...decided before the UA builds the call (runtime/early_route.py)
+        # ...and web-to-web calls for a callee online on another instance only: the Request-URI there,
+        # and the parameter that keeps a call through this instance's own listener from being redirected
+        self.cluster_web_route: Callable[[WebUser], Awaitable[str | None]] | None = None
+        self.cluster_route_tag = ""
+        # Rooms with SIP parties (gateway/runtime/rooms/): the target of an INVITE for one of
+        # `rooms.numbers` (the room's own session), or None for the usual lookup
+        self.room_calls: Callable[[str, str | None], Awaitable[Found | None]] | None = None
+
+    @property
+    def ua(self) -> UserAgent:
+        if self._ua is None:
+            raise RuntimeError("the driver has no SIP user agent yet")
+        return self._ua
+
+    def session(self, session_id: str) -> SessionSink | None:
+        return self._sessions.get(session_id)
+
+    def new_bridge(self, call_id: str, on_event: Callable[[MediaEvent], None]) -> BridgedMedia:
+        settings = self._bridge_settings(call_id)
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is not None and machine.direct:
+            # a web user of ours on the far side of the loop: the browsers' codec order on the loop's SIP
+            # leg too, so that both bridges forward (Opus end to end) instead of transcoding to PCMU
+            web_first = [
+                c for c in settings.web_codecs if c.lower() in {s.lower() for s in settings.sip_codecs}
+            ]
+            rest = [c for c in settings.sip_codecs if c.lower() not in {w.lower() for w in web_first}]
+            settings = replace(settings, sip_codecs=(*web_first, *rest))
+        if machine is not None and machine.direction is CallDirection.OUTBOUND:
+            route = route_for(self._routes, machine.target)
+            if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
+                settings = replace(settings, offer_webrtc=True)
+        return BridgedMedia(settings, on_event)
+
+    def passthrough(self, call_id: str) -> bool:
+        """A web user's call to a destination whose route says `media: passthrough`; a call to a web user
+        from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
+        a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route)."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        if machine is None:
+            return False
+        if machine.direction is CallDirection.OUTBOUND:
+            if machine.direct and self._web_calls is WebCalls.P2P:  # to a web user: browser to browser
+                return True
+            return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
+        return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
+
+    def resumable(self, call_id: str) -> bool:
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        return self.reconnects.resumable(call_id, session)
+
+    def runtime_done(self, runtime: CallRuntime) -> None:
+        if self._runtimes.get(runtime.call_id) is runtime:
+            del self._runtimes[runtime.call_id]
+        if self.on_call_end is not None:
+            try:
+                self.on_call_end(runtime)
+            except Exception:  # a call record or a metric must never break the call's teardown
+                logger.exception("call=%s end of call not recorded", runtime.call_id)
+        for task in runtime.pending:  # a BYE still retransmitted to a far end that does not answer
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @property
+    def calls(self) -> int:
+        return len(self.registry)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def drain(self) -> None:
+        """Take no new call (INVITEs get 503, new web calls `unavailable`); calls in progress go on."""
+        if self._accepting:
+            logger.info("draining: no new calls (%d in progress)", len(self.registry))
+        self._accepting = False
+
+    @property
+    def runtimes(self) -> tuple[CallRuntime, ...]:
+        """The calls being carried out (for metrics: their bridges' figures)."""
+        return tuple(self._runtimes.values())
+
+    @property
+    def sessions(self) -> tuple[SessionSink, ...]:
+        """The open browser sessions of every dialect (WebSocket, HTTP offer, SIP over WebSocket)."""
+        return tuple(self._sessions.values())
+
+    def sip_call(self, call_id: str) -> SipCall | None:
+        runtime = self._runtimes.get(call_id)
+        return runtime.sip.call if runtime is not None else None
+
+    def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
+        """An attended transfer succeeded: the far end of the consultation call normally ends it (the
+        INVITE with Replaces makes it BYE us, RFC 3891 §3); whatever is left after 2 s is hung up."""
+        if consult_call_id is not None:
+            self._spawn(self._end_replaced(consult_call_id, 2.0))
+
+    async def _end_replaced(self, call_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if call_id not in self.registry or call_id not in self._runtimes:
+            return
+        machine = self.registry.get(call_id)
+        if machine.session_id is None:
+            return
+        logger.info("call=%s replaced by a transfer: hanging up", call_id)
+        try:
+            await self._runtimes[call_id].feed(ev.WebHangup(machine.session_id))
+        except CallError as exc:
+            logger.info("call=%s not hung up after the transfer: %s", call_id, exc)
+
+    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+        runtime = self._runtimes.get(call_id)
+        if runtime is not None and not runtime.finished:
+            runtime.feed_nowait(ev.TransferOutcome(status, phrase))
+
+    def _start_runtime(
+        self,
+        call_id: str,
+        direction: CallDirection,
+        commands: list[cmd.Command],
+        sip_call_id: str | None = None,
+    ) -> CallRuntime:
+        runtime = CallRuntime(call_id, direction, self)
+        runtime.sip.next_call_id = sip_call_id  # before its first command: the INVITE takes it
+        if call_id in self.registry:
+            runtime.machine = self.registry.get(call_id)
+        self._runtimes[call_id] = runtime
+        runtime.run_commands(commands)
+        return runtime
+
+    def _runtime(self, call_id: str) -> CallRuntime:
+        runtime = self._runtimes.get(call_id)
+        if runtime is None or runtime.finished or call_id not in self.registry:
+            raise NotFound(f"no call {call_id!r}", field="call_id")
+        return runtime
+
+    async def _feed(self, call_id: str, event: ev.Event) -> None:
+        """Feed a browser request's event; the machine's refusal becomes a signaling error."""
+        try:
+            await self._runtime(call_id).feed(event)
+        except (UnknownCall, WrongSession):
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id") from None
+        except IllegalEvent as exc:
+            raise Conflict(str(exc), field="call_id") from None
+        except CallError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def early_answer(self, call_id: str) -> Callable[[str], None] | None:
+        """Sessions of the API dialects (HTTP offers, JSON-RPC) get the WebRTC answer as soon as the bridge
+        made it (RuntimeHost), and the WebSocket sessions' calls placed with `early_answer`; the others
+        with the far end's answer."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        if isinstance(session, SelectiveEarlyAnswerSink) and not session.wants_early_answer(call_id):
+            return None  # a WebSocket call placed without early_answer
+        return (
+            functools.partial(session.web_answer, call_id) if isinstance(session, EarlyAnswerSink) else None
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reload_routes(self, routes: tuple[RouteConfig, ...]) -> None:
+        """SIGHUP (gateway/reload.py): the media routes of calls placed from now on."""
+        self._routes = routes
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting calls, end every call (BYE, CANCEL, 480) and close the bridges; idempotent."""
+        self._accepting = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        runtimes = list(self._runtimes.values())
+        for runtime in runtimes:
+            machine = self.registry.get(runtime.call_id) if runtime.call_id in self.registry else None
+            sessions = sorted(machine.sessions) if machine is not None else []
+            if machine is not None and machine.detached and machine.session_id is not None:
+                sessions = [machine.session_id]  # a call waiting for its browser ends too (BYE)
+            for session_id in sessions:
+                try:
+                    await runtime.feed(ev.WebDisconnected(session_id))
+                except (CallError, SignalingError) as exc:
+                    logger.info("call=%s shutdown: %s", runtime.call_id, exc)
+        if runtimes:
+            await asyncio.gather(*(r.stop(timeout) for r in runtimes), return_exceptions=True)
+        for session in list(self._http.values()):
+            session.close()
+        self._http.clear()

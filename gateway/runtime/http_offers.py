@@ -1,0 +1,111 @@
+"""`HttpOffers`: the driver's side of the HTTP offer/answer API and WHIP (`OfferApi` delegates here).
+
+One `HttpSession` (offers.py) per offer, dialling `metadata.dial`, answered as soon as the WebRTC
+answer exists; an ended session stays readable for `HTTP_RETENTION` seconds. This module imports what
+`BrowserRequests` does and builds on it (an offer is a dial).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import sdp
+from gateway.calls import (
+    CallError,
+)
+from gateway.calls.boundary import events as ev
+from gateway.identity import WebUser
+from gateway.runtime.browser_requests import BrowserRequests
+from gateway.runtime.offers import HttpSession
+from gateway.signaling.errors import BadRequest, Conflict, NotFound
+from gateway.signaling.service import (
+    JsonValue,
+    OfferResult,
+)
+
+logger = logging.getLogger(__name__)
+
+HTTP_RETENTION = 120.0  # seconds an ended HTTP session stays readable (GET /webrtc/sessions/{id})
+
+
+class HttpOffers(BrowserRequests):
+    """The HTTP API's sessions (see the module note)."""
+
+    def http_session_ids(self) -> tuple[str, ...]:
+        """The HTTP-API/WHIP sessions this process holds (their ownership is shared in a cluster)."""
+        return tuple(self._http)
+
+    async def http_offer(
+        self,
+        user: WebUser,
+        sdp: str,
+        dial: str | None,
+        metadata: Mapping[str, JsonValue],
+        session_id: str | None,
+    ) -> OfferResult:
+        """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
+        (docs/signaling.md), the call's progress in the session's `SessionProgress`."""
+        self._expire_http()
+        if session_id is not None and (session_id in self._sessions or session_id in self._http):
+            raise Conflict(f"session {session_id!r} exists already", field="session_id")
+        if not dial:
+            raise BadRequest(
+                "metadata.dial is required (no default destination is configured for you)",
+                field="metadata.dial",
+            )
+        session = HttpSession(user, on_end=self._http_ended, session_id=session_id, dial=dial)
+        self._sessions[session.id] = session
+        self._http[session.id] = session
+        try:
+            session.call_id = await self.dial(session, dial, sdp)
+            session.progress.call_id = session.call_id
+            # Awaited directly, not through asyncio.shield: shield's outer future wakes this handler one
+            # loop iteration later, behind the web leg's ICE start and other calls' work (~1 ms of each
+            # offer -> answer, issue 14 goal 3). A cancelled handler cancels the future, as
+            # _close_http below would anyway.
+            answer = await session.answer
+        except BaseException:
+            await self._close_http(session)
+            raise
+        return OfferResult(session.id, answer, (), metadata, call_id=session.call_id)
+
+    def _http_ended(self, session: HttpSession) -> None:
+        """The session's call ended (the far end hung up, or it never connected): it takes no more
+        requests but stays readable (GET /webrtc/sessions/{id}) for HTTP_RETENTION seconds."""
+        self._sessions.pop(session.id, None)
+
+    def _expire_http(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for session in list(self._http.values()):
+            if session.ended_at is not None and now - session.ended_at > HTTP_RETENTION:
+                del self._http[session.id]
+
+    def http_session(self, user: WebUser, session_id: str) -> HttpSession:
+        self._expire_http()
+        session = self._http.get(session_id)
+        if session is None or session.user.id != user.id:
+            raise NotFound(f"no session {session_id!r}", field="session_id")
+        return session
+
+    async def http_add_candidate(
+        self, user: WebUser, session_id: str, candidate: sdp.IceCandidateInit | None
+    ) -> None:
+        session = self.http_session(user, session_id)
+        if session.call_id is not None and session.call_id in self._runtimes:
+            self._runtimes[session.call_id].add_candidate(candidate)
+
+    async def http_close(self, user: WebUser, session_id: str) -> None:
+        await self._close_http(self.http_session(user, session_id))
+
+    async def _close_http(self, session: HttpSession) -> None:
+        call_id = session.call_id
+        if call_id is not None and call_id in self._runtimes and call_id in self.registry:
+            try:
+                await self._runtimes[call_id].feed(ev.WebHangup(session.id))
+            except CallError as exc:
+                logger.info("call=%s HTTP close: %s", call_id, exc)
+        session.close()
+        self._http.pop(session.id, None)
+        self._sessions.pop(session.id, None)

@@ -1,0 +1,108 @@
+"""The HTTP offer/answer API's request bodies, decoded and checked (sans-I/O, like ws/protocol.py).
+
+    POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...}}
+    POST /webrtc/ice-candidate  {session_id, candidate: {candidate, sdpMid, sdpMLineIndex} | null}
+    POST /webrtc/close          {session_id, reason?}
+
+`metadata` is a JSON object echoed back untouched; `metadata.dial`, when present, is the destination to
+call (a number or SIP URI); without it the credentials' default destination is called.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.signaling.errors import BadRequest
+from gateway.signaling.service import JsonValue
+from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, read_sdp
+from sdp import IceCandidateInit, SdpError, candidate_from_json
+
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")
+MAX_REASON_CHARS: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRequest:
+    sdp: str
+    session_id: str | None = None
+    dial: str | None = None
+    metadata: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRequest:
+    session_id: str
+    candidate: IceCandidateInit | None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    session_id: str
+    reason: str | None = None  # why the client closes (logged)
+
+
+def _object(data: object) -> Mapping[str, object]:
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _session_id(data: Mapping[str, object], required: bool = True) -> str | None:
+    value = data.get("session_id")
+    if value is None:
+        if required:
+            raise BadRequest("session_id is required", field="session_id")
+        return None
+    if not isinstance(value, str) or not _SESSION_ID.match(value):
+        raise BadRequest(f"session_id {str(value)[:40]!r} is not a session id", field="session_id")
+    return value
+
+
+def offer_request(data: object) -> OfferRequest:
+    body = _object(data)
+    sdp = read_sdp(body, "sdp", "offer")
+    if sdp is None:
+        raise BadRequest("sdp is required", field="sdp")
+    metadata = body.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata must be a JSON object", field="metadata")
+    dial = metadata.get("dial")
+    if dial is not None:
+        if not isinstance(dial, str) or not dial.strip() or len(dial) > MAX_DESTINATION_CHARS:
+            raise BadRequest("metadata.dial must be a number or SIP URI", field="metadata.dial")
+        if any(ch.isspace() or ord(ch) < 0x20 for ch in dial.strip()):
+            raise BadRequest("metadata.dial must not contain spaces", field="metadata.dial")
+        dial = dial.strip()
+    return OfferRequest(sdp, _session_id(body, required=False), dial, metadata)
+
+
+def candidate_request(data: object) -> CandidateRequest:
+    body = _object(data)
+    session_id = _session_id(body)
+    if session_id is None:
+        raise BadRequest("session_id is required", field="session_id")
+    if "candidate" not in body:
+        raise BadRequest("candidate is required (null ends the candidates)", field="candidate")
+    raw = body["candidate"]
+    if raw is None:
+        return CandidateRequest(session_id, None)
+    try:
+        return CandidateRequest(session_id, candidate_from_json(raw))
+    except SdpError as exc:
+        raise BadRequest(f"bad ICE candidate: {exc.message}", field="candidate") from None
+
+
+def close_request(data: object) -> CloseRequest:
+    body = _object(data)
+    session_id = _session_id(body)
+    if session_id is None:
+        raise BadRequest("session_id is required", field="session_id")
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
+        raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters", field="reason")
+    return CloseRequest(session_id, reason)

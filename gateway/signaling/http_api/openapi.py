@@ -1,0 +1,544 @@
+"""The OpenAPI 3.1 description of the gateway's HTTP routes, served at `/openapi.json`.
+
+Written by hand; tests/signaling/http_api/test_http_api.py checks that every route the app registers is here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway import __version__
+from gateway.signaling.http_api.progress import EVENT_ORDER
+
+_ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    texts = {
+        400: "Malformed body: not JSON, or a field missing or invalid (`field` names it)",
+        401: "No or bad credentials (Bearer API key or session token, X-API-Key, or Basic user id:secret)",
+        403: "The destination is not allowed for this user",
+        404: "No such session (or another user's); for an offer: no such number",
+        408: "The call layer did not answer in time; for an offer: the PBX is unreachable",
+        409: "The session_id chosen is taken",
+        413: "Body too large",
+        415: "The body is not application/json",
+        429: "Too many logins being checked",
+        500: "Internal error",
+        502: "The far end refused the call before the answer existed (busy, declined, ...)",
+        503: "Too many event streams open",
+        412: "If-Match does not match the session's ETag",
+        501: "Not supported by this gateway",
+        422: "An ICE restart this session cannot do now (ICE not connected yet, a pass-through call)",
+        428: "An ICE restart without If-Match (RFC 9725 §4.3.3: If-Match: *)",
+    }
+    return {str(s): _json(_ERROR_REF, texts[s]) for s in statuses}
+
+
+_SESSION_ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9._~:@+-]{1,128}$"}
+_API_ERRORS: Final = (400, 401, 404, 408, 413, 415, 429, 500)
+_OFFER_ERRORS: Final = (400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502)
+_SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": _SESSION_ID}
+
+
+def openapi_document() -> dict[str, Any]:
+    security: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"basic": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SIP-to-WebRTC gateway",
+            "version": __version__,
+            "description": "Browser signaling of the gateway. The WebSocket protocol at /ws is "
+            "described in docs/signaling.md; this document covers the HTTP routes.",
+        },
+        "paths": {
+            "/": {"get": {"summary": "The softphone page", "responses": {"200": {"description": "HTML"}}}},
+            "/static/{path}": {
+                "get": {
+                    "summary": "Static files of the softphone (JS client library, CSS)",
+                    "parameters": [
+                        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": {"description": "The file"}, "404": {"description": "No such file"}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and version",
+                    "responses": {"200": _json({"type": "object"}, "status, version, uptime_s, ...")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI")},
+                }
+            },
+            "/docs": {
+                "get": {
+                    "summary": "This document, readable (rendered in the browser by the gateway's own script)",
+                    "responses": {"200": {"description": "HTML"}},
+                }
+            },
+            "/favicon.ico": {
+                "get": {"summary": "The softphone's icon (SVG)", "responses": {"200": {"description": "SVG"}}}
+            },
+            "/contacts": {
+                "get": {
+                    "summary": "The web users the caller may call, with presence (online: an open session)",
+                    "security": security,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "contacts": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "display_name": {"type": "string"},
+                                                "number": {"type": "string"},
+                                                "online": {"type": "boolean"},
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "contacts sorted by name",
+                        ),
+                        **_errors(401, 429),
+                    },
+                }
+            },
+            "/ws": {
+                "get": {
+                    "summary": "WebSocket upgrade for the JSON signaling protocol (docs/signaling.md)",
+                    "responses": {"101": {"description": "Switching protocols"}},
+                }
+            },
+            "/jsonrpc": {
+                "get": {
+                    "summary": "WebSocket upgrade for JSON-RPC 2.0 signaling (announce, offer, answer, "
+                    "ice_candidate, disconnect; docs/signaling.md). Credentials here (headers, ?api_key=, "
+                    "?token=) or in announce",
+                    "security": [{}, *security],
+                    "parameters": [
+                        {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {"101": {"description": "Switching protocols"}, **_errors(401, 429)},
+                }
+            },
+            **_whip_paths(security),
+            **_whep_paths(security),
+            **_rooms_paths(security),
+            "/iceservers": {
+                "get": {
+                    "summary": "ICE servers for RTCPeerConnection; TURN entries only with credentials",
+                    "security": [{}, *security],
+                    "responses": {
+                        "200": _json(
+                            {"$ref": "#/components/schemas/IceServers"}, "The browser's ICE servers"
+                        ),
+                        **_errors(401),
+                    },
+                }
+            },
+            "/webrtc/offer": {
+                "post": {
+                    "summary": "Send a WebRTC offer and call metadata.dial (or the credentials' default "
+                    "destination); the answer comes as soon as it exists, before the far end picks up",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        **_json({"$ref": "#/components/schemas/OfferRequest"}, ""),
+                    },
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/OfferResponse"}, "The answer"),
+                        **_errors(*_OFFER_ERRORS),
+                    },
+                }
+            },
+            "/webrtc/ice-candidate": {
+                "post": {
+                    "summary": "Trickle one browser ICE candidate (null: end of candidates)",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        **_json({"$ref": "#/components/schemas/CandidateRequest"}, ""),
+                    },
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/SessionStatus"}, "status: received"),
+                        **_errors(*_API_ERRORS),
+                    },
+                }
+            },
+            "/webrtc/close": {
+                "post": {
+                    "summary": "End a session and its call",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        **_json({"$ref": "#/components/schemas/CloseRequest"}, ""),
+                    },
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/SessionStatus"}, "status: closed"),
+                        **_errors(*_API_ERRORS),
+                    },
+                }
+            },
+            "/webrtc/sessions/{session_id}": {
+                "get": {
+                    "summary": "The session's call progress (for polling); readable for 120 s after it ended",
+                    "security": security,
+                    "parameters": [_SESSION_PARAM],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/SessionProgress"}, "The progress"),
+                        **_errors(401, 404, 429),
+                    },
+                }
+            },
+            "/webrtc/sessions/{session_id}/events": {
+                "get": {
+                    "summary": "The session's progress events as server-sent events (event: ringing, "
+                    "early_media, answered, failed, ended, dtmf, held, resumed, message (chat text from the SIP "
+                    "party: MESSAGE in the call's dialog, also on the call's data channel), message_result "
+                    "(the answer to the browser's data channel text), closed; data: a "
+                    "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
+                    "security": security,
+                    "parameters": [
+                        _SESSION_PARAM,
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}},
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "text/event-stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(400, 401, 404, 429, 503),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "token from a WebSocket login"},
+                "basic": {"type": "http", "scheme": "basic", "description": "user id and web secret"},
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "users[].api_keys[].key (also accepted as Authorization: Bearer <key>)",
+                },
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """WHIP (RFC 9725): the offer and answer are application/sdp, trickle an sdpfrag."""
+    sdp_body = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
+    created = {
+        "description": "The SDP answer; Location: the session resource; ETag; Link: rel=ice-server",
+        "content": {"application/sdp": {"schema": {"type": "string"}}},
+    }
+    post = {
+        "summary": "WHIP: send an SDP offer, call the credentials' default destination (or {destination})",
+        "security": security,
+        "requestBody": sdp_body,
+        "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500)},
+    }
+    resource = [_SESSION_PARAM]
+    return {
+        "/whip": {"post": post},
+        "/whip/{destination}": {
+            "post": {
+                **post,
+                "parameters": [
+                    {"name": "destination", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/whip/sessions/{session_id}": {
+            "patch": {
+                "summary": "Trickle ICE candidates (application/trickle-ice-sdpfrag), or an ICE restart: new "
+                "ice-ufrag/ice-pwd with If-Match: * (RFC 9725 §4.3.3)",
+                "security": security,
+                "parameters": resource,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "ICE restarted: the gateway's new ice-ufrag/ice-pwd and candidates; "
+                        "ETag: the new ICE session's",
+                        "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
+                    },
+                    "204": {"description": "Candidates taken"},
+                    **_errors(400, 401, 404, 412, 415, 422, 428),
+                },
+            },
+            "delete": {
+                "summary": "End the WHIP session and its call",
+                "security": security,
+                "parameters": resource,
+                "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
+            },
+        },
+    }
+
+
+def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """WHEP (draft-ietf-wish-whep): playback of a room's mix, or of a WHIP / HTTP API session's far end
+    (gateway/signaling/whip/whep.py, gateway/runtime/playback.py)."""
+    sdp_text = {"application/sdp": {"schema": {"type": "string"}}}
+    resource = [_SESSION_PARAM]
+    return {
+        "/whep/{room_id}": {
+            "post": {
+                "summary": "WHEP: send a recvonly SDP offer, hear the room's mix (browsers and SIP parties), "
+                "or the far end's audio of a WHIP / HTTP API session's call",
+                "security": security,
+                "parameters": [
+                    {
+                        "name": "room_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "A room's id, or the id of one of the caller's WHIP / HTTP API "
+                        "sessions (or of its call): the far end's audio, in its own codec (PCMU, PCMA...)",
+                    }
+                ],
+                "requestBody": {"required": True, "content": sdp_text},
+                "responses": {
+                    "201": {
+                        "description": "The SDP answer; Location: the player resource",
+                        "content": sdp_text,
+                    },
+                    **_errors(400, 401, 404, 409, 413, 415, 501),
+                },
+            }
+        },
+        "/whep/sessions/{session_id}": {
+            "patch": {
+                "summary": "Trickle ICE and ICE restarts are not offered on a player: 405",
+                "parameters": resource,
+                "responses": {"405": {"description": "Method not allowed (Allow: DELETE)"}},
+            },
+            "delete": {
+                "summary": "End the playback",
+                "security": security,
+                "parameters": resource,
+                "responses": {"200": {"description": "Ended"}, **_errors(401, 404)},
+            },
+        },
+    }
+
+
+def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """Rooms ("WebRTC Implementation in FastAPI"): peers relay offers, answers and candidates; docs/signaling.md."""
+    anyone = [{}, *security]  # rooms.allow_anonymous
+    room = {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    peer = {"name": "peer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    rooms = {
+        "type": "object",
+        "properties": {
+            "rooms": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"room_id": {"type": "string"}, "peers": {"type": "integer"}},
+                },
+            }
+        },
+    }
+    peers = {
+        "type": "object",
+        "properties": {
+            "room_id": {"type": "string"},
+            "peers": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return {
+        "/webrtc/signaling/{room_id}/{peer_id}": {
+            "get": {
+                "summary": "WebSocket upgrade: join a room as peer_id; offer/answer/ice_candidate with "
+                "target_peer_id are relayed with from_peer_id; peer_joined, peer_left, existing_peers. "
+                "Credentials here (headers, ?api_key=, ?token=) or in a first `login` message. "
+                "`dial {to}` calls a SIP party into the room (`dialing`, then `sip_party` events; the "
+                "gateway joins as the peer `gateway` and mixes the audio), `hangup {call_id}` ends one",
+                "security": anyone,
+                "parameters": [
+                    room,
+                    peer,
+                    {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {"101": {"description": "Switching protocols"}, **_errors(400, 401, 404)},
+            }
+        },
+        "/webrtc/rooms": {
+            "get": {
+                "summary": "The open rooms and how many peers each holds",
+                "security": anyone,
+                "responses": {"200": _json(rooms, "Rooms, oldest first"), **_errors(401, 404)},
+            }
+        },
+        "/webrtc/rooms/{room_id}/peers": {
+            "get": {
+                "summary": "The peers of a room, in joining order",
+                "security": anyone,
+                "parameters": [room],
+                "responses": {"200": _json(peers, "Peers"), **_errors(400, 401, 404)},
+            }
+        },
+        "/webrtc/client": {
+            "get": {
+                "summary": "The rooms demo page: audio (and chat on a data channel) between browsers",
+                "responses": {"200": {"description": "HTML"}, "404": {"description": "Rooms are disabled"}},
+            }
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    description = {
+        "type": "object",
+        "required": ["type", "sdp"],
+        "properties": {"type": {"enum": ["offer", "answer"]}, "sdp": {"type": "string"}},
+    }
+    candidate = {
+        "type": ["object", "null"],
+        "properties": {
+            "candidate": {"type": "string"},
+            "sdpMid": {"type": ["string", "null"]},
+            "sdpMLineIndex": {"type": ["integer", "null"]},
+            "usernameFragment": {"type": ["string", "null"]},
+        },
+    }
+    return {
+        "SessionDescription": description,
+        "IceCandidate": candidate,
+        "OfferRequest": {
+            "type": "object",
+            "required": ["sdp"],
+            "properties": {
+                "sdp": {"$ref": "#/components/schemas/SessionDescription"},
+                "session_id": {**_SESSION_ID, "description": "the id for the new session (409 if taken)"},
+                "metadata": {
+                    "type": "object",
+                    "description": "echoed back untouched; metadata.dial is the destination to call "
+                    "(default: the API key's or the user's default_dial)",
+                    "properties": {"dial": {"type": "string", "description": "number or SIP URI"}},
+                },
+            },
+        },
+        "OfferResponse": {
+            "type": "object",
+            "required": ["sdp", "session_id", "ice_candidates", "metadata"],
+            "properties": {
+                "sdp": {"$ref": "#/components/schemas/SessionDescription"},
+                "session_id": _SESSION_ID,
+                "ice_candidates": {"type": "array", "items": {"$ref": "#/components/schemas/IceCandidate"}},
+                "metadata": {"type": "object", "description": "the request's metadata, untouched"},
+                "call_id": {"type": "string"},
+                "status_url": {"type": "string", "description": "GET it for the progress"},
+                "events_url": {"type": "string", "description": "server-sent progress events"},
+            },
+        },
+        "CloseRequest": {
+            "type": "object",
+            "required": ["session_id"],
+            "properties": {"session_id": _SESSION_ID, "reason": {"type": "string", "maxLength": 256}},
+        },
+        "SessionStatus": {
+            "type": "object",
+            "required": ["session_id", "status"],
+            "properties": {"session_id": _SESSION_ID, "status": {"enum": ["received", "closed"]}},
+        },
+        "ProgressEvent": {
+            "type": "object",
+            "required": ["id", "event", "at"],
+            "properties": {
+                "id": {"type": "integer"},
+                "event": {"enum": list(EVENT_ORDER)},
+                "at": {"type": "number", "description": "Unix time"},
+                "reason": {
+                    "type": "string",
+                    "description": "failed/ended: busy, no_such_number, hangup, ...",
+                },
+                "sip_status": {"type": ["integer", "null"]},
+                "message": {"type": "string"},
+                "digit": {"type": "string"},
+                "duration_ms": {"type": "integer"},
+                "by": {"enum": ["local", "remote"]},
+                "body": {"type": "string", "description": "message: the SIP party's chat text"},
+            },
+        },
+        "SessionProgress": {
+            "type": "object",
+            "required": ["session_id", "state", "events", "last_event_id"],
+            "properties": {
+                "session_id": _SESSION_ID,
+                "state": {
+                    "enum": ["calling", "ringing", "early_media", "answered", "failed", "ended", "closed"]
+                },
+                "call_id": {"type": ["string", "null"]},
+                "dial": {"type": ["string", "null"]},
+                "created": {"type": "number"},
+                "reason": {"type": ["string", "null"]},
+                "sip_status": {"type": ["integer", "null"]},
+                "message": {"type": ["string", "null"]},
+                "last_event_id": {"type": "integer"},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/ProgressEvent"}},
+            },
+        },
+        "CandidateRequest": {
+            "type": "object",
+            "required": ["session_id", "candidate"],
+            "properties": {
+                "session_id": _SESSION_ID,
+                "candidate": {"$ref": "#/components/schemas/IceCandidate"},
+            },
+        },
+        "IceServers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["urls"],
+                "properties": {
+                    "urls": {"type": "array", "items": {"type": "string"}},
+                    "username": {"type": "string"},
+                    "credential": {"type": "string"},
+                },
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error", "code"],
+            "properties": {
+                "error": {"type": "string", "description": "a readable message"},
+                "code": {"type": "integer", "description": "the HTTP status: 400, 401, 404, 408, 500, ..."},
+                "session_id": {"type": "string", "description": "the session concerned, when known"},
+                "reason": {
+                    "type": "string",
+                    "description": "bad_request, unauthorized, not_found, busy, ...",
+                },
+                "field": {"type": "string", "description": "the request field at fault"},
+            },
+        },
+    }

@@ -1,0 +1,101 @@
+"""`GET /jsonrpc`: the WebSocket of the JSON-RPC 2.0 dialect, `RpcPeer` on the shared session loop.
+
+Credentials at the upgrade (any one): `Authorization: Bearer <API key or session token>` / `Basic`,
+`X-API-Key`, or the query `?api_key=` / `?token=` (a browser's WebSocket cannot send headers; the URL
+may end up in logs, so prefer `announce` with credentials there). Bad credentials at the upgrade: HTTP
+401 with the API's error body. None: the socket opens, counts as awaiting login, and `announce` must
+authenticate within `SignalingLimits.login_timeout` (then close 4008; nothing is sent first: a JSON-RPC
+response needs a request). The Origin check, caps, heartbeat, size limit, rate limit (charged per call:
+a batch's calls each take a token), failed logins, shutdown and drain (1012 once the peer has no call,
+relayed or not; 503 to new upgrades) are the session loop's (gateway/signaling/session_loop.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from aiohttp import web
+
+from gateway.signaling.errors import LoginTimeout, SignalingError
+from gateway.signaling.http_api.handlers import error_response
+from gateway.signaling.jsonrpc.peer import RpcContext, RpcPeer
+from gateway.signaling.session_loop import (
+    ORIGINS_KEY,
+    SOCKETS_KEY,
+    Busy,
+    SessionRules,
+    SessionSocket,
+    origin_refusal,
+    serve,
+)
+
+logger = logging.getLogger(__name__)
+
+RPC_KEY: Final = web.AppKey("signaling_jsonrpc", RpcContext)
+RULES: Final = SessionRules("JSON-RPC", per_message_rate=False)
+
+
+class RpcDialect:
+    """The loop's `Dialect` for one `/jsonrpc` socket: an `RpcPeer`."""
+
+    def __init__(self, peer: RpcPeer, socket: SessionSocket) -> None:
+        self.peer = peer
+        self._socket = socket
+
+    @property
+    def logged_in(self) -> bool:
+        return self.peer.authenticated
+
+    def idle(self, busy: Busy) -> bool:
+        return self.peer.idle(busy)
+
+    async def on_open(self) -> None:
+        logger.info("JSON-RPC peer %s opened from %s", self.peer.id, self._socket.remote)
+
+    async def on_message(self, data: str | bytes) -> None:
+        await self.peer.receive(data)
+
+    async def on_refused(self, error: SignalingError) -> None:
+        if not isinstance(error, LoginTimeout):  # a response needs a request: the close says it
+            await self.peer.refuse(error)
+
+    async def on_close(self) -> None:
+        await self.peer.close()
+        logger.info("JSON-RPC peer %s closed (code %s)", self.peer.id, self._socket.close_code or 1000)
+
+
+async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
+    refusal = origin_refusal(request, request.app[ORIGINS_KEY])
+    if refusal is not None:
+        return refusal
+    context = request.app[RPC_KEY]
+    ip = request.remote or ""
+    principal = None
+    authorization = request.headers.get("Authorization")
+    api_key = request.headers.get("X-API-Key") or request.query.get("api_key")
+    token = request.query.get("token")
+    if authorization is None and token is not None:
+        authorization = f"Bearer {token}"
+    if authorization is not None or api_key is not None:
+        try:
+            principal = await context.credentials.authenticate(authorization, api_key, ip)
+        except SignalingError as exc:
+            return error_response(exc)
+
+    def open_dialect(socket: SessionSocket) -> RpcDialect:
+        async def send(text: str) -> None:
+            await socket.send_text(text)
+
+        peer = RpcPeer(context, send, principal, ip, take=socket.take, login_failed=socket.login_failed)
+        return RpcDialect(peer, socket)
+
+    return await serve(
+        request,
+        rules=RULES,
+        sockets=request.app[SOCKETS_KEY],
+        limits=context.limits,
+        open_dialect=open_dialect,
+        monotonic=context.monotonic,
+        counted=principal is None,
+    )

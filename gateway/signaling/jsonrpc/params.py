@@ -1,0 +1,179 @@
+"""The params of each JSON-RPC method, decoded and checked (sans-I/O). A bad value raises `BadRequest`
+naming the field, which the dispatcher answers with -32602 Invalid params.
+
+    announce       {peer_id, capabilities?, credentials?: {api_key} | {token} | {user, secret}}
+    offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to? | target_peer_id?, metadata?: {dial?}}
+    answer         {call_id, sdp: "<answer>" | {type: "answer", sdp}, type?: "answer"}
+    ice_candidate  {call_id?, candidate: {candidate, sdpMid, sdpMLineIndex} | "<candidate line>" | null}
+    disconnect     {call_id?, reason?}
+    ping           {}
+
+The document's browser client sends `offer` with `{sdp: offer.sdp, type: offer.type}` and no
+destination: the credentials' default destination is called then (docs/signaling.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.signaling.errors import BadRequest
+from gateway.signaling.service import JsonValue
+from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
+from sdp import IceCandidateInit, SdpError, candidate_from_json
+
+_PEER_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")
+MAX_REASON_CHARS: Final = 256
+MAX_CAPABILITIES_CHARS: Final = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    api_key: str | None = None
+    token: str | None = None
+    user: str | None = None
+    secret: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.api_key is None and self.token is None and (self.user is None or self.secret is None):
+            raise BadRequest("credentials need api_key, token, or user and secret", field="credentials")
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    peer_id: str
+    capabilities: JsonValue = None
+    credentials: Credentials | None = None
+
+    def __post_init__(self) -> None:
+        if not _PEER_ID.match(self.peer_id):
+            raise BadRequest(f"peer_id {self.peer_id[:40]!r} is not a peer id", field="peer_id")
+
+
+@dataclass(frozen=True, slots=True)
+class OfferParams:
+    sdp: str
+    to: str | None = None
+    target_peer_id: str | None = None  # another announced peer: relayed end to end (relay.py)
+
+    def __post_init__(self) -> None:
+        if self.target_peer_id is not None:
+            if not _PEER_ID.match(self.target_peer_id):
+                raise BadRequest("target_peer_id is not a peer id", field="target_peer_id")
+            if self.to is not None:
+                raise BadRequest("give to or target_peer_id, not both", field="target_peer_id")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerParams:
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateParams:
+    call_id: str | None
+    candidate: IceCandidateInit | None
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectParams:
+    call_id: str | None = None
+    reason: str | None = None
+
+
+Params = Announce | OfferParams | AnswerParams | CandidateParams | DisconnectParams | None
+
+
+def _object(params: Mapping[str, JsonValue] | Sequence[JsonValue]) -> Mapping[str, JsonValue]:
+    if not isinstance(params, Mapping):
+        raise BadRequest("params must be an object (by name)", field="params")
+    return params
+
+
+def _text(data: Mapping[str, JsonValue], name: str, max_chars: int, *, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name} is required", field=name)
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > max_chars:
+        raise BadRequest(f"{name} must be a non-empty string of at most {max_chars} characters", field=name)
+    return value
+
+
+def _sdp(data: Mapping[str, JsonValue], kind: str) -> str:
+    """`sdp` as text (with `type` beside it, as RTCSessionDescription's fields) or as `{type, sdp}`."""
+    value = data.get("sdp")
+    kind_field, given = "type", data.get("type")
+    if isinstance(value, Mapping):
+        kind_field, given, value = "sdp.type", value.get("type"), value.get("sdp")
+    if given is not None and given != kind:
+        raise BadRequest(f"{kind_field} must be {kind!r}, got {str(given)[:20]!r}", field=kind_field)
+    if not isinstance(value, str) or len(value) > MAX_SDP_CHARS:
+        raise BadRequest(f"sdp must be the SDP {kind} (text, or {{type, sdp}})", field="sdp")
+    if not value.lstrip().startswith("v=0"):
+        raise BadRequest("sdp is not a session description (must start with v=0)", field="sdp")
+    return value
+
+
+def _destination(data: Mapping[str, JsonValue]) -> str | None:
+    to = _text(data, "to", MAX_DESTINATION_CHARS)
+    metadata = data.get("metadata")
+    if to is None and isinstance(metadata, Mapping):
+        to = _text(metadata, "dial", MAX_DESTINATION_CHARS)
+    elif metadata is not None and not isinstance(metadata, Mapping):
+        raise BadRequest("metadata must be an object", field="metadata")
+    if to is not None and any(c.isspace() or not c.isprintable() for c in to.strip()):
+        raise BadRequest("to must be a number or SIP URI without spaces", field="to")
+    return to.strip() if to is not None else None
+
+
+def _credentials(data: Mapping[str, JsonValue]) -> Credentials | None:
+    value = data.get("credentials")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise BadRequest("credentials must be an object", field="credentials")
+    return Credentials(
+        _text(value, "api_key", 4096), _text(value, "token", 4096), _text(value, "user", 64), _text(value, "secret", 1024)
+    )  # fmt: skip
+
+
+def _candidate(data: Mapping[str, JsonValue]) -> IceCandidateInit | None:
+    if "candidate" not in data:
+        raise BadRequest("candidate is required (null ends the candidates)", field="candidate")
+    raw = data["candidate"]
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"candidate": raw, "sdpMLineIndex": 0}
+    try:
+        return candidate_from_json(raw)
+    except SdpError as exc:
+        raise BadRequest(f"bad ICE candidate: {exc.message}", field="candidate") from None
+
+
+def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -> Params:
+    """The checked params of `method` (one of jsonrpc.METHODS)."""
+    data = _object(raw)
+    match method:
+        case "announce":
+            capabilities = data.get("capabilities")
+            if len(str(capabilities)) > MAX_CAPABILITIES_CHARS:
+                raise BadRequest("capabilities are too large", field="capabilities")
+            peer_id = _text(data, "peer_id", 128, required=True) or ""
+            return Announce(peer_id, capabilities, _credentials(data))
+        case "offer":
+            return OfferParams(_sdp(data, "offer"), _destination(data), _text(data, "target_peer_id", 128))
+        case "answer":
+            return AnswerParams(_text(data, "call_id", 128, required=True) or "", _sdp(data, "answer"))
+        case "ice_candidate":
+            return CandidateParams(_text(data, "call_id", 128), _candidate(data))
+        case "disconnect":
+            return DisconnectParams(_text(data, "call_id", 128), _text(data, "reason", MAX_REASON_CHARS))
+        case "ping":
+            return None
+    raise BadRequest(f"unknown method {method[:40]!r}", field="method")

@@ -1,0 +1,421 @@
+"""One JSON-RPC 2.0 peer (one WebSocket at `/jsonrpc`): its methods carried out over the `CallService`, the
+same call core the softphone's WebSocket protocol drives; the call's events back as notifications.
+
+How it works: a peer authenticates at the upgrade (headers, `?api_key=` / `?token=`) or with `announce`
+(`credentials`); until then only `announce` and `ping` are served (others: -32001). Its first `offer`
+(or `announce`) opens its session with the call service. `offer` places a call to `to` (or
+`metadata.dial`, else the credentials' default destination) and answers `{answer: {type, sdp},
+call_id}` as soon as the gateway's WebRTC answer exists, before the far end picks up. Then the call is
+told as notifications:
+
+    progress       {call_id, event: ringing | early_media | answered | dtmf | held | resumed, ...}
+    disconnect     {call_id, reason, message, sip_status}      (the call ended)
+    ice_candidate  {call_id, candidate}                        (a pass-through call's far end trickles)
+    offer          {call_id, sdp: {type: "offer", sdp}, from, display_name}   (an inbound call)
+
+An announced peer with `capabilities.incoming_calls: true` is online for its user: SIP calls to the user
+ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
+`disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them too.
+An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
+call service (gateway/signaling/jsonrpc/relay.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+from gateway.identity import WebUser
+from gateway.signaling import events as sig
+from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
+from gateway.signaling.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    SignalingError,
+    Timeout,
+    Unauthorized,
+)
+from gateway.signaling.events import IceServerInfo
+from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.params import (
+    Announce,
+    AnswerParams,
+    CandidateParams,
+    DisconnectParams,
+    OfferParams,
+    params_of,
+)
+from gateway.signaling.jsonrpc.relay import PeerDirectory
+from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.service import CallService, JsonValue
+from gateway.signaling.ws.connection import PresenceRegistry
+
+logger = logging.getLogger(__name__)
+
+MAX_CALLS: Final = 4  # calls one peer may have at once
+_PROGRESS: Final = {sig.Ringing: "ringing", sig.EarlyMedia: "early_media", sig.Connected: "answered"}
+
+
+@dataclass(frozen=True, slots=True)
+class RpcContext:
+    calls: CallService
+    credentials: ApiCredentials
+    presence: PresenceRegistry
+    ice_servers: tuple[IceServerInfo, ...]
+    limits: SignalingLimits
+    monotonic: Callable[[], float]
+    directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
+
+
+class RpcPeer:
+    """A `SessionSink` for the call service, fed with WebSocket frames (see the module note)."""
+
+    def __init__(
+        self,
+        context: RpcContext,
+        send: Callable[[str], Awaitable[None]],
+        principal: ApiPrincipal | None = None,
+        remote: str = "",
+        *,
+        take: Callable[[], bool] = lambda: True,
+        login_failed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._context = context
+        self._send = send
+        self._take = take  # the session loop's rate limit, charged per call (a batch: each of its calls)
+        self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
+        self._remote = remote
+        self._principal = principal
+        self._id = "r-" + secrets.token_urlsafe(12)
+        self.peer_id: str | None = None
+        self._opened = False
+        self._online = False
+        self._closed = False
+        self._answers: dict[str, asyncio.Future[str]] = {}
+        self._calls: set[str] = set()
+        self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- SessionSink --------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def user(self) -> WebUser:
+        if self._principal is None:
+            raise Unauthorized("not authenticated")
+        return self._principal.user
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def authenticated(self) -> bool:
+        return self._principal is not None
+
+    def idle(self, busy: Callable[[str], bool]) -> bool:
+        """No call in progress: none of the call core (`busy(id)`, ringing or not) and none relayed to
+        another peer; a drain closes the socket then (gateway/signaling/ws/endpoint.py)."""
+        return not self._opened or (not busy(self._id) and not self._context.directory.calls_of(self))
+
+    # --- RelayEnd (relay.py) -------------------------------------------------------------------
+    @property
+    def accepts_calls(self) -> bool:
+        return self._online and not self._closed
+
+    @property
+    def user_id(self) -> str:
+        return self.user.id
+
+    async def notify(self, method: str, params: Mapping[str, JsonValue]) -> None:
+        if not self._closed:
+            await self._notify(method, params)
+
+    def web_answer(self, call_id: str, sdp: str) -> None:
+        """The gateway's WebRTC answer to our offer, as soon as it exists (the driver's early answer)."""
+        future = self._answers.get(call_id)
+        if future is None:
+            future = self._answers[call_id] = asyncio.get_running_loop().create_future()
+        if not future.done():
+            future.set_result(sdp)
+
+    async def send_event(self, event: sig.Event) -> None:
+        if self._closed:
+            return
+        match event:
+            case (
+                sig.Ringing(call_id=call_id)
+                | sig.Connected(call_id=call_id)
+                | sig.EarlyMedia(call_id=call_id)
+            ):
+                sdp = event.sdp if isinstance(event, sig.Connected | sig.EarlyMedia) else None
+                if sdp is not None and call_id in self._answers:
+                    self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
+                await self._notify("progress", {"call_id": call_id, "event": _PROGRESS[type(event)]})
+            case sig.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration):
+                await self._notify("progress", {"call_id": call_id, "event": "dtmf", "digit": digit,
+                                                "duration_ms": duration})  # fmt: skip
+            case sig.CallMessage(call_id=call_id, body=body):
+                await self._notify("progress", {"call_id": call_id, "event": "message", "body": body})
+            case sig.Held(call_id=call_id, by=by) | sig.Resumed(call_id=call_id, by=by):
+                name = "held" if isinstance(event, sig.Held) else "resumed"
+                await self._notify("progress", {"call_id": call_id, "event": name, "by": by})
+            case sig.IceCandidate(call_id=call_id, candidate=candidate):
+                value = cast(JsonValue, candidate.to_json()) if candidate is not None else None
+                await self._notify("ice_candidate", {"call_id": call_id, "candidate": value})
+            case sig.Incoming(call_id=call_id):
+                self._ringing.add(call_id)
+                self._spawn(self._want_offer(call_id))
+            case sig.Offer(call_id=call_id, sdp=sdp) if call_id in self._ringing:
+                await self._notify("offer", {"call_id": call_id, "sdp": {"type": "offer", "sdp": sdp}})
+            case sig.Ended(call_id=call_id, reason=reason, message=message, sip_status=status):
+                self._ended(call_id, reason, message, status)
+                await self._notify("disconnect", {"call_id": call_id, "reason": reason, "message": message,
+                                                  "sip_status": status})  # fmt: skip
+            case sig.ErrorMessage(code=code, message=message, call_id=call_id):
+                logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
+            case _:
+                logger.debug("JSON-RPC peer %s: %s not told", self._id, type(event).__name__)
+
+    def _ended(self, call_id: str, reason: str, message: str, status: int | None) -> None:
+        self._calls.discard(call_id)
+        self._ringing.discard(call_id)
+        future = self._answers.pop(call_id, None)
+        if future is not None and not future.done():
+            detail = f"{message} (SIP {status})" if status is not None else message
+            future.set_exception(ServiceError(detail or reason, code=reason, http_status=502))
+
+    async def _want_offer(self, call_id: str) -> None:
+        """An inbound call rings: ask for the gateway's offer (it comes as `offer`), others ring on."""
+        try:
+            await self._context.calls.request_offer(self, call_id)
+        except SignalingError as exc:
+            logger.info("JSON-RPC peer %s: no offer for %s: %s", self._id, call_id, exc)
+            self._ringing.discard(call_id)
+
+    # --- frames in -----------------------------------------------------------------------------------
+    async def refuse(self, error: SignalingError) -> None:
+        """A frame the session loop did not hand over (too large): its error, with a null id."""
+        await self._send(rpc.encode(rpc.error_from(error, None).to_json()))
+
+    async def receive(self, text: str | bytes) -> None:
+        """One WebSocket frame (already within the size limit: the session loop checked it): its
+        requests handled in order, the replies sent as one frame."""
+        frame = rpc.decode(text)
+        replies = rpc.Replies(frame.batch)
+        for error in frame.errors:
+            replies.add(error.to_json())
+        for call in frame.calls:
+            reply = await self._handle(call)
+            if reply is not None and not call.notification:
+                replies.add(reply)
+        encoded = replies.encoded()
+        if encoded is not None:
+            await self._send(encoded)
+
+    async def _handle(self, call: rpc.Call) -> dict[str, JsonValue] | None:
+        if call.method not in rpc.METHODS:
+            return rpc.RpcError(
+                rpc.METHOD_NOT_FOUND, f"Method not found: {call.method[:40]}", call.id
+            ).to_json()
+        try:
+            if not self._take():  # `max_rate_limited` refusals in a row close the socket (1008)
+                raise RateLimited("too many messages: slow down")
+            value = await self._method(call.method, params_of(call.method, call.params))
+        except SignalingError as exc:
+            return rpc.error_from(exc, call.id).to_json()
+        except Exception:
+            logger.exception("JSON-RPC peer %s: %s failed", self._id, call.method)
+            return rpc.RpcError(rpc.INTERNAL_ERROR, "Internal error", call.id).to_json()
+        return rpc.result(call.id, value)
+
+    async def _method(self, method: str, params: Any) -> JsonValue:
+        match params:
+            case Announce():
+                return await self._announce(params)
+            case None:
+                return {"pong": True}
+        if self._principal is None:
+            raise Unauthorized("authenticate first: announce with credentials, or credentials at the upgrade")
+        await self._open()
+        match params:
+            case OfferParams():
+                return await self._offer(params)
+            case AnswerParams(call_id=call_id, sdp=sdp) if self._context.directory.owns(self, call_id):
+                await self._context.directory.answer(self, call_id, sdp)
+                return {"call_id": call_id, "status": "answered"}
+            case CandidateParams(call_id=call_id, candidate=candidate) if self._context.directory.owns(
+                self, call_id
+            ):
+                assert call_id is not None
+                value = cast(JsonValue, candidate.to_json()) if candidate is not None else None
+                await self._context.directory.candidate(self, call_id, value)
+                return {"call_id": call_id, "status": "received"}
+            case AnswerParams(call_id=call_id, sdp=sdp):
+                if call_id not in self._ringing:
+                    raise NotFound(f"no call {call_id!r} offered to this peer", field="call_id")
+                await self._context.calls.answer(self, call_id, sdp)
+                self._ringing.discard(call_id)
+                self._calls.add(call_id)
+                return {"call_id": call_id, "status": "answered"}
+            case CandidateParams(call_id=call_id, candidate=candidate):
+                target = self._call_of(call_id)
+                await self._context.calls.add_candidate(self, target, candidate)
+                return {"call_id": target, "status": "received"}
+            case DisconnectParams(call_id=call_id, reason=reason):
+                return await self._disconnect(call_id, reason)
+        raise BadRequest(f"unknown method {method!r}", field="method")
+
+    def _call_of(self, call_id: str | None) -> str:
+        if call_id is not None:
+            if call_id not in self._calls and call_id not in self._ringing:
+                raise NotFound(f"no call {call_id!r} of this peer", field="call_id")
+            return call_id
+        if len(self._calls) != 1:
+            raise BadRequest("call_id is required when the peer has no or several calls", field="call_id")
+        return next(iter(self._calls))
+
+    async def _announce(self, params: Announce) -> JsonValue:
+        context = self._context
+        if params.credentials is not None:
+            if self._principal is not None:
+                raise Conflict("already authenticated", field="credentials")
+            c = params.credentials
+            try:
+                if c.user is not None and c.secret is not None:
+                    value = "Basic " + _basic(c.user, c.secret)
+                    self._principal = await context.credentials.authenticate(value, None, self._remote)
+                else:
+                    bearer = f"Bearer {c.token}" if c.token is not None else None
+                    self._principal = await context.credentials.authenticate(bearer, c.api_key, self._remote)
+            except Unauthorized:
+                self._login_failed()
+                raise
+        if self._principal is None:
+            raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
+        self.peer_id = params.peer_id
+        context.directory.announce(params.peer_id, self)
+        await self._open()
+        capabilities = params.capabilities if isinstance(params.capabilities, Mapping) else {}
+        if capabilities.get("incoming_calls") is True and not self._online:
+            await context.presence.add(self.user.id, self._id)
+            self._online = True
+        logger.info("JSON-RPC peer %s announced as %r by %s", self._id, params.peer_id, self.user.id)
+        return {
+            "peer_id": params.peer_id,
+            "session_id": self._id,
+            "user": self.user.id,
+            "incoming_calls": self._online,
+            "ice_servers": [cast(JsonValue, s.to_json()) for s in context.ice_servers],  # with TURN
+        }
+
+    async def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            await self._context.calls.session_opened(self)
+
+    async def _offer(self, params: OfferParams) -> JsonValue:
+        principal = self._principal
+        assert principal is not None  # _method checked it
+        if params.target_peer_id is not None:  # another announced peer: relayed end to end
+            if len(self._calls) + len(self._context.directory.calls_of(self)) >= MAX_CALLS:
+                raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
+            timeout = self._context.limits.service_timeout
+            call_id, answer = await self._context.directory.offer(
+                self, params.target_peer_id, params.sdp, timeout
+            )
+            return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+        to = params.to or principal.default_dial
+        if not to:
+            raise BadRequest("to is required (no default destination is configured for you)", field="to")
+        if len(self._calls) + len(self._answers) >= MAX_CALLS:
+            raise Conflict(f"at most {MAX_CALLS} calls per peer", field="to")
+        call_id = await self._context.calls.dial(self, to, params.sdp)
+        self._calls.add(call_id)
+        future = self._answers.get(call_id)
+        if future is None:
+            future = self._answers[call_id] = asyncio.get_running_loop().create_future()
+        try:
+            # Awaited directly, not through asyncio.shield, as the HTTP offer API's handler: shield's
+            # outer future woke this request one loop iteration late, behind the web leg's ICE start and
+            # other calls' work (issue 14 goal 3). A timeout or a closed socket cancels the future,
+            # popped below (the call is hung up or closed with the socket).
+            async with asyncio.timeout(self._context.limits.service_timeout):
+                answer = await future
+        except TimeoutError:
+            await self._hangup(call_id)
+            raise Timeout("no answer from the call layer in time") from None
+        finally:
+            self._answers.pop(call_id, None)
+        logger.info("JSON-RPC peer %s: call %s to %r answered", self._id, call_id, to)
+        return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+
+    async def _disconnect(self, call_id: str | None, reason: str | None) -> JsonValue:
+        directory = self._context.directory
+        if directory.owns(self, call_id):
+            assert call_id is not None
+            await directory.hangup(self, call_id)
+            return {"call_ids": [call_id], "status": "disconnected"}
+        relayed = directory.calls_of(self) if call_id is None else []
+        for relayed_id in relayed:
+            await directory.hangup(self, relayed_id)
+        targets = [self._call_of(call_id)] if call_id is not None else sorted(self._calls | self._ringing)
+        for target in targets:
+            await self._hangup(target)
+        logger.info("JSON-RPC peer %s disconnect %s: %s", self._id, targets + relayed, reason or "-")
+        return {"call_ids": [*targets, *relayed], "status": "disconnected"}
+
+    async def _hangup(self, call_id: str) -> None:
+        try:
+            if call_id in self._ringing:
+                await self._context.calls.reject(self, call_id, 603)
+            else:
+                await self._context.calls.hangup(self, call_id)
+        except NotFound:
+            pass  # ended meanwhile
+        self._calls.discard(call_id)
+        self._ringing.discard(call_id)
+
+    # --- out -------------------------------------------------------------------------------------------
+    async def _notify(self, method: str, params: Mapping[str, JsonValue]) -> None:
+        await self._send(rpc.encode(rpc.notification(method, params)))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """The socket ended: its calls end (session_closed), it leaves presence; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for future in self._answers.values():
+            future.cancel()
+        await self._context.directory.gone(self)
+        if self._online and self._principal is not None:
+            await self._context.presence.remove(self._principal.user.id, self._id)
+        if self._opened:
+            try:
+                await self._context.calls.session_closed(self)
+            except Exception:
+                logger.exception("JSON-RPC peer %s: session_closed failed", self._id)
+
+    def __repr__(self) -> str:
+        return f"RpcPeer({self._id!r}, peer_id={self.peer_id!r})"
+
+
+def _basic(user: str, secret: str) -> str:
+    return base64.b64encode(f"{user}:{secret}".encode()).decode()

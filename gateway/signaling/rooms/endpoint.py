@@ -1,0 +1,324 @@
+"""Rooms over aiohttp: `ws /webrtc/signaling/{room_id}/{peer_id}`, `GET /webrtc/rooms`,
+`GET /webrtc/rooms/{room_id}/peers` (the protocol is gateway/signaling/rooms/core.py's, sans-I/O).
+
+Credentials as the other API dialects (gateway/signaling/api_auth.py): at the upgrade in
+`Authorization` / `X-API-Key`, or `?token=` / `?api_key=` in the URL (a browser's WebSocket sends no
+headers); bad ones get HTTP 401 with the API's error body. Without any, the first message must be
+`{"type": "login", ...}` within `login_timeout` (else `error login_timeout`, close 4008), unless
+`rooms.allow_anonymous`; such a socket counts as awaiting login (the caps), as on `/ws`.
+After the join the peer gets `joined {room_id, peer_id, user, ice_servers}` (an addition of the gateway:
+the document's clients ignore it) and then the document's `existing_peers`.
+
+A refused join (`room_full`, a peer id in use, `too_many_rooms`) is an `error` message, then close 4009;
+a peer sending faster than `rooms.rate` / `rooms.burst` gets `rate_limited` errors, and after
+`max_rate_limited` of them in a row the socket is closed (1008). Those, the login deadline, failed logins
+(`max_failed_logins`: close 4001), the caps, heartbeat, size limit and drain are the shared session
+loop's (gateway/signaling/session_loop.py); this module supplies the rooms' messages (`RoomDialect`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import web
+
+from gateway.config.rooms import RoomsSection
+from gateway.identity import WebUser
+from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
+from gateway.signaling.errors import (
+    Conflict,
+    Forbidden,
+    ServiceError,
+    SignalingError,
+    Unauthorized,
+)
+from gateway.signaling.events import IceServerInfo
+from gateway.signaling.http_api.handlers import error_response
+from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.rooms.core import (
+    GATEWAY_PEER,
+    Delivery,
+    Dial,
+    Hangup,
+    Login,
+    Ping,
+    Relay,
+    RoomPeer,
+    RoomRegistry,
+    RoomRequest,
+    check_id,
+    error_message,
+    parse_room_message,
+)
+from gateway.signaling.rooms.media import RoomMedia
+from gateway.signaling.session_loop import (
+    ORIGINS_KEY,
+    SOCKETS_KEY,
+    Busy,
+    SessionRules,
+    SessionSocket,
+    origin_refusal,
+    serve,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_JOIN_REFUSED: Final = 4009
+ANONYMOUS: Final = "anonymous"
+
+Sender = Callable[[Mapping[str, object]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class RoomsContext:
+    registry: RoomRegistry
+    credentials: ApiCredentials
+    settings: RoomsSection
+    limits: SignalingLimits
+    ice_servers: tuple[IceServerInfo, ...]
+    monotonic: Callable[[], float]
+    senders: dict[tuple[str, str], Sender] = field(default_factory=dict)  # (room, peer) -> its socket
+    media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (rooms/media.py)
+    users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
+
+    async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            send = self.senders.get((room_id, delivery.peer_id))
+            if send is not None:  # a peer whose socket is closing: dropped, it leaves next
+                await send(delivery.message)
+
+    # -- RoomHub (gateway/signaling/rooms/media.py): what the gateway peer does in a room ----------------
+    async def send(self, room_id: str, peer_id: str, message: Mapping[str, object]) -> None:
+        await self.deliver(room_id, [Delivery(peer_id, message)])
+
+    async def broadcast(self, room_id: str, message: Mapping[str, object]) -> None:
+        await self.deliver(room_id, [Delivery(peer, message) for peer in self.browsers(room_id)])
+
+    async def join_gateway(self, room_id: str) -> None:
+        deliveries = self.registry.join(room_id, GATEWAY_PEER, GATEWAY_PEER)
+        await self.deliver(room_id, [d for d in deliveries if d.peer_id != GATEWAY_PEER])
+
+    async def leave_gateway(self, room_id: str) -> None:
+        await self.deliver(room_id, self.registry.leave(room_id, GATEWAY_PEER))
+
+    def browsers(self, room_id: str) -> list[str]:
+        if room_id not in self.registry.rooms():
+            return []
+        return [peer for peer in self.registry.peers(room_id) if peer != GATEWAY_PEER]
+
+
+ROOMS_KEY: Final = web.AppKey("signaling_rooms", RoomsContext)
+
+
+def _upgrade_credentials(request: web.Request) -> tuple[str | None, str | None]:
+    authorization = request.headers.get("Authorization")
+    api_key = request.headers.get("X-API-Key") or request.query.get("api_key")
+    token = request.query.get("token")
+    if authorization is None and token is not None:
+        authorization = f"Bearer {token}"
+    return authorization, api_key
+
+
+async def _login(context: RoomsContext, login: Login, ip: str) -> ApiPrincipal:
+    if login.user is not None and login.secret is not None:
+        pair = base64.b64encode(f"{login.user}:{login.secret}".encode()).decode("ascii")
+        return await context.credentials.authenticate(f"Basic {pair}", None, ip)
+    if login.api_key is not None:
+        return await context.credentials.authenticate(None, login.api_key, ip)
+    return await context.credentials.authenticate(f"Bearer {login.token}", None, ip)
+
+
+class RoomDialect:
+    """The loop's `Dialect` for one rooms socket: the peer's messages, its join and its leave."""
+
+    def __init__(
+        self, context: RoomsContext, peer: RoomPeer, socket: SessionSocket, principal: ApiPrincipal | None
+    ) -> None:
+        self._context = context
+        self._peer = peer
+        self._socket = socket
+        self._principal = principal
+
+        async def send(message: Mapping[str, object]) -> None:
+            with contextlib.suppress(ConnectionError):
+                await socket.send_text(json.dumps(message, separators=(",", ":")))
+
+        self.send: Sender = send
+
+    @property
+    def logged_in(self) -> bool:
+        return self._peer.user_id is not None
+
+    def idle(self, busy: Busy) -> bool:
+        return self._peer.alone  # a drain closes it when nobody else is in the room
+
+    async def on_open(self) -> None:
+        context, peer, principal = self._context, self._peer, self._principal
+        code = None
+        if principal is None and context.settings.allow_anonymous:
+            code = await _join(context, peer, ANONYMOUS, self.send)
+        elif principal is not None:
+            code = await _join(context, peer, principal.user.id, self.send, principal.user)
+        if code is not None:
+            self._socket.close_with(code)
+
+    async def on_refused(self, error: SignalingError) -> None:
+        await self.send(error_message(error))
+
+    async def on_message(self, data: str | bytes) -> None:
+        try:
+            await self._handle(parse_room_message(data, self._context.limits.max_message_bytes))
+        except SignalingError as exc:
+            await self.send(error_message(exc))
+
+    async def _handle(self, request: RoomRequest) -> None:
+        context, peer, send = self._context, self._peer, self.send
+        if isinstance(request, Relay):
+            media = context.media
+            if request.target == GATEWAY_PEER and media is not None:
+                if peer.user_id is None:
+                    raise Conflict("not in the room", field="type")
+                if media.present(peer.room_id):
+                    await media.from_peer(peer.room_id, peer.peer_id, request)
+                # else: late candidates or an answer for the gateway peer that has just left: dropped
+            else:
+                await context.deliver(peer.room_id, peer.relay(request))
+        elif isinstance(request, Ping):
+            await send({"type": "pong"})
+        elif isinstance(request, Login):
+            if peer.user_id is not None:
+                raise Conflict("logged in already", field="type")
+            try:
+                principal = await _login(context, request, self._socket.remote)
+            except Unauthorized as exc:
+                self._socket.login_failed()
+                await send(error_message(exc))
+                return
+            code = await _join(context, peer, principal.user.id, send, principal.user)
+            if code is not None:
+                self._socket.close_with(code)
+        elif isinstance(request, (Dial, Hangup)):
+            await _sip_party(context, peer, request, send)
+
+    async def on_close(self) -> None:
+        context, peer = self._context, self._peer
+        joined = peer.user_id is not None
+        await context.deliver(peer.room_id, peer.leave())
+        if context.senders.get((peer.room_id, peer.peer_id)) is self.send:
+            del context.senders[(peer.room_id, peer.peer_id)]
+            context.users.pop((peer.room_id, peer.peer_id), None)
+            if joined and context.media is not None:
+                await context.media.peer_left(peer.room_id, peer.peer_id)
+
+
+async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
+    context = request.app[ROOMS_KEY]
+    if not context.settings.enabled:
+        raise web.HTTPNotFound()
+    refusal = origin_refusal(request, request.app[ORIGINS_KEY])
+    if refusal is not None:
+        return refusal
+    ip = request.remote or ""
+    try:
+        peer = RoomPeer(context.registry, request.match_info["room_id"], request.match_info["peer_id"])
+        authorization, api_key = _upgrade_credentials(request)
+        principal = None
+        if authorization is not None or api_key is not None:
+            principal = await context.credentials.authenticate(authorization, api_key, ip)
+    except SignalingError as exc:
+        return error_response(exc)
+    settings = context.settings
+    return await serve(
+        request,
+        rules=SessionRules("room", rate=settings.rate, burst=settings.burst),
+        sockets=request.app[SOCKETS_KEY],
+        limits=context.limits,
+        open_dialect=lambda socket: RoomDialect(context, peer, socket, principal),
+        monotonic=context.monotonic,
+        counted=principal is None and not settings.allow_anonymous,
+    )
+
+
+async def _join(
+    context: RoomsContext, peer: RoomPeer, user_id: str, send: Sender, user: WebUser | None = None
+) -> int | None:
+    """Join the room: `joined`, `existing_peers` to the peer, `peer_joined` to the others; None when done,
+    else the close code after the `error` sent."""
+    try:
+        deliveries = peer.join(user_id)
+    except SignalingError as exc:
+        await send(error_message(exc))
+        return CLOSE_JOIN_REFUSED
+    context.senders[(peer.room_id, peer.peer_id)] = send
+    if user is not None:
+        context.users[(peer.room_id, peer.peer_id)] = user
+    servers = [
+        s.to_json() for s in context.ice_servers if user_id != ANONYMOUS or s.credential is None
+    ]  # TURN credentials only to peers with credentials
+    await send(
+        {"type": "joined", "room_id": peer.room_id, "peer_id": peer.peer_id, "user": user_id,
+         "ice_servers": servers}
+    )  # fmt: skip
+    await context.deliver(peer.room_id, deliveries)
+    return None
+
+
+async def _sip_party(context: RoomsContext, peer: RoomPeer, request: Dial | Hangup, send: Sender) -> None:
+    """`dial {to}`: call a SIP party into the room under the peer's user's policy (`dialing {call_id,
+    to}` to the peer, then `sip_party` events to the room); `hangup {call_id}`: end one."""
+    media = context.media
+    if media is None or not context.settings.enabled:
+        raise ServiceError(
+            "SIP parties in rooms are not available on this gateway", code="not_implemented",
+            field="type", http_status=501,
+        )  # fmt: skip
+    if peer.user_id is None:
+        raise Conflict("not in the room", field="type")
+    if isinstance(request, Hangup):
+        await media.hangup(peer.room_id, request.call_id)
+        return
+    user = context.users.get((peer.room_id, peer.peer_id))
+    if user is None:  # an anonymous peer has no outbound policy
+        raise Forbidden("an anonymous peer may not call out", field="to")
+    call_id = await media.dial(peer.room_id, peer.peer_id, user, request.to)
+    await send({"type": "dialing", "call_id": call_id, "to": request.to})
+
+
+async def _rest_principal(request: web.Request, context: RoomsContext) -> None:
+    if not context.settings.enabled:
+        raise web.HTTPNotFound()
+    authorization, api_key = _upgrade_credentials(request)
+    if authorization is None and api_key is None and context.settings.allow_anonymous:
+        return
+    await context.credentials.authenticate(authorization, api_key, request.remote or "")
+
+
+async def rooms_list_handler(request: web.Request) -> web.Response:
+    """`GET /webrtc/rooms`: `{"rooms": [{"room_id", "peers"}]}`, oldest room first."""
+    context = request.app[ROOMS_KEY]
+    try:
+        await _rest_principal(request, context)
+    except SignalingError as exc:
+        return error_response(exc)
+    registry = context.registry
+    rooms = [{"room_id": room, "peers": len(registry.peers(room))} for room in registry.rooms()]
+    return web.json_response({"rooms": rooms})
+
+
+async def room_peers_handler(request: web.Request) -> web.Response:
+    """`GET /webrtc/rooms/{room_id}/peers`: `{"room_id", "peers": [peer ids, in joining order]}`."""
+    context = request.app[ROOMS_KEY]
+    room_id = request.match_info["room_id"]
+    try:
+        await _rest_principal(request, context)
+        check_id(room_id, "room_id")
+        peers = context.registry.peers(room_id)
+    except SignalingError as exc:
+        return error_response(exc)
+    return web.json_response({"room_id": room_id, "peers": peers})

@@ -1,0 +1,392 @@
+"""The one session loop every WebSocket dialect runs on: `/ws`, `/jsonrpc`, the rooms and SIP over WebSocket.
+
+A dialect supplies only its message handling (a `Dialect`: `on_open`, `on_message`, `on_refused`,
+`on_close`, whether it is logged in, whether it is idle); everything that bounds a socket lives here
+once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Limits*, has the table):
+
+- the upgrade: a foreign Origin gets 403; while the gateway drains, 503 (HAProxy retries elsewhere);
+  past the per-address or the global cap of sockets awaiting login (SIP over WebSocket: of flows),
+  429 with Retry-After -- one status for a flood, whichever cap it hits;
+- the absolute login deadline (`receive_by`): no successful login within `login_timeout`, the dialect
+  says so (`on_refused(LoginTimeout)`) and the socket is closed 4008; answering the heartbeat's pings
+  does not extend it (commit 1323573: aiohttp's own receive timeout restarted at each pong);
+- the heartbeat (WebSocket ping/pong, RFC 6455 §5.5.2) and the message size: above `max_message_bytes`
+  the dialect answers `too_large` (SIP over WebSocket, which has no such answer: closed 1009); above
+  4x it aiohttp closes with 1009 without reading it;
+- the rate limit: a token bucket per socket, charged per message (or, JSON-RPC, per call: `take`);
+  a refused message gets the dialect's `rate_limited`, and `max_rate_limited` of them in a row close
+  the socket (1008);
+- failed logins: the dialect reports each (`login_failed`); `max_failed_logins` close it (4001);
+- one writer at a time (`send_text`), with `send_timeout` for a peer that stopped reading;
+- the registry of open sockets (`SocketRegistry`): shutdown closes them (1001); a drain closes those
+  without a call in progress (1012) and refuses new upgrades (503).
+
+Messages are handled one at a time, in order. The loop's close codes: 1000 normal, 1001 shutting down,
+1008 flood, 1009 far too large, 1012 service restart, 4001 failed logins, 4008 login timeout; a dialect
+may ask for its own (`close_with`: a refused room join is 4009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from aiohttp import WSMsgType, web
+from aiohttp.http_websocket import WSMessage
+
+from gateway.logs import RateLimit
+from gateway.signaling.errors import LoginTimeout, RateLimited, SignalingError, TooLarge
+from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.origin import origin_allowed
+
+logger = logging.getLogger(__name__)
+
+HARD_SIZE_FACTOR: Final = 4  # messages above 4x the limit are not even read: aiohttp closes with 1009
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_POLICY: Final = 1008  # RFC 6455 §7.4.1 policy violation: the rate limit, again and again
+CLOSE_TOO_LARGE: Final = 1009
+CLOSE_SERVICE_RESTART: Final = 1012  # the gateway drains: reconnect at once (to another instance)
+CLOSE_AUTH_FAILED: Final = 4001
+CLOSE_LOGIN_TIMEOUT: Final = 4008
+DRAIN_CLOSE_MESSAGE: Final = b"gateway draining: reconnect"
+FLOOD_STATUS: Final = 429  # every cap of every path: a flood is "too many requests", never 503
+
+Busy = Callable[[Any], bool]  # does the call core hold a call of this key (a session id, a SIP flow)
+IdleCheck = Callable[[Busy], bool]  # has this socket no call in progress (a drain may close it)
+
+
+class SocketRegistry:
+    """The open WebSockets of one listener's dialects, so that shutdown and a drain can close them, and
+    the count of the sockets the caps bound (awaiting login; for SIP over WebSocket, every flow)."""
+
+    def __init__(self, what: str = "WebSockets") -> None:
+        self.what = what  # in the drain's log line
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.awaiting_login = 0  # sockets the caps count (open without a successful login yet)
+        self.awaiting_by_ip: dict[str, int] = {}  # the same, per client address
+        self.refusals = RateLimit()  # WARNING lines about refused sockets: a flood must not flood the log
+        self._idle: dict[web.WebSocketResponse, IdleCheck] = {}  # how to tell each socket has no call
+        self.draining = False  # no new socket (503): the instance is being restarted
+        self.closed_draining = 0  # sockets closed with 1012
+
+    def await_login(self, ip: str, delta: int) -> None:
+        self.awaiting_login += delta
+        count = self.awaiting_by_ip.get(ip, 0) + delta
+        if count > 0:
+            self.awaiting_by_ip[ip] = count
+        else:
+            self.awaiting_by_ip.pop(ip, None)
+
+    def add(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.add(ws)
+
+    def track(self, ws: web.WebSocketResponse, idle: IdleCheck) -> None:
+        """Add a socket that a drain closes once `idle` says it has no call in progress."""
+        self._sockets.add(ws)
+        self._idle[ws] = idle
+
+    def discard(self, ws: web.WebSocketResponse) -> None:
+        self._sockets.discard(ws)
+        self._idle.pop(ws, None)
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    async def close_idle(self, busy: Busy) -> tuple[int, int]:
+        """Drain: close (1012) every tracked socket without a call in progress (its `IdleCheck` asked with
+        `busy`; one not logged in has none); refuse new sockets from now on. How many were closed, and
+        how many were kept (in a call: a room with company, a relayed JSON-RPC call, the call core's)."""
+        self.draining = True
+        open_ = [ws for ws in self._idle if not ws.closed]
+        idle = [ws for ws in open_ if self._idle[ws](busy)]
+        for ws in idle:
+            self._idle.pop(ws, None)
+        await asyncio.gather(
+            *(ws.close(code=CLOSE_SERVICE_RESTART, message=DRAIN_CLOSE_MESSAGE) for ws in idle),
+            return_exceptions=True,
+        )
+        if idle:
+            logger.info("draining: %d %s without a call closed (1012)", len(idle), self.what)
+        self.closed_draining += len(idle)
+        return len(idle), len(open_) - len(idle)
+
+    async def close_all(self) -> None:
+        for ws in list(self._sockets):
+            try:
+                await ws.close(code=CLOSE_GOING_AWAY, message=b"gateway shutting down")
+            except Exception:  # a socket that died under us: the others still get their close
+                logger.debug("closing a WebSocket failed", exc_info=True)
+
+
+SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)  # /ws, /jsonrpc and rooms sockets
+ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRules:
+    """What sets one dialect's sockets apart in the loop (everything else is the shared limits)."""
+
+    what: str  # in logs: "JSON", "JSON-RPC", "room", "SIP"
+    login: bool = True  # a login message is awaited: the deadline and the awaiting-login caps apply
+    per_message_rate: bool = True  # False: the dialect charges its own units with `take` (JSON-RPC calls)
+    rate: float | None = None  # the dialect's own message rate and burst (rooms.rate, rooms.burst)
+    burst: int | None = None
+    answers_too_large: bool = True  # False: a message above the limit closes the socket (1009)
+    protocols: tuple[str, ...] = ()  # the WebSocket subprotocols the upgrade accepts
+
+
+class Dialect(Protocol):
+    """One socket's message handling in one dialect: all the loop asks of it."""
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the login deadline is over for this socket (logged in, or no login needed)."""
+        ...
+
+    def idle(self, busy: Busy) -> bool:
+        """No call in progress: a drain may close the socket (1012)."""
+        ...
+
+    async def on_open(self) -> None: ...
+
+    async def on_message(self, data: str | bytes) -> None: ...
+
+    async def on_refused(self, error: SignalingError) -> None:
+        """A message not handled (`rate_limited`, `too_large`) or the login deadline passed
+        (`login_timeout`, then close 4008): tell the peer in the dialect's words, or not at all."""
+        ...
+
+    async def on_close(self) -> None:
+        """The socket ended, however (called once, never raises)."""
+        ...
+
+
+class SessionSocket:
+    """One socket as a dialect sees it: the writer, and the limits a dialect reports to."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        limits: SignalingLimits,
+        rules: SessionRules,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._ws = ws
+        self._request = request
+        self._limits = limits
+        self._rules = rules
+        self.remote = request.remote or ""
+        self.close_code: int | None = None  # set when the loop must close the socket
+        self._lock = asyncio.Lock()
+        self._stuck = False
+        rate = rules.rate if rules.rate is not None else limits.rate
+        burst = rules.burst if rules.burst is not None else limits.burst
+        self._bucket = TokenBucket(rate, burst, monotonic)
+        self._rate = rate
+        self._refused_in_a_row = 0
+        self._failed_logins = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed or self._stuck
+
+    async def send_text(self, text: str) -> bool:
+        """Write one message, one writer at a time; whether it was. A peer that stops reading fills the
+        socket buffers, and then every send would wait for it (the call layer's too): after `send_timeout`
+        the socket is dropped and later sends return at once. Raises ConnectionError when the transport
+        failed under it."""
+        async with self._lock:
+            if self._ws.closed or self._stuck:
+                return False
+            try:
+                async with asyncio.timeout(self._limits.send_timeout):
+                    await self._ws.send_str(text)
+                return True
+            except TimeoutError:
+                self._stuck = True
+                logger.info(
+                    "%s WebSocket from %s not reading for %g s: dropping it",
+                    self._rules.what, self.remote, self._limits.send_timeout,
+                )  # fmt: skip
+                if self._request.transport is not None:
+                    self._request.transport.abort()  # a close frame could not be written either
+                return False
+
+    async def close(self, code: int, message: bytes = b"") -> None:
+        """Close the socket now (a drain of SIP flows, a send that timed out)."""
+        await self._ws.close(code=code, message=message)
+
+    def close_with(self, code: int) -> None:
+        """Ask the loop to close the socket with `code` once the message in hand is handled."""
+        if self.close_code is None:
+            self.close_code = code
+
+    def take(self) -> bool:
+        """One token of the rate limit; a refusal counts, and `max_rate_limited` in a row close (1008)."""
+        if self._bucket.take():
+            self._refused_in_a_row = 0
+            return True
+        self._refused_in_a_row += 1
+        if self._refused_in_a_row >= self._limits.max_rate_limited:
+            self.close_with(CLOSE_POLICY)
+        return False
+
+    def rate_limited(self) -> RateLimited:
+        return RateLimited(f"more than {self._rate:g} messages per second: slow down")
+
+    def login_failed(self) -> None:
+        """A wrong credential on this socket: `max_failed_logins` close it (4001)."""
+        self._failed_logins += 1
+        if self._failed_logins >= self._limits.max_failed_logins:
+            self.close_with(CLOSE_AUTH_FAILED)
+
+
+async def receive_by(ws: web.WebSocketResponse, deadline: float | None) -> WSMessage:
+    """``ws.receive()``, raising ``TimeoutError`` once the loop's clock reaches ``deadline`` (None: no
+    limit). Not ``ws.receive(timeout=...)``: aiohttp restarts that timer after each control frame it
+    handles, and a client answering the heartbeat's pings (every ``heartbeat`` seconds, less than the
+    login timeout) would hold a socket awaiting login for ever."""
+    if deadline is None:
+        return await ws.receive()
+    async with asyncio.timeout_at(deadline):
+        return await ws.receive()
+
+
+def origin_refusal(request: web.Request, allowed: frozenset[str]) -> web.Response | None:
+    """403 for a WebSocket upgrade from another page's origin (a cross-site page must not drive a user's
+    session), None when the origin is ours, allowed, or absent (a script)."""
+    origin = request.headers.get("Origin")
+    if origin_allowed(origin, request.scheme, request.host, allowed):
+        return None
+    logger.warning(
+        "refusing a WebSocket to %s from %s: foreign Origin %r", request.path, request.remote, origin
+    )
+    return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+
+
+def draining_refusal() -> web.Response:
+    """503 for a WebSocket upgrade while the gateway drains: HAProxy retries it on another instance
+    (deploy/haproxy.cfg: retry-on 503, redispatch)."""
+    return web.Response(status=503, text="gateway draining", headers={"Retry-After": "1"})
+
+
+def upgrade_refusal(
+    sockets: SocketRegistry, limits: SignalingLimits, rules: SessionRules, ip: str, counted: bool
+) -> web.Response | None:
+    """503 while draining; 429 past a cap (per address first: one host's flood, then in all) for a
+    socket the caps count (`counted`: it awaits a login, or is a SIP flow); else None."""
+    if sockets.draining:
+        return draining_refusal()
+    if not counted:
+        return None
+    per_ip, total = (
+        (limits.max_awaiting_login_per_ip, limits.max_awaiting_login)
+        if rules.login
+        else (limits.max_sip_flows_per_ip, limits.max_sip_flows)
+    )
+    if sockets.awaiting_by_ip.get(ip, 0) >= per_ip:
+        reason = f"{per_ip} of its sockets await login" if rules.login else f"{per_ip} of its flows open"
+    elif sockets.awaiting_login >= total:
+        reason = f"{total} sockets await login" if rules.login else f"{total} flows open"
+    else:
+        return None
+    if sockets.refusals.allow(logger, logging.WARNING):
+        logger.warning("refusing a %s WebSocket from %s: %s", rules.what, ip, reason)
+    text = "too many connections awaiting login" if rules.login else "too many SIP WebSockets"
+    return web.Response(status=FLOOD_STATUS, text=text, headers={"Retry-After": "5"})
+
+
+def _size(data: str | bytes) -> int:
+    return len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data)
+
+
+async def serve(
+    request: web.Request,
+    *,
+    rules: SessionRules,
+    sockets: SocketRegistry,
+    limits: SignalingLimits,
+    open_dialect: Callable[[SessionSocket], Dialect],
+    monotonic: Callable[[], float],
+    counted: bool = True,
+) -> web.StreamResponse:
+    """The upgrade (after the caller's own checks: Origin, credentials), then the socket's whole life.
+    `counted`: the caps count this socket (it awaits a login; a SIP flow always)."""
+    ip = request.remote or ""
+    refusal = upgrade_refusal(sockets, limits, rules, ip, counted)
+    if refusal is not None:
+        return refusal
+    factor = HARD_SIZE_FACTOR if rules.answers_too_large else 1
+    ws = web.WebSocketResponse(
+        protocols=rules.protocols, heartbeat=limits.heartbeat, max_msg_size=limits.max_message_bytes * factor
+    )
+    try:
+        await ws.prepare(request)
+    except (UnicodeError, ValueError) as exc:  # aiohttp choking on a malformed handshake header (fuzzed)
+        logger.info("bad %s WebSocket handshake from %s: %s", rules.what, ip, type(exc).__name__)
+        return web.Response(status=400, text="bad WebSocket handshake")
+    socket = SessionSocket(ws, request, limits, rules, monotonic)
+    dialect = open_dialect(socket)
+    sockets.track(ws, dialect.idle)
+    if counted:
+        sockets.await_login(ip, 1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.login_timeout
+    try:
+        await dialect.on_open()
+        while socket.close_code is None:
+            waiting = rules.login and not dialect.logged_in
+            if counted and rules.login and not waiting:
+                counted = False
+                sockets.await_login(ip, -1)
+            if waiting and loop.time() >= deadline:
+                await _login_timed_out(socket, dialect, limits)
+                break
+            try:
+                message = await receive_by(ws, deadline if waiting else None)
+            except TimeoutError:
+                await _login_timed_out(socket, dialect, limits)
+                break
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await _handle(socket, dialect, rules, limits, message.data)
+            elif message.type is WSMsgType.ERROR:
+                logger.info("%s WebSocket from %s: socket error %s", rules.what, ip, ws.exception())
+                break
+            else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
+                break
+    finally:
+        if counted:
+            sockets.await_login(ip, -1)
+        await dialect.on_close()
+        sockets.discard(ws)
+        if not ws.closed:
+            await ws.close(code=socket.close_code or CLOSE_NORMAL)
+    return ws
+
+
+async def _handle(
+    socket: SessionSocket, dialect: Dialect, rules: SessionRules, limits: SignalingLimits, data: str | bytes
+) -> None:
+    if rules.per_message_rate and not socket.take():
+        await dialect.on_refused(socket.rate_limited())
+        return
+    size = _size(data)
+    if size > limits.max_message_bytes:
+        if not rules.answers_too_large:
+            socket.close_with(CLOSE_TOO_LARGE)
+            return
+        await dialect.on_refused(
+            TooLarge(f"message of {size} bytes is above the limit of {limits.max_message_bytes}")
+        )
+        return
+    await dialect.on_message(data)
+
+
+async def _login_timed_out(socket: SessionSocket, dialect: Dialect, limits: SignalingLimits) -> None:
+    await dialect.on_refused(LoginTimeout(f"no login within {limits.login_timeout:g} seconds: closing"))
+    socket.close_with(CLOSE_LOGIN_TIMEOUT)

@@ -1,0 +1,147 @@
+"""SIP over WebSocket's upgrades (RFC 7118, `GET /sip` or `sip.websocket.path`) on the shared session loop.
+
+The SIP side (flows, the transaction layer's transport) is gateway/sip/transport_ws.py, which has no
+socket code; this module is the only aiohttp of SIP over WebSocket. Neither imports the other (the
+layers: signaling and sip are independent): this module drives a `SipFlows`, which gateway/app.py
+wires to the transport, and hands it each socket as the transport's `FlowSocket`. A browser's library (JsSIP, SIP.js)
+asks for subprotocol ``sip`` (RFC 7118 §4.1): without it, 400; a foreign Origin, 403; SIP not running,
+503. Then the session loop (gateway/signaling/session_loop.py) runs the flow with the limits every
+dialect shares, except those that presuppose a login message: SIP over WebSocket has none (RFC 7118
+carries SIP as it is; a REGISTER's or INVITE's digest, RFC 3261 §22, is answered 401/403 by SIP itself,
+and a library may call without registering), so there is no login deadline, no failed-login close and
+no awaiting-login count. Its flows are counted for their whole life instead (`max_sip_flows_per_ip`,
+`max_sip_flows`: then 429, as every cap). There is no message rate limit either (SIP has no answer
+for it on a flow; the transaction layer's own bounds apply), and a message above `max_message_bytes`
+closes the flow (1009: SIP has no `too_large` to send instead). The heartbeat, `send_timeout` (a
+browser that stops reading is dropped; the write reports a transport error), one writer at a time,
+shutdown (1001) and the drain are the loop's.
+
+Draining (gateway/ops/drain.py): `close_idle` closes every flow without a call in progress with 1012
+(Service Restart) and refuses new upgrades with 503, so that the library reconnects (through HAProxy,
+to another instance) and REGISTERs again there. Neither library reads the close code: SIP.js's
+SimpleUser reconnects at once after any close it did not ask for, JsSIP after
+``connection_recovery_min_interval`` (2 s unless configured lower).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from aiohttp import web
+
+from gateway.signaling.errors import SignalingError
+from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.session_loop import (
+    Busy,
+    SessionRules,
+    SessionSocket,
+    SocketRegistry,
+    origin_refusal,
+    serve,
+)
+from sipcore.location.routing import Address
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL: Final = "sip"
+RULES: Final = SessionRules(
+    "SIP", login=False, per_message_rate=False, answers_too_large=False, protocols=(SUBPROTOCOL,)
+)
+
+
+class SipFlows(Protocol):
+    """The SIP side of SIP over WebSocket as this module drives it: gateway/sip/transport_ws.py's
+    `WsTransport` (wired by gateway/app.py; signaling and sip do not import each other)."""
+
+    @property
+    def accepting(self) -> bool:
+        """Whether a new flow may open (SIP is running)."""
+        ...
+
+    def open_flow(self, peer: tuple[object, ...], socket: SessionSocket) -> Address:
+        """A WebSocket from socket address `peer` is open: its flow's key."""
+        ...
+
+    def received(self, address: Address, data: bytes) -> None: ...
+
+    def flow_closed(self, address: Address) -> None: ...
+
+
+class SipFlowDialect:
+    """The loop's `Dialect` for one SIP WebSocket: its messages go to the transport's flow."""
+
+    def __init__(self, flows: SipFlows, peer: tuple[object, ...], socket: SessionSocket) -> None:
+        self._flows = flows
+        self._peer = peer
+        self._socket = socket
+        self._address: Address | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return True  # no login message: digest authentication is SIP's own
+
+    def idle(self, busy: Busy) -> bool:
+        return self._address is None or not busy(self._address)
+
+    async def on_open(self) -> None:
+        self._address = self._flows.open_flow(self._peer, self._socket)
+
+    async def on_message(self, data: str | bytes) -> None:
+        if self._address is not None:
+            self._flows.received(self._address, data.encode("utf-8") if isinstance(data, str) else data)
+
+    async def on_refused(self, error: SignalingError) -> None:
+        pass  # never asked: no login deadline, no rate limit, too large closes (RULES)
+
+    async def on_close(self) -> None:
+        if self._address is not None:
+            self._flows.flow_closed(self._address)
+
+
+class SipWsEndpoint:
+    """The upgrades of SIP over WebSocket on one or two listeners (the HTTP one, `sip.websocket.listen`)."""
+
+    def __init__(
+        self,
+        transport: SipFlows,
+        *,
+        allowed_origins: frozenset[str] = frozenset(),
+        limits: SignalingLimits | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.limits = limits or SignalingLimits()
+        self.sockets = SocketRegistry("SIP WebSocket flows")
+        self._allowed_origins = allowed_origins
+        self._monotonic = monotonic
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The ``GET /sip`` upgrade: checks, then one flow until the socket closes."""
+        refusal = origin_refusal(request, self._allowed_origins)
+        if refusal is not None:
+            return refusal
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if SUBPROTOCOL not in offered:
+            return web.Response(status=400, text="SIP over WebSocket needs subprotocol 'sip' (RFC 7118)")
+        if not self.transport.accepting:
+            return web.Response(status=503, text="SIP is not running", headers={"Retry-After": "5"})
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if not peer:
+            return web.Response(status=400, text="no peer address")
+        flows, peername = self.transport, tuple(peer)
+        return await serve(
+            request,
+            rules=RULES,
+            sockets=self.sockets,
+            limits=self.limits,
+            open_dialect=lambda socket: SipFlowDialect(flows, peername, socket),
+            monotonic=self._monotonic,
+        )
+
+    async def close_idle(self, busy: Callable[[Address], bool]) -> tuple[int, int]:
+        """Drain: close (1012) every flow for which `busy(address)` is false (no call in progress on it);
+        refuse new flows from now on. How many were closed (their bindings go with them) and kept."""
+        return await self.sockets.close_idle(busy)

@@ -1,0 +1,380 @@
+"""One browser SIP library on one WebSocket flow as the call core sees a session (``SessionSink``).
+
+A :class:`WebSipSession` (made by gateway/websip/service.py, one per (flow, user)) turns the
+call core's events into SIP over its flow: for a call the browser placed, ``ringing`` 180,
+``early_media`` 183 with the WebRTC answer, ``connected`` 200 with it, ``ended`` a final error status
+(before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
+carrying the call core's WebRTC offer, and follows the browser's in-dialog requests (CANCEL, BYE, INFO
+DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
+video.py). It closes when its flow closes (its calls end) or when it has neither bindings nor calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from gateway.identity import WebUser
+from gateway.media.codecs.dtmf import parse_dtmf_relay
+from gateway.signaling import events as sig
+from gateway.signaling.errors import SignalingError
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua_calls import Call, CallState
+from gateway.sip.useragent.ua_events import (
+    Answered,
+    Bye,
+    Cancelled,
+    Confirmed,
+    Failed,
+    InfoReceived,
+    ReinviteReceived,
+    set_direction,
+)
+from gateway.websip.registrar import Flow
+from gateway.websip.video import MidcallVideo
+from sipcore.location.routing import Target
+from sipcore.syntax.headers import warning_value
+from sipcore.syntax.uri import URI
+
+if TYPE_CHECKING:
+    from gateway.websip.service import WebSipService
+
+__all__ = ["WebSipSession", "reason_phrase", "warning_headers"]
+
+logger = logging.getLogger(__name__)
+
+_MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}
+_ids = itertools.count(1)
+MAX_PENDING_CALLS = 16
+
+
+class WebSipSession:
+    """One browser SIP library on one flow, as the call core sees a session (``SessionSink``)."""
+
+    def __init__(self, service: WebSipService, user: WebUser, flow: Flow) -> None:
+        self._service = service
+        self._user = user
+        self.flow = flow
+        self._id = f"sipws-{next(_ids)}"
+        self._closed = False
+        self.legs: dict[str, IncomingCall] = {}  # the call core's call id -> the browser's INVITE
+        self.ringing: dict[str, tuple[str, str | None]] = {}  # inbound calls ringing us: id -> caller
+        self.outgoing: dict[str, list[OutgoingCall]] = {}  # inbound: our INVITEs to the browser
+        self._pending: dict[str, list[sig.Event]] = {}  # events that beat dial()'s return
+        self._answers: dict[str, str] = {}  # our WebRTC answer per call, once sent
+        self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
+
+    # --- SessionSink ---------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def user(self) -> WebUser:
+        return self._user
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def send_event(self, event: sig.Event) -> None:
+        call_id = getattr(event, "call_id", None)
+        if not isinstance(call_id, str):
+            return  # registration states and the like: nothing to say over SIP
+        if self._video.event(call_id, event, self._answered(call_id)):
+            return  # video added or dropped mid-call (gateway/websip/video.py)
+        if isinstance(event, sig.Incoming):
+            self.ringing[call_id] = (event.from_uri, event.display_name)
+            # not awaited here: events come from the call's own worker, which would wait for itself
+            self._service.spawn(_ignore_gone(self._service.calls.request_offer(self, call_id)))
+            return
+        if call_id in self.ringing or call_id in self.outgoing:
+            self._inbound(call_id, event)
+            return
+        leg = self.legs.get(call_id)
+        if leg is None:  # an outbound call's events that beat dial()'s return (bounded: never adopted)
+            if call_id in self._pending or len(self._pending) < MAX_PENDING_CALLS:
+                self._pending.setdefault(call_id, []).append(event)
+            return
+        self._apply(call_id, leg, event)
+
+    def _answered(self, call_id: str) -> Call | None:
+        """The call's answered dialog with the library (ours or its INVITE), if any."""
+        leg: Call | None = self.legs.get(call_id)
+        if leg is not None:
+            return leg if leg.state is CallState.CONFIRMED else None
+        return next((o for o in self.outgoing.get(call_id, []) if o.state is CallState.CONFIRMED), None)
+
+    # --- inbound: the gateway calls the browser --------------------------------------------------------
+    def _inbound(self, call_id: str, event: sig.Event) -> None:
+        match event:
+            case sig.Offer(sdp=offer) if call_id in self.ringing and call_id not in self.outgoing:
+                caller, display = self.ringing[call_id]
+                self._answers[call_id] = offer
+                self.outgoing[call_id] = []
+                registrar = self._service.registrar
+                bindings = [
+                    b
+                    for b in registrar.on_flow(self.flow)
+                    if b.user_id == self.user.id and registrar.reachable(b)
+                ]
+                if not bindings:
+                    self._service.spawn(_ignore_gone(self._service.calls.reject(self, call_id, 480)))
+                    return
+                for binding in bindings:
+                    self._service.spawn(self._ring(call_id, binding.contact.uri, offer, caller, display))
+            case sig.Ended():
+                self.ringing.pop(call_id, None)
+                for leg in self.outgoing.pop(call_id, []):
+                    self._service.spawn(_end_outgoing(leg))
+                self._answers.pop(call_id, None)
+                self._video.forget(call_id)
+                self._service.session_idle(self)
+            case _:
+                pass
+
+    async def _ring(self, call_id: str, contact: URI, offer: str, caller: str, display: str | None) -> None:
+        identity = f'"{_quoted(display)}" <{caller}>' if display else f"<{caller}>"
+        flow = Target(self.flow.transport, self.flow.address[0], self.flow.address[1])
+        try:
+            leg = await self._service.ua.invite(
+                contact, offer, identity, next_hop=flow, endpoint=self._service.endpoint, flow=True
+            )
+        except (RuntimeError, ValueError) as exc:
+            logger.info("call=%s: cannot ring %s over SIP WebSocket: %s", call_id, self.user.id, exc)
+            return
+        if call_id not in self.outgoing:  # ended while we were sending
+            self._service.spawn(_end_outgoing(leg))
+            return
+        self.outgoing[call_id].append(leg)
+        calls = self._service.calls
+        async for event in leg.events():
+            match event:
+                case Answered(sdp=answer):
+                    self.ringing.pop(call_id, None)
+                    try:
+                        await calls.answer(self, call_id, answer)
+                    except SignalingError as exc:  # answered elsewhere, or over: this one goes
+                        logger.info("call=%s: the browser's answer came too late: %s", call_id, exc)
+                        await _quietly(leg.bye())
+                        return
+                    self._answers[call_id] = _answer_role(offer, answer)
+                    self._video.settled(call_id, answer)
+                case Failed(status=status):
+                    others = [o for o in self.outgoing.get(call_id, []) if o is not leg and not o.ended]
+                    if call_id in self.ringing and not others:
+                        self.ringing.pop(call_id, None)
+                        await _ignore_gone(calls.reject(self, call_id, _reject_status(status)))
+                    return
+                case Bye():
+                    await _ignore_gone(calls.hangup(self, call_id))
+                    return
+                case InfoReceived(content_type=content_type, body=body):
+                    await self._info(call_id, content_type, body)
+                case ReinviteReceived(sdp=offer_again):
+                    await self._reinvite(call_id, leg, offer_again)
+                case _:
+                    pass
+
+    # --- call events -> SIP --------------------------------------------------------------------------
+    def adopt(self, call_id: str, leg: IncomingCall) -> None:
+        self.legs[call_id] = leg
+        for event in self._pending.pop(call_id, []):
+            self._apply(call_id, leg, event)
+
+    def _apply(self, call_id: str, leg: IncomingCall, event: sig.Event) -> None:
+        unanswered = leg.state in (CallState.INCOMING, CallState.EARLY)
+        try:
+            match event:
+                case sig.Ringing() if unanswered:
+                    leg.ring()
+                case sig.EarlyMedia(sdp=sdp) if unanswered and sdp:
+                    self._answers[call_id] = sdp
+                    self._video.settled(call_id, sdp)
+                    leg.progress(sdp)
+                case sig.Connected(sdp=sdp) if unanswered:
+                    answer = sdp or self._answers.get(call_id)
+                    if answer is None:
+                        logger.warning("call=%s connected without an answer for the browser", call_id)
+                        return
+                    self._answers[call_id] = answer
+                    self._video.settled(call_id, answer)
+                    leg.answer(answer)
+                case sig.Ended(sip_status=status, reason=reason, message=message):
+                    self._end(call_id, leg, unanswered, status, reason, message)
+                case _:
+                    pass
+        except Exception:
+            logger.exception("call=%s SIP WebSocket leg: %s failed", call_id, type(event).__name__)
+
+    def _end(
+        self,
+        call_id: str,
+        leg: IncomingCall,
+        unanswered: bool,
+        status: int | None,
+        reason: str,
+        message: str = "",
+    ) -> None:
+        self.legs.pop(call_id, None)
+        self._answers.pop(call_id, None)
+        self._video.forget(call_id)
+        if leg.ended:
+            return
+        if unanswered:
+            code = status if status is not None and 300 <= status < 700 else _status_for(reason)
+            leg.reject(
+                code, reason_phrase(message) if message else None, headers=warning_headers(code, message)
+            )
+        elif leg.state is CallState.CONFIRMED:
+            self._service.spawn(_quietly(leg.bye()))
+        self._service.session_idle(self)
+
+    # --- the browser's side of one call -------------------------------------------------------------
+    async def follow(self, call_id: str, leg: IncomingCall) -> None:
+        """What the browser does in its dialog -> the call core."""
+        calls = self._service.calls
+        try:
+            async for event in leg.events():
+                match event:
+                    case Cancelled():
+                        await _ignore_gone(calls.cancel(self, call_id))
+                        return
+                    case Bye():
+                        await _ignore_gone(calls.hangup(self, call_id))
+                        return
+                    case Failed():  # our 2xx never ACKed
+                        await _ignore_gone(calls.hangup(self, call_id))
+                        return
+                    case InfoReceived(content_type=content_type, body=body):
+                        await self._info(call_id, content_type, body)
+                    case ReinviteReceived(sdp=offer):
+                        await self._reinvite(call_id, leg, offer)
+                    case Confirmed():
+                        pass
+                    case _:
+                        pass
+        finally:
+            self.legs.pop(call_id, None)
+            self._service.session_idle(self)
+
+    async def _info(self, call_id: str, content_type: str, body: bytes) -> None:
+        kind = content_type.split(";", 1)[0].strip().lower()
+        if kind not in ("application/dtmf-relay", "application/dtmf"):
+            return
+        try:
+            if kind == "application/dtmf":
+                digit, duration = body.decode().strip(), None
+            else:
+                parsed = parse_dtmf_relay(body)
+                digit, duration = parsed.digit, parsed.duration_ms
+        except (ValueError, UnicodeDecodeError) as exc:
+            logger.info("call=%s INFO with a bad DTMF body: %s", call_id, exc)
+            return
+        await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
+
+    async def _reinvite(self, call_id: str, leg: Call, offer: str) -> None:
+        answer = self._answers.get(call_id)
+        if not offer or answer is None:
+            leg.reject_reinvite(488, "Not Acceptable Here")
+            return
+        if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
+            await self._video.from_library(call_id, leg, offer)
+            return
+        direction = _direction(offer)
+        leg.answer_reinvite(set_direction(answer, _MIRROR.get(direction, "sendrecv")))
+        if direction in ("sendonly", "inactive"):
+            await _ignore_gone(self._service.calls.hold(self, call_id))
+        elif direction == "sendrecv":
+            await _ignore_gone(self._service.calls.resume(self, call_id))
+
+    async def close(self) -> None:
+        """The flow is gone: the call core ends our calls (BYE/CANCEL toward the far end)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._service.calls.session_closed(self)
+
+
+def _direction(sdp_text: str) -> str:
+    for line in sdp_text.splitlines():
+        value = line.strip()
+        if value in ("a=sendonly", "a=recvonly", "a=inactive", "a=sendrecv"):
+            return value[2:]
+    return "sendrecv"
+
+
+_STATUS_FOR_REASON = {
+    "no_such_number": 404,
+    "busy": 486,
+    "cancelled": 487,
+    "caller_cancelled": 487,
+    "pbx_unreachable": 503,
+    "declined": 603,
+    "incompatible_media": 488,
+    "media_failed": 488,
+    "forbidden": 403,
+    "destination_not_allowed": 403,
+    "bad_destination": 484,
+    "no_answer": 480,
+    "server_error": 500,
+}
+
+
+def _status_for(reason: str) -> int:
+    """The final status for the browser's INVITE when the call ended with ``reason`` and no SIP status."""
+    return _STATUS_FOR_REASON.get(reason, 480)
+
+
+def warning_headers(status: int, text: str) -> tuple[tuple[str, str], ...]:
+    """A Warning (399, RFC 3261 §20.43) saying why an offer was refused (400, 488), as the UDP side
+    gives the PBX's: a browser library's log shows it."""
+    return (("Warning", warning_value(399, text)),) if text and status in (400, 488) else ()
+
+
+def reason_phrase(text: str) -> str:
+    clean = "".join(c if c.isprintable() else " " for c in text)[:80]
+    return clean or "Refused"
+
+
+async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
+    """A browser's request about a call the core has already ended is no error."""
+    try:
+        await coro
+    except SignalingError as exc:
+        logger.debug("SIP WebSocket request ignored: %s", exc)
+
+
+async def _end_outgoing(leg: OutgoingCall) -> None:
+    """Our INVITE to a browser is no longer wanted: CANCEL it, or BYE once answered."""
+    with contextlib.suppress(Exception):
+        if leg.state in (CallState.CALLING, CallState.EARLY):
+            leg.cancel()
+        elif leg.state is CallState.CONFIRMED:
+            await leg.bye()
+
+
+def _reject_status(status: int) -> int:
+    """The browser's refusal as the call core takes it: busy, declined, or unavailable."""
+    return 486 if status in (486, 600) else 603 if status == 603 else 480
+
+
+def _answer_role(offer: str, answer: str) -> str:
+    """Our offer as the SDP to mirror in answers to the browser's re-INVITEs: the DTLS role settled by
+    its answer (RFC 5763 §5: actpass in an offer only)."""
+    theirs = "active" if "a=setup:active" in answer else "passive"
+    ours = "passive" if theirs == "active" else "active"
+    return offer.replace("a=setup:actpass", f"a=setup:{ours}")
+
+
+def _quoted(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')
+
+
+async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(Exception):
+        await coro

@@ -1,0 +1,249 @@
+"""The one session loop's limits, asserted alike on all four WebSocket paths of a running gateway: `/ws`,
+`/jsonrpc`, the rooms and SIP over WebSocket (issue 31, item 2; docs/signaling.md, *Limits*).
+
+Each case starts a gateway (gateway.app.Gateway, in this process) whose `SignalingLimits` are made small
+(the routes' and SIP over WebSocket's default limits replaced) and drives real sockets at it. SIP over
+WebSocket has no login message: where a limit presupposes one (login deadline, failed logins) or a
+refusal message (rate limit, `too_large`), the test asserts what the docs say happens instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+import gateway.signaling.routes
+import gateway.signaling.sip_ws
+from gateway.app import Gateway
+from gateway.config.schema import SipWebSocket
+from gateway.signaling.limits import SignalingLimits
+from tests.e2e.harness import gateway_config, running_gateway
+
+WRONG = {"user": "alice", "secret": "not-her-secret"}
+
+
+@dataclass(frozen=True)
+class Path:
+    """One dialect's path and how to say a few things in it."""
+
+    name: str
+    path: Callable[[int], str]
+    login: bool = True  # has a login message
+    protocols: tuple[str, ...] = ()
+
+    def url(self, gateway: Gateway, n: int) -> str:
+        return gateway.http_url.replace("http://", "ws://") + self.path(n)
+
+    def ping(self, n: int) -> str:
+        if self.name == "jsonrpc":
+            return json.dumps({"jsonrpc": "2.0", "method": "ping", "id": n})
+        if self.name == "sip":
+            return "\r\n\r\n"  # a keep-alive (RFC 5626 §4.4.1): answered with CRLF
+        return json.dumps({"type": "ping", "id": n})
+
+    def wrong_login(self, n: int) -> str:
+        if self.name == "jsonrpc":
+            params = {"peer_id": f"p{n}", "credentials": WRONG}
+            return json.dumps({"jsonrpc": "2.0", "method": "announce", "id": n, "params": params})
+        return json.dumps({"type": "login", "id": n, **WRONG})
+
+    def error_code(self, text: str) -> object:
+        """The refusal code in a reply (None: not a refusal)."""
+        reply = json.loads(text)
+        if self.name == "jsonrpc":
+            return reply["error"]["code"] if "error" in reply else None
+        return reply.get("code")
+
+
+PATHS = [
+    Path("ws", lambda n: "/ws"),
+    Path("jsonrpc", lambda n: "/jsonrpc"),
+    Path("rooms", lambda n: f"/webrtc/signaling/room1/peer{n}"),
+    Path("sip", lambda n: "/sip", login=False, protocols=("sip",)),
+]
+LOGIN_PATHS = [p for p in PATHS if p.login]
+TOO_LARGE = {"ws": "too_large", "rooms": "too_large", "jsonrpc": -32007}
+RATE_LIMITED = {"ws": "rate_limited", "rooms": "rate_limited", "jsonrpc": -32005}
+
+
+@contextlib.asynccontextmanager
+async def small_gateway(monkeypatch: pytest.MonkeyPatch, **limits: Any) -> AsyncIterator[Gateway]:
+    """A gateway with SIP over WebSocket and rooms, its signaling limits replaced by `limits`."""
+    limits.setdefault("login_timeout", 1.0)
+    made = functools.partial(SignalingLimits, **limits)
+    monkeypatch.setattr(gateway.signaling.routes, "SignalingLimits", made)
+    monkeypatch.setattr(gateway.signaling.sip_ws, "SignalingLimits", made)
+    config = gateway_config(None)
+    config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, websocket=SipWebSocket()))
+    async with running_gateway(config) as running:
+        yield running
+
+
+def session(host: str = "127.0.0.1") -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(host, 0), force_close=True))
+
+
+async def connect(
+    http: aiohttp.ClientSession, gateway: Gateway, path: Path, n: int = 0
+) -> aiohttp.ClientWebSocketResponse:
+    return await http.ws_connect(path.url(gateway, n), protocols=path.protocols, autoclose=False)
+
+
+async def refused_status(http: aiohttp.ClientSession, gateway: Gateway, path: Path, n: int = 0) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(http, gateway, path, n)
+    return refused.value.status
+
+
+async def until_closed(
+    ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0
+) -> tuple[int | None, list[str]]:
+    """Read until the server's close frame: its code, and the text messages before it."""
+    texts: list[str] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            if message.type is aiohttp.WSMsgType.TEXT:
+                texts.append(message.data)
+            elif message.type is aiohttp.WSMsgType.CLOSE:
+                return int(message.data), texts
+            else:
+                return ws.close_code, texts
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_a_flood_past_the_per_address_cap_gets_429(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sockets awaiting login (SIP: flows) per address: the next upgrade gets 429, on every path; another
+    address still gets in."""
+    limits = {"max_awaiting_login_per_ip": 3, "max_sip_flows_per_ip": 3}
+    async with (
+        small_gateway(monkeypatch, **limits) as gw,
+        session("127.0.0.2") as flood,
+        session("127.0.0.3") as other,
+    ):
+        held = [await connect(flood, gw, path, n) for n in range(3)]
+        assert await refused_status(flood, gw, path, 9) == 429
+        await (await connect(other, gw, path, 8)).close()
+        for ws in held:
+            await ws.close()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_a_flood_past_the_global_cap_gets_429_too(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap in all answers the same 429 (/ws answered 503 before issue 31)."""
+    async with (
+        small_gateway(monkeypatch, max_awaiting_login=2, max_sip_flows=2) as gw,
+        session("127.0.0.2") as one,
+        session("127.0.0.3") as two,
+    ):
+        held = [await connect(one, gw, path, 0), await connect(two, gw, path, 1)]
+        assert await refused_status(two, gw, path, 2) == 429
+        for ws in held:
+            await ws.close()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_the_login_deadline_closes_4008_where_there_is_a_login(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No login within login_timeout (1 s here): closed 4008, however the heartbeat is answered. SIP over
+    WebSocket has no login message: its flow stays open past the deadline and answers a keep-alive."""
+    async with small_gateway(monkeypatch, heartbeat=0.3) as gw, session() as http:
+        ws = await connect(http, gw, path)
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        if path.login:
+            code, _ = await until_closed(ws)
+            assert code == 4008 and 0.9 <= loop.time() - opened < 3.0, (code, loop.time() - opened)
+        else:
+            with pytest.raises(TimeoutError):  # reading: the client answers the pings meanwhile
+                async with asyncio.timeout(1.5):
+                    await ws.receive()
+            await ws.send_str(path.ping(0))
+            assert (await ws.receive(timeout=5)).data == "\r\n" and not ws.closed
+            await ws.close()
+
+
+@pytest.mark.parametrize("path", LOGIN_PATHS, ids=lambda p: p.name)
+async def test_failed_logins_close_4001_at_the_same_count(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """max_failed_logins (3) wrong credentials on one socket close it with 4001, on every path with a
+    login (JSON-RPC's `announce` had no such limit before issue 31, /ws allowed 5)."""
+    async with small_gateway(monkeypatch, login_timeout=10.0) as gw, session() as http:
+        ws = await connect(http, gw, path)
+        count = SignalingLimits().max_failed_logins
+        for n in range(count):
+            await ws.send_str(path.wrong_login(n))
+        code, texts = await until_closed(ws)
+        assert code == 4001, (code, texts)
+        assert [path.error_code(t) for t in texts] == [
+            -32001 if path.name == "jsonrpc" else "unauthorized"
+        ] * count
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_refused_messages_in_a_row_close_1008(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the rate, each message is refused (`rate_limited`); max_rate_limited in a row close the socket
+    (1008), the last refusal answered first. SIP over WebSocket has no rate limit: every keep-alive
+    is answered and the flow stays open."""
+    limits = {"rate": 1.0, "burst": 1, "max_rate_limited": 5, "login_timeout": 10.0}
+    async with small_gateway(monkeypatch, **limits) as gw, session() as http:
+        if path.name == "rooms":  # the rooms' own rate (gateway.yaml rooms.rate, rooms.burst)
+            rooms = gw.config.rooms
+            assert (rooms.rate, rooms.burst) == (20.0, 60)
+        ws = await connect(http, gw, path)
+        sent = 80
+        for n in range(sent):
+            await ws.send_str(path.ping(n))
+        if not path.login:
+            for _ in range(sent):
+                assert (await ws.receive(timeout=5)).data == "\r\n"
+            assert not ws.closed
+            await ws.close()
+            return
+        code, texts = await until_closed(ws)
+        codes = [path.error_code(t) for t in texts]
+        assert code == 1008, (code, codes)
+        assert codes[-5:] == [RATE_LIMITED[path.name]] * 5, codes
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_an_oversized_message_is_refused(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above max_message_bytes: `too_large` and the socket stays open; SIP over WebSocket has no such
+    answer: the flow is closed 1009."""
+    async with (
+        small_gateway(monkeypatch, max_message_bytes=2048, login_timeout=10.0) as gw,
+        session() as http,
+    ):
+        ws = await connect(http, gw, path)
+        await ws.send_str(" " * 100 + path.ping(1) + " " * 3000)
+        if not path.login:
+            code, _ = await until_closed(ws)
+            assert code == 1009
+            return
+        reply = await ws.receive(timeout=5)
+        assert path.error_code(reply.data) == TOO_LARGE[path.name], reply
+        await ws.send_str(path.ping(2))
+        assert path.error_code((await ws.receive(timeout=5)).data) is None  # still served
+        await ws.close()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_draining_closes_1012_and_refuses_503(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drain closes an idle socket with 1012 and answers new upgrades 503, on every path."""
+    async with small_gateway(monkeypatch, login_timeout=10.0) as gw, session() as http:
+        ws = await connect(http, gw, path)
+        gw.drain()
+        code, _ = await until_closed(ws)
+        assert code == 1012
+        assert await refused_status(http, gw, path, 1) == 503
