@@ -323,7 +323,10 @@ async def test_phone_calls_registered_phone_through_kamailio(kamailio: Kamailio,
         await bob.wait_for("state", state="CONFIRMED")
         await alice.send("dtmf", digits="4")
         await bob.wait_for("dtmf", digit="4")
-        await asyncio.sleep(1.5)
+        # 1.5 s of alice's audio at bob, counted by bob's own stream (a loaded machine starts media late)
+        deadline = asyncio.get_running_loop().time() + 15
+        while (await bob.rtp())["received"] < 75 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
         await bob.hangup()  # the BYE follows the Record-Route back through Kamailio
         await alice.wait_for("state", call=call, state="DISCONNECTED", code=200)
         assert heard(await bob.wait_for_recording(), 440)

