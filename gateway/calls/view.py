@@ -310,3 +310,11 @@ class CallView:
     @property
     def pickup_offerless(self) -> bool:
         return self._transfer.pickup_offerless
+
+    # --- questions the runtime asks (it carries the answer out; the call decides) -----------------
+
+    @property
+    def replaceable(self) -> bool:
+        """Whether an attended transfer may replace this call: the web user's consultation call, whose
+        far end the transferee is sent to (RFC 3891), must be connected or holding."""
+        return self._state in (CallState.CONNECTED, CallState.HOLDING)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from gateway.calls import (
+    CallMachine,
     CallState,
     CancelTimer,
     IllegalEvent,
@@ -149,3 +150,24 @@ def test_a_refer_the_browser_never_carries_out_fails_after_refer_timeout() -> No
     assert call.state is CallState.CONNECTED and call.transfer_in is None
     with pytest.raises(IllegalEvent):
         call.handle(TransferOutcome(180, "Ringing"))  # too late: the referrer was told
+
+
+@pytest.mark.parametrize(
+    ("build", "replaceable"),
+    [
+        (f.connected_out, True),
+        (f.connected_in, True),
+        (f.holding_local, True),
+        (f.holding_remote, True),
+        (f.inviting_ringing, False),
+        (f.early_out, False),
+        (f.invited, False),
+        (f.early_in, False),
+        (f.closing_bye, False),
+        (f.closed, False),
+    ],
+)
+def test_only_a_connected_or_held_call_may_be_replaced_by_an_attended_transfer(
+    build: Callable[[], CallMachine], replaceable: bool
+) -> None:
+    assert build().replaceable is replaceable
