@@ -177,3 +177,22 @@ def test_registry_indexes_the_call_by_its_new_session() -> None:
 def test_grace_is_validated() -> None:
     with pytest.raises(InvalidValue, match="reconnect_grace"):
         CallSettings(reconnect_grace=-1)
+
+
+def test_only_an_up_call_waits_for_the_browser_that_carries_it() -> None:
+    for build in (f.connected_out, f.connected_in, f.holding_local, f.holding_remote):
+        call = build(GRACE)
+        assert call.may_wait_for("s1") and not call.may_wait_for("s2")
+        assert not call.waits_for_browser
+        f.run(call, WebDetached("s1"))
+        assert call.waits_for_browser
+    for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
+        call = build(GRACE)
+        assert not call.may_wait_for("s1") and not call.waits_for_browser
+
+
+def test_a_detached_call_that_ends_waits_no_more() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    f.run(call, SipByeReceived())
+    assert not call.waits_for_browser
