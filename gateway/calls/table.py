@@ -187,6 +187,8 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         WebHangup: pickup.refusing_first(outbound.hangup),
         WebDisconnected: pickup.refusing_first(outbound.disconnected),
         MediaFailed: pickup.media_failed,
+        MediaConnected: outbound.web_media_before_answer,  # a web leg answered early (HTTP offer API)
+        MediaInactive: outbound.web_media_before_answer,
         TimerFired: _timer,
     },
     S.INVITED: {

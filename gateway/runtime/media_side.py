@@ -67,7 +67,6 @@ class MediaSide:
         self.bridge: CallMedia | None = None  # the call's media: a MediaBridge, or pass-through
         self._candidates: list[sdp.IceCandidateInit | None] = []
         self._web_ready = False
-        self._early_web = False  # the web leg was answered before the SIP side (early_answer)
 
     def on_event(self, event: MediaEvent) -> None:
         if isinstance(
@@ -84,15 +83,6 @@ class MediaSide:
             self._feed(ev.MediaWebLost(lost))
             return
         translated = media_to_call_event(event)
-        if (
-            self._early_web
-            and isinstance(translated, ev.MediaConnected | ev.MediaInactive)
-            and self._state() in (CallState.INVITING, CallState.EARLY)
-        ):
-            # The web leg answered before the SIP side: its ICE comes up (or idles) while the INVITE is
-            # out, which the machine only expects of inbound calls.
-            logger.debug("call=%s %s before the SIP answer", self.call_id, type(translated).__name__)
-            return
         if translated is not None:
             self._feed(translated)
         else:
@@ -263,7 +253,6 @@ class MediaSide:
         queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
         offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
         deliver(await bridge.answer_web_first())
-        self._early_web = True
         await self._web_became_ready(bridge)
         await asyncio.sleep(0)
         return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())

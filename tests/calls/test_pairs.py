@@ -291,6 +291,9 @@ PENDING_487: Expect = {
     MediaFailed: (S.CLOSING, [SipRespondReinvite, *BYEING]),
 }
 
+# The web leg up (or idle) while our INVITE is out: a browser answered early (HTTP offer API); nothing yet.
+WEB_MEDIA_EARLY: Expect = {MediaConnected: (S.INVITING, []), MediaInactive: (S.INVITING, [])}
+
 # Call pickup (RFC 3891 §3, gateway/calls/pickup.py): an INVITE with Replaces naming our early dialog.
 PICKUP = SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER)
 PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge takes its offer
@@ -298,6 +301,7 @@ PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge 
 PICKED_UP: Expect = {
     MediaPickupReady: (S.CONNECTED, [SipRespondReinvite, SendWebAnswer, NotifyConnected, NotifyReplaced]),
     **{k: (S.INVITING, []) for k in (SipProvisional, SipAccepted, SipFailed, TimerFired)},
+    **WEB_MEDIA_EARLY,
     WebHangup: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
     WebDisconnected: (S.CLOSING, [SipRefuseReplacing, CloseBridge, SipCancel, StartTimer]),
     MediaFailed: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
@@ -383,6 +387,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.SETUP,
         {
             MediaSipOfferReady: (S.INVITING, [SipInvite]),
+            **WEB_MEDIA_EARLY,
             WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebDisconnected: (S.CLOSED, [CloseBridge, CancelTimer]),
             MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
@@ -395,6 +400,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.SETUP,
         {
             SipProvisional: (S.INVITING, [CancelTimer, StartTimer, NotifyRinging]),
+            **WEB_MEDIA_EARLY,
             SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
             SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebHangup: (S.CLOSING, CANCELLING),
@@ -410,6 +416,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.RING,
         {
             SipProvisional: (S.INVITING, []),
+            **WEB_MEDIA_EARLY,
             SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
             SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebHangup: (S.CLOSING, CANCELLING),
