@@ -322,6 +322,13 @@ class CallView:
         far end the transferee is sent to (RFC 3891), must be connected or holding."""
         return self._state in _UP
 
+    @property
+    def may_renew_web(self) -> bool:
+        """Whether a failed web leg (ICE or DTLS failed, the browser silent) may be renewed by its
+        browser (`MediaWebLost`, gateway/calls/reconnect.py) rather than end the call: only while the
+        call is up. The runtime adds whether that browser can come back."""
+        return self._state in _UP
+
     def may_wait_for(self, session_id: str) -> bool:
         """Whether this call may outlive ``session_id`` going away and wait for its browser (reconnect
         grace, gateway/calls/reconnect.py): only a connected or held call, carried by that session."""

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 import sdp
-from gateway.calls import CallError, CallState, TimerName
+from gateway.calls import CallError, TimerName
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
+from gateway.calls.view import CallView
 from gateway.media.video.keyframe import is_picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.call_media import CallMedia
@@ -67,7 +68,7 @@ class CallRuntime:
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
         self.media = MediaSide(
-            call_id, direction, host, self.sip, self.feed_nowait, self.state, self._send_trickle
+            call_id, direction, host, self.sip, self.feed_nowait, self.view, self._send_trickle
         )
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
@@ -387,9 +388,10 @@ class CallRuntime:
         self._timers.pop(name, None)
         self.feed_nowait(ev.TimerFired(name))
 
-    def state(self) -> CallState | None:
+    def view(self) -> CallView | None:
+        """The call's state, read only (None once the registry forgot it)."""
         registry = self._host.registry
-        return registry.get(self.call_id).state if self.call_id in registry else None
+        return registry.get(self.call_id) if self.call_id in registry else None
 
 
 _COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()

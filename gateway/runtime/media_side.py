@@ -18,10 +18,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import sdp
-from gateway.calls import CallError, CallState
+from gateway.calls import CallError
 from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
+from gateway.calls.view import CallView
 from gateway.config.values import DtmfMode
 from gateway.media.bridge import MediaBridge
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
@@ -54,7 +55,7 @@ class MediaSide:
         host: RuntimeHost,
         sip: SipSide,
         feed: Callable[[ev.Event], None],
-        state: Callable[[], CallState | None],
+        view: Callable[[], CallView | None],
         send_trickle: InfoSender,
     ) -> None:
         self.call_id = call_id
@@ -62,7 +63,7 @@ class MediaSide:
         self._host = host
         self.sip = sip
         self._feed = feed
-        self._state = state
+        self._view = view
         self._send_trickle = send_trickle
         self.bridge: CallMedia | None = None  # the call's media: a MediaBridge, or pass-through
         self._candidates: list[sdp.IceCandidateInit | None] = []
@@ -98,9 +99,8 @@ class MediaSide:
                 why = f"no audio from the browser for {seconds:g} s"
             case _:
                 return None
-        if self._state() not in (CallState.CONNECTED, CallState.HOLDING) or not self._host.resumable(
-            self.call_id
-        ):
+        call = self._view()
+        if call is None or not call.may_renew_web or not self._host.resumable(self.call_id):
             return None
         return why
 
