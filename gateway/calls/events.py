@@ -369,8 +369,8 @@ class SipInfoResult:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteDtmf:
-    """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
+class _Digit:
+    """One keypad digit and how long it lasts."""
 
     digit: str
     duration_ms: int
@@ -378,6 +378,11 @@ class RemoteDtmf:
     def __post_init__(self) -> None:
         _checks.digit(self.digit)
         _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDtmf(_Digit):
+    """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
 
 
 # --- from the media bridge (replies to media commands, and what it observes) ---------------------
@@ -471,6 +476,25 @@ class MediaPickupReady:
 @dataclass(frozen=True, slots=True)
 class MediaConnected:
     """The web leg's ICE and DTLS are up."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebDtmf:
+    """A digit the browser sent in its media (RFC 4733 telephone-events on the web leg), reported at its
+    end. The call decides whether it goes to the SIP party as INFO (with rfc4733 the bridge forwards
+    it itself)."""
+
+    digit: str  # "!" too: a flash (event 16)
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        _checks.digit(self.digit, flash=True)
+        _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDtmfUnsent(_Digit):
+    """Reply to MediaSendDtmf when the SIP leg has no telephone-event (RFC 4733) to send it with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,6 +698,8 @@ MediaEvent = (
     | MediaWebRenewed
     | MediaWebReofferAnswered
     | MediaWebReofferRefused
+    | MediaWebDtmf
+    | MediaDtmfUnsent
 )
 Event = WebEvent | SipEvent | MediaEvent | TimerFired
 
@@ -731,5 +757,7 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebReofferReady,
     MediaWebReofferAnswered,
     MediaWebReofferRefused,
+    MediaWebDtmf,
+    MediaDtmfUnsent,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

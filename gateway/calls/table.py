@@ -27,12 +27,14 @@ from gateway.calls import (
 from gateway.calls.events import (
     Event,
     MediaConnected,
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaPickupReady,
     MediaSipAnswerReady,
     MediaSipOfferReady,
     MediaWebAnswerReady,
+    MediaWebDtmf,
     MediaWebLost,
     MediaWebOfferReady,
     MediaWebRenewed,
@@ -146,6 +148,8 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipReinviteResult: escalation.reinvite_result,  # midcall's, or the browser's own offer's
     SipAckReceived: midcall.ack_received,
     RemoteDtmf: midcall.remote_dtmf,
+    MediaWebDtmf: midcall.web_media_dtmf,
+    MediaDtmfUnsent: midcall.dtmf_unsent,
     WebInfo: info.web_info,
     SipInfoReceived: info.sip_info,
     SipInfoResult: info.info_result,
@@ -189,6 +193,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaFailed: pickup.media_failed,
         MediaConnected: outbound.web_media_before_answer,  # a web leg answered early (HTTP offer API)
         MediaInactive: outbound.web_media_before_answer,
+        MediaWebDtmf: midcall.web_media_dtmf,  # a web leg answered early
         TimerFired: _timer,
     },
     S.INVITED: {
@@ -236,6 +241,8 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaInactive: _ignore,  # early media may be silent
         WebDtmf: midcall.web_dtmf,
         RemoteDtmf: midcall.remote_dtmf,
+        MediaWebDtmf: midcall.web_media_dtmf,
+        MediaDtmfUnsent: midcall.dtmf_unsent,
         TimerFired: _timer,
     },
     S.CONNECTED: _CONNECTED,
@@ -257,6 +264,8 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipReinviteResult: _ignore,
         SipAckReceived: _ignore,
         RemoteDtmf: _ignore,
+        MediaWebDtmf: midcall.web_media_dtmf,
+        MediaDtmfUnsent: midcall.dtmf_unsent,
         WebInfo: _ignore,
         SipInfoReceived: _ignore,
         SipInfoResult: _ignore,

@@ -71,7 +71,6 @@ class DriverCore:
     ) -> None:
         self.registry = registry
         self.identity = identity
-        self.dtmf_mode = config.sip.dtmf_mode
         self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
         self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
         self._pbx_domain = config.pbx.effective_domain

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.calls import CallRegistry
-from gateway.config.values import DtmfMode
 from gateway.media.events import MediaEvent
 from gateway.runtime.call_media import CallMedia
 from gateway.signaling.service import SessionSink
@@ -25,7 +24,6 @@ class RuntimeHost(Protocol):
     """What a call's runtime needs from the driver."""
 
     registry: CallRegistry
-    dtmf_mode: DtmfMode
 
     @property
     def ua(self) -> UserAgent: ...

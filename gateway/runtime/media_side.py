@@ -23,13 +23,9 @@ from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.states import CallDirection
 from gateway.calls.view import CallView
-from gateway.config.values import DtmfMode
-from gateway.media.bridge import MediaBridge
-from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
     DtlsFailed,
-    DtmfReceived,
     IceFailed,
     KeyframeWanted,
     Leg,
@@ -74,10 +70,6 @@ class MediaSide:
             event, KeyframeWanted
         ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
             self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
-            return
-        if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
-            if self._host.dtmf_mode is DtmfMode.INFO:
-                self.sip.send_info(*MediaBridge.info_body(event))
             return
         lost = self._web_lost(event)
         if lost is not None:
@@ -238,7 +230,7 @@ class MediaSide:
         try:
             self._media(command).send_dtmf(digit, Leg.SIP, duration_ms=duration)
         except DtmfError:
-            self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
+            return ev.MediaDtmfUnsent(digit, duration)  # no telephone-event: the call says what then
         return None
 
     async def _answer_web_early(

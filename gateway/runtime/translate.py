@@ -100,6 +100,8 @@ def media_to_call_event(event: media.MediaEvent) -> ev.Event | None:
             return ev.MediaFailed(f"DTLS failed: {reason}" if reason else "DTLS failed")
         case media.DtmfReceived(leg=media.Leg.SIP, digit=digit, duration_ms=duration):
             return ev.RemoteDtmf(digit, max(40, min(duration, 5000)))
+        case media.DtmfReceived(leg=media.Leg.WEB, digit=digit, duration_ms=duration):
+            return ev.MediaWebDtmf(digit, max(1, min(duration, 10_000)))  # the browser's, in its media
         case media.MediaInactive(seconds=seconds, held=held):
             return ev.MediaInactive(max(0.0, seconds), held)
         case media.TextReceived(text=text):

@@ -21,6 +21,7 @@ from gateway.calls import (
     MediaAnswerFromSip,
     MediaAnswerFromWeb,
     MediaConnected,
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaOfferToSip,
@@ -33,6 +34,7 @@ from gateway.calls import (
     MediaSipReoffer,
     MediaSipUpdate,
     MediaWebAnswerReady,
+    MediaWebDtmf,
     MediaWebOfferReady,
     MediaWebReofferReady,
     NotifyConnected,
@@ -58,6 +60,7 @@ from gateway.calls import (
     SipFailed,
     SipIncomingInvite,
     SipInfo,
+    SipInfoDtmf,
     SipInfoReceived,
     SipInfoResult,
     SipInvite,
@@ -184,6 +187,8 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         WebReoffer: lambda: WebReoffer(session, f.WEB_OFFER),
         MediaWebReofferAnswered: lambda: MediaWebReofferAnswered(f.WEB_ANSWER),
         MediaWebReofferRefused: lambda: MediaWebReofferRefused("no video change"),
+        MediaWebDtmf: lambda: MediaWebDtmf("4", 120),
+        MediaDtmfUnsent: lambda: MediaDtmfUnsent("4", 120),
     }
     return samples[kind]()
 
@@ -837,6 +842,12 @@ def _replacing(state: CallState, expect: Expect) -> tuple[CallState, list[type]]
 for _state, _build, _timer, _expect in SITUATIONS.values():
     if _state not in (S.IDLE, S.CLOSED) and SipReplacingInvite not in _expect:
         _expect[SipReplacingInvite] = _replacing(_state, _expect)
+    # DTMF the media reports wherever a web leg may be up (midcall.web_media_dtmf: nothing with rfc4733,
+    # the bridge forwarded it), and a digit the bridge could not send, wherever one was asked of it
+    if _state in (S.INVITING, S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
+        _expect[MediaWebDtmf] = (_state, [])
+    if _state in (S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
+        _expect[MediaDtmfUnsent] = (_state, [SipInfoDtmf])
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 

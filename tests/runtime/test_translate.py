@@ -58,7 +58,8 @@ def test_media_events() -> None:
     assert media_to_call_event(media.IceFailed("timeout")) == ev.MediaFailed("ICE failed: timeout")
     assert media_to_call_event(media.DtlsFailed("")) == ev.MediaFailed("DTLS failed")
     assert media_to_call_event(media.DtmfReceived(media.Leg.SIP, "7", 120)) == ev.RemoteDtmf("7", 120)
-    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "7", 120)) is None
+    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "7", 120)) == ev.MediaWebDtmf("7", 120)
+    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "!", 0)) == ev.MediaWebDtmf("!", 1)
     assert media_to_call_event(media.MediaInactive(media.Leg.SIP, 10.0)) == ev.MediaInactive(10.0)
     assert media_to_call_event(media.CodecChosen("PCMU/8000", "PCMU/8000", False)) is None
 
