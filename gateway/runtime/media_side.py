@@ -155,13 +155,7 @@ class MediaSide:
         return ev.MediaWebOfferReady(offer)
 
     async def _answer_from_web(self, command: cmd.MediaAnswerFromWeb) -> ev.Event | None:
-        media = self._media(command)
-        answer = ev.MediaSipAnswerReady(await media.answer_from_web(command.web_sdp))
-        if not media.passes_through:
-            return answer
-        # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
-        self._feed(answer)
-        return ev.MediaConnected()
+        return ev.MediaSipAnswerReady(await self._media(command).answer_from_web(command.web_sdp))
 
     async def _sip_update(self, command: cmd.MediaSipUpdate) -> ev.Event | None:
         media = self._media(command)
