@@ -22,7 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.calls.commands import (
+    Command,
+    NotifyConnected,
+    NotifyEnded,
     NotifyError,
+    NotifyRinging,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
@@ -146,6 +150,22 @@ def transfer_outcome(call: CallMachine, event: TransferOutcome) -> None:
     if event.status >= 200:
         call.transfer_in_to(None)
     call.emit(SipNotifyRefer(call.call_id, event.status, event.phrase or "Unknown"))
+
+
+def referrer_outcome(command: Command) -> TransferOutcome | None:
+    """What the call placed for the SIP party's REFER tells the call that accepted it (RFC 3515 §2.4.5),
+    read off the placed call's own browser commands: ringing is 180, connected 200, and its end its SIP
+    failure or 487 Request Terminated. None: nothing to tell. The runtime carries it to the referring
+    call (its `TransferOutcome`, `transfer_outcome` above); a final status (200 and up) is the last."""
+    match command:
+        case NotifyRinging():
+            return TransferOutcome(180, "Ringing")
+        case NotifyConnected():
+            return TransferOutcome(200, "OK")
+        case NotifyEnded(sip_status=status, message=message):
+            final = status if status is not None and status >= 300 else 487
+            return TransferOutcome(final, message[:60] or "Request Terminated")
+    return None
 
 
 def refer_expired(call: CallMachine, event: object) -> None:

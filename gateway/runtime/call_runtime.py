@@ -35,6 +35,7 @@ from gateway.calls import commands as cmd
 from gateway.calls import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
+from gateway.calls.transfer import referrer_outcome
 from gateway.calls.view import CallView
 from gateway.media.video.keyframe import is_picture_fast_update
 from gateway.ops import logctx
@@ -359,15 +360,10 @@ class CallRuntime:
             self._host.transfer_done(self, self.sip.consult_call_id)
         if self.transfer_of is None:
             return
-        match command:
-            case cmd.NotifyRinging():
-                self._host.transfer_outcome(self.transfer_of, 180, "Ringing")
-            case cmd.NotifyConnected():
-                self._host.transfer_outcome(self.transfer_of, 200, "OK")
-                self.transfer_of = None
-            case cmd.NotifyEnded(sip_status=status, message=message):
-                final = status if status is not None and status >= 300 else 487
-                self._host.transfer_outcome(self.transfer_of, final, message[:60] or "Request Terminated")
+        outcome = referrer_outcome(command)  # the call layer says what the referring call is told
+        if outcome is not None:
+            self._host.transfer_outcome(self.transfer_of, outcome)
+            if outcome.status >= 200:  # final: the referring call hears no more
                 self.transfer_of = None
 
     async def _send(self, session_id: str, event: sig.Event) -> None:

@@ -205,10 +205,10 @@ class DriverCore:
         except CallError as exc:
             logger.info("call=%s not hung up after the transfer: %s", call_id, exc)
 
-    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+    def transfer_outcome(self, call_id: str, outcome: ev.TransferOutcome) -> None:
         runtime = self._runtimes.get(call_id)
         if runtime is not None and not runtime.finished:
-            runtime.feed_nowait(ev.TransferOutcome(status, phrase))
+            runtime.feed_nowait(outcome)
 
     def _start_runtime(
         self,

@@ -18,7 +18,9 @@ from gateway.calls import (
     TimerName,
 )
 from gateway.calls.commands import (
+    NotifyConnected,
     NotifyError,
+    NotifyRinging,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
@@ -35,6 +37,7 @@ from gateway.calls.events import (
     WebTransfer,
 )
 from gateway.calls.reasons import EndReason
+from gateway.calls.transfer import referrer_outcome
 from tests.calls import flows as f
 
 TARGET = f"sip:1003@{f.DOMAIN}"
@@ -171,3 +174,25 @@ def test_only_a_connected_or_held_call_may_be_replaced_by_an_attended_transfer(
     build: Callable[[], CallMachine], replaceable: bool
 ) -> None:
     assert build().replaceable is replaceable
+
+
+def test_the_call_placed_for_a_refer_tells_the_referrer_ringing_connected_or_its_failure() -> None:
+    """RFC 3515 §2.4.5: the placed call's own browser commands, read as the referring call's outcome."""
+    assert referrer_outcome(NotifyRinging("s1", "c2")) == TransferOutcome(180, "Ringing")
+    assert referrer_outcome(NotifyConnected("s1", "c2")) == TransferOutcome(200, "OK")
+    busy = NotifyEnded("s1", "c2", EndReason.BUSY, "Busy Here", 486)
+    assert referrer_outcome(busy) == TransferOutcome(486, "Busy Here")
+    hung_up = NotifyEnded("s1", "c2", EndReason.HANGUP, "", None)
+    assert referrer_outcome(hung_up) == TransferOutcome(487, "Request Terminated")
+    long = NotifyEnded("s1", "c2", EndReason.BUSY, "x" * 80, 200)  # no failure status: 487
+    assert referrer_outcome(long) == TransferOutcome(487, "x" * 60)
+    assert referrer_outcome(NotifyTransfer("s1", "c2", TransferState.PROGRESS, 180, "")) is None
+
+
+def test_a_referrer_takes_the_outcome_as_its_notify() -> None:
+    call = f.connected_out()
+    f.run(call, SipReferReceived(TARGET, f.ALICE))
+    out = call.handle(TransferOutcome(180, "Ringing"))
+    assert SipNotifyRefer("c1", 180, "Ringing") in out and call.transfer_in == TARGET
+    out = call.handle(TransferOutcome(200, "OK"))
+    assert SipNotifyRefer("c1", 200, "OK") in out and call.transfer_in is None
