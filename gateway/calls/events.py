@@ -634,6 +634,12 @@ class SipReplacingInvite:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplacedByTransfer:
+    """The web user's attended transfer that named this call (its consultation call) succeeded: the
+    transferee's INVITE with Replaces takes this call's far end over (RFC 3891 §3)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TransferOutcome:
     """How the call the web user placed for the SIP party's REFER goes (its 1xx, 2xx or failure)."""
 
@@ -683,6 +689,7 @@ SipEvent = (
     | SipReferReceived
     | SipReplacingInvite
     | TransferOutcome
+    | ReplacedByTransfer
 )
 MediaEvent = (
     MediaSipOfferReady
@@ -741,6 +748,7 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipTransferProgress,
     SipReferReceived,
     TransferOutcome,
+    ReplacedByTransfer,
     SipReplacingInvite,
 )
 MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (

@@ -42,6 +42,7 @@ from gateway.calls.events import (
     MediaWebReofferReady,
     MediaWebReofferRefused,
     RemoteDtmf,
+    ReplacedByTransfer,
     SipAccepted,
     SipAckReceived,
     SipByeReceived,
@@ -117,6 +118,8 @@ TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
         (S.CLOSING, TimerName.CLOSING): midcall.closing_expired,
         (S.CONNECTED, TimerName.RECONNECT): reconnect.grace_expired,
         (S.HOLDING, TimerName.RECONNECT): reconnect.grace_expired,
+        (S.CONNECTED, TimerName.REPLACED): transfer.replaced_expired,
+        (S.HOLDING, TimerName.REPLACED): transfer.replaced_expired,
     }
 )
 
@@ -173,6 +176,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipTransferProgress: transfer.transfer_progress,
     SipReferReceived: transfer.refer_received,
     TransferOutcome: transfer.transfer_outcome,
+    ReplacedByTransfer: transfer.replaced,
     SipReplacingInvite: replaces.replacing_invite,
 }
 
@@ -290,6 +294,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipTransferProgress: _ignore,
         SipReferReceived: transfer.refer_while_closing,
         TransferOutcome: _ignore,
+        ReplacedByTransfer: _ignore,
     },
     S.CLOSED: {},
 }

@@ -19,7 +19,8 @@ final status ending the subscription.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Final
 
 from gateway.calls.commands import (
     Command,
@@ -35,6 +36,7 @@ from gateway.calls.commands import (
     TransferState,
 )
 from gateway.calls.events import (
+    ReplacedByTransfer,
     SipReferReceived,
     SipReferResult,
     SipTransferProgress,
@@ -49,6 +51,10 @@ from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
+
+logger = logging.getLogger(__name__)
+
+REPLACED_HANGUP: Final = 2.0  # seconds a replaced consultation call waits for its far end's BYE
 
 
 def _tell(call: CallMachine, state: TransferState, status: int | None = None, message: str = "") -> None:
@@ -166,6 +172,22 @@ def referrer_outcome(command: Command) -> TransferOutcome | None:
             final = status if status is not None and status >= 300 else 487
             return TransferOutcome(final, message[:60] or "Request Terminated")
     return None
+
+
+def replaced(call: CallMachine, event: ReplacedByTransfer) -> None:
+    """Our attended transfer that named this call succeeded. The far end normally ends it (the INVITE
+    with Replaces makes it BYE us, RFC 3891 §3); whatever is left after REPLACED_HANGUP is hung up."""
+    call.start_timer(TimerName.REPLACED, REPLACED_HANGUP)
+
+
+def replaced_expired(call: CallMachine, event: object) -> None:
+    """The replaced consultation call is still up: hung up as its web user would (not once the browser
+    is gone: it may come back for it)."""
+    if call.session_id is None or call.web_gone:
+        logger.info("call=%s not hung up after the transfer: no browser", call.call_id)
+        return
+    logger.info("call=%s replaced by a transfer: hanging up", call.call_id)
+    end_connected(call, local_reason(EndReason.HANGUP))
 
 
 def refer_expired(call: CallMachine, event: object) -> None:

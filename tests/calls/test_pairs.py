@@ -49,6 +49,7 @@ from gateway.calls import (
     NotifyRinging,
     RejectKind,
     RemoteDtmf,
+    ReplacedByTransfer,
     SendWebAnswer,
     SendWebOffer,
     SipAccepted,
@@ -189,6 +190,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaWebReofferRefused: lambda: MediaWebReofferRefused("no video change"),
         MediaWebDtmf: lambda: MediaWebDtmf("4", 120),
         MediaDtmfUnsent: lambda: MediaDtmfUnsent("4", 120),
+        ReplacedByTransfer: ReplacedByTransfer,
     }
     return samples[kind]()
 
@@ -848,6 +850,11 @@ for _state, _build, _timer, _expect in SITUATIONS.values():
         _expect[MediaWebDtmf] = (_state, [])
     if _state in (S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
         _expect[MediaDtmfUnsent] = (_state, [SipInfoDtmf])
+    # the attended transfer that named this call succeeded (transfer.replaced): REPLACED starts
+    if _state in (S.CONNECTED, S.HOLDING):
+        _expect[ReplacedByTransfer] = (_state, [StartTimer])
+    elif _state is S.CLOSING:
+        _expect[ReplacedByTransfer] = (_state, [])
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 

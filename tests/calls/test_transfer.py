@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -12,10 +13,13 @@ from gateway.calls import (
     CancelTimer,
     IllegalEvent,
     NotifyEnded,
+    ReplacedByTransfer,
     SipBye,
+    SipByeReceived,
     StartTimer,
     TimerFired,
     TimerName,
+    WebDetached,
 )
 from gateway.calls.commands import (
     NotifyConnected,
@@ -196,3 +200,32 @@ def test_a_referrer_takes_the_outcome_as_its_notify() -> None:
     assert SipNotifyRefer("c1", 180, "Ringing") in out and call.transfer_in == TARGET
     out = call.handle(TransferOutcome(200, "OK"))
     assert SipNotifyRefer("c1", 200, "OK") in out and call.transfer_in is None
+
+
+def test_a_consultation_call_replaced_by_a_transfer_is_hung_up_if_its_far_end_has_not() -> None:
+    """RFC 3891 §3: the transferee's INVITE with Replaces makes the far end BYE the consultation call;
+    whatever is left REPLACED_HANGUP (2 s) after the transfer succeeded is hung up as its user would."""
+    call = f.connected_out()
+    assert call.handle(ReplacedByTransfer()) == [StartTimer("c1", TimerName.REPLACED, 2.0)]
+    out = call.handle(TimerFired(TimerName.REPLACED))
+    assert SipBye("c1") in out
+    assert [(c.session_id, c.reason) for c in out if isinstance(c, NotifyEnded)] == [("s1", EndReason.HANGUP)]
+    assert call.state is CallState.CLOSING
+
+
+def test_a_replaced_consultation_call_the_far_end_ends_needs_nothing_more() -> None:
+    call = f.holding_local()
+    f.run(call, ReplacedByTransfer())
+    out = call.handle(SipByeReceived())
+    assert CancelTimer("c1", TimerName.REPLACED) in out
+    assert call.state is CallState.CLOSED
+
+
+def test_a_replaced_consultation_call_without_its_browser_is_left_to_wait_for_it() -> None:
+    call = f.connected_in(dataclasses.replace(f.SETTINGS, reconnect_grace=12.0))
+    f.run(call, WebDetached("s1"), ReplacedByTransfer())
+    assert call.handle(TimerFired(TimerName.REPLACED)) == []
+    assert call.state is CallState.CONNECTED
+    assert call.handle(ReplacedByTransfer()) == [StartTimer("c1", TimerName.REPLACED, 2.0)]
+    closing = f.closing_bye()
+    assert closing.handle(ReplacedByTransfer()) == []
