@@ -254,7 +254,8 @@ class SipAccepted:
 
 @dataclass(frozen=True, slots=True)
 class SipFailed:
-    """A final non-2xx to our INVITE, including the UA's own 408 when timer B fires."""
+    """A final non-2xx to our INVITE, including the UA's own 408 when timer B fires. On an inbound call:
+    the UA gave up on our 2xx, never ACKed (RFC 3261 §13.3.1.4): the SIP leg is lost."""
 
     status: int
     phrase: str = ""

@@ -146,6 +146,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     WebDtmf: midcall.web_dtmf,
     SipByeReceived: midcall.remote_bye,
     SipLegClosed: midcall.leg_lost,
+    SipFailed: _by_direction(None, midcall.leg_lost),  # inbound: our 2xx never ACKed (RFC 3261 §13.3.1.4)
     SipCancelled: _ignore,  # crossed our 200 OK; the UA answered it (RFC 3261 §9.2)
     SipReinviteReceived: midcall.remote_reinvite,
     SipReinviteResult: escalation.reinvite_result,  # midcall's, or the browser's own offer's

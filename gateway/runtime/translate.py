@@ -32,11 +32,13 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
     """The call events for one event of a UA call (often one, sometimes none).
 
     Outgoing calls: every 1xx (100 too) -> SipProvisional; an 18x with SDP also -> SipProvisional with
-    the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it); a final failure -> SipFailed.
+    the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it).
     Both: BYE from them -> SipByeReceived; our BYE answered -> SipLegClosed; INFO dtmf-relay ->
-    RemoteDtmf; a MESSAGE (text) -> SipMessageReceived; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived. Incoming calls:
-    the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA has
-    answered 487); `Failed` after our answer (no ACK) -> SipLegClosed.
+    RemoteDtmf; a MESSAGE (text) -> SipMessageReceived; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived;
+    `Failed` with a final failure status (300-699) -> SipFailed, which the call reads by its direction
+    (outgoing: the INVITE failed; incoming: our answer was never ACKed, the leg is lost); else
+    SipLegClosed. Incoming calls: the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA
+    has answered 487).
     """
     match event:
         case sip.Provisional(status=status):
@@ -46,7 +48,7 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.Answered(sdp=sdp):
             return [ev.SipAccepted(sdp or None)]
         case sip.Failed(status=status, reason=reason, contacts=contacts):
-            if direction is CallDirection.OUTBOUND and 300 <= status <= 699:
+            if 300 <= status <= 699:  # what it means depends on the call (an inbound call's: no ACK)
                 return [ev.SipFailed(status, reason, contacts)]
             return [ev.SipLegClosed()]
         case sip.Cancelled(reasons=reasons):

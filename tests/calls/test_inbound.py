@@ -35,6 +35,7 @@ from gateway.calls import (
     SipBye,
     SipByeReceived,
     SipCancelled,
+    SipFailed,
     SipReinviteReceived,
     SipRespond,
     SipRespondReinvite,
@@ -374,3 +375,17 @@ def test_a_bridged_call_waits_for_webrtc_before_the_200() -> None:
     assert not any(isinstance(c, SipRespond) for c in call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER)))
     assert call.state is CallState.EARLY
     assert NotifyConnected("s1", "c1") in call.handle(MediaConnected())
+
+
+def test_a_sip_failure_after_our_200_loses_an_inbound_calls_leg() -> None:
+    """The UA gives up on our 2xx (never ACKed, RFC 3261 §13.3.1.4) and reports it as a failure: an
+    inbound call reads it as its SIP leg lost; an outbound call's INVITE cannot fail once answered."""
+    call = f.connected_in()
+    out = call.handle(SipFailed(408, "No ACK"))
+    assert f.kinds(out) == [CloseBridge, NotifyEnded]
+    assert [c.reason for c in out if isinstance(c, NotifyEnded)] == [EndReason.CONNECTION_LOST]
+    assert call.state is CallState.CLOSED
+    with pytest.raises(IllegalEvent, match="not on an outbound call"):
+        f.connected_out().handle(SipFailed(408, "No ACK"))
+    with pytest.raises(IllegalEvent):
+        f.invited().handle(SipFailed(408, "No ACK"))

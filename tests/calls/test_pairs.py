@@ -11,6 +11,7 @@ import pytest
 
 from gateway.calls import (
     EVENT_TYPES,
+    CallDirection,
     CallMachine,
     CallState,
     CancelTimer,
@@ -850,6 +851,9 @@ for _state, _build, _timer, _expect in SITUATIONS.values():
         _expect[MediaWebDtmf] = (_state, [])
     if _state in (S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
         _expect[MediaDtmfUnsent] = (_state, [SipInfoDtmf])
+    # the UA's failure on an inbound call after our 2xx (no ACK): the leg is lost, as SipLegClosed says
+    if _state in (S.CONNECTED, S.HOLDING) and _build().direction is CallDirection.INBOUND:
+        _expect[SipFailed] = _expect[SipLegClosed]
     # the attended transfer that named this call succeeded (transfer.replaced): REPLACED starts
     if _state in (S.CONNECTED, S.HOLDING):
         _expect[ReplacedByTransfer] = (_state, [StartTimer])

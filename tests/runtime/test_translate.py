@@ -40,7 +40,10 @@ def test_sip_events_of_an_incoming_call() -> None:
     assert sip_to_call_events(sip.ReinviteAcked(""), IN) == [ev.SipAckReceived(None)]
     assert sip_to_call_events(sip.ReinviteAcked("v=0"), OUT) == [ev.SipAckReceived("v=0")]
     assert sip_to_call_events(sip.ReinviteReceived(""), IN) == [ev.SipReinviteReceived(None)]
-    assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [ev.SipLegClosed()]
+    assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [
+        ev.SipFailed(408, "No ACK")
+    ]  # the call reads it
+    assert sip_to_call_events(sip.Failed(0, "transport"), OUT) == [ev.SipLegClosed()]
     assert sip_to_call_events(sip.ReinviteReceived("v=0"), IN) == [ev.SipReinviteReceived("v=0")]
 
 
