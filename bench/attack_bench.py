@@ -9,7 +9,7 @@ untrusted loopback addresses (127.0.0.2 and up):
 - none: no attack (the reference);
 - idle-websockets: never-logged-in WebSockets opened as fast as the gateway accepts them;
 - login-guessing: wrong secrets for alice over WebSockets, as fast as they are answered;
-- sip-garbage: mutated SIP datagrams (the fuzz of tests/sip/test_fuzz_receive.py), flat out;
+- sip-garbage: mutated SIP datagrams (the fuzz of tests/sip/transports/test_fuzz_receive.py), flat out;
 - tcp-connections: idle SIP TCP connections from 20 addresses, reopened as they are closed.
 
 Printed per scenario: logins and calls that succeeded, and login and call setup times (p50, p99, max),
@@ -40,7 +40,7 @@ from peers.sipp import Sipp  # noqa: E402
 from peers.web_user import WebUser  # noqa: E402
 from peers.webpeer import WebPeer  # noqa: E402
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway  # noqa: E402
-from tests.sip.test_fuzz_receive import BASE, mutate  # noqa: E402
+from tests.sip.transports.test_fuzz_receive import BASE, mutate  # noqa: E402
 
 Attack = Callable[[str, tuple[str, int], tuple[str, int]], Awaitable[None]]
 

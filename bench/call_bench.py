@@ -117,8 +117,8 @@ class Probe:
         self.media: list[float] = []
 
     def install(self) -> None:
-        from gateway.calls import commands as cmd
-        from gateway.calls import events as ev
+        from gateway.calls.boundary import commands as cmd
+        from gateway.calls.boundary import events as ev
         from gateway.media.bridge import MediaBridge
         from gateway.runtime.call_runtime import CallRuntime
         from gateway.runtime.driver import CallDriver

@@ -4,7 +4,7 @@ edge and the Redis lookups add, and the failover times of a kill -9.
 Run: python bench/cluster_bench.py [--rate 2] [--calls 40] [--hold 1] [--ring-rate 5] [--ring-calls 60]
      [--no-failover] [--ka-interval 30]          (needs sipp, kamailio, redis-server, haproxy; ~3 minutes)
 
-Everything runs on loopback: Redis, the gateway instances as processes (tests/e2e/cluster_procs.py, on
+Everything runs on loopback: Redis, the gateway instances as processes (tests/e2e/cluster/cluster_procs.py, on
 127.0.0.2-4), Kamailio with the shipped deploy/kamailio-cluster.cfg, HAProxy with deploy/haproxy.cfg.
 The callers are sipp UACs; the called web user alice is a set of aiortc sessions logged in on the first
 instance, run in a separate process (this script with `--answerer`), so that their cost is not the
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # tests.e2e.cluster_procs: instances as processes
+sys.path.insert(0, str(ROOT))  # tests.e2e.cluster.cluster_procs: instances as processes
 
 from peers.demo import ALICE_SECRET  # noqa: E402
 from peers.haproxy import running_haproxy  # noqa: E402
@@ -58,7 +58,7 @@ from peers.kamailio import running_kamailio  # noqa: E402
 from peers.kamailio_edge import running_edge  # noqa: E402
 from peers.redis import running_redis  # noqa: E402
 from peers.sipp import Sipp, SippResult  # noqa: E402
-from tests.e2e.cluster_procs import GatewayProcess, instance_mapping, process_cluster  # noqa: E402
+from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster  # noqa: E402
 
 RTP_BASE = 42000  # instance i: 42000 + 600 * i, 200 ports
 SESSIONS = 3  # alice's sessions answering in the answerer process
@@ -142,7 +142,7 @@ def answer_ms(times: dict[str, CallTimes]) -> list[float]:
 async def answerer_main(url: str, sessions: int, answer: bool) -> None:
     """Log alice in `sessions` times at `url`; answer every call (aiortc) unless `answer` is False; print
     "ready", run until stdin closes, then print the count answered as JSON."""
-    from tests.e2e.test_cluster_rolling_restart import Answerers
+    from tests.e2e.cluster.test_cluster_rolling_restart import Answerers
 
     @dataclass
     class Target:

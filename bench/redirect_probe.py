@@ -2,7 +2,7 @@
 
 Run: python bench/redirect_probe.py [--invites 200] [--gap 0.05]      (needs redis-server; ~1 minute)
 
-Two instances as processes (tests/e2e/cluster_procs.py, 127.0.0.2-3, RTP from 42400), alice logged in on
+Two instances as processes (tests/e2e/cluster/cluster_procs.py, 127.0.0.2-3, RTP from 42400), alice logged in on
 the first. A UDP client in this script (no Kamailio, no sipp: nothing between it and the gateway) sends
 INVITEs for 1001 one at a time and times, from the INVITE sent, the answers:
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from peers.demo import ALICE_SECRET
 from peers.redis import running_redis
 from peers.web_user import WebUser
-from tests.e2e.cluster_procs import instance_mapping, process_cluster
+from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
 
 SDP = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

@@ -24,16 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.layer import TransactionLayer
-from gateway.sip.policy import AcceptAll
-from gateway.sip.transport import Source
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua import Listen, UASettings, UserAgent
-from gateway.sip.ua_events import Answered, Bye, Failed
+from gateway.sip.transactions.layer import TransactionLayer
+from gateway.sip.transactions.policy import AcceptAll
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.transports.transport import Source
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.ua import Listen, UASettings, UserAgent
+from gateway.sip.useragent.ua_events import Answered, Bye, Failed
 from peers.ports import free_port
 from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_message, parse_uri
-from sipcore.routing import Target
+from sipcore.location.routing import Target
 
 INVITE = (
     b"INVITE sip:1001@192.0.2.10:5060 SIP/2.0\r\n"

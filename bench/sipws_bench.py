@@ -39,7 +39,7 @@ from peers.sipp import Sipp  # noqa: E402
 from peers.web_user import WebUser  # noqa: E402
 from peers.webpeer import WebPeer  # noqa: E402
 from tests.e2e.harness import ALICE_SECRET, running_gateway  # noqa: E402
-from tests.e2e.test_sip_websocket import (  # noqa: E402
+from tests.e2e.websip.test_sip_websocket import (  # noqa: E402
     ALICE_SIP_PASSWORD,
     SipCall,
     realm_of,

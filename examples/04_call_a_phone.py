@@ -13,7 +13,7 @@ import asyncio
 import sys
 
 from gateway.sip import Answered, Bye, Listen, UASettings, UserAgent
-from gateway.sip.policy import AcceptAll
+from gateway.sip.transactions.policy import AcceptAll
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from gateway.sip import Confirmed, RegistrationChanged, RegistrationSpec, UASettings, UserAgent
-from gateway.sip.policy import AcceptAll
+from gateway.sip.transactions.policy import AcceptAll
 from peers.demo import require_desk_phone
 from peers.kamailio import running_kamailio
 from peers.phone import DeskPhone

@@ -34,11 +34,11 @@ from aiortc.sdp import candidate_from_sdp
 
 import sdp
 from peers.webpeer import WebPeer
-from sipcore.headers import NameAddr, new_call_id, new_tag
-from sipcore.message import Request, Response, make_response
-from sipcore.parser import parse_message
-from sipcore.requests import Endpoint, build_invite, build_request
-from sipcore.uri import SipURI, parse_uri
+from sipcore.dialogs.requests import Endpoint, build_invite, build_request
+from sipcore.syntax.headers import NameAddr, new_call_id, new_tag
+from sipcore.syntax.message import Request, Response, make_response
+from sipcore.syntax.parser import parse_message
+from sipcore.syntax.uri import SipURI, parse_uri
 
 __all__ = ["SipWebRtcPeer", "split_candidates"]
 

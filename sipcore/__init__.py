@@ -5,9 +5,16 @@ Bytes in, messages out (:func:`parse_message`, :class:`StreamFramer`); messages 
 and the time as inputs and return what to send and when to wake them. No sockets, no event loop,
 no asyncio: the gateway's asyncio shell (``gateway.sip``) owns transports and timers. Errors raised
 on network input are :class:`SIPError` subclasses carrying the status to answer with.
+
+Its parts: ``syntax`` (messages, headers, URIs, parsing, framing), ``dialogs`` (dialogs, offer/answer,
+100rel, session timers, transfer, the requests a UA builds), ``auth`` (digest, both sides) and
+``location`` (routing, RFC 3263 server location, redirects) stand on one another in that order only
+(``syntax`` below the other three, which are independent: the ``sipcore-parts`` contract); the
+transaction and registration machines, ``identity``, the errors and the transition tables sit at the
+top. sipcore imports nothing of the gateway and no I/O (the ``pure-cores`` and ``sans-io`` contracts).
 """
 
-from sipcore.digest import Algorithm, Challenge, DigestClient
+from sipcore.auth.digest import Algorithm, Challenge, DigestClient
 from sipcore.errors import (
     BadExtension,
     BadRequest,
@@ -20,8 +27,18 @@ from sipcore.errors import (
     UnsupportedURIScheme,
     VersionNotSupported,
 )
-from sipcore.framing import KeepAlive, StreamFramer
-from sipcore.headers import (
+from sipcore.location.routing import (
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    Address,
+    Target,
+    request_target,
+    response_address,
+    uri_target,
+)
+from sipcore.registration import RegState
+from sipcore.syntax.framing import KeepAlive, StreamFramer
+from sipcore.syntax.headers import (
     CSeq,
     NameAddr,
     Via,
@@ -32,7 +49,7 @@ from sipcore.headers import (
     parse_name_addr,
     parse_via,
 )
-from sipcore.message import (
+from sipcore.syntax.message import (
     Headers,
     KeyKind,
     Message,
@@ -45,18 +62,8 @@ from sipcore.message import (
     make_response,
     server_transaction_key,
 )
-from sipcore.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
-from sipcore.registration import RegState
-from sipcore.routing import (
-    DEFAULT_PORT,
-    DEFAULT_TLS_PORT,
-    Address,
-    Target,
-    request_target,
-    response_address,
-    uri_target,
-)
-from sipcore.uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
+from sipcore.syntax.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
+from sipcore.syntax.uri import URI, AbsoluteURI, SipURI, TelURI, parse_uri
 
 __all__ = [
     "DEFAULT_LIMITS",

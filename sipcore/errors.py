@@ -6,7 +6,7 @@ told (RFC 3261 §21), and, when the failure happened while parsing a message, a
 :class:`ParseContext` holding what could be read of it, so that the UA can decide whether the
 message can be answered at all (a request with Via, From, To, Call-ID and CSeq) or must be
 dropped (a malformed response, RFC 3261 §16.3/§18.1.2), and build that answer
-(:func:`sipcore.message.error_response`).
+(:func:`sipcore.syntax.message.error_response`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sipcore.message import Headers
+    from sipcore.syntax.message import Headers
 
 __all__ = [
     "BadExtension",

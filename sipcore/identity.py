@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from sipcore.errors import SIPError
-from sipcore.headers import NameAddr, get_param, parse_name_addr, split_commas
-from sipcore.message import Headers
+from sipcore.syntax.headers import NameAddr, get_param, parse_name_addr, split_commas
+from sipcore.syntax.message import Headers
 
 __all__ = ["Diversion", "Party", "asserted_identity", "diversions"]
 

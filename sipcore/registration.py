@@ -28,13 +28,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sipcore.digest import DigestClient
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.requests import Endpoint, build_register
 from sipcore.errors import DigestError, SIPError
-from sipcore.headers import NameAddr, is_digits, new_call_id, new_tag
-from sipcore.message import Request, Response, make_response
-from sipcore.requests import Endpoint, build_register
+from sipcore.syntax.headers import NameAddr, is_digits, new_call_id, new_tag
+from sipcore.syntax.message import Request, Response, make_response
+from sipcore.syntax.uri import URI, SipURI
 from sipcore.tables import transition_table
-from sipcore.uri import URI, SipURI
 
 # fmt: off
 __all__ = [

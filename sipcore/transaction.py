@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sipcore.errors import SIPError
-from sipcore.message import Headers, Request, Response, make_response
+from sipcore.syntax.message import Headers, Request, Response, make_response
 from sipcore.tables import transition_table
 
 # fmt: off

@@ -5,12 +5,18 @@
     commands = registry.handle(call_id, MediaSipOfferReady(sip_offer))   # -> [SipInvite(...)]
     commands = registry.session_closed(session_id)                       # BYE / CANCEL / 480
 
-Events come in (gateway/calls/events.py), commands go out (gateway/calls/commands.py); the driver
+Events come in (gateway/calls/boundary/events.py), commands go out (gateway/calls/boundary/commands.py); the driver
 carries commands out and feeds results back as events. See docs/calls.md.
+
+At the top: the machine (``machine``, its read side ``view``, its ``records`` and their ``states``,
+the transition ``table``), the ``registry`` of calls, ``settings``, ``reasons`` and ``errors``. Below:
+``boundary`` (events in, commands out), ``setup`` (handlers until a call is connected) and ``connected``
+(handlers of a connected call and its end). The package is sans-I/O: it may import ``sipcore``, ``sdp``,
+``gateway.config`` and ``gateway.identity`` only (the ``sans-io`` and ``pure-layers-no-shell`` contracts).
 """
 
-from gateway.calls.caller import CallerDetails, custom_headers
-from gateway.calls.commands import (
+from gateway.calls.boundary.caller import CallerDetails, custom_headers
+from gateway.calls.boundary.commands import (
     CancelTimer,
     CloseBridge,
     Command,
@@ -66,8 +72,7 @@ from gateway.calls.commands import (
     TimerCommand,
     TransferState,
 )
-from gateway.calls.errors import CallError, IllegalEvent, IllegalMove, InvalidValue, UnknownCall, WrongSession
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     EVENT_TYPES,
     Event,
     MediaConnected,
@@ -126,6 +131,7 @@ from gateway.calls.events import (
     WebSdpAnswer,
     WebTransfer,
 )
+from gateway.calls.errors import CallError, IllegalEvent, IllegalMove, InvalidValue, UnknownCall, WrongSession
 from gateway.calls.machine import CallMachine
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
 from gateway.calls.records import CallRecord

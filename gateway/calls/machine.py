@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.calls.commands import CancelTimer, Command, NotifyEnded, StartTimer, StopRinging
+from gateway.calls.boundary.commands import CancelTimer, Command, NotifyEnded, StartTimer, StopRinging
 from gateway.calls.errors import IllegalEvent, IllegalMove, WrongSession
 from gateway.calls.reasons import EndReason, Reason, local_reason
 from gateway.calls.records import (
@@ -56,7 +56,7 @@ from gateway.calls.table import TRANSITIONS
 from gateway.calls.view import CallView
 
 if TYPE_CHECKING:
-    from gateway.calls.events import Event
+    from gateway.calls.boundary.events import Event
     from gateway.identity.model import WebUser
 
 logger = logging.getLogger(__name__)

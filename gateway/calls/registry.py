@@ -17,9 +17,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from gateway.calls.commands import Command
+from gateway.calls.boundary.commands import Command
+from gateway.calls.boundary.events import Event, SipIncomingInvite, WebDial, WebDisconnected
 from gateway.calls.errors import UnknownCall
-from gateway.calls.events import Event, SipIncomingInvite, WebDial, WebDisconnected
 from gateway.calls.machine import CallMachine
 from gateway.calls.settings import CallSettings
 from gateway.calls.states import CallState

@@ -35,7 +35,7 @@ class CallSettings:
     # the referrer is told it failed (NOTIFY 408), which ends its implicit subscription (RFC 3515 §2.4.5)
     refer_timeout: float = 30.0
     # web_auth.reconnect_grace: a connected call whose browser went away (reload, network change) stays
-    # up this long for it to come back (gateway/calls/reconnect.py); 0: it ends at once
+    # up this long for it to come back (gateway/calls/connected/reconnect.py); 0: it ends at once
     reconnect_grace: float = 30.0
     # The SIP party's re-INVITE adds or drops video (escalation): the browser's answer to the gateway's
     # new offer is awaited this long, then the re-INVITE is refused 488 and the call goes on as it was
@@ -44,7 +44,9 @@ class CallSettings:
     sip_codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "opus")  # what an inbound offer must have one of
     media_families: tuple[str, ...] = ("IP4",)  # address families of the SIP leg's RTP ("IP4", "IP6")
     sip_srtp: str = "off"  # media.sip_srtp: which SIP offers can be bridged (sdp.check_audio_offer)
-    follow_redirects: str = "pbx"  # calls.follow_redirects: off | pbx | policy (gateway/calls/redirects.py)
+    follow_redirects: str = (
+        "pbx"  # calls.follow_redirects: off | pbx | policy (gateway/calls/setup/redirects.py)
+    )
     pbx_hosts: tuple[str, ...] = ()  # pbx.address and pbx.outbound_proxy hosts: redirects may go there
 
     def __post_init__(self) -> None:

@@ -11,20 +11,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.calls import (
-    chat,
-    early_update,
-    escalation,
-    inbound,
-    info,
-    midcall,
-    outbound,
-    pickup,
-    reconnect,
-    replaces,
-    transfer,
-)
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     Event,
     MediaConnected,
     MediaDtmfUnsent,
@@ -80,6 +67,8 @@ from gateway.calls.events import (
     WebSdpAnswer,
     WebTransfer,
 )
+from gateway.calls.connected import chat, escalation, info, midcall, reconnect, replaces, transfer
+from gateway.calls.setup import early_update, inbound, outbound, pickup
 from gateway.calls.states import CallDirection, CallState, TimerName
 
 if TYPE_CHECKING:

@@ -325,13 +325,13 @@ class CallView:
     @property
     def may_renew_web(self) -> bool:
         """Whether a failed web leg (ICE or DTLS failed, the browser silent) may be renewed by its
-        browser (`MediaWebLost`, gateway/calls/reconnect.py) rather than end the call: only while the
+        browser (`MediaWebLost`, gateway/calls/connected/reconnect.py) rather than end the call: only while the
         call is up. The runtime adds whether that browser can come back."""
         return self._state in _UP
 
     def may_wait_for(self, session_id: str) -> bool:
         """Whether this call may outlive ``session_id`` going away and wait for its browser (reconnect
-        grace, gateway/calls/reconnect.py): only a connected or held call, carried by that session."""
+        grace, gateway/calls/connected/reconnect.py): only a connected or held call, carried by that session."""
         return self._state in _UP and self._web.session_id == session_id
 
     @property

@@ -27,7 +27,7 @@ RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del'
 
 
 class Registrar(Protocol):
-    """What ownership drives: the UA's registrations (gateway.sip.registrar_client.RegistrationClient)."""
+    """What ownership drives: the UA's registrations (gateway.sip.useragent.registrar_client.RegistrationClient)."""
 
     def start_one(self, aor: str) -> None: ...
 

@@ -38,8 +38,8 @@ from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.identity.model import Found, NotOnline, WebUser
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.tu import IncomingRequest
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.useragent.incoming import IncomingCall
 
 logger = logging.getLogger(__name__)
 

@@ -18,16 +18,15 @@ from gateway.config.schema import (
     IceServer,
     LoggingSection,
     MediaSection,
-    PbxAuth,
     PbxSection,
     RtpPorts,
     SipListen,
     SipSection,
     SipTls,
-    UserConfig,
     WebAuthSection,
 )
 from gateway.config.secret import Secret, SecretSource
+from gateway.config.users import PbxAuth, UserConfig
 from gateway.config.values import (
     Codec,
     DtmfMode,

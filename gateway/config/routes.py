@@ -28,7 +28,7 @@ from typing import Annotated
 from gateway.config.values import Parse, check_host
 from gateway.identity.patterns import DialPattern
 from sipcore.errors import SIPError
-from sipcore.uri import SipURI, parse_uri
+from sipcore.syntax.uri import SipURI, parse_uri
 
 
 class MediaMode(enum.StrEnum):

@@ -43,7 +43,7 @@ class SrtpMode(enum.StrEnum):
 
 
 class FollowRedirects(enum.StrEnum):
-    """Which 3xx redirects of an outbound call are followed (gateway/calls/redirects.py)."""
+    """Which 3xx redirects of an outbound call are followed (gateway/calls/setup/redirects.py)."""
 
     OFF = "off"  # none: the call ends "redirected"
     PBX = "pbx"  # targets on the PBX's own hosts, whose user the web user's dial patterns allow

@@ -1,6 +1,6 @@
 """The identity map's SIP address: scheme, user, host, port, read with the SIP core's URI parser.
 
-There is one SIP URI parser in the gateway, :func:`sipcore.uri.parse_uri`; this module only
+There is one SIP URI parser in the gateway, :func:`sipcore.syntax.uri.parse_uri`; this module only
 projects its result onto what identifies a user (RFC 3261 §19.1.4: the user part compares after
 %-unescaping, so ``sip:%61lice@host`` is alice; hosts compare case-insensitively, so the host is
 kept lower-cased). Two readings of a URI text:
@@ -21,8 +21,8 @@ from typing import Final
 
 from gateway.identity.errors import IdentityError
 from sipcore.errors import SIPError
-from sipcore.headers import parse_name_addr
-from sipcore.uri import SipURI, parse_uri
+from sipcore.syntax.headers import parse_name_addr
+from sipcore.syntax.uri import SipURI, parse_uri
 
 __all__ = ["SipAddress", "dialed_sip_uri"]
 

@@ -18,7 +18,9 @@ from gateway.identity.patterns import DialPattern
 
 __all__ = ["may_call"]
 
-_NUMBER = re.compile(r"\+?[0-9*#]+")  # a dialled number, visual separators removed (gateway.calls.outbound)
+_NUMBER = re.compile(
+    r"\+?[0-9*#]+"
+)  # a dialled number, visual separators removed (gateway.calls.setup.outbound)
 
 
 def may_call(user: WebUser, destination: str, pbx_domain: str | None = None) -> bool:

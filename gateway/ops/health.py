@@ -2,7 +2,7 @@
 and the time it has been in it.
 
 Checks: `sip_listeners` (the UA runs, its transports are open), `pbx` (the OPTIONS keep-alive of
-gateway/sip/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive), `registrations` (the
+gateway/sip/useragent/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive), `registrations` (the
 users the gateway registers: "degraded" when some are not registered, "failing" when none is), and
 `rtp_ports` (a free port pair is left). The gateway is ready when no check is "failing" (or "pending",
 before the first answer). A task re-evaluates the checks every `interval` seconds so that `since` is the

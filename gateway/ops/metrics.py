@@ -2,7 +2,7 @@
 
 How it works: most figures are read from the gateway's own state when Prometheus scrapes (`StateCollector`):
 calls by state and direction (the call registry), sessions by dialect, registrations and the PBX, SIP
-messages (the transaction layer's counters, gateway/sip/stats.py), RTP ports, and media packets (the
+messages (the transaction layer's counters, gateway/sip/transactions/stats.py), RTP ports, and media packets (the
 figures of the calls that ended plus those of the live bridges). What happens once per call (its setup
 time, how it ended, its media quality per leg) is observed when the call ends (`call_ended`); nothing
 runs per packet. Two probes run beside: the event loop's lag (how late a periodic sleep wakes up) and

@@ -17,7 +17,7 @@ from gateway.ops.health import Readiness
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.records import CallRecord, record_of
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
-from gateway.sip.ua import UAState
+from gateway.sip.useragent.ua import UAState
 
 if TYPE_CHECKING:
     from aiohttp import web

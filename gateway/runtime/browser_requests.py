@@ -18,10 +18,10 @@ from gateway.calls import (
     InvalidValue,
     custom_headers,
 )
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
-from gateway.calls.outbound import allowed_target
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason, reject_kind
+from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import CallDirection
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
@@ -36,7 +36,7 @@ from gateway.signaling.service import (
     SessionSink,
 )
 from sipcore.errors import SIPError
-from sipcore.headers import new_call_id
+from sipcore.syntax.headers import new_call_id
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class BrowserRequests(DriverCore):
         await self._feed(call_id, ev.WebInfo(session.id, content_type, body))
 
     async def call_message(self, session: SessionSink, call_id: str, body: str) -> None:
-        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/chat.py)."""
+        """Chat in call `call_id`: SIP MESSAGE in its dialog (gateway/calls/connected/chat.py)."""
         try:
             event = ev.WebMessage(body, session.id)
         except InvalidValue as exc:

@@ -31,11 +31,11 @@ from typing import Any, Final, get_args
 
 import sdp
 from gateway.calls import CallError, TimerName
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
+from gateway.calls.connected.transfer import referrer_outcome
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
-from gateway.calls.transfer import referrer_outcome
 from gateway.calls.view import CallView
 from gateway.media.video.keyframe import is_picture_fast_update
 from gateway.ops import logctx
@@ -47,8 +47,8 @@ from gateway.runtime.passthrough import TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper
 from gateway.signaling import events as sig
-from gateway.sip.ua_calls import Call as SipCall
-from gateway.sip.ua_calls import CallState as SipCallState
+from gateway.sip.useragent.ua_calls import Call as SipCall
+from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 logger = logging.getLogger(__name__)
 

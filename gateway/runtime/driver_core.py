@@ -27,8 +27,8 @@ from gateway.calls import (
     UnknownCall,
     WrongSession,
 )
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.config import Config
 from gateway.config.routes import MediaMode, RouteConfig, SipOffer, media_mode, route_for
@@ -50,9 +50,9 @@ from gateway.signaling.service import (
     SessionSink,
 )
 from gateway.sip import UserAgent
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.ua_calls import Call as SipCall
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class DriverCore:
 
     def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
         """An attended transfer succeeded: its consultation call hears it (`ReplacedByTransfer`; the call
-        decides what then, gateway/calls/transfer.py)."""
+        decides what then, gateway/calls/connected/transfer.py)."""
         consult = self._runtimes.get(consult_call_id) if consult_call_id is not None else None
         if consult is not None and not consult.finished:
             consult.feed_nowait(ev.ReplacedByTransfer())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from gateway.identity.model import Found, InboundResult, NotOnline
 from gateway.signaling.errors import SignalingError
-from gateway.sip.tu import IncomingRequest
+from gateway.sip.transactions.tu import IncomingRequest
 
 if TYPE_CHECKING:
     from gateway.runtime.driver_core import DriverCore

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.calls import CallRegistry
-from gateway.calls.events import TransferOutcome
+from gateway.calls.boundary.events import TransferOutcome
 from gateway.media.events import MediaEvent
 from gateway.runtime.call_media import CallMedia
 from gateway.signaling.service import SessionSink
 from gateway.sip import UserAgent
-from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.useragent.ua_calls import Call as SipCall
 
 if TYPE_CHECKING:
     from gateway.runtime.call_runtime import CallRuntime

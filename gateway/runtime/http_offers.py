@@ -15,7 +15,7 @@ import sdp
 from gateway.calls import (
     CallError,
 )
-from gateway.calls import events as ev
+from gateway.calls.boundary import events as ev
 from gateway.identity import WebUser
 from gateway.runtime.browser_requests import BrowserRequests
 from gateway.runtime.offers import HttpSession

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 import sdp
 from gateway.calls import CallError
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.calls.view import CallView
 from gateway.media.errors import DtmfError, MediaError

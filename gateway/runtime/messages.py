@@ -4,14 +4,14 @@ Inbound: a page-mode MESSAGE (text/plain, or no type) from a trusted peer for a 
 of her open sessions as a `message` event; 200 once delivered, 480 when she is not online, 404 for no such
 user, 415 (Accept: text/plain) for another body, 413 beyond ``MAX_MESSAGE_BYTES``. Outbound: the web user's
 `message {to, body}` goes to the PBX as MESSAGE under the same outbound policy as a call
-(:func:`gateway.calls.outbound.dial_target` and ``may_call``); she learns the SIP status it got.
+(:func:`gateway.calls.setup.outbound.dial_target` and ``may_call``); she learns the SIP status it got.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from sipcore.message import Request
+from sipcore.syntax.message import Request
 
 __all__ = ["MAX_MESSAGE_BYTES", "inbound_refusal", "text_of"]
 

@@ -1,6 +1,6 @@
 """Which calls wait for their browser, and who may take them back (web_auth.reconnect_grace).
 
-The call machine keeps a connected call up when its browser goes (gateway/calls/reconnect.py); this
+The call machine keeps a connected call up when its browser goes (gateway/calls/connected/reconnect.py); this
 is the driver's side of it. A session that closes without a `logout` and whose login can come back
 (a WebSocket session of the softphone protocol, `ResumableSink`, with a token family) leaves its
 connected calls *detached* rather than disconnected, recorded here with the login's token family and
@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.calls import CallRegistry
-from gateway.calls import events as ev
+from gateway.calls.boundary import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
 from gateway.runtime.call_runtime import CallRuntime

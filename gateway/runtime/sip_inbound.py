@@ -16,9 +16,9 @@ import sdp
 from gateway.calls import (
     CallError,
 )
-from gateway.calls import events as ev
-from gateway.calls.busy import busy_refusal
-from gateway.calls.caller import MAX_HEADER_VALUE, CallerDetails
+from gateway.calls.boundary import events as ev
+from gateway.calls.boundary.caller import MAX_HEADER_VALUE, CallerDetails
+from gateway.calls.setup.busy import busy_refusal
 from gateway.calls.states import CallDirection
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
@@ -29,10 +29,10 @@ from gateway.runtime.messages import inbound_refusal, text_of
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
 from gateway.sip import UserAgent
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.registrar_client import RegistrationChanged
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua_calls import Call as SipCall
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.registrar_client import RegistrationChanged
+from gateway.sip.useragent.ua_calls import Call as SipCall
 from sipcore import identity as identity_headers
 
 logger = logging.getLogger(__name__)

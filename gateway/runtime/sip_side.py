@@ -14,24 +14,24 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.config.addresses import family_of
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
 from gateway.runtime.dispatch import Table
 from gateway.runtime.translate import sip_to_call_events
 from gateway.sip import UserAgent
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.outgoing import OutgoingCall
-from gateway.sip.ua_calls import Call as SipCall
-from gateway.sip.ua_calls import CallError
-from gateway.sip.ua_calls import CallState as SipCallState
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua_calls import Call as SipCall
+from gateway.sip.useragent.ua_calls import CallError
+from gateway.sip.useragent.ua_calls import CallState as SipCallState
+from sipcore.dialogs.refer import Replaces, refer_to
 from sipcore.errors import SIPError
-from sipcore.headers import NameAddr, warning_value
-from sipcore.refer import Replaces, refer_to
-from sipcore.routing import uri_target
-from sipcore.uri import SipURI, parse_uri
+from sipcore.location.routing import uri_target
+from sipcore.syntax.headers import NameAddr, warning_value
+from sipcore.syntax.uri import SipURI, parse_uri
 
 logger = logging.getLogger(__name__)
 _ANSWERED = (SipCallState.CONFIRMED, SipCallState.ANSWERED)  # a 2xx sent or received
@@ -74,7 +74,9 @@ class SipSide:
 
     def attach(self, call: SipCall) -> None:
         self.call = call
-        call.transfers = True  # REFER and NOTIFY reach this call's machine (gateway/calls/transfer.py)
+        call.transfers = (
+            True  # REFER and NOTIFY reach this call's machine (gateway/calls/connected/transfer.py)
+        )
         self._spawn(self._pump(call))
 
     async def _pump(self, call: SipCall) -> None:

@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 from typing import Final, Literal
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media
 from gateway.media.codecs.dtmf import INFO_PARSERS, parse_info_body
 from gateway.media.errors import DtmfError
 from gateway.runtime.dispatch import Table
 from gateway.signaling import events as sig
-from gateway.sip import ua_events as sip
-from sipcore.reason import ReasonValue, answered_elsewhere
+from gateway.sip.useragent import ua_events as sip
+from sipcore.syntax.reason import ReasonValue, answered_elsewhere
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ ICE crossing the loop as INFO, and the gateway carries no media (no RTP port, no
 to end; across NATs the browsers need a TURN server from `ice.servers`). A callee who is not online is reached through the PBX when there is one (her
 desk phone, voicemail), else the call ends `unavailable` (480).
 
-What a call for a busy web user does (users[].on_busy) is the call layer's: gateway/calls/busy.py.
+What a call for a busy web user does (users[].on_busy) is the call layer's: gateway/calls/setup/busy.py.
 """
 
 from __future__ import annotations

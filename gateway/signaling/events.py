@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.calls.caller import NO_DETAILS, CallerDetails
+from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.ws.protocol import RequestId
 from sdp import IceCandidateInit

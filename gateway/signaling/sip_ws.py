@@ -42,7 +42,7 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
-from sipcore.routing import Address
+from sipcore.location.routing import Address
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ the caps of flows, as every dialect's are (docs/signaling.md, *Limits*).
 
 Each WebSocket message is one whole SIP message (§5: no Content-Length needed, so ``Framing.DATAGRAM``
 on a reliable transport). A connection is a *flow* (RFC 5626): it is keyed by the browser's (ip, port),
-which is what the transaction layer sees as the :class:`~gateway.sip.transport.Source` and uses to send
+which is what the transaction layer sees as the :class:`~gateway.sip.transports.transport.Source` and uses to send
 back; a request to a browser (an inbound call, a BYE) goes over the flow its REGISTER or INVITE came
 on, since a browser cannot be connected to. When a flow closes, ``on_closed`` callbacks learn of it
 (the registrar drops its bindings, the calls on it end).
@@ -31,10 +31,16 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol
 
-from gateway.sip.transport import ErrorCallback, ReceiveCallback, Source, normalize_address, report_error
+from gateway.sip.transports.transport import (
+    ErrorCallback,
+    ReceiveCallback,
+    Source,
+    normalize_address,
+    report_error,
+)
 from sipcore.errors import TransportError
-from sipcore.parser import Framing
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.parser import Framing
 
 __all__ = ["FlowClosed", "FlowSocket", "WsTransport"]
 

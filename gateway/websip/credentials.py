@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.config.schema import Config, UserConfig
-from sipcore.digest import Algorithm
-from sipcore.digest_server import ha1
+from gateway.config.schema import Config
+from gateway.config.users import UserConfig
+from sipcore.auth.digest import Algorithm
+from sipcore.auth.digest_server import ha1
 
 __all__ = ["SipCredentials", "SipUserAuth"]
 

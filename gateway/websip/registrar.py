@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sipcore.errors import SIPError
-from sipcore.headers import NameAddr, get_param
-from sipcore.message import Request
-from sipcore.routing import Address
+from sipcore.location.routing import Address
+from sipcore.syntax.headers import NameAddr, get_param
+from sipcore.syntax.message import Request
 
 __all__ = ["Binding", "Flow", "RegisterResult", "Registrar"]
 

@@ -2,10 +2,10 @@
 
 Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgent.web_sip``):
 
-- REGISTER: digest (``sipcore.digest_server``) against users[].sip_auth, then the registrar; the AOR
+- REGISTER: digest (``sipcore.auth.digest_server``) against users[].sip_auth, then the registrar; the AOR
   (To) must be the user's own (user id, extension or alias), else 403.
 - INVITE: digest too (401, as Asterisk does; both libraries answer 401 and 407 alike), then the
-  INVITE becomes an :class:`~gateway.sip.incoming.IncomingCall` whose in-dialog requests go back over
+  INVITE becomes an :class:`~gateway.sip.useragent.incoming.IncomingCall` whose in-dialog requests go back over
   its flow, and the call core places the call exactly as for a JSON session: ``dial(session, to,
   offer)`` with the browser's WebRTC offer, under the same outbound policy. Call events come back as
   SIP: ``ringing`` 180, ``early_media`` 183 with the WebRTC answer, ``connected`` 200 with it,
@@ -41,18 +41,18 @@ from gateway.logs import RateLimit
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService
 from gateway.signaling.ws.connection import PresenceRegistry
+from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transport_ws import WsTransport
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua import ALLOW, UserAgent
+from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.registrar import Flow, Registrar
 from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
-from sipcore.digest import Algorithm
-from sipcore.digest_server import DigestServer, Outcome
-from sipcore.inspection import refuse_method
-from sipcore.requests import Endpoint
-from sipcore.routing import Address, Target
-from sipcore.uri import SipURI
+from sipcore.auth.digest import Algorithm
+from sipcore.auth.digest_server import DigestServer, Outcome
+from sipcore.dialogs.inspection import refuse_method
+from sipcore.dialogs.requests import Endpoint
+from sipcore.location.routing import Address, Target
+from sipcore.syntax.uri import SipURI
 
 __all__ = ["WebSipService", "WebSipSession"]
 

@@ -21,10 +21,10 @@ from gateway.identity import WebUser
 from gateway.media.codecs.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.outgoing import OutgoingCall
-from gateway.sip.ua_calls import Call, CallState
-from gateway.sip.ua_events import (
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua_calls import Call, CallState
+from gateway.sip.useragent.ua_events import (
     Answered,
     Bye,
     Cancelled,
@@ -36,9 +36,9 @@ from gateway.sip.ua_events import (
 )
 from gateway.websip.registrar import Flow
 from gateway.websip.video import MidcallVideo
-from sipcore.headers import warning_value
-from sipcore.routing import Target
-from sipcore.uri import URI
+from sipcore.location.routing import Target
+from sipcore.syntax.headers import warning_value
+from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
     from gateway.websip.service import WebSipService

@@ -1,7 +1,7 @@
 """Video added or dropped mid-call on a SIP-over-WebSocket session (escalation, issue 19).
 
 A browser SIP library (JsSIP, SIP.js) renegotiates by re-INVITE, so both directions of the JSON protocol's
-escalation (gateway/calls/escalation.py) map onto SIP in the library's dialog:
+escalation (gateway/calls/connected/escalation.py) map onto SIP in the library's dialog:
 
 - The library's re-INVITE whose offer adds video (an m=video with a port) to a call without it, or turns
   the video in use down (port 0, RFC 3264 §8.2), is the JSON protocol's `offer {call_id, sdp}`: the call
@@ -28,7 +28,7 @@ from typing import Any
 from gateway.signaling import events as sig
 from gateway.signaling.errors import Conflict, NotFound, SignalingError
 from gateway.signaling.service import CallService, ReofferService, SessionSink
-from gateway.sip.ua_calls import Call
+from gateway.sip.useragent.ua_calls import Call
 from sipcore.errors import SIPError
 
 __all__ = ["MidcallVideo", "live_video"]

@@ -89,7 +89,7 @@ from gateway.calls import (
     WebResume,
     WebSdpAnswer,
 )
-from gateway.calls.commands import (
+from gateway.calls.boundary.commands import (
     MediaCancelWebReoffer,
     MediaDetachWeb,
     MediaRenewWeb,
@@ -111,7 +111,7 @@ from gateway.calls.commands import (
     SipRefuseReplacing,
     SipTakeOver,
 )
-from gateway.calls.events import (
+from gateway.calls.boundary.events import (
     MediaWebLost,
     MediaWebRenewed,
     MediaWebReofferAnswered,
@@ -239,7 +239,7 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         WebTransfer: (state, [SipRefer, NotifyTransfer]),
         SipTransferProgress: (state, []),  # no transfer of ours: a late NOTIFY is dropped
         SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested, StartTimer]),
-        # reconnect grace (gateway/calls/reconnect.py): the web leg goes, the call waits for the browser
+        # reconnect grace (gateway/calls/connected/reconnect.py): the web leg goes, the call waits for the browser
         WebDetached: (state, [MediaDetachWeb, StartTimer]),
         MediaWebLost: (state, [MediaDetachWeb, StartTimer]),
         WebReattach: (state, [MediaRenewWeb]),  # the carrying session renews its media
@@ -302,7 +302,7 @@ PENDING_487: Expect = {
 # The web leg up (or idle) while our INVITE is out: a browser answered early (HTTP offer API); nothing yet.
 WEB_MEDIA_EARLY: Expect = {MediaConnected: (S.INVITING, []), MediaInactive: (S.INVITING, [])}
 
-# Call pickup (RFC 3891 §3, gateway/calls/pickup.py): an INVITE with Replaces naming our early dialog.
+# Call pickup (RFC 3891 §3, gateway/calls/setup/pickup.py): an INVITE with Replaces naming our early dialog.
 PICKUP = SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER)
 PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge takes its offer
 # ...while the bridge answers it: the old leg's responses change nothing, leaving refuses it first.
@@ -703,7 +703,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
             **PENDING_487,
         },
     ),
-    # escalation (gateway/calls/escalation.py): their re-INVITE adds video, the browser was offered again
+    # escalation (gateway/calls/connected/escalation.py): their re-INVITE adds video, the browser was offered again
     **{
         f"{name}, the browser re-offered for their re-INVITE": (
             state,

@@ -32,8 +32,8 @@ from gateway.calls import (
     WebHold,
     WebReattach,
 )
+from gateway.calls.boundary.events import SipReplacingInvite
 from gateway.calls.errors import IllegalMove
-from gateway.calls.events import SipReplacingInvite
 from gateway.calls.records import (
     ATTACHMENT_MOVES,
     INVITE_MOVES,

@@ -21,7 +21,7 @@ from gateway.identity import (
 )
 from gateway.identity.patterns import most_specific
 from sipcore.errors import SIPError
-from sipcore.uri import SipURI, parse_uri
+from sipcore.syntax.uri import SipURI, parse_uri
 
 # --- dial patterns -----------------------------------------------------------------------------------
 

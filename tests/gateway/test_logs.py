@@ -35,7 +35,7 @@ def test_control_characters_are_escaped() -> None:
 def test_a_peer_supplied_value_stays_one_inert_line(fmt: str, restore_root: None) -> None:
     out = io.StringIO()
     configure_logging("INFO", fmt, out)
-    logging.getLogger("gateway.sip.layer").info("dropped request, Call-ID %s", HOSTILE)
+    logging.getLogger("gateway.sip.transactions.layer").info("dropped request, Call-ID %s", HOSTILE)
     text = out.getvalue()
     assert text.count("\n") == 1 and text.endswith("\n")
     assert not any((ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) < 0xA0 for ch in text), repr(text)

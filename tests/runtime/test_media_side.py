@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
 from gateway.media.events import DtmfReceived, Leg
 from gateway.runtime.host import RuntimeHost

@@ -3,15 +3,15 @@ commands to signaling events (the WebRTC answer goes out with `early_media` or `
 
 from __future__ import annotations
 
-from gateway.calls import commands as cmd
-from gateway.calls import events as ev
+from gateway.calls.boundary import commands as cmd
+from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason
 from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media
 from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
 from gateway.signaling import events as sig
-from gateway.sip import ua_events as sip
-from sipcore.reason import parse_reasons
+from gateway.sip.useragent import ua_events as sip
+from sipcore.syntax.reason import parse_reasons
 
 OUT, IN = CallDirection.OUTBOUND, CallDirection.INBOUND
 

@@ -11,11 +11,11 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 
-from gateway.sip.layer import TransactionLayer
-from gateway.sip.transport import Source, format_host
-from gateway.sip.tu import IncomingRequest
+from gateway.sip.transactions.layer import TransactionLayer
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.transports.transport import Source, format_host
 from sipcore import Headers, Request, Response, make_response, new_call_id, new_tag, parse_uri
-from sipcore.routing import Target
+from sipcore.location.routing import Target
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"

@@ -10,17 +10,17 @@ from typing import Any, TypeVar
 
 from gateway.config.secret import Secret, SecretSource
 from gateway.identity import PbxCredentials, SipAddress, SipIdentity
-from gateway.sip.incoming import IncomingCall
-from gateway.sip.layer import TransactionLayer
-from gateway.sip.policy import AcceptAll, SourcePolicy
-from gateway.sip.transport import Source
-from gateway.sip.tu import IncomingRequest
-from gateway.sip.ua import Listen, UASettings, UserAgent
-from gateway.sip.ua_calls import Call
-from gateway.sip.ua_events import CallEvent
+from gateway.sip.transactions.layer import TransactionLayer
+from gateway.sip.transactions.policy import AcceptAll, SourcePolicy
+from gateway.sip.transactions.tu import IncomingRequest
+from gateway.sip.transports.transport import Source
+from gateway.sip.useragent.incoming import IncomingCall
+from gateway.sip.useragent.ua import Listen, UASettings, UserAgent
+from gateway.sip.useragent.ua_calls import Call
+from gateway.sip.useragent.ua_events import CallEvent
 from sipcore import Request, Response, make_response, new_tag
-from sipcore.digest import Algorithm, digest_response, parse_auth_header
-from sipcore.routing import Target
+from sipcore.auth.digest import Algorithm, digest_response, parse_auth_header
+from sipcore.location.routing import Target
 from sipcore.transaction import TimerConfig
 
 FAST = TimerConfig(t1=0.05, t2=0.4, t4=0.5)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sipcore.identity import Diversion, Party, asserted_identity, diversions
-from sipcore.message import Request
-from sipcore.parser import parse_message
+from sipcore.syntax.message import Request
+from sipcore.syntax.parser import parse_message
 
 
 def invite(*headers: str) -> Request:

@@ -23,9 +23,9 @@ from sipcore import (
     parse_message,
     parse_uri,
 )
-from sipcore.digest import DigestClient, parse_auth_header
-from sipcore.framing import KeepAlive, StreamFramer
-from sipcore.parser import MULTI_VALUE_HEADERS
+from sipcore.auth.digest import DigestClient, parse_auth_header
+from sipcore.syntax.framing import KeepAlive, StreamFramer
+from sipcore.syntax.parser import MULTI_VALUE_HEADERS
 
 TORTURE = pathlib.Path(__file__).parent / "torture"
 SAMPLES = [p.read_bytes() for p in sorted(TORTURE.glob("*.dat"))]

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sipcore import Request, Response, SipURI, make_response, parse_message
-from sipcore.digest import Algorithm, DigestClient, digest_response, parse_auth_header
+from sipcore.auth.digest import Algorithm, DigestClient, digest_response, parse_auth_header
+from sipcore.dialogs.requests import Endpoint
 from sipcore.registration import (
     TABLE,
     Action,
@@ -24,7 +25,6 @@ from sipcore.registration import (
     SetTimer,
     StateChanged,
 )
-from sipcore.requests import Endpoint
 
 ENDPOINT = Endpoint("203.0.113.5", 5060)
 AOR = SipURI("pbx.example.org", user="1001")

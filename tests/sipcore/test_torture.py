@@ -17,8 +17,8 @@ from sipcore import (
     error_response,
     parse_message,
 )
-from sipcore.message import KeyKind, server_transaction_key
-from sipcore.uri import SipURI
+from sipcore.syntax.message import KeyKind, server_transaction_key
+from sipcore.syntax.uri import SipURI
 
 TORTURE = pathlib.Path(__file__).parent / "torture"
 

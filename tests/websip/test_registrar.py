@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.websip.registrar import Flow, Registrar
-from sipcore.message import Request
-from sipcore.parser import parse_message
+from sipcore.syntax.message import Request
+from sipcore.syntax.parser import parse_message
 
 FLOW = Flow("WS", ("192.0.2.1", 50000))
 OTHER = Flow("WS", ("192.0.2.2", 50001))

@@ -13,8 +13,8 @@ import pytest
 from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
 from gateway.signaling.service import CallService, SessionSink
-from gateway.sip.ua_calls import Call
-from gateway.sip.ua_events import ReinviteResult
+from gateway.sip.useragent.ua_calls import Call
+from gateway.sip.useragent.ua_events import ReinviteResult
 from gateway.websip.video import MidcallVideo, live_video
 
 AUDIO = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:actpass\r\n"

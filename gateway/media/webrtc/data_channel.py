@@ -22,7 +22,7 @@ from aiortc import RTCDataChannel
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT_BYTES: Final = 8192  # as a SIP MESSAGE body in the call's dialog (gateway/sip/ua_calls.py)
+MAX_TEXT_BYTES: Final = 8192  # as a SIP MESSAGE body in the call's dialog (gateway/sip/useragent/ua_calls.py)
 MAX_WAITING: Final = 32  # texts kept for a channel still connecting
 
 

@@ -1,7 +1,7 @@
 """RustPBX's "WebRTC SDP Integration Guide" (docs/signaling.md, the HTTP offer/answer API), replayed: each
 request body the document shows is sent as it is written there, and every field of the response it shows
 is checked, against the gateway's routes with an in-memory offer service (tests/signaling/harness.py).
-The same bodies with a real offer against a real phone: tests/e2e/test_http_offer.py."""
+The same bodies with a real offer against a real phone: tests/e2e/dialects/test_http_offer.py."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.calls.caller import CallerDetails
+from gateway.calls.boundary.caller import CallerDetails
 from gateway.signaling.events import Connected, Ended, Held, Incoming, Resumed, Ringing, Transfer
 from gateway.signaling.session_loop import SOCKETS_KEY
 from tests.signaling.browser import Page, chromium_page, expect, read_meter, wait_for

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.calls.caller import CallerDetails
+from gateway.calls.boundary.caller import CallerDetails
 from gateway.signaling import events as ev
 from gateway.signaling.errors import BadRequest, SignalingError, TooLarge, UnknownType
 from gateway.signaling.ws.protocol import (

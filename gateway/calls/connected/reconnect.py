@@ -1,0 +1,126 @@
+"""Reconnect grace: a connected call outlives its browser for `reconnect_grace` seconds.
+
+How it works: while connected (or holding), the web side can go away in two ways without the user
+meaning to end the call. The WebSocket closes (a page reload, a laptop moving from Wi-Fi to wired):
+the driver sends `WebDetached` instead of `WebDisconnected` when the session can come back (a login
+with a session token). Or the web leg fails while the WebSocket stays (ICE or DTLS lost, no RTP): the
+runtime sends `MediaWebLost` instead of `MediaFailed`. Either way the web leg is closed
+(`MediaDetachWeb`), the SIP leg is left as it is (its dialog, its RTP: the SIP party hears silence),
+and the RECONNECT timer starts (once: the grace counts from the first loss).
+
+`WebReattach` (a session of the same login, or the carrying session itself) with a new WebRTC offer
+takes the call back: the timer stops, the bridge builds a new web leg bridged to the same SIP leg
+(`MediaRenewWeb`), and its answer goes to the browser with the call's hold state (`SendReattached`).
+When the timer fires first, the call ends as it would have at once: BYE, reason `disconnected` (the
+browser went) or `media_failed` (its media did not come back).
+
+Flags, not states: the call stays connected or holding throughout (the SIP side sees no change, and
+every SIP event keeps its meaning); `detached` (no browser to tell), `web_lost` (no web leg) and
+`reattaching` (a new web leg is being made) qualify it. With `reconnect_grace` 0 both losses end the
+call at once, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from gateway.calls.boundary.commands import MediaDetachWeb, MediaRenewWeb, SendReattached
+from gateway.calls.boundary.events import MediaFailed
+from gateway.calls.connected import midcall
+from gateway.calls.reasons import EndReason, local_reason
+from gateway.calls.records import Attachment
+from gateway.calls.states import TimerName
+
+if TYPE_CHECKING:
+    from gateway.calls.boundary.events import (
+        MediaWebLost,
+        MediaWebRenewed,
+        TimerFired,
+        WebDetached,
+        WebDisconnected,
+        WebReattach,
+    )
+    from gateway.calls.machine import CallMachine
+
+logger = logging.getLogger(__name__)
+
+
+def _hold_on(call: CallMachine, lost: Attachment) -> None:
+    """Close the web leg (once) and start the grace (once)."""
+    had_leg = not call.web_lost
+    call.attach_to(lost)
+    if had_leg:
+        call.emit(MediaDetachWeb(call.call_id))
+    if TimerName.RECONNECT not in call.timers:
+        call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
+
+
+def detached(call: CallMachine, event: WebDetached) -> None:
+    """The carrying session's WebSocket closed; it may come back."""
+    call.require_session(event.session_id)
+    if call.settings.reconnect_grace <= 0:
+        call.web_left()
+        midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
+        return
+    call.web_left()  # nothing can be told to it: a reattach brings a session again
+    _hold_on(call, Attachment.DETACHED)
+    logger.info(
+        "call=%s session %s gone: the call waits %g s for it to come back",
+        call.call_id,
+        event.session_id,
+        call.settings.reconnect_grace,
+    )
+
+
+def web_lost(call: CallMachine, event: MediaWebLost) -> None:
+    """The web leg failed while the browser may reattach (its page renews the RTCPeerConnection)."""
+    if call.settings.reconnect_grace <= 0:
+        midcall.media_failed(call, MediaFailed(event.reason))
+        return
+    if call.web_lost:
+        return  # the leg was closed already: a late report of it
+    _hold_on(call, Attachment.WEB_LOST)
+    logger.info(
+        "call=%s web media lost (%s): waiting for the browser to renew it", call.call_id, event.reason
+    )
+
+
+def reattach(call: CallMachine, event: WebReattach) -> None:
+    """A browser takes the call back with a new offer: a new web leg on the same SIP leg."""
+    if call.reattaching:
+        raise call.illegal(event, "a reattach is already under way")
+    if not call.detached:
+        call.require_session(event.session_id)  # the carrying session renews its own media
+    call.reattach_by(event.session_id)
+    call.cancel_timer(TimerName.RECONNECT)
+    call.emit(MediaRenewWeb(call.call_id, event.sdp))
+    logger.info("call=%s reattached by session %s", call.call_id, event.session_id)
+
+
+def renewed(call: CallMachine, event: MediaWebRenewed) -> None:
+    """The new web leg's answer: the browser has the call back, with its hold state."""
+    if not call.reattaching:
+        return  # the browser went again meanwhile (a WebDetached reset it): its answer is stale
+    call.attach_to(Attachment.ATTACHED)
+    if call.session_id is not None and not call.web_gone:
+        call.emit(SendReattached(call.session_id, call.call_id, event.sdp, call.local_hold, call.remote_hold))
+
+
+def disconnected(call: CallMachine, event: WebDisconnected) -> None:
+    """WebDisconnected on a connected call: as before, or (a detached call at shutdown) BYE now."""
+    if call.detached and event.session_id == call.session_id:
+        midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
+        return
+    midcall.disconnected(call, event)
+
+
+def grace_expired(call: CallMachine, event: TimerFired) -> None:
+    """Nobody took the call back in time: it ends as it would have without the grace."""
+    if call.detached:
+        logger.info("call=%s the browser did not come back in time", call.call_id)
+        midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
+        return
+    seconds = call.settings.reconnect_grace
+    message = f"The browser's audio was lost and did not come back within {seconds:g} seconds"
+    midcall.end_connected(call, local_reason(EndReason.MEDIA_FAILED, message=message))

@@ -1,0 +1,87 @@
+"""OPTIONS keep-alive to the PBX (issue 13, item 4): is it there, and how fast does it answer?
+
+Every ``interval`` seconds an OPTIONS goes to the UA's outbound hop. Any final response, even 404 or
+405, says the PBX is reachable; no answer within ``timeout`` (or a transport error, the layer's
+synthetic 503) says it is not. The state goes to /healthz; each change is logged (WARNING when the PBX
+is lost, INFO when it is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from gateway.tasks import stop_task
+from sipcore.errors import Unreachable
+from sipcore.syntax.message import Response
+
+logger = logging.getLogger(__name__)
+
+
+class PbxKeepalive:
+    def __init__(self, probe: Callable[[], Awaitable[Response]], interval: float, target: str) -> None:
+        self._probe = probe
+        self.interval = interval
+        self.timeout = max(0.5, min(5.0, interval))
+        self.target = target
+        self.state = "unknown"
+        self.rtt_ms: float | None = None
+        self.last_status: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pbx-keepalive")
+
+    async def stop(self) -> None:
+        self._stopping = True  # a cancellation lost in wait_for still ends the loop (gateway/tasks.py)
+        if self._task is not None:
+            await stop_task(self._task)
+            self._task = None
+
+    def report(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "state": self.state,
+            "rtt_ms": self.rtt_ms,
+            "last_status": self.last_status,
+        }
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self.check()
+            await asyncio.sleep(self.interval)
+
+    async def check(self) -> None:
+        started = time.monotonic()
+        try:
+            response = await asyncio.wait_for(self._probe(), self.timeout)
+        except (TimeoutError, OSError, RuntimeError) as exc:
+            self._set(
+                "unreachable",
+                None,
+                None,
+                f"no answer to OPTIONS within {self.timeout:g} s ({exc or 'timeout'})",
+            )
+            return
+        # the UA's own failures: Timer F, a transport error, ICMP unreachable / connection refused
+        synthetic = response.reason in (
+            "Request Timeout",
+            "Service Unavailable",
+        ) or response.reason.startswith(Unreachable.phrase)
+        if response.status in (408, 503) and synthetic:
+            self._set(
+                "unreachable", None, response.status, f"OPTIONS failed: {response.status} {response.reason}"
+            )
+            return
+        rtt = round((time.monotonic() - started) * 1000, 1)
+        self._set("reachable", rtt, response.status, f"answered {response.status} in {rtt:g} ms")
+
+    def _set(self, state: str, rtt: float | None, status: int | None, detail: str) -> None:
+        self.rtt_ms, self.last_status = rtt, status
+        if state != self.state:
+            level = logging.WARNING if state == "unreachable" else logging.INFO
+            logger.log(level, "PBX %s %s -> %s: %s", self.target, self.state, state, detail)
+            self.state = state

@@ -1,0 +1,270 @@
+"""The asyncio driver of the sans-I/O :class:`~sipcore.registration.Registration` machines.
+
+One machine per address of record (RFC 3261 §10.2). The driver carries out their actions:
+:class:`SendRequest` becomes a REGISTER in a new client transaction whose responses (and the
+synthetic 408/503 of a timeout or a transport error) are fed back with ``on_response``;
+:class:`SetTimer`/:class:`CancelTimer` become one timer per machine on the layer's
+:class:`~gateway.sip.transactions.scheduler.Scheduler` (refresh before expiry, retry with backoff while the
+registrar is unreachable or refuses); :class:`StateChanged` updates the queryable state and is
+reported as a :class:`RegistrationChanged` event (callback and queue). :meth:`stop` unregisters
+(``expires=0``) and waits, a bounded time, for the registrar's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from gateway.sip.transactions.scheduler import TimerHandle
+from sipcore.auth.digest import DigestClient
+from sipcore.dialogs.requests import Endpoint
+from sipcore.location.routing import Target
+from sipcore.registration import (
+    Action,
+    CancelTimer,
+    Registration,
+    RegistrationConfig,
+    RegState,
+    SendRequest,
+    SetTimer,
+    StateChanged,
+)
+from sipcore.syntax.uri import SipURI
+
+if TYPE_CHECKING:
+    from gateway.config.schema import PbxSection
+    from gateway.identity import WebUser
+    from gateway.sip.transactions.layer import TransactionLayer
+
+__all__ = ["RegistrationChanged", "RegistrationClient", "RegistrationSpec", "registrations_for_users"]
+
+logger = logging.getLogger(__name__)
+
+SETTLED = (RegState.UNREGISTERED, RegState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationSpec:
+    """One AOR to keep registered, with its digest credentials."""
+
+    aor: SipURI
+    username: str
+    password: str = field(repr=False)
+    registrar: SipURI | None = None  # default: the AOR's domain
+    expires: int = 3600
+    retry_base: float = 5.0
+    retry_max: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.aor.user is None:
+            raise ValueError(f"an address of record needs a user part: {self.aor}")
+        if not self.username:
+            raise ValueError(f"registration of {self.aor} needs a user name")
+
+    def config(self) -> RegistrationConfig:
+        return RegistrationConfig(
+            aor=self.aor,
+            registrar=self.registrar,
+            expires=self.expires,
+            retry_base=self.retry_base,
+            retry_max=max(self.retry_max, self.retry_base),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationChanged:
+    """A registration changed state (reported to the callback and the ``changes`` queue)."""
+
+    aor: str
+    old: RegState
+    new: RegState
+    reason: str
+    status: int | None  # the last final response, if any
+
+
+def registrations_for_users(users: Iterable[WebUser], pbx: PbxSection) -> tuple[RegistrationSpec, ...]:
+    """A registration for every web user the identity map gives PBX credentials, at the PBX
+    (``pbx.address``), when ``pbx.register`` is on."""
+    if not pbx.register or pbx.address is None:
+        return ()
+    registrar = SipURI(pbx.address.host, port=pbx.address.port)
+    specs = []
+    for user in users:
+        if user.credentials is None:
+            continue
+        aor = SipURI(user.aor.host, user.aor.user, port=user.aor.port, scheme=user.aor.scheme)
+        specs.append(
+            RegistrationSpec(
+                aor,
+                user.credentials.username,
+                user.credentials.password.reveal(),
+                registrar=registrar,
+                expires=pbx.register_expiry,
+            )
+        )
+    return tuple(specs)
+
+
+class _Entry:
+    def __init__(self, spec: RegistrationSpec, machine: Registration) -> None:
+        self.spec = spec
+        self.machine = machine
+        self.timer: TimerHandle | None = None
+        self.digest = machine.digest
+
+
+class RegistrationClient:
+    """Keeps every configured AOR registered through ``layer``; see the module note."""
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        endpoint: Endpoint,
+        specs: Sequence[RegistrationSpec],
+        *,
+        outbound: Target | None = None,
+        on_change: Callable[[RegistrationChanged], None] | None = None,
+    ) -> None:
+        self.layer = layer
+        self.outbound = outbound
+        self.changes: asyncio.Queue[RegistrationChanged] = asyncio.Queue()
+        self._on_change = on_change
+        self._entries: dict[str, _Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._settled = asyncio.Event()
+        self._changed = asyncio.Event()
+        for spec in specs:
+            machine = Registration(spec.config(), endpoint, digest=DigestClient(spec.username, spec.password))
+            self._entries[str(spec.aor)] = _Entry(spec, machine)
+
+    def __repr__(self) -> str:
+        return f"<RegistrationClient {self.states()}>"
+
+    # --- state ------------------------------------------------------------------------------------
+    def states(self) -> dict[str, RegState]:
+        """Each AOR's registration state."""
+        return {aor: entry.machine.state for aor, entry in self._entries.items()}
+
+    def state(self, aor: str) -> RegState:
+        return self._entries[aor].machine.state
+
+    def registration(self, aor: str) -> Registration:
+        return self._entries[aor].machine
+
+    def digest_for(self, aor: SipURI) -> DigestClient | None:
+        """The credentials of a registered AOR (for requests in calls to it)."""
+        for entry in self._entries.values():
+            own = entry.spec.aor
+            if own.user == aor.user and own.host.lower() == aor.host.lower():
+                return entry.digest
+        return None
+
+    async def wait_for(self, aor: str, *states: RegState, timeout: float = 10.0) -> RegState:
+        """Wait until ``aor`` is in one of ``states``; returns it (TimeoutError otherwise)."""
+
+        async def loop() -> RegState:
+            while (state := self.state(aor)) not in states:
+                self._changed.clear()
+                await self._changed.wait()
+            return state
+
+        return await asyncio.wait_for(loop(), timeout)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        now = self.layer.scheduler.now()
+        for entry in self._entries.values():
+            self._run(entry, entry.machine.start(now))
+
+    def start_one(self, aor: str) -> None:
+        """Register one AOR (a cluster instance that just took over its ownership: gateway/cluster)."""
+        entry = self._entries[aor]
+        if self.layer.running:
+            self._run(entry, entry.machine.start(self.layer.scheduler.now()))
+
+    def stop_one(self, aor: str, *, unregister: bool = True) -> None:
+        """Stop keeping one AOR registered: unregister it (``expires=0``), or with ``unregister`` False
+        only stop refreshing it (another instance registers it now: its binding is the one to keep)."""
+        entry = self._entries[aor]
+        self._cancel_timer(entry)
+        if unregister and self.layer.running:
+            self._run(entry, entry.machine.stop(self.layer.scheduler.now()))
+        else:
+            entry.machine = Registration(
+                entry.spec.config(), entry.machine.endpoint, digest=entry.machine.digest
+            )
+            entry.digest = entry.machine.digest
+            self._changed.set()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Unregister every AOR (``expires=0``) and wait up to ``timeout`` for the answers."""
+        now = self.layer.scheduler.now()
+        for entry in self._entries.values():
+            if self.layer.running:
+                self._run(entry, entry.machine.stop(now))
+        try:
+            await asyncio.wait_for(self._all_settled(), timeout)
+        except TimeoutError:
+            logger.warning("registrations not all removed within %.1f s: %s", timeout, self.states())
+        for entry in self._entries.values():
+            self._cancel_timer(entry)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _all_settled(self) -> None:
+        while not all(entry.machine.state in SETTLED for entry in self._entries.values()):
+            self._changed.clear()
+            await self._changed.wait()
+
+    # --- driving the machines ---------------------------------------------------------------------
+    def _run(self, entry: _Entry, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendRequest):
+                self._spawn(self._transact(entry, action))
+            elif isinstance(action, SetTimer):
+                self._cancel_timer(entry)
+                entry.timer = self.layer.scheduler.call_at(action.deadline, partial(self._fire, entry))
+            elif isinstance(action, CancelTimer):
+                self._cancel_timer(entry)
+            elif isinstance(action, StateChanged):
+                self._report(entry, action)
+
+    def _report(self, entry: _Entry, change: StateChanged) -> None:
+        event = RegistrationChanged(
+            str(entry.spec.aor), change.old, change.new, change.reason, entry.machine.last_status
+        )
+        self.changes.put_nowait(event)
+        self._changed.set()
+        if self._on_change is not None:
+            try:
+                self._on_change(event)
+            except Exception:
+                logger.exception("registration %s: state callback failed", event.aor)
+
+    def _fire(self, entry: _Entry) -> None:
+        entry.timer = None
+        if self.layer.running:
+            self._run(entry, entry.machine.on_timer(self.layer.scheduler.now()))
+
+    def _cancel_timer(self, entry: _Entry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+
+    async def _transact(self, entry: _Entry, action: SendRequest) -> None:
+        if not self.layer.running:
+            return
+        handle = await self.layer.request(action.request, self.outbound)
+        async for response in handle:
+            self._run(entry, entry.machine.on_response(response, self.layer.scheduler.now()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,208 @@
+"""Reconnect grace (gateway/calls/connected/reconnect.py): a connected call outlives its browser for a while."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gateway.calls import (
+    CallRegistry,
+    CallState,
+    CancelTimer,
+    CloseBridge,
+    IllegalEvent,
+    MediaDetachWeb,
+    MediaRenewWeb,
+    MediaSipAnswerReady,
+    MediaSipOfferReady,
+    MediaWebLost,
+    MediaWebRenewed,
+    NotifyEnded,
+    NotifyHeld,
+    SendReattached,
+    SipAccepted,
+    SipBye,
+    SipByeReceived,
+    SipReinviteReceived,
+    StartTimer,
+    TimerFired,
+    TimerName,
+    WebDetached,
+    WebDisconnected,
+    WebHangup,
+    WebReattach,
+    WrongSession,
+)
+from gateway.calls.errors import InvalidValue
+from gateway.calls.reasons import EndReason
+from gateway.calls.settings import CallSettings
+from tests.calls import flows as f
+
+GRACE = dataclasses.replace(f.SETTINGS, reconnect_grace=12.0)
+
+
+def test_detached_call_stays_up_and_starts_the_grace() -> None:
+    call = f.connected_out(GRACE)
+    out = call.handle(WebDetached("s1"))
+    assert f.kinds(out) == [MediaDetachWeb, StartTimer]
+    assert out[1] == StartTimer("c1", TimerName.RECONNECT, 12.0)
+    assert call.state is CallState.CONNECTED and call.detached
+    assert call.sessions == frozenset()  # nobody to tell anything
+
+
+def test_reattach_from_a_new_session_gets_the_call_back() -> None:
+    call = f.connected_in(GRACE)
+    f.run(call, WebDetached("s1"))
+    out = call.handle(WebReattach("s9", f.WEB_OFFER))
+    assert out == [CancelTimer("c1", TimerName.RECONNECT), MediaRenewWeb("c1", f.WEB_OFFER)]
+    assert call.session_id == "s9" and call.sessions == frozenset({"s9"})
+    out = call.handle(MediaWebRenewed(f.WEB_ANSWER))
+    assert out == [SendReattached("s9", "c1", f.WEB_ANSWER, False, False)]
+    assert call.state is CallState.CONNECTED and not call.detached and not call.reattaching
+    # the call is the new session's now: it can hang up, the old one cannot
+    with pytest.raises(WrongSession):
+        call.handle(WebHangup("s1"))
+    assert SipBye in f.kinds(call.handle(WebHangup("s9")))
+
+
+def test_reattach_tells_the_hold_state() -> None:
+    call = f.holding_remote(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s2", f.WEB_OFFER))
+    out = call.handle(MediaWebRenewed(f.WEB_ANSWER))
+    assert out == [SendReattached("s2", "c1", f.WEB_ANSWER, False, True)]
+    assert call.state is CallState.HOLDING
+
+
+def test_sip_events_while_detached_keep_their_meaning() -> None:
+    """The SIP party holds while the browser is away: answered as always, nobody told; the BYE ends it."""
+    call = f.connected_in(GRACE)
+    f.run(call, WebDetached("s1"), SipReinviteReceived(f.SIP_HOLD), MediaSipAnswerReady(f.GW_SIP_ANSWER))
+    assert call.state is CallState.HOLDING
+    out = call.handle(SipByeReceived())
+    assert f.kinds(out) == [CloseBridge, CancelTimer]  # no NotifyEnded: the browser is gone
+    assert call.state is CallState.CLOSED
+    assert call.end_reason is not None and call.end_reason.code is EndReason.REMOTE_HANGUP
+
+
+def test_grace_expiry_ends_the_call_with_bye() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    out = call.handle(TimerFired(TimerName.RECONNECT))
+    assert f.kinds(out) == [SipBye, CloseBridge, StartTimer]
+    assert call.state is CallState.CLOSING
+    assert call.end_reason is not None and call.end_reason.code is EndReason.DISCONNECTED
+
+
+def test_web_media_lost_waits_then_ends_with_media_failed() -> None:
+    call = f.connected_out(GRACE)
+    assert f.kinds(call.handle(MediaWebLost("ICE failed"))) == [MediaDetachWeb, StartTimer]
+    assert call.handle(MediaWebLost("DTLS closed")) == []  # the closed leg's late report
+    assert call.sessions == frozenset({"s1"})  # the session is still there
+    out = call.handle(TimerFired(TimerName.RECONNECT))
+    assert f.kinds(out) == [SipBye, CloseBridge, NotifyEnded, StartTimer]
+    assert isinstance(out[2], NotifyEnded) and out[2].reason is EndReason.MEDIA_FAILED
+
+
+def test_lost_media_then_the_socket_keeps_one_grace() -> None:
+    """The browser closed DTLS a moment before its WebSocket (a reload): one timer, counted from the first."""
+    call = f.connected_out(GRACE)
+    f.run(call, MediaWebLost("the browser closed DTLS (close_notify)"))
+    assert call.handle(WebDetached("s1")) == []
+    assert call.detached and TimerName.RECONNECT in call.timers
+
+
+def test_same_session_renews_its_media() -> None:
+    """A network change: the WebSocket stayed, the RTCPeerConnection failed; the page offers again."""
+    call = f.connected_out(GRACE)
+    f.run(call, MediaWebLost("ICE failed"))
+    out = call.handle(WebReattach("s1", f.WEB_OFFER))
+    assert f.kinds(out) == [CancelTimer, MediaRenewWeb]
+    with pytest.raises(WrongSession):  # not detached: only the carrying session may
+        f.connected_out(GRACE).handle(WebReattach("s2", f.WEB_OFFER))
+
+
+def test_one_reattach_at_a_time() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s2", f.WEB_OFFER))
+    with pytest.raises(IllegalEvent, match="already under way"):
+        call.handle(WebReattach("s3", f.WEB_OFFER))
+
+
+def test_gone_again_while_reattaching_drops_the_stale_answer() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s2", f.WEB_OFFER), WebDetached("s2"))
+    assert call.handle(MediaWebRenewed(f.WEB_ANSWER)) == []
+    assert call.detached and TimerName.RECONNECT in call.timers
+
+
+def test_shutdown_ends_a_detached_call() -> None:
+    """The driver's shutdown feeds WebDisconnected for the session the call last had."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    out = call.handle(WebDisconnected("s1"))
+    assert f.kinds(out) == [SipBye, CloseBridge, CancelTimer, StartTimer]
+    assert call.state is CallState.CLOSING
+
+
+def test_no_grace_ends_at_once() -> None:
+    settings = dataclasses.replace(f.SETTINGS, reconnect_grace=0)
+    assert f.kinds(f.connected_out(settings).handle(WebDetached("s1"))) == [SipBye, CloseBridge, StartTimer]
+    out = f.connected_out(settings).handle(MediaWebLost("ICE failed"))
+    assert f.kinds(out) == [SipBye, CloseBridge, NotifyEnded, StartTimer]
+
+
+def test_held_notice_after_reattach_goes_to_the_new_session() -> None:
+    call = f.connected_in(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s2", f.WEB_OFFER), MediaWebRenewed(f.WEB_ANSWER))
+    f.run(call, SipReinviteReceived(f.SIP_HOLD))
+    out = call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER))
+    held = [c for c in out if isinstance(c, NotifyHeld)]
+    assert held and held[0].session_id == "s2"
+
+
+def test_registry_indexes_the_call_by_its_new_session() -> None:
+    registry = CallRegistry(GRACE, new_call_id=lambda: "c1")
+    call_id, _ = registry.dial(f.dial(session="s1"))
+    call = registry.get(call_id)
+    registry.handle(call_id, MediaSipOfferReady(f.GW_SIP_OFFER))
+    registry.handle(call_id, SipAccepted(f.SIP_ANSWER))
+    assert call.state is CallState.CONNECTED
+    registry.handle(call_id, WebDetached("s1"))
+    assert registry.calls_of("s1") == ()
+    registry.handle(call_id, WebReattach("s2", f.WEB_OFFER))
+    assert registry.calls_of("s2") == (call_id,)
+
+
+def test_grace_is_validated() -> None:
+    with pytest.raises(InvalidValue, match="reconnect_grace"):
+        CallSettings(reconnect_grace=-1)
+
+
+def test_only_an_up_call_waits_for_the_browser_that_carries_it() -> None:
+    for build in (f.connected_out, f.connected_in, f.holding_local, f.holding_remote):
+        call = build(GRACE)
+        assert call.may_wait_for("s1") and not call.may_wait_for("s2")
+        assert not call.waits_for_browser
+        f.run(call, WebDetached("s1"))
+        assert call.waits_for_browser
+    for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
+        call = build(GRACE)
+        assert not call.may_wait_for("s1") and not call.waits_for_browser
+
+
+def test_a_detached_call_that_ends_waits_no_more() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    f.run(call, SipByeReceived())
+    assert not call.waits_for_browser
+
+
+def test_only_an_up_call_lets_its_browser_renew_a_failed_web_leg() -> None:
+    for build in (f.connected_out, f.connected_in, f.holding_local, f.holding_remote):
+        call = build(GRACE)
+        assert call.may_renew_web
+        call.handle(MediaWebLost("ICE failed"))  # what the runtime feeds when the answer is yes
+        assert call.web_lost and call.state in (CallState.CONNECTED, CallState.HOLDING)
+    for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
+        assert not build(GRACE).may_renew_web  # the failure means what it always did: MediaFailed...

@@ -1,0 +1,102 @@
+"""A Redis outage (issue 18 behaviour 3), end to end: three instances (in this process) behind the shipped
+Kamailio edge and HAProxy, a real Redis stopped and started again.
+
+A pjsua2 desk phone calls alice (logged in through HAProxy) through the edge; she answers. Redis stops
+(SIGKILL: no goodbye to its clients) for longer than a lease:
+- the call goes on: the phone's 440 Hz is heard by alice's side during the outage and after it, and
+  alice's 1 kHz is in every second of the phone's recording;
+- bob's login meanwhile is refused with `unavailable` ("shared state (Redis) unavailable ... try again
+  shortly"), never a traceback or a hang;
+Redis comes back (same port, its append-only file): bob's login succeeds by itself within a few
+seconds, and a new call from the phone rings alice again (her presence re-published by the heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from peers.audio import detect_tone, read_wav
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.web_user import WebUser, WebUserError
+from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_harness import cluster
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
+
+OUTAGE = 4.0  # seconds: twice the lease of instance_config
+
+
+async def log_in_bob(url: str) -> str | None:
+    """None when bob's login succeeds; the refusal's text otherwise."""
+    try:
+        async with WebUser(url, "bob", BOB_SECRET):
+            return None
+    except WebUserError as exc:
+        return str(exc)
+
+
+async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: WebPeer) -> tuple[int, str]:
+    """The phone calls `aor`; alice answers with `peer`. The phone's call number and alice's call id."""
+    number = await phone.call(aor)
+    ringing = await alice.wait_for("incoming")
+    await alice.answer(ringing["call_id"], peer.answer)
+    await phone.wait_for("state", call=number, state="CONFIRMED")
+    return number, str(ringing["call_id"])
+
+
+async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with cluster(tmp_path, 3, fronts=True) as c:
+        redis, gateways, edge, front = c.redis, c.gateways, c.edge, c.front
+        async with (
+            DeskPhone(tmp_path, user="2000", tone=440) as phone,
+            WebUser(front.url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                number, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
+                await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+
+                redis.stop(kill=True)
+                stopped = time.monotonic()
+                refused = await log_in_bob(front.url)
+                assert refused is not None and "unavailable" in refused, refused
+                assert "shared state (Redis) unavailable" in refused, refused
+                while time.monotonic() - stopped < OUTAGE:
+                    await asyncio.sleep(1.0)
+                    assert peer.heard(440, last=1.0), "the phone's tone stopped during the outage"
+
+                redis.start()
+                restarted = time.monotonic()
+                while (refusal := await log_in_bob(front.url)) is not None:
+                    assert time.monotonic() - restarted < 10, refusal
+                    await asyncio.sleep(0.2)
+                recovered = time.monotonic() - restarted
+                await asyncio.sleep(1.0)
+                assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
+                await phone.hangup(number)
+                ended = await alice.wait_for("ended", call_id=call_id)
+                assert ended["reason"] == "remote_hangup", ended
+            finally:
+                await peer.close()
+            rate, samples = read_wav(await phone.wait_for_recording(number))
+            seconds = len(samples) // rate
+            silent = [
+                s
+                for s in range(1, seconds)
+                if not detect_tone(samples[s * rate : (s + 1) * rate], rate, 1000, threshold=0.3)
+            ]
+            assert seconds >= OUTAGE and not silent, f"no 1 kHz in seconds {silent} of {seconds}"
+
+            # routing recovered too: the phone rings alice again through the edge
+            await wait_until(lambda: all(g.cluster and g.cluster.node.available for g in gateways))
+            peer = WebPeer(freq=1000)
+            try:
+                again, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
+                await phone.hangup(again)
+                await alice.wait_for("ended", call_id=call_id)
+            finally:
+                await peer.close()
+    print(f"Redis outage {OUTAGE:g} s: logins back {recovered:.2f} s after Redis returned")
