@@ -45,6 +45,7 @@ class TimerName(enum.StrEnum):
     REFER_WAIT = "refer_wait"  # the SIP party's REFER accepted: the browser must place the call by then
     WEB_REOFFER = "web_reoffer"  # the browser re-offered for the SIP party's re-INVITE: its answer by then
     RECONNECT = "reconnect"  # the browser (or its media) is gone: it may take the call back until then
+    REPLACED = "replaced"  # an attended transfer replaced this consultation call: its far end ends it by then
 
 
 class Side(enum.StrEnum):

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Final
 from gateway.calls.boundary.events import (
     Event,
     MediaConnected,
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaPickupReady,
     MediaSipAnswerReady,
     MediaSipOfferReady,
     MediaWebAnswerReady,
+    MediaWebDtmf,
     MediaWebLost,
     MediaWebOfferReady,
     MediaWebRenewed,
@@ -27,6 +29,7 @@ from gateway.calls.boundary.events import (
     MediaWebReofferReady,
     MediaWebReofferRefused,
     RemoteDtmf,
+    ReplacedByTransfer,
     SipAccepted,
     SipAckReceived,
     SipByeReceived,
@@ -104,6 +107,8 @@ TIMERS: Final[Mapping[tuple[CallState, TimerName], Handler]] = MappingProxyType(
         (S.CLOSING, TimerName.CLOSING): midcall.closing_expired,
         (S.CONNECTED, TimerName.RECONNECT): reconnect.grace_expired,
         (S.HOLDING, TimerName.RECONNECT): reconnect.grace_expired,
+        (S.CONNECTED, TimerName.REPLACED): transfer.replaced_expired,
+        (S.HOLDING, TimerName.REPLACED): transfer.replaced_expired,
     }
 )
 
@@ -130,11 +135,14 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     WebDtmf: midcall.web_dtmf,
     SipByeReceived: midcall.remote_bye,
     SipLegClosed: midcall.leg_lost,
+    SipFailed: _by_direction(None, midcall.leg_lost),  # inbound: our 2xx never ACKed (RFC 3261 §13.3.1.4)
     SipCancelled: _ignore,  # crossed our 200 OK; the UA answered it (RFC 3261 §9.2)
     SipReinviteReceived: midcall.remote_reinvite,
     SipReinviteResult: escalation.reinvite_result,  # midcall's, or the browser's own offer's
     SipAckReceived: midcall.ack_received,
     RemoteDtmf: midcall.remote_dtmf,
+    MediaWebDtmf: midcall.web_media_dtmf,
+    MediaDtmfUnsent: midcall.dtmf_unsent,
     WebInfo: info.web_info,
     SipInfoReceived: info.sip_info,
     SipInfoResult: info.info_result,
@@ -158,6 +166,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     SipTransferProgress: transfer.transfer_progress,
     SipReferReceived: transfer.refer_received,
     TransferOutcome: transfer.transfer_outcome,
+    ReplacedByTransfer: transfer.replaced,
     SipReplacingInvite: replaces.replacing_invite,
 }
 
@@ -176,6 +185,9 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         WebHangup: pickup.refusing_first(outbound.hangup),
         WebDisconnected: pickup.refusing_first(outbound.disconnected),
         MediaFailed: pickup.media_failed,
+        MediaConnected: outbound.web_media_before_answer,  # a web leg answered early (HTTP offer API)
+        MediaInactive: outbound.web_media_before_answer,
+        MediaWebDtmf: midcall.web_media_dtmf,  # a web leg answered early
         TimerFired: _timer,
     },
     S.INVITED: {
@@ -223,6 +235,8 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaInactive: _ignore,  # early media may be silent
         WebDtmf: midcall.web_dtmf,
         RemoteDtmf: midcall.remote_dtmf,
+        MediaWebDtmf: midcall.web_media_dtmf,
+        MediaDtmfUnsent: midcall.dtmf_unsent,
         TimerFired: _timer,
     },
     S.CONNECTED: _CONNECTED,
@@ -244,6 +258,8 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipReinviteResult: _ignore,
         SipAckReceived: _ignore,
         RemoteDtmf: _ignore,
+        MediaWebDtmf: midcall.web_media_dtmf,
+        MediaDtmfUnsent: midcall.dtmf_unsent,
         WebInfo: _ignore,
         SipInfoReceived: _ignore,
         SipInfoResult: _ignore,
@@ -268,6 +284,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         SipTransferProgress: _ignore,
         SipReferReceived: transfer.refer_while_closing,
         TransferOutcome: _ignore,
+        ReplacedByTransfer: _ignore,
     },
     S.CLOSED: {},
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from gateway.calls.records import (
     Attachment,
@@ -28,6 +28,9 @@ from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 if TYPE_CHECKING:
     from gateway.calls.reasons import Reason
     from gateway.identity.model import WebUser
+
+
+_UP: Final = frozenset({CallState.CONNECTED, CallState.HOLDING})  # both legs are up (either may hold)
 
 
 class CallView:
@@ -310,3 +313,28 @@ class CallView:
     @property
     def pickup_offerless(self) -> bool:
         return self._transfer.pickup_offerless
+
+    # --- questions the runtime asks (it carries the answer out; the call decides) -----------------
+
+    @property
+    def replaceable(self) -> bool:
+        """Whether an attended transfer may replace this call: the web user's consultation call, whose
+        far end the transferee is sent to (RFC 3891), must be connected or holding."""
+        return self._state in _UP
+
+    @property
+    def may_renew_web(self) -> bool:
+        """Whether a failed web leg (ICE or DTLS failed, the browser silent) may be renewed by its
+        browser (`MediaWebLost`, gateway/calls/connected/reconnect.py) rather than end the call: only while the
+        call is up. The runtime adds whether that browser can come back."""
+        return self._state in _UP
+
+    def may_wait_for(self, session_id: str) -> bool:
+        """Whether this call may outlive ``session_id`` going away and wait for its browser (reconnect
+        grace, gateway/calls/connected/reconnect.py): only a connected or held call, carried by that session."""
+        return self._state in _UP and self._web.session_id == session_id
+
+    @property
+    def waits_for_browser(self) -> bool:
+        """Detached and still up: a session of its login may take it back (`reattach`)."""
+        return self._state in _UP and self._attachment is Attachment.DETACHED

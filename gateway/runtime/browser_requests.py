@@ -22,7 +22,7 @@ from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
-from gateway.calls.states import CallDirection, CallState
+from gateway.calls.states import CallDirection
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.model import SipIdentity
@@ -228,7 +228,7 @@ class BrowserRequests(DriverCore):
                 self.registry.get(replaces).sessions if replaces in self.registry else ()
             ):
                 raise NotFound(f"no other call {replaces!r} for this session", field="replaces")
-            if self.registry.get(replaces).state not in (CallState.CONNECTED, CallState.HOLDING):
+            if not self.registry.get(replaces).replaceable:
                 raise Conflict(f"call {replaces!r} is not connected", field="replaces")
         try:
             event = ev.WebTransfer(session.id, session.user, to, replaces)

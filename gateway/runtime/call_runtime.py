@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, get_args
 
 import sdp
-from gateway.calls import CallError, CallState, TimerName
+from gateway.calls import CallError, TimerName
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
+from gateway.calls.connected.transfer import referrer_outcome
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
+from gateway.calls.view import CallView
 from gateway.media.video.keyframe import is_picture_fast_update
 from gateway.ops import logctx
 from gateway.runtime.call_media import CallMedia
@@ -67,7 +69,7 @@ class CallRuntime:
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
         self.media = MediaSide(
-            call_id, direction, host, self.sip, self.feed_nowait, self.state, self._send_trickle
+            call_id, direction, host, self.sip, self.feed_nowait, self.view, self._send_trickle
         )
         self._signals = SignalMapper(direction)
         self._queue: asyncio.Queue[_Input] = asyncio.Queue()
@@ -358,15 +360,10 @@ class CallRuntime:
             self._host.transfer_done(self, self.sip.consult_call_id)
         if self.transfer_of is None:
             return
-        match command:
-            case cmd.NotifyRinging():
-                self._host.transfer_outcome(self.transfer_of, 180, "Ringing")
-            case cmd.NotifyConnected():
-                self._host.transfer_outcome(self.transfer_of, 200, "OK")
-                self.transfer_of = None
-            case cmd.NotifyEnded(sip_status=status, message=message):
-                final = status if status is not None and status >= 300 else 487
-                self._host.transfer_outcome(self.transfer_of, final, message[:60] or "Request Terminated")
+        outcome = referrer_outcome(command)  # the call layer says what the referring call is told
+        if outcome is not None:
+            self._host.transfer_outcome(self.transfer_of, outcome)
+            if outcome.status >= 200:  # final: the referring call hears no more
                 self.transfer_of = None
 
     async def _send(self, session_id: str, event: sig.Event) -> None:
@@ -387,9 +384,10 @@ class CallRuntime:
         self._timers.pop(name, None)
         self.feed_nowait(ev.TimerFired(name))
 
-    def state(self) -> CallState | None:
+    def view(self) -> CallView | None:
+        """The call's state, read only (None once the registry forgot it)."""
         registry = self._host.registry
-        return registry.get(self.call_id).state if self.call_id in registry else None
+        return registry.get(self.call_id) if self.call_id in registry else None
 
 
 _COMMANDS: Final = Table[CallRuntime, Coroutine[Any, Any, None]]()

@@ -71,7 +71,6 @@ class DriverCore:
     ) -> None:
         self.registry = registry
         self.identity = identity
-        self.dtmf_mode = config.sip.dtmf_mode
         self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
         self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
         self._pbx_domain = config.pbx.effective_domain
@@ -188,28 +187,16 @@ class DriverCore:
         return runtime.sip.call if runtime is not None else None
 
     def transfer_done(self, runtime: CallRuntime, consult_call_id: str | None) -> None:
-        """An attended transfer succeeded: the far end of the consultation call normally ends it (the
-        INVITE with Replaces makes it BYE us, RFC 3891 §3); whatever is left after 2 s is hung up."""
-        if consult_call_id is not None:
-            self._spawn(self._end_replaced(consult_call_id, 2.0))
+        """An attended transfer succeeded: its consultation call hears it (`ReplacedByTransfer`; the call
+        decides what then, gateway/calls/connected/transfer.py)."""
+        consult = self._runtimes.get(consult_call_id) if consult_call_id is not None else None
+        if consult is not None and not consult.finished:
+            consult.feed_nowait(ev.ReplacedByTransfer())
 
-    async def _end_replaced(self, call_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if call_id not in self.registry or call_id not in self._runtimes:
-            return
-        machine = self.registry.get(call_id)
-        if machine.session_id is None:
-            return
-        logger.info("call=%s replaced by a transfer: hanging up", call_id)
-        try:
-            await self._runtimes[call_id].feed(ev.WebHangup(machine.session_id))
-        except CallError as exc:
-            logger.info("call=%s not hung up after the transfer: %s", call_id, exc)
-
-    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+    def transfer_outcome(self, call_id: str, outcome: ev.TransferOutcome) -> None:
         runtime = self._runtimes.get(call_id)
         if runtime is not None and not runtime.finished:
-            runtime.feed_nowait(ev.TransferOutcome(status, phrase))
+            runtime.feed_nowait(outcome)
 
     def _start_runtime(
         self,

@@ -1,6 +1,6 @@
 """`RuntimeHost`: what a call's runtime needs from the driver (the driver implements it).
 
-This module owns that boundary only; it imports the call layer's registry, the signaling's
+This module owns that boundary only; it imports the call layer's registry and events, the signaling's
 `SessionSink` and the SIP UA's types, and the runtime's `CallMedia`.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.calls import CallRegistry
-from gateway.config.values import DtmfMode
+from gateway.calls.boundary.events import TransferOutcome
 from gateway.media.events import MediaEvent
 from gateway.runtime.call_media import CallMedia
 from gateway.signaling.service import SessionSink
@@ -25,7 +25,6 @@ class RuntimeHost(Protocol):
     """What a call's runtime needs from the driver."""
 
     registry: CallRegistry
-    dtmf_mode: DtmfMode
 
     @property
     def ua(self) -> UserAgent: ...
@@ -48,7 +47,7 @@ class RuntimeHost(Protocol):
         """This call was transferred: end the consultation call that was replaced, if any."""
         ...
 
-    def transfer_outcome(self, call_id: str, status: int, phrase: str) -> None:
+    def transfer_outcome(self, call_id: str, outcome: TransferOutcome) -> None:
         """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
         ...
 

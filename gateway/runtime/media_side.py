@@ -18,17 +18,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import sdp
-from gateway.calls import CallError, CallState
+from gateway.calls import CallError
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection
-from gateway.config.values import DtmfMode
-from gateway.media.bridge import MediaBridge
-from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay
+from gateway.calls.view import CallView
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
     DtlsFailed,
-    DtmfReceived,
     IceFailed,
     KeyframeWanted,
     Leg,
@@ -54,7 +51,7 @@ class MediaSide:
         host: RuntimeHost,
         sip: SipSide,
         feed: Callable[[ev.Event], None],
-        state: Callable[[], CallState | None],
+        view: Callable[[], CallView | None],
         send_trickle: InfoSender,
     ) -> None:
         self.call_id = call_id
@@ -62,12 +59,11 @@ class MediaSide:
         self._host = host
         self.sip = sip
         self._feed = feed
-        self._state = state
+        self._view = view
         self._send_trickle = send_trickle
         self.bridge: CallMedia | None = None  # the call's media: a MediaBridge, or pass-through
         self._candidates: list[sdp.IceCandidateInit | None] = []
         self._web_ready = False
-        self._early_web = False  # the web leg was answered before the SIP side (early_answer)
 
     def on_event(self, event: MediaEvent) -> None:
         if isinstance(
@@ -75,24 +71,11 @@ class MediaSide:
         ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
             self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
             return
-        if isinstance(event, DtmfReceived) and event.leg is Leg.WEB:
-            if self._host.dtmf_mode is DtmfMode.INFO:
-                self.sip.send_info(*MediaBridge.info_body(event))
-            return
         lost = self._web_lost(event)
         if lost is not None:
             self._feed(ev.MediaWebLost(lost))
             return
         translated = media_to_call_event(event)
-        if (
-            self._early_web
-            and isinstance(translated, ev.MediaConnected | ev.MediaInactive)
-            and self._state() in (CallState.INVITING, CallState.EARLY)
-        ):
-            # The web leg answered before the SIP side: its ICE comes up (or idles) while the INVITE is
-            # out, which the machine only expects of inbound calls.
-            logger.debug("call=%s %s before the SIP answer", self.call_id, type(translated).__name__)
-            return
         if translated is not None:
             self._feed(translated)
         else:
@@ -108,9 +91,8 @@ class MediaSide:
                 why = f"no audio from the browser for {seconds:g} s"
             case _:
                 return None
-        if self._state() not in (CallState.CONNECTED, CallState.HOLDING) or not self._host.resumable(
-            self.call_id
-        ):
+        call = self._view()
+        if call is None or not call.may_renew_web or not self._host.resumable(self.call_id):
             return None
         return why
 
@@ -173,13 +155,7 @@ class MediaSide:
         return ev.MediaWebOfferReady(offer)
 
     async def _answer_from_web(self, command: cmd.MediaAnswerFromWeb) -> ev.Event | None:
-        media = self._media(command)
-        answer = ev.MediaSipAnswerReady(await media.answer_from_web(command.web_sdp))
-        if not media.passes_through:
-            return answer
-        # No web leg of ours to come up: the browser connects to the caller once the 200 is there.
-        self._feed(answer)
-        return ev.MediaConnected()
+        return ev.MediaSipAnswerReady(await self._media(command).answer_from_web(command.web_sdp))
 
     async def _sip_update(self, command: cmd.MediaSipUpdate) -> ev.Event | None:
         media = self._media(command)
@@ -248,7 +224,7 @@ class MediaSide:
         try:
             self._media(command).send_dtmf(digit, Leg.SIP, duration_ms=duration)
         except DtmfError:
-            self.sip.send_info(DTMF_RELAY, format_dtmf_relay(digit, duration))  # no telephone-event
+            return ev.MediaDtmfUnsent(digit, duration)  # no telephone-event: the call says what then
         return None
 
     async def _answer_web_early(
@@ -263,7 +239,6 @@ class MediaSide:
         queued ahead of MediaSipOfferReady and handled as it was while the INVITE was being built."""
         offer = None if bridge.take_web_offer(web_sdp) else await bridge.sip_offer()
         deliver(await bridge.answer_web_first())
-        self._early_web = True
         await self._web_became_ready(bridge)
         await asyncio.sleep(0)
         return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())

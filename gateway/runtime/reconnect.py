@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from gateway.calls import CallRegistry, CallState
+from gateway.calls import CallRegistry
 from gateway.calls.boundary import events as ev
 from gateway.calls.machine import CallMachine
 from gateway.calls.states import CallDirection
@@ -27,8 +27,6 @@ from gateway.signaling.events import CallSummary
 from gateway.signaling.service import ResumableSink, SessionSink
 
 logger = logging.getLogger(__name__)
-
-KEPT_STATES = (CallState.CONNECTED, CallState.HOLDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +61,7 @@ class Reconnects:
             self.grace > 0
             and owner is not None
             and machine is not None
-            and machine.state in KEPT_STATES
-            and machine.session_id == session.id
+            and machine.may_wait_for(session.id)
             and runtime.bridge is not None
             and not runtime.bridge.passes_through  # a web leg of the gateway's to renew
         ):
@@ -82,7 +79,7 @@ class Reconnects:
         found = []
         for call_id, held_by in list(self._detached.items()):
             machine = self._machine(call_id)
-            if machine is None or machine.state not in KEPT_STATES or not machine.detached:
+            if machine is None or not machine.waits_for_browser:
                 del self._detached[call_id]
                 continue
             if held_by == owner:

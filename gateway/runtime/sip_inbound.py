@@ -18,6 +18,7 @@ from gateway.calls import (
 )
 from gateway.calls.boundary import events as ev
 from gateway.calls.boundary.caller import MAX_HEADER_VALUE, CallerDetails
+from gateway.calls.setup.busy import busy_refusal
 from gateway.calls.states import CallDirection
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
@@ -25,7 +26,6 @@ from gateway.identity.model import Found, InboundResult, NotOnline
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.messages import inbound_refusal, text_of
-from gateway.runtime.web_calls import busy_refusal
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.events import MessageReceived, PbxState, SipRegistration
 from gateway.sip import UserAgent

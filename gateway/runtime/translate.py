@@ -32,11 +32,13 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
     """The call events for one event of a UA call (often one, sometimes none).
 
     Outgoing calls: every 1xx (100 too) -> SipProvisional; an 18x with SDP also -> SipProvisional with
-    the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it); a final failure -> SipFailed.
+    the SDP (early media); 2xx -> SipAccepted (the UA has ACKed it).
     Both: BYE from them -> SipByeReceived; our BYE answered -> SipLegClosed; INFO dtmf-relay ->
-    RemoteDtmf; a MESSAGE (text) -> SipMessageReceived; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived. Incoming calls:
-    the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA has
-    answered 487); `Failed` after our answer (no ACK) -> SipLegClosed.
+    RemoteDtmf; a MESSAGE (text) -> SipMessageReceived; re-INVITE -> SipReinviteReceived; the ACK of our 2xx to it -> SipAckReceived;
+    `Failed` with a final failure status (300-699) -> SipFailed, which the call reads by its direction
+    (outgoing: the INVITE failed; incoming: our answer was never ACKed, the leg is lost); else
+    SipLegClosed. Incoming calls: the ACK of our 200 -> SipAckReceived; CANCEL -> SipCancelled (the UA
+    has answered 487).
     """
     match event:
         case sip.Provisional(status=status):
@@ -46,7 +48,7 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.Answered(sdp=sdp):
             return [ev.SipAccepted(sdp or None)]
         case sip.Failed(status=status, reason=reason, contacts=contacts):
-            if direction is CallDirection.OUTBOUND and 300 <= status <= 699:
+            if 300 <= status <= 699:  # what it means depends on the call (an inbound call's: no ACK)
                 return [ev.SipFailed(status, reason, contacts)]
             return [ev.SipLegClosed()]
         case sip.Cancelled(reasons=reasons):
@@ -100,6 +102,8 @@ def media_to_call_event(event: media.MediaEvent) -> ev.Event | None:
             return ev.MediaFailed(f"DTLS failed: {reason}" if reason else "DTLS failed")
         case media.DtmfReceived(leg=media.Leg.SIP, digit=digit, duration_ms=duration):
             return ev.RemoteDtmf(digit, max(40, min(duration, 5000)))
+        case media.DtmfReceived(leg=media.Leg.WEB, digit=digit, duration_ms=duration):
+            return ev.MediaWebDtmf(digit, max(1, min(duration, 10_000)))  # the browser's, in its media
         case media.MediaInactive(seconds=seconds, held=held):
             return ev.MediaInactive(max(0.0, seconds), held)
         case media.TextReceived(text=text):

@@ -13,31 +13,22 @@ ICE crossing the loop as INFO, and the gateway carries no media (no RTP port, no
 to end; across NATs the browsers need a TURN server from `ice.servers`). A callee who is not online is reached through the PBX when there is one (her
 desk phone, voicemail), else the call ends `unavailable` (480).
 
-Busy (users[].on_busy): a call for a user every one of whose sessions is in a call already:
-  ring    - ring her sessions anyway (the page shows call waiting); the default
-  reject  - 486 Busy Here (RFC 3261 §21.4.24)
-  forward - 302 Moved Temporarily to the number (RFC 3261 §21.3.3): the caller's side calls it
+What a call for a busy web user does (users[].on_busy) is the call layer's: gateway/calls/setup/busy.py.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.calls import CallRegistry
-from gateway.calls.states import CallState
 from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
 from gateway.identity.lookup import IdentityMap
-from gateway.identity.model import Found, WebUser
+from gateway.identity.model import WebUser
 
 __all__ = [
-    "BusyAction",
     "WebCallRefused",
-    "busy_action",
-    "busy_refusal",
     "find_web_user",
     "self_route",
     "web_route",
@@ -126,50 +117,3 @@ def self_route(callee: WebUser, transport: str, host: str, port: int) -> str:
     literal = f"[{host}]" if ":" in host and not host.startswith("[") else host
     suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
     return f"sip:{callee.aor.user}@{literal}:{port}{suffix}"
-
-
-@dataclass(frozen=True, slots=True)
-class BusyAction:
-    """What to answer an INVITE for a busy user with: `status` and, for a forward, the `contact`."""
-
-    status: int
-    contact: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.status not in (302, 486):
-            raise ValueError(f"a busy answer is 302 or 486, not {self.status!r}")
-        if (self.status == 302) != (self.contact is not None):
-            raise ValueError("a 302 needs a contact, and only a 302 has one")
-
-
-def busy_action(user: WebUser, pbx_domain: str | None) -> BusyAction | None:
-    """The answer `user`'s on_busy asks for once all her sessions are busy (None: ring them anyway)."""
-    policy = user.on_busy
-    if policy == "reject":
-        return BusyAction(486)
-    if policy.startswith("forward:"):
-        target = policy.removeprefix("forward:")
-        if pbx_domain is None and "@" not in target and ":" not in target:
-            return BusyAction(486)  # a number needs the PBX's domain to be called
-        target = dialed_sip_uri(target) or f"sip:{target}@{pbx_domain}"
-        return BusyAction(302, target)
-    return None
-
-
-def busy(registry: CallRegistry, session_ids: Iterable[str]) -> bool:
-    """Whether every one of `session_ids` (at least one) carries a call already."""
-    carrying = {m.session_id for m in registry if m.state is not CallState.CLOSED}
-    ids = tuple(session_ids)
-    return bool(ids) and all(s in carrying for s in ids)
-
-
-def busy_refusal(registry: CallRegistry, target: Found, pbx_domain: str | None) -> BusyAction | None:
-    """users[].on_busy for an INVITE whose users are all busy: 486, a 302, or None (ring anyway). With
-    several users addressed, it is refused only when each of them is busy and would refuse it."""
-    actions = []
-    for user in target.users:
-        action = busy_action(user, pbx_domain)
-        if action is None or not busy(registry, target.sessions.get(user.id, ())):
-            return None
-        actions.append(action)
-    return actions[0] if actions else None

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.calls import (
     EVENT_TYPES,
+    CallDirection,
     CallMachine,
     CallState,
     CancelTimer,
@@ -21,6 +22,7 @@ from gateway.calls import (
     MediaAnswerFromSip,
     MediaAnswerFromWeb,
     MediaConnected,
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaOfferToSip,
@@ -33,6 +35,7 @@ from gateway.calls import (
     MediaSipReoffer,
     MediaSipUpdate,
     MediaWebAnswerReady,
+    MediaWebDtmf,
     MediaWebOfferReady,
     MediaWebReofferReady,
     NotifyConnected,
@@ -47,6 +50,7 @@ from gateway.calls import (
     NotifyRinging,
     RejectKind,
     RemoteDtmf,
+    ReplacedByTransfer,
     SendWebAnswer,
     SendWebOffer,
     SipAccepted,
@@ -58,6 +62,7 @@ from gateway.calls import (
     SipFailed,
     SipIncomingInvite,
     SipInfo,
+    SipInfoDtmf,
     SipInfoReceived,
     SipInfoResult,
     SipInvite,
@@ -184,6 +189,9 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         WebReoffer: lambda: WebReoffer(session, f.WEB_OFFER),
         MediaWebReofferAnswered: lambda: MediaWebReofferAnswered(f.WEB_ANSWER),
         MediaWebReofferRefused: lambda: MediaWebReofferRefused("no video change"),
+        MediaWebDtmf: lambda: MediaWebDtmf("4", 120),
+        MediaDtmfUnsent: lambda: MediaDtmfUnsent("4", 120),
+        ReplacedByTransfer: ReplacedByTransfer,
     }
     return samples[kind]()
 
@@ -291,6 +299,9 @@ PENDING_487: Expect = {
     MediaFailed: (S.CLOSING, [SipRespondReinvite, *BYEING]),
 }
 
+# The web leg up (or idle) while our INVITE is out: a browser answered early (HTTP offer API); nothing yet.
+WEB_MEDIA_EARLY: Expect = {MediaConnected: (S.INVITING, []), MediaInactive: (S.INVITING, [])}
+
 # Call pickup (RFC 3891 §3, gateway/calls/setup/pickup.py): an INVITE with Replaces naming our early dialog.
 PICKUP = SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER)
 PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge takes its offer
@@ -298,6 +309,7 @@ PICKING_UP = [CancelTimer, SipTakeOver, MediaSipPickup]  # RING off; the bridge 
 PICKED_UP: Expect = {
     MediaPickupReady: (S.CONNECTED, [SipRespondReinvite, SendWebAnswer, NotifyConnected, NotifyReplaced]),
     **{k: (S.INVITING, []) for k in (SipProvisional, SipAccepted, SipFailed, TimerFired)},
+    **WEB_MEDIA_EARLY,
     WebHangup: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
     WebDisconnected: (S.CLOSING, [SipRefuseReplacing, CloseBridge, SipCancel, StartTimer]),
     MediaFailed: (S.CLOSING, [SipRefuseReplacing, CloseBridge, NotifyEnded, SipCancel, StartTimer]),
@@ -383,6 +395,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.SETUP,
         {
             MediaSipOfferReady: (S.INVITING, [SipInvite]),
+            **WEB_MEDIA_EARLY,
             WebHangup: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebDisconnected: (S.CLOSED, [CloseBridge, CancelTimer]),
             MediaFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
@@ -395,6 +408,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.SETUP,
         {
             SipProvisional: (S.INVITING, [CancelTimer, StartTimer, NotifyRinging]),
+            **WEB_MEDIA_EARLY,
             SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
             SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebHangup: (S.CLOSING, CANCELLING),
@@ -410,6 +424,7 @@ SITUATIONS: dict[str, tuple[CallState, Callable[[], CallMachine], TimerName, Exp
         TimerName.RING,
         {
             SipProvisional: (S.INVITING, []),
+            **WEB_MEDIA_EARLY,
             SipAccepted: (S.CONNECTED, [CancelTimer, MediaAnswerFromSip, NotifyConnected]),
             SipFailed: (S.CLOSED, [CloseBridge, NotifyEnded, CancelTimer]),
             WebHangup: (S.CLOSING, CANCELLING),
@@ -830,6 +845,20 @@ def _replacing(state: CallState, expect: Expect) -> tuple[CallState, list[type]]
 for _state, _build, _timer, _expect in SITUATIONS.values():
     if _state not in (S.IDLE, S.CLOSED) and SipReplacingInvite not in _expect:
         _expect[SipReplacingInvite] = _replacing(_state, _expect)
+    # DTMF the media reports wherever a web leg may be up (midcall.web_media_dtmf: nothing with rfc4733,
+    # the bridge forwarded it), and a digit the bridge could not send, wherever one was asked of it
+    if _state in (S.INVITING, S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
+        _expect[MediaWebDtmf] = (_state, [])
+    if _state in (S.EARLY, S.CONNECTED, S.HOLDING, S.CLOSING):
+        _expect[MediaDtmfUnsent] = (_state, [SipInfoDtmf])
+    # the UA's failure on an inbound call after our 2xx (no ACK): the leg is lost, as SipLegClosed says
+    if _state in (S.CONNECTED, S.HOLDING) and _build().direction is CallDirection.INBOUND:
+        _expect[SipFailed] = _expect[SipLegClosed]
+    # the attended transfer that named this call succeeded (transfer.replaced): REPLACED starts
+    if _state in (S.CONNECTED, S.HOLDING):
+        _expect[ReplacedByTransfer] = (_state, [StartTimer])
+    elif _state is S.CLOSING:
+        _expect[ReplacedByTransfer] = (_state, [])
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 

@@ -40,7 +40,10 @@ def test_sip_events_of_an_incoming_call() -> None:
     assert sip_to_call_events(sip.ReinviteAcked(""), IN) == [ev.SipAckReceived(None)]
     assert sip_to_call_events(sip.ReinviteAcked("v=0"), OUT) == [ev.SipAckReceived("v=0")]
     assert sip_to_call_events(sip.ReinviteReceived(""), IN) == [ev.SipReinviteReceived(None)]
-    assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [ev.SipLegClosed()]
+    assert sip_to_call_events(sip.Failed(408, "No ACK"), IN) == [
+        ev.SipFailed(408, "No ACK")
+    ]  # the call reads it
+    assert sip_to_call_events(sip.Failed(0, "transport"), OUT) == [ev.SipLegClosed()]
     assert sip_to_call_events(sip.ReinviteReceived("v=0"), IN) == [ev.SipReinviteReceived("v=0")]
 
 
@@ -58,7 +61,8 @@ def test_media_events() -> None:
     assert media_to_call_event(media.IceFailed("timeout")) == ev.MediaFailed("ICE failed: timeout")
     assert media_to_call_event(media.DtlsFailed("")) == ev.MediaFailed("DTLS failed")
     assert media_to_call_event(media.DtmfReceived(media.Leg.SIP, "7", 120)) == ev.RemoteDtmf("7", 120)
-    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "7", 120)) is None
+    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "7", 120)) == ev.MediaWebDtmf("7", 120)
+    assert media_to_call_event(media.DtmfReceived(media.Leg.WEB, "!", 0)) == ev.MediaWebDtmf("!", 1)
     assert media_to_call_event(media.MediaInactive(media.Leg.SIP, 10.0)) == ev.MediaInactive(10.0)
     assert media_to_call_event(media.CodecChosen("PCMU/8000", "PCMU/8000", False)) is None
 

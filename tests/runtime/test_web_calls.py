@@ -1,5 +1,5 @@
 """gateway/runtime/web_calls.py: which web user a dialled string names, the route to her through the
-gateway's own listener, and the busy policy (users[].on_busy)."""
+gateway's own listener, and the users[].on_busy setting (the policy itself: tests/calls/test_busy.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import pytest
 
 from gateway.config.loader import config_from_mapping
 from gateway.identity.address import SipAddress
-from gateway.identity.errors import IdentityError
 from gateway.identity.model import WebUser
-from gateway.runtime.web_calls import BusyAction, busy_action, find_web_user, self_route
+from gateway.runtime.web_calls import find_web_user, self_route
 from tests.e2e.harness import BOB_HASH
 
 ALICE = WebUser("alice", "Alice Liddell", SipAddress.parse("sip:1001@pbx.example.org"))
@@ -42,23 +41,6 @@ def test_find_web_user(dialled: str, expected: WebUser | None) -> None:
 def test_self_route() -> None:
     assert self_route(BOB, "UDP", "127.0.0.1", 5070) == "sip:1002@127.0.0.1:5070"
     assert self_route(BOB, "TCP", "::1", 5070) == "sip:1002@[::1]:5070;transport=tcp"
-
-
-def test_busy_action() -> None:
-    assert busy_action(ALICE, "pbx.example.org") is None  # ring: call waiting
-    reject = WebUser("r", "R", ALICE.aor, on_busy="reject")
-    assert busy_action(reject, None) == BusyAction(486)
-    forward = WebUser("f", "F", ALICE.aor, on_busy="forward:2000")
-    assert busy_action(forward, "pbx.example.org") == BusyAction(302, "sip:2000@pbx.example.org")
-    assert busy_action(forward, None) == BusyAction(486)  # a number and no PBX domain
-    uri = WebUser("f", "F", ALICE.aor, on_busy="forward:sip:vm@voicemail.example.org")
-    assert busy_action(uri, None) == BusyAction(302, "sip:vm@voicemail.example.org")
-    with pytest.raises(ValueError, match="302 or 486"):
-        BusyAction(404)
-    with pytest.raises(ValueError, match="contact"):
-        BusyAction(302)
-    with pytest.raises(IdentityError, match="on_busy"):
-        WebUser("x", "X", ALICE.aor, on_busy="voicemail")
 
 
 def _config(on_busy: object) -> object:

@@ -25,7 +25,10 @@ def status(name: str, value: object, low: int = 100, high: int = 699) -> None:
         raise InvalidValue(f"{name} must be a SIP status {low}-{high}, got {value!r}")
 
 
-def digit(value: object) -> None:
+def digit(value: object, *, flash: bool = False) -> None:
+    """A keypad digit; with ``flash``, also "!" (RFC 4733 event 16), which only media reports."""
+    if flash and value == "!":
+        return
     if not isinstance(value, str) or len(value) != 1 or value not in DTMF_DIGITS:
         raise InvalidValue(f"not a DTMF digit (0-9 * # A-D): {value!r}")
 

@@ -107,7 +107,7 @@ class SipInfoDtmf:
     duration_ms: int
 
     def __post_init__(self) -> None:
-        _checks.digit(self.digit)
+        _checks.digit(self.digit, flash=True)  # a flash the browser's media sent goes on as it came
         _checks.duration(self.duration_ms)
 
 

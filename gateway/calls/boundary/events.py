@@ -254,7 +254,8 @@ class SipAccepted:
 
 @dataclass(frozen=True, slots=True)
 class SipFailed:
-    """A final non-2xx to our INVITE, including the UA's own 408 when timer B fires."""
+    """A final non-2xx to our INVITE, including the UA's own 408 when timer B fires. On an inbound call:
+    the UA gave up on our 2xx, never ACKed (RFC 3261 §13.3.1.4): the SIP leg is lost."""
 
     status: int
     phrase: str = ""
@@ -369,8 +370,8 @@ class SipInfoResult:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteDtmf:
-    """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
+class _Digit:
+    """One keypad digit and how long it lasts."""
 
     digit: str
     duration_ms: int
@@ -378,6 +379,11 @@ class RemoteDtmf:
     def __post_init__(self) -> None:
         _checks.digit(self.digit)
         _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDtmf(_Digit):
+    """A digit from the SIP party: RFC 4733 (reported by the bridge) or SIP INFO dtmf-relay."""
 
 
 # --- from the media bridge (replies to media commands, and what it observes) ---------------------
@@ -471,6 +477,25 @@ class MediaPickupReady:
 @dataclass(frozen=True, slots=True)
 class MediaConnected:
     """The web leg's ICE and DTLS are up."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaWebDtmf:
+    """A digit the browser sent in its media (RFC 4733 telephone-events on the web leg), reported at its
+    end. The call decides whether it goes to the SIP party as INFO (with rfc4733 the bridge forwards
+    it itself)."""
+
+    digit: str  # "!" too: a flash (event 16)
+    duration_ms: int
+
+    def __post_init__(self) -> None:
+        _checks.digit(self.digit, flash=True)
+        _checks.duration(self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDtmfUnsent(_Digit):
+    """Reply to MediaSendDtmf when the SIP leg has no telephone-event (RFC 4733) to send it with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +635,12 @@ class SipReplacingInvite:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplacedByTransfer:
+    """The web user's attended transfer that named this call (its consultation call) succeeded: the
+    transferee's INVITE with Replaces takes this call's far end over (RFC 3891 §3)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TransferOutcome:
     """How the call the web user placed for the SIP party's REFER goes (its 1xx, 2xx or failure)."""
 
@@ -659,6 +690,7 @@ SipEvent = (
     | SipReferReceived
     | SipReplacingInvite
     | TransferOutcome
+    | ReplacedByTransfer
 )
 MediaEvent = (
     MediaSipOfferReady
@@ -674,6 +706,8 @@ MediaEvent = (
     | MediaWebRenewed
     | MediaWebReofferAnswered
     | MediaWebReofferRefused
+    | MediaWebDtmf
+    | MediaDtmfUnsent
 )
 Event = WebEvent | SipEvent | MediaEvent | TimerFired
 
@@ -715,6 +749,7 @@ SIP_EVENTS: tuple[type[SipEvent], ...] = (
     SipTransferProgress,
     SipReferReceived,
     TransferOutcome,
+    ReplacedByTransfer,
     SipReplacingInvite,
 )
 MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
@@ -731,5 +766,7 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebReofferReady,
     MediaWebReofferAnswered,
     MediaWebReofferRefused,
+    MediaWebDtmf,
+    MediaDtmfUnsent,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)

@@ -34,10 +34,12 @@ from gateway.calls.boundary.commands import (
     SipRespondReinvite,
 )
 from gateway.calls.boundary.events import (
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaSipAnswerReady,
     MediaSipOfferReady,
+    MediaWebDtmf,
     RemoteDtmf,
     SipAckReceived,
     SipByeReceived,
@@ -139,6 +141,20 @@ def web_dtmf(call: CallMachine, event: WebDtmf) -> None:
 def remote_dtmf(call: CallMachine, event: RemoteDtmf) -> None:
     if call.session_id is not None and not call.web_gone:
         call.emit(NotifyDtmf(call.session_id, call.call_id, event.digit, event.duration_ms))
+
+
+def web_media_dtmf(call: CallMachine, event: MediaWebDtmf) -> None:
+    """A digit the browser sent in its media: SIP INFO per sip.dtmf_mode info (with rfc4733 the bridge
+    forwarded it as telephone-events itself). Whatever the state the web leg is up in, closing too: the
+    UA sends it only while the dialog lives."""
+    if call.settings.dtmf_mode is DtmfMode.INFO:
+        call.emit(SipInfoDtmf(call.call_id, event.digit, event.duration_ms))
+
+
+def dtmf_unsent(call: CallMachine, event: MediaDtmfUnsent) -> None:
+    """A keypad digit the bridge could not send (the SIP party negotiated no telephone-event, RFC 4733):
+    it goes as SIP INFO instead (closing too, as it did when sent at once)."""
+    call.emit(SipInfoDtmf(call.call_id, event.digit, event.duration_ms))
 
 
 # --- hold, resume, re-INVITEs ------------------------------------------------------------------------

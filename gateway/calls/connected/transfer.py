@@ -19,10 +19,15 @@ final status ending the subscription.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Final
 
 from gateway.calls.boundary.commands import (
+    Command,
+    NotifyConnected,
+    NotifyEnded,
     NotifyError,
+    NotifyRinging,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
@@ -31,6 +36,7 @@ from gateway.calls.boundary.commands import (
     TransferState,
 )
 from gateway.calls.boundary.events import (
+    ReplacedByTransfer,
     SipReferReceived,
     SipReferResult,
     SipTransferProgress,
@@ -45,6 +51,10 @@ from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
+
+logger = logging.getLogger(__name__)
+
+REPLACED_HANGUP: Final = 2.0  # seconds a replaced consultation call waits for its far end's BYE
 
 
 def _tell(call: CallMachine, state: TransferState, status: int | None = None, message: str = "") -> None:
@@ -146,6 +156,38 @@ def transfer_outcome(call: CallMachine, event: TransferOutcome) -> None:
     if event.status >= 200:
         call.transfer_in_to(None)
     call.emit(SipNotifyRefer(call.call_id, event.status, event.phrase or "Unknown"))
+
+
+def referrer_outcome(command: Command) -> TransferOutcome | None:
+    """What the call placed for the SIP party's REFER tells the call that accepted it (RFC 3515 §2.4.5),
+    read off the placed call's own browser commands: ringing is 180, connected 200, and its end its SIP
+    failure or 487 Request Terminated. None: nothing to tell. The runtime carries it to the referring
+    call (its `TransferOutcome`, `transfer_outcome` above); a final status (200 and up) is the last."""
+    match command:
+        case NotifyRinging():
+            return TransferOutcome(180, "Ringing")
+        case NotifyConnected():
+            return TransferOutcome(200, "OK")
+        case NotifyEnded(sip_status=status, message=message):
+            final = status if status is not None and status >= 300 else 487
+            return TransferOutcome(final, message[:60] or "Request Terminated")
+    return None
+
+
+def replaced(call: CallMachine, event: ReplacedByTransfer) -> None:
+    """Our attended transfer that named this call succeeded. The far end normally ends it (the INVITE
+    with Replaces makes it BYE us, RFC 3891 §3); whatever is left after REPLACED_HANGUP is hung up."""
+    call.start_timer(TimerName.REPLACED, REPLACED_HANGUP)
+
+
+def replaced_expired(call: CallMachine, event: object) -> None:
+    """The replaced consultation call is still up: hung up as its web user would (not once the browser
+    is gone: it may come back for it)."""
+    if call.session_id is None or call.web_gone:
+        logger.info("call=%s not hung up after the transfer: no browser", call.call_id)
+        return
+    logger.info("call=%s replaced by a transfer: hanging up", call.call_id)
+    end_connected(call, local_reason(EndReason.HANGUP))
 
 
 def refer_expired(call: CallMachine, event: object) -> None:

@@ -261,6 +261,10 @@ def sip_answer_ready(call: CallMachine, event: MediaSipAnswerReady) -> None:
     if not call.web_answer_received or call.local_sip_sdp is not None:
         raise call.illegal(event, "no SIP answer was asked for")
     call.gave_sip(event.sdp)
+    if call.passthrough and not call.media_up:
+        # Pass-through media (the browser takes the caller's WebRTC offer as it is): no web leg of ours
+        # comes up, and the browser connects to the caller once our 200 is there. So WebRTC is up now.
+        call.web_media_up()
     _maybe_answer(call)
 
 

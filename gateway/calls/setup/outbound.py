@@ -8,6 +8,7 @@ dial -> (policy) -> CreateBridge, MediaOfferToSip -> MediaSipOfferReady -> SipIn
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +27,9 @@ from gateway.calls.boundary.commands import (
     SipInvite,
 )
 from gateway.calls.boundary.events import (
+    MediaConnected,
     MediaFailed,
+    MediaInactive,
     MediaSipOfferReady,
     MediaWebAnswerReady,
     SipAccepted,
@@ -48,6 +51,8 @@ from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
+
+logger = logging.getLogger(__name__)
 
 _SEPARATORS: Final = re.compile(r"[\s().-]")
 _NUMBER: Final = re.compile(r"\+?[0-9*#]+")
@@ -199,6 +204,13 @@ def web_answer_ready(call: CallMachine, event: MediaWebAnswerReady) -> None:
     call.emit(SendWebAnswer(call.session_id, call.call_id, event.sdp))
     if call.state is CallState.EARLY:
         call.emit(NotifyEarlyMedia(call.session_id, call.call_id))
+
+
+def web_media_before_answer(call: CallMachine, event: MediaConnected | MediaInactive) -> None:
+    """The web leg comes up (or idles) while our INVITE is out: a browser answered early (the HTTP
+    offer API's early answer) connects before the SIP side does. Nothing to do until the SIP answer
+    (accepted connects the call; early media is silent when it likes)."""
+    logger.debug("call=%s %s before the SIP answer", call.call_id, type(event).__name__)
 
 
 def abandon(call: CallMachine, reason: Reason) -> None:

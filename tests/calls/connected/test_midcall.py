@@ -17,6 +17,7 @@ from gateway.calls import (
     EndReason,
     MediaAnswerFromSip,
     MediaDropReoffer,
+    MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
     MediaSendDtmf,
@@ -24,6 +25,7 @@ from gateway.calls import (
     MediaSipOfferReady,
     MediaSipReoffer,
     MediaSipUpdate,
+    MediaWebDtmf,
     NotifyDtmf,
     NotifyEnded,
     NotifyError,
@@ -315,6 +317,31 @@ def test_dtmf_while_held() -> None:
     call = f.holding_remote()
     assert f.kinds(call.handle(WebDtmf("s1", "0"))) == [MediaSendDtmf]
     assert f.kinds(call.handle(RemoteDtmf("0", 100))) == [NotifyDtmf]
+
+
+INFO_MODE = CallSettings(pbx_domain=f.DOMAIN, dtmf_mode=DtmfMode.INFO)
+
+
+@pytest.mark.parametrize(
+    "build", [f.inviting, f.early_out, f.early_in, f.connected_out, f.holding_local, f.closing_bye]
+)
+def test_a_digit_in_the_browsers_media_goes_as_info_only_in_info_mode(
+    build: Callable[[CallSettings], CallMachine],
+) -> None:
+    """The bridge forwards the browser's telephone-events itself (rfc4733); with info, the call sends
+    each digit it reports as SIP INFO, whatever the state the web leg is up in (a flash too)."""
+    assert build(f.SETTINGS).handle(MediaWebDtmf("5", 120)) == []
+    call = build(INFO_MODE)
+    assert call.handle(MediaWebDtmf("5", 120)) == [SipInfoDtmf("c1", "5", 120)]
+    assert call.handle(MediaWebDtmf("!", 80)) == [SipInfoDtmf("c1", "!", 80)]
+
+
+def test_a_digit_the_bridge_cannot_send_goes_as_info() -> None:
+    """No telephone-event on the SIP leg (RFC 4733 not negotiated): the keypad digit goes as INFO."""
+    call = f.connected_out()
+    assert call.handle(WebDtmf("s1", "7", 150)) == [MediaSendDtmf("c1", "7", 150)]
+    assert call.handle(MediaDtmfUnsent("7", 150)) == [SipInfoDtmf("c1", "7", 150)]
+    assert call.state is CallState.CONNECTED
 
 
 # --- media failures, BYE, closing ---------------------------------------------------------------------

@@ -177,3 +177,32 @@ def test_registry_indexes_the_call_by_its_new_session() -> None:
 def test_grace_is_validated() -> None:
     with pytest.raises(InvalidValue, match="reconnect_grace"):
         CallSettings(reconnect_grace=-1)
+
+
+def test_only_an_up_call_waits_for_the_browser_that_carries_it() -> None:
+    for build in (f.connected_out, f.connected_in, f.holding_local, f.holding_remote):
+        call = build(GRACE)
+        assert call.may_wait_for("s1") and not call.may_wait_for("s2")
+        assert not call.waits_for_browser
+        f.run(call, WebDetached("s1"))
+        assert call.waits_for_browser
+    for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
+        call = build(GRACE)
+        assert not call.may_wait_for("s1") and not call.waits_for_browser
+
+
+def test_a_detached_call_that_ends_waits_no_more() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    f.run(call, SipByeReceived())
+    assert not call.waits_for_browser
+
+
+def test_only_an_up_call_lets_its_browser_renew_a_failed_web_leg() -> None:
+    for build in (f.connected_out, f.connected_in, f.holding_local, f.holding_remote):
+        call = build(GRACE)
+        assert call.may_renew_web
+        call.handle(MediaWebLost("ICE failed"))  # what the runtime feeds when the answer is yes
+        assert call.web_lost and call.state in (CallState.CONNECTED, CallState.HOLDING)
+    for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
+        assert not build(GRACE).may_renew_web  # the failure means what it always did: MediaFailed...

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from gateway.calls import (
+    CallMachine,
     CallState,
     CancelTimer,
     IllegalEvent,
     NotifyEnded,
+    ReplacedByTransfer,
     SipBye,
+    SipByeReceived,
     StartTimer,
     TimerFired,
     TimerName,
+    WebDetached,
 )
 from gateway.calls.boundary.commands import (
+    NotifyConnected,
     NotifyError,
+    NotifyRinging,
     NotifyTransfer,
     NotifyTransferRequested,
     SipAnswerRefer,
@@ -32,6 +39,7 @@ from gateway.calls.boundary.events import (
     TransferOutcome,
     WebTransfer,
 )
+from gateway.calls.connected.transfer import referrer_outcome
 from gateway.calls.errors import InvalidValue
 from gateway.calls.reasons import EndReason
 from tests.calls import flows as f
@@ -149,3 +157,75 @@ def test_a_refer_the_browser_never_carries_out_fails_after_refer_timeout() -> No
     assert call.state is CallState.CONNECTED and call.transfer_in is None
     with pytest.raises(IllegalEvent):
         call.handle(TransferOutcome(180, "Ringing"))  # too late: the referrer was told
+
+
+@pytest.mark.parametrize(
+    ("build", "replaceable"),
+    [
+        (f.connected_out, True),
+        (f.connected_in, True),
+        (f.holding_local, True),
+        (f.holding_remote, True),
+        (f.inviting_ringing, False),
+        (f.early_out, False),
+        (f.invited, False),
+        (f.early_in, False),
+        (f.closing_bye, False),
+        (f.closed, False),
+    ],
+)
+def test_only_a_connected_or_held_call_may_be_replaced_by_an_attended_transfer(
+    build: Callable[[], CallMachine], replaceable: bool
+) -> None:
+    assert build().replaceable is replaceable
+
+
+def test_the_call_placed_for_a_refer_tells_the_referrer_ringing_connected_or_its_failure() -> None:
+    """RFC 3515 §2.4.5: the placed call's own browser commands, read as the referring call's outcome."""
+    assert referrer_outcome(NotifyRinging("s1", "c2")) == TransferOutcome(180, "Ringing")
+    assert referrer_outcome(NotifyConnected("s1", "c2")) == TransferOutcome(200, "OK")
+    busy = NotifyEnded("s1", "c2", EndReason.BUSY, "Busy Here", 486)
+    assert referrer_outcome(busy) == TransferOutcome(486, "Busy Here")
+    hung_up = NotifyEnded("s1", "c2", EndReason.HANGUP, "", None)
+    assert referrer_outcome(hung_up) == TransferOutcome(487, "Request Terminated")
+    long = NotifyEnded("s1", "c2", EndReason.BUSY, "x" * 80, 200)  # no failure status: 487
+    assert referrer_outcome(long) == TransferOutcome(487, "x" * 60)
+    assert referrer_outcome(NotifyTransfer("s1", "c2", TransferState.PROGRESS, 180, "")) is None
+
+
+def test_a_referrer_takes_the_outcome_as_its_notify() -> None:
+    call = f.connected_out()
+    f.run(call, SipReferReceived(TARGET, f.ALICE))
+    out = call.handle(TransferOutcome(180, "Ringing"))
+    assert SipNotifyRefer("c1", 180, "Ringing") in out and call.transfer_in == TARGET
+    out = call.handle(TransferOutcome(200, "OK"))
+    assert SipNotifyRefer("c1", 200, "OK") in out and call.transfer_in is None
+
+
+def test_a_consultation_call_replaced_by_a_transfer_is_hung_up_if_its_far_end_has_not() -> None:
+    """RFC 3891 §3: the transferee's INVITE with Replaces makes the far end BYE the consultation call;
+    whatever is left REPLACED_HANGUP (2 s) after the transfer succeeded is hung up as its user would."""
+    call = f.connected_out()
+    assert call.handle(ReplacedByTransfer()) == [StartTimer("c1", TimerName.REPLACED, 2.0)]
+    out = call.handle(TimerFired(TimerName.REPLACED))
+    assert SipBye("c1") in out
+    assert [(c.session_id, c.reason) for c in out if isinstance(c, NotifyEnded)] == [("s1", EndReason.HANGUP)]
+    assert call.state is CallState.CLOSING
+
+
+def test_a_replaced_consultation_call_the_far_end_ends_needs_nothing_more() -> None:
+    call = f.holding_local()
+    f.run(call, ReplacedByTransfer())
+    out = call.handle(SipByeReceived())
+    assert CancelTimer("c1", TimerName.REPLACED) in out
+    assert call.state is CallState.CLOSED
+
+
+def test_a_replaced_consultation_call_without_its_browser_is_left_to_wait_for_it() -> None:
+    call = f.connected_in(dataclasses.replace(f.SETTINGS, reconnect_grace=12.0))
+    f.run(call, WebDetached("s1"), ReplacedByTransfer())
+    assert call.handle(TimerFired(TimerName.REPLACED)) == []
+    assert call.state is CallState.CONNECTED
+    assert call.handle(ReplacedByTransfer()) == [StartTimer("c1", TimerName.REPLACED, 2.0)]
+    closing = f.closing_bye()
+    assert closing.handle(ReplacedByTransfer()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -34,6 +35,7 @@ from gateway.calls import (
     SipBye,
     SipByeReceived,
     SipCancelled,
+    SipFailed,
     SipReinviteReceived,
     SipRespond,
     SipRespondReinvite,
@@ -351,3 +353,39 @@ def test_found_without_sessions_is_480() -> None:
     call = f.machine()
     out = call.handle(f.invite(Found("sip:1001@gw", (f.ALICE,), {})))
     assert out == [SipRespond("c1", 480, "Temporarily Unavailable")]
+
+
+def test_a_pass_through_call_is_answered_once_the_browser_answered() -> None:
+    """Pass-through media (the caller's WebRTC offer goes to the browser as it is): no web leg of the
+    gateway's comes up, so the 200 goes out with the browser's answer, without MediaConnected."""
+    call = f.machine()
+    f.run(call, dataclasses.replace(f.invite(), passthrough=True), WebAccept("s1"))
+    assert call.passthrough
+    f.run(call, MediaWebOfferReady(f.SIP_OFFER), WebSdpAnswer("s1", f.WEB_ANSWER))
+    out = call.handle(MediaSipAnswerReady(f.WEB_ANSWER))
+    assert [(c.status, c.sdp) for c in out if isinstance(c, SipRespond)] == [(200, f.WEB_ANSWER)]
+    assert NotifyConnected("s1", "c1") in out
+    assert call.state is CallState.CONNECTED and call.media_up
+    assert call.handle(MediaConnected()) == []  # should the media say so after all: nothing more
+
+
+def test_a_bridged_call_waits_for_webrtc_before_the_200() -> None:
+    call = f.early_in_offered()
+    f.run(call, WebSdpAnswer("s1", f.WEB_ANSWER))
+    assert not any(isinstance(c, SipRespond) for c in call.handle(MediaSipAnswerReady(f.GW_SIP_ANSWER)))
+    assert call.state is CallState.EARLY
+    assert NotifyConnected("s1", "c1") in call.handle(MediaConnected())
+
+
+def test_a_sip_failure_after_our_200_loses_an_inbound_calls_leg() -> None:
+    """The UA gives up on our 2xx (never ACKed, RFC 3261 §13.3.1.4) and reports it as a failure: an
+    inbound call reads it as its SIP leg lost; an outbound call's INVITE cannot fail once answered."""
+    call = f.connected_in()
+    out = call.handle(SipFailed(408, "No ACK"))
+    assert f.kinds(out) == [CloseBridge, NotifyEnded]
+    assert [c.reason for c in out if isinstance(c, NotifyEnded)] == [EndReason.CONNECTION_LOST]
+    assert call.state is CallState.CLOSED
+    with pytest.raises(IllegalEvent, match="not on an outbound call"):
+        f.connected_out().handle(SipFailed(408, "No ACK"))
+    with pytest.raises(IllegalEvent):
+        f.invited().handle(SipFailed(408, "No ACK"))

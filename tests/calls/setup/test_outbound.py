@@ -15,7 +15,9 @@ from gateway.calls import (
     CreateBridge,
     EndReason,
     MediaAnswerFromSip,
+    MediaConnected,
     MediaFailed,
+    MediaInactive,
     MediaOfferToSip,
     MediaSipOfferReady,
     MediaWebAnswerReady,
@@ -292,3 +294,18 @@ def test_duration_uses_the_injected_clock() -> None:
 def test_dial_target_refuses_uris_the_policy_cannot_see_through(destination: str) -> None:
     with pytest.raises(BadDestination, match="not a SIP address"):
         dial_target(destination, "pbx")
+
+
+def test_a_web_leg_answered_early_comes_up_before_the_sip_answer_and_changes_nothing() -> None:
+    """The HTTP offer API answers the browser before the INVITE goes out (early_answer): its web leg
+    comes up, or idles, while the INVITE is out; the call connects on the 2xx as ever."""
+    for call in (f.inviting(), f.inviting_ringing()):
+        assert call.handle(MediaConnected()) == []
+        assert call.handle(MediaInactive(10.0)) == []
+        assert call.state is CallState.INVITING
+        out = call.handle(SipAccepted(f.SIP_ANSWER))
+        assert f.kinds(out) == [CancelTimer, MediaAnswerFromSip, NotifyConnected]
+        assert call.state is CallState.CONNECTED
+    call = f.early_out()
+    assert call.handle(MediaConnected()) == [] and call.handle(MediaInactive(10.0)) == []
+    assert call.state is CallState.EARLY
