@@ -232,6 +232,17 @@ async def test_phone_calls_sipp_with_early_media(sipp: str, tmp_path: Path) -> N
 
 
 # --- phone against phone ------------------------------------------------------------------------------------
+async def both_received(caller: DeskPhone, callee: DeskPhone, call: int, *, packets: int) -> None:
+    """Wait (15 s at most) until each phone's own stream has received ``packets`` RTP packets of the call,
+    instead of a fixed sleep: on a loaded machine pjsua's media can start a second or more late."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while loop.time() < deadline:
+        if (await caller.rtp(call))["received"] >= packets and (await callee.rtp())["received"] >= packets:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def test_phones_hear_each_others_tone(tmp_path: Path) -> None:
     async with (
         DeskPhone(tmp_path, user="2001", tone=880) as bob,
@@ -243,7 +254,7 @@ async def test_phones_hear_each_others_tone(tmp_path: Path) -> None:
         assert "2000@" in incoming["from"]
         await bob.wait_for("state", state="CONFIRMED")
         assert (await bob.wait_for("media", status="active"))["codec"] == "PCMU"  # PCMU first, not speex
-        await asyncio.sleep(1.6)
+        await both_received(alice, bob, call, packets=80)  # 1.6 s each way (a loaded machine starts late)
         await alice.hangup(call)
         await bob.wait_for("state", state="DISCONNECTED")
         alice_wav, bob_wav = await alice.wait_for_recording(call), await bob.wait_for_recording()
@@ -323,10 +334,7 @@ async def test_phone_calls_registered_phone_through_kamailio(kamailio: Kamailio,
         await bob.wait_for("state", state="CONFIRMED")
         await alice.send("dtmf", digits="4")
         await bob.wait_for("dtmf", digit="4")
-        # 1.5 s of alice's audio at bob, counted by bob's own stream (a loaded machine starts media late)
-        deadline = asyncio.get_running_loop().time() + 15
-        while (await bob.rtp())["received"] < 75 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.1)
+        await both_received(alice, bob, call, packets=75)  # 1.5 s each way (a loaded machine starts late)
         await bob.hangup()  # the BYE follows the Record-Route back through Kamailio
         await alice.wait_for("state", call=call, state="DISCONNECTED", code=200)
         assert heard(await bob.wait_for_recording(), 440)

@@ -178,7 +178,9 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
 
         await until(current, 2.0, "the bridge's statistics to be those of the browser's last reports")
         rtt = bridge_sender.rtt_seconds()
-        assert rtt is not None and rtt < 0.003, rtt  # from the kept RRs' arrival (test_arrival.py)
+        # from the kept RRs' arrival (test_arrival.py): ~1 ms on loopback, 4.7 ms seen at load 5; counted
+        # from the engine's wake-up instead it would add its ~10 ms NOTIFY_DELAY
+        assert rtt is not None and rtt < 0.008, rtt
     finally:
         await call.close()
     assert len(browser_rr) >= 3 and len(browser_sr) >= 3, (len(browser_rr), len(browser_sr))
