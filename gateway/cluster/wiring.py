@@ -36,9 +36,8 @@ from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from gateway.runtime import CallDriver
+    from gateway.signaling.http import WebApp
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class ClusterWiring:
         self.throttle_store = RedisLoginThrottle(self.node, policy)
         return self.throttle_store
 
-    def attach_signaling(self, app: web.Application) -> None:
+    def attach_signaling(self, app: WebApp) -> None:
         """After the signaling routes: their presence feed hears the other instances' transitions
         (presence_channel.py) and publishes this one's."""
         context = app[CONTEXT_KEY]
@@ -87,7 +86,7 @@ class ClusterWiring:
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)
 
-    def prepare_http(self, app: web.Application) -> None:
+    def prepare_http(self, app: WebApp) -> None:
         async def instance(instance_id: str) -> InstanceInfo | None:
             return await self.node.instance(instance_id)
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from gateway.calls.reasons import EndReason
 from gateway.ops.mos import estimate_mos
 
 if TYPE_CHECKING:
-    from gateway.runtime.call_runtime import CallRuntime
+    from gateway.calls.machine import CallMachine
+    from gateway.calls.states import CallDirection
+    from gateway.ops.logctx import CallContext
 
 # Who ended the call, by end reason; inbound calls turned down by the web user are hers.
 _BY_WEB: Final = frozenset({EndReason.HANGUP, EndReason.DISCONNECTED, EndReason.TRANSFERRED})
@@ -112,8 +114,37 @@ def _leg(figures: Mapping[str, object]) -> LegRecord:
     return LegRecord(leg.codec, leg.packets_sent, leg.packets_received, leg.packets_lost, jitter, rtt, mos)
 
 
+class _SipLeg(Protocol):
+    @property
+    def call(self) -> object | None: ...
+
+
+class FinishedCall(Protocol):
+    """What a call's record is read from: gateway/runtime's `CallRuntime` once the call ended. A Protocol,
+    so that gateway/ops (reached from gateway/signaling through ops_http) names no runtime type."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def direction(self) -> CallDirection: ...
+    @property
+    def machine(self) -> CallMachine | None: ...
+    @property
+    def sip(self) -> _SipLeg: ...
+    @property
+    def media_quality(self) -> Mapping[str, Mapping[str, object]] | None: ...
+    @property
+    def transcoding(self) -> bool: ...
+    @property
+    def bridge(self) -> object | None: ...
+    @property
+    def log_context(self) -> CallContext: ...
+    @property
+    def web_user(self) -> str | None: ...
+
+
 def record_of(
-    runtime: CallRuntime,
+    runtime: FinishedCall,
     *,
     wall: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,

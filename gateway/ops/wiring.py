@@ -20,11 +20,9 @@ from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
 from gateway.sip.useragent.ua import UAState
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from gateway.app import Gateway
     from gateway.runtime.call_runtime import CallRuntime
-    from gateway.signaling.http import HttpServer
+    from gateway.signaling.http import HttpServer, WebApp
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ class Operations:
         gateway.driver.on_call_end = self.call_ended
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:
+    def add_routes(self, app: WebApp) -> None:
         """/readyz and /metrics on the gateway's HTTP listener (unless metrics.listen has its own)."""
         if self._gateway.config.metrics.listen is None:
             add_ops_routes(app, ready=self.ready, registry=self._registry(), token=self._token())

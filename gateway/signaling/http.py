@@ -11,6 +11,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -20,6 +21,10 @@ from gateway.listen import ListenError
 from gateway.logs import RateLimit, escape_controls
 
 logger = logging.getLogger(__name__)
+
+# The web application, named for the modules outside this package that are handed one to add routes to
+# (gateway/ops, gateway/cluster): they import this name, not aiohttp (tests/test_contracts.py).
+WebApp: TypeAlias = web.Application
 
 
 @dataclass(frozen=True, slots=True)
