@@ -24,15 +24,19 @@ def sipp() -> str:
     return require_binary("sipp")
 
 
-def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> bool:
+def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0, share: float = 0.5) -> bool:
     """The WAV holds `freq` clearly over one second (after `skip` seconds of set-up; a later second
-    counts too: on a loaded machine a phone's media may start a little late)."""
+    counts too: on a loaded machine a phone's media may start a little late): at least `share` of a
+    second's energy is at `freq`."""
     rate, samples = read_wav(path)
     window = samples[int(skip * rate) : int((skip + seconds) * rate)]
     assert len(window) >= rate * seconds * 0.9, f"{path}: only {len(samples) / rate:.2f} s recorded"
     step, size = rate // 4, int(seconds * rate)
     starts = range(int(skip * rate), max(int(skip * rate), len(samples) - size) + 1, step)
-    return any(detect_tone(samples[start : start + size], rate, freq) for start in starts)
+    return any(detect_tone(samples[start : start + size], rate, freq, threshold=share) for start in starts)
+
+
+PHONE_SHARE = 0.15  # the tone's share of a second's energy in a desk phone's own recording (see below)
 
 
 def ratio(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> float:
@@ -258,11 +262,16 @@ async def test_phones_hear_each_others_tone(tmp_path: Path) -> None:
         await alice.hangup(call)
         await bob.wait_for("state", state="DISCONNECTED")
         alice_wav, bob_wav = await alice.wait_for_recording(call), await bob.wait_for_recording()
-        assert heard(alice_wav, 880) and not heard(alice_wav, 440), (
+        # PHONE_SHARE: a starved pjsua (the suite's other workers) clicks, and the clicks' broadband
+        # energy took the tone's share to 0.2; the other phone's tone, or silence, is below 0.0001
+        assert heard(alice_wav, 880, share=PHONE_SHARE) and not heard(alice_wav, 440, share=0.01), (
             ratio(alice_wav, 880),
             ratio(alice_wav, 440),
         )
-        assert heard(bob_wav, 440) and not heard(bob_wav, 880), (ratio(bob_wav, 440), ratio(bob_wav, 880))
+        assert heard(bob_wav, 440, share=PHONE_SHARE) and not heard(bob_wav, 880, share=0.01), (
+            ratio(bob_wav, 440),
+            ratio(bob_wav, 880),
+        )
 
 
 async def test_phone_dtmf_and_info_reach_the_other_phone(tmp_path: Path) -> None:
@@ -337,7 +346,7 @@ async def test_phone_calls_registered_phone_through_kamailio(kamailio: Kamailio,
         await both_received(alice, bob, call, packets=75)  # 1.5 s each way (a loaded machine starts late)
         await bob.hangup()  # the BYE follows the Record-Route back through Kamailio
         await alice.wait_for("state", call=call, state="DISCONNECTED", code=200)
-        assert heard(await bob.wait_for_recording(), 440)
+        assert heard(await bob.wait_for_recording(), 440, share=PHONE_SHARE)
     assert "INVITE sip:2001@" in kamailio.log() and "BYE sip:" in kamailio.log()
 
 
