@@ -40,9 +40,10 @@ run: $(VENV)/.stamp-run
 test: test-deps lint
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
-## test-fast: the inner loop: every test but the end-to-end ones (tests/e2e), in parallel, no lint
+## test-fast: the inner loop: unit and in-process tests (not tests/e2e, nor a module marked `peer`, which
+## drives a browser, a desk phone, Kamailio... : tests/conftest.py), in parallel, no lint
 test-fast: test-deps
-	$(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e -m "not peer" $(PYTEST_ARGS)
 
 test-deps: system-deps $(VENV)/.stamp-test $(SOFTPHONES)/build/.stamp
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Generator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -45,3 +47,37 @@ def pytest_report_to_serializable(config: pytest.Config, report: object) -> Gene
     crash the worker (execnet's DumpError) instead of reporting."""
     data = yield
     return _encodable(data)
+
+
+# Whole programs the tests drive as peers (a browser, desk phones, a proxy, a registrar, the CLI or an
+# example in a subprocess...). A test module that imports one gets the `peer` marker, so `make test-fast`
+# (-m "not peer", and no tests/e2e) is the inner loop of unit and in-process component tests.
+REAL_PEERS: Final = (
+    "peers.baresip", "peers.demo", "peers.dnsmasq", "peers.haproxy", "peers.kamailio", "peers.phone",
+    "peers.redis", "peers.rtpengine", "peers.sip_webrtc", "peers.sipp", "peers.softphones",
+    "peers.video_phone", "peers.web_user", "playwright", "subprocess",
+)  # fmt: skip
+
+
+def _drives_real_peers(module: types.ModuleType) -> bool:
+    for value in vars(module).values():
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.startswith(REAL_PEERS):
+            return True
+    return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "peer: drives a real peer program (tests/conftest.py REAL_PEERS)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[str, bool] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module.__name__ not in seen:
+            seen[module.__name__] = _drives_real_peers(module)
+        if seen[module.__name__]:
+            item.add_marker(pytest.mark.peer)
