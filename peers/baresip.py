@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -47,6 +48,10 @@ VIDEO_CONFIG = (
     "video_fps\t15",
     "video_bitrate\t300000",
 )
+
+
+class _PortTaken(RuntimeError):
+    """baresip exited because one of its ports was taken meanwhile."""
 
 
 class Baresip:
@@ -87,10 +92,9 @@ class Baresip:
             params.append(f"mediaenc={mediaenc}")
         if ice:
             params.append("medianat=ice")
-        account = f"<sip:{user}@{host}:{self.sip_port}>;{';'.join(params)}\n"
-        (self.workdir / "accounts").write_text(account)
+        self._params, self._rtp = ";".join(params), (rtp_ports, rtcp_mux)
         (self.workdir / "contacts").write_text("")
-        (self.workdir / "config").write_text(self._config(rtp_ports, rtcp_mux))
+        self._write_files()
         self.events: list[dict[str, Any]] = []
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -120,6 +124,12 @@ class Baresip:
         ]
         return "\n".join(lines) + "\n"
 
+    def _write_files(self) -> None:
+        """The account and config files for the current SIP and control ports."""
+        account = f"<sip:{self.user}@{self.host}:{self.sip_port}>;{self._params}\n"
+        (self.workdir / "accounts").write_text(account)
+        (self.workdir / "config").write_text(self._config(*self._rtp))
+
     @property
     def address(self) -> str:
         return f"{self.host}:{self.sip_port}"
@@ -127,6 +137,21 @@ class Baresip:
     # --------------------------------------------------------------------------------- running
 
     async def start(self, ready_timeout: float = 10.0) -> Baresip:
+        """Start baresip and connect to its control port. `free_port`'s ports may be taken by another
+        process before baresip binds them (the suite's parallel workers): baresip then exits 98
+        (EADDRINUSE), and it is started again on new ports, three times at most."""
+        for attempt in range(3):
+            try:
+                return await self._start(ready_timeout)
+            except _PortTaken:
+                if attempt == 2:
+                    raise
+                self.sip_port = free_port(socket.SOCK_DGRAM, self.host)
+                self.ctrl_port = free_port(socket.SOCK_STREAM, self.host)
+                self._write_files()
+        raise AssertionError("unreachable")
+
+    async def _start(self, ready_timeout: float) -> Baresip:
         log = (self.workdir / "baresip.log").open("wb")
         self._process = await asyncio.create_subprocess_exec(
             self.binary,
@@ -146,7 +171,8 @@ class Baresip:
         deadline = loop.time() + ready_timeout
         while True:
             if self._process.returncode is not None:
-                raise RuntimeError(f"baresip exited {self._process.returncode}:\n{self.log()[-3000:]}")
+                kind = _PortTaken if self._process.returncode == errno.EADDRINUSE else RuntimeError
+                raise kind(f"baresip exited {self._process.returncode}:\n{self.log()[-3000:]}")
             try:
                 self._reader, self._writer = await asyncio.open_connection(self.host, self.ctrl_port)
                 break
