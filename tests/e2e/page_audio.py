@@ -95,10 +95,12 @@ def beeps(
 
 
 def assert_phone_heard_the_browser(wav: Path, at_least: int = 3) -> None:
-    """At least `at_least` loud stretches of the phone's recording `wav`, and all but at most one, are
-    Chromium's fake-microphone beep (it beeps every 500 ms: a call must record for about
-    `at_least` / 2 seconds after its media starts)."""
+    """At least `at_least` loud stretches of the phone's recording `wav`, and at least two thirds of them,
+    are Chromium's fake-microphone beep (it beeps every 500 ms: a call must record for about
+    `at_least` / 2 seconds after its media starts). Two thirds, not all but one: with the suite's parallel
+    workers a starved desk phone's clicks made 2 of 6 stretches in a fresh-clone CI run; a call that
+    carried anything but the beep has few or none."""
     matching, loud = beeps(wav)
-    assert matching >= at_least and matching >= loud - 1, (
+    assert matching >= at_least and 3 * matching >= 2 * loud, (
         f"{wav}: {matching} of {loud} loud stretches are Chromium's {FAKE_MIC_HZ} Hz beep"
     )
