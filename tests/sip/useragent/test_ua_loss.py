@@ -12,6 +12,7 @@ from gateway.sip.useragent.ua import Listen, UserAgent
 from gateway.sip.useragent.ua_events import Answered, Bye, InfoReceived
 from peers.ports import free_port
 from sipcore.location.routing import Target
+from sipcore.transaction import TimerConfig
 from tests.sip.lossy import LossyRelay
 from tests.sip.ua_helpers import ANSWER, OFFER, expect, identity, running_ua, uri_of
 
@@ -72,7 +73,10 @@ async def test_calls_complete_with_20_percent_loss() -> None:
 
 async def test_a_2xx_that_comes_again_is_acked_again_and_counted() -> None:
     """RFC 3261 §13.2.2.4: a retransmitted 2xx (its first ACK lost) is ACKed again, counted as kind ack."""
-    async with running_ua(listen=(Listen("udp"),)) as b, running_ua() as a:
+    # T1 = 2 s: B's own 2xx retransmission (first after T1) must not come before our ACK reaches it,
+    # even on a loaded machine; with the tests' 50 ms T1 it sometimes did and counted a re-ACK early
+    slow = TimerConfig(t1=2.0, t2=4.0, t4=5.0)
+    async with running_ua(slow, listen=(Listen("udp"),)) as b, running_ua(slow) as a:
         answered: list[IncomingCall] = []
         server = asyncio.create_task(serve(b, answered))
         call = await a.invite(uri_of(b), OFFER, identity())
