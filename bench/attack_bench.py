@@ -1,19 +1,27 @@
-"""Legitimate calls while the gateway is attacked (issue 10): success rate and setup time per attack.
+"""Legitimate calls while the gateway is attacked (issues 10 and 32): success rate and setup time per attack.
 
-Run: python bench/attack_bench.py [--calls 10]   (needs sipp; about two minutes)
+Run: python bench/attack_bench.py [--calls 10] [--only NAME,NAME]   (needs sipp; about three minutes)
 
 The gateway runs in this process with sipp's UAS as its PBX. For each scenario a legitimate web user
-(aiortc, from 127.0.0.1) logs in, calls 2000 and hangs up, `--calls` times, while the attack runs from
-untrusted loopback addresses (127.0.0.2 and up):
+(aiortc, from 127.0.0.1) logs in, calls 2000 and hangs up, `--calls` times, while the attack runs in a
+process of its own (so that its sockets are not counted as the gateway's) from untrusted loopback
+addresses (127.0.0.2 and up):
 
 - none: no attack (the reference);
 - idle-websockets: never-logged-in WebSockets opened as fast as the gateway accepts them;
 - login-guessing: wrong secrets for alice over WebSockets, as fast as they are answered;
 - sip-garbage: mutated SIP datagrams (the fuzz of tests/sip/transports/test_fuzz_receive.py), flat out;
-- tcp-connections: idle SIP TCP connections from 20 addresses, reopened as they are closed.
+- tcp-connections: idle SIP TCP connections from 20 addresses, reopened as they are closed;
+- tls-handshakes: TCP connections to the SIP TLS port from 49 addresses that never finish (never start)
+  their TLS handshake, reopened as they are closed (issue 32 item 3);
+- slowloris: HTTP requests from 49 addresses whose headers never end, one byte every 5 s (item 4);
+- spread-guessing: wrong secrets for alice from 10 addresses at once, and one typo from alice's own
+  address (item 5: alice's correct login, from an address that is not guessing, must still get in);
+- sipws-idle: SIP-over-WebSocket flows (RFC 7118) from 49 addresses that never send SIP (item 6).
 
-Printed per scenario: logins and calls that succeeded, and login and call setup times (p50, p99, max),
-with /proc/loadavg. Compare scenarios of one run; these machines are shared and noisy.
+Printed per scenario: logins and calls that succeeded, login and call setup times (p50, p99, max), the
+gateway process's open file descriptors and RSS at the end of the attack, with /proc/loadavg. Compare
+scenarios of one run; these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -23,12 +31,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import resource
 import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -36,13 +46,37 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.devcert import make_dev_certificates  # noqa: E402
 from peers.sipp import Sipp  # noqa: E402
 from peers.web_user import WebUser  # noqa: E402
 from peers.webpeer import WebPeer  # noqa: E402
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway  # noqa: E402
 from tests.sip.transports.test_fuzz_receive import BASE, mutate  # noqa: E402
 
-Attack = Callable[[str, tuple[str, int], tuple[str, int]], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Targets:
+    """Where the attacks aim: the HTTP base URL and the SIP UDP, TCP and TLS addresses."""
+
+    http: str
+    sip: tuple[str, int]
+    tcp: tuple[str, int]
+    tls: tuple[str, int]
+
+    def to_args(self) -> list[str]:
+        return [self.http, *(f"{host}:{port}" for host, port in (self.sip, self.tcp, self.tls))]
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> Targets:
+        def address(text: str) -> tuple[str, int]:
+            host, port = text.rsplit(":", 1)
+            return host, int(port)
+
+        return cls(args[0], address(args[1]), address(args[2]), address(args[3]))
+
+
+Attack = Callable[[Targets], Awaitable[None]]
+FAR = [f"127.0.0.{n}" for n in range(2, 51)]  # 49 attacking addresses
 
 
 def percentiles(values: list[float]) -> str:
@@ -53,12 +87,12 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(ordered):7.1f} ms  p99 {p99:7.1f} ms  max {ordered[-1]:7.1f} ms"
 
 
-async def no_attack(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> None:
+async def no_attack(to: Targets) -> None:
     await asyncio.Event().wait()
 
 
-async def idle_websockets(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> None:
-    url = http.replace("http://", "ws://") + "/ws"
+async def idle_websockets(to: Targets) -> None:
+    url = to.http.replace("http://", "ws://") + "/ws"
     held: list[aiohttp.ClientWebSocketResponse] = []
     sessions = [
         aiohttp.ClientSession(
@@ -79,8 +113,8 @@ async def idle_websockets(http: str, sip: tuple[str, int], tcp: tuple[str, int])
             await session.close()
 
 
-async def login_guessing(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> None:
-    url = http.replace("http://", "ws://") + "/ws"
+async def login_guessing(to: Targets) -> None:
+    url = to.http.replace("http://", "ws://") + "/ws"
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         n = 0
@@ -93,7 +127,7 @@ async def login_guessing(http: str, sip: tuple[str, int], tcp: tuple[str, int]) 
                         await ws.receive_json(timeout=5)
 
 
-async def sip_garbage(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> None:
+async def sip_garbage(to: Targets) -> None:
     rng = random.Random(7)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.bind(("127.0.0.2", 0))
@@ -102,24 +136,111 @@ async def sip_garbage(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> 
         while True:
             for _ in range(20):  # ~2,000 datagrams per second (the loop's pace), from one host
                 with contextlib.suppress(BlockingIOError):
-                    sender.sendto(mutate(rng.choice(BASE), rng), sip)
+                    sender.sendto(mutate(rng.choice(BASE), rng), to.sip)
             await asyncio.sleep(0.01)
     finally:
         sender.close()
 
 
-async def tcp_connections(http: str, sip: tuple[str, int], tcp: tuple[str, int]) -> None:
+async def tcp_connections(to: Targets) -> None:
     writers: list[asyncio.StreamWriter] = []
     try:
         while True:
             for n in range(2, 22):
                 with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection(*tcp, local_addr=(f"127.0.0.{n}", 0))
+                    _, writer = await asyncio.open_connection(*to.tcp, local_addr=(f"127.0.0.{n}", 0))
                     writers.append(writer)
             await asyncio.sleep(0.05)
     finally:
         for writer in writers:
             writer.close()
+
+
+async def hold_open(address: tuple[str, int], first: bytes, trickle: bytes | None) -> None:
+    """Keep connections to `address` from every FAR address open, reopening each one the gateway closes;
+    send `first` on connect and then `trickle` every 5 s (None: nothing more)."""
+
+    async def one(host: str) -> None:
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(*address, local_addr=(host, 0))
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                if first:
+                    writer.write(first)
+                while not reader.at_eof():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(reader.read(4096), 5)
+                    if trickle is not None:
+                        writer.write(trickle)
+                        await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+    async def many(host: str) -> None:
+        await asyncio.gather(*(one(host) for _ in range(PER_ADDRESS)))
+
+    await asyncio.gather(*(many(host) for host in FAR))
+
+
+PER_ADDRESS = 40  # connections each attacking address keeps open: 1,960 in all
+
+
+async def tls_handshakes(to: Targets) -> None:
+    await hold_open(to.tls, b"", None)
+
+
+async def slowloris(to: Targets) -> None:
+    host, port = to.http.removeprefix("http://").rsplit(":", 1)
+    start = f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+    await hold_open((host, int(port)), start, b"X")
+
+
+async def spread_guessing(to: Targets) -> None:
+    url = to.http.replace("http://", "ws://") + "/ws"
+
+    async def guess(host: str) -> None:
+        connector = aiohttp.TCPConnector(local_addr=(host, 0), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            n = 0
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, TypeError):
+                    async with session.ws_connect(url) as ws:
+                        for _ in range(5):
+                            n += 1
+                            await ws.send_json({"type": "login", "id": n, "user": "alice", "secret": f"x{n}"})
+                            await ws.receive_json(timeout=5)
+                await asyncio.sleep(0.05)
+
+    # alice's own address mistyped once (an office NAT: a colleague, or alice herself)
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.1", 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(url) as ws:
+        await ws.send_json({"type": "login", "id": 0, "user": "alice", "secret": "typo"})
+        await ws.receive_json(timeout=5)
+    await asyncio.gather(*(guess(host) for host in FAR[:10]))
+
+
+async def sipws_idle(to: Targets) -> None:
+    url = to.http.replace("http://", "ws://") + "/sip"
+
+    async def hold(host: str) -> None:
+        connector = aiohttp.TCPConnector(local_addr=(host, 0), force_close=True, limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    async with session.ws_connect(url, protocols=("sip",), heartbeat=None) as ws:
+                        async for _ in ws:
+                            pass
+                await asyncio.sleep(0.2)
+
+    async def many(host: str) -> None:
+        await asyncio.gather(*(hold(host) for _ in range(PER_ADDRESS)))
+
+    await asyncio.gather(*(many(host) for host in FAR))
 
 
 ATTACKS: dict[str, Attack] = {
@@ -128,6 +249,10 @@ ATTACKS: dict[str, Attack] = {
     "login-guessing": login_guessing,
     "tcp-connections": tcp_connections,
     "sip-garbage": sip_garbage,
+    "tls-handshakes": tls_handshakes,
+    "slowloris": slowloris,
+    "sipws-idle": sipws_idle,
+    "spread-guessing": spread_guessing,  # last: a lockout it causes outlasts the run
 }
 
 
@@ -158,36 +283,61 @@ async def legitimate_calls(http: str, count: int) -> tuple[int, int, list[float]
     return logins, calls, login_ms, setup_ms
 
 
-async def main(count: int) -> None:
+def gateway_figures() -> str:
+    """This process's (the gateway's) open file descriptors and resident memory."""
+    fds = len(list(Path("/proc/self/fd").iterdir()))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status").read_text()
+    now = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return f"fds {fds}  RSS {int(now) / 1024:.0f} MB (peak {rss:.0f} MB)"
+
+
+async def main(count: int, only: list[str]) -> None:
     with tempfile.TemporaryDirectory() as workdir:
+        certificates = make_dev_certificates(Path(workdir) / "pki", ["127.0.0.1"])
         pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True)
         await pbx.start()
         try:
             listen = [
                 {"transport": "udp", "host": "127.0.0.1", "port": free_udp()},
                 {"transport": "tcp", "host": "127.0.0.1", "port": free_tcp()},
+                {"transport": "tls", "host": "127.0.0.1", "port": free_tcp()},
             ]
-            config = gateway_config(pbx.address, sip={"listen": listen, "trusted_sources": ["127.0.0.1/32"]})
+            tls = {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)}
+            sip = {"listen": listen, "trusted_sources": ["127.0.0.1/32"], "tls": tls, "websocket": {}}
+            config = gateway_config(pbx.address, sip=sip)
             async with running_gateway(config) as gateway:
                 assert gateway.sip is not None
-                sip = gateway.sip_address
-                tcp = next(t.local for t in gateway.sip.layer.transports if t.name == "TCP")
-                for name, attack in ATTACKS.items():
-                    task: asyncio.Future[None] = asyncio.ensure_future(attack(gateway.http_url, sip, tcp))
-                    await asyncio.sleep(1.0)  # let the attack build up
+                transports = {t.name: t.local for t in gateway.sip.layer.transports}
+                to = Targets(gateway.http_url, gateway.sip_address, transports["TCP"], transports["TLS"])
+                print(f"before any attack: {gateway_figures()}")
+                for name in ATTACKS:
+                    if only and name not in only:
+                        continue
+                    attacker = await asyncio.create_subprocess_exec(
+                        sys.executable, __file__, "--attack", name, *to.to_args()
+                    )
+                    await asyncio.sleep(5.0 if name != "none" else 1.0)  # let the attack build up
                     logins, calls, login_ms, setup_ms = await legitimate_calls(gateway.http_url, count)
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                    await asyncio.sleep(1.0)
+                    figures = gateway_figures()
+                    attacker.terminate()
+                    await attacker.wait()
+                    await asyncio.sleep(2.0)
                     load = Path("/proc/loadavg").read_text().split()[:3]
                     print(
                         f"{name:16s} logins {logins}/{count}  calls {calls}/{count}  loadavg {' '.join(load)}"
                     )
                     print(f"{'':16s} login  {percentiles(login_ms)}")
                     print(f"{'':16s} setup  {percentiles(setup_ms)}")
+                    print(f"{'':16s} during the attack: {figures}")
         finally:
             await pbx.stop()
+
+
+async def attack_alone(name: str, to: Targets) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    await ATTACKS[name](to)
 
 
 def free_udp() -> int:
@@ -207,5 +357,13 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, default=10, help="legitimate calls per scenario")
+    parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    parser.add_argument("--attack", help=argparse.SUPPRESS)  # the attacker process: NAME HTTP SIP TCP TLS
+    parser.add_argument("targets", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the attacks' refusals are logged by design: not here
-    asyncio.run(main(parser.parse_args().calls))
+    if args.attack:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(attack_alone(args.attack, Targets.from_args(args.targets)))
+    else:
+        asyncio.run(main(args.calls, [name for name in args.only.split(",") if name]))
