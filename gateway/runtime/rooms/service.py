@@ -146,6 +146,10 @@ class RoomMediaService:
         del self._viewers[viewer_id]
         await conference.unwatch(viewer_id)
 
+    def watchers(self, room_id: str) -> list[dict[str, str]]:
+        conference = self._conferences.get(room_id)
+        return conference.watchers() if conference is not None and not conference.ended else []
+
     async def inbound(self, request_uri: str, to_uri: str | None) -> Found | None:
         """`CallDriver.room_calls`: a SIP call to a number of `rooms.numbers` joins that room."""
         number = _user_part(request_uri)
