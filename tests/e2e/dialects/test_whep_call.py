@@ -87,7 +87,7 @@ async def test_whep_players_hear_the_far_end_of_a_whip_call(tmp_path: Path) -> N
                 async with http.post(f"{base}/whep/h-nope", data=spare, headers=SDP_HEADERS) as r:
                     # neither a session of alice's nor a room she may watch (rooms.rules): 403, as for a
                     # room that is open (no oracle of which rooms are)
-                    assert (r.status, (await r.json())["code"]) == (403, "forbidden")
+                    assert (r.status, (await r.json())["reason"]) == (403, "forbidden")
                 async with http.post(f"{base}/whep/{session_id}", data="not sdp", headers=SDP_HEADERS) as r:
                     assert (r.status, (await r.json())["field"]) == (400, "sdp")
                 headers = {"Content-Type": "application/sdp"}
