@@ -53,6 +53,12 @@ class RoomMediaService:
         self._hub = hub
         if self.settings.numbers:
             self.driver.room_calls = self.inbound
+            self.driver.room_guard = self._guard
+
+    def _guard(self, user: WebUser, destination: str) -> None:
+        """`CallDriver.room_guard`: a web user's call to a room's number needs the join permission."""
+        if self._hub is not None:
+            self._hub.check_call(user.id, destination)
 
     def present(self, room_id: str) -> bool:
         conference = self._conferences.get(room_id)

@@ -108,6 +108,12 @@ class RoomsContext:
     async def leave_gateway(self, room_id: str) -> None:
         await self.deliver(room_id, self.registry.leave(room_id, GATEWAY_PEER))
 
+    def check_call(self, user_id: str, destination: str) -> None:
+        access = self.registry.access
+        room_id = access.room_called(destination) if access is not None and self.settings.enabled else None
+        if room_id is not None:
+            self.registry.check(Action.JOIN, room_id, user_id)
+
     def browsers(self, room_id: str) -> list[str]:
         if room_id not in self.registry.rooms():
             return []
@@ -290,9 +296,7 @@ async def _sip_party(context: RoomsContext, peer: RoomPeer, request: Dial | Hang
     user = context.users.get((peer.room_id, peer.peer_id))
     if user is None:  # an anonymous peer has no outbound policy
         raise Forbidden("an anonymous peer may not call out", field="to")
-    called = context.registry.access.room_called(request.to) if context.registry.access else None
-    if called is not None:  # another room's number: its SIP side would join that room
-        context.registry.check(Action.JOIN, called, user.id)
+    context.check_call(user.id, request.to)  # another room's number: its SIP side would join that room
     call_id = await media.dial(peer.room_id, peer.peer_id, user, request.to)
     await send({"type": "dialing", "call_id": call_id, "to": request.to})
 

@@ -42,6 +42,11 @@ class RoomHub(Protocol):
         """The browser peers of the room, in joining order (none when it is not open)."""
         ...
 
+    def check_call(self, user_id: str, destination: str) -> None:
+        """A web user's call to `destination`: `Forbidden` when it is one of `rooms.numbers` and
+        `rooms.rules` do not let the user join that room (rooms/access.py)."""
+        ...
+
 
 class RoomMedia(Protocol):
     """The gateway's peer in rooms: SIP parties and the mix (see the module note)."""

@@ -1,7 +1,8 @@
 """Who may join and watch a room (issue 32 item 1), against a whole gateway with real HTTP clients, the
 real rooms WebSocket and aiortc peers. alice opens `alice-private` from an aiortc peer playing 700 Hz;
 bob, with his own API key, gets `forbidden` (close 4009) joining it, 403 on `POST /whep/alice-private`
-(the same 403 as for a room that is not open), 403 publishing over WHIP to its number, and does not see
+(the same 403 as for a room that is not open), 403 publishing over WHIP or calling over the HTTP offer
+API to its number, and does not see
 it in `GET /webrtc/rooms`, while alice sees nothing of him. carol (a member of the group the rule lets
 watch) sees it listed and her WHEP player hears alice's 700 Hz, and alice's peer is told `watcher_joined`
 with carol's id; carol still may not join. alice watches her own room. A public room stays open to all."""
@@ -182,6 +183,10 @@ async def test_a_private_room_is_its_owners_and_the_rules() -> None:
                     assert (r.status, (await r.json())["reason"]) == (403, "forbidden")
             async with http.post(f"{base}/whip/3009", data=offer, headers=sdp_headers("bob")) as r:
                 assert (r.status, (await r.json())["reason"]) == (403, "forbidden")  # the room's number
+            call = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "sip:3009@127.0.0.1"}}
+            async with http.post(f"{base}/webrtc/offer", json=call, headers=headers("bob")) as r:
+                body = await r.json()  # the HTTP API's call to it too (every dialect's dial meets the check)
+                assert (r.status, body["reason"], body["field"]) == (403, "forbidden", "room_id"), body
             assert await refused_join(gateway, http, "alice-other", "b1", "bob") == (
                 "user 'bob' may not create room 'alice-other': not its owner, and rooms.rules do not allow it"
             )
