@@ -171,6 +171,10 @@ async def test_a_private_room_is_its_owners_and_the_rules() -> None:
                 == "user 'bob' may not join room 'alice-private': not its owner, and rooms.rules do not allow it"
             )
             assert "alice-private" not in await listed(http, base, "bob")
+            async with http.ws_connect(ws_url(gateway, "alice-private", "b2")) as ws:  # credentials in login
+                await ws.send_json({"type": "login", "api_key": KEYS["bob"]})
+                error = await ws.receive_json(timeout=10)
+                assert (error["code"], (await ws.receive(timeout=10)).data) == ("forbidden", 4009), error
             offer = await player.offer()
             for room in ("alice-private", "nobody-here"):  # open or not: one answer
                 async with http.post(f"{base}/whep/{room}", data=offer, headers=sdp_headers("bob")) as r:

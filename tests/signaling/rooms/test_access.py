@@ -5,10 +5,12 @@ read by the config loader (errors naming the key), and every decision of `RoomAc
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config import ConfigError
 from gateway.config.loader import load_config_text
-from gateway.config.rooms import RoomsSection
+from gateway.config.rooms import RoomRule, RoomsSection
 from gateway.signaling.errors import Forbidden
 from gateway.signaling.rooms.access import ANONYMOUS, Action, RoomAccess
 from gateway.signaling.rooms.core import GATEWAY_PEER, RoomRegistry
@@ -129,3 +131,40 @@ def test_the_sip_side_is_admitted_and_calls_to_a_rooms_number_need_the_join() ->
         "board", "board", "alice-desk", None,
     ]  # fmt: skip
     assert rooms.may(Action.JOIN, "board", "bob") and not rooms.may(Action.JOIN, "board", "carol")
+
+
+USERS = st.sampled_from(["alice", "bob", "carol", ANONYMOUS])
+WHO = st.lists(st.sampled_from(["alice", "bob", "@team", "*"]), max_size=3)
+
+
+@given(
+    rule=st.fixed_dictionaries(
+        {"public": st.booleans(), "owner": st.none() | USERS.filter(lambda u: u != ANONYMOUS)},
+        optional={"create": WHO, "join": WHO, "watch": WHO},
+    )
+    | st.none(),
+    owner=st.none() | USERS,
+    user=USERS,
+)
+def test_any_rule_join_implies_watch_and_check_agrees(
+    rule: dict[str, object] | None, owner: str | None, user: str
+) -> None:
+    """Whatever the rule: whoever may join may watch, the owner (signed in) may both, an anonymous peer
+    only where the rule says `*` or public, and `check` refuses exactly what `allowed` does."""
+    section = RoomsSection(
+        rules=() if rule is None else (RoomRule("r", **rule),),  # type: ignore[arg-type]
+        groups=(("team", ("carol",)),),
+    )
+    access = RoomAccess(section)
+    joins, watches = (access.allowed(a, "r", user, owner) for a in (Action.JOIN, Action.WATCH))
+    assert watches or not joins
+    if owner == user and user != ANONYMOUS:
+        assert joins and watches
+    if user == ANONYMOUS and joins:
+        assert rule is not None and (rule["public"] or "*" in rule.get("join", ()))  # type: ignore[operator]
+    for action in Action:
+        if access.allowed(action, "r", user, owner):
+            access.check(action, "r", user, owner)
+        else:
+            with pytest.raises(Forbidden):
+                access.check(action, "r", user, owner)
