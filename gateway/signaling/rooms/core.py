@@ -281,7 +281,8 @@ class RoomRegistry:
         room = self._rooms.get(room_id)
         gateway = peer_id == GATEWAY_PEER  # the SIP side: admitted by rooms.numbers
         if self.access is not None and not gateway:
-            self.access.check(Action.JOIN if room else Action.CREATE, room_id, user_id, self.owner(room_id))
+            action = Action.JOIN if room is not None else Action.CREATE
+            self.access.check(action, room_id, user_id, self.owner(room_id))
         if room is None:
             if len(self._rooms) >= self.max_rooms:
                 raise TooManyRooms(f"{self.max_rooms} rooms are open already (rooms.max_rooms)")
