@@ -104,6 +104,8 @@ class BrowserRequests(DriverCore):
             raise BadRequest(str(exc), field="headers") from None
         if not sdp.strip():
             raise BadRequest("the call needs an offer (SDP)", field="sdp")
+        if self.room_guard is not None:  # a room's number: the user must be let into that room
+            self.room_guard(session.user, to)
         route = await self._web_route(session.user, to)
         # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
         # INVITE, from the first line on

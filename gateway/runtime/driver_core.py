@@ -101,6 +101,9 @@ class DriverCore:
         # Rooms with SIP parties (gateway/runtime/rooms/): the target of an INVITE for one of
         # `rooms.numbers` (the room's own session), or None for the usual lookup
         self.room_calls: Callable[[str, str | None], Awaitable[Found | None]] | None = None
+        # ...and a web user's call to one of those numbers: raises `Forbidden` unless rooms.rules let the
+        # user join that room (its SIP side would join it for the user)
+        self.room_guard: Callable[[WebUser, str], None] | None = None
 
     @property
     def ua(self) -> UserAgent:

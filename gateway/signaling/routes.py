@@ -39,6 +39,7 @@ from gateway.signaling.jsonrpc.endpoint import RPC_KEY, jsonrpc_handler
 from gateway.signaling.jsonrpc.peer import RpcContext
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
+from gateway.signaling.rooms.access import RoomAccess
 from gateway.signaling.rooms.core import RoomRegistry
 from gateway.signaling.rooms.endpoint import (
     ROOMS_KEY,
@@ -189,10 +190,10 @@ def add_signaling_routes(
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)
     rooms = config.rooms
+    registry = RoomRegistry(rooms.max_rooms, rooms.max_peers, RoomAccess(rooms))  # rooms.rules: access.py
     app[ROOMS_KEY] = rooms_context = RoomsContext(
-        RoomRegistry(rooms.max_rooms, rooms.max_peers), credentials, rooms, limits, ice_servers, monotonic,
-        media=room_media,
-    )  # fmt: skip
+        registry, credentials, rooms, limits, ice_servers, monotonic, media=room_media
+    )
     if room_media is not None:  # SIP parties in rooms: the gateway's own peer (gateway/runtime/rooms/)
         room_media.attach(rooms_context)
     router.add_get("/webrtc/signaling/{room_id}/{peer_id}", rooms_socket_handler)

@@ -146,7 +146,9 @@ async function handle(message) {
   switch (message.type) {
     case "joined":
       state.iceServers = message.ice_servers || [];
-      $("identity").textContent = `Room ${message.room_id} as ${message.peer_id} (${message.user})`;
+      $("identity").textContent = `Room ${message.room_id} as ${message.peer_id} (${message.user})`
+        + (message.owner ? `, owner ${message.owner}` : "");
+      for (const watcher of message.watchers || []) chatLine("room", `${watcher.user} is listening`);
       setStatus("In the room", "registered");
       $("join-panel").hidden = true;
       $("room-panel").hidden = false;
@@ -178,6 +180,12 @@ async function handle(message) {
     case "sip_party":
       state.parties.set(message.call_id, { remote: message.remote, state: message.state, reason: message.reason });
       renderParties();
+      break;
+    case "watcher_joined":
+      chatLine("room", `${message.user} is listening`);
+      break;
+    case "watcher_left":
+      chatLine("room", `${message.user} stopped listening`);
       break;
     case "error":
       showError(`${message.code}: ${message.message}`);

@@ -115,12 +115,24 @@ class Conference:
             raise BadRequest(f"the offer cannot be played to: {exc}", field="sdp") from None
         self.viewers[viewer_id] = (user_id, leg)
         await self.start()
+        await self._announce_watcher("watcher_joined", viewer_id, user_id)
         return sdp.write(answer)
+
+    async def _announce_watcher(self, kind: str, viewer_id: str, user_id: str) -> None:
+        """Who listens to the room (WHEP), by user id, to its browsers: `watcher_joined` / `watcher_left`."""
+        logger.info("room %s: %s %s (user %s)", self.room_id, kind.replace("_", " "), viewer_id, user_id)
+        await self.hub.broadcast(self.room_id, {"type": kind, "watcher_id": viewer_id, "user": user_id})
+
+    def watchers(self) -> list[dict[str, str]]:
+        return [
+            {"watcher_id": viewer_id, "user": user_id} for viewer_id, (user_id, _) in self.viewers.items()
+        ]
 
     async def unwatch(self, viewer_id: str) -> None:
         entry = self.viewers.pop(viewer_id, None)
         if entry is not None:
             await entry[1].close()
+            await self._announce_watcher("watcher_left", viewer_id, entry[0])
         await self.close_when_idle()
 
     async def close_when_idle(self) -> None:
@@ -285,8 +297,9 @@ class Conference:
             await self.hangup_party(party)
         for peer_id in list(self.browsers):
             await self.drop_browser(peer_id)
-        for _, leg in self.viewers.values():
+        for viewer_id, (user_id, leg) in list(self.viewers.items()):
             await leg.close()
+            await self._announce_watcher("watcher_left", viewer_id, user_id)
         self.viewers.clear()
         self.mixer.close()
         if self.started:

@@ -53,6 +53,12 @@ class RoomMediaService:
         self._hub = hub
         if self.settings.numbers:
             self.driver.room_calls = self.inbound
+            self.driver.room_guard = self._guard
+
+    def _guard(self, user: WebUser, destination: str) -> None:
+        """`CallDriver.room_guard`: a web user's call to a room's number needs the join permission."""
+        if self._hub is not None:
+            self._hub.check_call(user.id, destination)
 
     def present(self, room_id: str) -> bool:
         conference = self._conferences.get(room_id)
@@ -145,6 +151,10 @@ class RoomMediaService:
             raise NotFound(f"no WHEP session {viewer_id[:128]!r}", field="session_id")
         del self._viewers[viewer_id]
         await conference.unwatch(viewer_id)
+
+    def watchers(self, room_id: str) -> list[dict[str, str]]:
+        conference = self._conferences.get(room_id)
+        return conference.watchers() if conference is not None and not conference.ended else []
 
     async def inbound(self, request_uri: str, to_uri: str | None) -> Found | None:
         """`CallDriver.room_calls`: a SIP call to a number of `rooms.numbers` joins that room."""

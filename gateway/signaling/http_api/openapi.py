@@ -302,6 +302,11 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     }
 
 
+_ROOM_FORBIDDEN: Final = (
+    "A room the user may not watch (not its owner, and rooms.rules do not allow it), open or not"
+)
+
+
 def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
     """WHEP (draft-ietf-wish-whep): playback of a room's mix, or of a WHIP / HTTP API session's far end
     (gateway/signaling/whip/whep.py, gateway/runtime/playback.py)."""
@@ -330,6 +335,7 @@ def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "content": sdp_text,
                     },
                     **_errors(400, 401, 404, 409, 413, 415, 501),
+                    "403": _json(_ERROR_REF, _ROOM_FORBIDDEN),
                 },
             }
         },
@@ -361,7 +367,11 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"room_id": {"type": "string"}, "peers": {"type": "integer"}},
+                    "properties": {
+                        "room_id": {"type": "string"},
+                        "peers": {"type": "integer"},
+                        "owner": {"type": ["string", "null"]},
+                    },
                 },
             }
         },
@@ -393,7 +403,8 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
         },
         "/webrtc/rooms": {
             "get": {
-                "summary": "The open rooms and how many peers each holds",
+                "summary": "The open rooms the user may watch (its own, and those rooms.rules allow), "
+                "their owners and how many peers each holds",
                 "security": anyone,
                 "responses": {"200": _json(rooms, "Rooms, oldest first"), **_errors(401, 404)},
             }
@@ -403,7 +414,11 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "summary": "The peers of a room, in joining order",
                 "security": anyone,
                 "parameters": [room],
-                "responses": {"200": _json(peers, "Peers"), **_errors(400, 401, 404)},
+                "responses": {
+                    "200": _json(peers, "Peers"),
+                    **_errors(400, 401, 404),
+                    "403": _json(_ERROR_REF, _ROOM_FORBIDDEN),
+                },
             }
         },
         "/webrtc/client": {

@@ -5,7 +5,9 @@ told the peers already there (`existing_peers {peers}`), and they are told of it
 {peer_id}`). It then sends `offer {offer, target_peer_id}`, `answer {answer, target_peer_id}` and
 `ice_candidate {candidate, target_peer_id}`; the target gets the same message with `from_peer_id` added
 (no target: every other peer in the room). Media then flows between the browsers, never through the
-gateway. When a peer leaves, the others get `peer_left {peer_id}`; an empty room is forgotten.
+gateway. When a peer leaves, the others get `peer_left {peer_id}`; an empty room is forgotten (and its
+owner with it: the user whose peer opened it, who alone may join it unless `rooms.rules` say otherwise,
+rooms/access.py).
 
 `RoomRegistry` holds the rooms; its methods take what happened and return the `Delivery`s to send (which
 peer, which JSON object) and never touch a socket. `parse_room_message` turns a frame into a `RoomRequest`
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError, TooLarge, UnknownType
+from gateway.signaling.rooms.access import Action, RoomAccess
 
 logger = logging.getLogger(__name__)
 
@@ -226,18 +229,37 @@ class Delivery:
 @dataclass(slots=True)
 class _Room:
     room_id: str
+    owner: str | None  # who opened it (or the rule's owner); None: nobody (the gateway's peer opened it)
     peers: dict[str, str] = field(default_factory=dict)  # peer id -> user id, in joining order
 
 
 class RoomRegistry:
-    """The open rooms and their peers (see the module note); one per gateway, on the event loop."""
+    """The open rooms and their peers (see the module note); one per gateway, on the event loop. With
+    `access` (gateway.yaml `rooms.rules`), a join needs its permission; without, any peer may join."""
 
-    def __init__(self, max_rooms: int, max_peers: int) -> None:
+    def __init__(self, max_rooms: int, max_peers: int, access: RoomAccess | None = None) -> None:
         if max_rooms < 1 or max_peers < 2:
             raise ValueError(f"need max_rooms >= 1 and max_peers >= 2, got {max_rooms!r}, {max_peers!r}")
         self.max_rooms = max_rooms
         self.max_peers = max_peers
+        self.access = access
         self._rooms: dict[str, _Room] = {}
+
+    def owner(self, room_id: str) -> str | None:
+        """The owner of the room (of its rule when it is not open); None when it has none."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            return room.owner
+        return self.access.configured_owner(room_id) if self.access is not None else None
+
+    def may(self, action: Action, room_id: str, user_id: str) -> bool:
+        """Whether `user_id` may `action` (join, watch) the room now (rooms/access.py)."""
+        return self.access is None or self.access.allowed(action, room_id, user_id, self.owner(room_id))
+
+    def check(self, action: Action, room_id: str, user_id: str) -> None:
+        """`may`, else `Forbidden` (the same whether the room is open or not)."""
+        if self.access is not None:
+            self.access.check(action, room_id, user_id, self.owner(room_id))
 
     def rooms(self) -> list[str]:
         return list(self._rooms)
@@ -257,10 +279,19 @@ class RoomRegistry:
         check_id(room_id, "room_id")
         check_id(peer_id, "peer_id")
         room = self._rooms.get(room_id)
+        gateway = peer_id == GATEWAY_PEER  # the SIP side: admitted by rooms.numbers
+        if self.access is not None and not gateway:
+            action = Action.JOIN if room is not None else Action.CREATE
+            self.access.check(action, room_id, user_id, self.owner(room_id))
         if room is None:
             if len(self._rooms) >= self.max_rooms:
                 raise TooManyRooms(f"{self.max_rooms} rooms are open already (rooms.max_rooms)")
-            room = self._rooms[room_id] = _Room(room_id)
+            if self.access is not None:
+                owner = self.access.owner_of_new(room_id, None if gateway else user_id)
+            else:
+                owner = None if gateway else user_id
+            room = self._rooms[room_id] = _Room(room_id, owner)
+            logger.info("room %s opened by %s (owner %s)", room_id, user_id, owner)
         if peer_id in room.peers:
             raise Conflict(f"peer {peer_id!r} is in room {room_id!r} already", field="peer_id")
         if len(room.peers) >= self.max_peers:

@@ -6,10 +6,11 @@ Credentials as the other API dialects (gateway/signaling/api_auth.py): at the up
 headers); bad ones get HTTP 401 with the API's error body. Without any, the first message must be
 `{"type": "login", ...}` within `login_timeout` (else `error login_timeout`, close 4008), unless
 `rooms.allow_anonymous`; such a socket counts as awaiting login (the caps), as on `/ws`.
-After the join the peer gets `joined {room_id, peer_id, user, ice_servers}` (an addition of the gateway:
-the document's clients ignore it) and then the document's `existing_peers`.
+After the join the peer gets `joined {room_id, peer_id, user, owner, ice_servers, watchers}` (an addition
+of the gateway: the document's clients ignore it) and then the document's `existing_peers`.
 
-A refused join (`room_full`, a peer id in use, `too_many_rooms`) is an `error` message, then close 4009;
+A refused join (`forbidden`: `rooms.rules` do not let the user open or join the room, rooms/access.py;
+`room_full`, a peer id in use, `too_many_rooms`) is an `error` message, then close 4009;
 a peer sending faster than `rooms.rate` / `rooms.burst` gets `rate_limited` errors, and after
 `max_rate_limited` of them in a row the socket is closed (1008). Those, the login deadline, failed logins
 (`max_failed_logins`: close 4001), the caps, heartbeat, size limit and drain are the shared session
@@ -41,6 +42,7 @@ from gateway.signaling.errors import (
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import error_response
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.rooms.access import ANONYMOUS, Action
 from gateway.signaling.rooms.core import (
     GATEWAY_PEER,
     Delivery,
@@ -70,7 +72,6 @@ from gateway.signaling.session_loop import (
 logger = logging.getLogger(__name__)
 
 CLOSE_JOIN_REFUSED: Final = 4009
-ANONYMOUS: Final = "anonymous"
 
 Sender = Callable[[Mapping[str, object]], Awaitable[None]]
 
@@ -106,6 +107,12 @@ class RoomsContext:
 
     async def leave_gateway(self, room_id: str) -> None:
         await self.deliver(room_id, self.registry.leave(room_id, GATEWAY_PEER))
+
+    def check_call(self, user_id: str, destination: str) -> None:
+        access = self.registry.access
+        room_id = access.room_called(destination) if access is not None and self.settings.enabled else None
+        if room_id is not None:
+            self.registry.check(Action.JOIN, room_id, user_id)
 
     def browsers(self, room_id: str) -> list[str]:
         if room_id not in self.registry.rooms():
@@ -253,6 +260,8 @@ async def _join(
     try:
         deliveries = peer.join(user_id)
     except SignalingError as exc:
+        if isinstance(exc, Forbidden):
+            logger.info("room %s: %s (user %s) refused: %s", peer.room_id[:80], peer.peer_id, user_id, exc)
         await send(error_message(exc))
         return CLOSE_JOIN_REFUSED
     context.senders[(peer.room_id, peer.peer_id)] = send
@@ -263,7 +272,8 @@ async def _join(
     ]  # TURN credentials only to peers with credentials
     await send(
         {"type": "joined", "room_id": peer.room_id, "peer_id": peer.peer_id, "user": user_id,
-         "ice_servers": servers}
+         "owner": context.registry.owner(peer.room_id), "ice_servers": servers,
+         "watchers": context.media.watchers(peer.room_id) if context.media is not None else []}
     )  # fmt: skip
     await context.deliver(peer.room_id, deliveries)
     return None
@@ -286,38 +296,48 @@ async def _sip_party(context: RoomsContext, peer: RoomPeer, request: Dial | Hang
     user = context.users.get((peer.room_id, peer.peer_id))
     if user is None:  # an anonymous peer has no outbound policy
         raise Forbidden("an anonymous peer may not call out", field="to")
+    context.check_call(user.id, request.to)  # another room's number: its SIP side would join that room
     call_id = await media.dial(peer.room_id, peer.peer_id, user, request.to)
     await send({"type": "dialing", "call_id": call_id, "to": request.to})
 
 
-async def _rest_principal(request: web.Request, context: RoomsContext) -> None:
+async def _rest_principal(request: web.Request, context: RoomsContext) -> str:
+    """The user id of the request (`anonymous` without credentials when `rooms.allow_anonymous`)."""
     if not context.settings.enabled:
         raise web.HTTPNotFound()
     authorization, api_key = _upgrade_credentials(request)
     if authorization is None and api_key is None and context.settings.allow_anonymous:
-        return
-    await context.credentials.authenticate(authorization, api_key, request.remote or "")
+        return ANONYMOUS
+    principal = await context.credentials.authenticate(authorization, api_key, request.remote or "")
+    return principal.user.id
 
 
 async def rooms_list_handler(request: web.Request) -> web.Response:
-    """`GET /webrtc/rooms`: `{"rooms": [{"room_id", "peers"}]}`, oldest room first."""
+    """`GET /webrtc/rooms`: `{"rooms": [{"room_id", "peers", "owner"}]}`, oldest room first: the rooms the
+    user may watch (its own, and those `rooms.rules` let it join or watch; rooms/access.py)."""
     context = request.app[ROOMS_KEY]
     try:
-        await _rest_principal(request, context)
+        user_id = await _rest_principal(request, context)
     except SignalingError as exc:
         return error_response(exc)
     registry = context.registry
-    rooms = [{"room_id": room, "peers": len(registry.peers(room))} for room in registry.rooms()]
+    rooms = [
+        {"room_id": room, "peers": len(registry.peers(room)), "owner": registry.owner(room)}
+        for room in registry.rooms()
+        if registry.may(Action.WATCH, room, user_id)
+    ]
     return web.json_response({"rooms": rooms})
 
 
 async def room_peers_handler(request: web.Request) -> web.Response:
-    """`GET /webrtc/rooms/{room_id}/peers`: `{"room_id", "peers": [peer ids, in joining order]}`."""
+    """`GET /webrtc/rooms/{room_id}/peers`: `{"room_id", "peers": [peer ids, in joining order]}`; 403 for
+    a room the user may not watch, open or not (no oracle), 404 one it may that is not open."""
     context = request.app[ROOMS_KEY]
     room_id = request.match_info["room_id"]
     try:
-        await _rest_principal(request, context)
+        user_id = await _rest_principal(request, context)
         check_id(room_id, "room_id")
+        context.registry.check(Action.WATCH, room_id, user_id)
         peers = context.registry.peers(room_id)
     except SignalingError as exc:
         return error_response(exc)

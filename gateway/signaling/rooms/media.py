@@ -4,7 +4,9 @@ party (gateway/runtime/rooms/), as two Protocols: what the relay asks of the med
 
 Messages the gateway peer sends are the room's own (`offer`, `answer`, `ice_candidate` with
 `from_peer_id: "gateway"`), plus `dialing {call_id, to}` to the peer that dialled and `sip_party {call_id,
-remote, state, reason?}` to the whole room (docs/signaling.md "A SIP party in a room").
+remote, state, reason?}` to the whole room (docs/signaling.md "A SIP party in a room"), and
+`watcher_joined` / `watcher_left {watcher_id, user}` to the whole room when a WHEP player of a user comes
+or goes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class RoomHub(Protocol):
         """The browser peers of the room, in joining order (none when it is not open)."""
         ...
 
+    def check_call(self, user_id: str, destination: str) -> None:
+        """A web user's call to `destination`: `Forbidden` when it is one of `rooms.numbers` and
+        `rooms.rules` do not let the user join that room (rooms/access.py)."""
+        ...
+
 
 class RoomMedia(Protocol):
     """The gateway's peer in rooms: SIP parties and the mix (see the module note)."""
@@ -69,4 +76,8 @@ class RoomMedia(Protocol):
 
     async def unwatch(self, viewer_id: str, user: WebUser) -> None:
         """End a player (`NotFound` for another user's or an unknown one)."""
+        ...
+
+    def watchers(self, room_id: str) -> list[dict[str, str]]:
+        """The room's WHEP players: `{"watcher_id", "user"}` each (told to a peer when it joins)."""
         ...

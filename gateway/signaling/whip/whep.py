@@ -10,9 +10,12 @@ call's far end (the id of a WHIP / HTTP API session of the user, or of its call:
 The player is a participant of the room's mixer (gateway/runtime/rooms/) that hears every
 participant (browsers and SIP parties) and sends nothing; a room without a SIP party gets the gateway's
 peer for it (the browsers then send it their audio). Authentication as WHIP's (§4.6 there: Bearer API key
-or session token; Basic too). Errors in the HTTP API's JSON shape: 400 a malformed offer, 401, 404 a room
-that is not open or an unknown player (or another user's), 409 a full mix (`rooms.max_mixed`), 415 another
-Content-Type, 501 when the gateway has no room media.
+or session token; Basic too); watching a room needs the permission of `rooms.rules` (its owner, or a user
+the rule lets join or watch: gateway/signaling/rooms/access.py), and the room's peers are told who
+watches (`watcher_joined` / `watcher_left` with the user's id). Errors in the HTTP API's JSON shape: 400 a
+malformed offer, 401, 403 a room the user may not watch (whether it is open or not: no oracle), 404 a
+room it may watch that is not open or an unknown player (or another user's), 409 a full mix
+(`rooms.max_mixed`), 415 another Content-Type, 501 when the gateway has no room media.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiohttp import web
 from gateway.identity import WebUser
 from gateway.signaling.errors import NotFound, ServiceError, SignalingError
 from gateway.signaling.http_api.handlers import HTTP_API_KEY, ClientGone, authenticate, error_response
+from gateway.signaling.rooms.access import Action
 from gateway.signaling.rooms.core import check_id
 from gateway.signaling.rooms.endpoint import ROOMS_KEY
 from gateway.signaling.rooms.media import RoomMedia
@@ -64,6 +68,7 @@ async def whep_post_handler(request: web.Request) -> web.Response:
         else:
             media = _media(request)
             room_id = check_id(target, "room_id")
+            request.app[ROOMS_KEY].registry.check(Action.WATCH, room_id, principal.user.id)
             viewer_id, answer = await media.watch(room_id, principal.user, offer)
     except SignalingError as exc:
         return error_response(exc)

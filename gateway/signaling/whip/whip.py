@@ -11,7 +11,8 @@ is the web side of a call to a SIP destination, over the HTTP offer API's sessio
 Bearer authentication (§4.6): an API key or session token (gateway/signaling/api_auth.py; Basic too).
 The answer comes as soon as it exists, before the far end picks up, with `Link: rel="ice-server"`
 headers for the configured ICE servers (§4.4). The ETag names the ICE session (the client's ufrag): a
-restart changes it. Errors: 400 a malformed offer or fragment, 401, 404 an unknown resource, 412 an
+restart changes it. A destination that is a room's number (`rooms.numbers`) needs the permission to join
+that room (`rooms.rules`, else 403 `forbidden`). Errors: 400 a malformed offer or fragment, 401, 404 an unknown resource, 412 an
 If-Match that does not match the ETag, 415 another Content-Type, 428 a restart without If-Match (§4.3.1:
 it carries `If-Match: *`), 422 a restart the session's media cannot do now (ICE not connected yet, a
 pass-through call), else the HTTP API's statuses (403, 408, 429...), with its JSON error body.
@@ -39,6 +40,7 @@ from gateway.signaling.http_api.handlers import (
     error_response,
     read_body,
 )
+from gateway.signaling.rooms.endpoint import ROOMS_KEY
 from gateway.signaling.service import IceRestartService
 from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 
@@ -93,6 +95,14 @@ async def offer_body(request: web.Request) -> str:
     return offer
 
 
+def _check_room_number(request: web.Request, principal: ApiPrincipal, destination: str) -> None:
+    """Publishing to a room's number (`rooms.numbers`) joins that room: it needs the join permission of
+    `rooms.rules` (`Forbidden`, 403; gateway/signaling/rooms/access.py)."""
+    rooms = request.app.get(ROOMS_KEY)
+    if rooms is not None:  # before a session exists (every dialect's call meets it again: CallDriver)
+        rooms.check_call(principal.user.id, destination)
+
+
 async def whip_post_handler(request: web.Request) -> web.Response:
     context = request.app[HTTP_API_KEY]
     try:
@@ -108,6 +118,7 @@ async def whip_post_handler(request: web.Request) -> web.Response:
             raise BadRequest(
                 "no destination: POST to /whip/{number} or configure a default_dial", field="destination"
             )
+        _check_room_number(request, principal, destination)
         try:
             async with asyncio.timeout(context.limits.service_timeout):
                 result = await context.offer_service.offer(principal.user, offer, destination, {}, None)

@@ -43,7 +43,11 @@ async def _room_with_a_phone(tmp_path: Path) -> None:
             phone.address,
             alice_outbound=("2xxx",),
             media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
-            rooms={"numbers": {"3001": "room-a"}, "max_mixed": 4},
+            rooms={
+                "numbers": {"3001": "room-a"},
+                "max_mixed": 4,
+                "rules": [{"room": "room-a", "owner": "alice", "join": ["bob"]}],
+            },
         )
         async with running_gateway(config) as gateway, chromium_page() as first:
             url = gateway.http_url + "/webrtc/client"

@@ -30,7 +30,7 @@ async def test_whep_client_hears_a_room_with_the_phone(tmp_path: Path) -> None:
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
             media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
-            rooms={"numbers": {"3001": "room-a"}},
+            rooms={"numbers": {"3001": "room-a"}, "rules": [{"room": "room-a", "owner": "alice"}]},
         )
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             endpoint = f"{gateway.http_url}/whep/room-a"

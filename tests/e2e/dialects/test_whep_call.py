@@ -3,7 +3,7 @@ pjsua2 desk phone (its 1 kHz to the phone, the phone's 440 Hz back), and aiortc 
 phone's 440 Hz: one named by the WHIP session's id, one by its call's id. While a player listens the
 call's RTP goes the Python path (the fast lane gives the sockets back) and links again when the last one
 is gone; DELETE ends a player (then 404); the WHIP client's DELETE ends the call and the players it had.
-Errors: an unknown id 404, an offer that is not SDP 400, no credentials 401."""
+Errors: an unknown id 403 (no room alice may watch), an offer that is not SDP 400, no credentials 401."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ async def test_whep_players_hear_the_far_end_of_a_whip_call(tmp_path: Path) -> N
                 await wait_until(lambda: publisher.heard(440, last=1.0), timeout=5)  # the call goes on
 
                 async with http.post(f"{base}/whep/h-nope", data=spare, headers=SDP_HEADERS) as r:
-                    assert r.status == 404
+                    # neither a session of alice's nor a room she may watch (rooms.rules): 403, as for a
+                    # room that is open (no oracle of which rooms are)
+                    assert (r.status, (await r.json())["reason"]) == (403, "forbidden")
                 async with http.post(f"{base}/whep/{session_id}", data="not sdp", headers=SDP_HEADERS) as r:
                     assert (r.status, (await r.json())["field"]) == (400, "sdp")
                 headers = {"Content-Type": "application/sdp"}

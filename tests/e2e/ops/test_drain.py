@@ -47,7 +47,7 @@ def start_gateway(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
         "media": {"rtp_ports": {"start": RTP_START, "end": RTP_START + 199}},
         "pbx": {"domain": "127.0.0.1"},
         "http": {"host": "127.0.0.1", "port": http_port},
-        "rooms": {"allow_anonymous": True},
+        "rooms": {"allow_anonymous": True, "rules": [{"room": "*", "public": True}]},  # a lab's open rooms
         "users": [
             {
                 "id": "alice",

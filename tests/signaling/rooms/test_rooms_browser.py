@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.e2e.page_audio import FAKE_MIC_HZ
 from tests.signaling.browser import Page, chromium_page, expect
-from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, make_harness
+from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, demo_config, make_harness
 
 # For `seconds`, every 40 ms: a block of the element's audio; over the loud blocks, the power at 200-2000 Hz
 # in 100 Hz steps (Hann-windowed Goertzel) is summed: `best` is the strongest frequency, `ratio` its power
@@ -62,7 +62,8 @@ _BEEPS = """async ([id, seconds]) => {
 
 @pytest.fixture
 async def base_url() -> AsyncIterator[str]:
-    harness = make_harness()
+    # alice opens room1 (its owner); the rule lets bob join it (gateway.yaml rooms.rules)
+    harness = make_harness(config=demo_config(GATEWAY_ROOMS__RULES="[{room: room1, join: [bob]}]"))
     server = TestServer(harness.app, host="127.0.0.1")
     await server.start_server()
     yield str(server.make_url("/webrtc/client"))

@@ -29,6 +29,7 @@ async def client() -> AsyncIterator[Client]:
         GATEWAY_ROOMS__MAX_PEERS="3",
         GATEWAY_ROOMS__RATE="5",
         GATEWAY_ROOMS__BURST="10",
+        GATEWAY_ROOMS__RULES='[{room: "*", public: true}]',  # a lab's open rooms: alice and bob in one
     )
     harness = make_harness(SignalingLimits(login_timeout=0.5, max_rate_limited=20), config=config)
     test_client = TestClient(TestServer(harness.app))
@@ -75,7 +76,7 @@ async def test_document_flow_between_two_peers(client: Client) -> None:
             relayed = await _next(peer1, "ice_candidate")
             assert (relayed["candidate"], relayed["from_peer_id"]) == (candidate, "peer2")
             rooms = await (await client.get("/webrtc/rooms", headers=ALICE)).json()
-            assert rooms == {"rooms": [{"room_id": "room1", "peers": 2}]}
+            assert rooms == {"rooms": [{"room_id": "room1", "peers": 2, "owner": "alice"}]}
             peers = await (
                 await client.get("/webrtc/rooms/room1/peers", headers={"X-API-Key": API_KEY})
             ).json()
@@ -150,7 +151,11 @@ async def test_demo_client_page(client: Client) -> None:
 async def test_anonymous_rooms_and_rooms_disabled() -> None:
     """`rooms.allow_anonymous`: the document's client, without credentials, works unmodified (its URL, its
     messages); `rooms.enabled: false` takes every room route away."""
-    harness = make_harness(config=demo_config(GATEWAY_ROOMS__ALLOW_ANONYMOUS="true"))
+    harness = make_harness(
+        config=demo_config(
+            GATEWAY_ROOMS__ALLOW_ANONYMOUS="true", GATEWAY_ROOMS__RULES='[{room: "*", public: true}]'
+        )
+    )
     async with TestClient(TestServer(harness.app)) as anonymous:
         async with anonymous.ws_connect("/webrtc/signaling/room1/peer1") as peer1:
             joined = await _next(peer1, "joined")
