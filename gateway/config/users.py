@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Final
 
 from gateway.config.errors import InvalidValue
+from gateway.config.limits import UserLimits
 from gateway.config.secret import Secret
 from gateway.config.values import Parse
 from gateway.identity.address import SipAddress
@@ -140,3 +141,4 @@ class UserConfig:
     # A call for this user while every session of hers is in a call (gateway/runtime/web_calls.py):
     # ring (call waiting), reject (486 Busy Here) or forward:<number> (302 to that number).
     on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
+    limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)

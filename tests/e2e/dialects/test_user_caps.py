@@ -1,0 +1,136 @@
+"""Per-user caps against a whole gateway (issue 32 item 8): one user's calls that only ring (a sipp PBX
+that rings for ever) cannot take the gateway from the others.
+
+- bob's calls over `limits.unanswered_per_user` are refused before any SIP: HTTP offer API 429 with the
+  limit named, the WebSocket an `error` naming it, SIP over WebSocket 486 with the reason in a Warning;
+  the PBX sees only his admitted INVITEs, and alice's call still rings;
+- `limits.calls_per_user` counts his ringing calls too;
+- the RTP port budget (`limits.port_share` of media.rtp_ports): bob's calls stop at his share of port
+  pairs, alice (her own `limits.port_share`) still gets hers.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from peers.binaries import require_binary
+from peers.sipp import Sipp
+from peers.web_user import WebUser, WebUserError
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
+
+BOB = {"Authorization": "Basic " + base64.b64encode(f"bob:{BOB_SECRET}".encode()).decode()}
+
+
+async def _offer(http: aiohttp.ClientSession, base: str, sdp: str) -> tuple[int, dict[str, Any]]:
+    body = {"sdp": {"type": "offer", "sdp": sdp}, "metadata": {"dial": "2000"}}
+    async with http.post(f"{base}/webrtc/offer", json=body, headers=BOB) as response:
+        return response.status, await response.json()
+
+
+async def _ringing_pbx(tmp_path: Path) -> Sipp:
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_ring_cancelled", calls=None, timeout=120)
+    await pbx.start()
+    return pbx
+
+
+async def test_calls_over_the_unanswered_cap_are_refused_in_every_dialect(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    try:
+        config = gateway_config(pbx.address, limits={"calls_per_user": 8, "unanswered_per_user": 2})
+        async with (
+            running_gateway(config) as gateway,
+            aiohttp.ClientSession() as http,
+            WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                offer = await peer.offer()
+                for _ in range(2):  # admitted: they ring for ever
+                    status, body = await _offer(http, gateway.http_url, offer)
+                    assert status == 200, body
+                await wait_until(lambda: gateway.driver.registry.usage("bob").unanswered == 2)
+
+                status, body = await _offer(http, gateway.http_url, offer)
+                assert status == 429, body
+                assert body["reason"] == "too_many_unanswered_calls", body
+                assert "limits.unanswered_per_user" in body["error"], body
+
+                with pytest.raises(WebUserError, match="too_many_unanswered_calls"):
+                    await bob.call("2000", offer)
+
+                call_id = await alice.call("2000", offer)  # alice is not bob: her call rings
+                await alice.wait_for("ringing", call_id=call_id, timeout=20)
+                assert gateway.driver.registry.usage("bob").calls == 2
+            finally:
+                await peer.close()
+    finally:
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 3, outcome  # bob's two and alice's one: nothing of the refused
+
+
+async def test_ringing_calls_count_against_the_calls_cap(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    try:
+        config = gateway_config(pbx.address, limits={"calls_per_user": 2, "unanswered_per_user": 4})
+        async with (
+            running_gateway(config) as gateway,
+            WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                offer = await peer.offer()
+                for _ in range(2):
+                    await bob.wait_for("ringing", call_id=await bob.call("2000", offer), timeout=20)
+                with pytest.raises(WebUserError, match=r"too_many_calls.*limits\.calls_per_user"):
+                    await bob.call("2000", offer)
+            finally:
+                await peer.close()
+    finally:
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 2, outcome
+
+
+async def test_one_user_cannot_take_more_than_his_share_of_the_rtp_ports(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    try:
+        # media.rtp_ports holds 100 pairs (the harness's range): bob may hold 3 (0.03), alice 50
+        config = gateway_config(
+            pbx.address,
+            limits={"calls_per_user": 50, "unanswered_per_user": 50, "port_share": 0.03},
+            alice_extra={"limits": {"port_share": 0.5}},
+        )
+        async with (
+            running_gateway(config) as gateway,
+            aiohttp.ClientSession() as http,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                offer = await peer.offer()
+                for _ in range(3):
+                    status, body = await _offer(http, gateway.http_url, offer)
+                    assert status == 200, body
+                ports = gateway.ports
+                await wait_until(lambda: len(ports.held) == 3, timeout=20)
+                status, body = await _offer(http, gateway.http_url, offer)
+                assert status == 429 and body["reason"] == "port_budget", body
+                assert "limits.port_share" in body["error"], body
+                assert len(ports.held) == 3  # the refused call leased nothing
+
+                for _ in range(4):  # alice's calls are not bob's: past bob's 3 pairs
+                    call_id = await alice.call("2000", offer)
+                    await alice.wait_for("ringing", call_id=call_id, timeout=20)
+                assert len(ports.held) == 7
+            finally:
+                await peer.close()
+    finally:
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 7, outcome
