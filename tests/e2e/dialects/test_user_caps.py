@@ -5,19 +5,24 @@ that rings for ever) cannot take the gateway from the others.
   limit named, the WebSocket an `error` naming it, SIP over WebSocket 486 with the reason in a Warning;
   the PBX sees only his admitted INVITEs, and alice's call still rings;
 - `limits.calls_per_user` counts his ringing calls too;
+- event streams: bob's past his own cap get 429 naming the limit while alice still streams; a stream he
+  closes is counted off and he may open one again;
 - the RTP port budget (`limits.port_share` of media.rtp_ports): bob's calls stop at his share of port
   pairs, alice (her own `limits.port_share`) still gets hers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from gateway.config.limits import UserLimits
 from peers.binaries import require_binary
 from peers.sipp import Sipp
 from peers.web_user import WebUser, WebUserError
@@ -134,3 +139,66 @@ async def test_one_user_cannot_take_more_than_his_share_of_the_rtp_ports(tmp_pat
     finally:
         outcome = await pbx.stop()
     assert outcome.count("INVITE") == 7, outcome
+
+
+async def test_event_streams_are_capped_per_user(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    alice_auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+    try:
+        config = gateway_config(pbx.address, limits={"event_streams_per_user": 4})
+        alice, bob = config.users
+        config = dataclasses.replace(
+            config, users=(alice, dataclasses.replace(bob, limits=UserLimits(event_streams=2)))
+        )
+        async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+            base = gateway.http_url
+            peer = WebPeer(freq=1000)
+            streams: list[aiohttp.ClientResponse] = []
+            try:
+                offer = await peer.offer()
+                status, bobs = await _offer(http, base, offer)
+                assert status == 200, bobs
+                body = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "2000"}}
+                async with http.post(f"{base}/webrtc/offer", json=body, headers=alice_auth) as response:
+                    assert response.status == 200
+                    alices = await response.json()
+
+                async def stream(session: dict[str, Any], auth: dict[str, str]) -> aiohttp.ClientResponse:
+                    response = await http.get(f"{base}{session['events_url']}", headers=auth)
+                    if response.status == 200:
+                        streams.append(response)
+                        assert (await response.content.readline()).startswith(b"retry:")
+                    return response
+
+                for _ in range(2):
+                    assert (await stream(bobs, BOB)).status == 200
+                refused = await stream(bobs, BOB)
+                assert refused.status == 429
+                error = await refused.json()
+                assert error["reason"] == "too_many_event_streams", error
+                assert "limits.event_streams_per_user" in error["error"], error
+
+                for _ in range(4):  # bob's streams take none of alice's
+                    assert (await stream(alices, alice_auth)).status == 200
+                assert (await stream(alices, alice_auth)).status == 429  # hers: the section's 4
+
+                streams.pop(0).close()  # one of bob's goes: he may open one again
+                await wait_until_stream(lambda: stream(bobs, BOB))
+            finally:
+                for response in streams:
+                    response.close()
+                await peer.close()
+    finally:
+        await pbx.stop()
+
+
+async def wait_until_stream(open_one: Any, timeout: float = 20) -> None:
+    """Open a stream until the gateway has counted a closed one off (its handler ends on the next write)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        response = await open_one()
+        if response.status == 200:
+            return
+        assert response.status == 429 and loop.time() < deadline, response.status
+        await asyncio.sleep(0.2)
