@@ -15,7 +15,7 @@ allocator says so (video). Rooms' own SIP parties (users `room:<id>`) are bounde
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.calls.errors import CallError, InvalidValue
@@ -46,9 +46,10 @@ class CallCaps:
 
 @dataclass(frozen=True, slots=True)
 class CapsTable:
-    """The caps of every user: `default`, and `users` (user id, caps) for those with their own."""
+    """The caps of every user: `default`, and `users` (user id, caps) for those with their own. A table
+    built without config caps nobody (`default` None); gateway.yaml's has the `limits` section's."""
 
-    default: CallCaps = field(default_factory=CallCaps)
+    default: CallCaps | None = None
     users: tuple[tuple[str, CallCaps], ...] = ()
 
     def for_user(self, user_id: str) -> CallCaps | None:

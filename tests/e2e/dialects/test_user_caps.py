@@ -2,8 +2,9 @@
 that rings for ever) cannot take the gateway from the others.
 
 - bob's calls over `limits.unanswered_per_user` are refused before any SIP: HTTP offer API 429 with the
-  limit named, the WebSocket an `error` naming it, SIP over WebSocket 486 with the reason in a Warning;
-  the PBX sees only his admitted INVITEs, and alice's call still rings;
+  limit named, the WebSocket an `error` naming it; the PBX sees only his admitted INVITEs, and alice's
+  call still rings;
+- SIP over WebSocket: alice's INVITE over her cap gets 486 with the limit in a Warning, bob's call rings;
 - `limits.calls_per_user` counts his ringing calls too;
 - event streams: bob's past his own cap get 429 naming the limit while alice still streams; a stream he
   closes is counted off and he may open one again;
@@ -27,7 +28,16 @@ from peers.binaries import require_binary
 from peers.sipp import Sipp
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
+from sipcore.auth.digest import parse_auth_header
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.websip.test_sip_websocket import (
+    ALICE_SIP_PASSWORD,
+    answer,
+    header_value,
+    realm_of,
+    sip_socket,
+    websocket_config,
+)
 
 BOB = {"Authorization": "Basic " + base64.b64encode(f"bob:{BOB_SECRET}".encode()).decode()}
 
@@ -202,3 +212,41 @@ async def wait_until_stream(open_one: Any, timeout: float = 20) -> None:
             return
         assert response.status == 429 and loop.time() < deadline, response.status
         await asyncio.sleep(0.2)
+
+
+async def test_sip_over_websocket_calls_over_the_cap_get_486_with_the_reason(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    alice_auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+    try:
+        config = websocket_config(pbx.address, sections={"limits": {"unanswered_per_user": 1}})
+        async with (
+            running_gateway(config) as gateway,
+            aiohttp.ClientSession() as http,
+            sip_socket(gateway) as sip,
+            WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                offer = await peer.offer()
+                body = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "2000"}}
+                async with http.post(
+                    f"{gateway.http_url}/webrtc/offer", json=body, headers=alice_auth
+                ) as rung:
+                    assert rung.status == 200, await rung.text()  # alice's one unanswered call
+                uri = f"sip:2000@{realm_of(gateway)}"
+                headers = "Content-Type: application/sdp\r\n"
+                first = await sip.request("INVITE", uri, to=uri, headers=headers, body=offer)
+                challenge = dict(parse_auth_header(header_value(first, "WWW-Authenticate"))[0][1])
+                authorization = answer(challenge, "alice", ALICE_SIP_PASSWORD, "INVITE", uri)
+                headers += f"Authorization: {authorization}\r\n"
+                reply = await sip.request("INVITE", uri, to=uri, headers=headers, body=offer)
+                assert reply.startswith("SIP/2.0 486 "), reply
+                assert "limits.unanswered_per_user" in header_value(reply, "Warning"), reply
+
+                call_id = await bob.call("2000", offer)  # bob's own cap is untouched
+                await bob.wait_for("ringing", call_id=call_id, timeout=20)
+            finally:
+                await peer.close()
+    finally:
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 2, outcome  # alice's HTTP call and bob's
