@@ -15,7 +15,7 @@ from typing import Annotated, Final
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import UserLimits
 from gateway.config.secret import Secret
-from gateway.config.values import Parse
+from gateway.config.values import IntRange, Parse
 from gateway.identity.address import SipAddress
 from gateway.identity.passwords import PasswordHash
 from gateway.identity.patterns import DialPattern
@@ -122,6 +122,8 @@ class ApiKeyConfig:
     key: Secret
     name: str | None = None  # shown in logs instead of the key
     default_dial: Annotated[str, Parse(_destination)] | None = None
+    # calls this key may have at once over the HTTP offer API and WHIP, besides its user's own limits
+    max_calls: Annotated[int, IntRange(1, 10_000)] | None = None
 
 
 @dataclass(frozen=True, slots=True)

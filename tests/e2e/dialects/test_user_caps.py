@@ -250,3 +250,41 @@ async def test_sip_over_websocket_calls_over_the_cap_get_486_with_the_reason(tmp
     finally:
         outcome = await pbx.stop()
     assert outcome.count("INVITE") == 2, outcome  # alice's HTTP call and bob's
+
+
+async def test_an_api_key_with_its_own_cap_stops_there_and_its_user_goes_on(tmp_path: Path) -> None:
+    pbx = await _ringing_pbx(tmp_path)
+    key = {"X-API-Key": "kiosk-key-0123456789abcdef"}
+    alice_auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+    try:
+        config = gateway_config(
+            pbx.address,
+            alice_extra={"api_keys": [{"key": key["X-API-Key"], "name": "kiosk", "max_calls": 1}]},
+        )
+        async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+            base = gateway.http_url
+            peer = WebPeer(freq=1000)
+            try:
+                body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+
+                async def post(headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+                    async with http.post(f"{base}/webrtc/offer", json=body, headers=headers) as response:
+                        return response.status, await response.json()
+
+                status, first = await post(key)
+                assert status == 200, first
+                status, refused = await post(key)
+                assert status == 429 and refused["reason"] == "too_many_calls_for_key", refused
+                assert "api_keys[].max_calls 1" in refused["error"], refused
+                status, hers = await post(alice_auth)  # the key's user is not capped by the key
+                assert status == 200, hers
+
+                close = {"session_id": first["session_id"]}
+                async with http.post(f"{base}/webrtc/close", json=close, headers=key) as closed:
+                    assert closed.status == 200, await closed.text()
+                status, again = await post(key)  # its call ended: the key may call again
+                assert status == 200, again
+            finally:
+                await peer.close()
+    finally:
+        await pbx.stop()
