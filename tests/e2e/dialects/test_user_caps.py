@@ -2,8 +2,8 @@
 that rings for ever) cannot take the gateway from the others.
 
 - bob's calls over `limits.unanswered_per_user` are refused before any SIP: HTTP offer API 429 with the
-  limit named, the WebSocket an `error` naming it; the PBX sees only his admitted INVITEs, and alice's
-  call still rings;
+  limit named, the WebSocket an `error` naming it, WHIP 429, JSON-RPC an error whose data names it; the
+  PBX sees only his admitted INVITEs, and alice's call still rings;
 - SIP over WebSocket: alice's INVITE over her cap gets 486 with the limit in a Warning, bob's call rings;
 - `limits.calls_per_user` counts his ringing calls too;
 - event streams: bob's past his own cap get 429 naming the limit while alice still streams; a stream he
@@ -29,6 +29,7 @@ from peers.sipp import Sipp
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
 from sipcore.auth.digest import parse_auth_header
+from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.websip.test_sip_websocket import (
     ALICE_SIP_PASSWORD,
@@ -80,6 +81,16 @@ async def test_calls_over_the_unanswered_cap_are_refused_in_every_dialect(tmp_pa
 
                 with pytest.raises(WebUserError, match="too_many_unanswered_calls"):
                     await bob.call("2000", offer)
+                whip = {**BOB, "Content-Type": "application/sdp"}
+                async with http.post(f"{gateway.http_url}/whip/2000", data=offer, headers=whip) as refused:
+                    assert refused.status == 429, await refused.text()
+                    assert (await refused.json())["reason"] == "too_many_unanswered_calls"
+                rpc_url = gateway.http_url.replace("http", "ws", 1) + "/jsonrpc"
+                async with http.ws_connect(rpc_url, headers=BOB) as ws:
+                    reply = await RpcClient(ws).request(
+                        "offer", {"sdp": offer, "type": "offer", "to": "2000"}
+                    )
+                    assert reply["error"]["data"]["reason"] == "too_many_unanswered_calls", reply
 
                 call_id = await alice.call("2000", offer)  # alice is not bob: her call rings
                 await alice.wait_for("ringing", call_id=call_id, timeout=20)
