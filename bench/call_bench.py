@@ -230,6 +230,11 @@ async def bench(args: argparse.Namespace) -> int:
                     {"id": "alice", "sip": "1001", "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}
                 ],
                 "logging": {"level": "WARNING"},
+                "limits": {
+                    "calls_per_user": 10000,
+                    "unanswered_per_user": 10000,
+                    "port_share": 1.0,
+                },  # one user's calls are the load
                 "state_dir": f"{tmp}/state",
             },
             {},

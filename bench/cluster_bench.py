@@ -190,7 +190,10 @@ async def answerer(url: str, *, answer: bool = True) -> AsyncIterator[asyncio.su
 
 
 def mappings(redis_url: str, count: int, pbx: str | None = None) -> list[dict[str, Any]]:
-    return [instance_mapping(i, redis_url, rtp_base=RTP_BASE, pbx=pbx) for i in range(count)]
+    maps = [instance_mapping(i, redis_url, rtp_base=RTP_BASE, pbx=pbx) for i in range(count)]
+    for mapping in maps:  # one user's calls are the load (limits: issue 32)
+        mapping["limits"] = {"calls_per_user": 10000, "unanswered_per_user": 10000, "port_share": 1.0}
+    return maps
 
 
 async def run_sipp(workdir: Path, scenario: str, remote: str, **options: Any) -> tuple[SippResult, dict[str, CallTimes]]:  # fmt: skip

@@ -246,6 +246,11 @@ async def bench(args: argparse.Namespace) -> int:
             media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
             ice={"host_addresses": args.host_addresses},
             logging={"level": args.log_level},
+            limits={
+                "calls_per_user": 10000,
+                "unanswered_per_user": 10000,
+                "port_share": 1.0,
+            },  # one user's calls are the load
         )
         if args.log_level.upper() != "WARNING":  # as the gateway's own CLI sets it up (gateway/logs.py)
             from gateway.logs import configure_logging

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.config.limits import LimitsSection  # noqa: E402
 from gateway.config.schema import HttpTls  # noqa: E402
 from gateway.devcert import make_dev_certificates  # noqa: E402
 from peers.sipp import Sipp  # noqa: E402
@@ -65,6 +66,7 @@ async def main(count: int, calls: int, tls: bool) -> None:
         pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True)
         await pbx.start()
         config = websocket_config(pbx.address)
+        config = dataclasses.replace(config, limits=LimitsSection(10000, 10000, 1.0))  # one user is the load
         context: ssl.SSLContext | None = None
         if tls:
             made = make_dev_certificates(Path(workdir) / "certs", ["127.0.0.1"])

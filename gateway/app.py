@@ -99,7 +99,11 @@ class Gateway:
         logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)
         self.identities: IdentityMap = identity_map_from_config(config, self.presence)
         self.driver = CallDriver(
-            CallRegistry(CallSettings.from_config(config), new_call_id=logctx.new_call_id),
+            CallRegistry(
+                CallSettings.from_config(config),
+                new_call_id=logctx.new_call_id,
+                port_pairs=self.ports.held_by,
+            ),
             self.identities,
             self._bridge_settings,
             config,

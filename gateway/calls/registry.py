@@ -6,6 +6,11 @@ in step with each machine's `sessions` after every event, and forgets a call onc
 A session that goes away (`session_closed`) ends each of its calls as the call's state requires
 (BYE when connected, CANCEL when inviting, 480 when it was the last to ring), through the
 machines' own WebDisconnected handling. Call ids come from an injected factory.
+
+Each new call is admitted against its user's caps first (gateway/calls/caps.py): a dial over a cap
+raises CallLimitReached before the machine exists (no SIP, no ports); an inbound call does not ring a
+user who is at her calls cap. `port_pairs` (injected: the RTP allocator's count per call) feeds the
+port budget.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+from gateway.calls import caps
 from gateway.calls.boundary.commands import Command
 from gateway.calls.boundary.events import Event, SipIncomingInvite, WebDial, WebDisconnected
 from gateway.calls.errors import UnknownCall
@@ -40,6 +46,7 @@ class CallRegistry:
         clock: Callable[[], float] = time.monotonic,
         new_call_id: Callable[[], str] = _new_call_id,
         jitter: Callable[[], float] = random.random,
+        port_pairs: Callable[[str], int] = lambda call_id: 0,
     ) -> None:
         self.settings = settings if settings is not None else CallSettings()
         self._clock = clock
@@ -47,6 +54,8 @@ class CallRegistry:
         self._jitter = jitter
         self._calls: dict[str, CallMachine] = {}
         self._by_session: dict[str, set[str]] = {}
+        self._rung: dict[str, dict[str, str]] = {}  # call id -> each session it rang -> its user
+        self.port_pairs = port_pairs
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -69,8 +78,16 @@ class CallRegistry:
         return tuple(call_id for call_id in self._calls if call_id in ids)
 
     def dial(self, event: WebDial) -> tuple[str, list[Command]]:
-        """Start an outbound call; the new call id and its first commands."""
+        """Start an outbound call; the new call id and its first commands. CallLimitReached (nothing
+        started) when it would take its user over one of her caps."""
+        user_id = event.user.id
+        caps.admit(user_id, self.settings.caps.for_user(user_id), self.usage(user_id))
         return self._start(event)
+
+    def usage(self, user_id: str) -> caps.Usage:
+        """The calls, unanswered calls and RTP port pairs `user_id` holds now."""
+        calls = ((call, self._rung.get(call.call_id, {})) for call in self._calls.values())
+        return caps.usage(user_id, calls, self.port_pairs)
 
     def incoming(self, event: SipIncomingInvite) -> tuple[str, list[Command]]:
         """Start an inbound call from a new INVITE; the new call id and its first commands. Users already
@@ -81,10 +98,18 @@ class CallRegistry:
                 for user_id in set(call.ringing.values()):
                     ringing[user_id] = ringing.get(user_id, 0) + 1
             limit = self.settings.max_ringing_per_user
-            busy = frozenset(user.id for user in event.target.users if ringing.get(user.id, 0) >= limit)
+            busy = frozenset(
+                user.id
+                for user in event.target.users
+                if ringing.get(user.id, 0) >= limit or self._at_calls_cap(user.id)
+            )
             if busy:
                 event = dataclasses.replace(event, busy_users=busy)
         return self._start(event)
+
+    def _at_calls_cap(self, user_id: str) -> bool:
+        limits = self.settings.caps.for_user(user_id)
+        return limits is not None and self.usage(user_id).calls >= limits.calls
 
     def handle(self, call_id: str, event: Event) -> list[Command]:
         """Route one event to its call (UnknownCall when there is none)."""
@@ -104,6 +129,7 @@ class CallRegistry:
 
     def discard(self, call_id: str) -> None:
         """Forget a call whatever its state (the driver tore it down after an unexpected error)."""
+        self._rung.pop(call_id, None)
         if self._calls.pop(call_id, None) is None:
             return
         for session_id, ids in list(self._by_session.items()):
@@ -127,6 +153,8 @@ class CallRegistry:
     def _sync(self, call: CallMachine) -> None:
         """Re-index `call` by its sessions; forget it when closed."""
         now = call.sessions
+        if call.ringing:
+            self._rung.setdefault(call.call_id, {}).update(call.ringing)
         for session_id, ids in list(self._by_session.items()):
             if call.call_id in ids and session_id not in now:
                 ids.discard(call.call_id)
@@ -136,4 +164,5 @@ class CallRegistry:
             self._by_session.setdefault(session_id, set()).add(call.call_id)
         if call.state is CallState.CLOSED:
             del self._calls[call.call_id]
+            self._rung.pop(call.call_id, None)
             logger.info("call=%s forgotten", call.call_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.calls.caps import CapsTable
 from gateway.calls.errors import InvalidValue
 from gateway.config.values import DtmfMode
 
@@ -48,6 +49,7 @@ class CallSettings:
         "pbx"  # calls.follow_redirects: off | pbx | policy (gateway/calls/setup/redirects.py)
     )
     pbx_hosts: tuple[str, ...] = ()  # pbx.address and pbx.outbound_proxy hosts: redirects may go there
+    caps: CapsTable = field(default_factory=CapsTable)  # per-user caps (limits, gateway/calls/caps.py)
 
     def __post_init__(self) -> None:
         for name in (
@@ -85,6 +87,7 @@ class CallSettings:
             "outbound_ring_timeout": config.calls.outbound_ring_timeout,
             "inbound_ring_timeout": config.calls.inbound_ring_timeout,
             "max_ringing_per_user": config.calls.max_ringing_per_user,
+            "caps": CapsTable.from_config(config),
             "answer_timeout": config.calls.answer_timeout,
             "reconnect_grace": config.web_auth.reconnect_grace,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),

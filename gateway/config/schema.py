@@ -14,6 +14,7 @@ from typing import Annotated, Final
 from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.cluster import ClusterSection
 from gateway.config.errors import InvalidValue
+from gateway.config.limits import LimitsSection
 from gateway.config.ops import CdrSection, MetricsSection
 from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
@@ -476,6 +477,7 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
+    limits: LimitsSection = field(default_factory=LimitsSection)  # per-user caps (config/limits.py)
     cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.

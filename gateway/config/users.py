@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Annotated, Final
 
 from gateway.config.errors import InvalidValue
+from gateway.config.limits import UserLimits
 from gateway.config.secret import Secret
-from gateway.config.values import Parse
+from gateway.config.values import IntRange, Parse
 from gateway.identity.address import SipAddress
 from gateway.identity.passwords import PasswordHash
 from gateway.identity.patterns import DialPattern
@@ -121,6 +122,8 @@ class ApiKeyConfig:
     key: Secret
     name: str | None = None  # shown in logs instead of the key
     default_dial: Annotated[str, Parse(_destination)] | None = None
+    # calls this key may have at once over the HTTP offer API and WHIP, besides its user's own limits
+    max_calls: Annotated[int, IntRange(1, 10_000)] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +143,4 @@ class UserConfig:
     # A call for this user while every session of hers is in a call (gateway/runtime/web_calls.py):
     # ring (call waiting), reject (486 Busy Here) or forward:<number> (302 to that number).
     on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
+    limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)

@@ -20,6 +20,7 @@ from gateway.calls import (
 )
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
+from gateway.calls.caps import CallLimitReached
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import CallDirection
@@ -116,6 +117,9 @@ class BrowserRequests(DriverCore):
                 call_id, commands = self.registry.dial(
                     ev.WebDial(session.id, session.user, to, sdp, chosen, route=route)
                 )
+            except CallLimitReached as exc:  # before any SIP or port: HTTP 429, an `error`, SIP 486
+                logger.info("call to %r of %s refused: %s", to, session.user.id, exc)
+                raise ServiceError(str(exc), code=exc.limit, http_status=429) from None
             except CallError as exc:
                 raise BadRequest(str(exc), field="to") from None
             if call_id not in self.registry:  # refused at once by policy: no SIP at all

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -41,6 +42,7 @@ from gateway.media.events import MediaEvent
 from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.early_route import EarlyRoutes
+from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
@@ -88,6 +90,10 @@ class DriverCore:
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        # out-of-dialog MESSAGEs shown to a web user: limits.message_rate/burst (runtime/message_rate.py)
+        self.messages_in = MessageThrottle(
+            config.limits.message_rate, config.limits.message_burst, time.monotonic
+        )
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
         # online on other instances only (302), or () to answer as alone (480 / ring here)

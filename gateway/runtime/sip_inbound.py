@@ -4,7 +4,8 @@ A new INVITE is resolved through the identity map (presence tells who is online;
 to the rooms; a cluster may redirect it, 302) and becomes `SipIncomingInvite` for a new call's runtime,
 or a refusal (busy, 480, 503 while draining); an INVITE with Replaces goes to the call whose SIP leg it
 names (RFC 3891). Registration changes and the PBX keep-alive's state are told to the sessions, an
-out-of-dialog MESSAGE to the web user's sessions (RFC 3428). This module imports what `DriverCore`
+out-of-dialog MESSAGE to the web user's sessions (RFC 3428), at most `limits.message_rate` of them
+(486 with Retry-After beyond: runtime/message_rate.py). This module imports what `DriverCore`
 does and builds on it.
 """
 
@@ -220,6 +221,14 @@ class SipInbound(DriverCore):
             incoming.reply(target.sip_status)
             return
         sender = request.from_
+        sender_uri = str(sender.uri).split(";", 1)[0] if sender is not None else ""
+        wait = self.messages_in.admit(sender_uri, (user.id for user in target.users))
+        if wait is not None:  # a flood: shown to nobody (runtime/message_rate.py: why 486)
+            logger.debug(
+                "MESSAGE from %s to %s refused: over limits.message_rate", sender_uri[:80], target.target
+            )
+            incoming.reply(486, "Busy Here", headers=(("Retry-After", str(int(wait))),))
+            return
         event = MessageReceived(
             str(sender.uri) if sender is not None else "sip:anonymous@anonymous.invalid",
             sender.display_name if sender is not None else None,

@@ -38,6 +38,8 @@ class ApiPrincipal:
     user: WebUser
     default_dial: str | None = None  # called when an offer names no destination
     via: str = "basic"  # api_key, token or basic (for logs)
+    key_name: str | None = None  # the API key's name, when one was used
+    key_max_calls: int | None = None  # its own cap on calls at once (gateway/signaling/key_calls.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class _KeyEntry:
     user_id: str
     name: str
     default_dial: str | None
+    max_calls: int | None = None
 
 
 def _digest(key: str) -> bytes:
@@ -72,7 +75,7 @@ class ApiCredentials:
         for user in config.users:
             for index, item in enumerate(user.api_keys):
                 name = item.name or f"{user.id}/api_keys[{index}]"
-                keys[_digest(item.key.reveal())] = _KeyEntry(user.id, name, item.default_dial)
+                keys[_digest(item.key.reveal())] = _KeyEntry(user.id, name, item.default_dial, item.max_calls)
         defaults = {u.id: u.default_dial for u in config.users if u.default_dial is not None}
         return cls(identity, tokens, keys, defaults)
 
@@ -118,9 +121,8 @@ class ApiCredentials:
         if entry is None:
             raise Unauthorized("unknown API key")
         principal = await self._principal(entry.user_id, "api_key")
-        if entry.default_dial is not None:
-            return ApiPrincipal(principal.user, entry.default_dial, f"api_key {entry.name}")
-        return ApiPrincipal(principal.user, principal.default_dial, f"api_key {entry.name}")
+        dial = entry.default_dial if entry.default_dial is not None else principal.default_dial
+        return ApiPrincipal(principal.user, dial, f"api_key {entry.name}", entry.name, entry.max_calls)
 
     async def _principal(self, user_id: str, via: str) -> ApiPrincipal:
         user = await self.identity.store.get(user_id)

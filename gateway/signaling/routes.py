@@ -162,7 +162,7 @@ def add_signaling_routes(
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)
-    app[STREAMS_KEY] = EventStreams()
+    app[STREAMS_KEY] = EventStreams.from_config(config)
     app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets

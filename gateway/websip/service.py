@@ -237,7 +237,10 @@ class WebSipService:
             call_id = await self.calls.dial(session, target, leg.offer)
         except SignalingError as exc:
             status = exc.http_status if isinstance(getattr(exc, "http_status", None), int) else 400
-            code = {403: 403, 404: 404, 503: 503}.get(status, 488 if "sdp" in str(exc).lower() else 400)
+            # 429 (a per-user cap, gateway/calls/caps.py): 486 Busy Here, the reason in a Warning
+            code = {403: 403, 404: 404, 429: 486, 503: 503}.get(
+                status, 488 if "sdp" in str(exc).lower() else 400
+            )
             logger.info("call=%s from %s to %r refused: %s", leg.call_id, user.id, target, exc)
             leg.reject(code, reason_phrase(str(exc)), headers=warning_headers(code, str(exc)))
             self.session_idle(session)

@@ -331,9 +331,9 @@ def _status_for(reason: str) -> int:
 
 
 def warning_headers(status: int, text: str) -> tuple[tuple[str, str], ...]:
-    """A Warning (399, RFC 3261 §20.43) saying why an offer was refused (400, 488), as the UDP side
-    gives the PBX's: a browser library's log shows it."""
-    return (("Warning", warning_value(399, text)),) if text and status in (400, 488) else ()
+    """A Warning (399, RFC 3261 §20.43) saying why an offer was refused (400, 488) or a call was over a
+    per-user cap (486), as the UDP side gives the PBX's: a browser library's log shows it."""
+    return (("Warning", warning_value(399, text)),) if text and status in (400, 486, 488) else ()
 
 
 def reason_phrase(text: str) -> str:

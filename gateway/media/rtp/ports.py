@@ -4,7 +4,9 @@ RFC 3550 §11: RTP takes an even port and RTCP the next odd one. The allocator k
 in a FIFO queue, so a released port goes to the back and is reused as late as possible (late packets of
 an ended call then do not reach the next one). Allocation binds the sockets itself, which is the only
 race-free way to know a port is free: a port another process holds (EADDRINUSE) is put back at the end
-of the queue and the next one is tried. Every operation is O(1) except that skipping.
+of the queue and the next one is tried. Every operation is O(1) except that skipping. Each lease may
+name its owner (a call id): `held_by` counts an owner's pairs, for the per-user port budget
+(gateway/calls/caps.py).
 
 The allocator owns no event loop; the sockets it binds are handed to asyncio by the endpoint.
 """
@@ -114,6 +116,8 @@ class RtpPortAllocator:
         self._bind = bind
         self._free: deque[int] = deque(port_range.even_ports())
         self._held: set[int] = set()
+        self._owners: dict[int, str] = {}  # held port -> the owner named at allocation
+        self._by_owner: dict[str, int] = {}  # owner -> pairs held
 
     @property
     def port_range(self) -> PortRange:
@@ -127,8 +131,13 @@ class RtpPortAllocator:
     def held(self) -> frozenset[int]:
         return frozenset(self._held)
 
-    def allocate(self, host: str, *, rtcp_mux: bool = False) -> PortLease:
-        """Bind RTP (and RTCP unless ``rtcp_mux``) sockets on ``host`` at the next free even port."""
+    def held_by(self, owner: str) -> int:
+        """How many pairs leases naming ``owner`` hold."""
+        return self._by_owner.get(owner, 0)
+
+    def allocate(self, host: str, *, rtcp_mux: bool = False, owner: str | None = None) -> PortLease:
+        """Bind RTP (and RTCP unless ``rtcp_mux``) sockets on ``host`` at the next free even port, held
+        for ``owner`` (a call id) when given."""
         for _ in range(len(self._free)):
             port = self._free.popleft()
             try:
@@ -145,6 +154,9 @@ class RtpPortAllocator:
                     self._skip(port + 1, exc, even=port)
                     continue
             self._held.add(port)
+            if owner is not None:
+                self._owners[port] = owner
+                self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
             logger.debug("allocated RTP port %s:%d (rtcp-mux=%s)", host, port, rtcp_mux)
             return PortLease(self, host, port, rtp_socket, rtcp_socket)
         raise PortAllocationError(
@@ -164,5 +176,12 @@ class RtpPortAllocator:
         if port not in self._held:
             raise PortAllocationError(f"port {port} is not held")
         self._held.remove(port)
+        owner = self._owners.pop(port, None)
+        if owner is not None:
+            left = self._by_owner[owner] - 1
+            if left:
+                self._by_owner[owner] = left
+            else:
+                del self._by_owner[owner]
         self._free.append(port)
         logger.debug("released RTP port %d", port)

@@ -163,7 +163,9 @@ class RtpEndpoint(EndpointRtcp):
             raise EndpointError(f"call={self._call} open() in state {self._state.value}")
         loop = self._get_loop()
         if lease is None:
-            lease = self._allocator.allocate(self.config.host, rtcp_mux=self.config.rtcp_mux)
+            lease = self._allocator.allocate(
+                self.config.host, rtcp_mux=self.config.rtcp_mux, owner=self._call
+            )
         elif lease.host != self.config.host or (lease.rtcp_socket is None) != self.config.rtcp_mux:
             lease.release()
             raise EndpointError(f"call={self._call} {lease!r} does not fit {self.config.host} (rtcp-mux)")

@@ -66,7 +66,8 @@ class SipLeg:
         if self.endpoint is not None or self._reserved is not None:
             raise MediaError(f"call={self._settings.call_id} the SIP leg's ports are taken already")
         rtp = self._settings.rtp_address(family)
-        self._reserved = (family, self._settings.allocator.allocate(rtp.bind_host))
+        lease = self._settings.allocator.allocate(rtp.bind_host, owner=self._settings.call_id)
+        self._reserved = (family, lease)
 
     async def open(self, codecs: list[sdp.Codec], family: str | None = None) -> tuple[str, int]:
         """Bind the RTP/RTCP ports in address ``family`` ("IP4", "IP6"; None: the default one), or take

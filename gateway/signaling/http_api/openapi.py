@@ -27,10 +27,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "The session_id chosen is taken",
         413: "Body too large",
         415: "The body is not application/json",
-        429: "Too many logins being checked",
+        429: "Too many logins being checked, or a per-user cap (`reason` names it: too_many_calls, "
+        "too_many_unanswered_calls, port_budget, too_many_calls_for_key, too_many_event_streams)",
         500: "Internal error",
         502: "The far end refused the call before the answer existed (busy, declined, ...)",
-        503: "Too many event streams open",
+        503: "Too many event streams open in all",
         412: "If-Match does not match the session's ETag",
         501: "Not supported by this gateway",
         422: "An ICE restart this session cannot do now (ICE not connected yet, a pass-through call)",

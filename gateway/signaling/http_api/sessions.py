@@ -11,16 +11,22 @@ starting after `Last-Event-ID` (header) or `?after=` when given, else from the f
 line (`: keep-alive`) every `KEEPALIVE` seconds of silence; it ends after the session's final event
 (`failed`, `ended` or `closed`). Both routes take the API's credentials (a browser reads the stream with
 `fetch()`, which can send `Authorization`; `EventSource` cannot).
+
+A user may have `limits.event_streams_per_user` streams open at once (users[].limits.event_streams for
+hers); one more gets 429 `too_many_event_streams`, so one user's streams never take the others' (the
+gateway-wide MAX_STREAMS stays as a backstop: 503).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Final
 
 from aiohttp import web
 
+from gateway.config import Config
 from gateway.signaling.errors import BadRequest, SignalingError
 from gateway.signaling.http_api.handlers import HTTP_API_KEY, authenticate, error_response
 from gateway.signaling.http_api.progress import ProgressEvent, SessionProgress
@@ -28,20 +34,22 @@ from gateway.signaling.http_api.progress import ProgressEvent, SessionProgress
 logger = logging.getLogger(__name__)
 
 KEEPALIVE: Final = 15.0
+GONE_CHECK: Final = 1.0  # seconds between looks at whether the client closed its stream (then counted off)
 MAX_STREAMS: Final = 256  # event streams open at once, across all users
 
 
-async def _progress(request: web.Request) -> SessionProgress:
+async def _progress(request: web.Request) -> tuple[str, SessionProgress]:
+    """The user the credentials name, and the progress of her session."""
     context = request.app[HTTP_API_KEY]
     principal = await authenticate(request, context)
     session_id = request.match_info["session_id"]
-    return await context.offer_service.progress(principal.user, session_id)
+    return principal.user.id, await context.offer_service.progress(principal.user, session_id)
 
 
 async def status_handler(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"][:128]
     try:
-        progress = await _progress(request)
+        _, progress = await _progress(request)
     except SignalingError as exc:
         return error_response(exc, session_id)
     return web.json_response(progress.snapshot(), headers={"Cache-Control": "no-store"})
@@ -60,10 +68,54 @@ def sse_frame(event: ProgressEvent) -> bytes:
 
 
 class EventStreams:
-    """Counts the open event streams (MAX_STREAMS)."""
+    """Counts the open event streams, in all (MAX_STREAMS) and per user (`per_user`, or the user's own
+    cap in `own`)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, per_user: int = 8, own: Mapping[str, int] | None = None, total: int = MAX_STREAMS
+    ) -> None:
         self.open = 0
+        self.total = total
+        self.per_user = per_user
+        self._own = dict(own or {})
+        self._by_user: dict[str, int] = {}
+
+    @classmethod
+    def from_config(cls, config: Config) -> EventStreams:
+        own = {
+            user.id: user.limits.event_streams
+            for user in config.users
+            if user.limits is not None and user.limits.event_streams is not None
+        }
+        return cls(config.limits.event_streams_per_user, own)
+
+    def of(self, user_id: str) -> int:
+        return self._by_user.get(user_id, 0)
+
+    def take(self, user_id: str) -> None:
+        """Count one more stream of `user_id`; a SignalingError (429, or 503 for the gateway-wide cap) when
+        she, or the gateway, has the most allowed."""
+        cap = self._own.get(user_id, self.per_user)
+        held = self.of(user_id)
+        if held >= cap:
+            raise SignalingError(
+                f"{user_id} has {held} event streams open, the most allowed (limits.event_streams_per_user"
+                f" {cap})",
+                code="too_many_event_streams",
+                http_status=429,
+            )
+        if self.open >= self.total:
+            raise SignalingError("too many event streams open", http_status=503)
+        self.open += 1
+        self._by_user[user_id] = held + 1
+
+    def give_back(self, user_id: str) -> None:
+        self.open -= 1
+        left = self.of(user_id) - 1
+        if left > 0:
+            self._by_user[user_id] = left
+        else:
+            self._by_user.pop(user_id, None)
 
 
 STREAMS_KEY: Final = web.AppKey("signaling_event_streams", EventStreams)
@@ -73,12 +125,13 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"][:128]
     streams = request.app[STREAMS_KEY]
     try:
-        progress = await _progress(request)
+        user_id, progress = await _progress(request)
         after = _start_after(request)
+        streams.take(user_id)
     except SignalingError as exc:
+        if exc.http_status == 429:
+            logger.info("event stream of %s refused: %s", session_id, exc)
         return error_response(exc, session_id)
-    if streams.open >= MAX_STREAMS:
-        return error_response(SignalingError("too many event streams open", http_status=503), session_id)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -86,15 +139,23 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    streams.open += 1
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n\n")
+        silent = 0.0
         while True:
-            events = await progress.wait(after, KEEPALIVE)
+            events = await progress.wait(after, GONE_CHECK)
             if not events and not progress.finished:
-                await response.write(b": keep-alive\n\n")
+                transport = request.transport
+                if transport is None or transport.is_closing():  # the client went: counted off now
+                    logger.debug("event stream of %s: the client went away", session_id)
+                    return response
+                silent += GONE_CHECK
+                if silent >= KEEPALIVE:
+                    await response.write(b": keep-alive\n\n")
+                    silent = 0.0
                 continue
+            silent = 0.0
             for event in events:
                 await response.write(sse_frame(event))
                 after = event.seq
@@ -104,6 +165,6 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
         logger.debug("event stream of %s: the client went away", session_id)
         return response
     finally:
-        streams.open -= 1
+        streams.give_back(user_id)
     await response.write_eof()
     return response

@@ -50,6 +50,7 @@ def gateway_file(
             *(extra_users or []),
         ],
         "state_dir": str(tmp_path / "state"),
+        "limits": {"calls_per_user": 2 * CALLS, "unanswered_per_user": 2 * CALLS},  # alice's CALLS at once
     }
     rtp = config["media"]["rtp_ports"]  # type: ignore[index]
     rtp["end"] = rtp["start"] + 599
