@@ -303,8 +303,8 @@ class RpcPeer:
                 raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
+        context.directory.announce(params.peer_id, self, context.monotonic())  # may refuse: -32008
         self.peer_id = params.peer_id
-        context.directory.announce(params.peer_id, self)
         await self._open()
         capabilities = params.capabilities if isinstance(params.capabilities, Mapping) else {}
         if capabilities.get("incoming_calls") is True and not self._online:
@@ -331,10 +331,15 @@ class RpcPeer:
             if len(self._calls) + len(self._context.directory.calls_of(self)) >= MAX_CALLS:
                 raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
             timeout = self._context.limits.service_timeout
-            call_id, answer = await self._context.directory.offer(
-                self, params.target_peer_id, params.sdp, timeout
+            call_id, answer, callee = await self._context.directory.offer(
+                self, params.target_peer_id, params.sdp, timeout, self._may_call_peer
             )
-            return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+            answered_by: JsonValue = {"peer_id": params.target_peer_id, "user": callee.user_id}
+            return {
+                "answer": {"type": "answer", "sdp": answer},
+                "call_id": call_id,
+                "answered_by": answered_by,
+            }
         to = params.to or principal.default_dial
         if not to:
             raise BadRequest("to is required (no default destination is configured for you)", field="to")
@@ -359,6 +364,15 @@ class RpcPeer:
             self._answers.pop(call_id, None)
         logger.info("JSON-RPC peer %s: call %s to %r answered", self._id, call_id, to)
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+
+    def _may_call_peer(self, caller: WebUser, callee: WebUser) -> bool:
+        """A relayed call obeys `allow_outbound` as a web call does (gateway/runtime/web_calls.py): the
+        callee's number or SIP address; a user's own other peers are always hers to call."""
+        if caller.id == callee.id:
+            return True
+        identity = self._context.credentials.identity
+        number = callee.aor.user or ""
+        return identity.may_call(caller, number) or identity.may_call(caller, str(callee.aor))
 
     async def _disconnect(self, call_id: str | None, reason: str | None) -> JsonValue:
         directory = self._context.directory
@@ -404,7 +418,7 @@ class RpcPeer:
             task.cancel()
         for future in self._answers.values():
             future.cancel()
-        await self._context.directory.gone(self)
+        await self._context.directory.gone(self, self._context.monotonic())
         if self._online and self._principal is not None:
             await self._context.presence.remove(self._principal.user.id, self._id)
         if self._opened:
