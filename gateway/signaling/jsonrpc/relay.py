@@ -109,7 +109,7 @@ class PeerDirectory:
         """`peer` takes `peer_id`; PeerIdTaken when another user holds it (nothing changes then)."""
         owner = self.owner(peer_id, now)
         if owner is not None and owner != peer.user_id:
-            logger.warning(
+            logger.info(  # INFO: one line per refused announce, and the rate limit bounds them
                 "JSON-RPC user %s announced peer id %r held by another user: refused", peer.user_id, peer_id
             )
             raise PeerIdTaken(f"peer id {peer_id!r} belongs to another user", field="peer_id")
