@@ -22,12 +22,13 @@ once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Li
   without a call in progress (1012) and refuses new upgrades (503).
 
 Messages are read one at a time, in order, and handled in order unless the dialect hands a request to
-`SessionSocket.run` (/ws and /jsonrpc do, issue 32 item 7): then it runs beside the others in flight, at most
-`max_requests_in_flight` of them (beyond, the dialect answers `too_many()`), requests of one lane (a
-call's id) one after the other, and the reader goes on to the next message at once; requests still in
-flight when the socket ends are cancelled before the dialect's `on_close`. The loop's close codes: 1000 normal, 1001 shutting down,
-1008 flood, 1009 far too large, 1012 service restart, 4001 failed logins, 4008 login timeout; a dialect
-may ask for its own (`close_with`: a refused room join is 4009).
+`SessionSocket.run` (/ws and /jsonrpc do, issue 32 item 7): then it runs beside the others in flight,
+at most `max_requests_in_flight` of them (beyond, the dialect answers `too_many()`), requests of one
+lane (a call's id) one after the other, and the reader goes on to the next message at once; requests
+still in flight when the socket ends are cancelled before the dialect's `on_close`. The loop's close
+codes: 1000 normal, 1001 shutting down, 1008 flood, 1009 far too large, 1012 service restart, 4001
+failed logins, 4008 login timeout; a dialect may ask for its own (`close_with`: a refused room join is
+4009).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ refused while other requests fill `max_requests_in_flight`: up to twice it), the
 call in order (`answer` before its `ice`, digits in sequence), `message`s to one destination in order;
 `login`, `logout` and everything before the login in turn as they come. The session loop
 (session_loop.py, through ws/endpoint.py) owns the rate limit, the login deadline and the count of
-failed logins (each reported to `login_failed`);
-it also closes the socket when `close_code` is set here (a logout, the login timeout).
+failed logins (each reported to `login_failed`); it also closes the socket when `close_code` is set
+here (a logout, the login timeout).
 """
 
 from __future__ import annotations
