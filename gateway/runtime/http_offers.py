@@ -48,8 +48,8 @@ class HttpOffers(BrowserRequests):
         """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
         (docs/signaling.md), the call's progress in the session's `SessionProgress`."""
         self._expire_http()
-        if session_id is not None and (session_id in self._sessions or session_id in self._http):
-            raise Conflict(f"session {session_id!r} exists already", field="session_id")
+        if session_id is not None:
+            self._check_free(user, session_id)
         if not dial:
             raise BadRequest(
                 "metadata.dial is required (no default destination is configured for you)",
@@ -70,6 +70,18 @@ class HttpOffers(BrowserRequests):
             await self._close_http(session)
             raise
         return OfferResult(session.id, answer, (), metadata, call_id=session.call_id)
+
+    def _check_free(self, user: WebUser, session_id: str) -> None:
+        """A caller-chosen session id must be free: 409 when the caller's own session has it; another
+        user's (or a WebSocket session's of another user) answers 404 as a session that does not exist
+        does on every route, never 409, so that ids are no oracle of other users' sessions (issue 32
+        item 10)."""
+        holder = self._http.get(session_id) or self._sessions.get(session_id)
+        if holder is None:
+            return
+        if holder.user.id == user.id:
+            raise Conflict(f"session {session_id!r} exists already", field="session_id")
+        raise NotFound(f"no session {session_id!r}", field="session_id")
 
     def _http_ended(self, session: HttpSession) -> None:
         """The session's call ended (the far end hung up, or it never connected): it takes no more

@@ -21,16 +21,21 @@ once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Li
 - the registry of open sockets (`SocketRegistry`): shutdown closes them (1001); a drain closes those
   without a call in progress (1012) and refuses new upgrades (503).
 
-Messages are handled one at a time, in order. The loop's close codes: 1000 normal, 1001 shutting down,
-1008 flood, 1009 far too large, 1012 service restart, 4001 failed logins, 4008 login timeout; a dialect
-may ask for its own (`close_with`: a refused room join is 4009).
+Messages are read one at a time, in order, and handled in order unless the dialect hands a request to
+`SessionSocket.run` (/ws and /jsonrpc do, issue 32 item 7): then it runs beside the others in flight,
+at most `max_requests_in_flight` of them (beyond, the dialect answers `too_many()`), requests of one
+lane (a call's id) one after the other, and the reader goes on to the next message at once; requests
+still in flight when the socket ends are cancelled before the dialect's `on_close`. The loop's close
+codes: 1000 normal, 1001 shutting down, 1008 flood, 1009 far too large, 1012 service restart, 4001
+failed logins, 4008 login timeout; a dialect may ask for its own (`close_with`: a refused room join is
+4009).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -190,6 +195,8 @@ class SessionSocket:
         self._rate = rate
         self._refused_in_a_row = 0
         self._failed_logins = 0
+        self._in_flight: set[asyncio.Task[None]] = set()  # requests handed to `run`, not finished
+        self._lanes: dict[str, asyncio.Task[None]] = {}  # each lane's latest request
 
     @property
     def closed(self) -> bool:
@@ -238,6 +245,50 @@ class SessionSocket:
 
     def rate_limited(self) -> RateLimited:
         return RateLimited(f"more than {self._rate:g} messages per second: slow down")
+
+    def run(self, work: Callable[[], Awaitable[None]], lane: str | None = None, urgent: bool = False) -> bool:
+        """Handle one request beside the others in flight, the reader going on to the next message at
+        once; whether it was taken (False past `max_requests_in_flight`: the dialect answers `too_many()`).
+        Requests of one `lane` run one after the other, in the order given; without a lane, at once.
+        `urgent` ones (a hang-up, a ping) are still taken when the others fill the limit, up to twice it."""
+        limit = self._limits.max_requests_in_flight * (2 if urgent else 1)
+        if len(self._in_flight) >= limit:
+            return False
+        previous = self._lanes.get(lane) if lane is not None else None
+        task = asyncio.get_running_loop().create_task(self._run(work, previous))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        if lane is not None:
+            self._lanes[lane] = task
+            task.add_done_callback(lambda done: self._lane_done(lane, done))
+        return True
+
+    def _lane_done(self, lane: str, task: asyncio.Task[None]) -> None:
+        if self._lanes.get(lane) is task:
+            del self._lanes[lane]
+
+    async def _run(self, work: Callable[[], Awaitable[None]], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait((previous,))  # however it ended
+        try:
+            await work()
+        except Exception:  # the dialect answers its own errors: this is a bug, the socket goes on
+            logger.exception("%s WebSocket from %s: a request failed", self._rules.what, self.remote)
+
+    def too_many(self) -> RateLimited:
+        limit = self._limits.max_requests_in_flight
+        return RateLimited(
+            f"{limit} requests of this session are in progress: wait for a reply", code="too_many_requests"
+        )
+
+    async def settle(self) -> None:
+        """The socket ended: the requests still in flight are cancelled (the dialect's `on_close` then
+        ends their calls), so none completes for a session that is gone."""
+        tasks = list(self._in_flight)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def login_failed(self) -> None:
         """A wrong credential on this socket: `max_failed_logins` close it (4001)."""
@@ -362,10 +413,13 @@ async def serve(
     finally:
         if counted:
             sockets.await_login(ip, -1)
-        await dialect.on_close()
-        sockets.discard(ws)
-        if not ws.closed:
-            await ws.close(code=socket.close_code or CLOSE_NORMAL)
+        try:
+            await socket.settle()
+        finally:
+            await dialect.on_close()
+            sockets.discard(ws)
+            if not ws.closed:
+                await ws.close(code=socket.close_code or CLOSE_NORMAL)
     return ws
 
 

@@ -7,7 +7,8 @@ may end up in logs, so prefer `announce` with credentials there). Bad credential
 authenticate within `SignalingLimits.login_timeout` (then close 4008; nothing is sent first: a JSON-RPC
 response needs a request). The Origin check, caps, heartbeat, size limit, rate limit (charged per call:
 a batch's calls each take a token), failed logins, shutdown and drain (1012 once the peer has no call,
-relayed or not; 503 to new upgrades) are the session loop's (gateway/signaling/session_loop.py).
+relayed or not; 503 to new upgrades) are the session loop's (gateway/signaling/session_loop.py), and so
+is the runner that handles a peer's single requests beside each other (`SessionSocket.run`, peer.py).
 """
 
 from __future__ import annotations
@@ -87,7 +88,16 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
         async def send(text: str) -> None:
             await socket.send_text(text)
 
-        peer = RpcPeer(context, send, principal, ip, take=socket.take, login_failed=socket.login_failed)
+        peer = RpcPeer(
+            context,
+            send,
+            principal,
+            ip,
+            take=socket.take,
+            login_failed=socket.login_failed,
+            run=socket.run,
+            too_many=socket.too_many,
+        )
         return RpcDialect(peer, socket)
 
     return await serve(

@@ -10,7 +10,8 @@ answered (§5.1 codes):
     -32601 method not found  (decided by the dispatcher: `METHODS`)
     -32602 invalid params    a method's params missing or of the wrong kind (`params_of`)
     -32603 internal error    a bug in the gateway
-    -32000..-32099           the gateway's own (APP_CODES): unauthorized, not found, forbidden, ...
+    -32000..-32099           the gateway's own (APP_CODES): unauthorized, not found, forbidden, ...,
+                             -32008 peer_id_taken (another user holds the announced peer id)
 
 `decode(text)` -> `Frame` (the calls, the errors to send, whether it was a batch); replies are built with
 `result()` and `error()` and joined with `encode_batch()`. Responses sent *to* the gateway (it never
@@ -51,7 +52,17 @@ CONFLICT: Final = -32004
 RATE_LIMITED: Final = -32005
 TIMEOUT: Final = -32006
 TOO_LARGE: Final = -32007
+PEER_ID_TAKEN: Final = -32008  # announce: the peer id is another user's (relay.py)
+
+
+class PeerIdTaken(Conflict):
+    """`announce` of a peer id another user holds (issue 32 item 2): refused, the holder untouched."""
+
+    code = "peer_id_taken"
+
+
 APP_CODES: Final[tuple[tuple[type[SignalingError], int], ...]] = (
+    (PeerIdTaken, PEER_ID_TAKEN),
     (Unauthorized, UNAUTHORIZED),
     (NotFound, NOT_FOUND),
     (Forbidden, FORBIDDEN),

@@ -61,6 +61,9 @@ from gateway.signaling.ws.connection import PresenceRegistry
 logger = logging.getLogger(__name__)
 
 MAX_CALLS: Final = 4  # calls one peer may have at once
+# The session loop's concurrent runner (SessionSocket.run): the work, its lane, whether it is urgent.
+Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
+_URGENT: Final = frozenset({"ping", "disconnect"})
 _PROGRESS: Final = {sig.Ringing: "ringing", sig.EarlyMedia: "early_media", sig.Connected: "answered"}
 
 
@@ -87,9 +90,13 @@ class RpcPeer:
         *,
         take: Callable[[], bool] = lambda: True,
         login_failed: Callable[[], None] = lambda: None,
+        run: Run | None = None,
+        too_many: Callable[[], SignalingError] | None = None,
     ) -> None:
         self._context = context
         self._send = send
+        self._run = run  # the session loop's concurrent runner (None: every frame in turn)
+        self._too_many = too_many
         self._take = take  # the session loop's rate limit, charged per call (a batch: each of its calls)
         self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self._remote = remote
@@ -210,8 +217,15 @@ class RpcPeer:
 
     async def receive(self, text: str | bytes) -> None:
         """One WebSocket frame (already within the size limit: the session loop checked it): its
-        requests handled in order, the replies sent as one frame."""
+        requests handled in order, the replies sent as one frame. A single request of an authenticated
+        peer runs beside the others in flight instead (`_lane`; a batch stays one unit, in order)."""
         frame = rpc.decode(text)
+        if self._run is not None and self.authenticated and not frame.batch and len(frame.calls) == 1:
+            call = frame.calls[0]
+            beside, lane = _lane(call)
+            if beside:
+                await self._run_call(call, lane)
+                return
         replies = rpc.Replies(frame.batch)
         for error in frame.errors:
             replies.add(error.to_json())
@@ -222,6 +236,19 @@ class RpcPeer:
         encoded = replies.encoded()
         if encoded is not None:
             await self._send(encoded)
+
+    async def _run_call(self, call: rpc.Call, lane: str | None) -> None:
+        """One request handed to the session loop's runner; its response sent when it is done."""
+
+        async def work() -> None:
+            reply = await self._handle(call)
+            if reply is not None and not call.notification:
+                await self._send(rpc.encode(reply))
+
+        assert self._run is not None
+        if not self._run(work, lane, call.method in _URGENT) and not call.notification:
+            error = self._too_many() if self._too_many is not None else RateLimited("too many requests")
+            await self._send(rpc.encode(rpc.error_from(error, call.id).to_json()))
 
     async def _handle(self, call: rpc.Call) -> dict[str, JsonValue] | None:
         if call.method not in rpc.METHODS:
@@ -303,8 +330,8 @@ class RpcPeer:
                 raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
+        context.directory.announce(params.peer_id, self, context.monotonic())  # may refuse: -32008
         self.peer_id = params.peer_id
-        context.directory.announce(params.peer_id, self)
         await self._open()
         capabilities = params.capabilities if isinstance(params.capabilities, Mapping) else {}
         if capabilities.get("incoming_calls") is True and not self._online:
@@ -331,10 +358,15 @@ class RpcPeer:
             if len(self._calls) + len(self._context.directory.calls_of(self)) >= MAX_CALLS:
                 raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
             timeout = self._context.limits.service_timeout
-            call_id, answer = await self._context.directory.offer(
-                self, params.target_peer_id, params.sdp, timeout
+            call_id, answer, callee = await self._context.directory.offer(
+                self, params.target_peer_id, params.sdp, timeout, self._may_call_peer
             )
-            return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+            answered_by: JsonValue = {"peer_id": params.target_peer_id, "user": callee.user_id}
+            return {
+                "answer": {"type": "answer", "sdp": answer},
+                "call_id": call_id,
+                "answered_by": answered_by,
+            }
         to = params.to or principal.default_dial
         if not to:
             raise BadRequest("to is required (no default destination is configured for you)", field="to")
@@ -359,6 +391,15 @@ class RpcPeer:
             self._answers.pop(call_id, None)
         logger.info("JSON-RPC peer %s: call %s to %r answered", self._id, call_id, to)
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+
+    def _may_call_peer(self, caller: WebUser, callee: WebUser) -> bool:
+        """A relayed call obeys `allow_outbound` as a web call does (gateway/runtime/web_calls.py): the
+        callee's number or SIP address; a user's own other peers are always hers to call."""
+        if caller.id == callee.id:
+            return True
+        identity = self._context.credentials.identity
+        number = callee.aor.user or ""
+        return identity.may_call(caller, number) or identity.may_call(caller, str(callee.aor))
 
     async def _disconnect(self, call_id: str | None, reason: str | None) -> JsonValue:
         directory = self._context.directory
@@ -404,7 +445,7 @@ class RpcPeer:
             task.cancel()
         for future in self._answers.values():
             future.cancel()
-        await self._context.directory.gone(self)
+        await self._context.directory.gone(self, self._context.monotonic())
         if self._online and self._principal is not None:
             await self._context.presence.remove(self._principal.user.id, self._id)
         if self._opened:
@@ -415,6 +456,23 @@ class RpcPeer:
 
     def __repr__(self) -> str:
         return f"RpcPeer({self._id!r}, peer_id={self.peer_id!r})"
+
+
+def _lane(call: rpc.Call) -> tuple[bool, str | None]:
+    """Whether a single request of an authenticated peer runs beside the others, and in which lane
+    (issue 32 item 7): `ping` and `disconnect` at once (a hang-up never waits for a pending offer),
+    `offer` and a trickle without `call_id` one after the other (a browser trickles before the offer's
+    result names the call), a call's `answer` and `ice_candidate` in its order; `announce` and unknown
+    methods in the reader's turn."""
+    if call.method in _URGENT:
+        return True, None
+    params = call.params if isinstance(call.params, Mapping) else {}
+    call_id = params.get("call_id")
+    if call.method == "answer" or (call.method == "ice_candidate" and isinstance(call_id, str)):
+        return True, f"call:{call_id}"
+    if call.method in ("offer", "ice_candidate"):
+        return True, "calls"
+    return False, None
 
 
 def _basic(user: str, secret: str) -> str:

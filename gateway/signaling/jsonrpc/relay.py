@@ -14,6 +14,16 @@ A target must have announced `capabilities.incoming_calls: true` on a gateway-au
     ice_candidate {call_id, c}  ->                             -> notify ice_candidate {call_id, candidate}
     disconnect {call_id}        ->                             -> notify disconnect {call_id, reason: remote_hangup}
 
+Peer ids belong to users (issue 32 item 2: bob announced alice's `alice-desk` and her own call to it
+rang him). The first authenticated user to announce an id holds it while one of her sockets has it
+announced; another user's `announce` of it fails with -32008 `peer_id_taken` and the holder is
+untouched. Several sockets of the holder may announce it (the latest rings). When the last of them
+closes, the id stays reserved for her user for `RESERVE_SECONDS` (a reconnect takes it back; others
+still get -32008), then it is free. A socket that announces another id gives up its previous one. The
+caller's result names who answered (`answered_by {peer_id, user}`), and a call to another user's peer
+obeys the caller's `allow_outbound` as a web call does (gateway/runtime/web_calls.py: the callee's
+number or SIP address): refused with -32003 `forbidden` before the target is told anything.
+
 A target that turns the call down (`disconnect {call_id}` while it rings) makes the caller's `offer` fail
 with -32000 (`reason: declined`); one that does not answer within `service_timeout`, -32006; a peer whose
 socket closes ends its relayed calls (`disconnect {reason: disconnected}` to the other end).
@@ -24,14 +34,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
+from gateway.identity import WebUser
 from gateway.signaling.errors import Forbidden, NotFound, ServiceError, Timeout
+from gateway.signaling.jsonrpc.framing import PeerIdTaken
 from gateway.signaling.service import JsonValue
 
 logger = logging.getLogger(__name__)
+
+RESERVE_SECONDS: Final = 60.0  # a released peer id stays its user's this long (a reconnect takes it back)
 
 
 class RelayEnd(Protocol):
@@ -44,6 +58,9 @@ class RelayEnd(Protocol):
 
     @property
     def user_id(self) -> str: ...
+
+    @property
+    def user(self) -> WebUser: ...
 
     async def notify(self, method: str, params: Mapping[str, JsonValue]) -> None: ...
 
@@ -59,15 +76,65 @@ class RelayedCall:
         return self.callee if end is self.caller else self.caller
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A peer id none of its user's sockets holds now, kept for that user until `until` (monotonic)."""
+
+    user_id: str
+    until: float
+
+
 @dataclass(slots=True)
 class PeerDirectory:
-    """Announced peers by peer id (the latest announce of an id wins) and their relayed calls."""
+    """Announced peers by peer id, each id held by one user (see the module note), and their calls."""
 
-    peers: dict[str, RelayEnd] = field(default_factory=dict)
+    holders: dict[str, list[RelayEnd]] = field(default_factory=dict)  # the latest announce last
+    reserved: dict[str, Reservation] = field(default_factory=dict)
     calls: dict[str, RelayedCall] = field(default_factory=dict)
 
-    def announce(self, peer_id: str, peer: RelayEnd) -> None:
-        self.peers[peer_id] = peer
+    def owner(self, peer_id: str, now: float) -> str | None:
+        """The user who holds `peer_id` (announced, or reserved since its last socket closed)."""
+        holders = self.holders.get(peer_id)
+        if holders:
+            return holders[0].user_id
+        reservation = self.reserved.get(peer_id)
+        if reservation is None:
+            return None
+        if reservation.until <= now:
+            del self.reserved[peer_id]
+            return None
+        return reservation.user_id
+
+    def announce(self, peer_id: str, peer: RelayEnd, now: float) -> None:
+        """`peer` takes `peer_id`; PeerIdTaken when another user holds it (nothing changes then)."""
+        owner = self.owner(peer_id, now)
+        if owner is not None and owner != peer.user_id:
+            logger.info(  # INFO: one line per refused announce, and the rate limit bounds them
+                "JSON-RPC user %s announced peer id %r held by another user: refused", peer.user_id, peer_id
+            )
+            raise PeerIdTaken(f"peer id {peer_id!r} belongs to another user", field="peer_id")
+        if peer.peer_id is not None and peer.peer_id != peer_id:
+            self._release(peer.peer_id, peer, now)  # one id per socket: the previous one is given up
+        self.reserved.pop(peer_id, None)
+        holders = self.holders.setdefault(peer_id, [])
+        if peer in holders:
+            holders.remove(peer)
+        holders.append(peer)
+        for stale in [k for k, v in self.reserved.items() if v.until <= now]:
+            del self.reserved[stale]
+
+    def _release(self, peer_id: str, peer: RelayEnd, now: float) -> None:
+        holders = self.holders.get(peer_id, [])
+        if peer in holders:
+            holders.remove(peer)
+        if not holders:
+            self.holders.pop(peer_id, None)
+            self.reserved[peer_id] = Reservation(peer.user_id, now + RESERVE_SECONDS)
+
+    def peer(self, peer_id: str) -> RelayEnd | None:
+        """The socket a call to `peer_id` rings: its holder's latest announce."""
+        holders = self.holders.get(peer_id)
+        return holders[-1] if holders else None
 
     def owns(self, peer: RelayEnd, call_id: str | None) -> bool:
         call = self.calls.get(call_id) if call_id is not None else None
@@ -76,11 +143,29 @@ class PeerDirectory:
     def calls_of(self, peer: RelayEnd) -> list[str]:
         return [c.call_id for c in self.calls.values() if peer in (c.caller, c.callee)]
 
-    async def offer(self, caller: RelayEnd, target_peer_id: str, sdp: str, timeout: float) -> tuple[str, str]:
-        """Ring the target with the caller's offer; (call id, the target's answer)."""
-        callee = self.peers.get(target_peer_id)
+    async def offer(
+        self,
+        caller: RelayEnd,
+        target_peer_id: str,
+        sdp: str,
+        timeout: float,
+        may_call: Callable[[WebUser, WebUser], bool],
+    ) -> tuple[str, str, RelayEnd]:
+        """Ring the target with the caller's offer if `may_call(caller's user, callee's user)`; (call id,
+        the target's answer, the target)."""
+        callee = self.peer(target_peer_id)
         if callee is None or callee is caller:
             raise NotFound(f"no announced peer {target_peer_id[:128]!r}", field="target_peer_id")
+        if not may_call(caller.user, callee.user):  # allow_outbound, as for every call (module note)
+            logger.info(
+                "JSON-RPC user %s may not call peer %r of user %s",
+                caller.user_id,
+                target_peer_id,
+                callee.user_id,
+            )
+            raise Forbidden(
+                f"you may not call peer {target_peer_id!r} (allow_outbound)", field="target_peer_id"
+            )
         if not callee.accepts_calls:
             raise Forbidden(
                 f"peer {target_peer_id!r} takes no calls (incoming_calls)", field="target_peer_id"
@@ -102,7 +187,7 @@ class PeerDirectory:
         except TimeoutError:
             await self.hangup(caller, call.call_id, "no_answer")
             raise Timeout(f"peer {target_peer_id!r} did not answer in time") from None
-        return call.call_id, answer
+        return call.call_id, answer, callee
 
     async def answer(self, callee: RelayEnd, call_id: str, sdp: str) -> None:
         call = self.calls.get(call_id)
@@ -134,9 +219,10 @@ class PeerDirectory:
             return
         await call.other(sender).notify("disconnect", {"call_id": call_id, "reason": reason})
 
-    async def gone(self, peer: RelayEnd) -> None:
-        """A peer's socket closed: its relayed calls end, and it is no longer announced."""
+    async def gone(self, peer: RelayEnd, now: float) -> None:
+        """A peer's socket closed: its relayed calls end, and its id is released (reserved for its user
+        for `RESERVE_SECONDS` once no socket of hers holds it)."""
+        if peer.peer_id is not None:
+            self._release(peer.peer_id, peer, now)
         for call_id in self.calls_of(peer):
             await self.hangup(peer, call_id, "disconnected")
-        for peer_id in [k for k, v in self.peers.items() if v is peer]:
-            del self.peers[peer_id]

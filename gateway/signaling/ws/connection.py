@@ -8,9 +8,16 @@ forgets the session and the call service is told, so the user's calls end cleanl
     awaiting_login --close()--> closed
 
 Every message gets an answer: a reply (`registered`, `ack`, `pong`) or an `error` naming the code and
-field; a bad message never closes the socket. The session loop (session_loop.py, through ws/endpoint.py) owns
-the rate limit, the login deadline and the count of failed logins (each reported to `login_failed`);
-it also closes the socket when `close_code` is set here (a logout, the login timeout).
+field; a bad message never closes the socket. Once logged in, requests run concurrently when the
+transport gives a `run` (the session loop's `SessionSocket.run`, issue 32 item 7): a `message` awaiting
+its SIP transaction (Timer F, 32 s) holds nothing else. `request_lane` says how: `ping`, `call`,
+`hangup`, `cancel` and `reject` at once (a hang-up is never queued behind a pending transaction, nor
+refused while other requests fill `max_requests_in_flight`: up to twice it), the other requests of one
+call in order (`answer` before its `ice`, digits in sequence), `message`s to one destination in order;
+`login`, `logout` and everything before the login in turn as they come. The session loop
+(session_loop.py, through ws/endpoint.py) owns the rate limit, the login deadline and the count of
+failed logins (each reported to `login_failed`); it also closes the socket when `close_code` is set
+here (a logout, the login timeout).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -117,6 +125,22 @@ class ConnectionState(enum.Enum):
 
 
 Send = Callable[[ServerMessage], Awaitable[None]]
+# The transport's concurrent runner (SessionSocket.run): the work, its lane (None: at once), whether it
+# is urgent (still taken when the others fill the limit); False when too many requests are in flight,
+# answered with the error from `too_many`.
+Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
+_AT_ONCE: Final = (Ping, Call, Hangup, Cancel, Reject)
+_URGENT: Final = (Ping, Hangup, Cancel, Reject)  # answered even while other requests fill the limit
+
+
+def request_lane(request: Request) -> str | None:
+    """The lane a logged-in session's request runs in beside the others (see the module note): None
+    for those that run at once, else requests of one lane run one after the other."""
+    if isinstance(request, _AT_ONCE):
+        return None
+    if isinstance(request, Message):
+        return "message:" + request.to
+    return "call:" + str(getattr(request, "call_id", ""))
 
 
 @dataclass(slots=True)
@@ -221,9 +245,13 @@ class Connection:
         remote: str = "",
         *,
         login_failed: Callable[[], None] = lambda: None,
+        run: Run | None = None,
+        too_many: Callable[[], SignalingError] | None = None,
     ) -> None:
         self._context = context
         self._send = send
+        self._run = run  # None: every request in turn (a transport without a concurrent runner)
+        self._too_many = too_many
         self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self.remote = remote  # the client's address: login throttling counts failures per address
         self.id = secrets.token_urlsafe(12)
@@ -259,7 +287,13 @@ class Connection:
         except SignalingError as exc:
             await self.send(ErrorMessage.from_error(exc, peek_id(data)))
             return
-        await self._handle(request)
+        if self._run is None or self.session is None or isinstance(request, Login | Logout):
+            await self._handle(request)
+            return
+        work = functools.partial(self._handle, request)
+        if not self._run(work, request_lane(request), isinstance(request, _URGENT)):
+            error = self._too_many() if self._too_many is not None else RateLimited("too many requests")
+            await self.send(ErrorMessage.from_error(error, request.id, getattr(request, "call_id", None)))
 
     async def _handle(self, request: Request) -> None:
         call_id = getattr(request, "call_id", None)

@@ -42,7 +42,14 @@ class JsonDialect:
         async def send(message: ServerMessage) -> None:
             await socket.send_text(encode(message))
 
-        self.connection = Connection(context, send, socket.remote, login_failed=socket.login_failed)
+        self.connection = Connection(
+            context,
+            send,
+            socket.remote,
+            login_failed=socket.login_failed,
+            run=socket.run,
+            too_many=socket.too_many,
+        )
 
     @property
     def logged_in(self) -> bool:

@@ -54,7 +54,10 @@ async def test_two_jsonrpc_peers_call_each_other() -> None:
                 taken = await bob.request("answer", {"call_id": ring["call_id"], "sdp": answer})
                 assert taken["result"] == {"call_id": ring["call_id"], "status": "answered"}
                 result = (await calling)["result"]
-                assert result == {"answer": {"type": "answer", "sdp": answer}, "call_id": ring["call_id"]}
+                assert result == {
+                    "answer": {"type": "answer", "sdp": answer}, "call_id": ring["call_id"],
+                    "answered_by": {"peer_id": "bob-1", "user": "bob"},
+                }  # fmt: skip
                 await alice_peer.accept(result["answer"]["sdp"])
                 await wait_until(lambda: alice_peer.heard(700, last=1.0), timeout=10)
                 await wait_until(lambda: bob_peer.heard(1000, last=1.0), timeout=10)
