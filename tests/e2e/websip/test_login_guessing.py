@@ -20,6 +20,7 @@ import gateway.signaling.routes
 from gateway.app import Gateway
 from gateway.signaling.limits import SignalingLimits
 from tests.e2e.harness import ALICE_SECRET, running_gateway
+from tests.e2e.ops.test_operations import TOKEN, scrape
 from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD, SipSocket, realm_of, websocket_config
 
 
@@ -55,7 +56,8 @@ async def test_strangers_guessing_alice_do_not_lock_her_out(caplog: pytest.LogCa
     -- where she mistyped once before and then logged in -- and from 127.0.0.8 -- where bob mistyped --
     succeeds at once on /ws and over SIP WebSocket; the alarm is logged once; a guessing address is
     itself refused (before issue 32: every address that had failed once waited, 32 s here, up to 900)."""
-    async with running_gateway(websocket_config()) as gateway:
+    config = websocket_config(sections={"metrics": {"token": TOKEN}})
+    async with running_gateway(config) as gateway:
         assert (await ws_login(gateway, "127.0.0.7", "alice", "typo"))["code"] == "unauthorized"
         assert (await ws_login(gateway, "127.0.0.7", "alice", ALICE_SECRET))["type"] != "error"
         assert (await ws_login(gateway, "127.0.0.8", "bob", "typo"))["code"] == "unauthorized"
@@ -74,7 +76,8 @@ async def test_strangers_guessing_alice_do_not_lock_her_out(caplog: pytest.LogCa
                                      "SIP/2.0 403 Too Many Failed Attempts"}, answers  # fmt: skip
         alarms = [r.getMessage() for r in caplog.records if "login alarm" in r.getMessage()]
         assert len(alarms) == 1 and "'alice'" in alarms[0], alarms
-        assert gateway.identities.throttle.alarms == 1
+        status, samples = await scrape(gateway)
+        assert status == 200 and samples[("gateway_login_alarms_total", ())] == 1, samples
         loop = asyncio.get_running_loop()
         for host in ("127.0.0.7", "127.0.0.8"):
             started = loop.time()
