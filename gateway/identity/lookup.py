@@ -193,8 +193,11 @@ class VerifyQueue:
     are not guessing are refused only when that many distinct clean addresses are already waiting.
     """
 
-    def __init__(self, workers: int, max_waiting: int, per_client: int) -> None:
+    def __init__(
+        self, workers: int, max_waiting: int, per_client: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.workers, self.max_waiting, self.per_client = workers, max_waiting, per_client
+        self._clock = clock
         self._running = 0
         self._queue: list[_Waiter] = []  # waiting for a worker, in arrival order
         self._total = 0  # waiting or hashing
@@ -210,7 +213,7 @@ class VerifyQueue:
         if len(self._suspects) >= MAX_SUSPECTS:  # the oldest quarter goes (dicts keep insertion order)
             for key in list(self._suspects)[: MAX_SUSPECTS // 4]:
                 del self._suspects[key]
-        self._suspects[client] = time.monotonic()
+        self._suspects[client] = self._clock()
 
     @property
     def waiting(self) -> int:
@@ -219,7 +222,7 @@ class VerifyQueue:
 
     def suspect(self, client: str) -> bool:
         since = self._suspects.get(client)
-        return since is not None and time.monotonic() - since < SUSPECT_FOR
+        return since is not None and self._clock() - since < SUSPECT_FOR
 
     async def run(self, work: Callable[[], bool], client: str) -> bool:
         """`work()` in a worker thread, in its turn; LoginBusy when it cannot wait."""
