@@ -5,11 +5,13 @@ A dialect supplies only its message handling (a `Dialect`: `on_open`, `on_messag
 once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Limits*, has the table):
 
 - the upgrade: a foreign Origin gets 403; while the gateway drains, 503 (HAProxy retries elsewhere);
-  past the per-address or the global cap of sockets awaiting login (SIP over WebSocket: of flows),
-  429 with Retry-After -- one status for a flood, whichever cap it hits;
-- the absolute login deadline (`receive_by`): no successful login within `login_timeout`, the dialect
-  says so (`on_refused(LoginTimeout)`) and the socket is closed 4008; answering the heartbeat's pings
-  does not extend it (commit 1323573: aiohttp's own receive timeout restarted at each pong);
+  past the per-address or the global cap of sockets awaiting login (SIP over WebSocket: of flows,
+  then of flows not yet authenticated), 429 with Retry-After -- one status for a flood, whichever cap;
+- the absolute login deadline (`receive_by`): no successful login within `login_timeout` (SIP over
+  WebSocket: no digest passed within `sip.websocket.auth_timeout`, `SessionRules.login_timeout`), the
+  dialect says so (`on_refused(LoginTimeout)`) and the socket is closed 4008; answering the
+  heartbeat's pings does not extend it (commit 1323573: aiohttp's own receive timeout restarted at
+  each pong);
 - the heartbeat (WebSocket ping/pong, RFC 6455 §5.5.2) and the message size: above `max_message_bytes`
   the dialect answers `too_large` (SIP over WebSocket, which has no such answer: closed 1009); above
   4x it aiohttp closes with 1009 without reading it;
