@@ -171,7 +171,9 @@ class Gateway:
                 self.config.http.tls is not None, (self.config.http.host, self.config.http.port)
             )
             self.sip_ws_endpoint = SipWsEndpoint(
-                self.sip_ws, allowed_origins=frozenset(self.config.http.allowed_origins)
+                self.sip_ws,
+                allowed_origins=frozenset(self.config.http.allowed_origins),
+                auth_timeout=websocket.auth_timeout,
             )
             if websocket.on_http:
                 app.router.add_get(websocket.path, self.sip_ws_endpoint.handle)

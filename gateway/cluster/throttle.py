@@ -2,12 +2,13 @@
 each connection anywhere) meets one limit, not one per instance (issue 18: "login throttling counters").
 
 The policy is `gateway.identity.throttle.LoginThrottle`'s, its parameters taken from the local one: failed
-logins per address, per (user id, address) pair and per user id; past the free failures an address or a
-pair waits, doubling from `base` up to `cap`; a user id failed at too often slows only addresses that
-failed before. Each record is a hash `{prefix}throttle:{kind}:{...}` with `failures` and `last` (Unix ms)
-updated by one pipeline per failed login (HINCRBY + HSET + PEXPIRE `forget_after`, so a record is
-forgotten as the local one is); a check reads the three records in one pipeline (HMGET). A success
-deletes its pair.
+logins per address and per (user id, address) pair; past the free failures an address or a pair waits,
+doubling from `base` up to `cap`. Failures per user id only raise the alarm (logged at WARNING, counted
+in the policy's `alarms`; while it is up a pair that failed waits from its first failure): an address
+that has not guessed at a user id is never slowed by others' guesses (issue 32, item 5). Each record
+is a hash `{prefix}throttle:{kind}:{...}` with `failures` and `last` (Unix ms) updated by one pipeline
+per failed login (HINCRBY + HSET + PEXPIRE `forget_after`, so a record is forgotten as the local one
+is); a check reads the three records in one pipeline (HMGET). A success deletes its pair.
 
 Redis unreachable: `wait` raises `ClusterUnavailable` (the login is refused with `unavailable`, "try
 again shortly", as the presence store refuses it) rather than let unthrottled guesses through; a failure
@@ -59,8 +60,8 @@ class RedisLoginThrottle:
         waits = [self._until(a_n, a_last, policy.free_per_address) - now,
                  self._until(p_n, p_last, policy.free_per_pair) - now,
                  self._policy.wait(user_id, address)]  # fmt: skip
-        if u_n >= policy.user_alarm and a_n > 0 and now - a_last <= policy.forget_after:
-            waits.append(policy.delay(u_n - policy.user_alarm + 1) - (now - u_last))
+        if now - u_last <= policy.forget_after and now - p_last <= policy.forget_after:
+            waits.append(policy.alarm_wait(u_n, p_n, p_last) - now)
         return max(0.0, *waits)
 
     def _until(self, failures: int, last: float, free: int) -> float:
@@ -94,6 +95,7 @@ class RedisLoginThrottle:
                     "login throttled (cluster-wide): %d failed logins from %s%s; waits double from %g s",
                     failures, address, f" for user id {user_id!r}" if pair else "", policy.base,
                 )  # fmt: skip
+        policy.alarm(user_id, address, int(counts[6]), " (cluster-wide)")
 
     async def succeeded(self, user_id: str, address: str) -> None:
         self._policy.succeeded(user_id, address)

@@ -159,6 +159,10 @@ class SipWebSocket:
     digest_algorithms: tuple[Annotated[str, Parse(_digest_algorithm)], ...] = ("SHA-256", "MD5")
     min_expires: Annotated[int, IntRange(10, 3600)] = 60  # shorter REGISTER expiries get 423
     max_expires: Annotated[int, IntRange(60, 86400)] = 3600  # longer ones are cut to this
+    # a flow with no successful digest (REGISTER or INVITE) within this many seconds is closed (4008)
+    auth_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 15.0
+    # a REGISTER that would give one user more bindings is refused 403 (docs/signaling.md)
+    max_bindings_per_user: Annotated[int, IntRange(1, 1000)] = 10
     on_http: bool = True  # served on the HTTP listener (http.host:http.port + path)
     listen: WebSocketListen | None = None  # and/or on a port of its own
 

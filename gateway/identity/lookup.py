@@ -14,6 +14,9 @@ import hmac
 import logging
 import math
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.identity.address import SipAddress
@@ -41,9 +44,14 @@ logger = logging.getLogger(__name__)
 # Hashing a login secret costs ~50 ms of CPU (scrypt): it runs in worker threads (hashlib releases the
 # GIL), at most HASH_WORKERS at a time, so that a flood of logins neither blocks the event loop (SIP
 # timers, RTP forwarding) nor queues without bound: beyond MAX_WAITING_LOGINS waiting, LoginBusy.
+# The queue (`VerifyQueue`) serves addresses with no recent wrong secret first, and when full it refuses
+# a guesser's waiting check rather than a clean newcomer (issue 32: a burst of wrong logins made it
+# refuse 2 of 15 correct ones).
 HASH_WORKERS = 2
 MAX_WAITING_LOGINS = 32
 MAX_WAITING_PER_CLIENT = 4  # of those, from one address: a guesser cannot take the queue (fair share)
+SUSPECT_FOR = 900.0  # seconds an address that gave a wrong secret is served after the others
+MAX_SUSPECTS = 10_000
 
 
 class IdentityMap:
@@ -59,9 +67,7 @@ class IdentityMap:
         self.pbx_domain = pbx_domain
         self.login_mode = login_mode
         self._dummy_hash: PasswordHash | None = None  # verified against for unknown users (timing)
-        self._hashing = asyncio.Semaphore(HASH_WORKERS)
-        self._waiting = 0
-        self._waiting_by_client: dict[str, int] = {}
+        self.verifying = VerifyQueue(HASH_WORKERS, MAX_WAITING_LOGINS, MAX_WAITING_PER_CLIENT)
         self.throttle = LoginThrottle()  # failed logins per address, pair and user id (issue 10)
         self.shared_throttle: SharedThrottle | None = None  # counted in Redis by every instance (cluster)
 
@@ -162,23 +168,130 @@ class IdentityMap:
         return user
 
     async def _verify_off_loop(self, stored: PasswordHash, secret: str, client: str = "") -> bool:
-        if self._waiting >= MAX_WAITING_LOGINS:
-            raise LoginBusy(f"more than {MAX_WAITING_LOGINS} logins are being checked: try again later")
-        mine = self._waiting_by_client.get(client, 0)
-        if mine >= MAX_WAITING_PER_CLIENT:
-            raise LoginBusy("your address has logins being checked already: try again later")
-        self._waiting += 1
-        self._waiting_by_client[client] = mine + 1
+        ok = await self.verifying.run(lambda: stored.verify(secret), client)
+        self.verifying.outcome(client, ok)
+        return ok
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    client: str
+    suspect: bool
+    future: asyncio.Future[None]
+    evicted: bool = False
+
+
+class VerifyQueue:
+    """At most `workers` secrets hashed at once (worker threads), at most `max_waiting` checks in all
+    (waiting or hashing), at most `per_client` of them from one address; beyond: LoginBusy.
+
+    Fairness under a guessing burst (issue 32, item 5): an address that gave a wrong secret within
+    SUSPECT_FOR is *suspect*. Waiting checks are served clean addresses first, then suspects, each in
+    arrival order. When the queue is full, a newcomer displaces the newest waiting check that ranks
+    above it, rank being (suspect, checks of its address): a suspect's before a clean one's, then the
+    address holding the most; the displaced check gets LoginBusy. So correct logins from addresses that
+    are not guessing are refused only when that many distinct clean addresses are already waiting.
+    """
+
+    def __init__(
+        self, workers: int, max_waiting: int, per_client: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.workers, self.max_waiting, self.per_client = workers, max_waiting, per_client
+        self._clock = clock
+        self._running = 0
+        self._queue: list[_Waiter] = []  # waiting for a worker, in arrival order
+        self._total = 0  # waiting or hashing
+        self._by_client: dict[str, int] = {}
+        self._suspects: dict[str, float] = {}  # address -> when its last wrong secret was found
+        self.displaced = 0  # waiting checks refused to make room for a cleaner newcomer
+
+    def outcome(self, client: str, ok: bool) -> None:
+        """What a check from `client` found: a wrong secret makes the address suspect, a right one clears it."""
+        self._suspects.pop(client, None)
+        if ok:
+            return
+        if len(self._suspects) >= MAX_SUSPECTS:  # the oldest quarter goes (dicts keep insertion order)
+            for key in list(self._suspects)[: MAX_SUSPECTS // 4]:
+                del self._suspects[key]
+        self._suspects[client] = self._clock()
+
+    @property
+    def waiting(self) -> int:
+        """Checks waiting or being hashed."""
+        return self._total
+
+    def suspect(self, client: str) -> bool:
+        since = self._suspects.get(client)
+        return since is not None and self._clock() - since < SUSPECT_FOR
+
+    async def run(self, work: Callable[[], bool], client: str) -> bool:
+        """`work()` in a worker thread, in its turn; LoginBusy when it cannot wait."""
+        waiter = self._admit(client, self.suspect(client))
         try:
-            async with self._hashing:
-                return await asyncio.to_thread(stored.verify, secret)
+            if waiter is not None:
+                try:
+                    await waiter.future
+                except asyncio.CancelledError:
+                    if waiter in self._queue:
+                        self._queue.remove(waiter)
+                    elif waiter.future.done() and not waiter.future.cancelled() and not waiter.evicted:
+                        self._hand_on()  # a worker was handed to us: pass it on
+                    raise
+            try:
+                return await asyncio.to_thread(work)
+            finally:
+                self._hand_on()
         finally:
-            self._waiting -= 1
-            left = self._waiting_by_client[client] - 1
-            if left:
-                self._waiting_by_client[client] = left
-            else:
-                del self._waiting_by_client[client]
+            if waiter is None or not waiter.evicted:
+                self._leave(client)
+
+    def _admit(self, client: str, suspect: bool) -> _Waiter | None:
+        """Count a check in (None: it runs now; else its place in the queue), or raise LoginBusy."""
+        mine = self._by_client.get(client, 0)
+        if mine >= self.per_client:
+            raise LoginBusy("your address has logins being checked already: try again later")
+        if self._total >= self.max_waiting:
+            self._displace((suspect, mine + 1))
+        self._total += 1
+        self._by_client[client] = mine + 1
+        if self._running < self.workers:
+            self._running += 1
+            return None
+        waiter = _Waiter(client, suspect, asyncio.get_running_loop().create_future())
+        self._queue.append(waiter)
+        return waiter
+
+    def _displace(self, newcomer: tuple[bool, int]) -> None:
+        def rank(w: _Waiter) -> tuple[bool, int]:
+            return w.suspect, self._by_client.get(w.client, 0)
+
+        victim = max(reversed(self._queue), key=rank, default=None)  # the newest of the highest rank
+        if victim is None or rank(victim) <= newcomer:
+            raise LoginBusy(f"more than {self.max_waiting} logins are being checked: try again later")
+        self._queue.remove(victim)
+        victim.evicted = True
+        self._leave(victim.client)
+        self.displaced += 1
+        victim.future.set_exception(LoginBusy("logins are being checked for others first: try again later"))
+
+    def _hand_on(self) -> None:
+        """A worker is free: to the first clean waiter, else the first suspect."""
+        self._running -= 1
+        self._queue = [w for w in self._queue if not w.future.done()]  # cancelled, not yet resumed
+        if not self._queue:
+            return
+        waiter = next((w for w in self._queue if not w.suspect), self._queue[0])
+        self._queue.remove(waiter)
+        self._running += 1
+        waiter.future.set_result(None)
+
+    def _leave(self, client: str) -> None:
+        self._total -= 1
+        left = self._by_client[client] - 1
+        if left:
+            self._by_client[client] = left
+        else:
+            del self._by_client[client]
 
 
 def _encodable(text: str) -> bool:

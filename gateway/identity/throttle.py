@@ -1,11 +1,17 @@
-"""Login throttling that slows the guesser, not the user (issue 10, item 3). Sans-I/O: clock injected.
+"""Login throttling that slows the guesser, not the user (issue 10, item 3; issue 32, item 5). Sans-I/O.
 
-Failed logins are counted per client address, per (user id, address) pair and per user id. Past a few
-free failures an address, or a pair, must wait before its next try, the wait doubling with each
-failure (1 s, 2 s, 4 s... at most `cap`); each lockout is logged once at WARNING with the address. A
-user id guessed at from many addresses is protected without locking its owner out: tries for it from
-addresses that have failed before wait, an address with a clean record goes through. Records are
-forgotten `forget_after` seconds after their last failure, and a success clears its pair.
+Failed logins are counted per client address and per (user id, address) pair, as fail2ban and
+Kamailio's pike count per source: past a few free failures an address, or a pair, must wait before its
+next try, the wait doubling with each failure (1 s, 2 s, 4 s... at most `cap`); each lockout is logged
+once at WARNING with the address. A success clears its pair.
+
+Failures per user id are counted too, but only to raise an alarm: `user_alarm` failures for one user id
+within `forget_after` (a guess spread over many addresses) log a WARNING (again every `user_alarm` x 5
+failures, and at most `ALARM_LINES` lines per 10 s in all) and count in `alarms`. While the alarm is
+up, a pair that has failed waits from its first failure on (no free tries for it); an address that has
+not failed for that user id is never slowed by it, so strangers cannot lock the owner out (issue 32:
+a correct login was refused for 695 s because 20 others had guessed).
+Records are forgotten `forget_after` seconds after their last failure.
 
 Several gateways count in Redis instead (`SharedThrottle`: gateway/cluster/throttle.py, the same policy);
 the identity map's `throttle_wait` / `throttle_failed` / `throttle_succeeded` ask whichever is set.
@@ -17,11 +23,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, ...]
+ALARM_LINES: Final = 10  # alarm lines per 10 s, all user ids together
+ALARM_REPEAT: Final = 5  # an alarm is logged again every user_alarm x ALARM_REPEAT failures
 
 
 @dataclass(slots=True)
@@ -62,15 +70,24 @@ class LoginThrottle:
         )
         self.base, self.cap, self.forget_after, self.max_records = base, cap, forget_after, max_records
         self._records: dict[Key, _Record] = {}
+        self.alarms = 0  # user ids guessed at `user_alarm` times (each counted once per alarm)
+        self._alarm_window = (-10.0, 0)  # (start, lines logged in it): at most ALARM_LINES per 10 s
 
     def wait(self, user_id: str, address: str) -> float:
         """Seconds before a login for ``user_id`` from ``address`` may be tried (0: now)."""
         now = self._clock()
         waits = [self._live(key, now) for key in (("address", address), ("pair", user_id, address))]
-        user = self._records.get(("user", user_id))
-        if user is not None and user.failures >= self.user_alarm and self._failed_before(address, now):
-            waits.append(self._delay(user.failures - self.user_alarm + 1) - (now - user.last))
+        user, pair = self._records.get(("user", user_id)), self._records.get(("pair", user_id, address))
+        if user is not None and pair is not None and now - user.last <= self.forget_after:
+            waits.append(self.alarm_wait(user.failures, pair.failures, pair.last) - now)
         return max(0.0, *waits)
+
+    def alarm_wait(self, user_failures: int, pair_failures: int, pair_last: float) -> float:
+        """When a pair may try again under its user id's alarm (0.0: no alarm, or the pair never failed):
+        no free failures then, so an address that guessed at the user waits `base` after its first."""
+        if user_failures < self.user_alarm or pair_failures < 1:
+            return 0.0
+        return pair_last + self.delay(pair_failures)
 
     def failed(self, user_id: str, address: str) -> None:
         now = self._clock()
@@ -85,7 +102,9 @@ class LoginThrottle:
                 record.failures = 0
             record.failures += 1
             record.last = now
-            if key[0] != "user" and record.failures > free:
+            if key[0] == "user":
+                self.alarm(user_id, address, record.failures)
+            elif record.failures > free:
                 record.until = now + self._delay(record.failures - free)
                 if record.failures == free + 1:
                     logger.warning(
@@ -94,8 +113,30 @@ class LoginThrottle:
                         self.base,
                     )  # fmt: skip
 
+    def alarm(self, user_id: str, address: str, failures: int, where: str = "") -> None:
+        """Raise the alarm when a user id reaches `user_alarm` failures (and log it again every
+        `user_alarm` x ALARM_REPEAT); the user is not blocked: only addresses that guess wait."""
+        if failures < self.user_alarm or (failures - self.user_alarm) % (self.user_alarm * ALARM_REPEAT):
+            return
+        if failures == self.user_alarm:
+            self.alarms += 1
+        now = self._clock()
+        start, lines = self._alarm_window if now - self._alarm_window[0] < 10.0 else (now, 0)
+        self._alarm_window = (start, lines + 1)
+        if lines < ALARM_LINES:
+            logger.warning(
+                "login alarm%s: %d failed logins for user id %r within %g s (the last from %s); "
+                "only the addresses that guess are slowed, the user's own logins go on",
+                where, failures, user_id, self.forget_after, address,
+            )  # fmt: skip
+
     def succeeded(self, user_id: str, address: str) -> None:
         self._records.pop(("pair", user_id, address), None)
+
+    def failed_recently(self, address: str) -> bool:
+        """Whether logins from `address` have failed within `forget_after` (the verification queue serves
+        the others first)."""
+        return self._failed_before(address, self._clock())
 
     def delay(self, excess: int) -> float:
         """The wait after `excess` failures beyond the free ones: base, doubling, at most cap."""

@@ -75,6 +75,10 @@ class GatewayState(Protocol):
         """(fast-lane packets, all forwarded packets, transcoding calls) of the live bridges."""
         ...
 
+    def login_alarms(self) -> int:
+        """User ids whose failed logins raised the login throttle's alarm (issue 32, item 5)."""
+        ...
+
     def rtp_ports(self) -> tuple[int, int]:
         """(free, in use) RTP port pairs."""
         ...
@@ -129,6 +133,11 @@ class StateCollector(Collector):
         ports.add_metric(["free"], free)
         ports.add_metric(["in_use"], used)
         yield ports
+        yield CounterMetricFamily(
+            "gateway_login_alarms",
+            "User ids guessed at too often (the login throttle's alarm; the user is not blocked)",
+            value=state.login_alarms(),
+        )
 
     def _sip(self, stats: Any) -> Iterable[Metric]:
         if stats is None:

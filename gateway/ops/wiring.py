@@ -164,6 +164,9 @@ class Operations:
                 transcoding += stats.transcoding
         return fast, forwarded, transcoding
 
+    def login_alarms(self) -> int:
+        return self._gateway.identities.throttle.alarms
+
     def rtp_ports(self) -> tuple[int, int]:
         ports = self._gateway.ports
         return ports.available, len(ports.held)

@@ -5,11 +5,13 @@ A dialect supplies only its message handling (a `Dialect`: `on_open`, `on_messag
 once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Limits*, has the table):
 
 - the upgrade: a foreign Origin gets 403; while the gateway drains, 503 (HAProxy retries elsewhere);
-  past the per-address or the global cap of sockets awaiting login (SIP over WebSocket: of flows),
-  429 with Retry-After -- one status for a flood, whichever cap it hits;
-- the absolute login deadline (`receive_by`): no successful login within `login_timeout`, the dialect
-  says so (`on_refused(LoginTimeout)`) and the socket is closed 4008; answering the heartbeat's pings
-  does not extend it (commit 1323573: aiohttp's own receive timeout restarted at each pong);
+  past the per-address or the global cap of sockets awaiting login (SIP over WebSocket: of flows,
+  then of flows not yet authenticated), 429 with Retry-After -- one status for a flood, whichever cap;
+- the absolute login deadline (`receive_by`): no successful login within `login_timeout` (SIP over
+  WebSocket: no digest passed within `sip.websocket.auth_timeout`, `SessionRules.login_timeout`), the
+  dialect says so (`on_refused(LoginTimeout)`) and the socket is closed 4008; answering the
+  heartbeat's pings does not extend it (commit 1323573: aiohttp's own receive timeout restarted at
+  each pong);
 - the heartbeat (WebSocket ping/pong, RFC 6455 §5.5.2) and the message size: above `max_message_bytes`
   the dialect answers `too_large` (SIP over WebSocket, which has no such answer: closed 1009); above
   4x it aiohttp closes with 1009 without reading it;
@@ -73,6 +75,8 @@ class SocketRegistry:
         self._sockets: set[web.WebSocketResponse] = set()
         self.awaiting_login = 0  # sockets the caps count (open without a successful login yet)
         self.awaiting_by_ip: dict[str, int] = {}  # the same, per client address
+        self.flows = 0  # SIP flows open, logged in or not (their own caps)
+        self.flows_by_ip: dict[str, int] = {}
         self.refusals = RateLimit()  # WARNING lines about refused sockets: a flood must not flood the log
         self._idle: dict[web.WebSocketResponse, IdleCheck] = {}  # how to tell each socket has no call
         self.draining = False  # no new socket (503): the instance is being restarted
@@ -80,11 +84,11 @@ class SocketRegistry:
 
     def await_login(self, ip: str, delta: int) -> None:
         self.awaiting_login += delta
-        count = self.awaiting_by_ip.get(ip, 0) + delta
-        if count > 0:
-            self.awaiting_by_ip[ip] = count
-        else:
-            self.awaiting_by_ip.pop(ip, None)
+        _count(self.awaiting_by_ip, ip, delta)
+
+    def count_flow(self, ip: str, delta: int) -> None:
+        self.flows += delta
+        _count(self.flows_by_ip, ip, delta)
 
     def add(self, ws: web.WebSocketResponse) -> None:
         self._sockets.add(ws)
@@ -127,6 +131,14 @@ class SocketRegistry:
                 logger.debug("closing a WebSocket failed", exc_info=True)
 
 
+def _count(by_ip: dict[str, int], ip: str, delta: int) -> None:
+    count = by_ip.get(ip, 0) + delta
+    if count > 0:
+        by_ip[ip] = count
+    else:
+        by_ip.pop(ip, None)
+
+
 SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)  # /ws, /jsonrpc and rooms sockets
 ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
 
@@ -142,6 +154,8 @@ class SessionRules:
     burst: int | None = None
     answers_too_large: bool = True  # False: a message above the limit closes the socket (1009)
     protocols: tuple[str, ...] = ()  # the WebSocket subprotocols the upgrade accepts
+    login_timeout: float | None = None  # the dialect's own login deadline (SIP: sip.websocket.auth_timeout)
+    flows: bool = False  # SIP flows: counted for their whole life too (max_sip_flows, max_sip_flows_per_ip)
 
 
 class Dialect(Protocol):
@@ -197,6 +211,14 @@ class SessionSocket:
         self._failed_logins = 0
         self._in_flight: set[asyncio.Task[None]] = set()  # requests handed to `run`, not finished
         self._lanes: dict[str, asyncio.Task[None]] = {}  # each lane's latest request
+        self.is_authenticated = False  # SIP: a digest succeeded on this flow (`authenticated`)
+        self.uncount: Callable[[], None] = lambda: None  # the loop's: leave the awaiting-login caps
+
+    def authenticated(self) -> None:
+        """A SIP digest succeeded on this flow (the transport says so): the authentication deadline is
+        over for it, and it leaves the caps of flows awaiting authentication at once."""
+        self.is_authenticated = True
+        self.uncount()
 
     @property
     def closed(self) -> bool:
@@ -330,25 +352,24 @@ def upgrade_refusal(
     sockets: SocketRegistry, limits: SignalingLimits, rules: SessionRules, ip: str, counted: bool
 ) -> web.Response | None:
     """503 while draining; 429 past a cap (per address first: one host's flood, then in all) for a
-    socket the caps count (`counted`: it awaits a login, or is a SIP flow); else None."""
+    socket the caps count (`counted`: it awaits a login; SIP flows: all, then those not authenticated);
+    else None."""
     if sockets.draining:
         return draining_refusal()
     if not counted:
         return None
-    per_ip, total = (
-        (limits.max_awaiting_login_per_ip, limits.max_awaiting_login)
-        if rules.login
-        else (limits.max_sip_flows_per_ip, limits.max_sip_flows)
-    )
-    if sockets.awaiting_by_ip.get(ip, 0) >= per_ip:
-        reason = f"{per_ip} of its sockets await login" if rules.login else f"{per_ip} of its flows open"
-    elif sockets.awaiting_login >= total:
-        reason = f"{total} sockets await login" if rules.login else f"{total} flows open"
-    else:
+    what = "flows" if rules.flows else "sockets"
+    caps = [(sockets.awaiting_by_ip.get(ip, 0), limits.max_awaiting_login_per_ip, f"of its {what} await login"),
+            (sockets.awaiting_login, limits.max_awaiting_login, f"{what} await login")]  # fmt: skip
+    if rules.flows:
+        caps[:0] = [(sockets.flows_by_ip.get(ip, 0), limits.max_sip_flows_per_ip, "of its flows open"),
+                    (sockets.flows, limits.max_sip_flows, "flows open")]  # fmt: skip
+    reason = next((f"{cap} {text}" for count, cap, text in caps if count >= cap), None)
+    if reason is None:
         return None
     if sockets.refusals.allow(logger, logging.WARNING):
         logger.warning("refusing a %s WebSocket from %s: %s", rules.what, ip, reason)
-    text = "too many connections awaiting login" if rules.login else "too many SIP WebSockets"
+    text = "too many SIP WebSockets" if rules.flows else "too many connections awaiting login"
     return web.Response(status=FLOOD_STATUS, text=text, headers={"Retry-After": "5"})
 
 
@@ -384,25 +405,37 @@ async def serve(
     socket = SessionSocket(ws, request, limits, rules, monotonic)
     dialect = open_dialect(socket)
     sockets.track(ws, dialect.idle)
+    if rules.flows:
+        sockets.count_flow(ip, 1)
     if counted:
         sockets.await_login(ip, 1)
+
+    def uncount() -> None:
+        nonlocal counted
+        if counted:
+            counted = False
+            sockets.await_login(ip, -1)
+
+    socket.uncount = uncount
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + limits.login_timeout
+    timeout = rules.login_timeout or limits.login_timeout
+    deadline = loop.time() + timeout
     try:
         await dialect.on_open()
         while socket.close_code is None:
             waiting = rules.login and not dialect.logged_in
-            if counted and rules.login and not waiting:
-                counted = False
-                sockets.await_login(ip, -1)
+            if rules.login and not waiting:
+                uncount()
             if waiting and loop.time() >= deadline:
-                await _login_timed_out(socket, dialect, limits)
+                await _login_timed_out(socket, dialect, timeout)
                 break
             try:
                 message = await receive_by(ws, deadline if waiting else None)
             except TimeoutError:
-                await _login_timed_out(socket, dialect, limits)
-                break
+                if not dialect.logged_in:  # (SIP: a digest may have succeeded meanwhile)
+                    await _login_timed_out(socket, dialect, timeout)
+                    break
+                continue
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await _handle(socket, dialect, rules, limits, message.data)
             elif message.type is WSMsgType.ERROR:
@@ -411,8 +444,9 @@ async def serve(
             else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
                 break
     finally:
-        if counted:
-            sockets.await_login(ip, -1)
+        uncount()
+        if rules.flows:
+            sockets.count_flow(ip, -1)
         try:
             await socket.settle()
         finally:
@@ -441,6 +475,6 @@ async def _handle(
     await dialect.on_message(data)
 
 
-async def _login_timed_out(socket: SessionSocket, dialect: Dialect, limits: SignalingLimits) -> None:
-    await dialect.on_refused(LoginTimeout(f"no login within {limits.login_timeout:g} seconds: closing"))
+async def _login_timed_out(socket: SessionSocket, dialect: Dialect, timeout: float) -> None:
+    await dialect.on_refused(LoginTimeout(f"no login within {timeout:g} seconds: closing"))
     socket.close_with(CLOSE_LOGIN_TIMEOUT)

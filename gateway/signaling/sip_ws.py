@@ -6,13 +6,16 @@ layers: signaling and sip are independent): this module drives a `SipFlows`, whi
 wires to the transport, and hands it each socket as the transport's `FlowSocket`. A browser's library (JsSIP, SIP.js)
 asks for subprotocol ``sip`` (RFC 7118 §4.1): without it, 400; a foreign Origin, 403; SIP not running,
 503. Then the session loop (gateway/signaling/session_loop.py) runs the flow with the limits every
-dialect shares, except those that presuppose a login message: SIP over WebSocket has none (RFC 7118
-carries SIP as it is; a REGISTER's or INVITE's digest, RFC 3261 §22, is answered 401/403 by SIP itself,
-and a library may call without registering), so there is no login deadline, no failed-login close and
-no awaiting-login count. Its flows are counted for their whole life instead (`max_sip_flows_per_ip`,
-`max_sip_flows`: then 429, as every cap). There is no message rate limit either (SIP has no answer
-for it on a flow; the transaction layer's own bounds apply), and a message above `max_message_bytes`
-closes the flow (1009: SIP has no `too_large` to send instead). The heartbeat, `send_timeout` (a
+dialect shares. SIP over WebSocket has no login message (RFC 7118 carries SIP as it is; a REGISTER's or
+INVITE's digest, RFC 3261 §22, is answered 401/403 by SIP itself): its "login" is the first digest that
+succeeds on the flow (gateway/websip/service.py tells the transport, which tells the flow's socket:
+`authenticated`). A flow without one within `sip.websocket.auth_timeout` (15 s) is closed 4008, and
+flows awaiting it are capped as `/ws` sockets awaiting login are (`max_awaiting_login_per_ip`,
+`max_awaiting_login`; issue 32: 1,568 idle flows with no SIP at all were alive after 70 s). Flows are
+also counted for their whole life (`max_sip_flows_per_ip`, `max_sip_flows`): past any cap, 429. There
+is no failed-login close (a wrong digest gets 403 and counts in the login throttle) and no message rate
+limit (SIP has no answer for it on a flow; the transaction layer's own bounds apply), and a message
+above `max_message_bytes` closes the flow (1009: SIP has no `too_large` to send instead). The heartbeat, `send_timeout` (a
 browser that stops reading is dropped; the write reports a transport error), one writer at a time,
 shutdown (1001) and the drain are the loop's.
 
@@ -25,6 +28,7 @@ SimpleUser reconnects at once after any close it did not ask for, JsSIP after
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -48,8 +52,9 @@ logger = logging.getLogger(__name__)
 
 SUBPROTOCOL: Final = "sip"
 RULES: Final = SessionRules(
-    "SIP", login=False, per_message_rate=False, answers_too_large=False, protocols=(SUBPROTOCOL,)
+    "SIP", per_message_rate=False, answers_too_large=False, protocols=(SUBPROTOCOL,), flows=True
 )
+DEFAULT_AUTH_TIMEOUT: Final = 15.0
 
 
 class SipFlows(Protocol):
@@ -81,7 +86,7 @@ class SipFlowDialect:
 
     @property
     def logged_in(self) -> bool:
-        return True  # no login message: digest authentication is SIP's own
+        return self._socket.is_authenticated  # a digest succeeded on the flow (SIP's own, RFC 3261 §22)
 
     def idle(self, busy: Busy) -> bool:
         return self._address is None or not busy(self._address)
@@ -94,7 +99,7 @@ class SipFlowDialect:
             self._flows.received(self._address, data.encode("utf-8") if isinstance(data, str) else data)
 
     async def on_refused(self, error: SignalingError) -> None:
-        pass  # never asked: no login deadline, no rate limit, too large closes (RULES)
+        pass  # the authentication deadline (then 4008): SIP has nothing to say; no rate limit (RULES)
 
     async def on_close(self) -> None:
         if self._address is not None:
@@ -111,9 +116,11 @@ class SipWsEndpoint:
         allowed_origins: frozenset[str] = frozenset(),
         limits: SignalingLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        auth_timeout: float = DEFAULT_AUTH_TIMEOUT,
     ) -> None:
         self.transport = transport
         self.limits = limits or SignalingLimits()
+        self.rules = dataclasses.replace(RULES, login_timeout=auth_timeout)
         self.sockets = SocketRegistry("SIP WebSocket flows")
         self._allowed_origins = allowed_origins
         self._monotonic = monotonic
@@ -134,7 +141,7 @@ class SipWsEndpoint:
         flows, peername = self.transport, tuple(peer)
         return await serve(
             request,
-            rules=RULES,
+            rules=self.rules,
             sockets=self.sockets,
             limits=self.limits,
             open_dialect=lambda socket: SipFlowDialect(flows, peername, socket),

@@ -62,6 +62,10 @@ class FlowSocket(Protocol):
 
     async def close(self, code: int, message: bytes = b"") -> None: ...
 
+    def authenticated(self) -> None:
+        """A digest succeeded on this flow: the session loop's authentication deadline ends for it."""
+        ...
+
 
 class WsTransport:
     """The WS (or WSS) transport: every SIP-over-WebSocket flow on the HTTP listener."""
@@ -148,6 +152,13 @@ class WsTransport:
         self._flows[address] = socket
         logger.info("SIP WebSocket flow from %s:%d", *address)
         return address
+
+    def authenticated(self, address: Address) -> None:
+        """A request on the flow from `address` passed digest authentication (gateway/websip): the flow
+        is no longer closed at the authentication deadline (sip.websocket.auth_timeout)."""
+        flow = self._flows.get(address)
+        if flow is not None:
+            flow.authenticated()
 
     def received(self, address: Address, data: bytes) -> None:
         """One WebSocket message of the flow from `address`: a SIP message, or a keep-alive."""

@@ -8,6 +8,13 @@ A binding is (user, Contact URI) -> flow, with an expiry. The Contact of a brows
 Min-Expires (§10.3 step 7), one over ``max_expires`` is cut to it; a Call-ID/CSeq older than the one
 that made a binding is ignored for that binding (§10.3 step 7). The 200 lists every binding of the
 user with its ``expires`` (JsSIP finds its own Contact there). A flow that closes loses its bindings.
+
+A user has at most ``max_bindings`` (sip.websocket.max_bindings_per_user): a REGISTER that would leave
+more, and more than before, changes nothing and gets 403 "Too Many Bindings" with a Warning (399)
+naming the cap -- Kamailio's registrar refuses past ``max_contacts`` likewise (it answers 503, which
+RFC 3261 §21.5.4 keeps for an overloaded server: a retry would not help here, so 403, §21.4.4).
+Refreshing or removing bindings is always accepted, and so the 200 lists at most ``max_bindings``
+Contacts (issue 32: 1,500 Contacts on one flow gave a 105 KB 200 OK).
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from dataclasses import dataclass, replace
 
 from sipcore.errors import SIPError
 from sipcore.location.routing import Address
-from sipcore.syntax.headers import NameAddr, get_param
+from sipcore.syntax.headers import NameAddr, get_param, warning_value
 from sipcore.syntax.message import Request
 
 __all__ = ["Binding", "Flow", "RegisterResult", "Registrar"]
 
 DEFAULT_EXPIRES = 3600
+DEFAULT_MAX_BINDINGS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +64,18 @@ class RegisterResult:
 
 
 class Registrar:
-    def __init__(self, clock: Callable[[], float], *, min_expires: int = 60, max_expires: int = 3600) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        min_expires: int = 60,
+        max_expires: int = 3600,
+        max_bindings: int = DEFAULT_MAX_BINDINGS,
+    ) -> None:
         self._clock = clock
         self.min_expires = min_expires
         self.max_expires = max_expires
+        self.max_bindings = max_bindings
         self._bindings: dict[str, dict[str, Binding]] = {}  # user id -> contact URI text -> binding
 
     def register(self, request: Request, user_id: str, flow: Flow) -> RegisterResult:
@@ -77,6 +93,8 @@ class Registrar:
         outbound = _supports_outbound(request)
         if outbound and sum(get_param(c.params, "reg-id") is not None for c in contacts) > 1:
             return RegisterResult(400, reason="more than one Contact with reg-id (RFC 5626 §6)")
+        if len(contacts) > self.max_bindings:  # never fits (and is not parsed further)
+            return _too_many(self.max_bindings)
         mine = self._bindings.setdefault(user_id, {})
         if wildcard:
             if contacts or default != 0:
@@ -118,6 +136,12 @@ class Registrar:
                 )
             )
             used_outbound = used_outbound or instance is not None
+        after = set(mine) | {key for key, b in changes if b is not None}
+        after -= {key for key, b in changes if b is None}
+        if len(after) > self.max_bindings and len(after) > len(mine):
+            if not mine:
+                self._bindings.pop(user_id, None)
+            return _too_many(self.max_bindings)
         for key, binding in changes:
             if binding is None:
                 mine.pop(key, None)
@@ -180,6 +204,11 @@ class Registrar:
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._bindings.values())
+
+
+def _too_many(cap: int) -> RegisterResult:
+    text = f"at most {cap} bindings per user (sip.websocket.max_bindings_per_user)"
+    return RegisterResult(403, (("Warning", warning_value(399, text)),), "Too Many Bindings")
 
 
 def _supports_outbound(request: Request) -> bool:

@@ -87,7 +87,10 @@ class WebSipService:
             realm, self.credentials.ha1, algorithms=[a for a in algorithms if a is not None], clock=time.time
         )
         self.registrar = Registrar(
-            clock, min_expires=websocket.min_expires, max_expires=websocket.max_expires
+            clock,
+            min_expires=websocket.min_expires,
+            max_expires=websocket.max_expires,
+            max_bindings=websocket.max_bindings_per_user,
         )
         self.endpoint = Endpoint(
             transport.local[0],
@@ -184,6 +187,7 @@ class WebSipService:
             incoming.reply(403, "Forbidden")
             return None
         await self.identities.throttle_succeeded(outcome.username, client)
+        self.transport.authenticated(incoming.source.address)  # the flow's deadline is over
         return user
 
     async def _register(self, incoming: IncomingRequest) -> None:

@@ -4,6 +4,7 @@ error, a failure is counted locally."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,34 @@ async def test_a_success_clears_the_pair_and_a_guessed_user_slows_only_guessers(
             assert throttle._policy._records[("pair", "carol", "192.0.2.99")].failures == 1
         finally:
             await node.close()
+
+
+async def test_a_user_id_guessed_on_two_nodes_raises_one_alarm_and_blocks_no_clean_address(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 32, item 5, in Redis: 20 failures for alice spread over two nodes and five addresses log
+    the alarm once (on the node that counted the 20th) and count it; her login from an address that
+    did not guess at her -- one that only failed for bob -- waits nothing; a guessing pair does."""
+    clock = Clock()
+    with running_redis(tmp_path) as redis:
+        nodes = [ClusterNode(settings(redis.url, name), clock=clock) for name in ("a", "b")]
+        policies = [LoginThrottle(clock=clock) for _ in nodes]
+        throttles = [RedisLoginThrottle(n, p) for n, p in zip(nodes, policies, strict=True)]
+        try:
+            await throttles[0].failed("bob", "192.0.2.50")
+            with caplog.at_level(logging.WARNING, logger="gateway.identity.throttle"):
+                for n in range(20):
+                    await throttles[n % 2].failed("alice", f"127.0.0.{2 + n % 5}")
+                    clock.now += 1.0
+            alarms = [r.getMessage() for r in caplog.records if "login alarm" in r.getMessage()]
+            assert len(alarms) == 1 and "(cluster-wide)" in alarms[0] and "'alice'" in alarms[0], alarms
+            assert sum(p.alarms for p in policies) == 1
+            for throttle in throttles:
+                assert await throttle.wait("alice", "127.0.0.7") == 0.0
+                assert await throttle.wait("alice", "192.0.2.50") == 0.0
+                assert await throttle.wait("alice", "127.0.0.3") > 0.0
+            await throttles[1].succeeded("alice", "127.0.0.3")
+            assert await throttles[0].wait("alice", "127.0.0.3") == 0.0
+        finally:
+            for node in nodes:
+                await node.close()

@@ -25,7 +25,6 @@ from gateway.identity import (
     WebAuthMode,
     WebUser,
     hash_secret,
-    lookup,
     may_call,
     web_users_from_config,
 )
@@ -433,7 +432,7 @@ async def test_too_many_waiting_logins_are_refused(
 ) -> None:
     release = threading.Event()
     monkeypatch.setattr(PasswordHash, "verify", lambda self, secret: release.wait(5) and False)
-    monkeypatch.setattr(lookup, "MAX_WAITING_LOGINS", 3)
+    identities.verifying.max_waiting = 3
     waiting = [asyncio.create_task(identities.verify_web_login("alice", "x")) for _ in range(3)]
     await asyncio.sleep(0.01)
     with pytest.raises(LoginBusy):

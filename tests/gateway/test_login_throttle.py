@@ -67,3 +67,44 @@ def test_failures_are_forgotten_and_the_table_is_bounded() -> None:
     for n in range(500):
         throttle.failed(f"u{n}", f"10.0.{n // 250}.{n % 250}")
     assert len(throttle._records) <= 50 + 3  # pruned before each failure's three records
+
+
+def test_a_guessed_user_id_raises_a_rate_limited_alarm_and_blocks_no_clean_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 32, item 5: 25 wrong logins for alice from five addresses (none past its own free tries)
+    raise the alarm once, counted; alice's login from a sixth address, and from an address that failed
+    only for another user id, is not slowed; the guessing addresses are, from their first failure on,
+    for alice only; and a success clears that."""
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)  # the defaults: 10 per address, 5 per pair, alarm at 20
+    throttle.failed("bob", "192.0.2.50")  # someone else's typo, earlier
+    with caplog.at_level(logging.WARNING, logger="gateway.identity.throttle"):
+        for n in range(25):
+            throttle.failed("alice", f"127.0.0.{2 + n % 5}")
+            clock.now += 1.0
+    alarms = [r.getMessage() for r in caplog.records if "alarm" in r.getMessage()]
+    assert len(alarms) == 1 and "'alice'" in alarms[0] and "20 failed logins" in alarms[0], alarms
+    assert throttle.alarms == 1
+    assert throttle.wait("alice", "127.0.0.7") == 0.0
+    assert throttle.wait("alice", "192.0.2.50") == 0.0
+    assert throttle.wait("bob", "127.0.0.2") == 0.0  # the guessers are slowed for alice, not for bob
+    assert 0.0 < throttle.wait("alice", "127.0.0.6") <= 32.0  # five failures: its own doubling
+    throttle.succeeded("alice", "127.0.0.6")
+    assert throttle.wait("alice", "127.0.0.6") == 0.0
+
+
+def test_the_alarm_repeats_every_five_alarms_and_at_most_ten_lines_per_10_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, user_alarm=2, free_per_address=1000, free_per_pair=1000)
+    with caplog.at_level(logging.WARNING, logger="gateway.identity.throttle"):
+        for n in range(12):  # alarms at 2 and 12 failures
+            throttle.failed("alice", f"198.51.100.{n}")
+        for user in range(20):  # twenty more users guessed at in the same second
+            for n in range(2):
+                throttle.failed(f"user{user}", f"203.0.113.{n}")
+    alarms = [r.getMessage() for r in caplog.records if "alarm" in r.getMessage()]
+    assert len(alarms) == 10 and alarms[1].startswith("login alarm: 12 failed"), alarms[:2]
+    assert throttle.alarms == 21

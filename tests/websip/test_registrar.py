@@ -124,3 +124,32 @@ def test_outbound_two_reg_ids_in_one_register_is_400_and_requests_take_the_newes
     assert [b.flow for b in registrar.bindings("alice") if registrar.reachable(b)] == [FLOW]
     removed = registrar.register(outbound("<sip:a@x.invalid>", reg_id=1, expires="0", cseq=2), "alice", FLOW)
     assert removed.status == 200 and len(registrar) == 0
+
+
+def test_bindings_past_the_cap_are_refused_403_and_nothing_changes() -> None:
+    """Issue 32, item 6: at most max_bindings per user; a REGISTER that would leave more (and more than
+    before) binds nothing and gets 403 with a Warning; refreshes and removals always pass; another user
+    has a cap of its own."""
+    registrar = Registrar(Clock(), max_bindings=2)
+    for n in range(2):
+        assert registrar.register(register(f"<sip:t{n}@x.invalid>", cseq=n + 1), "alice", FLOW).status == 200
+    refused = registrar.register(register("<sip:t2@x.invalid>", cseq=3), "alice", FLOW)
+    assert (refused.status, refused.reason) == (403, "Too Many Bindings")
+    assert refused.headers == (
+        (
+            "Warning",
+            '399 sip-webrtc-gateway "at most 2 bindings per user (sip.websocket.max_bindings_per_user)"',
+        ),
+    )
+    three = "<sip:a@x.invalid>, <sip:b@x.invalid>, <sip:c@x.invalid>"
+    assert registrar.register(register(three), "bob", OTHER).status == 403
+    assert len(registrar) == 2 and registrar.bindings("bob") == []
+    # swapping one for another keeps the count: accepted
+    swap = register("<sip:t0@x.invalid>;expires=0, <sip:t2@x.invalid>", cseq=4)
+    result = registrar.register(swap, "alice", FLOW)
+    assert result.status == 200 and [h[1].split(";")[0] for h in result.headers] == [
+        "<sip:t1@x.invalid>",
+        "<sip:t2@x.invalid>",
+    ]
+    registrar.max_bindings = 1  # lowered (a reload): refreshing the two is still accepted
+    assert registrar.register(register("<sip:t1@x.invalid>", cseq=5), "alice", FLOW).status == 200
