@@ -13,7 +13,7 @@ another):
 - a token revocation (`{prefix}revoked:{family}` and its pub/sub message), over the family and its end.
 
 A record whose MAC is missing or wrong is ignored (as if absent) and logged once per key at WARNING.
-The threat model is in docs/cluster-security.md.
+The threat model is in docs/deploy.md, "Redis is not trusted".
 """
 
 from __future__ import annotations

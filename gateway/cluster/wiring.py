@@ -23,9 +23,10 @@ from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
+from gateway.cluster.revocations import RedisRevocations
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
-from gateway.cluster.stores import CallRecordStream, RedisRevocations
+from gateway.cluster.stores import CallRecordStream
 from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
@@ -112,6 +113,7 @@ class ClusterWiring:
         aors = [str(spec.aor) for spec in ua.settings.registrations]
         self.registrations = RegistrationOwnership(self.node, ua.registrations, aors)
         await self.node.start()
+        self.revocations.start()
         if self.presence_channel is not None:
             self.presence_channel.start()
 
@@ -143,5 +145,6 @@ class ClusterWiring:
             self._drain.cancel()
         if self.presence_channel is not None:
             await self.presence_channel.close()
+        await self.revocations.close()
         await self.records.close()
         await self.node.close()

@@ -7,7 +7,7 @@ entry can be forgotten then.
 
 `RevocationStore` is the interface; `InMemoryRevocations` serves one process, `FileRevocations` keeps
 them in the state directory (gateway.state_dir), so they survive a restart and reach the other gateways
-that share the directory. A Redis store is to come behind the same interface.
+that share the directory; gateway/cluster/revocations.py shares them in Redis, fail-closed.
 """
 
 from __future__ import annotations
@@ -43,9 +43,13 @@ class InMemoryRevocations:
         for family in [f for f, until in self._until.items() if until <= now]:
             del self._until[family]
 
-    async def revoke(self, family: str, until: float) -> None:
+    def remember(self, family: str, until: float) -> None:
+        """`revoke`, for callers outside a coroutine (the cluster's cache of what it heard)."""
         self._prune()
         self._until[family] = max(until, self._until.get(family, 0.0))
+
+    async def revoke(self, family: str, until: float) -> None:
+        self.remember(family, until)
 
     async def is_revoked(self, family: str) -> bool:
         until = self._until.get(family)

@@ -5,6 +5,7 @@ Config: credentials never in the URL, the password never inline, `tls` only with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 
 from gateway.cluster import ClusterNode, ClusterUnavailable
+from gateway.cluster.revocations import RedisRevocations
+from gateway.cluster.sessions import SessionOwners
 from gateway.config.cluster import ClusterSection
 from gateway.config.errors import ConfigError
 from gateway.config.loader import config_from_mapping
@@ -88,11 +91,24 @@ async def _joins(section: ClusterSection) -> bool:
 
 async def test_an_acl_user_with_its_password_from_the_environment(tmp_path: Path) -> None:
     port = free_port(socket.SOCK_STREAM, "127.0.0.1")
-    acl = ["--user", "default", "off", "--user", "gateway", "on", f">{PASSWORD}", "~gw:*", "&*", "+@all"]
+    # the ACL docs/deploy.md recommends: the gateway's keys and channels only, no dangerous commands
+    acl = ["--user", "default", "off", "--user", "gateway", "on", f">{PASSWORD}", "~gw:*", "&gw:*", "+@all",
+           "-@dangerous"]  # fmt: skip
     with redis_server(tmp_path / "redis", "--port", str(port), *acl):
         url = f"redis://127.0.0.1:{port}/0"
         right = settings(url, "a", {"REDIS_PW": PASSWORD}, username="gateway", password={"env": "REDIS_PW"})
         assert await _joins(right)
+        node = ClusterNode(right)  # what else the gateway does in Redis works under that ACL
+        revocations = RedisRevocations(node)
+        try:
+            revocations.start()
+            await asyncio.wait_for(revocations.subscribed.wait(), 20)
+            await revocations.revoke("family-1", time.time() + 60)
+            assert await RedisRevocations(node).sync() == 1
+            await SessionOwners(node, lambda: ()).claim("s1")
+        finally:
+            await revocations.close()
+            await node.close()
         wrong = settings(url, "b", {"REDIS_PW": "not-it"}, username="gateway", password={"env": "REDIS_PW"})
         assert not await _joins(wrong)
         assert not await _joins(settings(url, "c"))  # no credentials: the default user is off
