@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -141,6 +142,53 @@ async def test_tls_verified_against_the_configured_ca(tmp_path: Path) -> None:
         assert not await _joins(settings(url, "b", env, password=password, tls={"ca_file": str(other_ca.ca)}))
         # plain TCP to the TLS port: nothing
         assert not await _joins(settings(f"redis://127.0.0.1:{port}/0", "c", env, password=password))
+
+
+def client_certificate(ca: Path, ca_key: Path, directory: Path) -> tuple[Path, Path]:
+    """A client certificate (clientAuth) for instance gw1, signed by the dev CA: (certificate, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    issuer = x509.load_pem_x509_certificate(ca.read_bytes())
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gw1")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(signer, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "client.pem", directory / "client-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    certs = make_dev_certificates(tmp_path / "certs", ["127.0.0.1"])
+    cert, key = client_certificate(certs.ca, certs.ca_key, tmp_path / "certs")
+    port = free_port(socket.SOCK_STREAM, "127.0.0.1")
+    tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(certs.certificate),
+           "--tls-key-file", str(certs.private_key), "--tls-ca-cert-file", str(certs.ca),
+           "--tls-auth-clients", "yes"]  # fmt: skip
+    with redis_server(tmp_path / "redis", *tls):
+        url = f"rediss://127.0.0.1:{port}/0"
+        with_cert = {"ca_file": str(certs.ca), "certificate": str(cert), "private_key": str(key)}
+        assert await _joins(settings(url, "a", tls=with_cert))
+        assert not await _joins(settings(url, "b", tls={"ca_file": str(certs.ca)}))  # no client certificate
 
 
 @pytest.mark.parametrize(
