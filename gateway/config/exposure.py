@@ -3,7 +3,8 @@
 The shipped gateway.yaml is a demo: its users' login secrets are published (alice-demo, bob-demo), it
 sets no `web_auth.session_secret` and leaves `/metrics` open. That is harmless while every listener is on
 loopback (127.0.0.0/8, ::1, localhost); once one binds further (0.0.0.0, a LAN address, a host name) it
-is a set of public passwords. `exposure_problems` names each such setting; the CLIs refuse to start
+is a set of public passwords (and a cluster secret written in the file is one too). `exposure_problems`
+names each such setting; the CLIs refuse to start
 unless the operator passes `--insecure-lab` (a throwaway lab), which is then logged as a warning.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from gateway.config.schema import Config
+from gateway.config.secret import SecretSource
 
 # The published secrets of the shipped demo users (gateway.yaml, README, peers/demo.py)
 DEMO_SECRETS: Final = ("alice-demo", "bob-demo")
@@ -73,6 +75,11 @@ def exposure_problems(config: Config) -> list[str]:
         problems.append(
             "web_auth.session_secret: not set (set it from the environment: "
             "{env: GATEWAY_WEB_SESSION_SECRET}, at least 16 random bytes)"
+        )
+    cluster = config.cluster
+    if cluster is not None and cluster.secret.source is SecretSource.INLINE:
+        problems.append(
+            "cluster.secret: written in the file (read it from the environment: {env: GATEWAY_CLUSTER_SECRET})"
         )
     metrics = config.metrics
     where = metrics.listen.host if metrics.listen is not None else config.http.host

@@ -115,6 +115,29 @@ def test_a_hardened_config_on_all_addresses_passes(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "users[0] (carol).web_secret_hash: is a demo secret" in refused.stderr
 
 
+def test_an_inline_cluster_secret_is_refused_beyond_loopback(tmp_path: Path) -> None:
+    digest = hash_secret("a long secret nobody published", HashAlgorithm.PBKDF2_SHA256)
+    config = tmp_path / "gateway.yaml"
+    cluster = (
+        "cluster: {redis: 'redis://10.0.0.5:6379/0', instance_id: gw1, secret: SECRET,"
+        " advertise: {sip: '10.0.0.11:5060', http: 'http://10.0.0.11:8080'}}\n"
+    )
+    config.write_text(
+        "sip: {listen: [{transport: udp, host: 0.0.0.0, port: 5060}, {transport: tcp, port: 5060}]}\n"
+        "web_auth: {session_secret: {env: SESSION_SECRET}}\n"
+        "metrics: {enabled: false}\n"
+        f'users:\n  - {{id: carol, sip: "sip:1003@pbx.example.org", web_secret_hash: "{digest}"}}\n'
+        + cluster.replace("SECRET", "an-inline-cluster-secret-0123")
+    )
+    env = _env(tmp_path, SESSION_SECRET="s" * 32, CLUSTER_SECRET="c" * 32)
+    refused = _gateway(env, "check", "-c", str(config))
+    assert refused.returncode == 1
+    assert "cluster.secret: written in the file" in refused.stderr, refused.stderr
+    config.write_text(config.read_text().replace("an-inline-cluster-secret-0123", "{env: CLUSTER_SECRET}"))
+    accepted = _gateway(env, "check", "-c", str(config))
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def _dockerfile_env() -> dict[str, str]:
     """The ENV of the Dockerfile's runtime stage."""
     text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
