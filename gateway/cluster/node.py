@@ -2,8 +2,9 @@
 
 Each instance keeps a **lease**: `{prefix}instance:{id}` (a hash: its advertised SIP and HTTP addresses,
 whether it drains, and `sig`, their HMAC under the cluster secret: gateway/cluster/signing.py; a record
-without a valid one is ignored, so a Redis writer cannot add an instance that requests go to) expiring after `cluster.lease` seconds, and its id in the `{prefix}instances` sorted
-set scored by that expiry (Unix ms). Every `cluster.heartbeat` seconds the node renews it and runs the
+without a valid one is ignored, so a Redis writer cannot add an instance that requests go to) expiring
+after `cluster.lease` seconds, and its id in the `{prefix}instances` sorted set scored by that expiry
+(Unix ms). Every `cluster.heartbeat` seconds the node renews it and runs the
 stores' refreshers (presence, HTTP sessions, PBX registrations renew their own leases the same way). An
 instance that dies (kill -9, a lost machine) stops renewing: within one lease the others stop sending it
 calls and requests, and take over its registrations.
@@ -272,10 +273,11 @@ class ClusterNode:
     async def set_draining(self) -> None:
         """Drain: the others stop sending this instance new calls and logins (and /readyz says 503)."""
         self.draining = True
+        record, own = self._record(True), self.key("instance", self.id)  # re-signed: draining is covered
         with contextlib.suppress(ClusterUnavailable):
             await self.run(
                 "mark the instance draining",
-                lambda c: c.hset(self.key("instance", self.id), mapping=self._record(True)),  # type: ignore[arg-type]
+                lambda c: c.hset(own, mapping=record),  # type: ignore[arg-type]
             )
 
     async def close(self) -> None:

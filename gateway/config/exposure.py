@@ -79,7 +79,8 @@ def exposure_problems(config: Config) -> list[str]:
     cluster = config.cluster
     if cluster is not None and cluster.secret.source is SecretSource.INLINE:
         problems.append(
-            "cluster.secret: written in the file (read it from the environment: {env: GATEWAY_CLUSTER_SECRET})"
+            "cluster.secret: written in the file "
+            "(read it from the environment: {env: GATEWAY_CLUSTER_SECRET})"
         )
     metrics = config.metrics
     where = metrics.listen.host if metrics.listen is not None else config.http.host
