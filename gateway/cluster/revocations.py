@@ -3,8 +3,9 @@
 A logout revokes its token family (gateway/signaling/tokens.py) until the family's newest token can have
 expired. A Redis key alone would let a Redis writer revive logged-out tokens by deleting it, so:
 
-- every instance keeps the revocations it knows in memory until they end (`InMemoryRevocations`): the
-  one that logs out at once, the others when they hear the signed message on the pub/sub channel
+- every instance keeps the revocations it knows until they end, in its state directory
+  (`FileRevocations`, gateway.state_dir: they survive a restart; in memory without one): the one that
+  logs out at once, the others when they hear the signed message on the pub/sub channel
   `{prefix}revoked` (`<family>;<until ms>;<HMAC>`, gateway/cluster/signing.py), when they read a signed
   `{prefix}revoked:{family}` record, and at start-up and after every resubscription (a SCAN of those
   records). Deleting a record afterwards changes nothing on an instance that knows it.
@@ -13,8 +14,8 @@ expired. A Redis key alone would let a Redis writer revive logged-out tokens by 
 - without Redis, a family known here is refused and any other token is refused with "try again
   shortly" (ClusterUnavailable), never let through.
 
-What remains (docs/deploy.md, "Redis is not trusted"): an instance started after a Redis writer
-deleted a record, and that never heard its message, accepts the family's tokens until they expire.
+What remains (docs/deploy.md, "Redis is not trusted"): a new instance (an empty state directory)
+started after a Redis writer deleted a record accepts the family's tokens until they expire.
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ from redis.exceptions import RedisError
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode, text
 from gateway.cluster.signing import REVOCATION
-from gateway.signaling.revocation import InMemoryRevocations
+from gateway.signaling.revocation import InMemoryRevocations, RevocationStore
 from gateway.tasks import stop_task
 
 logger = logging.getLogger(__name__)
 
 
 class RedisRevocations:
-    def __init__(self, node: ClusterNode) -> None:
+    def __init__(self, node: ClusterNode, local: RevocationStore | None = None) -> None:
         self._node = node
-        self._local = InMemoryRevocations(lambda: node.now_ms() / 1000.0)
+        # what this instance knows (gateway.signaling.revocation.FileRevocations: kept across restarts)
+        self._local = local if local is not None else InMemoryRevocations(lambda: node.now_ms() / 1000.0)
         self.channel = node.key("revoked")
         self.heard = 0  # valid revocations heard from the channel (tests, status)
         self.subscribed = asyncio.Event()
@@ -49,12 +51,13 @@ class RedisRevocations:
     def _key(self, family: str) -> str:
         return self._node.key("revoked", family)
 
-    def _remember(self, family: str, sealed: str | None, key: str) -> bool:
-        """Cache a signed record's revocation (True); False when it is not signed by an instance."""
+    async def _remember(self, family: str, sealed: str | None, key: str) -> bool:
+        """Keep a signed record's revocation (True); False when it is not signed by an instance."""
         until = self._node.signer.unseal(REVOCATION, sealed, key, "a token revocation", family)
         if until is None or not until.isdigit():
             return False
-        self._local.remember(family, int(until) / 1000.0)
+        if not await self._local.is_revoked(family):
+            await self._local.revoke(family, int(until) / 1000.0)
         return True
 
     async def revoke(self, family: str, until: float) -> None:
@@ -62,7 +65,7 @@ class RedisRevocations:
         at = int(until * 1000)
         if at <= node.now_ms():
             return
-        self._local.remember(family, until)  # first: refused here whatever becomes of Redis
+        await self._local.revoke(family, until)  # first: refused here whatever becomes of Redis
         sealed = node.signer.seal(REVOCATION, str(at), family)
         key = self._key(family)
 
@@ -82,14 +85,14 @@ class RedisRevocations:
         sealed = await self._node.get("check the session token", key)
         if sealed is None:
             return False
-        self._remember(family, sealed, key)
+        await self._remember(family, sealed, key)
         return True  # present: revoked, signed or not (fail closed)
 
     # --- the channel -------------------------------------------------------------------------------------
-    def heard_message(self, data: object) -> None:
+    async def heard_message(self, data: object) -> None:
         """One message of the channel: a signed revocation is remembered, anything else ignored (logged)."""
         family, _, sealed = text(data).partition(";")
-        if family and self._remember(family, sealed, f"{self.channel} message for {family[:64]!r}"):
+        if family and await self._remember(family, sealed, f"{self.channel} message for {family[:64]!r}"):
             self.heard += 1
 
     async def sync(self) -> int:
@@ -102,8 +105,10 @@ class RedisRevocations:
             return {k: (None if v is None else text(v)) for k, v in zip(keys, values, strict=True)}
 
         found = await node.run("read the revoked tokens", scan)
-        prefix = self._key("")
-        return sum(self._remember(k.removeprefix(prefix), v, k) for k, v in found.items() if v is not None)
+        prefix, known = self._key(""), 0
+        for key, sealed in found.items():
+            known += await self._remember(key.removeprefix(prefix), sealed, key)
+        return known
 
     def start(self) -> None:
         if self._task is None:
@@ -120,7 +125,7 @@ class RedisRevocations:
                 while not self._closing:
                     message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
-                        self.heard_message(message.get("data"))
+                        await self.heard_message(message.get("data"))
             except (RedisError, OSError, TimeoutError, ClusterUnavailable) as exc:
                 if self.subscribed.is_set():
                     logger.warning("revocation channel lost (%s): resubscribing", exc)

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cluster.node import ClusterNode, InstanceInfo
@@ -32,6 +33,7 @@ from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.signaling.cluster_http import ClusterHttp
+from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
@@ -44,13 +46,17 @@ logger = logging.getLogger(__name__)
 
 
 class ClusterWiring:
-    def __init__(self, settings: ClusterSection, driver: CallDriver) -> None:
+    def __init__(
+        self, settings: ClusterSection, driver: CallDriver, revoked_file: Path | None = None
+    ) -> None:
         self.settings = settings
         self.node = ClusterNode(settings)
         self.presence = ClusterPresence(self.node)
         self.driver = driver
         self.owners = SessionOwners(self.node, driver.http_session_ids)
-        self.revocations = RedisRevocations(self.node)
+        # revocations this instance knows, kept in the state directory (fail-closed: cluster/revocations.py)
+        known = FileRevocations(revoked_file) if revoked_file is not None else None
+        self.revocations = RedisRevocations(self.node, known)
         self.records = CallRecordStream(self.node)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None

@@ -43,13 +43,9 @@ class InMemoryRevocations:
         for family in [f for f, until in self._until.items() if until <= now]:
             del self._until[family]
 
-    def remember(self, family: str, until: float) -> None:
-        """`revoke`, for callers outside a coroutine (the cluster's cache of what it heard)."""
+    async def revoke(self, family: str, until: float) -> None:
         self._prune()
         self._until[family] = max(until, self._until.get(family, 0.0))
-
-    async def revoke(self, family: str, until: float) -> None:
-        self.remember(family, until)
 
     async def is_revoked(self, family: str) -> bool:
         until = self._until.get(family)

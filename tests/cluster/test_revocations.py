@@ -1,7 +1,8 @@
 """Token revocations in Redis fail closed (gateway/cluster/revocations.py), against a real Redis: what an
 instance learnt (its own logout, a signed message heard, a signed record read) outlives the record's
-deletion; an unsigned record still refuses its family but is not remembered; forged messages are
-ignored; an instance starting later learns every signed record present."""
+deletion, and its restart with the same state directory; an unsigned record still refuses its family
+but is not remembered; forged messages are ignored; an instance starting later learns every signed
+record present."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from gateway.cluster import ClusterNode, ClusterUnavailable
 from gateway.cluster.revocations import RedisRevocations
+from gateway.signaling.revocation import FileRevocations
 from peers.redis import running_redis
 from tests.cluster.test_cluster_state import settings
 from tests.e2e.harness import wait_until
@@ -21,7 +23,8 @@ from tests.e2e.harness import wait_until
 async def test_a_deleted_revocation_stays_revoked_where_it_was_known(tmp_path: Path) -> None:
     with running_redis(tmp_path) as redis:
         a, b = ClusterNode(settings(redis.url, "a")), ClusterNode(settings(redis.url, "b"))
-        on_a, on_b = RedisRevocations(a), RedisRevocations(b)
+        b_state = tmp_path / "b-revoked.json"  # b's state directory: what it knows survives its restart
+        on_a, on_b = RedisRevocations(a), RedisRevocations(b, FileRevocations(b_state))
         try:
             on_b.start()
             await asyncio.wait_for(on_b.subscribed.wait(), 20)
@@ -39,6 +42,8 @@ async def test_a_deleted_revocation_stays_revoked_where_it_was_known(tmp_path: P
             assert await on_b.is_revoked("family-3")  # present: refused, signed or not
             await a.redis.delete(a.key("revoked", "family-3"))
             assert not await on_b.is_revoked("family-3")  # but not remembered
+            # b restarted (the same state directory, the record gone from Redis): still refused
+            assert await RedisRevocations(b, FileRevocations(b_state)).is_revoked("family-1")
             # an instance starting now learns the signed records present
             await on_a.revoke("family-4", time.time() + 60)
             c = ClusterNode(settings(redis.url, "c"))
