@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from gateway.cluster import ClusterNode, ClusterUnavailable
+from gateway.cluster.redis_client import connect
 from gateway.cluster.revocations import RedisRevocations
 from gateway.cluster.sessions import SessionOwners
 from gateway.config.cluster import ClusterSection
@@ -58,11 +60,13 @@ def redis_server(workdir: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]
 
 
 def settings(url: str, instance: str, env: dict[str, str] | None = None, **extra: Any) -> ClusterSection:
+    redis = {"redis": url} if url else {}
+    extra.pop("redis", None)
     config = config_from_mapping(
         {
             "web_auth": {"session_secret": "unit-session-secret-0123456789"},
             "cluster": {
-                "redis": url,
+                **redis,
                 "instance_id": instance,
                 "advertise": {"sip": "127.0.0.2:5070", "http": "http://127.0.0.2:8080"},
                 "secret": "unit-cluster-secret-0123",
@@ -207,3 +211,26 @@ def test_redis_credential_settings_are_checked(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         settings(str(extra.pop("redis", "redis://127.0.0.1:6379/0")), "a", env, **extra)
+
+
+def test_sentinel_gets_the_same_credentials_and_tls() -> None:
+    """No Sentinel runs here: what the client would connect with (the master through Sentinel, and
+    the sentinels themselves over TLS)."""
+    section = settings(
+        "", "a", {"REDIS_PW": PASSWORD}, redis=None, username="gateway", password={"env": "REDIS_PW"},
+        sentinel={"addresses": ["127.0.0.1:26379"]}, tls={"ca_file": "/etc/redis/ca.pem"},
+    )  # fmt: skip
+    client = connect(section)
+    pool = client.connection_pool
+    assert "SSL" in pool.connection_class.__name__
+    kwargs = pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"], kwargs["ssl_ca_certs"]) == (
+        "gateway",
+        PASSWORD,
+        "/etc/redis/ca.pem",
+    )
+    assert kwargs["ssl_cert_reqs"] == "required" and kwargs["ssl_check_hostname"] is True
+    assert isinstance(pool, SentinelConnectionPool)
+    sentinel = pool.sentinel_manager.sentinels[0].connection_pool
+    assert "SSL" in sentinel.connection_class.__name__
+    assert sentinel.connection_kwargs["ssl_ca_certs"] == "/etc/redis/ca.pem"
