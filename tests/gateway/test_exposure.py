@@ -4,8 +4,10 @@ open /metrics once a listener binds beyond loopback, unless `--insecure-lab`; th
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from gateway.config.exposure import is_loopback
 from gateway.identity.passwords import HashAlgorithm, hash_secret
 from peers.ports import free_port
 from tests.conftest import REPO
+from tests.e2e.harness import BOB_HASH
 
 DEMO_PROBLEMS = (
     "users[0] (alice).web_secret_hash: is a demo secret",
@@ -203,6 +206,68 @@ def test_run_with_the_override_serves_and_warns(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=30)
     assert "INSECURE LAB (--insecure-lab)" in stderr
     assert "web_auth.session_secret: not set" in stderr
+
+
+def test_a_reload_adding_a_demo_user_beyond_loopback_is_refused(tmp_path: Path) -> None:
+    """SIGHUP with the demo bob added to a gateway serving on all addresses: nothing changes, the log
+    says why, bob's published secret logs nobody in; carol (her own secret) still can."""
+    carol = "carol's own long secret"
+    port, log = _free_on_all_addresses(), tmp_path / "gateway.log"
+    config = tmp_path / "gateway.yaml"
+    users = f'users:\n  - {{id: carol, sip: "sip:1003@127.0.0.1", web_secret_hash: "{hash_secret(carol)}"}}\n'
+    config.write_text(
+        f"sip: {{listen: [{{transport: udp, host: 127.0.0.1, port: {free_port(socket.SOCK_DGRAM)}}}]}}\n"
+        f"http: {{host: 0.0.0.0, port: {port}}}\n"
+        "web_auth: {session_secret: {env: SESSION_SECRET}}\n"
+        "metrics: {enabled: false}\n"
+        f"state_dir: {tmp_path / 'state'}\n" + users
+    )
+    env = {
+        **_env(tmp_path, SESSION_SECRET="s" * 32),
+        "GATEWAY_SIP__LISTEN__0__PORT": str(free_port(socket.SOCK_DGRAM)),
+    }
+    env.pop("GATEWAY_SIP__LISTEN__1__PORT")
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(config)], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=err, text=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def status(user: str, secret: str) -> int:
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        request = urllib.request.Request(base + "/contacts", headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the gateway never answered /healthz"
+                time.sleep(0.2)
+        assert status("carol", carol) == 200
+        demo_bob = f'  - {{id: bob, sip: "sip:1002@127.0.0.1", web_secret_hash: "{BOB_HASH}"}}\n'
+        config.write_text(config.read_text() + demo_bob)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "refused beyond loopback" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert "users[1] (bob).web_secret_hash: is a demo secret" in log.read_text()
+        assert status("bob", "bob-demo") == 401
+        assert status("carol", carol) == 200
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "Traceback" not in log.read_text()
 
 
 def test_dev_certs_are_ignored_by_git() -> None:
