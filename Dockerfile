@@ -27,7 +27,10 @@ RUN pip install --no-cache-dir --no-index /wheels/*.whl \
     && chown -R gateway:gateway /etc/sip-webrtc-gateway \
     && chmod 0700 /var/lib/sip-webrtc-gateway
 # Mount your own gateway.yaml over /etc/sip-webrtc-gateway/gateway.yaml; these override its listen hosts
-# so the sample works in a container (GATEWAY_<SECTION>__<KEY>, docs in gateway.yaml).
+# so it is reachable in a container (GATEWAY_<SECTION>__<KEY>, docs in gateway.yaml). With no config
+# mounted the sample's demo users (public secrets), no session_secret and an open /metrics would be served
+# on 0.0.0.0: `run` refuses that and says what to set (gateway/config/exposure.py; `run --insecure-lab`
+# for a throwaway lab).
 ENV GATEWAY_CONFIG=/etc/sip-webrtc-gateway/gateway.yaml \
     GATEWAY_STATE_DIR=/var/lib/sip-webrtc-gateway/state \
     GATEWAY_HTTP__HOST=0.0.0.0 \

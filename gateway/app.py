@@ -113,7 +113,7 @@ class Gateway:
         if config.cluster is not None:
             from gateway.cluster.wiring import ClusterWiring
 
-            self.cluster = ClusterWiring(config.cluster, self.driver)
+            self.cluster = ClusterWiring(config.cluster, self.driver, self.state.revocations_file)
             self.drainer = self.cluster.drainer
             self.presence = self.identities.presence = self.cluster.presence
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)

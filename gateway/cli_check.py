@@ -1,7 +1,9 @@
 """`check [-c FILE]`: validate a config and summarise it; `hash-secret`: hash a web login secret.
 
 `check` prints what the gateway would use (addresses, RTP range, codecs, PBX, users, which secrets
-are set, never their values) and exits 0, or lists every problem on stderr and exits 1.
+are set, never their values) and exits 0, or lists every problem on stderr and exits 1. A config that
+listens beyond loopback with demo secrets, no session_secret or an open /metrics is refused
+(gateway/config/exposure.py) unless `--insecure-lab` is given.
 `hash-secret` reads a secret from stdin (or prompts twice on a terminal) and prints the hash string
 for `users[].web_secret_hash` in gateway.yaml.
 """
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from gateway.config import Config, ConfigError, HostPort
+from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import iter_secrets, load_config
 from gateway.identity.passwords import HashAlgorithm, hash_secret
 from gateway.tls import ServerTls, TlsError
@@ -29,6 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     check.add_argument(
         "-c", "--config", default=default_config_path(), help="config file (default: %(default)s)"
+    )
+    check.add_argument(
+        OVERRIDE,
+        action="store_true",
+        help="accept demo secrets, no session_secret and an open /metrics beyond loopback (labs only)",
     )
     hasher = subparsers.add_parser(
         "hash-secret",
@@ -46,10 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Validate the config: print a summary and exit 0, or print every error and exit 1."""
-    return check(args.config, os.environ, sys.stdout, sys.stderr)
+    return check(args.config, os.environ, sys.stdout, sys.stderr, getattr(args, "insecure_lab", False))
 
 
-def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO, insecure_lab: bool = False) -> int:
     try:
         config = load_config(path, env)
     except ConfigError as exc:
@@ -67,6 +75,16 @@ def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
             print(f"{path}: invalid configuration (1 problem)", file=err)
             print(f"  http.tls: {exc}", file=err)
             return 1
+    unsafe = refusal(config)
+    if unsafe and not insecure_lab:
+        print(f"{path}: refused: {unsafe[0]}", file=err)
+        for line in unsafe[1:]:
+            print(line, file=err)
+        return 1
+    if unsafe:
+        print(f"{path}: WARNING ({OVERRIDE}): {unsafe[0]}", file=err)
+        for line in unsafe[1:-2]:
+            print(line, file=err)
     print(f"{path}: configuration OK", file=out)
     for label, text in summary(config):
         print(f"  {label + ':':<18} {text}", file=out)

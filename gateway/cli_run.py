@@ -3,7 +3,9 @@
 Once every listener is open it logs where to point a browser ("open http://..."), writes that URL to
 `--ready-file` (scripts/demo waits for it) and tells systemd READY=1 when run as a Type=notify service.
 A listener that cannot open is one line naming it ("SIP udp 127.0.0.1:5060: address already in use")
-and exit status 1, never a traceback. SIGHUP reloads users, routes and certificates (gateway/reload.py).
+and exit status 1, never a traceback. Listening beyond loopback with demo secrets, no session_secret
+or an open /metrics, it refuses to start (gateway/config/exposure.py) unless `--insecure-lab` is given.
+SIGHUP reloads users, routes and certificates (gateway/reload.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from gateway.app import Gateway, serve
 from gateway.config import ConfigError
+from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import load_config
 from gateway.listen import ListenError
 from gateway.logs import configure_logging
@@ -33,6 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser("run", help="run the gateway", description=__doc__)
     parser.add_argument(
         "-c", "--config", default=default_config_path(), help="config file (default: %(default)s)"
+    )
+    parser.add_argument(
+        OVERRIDE,
+        action="store_true",
+        help="serve demo secrets, no session_secret and an open /metrics beyond loopback (labs only)",
     )
     parser.add_argument(
         "--ready-file", help="write the page's URL to this file once the gateway listens (for scripts)"
@@ -73,8 +81,17 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.config}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    unsafe = refusal(config)
+    insecure_lab = getattr(args, "insecure_lab", False)
+    if unsafe and not insecure_lab:
+        print(f"{args.config}: refusing to start: {unsafe[0]}", file=sys.stderr)
+        for line in unsafe[1:]:
+            print(line, file=sys.stderr)
+        return 1
     configure_logging(config.logging.level, config.logging.format)
     logger.info("configuration loaded from %s", args.config)
+    for line in unsafe[:-2]:
+        logger.warning("INSECURE LAB (%s): %s", OVERRIDE, line.strip())
     ready_file = getattr(args, "ready_file", None)
     try:
         asyncio.run(

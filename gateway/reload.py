@@ -7,7 +7,8 @@ the new certificate). Calls, WebSockets and registrations go on untouched.
 
 Not applied (logged as needing a restart): every other section (listen addresses and ports, the PBX and
 its registrations — so a new user's `pbx_auth` registers only after a restart —, media, codecs, ICE,
-HTTP, web_auth, logging, state_dir). A file that does not load or validate changes nothing.
+HTTP, web_auth, logging, state_dir). A file that does not load or validate changes nothing, nor does one
+whose users would be refused beyond loopback (the demo users' published secrets: gateway/config/exposure.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ssl
 from typing import TYPE_CHECKING, Final
 
 from gateway.config import Config, ConfigError
+from gateway.config.exposure import exposure_problems
 from gateway.config.loader import load_config
 from gateway.identity.store import InMemoryIdentityStore
 
@@ -55,6 +57,10 @@ async def reload_config(gateway: Gateway, path: str) -> ReloadResult:
         logger.error("reload: cannot read %s, nothing changed: %s", path, exc.strerror or exc)
         return ReloadResult(False, errors=(str(exc),))
     old = gateway.config
+    exposed = _new_exposure(old, dataclasses.replace(old, users=new.users, routes=new.routes))
+    if exposed:
+        logger.error("reload: %s refused beyond loopback, nothing changed: %s", path, "; ".join(exposed))
+        return ReloadResult(False, errors=exposed)
     changed = changed_sections(old, new)
     if "users" in changed:
         gateway.identities.store = InMemoryIdentityStore.from_config(new)
@@ -69,6 +75,13 @@ async def reload_config(gateway: Gateway, path: str) -> ReloadResult:
     if restart:
         logger.warning("reload: %s changed: restart the gateway to apply", ", ".join(restart))
     return ReloadResult(True, restart)
+
+
+def _new_exposure(old: Config, new: Config) -> tuple[str, ...]:
+    """What `run` would refuse in `new` beyond loopback that it did not in `old` (demo users' secrets
+    added by a reload; a gateway started with --insecure-lab keeps what it started with)."""
+    before = set(exposure_problems(old))
+    return tuple(problem for problem in exposure_problems(new) if problem not in before)
 
 
 def _reload_sip_tls(gateway: Gateway, config: Config) -> None:

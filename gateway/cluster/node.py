@@ -1,8 +1,10 @@
 """`ClusterNode`: this instance's membership of the cluster, and every Redis command of the cluster stores.
 
 Each instance keeps a **lease**: `{prefix}instance:{id}` (a hash: its advertised SIP and HTTP addresses,
-whether it drains) expiring after `cluster.lease` seconds, and its id in the `{prefix}instances` sorted
-set scored by that expiry (Unix ms). Every `cluster.heartbeat` seconds the node renews it and runs the
+whether it drains, and `sig`, their HMAC under the cluster secret: gateway/cluster/signing.py; a record
+without a valid one is ignored, so a Redis writer cannot add an instance that requests go to) expiring
+after `cluster.lease` seconds, and its id in the `{prefix}instances` sorted set scored by that expiry
+(Unix ms). Every `cluster.heartbeat` seconds the node renews it and runs the
 stores' refreshers (presence, HTTP sessions, PBX registrations renew their own leases the same way). An
 instance that dies (kill -9, a lost machine) stops renewing: within one lease the others stop sending it
 calls and requests, and take over its registrations.
@@ -26,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.signing import INSTANCE, RecordSigner
 from gateway.config.cluster import ClusterSection
 from gateway.tasks import stop_task
 
@@ -89,6 +92,28 @@ class ClusterNode:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._holders = self.redis.register_script(_HOLDERS_SCRIPT)  # EVALSHA, loaded on first use
+        self.signer = RecordSigner(settings.secret.reveal().encode("utf-8"))
+
+    # --- signed instance records ------------------------------------------------------------------------
+    def _record(self, draining: bool) -> dict[str, str]:
+        """This instance's record as written to Redis, signed."""
+        advertise = self.settings.advertise
+        fields = {"sip": str(advertise.sip), "http": advertise.http, "draining": str(int(draining))}
+        fields["sig"] = self.signer.sign(INSTANCE, self.id, fields["sip"], fields["http"], fields["draining"])
+        return fields
+
+    def _info(self, instance_id: str, fields: dict[str, str]) -> InstanceInfo | None:
+        """The record read from Redis when complete and signed by an instance; None otherwise (logged)."""
+        if not fields:
+            return None
+        sip, http, draining = fields.get("sip", ""), fields.get("http", ""), fields.get("draining", "0")
+        if not self.signer.valid(INSTANCE, fields.get("sig"), instance_id, sip, http, draining):
+            self.signer.reject("an instance record", self.key("instance", instance_id))
+            return None
+        try:
+            return InstanceInfo(instance_id, sip, http, draining == "1")
+        except ValueError:
+            return None
 
     # --- keys and time -----------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -153,16 +178,12 @@ class ClusterNode:
 
     async def beat(self) -> None:
         """Renew this instance's lease and run every refresher; failures are logged, never raised."""
-        advertise = self.settings.advertise
         expiry = self.expiry_ms()
 
         async def renew(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             own = self.key("instance", self.id)
-            pipe.hset(
-                own,
-                mapping={"sip": str(advertise.sip), "http": advertise.http, "draining": int(self.draining)},
-            )
+            pipe.hset(own, mapping=self._record(self.draining))  # type: ignore[arg-type]
             pipe.pexpire(own, self.lease_ms)
             pipe.zadd(self.key("instances"), {self.id: expiry})
             pipe.zremrangebyscore(self.key("instances"), 0, self.now_ms())
@@ -222,11 +243,9 @@ class ClusterNode:
 
         found: dict[str, InstanceInfo] = {}
         for instance_id, raw in zip(instance_ids, await self.run("look up instances", read), strict=True):
-            fields = {text(k): text(v) for k, v in raw.items()}
-            with contextlib.suppress(ValueError):
-                found[instance_id] = InstanceInfo(
-                    instance_id, fields.get("sip", ""), fields.get("http", ""), fields.get("draining") == "1"
-                )
+            info = self._info(instance_id, {text(k): text(v) for k, v in raw.items()})
+            if info is not None:
+                found[instance_id] = info
         return found
 
     async def holders(self, what: str, keys: tuple[str, ...]) -> list[InstanceInfo | str]:
@@ -239,11 +258,8 @@ class ClusterNode:
         found: list[InstanceInfo | str] = []
         for instance_id, raw in zip(reply[::2], reply[1::2], strict=True):
             fields = dict(zip(map(text, raw[::2]), map(text, raw[1::2]), strict=True))
-            try:
-                found.append(InstanceInfo(text(instance_id), fields.get("sip", ""), fields.get("http", ""),
-                                          fields.get("draining") == "1"))  # fmt: skip
-            except ValueError:
-                found.append(text(instance_id))
+            info = self._info(text(instance_id), fields)
+            found.append(info if info is not None else text(instance_id))
         return found
 
     async def instance(self, instance_id: str) -> InstanceInfo | None:
@@ -252,21 +268,16 @@ class ClusterNode:
 
     async def _read_instance(self, client: aioredis.Redis, instance_id: str) -> InstanceInfo | None:
         raw = await client.hgetall(self.key("instance", instance_id))
-        fields = {text(k): text(v) for k, v in raw.items()}
-        try:
-            return InstanceInfo(
-                instance_id, fields.get("sip", ""), fields.get("http", ""), fields.get("draining") == "1"
-            )
-        except ValueError:
-            return None
+        return self._info(instance_id, {text(k): text(v) for k, v in raw.items()})
 
     async def set_draining(self) -> None:
         """Drain: the others stop sending this instance new calls and logins (and /readyz says 503)."""
         self.draining = True
+        record, own = self._record(True), self.key("instance", self.id)  # re-signed: draining is covered
         with contextlib.suppress(ClusterUnavailable):
             await self.run(
                 "mark the instance draining",
-                lambda c: c.hset(self.key("instance", self.id), "draining", 1),
+                lambda c: c.hset(own, mapping=record),  # type: ignore[arg-type]
             )
 
     async def close(self) -> None:

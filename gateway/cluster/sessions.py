@@ -4,7 +4,9 @@ A session (its WebRTC leg, its call) lives in the process that answered its offe
 where, so that `POST /webrtc/close`, `/webrtc/ice-candidate`, `GET /webrtc/sessions/{id}` and WHIP's
 `PATCH`/`DELETE` reach it through any instance (gateway/signaling/cluster_http.py forwards them).
 `{prefix}http:{session id}` holds the owner's instance id with a lease, renewed at every heartbeat while
-the session lives here and deleted when it closes.
+the session lives here and deleted when it closes, signed (`<instance id>;<HMAC of session id and
+owner>`, gateway/cluster/signing.py): an owner Redis names without a valid signature is ignored, so a
+Redis writer cannot send a session's requests elsewhere.
 
 `ClusterOfferApi` is the `OfferService` the HTTP routes get: the local one, recording ownership.
 """
@@ -20,6 +22,7 @@ import redis.asyncio as aioredis
 
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode
+from gateway.cluster.signing import OWNER
 from gateway.identity import WebUser
 from gateway.signaling.errors import ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
@@ -41,20 +44,27 @@ class SessionOwners:
     def _key(self, session_id: str) -> str:
         return self._node.key("http", session_id)
 
+    def _value(self, session_id: str) -> str:
+        """This instance as the session's owner, signed."""
+        return self._node.signer.seal(OWNER, self._node.id, session_id)
+
     async def claim(self, session_id: str) -> None:
         node = self._node
         await node.run(
             "record the session's owner",
-            lambda c: c.set(self._key(session_id), node.id, px=node.lease_ms),
+            lambda c: c.set(self._key(session_id), self._value(session_id), px=node.lease_ms),
         )
 
     async def owner(self, session_id: str) -> str | None:
-        return await self._node.get("find the session's owner", self._key(session_id))
+        """The instance owning `session_id`; None when none does or the record is not signed (logged)."""
+        key = self._key(session_id)
+        sealed = await self._node.get("find the session's owner", key)
+        return self._node.signer.unseal(OWNER, sealed, key, "a session owner", session_id)
 
     async def release(self, session_id: str) -> None:
-        node = self._node
+        node, value = self._node, self._value(session_id)
         with contextlib.suppress(ClusterUnavailable):  # the lease lapses anyway
-            await node.run("forget the session", lambda c: c.eval(RELEASE, 1, self._key(session_id), node.id))
+            await node.run("forget the session", lambda c: c.eval(RELEASE, 1, self._key(session_id), value))
 
     async def refresh(self) -> None:
         ids = tuple(self._local_ids())
@@ -65,7 +75,7 @@ class SessionOwners:
         async def renew(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for session_id in ids:
-                pipe.set(self._key(session_id), node.id, px=node.lease_ms)
+                pipe.set(self._key(session_id), self._value(session_id), px=node.lease_ms)
             result: list[Any] = await pipe.execute()
             return result
 

@@ -10,6 +10,10 @@ is a hash `{prefix}throttle:{kind}:{...}` with `failures` and `last` (Unix ms) u
 per failed login (HINCRBY + HSET + PEXPIRE `forget_after`, so a record is forgotten as the local one
 is); a check reads the three records in one pipeline (HMGET). A success deletes its pair.
 
+Every failure is also counted by the local policy, and `wait` is the longer of the two: a Redis writer
+who deletes or rewrites the records (or a Redis that lost them) resets the cluster-wide count only,
+never below what this instance saw itself (issue 32 item 11).
+
 Redis unreachable: `wait` raises `ClusterUnavailable` (the login is refused with `unavailable`, "try
 again shortly", as the presence store refuses it) rather than let unthrottled guesses through; a failure
 that cannot be counted in Redis is logged and counted locally meanwhile.
@@ -81,11 +85,11 @@ class RedisLoginThrottle:
             result: list[Any] = await pipe.execute()
             return result
 
+        policy.failed(user_id, address)  # the local floor: what Redis loses (or a writer resets) still counts
         try:
             counts = await node.run("count a failed login", count)
         except ClusterUnavailable as exc:
             logger.warning("failed login from %s counted on this instance only: %s", address, exc)
-            policy.failed(user_id, address)
             return
         for failures, free, pair in ((int(counts[0]), policy.free_per_address, False),
                                      (int(counts[3]), policy.free_per_pair, True)):  # fmt: skip

@@ -17,20 +17,23 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
+from gateway.cluster.revocations import RedisRevocations
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
-from gateway.cluster.stores import CallRecordStream, RedisRevocations
+from gateway.cluster.stores import CallRecordStream
 from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.signaling.cluster_http import ClusterHttp
+from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
@@ -43,13 +46,17 @@ logger = logging.getLogger(__name__)
 
 
 class ClusterWiring:
-    def __init__(self, settings: ClusterSection, driver: CallDriver) -> None:
+    def __init__(
+        self, settings: ClusterSection, driver: CallDriver, revoked_file: Path | None = None
+    ) -> None:
         self.settings = settings
         self.node = ClusterNode(settings)
         self.presence = ClusterPresence(self.node)
         self.driver = driver
         self.owners = SessionOwners(self.node, driver.http_session_ids)
-        self.revocations = RedisRevocations(self.node)
+        # revocations this instance knows, kept in the state directory (fail-closed: cluster/revocations.py)
+        known = FileRevocations(revoked_file) if revoked_file is not None else None
+        self.revocations = RedisRevocations(self.node, known)
         self.records = CallRecordStream(self.node)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
@@ -112,6 +119,7 @@ class ClusterWiring:
         aors = [str(spec.aor) for spec in ua.settings.registrations]
         self.registrations = RegistrationOwnership(self.node, ua.registrations, aors)
         await self.node.start()
+        self.revocations.start()
         if self.presence_channel is not None:
             self.presence_channel.start()
 
@@ -143,5 +151,6 @@ class ClusterWiring:
             self._drain.cancel()
         if self.presence_channel is not None:
             await self.presence_channel.close()
+        await self.revocations.close()
         await self.records.close()
         await self.node.close()

@@ -4,7 +4,10 @@
       redis: redis://127.0.0.1:6379/0          # or sentinel: {addresses: [...], service: mymaster}
       instance_id: gw-a                         # unique per instance
       advertise: {sip: 10.0.0.2:5060, http: http://10.0.0.2:8080}   # where the others reach this one
-      secret: {env: GATEWAY_CLUSTER_SECRET}     # authenticates requests forwarded between instances
+      secret: {env: GATEWAY_CLUSTER_SECRET}     # signs forwarded requests and what Redis holds
+      username: gateway                         # Redis ACL user (AUTH username password)
+      password: {env: GATEWAY_REDIS_PASSWORD}   # from the environment or a file, never inline
+      tls: {ca_file: /etc/redis/ca.pem}         # with a rediss:// URL (or Sentinel): TLS to Redis
 
 Absent, the gateway keeps its state in memory (one machine). docs/deploy.md says what is shared.
 """
@@ -18,7 +21,7 @@ from typing import Annotated, Final
 from urllib.parse import urlsplit
 
 from gateway.config.errors import InvalidValue
-from gateway.config.secret import Secret
+from gateway.config.secret import Secret, SecretSource
 from gateway.config.values import FloatRange, HostPort, Parse
 
 _INSTANCE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -82,6 +85,21 @@ class RedisSentinel:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisTls:
+    """TLS to Redis (a `rediss://` URL, or the master and sentinels found through Sentinel): the server's
+    certificate must chain to `ca_file` (default: the system's CAs) and name the host; `certificate` and
+    `private_key` are this instance's client certificate when Redis asks for one (tls-auth-clients)."""
+
+    ca_file: str | None = None
+    certificate: str | None = None
+    private_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.certificate is None) != (self.private_key is None):
+            raise InvalidValue("certificate", "give both certificate and private_key, or neither")
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSection:
     instance_id: Annotated[str, Parse(_instance_id)]
     advertise: ClusterAdvertise
@@ -89,6 +107,8 @@ class ClusterSection:
     redis: Annotated[str, Parse(_redis_url)] | None = None
     sentinel: RedisSentinel | None = None
     password: Secret | None = None  # Redis AUTH (also for the master found through Sentinel)
+    username: str | None = None  # Redis 6 ACL user (AUTH username password); None: the default user
+    tls: RedisTls | None = None  # TLS to Redis (needs a rediss:// URL when redis is a URL)
     key_prefix: Annotated[str, Parse(_key_prefix)] = "gw:"
     # seconds between refreshes of this instance's leases (presence, HTTP sessions, PBX registrations)
     heartbeat: Annotated[float, FloatRange(0.1, 60.0)] = 2.0
@@ -104,3 +124,22 @@ class ClusterSection:
             raise InvalidValue("lease", f"must be at least twice heartbeat ({self.heartbeat:g} s)")
         if len(self.secret.reveal()) < 16:
             raise InvalidValue("secret", "must be at least 16 characters")
+        self._check_redis_credentials()
+
+    def _check_redis_credentials(self) -> None:
+        parts = urlsplit(self.redis) if self.redis is not None else None
+        if parts is not None and (parts.password or parts.username):
+            raise InvalidValue(
+                "redis",
+                "no credentials in the URL: cluster.username, and cluster.password from the environment",
+            )
+        if self.password is not None and self.password.source is SecretSource.INLINE:
+            raise InvalidValue(
+                "password", "must come from the environment ({env: NAME}) or a file, not inline"
+            )
+        if self.username is not None and not re.fullmatch(r"[!-~]{1,64}", self.username):
+            raise InvalidValue("username", f"expected 1-64 printable characters, got {self.username!r}")
+        if self.username is not None and self.password is None:
+            raise InvalidValue("username", "an ACL user needs cluster.password")
+        if parts is not None and self.tls is not None and parts.scheme != "rediss":
+            raise InvalidValue("tls", f"needs a rediss:// URL, got {parts.scheme}://")

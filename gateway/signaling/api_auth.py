@@ -116,6 +116,11 @@ class ApiCredentials:
             return ApiPrincipal(found, self._defaults.get(found.id), "basic")
         raise Unauthorized(f"unsupported authorization scheme {scheme[:20]!r}: use Bearer or Basic")
 
+    async def asserted(self, user_id: str) -> ApiPrincipal:
+        """The principal of a user another cluster instance authenticated (its signed assertion was
+        checked by gateway/signaling/cluster_http.py)."""
+        return await self._principal(user_id, "cluster")
+
     async def _by_key(self, key: str) -> ApiPrincipal:
         entry = self._keys.get(_digest(key)) if len(key) <= MAX_CREDENTIAL_CHARS else None
         if entry is None:

@@ -4,11 +4,17 @@ admin API (drain).
 HAProxy may send any request to any instance. The ones that name an HTTP-API or WHIP session (`POST
 /webrtc/close`, `POST /webrtc/ice-candidate` by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
 `/events`; `PATCH`/`DELETE /whip/sessions/{id}`) are served here when the session is here; otherwise the
-owner is looked up in Redis (gateway/cluster/sessions.py) and the request is forwarded to its advertised
-HTTP URL as it came (method, path, body, the client's `Authorization`: the owner authenticates the user
-itself), with `X-Gateway-Forwarded: <instance>;<unix time>;<HMAC-SHA256>` signed with `cluster.secret`.
-A request carrying that header is always served where it lands (never forwarded twice); a bad or stale
-signature gets 403. The response, event streams included, is relayed back as it comes.
+owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
+cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
+
+No web secret leaves this instance (issue 32 item 11): the user is authenticated *here* (a 401 is
+answered here), and the forward carries method, path, body and `X-Gateway-User: <user id>` but never the
+client's `Authorization`, `Cookie`, `X-API-Key` or `Proxy-Authorization`, with
+`X-Gateway-Forwarded: <instance>;<unix time>;<HMAC-SHA256>`: an assertion valid `MAX_SKEW` seconds,
+under a key derived from `cluster.secret`, over the instance, method, path and query, time, user and a
+SHA-256 of the body. The owner serves it as that user (handlers.ASSERTED_USER). A request carrying that
+header is always served where it lands (never forwarded twice); a bad or stale signature gets 403. The
+response, event streams included, is relayed back as it comes.
 
 `POST /cluster/drain` (the same signature, or `Authorization: Bearer <cluster.secret>`) starts draining,
 as SIGUSR1 does; `GET /cluster/status` says what this instance holds.
@@ -29,11 +35,14 @@ import aiohttp
 from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.http_api.handlers import error_response
+from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
 
 logger = logging.getLogger(__name__)
 
 FORWARDED: Final = "X-Gateway-Forwarded"
+USER: Final = "X-Gateway-User"
+# the client's credentials: never forwarded (the forward asserts the user instead)
+_SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", USER.lower()})
 MAX_SKEW: Final = 30.0  # seconds a signature stays valid
 FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
 _HOP_BY_HOP: Final = frozenset(
@@ -54,13 +63,21 @@ class Peer(Protocol):
     def draining(self) -> bool: ...
 
 
-def sign(secret: bytes, instance: str, method: str, path: str, at: float) -> str:
+def sign(
+    secret: bytes, instance: str, method: str, path: str, at: float, user: str = "", body: bytes = b""
+) -> str:
+    """The `X-Gateway-Forwarded` value asserting that `instance` forwards this request of `user`."""
     stamp = str(int(at))
-    mac = hmac.new(secret, f"{instance}\n{method}\n{path}\n{stamp}".encode(), hashlib.sha256).hexdigest()
+    key = hmac.new(secret, b"sip-webrtc-gateway cluster forward", hashlib.sha256).digest()
+    fields = (instance, method, path, stamp, user, hashlib.sha256(body).hexdigest())
+    message = "".join(f"{len(part)}:{part}\n" for part in fields)  # length-prefixed: unambiguous
+    mac = hmac.new(key, message.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     return f"{instance};{stamp};{mac}"
 
 
-def verify(secret: bytes, header: str, method: str, path: str, now: float) -> str | None:
+def verify(
+    secret: bytes, header: str, method: str, path: str, now: float, user: str = "", body: bytes = b""
+) -> str | None:
     """The signing instance's id when `header` is a valid, fresh signature of this request, else None."""
     parts = header.split(";")
     if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
@@ -68,8 +85,8 @@ def verify(secret: bytes, header: str, method: str, path: str, now: float) -> st
     instance, stamp, _ = parts
     if abs(now - int(stamp)) > MAX_SKEW:
         return None
-    expected = sign(secret, instance, method, path, int(stamp))
-    return instance if hmac.compare_digest(expected.encode(), header.encode()) else None
+    expected = sign(secret, instance, method, path, int(stamp), user, body)
+    return instance if hmac.compare_digest(expected.encode(), header.encode("utf-8", "replace")) else None
 
 
 @dataclass
@@ -96,21 +113,27 @@ class ClusterHttp:
             await self._client.close()
             self._client = None
 
-    def _authorized(self, request: web.Request) -> bool:
+    async def _verified(self, request: web.Request, header: str) -> str | None:
+        """The forwarding instance when `header` signs this request (and its asserted user), else None."""
+        body = await request.read() if request.body_exists else b""
+        user = request.headers.get(USER, "")
+        return verify(self.secret, header, request.method, request.path_qs, self.clock(), user, body)
+
+    async def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get(FORWARDED)
         if header is not None:
-            return verify(self.secret, header, request.method, request.path, self.clock()) is not None
+            return await self._verified(request, header) is not None
         bearer = request.headers.get("Authorization", "").encode("utf-8", "replace")
         return hmac.compare_digest(bearer, b"Bearer " + self.secret)
 
     async def drain_handler(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not await self._authorized(request):
             return web.json_response({"error": "cluster credentials required", "code": 403}, status=403)
         await self.drain()
         return web.json_response({"instance": self.instance_id, "status": "draining"}, status=202)
 
     async def status_handler(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+        if not await self._authorized(request):
             return web.json_response({"error": "cluster credentials required", "code": 403}, status=403)
         return web.json_response({"instance": self.instance_id, **(await self.status())})
 
@@ -119,9 +142,7 @@ class ClusterHttp:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if FORWARDED in request.headers:
-            source = verify(
-                self.secret, request.headers[FORWARDED], request.method, request.path, self.clock()
-            )
+            source = await self._verified(request, request.headers[FORWARDED])
             if source is None:
                 logger.warning(
                     "forwarded %s %s with a bad signature from %s",
@@ -130,6 +151,9 @@ class ClusterHttp:
                     request.remote,
                 )
                 return web.json_response({"error": "bad cluster signature", "code": 403}, status=403)
+            user = request.headers.get(USER)
+            if user:
+                request[ASSERTED_USER] = user
             return await handler(request)
         session_id = await self._session_named(request)
         if session_id is None or session_id in self.local_sessions():
@@ -162,15 +186,27 @@ class ClusterHttp:
         if self._client is None:
             timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
             self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        headers[FORWARDED] = sign(self.secret, self.instance_id, request.method, request.path, self.clock())
+        try:  # here, so that no credential of the user's travels on (and a 401 is answered here)
+            principal = await authenticate(request, request.app[HTTP_API_KEY])
+        except SignalingError as exc:
+            return error_response(exc, request.match_info.get("session_id"))
+        user = principal.user.id
+        body = await request.read() if request.body_exists else b""
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | _SECRETS}
+        headers[USER] = user
+        headers[FORWARDED] = sign(
+            self.secret, self.instance_id, request.method, request.path_qs, self.clock(), user, body
+        )
         headers["X-Forwarded-For"] = request.headers.get("X-Forwarded-For", request.remote or "")
-        body = await request.read() if request.body_exists else None
         self.forwarded += 1
         logger.info("%s %s: session owned by %s, forwarded to %s", request.method, request.path, owner, base)
         try:
             upstream = await self._client.request(
-                request.method, base + request.path_qs, headers=headers, data=body, allow_redirects=False
+                request.method,
+                base + request.path_qs,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("forwarding to %s (%s) failed: %s", owner, base, exc)

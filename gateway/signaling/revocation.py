@@ -7,7 +7,7 @@ entry can be forgotten then.
 
 `RevocationStore` is the interface; `InMemoryRevocations` serves one process, `FileRevocations` keeps
 them in the state directory (gateway.state_dir), so they survive a restart and reach the other gateways
-that share the directory. A Redis store is to come behind the same interface.
+that share the directory; gateway/cluster/revocations.py shares them in Redis, fail-closed.
 """
 
 from __future__ import annotations

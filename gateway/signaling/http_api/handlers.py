@@ -50,7 +50,15 @@ class HttpApiContext:
 HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
 
 
+# The user another cluster instance authenticated, for a request it forwarded here with a valid signature
+# (gateway/signaling/cluster_http.py): the forward carries no credentials of the user's own.
+ASSERTED_USER: Final = web.RequestKey("cluster_asserted_user", str)
+
+
 async def authenticate(request: web.Request, context: HttpApiContext) -> ApiPrincipal:
+    asserted = request.get(ASSERTED_USER)
+    if asserted is not None:
+        return await context.credentials.asserted(asserted)
     return await context.credentials.authenticate(
         request.headers.get("Authorization"), request.headers.get("X-API-Key"), request.remote or ""
     )
