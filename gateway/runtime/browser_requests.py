@@ -23,9 +23,12 @@ from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import CallDirection
+from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.model import SipIdentity
+from gateway.media.bridge_settings import web_certificate
+from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
@@ -105,6 +108,7 @@ class BrowserRequests(DriverCore):
         if not sdp.strip():
             raise BadRequest("the call needs an offer (SDP)", field="sdp")
         route = await self._web_route(session.user, to)
+        await self._check_offer(session.user, to, sdp, route)
         # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
         # INVITE, from the first line on
         sip_call_id, context = new_call_id(), logctx.CallContext()
@@ -125,6 +129,31 @@ class BrowserRequests(DriverCore):
             runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
+
+    async def _check_offer(self, caller: WebUser, to: str, offer: str, route: str | None) -> None:
+        """The browser's offer checked in full before anything is dialled (issue 32): what the web leg
+        will do with it, aiortc's parse and answer included (gateway/media/webrtc/offer_check.py). A
+        pass-through call's offer goes to the far end as it is: parsed only."""
+        target = route or allowed_target(caller, to, self._pbx_domain)
+        passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
+            isinstance(target, str) and media_mode(self._routes, target) is MediaMode.PASSTHROUGH
+        )
+        try:
+            if passthrough:
+                sdp.parse(offer)
+                return
+            settings = self._bridge_settings("-")
+            await check_web_offer(
+                offer,
+                settings.web_codecs,
+                video=bool(settings.video_codecs),
+                data_channel=settings.data_channel,
+                certificate=web_certificate(settings.dtls_certificates),
+            )
+        except sdp.SdpError as exc:
+            logger.info("offer of %s to %s refused: %s", caller.id, to, exc)
+            named = f" ({exc.field})" if exc.field else ""
+            raise BadRequest(f"invalid SDP{named}: {exc}", field="sdp") from None
 
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
