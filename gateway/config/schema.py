@@ -189,6 +189,9 @@ class SipSection:
     # hold/resume (any re-offer of a confirmed call) in UPDATE (RFC 3311) to a far end whose Allow lists
     # UPDATE, instead of a re-INVITE
     reoffer_with_update: bool = False
+    # a request in a dialog (re-INVITE, UPDATE, BYE, INFO, REFER...) from any address; false: only from
+    # the dialog's peer or a trusted source, others get 403 (gateway/sip/useragent/dialog_sources.py)
+    in_dialog_any_source: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:
