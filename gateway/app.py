@@ -45,7 +45,7 @@ from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
-from gateway.signaling.routes import add_signaling_routes
+from gateway.signaling.routes import add_signaling_routes, origins_for
 from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.sip_ws import SipWsEndpoint
 from gateway.signaling.ws.connection import PresenceRegistry
@@ -166,9 +166,7 @@ class Gateway:
             self.sip_ws = WsTransport(
                 self.config.http.tls is not None, (self.config.http.host, self.config.http.port)
             )
-            self.sip_ws_endpoint = SipWsEndpoint(
-                self.sip_ws, allowed_origins=frozenset(self.config.http.allowed_origins)
-            )
+            self.sip_ws_endpoint = SipWsEndpoint(self.sip_ws, allowed_origins=origins_for(self.config.http))
             if websocket.on_http:
                 app.router.add_get(websocket.path, self.sip_ws_endpoint.handle)
         cluster = self.cluster

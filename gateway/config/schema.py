@@ -431,6 +431,10 @@ class HttpSection:
     # Pages from these origins may open the WebSockets besides the gateway's own (RFC 6455 §10.2);
     # a cross-site page must not drive a user's session. Clients without Origin (no browser) pass.
     allowed_origins: tuple[Origin, ...] = ()
+    # The origins browsers open the gateway's own pages at (its public URLs; behind a proxy, the proxy's).
+    # The Host header is not trusted (DNS rebinding); empty: derived from host, port and the TLS
+    # certificate's names, with the loopback names for a loopback or wildcard host (signaling/origin.py).
+    public_origins: tuple[Origin, ...] = ()
     expose_version: bool = False  # the version in /healthz and the Server header (off: no help to attackers)
 
     def __post_init__(self) -> None:

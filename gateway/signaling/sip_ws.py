@@ -34,6 +34,7 @@ from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.origin import OriginPolicy
 from gateway.signaling.session_loop import (
     Busy,
     SessionRules,
@@ -108,14 +109,14 @@ class SipWsEndpoint:
         self,
         transport: SipFlows,
         *,
-        allowed_origins: frozenset[str] = frozenset(),
+        allowed_origins: OriginPolicy | None = None,
         limits: SignalingLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.limits = limits or SignalingLimits()
         self.sockets = SocketRegistry("SIP WebSocket flows")
-        self._allowed_origins = allowed_origins
+        self._allowed_origins = allowed_origins or OriginPolicy(frozenset())
         self._monotonic = monotonic
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
