@@ -103,7 +103,8 @@ def _parse_error(text: str) -> str | None:
 
 def _culprit(text: str, error: str) -> str | None:
     """The first attribute, bandwidth or connection line without which aiortc parses ``text``, else the
-    first without which it fails otherwise (a line others refer to, an rtpmap its fmtp needs)."""
+    last without which it fails otherwise (a line others refer to, an rtpmap its fmtp needs: aiortc
+    reads the lines in order, so one before the culprit changes the error only by failing earlier)."""
     lines = text.splitlines()
     changed: str | None = None
     for i, line in enumerate(lines):
@@ -112,7 +113,7 @@ def _culprit(text: str, error: str) -> str | None:
         other = _parse_error("\r\n".join(lines[:i] + lines[i + 1 :]) + "\r\n")
         if other is None:
             return line
-        if changed is None and other != error:
+        if other != error:
             changed = line
     return changed
 

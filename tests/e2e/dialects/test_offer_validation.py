@@ -3,8 +3,8 @@
 Each offer below is a real Chromium offer with one change that the offer fuzzer
 (tests/media/webrtc/test_offer_fuzz.py) found to pass the gateway's checks until issue 32 and then
 fail in aiortc once the PBX had answered, most with a traceback. Through a whole gateway, by the HTTP
-offer API and the WebSocket `call`: 400 (an `error` reply) naming `sdp` and the SDP line, no INVITE
-reaches the PBX's UDP socket, no ERROR and no traceback in the log. The same socket does receive the
+offer API, the WebSocket `call` and JSON-RPC `offer`: 400 (an `error` reply) naming `sdp` and the SDP
+line, no INVITE reaches the PBX's UDP socket, no ERROR and no traceback in the log. The same socket does receive the
 INVITE of the unchanged offer (the control: the check does not refuse what works).
 """
 
@@ -34,6 +34,10 @@ BAD = [
 ]
 
 
+API_KEY = "e2e-offer-validation-key-0123456789"
+KEYS = {"api_keys": [{"key": API_KEY, "default_dial": "2000"}]}
+
+
 class Pbx(asyncio.DatagramProtocol):
     """The PBX's UDP socket: the INVITEs that reach it by Call-ID (nothing is answered: retransmitted)."""
 
@@ -60,7 +64,7 @@ async def test_bad_offer_refused_before_dialling(
     )
     try:
         async with (
-            running_gateway(gateway_config(f"127.0.0.1:{port}")) as gateway,
+            running_gateway(gateway_config(f"127.0.0.1:{port}", alice_extra=KEYS)) as gateway,
             aiohttp.ClientSession() as http,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         ):
@@ -74,6 +78,14 @@ async def test_bad_offer_refused_before_dialling(
             with pytest.raises(WebUserError) as refused:
                 await alice.call("2000", offer)
             assert "'field': 'sdp'" in str(refused.value) and line in str(refused.value)
+
+            rpc = f"{gateway.http_url.replace('http', 'ws', 1)}/jsonrpc?api_key={API_KEY}"
+            async with http.ws_connect(rpc) as ws:
+                request = {"sdp": offer, "type": "offer"}
+                await ws.send_json({"jsonrpc": "2.0", "method": "offer", "params": request, "id": 1})
+                reply = await ws.receive_json(timeout=15)
+            assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "sdp", reply
+            assert line in reply["error"]["message"], reply
 
             call_id = await alice.call("2000", GOOD)  # the control: this one is dialled
             await wait_until(lambda: len(pbx.invites) == 1, timeout=20)
