@@ -45,7 +45,7 @@ from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
-from gateway.signaling.routes import add_signaling_routes
+from gateway.signaling.routes import add_signaling_routes, origins_for
 from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.sip_ws import SipWsEndpoint
 from gateway.signaling.ws.connection import PresenceRegistry
@@ -172,7 +172,7 @@ class Gateway:
             )
             self.sip_ws_endpoint = SipWsEndpoint(
                 self.sip_ws,
-                allowed_origins=frozenset(self.config.http.allowed_origins),
+                allowed_origins=origins_for(self.config.http),
                 auth_timeout=websocket.auth_timeout,
             )
             if websocket.on_http:

@@ -149,8 +149,9 @@ def summary(config: Config) -> list[tuple[str, str]]:
         lines.append(
             ("HTTPS/WSS", f"https {http.host}:{http.port}, certificate {http.tls.certificate}{redirect}")
         )
-    if http.allowed_origins:
-        lines.append(("WebSocket origins", "own, " + ", ".join(http.allowed_origins)))
+    if http.allowed_origins or http.public_origins:
+        own = ", ".join(http.public_origins) or "own"
+        lines.append(("WebSocket origins", ", ".join([own, *http.allowed_origins])))
     lines.append(
         ("web auth", f"{config.web_auth.mode.value}, session tokens live {config.web_auth.token_ttl} s")
     )

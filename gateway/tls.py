@@ -15,6 +15,8 @@ import logging
 import ssl
 from pathlib import Path
 
+from cryptography import x509
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +59,18 @@ class ServerTls:
             return False
         logger.info("TLS certificate reloaded from %s", self.certificate)
         return True
+
+
+def certificate_names(certificate: str | Path) -> tuple[str, ...]:
+    """The DNS names and IP addresses of the first certificate in a PEM file (its subjectAltName, RFC
+    5280 §4.2.1.6); () when the file cannot be read (``ServerTls`` says why)."""
+    try:
+        first = x509.load_pem_x509_certificates(Path(certificate).read_bytes())[0]
+        names = first.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, IndexError, x509.ExtensionNotFound):
+        return ()
+    addresses = [str(a) for a in names.get_values_for_type(x509.IPAddress)]
+    return (*names.get_values_for_type(x509.DNSName), *addresses)
 
 
 def sip_tls_contexts(

@@ -15,10 +15,21 @@ class SdpError(Exception):
     # RFC 3261 §20.43 warn-code for a Warning header on the refusal (302 incompatible transport
     # protocol, 304 media type not available, 305 incompatible media format...), when one applies.
     warning: int | None = None
+    # The SDP line at fault, by its type and attribute name ("a=setup", "m=audio", "c="), when known:
+    # what an API error names besides the request's own field.
+    field: str | None = None
 
-    def __init__(self, message: str, *, sip_status: int | None = None, warning: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        sip_status: int | None = None,
+        warning: int | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
         if sip_status is not None:
             self.sip_status = sip_status
         if warning is not None:

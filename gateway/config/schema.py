@@ -194,6 +194,9 @@ class SipSection:
     # hold/resume (any re-offer of a confirmed call) in UPDATE (RFC 3311) to a far end whose Allow lists
     # UPDATE, instead of a re-INVITE
     reoffer_with_update: bool = False
+    # a request in a dialog (re-INVITE, UPDATE, BYE, INFO, REFER...) from any address; false: only from
+    # the dialog's peer or a trusted source, others get 403 (gateway/sip/useragent/dialog_sources.py)
+    in_dialog_any_source: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -433,6 +436,10 @@ class HttpSection:
     # Pages from these origins may open the WebSockets besides the gateway's own (RFC 6455 §10.2);
     # a cross-site page must not drive a user's session. Clients without Origin (no browser) pass.
     allowed_origins: tuple[Origin, ...] = ()
+    # The origins browsers open the gateway's own pages at (its public URLs; behind a proxy, the proxy's).
+    # The Host header is not trusted (DNS rebinding); empty: derived from host, port and the TLS
+    # certificate's names, with the loopback names for a loopback or wildcard host (signaling/origin.py).
+    public_origins: tuple[Origin, ...] = ()
     expose_version: bool = False  # the version in /healthz and the Server header (off: no help to attackers)
 
     def __post_init__(self) -> None:

@@ -24,14 +24,17 @@ from gateway.calls.caps import CallLimitReached
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import CallDirection
+from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.model import SipIdentity
+from gateway.media.bridge_settings import web_certificate
+from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
 from gateway.runtime.web_calls import WebCallRefused, web_route
-from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
+from gateway.signaling.errors import BadOffer, BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from gateway.signaling.events import Calls, PbxState, SipRegistration
 from gateway.signaling.service import (
     SessionSink,
@@ -81,6 +84,7 @@ class BrowserRequests(DriverCore):
     async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
         """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
         self._runtime(call_id)
+        await self._check_web_offer(sdp, passthrough=self.passthrough(call_id))
         self.reconnects.claim(session, call_id)
         await self._feed(call_id, ev.WebReattach(session.id, sdp))
         self.reconnects.reattached(call_id)
@@ -108,6 +112,11 @@ class BrowserRequests(DriverCore):
         if self.room_guard is not None:  # a room's number: the user must be let into that room
             self.room_guard(session.user, to)
         route = await self._web_route(session.user, to)
+        target = route or allowed_target(session.user, to, self._pbx_domain)
+        passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
+            isinstance(target, str) and media_mode(self._routes, target) is MediaMode.PASSTHROUGH
+        )
+        await self._check_web_offer(sdp, passthrough=passthrough)
         # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
         # INVITE, from the first line on
         sip_call_id, context = new_call_id(), logctx.CallContext()
@@ -131,6 +140,29 @@ class BrowserRequests(DriverCore):
             runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
+
+    async def _check_web_offer(self, offer: str, *, passthrough: bool) -> None:
+        """A browser's offer (a dial's, a re-offer's) checked in full before anything is dialled or sent
+        (issue 32): what the web leg will do with it, aiortc's parse and answer included
+        (gateway/media/webrtc/offer_check.py). A pass-through call's offer goes to the far end as it is:
+        parsed only."""
+        try:
+            if passthrough:
+                sdp.parse(offer)
+                return
+            settings = self._bridge_settings("-")
+            await check_web_offer(
+                offer,
+                settings.web_codecs,
+                video=bool(settings.video_codecs),
+                data_channel=settings.data_channel,
+                certificate=web_certificate(settings.dtls_certificates),
+            )
+        except sdp.SdpError as exc:
+            logger.info("browser offer refused: %s", exc)
+            named = f" ({exc.field})" if exc.field else ""
+            status = 400 if exc.sip_status == 400 else 488
+            raise BadOffer(f"invalid SDP{named}: {exc}", sip_status=status) from None
 
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
@@ -176,6 +208,8 @@ class BrowserRequests(DriverCore):
 
     async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:
         """`offer` mid-call: the browser's own new offer (video added or dropped, escalation.py)."""
+        self._runtime(call_id)
+        await self._check_web_offer(sdp, passthrough=self.passthrough(call_id))
         await self._feed(call_id, ev.WebReoffer(session.id, sdp))
 
     async def hold(self, session: SessionSink, call_id: str) -> None:

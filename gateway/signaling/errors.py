@@ -46,6 +46,16 @@ class BadRequest(SignalingError):
     http_status = 400
 
 
+class BadOffer(BadRequest):
+    """A browser's offer the gateway cannot take, found before anything is dialled (field `sdp`, the SDP
+    line in the message); `sip_status` for SIP over WebSocket: 400 not SDP, 488 unusable (RFC 3261
+    §21.4.1, §21.4.26)."""
+
+    def __init__(self, message: str, *, sip_status: int = 488) -> None:
+        super().__init__(message, field="sdp")
+        self.sip_status = sip_status
+
+
 class UnknownType(BadRequest):
     """A message whose `type` the protocol does not know."""
 

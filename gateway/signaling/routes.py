@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.config.schema import HttpSection
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.events import IceServerInfo
@@ -38,6 +39,7 @@ from gateway.signaling.http_api.sessions import STREAMS_KEY, EventStreams, event
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY, jsonrpc_handler
 from gateway.signaling.jsonrpc.peer import RpcContext
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.origin import OriginPolicy, origin_policy
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
 from gateway.signaling.rooms.access import RoomAccess
 from gateway.signaling.rooms.core import RoomRegistry
@@ -66,6 +68,7 @@ from gateway.signaling.ws.contacts import contacts_handler, favicon_handler
 from gateway.signaling.ws.endpoint import CONTEXT_KEY, websocket_handler
 from gateway.signaling.ws.presence_feed import PresenceFeed
 from gateway.state_dir import StateDir
+from gateway.tls import certificate_names
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,28 @@ PAGE_HEADERS: Final = {
         "img-src 'self' data:; frame-ancestors 'none'"
     ),
 }
+
+
+def origins_for(http: HttpSection) -> OriginPolicy:
+    """The origins whose pages may open the WebSockets (gateway/signaling/origin.py), with the names of
+    the HTTPS certificate."""
+    return origin_policy(http, certificate_names(http.tls.certificate) if http.tls is not None else ())
+
+
+@web.middleware
+async def origin_guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """403 for a request that changes something (not GET/HEAD/OPTIONS) from a foreign page's Origin: the
+    HTTP offer API and WHIP as the WebSockets (a DNS-rebinding page is same-origin to the browser, so
+    CORS does not stop it; gateway/signaling/origin.py)."""
+    origin = request.headers.get("Origin")
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.app[ORIGINS_KEY].allows(origin):
+        return await handler(request)
+    logger.warning(
+        "refusing %s %s from %s: foreign Origin %r", request.method, request.path, request.remote, origin
+    )
+    return web.json_response({"error": f"Origin {origin!r} is not allowed", "code": 403}, status=403)
 
 
 def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
@@ -166,7 +191,8 @@ def add_signaling_routes(
     app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
-    app[ORIGINS_KEY] = frozenset(config.http.allowed_origins)
+    app[ORIGINS_KEY] = origins_for(config.http)
+    app.middlewares.append(origin_guard)
 
     async def close_sockets(app: web.Application) -> None:
         await sockets.close_all()

@@ -47,7 +47,7 @@ from aiohttp.http_websocket import WSMessage
 from gateway.logs import RateLimit
 from gateway.signaling.errors import LoginTimeout, RateLimited, SignalingError, TooLarge
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.origin import origin_allowed
+from gateway.signaling.origin import OriginPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _count(by_ip: dict[str, int], ip: str, delta: int) -> None:
 
 
 SOCKETS_KEY: Final = web.AppKey("signaling_sockets", SocketRegistry)  # /ws, /jsonrpc and rooms sockets
-ORIGINS_KEY: Final = web.AppKey("allowed_origins", frozenset[str])  # besides the gateway's own
+ORIGINS_KEY: Final = web.AppKey("allowed_origins", OriginPolicy)  # the gateway's own and allowed ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,16 +330,19 @@ async def receive_by(ws: web.WebSocketResponse, deadline: float | None) -> WSMes
         return await ws.receive()
 
 
-def origin_refusal(request: web.Request, allowed: frozenset[str]) -> web.Response | None:
+def origin_refusal(request: web.Request, allowed: OriginPolicy) -> web.Response | None:
     """403 for a WebSocket upgrade from another page's origin (a cross-site page must not drive a user's
-    session), None when the origin is ours, allowed, or absent (a script)."""
+    session), None when the origin is one of ours, allowed, or absent (a script). Never compared with
+    the request's Host header (a DNS-rebinding page sets it): gateway/signaling/origin.py."""
     origin = request.headers.get("Origin")
-    if origin_allowed(origin, request.scheme, request.host, allowed):
+    if allowed.allows(origin):
         return None
     logger.warning(
         "refusing a WebSocket to %s from %s: foreign Origin %r", request.path, request.remote, origin
     )
-    return web.Response(status=403, text=f"Origin {origin!r} is not allowed (http.allowed_origins)")
+    return web.Response(
+        status=403, text=f"Origin {origin!r} is not allowed (http.public_origins, http.allowed_origins)"
+    )
 
 
 def draining_refusal() -> web.Response:

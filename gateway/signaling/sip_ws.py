@@ -38,6 +38,7 @@ from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.origin import OriginPolicy
 from gateway.signaling.session_loop import (
     Busy,
     SessionRules,
@@ -113,7 +114,7 @@ class SipWsEndpoint:
         self,
         transport: SipFlows,
         *,
-        allowed_origins: frozenset[str] = frozenset(),
+        allowed_origins: OriginPolicy | None = None,
         limits: SignalingLimits | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         auth_timeout: float = DEFAULT_AUTH_TIMEOUT,
@@ -122,7 +123,7 @@ class SipWsEndpoint:
         self.limits = limits or SignalingLimits()
         self.rules = dataclasses.replace(RULES, login_timeout=auth_timeout)
         self.sockets = SocketRegistry("SIP WebSocket flows")
-        self._allowed_origins = allowed_origins
+        self._allowed_origins = allowed_origins or OriginPolicy(frozenset())
         self._monotonic = monotonic
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

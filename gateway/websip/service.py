@@ -38,7 +38,7 @@ from gateway.config.schema import Config
 from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.logs import RateLimit
-from gateway.signaling.errors import SignalingError
+from gateway.signaling.errors import BadOffer, SignalingError
 from gateway.signaling.service import CallService
 from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip.transactions.tu import IncomingRequest
@@ -245,6 +245,7 @@ class WebSipService:
             code = {403: 403, 404: 404, 429: 486, 503: 503}.get(
                 status, 488 if "sdp" in str(exc).lower() else 400
             )
+            code = exc.sip_status if isinstance(exc, BadOffer) else code  # 400 not SDP, 488 unusable
             logger.info("call=%s from %s to %r refused: %s", leg.call_id, user.id, target, exc)
             leg.reject(code, reason_phrase(str(exc)), headers=warning_headers(code, str(exc)))
             self.session_idle(session)

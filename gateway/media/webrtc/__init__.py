@@ -5,7 +5,8 @@ Owns ``webrtc_leg`` (``WebRtcLeg``; its states in ``web_leg_state``), ``web_vide
 transceiver), ``web_sdp`` (fix-ups between the browser's descriptions and aiortc's), ``aiortc_hooks``,
 ``aiortc_direct`` and ``aiortc_receive`` (RTP out and in), ``aiortc_rtcp`` and ``aiortc_dtls`` (the
 private internals, guarded by ``tests/media/webrtc/test_aiortc_hooks.py``), ``ice_completion``,
-``ice_restart`` and ``ice_consent`` (aioice's, RFC 7675 consent), ``data_channel`` (chat). It may import
+``ice_restart`` and ``ice_consent`` (aioice's, RFC 7675 consent), ``data_channel`` (chat), ``offer_check`` (a browser's offer checked in full before a call is
+dialled). It may import
 aiortc, aioice, ``sdp``, the media package's shared modules (``errors``, ``events``, ``arrival``,
 ``coarse_timers``, ``slim_waiters``), and two sans-I/O values of other parts:
 ``gateway.media.rtp.rtp_stats.ReceptionState`` (receive statistics the fast lane hands over) and

@@ -140,6 +140,8 @@ def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel:
     attributes += [Attribute("candidate", c.to_sdp().removeprefix("candidate:")) for c in plain]
     if end and not mdns and plain:
         attributes.append(Attribute("end-of-candidates"))
+    if section.direction is None:  # RFC 3264 §5.1: sendrecv (or the session's); aiortc insists on one
+        attributes.append(Attribute(offer.direction_for(index).value))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
     video_index = (

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transports.transport import Source
+from gateway.sip.useragent import dialog_sources
 from gateway.sip.useragent.ua_calls import SDP, Call, CallError, CallState
 from gateway.sip.useragent.ua_events import Cancelled, Confirmed, Failed
 from gateway.sip.useragent.ua_reliable import ReliableResponder
@@ -52,6 +53,7 @@ class IncomingCall(Call):
         super().__init__(ua, incoming.request.call_id or "", CallState.INCOMING, digest)
         self.incoming = incoming
         self.dialog = dialog
+        dialog_sources.remember(self.peer_hosts, incoming.source.address)
         self.local_tag = dialog.id.local_tag
         self.remote_sdp = incoming.request.body.decode("utf-8", "replace")
         self.learn_allow(incoming.request)

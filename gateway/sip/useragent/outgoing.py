@@ -25,6 +25,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.sip.transactions.client import ClientTransaction
+from gateway.sip.useragent import dialog_sources
 from gateway.sip.useragent.ua_calls import MAX_AUTH_RETRIES, Call, CallError, CallState
 from gateway.sip.useragent.ua_events import Answered, EarlyMedia, Failed, Provisional
 from gateway.sip.useragent.ua_reliable import PrackSender
@@ -79,6 +80,7 @@ class OutgoingCall(Call):
         try:
             for attempt in range(MAX_AUTH_RETRIES + 1):
                 handle = await self.ua.layer.request(invite, self._target)
+                dialog_sources.remember(self.peer_hosts, handle.destination)
                 self._handle, self.invite = handle, handle.request
                 if self._cancel_requested:
                     handle.cancel()

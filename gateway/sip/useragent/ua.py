@@ -40,6 +40,7 @@ from gateway.sip.transactions.scheduler import Scheduler
 from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transports.resolver import Resolver
 from gateway.sip.transports.transport import Source
+from gateway.sip.useragent import dialog_sources
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.keepalive import PbxKeepalive
 from gateway.sip.useragent.outgoing import OutgoingCall
@@ -440,6 +441,8 @@ class UserAgent:
             call = self._calls.get((request.call_id or "", to.tag))
             if call is None or call.dialog is None:
                 incoming.reply(481)  # RFC 3261 §12.2.2
+            elif not self._from_peer(call, incoming.source):
+                incoming.reply(403)  # not the dialog's peer: changes nothing (dialog_sources)
             else:
                 call.on_request(incoming)
             return
@@ -533,7 +536,7 @@ class UserAgent:
     def on_ack(self, ack: Request, source: Source) -> None:
         to = ack.to
         call = self._calls.get((ack.call_id or "", to.tag or "")) if to is not None else None
-        if call is not None:
+        if call is not None and self._from_peer(call, source):
             call.on_ack(ack)
 
     def on_stray_response(self, response: Response, source: Source) -> None:
@@ -545,6 +548,14 @@ class UserAgent:
             call = lingering[1] if lingering is not None and lingering[0] > self._now() else None
         if call is not None:
             call.on_stray_2xx(response)
+
+    def _from_peer(self, call: Call, source: Source) -> bool:
+        if self.settings.in_dialog_any_source or dialog_sources.from_dialog_peer(
+            source, call.peer_hosts, call.dialog, call.next_hop, self.trusts
+        ):
+            return True
+        logger.info("call=%s in-dialog request from %s refused: not the dialog's peer", call.call_id, source)
+        return False
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

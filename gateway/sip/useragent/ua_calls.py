@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.sip.transactions.stats import retransmission
 from gateway.sip.transactions.tu import IncomingRequest
-from gateway.sip.useragent import ua_update
+from gateway.sip.useragent import dialog_sources, ua_update
 from gateway.sip.useragent.ua_events import (
     TERMINAL,
     Bye,
@@ -124,6 +124,7 @@ class Call:
         # Where in-dialog requests go instead of the remote target's address: the WebSocket flow of a
         # browser (its Contact host is *.invalid, RFC 7118 §5), None for the usual routing.
         self.next_hop: Target | None = None
+        self.peer_hosts: set[str] = set()  # where its messages went and came from (dialog_sources)
         self.offers = OfferAnswer(call_id)  # RFC 3264 §4, for RFC 3311 §5.2
         self.peer_allows: frozenset[str] = frozenset()  # the Allow of their INVITE or 2xx (upper-case)
         # REFER and NOTIFY (RFC 3515) are handled only for owners that transfer calls (gateway/runtime)
@@ -222,6 +223,7 @@ class Call:
         assert dialog is not None
         for attempt in range(MAX_AUTH_RETRIES + 1):
             handle = await self.ua.layer.request(request, self.next_hop)
+            dialog_sources.remember(self.peer_hosts, handle.destination)
             final = await handle.final_response()
             if final.cseq is not None and final.cseq.method == request.method:
                 dialog.receive_response(final)

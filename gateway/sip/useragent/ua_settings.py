@@ -85,6 +85,8 @@ class UASettings:
     # Re-offers of a confirmed call (hold, resume) in UPDATE when the far end allows it (RFC 3311 §5.1),
     # else in a re-INVITE (sip.reoffer_with_update).
     reoffer_with_update: bool = False
+    # In-dialog requests from any source, not only the dialog's peer or a trusted one (dialog_sources)
+    in_dialog_any_source: bool = False
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -145,4 +147,5 @@ class UASettings:
             ),
             prack_when_supported=sip.prack_when_supported,
             reoffer_with_update=sip.reoffer_with_update,
+            in_dialog_any_source=sip.in_dialog_any_source,
         )

@@ -28,6 +28,7 @@ from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
 from sipcore.auth.digest import Algorithm, digest_response, parse_auth_header
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
+from tests.sdp.samples import text
 
 ALICE_SIP_PASSWORD = "alice-sip-password"
 
@@ -232,6 +233,8 @@ async def test_a_refused_offer_says_why_in_the_phrase_and_a_warning() -> None:
             ("garbage\r\n", "400", "v=0"),
             (plain, "488", "no WebRTC audio stream"),
             ("", "488", "needs an offer (SDP)"),
+            # a browser offer aiortc cannot take (issue 32): refused before anything is dialled
+            (text("chromium-offer-audio").replace("a=setup:actpass", "a=setup:holdconn"), "488", "a=setup"),
         ):
             first = await sip.request(
                 "INVITE", uri, to=uri, headers="Content-Type: application/sdp\r\n", body=body
