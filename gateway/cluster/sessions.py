@@ -26,7 +26,7 @@ from gateway.cluster.signing import OWNER
 from gateway.identity import WebUser
 from gateway.signaling.errors import ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
-from gateway.signaling.service import IceRestartService, JsonValue, OfferResult, OfferService
+from gateway.signaling.service import IceRestartService, JsonValue, OfferResult, OfferService, session_key
 from sdp import IceCandidateInit, IceParameters, TrickleFragment
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ClusterOfferApi:
     ) -> OfferResult:
         result = await self._local.offer(user, sdp, dial, metadata, session_id)
         try:
-            await self.owners.claim(result.session_id)
+            await self.owners.claim(session_key(user.id, result.session_id))
         except ClusterUnavailable:  # the session works here; other instances answer 503 for it meanwhile
             logger.warning("HTTP session %s: owner not recorded (Redis unavailable)", result.session_id)
         return result
@@ -116,7 +116,7 @@ class ClusterOfferApi:
 
     async def close(self, user: WebUser, session_id: str) -> None:
         await self._local.close(user, session_id)
-        await self.owners.release(session_id)
+        await self.owners.release(session_key(user.id, session_id))
 
     async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
         """A session of this instance (the others forward WHIP's PATCH here: cluster_http)."""

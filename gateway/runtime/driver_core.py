@@ -82,7 +82,7 @@ class DriverCore:
         self._has_pbx = config.pbx.address is not None
         self._ua: UserAgent | None = None
         self._sessions: dict[str, SessionSink] = {}
-        self._http: dict[str, HttpSession] = {}
+        self._http: dict[tuple[str, str], HttpSession] = {}  # by (user id, session id)
         self._runtimes: dict[str, CallRuntime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True

@@ -20,10 +20,7 @@ from gateway.identity import WebUser
 from gateway.runtime.browser_requests import BrowserRequests
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
-from gateway.signaling.service import (
-    JsonValue,
-    OfferResult,
-)
+from gateway.signaling.service import JsonValue, OfferResult, session_key
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +31,13 @@ class HttpOffers(BrowserRequests):
     """The HTTP API's sessions (see the module note)."""
 
     def http_session_ids(self) -> tuple[str, ...]:
-        """The HTTP-API/WHIP sessions this process holds (their ownership is shared in a cluster)."""
-        return tuple(self._http)
+        """The HTTP-API/WHIP sessions this process holds, by `session_key` (user and session id: their
+        ownership is shared in a cluster under it)."""
+        return tuple(session_key(user_id, session_id) for user_id, session_id in self._http)
+
+    def http_sessions_of(self, user: WebUser) -> tuple[HttpSession, ...]:
+        self._expire_http()
+        return tuple(session for (user_id, _), session in self._http.items() if user_id == user.id)
 
     async def http_offer(
         self,
@@ -57,7 +59,7 @@ class HttpOffers(BrowserRequests):
             )
         session = HttpSession(user, on_end=self._http_ended, session_id=session_id, dial=dial)
         self._sessions[session.id] = session
-        self._http[session.id] = session
+        self._http[user.id, session.public_id] = session
         try:
             session.call_id = await self.dial(session, dial, sdp)
             session.progress.call_id = session.call_id
@@ -69,19 +71,14 @@ class HttpOffers(BrowserRequests):
         except BaseException:
             await self._close_http(session)
             raise
-        return OfferResult(session.id, answer, (), metadata, call_id=session.call_id)
+        return OfferResult(session.public_id, answer, (), metadata, call_id=session.call_id)
 
     def _check_free(self, user: WebUser, session_id: str) -> None:
-        """A caller-chosen session id must be free: 409 when the caller's own session has it; another
-        user's (or a WebSocket session's of another user) answers 404 as a session that does not exist
-        does on every route, never 409, so that ids are no oracle of other users' sessions (issue 32
-        item 10)."""
-        holder = self._http.get(session_id) or self._sessions.get(session_id)
-        if holder is None:
-            return
-        if holder.user.id == user.id:
+        """A caller-chosen session id must be free among the caller's own sessions (409). Another user's
+        sessions are not looked at: ids name sessions per user, so the same id chosen by two users makes
+        two sessions, and an id says nothing about other users' sessions (issue 32 item 10)."""
+        if (user.id, session_id) in self._http:
             raise Conflict(f"session {session_id!r} exists already", field="session_id")
-        raise NotFound(f"no session {session_id!r}", field="session_id")
 
     def _http_ended(self, session: HttpSession) -> None:
         """The session's call ended (the far end hung up, or it never connected): it takes no more
@@ -92,12 +89,12 @@ class HttpOffers(BrowserRequests):
         now = asyncio.get_running_loop().time()
         for session in list(self._http.values()):
             if session.ended_at is not None and now - session.ended_at > HTTP_RETENTION:
-                del self._http[session.id]
+                del self._http[session.user.id, session.public_id]
 
     def http_session(self, user: WebUser, session_id: str) -> HttpSession:
         self._expire_http()
-        session = self._http.get(session_id)
-        if session is None or session.user.id != user.id:
+        session = self._http.get((user.id, session_id))
+        if session is None:
             raise NotFound(f"no session {session_id!r}", field="session_id")
         return session
 
@@ -119,5 +116,5 @@ class HttpOffers(BrowserRequests):
             except CallError as exc:
                 logger.info("call=%s HTTP close: %s", call_id, exc)
         session.close()
-        self._http.pop(session.id, None)
+        self._http.pop((session.user.id, session.public_id), None)
         self._sessions.pop(session.id, None)

@@ -63,19 +63,27 @@ class HttpSession:
         session_id: str | None = None,
         dial: str | None = None,
     ) -> None:
-        self._id = session_id or "h-" + secrets.token_urlsafe(12)
+        # `public_id` names the session to its user (her choice, or ours); `id`, the gateway's own and
+        # unique, keys it among every user's sessions: two users may choose the same id (issue 32)
+        self._public = session_id or "h-" + secrets.token_urlsafe(12)
+        self._id = self._public if session_id is None else "h-" + secrets.token_urlsafe(12)
         self._on_end = on_end
         self._user = user
         self._closed = False
         self.call_id: str | None = None
         self._early_sdp: str | None = None
         self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.progress = SessionProgress(self._id, dial=dial)
+        self.progress = SessionProgress(self._public, dial=dial)
         self.ended_at: float | None = None  # loop time the session finished (kept for polling a while)
 
     @property
     def id(self) -> str:
         return self._id
+
+    @property
+    def public_id(self) -> str:
+        """The id its user knows it by (responses, URLs, events); unique only among her sessions."""
+        return self._public
 
     @property
     def user(self) -> WebUser:

@@ -66,11 +66,7 @@ class CallPlaybackService:
         try:
             return self._driver.http_session(user, session_id)
         except NotFound:
-            for other in self._driver.http_session_ids():
-                try:
-                    session = self._driver.http_session(user, other)
-                except NotFound:
-                    continue
+            for session in self._driver.http_sessions_of(user):
                 if session.call_id == session_id:
                     return session
             raise

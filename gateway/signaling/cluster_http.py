@@ -36,6 +36,7 @@ from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.service import session_key
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +157,17 @@ class ClusterHttp:
                 request[ASSERTED_USER] = user
             return await handler(request)
         session_id = await self._session_named(request)
-        if session_id is None or session_id in self.local_sessions():
+        if session_id is None:
+            return await handler(request)
+        try:  # a session id names a session among its user's (service.session_key)
+            user = (await authenticate(request, request.app[HTTP_API_KEY])).user.id
+        except SignalingError:
+            return await handler(request)  # it answers the refusal (401), counted once
+        key = session_key(user, session_id)
+        if key in self.local_sessions():
             return await handler(request)
         try:
-            owner = await self.owners.owner(session_id)
+            owner = await self.owners.owner(key)
             peer = await self.instance(owner) if owner is not None and owner != self.instance_id else None
         except SignalingError as exc:  # Redis unreachable: say so rather than a misleading 404
             return error_response(exc, session_id)

@@ -191,6 +191,13 @@ class OfferResult:
     call_id: str | None = None  # the call the session placed
 
 
+def session_key(user_id: str, session_id: str) -> str:
+    """An HTTP session's key beyond its user (a cluster's owner records): a session id names the
+    session within its user's own (two users may choose the same one, and neither can tell: issue 32
+    item 10). Session ids have no `/` (docs/signaling.md), so the key splits at its last one."""
+    return f"{user_id}/{session_id}"
+
+
 class OfferService(Protocol):
     """What the call layer does for the HTTP offer/answer API (one WebRTC session per offer)."""
 

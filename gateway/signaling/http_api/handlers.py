@@ -53,15 +53,31 @@ HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
 # The user another cluster instance authenticated, for a request it forwarded here with a valid signature
 # (gateway/signaling/cluster_http.py): the forward carries no credentials of the user's own.
 ASSERTED_USER: Final = web.RequestKey("cluster_asserted_user", str)
+AUTHENTICATED: Final = web.RequestKey("api_principal", object)  # ApiPrincipal | SignalingError
 
 
 async def authenticate(request: web.Request, context: HttpApiContext) -> ApiPrincipal:
-    asserted = request.get(ASSERTED_USER)
-    if asserted is not None:
-        return await context.credentials.asserted(asserted)
-    return await context.credentials.authenticate(
-        request.headers.get("Authorization"), request.headers.get("X-API-Key"), request.remote or ""
-    )
+    """The request's principal; checked once per request (a cluster's middleware asks before the
+    handler does: the outcome, a principal or the refusal, is kept on the request, so that a wrong
+    secret counts once in the login throttle and a right one is hashed once)."""
+    outcome = request.get(AUTHENTICATED)
+    if outcome is None:
+        try:
+            asserted = request.get(ASSERTED_USER)
+            if asserted is not None:
+                outcome = await context.credentials.asserted(asserted)
+            else:
+                outcome = await context.credentials.authenticate(
+                    request.headers.get("Authorization"),
+                    request.headers.get("X-API-Key"),
+                    request.remote or "",
+                )
+        except SignalingError as exc:
+            outcome = exc
+        request[AUTHENTICATED] = outcome
+    if isinstance(outcome, SignalingError):
+        raise outcome
+    return outcome
 
 
 def error_body(error: SignalingError, session_id: str | None = None) -> dict[str, object]:

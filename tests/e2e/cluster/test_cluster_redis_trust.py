@@ -90,12 +90,13 @@ async def test_a_fake_instance_written_into_redis_receives_nothing(
             await writer.hset("gw:instance:evil", mapping=record)  # unsigned
             await writer.hset("gw:instance:forged", mapping={**record, "sig": "0" * 64})  # signed wrongly
             await writer.zadd("gw:instances", {"evil": FAR, "forged": FAR})
-            await writer.set("gw:http:stolen-1", "evil")  # an owner without a signature
-            await writer.set("gw:http:stolen-2", "forged;" + "0" * 64)  # one signed wrongly
+            await writer.set("gw:http:alice/stolen-1", "evil")  # an owner without a signature
+            await writer.set("gw:http:alice/stolen-2", "forged;" + "0" * 64)  # one signed wrongly
+            # (owner records are by user and session id: gateway/signaling/service.py session_key)
             # a real session of the second instance, its owner record rewritten to the fake
             assert c.gateways[1].cluster is not None
-            await c.gateways[1].cluster.owners.claim("real-session")
-            await writer.set("gw:http:real-session", "evil")
+            await c.gateways[1].cluster.owners.claim("alice/real-session")
+            await writer.set("gw:http:alice/real-session", "evil")
             await writer.zadd("gw:online:alice", {"evil": FAR})  # calls for alice: "she is on evil"
             with caplog.at_level(logging.WARNING, logger="gateway.cluster.signing"):
                 for session_id in ("stolen-1", "stolen-2", "real-session"):
@@ -110,7 +111,7 @@ async def test_a_fake_instance_written_into_redis_receives_nothing(
                 assert await node.holders("route", ("gw:online:alice",)) == ["evil"]  # an id, no address
             assert fake.requests == []  # never reached: no request, no Authorization header
             ignored = " ".join(r.getMessage() for r in caplog.records)
-            for key in ("gw:instance:evil", "gw:instance:forged", "gw:http:stolen-1", "gw:http:real-session"):
+            for key in ("gw:instance:evil", "gw:instance:forged", "gw:http:alice/stolen-1", "gw:http:alice/real-session"):
                 assert key in ignored, (key, ignored)
             first = c.gateways[0].cluster
             assert first is not None and first.http is not None and first.http.forwarded == 0
@@ -131,7 +132,7 @@ async def test_a_forward_carries_no_web_secret(tmp_path: Path) -> None:
         )
         await node.start()
         try:
-            await SessionOwners(node, lambda: ()).claim("held-by-gw9")
+            await SessionOwners(node, lambda: ()).claim("alice/held-by-gw9")
             url = f"{c.urls[0]}/webrtc/sessions/held-by-gw9?after=0"
             secrets = {
                 "Authorization": AUTH,
@@ -168,7 +169,7 @@ async def test_the_owner_serves_the_asserted_user_and_refuses_a_tampered_one(tmp
     async with cluster(tmp_path, 2) as c, aiohttp.ClientSession() as http:
         second = c.gateways[1].cluster
         assert second is not None
-        await second.owners.claim("on-gw2")  # signed by gw2; no such session there (404 once authenticated)
+        await second.owners.claim("alice/on-gw2")  # signed by gw2; no such session there (404 once authenticated)
         async with http.get(
             f"{c.urls[0]}/webrtc/sessions/on-gw2", headers={"Authorization": AUTH}
         ) as response:

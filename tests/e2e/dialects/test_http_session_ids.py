@@ -4,8 +4,10 @@ gateway with a real HTTP client and an aiortc offer.
 alice's offer (caller-chosen `session_id`, dialling a SIP target that never answers: a UDP port nobody
 reads) is answered and her session lives. bob, naming her session id, gets on every route exactly what
 he gets for an id that does not exist: 404 with the same body (the id aside) from the status route, the
-event stream, `candidate` and `close`, and 404 (was 409 `exists already`) for an offer choosing her id;
-her session is untouched (she still reads it, not closed). Her own second offer with her id is 409.
+event stream, `candidate` and `close`; an offer of his choosing her id is answered as one choosing a
+free id is (200: ids name sessions per user, so he gets a session of his own by that name; it was 409
+`exists already`, then 404: each an oracle). Her session is untouched (she still reads it, not closed,
+its call not his). Her own second offer with her id is 409.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ async def _answer(http: aiohttp.ClientSession, method: str, url: str, session_id
 async def test_another_users_session_id_answers_as_a_missing_one() -> None:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a SIP target that never answers
     silent.bind(("127.0.0.1", free_port(socket.SOCK_DGRAM)))
-    peer = WebPeer()
+    peer, bob_peer = WebPeer(), WebPeer()
     try:
         config = gateway_config(f"127.0.0.1:{silent.getsockname()[1]}")
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
@@ -70,20 +72,27 @@ async def test_another_users_session_id_answers_as_a_missing_one() -> None:
                 assert answers[0][0] == 404, (path, answers)
 
             taken = {
-                "sdp": {"type": "offer", "sdp": offer},
+                "sdp": {"type": "offer", "sdp": await bob_peer.offer()},
                 "session_id": ALICE_ID,
                 "metadata": {"dial": "2000"},
             }
-            status, answer = await _answer(http, "POST", f"{base}/webrtc/offer", ALICE_ID, json=taken)
-            assert status == 404 and answer["reason"] == "not_found", (status, answer)
-            assert "exists" not in answer["error"], answer
+            async with http.post(f"{base}/webrtc/offer", json=taken, headers=BOB) as response:
+                assert response.status == 200, await response.text()  # as for a free id
+                bobs = await response.json()
+            assert bobs["session_id"] == ALICE_ID, bobs
+            async with http.get(f"{base}/webrtc/sessions/{ALICE_ID}", headers=BOB) as response:
+                assert response.status == 200
+                assert (await response.json())["call_id"] == bobs["call_id"]  # his own session by that name
 
             async with http.get(f"{base}/webrtc/sessions/{ALICE_ID}", headers=ALICE) as response:
                 assert response.status == 200
-                events = [e["event"] for e in (await response.json())["events"]]
+                hers = await response.json()
+                events = [e["event"] for e in hers["events"]]
                 assert "closed" not in events, events  # bob's close did not reach her session
+                assert hers["call_id"] not in (None, bobs["call_id"]), (hers, bobs)
             async with http.post(f"{base}/webrtc/offer", json=taken, headers=ALICE) as response:
                 assert response.status == 409, await response.text()  # her own id: she may know it
     finally:
         await peer.close()
+        await bob_peer.close()
         silent.close()
