@@ -164,7 +164,7 @@ class Gateway:
             details=self._health_details,
             show_version=self.config.http.expose_version,
         )
-        app = build_app(health)
+        app = build_app(health, self.config.http.trusted_proxies)
         websocket = self.config.sip.websocket
         if websocket is not None:  # SIP over WebSocket (gateway/websip): HTTP listener and/or its own
             self.sip_ws = WsTransport(
@@ -214,7 +214,9 @@ class Gateway:
         self._closers.append(self.http.close)
         if websocket is not None and websocket.listen is not None and self.sip_ws_endpoint is not None:
             self.sip_ws_http = HttpServer(
-                build_websocket_app(health, websocket.path, self.sip_ws_endpoint.handle),
+                build_websocket_app(
+                    health, websocket.path, self.sip_ws_endpoint.handle, self.config.http.trusted_proxies
+                ),
                 websocket.listen.host,
                 websocket.listen.port,
                 ssl_context=self.tls.context if self.tls is not None else None,

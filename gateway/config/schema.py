@@ -440,6 +440,10 @@ class HttpSection:
     # The Host header is not trusted (DNS rebinding); empty: derived from host, port and the TLS
     # certificate's names, with the loopback names for a loopback or wildcard host (signaling/origin.py).
     public_origins: tuple[Origin, ...] = ()
+    # Reverse proxies in front (HAProxy, nginx): from these peers the client's address is read from
+    # X-Forwarded-For (the rightmost hop not in this list), so that throttles and per-address caps key on
+    # clients, not on the proxy (signaling/proxies.py). Empty: the header is ignored.
+    trusted_proxies: tuple[Annotated[IPNetwork, Parse(parse_network)], ...] = ()
     expose_version: bool = False  # the version in /healthz and the Server header (off: no help to attackers)
 
     def __post_init__(self) -> None:

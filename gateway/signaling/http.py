@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
 from gateway import __version__
 from gateway.listen import ListenError
 from gateway.logs import RateLimit, escape_controls
+from gateway.signaling.proxies import Network, forwarded_client_middleware
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,13 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
     response.headers["Server"] = server
 
 
-def build_app(health: HealthSource) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+def _first_middlewares(trusted_proxies: Sequence[Network]) -> list[Middleware]:
+    return [forwarded_client_middleware(trusted_proxies)] if trusted_proxies else []
+
+
+def build_app(health: HealthSource, trusted_proxies: Sequence[Network] = ()) -> web.Application:
+    """The HTTP listener's app; behind `trusted_proxies` requests carry their client's address."""
+    app = web.Application(client_max_size=64 * 1024, middlewares=_first_middlewares(trusted_proxies))
     app[HEALTH_KEY] = health
     app.router.add_get("/healthz", healthz)
     app.on_response_prepare.append(_server_header)
@@ -66,10 +73,13 @@ def build_app(health: HealthSource) -> web.Application:
 
 
 def build_websocket_app(
-    health: HealthSource, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    health: HealthSource,
+    path: str,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    trusted_proxies: Sequence[Network] = (),
 ) -> web.Application:
     """A listener's app that serves one WebSocket ``path`` and nothing else (sip.websocket.listen)."""
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=_first_middlewares(trusted_proxies))
     app[HEALTH_KEY] = health  # the Server header's version setting
     app.router.add_get(path, handler)
     app.on_response_prepare.append(_server_header)
