@@ -48,7 +48,7 @@ def instance_config(
     return gateway_config(
         pbx,
         sip={**sip, **sections.pop("sip", {})},
-        http={"host": host, "port": http_port},
+        http={"host": host, "port": http_port, **sections.pop("http", {})},
         media={"rtp_ports": {"start": 42000 + 600 * index}},
         web_auth={"session_secret": SESSION_SECRET},
         cluster={

@@ -111,7 +111,12 @@ async def test_a_fake_instance_written_into_redis_receives_nothing(
                 assert await node.holders("route", ("gw:online:alice",)) == ["evil"]  # an id, no address
             assert fake.requests == []  # never reached: no request, no Authorization header
             ignored = " ".join(r.getMessage() for r in caplog.records)
-            for key in ("gw:instance:evil", "gw:instance:forged", "gw:http:alice/stolen-1", "gw:http:alice/real-session"):
+            for key in (
+                "gw:instance:evil",
+                "gw:instance:forged",
+                "gw:http:alice/stolen-1",
+                "gw:http:alice/real-session",
+            ):
                 assert key in ignored, (key, ignored)
             first = c.gateways[0].cluster
             assert first is not None and first.http is not None and first.http.forwarded == 0
@@ -169,7 +174,9 @@ async def test_the_owner_serves_the_asserted_user_and_refuses_a_tampered_one(tmp
     async with cluster(tmp_path, 2) as c, aiohttp.ClientSession() as http:
         second = c.gateways[1].cluster
         assert second is not None
-        await second.owners.claim("alice/on-gw2")  # signed by gw2; no such session there (404 once authenticated)
+        await second.owners.claim(
+            "alice/on-gw2"
+        )  # signed by gw2; no such session there (404 once authenticated)
         async with http.get(
             f"{c.urls[0]}/webrtc/sessions/on-gw2", headers={"Authorization": AUTH}
         ) as response:
