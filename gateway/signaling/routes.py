@@ -24,7 +24,6 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
-from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import (
     HTTP_API_KEY,
     HttpApiContext,
@@ -51,6 +50,7 @@ from gateway.signaling.rooms.media import RoomMedia
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.session_loop import ORIGINS_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.whip.call_playback import PLAYBACK_KEY, CallPlayback
 from gateway.signaling.whip.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip.whip import (
@@ -78,17 +78,6 @@ PAGE_HEADERS: Final = {
         "img-src 'self' data:; frame-ancestors 'none'"
     ),
 }
-
-
-def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
-    return tuple(
-        IceServerInfo(
-            server.urls,
-            server.username,
-            server.credential.reveal() if server.credential is not None else None,
-        )
-        for server in config.ice.browser
-    )
 
 
 def session_tokens_from_config(
@@ -155,7 +144,7 @@ def add_signaling_routes(
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
     tokens = session_tokens_from_config(config, clock, state, revocations)
-    ice_servers = ice_servers_from_config(config)
+    ice_servers = IceServers.from_config(config, clock)  # TURN REST credentials minted per login
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
     )
