@@ -262,6 +262,9 @@ class MediaSection:
     public_address: Annotated[tuple[IPAddress, ...], Parse(_public_addresses)] = ()
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 5.0  # seconds without RTP: hang up
+    # seconds without RTP from the browser after which its audio is reported lost (event `web_lost`,
+    # metric gateway_media_lost_total) and the SIP side hears the reconnecting fill; 0: off
+    loss_detect: Annotated[float, FloatRange(0.0, 3600.0)] = 2.0
     # seconds without RTP nor RTCP from a SIP peer that sends no audio on purpose (hold, silence
     # suppression) but has shown it sends RTCP: it is gone, hang up
     hold_timeout: Annotated[float, FloatRange(1.0, 3600.0)] = 15.0

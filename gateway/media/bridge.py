@@ -53,6 +53,7 @@ from gateway.media.bridge_state import BridgeError as BridgeError
 from gateway.media.bridge_state import BridgeState as BridgeState
 from gateway.media.codecs import codec_choice as choice
 from gateway.media.codecs.codec_choice import LegCodecs
+from gateway.media.codecs.comfort_fill import ComfortFill
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.codecs.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
@@ -61,10 +62,12 @@ from gateway.media.events import (
     DtlsFailed,
     DtmfReceived,
     Leg,
+    LossCause,
     MediaConnected,
     MediaEvent,
     MediaInactive,
     TextReceived,
+    WebMediaLost,
 )
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
@@ -127,7 +130,15 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
-        self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
+        self._web_watchdog = Watchdog(
+            settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
+            quiet_after=settings.loss_detect, on_quiet=self._web_quiet,
+        )  # fmt: skip
+        # what the SIP side hears while the browser's audio is missing (instead of dead air)
+        self._fill = ComfortFill(
+            self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()), self._fill_codec,
+            call_id=self._call,
+        )  # fmt: skip
         # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
         # clock only (the engine's packet times are CLOCK_MONOTONIC).
         self.fast_lane: FastLaneController | None = None
@@ -138,7 +149,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE and not self._taps,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._fill.active,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -207,6 +218,41 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane.unlink()
         await self._web.close()
         logger.info("call=%s web leg closed: waiting for the browser to come back", self._call)
+        self._web_missing(LossCause.DETACHED)  # the SIP party hears the fill meanwhile, not dead air
+
+    # --------------------------------------------------------- the browser's audio missing (item 14)
+
+    def _web_quiet(self, seconds: float) -> None:
+        """No RTP from the browser for ``loss_detect`` seconds while it should send."""
+        if self._state is BridgeState.ACTIVE:
+            self._web_missing(LossCause.SILENCE, seconds)
+
+    def _web_missing(self, cause: LossCause, seconds: float = 0.0) -> None:
+        """Report the loss (once until the audio is back) and play the fill to the SIP side."""
+        if self._fill.active or not self._to_sip.enabled:
+            return  # reported already; or on hold: the SIP party hears no browser anyway
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()  # the fill goes out through Python (the engine gives the socket back)
+        if self._fill.start():
+            logger.info("call=%s browser audio lost (%s, %.1f s)", self._call, cause.value, seconds)
+            self._on_event(WebMediaLost(cause, seconds))
+        else:
+            self._relink()
+
+    def _web_back(self) -> None:
+        """The browser's audio is back: no fill; the fast lane may take the call again (after this
+        packet, which goes out through Python)."""
+        self._fill.cancel()
+        if self.fast_lane is not None:
+            asyncio.get_running_loop().call_soon(self._relink)
+
+    def _relink(self) -> None:
+        if self.fast_lane is not None and self._state is BridgeState.ACTIVE:
+            self.fast_lane.update()
+
+    def _fill_codec(self) -> tuple[str, int] | None:
+        sip = self._sip.negotiated
+        return (sip.codec.name, sip.codec.payload_type) if sip is not None else None
 
     async def renew_web(self, web_offer: str) -> str:
         """A new web leg for the browser's new offer (a reload, a new RTCPeerConnection), bridged to the
@@ -259,6 +305,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._to_web.configure(sip.incoming, web.codec, web.event)
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
+        if not self._to_sip.enabled:
+            self._fill.cancel()
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
         if self.video is not None:
             self.video.to_sip.enabled = self.video.to_web.enabled = not held
@@ -288,6 +336,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
     ) -> None:
         now = self._clock()
         self._web_watchdog.alive(now)
+        if self._fill.active:
+            self._web_back()
         path, sip = self._to_sip, self._sip.negotiated
         mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)
         if mapped >= 0:
@@ -462,6 +512,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         for _, closed in taps.values():
             closed()
         self._web_watchdog.stop()
+        await self._fill.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()
         if self.fast_lane is not None:

@@ -37,13 +37,14 @@ from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, NotOnline
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.events import MediaEvent
+from gateway.media.events import MediaEvent, WebMediaLost
 from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.early_route import EarlyRoutes
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
+from gateway.signaling.events import WebLost
 from gateway.signaling.service import (
     EarlyAnswerSink,
     SelectiveEarlyAnswerSink,
@@ -88,6 +89,7 @@ class DriverCore:
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        self.on_media_lost: Callable[[str], None] | None = None  # a browser's audio lost, by cause (metrics)
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
         # online on other instances only (302), or () to answer as alone (480 / ring here)
@@ -140,6 +142,15 @@ class DriverCore:
                 return True
             return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
+
+    def media_lost(self, call_id: str, event: WebMediaLost) -> None:
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        logger.warning("call=%s web_lost: the browser's audio is missing (%s)", call_id, event.cause.value)
+        if self.on_media_lost is not None:
+            self.on_media_lost(event.cause.value)
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        if session is not None and not session.closed:
+            self._spawn(session.send_event(WebLost(call_id, event.cause.value, round(event.seconds, 1))))
 
     def resumable(self, call_id: str) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None
