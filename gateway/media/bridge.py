@@ -135,6 +135,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             quiet_after=settings.loss_detect, on_quiet=self._web_quiet,
         )  # fmt: skip
         # what the SIP side hears while the browser's audio is missing (instead of dead air)
+        self._web_gone = False  # its loss was reported (WebMediaLost) and its audio is not back yet
         self._fill = ComfortFill(
             self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()), self._fill_codec,
             call_id=self._call,
@@ -149,7 +150,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._fill.active,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._web_gone,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -228,20 +229,25 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self._web_missing(LossCause.SILENCE, seconds)
 
     def _web_missing(self, cause: LossCause, seconds: float = 0.0) -> None:
-        """Report the loss (once until the audio is back) and play the fill to the SIP side."""
-        if self._fill.active or not self._to_sip.enabled:
-            return  # reported already; or on hold: the SIP party hears no browser anyway
+        """Report the loss (once until the browser's audio is back) and play the fill to the SIP side.
+        Until then every packet goes through Python (the fast lane stays unlinked), to see it come back."""
+        if self._web_gone:
+            return
+        self._web_gone = True
         if self.fast_lane is not None:
             self.fast_lane.unlink()  # the fill goes out through Python (the engine gives the socket back)
-        if self._fill.start():
-            logger.info("call=%s browser audio lost (%s, %.1f s)", self._call, cause.value, seconds)
-            self._on_event(WebMediaLost(cause, seconds))
-        else:
-            self._relink()
+        logger.info("call=%s browser audio lost (%s, %.1f s)", self._call, cause.value, seconds)
+        self._on_event(WebMediaLost(cause, seconds))
+        self._start_fill()
+
+    def _start_fill(self) -> None:
+        if self._web_gone and self._to_sip.enabled and not self._fill.active:  # on hold: nothing to fill
+            self._fill.start()
 
     def _web_back(self) -> None:
         """The browser's audio is back: no fill; the fast lane may take the call again (after this
         packet, which goes out through Python)."""
+        self._web_gone = False
         self._fill.cancel()
         if self.fast_lane is not None:
             asyncio.get_running_loop().call_soon(self._relink)
@@ -307,6 +313,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
         if not self._to_sip.enabled:
             self._fill.cancel()
+        else:
+            self._start_fill()  # a hold ended while the browser is away
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
         if self.video is not None:
             self.video.to_sip.enabled = self.video.to_web.enabled = not held
@@ -336,7 +344,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
     ) -> None:
         now = self._clock()
         self._web_watchdog.alive(now)
-        if self._fill.active:
+        if self._web_gone:
             self._web_back()
         path, sip = self._to_sip, self._sip.negotiated
         mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)

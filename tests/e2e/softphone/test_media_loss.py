@@ -166,3 +166,31 @@ async def test_closed_browser_fill_until_it_reattaches(tmp_path: Path) -> None:
         assert blocks_with(tail, 1300) >= 3, "the browser's audio did not come back"
         assert blocks_with(tail, BEEP_HZ) == 0, "the fill went on after the reattach"
         assert await lost_count(gateway, "detached") == 1
+
+
+async def test_browser_gone_on_hold_is_reported_without_a_fill(tmp_path: Path) -> None:
+    """On hold nothing is expected from the browser: ICE consent finds it gone (inactivity_timeout), its
+    leg is closed to wait for a reconnect and that is reported; the held phone hears no fill."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
+        running(config(phone, 38000)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, number = await call_the_phone(alice, peer, phone)
+            await alice.request({"type": "hold", "call_id": call_id})
+            await alice.wait_for("held", call_id=call_id)
+            peer.vanish()
+            lost = await alice.wait_for("web_lost", timeout=15, call_id=call_id)
+            assert lost["cause"] == "detached", lost
+            assert await lost_count(gateway, "detached") == 1
+            assert await lost_count(gateway, "silence") == 0  # nothing was expected on hold
+            await asyncio.sleep(2.5)  # the phone's recording of the wait
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await peer.close()
+        held = window(await phone.wait_for_recording(number), 2.3, 0.3)
+        assert blocks_with(held, BEEP_HZ) == 0, "a fill while the call was on hold"
