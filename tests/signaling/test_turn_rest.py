@@ -18,7 +18,7 @@ from gateway.cli_check import check
 from gateway.config import ConfigError
 from gateway.signaling.turn_rest import turn_rest_credential, turn_rest_username
 from tests.conftest import REPO
-from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, Harness, demo_config, make_harness
+from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, OFFER_SDP, Harness, demo_config, make_harness
 
 Client = TestClient[web.Request, web.Application]
 
@@ -133,3 +133,44 @@ def test_check_warns_about_static_turn_credentials(tmp_path: Path) -> None:
     assert "warning" not in err.getvalue()
     assert "TURN REST" in out.getvalue() and "600 s" in out.getvalue()
     assert SECRET not in out.getvalue()
+
+
+async def test_rooms_mint_for_logged_in_peers_only() -> None:
+    api_key = "rooms-turn-test-key-0123456789"
+    env = {
+        **TURN_ENV,
+        "GATEWAY_USERS__0__API_KEYS": f'[{{key: "{api_key}"}}]',
+        "GATEWAY_ROOMS__ALLOW_ANONYMOUS": "true",
+    }
+    harness = make_harness(config=demo_config(**env))
+    client = await start(harness)
+    try:
+        async with client.ws_connect(f"/webrtc/signaling/r1/p1?api_key={api_key}") as alice:
+            joined = await alice.receive_json(timeout=5)
+            assert joined["type"] == "joined" and joined["user"] == "alice", joined
+            assert joined["ice_servers"][0] == {"urls": ["stun:stun.example.org"]}
+            _check_minted(joined["ice_servers"][1], "alice", harness.now[0])
+        async with client.ws_connect("/webrtc/signaling/r1/p2") as anonymous:
+            joined = await anonymous.receive_json(timeout=5)
+            assert joined["type"] == "joined" and joined["user"] == "anonymous", joined
+            assert joined["ice_servers"] == [{"urls": ["stun:stun.example.org"]}]  # no TURN for anyone
+    finally:
+        await client.close()
+
+
+async def test_whip_link_headers_carry_a_minted_credential() -> None:
+    harness = make_harness(config=demo_config(**TURN_ENV))
+    client = await start(harness)
+    try:
+        headers = {**basic("alice", ALICE_SECRET), "Content-Type": "application/sdp"}
+        response = await client.post("/whip/2000", data=OFFER_SDP, headers=headers)
+        assert response.status == 201, await response.text()
+        links = response.headers.getall("Link")
+        assert '<stun:stun.example.org>; rel="ice-server"' in links
+        [turn] = [link for link in links if link.startswith("<turn:")]
+        username = turn.split('username="', 1)[1].split('"', 1)[0]
+        credential = turn.split('credential="', 1)[1].split('"', 1)[0]
+        assert username == f"{int(harness.now[0]) + 600}:alice"
+        assert credential == turn_rest_credential(SECRET.encode(), username)
+    finally:
+        await client.close()
