@@ -132,7 +132,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
         self._web_watchdog = Watchdog(
             settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
-            quiet_after=settings.loss_detect, on_quiet=self._web_quiet,
+            quiet_after=settings.loss_detect, on_quiet=self._web_quiet, on_back=self._web_back,
         )  # fmt: skip
         # what the SIP side hears while the browser's audio is missing (instead of dead air)
         self._web_gone = False  # its loss was reported (WebMediaLost) and its audio is not back yet
@@ -150,7 +150,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._web_gone,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._fill.active,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -229,27 +229,33 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self._web_missing(LossCause.SILENCE, seconds)
 
     def _web_missing(self, cause: LossCause, seconds: float = 0.0) -> None:
-        """Report the loss (once until the browser's audio is back) and play the fill to the SIP side.
-        Until then every packet goes through Python (the fast lane stays unlinked), to see it come back."""
+        """Report the loss (once until the browser's audio is back) and play the fill to the SIP side."""
         if self._web_gone:
             return
         self._web_gone = True
-        if self.fast_lane is not None:
-            self.fast_lane.unlink()  # the fill goes out through Python (the engine gives the socket back)
         logger.info("call=%s browser audio lost (%s, %.1f s)", self._call, cause.value, seconds)
         self._on_event(WebMediaLost(cause, seconds))
         self._start_fill()
 
     def _start_fill(self) -> None:
-        if self._web_gone and self._to_sip.enabled and not self._fill.active:  # on hold: nothing to fill
-            self._fill.start()
+        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing). It goes
+        out through Python: the fast lane gives the sockets back meanwhile, so the browser's first
+        packet back comes through ``_from_web`` too."""
+        if not self._web_gone or not self._to_sip.enabled or self._fill.active:
+            return
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()
+        if not self._fill.start():
+            self._relink()
 
     def _web_back(self) -> None:
-        """The browser's audio is back: no fill; the fast lane may take the call again (after this
-        packet, which goes out through Python)."""
+        """The browser's audio is back (the watchdog or the Python path saw a packet): no fill; the fast
+        lane may take the call again (after this packet, which goes out through Python)."""
+        if not self._web_gone:
+            return
         self._web_gone = False
-        self._fill.cancel()
-        if self.fast_lane is not None:
+        if self._fill.active:
+            self._fill.cancel()
             asyncio.get_running_loop().call_soon(self._relink)
 
     def _relink(self) -> None:
@@ -275,6 +281,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.video.attach(self._web)
         if self.fast_lane is not None:
             self.fast_lane.replace_web(self._web)
+        if not self._fill.active:  # no fill to hear the first packet end it: the browser is back
+            self._web_gone = False
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
         local = await self._web.accept_offer(

@@ -1,7 +1,8 @@
 """An RTP inactivity timer for one leg: fires once after ``timeout`` seconds without packets.
 
 With ``quiet_after`` it also calls ``on_quiet`` once, sooner (the media-loss report: the far side hears a
-"reconnecting" fill from then on, gateway/media/codecs/comfort_fill.py); a later packet re-arms both.
+"reconnecting" fill from then on, gateway/media/codecs/comfort_fill.py); a later packet calls ``on_back``
+and re-arms both.
 
 It only runs while packets are expected (``set_expected``: the leg is connected and its peer should
 send, not during hold); a packet after the alarm re-arms it. Time comes from the event loop clock or an
@@ -28,11 +29,13 @@ class Watchdog:
         clock: Callable[[], float] = time.monotonic,
         quiet_after: float | None = None,
         on_quiet: Callable[[float], None] | None = None,
+        on_back: Callable[[], None] | None = None,
     ) -> None:
         self.timeout = timeout
         self._on_timeout = on_timeout
         self.quiet_after = quiet_after if on_quiet is not None else None
         self._on_quiet = on_quiet
+        self._on_back = on_back
         self._quiet = False  # on_quiet was called since the last packet
         self._clock = clock
         self._last = clock()
@@ -56,9 +59,12 @@ class Watchdog:
     def alive(self, now: float) -> None:
         """A packet arrived at ``now`` (same clock)."""
         if (self._fired or self._quiet) and self._expected and now > self._last:
+            back = self._quiet and self._on_back is not None
             self._fired = self._quiet = False
             self._last = now
             self._arm()
+            if back and self._on_back is not None:
+                self._on_back()
             return
         self._last = now
 

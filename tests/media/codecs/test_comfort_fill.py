@@ -69,7 +69,10 @@ async def test_no_fill_without_a_codec() -> None:
 async def test_watchdog_reports_quiet_early_then_times_out_and_rearms() -> None:
     quiet: list[float] = []
     timeouts: list[float] = []
-    dog = Watchdog(1.0, timeouts.append, quiet_after=0.3, on_quiet=quiet.append)
+    back: list[bool] = []
+    dog = Watchdog(
+        1.0, timeouts.append, quiet_after=0.3, on_quiet=quiet.append, on_back=lambda: back.append(True)
+    )
     dog.set_expected(True)
     start = time.monotonic()
     deadline = start + 10
@@ -79,7 +82,9 @@ async def test_watchdog_reports_quiet_early_then_times_out_and_rearms() -> None:
     while not timeouts and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert timeouts == [1.0] and len(quiet) == 1  # quiet once per silence
-    dog.alive(time.monotonic())  # a packet: both are armed again
+    assert back == []
+    dog.alive(time.monotonic())  # a packet: back, and both are armed again
+    assert back == [True]
     while len(quiet) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert len(quiet) == 2
