@@ -109,6 +109,12 @@ def summary(config: Config) -> list[tuple[str, str]]:
             f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
         ),
         ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
+        (
+            "browser loss",
+            f"reported after {media.loss_detect:g} s without its RTP (the phone hears a fill)"
+            if media.loss_detect
+            else "not reported (media.loss_detect 0: the phone hears dead air)",
+        ),
         ("media fast lane", _fast_lane(media.fast_path)),
         (
             "call timeouts",
