@@ -84,12 +84,12 @@ class DriverCore:
         self._http: dict[str, HttpSession] = {}
         self._runtimes: dict[str, CallRuntime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_media_lost: Callable[[str], None] | None = None  # a browser's audio lost, by cause (metrics)
         self._accepting = True
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
-        self.on_media_lost: Callable[[str], None] | None = None  # a browser's audio lost, by cause (metrics)
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
         # online on other instances only (302), or () to answer as alone (480 / ring here)

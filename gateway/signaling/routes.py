@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.api_auth import ApiCredentials
+from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import (
     HTTP_API_KEY,
     HttpApiContext,
@@ -50,7 +51,7 @@ from gateway.signaling.rooms.media import RoomMedia
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.session_loop import ORIGINS_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.signaling.tokens import SessionTokens
-from gateway.signaling.turn_rest import IceServers
+from gateway.signaling.turn_rest import IceServers, turn_rest_issuer
 from gateway.signaling.whip.call_playback import PLAYBACK_KEY, CallPlayback
 from gateway.signaling.whip.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip.whip import (
@@ -78,6 +79,17 @@ PAGE_HEADERS: Final = {
         "img-src 'self' data:; frame-ancestors 'none'"
     ),
 }
+
+
+def ice_servers_from_config(config: Config) -> tuple[IceServerInfo, ...]:
+    return tuple(
+        IceServerInfo(
+            server.urls,
+            server.username,
+            server.credential.reveal() if server.credential is not None else None,
+        )
+        for server in config.ice.browser
+    )
 
 
 def session_tokens_from_config(
@@ -144,7 +156,7 @@ def add_signaling_routes(
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
     tokens = session_tokens_from_config(config, clock, state, revocations)
-    ice_servers = IceServers.from_config(config, clock)  # TURN REST credentials minted per login
+    ice_servers = IceServers(ice_servers_from_config(config), turn_rest_issuer(config, clock))
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
     )

@@ -48,30 +48,21 @@ class TurnRestIssuer:
         return IceServerInfo(self.urls, username, turn_rest_credential(self.secret, username))
 
 
+def turn_rest_issuer(config: Config, clock: Callable[[], float]) -> TurnRestIssuer | None:
+    """The issuer of `ice.turn`, None without one; `clock` is Unix time."""
+    turn = config.ice.turn
+    if turn is None:
+        return None
+    return TurnRestIssuer(turn.urls, turn.shared_secret.reveal().encode("utf-8"), turn.ttl, clock)
+
+
 @dataclass(frozen=True, slots=True)
 class IceServers:
-    """The browsers' ICE servers: static ones from `ice.browser`, TURN REST ones from `ice.turn`."""
+    """The browsers' ICE servers: static ones from `ice.browser` (signaling/routes.py), TURN REST ones
+    from `ice.turn` (`turn_rest_issuer`)."""
 
     static: tuple[IceServerInfo, ...] = ()
     turn: TurnRestIssuer | None = None
-
-    @classmethod
-    def from_config(cls, config: Config, clock: Callable[[], float]) -> IceServers:
-        static = tuple(
-            IceServerInfo(
-                server.urls,
-                server.username,
-                server.credential.reveal() if server.credential is not None else None,
-            )
-            for server in config.ice.browser
-        )
-        turn = config.ice.turn
-        issuer = (
-            TurnRestIssuer(turn.urls, turn.shared_secret.reveal().encode("utf-8"), turn.ttl, clock)
-            if turn is not None
-            else None
-        )
-        return cls(static, issuer)
 
     def for_user(self, user_id: str) -> tuple[IceServerInfo, ...]:
         """Every server, with TURN credentials for `user_id` (only ever for an authenticated user)."""
