@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.cli_check import check
 from gateway.config import ConfigError
+from gateway.config.rooms import RoomsSection
 from gateway.signaling.turn_rest import turn_rest_credential, turn_rest_username
 from tests.conftest import REPO
 from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, OFFER_SDP, Harness, demo_config, make_harness
@@ -142,6 +143,8 @@ async def test_rooms_mint_for_logged_in_peers_only() -> None:
         "GATEWAY_USERS__0__API_KEYS": f'[{{key: "{api_key}"}}]',
         "GATEWAY_ROOMS__ALLOW_ANONYMOUS": "true",
     }
+    if "rules" in RoomsSection.__dataclass_fields__:  # rooms with access rules: anyone may open one
+        env["GATEWAY_ROOMS__RULES"] = '[{room: "*", public: true}]'
     harness = make_harness(config=demo_config(**env))
     client = await start(harness)
     try:
@@ -150,7 +153,7 @@ async def test_rooms_mint_for_logged_in_peers_only() -> None:
             assert joined["type"] == "joined" and joined["user"] == "alice", joined
             assert joined["ice_servers"][0] == {"urls": ["stun:stun.example.org"]}
             _check_minted(joined["ice_servers"][1], "alice", harness.now[0])
-        async with client.ws_connect("/webrtc/signaling/r1/p2") as anonymous:
+        async with client.ws_connect("/webrtc/signaling/r2/p2") as anonymous:
             joined = await anonymous.receive_json(timeout=5)
             assert joined["type"] == "joined" and joined["user"] == "anonymous", joined
             assert joined["ice_servers"] == [{"urls": ["stun:stun.example.org"]}]  # no TURN for anyone
