@@ -277,8 +277,10 @@ export class GatewayClient extends EventTarget {
     try {
       const url = this.url.replace(/^ws/, "http").replace(/\/ws$/, "/iceservers");
       const headers = { Authorization: `Bearer ${this.token}` };
-      const reply = await fetch(url, { headers, cache: "no-store" });
-      if (reply.ok) this.info = { ...this.info, ice_servers: await reply.json() };
+      const signal = AbortSignal.timeout?.(3000); // never hold a call up for long: the login's then
+      const reply = await fetch(url, { headers, cache: "no-store", signal });
+      const servers = reply.ok ? await reply.json() : null;
+      if (Array.isArray(servers)) this.info = { ...this.info, ice_servers: servers };
     } catch {
       // the network or the page's CSP: keep the login's, they may still be good
     }
