@@ -88,7 +88,20 @@ def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO, insecure_
     print(f"{path}: configuration OK", file=out)
     for label, text in summary(config):
         print(f"  {label + ':':<18} {text}", file=out)
+    for text in warnings(config):
+        print(f"{path}: warning: {text}", file=err)
     return 0
+
+
+def warnings(config: Config) -> list[str]:
+    """What is valid but unsafe: a static TURN credential is the same for every browser, readable in
+    any logged-in user's page, and never expires (use ice.turn: per-login credentials)."""
+    return [
+        f"ice.browser[{index}].credential is a static TURN credential handed to every browser; "
+        "set ice.turn (TURN REST API shared secret, coturn use-auth-secret) for per-login credentials"
+        for index, server in enumerate(config.ice.browser)
+        if server.credential is not None
+    ]
 
 
 def summary(config: Config) -> list[tuple[str, str]]:
@@ -114,6 +127,12 @@ def summary(config: Config) -> list[tuple[str, str]]:
             f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
         ),
         ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
+        (
+            "browser loss",
+            f"reported after {media.loss_detect:g} s without its RTP (the phone hears a fill)"
+            if media.loss_detect
+            else "not reported (media.loss_detect 0: the phone hears dead air)",
+        ),
         ("media fast lane", _fast_lane(media.fast_path)),
         (
             "call timeouts",
@@ -127,6 +146,9 @@ def summary(config: Config) -> list[tuple[str, str]]:
     lines.append(("DTMF on SIP leg", sip.dtmf_mode.value))
     for label, servers in (("ICE for browsers", config.ice.browser), ("ICE for gateway", config.ice.gateway)):
         lines.append((label, ", ".join(url for s in servers for url in s.urls) or "none"))
+    if config.ice.turn is not None:
+        turn = config.ice.turn
+        lines.append(("TURN REST", f"{', '.join(turn.urls)}, credentials per login live {turn.ttl} s"))
     if pbx.address is None:
         lines.append(("PBX", "none (outbound calls are impossible)"))
     else:

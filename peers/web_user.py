@@ -68,6 +68,7 @@ class WebUser:
         self.secret = secret
         self.token = token  # the session token: given, or the one the login returned
         self.session_id = ""
+        self.ice_servers: list[Message] = []  # the login's, for the page's RTCConfiguration
         self.events: list[Message] = []
         self._taken: set[int] = set()
         self._changed = asyncio.Event()
@@ -107,6 +108,7 @@ class WebUser:
         registered = await self.request(login)
         self.session_id = registered["session_id"]
         self.token = registered["token"]
+        self.ice_servers = registered.get("ice_servers", [])
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

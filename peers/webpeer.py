@@ -30,6 +30,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from av import AudioFrame, AudioResampler, VideoFrame
 
@@ -101,10 +102,12 @@ class WebPeer:
         chat: bool = False,
         direction: str = "sendrecv",
         camera: bool = False,
+        configuration: RTCConfiguration | None = None,
     ) -> None:
-        """``direction``: "recvonly" for a player (a WHEP client) that sends nothing."""
+        """``direction``: "recvonly" for a player (a WHEP client) that sends nothing; ``configuration``:
+        the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default."""
         aiortc_hooks.register_telephone_event()
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.freq = freq
         self.codecs = codecs or ()
         self.raw = raw
@@ -120,7 +123,8 @@ class WebPeer:
             caps = RTCRtpSender.getCapabilities("audio").codecs
             wanted = [c for name in codecs for c in caps if c.name.lower() == name.lower()]
             self.transceiver.setCodecPreferences(wanted)
-        aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
+        if configuration is None or configuration.iceTransportPolicy is not RTCIceTransportPolicy.RELAY:
+            aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
         # connected when its checks are, as a browser, not up to 20 ms later (aioice's pacing loop)
         ice_completion.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)

@@ -23,6 +23,7 @@ from gateway.config.schema import (
     SipListen,
     SipSection,
     SipTls,
+    TurnRestSection,
     WebAuthSection,
 )
 from gateway.config.secret import Secret, SecretSource
@@ -66,6 +67,7 @@ __all__ = [
     "SipTls",
     "SrtpMode",
     "Transport",
+    "TurnRestSection",
     "UserConfig",
     "WebAuthMode",
     "WebAuthSection",

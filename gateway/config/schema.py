@@ -270,6 +270,9 @@ class MediaSection:
     public_address: Annotated[tuple[IPAddress, ...], Parse(_public_addresses)] = ()
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 5.0  # seconds without RTP: hang up
+    # seconds without RTP from the browser after which its audio is reported lost (event `web_lost`,
+    # metric gateway_media_lost_total) and the SIP side hears the reconnecting fill; 0: off
+    loss_detect: Annotated[float, FloatRange(0.0, 3600.0)] = 2.0
     # seconds without RTP nor RTCP from a SIP peer that sends no audio on purpose (hold, silence
     # suppression) but has shown it sends RTCP: it is gone, hang up
     hold_timeout: Annotated[float, FloatRange(1.0, 3600.0)] = 15.0
@@ -348,8 +351,32 @@ class IceServer:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnRestSection:
+    """TURN servers whose credentials the gateway issues per login (TURN REST API,
+    draft-uberti-behave-turn-rest-00 §2.2; coturn `use-auth-secret` + `static-auth-secret`): username
+    `<expiry unix time>:<user id>`, credential base64(HMAC-SHA1(shared_secret, username))."""
+
+    urls: tuple[Annotated[str, Parse(parse_ice_url)], ...]
+    shared_secret: Secret  # the TURN server's static-auth-secret: keep it in the environment
+    ttl: Annotated[int, IntRange(60, 7 * 86400)] = 3600  # seconds a credential lives (set > longest call)
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise InvalidValue("urls", "at least one turn:/turns: URL is needed")
+        for index, url in enumerate(self.urls):
+            if not url.lower().startswith("turn"):
+                raise InvalidValue(f"urls[{index}]", f"expected a turn: or turns: URL, got {url!r}")
+        if len(self.shared_secret.reveal().encode("utf-8")) < 16:
+            raise InvalidValue(
+                "shared_secret", f"must be at least 16 bytes (from {self.shared_secret.describe()})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class IceSection:
     browser: tuple[IceServer, ...] = ()  # handed to browsers in their RTCConfiguration
+    # TURN with per-login ephemeral credentials; then ice.browser may hold no static TURN credential
+    turn: TurnRestSection | None = None
     gateway: tuple[IceServer, ...] = ()  # used by the gateway's own aiortc peer connections
     # The addresses the gateway's web legs gather host candidates on (those browsers can reach); empty:
     # every interface aioice finds. Fewer addresses: fewer sockets per call and faster ICE checks.
@@ -522,6 +549,14 @@ class Config:
             yield "sip.websocket.listen", f"is http's own address {own.host}:{own.port}: use on_http instead"
         if self.cluster is not None and self.web_auth.session_secret is None:
             yield "web_auth.session_secret", "required with cluster (the same on every instance signs tokens)"
+        if self.ice.turn is not None:
+            for index, server in enumerate(self.ice.browser):
+                if server.credential is not None:
+                    yield (
+                        f"ice.browser[{index}].credential",
+                        "a static TURN credential is not allowed with ice.turn (every browser would "
+                        "share it): give that server's URLs to ice.turn.urls instead",
+                    )
         if self.sip.dtmf_mode is DtmfMode.RFC4733 and not self.codecs.telephone_event:
             yield "codecs.telephone_event", "must be true when sip.dtmf_mode is 'rfc4733'"
         first_index: dict[str, int] = {}

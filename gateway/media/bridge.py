@@ -53,6 +53,7 @@ from gateway.media.bridge_state import BridgeError as BridgeError
 from gateway.media.bridge_state import BridgeState as BridgeState
 from gateway.media.codecs import codec_choice as choice
 from gateway.media.codecs.codec_choice import LegCodecs
+from gateway.media.codecs.comfort_fill import ComfortFill
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.codecs.dtmf_player import DtmfPlayer
 from gateway.media.errors import DtmfError, MediaError
@@ -61,10 +62,12 @@ from gateway.media.events import (
     DtlsFailed,
     DtmfReceived,
     Leg,
+    LossCause,
     MediaConnected,
     MediaEvent,
     MediaInactive,
     TextReceived,
+    WebMediaLost,
 )
 from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
@@ -127,7 +130,16 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
-        self._web_watchdog = Watchdog(settings.inactivity_timeout, self._web_inactive, clock=settings.clock)
+        self._web_watchdog = Watchdog(
+            settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
+            quiet_after=settings.loss_detect, on_quiet=self._web_quiet, on_back=self._web_back,
+        )  # fmt: skip
+        # what the SIP side hears while the browser's audio is missing (instead of dead air)
+        self._web_gone = False  # its loss was reported (WebMediaLost) and its audio is not back yet
+        self._fill = ComfortFill(
+            self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()), self._fill_codec,
+            call_id=self._call,
+        )  # fmt: skip
         # Steady media forwarded by the native engines (gateway/media/fastlane), with the monotonic
         # clock only (the engine's packet times are CLOCK_MONOTONIC).
         self.fast_lane: FastLaneController | None = None
@@ -138,7 +150,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE and not self._taps,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._fill.active,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -207,6 +219,52 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.fast_lane.unlink()
         await self._web.close()
         logger.info("call=%s web leg closed: waiting for the browser to come back", self._call)
+        self._web_missing(LossCause.DETACHED)  # the SIP party hears the fill meanwhile, not dead air
+
+    # --------------------------------------------------------- the browser's audio missing (item 14)
+
+    def _web_quiet(self, seconds: float) -> None:
+        """No RTP from the browser for ``loss_detect`` seconds while it should send."""
+        if self._state is BridgeState.ACTIVE:
+            self._web_missing(LossCause.SILENCE, seconds)
+
+    def _web_missing(self, cause: LossCause, seconds: float = 0.0) -> None:
+        """Report the loss (once until the browser's audio is back) and play the fill to the SIP side."""
+        if self._web_gone:
+            return
+        self._web_gone = True
+        logger.info("call=%s browser audio lost (%s, %.1f s)", self._call, cause.value, seconds)
+        self._on_event(WebMediaLost(cause, seconds))
+        self._start_fill()
+
+    def _start_fill(self) -> None:
+        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing). It goes
+        out through Python: the fast lane gives the sockets back meanwhile, so the browser's first
+        packet back comes through ``_from_web`` too."""
+        if not self._web_gone or not self._to_sip.enabled or self._fill.active:
+            return
+        if self.fast_lane is not None:
+            self.fast_lane.unlink()
+        if not self._fill.start():
+            self._relink()
+
+    def _web_back(self) -> None:
+        """The browser's audio is back (the watchdog or the Python path saw a packet): no fill; the fast
+        lane may take the call again (after this packet, which goes out through Python)."""
+        if not self._web_gone:
+            return
+        self._web_gone = False
+        if self._fill.active:
+            self._fill.cancel()
+            asyncio.get_running_loop().call_soon(self._relink)
+
+    def _relink(self) -> None:
+        if self.fast_lane is not None and self._state is BridgeState.ACTIVE:
+            self.fast_lane.update()
+
+    def _fill_codec(self) -> tuple[str, int] | None:
+        sip = self._sip.negotiated
+        return (sip.codec.name, sip.codec.payload_type) if sip is not None else None
 
     async def renew_web(self, web_offer: str) -> str:
         """A new web leg for the browser's new offer (a reload, a new RTCPeerConnection), bridged to the
@@ -223,6 +281,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
             self.video.attach(self._web)
         if self.fast_lane is not None:
             self.fast_lane.replace_web(self._web)
+        if not self._fill.active:  # no fill to hear the first packet end it: the browser is back
+            self._web_gone = False
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
         local = await self._web.accept_offer(
@@ -259,6 +319,10 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._to_web.configure(sip.incoming, web.codec, web.event)
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
+        if not self._to_sip.enabled:
+            self._fill.cancel()
+        else:
+            self._start_fill()  # a hold ended while the browser is away
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
         if self.video is not None:
             self.video.to_sip.enabled = self.video.to_web.enabled = not held
@@ -288,6 +352,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
     ) -> None:
         now = self._clock()
         self._web_watchdog.alive(now)
+        if self._web_gone:
+            self._web_back()
         path, sip = self._to_sip, self._sip.negotiated
         mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)
         if mapped >= 0:
@@ -462,6 +528,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         for _, closed in taps.values():
             closed()
         self._web_watchdog.stop()
+        await self._fill.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()
         if self.fast_lane is not None:

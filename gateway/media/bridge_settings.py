@@ -57,6 +57,7 @@ class BridgeSettings:
     video_codecs: tuple[str, ...] = ()
     ice_servers: tuple[RTCIceServer, ...] = ()
     inactivity_timeout: float | None = 5.0
+    loss_detect: float | None = 2.0  # no RTP from the browser: reported lost, the SIP side hears a fill
     hold_timeout: float | None = 15.0  # no RTP nor RTCP from a held or silent SIP peer (media.hold_timeout)
     ice_timeout: float = 20.0
     web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
@@ -155,6 +156,7 @@ def settings_from_config(
         ice_servers=ice_servers_from_config(config.ice.gateway),
         host_addresses=tuple(str(a) for a in config.ice.host_addresses) or None,
         inactivity_timeout=config.media.inactivity_timeout,
+        loss_detect=config.media.loss_detect or None,
         hold_timeout=config.media.hold_timeout,
         data_channel=config.media.data_channel,
         call_id=call_id,

@@ -33,6 +33,22 @@ class MediaInactive:
     held: bool = False
 
 
+class LossCause(enum.StrEnum):
+    """How the browser's audio went missing (``WebMediaLost``)."""
+
+    SILENCE = "silence"  # no RTP for media.loss_detect seconds while it should send
+    DETACHED = "detached"  # its web leg was closed to wait for a reconnect (socket closed, ICE/DTLS lost)
+
+
+@dataclass(frozen=True, slots=True)
+class WebMediaLost:
+    """The browser's audio went missing (once per loss, until its audio comes back): reported (event,
+    metric) and, from now on, the SIP side hears the reconnecting fill instead of dead air."""
+
+    cause: LossCause
+    seconds: float = 0.0  # how long nothing came (SILENCE)
+
+
 @dataclass(frozen=True, slots=True)
 class IceFailed:
     """The web leg's ICE negotiation failed, timed out, or consent was lost (RFC 7675)."""
@@ -104,4 +120,5 @@ MediaEvent = (
     | KeyframeWanted
     | TextReceived
     | IcePathChanged
+    | WebMediaLost
 )

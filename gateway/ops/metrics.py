@@ -219,6 +219,15 @@ class GatewayMetrics:
             ["direction", "reason", "sip_status"],
             registry=registry,
         )
+        self.media_lost = Counter(
+            "gateway_media_lost",
+            "Times a browser's audio went missing mid-call (silence: no RTP for media.loss_detect "
+            "seconds; detached: its leg closed to wait for a reconnect)",
+            ["leg", "cause"],
+            registry=registry,
+        )
+        for cause in ("silence", "detached"):  # shown at 0 before the first loss
+            self.media_lost.labels("web", cause)
         histogram = {
             name: Histogram(f"gateway_{metric}", text, labels, buckets=buckets, registry=registry)
             for name, metric, text, labels, buckets in _HISTOGRAMS

@@ -40,6 +40,7 @@ class Operations:
         self.record_sinks: list[Callable[[CallRecord], None]] = []  # more places for records (cluster)
         self.draining = False  # /readyz answers 503 while the gateway drains (gateway.app.Gateway.drain)
         gateway.driver.on_call_end = self.call_ended
+        gateway.driver.on_media_lost = self.media_lost
 
     # --- lifecycle --------------------------------------------------------------------------------
     def add_routes(self, app: WebApp) -> None:
@@ -88,6 +89,10 @@ class Operations:
         return token.reveal() if token is not None else None
 
     # --- a call ended -------------------------------------------------------------------------------
+    def media_lost(self, cause: str) -> None:
+        if self.metrics is not None:
+            self.metrics.media_lost.labels("web", cause).inc()
+
     def call_ended(self, runtime: CallRuntime) -> None:
         record = record_of(runtime)
         if record is None:

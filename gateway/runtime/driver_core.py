@@ -38,7 +38,7 @@ from gateway.identity import WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.identity.model import Found, NotOnline
 from gateway.media.bridge_settings import BridgeSettings
-from gateway.media.events import MediaEvent
+from gateway.media.events import MediaEvent, WebMediaLost
 from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.early_route import EarlyRoutes
@@ -46,6 +46,7 @@ from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
+from gateway.signaling.events import WebLost
 from gateway.signaling.service import (
     EarlyAnswerSink,
     SelectiveEarlyAnswerSink,
@@ -85,6 +86,7 @@ class DriverCore:
         self._http: dict[tuple[str, str], HttpSession] = {}  # by (user id, session id)
         self._runtimes: dict[str, CallRuntime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_media_lost: Callable[[str], None] | None = None  # a browser's audio lost, by cause (metrics)
         self._accepting = True
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self._reg_reasons: dict[str, str] = {}
@@ -149,6 +151,15 @@ class DriverCore:
                 return True
             return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
+
+    def media_lost(self, call_id: str, event: WebMediaLost) -> None:
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        logger.warning("call=%s web_lost: the browser's audio is missing (%s)", call_id, event.cause.value)
+        if self.on_media_lost is not None:
+            self.on_media_lost(event.cause.value)
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        if session is not None and not session.closed:
+            self._spawn(session.send_event(WebLost(call_id, event.cause.value, round(event.seconds, 1))))
 
     def resumable(self, call_id: str) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.calls import CallRegistry
 from gateway.calls.boundary.events import TransferOutcome
-from gateway.media.events import MediaEvent
+from gateway.media.events import MediaEvent, WebMediaLost
 from gateway.runtime.call_media import CallMedia
 from gateway.signaling.service import SessionSink
 from gateway.sip import UserAgent
@@ -49,6 +49,11 @@ class RuntimeHost(Protocol):
 
     def transfer_outcome(self, call_id: str, outcome: TransferOutcome) -> None:
         """How the call placed for call `call_id`'s REFER goes (a 1xx, 200, or its failure)."""
+        ...
+
+    def media_lost(self, call_id: str, event: WebMediaLost) -> None:
+        """The browser's audio of call `call_id` went missing: tell its session (`web_lost`) and the
+        metrics; the SIP side hears the reconnecting fill meanwhile (gateway/media/codecs/comfort_fill.py)."""
         ...
 
     def resumable(self, call_id: str) -> bool:

@@ -31,6 +31,7 @@ from gateway.media.events import (
     Leg,
     MediaEvent,
     MediaInactive,
+    WebMediaLost,
 )
 from gateway.media.video.keyframe import MEDIA_CONTROL, picture_fast_update
 from gateway.runtime.call_media import CallMedia
@@ -70,6 +71,9 @@ class MediaSide:
             event, KeyframeWanted
         ):  # RFC 5168 §3: a keyframe asked of a phone without RTCP feedback
             self.sip.send_info(MEDIA_CONTROL, picture_fast_update())
+            return
+        if isinstance(event, WebMediaLost):  # reported (event, metric); the call goes on meanwhile
+            self._host.media_lost(self.call_id, event)
             return
         lost = self._web_lost(event)
         if lost is not None:

@@ -131,6 +131,8 @@ class HttpSession:
                 progress.record("held", by=by)
             case sig.Resumed(by=by):
                 progress.record("resumed", by=by)
+            case sig.WebLost(cause=cause, seconds=seconds):
+                progress.record("web_lost", cause=cause, seconds=seconds)
             case sig.Ended():
                 self._ended(event)
             case sig.ErrorMessage(code=code, message=message):

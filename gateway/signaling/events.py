@@ -510,6 +510,19 @@ class Reattached:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class WebLost:
+    """No audio from the browser on call `call_id` (`cause` `silence`: no RTP for `seconds`): the SIP side
+    hears a "reconnecting" fill until it is back; a page that hears this can `reattach`."""
+
+    call_id: str
+    cause: str
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": "web_lost", "call_id": self.call_id, "cause": self.cause, "seconds": self.seconds}
+
+
 Event = (
     Incoming
     | Offer
@@ -538,6 +551,7 @@ Event = (
     | Replaced
     | Calls
     | Reattached
+    | WebLost
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (

@@ -54,6 +54,7 @@ from gateway.signaling.rooms.media import RoomMedia
 from gateway.signaling.service import CallService, OfferService
 from gateway.signaling.session_loop import ORIGINS_KEY, SOCKETS_KEY, SocketRegistry
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.turn_rest import IceServers, turn_rest_issuer
 from gateway.signaling.whip.call_playback import PLAYBACK_KEY, CallPlayback
 from gateway.signaling.whip.whep import whep_delete_handler, whep_patch_handler, whep_post_handler
 from gateway.signaling.whip.whip import (
@@ -181,7 +182,7 @@ def add_signaling_routes(
     drives the rate limit; `state` keeps the session key and revoked tokens (gateway.state_dir)."""
     limits = limits or SignalingLimits()
     tokens = session_tokens_from_config(config, clock, state, revocations)
-    ice_servers = ice_servers_from_config(config)
+    ice_servers = IceServers(ice_servers_from_config(config), turn_rest_issuer(config, clock))
     app[CONTEXT_KEY] = SignalingContext(
         call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
     )

@@ -268,8 +268,27 @@ export class GatewayClient extends EventTarget {
     emit(this, "logout", {});
   }
 
-  _peerConnection() {
-    return new RTCPeerConnection({ iceServers: this.iceServers });
+  // TURN REST credentials (ice.turn on the gateway: username "<expiry>:<user>") expire: each new
+  // RTCPeerConnection gets fresh ones from /iceservers with the session token, so a call has their whole
+  // lifetime however long ago the login was; the login's when that fails.
+  async _freshIceServers() {
+    const minted = this.iceServers.some((server) => /^\d+:/.test(server.username || ""));
+    if (!minted || !this.token) return this.iceServers;
+    try {
+      const url = this.url.replace(/^ws/, "http").replace(/\/ws$/, "/iceservers");
+      const headers = { Authorization: `Bearer ${this.token}` };
+      const signal = AbortSignal.timeout?.(3000); // never hold a call up for long: the login's then
+      const reply = await fetch(url, { headers, cache: "no-store", signal });
+      const servers = reply.ok ? await reply.json() : null;
+      if (Array.isArray(servers)) this.info = { ...this.info, ice_servers: servers };
+    } catch {
+      // the network or the page's CSP: keep the login's, they may still be good
+    }
+    return this.iceServers;
+  }
+
+  async _peerConnection() {
+    return new RTCPeerConnection({ iceServers: await this._freshIceServers() });
   }
 
   // Place a call to `to` (a number or SIP URI). Resolves with the Call once the gateway accepted it.
@@ -330,7 +349,7 @@ export class Call extends EventTarget {
 
   async _start(stream) {
     this.localStream = stream || (await navigator.mediaDevices.getUserMedia({ audio: true, video: false }));
-    this.pc = this.client._peerConnection();
+    this.pc = await this.client._peerConnection();
     // the microphone, and the camera when the stream has one (video calls, issue 19)
     for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     this.pc.ontrack = (event) => {

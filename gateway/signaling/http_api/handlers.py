@@ -29,11 +29,11 @@ from gateway.signaling.errors import (
     TooLarge,
     Unauthorized,
 )
-from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.offer_protocol import candidate_request, close_request, offer_request
 from gateway.signaling.key_calls import KeyCalls
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import OfferService
+from gateway.signaling.turn_rest import IceServers
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 class HttpApiContext:
     offer_service: OfferService
     credentials: ApiCredentials
-    ice_servers: tuple[IceServerInfo, ...]
+    ice_servers: IceServers
     limits: SignalingLimits
     key_calls: KeyCalls = field(default_factory=KeyCalls)  # API keys' own caps (signaling/key_calls.py)
 
@@ -224,16 +224,11 @@ async def ice_servers_handler(request: web.Request) -> web.Response:
     """`GET /iceservers`: a bare array of `{urls, username?, credential?}`; TURN entries (with their
     credentials) only with valid credentials, STUN entries for anyone."""
     context = request.app[HTTP_API_KEY]
-    authenticated = False
+    servers = context.ice_servers.public()
     if request.headers.get("Authorization") or request.headers.get("X-API-Key") is not None:
         try:
-            await authenticate(request, context)
-            authenticated = True
+            principal = await authenticate(request, context)
         except SignalingError as exc:  # Unauthorized, or RateLimited while logins queue up
             return error_response(exc)
-    servers = [
-        s.to_json() if authenticated else IceServerInfo(s.urls).to_json()
-        for s in context.ice_servers
-        if authenticated or not any(url.lower().startswith("turn") for url in s.urls)
-    ]
-    return web.json_response(servers, headers={"Cache-Control": "no-store"})
+        servers = context.ice_servers.for_user(principal.user.id)
+    return web.json_response([s.to_json() for s in servers], headers={"Cache-Control": "no-store"})

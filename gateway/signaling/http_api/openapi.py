@@ -208,7 +208,8 @@ def openapi_document() -> dict[str, Any]:
             "/webrtc/sessions/{session_id}/events": {
                 "get": {
                     "summary": "The session's progress events as server-sent events (event: ringing, "
-                    "early_media, answered, failed, ended, dtmf, held, resumed, message (chat text from the SIP "
+                    "early_media, answered, failed, ended, dtmf, held, resumed, web_lost (the gateway stopped "
+                    "receiving the browser's audio: cause, seconds), message (chat text from the SIP "
                     "party: MESSAGE in the call's dialog, also on the call's data channel), message_result "
                     "(the answer to the browser's data channel text), closed; data: a "
                     "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",

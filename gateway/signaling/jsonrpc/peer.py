@@ -43,7 +43,6 @@ from gateway.signaling.errors import (
     Timeout,
     Unauthorized,
 )
-from gateway.signaling.events import IceServerInfo
 from gateway.signaling.jsonrpc import framing as rpc
 from gateway.signaling.jsonrpc.params import (
     Announce,
@@ -56,6 +55,7 @@ from gateway.signaling.jsonrpc.params import (
 from gateway.signaling.jsonrpc.relay import PeerDirectory
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import CallService, JsonValue
+from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.connection import PresenceRegistry
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class RpcContext:
     calls: CallService
     credentials: ApiCredentials
     presence: PresenceRegistry
-    ice_servers: tuple[IceServerInfo, ...]
+    ice_servers: IceServers
     limits: SignalingLimits
     monotonic: Callable[[], float]
     directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
@@ -343,7 +343,7 @@ class RpcPeer:
             "session_id": self._id,
             "user": self.user.id,
             "incoming_calls": self._online,
-            "ice_servers": [cast(JsonValue, s.to_json()) for s in context.ice_servers],  # with TURN
+            "ice_servers": [cast(JsonValue, s.to_json()) for s in context.ice_servers.for_user(self.user.id)],
         }
 
     async def _open(self) -> None:

@@ -39,7 +39,6 @@ from gateway.signaling.errors import (
     SignalingError,
     Unauthorized,
 )
-from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import error_response
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.rooms.access import ANONYMOUS, Action
@@ -68,6 +67,7 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
+from gateway.signaling.turn_rest import IceServers
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class RoomsContext:
     credentials: ApiCredentials
     settings: RoomsSection
     limits: SignalingLimits
-    ice_servers: tuple[IceServerInfo, ...]
+    ice_servers: IceServers
     monotonic: Callable[[], float]
     senders: dict[tuple[str, str], Sender] = field(default_factory=dict)  # (room, peer) -> its socket
     media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (rooms/media.py)
@@ -267,9 +267,8 @@ async def _join(
     context.senders[(peer.room_id, peer.peer_id)] = send
     if user is not None:
         context.users[(peer.room_id, peer.peer_id)] = user
-    servers = [
-        s.to_json() for s in context.ice_servers if user_id != ANONYMOUS or s.credential is None
-    ]  # TURN credentials only to peers with credentials
+    ice = context.ice_servers  # TURN credentials only to peers with credentials
+    servers = [s.to_json() for s in (ice.public() if user_id == ANONYMOUS else ice.for_user(user_id))]
     await send(
         {"type": "joined", "room_id": peer.room_id, "peer_id": peer.peer_id, "user": user_id,
          "owner": context.registry.owner(peer.room_id), "ice_servers": servers,

@@ -139,7 +139,7 @@ async def whip_post_handler(request: web.Request) -> web.Response:
             if s.username
             else ""
         )
-        for s in context.ice_servers
+        for s in context.ice_servers.for_user(principal.user.id)
         for url in s.urls
     ]
     logger.info("WHIP session %s of %s calling %r", result.session_id, principal.user.id, destination)

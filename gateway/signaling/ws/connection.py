@@ -50,7 +50,6 @@ from gateway.signaling.events import (
     Ended,
     ErrorMessage,
     Event,
-    IceServerInfo,
     Pong,
     Registered,
     ServerMessage,
@@ -58,6 +57,7 @@ from gateway.signaling.events import (
 from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.service import CallService, ChatService, ReattachService, ReofferService
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.presence_feed import PresenceFeed
 from gateway.signaling.ws.protocol import (
     Answer,
@@ -112,7 +112,7 @@ class SignalingContext:
     identity: IdentityMap
     presence: PresenceRegistry
     tokens: SessionTokens
-    ice_servers: tuple[IceServerInfo, ...]
+    ice_servers: IceServers
     limits: SignalingLimits
     monotonic: Callable[[], float]
     presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
@@ -402,7 +402,7 @@ class Connection:
                 user=user.id,
                 display_name=user.display_name,
                 sip=user.aor.aor,
-                ice_servers=context.ice_servers,
+                ice_servers=context.ice_servers.for_user(user.id),
                 token=self._issue_token(user.id),
                 token_expires_in=context.tokens.ttl,
             )

@@ -12,6 +12,7 @@ from gateway.signaling.events import ServerMessage, encode
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import SelectiveEarlyAnswerSink
 from gateway.signaling.tokens import SessionTokens
+from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.connection import Connection, ConnectionState, SignalingContext
 from tests.signaling.harness import ALICE_SECRET, ANSWER_SDP, OFFER_SDP, FakeCallService, demo_config
 
@@ -28,7 +29,7 @@ def make(
         identity_map_from_config(config, presence),
         presence,
         SessionTokens(b"k" * 32, 60),
-        (),
+        IceServers(),
         SignalingLimits(rate=1000.0, burst=1000),
         lambda: now[0],
     )
