@@ -33,6 +33,7 @@ from gateway.config.values import (
     HostPort,
     LogFormat,
     LogLevel,
+    OpusFec,
     SrtpMode,
     Transport,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "LogLevel",
     "LoggingSection",
     "MediaSection",
+    "OpusFec",
     "PbxAuth",
     "PbxSection",
     "RtpPorts",
