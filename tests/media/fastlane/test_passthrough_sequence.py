@@ -10,9 +10,11 @@ import asyncio
 import pytest
 
 from gateway.media import fastlane
+from gateway.media.fastlane.native import SIP_TO_WEB
 from gateway.media.rtp.ports import RtpPortAllocator
 from tests.media.bridge_harness import Call, allocator
-from tests.media.fastlane.test_fastpath import TO_WEB, counters, linked, until
+from tests.media.fastlane.test_fastlane_engine import RtpPacketView, arm_both, open_srtp_link, receive, rtp
+from tests.media.fastlane.test_fastpath import TO_WEB, counters, linked, require_fast_lane, until
 
 FRAME = bytes([0xFF]) * 160  # PCMU silence, 20 ms
 
@@ -81,3 +83,42 @@ async def test_gaps_reordering_source_change_and_wrap_reach_the_browser(
         assert len(call.web.ssrcs) == 1  # the browser sees one source throughout
     finally:
         await call.close()
+
+
+async def test_the_engine_maps_a_lanes_sequence_numbers_and_hands_the_map_over() -> None:
+    """The engine alone (real sockets, SRTP both legs): a lane armed for pass-through sends 10, 11, 13,
+    12, 15 on as 200, 201, 203, 202, 205; its map goes to Python (sequence_map) and back
+    (set_sequence_map); bad arguments are refused with the field named."""
+    require_fast_lane()
+    async with open_srtp_link() as s:
+        native = s.linked.link.native
+        native.set_sequence_map(SIP_TO_WEB, -1, 0, 0, -1)
+        arm_both(s, 10)
+        out = []
+        for seq in (10, 11, 13, 12, 15):
+            s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
+            out.append(RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket))).seq)
+        assert out == [200, 201, 203, 202, 205]
+        assert native.sequence(SIP_TO_WEB) == 206
+        assert native.sequence_map(SIP_TO_WEB) == (0x1234, 190, 15, -1)
+        # Python's forwarded packet with a number it mapped, then the engine continues from Python's map
+        assert (
+            native.send(SIP_TO_WEB, s.browser_socket.getsockname(), False, 0, 2560, b"\xff" * 160, 206) == 206
+        )
+        await receive(s.browser_socket)
+        native.set_sequence_map(SIP_TO_WEB, 0x1234, 1000, 16, -1)  # e.g. Python resynchronised
+        s.phone_socket.sendto(s.phone.protect(rtp(17)), s.linked.sip)
+        assert RtpPacketView(s.browser_rx.unprotect(await receive(s.browser_socket))).seq == 1017
+        for bad, message in (
+            ((SIP_TO_WEB, -2, 0, 0, -1), "ssrc -1 or 32 bits"),
+            ((SIP_TO_WEB, 1, 70000, 0, -1), "offset and highest 16 bits"),
+            ((2, 1, 0, 0, -1), "which 0/1"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                native.set_sequence_map(*bad)
+        with pytest.raises(ValueError, match="seq -1 or 16 bits"):
+            native.send(SIP_TO_WEB, s.browser_socket.getsockname(), False, 0, 0, b"", 70000)
+        with pytest.raises(ValueError, match="fec 0/1, percent 0-100"):
+            native.opus_loss(SIP_TO_WEB, 1, 101)
+        assert native.opus_encoder(SIP_TO_WEB) is None  # a pass-through lane has no encoder
+        assert native.opus_loss(SIP_TO_WEB, 1, 10) is False  # kept for when one is made
