@@ -93,7 +93,9 @@ class Gateway:
             else None
         )
         opus_settings.configure(  # transcoding G.711 -> Opus, both paths (gateway/media/codecs/opus_settings.py)
-            opus_settings.OpusEncoderSettings(config.media.opus_complexity, config.media.opus_inband_fec)
+            opus_settings.OpusEncoderSettings.from_mode(
+                config.media.opus_complexity, config.media.opus_inband_fec.value
+            )
         )
         self.dtls_certificates = DtlsCertificates()  # DTLS-SRTP toward SIP peers: one certificate
         logctx.install_record_factory()  # call ids on every log line of a call (gateway/ops/logctx.py)

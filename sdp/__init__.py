@@ -28,7 +28,7 @@ from sdp.model import (
     SessionDescription,
 )
 from sdp.negotiate import Preference, answer
-from sdp.opus import audio_rate, with_opus_playback_rate
+from sdp.opus import audio_rate, with_opus_fec, with_opus_playback_rate
 from sdp.parser import parse, write
 from sdp.translate import to_plain, to_webrtc
 from sdp.transport import DtlsParameters, Fingerprint, IceParameters, PlainTransport, Setup, WebRtcTransport
@@ -91,6 +91,7 @@ __all__ = [
     "parse",
     "to_plain",
     "to_webrtc",
+    "with_opus_fec",
     "with_opus_playback_rate",
     "write",
 ]

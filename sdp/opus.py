@@ -7,11 +7,16 @@ maxplaybackrate"; its default ``maxaveragebitrate`` follows it): libwebrtc then 
 band, which costs it fewer bits and us a cheaper decode. ``sprop-maxcapturerate`` says the same of what
 we send (decoded from the SIP codec). §7.1: each is about one direction, in an offer or an answer alike.
 Both are hints: a decoder must still take any band, and nothing else in the call changes.
+
+``useinbandfec=1`` (§6.1, ``with_opus_fec``) says we decode in-band FEC: every description the gateway
+gives a browser carries it (aiortc writes no Opus fmtp of its own), so the browser's encoder protects
+its packets once our receiver reports show loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from sdp.codecs import Codec, payload_type_of
 from sdp.model import Attribute, MediaDescription
@@ -52,6 +57,51 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
             attributes.append(fmtp(opus[pt]))
             done.add(pt)
         elif attribute.name != "fmtp" or pt not in opus:  # (a second fmtp line of a payload type: dropped)
+            attributes.append(attribute)
+    for pt, codec in opus.items():
+        if pt not in done:
+            at = next(
+                (i + 1 for i, a in enumerate(attributes) if a.name == "rtpmap" and _payload_type(a) == pt),
+                len(attributes),
+            )
+            attributes.insert(at, fmtp(codec))
+    return dataclasses.replace(media, attributes=tuple(attributes))
+
+
+def with_opus_fec(media: MediaDescription, *, dtx: bool = False) -> MediaDescription:
+    """``media`` with ``useinbandfec=1`` on each Opus payload type (RFC 7587 §6.1: we, the receiver, decode
+    in-band FEC, so the browser's encoder may send it: libwebrtc adds it once our reports show loss) and
+    ``usedtx=1`` when ``dtx`` (else no ``usedtx``: the default 0, a packet every frame). Its other fmtp
+    parameters are kept; a missing fmtp line is added after the codec's rtpmap; unchanged without Opus."""
+    opus = {c.payload_type: c for c in media.codecs if c.name.lower() == "opus"}
+    if not opus:
+        return media
+
+    def fmtp(codec: Codec) -> Attribute:
+        kept = [
+            f"{k}={v}" if v is not None else k
+            for k, v in codec.parameters.items()
+            if k.lower() not in ("useinbandfec", "usedtx")
+        ]
+        wanted = ["useinbandfec=1", *(["usedtx=1"] if dtx else [])]
+        return Attribute("fmtp", f"{codec.payload_type} {';'.join(kept + wanted)}")
+
+    return _with_fmtp(media, opus, fmtp)
+
+
+def _with_fmtp(
+    media: MediaDescription, opus: dict[int, Codec], fmtp: Callable[[Codec], Attribute]
+) -> MediaDescription:
+    """``media`` with each of ``opus``'s payload types' fmtp line replaced by ``fmtp(codec)`` (added after
+    its rtpmap when missing; a second fmtp line of a payload type dropped)."""
+    attributes: list[Attribute] = []
+    done: set[int] = set()
+    for attribute in media.attributes:
+        pt = _payload_type(attribute)
+        if attribute.name == "fmtp" and pt in opus and pt not in done:
+            attributes.append(fmtp(opus[pt]))
+            done.add(pt)
+        elif attribute.name != "fmtp" or pt not in opus:
             attributes.append(attribute)
     for pt, codec in opus.items():
         if pt not in done:

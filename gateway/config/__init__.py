@@ -34,6 +34,7 @@ from gateway.config.values import (
     HostPort,
     LogFormat,
     LogLevel,
+    OpusFec,
     SrtpMode,
     Transport,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "LogLevel",
     "LoggingSection",
     "MediaSection",
+    "OpusFec",
     "PbxAuth",
     "PbxSection",
     "RtpPorts",

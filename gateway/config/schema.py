@@ -32,6 +32,7 @@ from gateway.config.values import (
     IPNetwork,
     LogFormat,
     LogLevel,
+    OpusFec,
     Parse,
     Port,
     SrtpMode,
@@ -44,6 +45,7 @@ from gateway.config.values import (
     parse_ice_url,
     parse_ip,
     parse_network,
+    parse_opus_fec,
 )
 from gateway.identity.model import WebAuthMode
 
@@ -289,9 +291,13 @@ class MediaSection:
     # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
     gc_tuning: bool = True
     # Opus encoding of a G.711 source (transcoding, gateway/media/codecs/opus_settings.py): libopus's complexity
-    # (10 best, most CPU; 5 is WebRTC's on mobile) and in-band FEC (useful only with a known loss rate)
+    # (10 best, most CPU; 5 is WebRTC's on mobile) and in-band FEC: auto (on, at the reported loss rate,
+    # while the browser's receiver reports show more than 1 % loss), on, off
     opus_complexity: Annotated[int, IntRange(0, 10)] = 5
-    opus_inband_fec: bool = False
+    opus_inband_fec: Annotated[OpusFec, Parse(parse_opus_fec)] = OpusFec.AUTO
+    # usedtx=1 in the Opus fmtp of our descriptions to the browser (its encoder then stops sending in
+    # silence); useinbandfec=1 is always there (RFC 7587 §6.1)
+    opus_usedtx: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,24 @@ class SrtpMode(enum.StrEnum):
     REQUIRED = "required"
 
 
+class OpusFec(enum.StrEnum):
+    """In-band FEC of the gateway's Opus encoder towards the browser (gateway/media/codecs/opus_settings.py):
+    turned on while the browser's RTCP receiver reports show loss, always, or never."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+def parse_opus_fec(value: object) -> OpusFec:
+    """`auto`, `on` or `off` (YAML 1.1 reads a bare on/off, true/false as a boolean: taken as on/off)."""
+    if isinstance(value, bool):
+        return OpusFec.ON if value else OpusFec.OFF
+    if isinstance(value, str) and value.lower() in {m.value for m in OpusFec}:
+        return OpusFec(value.lower())
+    raise ValueError(f"expected auto, on or off, got {value!r}")
+
+
 class FollowRedirects(enum.StrEnum):
     """Which 3xx redirects of an outbound call are followed (gateway/calls/setup/redirects.py)."""
 

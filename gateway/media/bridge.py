@@ -99,6 +99,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             rtcp_interval=settings.web_rtcp_interval,
             data_channel=settings.data_channel,
             certificate=web_certificate(settings.dtls_certificates),
+            opus_usedtx=settings.opus_usedtx,
         )
         self._web_options = options
         self._web = self._new_web_leg()
@@ -358,7 +359,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)
         if mapped >= 0:
             if sip is not None:
-                self._sip.send(sip.codec.payload_type, payload, mapped, marker)
+                self._sip.send(sip.codec.payload_type, payload, mapped, marker, (ssrc, seq))
                 if self._latency.enabled:
                     self._latency.measure(now)
             return
@@ -381,7 +382,11 @@ class MediaBridge(SetupOffers, MidCallOffers):
             packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type, now
         )
         if mapped >= 0:
-            if self._web.send(packet.payload, mapped, None, packet.marker, now) and self._latency.enabled:
+            source = (packet.ssrc, packet.sequence_number)
+            if (
+                self._web.send(packet.payload, mapped, None, packet.marker, now, source)
+                and self._latency.enabled
+            ):
                 self._latency.measure(now)
             return
         out, digits = path.feed(

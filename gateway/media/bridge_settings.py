@@ -62,6 +62,7 @@ class BridgeSettings:
     ice_timeout: float = 20.0
     web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
     data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
+    opus_usedtx: bool = False  # usedtx=1 in our Opus fmtp to the browser (media.opus_usedtx)
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
     call_id: str = "-"
@@ -159,6 +160,7 @@ def settings_from_config(
         loss_detect=config.media.loss_detect or None,
         hold_timeout=config.media.hold_timeout,
         data_channel=config.media.data_channel,
+        opus_usedtx=config.media.opus_usedtx,
         call_id=call_id,
         fast_lane=fast_lane if config.media.fast_path else None,
     )

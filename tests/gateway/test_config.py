@@ -289,7 +289,9 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ),
         ("media: {opus_complexity: 11}", "media.opus_complexity: expected an integer 0-10, got 11"),
         ("media: {opus_complexity: high}", "media.opus_complexity: expected an integer 0-10, got 'high'"),
-        ("media: {opus_inband_fec: 2}", "media.opus_inband_fec: expected true or false, got 2"),
+        ("media: {opus_inband_fec: 2}", "media.opus_inband_fec: expected auto, on or off, got 2"),
+        ("media: {opus_inband_fec: maybe}", "media.opus_inband_fec: expected auto, on or off, got 'maybe'"),
+        ("media: {opus_usedtx: 2}", "media.opus_usedtx: expected true or false, got 2"),
         (
             "codecs: {sip: [PCMU, speex]}",
             "codecs.sip[1]: expected one of PCMU, PCMA, G722, opus, got 'speex'",

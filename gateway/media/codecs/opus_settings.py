@@ -21,9 +21,13 @@ encodes 8 kHz PCM decoded from PCMU/PCMA: a narrowband voice source. So both are
   wider from 8 kHz input; said explicitly so that its analysis never tries CELT for "music").
 * **DTX** off: the browser's jitter buffer and our own timestamp mapping expect a packet every 20 ms, and
   a G.711 source's silence is rarely digital silence anyway.
-* **in-band FEC** off by default (``media.opus_inband_fec``): libopus adds LBRR data only when told a
-  loss rate (OPUS_SET_PACKET_LOSS_PERC), which the gateway does not feed back from the browser's RTCP yet,
-  so "on" alone would cost bits and CPU for no protection. FreeSWITCH and Asterisk default it on
+* **in-band FEC** (``media.opus_inband_fec``: auto, on, off; default auto): libopus adds LBRR data only
+  when told a loss rate (OPUS_SET_PACKET_LOSS_PERC), so "on" alone would cost bits and CPU for no
+  protection. The browser's RTCP receiver reports of our stream say its loss (fraction lost, RFC 3550
+  §6.4.1): ``for_loss`` turns each into the encoder's settings - with auto, FEC on at the reported
+  percentage while it is above ``FEC_THRESHOLD`` % and off again below; with on, FEC always and the
+  reported percentage. The fast lane's encoders take them at once (``FastLaneController``); the Python
+  path's (PyAV) keep the settings they were made with. FreeSWITCH and Asterisk default it on
   (FreeSWITCH with a configured loss percentage, Asterisk's packet_loss defaults to 0).
 """
 
@@ -33,22 +37,51 @@ from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_OPUS_COMPLEXITY: Final = 5
+FEC_THRESHOLD: Final = 1  # percent of packets the browser reports lost above which auto turns FEC on
+
+
+@dataclass(frozen=True, slots=True)
+class LossSettings:
+    """What an encoder is told from one receiver report: in-band FEC on or off, the expected loss (%)."""
+
+    inband_fec: bool
+    loss_percent: int
 
 
 @dataclass(frozen=True, slots=True)
 class OpusEncoderSettings:
-    """The Opus encoders' settings (module docstring)."""
+    """The Opus encoders' settings (module docstring): ``inband_fec`` from the start; ``auto_fec``: on and
+    off with the browser's reported loss."""
 
     complexity: int = DEFAULT_OPUS_COMPLEXITY
     inband_fec: bool = False
+    auto_fec: bool = True
+
+    @classmethod
+    def from_mode(cls, complexity: int, mode: str) -> OpusEncoderSettings:
+        """``media.opus_inband_fec``'s auto, on or off."""
+        if mode not in ("auto", "on", "off"):
+            raise ValueError(f"in-band FEC is auto, on or off, got {mode!r}")
+        return cls(complexity, inband_fec=mode == "on", auto_fec=mode == "auto")
+
+    def for_loss(self, fraction_lost: int) -> LossSettings | None:
+        """The encoder's settings for a receiver report's fraction lost (RFC 3550 §6.4.1: lost/expected in
+        1/256ths), or None when reports change nothing (FEC off)."""
+        if not 0 <= fraction_lost <= 255:
+            raise ValueError(f"a fraction lost is 0-255, got {fraction_lost!r}")
+        if not (self.auto_fec or self.inband_fec):
+            return None
+        percent = (fraction_lost * 100 + 128) // 256
+        return LossSettings(self.inband_fec or percent > FEC_THRESHOLD, percent)
 
     def __post_init__(self) -> None:
         if isinstance(self.complexity, bool) or not isinstance(self.complexity, int):
             raise TypeError(f"complexity must be an integer, got {self.complexity!r}")
         if not 0 <= self.complexity <= 10:
             raise ValueError(f"complexity must be 0-10, got {self.complexity!r}")
-        if not isinstance(self.inband_fec, bool):
-            raise TypeError(f"inband_fec must be a boolean, got {self.inband_fec!r}")
+        for name in ("inband_fec", "auto_fec"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a boolean, got {getattr(self, name)!r}")
 
     def ffmpeg_options(self) -> dict[str, str]:
         """FFmpeg's libopus encoder options for the same settings (the Python path)."""

@@ -262,6 +262,8 @@ static PyObject *engine_link(Engine *self, PyObject *args) {
     if (c == NULL)
         return PyErr_NoMemory();
     c->id = id;
+    c->lanes[0].seqmap.ssrc = c->lanes[1].seqmap.ssrc = -1; /* no source mapped yet (set_sequence_map) */
+    c->lanes[0].seqmap.bad = c->lanes[1].seqmap.bad = -1;
     c->rx = (void *)(uintptr_t)rx;
     c->tx = (void *)(uintptr_t)tx;
     c->sip_rx = (void *)(uintptr_t)sip_rx;

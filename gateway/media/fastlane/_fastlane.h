@@ -108,6 +108,14 @@ typedef struct {
     int latency_count;
 } Tally;
 
+/* Output sequence numbers of pass-through audio (gateway/media/rtp/seqmap.py): input + offset, re-chosen
+   on a new SSRC, an RFC 3550 A.1 restart, or after the sender's own packets took the numbers. */
+typedef struct {
+    int64_t ssrc;                  /* -1: none yet */
+    uint16_t offset, highest;
+    int32_t bad;                   /* -1: none */
+} SeqMap;
+
 #define PCM_FRAME 160              /* 20 ms at 8 kHz: what transcoding lanes decode to and encode from */
 #define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
 
@@ -130,6 +138,8 @@ typedef struct {
     int64_t tolerance, frame_ticks;
     void *decoder, *encoder;       /* libopus states, owned by the lane */
     int decoder_codec, encoder_codec;
+    int loss_set, loss_fec, loss_percent; /* the browser's reported loss for the encoder (link_opus_loss) */
+    SeqMap seqmap;                 /* pass-through: output sequence numbers (map_sequence) */
     int16_t *pcm;                  /* PCM_CAPACITY samples, malloc'd with the codecs (prepare_codecs): NULL
                                       until the lane first transcodes (a pass-through call has none) */
     int pcm_len;
@@ -164,6 +174,9 @@ extern uint8_t g711_encode[2][65536];     /* indexed by the sample as uint16 */
 #define OPUS_SET_COMPLEXITY_REQUEST 4010
 #define OPUS_SET_INBAND_FEC_REQUEST 4012
 #define OPUS_SET_DTX_REQUEST 4016
+#define OPUS_GET_INBAND_FEC_REQUEST 4013
+#define OPUS_SET_PACKET_LOSS_PERC_REQUEST 4014
+#define OPUS_GET_PACKET_LOSS_PERC_REQUEST 4015
 #define OPUS_SET_SIGNAL_REQUEST 4024
 #define OPUS_BANDWIDTH_NARROWBAND 1101
 #define OPUS_SIGNAL_VOICE 3001
@@ -344,6 +357,9 @@ int parse_rtp(const uint8_t *d, int len, Rtp *r);
 int write_header(uint8_t *out, const Output *o, int marker, uint8_t pt, uint16_t seq, uint32_t ts);
 int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, uint32_t ts,
          const uint8_t *payload, int payload_len);
+int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, int seq, uint32_t ts,
+             const uint8_t *payload, int payload_len);
+int map_sequence(SeqMap *m, uint32_t ssrc, uint16_t seq, uint16_t next);
 int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now);
 void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now);
 PyObject *reception_tuple(const Reception *r);

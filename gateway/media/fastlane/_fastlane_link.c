@@ -91,6 +91,10 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
         opus.encoder_ctl(lane->encoder, OPUS_SET_SIGNAL_REQUEST, (int32_t)OPUS_SIGNAL_VOICE);
         opus.encoder_ctl(lane->encoder, OPUS_SET_DTX_REQUEST, (int32_t)0);
         opus.encoder_ctl(lane->encoder, OPUS_SET_INBAND_FEC_REQUEST, (int32_t)opus_inband_fec);
+        if (lane->loss_set) { /* the browser reported loss before the encoder was made (link_opus_loss) */
+            opus.encoder_ctl(lane->encoder, OPUS_SET_INBAND_FEC_REQUEST, (int32_t)lane->loss_fec);
+            opus.encoder_ctl(lane->encoder, OPUS_SET_PACKET_LOSS_PERC_REQUEST, (int32_t)lane->loss_percent);
+        }
         lane->encoder_codec = codec_out;
     }
     return 1;
@@ -294,20 +298,21 @@ static PyObject *link_send(Link *self, PyObject *args) {
     PyObject *destination;
     unsigned long ts;
     Py_buffer payload;
-    if (!PyArg_ParseTuple(args, "iOpiky*", &which, &destination, &marker, &pt, &ts, &payload))
+    int seq_in = -1; /* a forwarded packet's mapped sequence number (seqmap); -1: the output's next */
+    if (!PyArg_ParseTuple(args, "iOpiky*|i", &which, &destination, &marker, &pt, &ts, &payload, &seq_in))
         return NULL;
     PyObject *result = NULL;
     Address dst;
-    if (which < 0 || which > 1 || pt < 0 || pt > 127) {
-        PyErr_SetString(PyExc_ValueError, "which is 0 or 1, payload type 0-127");
+    if (which < 0 || which > 1 || pt < 0 || pt > 127 || seq_in < -1 || seq_in > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "which is 0 or 1, payload type 0-127, seq -1 or 16 bits");
     } else if (parse_address(destination, &dst)) {
         Core *c = self->core;
         if (c == NULL) {
             PyErr_SetString(PyExc_ValueError, "the link is closed");
         } else {
             pthread_mutex_lock(&self->engine->lock);
-            int seq = emit(self->engine, c, which, &dst, marker, (uint8_t)pt, (uint32_t)ts, payload.buf,
-                           (int)payload.len);
+            int seq = emit_seq(self->engine, c, which, &dst, marker, (uint8_t)pt, seq_in, (uint32_t)ts,
+                               payload.buf, (int)payload.len);
             pthread_mutex_unlock(&self->engine->lock);
             result = PyLong_FromLong(seq);
         }
@@ -459,6 +464,85 @@ static PyObject *link_sequence(Link *self, PyObject *args) {
     return PyLong_FromLong(seq);
 }
 
+/* Pass-through output sequence numbers (seqmap.SequenceState): Python's before it arms, the engine's after. */
+static PyObject *link_set_sequence_map(Link *self, PyObject *args) {
+    int which, offset, highest, bad;
+    long long ssrc;
+    if (!PyArg_ParseTuple(args, "iLiii", &which, &ssrc, &offset, &highest, &bad))
+        return NULL;
+    if (which < 0 || which > 1 || ssrc < -1 || ssrc > 0xFFFFFFFFLL || offset < 0 || offset > 0xFFFF ||
+        highest < 0 || highest > 0xFFFF || bad < -1 || bad > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "bad sequence map: which 0/1, ssrc -1 or 32 bits, offset and highest "
+                                          "16 bits, bad -1 or 16 bits");
+        return NULL;
+    }
+    LINK_CORE(self, NULL)
+    pthread_mutex_lock(&self->engine->lock);
+    SeqMap *m = &c->lanes[which].seqmap;
+    m->ssrc = ssrc;
+    m->offset = (uint16_t)offset;
+    m->highest = (uint16_t)highest;
+    m->bad = bad;
+    pthread_mutex_unlock(&self->engine->lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *link_sequence_map(Link *self, PyObject *args) {
+    int which;
+    if (!parse_which(args, &which))
+        return NULL;
+    LINK_CORE(self, NULL)
+    pthread_mutex_lock(&self->engine->lock);
+    SeqMap m = c->lanes[which].seqmap;
+    pthread_mutex_unlock(&self->engine->lock);
+    return Py_BuildValue("(Liii)", (long long)m.ssrc, (int)m.offset, (int)m.highest, (int)m.bad);
+}
+
+/* The browser's reported loss for lane ``which``'s Opus encoder (opus_settings.OpusEncoderSettings.for_loss):
+   in-band FEC on or off and OPUS_SET_PACKET_LOSS_PERC, now when the encoder exists, else when it is made. */
+static PyObject *link_opus_loss(Link *self, PyObject *args) {
+    int which, fec, percent;
+    if (!PyArg_ParseTuple(args, "iii", &which, &fec, &percent))
+        return NULL;
+    if (which < 0 || which > 1 || fec < 0 || fec > 1 || percent < 0 || percent > 100) {
+        PyErr_SetString(PyExc_ValueError, "which 0/1, fec 0/1, percent 0-100");
+        return NULL;
+    }
+    LINK_CORE(self, NULL)
+    pthread_mutex_lock(&self->engine->lock);
+    Lane *lane = &c->lanes[which];
+    lane->loss_set = 1;
+    lane->loss_fec = fec;
+    lane->loss_percent = percent;
+    int applied = lane->encoder != NULL;
+    if (applied) {
+        opus.encoder_ctl(lane->encoder, OPUS_SET_INBAND_FEC_REQUEST, (int32_t)fec);
+        opus.encoder_ctl(lane->encoder, OPUS_SET_PACKET_LOSS_PERC_REQUEST, (int32_t)percent);
+    }
+    pthread_mutex_unlock(&self->engine->lock);
+    return PyBool_FromLong(applied);
+}
+
+/* (in-band FEC, packet loss percentage) as lane ``which``'s Opus encoder reports them, or None: no encoder. */
+static PyObject *link_opus_encoder(Link *self, PyObject *args) {
+    int which;
+    if (!parse_which(args, &which))
+        return NULL;
+    LINK_CORE(self, NULL)
+    int32_t fec = -1, percent = -1;
+    pthread_mutex_lock(&self->engine->lock);
+    Lane *lane = &c->lanes[which];
+    int has = lane->encoder != NULL;
+    if (has) {
+        opus.encoder_ctl(lane->encoder, OPUS_GET_INBAND_FEC_REQUEST, &fec);
+        opus.encoder_ctl(lane->encoder, OPUS_GET_PACKET_LOSS_PERC_REQUEST, &percent);
+    }
+    pthread_mutex_unlock(&self->engine->lock);
+    if (!has)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(ii)", (int)fec, (int)percent);
+}
+
 
 /* What lane ``which`` accounted since the last snapshot (None: nothing), and the ownership rule. */
 static PyObject *link_snapshot(Link *self, PyObject *args) {
@@ -528,8 +612,8 @@ static PyMethodDef link_methods[] = {
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
     {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
     {"send", (PyCFunction)link_send, METH_VARARGS,
-     "send(which, destination, marker, pt, ts, payload) -> sequence number used, or -1: one packet on output "
-     "which with its SSRC and next sequence number (SRTP-protected towards the browser, and towards the SIP "
+     "send(which, destination, marker, pt, ts, payload[, seq]) -> sequence number used, or -1: one packet on "
+     "output which with its SSRC and next sequence number, or seq (SRTP-protected towards the browser, and towards the SIP "
      "side when it has SRTP)."},
     {"srtp", (PyCFunction)link_srtp, METH_VARARGS,
      "srtp(op, data[, sip]) -> bytes, or an int libsrtp error: op 0 protect, 1 unprotect, 2 protect_rtcp, "
@@ -542,6 +626,16 @@ static PyMethodDef link_methods[] = {
     {"stun_answered", (PyCFunction)link_stun_answered, METH_NOARGS,
      "stun_answered() -> how many consent checks this thread answered"},
     {"sequence", (PyCFunction)link_sequence, METH_VARARGS, "sequence(which) -> the next sequence number of output which"},
+    {"set_sequence_map", (PyCFunction)link_set_sequence_map, METH_VARARGS,
+     "set_sequence_map(which, ssrc, offset, highest, bad): lane which's pass-through sequence mapping "
+     "(seqmap.SequenceState; ssrc and bad -1: none)"},
+    {"sequence_map", (PyCFunction)link_sequence_map, METH_VARARGS,
+     "sequence_map(which) -> (ssrc, offset, highest, bad): lane which's pass-through sequence mapping now"},
+    {"opus_loss", (PyCFunction)link_opus_loss, METH_VARARGS,
+     "opus_loss(which, fec, percent) -> whether lane which's Opus encoder exists (else it takes them when made): "
+     "OPUS_SET_INBAND_FEC and OPUS_SET_PACKET_LOSS_PERC from the browser's receiver reports"},
+    {"opus_encoder", (PyCFunction)link_opus_encoder, METH_VARARGS,
+     "opus_encoder(which) -> (inband_fec, packet_loss_perc) of lane which's Opus encoder, or None"},
     {"reports", (PyCFunction)link_reports, METH_NOARGS,
      "reports() -> None, or (packets, octets, [(arrival, compound), ...]): the browser's report compounds the "
      "engine kept since the last call (SRTCP packets and their octets; the latest SR-led and RR-led ones, "

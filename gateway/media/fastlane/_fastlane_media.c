@@ -220,11 +220,47 @@ int write_header(uint8_t *out, const Output *o, int marker, uint8_t pt, uint16_t
    the sequence number used or -1. */
 int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, uint32_t ts,
          const uint8_t *payload, int payload_len) {
+    return emit_seq(e, c, which, to, marker, pt, -1, ts, payload, payload_len);
+}
+
+/* seqmap.SequenceMap.map: the output sequence number of input ``seq`` of ``ssrc``, the output's next
+   being ``next``. */
+int map_sequence(SeqMap *m, uint32_t ssrc, uint16_t seq, uint16_t next) {
+    if (m->ssrc != (int64_t)ssrc)
+        goto resync; /* a new source continues the output without a gap */
+    uint16_t delta = (uint16_t)(seq - m->highest);
+    if (delta == 0 || delta >= SEQ_MOD - MAX_MISORDER) /* a duplicate or a late packet */
+        return (uint16_t)(seq + m->offset);
+    if (delta < MAX_DROPOUT) { /* in order, maybe after a gap (kept) */
+        m->highest = seq;
+        uint16_t out = (uint16_t)(seq + m->offset);
+        if ((uint16_t)(out - next) >= 0x8000) { /* the sender's own packets took these numbers */
+            m->offset = (uint16_t)(next - seq);
+            out = next;
+        }
+        return out;
+    }
+    if ((int32_t)seq == m->bad) /* RFC 3550 A.1: two sequential packets after a jump */
+        goto resync;
+    m->bad = (uint16_t)(seq + 1);
+    return next;
+resync:
+    m->ssrc = ssrc;
+    m->offset = (uint16_t)(next - seq);
+    m->highest = seq;
+    m->bad = -1;
+    return next;
+}
+
+/* emit with sequence number ``seq`` (-1: the output's next); the output's next moves past it when it is
+   ahead (seqmap.advance). */
+int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, int seq_in, uint32_t ts,
+             const uint8_t *payload, int payload_len) {
     uint8_t buffer[BUFFER_SIZE];
     Output *o = &c->out[which];
     if (payload_len < 0 || 12 + o->extension_len + payload_len > MAX_PACKET)
         return -1;
-    uint16_t seq = o->seq;
+    uint16_t seq = seq_in < 0 ? o->seq : (uint16_t)seq_in;
     int len = write_header(buffer, o, marker, pt, seq, ts);
     memcpy(buffer + len, payload, (size_t)payload_len);
     len += payload_len;
@@ -234,7 +270,8 @@ int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t p
     } else if (c->sip_tx != NULL && e->fn[OP_PROTECT](c->sip_tx, buffer, &len) != 0) {
         return -1;
     }
-    o->seq = (uint16_t)(seq + 1);
+    if ((uint16_t)(seq - o->seq) < 0x8000)
+        o->seq = (uint16_t)(seq + 1);
     if (sendto(c->fds[which == LANE_SIP_TO_WEB ? 0 : 1], buffer, (size_t)len, MSG_DONTWAIT,
                (const struct sockaddr *)&to->addr, to->len) < 0)
         c->lanes[which].send_errors++;
@@ -332,7 +369,8 @@ void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, doub
     lane->last_ts = r->ts;
     lane->last_time = now;
     if (lane->codec_in == CODEC_PASS) {
-        if (emit(e, c, which, &lane->destination, r->marker, lane->pt_out, mapped, payload, len) >= 0) {
+        int seq = map_sequence(&lane->seqmap, r->ssrc, r->seq, c->out[which].seq);
+        if (emit_seq(e, c, which, &lane->destination, r->marker, lane->pt_out, seq, mapped, payload, len) >= 0) {
             sent = 1;
             octets = len;
         } else {

@@ -24,9 +24,12 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 from gateway.media.bridge_settings import LatencyMeter
+from gateway.media.codecs import opus_settings
+from gateway.media.codecs.opus_settings import LossSettings
 from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
 from gateway.media.fastlane.native import (
     DROPPED,
@@ -44,6 +47,7 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.fastlane.video_lanes import VideoLanes
 from gateway.media.forward import MediaPath
+from gateway.media.rtp.seqmap import SequenceState
 from gateway.media.rtp.sip_leg import SipLeg
 from gateway.media.rtp.srtp import SipSrtp
 from gateway.media.video.video_bridge import VideoBridge
@@ -95,6 +99,7 @@ class FastLaneController:
         self._consent: tuple[Any, ...] = ()
         self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
         self._video = VideoLanes(call_id)
+        self._loss: LossSettings | None = None  # what the link's Opus encoder was last told (_browser_loss)
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -167,12 +172,14 @@ class FastLaneController:
             sender.link = endpoint.link = native
             # watchdogs and reports see every packet the engine forwarded
             sender.refresh = self.sync  # our web-leg reports read the browser's
+            sender.on_loss = self._browser_loss  # its reports of our stream: our Opus encoder's FEC
             endpoint.refresh = self._web_watchdog.refresh = self.account
             receiver.unsynced = lambda: sum(native.counters()[1:4:2])  # web -> SIP: forwarded, failed
 
             def uninstall(sequences: tuple[int, int]) -> None:
                 sender.link = endpoint.link = None
                 endpoint.refresh = sender.refresh = self._web_watchdog.refresh = receiver.unsynced = None
+                sender.on_loss = None
                 endpoint.next_sequence, sender.next_sequence = sequences
                 endpoint.serialize_srtp(None)
                 aiortc_hooks.restore_srtp_sessions(dtls, rx, tx, replaced=SerializedSrtp)
@@ -189,6 +196,9 @@ class FastLaneController:
             logger.warning("call=%s fast lane not used: %r", self._call, exc)
             return
         self._pair, self._remote, self._sip_srtp = pair, remote, sip_srtp
+        self._loss = None
+        if sender.reported_loss is not None:  # the browser reported before: the new link's encoder too
+            self._browser_loss(sender.reported_loss)
         logger.info(
             "call=%s fast lane linked (browser %s%s)",
             self._call,
@@ -196,6 +206,21 @@ class FastLaneController:
             ", SIP leg SRTP" * (sip_srtp is not None),
         )
         self.fast_rearm()
+
+    def _browser_loss(self, fraction_lost: int) -> None:
+        """The browser's report of our stream's loss (RFC 3550 §6.4.1): the settings of the engine's Opus
+        encoder towards it (opus_settings.OpusEncoderSettings.for_loss), when they change."""
+        wanted = opus_settings.current().for_loss(fraction_lost)
+        link = self.link
+        if link is None or wanted is None or wanted == self._loss:
+            return
+        if self._loss is None or wanted.inband_fec != self._loss.inband_fec:
+            logger.info(
+                "call=%s Opus in-band FEC to the browser %s (it reports %d %% loss)",
+                self._call, "on" if wanted.inband_fec else "off", wanted.loss_percent,
+            )  # fmt: skip
+        self._loss = wanted
+        link.native.opus_loss(SIP_TO_WEB, int(wanted.inband_fec), wanted.loss_percent)
 
     @property
     def remote(self) -> Address:
@@ -313,6 +338,8 @@ class FastLaneController:
                 STATS_AIORTC, rate, receiver.reception_state(lane.ssrc, rate),
                 self._to_sip.last_sequence(lane.ssrc),
             )  # fmt: skip
+            assert endpoint is not None  # a destination
+            native.set_sequence_map(WEB_TO_SIP, *astuple(endpoint.sequence_map.state()))
             arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane, accounts)
         else:
             native.disarm(WEB_TO_SIP)
@@ -328,6 +355,7 @@ class FastLaneController:
                 statistics.state() if statistics is not None and statistics.ssrc == lane.ssrc else None,
                 self._to_web.last_sequence(lane.ssrc),
             )  # fmt: skip
+            native.set_sequence_map(SIP_TO_WEB, *astuple(sender.sequence_map.state()))
             arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts)
         else:
             native.disarm(SIP_TO_WEB)
@@ -340,6 +368,10 @@ class FastLaneController:
         to_web = snapshot(native, SIP_TO_WEB, latency.enabled)
         endpoint = self._sip.endpoint
         self.packets += sum(snap.packets for snap in (to_sip, to_web) if snap is not None)
+        if to_sip is not None and endpoint is not None:  # the pass-through numbering the engine moved on
+            endpoint.sequence_map.restore(SequenceState(*native.sequence_map(WEB_TO_SIP)))
+        if to_web is not None:
+            self._web.direct_sender.sequence_map.restore(SequenceState(*native.sequence_map(SIP_TO_WEB)))
         if to_sip is not None:
             self._web.direct_receiver.restore_reception(to_sip.ssrc, to_sip.reception, to_sip.pt)
             self._web_watchdog.alive(to_sip.arrival)

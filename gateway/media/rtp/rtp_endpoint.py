@@ -40,6 +40,7 @@ import sdp
 from gateway.media import slim_waiters
 from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
+from gateway.media.rtp import seqmap
 from gateway.media.rtp.endpoint_rtcp import EndpointRtcp
 from gateway.media.rtp.endpoint_state import TRANSITIONS, Address, EndpointState, RtpEndpointConfig
 from gateway.media.rtp.latch import LatchState, SymmetricLatch
@@ -119,6 +120,7 @@ class RtpEndpoint(EndpointRtcp):
         self.codec_payload_type: int | None = None
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
+        self.sequence_map = seqmap.SequenceMap()  # forwarded packets' numbers (the fast lane's too)
         self.packets_sent = self.octets_sent = self.dropped = 0
         self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
         self.refresh: Callable[[], None] | None = None  # accounts for the fast lane's packets (inactivity)
@@ -342,8 +344,18 @@ class RtpEndpoint(EndpointRtcp):
 
     # ----------------------------------------------------------------------------------------- RTP
 
-    def send_rtp(self, payload_type: int, payload: bytes, timestamp: int, *, marker: bool = False) -> bool:
-        """Send one RTP packet with our SSRC and next sequence number; False when not sent."""
+    def send_rtp(
+        self,
+        payload_type: int,
+        payload: bytes,
+        timestamp: int,
+        *,
+        marker: bool = False,
+        source: tuple[int, int] | None = None,
+    ) -> bool:
+        """Send one RTP packet with our SSRC and next sequence number, or for a forwarded packet
+        (``source``: its SSRC and sequence number) that number mapped (``seqmap``: gaps and order kept);
+        False when not sent."""
         if self._state is not EndpointState.OPEN or self._rtp_transport is None:
             raise EndpointError(f"call={self._call} send_rtp() in state {self._state.value}")
         destination = self.remote_rtp_address
@@ -357,15 +369,17 @@ class RtpEndpoint(EndpointRtcp):
         link = self.link
         if link is not None:  # the fast lane's engine owns the sequence numbers (gateway/media/fastlane)
             try:
-                if link.send(0, destination, marker, payload_type, timestamp, payload) < 0:
+                seq = -1 if source is None else self.sequence_map.map(*source, link.sequence(0))
+                if link.send(0, destination, marker, payload_type, timestamp, payload, seq) < 0:
                     return False
             except ValueError as exc:  # a host name from the SDP: the engine takes numeric addresses
                 self._drop("RTP to %s not sent: %s", destination, exc)
                 return False
         else:
             second = payload_type | 0x80 if marker else payload_type
-            header = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc)  # RFC 3550 §5.1
-            self._sequence = (self._sequence + 1) & 0xFFFF
+            seq = self._sequence if source is None else self.sequence_map.map(*source, self._sequence)
+            header = _RTP_HEADER.pack(0x80, second, seq, timestamp, self.ssrc)  # RFC 3550 §5.1
+            self._sequence = seqmap.advance(self._sequence, seq)
             packet = header + payload
             crypto = self._crypto
             if crypto is not None:

@@ -303,9 +303,17 @@ class SipLeg:
             if self.endpoint is not None:
                 self.endpoint.set_secure(None)
 
-    def send(self, payload_type: int, payload: bytes, timestamp: int, marker: bool) -> None:
+    def send(
+        self,
+        payload_type: int,
+        payload: bytes,
+        timestamp: int,
+        marker: bool,
+        source: tuple[int, int] | None = None,
+    ) -> None:
+        """``source``: a forwarded packet's SSRC and sequence number (``RtpEndpoint.send_rtp``)."""
         if self.endpoint is not None:
-            self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker)
+            self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
 
     def close(self) -> None:
         if self._reserved is not None:  # leased, never opened

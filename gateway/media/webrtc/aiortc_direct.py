@@ -37,6 +37,8 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
+from gateway.media.rtp import seqmap
+from gateway.media.webrtc import aiortc_hooks
 from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
 
 _RTP_HEADER = struct.Struct("!BBHII")
@@ -86,12 +88,22 @@ class DirectSender:
         self._audio_pt: int | None = None
         self._clock_rate = 8000
         self._sequence = random_sequence_number()
+        self.sequence_map = seqmap.SequenceMap()  # forwarded packets' numbers (the fast lane's too)
         self._last_timestamp = 0
         self._last_time = 0.0
         self.packets_sent = self.octets_sent = 0
         self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
         self.refresh: Callable[[], None] | None = None  # brings the counters up to date first (the fast lane)
         self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
+        # the fraction lost (0-255) of each of the browser's report blocks about our stream (issue 35)
+        self.on_loss: Callable[[int], None] | None = None
+        self.reported_loss: int | None = None  # the latest one
+        aiortc_hooks.on_receiver_report(sender, self._reported)
+
+    def _reported(self, fraction_lost: int) -> None:
+        self.reported_loss = fraction_lost
+        if self.on_loss is not None:
+            self.on_loss(fraction_lost)
 
     @property
     def started(self) -> bool:
@@ -128,8 +140,10 @@ class DirectSender:
         payload_type: int | None = None,
         marker: bool = False,
         now: float | None = None,
+        source: tuple[int, int] | None = None,
     ) -> bool:
-        """Send one payload (``payload_type`` None: the sender's codec); False when it cannot go now."""
+        """Send one payload (``payload_type`` None: the sender's codec); False when it cannot go now.
+        ``source``: a forwarded packet's SSRC and sequence number, whose number is mapped (``seqmap``)."""
         pt, dtls = self._audio_pt, self._dtls
         if pt is None or dtls is None or dtls._state is not _CONNECTED or not self._sender._enabled:
             return False
@@ -143,16 +157,13 @@ class DirectSender:
         if (
             link is not None
         ):  # the fast lane's engine owns the sequence numbers and SRTP (gateway/media/fastlane)
-            if (
-                link.send(
-                    1, self._address, marker, pt if payload_type is None else payload_type, timestamp, payload
-                )
-                < 0
-            ):
+            seq = -1 if source is None else self.sequence_map.map(*source, link.sequence(1))
+            pt = pt if payload_type is None else payload_type
+            if link.send(1, self._address, marker, pt, timestamp, payload, seq) < 0:
                 return False
         else:
-            sequence = self._sequence
-            self._sequence = (sequence + 1) & 0xFFFF
+            sequence = self._sequence if source is None else self.sequence_map.map(*source, self._sequence)
+            self._sequence = seqmap.advance(self._sequence, sequence)
             header = _RTP_HEADER.pack(
                 self._first,
                 (0x80 if marker else 0) | (pt if payload_type is None else payload_type),

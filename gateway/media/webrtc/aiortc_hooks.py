@@ -35,6 +35,8 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``on_bitrate_limit(sender, callback)``, ``send_remb(receiver, bitrate, ssrcs)``: the browser's REMB of
   a video sender's stream (``RTCRtpSender._handle_rtcp_packet``, wrapped) and a REMB to the browser from
   the receiver's RTCP SSRC (``RTCRtpReceiver._send_rtcp``), for the video's bandwidth hints (issue 19).
+* ``on_receiver_report(sender, callback)``: the fraction lost of each report block of the browser's SR
+  or RR about a sender's stream (``_handle_rtcp_packet``, wrapped), for our Opus encoder's FEC (issue 35).
 
 ICE consent (RFC 7675: ``on_consent_expired``, ``set_consent_expiry``, what the fast lane answers checks
 with) is in ``ice_consent``. The bridge's direct RTP paths are in ``aiortc_direct`` (``DirectSender``)
@@ -67,7 +69,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -454,6 +463,23 @@ def on_bitrate_limit(sender: RTCRtpSender, callback: Callable[[int, tuple[int, .
                 pass
             else:
                 callback(bitrate, tuple(ssrcs))
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def on_receiver_report(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """The browser's reception report blocks about ``sender``'s stream (in its SR or RR, RFC 3550 §6.4)
+    give ``callback`` their fraction lost (0-255) as well as aiortc's handling (its RTT and statistics)."""
+    handle = getattr(sender, "_handle_rtcp_packet", None)
+    if not callable(handle) or not asyncio.iscoroutinefunction(handle):
+        raise HookError("RTCRtpSender._handle_rtcp_packet is gone")
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for block in packet.reports:
+                if block.ssrc == sender._ssrc:
+                    callback(block.fraction_lost)
         await handle(packet)
 
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]

@@ -86,6 +86,7 @@ class WebLegOptions:
     mdns_timeout: float = 2.0
     data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
     rtcp_interval: float = 5.0  # our RTCP reports to the browser (aiortc_rtcp: RFC 3550 §6.2, as the SIP leg)
+    opus_usedtx: bool = False  # usedtx=1 beside useinbandfec=1 in our Opus fmtp (media.opus_usedtx)
 
     def __post_init__(self) -> None:
         if self.rtcp_interval <= 0:
@@ -296,7 +297,7 @@ class WebRtcLeg:
         result = web_sdp.without_empty_end(offer)
         if video is not None and video.transceiver.direction == "inactive":
             result = web_sdp.reject_mid(result, video.transceiver.mid)
-        return result
+        return self._with_fec(result)
 
     async def accept_reanswer(self, answer: sdp.SessionDescription) -> None:
         """The browser's answer to ``reoffer``: an m-line it turned down reaches aiortc inactive; its
@@ -349,7 +350,7 @@ class WebRtcLeg:
         self._start_mdns(pruned)
         if self.video is not None and self._state is WebLegState.CONNECTED:
             self.video.connected = with_video  # the browser's new offer added or dropped its video
-        return web_sdp.restore_answer(pruned, local)
+        return self._with_fec(web_sdp.restore_answer(pruned, local))
 
     async def create_offer(
         self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
@@ -368,7 +369,7 @@ class WebRtcLeg:
             self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
         offer = await self._pc.createOffer()
         await self._pc.setLocalDescription(offer)
-        return web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp))
+        return self._with_fec(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
 
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
         """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);
@@ -534,12 +535,14 @@ class WebRtcLeg:
         payload_type: int | None = None,
         marker: bool = False,
         now: float | None = None,
+        source: tuple[int, int] | None = None,
     ) -> bool:
         """Send one payload to the browser now (None: the negotiated codec's payload type); False when
-        it cannot go (not connected, sender not started or disabled). ``now`` is on the leg's clock."""
+        it cannot go (not connected, sender not started or disabled). ``now`` is on the leg's clock;
+        ``source``: a forwarded packet's SSRC and sequence number (mapped: ``DirectSender.send``)."""
         if self._state is not WebLegState.CONNECTED:
             return False
-        return self._sender.send(payload, timestamp, payload_type, marker, now)
+        return self._sender.send(payload, timestamp, payload_type, marker, now, source)
 
     @property
     def direct_sender(self) -> aiortc_direct.DirectSender:
@@ -558,6 +561,13 @@ class WebRtcLeg:
     def local(self) -> sdp.SessionDescription | None:
         description = self._pc.localDescription
         return None if description is None else sdp.parse(description.sdp)
+
+    def _with_fec(self, description: sdp.SessionDescription) -> sdp.SessionDescription:
+        """What the browser gets: ``useinbandfec=1`` (and ``usedtx=1`` when configured) on each Opus
+        payload type (RFC 7587 §6.1; aiortc writes no Opus fmtp): we decode its in-band FEC, so libwebrtc
+        protects its packets once our receiver reports show loss."""
+        dtx = self._options.opus_usedtx
+        return description.with_media([sdp.with_opus_fec(m, dtx=dtx) for m in description.media])
 
     def _check_open(self) -> None:
         if self._state is WebLegState.CLOSED:
