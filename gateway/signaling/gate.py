@@ -25,6 +25,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -157,15 +158,12 @@ class _Guard(asyncio.Protocol):
         self.state = new
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = transport if isinstance(transport, asyncio.Transport) else None
+        raw = cast(asyncio.Transport, transport)  # a server's stream transport
         peer = transport.get_extra_info("peername")
         self._host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        if raw is None or not self._gate._admit(self, self._host):
+        if not self._gate._admit(self, self._host):
             self._set_state(GuardState.CLOSED)
-            if raw is None:
-                transport.close()
-            else:
-                raw.abort()
+            raw.abort()
             return
         self._raw = raw
         if self._ssl is None:
@@ -182,7 +180,7 @@ class _Guard(asyncio.Protocol):
                 raw, self, context, server_side=True, ssl_handshake_timeout=timeout
             )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError; a deadline: ConnectionAbortedError
-            self._gate._too_slow(self._host, f"TLS handshake: {exc}")
+            self._gate._too_slow(self._host, f"TLS handshake: {exc or type(exc).__name__}")
             raw.abort()
             self._closed()  # asyncio tells no protocol of a connection lost in its handshake
             return

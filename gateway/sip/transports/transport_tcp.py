@@ -127,10 +127,10 @@ class _Connection(asyncio.Protocol):
         else:
             self._set_state(ConnectionState.OPEN)
         if not self.outbound:
-            if not self._owner._admit(self):
+            if not self._owner._admit(self) or not self._owner._take_fd(self):
                 self.close()
                 return
-            self._holds_fd = True
+            self._holds_fd = self._owner.fd_reserve is not None
             self._owner._register(self)
         self._touch()
         if handshake:  # RFC 5630 §3: the TLS handshake first, under its own deadline
@@ -442,16 +442,20 @@ class TcpTransport:
                     self, host, "trusted" if trusted else "untrusted", counted, room, same_ip,
                 )  # fmt: skip
             return False
-        reserve = self.fd_reserve
-        if reserve is not None and not reserve.take():
-            if self._refusals.allow(logger, logging.WARNING):
-                logger.warning(
-                    "%r: refusing a connection from %s: signaling holds %d file descriptors, the rest "
-                    "is kept for media (connections.fd_reserve)",
-                    self, host, reserve.in_use,
-                )  # fmt: skip
-            return False
         return True
+
+    def _take_fd(self, connection: _Connection) -> bool:
+        """A descriptor of the process's budget for an inbound connection (True without a budget)."""
+        reserve = self.fd_reserve
+        if reserve is None or reserve.take():
+            return True
+        if self._refusals.allow(logger, logging.WARNING):
+            logger.warning(
+                "%r: refusing a connection from %s: signaling holds %d file descriptors, the rest "
+                "is kept for media (connections.fd_reserve)",
+                self, connection.remote[0], reserve.in_use,
+            )  # fmt: skip
+        return False
 
     def _fd_given(self) -> None:
         if self.fd_reserve is not None:
@@ -475,7 +479,12 @@ class TcpTransport:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:  # a timeout: ConnectionAbortedError
             if self._handshake_failures.allow(logger, logging.INFO):
-                logger.info("%r: TLS handshake failed from %s: %s", self, connection.remote[0], exc)
+                logger.info(
+                    "%r: TLS handshake failed from %s: %s",
+                    self,
+                    connection.remote[0],
+                    exc or type(exc).__name__,
+                )
             connection.close()
             return
         if secured is None:  # the peer went away as it ended

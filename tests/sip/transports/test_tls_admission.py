@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import ConfigError
 from gateway.devcert import DevCertificates, make_dev_certificates
 from gateway.fd_reserve import FdReserve
 from gateway.sip.transports.transport_tcp import ConnectionState, TcpLimits, TlsTransport
+from gateway.sip.useragent.ua_settings import UASettings
 from gateway.tls import sip_tls_contexts
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import gateway_config, wait_until
 from tests.sip.transports.test_transport import OPTIONS, Inbox
 
 # the first bytes of a TLS 1.2 ClientHello record, cut off: the server waits for the rest
@@ -141,3 +143,18 @@ async def test_the_fd_budget_refuses_handshakes_beyond_its_room(
     for stream in flat:
         stream[1].close()
     await wait_until(lambda: reserve.in_use == 0, timeout=10)
+
+
+def test_the_connections_section_sets_the_sip_limits() -> None:
+    config = gateway_config(
+        None,
+        connections={
+            "tls_handshake_timeout": 2.5, "sip_max_connections": 40, "sip_max_connections_per_ip": 8,
+            "sip_max_untrusted_per_ip": 2, "sip_untrusted_idle_timeout": 3,
+        },
+    )  # fmt: skip
+    limits = UASettings.from_config(config).tcp_limits
+    assert (limits.handshake_timeout, limits.max_connections, limits.max_connections_per_ip) == (2.5, 40, 8)
+    assert (limits.max_untrusted_per_ip, limits.untrusted_idle_timeout, limits.reserved_trusted) == (2, 3, 10)
+    with pytest.raises(ConfigError, match="sip_max_untrusted_per_ip"):
+        gateway_config(None, connections={"sip_max_untrusted_per_ip": 64})
