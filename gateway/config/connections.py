@@ -25,12 +25,12 @@ class ConnectionsSection:
     sip_max_untrusted_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 4  # from any other address
     sip_untrusted_idle_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 10.0  # without a whole message
     http_max_connections: Annotated[int, IntRange(1, 1_000_000)] = 4096  # per HTTP(S) listener
-    http_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 64  # an office behind one NAT
+    # an office behind one NAT: a WebSocket and a few requests each
+    http_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 128
     http_header_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 10.0  # first request's header
     http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 15.0  # idle between requests
-    http_body_timeout: Annotated[float, FloatRange(0.1, 600.0)] = (
-        30.0  # a request body, once its header is in
-    )
+    # a request body, once its header is in
+    http_body_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 30.0
     # share of RLIMIT_NOFILE (raised to the hard limit at start) that signaling may never take
     fd_reserve: Annotated[float, FloatRange(0.0, 0.9)] = 0.25
 

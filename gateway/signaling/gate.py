@@ -45,7 +45,7 @@ class HttpLimits:
     """The caps and deadlines of one listener (gateway.yaml `connections`; docs/signaling.md, *Limits*)."""
 
     max_connections: int = 4096
-    max_connections_per_ip: int = 64
+    max_connections_per_ip: int = 128
     handshake_timeout: float = 5.0
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0

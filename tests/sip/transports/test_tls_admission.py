@@ -8,6 +8,7 @@ file-descriptor budget refuses connections beyond its room (closed at once), and
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from gateway.fd_reserve import FdReserve
 from gateway.sip.transports.transport_tcp import ConnectionState, TcpLimits, TlsTransport
 from gateway.sip.useragent.ua_settings import UASettings
 from gateway.tls import sip_tls_contexts
-from tests.e2e.harness import gateway_config, wait_until
+from peers.ports import free_port
+from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.sip.transports.test_transport import OPTIONS, Inbox
 
 # the first bytes of a TLS 1.2 ClientHello record, cut off: the server waits for the rest
@@ -158,3 +160,39 @@ def test_the_connections_section_sets_the_sip_limits() -> None:
     assert (limits.max_untrusted_per_ip, limits.untrusted_idle_timeout, limits.reserved_trusted) == (2, 3, 10)
     with pytest.raises(ConfigError, match="sip_max_untrusted_per_ip"):
         gateway_config(None, connections={"sip_max_untrusted_per_ip": 64})
+
+
+async def test_the_running_gateway_answers_options_over_tls_during_a_handshake_flood(
+    certificates: DevCertificates,
+) -> None:
+    tls_port = free_port()
+    sip = {
+        "listen": [
+            {"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)},
+            {"transport": "tls", "host": "127.0.0.1", "port": tls_port},
+        ],
+        "trusted_sources": ["127.0.0.1/32"],
+        "tls": {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)},
+    }
+    limits = {"tls_handshake_timeout": 1.5, "sip_max_untrusted_per_ip": 3, "sip_untrusted_idle_timeout": 60}
+    async with running_gateway(gateway_config(None, sip=sip, connections=limits)):
+        attack: list[Stream] = []
+        for n in range(2, 6):
+            for index in range(5):
+                stream = await asyncio.open_connection("127.0.0.1", tls_port, local_addr=(f"127.0.0.{n}", 0))
+                if index % 2:
+                    stream[1].write(PARTIAL_HELLO)
+                attack.append(stream)
+        refused = [await closed(stream, 5) for stream in attack if attack.index(stream) % 5 >= 3]
+        assert all(refused), "handshakes beyond the per-address cap were kept"
+        client = ssl.create_default_context(cafile=str(certificates.ca))
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", tls_port, ssl=client, server_hostname="127.0.0.1"), 10
+        )
+        writer.write(OPTIONS.replace(b"SIP/2.0/TCP", b"SIP/2.0/TLS"))
+        status = await asyncio.wait_for(reader.readline(), 10)
+        assert status.startswith(b"SIP/2.0 200"), status
+        writer.close()
+        for stream in attack:  # the deadline closes the rest
+            assert await closed(stream, 10)
+            stream[1].close()
