@@ -20,6 +20,8 @@ from gateway.config.values import FloatRange, IntRange
 @dataclass(frozen=True, slots=True)
 class ConnectionsSection:
     tls_handshake_timeout: Annotated[float, FloatRange(0.1, 60.0)] = 5.0  # seconds, from accept
+    # HTTPS/WSS handshakes at once from one address (each holds a 256 KiB buffer; a browser's takes ms)
+    tls_max_handshakes_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 16
     sip_max_connections: Annotated[int, IntRange(1, 1_000_000)] = 1024  # SIP TCP/TLS, per listener
     sip_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 32  # from a trusted address
     sip_max_untrusted_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 4  # from any other address

@@ -8,7 +8,9 @@ A :class:`ConnectionGate` sits in front of aiohttp's request handler, on plain T
 - at accept, before any byte is read: at most ``max_connections`` in all and ``max_connections_per_ip``
   from one address, and one descriptor of the process's :class:`~gateway.fd_reserve.FdReserve`;
   others are closed at once (logged at WARNING, rate-limited, with the address);
-- TLS (HTTPS, WSS) starts then, and must end within ``handshake_timeout`` seconds;
+- TLS (HTTPS, WSS) starts then, and must end within ``handshake_timeout`` seconds; at most
+  ``max_handshakes_per_ip`` run at once from one address (asyncio gives each a 256 KiB buffer: a
+  flood of handshakes is a flood of memory, and a real client's takes milliseconds);
 - the first request's header must be complete (its blank line, RFC 9112 §2.1) within
   ``header_timeout`` seconds of that; later requests on the connection have aiohttp's keep-alive
   timeout (``keepalive_timeout``), and a body must be complete within ``body_timeout`` seconds of its
@@ -46,13 +48,14 @@ class HttpLimits:
 
     max_connections: int = 4096
     max_connections_per_ip: int = 128
+    max_handshakes_per_ip: int = 16
     handshake_timeout: float = 5.0
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
     body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_ip"):
+        for name in ("max_connections", "max_connections_per_ip", "max_handshakes_per_ip"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("handshake_timeout", "header_timeout", "keepalive_timeout", "body_timeout"):
@@ -68,6 +71,7 @@ class ConnectionGate:
         self.limits = limits
         self.fd_reserve = fd_reserve
         self._per_ip: dict[str, int] = {}
+        self._handshaking: dict[str, int] = {}  # of those, in their TLS handshake
         self._guards: set[_Guard] = set()
         self._refusals = RateLimit()
         self._timeouts = RateLimit()
@@ -92,8 +96,11 @@ class ConnectionGate:
             if guard.state in (GuardState.ADMITTING, GuardState.HANDSHAKE, GuardState.HEADER):
                 guard.abort()
 
-    def _admit(self, guard: _Guard, host: str) -> bool:
+    def _admit(self, guard: _Guard, host: str, *, tls: bool) -> bool:
         limits = self.limits
+        if tls and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
+            self._refuse(host, f"{self._handshaking[host]} TLS handshakes from that address")
+            return False
         if (
             len(self._guards) >= limits.max_connections
             or self._per_ip.get(host, 0) >= limits.max_connections_per_ip
@@ -106,7 +113,16 @@ class ConnectionGate:
             return False
         self._guards.add(guard)
         self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        if tls:
+            self._handshaking[host] = self._handshaking.get(host, 0) + 1
         return True
+
+    def _handshake_over(self, host: str) -> None:
+        left = self._handshaking.get(host, 0) - 1
+        if left > 0:
+            self._handshaking[host] = left
+        else:
+            self._handshaking.pop(host, None)
 
     def _refuse(self, host: str, why: str) -> None:
         if self._refusals.allow(logger, logging.WARNING):
@@ -150,18 +166,22 @@ class _Guard(asyncio.Protocol):
         self._tail = b""  # the last bytes seen, for a blank line split across reads
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._counted_handshake = False  # in the gate's handshakes of this address
 
     def _set_state(self, new: GuardState) -> None:
         logger.debug(
             "%s connection from %s: %s -> %s", self._gate.name, self._host, self.state.name, new.name
         )
+        if self._counted_handshake and new is not GuardState.HANDSHAKE:
+            self._counted_handshake = False
+            self._gate._handshake_over(self._host)
         self.state = new
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         raw = cast(asyncio.Transport, transport)  # a server's stream transport
         peer = transport.get_extra_info("peername")
         self._host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        if not self._gate._admit(self, self._host):
+        if not self._gate._admit(self, self._host, tls=self._ssl is not None):
             self._set_state(GuardState.CLOSED)
             raw.abort()
             return
@@ -171,6 +191,7 @@ class _Guard(asyncio.Protocol):
             return
         raw.pause_reading()  # the ClientHello is start_tls's to read
         self._set_state(GuardState.HANDSHAKE)
+        self._counted_handshake = True
         self._task = asyncio.get_running_loop().create_task(self._secure(raw, self._ssl))
 
     async def _secure(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:

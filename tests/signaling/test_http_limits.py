@@ -145,3 +145,38 @@ async def test_https_handshakes_are_capped_from_accept_and_cut_off_at_the_deadli
         assert await get_healthz(host, port, "127.0.0.2", ssl=client, server_hostname="127.0.0.1") == (
             b"HTTP/1.1 200 OK"
         )
+
+
+async def test_tls_handshakes_at_once_are_capped_per_address(certificates: DevCertificates) -> None:
+    """Each handshake holds a 256 KiB buffer: beyond `tls_max_handshakes_per_ip` at once, a connection
+    from that address is closed at once, though it is under the connection cap; a finished handshake
+    frees its slot (a real client from the same address then gets in)."""
+    tls = {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)}
+    config = gateway_config(
+        None,
+        http={"host": "127.0.0.1", "port": free_port(), "tls": tls},
+        connections={"tls_max_handshakes_per_ip": 2, "tls_handshake_timeout": 1.5},
+    )
+    async with running_gateway(config) as gateway:
+        assert gateway.http is not None
+        port = gateway.http.port
+        pending = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)) for _ in range(4)
+        ]
+        for extra in pending[2:]:
+            assert await closed(extra, 5), "a third handshake at once from one address was kept"
+        client = ssl.create_default_context(cafile=str(certificates.ca))
+        assert await get_healthz("127.0.0.1", port, "127.0.0.3", ssl=client, server_hostname="127.0.0.1") == (
+            b"HTTP/1.1 200 OK"
+        )
+        for stream in pending[:2]:  # their deadline frees the slots
+            assert await closed(stream, 10)
+            stream[1].close()
+        for stream in pending[2:]:
+            stream[1].close()
+        await wait_until(lambda: gateway.http is not None and gateway.http.gates[0].open == 0, timeout=10)
+        for _ in range(3):  # one after another, each finishing: never more than one at once
+            status = await get_healthz(
+                "127.0.0.1", port, "127.0.0.2", ssl=client, server_hostname="127.0.0.1"
+            )
+            assert status == b"HTTP/1.1 200 OK"
