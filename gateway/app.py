@@ -155,6 +155,7 @@ class Gateway:
             max_connections=limits.http_max_connections,
             max_connections_per_ip=limits.http_max_connections_per_ip,
             max_handshakes_per_ip=limits.tls_max_handshakes_per_ip,
+            max_handshakes=limits.tls_max_handshakes,
             handshake_timeout=limits.tls_handshake_timeout,
             header_timeout=limits.http_header_timeout,
             keepalive_timeout=limits.http_keepalive_timeout,

@@ -22,6 +22,7 @@ class ConnectionsSection:
     tls_handshake_timeout: Annotated[float, FloatRange(0.1, 60.0)] = 5.0  # seconds, from accept
     # HTTPS/WSS handshakes at once from one address (each holds a 256 KiB buffer; a browser's takes ms)
     tls_max_handshakes_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 16
+    tls_max_handshakes: Annotated[int, IntRange(1, 1_000_000)] = 512  # per HTTPS/WSS listener (~200 MB)
     sip_max_connections: Annotated[int, IntRange(1, 1_000_000)] = 1024  # SIP TCP/TLS, per listener
     sip_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 32  # from a trusted address
     sip_max_untrusted_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 4  # from any other address

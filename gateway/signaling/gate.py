@@ -9,8 +9,9 @@ A :class:`ConnectionGate` sits in front of aiohttp's request handler, on plain T
   from one address, and one descriptor of the process's :class:`~gateway.fd_reserve.FdReserve`;
   others are closed at once (logged at WARNING, rate-limited, with the address);
 - TLS (HTTPS, WSS) starts then, and must end within ``handshake_timeout`` seconds; at most
-  ``max_handshakes_per_ip`` run at once from one address (asyncio gives each a 256 KiB buffer: a
-  flood of handshakes is a flood of memory, and a real client's takes milliseconds);
+  ``max_handshakes_per_ip`` run at once from one address and ``max_handshakes`` in all (asyncio and
+  OpenSSL hold ~400 KB for each: a flood of handshakes is a flood of memory, and a real client's
+  takes milliseconds);
 - the first request's header must be complete (its blank line, RFC 9112 §2.1) within
   ``header_timeout`` seconds of that; later requests on the connection have aiohttp's keep-alive
   timeout (``keepalive_timeout``), and a body must be complete within ``body_timeout`` seconds of its
@@ -49,13 +50,14 @@ class HttpLimits:
     max_connections: int = 4096
     max_connections_per_ip: int = 128
     max_handshakes_per_ip: int = 16
+    max_handshakes: int = 512
     handshake_timeout: float = 5.0
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
     body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_ip", "max_handshakes_per_ip"):
+        for name in ("max_connections", "max_connections_per_ip", "max_handshakes_per_ip", "max_handshakes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("handshake_timeout", "header_timeout", "keepalive_timeout", "body_timeout"):
@@ -72,6 +74,7 @@ class ConnectionGate:
         self.fd_reserve = fd_reserve
         self._per_ip: dict[str, int] = {}
         self._handshaking: dict[str, int] = {}  # of those, in their TLS handshake
+        self._handshakes = 0  # all of those
         self._guards: set[_Guard] = set()
         self._refusals = RateLimit()
         self._timeouts = RateLimit()
@@ -101,6 +104,9 @@ class ConnectionGate:
         if tls and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
             self._refuse(host, f"{self._handshaking[host]} TLS handshakes from that address")
             return False
+        if tls and self._handshakes >= limits.max_handshakes:
+            self._refuse(host, f"{self._handshakes} TLS handshakes under way")
+            return False
         if (
             len(self._guards) >= limits.max_connections
             or self._per_ip.get(host, 0) >= limits.max_connections_per_ip
@@ -115,9 +121,11 @@ class ConnectionGate:
         self._per_ip[host] = self._per_ip.get(host, 0) + 1
         if tls:
             self._handshaking[host] = self._handshaking.get(host, 0) + 1
+            self._handshakes += 1
         return True
 
     def _handshake_over(self, host: str) -> None:
+        self._handshakes -= 1
         left = self._handshaking.get(host, 0) - 1
         if left > 0:
             self._handshaking[host] = left

@@ -180,3 +180,29 @@ async def test_tls_handshakes_at_once_are_capped_per_address(certificates: DevCe
                 "127.0.0.1", port, "127.0.0.2", ssl=client, server_hostname="127.0.0.1"
             )
             assert status == b"HTTP/1.1 200 OK"
+
+
+async def test_tls_handshakes_at_once_are_capped_in_all(certificates: DevCertificates) -> None:
+    tls = {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)}
+    config = gateway_config(
+        None,
+        http={"host": "127.0.0.1", "port": free_port(), "tls": tls},
+        connections={"tls_max_handshakes": 3, "tls_handshake_timeout": 1.5},
+    )
+    async with running_gateway(config) as gateway:
+        assert gateway.http is not None
+        port = gateway.http.port
+        pending = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=(f"127.0.0.{2 + n % 2}", 0))
+            for n in range(5)
+        ]
+        assert [await closed(stream, 0.3 if n < 3 else 5) for n, stream in enumerate(pending)] == [
+            False, False, False, True, True,
+        ]  # fmt: skip
+        for stream in pending:
+            stream[1].close()
+        await wait_until(lambda: gateway.http is not None and gateway.http.gates[0].open == 0, timeout=10)
+        client = ssl.create_default_context(cafile=str(certificates.ca))
+        assert await get_healthz("127.0.0.1", port, "127.0.0.4", ssl=client, server_hostname="127.0.0.1") == (
+            b"HTTP/1.1 200 OK"
+        )
