@@ -156,6 +156,7 @@ class Gateway:
             max_connections_per_ip=limits.http_max_connections_per_ip,
             max_handshakes_per_ip=limits.tls_max_handshakes_per_ip,
             max_handshakes=limits.tls_max_handshakes,
+            proxies=limits.http_proxies,
             handshake_timeout=limits.tls_handshake_timeout,
             header_timeout=limits.http_header_timeout,
             keepalive_timeout=limits.http_keepalive_timeout,

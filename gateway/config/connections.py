@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from gateway.config.errors import InvalidValue
-from gateway.config.values import FloatRange, IntRange
+from gateway.config.values import FloatRange, IntRange, IPNetwork, Parse, parse_network
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,9 @@ class ConnectionsSection:
     http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 15.0  # idle between requests
     # a request body, once its header is in
     http_body_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 30.0
+    # reverse proxies in front of HTTP (HAProxy): every browser comes from their address, so the
+    # per-address caps do not apply to them (the caps in all and the deadlines do)
+    http_proxies: tuple[Annotated[IPNetwork, Parse(parse_network)], ...] = ()
     # share of RLIMIT_NOFILE (raised to the hard limit at start) that signaling may never take
     fd_reserve: Annotated[float, FloatRange(0.0, 0.9)] = 0.25
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,7 @@ class HttpLimits:
     max_connections_per_ip: int = 128
     max_handshakes_per_ip: int = 16
     max_handshakes: int = 512
+    proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # no per-address caps for them
     handshake_timeout: float = 5.0
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
@@ -101,15 +103,15 @@ class ConnectionGate:
 
     def _admit(self, guard: _Guard, host: str, *, tls: bool) -> bool:
         limits = self.limits
-        if tls and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
+        proxy = self._is_proxy(host)
+        if tls and not proxy and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
             self._refuse(host, f"{self._handshaking[host]} TLS handshakes from that address")
             return False
         if tls and self._handshakes >= limits.max_handshakes:
             self._refuse(host, f"{self._handshakes} TLS handshakes under way")
             return False
-        if (
-            len(self._guards) >= limits.max_connections
-            or self._per_ip.get(host, 0) >= limits.max_connections_per_ip
+        if len(self._guards) >= limits.max_connections or (
+            not proxy and self._per_ip.get(host, 0) >= limits.max_connections_per_ip
         ):
             self._refuse(host, f"{len(self._guards)} open, {self._per_ip.get(host, 0)} from that address")
             return False
@@ -123,6 +125,15 @@ class ConnectionGate:
             self._handshaking[host] = self._handshaking.get(host, 0) + 1
             self._handshakes += 1
         return True
+
+    def _is_proxy(self, host: str) -> bool:
+        if not self.limits.proxies:
+            return False
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.limits.proxies)
 
     def _handshake_over(self, host: str) -> None:
         self._handshakes -= 1

@@ -206,3 +206,32 @@ async def test_tls_handshakes_at_once_are_capped_in_all(certificates: DevCertifi
         assert await get_healthz("127.0.0.1", port, "127.0.0.4", ssl=client, server_hostname="127.0.0.1") == (
             b"HTTP/1.1 200 OK"
         )
+
+
+async def test_a_reverse_proxy_is_exempt_from_the_per_address_caps() -> None:
+    """HAProxy in front: every browser comes from its address, listed in `http_proxies`; the cap in all
+    still applies."""
+    limits = {
+        **LIMITS,
+        "http_proxies": ["127.0.0.2/32"],
+        "http_max_connections": 8,
+        "http_header_timeout": 60,
+    }
+    async with running_gateway(gateway_config(None, connections=limits)) as gateway:
+        assert gateway.http is not None
+        port = gateway.http.port
+        proxy = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)) for _ in range(6)
+        ]
+        assert [await closed(stream, 0.3) for stream in proxy] == [False] * 6  # beyond 4: kept
+        assert gateway.http.gates[0].from_address("127.0.0.2") == 6
+        more = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0)) for _ in range(3)
+        ]
+        assert [await closed(stream, 0.3 if n < 2 else 5) for n, stream in enumerate(more)] == [
+            False,
+            False,
+            True,
+        ]
+        for stream in proxy + more:
+            stream[1].close()
