@@ -31,7 +31,9 @@ class ConnectionsSection:
     # an office behind one NAT: a WebSocket and a few requests each
     http_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 128
     http_header_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 10.0  # first request's header
-    http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 15.0  # idle between requests
+    http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = (
+        30.0  # idle between requests (aiohttp clients drop theirs at 15 s)
+    )
     # a request body, once its header is in
     http_body_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 30.0
     # reverse proxies in front of HTTP (HAProxy): every browser comes from their address, so the

@@ -55,7 +55,7 @@ class HttpLimits:
     proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # no per-address caps for them
     handshake_timeout: float = 5.0
     header_timeout: float = 10.0
-    keepalive_timeout: float = 15.0
+    keepalive_timeout: float = 30.0
     body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
