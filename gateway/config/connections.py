@@ -19,8 +19,10 @@ from gateway.config.values import FloatRange, IntRange, IPNetwork, Parse, parse_
 
 @dataclass(frozen=True, slots=True)
 class ConnectionsSection:
+    """Caps and deadlines of every listener before authentication (see the module note)."""
+
     tls_handshake_timeout: Annotated[float, FloatRange(0.1, 60.0)] = 5.0  # seconds, from accept
-    # HTTPS/WSS handshakes at once from one address (each holds a 256 KiB buffer; a browser's takes ms)
+    # HTTPS/WSS handshakes at once from one address (each holds ~400 KB; a browser's takes ms)
     tls_max_handshakes_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 16
     tls_max_handshakes: Annotated[int, IntRange(1, 1_000_000)] = 512  # per HTTPS/WSS listener (~200 MB)
     sip_max_connections: Annotated[int, IntRange(1, 1_000_000)] = 1024  # SIP TCP/TLS, per listener
@@ -31,9 +33,8 @@ class ConnectionsSection:
     # an office behind one NAT: a WebSocket and a few requests each
     http_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 128
     http_header_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 10.0  # first request's header
-    http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = (
-        30.0  # idle between requests (aiohttp clients drop theirs at 15 s)
-    )
+    # idle between requests (aiohttp clients drop theirs at 15 s), and a later request's header
+    http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 30.0
     # a request body, once its header is in
     http_body_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 30.0
     # reverse proxies in front of HTTP (HAProxy): every browser comes from their address, so the
