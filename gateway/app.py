@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
+from gateway.fd_reserve import FdReserve
 from gateway.identity import InMemoryPresence
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.media import fastlane
@@ -44,6 +46,7 @@ from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
+from gateway.signaling.gate import HttpLimits
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes, origins_for
 from gateway.signaling.session_loop import SOCKETS_KEY
@@ -82,6 +85,7 @@ class Gateway:
         self.sip_ws_endpoint: SipWsEndpoint | None = None  # its upgrades, on the shared session loop
         self.web_sip: WebSipService | None = None
         self.sip_ws_http: HttpServer | None = None  # sip.websocket.listen: SIP over WebSocket's own port
+        self.fd_reserve: FdReserve | None = None  # descriptors signaling may never take (start())
         self.state = StateDir.open(Path(config.state_dir))  # session key, revoked tokens
         self.cluster: ClusterWiring | None = None  # several gateways sharing state (gateway/cluster/)
         self.presence: PresenceRegistry = InMemoryPresence()
@@ -151,7 +155,23 @@ class Gateway:
             ice_timeout=settings.ice_timeout,
         )
 
+    def _http_limits(self) -> HttpLimits:
+        limits = self.config.connections
+        return HttpLimits(
+            max_connections=limits.http_max_connections,
+            max_connections_per_ip=limits.http_max_connections_per_ip,
+            max_handshakes_per_ip=limits.tls_max_handshakes_per_ip,
+            max_handshakes=limits.tls_max_handshakes,
+            proxies=self.config.http.trusted_proxies,  # every browser behind them comes from their address
+            handshake_timeout=limits.tls_handshake_timeout,
+            header_timeout=limits.http_header_timeout,
+            keepalive_timeout=limits.http_keepalive_timeout,
+            body_timeout=limits.http_body_timeout,
+        )
+
     async def start(self) -> None:
+        # RLIMIT_NOFILE raised, connections.fd_reserve of it kept for media (gateway/fd_reserve.py)
+        self.fd_reserve = FdReserve.at_start(self.config.connections.fd_reserve)
         # a browser gone silent on hold (no RTP expected) is noticed by ICE consent: as soon as by RTP
         ice_consent.set_consent_expiry(self.config.media.inactivity_timeout)
         # the interfaces are enumerated once a minute, not at every call's ICE gathering (~0.5 ms each)
@@ -211,6 +231,8 @@ class Gateway:
             http.port,
             ssl_context=self.tls.context if self.tls is not None else None,
             redirect_port=http.tls.redirect_port if http.tls is not None else None,
+            limits=self._http_limits(),
+            fd_reserve=self.fd_reserve,
         )
         await self.http.start()
         self._closers.append(self.http.close)
@@ -222,11 +244,15 @@ class Gateway:
                 websocket.listen.host,
                 websocket.listen.port,
                 ssl_context=self.tls.context if self.tls is not None else None,
+                limits=self._http_limits(),
+                fd_reserve=self.fd_reserve,
             )
             await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
         registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
-        ua_settings = UASettings.from_config(self.config, registrations)
+        ua_settings = dataclasses.replace(
+            UASettings.from_config(self.config, registrations), fd_reserve=self.fd_reserve
+        )
         self.sip = UserAgent(
             ua_settings if cluster is None else cluster.ua_settings(ua_settings),
             on_incoming_call=self.driver.on_incoming_call,

@@ -13,6 +13,7 @@ from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses
 from gateway.config.cluster import ClusterSection
+from gateway.config.connections import ConnectionsSection
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import LimitsSection
 from gateway.config.ops import CdrSection, MetricsSection
@@ -518,6 +519,8 @@ class Config:
     pbx: PbxSection = field(default_factory=PbxSection)
     dns: DnsSection = field(default_factory=DnsSection)
     http: HttpSection = field(default_factory=HttpSection)
+    # caps and deadlines before authentication, fds kept for media (config/connections.py)
+    connections: ConnectionsSection = field(default_factory=ConnectionsSection)
     web_auth: WebAuthSection = field(default_factory=WebAuthSection)
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()  # media per destination: terminate (default) | passthrough

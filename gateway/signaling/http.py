@@ -6,6 +6,7 @@ This package is the only one that imports aiohttp (ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -18,8 +19,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from gateway import __version__
+from gateway.fd_reserve import FdReserve
 from gateway.listen import ListenError
 from gateway.logs import RateLimit, escape_controls
+from gateway.signaling.gate import ConnectionGate, HttpLimits, body_deadline
 from gateway.signaling.proxies import Network, forwarded_client_middleware
 
 logger = logging.getLogger(__name__)
@@ -108,9 +111,45 @@ class QuietServerLog(logging.LoggerAdapter[logging.Logger]):
         self.logger.error(msg, *args, exc_info=exc_info, **kwargs)  # type: ignore[arg-type]
 
 
+class _GatedSite(web.BaseSite):
+    """aiohttp's TCPSite, with a :class:`ConnectionGate` between the socket and the request handler
+    (caps at accept, TLS under a deadline, the first header's deadline: gateway/signaling/gate.py)."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        gate: ConnectionGate,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context)
+        self._where = (host, port)
+        self.gate = gate
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._where[0]}:{self._where[1]}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        if server is None:
+            raise RuntimeError("the runner is not set up")
+        self._server = await asyncio.get_running_loop().create_server(
+            self.gate.factory(server, self._ssl_context), *self._where, backlog=self._backlog
+        )
+
+    async def stop(self) -> None:
+        self.gate.close_all()
+        await super().stop()
+
+
 class HttpServer:
     """Owns the aiohttp runner and its listening site (HTTPS when given an ``ssl_context``, and then a
-    plain HTTP ``redirect_port`` answering 308 to the https URL, when set); `close()` is idempotent."""
+    plain HTTP ``redirect_port`` answering 308 to the https URL, when set); `close()` is idempotent.
+    ``limits`` bound what a peer may hold before a request is in (gateway/signaling/gate.py), each
+    connection taking a descriptor of ``fd_reserve``."""
 
     def __init__(
         self,
@@ -120,8 +159,13 @@ class HttpServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         redirect_port: int | None = None,
+        limits: HttpLimits | None = None,
+        fd_reserve: FdReserve | None = None,
     ) -> None:
         self._app = app
+        self.limits = limits or HttpLimits()
+        self._fd_reserve = fd_reserve
+        self.gates: list[ConnectionGate] = []  # one per listening socket (tests, metrics)
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -132,12 +176,18 @@ class HttpServer:
     async def start(self, name: str = "HTTP") -> None:
         """Listen; a port that cannot open raises `ListenError` naming `name` ("HTTP", "HTTPS"...), the
         address and the reason (the runner is cleaned up first)."""
-        self._runner = web.AppRunner(self._app, shutdown_timeout=0.5, logger=QuietServerLog())
+        keepalive = self.limits.keepalive_timeout  # aiohttp's: idle between requests, and their headers
+        self._app.middlewares.append(body_deadline(self.limits.body_timeout))
+        self._runner = web.AppRunner(
+            self._app, shutdown_timeout=0.5, logger=QuietServerLog(), keepalive_timeout=keepalive
+        )
         await self._runner.setup()
         what = f"{name}S" if self._ssl is not None and name == "HTTP" else name
         await self._site(self._runner, self._port, what, self._ssl)
         if self._ssl is not None and self._redirect_port is not None:
-            self._redirect = web.AppRunner(_redirect_app(self.port), shutdown_timeout=0.5)
+            self._redirect = web.AppRunner(
+                _redirect_app(self.port), shutdown_timeout=0.5, keepalive_timeout=keepalive
+            )
             await self._redirect.setup()
             await self._site(self._redirect, self._redirect_port, "HTTP redirect", None)
         logger.info("HTTP listening on %s", ", ".join(self.urls + self.redirect_urls))
@@ -145,8 +195,10 @@ class HttpServer:
     async def _site(
         self, runner: web.AppRunner, port: int, what: str, ssl_context: ssl.SSLContext | None
     ) -> None:
+        gate = ConnectionGate(what, self.limits, self._fd_reserve)
+        self.gates.append(gate)
         try:
-            await web.TCPSite(runner, self._host, port, ssl_context=ssl_context).start()
+            await _GatedSite(runner, self._host, port, gate, ssl_context).start()
         except OSError as exc:
             await self.close()
             raise ListenError(what, self._host, port, exc) from exc

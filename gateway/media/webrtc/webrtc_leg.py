@@ -293,7 +293,7 @@ class WebRtcLeg:
         kept = {m.mid: m for m in previous.media if m.mid is not None}
         media = [web_sdp.keep_codecs(m, kept[m.mid]) if m.mid in kept else m for m in created.media]
         offer = created.with_media(media)
-        await self._pc.setLocalDescription(RTCSessionDescription(sdp.write(offer), "offer"))
+        await self._gather(RTCSessionDescription(sdp.write(offer), "offer"))
         result = web_sdp.without_empty_end(offer)
         if video is not None and video.transceiver.direction == "inactive":
             result = web_sdp.reject_mid(result, video.transceiver.mid)
@@ -343,7 +343,7 @@ class WebRtcLeg:
         self.remote = offer
         await self._set_remote(pruned.description, "offer")
         answer = await self._pc.createAnswer()
-        await self._pc.setLocalDescription(answer)
+        await self._gather(answer)
         slim_waiters.slim_peer_connection(self._pc)  # its ICE sockets exist now
         local = sdp.parse(self._pc.localDescription.sdp)
         self._negotiating()
@@ -368,8 +368,16 @@ class WebRtcLeg:
             self._chat_offered = True
             self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
         offer = await self._pc.createOffer()
-        await self._pc.setLocalDescription(offer)
+        await self._gather(offer)
         return self._with_fec(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
+
+    async def _gather(self, description: RTCSessionDescription) -> None:
+        """setLocalDescription, which opens the ICE sockets: no descriptor left (EMFILE) or no address is
+        this call's failure (a WebLegError the call layer answers), never a traceback (issue 32)."""
+        try:
+            await self._pc.setLocalDescription(description)
+        except OSError as exc:
+            raise WebLegError(f"call={self._call} cannot open ICE sockets: {exc.strerror or exc}") from exc
 
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
         """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);

@@ -48,6 +48,7 @@ from collections.abc import Collection, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from gateway.fd_reserve import FdReserve
 from gateway.listen import ListenError
 from gateway.sip.transactions.client import ClientSide, ClientTransaction
 from gateway.sip.transactions.policy import SourcePolicy, TrustedSources
@@ -140,6 +141,7 @@ class TransactionLayer:
         self.default_transport = default_transport
         self.tcp_idle_timeout = tcp_idle_timeout
         self.tcp_limits = tcp_limits
+        self.fd_reserve: FdReserve | None = None  # descriptors kept for media (gateway/fd_reserve.py)
         self.max_datagram_size = max_datagram_size
         self.state = LayerState.RUNNING
         self.stats = SipStats()  # read by the metrics collector (gateway/ops/metrics.py)
@@ -214,6 +216,7 @@ class TransactionLayer:
             except OSError as exc:
                 raise ListenError(f"SIP {transport.lower()}", host, port, exc) from exc
             opened.trusts = getattr(self.policy, "trusts", None)  # who gets the reserved connections
+            opened.fd_reserve = self.fd_reserve
         else:
             raise ValueError(f"transport {transport!r} is not supported (udp, tcp, tls)")
         if self.public_address is None and ipaddress.ip_address(opened.local[0]).is_unspecified:

@@ -13,10 +13,13 @@ Against hostile peers (:class:`TcpLimits`): the table holds at most ``max_connec
 connections, and at most ``max_connections_per_ip`` inbound ones from one IP (more are closed as
 soon as they are accepted); only whole messages and keep-alives count as activity, and a
 message that has begun must be complete within ``message_timeout`` seconds, so that a trickle of
-partial bytes (slowloris) cannot hold a connection open.
+partial bytes (slowloris) cannot hold a connection open. A TLS listener accepts plain TCP and applies
+those caps at once (and the process's :class:`~gateway.fd_reserve.FdReserve`), before the handshake,
+which must then end within ``handshake_timeout`` seconds (issue 32: connections parked in their
+handshake used to count against nothing).
 
-Connection states: CONNECTING (outbound, not yet up) -> OPEN -> CLOSED; inbound connections
-start OPEN.
+Connection states: CONNECTING (outbound, not yet up; inbound TLS: in its handshake) -> OPEN -> CLOSED;
+inbound TCP connections start OPEN.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from gateway.fd_reserve import FdReserve
 from gateway.logs import RateLimit
 from gateway.sip.transports.transport import (
     ErrorCallback,
@@ -66,6 +70,7 @@ class TcpLimits:
     reserved_trusted: int = 256
     max_untrusted_per_ip: int = 4
     untrusted_idle_timeout: float = 10.0
+    handshake_timeout: float = 5.0  # seconds an inbound TLS handshake may take, from accept
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_ip", "max_untrusted_per_ip"):
@@ -74,8 +79,12 @@ class TcpLimits:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(self.reserved_trusted, int) or self.reserved_trusted < 0:
             raise ValueError(f"reserved_trusted must be an integer >= 0, not {self.reserved_trusted!r}")
-        if not self.message_timeout > 0 or not self.untrusted_idle_timeout > 0:
-            raise ValueError("message_timeout and untrusted_idle_timeout must be positive")
+        if (
+            not self.message_timeout > 0
+            or not self.untrusted_idle_timeout > 0
+            or not self.handshake_timeout > 0
+        ):
+            raise ValueError("message_timeout, untrusted_idle_timeout and handshake_timeout must be positive")
 
 
 DEFAULT_TCP_LIMITS = TcpLimits()
@@ -96,6 +105,8 @@ class _Connection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         self._idle: asyncio.TimerHandle | None = None
         self._partial: asyncio.TimerHandle | None = None  # a begun message must end by then
+        self._holds_fd = False  # counted in the owner's FdReserve
+        self._early: list[bytes] = []  # inbound TLS: data decrypted before the handshake's end is handled
 
     def __repr__(self) -> str:
         direction = "to" if self.outbound else "from"
@@ -110,18 +121,49 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self.remote = normalize_address(transport.get_extra_info("peername"))
-        self._set_state(ConnectionState.OPEN)
-        if not self.outbound and not self._owner._admit(self):
-            self.close()
-            return
+        handshake = not self.outbound and self._owner.server_ssl is not None
+        if handshake:
+            self._transport.pause_reading()  # not a byte of the ClientHello here: start_tls takes them
+        else:
+            self._set_state(ConnectionState.OPEN)
         if not self.outbound:
+            if not self._owner._admit(self) or not self._owner._take_fd(self):
+                self.close()
+                return
+            self._holds_fd = self._owner.fd_reserve is not None
             self._owner._register(self)
         self._touch()
+        if handshake:  # RFC 5630 §3: the TLS handshake first, under its own deadline
+            self._owner._handshake(self, self._transport)
+            return
         pending, self._pending = self._pending, []
         for data, _ in pending:
             self._transport.write(data)
 
+    @property
+    def is_open(self) -> bool:
+        return self.state is ConnectionState.OPEN
+
+    def secured(self, transport: asyncio.Transport) -> None:
+        """Inbound TLS: the handshake is done, ``transport`` carries the plain text from now on."""
+        if self.state is not ConnectionState.CONNECTING:
+            transport.close()
+            return
+        self._transport = transport
+        self._set_state(ConnectionState.OPEN)
+        self._touch()
+        pending, self._pending = self._pending, []
+        for data, _ in pending:
+            transport.write(data)
+        early, self._early = self._early, []
+        for data in early:
+            if self.is_open:
+                self.data_received(data)
+
     def data_received(self, data: bytes) -> None:
+        if self.state is ConnectionState.CONNECTING:  # decrypted before start_tls returned: keep it
+            self._early.append(data)
+            return
         try:
             items = self._framer.feed(data)
         except SIPError as exc:
@@ -178,7 +220,7 @@ class _Connection(asyncio.Protocol):
         self._closed(TransportError(f"cannot connect to {where}: {exc}"))
 
     def close(self) -> None:
-        if self._transport is not None and self.state is ConnectionState.OPEN:
+        if self._transport is not None and self.state is not ConnectionState.CLOSED:
             self._transport.close()
         self._closed(TransportError(f"{self!r} closed"))
 
@@ -194,6 +236,9 @@ class _Connection(asyncio.Protocol):
         pending, self._pending = self._pending, []
         for _, on_error in pending:
             report_error(on_error, error)
+        if self._holds_fd:
+            self._holds_fd = False
+            self._owner._fd_given()
         self._owner._forget(self, error)
 
     def _touch(self) -> None:
@@ -266,6 +311,10 @@ class TcpTransport:
         self._closed = False
         self.trusts: Callable[[str], bool] | None = None  # the policy's: who gets the reserved room
         self._refusals = RateLimit()
+        self._handshake_failures = RateLimit()
+        self.fd_reserve: FdReserve | None = (
+            None  # the process's budget of descriptors (gateway/fd_reserve.py)
+        )
         self.server_ssl: ssl.SSLContext | None = None  # TLS: what we present to those who connect
         self.client_ssl: ssl.SSLContext | None = None  # TLS: how we verify those we connect to
         self.server_names: dict[str, str] = {}  # TLS: IP -> the name its certificate must carry
@@ -304,8 +353,7 @@ class TcpTransport:
             port,
             family=address_family(host),
             reuse_address=True,
-            ssl=self.server_ssl,
-        )
+        )  # no ssl= here: TLS starts in connection_made, after the caps (issue 32)
         self._local = normalize_address(self._server.sockets[0].getsockname())
         logger.info("%s transport listening on %s:%d", self.name, format_host(self._local[0]), self._local[1])
         return self
@@ -395,6 +443,54 @@ class TcpTransport:
                 )  # fmt: skip
             return False
         return True
+
+    def _take_fd(self, connection: _Connection) -> bool:
+        """A descriptor of the process's budget for an inbound connection (True without a budget)."""
+        reserve = self.fd_reserve
+        if reserve is None or reserve.take():
+            return True
+        if self._refusals.allow(logger, logging.WARNING):
+            logger.warning(
+                "%r: refusing a connection from %s: signaling holds %d file descriptors, the rest "
+                "is kept for media (connections.fd_reserve)",
+                self, connection.remote[0], reserve.in_use,
+            )  # fmt: skip
+        return False
+
+    def _fd_given(self) -> None:
+        if self.fd_reserve is not None:
+            self.fd_reserve.give()
+
+    def _handshake(self, connection: _Connection, raw: asyncio.Transport) -> None:
+        task = asyncio.get_running_loop().create_task(self._secure(connection, raw))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _secure(self, connection: _Connection, raw: asyncio.Transport) -> None:
+        """The server side of an inbound TLS handshake, ``handshake_timeout`` at most (then: closed)."""
+        context = self.server_ssl
+        if context is None or connection.state is not ConnectionState.CONNECTING or raw.is_closing():
+            connection.close()
+            return
+        timeout = self.tcp_limits.handshake_timeout
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                raw, connection, context, server_side=True, ssl_handshake_timeout=timeout
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:  # a timeout: ConnectionAbortedError
+            if self._handshake_failures.allow(logger, logging.INFO):
+                logger.info(
+                    "%r: TLS handshake failed from %s: %s",
+                    self,
+                    connection.remote[0],
+                    exc or type(exc).__name__,
+                )
+            connection.close()
+            return
+        if secured is None:  # the peer went away as it ended
+            connection.close()
+            return
+        connection.secured(secured)
 
     def idle_timeout_for(self, host: str) -> float:
         """How long a connection from ``host`` may stay without a whole message."""

@@ -217,7 +217,9 @@ class UserAgent:
             tls=settings.tls,
             tls_names=dict(settings.tls_names),
             resolver=resolver,
+            tcp_limits=settings.tcp_limits,
         )
+        layer.fd_reserve = settings.fd_reserve
         try:
             opened = await layer.listen(first.transport, first.host, first.port)
             # Via = Contact: the public address if set, else the listening socket of the peer's family

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.fd_reserve import FdReserve
 from gateway.sip.transactions.policy import Network
 from gateway.sip.transports.resolver import DnsSettings, configured_target
+from gateway.sip.transports.transport_tcp import DEFAULT_TCP_LIMITS, TcpLimits
 from gateway.sip.useragent.registrar_client import RegistrationSpec
 from gateway.tls import sip_tls_contexts
 from sipcore.dialogs.session_timer import TimerPolicy
@@ -87,6 +89,8 @@ class UASettings:
     reoffer_with_update: bool = False
     # In-dialog requests from any source, not only the dialog's peer or a trusted one (dialog_sources)
     in_dialog_any_source: bool = False
+    tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS  # caps and deadlines of SIP TCP/TLS (`connections`)
+    fd_reserve: FdReserve | None = None  # descriptors kept for media (gateway/fd_reserve.py), set by the app
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -140,6 +144,16 @@ class UASettings:
             ),
             keepalive_interval=pbx.keepalive_interval,
             info_content_types=tuple(sip.info_content_types),
+            tcp_limits=TcpLimits(
+                max_connections=config.connections.sip_max_connections,
+                max_connections_per_ip=config.connections.sip_max_connections_per_ip,
+                max_untrusted_per_ip=config.connections.sip_max_untrusted_per_ip,
+                untrusted_idle_timeout=config.connections.sip_untrusted_idle_timeout,
+                handshake_timeout=config.connections.tls_handshake_timeout,
+                reserved_trusted=min(
+                    DEFAULT_TCP_LIMITS.reserved_trusted, config.connections.sip_max_connections // 4
+                ),
+            ),
             dns=DnsSettings(
                 servers=tuple((s.host, s.port or 53) for s in config.dns.servers),
                 timeout=config.dns.timeout,
