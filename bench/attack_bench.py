@@ -295,7 +295,7 @@ def gateway_figures() -> str:
 async def main(count: int, only: list[str]) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         certificates = make_dev_certificates(Path(workdir) / "pki", ["127.0.0.1"])
-        pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True)
+        pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True, timeout=3600)
         await pbx.start()
         try:
             listen = [

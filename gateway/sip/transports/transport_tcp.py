@@ -106,6 +106,7 @@ class _Connection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._partial: asyncio.TimerHandle | None = None  # a begun message must end by then
         self._holds_fd = False  # counted in the owner's FdReserve
+        self.untrusted = False  # inbound from a source the policy does not trust (set on admission)
         self._early: list[bytes] = []  # inbound TLS: data decrypted before the handshake's end is handled
 
     def __repr__(self) -> str:
@@ -307,6 +308,10 @@ class TcpTransport:
         self._server: asyncio.Server | None = None
         self._local: Address = ("", 0)
         self._connections: dict[Address, _Connection] = {}
+        # what admission counts, kept as the table changes (`_put`, `_drop`): checking each of a flood's
+        # connections against the whole table took the loop from everyone else (issue 32)
+        self._inbound_by_ip: dict[str, int] = {}
+        self._untrusted_inbound = 0
         self._connecting: set[asyncio.Task[None]] = set()
         self._closed = False
         self.trusts: Callable[[str], bool] | None = None  # the policy's: who gets the reserved room
@@ -391,7 +396,7 @@ class TcpTransport:
                 report_error(on_error, TransportError(f"{self!r}: connection table full"))
                 return
             connection = _Connection(self, key, outbound=True)
-            self._connections[key] = connection
+            self._put(connection)
             task = asyncio.get_running_loop().create_task(self._connect(connection))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
@@ -423,18 +428,16 @@ class TcpTransport:
         """Room for one more inbound connection (a reconnect from the same address replaces its
         old one, so it is always admitted)? Untrusted sources never take the room reserved for
         trusted ones."""
+        host = connection.remote[0]
+        trusted = self.trusted(host)
+        connection.untrusted = not trusted
         if connection.remote in self._connections:
             return True
         limits = self.tcp_limits
-        host = connection.remote[0]
-        trusted = self.trusted(host)
         room = limits.max_connections if trusted else max(0, limits.max_connections - limits.reserved_trusted)
-        inbound = [c for c in self._connections.values() if not c.outbound]
-        counted = (
-            len(self._connections) if trusted else sum(1 for c in inbound if not self.trusted(c.remote[0]))
-        )
+        counted = len(self._connections) if trusted else self._untrusted_inbound
         per_ip = limits.max_connections_per_ip if trusted else limits.max_untrusted_per_ip
-        same_ip = sum(1 for c in inbound if c.remote[0] == host)
+        same_ip = self._inbound_by_ip.get(host, 0)
         if counted >= room or same_ip >= per_ip:
             if self._refusals.allow(logger, logging.WARNING):
                 logger.warning(
@@ -499,17 +502,41 @@ class TcpTransport:
         return min(self.idle_timeout, self.tcp_limits.untrusted_idle_timeout)
 
     def _register(self, connection: _Connection) -> None:
-        old = self._connections.get(connection.remote)
-        self._connections[connection.remote] = connection
+        old = self._put(connection)
         if old is not None and old is not connection:
             old.close()
         logger.debug("%r: accepted %r", self, connection)
 
     def _forget(self, connection: _Connection, error: TransportError) -> None:
         if self._connections.get(connection.remote) is connection:
-            del self._connections[connection.remote]
+            self._drop(connection)
             if self._on_closed is not None and not self._closed:
                 self._on_closed(self, connection.remote, error)
+
+    def _put(self, connection: _Connection) -> _Connection | None:
+        """`connection` into the table (replacing the one of its address, returned), counts kept."""
+        old = self._connections.get(connection.remote)
+        if old is not None:
+            self._drop(old)
+        self._connections[connection.remote] = connection
+        self._count(connection, 1)
+        return old
+
+    def _drop(self, connection: _Connection) -> None:
+        del self._connections[connection.remote]
+        self._count(connection, -1)
+
+    def _count(self, connection: _Connection, step: int) -> None:
+        if connection.outbound:
+            return
+        host = connection.remote[0]
+        left = self._inbound_by_ip.get(host, 0) + step
+        if left > 0:
+            self._inbound_by_ip[host] = left
+        else:
+            self._inbound_by_ip.pop(host, None)
+        if connection.untrusted:
+            self._untrusted_inbound += step
 
     async def close(self) -> None:
         if self._closed:
