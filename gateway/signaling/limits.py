@@ -35,8 +35,10 @@ class SignalingLimits:
     max_sip_flows: int = 4096  # open SIP WebSocket flows; more get HTTP 429
     max_sip_flows_per_ip: int = 32  # of those, from one address (an office behind one NAT); then 429
     # requests of one session handled at once (/ws: a `message` awaiting Timer F beside `ping`, `hangup`);
-    # more get `too_many_requests` until one is answered (session_loop.SessionSocket.run)
+    # more wait their turn, in order, up to `max_requests_queued`; beyond, `too_many_requests`
+    # (session_loop.SessionSocket.run)
     max_requests_in_flight: int = 16
+    max_requests_queued: int = 64
 
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
@@ -49,6 +51,7 @@ class SignalingLimits:
         for name in (
             "max_sessions_per_user", "max_rate_limited", "max_awaiting_login", "max_awaiting_login_per_ip",
             "max_failed_logins", "max_sip_flows", "max_sip_flows_per_ip", "max_requests_in_flight",
+            "max_requests_queued",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")

@@ -25,7 +25,8 @@ once, so that a limit or a fix applies to all four paths (docs/signaling.md, *Li
 
 Messages are read one at a time, in order, and handled in order unless the dialect hands a request to
 `SessionSocket.run` (/ws and /jsonrpc do, issue 32 item 7): then it runs beside the others in flight,
-at most `max_requests_in_flight` of them (beyond, the dialect answers `too_many()`), requests of one
+at most `max_requests_in_flight` of them at once (the next `max_requests_queued` wait their turn;
+beyond, the dialect answers `too_many()`; urgent ones, a hang-up, never wait), requests of one
 lane (a call's id) one after the other, and the reader goes on to the next message at once; requests
 still in flight when the socket ends are cancelled before the dialect's `on_close`. The loop's close
 codes: 1000 normal, 1001 shutting down, 1008 flood, 1009 far too large, 1012 service restart, 4001
@@ -210,6 +211,8 @@ class SessionSocket:
         self._refused_in_a_row = 0
         self._failed_logins = 0
         self._in_flight: set[asyncio.Task[None]] = set()  # requests handed to `run`, not finished
+        self._urgent = 0  # of those, urgent ones (they take no place)
+        self._places = asyncio.Semaphore(limits.max_requests_in_flight)  # requests running at once
         self._lanes: dict[str, asyncio.Task[None]] = {}  # each lane's latest request
         self.is_authenticated = False  # SIP: a digest succeeded on this flow (`authenticated`)
         self.uncount: Callable[[], None] = lambda: None  # the loop's: leave the awaiting-login caps
@@ -270,37 +273,58 @@ class SessionSocket:
 
     def run(self, work: Callable[[], Awaitable[None]], lane: str | None = None, urgent: bool = False) -> bool:
         """Handle one request beside the others in flight, the reader going on to the next message at
-        once; whether it was taken (False past `max_requests_in_flight`: the dialect answers `too_many()`).
-        Requests of one `lane` run one after the other, in the order given; without a lane, at once.
-        `urgent` ones (a hang-up, a ping) are still taken when the others fill the limit, up to twice it."""
-        limit = self._limits.max_requests_in_flight * (2 if urgent else 1)
-        if len(self._in_flight) >= limit:
+        once; whether it was taken. At most `max_requests_in_flight` run at once; the next ones wait
+        their turn in order, up to `max_requests_queued` (beyond: False, the dialect answers `too_many()`).
+        Requests of one `lane` run one after the other, in the order given; without a lane, as soon as
+        a place is free. `urgent` ones (a hang-up, a ping) never wait for a place: they run at once,
+        up to twice the limit beside the others."""
+        limits = self._limits
+        if urgent:
+            if self._urgent >= limits.max_requests_in_flight * 2:
+                return False
+        elif (
+            len(self._in_flight) - self._urgent >= limits.max_requests_in_flight + limits.max_requests_queued
+        ):
             return False
         previous = self._lanes.get(lane) if lane is not None else None
-        task = asyncio.get_running_loop().create_task(self._run(work, previous))
+        task = asyncio.get_running_loop().create_task(self._run(work, previous, urgent))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        if urgent:
+            self._urgent += 1
+            task.add_done_callback(self._urgent_done)
         if lane is not None:
             self._lanes[lane] = task
             task.add_done_callback(lambda done: self._lane_done(lane, done))
         return True
 
+    def _urgent_done(self, _: asyncio.Task[None]) -> None:
+        self._urgent -= 1
+
     def _lane_done(self, lane: str, task: asyncio.Task[None]) -> None:
         if self._lanes.get(lane) is task:
             del self._lanes[lane]
 
-    async def _run(self, work: Callable[[], Awaitable[None]], previous: asyncio.Task[None] | None) -> None:
+    async def _run(
+        self, work: Callable[[], Awaitable[None]], previous: asyncio.Task[None] | None, urgent: bool
+    ) -> None:
         if previous is not None:
             await asyncio.wait((previous,))  # however it ended
         try:
-            await work()
+            if urgent:
+                await work()
+            else:
+                async with self._places:  # (after its lane's turn: a waiting request holds no place)
+                    await work()
         except Exception:  # the dialect answers its own errors: this is a bug, the socket goes on
             logger.exception("%s WebSocket from %s: a request failed", self._rules.what, self.remote)
 
     def too_many(self) -> RateLimited:
-        limit = self._limits.max_requests_in_flight
+        limits = self._limits
         return RateLimited(
-            f"{limit} requests of this session are in progress: wait for a reply", code="too_many_requests"
+            f"{limits.max_requests_in_flight} requests of this session are in progress and "
+            f"{limits.max_requests_queued} more wait: wait for a reply",
+            code="too_many_requests",
         )
 
     async def settle(self) -> None:

@@ -4,8 +4,8 @@ UDP port nobody reads (every SIP transaction to it waits for Timer F / Timer B, 
 alice places a call there (its INVITE pends) and sends `message` to the silent number, then `ping` and
 `hangup` of the call: the pong, the hang-up's ack and the call's `ended` arrive while the message's ack
 is still outstanding (it would come after 32 s: before, they all waited behind it). Then the bound:
-16 `message`s in flight (`max_requests_in_flight`) and the 17th is refused with `too_many_requests`
-naming the limit, while a `ping` is still answered; closing the socket with them in flight leaves no
+16 `message`s in flight (`max_requests_in_flight`), 64 more waiting their turn (`max_requests_queued`),
+and the 81st is refused with `too_many_requests` naming the limits, while a `ping` is still answered; closing the socket with them in flight leaves no
 error in the gateway's log.
 """
 
@@ -77,15 +77,19 @@ async def test_a_pending_message_holds_neither_ping_nor_hangup(caplog: pytest.Lo
                 assert ended["reason"], ended
                 assert not alice.has("m"), alice.seen  # the MESSAGE still waits for its Timer F
 
-                for n in range(16):  # with "m": 17 messages, one over the limit
+                # with "m": 81 messages, one over the limit (16 in flight and 64 waiting their turn), sent
+                # at 14 a second, under the socket's rate limit (20/s), so that none is refused for that
+                for n in range(80):
                     await alice.send({"type": "message", "id": f"m{n}", "to": "2000", "body": f"#{n}"})
+                    await asyncio.sleep(1 / 14)
                 refused = await alice.until(lambda m: m.get("type") == "error")
                 assert refused["code"] == "too_many_requests" and "16" in refused["message"], refused
-                assert refused["id"] == "m15", refused  # the 17th in flight
+                assert "64 more" in refused["message"], refused
+                assert refused["id"] == "m79", refused  # the 81st
                 await alice.send({"type": "ping", "id": "p2"})
                 assert (await alice.until(lambda m: m.get("id") == "p2"))["type"] == "pong"
-                assert not any(alice.has(f"m{n}") for n in range(15)), alice.seen
-            # closed with 16 requests in flight: they are cancelled, the session closes cleanly
+                assert not any(alice.has(f"m{n}") for n in range(79)), alice.seen
+            # closed with 80 requests in flight or waiting: they are cancelled, the session closes cleanly
             await wait_until(
                 lambda: any("closed (code" in r.getMessage() for r in caplog.records), timeout=WAIT
             )

@@ -2,8 +2,9 @@
 with a call service whose `hold` and `message` block until the test lets them go (a SIP transaction
 that waits): a call's later requests wait for its pending one and keep their order, while `ping`,
 `hangup`, another call's requests and messages to other destinations are answered at once; the limit
-refuses the request past `max_requests_in_flight` with `too_many_requests`, `hangup` is still taken,
-and closing the socket cancels what is in flight before the session closes."""
+holds the requests past `max_requests_in_flight` in order (not started) and refuses the one past
+`max_requests_queued` more with `too_many_requests`, `hangup` is still taken, and closing the socket
+cancels what is in flight before the session closes."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.signaling.harness import ALICE_SECRET, OFFER_SDP, FakeCallService, Ha
 Client = TestClient[web.Request, web.Application]
 WAIT = 10.0
 LIMIT = 6
+QUEUED = 3
 
 
 class SlowCalls(FakeCallService):
@@ -32,8 +34,10 @@ class SlowCalls(FakeCallService):
         super().__init__()
         self.release = asyncio.Event()
         self.cancelled: list[str] = []
+        self.started: list[str] = []
 
     async def _pending(self, what: str) -> None:
+        self.started.append(what)
         try:
             await self.release.wait()
         except asyncio.CancelledError:
@@ -73,7 +77,9 @@ class Reader:
 @pytest.fixture
 async def env() -> AsyncIterator[tuple[Harness, SlowCalls, Client]]:
     calls = SlowCalls()
-    harness = make_harness(SignalingLimits(max_requests_in_flight=LIMIT), calls=calls)
+    harness = make_harness(
+        SignalingLimits(max_requests_in_flight=LIMIT, max_requests_queued=QUEUED), calls=calls
+    )
     client = TestClient(TestServer(harness.app))
     await client.start_server()
     yield harness, calls, client
@@ -128,12 +134,13 @@ async def test_limit_refuses_beyond_it_hangup_still_taken(env: tuple[Harness, Sl
     reader, ws = await _logged_in(client)
     async with ws:
         call_id = await _call(reader, "c")
-        for n in range(LIMIT):  # the limit in flight, pending
-            await reader.send({"type": "message", "id": f"m{n}", "to": f"200{n}", "body": "x"})
-        await reader.send({"type": "message", "id": "over", "to": "2009", "body": "x"})
+        for n in range(LIMIT + QUEUED):  # the limit in flight, pending; the queue's worth waiting
+            await reader.send({"type": "message", "id": f"m{n}", "to": f"20{n:02}", "body": "x"})
+        await reader.send({"type": "message", "id": "over", "to": "2099", "body": "x"})
         refused = await reader.reply("over")
         assert refused["type"] == "error" and refused["code"] == "too_many_requests", refused
-        assert f"{LIMIT} requests" in refused["message"], refused
+        assert f"{LIMIT} requests" in refused["message"] and f"{QUEUED} more" in refused["message"], refused
+        assert calls.started == ["message"] * LIMIT, calls.started  # the queued ones wait their turn
         await reader.send({"type": "hangup", "id": "h", "call_id": call_id})
         assert (await reader.reply("h"))["type"] == "ack"
         await reader.send({"type": "ping", "id": "p"})
