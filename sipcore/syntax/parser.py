@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from sipcore.errors import (
@@ -268,6 +268,20 @@ def _request_line(start: _StartLine) -> tuple[str, URI]:
     return start.method, parse_request_uri(parts[1])
 
 
+def _first_broken(headers: Headers, names: Iterable[str]) -> BadRequest | None:
+    """The error of the first of these headers that its validator refuses, if any."""
+    for name in names:
+        validator = VALIDATORS.get(name)
+        if validator is None:
+            continue
+        for value in headers.get_all(name):
+            try:
+                validator(value)
+            except BadRequest as exc:
+                return exc
+    return None
+
+
 def parse_message(
     data: bytes,
     *,
@@ -312,6 +326,12 @@ def parse_message(
             # A 416 (say) copies From/To/Call-ID/CSeq/Via into its response (RFC 3261 §8.2.6.1): a request
             # lacking one is malformed first, and gets the 400 that names it.
             raise BadRequest(f"missing {missing} header").with_context(context) from None
+        # so is one whose copied header is broken (its response would be too); not a 505, which answers
+        # a Via of another SIP version too (RFC 4475 §3.3.14)
+        if exc.status not in (400, 505):
+            broken = _first_broken(headers, MANDATORY_HEADERS)
+            if broken is not None:
+                raise broken.with_context(context) from None
         raise exc.with_context(context) from None
     seen: set[str] = set()
     for name, value in headers:

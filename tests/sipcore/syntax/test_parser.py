@@ -297,3 +297,19 @@ def test_an_unsupported_scheme_without_a_mandatory_header_is_a_400_naming_the_he
     with pytest.raises(SIPError) as caught:  # with its From, the scheme is what is wrong
         parse_message(data.replace(b"Call-ID", b"From: <sip:a@127.0.0.1>;tag=f1\r\nCall-ID"))
     assert caught.value.status == 416
+
+
+def test_an_unsupported_scheme_with_a_broken_via_is_a_400_naming_the_via() -> None:
+    """A 416 would copy the Via into its response, where it is as broken (an empty branch): the request
+    is malformed first (found by tests/sip/transactions/test_layer_fuzz.py); a good Via leaves the 416."""
+    data = (
+        b"CANCEL aip:uas@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport;branch=\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=f1\r\nTo: <sip:uas@127.0.0.1>\r\nCall-ID: c1\r\n"
+        b"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )
+    with pytest.raises(SIPError) as caught:
+        parse_message(data)
+    assert caught.value.status == 400 and "branch" in str(caught.value) and "Via" in str(caught.value)
+    with pytest.raises(SIPError) as caught:
+        parse_message(data.replace(b"branch=\r\n", b"branch=z9hG4bK7\r\n"))
+    assert caught.value.status == 416
