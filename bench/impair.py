@@ -126,6 +126,7 @@ class ImpairRelay:
         self.impairer = Impairer(impairment)
         self.box, self.peer = box, peer
         self.forwarded = 0
+        self._pending: set[asyncio.TimerHandle] = set()
         self._a: _Side | None = None
         self._b: _Side | None = None
 
@@ -169,14 +170,21 @@ class ImpairRelay:
         if delay <= 0:
             self._send_b(data)
         else:
-            asyncio.get_running_loop().call_later(delay, self._send_b, data)
+            handle = asyncio.get_running_loop().call_later(delay, self._send_b, data)
+            self._pending.add(handle)
 
     def _send_b(self, data: bytes) -> None:
-        if self._b is not None and self._b.transport is not None and self.box is not None:
-            self._b.transport.sendto(data, self.box)
+        now = asyncio.get_running_loop().time()
+        self._pending = {handle for handle in self._pending if handle.when() > now}  # this one included
+        side = self._b
+        if side is not None and side.transport is not None and not side.transport.is_closing() and self.box:
+            side.transport.sendto(data, self.box)
             self.forwarded += 1
 
     def close(self) -> None:
+        for handle in self._pending:  # packets still in flight are lost with the relay
+            handle.cancel()
+        self._pending.clear()
         for side in (self._a, self._b):
             if side is not None and side.transport is not None:
                 side.transport.close()
