@@ -7,6 +7,7 @@ import itertools
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,34 @@ async def test_relay_drops_delays_and_reorders_rtp_only_towards_the_box() -> Non
         relay.close()
         box.close()
         peer.close()
+
+
+async def test_closing_drops_the_packets_in_flight(caplog: pytest.LogCaptureFixture) -> None:
+    box = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for sock in (box, peer):
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+    relay = await ImpairRelay(Impairment(delay_ms=100), box=box.getsockname()).start()
+    try:
+        for seq in range(5):
+            peer.sendto(rtp(seq), relay.a)
+        await wait_for(lambda: relay.impairer.packets == 5)
+        relay.close()
+        await asyncio.sleep(0.3)  # past the delay: a packet sent now would be in the box's socket
+        with pytest.raises(BlockingIOError):
+            box.recv(2048)
+        assert relay.forwarded == 0
+        assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+    finally:
+        relay.close()
+        box.close()
+        peer.close()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
