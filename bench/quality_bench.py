@@ -28,11 +28,13 @@ cross-correlation; a G.711 round trip of the reference (the ceiling of anything 
 printed first. Runs are interleaved (ours, rtpengine, then the reverse order); medians are printed with
 the ratio ours / rtpengine (above 1 is better for us) and /proc/loadavg.
 
-TODO: a real Chromium receiver column (Playwright + /usr/bin/chromium, TESTING.md): the page would record
-the remote track (MediaRecorder or an AudioWorklet) and hand the PCM back; today the receivers are the
-ideal ones above, which conceal nothing, so the figures rank what each box itself does to the audio.
+A real browser receiver (``--chromium``, the default; bench/quality_chromium.py): per cell and box a
+second call sends the phone's speech, on the same impaired phone leg, to headless Chromium (Playwright,
+/usr/bin/chromium) offering Opus only, which records what it plays from WebAudio at 8 kHz: the audio after
+Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only phone -> web has a real
+browser column: web -> phone ends at a phone, whose ideal receiver is above.
 
-Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine]
+Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
      (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
 """
 
