@@ -12,7 +12,7 @@ SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
 
-.PHONY: run test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -98,7 +98,16 @@ janus-bench: $(VENV)/.stamp-test
 cluster-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/cluster_bench.py
 
-## bench-deps: the Debian packages the benchmarks compare with (scripts/bench-packages.txt: rtpengine, Janus)
+# The bench extra (pyproject.toml: pesq, numpy) beside the test install.
+$(VENV)/.stamp-bench: $(VENV)/.stamp-test
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]' -e ./peers
+	touch $@
+
+## quality-bench: PESQ MOS-LQO of speech through the gateway vs rtpengine under seeded loss, bursts, jitter (RUNS=3; needs make bench-deps)
+quality-bench: $(VENV)/.stamp-bench
+	$(BIN)/python bench/quality_bench.py --runs $(or $(RUNS),1)
+
+## bench-deps: the Debian packages the benchmarks compare with or need (scripts/bench-packages.txt: rtpengine, Janus, espeak-ng, sox)
 bench-deps:
 	@scripts/install-system-deps scripts/bench-packages.txt
 

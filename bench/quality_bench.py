@@ -1,0 +1,390 @@
+"""Voice quality through the gateway and through rtpengine under the same seeded impairments (issue 35).
+
+Each call carries 23 s of speech (espeak-ng, made at run time, 8 kHz) both ways at once, through one box:
+
+* web -> phone: an aiortc "browser" sends it as Opus; the box transcodes to PCMU for a plain phone that
+  places every packet by RTP timestamp (the ideal receiver: no jitter buffer, no concealment, silence
+  where a packet never came). The browser's leg (browser -> box) is impaired.
+* phone -> web: the phone sends it as PCMU, paced every 20 ms; the box encodes Opus to the browser, which
+  records what aiortc decodes, placed by RTP timestamp. The phone's leg (phone -> box) is impaired.
+
+Impairment (bench/impair.py): a seeded user-space UDP relay on loopback ports in front of the box on the
+impaired leg (this kernel has no netem; no network namespace is needed, every peer binds 127.0.0.1). It
+drops or delays the RTP going into the box only; the same seed impairs the same packets for both boxes.
+Cells: clean, random loss 2/5/10 %, Gilbert-Elliott bursts (5 %, mean 100 ms), 40 +- 20 ms uniform
+delay (reorders), and 5 % loss with that jitter.
+
+Boxes:
+
+* ``ours``: the gateway as users run it: ``python -m gateway run -c gateway.yaml`` (the shipped file; only
+  ports, the PBX address and the state directory overridden by GATEWAY_* variables) in its own process;
+  the browser calls extension 2000 as the demo user alice over /ws (peers/web_user.py); the PBX is a tiny
+  SIP UAS (bench/quality_peers.py) answering PCMU towards the phone.
+* ``rtpengine``: Debian's rtpengine in user space driven over ng (peers/rtpengine.py) with the flags aiortc
+  needs and ``codec: {mask: [opus], transcode: [PCMU]}``, between the same two peers.
+
+Score: PESQ P.862 narrowband MOS-LQO (PyPI ``pesq``) of each recording against the speech, aligned by
+cross-correlation; a G.711 round trip of the reference (the ceiling of anything that ends in PCMU) is
+printed first. Runs are interleaved (ours, rtpengine, then the reverse order); medians are printed with
+the ratio ours / rtpengine (above 1 is better for us) and /proc/loadavg.
+
+A real browser receiver (``--chromium``, the default; bench/quality_chromium.py): per cell and box a
+second call sends the phone's speech, on the same impaired phone leg, to headless Chromium (Playwright,
+/usr/bin/chromium) offering Opus only, which records what it plays from WebAudio at 8 kHz: the audio after
+Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only phone -> web has a real
+browser column: web -> phone ends at a phone, whose ideal receiver is above.
+
+Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
+     (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from impair import Impairment, ImpairRelay  # noqa: E402
+from quality_peers import (  # noqa: E402
+    Address,
+    Browser,
+    Phone,
+    SipUas,
+    g711_round_trip,
+    pcmu_answer,
+    score,
+    sdp_audio_address,
+    speech,
+)
+
+from peers.ports import free_port  # noqa: E402
+
+CELLS = {
+    "clean": Impairment("clean"),
+    "loss2": Impairment("2% random", loss=0.02),
+    "loss5": Impairment("5% random", loss=0.05),
+    "loss10": Impairment("10% random", loss=0.10),
+    "burst5": Impairment("5% GE 100 ms", burst_loss=0.05, burst_ms=100),
+    "jitter": Impairment("40+-20 ms", delay_ms=40, jitter_ms=20),
+    "loss5jitter": Impairment("5% + jitter", loss=0.05, delay_ms=40, jitter_ms=20),
+}
+TAIL = 1.5  # seconds of silence after the speech: the late and delayed packets arrive
+_BASE = int(os.environ.get("QUALITY_BENCH_PORT_BASE", "52000"))
+OUR_PORTS = (_BASE, _BASE + 998)
+RTPENGINE_PORTS = (_BASE + 1000, _BASE + 1999)
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def point_candidates(text: str, to: Address) -> tuple[str, Address]:
+    """``text`` with one ICE candidate (the first UDP, component 1, on 127.0.0.1 by preference) moved to
+    ``to``, the others dropped, and c= / m= moved alike; and where that candidate was (RFC 8839 §5.1)."""
+    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
+    candidates = [line.split() for line in lines if line.startswith("a=candidate:")]
+    found = [f for f in candidates if f[1] == "1" and f[2].lower() == "udp"]
+    if not found:
+        raise ValueError(f"no UDP candidate in {text!r}")
+    chosen = next((f for f in found if f[4] == "127.0.0.1"), found[0])
+    out = []
+    for line in lines:
+        if line.startswith("a=candidate:"):
+            if line.split() != chosen:
+                continue
+            line = " ".join([*chosen[:4], to[0], str(to[1]), *chosen[6:]])
+        elif line.startswith("m=audio "):
+            line = re.sub(r"^m=audio \d+", f"m=audio {to[1]}", line)
+        elif line.startswith("c=IN IP4 "):
+            line = f"c=IN IP4 {to[0]}"
+        elif line.startswith("a=rtcp:"):
+            continue
+        out.append(line)
+    return "\r\n".join(out) + "\r\n", (chosen[4], int(chosen[5]))
+
+
+class Box(Protocol):
+    name: str
+
+    async def start(self, workdir: Path) -> None: ...
+    async def call(self, offer: str, phone: Address) -> tuple[str, Address]: ...
+    async def hangup(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Ours:
+    """The gateway process with the shipped gateway.yaml, alice on /ws, a SIP UAS as the PBX."""
+
+    name = "ours"
+
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+        self.uas = SipUas()
+        self.user: Any = None
+        self.call_id = ""
+
+    async def start(self, workdir: Path) -> None:
+        from peers.demo import ALICE_SECRET
+        from peers.web_user import WebUser
+
+        await self.uas.start()
+        http = free_port()
+        sip = free_port(socket.SOCK_DGRAM)
+        environment = {
+            **os.environ,
+            "GATEWAY_SIP__LISTEN__0__PORT": str(sip),
+            "GATEWAY_SIP__LISTEN__1__PORT": str(sip),
+            "GATEWAY_HTTP__PORT": str(http),
+            "GATEWAY_PBX__ADDRESS": f"{self.uas.address[0]}:{self.uas.address[1]}",
+            "GATEWAY_MEDIA__RTP_PORTS__START": str(OUR_PORTS[0]),
+            "GATEWAY_MEDIA__RTP_PORTS__END": str(OUR_PORTS[1]),
+            "GATEWAY_STATE_DIR": str(workdir / "gateway-state"),
+            "GATEWAY_LOGGING__LEVEL": "WARNING",
+        }
+        ready = workdir / "gateway-ready"
+        self.log = workdir / "gateway.log"
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway", "run", "-c", str(ROOT / "gateway.yaml"),
+                "--ready-file", str(ready), stdout=log, stderr=log, env=environment, cwd=str(workdir),
+            )  # fmt: skip
+        for _ in range(600):
+            if ready.exists() or self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        if not ready.exists():
+            raise RuntimeError(f"the gateway did not start: {self.log.read_text()[-2000:]}")
+        self.user = WebUser(f"http://127.0.0.1:{http}", "alice", ALICE_SECRET)
+        await self.user.__aenter__()
+
+    async def call(self, offer: str, phone: Address) -> tuple[str, Address]:
+        while not self.uas.offers.empty():
+            self.uas.offers.get_nowait()
+        self.uas.media = phone
+        self.call_id = await self.user.call("2000", offer)
+        sip_offer = await asyncio.wait_for(self.uas.offers.get(), 20)
+        connected = await self.user.wait_for("connected", call_id=self.call_id, timeout=20)
+        return str(connected["sdp"]), sdp_audio_address(sip_offer)
+
+    async def hangup(self) -> None:
+        await self.user.request({"type": "hangup", "call_id": self.call_id})
+        await self.user.wait_for("ended", call_id=self.call_id, timeout=20)
+
+    async def close(self) -> None:
+        if self.user is not None:
+            await self.user.__aexit__(None, None, None)
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        self.uas.close()
+
+
+class RtpEngine:
+    """rtpengine in user space, driven over ng as a SIP proxy would (peers/rtpengine.py)."""
+
+    name = "rtpengine"
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.ng: Any = None
+        self.call_id = ""
+
+    async def start(self, workdir: Path) -> None:
+        from peers.rtpengine import NgClient, running_rtpengine
+
+        engine = self._stack.enter_context(running_rtpengine(workdir, ports=RTPENGINE_PORTS))
+        self.ng = NgClient(engine.control)
+        await self.ng.__aenter__()
+
+    async def call(self, offer: str, phone: Address) -> tuple[str, Address]:
+        from peers.rtpengine import sip_answer_to_web, web_offer_to_sip
+
+        self.call_id = f"quality-{time.monotonic_ns()}"
+        sip = await self.ng.request(web_offer_to_sip(self.call_id, "web", offer, transcode=True))
+        web = await self.ng.request(sip_answer_to_web(self.call_id, "web", "phone", pcmu_answer(phone)))
+        return web["sdp"].decode(), sdp_audio_address(sip["sdp"].decode())
+
+    async def hangup(self) -> None:
+        from peers.rtpengine import delete
+
+        await self.ng.request(delete(self.call_id, "web"))
+
+    async def close(self) -> None:
+        if self.ng is not None:
+            await self.ng.__aexit__(None, None, None)
+        self._stack.close()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    box: str
+    cell: str
+    to_phone: float  # MOS-LQO of the browser's speech at the phone
+    to_web: float  # MOS-LQO of the phone's speech at the browser
+    to_chromium: float  # MOS-LQO of the phone's speech at Chromium (NaN: not run)
+    load: str
+    lost: tuple[int, int]  # packets the relays dropped: browser leg, phone leg
+
+
+async def one_call(box: Box, cell: Impairment, reference: Any) -> Result:
+    """One call through ``box`` with ``cell`` on both impaired legs (different seeds per leg)."""
+    web_relay = await ImpairRelay(cell).start()
+    phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
+    phone = await Phone().start()
+    phone_relay.towards(peer=phone.address)
+    browser = Browser(reference)
+    try:
+        offer, web_address = point_candidates(await browser.offer(), web_relay.b)
+        web_relay.towards(peer=web_address)
+        answer, box_sip = await box.call(offer, phone_relay.b)
+        phone_relay.towards(box=box_sip)
+        answer, box_web = point_candidates(answer, web_relay.a)
+        web_relay.towards(box=box_web)
+        await browser.accept(answer)
+        load = loadavg()
+        await phone.play(reference, phone_relay.a, TAIL)  # the browser's speech started at "connected"
+        await box.hangup()
+    finally:
+        await browser.close()
+        web_relay.close()
+        phone_relay.close()
+        phone.close()
+    return Result(
+        box.name, cell.name, score(reference, phone.recording()), score(reference, browser.recording()),
+        math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost),
+    )  # fmt: skip
+
+
+async def chromium_call(box: Box, cell: Impairment, reference: Any, context: Any) -> float:
+    """The phone's speech through ``box`` to a real Chromium (its leg clean, the phone's impaired)."""
+    from quality_chromium import ChromiumReceiver
+
+    phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
+    phone = await Phone().start()
+    phone_relay.towards(peer=phone.address)
+    receiver = ChromiumReceiver(context)
+    try:
+        answer, box_sip = await box.call(await receiver.offer(), phone_relay.b)
+        phone_relay.towards(box=box_sip)
+        await receiver.accept(answer)
+        await receiver.record()
+        await phone.play(reference, phone_relay.a, TAIL)
+        heard = await receiver.stop()
+        await box.hangup()
+    finally:
+        await receiver.close()
+        phone_relay.close()
+        phone.close()
+    return score(reference, heard)
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs > 0 else math.nan
+
+
+async def bench(args: argparse.Namespace) -> int:
+    names = args.boxes.split(",")
+    cells = [dataclasses.replace(CELLS[key], seed=args.seed) for key in args.cells.split(",")]
+    with tempfile.TemporaryDirectory(prefix="quality-bench-") as temp:
+        workdir = Path(temp)
+        reference = speech(workdir)
+        ceiling = score(reference, g711_round_trip(reference))
+        print(
+            f"voice quality, PESQ P.862 NB MOS-LQO: {len(reference) / 8000:.1f} s of espeak-ng speech per "
+            f"call, both directions at once, {args.runs} run(s), seed {args.seed}; "
+            f"a G.711 round trip of the reference scores {ceiling:.2f}; load average {loadavg()}",
+            flush=True,
+        )
+        boxes: dict[str, Box] = {"ours": Ours(), "rtpengine": RtpEngine()}
+        results: list[Result] = []
+        stack = contextlib.AsyncExitStack()
+        try:
+            context = None
+            if args.chromium:
+                from quality_chromium import chromium
+
+                context = await stack.enter_async_context(chromium())
+            for name in names:
+                (workdir / name).mkdir()
+                await boxes[name].start(workdir / name)
+            print(
+                f"{'cell':<14}{'box':>10}{'web->phone':>12}{'phone->web':>12}{'->Chromium':>12}{'lost':>10}  loadavg"
+            )
+            for run in range(args.runs):
+                for cell in cells:
+                    for name in names if run % 2 == 0 else names[::-1]:
+                        r = await one_call(boxes[name], cell, reference)
+                        if context is not None:
+                            heard = await chromium_call(boxes[name], cell, reference, context)
+                            r = dataclasses.replace(r, to_chromium=heard)
+                        results.append(r)
+                        print(
+                            f"{cell.name:<14}{name:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
+                            f"{'/'.join(map(str, r.lost)):>10}  [{r.load}]",
+                            flush=True,
+                        )
+        finally:
+            for box in boxes.values():
+                await box.close()
+            await stack.aclose()
+
+    def median(box: str, cell: str, key: str) -> float:
+        values = [getattr(r, key) for r in results if r.box == box and r.cell == cell]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+
+    print(f"\nmedians of {args.runs} run(s); ratio ours / rtpengine (above 1 is better for us)")
+    print(
+        f"{'':<14}{'web -> phone (Opus -> PCMU)':^30}{'phone -> web (PCMU -> Opus)':^30}"
+        f"{'phone -> Chromium (Opus)':^30}"
+    )
+    print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 3)
+    for cell in cells:
+        row = f"{cell.name:<14}"
+        for key in ("to_phone", "to_web", "to_chromium"):
+            ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
+            row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
+        print(row)
+    print(f"load average {loadavg()} at the end")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1, help="interleaved runs per cell (medians printed)")
+    parser.add_argument("--cells", default=",".join(CELLS), help=f"comma-separated, of {','.join(CELLS)}")
+    parser.add_argument("--boxes", default="ours,rtpengine")
+    parser.add_argument(
+        "--chromium",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also each cell's phone -> web direction to headless Chromium (Playwright, /usr/bin/chromium)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="the impairment's seed (the phone leg's + 1000)")
+    args = parser.parse_args()
+    unknown = set(args.cells.split(",")) - set(CELLS)
+    if unknown:
+        parser.error(f"unknown cells {sorted(unknown)}; known: {', '.join(CELLS)}")
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

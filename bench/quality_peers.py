@@ -1,0 +1,328 @@
+"""The peers of bench/quality_bench.py: speech, the browser (aiortc, Opus), the phone (plain PCMU), a SIP
+UAS for the gateway's PBX leg, and PESQ.
+
+* ``speech(workdir)``: 23 s of speech made at run time by espeak-ng (ten Harvard sentences, IEEE 1969),
+  resampled by sox to 8 kHz mono 16-bit: the reference PESQ compares with.
+* ``Browser``: an aiortc peer offering Opus only, sending the speech (``SpeechTrack``, 20 ms frames on
+  the loop clock) and recording what it decodes, each frame placed by its RTP timestamp (a frame that
+  never came is silence: no concealment, as the ideal receiver).
+* ``Phone``: the "ideal receiver" and the phone's sender on one UDP socket (symmetric RTP): it places
+  every PCMU packet it receives by RTP timestamp into a buffer (silence where missing), and sends the
+  speech as PCMU, paced every 20 ms, consecutive sequence numbers and timestamps.
+* ``SipUas``: a tiny SIP UAS over UDP (RFC 3261 §8.2.6, §13.3): 200 to INVITE with an answer of PCMU to
+  the address it is told, 200 to BYE and OPTIONS; it keeps the offer (where the box's SIP leg listens).
+* ``score(reference, degraded)``: PESQ P.862 narrowband MOS-LQO (P.862.1, PyPI ``pesq``) after aligning
+  the degraded signal by cross-correlation (TESTING.md).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import re
+import struct
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, AudioResampler
+
+from gateway.media.webrtc import aiortc_hooks
+from peers.audio import ulaw_decode, ulaw_encode
+
+RATE = 8000
+FRAME = 160  # 20 ms at 8 kHz
+SECONDS = 23.0
+Address = tuple[str, int]
+TEXT = (
+    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
+    "It is easy to tell the depth of a well. These days a chicken leg is a rare dish. "
+    "Rice is often served in round bowls. The juice of lemons makes fine punch. "
+    "The box was thrown beside the parked truck. The hogs were fed chopped corn and garbage. "
+    "Four hours of steady work faced us. A large size in stockings is hard to sell."
+)
+
+
+def speech(workdir: Path, seconds: float = SECONDS) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """``seconds`` of espeak-ng speech at 8 kHz, int16, peaks at -3 dBFS (sox ``gain -n -3``)."""
+    raw, out = workdir / "speech-raw.wav", workdir / "speech-8k.raw"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), TEXT], check=True)
+    subprocess.run(
+        ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw",
+         str(out), "gain", "-n", "-3", "trim", "0", str(seconds)],
+        check=True,
+    )  # fmt: skip
+    return np.frombuffer(out.read_bytes(), dtype=np.int16).copy()
+
+
+def g711_round_trip(samples: np.ndarray[Any, np.dtype[np.int16]]) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """The reference through PCMU and back: the ceiling of anything that ends in G.711."""
+    decoded = ulaw_decode(ulaw_encode(array.array("h", samples.tobytes())))
+    return np.frombuffer(decoded.tobytes(), dtype=np.int16).copy()
+
+
+def score(reference: np.ndarray[Any, Any], degraded: np.ndarray[Any, Any]) -> float:
+    """PESQ MOS-LQO (narrowband) of ``degraded`` against ``reference``, aligned by cross-correlation;
+    NaN when nothing was heard or PESQ finds no speech."""
+    from pesq import PesqError, pesq
+
+    ref = reference.astype(np.float64)
+    deg = degraded.astype(np.float64)
+    if len(deg) < RATE or not np.any(deg):
+        return float("nan")
+    size = 1 << int(np.ceil(np.log2(len(ref) + len(deg))))
+    correlation = np.fft.irfft(np.fft.rfft(deg, size) * np.conj(np.fft.rfft(ref, size)), size)
+    lag = int(np.argmax(correlation))
+    if lag > size // 2:
+        lag -= size  # the degraded signal starts before the reference (cannot happen; kept general)
+    aligned = np.zeros_like(ref)
+    start = max(lag, 0)
+    piece = deg[start : start + len(ref)]
+    offset = max(-lag, 0)
+    aligned[offset : offset + len(piece)] = piece[: len(ref) - offset]
+    try:
+        return float(pesq(RATE, ref, aligned, "nb"))
+    except PesqError:
+        return float("nan")
+
+
+class Placed:
+    """Samples placed by RTP timestamp (``clock`` Hz) into one buffer; silence where nothing came."""
+
+    def __init__(self, clock: int) -> None:
+        self.clock = clock
+        self.chunks: list[tuple[int, np.ndarray[Any, Any]]] = []
+        self._first: int | None = None
+        self._last = 0
+
+    def put(self, timestamp: int, samples: np.ndarray[Any, Any]) -> None:
+        if self._first is None:
+            self._first = self._last = timestamp
+        # RFC 3550 §5.1: timestamps wrap; unwrap against the last one seen (a signed 32-bit step)
+        step = (timestamp - self._last + 0x80000000) % 0x100000000 - 0x80000000
+        self._last += step
+        self.chunks.append((self._last - self._first, samples))
+
+    def samples(self) -> np.ndarray[Any, Any]:
+        if not self.chunks:
+            return np.zeros(0, dtype=np.int16)
+        low = min(at for at, _ in self.chunks)
+        end = max(at + len(s) for at, s in self.chunks) - low
+        out = np.zeros(end, dtype=np.int16)
+        for at, chunk in self.chunks:
+            out[at - low : at - low + len(chunk)] = chunk
+        return out
+
+
+class SpeechTrack(MediaStreamTrack):
+    """The speech in 20 ms frames (8 kHz mono s16, aiortc resamples for Opus), then silence."""
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+        super().__init__()
+        self.samples = samples
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        delay = self._start + self._pts / RATE - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        chunk = self.samples[self._pts : self._pts + FRAME]
+        frame = AudioFrame(format="s16", layout="mono", samples=FRAME)
+        frame.planes[0].update(chunk.tobytes() + bytes(2 * (FRAME - len(chunk))))
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, fractions.Fraction(1, RATE)
+        self._pts += FRAME
+        return frame
+
+
+class Browser:
+    """An aiortc "browser" on 127.0.0.1 offering Opus only, sending ``samples``, recording by timestamp."""
+
+    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.transceiver = self.pc.addTransceiver(SpeechTrack(samples), direction="sendrecv")
+        opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.name.lower() == "opus"]
+        self.transceiver.setCodecPreferences(opus)
+        aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
+        self.heard = Placed(48000)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer: str, timeout: float = 20) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        self._reader = asyncio.ensure_future(self._read())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.pc.connectionState != "connected":
+            if loop.time() > deadline or self.pc.connectionState == "failed":
+                raise TimeoutError(f"the browser did not connect ({self.pc.connectionState})")
+            await asyncio.sleep(0.02)
+
+    async def _read(self) -> None:
+        track = self.transceiver.receiver.track
+        try:
+            while True:
+                frame = cast(AudioFrame, await track.recv())
+                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+                self.heard.put(frame.pts or 0, pcm.mean(axis=1).astype(np.int16))
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
+    def recording(self) -> np.ndarray[Any, Any]:
+        """What it heard, at 8 kHz (decoded frames are 48 kHz: one resampling of the whole buffer)."""
+        pcm = self.heard.samples()
+        if not len(pcm):
+            return pcm
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
+        out = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(frame), *resampler.resample(None)]]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.pc.close()
+
+
+class Phone(asyncio.DatagramProtocol):
+    """The ideal receiver (PCMU placed by RTP timestamp) and a paced PCMU sender, on one UDP socket."""
+
+    def __init__(self) -> None:
+        self.heard = Placed(RATE)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.received = 0
+
+    async def start(self) -> Phone:
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        return self
+
+    @property
+    def address(self) -> Address:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if len(data) < 12 or data[0] >> 6 != 2 or data[1] & 0x7F != 0:
+            return  # not RTP, or not PCMU (telephone-event, comfort noise, RTCP)
+        skip = 12 + 4 * (data[0] & 0x0F)
+        if data[0] & 0x10:  # RFC 3550 §5.3.1 header extension
+            skip += 4 + 4 * struct.unpack_from("!H", data, skip + 2)[0]
+        payload = data[skip : len(data) - (data[-1] if data[0] & 0x20 else 0)]
+        self.received += 1
+        samples = np.frombuffer(ulaw_decode(payload).tobytes(), dtype=np.int16)
+        self.heard.put(struct.unpack_from("!I", data, 4)[0], samples)
+
+    async def play(self, samples: np.ndarray[Any, np.dtype[np.int16]], to: Address, tail: float) -> None:
+        """The speech as PCMU to ``to``, a packet every 20 ms on the loop clock, then ``tail`` s of silence."""
+        assert self.transport is not None
+        padded = np.concatenate([samples, np.zeros(int(tail * RATE), dtype=np.int16)])
+        encoded = ulaw_encode(array.array("h", padded.tobytes()))
+        loop = asyncio.get_running_loop()
+        start, ssrc = loop.time(), 0x51A7E
+        for index in range(len(encoded) // FRAME):
+            header = struct.pack("!BBHII", 0x80, 0x80 if index == 0 else 0, index, FRAME * index, ssrc)
+            self.transport.sendto(header + encoded[FRAME * index : FRAME * (index + 1)], to)
+            delay = start + (index + 1) * 0.02 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    def recording(self) -> np.ndarray[Any, Any]:
+        return self.heard.samples()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def sdp_audio_address(text: str) -> Address:
+    """The c= address and the audio m= port of a plain SDP (RFC 4566 §5.7, §5.14)."""
+    host = re.search(r"^c=IN IP[46] (\S+)", text, re.M)
+    port = re.search(r"^m=audio (\d+)", text, re.M)
+    if host is None or port is None:
+        raise ValueError(f"no audio address in SDP: {text!r}")
+    return host.group(1), int(port.group(1))
+
+
+def pcmu_answer(media: Address) -> str:
+    """A plain answer of PCMU only, to ``media`` (what the phone's desk phone would say)."""
+    host, port = media
+    return (
+        f"v=0\r\no=uas 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+
+
+class SipUas(asyncio.DatagramProtocol):
+    """The PBX leg's far end: answers every INVITE with PCMU towards ``media`` (set per call)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.media: Address = ("127.0.0.1", 9)
+        self.offers: asyncio.Queue[str] = asyncio.Queue()
+        self._tags: dict[str, str] = {}
+
+    async def start(self) -> SipUas:
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        return self
+
+    @property
+    def address(self) -> Address:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+        lines = head.split("\r\n")
+        method = lines[0].split(" ", 1)[0]
+        if lines[0].startswith("SIP/2.0") or method in ("ACK", ""):
+            return  # responses (none expected) and ACKs need no answer
+        names = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((names.get(name.strip().lower(), name.strip().lower()), value.strip()))
+        call_id = next((value for key, value in headers if key == "call-id"), "")
+        kept = []
+        for key, value in headers:
+            if key not in ("via", "from", "to", "call-id", "cseq"):
+                continue
+            if key == "to" and ";tag=" not in value:
+                value = f"{value};tag={self._tags.setdefault(call_id, uuid.uuid4().hex[:10])}"
+            kept.append(f"{'CSeq' if key == 'cseq' else key.title()}: {value}")
+        answer = ""
+        if method == "INVITE":
+            self.offers.put_nowait(body)
+            answer = pcmu_answer(self.media)
+        host, port = self.address
+        extra = [f"Contact: <sip:uas@{host}:{port}>", "Content-Type: application/sdp"] if answer else []
+        response = "\r\n".join(
+            ["SIP/2.0 200 OK", *kept, *extra, f"Content-Length: {len(answer)}", "", answer]
+        )
+        assert self.transport is not None
+        self.transport.sendto(response.encode(), addr)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
