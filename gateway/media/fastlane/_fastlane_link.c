@@ -74,6 +74,8 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
     int error = 0;
     if (lane->pcm == NULL && (lane->pcm = malloc(PCM_CAPACITY * sizeof(int16_t))) == NULL)
         return 0;
+    if (lane->held == NULL && (lane->held = malloc((REORDER_SLOTS + 1) * sizeof(Held))) == NULL)
+        return 0;
     if (codec_in == CODEC_OPUS && (lane->decoder == NULL || lane->decoder_codec != codec_in)) {
         if (lane->decoder == NULL)
             lane->decoder = opus.decoder_create(8000, 1, &error);
@@ -141,8 +143,10 @@ static int take_back(Engine *e, Core *c, int which) {
         Rtp r;
         if (!queued_rtp(c, which, item, &r))
             continue;
-        if (!lane_takes(lane, &r, &item->source.addr, item->arrival))
+        if (!lane_takes(lane, &r, &item->source.addr, item->arrival)) {
+            lane_flush(e, c, which);
             break;
+        }
         forward(e, c, which, item->data, &r, item->arrival);
         taken(item);
     }
@@ -215,6 +219,8 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         return NULL;
     }
     pthread_mutex_lock(&self->engine->lock);
+    if (!continuing)
+        lane_flush(self->engine, c, which); /* what the lane held for reordering, before it changes */
     lane->source = src;
     lane->destination = dst;
     lane->ssrc = (uint32_t)ssrc;
@@ -232,6 +238,8 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     }
     if (lane->codec_in != codec_in || lane->codec_out != codec_out)
         lane->pcm_len = 0;
+    if (!continuing)
+        reorder_reset(lane, last_seq); /* Python decoded up to ``last_seq`` */
     lane->codec_in = codec_in;
     lane->codec_out = codec_out;
     lane->tolerance = tolerance;
