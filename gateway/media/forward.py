@@ -208,6 +208,7 @@ class MediaPath:
         self.forwarded += snap.forwarded
         self.transcoded += snap.transcoded
         self.lost += snap.lost
+        self.dropped += snap.late
         if snap.last_seq >= 0:
             self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
@@ -270,16 +271,6 @@ class MediaPath:
             self.forwarded += 1
             return self._packets(self._flush() + [OutPacket(payload, mapped, None, marker)]), []
         return self._packets(self._reordered(codec, out, ssrc, seq, timestamp, payload, now)), []
-
-    def poll(self, now: float) -> list[OutPacket]:
-        """Transcoded packets due at ``now`` without a new packet: the wait for a missing one ran out."""
-        if not self._reorder.pending or self._reorder_key is None or self._out is None:
-            return []
-        ssrc, name = self._reorder_key
-        codec = next((c for c in self._in.values() if c.name.lower() == name), None)
-        if codec is None:
-            return []
-        return self._packets(self._decode(codec, self._out, ssrc, self._reorder.pop_due(now), now))
 
     def _flush(self) -> list[OutPacket]:
         """What the reorder buffer holds, decoded (before another source, codec or pass-through audio)."""

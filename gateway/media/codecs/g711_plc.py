@@ -55,7 +55,7 @@ class G711Concealer:
         self._pitch = PITCH_MAX
         self._position = 0  # where in the repeated periods the synthesis is
 
-    def _synthetic(self, count: int) -> array.array[int]:
+    def _synthetic(self, count: int, attenuate: bool = True) -> array.array[int]:
         """``count`` samples more of the repeated periods, attenuated as §I.2.3-4 say."""
         out = array.array("h", bytes(2 * count))
         history, pitch = self._history, self._pitch
@@ -64,22 +64,34 @@ class G711Concealer:
             periods = 1 if elapsed < TEN_MS else 2 if elapsed < 2 * TEN_MS else 3
             span = periods * pitch
             sample = history[HISTORY - span + (self._position + i) % span]
-            if elapsed >= TEN_MS:
+            if elapsed >= TEN_MS and attenuate:
                 sample = int(sample * max(0.0, 1.0 - 0.2 * (elapsed - TEN_MS) / TEN_MS))
             out[i] = sample
         return out
 
-    def conceal(self, samples: int) -> bytes:
-        """``samples`` of synthetic signal for an erased frame."""
+    def conceal(self, samples: int, following: bytes = b"") -> bytes:
+        """``samples`` of synthetic signal for an erased frame; ``following``: the good frame after the gap
+        when it is known (a lane gives a gap up when the next packet is there), whose first period,
+        repeated backwards, is cross-faded in over the gap, so the gap ends on the next frame."""
         if samples <= 0:
             return b""
         if self._erased == 0:
             self._pitch = _pitch(self._history)
             self._position = 0
+        joined = len(following) >= 2 * self._pitch and samples <= SILENT_AFTER
         if self._erased >= SILENT_AFTER:
-            self._erased += samples
-            return bytes(2 * samples)
-        out = self._synthetic(samples)
+            out = array.array("h", bytes(2 * samples))
+        else:
+            out = self._synthetic(samples, attenuate=not joined)
+        if joined:
+            after = array.array("h")
+            after.frombytes(following[: 2 * self._pitch])
+            pitch = self._pitch
+            for i in range(samples):
+                weight = (i + 1) / (samples + 1)
+                out[i] = int(out[i] * (1.0 - weight) + after[(i - samples) % pitch] * weight)
+            self._erased = 0  # joined: the next frame follows on without an overlap-add
+            return out.tobytes()
         self._erased += samples
         self._position += samples
         return out.tobytes()

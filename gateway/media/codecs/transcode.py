@@ -230,8 +230,9 @@ class Transcoder:
                     self._opus.conceal(samples, following if i == frames - 1 else None) for i in range(frames)
                 )
             else:
-                assert self._plc is not None
-                pcm = self._plc.conceal(samples * frames)
+                assert self._plc is not None and self._decode_tables is not None
+                after = self._decode_g711(following, self._decode_tables) if following else b""
+                pcm = self._plc.conceal(samples * frames, after)
             return self._encode_decoded(pcm)
         except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
             self.errors += 1

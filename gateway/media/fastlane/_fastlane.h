@@ -100,7 +100,7 @@ typedef struct {
     Reception rx;
     uint32_t rx_ssrc;              /* the source ``rx`` and ``last_seq`` are of */
     int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
-    uint64_t packets, forwarded, transcoded, lost, sent, octets;
+    uint64_t packets, forwarded, transcoded, lost, sent, octets, late;
     uint32_t last_ts, last_mapped, last_out_ts;
     uint8_t last_pt;
     double last_arrival, last_departure;
@@ -380,7 +380,7 @@ int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, cons
 int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const uint8_t *payload, int len,
                  double now, int *octets, uint32_t *last_out);
 void reorder_reset(Lane *lane, int last_seq);
-void plc_conceal(Plc *p, int16_t *out, int n);
+void plc_conceal(Plc *p, int16_t *out, int n, const int16_t *following, int following_len);
 void plc_good(Plc *p, int16_t *pcm, int n);
 void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now);
 PyObject *reception_tuple(const Reception *r);

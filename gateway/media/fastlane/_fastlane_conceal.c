@@ -36,14 +36,14 @@ static int plc_pitch(const int16_t *history) {
 }
 
 /* The repeated periods (one for 10 ms, two until 20 ms, then three: §I.2.3), attenuated by 20 % per 10 ms
-   from the second 10 ms (§I.2.4). */
-static void plc_synthetic(const Plc *p, int16_t *out, int n) {
+   from the second 10 ms (§I.2.4) unless ``attenuate`` is 0. */
+static void plc_synthetic(const Plc *p, int16_t *out, int n, int attenuate) {
     for (int i = 0; i < n; i++) {
         int elapsed = p->erased + i;
         int periods = elapsed < PLC_TEN_MS ? 1 : elapsed < 2 * PLC_TEN_MS ? 2 : 3;
         int span = periods * p->pitch;
         double sample = p->history[PLC_HISTORY - span + (p->position + i) % span];
-        if (elapsed >= PLC_TEN_MS) {
+        if (elapsed >= PLC_TEN_MS && attenuate) {
             double gain = 1.0 - 0.2 * (double)(elapsed - PLC_TEN_MS) / PLC_TEN_MS;
             sample *= gain > 0.0 ? gain : 0.0;
         }
@@ -51,18 +51,30 @@ static void plc_synthetic(const Plc *p, int16_t *out, int n) {
     }
 }
 
-void plc_conceal(Plc *p, int16_t *out, int n) {
+/* ``n`` samples for an erasure; ``following`` (``following_len`` samples, or none): the good frame after
+   the gap, whose first period repeated backwards is cross-faded in over a gap of up to 60 ms, so the gap
+   ends on it (g711_plc.py: the lane knows the next packet when it gives a gap up). */
+void plc_conceal(Plc *p, int16_t *out, int n, const int16_t *following, int following_len) {
     if (p->erased == 0) {
         p->pitch = plc_pitch(p->history);
         p->position = 0;
     }
-    if (p->erased >= PLC_SILENT_AFTER) {
+    int joined = following != NULL && following_len >= 2 * p->pitch && n <= PLC_SILENT_AFTER;
+    if (p->erased >= PLC_SILENT_AFTER)
         memset(out, 0, (size_t)n * sizeof(int16_t));
-    } else {
-        plc_synthetic(p, out, n);
-        p->position += n;
+    else
+        plc_synthetic(p, out, n, !joined);
+    if (joined) {
+        for (int i = 0; i < n; i++) {
+            double weight = (double)(i + 1) / (n + 1);
+            int k = ((i - n) % p->pitch + p->pitch) % p->pitch;
+            out[i] = (int16_t)(out[i] * (1.0 - weight) + following[k] * weight);
+        }
+        p->erased = 0; /* joined: the next frame follows on without an overlap-add */
+        return;
     }
     p->erased += n;
+    p->position += n;
 }
 
 /* A good frame: overlap-added with the synthetic signal when it ends an erasure (§I.2.5), remembered. */
@@ -77,7 +89,7 @@ void plc_good(Plc *p, int16_t *pcm, int n) {
             length = n;
         if (p->erased < PLC_SILENT_AFTER && length > 0) {
             int16_t tail[PLC_TEN_MS];
-            plc_synthetic(p, tail, length);
+            plc_synthetic(p, tail, length, 1);
             for (int i = 0; i < length; i++) {
                 double weight = (double)(i + 1) / (length + 1);
                 pcm[i] = (int16_t)(tail[i] * (1.0 - weight) + pcm[i] * weight);
@@ -166,6 +178,7 @@ int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const 
         delta = 0;
     } else if (delta < 0) {
         lane->late++; /* its slot was concealed or played */
+        lane->tally.late++;
         return 0;
     }
     if (delta == 0 && lane->held_count == 0) {

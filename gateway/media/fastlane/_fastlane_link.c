@@ -491,7 +491,7 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
         Py_RETURN_NONE;
     }
     memcpy(&t, live, sizeof t);
-    live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = 0;
+    live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = live->late = 0;
     live->latency_count = 0;
     live->rx.restarted = 0;
     long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
@@ -512,11 +512,12 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNON)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
-                         t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples);
+                         t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
+                         (unsigned long long)t.late);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }

@@ -306,20 +306,15 @@ static int encode_frames(Engine *e, Core *c, int which, Lane *lane, uint32_t map
     return sent;
 }
 
-/* One lost 20 ms input frame as PCM: Opus from ``following``'s in-band FEC (RFC 6716 §2.1.7; libopus does
-   PLC when it carries none) or libopus's PLC, G.711 by Appendix I. 0 when it could not. */
-static int conceal_frame(Lane *lane, const uint8_t *following, int len) {
+/* One lost 20 ms Opus frame as PCM: from ``following``'s in-band FEC (RFC 6716 §2.1.7; libopus does PLC
+   when it carries none) or libopus's PLC. 0 when it could not. */
+static int conceal_opus(Lane *lane, const uint8_t *following, int len) {
     if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
         return 0;
-    int16_t *pcm = lane->pcm + lane->pcm_len;
-    if (lane->codec_in == CODEC_OPUS) {
-        int got = opus.decode(lane->decoder, following, following != NULL ? len : 0, pcm, PCM_FRAME,
-                              following != NULL);
-        if (got != PCM_FRAME)
-            return 0;
-    } else {
-        plc_conceal(&lane->plc, pcm, PCM_FRAME);
-    }
+    int got = opus.decode(lane->decoder, following, following != NULL ? len : 0, lane->pcm + lane->pcm_len,
+                          PCM_FRAME, following != NULL);
+    if (got != PCM_FRAME)
+        return 0;
     lane->pcm_len += PCM_FRAME;
     return 1;
 }
@@ -335,9 +330,25 @@ int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, cons
     int sent = 0;
     if (lost > 0 && gap > 0 && gap <= MAX_CONCEALED_FRAMES * lane->frame_ticks) {
         int frames = (int)((gap + lane->frame_ticks / 2) / lane->frame_ticks);
+        int16_t g711[MAX_CONCEALED_FRAMES * PCM_FRAME];
+        if (lane->codec_in != CODEC_OPUS) { /* G.711 Appendix I over the whole gap, joined to this packet */
+            int16_t next[PCM_FRAME];
+            int n = len < PCM_FRAME ? len : PCM_FRAME;
+            const int16_t *table = g711_decode[lane->codec_in == CODEC_PCMA];
+            for (int i = 0; i < n; i++)
+                next[i] = table[payload[i]];
+            plc_conceal(&lane->plc, g711, frames * PCM_FRAME, next, n);
+        }
         for (int i = 0; i < frames; i++) {
-            if (!conceal_frame(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
-                break;
+            if (lane->codec_in == CODEC_OPUS) {
+                if (!conceal_opus(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
+                    break;
+            } else {
+                if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
+                    break;
+                memcpy(lane->pcm + lane->pcm_len, g711 + i * PCM_FRAME, PCM_FRAME * sizeof(int16_t));
+                lane->pcm_len += PCM_FRAME;
+            }
             lane->concealed++;
             gap -= lane->frame_ticks;
             sent += encode_frames(e, c, which, lane, (uint32_t)(lane->expect_out + i * lane->frame_ticks),

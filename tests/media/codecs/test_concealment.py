@@ -84,6 +84,20 @@ def test_g711_concealment_continues_the_pitch_and_fades_out() -> None:
     assert _samples(plc.good(good.tobytes()))[40:] == good[40:]
 
 
+def test_g711_concealment_joins_the_next_frame_when_it_is_known() -> None:
+    signal = speechlike(8000, 0.2)
+    plc = G711Concealer()
+    for i in range(5):
+        plc.good(signal[160 * i : 160 * (i + 1)].tobytes())
+    following = signal[1120:1280]  # frames 5 and 6 lost, 7 known: the gap ends on it
+    gap = _samples(plc.conceal(320, following.tobytes()))
+    real = signal[800:1120]
+    assert 0.5 < rms(gap) / rms(real) < 1.5
+    step = abs(gap[-1] - following[0])  # no click where the gap meets the next frame
+    assert step < 0.5 * rms(following), (step, rms(following))
+    assert _samples(plc.good(following.tobytes())) == following  # joined: nothing to overlap-add
+
+
 def test_a_lost_opus_frame_is_filled_from_the_next_packets_fec_else_by_plc() -> None:
     packets = opus_packets()
     reference = OpusDecoder(8000)
