@@ -1,8 +1,9 @@
-"""A transcoded call under loss and reordering (issue 35), through a real bridge on 127.0.0.1: a plain RTP
+"""A transcoded call under loss and reordering (issue 35), through a real bridge on 127.0.0.1. A plain RTP
 phone sends PCMU speech whose packets the network loses and reorders (seeded), an aiortc browser receives
 Opus. Natively (the engine's transcoding lane) and on the Python path, the browser gets one frame per
 20 ms slot - the lost ones concealed by G.711 Appendix I - on a timeline without a shifted frame, and the
-swapped pairs come out in order."""
+swapped pairs come out in order. The other way, the browser's Opus is impaired at its egress (before SRTP)
+and the phone gets a PCMU frame per slot, libopus concealing the lost ones; late packets are dropped."""
 
 from __future__ import annotations
 
@@ -129,5 +130,76 @@ async def test_loss_and_reordering_from_the_phone_are_concealed_and_put_in_order
         assert all(levels[slot] > QUIET / 4 for slot in lost), [levels[s] for s in sorted(lost)]
         stats = call.bridge.stats()
         assert stats.sip_to_web.dropped == 1  # the late one
+    finally:
+        await call.close()
+
+
+class BrowserEgress:
+    """The browser's outgoing Opus, impaired before SRTP (as a lossy network would, at its egress): packets
+    ``lost`` never go, ``swapped`` ones go after the next, ``late`` ones 200 ms after their slot."""
+
+    def __init__(self, call: Call, lost: set[int], swapped: set[int], late: set[int]) -> None:
+        self.sent = 0  # Opus packets the browser sent (the impaired ones counted)
+        self._lost, self._swapped, self._late = lost, swapped, late
+        self._held: bytes | None = None
+        self._later: dict[int, bytes] = {}
+        transport = call.web.transceiver.sender.transport
+        self._send = transport._send_rtp
+        transport._send_rtp = self._impaired
+
+    async def _impaired(self, data: bytes) -> None:
+        if len(data) < 12 or data[1] & 0x7F != OPUS_PT or 192 <= data[1] <= 223:
+            await self._send(data)
+            return
+        index = self.sent
+        self.sent += 1
+        if index in self._late:
+            self._later[index + 10] = data
+        elif index in self._swapped:
+            self._held = data
+        elif index not in self._lost:
+            await self._send(data)
+            if self._held is not None:
+                held, self._held = self._held, None
+                await self._send(held)
+        if index in self._later:
+            await self._send(self._later.pop(index))
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+async def test_loss_and_reordering_from_the_browser_are_concealed_and_put_in_order(engine: str) -> None:
+    if not opus_available():
+        pytest.skip("no libopus")
+    if engine == "native":
+        require_fast_lane()
+        require_transcoding("opus>pcmu")
+        call = Call(allocator(), web_codecs=OPUS_ONLY)
+    else:
+        call = Call(allocator(), web_codecs=OPUS_ONLY, fast_lane=None)
+    egress = BrowserEgress(call, lost={40, 55, 56, 70}, swapped={45, 61}, late={40})
+    try:
+        await call.browser_calls()
+        await call.connected()
+        if engine == "native":
+            await linked(call)
+        await until(lambda: egress.sent >= 90, 15.0, "90 packets from the browser")
+        call.web.transceiver.sender.replaceTrack(None)
+        await asyncio.sleep(0.3)
+        sent = egress.sent
+        audio = [p for p in call.phone.packets if p.payload_type == 0]
+        if engine == "native":
+            assert counters(call)[1] >= 40  # the engine transcoded the browser's losses
+        # one 20 ms PCMU frame per slot from the first the phone got to the last: the lost ones concealed
+        # (libopus PLC: aiortc sends no FEC), nothing doubled (the late one dropped), the input's spacing
+        assert sent - 1 <= len(audio) <= sent, (len(audio), sent)
+        assert {len(p.payload) for p in audio} == {160}
+        assert [(b.sequence_number - a.sequence_number) & 0xFFFF for a, b in itertools.pairwise(audio)] == [
+            1
+        ] * (len(audio) - 1)
+        assert [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(audio)] == [160] * (
+            len(audio) - 1
+        )
+        assert call.phone.heard(1000.0)
+        assert call.bridge.stats().web_to_sip.dropped == 1  # the late one
     finally:
         await call.close()
