@@ -145,7 +145,7 @@ class BrowserEgress:
         self._later: dict[int, bytes] = {}
         transport = call.web.transceiver.sender.transport
         self._send = transport._send_rtp
-        transport._send_rtp = self._impaired
+        setattr(transport, "_send_rtp", self._impaired)  # noqa: B010  (an instance attribute over the method)
 
     async def _impaired(self, data: bytes) -> None:
         if len(data) < 12 or data[1] & 0x7F != OPUS_PT or 192 <= data[1] <= 223:
