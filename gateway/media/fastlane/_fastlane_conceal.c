@@ -35,6 +35,29 @@ static int plc_pitch(const int16_t *history) {
     return best;
 }
 
+/* The period of the frame after a gap by its own normalized autocorrelation (g711_plc._pitch_ahead). */
+static int plc_pitch_ahead(const int16_t *frame, int n) {
+    int best = PLC_PITCH_MIN, top = n - PLC_PITCH_MIN < PLC_PITCH_MAX ? n - PLC_PITCH_MIN : PLC_PITCH_MAX;
+    double best_score = -2.0;
+    for (int period = PLC_PITCH_MIN; period <= top; period++) {
+        int span = n - period;
+        double ea = 0.0, eb = 0.0, corr = 0.0;
+        for (int i = 0; i < span; i++) {
+            ea += (double)frame[i] * frame[i];
+            eb += (double)frame[i + period] * frame[i + period];
+            corr += (double)frame[i] * frame[i + period];
+        }
+        if (ea * eb <= 0.0)
+            continue;
+        double score = corr / sqrt(ea * eb);
+        if (score > best_score) {
+            best = period;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
 /* The repeated periods (one for 10 ms, two until 20 ms, then three: §I.2.3), attenuated by 20 % per 10 ms
    from the second 10 ms (§I.2.4) unless ``attenuate`` is 0. */
 static void plc_synthetic(const Plc *p, int16_t *out, int n, int attenuate) {
@@ -52,22 +75,23 @@ static void plc_synthetic(const Plc *p, int16_t *out, int n, int attenuate) {
 }
 
 /* ``n`` samples for an erasure; ``following`` (``following_len`` samples, or none): the good frame after
-   the gap, whose first period repeated backwards is cross-faded in over a gap of up to 60 ms, so the gap
-   ends on it (g711_plc.py: the lane knows the next packet when it gives a gap up). */
+   the gap, whose first period (by its own pitch) repeated backwards is cross-faded in over a gap of up to
+   60 ms, so the gap ends on it (g711_plc.py: the lane knows the next packet when it gives a gap up). */
 void plc_conceal(Plc *p, int16_t *out, int n, const int16_t *following, int following_len) {
     if (p->erased == 0) {
         p->pitch = plc_pitch(p->history);
         p->position = 0;
     }
-    int joined = following != NULL && following_len >= 2 * p->pitch && n <= PLC_SILENT_AFTER;
+    int joined = following != NULL && following_len >= 4 * PLC_PITCH_MIN && n <= PLC_SILENT_AFTER;
     if (p->erased >= PLC_SILENT_AFTER)
         memset(out, 0, (size_t)n * sizeof(int16_t));
     else
         plc_synthetic(p, out, n, !joined);
     if (joined) {
+        int ahead = plc_pitch_ahead(following, following_len < 2 * PLC_CORR_LEN ? following_len : 2 * PLC_CORR_LEN);
         for (int i = 0; i < n; i++) {
             double weight = (double)(i + 1) / (n + 1);
-            int k = ((i - n) % p->pitch + p->pitch) % p->pitch;
+            int k = ((i - n) % ahead + ahead) % ahead;
             out[i] = (int16_t)(out[i] * (1.0 - weight) + following[k] * weight);
         }
         p->erased = 0; /* joined: the next frame follows on without an overlap-add */
