@@ -75,14 +75,15 @@ static void plc_synthetic(const Plc *p, int16_t *out, int n, int attenuate) {
 }
 
 /* ``n`` samples for an erasure; ``following`` (``following_len`` samples, or none): the good frame after
-   the gap, whose first period (by its own pitch) repeated backwards is cross-faded in over a gap of up to
-   60 ms, so the gap ends on it (g711_plc.py: the lane knows the next packet when it gives a gap up). */
+   the gap, whose first period (by its own pitch) repeated backwards is cross-faded in over the gap
+   (unattenuated: at most MAX_CONCEALED_FRAMES), so the gap ends on it (g711_plc.py: the lane knows the next
+   packet when it gives a gap up). */
 void plc_conceal(Plc *p, int16_t *out, int n, const int16_t *following, int following_len) {
     if (p->erased == 0) {
         p->pitch = plc_pitch(p->history);
         p->position = 0;
     }
-    int joined = following != NULL && following_len >= 4 * PLC_PITCH_MIN && n <= PLC_SILENT_AFTER;
+    int joined = following != NULL && following_len >= 4 * PLC_PITCH_MIN;
     if (p->erased >= PLC_SILENT_AFTER)
         memset(out, 0, (size_t)n * sizeof(int16_t));
     else

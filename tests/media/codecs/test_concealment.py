@@ -97,6 +97,9 @@ def test_g711_concealment_joins_the_next_frame_when_it_is_known() -> None:
     step = abs(gap[-1] - following[0])
     assert step < max(abs(b - a) for a, b in itertools.pairwise(signal[1100:1280])), step
     assert _samples(plc.good(following.tobytes())) == following  # joined: nothing to overlap-add
+    # a 100 ms burst is bridged as well, not faded to silence in the middle (G.711 Appendix I alone would)
+    burst = _samples(plc.conceal(800, signal[2400:2560].tobytes()))
+    assert rms(burst[320:480]) > 0.3 * rms(signal[1600:2400])
 
 
 def test_a_lost_opus_frame_is_filled_from_the_next_packets_fec_else_by_plc() -> None:
