@@ -205,6 +205,11 @@ int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const 
         lane->late++; /* its slot was concealed or played */
         lane->tally.late++;
         return 0;
+    } else if (delta > REORDER_SLOTS) { /* further ahead than a reordering: those between are lost, no wait */
+        sent += reorder_release(e, c, which, lane, now, 0, 1, octets, last_out);
+        int lost = (uint16_t)(r->seq - lane->expected);
+        lane->expected = (uint16_t)(r->seq + 1);
+        return sent + decode_in_order(e, c, which, lane, r->ts, payload, len, lost, octets, last_out);
     }
     if (delta == 0 && lane->held_count == 0) {
         lane->expected++;

@@ -5,7 +5,8 @@ swap two 20 ms frames in playout. ``ReorderBuffer.push`` takes each packet with 
 returns the packets now ready, in RTP sequence order (RFC 3550 §A.1 arithmetic: 16-bit numbers that
 wrap). Nothing waits while nothing is missing: an in-order packet comes straight back. When a number is
 missing, the later packets are held until it comes, but at most ``hold`` seconds after the first of them
-arrived (or until ``capacity`` are held); then the gap is given up: the next packet comes out with
+arrived (or until ``capacity`` are held; at once for a packet further ahead than ``capacity``: what lies
+between is lost, not reordered); then the gap is given up: the next packet comes out with
 ``lost`` set to the count missing before it, for the decoder to conceal (Opus: FEC from that packet, else
 PLC; G.711: ITU-T G.711 Appendix I). A packet whose slot was given up or played arrives late: dropped and
 counted. A jump beyond RFC 3550's MAX_DROPOUT (or far back) is a new timeline: what is held comes out and
@@ -95,6 +96,13 @@ class ReorderBuffer:
         elif delta < 0:
             self.late += 1
             return []
+        elif delta > self.capacity:  # further ahead than a reordering: those between are lost, no wait
+            out = self.flush()
+            assert self._expected is not None
+            lost = _signed16(seq - self._expected)
+            self.concealed += lost
+            self._expected = (seq + 1) & 0xFFFF
+            return [*out, Released(seq, timestamp, payload, lost)]
         if seq in self._held:
             self.duplicates += 1
             return out

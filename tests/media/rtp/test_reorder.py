@@ -87,3 +87,11 @@ def test_bad_settings_are_refused() -> None:
         ReorderBuffer(capacity=0)
     with pytest.raises(ValueError, match="seq"):
         Released(70000, 0, b"")
+
+
+def test_a_packet_far_ahead_gives_the_gap_up_at_once() -> None:
+    buffer = ReorderBuffer()
+    buffer.push(0, 0, b"", 0.0)
+    buffer.push(2, 320, b"", 0.01)  # 1 missing: 2 waits
+    assert _seqs(buffer.push(20, 3200, b"", 0.02)) == [(2, 1), (20, 17)]  # no wait for a burst's packets
+    assert not buffer.pending and buffer.concealed == 18
