@@ -263,14 +263,16 @@ class MediaPath:
         if not self.enabled:
             self.dropped += 1
             return [], []
+        # what waits for reordering is another source's or codec's: out first, on its own timeline
+        flushed = self._flush() if self._reorder_key not in (None, (ssrc, codec.name.lower())) else []
         if mapper.in_rate != codec.clock_rate:
             mapper.set_rates(codec.clock_rate, out.clock_rate)
         mapped = mapper.map(ssrc, timestamp, now)
         self._last_pt = payload_type
         if same_codec(codec, out):
             self.forwarded += 1
-            return self._packets(self._flush() + [OutPacket(payload, mapped, None, marker)]), []
-        return self._packets(self._reordered(codec, out, ssrc, seq, timestamp, payload, now)), []
+            return self._packets(flushed + [OutPacket(payload, mapped, None, marker)]), []
+        return self._packets(flushed + self._reordered(codec, out, ssrc, seq, timestamp, payload, now)), []
 
     def _flush(self) -> list[OutPacket]:
         """What the reorder buffer holds, decoded (before another source, codec or pass-through audio)."""
@@ -292,16 +294,14 @@ class MediaPath:
         now: float,
     ) -> list[OutPacket]:
         key = (ssrc, codec.name.lower())
-        result: list[OutPacket] = []
-        if key != self._reorder_key:
-            result = self._flush()
+        if key != self._reorder_key:  # (``feed`` flushed what the buffer held)
             self._reorder.restart()
             self._reorder_key, self._expect = key, None
         late = self._reorder.late
         released = self._reorder.push(seq, timestamp, payload, now)
         self.dropped += self._reorder.late - late  # its slot was concealed or played already
         self.transcoded += 1
-        return result + self._decode(codec, out, ssrc, released, now)
+        return self._decode(codec, out, ssrc, released, now)
 
     def _decode(
         self, codec: sdp.Codec, out: sdp.Codec, ssrc: int, released: list[Released], now: float

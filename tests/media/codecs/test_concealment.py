@@ -195,3 +195,16 @@ def test_g711_concealment_through_the_transcoder_keeps_the_level() -> None:
     for i in range(5):
         transcoder.transcode(ulaw_encode(signal[160 * i : 160 * (i + 1)]))
     assert transcoder.conceals and len(transcoder.conceal(2)) == 2
+
+
+def test_packets_held_when_the_source_changes_come_out_first_on_their_own_timeline() -> None:
+    packets = opus_packets()
+    path = _path({111: OPUS}, PCMU)
+    for i in (0, 1):
+        path.feed(7, i, 960 * i, 111, False, packets[i], 0.02 * i)
+    assert path.feed(7, 3, 960 * 3, 111, False, packets[3], 0.06)[0] == []  # 2 missing: 3 waits
+    # the answer's source takes over (RFC 3550 §8.2): 2 concealed and 3 go first, then the new one
+    out, _ = path.feed(9, 500, 123456, 111, False, packets[4], 0.08)
+    stamps = [p.timestamp for p in out]
+    assert len(out) == 3 and [(b - a) % 2**32 for a, b in itertools.pairwise(stamps)] == [160, 160]
+    assert path._mapper is not None and path._mapper.reanchors == 1  # the new source only
