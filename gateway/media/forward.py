@@ -254,12 +254,16 @@ class MediaPath:
         self._count_loss(ssrc, seq)
         codec = self._in.get(payload_type)
         out, mapper = self._out, self._mapper
+        held: list[OutPacket] = []
+        if (codec is None or codec.is_telephone_event) and self._reorder_key is not None:
+            held = self._skip(ssrc, seq, now)  # its number is not a gap in the audio
         if codec is None or out is None or mapper is None:
             self.dropped += 1
             logger.debug("call=%s %s dropping payload type %d", self._call, self.name, payload_type)
-            return [], []
+            return self._packets(held), []
         if codec.is_telephone_event:
-            return self._event(codec, ssrc, timestamp, marker, payload, now)
+            packets, digits = self._event(codec, ssrc, timestamp, marker, payload, now)
+            return self._packets(held) + packets, digits
         if not self.enabled:
             self.dropped += 1
             return [], []
@@ -282,6 +286,15 @@ class MediaPath:
         codec = next((c for c in self._in.values() if c.name.lower() == key[1]), None)
         released = self._reorder.flush()
         return self._decode(codec, out, key[0], released, 0.0) if codec is not None else []
+
+    def _skip(self, ssrc: int, seq: int, now: float) -> list[OutPacket]:
+        """A number of the reordered source taken by an event or a dropped payload type: what it frees."""
+        key, out = self._reorder_key, self._out
+        if key is None or key[0] != ssrc or out is None:
+            return []
+        codec = next((c for c in self._in.values() if c.name.lower() == key[1]), None)
+        released = self._reorder.skip(seq, now)
+        return self._decode(codec, out, ssrc, released, now) if codec is not None and released else []
 
     def _reordered(
         self,

@@ -48,7 +48,7 @@ class Released:
 @dataclass(slots=True)
 class _Held:
     timestamp: int
-    payload: bytes
+    payload: bytes | None  # None: a number taken by something not decoded (``skip``)
     arrival: float
 
 
@@ -85,6 +85,16 @@ class ReorderBuffer:
 
     def push(self, seq: int, timestamp: int, payload: bytes, now: float) -> list[Released]:
         """The packets ready after this one arrived at ``now``, in order."""
+        return self._push(seq, timestamp, payload, now)
+
+    def skip(self, seq: int, now: float) -> list[Released]:
+        """A number of the same source taken by a packet that is not decoded (an RFC 4733 event shares the
+        audio's sequence numbers, RFC 4733 §2.1): not a gap to wait for or conceal. The packets ready."""
+        if self._expected is None:
+            return []
+        return self._push(seq, 0, None, now)
+
+    def _push(self, seq: int, timestamp: int, payload: bytes | None, now: float) -> list[Released]:
         seq &= 0xFFFF
         if self._expected is None:
             self._expected = seq
@@ -102,7 +112,7 @@ class ReorderBuffer:
             lost = _signed16(seq - self._expected)
             self.concealed += lost
             self._expected = (seq + 1) & 0xFFFF
-            return [*out, Released(seq, timestamp, payload, lost)]
+            return out if payload is None else [*out, Released(seq, timestamp, payload, lost)]
         if seq in self._held:
             self.duplicates += 1
             return out
@@ -124,7 +134,8 @@ class ReorderBuffer:
             assert self._expected is not None
             held = self._held.pop(self._expected, None)
             if held is not None:
-                out.append(Released(self._expected, held.timestamp, held.payload, lost))
+                if held.payload is not None:
+                    out.append(Released(self._expected, held.timestamp, held.payload, lost))
                 self._expected = (self._expected + 1) & 0xFFFF
                 lost = 0
                 continue

@@ -208,3 +208,19 @@ def test_packets_held_when_the_source_changes_come_out_first_on_their_own_timeli
     stamps = [p.timestamp for p in out]
     assert len(out) == 3 and [(b - a) % 2**32 for a, b in itertools.pairwise(stamps)] == [160, 160]
     assert path._mapper is not None and path._mapper.reanchors == 1  # the new source only
+
+
+def test_telephone_events_between_audio_packets_are_neither_waited_for_nor_concealed() -> None:
+    from gateway.media.codecs.dtmf import TelephoneEvent
+
+    packets = opus_packets()
+    path = MediaPath("test")
+    path.configure({111: OPUS, 102: choice.SIP_EVENT_48K}, PCMU, choice.SIP_EVENT)
+    out = [len(path.feed(7, i, 960 * i, 111, False, packets[i], 0.02 * i)[0]) for i in (0, 1)]
+    # a digit replaces the audio for two packets (RFC 4733 §2.1: the audio's sequence numbers)
+    for seq in (2, 3):
+        event = TelephoneEvent(5, seq == 3, 10, 960 * (seq - 1)).serialize()
+        events, _ = path.feed(7, seq, 1920, 102, seq == 2, event, 0.02 * seq)
+        assert [p.payload_type for p in events] == [choice.SIP_EVENT.payload_type]
+    audio, _ = path.feed(7, 4, 960 * 4, 111, False, packets[4], 0.08)
+    assert out == [1, 1] and len(audio) == 1  # at once, nothing concealed

@@ -95,3 +95,13 @@ def test_a_packet_far_ahead_gives_the_gap_up_at_once() -> None:
     buffer.push(2, 320, b"", 0.01)  # 1 missing: 2 waits
     assert _seqs(buffer.push(20, 3200, b"", 0.02)) == [(2, 1), (20, 17)]  # no wait for a burst's packets
     assert not buffer.pending and buffer.concealed == 18
+
+
+def test_numbers_taken_by_telephone_events_are_not_gaps() -> None:
+    buffer = ReorderBuffer()
+    assert buffer.skip(9, 0.0) == []  # before any audio: nothing to order yet
+    buffer.push(10, 0, b"a", 0.0)
+    assert buffer.push(13, 480, b"d", 0.01) == []  # 11 and 12 not here yet
+    assert buffer.skip(11, 0.02) == []  # 11 was a digit's event
+    assert _seqs(buffer.skip(12, 0.03)) == [(13, 0)]  # and 12: 13 follows with nothing lost
+    assert _seqs(buffer.push(14, 640, b"e", 0.04)) == [(14, 0)] and buffer.concealed == 0
