@@ -29,7 +29,8 @@ from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
 from gateway.media.codecs.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
 from gateway.media.codecs.transcode import TranscodeError, Transcoder, audio_codec
 from gateway.media.errors import DtmfError
-from gateway.media.rtp.retime import FrameClock, TimestampMapper
+from gateway.media.rtp.reorder import Released, ReorderBuffer
+from gateway.media.rtp.retime import FrameClock, TimestampMapper, signed_delta
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.native import Snapshot
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _MAX_GAP = 3000  # RFC 3550 A.1 MAX_DROPOUT
+MAX_CONCEALED_FRAMES = 10  # a longer gap (200 ms) is left a gap: the output timeline moves over it
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,11 @@ class MediaPath:
         self._mapper: TimestampMapper | None = None
         self._frames: FrameClock | None = None
         self._transcoders: dict[str, Transcoder] = {}
+        # transcoded audio is decoded in order (rtp.reorder) and its gaps concealed; ``_expect``: where
+        # on the output timeline the next input packet starts when nothing is missing
+        self._reorder = ReorderBuffer()
+        self._reorder_key: tuple[int, str] | None = None  # (SSRC, codec) of what the buffer holds
+        self._expect: int | None = None
         self._dtmf: dict[int, DtmfReceiver] = {}
         self._last_seq: dict[int, int] = {}
         self._last_pt: int | None = None  # of the last pass-through packet (``lane``)
@@ -201,6 +208,7 @@ class MediaPath:
         self.forwarded += snap.forwarded
         self.transcoded += snap.transcoded
         self.lost += snap.lost
+        self.dropped += snap.late
         if snap.last_seq >= 0:
             self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
@@ -208,6 +216,9 @@ class MediaPath:
             mapper.map(snap.ssrc, snap.ts, snap.arrival)  # reconfigured since: the last one maps anew
         if snap.next_ts >= 0 and self._frames is not None:
             self._frames.next = snap.next_ts
+        if snap.transcoded and not self._reorder.pending:  # the engine decoded up to its last packet
+            self._reorder.restart((snap.last_seq + 1) & 0xFFFF if snap.last_seq >= 0 else None)
+            self._expect = None
         self._last_pt = snap.pt
 
     def lane(self, transcoding: frozenset[str] = frozenset()) -> Lane | None:
@@ -227,8 +238,8 @@ class MediaPath:
                         last_in, last_now)  # fmt: skip
         pair = f"{codec.name.lower()}>{out.name.lower()}"
         frames = self._frames
-        if pair not in transcoding or frames is None:
-            return None
+        if pair not in transcoding or frames is None or self._reorder.pending:
+            return None  # (packets held for reordering are decoded here first)
         ticks = audio_codec(out.name).frame_ticks
         return Lane(
             mapper.ssrc or 0, pt, anchor_in, anchor_out, mapper.in_rate, mapper.out_rate, last_in, last_now,
@@ -243,23 +254,112 @@ class MediaPath:
         self._count_loss(ssrc, seq)
         codec = self._in.get(payload_type)
         out, mapper = self._out, self._mapper
+        held: list[OutPacket] = []
+        if (codec is None or codec.is_telephone_event) and self._reorder_key is not None:
+            held = self._skip(ssrc, seq, now)  # its number is not a gap in the audio
         if codec is None or out is None or mapper is None:
             self.dropped += 1
             logger.debug("call=%s %s dropping payload type %d", self._call, self.name, payload_type)
-            return [], []
+            return self._packets(held), []
         if codec.is_telephone_event:
-            return self._event(codec, ssrc, timestamp, marker, payload, now)
+            packets, digits = self._event(codec, ssrc, timestamp, marker, payload, now)
+            return self._packets(held) + packets, digits
         if not self.enabled:
             self.dropped += 1
             return [], []
+        # what waits for reordering is another source's or codec's: out first, on its own timeline
+        flushed = self._flush() if self._reorder_key not in (None, (ssrc, codec.name.lower())) else []
         if mapper.in_rate != codec.clock_rate:
             mapper.set_rates(codec.clock_rate, out.clock_rate)
         mapped = mapper.map(ssrc, timestamp, now)
         self._last_pt = payload_type
         if same_codec(codec, out):
             self.forwarded += 1
-            return self._packets([OutPacket(payload, mapped, None, marker)]), []
-        return self._packets(self._transcode(codec, out, payload, mapped)), []
+            return self._packets(flushed + [OutPacket(payload, mapped, None, marker)]), []
+        return self._packets(flushed + self._reordered(codec, out, ssrc, seq, timestamp, payload, now)), []
+
+    def _flush(self) -> list[OutPacket]:
+        """What the reorder buffer holds, decoded (before another source, codec or pass-through audio)."""
+        key, out = self._reorder_key, self._out
+        if not self._reorder.pending or key is None or out is None:
+            return []
+        codec = next((c for c in self._in.values() if c.name.lower() == key[1]), None)
+        released = self._reorder.flush()
+        return self._decode(codec, out, key[0], released, 0.0) if codec is not None else []
+
+    def _skip(self, ssrc: int, seq: int, now: float) -> list[OutPacket]:
+        """A number of the reordered source taken by an event or a dropped payload type: what it frees."""
+        key, out = self._reorder_key, self._out
+        if key is None or key[0] != ssrc or out is None:
+            return []
+        codec = next((c for c in self._in.values() if c.name.lower() == key[1]), None)
+        released = self._reorder.skip(seq, now)
+        return self._decode(codec, out, ssrc, released, now) if codec is not None and released else []
+
+    def _reordered(
+        self,
+        codec: sdp.Codec,
+        out: sdp.Codec,
+        ssrc: int,
+        seq: int,
+        timestamp: int,
+        payload: bytes,
+        now: float,
+    ) -> list[OutPacket]:
+        key = (ssrc, codec.name.lower())
+        if key != self._reorder_key:  # (``feed`` flushed what the buffer held)
+            self._reorder.restart()
+            self._reorder_key, self._expect = key, None
+        late = self._reorder.late
+        released = self._reorder.push(seq, timestamp, payload, now)
+        self.dropped += self._reorder.late - late  # its slot was concealed or played already
+        self.transcoded += 1
+        return self._decode(codec, out, ssrc, released, now)
+
+    def _decode(
+        self, codec: sdp.Codec, out: sdp.Codec, ssrc: int, released: list[Released], now: float
+    ) -> list[OutPacket]:
+        """Released packets decoded in order, each gap before one concealed, stamped on the input's
+        timeline: a concealed frame takes the lost one's slot, a gap left unconcealed moves the output
+        timeline on by as much (so no frame after a gap is shifted early)."""
+        assert self._mapper is not None and self._frames is not None
+        result: list[OutPacket] = []
+        for packet in released:
+            transcoder = self._transcoder(codec, out)
+            if transcoder is None:
+                return result
+            mapped = self._mapper.peek(ssrc, packet.timestamp, now)
+            out_ticks = transcoder.target.frame_ticks
+            gap = signed_delta(mapped - self._expect) if self._expect is not None else 0
+            if packet.lost and 0 < gap <= MAX_CONCEALED_FRAMES * out_ticks and transcoder.conceals:
+                assert self._expect is not None
+                frames = min(round(gap / out_ticks), MAX_CONCEALED_FRAMES)
+                result += [
+                    OutPacket(p, self._frames.stamp((self._expect + i * out_ticks) % (1 << 32), out_ticks))
+                    for i, p in enumerate(transcoder.conceal(frames, packet.payload))
+                ]
+                gap -= frames * out_ticks
+            if gap and self._frames.next is not None:
+                # the input moved on by more (or less) than it sent: so does the output
+                self._frames.next = (self._frames.next + gap) % (1 << 32) if gap > 0 else None
+            frames_out = transcoder.transcode(packet.payload)
+            result += [OutPacket(p, self._frames.stamp(mapped, out_ticks)) for p in frames_out]
+            duration = transcoder.last_samples * out.clock_rate // transcoder.decode_rate
+            self._expect = (mapped + duration) % (1 << 32)
+            self.forwarded += 1 if frames_out else 0
+        return result
+
+    def _transcoder(self, codec: sdp.Codec, out: sdp.Codec) -> Transcoder | None:
+        transcoder = self._transcoders.get(codec.name.lower())
+        if transcoder is None:
+            try:
+                transcoder = self._transcoders[codec.name.lower()] = Transcoder(codec.name, out.name)
+            except TranscodeError as exc:
+                self.dropped += 1
+                logger.warning("call=%s %s: %s", self._call, self.name, exc)
+                return None
+            logger.info("call=%s %s transcoding %s -> %s", self._call, self.name, codec.name, out.name)
+        return transcoder
 
     def _packets(self, packets: list[OutPacket]) -> list[OutPacket]:
         """``packets`` cut or joined to the output leg's packet time, when it wants another one."""
@@ -273,23 +373,6 @@ class MediaPath:
             ):
                 out.append(OutPacket(payload, timestamp, None, marker))
         return out
-
-    def _transcode(self, codec: sdp.Codec, out: sdp.Codec, payload: bytes, mapped: int) -> list[OutPacket]:
-        transcoder = self._transcoders.get(codec.name.lower())
-        if transcoder is None:
-            try:
-                transcoder = self._transcoders[codec.name.lower()] = Transcoder(codec.name, out.name)
-            except TranscodeError as exc:
-                self.dropped += 1
-                logger.warning("call=%s %s: %s", self._call, self.name, exc)
-                return []
-            logger.info("call=%s %s transcoding %s -> %s", self._call, self.name, codec.name, out.name)
-        assert self._frames is not None
-        ticks = transcoder.target.frame_ticks
-        result = [OutPacket(p, self._frames.stamp(mapped, ticks)) for p in transcoder.transcode(payload)]
-        self.transcoded += 1
-        self.forwarded += 1 if result else 0
-        return result
 
     def _event(
         self, codec: sdp.Codec, ssrc: int, timestamp: int, marker: bool, payload: bytes, now: float

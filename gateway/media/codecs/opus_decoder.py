@@ -96,6 +96,21 @@ class OpusDecoder:
             raise OpusDecodeError(f"opus_decode failed: {samples}")
         return self._pcm.raw[: 2 * samples]
 
+    def conceal(self, samples: int, following: bytes | None = None) -> bytes:
+        """``samples`` of PCM for a lost frame: from the in-band FEC (LBRR) of the packet that
+        ``following`` is (RFC 6716 §2.1.7; libopus falls back to PLC when it carries none), else libopus's
+        packet loss concealment (``opus_decode`` with no data)."""
+        if self._state is None:
+            raise OpusDecodeError("the decoder is closed")
+        if not 0 < samples <= self._capacity or samples % (self.rate // 400):
+            raise OpusDecodeError(f"cannot conceal {samples} samples (a multiple of 2.5 ms up to 120 ms)")
+        fec = 1 if following else 0
+        data, length = (following, len(following)) if following else (None, 0)
+        got = self._decode(self._state, data, length, self._pcm, samples, fec)
+        if got < 0:
+            raise OpusDecodeError(f"opus_decode (concealment) failed: {got}")
+        return self._pcm.raw[: 2 * got]
+
     def close(self) -> None:
         """Free the libopus state (idempotent)."""
         state, self._state = self._state, None

@@ -33,6 +33,7 @@ import av
 from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
 
 from gateway.media.codecs import opus_settings
+from gateway.media.codecs.g711_plc import G711Concealer
 from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
 from gateway.media.errors import MediaError
 from gateway.media.native_hooks import FrameEncoder, frame_encoder
@@ -188,6 +189,9 @@ class Transcoder:
             )
         self._pending = bytearray()  # PCM at ``rate`` short of a whole 20 ms frame
         self._pts = 0
+        self._plc = G711Concealer() if self._decode_tables is not None else None
+        self.decode_rate = source_rate  # of the decoded PCM
+        self.last_samples = 0  # decoded from the last payload (or concealed)
 
     def transcode(self, payload: bytes) -> list[bytes]:
         """Encoded output frames (zero, one or occasionally two) for one input payload."""
@@ -195,26 +199,61 @@ class Transcoder:
             return []
         try:
             if self._decode_tables is not None:
-                pcm: bytes | list[AudioFrame] = self._decode_g711(payload, self._decode_tables)
+                decoded = self._decode_g711(payload, self._decode_tables)
+                pcm: bytes | list[AudioFrame] = decoded if self._plc is None else self._plc.good(decoded)
             elif self._opus is not None:
                 pcm = self._opus.decode(payload)
             else:
                 assert self._decoder is not None
                 pcm = self._decoder.decode(av.Packet(payload))
-            if self._resampler is None:
-                return self._encode_pcm(pcm if isinstance(pcm, bytes) else b"".join(map(_pcm, pcm)))
-            if isinstance(pcm, bytes):
-                pcm = [_frame(pcm, self._source_rate)] if pcm else []
-            out: list[bytes] = []
-            for frame in pcm:
-                frame.pts = None
-                for resampled in self._resampler.resample(frame):  # 20 ms frames (frame_size)
-                    out += self._encode_frame(resampled)
-            return out
+            return self._encode_decoded(pcm)
         except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
             self.errors += 1
             logger.debug("transcoding %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
+
+    @property
+    def conceals(self) -> bool:
+        """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711)."""
+        return self._opus is not None or self._plc is not None
+
+    def conceal(self, frames: int, following: bytes | None = None) -> list[bytes]:
+        """Encoded output for ``frames`` lost 20 ms input frames, in order: Opus from the in-band FEC of
+        ``following`` (the packet after them) for the last and libopus PLC for the others; G.711 by
+        ITU-T G.711 Appendix I (``g711_plc``). Nothing when the source cannot be concealed."""
+        if frames <= 0 or not self.conceals:
+            return []
+        samples = self._source_rate * FRAME_MS // 1000
+        try:
+            if self._opus is not None:
+                pcm = b"".join(
+                    self._opus.conceal(samples, following if i == frames - 1 else None) for i in range(frames)
+                )
+            else:
+                assert self._plc is not None and self._decode_tables is not None
+                after = self._decode_g711(following, self._decode_tables) if following else b""
+                pcm = self._plc.conceal(samples * frames, after)
+            return self._encode_decoded(pcm)
+        except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
+            self.errors += 1
+            logger.debug("concealing %s -> %s failed: %s", self.source.name, self.target.name, exc)
+            return []
+
+    def _encode_decoded(self, pcm: bytes | list[AudioFrame]) -> list[bytes]:
+        if isinstance(pcm, bytes):
+            self.last_samples = len(pcm) // 2
+        else:
+            self.last_samples = sum(frame.samples for frame in pcm)
+        if self._resampler is None:
+            return self._encode_pcm(pcm if isinstance(pcm, bytes) else b"".join(map(_pcm, pcm)))
+        if isinstance(pcm, bytes):
+            pcm = [_frame(pcm, self._source_rate)] if pcm else []
+        out: list[bytes] = []
+        for frame in pcm:
+            frame.pts = None
+            for resampled in self._resampler.resample(frame):  # 20 ms frames (frame_size)
+                out += self._encode_frame(resampled)
+        return out
 
     @staticmethod
     def _decode_g711(payload: bytes, tables: _G711Tables) -> bytes:

@@ -100,7 +100,7 @@ typedef struct {
     Reception rx;
     uint32_t rx_ssrc;              /* the source ``rx`` and ``last_seq`` are of */
     int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
-    uint64_t packets, forwarded, transcoded, lost, sent, octets;
+    uint64_t packets, forwarded, transcoded, lost, sent, octets, late;
     uint32_t last_ts, last_mapped, last_out_ts;
     uint8_t last_pt;
     double last_arrival, last_departure;
@@ -118,6 +118,27 @@ typedef struct {
 
 #define PCM_FRAME 160              /* 20 ms at 8 kHz: what transcoding lanes decode to and encode from */
 #define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
+
+/* A transcoding lane decodes in sequence order (gateway/media/rtp/reorder.py is the same logic): packets
+   behind a missing one wait in a ring, at most REORDER_HOLD seconds after the first of them came (or until
+   the ring is full); then the gap is concealed - Opus from the next packet's in-band FEC, else libopus's
+   PLC; G.711 by ITU-T G.711 Appendix I (gateway/media/codecs/g711_plc.py) - up to MAX_CONCEALED_FRAMES. */
+#define REORDER_SLOTS 8
+#define REORDER_HOLD 0.06
+#define MAX_CONCEALED_FRAMES 10
+#define PLC_HISTORY 390            /* three periods of 15 ms and a quarter (G.711 Appendix I) */
+typedef struct {
+    uint16_t seq;
+    uint32_t ts;
+    double arrival;
+    int len;
+    uint8_t data[MAX_PACKET];
+} Held;
+
+typedef struct {                   /* G.711 Appendix I state: the last good signal, the erasure so far */
+    int16_t history[PLC_HISTORY];
+    int erased, pitch, position;
+} Plc;
 
 typedef struct {
     int armed;
@@ -143,6 +164,13 @@ typedef struct {
     int16_t *pcm;                  /* PCM_CAPACITY samples, malloc'd with the codecs (prepare_codecs): NULL
                                       until the lane first transcodes (a pass-through call has none) */
     int pcm_len;
+    Held *held;                    /* REORDER_SLOTS + 1, malloc'd with ``pcm`` */
+    int held_count;
+    int has_expected, has_expect_out;
+    uint16_t expected;             /* the next sequence number to decode */
+    uint32_t expect_out;           /* where the next input packet starts on the output timeline */
+    uint64_t late, concealed;      /* packets dropped after their slot was concealed; frames concealed */
+    Plc plc;
     uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
     uint64_t forwarded, send_errors, codec_errors;
     Tally tally;
@@ -361,6 +389,15 @@ int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8
              const uint8_t *payload, int payload_len);
 int map_sequence(SeqMap *m, uint32_t ssrc, uint16_t seq, uint16_t next);
 int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now);
+void lane_flush(Engine *e, Core *c, int which);
+uint32_t map_timestamp(const Lane *lane, uint32_t ts);
+int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, const uint8_t *payload, int len,
+                    int lost, int *octets, uint32_t *last_out);
+int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const uint8_t *payload, int len,
+                 double now, int *octets, uint32_t *last_out);
+void reorder_reset(Lane *lane, int last_seq);
+void plc_conceal(Plc *p, int16_t *out, int n, const int16_t *following, int following_len);
+void plc_good(Plc *p, int16_t *pcm, int n);
 void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now);
 PyObject *reception_tuple(const Reception *r);
 int parse_reception(PyObject *state, int flavour, long long clock_rate, Reception *out);

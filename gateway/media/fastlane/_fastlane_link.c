@@ -74,6 +74,8 @@ static int prepare_codecs(Lane *lane, int codec_in, int codec_out) {
     int error = 0;
     if (lane->pcm == NULL && (lane->pcm = malloc(PCM_CAPACITY * sizeof(int16_t))) == NULL)
         return 0;
+    if (lane->held == NULL && (lane->held = malloc((REORDER_SLOTS + 1) * sizeof(Held))) == NULL)
+        return 0;
     if (codec_in == CODEC_OPUS && (lane->decoder == NULL || lane->decoder_codec != codec_in)) {
         if (lane->decoder == NULL)
             lane->decoder = opus.decoder_create(8000, 1, &error);
@@ -145,8 +147,10 @@ static int take_back(Engine *e, Core *c, int which) {
         Rtp r;
         if (!queued_rtp(c, which, item, &r))
             continue;
-        if (!lane_takes(lane, &r, &item->source.addr, item->arrival))
+        if (!lane_takes(lane, &r, &item->source.addr, item->arrival)) {
+            lane_flush(e, c, which);
             break;
+        }
         forward(e, c, which, item->data, &r, item->arrival);
         taken(item);
     }
@@ -219,6 +223,8 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         return NULL;
     }
     pthread_mutex_lock(&self->engine->lock);
+    if (!continuing)
+        lane_flush(self->engine, c, which); /* what the lane held for reordering, before it changes */
     lane->source = src;
     lane->destination = dst;
     lane->ssrc = (uint32_t)ssrc;
@@ -236,6 +242,8 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     }
     if (lane->codec_in != codec_in || lane->codec_out != codec_out)
         lane->pcm_len = 0;
+    if (!continuing)
+        reorder_reset(lane, last_seq); /* Python decoded up to ``last_seq`` */
     lane->codec_in = codec_in;
     lane->codec_out = codec_out;
     lane->tolerance = tolerance;
@@ -567,7 +575,7 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
         Py_RETURN_NONE;
     }
     memcpy(&t, live, sizeof t);
-    live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = 0;
+    live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = live->late = 0;
     live->latency_count = 0;
     live->rx.restarted = 0;
     long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
@@ -588,11 +596,12 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNON)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
-                         t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples);
+                         t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
+                         (unsigned long long)t.late);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }

@@ -291,7 +291,7 @@ int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, dou
     return 0;
 }
 
-static uint32_t map_timestamp(const Lane *lane, uint32_t ts) {
+uint32_t map_timestamp(const Lane *lane, uint32_t ts) {
     int64_t scaled = (int64_t)(int32_t)(ts - lane->anchor_in) * lane->out_rate;
     int64_t q = scaled / lane->in_rate;
     if (scaled % lane->in_rate != 0 && scaled < 0)
@@ -309,27 +309,10 @@ static uint32_t frame_stamp(Lane *lane, uint32_t mapped) {
     return ts;
 }
 
-/* Decode to 8 kHz PCM, encode each whole 20 ms frame and send it; the number of packets sent. */
-static int transcode(Engine *e, Core *c, int which, Lane *lane, const uint8_t *payload, int len,
-                     uint32_t mapped, int *octets, uint32_t *last_out) {
-    if (lane->codec_in == CODEC_OPUS) {
-        int got = len > 0 ? opus.decode(lane->decoder, payload, len, lane->pcm + lane->pcm_len,
-                                        PCM_CAPACITY - lane->pcm_len, 0)
-                          : -1;
-        if (got < 0) {
-            lane->codec_errors++;
-            return 0;
-        }
-        lane->pcm_len += got;
-    } else {
-        const int16_t *table = g711_decode[lane->codec_in == CODEC_PCMA];
-        if (len > PCM_CAPACITY - lane->pcm_len) {
-            lane->codec_errors++;
-            return 0;
-        }
-        for (int i = 0; i < len; i++)
-            lane->pcm[lane->pcm_len++] = table[payload[i]];
-    }
+/* Encode each whole 20 ms frame of the lane's PCM and send it, stamped from ``mapped`` (the output timeline
+   position of the PCM's first new sample); the number of packets sent. */
+static int encode_frames(Engine *e, Core *c, int which, Lane *lane, uint32_t mapped, int *octets,
+                         uint32_t *last_out) {
     int sent = 0, done = 0;
     while (lane->pcm_len - done >= PCM_FRAME) {
         uint8_t out[MAX_PACKET];
@@ -360,6 +343,88 @@ static int transcode(Engine *e, Core *c, int which, Lane *lane, const uint8_t *p
     return sent;
 }
 
+/* One lost 20 ms Opus frame as PCM: from ``following``'s in-band FEC (RFC 6716 §2.1.7; libopus does PLC
+   when it carries none) or libopus's PLC. 0 when it could not. */
+static int conceal_opus(Lane *lane, const uint8_t *following, int len) {
+    if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
+        return 0;
+    int got = opus.decode(lane->decoder, following, following != NULL ? len : 0, lane->pcm + lane->pcm_len,
+                          PCM_FRAME, following != NULL);
+    if (got != PCM_FRAME)
+        return 0;
+    lane->pcm_len += PCM_FRAME;
+    return 1;
+}
+
+/* Decode one packet in sequence order (after ``lost`` given up just before it, concealed here) to 8 kHz
+   PCM, encode each whole 20 ms frame and send it; the number of packets sent. Output timestamps follow the
+   input's timeline: a concealed frame takes the lost one's slot, and a gap left unconcealed (silence
+   suppression, a burst beyond MAX_CONCEALED_FRAMES) moves the output on by as much. */
+int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, const uint8_t *payload, int len,
+                    int lost, int *octets, uint32_t *last_out) {
+    uint32_t mapped = map_timestamp(lane, ts);
+    int64_t gap = lane->has_expect_out ? (int64_t)(int32_t)(mapped - lane->expect_out) : 0;
+    int sent = 0;
+    if (lost > 0 && gap > 0 && gap <= MAX_CONCEALED_FRAMES * lane->frame_ticks) {
+        int frames = (int)((gap + lane->frame_ticks / 2) / lane->frame_ticks);
+        int16_t g711[MAX_CONCEALED_FRAMES * PCM_FRAME];
+        if (lane->codec_in != CODEC_OPUS) { /* G.711 Appendix I over the whole gap, joined to this packet */
+            int16_t next[PCM_FRAME];
+            int n = len < PCM_FRAME ? len : PCM_FRAME;
+            const int16_t *table = g711_decode[lane->codec_in == CODEC_PCMA];
+            for (int i = 0; i < n; i++)
+                next[i] = table[payload[i]];
+            plc_conceal(&lane->plc, g711, frames * PCM_FRAME, next, n);
+        }
+        for (int i = 0; i < frames; i++) {
+            if (lane->codec_in == CODEC_OPUS) {
+                if (!conceal_opus(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
+                    break;
+            } else {
+                if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
+                    break;
+                memcpy(lane->pcm + lane->pcm_len, g711 + i * PCM_FRAME, PCM_FRAME * sizeof(int16_t));
+                lane->pcm_len += PCM_FRAME;
+            }
+            lane->concealed++;
+            gap -= lane->frame_ticks;
+            sent += encode_frames(e, c, which, lane, (uint32_t)(lane->expect_out + i * lane->frame_ticks),
+                                  octets, last_out);
+        }
+    }
+    if (gap != 0 && lane->has_next) {
+        if (gap > 0)
+            lane->next_ts = (uint32_t)(lane->next_ts + gap); /* the input moved on by more than it sent */
+        else
+            lane->has_next = 0;
+    }
+    int got;
+    if (lane->codec_in == CODEC_OPUS) {
+        got = len > 0 ? opus.decode(lane->decoder, payload, len, lane->pcm + lane->pcm_len,
+                                    PCM_CAPACITY - lane->pcm_len, 0)
+                      : -1;
+        if (got < 0) {
+            lane->codec_errors++;
+            return sent;
+        }
+    } else {
+        const int16_t *table = g711_decode[lane->codec_in == CODEC_PCMA];
+        if (len > PCM_CAPACITY - lane->pcm_len) {
+            lane->codec_errors++;
+            return sent;
+        }
+        int16_t *pcm = lane->pcm + lane->pcm_len;
+        for (int i = 0; i < len; i++)
+            pcm[i] = table[payload[i]];
+        plc_good(&lane->plc, pcm, len);
+        got = len;
+    }
+    lane->pcm_len += got;
+    lane->expect_out = (uint32_t)(mapped + (int64_t)got * lane->out_rate / 8000);
+    lane->has_expect_out = 1;
+    return sent + encode_frames(e, c, which, lane, mapped, octets, last_out);
+}
+
 void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, double now) {
     Lane *lane = &c->lanes[which];
     uint32_t mapped = map_timestamp(lane, r->ts);
@@ -377,7 +442,7 @@ void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, doub
             lane->codec_errors++; /* too long, or SRTP refused it */
         }
     } else {
-        sent = transcode(e, c, which, lane, payload, len, mapped, &octets, &last_out);
+        sent = reorder_push(e, c, which, lane, r, payload, len, now, &octets, &last_out);
     }
     if (sent)
         lane->forwarded++;

@@ -61,6 +61,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
                 forward(e, c, LANE_WEB_TO_SIP, d, &r, now);
                 return 0;
             }
+            lane_flush(e, c, LANE_WEB_TO_SIP); /* Python takes the direction over from here */
             c->lanes[LANE_WEB_TO_SIP].punted_at = e->drains;
             return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
         }
@@ -96,6 +97,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         forward(e, c, LANE_SIP_TO_WEB, d, &r, now);
         return 0;
     }
+    lane_flush(e, c, LANE_SIP_TO_WEB);
     c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
     return punt(e, c, kind, d, len, src, srclen, now);
 }
@@ -162,6 +164,9 @@ void free_codecs(Core *c) {
         lane->decoder = lane->encoder = NULL;
         free(lane->pcm);
         lane->pcm = NULL;
+        free(lane->held);
+        lane->held = NULL;
+        lane->held_count = 0;
     }
 }
 

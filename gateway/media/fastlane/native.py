@@ -72,6 +72,7 @@ class Snapshot(NamedTuple):
     reception: ReceptionState  # the input source's receive statistics (RFC 3550 A.1, A.3, A.8)
     restarted: bool  # A.1 saw the source restart
     latency: bytes | None  # arrival -> departure of the latest packets (native doubles), when asked
+    late: int = 0  # dropped: they came after their slot was concealed or played (the reorder ring)
 
 
 class VideoSnapshot(NamedTuple):

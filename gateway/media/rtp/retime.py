@@ -19,7 +19,7 @@ U32 = 1 << 32
 JUMP_SECONDS = 1.0  # timestamp advance and wall clock disagreeing by more than this: a new timeline
 
 
-def _signed(delta: int) -> int:
+def signed_delta(delta: int) -> int:
     """A 32-bit timestamp difference as a signed value (RFC 3550 §5.1: timestamps wrap)."""
     delta %= U32
     return delta - U32 if delta >= U32 // 2 else delta
@@ -103,13 +103,13 @@ class TimestampMapper:
         return (self._last_out + round((now - self._last_now) * self.out_rate)) % U32
 
     def _convert(self, timestamp: int) -> int:
-        delta = _signed(timestamp - self._anchor_in)
+        delta = signed_delta(timestamp - self._anchor_in)
         return (self._anchor_out + delta * self.out_rate // self.in_rate) % U32
 
     def _jumped(self, timestamp: int, now: float) -> bool:
         if self._last_out is None:
             return False
-        media = _signed(timestamp - self._last_in) / self.in_rate
+        media = signed_delta(timestamp - self._last_in) / self.in_rate
         return abs(media - (now - self._last_now)) > JUMP_SECONDS
 
     def _reanchor(self, ssrc: int, timestamp: int, now: float) -> None:
@@ -139,7 +139,7 @@ class FrameClock:
 
     def stamp(self, mapped: int, samples: int) -> int:
         """The timestamp of the next output frame of ``samples`` RTP clock ticks, given the mapped input."""
-        if self.next is None or abs(_signed(mapped - self.next)) > self.tolerance:
+        if self.next is None or abs(signed_delta(mapped - self.next)) > self.tolerance:
             self.next = mapped
         timestamp = self.next
         self.next = (self.next + samples) % U32
