@@ -109,6 +109,9 @@ class UserAgent:
         # Before any call or dialog state is built for an INVITE out of dialog: True when it was answered
         # already (a cluster's 302, gateway/runtime/early_route.py; a 3xx creates no dialog, RFC 3261 §12.1)
         self.route_invite: Callable[[IncomingRequest], Awaitable[bool]] | None = None
+        # OPTIONS out of dialog to a user: the status an INVITE to it would get (RFC 3261 §11.2: 404,
+        # 480...), None for 200; None (no hook): 200 (gateway/runtime/sip_inbound.py)
+        self.options_status: Callable[[IncomingRequest], Awaitable[int | None]] | None = None
         # MESSAGE out of dialog (RFC 3428) for web users; None: 405 (gateway/runtime/messages.py)
         self.on_message: Callable[[IncomingRequest], None] | None = None
         # per family, when no sip.public_address is set
@@ -456,7 +459,9 @@ class UserAgent:
             if incoming.final is None:  # else CANCELled (487) while the route was looked up
                 self._new_call(incoming)
         elif method == "OPTIONS":
-            incoming.reply(200, headers=self.capabilities())
+            status = await self.options_status(incoming) if self.options_status is not None else None
+            if incoming.final is None:  # RFC 3261 §11.2: what an INVITE would get, with our capabilities
+                incoming.reply(status or 200, headers=self.capabilities())
         elif method == "MESSAGE" and self.on_message is not None:
             self.on_message(incoming)
         elif method in ("BYE", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"):  # REFER only in a dialog

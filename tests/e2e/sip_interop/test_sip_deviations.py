@@ -1,0 +1,105 @@
+"""SIP deviations found with real-world cases (issue 33 item 6), on the wire: raw UDP and TCP sockets
+send the exact messages to a whole gateway and read status code, reason phrase, Warning, Allow/Accept.
+
+- OPTIONS to a user gets what an INVITE to her gets (RFC 3261 §11.2): 404 no such user, 480 not online,
+  200 once she is; the gateway itself (no user part) 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+from gateway.app import Gateway
+from peers.web_user import WebUser
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
+
+
+class Udp(asyncio.DatagramProtocol):
+    """A raw SIP endpoint on a UDP socket of its own: what comes back, in order."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[str] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data.decode("utf-8", "replace"))
+
+
+@contextlib.asynccontextmanager
+async def udp_socket() -> AsyncIterator[tuple[asyncio.DatagramTransport, Udp]]:
+    transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        Udp, local_addr=("127.0.0.1", 0), family=socket.AF_INET
+    )
+    try:
+        yield transport, protocol
+    finally:
+        transport.close()
+
+
+def request(
+    method: str, uri: str, local: tuple[str, int], *, headers: str = "", body: str = "", call_id: str = ""
+) -> str:
+    host, port = local
+    branch = "z9hG4bK" + secrets.token_hex(8)
+    call_id = call_id or secrets.token_hex(8)
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{port};branch={branch}\r\n"
+        f"From: <sip:pbx@{host}:{port}>;tag={secrets.token_hex(4)}\r\n"
+        f"To: <{uri}>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 {method}\r\n"
+        f"Contact: <sip:pbx@{host}:{port}>\r\n"
+        f"Max-Forwards: 70\r\n{headers}"
+        f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+    )
+
+
+async def final_response(protocol: Udp, timeout: float = 10) -> str:
+    """The first final (>= 200) response received."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await protocol.received.get()
+            if re.match(r"SIP/2\.0 [2-6]\d\d ", message):
+                return message
+
+
+def status_line(message: str) -> str:
+    return message.split("\r\n", 1)[0]
+
+
+def header(message: str, name: str) -> str | None:
+    found = re.search(rf"^{name}:\s*(.*)$", message, re.MULTILINE | re.IGNORECASE)
+    return found.group(1).strip() if found else None
+
+
+async def send(gateway: Gateway, message: str, transport: asyncio.DatagramTransport, protocol: Udp) -> str:
+    transport.sendto(message.encode(), gateway.sip_address)
+    return await final_response(protocol)
+
+
+async def test_options_to_a_user_gets_what_an_invite_would() -> None:
+    async with running_gateway(gateway_config(None)) as gateway, udp_socket() as (transport, protocol):
+        host, port = gateway.sip_address
+        local = transport.get_extra_info("sockname")[:2]
+
+        async def ask(method: str, user: str | None) -> str:
+            uri = f"sip:{user}@{host}:{port}" if user else f"sip:{host}:{port}"
+            return await send(gateway, request(method, uri, local), transport, protocol)
+
+        unknown = await ask("OPTIONS", "4242")
+        assert status_line(unknown).startswith("SIP/2.0 404 "), unknown
+        assert status_line(await ask("INVITE", "4242")).startswith("SIP/2.0 404 ")
+        offline = await ask("OPTIONS", "1001")  # alice, no session open
+        assert status_line(offline).startswith("SIP/2.0 480 "), offline
+        assert status_line(await ask("INVITE", "1001")).startswith("SIP/2.0 480 ")
+        itself = await ask("OPTIONS", None)  # a PBX's keep-alive to the gateway
+        assert status_line(itself).startswith("SIP/2.0 200 "), itself
+        assert "INVITE" in (header(itself, "Allow") or "") and header(itself, "Accept")
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET):
+            online = await ask("OPTIONS", "1001")
+        assert status_line(online).startswith("SIP/2.0 200 "), online
