@@ -46,7 +46,7 @@ from gateway.sip.useragent.keepalive import PbxKeepalive
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.pbx_binding import PbxBinding
 from gateway.sip.useragent.registrar_client import RegistrationChanged, RegistrationClient
-from gateway.sip.useragent.ua_calls import ACCEPT, Call
+from gateway.sip.useragent.ua_calls import ACCEPT, TEXT, Call
 from gateway.sip.useragent.ua_replaces import replaced_call
 from gateway.sip.useragent.ua_settings import ALLOW, INFO_ALWAYS, Listen, UASettings
 from gateway.sip.useragent.ua_start import contact_endpoints, default_trusted_sources, family_of
@@ -60,7 +60,7 @@ from sipcore.dialogs.session_timer import SessionTimer, TooSmall, uac_headers, u
 from sipcore.errors import DigestError, SIPError
 from sipcore.location.routing import Target
 from sipcore.registration import RegState
-from sipcore.syntax.headers import NameAddr, parse_name_addr
+from sipcore.syntax.headers import NameAddr, parse_name_addr, warning_headers
 from sipcore.syntax.message import Request, Response
 from sipcore.syntax.uri import URI, SipURI, parse_uri
 
@@ -434,7 +434,8 @@ class UserAgent:
     def capabilities(self) -> tuple[tuple[str, str], ...]:
         """Allow, Accept and Supported (RFC 3261 §11.2, §20.1, §20.5, §20.37)."""
         supported = ", ".join(self.settings.option_tags)
-        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)), ("Supported", supported))
+        accept = dict.fromkeys((*ACCEPT, *sorted(self.info_types), TEXT))  # INVITE, UPDATE, INFO, MESSAGE
+        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(accept)), ("Supported", supported))
 
     # --- TransactionUser --------------------------------------------------------------------------
     async def on_request(self, incoming: IncomingRequest) -> None:
@@ -494,7 +495,7 @@ class UserAgent:
         try:
             timer = uas_decision(incoming.request, policy) if policy is not None else None
         except SIPError as exc:
-            incoming.reply(exc.status or 400, exc.reason_phrase)
+            incoming.reply(exc.status or 400, exc.reason_phrase, headers=warning_headers(exc))
             return None
         if isinstance(timer, TooSmall):  # RFC 4028 §9: 422 with our Min-SE, before anyone rings
             logger.info(
@@ -504,8 +505,8 @@ class UserAgent:
             return None
         try:
             dialog = Dialog.from_uas_request(incoming.request, endpoint)
-        except SIPError as exc:
-            incoming.reply(exc.status or 400, exc.phrase)
+        except SIPError as exc:  # an RFC 2543 INVITE without Contact: 400 saying so (RFC 3261 §20.43)
+            incoming.reply(exc.status or 400, exc.reason_phrase, headers=warning_headers(exc))
             return None
         self.dialogs.add(dialog)
         to_uri = incoming.request.to.uri if incoming.request.to is not None else None

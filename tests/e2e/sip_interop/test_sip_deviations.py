@@ -3,6 +3,8 @@ send the exact messages to a whole gateway and read status code, reason phrase, 
 
 - OPTIONS to a user gets what an INVITE to her gets (RFC 3261 §11.2): 404 no such user, 480 not online,
   200 once she is; the gateway itself (no user part) 200.
+- An RFC 2543 INVITE (RFC 4475 §3.4.1: no Contact...) gets a 400 whose reason phrase and Warning say why.
+- OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
 """
 
 from __future__ import annotations
@@ -103,3 +105,54 @@ async def test_options_to_a_user_gets_what_an_invite_would() -> None:
         async with WebUser(gateway.http_url, "alice", ALICE_SECRET):
             online = await ask("OPTIONS", "1001")
         assert status_line(online).startswith("SIP/2.0 200 "), online
+
+
+# RFC 4475 §3.4.1 (inv2543): an RFC 2543 INVITE, no branch, no From tag, no Max-Forwards, no Contact,
+# no Content-Length (the datagram's end ends the body)
+INV2543_SDP = (
+    "v=0\r\no=mhandley 29739 7272939 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n"
+    "m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n"
+)
+
+
+async def test_an_rfc_2543_invite_gets_a_400_that_says_why() -> None:
+    async with running_gateway(gateway_config(None)) as gateway, udp_socket() as (transport, protocol):
+        host, port = gateway.sip_address
+        here, there = transport.get_extra_info("sockname")[:2]
+        invite = (
+            f"INVITE sip:1001@{host}:{port} SIP/2.0\r\nTo: sip:1001@{host}:{port}\r\n"
+            f"From: sip:caller@{here}:{there}\r\nCall-ID: 2543-{secrets.token_hex(4)}@{here}\r\n"
+            f"CSeq: 1 INVITE\r\nVia: SIP/2.0/UDP {here}:{there}\r\nContent-Type: application/sdp\r\n\r\n"
+            + INV2543_SDP
+        )
+        response = await send(gateway, invite, transport, protocol)
+    line = status_line(response)
+    assert line.startswith("SIP/2.0 400 Bad Request: ") and "Contact" in line, response
+    warning = header(response, "Warning") or ""
+    assert warning.startswith('399 sip-webrtc-gateway "') and "Contact" in warning, response
+
+
+async def test_options_accept_lists_what_info_and_message_take_and_406_warns() -> None:
+    async with running_gateway(gateway_config(None)) as gateway, udp_socket() as (transport, protocol):
+        host, port = gateway.sip_address
+        local = transport.get_extra_info("sockname")[:2]
+        options = await send(gateway, request("OPTIONS", f"sip:{host}:{port}", local), transport, protocol)
+        accept = {t.strip() for t in (header(options, "Accept") or "").split(",")}
+        # INVITE/UPDATE (SDP), INFO (DTMF, trickle ICE, keyframe requests) and MESSAGE (text/plain)
+        assert {
+            "application/sdp",
+            "application/dtmf-relay",
+            "application/dtmf",
+            "application/trickle-ice-sdpfrag",
+            "application/media_control+xml",
+            "text/plain",
+        } <= accept, options
+        refused = await send(
+            gateway,
+            request("INVITE", f"sip:1001@{host}:{port}", local, headers="Accept: text/html\r\n"),
+            transport,
+            protocol,
+        )
+    assert status_line(refused).startswith("SIP/2.0 406 "), refused
+    assert header(refused, "Accept") == "application/sdp"
+    assert "application/sdp" in (header(refused, "Warning") or ""), refused
