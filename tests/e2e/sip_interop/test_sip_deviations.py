@@ -5,6 +5,7 @@ send the exact messages to a whole gateway and read status code, reason phrase, 
   200 once she is; the gateway itself (no user part) 200.
 - An RFC 2543 INVITE (RFC 4475 §3.4.1: no Contact...) gets a 400 whose reason phrase and Warning say why.
 - OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
+- A TCP REGISTER followed by a broken tail gets its 405 before the connection closes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 from collections.abc import AsyncIterator
 
 from gateway.app import Gateway
+from peers.ports import free_port
 from peers.web_user import WebUser
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
@@ -156,3 +158,33 @@ async def test_options_accept_lists_what_info_and_message_take_and_406_warns() -
     assert status_line(refused).startswith("SIP/2.0 406 "), refused
     assert header(refused, "Accept") == "application/sdp"
     assert "application/sdp" in (header(refused, "Warning") or ""), refused
+
+
+async def test_a_tcp_register_before_a_broken_tail_is_answered_then_closed() -> None:
+    """RFC 3261 §18.3 / RFC 4475 §3.1.1.8 on TCP: the whole REGISTER before the bytes that cannot be
+    framed gets its 405 (the gateway is no registrar for the PBX side), then the connection closes."""
+    tcp_port = free_port()
+    listen = [
+        {"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)},
+        {"transport": "tcp", "host": "127.0.0.1", "port": tcp_port},
+    ]
+    config = gateway_config(None, sip={"listen": listen, "trusted_sources": ["127.0.0.1/32"]})
+    async with running_gateway(config):
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
+        try:
+            here = writer.get_extra_info("sockname")
+            register = (
+                f"REGISTER sip:127.0.0.1:{tcp_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP 127.0.0.1:{here[1]};branch=z9hG4bK{secrets.token_hex(6)}\r\n"
+                f"From: <sip:phone@127.0.0.1>;tag={secrets.token_hex(4)}\r\nTo: <sip:phone@127.0.0.1>\r\n"
+                f"Call-ID: {secrets.token_hex(8)}\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n"
+                f"Contact: <sip:phone@127.0.0.1:{here[1]};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+            )
+            tail = "INVITE sip:joe@example.com SIP/2.0\r\nContent-Length: x\r\n\r\n"
+            writer.write((register + tail).encode())
+            received = await asyncio.wait_for(reader.read(), 15)  # until the gateway closes
+        finally:
+            writer.close()
+    text = received.decode("utf-8", "replace")
+    assert status_line(text).startswith("SIP/2.0 405 "), text
+    assert "REGISTER" not in (header(text, "Allow") or "") and "INVITE" in (header(text, "Allow") or "")
