@@ -6,6 +6,7 @@ send the exact messages to a whole gateway and read status code, reason phrase, 
 - An RFC 2543 INVITE (RFC 4475 §3.4.1: no Contact...) gets a 400 whose reason phrase and Warning say why.
 - OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
 - A TCP REGISTER followed by a broken tail gets its 405 before the connection closes.
+- An unreachable PBX: the browser's 503 names it whole, without the PBX's address.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections.abc import AsyncIterator
 from gateway.app import Gateway
 from peers.ports import free_port
 from peers.web_user import WebUser
+from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
+from tests.e2e.websip.test_sip_websocket import SipCall, realm_of, sip_socket, websocket_config
 
 
 class Udp(asyncio.DatagramProtocol):
@@ -188,3 +191,22 @@ async def test_a_tcp_register_before_a_broken_tail_is_answered_then_closed() -> 
     text = received.decode("utf-8", "replace")
     assert status_line(text).startswith("SIP/2.0 405 "), text
     assert "REGISTER" not in (header(text, "Allow") or "") and "INVITE" in (header(text, "Allow") or "")
+
+
+async def test_an_unreachable_pbx_is_named_to_the_browser_whole_and_without_its_address() -> None:
+    """A browser over SIP WebSocket calls through a PBX address where nothing listens (ICMP port
+    unreachable): its 503's reason phrase says the PBX is unreachable and how, in full (it was cut
+    mid-word), and never the PBX's address (which the log keeps)."""
+    closed = free_port(socket.SOCK_DGRAM)  # free now: nothing listens there
+    config = websocket_config(f"127.0.0.1:{closed}")
+    async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+        realm = realm_of(gateway)
+        peer = WebPeer(1000)
+        try:
+            call = SipCall(sip, f"sip:2000@{realm}", f"sip:alice@{realm}")
+            final = await call.invite(await peer.offer(), realm)
+        finally:
+            await peer.close()
+    line = status_line(final)
+    assert line.startswith("SIP/2.0 503 The PBX is unreachable (Destination Unreachable"), final
+    assert line.endswith(")") and str(closed) not in final and "127.0.0.1:" not in line, final
