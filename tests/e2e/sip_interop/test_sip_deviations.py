@@ -7,6 +7,7 @@ send the exact messages to a whole gateway and read status code, reason phrase, 
 - OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
 - A TCP REGISTER followed by a broken tail gets its 405 before the connection closes.
 - An unreachable PBX: the browser's 503 names it whole, without the PBX's address.
+- Opus with telephone-event/8000 only: the digit's timestamp and duration both count at 8 kHz.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ class Udp(asyncio.DatagramProtocol):
 
     def __init__(self) -> None:
         self.received: asyncio.Queue[str] = asyncio.Queue()
+        self.packets: asyncio.Queue[bytes] = asyncio.Queue()  # the same, as bytes (RTP)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.received.put_nowait(data.decode("utf-8", "replace"))
+        self.packets.put_nowait(data)
 
 
 @contextlib.asynccontextmanager
@@ -210,3 +213,63 @@ async def test_an_unreachable_pbx_is_named_to_the_browser_whole_and_without_its_
     line = status_line(final)
     assert line.startswith("SIP/2.0 503 The PBX is unreachable (Destination Unreachable"), final
     assert line.endswith(")") and str(closed) not in final and "127.0.0.1:" not in line, final
+
+
+OPUS_TE8K_OFFER = (  # snom/CUCM style: Opus with telephone-event/8000 only
+    "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio {port} RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+)
+
+
+async def test_dtmf_with_opus_and_telephone_event_8000_counts_on_one_clock() -> None:
+    """RFC 4733 §2.1, §2.3.5: a telephone-event's timestamp and duration count at its rtpmap's rate.
+    A phone offering Opus with only telephone-event/8000: the web user's digit reaches it with its
+    timestamp and its duration both at 8 kHz (the timestamp was on Opus's 48 kHz timeline)."""
+    config = gateway_config(None, media={"inactivity_timeout": 30})
+    async with (
+        running_gateway(config) as gateway,
+        udp_socket() as (transport, protocol),
+        udp_socket() as (rtp, media),
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        host, port = gateway.sip_address
+        local = transport.get_extra_info("sockname")[:2]
+        body = OPUS_TE8K_OFFER.format(port=rtp.get_extra_info("sockname")[1])
+        uri = f"sip:1001@{host}:{port}"
+        invite = request("INVITE", uri, local, headers="Content-Type: application/sdp\r\n", body=body)
+        transport.sendto(invite.encode(), gateway.sip_address)
+        peer = WebPeer(1000)
+        try:
+            incoming = await alice.wait_for("incoming")
+            await alice.answer(incoming["call_id"], peer.answer)
+            ok = await final_response(protocol)
+            assert status_line(ok).startswith("SIP/2.0 200 "), ok
+            assert "telephone-event/8000" in ok and "opus/48000" in ok, ok
+            ack = invite.replace("INVITE " + uri, "ACK " + uri, 1).replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            ack = re.sub(r"^To: .*$", "To: " + (header(ok, "To") or ""), ack, count=1, flags=re.MULTILINE)
+            transport.sendto(ack.split("\r\n\r\n", 1)[0].encode() + b"\r\n\r\n", gateway.sip_address)
+            audio = await _rtp(media, 96, count=10)  # Opus from the web user, on its 48 kHz timeline
+            await alice.request({"type": "dtmf", "call_id": incoming["call_id"], "digits": "5"})
+            events = await _rtp(media, 101, count=4)
+        finally:
+            await peer.close()
+    stamps = {t for t, _ in events}
+    assert len(stamps) == 1, events  # one event, one timestamp (RFC 4733 §2.5.1.2)
+    durations = [int.from_bytes(p[2:4], "big") for _, p in events]
+    assert durations == sorted(durations) and durations[0] % 160 == 0  # 20 ms packets at 8 kHz
+    # the event started after the audio seen: its timestamp, at 8 kHz, is within a few seconds of the
+    # audio's at 48 kHz divided by 6 (at 48 kHz it would be six times larger)
+    expected = (audio[-1][0] * 8000 // 48000) & 0xFFFF_FFFF
+    assert 0 <= (stamps.pop() - expected) & 0xFFFF_FFFF < 8000 * 5, (audio[-1][0], events)
+
+
+async def _rtp(media: Udp, payload_type: int, count: int) -> list[tuple[int, bytes]]:
+    """(timestamp, payload) of the next ``count`` RTP packets of ``payload_type`` received."""
+    found: list[tuple[int, bytes]] = []
+    async with asyncio.timeout(20):
+        while len(found) < count:
+            data = await media.packets.get()
+            if len(data) >= 12 and data[1] & 0x7F == payload_type:
+                found.append((int.from_bytes(data[4:8], "big"), data[12:]))
+    return found
