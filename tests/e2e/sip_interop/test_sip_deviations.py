@@ -7,7 +7,8 @@ send the exact messages to a whole gateway and read status code, reason phrase, 
 - OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
 - A TCP REGISTER followed by a broken tail gets its 405 before the connection closes.
 - An unreachable PBX: the browser's 503 names it whole, without the PBX's address.
-- Opus with telephone-event/8000 only: the digit's timestamp and duration both count at 8 kHz.
+- Opus with telephone-event/8000 only: the digit's timestamp and duration both count at 8 kHz; the
+  SDP answer in the 200 has an o= line of the gateway's own, not the offer's.
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ OPUS_TE8K_OFFER = (  # snom/CUCM style: Opus with telephone-event/8000 only
 async def test_dtmf_with_opus_and_telephone_event_8000_counts_on_one_clock() -> None:
     """RFC 4733 §2.1, §2.3.5: a telephone-event's timestamp and duration count at its rtpmap's rate.
     A phone offering Opus with only telephone-event/8000: the web user's digit reaches it with its
-    timestamp and its duration both at 8 kHz (the timestamp was on Opus's 48 kHz timeline)."""
+    timestamp and its duration both at 8 kHz (the timestamp was on Opus's 48 kHz timeline). On the way,
+    the gateway's SDP answer has an o= line of its own (it copied the offer's session id and version)."""
     config = gateway_config(None, media={"inactivity_timeout": 30})
     async with (
         running_gateway(config) as gateway,
@@ -246,6 +248,10 @@ async def test_dtmf_with_opus_and_telephone_event_8000_counts_on_one_clock() -> 
             ok = await final_response(protocol)
             assert status_line(ok).startswith("SIP/2.0 200 "), ok
             assert "telephone-event/8000" in ok and "opus/48000" in ok, ok
+            # our answer's o= is our own (RFC 8866 §5.2), not a copy of the offer's "phone 1 1"
+            found = re.search(r"^o=(.*)$", ok, re.MULTILINE)
+            origin = found.group(1).split() if found else []
+            assert len(origin) == 6 and origin[0] != "phone" and origin[1:3] != ["1", "1"], ok
             ack = invite.replace("INVITE " + uri, "ACK " + uri, 1).replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
             ack = re.sub(r"^To: .*$", "To: " + (header(ok, "To") or ""), ack, count=1, flags=re.MULTILINE)
             transport.sendto(ack.split("\r\n\r\n", 1)[0].encode() + b"\r\n\r\n", gateway.sip_address)
