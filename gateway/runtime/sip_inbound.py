@@ -51,14 +51,15 @@ class SipInbound(DriverCore):
 
     async def options_status(self, incoming: IncomingRequest) -> int | None:
         """RFC 3261 §11.2: an OPTIONS to a user gets the status an INVITE to her would: 503 while
-        draining, 404 for no such user, 480 when she is not online; None (200) when she could be
-        called. One to the gateway itself (no user part: a PBX's keep-alive) is answered 200."""
+        draining (to the gateway itself too: an edge proxy's probe then takes the instance out), 404
+        for no such user, 480 when she is not online; None (200) when she could be called. One to the
+        gateway itself (no user part: a PBX's keep-alive) is otherwise answered 200."""
         request = incoming.request
+        if not self._accepting:
+            return 503
         user = getattr(request.uri, "user", None)
         if not user:
             return None
-        if not self._accepting:
-            return 503
         to_uri = str(request.to.uri) if request.to is not None else None
         try:
             request_uri = str(request.uri)

@@ -14,8 +14,8 @@
 
 The UA only answers and originates: it never forwards a request (no proxy, no open relay to
 the PBX). Requests from sources the :class:`~gateway.sip.transactions.policy.SourcePolicy` does not trust get
-403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS
-(200 with Allow, Accept, Supported, RFC 3261 §11.2) and INVITE; other requests outside a dialog
+403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS (as an
+INVITE would be, with Allow, Accept, Supported: RFC 3261 §11.2) and INVITE; other requests outside a dialog
 get 481 (BYE, INFO...), 405 with Allow (a known method not allowed here) or 501 (an unknown one, RFC 3261
 §8.2.1, §21.5.2). An INVITE whose body is not SDP gets 415 with Accept, one that would not accept SDP 406.
 

@@ -2,7 +2,7 @@
 send the exact messages to a whole gateway and read status code, reason phrase, Warning, Allow/Accept.
 
 - OPTIONS to a user gets what an INVITE to her gets (RFC 3261 §11.2): 404 no such user, 480 not online,
-  200 once she is; the gateway itself (no user part) 200.
+  200 once she is; the gateway itself (no user part) 200; all of them 503 while draining.
 - An RFC 2543 INVITE (RFC 4475 §3.4.1: no Contact...) gets a 400 whose reason phrase and Warning say why.
 - OPTIONS' Accept lists what INFO and MESSAGE take; a 406 carries a Warning.
 - A TCP REGISTER followed by a broken tail gets its 405 before the connection closes.
@@ -113,7 +113,11 @@ async def test_options_to_a_user_gets_what_an_invite_would() -> None:
         assert "INVITE" in (header(itself, "Allow") or "") and header(itself, "Accept")
         async with WebUser(gateway.http_url, "alice", ALICE_SECRET):
             online = await ask("OPTIONS", "1001")
-        assert status_line(online).startswith("SIP/2.0 200 "), online
+            assert status_line(online).startswith("SIP/2.0 200 "), online
+            gateway.drain()  # no new calls: an INVITE, so an OPTIONS, to anyone gets 503
+            assert status_line(await ask("OPTIONS", "1001")).startswith("SIP/2.0 503 ")
+            assert status_line(await ask("OPTIONS", None)).startswith("SIP/2.0 503 ")
+            assert status_line(await ask("INVITE", "1001")).startswith("SIP/2.0 503 ")
 
 
 # RFC 4475 §3.4.1 (inv2543): an RFC 2543 INVITE, no branch, no From tag, no Max-Forwards, no Contact,
