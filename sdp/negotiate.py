@@ -19,6 +19,7 @@ from collections.abc import Collection, Sequence
 from enum import Enum
 
 from sdp import _edit
+from sdp.acceptance import WARN_INCOMPATIBLE_FORMAT, WARN_INCOMPATIBLE_PROTOCOL, WARN_MEDIA_TYPE
 from sdp.codecs import Codec, CodecSpec, codec_specs
 from sdp.errors import SdpUnacceptable
 from sdp.model import Attribute, Connection, Direction, MediaDescription, Origin, Rtcp, SessionDescription
@@ -147,17 +148,20 @@ def _refusal(
     active = [(i, m) for i, m in enumerate(offer.media) if not m.rejected]
     wanted = [(i, m) for i, m in active if m.media in media]
     if not wanted:
-        return SdpUnacceptable(f"no active {'/'.join(media)} stream in {lines}", warning=304)
+        return SdpUnacceptable(f"no active {'/'.join(media)} stream in {lines}", warning=WARN_MEDIA_TYPE)
     speaking = [(i, m) for i, m in wanted if m.proto.upper() in _protos(offer, i, transport, protos)]
     if not speaking:
         takes = " or ".join(sorted(protos))
         if isinstance(transport, WebRtcTransport):
             takes += " (or RTP/SAVP(F) with a=fingerprint)"
         return SdpUnacceptable(
-            f"no stream in a transport profile the answerer takes ({takes}) in {lines}", warning=302
+            f"no stream in a transport profile the answerer takes ({takes}) in {lines}",
+            warning=WARN_INCOMPATIBLE_PROTOCOL,
         )
     allowed = ", ".join(s.name for s in specs)
-    return SdpUnacceptable(f"no common codec ({allowed}) on any stream of {lines}", warning=305)
+    return SdpUnacceptable(
+        f"no common codec ({allowed}) on any stream of {lines}", warning=WARN_INCOMPATIBLE_FORMAT
+    )
 
 
 def _ip(address: str) -> str:
