@@ -1,5 +1,5 @@
 """WebRTC offers from systems other than today's browsers, through a whole gateway by the HTTP offer API
-(issue 33 item 6): each is answered (200, an active audio m-line in the offer's own profile, an `o=`
+and the JSON WebSocket dialect (issue 33 item 6): each is answered (200, an active audio m-line in the offer's own profile, an `o=`
 line of the gateway's own), the call reaches the PBX (sipp) and is answered there, with no ERROR and
 no traceback in the log.
 
@@ -25,6 +25,7 @@ import pytest
 import sdp
 from peers.binaries import require_binary
 from peers.sipp import Sipp
+from peers.web_user import WebUser
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
 FIELD = Path(__file__).resolve().parents[2] / "data" / "sdp-field"
@@ -86,5 +87,10 @@ async def test_field_webrtc_offer_is_answered_end_to_end(
         close = {"session_id": reply["session_id"]}
         async with http.post(f"{gateway.http_url}/webrtc/close", json=close, headers=_auth()) as response:
             assert response.status == 200
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:  # the JSON WebSocket dialect
+            call_id = await alice.call("2000", text)
+            connected = await alice.wait_for("connected", call_id=call_id, timeout=20)
+            assert any(m.media == "audio" and not m.rejected for m in sdp.parse(connected["sdp"]).media)
+            await alice.request({"type": "hangup", "call_id": call_id})
     bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, [r.getMessage() for r in bad]
