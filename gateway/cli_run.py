@@ -63,8 +63,11 @@ def sd_notify(state: str) -> None:
 
 def _ready(gateway: Gateway, ready_file: str | None) -> None:
     url = gateway.http_url + "/"
-    transport, host, port = gateway.config.sip.listen[0].transport.value, *gateway.sip_address
-    logger.info("gateway ready: open %s in a browser; SIP on %s %s:%d", url, transport, host, port)
+    listeners = gateway.sip.layer.transports if gateway.sip is not None else []
+    # each listener by its own transport (the TLS one was named after listen[0], "udp": issue 33)
+    hosts = [(t.name.lower(), *t.local) for t in listeners]
+    sip = ", ".join(f"{name} {f'[{h}]' if ':' in h else h}:{p}" for name, h, p in hosts)
+    logger.info("gateway ready: open %s in a browser; SIP on %s", url, sip or "no listener")
     if ready_file is not None:
         Path(ready_file).write_text(url + "\n", encoding="utf-8")
     sd_notify("READY=1")

@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Collection, Sequence
 from enum import Enum
 
 from sdp import _edit
+from sdp.acceptance import WARN_INCOMPATIBLE_FORMAT, WARN_INCOMPATIBLE_PROTOCOL, WARN_MEDIA_TYPE
 from sdp.codecs import Codec, CodecSpec, codec_specs
 from sdp.errors import SdpUnacceptable
 from sdp.model import Attribute, Connection, Direction, MediaDescription, Origin, Rtcp, SessionDescription
@@ -59,7 +61,9 @@ def answer(
     A plain transport has one RTP port, so only the first acceptable stream is accepted; a WebRTC
     transport accepts every acceptable stream of a type in ``media`` (bundled when the offer bundles).
     ``direction`` is the local policy (for example SENDONLY while the answerer holds the call).
-    ``origin`` defaults to the offer's session id and version with the answerer's address.
+    ``origin`` defaults to one of the answerer's own: a new random session id, version 0, the
+    answerer's address (RFC 8866 §5.2: the o= line identifies the session of whoever writes it; RFC
+    3264 §8 then has the answerer keep it and raise the version in later descriptions).
     """
     specs = codec_specs(codecs)
     protos = _PROTOS[type(transport)]
@@ -70,7 +74,9 @@ def answer(
     sections: list[MediaDescription] = []
     accepted_mids: list[str] = []
     for index, offered in enumerate(offer.media):
-        chosen = _choose(offered, specs, preference, media, protos, telephone_event)
+        chosen = _choose(
+            offered, specs, preference, media, _protos(offer, index, transport, protos), telephone_event
+        )
         single = isinstance(transport, PlainTransport) and any(not m.rejected for m in sections)
         if not chosen or single:
             sections.append(_rejected(offered, transport))
@@ -85,9 +91,7 @@ def answer(
             accepted_mids.append(offered.mid or str(index))
         sections.append(section)
     if all(m.rejected for m in sections):
-        lines = " ".join(f"'m={m.m_line}'" for m in offer.media) or "an offer without m-lines"
-        allowed = ", ".join(s.name for s in specs)
-        raise SdpUnacceptable(f"no common codec ({allowed}) on any stream of {lines}")
+        raise _refusal(offer, specs, media, transport, protos)
     attributes: list[Attribute] = []
     address = (
         transport.address
@@ -102,13 +106,61 @@ def answer(
         if bundled:
             attributes.append(Attribute("group", "BUNDLE " + " ".join(bundled)))
     return SessionDescription(
-        origin=origin
-        or Origin("-", offer.origin.session_id, offer.origin.session_version, address, _ip(address)),
+        origin=origin or own_origin(address, avoid=offer.origin.session_id),
         name="-",
         connection=Connection.for_address(address) if isinstance(transport, PlainTransport) else None,
         timing=(("t", "0 0"),),
         attributes=tuple(attributes),
         media=tuple(sections),
+    )
+
+
+def own_origin(address: str, *, avoid: str = "") -> Origin:
+    """A new o= for a description of ours: a random 62-bit session id (RFC 8866 §5.2: unique; never the
+    offerer's ``avoid``), version 0, ``address``."""
+    session_id = str(secrets.randbelow(2**62) + 1)
+    while session_id == avoid:  # pragma: no cover - one chance in 2**62
+        session_id = str(secrets.randbelow(2**62) + 1)
+    return Origin("-", session_id, 0, address, _ip(address))
+
+
+def _protos(
+    offer: SessionDescription, index: int, transport: PlainTransport | WebRtcTransport, protos: frozenset[str]
+) -> frozenset[str]:
+    """The profiles m-line ``index`` may use: a WebRTC answerer also takes RTP/SAVP(F) with an
+    a=fingerprint (media or session level) as DTLS-SRTP, as JSEP does (RFC 8829 §5.1.3: old Firefox,
+    Kurento, Asterisk 13 offer it), and answers with the profile offered (§5.3.1)."""
+    if isinstance(transport, WebRtcTransport) and offer.dtls_for(index) is not None:
+        return protos | _DTLS_PROTOS | _SDES_PROTOS
+    return protos
+
+
+def _refusal(
+    offer: SessionDescription,
+    specs: Sequence[CodecSpec],
+    media: Collection[str],
+    transport: PlainTransport | WebRtcTransport,
+    protos: frozenset[str],
+) -> SdpUnacceptable:
+    """Why no stream of ``offer`` can be answered, naming the first cause in the order a stream is
+    checked: its media type, its transport profile, then its codecs (not always "no common codec")."""
+    lines = " ".join(f"'m={m.m_line}'" for m in offer.media) or "an offer without m-lines"
+    active = [(i, m) for i, m in enumerate(offer.media) if not m.rejected]
+    wanted = [(i, m) for i, m in active if m.media in media]
+    if not wanted:
+        return SdpUnacceptable(f"no active {'/'.join(media)} stream in {lines}", warning=WARN_MEDIA_TYPE)
+    speaking = [(i, m) for i, m in wanted if m.proto.upper() in _protos(offer, i, transport, protos)]
+    if not speaking:
+        takes = " or ".join(sorted(protos))
+        if isinstance(transport, WebRtcTransport):
+            takes += " (or RTP/SAVP(F) with a=fingerprint)"
+        return SdpUnacceptable(
+            f"no stream in a transport profile the answerer takes ({takes}) in {lines}",
+            warning=WARN_INCOMPATIBLE_PROTOCOL,
+        )
+    allowed = ", ".join(s.name for s in specs)
+    return SdpUnacceptable(
+        f"no common codec ({allowed}) on any stream of {lines}", warning=WARN_INCOMPATIBLE_FORMAT
     )
 
 

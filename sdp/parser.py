@@ -120,7 +120,10 @@ class _Builder:
         for line in lines[1:]:
             found = _LINE.match(line)
             if found is None:
-                raise SdpParseError(f"invalid line (want <type>=<value>): {line[:200]!r}")
+                # Not a <type>=<value> line at all (Bria 4 writes "mid:1" without its "a="): skipped, as
+                # a line one does not understand is (RFC 8866 §5: a parser ignores what it cannot use;
+                # an odd a=rtpmap is skipped by the codec view) rather than losing the whole call.
+                continue
             try:
                 self._line(found.group(1), found.group(2))
             except SdpParseError as exc:

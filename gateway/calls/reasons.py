@@ -156,13 +156,22 @@ def reason_for_status(status: int, phrase: str = "") -> Reason:
     if not 300 <= status <= 699:
         raise InvalidValue(f"not a final failure status: {status!r}")
     if status == 503 and phrase.startswith(Unreachable.phrase):  # our own: ICMP unreachable, TCP refused
-        return Reason(EndReason.PBX_UNREACHABLE, f"The PBX is unreachable ({phrase})", status)
+        return Reason(EndReason.PBX_UNREACHABLE, _unreachable(phrase), status)
     exact = _BY_STATUS.get(status)
     if exact is not None:
         return Reason(exact[0], exact[1], status)
     code, message = _BY_CLASS[status // 100]
     said = f"SIP {status} {phrase}".rstrip()
     return Reason(code, f"{message} ({said})", status)
+
+
+def _unreachable(phrase: str) -> str:
+    """What the web user is told of an unreachable PBX: how it failed ("refused the connection", "ICMP:
+    Connection refused"), never where: the PBX's address, first in the transport's detail, stays in the
+    gateway's log (issue 33: it reached the browser, cut mid-word)."""
+    detail = phrase.removeprefix(Unreachable.phrase).lstrip(": ")
+    how = detail.split(" ", 1)[1].strip(" ()") if " " in detail else ""
+    return f"The PBX is unreachable ({Unreachable.phrase}{': ' + how if how else ''})"
 
 
 def local_reason(code: EndReason, sip_status: int | None = None, message: str | None = None) -> Reason:

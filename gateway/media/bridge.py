@@ -126,8 +126,12 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._local_hold = False
         self._web_side: LegCodecs | None = None
         self._chosen: CodecChosen | None = None
-        self._sip_dtmf = DtmfPlayer(self._sip.send, lambda: self._to_sip.now_timestamp(self._clock()))
-        self._web_dtmf = DtmfPlayer(self._send_web_event, lambda: self._to_web.now_timestamp(self._clock()))
+        self._sip_dtmf = DtmfPlayer(
+            self._sip.send, lambda rate: self._to_sip.now_timestamp(self._clock(), rate)
+        )
+        self._web_dtmf = DtmfPlayer(
+            self._send_web_event, lambda rate: self._to_web.now_timestamp(self._clock(), rate)
+        )
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sdp
-from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent
+from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent, event_timestamp
 from gateway.media.codecs.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
 from gateway.media.codecs.transcode import TranscodeError, Transcoder, audio_codec
 from gateway.media.errors import DtmfError
@@ -173,9 +173,12 @@ class MediaPath:
     def stats(self) -> PathStats:
         return PathStats(self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits)
 
-    def now_timestamp(self, now: float) -> int:
-        """The output timestamp for something generated locally now (a DTMF digit sent by the bridge)."""
-        return self._mapper.now_out(now) if self._mapper is not None else 0
+    def now_timestamp(self, now: float, event_rate: int = 0) -> int:
+        """The output timestamp for something generated locally now (a DTMF digit sent by the bridge),
+        in ``event_rate``'s clock when given (``event_timestamp``)."""
+        if self._mapper is None:
+            return 0
+        return event_timestamp(self._mapper.now_out(now), self._mapper.out_rate, event_rate)
 
     def forward_audio(self, ssrc: int, seq: int, timestamp: int, payload_type: int, now: float) -> int:
         """The output timestamp of a pass-through audio packet (counted as ``feed`` would), or -1 when the
@@ -394,6 +397,7 @@ class MediaPath:
         duration = min(0xFFFF, event.duration * target.clock_rate // codec.clock_rate)
         converted = TelephoneEvent(event.event, event.end, event.volume, duration)
         mapped = self._event_timestamp(ssrc, timestamp, now)
+        mapped = event_timestamp(mapped, self._mapper.out_rate, target.clock_rate)  # RFC 4733 §2.1
         self.forwarded += 1
         return [OutPacket(converted.serialize(), mapped, target.payload_type, marker)], digits
 

@@ -46,7 +46,29 @@ class SipInbound(DriverCore):
         self._ua = ua
         ua.on_message = self.on_message
         ua.route_invite = self.early.route
+        ua.options_status = self.options_status
         self.registrations = dict(ua.registration_states())
+
+    async def options_status(self, incoming: IncomingRequest) -> int | None:
+        """RFC 3261 §11.2: an OPTIONS to a user gets the status an INVITE to her would: 503 while
+        draining (to the gateway itself too: an edge proxy's probe then takes the instance out), 404
+        for no such user, 480 when she is not online; None (200) when she could be called. One to the
+        gateway itself (no user part: a PBX's keep-alive) is otherwise answered 200."""
+        request = incoming.request
+        if not self._accepting:
+            return 503
+        user = getattr(request.uri, "user", None)
+        if not user:
+            return None
+        to_uri = str(request.to.uri) if request.to is not None else None
+        try:
+            request_uri = str(request.uri)
+            room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
+            target = room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
+        except SignalingError as exc:  # the shared state is unreachable, as an INVITE would find it
+            logger.info("OPTIONS to %s: %s", request.uri, exc)
+            return 503
+        return target.sip_status
 
     def on_incoming_call(self, call: IncomingCall) -> None:
         """The UA's callback for a new INVITE (sync): resolve and start the call in a task."""

@@ -336,8 +336,12 @@ def warning_headers(status: int, text: str) -> tuple[tuple[str, str], ...]:
     return (("Warning", warning_value(399, text)),) if text and status in (400, 486, 488) else ()
 
 
-def reason_phrase(text: str) -> str:
-    clean = "".join(c if c.isprintable() else " " for c in text)[:80]
+def reason_phrase(text: str, limit: int = 80) -> str:
+    """``text`` as a reason phrase: printable, at most ``limit`` characters, cut between words (with
+    "...") rather than mid-word; the Warning carries it in full."""
+    clean = "".join(c if c.isprintable() else " " for c in text).strip()
+    if len(clean) > limit:
+        clean = clean[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:(") + "..."
     return clean or "Refused"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sipcore.errors import SIPError
-from sipcore.syntax.headers import split_commas
+from sipcore.syntax.headers import split_commas, warning_value
 from sipcore.syntax.message import Request
 
 __all__ = ["KNOWN_METHODS", "Refusal", "refuse_accept", "refuse_body", "refuse_method"]
@@ -80,4 +80,5 @@ def refuse_accept(request: Request, answer_type: str) -> Refusal | None:
         return 400, ()
     if any(_media_type(item) in (answer_type, f"{major}/*", "*/*") for item in items):
         return None
-    return 406, (("Accept", answer_type),)
+    warning = f"the answer would be {answer_type}, which the request's Accept does not admit"
+    return 406, (("Accept", answer_type), ("Warning", warning_value(399, warning)))  # RFC 3261 §21.4.7

@@ -59,8 +59,22 @@ class SessionTimer:
         """Seconds without a refresh after which the session is over (§10)."""
         return self.interval - min(32.0, self.interval / 3)
 
+    def refresher_in(self, *, request: bool) -> Refresher:
+        """The refresher parameter of a message we send in this dialog. RFC 4028 §7.4 (requests) and §9
+        (responses) name the refresher by its role in the transaction that carries it, not in the
+        dialog's first INVITE: in our re-INVITE or UPDATE we are the UAC, in our 2xx the UAS."""
+        if self.we_refresh:
+            return "uac" if request else "uas"
+        return "uas" if request else "uac"
+
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        """Session-Expires of a refresh or re-offer we send (re-INVITE, UPDATE: RFC 4028 §7.4)."""
+        return (("Session-Expires", f"{self.interval};refresher={self.refresher_in(request=True)}"),)
+
     def headers(self, *, require: bool) -> tuple[tuple[str, str], ...]:
-        items = [("Session-Expires", f"{self.interval};refresher={self.refresher}")]
+        """Session-Expires (and ``Require: timer`` when ``require``) of our 2xx to an INVITE, re-INVITE
+        or UPDATE (RFC 4028 §9): the refresher as a role in that transaction."""
+        items = [("Session-Expires", f"{self.interval};refresher={self.refresher_in(request=False)}")]
         if require:
             items.append(("Require", "timer"))
         return tuple(items)

@@ -13,7 +13,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sipcore.errors import BadRequest
+from sipcore.errors import BadRequest, SIPError
 from sipcore.syntax.uri import URI, SipURI, parse_uri
 
 __all__ = [
@@ -78,6 +78,12 @@ def warning_value(code: int, text: str, agent: str = WARN_AGENT) -> str:
         raise ValueError(f"a warn-code is 3xx, not {code!r}")
     printable = "".join(ch if ch.isprintable() else " " for ch in text)[:200]
     return f"{code} {agent} {quote(printable)}"
+
+
+def warning_headers(error: SIPError) -> tuple[tuple[str, str], ...]:
+    """The Warning (399 miscellaneous, RFC 3261 §20.43) of a refusal for ``error``, with its detail in
+    full: the reason phrase is cut short, the Warning tells the sender's log what was wrong."""
+    return (("Warning", warning_value(399, error.detail)),)
 
 
 def unquote(text: str) -> str:

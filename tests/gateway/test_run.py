@@ -38,8 +38,9 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
             time.sleep(0.1)
 
 
-def _start(tmp_path: Path, http_port: int, *args: str) -> subprocess.Popen[str]:
-    """`run` with the shipped gateway.yaml on free ports and a state directory of the test's own."""
+def _start(tmp_path: Path, http_port: int, *args: str, **extra: str) -> subprocess.Popen[str]:
+    """`run` with the shipped gateway.yaml on free ports and a state directory of the test's own;
+    ``extra``: more environment overrides."""
     env = {
         **os.environ,
         "GATEWAY_HTTP__HOST": "127.0.0.1",
@@ -48,6 +49,7 @@ def _start(tmp_path: Path, http_port: int, *args: str) -> subprocess.Popen[str]:
         "GATEWAY_SIP__LISTEN__0__PORT": str(free_port(socket.SOCK_DGRAM)),
         "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
         "GATEWAY_STATE_DIR": str(tmp_path / "state"),  # not the checkout's ./state
+        **extra,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "gateway", "run", "-c", str(REPO / "gateway.yaml"), *args],
@@ -156,7 +158,9 @@ def test_a_taken_port_is_named_without_a_traceback(tmp_path: Path) -> None:
 def test_the_ready_file_and_banner_come_once_the_gateway_listens(tmp_path: Path) -> None:
     port = free_port()
     ready = tmp_path / "ready"
-    process = _start(tmp_path, port, "--ready-file", str(ready))
+    udp, tcp = str(free_port(socket.SOCK_DGRAM)), str(free_port())
+    ports = {"GATEWAY_SIP__LISTEN__0__PORT": udp, "GATEWAY_SIP__LISTEN__1__PORT": tcp}
+    process = _start(tmp_path, port, "--ready-file", str(ready), **ports)
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() or not ready.read_text():
@@ -169,3 +173,6 @@ def test_the_ready_file_and_banner_come_once_the_gateway_listens(tmp_path: Path)
     finally:
         stderr = _stop(process)
     assert stderr.index("HTTP listening") < stderr.index(f"gateway ready: open {url} in a browser"), stderr
+    # every SIP listener named by its own transport (issue 33: the TLS port was called "udp")
+    banner = next(line for line in stderr.splitlines() if "gateway ready" in line)
+    assert f"SIP on udp 127.0.0.1:{udp}, tcp 127.0.0.1:{tcp}" in banner, banner

@@ -110,7 +110,7 @@ def test_errors_carry_the_sip_status(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_parse_error_is_400(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", stdin(b"v=0\r\nnonsense\r\n"))
+    monkeypatch.setattr("sys.stdin", stdin(b"v=0\r\no=nonsense\r\n"))
     status, _, err = run(["sdp", "classify", "-"], capsys)
     assert status == 1 and "SIP 400" in err and "nonsense" in err
 

@@ -34,6 +34,12 @@ ACCEPTED = {
 REFUSED = {
     "polycom-sdes-offer": 302,
     "firefox-webrtc-offer": 302,
+    # WebRTC offers (DTLS-SRTP) of other systems: for the web leg (tests/e2e/dialects/test_field_webrtc_offers.py)
+    "firefox35-webrtc-offer": 302,
+    "freeswitch-webrtc-offer": 302,
+    "kurento-webrtc-offer": 302,
+    "asterisk13-webrtc-offer": 302,
+    "bria4-offer": 302,
     "ims-amrwb-offer": 305,
     "t38-reinvite-offer": 304,
     "ipv6-phone-offer": 301,  # to an IPv4-only gateway; a dual-stack one takes it (below)

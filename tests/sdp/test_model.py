@@ -19,7 +19,6 @@ HEAD = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n"
         ("o=- 1 1 IN IP4 192.0.2.1\r\n", "v=0"),
         ("v=1\r\n", "v=1"),
         ("v=0\r\ns=-\r\n", "missing origin"),
-        (HEAD + "hello\r\n", "hello"),
         (HEAD + "x=unknown\r\n", "x=unknown"),
         (HEAD + "o=- 2 2 IN IP4 192.0.2.1\r\n", "o=- 2 2"),
         (HEAD + "c=IN IP7 192.0.2.1\r\n", "c=IN IP7"),
@@ -53,6 +52,13 @@ def test_parse_errors_quote_the_line(body: str, quoted: str) -> None:
         sdp.parse(body)
     assert caught.value.sip_status == 400
     assert quoted in str(caught.value)
+
+
+def test_a_line_that_is_not_type_equals_value_is_skipped() -> None:
+    """Bria 4 writes ``mid:1`` without ``a=`` (issue 33): the line is skipped, the rest is read."""
+    parsed = sdp.parse(HEAD + "hello\r\nm=audio 4000 RTP/AVP 0\r\nmid:1\r\na=sendrecv\r\n")
+    assert [str(a) for a in parsed.media[0].attributes] == ["sendrecv"]
+    assert parsed.media[0].mid is None
 
 
 def test_bytes_are_decoded() -> None:

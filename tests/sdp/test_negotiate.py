@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -55,10 +56,14 @@ def test_answerer_preference() -> None:
 
 
 def test_plain_offer_answered_plain() -> None:
-    result = sdp.answer(load("pjsua2-offer"), codecs=PJSUA2_CODECS, transport=PLAIN)
+    offer = load("pjsua2-offer")
+    result = sdp.answer(offer, codecs=PJSUA2_CODECS, transport=PLAIN)
+    # our own o= (issue 33): a session id of ours, never the offer's, version 0
+    assert result.origin.session_id != offer.origin.session_id and result.origin.session_version == 0
+    result = dataclasses.replace(result, origin=sdp.Origin("-", "1", 0, "192.0.2.20"))
     assert sdp.write(result) == (
         "v=0\r\n"
-        "o=- 4004243365 4004243365 IN IP4 192.0.2.20\r\n"
+        "o=- 1 0 IN IP4 192.0.2.20\r\n"
         "s=-\r\n"
         "c=IN IP4 192.0.2.20\r\n"
         "t=0 0\r\n"
@@ -254,3 +259,32 @@ def test_offer_to_sip_carries_a_telephone_event_for_opus_too() -> None:
     plain = sdp.to_plain(sdp.parse(browser), address="192.0.2.10", port=40000, codecs=["opus"])
     names = [f"{c.name}/{c.clock_rate}" for c in plain.media[0].codecs]
     assert names == ["opus/48000", "telephone-event/48000"]  # was dropped while opus was kept
+
+
+FIELD_WEBRTC = ("firefox35-webrtc-offer", "kurento-webrtc-offer", "asterisk13-webrtc-offer", "bria4-offer")
+
+
+@pytest.mark.parametrize("name", FIELD_WEBRTC)
+def test_rtp_savpf_with_a_fingerprint_is_answered_as_dtls_srtp(name: str) -> None:
+    """Issue 33: RTP/SAVPF + a=fingerprint (old Firefox, Kurento, Asterisk 13, Bria 4) is DTLS-SRTP
+    (RFC 8829 §5.1.3), answered in the profile offered; was "no common codec"."""
+    text = (Path(__file__).resolve().parent.parent / "data" / "sdp-field" / f"{name}.sdp").read_text()
+    offer = sdp.parse(text)
+    result = sdp.answer(offer, codecs=["opus", "PCMU"], transport=WEB)
+    audio = result.media[0]
+    assert not audio.rejected and audio.proto == "RTP/SAVPF" and audio.fingerprints
+    assert all(m.rejected for m in result.media[1:])
+    assert result.origin.session_id != offer.origin.session_id
+
+
+def test_refusals_name_the_real_cause() -> None:
+    sdes = load("pjsua2-offer")  # RTP/AVP: not a WebRTC profile
+    with pytest.raises(sdp.SdpUnacceptable, match="transport profile") as caught:
+        sdp.answer(sdes, codecs=["PCMU"], transport=WEB)
+    assert caught.value.warning == 302
+    with pytest.raises(sdp.SdpUnacceptable, match="no common codec") as caught:
+        sdp.answer(load("chromium-offer-audio"), codecs=["AMR"], transport=WEB)
+    assert caught.value.warning == 305
+    with pytest.raises(sdp.SdpUnacceptable, match="no active audio") as caught:
+        sdp.answer(load("chromium-offer-datachannel"), codecs=["PCMU"], transport=WEB)
+    assert caught.value.warning == 304

@@ -110,6 +110,18 @@ class DtmfDigit:
             raise DtmfError(f"duration must be in [0, 65535] ms, got {self.duration_ms!r}")
 
 
+def event_timestamp(timestamp: int, audio_rate: int, event_rate: int) -> int:
+    """An event's RTP timestamp in its own payload type's clock (RFC 4733 §2.1, §2.3.5: timestamp and
+    duration count at the telephone-event's rtpmap rate), from ``timestamp`` on the audio's timeline at
+    ``audio_rate``. Opus (48 kHz) with only telephone-event/8000 negotiated: both are in 8 kHz units, so
+    a receiver reads the event's start and its duration on one clock (issue 33: they were 48 and 8 kHz).
+    Telephone-event at the audio's rate (the gateway offers telephone-event/48000 with Opus, and
+    answers one at the chosen codec's rate when offered) leaves the timestamp as it is."""
+    if audio_rate <= 0 or event_rate <= 0 or audio_rate == event_rate:
+        return timestamp
+    return (timestamp * event_rate // audio_rate) & 0xFFFF_FFFF
+
+
 @dataclass(frozen=True, slots=True)
 class DtmfSender:
     """Turns digits into RFC 4733 §2.5.1 packet sequences at a clock rate and packet interval."""

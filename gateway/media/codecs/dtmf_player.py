@@ -19,7 +19,8 @@ SendEvent = Callable[[int, bytes, int, bool], None]
 
 
 class DtmfPlayer:
-    def __init__(self, send: SendEvent, now_timestamp: Callable[[], int]) -> None:
+    def __init__(self, send: SendEvent, now_timestamp: Callable[[int], int]) -> None:
+        """``now_timestamp(rate)``: the leg's RTP timestamp now, in the clock of the event's ``rate``."""
         self._send = send
         self._now_timestamp = now_timestamp
         self._tasks: set[asyncio.Task[None]] = set()
@@ -42,7 +43,7 @@ class DtmfPlayer:
         loop = asyncio.get_running_loop()
         for digit in digits:
             start = loop.time()
-            for packet in sender.packets(digit, self._now_timestamp(), duration_ms):
+            for packet in sender.packets(digit, self._now_timestamp(event.clock_rate), duration_ms):
                 delay = start + packet.offset - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -49,6 +49,7 @@ from gateway.media.video.keyframe import (
     SipRequestKind,
     keyframe_requests,
 )
+from gateway.media.webrtc.web_sdp import prune_offer
 from gateway.media.webrtc.web_video import WebVideo, video_capabilities
 from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 from sdp import video, video_sdes
@@ -134,9 +135,7 @@ class VideoBridge:
         sdes = self._settings.offer_sdes and self._settings.sip_srtp != "off"
         if self._settings.sip_srtp == "required" and not sdes:  # no key to offer: plain RTP is refused
             return None
-        index = next(
-            (i for i, m in enumerate(web_offer.media) if m.media == "video" and not m.rejected), None
-        )
+        index = _web_video_index(web_offer)
         codecs = self._usable(web_offer.media[index]) if index is not None else []
         if index is None or not codecs:
             return None
@@ -520,3 +519,13 @@ class VideoBridge:
         if self.endpoint is not None:
             self.endpoint.close()
             self.endpoint = None
+
+
+def _web_video_index(offer: sdp.SessionDescription) -> int | None:
+    """The browser's video m-line the web leg can carry: the one ``web_sdp.prune_offer`` gives aiortc
+    (bundled with the audio). Another (Bria 4's, not bundled) is not offered to the SIP side: aiortc
+    would get a video transceiver without an m-line and fail the answer (issue 33)."""
+    try:
+        return prune_offer(offer, video=True).video_index
+    except sdp.SdpError:
+        return None

@@ -58,6 +58,9 @@ async def check_web_offer(
         with_video = web_sdp.prune_offer(offer, video=True, data_channel=data_channel)
         if with_video.video_index is not None:
             _aiortc_parse(sdp.write(with_video.description))
+            # and answered with it, as the call will (issue 33: FreeSWITCH's video without a direction
+            # passed the audio-only answer and failed the call with "None is not in list")
+            pruned = with_video
     await _aiortc_answers(pruned, sdp.write(pruned.description), usable, certificate)
     return offer
 
@@ -138,6 +141,8 @@ async def _aiortc_answers(
     try:
         transceiver = pc.addTransceiver("audio", direction="sendrecv")
         transceiver.setCodecPreferences(capabilities(usable))
+        if pruned.video_index is not None:
+            pc.addTransceiver("video", direction="sendrecv")
         await pc.setRemoteDescription(RTCSessionDescription(given, "offer"))
         answer = await pc.createAnswer()
         web_sdp.restore_answer(pruned, sdp.parse(answer.sdp))

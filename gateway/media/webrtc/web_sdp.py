@@ -20,6 +20,7 @@ tell the browser ICE cannot succeed (RFC 8838 §4.3), and aiortc writes it when 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import sdp
@@ -113,6 +114,39 @@ def _bundled_section(section: MediaDescription, proto: str) -> MediaDescription:
     return dataclasses.replace(section, proto=proto, attributes=attributes)
 
 
+_EXTMAP = re.compile(r"(\d{1,3})(/(?:sendrecv|sendonly|recvonly|inactive))? +(\S+)")
+
+
+def for_aiortc(section: MediaDescription, direction: sdp.Direction) -> MediaDescription:
+    """An RTP m-line as aiortc can read it, keeping what it means (issue 33: offers of other systems):
+
+    * ``a=extmap:<id>[/<direction>] <uri> <extension attributes>`` (RFC 8285 §5) loses its extension
+      attributes (``vad=on``, RFC 6464, and whatever an unknown extension has); aiortc reads exactly
+      ``<id> <uri>`` and answers only the extensions it knows. A line we cannot read is left out: an
+      attribute one does not understand is ignored (RFC 4566 §5.13);
+    * a static payload type (RFC 3551 §6) without ``a=rtpmap`` gets one (aiortc knows codecs by rtpmap);
+    * an m-line without a direction attribute gets ``direction`` (RFC 3264 §5.1: the session's, else
+      sendrecv); aiortc cannot answer without one ("None is not in list")."""
+    attributes: list[Attribute] = []
+    for attribute in section.attributes:
+        if attribute.name == "extmap":
+            found = _EXTMAP.match(attribute.value or "")
+            if found is None:
+                continue
+            attribute = Attribute("extmap", f"{found.group(1)}{found.group(2) or ''} {found.group(3)}")
+        attributes.append(attribute)
+    mapped = {(a.value or "").split(" ", 1)[0] for a in attributes if a.name == "rtpmap"}
+    for fmt in section.formats:
+        static = sdp.STATIC_PAYLOAD_TYPES.get(int(fmt)) if fmt.isdigit() else None
+        if fmt not in mapped and static is not None:
+            name, rate, channels = static
+            suffix = f"/{channels}" if channels > 1 else ""
+            attributes.append(Attribute("rtpmap", f"{fmt} {name}/{rate}{suffix}"))
+    if section.direction is None:
+        attributes.append(Attribute(direction.value))
+    return dataclasses.replace(section, attributes=tuple(attributes))
+
+
 def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel: bool = False) -> PrunedOffer:
     """Keep the first usable audio m-line (and, bundled with it, with ``video`` the first usable video
     m-line, with ``data_channel`` the first data channel m-line, in the offer's order: aiortc answers
@@ -140,17 +174,17 @@ def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel:
     attributes += [Attribute("candidate", c.to_sdp().removeprefix("candidate:")) for c in plain]
     if end and not mdns and plain:
         attributes.append(Attribute("end-of-candidates"))
-    if section.direction is None:  # RFC 3264 §5.1: sendrecv (or the session's); aiortc insists on one
-        attributes.append(Attribute(offer.direction_for(index).value))
     # aiortc knows UDP/TLS/RTP/SAVPF only: it is handed that, and the answer gets the offered one back.
     kept = dataclasses.replace(section, proto=WEBRTC_PROTO, attributes=tuple(attributes))
+    kept = for_aiortc(kept, offer.direction_for(index))
     video_index = (
         next((i for i in range(len(offer.media)) if _usable_video(offer, i, mid)), None) if video else None
     )
     data_index = _bundled_data(offer, mid) if data_channel and section.mid is not None else None
     kept_at = {index: kept}
     if video_index is not None:
-        kept_at[video_index] = _bundled_section(offer.media[video_index], WEBRTC_PROTO)
+        video_section = _bundled_section(offer.media[video_index], WEBRTC_PROTO)
+        kept_at[video_index] = for_aiortc(video_section, offer.direction_for(video_index))
     if data_index is not None:
         data = offer.media[data_index]
         kept_at[data_index] = _bundled_section(data, data.proto)

@@ -53,6 +53,7 @@ __all__ = ["ClosedCallback", "ConnectionState", "TcpLimits", "TcpTransport", "Tl
 logger = logging.getLogger(__name__)
 
 ConnectionState = enum.Enum("ConnectionState", "CONNECTING OPEN CLOSED")
+LINGER = 1.0  # seconds a connection whose stream broke stays open for the answers to what came before
 ClosedCallback = Callable[["TcpTransport", Address, TransportError], None]  # with why it closed
 _PONG = b"\r\n"
 
@@ -191,7 +192,18 @@ class _Connection(asyncio.Protocol):
         error = self._framer.error
         if error is not None:  # complete messages were handled first; the rest cannot be framed
             logger.info("%r: framing error after %d message(s), closing: %s", self, len(items), error.detail)
-            self.close()
+            self._linger()
+
+    def _linger(self) -> None:
+        """RFC 3261 §18.3: a stream that cannot be framed cannot be resynchronised, but the whole
+        messages before the bad bytes are answered (a REGISTER's 405 went out with the connection
+        before): read no more, and close ``LINGER`` seconds later, once their responses are written."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if self._partial is not None:
+            self._partial.cancel()
+            self._partial = None
+        self._loop.call_later(LINGER, self.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed(TransportError(f"connection to {self.remote[0]}:{self.remote[1]} lost: {exc}"))

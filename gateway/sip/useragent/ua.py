@@ -14,8 +14,8 @@
 
 The UA only answers and originates: it never forwards a request (no proxy, no open relay to
 the PBX). Requests from sources the :class:`~gateway.sip.transactions.policy.SourcePolicy` does not trust get
-403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS
-(200 with Allow, Accept, Supported, RFC 3261 §11.2) and INVITE; other requests outside a dialog
+403 from the layer, except those inside one of our dialogs. Out of dialog it answers OPTIONS (as an
+INVITE would be, with Allow, Accept, Supported: RFC 3261 §11.2) and INVITE; other requests outside a dialog
 get 481 (BYE, INFO...), 405 with Allow (a known method not allowed here) or 501 (an unknown one, RFC 3261
 §8.2.1, §21.5.2). An INVITE whose body is not SDP gets 415 with Accept, one that would not accept SDP 406.
 
@@ -46,7 +46,7 @@ from gateway.sip.useragent.keepalive import PbxKeepalive
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.pbx_binding import PbxBinding
 from gateway.sip.useragent.registrar_client import RegistrationChanged, RegistrationClient
-from gateway.sip.useragent.ua_calls import ACCEPT, Call
+from gateway.sip.useragent.ua_calls import ACCEPT, TEXT, Call
 from gateway.sip.useragent.ua_replaces import replaced_call
 from gateway.sip.useragent.ua_settings import ALLOW, INFO_ALWAYS, Listen, UASettings
 from gateway.sip.useragent.ua_start import contact_endpoints, default_trusted_sources, family_of
@@ -60,7 +60,7 @@ from sipcore.dialogs.session_timer import SessionTimer, TooSmall, uac_headers, u
 from sipcore.errors import DigestError, SIPError
 from sipcore.location.routing import Target
 from sipcore.registration import RegState
-from sipcore.syntax.headers import NameAddr, parse_name_addr
+from sipcore.syntax.headers import NameAddr, parse_name_addr, warning_headers
 from sipcore.syntax.message import Request, Response
 from sipcore.syntax.uri import URI, SipURI, parse_uri
 
@@ -109,6 +109,9 @@ class UserAgent:
         # Before any call or dialog state is built for an INVITE out of dialog: True when it was answered
         # already (a cluster's 302, gateway/runtime/early_route.py; a 3xx creates no dialog, RFC 3261 §12.1)
         self.route_invite: Callable[[IncomingRequest], Awaitable[bool]] | None = None
+        # OPTIONS out of dialog to a user: the status an INVITE to it would get (RFC 3261 §11.2: 404,
+        # 480...), None for 200; None (no hook): 200 (gateway/runtime/sip_inbound.py)
+        self.options_status: Callable[[IncomingRequest], Awaitable[int | None]] | None = None
         # MESSAGE out of dialog (RFC 3428) for web users; None: 405 (gateway/runtime/messages.py)
         self.on_message: Callable[[IncomingRequest], None] | None = None
         # per family, when no sip.public_address is set
@@ -433,7 +436,8 @@ class UserAgent:
     def capabilities(self) -> tuple[tuple[str, str], ...]:
         """Allow, Accept and Supported (RFC 3261 §11.2, §20.1, §20.5, §20.37)."""
         supported = ", ".join(self.settings.option_tags)
-        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(ACCEPT)), ("Supported", supported))
+        accept = dict.fromkeys((*ACCEPT, *sorted(self.info_types), TEXT))  # INVITE, UPDATE, INFO, MESSAGE
+        return (("Allow", ", ".join(ALLOW)), ("Accept", ", ".join(accept)), ("Supported", supported))
 
     # --- TransactionUser --------------------------------------------------------------------------
     async def on_request(self, incoming: IncomingRequest) -> None:
@@ -458,7 +462,9 @@ class UserAgent:
             if incoming.final is None:  # else CANCELled (487) while the route was looked up
                 self._new_call(incoming)
         elif method == "OPTIONS":
-            incoming.reply(200, headers=self.capabilities())
+            status = await self.options_status(incoming) if self.options_status is not None else None
+            if incoming.final is None:  # RFC 3261 §11.2: what an INVITE would get, with our capabilities
+                incoming.reply(status or 200, headers=self.capabilities())
         elif method == "MESSAGE" and self.on_message is not None:
             self.on_message(incoming)
         elif method in ("BYE", "INFO", "UPDATE", "PRACK", "REFER", "NOTIFY"):  # REFER only in a dialog
@@ -491,7 +497,7 @@ class UserAgent:
         try:
             timer = uas_decision(incoming.request, policy) if policy is not None else None
         except SIPError as exc:
-            incoming.reply(exc.status or 400, exc.reason_phrase)
+            incoming.reply(exc.status or 400, exc.reason_phrase, headers=warning_headers(exc))
             return None
         if isinstance(timer, TooSmall):  # RFC 4028 §9: 422 with our Min-SE, before anyone rings
             logger.info(
@@ -501,8 +507,8 @@ class UserAgent:
             return None
         try:
             dialog = Dialog.from_uas_request(incoming.request, endpoint)
-        except SIPError as exc:
-            incoming.reply(exc.status or 400, exc.phrase)
+        except SIPError as exc:  # an RFC 2543 INVITE without Contact: 400 saying so (RFC 3261 §20.43)
+            incoming.reply(exc.status or 400, exc.reason_phrase, headers=warning_headers(exc))
             return None
         self.dialogs.add(dialog)
         to_uri = incoming.request.to.uri if incoming.request.to is not None else None

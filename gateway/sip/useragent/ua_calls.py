@@ -286,7 +286,7 @@ class Call:
             if early or (self.ua.settings.reoffer_with_update and "UPDATE" in self.peer_allows):
                 return await ua_update.offer(self, sdp)
             timer = self.session_timer
-            headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+            headers = timer.request_headers() if timer else ()
             request = dialog.create_request("INVITE", body=sdp.encode(), content_type=SDP, headers=headers)
             self.offer_event(OaEvent.SEND_OFFER)
             final, sent = await self._send(request)
@@ -392,7 +392,7 @@ class Call:
             raise CallError(f"call {self.call_id}: no re-INVITE to answer")
         self._reinvite_in = None
         timer = self.session_timer
-        headers = timer.headers(require=timer.refresher == "uac" and timer.we_are == "uas") if timer else ()
+        headers = timer.headers(require=not timer.we_refresh) if timer else ()
         response = dialog.respond(incoming.request, 200, body=sdp.encode(), content_type=SDP, headers=headers)
         self.local_sdp = sdp
         self.start_session_timer(None)  # their re-INVITE refreshed the session

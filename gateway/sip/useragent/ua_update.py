@@ -58,7 +58,7 @@ def receive(call: Call, incoming: IncomingRequest) -> None:
         return
     if not request.body:
         timer = call.session_timer
-        headers = timer.headers(require=timer.refresher == "uac" and timer.we_are == "uas") if timer else ()
+        headers = timer.headers(require=not timer.we_refresh) if timer else ()
         logger.info("call=%s UPDATE without offer: refreshed", call.call_id)
         incoming.respond(dialog.respond(request, 200, headers=headers))
         call.start_session_timer(None)  # RFC 4028 §10: a 2xx to a refresh restarts the timer
@@ -88,7 +88,7 @@ async def refresh(call: Call) -> ReinviteResult:
     assert dialog is not None
     for attempt in range(MAX_GLARE_RETRIES + 1):
         timer = call.session_timer
-        headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+        headers = timer.request_headers() if timer else ()
         final, _ = await call.send_in_dialog(dialog.create_request("UPDATE", headers=headers))
         if final.status == 491 and attempt < MAX_GLARE_RETRIES:
             delay = dialog.glare_retry_delay()
@@ -107,7 +107,7 @@ async def offer(call: Call, sdp: str) -> ReinviteResult:
     dialog = call.dialog
     assert dialog is not None
     timer = call.session_timer
-    headers = (("Session-Expires", f"{timer.interval};refresher={timer.refresher}"),) if timer else ()
+    headers = timer.request_headers() if timer else ()
     request = dialog.create_request("UPDATE", body=sdp.encode(), content_type=SDP, headers=headers)
     call.offer_event(OaEvent.SEND_OFFER)
     final, _ = await call.send_in_dialog(request)

@@ -48,7 +48,9 @@ async def test_the_gateway_refreshes_the_session_when_it_is_the_refresher(tmp_pa
         ended = await alice.wait_for("ended", call_id=call_id)
     assert result.ok, result
     assert ended["reason"] == "remote_hangup", ended  # not a timer's doing: the far end hung up
-    assert "Session-Expires: 4;refresher=uas" in result.messages
+    assert "Session-Expires: 4;refresher=uas" in result.messages  # sipp's INVITE, our 200 (we are the UAS)
+    # RFC 4028 §7.4: our refreshing re-INVITEs name us by our role in them, the UAC (issue 33)
+    assert result.messages.count("Session-Expires: 4;refresher=uac") >= 3, result.messages[-3000:]
 
 
 async def test_a_missed_refresh_ends_the_call_with_bye(tmp_path: Path) -> None:

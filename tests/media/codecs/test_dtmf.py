@@ -16,6 +16,7 @@ from gateway.media.codecs.dtmf import (
     DtmfSender,
     TelephoneEvent,
     event_code,
+    event_timestamp,
     format_dtmf,
     format_dtmf_relay,
     parse_dtmf,
@@ -291,3 +292,11 @@ def test_format_rejects_bad_digits() -> None:
 def test_random_relay_bodies_raise_only_dtmf_error(body: str) -> None:
     with contextlib.suppress(DtmfError):
         parse_dtmf_relay(body)
+
+
+def test_event_timestamp_counts_at_the_events_own_rate() -> None:
+    """RFC 4733 §2.1 (issue 33): Opus at 48 kHz with telephone-event/8000: the event's timestamp in 8 kHz."""
+    assert event_timestamp(480_000, 48000, 8000) == 80_000
+    assert event_timestamp(480_000, 48000, 48000) == 480_000  # same rate: unchanged
+    assert event_timestamp(0xFFFF_FFFF, 8000, 8000) == 0xFFFF_FFFF
+    assert 0 <= event_timestamp(0xFFFF_FFFF, 48000, 8000) <= 0xFFFF_FFFF

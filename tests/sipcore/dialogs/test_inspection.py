@@ -88,7 +88,10 @@ def test_an_unknown_encoding_names_the_one_we_apply() -> None:
 
 
 def test_accept_without_sdp_is_406() -> None:
-    assert refuse_accept(SDP01, "application/sdp") == (406, (("Accept", "application/sdp"),))
+    refusal = refuse_accept(SDP01, "application/sdp")
+    assert refusal is not None and refusal[0] == 406
+    assert refusal[1][0] == ("Accept", "application/sdp")
+    assert refusal[1][1][0] == "Warning" and "application/sdp" in refusal[1][1][1]  # issue 33: says why
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,17 @@ def test_timer_arithmetic_and_headers() -> None:
     assert TooSmall(90).headers() == (("Min-SE", "90"),)
 
 
+def test_refresher_is_named_by_its_role_in_the_transaction() -> None:
+    """RFC 4028 §7.4/§9 (issue 33): answered an INVITE as UAS and refreshing, our re-INVITE says uac."""
+    ours = SessionTimer(600, "uas", "uas")  # we answered the INVITE and refresh
+    assert ours.request_headers() == (("Session-Expires", "600;refresher=uac"),)
+    assert ours.headers(require=False) == (("Session-Expires", "600;refresher=uas"),)
+    theirs = SessionTimer(600, "uas", "uac")  # we sent the INVITE, they refresh
+    assert theirs.request_headers() == (("Session-Expires", "600;refresher=uas"),)
+    assert theirs.headers(require=True)[0] == ("Session-Expires", "600;refresher=uac")
+    assert SessionTimer(600, "uac", "uac").request_headers() == (("Session-Expires", "600;refresher=uac"),)
+
+
 def test_the_uac_reads_the_2xx() -> None:
     response = Response(200, "OK", Headers((("Session-Expires", "900;refresher=uac"),)))
     assert uac_decision(response, POLICY) == SessionTimer(900, "uac", "uac")
