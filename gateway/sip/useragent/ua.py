@@ -109,8 +109,7 @@ class UserAgent:
         # Before any call or dialog state is built for an INVITE out of dialog: True when it was answered
         # already (a cluster's 302, gateway/runtime/early_route.py; a 3xx creates no dialog, RFC 3261 §12.1)
         self.route_invite: Callable[[IncomingRequest], Awaitable[bool]] | None = None
-        # OPTIONS out of dialog to a user: the status an INVITE to it would get (RFC 3261 §11.2: 404,
-        # 480...), None for 200; None (no hook): 200 (gateway/runtime/sip_inbound.py)
+        # OPTIONS to a user: what an INVITE would get (§11.2: 404, 480...; None, no hook: 200; sip_inbound)
         self.options_status: Callable[[IncomingRequest], Awaitable[int | None]] | None = None
         # MESSAGE out of dialog (RFC 3428) for web users; None: 405 (gateway/runtime/messages.py)
         self.on_message: Callable[[IncomingRequest], None] | None = None
