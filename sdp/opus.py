@@ -36,36 +36,7 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
     A missing fmtp line is added after the codec's rtpmap."""
     if not 8000 <= rate <= 48000:
         raise ValueError(f"an Opus playback rate is 8000-48000 Hz (RFC 7587 §6.1), got {rate!r}")
-    opus = {c.payload_type: c for c in media.codecs if c.name.lower() == "opus"}
-    if not opus:
-        return media
-    attributes: list[Attribute] = []
-    done: set[int] = set()
-
-    def fmtp(codec: Codec) -> Attribute:
-        kept = [  # parameter names are case-insensitive (RFC 4855 §3, as any media type's)
-            f"{k}={v}" if v is not None else k
-            for k, v in codec.parameters.items()
-            if k.lower() not in OPUS_HINTS
-        ]
-        hints = [f"{name}={rate}" for name in OPUS_HINTS]
-        return Attribute("fmtp", f"{codec.payload_type} {';'.join(kept + hints)}")
-
-    for attribute in media.attributes:
-        pt = _payload_type(attribute)
-        if attribute.name == "fmtp" and pt in opus and pt not in done:
-            attributes.append(fmtp(opus[pt]))
-            done.add(pt)
-        elif attribute.name != "fmtp" or pt not in opus:  # (a second fmtp line of a payload type: dropped)
-            attributes.append(attribute)
-    for pt, codec in opus.items():
-        if pt not in done:
-            at = next(
-                (i + 1 for i, a in enumerate(attributes) if a.name == "rtpmap" and _payload_type(a) == pt),
-                len(attributes),
-            )
-            attributes.insert(at, fmtp(codec))
-    return dataclasses.replace(media, attributes=tuple(attributes))
+    return _with_opus_parameters(media, OPUS_HINTS, [f"{name}={rate}" for name in OPUS_HINTS])
 
 
 def with_opus_fec(media: MediaDescription, *, dtx: bool = False) -> MediaDescription:
@@ -73,6 +44,15 @@ def with_opus_fec(media: MediaDescription, *, dtx: bool = False) -> MediaDescrip
     in-band FEC, so the browser's encoder may send it: libwebrtc adds it once our reports show loss) and
     ``usedtx=1`` when ``dtx`` (else no ``usedtx``: the default 0, a packet every frame). Its other fmtp
     parameters are kept; a missing fmtp line is added after the codec's rtpmap; unchanged without Opus."""
+    wanted = ["useinbandfec=1", *(["usedtx=1"] if dtx else [])]
+    return _with_opus_parameters(media, ("useinbandfec", "usedtx"), wanted)
+
+
+def _with_opus_parameters(
+    media: MediaDescription, replaced: tuple[str, ...], wanted: list[str]
+) -> MediaDescription:
+    """``media`` with each Opus payload type's fmtp parameters named in ``replaced`` (case-insensitive:
+    RFC 4855 §3) dropped and ``wanted`` appended, the others kept; unchanged when it has no Opus."""
     opus = {c.payload_type: c for c in media.codecs if c.name.lower() == "opus"}
     if not opus:
         return media
@@ -81,9 +61,8 @@ def with_opus_fec(media: MediaDescription, *, dtx: bool = False) -> MediaDescrip
         kept = [
             f"{k}={v}" if v is not None else k
             for k, v in codec.parameters.items()
-            if k.lower() not in ("useinbandfec", "usedtx")
+            if k.lower() not in replaced
         ]
-        wanted = ["useinbandfec=1", *(["usedtx=1"] if dtx else [])]
         return Attribute("fmtp", f"{codec.payload_type} {';'.join(kept + wanted)}")
 
     return _with_fmtp(media, opus, fmtp)
