@@ -36,7 +36,7 @@ def heard(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0, s
     return any(detect_tone(samples[start : start + size], rate, freq, threshold=share) for start in starts)
 
 
-PHONE_SHARE = 0.15  # the tone's share of a second's energy in a desk phone's own recording (see below)
+PHONE_SHARE = 0.05  # the tone's share of a second's energy in a desk phone's own recording (see below)
 
 
 def ratio(path: Path, freq: float, *, skip: float = 0.3, seconds: float = 1.0) -> float:
@@ -263,7 +263,8 @@ async def test_phones_hear_each_others_tone(tmp_path: Path) -> None:
         await bob.wait_for("state", state="DISCONNECTED")
         alice_wav, bob_wav = await alice.wait_for_recording(call), await bob.wait_for_recording()
         # PHONE_SHARE: a starved pjsua (the suite's other workers) clicks, and the clicks' broadband
-        # energy took the tone's share to 0.2; the other phone's tone, or silence, is below 0.0001
+        # energy took the tone's share to 0.2, once (CI) to 0.066; the other phone's tone, or silence, is
+        # below 0.0001, so 0.05 still tells the tones apart
         assert heard(alice_wav, 880, share=PHONE_SHARE) and not heard(alice_wav, 440, share=0.01), (
             ratio(alice_wav, 880),
             ratio(alice_wav, 440),
