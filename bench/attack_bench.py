@@ -113,9 +113,9 @@ async def idle_websockets(to: Targets) -> None:
             await session.close()
 
 
-async def login_guessing(to: Targets) -> None:
-    url = to.http.replace("http://", "ws://") + "/ws"
-    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), force_close=True)
+async def guess_from(url: str, host: str, pause: float = 0.0) -> None:
+    """Wrong secrets for alice from `host`, five per WebSocket, as fast as they are answered."""
+    connector = aiohttp.TCPConnector(local_addr=(host, 0), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         n = 0
         while True:
@@ -125,6 +125,11 @@ async def login_guessing(to: Targets) -> None:
                         n += 1
                         await ws.send_json({"type": "login", "id": n, "user": "alice", "secret": f"guess{n}"})
                         await ws.receive_json(timeout=5)
+            await asyncio.sleep(pause)
+
+
+async def login_guessing(to: Targets) -> None:
+    await guess_from(to.http.replace("http://", "ws://") + "/ws", "127.0.0.2")
 
 
 async def sip_garbage(to: Targets) -> None:
@@ -203,25 +208,12 @@ async def slowloris(to: Targets) -> None:
 async def spread_guessing(to: Targets) -> None:
     url = to.http.replace("http://", "ws://") + "/ws"
 
-    async def guess(host: str) -> None:
-        connector = aiohttp.TCPConnector(local_addr=(host, 0), force_close=True)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            n = 0
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, TypeError):
-                    async with session.ws_connect(url) as ws:
-                        for _ in range(5):
-                            n += 1
-                            await ws.send_json({"type": "login", "id": n, "user": "alice", "secret": f"x{n}"})
-                            await ws.receive_json(timeout=5)
-                await asyncio.sleep(0.05)
-
     # alice's own address mistyped once (an office NAT: a colleague, or alice herself)
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.1", 0), force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(url) as ws:
         await ws.send_json({"type": "login", "id": 0, "user": "alice", "secret": "typo"})
         await ws.receive_json(timeout=5)
-    await asyncio.gather(*(guess(host) for host in FAR[:10]))
+    await asyncio.gather(*(guess_from(url, host, 0.05) for host in FAR[:10]))
 
 
 async def sipws_idle(to: Targets) -> None:

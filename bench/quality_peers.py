@@ -198,17 +198,13 @@ class Browser:
         await self.pc.close()
 
 
-class Phone(asyncio.DatagramProtocol):
-    """The ideal receiver (PCMU placed by RTP timestamp) and a paced PCMU sender, on one UDP socket."""
+class _UdpPeer(asyncio.DatagramProtocol):
+    """A peer on one UDP socket of 127.0.0.1."""
 
-    def __init__(self) -> None:
-        self.heard = Placed(RATE)
-        self.transport: asyncio.DatagramTransport | None = None
-        self.received = 0
+    transport: asyncio.DatagramTransport | None = None
 
-    async def start(self) -> Phone:
+    async def bind(self) -> None:
         await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
-        return self
 
     @property
     def address(self) -> Address:
@@ -218,6 +214,19 @@ class Phone(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+
+
+class Phone(_UdpPeer):
+    """The ideal receiver (PCMU placed by RTP timestamp) and a paced PCMU sender, on one UDP socket."""
+
+    def __init__(self) -> None:
+        self.heard = Placed(RATE)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.received = 0
+
+    async def start(self) -> Phone:
+        await self.bind()
+        return self
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if len(data) < 12 or data[0] >> 6 != 2 or data[1] & 0x7F != 0:
@@ -270,7 +279,7 @@ def pcmu_answer(media: Address) -> str:
     )
 
 
-class SipUas(asyncio.DatagramProtocol):
+class SipUas(_UdpPeer):
     """The PBX leg's far end: answers every INVITE with PCMU towards ``media`` (set per call)."""
 
     def __init__(self) -> None:
@@ -280,17 +289,8 @@ class SipUas(asyncio.DatagramProtocol):
         self._tags: dict[str, str] = {}
 
     async def start(self) -> SipUas:
-        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        await self.bind()
         return self
-
-    @property
-    def address(self) -> Address:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return str(host), int(port)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
