@@ -307,3 +307,45 @@ class ClusterNode:
             await asyncio.wait_for(self.run("leave the cluster", forget), self.settings.redis_timeout * 2)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
+
+
+async def listen_on_channel(
+    node: ClusterNode,
+    channel: str,
+    what: str,
+    *,
+    on_subscribed: Callable[[bool], Awaitable[None]],
+    on_message: Callable[[object], Awaitable[None]],
+    subscribed: asyncio.Event,
+    closing: Callable[[], bool],
+) -> None:
+    """Hand each message of a pub/sub `channel` to `on_message` until `closing()`: subscribed again a
+    heartbeat after the connection is lost (`subscribed` cleared meanwhile, a WARNING logged), and
+    `on_subscribed(first)` each time before messages flow (a resync of what was missed). One message whose
+    handling fails is logged and skipped; a Redis error ends the subscription, not the listener."""
+    first = True
+    while not closing():
+        pubsub = node.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            await on_subscribed(first)
+            subscribed.set()
+            first = False
+            while not closing():
+                message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+                if message is None or message.get("type") != "message":
+                    continue
+                try:
+                    await on_message(message.get("data"))
+                except (RedisError, OSError, TimeoutError, ClusterUnavailable):
+                    raise
+                except Exception:  # one bad message must not end the listener
+                    logger.exception("%s message %r not handled", what, message.get("data"))
+        except (RedisError, OSError, TimeoutError, ClusterUnavailable) as exc:
+            if subscribed.is_set():
+                logger.warning("%s channel lost (%s): resubscribing", what, exc)
+            subscribed.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await asyncio.sleep(node.settings.heartbeat)

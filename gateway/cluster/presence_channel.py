@@ -19,16 +19,12 @@ misses no login or logout that happened during the outage. Publishing fails quie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from redis.exceptions import RedisError
 
 from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.node import ClusterNode, text
+from gateway.cluster.node import ClusterNode, listen_on_channel, text
 from gateway.cluster.presence import ClusterPresence
 from gateway.tasks import stop_task
 
@@ -113,33 +109,20 @@ class PresenceChannel:
             self._task = asyncio.get_running_loop().create_task(self._listen(), name="cluster-presence")
 
     async def _listen(self) -> None:
-        first = True
-        while not self._closing:
-            pubsub = self._node.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                if not first:
-                    logger.info("presence channel subscribed again")
-                await self.resync()
-                self.subscribed.set()
-                first = False
-                while not self._closing:
-                    message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        try:
-                            await self.heard(message.get("data"))
-                        except (RedisError, OSError, TimeoutError, ClusterUnavailable):
-                            raise
-                        except Exception:  # one bad message must not end the listener
-                            logger.exception("presence message %r not handled", message.get("data"))
-            except (RedisError, OSError, TimeoutError, ClusterUnavailable) as exc:
-                if self.subscribed.is_set():
-                    logger.warning("presence channel lost (%s): resubscribing", exc)
-                self.subscribed.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(self._node.settings.heartbeat)
+        await listen_on_channel(
+            self._node,
+            self.channel,
+            "presence",
+            on_subscribed=self._subscribed,
+            on_message=self.heard,
+            subscribed=self.subscribed,
+            closing=lambda: self._closing,
+        )
+
+    async def _subscribed(self, first: bool) -> None:
+        if not first:
+            logger.info("presence channel subscribed again")
+        await self.resync()
 
     async def close(self) -> None:
         self._closing = True  # a cancellation lost in redis-py still ends the listener (gateway/tasks.py)

@@ -21,15 +21,12 @@ started after a Redis writer deleted a record accepts the family's tokens until 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.node import ClusterNode, text
+from gateway.cluster.node import ClusterNode, listen_on_channel, text
 from gateway.cluster.signing import REVOCATION
 from gateway.signaling.revocation import InMemoryRevocations, RevocationStore
 from gateway.tasks import stop_task
@@ -115,25 +112,19 @@ class RedisRevocations:
             self._task = asyncio.get_running_loop().create_task(self._listen(), name="cluster-revocations")
 
     async def _listen(self) -> None:
-        while not self._closing:
-            pubsub = self._node.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                known = await self.sync()
-                logger.info("revocation channel subscribed (%d revoked token families known)", known)
-                self.subscribed.set()
-                while not self._closing:
-                    message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        await self.heard_message(message.get("data"))
-            except (RedisError, OSError, TimeoutError, ClusterUnavailable) as exc:
-                if self.subscribed.is_set():
-                    logger.warning("revocation channel lost (%s): resubscribing", exc)
-                self.subscribed.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(self._node.settings.heartbeat)
+        await listen_on_channel(
+            self._node,
+            self.channel,
+            "revocation",
+            on_subscribed=self._subscribed,
+            on_message=self.heard_message,
+            subscribed=self.subscribed,
+            closing=lambda: self._closing,
+        )
+
+    async def _subscribed(self, first: bool) -> None:
+        known = await self.sync()
+        logger.info("revocation channel subscribed (%d revoked token families known)", known)
 
     async def close(self) -> None:
         self._closing = True
