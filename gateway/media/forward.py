@@ -402,14 +402,19 @@ class MediaPath:
         return [OutPacket(converted.serialize(), mapped, target.payload_type, marker)], digits
 
     def _event_timestamp(self, ssrc: int, timestamp: int, now: float) -> int:
-        """Events on the audio's SSRC keep their place on its timeline; events on a separate SSRC start now."""
+        """Events on the audio's SSRC keep their place on its timeline; events on a separate SSRC start now.
+        Every packet of one event (its input timestamp) gets the output timestamp its first one got (RFC
+        4733 §2.5.1.2: an event's packets share one timestamp): mapped packet by packet, a re-sync of the
+        audio's mapping between them made the far end see a second event (a digit twice, under load)."""
         assert self._mapper is not None
-        if self._mapper.ssrc in (None, ssrc):
-            return self._mapper.peek(ssrc, timestamp, now)
         key = (ssrc, timestamp)
         mapped = self._event_times.get(key)
         if mapped is None:
-            mapped = self._event_times[key] = self._mapper.now_out(now)
+            if self._mapper.ssrc in (None, ssrc):
+                mapped = self._mapper.peek(ssrc, timestamp, now)
+            else:
+                mapped = self._mapper.now_out(now)
+            self._event_times[key] = mapped
             while len(self._event_times) > 16:
                 del self._event_times[next(iter(self._event_times))]
         return mapped
