@@ -114,9 +114,13 @@ async def test_a_signaling_flood_leaves_a_call_its_descriptors(tmp_path: Path) -
             async with http.get(f"{base}/healthz") as response:  # the call's connection, before the flood
                 assert response.status == 200
             flood = await _flood(http_port, LIMIT) + await _flood(tcp_port, LIMIT // 2)
-            await asyncio.sleep(0.5)  # (the refused ones are closed at once; count those left)
-            held = _still_open(flood)
-            assert held < LIMIT - int(LIMIT * 0.3), f"signaling holds {held} of {LIMIT} descriptors"
+            # The refused ones are closed as the gateway accepts them; on a loaded machine it may take a
+            # while to drain its listen backlog (connections there look open from this side), so poll.
+            cap = LIMIT - int(LIMIT * 0.3)
+            try:
+                await wait_until(lambda: _still_open(flood) < cap, timeout=20, interval=0.2)
+            except AssertionError:
+                pytest.fail(f"signaling holds {_still_open(flood)} of {LIMIT} descriptors after 20 s")
             body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
             async with http.post(
                 f"{base}/webrtc/offer", json=body, headers={"Authorization": auth}
