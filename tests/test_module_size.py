@@ -1,14 +1,21 @@
-"""Modules stay small: every module of gateway/, sdp/ and sipcore/ is at most `LIMIT` lines.
+"""Modules and folders stay small: every module of gateway/, sdp/ and sipcore/ is at most `LIMIT` lines,
+and no folder of them holds more than `FOLDER_LIMIT` modules.
 
 One protocol object per module, most under 400 lines, none over 600 (CONTRIBUTING.md, "House style"):
 a module past that holds more than one idea. The exceptions are named here with their reason:
 `DECLARATIVE` (tables of values, which grow with what they describe and hold no logic), and `TO_SPLIT`
 (a module waiting for its split, with the reason it is not done yet).
+
+A folder shows one idea: past about 20 modules it gets sub-packages named after the architecture (issue
+31, "A layout that shows the architecture"). `__init__.py` is not counted; it holds the package's
+docstring, not one of its modules.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Final
 
 import pytest
@@ -16,6 +23,7 @@ import pytest
 from tests.conftest import REPO
 
 LIMIT: Final = 600
+FOLDER_LIMIT: Final = 22
 ROOTS: Final = ("gateway", "sdp", "sipcore")
 
 # Declarative modules: frozen dataclasses whose only code is `__post_init__` validation (checked below).
@@ -35,6 +43,55 @@ def lengths() -> dict[str, int]:
         for root in ROOTS
         for path in sorted((REPO / root).rglob("*.py"))
     }
+
+
+def modules_per_folder(root: Path) -> dict[Path, int]:
+    """Each folder under `root` (itself included) holding Python modules, with how many, `__init__.py` aside."""
+    counts: dict[Path, int] = {}
+    for path in root.rglob("*.py"):
+        if path.name != "__init__.py":
+            counts[path.parent] = counts.get(path.parent, 0) + 1
+    return counts
+
+
+def folders_over(roots: Iterable[Path], limit: int) -> dict[str, int]:
+    """The folders under `roots` holding more than `limit` modules, by path relative to the roots' parent."""
+    return {
+        folder.relative_to(root.parent).as_posix(): n
+        for root in roots
+        for folder, n in modules_per_folder(root).items()
+        if n > limit
+    }
+
+
+def test_folders_hold_at_most_the_folder_limit() -> None:
+    over = folders_over((REPO / root for root in ROOTS), FOLDER_LIMIT)
+    if over:
+        listed = "\n".join(
+            f"  {folder}/: {n} modules" for folder, n in sorted(over.items(), key=lambda kv: -kv[1])
+        )
+        pytest.fail(
+            f"folders over {FOLDER_LIMIT} modules (split them into sub-packages named after the "
+            f"architecture, each with a docstring saying what it owns):\n{listed}",
+            pytrace=False,
+        )
+
+
+@pytest.mark.parametrize(("modules", "over"), [(FOLDER_LIMIT, False), (FOLDER_LIMIT + 1, True)])
+def test_the_folder_count_catches_a_folder_past_the_limit(tmp_path: Path, modules: int, over: bool) -> None:
+    """The count sees a folder one module past the limit, in a sub-package, and leaves `__init__.py` out."""
+    package = tmp_path / "gateway" / "media" / "rtp"
+    package.mkdir(parents=True)
+    for folder in (tmp_path / "gateway", tmp_path / "gateway" / "media", package):
+        (folder / "__init__.py").write_text('"""A package."""\n', encoding="utf-8")
+    for i in range(modules):
+        (package / f"module_{i}.py").write_text("", encoding="utf-8")
+    (package / "notes.txt").write_text("not a module\n", encoding="utf-8")
+
+    found = folders_over([tmp_path / "gateway"], FOLDER_LIMIT)
+
+    assert found == ({"gateway/media/rtp": modules} if over else {})
+    assert modules_per_folder(tmp_path / "gateway")[package] == modules
 
 
 def test_modules_are_at_most_the_limit() -> None:
