@@ -151,19 +151,18 @@ class Operations:
         return True, ", ".join(str(t) for t in transports)
 
     def live_media(self) -> Iterable[Mapping[str, Mapping[str, object]]]:
-        from gateway.media.bridge import MediaBridge
-
+        """Each live call's media quality; a call whose media the gateway does not carry has none."""
         for runtime in self._gateway.driver.runtimes:
-            if isinstance(runtime.bridge, MediaBridge):
-                yield runtime.bridge.quality()
+            quality = runtime.bridge.quality() if runtime.bridge is not None else None
+            if quality is not None:
+                yield quality
 
     def live_paths(self) -> tuple[int, int, int]:
-        from gateway.media.bridge import MediaBridge
-
+        """Over the live calls: packets on the fast lane, packets forwarded, calls transcoding."""
         fast = forwarded = transcoding = 0
         for runtime in self._gateway.driver.runtimes:
-            if isinstance(runtime.bridge, MediaBridge):
-                stats = runtime.bridge.stats()
+            stats = runtime.bridge.stats() if runtime.bridge is not None else None
+            if stats is not None:
                 fast += stats.fast_lane_packets
                 forwarded += stats.web_to_sip.forwarded + stats.sip_to_web.forwarded
                 transcoding += stats.transcoding

@@ -4,6 +4,7 @@ the runtime never asks which kind it holds. Driven without a network."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.runtime.call_media import BridgedMedia, CallMedia
 from gateway.runtime.passthrough import INVITE_HEADERS, PassthroughError, PassthroughMedia
+from tests.conftest import REPO
 from tests.media.bridge_harness import allocator
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "sdp"
@@ -85,3 +87,42 @@ async def test_the_sip_sides_trickle_info_is_the_pass_through_medias() -> None:
     assert candidates is not None and [c.candidate for c in candidates] == [None]
     with pytest.raises(sdp.SdpError):
         media.sip_trickle("not a fragment\x00")
+
+
+KINDS = {"MediaBridge", "BridgedMedia", "PassthroughMedia"}
+
+
+def kind_checks(source: str) -> list[int]:
+    """The lines of `source` calling `isinstance(x, <a kind of media>)`."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+        ):
+            continue
+        named = {
+            n.id if isinstance(n, ast.Name) else n.attr
+            for n in ast.walk(node)
+            if isinstance(n, ast.Name | ast.Attribute)
+        }
+        if named & KINDS:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_kind_check_finder_sees_a_check() -> None:
+    assert kind_checks("if isinstance(runtime.bridge, media.MediaBridge):\n    pass\n") == [1]
+    assert kind_checks("ok = isinstance(x, PassthroughMedia | int)\n") == [1]
+    assert kind_checks("stats = bridge.stats() if isinstance(bridge, object) else None\n") == []
+
+
+def test_no_module_outside_the_media_package_asks_which_kind_of_media_it_holds() -> None:
+    """What differs between the kinds is a `CallMedia` method's answer, never an `isinstance` check."""
+    media = REPO / "gateway" / "media"
+    checks = [
+        f"{path.relative_to(REPO).as_posix()}:{line}"
+        for path in sorted((REPO / "gateway").rglob("*.py"))
+        if not path.is_relative_to(media)
+        for line in kind_checks(path.read_text(encoding="utf-8"))
+    ]
+    assert not checks, f"isinstance checks on the kind of a call's media (ask CallMedia instead): {checks}"
