@@ -67,6 +67,7 @@ class CallRuntime:
         self.direction = direction
         self._host = host
         self.sip = SipSide(call_id, direction, self._feed_sip, self._spawn, lambda: host.ua, host.sip_call)
+        self.sip.message_gate = self._admit_message
         self.transfer_of: str | None = None  # the call whose REFER this call carries out
         self.media = MediaSide(
             call_id, direction, host, self.sip, self.feed_nowait, self.view, self._send_trickle
@@ -190,6 +191,11 @@ class CallRuntime:
     def add_candidate(self, candidate: sdp.IceCandidateInit | None) -> None:
         if not self._finished:
             self._queue.put_nowait(_Input(candidate=(candidate,)))
+
+    def _admit_message(self, sender: str) -> float | None:
+        """A MESSAGE in the SIP leg's dialog from `sender`: None when the web user may be shown it, else
+        the seconds to wait (the driver's limit, shared with MESSAGEs out of dialog: message_rate.py)."""
+        return self._host.admit_message(self.call_id, sender, self.web_user)
 
     def attach_sip(self, call: SipCall) -> None:
         self.sip.attach(call)

@@ -92,7 +92,8 @@ class DriverCore:
         self._reg_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
-        # out-of-dialog MESSAGEs shown to a web user: limits.message_rate/burst (runtime/message_rate.py)
+        # MESSAGEs shown to a web user, in a call's dialog or out of any: limits.message_rate/burst
+        # (runtime/message_rate.py)
         self.messages_in = MessageThrottle(
             config.limits.message_rate, config.limits.message_burst, time.monotonic
         )
@@ -249,6 +250,14 @@ class DriverCore:
             raise Conflict(str(exc), field="call_id") from None
         except CallError as exc:
             raise BadRequest(str(exc)) from None
+
+    def admit_message(self, call_id: str, sender: str, web_user: str | None) -> float | None:
+        """The same buckets as MESSAGEs out of dialog (sip_inbound.py): per web user and per (sender, web
+        user); a call no web user carries yet (ringing, or a room's) has buckets of its own."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
+        recipient = session.user.id if session is not None else web_user
+        return self.messages_in.admit(sender, (recipient or f"call {call_id}",))
 
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
         """Sessions of the API dialects (HTTP offers, JSON-RPC) get the WebRTC answer as soon as the bridge

@@ -61,6 +61,11 @@ class RuntimeHost(Protocol):
         session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost)."""
         ...
 
+    def admit_message(self, call_id: str, sender: str, web_user: str | None) -> float | None:
+        """A MESSAGE from `sender` in call `call_id`'s SIP dialog: None when the web user carrying the call
+        may be shown it, else the whole seconds until she might (limits.message_rate, message_rate.py)."""
+        ...
+
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
         """Where the WebRTC answer of an outbound call goes as soon as it exists (before the SIP side
         answered): the HTTP offer API's sessions want it at once; None: the usual answer on 18x/2xx."""

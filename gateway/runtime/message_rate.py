@@ -1,4 +1,8 @@
-"""`MessageThrottle`: the rate of out-of-dialog SIP MESSAGEs (RFC 3428) shown to one web user. Sans-I/O.
+"""`MessageThrottle`: the rate of SIP MESSAGEs (RFC 3428) shown to one web user. Sans-I/O.
+
+One throttle serves both ways in: MESSAGEs out of dialog (sip_inbound.py) and those in a call's dialog
+(the UA call asks through its `message_gate`: call_runtime.py, driver_core.py), so that a phone in a call
+cannot flood the page by chatting in the dialog instead.
 
 A token bucket per recipient (a web user) and one per (sender, recipient) pair (`limits.message_rate`
 per second, `limits.message_burst` at once): a MESSAGE passes only when both buckets of each user it

@@ -25,7 +25,7 @@ from gateway.sip import UserAgent
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.ua_calls import Call as SipCall
-from gateway.sip.useragent.ua_calls import CallError
+from gateway.sip.useragent.ua_calls import CallError, MessageGate
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 from sipcore.dialogs.refer import Replaces, refer_to
 from sipcore.errors import SIPError
@@ -71,9 +71,12 @@ class SipSide:
         # the Call-ID of our first INVITE, chosen when the call was made (its log lines carry it from the
         # first); later INVITEs (a followed redirect) get new ones from the UA
         self.next_call_id: str | None = None
+        # MESSAGEs in the dialog: the call's owner's rate limit (limits.message_rate), set on every leg
+        self.message_gate: MessageGate | None = None
 
     def attach(self, call: SipCall) -> None:
         self.call = call
+        call.message_gate = self.message_gate
         call.transfers = (
             True  # REFER and NOTIFY reach this call's machine (gateway/calls/connected/transfer.py)
         )

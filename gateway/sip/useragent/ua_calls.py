@@ -7,7 +7,8 @@ a terminal event (:data:`TERMINAL`: :class:`Failed`, :class:`Cancelled`, :class:
 
 In an established dialog both kinds behave alike (RFC 3261 §12, §14, §15, RFC 6086): INFO in
 either direction is answered 200 and delivered as :class:`InfoReceived`, and so is a text/plain MESSAGE
-(RFC 3428 §4: chat inside the call's dialog) as :class:`MessageReceived`; a re-INVITE is
+(RFC 3428 §4: chat inside the call's dialog) as :class:`MessageReceived`, unless the call's owner's
+``message_gate`` refuses it (486 with Retry-After: a rate limit, shown to nobody); a re-INVITE is
 delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
 refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. An UPDATE
 (RFC 3311, :mod:`gateway.sip.useragent.ua_update`) with an offer is delivered and answered like a re-INVITE
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip.transactions.stats import retransmission
@@ -60,7 +61,7 @@ from sipcore.syntax.message import Request, Response
 if TYPE_CHECKING:
     from gateway.sip.useragent.ua import UserAgent
 
-__all__ = ["ACCEPT", "Call", "CallError", "CallState"]
+__all__ = ["ACCEPT", "Call", "CallError", "CallState", "MessageGate"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ ACCEPT = ("application/sdp", "application/dtmf-relay", "application/trickle-ice-
 MAX_AUTH_RETRIES = 2  # a challenge answered twice for one request is a refusal, not a loop
 TEXT = "text/plain"
 MAX_TEXT_BYTES = 8192  # a MESSAGE body in a dialog (RFC 3428 §7 asks for less over UDP; TCP/TLS carry more)
+# A MESSAGE's sender (From URI, no parameters) -> None when it may be delivered, else the whole seconds
+# before it might be (its owner's rate limit: gateway/runtime/message_rate.py)
+MessageGate = Callable[[str], "float | None"]
 
 
 class CallError(SIPError):
@@ -133,6 +137,7 @@ class Call:
         # Info Packages we named in Recv-Info (RFC 6086 §5.2.2): trickle-ice in a pass-through call
         self.info_packages: frozenset[str] = frozenset()
         self.peer_info_packages: frozenset[str] = frozenset()  # theirs (RFC 6086 §4.2.1: only those we send)
+        self.message_gate: MessageGate | None = None  # whether a MESSAGE in the dialog may be delivered
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state.name}>"
@@ -476,7 +481,8 @@ class Call:
     def _on_message(self, incoming: IncomingRequest) -> None:
         """A MESSAGE in the dialog (RFC 3428 §4): text/plain up to ``MAX_TEXT_BYTES`` in UTF-8 is answered
         200 and delivered; another type gets 415 with Accept, a larger body 413, bytes that are not UTF-8
-        400 (§7: the UAS answers for the content it cannot render)."""
+        400 (§7: the UAS answers for the content it cannot render); one over ``message_gate``'s rate 486
+        Busy Here with Retry-After (RFC 3261 §21.4.24, §20.33), delivered to nobody."""
         request, dialog = incoming.request, self.dialog
         assert dialog is not None
         refusal = refuse_body(request, (TEXT,))
@@ -490,6 +496,13 @@ class Call:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:
             incoming.respond(dialog.respond(request, 400, "Body Is Not UTF-8"))
+            return
+        sender = str(request.from_.uri).split(";", 1)[0] if request.from_ is not None else ""
+        wait = self.message_gate(sender) if text and self.message_gate is not None else None
+        if wait is not None:  # a flood: 486 with Retry-After, as out of dialog (runtime/message_rate.py)
+            logger.debug("call=%s MESSAGE in the dialog refused: over its rate", self.call_id)
+            retry = (("Retry-After", str(int(wait))),)
+            incoming.respond(dialog.respond(request, 486, "Busy Here", headers=retry))
             return
         incoming.respond(dialog.respond(request, 200))
         if text:

@@ -154,6 +154,27 @@ async def test_message_in_the_dialog_both_ways_and_its_refusals() -> None:
             assert response.status == status, (content_type, response.status)
         assert (await call.message("after")).status == 200
         assert await incoming.next_event(2) == MessageReceived("after")  # nothing refused was delivered
+
+
+async def test_a_message_over_the_gate_is_refused_486_and_not_delivered() -> None:
+    """The call's owner's rate limit (gateway/runtime/message_rate.py) asked per MESSAGE by its sender."""
+    async with ua_pair() as (a, b):
+        call, incoming = await answered_call(a, b)
+        asked: list[str] = []
+
+        def gate(sender: str) -> float | None:
+            asked.append(sender)
+            return None if len(asked) == 1 else 3.0
+
+        incoming.message_gate = gate
+        assert (await call.message("first")).status == 200
+        assert await expect(incoming, MessageReceived) == MessageReceived("first")
+        refused = await call.message("second")
+        assert (refused.status, refused.headers.get("Retry-After")) == (486, "3"), refused
+        assert ";" not in asked[0] and asked == [asked[0]] * 2
+        incoming.message_gate = None
+        assert (await call.message("third")).status == 200
+        assert await incoming.next_event(2) == MessageReceived("third")  # the second reached nobody
         await call.bye()
 
 
