@@ -3,9 +3,11 @@
 Each offer below is a real Chromium offer with one change that the offer fuzzer
 (tests/media/webrtc/test_offer_fuzz.py) found to pass the gateway's checks until issue 32 and then
 fail in aiortc once the PBX had answered, most with a traceback. Through a whole gateway, by the HTTP
-offer API, the WebSocket `call` and JSON-RPC `offer`: 400 (an `error` reply) naming `sdp` and the SDP
-line, no INVITE reaches the PBX's UDP socket, no ERROR and no traceback in the log. The same socket does receive the
-INVITE of the unchanged offer (the control: the check does not refuse what works).
+offer API, the WebSocket `call`, JSON-RPC `offer` and WHIP: 400 (an `error` reply) naming `sdp` and the
+SDP line; by SIP over WebSocket (an authenticated INVITE, as JsSIP sends it): 488 (or 400) naming the
+line in the status line and in a Warning 399. No INVITE reaches the PBX's UDP socket, no ERROR and no
+traceback in the log. The same socket does receive the INVITE of the unchanged offer (the control: the
+check does not refuse what works).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 
 from peers.ports import free_port
 from peers.web_user import WebUser, WebUserError
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import ALICE_SECRET, running_gateway, wait_until
+from tests.e2e.websip.test_sip_websocket import SipCall, header_value, realm_of, sip_socket, websocket_config
 from tests.sdp.samples import text
 
 GOOD = text("chromium-offer-audio")
@@ -64,7 +67,7 @@ async def test_bad_offer_refused_before_dialling(
     )
     try:
         async with (
-            running_gateway(gateway_config(f"127.0.0.1:{port}", alice_extra=KEYS)) as gateway,
+            running_gateway(websocket_config(f"127.0.0.1:{port}", sections={"alice_extra": KEYS})) as gateway,
             aiohttp.ClientSession() as http,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         ):
@@ -86,6 +89,21 @@ async def test_bad_offer_refused_before_dialling(
                 reply = await ws.receive_json(timeout=15)
             assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "sdp", reply
             assert line in reply["error"]["message"], reply
+
+            whip = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/sdp"}
+            async with http.post(f"{gateway.http_url}/whip/2000", data=offer, headers=whip) as response:
+                status, error = response.status, await response.json()
+            assert (status, error["field"]) == (400, "sdp"), error
+            assert line in error["error"], error
+
+            async with sip_socket(gateway) as sip:  # SIP over WebSocket: alice's softphone library
+                uri = f"sip:2000@{realm_of(gateway)}"
+                call = SipCall(sip, uri, uri)
+                final = await call.invite(offer, realm_of(gateway))
+                await call.ack(final, uri, "")  # RFC 3261 §17.1.1.3: the ACK of a failure, in its transaction
+            start, warning = final.split("\r\n", 1)[0], header_value(final, "Warning")
+            assert start.startswith(("SIP/2.0 488 ", "SIP/2.0 400 ")) and line in start, final
+            assert warning.startswith("399 ") and line in warning, final
 
             call_id = await alice.call("2000", GOOD)  # the control: this one is dialled
             await wait_until(lambda: len(pbx.invites) == 1, timeout=20)
