@@ -11,7 +11,8 @@ A :class:`ConnectionGate` sits in front of aiohttp's request handler, on plain T
 - TLS (HTTPS, WSS) starts then, and must end within ``handshake_timeout`` seconds; at most
   ``max_handshakes_per_ip`` run at once from one address and ``max_handshakes`` in all (asyncio and
   OpenSSL hold ~400 KB for each: a flood of handshakes is a flood of memory, and a real client's
-  takes milliseconds);
+  takes milliseconds); when all are taken, one that has run for a second makes room for the newcomer
+  (the oldest first), so that enough addresses, each under its own cap, cannot keep everyone out;
 - the first request's header must be complete (its blank line, RFC 9112 §2.1) within
   ``header_timeout`` seconds of that; later requests on the connection have aiohttp's keep-alive
   timeout (``keepalive_timeout``), and a body must be complete within ``body_timeout`` seconds of its
@@ -40,6 +41,7 @@ from gateway.logs import RateLimit
 logger = logging.getLogger(__name__)
 
 _END_OF_HEADER = b"\r\n\r\n"
+EVICT_AFTER = 1.0  # seconds: a handshake this old yields its slot to a new connection when all are taken
 
 GuardState = enum.Enum("GuardState", "ADMITTING HANDSHAKE HEADER OPEN CLOSED")
 
@@ -77,6 +79,7 @@ class ConnectionGate:
         self._per_ip: dict[str, int] = {}
         self._handshaking: dict[str, int] = {}  # of those, in their TLS handshake
         self._handshakes = 0  # all of those
+        self._pending: dict[_Guard, float] = {}  # the connections in their handshake, oldest first: since
         self._guards: set[_Guard] = set()
         self._refusals = RateLimit()
         self._timeouts = RateLimit()
@@ -107,7 +110,7 @@ class ConnectionGate:
         if tls and not proxy and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
             self._refuse(host, f"{self._handshaking[host]} TLS handshakes from that address")
             return False
-        if tls and self._handshakes >= limits.max_handshakes:
+        if tls and self._handshakes >= limits.max_handshakes and not self._evict_oldest_handshake():
             self._refuse(host, f"{self._handshakes} TLS handshakes under way")
             return False
         if len(self._guards) >= limits.max_connections or (
@@ -135,7 +138,28 @@ class ConnectionGate:
             return False
         return any(address in network for network in self.limits.proxies)
 
-    def _handshake_over(self, host: str) -> None:
+    def _handshake_started(self, guard: _Guard) -> None:
+        self._pending[guard] = asyncio.get_running_loop().time()
+
+    def _evict_oldest_handshake(self) -> bool:
+        """All handshake slots are taken: the oldest handshake makes room for a new connection if it has
+        run for EVICT_AFTER seconds (a browser's takes milliseconds: one that old is most likely a flood's,
+        which could otherwise hold every slot from enough addresses until its deadline)."""
+        oldest = next(iter(self._pending.items()), None)
+        if oldest is None:
+            return False
+        guard, since = oldest
+        age = asyncio.get_running_loop().time() - since
+        if age < min(EVICT_AFTER, self.limits.handshake_timeout / 2):
+            return False
+        self._too_slow(
+            guard.host, f"TLS handshake unfinished after {age:.1f} s, closed for a newer connection"
+        )
+        guard.evict()
+        return True
+
+    def _handshake_over(self, guard: _Guard, host: str) -> None:
+        self._pending.pop(guard, None)
         self._handshakes -= 1
         left = self._handshaking.get(host, 0) - 1
         if left > 0:
@@ -193,7 +217,7 @@ class _Guard(asyncio.Protocol):
         )
         if self._counted_handshake and new is not GuardState.HANDSHAKE:
             self._counted_handshake = False
-            self._gate._handshake_over(self._host)
+            self._gate._handshake_over(self, self._host)
         self.state = new
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,6 +235,7 @@ class _Guard(asyncio.Protocol):
         raw.pause_reading()  # the ClientHello is start_tls's to read
         self._set_state(GuardState.HANDSHAKE)
         self._counted_handshake = True
+        self._gate._handshake_started(self)
         self._task = asyncio.get_running_loop().create_task(self._secure(raw, self._ssl))
 
     async def _secure(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
@@ -248,6 +273,17 @@ class _Guard(asyncio.Protocol):
                 self._host, f"no request header within {self._gate.limits.header_timeout:g} s"
             )
             self.abort()
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    def evict(self) -> None:
+        """Give up a connection still in its handshake, its counts freed now (a newer one takes its slot)."""
+        raw = self._raw
+        self._closed()
+        if raw is not None:
+            raw.abort()  # _secure's start_tls fails and finds the guard closed
 
     def abort(self) -> None:
         """Close at once: no TLS close_notify to wait for, the descriptor is free now."""

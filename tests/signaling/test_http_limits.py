@@ -208,6 +208,33 @@ async def test_tls_handshakes_at_once_are_capped_in_all(certificates: DevCertifi
         )
 
 
+async def test_a_stale_handshake_yields_its_slot_to_a_new_connection(certificates: DevCertificates) -> None:
+    """Issue 32: handshakes that never finish from enough addresses, each under its own cap, take every
+    slot; a browser arriving then gets in, and the oldest stalled handshake is closed for it."""
+    tls = {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)}
+    config = gateway_config(
+        None,
+        http={"host": "127.0.0.1", "port": free_port(), "tls": tls},
+        connections={"tls_max_handshakes": 3, "tls_max_handshakes_per_ip": 1, "tls_handshake_timeout": 4},
+    )
+    async with running_gateway(config) as gateway:
+        assert gateway.http is not None
+        port = gateway.http.port
+        stalled = [
+            await asyncio.open_connection("127.0.0.1", port, local_addr=(f"127.0.0.{2 + n}", 0))
+            for n in range(3)
+        ]
+        assert not await closed(stalled[0], 0.1)
+        await asyncio.sleep(1.2)  # older than a browser's handshake takes: the slots are a flood's
+        client = ssl.create_default_context(cafile=str(certificates.ca))
+        status = await get_healthz("127.0.0.1", port, "127.0.0.9", ssl=client, server_hostname="127.0.0.1")
+        assert status == b"HTTP/1.1 200 OK"
+        assert await closed(stalled[0], 1)  # the oldest made room: closed long before its 4 s deadline
+        assert not await closed(stalled[2], 0.1)
+        for stream in stalled:
+            stream[1].close()
+
+
 async def test_a_reverse_proxy_is_exempt_from_the_per_address_caps() -> None:
     """HAProxy in front: every browser comes from its address, listed in `http.trusted_proxies`; the cap
     in all still applies."""
