@@ -1,6 +1,7 @@
 """Legitimate calls while the gateway is attacked (issues 10 and 32): success rate and setup time per attack.
 
-Run: python bench/attack_bench.py [--calls 10] [--only NAME,NAME]   (needs sipp; about three minutes)
+Run: python bench/attack_bench.py [--calls 10] [--only NAME,NAME] [--https] [--per-address 40]
+     (needs sipp; about four minutes; --per-address 400 is the issue-32 probe's scale, 19,600 connections)
 
 The gateway runs in this process with sipp's UAS as its PBX. For each scenario a legitimate web user
 (aiortc, from 127.0.0.1) logs in, calls 2000 and hangs up, `--calls` times, while the attack runs in a
@@ -17,11 +18,18 @@ addresses (127.0.0.2 and up):
 - slowloris: HTTP requests from 49 addresses whose headers never end, one byte every 5 s (item 4);
 - spread-guessing: wrong secrets for alice from 10 addresses at once, and one typo from alice's own
   address (item 5: alice's correct login, from an address that is not guessing, must still get in);
-- sipws-idle: SIP-over-WebSocket flows (RFC 7118) from 49 addresses that never send SIP (item 6).
+- sipws-idle: SIP-over-WebSocket flows (RFC 7118) from 49 addresses that never send SIP (item 6);
+- message-flood: SIP MESSAGEs to alice (1001) as fast as the gateway answers them (item 10);
+- port-hog: bob places as many calls as the gateway lets him and holds them (item 8);
+- https-handshakes (with --https only): TCP connections to the HTTPS/WSS port from 49 addresses that never
+  start their TLS handshake (item 3). With --https the gateway serves HTTPS and WSS with a dev CA, the
+  legitimate user logs in over WSS, and slowloris speaks TLS first.
 
 Printed per scenario: logins and calls that succeeded, login and call setup times (p50, p99, max), the
-gateway process's open file descriptors and RSS at the end of the attack, with /proc/loadavg. Compare
-scenarios of one run; these machines are shared and noisy.
+gateway process's open file descriptors and RSS at the end of the attack, the ERROR lines and tracebacks
+it logged during the scenario, whether /healthz still answered, and whether the issue-32 goal held (every
+login and call succeeded, each within 1 s), with /proc/loadavg. Compare scenarios of one run; these
+machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import logging
 import random
 import resource
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -40,6 +49,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -50,13 +60,13 @@ from gateway.devcert import make_dev_certificates  # noqa: E402
 from peers.sipp import Sipp  # noqa: E402
 from peers.web_user import WebUser  # noqa: E402
 from peers.webpeer import WebPeer  # noqa: E402
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway  # noqa: E402
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway  # noqa: E402
 from tests.sip.transports.test_fuzz_receive import BASE, mutate  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Targets:
-    """Where the attacks aim: the HTTP base URL and the SIP UDP, TCP and TLS addresses."""
+    """Where the attacks aim: the HTTP(S) base URL and the SIP UDP, TCP and TLS addresses."""
 
     http: str
     sip: tuple[str, int]
@@ -91,8 +101,12 @@ async def no_attack(to: Targets) -> None:
     await asyncio.Event().wait()
 
 
+def ws_url(to: Targets, path: str) -> str:
+    return to.http.replace("https://", "wss://").replace("http://", "ws://") + path
+
+
 async def idle_websockets(to: Targets) -> None:
-    url = to.http.replace("http://", "ws://") + "/ws"
+    url = ws_url(to, "/ws")
     held: list[aiohttp.ClientWebSocketResponse] = []
     sessions = [
         aiohttp.ClientSession(
@@ -104,7 +118,7 @@ async def idle_websockets(to: Targets) -> None:
         while True:
             for session in sessions:
                 with contextlib.suppress(aiohttp.ClientError, OSError):
-                    held.append(await session.ws_connect(url, heartbeat=None))
+                    held.append(await session.ws_connect(url, heartbeat=None, ssl=False))
             await asyncio.sleep(0)
     finally:
         for ws in held:
@@ -120,7 +134,7 @@ async def guess_from(url: str, host: str, pause: float = 0.0) -> None:
         n = 0
         while True:
             with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, TypeError):
-                async with session.ws_connect(url) as ws:
+                async with session.ws_connect(url, ssl=False) as ws:
                     for _ in range(5):
                         n += 1
                         await ws.send_json({"type": "login", "id": n, "user": "alice", "secret": f"guess{n}"})
@@ -129,7 +143,7 @@ async def guess_from(url: str, host: str, pause: float = 0.0) -> None:
 
 
 async def login_guessing(to: Targets) -> None:
-    await guess_from(to.http.replace("http://", "ws://") + "/ws", "127.0.0.2")
+    await guess_from(ws_url(to, "/ws"), "127.0.0.2")
 
 
 async def sip_garbage(to: Targets) -> None:
@@ -161,15 +175,28 @@ async def tcp_connections(to: Targets) -> None:
             writer.close()
 
 
-async def hold_open(address: tuple[str, int], first: bytes, trickle: bytes | None) -> None:
+def client_tls() -> ssl.SSLContext:
+    """The attacker's TLS: it checks nothing (an attacker does not care whom it exhausts)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def hold_open(
+    address: tuple[str, int], first: bytes, trickle: bytes | None, tls: ssl.SSLContext | None = None
+) -> None:
     """Keep connections to `address` from every FAR address open, reopening each one the gateway closes;
-    send `first` on connect and then `trickle` every 5 s (None: nothing more)."""
+    send `first` on connect (after a TLS handshake with `tls`) and then `trickle` every 5 s (None: nothing
+    more)."""
 
     async def one(host: str) -> None:
         while True:
             try:
-                reader, writer = await asyncio.open_connection(*address, local_addr=(host, 0))
-            except OSError:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*address, local_addr=(host, 0), ssl=tls), 10
+                )
+            except (TimeoutError, OSError, ssl.SSLError):
                 await asyncio.sleep(0.2)
                 continue
             try:
@@ -192,39 +219,51 @@ async def hold_open(address: tuple[str, int], first: bytes, trickle: bytes | Non
     await asyncio.gather(*(many(host) for host in FAR))
 
 
-PER_ADDRESS = 40  # connections each attacking address keeps open: 1,960 in all
+PER_ADDRESS = 40  # connections each attacking address keeps open: 1,960 in all (--per-address)
 
 
 async def tls_handshakes(to: Targets) -> None:
     await hold_open(to.tls, b"", None)
 
 
+def http_address(to: Targets) -> tuple[str, int]:
+    host, port = to.http.split("://", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
 async def slowloris(to: Targets) -> None:
-    host, port = to.http.removeprefix("http://").rsplit(":", 1)
+    host, port = http_address(to)
     start = f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
-    await hold_open((host, int(port)), start, b"X")
+    await hold_open((host, port), start, b"X", client_tls() if to.http.startswith("https") else None)
+
+
+async def https_handshakes(to: Targets) -> None:
+    await hold_open(http_address(to), b"", None)
 
 
 async def spread_guessing(to: Targets) -> None:
-    url = to.http.replace("http://", "ws://") + "/ws"
+    url = ws_url(to, "/ws")
 
     # alice's own address mistyped once (an office NAT: a colleague, or alice herself)
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.1", 0), force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(url) as ws:
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.ws_connect(url, ssl=False) as ws,
+    ):
         await ws.send_json({"type": "login", "id": 0, "user": "alice", "secret": "typo"})
         await ws.receive_json(timeout=5)
     await asyncio.gather(*(guess_from(url, host, 0.05) for host in FAR[:10]))
 
 
 async def sipws_idle(to: Targets) -> None:
-    url = to.http.replace("http://", "ws://") + "/sip"
+    url = ws_url(to, "/sip")
 
     async def hold(host: str) -> None:
         connector = aiohttp.TCPConnector(local_addr=(host, 0), force_close=True, limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-                    async with session.ws_connect(url, protocols=("sip",), heartbeat=None) as ws:
+                    async with session.ws_connect(url, protocols=("sip",), heartbeat=None, ssl=False) as ws:
                         async for _ in ws:
                             pass
                 await asyncio.sleep(0.2)
@@ -233,6 +272,61 @@ async def sipws_idle(to: Targets) -> None:
         await asyncio.gather(*(hold(host) for _ in range(PER_ADDRESS)))
 
     await asyncio.gather(*(many(host) for host in FAR))
+
+
+async def message_flood(to: Targets) -> None:
+    """SIP MESSAGEs to alice from 127.0.0.1 (a trusted source: the PBX's place) as fast as they are answered."""
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", 0))
+    sender.setblocking(False)
+    port = sender.getsockname()[1]
+    n = 0
+    try:
+        while True:
+            for _ in range(20):  # ~2,000 a second, the loop's pace
+                n += 1
+                message = (
+                    f"MESSAGE sip:1001@{to.sip[0]} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKflood{n}\r\n"
+                    f"From: <sip:2000@127.0.0.1>;tag=f{n}\r\nTo: <sip:1001@{to.sip[0]}>\r\n"
+                    f"Call-ID: flood{n}@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"
+                    "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nflood"
+                )
+                with contextlib.suppress(BlockingIOError):
+                    sender.sendto(message.encode(), to.sip)
+            with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+                while sender.recv(4096):  # the answers: drained, not read
+                    pass
+            await asyncio.sleep(0.01)
+    finally:
+        sender.close()
+
+
+async def port_hog(to: Targets) -> None:
+    """bob places calls until the gateway refuses him, holds them, and keeps asking for more."""
+    peers: list[WebPeer] = []
+    refused = 0
+    tls = client_tls() if to.http.startswith("https") else None
+    async with WebUser(to.http, "bob", BOB_SECRET, ssl=tls) as bob:
+        try:
+            while True:
+                peer = WebPeer(440.0)
+                try:
+                    await bob.call("2000", await peer.offer())
+                    peers.append(peer)
+                    continue
+                except Exception as exc:
+                    await peer.close()
+                    if not refused:
+                        print(
+                            f"{'':16s} port-hog: bob holds {len(peers)} calls; the next: {exc}"[:200],
+                            flush=True,
+                        )
+                    refused += 1
+                await asyncio.sleep(0.5)
+        finally:
+            for peer in peers:
+                await peer.close()
 
 
 ATTACKS: dict[str, Attack] = {
@@ -244,18 +338,23 @@ ATTACKS: dict[str, Attack] = {
     "tls-handshakes": tls_handshakes,
     "slowloris": slowloris,
     "sipws-idle": sipws_idle,
+    "message-flood": message_flood,
+    "port-hog": port_hog,
+    "https-handshakes": https_handshakes,  # --https only
     "spread-guessing": spread_guessing,  # last: a lockout it causes outlasts the run
 }
 
 
-async def legitimate_calls(http: str, count: int) -> tuple[int, int, list[float], list[float]]:
+async def legitimate_calls(
+    http: str, count: int, tls: ssl.SSLContext | None
+) -> tuple[int, int, list[float], list[float]]:
     logins = calls = 0
     login_ms: list[float] = []
     setup_ms: list[float] = []
     for _ in range(count):
         started = time.perf_counter()
         try:
-            async with WebUser(http, "alice", ALICE_SECRET) as alice:
+            async with WebUser(http, "alice", ALICE_SECRET, ssl=tls) as alice:
                 logins += 1
                 login_ms.append((time.perf_counter() - started) * 1000)
                 peer = WebPeer(1000.0)
@@ -284,7 +383,53 @@ def gateway_figures() -> str:
     return f"fds {fds}  RSS {int(now) / 1024:.0f} MB (peak {rss:.0f} MB)"
 
 
-async def main(count: int, only: list[str]) -> None:
+class LogCounter(logging.Handler):
+    """Counts what the gateway (this process) logs at ERROR and above, and the tracebacks among them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = 0
+        self.tracebacks = 0
+        self.first: str = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors += 1
+        self.tracebacks += record.exc_info is not None
+        if not self.first:
+            self.first = f"{record.name}: {record.getMessage()[:160]}"
+
+    def take(self) -> str:
+        text = f"errors logged {self.errors}, tracebacks {self.tracebacks}" + (
+            f" (first: {self.first})" if self.first else ""
+        )
+        self.errors = self.tracebacks = 0
+        self.first = ""
+        return text
+
+
+async def healthz(http: str, tls: ssl.SSLContext | None) -> str:
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{http}/healthz", ssl=tls if tls is not None else True, timeout=aiohttp.ClientTimeout(5)
+            ) as reply,
+        ):
+            return f"/healthz {reply.status}"
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return f"/healthz FAILED ({type(exc).__name__})"
+
+
+def goal(count: int, logins: int, calls: int, login_ms: list[float], setup_ms: list[float]) -> str:
+    """Issue 32's goal: every legitimate login and call succeeds, each within 1 s."""
+    slow = [ms for ms in [*login_ms, *setup_ms] if ms > 1000]
+    held = logins == count and calls == count and not slow
+    return "goal held" if held else f"GOAL MISSED ({len(slow)} over 1 s)"
+
+
+async def main(count: int, only: list[str], https: bool) -> None:
+    counter = LogCounter()
+    logging.getLogger().addHandler(counter)
     with tempfile.TemporaryDirectory() as workdir:
         certificates = make_dev_certificates(Path(workdir) / "pki", ["127.0.0.1"])
         pbx = Sipp(Path(workdir), "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True, timeout=3600)
@@ -297,31 +442,47 @@ async def main(count: int, only: list[str]) -> None:
             ]
             tls = {"certificate": str(certificates.certificate), "private_key": str(certificates.private_key)}
             sip = {"listen": listen, "trusted_sources": ["127.0.0.1/32"], "tls": tls, "websocket": {}}
-            config = gateway_config(pbx.address, sip=sip)
+            sections: dict[str, Any] = {"sip": sip}
+            trust: ssl.SSLContext | None = None
+            if https:  # HTTPS and WSS on http.port, as a deployment beyond loopback serves them
+                sections["http"] = {"host": "127.0.0.1", "port": free_tcp(), "tls": dict(tls)}
+                trust = ssl.create_default_context(cafile=str(certificates.ca))
+            config = gateway_config(pbx.address, **sections)
             async with running_gateway(config) as gateway:
                 assert gateway.sip is not None
                 transports = {t.name: t.local for t in gateway.sip.layer.transports}
-                to = Targets(gateway.http_url, gateway.sip_address, transports["TCP"], transports["TLS"])
-                print(f"before any attack: {gateway_figures()}")
+                base = gateway.http_url.replace("http://", "https://") if https else gateway.http_url
+                to = Targets(base, gateway.sip_address, transports["TCP"], transports["TLS"])
+                print(f"before any attack: {gateway_figures()}  ({'HTTPS/WSS' if https else 'HTTP/WS'})")
+                counter.take()
                 for name in ATTACKS:
-                    if only and name not in only:
+                    if (only and name not in only) or (name == "https-handshakes" and not https):
                         continue
                     attacker = await asyncio.create_subprocess_exec(
-                        sys.executable, __file__, "--attack", name, *to.to_args()
+                        sys.executable,
+                        __file__,
+                        "--attack",
+                        name,
+                        "--per-address",
+                        str(PER_ADDRESS),
+                        *to.to_args(),
                     )
                     await asyncio.sleep(5.0 if name != "none" else 1.0)  # let the attack build up
-                    logins, calls, login_ms, setup_ms = await legitimate_calls(gateway.http_url, count)
+                    logins, calls, login_ms, setup_ms = await legitimate_calls(base, count, trust)
                     figures = gateway_figures()
+                    health = await healthz(base, trust)
                     attacker.terminate()
                     await attacker.wait()
                     await asyncio.sleep(2.0)
                     load = Path("/proc/loadavg").read_text().split()[:3]
                     print(
                         f"{name:16s} logins {logins}/{count}  calls {calls}/{count}  loadavg {' '.join(load)}"
+                        f"  {goal(count, logins, calls, login_ms, setup_ms)}"
                     )
                     print(f"{'':16s} login  {percentiles(login_ms)}")
                     print(f"{'':16s} setup  {percentiles(setup_ms)}")
-                    print(f"{'':16s} during the attack: {figures}")
+                    print(f"{'':16s} during the attack: {figures}; {health}")
+                    print(f"{'':16s} {counter.take()}")
         finally:
             await pbx.stop()
 
@@ -350,12 +511,17 @@ if __name__ == "__main__":
     )
     parser.add_argument("--calls", type=int, default=10, help="legitimate calls per scenario")
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    parser.add_argument("--https", action="store_true", help="serve HTTPS/WSS and add https-handshakes")
+    parser.add_argument(
+        "--per-address", type=int, default=PER_ADDRESS, help="connections each of the 49 addresses holds"
+    )
     parser.add_argument("--attack", help=argparse.SUPPRESS)  # the attacker process: NAME HTTP SIP TCP TLS
     parser.add_argument("targets", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PER_ADDRESS = args.per_address
     logging.basicConfig(level=logging.ERROR)  # the attacks' refusals are logged by design: not here
     if args.attack:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(attack_alone(args.attack, Targets.from_args(args.targets)))
     else:
-        asyncio.run(main(args.calls, [name for name in args.only.split(",") if name]))
+        asyncio.run(main(args.calls, [name for name in args.only.split(",") if name], args.https))
