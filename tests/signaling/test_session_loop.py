@@ -2,7 +2,9 @@
 `/jsonrpc`, the rooms and SIP over WebSocket (issue 31, item 2; docs/signaling.md, *Limits*).
 
 Each case starts a gateway (gateway.app.Gateway, in this process) whose `SignalingLimits` are made small
-(the routes' and SIP over WebSocket's default limits replaced) and drives real sockets at it. SIP over
+(the routes' and SIP over WebSocket's default limits replaced) and drives real sockets at it. A socket
+the gateway drops (heartbeat, send_timeout) ends with no close frame: the client sees 1006 (RFC 6455
+§7.1.5), which is what these tests assert. SIP over
 WebSocket has no login message: where a limit presupposes one (login deadline, failed logins) or a
 refusal message (rate limit, `too_large`), the test asserts what the docs say happens instead.
 """
@@ -14,14 +16,19 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import gateway.signaling.routes
+import gateway.signaling.session_loop
 import gateway.signaling.sip_ws
 from gateway.app import Gateway
 from gateway.config.schema import SipWebSocket
@@ -49,6 +56,20 @@ class Path:
         if self.name == "sip":
             return "\r\n\r\n"  # a keep-alive (RFC 5626 §4.4.1): answered with CRLF
         return json.dumps({"type": "ping", "id": n})
+
+    def chatty(self, n: int) -> str:
+        """A message that gets an answer of some size before any login: a ping with the longest id the
+        dialect takes (/ws 64 characters, JSON-RPC 128), and for SIP an OPTIONS (answered 200 OK)."""
+        if self.name == "jsonrpc":
+            return json.dumps({"jsonrpc": "2.0", "method": "ping", "id": f"{n:0128d}"})
+        if self.name == "sip":
+            branch, tag = "z9hG4bK" + secrets.token_hex(8), secrets.token_hex(4)
+            return (
+                f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS {tag}.invalid;branch={branch}\r\n"
+                f"Max-Forwards: 70\r\nTo: <sip:127.0.0.1>\r\nFrom: <sip:127.0.0.1>;tag={tag}\r\n"
+                f"Call-ID: {branch}\r\nCSeq: {n + 1} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+        return json.dumps({"type": "ping", "id": f"{n:064d}"})
 
     def wrong_login(self, n: int) -> str:
         if self.name == "jsonrpc":
@@ -245,3 +266,94 @@ async def test_draining_closes_1012_and_refuses_503(path: Path, monkeypatch: pyt
         code, _ = await until_closed(ws)
         assert code == 1012
         assert await refused_status(http, gw, path, 1) == 503
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_a_client_that_stops_answering_pings_is_dropped(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """heartbeat (0.4 s here): a quiet socket gets a WebSocket ping (RFC 6455 §5.5.2); no pong within half
+    of it and the socket is dropped, no close frame: the client sees 1006. A client whose library answers
+    the pings (aiohttp's autoping, as a browser's) is still open then."""
+    async with small_gateway(monkeypatch, heartbeat=0.4, login_timeout=10.0) as gw, session() as http:
+        answering = await connect(http, gw, path, 1)
+        reading = asyncio.create_task(answering.receive())  # answers the pings while it waits
+        silent = await http.ws_connect(
+            path.url(gw, 0), protocols=path.protocols, autoclose=False, autoping=False
+        )
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        pings = 0
+        async with asyncio.timeout(5):
+            while (message := await silent.receive()).type is aiohttp.WSMsgType.PING:
+                pings += 1  # and no pong sent
+        elapsed, code = loop.time() - opened, silent.close_code
+        assert message.type is aiohttp.WSMsgType.CLOSED and code == 1006, (message, code)
+        assert pings == 1 and 0.4 <= elapsed < 3.0, (pings, elapsed)
+        assert not reading.done() and not answering.closed
+        await answering.close()
+        await reading
+
+
+class _SmallServerBuffers(web.WebSocketResponse):
+    """The gateway's side of a socket with small buffers (kernel and aiohttp's writer), so a few hundred
+    answers fill them instead of the megabytes loopback autotuning allows; the send_timeout logic is
+    untouched."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(writer_limit=1024, **kwargs)
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        first = not self.prepared  # (aiohttp prepares again when the handler returns)
+        writer = await super().prepare(request)
+        transport = request.transport
+        if first and transport is not None:
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            transport.set_write_buffer_limits(high=1024)
+        return writer
+
+
+def _small_receive_buffer(address: Any) -> socket.socket:
+    """aiohttp's `socket_factory`: the client's socket with a small receive buffer (no autotuning)."""
+    family, kind, proto, _, _ = address
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return sock
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+async def test_a_client_that_never_reads_is_dropped_after_send_timeout(
+    path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """send_timeout (0.5 s here): a client that sends but never reads fills the socket buffers with its
+    answers; the answer that waited send_timeout to be written drops the socket (TCP abort, no close
+    frame): the client, reading at last, gets what was buffered and then 1006."""
+    caplog.set_level(logging.INFO, logger=gateway.signaling.session_loop.logger.name)
+    monkeypatch.setattr(web, "WebSocketResponse", _SmallServerBuffers)  # the session loop's, as aiohttp's
+    limits = {"heartbeat": 30.0, "login_timeout": 30.0, "send_timeout": 0.5, "max_rate_limited": 10**9}
+    limits |= {"rate": 1e6, "burst": 10**6}  # (rooms: their own rate, refusals are answers too)
+    connector = aiohttp.TCPConnector(socket_factory=_small_receive_buffer, force_close=True)
+    async with small_gateway(monkeypatch, **limits) as gw, aiohttp.ClientSession(connector=connector) as http:
+        ws = await connect(http, gw, path)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def dropped() -> bool:
+            return any("not reading" in record.getMessage() for record in caplog.records)
+
+        sent = 0
+        async with asyncio.timeout(30):
+            while not dropped():  # paced below what the gateway answers per second, SIP's OPTIONS included
+                if sent < 10_000:  # some 300 KB of answers fill the buffers; this is twice as many at least
+                    for _ in range(50):
+                        await ws.send_str(path.chatty(sent))
+                        sent += 1
+                await asyncio.sleep(0.02)
+        assert loop.time() - started >= 0.5
+        answers = 0
+        async with asyncio.timeout(10):
+            while (message := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+                answers += 1
+        code = ws.close_code
+        assert message.type is aiohttp.WSMsgType.CLOSED and code == 1006, (message, code)
+        assert 0 < answers < sent, (answers, sent)
