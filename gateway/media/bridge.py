@@ -75,6 +75,7 @@ from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.sip_leg import SipLeg
 from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
+from gateway.media.webrtc import ice_consent
 from gateway.media.webrtc.web_leg_state import WebLegState
 from gateway.media.webrtc.web_sdp import audio_section, prune_offer
 from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
@@ -138,6 +139,12 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._web_watchdog = Watchdog(
             settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
             quiet_after=settings.loss_detect, on_quiet=self._web_quiet, on_back=self._web_back,
+        )  # fmt: skip
+        # While the browser sends no audio on purpose (the web user holds, or our direction to it is
+        # sendonly): its answers to our ICE consent checks (one a second then) and any RTP say it is there.
+        self._web_presence = Watchdog(
+            None, lambda _: None, clock=settings.clock, on_quiet=self._web_unanswered, on_back=self._web_back,
+            quiet_after=settings.loss_detect + ice_consent.answer_interval() if settings.loss_detect else None,
         )  # fmt: skip
         # what the SIP side hears while the browser's audio is missing (instead of dead air)
         self._web_gone = False  # its loss was reported (WebMediaLost) and its audio is not back yet
@@ -213,6 +220,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         leg = WebRtcLeg(
             self._web_options, on_rtp=self._from_web, on_event=on_event, call_id=self._call, clock=self._clock
         )
+        leg.on_answer = lambda: self._web_presence.alive(self._clock()) if leg is self._web else None
         return leg
 
     async def detach_web(self) -> None:
@@ -220,6 +228,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         and its RTP stay as they are (nothing is forwarded to it: the SIP party hears silence)."""
         self._expect("detach_web", BridgeState.ACTIVE)
         self._web_watchdog.set_expected(False)
+        self._web_presence.set_expected(False)
         if self.fast_lane is not None:
             self.fast_lane.unlink()
         await self._web.close()
@@ -232,6 +241,19 @@ class MediaBridge(SetupOffers, MidCallOffers):
         """No RTP from the browser for ``loss_detect`` seconds while it should send."""
         if self._state is BridgeState.ACTIVE:
             self._web_missing(LossCause.SILENCE, seconds)
+
+    def _web_unanswered(self, seconds: float) -> None:
+        """Nothing from a browser that sends no audio on purpose, not even consent answers."""
+        if self._state is BridgeState.ACTIVE:
+            self._web_missing(LossCause.UNANSWERED, seconds)
+
+    def _watch_web(self) -> None:
+        """What says the connected browser is there: its RTP while it should send (the web user does not
+        hold the call), else any packet or answer to a consent check (RFC 7675)."""
+        web = self._web_side if self._web.state is WebLegState.CONNECTED else None
+        audio = web is not None and web.direction.receives and not self._local_hold
+        self._web_watchdog.set_expected(audio)
+        self._web_presence.set_expected(web is not None and not audio)
 
     def _web_missing(self, cause: LossCause, seconds: float = 0.0) -> None:
         """Report the loss (once until the browser's audio is back) and play the fill to the SIP side."""
@@ -331,7 +353,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._to_web.enabled = not held and sip.direction.receives and web.direction.sends
         if self.video is not None:
             self.video.to_sip.enabled = self.video.to_web.enabled = not held
-        self._web_watchdog.set_expected(web.direction.receives and self._web.state is WebLegState.CONNECTED)
+        self._watch_web()
         transcoding = not same_codec(web.codec, sip.codec)
         chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
         if chosen != self._chosen:
@@ -357,6 +379,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
     ) -> None:
         now = self._clock()
         self._web_watchdog.alive(now)
+        self._web_presence.alive(now)
         if self._web_gone:
             self._web_back()
         path, sip = self._to_sip, self._sip.negotiated
@@ -409,8 +432,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
             return
         if isinstance(event, MediaConnected) and self.video is not None:
             self.video.web_connected()
-        if self._web.state is WebLegState.CONNECTED and self._web_side is not None:
-            self._web_watchdog.set_expected(self._web_side.direction.receives)
+        if self._web.state is WebLegState.CONNECTED:
+            self._watch_web()
         if self.fast_lane is not None:
             self.fast_lane.update()
         self._on_event(event)
@@ -537,6 +560,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         for _, closed in taps.values():
             closed()
         self._web_watchdog.stop()
+        self._web_presence.stop()
         await self._fill.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()

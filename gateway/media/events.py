@@ -38,6 +38,9 @@ class LossCause(enum.StrEnum):
 
     SILENCE = "silence"  # no RTP for media.loss_detect seconds while it should send
     DETACHED = "detached"  # its web leg was closed to wait for a reconnect (socket closed, ICE/DTLS lost)
+    # it sends no audio on purpose (hold) and answered none of our ICE consent checks (RFC 7675) for
+    # media.loss_detect seconds plus one check's interval
+    UNANSWERED = "unanswered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class WebMediaLost:
     metric) and, from now on, the SIP side hears the reconnecting fill instead of dead air."""
 
     cause: LossCause
-    seconds: float = 0.0  # how long nothing came (SILENCE)
+    seconds: float = 0.0  # how long nothing came (SILENCE, UNANSWERED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,11 +222,12 @@ class GatewayMetrics:
         self.media_lost = Counter(
             "gateway_media_lost",
             "Times a browser's audio went missing mid-call (silence: no RTP for media.loss_detect "
-            "seconds; detached: its leg closed to wait for a reconnect)",
+            "seconds; detached: its leg closed to wait for a reconnect; unanswered: on hold, no answer to "
+            "ICE consent checks)",
             ["leg", "cause"],
             registry=registry,
         )
-        for cause in ("silence", "detached"):  # shown at 0 before the first loss
+        for cause in ("silence", "detached", "unanswered"):  # shown at 0 before the first loss
             self.media_lost.labels("web", cause)
         histogram = {
             name: Histogram(f"gateway_{metric}", text, labels, buckets=buckets, registry=registry)

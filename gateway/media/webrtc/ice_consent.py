@@ -14,7 +14,8 @@ with the other hooks by ``tests/media/webrtc/test_aiortc_hooks.py``:
   RFC 7675's 5 s ago (§5.1: every 5 s, randomized over 0.8-1.2 x). While its media arrive the browser
   is there (and the inactivity watchdog ends a call whose media stop); the 1 s cadence of
   ``set_consent_expiry`` resumes as soon as they stop (a hold, a vanished browser), so consent expires
-  as quickly as before then. Sleeps are on the process's coarse timers.
+  as quickly as before then. Sleeps are on the process's coarse timers. ``answered`` is called at each
+  answer: a browser that sends nothing on purpose (hold) is there while it answers (``answer_interval``).
 
 * ``consent_credentials(pair)``: what the fast lane's thread answers the browser's consent checks with
   while it reads the ICE socket (``_stun.c``).
@@ -40,11 +41,16 @@ logger = logging.getLogger("gateway.media.webrtc.aiortc_hooks")
 
 
 def on_consent_expired(
-    pc: RTCPeerConnection, callback: Callable[[], None], *, media_count: Callable[[], int] | None = None
+    pc: RTCPeerConnection,
+    callback: Callable[[], None],
+    *,
+    media_count: Callable[[], int] | None = None,
+    answered: Callable[[], None] | None = None,
 ) -> None:
     """Call ``callback`` when the connection's consent expires (RFC 7675). Call after the transceiver
     exists and before the connection connects (which starts the consent checks). ``media_count``: the
-    browser's RTP packets received so far; checks are fewer while it grows (module note)."""
+    browser's RTP packets received so far; checks are fewer while it grows (module note); with it,
+    ``answered`` is called at each check the browser answered."""
     connection = ice_connection(pc)
     original: Callable[[], Awaitable[None]] = connection.query_consent
 
@@ -52,7 +58,7 @@ def on_consent_expired(
         if media_count is None:
             await original()  # returns only when consent expired (cancelled when the connection closes)
         else:
-            await _query_consent(connection, media_count)
+            await _query_consent(connection, media_count, answered)
         callback()
 
     connection.query_consent = query_consent  # type: ignore[method-assign]
@@ -61,9 +67,12 @@ def on_consent_expired(
 CONSENT_WHILE_MEDIA = 5.0  # RFC 7675 §5.1: a consent check every 5 s (randomized 0.8-1.2 x)
 
 
-async def _query_consent(connection: Connection, media_count: Callable[[], int]) -> None:
+async def _query_consent(
+    connection: Connection, media_count: Callable[[], int], answered: Callable[[], None] | None = None
+) -> None:
     """aioice's ``Connection.query_consent`` (returns once consent expired, the connection closed), with
-    checks skipped while the browser's media flow and one went out within ``CONSENT_WHILE_MEDIA``."""
+    checks skipped while the browser's media flow and one went out within ``CONSENT_WHILE_MEDIA``, and
+    ``answered()`` after each answer."""
     assert connection.remote_password is not None
     failures = 0
     due = _ConsentDue(asyncio.get_running_loop(), media_count)
@@ -79,6 +88,8 @@ async def _query_consent(connection: Connection, media_count: Callable[[], int])
                     retransmissions=0,
                 )
                 failures = 0
+                if answered is not None:
+                    answered()
             except aioice.stun.TransactionError:
                 failures += 1
             if failures >= aioice.ice.CONSENT_FAILURES:
@@ -139,6 +150,12 @@ def consent_credentials(pair: Any) -> tuple[bytes, bytes, bool] | None:
         return None
     username = f"{connection.local_username}:{connection.remote_username}"
     return username.encode(), connection.local_password.encode(), connection.ice_controlling
+
+
+def answer_interval() -> float:
+    """Seconds between our checks while no media arrive (``set_consent_expiry``: 1; aioice's own: 5): how
+    often a browser that sends nothing on purpose still answers one."""
+    return float(aioice.ice.CONSENT_INTERVAL)
 
 
 # aioice sends each consent check once (no retransmission) and counts it failed after RETRY_RTO.

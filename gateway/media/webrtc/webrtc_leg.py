@@ -30,13 +30,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import (
-    RTCConfiguration,
-    RTCIceCandidate,
-    RTCIceServer,
-    RTCRtpSender,
-    RTCSessionDescription,
-)
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -145,9 +139,11 @@ class WebRtcLeg:
         self._ice_timer: asyncio.TimerHandle | None = None
         self._pc.on("connectionstatechange", self._connection_state_changed)
         self._ice_lost = False  # aioice's consent expired (RFC 7675): the browser stopped answering
+        self.on_answer: Callable[[], None] | None = None  # the browser answered a consent check: it is there
         ice_consent.on_consent_expired(
-            self._pc, self._consent_expired, media_count=self._receiver.media_progress
-        )
+            self._pc, self._consent_expired, media_count=self._receiver.media_progress,
+            answered=lambda: self.on_answer() if self.on_answer is not None else None,
+        )  # fmt: skip
         ice_completion.prompt_ice_completion(self._pc)  # connected when the checks are, not 20 ms later
         self.remote: sdp.SessionDescription | None = None
         self._clock = clock

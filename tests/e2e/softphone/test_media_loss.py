@@ -133,16 +133,16 @@ async def test_closed_browser_fill_until_it_reattaches(tmp_path: Path) -> None:
         first = WebPeer(freq=1000)
         alice = WebUser(gateway.http_url, "alice", ALICE_SECRET)
         await alice.__aenter__()
+        loop = asyncio.get_running_loop()
         try:
             call_id, number = await call_the_phone(alice, first, phone)
             await wait_until(lambda: first.heard(PHONE_TONE, last=1.0), timeout=10)
         finally:
+            gone = loop.time()
             await asyncio.gather(alice.close(), first.close())
-        loop = asyncio.get_running_loop()
-        gone = loop.time()
         while await lost_count(gateway, "detached") < 1:
-            assert loop.time() - gone < 10, "the closed browser was never reported"
-            await asyncio.sleep(0.1)
+            assert loop.time() - gone <= 2.5, "the closed browser was not reported within 2.5 s"
+            await asyncio.sleep(0.05)
         await asyncio.sleep(2.5)  # the phone records the fill
         second = WebPeer(freq=1300)
         try:
@@ -168,9 +168,17 @@ async def test_closed_browser_fill_until_it_reattaches(tmp_path: Path) -> None:
         assert await lost_count(gateway, "detached") == 1
 
 
+def stop_sending(peer: WebPeer) -> None:
+    """The page holds as a browser may: no more RTP (its sender disabled, as aiortc does for a direction
+    without send); RTCP and the answers to ICE consent checks go on."""
+    peer.transceiver.sender._enabled = False
+
+
 async def test_browser_gone_on_hold_is_reported_without_a_fill(tmp_path: Path) -> None:
-    """On hold nothing is expected from the browser: ICE consent finds it gone (inactivity_timeout), its
-    leg is closed to wait for a reconnect and that is reported; the held phone hears no fill."""
+    """On hold no RTP is expected from the browser: a page that stops sending is not lost while it answers
+    the gateway's ICE consent checks (RFC 7675, one a second while no media arrive); once it answers none
+    for media.loss_detect + 1 s it is reported (`unanswered`) within a few seconds, not at
+    inactivity_timeout; the held phone hears no fill."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
@@ -180,12 +188,22 @@ async def test_browser_gone_on_hold_is_reported_without_a_fill(tmp_path: Path) -
         peer = WebPeer(freq=1000)
         try:
             call_id, number = await call_the_phone(alice, peer, phone)
+            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)  # the media is up
             await alice.request({"type": "hold", "call_id": call_id})
             await alice.wait_for("held", call_id=call_id)
+            stop_sending(peer)
+            await asyncio.sleep(gateway.config.media.loss_detect + 3.0)  # silent on purpose, still there
+            assert not [e for e in alice.events if e["type"] == "web_lost"], alice.events
+            loop = asyncio.get_running_loop()
             peer.vanish()
-            lost = await alice.wait_for("web_lost", timeout=15, call_id=call_id)
-            assert lost["cause"] == "detached", lost
-            assert await lost_count(gateway, "detached") == 1
+            gone = loop.time()
+            lost = await alice.wait_for("web_lost", timeout=10, call_id=call_id)
+            noticed = loop.time() - gone
+            assert lost["cause"] == "unanswered", lost
+            bound = gateway.config.media.loss_detect + 1.5  # one consent check's interval, and a margin
+            assert lost["seconds"] <= bound and noticed <= bound, (lost, noticed)
+            assert noticed < gateway.config.media.inactivity_timeout
+            assert await lost_count(gateway, "unanswered") == 1
             assert await lost_count(gateway, "silence") == 0  # nothing was expected on hold
             await asyncio.sleep(2.5)  # the phone's recording of the wait
             await phone.hangup(number)
@@ -194,3 +212,4 @@ async def test_browser_gone_on_hold_is_reported_without_a_fill(tmp_path: Path) -
             await peer.close()
         held = window(await phone.wait_for_recording(number), 2.3, 0.3)
         assert blocks_with(held, BEEP_HZ) == 0, "a fill while the call was on hold"
+        assert await lost_count(gateway, "unanswered") == 1 and await lost_count(gateway, "detached") == 0

@@ -613,7 +613,8 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """on_consent_expired(media_count=): while the count grows a check goes out every CONSENT_WHILE_MEDIA
-    (RFC 7675's 5 s, shortened here), else every CONSENT_INTERVAL as aioice's loop does."""
+    (RFC 7675's 5 s, shortened here), else every CONSENT_INTERVAL as aioice's loop does; ``answered`` is
+    called at each answer (the bridge's sign that a browser on hold is there)."""
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
     monkeypatch.setattr(ice_consent, "CONSENT_WHILE_MEDIA", 0.6)
     checks: list[Any] = []
@@ -627,7 +628,10 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
     a, b, _, _ = pcmu_pair()
     media = [0]
     expired: list[bool] = []
-    ice_consent.on_consent_expired(a, lambda: expired.append(True), media_count=lambda: media[0])
+    answers: list[bool] = []
+    ice_consent.on_consent_expired(
+        a, lambda: expired.append(True), media_count=lambda: media[0], answered=lambda: answers.append(True)
+    )
     try:
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)
@@ -647,10 +651,11 @@ async def test_consent_checks_are_fewer_while_the_browsers_media_flow(
             media[0] += 5
             await asyncio.sleep(0.05)
         flowing = from_a() - start
-        start = from_a()
+        start, answered = from_a(), len(answers)
         await asyncio.sleep(1.5)  # media stopped: a check every 0.1-0.12 s
-        stopped = from_a() - start
+        stopped, answered = from_a() - start, len(answers) - answered
         assert 1 <= flowing <= 4 and stopped >= 9, (flowing, stopped)
+        assert stopped - 1 <= answered <= stopped + 1, (stopped, answered)  # (one in flight at either end)
         assert not expired and a.connectionState == "connected"  # b answered every check
     finally:
         await a.close()

@@ -1,0 +1,77 @@
+"""A browser of the HTTP offer API that dies mid-call is reported on its session's event stream at once.
+
+Real peers: an aiortc client posts its offer with an API key and calls a pjsua2 desk phone; once the
+call is up both ways, the client's process "dies": its ICE sockets close, with no DTLS close_notify, no
+RTCP BYE and no `POST /webrtc/close`. Within `media.loss_detect` (2 s) the session's server-sent events
+carry `web_lost` (cause `silence`, the gateway's own measure of the silence in `seconds`), the metric
+counts it, and the phone hears the reconnecting fill instead of dead air until the call ends
+(`media.inactivity_timeout`: an HTTP session has no reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from gateway.media.codecs.comfort_fill import BEEP_HZ
+from gateway.media.webrtc import aiortc_hooks
+from peers.audio import rms
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.webpeer import WebPeer
+from tests.e2e.dialects.test_http_offer import KEY, _config, _post, _sse
+from tests.e2e.harness import running_gateway, wait_until
+from tests.e2e.softphone.test_media_loss import blocks_with, lost_count, window
+
+PHONE_TONE = 600
+
+
+def die(peer: WebPeer) -> None:
+    """The client's process is killed: its ICE sockets close, nothing is said to anyone."""
+    for protocol in list(getattr(aiortc_hooks.ice_connection(peer.pc), "_protocols", [])):
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            transport.close()
+
+
+async def test_a_dead_client_is_reported_on_the_event_stream_within_2_s(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
+        running_gateway(_config(phone.address)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        base = gateway.http_url
+        peer = WebPeer(freq=1000)
+        try:
+            offer = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+            status, body = await _post(http, f"{base}/webrtc/offer", offer, KEY)
+            assert status == 200, body
+            events = await http.get(f"{base}{body['events_url']}", headers=KEY)
+            await peer.accept(body["sdp"]["sdp"])
+            await _sse(events, ["answered"])
+            number = int((await phone.wait_for("incoming"))["call"])
+            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+            assert await lost_count(gateway, "silence") == 0
+            loop = asyncio.get_running_loop()
+            die(peer)
+            gone = loop.time()
+            [lost] = await _sse(events, ["web_lost"], timeout=10)
+            noticed = loop.time() - gone
+            assert lost["cause"] == "silence", lost
+            assert 1.5 <= lost["seconds"] <= 2.5, lost  # the gateway's own measure of the silence
+            assert noticed <= 2.5, f"reported {noticed:.2f} s after the client died"
+            assert await lost_count(gateway, "silence") == 1
+            [ended] = await _sse(events, ["ended"], timeout=15)  # no reconnect: inactivity_timeout
+            assert ended["reason"] in ("media_timeout", "media_failed"), ended
+            events.close()
+            await phone.wait_for("state", call=number, state="DISCONNECTED")
+        finally:
+            await peer.close()
+        fill = window(await phone.wait_for_recording(number), 2.0, 0.2)  # the end of the wait
+        assert rms(fill[1]) > 100, f"dead air (rms {rms(fill[1]):.0f})"
+        assert blocks_with(fill, BEEP_HZ) >= 1, "no reconnecting beep"
+        assert blocks_with(fill, 1000) == 0, "the client's tone after it died"
+        await wait_until(lambda: gateway._health_details()["calls"] == 0)
