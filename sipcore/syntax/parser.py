@@ -294,6 +294,29 @@ def parse_message(
     ``supported`` is the set of option tags the UA supports; a request whose Require names
     others is refused with 420 (RFC 3261 §8.2.2.3). ``None`` skips that check.
     """
+    head, body = _split_message(data, limits)
+    errors: list[SIPError] = []
+    start_text, fields, too_large = _header_lines(head, limits, errors)
+    start = _split_start_line(start_text)
+    fields = _split_values(fields, errors)
+    length = _content_length([v for n, v in fields if n == "Content-Length"], errors)
+    headers = Headers(tuple((n, v) for n, v in fields if n != "Content-Length"))
+    context = ParseContext(start.is_request, start.method, headers)
+    request_line, status_line = _start_line(start, headers, context)
+    _validate_headers(headers, errors)
+    body = _frame_body(body, length, framing, limits, errors)
+    if too_large is not None:  # before what the left-out lines may have caused (a missing header)
+        raise too_large.with_context(context)
+    if errors:
+        raise errors[0].with_context(context)
+    if request_line is not None:
+        method, uri = request_line
+        return _finish_request(Request(method, uri, headers, body), context, supported)
+    return Response(status_line[0], status_line[1], headers, body)
+
+
+def _split_message(data: bytes, limits: ParserLimits) -> tuple[str, bytes]:
+    """The message's head (start line and header fields, as text) and its body bytes."""
     if len(data) > limits.max_message_size:
         raise MessageTooLarge(f"message of {len(data)} bytes over {limits.max_message_size}")
     # RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives, RFC 5626 §3.5.1).
@@ -305,21 +328,18 @@ def parse_message(
         head_bytes, body = data.rstrip(b"\r\n"), b""  # lenient: no empty line after headers
     else:
         raise BadRequest("no empty line after the header fields")
-    head = head_bytes.decode("utf-8", "surrogateescape")
-    errors: list[SIPError] = []
-    start_text, fields, too_large = _header_lines(head, limits, errors)
-    start = _split_start_line(start_text)
-    fields = _split_values(fields, errors)
-    length = _content_length([v for n, v in fields if n == "Content-Length"], errors)
-    headers = Headers(tuple((n, v) for n, v in fields if n != "Content-Length"))
-    context = ParseContext(start.is_request, start.method, headers)
-    request_line: tuple[str, URI] | None = None
-    status_line: tuple[int, str] = (0, "")
+    return head_bytes.decode("utf-8", "surrogateescape"), body
+
+
+def _start_line(
+    start: _StartLine, headers: Headers, context: ParseContext
+) -> tuple[tuple[str, URI] | None, tuple[int, str]]:
+    """The Request-Line's method and URI (None for a response), or the Status-Line's code and reason.
+    A broken start line raises, with the error the response must carry (RFC 3261 §8.2.6.1)."""
     try:
         if start.is_request:
-            request_line = _request_line(start)
-        else:
-            status_line = _status_line(start)
+            return _request_line(start), (0, "")
+        return None, _status_line(start)
     except SIPError as exc:
         missing = next((name for name in MANDATORY_HEADERS if headers.get(name) is None), None)
         if missing is not None and exc.status != 400:
@@ -333,6 +353,12 @@ def parse_message(
             if broken is not None:
                 raise broken.with_context(context) from None
         raise exc.with_context(context) from None
+
+
+def _validate_headers(headers: Headers, errors: list[SIPError]) -> None:
+    """Each header with a validator checked (the first of a name remembered parsed, when the message's
+    accessors read it), single-value headers appearing once, the mandatory ones present (RFC 3261 §8.1.1):
+    what is wrong goes to `errors`."""
     seen: set[str] = set()
     for name, value in headers:
         validator = VALIDATORS.get(name)
@@ -352,15 +378,6 @@ def parse_message(
     for name in MANDATORY_HEADERS:
         if headers.get(name) is None:
             errors.append(BadRequest(f"missing {name} header"))
-    body = _frame_body(body, length, framing, limits, errors)
-    if too_large is not None:  # before what the left-out lines may have caused (a missing header)
-        raise too_large.with_context(context)
-    if errors:
-        raise errors[0].with_context(context)
-    if request_line is not None:
-        method, uri = request_line
-        return _finish_request(Request(method, uri, headers, body), context, supported)
-    return Response(status_line[0], status_line[1], headers, body)
 
 
 def _frame_body(
