@@ -30,7 +30,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from gateway.identity import LoginBusy, WebUser
 from gateway.identity.lookup import IdentityMap
@@ -326,6 +326,8 @@ class Connection:
         return await self._call_request(self.session, request)
 
     async def _call_request(self, session: Session, request: CallRequest) -> Ack:
+        """`call` and `message` answer with what the service made; every other request is a row of
+        `_ON_CALL` (its ack's name and what the service does), acked with its call id."""
         service = self._context.call_service
         match request:
             case Call():
@@ -335,51 +337,24 @@ class Connection:
                 if request.early_answer:  # before anything awaits: the call's media have not started
                     session.want_early_answer(call_id)
                 return Ack(request.id, "call", call_id)
-            case Answer():
-                await service.answer(session, request.call_id, request.sdp)
-            case Reject():
-                await service.reject(session, request.call_id, request.status)
-            case Cancel():
-                await service.cancel(session, request.call_id)
-            case Hangup():
-                await service.hangup(session, request.call_id)
-            case Hold():
-                await service.hold(session, request.call_id)
-            case Resume():
-                await service.resume(session, request.call_id)
-            case Dtmf():
-                seconds = (
-                    len(request.digits) * ((request.duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000
-                )
-                if not self._dtmf_budget.take(seconds):
-                    raise RateLimited(
-                        f"more than {self._context.limits.dtmf_burst:g} seconds of tones queued: "
-                        "wait for the digits to play",
-                        field="digits",
-                    )
-                await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
-            case Ice():
-                await service.add_candidate(session, request.call_id, request.candidate)
-            case Info():
-                await service.info(session, request.call_id, request.content_type, request.body)
             case Message():
                 status = await service.message(session, request.to, request.body)
                 return Ack(request.id, "message", None, status)
-            case CallMessage():
-                if not isinstance(service, ChatService):
-                    raise Conflict("this gateway carries no chat in calls", field="call_id")
-                await service.call_message(session, request.call_id, request.body)
-            case Transfer():
-                await service.transfer(session, request.call_id, request.to, request.replaces)
-            case Reoffer():
-                if not isinstance(service, ReofferService):
-                    raise Conflict("this gateway takes no new offer during a call", field="sdp")
-                await service.reoffer(session, request.call_id, request.sdp)
-            case Reattach():
-                if not isinstance(service, ReattachService):
-                    raise Conflict("this gateway keeps no call through a reconnect", field="call_id")
-                await service.reattach(session, request.call_id, request.sdp)
-        return Ack(request.id, _REQUEST_NAMES[type(request)], request.call_id)
+            case Dtmf():
+                self._charge_tones(request)
+        name, handle = _ON_CALL[type(request)]
+        await handle(service, session, request)
+        return Ack(request.id, name, request.call_id)
+
+    def _charge_tones(self, request: Dtmf) -> None:
+        """The digits' seconds of tones from the DTMF budget; refused (`rate_limited`) past it."""
+        seconds = len(request.digits) * ((request.duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000
+        if not self._dtmf_budget.take(seconds):
+            raise RateLimited(
+                f"more than {self._context.limits.dtmf_burst:g} seconds of tones queued: "
+                "wait for the digits to play",
+                field="digits",
+            )
 
     async def _login(self, request: Login) -> None:
         if self.state is not ConnectionState.AWAITING_LOGIN:
@@ -485,18 +460,81 @@ class Connection:
             logger.exception("connection %s: session_closed failed", self.id)
 
 
-_REQUEST_NAMES: Final[dict[type, str]] = {
-    Answer: "answer",
-    Reject: "reject",
-    Cancel: "cancel",
-    Hangup: "hangup",
-    Hold: "hold",
-    Resume: "resume",
-    Dtmf: "dtmf",
-    Ice: "ice",
-    Info: "info",
-    CallMessage: "message",
-    Transfer: "transfer",
-    Reattach: "reattach",
-    Reoffer: "offer",
+# --- what the call service does for each request on a call -----------------------------------------
+
+
+async def _answer(service: CallService, session: Session, request: Answer) -> None:
+    await service.answer(session, request.call_id, request.sdp)
+
+
+async def _reject(service: CallService, session: Session, request: Reject) -> None:
+    await service.reject(session, request.call_id, request.status)
+
+
+async def _cancel(service: CallService, session: Session, request: Cancel) -> None:
+    await service.cancel(session, request.call_id)
+
+
+async def _hangup(service: CallService, session: Session, request: Hangup) -> None:
+    await service.hangup(session, request.call_id)
+
+
+async def _hold(service: CallService, session: Session, request: Hold) -> None:
+    await service.hold(session, request.call_id)
+
+
+async def _resume(service: CallService, session: Session, request: Resume) -> None:
+    await service.resume(session, request.call_id)
+
+
+async def _dtmf(service: CallService, session: Session, request: Dtmf) -> None:
+    await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
+
+
+async def _ice(service: CallService, session: Session, request: Ice) -> None:
+    await service.add_candidate(session, request.call_id, request.candidate)
+
+
+async def _info(service: CallService, session: Session, request: Info) -> None:
+    await service.info(session, request.call_id, request.content_type, request.body)
+
+
+async def _call_message(service: CallService, session: Session, request: CallMessage) -> None:
+    if not isinstance(service, ChatService):
+        raise Conflict("this gateway carries no chat in calls", field="call_id")
+    await service.call_message(session, request.call_id, request.body)
+
+
+async def _transfer(service: CallService, session: Session, request: Transfer) -> None:
+    await service.transfer(session, request.call_id, request.to, request.replaces)
+
+
+async def _reoffer(service: CallService, session: Session, request: Reoffer) -> None:
+    if not isinstance(service, ReofferService):
+        raise Conflict("this gateway takes no new offer during a call", field="sdp")
+    await service.reoffer(session, request.call_id, request.sdp)
+
+
+async def _reattach(service: CallService, session: Session, request: Reattach) -> None:
+    if not isinstance(service, ReattachService):
+        raise Conflict("this gateway keeps no call through a reconnect", field="call_id")
+    await service.reattach(session, request.call_id, request.sdp)
+
+
+# Each request on a call: the name its ack carries, and what the service does (`Any`: each row's
+# function takes its own request type, which the key names).
+_ON_CALL: Final[dict[type, tuple[str, Callable[[CallService, Session, Any], Awaitable[None]]]]] = {
+    Answer: ("answer", _answer),
+    Reject: ("reject", _reject),
+    Cancel: ("cancel", _cancel),
+    Hangup: ("hangup", _hangup),
+    Hold: ("hold", _hold),
+    Resume: ("resume", _resume),
+    Dtmf: ("dtmf", _dtmf),
+    Ice: ("ice", _ice),
+    Info: ("info", _info),
+    CallMessage: ("message", _call_message),
+    Transfer: ("transfer", _transfer),
+    Reattach: ("reattach", _reattach),
+    Reoffer: ("offer", _reoffer),
 }
