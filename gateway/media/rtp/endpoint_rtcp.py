@@ -83,29 +83,15 @@ class EndpointRtcp:
         self._rtcp_received(data, source)
 
     def _rtcp_received(self, data: bytes, source: Address) -> None:
-        crypto = self._crypto
-        if crypto is not None:
-            if not crypto.ready:
-                self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
-                return
-            try:
-                data = crypto.unprotect_rtcp(data)
-            except SrtpError as exc:
-                self._drop("SRTCP packet from %s not authentic: %s", source, exc)
-                return
-        if self._state is not EndpointState.OPEN:
+        opened = self._unprotect_rtcp(data, source)
+        if opened is None or self._state is not EndpointState.OPEN:
             return
         try:
-            packets = parse_rtcp(data)
+            packets = parse_rtcp(opened)
         except PacketError as exc:
             self._drop("malformed RTCP from %s: %s", source, exc)
             return
-        latch = self._rtp_latch if self.config.rtcp_mux else self._rtcp_latch
-        if self.config.rtcp_mux and latch.state is LatchState.LATCHED and source != latch.address:
-            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
-            return
-        if not self.config.rtcp_mux and not latch.accept(source, True):
-            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
+        if not self._rtcp_from_peer(source):
             return
         now = self._now()
         self._last_rtcp = now
@@ -114,6 +100,38 @@ class EndpointRtcp:
             self._arm_inactivity()
         elif not self._inactive and self._inactivity_timer is None:
             self._arm_inactivity()  # a held or quiet peer can be judged by its RTCP from now on
+        self._read_reports(packets, source, now)
+        if self._on_rtcp is not None:
+            self._on_rtcp(packets)
+
+    def _unprotect_rtcp(self, data: bytes, source: Address) -> bytes | None:
+        """The compound packet in clear (SRTCP, RFC 3711 §3.4, once keyed); None: dropped."""
+        crypto = self._crypto
+        if crypto is None:
+            return data
+        if not crypto.ready:
+            self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
+            return None
+        try:
+            return crypto.unprotect_rtcp(data)
+        except SrtpError as exc:
+            self._drop("SRTCP packet from %s not authentic: %s", source, exc)
+            return None
+
+    def _rtcp_from_peer(self, source: Address) -> bool:
+        """Whether RTCP from `source` is the peer's: on RTP's port (rtcp-mux, RFC 5761) once latched, the
+        latched address; on its own port, what RTCP's latch accepts. A stranger's is dropped."""
+        latch = self._rtp_latch if self.config.rtcp_mux else self._rtcp_latch
+        if self.config.rtcp_mux:
+            ours = latch.state is not LatchState.LATCHED or source == latch.address
+        else:
+            ours = latch.accept(source, True)
+        if not ours:
+            self._drop("RTCP from stranger %s, latched to %s", source, latch.address)
+        return ours
+
+    def _read_reports(self, packets: tuple[RtcpPacket, ...], source: Address, now: float) -> None:
+        """What the reports say of the far end (RTT, loss) and of its sender clock; a BYE logged."""
         # RFC 3550 §6.4.1: the RTT's A and our DLSR count from the report's arrival, which the fast lane's
         # engine may have held up to 10 ms before handing it over (gateway.media.arrival)
         late = arrival.late
@@ -125,8 +143,6 @@ class EndpointRtcp:
                     self.statistics.on_sender_report(packet.ntp_timestamp, now - late)
             elif isinstance(packet, RtcpBye):
                 logger.info("call=%s RTCP BYE from %s:%d: %r", self._call, *source, packet.reason)
-        if self._on_rtcp is not None:
-            self._on_rtcp(packets)
 
     def _schedule_rtcp(self, initial: bool = False) -> None:
         # RFC 3550 §6.3.1: randomize over [0.5, 1.5] x the interval; §6.2: the first one at half of it

@@ -449,18 +449,11 @@ class RtpEndpoint(EndpointRtcp):
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
-        crypto = self._crypto
-        if crypto is not None and not decrypted:
-            if not crypto.ready:
-                self._drop("RTP from %s before the SRTP keys: %d bytes", source, len(data))
-                return
-            try:
-                data = crypto.unprotect(data)
-            except SrtpError as exc:
-                self._drop("SRTP packet from %s not authentic: %s", source, exc)
-                return
+        opened = data if decrypted else self._unprotect_rtp(data, source)
+        if opened is None:
+            return
         try:
-            packet = RtpPacket.parse(data)
+            packet = RtpPacket.parse(opened)
         except PacketError as exc:
             self._drop("malformed RTP from %s: %s", source, exc)
             return
@@ -471,6 +464,27 @@ class RtpEndpoint(EndpointRtcp):
         if not self._rtp_latch.accept(source, True):
             self._drop("RTP from stranger %s, latched to %s", source, self._rtp_latch.address)
             return
+        self._heard(packet, source)
+        self._on_rtp(packet)
+
+    def _unprotect_rtp(self, data: bytes, source: Address) -> bytes | None:
+        """The packet in clear (SRTP, RFC 3711 §3.3, once keyed); None: dropped."""
+        crypto = self._crypto
+        if crypto is None:
+            return data
+        if not crypto.ready:
+            self._drop("RTP from %s before the SRTP keys: %d bytes", source, len(data))
+            return None
+        try:
+            return crypto.unprotect(data)
+        except SrtpError as exc:
+            self._drop("SRTP packet from %s not authentic: %s", source, exc)
+            return None
+
+    def _heard(self, packet: RtpPacket, source: Address) -> None:
+        """An accepted packet from the peer: the receive statistics (RFC 3550 §6.4.1), its liveness (quiet
+        while it sends comfort noise, RFC 3389), and the codec it switched to among the negotiated ones."""
+        pt = packet.payload_type
         now = self._now()
         if self.statistics is None or self.statistics.ssrc != packet.ssrc:
             self.statistics = ReceiveStatistics(packet.ssrc, self.config.clock_rate)
@@ -490,7 +504,6 @@ class RtpEndpoint(EndpointRtcp):
             logger.info("call=%s RTP codec payload type %s -> %d", self._call, old, pt)
             if self._on_codec_change is not None:
                 self._on_codec_change(old, pt)
-        self._on_rtp(packet)
 
     def _drop(self, message: str, source: Address, detail: object) -> None:
         self.dropped += 1
