@@ -136,12 +136,27 @@ class Registrar:
                 )
             )
             used_outbound = used_outbound or instance is not None
+        if not self._apply(user_id, mine, changes):
+            return _too_many(self.max_bindings)
+        listed = tuple(
+            ("Contact", f"{b.contact};expires={b.remaining(now)}") for b in self.bindings(user_id, now)
+        )
+        if used_outbound:
+            listed = (("Require", "outbound"), *listed)
+        return RegisterResult(200, listed)
+
+    def _apply(
+        self, user_id: str, mine: dict[str, Binding], changes: list[tuple[str, Binding | None]]
+    ) -> bool:
+        """Make the changes (a binding added or replaced; None: removed), unless they would leave the user
+        more bindings than the cap and more than before: then none (False). Refreshes and removals always
+        pass."""
         after = set(mine) | {key for key, b in changes if b is not None}
         after -= {key for key, b in changes if b is None}
         if len(after) > self.max_bindings and len(after) > len(mine):
             if not mine:
                 self._bindings.pop(user_id, None)
-            return _too_many(self.max_bindings)
+            return False
         for key, binding in changes:
             if binding is None:
                 mine.pop(key, None)
@@ -149,12 +164,7 @@ class Registrar:
                 mine[key] = binding
         if not mine:
             self._bindings.pop(user_id, None)
-        listed = tuple(
-            ("Contact", f"{b.contact};expires={b.remaining(now)}") for b in self.bindings(user_id, now)
-        )
-        if used_outbound:
-            listed = (("Require", "outbound"), *listed)
-        return RegisterResult(200, listed)
+        return True
 
     def bindings(self, user_id: str, now: float | None = None) -> list[Binding]:
         """The user's live bindings (expired ones are dropped here)."""
