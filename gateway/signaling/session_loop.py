@@ -444,32 +444,11 @@ async def serve(
             sockets.await_login(ip, -1)
 
     socket.uncount = uncount
-    loop = asyncio.get_running_loop()
     timeout = rules.login_timeout or limits.login_timeout
-    deadline = loop.time() + timeout
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
         await dialect.on_open()
-        while socket.close_code is None:
-            waiting = rules.login and not dialect.logged_in
-            if rules.login and not waiting:
-                uncount()
-            if waiting and loop.time() >= deadline:
-                await _login_timed_out(socket, dialect, timeout)
-                break
-            try:
-                message = await receive_by(ws, deadline if waiting else None)
-            except TimeoutError:
-                if not dialect.logged_in:  # (SIP: a digest may have succeeded meanwhile)
-                    await _login_timed_out(socket, dialect, timeout)
-                    break
-                continue
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await _handle(socket, dialect, rules, limits, message.data)
-            elif message.type is WSMsgType.ERROR:
-                logger.info("%s WebSocket from %s: socket error %s", rules.what, ip, ws.exception())
-                break
-            else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
-                break
+        await _read(ws, socket, dialect, rules, limits, deadline, timeout)
     finally:
         uncount()
         if rules.flows:
@@ -482,6 +461,42 @@ async def serve(
             if not ws.closed:
                 await ws.close(code=socket.close_code or CLOSE_NORMAL)
     return ws
+
+
+async def _read(
+    ws: web.WebSocketResponse,
+    socket: SessionSocket,
+    dialect: Dialect,
+    rules: SessionRules,
+    limits: SignalingLimits,
+    deadline: float,
+    timeout: float,
+) -> None:
+    """Each message handled in turn, until the loop is asked to close, the login deadline passes (for a
+    dialect with a login, not yet logged in), the socket fails, or the peer goes (its close, or the
+    heartbeat finding it dead)."""
+    loop = asyncio.get_running_loop()
+    while socket.close_code is None:
+        waiting = rules.login and not dialect.logged_in
+        if rules.login and not waiting:
+            socket.uncount()
+        if waiting and loop.time() >= deadline:
+            await _login_timed_out(socket, dialect, timeout)
+            return
+        try:
+            message = await receive_by(ws, deadline if waiting else None)
+        except TimeoutError:
+            if not dialect.logged_in:  # (SIP: a digest may have succeeded meanwhile)
+                await _login_timed_out(socket, dialect, timeout)
+                return
+            continue
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            await _handle(socket, dialect, rules, limits, message.data)
+        elif message.type is WSMsgType.ERROR:
+            logger.info("%s WebSocket from %s: socket error %s", rules.what, socket.remote, ws.exception())
+            return
+        else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
+            return
 
 
 async def _handle(
