@@ -130,6 +130,81 @@ async def alive(gateway: Gateway, seed: int, what: str) -> None:
         assert time.monotonic() - started < 1.0
 
 
+async def fuzz_sip_datagrams(gateway: Gateway, rng: random.Random, seed: int) -> None:
+    """Mutated SIP messages over UDP from three addresses, in batches."""
+    host, port = gateway.sip_address
+    senders = []
+    for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.bind((source, 0))
+        sender.setblocking(False)
+        senders.append(sender)
+    try:
+        for batch in range(SIP_BATCHES):
+            for n in range(SIP_PER_BATCH):
+                try:
+                    senders[n % 3].sendto(mutate(rng.choice(BASE), rng), (host, port))
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+                if n % 200 == 0:
+                    await asyncio.sleep(0)  # let the gateway read
+            await asyncio.sleep(0.05)
+            await alive(gateway, seed, f"SIP datagram batch {batch}")
+    finally:
+        for sender in senders:
+            sender.close()
+
+
+async def fuzz_sip_tcp(gateway: Gateway, rng: random.Random, seed: int) -> None:
+    """One mutated SIP message per TCP connection, from 20 addresses, in batches."""
+    assert gateway.sip is not None
+    tcp = next(t for t in gateway.sip.layer.transports if t.name == "TCP")
+    for batch in range(TCP_BATCHES):
+        for n in range(TCP_PER_BATCH):
+            try:
+                _, writer = await asyncio.open_connection(*tcp.local, local_addr=(f"127.0.0.{1 + n % 20}", 0))
+            except OSError:
+                continue
+            writer.write(mutate(rng.choice(BASE), rng))
+            writer.close()
+        await asyncio.sleep(0.05)
+        await alive(gateway, seed, f"TCP batch {batch}")
+
+
+async def fuzz_websocket(gateway: Gateway, rng: random.Random, seed: int) -> None:
+    """Mutated /ws messages, 50 a socket, each batch from an address of its own."""
+    ws_url = gateway.http_url.replace("http://", "ws://") + "/ws"
+    for batch in range(WS_BATCHES):
+        connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{10 + batch}", 0), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as client:
+            sent = 0
+            while sent < WS_PER_BATCH:
+                try:
+                    async with client.ws_connect(ws_url, heartbeat=None) as ws:
+                        for _ in range(50):
+                            await ws.send_str(mutate_ws(rng))
+                            sent += 1
+                        await ws.close()
+                except (aiohttp.ClientError, ConnectionError):
+                    sent += 50  # the gateway closed or refused it (rate limits): counted as sent
+        await alive(gateway, seed, f"WebSocket batch {batch}")
+
+
+async def fuzz_http(gateway: Gateway, rng: random.Random, seed: int) -> None:
+    """One mutated HTTP request per connection, in batches."""
+    http_port = int(gateway.http_url.rsplit(":", 1)[1])
+    for batch in range(HTTP_BATCHES):
+        for _ in range(HTTP_PER_BATCH):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", http_port)
+            except OSError:
+                continue
+            writer.write(mutate_http(rng, http_port))
+            writer.close()
+        await asyncio.sleep(0.05)
+        await alive(gateway, seed, f"HTTP batch {batch}")
+
+
 # A failure names its seed: FUZZ_SEED=<seed> replays it.
 SEEDS = [int(os.environ["FUZZ_SEED"])] if os.environ.get("FUZZ_SEED") else [1122, RUN_SEED]
 
@@ -144,69 +219,10 @@ async def test_the_gateway_survives_a_bounded_fuzz(seed: int, caplog: pytest.Log
     sip = {"listen": listen, "trusted_sources": ["127.0.0.1/32"]}
     async with running_gateway(gateway_config(None, sip=sip)) as gateway:
         assert gateway.sip is not None
-        host, port = gateway.sip_address
-        http_port = int(gateway.http_url.rsplit(":", 1)[1])
         with caplog.at_level(logging.INFO):
-            senders = []
-            for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
-                sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sender.bind((source, 0))
-                sender.setblocking(False)
-                senders.append(sender)
-            try:
-                for batch in range(SIP_BATCHES):
-                    for n in range(SIP_PER_BATCH):
-                        try:
-                            senders[n % 3].sendto(mutate(rng.choice(BASE), rng), (host, port))
-                        except BlockingIOError:
-                            await asyncio.sleep(0.001)
-                        if n % 200 == 0:
-                            await asyncio.sleep(0)  # let the gateway read
-                    await asyncio.sleep(0.05)
-                    await alive(gateway, seed, f"SIP datagram batch {batch}")
-            finally:
-                for sender in senders:
-                    sender.close()
-
-            tcp = next(t for t in gateway.sip.layer.transports if t.name == "TCP")
-            for batch in range(TCP_BATCHES):
-                for n in range(TCP_PER_BATCH):
-                    try:
-                        _, writer = await asyncio.open_connection(
-                            *tcp.local, local_addr=(f"127.0.0.{1 + n % 20}", 0)
-                        )
-                    except OSError:
-                        continue
-                    writer.write(mutate(rng.choice(BASE), rng))
-                    writer.close()
-                await asyncio.sleep(0.05)
-                await alive(gateway, seed, f"TCP batch {batch}")
-
-            ws_url = gateway.http_url.replace("http://", "ws://") + "/ws"
-            for batch in range(WS_BATCHES):
-                connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{10 + batch}", 0), force_close=True)
-                async with aiohttp.ClientSession(connector=connector) as client:
-                    sent = 0
-                    while sent < WS_PER_BATCH:
-                        try:
-                            async with client.ws_connect(ws_url, heartbeat=None) as ws:
-                                for _ in range(50):
-                                    await ws.send_str(mutate_ws(rng))
-                                    sent += 1
-                                await ws.close()
-                        except (aiohttp.ClientError, ConnectionError):
-                            sent += 50  # the gateway closed or refused it (rate limits): counted as sent
-                await alive(gateway, seed, f"WebSocket batch {batch}")
-
-            for batch in range(HTTP_BATCHES):
-                for _ in range(HTTP_PER_BATCH):
-                    try:
-                        _, writer = await asyncio.open_connection("127.0.0.1", http_port)
-                    except OSError:
-                        continue
-                    writer.write(mutate_http(rng, http_port))
-                    writer.close()
-                await asyncio.sleep(0.05)
-                await alive(gateway, seed, f"HTTP batch {batch}")
+            await fuzz_sip_datagrams(gateway, rng, seed)
+            await fuzz_sip_tcp(gateway, rng, seed)
+            await fuzz_websocket(gateway, rng, seed)
+            await fuzz_http(gateway, rng, seed)
     bad = [r for r in caplog.records if r.exc_info is not None or r.levelno >= logging.ERROR]
     assert not bad, f"seed {seed}: {bad[0].name}: {bad[0].getMessage()}"
