@@ -9,7 +9,8 @@ machines' own WebDisconnected handling. Call ids come from an injected factory.
 
 Each new call is admitted against its user's caps first (gateway/calls/caps.py): a dial over a cap
 raises CallLimitReached before the machine exists (no SIP, no ports); an inbound call does not ring a
-user who is at her calls cap. `port_pairs` (injected: the RTP allocator's count per call) feeds the
+user who is at her calls cap. A dial with an API key is admitted against the key's own caps first, and
+the registry remembers which calls each key dialled. `port_pairs` (injected: the RTP allocator's count per call) feeds the
 port budget.
 """
 
@@ -55,6 +56,7 @@ class CallRegistry:
         self._calls: dict[str, CallMachine] = {}
         self._by_session: dict[str, set[str]] = {}
         self._rung: dict[str, dict[str, str]] = {}  # call id -> each session it rang -> its user
+        self._keys: dict[str, str] = {}  # call id -> the API key it was dialled with (caps.admit_key)
         self.port_pairs = port_pairs
 
     def __len__(self) -> int:
@@ -80,14 +82,25 @@ class CallRegistry:
     def dial(self, event: WebDial) -> tuple[str, list[Command]]:
         """Start an outbound call; the new call id and its first commands. CallLimitReached (nothing
         started) when it would take its user over one of her caps."""
-        user_id = event.user.id
+        user_id, key = event.user.id, event.api_key
+        if key is not None:
+            caps.admit_key(self.settings.caps.for_key(key), self.key_usage(key))
         caps.admit(user_id, self.settings.caps.for_user(user_id), self.usage(user_id))
-        return self._start(event)
+        call_id, commands = self._start(event)
+        if key is not None and call_id in self._calls:
+            self._keys[call_id] = key
+        return call_id, commands
 
     def usage(self, user_id: str) -> caps.Usage:
         """The calls, unanswered calls and RTP port pairs `user_id` holds now."""
         calls = ((call, self._rung.get(call.call_id, {})) for call in self._calls.values())
         return caps.usage(user_id, calls, self.port_pairs)
+
+    def key_usage(self, key_id: str) -> caps.Usage:
+        """The calls, and unanswered calls, dialled with the API key `key_id` that are not over yet."""
+        return caps.key_usage(
+            call for call_id, call in self._calls.items() if self._keys.get(call_id) == key_id
+        )
 
     def incoming(self, event: SipIncomingInvite) -> tuple[str, list[Command]]:
         """Start an inbound call from a new INVITE; the new call id and its first commands. Users already
@@ -130,6 +143,7 @@ class CallRegistry:
     def discard(self, call_id: str) -> None:
         """Forget a call whatever its state (the driver tore it down after an unexpected error)."""
         self._rung.pop(call_id, None)
+        self._keys.pop(call_id, None)
         if self._calls.pop(call_id, None) is None:
             return
         for session_id, ids in list(self._by_session.items()):
@@ -165,4 +179,5 @@ class CallRegistry:
         if call.state is CallState.CLOSED:
             del self._calls[call.call_id]
             self._rung.pop(call.call_id, None)
+            self._keys.pop(call.call_id, None)
             logger.info("call=%s forgotten", call.call_id)

@@ -100,8 +100,10 @@ class ClusterOfferApi:
         dial: str | None,
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
+        *,
+        api_key: str | None = None,
     ) -> OfferResult:
-        result = await self._local.offer(user, sdp, dial, metadata, session_id)
+        result = await self._local.offer(user, sdp, dial, metadata, session_id, api_key=api_key)
         try:
             await self.owners.claim(session_key(user.id, result.session_id))
         except ClusterUnavailable:  # the session works here; other instances answer 503 for it meanwhile

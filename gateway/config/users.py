@@ -122,8 +122,17 @@ class ApiKeyConfig:
     key: Secret
     name: str | None = None  # shown in logs instead of the key
     default_dial: Annotated[str, Parse(_destination)] | None = None
-    # calls this key may have at once over the HTTP offer API and WHIP, besides its user's own limits
+    # This key's own caps, within its user's limits (None: only hers), in every dialect it authenticates
+    # (HTTP offer API, WHIP, JSON-RPC): calls at once, of those calls not answered yet, and event streams
     max_calls: Annotated[int, IntRange(1, 10_000)] | None = None
+    max_unanswered: Annotated[int, IntRange(1, 10_000)] | None = None
+    max_event_streams: Annotated[int, IntRange(1, 10_000)] | None = None
+
+
+def api_key_id(user_id: str, index: int) -> str:
+    """What names the key users[`user_id`].api_keys[`index`] to the caps that count its calls and
+    streams (its `name` need not be unique): also its name in logs when it has none."""
+    return f"{user_id}/api_keys[{index}]"
 
 
 @dataclass(frozen=True, slots=True)

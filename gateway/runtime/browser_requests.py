@@ -36,9 +36,7 @@ from gateway.runtime.messages import MAX_MESSAGE_BYTES
 from gateway.runtime.web_calls import WebCallRefused, web_route
 from gateway.signaling.errors import BadOffer, BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from gateway.signaling.events import Calls, PbxState, SipRegistration
-from gateway.signaling.service import (
-    SessionSink,
-)
+from gateway.signaling.service import KeyedSink, SessionSink
 from sipcore.errors import SIPError
 from sipcore.syntax.headers import new_call_id
 
@@ -123,8 +121,9 @@ class BrowserRequests(DriverCore):
         logctx.add_sip_call_id(context, sip_call_id)  # indexed: the UA's own lines name the Call-ID
         with logctx.bind_call(context):
             try:
+                key = session.api_key if isinstance(session, KeyedSink) else None
                 call_id, commands = self.registry.dial(
-                    ev.WebDial(session.id, session.user, to, sdp, chosen, route=route)
+                    ev.WebDial(session.id, session.user, to, sdp, chosen, route=route, api_key=key)
                 )
             except CallLimitReached as exc:  # before any SIP or port: HTTP 429, an `error`, SIP 486
                 logger.info("call to %r of %s refused: %s", to, session.user.id, exc)

@@ -46,6 +46,8 @@ class HttpOffers(BrowserRequests):
         dial: str | None,
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
+        *,
+        api_key: str | None = None,
     ) -> OfferResult:
         """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
         (docs/signaling.md), the call's progress in the session's `SessionProgress`."""
@@ -57,7 +59,9 @@ class HttpOffers(BrowserRequests):
                 "metadata.dial is required (no default destination is configured for you)",
                 field="metadata.dial",
             )
-        session = HttpSession(user, on_end=self._http_ended, session_id=session_id, dial=dial)
+        session = HttpSession(
+            user, on_end=self._http_ended, session_id=session_id, dial=dial, api_key=api_key
+        )
         self._sessions[session.id] = session
         self._http[user.id, session.public_id] = session
         try:

@@ -62,6 +62,7 @@ class HttpSession:
         *,
         session_id: str | None = None,
         dial: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         # `public_id` names the session to its user (her choice, or ours); `id`, the gateway's own and
         # unique, keys it among every user's sessions: two users may choose the same id (issue 32)
@@ -69,6 +70,7 @@ class HttpSession:
         self._id = self._public if session_id is None else "h-" + secrets.token_urlsafe(12)
         self._on_end = on_end
         self._user = user
+        self.api_key = api_key  # the API key's id it was opened with (signaling.service.KeyedSink)
         self._closed = False
         self.call_id: str | None = None
         self._early_sdp: str | None = None
@@ -171,12 +173,14 @@ class OfferApi:
         dial: str | None,
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
+        *,
+        api_key: str | None = None,
     ) -> OfferResult:
         try:  # RustPBX's document: "400: Bad request (invalid SDP, missing fields)", not a failed call
             parse_sdp(sdp)
         except SdpError as exc:
             raise BadRequest(f"invalid SDP: {exc}", field="sdp") from None
-        return await self._driver.http_offer(user, sdp, dial, metadata, session_id)
+        return await self._driver.http_offer(user, sdp, dial, metadata, session_id, api_key=api_key)
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
         await self._driver.http_add_candidate(user, session_id, candidate)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.config import Config
+from gateway.config.users import api_key_id
 from gateway.identity import LoginBusy, WebUser
 from gateway.identity.lookup import IdentityMap
 from gateway.signaling.errors import RateLimited, Unauthorized
@@ -39,7 +40,8 @@ class ApiPrincipal:
     default_dial: str | None = None  # called when an offer names no destination
     via: str = "basic"  # api_key, token or basic (for logs)
     key_name: str | None = None  # the API key's name, when one was used
-    key_max_calls: int | None = None  # its own cap on calls at once (gateway/signaling/key_calls.py)
+    # the key's id (gateway.config.users.api_key_id): its own caps count the calls and event streams of it
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class _KeyEntry:
     user_id: str
     name: str
     default_dial: str | None
-    max_calls: int | None = None
+    key_id: str
 
 
 def _digest(key: str) -> bytes:
@@ -74,8 +76,10 @@ class ApiCredentials:
         keys: dict[bytes, _KeyEntry] = {}
         for user in config.users:
             for index, item in enumerate(user.api_keys):
-                name = item.name or f"{user.id}/api_keys[{index}]"
-                keys[_digest(item.key.reveal())] = _KeyEntry(user.id, name, item.default_dial, item.max_calls)
+                key_id = api_key_id(user.id, index)
+                keys[_digest(item.key.reveal())] = _KeyEntry(
+                    user.id, item.name or key_id, item.default_dial, key_id
+                )
         defaults = {u.id: u.default_dial for u in config.users if u.default_dial is not None}
         return cls(identity, tokens, keys, defaults)
 
@@ -127,7 +131,7 @@ class ApiCredentials:
             raise Unauthorized("unknown API key")
         principal = await self._principal(entry.user_id, "api_key")
         dial = entry.default_dial if entry.default_dial is not None else principal.default_dial
-        return ApiPrincipal(principal.user, dial, f"api_key {entry.name}", entry.name, entry.max_calls)
+        return ApiPrincipal(principal.user, dial, f"api_key {entry.name}", entry.name, entry.key_id)
 
     async def _principal(self, user_id: str, via: str) -> ApiPrincipal:
         user = await self.identity.store.get(user_id)

@@ -138,6 +138,16 @@ class CallService(Protocol):
 
 
 @runtime_checkable
+class KeyedSink(Protocol):
+    """A `SessionSink` authenticated with an API key (the HTTP offer API, WHIP, JSON-RPC): `api_key` is
+    the key's id (gateway.config.users.api_key_id), None for other credentials; the key's own caps
+    count its calls in every dialect (gateway/calls/caps.py)."""
+
+    @property
+    def api_key(self) -> str | None: ...
+
+
+@runtime_checkable
 class ResumableSink(Protocol):
     """A `SessionSink` whose browser can come back after its socket closed (the softphone's WebSocket
     sessions): `token_family` is the login its session tokens descend from (gateway/signaling/tokens.py),
@@ -208,10 +218,13 @@ class OfferService(Protocol):
         dial: str | None,
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
+        *,
+        api_key: str | None = None,
     ) -> OfferResult:
         """Answer the browser's offer `sdp` and call `dial`; the answer comes as soon as it exists (the
         call's progress follows in `progress`). `session_id`: the id the caller chose for the new
-        session (a taken one is refused with `Conflict`)."""
+        session (a taken one is refused with `Conflict`); `api_key`: the id of the API key the offer
+        came with (its own caps apply: `KeyedSink`)."""
         ...
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:

@@ -154,6 +154,8 @@ class FakeOfferService:
         dial: str | None,
         metadata: Mapping[str, JsonValue],
         session_id: str | None,
+        *,
+        api_key: str | None = None,
     ) -> OfferResult:
         await asyncio.sleep(self.delay)
         self.dialled.append(dial)

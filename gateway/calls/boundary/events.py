@@ -30,6 +30,8 @@ class WebDial:
     # reaches her through the gateway's own SIP listener, sent there directly (no PBX, no dial policy
     # again: the driver checked it)
     route: str | None = None
+    # the API key the dialect authenticated the dial with (gateway.config.users.api_key_id): its own caps
+    api_key: str | None = None
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
@@ -38,6 +40,8 @@ class WebDial:
             raise InvalidValue(f"destination must be a string, got {self.destination!r}")
         if self.route is not None:
             _checks.text("route", self.route)
+        if self.api_key is not None:
+            _checks.text("api_key", self.api_key)
 
 
 @dataclass(frozen=True, slots=True)

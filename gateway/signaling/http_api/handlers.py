@@ -16,7 +16,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
@@ -30,7 +30,6 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.http_api.offer_protocol import candidate_request, close_request, offer_request
-from gateway.signaling.key_calls import KeyCalls
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import OfferService
 from gateway.signaling.turn_rest import IceServers
@@ -44,7 +43,6 @@ class HttpApiContext:
     credentials: ApiCredentials
     ice_servers: IceServers
     limits: SignalingLimits
-    key_calls: KeyCalls = field(default_factory=KeyCalls)  # API keys' own caps (signaling/key_calls.py)
 
 
 HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
@@ -167,11 +165,9 @@ async def _offer(
 ) -> web.Response:
     offer = offer_request(body)
     dial = offer.dial or principal.default_dial
-    async with context.key_calls.hold(principal, context.offer_service) as place:  # api_keys[].max_calls
-        result = await context.offer_service.offer(
-            principal.user, offer.sdp, dial, offer.metadata, offer.session_id
-        )
-        place.session_id = result.session_id
+    result = await context.offer_service.offer(
+        principal.user, offer.sdp, dial, offer.metadata, offer.session_id, api_key=principal.key_id
+    )
     # logged in the loop iteration after this one, once aiohttp wrote the response (it does so without
     # yielding): a line formatted and written at INFO is ~0.1 ms of the offer -> answer (issue 14 goal 3)
     asyncio.get_running_loop().call_soon(

@@ -27,8 +27,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "The session_id chosen is taken",
         413: "Body too large",
         415: "The body is not application/json",
-        429: "Too many logins being checked, or a per-user cap (`reason` names it: too_many_calls, "
-        "too_many_unanswered_calls, port_budget, too_many_calls_for_key, too_many_event_streams)",
+        429: "Too many logins being checked, or a per-user or per-API-key cap (`reason` names it: "
+        "too_many_calls, too_many_unanswered_calls, port_budget, too_many_event_streams, and the key's own "
+        "users[].api_keys[] max_calls, max_unanswered, max_event_streams: too_many_calls_for_key, "
+        "too_many_unanswered_calls_for_key, too_many_event_streams_for_key)",
         500: "Internal error",
         502: "The far end refused the call before the answer existed (busy, declined, ...)",
         503: "Too many event streams open in all",

@@ -14,7 +14,8 @@ line (`: keep-alive`) every `KEEPALIVE` seconds of silence; it ends after the se
 
 A user may have `limits.event_streams_per_user` streams open at once (users[].limits.event_streams for
 hers); one more gets 429 `too_many_event_streams`, so one user's streams never take the others' (the
-gateway-wide MAX_STREAMS stays as a backstop: 503).
+gateway-wide MAX_STREAMS stays as a backstop: 503). An API key with `max_event_streams` may hold that
+many of its user's (429 `too_many_event_streams_for_key`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Final
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.config.users import api_key_id
+from gateway.signaling.api_auth import ApiPrincipal
 from gateway.signaling.errors import BadRequest, SignalingError
 from gateway.signaling.http_api.handlers import HTTP_API_KEY, authenticate, error_response
 from gateway.signaling.http_api.progress import ProgressEvent, SessionProgress
@@ -38,12 +41,12 @@ GONE_CHECK: Final = 1.0  # seconds between looks at whether the client closed it
 MAX_STREAMS: Final = 256  # event streams open at once, across all users
 
 
-async def _progress(request: web.Request) -> tuple[str, SessionProgress]:
-    """The user the credentials name, and the progress of her session."""
+async def _progress(request: web.Request) -> tuple[ApiPrincipal, SessionProgress]:
+    """Who the credentials name, and the progress of her session."""
     context = request.app[HTTP_API_KEY]
     principal = await authenticate(request, context)
     session_id = request.match_info["session_id"]
-    return principal.user.id, await context.offer_service.progress(principal.user, session_id)
+    return principal, await context.offer_service.progress(principal.user, session_id)
 
 
 async def status_handler(request: web.Request) -> web.Response:
@@ -68,17 +71,23 @@ def sse_frame(event: ProgressEvent) -> bytes:
 
 
 class EventStreams:
-    """Counts the open event streams, in all (MAX_STREAMS) and per user (`per_user`, or the user's own
-    cap in `own`)."""
+    """Counts the open event streams, in all (MAX_STREAMS), per user (`per_user`, or the user's own cap
+    in `own`) and per API key with a cap of its own (`keys`: key id -> its name and cap)."""
 
     def __init__(
-        self, per_user: int = 8, own: Mapping[str, int] | None = None, total: int = MAX_STREAMS
+        self,
+        per_user: int = 8,
+        own: Mapping[str, int] | None = None,
+        total: int = MAX_STREAMS,
+        keys: Mapping[str, tuple[str, int]] | None = None,
     ) -> None:
         self.open = 0
         self.total = total
         self.per_user = per_user
         self._own = dict(own or {})
+        self._keys = dict(keys or {})
         self._by_user: dict[str, int] = {}
+        self._by_key: dict[str, int] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> EventStreams:
@@ -87,14 +96,32 @@ class EventStreams:
             for user in config.users
             if user.limits is not None and user.limits.event_streams is not None
         }
-        return cls(config.limits.event_streams_per_user, own)
+        keys = {
+            api_key_id(user.id, index): (key.name or api_key_id(user.id, index), key.max_event_streams)
+            for user in config.users
+            for index, key in enumerate(user.api_keys)
+            if key.max_event_streams is not None
+        }
+        return cls(config.limits.event_streams_per_user, own, keys=keys)
 
     def of(self, user_id: str) -> int:
         return self._by_user.get(user_id, 0)
 
-    def take(self, user_id: str) -> None:
-        """Count one more stream of `user_id`; a SignalingError (429, or 503 for the gateway-wide cap) when
-        she, or the gateway, has the most allowed."""
+    def of_key(self, key_id: str) -> int:
+        return self._by_key.get(key_id, 0)
+
+    def take(self, user_id: str, key_id: str | None = None) -> None:
+        """Count one more stream of `user_id` (opened with the API key `key_id`); a SignalingError (429,
+        or 503 for the gateway-wide cap) when the key, she, or the gateway has the most allowed."""
+        if key_id is not None and key_id in self._keys:
+            name, key_cap = self._keys[key_id]
+            if self.of_key(key_id) >= key_cap:
+                raise SignalingError(
+                    f"API key {name} has {self.of_key(key_id)} event streams open, the most allowed "
+                    f"(api_keys[].max_event_streams {key_cap})",
+                    code="too_many_event_streams_for_key",
+                    http_status=429,
+                )
         cap = self._own.get(user_id, self.per_user)
         held = self.of(user_id)
         if held >= cap:
@@ -108,14 +135,22 @@ class EventStreams:
             raise SignalingError("too many event streams open", http_status=503)
         self.open += 1
         self._by_user[user_id] = held + 1
+        if key_id is not None and key_id in self._keys:
+            self._by_key[key_id] = self.of_key(key_id) + 1
 
-    def give_back(self, user_id: str) -> None:
+    def give_back(self, user_id: str, key_id: str | None = None) -> None:
         self.open -= 1
-        left = self.of(user_id) - 1
-        if left > 0:
-            self._by_user[user_id] = left
-        else:
-            self._by_user.pop(user_id, None)
+        _count_off(self._by_user, user_id)
+        if key_id is not None:
+            _count_off(self._by_key, key_id)
+
+
+def _count_off(counts: dict[str, int], name: str) -> None:
+    left = counts.get(name, 0) - 1
+    if left > 0:
+        counts[name] = left
+    else:
+        counts.pop(name, None)
 
 
 STREAMS_KEY: Final = web.AppKey("signaling_event_streams", EventStreams)
@@ -125,9 +160,10 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"][:128]
     streams = request.app[STREAMS_KEY]
     try:
-        user_id, progress = await _progress(request)
+        principal, progress = await _progress(request)
+        user_id, key_id = principal.user.id, principal.key_id
         after = _start_after(request)
-        streams.take(user_id)
+        streams.take(user_id, key_id)
     except SignalingError as exc:
         if exc.http_status == 429:
             logger.info("event stream of %s refused: %s", session_id, exc)
@@ -165,6 +201,6 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
         logger.debug("event stream of %s: the client went away", session_id)
         return response
     finally:
-        streams.give_back(user_id)
+        streams.give_back(user_id, key_id)
     await response.write_eof()
     return response

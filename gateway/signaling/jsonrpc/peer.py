@@ -127,6 +127,11 @@ class RpcPeer:
         return self._closed
 
     @property
+    def api_key(self) -> str | None:
+        """The id of the API key the peer authenticated with (its own caps count the peer's calls)."""
+        return self._principal.key_id if self._principal is not None else None
+
+    @property
     def authenticated(self) -> bool:
         return self._principal is not None
 

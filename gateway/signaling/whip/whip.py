@@ -121,9 +121,9 @@ async def whip_post_handler(request: web.Request) -> web.Response:
         _check_room_number(request, principal, destination)
         try:
             async with asyncio.timeout(context.limits.service_timeout):
-                async with context.key_calls.hold(principal, context.offer_service) as place:
-                    result = await context.offer_service.offer(principal.user, offer, destination, {}, None)
-                    place.session_id = result.session_id
+                result = await context.offer_service.offer(
+                    principal.user, offer, destination, {}, None, api_key=principal.key_id
+                )
         except TimeoutError:
             raise Timeout("no answer from the call layer in time") from None
     except SignalingError as exc:

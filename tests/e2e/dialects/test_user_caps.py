@@ -9,7 +9,11 @@ that rings for ever) cannot take the gateway from the others.
 - event streams: bob's past his own cap get 429 naming the limit while alice still streams; a stream he
   closes is counted off and he may open one again;
 - the RTP port budget (`limits.port_share` of media.rtp_ports): bob's calls stop at his share of port
-  pairs, alice (her own `limits.port_share`) still gets hers.
+  pairs, alice (her own `limits.port_share`) still gets hers;
+- an API key's own caps (users[].api_keys[]): `max_calls` counts its calls in every dialect that takes
+  keys (a JSON-RPC call fills it for the HTTP offer API, WHIP and JSON-RPC), `max_unanswered` its calls
+  that only ring, `max_event_streams` its event streams; each refuses over its cap (429 / a JSON-RPC
+  error naming it) while the key's user still calls and streams, and admits again once the call ends.
 """
 
 from __future__ import annotations
@@ -263,39 +267,129 @@ async def test_sip_over_websocket_calls_over_the_cap_get_486_with_the_reason(tmp
     assert outcome.count("INVITE") == 2, outcome  # alice's HTTP call and bob's
 
 
-async def test_an_api_key_with_its_own_cap_stops_there_and_its_user_goes_on(tmp_path: Path) -> None:
+KIOSK = {"X-API-Key": "kiosk-key-0123456789abcdef"}
+KIOSK_ID = "alice/api_keys[0]"  # what the caps count the key's calls by (config.users.api_key_id)
+ALICE = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+
+
+def _kiosk_config(pbx: Sipp, **caps: int) -> Any:
+    """alice with the kiosk key and its `caps`; her own limits well above them."""
+    key = {"key": KIOSK["X-API-Key"], "name": "kiosk", **caps}
+    return gateway_config(
+        pbx.address, limits={"calls_per_user": 8, "unanswered_per_user": 8}, alice_extra={"api_keys": [key]}
+    )
+
+
+async def _post(
+    http: aiohttp.ClientSession, base: str, sdp: str, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    body = {"sdp": {"type": "offer", "sdp": sdp}, "metadata": {"dial": "2000"}}
+    async with http.post(f"{base}/webrtc/offer", json=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_an_api_keys_call_cap_holds_in_every_dialect_and_its_user_goes_on(tmp_path: Path) -> None:
+    """max_calls counts the key's calls whichever dialect placed them: a JSON-RPC call with the key
+    fills it for the HTTP offer API, WHIP and JSON-RPC alike; alice's own login is not held back; once
+    the call ends the key may call again."""
     pbx = await _ringing_pbx(tmp_path)
-    key = {"X-API-Key": "kiosk-key-0123456789abcdef"}
-    alice_auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
     try:
-        config = gateway_config(
-            pbx.address,
-            alice_extra={"api_keys": [{"key": key["X-API-Key"], "name": "kiosk", "max_calls": 1}]},
-        )
-        async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+        async with (
+            running_gateway(_kiosk_config(pbx, max_calls=1)) as gateway,
+            aiohttp.ClientSession() as http,
+        ):
             base = gateway.http_url
+            rpc_url = base.replace("http", "ws", 1) + "/jsonrpc"
             peer = WebPeer(freq=1000)
             try:
-                body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+                offer = await peer.offer()
+                rpc_offer = {"sdp": offer, "type": "offer", "to": "2000"}
+                async with http.ws_connect(rpc_url, headers=KIOSK) as ws:
+                    rpc = RpcClient(ws)
+                    placed = await rpc.request("offer", rpc_offer)  # the key's one call: it rings
+                    assert "result" in placed, placed
+                    status, refused = await _post(http, base, offer, KIOSK)
+                    assert status == 429 and refused["reason"] == "too_many_calls_for_key", refused
+                    assert "api_keys[].max_calls 1" in refused["error"], refused
+                    whip = {**KIOSK, "Content-Type": "application/sdp"}
+                    async with http.post(f"{base}/whip/2000", data=offer, headers=whip) as response:
+                        assert response.status == 429, await response.text()
+                        assert (await response.json())["reason"] == "too_many_calls_for_key"
+                    async with http.ws_connect(rpc_url, headers=KIOSK) as second:
+                        reply = await RpcClient(second).request("offer", rpc_offer)
+                        assert reply["error"]["data"]["reason"] == "too_many_calls_for_key", reply
+                    status, hers = await _post(http, base, offer, ALICE)  # the key's user goes on
+                    assert status == 200, hers
 
-                async def post(headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-                    async with http.post(f"{base}/webrtc/offer", json=body, headers=headers) as response:
-                        return response.status, await response.json()
-
-                status, first = await post(key)
-                assert status == 200, first
-                status, refused = await post(key)
-                assert status == 429 and refused["reason"] == "too_many_calls_for_key", refused
-                assert "api_keys[].max_calls 1" in refused["error"], refused
-                status, hers = await post(alice_auth)  # the key's user is not capped by the key
-                assert status == 200, hers
-
-                close = {"session_id": first["session_id"]}
-                async with http.post(f"{base}/webrtc/close", json=close, headers=key) as closed:
-                    assert closed.status == 200, await closed.text()
-                status, again = await post(key)  # its call ended: the key may call again
+                    call_id = placed["result"]["call_id"]
+                    await rpc.request("disconnect", {"call_id": call_id})
+                    await wait_until(lambda: gateway.driver.registry.key_usage(KIOSK_ID).calls == 0)
+                status, again = await _post(http, base, offer, KIOSK)  # its call ended: it may call again
                 assert status == 200, again
+                status, refused = await _post(http, base, offer, KIOSK)
+                assert status == 429 and refused["reason"] == "too_many_calls_for_key", refused
             finally:
                 await peer.close()
     finally:
-        await pbx.stop()
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 3, outcome  # the key's two calls and alice's: none refused went out
+
+
+async def test_an_api_keys_unanswered_calls_and_event_streams_are_capped(tmp_path: Path) -> None:
+    """max_unanswered: the key's calls that only ring stop at it (HTTP offer API and JSON-RPC alike)
+    while alice's own credentials still call; max_event_streams: the key's streams stop at it while
+    alice's login still streams; when the key's call ends (its session closed) its stream ends too, and
+    the key may call and stream again."""
+    pbx = await _ringing_pbx(tmp_path)
+    try:
+        async with (
+            running_gateway(_kiosk_config(pbx, max_unanswered=1, max_event_streams=1)) as gateway,
+            aiohttp.ClientSession() as http,
+        ):
+            base = gateway.http_url
+            peer = WebPeer(freq=1000)
+            streams: list[aiohttp.ClientResponse] = []
+
+            async def stream(session: dict[str, Any], auth: dict[str, str]) -> aiohttp.ClientResponse:
+                response = await http.get(f"{base}{session['events_url']}", headers=auth)
+                if response.status == 200:
+                    streams.append(response)
+                    assert (await response.content.readline()).startswith(b"retry:")
+                return response
+
+            try:
+                offer = await peer.offer()
+                status, first = await _post(http, base, offer, KIOSK)
+                assert status == 200, first
+                status, refused = await _post(http, base, offer, KIOSK)
+                assert status == 429 and refused["reason"] == "too_many_unanswered_calls_for_key", refused
+                assert "api_keys[].max_unanswered 1" in refused["error"], refused
+                rpc_url = base.replace("http", "ws", 1) + "/jsonrpc"
+                async with http.ws_connect(rpc_url, headers=KIOSK) as ws:
+                    reply = await RpcClient(ws).request("offer", {"sdp": offer, "to": "2000"})
+                    assert reply["error"]["data"]["reason"] == "too_many_unanswered_calls_for_key", reply
+                status, hers = await _post(http, base, offer, ALICE)
+                assert status == 200, hers
+
+                assert (await stream(first, KIOSK)).status == 200
+                refused_stream = await stream(first, KIOSK)
+                assert refused_stream.status == 429
+                error = await refused_stream.json()
+                assert error["reason"] == "too_many_event_streams_for_key", error
+                assert "api_keys[].max_event_streams 1" in error["error"], error
+                assert (await stream(hers, ALICE)).status == 200  # her login's streams are not the key's
+
+                close = {"session_id": first["session_id"]}
+                async with http.post(f"{base}/webrtc/close", json=close, headers=KIOSK) as closed:
+                    assert closed.status == 200, await closed.text()
+                await wait_until(lambda: gateway.driver.registry.key_usage(KIOSK_ID).calls == 0)
+                status, again = await _post(http, base, offer, KIOSK)  # its call ended: it calls again
+                assert status == 200, again
+                await wait_until_stream(lambda: stream(again, KIOSK))  # its ended call's stream is off
+            finally:
+                for response in streams:
+                    response.close()
+                await peer.close()
+    finally:
+        outcome = await pbx.stop()
+    assert outcome.count("INVITE") == 3, outcome  # the key's two calls and alice's
