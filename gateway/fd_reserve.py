@@ -66,6 +66,15 @@ class FdReserve:
         return reserve
 
     @property
+    def accept_burst(self) -> int:
+        """The listen backlog of each listener: asyncio accepts up to that many connections per wake-up
+        before any is admitted or refused (each a descriptor until then), so a flood on a few listeners
+        could otherwise take the whole reserve at once (and accept() fail with EMFILE, logged with a
+        traceback). An eighth of the reserve, between 4 and 128 (aiohttp's default; 65,536 descriptors
+        and the default reserve give 128)."""
+        return max(4, min(128, self.reserve // 8))
+
+    @property
     def room(self) -> int:
         """How many descriptors signaling may hold in all."""
         return max(0, self.limit - self.baseline - self.reserve)

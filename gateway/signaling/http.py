@@ -136,8 +136,11 @@ class _GatedSite(web.BaseSite):
         server = self._runner.server
         if server is None:
             raise RuntimeError("the runner is not set up")
+        reserve = self.gate.fd_reserve
         self._server = await asyncio.get_running_loop().create_server(
-            self.gate.factory(server, self._ssl_context), *self._where, backlog=self._backlog
+            self.gate.factory(server, self._ssl_context),
+            *self._where,
+            backlog=reserve.accept_burst if reserve is not None else self._backlog,
         )
 
     async def stop(self) -> None:

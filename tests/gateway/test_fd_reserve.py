@@ -38,6 +38,10 @@ def test_the_budget_keeps_its_reserve() -> None:
     assert all(reserve.take() for _ in range(65)) and not reserve.take() and reserve.refused == 1
     reserve.give()
     assert reserve.take() and reserve.in_use == 65
+    # what a listener accepts at once comes out of the reserve: never more than an eighth of it each
+    assert FdReserve(limit=300, reserve=90).accept_burst == 11
+    assert FdReserve(limit=65536, reserve=16384).accept_burst == 128
+    assert FdReserve(limit=40, reserve=4).accept_burst == 4
     with pytest.raises(ValueError, match="reserve -1"):
         FdReserve(limit=100, reserve=-1)
 

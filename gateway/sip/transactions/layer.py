@@ -212,6 +212,7 @@ class TransactionLayer:
                     on_closed=self.connection_closed,
                     tcp_limits=self.tcp_limits,
                     tls=self.tls if name == "TLS" else None,
+                    backlog=self.fd_reserve.accept_burst if self.fd_reserve is not None else 100,
                 )
             except OSError as exc:
                 raise ListenError(f"SIP {transport.lower()}", host, port, exc) from exc

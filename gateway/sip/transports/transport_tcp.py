@@ -349,10 +349,12 @@ class TcpTransport:
         on_closed: ClosedCallback | None = None,
         tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
         tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+        backlog: int = 100,
     ) -> TcpTransport:
         """Listen on ``host:port`` (port 0: any free port). ``on_closed`` is told of every
         connection that closes (so that transactions waiting on it can fail at once). ``tls``: the
-        server and client contexts of a TLS transport (:class:`TlsTransport`)."""
+        server and client contexts of a TLS transport (:class:`TlsTransport`). ``backlog``: the listen
+        queue, and how many asyncio accepts at once (``FdReserve.accept_burst``)."""
         self = cls(
             on_receive,
             idle_timeout=idle_timeout,
@@ -370,6 +372,7 @@ class TcpTransport:
             port,
             family=address_family(host),
             reuse_address=True,
+            backlog=backlog,
         )  # no ssl= here: TLS starts in connection_made, after the caps (issue 32)
         self._local = normalize_address(self._server.sockets[0].getsockname())
         logger.info("%s transport listening on %s:%d", self.name, format_host(self._local[0]), self._local[1])
