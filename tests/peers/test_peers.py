@@ -229,13 +229,23 @@ async def test_phone_calls_sipp_with_early_media(sipp: str, tmp_path: Path) -> N
         call = await phone.call(uas.uri("2001"))
         await phone.wait_for("state", call=call, state="EARLY", code=183)
         await phone.wait_for("state", call=call, state="CONFIRMED")
-        await asyncio.sleep(1.5)
+        await received_more(phone, call, packets=75)  # 1.5 s of the echo once answered
         await phone.hangup(call)
         assert (await uas.wait(10)).ok
         assert heard(await phone.wait_for_recording(call), 440)
 
 
 # --- phone against phone ------------------------------------------------------------------------------------
+async def received_more(phone: DeskPhone, call: int, *, packets: int) -> None:
+    """Wait (15 s at most) until the phone's own stream has received ``packets`` more RTP packets of
+    ``call`` than it has now, instead of a fixed sleep: on a loaded machine pjsua's media can lag."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    wanted = (await phone.rtp(call))["received"] + packets
+    while loop.time() < deadline and (await phone.rtp(call))["received"] < wanted:
+        await asyncio.sleep(0.1)
+
+
 async def both_received(caller: DeskPhone, callee: DeskPhone, call: int, *, packets: int) -> None:
     """Wait (15 s at most) until each phone's own stream has received ``packets`` RTP packets of the call,
     instead of a fixed sleep: on a loaded machine pjsua's media can start a second or more late."""
