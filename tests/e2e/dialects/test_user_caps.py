@@ -189,11 +189,7 @@ async def test_event_streams_are_capped_per_user(tmp_path: Path) -> None:
                     alices = await response.json()
 
                 async def stream(session: dict[str, Any], auth: dict[str, str]) -> aiohttp.ClientResponse:
-                    response = await http.get(f"{base}{session['events_url']}", headers=auth)
-                    if response.status == 200:
-                        streams.append(response)
-                        assert (await response.content.readline()).startswith(b"retry:")
-                    return response
+                    return await open_stream(http, f"{base}{session['events_url']}", auth, streams)
 
                 for _ in range(2):
                     assert (await stream(bobs, BOB)).status == 200
@@ -215,6 +211,18 @@ async def test_event_streams_are_capped_per_user(tmp_path: Path) -> None:
                 await peer.close()
     finally:
         await pbx.stop()
+
+
+async def open_stream(
+    http: aiohttp.ClientSession, url: str, auth: dict[str, str], streams: list[aiohttp.ClientResponse]
+) -> aiohttp.ClientResponse:
+    """GET an event stream; one that opened (its `retry:` line read) is kept in `streams` for the test
+    to close."""
+    response = await http.get(url, headers=auth)
+    if response.status == 200:
+        streams.append(response)
+        assert (await response.content.readline()).startswith(b"retry:")
+    return response
 
 
 async def wait_until_stream(open_one: Any, timeout: float = 20) -> None:
@@ -351,11 +359,7 @@ async def test_an_api_keys_unanswered_calls_and_event_streams_are_capped(tmp_pat
             streams: list[aiohttp.ClientResponse] = []
 
             async def stream(session: dict[str, Any], auth: dict[str, str]) -> aiohttp.ClientResponse:
-                response = await http.get(f"{base}{session['events_url']}", headers=auth)
-                if response.status == 200:
-                    streams.append(response)
-                    assert (await response.content.readline()).startswith(b"retry:")
-                return response
+                return await open_stream(http, f"{base}{session['events_url']}", auth, streams)
 
             try:
                 offer = await peer.offer()
