@@ -83,7 +83,7 @@ class EndpointRtcp:
         self._rtcp_received(data, source)
 
     def _rtcp_received(self, data: bytes, source: Address) -> None:
-        opened = self._unprotect_rtcp(data, source)
+        opened = self._unprotect(data, source, rtcp=True)
         if opened is None or self._state is not EndpointState.OPEN:
             return
         try:
@@ -104,18 +104,21 @@ class EndpointRtcp:
         if self._on_rtcp is not None:
             self._on_rtcp(packets)
 
-    def _unprotect_rtcp(self, data: bytes, source: Address) -> bytes | None:
-        """The compound packet in clear (SRTCP, RFC 3711 §3.4, once keyed); None: dropped."""
+    def _unprotect(self, data: bytes, source: Address, *, rtcp: bool) -> bytes | None:
+        """The RTP packet (SRTP, RFC 3711 §3.3) or RTCP compound packet (SRTCP, §3.4) in clear, once
+        keyed; None: dropped."""
         crypto = self._crypto
         if crypto is None:
             return data
         if not crypto.ready:
-            self._drop("RTCP from %s before the SRTP keys: %d bytes", source, len(data))
+            self._drop(
+                f"{'RTCP' if rtcp else 'RTP'} from %s before the SRTP keys: %d bytes", source, len(data)
+            )
             return None
         try:
-            return crypto.unprotect_rtcp(data)
+            return crypto.unprotect_rtcp(data) if rtcp else crypto.unprotect(data)
         except SrtpError as exc:
-            self._drop("SRTCP packet from %s not authentic: %s", source, exc)
+            self._drop(f"{'SRTCP' if rtcp else 'SRTP'} packet from %s not authentic: %s", source, exc)
             return None
 
     def _rtcp_from_peer(self, source: Address) -> bool:

@@ -48,7 +48,7 @@ from gateway.media.rtp.packet import PT_COMFORT_NOISE, RtpPacket, is_rtcp
 from gateway.media.rtp.ports import PortLease, RtpPortAllocator
 from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
-from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
+from gateway.media.rtp.srtp import SdesSrtp, SipSrtp
 
 logger = logging.getLogger(__name__)
 
@@ -449,7 +449,7 @@ class RtpEndpoint(EndpointRtcp):
         if self.config.rtcp_mux and is_rtcp(data):
             self._rtcp_received(data, source)
             return
-        opened = data if decrypted else self._unprotect_rtp(data, source)
+        opened = data if decrypted else self._unprotect(data, source, rtcp=False)
         if opened is None:
             return
         try:
@@ -466,20 +466,6 @@ class RtpEndpoint(EndpointRtcp):
             return
         self._heard(packet, source)
         self._on_rtp(packet)
-
-    def _unprotect_rtp(self, data: bytes, source: Address) -> bytes | None:
-        """The packet in clear (SRTP, RFC 3711 §3.3, once keyed); None: dropped."""
-        crypto = self._crypto
-        if crypto is None:
-            return data
-        if not crypto.ready:
-            self._drop("RTP from %s before the SRTP keys: %d bytes", source, len(data))
-            return None
-        try:
-            return crypto.unprotect(data)
-        except SrtpError as exc:
-            self._drop("SRTP packet from %s not authentic: %s", source, exc)
-            return None
 
     def _heard(self, packet: RtpPacket, source: Address) -> None:
         """An accepted packet from the peer: the receive statistics (RFC 3550 §6.4.1), its liveness (quiet
