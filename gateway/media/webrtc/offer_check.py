@@ -7,13 +7,17 @@ front: our parse (RFC 8866), the web leg's pruning (web_sdp.py: a WebRTC audio m
 allows), the transport lines aiortc needs (a=setup actpass/active/passive, RFC 5763 §5; a=rtcp-mux,
 RFC 8858 §5.1.3; ICE credentials, RFC 8839 §5.4), aiortc's own SDP parser on what it will be given (with
 the video m-line too), and aiortc's ``setRemoteDescription`` + ``createAnswer`` in a throwaway
-RTCPeerConnection that gathers nothing (no socket is opened). Every refusal is an ``sdp.SdpError`` whose
+RTCPeerConnection that gathers nothing (no socket is opened). That throwaway costs about a millisecond of
+each call's set-up, so the offers aiortc took are remembered by shape (offer_shape.py: the offer with its
+per-call values fixed): a later offer of the same shape from the same kind of client skips it, our own
+checks still run on every offer. Every refusal is an ``sdp.SdpError`` whose
 ``field`` names the SDP line at fault ("a=setup", "a=ssrc"...): 400 for the APIs, 488 for SIP.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
@@ -23,12 +27,15 @@ from aiortc import sdp as aiortc_sdp
 import sdp
 from gateway.media.codecs import codec_choice
 from gateway.media.webrtc import aiortc_hooks, web_sdp
+from gateway.media.webrtc.offer_shape import shape
 from gateway.media.webrtc.webrtc_leg import capabilities
 
 __all__ = ["check_web_offer"]
 
 logger = logging.getLogger(__name__)
 
+_TAKEN_SHAPES: Final = 512  # how many shapes aiortc took are remembered (least recently seen go first)
+_taken: OrderedDict[tuple[str, tuple[str, ...], bool, bool], None] = OrderedDict()
 _SETUP: Final = frozenset({"actpass", "active", "passive"})  # RFC 5763 §5; holdconn: RFC 4145 §4
 # aiortc's messages that already say which line is missing -> that line
 _AIORTC_FIELDS: Final = (
@@ -54,6 +61,10 @@ async def check_web_offer(
     if not usable:
         raise sdp.SdpUnacceptable(f"the audio m-line offers none of {list(web_codecs)}", field="a=rtpmap")
     _check_transport(offer, pruned.index)
+    key = (shape(text), tuple(web_codecs), video, data_channel)
+    if key in _taken:  # aiortc took an offer of this shape (the module note)
+        _taken.move_to_end(key)
+        return offer
     if video:  # the video m-line aiortc gets when the call takes video, as it gets it
         with_video = web_sdp.prune_offer(offer, video=True, data_channel=data_channel)
         if with_video.video_index is not None:
@@ -62,6 +73,9 @@ async def check_web_offer(
             # passed the audio-only answer and failed the call with "None is not in list")
             pruned = with_video
     await _aiortc_answers(pruned, sdp.write(pruned.description), usable, certificate)
+    _taken[key] = None
+    if len(_taken) > _TAKEN_SHAPES:
+        _taken.popitem(last=False)
     return offer
 
 
