@@ -342,7 +342,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         web, sip = self._web_side, self._sip.negotiated
         if web is None or sip is None:
             return
-        self._to_sip.configure(web.incoming, sip.codec, sip.event, sip.packet_ms)
+        sip_event = sip.event if self.settings.forward_web_dtmf else None  # dtmf_mode info: INFO only
+        self._to_sip.configure(web.incoming, sip.codec, sip_event, sip.packet_ms)
         self._to_web.configure(sip.incoming, web.codec, web.event)
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends

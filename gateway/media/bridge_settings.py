@@ -14,6 +14,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 import sdp
 from gateway.config import Config, IceServer
 from gateway.config.addresses import RtpAddress, family_of
+from gateway.config.schema import DtmfMode
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
@@ -52,6 +53,9 @@ class BridgeSettings:
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
+    # the browser's RFC 4733 events forwarded to the SIP leg as they came (sip.dtmf_mode rfc4733); False
+    # (dtmf_mode info): only reported (DtmfReceived), the call sends each digit as SIP INFO, once
+    forward_web_dtmf: bool = True
     # Video passed through between the legs (codecs.video, issue 19): H264, VP8, VP9 by preference;
     # empty: video m-lines are rejected with port 0 as before.
     video_codecs: tuple[str, ...] = ()
@@ -153,6 +157,7 @@ def settings_from_config(
         sip_codecs=tuple(c.value for c in config.codecs.sip),
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
+        forward_web_dtmf=config.sip.dtmf_mode is DtmfMode.RFC4733,
         video_codecs=tuple(c.value for c in config.codecs.video),
         ice_servers=ice_servers_from_config(config.ice.gateway),
         host_addresses=tuple(str(a) for a in config.ice.host_addresses) or None,

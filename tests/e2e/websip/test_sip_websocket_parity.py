@@ -1,0 +1,69 @@
+"""SIP over WebSocket against real peers, for what the softphone page already had (issue 33): a digit the
+library sends in its media reaches the phone once with `sip.dtmf_mode: info`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from pathlib import Path
+
+from gateway.config.schema import DtmfMode
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.webpeer import WebPeer, send_web_dtmf
+from tests.e2e.harness import running_gateway, wait_until
+from tests.e2e.websip.test_sip_websocket import (
+    SipCall,
+    SipSocket,
+    no_calls,
+    realm_of,
+    sip_socket,
+    websocket_config,
+)
+
+
+async def placed_call(sip: SipSocket, realm: str, peer: WebPeer, to: str = "2000") -> tuple[SipCall, str]:
+    """alice's INVITE from ``peer`` over ``sip`` answered 200 and ACKed: the dialog and the answer."""
+    call = SipCall(sip, f"sip:{to}@{realm}", f"sip:alice@{realm}")
+    final = await call.invite(await peer.offer(), realm)
+    assert final.startswith("SIP/2.0 200 "), final
+    await call.ack(final, call.remote_target, call.to_tag)
+    return call, final.split("\r\n\r\n", 1)[1]
+
+
+def _event_payload_type(answer: str) -> int:
+    match = re.search(r"^a=rtpmap:(\d+) telephone-event/8000", answer, re.M)
+    assert match, f"no telephone-event/8000 in the answer:\n{answer}"
+    return int(match.group(1))
+
+
+async def test_a_digit_in_the_librarys_media_reaches_the_phone_once_with_dtmf_mode_info(
+    tmp_path: Path,
+) -> None:
+    """With `sip.dtmf_mode: info`, an RFC 4733 digit from the library goes to the phone as SIP INFO only:
+    before, the bridge forwarded the events as well, and "56" arrived as "5566"."""
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        config = websocket_config(phone.address)
+        config = dataclasses.replace(config, sip=dataclasses.replace(config.sip, dtmf_mode=DtmfMode.INFO))
+        async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+            realm = realm_of(gateway)
+            peer = WebPeer(1000)
+            try:
+                call, answer = await placed_call(sip, realm, peer)
+                await peer.accept(answer)
+                incoming = await phone.wait_for("incoming")
+                await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+                await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+                for digit in "56":
+                    await send_web_dtmf(peer, digit, _event_payload_type(answer))
+                    await phone.wait_for("dtmf", digit=digit, method="info")
+                await asyncio.sleep(1.0)  # a second copy (RFC 4733 forwarded too) would be here by now
+                digits = [(e["digit"], e["method"]) for e in phone.events if e.get("event") == "dtmf"]
+                assert digits == [("5", "info"), ("6", "info")], digits
+                reply = await call.bye()
+                assert reply.startswith("SIP/2.0 200 "), reply
+            finally:
+                await peer.close()
+            assert await no_calls(gateway)
