@@ -158,7 +158,7 @@ def provisional(call: CallMachine, event: SipProvisional) -> None:
         call.early_answer_from_sip(event.sdp)
         call.emit(MediaAnswerFromSip(call.call_id, event.sdp))
         call.enter(CallState.EARLY)
-    elif not call.rang:
+    elif event.status == 180 and not call.rang:  # only a 180 rings: a 181-183 without SDP is no ringing
         call.mark_rang()
         call.emit(NotifyRinging(call.session_id, call.call_id))
 

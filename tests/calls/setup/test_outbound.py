@@ -68,6 +68,9 @@ def test_success_ringing_then_answer_then_hangup() -> None:
         CancelTimer("c1", TimerName.SETUP),
         StartTimer("c1", TimerName.RING, 180.0),
     ]
+    # only a 180 rings (issue 33): a 181-183 without SDP, or the bare 183 the UA reports ahead of its
+    # early media, is no ringing the PBX sent
+    assert [call.handle(SipProvisional(status)) for status in (181, 182, 183)] == [[], [], []]
     assert call.handle(SipProvisional(180)) == [NotifyRinging("s1", "c1")]
     assert call.handle(SipProvisional(180)) == []  # the browser hears "ringing" once
     out = call.handle(SipAccepted(f.SIP_ANSWER))

@@ -60,6 +60,7 @@ class SipSocket:
         self.tag = secrets.token_hex(4)
         self.cseq = 0
         self.contact = f"<sip:{secrets.token_hex(4)}@{secrets.token_hex(6)}.invalid;transport=ws>"
+        self.provisional: list[str] = []  # the 1xx answers ``request`` passed over, in order
 
     async def request(self, method: str, uri: str, *, to: str, headers: str = "", body: str = "") -> str:
         self.cseq += 1
@@ -76,6 +77,7 @@ class SipSocket:
             reply = await asyncio.wait_for(self.ws.receive_str(), 10)
             if not reply.startswith("SIP/2.0 1"):
                 return reply
+            self.provisional.append(reply)
 
     async def register(
         self, user: str, password: str, realm_host: str, expires: int = 600

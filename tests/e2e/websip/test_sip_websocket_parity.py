@@ -1,5 +1,6 @@
 """SIP over WebSocket against real peers, for what the softphone page already had (issue 33): a digit the
-library sends in its media reaches the phone once with `sip.dtmf_mode: info`."""
+library sends in its media reaches the phone once with `sip.dtmf_mode: info`; the PBX's progress is
+relayed as it came (183 without a 180 of our own)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from gateway.config.schema import DtmfMode
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
+from peers.sipp import Sipp
 from peers.webpeer import WebPeer, send_web_dtmf
 from tests.e2e.harness import running_gateway, wait_until
 from tests.e2e.websip.test_sip_websocket import (
@@ -67,3 +69,23 @@ async def test_a_digit_in_the_librarys_media_reaches_the_phone_once_with_dtmf_mo
             finally:
                 await peer.close()
             assert await no_calls(gateway)
+
+
+async def test_the_pbxs_183_reaches_the_library_without_a_180_it_never_sent(tmp_path: Path) -> None:
+    """A PBX that answers 183 with SDP, then 200 (sipp): the library sees 183 and 200, and no 180."""
+    async with Sipp(tmp_path, "uas_early_media", calls=1, rtp_echo=True) as uas:
+        config = websocket_config(uas.address)  # no OPTIONS keepalives: the scenario takes only its call
+        config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0))
+        async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+            realm = realm_of(gateway)
+            peer = WebPeer(1000)
+            try:
+                call, _ = await placed_call(sip, realm, peer)
+                statuses = [p.split(" ", 2)[1] for p in sip.provisional]
+                assert "183" in statuses and "180" not in statuses, statuses
+                reply = await call.bye()
+                assert reply.startswith("SIP/2.0 200 "), reply
+            finally:
+                await peer.close()
+        result = await uas.wait(timeout=10)
+        assert result.ok, result
