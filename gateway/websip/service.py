@@ -13,7 +13,8 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   (application/dtmf-relay, application/dtmf) and re-INVITE hold/resume (answered at once, our last
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
   Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
-- OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501.
+- OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501, whose
+  Allow (``WEB_SIP_ALLOW``) lists only what a library gets answered: no REFER nor NOTIFY.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
 its flow closes (its calls end: BYE to the far end) or when it has neither bindings nor calls.
@@ -58,6 +59,11 @@ __all__ = ["WebSipService", "WebSipSession"]
 
 logger = logging.getLogger(__name__)
 
+# What a SIP library is told we handle (Allow, RFC 3261 §20.5): the UA's methods but REFER and NOTIFY,
+# which only the PBX's dialogs take (transfer from a SIP library is not carried yet); MESSAGE in a call's
+# dialog is relayed both ways (gateway/websip/sessions.py)
+WEB_SIP_ALLOW = tuple(m for m in ALLOW if m not in ("REFER", "NOTIFY"))
+
 
 class WebSipService:
     """The SIP WebSocket dialect: registrar, digest, and the sessions of the browsers' SIP libraries."""
@@ -97,7 +103,7 @@ class WebSipService:
             transport.local[1],
             transport.name,
             user_agent=config.sip.user_agent,
-            allow=ALLOW,
+            allow=WEB_SIP_ALLOW,
         )
         self._sessions: dict[tuple[Flow, str], WebSipSession] = {}
         self._present: set[str] = set()  # sessions with a binding, in presence
@@ -144,12 +150,14 @@ class WebSipService:
         elif method == "INVITE":
             self.spawn(self._invite(incoming))
         elif method == "OPTIONS":
-            incoming.reply(200, headers=self.ua.capabilities())
+            ours = ", ".join(WEB_SIP_ALLOW)
+            capabilities = self.ua.capabilities()
+            incoming.reply(200, headers=tuple((n, ours if n == "Allow" else v) for n, v in capabilities))
         elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
             incoming.reply(481)
-        else:
-            refusal = refuse_method(method, ALLOW)
-            status, headers = refusal or (405, (("Allow", ", ".join(ALLOW)),))
+        else:  # a known method we take in a dialog only (MESSAGE): 405 without it in Allow; unknown 501
+            allowed = tuple(m for m in WEB_SIP_ALLOW if m != method)
+            status, headers = refuse_method(method, allowed) or (405, ())
             incoming.reply(status, headers=headers)
 
     async def _authenticate(self, incoming: IncomingRequest) -> WebUser | None:

@@ -6,7 +6,9 @@ call core's events into SIP over its flow: for a call the browser placed, ``ring
 (before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
 carrying the call core's WebRTC offer, and follows the browser's in-dialog requests (CANCEL, BYE, INFO
 DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
-video.py). It closes when its flow closes (its calls end) or when it has neither bindings nor calls.
+video.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
+SIP party, the SIP party's (`message` events) to the library. It closes when its flow closes (its
+calls end) or when it has neither bindings nor calls.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.identity import WebUser
 from gateway.media.codecs.dtmf import parse_dtmf_relay
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
+from gateway.signaling.service import ChatService
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.ua_calls import Call, CallState
@@ -31,11 +34,13 @@ from gateway.sip.useragent.ua_events import (
     Confirmed,
     Failed,
     InfoReceived,
+    MessageReceived,
     ReinviteReceived,
     set_direction,
 )
 from gateway.websip.registrar import Flow
 from gateway.websip.video import MidcallVideo
+from sipcore.errors import SIPError
 from sipcore.location.routing import Target
 from sipcore.syntax.headers import warning_value
 from sipcore.syntax.uri import URI
@@ -127,6 +132,10 @@ class WebSipSession:
                     return
                 for binding in bindings:
                     self._service.spawn(self._ring(call_id, binding.contact.uri, offer, caller, display))
+            case sig.CallMessage(body=body):
+                answered = self._answered(call_id)
+                if answered is not None:
+                    self._service.spawn(_tell(answered, call_id, body))
             case sig.Ended():
                 self.ringing.pop(call_id, None)
                 for leg in self.outgoing.pop(call_id, []):
@@ -175,6 +184,8 @@ class WebSipSession:
                     return
                 case InfoReceived(content_type=content_type, body=body):
                     await self._info(call_id, content_type, body)
+                case MessageReceived(text=text):
+                    await self._chat(call_id, text)
                 case ReinviteReceived(sdp=offer_again):
                     await self._reinvite(call_id, leg, offer_again)
                 case _:
@@ -204,6 +215,8 @@ class WebSipSession:
                     self._answers[call_id] = answer
                     self._video.settled(call_id, answer)
                     leg.answer(answer)
+                case sig.CallMessage(body=body) if leg.state is CallState.CONFIRMED:
+                    self._service.spawn(_tell(leg, call_id, body))
                 case sig.Ended(sip_status=status, reason=reason, message=message):
                     self._end(call_id, leg, unanswered, status, reason, message)
                 case _:
@@ -252,6 +265,8 @@ class WebSipSession:
                         return
                     case InfoReceived(content_type=content_type, body=body):
                         await self._info(call_id, content_type, body)
+                    case MessageReceived(text=text):
+                        await self._chat(call_id, text)
                     case ReinviteReceived(sdp=offer):
                         await self._reinvite(call_id, leg, offer)
                     case Confirmed():
@@ -276,6 +291,12 @@ class WebSipSession:
             logger.info("call=%s INFO with a bad DTMF body: %s", call_id, exc)
             return
         await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
+
+    async def _chat(self, call_id: str, text: str) -> None:
+        """The library's MESSAGE in the call's dialog (answered 200 by the UA): to the SIP party."""
+        calls = self._service.calls
+        if isinstance(calls, ChatService):
+            await _ignore_gone(calls.call_message(self, call_id, text))
 
     async def _reinvite(self, call_id: str, leg: Call, offer: str) -> None:
         answer = self._answers.get(call_id)
@@ -351,6 +372,17 @@ async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
         await coro
     except SignalingError as exc:
         logger.debug("SIP WebSocket request ignored: %s", exc)
+
+
+async def _tell(leg: Call, call_id: str, text: str) -> None:
+    """The SIP party's chat text to the library: MESSAGE in the call's dialog (RFC 3428 §4)."""
+    try:
+        response = await leg.message(text)
+    except (SIPError, OSError) as exc:  # the dialog ended meanwhile, the flow went: the text is lost
+        logger.info("call=%s MESSAGE to the SIP library failed: %s", call_id, exc)
+        return
+    if response.status >= 300:
+        logger.info("call=%s the SIP library refused our MESSAGE: %d", call_id, response.status)
 
 
 async def _end_outgoing(leg: OutgoingCall) -> None:

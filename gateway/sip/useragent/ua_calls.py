@@ -448,7 +448,11 @@ class Call:
             incoming.respond(error)
             return
         method = request.method
-        if method == "BYE":
+        # only what this dialog's owner handles, its endpoint's Allow (RFC 3261 §20.5): a SIP library over
+        # WebSocket (gateway/websip) is not offered the methods only a PBX's dialogs take
+        if (refusal := refuse_method(method, dialog.endpoint.allow)) is not None:
+            incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))
+        elif method == "BYE":
             incoming.respond(dialog.respond(request, 200))
             self._on_bye()
         elif method == "INFO" and (refusal := self.ua.info_refusal(request, self.info_packages)) is not None:
@@ -475,7 +479,7 @@ class Call:
         elif method in TRANSFER_METHODS:
             self.transfer.on_request(incoming)
         else:
-            status, headers = refuse_method(method, self.ua.endpoint.allow) or (405, ())
+            status, headers = refuse_method(method, dialog.endpoint.allow) or (405, ())
             incoming.respond(dialog.respond(request, status, headers=headers))
 
     def _on_message(self, incoming: IncomingRequest) -> None:

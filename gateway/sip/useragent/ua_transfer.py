@@ -159,7 +159,7 @@ class Transfers:
         assert dialog is not None
         request = incoming.request
         if not call.transfers:
-            allow = tuple(m for m in call.ua.endpoint.allow if m not in TRANSFER_METHODS)
+            allow = tuple(m for m in dialog.endpoint.allow if m not in TRANSFER_METHODS)
             incoming.respond(dialog.respond(request, 405, headers=(("Allow", ", ".join(allow)),)))
             return
         outcome = self._on_refer(incoming) if request.method == "REFER" else self._on_notify(incoming)

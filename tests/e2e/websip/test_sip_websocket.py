@@ -300,34 +300,34 @@ class SipCall:
     def remote_target(self) -> str:
         return header_value(self.final, "Contact").strip("<>").split(">")[0]
 
-    async def bye(self) -> str:
+    async def in_dialog(self, method: str, headers: str = "", body: str = "") -> str:
+        """A request in the dialog; its final response (the first one that comes)."""
         self.sip.cseq += 1
         branch = "z9hG4bK" + secrets.token_hex(6)
         await self.sip.ws.send_str(
-            f"BYE {self.remote_target} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch={branch}\r\nMax-Forwards: 69\r\n"
-            f"To: <{self.to}>;tag={self.to_tag}\r\nFrom: <{self.to}>;tag={self.sip.tag}\r\n"
-            f"Call-ID: {self.sip.call_id}\r\nCSeq: {self.sip.cseq} BYE\r\nContent-Length: 0\r\n\r\n"
+            f"{method} {self.remote_target} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch={branch}\r\n"
+            f"Max-Forwards: 69\r\nTo: <{self.to}>;tag={self.to_tag}\r\nFrom: <{self.to}>;tag={self.sip.tag}\r\n"
+            f"Call-ID: {self.sip.call_id}\r\nCSeq: {self.sip.cseq} {method}\r\n"
+            f"{headers}Content-Length: {len(body.encode())}\r\n\r\n{body}"
         )
-        return await asyncio.wait_for(self.sip.ws.receive_str(), 10)
+        while True:
+            reply = await asyncio.wait_for(self.sip.ws.receive_str(), 10)
+            if reply.startswith("SIP/2.0 ") and not reply.startswith("SIP/2.0 1"):
+                return reply
+
+    async def bye(self) -> str:
+        return await self.in_dialog("BYE")
 
     async def info_dtmf(self, digit: str) -> str:
         """INFO application/dtmf-relay, as JsSIP sends DTMF by default."""
-        self.sip.cseq += 1
-        body = f"Signal={digit}\r\nDuration=160\r\n"
-        branch = "z9hG4bK" + secrets.token_hex(6)
-        await self.sip.ws.send_str(
-            f"INFO {self.remote_target} SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch={branch}\r\nMax-Forwards: 69\r\n"
-            f"To: <{self.to}>;tag={self.to_tag}\r\nFrom: <{self.to}>;tag={self.sip.tag}\r\n"
-            f"Call-ID: {self.sip.call_id}\r\nCSeq: {self.sip.cseq} INFO\r\n"
-            f"Content-Type: application/dtmf-relay\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-        )
-        return await asyncio.wait_for(self.sip.ws.receive_str(), 10)
+        headers = "Content-Type: application/dtmf-relay\r\n"
+        return await self.in_dialog("INFO", headers, f"Signal={digit}\r\nDuration=160\r\n")
 
-    async def answer_bye(self) -> str:
-        """Wait for the gateway's BYE and answer it 200."""
+    async def answer_request(self, method: str) -> str:
+        """Wait for the gateway's request ``method`` in the dialog and answer it 200."""
         while True:
             message = await asyncio.wait_for(self.sip.ws.receive_str(), 15)
-            if message.startswith("BYE "):
+            if message.startswith(f"{method} "):
                 break
         head = message.split("\r\n\r\n", 1)[0].split("\r\n")
         keep = [
@@ -337,6 +337,10 @@ class SipCall:
         ]
         await self.sip.ws.send_str("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n")
         return message
+
+    async def answer_bye(self) -> str:
+        """Wait for the gateway's BYE and answer it 200."""
+        return await self.answer_request("BYE")
 
 
 async def test_a_browser_over_sip_websocket_calls_the_desk_phone(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """SIP over WebSocket against real peers, for what the softphone page already had (issue 33): a digit the
 library sends in its media reaches the phone once with `sip.dtmf_mode: info`; the PBX's progress is
-relayed as it came (183 without a 180 of our own)."""
+relayed as it came (183 without a 180 of our own); the Allow of a 405 to the library lists only what we
+handle; MESSAGE in the call's dialog goes both ways between the library and the phone."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import re
+import secrets
 from pathlib import Path
 
 from gateway.config.schema import DtmfMode
@@ -18,6 +20,7 @@ from tests.e2e.harness import running_gateway, wait_until
 from tests.e2e.websip.test_sip_websocket import (
     SipCall,
     SipSocket,
+    header_value,
     no_calls,
     realm_of,
     sip_socket,
@@ -89,3 +92,55 @@ async def test_the_pbxs_183_reaches_the_library_without_a_180_it_never_sent(tmp_
                 await peer.close()
         result = await uas.wait(timeout=10)
         assert result.ok, result
+
+
+def _allow(message: str) -> set[str]:
+    return {m.strip() for m in header_value(message, "Allow").split(",")}
+
+
+async def test_chat_in_the_call_goes_both_ways_and_allow_lists_what_we_handle(tmp_path: Path) -> None:
+    """The library's MESSAGE in its call reaches the phone, the phone's MESSAGE reaches the library; the
+    2xx, OPTIONS and every 405 list in Allow only what a library is answered: MESSAGE, no REFER nor
+    NOTIFY (a REFER from the library is refused 405, not yet carried); a MESSAGE outside a dialog gets
+    405 without MESSAGE in its Allow (before: the 405 listed MESSAGE, REFER and NOTIFY)."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(websocket_config(phone.address)) as gateway,
+        sip_socket(gateway) as sip,
+    ):
+        realm = realm_of(gateway)
+        refused = await sip.request("MESSAGE", f"sip:2000@{realm}", to=f"sip:2000@{realm}", body="hi")
+        assert refused.startswith("SIP/2.0 405 ") and "MESSAGE" not in _allow(refused), refused
+        options = await sip.request("OPTIONS", f"sip:{realm}", to=f"sip:{realm}")
+        assert {"INVITE", "MESSAGE"} <= _allow(options) and not {"REFER", "NOTIFY"} & _allow(options), options
+        peer = WebPeer(1000)
+        try:
+            sip.call_id, sip.tag = secrets.token_hex(8), secrets.token_hex(4)
+            call, answer = await placed_call(sip, realm, peer)
+            assert "MESSAGE" in _allow(call.final) and "REFER" not in _allow(call.final), call.final
+            await peer.accept(answer)
+            incoming = await phone.wait_for("incoming")
+            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+            for method in ("REFER", "SUBSCRIBE"):
+                headers = f"Refer-To: <sip:2001@{realm}>\r\n" if method == "REFER" else "Event: dialog\r\n"
+                reply = await call.in_dialog(method, headers)
+                assert reply.startswith("SIP/2.0 405 "), reply
+                assert "MESSAGE" in _allow(reply) and not {"REFER", "NOTIFY"} & _allow(reply), reply
+
+            text = "Hello from the library \u260e"
+            reply = await call.in_dialog("MESSAGE", "Content-Type: text/plain;charset=utf-8\r\n", text)
+            assert reply.startswith("SIP/2.0 200 "), reply
+            got = await phone.wait_for("message", call=incoming["call"])
+            assert got["body"] == text, got
+            await phone.send("message", call=incoming["call"], body="Hello from the desk")
+            message = await call.answer_request("MESSAGE")
+            assert message.split("\r\n\r\n", 1)[1] == "Hello from the desk", message
+            assert header_value(message, "Content-Type").startswith("text/plain"), message
+            assert (await phone.wait_for("message_status", call=incoming["call"]))["code"] == 200
+
+            reply = await call.bye()
+            assert reply.startswith("SIP/2.0 200 "), reply
+        finally:
+            await peer.close()
+        assert await no_calls(gateway)
