@@ -12,9 +12,8 @@ from aiortc import RTCIceServer
 from aiortc.rtcdtlstransport import RTCCertificate
 
 import sdp
-from gateway.config import Config, IceServer
+from gateway.config import Config, DtmfMode, IceServer
 from gateway.config.addresses import RtpAddress, family_of
-from gateway.config.schema import DtmfMode
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
