@@ -255,8 +255,8 @@ class Gateway:
         )
         self.sip = UserAgent(
             ua_settings if cluster is None else cluster.ua_settings(ua_settings),
-            on_incoming_call=self.driver.on_incoming_call,
-            on_registration=self.driver.on_registration,
+            on_incoming_call=self.driver.sip_inbound.on_incoming_call,
+            on_registration=self.driver.sip_inbound.on_registration,
         )
         ua = self.sip
         self._closers.append(lambda: ua.close(self._time_left()))

@@ -2,7 +2,7 @@
 
 It implements what the collector (`GatewayState`) and the readiness checks (`ReadinessSource`) read,
 over the driver, the SIP user agent and the RTP port allocator; it hears each call's end from the
-driver (`on_call_end`) and the PBX's changes from the readiness task (`driver.pbx_changed`).
+driver (`on_call_end`) and the PBX's changes from the readiness task (`driver.sip_inbound.pbx_changed`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Operations:
         self._gateway = gateway
         config = gateway.config
         self.metrics = GatewayMetrics(self) if config.metrics.enabled else None
-        self.readiness = Readiness(self, on_pbx=gateway.driver.pbx_changed)
+        self.readiness = Readiness(self, on_pbx=gateway.driver.sip_inbound.pbx_changed)
         self.recorder = CallRecorder(config.cdr, post_json, base_dir)
         self._server: HttpServer | None = None
         self.record_sinks: list[Callable[[CallRecord], None]] = []  # more places for records (cluster)

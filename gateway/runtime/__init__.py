@@ -8,7 +8,8 @@ of those, none imports it (gateway/ops and gateway/cluster, wired beside it by a
 
     driver = CallDriver(registry, identities, bridge_settings, config)
     add_signaling_routes(app, call_service=driver, offer_service=OfferApi(driver), ...)
-    ua = UserAgent(settings, on_incoming_call=driver.on_incoming_call, on_registration=driver.on_registration)
+    inbound = driver.sip_inbound
+    ua = UserAgent(settings, on_incoming_call=inbound.on_incoming_call, on_registration=inbound.on_registration)
     driver.attach_ua(ua)
 """
 

@@ -54,7 +54,7 @@ class BrowserRequests(DriverCore):
         aor = session.user.aor.aor
         if aor in self.registrations:  # the user's SIP identity is registered by the gateway
             await session.send_event(
-                SipRegistration(aor, self.registrations[aor], self._reg_reasons.get(aor, ""))
+                SipRegistration(aor, self.registrations[aor], self.registration_reasons.get(aor, ""))
             )
         waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
         if waiting:
@@ -112,7 +112,7 @@ class BrowserRequests(DriverCore):
         route = await self._web_route(session.user, to)
         target = route or allowed_target(session.user, to, self._pbx_domain)
         passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
-            isinstance(target, str) and media_mode(self._routes, target) is MediaMode.PASSTHROUGH
+            isinstance(target, str) and media_mode(self.routes, target) is MediaMode.PASSTHROUGH
         )
         await self._check_web_offer(sdp, passthrough=passthrough)
         # the call's tasks log with its ids (gateway/ops/logctx.py): its SIP Call-ID, chosen now for its
@@ -136,7 +136,7 @@ class BrowserRequests(DriverCore):
                 if error is not None and error.code == "destination_not_allowed":
                     raise Forbidden(message, field="to")
                 raise BadRequest(message, field="to", code=error.code if error is not None else None)
-            runtime = self._start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
+            runtime = self.start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
 

@@ -4,11 +4,11 @@ It holds the registry, the open browser sessions, the HTTP sessions and one `Cal
 and implements `RuntimeHost` (gateway/runtime/host.py): a call's bridge settings and media mode
 (terminated or pass-through, from the routes), the SIP legs of other calls (an attended transfer),
 whether a browser may come back for its call. It starts runtimes, feeds them browser events (a
-refused event becomes a signaling error), and ends every call at shutdown. The entry points are the
-mixins composed into `CallDriver` (driver.py): browser requests (browser_requests.py), the HTTP
-offer API (http_offers.py) and the SIP side's new calls (sip_inbound.py). This module imports the
+refused event becomes a signaling error), and ends every call at shutdown. The entry points build on
+it in `CallDriver` (driver.py): browser requests (browser_requests.py) and the HTTP offer API
+(http_offers.py) as subclasses, the SIP side's new calls (sip_inbound.py) as an object of its own. This module imports the
 call layer, config, identity, the media package's settings and events, the signaling's errors and
-`SessionSink`, the SIP UA's types and the runtime's own modules, never its mixins.
+`SessionSink`, the SIP UA's types and the runtime's own modules, never those entry points.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class DriverCore:
         self._info_types = frozenset(config.sip.info_content_types)  # INFO bodies relayed (RFC 6086)
         self._pbx_domain = config.pbx.effective_domain
         self._bridge_settings = bridge_settings
-        self._routes = config.routes
+        self.routes = config.routes
         self._web_calls = config.calls.web_calls
         self._has_pbx = config.pbx.address is not None
         self._ua: UserAgent | None = None
@@ -89,7 +89,7 @@ class DriverCore:
         self.on_media_lost: Callable[[str], None] | None = None  # a browser's audio lost, by cause (metrics)
         self._accepting = True
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
-        self._reg_reasons: dict[str, str] = {}
+        self.registration_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         # MESSAGEs shown to a web user, in a call's dialog or out of any: limits.message_rate/burst
@@ -114,6 +114,10 @@ class DriverCore:
         # user join that room (its SIP side would join it for the user)
         self.room_guard: Callable[[WebUser, str], None] | None = None
 
+    def attach_ua(self, ua: UserAgent) -> None:
+        self._ua = ua
+        self.registrations = dict(ua.registration_states())
+
     @property
     def ua(self) -> UserAgent:
         if self._ua is None:
@@ -135,7 +139,7 @@ class DriverCore:
             rest = [c for c in settings.sip_codecs if c.lower() not in {w.lower() for w in web_first}]
             settings = replace(settings, sip_codecs=(*web_first, *rest))
         if machine is not None and machine.direction is CallDirection.OUTBOUND:
-            route = route_for(self._routes, machine.target)
+            route = route_for(self.routes, machine.target)
             if route is not None and route.sip_offer is SipOffer.WEBRTC:  # a WebRTC-only SIP side
                 settings = replace(settings, offer_webrtc=True)
         return BridgedMedia(settings, on_event)
@@ -150,7 +154,7 @@ class DriverCore:
         if machine.direction is CallDirection.OUTBOUND:
             if machine.direct and self._web_calls is WebCalls.P2P:  # to a web user: browser to browser
                 return True
-            return media_mode(self._routes, machine.target) is MediaMode.PASSTHROUGH
+            return media_mode(self.routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
 
     def media_lost(self, call_id: str, event: WebMediaLost) -> None:
@@ -160,7 +164,7 @@ class DriverCore:
             self.on_media_lost(event.cause.value)
         session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
         if session is not None and not session.closed:
-            self._spawn(session.send_event(WebLost(call_id, event.cause.value, round(event.seconds, 1))))
+            self.spawn(session.send_event(WebLost(call_id, event.cause.value, round(event.seconds, 1))))
 
     def resumable(self, call_id: str) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None
@@ -219,7 +223,7 @@ class DriverCore:
         if runtime is not None and not runtime.finished:
             runtime.feed_nowait(outcome)
 
-    def _start_runtime(
+    def start_runtime(
         self,
         call_id: str,
         direction: CallDirection,
@@ -271,14 +275,14 @@ class DriverCore:
             functools.partial(session.web_answer, call_id) if isinstance(session, EarlyAnswerSink) else None
         )
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def reload_routes(self, routes: tuple[RouteConfig, ...]) -> None:
         """SIGHUP (gateway/reload.py): the media routes of calls placed from now on."""
-        self._routes = routes
+        self.routes = routes
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop accepting calls, end every call (BYE, CANCEL, 480) and close the bridges; idempotent."""

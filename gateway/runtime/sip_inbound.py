@@ -6,7 +6,7 @@ or a refusal (busy, 480, 503 while draining); an INVITE with Replaces goes to th
 names (RFC 3891). Registration changes and the PBX keep-alive's state are told to the sessions, an
 out-of-dialog MESSAGE to the web user's sessions (RFC 3428), at most `limits.message_rate` of them
 (486 with Retry-After beyond: runtime/message_rate.py). This module imports what `DriverCore`
-does and builds on it.
+does; it is composed with `DriverCore` (its calls, sessions and UA), not a base of it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gateway.calls.boundary import events as ev
 from gateway.calls.boundary.caller import MAX_HEADER_VALUE, CallerDetails
 from gateway.calls.setup.busy import busy_refusal
 from gateway.calls.states import CallDirection
+from gateway.config import Config
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
 from gateway.identity.model import Found, InboundResult, NotOnline
@@ -39,15 +40,21 @@ from sipcore import identity as identity_headers
 logger = logging.getLogger(__name__)
 
 
-class SipInbound(DriverCore):
-    """The SIP UA's callbacks (see the module note)."""
+class SipInbound:
+    """The SIP UA's callbacks (see the module note), over the driver's calls and sessions."""
+
+    def __init__(self, driver: DriverCore, config: Config) -> None:
+        self._driver = driver
+        self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
+        self._pbx_domain = config.pbx.effective_domain
+        self._web_calls = config.calls.web_calls
 
     def attach_ua(self, ua: UserAgent) -> None:
-        self._ua = ua
+        """Take the UA's requests: new INVITEs (`on_incoming_call`, given to the UA when it is made),
+        OPTIONS, out-of-dialog MESSAGEs and the routes decided before a call is built."""
         ua.on_message = self.on_message
-        ua.route_invite = self.early.route
+        ua.route_invite = self._driver.early.route
         ua.options_status = self.options_status
-        self.registrations = dict(ua.registration_states())
 
     async def options_status(self, incoming: IncomingRequest) -> int | None:
         """RFC 3261 §11.2: an OPTIONS to a user gets the status an INVITE to her would: 503 while
@@ -55,7 +62,7 @@ class SipInbound(DriverCore):
         for no such user, 480 when she is not online; None (200) when she could be called. One to the
         gateway itself (no user part: a PBX's keep-alive) is otherwise answered 200."""
         request = incoming.request
-        if not self._accepting:
+        if not self._driver.accepting:
             return 503
         user = getattr(request.uri, "user", None)
         if not user:
@@ -63,8 +70,14 @@ class SipInbound(DriverCore):
         to_uri = str(request.to.uri) if request.to is not None else None
         try:
             request_uri = str(request.uri)
-            room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
-            target = room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
+            room = (
+                await self._driver.room_calls(request_uri, to_uri)
+                if self._driver.room_calls is not None
+                else None
+            )
+            target = (
+                room if room is not None else await self._driver.identity.resolve_inbound(request_uri, to_uri)
+            )
         except SignalingError as exc:  # the shared state is unreachable, as an INVITE would find it
             logger.info("OPTIONS to %s: %s", request.uri, exc)
             return 503
@@ -72,18 +85,18 @@ class SipInbound(DriverCore):
 
     def on_incoming_call(self, call: IncomingCall) -> None:
         """The UA's callback for a new INVITE (sync): resolve and start the call in a task."""
-        if not self._accepting:
+        if not self._driver.accepting:
             call.reject(503, "Service Unavailable")
             return
         if call.replaces is not None:
-            self._spawn(self._replacing(call, call.replaces))
+            self._driver.spawn(self._replacing(call, call.replaces))
             return
-        self._spawn(self._incoming(call, self.early.take(call.incoming)))
+        self._driver.spawn(self._incoming(call, self._driver.early.take(call.incoming)))
 
     async def _replacing(self, call: IncomingCall, old: SipCall) -> None:
         """An INVITE with Replaces the UA accepted (RFC 3891 §3) goes to the call whose SIP leg it names;
         a leg of no call of ours (a SIP library's call over WebSocket) gets 481."""
-        runtime = next((r for r in self._runtimes.values() if r.sip.call is old and not r.finished), None)
+        runtime = next((r for r in self._driver.runtimes if r.sip.call is old and not r.finished), None)
         if runtime is None or runtime.sip.replacing is not None:
             call.reject(481 if runtime is None else 491)
             return
@@ -108,7 +121,7 @@ class SipInbound(DriverCore):
         """What the INVITE says of the caller beyond From: the asserted identity only from a peer the
         gateway trusts (RFC 3325 §5), diversions, and the allow-listed custom headers."""
         headers = call.request.headers
-        trusted = self._ua is not None and self._ua.trusts(call.source.host)
+        trusted = self._driver.ua.trusts(call.source.host)
         asserted = identity_headers.asserted_identity(headers) if trusted else None
         passed = []
         for name in self._pass_headers:
@@ -134,18 +147,24 @@ class SipInbound(DriverCore):
             to_uri = str(callee.uri) if callee else None
             target = routed
             if target is None:
-                room = await self.room_calls(request_uri, to_uri) if self.room_calls is not None else None
+                room = (
+                    await self._driver.room_calls(request_uri, to_uri)
+                    if self._driver.room_calls is not None
+                    else None
+                )
                 target = (
-                    room if room is not None else await self.identity.resolve_inbound(request_uri, to_uri)
+                    room
+                    if room is not None
+                    else await self._driver.identity.resolve_inbound(request_uri, to_uri)
                 )
             caller = call.caller
             if (
                 routed is None
                 and isinstance(target, (NotOnline, Found))
-                and self.inbound_redirect is not None
+                and self._driver.inbound_redirect is not None
             ):
                 try:
-                    contacts = await self.inbound_redirect(call, target)
+                    contacts = await self._driver.inbound_redirect(call, target)
                 except SignalingError as exc:  # the shared state is unreachable: the edge tries another
                     logger.warning("call=%s %s: %s", call.call_id, target.target, exc)
                     call.reject(503, "Cluster State Unavailable")
@@ -159,7 +178,7 @@ class SipInbound(DriverCore):
                     )
                     return
             if isinstance(target, Found):
-                busy = busy_refusal(self.registry, target, self._pbx_domain)
+                busy = busy_refusal(self._driver.registry, target, self._pbx_domain)
                 if busy is not None:
                     logger.info(
                         "call=%s %s busy: %d %s", call.call_id, target.target, busy.status, busy.contact or ""
@@ -176,16 +195,16 @@ class SipInbound(DriverCore):
                 target,
                 details=self._caller_details(call),
                 passthrough=self._inbound_passthrough(
-                    from_uri, call.offer or None, self._ua is not None and self._ua.ours(call.request)
+                    from_uri, call.offer or None, self._driver.ua.ours(call.request)
                 ),
             )
-            call_id, commands = self.registry.incoming(event)
+            call_id, commands = self._driver.registry.incoming(event)
         except Exception:
             logger.exception("call=%s incoming INVITE could not be handled", call.call_id)
             if not call.ended:
                 call.reject(500, "Server Internal Error")
             return
-        runtime = self._start_runtime(call_id, CallDirection.INBOUND, commands)
+        runtime = self._driver.start_runtime(call_id, CallDirection.INBOUND, commands)
         runtime.attach_sip(call)
 
     def _inbound_passthrough(self, caller: str, offer: str | None, looped: bool) -> bool:
@@ -194,13 +213,13 @@ class SipInbound(DriverCore):
         directly; the gateway only carries the signaling, trickle ICE in INFO included)."""
         if offer is None:
             return False
-        wanted = media_mode(self._routes, caller) is MediaMode.PASSTHROUGH
+        wanted = media_mode(self._driver.routes, caller) is MediaMode.PASSTHROUGH
         return (wanted or (looped and self._web_calls is WebCalls.P2P)) and _webrtc_offer(offer)
 
     def on_registration(self, change: RegistrationChanged) -> None:
         """The UA's callback: record the state (for /healthz and later logins) and tell the user's sessions."""
-        self.registrations[change.aor] = change.new.value
-        self._reg_reasons[change.aor] = change.reason
+        self._driver.registrations[change.aor] = change.new.value
+        self._driver.registration_reasons[change.aor] = change.reason
         failed = change.new.value in ("failed", "retry wait")
         logger.log(
             logging.WARNING if failed else logging.INFO,
@@ -211,23 +230,23 @@ class SipInbound(DriverCore):
             change.reason,
         )
         event = SipRegistration(change.aor, change.new.value, change.reason)
-        for session in list(self._sessions.values()):
+        for session in self._driver.sessions:
             if session.user.aor.aor == change.aor and not session.closed:
-                self._spawn(session.send_event(event))
+                self._driver.spawn(session.send_event(event))
 
     def pbx_changed(self, state: str) -> None:
         """The PBX keep-alive's state changed (gateway/ops/health.py): every session hears `pbx`."""
-        if state == self.pbx_state:
+        if state == self._driver.pbx_state:
             return
-        self.pbx_state = state
+        self._driver.pbx_state = state
         event = PbxState(state)
-        for session in list(self._sessions.values()):
+        for session in self._driver.sessions:
             if not session.closed:
-                self._spawn(session.send_event(event))
+                self._driver.spawn(session.send_event(event))
 
     def on_message(self, incoming: IncomingRequest) -> None:
         """The UA's callback for a MESSAGE out of dialog (sync): deliver it in a task."""
-        self._spawn(self._message_in(incoming))
+        self._driver.spawn(self._message_in(incoming))
 
     async def _message_in(self, incoming: IncomingRequest) -> None:
         request = incoming.request
@@ -236,7 +255,7 @@ class SipInbound(DriverCore):
             incoming.reply(refusal[0], refusal[1], headers=refusal[2])
             return
         to = request.to
-        target = await self.identity.resolve_inbound(
+        target = await self._driver.identity.resolve_inbound(
             str(request.uri), str(to.uri) if to is not None else None
         )
         if not isinstance(target, Found):
@@ -244,7 +263,7 @@ class SipInbound(DriverCore):
             return
         sender = request.from_
         sender_uri = str(sender.uri).split(";", 1)[0] if sender is not None else ""
-        wait = self.messages_in.admit(sender_uri, (user.id for user in target.users))
+        wait = self._driver.messages_in.admit(sender_uri, (user.id for user in target.users))
         if wait is not None:  # a flood: shown to nobody (runtime/message_rate.py: why 486)
             logger.debug(
                 "MESSAGE from %s to %s refused: over limits.message_rate", sender_uri[:80], target.target
@@ -259,7 +278,7 @@ class SipInbound(DriverCore):
         delivered = 0
         for session_ids in target.sessions.values():
             for session_id in session_ids:
-                session = self._sessions.get(session_id)
+                session = self._driver.session(session_id)
                 if session is not None and not session.closed:
                     await session.send_event(event)
                     delivered += 1

@@ -25,7 +25,10 @@ def _ignore(content_type: str, body: str, headers: Sequence[tuple[str, str]]) ->
 
 def operations(*media: CallMedia | None) -> Operations:
     """`Operations` over a gateway whose driver holds one live call per `media`."""
-    driver = SimpleNamespace(runtimes=[SimpleNamespace(bridge=m) for m in media], pbx_changed=lambda s: None)
+    driver = SimpleNamespace(
+        runtimes=[SimpleNamespace(bridge=m) for m in media],
+        sip_inbound=SimpleNamespace(pbx_changed=lambda s: None),
+    )
     gateway = SimpleNamespace(config=load_config_text("", env={}), driver=driver)
     return Operations(cast("Gateway", gateway))
 
