@@ -28,7 +28,7 @@ from sdp.model import (
     SessionDescription,
 )
 from sdp.negotiate import Preference, answer
-from sdp.opus import audio_rate, with_opus_fec, with_opus_playback_rate
+from sdp.opus import audio_rate, red_for_opus, with_opus_fec, with_opus_playback_rate, with_opus_red
 from sdp.parser import parse, write
 from sdp.translate import to_plain, to_webrtc
 from sdp.transport import DtlsParameters, Fingerprint, IceParameters, PlainTransport, Setup, WebRtcTransport
@@ -89,9 +89,11 @@ __all__ = [
     "fragment_to_json",
     "is_dtls_srtp",
     "parse",
+    "red_for_opus",
     "to_plain",
     "to_webrtc",
     "with_opus_fec",
     "with_opus_playback_rate",
+    "with_opus_red",
     "write",
 ]

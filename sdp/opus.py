@@ -11,6 +11,9 @@ Both are hints: a decoder must still take any band, and nothing else in the call
 ``useinbandfec=1`` (§6.1, ``with_opus_fec``) says we decode in-band FEC: every description the gateway
 gives a browser carries it (aiortc writes no Opus fmtp of its own), so the browser's encoder protects
 its packets once our receiver reports show loss.
+
+RFC 2198 redundancy over Opus (``red_for_opus``, ``with_opus_red``): ``a=rtpmap:63 red/48000/2`` whose
+fmtp (``111/111``) names the Opus payload type each block carries, as Chrome offers it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sdp.codecs import Codec, payload_type_of
 from sdp.model import Attribute, MediaDescription
 
 OPUS_HINTS = ("maxplaybackrate", "sprop-maxcapturerate")
+RED = "red"  # RFC 2198 redundant audio (RFC 4102 registers audio/red)
 
 
 def audio_rate(codec: Codec) -> int:
@@ -98,3 +102,26 @@ def _payload_type(attribute: Attribute) -> int | None:
         return None
     token = payload_type_of(attribute.value)
     return int(token) if token is not None and token.isascii() and token.isdigit() else None
+
+
+def red_for_opus(media: MediaDescription) -> int | None:
+    """The payload type of RFC 2198 redundancy over Opus in ``media`` (``a=rtpmap:63 red/48000/2`` with
+    ``a=fmtp:63 111/111``: every redundancy level an Opus payload type of the m-line, RFC 2198 §5 and
+    Chrome's form), else None: a ``red`` without that fmtp says nothing of what it carries."""
+    opus = {str(c.payload_type) for c in media.codecs if c.name.lower() == "opus"}
+    for codec in media.codecs:
+        levels = (codec.fmtp or "").strip().split("/")
+        if codec.name.lower() == RED and opus and all(level in opus for level in levels):
+            return codec.payload_type
+    return None
+
+
+def with_opus_red(media: MediaDescription) -> MediaDescription:
+    """``media`` with the fmtp of each ``red`` payload type naming the m-line's first Opus payload type
+    twice (``111/111``: the primary and one redundant block, as Chrome writes it; aiortc writes no red
+    fmtp); unchanged without red or Opus."""
+    opus = next((c.payload_type for c in media.codecs if c.name.lower() == "opus"), None)
+    red = {c.payload_type: c for c in media.codecs if c.name.lower() == RED}
+    if opus is None or not red:
+        return media
+    return _with_fmtp(media, red, lambda codec: Attribute("fmtp", f"{codec.payload_type} {opus}/{opus}"))

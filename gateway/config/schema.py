@@ -299,6 +299,10 @@ class MediaSection:
     # usedtx=1 in the Opus fmtp of our descriptions to the browser (its encoder then stops sending in
     # silence); useinbandfec=1 is always there (RFC 7587 §6.1)
     opus_usedtx: bool = False
+    # RFC 2198 redundancy with the browser (audio/red over Opus): auto (negotiated where the browser offers
+    # it; the browser's RED unwrapped, a lost packet restored from it; RED sent to the browser while its
+    # receiver reports show more than 1 % loss), on (RED sent always once negotiated), off (never negotiated)
+    opus_red: Annotated[OpusFec, Parse(parse_opus_fec)] = OpusFec.AUTO
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             data_channel=settings.data_channel,
             certificate=web_certificate(settings.dtls_certificates),
             opus_usedtx=settings.opus_usedtx,
+            opus_red=settings.opus_red,
         )
         self._web_options = options
         self._web = self._new_web_leg()
@@ -329,12 +330,15 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self, offer: sdp.MediaDescription, answer: sdp.MediaDescription, *, answering: bool
     ) -> LegCodecs:
         """The web leg's codecs and our direction once ``answer`` (ours when ``answering``) is known."""
-        codecs = [c for c in answer.codecs if not c.is_telephone_event]
+        codecs = [c for c in answer.codecs if not c.is_telephone_event and c.name.lower() != "red"]
+        red = [c for c in answer.codecs if c.name.lower() == "red"]  # RFC 2198: wraps the others
         if not answering:  # aiortc sends the first codec of its offer that the answer has
             first = choice.first_common(offer.codecs, codecs)
             codecs = [first, *(c for c in codecs if c != first)] if first is not None else codecs
         direction = answer.direction or sdp.Direction.SENDRECV
-        web = LegCodecs.of(codecs, choice.events(answer), direction if answering else direction.reversed())
+        web = LegCodecs.of(
+            codecs, choice.events(answer), direction if answering else direction.reversed(), redundancy=red
+        )
         self._web_side = web
         return web
 
@@ -395,7 +399,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         if sip is not None:
             for item in out:
                 pt = sip.codec.payload_type if item.payload_type is None else item.payload_type
-                self._sip.send(pt, item.payload, item.timestamp, item.marker)
+                source = (ssrc, item.seq) if item.seq >= 0 else None  # numbered as forwarded (RED's)
+                self._sip.send(pt, item.payload, item.timestamp, item.marker, source)
                 self._latency.measure(now)
         for digit in digits:
             self._on_event(DtmfReceived(Leg.WEB, digit.digit, digit.duration_ms))

@@ -66,6 +66,7 @@ class BridgeSettings:
     web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
     data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
     opus_usedtx: bool = False  # usedtx=1 in our Opus fmtp to the browser (media.opus_usedtx)
+    opus_red: str = "auto"  # RFC 2198 redundancy with the browser (media.opus_red: auto, on, off)
     include_loopback: bool = False
     host_addresses: tuple[str, ...] | None = None
     call_id: str = "-"
@@ -165,6 +166,7 @@ def settings_from_config(
         hold_timeout=config.media.hold_timeout,
         data_channel=config.media.data_channel,
         opus_usedtx=config.media.opus_usedtx,
+        opus_red=config.media.opus_red.value,
         call_id=call_id,
         fast_lane=fast_lane if config.media.fast_path else None,
     )

@@ -9,7 +9,11 @@ For each input packet:
   (``packetize``; that direction then stays off the fast lane);
 * RFC 4733 telephone-event: reported once per digit (``DtmfReceiver``) and forwarded with its
   timestamp mapped and its duration converted to the output event clock (RFC 4733 §2.5.2);
-* comfort noise (RFC 3389) and unknown payload types are dropped.
+* comfort noise (RFC 3389) and unknown payload types are dropped;
+* RFC 2198 redundancy (``audio/red``, Chrome's Opus in RED, ``rtp/red``): unwrapped, the primary handled
+  as the Opus packet it carries. A packet lost before it is restored from its redundant copy: passed
+  through with the lost one's sequence number and timestamp (so the far end never sees RED), or, when
+  transcoding, decoded in the lost frame's place in preference to FEC or PLC. A malformed one is dropped.
 
 While the direction is held (``enabled`` False: sendonly/inactive on either side) nothing is forwarded.
 ``forward_audio`` is ``feed`` for the common case (pass-through audio) without any allocation: the bridge
@@ -29,6 +33,7 @@ from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent, e
 from gateway.media.codecs.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
 from gateway.media.codecs.transcode import TranscodeError, Transcoder, audio_codec
 from gateway.media.errors import DtmfError
+from gateway.media.rtp import red
 from gateway.media.rtp.reorder import Released, ReorderBuffer
 from gateway.media.rtp.retime import FrameClock, TimestampMapper, signed_delta
 
@@ -39,16 +44,19 @@ logger = logging.getLogger(__name__)
 
 _MAX_GAP = 3000  # RFC 3550 A.1 MAX_DROPOUT
 MAX_CONCEALED_FRAMES = 10  # a longer gap (200 ms) is left a gap: the output timeline moves over it
+_RECOVERY = 16  # redundant blocks kept for the transcoder (a few packets' worth)
 
 
 @dataclass(frozen=True, slots=True)
 class OutPacket:
-    """A payload for the output leg; ``payload_type`` None means the leg's audio codec."""
+    """A payload for the output leg; ``payload_type`` None means the leg's audio codec; ``seq``: the input
+    sequence number it is numbered from (``seqmap``), -1 for the sender's next."""
 
     payload: bytes
     timestamp: int
     payload_type: int | None = None
     marker: bool = False
+    seq: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,12 @@ class PathStats:
     dropped: int
     transcoded: int
     dtmf_digits: int
+    recovered: int = 0  # lost packets restored from RFC 2198 redundancy
+
+
+def _audio(codec: sdp.Codec) -> bool:
+    """A codec of audio of its own: not an RFC 4733 event, not RFC 2198 redundancy (which wraps one)."""
+    return not codec.is_telephone_event and codec.name.lower() != red.RED_NAME
 
 
 def same_codec(a: sdp.Codec, b: sdp.Codec) -> bool:
@@ -95,6 +109,8 @@ class MediaPath:
         self._call = call_id
         self.enabled = True
         self._in: dict[int, sdp.Codec] = {}
+        self._red: frozenset[int] = frozenset()  # payload types of RFC 2198 redundancy (audio/red)
+        self._recovery: dict[int, bytes] = {}  # redundant blocks by input timestamp (transcoding)
         self._direct: dict[int, int] = {}  # payload type -> clock rate of pass-through audio
         self._out: sdp.Codec | None = None
         self._out_event: sdp.Codec | None = None
@@ -112,6 +128,7 @@ class MediaPath:
         self._event_times: dict[tuple[int, int], int] = {}
         self._packetizer: Packetizer | None = None  # when the output leg wants other packet times
         self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
+        self.recovered = 0
 
     def configure(
         self,
@@ -129,14 +146,13 @@ class MediaPath:
         elif self._packetizer is None or self._packetizer.size != wanted * 8:
             self._packetizer = Packetizer(wanted)
             logger.info("call=%s %s re-packetizes %s to %d ms", self._call, self.name, out.name, wanted)
-        self._direct = {
-            pt: c.clock_rate for pt, c in incoming.items() if not c.is_telephone_event and same_codec(c, out)
-        }
+        self._direct = {pt: c.clock_rate for pt, c in incoming.items() if _audio(c) and same_codec(c, out)}
+        self._red = frozenset(pt for pt, c in incoming.items() if c.name.lower() == red.RED_NAME)
         if self._out is None or not same_codec(self._out, out):
             self._transcoders.clear()
             self._frames = FrameClock(tolerance=3 * audio_codec(out.name).frame_ticks)
         self._out, self._out_event = out, out_event
-        audio = [c for c in incoming.values() if not c.is_telephone_event]
+        audio = [c for c in incoming.values() if _audio(c)]
         in_rate = audio[0].clock_rate if audio else out.clock_rate
         if self._mapper is None:
             self._mapper = TimestampMapper(in_rate, out.clock_rate, name=f"call={self._call} {self.name}")
@@ -151,7 +167,7 @@ class MediaPath:
     def passthrough(self) -> bool:
         """Whether every audio codec the input may send is the output codec (no transcoding)."""
         out = self._out
-        audio = [c for c in self._in.values() if not c.is_telephone_event]
+        audio = [c for c in self._in.values() if _audio(c)]
         return (
             out is not None
             and self._packetizer is None
@@ -167,11 +183,13 @@ class MediaPath:
         return frozenset(
             f"{c.name.lower()}>{out.name.lower()}"
             for c in self._in.values()
-            if not c.is_telephone_event and not same_codec(c, out)
+            if _audio(c) and not same_codec(c, out)
         )
 
     def stats(self) -> PathStats:
-        return PathStats(self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits)
+        return PathStats(
+            self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits, self.recovered
+        )
 
     def now_timestamp(self, now: float, event_rate: int = 0) -> int:
         """The output timestamp for something generated locally now (a DTMF digit sent by the bridge),
@@ -254,7 +272,19 @@ class MediaPath:
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes, now: float
     ) -> tuple[list[OutPacket], list[DtmfDigit]]:
         self.received += 1
+        previous = self._last_seq.get(ssrc, -1)
         self._count_loss(ssrc, seq)
+        wrapper: int | None = None
+        redundant: tuple[red.RedBlock, ...] = ()
+        if payload_type in self._red:
+            blocks = red.unpack(payload, timestamp)
+            inner = self._in.get(blocks[-1].payload_type) if blocks else None
+            if blocks is None or inner is None or not _audio(inner):
+                self.dropped += 1
+                logger.debug("call=%s %s dropping a malformed RED packet", self._call, self.name)
+                return [], []
+            wrapper, payload_type, payload = payload_type, blocks[-1].payload_type, blocks[-1].payload
+            redundant = tuple(b for b in blocks[:-1] if b.payload_type == payload_type and b.payload)
         codec = self._in.get(payload_type)
         out, mapper = self._out, self._mapper
         held: list[OutPacket] = []
@@ -275,11 +305,41 @@ class MediaPath:
         if mapper.in_rate != codec.clock_rate:
             mapper.set_rates(codec.clock_rate, out.clock_rate)
         mapped = mapper.map(ssrc, timestamp, now)
-        self._last_pt = payload_type
+        self._last_pt = payload_type if wrapper is None else wrapper  # (RED is not for the fast lane)
         if same_codec(codec, out):
-            self.forwarded += 1
-            return self._packets(flushed + [OutPacket(payload, mapped, None, marker)]), []
-        return self._packets(flushed + self._reordered(codec, out, ssrc, seq, timestamp, payload, now)), []
+            if wrapper is None:
+                self.forwarded += 1
+                return self._packets(flushed + [OutPacket(payload, mapped, None, marker)]), []
+            restored = self._restore(ssrc, seq, previous, timestamp, redundant, now)
+            self.forwarded += 1 + len(restored)
+            self.recovered += len(restored)
+            return self._packets([*flushed, *restored, OutPacket(payload, mapped, None, marker, seq)]), []
+        decoded = self._reordered(codec, out, ssrc, seq, timestamp, payload, now, redundant)
+        return self._packets(flushed + decoded), []
+
+    def _restore(
+        self,
+        ssrc: int,
+        seq: int,
+        previous: int,
+        timestamp: int,
+        redundant: tuple[red.RedBlock, ...],
+        now: float,
+    ) -> list[OutPacket]:
+        """The packets lost just before ``seq`` (after ``previous``, the last seen) that its redundant
+        blocks restore, oldest first: the k-th newest block is packet ``seq - k`` (RFC 2198 §3: each is
+        an earlier packet's data), stamped and numbered in its place."""
+        assert self._mapper is not None
+        missing = ((seq - previous) & 0xFFFF) - 1 if previous >= 0 else 0
+        older = [b for b in redundant if signed_delta(timestamp - b.timestamp) > 0]
+        if missing <= 0 or missing > len(older):
+            return []
+        chosen = older[-missing:]
+        return [
+            OutPacket(b.payload, self._mapper.peek(ssrc, b.timestamp, now), None, False,
+                      (seq - len(chosen) + i) & 0xFFFF)
+            for i, b in enumerate(chosen)
+        ]  # fmt: skip
 
     def _flush(self) -> list[OutPacket]:
         """What the reorder buffer holds, decoded (before another source, codec or pass-through audio)."""
@@ -308,11 +368,17 @@ class MediaPath:
         timestamp: int,
         payload: bytes,
         now: float,
+        redundant: tuple[red.RedBlock, ...] = (),
     ) -> list[OutPacket]:
         key = (ssrc, codec.name.lower())
         if key != self._reorder_key:  # (``feed`` flushed what the buffer held)
             self._reorder.restart()
             self._reorder_key, self._expect = key, None
+            self._recovery.clear()
+        for block in redundant:  # decoded in place of the frame it copies, should that one be missing
+            self._recovery[block.timestamp] = block.payload
+            while len(self._recovery) > _RECOVERY:
+                del self._recovery[next(iter(self._recovery))]
         late = self._reorder.late
         released = self._reorder.push(seq, timestamp, payload, now)
         self.dropped += self._reorder.late - late  # its slot was concealed or played already
@@ -337,9 +403,16 @@ class MediaPath:
             if packet.lost and 0 < gap <= MAX_CONCEALED_FRAMES * out_ticks and transcoder.conceals:
                 assert self._expect is not None
                 frames = min(round(gap / out_ticks), MAX_CONCEALED_FRAMES)
+                # a lost frame's redundant copy (RED), by its input timestamp
+                ticks = out_ticks * self._mapper.in_rate // self._mapper.out_rate
+                copies = [
+                    self._recovery.pop((packet.timestamp - (frames - i) * ticks) % (1 << 32), None)
+                    for i in range(frames)
+                ]
+                self.recovered += sum(1 for c in copies if c)
                 result += [
                     OutPacket(p, self._frames.stamp((self._expect + i * out_ticks) % (1 << 32), out_ticks))
-                    for i, p in enumerate(transcoder.conceal(frames, packet.payload))
+                    for i, p in enumerate(transcoder.conceal(frames, packet.payload, copies))
                 ]
                 gap -= frames * out_ticks
             if gap and self._frames.next is not None:

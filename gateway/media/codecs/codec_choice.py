@@ -192,12 +192,19 @@ class LegCodecs:
 
     @classmethod
     def of(
-        cls, codecs: Sequence[Codec], events: Sequence[Codec], direction: sdp.Direction, packet_ms: int = 20
+        cls,
+        codecs: Sequence[Codec],
+        events: Sequence[Codec],
+        direction: sdp.Direction,
+        packet_ms: int = 20,
+        *,
+        redundancy: Sequence[Codec] = (),
     ) -> LegCodecs:
-        """The first of ``codecs`` is the one sent; the event at its clock rate is preferred (RFC 4733 §2.1)."""
+        """The first of ``codecs`` is the one sent; the event at its clock rate is preferred (RFC 4733 §2.1);
+        ``redundancy``: RFC 2198 ``red`` the peer may send (received, never the codec sent)."""
         if not codecs:
             raise sdp.SdpUnacceptable("no common audio codec")
         same_rate = [e for e in events if e.clock_rate == codecs[0].clock_rate]
         event = (same_rate or list(events))[0] if events else None
-        incoming = {c.payload_type: c for c in [*codecs, *events]}
+        incoming = {c.payload_type: c for c in [*codecs, *events, *redundancy]}
         return cls(codecs[0], MappingProxyType(incoming), event, direction, packet_ms)

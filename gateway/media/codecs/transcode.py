@@ -25,7 +25,7 @@ import fractions
 import functools
 import logging
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -217,17 +217,23 @@ class Transcoder:
         """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711)."""
         return self._opus is not None or self._plc is not None
 
-    def conceal(self, frames: int, following: bytes | None = None) -> list[bytes]:
-        """Encoded output for ``frames`` lost 20 ms input frames, in order: Opus from the in-band FEC of
-        ``following`` (the packet after them) for the last and libopus PLC for the others; G.711 by
-        ITU-T G.711 Appendix I (``g711_plc``). Nothing when the source cannot be concealed."""
+    def conceal(
+        self, frames: int, following: bytes | None = None, copies: Sequence[bytes | None] = ()
+    ) -> list[bytes]:
+        """Encoded output for ``frames`` lost 20 ms input frames, in order: Opus from a redundant copy of
+        the frame (``copies[i]``, RFC 2198) when there is one, else from the in-band FEC of ``following``
+        (the packet after them) for the last and libopus PLC for the others; G.711 by ITU-T G.711
+        Appendix I (``g711_plc``). Nothing when the source cannot be concealed."""
         if frames <= 0 or not self.conceals:
             return []
         samples = self._source_rate * FRAME_MS // 1000
         try:
             if self._opus is not None:
+                opus = self._opus
                 pcm = b"".join(
-                    self._opus.conceal(samples, following if i == frames - 1 else None) for i in range(frames)
+                    (self._copy(opus, copies[i]) if i < len(copies) else b"")
+                    or opus.conceal(samples, following if i == frames - 1 else None)
+                    for i in range(frames)
                 )
             else:
                 assert self._plc is not None and self._decode_tables is not None
@@ -238,6 +244,16 @@ class Transcoder:
             self.errors += 1
             logger.debug("concealing %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
+
+    def _copy(self, opus: OpusDecoder, payload: bytes | None) -> bytes:
+        """A lost frame decoded from its redundant copy; nothing (concealed then) when it is not Opus."""
+        if not payload:
+            return b""
+        try:
+            return opus.decode(payload)
+        except OpusDecodeError:
+            self.errors += 1
+            return b""
 
     def _encode_decoded(self, pcm: bytes | list[AudioFrame]) -> list[bytes]:
         if isinstance(pcm, bytes):

@@ -100,6 +100,7 @@ class FastLaneController:
         self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
         self._video = VideoLanes(call_id)
         self._loss: LossSettings | None = None  # what the link's Opus encoder was last told (_browser_loss)
+        self._red = False  # the browser's direction was left to Python to send RED (_arm_lanes)
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -212,6 +213,8 @@ class FastLaneController:
         encoder towards it (opus_settings.OpusEncoderSettings.for_loss), when they change."""
         wanted = opus_settings.current().for_loss(fraction_lost)
         link = self.link
+        if link is not None and self._web.direct_sender.red_active != self._red:
+            self.fast_rearm()  # RED on or off (aiortc_direct): the Python path sends it
         if link is None or wanted is None or wanted == self._loss:
             return
         if self._loss is None or wanted.inband_fec != self._loss.inband_fec:
@@ -347,6 +350,9 @@ class FastLaneController:
         source = endpoint.latched_address if endpoint is not None else None
         sender = web.direct_sender
         web_pt = sender.payload_type
+        self._red = sender.red_active  # RFC 2198 redundancy to the browser: the Python path sends it
+        if self._red:
+            lane = None
         if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
             assert endpoint is not None  # a latched source
             statistics = endpoint.statistics

@@ -14,6 +14,12 @@ loop iteration) and several coroutine hops in each direction; these cost none:
   NTP timestamps filled in from ours (``RTCRtpSender._send_rtcp`` is wrapped; the private counters
   ``getStats()`` and the RTT estimate read are kept in step once per report).
 
+RFC 2198 redundancy (``red_payload_type``: the browser negotiated ``audio/red`` over Opus, ``web_codecs``):
+each audio payload goes out in RED with the one before it as a redundant block (RFC 2198 §3), so one lost
+packet is restored whole from the next, while the browser's receiver reports show more than
+``opus_settings.FEC_THRESHOLD`` % loss (``red_mode`` auto, the signal in-band FEC follows) or always (on);
+plain Opus otherwise. ``red_active`` says which (the fast lane leaves that direction to Python then).
+
 The receiving half, ``DirectReceiver``, is in ``aiortc_receive``.
 """
 
@@ -37,7 +43,8 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
-from gateway.media.rtp import seqmap
+from gateway.media.codecs.opus_settings import FEC_THRESHOLD
+from gateway.media.rtp import red, seqmap
 from gateway.media.webrtc import aiortc_hooks
 from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
 
@@ -98,7 +105,28 @@ class DirectSender:
         # the fraction lost (0-255) of each of the browser's report blocks about our stream (issue 35)
         self.on_loss: Callable[[int], None] | None = None
         self.reported_loss: int | None = None  # the latest one
+        self.red_payload_type: int | None = None  # RED negotiated with the browser (module note)
+        self.red_mode = "auto"
+        self._previous: red.RedBlock | None = None  # the last audio payload, redundant in the next RED
         aiortc_hooks.on_receiver_report(sender, self._reported)
+
+    @property
+    def red_active(self) -> bool:
+        """Whether audio goes out in RED now (module note)."""
+        if self.red_payload_type is None or self.red_mode == "off":
+            return False
+        loss = self.reported_loss
+        return self.red_mode == "on" or (loss is not None and (loss * 100 + 128) // 256 > FEC_THRESHOLD)
+
+    def _redundant(self, payload: bytes, timestamp: int) -> tuple[int, bytes]:
+        """An audio payload as RED with the previous one (RFC 2198 §3) and RED's payload type, when
+        ``red_active``; else as it is, with the audio codec's. The previous one is remembered either way."""
+        pt, previous = self._audio_pt, self._previous
+        assert pt is not None and self.red_payload_type is not None
+        primary = self._previous = red.RedBlock(pt, timestamp, payload)
+        if not self.red_active:
+            return pt, payload
+        return self.red_payload_type, red.pack(primary, [previous] if previous is not None else [])
 
     def _reported(self, fraction_lost: int) -> None:
         self.reported_loss = fraction_lost
@@ -153,6 +181,8 @@ class DirectSender:
                 return False
             self._pair, self._socket, self._address = pair, pair.protocol.transport, pair.remote_addr
         timestamp &= _U32
+        if payload_type is None and self.red_payload_type is not None:
+            payload_type, payload = self._redundant(payload, timestamp)
         link = self.link
         if (
             link is not None

@@ -6,6 +6,8 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 
 * ``register_telephone_event()``: adds ``audio/telephone-event`` (8000 and 48000 Hz, RFC 4733) to
   ``aiortc.codecs.CODECS`` so that it is negotiated and its packets are routed to the receiver.
+* ``register_red()``: adds ``audio/red`` (48000 Hz, 2 channels, RFC 2198) the same way, so that the
+  browser's redundant Opus can be negotiated (``web_codecs``); aiortc never sends or decodes it.
 * ``tap_receiver(receiver, on_packet)``: replaces the receiver's ``_handle_rtp_packet`` (called by the
   DTLS transport with each decrypted, routed packet). ``on_packet`` returns True when it consumed the
   packet; otherwise aiortc's own handling (jitter buffer, decoder thread) runs as before.
@@ -120,6 +122,23 @@ def register_telephone_event() -> None:
                 channels=1,
                 payloadType=payload_type,
                 parameters={events: None},
+            )
+        )
+
+
+RED_MIME = "audio/red"
+RED_PAYLOAD_TYPE = 63  # as Chrome offers it; a browser's own is taken in an answer
+
+
+def register_red() -> None:
+    """Make aiortc negotiate ``audio/red/48000/2`` (RFC 2198 redundancy, over Opus). Idempotent. Without
+    parameters: aiortc writes no fmtp for it (``sdp.with_opus_red`` does) and compares parameters when
+    it filters the codec preferences."""
+    audio = CODECS["audio"]
+    if not any(c.mimeType.lower() == RED_MIME for c in audio):
+        audio.append(
+            RTCRtpCodecParameters(
+                mimeType=RED_MIME, clockRate=48000, channels=2, payloadType=RED_PAYLOAD_TYPE
             )
         )
 

@@ -30,10 +30,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcicetransport import candidate_from_aioice
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
@@ -55,10 +54,12 @@ from gateway.media.webrtc import (
     aiortc_rtcp,
     ice_completion,
     ice_consent,
+    web_codecs,
     web_sdp,
 )
 from gateway.media.webrtc.data_channel import ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart
+from gateway.media.webrtc.web_codecs import capabilities as capabilities
 from gateway.media.webrtc.web_leg_state import TRANSITIONS, WebLegError, WebLegState
 from gateway.media.webrtc.web_video import WebVideo
 
@@ -81,25 +82,11 @@ class WebLegOptions:
     data_channel: bool = False  # accept the browser's data channel m-line (chat: data_channel.py)
     rtcp_interval: float = 5.0  # our RTCP reports to the browser (aiortc_rtcp: RFC 3550 §6.2, as the SIP leg)
     opus_usedtx: bool = False  # usedtx=1 beside useinbandfec=1 in our Opus fmtp (media.opus_usedtx)
+    opus_red: str = "off"  # RFC 2198 redundancy with the browser (media.opus_red; web_codecs.RED_MODES)
 
     def __post_init__(self) -> None:
-        if self.rtcp_interval <= 0:
-            raise ValueError(f"rtcp_interval must be positive, got {self.rtcp_interval!r}")
-
-
-def capabilities(names: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
-    """aiortc codec capabilities for these codecs (by name and clock rate), in order, unknown ones left out."""
-    available = RTCRtpSender.getCapabilities("audio").codecs
-    chosen: list[RTCRtpCodecCapability] = []
-    for codec in names:
-        for capability in available:
-            if (
-                capability.name.lower() == codec.name.lower()
-                and capability.clockRate == codec.clock_rate
-                and capability not in chosen
-            ):
-                chosen.append(capability)
-    return chosen
+        if self.rtcp_interval <= 0 or self.opus_red not in web_codecs.RED_MODES:
+            raise ValueError(f"bad rtcp_interval {self.rtcp_interval!r} or opus_red {self.opus_red!r}")
 
 
 class WebRtcLeg:
@@ -117,6 +104,8 @@ class WebRtcLeg:
         """``on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)`` gets each decrypted packet
         while connected; ``clock`` is the one ``send()``'s ``now`` comes from (for sender reports)."""
         aiortc_hooks.register_telephone_event()
+        if options.opus_red != "off":
+            aiortc_hooks.register_red()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
         self._state = WebLegState.NEW
         self._pc = aiortc_hooks.peer_connection(
@@ -124,6 +113,7 @@ class WebRtcLeg:
         )
         self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
+        self._sender.red_mode = options.opus_red
         self._receiver = aiortc_receive.attach_direct_receiver(self._transceiver.receiver, self._direct)
         self.rtcp = aiortc_rtcp.attach_direct_rtcp(
             self._sender, self._receiver, interval=options.rtcp_interval
@@ -334,7 +324,8 @@ class WebRtcLeg:
         with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
         pruned = web_sdp.prune_offer(offer, video=with_video, data_channel=self._options.data_channel)
         if self._pruned is None:
-            self._transceiver.setCodecPreferences(capabilities(codecs))
+            red = web_codecs.negotiated_red(pruned.description, self._options.opus_red) is not None
+            self._transceiver.setCodecPreferences(web_codecs.preferences(codecs, red=red))
         self._pruned = pruned
         self.remote = offer
         await self._set_remote(pruned.description, "offer")
@@ -346,7 +337,9 @@ class WebRtcLeg:
         self._start_mdns(pruned)
         if self.video is not None and self._state is WebLegState.CONNECTED:
             self.video.connected = with_video  # the browser's new offer added or dropped its video
-        return self._with_fec(web_sdp.restore_answer(pruned, local))
+        ours = self._with_fec(web_sdp.restore_answer(pruned, local))
+        self._sender.red_payload_type = web_codecs.negotiated_red(ours, self._options.opus_red)
+        return ours
 
     async def create_offer(
         self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
@@ -354,7 +347,8 @@ class WebRtcLeg:
         """The offer to a browser, with ``codecs`` in this order of preference; a video m-line too with
         ``video_codecs`` when ``enable_video`` was called."""
         self._check_open()
-        self._transceiver.setCodecPreferences(capabilities(codecs))
+        red = self._options.opus_red != "off"
+        self._transceiver.setCodecPreferences(web_codecs.preferences(codecs, red=red))
         if self.video is not None:
             self.video.prefer(video_codecs)
         if self._options.data_channel and self.remote is None and not self._chat_offered:
@@ -393,6 +387,7 @@ class WebRtcLeg:
         pruned = dataclasses.replace(pruned, description=web_sdp.refused_filled(pruned, local))
         await self._set_remote(pruned.description, "answer")
         self._pruned = pruned
+        self._sender.red_payload_type = web_codecs.negotiated_red(answer, self._options.opus_red)
         self._negotiating()
         self._start_mdns(pruned)
 
@@ -571,7 +566,9 @@ class WebRtcLeg:
         payload type (RFC 7587 §6.1; aiortc writes no Opus fmtp): we decode its in-band FEC, so libwebrtc
         protects its packets once our receiver reports show loss."""
         dtx = self._options.opus_usedtx
-        return description.with_media([sdp.with_opus_fec(m, dtx=dtx) for m in description.media])
+        return description.with_media(
+            [sdp.with_opus_red(sdp.with_opus_fec(m, dtx=dtx)) for m in description.media]
+        )
 
     def _check_open(self) -> None:
         if self._state is WebLegState.CLOSED:

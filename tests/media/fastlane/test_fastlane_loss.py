@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -138,11 +139,19 @@ async def test_loss_and_reordering_from_the_phone_are_concealed_and_put_in_order
 
 class BrowserEgress:
     """The browser's outgoing Opus, impaired before SRTP (as a lossy network would, at its egress): packets
-    ``lost`` never go, ``swapped`` ones go after the next, ``late`` ones 200 ms after their slot."""
+    ``lost`` never go, ``swapped`` ones go after the next, ``late`` ones 200 ms after their slot; each one
+    ``rewrite`` first when given (RED wrapping: tests/media/test_bridge_red.py)."""
 
-    def __init__(self, call: Call, lost: set[int], swapped: set[int], late: set[int]) -> None:
+    def __init__(
+        self,
+        call: Call,
+        lost: set[int],
+        swapped: set[int],
+        late: set[int],
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.sent = 0  # Opus packets the browser sent (the impaired ones counted)
-        self._lost, self._swapped, self._late = lost, swapped, late
+        self._lost, self._swapped, self._late, self._rewrite = lost, swapped, late, rewrite
         self._held: bytes | None = None
         self._later: dict[int, bytes] = {}
         transport = call.web.transceiver.sender.transport
@@ -155,6 +164,8 @@ class BrowserEgress:
             return
         index = self.sent
         self.sent += 1
+        if self._rewrite is not None:
+            data = self._rewrite(data)
         if index in self._late:
             self._later[index + 10] = data
         elif index in self._swapped:

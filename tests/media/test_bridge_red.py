@@ -1,0 +1,121 @@
+"""RFC 2198 redundancy (audio/red over Opus, issue 35) through a real bridge on 127.0.0.1.
+
+The aiortc "browser" offers red as Chrome does (``a=fmtp:63 <opus>/<opus>``) and sends what Chrome sends
+once it is negotiated: each Opus packet in RED with the previous one as a redundant block, rewritten at
+its egress before SRTP, where packets are also lost. The phone gets every lost packet back: decoded from
+its copy when the call transcodes to PCMU (one frame per slot, none concealed), passed through as plain
+Opus with its own sequence number and timestamp when the phone has Opus (the phone never sees RED).
+Without RED the same loss is only concealed. The fast lane, when there is one, is linked and leaves the
+browser's RED to the Python path; the answer keeps red right after Opus."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from aiortc.rtp import RtpPacket as AiortcRtpPacket
+
+import sdp
+from gateway.media.codecs.opus_decoder import opus_available
+from gateway.media.rtp.red import RedBlock, pack
+from gateway.media.webrtc import aiortc_hooks
+from peers.audio import rms
+from peers.binaries import in_ci
+from tests.media.bridge_harness import Call, allocator
+from tests.media.fastlane.test_fastlane_loss import BrowserEgress
+from tests.media.fastlane.test_fastpath import OPUS_FRAME, OPUS_PT, until
+
+RED_PT = aiortc_hooks.RED_PAYLOAD_TYPE
+LOST = {40, 55, 70}
+
+
+class ChromeRed:
+    """Each Opus packet of the browser's as Chrome sends it with red negotiated: in RED, the previous
+    packet's Opus as a redundant block (a ``BrowserEgress`` rewrite, before the loss)."""
+
+    def __init__(self) -> None:
+        self._previous: RedBlock | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        packet = AiortcRtpPacket.parse(data)
+        primary = RedBlock(OPUS_PT, packet.timestamp, packet.payload)
+        packet.payload = pack(primary, [self._previous] if self._previous is not None else [])
+        packet.payload_type, self._previous = RED_PT, primary
+        return bytes(packet.serialize())
+
+
+def chrome_like(call: Call) -> None:
+    """The browser's offer with red's fmtp naming its Opus, as Chrome writes it (aiortc writes none)."""
+    offer = call.web.offer
+
+    async def with_red_fmtp() -> str:
+        description = sdp.parse(await offer())
+        return sdp.write(description.with_media([sdp.with_opus_red(m) for m in description.media]))
+
+    call.web.offer = with_red_fmtp  # type: ignore[method-assign]
+
+
+def _answer_red(call: Call) -> list[str]:
+    """The answer's audio formats by name (what the browser was given)."""
+    remote = call.web.pc.remoteDescription
+    (audio,) = [m for m in sdp.parse(remote.sdp).media if m.media == "audio"]
+    return [c.name.lower() for c in audio.codecs]
+
+
+async def _run(sip_codec: str, *, red: bool) -> tuple[Call, BrowserEgress]:
+    if not opus_available():
+        assert not in_ci(), "CI must have libopus"
+        pytest.skip("no libopus")
+    phone_pt = 111 if sip_codec == "opus" else 0
+    call = Call(allocator(), web_codecs=("opus", "red", "telephone-event"), sip_codec=sip_codec,
+                phone_payload_type=phone_pt, call_id=f"red-{sip_codec}-{red}")  # fmt: skip
+    chrome_like(call)
+    egress = BrowserEgress(call, LOST, set(), set(), ChromeRed() if red else None)
+    await call.browser_calls()
+    await call.connected()
+    await until(lambda: egress.sent >= 90, 15.0, "90 packets from the browser")
+    call.web.transceiver.sender.replaceTrack(None)
+    await asyncio.sleep(0.3)
+    return call, egress
+
+
+@pytest.mark.parametrize("red", [True, False])
+async def test_a_lost_packet_is_decoded_from_the_next_ones_copy_when_transcoding(red: bool) -> None:
+    call, egress = await _run("PCMU", red=red)
+    try:
+        assert _answer_red(call)[:2] == ["opus", "red"]  # right after Opus, as Chrome orders it
+        audio = [p for p in call.phone.packets if p.payload_type == 0]
+        stats = call.bridge.stats().web_to_sip
+        # one 20 ms PCMU frame per slot, on the input's timeline, either way
+        assert egress.sent - 1 <= len(audio) <= egress.sent, (len(audio), egress.sent)
+        assert [(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(audio)] == [160] * (
+            len(audio) - 1
+        )
+        # with RED each lost frame is the real one (decoded from its copy), without it concealed
+        assert stats.recovered == (len(LOST) if red else 0), stats
+        assert stats.lost == len(LOST) and stats.dropped == 0
+        assert call.phone.heard(1000.0)
+        level = rms(call.phone.pcm[160 * 30 : 160 * 80])
+        for slot in range(len(audio)):  # no frame of silence, the restored ones included
+            if 5 < slot < len(audio) - 5:
+                assert rms(call.phone.pcm[160 * slot : 160 * (slot + 1)]) > 0.5 * level, slot
+    finally:
+        await call.close()
+
+
+async def test_pass_through_unwraps_red_and_gives_the_phone_the_lost_packets() -> None:
+    call, egress = await _run("opus", red=True)
+    try:
+        packets = [p for p in call.phone.packets if p.payload_type == 111]
+        assert {p.payload_type for p in call.phone.packets} <= {111, 101, 102}  # never RED
+        # every packet the browser sent, lost ones included, numbered and stamped in order
+        assert len(packets) == egress.sent, (len(packets), egress.sent)
+        assert [(b.sequence_number - a.sequence_number) & 0xFFFF for a, b in itertools.pairwise(packets)] == [
+            1
+        ] * (len(packets) - 1)
+        steps = {(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(packets)}
+        assert steps == {OPUS_FRAME}, steps
+        assert call.bridge.stats().web_to_sip.recovered == len(LOST)
+    finally:
+        await call.close()
