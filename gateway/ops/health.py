@@ -1,11 +1,14 @@
-"""Readiness (`/readyz`): may this gateway take calls now? One check per dependency, each with a state
-and the time it has been in it.
+"""Readiness (`/readyz`): can this instance serve web users now? One check per dependency, each with a
+state and the time it has been in it.
 
-Checks: `sip_listeners` (the UA runs, its transports are open), `pbx` (the OPTIONS keep-alive of
-gateway/sip/useragent/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive), `registrations` (the
-users the gateway registers: "degraded" when some are not registered, "failing" when none is), and
-`rtp_ports` (a free port pair is left). The gateway is ready when no check is "failing" (or "pending",
-before the first answer). A task re-evaluates the checks every `interval` seconds so that `since` is the
+Checks: `sip_listeners` (the UA runs, its transports are open), `rtp_ports` (a free port pair is left),
+and two that concern the PBX, which never make an instance unready: `pbx` (the OPTIONS keep-alive of
+gateway/sip/useragent/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive) and
+`registrations` (the users the gateway registers). A PBX outage is every instance's at once: were it a
+readiness failure, the load balancer (deploy/haproxy.cfg checks /readyz) would take every instance out
+and no web user could log in, reconnect or take a phone's call (issue 36). It shows as "degraded" here,
+in /healthz, in `gateway_pbx_reachable` and on the page instead. The gateway is ready when no check is
+"failing" (or "pending"). A task re-evaluates the checks every `interval` seconds so that `since` is the
 moment a state began and a PBX change reaches the web users at once (`on_pbx`).
 """
 
@@ -64,9 +67,11 @@ def check_pbx(source: ReadinessSource) -> CheckResult:
         return CheckResult(
             CheckState.OK, f"{target} answered {report.get('last_status')} in {report.get('rtt_ms')} ms"
         )
-    if state == "unreachable":
-        return CheckResult(CheckState.FAILING, f"{target} does not answer OPTIONS")
-    return CheckResult(CheckState.PENDING, f"waiting for {target} to answer OPTIONS")
+    if state == "unreachable":  # degraded, not failing: see the module note
+        return CheckResult(
+            CheckState.DEGRADED, f"{target} does not answer OPTIONS: calls to and from the PBX fail"
+        )
+    return CheckResult(CheckState.DEGRADED, f"waiting for {target} to answer OPTIONS")
 
 
 def check_registrations(source: ReadinessSource) -> CheckResult:
@@ -77,11 +82,10 @@ def check_registrations(source: ReadinessSource) -> CheckResult:
     bad = sorted(aor for aor in states if aor not in good)
     if not bad:
         return CheckResult(CheckState.OK, f"{len(good)} registered")
-    detail = f"{len(good)} of {len(states)} registered; not: {', '.join(bad[:5])}"
-    if good:
-        return CheckResult(CheckState.DEGRADED, detail)
-    starting = all(states[aor] in ("registering", "unregistered") for aor in bad)
-    return CheckResult(CheckState.PENDING if starting else CheckState.FAILING, detail)
+    # degraded, never failing: registrations are the PBX's (see the module note)
+    return CheckResult(
+        CheckState.DEGRADED, f"{len(good)} of {len(states)} registered; not: {', '.join(bad[:5])}"
+    )
 
 
 def check_rtp_ports(source: ReadinessSource) -> CheckResult:

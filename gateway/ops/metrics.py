@@ -61,7 +61,7 @@ class GatewayState(Protocol):
 
     def registrations(self) -> Mapping[str, str]: ...
 
-    def pbx(self) -> str | None: ...
+    def pbx(self) -> Mapping[str, object] | None: ...  # the keep-alive's report (state, target, rtt)
 
     def sip_stats(self) -> Any:
         """The transaction layer's `SipStats`, or None before it runs."""
@@ -119,12 +119,12 @@ class StateCollector(Collector):
         for reg_state, count in sorted(Tally(state.registrations().values()).items()):
             registrations.add_metric([reg_state], count)
         yield registrations
-        pbx = state.pbx()
+        pbx = state.pbx()  # the keep-alive's report (keepalive.py), None without one
         if pbx is not None:
             yield GaugeMetricFamily(
                 "gateway_pbx_reachable",
-                "1 when the PBX answers OPTIONS",
-                value=1 if pbx == "reachable" else 0,
+                "1 when the PBX answers the OPTIONS keep-alive, 0 when it does not or has not yet",
+                value=1 if pbx.get("state") == "reachable" else 0,
             )
         yield from self._sip(state.sip_stats())
         yield from self._media(state)

@@ -4,6 +4,13 @@ Every ``interval`` seconds an OPTIONS goes to the UA's outbound hop. Any final r
 405, says the PBX is reachable; no answer within ``timeout`` (or a transport error, the layer's
 synthetic 503) says it is not. The state goes to /healthz; each change is logged (WARNING when the PBX
 is lost, INFO when it is back).
+
+An outage is confirmed, not guessed (issue 36: the demo showed every user "phone system unreachable"
+for 35 s because the PBX was probed once before the demo phone was up, then only every 30 s): until the
+PBX first answers, and after each failure, the next probe goes after ``RETRY`` seconds (at most the
+interval); the state becomes "unreachable" only after ``CONFIRM`` failures in a row, and not in the
+first ``STARTUP_GRACE`` seconds unless the PBX had answered. While it is unreachable it is probed every
+``DOWN_INTERVAL`` seconds (at most the interval), so that its return is seen soon.
 """
 
 from __future__ import annotations
@@ -19,6 +26,11 @@ from sipcore.syntax.message import Response
 
 logger = logging.getLogger(__name__)
 
+RETRY = 1.0  # s to the next probe after a failure, and before the PBX first answered
+CONFIRM = 2  # failures in a row that make an outage (one OPTIONS lost over UDP is not one)
+STARTUP_GRACE = 10.0  # s from start in which a PBX that never answered stays "unknown"
+DOWN_INTERVAL = 5.0  # s between probes of an unreachable PBX
+
 
 class PbxKeepalive:
     def __init__(self, probe: Callable[[], Awaitable[Response]], interval: float, target: str) -> None:
@@ -31,8 +43,12 @@ class PbxKeepalive:
         self.last_status: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._failures = 0  # in a row
+        self._answered = False  # ever
+        self._started = time.monotonic()
 
     def start(self) -> None:
+        self._started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="pbx-keepalive")
 
     async def stop(self) -> None:
@@ -52,19 +68,22 @@ class PbxKeepalive:
     async def _run(self) -> None:
         while not self._stopping:
             await self.check()
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self.next_delay())
+
+    def next_delay(self) -> float:
+        """Seconds to the next probe (see the module note)."""
+        if self.state == "unreachable":
+            return min(self.interval, DOWN_INTERVAL)
+        if self._failures or not self._answered:
+            return min(self.interval, RETRY)
+        return self.interval
 
     async def check(self) -> None:
         started = time.monotonic()
         try:
             response = await asyncio.wait_for(self._probe(), self.timeout)
         except (TimeoutError, OSError, RuntimeError) as exc:
-            self._set(
-                "unreachable",
-                None,
-                None,
-                f"no answer to OPTIONS within {self.timeout:g} s ({exc or 'timeout'})",
-            )
+            self._failed(None, f"no answer to OPTIONS within {self.timeout:g} s ({exc or 'timeout'})")
             return
         # the UA's own failures: Timer F, a transport error, ICMP unreachable / connection refused
         synthetic = response.reason in (
@@ -72,12 +91,19 @@ class PbxKeepalive:
             "Service Unavailable",
         ) or response.reason.startswith(Unreachable.phrase)
         if response.status in (408, 503) and synthetic:
-            self._set(
-                "unreachable", None, response.status, f"OPTIONS failed: {response.status} {response.reason}"
-            )
+            self._failed(response.status, f"OPTIONS failed: {response.status} {response.reason}")
             return
         rtt = round((time.monotonic() - started) * 1000, 1)
+        self._failures, self._answered = 0, True
         self._set("reachable", rtt, response.status, f"answered {response.status} in {rtt:g} ms")
+
+    def _failed(self, status: int | None, detail: str) -> None:
+        self._failures += 1
+        settled = self._answered or time.monotonic() - self._started >= STARTUP_GRACE
+        if self._failures >= CONFIRM and settled:
+            self._set("unreachable", None, status, detail)
+        else:
+            logger.debug("PBX %s: %s (%d in a row, not yet an outage)", self.target, detail, self._failures)
 
     def _set(self, state: str, rtt: float | None, status: int | None, detail: str) -> None:
         self.rtt_ms, self.last_status = rtt, status
