@@ -11,7 +11,7 @@ import re
 import secrets
 from pathlib import Path
 
-from gateway.config.schema import DtmfMode
+from gateway.config import DtmfMode
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.sipp import Sipp
