@@ -188,7 +188,13 @@ class MediaPath:
 
     def stats(self) -> PathStats:
         return PathStats(
-            self.received, self.forwarded, self.lost, self.dropped, self.transcoded, self.digits, self.recovered
+            self.received,
+            self.forwarded,
+            self.lost,
+            self.dropped,
+            self.transcoded,
+            self.digits,
+            self.recovered,
         )
 
     def now_timestamp(self, now: float, event_rate: int = 0) -> int:
