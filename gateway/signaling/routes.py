@@ -61,6 +61,7 @@ from gateway.signaling.whip.whip import (
     WHIP_KEY,
     WhipResources,
     whip_delete_handler,
+    whip_options_handler,
     whip_patch_handler,
     whip_post_handler,
 )
@@ -213,6 +214,8 @@ def add_signaling_routes(
     app[WHIP_KEY] = WhipResources()
     router.add_post("/whip", whip_post_handler)
     router.add_post("/whip/{destination}", whip_post_handler)
+    router.add_route("OPTIONS", "/whip", whip_options_handler)  # RFC 9725 §4.2
+    router.add_route("OPTIONS", "/whip/{destination}", whip_options_handler)
     router.add_patch("/whip/sessions/{session_id}", whip_patch_handler)
     router.add_delete("/whip/sessions/{session_id}", whip_delete_handler)
     router.add_get("/openapi.json", openapi_handler)

@@ -29,6 +29,7 @@ from gateway.signaling.errors import (
     TooLarge,
     Unauthorized,
 )
+from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.offer_protocol import candidate_request, close_request, offer_request
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import OfferService
@@ -216,15 +217,21 @@ candidate_handler = _api(_candidate)
 close_handler = _api(_close)
 
 
-async def ice_servers_handler(request: web.Request) -> web.Response:
-    """`GET /iceservers`: a bare array of `{urls, username?, credential?}`; TURN entries (with their
-    credentials) only with valid credentials, STUN entries for anyone."""
+async def visible_ice_servers(request: web.Request) -> tuple[IceServerInfo, ...]:
+    """The ICE servers the request may see: TURN entries (with their credentials) only with valid
+    credentials, STUN entries for anyone; wrong credentials raise (Unauthorized, or RateLimited while
+    logins queue up)."""
     context = request.app[HTTP_API_KEY]
-    servers = context.ice_servers.public()
     if request.headers.get("Authorization") or request.headers.get("X-API-Key") is not None:
-        try:
-            principal = await authenticate(request, context)
-        except SignalingError as exc:  # Unauthorized, or RateLimited while logins queue up
-            return error_response(exc)
-        servers = context.ice_servers.for_user(principal.user.id)
+        principal = await authenticate(request, context)
+        return context.ice_servers.for_user(principal.user.id)
+    return context.ice_servers.public()
+
+
+async def ice_servers_handler(request: web.Request) -> web.Response:
+    """`GET /iceservers`: a bare array of `{urls, username?, credential?}` (``visible_ice_servers``)."""
+    try:
+        servers = await visible_ice_servers(request)
+    except SignalingError as exc:
+        return error_response(exc)
     return web.json_response([s.to_json() for s in servers], headers={"Cache-Control": "no-store"})

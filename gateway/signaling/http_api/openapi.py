@@ -265,16 +265,20 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
         "requestBody": sdp_body,
         "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500)},
     }
+    options = {
+        "summary": "WHIP endpoint discovery (RFC 9725 §4.2): Accept-Post: application/sdp, Link: rel=ice-server",
+        "responses": {
+            "204": {"description": "Accept-Post; Link: STUN for anyone, TURN with valid credentials"},
+            **_errors(401),
+        },
+    }
     resource = [_SESSION_PARAM]
+    destination = [{"name": "destination", "in": "path", "required": True, "schema": {"type": "string"}}]
     return {
-        "/whip": {"post": post},
+        "/whip": {"post": post, "options": options},
         "/whip/{destination}": {
-            "post": {
-                **post,
-                "parameters": [
-                    {"name": "destination", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-            }
+            "post": {**post, "parameters": destination},
+            "options": {**options, "parameters": destination},
         },
         "/whip/sessions/{session_id}": {
             "patch": {

@@ -3,6 +3,8 @@ is the web side of a call to a SIP destination, over the HTTP offer API's sessio
 
     POST   /whip                application/sdp offer -> 201, Location, ETag, the SDP answer; calls the
     POST   /whip/{destination}  credentials' default destination, or the one in the URL (§4.2)
+    OPTIONS /whip, /whip/{destination}  204 with `Accept-Post: application/sdp` (§4.2) and the ICE servers
+                                as Link headers: a client that gets it (not 405) trickles its candidates
     PATCH  /whip/sessions/{id}  application/trickle-ice-sdpfrag: trickled candidates -> 204 (§4.3.2);
                                 new ICE credentials (an ICE restart, §4.3.3) -> 200 with our new
                                 credentials and candidates as an sdpfrag, and a new ETag (§4.3.1)
@@ -33,12 +35,14 @@ from aiohttp import web
 import sdp
 from gateway.signaling.api_auth import ApiPrincipal
 from gateway.signaling.errors import BadRequest, NotFound, SignalingError, Timeout, TooLarge
+from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import (
     HTTP_API_KEY,
     ClientGone,
     authenticate,
     error_response,
     read_body,
+    visible_ice_servers,
 )
 from gateway.signaling.rooms.endpoint import ROOMS_KEY
 from gateway.signaling.service import IceRestartService
@@ -132,20 +136,42 @@ async def whip_post_handler(request: web.Request) -> web.Response:
         return web.Response(status=400)
     request.app[WHIP_KEY].add(result.session_id, principal.user.id, ufrag)
     location = f"/whip/sessions/{quote(result.session_id, safe='')}"
-    links = [
+    links = _ice_links(context.ice_servers.for_user(principal.user.id))
+    logger.info("WHIP session %s of %s calling %r", result.session_id, principal.user.id, destination)
+    headers = {"Location": location, "ETag": f'"{ufrag or result.session_id}"', "Cache-Control": "no-store"}
+    response = web.Response(status=201, text=result.sdp, content_type=SDP_TYPE, headers=headers)
+    for link in links:
+        response.headers.add("Link", link)
+    return response
+
+
+def _ice_links(servers: tuple[IceServerInfo, ...]) -> list[str]:
+    """The ICE servers as Link headers (RFC 9725 §4.4), one per URL."""
+    return [
         f'<{url}>; rel="ice-server"'
         + (
             f'; username="{s.username}"; credential="{s.credential}"; credential-type="password"'
             if s.username
             else ""
         )
-        for s in context.ice_servers.for_user(principal.user.id)
+        for s in servers
         for url in s.urls
     ]
-    logger.info("WHIP session %s of %s calling %r", result.session_id, principal.user.id, destination)
-    headers = {"Location": location, "ETag": f'"{ufrag or result.session_id}"', "Cache-Control": "no-store"}
-    response = web.Response(status=201, text=result.sdp, content_type=SDP_TYPE, headers=headers)
-    for link in links:
+
+
+async def whip_options_handler(request: web.Request) -> web.Response:
+    """OPTIONS on a WHIP endpoint: 204 with `Accept-Post: application/sdp` (RFC 9725 §4.2) and the ICE
+    servers as Link headers (§4.4): STUN for anyone, TURN with its credentials only for valid
+    credentials (a CORS preflight carries none; wrong ones: 401). Clients that probe with OPTIONS turn
+    trickle ICE on when it succeeds (Eyevinn's whip-web-client turned it off after our 405). No
+    Access-Control headers: the gateway grants no cross-origin use of its API (docs/signaling.md)."""
+    try:
+        servers = await visible_ice_servers(request)
+    except SignalingError as exc:
+        return _problem(exc)
+    headers = {"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST", "Cache-Control": "no-store"}
+    response = web.Response(status=204, headers=headers)
+    for link in _ice_links(servers):
         response.headers.add("Link", link)
     return response
 

@@ -127,3 +127,34 @@ async def test_whip_client_calls_the_phone(tmp_path: Path) -> None:
             ) as r:
                 assert r.status == 404
             await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def test_options_on_the_endpoint_says_accept_post_and_the_ice_servers() -> None:
+    """RFC 9725 §4.2: OPTIONS on /whip and /whip/{destination} is 204 with `Accept-Post:
+    application/sdp` (Eyevinn's whip-web-client turns trickle ICE off after a 405), the ICE servers as
+    Link headers (§4.4): STUN without credentials (a CORS preflight carries none), TURN with its
+    credentials only for a valid key; wrong credentials get 401."""
+    ice = {
+        "browser": [
+            {"urls": ["stun:stun.example.org:3478"]},
+            {"urls": ["turn:turn.example.org:3478"], "username": "whip-user", "credential": "whip-pass"},
+        ]
+    }
+    config = gateway_config(None, alice_extra={"api_keys": [{"key": API_KEY}]}, ice=ice)
+    async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+        for path in ("/whip", "/whip/2000"):
+            async with http.options(gateway.http_url + path) as response:
+                assert response.status == 204, await response.text()
+                assert response.headers["Accept-Post"] == "application/sdp"
+                assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+                assert response.headers.getall("Link") == ['<stun:stun.example.org:3478>; rel="ice-server"']
+        async with http.options(gateway.http_url + "/whip/2000", headers=BEARER) as response:
+            assert response.status == 204 and response.headers["Accept-Post"] == "application/sdp"
+            assert response.headers.getall("Link") == [
+                '<stun:stun.example.org:3478>; rel="ice-server"',
+                '<turn:turn.example.org:3478>; rel="ice-server"; username="whip-user"; '
+                'credential="whip-pass"; credential-type="password"',
+            ]
+        wrong = {"Authorization": "Bearer not-a-key-0123456789"}
+        async with http.options(gateway.http_url + "/whip", headers=wrong) as response:
+            assert response.status == 401
