@@ -218,7 +218,10 @@ def rejected(section: MediaDescription) -> MediaDescription:
 
 def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDescription:
     """aiortc's answer (audio, and the video and data channel when kept, in the offer's order) with the
-    offer's other m-lines put back, rejected."""
+    offer's other m-lines put back, rejected: port 0 with the audio's ICE/DTLS lines and the offered
+    codecs (``refused_for_aiortc``). Browsers ignore those lines on a rejected m-line (RFC 8843 §7.3.3);
+    aiortc refuses an answer with an m-line without ICE credentials, and with it the audio (issue 39: a
+    browser offering video to an audio-only phone got no call)."""
     kept = sorted(i for i in (pruned.index, pruned.video_index, pruned.data_index) if i is not None)
     if len(answer.media) != len(kept):
         raise sdp.SdpUnacceptable(f"expected {len(kept)} m-line(s) from aiortc, got {len(answer.media)}")
@@ -227,7 +230,11 @@ def restore_answer(pruned: PrunedOffer, answer: SessionDescription) -> SessionDe
     for i in (pruned.index, pruned.video_index):
         if i is not None:
             ours[i] = dataclasses.replace(ours[i], proto=pruned.original.media[i].proto)
-    media = [ours.get(i) or rejected(section) for i, section in enumerate(pruned.original.media)]
+    audio = ours[pruned.index]
+    media = [
+        ours.get(i) or refused_for_aiortc(rejected(section), audio, section)
+        for i, section in enumerate(pruned.original.media)
+    ]
     return without_empty_end(dataclasses.replace(answer, media=tuple(media)))
 
 
