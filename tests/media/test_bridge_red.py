@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import pytest
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
 from gateway.media.codecs.opus_decoder import opus_available
-from gateway.media.rtp.red import RedBlock, pack
+from gateway.media.rtp.red import RedBlock, pack, unpack
 from gateway.media.webrtc import aiortc_hooks
 from peers.audio import rms
 from peers.binaries import in_ci
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastlane_loss import BrowserEgress
-from tests.media.fastlane.test_fastpath import OPUS_FRAME, OPUS_PT, until
+from tests.media.fastlane.test_fastpath import OPUS_FRAME, OPUS_PT, linked, until
 
 RED_PT = aiortc_hooks.RED_PAYLOAD_TYPE
 LOST = {40, 55, 70}
@@ -117,5 +118,83 @@ async def test_pass_through_unwraps_red_and_gives_the_phone_the_lost_packets() -
         steps = {(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(packets)}
         assert steps == {OPUS_FRAME}, steps
         assert call.bridge.stats().web_to_sip.recovered == len(LOST)
+    finally:
+        await call.close()
+
+
+class BrowserRed:
+    """What the browser receives: (payload type, timestamp, payload); RED ones consumed (aiortc cannot
+    decode them), the others left to the browser."""
+
+    def __init__(self, call: Call) -> None:
+        self.packets: list[tuple[int, int, bytes]] = []
+        aiortc_hooks.tap_receiver(call.web.transceiver.receiver, self._tap)
+
+    def _tap(self, packet: AiortcRtpPacket) -> bool:
+        if packet.payload_type in (OPUS_PT, RED_PT):
+            self.packets.append((packet.payload_type, packet.timestamp, bytes(packet.payload)))
+        return packet.payload_type == RED_PT
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+async def test_red_goes_to_the_browser_as_rfc_2198_says(engine: str) -> None:
+    """media.opus_red: on (auto's lossy state): the phone's PCMU transcoded to Opus reaches the browser in
+    RED, each packet with the previous one as its redundant block; the engine leaves that to Python."""
+    lane: dict[str, Any] = {} if engine == "native" else {"fast_lane": None}
+    web_codecs = ("opus", "red", "telephone-event")
+    call = Call(allocator(), web_codecs=web_codecs, call_id="red-send", opus_red="on", **lane)
+    chrome_like(call)
+    browser = BrowserRed(call)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        if call.bridge.fast_lane is not None:
+            await linked(call)
+        sender = call.bridge._web.direct_sender
+        assert sender.red_payload_type == RED_PT and sender.red_active
+        await call.play(0.4)
+        red = browser.packets
+        assert len(red) >= 15 and {pt for pt, _, _ in red} == {RED_PT}
+        blocks = [unpack(payload, timestamp) for _, timestamp, payload in red]
+        assert blocks[0] is not None and len(blocks[0]) == 1  # the first: a primary alone
+        for before, after in itertools.pairwise(blocks):
+            assert before is not None and after is not None
+            *copies, primary = after
+            assert primary.payload_type == OPUS_PT and primary.payload
+            # the one redundant block: the previous packet's Opus, its timestamp by the 14-bit offset
+            assert copies == [before[-1]] and (primary.timestamp - copies[0].timestamp) % 2**32 == OPUS_FRAME
+    finally:
+        await call.close()
+
+
+async def test_auto_sends_red_while_the_browser_reports_loss() -> None:
+    """The browser's receiver reports (fraction lost, RFC 3550 §6.4.1) turn RED on above 1 % and off below,
+    and the fast lane's lane to the browser with it (the engine sends no RED)."""
+    call = Call(allocator(), web_codecs=("opus", "red", "telephone-event"), call_id="red-auto")
+    chrome_like(call)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        sender = call.bridge._web.direct_sender
+        assert sender.red_payload_type == RED_PT and not sender.red_active  # no report yet
+        controller = call.bridge.fast_lane
+        if controller is not None:
+            await linked(call)
+        for fraction, active in ((26, True), (2, False), (5, True), (0, False)):  # 10 %, 0.8 %, 2 %, 0
+            sender._reported(fraction)
+            assert sender.red_active is active, fraction
+            if controller is not None:
+                assert controller._red is active, fraction
+    finally:
+        await call.close()
+
+
+async def test_off_leaves_red_out_of_the_answer() -> None:
+    call = Call(allocator(), web_codecs=("opus", "red", "telephone-event"), call_id="red-off", opus_red="off")
+    chrome_like(call)
+    try:
+        await call.browser_calls()
+        assert "red" not in _answer_red(call)
+        assert call.bridge._web.direct_sender.red_payload_type is None
     finally:
         await call.close()
