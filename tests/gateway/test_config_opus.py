@@ -49,3 +49,13 @@ def test_auto_turns_fec_on_above_one_percent_of_reported_loss() -> None:
         auto.for_loss(256)
     with pytest.raises(ValueError, match="in-band FEC is auto, on or off, got 'sometimes'"):
         OpusEncoderSettings.from_mode(5, "sometimes")
+
+
+def test_opus_red_modes_and_the_shipped_file() -> None:
+    assert load("media: {}").media.opus_red is OpusFec.AUTO
+    assert load("media: {opus_red: off}").media.opus_red is OpusFec.OFF
+    assert load("media: {opus_red: 'on'}").media.opus_red is OpusFec.ON
+    assert load(SHIPPED.read_text()).media.opus_red is OpusFec.AUTO
+    assert errors_of("media: {opus_red: sometimes}") == [
+        "media.opus_red: expected auto, on or off, got 'sometimes'"
+    ]
