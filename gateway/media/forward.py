@@ -334,13 +334,13 @@ class MediaPath:
     ) -> list[OutPacket]:
         """The packets lost just before ``seq`` (after ``previous``, the last seen) that its redundant
         blocks restore, oldest first: the k-th newest block is packet ``seq - k`` (RFC 2198 §3: each is
-        an earlier packet's data), stamped and numbered in its place."""
+        an earlier packet's data, in order), stamped and numbered in its place."""
         assert self._mapper is not None
         missing = ((seq - previous) & 0xFFFF) - 1 if previous >= 0 else 0
         older = [b for b in redundant if signed_delta(timestamp - b.timestamp) > 0]
-        if missing <= 0 or missing > len(older):
+        if not 0 < missing < _MAX_GAP:  # none lost, or a late packet (before ``previous``) or a jump
             return []
-        chosen = older[-missing:]
+        chosen = older[-missing:]  # (all there are when more are missing: the newest ones)
         return [
             OutPacket(b.payload, self._mapper.peek(ssrc, b.timestamp, now), None, False,
                       (seq - len(chosen) + i) & 0xFFFF)

@@ -41,9 +41,10 @@ def test_pass_through_unwraps_red_and_restores_a_lost_packet_in_its_place() -> N
     assert all(p.payload_type is None for p in out)  # the phone's Opus, never RED
     stats = path.stats()
     assert stats.forwarded == 6 and stats.lost == 1 and stats.dropped == 0
-    # a packet lost with nothing to restore it (two in a row, one copy each) stays lost
+    # two lost in a row, one copy each: the second comes back, the first stays lost
     sent, _ = path.feed(9, 108, 960 * 8, 63, False, _red(packets, 8), 0.16)
-    assert [p.payload for p in sent] == [packets[8]]
+    assert [(p.payload, p.seq) for p in sent] == [(packets[7], 107), (packets[8], 108)]
+    assert path.stats().recovered == 2
 
 
 def test_a_late_packet_after_its_copy_was_sent_keeps_its_number() -> None:

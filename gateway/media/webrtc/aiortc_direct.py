@@ -108,13 +108,14 @@ class DirectSender:
         self.red_payload_type: int | None = None  # RED negotiated with the browser (module note)
         self.red_mode = "auto"
         self._previous: red.RedBlock | None = None  # the last audio payload, redundant in the next RED
+        self._opus = False  # the sender's codec is Opus
         aiortc_hooks.on_receiver_report(sender, self._reported)
 
     @property
     def red_active(self) -> bool:
         """Whether audio goes out in RED now (module note)."""
-        if self.red_payload_type is None or self.red_mode == "off":
-            return False
+        if self.red_payload_type is None or self.red_mode == "off" or not self._opus:
+            return False  # (red's fmtp names Opus: a leg sending another codec sends it plain)
         loss = self.reported_loss
         return self.red_mode == "on" or (loss is not None and (loss * 100 + 128) // 256 > FEC_THRESHOLD)
 
@@ -160,6 +161,7 @@ class DirectSender:
         self._ssrc = self._sender._ssrc
         self._clock_rate = codec.clockRate
         self._audio_pt = codec.payloadType
+        self._opus = codec.mimeType.lower() == "audio/opus"
 
     def send(
         self,
