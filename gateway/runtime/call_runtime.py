@@ -45,7 +45,7 @@ from gateway.runtime.host import RuntimeHost
 from gateway.runtime.media_side import MediaSide
 from gateway.runtime.passthrough import TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
-from gateway.runtime.translate import SignalMapper
+from gateway.runtime.translate import SignalMapper, hold_direction
 from gateway.signaling import events as sig
 from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
@@ -357,6 +357,9 @@ class CallRuntime:
     async def _signal_command(self, command: cmd.SignalCommand) -> None:
         self._report_transfer(command)
         for event in self._signals.events(command):
+            if isinstance(event, sig.Held) and event.by == "remote" and self.sip.call is not None:
+                # how the SIP party holds: its re-offer's direction (a SIP library is re-INVITEd with it)
+                event = dataclasses.replace(event, direction=hold_direction(self.sip.call.remote_sdp))
             await self._send(command.session_id, event)
 
     def _report_transfer(self, command: cmd.SignalCommand) -> None:

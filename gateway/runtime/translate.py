@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Final, Literal
 
+import sdp
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
 from gateway.calls.states import CallDirection, Side
@@ -149,6 +150,18 @@ class SignalMapper:
             return [sig.Connected(command.call_id, self._answer)]
         self._connected_waiting = command.session_id
         return []
+
+
+def hold_direction(offer: str) -> Literal["sendonly", "inactive"]:
+    """How the SIP party's hold offer holds (RFC 3264 §8.4): inactive when no active stream of it sends
+    either, else sendonly (it sends music on hold); sendonly when the SDP cannot be read."""
+    try:
+        description = sdp.parse(offer)
+    except sdp.SdpError:
+        return "sendonly"
+    active = [i for i, media in enumerate(description.media) if media.port != 0]
+    sends = any(description.effective_direction(i).sends for i in active)
+    return "sendonly" if sends or not active else "inactive"
 
 
 def _side(by: Side) -> Literal["local", "remote"]:

@@ -244,6 +244,7 @@ class Connected:
 class Held:
     call_id: str
     by: Literal["local", "remote"] = "remote"
+    direction: Literal["sendonly", "inactive"] = "sendonly"  # the SIP party's hold SDP's; not in the JSON
 
     def to_json(self) -> dict[str, object]:
         return {"type": "held", "call_id": self.call_id, "by": self.by}

@@ -6,7 +6,7 @@ call core's events into SIP over its flow: for a call the browser placed, ``ring
 (before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
 carrying the call core's WebRTC offer, and follows the browser's in-dialog requests (CANCEL, BYE, INFO
 DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
-video.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
+video.py). The SIP party's hold and resume reach the library as our re-INVITE (hold.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
 SIP party, the SIP party's (`message` events) to the library. It closes when its flow closes (its
 calls end) or when it has neither bindings nor calls.
 """
@@ -38,6 +38,7 @@ from gateway.sip.useragent.ua_events import (
     ReinviteReceived,
     set_direction,
 )
+from gateway.websip.hold import RemoteHold
 from gateway.websip.registrar import Flow
 from gateway.websip.video import MidcallVideo
 from sipcore.errors import SIPError
@@ -72,6 +73,7 @@ class WebSipSession:
         self._pending: dict[str, list[sig.Event]] = {}  # events that beat dial()'s return
         self._answers: dict[str, str] = {}  # our WebRTC answer per call, once sent
         self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
+        self._hold = RemoteHold(service.spawn, self._answers)  # the SIP party's hold (hold.py)
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property
@@ -92,6 +94,8 @@ class WebSipSession:
             return  # registration states and the like: nothing to say over SIP
         if self._video.event(call_id, event, self._answered(call_id)):
             return  # video added or dropped mid-call (gateway/websip/video.py)
+        if self._hold.event(call_id, event, self._answered(call_id)):
+            return  # the SIP party holds or resumes: our re-INVITE to the library (hold.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -142,6 +146,7 @@ class WebSipSession:
                     self._service.spawn(_end_outgoing(leg))
                 self._answers.pop(call_id, None)
                 self._video.forget(call_id)
+                self._hold.forget(call_id)
                 self._service.session_idle(self)
             case _:
                 pass
@@ -236,6 +241,7 @@ class WebSipSession:
         self.legs.pop(call_id, None)
         self._answers.pop(call_id, None)
         self._video.forget(call_id)
+        self._hold.forget(call_id)
         if leg.ended:
             return
         if unanswered:
@@ -307,7 +313,8 @@ class WebSipSession:
             await self._video.from_library(call_id, leg, offer)
             return
         direction = _direction(offer)
-        leg.answer_reinvite(set_direction(answer, _MIRROR.get(direction, "sendrecv")))
+        mirrored = self._hold.answer_direction(call_id, _MIRROR.get(direction, "sendrecv"))
+        leg.answer_reinvite(set_direction(answer, mirrored))
         if direction in ("sendonly", "inactive"):
             await _ignore_gone(self._service.calls.hold(self, call_id))
         elif direction == "sendrecv":

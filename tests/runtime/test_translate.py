@@ -8,7 +8,7 @@ from gateway.calls.boundary import events as ev
 from gateway.calls.reasons import EndReason
 from gateway.calls.states import CallDirection, Side
 from gateway.media import events as media
-from gateway.runtime.translate import SignalMapper, media_to_call_event, sip_to_call_events
+from gateway.runtime.translate import SignalMapper, hold_direction, media_to_call_event, sip_to_call_events
 from gateway.signaling import events as sig
 from gateway.sip.useragent import ua_events as sip
 from sipcore.syntax.reason import parse_reasons
@@ -97,3 +97,13 @@ def test_inbound_and_ending_commands() -> None:
     assert mapper.events(stop) == [sig.Ended("c", "answered_elsewhere", "Answered elsewhere", None)]
     error = cmd.NotifyError("s", "c", "hold_failed", "no", None)
     assert mapper.events(error) == [sig.ErrorMessage("hold_failed", "no", None, None, "c")]
+
+
+def test_how_the_sip_party_holds() -> None:
+    head = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    audio = "m=audio 4000 RTP/AVP 0\r\n"
+    assert hold_direction(head + audio + "a=sendonly\r\n") == "sendonly"
+    assert hold_direction(head + audio + "a=inactive\r\n") == "inactive"
+    held = head.replace("10.0.0.1\r\nt", "0.0.0.0\r\nt") + audio  # RFC 2543 hold: c=0.0.0.0
+    assert hold_direction(held) == "sendonly" and hold_direction(held + "a=recvonly\r\n") == "inactive"
+    assert hold_direction("not sdp") == "sendonly"

@@ -323,8 +323,9 @@ class SipCall:
         headers = "Content-Type: application/dtmf-relay\r\n"
         return await self.in_dialog("INFO", headers, f"Signal={digit}\r\nDuration=160\r\n")
 
-    async def answer_request(self, method: str) -> str:
-        """Wait for the gateway's request ``method`` in the dialog and answer it 200."""
+    async def answer_request(self, method: str, headers: str = "", body: str = "") -> str:
+        """Wait for the gateway's request ``method`` in the dialog and answer it 200 (with ``headers``,
+        each ending in CRLF, and ``body``)."""
         while True:
             message = await asyncio.wait_for(self.sip.ws.receive_str(), 15)
             if message.startswith(f"{method} "):
@@ -335,7 +336,10 @@ class SipCall:
             for line in head[1:]
             if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
         ]
-        await self.sip.ws.send_str("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n")
+        await self.sip.ws.send_str(
+            "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + f"\r\n{headers}Content-Length: {len(body.encode())}"
+            f"\r\n\r\n{body}"
+        )
         return message
 
     async def answer_bye(self) -> str:
