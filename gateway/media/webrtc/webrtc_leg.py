@@ -328,6 +328,10 @@ class WebRtcLeg:
             self._transceiver.setCodecPreferences(web_codecs.preferences(codecs, red=red))
         self._pruned = pruned
         self.remote = offer
+        if self.video is not None:  # a video the offer turns down (port 0, pruned out) goes inactive: else
+            # aiortc's connect task looks its m-line up in a description without it (an IndexError
+            # logged at ERROR with a traceback, issue 39); one it brings back is sent and received again
+            self.video.transceiver.direction = "sendrecv" if pruned.video_index is not None else "inactive"
         await self._set_remote(pruned.description, "offer")
         answer = await self._pc.createAnswer()
         await self._gather(answer)
