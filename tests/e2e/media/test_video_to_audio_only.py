@@ -29,7 +29,7 @@ INBOUND_AUDIO = """async () => {
   (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
   return found && JSON.stringify(found);
 }"""
-VIDEO = {"off": {}, "on": {"codecs": {"video": ["VP8", "H264"]}}}
+VIDEO: dict[str, dict[str, Any]] = {"off": {}, "on": {"codecs": {"video": ["VP8", "H264"]}}}
 
 
 def turned_down_video(answer: str) -> sdp.MediaDescription:
