@@ -14,7 +14,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
   Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
 - OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501, whose
-  Allow (``WEB_SIP_ALLOW``) lists only what a library gets answered: no REFER nor NOTIFY.
+  Allow (``WEB_SIP_ALLOW``) lists only what a library gets answered: no NOTIFY.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
 its flow closes (its calls end: BYE to the far end) or when it has neither bindings nor calls.
@@ -59,10 +59,11 @@ __all__ = ["WebSipService", "WebSipSession"]
 
 logger = logging.getLogger(__name__)
 
-# What a SIP library is told we handle (Allow, RFC 3261 §20.5): the UA's methods but REFER and NOTIFY,
-# which only the PBX's dialogs take (transfer from a SIP library is not carried yet); MESSAGE in a call's
-# dialog is relayed both ways (gateway/websip/sessions.py)
-WEB_SIP_ALLOW = tuple(m for m in ALLOW if m not in ("REFER", "NOTIFY"))
+# What a SIP library is told we handle (Allow, RFC 3261 §20.5): the UA's methods but NOTIFY, which only
+# the PBX's dialogs take (we send the library no REFER of our own); its REFER in a call's dialog
+# transfers the call (gateway/websip/transfer.py); MESSAGE in a call's dialog is relayed both ways
+# (gateway/websip/sessions.py)
+WEB_SIP_ALLOW = tuple(m for m in ALLOW if m != "NOTIFY")
 
 
 class WebSipService:

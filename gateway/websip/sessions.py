@@ -6,7 +6,8 @@ call core's events into SIP over its flow: for a call the browser placed, ``ring
 (before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
 carrying the call core's WebRTC offer, and follows the browser's in-dialog requests (CANCEL, BYE, INFO
 DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
-video.py). The SIP party's hold and resume reach the library as our re-INVITE (hold.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
+video.py). The SIP party's hold and resume reach the library as our re-INVITE (hold.py); the library's REFER
+transfers the call as the page's `transfer` does (transfer.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
 SIP party, the SIP party's (`message` events) to the library. It closes when its flow closes (its
 calls end) or when it has neither bindings nor calls.
 """
@@ -35,11 +36,13 @@ from gateway.sip.useragent.ua_events import (
     Failed,
     InfoReceived,
     MessageReceived,
+    ReferReceived,
     ReinviteReceived,
     set_direction,
 )
 from gateway.websip.hold import RemoteHold
 from gateway.websip.registrar import Flow
+from gateway.websip.transfer import LibraryTransfers
 from gateway.websip.video import MidcallVideo
 from sipcore.errors import SIPError
 from sipcore.location.routing import Target
@@ -74,6 +77,7 @@ class WebSipSession:
         self._answers: dict[str, str] = {}  # our WebRTC answer per call, once sent
         self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
         self._hold = RemoteHold(service.spawn, self._answers)  # the SIP party's hold (hold.py)
+        self._transfers = LibraryTransfers(self, service.calls, service.spawn, self._call_of_dialog)
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property
@@ -96,6 +100,8 @@ class WebSipSession:
             return  # video added or dropped mid-call (gateway/websip/video.py)
         if self._hold.event(call_id, event, self._answered(call_id)):
             return  # the SIP party holds or resumes: our re-INVITE to the library (hold.py)
+        if self._transfers.event(call_id, event):
+            return  # how the library's transfer goes: a NOTIFY to it (transfer.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -110,6 +116,16 @@ class WebSipSession:
                 self._pending.setdefault(call_id, []).append(event)
             return
         self._apply(call_id, leg, event)
+
+    def _call_of_dialog(self, sip_call_id: str) -> str | None:
+        """The call core's id of this session's call whose dialog with the library has ``sip_call_id``."""
+        for call_id, leg in self.legs.items():
+            if leg.call_id == sip_call_id:
+                return call_id
+        for call_id, legs in self.outgoing.items():
+            if any(o.call_id == sip_call_id for o in legs):
+                return call_id
+        return None
 
     def _answered(self, call_id: str) -> Call | None:
         """The call's answered dialog with the library (ours or its INVITE), if any."""
@@ -142,8 +158,7 @@ class WebSipSession:
                     self._service.spawn(_tell(answered, call_id, body))
             case sig.Ended():
                 self.ringing.pop(call_id, None)
-                for leg in self.outgoing.pop(call_id, []):
-                    self._service.spawn(_end_outgoing(leg))
+                self._service.spawn(self._end_legs(call_id, self.outgoing.pop(call_id, [])))
                 self._answers.pop(call_id, None)
                 self._video.forget(call_id)
                 self._hold.forget(call_id)
@@ -165,6 +180,7 @@ class WebSipSession:
             self._service.spawn(_end_outgoing(leg))
             return
         self.outgoing[call_id].append(leg)
+        leg.transfers = True  # its REFER comes as ReferReceived (transfer.py)
         calls = self._service.calls
         async for event in leg.events():
             match event:
@@ -191,6 +207,8 @@ class WebSipSession:
                     await self._info(call_id, content_type, body)
                 case MessageReceived(text=text):
                     await self._chat(call_id, text)
+                case ReferReceived(target=target, replaces=replaces):
+                    await self._transfers.refer(call_id, leg, target, replaces)
                 case ReinviteReceived(sdp=offer_again):
                     await self._reinvite(call_id, leg, offer_again)
                 case _:
@@ -199,6 +217,7 @@ class WebSipSession:
     # --- call events -> SIP --------------------------------------------------------------------------
     def adopt(self, call_id: str, leg: IncomingCall) -> None:
         self.legs[call_id] = leg
+        leg.transfers = True  # its REFER comes as ReferReceived (transfer.py)
         for event in self._pending.pop(call_id, []):
             self._apply(call_id, leg, event)
 
@@ -250,8 +269,20 @@ class WebSipSession:
                 code, reason_phrase(message) if message else None, headers=warning_headers(code, message)
             )
         elif leg.state is CallState.CONFIRMED:
-            self._service.spawn(_quietly(leg.bye()))
+            self._service.spawn(self._bye(call_id, leg))
         self._service.session_idle(self)
+
+    async def _end_legs(self, call_id: str, legs: list[OutgoingCall]) -> None:
+        """Our INVITEs to the library for an inbound call that ended: CANCEL, or BYE once the NOTIFYs of
+        its transfer went."""
+        await self._transfers.settled(call_id)
+        for leg in legs:
+            self._service.spawn(_end_outgoing(leg))
+
+    async def _bye(self, call_id: str, leg: Call) -> None:
+        """BYE to the library, after the NOTIFYs of its transfer (the final one says it succeeded)."""
+        await self._transfers.settled(call_id)
+        await _quietly(leg.bye())
 
     # --- the browser's side of one call -------------------------------------------------------------
     async def follow(self, call_id: str, leg: IncomingCall) -> None:
@@ -273,6 +304,8 @@ class WebSipSession:
                         await self._info(call_id, content_type, body)
                     case MessageReceived(text=text):
                         await self._chat(call_id, text)
+                    case ReferReceived(target=target, replaces=replaces):
+                        await self._transfers.refer(call_id, leg, target, replaces)
                     case ReinviteReceived(sdp=offer):
                         await self._reinvite(call_id, leg, offer)
                     case Confirmed():

@@ -14,8 +14,8 @@ A :class:`~gateway.sip.useragent.ua_calls.Call` keeps one :class:`Transfers`. Bo
   a second while one is pending gets 491 (RFC 3261 §14.2 by analogy; the REFER has no glare rules of
   its own). A REFER without exactly one sip/sips Refer-To gets 400 (§2.4.1), one in an early dialog 481.
 
-Calls whose owner does not transfer (``Call.transfers`` False: SIP libraries over WebSocket) answer
-REFER and NOTIFY 405 as before.
+Calls whose owner does not transfer (``Call.transfers`` False) answer REFER and NOTIFY 405; a SIP
+library's dialogs over WebSocket transfer (gateway/websip/transfer.py), their endpoint's Allow says which.
 """
 
 from __future__ import annotations

@@ -330,7 +330,12 @@ class SipCall:
             message = await asyncio.wait_for(self.sip.ws.receive_str(), 15)
             if message.startswith(f"{method} "):
                 break
-        head = message.split("\r\n\r\n", 1)[0].split("\r\n")
+        await self.ok(message, headers, body)
+        return message
+
+    async def ok(self, request: str, headers: str = "", body: str = "") -> None:
+        """Answer the gateway's ``request`` 200 (with ``headers``, each ending in CRLF, and ``body``)."""
+        head = request.split("\r\n\r\n", 1)[0].split("\r\n")
         keep = [
             line
             for line in head[1:]
@@ -340,7 +345,6 @@ class SipCall:
             "SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + f"\r\n{headers}Content-Length: {len(body.encode())}"
             f"\r\n\r\n{body}"
         )
-        return message
 
     async def answer_bye(self) -> str:
         """Wait for the gateway's BYE and answer it 200."""
