@@ -14,7 +14,7 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   answer with the direction that mirrors theirs; the PBX side is held or resumed by the call core).
   Video added or dropped mid-call, by the library's re-INVITE or the SIP side's: gateway/websip/video.py.
 - OPTIONS: 200 with our capabilities; anything else out of dialog: 481 (BYE, INFO...) or 405/501, whose
-  Allow (``WEB_SIP_ALLOW``) lists only what a library gets answered: no NOTIFY.
+  Allow (``WEB_SIP_ALLOW``) lists what a library gets answered.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
 its flow closes (its calls end: BYE to the far end) or when it has neither bindings nor calls.
@@ -59,11 +59,10 @@ __all__ = ["WebSipService", "WebSipSession"]
 
 logger = logging.getLogger(__name__)
 
-# What a SIP library is told we handle (Allow, RFC 3261 §20.5): the UA's methods but NOTIFY, which only
-# the PBX's dialogs take (we send the library no REFER of our own); its REFER in a call's dialog
-# transfers the call (gateway/websip/transfer.py); MESSAGE in a call's dialog is relayed both ways
-# (gateway/websip/sessions.py)
-WEB_SIP_ALLOW = tuple(m for m in ALLOW if m != "NOTIFY")
+# What a SIP library is told we handle (Allow, RFC 3261 §20.5): the UA's methods. Its REFER in a call's
+# dialog transfers the call, and its NOTIFYs answer the REFER we pass on from the SIP party
+# (gateway/websip/transfer.py); MESSAGE in a call's dialog is relayed both ways (sessions.py)
+WEB_SIP_ALLOW = ALLOW
 
 
 class WebSipService:
@@ -247,7 +246,7 @@ class WebSipService:
             return
         session = await self._session(user, flow)
         try:
-            call_id = await self.calls.dial(session, target, leg.offer)
+            call_id = await self.calls.dial(session, target, leg.offer, transfer_of=session.referred(target))
         except SignalingError as exc:
             status = exc.http_status if isinstance(getattr(exc, "http_status", None), int) else 400
             # 429 (a per-user cap, gateway/calls/caps.py): 486 Busy Here, the reason in a Warning

@@ -100,8 +100,8 @@ class WebSipSession:
             return  # video added or dropped mid-call (gateway/websip/video.py)
         if self._hold.event(call_id, event, self._answered(call_id)):
             return  # the SIP party holds or resumes: our re-INVITE to the library (hold.py)
-        if self._transfers.event(call_id, event):
-            return  # how the library's transfer goes: a NOTIFY to it (transfer.py)
+        if self._transfers.event(call_id, event, self._answered(call_id)):
+            return  # a transfer: NOTIFY to the library, or the SIP party's REFER to it (transfer.py)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -126,6 +126,10 @@ class WebSipSession:
             if any(o.call_id == sip_call_id for o in legs):
                 return call_id
         return None
+
+    def referred(self, target: str) -> str | None:
+        """The call whose REFER (passed on to the library) its INVITE to ``target`` carries out."""
+        return self._transfers.referred(target)
 
     def _answered(self, call_id: str) -> Call | None:
         """The call's answered dialog with the library (ours or its INVITE), if any."""

@@ -10,12 +10,21 @@ NOTIFY 100 Trying starts the implicit subscription (§2.4.4). The call core's `t
 NOTIFYs' sipfrag (§2.4.5): progress its 1xx, succeeded 200 (the call then ends `transferred`: our BYE
 follows the NOTIFY), failed the far end's status (503 when it gave none), each final one ending the
 subscription. The NOTIFYs of a call go out one after the other.
+
+The other way (RFC 3515 §2.4.4 as the page does with `transfer_requested`): when the SIP party REFERs a
+library's call and the call core has accepted it (202, NOTIFY 100 to the phone), its `transfer_requested`
+becomes our REFER in the library's dialog with that Refer-To. The library places the call as a new
+INVITE over its flow; the session's INVITE to that target within ``REFERRED_WINDOW`` seconds is dialled
+with ``transfer_of`` (:meth:`LibraryTransfers.referred`), so the call core NOTIFYs the phone how it goes
+(180, 200 or its failure), as for the page. The library's own NOTIFYs about it are answered 200 (the UA)
+and only logged: what they say is what that call's events already told the phone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +35,7 @@ from gateway.signaling.service import CallService, SessionSink
 from gateway.sip.useragent.ua_calls import Call
 from sipcore.dialogs.refer import Replaces
 from sipcore.errors import SIPError
+from sipcore.syntax.headers import NameAddr
 from sipcore.syntax.uri import SipURI, parse_uri
 
 __all__ = ["LibraryTransfers"]
@@ -34,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 CallOfDialog = Callable[[str], str | None]  # a SIP Call-ID of the session's -> the call core's call id
+REFERRED_WINDOW = 32.0  # seconds: the library's INVITE for our REFER (the call core's refer_timeout is 30)
 _PHRASES = {100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 503: "Service Unavailable"}
 
 
@@ -47,6 +58,7 @@ class LibraryTransfers:
         self._call_of = call_of
         self._reporting: dict[str, Call] = {}  # call id -> the library's dialog whose REFER we NOTIFY
         self._last: dict[str, asyncio.Future[None]] = {}  # call id -> its last NOTIFY sent: the next waits
+        self._referred: dict[str, tuple[str, float]] = {}  # our REFER's target user -> (call id, when)
 
     async def refer(self, call_id: str, leg: Call, target: str, replaces: str) -> None:
         """The library's REFER in the dialog of ``call_id``: to the call core, 202 and NOTIFY 100."""
@@ -80,8 +92,13 @@ class LibraryTransfers:
         self._reporting[call_id] = leg
         self._notify(call_id, 100)
 
-    def event(self, call_id: str, event: sig.Event) -> bool:
-        """A `transfer` event of a REFER the library sent (taken: True): a NOTIFY to it."""
+    def event(self, call_id: str, event: sig.Event, leg: Call | None) -> bool:
+        """A `transfer` event of a REFER the library sent (taken: True): a NOTIFY to it; a
+        `transfer_requested` (the SIP party's REFER): our REFER to the library in ``leg``."""
+        if isinstance(event, sig.TransferRequested):
+            if leg is not None:
+                self._spawn(self._refer_library(call_id, leg, event.to))
+            return True
         if not isinstance(event, sig.Transfer) or call_id not in self._reporting:
             return False
         status = event.sip_status
@@ -123,3 +140,29 @@ class LibraryTransfers:
         self._reporting.pop(call_id, None)
         if last is not None:
             await asyncio.shield(last)
+
+    # --- the SIP party's REFER, passed on to the library ----------------------------------------------
+    async def _refer_library(self, call_id: str, leg: Call, to: str) -> None:
+        try:
+            uri = parse_uri(to)
+        except SIPError as exc:
+            logger.info("call=%s the transfer target %r is no URI: %s", call_id, to, exc)
+            return
+        user = uri.user if isinstance(uri, SipURI) and uri.user else to
+        self._referred[user] = (call_id, time.monotonic())
+        try:
+            response = await leg.transfer.refer(NameAddr(uri))
+        except (SIPError, OSError) as exc:
+            logger.info("call=%s cannot REFER the library: %s", call_id, exc)
+            self._referred.pop(user, None)
+            return
+        if response.status >= 300:  # the call core's refer_timeout tells the phone (408)
+            logger.info("call=%s the library refused our REFER: %d", call_id, response.status)
+            self._referred.pop(user, None)
+
+    def referred(self, target: str) -> str | None:
+        """The call whose REFER the library's INVITE to ``target`` (the user part) carries out, if any."""
+        found = self._referred.pop(target, None)
+        if found is None or time.monotonic() - found[1] > REFERRED_WINDOW:
+            return None
+        return found[0]

@@ -68,10 +68,10 @@ async def test_blind_refer_then_notifies_from_the_transfer_events() -> None:
         sig.Transfer("A", "progress", 180),
         sig.Transfer("A", "succeeded", 200),
     ):
-        assert transfers.event("A", event)
+        assert transfers.event("A", event, None)
     await transfers.settled("A")  # what our BYE waits for
     assert leg.transfer.notifies == [(100, "Trying"), (180, "Ringing"), (200, "OK")]
-    assert not transfers.event("A", sig.Transfer("A", "failed"))  # the subscription is over
+    assert not transfers.event("A", sig.Transfer("A", "failed"), None)  # the subscription is over
     await asyncio.gather(*tasks)
 
 
@@ -80,7 +80,7 @@ async def test_attended_refer_names_the_consultation_call_by_its_dialog() -> Non
     transfers, tasks = _made(calls)
     await transfers.refer("A", cast(Call, leg), "sip:2001@x", "sip-b%3Bto-tag%3D1%3Bfrom-tag%3D2")
     assert calls.transfers == [("A", None, "B")] and leg.transfer.answers == [202]
-    assert transfers.event("A", sig.Transfer("A", "failed", None, "the subscription ended"))
+    assert transfers.event("A", sig.Transfer("A", "failed", None, "the subscription ended"), None)
     await asyncio.gather(*tasks)
     assert leg.transfer.notifies == [(100, "Trying"), (503, "Service Unavailable")]
 
@@ -96,4 +96,28 @@ async def test_refusals_are_answered_without_notify() -> None:
         transfers, tasks = _made(calls)
         await transfers.refer("A", cast(Call, leg), "sip:2001@x", replaces)
         assert leg.transfer.answers == [status] and not tasks, (replaces, leg.transfer.answers)
-        assert not transfers.event("A", sig.Transfer("A", "progress", 180))
+        assert not transfers.event("A", sig.Transfer("A", "progress", 180), None)
+
+
+class Refused:
+    status = 603
+
+
+async def test_the_sip_partys_refer_goes_to_the_library_and_its_invite_carries_it_out() -> None:
+    calls, leg = Calls(), Leg()
+    transfers, tasks = _made(calls)
+    refers: list[str] = []
+
+    async def refer(refer_to: object) -> Refused:
+        refers.append(str(refer_to))
+        return Refused() if len(refers) > 1 else type("Accepted", (), {"status": 202})()
+
+    leg.transfer.refer = refer  # type: ignore[attr-defined]
+    assert transfers.event("A", sig.TransferRequested("A", "sip:2001@example.test"), cast(Call, leg))
+    await asyncio.gather(*tasks)
+    assert refers == ["<sip:2001@example.test>"]
+    assert transfers.referred("2002") is None
+    assert transfers.referred("2001") == "A" and transfers.referred("2001") is None  # once
+    assert transfers.event("A", sig.TransferRequested("A", "sip:2001@example.test"), cast(Call, leg))
+    await asyncio.gather(*tasks)
+    assert transfers.referred("2001") is None  # the library refused our REFER

@@ -100,9 +100,9 @@ def _allow(message: str) -> set[str]:
 
 async def test_chat_in_the_call_goes_both_ways_and_allow_lists_what_we_handle(tmp_path: Path) -> None:
     """The library's MESSAGE in its call reaches the phone, the phone's MESSAGE reaches the library; the
-    2xx, OPTIONS and every 405 list in Allow only what a library is answered: MESSAGE and REFER (which
-    transfers the call: test_sip_websocket_transfer.py), no NOTIFY; a MESSAGE outside a dialog gets 405
-    without MESSAGE in its Allow (before: the 405 listed MESSAGE, REFER and NOTIFY, and REFER got 405)."""
+    2xx, OPTIONS and every 405 list in Allow what a library is answered: MESSAGE, REFER and NOTIFY (the
+    transfers of test_sip_websocket_transfer.py; a NOTIFY without our REFER gets 481); a MESSAGE outside
+    a dialog gets 405 without MESSAGE in its Allow (before: REFER and NOTIFY were listed yet got 405)."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
@@ -113,21 +113,20 @@ async def test_chat_in_the_call_goes_both_ways_and_allow_lists_what_we_handle(tm
         refused = await sip.request("MESSAGE", f"sip:2000@{realm}", to=f"sip:2000@{realm}", body="hi")
         assert refused.startswith("SIP/2.0 405 ") and "MESSAGE" not in _allow(refused), refused
         options = await sip.request("OPTIONS", f"sip:{realm}", to=f"sip:{realm}")
-        assert {"INVITE", "MESSAGE", "REFER"} <= _allow(options) and "NOTIFY" not in _allow(options), options
+        assert {"INVITE", "MESSAGE", "REFER", "NOTIFY"} <= _allow(options), options
         peer = WebPeer(1000)
         try:
             sip.call_id, sip.tag = secrets.token_hex(8), secrets.token_hex(4)
             call, answer = await placed_call(sip, realm, peer)
-            assert {"MESSAGE", "REFER"} <= _allow(call.final) and "NOTIFY" not in _allow(call.final), (
-                call.final
-            )
+            assert {"MESSAGE", "REFER", "NOTIFY"} <= _allow(call.final), call.final
             await peer.accept(answer)
             incoming = await phone.wait_for("incoming")
             await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-            for method in ("NOTIFY", "SUBSCRIBE"):
-                reply = await call.in_dialog(method, "Event: refer\r\nSubscription-State: active\r\n")
-                assert reply.startswith("SIP/2.0 405 "), reply
-                assert {"MESSAGE", "REFER"} <= _allow(reply) and "NOTIFY" not in _allow(reply), reply
+            for method, status in (("NOTIFY", "481"), ("SUBSCRIBE", "405")):
+                headers = "Event: refer\r\nSubscription-State: active\r\nContent-Type: message/sipfrag\r\n"
+                reply = await call.in_dialog(method, headers, "SIP/2.0 100 Trying\r\n")
+                assert reply.startswith(f"SIP/2.0 {status} "), reply
+            assert {"MESSAGE", "REFER", "NOTIFY"} <= _allow(reply), reply
 
             text = "Hello from the library \u260e"
             reply = await call.in_dialog("MESSAGE", "Content-Type: text/plain;charset=utf-8\r\n", text)

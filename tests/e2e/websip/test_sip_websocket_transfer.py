@@ -9,6 +9,7 @@ own), so the Refer-To sip:2001@<domain> the gateway sends A reaches B."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 
 from peers.demo import require_desk_phone
@@ -79,4 +80,50 @@ async def test_the_librarys_blind_refer_transfers_the_call_with_notify_progress(
                 await phone_a.wait_for("state", call=request["new_call"], state="DISCONNECTED")
             finally:
                 await peer.close()
+            assert await no_calls(gateway)
+
+
+async def test_the_phones_refer_reaches_the_library_and_its_call_is_notified(tmp_path: Path) -> None:
+    """The desk phone REFERs the library's call: the library gets our REFER with that Refer-To, places
+    the call (a new INVITE over its WebSocket), and the phone hears how it goes in NOTIFYs ending in 200
+    (before: NOTIFY 100, then 408 after 30 s); the library's own NOTIFY to us is answered 200."""
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        config = websocket_config(phone.address, sections={"domain": DOMAIN})
+        async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+            realm = realm_of(gateway)
+            peer, peer_b = WebPeer(1000), WebPeer(1200)
+            try:
+                call, answer = await placed_call(sip, realm, peer)
+                await peer.accept(answer)
+                at_a = (await phone.wait_for("incoming"))["call"]
+                await phone.wait_for("state", call=at_a, state="CONFIRMED")
+
+                await phone.send("transfer", call=at_a, to=f"sip:2001@{DOMAIN}")
+                refer = await call.answer_request("REFER")
+                assert header_value(refer, "Refer-To").strip("<>") == f"sip:2001@{DOMAIN}", refer
+                first = (sip.call_id, sip.tag)
+                sip.call_id, sip.tag = secrets.token_hex(8), secrets.token_hex(4)
+                second, answer_b = await placed_call(sip, realm, peer_b, to="2001")
+                await peer_b.accept(answer_b)
+                ids_b = (sip.call_id, sip.tag)
+                codes = [(await phone.wait_for("transfer_status", call=at_a))["code"]]
+                while codes[-1] < 200:
+                    codes.append((await phone.wait_for("transfer_status", call=at_a, timeout=15))["code"])
+                assert codes[-1] == 200 and phone.seen("transfer_status", call=at_a, code=200)[0]["final"], (
+                    codes
+                )
+
+                sip.call_id, sip.tag = first  # the library's NOTIFY in the first call's dialog
+                body = "SIP/2.0 200 OK\r\n"
+                headers = "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\n"
+                reply = await call.in_dialog("NOTIFY", headers + "Content-Type: message/sipfrag\r\n", body)
+                assert reply.startswith("SIP/2.0 200 "), reply
+                await phone.hangup(at_a)
+                await call.answer_bye()
+                sip.call_id, sip.tag = ids_b
+                assert (await second.bye()).startswith("SIP/2.0 200 ")
+            finally:
+                await peer.close()
+                await peer_b.close()
             assert await no_calls(gateway)
