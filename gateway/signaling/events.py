@@ -41,7 +41,8 @@ class IceServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """The reply to a successful `login`: who the user is, their ICE servers, a token for reconnects."""
+    """The reply to a successful `login`: who the user is, their ICE servers, a token for reconnects, and
+    whether this gateway carries video (`codecs.video` not empty: the page offers its video controls)."""
 
     id: RequestId
     session_id: str
@@ -51,6 +52,7 @@ class Registered:
     ice_servers: tuple[IceServerInfo, ...]
     token: str = field(repr=False)
     token_expires_in: int
+    video: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -63,6 +65,7 @@ class Registered:
             "ice_servers": [s.to_json() for s in self.ice_servers],
             "token": self.token,
             "token_expires_in": self.token_expires_in,
+            "video": self.video,
         }
 
 

@@ -185,7 +185,15 @@ def add_signaling_routes(
     tokens = session_tokens_from_config(config, clock, state, revocations)
     ice_servers = IceServers(ice_servers_from_config(config), turn_rest_issuer(config, clock))
     app[CONTEXT_KEY] = SignalingContext(
-        call_service, identity, presence, tokens, ice_servers, limits, monotonic, PresenceFeed(identity)
+        call_service,
+        identity,
+        presence,
+        tokens,
+        ice_servers,
+        limits,
+        monotonic,
+        PresenceFeed(identity),
+        video=bool(config.codecs.video),
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)

@@ -20,7 +20,7 @@ const audio = new AudioSettings({
 });
 const video = new VideoSettings({
   toggle: $("video-toggle"), camera: $("camera-select"), local: $("local-video"), remote: $("remote-video"),
-  panel: $("video-panel"),
+  panel: $("video-panel"), options: $("video-options"),
 });
 const chat = new ChatPanel({
   panel: $("chat"), log: $("chat-log"), form: $("chat-form"), input: $("chat-text"), button: $("chat-button"),
@@ -187,9 +187,11 @@ function render() {
 }
 
 // The in-call "Add video" / "Stop video" button (issue 19): the page's own offer mid-call. A call whose
-// video this page stopped cannot add it again (docs/interop.md, Not yet).
+// video this page stopped cannot add it again (docs/interop.md, Not yet). Shown only when the gateway
+// carries video (codecs.video), or while a call has video all the same.
 function renderVideoButton(inCall) {
   const button = $("video-button");
+  button.hidden = !video.available && !(inCall && call.sendingVideo);
   const sending = Boolean(inCall && call.sendingVideo);
   button.textContent = sending ? "Stop video" : "Add video";
   button.setAttribute("aria-pressed", String(sending));
@@ -480,6 +482,7 @@ client.addEventListener("registered", (event) => {
   sessionStorage.setItem(TOKEN_KEY, info.token); // a reconnect's login gets a fresh token too
   setStatus("registered", `Registered as ${info.display_name}`);
   $("identity").textContent = `${info.display_name} · ${info.sip}`;
+  video.setAvailable(info.video);
   $("login-panel").hidden = true;
   for (const id of ["phone-panel", "history-panel", "audio-panel"]) $(id).hidden = false;
   clearError();

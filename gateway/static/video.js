@@ -1,24 +1,33 @@
 // video.js: the softphone's video (issue 19): a "Video" toggle, the camera choice, the local preview and
 // the far end's picture. The gateway passes video through to SIP video phones (codecs.video); with the
-// toggle off a call is audio only, as before. The choice is kept in localStorage.
+// toggle off a call is audio only, as before. The choice is kept in localStorage. The controls show only
+// when the gateway carries video (`video` in its `registered` reply: codecs.video is not empty).
 
 const KEY = "gateway.video-settings";
 
 export class VideoSettings {
   constructor(elements) {
-    this.el = elements; // {toggle, camera, local, remote, panel}
+    this.el = elements; // {toggle, camera, local, remote, panel, options}
     let saved = {};
     try { saved = JSON.parse(localStorage.getItem(KEY) || "{}"); } catch { saved = {}; }
     this.camera = saved.camera || "";
     this.el.toggle.checked = Boolean(saved.enabled);
     this._preview = null;
+    this.available = false; // the gateway carries video (setAvailable)
     this.el.toggle.addEventListener("change", () => this._save());
     this.el.camera.addEventListener("change", () => { this.camera = this.el.camera.value; this._save(); });
     navigator.mediaDevices?.addEventListener?.("devicechange", () => this.listCameras());
   }
 
   get enabled() {
-    return this.el.toggle.checked;
+    return this.available && this.el.toggle.checked;
+  }
+
+  // Whether the gateway carries video: without it the toggle and the camera choice are not shown, and a
+  // toggle left on from another gateway adds no camera to calls.
+  setAvailable(available) {
+    this.available = Boolean(available);
+    this.el.options.hidden = !this.available;
   }
 
   _save() {

@@ -116,6 +116,7 @@ class SignalingContext:
     limits: SignalingLimits
     monotonic: Callable[[], float]
     presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
+    video: bool = False  # codecs.video is not empty: `registered` tells the page to offer video
 
 
 class ConnectionState(enum.Enum):
@@ -380,6 +381,7 @@ class Connection:
                 ice_servers=context.ice_servers.for_user(user.id),
                 token=self._issue_token(user.id),
                 token_expires_in=context.tokens.ttl,
+                video=context.video,
             )
         )
         await context.call_service.session_opened(session)

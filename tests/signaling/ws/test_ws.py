@@ -75,6 +75,7 @@ async def test_login_ok_reply_and_presence(env: tuple[Harness, Client]) -> None:
         assert reply["sip"] == "sip:1001@127.0.0.1"
         assert reply["ice_servers"] == []
         assert isinstance(reply["token"], str) and reply["token_expires_in"] == 43200
+        assert reply["video"] is False  # codecs.video is empty: the page shows no video controls
         session_id = reply["session_id"]
         assert await harness.presence.sessions_of("alice") == (session_id,)
         assert session_id in harness.calls.sessions
