@@ -180,6 +180,10 @@ function render() {
   $("hold-button").textContent = held ? "Resume" : "Hold";
   renderVideoButton(inCall);
   $("call-state").textContent = active ? stateText(call) : "No call";
+  // the digits sent in this call (dial pad or keyboard), gone with it
+  const digits = active ? call.sentDigits || "" : "";
+  $("dtmf-sent").hidden = !digits;
+  $("dtmf-sent").textContent = digits ? `Sent ${digits}` : "";
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
@@ -594,9 +598,8 @@ document.addEventListener("keydown", (event) => {
 function pressKey(key) {
   if (call && ["connected", "held", "early"].includes(call.state)) {
     call.sendDtmf(key).catch((error) => showFailure(error));
-    const box = $("transfer-status"); // feedback: the digits sent
-    box.hidden = false;
-    box.textContent = `Sent ${key}`;
+    call.sentDigits = (call.sentDigits || "") + key; // feedback: every digit sent in this call
+    render();
   } else {
     $("number").value += key;
   }

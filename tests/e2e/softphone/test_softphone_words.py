@@ -3,6 +3,7 @@ and bob on two pages, tests/e2e/softphone/test_web_to_web.py): what a person rea
 
 - The video controls ("Add video", the Video checkbox and the camera choice) only when the gateway
   carries video (`codecs.video`, told in `registered`).
+- DTMF feedback: the digits sent in this call ("Sent 123"), gone when the call ends.
 Screenshots go to each test's tmp_path.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.e2e.harness import ALICE_SECRET, running_gateway
-from tests.e2e.softphone.test_web_to_web import no_pbx_config
+from tests.e2e.softphone.test_web_to_web import no_pbx_config, two_users
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 
@@ -37,3 +38,32 @@ async def test_video_controls_only_when_the_gateway_carries_video(tmp_path: Path
                     else:
                         await expect(control).to_be_hidden()
                 await page.screenshot(path=str(tmp_path / f"video-{shown}.png"), full_page=True)
+
+
+async def connect(caller: Page, callee: Page, dialled: str) -> None:
+    await caller.locator("#number").fill(dialled)
+    await caller.get_by_role("button", name="Call", exact=True).click()
+    await callee.get_by_role("button", name="Answer", exact=True).click(timeout=10000)
+    for page in caller, callee:
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+
+
+async def test_dtmf_feedback_shows_the_call_s_digits_until_it_ends(tmp_path: Path) -> None:
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        await connect(alice, bob, "1002")
+        sent = alice.locator("#dtmf-sent")
+        await alice.locator('#dialpad button[data-key="1"]').click()
+        await expect(sent).to_have_text("Sent 1")
+        await expect(sent).to_have_role("status")  # read out as it changes
+        await alice.locator('#dialpad button[data-key="2"]').click()
+        await alice.locator("body").click(position={"x": 5, "y": 5})
+        await alice.keyboard.type("3#")  # typed keys send DTMF too
+        await expect(sent).to_have_text("Sent 123#")
+        await alice.screenshot(path=str(tmp_path / "dtmf-in-call.png"), full_page=True)
+        await bob.get_by_role("button", name="Hang up").click()
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+        await expect(sent).to_be_hidden()
+        await alice.screenshot(path=str(tmp_path / "dtmf-after-call.png"), full_page=True)
+        await connect(alice, bob, "1002")  # a new call starts with no digits
+        await expect(sent).to_be_hidden()
+        await alice.get_by_role("button", name="Hang up").click()
