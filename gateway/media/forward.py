@@ -78,6 +78,7 @@ class Lane:
     next_timestamp: int = -1
     tolerance: int = 0
     frame_ticks: int = 0
+    red: int = -1  # ``payload_type`` is RFC 2198 RED around this audio payload type (-1: plain audio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class MediaPath:
         self._dtmf: dict[int, DtmfReceiver] = {}
         self._last_seq: dict[int, int] = {}
         self._last_pt: int | None = None  # of the last pass-through packet (``lane``)
+        self._red_primary: int | None = None  # the audio payload type in the last RED packet (``lane``)
         self._event_times: dict[tuple[int, int], int] = {}
         self._packetizer: Packetizer | None = None  # when the output leg wants other packet times
         self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
@@ -235,7 +237,8 @@ class MediaPath:
         self.forwarded += snap.forwarded
         self.transcoded += snap.transcoded
         self.lost += snap.lost
-        self.dropped += snap.late
+        self.dropped += snap.late + snap.malformed
+        self.recovered += snap.recovered
         if snap.last_seq >= 0:
             self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
@@ -251,18 +254,27 @@ class MediaPath:
     def lane(self, transcoding: frozenset[str] = frozenset()) -> Lane | None:
         """What the fast lane needs to treat the next packet as ``forward_audio``/``feed`` would, or None
         when this direction's next packet is not audio of the last source that it can handle:
-        pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec."""
+        pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec.
+        RFC 2198 RED (the last packet's) is the lane's too: it unwraps it as ``feed`` does (``Lane.red``)."""
         mapper, pt, out = self._mapper, self._last_pt, self._out
         if mapper is None or pt is None or out is None or not self.enabled or self._packetizer is not None:
             return None
         state = mapper.anchor_state()
-        codec = self._in.get(pt)
-        if state is None or codec is None or codec.is_telephone_event or mapper.in_rate != codec.clock_rate:
+        audio = self._red_primary if pt in self._red else pt
+        codec = self._in.get(audio) if audio is not None else None
+        if (
+            audio is None
+            or state is None
+            or codec is None
+            or not _audio(codec)
+            or mapper.in_rate != codec.clock_rate
+        ):
             return None
+        red_in = audio if audio != pt else -1
         anchor_in, anchor_out, last_in, last_now = state
-        if pt in self._direct:
+        if audio in self._direct:
             return Lane(mapper.ssrc or 0, pt, anchor_in, anchor_out, mapper.in_rate, mapper.out_rate,
-                        last_in, last_now)  # fmt: skip
+                        last_in, last_now, red=red_in)  # fmt: skip
         pair = f"{codec.name.lower()}>{out.name.lower()}"
         frames = self._frames
         if pair not in transcoding or frames is None or self._reorder.pending:
@@ -271,7 +283,7 @@ class MediaPath:
         return Lane(
             mapper.ssrc or 0, pt, anchor_in, anchor_out, mapper.in_rate, mapper.out_rate, last_in, last_now,
             codec.name.lower(), out.name.lower(), -1 if frames.next is None else frames.next,
-            frames.tolerance, ticks,
+            frames.tolerance, ticks, red_in,
         )  # fmt: skip
 
     def feed(
@@ -311,7 +323,9 @@ class MediaPath:
         if mapper.in_rate != codec.clock_rate:
             mapper.set_rates(codec.clock_rate, out.clock_rate)
         mapped = mapper.map(ssrc, timestamp, now)
-        self._last_pt = payload_type if wrapper is None else wrapper  # (RED is not for the fast lane)
+        self._last_pt = payload_type if wrapper is None else wrapper  # (the fast lane unwraps RED too)
+        if wrapper is not None:
+            self._red_primary = payload_type
         if same_codec(codec, out):
             if wrapper is None:
                 self.forwarded += 1

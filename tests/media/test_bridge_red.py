@@ -5,8 +5,9 @@ once it is negotiated: each Opus packet in RED with the previous one as a redund
 its egress before SRTP, where packets are also lost. The phone gets every lost packet back: decoded from
 its copy when the call transcodes to PCMU (one frame per slot, none concealed), passed through as plain
 Opus with its own sequence number and timestamp when the phone has Opus (the phone never sees RED).
-Without RED the same loss is only concealed. The fast lane, when there is one, is linked and leaves the
-browser's RED to the Python path; the answer keeps red right after Opus."""
+Without RED the same loss is only concealed. Natively (the engine's lanes unwrap RED, restore from it and
+send it: _fastlane_red.c) as on the Python path, the call staying on the engine; the answer keeps red right
+after Opus."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ from peers.audio import rms
 from peers.binaries import in_ci
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastlane_loss import BrowserEgress
-from tests.media.fastlane.test_fastpath import OPUS_FRAME, OPUS_PT, linked, until
+from tests.media.fastlane.test_fastpath import (
+    OPUS_FRAME,
+    OPUS_PT,
+    counters,
+    linked,
+    require_fast_lane,
+    require_transcoding,
+    until,
+)
 
 RED_PT = aiortc_hooks.RED_PAYLOAD_TYPE
 LOST = {40, 55, 70}
@@ -64,26 +73,38 @@ def _answer_red(call: Call) -> list[str]:
     return [c.name.lower() for c in audio.codecs]
 
 
-async def _run(sip_codec: str, *, red: bool) -> tuple[Call, BrowserEgress]:
+async def _run(sip_codec: str, *, red: bool, engine: str = "native") -> tuple[Call, BrowserEgress]:
     if not opus_available():
         assert not in_ci(), "CI must have libopus"
         pytest.skip("no libopus")
+    lane: dict[str, Any] = {"fast_lane": None} if engine == "python" else {}
+    if engine == "native":
+        require_fast_lane()
+        if sip_codec != "opus":
+            require_transcoding("opus>pcmu")
     phone_pt = 111 if sip_codec == "opus" else 0
     call = Call(allocator(), web_codecs=("opus", "red", "telephone-event"), sip_codec=sip_codec,
-                phone_payload_type=phone_pt, call_id=f"red-{sip_codec}-{red}")  # fmt: skip
+                phone_payload_type=phone_pt, call_id=f"red-{sip_codec}-{red}", **lane)  # fmt: skip
     chrome_like(call)
     egress = BrowserEgress(call, LOST, set(), set(), ChromeRed() if red else None)
     await call.browser_calls()
     await call.connected()
+    if engine == "native":
+        await linked(call)  # before the first loss
     await until(lambda: egress.sent >= 90, 15.0, "90 packets from the browser")
     call.web.transceiver.sender.replaceTrack(None)
     await asyncio.sleep(0.3)
+    if engine == "native":  # the engine carried the browser's RED, losses and restoring included
+        assert counters(call)[1] >= 50, counters(call)
+        assert call.link is not None and call.link.native.armed(0)
     return call, egress
 
 
-@pytest.mark.parametrize("red", [True, False])
-async def test_a_lost_packet_is_decoded_from_the_next_ones_copy_when_transcoding(red: bool) -> None:
-    call, egress = await _run("PCMU", red=red)
+@pytest.mark.parametrize(("red", "engine"), [(True, "native"), (True, "python"), (False, "native")])
+async def test_a_lost_packet_is_decoded_from_the_next_ones_copy_when_transcoding(
+    red: bool, engine: str
+) -> None:
+    call, egress = await _run("PCMU", red=red, engine=engine)
     try:
         assert _answer_red(call)[:2] == ["opus", "red"]  # right after Opus, as Chrome orders it
         audio = [p for p in call.phone.packets if p.payload_type == 0]
@@ -105,8 +126,9 @@ async def test_a_lost_packet_is_decoded_from_the_next_ones_copy_when_transcoding
         await call.close()
 
 
-async def test_pass_through_unwraps_red_and_gives_the_phone_the_lost_packets() -> None:
-    call, egress = await _run("opus", red=True)
+@pytest.mark.parametrize("engine", ["native", "python"])
+async def test_pass_through_unwraps_red_and_gives_the_phone_the_lost_packets(engine: str) -> None:
+    call, egress = await _run("opus", red=True, engine=engine)
     try:
         packets = [p for p in call.phone.packets if p.payload_type == 111]
         assert {p.payload_type for p in call.phone.packets} <= {111, 101, 102}  # never RED
@@ -139,8 +161,12 @@ class BrowserRed:
 @pytest.mark.parametrize("engine", ["native", "python"])
 async def test_red_goes_to_the_browser_as_rfc_2198_says(engine: str) -> None:
     """media.opus_red: on (auto's lossy state): the phone's PCMU transcoded to Opus reaches the browser in
-    RED, each packet with the previous one as its redundant block; the engine leaves that to Python."""
+    RED, each packet with the previous one as its redundant block, across the hand-over between Python
+    (the first packets) and the engine (the others)."""
     lane: dict[str, Any] = {} if engine == "native" else {"fast_lane": None}
+    if engine == "native":
+        require_fast_lane()
+        require_transcoding("pcmu>opus")
     web_codecs = ("opus", "red", "telephone-event")
     call = Call(allocator(), web_codecs=web_codecs, call_id="red-send", opus_red="on", **lane)
     chrome_like(call)
@@ -163,13 +189,15 @@ async def test_red_goes_to_the_browser_as_rfc_2198_says(engine: str) -> None:
             assert primary.payload_type == OPUS_PT and primary.payload
             # the one redundant block: the previous packet's Opus, its timestamp by the 14-bit offset
             assert copies == [before[-1]] and (primary.timestamp - copies[0].timestamp) % 2**32 == OPUS_FRAME
+        if engine == "native":  # the engine sent them (its lane to the browser armed for RED)
+            assert counters(call)[2] >= 10 and call.link is not None and call.link.native.armed(1)
     finally:
         await call.close()
 
 
 async def test_auto_sends_red_while_the_browser_reports_loss() -> None:
     """The browser's receiver reports (fraction lost, RFC 3550 §6.4.1) turn RED on above 1 % and off below,
-    and the fast lane's lane to the browser with it (the engine sends no RED)."""
+    and the engine's lane to the browser is re-armed to send it or not."""
     call = Call(allocator(), web_codecs=("opus", "red", "telephone-event"), call_id="red-auto")
     chrome_like(call)
     try:

@@ -264,6 +264,10 @@ static PyObject *engine_link(Engine *self, PyObject *args) {
     c->id = id;
     c->lanes[0].seqmap.ssrc = c->lanes[1].seqmap.ssrc = -1; /* no source mapped yet (set_sequence_map) */
     c->lanes[0].seqmap.bad = c->lanes[1].seqmap.bad = -1;
+    for (int i = 0; i < 2; i++) { /* RFC 2198: none until arm() says so */
+        c->lanes[i].red_in = c->lanes[i].red_out = -1;
+        c->lanes[i].previous_len = -1;
+    }
     c->rx = (void *)(uintptr_t)rx;
     c->tx = (void *)(uintptr_t)tx;
     c->sip_rx = (void *)(uintptr_t)sip_rx;

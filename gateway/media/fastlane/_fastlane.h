@@ -101,6 +101,7 @@ typedef struct {
     uint32_t rx_ssrc;              /* the source ``rx`` and ``last_seq`` are of */
     int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
     uint64_t packets, forwarded, transcoded, lost, sent, octets, late;
+    uint64_t recovered, malformed; /* RFC 2198: lost packets restored from RED, malformed RED dropped */
     uint32_t last_ts, last_mapped, last_out_ts;
     uint8_t last_pt;
     double last_arrival, last_departure;
@@ -134,6 +135,23 @@ typedef struct {
     int len;
     uint8_t data[MAX_PACKET];
 } Held;
+
+/* RFC 2198 redundancy (_fastlane_red.c; gateway/media/rtp/red.py is the same format) */
+#define RED_MAX_BLOCKS 32          /* headers beyond this: not RED (red.py's _MAX_BLOCKS) */
+#define RED_MAX_OFFSET 0x3FFF      /* 14 bits (RFC 2198 §3) */
+#define RED_MAX_BLOCK 0x3FF        /* 10 bits */
+#define RED_COPIES 16              /* redundant blocks a transcoding lane keeps (forward.py's _RECOVERY) */
+typedef struct {
+    uint8_t pt;
+    uint32_t ts;                   /* the packet's minus the block's offset */
+    int offset, len;               /* the block's data: payload[offset:offset + len] */
+} RedBlock;
+
+typedef struct {                   /* a redundant block kept until a gap may need it (len 0: none) */
+    uint32_t ts;
+    int len;
+    uint8_t data[RED_MAX_BLOCK];
+} RedCopy;
 
 typedef struct {                   /* G.711 Appendix I state: the last good signal, the erasure so far */
     int16_t history[PLC_HISTORY];
@@ -173,6 +191,15 @@ typedef struct {
     Plc plc;
     uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
     uint64_t forwarded, send_errors, codec_errors;
+    /* RFC 2198 (_fastlane_red.c): red_in >= 0 when pt_in is RED whose primary is that payload type (the
+       input unwrapped); red_out >= 0: audio goes out in RED with that payload type, the previous payload
+       as its redundant block */
+    int red_in, red_out;
+    RedCopy *copies;               /* RED_COPIES, malloc'd when a transcoding lane is armed for RED */
+    int copies_next;
+    int previous_len;              /* -1: none */
+    uint32_t previous_ts;
+    uint8_t previous[RED_MAX_BLOCK];
     Tally tally;
 } Lane;
 
@@ -388,7 +415,7 @@ int emit(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t p
 int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8_t pt, int seq, uint32_t ts,
              const uint8_t *payload, int payload_len);
 int map_sequence(SeqMap *m, uint32_t ssrc, uint16_t seq, uint16_t next);
-int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now);
+int lane_takes(Lane *lane, const uint8_t *d, const Rtp *r, const struct sockaddr_storage *src, double now);
 void lane_flush(Engine *e, Core *c, int which);
 uint32_t map_timestamp(const Lane *lane, uint32_t ts);
 int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, const uint8_t *payload, int len,
@@ -402,6 +429,18 @@ void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, doub
 PyObject *reception_tuple(const Reception *r);
 int parse_reception(PyObject *state, int flavour, long long clock_rate, Reception *out);
 PyObject *replay(PyObject *module, PyObject *args);
+
+/* _fastlane_red.c */
+int red_unpack(const uint8_t *payload, int size, uint32_t ts, RedBlock *blocks);
+int red_primary(const uint8_t *payload, int size);
+int red_restore(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const uint8_t *payload,
+                const RedBlock *blocks, int count, int *octets);
+void red_keep(Lane *lane, const uint8_t *payload, const RedBlock *blocks, int count);
+int red_conceal(Lane *lane, uint32_t ts);
+void red_forget(Lane *lane);
+int lane_emit(Engine *e, Core *c, int which, Lane *lane, int marker, int seq, uint32_t ts, const uint8_t *payload,
+              int len, int *octets);
+PyObject *link_red_previous(Link *self, PyObject *args);
 
 /* _fastlane_video.c */
 int video_web(Engine *e, Core *c, uint8_t *d, int len, const Rtp *r, const struct sockaddr_storage *src,

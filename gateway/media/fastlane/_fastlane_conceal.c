@@ -143,6 +143,7 @@ void reorder_reset(Lane *lane, int last_seq) {
     lane->expected = (uint16_t)(last_seq + 1);
     lane->has_expect_out = 0;
     memset(&lane->plc, 0, sizeof lane->plc);
+    red_forget(lane);
 }
 
 static int find_held(const Lane *lane, uint16_t seq) {

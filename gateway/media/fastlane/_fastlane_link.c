@@ -147,7 +147,7 @@ static int take_back(Engine *e, Core *c, int which) {
         Rtp r;
         if (!queued_rtp(c, which, item, &r))
             continue;
-        if (!lane_takes(lane, &r, &item->source.addr, item->arrival)) {
+        if (!lane_takes(lane, item->data, &r, &item->source.addr, item->arrival)) {
             lane_flush(e, c, which);
             break;
         }
@@ -165,13 +165,19 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     unsigned long ssrc, anchor_in, anchor_out, last_ts;
     long long in_rate, out_rate, tolerance, frame_ticks, next_ts;
     double last_time;
-    int flavour = STATS_RFC3550, last_seq = -1;
+    int flavour = STATS_RFC3550, last_seq = -1, red_in = -1, red_out = -1;
     long long stats_rate = 8000;
     PyObject *stats = Py_None;
-    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL|iLOi", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
+    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL|iLOiii", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
                           &anchor_in, &anchor_out, &in_rate, &out_rate, &last_ts, &last_time, &codec_in,
-                          &codec_out, &next_ts, &tolerance, &frame_ticks, &flavour, &stats_rate, &stats, &last_seq))
+                          &codec_out, &next_ts, &tolerance, &frame_ticks, &flavour, &stats_rate, &stats, &last_seq,
+                          &red_in, &red_out))
         return NULL;
+    if (red_in < -1 || red_in > 127 || red_in == pt_in || red_out < -1 || red_out > 127 ||
+        (red_out >= 0 && red_out == pt_out)) {
+        PyErr_SetString(PyExc_ValueError, "red_in and red_out are -1 or payload types other than the lane's");
+        return NULL;
+    }
     Reception imported;
     memset(&imported, 0, sizeof imported);
     if (stats == Py_None) {
@@ -222,6 +228,10 @@ static PyObject *link_arm(Link *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "libopus could not create a codec state");
         return NULL;
     }
+    /* RFC 2198 copies for the decoder (zeroed: none kept); the thread does not use them until armed */
+    if (transcoding && red_in >= 0 && lane->copies == NULL &&
+        (lane->copies = calloc(RED_COPIES, sizeof(RedCopy))) == NULL)
+        return PyErr_NoMemory();
     pthread_mutex_lock(&self->engine->lock);
     if (!continuing)
         lane_flush(self->engine, c, which); /* what the lane held for reordering, before it changes */
@@ -234,6 +244,8 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     lane->anchor_out = (uint32_t)anchor_out;
     lane->in_rate = in_rate;
     lane->out_rate = out_rate;
+    lane->red_in = red_in;
+    lane->red_out = red_out;
     if (!continuing) {
         lane->last_ts = (uint32_t)last_ts;
         lane->last_time = last_time;
@@ -576,6 +588,7 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
     }
     memcpy(&t, live, sizeof t);
     live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = live->late = 0;
+    live->recovered = live->malformed = 0;
     live->latency_count = 0;
     live->rx.restarted = 0;
     long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
@@ -596,12 +609,13 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNONK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
                          t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
-                         (unsigned long long)t.late);
+                         (unsigned long long)t.late, (unsigned long long)t.recovered,
+                         (unsigned long long)t.malformed);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }
@@ -617,7 +631,8 @@ static PyMethodDef link_methods[] = {
      "drain() are forwarded first; False when one of them disarmed it (it stays queued). Optional: "
      "flavour (0 RFC 3550, 1 aiortc), clock rate, "
      "ReceptionState (None: no packet yet) and last seq (-1) of the source's receive statistics, imported "
-     "unless the engine holds them already."},
+     "unless the engine holds them already; red_in: pt_in is RFC 2198 RED around this payload type (unwrapped, "
+     "a lost packet restored from it), red_out: audio goes out in RED with this payload type (-1: neither)."},
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
     {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
     {"send", (PyCFunction)link_send, METH_VARARGS,
@@ -643,6 +658,9 @@ static PyMethodDef link_methods[] = {
     {"opus_loss", (PyCFunction)link_opus_loss, METH_VARARGS,
      "opus_loss(which, fec, percent) -> whether lane which's Opus encoder exists (else it takes them when made): "
      "OPUS_SET_INBAND_FEC and OPUS_SET_PACKET_LOSS_PERC from the browser's receiver reports"},
+    {"red_previous", (PyCFunction)link_red_previous, METH_VARARGS,
+     "red_previous(which[, ts, payload]) -> (ts, payload) or None: what lane which sends as the next RFC 2198 "
+     "packet's redundant block (its output timestamp and payload), set first when given"},
     {"opus_encoder", (PyCFunction)link_opus_encoder, METH_VARARGS,
      "opus_encoder(which) -> (inband_fec, packet_loss_perc) of lane which's Opus encoder, or None"},
     {"reports", (PyCFunction)link_reports, METH_NOARGS,
@@ -656,7 +674,8 @@ static PyMethodDef link_methods[] = {
      "snapshot(which[, latency]) -> None when lane which forwarded nothing since the last snapshot, else "
      "(packets, forwarded, transcoded, lost, sent, octets, ssrc, last pt, last ts, last arrival, last mapped ts, "
      "next frame ts or -1, last output ts, last departure, last seq, receive statistics (ReceptionState), "
-     "restarted, latency samples (native doubles) or None); counts since the last snapshot. A snapshot of a "
+     "restarted, latency samples (native doubles) or None, late, recovered from RED, malformed RED dropped); "
+     "counts since the last snapshot. A snapshot of a "
      "disarmed lane hands the receive statistics back to Python (arm() imports them again)."},
     {"close", (PyCFunction)link_close, METH_NOARGS, "Stop reading the sockets (idempotent; no item of it after)."},
     {"video", (PyCFunction)link_video, METH_VARARGS,

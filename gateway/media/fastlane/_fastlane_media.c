@@ -135,9 +135,9 @@ void reception_update(Reception *s, uint16_t seq, uint32_t ts, double arrival, d
 }
 
 /* One forwarded packet, accounted as MediaPath.forward_audio/feed, the input leg's receive statistics and
-   the output leg's sender counters would account for it on the Python path. */
+   the output leg's sender counters would account for it on the Python path (``malformed``: RED it dropped). */
 static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int sent, int octets, uint32_t mapped,
-                         uint32_t last_out) {
+                         uint32_t last_out, int malformed) {
     Tally *t = &lane->tally;
     reception_update(&t->rx, r->seq, r->ts, now, e->wall_offset);
     if (t->last_seq >= 0) { /* forward.MediaPath._count_loss */
@@ -155,7 +155,9 @@ static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int se
     t->last_mapped = mapped;
     t->last_pt = r->pt;
     t->last_arrival = now;
-    if (lane->codec_in != CODEC_PASS)
+    if (malformed)
+        t->malformed++;
+    else if (lane->codec_in != CODEC_PASS)
         t->transcoded++;
     if (sent) {
         double departure = monotonic_now();
@@ -278,11 +280,14 @@ int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8
     return seq;
 }
 
-/* Whether ``r`` may take lane ``lane`` (which it disarms when not). */
-int lane_takes(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, double now) {
+/* Whether ``r`` (in datagram ``d``) may take lane ``lane`` (which it disarms when not). RED around another
+   payload type than the lane's is Python's; malformed RED is the lane's to drop (_fastlane_red.c). */
+int lane_takes(Lane *lane, const uint8_t *d, const Rtp *r, const struct sockaddr_storage *src, double now) {
     if (!lane->armed)
         return 0;
-    if (r->ssrc == lane->ssrc && r->pt == lane->pt_in && same_address(&lane->source, src)) {
+    int primary = lane->red_in >= 0 ? red_primary(d + r->payload, r->end - r->payload) : -1;
+    if (r->ssrc == lane->ssrc && r->pt == lane->pt_in && same_address(&lane->source, src) &&
+        (primary < 0 || primary == lane->red_in)) {
         double media = (double)(int32_t)(r->ts - lane->last_ts) / (double)lane->in_rate;
         if (fabs(media - (now - lane->last_time)) <= JUMP_SECONDS)
             return 1;
@@ -332,9 +337,8 @@ static int encode_frames(Engine *e, Core *c, int which, Lane *lane, uint32_t map
             out_len = PCM_FRAME;
         }
         uint32_t ts = frame_stamp(lane, mapped);
-        if (emit(e, c, which, &lane->destination, 0, lane->pt_out, ts, out, out_len) >= 0) {
+        if (lane_emit(e, c, which, lane, 0, -1, ts, out, out_len, octets) >= 0) {
             sent++;
-            *octets += out_len;
             *last_out = ts;
         }
     }
@@ -376,9 +380,12 @@ int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, cons
                 next[i] = table[payload[i]];
             plc_conceal(&lane->plc, g711, frames * PCM_FRAME, next, n);
         }
+        /* the input clock's frame (a lost frame's RED copy is found by its input timestamp) */
+        uint32_t ticks_in = (uint32_t)(lane->frame_ticks * lane->in_rate / lane->out_rate);
         for (int i = 0; i < frames; i++) {
             if (lane->codec_in == CODEC_OPUS) {
-                if (!conceal_opus(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
+                if (!red_conceal(lane, ts - (uint32_t)(frames - i) * ticks_in) &&
+                    !conceal_opus(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
                     break;
             } else {
                 if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
@@ -433,20 +440,34 @@ void forward(Engine *e, Core *c, int which, const uint8_t *d, const Rtp *r, doub
     uint32_t last_out = mapped;
     lane->last_ts = r->ts;
     lane->last_time = now;
+    RedBlock blocks[RED_MAX_BLOCKS + 1];
+    int count = 0, restored = 0;
+    if (lane->red_in >= 0) { /* RFC 2198: the primary is the lane's packet (_fastlane_red.c) */
+        count = red_unpack(payload, len, r->ts, blocks);
+        if (count == 0 || blocks[count - 1].pt != lane->red_in) {
+            tally_packet(e, lane, r, now, 0, 0, mapped, last_out, 1);
+            return;
+        }
+        if (lane->codec_in == CODEC_PASS)
+            restored = red_restore(e, c, which, lane, r, payload, blocks, count, &octets);
+        else
+            red_keep(lane, payload, blocks, count);
+        payload += blocks[count - 1].offset;
+        len = blocks[count - 1].len;
+    }
     if (lane->codec_in == CODEC_PASS) {
         int seq = map_sequence(&lane->seqmap, r->ssrc, r->seq, c->out[which].seq);
-        if (emit_seq(e, c, which, &lane->destination, r->marker, lane->pt_out, seq, mapped, payload, len) >= 0) {
+        if (lane_emit(e, c, which, lane, r->marker, seq, mapped, payload, len, &octets) >= 0)
             sent = 1;
-            octets = len;
-        } else {
+        else
             lane->codec_errors++; /* too long, or SRTP refused it */
-        }
     } else {
         sent = reorder_push(e, c, which, lane, r, payload, len, now, &octets, &last_out);
     }
-    if (sent)
+    if (sent || restored)
         lane->forwarded++;
-    tally_packet(e, lane, r, now, sent, octets, mapped, last_out);
+    tally_packet(e, lane, r, now, sent + restored, octets, mapped, last_out, 0);
+    lane->tally.forwarded += (uint64_t)restored; /* (as MediaPath counts them: forwarded and recovered) */
 }
 
 /* ----------------------------------------------------------------------------- receive statistics */

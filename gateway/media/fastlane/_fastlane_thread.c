@@ -57,7 +57,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
             int video = video_web(e, c, d, len, &r, src, srclen, now);
             if (video >= 0)
                 return video;
-            if (lane_takes(&c->lanes[LANE_WEB_TO_SIP], &r, src, now)) {
+            if (lane_takes(&c->lanes[LANE_WEB_TO_SIP], d, &r, src, now)) {
                 forward(e, c, LANE_WEB_TO_SIP, d, &r, now);
                 return 0;
             }
@@ -93,7 +93,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
     } else if (rtcp || !parse_rtp(d, len, &r)) {
         return punt(e, c, KIND_SIP_RAW, d, len, src, srclen, now); /* RTCP (muxed: its arrival makes the RTT) */
     }
-    if (lane_takes(&c->lanes[LANE_SIP_TO_WEB], &r, src, now)) {
+    if (lane_takes(&c->lanes[LANE_SIP_TO_WEB], d, &r, src, now)) {
         forward(e, c, LANE_SIP_TO_WEB, d, &r, now);
         return 0;
     }
@@ -167,6 +167,8 @@ void free_codecs(Core *c) {
         free(lane->held);
         lane->held = NULL;
         lane->held_count = 0;
+        free(lane->copies);
+        lane->copies = NULL;
     }
 }
 

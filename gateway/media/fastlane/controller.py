@@ -47,6 +47,7 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.fastlane.video_lanes import VideoLanes
 from gateway.media.forward import MediaPath
+from gateway.media.rtp import red
 from gateway.media.rtp.seqmap import SequenceState
 from gateway.media.rtp.sip_leg import SipLeg
 from gateway.media.rtp.srtp import SipSrtp
@@ -100,7 +101,7 @@ class FastLaneController:
         self.video: VideoBridge | None = None  # the call's video (issue 19): its own lanes on the link
         self._video = VideoLanes(call_id)
         self._loss: LossSettings | None = None  # what the link's Opus encoder was last told (_browser_loss)
-        self._red = False  # the browser's direction was left to Python to send RED (_arm_lanes)
+        self._red = False  # the lane to the browser was armed to send RFC 2198 RED (_arm_lanes)
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -214,7 +215,7 @@ class FastLaneController:
         wanted = opus_settings.current().for_loss(fraction_lost)
         link = self.link
         if link is not None and self._web.direct_sender.red_active != self._red:
-            self.fast_rearm()  # RED on or off (aiortc_direct): the Python path sends it
+            self.fast_rearm()  # RED on or off (aiortc_direct): the engine's lane to the browser with it
         if link is None or wanted is None or wanted == self._loss:
             return
         if self._loss is None or wanted.inband_fec != self._loss.inband_fec:
@@ -350,9 +351,8 @@ class FastLaneController:
         source = endpoint.latched_address if endpoint is not None else None
         sender = web.direct_sender
         web_pt = sender.payload_type
-        self._red = sender.red_active  # RFC 2198 redundancy to the browser: the Python path sends it
-        if self._red:
-            lane = None
+        self._red = sender.red_active  # RFC 2198 redundancy to the browser: the engine sends it too
+        red_out = sender.red_payload_type if self._red and sender.red_payload_type is not None else -1
         if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
             assert endpoint is not None  # a latched source
             statistics = endpoint.statistics
@@ -362,7 +362,10 @@ class FastLaneController:
                 self._to_web.last_sequence(lane.ssrc),
             )  # fmt: skip
             native.set_sequence_map(SIP_TO_WEB, *astuple(sender.sequence_map.state()))
-            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts)
+            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts, red_out)
+            previous = sender.red_previous
+            if red_out >= 0 and previous is not None and len(previous[1]) <= red.MAX_BLOCK:
+                native.red_previous(SIP_TO_WEB, *previous)  # the next RED packet's copy: what was sent last
         else:
             native.disarm(SIP_TO_WEB)
 
@@ -392,6 +395,8 @@ class FastLaneController:
                 )
             self._to_web.fast_account(to_web)
             self._web.direct_sender.add_sent(to_web.sent, to_web.octets, to_web.out_ts, to_web.departure)
+            if self._red:  # what the engine sent last: the copy in the sender's next RED packet
+                self._web.direct_sender.red_previous = native.red_previous(SIP_TO_WEB)
             self._latency_samples(to_web)
         self._video.sync(native, self.video)
 

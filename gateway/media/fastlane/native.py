@@ -73,6 +73,8 @@ class Snapshot(NamedTuple):
     restarted: bool  # A.1 saw the source restart
     latency: bytes | None  # arrival -> departure of the latest packets (native doubles), when asked
     late: int = 0  # dropped: they came after their slot was concealed or played (the reorder ring)
+    recovered: int = 0  # lost packets restored from RFC 2198 redundancy (``Lane.red``)
+    malformed: int = 0  # RED packets dropped as malformed (taken, counted, never forwarded)
 
 
 class VideoSnapshot(NamedTuple):
@@ -119,6 +121,7 @@ class NativeLink(Protocol):
         anchor_in: int, anchor_out: int, in_rate: int, out_rate: int, last_ts: int, last_time: float,
         codec_in: int, codec_out: int, next_ts: int, tolerance: int, frame_ticks: int,
         flavour: int = ..., clock_rate: int = ..., stats: ReceptionState | None = ..., last_seq: int = ...,
+        red_in: int = ..., red_out: int = ...,
     ) -> bool: ...  # fmt: skip
     def disarm(self, which: int) -> None: ...
     def armed(self, which: int) -> bool: ...
@@ -129,6 +132,9 @@ class NativeLink(Protocol):
     def sequence_map(self, which: int) -> tuple[int, int, int, int]: ...
     def opus_loss(self, which: int, fec: int, percent: int) -> bool: ...
     def opus_encoder(self, which: int) -> tuple[int, int] | None: ...
+    def red_previous(  # RFC 2198: the lane's next redundant block (output timestamp, payload), set when given
+        self, which: int, ts: int = ..., payload: bytes = ...
+    ) -> tuple[int, bytes] | None: ...
     def srtp(self, op: int, data: bytes, sip: int = 0) -> bytes | int: ...
     def counters(self) -> tuple[int, int, int, int, int, int]: ...
     def reports(self) -> tuple[int, int, list[tuple[float, bytes]]] | None: ...
@@ -172,13 +178,14 @@ class Accounts(NamedTuple):
 
 def arm(
     native: NativeLink, which: int, source: Address, destination: Address, pt_out: int, lane: Lane,
-    accounts: Accounts,
+    accounts: Accounts, red_out: int = -1,
 ) -> None:  # fmt: skip
-    """Arm lane ``which`` with a direction's ``MediaPath.lane()`` and the accounts of its source."""
+    """Arm lane ``which`` with a direction's ``MediaPath.lane()`` and the accounts of its source;
+    ``red_out``: the RFC 2198 payload type its audio goes out in (-1: plain)."""
     native.arm(
         which, source, destination, lane.ssrc, lane.payload_type, pt_out, lane.anchor_in, lane.anchor_out,
         lane.in_rate, lane.out_rate, lane.last_in, lane.last_now, CODECS[lane.codec_in], CODECS[lane.codec_out],
-        lane.next_timestamp, lane.tolerance, lane.frame_ticks, *accounts,
+        lane.next_timestamp, lane.tolerance, lane.frame_ticks, *accounts, lane.red, red_out,
     )  # fmt: skip
 
 

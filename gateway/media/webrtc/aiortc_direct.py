@@ -18,7 +18,8 @@ RFC 2198 redundancy (``red_payload_type``: the browser negotiated ``audio/red`` 
 each audio payload goes out in RED with the one before it as a redundant block (RFC 2198 §3), so one lost
 packet is restored whole from the next, while the browser's receiver reports show more than
 ``opus_settings.FEC_THRESHOLD`` % loss (``red_mode`` auto, the signal in-band FEC follows) or always (on);
-plain Opus otherwise. ``red_active`` says which (the fast lane leaves that direction to Python then).
+plain Opus otherwise. ``red_active`` says which (the fast lane's engine then sends RED too, continuing from
+``red_previous``, which it hands back).
 
 The receiving half, ``DirectReceiver``, is in ``aiortc_receive``.
 """
@@ -118,6 +119,17 @@ class DirectSender:
             return False  # (red's fmtp names Opus: a leg sending another codec sends it plain)
         loss = self.reported_loss
         return self.red_mode == "on" or (loss is not None and (loss * 100 + 128) // 256 > FEC_THRESHOLD)
+
+    @property
+    def red_previous(self) -> tuple[int, bytes] | None:
+        """(timestamp, payload) of the last audio payload sent, the next RED packet's redundant block."""
+        previous = self._previous
+        return (previous.timestamp, previous.payload) if previous is not None else None
+
+    @red_previous.setter
+    def red_previous(self, previous: tuple[int, bytes] | None) -> None:
+        pt = self._audio_pt
+        self._previous = red.RedBlock(pt, *previous) if previous is not None and pt is not None else None
 
     def _redundant(self, payload: bytes, timestamp: int) -> tuple[int, bytes]:
         """An audio payload as RED with the previous one (RFC 2198 §3) and RED's payload type, when
