@@ -1,6 +1,8 @@
 """`sip-webrtc-gateway run [-c FILE] [--ready-file PATH]`: load the config and serve until SIGINT/SIGTERM.
 
-Once every listener is open it logs where to point a browser ("open http://..."), writes that URL to
+Once every listener is open it logs where to point a browser ("open http://..."; on a wildcard address
+with HTTPS, the names the certificate holds, since https://0.0.0.0/ fails the certificate's name check;
+without HTTPS, 127.0.0.1), writes the listening URL to
 `--ready-file` (scripts/demo waits for it) and tells systemd READY=1 when run as a Type=notify service.
 A listener that cannot open is one line naming it ("SIP udp 127.0.0.1:5060: address already in use")
 and exit status 1, never a traceback. Listening beyond loopback with demo secrets, no session_secret
@@ -25,7 +27,7 @@ from gateway.config.loader import load_config
 from gateway.listen import ListenError
 from gateway.logs import configure_logging
 from gateway.state_dir import StateDirError
-from gateway.tls import TlsError
+from gateway.tls import TlsError, certificate_names
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +63,32 @@ def sd_notify(state: str) -> None:
         logger.warning("cannot notify systemd (%s): %s", state, exc)
 
 
+_WILDCARDS = ("0.0.0.0", "[::]")
+
+
+def browser_urls(listening: str, certificate: str | Path | None) -> list[str]:
+    """Where a browser can open the page served on ``listening`` (scheme://host:port): the certificate's
+    names (subjectAltName) with HTTPS, 127.0.0.1 without, when the host is a wildcard; else itself."""
+    scheme, _, rest = listening.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host not in _WILDCARDS:
+        return [listening + "/"]
+    if certificate is None:
+        return [f"{scheme}://127.0.0.1:{port}/"]
+    names = [f"[{n}]" if ":" in n else n for n in certificate_names(certificate) if not n.startswith("*")]
+    return [f"{scheme}://{name}:{port}/" for name in names] or [listening + "/"]
+
+
 def _ready(gateway: Gateway, ready_file: str | None) -> None:
     url = gateway.http_url + "/"
+    tls = gateway.config.http.tls
+    first, *others = browser_urls(gateway.http_url, tls.certificate if tls is not None else None)
+    where = first + (f" (or {', '.join(others)})" if others else "")
     listeners = gateway.sip.layer.transports if gateway.sip is not None else []
     # each listener by its own transport (the TLS one was named after listen[0], "udp": issue 33)
     hosts = [(t.name.lower(), *t.local) for t in listeners]
     sip = ", ".join(f"{name} {f'[{h}]' if ':' in h else h}:{p}" for name, h, p in hosts)
-    logger.info("gateway ready: open %s in a browser; SIP on %s", url, sip or "no listener")
+    logger.info("gateway ready: open %s in a browser; SIP on %s", where, sip or "no listener")
     if ready_file is not None:
         Path(ready_file).write_text(url + "\n", encoding="utf-8")
     sd_notify("READY=1")

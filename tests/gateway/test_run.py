@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -13,6 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gateway.cli_run import browser_urls
+from gateway.config.exposure import OVERRIDE
+from gateway.devcert import make_dev_certificates
 from peers.ports import free_port
 from tests.conftest import REPO
 
@@ -176,3 +180,39 @@ def test_the_ready_file_and_banner_come_once_the_gateway_listens(tmp_path: Path)
     # every SIP listener named by its own transport (issue 33: the TLS port was called "udp")
     banner = next(line for line in stderr.splitlines() if "gateway ready" in line)
     assert f"SIP on udp 127.0.0.1:{udp}, tcp 127.0.0.1:{tcp}" in banner, banner
+
+
+def test_the_banner_names_what_the_certificate_holds_on_a_wildcard(tmp_path: Path) -> None:
+    """Issue 39: on 0.0.0.0 with HTTPS the banner said https://0.0.0.0:8443/, which fails the
+    certificate's name check; it names the certificate's own names, each of which opens the page."""
+    certificates = make_dev_certificates(tmp_path / "certs", ["localhost", "127.0.0.1"])
+    port = free_port()
+    tls = {
+        "GATEWAY_HTTP__TLS__CERTIFICATE": str(certificates.certificate),
+        "GATEWAY_HTTP__TLS__PRIVATE_KEY": str(certificates.private_key),
+    }
+    process = _start(tmp_path, port, OVERRIDE, GATEWAY_HTTP__HOST="0.0.0.0", **tls)
+    try:
+        context = ssl.create_default_context(cafile=str(certificates.ca))
+        deadline = time.monotonic() + 30
+        while True:  # the page opens by the name the banner gives
+            try:
+                with urllib.request.urlopen(
+                    f"https://localhost:{port}/healthz", timeout=2, context=context
+                ) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "not serving"
+                time.sleep(0.1)
+    finally:
+        stderr = _stop(process)
+    banner = next(line for line in stderr.splitlines() if "gateway ready" in line)
+    assert f"open https://localhost:{port}/ (or https://127.0.0.1:{port}/) in a browser" in banner, banner
+    assert "0.0.0.0" not in banner
+
+
+def test_browser_urls() -> None:
+    assert browser_urls("http://127.0.0.1:8080", None) == ["http://127.0.0.1:8080/"]
+    assert browser_urls("http://0.0.0.0:8080", None) == ["http://127.0.0.1:8080/"]
+    assert browser_urls("https://[::]:8443", "/nonexistent.pem") == ["https://[::]:8443/"]  # no names: as is

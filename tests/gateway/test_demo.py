@@ -1,0 +1,78 @@
+"""`make run`'s script (scripts/demo) with every port moved as the README's "Ports" table says: the
+gateway serves on the moved HTTP port, the demo desk phone answers on its moved port (DEMO_PHONE_PORT,
+which moves the gateway's pbx.address with it), and the PBX keep-alive finds it at once: /readyz is
+ready and /healthz never says "unreachable" while the phone starts (issue 36: the demo opened with a
+false "phone system unreachable" for 35 s), then "reachable" within a few seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from peers.demo import require_desk_phone
+from peers.ports import free_port
+from tests.conftest import REPO
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path) -> None:
+    require_desk_phone()
+    http, sip, phone = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    rtp = 30000 + 2 * (free_port() % 5000)
+    env = {
+        **os.environ,
+        "BIN": str(Path(sys.executable).parent),
+        "GATEWAY_HTTP__PORT": str(http),
+        "GATEWAY_SIP__LISTEN__0__PORT": str(sip),
+        "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
+        "GATEWAY_MEDIA__RTP_PORTS__START": str(rtp),
+        "GATEWAY_MEDIA__RTP_PORTS__END": str(rtp + 100),
+        "DEMO_PHONE_PORT": str(phone),
+        "GATEWAY_STATE_DIR": str(tmp_path / "state"),
+    }
+    process = subprocess.Popen(
+        [str(REPO / "scripts" / "demo")], cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{http}"
+    states: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            try:
+                _, health = _get(base + "/healthz")
+            except OSError:
+                assert time.monotonic() < deadline, "the gateway never served"
+                time.sleep(0.2)
+                continue
+            states.append(health["pbx"]["state"])
+            if states[-1] == "reachable":
+                break
+            assert time.monotonic() < deadline, states
+            ready, body = _get(base + "/readyz")
+            assert ready == 200, body  # the PBX's state never takes the web front down
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the script stops the gateway and the phone by PID
+        output = process.communicate(timeout=30)[0]
+    assert "unreachable" not in states, states
+    assert f"127.0.0.1:{phone}" in health["pbx"]["target"], health
+    assert f"call sip:1001@127.0.0.1:{sip}" in output, output[-3000:]
+    assert f"open http://127.0.0.1:{http}/" in output, output[-3000:]
