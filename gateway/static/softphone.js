@@ -102,7 +102,16 @@ function readable(error) {
   return text || error.message || String(error);
 }
 
+// How a call ended when nobody did anything wrong: said plainly, not as an error.
+const NEUTRAL_ENDS = ["remote_hangup"];
+
+function showNotice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = !text;
+}
+
 function showError(text, hint = "") {
+  showNotice("");
   $("error").textContent = text;
   $("error-hint").textContent = hint;
   $("error-hint").hidden = !hint;
@@ -404,7 +413,9 @@ function track(newCall) {
     const quiet = ["hangup", "transferred"].includes(reason) || newCall.transferring || rangOnly;
     if (!quiet && (call === newCall || !live(call))) {
       const suffix = status ? ` (SIP ${status})` : "";
-      showError((END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix, HINTS[reason] || "");
+      const text = (END_REASONS[reason] || message || `Call ended: ${reason}`) + suffix;
+      if (NEUTRAL_ENDS.includes(reason)) showNotice(END_REASONS[reason]);
+      else showError(text, HINTS[reason] || "");
     }
     calls = calls.filter((c) => c !== newCall);
     if (call === newCall) {

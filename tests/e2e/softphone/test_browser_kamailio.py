@@ -6,7 +6,7 @@ registrar/proxy and real pjsua2 desk phones registered there; the gateway regist
   microphone (400 Hz, found by their strongest frequency), the page hears the phone's 440 Hz (Goertzel on
   an AnalyserNode of the remote stream), keypad digits reach the phone as DTMF, the call timer counts
   from `connected`, the page hangs up and the state line reads just "No call".
-* The page calls 2000 again and the phone hangs up: the page reads "The other side hung up".
+* The page calls 2000 again and the phone hangs up: the page reads "The other side hung up" (no error).
 * 2000 calls alice's address of record at Kamailio: the page rings, answers, audio both ways as above,
   the phone hangs up: the page reads "The other side hung up".
 * Busy (2001 answers 486), no such user (Kamailio: 404) and offline (2003 is known to Kamailio but not
@@ -113,7 +113,7 @@ async def test_softphone_page_and_desk_phones_through_kamailio(tmp_path: Path) -
             await expect_page_hears_the_phone(page)
             await phone.hangup(incoming["call"])
             await expect_no_call(page)
-            await expect(page.get_by_role("alert")).to_have_text("The other side hung up.")
+            await expect(page.locator("#notice")).to_have_text("The other side hung up.")
 
             # 3. 2000 calls alice's address of record at Kamailio; the page answers; the phone hangs up
             number = await phone.call(kamailio.aor("1001"))
@@ -126,7 +126,7 @@ async def test_softphone_page_and_desk_phones_through_kamailio(tmp_path: Path) -
             await asyncio.sleep(1.0)
             await phone.hangup(number)
             await expect_no_call(page)
-            await expect(page.get_by_role("alert")).to_have_text("The other side hung up.")
+            await expect(page.locator("#notice")).to_have_text("The other side hung up.")
             assert_phone_heard_the_browser(await phone.wait_for_recording(number))
 
             # 4. busy, no such user, offline: readable messages

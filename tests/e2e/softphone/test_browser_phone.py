@@ -71,4 +71,5 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         number = await phone_calls_page(page, phone, gateway.sip_address)
         await phone.hangup(number)
         await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
-        await expect(page.locator("#error")).to_contain_text("The other side hung up")
+        await expect(page.locator("#notice")).to_have_text("The other side hung up.")  # news, no error
+        await expect(page.get_by_role("alert")).to_be_hidden()

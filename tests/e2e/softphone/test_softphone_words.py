@@ -4,6 +4,7 @@ and bob on two pages, tests/e2e/softphone/test_web_to_web.py): what a person rea
 - The video controls ("Add video", the Video checkbox and the camera choice) only when the gateway
   carries video (`codecs.video`, told in `registered`).
 - DTMF feedback: the digits sent in this call ("Sent 123"), gone when the call ends.
+- The other side's hang-up is news in neutral words (a status), not a red error; errors stay alerts.
 Screenshots go to each test's tmp_path.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.e2e.harness import ALICE_SECRET, running_gateway
+from tests.e2e.softphone.test_call_waiting import connect
 from tests.e2e.softphone.test_web_to_web import no_pbx_config, two_users
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
@@ -40,14 +42,6 @@ async def test_video_controls_only_when_the_gateway_carries_video(tmp_path: Path
                 await page.screenshot(path=str(tmp_path / f"video-{shown}.png"), full_page=True)
 
 
-async def connect(caller: Page, callee: Page, dialled: str) -> None:
-    await caller.locator("#number").fill(dialled)
-    await caller.get_by_role("button", name="Call", exact=True).click()
-    await callee.get_by_role("button", name="Answer", exact=True).click(timeout=10000)
-    for page in caller, callee:
-        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-
-
 async def test_dtmf_feedback_shows_the_call_s_digits_until_it_ends(tmp_path: Path) -> None:
     async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
         await connect(alice, bob, "1002")
@@ -67,3 +61,22 @@ async def test_dtmf_feedback_shows_the_call_s_digits_until_it_ends(tmp_path: Pat
         await connect(alice, bob, "1002")  # a new call starts with no digits
         await expect(sent).to_be_hidden()
         await alice.get_by_role("button", name="Hang up").click()
+
+
+async def test_the_other_side_hanging_up_is_no_error(tmp_path: Path) -> None:
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        await connect(alice, bob, "1002")
+        await bob.get_by_role("button", name="Hang up").click()
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+        notice = alice.locator("#notice")
+        await expect(notice).to_have_text("The other side hung up.")
+        await expect(notice).to_have_role("status")
+        await expect(alice.get_by_role("alert")).to_be_hidden()
+        await alice.screenshot(path=str(tmp_path / "remote-hangup.png"), full_page=True)
+        # a call the other side declines is still an error, and the old news goes
+        await alice.locator("#number").fill("1002")
+        await alice.get_by_role("button", name="Call", exact=True).click()
+        await expect(notice).to_be_hidden()
+        await bob.get_by_role("button", name="Reject").click(timeout=10000)
+        await expect(alice.get_by_role("alert")).to_have_text("The call was declined. (SIP 603)")
+        await expect(notice).to_be_hidden()
