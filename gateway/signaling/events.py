@@ -585,12 +585,9 @@ EVENT_TYPES: tuple[str, ...] = (
 
 
 def encode(message: ServerMessage) -> str:
-    """One message as compact JSON text that is always valid UTF-8.
-
-    SIP headers are decoded with `surrogateescape`, so a caller's display name can hold lone
-    surrogates; written raw they make the WebSocket's UTF-8 encoding fail and the event is lost.
-    Such messages are written with `\\uXXXX` escapes instead (valid JSON, still readable by the page).
-    """
+    """One message as compact JSON text that is always valid UTF-8: SIP headers are decoded with
+    `surrogateescape`, so a caller's display name can hold lone surrogates, which would fail the
+    WebSocket's UTF-8 encoding (the event lost); such messages get `\\uXXXX` escapes (valid JSON)."""
     text = json.dumps(message.to_json(), separators=(",", ":"), ensure_ascii=False)
     try:
         text.encode("utf-8")
