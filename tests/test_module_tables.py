@@ -109,3 +109,17 @@ def test_the_tables_are_read() -> None:
     named = module_tables()
     assert "gateway/runtime/driver.py" in named and "gateway/calls/machine.py" in named
     assert "gateway/calls/__init__.py" not in project_modules()
+
+
+def test_every_package_has_a_row_in_the_architecture_table() -> None:
+    """docs/architecture.md's package table names every package of gateway/ (issue 39: websip, cluster
+    and ops were missing) and the pure cores, and nothing that is gone."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text[text.index("| package | owns | may import |") :].split("\n\n", 1)[0]
+    named = set(re.findall(r"^\| `([\w/]+/)` \|", table, flags=re.M))
+    packages = {
+        f"gateway/{p.name}/" for p in (REPO / "gateway").iterdir() if p.is_dir() and p.name != "__pycache__"
+    }
+    expected = packages | {"sdp/", "sipcore/", "peers/"}
+    assert expected - named == set(), f"packages without a row: {sorted(expected - named)}"
+    assert named - expected == set(), f"rows naming no package: {sorted(named - expected)}"

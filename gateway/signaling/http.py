@@ -213,6 +213,11 @@ class HttpServer:
         return int(addresses[0][1]) if addresses else self._port
 
     @property
+    def app(self) -> web.Application:
+        """The application served (its routes: what /openapi.json must describe)."""
+        return self._app
+
+    @property
     def urls(self) -> list[str]:
         """Where the server listens (with the real port when the config asked for port 0)."""
         return _urls(self._runner, "https" if self._ssl is not None else "http")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway import __version__
-from gateway.signaling.http_api.progress import EVENT_ORDER
+from gateway.signaling.http_api.openapi_schemas import SESSION_ID, schemas
 
 _ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
 
@@ -17,7 +17,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int, **overrides: str) -> dict[str, Any]:
+    """The JSON error responses of ``statuses``; ``overrides``: a text per status ("e400"...) where an
+    endpoint's body is not JSON (WHIP's SDP)."""
     texts = {
         400: "Malformed body: not JSON, or a field missing or invalid (`field` names it)",
         401: "No or bad credentials (Bearer API key or session token, X-API-Key, or Basic user id:secret)",
@@ -39,13 +41,23 @@ def _errors(*statuses: int) -> dict[str, Any]:
         422: "An ICE restart this session cannot do now (ICE not connected yet, a pass-through call)",
         428: "An ICE restart without If-Match (RFC 9725 §4.3.3: If-Match: *)",
     }
-    return {str(s): _json(_ERROR_REF, texts[s]) for s in statuses}
+    return {str(s): _json(_ERROR_REF, overrides.get(f"e{s}", texts[s])) for s in statuses}
 
 
-_SESSION_ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9._~:@+-]{1,128}$"}
+# WHIP's and WHEP's bodies are SDP, not JSON: their 400 and 415 say so (the error body is JSON as ever)
+_SDP_ERRORS: Final = {
+    "e400": "The offer is not valid SDP, or one the gateway cannot answer (`field` names the line)",
+    "e415": "The body is not application/sdp",
+}
+_SDPFRAG_ERRORS: Final = {
+    "e400": "The sdpfrag is not valid (`field` names the line)",
+    "e415": "The body is not application/trickle-ice-sdpfrag",
+}
+
+
 _API_ERRORS: Final = (400, 401, 404, 408, 413, 415, 429, 500)
 _OFFER_ERRORS: Final = (400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502)
-_SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": _SESSION_ID}
+_SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": SESSION_ID}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -73,6 +85,28 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness and version",
                     "responses": {"200": _json({"type": "object"}, "status, version, uptime_s, ...")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: can this instance serve web users (listeners, RTP ports); the PBX's "
+                    "state shows as a degraded check, never unready (docs/operations.md)",
+                    "responses": {
+                        "200": _json({"type": "object"}, 'status "ready", checks: state, since, detail each'),
+                        "503": _json({"type": "object"}, 'status "not ready" or "draining", the same checks'),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format); here or on metrics.listen's own "
+                    "listener, behind metrics.token when one is set",
+                    "responses": {
+                        "200": {"description": "text/plain; version=0.0.4", "content": {"text/plain": {}}},
+                        "401": {
+                            "description": "metrics.token is set and the request's Bearer token is not it"
+                        },
+                    },
                 }
             },
             "/openapi.json": {
@@ -247,7 +281,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "users[].api_keys[].key (also accepted as Authorization: Bearer <key>)",
                 },
             },
-            "schemas": _schemas(),
+            "schemas": schemas(),
         },
     }
 
@@ -263,7 +297,7 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
         "summary": "WHIP: send an SDP offer, call the credentials' default destination (or {destination})",
         "security": security,
         "requestBody": sdp_body,
-        "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500)},
+        "responses": {"201": created, **_errors(400, 401, 403, 404, 408, 413, 415, 429, 500, **_SDP_ERRORS)},
     }
     options = {
         "summary": "WHIP endpoint discovery (RFC 9725 §4.2): Accept-Post: application/sdp, Link: rel=ice-server",
@@ -297,7 +331,7 @@ def _whip_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "content": {"application/trickle-ice-sdpfrag": {"schema": {"type": "string"}}},
                     },
                     "204": {"description": "Candidates taken"},
-                    **_errors(400, 401, 404, 412, 415, 422, 428),
+                    **_errors(400, 401, 404, 412, 415, 422, 428, **_SDPFRAG_ERRORS),
                 },
             },
             "delete": {
@@ -342,7 +376,7 @@ def _whep_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                         "description": "The SDP answer; Location: the player resource",
                         "content": sdp_text,
                     },
-                    **_errors(400, 401, 404, 409, 413, 415, 501),
+                    **_errors(400, 401, 404, 409, 413, 415, 501, **_SDP_ERRORS),
                     "403": _json(_ERROR_REF, _ROOM_FORBIDDEN),
                 },
             }
@@ -434,134 +468,5 @@ def _rooms_paths(security: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "summary": "The rooms demo page: audio (and chat on a data channel) between browsers",
                 "responses": {"200": {"description": "HTML"}, "404": {"description": "Rooms are disabled"}},
             }
-        },
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    description = {
-        "type": "object",
-        "required": ["type", "sdp"],
-        "properties": {"type": {"enum": ["offer", "answer"]}, "sdp": {"type": "string"}},
-    }
-    candidate = {
-        "type": ["object", "null"],
-        "properties": {
-            "candidate": {"type": "string"},
-            "sdpMid": {"type": ["string", "null"]},
-            "sdpMLineIndex": {"type": ["integer", "null"]},
-            "usernameFragment": {"type": ["string", "null"]},
-        },
-    }
-    return {
-        "SessionDescription": description,
-        "IceCandidate": candidate,
-        "OfferRequest": {
-            "type": "object",
-            "required": ["sdp"],
-            "properties": {
-                "sdp": {"$ref": "#/components/schemas/SessionDescription"},
-                "session_id": {**_SESSION_ID, "description": "the id for the new session (409 if taken)"},
-                "metadata": {
-                    "type": "object",
-                    "description": "echoed back untouched; metadata.dial is the destination to call "
-                    "(default: the API key's or the user's default_dial)",
-                    "properties": {"dial": {"type": "string", "description": "number or SIP URI"}},
-                },
-            },
-        },
-        "OfferResponse": {
-            "type": "object",
-            "required": ["sdp", "session_id", "ice_candidates", "metadata"],
-            "properties": {
-                "sdp": {"$ref": "#/components/schemas/SessionDescription"},
-                "session_id": _SESSION_ID,
-                "ice_candidates": {"type": "array", "items": {"$ref": "#/components/schemas/IceCandidate"}},
-                "metadata": {"type": "object", "description": "the request's metadata, untouched"},
-                "call_id": {"type": "string"},
-                "status_url": {"type": "string", "description": "GET it for the progress"},
-                "events_url": {"type": "string", "description": "server-sent progress events"},
-            },
-        },
-        "CloseRequest": {
-            "type": "object",
-            "required": ["session_id"],
-            "properties": {"session_id": _SESSION_ID, "reason": {"type": "string", "maxLength": 256}},
-        },
-        "SessionStatus": {
-            "type": "object",
-            "required": ["session_id", "status"],
-            "properties": {"session_id": _SESSION_ID, "status": {"enum": ["received", "closed"]}},
-        },
-        "ProgressEvent": {
-            "type": "object",
-            "required": ["id", "event", "at"],
-            "properties": {
-                "id": {"type": "integer"},
-                "event": {"enum": list(EVENT_ORDER)},
-                "at": {"type": "number", "description": "Unix time"},
-                "reason": {
-                    "type": "string",
-                    "description": "failed/ended: busy, no_such_number, hangup, ...",
-                },
-                "sip_status": {"type": ["integer", "null"]},
-                "message": {"type": "string"},
-                "digit": {"type": "string"},
-                "duration_ms": {"type": "integer"},
-                "by": {"enum": ["local", "remote"]},
-                "body": {"type": "string", "description": "message: the SIP party's chat text"},
-            },
-        },
-        "SessionProgress": {
-            "type": "object",
-            "required": ["session_id", "state", "events", "last_event_id"],
-            "properties": {
-                "session_id": _SESSION_ID,
-                "state": {
-                    "enum": ["calling", "ringing", "early_media", "answered", "failed", "ended", "closed"]
-                },
-                "call_id": {"type": ["string", "null"]},
-                "dial": {"type": ["string", "null"]},
-                "created": {"type": "number"},
-                "reason": {"type": ["string", "null"]},
-                "sip_status": {"type": ["integer", "null"]},
-                "message": {"type": ["string", "null"]},
-                "last_event_id": {"type": "integer"},
-                "events": {"type": "array", "items": {"$ref": "#/components/schemas/ProgressEvent"}},
-            },
-        },
-        "CandidateRequest": {
-            "type": "object",
-            "required": ["session_id", "candidate"],
-            "properties": {
-                "session_id": _SESSION_ID,
-                "candidate": {"$ref": "#/components/schemas/IceCandidate"},
-            },
-        },
-        "IceServers": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["urls"],
-                "properties": {
-                    "urls": {"type": "array", "items": {"type": "string"}},
-                    "username": {"type": "string"},
-                    "credential": {"type": "string"},
-                },
-            },
-        },
-        "Error": {
-            "type": "object",
-            "required": ["error", "code"],
-            "properties": {
-                "error": {"type": "string", "description": "a readable message"},
-                "code": {"type": "integer", "description": "the HTTP status: 400, 401, 404, 408, 500, ..."},
-                "session_id": {"type": "string", "description": "the session concerned, when known"},
-                "reason": {
-                    "type": "string",
-                    "description": "bad_request, unauthorized, not_found, busy, ...",
-                },
-                "field": {"type": "string", "description": "the request field at fault"},
-            },
         },
     }

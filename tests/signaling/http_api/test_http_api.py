@@ -269,17 +269,24 @@ async def test_openapi_describes_every_route(env: tuple[Harness, Client]) -> Non
     document = await (await client.get("/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
     paths = document["paths"]
-    for route in harness.app.router.routes():
-        info = route.resource.get_info() if route.resource is not None else {}
-        path = info.get("path") or info.get("formatter") or (info["prefix"].rstrip("/") + "/{path}")
-        if route.method == "HEAD":
-            continue
-        assert path in paths, f"{route.method} {path} is not in /openapi.json"
-        assert route.method.lower() in paths[path], f"{route.method} {path} is not in /openapi.json"
+    for method, path in route_paths(harness.app):
+        assert path in paths, f"{method} {path} is not in /openapi.json"
+        assert method.lower() in paths[path], f"{method} {path} is not in /openapi.json"
     for path, operations in paths.items():
         for operation in operations.values():
             for ref in _refs(operation):
                 assert ref.split("/")[-1] in document["components"]["schemas"], (path, ref)
+
+
+def route_paths(app: web.Application) -> list[tuple[str, str]]:
+    """(method, OpenAPI path) of every route of ``app`` but HEAD (a static prefix as ``/prefix/{path}``)."""
+    found = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or (info["prefix"].rstrip("/") + "/{path}")
+        if route.method != "HEAD":
+            found.append((route.method, path))
+    return found
 
 
 def _refs(node: object) -> list[str]:
