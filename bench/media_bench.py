@@ -6,7 +6,10 @@ per call-second, RSS per call, packets forwarded and lost, and the added latency
 bridge (arrival at the tap or socket -> departure at the socket or aiortc's sender, p50/p99).
 
 Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,transcoding] [--profile] [--lag]
-     [--no-fast-path] [--sip-srtp]
+     [--no-fast-path] [--sip-srtp] [--red auto|on]
+(``--red``: transcoding calls whose browsers negotiate RFC 2198 ``audio/red`` over Opus and send every frame
+in RED with the previous one, as Chrome does; ``on`` also has the gateway send RED to them, media.opus_red:
+on, as auto does while a browser reports loss.)
 (``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
 phones protect and check their RTP in the peer process.)
 (``MEDIA_BENCH_MEMORY=1``: where RSS per call goes after the media period: glibc's heap in use and free
@@ -104,20 +107,32 @@ async def _recv(conn: Connection) -> Any:
 # ------------------------------------------------------------------------------------- peer process
 
 
-async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> None:
+async def _peers(conn: Connection, count: int, mode: str, seconds: float, red: str) -> None:
     import sdp
     from gateway.media.rtp.srtp import SdesSrtp
+    from gateway.media.webrtc import aiortc_hooks
     from peers.audio import RtpTonePeer, encode_tone
     from peers.webpeer import WebPeer
 
-    codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
+    codecs: tuple[str, ...] = (
+        ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
+    )
+    if red != "off":  # RFC 2198 over Opus, offered as Chrome offers it (aiortc writes no red fmtp)
+        aiortc_hooks.register_red()
+        codecs = ("opus", "red", "telephone-event")
     browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
     phones = [RtpTonePeer(record=False) for _ in range(count)]
     ports = [(await phone.start())[1] for phone in phones]
     offers = [await browser.offer() for browser in browsers]
+    if red != "off":
+        offers = [
+            sdp.write(o.with_media([sdp.with_opus_red(m) for m in o.media])) for o in map(sdp.parse, offers)
+        ]
     conn.send(list(zip(offers, ports, strict=True)))
     answers = await _recv(conn)
+    red_pts: list[int | None] = []
     for browser, phone, (answer, address, keys) in zip(browsers, phones, answers, strict=True):
+        red_pts.append(sdp.red_for_opus(sdp.parse(answer).media[0]) if red != "off" else None)
         phone.remote = tuple(address)
         if keys is not None:  # the phone's a=crypto (ours) and the gateway's
             ours, theirs = (sdp.Crypto.parse(key) for key in keys)
@@ -135,7 +150,10 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> Non
 
     await asyncio.gather(
         *(later(lambda p=p: p.send_encoded(encode_tone(600, "pcmu"), seconds)) for p in phones),
-        *(later(lambda b=b: b.play_raw(seconds)) for b in browsers),
+        *(
+            later(lambda b=b, pt=pt: b.play_raw(seconds, red_payload_type=pt))
+            for b, pt in zip(browsers, red_pts, strict=True)
+        ),
     )
     conn.send("sent")
     await _recv(conn)  # the gateway has drained its backlog
@@ -161,8 +179,8 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float) -> Non
         phone.close()
 
 
-def peer_main(conn: Connection, count: int, mode: str, seconds: float) -> None:
-    asyncio.run(_peers(conn, count, mode, seconds))
+def peer_main(conn: Connection, count: int, mode: str, seconds: float, red: str) -> None:
+    asyncio.run(_peers(conn, count, mode, seconds, red))
 
 
 # ---------------------------------------------------------------------------------- gateway process
@@ -178,6 +196,7 @@ async def _gateway(
     lag: bool,
     fast_path: bool,
     sip_srtp: bool,
+    red: str,
 ) -> None:
     import sdp
     from gateway.media import fastlane
@@ -216,6 +235,7 @@ async def _gateway(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
             inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
             sip_srtp="required" if sip_srtp else "off", offer_sdes=sip_srtp,
+            opus_red="on" if red == "on" else "auto",
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
@@ -320,6 +340,7 @@ async def _gateway(
         tuning.close()
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
+    engine_packets = sum(b.fast_lane.packets for b in bridges if b.fast_lane is not None)
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -358,6 +379,9 @@ async def _gateway(
         "peer_cpu_share": peer_cpu / (time.monotonic() - wall_start),
         "peer_queue_drops": peer_drops,
         "linked": linked,
+        "engine_packets": engine_packets,  # packets the native lanes took (the rest: the Python path)
+        "received": sum(s.web_to_sip.received + s.sip_to_web.received for s in stats),
+        "red_recovered": sum(s.web_to_sip.recovered for s in stats),
     }
     if profiler is not None:
         text = io.StringIO()
@@ -378,8 +402,9 @@ def gateway_main(
     lag: bool,
     fast_path: bool,
     sip_srtp: bool,
+    red: str = "off",
 ) -> None:
-    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag, fast_path, sip_srtp)
+    coroutine = _gateway(peer, report, count, mode, seconds, profile, lag, fast_path, sip_srtp, red)
     if os.environ.get("MEDIA_BENCH_UVLOOP"):  # an experiment only: uvloop is no dependency of the gateway
         import uvloop
 
@@ -400,14 +425,16 @@ def run_case(
     lag: bool,
     fast_path: bool = True,
     sip_srtp: bool = False,
+    red: str = "off",
 ) -> dict[str, Any]:
+    red = red if mode == "transcoding" else "off"  # RFC 2198 here is over Opus: the browsers of transcoding
     context = multiprocessing.get_context("spawn")
     gateway_end, peer_end = context.Pipe()
     report_out, report_in = context.Pipe()
-    peers = context.Process(target=peer_main, args=(peer_end, count, mode, seconds))
+    peers = context.Process(target=peer_main, args=(peer_end, count, mode, seconds, red))
     gateway = context.Process(
         target=gateway_main,
-        args=(gateway_end, report_in, count, mode, seconds, profile, lag, fast_path, sip_srtp),
+        args=(gateway_end, report_in, count, mode, seconds, profile, lag, fast_path, sip_srtp, red),
     )
     peers.start()
     gateway.start()
@@ -442,6 +469,13 @@ def main() -> int:
         "--sip-srtp", action="store_true", help="SDES-SRTP on the SIP leg (media.sip_srtp: required)"
     )
     parser.add_argument(
+        "--red",
+        choices=("off", "auto", "on"),
+        default="off",
+        help="transcoding browsers send RFC 2198 RED over Opus as Chrome does (auto); on: the gateway sends "
+        "RED to them too (media.opus_red: on)",
+    )
+    parser.add_argument(
         "--gc",
         default="tuned",
         help="the gateway side's GC: tuned (media.gc_tuning, gateway/ops/gc_tuning.py), default (CPython's),"
@@ -453,7 +487,8 @@ def main() -> int:
     print(
         f"media bridge bench: {os.cpu_count()} CPUs (load average {load} before start: other processes on the "
         f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process, "
-        f"fast lane {'off' if args.no_fast_path else 'on'}, SIP leg {'SDES-SRTP' if args.sip_srtp else 'plain RTP'}"
+        f"fast lane {'off' if args.no_fast_path else 'on'}, SIP leg {'SDES-SRTP' if args.sip_srtp else 'plain RTP'}, "
+        f"RFC 2198 RED {args.red}"
     )
     header = (
         f"{'mode':<12}{'calls':>6}{'CPU s/call-s':>14}{'(user':>7}{'sys)':>7}{'target':>8}{'RSS KiB/call':>14}"
@@ -464,7 +499,9 @@ def main() -> int:
     variants = ["tuned", "default"] if args.gc == "both" else [args.gc]
     for mode, count, variant in itertools.product(args.modes.split(","), counts, variants):
         os.environ["MEDIA_BENCH_GC"] = variant  # read by the spawned gateway process
-        r = run_case(count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path, args.sip_srtp)
+        r = run_case(
+            count, mode, args.seconds, args.profile, args.lag, not args.no_fast_path, args.sip_srtp, args.red
+        )
         sent = r["browser_sent"] + r["phone_sent"]
         received = r["browser_received"] + r["phone_received"]
         e2e_lost = sent - received
@@ -478,7 +515,8 @@ def main() -> int:
         )
         print(
             f"{'':18}CPU s/call-s of the event loop's thread {r['loop_per_call_second']:.5f}, of the other "
-            f"threads (engines) {r['threads_per_call_second']:.5f}; GC {variant}; calls on the fast lane {r['linked']}/{count}; "
+            f"threads (engines) {r['threads_per_call_second']:.5f}; GC {variant}; calls on the fast lane {r['linked']}/{count}, "
+            f"packets through its engine {r['engine_packets']} of {r['received']}; RED restored {r['red_recovered']}; "
             f"browsers sent {r['browser_sent']} got {r['browser_received']}; phones sent "
             f"{r['phone_sent']} got {r['phone_received']}; peer process CPU {100 * r['peer_cpu_share']:.0f}% "
             f"of a core, its queue drops {r['peer_queue_drops']}; browser packets dropped by the bridge {r['web_dropped']}; "

@@ -37,6 +37,7 @@ from av import AudioFrame, AudioResampler, VideoFrame
 import sdp
 from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from gateway.media.rtp.packet import RtpPacket
+from gateway.media.rtp.red import RedBlock, pack
 from gateway.media.webrtc import aiortc_hooks, ice_completion, web_sdp
 from peers.audio import RATE, detect_tone, encode_tone
 
@@ -282,8 +283,10 @@ class WebPeer:
                 raise TimeoutError("the web peer did not connect")
             await asyncio.sleep(0.01)
 
-    def play_raw(self, seconds: float) -> asyncio.Task[None]:
-        """Send pre-encoded tone frames for ``seconds`` (raw mode), paced every 20 ms."""
+    def play_raw(self, seconds: float, *, red_payload_type: int | None = None) -> asyncio.Task[None]:
+        """Send pre-encoded tone frames for ``seconds`` (raw mode), paced every 20 ms; with
+        ``red_payload_type`` (RFC 2198 negotiated over Opus) each in RED with the previous frame as its
+        redundant block, as Chrome sends it."""
         codec = "opus" if "opus" in self.codecs else "pcmu"
         frames = encode_tone(self.freq, codec)
         ticks = 960 if codec == "opus" else 160
@@ -291,8 +294,16 @@ class WebPeer:
         async def run() -> None:
             loop = asyncio.get_running_loop()
             start = loop.time()
+            previous: list[RedBlock] = []
             for index in range(round(seconds * 50)):
-                self._packets.push(frames[index % len(frames)], index * ticks)
+                frame, timestamp = frames[index % len(frames)], index * ticks
+                audio_pt = self._packets.payload_type
+                if red_payload_type is None or audio_pt is None:
+                    self._packets.push(frame, timestamp)
+                else:
+                    primary = RedBlock(audio_pt, timestamp, frame)
+                    self._packets.push(pack(primary, previous), timestamp, red_payload_type)
+                    previous = [primary]
                 self.sent += 1
                 delay = start + (index + 1) * 0.02 - loop.time()
                 if delay > 0:
