@@ -14,8 +14,8 @@ export class History {
     }
   }
 
-  // entry: {direction: "in"|"out", number, name, at (ms), duration (s), outcome: answered|missed|
-  // rejected|failed|cancelled}
+  // entry: {direction: "in"|"out", number, name, dial (what "Call back" dials; number when absent), at
+  // (ms), duration (s), outcome: answered|missed|rejected|failed|cancelled}
   add(entry) {
     this.entries.unshift(entry);
     this.entries = this.entries.slice(0, MAX_ENTRIES);
@@ -25,6 +25,11 @@ export class History {
   clear() {
     this.entries = [];
     this._save();
+  }
+
+  // The name an earlier call with `number` gave (a SIP display name), or "".
+  nameOf(number) {
+    return this.entries.find((e) => e.name && e.number === number)?.name || "";
   }
 
   get missed() {
@@ -64,8 +69,8 @@ function seconds(total) {
   return `${m}:${String(total % 60).padStart(2, "0")}`;
 }
 
-// Fill `list` (an <ol>) with the history; `onCall(number)` redials.
-export function renderHistory(list, history, onCall) {
+// Fill `list` (an <ol>) with the history; `onCall(number)` redials; `describe(entry)` names the party.
+export function renderHistory(list, history, onCall, describe) {
   list.replaceChildren();
   for (const entry of history.entries) {
     const item = document.createElement("li");
@@ -73,7 +78,7 @@ export function renderHistory(list, history, onCall) {
     const text = document.createElement("span");
     const arrow = entry.direction === "in" ? "Incoming" : "Outgoing";
     const outcome = OUTCOME_TEXT[entry.outcome] ?? entry.outcome;
-    const who = entry.name ? `${entry.name} (${entry.number})` : entry.number;
+    const who = describe(entry);
     const details = [arrow, outcome, when(entry.at), entry.duration ? seconds(entry.duration) : ""]
       .filter(Boolean).join(" · ");
     text.innerHTML = "";
@@ -87,7 +92,7 @@ export function renderHistory(list, history, onCall) {
     button.className = "small";
     button.textContent = "Call back";
     button.setAttribute("aria-label", `Call ${who} back`);
-    button.addEventListener("click", () => onCall(entry.number));
+    button.addEventListener("click", () => onCall(entry.dial || entry.number));
     item.append(text, button);
     list.append(item);
   }

@@ -153,11 +153,30 @@ function stateText(c) {
   return STATE_TEXT[c.state] || c.state;
 }
 
-function party(c) {
-  const who = c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
-  const uri = who.uri || "";
-  return who.display_name ? `${who.display_name} (${uri})` : uri;
+// One name per party, wherever the page shows it (the call list, the incoming banner, the history):
+// "Bob (1002)" from the directory (the contacts, web users) when the number is there, else the name the
+// SIP side gave or an earlier call with that number did ("Demo desk phone (2000)"), else the number
+// alone; never the raw SIP URI.
+function userPart(uri) {
+  return String(uri || "").replace(/^(sips?|tel):/i, "").replace(/[@;].*$/, "");
 }
+
+function nameFor(number, given = "") {
+  const lower = number.toLowerCase();
+  const contact = contacts.find((c) => c.number === number || c.id.toLowerCase() === lower
+    || c.display_name.toLowerCase() === lower);
+  if (contact) return { number: contact.number, name: contact.display_name };
+  return { number, name: given || history?.nameOf(number) || "" };
+}
+
+const label = ({ number, name }) => (name && name !== number ? `${name} (${number})` : number);
+
+function whoIs(c) {
+  const who = c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
+  return nameFor(userPart(who.uri), who.display_name || "");
+}
+
+const party = (c) => label(whoIs(c));
 
 const live = (c) => c && c.state !== "ended";
 const talking = (c) => live(c) && ["connected", "held"].includes(c.state);
@@ -179,7 +198,7 @@ function render() {
   $("consult-button").disabled = !inCall || consulting;
   $("consult").hidden = !consulting;
   if (consulting) {
-    $("consult-text").textContent = `Consulting ${call.remote?.uri || ""}; ${waiting.remote?.uri || "the first call"} is on hold.`;
+    $("consult-text").textContent = `Consulting ${party(call)}; ${party(waiting) || "the first call"} is on hold.`;
     $("complete-transfer-button").disabled = call.state !== "connected" && call.state !== "held";
   }
   $("mute-button").setAttribute("aria-pressed", String(Boolean(active && call.muted)));
@@ -439,12 +458,12 @@ function record(c, reason) {
     if (inbound) outcome = c.rejectedHere ? "rejected" : reason === "answered_elsewhere" ? "answered" : "missed";
     else outcome = reason === "hangup" || reason === "cancelled" ? "cancelled" : "failed";
   }
-  const uri = c.asserted?.uri || c.remote?.uri || "";
-  const number = inbound ? uri.replace(/^sips?:/, "").replace(/@.*$/, "") : c.remote?.uri || "";
+  const { number, name } = whoIs(c);
   history.add({
     direction: inbound ? "in" : "out",
     number,
-    name: c.asserted?.display_name || c.remote?.displayName || "",
+    name,
+    dial: inbound ? number : c.remote?.uri || number, // what "Call back" dials: what was dialled
     at: c.startedAt || Date.now(),
     duration: c.connectedAt ? Math.round((Date.now() - c.connectedAt) / 1000) : 0,
     outcome,
@@ -454,7 +473,9 @@ function record(c, reason) {
 
 function showHistory() {
   if (!history) return;
-  renderHistory($("history"), history, (number) => dialNumber(number));
+  // entries of older versions hold a SIP URI as their number
+  const describe = (entry) => label(nameFor(userPart(entry.number), entry.name));
+  renderHistory($("history"), history, (number) => dialNumber(number), describe);
   const missed = history.missed;
   $("missed-badge").hidden = !missed;
   $("missed-badge").textContent = missed ? `${missed} missed` : "";
@@ -469,6 +490,8 @@ async function refreshContacts() {
   try {
     contacts = await fetchContacts(client.token);
     showContacts();
+    showHistory(); // names from the directory
+    render();
     $("contacts-panel").hidden = false;
   } catch {
     // contacts are a convenience: calls work without them

@@ -5,6 +5,8 @@ and bob on two pages, tests/e2e/softphone/test_web_to_web.py): what a person rea
   carries video (`codecs.video`, told in `registered`).
 - DTMF feedback: the digits sent in this call ("Sent 123"), gone when the call ends.
 - The other side's hang-up is news in neutral words (a status), not a red error; errors stay alerts.
+- One name per party in the incoming banner, the list of calls and the history: bob is "Bob (1002)"
+  from the directory whether he called or was dialled as "1002" or "bob"; never a raw SIP URI.
 Screenshots go to each test's tmp_path.
 """
 
@@ -80,3 +82,43 @@ async def test_the_other_side_hanging_up_is_no_error(tmp_path: Path) -> None:
         await bob.get_by_role("button", name="Reject").click(timeout=10000)
         await expect(alice.get_by_role("alert")).to_have_text("The call was declined. (SIP 603)")
         await expect(notice).to_be_hidden()
+
+
+async def test_one_name_per_party_in_the_calls_and_the_history(tmp_path: Path) -> None:
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        bob_is = "Bob (1002)"
+        await expect(alice.locator("#contacts li")).to_have_count(1, timeout=10000)
+        await connect(bob, alice, "alice")  # from sip:1002@...: the banner names him as the directory does
+        await alice.get_by_role("button", name="Hold", exact=True).click()
+        await expect(alice.locator("#call-state")).to_have_text("On hold", timeout=10000)
+        await alice.locator("#number").fill("1002")
+        await alice.get_by_role("button", name="Call", exact=True).click()
+        dialog = bob.get_by_role("alertdialog")
+        await expect(dialog).to_contain_text("Incoming call from Alice (1001)", timeout=10000)
+        await bob.get_by_role("button", name="Answer and hold").click()
+        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        listed = alice.get_by_role("list", name="Your calls").get_by_role("listitem")
+        await expect(listed).to_have_text(
+            [f"{bob_is}: On hold (both sides)Switch", f"{bob_is}: Connectedcurrent"]
+        )
+        await expect(alice.get_by_role("button", name=f"Switch to the call with {bob_is}")).to_be_visible()
+        await alice.screenshot(path=str(tmp_path / "names-call-list.png"), full_page=True)
+        for _ in range(2):  # the current call, then the held one (current once the other ends)
+            await alice.get_by_role("button", name="Hang up").click()
+            await expect(listed).to_have_count(0, timeout=10000)
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+        await connect(alice, bob, "bob")
+        await alice.get_by_role("button", name="Hang up").click()
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+        names = alice.locator("#history li strong")
+        await expect(names).to_have_text([bob_is] * 3)
+        await expect(alice.get_by_role("button", name=f"Call {bob_is} back")).to_have_count(3)
+        assert "sip:" not in await alice.locator("#history").inner_text()
+        await alice.screenshot(path=str(tmp_path / "names-history.png"), full_page=True)
+        # Call back dials what was dialled ("bob"), and rings him
+        await alice.get_by_role("button", name=f"Call {bob_is} back").first.click()
+        await expect(bob.get_by_role("alertdialog")).to_contain_text(
+            "Incoming call from Alice (1001)", timeout=10000
+        )
+        await alice.get_by_role("button", name="Hang up").click()
