@@ -7,6 +7,8 @@ and bob on two pages, tests/e2e/softphone/test_web_to_web.py): what a person rea
 - The other side's hang-up is news in neutral words (a status), not a red error; errors stay alerts.
 - One name per party in the incoming banner, the list of calls and the history: bob is "Bob (1002)"
   from the directory whether he called or was dialled as "1002" or "bob"; never a raw SIP URI.
+- The "Transfer to…" placeholder is whole (wide and narrow screens); the Video checkbox sits beside its
+  label.
 Screenshots go to each test's tmp_path.
 """
 
@@ -24,6 +26,27 @@ async def logged_in(page: Page, url: str) -> None:
     await page.goto(url + "/")
     await log_in(page, "alice", ALICE_SECRET)
     await expect(page.locator("#status")).to_have_text("Registered as Alice")
+
+
+# How much of a field's placeholder its box cuts off (px; 0: none), measured in the field's own font.
+CUT_OFF = """(id) => {
+    const field = document.getElementById(id);
+    const style = getComputedStyle(field);
+    const context = document.createElement("canvas").getContext("2d");
+    context.font = style.font;
+    const room = field.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    return Math.max(0, context.measureText(field.placeholder).width - room);
+}"""
+
+# The gap between the checkbox and its label's words (px), and the checkbox's width.
+BESIDE = """(id) => {
+    const box = document.getElementById(id);
+    const words = document.createRange();
+    words.selectNodeContents(box.closest("label").lastChild);
+    const text = words.getBoundingClientRect();
+    const edge = box.getBoundingClientRect();
+    return [text.left - edge.right, edge.width];
+}"""
 
 
 async def test_video_controls_only_when_the_gateway_carries_video(tmp_path: Path) -> None:
@@ -122,3 +145,18 @@ async def test_one_name_per_party_in_the_calls_and_the_history(tmp_path: Path) -
             "Incoming call from Alice (1001)", timeout=10000
         )
         await alice.get_by_role("button", name="Hang up").click()
+
+
+async def test_transfer_field_and_video_checkbox_read_whole(tmp_path: Path) -> None:
+    config = no_pbx_config(codecs={"video": ["VP8"]})
+    async with running_gateway(config) as gateway, chromium_page() as page:
+        await logged_in(page, gateway.http_url)
+        for width in 1280, 360:
+            await page.set_viewport_size({"width": width, "height": 800})
+            transfer = page.get_by_role("textbox", name="Transfer to")
+            await expect(transfer).to_have_attribute("placeholder", "Transfer to…")
+            assert await page.evaluate(CUT_OFF, "transfer-to") == 0, f"placeholder cut off at {width} px"
+            await expect(page.get_by_role("checkbox", name="Video")).to_be_visible()
+            gap, size = await page.evaluate(BESIDE, "video-toggle")
+            assert 0 <= gap <= 10 and size <= 24, f"the checkbox is {gap} px from its label, {size} px wide"
+            await page.screenshot(path=str(tmp_path / f"layout-{width}.png"), full_page=True)
