@@ -16,8 +16,10 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from gateway.config import Config, ConfigError, HostPort
+from gateway.config.cluster import ClusterSection
 from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import iter_secrets, load_config
 from gateway.identity.passwords import HashAlgorithm, hash_secret
@@ -143,6 +145,8 @@ def summary(config: Config) -> list[tuple[str, str]]:
     event = " + telephone-event" if config.codecs.telephone_event else ""
     lines.append(("codecs SIP leg", ", ".join(c.value for c in config.codecs.sip) + event))
     lines.append(("codecs WebRTC leg", ", ".join(c.value for c in config.codecs.webrtc) + event))
+    video = ", ".join(c.value for c in config.codecs.video)
+    lines.append(("codecs video", video or "none (audio only: a browser's video is turned down)"))
     lines.append(("DTMF on SIP leg", sip.dtmf_mode.value))
     for label, servers in (("ICE for browsers", config.ice.browser), ("ICE for gateway", config.ice.gateway)):
         lines.append((label, ", ".join(url for s in servers for url in s.urls) or "none"))
@@ -180,6 +184,7 @@ def summary(config: Config) -> list[tuple[str, str]]:
     ids = ", ".join(user.id for user in config.users)
     lines.append(("users", f"{len(config.users)}" + (f" ({ids})" if ids else "")))
     lines.append(("logging", f"{config.logging.level.value} as {config.logging.format.value}"))
+    lines.append(("cluster", _cluster(config.cluster)))
     for path, secret in iter_secrets(config):
         # Unset per-user secrets are the normal case (e.g. web_token in secret mode): list only set ones.
         if secret is not None:
@@ -212,6 +217,24 @@ def hash_secret_command(
         return 1
     print(str(hash_secret(secret, algorithm)), file=out)
     return 0
+
+
+def _cluster(cluster: ClusterSection | None) -> str:
+    """The cluster section in one line; a Redis URL without its credentials."""
+    if cluster is None:
+        return "off (one instance, state in memory)"
+    if cluster.redis is not None:
+        url = urlsplit(cluster.redis)
+        host = url.hostname or ""
+        where = f"redis {url.scheme}://{f'[{host}]' if ':' in host else host}:{url.port or 6379}{url.path}"
+    else:
+        assert cluster.sentinel is not None  # ClusterSection checks one of the two is given
+        addresses = ", ".join(str(a) for a in cluster.sentinel.addresses)
+        where = f"sentinel {addresses}, service {cluster.sentinel.service}"
+    return (
+        f"instance {cluster.instance_id}, advertised as sip {cluster.advertise.sip}, {cluster.advertise.http}; "
+        f"{where}, keys {cluster.key_prefix}*, heartbeat {cluster.heartbeat:g} s, lease {cluster.lease:g} s"
+    )
 
 
 def _fast_lane(wanted: bool) -> str:

@@ -341,6 +341,16 @@ def _apply_overrides(data: dict[str, Any], env: Mapping[str, str], reader: _Read
             continue
         segments = var[len(ENV_PREFIX) :].split("__")
         parts = _override_path(segments)
+        if not parts and len(segments) == 1:
+            # no `__`: a secret for a section this file does not have (GATEWAY_CLUSTER_SECRET on an
+            # instance without `cluster:`: issue 39), not an override; it stopped the gateway before
+            logger.warning(
+                "%s names no setting and no {env: %s} in this file uses it: ignored "
+                "(an override names its key with __, e.g. GATEWAY_HTTP__PORT)",
+                var,
+                var,
+            )
+            continue
         if not parts:
             reader.errors.append(f"{var}: unknown setting {'.'.join(s.lower() for s in segments)!r}")
             continue
