@@ -84,3 +84,20 @@ def test_transcoding_decodes_the_redundant_copy_of_a_lost_frame() -> None:
     # the lost frame decoded from its copy: the decoder's state as if nothing was lost, bit for bit
     assert with_red == clean
     assert len(without) == len(clean) and without[12] != clean[12]  # FEC or PLC: close, not the same
+
+
+def test_the_fast_lane_is_armed_for_red_with_its_primary() -> None:
+    """``lane()`` after RED: the lane takes RED (its payload type) around Opus (``red``), pass-through or
+    transcoding alike, so that a call with Chrome's RED stays on the engine (_fastlane_red.c)."""
+    packets = opus_packets(3)
+    for out, pairs in ((OPUS, frozenset()), (PCMU, frozenset({"opus>pcmu"}))):
+        path = _path(out)
+        assert path.lane(pairs) is None  # nothing yet
+        for i in range(2):
+            path.feed(9, 100 + i, 960 * i, 63, False, _red(packets, i), 0.02 * i)
+        lane = path.lane(pairs)
+        assert lane is not None and (lane.payload_type, lane.red, lane.ssrc) == (63, 111, 9)
+        assert lane.codec_in == ("" if out is OPUS else "opus")
+        path.feed(9, 102, 1920, 111, False, packets[2], 0.04)  # plain Opus again: a plain lane
+        lane = path.lane(pairs)
+        assert lane is not None and (lane.payload_type, lane.red) == (111, -1)
