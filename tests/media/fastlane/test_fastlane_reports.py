@@ -133,6 +133,7 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
     browser_rr: list[RtcpRrPacket] = []
     browser_sr: list[RtcpSrPacket] = []
     keyframes: list[float] = []
+    sampling: asyncio.Future[None] | None = None
     try:
         await call.browser_calls()
         await call.connected()
@@ -152,6 +153,8 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
         bridge_sender = call.bridge._web.direct_sender
         aiortc_hooks.on_keyframe_request(bridge_sender._sender, lambda: keyframes.append(time.monotonic()))
         playing = asyncio.ensure_future(call.play(4.0))  # the phone's RTP keeps the lanes armed
+        rtts: list[float] = []
+        sampling = asyncio.ensure_future(sample_rtt(bridge_sender, rtts))
         await asyncio.sleep(2.0)
         asked = time.monotonic()
         await web_receiver._send_rtcp_pli(bridge_sender.ssrc)
@@ -177,17 +180,28 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
             )  # fmt: skip
 
         await until(current, 2.0, "the bridge's statistics to be those of the browser's last reports")
-        rtt = bridge_sender.rtt_seconds()
         # from the kept RRs' arrival (test_arrival.py): ~1 ms on loopback, 4.7 ms seen at load 5; counted
-        # from the engine's wake-up instead it would add its ~10 ms NOTIFY_DELAY
-        assert rtt is not None and rtt < 0.008, rtt
+        # from the engine's wake-up instead every report would add its ~10 ms NOTIFY_DELAY. The best of
+        # the call's reports: one alone read 93 ms at load 16 (the browser's own loop late to answer)
+        assert rtts and min(rtts) < 0.008, rtts
     finally:
+        if sampling is not None:
+            sampling.cancel()
         await call.close()
     assert len(browser_rr) >= 3 and len(browser_sr) >= 3, (len(browser_rr), len(browser_sr))
     reports = [d for d in handed if d.kind == WEB_RAW and len(d.data) > 1 and 192 <= d.data[1] <= 223]
     assert reports == [], reports  # the engine queued none of the browser's SRTCP
     assert [d.data[1] for d in handed if d.kind == WEB_RTCP] == [206]  # the PLI, decrypted
     assert keyframes[0] - asked < 0.5
+
+
+async def sample_rtt(sender: Any, rtts: list[float]) -> None:
+    """Each new round trip ``sender`` computes (one per browser report), into ``rtts``."""
+    while True:
+        rtt = sender.rtt_seconds()
+        if rtt is not None and (not rtts or rtt != rtts[-1]):
+            rtts.append(rtt)
+        await asyncio.sleep(0.02)
 
 
 def tap(party: Any, kind: type[Any], seen: list[Any]) -> None:
