@@ -566,14 +566,16 @@ client.addEventListener("session_ended", () => {
   showError(MESSAGES.session_ended);
   $("login-user").focus();
 });
-// After a reload (or a reconnect) the gateway gives back the calls it kept for this login: show the call
-// again; its audio comes back on a new RTCPeerConnection (webrtc-client.js takes it back by itself).
+// After a reload (or a reconnect) the gateway gives back the calls it kept for this login: show every one
+// again, each with who holds it; its audio comes back on a new RTCPeerConnection (webrtc-client.js takes
+// it back by itself). The current call is the one the user was talking in (the one not on hold here), as
+// before the reload; the others are in the list of calls.
 client.addEventListener("reattach", (event) => {
   const kept = event.detail.call;
   if (calls.includes(kept)) return;
   kept.answeredHere = true; // its end is news, as for any call of this page
   track(kept);
-  if (!live(call) || call === kept) focus(kept); // else it waits in the list of calls
+  if (!live(call) || call === kept || (call.localHold && !kept.localHold)) focus(kept);
   else render();
   kept.addEventListener("state", function metered() {
     if (kept.state !== "connected" && kept.state !== "held") return;

@@ -232,6 +232,8 @@ export class GatewayClient extends EventTarget {
       if (!call) {
         call = new Call(this, item.call_id, item.direction);
         call.remote = { uri: item.remote, displayName: null };
+        call.localHold = Boolean(item.held_local); // who holds it, known before its audio is back
+        call.remoteHold = Boolean(item.held_remote);
         if (item.connected_for != null) call.connectedAt = Date.now() - item.connected_for * 1000;
         call.state = "reconnecting";
         this.calls.set(call.id, call);
@@ -455,7 +457,10 @@ export class Call extends EventTarget {
         case "message_result": emit(this, "message_result", { status: message.status }); break;
         case "reattached":
           await this._remoteDescription("answer", message.sdp);
+          this.localHold = Boolean(message.held_local);
+          this.remoteHold = Boolean(message.held_remote);
           this._setState(message.held_local || message.held_remote ? "held" : "connected");
+          emit(this, "hold", { local: this.localHold, remote: this.remoteHold });
           break;
         case "ended": this._end(message); break;
         case "error": {

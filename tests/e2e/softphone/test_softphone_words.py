@@ -9,6 +9,8 @@ and bob on two pages, tests/e2e/softphone/test_web_to_web.py): what a person rea
   from the directory whether he called or was dialled as "1002" or "bob"; never a raw SIP URI.
 - The "Transfer to…" placeholder is whole (wide and narrow screens); the Video checkbox sits beside its
   label.
+- A reload with two calls up gives both back as they were: each listed with who holds it, the one the
+  user was talking in current (not the held one), with audio.
 Screenshots go to each test's tmp_path.
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 from tests.e2e.harness import ALICE_SECRET, running_gateway
 from tests.e2e.softphone.test_call_waiting import connect
 from tests.e2e.softphone.test_web_to_web import no_pbx_config, two_users
-from tests.signaling.browser import Page, chromium_page, expect, log_in
+from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
 
 
 async def logged_in(page: Page, url: str) -> None:
@@ -160,3 +162,35 @@ async def test_transfer_field_and_video_checkbox_read_whole(tmp_path: Path) -> N
             gap, size = await page.evaluate(BESIDE, "video-toggle")
             assert 0 <= gap <= 10 and size <= 24, f"the checkbox is {gap} px from its label, {size} px wide"
             await page.screenshot(path=str(tmp_path / f"layout-{width}.png"), full_page=True)
+
+
+async def test_a_reload_gives_every_kept_call_back_as_it_was(tmp_path: Path) -> None:
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        alice.on("dialog", lambda dialog: dialog.accept())  # "leave page?" while calls are up
+        await connect(alice, bob, "1002")
+        await alice.get_by_role("button", name="Hold", exact=True).click()
+        await expect(alice.locator("#call-state")).to_have_text("On hold", timeout=10000)
+        await alice.locator("#number").fill("bob")
+        await alice.get_by_role("button", name="Call", exact=True).click()
+        await bob.get_by_role("button", name="Answer and hold").click(timeout=10000)
+        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        listed = alice.get_by_role("list", name="Your calls").get_by_role("listitem")
+        two = ["Bob (1002): On hold (both sides)Switch", "Bob (1002): Connectedcurrent"]
+        await expect(listed).to_have_text(two)
+
+        await alice.reload()
+        await expect(alice.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await expect(listed).to_have_text(two, timeout=15000)
+        await expect(alice.locator("#call-state")).to_have_text("Connected")
+        await expect(alice.get_by_role("button", name="Hold", exact=True)).to_be_enabled()
+        assert await read_meter(alice, "remote-level", 0.02, timeout=15) >= 0.02, "no audio after the reload"
+        await alice.screenshot(path=str(tmp_path / "reload-two-calls.png"), full_page=True)
+        # the held one is as it was: switching to it holds the other and resumes it (bob still holds it)
+        await alice.get_by_role("button", name="Switch to the call with Bob (1002)").click()
+        await expect(alice.locator("#call-state")).to_have_text("Held by the other side", timeout=10000)
+        await expect(listed.first).to_have_text("Bob (1002): Held by the other sidecurrent")
+        await expect(listed.nth(1)).to_have_text("Bob (1002): On holdSwitch", timeout=10000)
+        for _ in range(2):
+            await alice.get_by_role("button", name="Hang up").click()
+            await alice.wait_for_timeout(300)
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
