@@ -41,6 +41,7 @@ from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.drain import Drain
 from gateway.ops.gc_tuning import GcTuning
+from gateway.ops.records import CallRecord
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
@@ -309,6 +310,11 @@ class Gateway:
     def http_url(self) -> str:
         """The first URL the HTTP server listens on (its real port when the config asked for 0)."""
         return self.http.urls[0] if self.http is not None and self.http.urls else ""
+
+    def add_record_sink(self, sink: Callable[[CallRecord], None]) -> None:
+        """Embedding (docs/embedding.md): ``sink`` gets each call's record (gateway/ops/records.py) as the
+        call ends, beside the configured cdr file and webhook. Called on the event loop: keep it short."""
+        self.ops.record_sinks.append(sink)
 
     @property
     def sip_address(self) -> tuple[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +28,18 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) >= 5, result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_the_embedding_example_uses_the_public_api_only() -> None:
+    """Example 11 imports only what docs/embedding.md lists as the public API (issue 39: examples 07-09
+    reach into the test peers), beside the standard library and aiortc."""
+    public = set(re.findall(r"^\| `([\w.]+)` \|", (REPO / "docs" / "embedding.md").read_text(), flags=re.M))
+    (example,) = [p for p in EXAMPLES if p.name.startswith("11_")]
+    imported = set()
+    for node in ast.walk(ast.parse(example.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    ours = {m for m in imported if m.split(".")[0] in ("gateway", "sdp", "sipcore", "peers")}
+    assert ours and ours <= public, sorted(ours - public)
