@@ -1,7 +1,7 @@
 """Headless Chromium on the real softphone page, logged in as alice, and a real desk phone, through a
 whole gateway: the page calls the phone (connected, the browser's fake-microphone beep is in the phone's
 recording, keypad DTMF reaches the phone, hang up from the page), and the phone calls alice (the page
-rings, answer, the caller hangs up, the page shows the call ended)."""
+rings, answer, the caller hangs up, the page shows the call ended); the history names the phone one way."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def phone_calls_page(page: Page, phone: DeskPhone, sip_address: tuple[str,
 async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> None:
     require_desk_phone()
     async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        DeskPhone(tmp_path, user="2000", tone=440, extra_args=("--name=Demo desk phone",)) as phone,
         running_gateway(gateway_config(phone.address)) as gateway,
         chromium_page() as page,
     ):
@@ -59,6 +59,7 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         for key in "5", "9":
             await page.locator(f'#dialpad button[data-key="{key}"]').click()
             await phone.wait_for("dtmf", digit=key)
+        await expect(page.locator("#dtmf-sent")).to_have_text("Sent 59")
         await asyncio.sleep(2.0)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         await page.get_by_role("button", name="Hang up").click()
@@ -73,3 +74,5 @@ async def test_softphone_page_and_desk_phone_call_each_other(tmp_path: Path) -> 
         await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
         await expect(page.locator("#notice")).to_have_text("The other side hung up.")  # news, no error
         await expect(page.get_by_role("alert")).to_be_hidden()
+        # one name for the phone in the history, the one its calls gave (not "2000", then "sip:2000@...")
+        await expect(page.locator("#history li strong")).to_have_text(["Demo desk phone (2000)"] * 2)
