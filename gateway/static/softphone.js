@@ -260,7 +260,8 @@ function renderIncoming() {
   const shown = ringing.find((c) => !c.ignored);
   $("incoming").hidden = !shown;
   if (!shown) return;
-  const via = shown.divertedFrom.length ? `, forwarded from ${shown.divertedFrom[0].uri}` : "";
+  const from = shown.divertedFrom[0];
+  const via = from ? `, forwarded from ${label(nameFor(userPart(from.uri)))}` : "";
   const busy = calls.some((c) => c !== shown && talking(c));
   $("incoming-text").textContent = `Incoming call from ${party(shown)}${via}`;
   $("incoming-more").hidden = !busy;
