@@ -75,6 +75,7 @@ from gateway.calls.boundary.commands import (
 from gateway.calls.boundary.events import (
     EVENT_TYPES,
     Event,
+    GatewayStopping,
     MediaConnected,
     MediaDtmfUnsent,
     MediaEvent,
@@ -155,6 +156,7 @@ __all__ = [
     "CreateBridge",
     "EndReason",
     "Event",
+    "GatewayStopping",
     "IllegalEvent",
     "IllegalMove",
     "InvalidValue",

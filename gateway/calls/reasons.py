@@ -54,6 +54,7 @@ class EndReason(enum.StrEnum):
     HOLD_FAILED = "hold_failed"
     RENEGOTIATION_FAILED = "renegotiation_failed"  # the browser's own new offer mid-call was refused
     TRANSFERRED = "transferred"  # the web user transferred the call (REFER succeeded)
+    SHUTDOWN = "shutdown"  # the gateway stopped (SIGTERM, a restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ _LOCAL: Final[Mapping[EndReason, str]] = MappingProxyType(
         EndReason.PBX_UNREACHABLE: "The PBX is unreachable",
         EndReason.HOLD_FAILED: "The other side refused the hold or resume",
         EndReason.TRANSFERRED: "The call was transferred",
+        EndReason.SHUTDOWN: "The phone gateway stopped (a restart?): call again in a moment",
     }
 )
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.boundary.events import (
     Event,
+    GatewayStopping,
     MediaConnected,
     MediaDtmfUnsent,
     MediaFailed,
@@ -160,6 +161,7 @@ _CONNECTED: Final[Mapping[type[Event], Handler]] = {
     MediaConnected: _ignore,
     MediaFailed: replaces.media_failed,
     MediaInactive: midcall.media_inactive,
+    GatewayStopping: midcall.stopping,
     TimerFired: _timer,
     WebTransfer: transfer.web_transfer,
     SipReferResult: transfer.refer_result,
@@ -185,6 +187,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         WebHangup: pickup.refusing_first(outbound.hangup),
         WebDisconnected: pickup.refusing_first(outbound.disconnected),
         MediaFailed: pickup.media_failed,
+        GatewayStopping: pickup.stopping,
         MediaConnected: outbound.web_media_before_answer,  # a web leg answered early (HTTP offer API)
         MediaInactive: outbound.web_media_before_answer,
         MediaWebDtmf: midcall.web_media_dtmf,  # a web leg answered early
@@ -197,6 +200,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaWebOfferReady: inbound.early_offer_ready,
         WebSdpAnswer: inbound.early_answer,
         MediaFailed: inbound.ringing_media_failed,
+        GatewayStopping: inbound.ringing_stopping,
         WebReject: inbound.reject,
         WebHangup: inbound.hangup_ringing,
         WebDisconnected: inbound.ringing_disconnected,
@@ -231,6 +235,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
             early_update.leaving(pickup.refusing_first(outbound.disconnected)), inbound.answering_disconnected
         ),
         MediaFailed: _by_direction(early_update.media_failed, inbound.answering_media_failed),
+        GatewayStopping: _by_direction(early_update.stopping, inbound.answering_stopping),
         MediaConnected: inbound.media_connected,
         MediaInactive: _ignore,  # early media may be silent
         WebDtmf: midcall.web_dtmf,
@@ -279,6 +284,7 @@ _BY_STATE: Final[Mapping[CallState, Mapping[type[Event], Handler]]] = {
         MediaConnected: _ignore,
         MediaFailed: _ignore,
         MediaInactive: _ignore,
+        GatewayStopping: _ignore,
         TimerFired: _timer,
         SipReferResult: _ignore,
         SipTransferProgress: _ignore,

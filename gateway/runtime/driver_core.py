@@ -291,16 +291,11 @@ class DriverCore:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         runtimes = list(self._runtimes.values())
-        for runtime in runtimes:
-            machine = self.registry.get(runtime.call_id) if runtime.call_id in self.registry else None
-            sessions = sorted(machine.sessions) if machine is not None else []
-            if machine is not None and machine.detached and machine.session_id is not None:
-                sessions = [machine.session_id]  # a call waiting for its browser ends too (BYE)
-            for session_id in sessions:
-                try:
-                    await runtime.feed(ev.WebDisconnected(session_id))
-                except (CallError, SignalingError) as exc:
-                    logger.info("call=%s shutdown: %s", runtime.call_id, exc)
+        for runtime in runtimes:  # each ends as the gateway's own: `ended` (shutdown) to its browsers
+            try:  # (a detached one's too: BYE), the SIP side hung up; recorded "shutdown" by the gateway
+                await runtime.feed(ev.GatewayStopping())
+            except (CallError, SignalingError) as exc:  # not begun, or over already
+                logger.info("call=%s shutdown: %s", runtime.call_id, exc)
         if runtimes:
             await asyncio.gather(*(r.stop(timeout) for r in runtimes), return_exceptions=True)
         for session in list(self._http.values()):

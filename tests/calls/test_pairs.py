@@ -18,6 +18,7 @@ from gateway.calls import (
     CloseBridge,
     CreateBridge,
     Event,
+    GatewayStopping,
     IllegalEvent,
     MediaAnswerFromSip,
     MediaAnswerFromWeb,
@@ -192,6 +193,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaWebDtmf: lambda: MediaWebDtmf("4", 120),
         MediaDtmfUnsent: lambda: MediaDtmfUnsent("4", 120),
         ReplacedByTransfer: ReplacedByTransfer,
+        GatewayStopping: GatewayStopping,
     }
     return samples[kind]()
 
@@ -859,6 +861,10 @@ for _state, _build, _timer, _expect in SITUATIONS.values():
         _expect[ReplacedByTransfer] = (_state, [StartTimer])
     elif _state is S.CLOSING:
         _expect[ReplacedByTransfer] = (_state, [])
+    # the gateway stopping ends a call as its own media failure does (pickup refused, UPDATE answered,
+    # ringing stopped, CANCEL, 480 or BYE; `ended` with `shutdown`), wherever that is allowed
+    if MediaFailed in _expect:
+        _expect[GatewayStopping] = _expect[MediaFailed]
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 

@@ -174,6 +174,12 @@ class WebDtmf:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayStopping:
+    """The gateway is stopping (SIGTERM, a restart): the call ends now, its browser told `ended`
+    (`shutdown`), the SIP side hung up (BYE, CANCEL or 480), as a call the gateway ends itself."""
+
+
+@dataclass(frozen=True, slots=True)
 class WebDisconnected:
     """The browser session went away (WebSocket closed); it cannot be told anything more."""
 
@@ -713,7 +719,7 @@ MediaEvent = (
     | MediaWebDtmf
     | MediaDtmfUnsent
 )
-Event = WebEvent | SipEvent | MediaEvent | TimerFired
+Event = WebEvent | SipEvent | MediaEvent | TimerFired | GatewayStopping
 
 WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebDial,
@@ -773,4 +779,4 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebDtmf,
     MediaDtmfUnsent,
 )
-EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired)
+EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired, GatewayStopping)

@@ -34,6 +34,7 @@ from gateway.calls.boundary.commands import (
     SipRespondReinvite,
 )
 from gateway.calls.boundary.events import (
+    GatewayStopping,
     MediaDtmfUnsent,
     MediaFailed,
     MediaInactive,
@@ -99,6 +100,11 @@ def leg_lost(call: CallMachine, event: SipLegClosed) -> None:
     call.emit(CloseBridge(call.call_id))
     call.tell_ended(local_reason(EndReason.CONNECTION_LOST))
     call.close()
+
+
+def stopping(call: CallMachine, event: GatewayStopping) -> None:
+    """The gateway stops: BYE, `ended` (shutdown) to the browser (it showed "reconnecting" for 30 s)."""
+    end_connected(call, local_reason(EndReason.SHUTDOWN))
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:

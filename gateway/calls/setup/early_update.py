@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sdp
 from gateway.calls.boundary.commands import MediaSipUpdate, SipRespondReinvite
 from gateway.calls.boundary.events import (
+    GatewayStopping,
     MediaFailed,
     MediaSipAnswerReady,
     SipAccepted,
@@ -112,6 +113,14 @@ def accepted(handler: Handler) -> Handler:
         handler(call, event)
 
     return guarded
+
+
+def stopping(call: CallMachine, event: GatewayStopping) -> None:
+    """The gateway stops during early media (outbound): an UPDATE being answered gets 487 first."""
+    if call.reinvite is Reinvite.ANSWERING:
+        call.reinvite_to(None)
+        _respond(call, 487)
+    pickup.stopping(call, event)
 
 
 def leaving(handler: Handler) -> Handler:

@@ -30,6 +30,7 @@ from gateway.calls.boundary.commands import (
     SipRespond,
 )
 from gateway.calls.boundary.events import (
+    GatewayStopping,
     MediaConnected,
     MediaFailed,
     MediaSipAnswerReady,
@@ -170,6 +171,13 @@ def early_answer(call: CallMachine, event: WebSdpAnswer) -> None:
     call.emit(MediaAnswerFromWeb(call.call_id, event.sdp))
 
 
+def ringing_stopping(call: CallMachine, event: GatewayStopping) -> None:
+    """The gateway stops while web users ring: they hear `ended` (shutdown), the caller 480."""
+    call.stop_ringing(EndReason.SHUTDOWN)
+    call.emit(CloseBridge(call.call_id))
+    _refuse(call, 480, EndReason.SHUTDOWN)
+
+
 def ringing_media_failed(call: CallMachine, event: MediaFailed) -> None:
     """The early offer could not be made: nobody could answer."""
     call.stop_ringing(EndReason.MEDIA_FAILED)
@@ -305,6 +313,10 @@ def answering_disconnected(call: CallMachine, event: WebDisconnected) -> None:
     call.require_session(event.session_id)
     call.web_left()
     _fail_answer(call, local_reason(EndReason.DISCONNECTED), 480)
+
+
+def answering_stopping(call: CallMachine, event: GatewayStopping) -> None:
+    _fail_answer(call, local_reason(EndReason.SHUTDOWN), 480)
 
 
 def answering_cancelled(call: CallMachine, event: SipCancelled) -> None:

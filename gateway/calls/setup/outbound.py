@@ -27,6 +27,7 @@ from gateway.calls.boundary.commands import (
     SipInvite,
 )
 from gateway.calls.boundary.events import (
+    GatewayStopping,
     MediaConnected,
     MediaFailed,
     MediaInactive,
@@ -233,6 +234,11 @@ def disconnected(call: CallMachine, event: WebDisconnected) -> None:
     call.require_session(event.session_id)
     call.web_left()
     abandon(call, local_reason(EndReason.DISCONNECTED))
+
+
+def stopping(call: CallMachine, event: GatewayStopping) -> None:
+    """The gateway stops before the answer: CANCEL (if the INVITE is out), `ended` (shutdown)."""
+    abandon(call, local_reason(EndReason.SHUTDOWN))
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:

@@ -38,7 +38,7 @@ from gateway.calls.boundary.commands import (
     SipRespondReinvite,
     SipTakeOver,
 )
-from gateway.calls.boundary.events import MediaFailed, MediaPickupReady, SipReplacingInvite
+from gateway.calls.boundary.events import GatewayStopping, MediaFailed, MediaPickupReady, SipReplacingInvite
 from gateway.calls.connected import replaces
 from gateway.calls.reasons import phrase
 from gateway.calls.records import WebSdp
@@ -120,6 +120,14 @@ def old_leg_ignored(handler: Handler) -> Handler:
         handler(call, event)
 
     return guarded
+
+
+def stopping(call: CallMachine, event: GatewayStopping) -> None:
+    """The gateway stops before the answer: a pickup being answered is refused 487 first."""
+    if call.replacing:
+        call.replacing_to(False)
+        call.emit(SipRefuseReplacing(call.call_id, 487, phrase(487)))
+    outbound.stopping(call, event)
 
 
 def refusing_first(handler: Handler) -> Handler:

@@ -15,6 +15,7 @@ from gateway.calls import (
     CancelTimer,
     CloseBridge,
     EndReason,
+    GatewayStopping,
     MediaAnswerFromSip,
     MediaDropReoffer,
     MediaDtmfUnsent,
@@ -352,6 +353,16 @@ def test_media_inactivity_hangs_up() -> None:
     out = call.handle(MediaInactive(10))
     assert f.kinds(out) == [SipBye, CloseBridge, NotifyEnded, StartTimer]
     assert notice(out).reason is EndReason.MEDIA_TIMEOUT and "10 seconds" in notice(out).message
+
+
+def test_the_gateway_stopping_ends_the_call_as_its_own() -> None:
+    """Issue 34/36: at shutdown the browser hears `ended` (shutdown), not a lost socket: it showed
+    "Reconnecting the call" for 30 s; the record says the gateway ended it (`shutdown`)."""
+    for call in (f.connected_in(), f.holding_remote()):
+        out = call.handle(GatewayStopping())
+        assert f.kinds(out) == [SipBye, CloseBridge, NotifyEnded, StartTimer]
+        assert notice(out).reason is EndReason.SHUTDOWN and "call again" in notice(out).message
+        assert call.state is CallState.CLOSING
 
 
 def test_media_inactivity_on_hold_is_expected() -> None:

@@ -15,6 +15,7 @@ from gateway.calls import (
     CloseBridge,
     CreateBridge,
     EndReason,
+    GatewayStopping,
     IllegalEvent,
     MediaAnswerFromSip,
     MediaAnswerFromWeb,
@@ -231,6 +232,18 @@ def test_caller_cancels_while_ringing() -> None:
     assert stopped(out) == {"s1": EndReason.CALLER_CANCELLED, "s2": EndReason.CALLER_CANCELLED}
     assert responses(out) == []  # the SIP UA already answered 487
     assert call.state is CallState.CLOSED
+
+
+def test_the_gateway_stopping_while_web_users_ring() -> None:
+    """They stop ringing with `shutdown`; the caller gets 480; the same while the browser answers."""
+    call = f.invited()
+    out = call.handle(GatewayStopping())
+    assert stopped(out) == {"s1": EndReason.SHUTDOWN, "s2": EndReason.SHUTDOWN}
+    assert responses(out) == [480] and call.state is CallState.CLOSED
+    call = f.early_in_offered()
+    out = call.handle(GatewayStopping())
+    [notice] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert notice.reason is EndReason.SHUTDOWN and responses(out) == [480]
 
 
 def test_caller_cancels_while_the_browser_answers() -> None:
