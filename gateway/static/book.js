@@ -53,6 +53,22 @@ export class History {
   }
 }
 
+// One name per party (issue 39): {number, name} for a SIP URI or a dialled string. The directory's
+// (`contacts`: web users) when the number, user id or name is a contact's ("Bob", 1002); else `given`
+// (the SIP side's display name) or the one an earlier call with that number gave in `history`; else no
+// name. The number is the URI's user part, never the raw URI ("sip:2000@pbx" is 2000).
+export function partyName(uri, given, contacts, history) {
+  const number = String(uri || "").replace(/^(sips?|tel):/i, "").replace(/[@;].*$/, "");
+  const lower = number.toLowerCase();
+  const contact = contacts.find((c) => c.number === number || c.id.toLowerCase() === lower
+    || c.display_name.toLowerCase() === lower);
+  if (contact) return { number: contact.number, name: contact.display_name };
+  return { number, name: given || history?.nameOf(number) || "" };
+}
+
+// How the page writes a party: "Bob (1002)", "Demo desk phone (2000)", or the number alone.
+export const partyLabel = ({ number, name }) => (name && name !== number ? `${name} (${number})` : number);
+
 const OUTCOME_TEXT = {
   answered: "", missed: "Missed", rejected: "Rejected", failed: "Failed", cancelled: "Cancelled",
 };

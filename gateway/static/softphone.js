@@ -3,7 +3,9 @@
 // Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js, chat.js.
 import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
 import { Tones } from "/static/sounds.js";
-import { History, fetchContacts, renderContacts, renderHistory } from "/static/book.js";
+import {
+  History, fetchContacts, partyLabel, partyName, renderContacts, renderHistory,
+} from "/static/book.js";
 import { AudioSettings } from "/static/devices.js";
 import { VideoSettings } from "/static/video.js";
 import { ChatPanel } from "/static/chat.js";
@@ -154,29 +156,15 @@ function stateText(c) {
 }
 
 // One name per party, wherever the page shows it (the call list, the incoming banner, the history):
-// "Bob (1002)" from the directory (the contacts, web users) when the number is there, else the name the
-// SIP side gave or an earlier call with that number did ("Demo desk phone (2000)"), else the number
-// alone; never the raw SIP URI.
-function userPart(uri) {
-  return String(uri || "").replace(/^(sips?|tel):/i, "").replace(/[@;].*$/, "");
-}
-
-function nameFor(number, given = "") {
-  const lower = number.toLowerCase();
-  const contact = contacts.find((c) => c.number === number || c.id.toLowerCase() === lower
-    || c.display_name.toLowerCase() === lower);
-  if (contact) return { number: contact.number, name: contact.display_name };
-  return { number, name: given || history?.nameOf(number) || "" };
-}
-
-const label = ({ number, name }) => (name && name !== number ? `${name} (${number})` : number);
+// book.js's partyName, from the directory (contacts), the SIP side's name or an earlier call's.
+const nameFor = (uri, given = "") => partyName(uri, given, contacts, history);
 
 function whoIs(c) {
   const who = c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
-  return nameFor(userPart(who.uri), who.display_name || "");
+  return nameFor(who.uri, who.display_name || "");
 }
 
-const party = (c) => label(whoIs(c));
+const party = (c) => partyLabel(whoIs(c));
 
 const live = (c) => c && c.state !== "ended";
 const talking = (c) => live(c) && ["connected", "held"].includes(c.state);
@@ -261,7 +249,7 @@ function renderIncoming() {
   $("incoming").hidden = !shown;
   if (!shown) return;
   const from = shown.divertedFrom[0];
-  const via = from ? `, forwarded from ${label(nameFor(userPart(from.uri)))}` : "";
+  const via = from ? `, forwarded from ${partyLabel(nameFor(from.uri))}` : "";
   const busy = calls.some((c) => c !== shown && talking(c));
   $("incoming-text").textContent = `Incoming call from ${party(shown)}${via}`;
   $("incoming-more").hidden = !busy;
@@ -475,7 +463,7 @@ function record(c, reason) {
 function showHistory() {
   if (!history) return;
   // entries of older versions hold a SIP URI as their number
-  const describe = (entry) => label(nameFor(userPart(entry.number), entry.name));
+  const describe = (entry) => partyLabel(nameFor(entry.number, entry.name));
   renderHistory($("history"), history, (number) => dialNumber(number), describe);
   const missed = history.missed;
   $("missed-badge").hidden = !missed;
