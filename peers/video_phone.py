@@ -17,7 +17,8 @@ what comes in is really decoded:
 * SDES-SRTP (RFC 4568, RFC 3711) with ``srtp=True``: ``offer()`` is RTP/SAVP with a key of ours,
   ``answer()`` takes the offer's first a=crypto and answers it with ours, ``answered()`` takes the far
   end's; RTP and RTCP are then protected and checked both ways (``srtp_failed`` counts what did not
-  authenticate; nothing unauthenticated is decoded).
+  authenticate, ``srtp_replayed`` the copies of packets already taken, which libsrtp drops as a phone
+  does: a retransmission the browser sent for a NACK under load; nothing unauthenticated is decoded).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class PlainVideoPeer:
         self.crypto: sdp.Crypto | None = None  # our key in the SDP (with ``srtp``)
         self.srtp: SdesSrtp | None = None  # once both keys are known
         self.srtp_failed = 0
+        self.srtp_replayed = 0
         self.tmmbr: list[int] = []  # bitrates the far end's TMMBRs asked of our stream
         self.tmmbn: list[int] = []  # bitrates its TMMBNs acknowledged of our requests
 
@@ -253,8 +255,11 @@ class PlainVideoPeer:
             return data
         try:
             return self.srtp.unprotect_rtcp(data) if rtcp else self.srtp.unprotect(data)
-        except Exception:  # not authentic (pylibsrtp.Error)
-            self.srtp_failed += 1
+        except Exception as exc:  # not authentic, or a copy (pylibsrtp.Error)
+            if "replay" in str(exc):
+                self.srtp_replayed += 1
+            else:
+                self.srtp_failed += 1
             return None
 
     def _on_rtp(self, data: bytes) -> None:
