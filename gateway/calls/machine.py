@@ -271,6 +271,7 @@ class CallMachine(CallView):
 
     def ring(self, session_id: str, user_id: str) -> None:
         self._ringing.setdefault(session_id, user_id)
+        self.mark_rang()  # (inbound: a web user rang; the call record tells a refusal of theirs from ours)
 
     def unring(self, session_id: str) -> None:
         """``session_id`` no longer rings (it went away), without telling it."""

@@ -53,6 +53,7 @@ class CallRegistry:
         self._clock = clock
         self._new_call_id = new_call_id
         self._jitter = jitter
+        self._last_started: CallMachine | None = None
         self._calls: dict[str, CallMachine] = {}
         self._by_session: dict[str, set[str]] = {}
         self._rung: dict[str, dict[str, str]] = {}  # call id -> each session it rang -> its user
@@ -152,12 +153,20 @@ class CallRegistry:
                 del self._by_session[session_id]
         logger.warning("call=%s discarded", call_id)
 
+    def started(self, call_id: str) -> CallMachine | None:
+        """The machine of the call the last `dial`/`incoming` started, open or already closed (a call
+        refused at once, 480 or a dial policy's refusal, is forgotten before its runtime sees it, and
+        its record needs it: issue 36)."""
+        call = self._last_started
+        return call if call is not None and call.call_id == call_id else None
+
     def _start(self, event: WebDial | SipIncomingInvite) -> tuple[str, list[Command]]:
         call_id = self._new_call_id()
         if call_id in self._calls:
             raise UnknownCall(call_id)  # the factory repeated itself: refuse rather than mix calls
         call = CallMachine(call_id, self.settings, clock=self._clock, jitter=self._jitter)
         self._calls[call_id] = call
+        self._last_started = call
         logger.info("call=%s created (%s)", call_id, type(event).__name__)
         try:
             return call_id, call.handle(event)

@@ -32,6 +32,9 @@ _BY_SIP: Final = frozenset(
     }
 )  # fmt: skip
 _INBOUND_WEB: Final = frozenset({EndReason.BUSY, EndReason.DECLINED, EndReason.UNAVAILABLE})
+# an inbound call's refusals the gateway makes itself before any web user rings (404, 480 nobody online,
+# 486 everyone at their cap, 488 an offer it cannot bridge)
+_REFUSED_HERE: Final = _INBOUND_WEB | {EndReason.NO_SUCH_NUMBER, EndReason.INCOMPATIBLE_MEDIA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +76,17 @@ class CallRecord:
         return body
 
 
-def hangup_by(direction: str, reason: EndReason | None, sip_status: int | None = None) -> str:
+def hangup_by(
+    direction: str, reason: EndReason | None, sip_status: int | None = None, rang: bool = True
+) -> str:
+    """Who ended the call; ``rang``: whether it rang anyone (an inbound call refused before any web user
+    rang, 404 or 480 for nobody online, was the gateway's refusal, not a user's)."""
     if reason is None:
         return "gateway"
     if reason is EndReason.CANCELLED and sip_status is None:
         return "web"  # the web user's own cancel (a 487 from the far end carries its status)
+    if direction == "inbound" and not rang and reason in _REFUSED_HERE:
+        return "gateway"
     if reason in _BY_WEB or (direction == "inbound" and reason in _INBOUND_WEB):
         return "web"
     if reason in _BY_SIP:
@@ -164,8 +173,12 @@ def record_of(
         to_uri = machine.target
     else:
         from_uri = machine.remote_uri
+        # the To header: whom the caller dialled; a redirected call's Request-URI names the instance it
+        # was sent to inside a cluster (sip:1001@10.0.0.12:5060), not the callee (issue 36)
+        callee = getattr(sip, "callee", None)
         request_uri = getattr(sip, "request_uri", None)
-        to_uri = str(request_uri) if request_uri is not None else None
+        dialled = getattr(callee, "uri", None) or request_uri
+        to_uri = str(dialled) if dialled is not None else None
     legs: dict[str, LegRecord] = {}
     media: str | None = None
     quality = runtime.media_quality
@@ -183,7 +196,10 @@ def record_of(
         end_time=round(ended + offset, 3),
         end_reason=reason.code.value if reason is not None else "unknown",
         hangup_by=hangup_by(
-            direction, reason.code if reason is not None else None, reason.sip_status if reason else None
+            direction,
+            reason.code if reason is not None else None,
+            reason.sip_status if reason else None,
+            machine.rang,
         ),
         sip_call_ids=tuple(runtime.log_context.sip_call_ids),
         user=runtime.web_user,

@@ -232,8 +232,10 @@ class DriverCore:
     ) -> CallRuntime:
         runtime = CallRuntime(call_id, direction, self)
         runtime.sip.next_call_id = sip_call_id  # before its first command: the INVITE takes it
-        if call_id in self.registry:
-            runtime.machine = self.registry.get(call_id)
+        # (a call refused at once is closed and forgotten already: its record needs the machine all the same)
+        runtime.machine = (
+            self.registry.get(call_id) if call_id in self.registry else self.registry.started(call_id)
+        )
         self._runtimes[call_id] = runtime
         runtime.run_commands(commands)
         return runtime

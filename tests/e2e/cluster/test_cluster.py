@@ -5,7 +5,8 @@ loopback (issue 18).
 - alice logs in through HAProxy (on whichever instance it picks); a pjsua2 desk phone calls her through
   Kamailio three times: dispatcher's round robin hands each INVITE to another instance, those that do not
   hold her answer 302 to the one that does, Kamailio follows, and every call rings her and is answered
-  (the tone checked on the first).
+  (the tone checked on the first); the owner's call records name whom the phone dialled, not the
+  instance a redirect pointed at.
 - an HTTP-API session made on one instance is seen and closed through the two others (forwarded to its
   owner, authenticated by the cluster secret); a forged forwarded request gets 403.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.ops.records import CallRecord
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.redis import running_redis
@@ -37,6 +39,8 @@ async def test_phone_through_kamailio_rings_alice_on_whichever_instance(tmp_path
         WebUser(c.front.url, "alice", ALICE_SECRET) as alice,
     ):
         owner = c.holder("alice")
+        records: list[CallRecord] = []
+        owner.add_record_sink(records.append)
         for attempt in range(3):
             peer = WebPeer(freq=1000)
             try:
@@ -55,6 +59,11 @@ async def test_phone_through_kamailio_rings_alice_on_whichever_instance(tmp_path
                 if attempt == 0:
                     assert wav_has_tone(await phone.wait_for_recording(number), 1000)
         await wait_until(lambda: owner.driver.calls == 0)
+        # the records say whom the phone dialled (its To), not the instance a 302 sent Kamailio to
+        # (the redirected INVITEs' Request-URI: issue 36)
+        await wait_until(lambda: len(records) == 3)
+        dialled = [r.to_uri or "" for r in records]
+        assert all(to.startswith("sip:1001@127.0.0.1") for to in dialled), dialled  # the instances: .2-.4
         # round robin gave the INVITEs to the three instances: two of them redirected
         log = c.edge.log()
         picked = {line.rsplit("-> gateway ", 1)[1] for line in log.splitlines() if "-> gateway" in line}

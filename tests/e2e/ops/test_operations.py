@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import Gateway
 from gateway.config import Config
 from peers.binaries import require_binary
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 from peers.ports import free_port
 from peers.sipp import Sipp
 from peers.web_user import WebUser
@@ -220,3 +223,30 @@ async def test_a_pbx_outage_leaves_the_gateway_ready_and_the_page_hears_it(tmp_p
             assert await pbx_reachable(gateway) == 1
     finally:
         await pbx.stop()
+
+
+async def test_an_inbound_call_refused_at_once_has_its_record(tmp_path: Path) -> None:
+    """Issue 36: a phone's call to a web user who is not online (480), or to nobody (404), was refused
+    before its runtime saw the call and left no record; it has one now, ended by the gateway."""
+    require_desk_phone()
+    config = ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path, 36700)
+    async with DeskPhone(tmp_path, user="2000") as phone, running_gateway(config) as gateway:
+        host, port = gateway.sip_address
+        for user, status in (("1002", 480), ("9999", 404)):
+            call = await phone.call(f"sip:{user}@{host}:{port}")
+            ended = await phone.wait_for("state", call=call, state="DISCONNECTED")
+            assert ended["code"] == status, ended
+        await wait_until(lambda: len(records(tmp_path)) == 2)
+    offline, nobody = records(tmp_path)
+    assert offline["direction"] == "inbound" and offline["to"] == f"sip:1002@{host}:{port}"
+    assert (offline["end_reason"], offline["sip_status"], offline["hangup_by"]) == (
+        "unavailable",
+        480,
+        "gateway",
+    )
+    assert offline["from"] == "sip:2000@127.0.0.1" and offline["sip_call_ids"]
+    assert (nobody["end_reason"], nobody["sip_status"], nobody["hangup_by"]) == (
+        "no_such_number",
+        404,
+        "gateway",
+    )
