@@ -219,7 +219,7 @@ class CallMachine(CallView):
             return
         self.web_left()
         self.emit(NotifyEnded(session_id, self.call_id, reason.code, reason.message, reason.sip_status))
-        logger.info("call=%s ended for session %s: %s", self.call_id, session_id, reason.code.value)
+        logger.debug("call=%s ended for session %s: %s", self.call_id, session_id, reason.code.value)
 
     def begin_closing(self, timeout: float | None = None) -> None:
         """The browser side is done; wait for the SIP leg to confirm (BYE answered, INVITE ended) for
@@ -237,8 +237,8 @@ class CallMachine(CallView):
         self.enter(CallState.CLOSED)
 
     def _log_move(self, what: str, old: object, new: object) -> None:
-        if old != new:
-            logger.info("call=%s %s %s -> %s", self.call_id, what, _text(old), _text(new))
+        if old != new:  # (the call's own state moves are INFO: `enter`; these are details)
+            logger.debug("call=%s %s %s -> %s", self.call_id, what, _text(old), _text(new))
 
     # --- setup -------------------------------------------------------------------------------------
 

@@ -167,7 +167,7 @@ class CallRegistry:
         call = CallMachine(call_id, self.settings, clock=self._clock, jitter=self._jitter)
         self._calls[call_id] = call
         self._last_started = call
-        logger.info("call=%s created (%s)", call_id, type(event).__name__)
+        logger.debug("call=%s created (%s)", call_id, type(event).__name__)
         try:
             return call_id, call.handle(event)
         finally:
@@ -189,4 +189,4 @@ class CallRegistry:
             del self._calls[call.call_id]
             self._rung.pop(call.call_id, None)
             self._keys.pop(call.call_id, None)
-            logger.info("call=%s forgotten", call.call_id)
+            logger.debug("call=%s forgotten", call.call_id)

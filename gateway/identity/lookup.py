@@ -147,7 +147,7 @@ class IdentityMap:
     async def _check(self, user_id: str, secret: str, client: str) -> WebUser | None:
         user = await self.store.get(user_id)
         if not secret.isascii() and not _encodable(secret):  # a lone surrogate from JSON: never a secret
-            logger.info("web login failed for user id %r", user_id)
+            logger.info("web login failed for user id %r from %s", user_id, client or "an unknown address")
             return None
         if self.login_mode is WebAuthMode.TOKEN:
             token = user.web_token.reveal() if user is not None and user.web_token is not None else None
@@ -163,7 +163,7 @@ class IdentityMap:
             else:
                 ok = await self._verify_off_loop(stored, secret, client)
         if not ok:
-            logger.info("web login failed for user id %r", user_id)
+            logger.info("web login failed for user id %r from %s", user_id, client or "an unknown address")
             return None
         return user
 

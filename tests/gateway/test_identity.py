@@ -302,6 +302,9 @@ async def test_verify_web_login(identities: IdentityMap, caplog: pytest.LogCaptu
     assert await identities.verify_web_login("nobody", "x") is None  # the dummy hash is reused
     assert "alice-secret" not in caplog.text and "bob-secret" not in caplog.text
     assert "web login failed for user id 'nobody'" in caplog.text
+    # with the address it came from (issue 36 item 7: an operator could not tell who was guessing)
+    await identities.verify_web_login("alice", "wrong", client="198.51.100.7")
+    assert "web login failed for user id 'alice' from 198.51.100.7" in caplog.text
 
 
 async def test_token_login(presence: InMemoryPresence) -> None:

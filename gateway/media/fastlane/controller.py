@@ -201,7 +201,7 @@ class FastLaneController:
         self._loss = None
         if sender.reported_loss is not None:  # the browser reported before: the new link's encoder too
             self._browser_loss(sender.reported_loss)
-        logger.info(
+        logger.debug(
             "call=%s fast lane linked (browser %s%s)",
             self._call,
             remote,
@@ -219,7 +219,7 @@ class FastLaneController:
         if link is None or wanted is None or wanted == self._loss:
             return
         if self._loss is None or wanted.inband_fec != self._loss.inband_fec:
-            logger.info(
+            logger.debug(
                 "call=%s Opus in-band FEC to the browser %s (it reports %d %% loss)",
                 self._call, "on" if wanted.inband_fec else "off", wanted.loss_percent,
             )  # fmt: skip

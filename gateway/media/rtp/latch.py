@@ -63,7 +63,7 @@ class SymmetricLatch:
         return True
 
     def _latch(self, source: Address) -> None:
-        logger.info("%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
+        logger.debug("%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
         self._address, self._candidate, self._count = source, None, 0
         self._set_state(LatchState.LATCHED)
 

@@ -319,7 +319,7 @@ class RtpEndpoint(EndpointRtcp):
             clock_rate=clock_rate,
         )
         self._accepted = self.config.payload_types | self.config.dtmf_payload_types | {PT_COMFORT_NOISE}
-        logger.info(
+        logger.debug(
             "call=%s RTP payload types %s, telephone-event %s",
             self._call,
             sorted(self.config.payload_types),
@@ -487,7 +487,7 @@ class RtpEndpoint(EndpointRtcp):
             self._arm_inactivity()
         if pt in self.config.payload_types and pt != PT_COMFORT_NOISE and pt != self.codec_payload_type:
             old, self.codec_payload_type = self.codec_payload_type, pt
-            logger.info("call=%s RTP codec payload type %s -> %d", self._call, old, pt)
+            logger.debug("call=%s RTP codec payload type %s -> %d", self._call, old, pt)
             if self._on_codec_change is not None:
                 self._on_codec_change(old, pt)
 

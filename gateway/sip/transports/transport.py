@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -60,6 +61,7 @@ _RECVERR: dict[int, tuple[int, int]] = {
     socket.AF_INET: (socket.IPPROTO_IP, 11),
     socket.AF_INET6: (socket.IPPROTO_IPV6, 25),
 }
+_ICMP_REPEAT = 60.0  # seconds between INFO lines for one unreachable destination
 # The errors ICMP host/network/port/protocol unreachable and parameter problem become (RFC 3261 §18.4).
 _UNREACHABLE = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOPROTOOPT, errno.EPROTO}
@@ -167,6 +169,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._local: Address = ("", 0)
         self._closed = False
         self._icmp_log = RateLimit()
+        self._icmp_seen: dict[Address, float] = {}  # destination -> when its ICMP error was last at INFO
 
     @classmethod
     async def bind(
@@ -245,8 +248,15 @@ class UdpTransport(asyncio.DatagramProtocol):
                 continue
             destination = normalize_address(tuple(address))
             error = Unreachable(f"{format_host(destination[0])}:{destination[1]} (ICMP: {os.strerror(code)})")
-            if self._icmp_log.allow(logger, logging.INFO):
-                logger.info("UDP %s: %s", self, error)
+            now = time.monotonic()  # one INFO line per destination a minute: a dead address's
+            if now - self._icmp_seen.get(destination, -_ICMP_REPEAT) >= _ICMP_REPEAT:  # retransmissions
+                if len(self._icmp_seen) >= 256:  # each bring one more ICMP error (issue 36)
+                    self._icmp_seen.clear()
+                self._icmp_seen[destination] = now
+                if self._icmp_log.allow(logger, logging.INFO):
+                    logger.info("UDP %s: %s (the next ones for it within a minute at DEBUG)", self, error)
+            else:
+                logger.debug("UDP %s: %s", self, error)
             if self._on_unreachable is not None:
                 self._on_unreachable(self, destination, error)
 

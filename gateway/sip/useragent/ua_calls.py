@@ -146,7 +146,7 @@ class Call:
     def _set_state(self, new: CallState) -> None:
         if new is self.state:
             return
-        logger.info("call=%s %s -> %s", self.call_id, self.state.name, new.name)
+        logger.debug("call=%s %s -> %s", self.call_id, self.state.name, new.name)
         self.state = new
 
     def offer_event(self, event: OaEvent) -> None:

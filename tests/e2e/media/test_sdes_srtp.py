@@ -69,7 +69,7 @@ async def test_calls_both_ways_over_sdes_srtp(
 ) -> None:
     require_desk_phone()
     media = {"rtp_ports": {"start": 31000, "end": 31199}, "sip_srtp": srtp, "sdes_over_plain_sip": True}
-    caplog.set_level(logging.INFO, logger="gateway.media")
+    caplog.set_level(logging.DEBUG, logger="gateway.media")
     async with (
         DeskPhone(tmp_path, user="2000", tone=440, extra_args=(f"--srtp={phone_srtp}",)) as phone,
         running_gateway(gateway_config(phone.address, media=media)) as gateway,
@@ -130,7 +130,7 @@ async def test_sdes_srtp_over_tls_with_the_desk_phone(
         },
     }
     media = {"rtp_ports": {"start": 31400, "end": 31599}, "sip_srtp": "required"}
-    caplog.set_level(logging.INFO, logger="gateway.media")
+    caplog.set_level(logging.DEBUG, logger="gateway.media")
     async with (
         DeskPhone(tmp_path, user="2000", tone=440, extra_args=tls_args) as phone,
         running_gateway(

@@ -28,7 +28,7 @@ from tests.e2e.sip_interop.test_web_and_phone import wav_has_tone
 async def test_baresip_calls_the_web_user_over_dtls_srtp(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, rtcp_mux: bool, ice: bool, rtp: int
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.media")
+    caplog.set_level(logging.DEBUG, logger="gateway.media")
     media = {"rtp_ports": {"start": rtp, "end": rtp + 99}, "sip_srtp": "optional"}
     async with (
         Baresip(

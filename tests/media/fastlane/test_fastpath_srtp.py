@@ -90,7 +90,7 @@ async def tone_both_ways_through_the_engine(call: Call) -> None:
 async def test_sdes_sip_leg_is_linked_and_carries_audio_both_ways_across_a_rekeying_reinvite(
     ports: RtpPortAllocator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.media")
+    caplog.set_level(logging.DEBUG, logger="gateway.media")
     call = srtp_call(ports)
     try:
         await browser_calls_an_srtp_phone(call)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -293,3 +294,28 @@ async def test_tcp_line_feed_flood_then_a_message(closing: list[UdpTransport | T
     data, _ = await asyncio.wait_for(inbox.get(), 2)
     assert data == OPTIONS and len(server.connections) == 1
     writer.close()
+
+
+async def test_a_dead_address_is_logged_once_a_minute_at_info(
+    closing: list[UdpTransport | TcpTransport], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 36 item 7: each retransmission to a dead UDP address brought an INFO `ICMP: Connection
+    refused` line; the first is INFO, the next ones for that address within a minute DEBUG."""
+    unreachable: list[object] = []
+    udp = await UdpTransport.bind(
+        "127.0.0.1", 0, Inbox(), on_unreachable=lambda *args: unreachable.append(args)
+    )
+    closing.append(udp)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[:2]
+    caplog.set_level(logging.DEBUG, logger="gateway.sip.transports.transport")
+    for n in range(4):  # a transaction's retransmissions
+        udp.send(OPTIONS, closed)
+        for _ in range(40):
+            if len(unreachable) > n:
+                break
+            await asyncio.sleep(0.025)
+    assert len(unreachable) == 4  # every one still reaches the transaction layer
+    icmp = [r for r in caplog.records if "ICMP: Connection refused" in r.getMessage()]
+    assert [r.levelno for r in icmp] == [logging.INFO] + [logging.DEBUG] * 3, [r.getMessage() for r in icmp]
