@@ -14,20 +14,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import platform
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway import __version__
+from gateway.calls.states import CallDirection, CallState
 from gateway.ops.records import CallRecord
+from sipcore.registration import RegState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LEGS = ("web", "sip")
+# The label values a labelled gauge always shows, at 0 when nothing is there (issue 36: a series that
+# appears only when non-zero breaks rate() and alerts on absence): a live call's states and directions,
+# the web dialects (wiring.py's names), the registrations' states.
+_LIVE_STATES: Final = tuple(s.value for s in CallState if s not in (CallState.IDLE, CallState.CLOSED))
+_DIRECTIONS: Final = tuple(d.value for d in CallDirection)
+DIALECTS: Final = ("json", "http", "sip_ws")
+_REG_STATES: Final = tuple(s.value for s in RegState)
 
 # (attribute, metric name, help, labels, buckets)
 _HISTOGRAMS: Final = (
@@ -104,19 +115,25 @@ class StateCollector(Collector):
         calls = GaugeMetricFamily(
             "gateway_calls", "Live calls by state and direction", labels=["state", "direction"]
         )
-        for (call_state, direction), count in sorted(Tally(state.calls()).items()):
+        counts = Tally({(s, d): 0 for s in _LIVE_STATES for d in _DIRECTIONS})
+        counts.update(state.calls())
+        for (call_state, direction), count in sorted(counts.items()):
             calls.add_metric([call_state, direction], count)
         yield calls
         sessions = GaugeMetricFamily(
             "gateway_web_sessions", "Open web sessions by dialect", labels=["dialect"]
         )
-        for dialect, count in sorted(Tally(state.sessions()).items()):
+        dialects = Tally(dict.fromkeys(DIALECTS, 0))
+        dialects.update(state.sessions())
+        for dialect, count in sorted(dialects.items()):
             sessions.add_metric([dialect], count)
         yield sessions
         registrations = GaugeMetricFamily(
             "gateway_registrations", "Registrations of users at the PBX by state", labels=["state"]
         )
-        for reg_state, count in sorted(Tally(state.registrations().values()).items()):
+        regs = Tally(dict.fromkeys(_REG_STATES, 0))
+        regs.update(state.registrations().values())
+        for reg_state, count in sorted(regs.items()):
             registrations.add_metric([reg_state], count)
         yield registrations
         pbx = state.pbx()  # the keep-alive's report (keepalive.py), None without one
@@ -207,6 +224,12 @@ class GatewayMetrics:
         self._ended = _Ended(Tally(), Tally())
         self.registry.register(StateCollector(state, self._ended))
         registry = self.registry
+        # the process's CPU, memory and open files, and Python's version (issue 36: none were exported)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        Info("gateway_build", "The gateway's version", registry=registry).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
         self.calls = Counter(
             "gateway_calls_ended",
             "Calls ended by direction and outcome",

@@ -16,8 +16,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import __version__
 from gateway.app import Gateway
 from gateway.config import Config
+from gateway.ops.metrics import DIALECTS
+from gateway.ops.wiring import _DIALECTS
 from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -238,7 +241,7 @@ async def test_an_inbound_call_refused_at_once_has_its_record(tmp_path: Path) ->
             assert ended["code"] == status, ended
         await wait_until(lambda: len(records(tmp_path)) == 2)
     offline, nobody = records(tmp_path)
-    assert offline["direction"] == "inbound" and offline["to"] == f"sip:1002@{host}:{port}"
+    assert offline["direction"] == "inbound" and offline["to"].startswith("sip:1002@127.0.0.1")  # its To
     assert (offline["end_reason"], offline["sip_status"], offline["hangup_by"]) == (
         "unavailable",
         480,
@@ -250,3 +253,26 @@ async def test_an_inbound_call_refused_at_once_has_its_record(tmp_path: Path) ->
         404,
         "gateway",
     )
+
+
+async def test_an_idle_gateway_exports_every_series_at_zero(tmp_path: Path) -> None:
+    """Issue 36 item 2: labelled gauges showed no series while zero (rate() and absence alerts break),
+    and there were no process and build metrics. Every label value is non-empty."""
+    async with running_gateway(
+        ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path, 36800)
+    ) as gateway:
+        status, samples = await scrape(gateway)
+    assert status == 200
+    assert value(samples, "gateway_calls", state="connected", direction="inbound") == 0
+    assert ("gateway_calls", (("direction", "outbound"), ("state", "holding"))) in samples
+    assert {dict(labels)["dialect"] for name, labels in samples if name == "gateway_web_sessions"} == set(
+        DIALECTS
+    )
+    assert ("gateway_registrations", (("state", "registered"),)) in samples
+    assert value(samples, "gateway_build_info", version=__version__) == 1
+    assert (
+        samples[("process_cpu_seconds_total", ())] > 0 and samples[("process_resident_memory_bytes", ())] > 0
+    )
+    empty = [(name, labels) for name, labels in samples if any(v == "" for _, v in labels)]
+    assert not empty, empty
+    assert set(_DIALECTS.values()) == set(DIALECTS)  # what the wiring names sessions, the gauge shows
