@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,20 +32,31 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read() or b"{}")
 
 
+def readme_port_variables() -> set[str]:
+    """The variables the README's "Ports" table says move each port."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("### Ports") :].split("\n\n", 2)[1]
+    return set(re.findall(r"`((?:GATEWAY|DEMO)_[A-Z0-9_]+)`", table))
+
+
 def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path) -> None:
     require_desk_phone()
     http, sip, phone = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     rtp = 30000 + 2 * (free_port() % 5000)
-    env = {
-        **os.environ,
-        "BIN": str(Path(sys.executable).parent),
+    moved = {  # each port the README's "Ports" table lists, by the variable it names
         "GATEWAY_HTTP__PORT": str(http),
         "GATEWAY_SIP__LISTEN__0__PORT": str(sip),
         "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
         "GATEWAY_MEDIA__RTP_PORTS__START": str(rtp),
         "GATEWAY_MEDIA__RTP_PORTS__END": str(rtp + 100),
         "DEMO_PHONE_PORT": str(phone),
+    }
+    assert readme_port_variables() == set(moved)  # the README and what moves the ports, in step
+    env = {
+        **os.environ,
+        "BIN": str(Path(sys.executable).parent),
         "GATEWAY_STATE_DIR": str(tmp_path / "state"),
+        **moved,
     }
     process = subprocess.Popen(
         [str(REPO / "scripts" / "demo")], cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
