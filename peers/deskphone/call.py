@@ -57,6 +57,19 @@ def split_message(whole: str) -> tuple[dict[str, str], str]:
     return headers, body
 
 
+def request_user(whole: str) -> str:
+    """The user part of a request's Request-URI (RFC 3261 §7.1, §19.1.1): "2001" for
+    ``INVITE sip:2001@127.0.0.1:5070 SIP/2.0``; empty when it has none."""
+    parts = whole.split("\r\n", 1)[0].split(" ")
+    if len(parts) != 3:
+        return ""
+    _, _, rest = parts[1].partition(":")  # sip:, sips:, tel:
+    user, at, _ = rest.partition("@")
+    if not at and not parts[1].lower().startswith("tel:"):
+        return ""
+    return user.split(";", 1)[0]
+
+
 Callback = TypeVar("Callback", bound=Callable[..., None])
 
 

@@ -23,7 +23,30 @@ Command = dict[str, Any]
 # Words a person may type, and the JSON field their first argument fills.
 _WORD_ARGUMENT = {
     "call": "uri", "dtmf": "digits", "answer": "code", "reject": "code", "tone": "freq", "message": "body",
+    "transfer": "to",
 }  # fmt: skip
+
+# What `help` prints: the commands a person types (JSON lines take the same names: {"cmd": "dtmf", ...}).
+_HELP = """\
+commands (one a line):
+  call 1001              call a number or user: sip:1001@{dial_domain}
+  call sip:1001@HOST:PORT  call a SIP URI
+  hangup                 end the newest call
+  answer | reject [CODE] answer a ringing call (200) / refuse it (486, or CODE)
+  dtmf 123#              send DTMF digits (RFC 2833)
+  hold | unhold          put the call on hold / take it off
+  transfer URI           blind transfer of the call to URI (REFER)
+  info TYPE BODY         send an INFO (info text/plain hello)
+  message TEXT           send a MESSAGE in the call
+  tone HZ                play another tone to every call (0: silence)
+  status                 registration and calls
+  help                   this list
+  quit                   stop this phone (under `make run`: the whole demo, the gateway too)"""
+
+
+def help_text(dial_domain: str) -> str:
+    """The `help` command's answer; `dial_domain` is where a bare number goes (empty: nowhere yet)."""
+    return _HELP.format(dial_domain=dial_domain or "? (start the phone with --dial-domain HOST:PORT)")
 
 
 def parse_command(line: str) -> Command | None:
@@ -49,7 +72,7 @@ def parse_command(line: str) -> Command | None:
 _READABLE = {
     "ready": "phone {uri} listening on {host}:{port} (codecs {codecs})",
     "registered": "registration: {code} {reason} (registered: {registered})",
-    "incoming": "call {call}: incoming from {from}",
+    "incoming": "call {call}: incoming from {from} to {to}",
     "state": "call {call}: {state} {code} {reason}",
     "media": "call {call}: audio {status} ({codec})",
     "dtmf": "call {call}: DTMF {digit} ({method})",
@@ -63,6 +86,7 @@ _READABLE = {
     "recording": "call {call}: recording to {path}",
     "recorded": "call {call}: recorded {path}",
     "error": "error ({cmd}): {message}",
+    "help": "{text}",
     "stopped": "phone stopped",
 }
 

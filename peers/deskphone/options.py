@@ -41,6 +41,11 @@ class PhoneOptions:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     prack: str = "off"  # off | optional | mandatory: 100rel (RFC 3262): mandatory requires it both ways
+    # where `call 1001` goes (host:port): a bare number or user becomes sip:1001@dial_domain; empty: the
+    # registrar's host:port when registering, else a bare number is refused with a hint
+    dial_domain: str = ""
+    busy_users: tuple[str, ...] = ()  # calls to these user parts get 486 Busy Here (a demo's busy line)
+    reject_unknown: bool = False  # calls to any other user part than `user` (and busy_users) get 404
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES and not (self.answer.isdigit() and 300 <= int(self.answer) <= 699):
@@ -51,6 +56,8 @@ class PhoneOptions:
             raise ValueError("--codecs needs at least one codec")
         if self.tls_port and (self.tls_cert is None or self.tls_key is None):
             raise ValueError("--tls-port needs --tls-cert and --tls-key")
+        if self.dial_domain and not _is_host_port(self.dial_domain):
+            raise ValueError(f"--dial-domain must be HOST or HOST:PORT, not {self.dial_domain!r}")
 
     @property
     def aor_domain(self) -> str:
@@ -63,6 +70,43 @@ class PhoneOptions:
     @property
     def uri(self) -> str:
         return f"sip:{self.user}@{self.aor_domain}"
+
+    def dial_uri(self, target: str) -> str:
+        """The SIP URI `call TARGET` dials: a URI as given; `1001@host:port` with sip: in front; a bare
+        number or user (`1001`) at the dial domain (--dial-domain, else the registrar's host:port).
+        A ValueError says what to type instead."""
+        target = target.strip()
+        if target.lower().startswith(("sip:", "sips:", "tel:")) or "<" in target:
+            return target  # a URI (or a name-addr) as given: pjsua judges it
+        if not target or any(c.isspace() for c in target):
+            raise ValueError(
+                f"cannot dial {target!r}: type a number (call 1001) or a URI (call sip:1001@host)"
+            )
+        if "@" in target:
+            return f"sip:{target}"
+        domain = self.dial_domain or (self.aor_domain if self.registrar else "")
+        if not domain:
+            raise ValueError(
+                f"no dial domain for {target!r}: type a SIP URI (call sip:{target}@host:port), "
+                "or start the phone with --dial-domain host:port"
+            )
+        return f"sip:{target}@{domain}"
+
+    def answer_for(self, dialled_user: str) -> str:
+        """How to answer a call to `dialled_user` (the INVITE's Request-URI user part): the --answer
+        mode, or "486" for a busy line, or "404" for a user this phone is not (with --reject-unknown)."""
+        if dialled_user in self.busy_users:
+            return "486"
+        if self.reject_unknown and dialled_user != self.user:
+            return "404"
+        return self.answer
+
+
+def _is_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    if not sep or host.endswith(":"):  # a bare host, or an IPv6 address without brackets
+        return bool(text) and not any(c in text for c in "@/ ;")
+    return bool(host) and port.isdigit() and not any(c in host for c in "@/ ;")
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -108,6 +152,18 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
         "--100rel", dest="prack", choices=("off", "optional", "mandatory"), default="off",
         help="reliable provisional responses (RFC 3262): mandatory = Require: 100rel",
     )  # fmt: skip
+    p.add_argument(
+        "--dial-domain", default="", metavar="HOST:PORT",
+        help="where `call 1001` goes: sip:1001@HOST:PORT (default: the --register host)",
+    )  # fmt: skip
+    p.add_argument(
+        "--busy", action="append", default=[], metavar="USER",
+        help="answer calls to USER (e.g. 2001) with 486 Busy Here; repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--reject-unknown", action="store_true",
+        help="answer calls to any user but --user (and --busy) with 404 Not Found",
+    )  # fmt: skip
     a = p.parse_args(argv)
     try:
         return PhoneOptions(
@@ -136,6 +192,9 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
             tls_key=a.tls_key,
             tls_ca=a.tls_ca,
             prack=a.prack,
+            dial_domain=a.dial_domain,
+            busy_users=tuple(u for arg in a.busy for u in arg.split(",") if u),
+            reject_unknown=a.reject_unknown,
         )
     except ValueError as exc:
         p.error(str(exc))

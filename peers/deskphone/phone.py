@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import os
 import signal
 import sys
 import time
@@ -23,8 +24,8 @@ from typing import Any
 
 import pjsua2 as pj
 
-from .call import PhoneCall, guarded
-from .control import Command, CommandReader, EventSink
+from .call import PhoneCall, guarded, request_user
+from .control import Command, CommandReader, EventSink, help_text
 from .options import PhoneOptions
 
 MAX_CALLS = 4  # compiled into the pjsua2 wheel (PJSUA_MAX_CALLS)
@@ -47,7 +48,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
 
     @guarded
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        self.phone.incoming(prm.callId)
+        self.phone.incoming(prm.callId, request_user(prm.rdata.wholeMsg))
 
 
 class Phone:
@@ -79,6 +80,7 @@ class Phone:
             "status": self._cmd_status,
             "rtp": self._cmd_rtp,
             "quit": self._cmd_quit,
+            "help": self._cmd_help,
         }
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -115,7 +117,19 @@ class Phone:
         config.medConfig.ecTailLen = 0  # no echo canceller: it must not eat a test's echoed tone
         config.logConfig.level = o.log_level
         config.logConfig.consoleLevel = o.log_level
-        self.endpoint.libCreate()
+        # pjlib announces itself on descriptor 1 (stderr by now, see EventSink) during libCreate, before
+        # any log level applies: six lines above the prompt in `make run`. Silent unless --log-level.
+        quiet = os.open(os.devnull, os.O_WRONLY) if o.log_level == 0 else -1
+        saved = os.dup(1)
+        try:
+            if quiet >= 0:
+                os.dup2(quiet, 1)
+            self.endpoint.libCreate()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            if quiet >= 0:
+                os.close(quiet)
         self.endpoint.libInit(config)
         self.endpoint.audDevManager().setNullDev()  # no sound card, but a clock for the conference bridge
 
@@ -224,15 +238,19 @@ class Phone:
             return
         handler = self._commands.get(str(name))
         if handler is None:
-            self.emit("error", **reply, message=f"unknown command {name!r}")
+            self.emit("error", **reply, message=f"unknown command {name!r} (type help for the list)")
             return
         try:
             result = handler(command) or {}
-        except (pj.Error, KeyError, ValueError, LookupError) as exc:
-            message = exc.info() if isinstance(exc, pj.Error) else f"{type(exc).__name__}: {exc}"
-            self.emit("error", **reply, message=message)
+        except pj.Error as exc:  # one line: what pjsua said, not where in its C++ it said it
+            self.emit("error", **reply, message=f"{exc.reason} (in {exc.title.split('(', 1)[0]})")
+        except KeyError as exc:  # a command without its argument: `dtmf` alone
+            self.emit("error", **reply, message=f"{name} needs {exc.args[0]!r} (type help)")
+        except (ValueError, LookupError) as exc:
+            self.emit("error", **reply, message=str(exc))
         else:
-            self.emit("ok", **reply, **result)
+            if name != "help" or self.options.control:  # a person reads the list, not "ok" after it
+                self.emit("ok", **reply, **result)
 
     def _release_ended_calls(self) -> None:
         for number, call in list(self.calls.items()):
@@ -241,12 +259,13 @@ class Phone:
                 del self.calls[number]  # dropped outside its own callback, after DISCONNECTED
 
     # --- incoming calls --------------------------------------------------------------------------------
-    def incoming(self, call_id: int) -> None:
+    def incoming(self, call_id: int, dialled: str) -> None:
+        """A new INVITE to user part `dialled`: answered per options.answer_for (a busy line, 404...)."""
         call = PhoneCall(self, next(self._numbers), call_id)
         self.calls[call.number] = call
         info = call.getInfo()
         self.emit("incoming", call=call.number, **{"from": info.remoteUri, "to": info.localUri})
-        mode = self.options.answer
+        mode = self.options.answer_for(dialled)
         if mode == "busy" or mode == "decline" or mode.isdigit():
             code = {"busy": 486, "decline": 603}.get(mode) or int(mode)
             self._answer(call, code)
@@ -276,20 +295,24 @@ class Phone:
     def _call(self, command: Command) -> PhoneCall:
         """The call a command is about: {"call": N}, else the newest call still up."""
         if "call" in command:
-            return self.calls[int(command["call"])]
+            number = int(command["call"])
+            if number not in self.calls:
+                raise LookupError(f"no call {number}")
+            return self.calls[number]
         alive = [c for c in self.calls.values() if not c.ended]
         if not alive:
             raise LookupError("no call")
         return alive[-1]
 
     def _cmd_call(self, command: Command) -> dict[str, Any]:
+        uri = self.options.dial_uri(str(command["uri"]))  # `call 1001`: at the dial domain
         call = PhoneCall(self, next(self._numbers))
         prm = pj.CallOpParam(True)
         prm.opt.audioCount = 1
         prm.opt.videoCount = 0
-        call.makeCall(str(command["uri"]), prm)
+        call.makeCall(uri, prm)
         self.calls[call.number] = call
-        return {"call": call.number}
+        return {"call": call.number, "uri": uri}
 
     def _cmd_answer(self, command: Command) -> dict[str, Any]:
         call = self._call(command)
@@ -400,6 +423,12 @@ class Phone:
 
     def _cmd_quit(self, command: Command) -> None:
         self.quitting = True
+
+    def _cmd_help(self, command: Command) -> dict[str, Any]:
+        o = self.options
+        dial_domain = o.dial_domain or (o.aor_domain if o.registrar else "")
+        self.emit("help", text=help_text(dial_domain))
+        return {"commands": sorted(self._commands)}
 
     # --- shutdown --------------------------------------------------------------------------------------
     def shutdown(self) -> None:
