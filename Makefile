@@ -33,8 +33,9 @@ $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/pyth
 	touch $@ $(VENV)/.stamp-run
 
 ## run: install into .venv and start the gateway with $(CONFIG) and the demo desk phone (extension 2000)
+# (exec: the script is make's own child, so a Ctrl-C it handles ends with no "make: *** Interrupt")
 run: $(VENV)/.stamp-run
-	BIN=$(BIN) CONFIG=$(CONFIG) scripts/demo
+	BIN=$(BIN) CONFIG=$(CONFIG) exec scripts/demo
 
 ## test: install what the tests need (pip, and Debian packages when root), check style and types, run the whole suite
 test: test-deps lint
