@@ -31,6 +31,11 @@ from .options import PhoneOptions
 MAX_CALLS = 4  # compiled into the pjsua2 wheel (PJSUA_MAX_CALLS)
 
 
+def pj_message(exc: pj.Error) -> str:
+    """One line: what pjsua said and in which call, not where in its C++ source it said it."""
+    return f"{exc.reason} (in {exc.title.split('(', 1)[0]})"
+
+
 class PhoneAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, phone: Phone) -> None:
         super().__init__()
@@ -242,8 +247,8 @@ class Phone:
             return
         try:
             result = handler(command) or {}
-        except pj.Error as exc:  # one line: what pjsua said, not where in its C++ it said it
-            self.emit("error", **reply, message=f"{exc.reason} (in {exc.title.split('(', 1)[0]})")
+        except pj.Error as exc:
+            self.emit("error", **reply, message=pj_message(exc))
         except KeyError as exc:  # a command without its argument: `dtmf` alone
             self.emit("error", **reply, message=f"{name} needs {exc.args[0]!r} (type help)")
         except (ValueError, LookupError) as exc:
@@ -469,7 +474,7 @@ def main(options: PhoneOptions) -> int:
     try:
         phone.start()
     except pj.Error as exc:  # e.g. the SIP port is taken
-        phone.emit("error", cmd="start", message=exc.info())
+        phone.emit("error", cmd="start", message=pj_message(exc))
         phone.endpoint.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
         return 1
     reader = CommandReader(sys.stdin, phone.sink)

@@ -76,7 +76,7 @@ async def test_busy_and_unknown_numbers_reach_the_page_and_1001_rings_alice(tmp_
     require_desk_phone()
     demo = Demo(tmp_path)
     try:
-        await demo.wait_for("-> reachable")  # the gateway's keep-alive has found the phone
+        await demo.wait_for("Demo: open")  # the phone listened before the gateway began
         async with WebUser(demo.base, "alice", ALICE_SECRET) as alice:
             for number, reason, message in (
                 ("2001", "busy", "Busy"),
@@ -112,7 +112,7 @@ async def test_quit_at_the_phone_ends_the_demo_and_says_so(tmp_path: Path) -> No
     require_desk_phone()
     demo = Demo(tmp_path)
     try:
-        await demo.wait_for("listening on")
+        await demo.wait_for("Demo: open")
         demo.type("quit")
         status = await demo.exit_status()
     finally:

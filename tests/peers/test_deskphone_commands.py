@@ -100,3 +100,13 @@ def test_a_person_at_the_phone_sees_help_and_one_line_errors() -> None:
     assert bad == "error (call): Invalid Request URI (PJSIP_EINVALIDREQURI) (in pjsua_call_make_call)", out
     assert "pjlib" not in done.stderr  # pjlib's start-up banner stays out of the terminal
     assert "Traceback" not in out + done.stderr
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:  # its port taken: one line too
+        squatter.bind(("127.0.0.1", 0))
+        taken = subprocess.run(
+            [sys.executable, "examples/desk_phone.py", "--listen", f"127.0.0.1:{squatter.getsockname()[1]}"],
+            cwd=REPO, input="", capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert taken.returncode == 1
+    assert "error (start): Address already in use" in taken.stdout and "../src/" not in taken.stdout, (
+        taken.stdout
+    )
