@@ -120,6 +120,15 @@ class ClusterOfferApi:
         await self._local.close(user, session_id)
         await self.owners.release(session_key(user.id, session_id))
 
+    async def control(
+        self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
+        to: str = "", body: str = "",
+    ) -> None:  # fmt: skip
+        """A session of this instance (the others forward the request here: cluster_http)."""
+        await self._local.control(
+            user, session_id, action, digits=digits, duration_ms=duration_ms, to=to, body=body
+        )
+
     async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
         """A session of this instance (the others forward WHIP's PATCH here: cluster_http)."""
         if not isinstance(self._local, IceRestartService):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from gateway.identity import WebUser
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
-from gateway.signaling.errors import BadRequest, ServiceError
+from gateway.signaling.errors import BadRequest, Conflict, ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
 from sdp import IceCandidateInit, IceParameters, SdpError, TrickleFragment
@@ -123,6 +123,15 @@ class HttpSession:
                 if answer is not None:
                     self.web_answer(call_id, answer)
                 progress.record("answered")
+            case sig.Ended():
+                self._ended(event)
+            case _:
+                self._in_call(event)
+
+    def _in_call(self, event: sig.Event) -> None:
+        """What happens in the call, recorded as progress events (the call's features: issue 33)."""
+        progress = self.progress
+        match event:
             case sig.DtmfReceived(digit=digit, duration_ms=duration):
                 progress.record("dtmf", digit=digit, duration_ms=duration)
             case sig.CallMessage(body=body):
@@ -133,12 +142,13 @@ class HttpSession:
                 progress.record("held", by=by)
             case sig.Resumed(by=by):
                 progress.record("resumed", by=by)
+            case sig.Transfer(state=state, sip_status=status, message=text):  # POST /webrtc/transfer's
+                progress.record("transfer", state=state, sip_status=status, message=text)
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
-            case sig.Ended():
-                self._ended(event)
-            case sig.ErrorMessage(code=code, message=message):
+            case sig.ErrorMessage(code=code, message=message):  # a refused hold, transfer... (issue 33)
                 logger.info("HTTP session %s: %s %s", self._id, code, message)
+                progress.record("error", code=code, message=message)
             case _:
                 logger.debug("HTTP session %s: %s", self._id, type(event).__name__)
 
@@ -207,3 +217,27 @@ class OfferApi:
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         return self._driver.http_session(user, session_id).progress
+
+    async def control(
+        self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
+        to: str = "", body: str = "",
+    ) -> None:  # fmt: skip
+        """The `/ws` requests of the same names on the session's call (BrowserRequests: the call machine
+        decides, and refuses what the call's state does not allow)."""
+        session = self._driver.http_session(user, session_id)
+        call_id = session.call_id
+        if call_id is None or session.closed:
+            raise Conflict(f"session {session_id!r} has no call in progress", field="session_id")
+        driver = self._driver
+        if action == "hold":
+            await driver.hold(session, call_id)
+        elif action == "resume":
+            await driver.resume(session, call_id)
+        elif action == "dtmf":
+            await driver.dtmf(session, call_id, digits, duration_ms)
+        elif action == "transfer":
+            await driver.transfer(session, call_id, to, None)
+        elif action == "message":
+            await driver.call_message(session, call_id, body)
+        else:
+            raise BadRequest(f"no such action {action!r}", field="action")

@@ -2,7 +2,7 @@
 admin API (drain).
 
 HAProxy may send any request to any instance. The ones that name an HTTP-API or WHIP session (`POST
-/webrtc/close`, `POST /webrtc/ice-candidate` by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
+/webrtc/close`, `POST /webrtc/ice-candidate` and the call controls (`/webrtc/hold`...) by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
 `/events`; `PATCH`/`DELETE /whip/sessions/{id}`) are served here when the session is here; otherwise the
 owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
 cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
@@ -36,6 +36,7 @@ from aiohttp import web
 
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.http_api.offer_protocol import CONTROL_ACTIONS
 from gateway.signaling.service import session_key
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's an
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 )
-_BODY_SESSION_PATHS: Final = frozenset({"/webrtc/close", "/webrtc/ice-candidate"})
+_BODY_SESSION_PATHS: Final = frozenset(
+    {"/webrtc/close", "/webrtc/ice-candidate", *(f"/webrtc/{action}" for action in CONTROL_ACTIONS)}
+)
 
 
 class Owners(Protocol):

@@ -31,6 +31,7 @@ from gateway.signaling.http_api.handlers import (
     HttpApiContext,
     candidate_handler,
     close_handler,
+    control_handlers,
     ice_servers_handler,
     offer_handler,
 )
@@ -216,6 +217,8 @@ def add_signaling_routes(
     router.add_post("/webrtc/offer", offer_handler)
     router.add_post("/webrtc/ice-candidate", candidate_handler)
     router.add_post("/webrtc/close", close_handler)
+    for action, handler in control_handlers.items():  # hold, resume, dtmf, transfer, message
+        router.add_post(f"/webrtc/{action}", handler)
     router.add_get("/webrtc/sessions/{session_id}", status_handler)
     router.add_get("/webrtc/sessions/{session_id}/events", events_handler)
     router.add_get("/iceservers", ice_servers_handler)

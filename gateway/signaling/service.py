@@ -240,6 +240,15 @@ class OfferService(Protocol):
         """End session `session_id` (and its call); raises `NotFound` for an unknown session."""
         ...
 
+    async def control(
+        self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
+        to: str = "", body: str = "",
+    ) -> None:  # fmt: skip
+        """An action on session `session_id`'s call, as the WebSocket protocol's requests of the same
+        names: hold, resume, dtmf (`digits`), transfer (blind, `to`), message (chat, `body`). `NotFound`
+        for an unknown session, `Conflict` when it has no call in progress, the call layer's refusal."""
+        ...
+
 
 @runtime_checkable
 class IceRestartService(Protocol):

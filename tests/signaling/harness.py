@@ -144,6 +144,7 @@ class FakeOfferService:
     sessions: dict[str, str] = field(default_factory=dict)  # session id -> user id
     progresses: dict[str, SessionProgress] = field(default_factory=dict)
     candidates: list[tuple[str, IceCandidateInit | None]] = field(default_factory=list)
+    controls: list[tuple[str, str, str]] = field(default_factory=list)  # (session, action, its argument)
     dialled: list[str | None] = field(default_factory=list)
     delay: float = 0.0
 
@@ -184,6 +185,13 @@ class FakeOfferService:
         self._own(user, session_id)
         del self.sessions[session_id]
         self.progresses.pop(session_id).record("closed")
+
+    async def control(
+        self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
+        to: str = "", body: str = "",
+    ) -> None:  # fmt: skip
+        self._own(user, session_id)
+        self.controls.append((session_id, action, digits or to or body))
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         self._own(user, session_id)

@@ -5,6 +5,7 @@
         answer = await client.send_offer(offer_sdp, "my-id", {"dial": "2000"})  # OfferAnswer
         await client.send_ice_candidate(session_id, IceCandidate("candidate:...", 0, "0"))
         async for event in client.events(session_id): ...                  # ringing, answered, ...
+        await client.hold(session_id); await client.send_dtmf(session_id, "12")  # resume, transfer, send_message
         await client.close_session(session_id, "Completed")
 
 A refused request raises `WebRtcClientError` with the error body's `code` (the HTTP status), `reason`

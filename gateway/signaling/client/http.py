@@ -138,6 +138,26 @@ class WebRtcClient:
             body["reason"] = reason
         await self._request("POST", "/webrtc/close", body)
 
+    async def hold(self, session_id: str) -> None:
+        await self._request("POST", "/webrtc/hold", {"session_id": session_id})
+
+    async def resume(self, session_id: str) -> None:
+        await self._request("POST", "/webrtc/resume", {"session_id": session_id})
+
+    async def send_dtmf(self, session_id: str, digits: str, duration_ms: int | None = None) -> None:
+        body: dict[str, Any] = {"session_id": session_id, "digits": digits}
+        if duration_ms is not None:
+            body["duration_ms"] = duration_ms
+        await self._request("POST", "/webrtc/dtmf", body)
+
+    async def transfer(self, session_id: str, to: str) -> None:
+        """Blind transfer of the session's call to `to`; how it goes comes as `transfer` events."""
+        await self._request("POST", "/webrtc/transfer", {"session_id": session_id, "to": to})
+
+    async def send_message(self, session_id: str, body: str) -> None:
+        """Chat in the session's call (SIP MESSAGE in its dialog); `message_result` follows."""
+        await self._request("POST", "/webrtc/message", {"session_id": session_id, "body": body})
+
     async def get_ice_servers(self) -> list[dict[str, Any]]:
         servers: list[dict[str, Any]] = await self._request("GET", "/iceservers")
         return servers

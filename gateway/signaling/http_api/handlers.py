@@ -30,7 +30,13 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.events import IceServerInfo
-from gateway.signaling.http_api.offer_protocol import candidate_request, close_request, offer_request
+from gateway.signaling.http_api.offer_protocol import (
+    CONTROL_ACTIONS,
+    candidate_request,
+    close_request,
+    control_request,
+    offer_request,
+)
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.service import OfferService
 from gateway.signaling.turn_rest import IceServers
@@ -212,9 +218,33 @@ async def _close(
     return web.json_response({"session_id": item.session_id, "status": "closed"})
 
 
+def _control(action: str) -> Handler:
+    async def control(
+        request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
+    ) -> web.Response:
+        item = control_request(action, body)
+        await context.offer_service.control(
+            principal.user, item.session_id, action, digits=item.digits, duration_ms=item.duration_ms,
+            to=item.to, body=item.body,
+        )  # fmt: skip
+        return web.json_response({"session_id": item.session_id, "status": _DONE[action]})
+
+    return control
+
+
+_DONE = {
+    "hold": "holding",
+    "resume": "resuming",
+    "dtmf": "sent",
+    "transfer": "transferring",
+    "message": "sent",
+}
+
 offer_handler = _api(_offer)
 candidate_handler = _api(_candidate)
 close_handler = _api(_close)
+# POST /webrtc/hold, /resume, /dtmf, /transfer, /message: the call's features of `/ws` (issue 33)
+control_handlers = {action: _api(_control(action)) for action in CONTROL_ACTIONS}
 
 
 async def visible_ice_servers(request: web.Request) -> tuple[IceServerInfo, ...]:

@@ -3,6 +3,10 @@
     POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...}}
     POST /webrtc/ice-candidate  {session_id, candidate: {candidate, sdpMid, sdpMLineIndex} | null}
     POST /webrtc/close          {session_id, reason?}
+    POST /webrtc/hold, /webrtc/resume   {session_id}
+    POST /webrtc/dtmf           {session_id, digits, duration_ms?}   (0-9 * # A-D, 40-2000 ms each)
+    POST /webrtc/transfer       {session_id, to}                     (blind: REFER to the far end)
+    POST /webrtc/message        {session_id, body}                   (chat: MESSAGE in the call's dialog)
 
 `metadata` is a JSON object echoed back untouched; `metadata.dial`, when present, is the destination to
 call (a number or SIP URI); without it the credentials' default destination is called.
@@ -17,7 +21,7 @@ from typing import Final
 
 from gateway.signaling.errors import BadRequest
 from gateway.signaling.service import JsonValue
-from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, read_sdp
+from gateway.signaling.ws.protocol import DTMF_DIGITS, MAX_DESTINATION_CHARS, MAX_INFO_CHARS, read_sdp
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")
@@ -106,3 +110,59 @@ def close_request(data: object) -> CloseRequest:
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
         raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters", field="reason")
     return CloseRequest(session_id, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """An action on a session's call: hold, resume, dtmf, transfer or message (the fields it takes)."""
+
+    action: str
+    session_id: str
+    digits: str = ""
+    duration_ms: int | None = None
+    to: str = ""
+    body: str = ""
+
+
+CONTROL_ACTIONS: Final = ("hold", "resume", "dtmf", "transfer", "message")
+
+
+def control_request(action: str, data: object) -> ControlRequest:
+    """``POST /webrtc/{action}``'s body (the module note), checked as the WebSocket protocol checks the
+    same request: the error names the field."""
+    body = _object(data)
+    session_id = _session_id(body)
+    assert session_id is not None  # required
+    if action == "dtmf":
+        digits = _text(body, "digits", 32).upper()
+        bad = sorted(set(digits) - DTMF_DIGITS)
+        if bad:
+            raise BadRequest(f"digits may hold only 0-9 * # A-D, not {''.join(bad)!r}", field="digits")
+        duration = body.get("duration_ms")
+        if duration is not None and (
+            not isinstance(duration, int) or isinstance(duration, bool) or not 40 <= duration <= 2000
+        ):
+            raise BadRequest(
+                f"duration_ms must be an integer from 40 to 2000, got {duration!r}", field="duration_ms"
+            )
+        return ControlRequest(action, session_id, digits=digits, duration_ms=duration)
+    if action == "transfer":
+        to = _text(body, "to", MAX_DESTINATION_CHARS).strip()
+        if not to or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in to):
+            raise BadRequest("to must be a number or SIP address, without control characters", field="to")
+        return ControlRequest(action, session_id, to=to)
+    if action == "message":
+        text = _text(body, "body", MAX_INFO_CHARS)
+        if len(text.encode("utf-8")) > MAX_INFO_CHARS:
+            raise BadRequest(f"body is longer than {MAX_INFO_CHARS} bytes in UTF-8", field="body")
+        return ControlRequest(action, session_id, body=text)
+    return ControlRequest(action, session_id)
+
+
+def _text(data: Mapping[str, object], name: str, max_chars: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{name} is required: a non-empty string", field=name)
+    if len(value) > max_chars:
+        raise BadRequest(f"{name} is longer than {max_chars} characters", field=name)
+    return value

@@ -57,6 +57,17 @@ _SDPFRAG_ERRORS: Final = {
 
 _API_ERRORS: Final = (400, 401, 404, 408, 413, 415, 429, 500)
 _OFFER_ERRORS: Final = (400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502)
+# the call features of `/ws` on an HTTP session (issue 33): the progress events report what follows
+_CONTROLS: Final = (
+    ("hold", "Put the session's call on hold (re-INVITE sendonly); `held` follows in the events", "session_id"),
+    ("resume", "Resume the session's held call; `resumed` follows in the events", "session_id"),
+    ("dtmf", "Send keypad digits in the session's call (RFC 4733, or SIP INFO with sip.dtmf_mode)",
+     "session_id, digits, duration_ms?"),
+    ("transfer", "Transfer the session's call blind to `to` (REFER); the call ends `transferred`",
+     "session_id, to"),
+    ("message", "Chat in the session's call: a SIP MESSAGE in its dialog; `message_result` follows",
+     "session_id, body"),
+)  # fmt: skip
 _SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": SESSION_ID}
 
 
@@ -229,6 +240,28 @@ def openapi_document() -> dict[str, Any]:
                         **_errors(*_API_ERRORS),
                     },
                 }
+            },
+            **{
+                f"/webrtc/{action}": {
+                    "post": {
+                        "summary": summary,
+                        "security": security,
+                        "requestBody": {
+                            "required": True,
+                            **_json({"$ref": "#/components/schemas/ControlRequest"}, fields),
+                        },
+                        "responses": {
+                            "200": _json({"$ref": "#/components/schemas/SessionStatus"}, "done or under way"),
+                            **_errors(
+                                *_API_ERRORS,
+                                409,
+                                e409="The session has no call in progress, or its "
+                                "state refuses the action (a hold during a hold...)",
+                            ),
+                        },
+                    }
+                }
+                for action, summary, fields in _CONTROLS
             },
             "/webrtc/sessions/{session_id}": {
                 "get": {

@@ -63,7 +63,21 @@ def schemas() -> dict[str, Any]:
         "SessionStatus": {
             "type": "object",
             "required": ["session_id", "status"],
-            "properties": {"session_id": SESSION_ID, "status": {"enum": ["received", "closed"]}},
+            "properties": {
+                "session_id": SESSION_ID,
+                "status": {"enum": ["received", "closed", "holding", "resuming", "sent", "transferring"]},
+            },
+        },
+        "ControlRequest": {
+            "type": "object",
+            "required": ["session_id"],
+            "properties": {
+                "session_id": SESSION_ID,
+                "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]{1,32}$", "description": "dtmf"},
+                "duration_ms": {"type": "integer", "minimum": 40, "maximum": 2000, "description": "dtmf"},
+                "to": {"type": "string", "description": "transfer: a number or SIP address (blind)"},
+                "body": {"type": "string", "description": "message: text for the far end (SIP MESSAGE)"},
+            },
         },
         "ProgressEvent": {
             "type": "object",

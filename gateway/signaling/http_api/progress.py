@@ -56,7 +56,7 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, str], SessionState]] = {
 # every progress event, in the order the OpenAPI document lists them
 EVENT_ORDER: Final = (
     "ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "web_lost",
-    "message", "message_result", "closed",
+    "message", "message_result", "transfer", "error", "closed",
 )  # fmt: skip
 EVENT_NAMES: Final = frozenset(EVENT_ORDER)
 
