@@ -63,7 +63,9 @@ class SymmetricLatch:
         return True
 
     def _latch(self, source: Address) -> None:
-        logger.debug("%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
+        # the first latch is a detail of every call (DEBUG); a far end that moves mid-call is news (INFO)
+        level = logging.DEBUG if self._address is None else logging.INFO
+        logger.log(level, "%s latched to %s:%d (was %s)", self.name, source[0], source[1], self._address)
         self._address, self._candidate, self._count = source, None, 0
         self._set_state(LatchState.LATCHED)
 
