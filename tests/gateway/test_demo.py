@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +65,9 @@ def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path
     )  # fmt: skip
     base = f"http://127.0.0.1:{http}"
     states: list[str] = []
+    lines: list[str] = []  # the demo's output as it comes (a thread reads it: the pipe must not fill)
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -81,9 +85,14 @@ def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path
             ready, body = _get(base + "/readyz")
             assert ready == 200, body  # the PBX's state never takes the web front down
             time.sleep(0.2)
+        while not any("type here:" in line for line in lines):  # the banner follows the ready file
+            assert time.monotonic() < deadline and process.poll() is None, "".join(lines)[-3000:]
+            time.sleep(0.1)
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the script stops the gateway and the phone by PID
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        output = "".join(lines)
     assert "unreachable" not in states, states
     assert f"127.0.0.1:{phone}" in health["pbx"]["target"], health
     assert "type here:  call 1001" in output, output[-3000:]  # the phone dials it at 127.0.0.1:{sip}
