@@ -252,7 +252,12 @@ class MediaBridge(SetupOffers, MidCallOffers):
         """What says the connected browser is there: its RTP while it should send (the web user does not
         hold the call), else any packet or answer to a consent check (RFC 7675)."""
         web = self._web_side if self._web.state is WebLegState.CONNECTED else None
-        audio = web is not None and web.direction.receives and not self._local_hold
+        sip = self._sip.negotiated
+        # ...and only while its audio goes anywhere: the SIP party that holds us (we only receive from it)
+        # wants none, and a SIP library held by it stops sending (its hold relayed by re-INVITE, not by
+        # this bridge: gateway/websip/hold.py), which is no loss (the consent checks still tell)
+        forwarded = sip is None or sip.direction.sends
+        audio = web is not None and web.direction.receives and not self._local_hold and forwarded
         self._web_watchdog.set_expected(audio)
         self._web_presence.set_expected(web is not None and not audio)
 

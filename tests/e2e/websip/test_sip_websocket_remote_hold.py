@@ -6,8 +6,11 @@ client (the SDP of each re-INVITE it gets), and with JsSIP 3.13 in headless Chro
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
+
+import pytest
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -82,7 +85,9 @@ async def test_the_phones_hold_and_resume_reinvite_the_library(tmp_path: Path) -
         assert await no_calls(gateway)
 
 
-async def test_jssip_shows_the_call_held_by_the_phone(tmp_path: Path) -> None:
+async def test_jssip_shows_the_call_held_by_the_phone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """JsSIP, unmodified, calls the desk phone; the phone holds and resumes: JsSIP emits `hold` and
     `unhold` with originator remote (before, nothing reached it)."""
     require_softphones()
@@ -105,6 +110,11 @@ async def test_jssip_shows_the_call_held_by_the_phone(tmp_path: Path) -> None:
 
         await phone.send("hold", call=incoming["call"])
         await softphone.wait_for("hold", originator="remote")
+        # held longer than media.loss_detect (2 s): the library sends nothing, on purpose; the gateway
+        # reported the browser lost (web_lost, the reconnect fill to the phone) after 2 s of it
+        await asyncio.sleep(3.0)
+        lost = [r.getMessage() for r in caplog.records if "web_lost" in r.getMessage()]
+        assert not lost, lost  # a held library's silence is no lost browser (its consent answers say so)
         await phone.send("unhold", call=incoming["call"])
         await softphone.wait_for("unhold", originator="remote")
         await softphone.hears(440)
