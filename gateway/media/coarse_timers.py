@@ -98,6 +98,10 @@ class CoarseTimers:
             self._arm(slot)
         return handle
 
+    def armed_at(self) -> float | None:
+        """The loop time the one asyncio timer is armed for, or ``None`` (for tests and metrics)."""
+        return None if self._timer_slot is None else self._timer_slot * self._resolution
+
     def pending(self) -> int:
         """Callbacks scheduled and not cancelled (for tests and metrics)."""
         return sum(len(bucket) for bucket in self._buckets.values())
