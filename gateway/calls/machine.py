@@ -396,12 +396,18 @@ class CallMachine(CallView):
         self._log_move("transfer out", self._transfer.out, target)
         self._transfer = dataclasses.replace(self._transfer, out=target)
 
-    def transfer_in_to(self, target: str | None) -> None:
-        """The SIP party's REFER to ``target`` is being carried out (None: it is over). One at a time."""
+    def transfer_in_to(self, target: str | None, replaces: str = "", *, own: bool = False) -> None:
+        """The SIP party's REFER to ``target`` is being carried out (None: it is over), its INVITE to carry
+        ``replaces`` (``own``: a dialog of this gateway). One at a time."""
         if (self._transfer.into is None) == (target is None):
             raise IllegalMove(self.call_id, "transfer in", self._transfer.into, target)
         self._log_move("transfer in", self._transfer.into, target)
-        self._transfer = dataclasses.replace(self._transfer, into=target)
+        self._transfer = dataclasses.replace(
+            self._transfer,
+            into=target,
+            into_replaces=replaces if target else "",
+            into_own=own and bool(target),
+        )
 
     def replacing_to(self, replacing: bool) -> None:
         """An INVITE with Replaces is (or is no longer) taking the SIP leg over."""

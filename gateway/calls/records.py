@@ -148,6 +148,8 @@ class Transfer:
 
     out: str | None = None  # the destination or consultation call of our REFER
     into: str | None = None  # the target the SIP party referred the web user to
+    into_replaces: str = ""  # the Replaces that REFER asked the web user's INVITE to carry (RFC 3891)
+    into_own: bool = False  # that Replaces names a dialog of this gateway: the INVITE goes to itself
     replacing: bool = False  # an INVITE with Replaces is taking the SIP leg over (its offer with the bridge)
     picked_up_by: tuple[str, str | None] | None = None  # the pickup's (From URI, display)
     pickup_offerless: bool = False  # that INVITE had no offer: ours goes in its 200
@@ -320,6 +322,8 @@ class CallRecord:
             "transfer": {
                 "out": self.transfer.out,
                 "into": self.transfer.into,
+                "into_replaces": self.transfer.into_replaces,
+                "into_own": self.transfer.into_own,
                 "replacing": self.transfer.replacing,
                 "picked_up_by": None
                 if self.transfer.picked_up_by is None
@@ -408,6 +412,8 @@ def _from_dict(data: Mapping[str, Any], users: Callable[[str], WebUser | None]) 
         transfer=Transfer(
             out=transfer["out"],
             into=transfer["into"],
+            into_replaces=transfer.get("into_replaces", ""),
+            into_own=transfer.get("into_own", False),
             replacing=transfer["replacing"],
             picked_up_by=None if picked is None else (str(picked[0]), picked[1]),
             pickup_offerless=transfer["pickup_offerless"],

@@ -303,6 +303,12 @@ class CallView:
         return self._transfer.into
 
     @property
+    def transfer_in_replaces(self) -> tuple[str, bool]:
+        """The Replaces the SIP party's REFER asks the web user's INVITE to carry ("" for none), and
+        whether it names a dialog of this gateway (the INVITE then goes to its own listener)."""
+        return self._transfer.into_replaces, self._transfer.into_own
+
+    @property
     def replacing(self) -> bool:
         return self._transfer.replacing
 

@@ -107,9 +107,14 @@ class BrowserRequests(DriverCore):
             raise BadRequest(str(exc), field="headers") from None
         if not sdp.strip():
             raise BadRequest("the call needs an offer (SDP)", field="sdp")
-        if self.room_guard is not None:  # a room's number: the user must be let into that room
+        replaces, own = self.registry.get(transfer_of).transfer_in_replaces if transfer_of else ("", False)
+        if replaces:  # the REFER was an attended transfer: the INVITE replaces the consultation (RFC 3891)
+            chosen = (*chosen, ("Replaces", replaces))
+        if self.room_guard is not None and not own:  # a room's number: the user must be let into that room
             self.room_guard(session.user, to)
-        route = await self._web_route(session.user, to)
+        # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
+        route = self.registry.get(transfer_of).transfer_in if own and transfer_of else None
+        route = route or await self._web_route(session.user, to)
         target = route or allowed_target(session.user, to, self._pbx_domain)
         passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
             isinstance(target, str) and media_mode(self.routes, target) is MediaMode.PASSTHROUGH

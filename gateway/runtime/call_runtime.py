@@ -49,6 +49,7 @@ from gateway.runtime.translate import SignalMapper, hold_direction
 from gateway.signaling import events as sig
 from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
+from gateway.sip.useragent.ua_replaces import names_our_dialog
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ class CallRuntime:
             registry = self._host.registry
             machine = registry.get(self.call_id) if self.call_id in registry else None
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
-            event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces)
+            own = bool(event.replaces) and names_our_dialog(self._host.ua.calls, event.replaces)
+            event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces, own)
         if isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
             self._release_trickle()  # the browser's candidates held until the dialog was confirmed
         self.feed_nowait(event)

@@ -24,7 +24,9 @@ from gateway.media.errors import DtmfError
 from gateway.runtime.dispatch import Table
 from gateway.signaling import events as sig
 from gateway.sip.useragent import ua_events as sip
+from sipcore.errors import SIPError
 from sipcore.syntax.reason import ReasonValue, answered_elsewhere
+from sipcore.syntax.uri import percent_decode
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,17 @@ def sip_to_call_events(event: sip.CallEvent, direction: CallDirection) -> list[e
         case sip.ReferProgress(status=status, reason=reason, terminated=terminated):
             return [ev.SipTransferProgress(status, reason, terminated)]
         case sip.ReferReceived(target=target, replaces=replaces):
-            return [ev.SipReferReceived(target, None, bool(replaces))]  # the runtime adds the web user
+            # the runtime adds the web user, and whether the Replaces names a dialog of ours
+            return [ev.SipReferReceived(target, None, _unescaped(replaces))]
     return []
+
+
+def _unescaped(value: str) -> str:
+    """A Refer-To's Replaces as a header value (RFC 3891 §5); badly escaped: as it came (refused later)."""
+    try:
+        return percent_decode(value, "Replaces")
+    except SIPError:
+        return value
 
 
 def _cancelled(reasons: tuple[ReasonValue, ...]) -> ev.Event:

@@ -410,6 +410,23 @@ function track(newCall) {
     box.hidden = false;
     box.textContent = (TRANSFER_TEXT[state] || state) + (state === "failed" && status ? ` (SIP ${status})` : "");
   });
+  // The far end transfers this user (its REFER, blind or attended): call the target as a desk phone
+  // does; the far end hears how it goes and hangs up once it is answered.
+  newCall.addEventListener("transfer_requested", async (event) => {
+    const box = $("transfer-status");
+    box.hidden = false;
+    box.textContent = `Transferred: calling ${event.detail.to}…`;
+    newCall.transferring = true; // its end (the far end hangs up once the new call is answered) is no error
+    try {
+      const next = await client.call(event.detail.to, { stream: await audio.stream(), transferOf: newCall.id });
+      next.startedAt = Date.now();
+      track(next);
+      focus(next);
+    } catch (error) {
+      newCall.transferring = false;
+      showFailure(error);
+    }
+  });
   newCall.addEventListener("ended", (event) => {
     const { reason, message, sip_status: status } = event.detail;
     record(newCall, reason);

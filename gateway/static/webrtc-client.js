@@ -294,7 +294,9 @@ export class GatewayClient extends EventTarget {
   }
 
   // Place a call to `to` (a number or SIP URI). Resolves with the Call once the gateway accepted it.
-  async call(to, { stream = null } = {}) {
+  // `transferOf`: the id of the call whose far end asked for this one (`transfer_requested`, a REFER):
+  // the gateway tells that far end how this call goes, and puts in the INVITE the Replaces it asked for.
+  async call(to, { stream = null, transferOf = null } = {}) {
     const call = new Call(this, null, "outbound");
     call.remote = { uri: to, displayName: null };
     await call._start(stream);
@@ -303,7 +305,9 @@ export class GatewayClient extends EventTarget {
     try {
       // early_answer: the gateway's answer comes in an `answer` event right after the ack, before its
       // INVITE, so ICE and DTLS come up while the far end rings (docs/signaling.md, *Early answer*)
-      const reply = await this.request({ type: "call", to, sdp: offer, early_answer: true });
+      const request = { type: "call", to, sdp: offer, early_answer: true };
+      if (transferOf !== null) request.transfer_of = transferOf;
+      const reply = await this.request(request);
       call.id = reply.call_id;
       this.calls.set(call.id, call);
       call._flushCandidates();
@@ -452,6 +456,8 @@ export class Call extends EventTarget {
         case "ice": await this._addRemoteCandidate(message.candidate); break;
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
+        // the far end transfers this user (REFER): call `to` with `client.call(to, {transferOf: id})`
+        case "transfer_requested": emit(this, "transfer_requested", { to: message.to }); break;
         case "info": emit(this, "info", { contentType: message.content_type, body: message.body }); break;
         case "message": emit(this, "message", { body: message.body }); break; // chat: MESSAGE in the dialog
         case "message_result": emit(this, "message_result", { status: message.status }); break;

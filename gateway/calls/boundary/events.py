@@ -619,11 +619,15 @@ class SipTransferProgress:
 @dataclass(frozen=True, slots=True)
 class SipReferReceived:
     """The SIP party asks us to call `target` (a SIP URI) instead (RFC 3515). `user` is the web user
-    carrying the call (whose policy decides); `replaces`: the REFER asks for an INVITE with Replaces."""
+    carrying the call (whose policy decides); `replaces`: the Replaces value the REFER asks the INVITE
+    to carry (RFC 3891 §5, unescaped; "" for none); `own`: that Replaces names a dialog of this gateway's
+    own (an attended transfer between two of its calls, web users both: the INVITE goes to its own
+    listener)."""
 
     target: str
     user: WebUser | None = None
-    replaces: bool = False
+    replaces: str = ""
+    own: bool = False
 
     def __post_init__(self) -> None:
         _checks.text("target", self.target)

@@ -11,10 +11,13 @@ A refusal or a failing sipfrag keeps the call; the browser hears `transfer` fail
 time (`transfer_out`).
 
 The SIP party transfers the web user (`SipReferReceived`): the target must pass the web user's policy,
-or 403 (a REFER must not make the gateway dial what she may not); a REFER asking for Replaces gets 403
-too (not supported). Allowed: 202, NOTIFY 100 Trying, and the browser is asked to call the target
-(`transfer_requested`); how that call goes (`TransferOutcome`, fed by the driver) is NOTIFYed, the
-final status ending the subscription.
+or 403 (a REFER must not make the gateway dial what she may not). Allowed: 202, NOTIFY 100 Trying, and
+the browser is asked to call the target (`transfer_requested`); how that call goes (`TransferOutcome`,
+fed by the driver) is NOTIFYed, the final status ending the subscription. A REFER whose Refer-To carries
+Replaces (an attended transfer, RFC 3891 §5) is carried out the same way, the browser's INVITE carrying
+that Replaces (the driver adds it); when it names a dialog of this gateway's own (`own`: the transferor
+consulted another web user of the gateway, whose call the new INVITE takes over) the INVITE goes to the
+gateway's own listener and no policy applies: it can only join the web user to a call that exists.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.states import TimerName
 from gateway.identity.policy import may_call
+from sipcore.dialogs.refer import Replaces
+from sipcore.errors import SIPError
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
@@ -130,16 +135,17 @@ def refer_received(call: CallMachine, event: SipReferReceived) -> None:
     if call.transfer_in is not None:
         call.emit(SipAnswerRefer(call.call_id, 491, "Request Pending"))
         return
-    if event.replaces:
-        call.emit(SipAnswerRefer(call.call_id, 403, "Replaces in Refer-To Not Supported"))
-        return
     if user is None or call.session_id is None or call.web_gone:
         call.emit(SipAnswerRefer(call.call_id, 403, "No Web User To Transfer"))
         return
-    if not may_call(user, event.target, call.settings.pbx_domain):
+    if event.replaces and not _valid_replaces(event.replaces):
+        call.emit(SipAnswerRefer(call.call_id, 400, "Bad Replaces In Refer-To"))
+        return
+    own = event.own and bool(event.replaces)
+    if not own and not may_call(user, event.target, call.settings.pbx_domain):
         call.emit(SipAnswerRefer(call.call_id, 403, "Transfer Target Not Allowed"))
         return
-    call.transfer_in_to(event.target)
+    call.transfer_in_to(event.target, event.replaces, own=own)
     call.emit(
         SipAnswerRefer(call.call_id, 202, "Accepted"),
         SipNotifyRefer(call.call_id, 100, "Trying"),
@@ -200,3 +206,12 @@ def refer_expired(call: CallMachine, event: object) -> None:
 def refer_while_closing(call: CallMachine, event: SipReferReceived) -> None:
     """The call is ending: nothing to transfer (RFC 3261 §15: the dialog is going away)."""
     call.emit(SipAnswerRefer(call.call_id, 481, "Call Is Ending"))
+
+
+def _valid_replaces(value: str) -> bool:
+    """Whether a Refer-To's Replaces is one a new INVITE may carry (RFC 3891 §6.1)."""
+    try:
+        Replaces.parse(value)
+    except SIPError:
+        return False
+    return True

@@ -367,8 +367,7 @@ class UserAgent:
 
     @property
     def info_types(self) -> frozenset[str]:
-        """INFO bodies taken in a call: DTMF (application/dtmf-relay, application/dtmf), trickle ICE
-        fragments, and sip.info_content_types."""
+        """INFO bodies taken in a call: DTMF (dtmf-relay, dtmf), trickle ICE, sip.info_content_types."""
         return frozenset((*INFO_ALWAYS, *self.settings.info_content_types))
 
     def info_refusal(
@@ -519,7 +518,8 @@ class UserAgent:
         return call
 
     def _new_call(self, incoming: IncomingRequest) -> None:
-        replaced = replaced_call(self._calls, incoming.request, self.trusts(incoming.source.host))
+        trusted = self.trusts(incoming.source.host) or self.ours(incoming.request)  # our own loop's too
+        replaced = replaced_call(self._calls, incoming.request, trusted)
         if isinstance(replaced, Refusal):  # RFC 3891 §3: 400, 481, 603, 403, 486
             incoming.reply(replaced.status, replaced.reason)
             return

@@ -13,7 +13,7 @@ INVITE and ends the old dialog (BYE, or CANCEL when it is our early dialog).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from gateway.sip.useragent.incoming import IncomingCall
@@ -26,7 +26,7 @@ from sipcore.syntax.message import Request
 if TYPE_CHECKING:
     from gateway.sip.useragent.ua_calls import Call
 
-__all__ = ["replaced_call"]
+__all__ = ["names_our_dialog", "replaced_call"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +69,20 @@ def replaced_call(
     assert call is not None
     logger.info("call=%s INVITE replaces call %s", request.call_id, call.call_id)
     return call
+
+
+def names_our_dialog(calls: Iterable[Call], replaces: str) -> bool:
+    """Whether the Replaces value ``replaces`` (from a Refer-To, unescaped) names a live dialog of one of
+    ``calls`` as its UAS sees it (RFC 3891 §3): a REFER asking for an INVITE that would take over a call
+    of this gateway's own (an attended transfer between two of its calls)."""
+    try:
+        wanted = Replaces.parse(replaces)
+    except SIPError:
+        return False
+    return any(
+        call.call_id == wanted.call_id
+        and call.dialog is not None
+        and wanted.matches(call.dialog.id.call_id, call.dialog.id.local_tag, call.dialog.id.remote_tag)
+        and not call.ended
+        for call in calls
+    )

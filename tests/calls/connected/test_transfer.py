@@ -121,12 +121,49 @@ def test_a_refer_from_the_sip_party_to_a_forbidden_target_gets_403() -> None:
     assert [
         c.status for c in call.handle(SipReferReceived(TARGET, None)) if isinstance(c, SipAnswerRefer)
     ] == [403]
+    forbidden = "sip:0301234@pbx.example.org"  # with a Replaces naming no call of ours: policy holds
     assert [
         c.status
-        for c in call.handle(SipReferReceived(TARGET, f.ALICE, replaces=True))
+        for c in call.handle(SipReferReceived(forbidden, f.BOB, replaces=REPLACES))
         if isinstance(c, SipAnswerRefer)
     ] == [403]
+    assert call.handle(SipReferReceived(TARGET, f.ALICE, replaces="abc;to-tag=1")) == [
+        SipAnswerRefer("c1", 400, "Bad Replaces In Refer-To")  # RFC 3891 §6.1 wants both tags
+    ]
     assert call.state is CallState.CONNECTED and call.transfer_in is None
+
+
+REPLACES = "consult@host;to-tag=t1;from-tag=f1"
+
+
+def test_an_attended_refer_is_carried_out_with_its_replaces() -> None:
+    """A REFER with Replaces in its Refer-To (RFC 3891 §5): the browser is asked to call the target as
+    for a blind one, and the call remembers the Replaces its INVITE must carry."""
+    call = f.connected_in()
+    out = call.handle(SipReferReceived(TARGET, f.ALICE, replaces=REPLACES))
+    assert out[:3] == [
+        SipAnswerRefer("c1", 202, "Accepted"),
+        SipNotifyRefer("c1", 100, "Trying"),
+        NotifyTransferRequested("s1", "c1", TARGET),
+    ]
+    assert call.transfer_in == TARGET and call.transfer_in_replaces == (REPLACES, False)
+    call.handle(TransferOutcome(200, "OK"))
+    assert call.transfer_in is None and call.transfer_in_replaces == ("", False)
+
+
+def test_a_refer_replacing_a_call_of_ours_skips_the_policy() -> None:
+    """Between two calls of this gateway (`own`: the web user is joined to a call that exists) the
+    target is our own contact, which no allow_outbound lists: no policy applies."""
+    call = f.connected_in()
+    contact = "sip:1003@192.0.2.10:5060"
+    assert [
+        c.status
+        for c in call.handle(SipReferReceived(contact, f.BOB, replaces=REPLACES))
+        if isinstance(c, SipAnswerRefer)
+    ] == [403]  # not own: bob may not call that
+    out = call.handle(SipReferReceived(contact, f.BOB, replaces=REPLACES, own=True))
+    assert out[0] == SipAnswerRefer("c1", 202, "Accepted")
+    assert call.transfer_in_replaces == (REPLACES, True)
 
 
 def test_an_allowed_refer_is_accepted_and_its_call_reported() -> None:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from gateway.config import Config
 from peers.audio import detect_tone, read_wav
@@ -279,6 +280,19 @@ async def test_a_refer_from_the_phone_is_carried_out_by_the_browser(tmp_path: Pa
             await peer_b.close()
 
 
+async def _page_calls(page: Any, url: str, phone: DeskPhone) -> int:
+    """alice logs in on the softphone page and calls `phone`: its number for the call, once confirmed."""
+    await page.goto(url + "/")
+    await log_in(page, "alice", ALICE_SECRET)
+    await expect(page.locator("#status")).to_have_text("Registered as Alice")
+    await page.locator("#number").fill(phone.uri)
+    await page.get_by_role("button", name="Call", exact=True).click()
+    await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+    at = int((await phone.wait_for("incoming"))["call"])
+    await phone.wait_for("state", call=at, state="CONFIRMED")
+    return at
+
+
 async def test_attended_transfer_from_the_softphone_page(tmp_path: Path) -> None:
     """The page's own buttons (headless Chromium): alice calls A, types 2001 in "Transfer to" and presses
     Consult (A is held, B is called and answers), then "Complete transfer": A gets a REFER with Replaces,
@@ -290,14 +304,7 @@ async def test_attended_transfer_from_the_softphone_page(tmp_path: Path) -> None
         running_gateway(_both_phones_config(phone_a, 36400)) as gateway,
         chromium_page() as page,
     ):
-        await page.goto(gateway.http_url + "/")
-        await log_in(page, "alice", ALICE_SECRET)
-        await expect(page.locator("#status")).to_have_text("Registered as Alice")
-        await page.locator("#number").fill(phone_a.uri)
-        await page.get_by_role("button", name="Call", exact=True).click()
-        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-        at_a = int((await phone_a.wait_for("incoming"))["call"])
-        await phone_a.wait_for("state", call=at_a, state="CONFIRMED")
+        at_a = await _page_calls(page, gateway.http_url, phone_a)
         await expect(page.locator("#consult")).to_be_hidden()
 
         await page.get_by_placeholder("Transfer to…").fill("2001")
@@ -324,3 +331,31 @@ async def test_attended_transfer_from_the_softphone_page(tmp_path: Path) -> None
         await wait_until(lambda: gateway._health_details()["calls"] == 0, timeout=10)
         await phone_b.hangup(replaced["new_call"])
         await phone_a.wait_for("state", call=request["new_call"], state="DISCONNECTED")
+
+
+async def test_a_refer_from_the_phone_is_carried_out_by_the_softphone_page(tmp_path: Path) -> None:
+    """The page (headless Chromium) follows the phone's REFER by itself, as a desk phone does: A refers
+    alice to B, the page calls B with `transfer_of`, A hears 200 in a NOTIFY and hangs up, and the page
+    shows the call with B connected and no error."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(_both_phones_config(phone_a, 36800)) as gateway,
+        chromium_page() as page,
+    ):
+        at_a = await _page_calls(page, gateway.http_url, phone_a)
+
+        await phone_a.send("transfer", call=at_a, to=f"sip:2001@{DOMAIN}")
+        at_b = int((await phone_b.wait_for("incoming"))["call"])
+        await phone_b.wait_for("state", call=at_b, state="CONFIRMED")
+        codes = [(await phone_a.wait_for("transfer_status", call=at_a))["code"]]
+        while codes[-1] < 200:
+            codes.append((await phone_a.wait_for("transfer_status", call=at_a))["code"])
+        assert codes[-1] == 200, codes
+        await phone_a.hangup(at_a)
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await expect(page.locator("#error")).to_be_hidden()
+        await wait_until(lambda: gateway._health_details()["calls"] == 1, timeout=10)
+        await phone_b.hangup(at_b)
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=15000)
