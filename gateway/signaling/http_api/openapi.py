@@ -173,8 +173,8 @@ def openapi_document() -> dict[str, Any]:
             "/jsonrpc": {
                 "get": {
                     "summary": "WebSocket upgrade for JSON-RPC 2.0 signaling (announce, offer, answer, "
-                    "ice_candidate, disconnect; docs/signaling.md). Credentials here (headers, ?api_key=, "
-                    "?token=) or in announce",
+                    "ice_candidate, disconnect; in a call hold, resume, dtmf, transfer, message; "
+                    "docs/signaling.md). Credentials here (headers, ?api_key=, ?token=) or in announce",
                     "security": [{}, *security],
                     "parameters": [
                         {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}},

@@ -71,7 +71,10 @@ APP_CODES: Final[tuple[tuple[type[SignalingError], int], ...]] = (
     (Timeout, TIMEOUT),
     (TooLarge, TOO_LARGE),
 )
-METHODS: Final = frozenset({"announce", "offer", "answer", "ice_candidate", "disconnect", "ping"})
+METHODS: Final = frozenset({
+    "announce", "offer", "answer", "ice_candidate", "disconnect", "ping",
+    "hold", "resume", "dtmf", "transfer", "message",  # in a call (issue 33): /ws's and the HTTP API's
+})  # fmt: skip
 MAX_BATCH: Final = 32
 MAX_METHOD_CHARS: Final = 64
 MAX_ID_CHARS: Final = 128

@@ -2,14 +2,21 @@
 naming the field, which the dispatcher answers with -32602 Invalid params.
 
     announce       {peer_id, capabilities?, credentials?: {api_key} | {token} | {user, secret}}
-    offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to? | target_peer_id?, metadata?: {dial?}}
+    offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to? | target_peer_id?, metadata?: {dial?},
+                    transfer_of?}
     answer         {call_id, sdp: "<answer>" | {type: "answer", sdp}, type?: "answer"}
     ice_candidate  {call_id?, candidate: {candidate, sdpMid, sdpMLineIndex} | "<candidate line>" | null}
     disconnect     {call_id?, reason?}
+    hold, resume   {call_id?}
+    dtmf           {call_id?, digits, duration_ms?}       (0-9 * # A-D, at most 32; 40-2000 ms each)
+    transfer       {call_id?, to} | {call_id?, replaces}   (blind, or attended to another call's far end)
+    message        {call_id?, body}                       (chat: a MESSAGE in the call's dialog)
     ping           {}
 
 The document's browser client sends `offer` with `{sdp: offer.sdp, type: offer.type}` and no
-destination: the credentials' default destination is called then (docs/signaling.md).
+destination: the credentials' default destination is called then (docs/signaling.md). The call
+controls' fields are checked by the HTTP API's `control_request` (POST /webrtc/{action}): one rule for
+both dialects.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.signaling.errors import BadRequest
+from gateway.signaling.http_api.offer_protocol import control_request
 from gateway.signaling.service import JsonValue
 from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 from sdp import IceCandidateInit, SdpError, candidate_from_json
@@ -57,6 +65,7 @@ class OfferParams:
     sdp: str
     to: str | None = None
     target_peer_id: str | None = None  # another announced peer: relayed end to end (relay.py)
+    transfer_of: str | None = None  # the peer's call whose SIP party asked for this one (transfer_requested)
 
     def __post_init__(self) -> None:
         if self.target_peer_id is not None:
@@ -64,6 +73,8 @@ class OfferParams:
                 raise BadRequest("target_peer_id is not a peer id", field="target_peer_id")
             if self.to is not None:
                 raise BadRequest("give to or target_peer_id, not both", field="target_peer_id")
+            if self.transfer_of is not None:
+                raise BadRequest("a call to a peer carries out no transfer", field="transfer_of")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,23 @@ class DisconnectParams:
     reason: str | None = None
 
 
-Params = Announce | OfferParams | AnswerParams | CandidateParams | DisconnectParams | None
+@dataclass(frozen=True, slots=True)
+class ControlParams:
+    """`hold`, `resume`, `dtmf`, `transfer` or `message` on the peer's call `call_id` (None: its only
+    call), with the fields its `action` takes; a transfer has `to` (blind) or `replaces` (attended)."""
+
+    action: str
+    call_id: str | None = None
+    digits: str = ""
+    duration_ms: int | None = None
+    to: str = ""
+    replaces: str | None = None
+    body: str = ""
+
+
+Params = Announce | OfferParams | AnswerParams | CandidateParams | DisconnectParams | ControlParams | None
+# control_request's session_id: the HTTP API names its session there; ours is the socket (not checked)
+_HTTP_SESSION: Final = "jsonrpc"
 
 
 def _object(params: Mapping[str, JsonValue] | Sequence[JsonValue]) -> Mapping[str, JsonValue]:
@@ -156,6 +183,31 @@ def _candidate(data: Mapping[str, JsonValue]) -> IceCandidateInit | None:
         raise BadRequest(f"bad ICE candidate: {exc.message}", field="candidate") from None
 
 
+def _call_id(data: Mapping[str, JsonValue], name: str) -> str | None:
+    """Another call of the peer named in `name` (a call id has a peer id's characters)."""
+    value = _text(data, name, 128)
+    if value is not None and not _PEER_ID.match(value):
+        raise BadRequest(f"{name} {value[:40]!r} is not a call id", field=name)
+    return value
+
+
+def _control(action: str, data: Mapping[str, JsonValue]) -> ControlParams:
+    """A call control's params: `digits`, `duration_ms`, `to` and `body` checked by the HTTP API's
+    `control_request` for the same action; `replaces` (an attended transfer) is this dialect's own."""
+    call_id = _text(data, "call_id", 128)
+    if action == "transfer":
+        replaces = _call_id(data, "replaces")
+        if replaces is not None:
+            if data.get("to") is not None:
+                raise BadRequest("transfer takes to (blind) or replaces (attended), not both", field="to")
+            return ControlParams(action, call_id, replaces=replaces)
+        if data.get("to") is None:
+            raise BadRequest("transfer needs to (blind) or replaces (attended)", field="to")
+    fields = {name: data[name] for name in ("digits", "duration_ms", "to", "body") if name in data}
+    checked = control_request(action, {**fields, "session_id": _HTTP_SESSION})
+    return ControlParams(action, call_id, checked.digits, checked.duration_ms, checked.to, None, checked.body)
+
+
 def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -> Params:
     """The checked params of `method` (one of jsonrpc.METHODS)."""
     data = _object(raw)
@@ -167,13 +219,18 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
             peer_id = _text(data, "peer_id", 128, required=True) or ""
             return Announce(peer_id, capabilities, _credentials(data))
         case "offer":
-            return OfferParams(_sdp(data, "offer"), _destination(data), _text(data, "target_peer_id", 128))
+            target_peer = _text(data, "target_peer_id", 128)
+            return OfferParams(
+                _sdp(data, "offer"), _destination(data), target_peer, _call_id(data, "transfer_of")
+            )
         case "answer":
             return AnswerParams(_text(data, "call_id", 128, required=True) or "", _sdp(data, "answer"))
         case "ice_candidate":
             return CandidateParams(_text(data, "call_id", 128), _candidate(data))
         case "disconnect":
             return DisconnectParams(_text(data, "call_id", 128), _text(data, "reason", MAX_REASON_CHARS))
+        case "hold" | "resume" | "dtmf" | "transfer" | "message":
+            return _control(method, data)
         case "ping":
             return None
     raise BadRequest(f"unknown method {method[:40]!r}", field="method")

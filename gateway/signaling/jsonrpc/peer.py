@@ -8,7 +8,8 @@ How it works: a peer authenticates at the upgrade (headers, `?api_key=` / `?toke
 call_id}` as soon as the gateway's WebRTC answer exists, before the far end picks up. Then the call is
 told as notifications:
 
-    progress       {call_id, event: ringing | early_media | answered | dtmf | held | resumed, ...}
+    progress       {call_id, event: ringing | early_media | answered | dtmf | held | resumed | message
+                    | message_result | transfer | transfer_requested | error, ...}
     disconnect     {call_id, reason, message, sip_status}      (the call ended)
     ice_candidate  {call_id, candidate}                        (a pass-through call's far end trickles)
     offer          {call_id, sdp: {type: "offer", sdp}, from, display_name}   (an inbound call)
@@ -18,6 +19,14 @@ ring it with an `offer` notification, which it takes with `answer {call_id, sdp}
 `disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them too.
 An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
 call service (gateway/signaling/jsonrpc/relay.py).
+
+In a call (issue 33, as `/ws` and the HTTP API): `hold`, `resume`, `dtmf`, `transfer` (blind `to`, or
+attended: `replaces` another call of the peer) and `message` (chat) act on `call_id`, or on the peer's
+only call; the result says what was started (`holding`, `resuming`, `sent`, `transferring`) and how it
+goes follows as progress (`held`, `resumed`, `transfer`, `message_result`; `error` for a refusal that
+comes after the result). The SIP party's own REFER comes as `transfer_requested {to}`, which the peer
+carries out with `offer {to, transfer_of: call_id}`. A call relayed to a peer has no such controls
+(they are the peers' own): refused with -32004 naming `call_id`.
 """
 
 from __future__ import annotations
@@ -48,15 +57,16 @@ from gateway.signaling.jsonrpc.params import (
     Announce,
     AnswerParams,
     CandidateParams,
+    ControlParams,
     DisconnectParams,
     OfferParams,
     params_of,
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
-from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.service import CallService, JsonValue
+from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.service import CallService, ChatService, JsonValue
 from gateway.signaling.turn_rest import IceServers
-from gateway.signaling.ws.connection import PresenceRegistry
+from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +75,9 @@ MAX_CALLS: Final = 4  # calls one peer may have at once
 Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
 _URGENT: Final = frozenset({"ping", "disconnect"})
 _PROGRESS: Final = {sig.Ringing: "ringing", sig.EarlyMedia: "early_media", sig.Connected: "answered"}
+_CONTROLS: Final = frozenset({"hold", "resume", "dtmf", "transfer", "message"})  # a call's, in its lane
+# what a call control's result says was started (the HTTP API's statuses; dtmf and message: "sent")
+_STARTED: Final = {"hold": "holding", "resume": "resuming", "transfer": "transferring"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,7 @@ class RpcPeer:
         self._calls: set[str] = set()
         self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)  # as /ws's
 
     # --- SessionSink --------------------------------------------------------------------------------
     @property
@@ -194,8 +208,26 @@ class RpcPeer:
                 self._ended(call_id, reason, message, status)
                 await self._notify("disconnect", {"call_id": call_id, "reason": reason, "message": message,
                                                   "sip_status": status})  # fmt: skip
+            case _:
+                await self._in_call(event)
+
+    async def _in_call(self, event: sig.Event) -> None:
+        """How the call controls go (issue 33), and the SIP party's transfer request, as progress."""
+        match event:
+            case sig.Transfer(call_id=call_id, state=state, sip_status=status, message=message):
+                await self._notify("progress", {"call_id": call_id, "event": "transfer", "state": state,
+                                                "sip_status": status, "message": message})  # fmt: skip
+            case sig.MessageResult(call_id=call_id, status=status):
+                await self._notify(
+                    "progress", {"call_id": call_id, "event": "message_result", "sip_status": status}
+                )
+            case sig.TransferRequested(call_id=call_id, to=to):
+                await self._notify("progress", {"call_id": call_id, "event": "transfer_requested", "to": to})
             case sig.ErrorMessage(code=code, message=message, call_id=call_id):
                 logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
+                if call_id is not None:  # a control the call refused after its result (a transfer's target)
+                    await self._notify("progress", {"call_id": call_id, "event": "error", "code": code,
+                                                    "message": message})  # fmt: skip
             case _:
                 logger.debug("JSON-RPC peer %s: %s not told", self._id, type(event).__name__)
 
@@ -306,16 +338,58 @@ class RpcPeer:
                 return {"call_id": target, "status": "received"}
             case DisconnectParams(call_id=call_id, reason=reason):
                 return await self._disconnect(call_id, reason)
+            case ControlParams():
+                return await self._control(params)
         raise BadRequest(f"unknown method {method!r}", field="method")
 
-    def _call_of(self, call_id: str | None) -> str:
+    def _call_of(self, call_id: str | None, name: str = "call_id") -> str:
         if call_id is not None:
             if call_id not in self._calls and call_id not in self._ringing:
-                raise NotFound(f"no call {call_id!r} of this peer", field="call_id")
+                raise NotFound(f"no call {call_id!r} of this peer", field=name)
             return call_id
         if len(self._calls) != 1:
             raise BadRequest("call_id is required when the peer has no or several calls", field="call_id")
         return next(iter(self._calls))
+
+    def _gateway_call(self, call_id: str | None, action: str, name: str = "call_id") -> str:
+        """The peer's call a control acts on; one relayed to another peer has no SIP party to hold, send
+        digits to, transfer or chat with (its peers do that between themselves), and is refused."""
+        if self._context.directory.owns(self, call_id):
+            raise Conflict(
+                f"call {call_id!r} is relayed peer to peer, not the gateway's: no {action} there", field=name
+            )
+        return self._call_of(call_id, name)
+
+    async def _control(self, params: ControlParams) -> JsonValue:
+        """`hold`, `resume`, `dtmf`, `transfer`, `message`: `/ws`'s requests of the same names on the
+        call (the call machine refuses what the call's state does not allow)."""
+        action, calls = params.action, self._context.calls
+        call_id = self._gateway_call(params.call_id, action)
+        if action == "hold":
+            await calls.hold(self, call_id)
+        elif action == "resume":
+            await calls.resume(self, call_id)
+        elif action == "dtmf":
+            self._charge_tones(params.digits, params.duration_ms)
+            await calls.dtmf(self, call_id, params.digits, params.duration_ms)
+        elif action == "transfer":
+            other = params.replaces  # attended: the consultation call, another of the peer's
+            if other is not None and self._gateway_call(other, action, "replaces") == call_id:
+                raise BadRequest("replaces names the call transferred itself", field="replaces")
+            await calls.transfer(self, call_id, params.to or None, params.replaces)
+        else:
+            if not isinstance(calls, ChatService):
+                raise Conflict("this gateway carries no chat in calls", field="call_id")
+            await calls.call_message(self, call_id, params.body)
+        return {"call_id": call_id, "status": _STARTED.get(action, "sent")}
+
+    def _charge_tones(self, digits: str, duration_ms: int | None) -> None:
+        """The digits' seconds of tones from the peer's DTMF budget (`limits.dtmf_burst`, as `/ws`)."""
+        if not self._dtmf_budget.take(len(digits) * ((duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000):
+            limit = self._context.limits.dtmf_burst
+            raise RateLimited(
+                f"more than {limit:g} seconds of tones queued: wait for them to play", field="digits"
+            )
 
     async def _announce(self, params: Announce) -> JsonValue:
         context = self._context
@@ -377,7 +451,7 @@ class RpcPeer:
             raise BadRequest("to is required (no default destination is configured for you)", field="to")
         if len(self._calls) + len(self._answers) >= MAX_CALLS:
             raise Conflict(f"at most {MAX_CALLS} calls per peer", field="to")
-        call_id = await self._context.calls.dial(self, to, params.sdp)
+        call_id = await self._context.calls.dial(self, to, params.sdp, (), params.transfer_of)
         self._calls.add(call_id)
         future = self._answers.get(call_id)
         if future is None:
@@ -466,16 +540,17 @@ class RpcPeer:
 def _lane(call: rpc.Call) -> tuple[bool, str | None]:
     """Whether a single request of an authenticated peer runs beside the others, and in which lane
     (issue 32 item 7): `ping` and `disconnect` at once (a hang-up never waits for a pending offer),
-    `offer` and a trickle without `call_id` one after the other (a browser trickles before the offer's
-    result names the call), a call's `answer` and `ice_candidate` in its order; `announce` and unknown
-    methods in the reader's turn."""
+    `offer`, and a trickle or call control without `call_id`, one after the other (a browser trickles
+    before the offer's result names the call), a call's `answer`, `ice_candidate` and controls in its
+    order; `announce` and unknown methods in the reader's turn."""
     if call.method in _URGENT:
         return True, None
     params = call.params if isinstance(call.params, Mapping) else {}
     call_id = params.get("call_id")
-    if call.method == "answer" or (call.method == "ice_candidate" and isinstance(call_id, str)):
+    in_call = call.method == "ice_candidate" or call.method in _CONTROLS
+    if call.method == "answer" or (in_call and isinstance(call_id, str)):
         return True, f"call:{call_id}"
-    if call.method in ("offer", "ice_candidate"):
+    if call.method == "offer" or in_call:
         return True, "calls"
     return False, None
 

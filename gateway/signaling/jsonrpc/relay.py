@@ -6,6 +6,9 @@ call_id}`), and `ice_candidate` / `disconnect` with the call's id go to the othe
 Both peers hold an `RTCPeerConnection` each and their media flows between them (as in rooms), which
 keeps the browsers' own codecs, encryption and data channels end to end, and costs the gateway nothing.
 A target must have announced `capabilities.incoming_calls: true` on a gateway-authenticated socket.
+The call controls (`hold`, `resume`, `dtmf`, `transfer`, `message`) act on a SIP party the gateway
+holds a leg to, which a relayed call has not: they are refused with -32004 naming `call_id` (the peers
+hold, send digits and chat between themselves, over their own connection).
 
     caller                           gateway (PeerDirectory)                       target
     offer {sdp, target_peer_id} ->   call id "p-..."           -> notify offer {call_id, sdp, from_peer_id, from}

@@ -24,6 +24,7 @@ from gateway.signaling.jsonrpc.params import (
     Announce,
     AnswerParams,
     CandidateParams,
+    ControlParams,
     DisconnectParams,
     OfferParams,
     params_of,
@@ -134,6 +135,22 @@ def test_params_of_each_method() -> None:
     assert params_of("ice_candidate", {"call_id": "c1", "candidate": None}) == CandidateParams("c1", None)
     assert params_of("disconnect", {}) == DisconnectParams()
     assert params_of("ping", {}) is None
+    transfer_of = params_of("offer", {"sdp": OFFER, "to": "2001", "transfer_of": "c1"})
+    assert transfer_of == OfferParams(OFFER, "2001", None, "c1")  # the SIP party's REFER carried out
+
+
+def test_params_of_the_call_controls() -> None:
+    """hold, resume, dtmf, transfer and message (issue 33): call_id optional (the peer's only call)."""
+    assert params_of("hold", {}) == ControlParams("hold")
+    assert params_of("resume", {"call_id": "c1"}) == ControlParams("resume", "c1")
+    assert params_of("dtmf", {"digits": "12*#ab"}) == ControlParams("dtmf", digits="12*#AB")
+    assert params_of("dtmf", {"call_id": "c1", "digits": "5", "duration_ms": 40}).duration_ms == 40  # type: ignore[union-attr]
+    assert params_of("transfer", {"to": " 2001 "}) == ControlParams("transfer", to="2001")
+    assert params_of("transfer", {"call_id": "c1", "replaces": "c2"}) == ControlParams(
+        "transfer", "c1", replaces="c2"
+    )
+    assert params_of("message", {"body": "hi ☺"}) == ControlParams("message", body="hi ☺")
+    assert {"hold", "resume", "dtmf", "transfer", "message"} <= rpc.METHODS
 
 
 @pytest.mark.parametrize(
@@ -157,6 +174,28 @@ def test_params_of_each_method() -> None:
         ("ice_candidate", {}, "candidate"),
         ("ice_candidate", {"candidate": {"candidate": "junk"}}, "candidate"),
         ("disconnect", {"reason": 5}, "reason"),
+        ("offer", {"sdp": OFFER, "to": "2001", "transfer_of": "a b"}, "transfer_of"),
+        ("offer", {"sdp": OFFER, "target_peer_id": "bob-1", "transfer_of": "c1"}, "transfer_of"),
+        # the call controls: the HTTP API's rules (digits, duration_ms, to, body), the field named
+        ("hold", {"call_id": 5}, "call_id"),
+        ("resume", {"call_id": ""}, "call_id"),
+        ("dtmf", {}, "digits"),
+        ("dtmf", {"digits": "5x"}, "digits"),
+        ("dtmf", {"digits": "1" * 33}, "digits"),
+        ("dtmf", {"digits": "5", "duration_ms": 39}, "duration_ms"),
+        ("dtmf", {"digits": "5", "duration_ms": 2001}, "duration_ms"),
+        ("dtmf", {"digits": "5", "duration_ms": True}, "duration_ms"),
+        ("dtmf", {"digits": "5", "duration_ms": "100"}, "duration_ms"),
+        ("transfer", {}, "to"),
+        ("transfer", {"to": ""}, "to"),
+        ("transfer", {"to": "20\x0001"}, "to"),
+        ("transfer", {"to": "2001", "replaces": "c2"}, "to"),
+        ("transfer", {"replaces": "c 2"}, "replaces"),
+        ("transfer", {"replaces": 7}, "replaces"),
+        ("message", {}, "body"),
+        ("message", {"body": ""}, "body"),
+        ("message", {"body": "é" * 4097}, "body"),  # 8194 bytes in UTF-8: over the 8192-byte limit
+        ("message", {"body": ["hi"]}, "body"),
     ],
 )
 def test_bad_params_name_the_field(method: str, params: object, field: str) -> None:
@@ -179,7 +218,7 @@ _json = st.recursive(
 )
 
 
-@given(st.sampled_from(sorted(rpc.METHODS)), st.dictionaries(st.sampled_from(["sdp", "to", "type", "call_id", "candidate", "peer_id", "credentials", "metadata", "reason"]), _json, max_size=5))  # fmt: skip
+@given(st.sampled_from(sorted(rpc.METHODS)), st.dictionaries(st.sampled_from(["sdp", "to", "type", "call_id", "candidate", "peer_id", "credentials", "metadata", "reason", "digits", "duration_ms", "replaces", "body", "transfer_of"]), _json, max_size=5))  # fmt: skip
 def test_any_params_raise_only_signaling_errors(method: str, params: dict[str, object]) -> None:
     with contextlib.suppress(SignalingError):
         params_of(method, params)  # type: ignore[arg-type]
