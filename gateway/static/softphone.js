@@ -200,6 +200,10 @@ function render() {
   const digits = active ? call.sentDigits || "" : "";
   $("dtmf-sent").hidden = !digits;
   $("dtmf-sent").textContent = digits ? `Sent ${digits}` : "";
+  // the digits the far end sent (RFC 4733 or INFO: an IVR, a door phone's keypad), gone with the call
+  const received = active ? call.receivedDigits || "" : "";
+  $("dtmf-received").hidden = !received;
+  $("dtmf-received").textContent = received ? `Received ${received}` : "";
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
@@ -396,6 +400,10 @@ function track(newCall) {
     else tick();
   });
   newCall.addEventListener("hold", render);
+  newCall.addEventListener("dtmf", (event) => {
+    newCall.receivedDigits = ((newCall.receivedDigits || "") + event.detail.digit).slice(-32);
+    render();
+  });
   // the far end adds video mid-call: this page's camera goes into the answer when the toggle is on
   newCall.videoSource = () => (video.enabled ? video.openCamera() : null);
   newCall.addEventListener("video", (event) => {

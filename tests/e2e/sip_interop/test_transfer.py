@@ -94,7 +94,7 @@ async def test_blind_transfer_of_a_web_call_to_a_second_phone(tmp_path: Path) ->
             await peer.close()
 
 
-def _both_phones_config(phone_a: DeskPhone, rtp_start: int) -> Config:
+def both_phones_config(phone_a: DeskPhone, rtp_start: int) -> Config:
     """No pbx.address: "2001" goes to sip:2001@<PBX domain> (phone B, which the gateway trusts: it BYEs
     the replaced leg), phone A is reached by its URI, allowed exactly."""
     sip = {
@@ -144,7 +144,7 @@ async def test_attended_transfer_by_the_web_user_joins_her_two_phones(tmp_path: 
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
         DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
-        running_gateway(_both_phones_config(phone_a, 36200)) as gateway,
+        running_gateway(both_phones_config(phone_a, 36200)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer_a, peer_b = WebPeer(freq=1000), WebPeer(freq=1200)
@@ -238,7 +238,7 @@ async def test_a_refer_from_the_phone_is_carried_out_by_the_browser(tmp_path: Pa
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
         DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880, answer_delay_ms=500) as phone_b,
-        running_gateway(_both_phones_config(phone_a, 36600)) as gateway,
+        running_gateway(both_phones_config(phone_a, 36600)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer_a, peer_b = WebPeer(freq=1000), WebPeer(freq=1200)
@@ -280,7 +280,7 @@ async def test_a_refer_from_the_phone_is_carried_out_by_the_browser(tmp_path: Pa
             await peer_b.close()
 
 
-async def _page_calls(page: Any, url: str, phone: DeskPhone) -> int:
+async def page_calls_phone(page: Any, url: str, phone: DeskPhone) -> int:
     """alice logs in on the softphone page and calls `phone`: its number for the call, once confirmed."""
     await page.goto(url + "/")
     await log_in(page, "alice", ALICE_SECRET)
@@ -301,10 +301,10 @@ async def test_attended_transfer_from_the_softphone_page(tmp_path: Path) -> None
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
         DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
-        running_gateway(_both_phones_config(phone_a, 36400)) as gateway,
+        running_gateway(both_phones_config(phone_a, 36400)) as gateway,
         chromium_page() as page,
     ):
-        at_a = await _page_calls(page, gateway.http_url, phone_a)
+        at_a = await page_calls_phone(page, gateway.http_url, phone_a)
         await expect(page.locator("#consult")).to_be_hidden()
 
         await page.get_by_placeholder("Transfer to…").fill("2001")
@@ -341,10 +341,10 @@ async def test_a_refer_from_the_phone_is_carried_out_by_the_softphone_page(tmp_p
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
         DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
-        running_gateway(_both_phones_config(phone_a, 36800)) as gateway,
+        running_gateway(both_phones_config(phone_a, 36800)) as gateway,
         chromium_page() as page,
     ):
-        at_a = await _page_calls(page, gateway.http_url, phone_a)
+        at_a = await page_calls_phone(page, gateway.http_url, phone_a)
 
         await phone_a.send("transfer", call=at_a, to=f"sip:2001@{DOMAIN}")
         at_b = int((await phone_b.wait_for("incoming"))["call"])
