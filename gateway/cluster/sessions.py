@@ -102,8 +102,11 @@ class ClusterOfferApi:
         session_id: str | None,
         *,
         api_key: str | None = None,
+        transfer_of: str | None = None,
     ) -> OfferResult:
-        result = await self._local.offer(user, sdp, dial, metadata, session_id, api_key=api_key)
+        result = await self._local.offer(
+            user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=transfer_of
+        )
         try:
             await self.owners.claim(session_key(user.id, result.session_id))
         except ClusterUnavailable:  # the session works here; other instances answer 503 for it meanwhile
@@ -122,12 +125,14 @@ class ClusterOfferApi:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "",
+        to: str = "", body: str = "", replaces: str = "",
     ) -> None:  # fmt: skip
-        """A session of this instance (the others forward the request here: cluster_http)."""
+        """A session of this instance (the others forward the request here: cluster_http; `replaces` must
+        be a session of this instance too)."""
         await self._local.control(
-            user, session_id, action, digits=digits, duration_ms=duration_ms, to=to, body=body
-        )
+            user, session_id, action, digits=digits, duration_ms=duration_ms, to=to, body=body,
+            replaces=replaces,
+        )  # fmt: skip
 
     async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:
         """A session of this instance (the others forward WHIP's PATCH here: cluster_http)."""

@@ -97,9 +97,7 @@ class BrowserRequests(DriverCore):
     ) -> str:
         if not self._accepting:
             raise ServiceError("the gateway is shutting down", code="unavailable", http_status=503)
-        if transfer_of is not None and (
-            transfer_of not in self.registry or session.id not in self.registry.get(transfer_of).sessions
-        ):
+        if transfer_of is not None and not self.owns_call(session, transfer_of):
             raise NotFound(f"no call {transfer_of!r} for this session", field="transfer_of")
         try:
             chosen = custom_headers(dict(headers), self._pass_headers)
@@ -144,6 +142,11 @@ class BrowserRequests(DriverCore):
             runtime = self.start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
+
+    def owns_call(self, session: SessionSink, call_id: str) -> bool:
+        """Whether call `call_id` is one of `session`'s (a transfer's other call must be: `transfer_of`,
+        `replaces`; HttpOffers widens it to the user's other HTTP sessions)."""
+        return call_id in self.registry and session.id in self.registry.get(call_id).sessions
 
     async def _check_web_offer(self, offer: str, *, passthrough: bool) -> None:
         """A browser's offer (a dial's, a re-offer's) checked in full before anything is dialled or sent
@@ -268,9 +271,7 @@ class BrowserRequests(DriverCore):
         """Transfer call `call_id`: blind to `to`, or attended to the far end of the session's other
         connected call `replaces` (docs/signaling.md `transfer`)."""
         if replaces is not None:
-            if replaces == call_id or session.id not in (
-                self.registry.get(replaces).sessions if replaces in self.registry else ()
-            ):
+            if replaces == call_id or not self.owns_call(session, replaces):
                 raise NotFound(f"no other call {replaces!r} for this session", field="replaces")
             if not self.registry.get(replaces).replaceable:
                 raise Conflict(f"call {replaces!r} is not connected", field="replaces")

@@ -1,8 +1,10 @@
 """`HttpOffers`: the driver's side of the HTTP offer/answer API and WHIP (`OfferApi` delegates here).
 
 One `HttpSession` (offers.py) per offer, dialling `metadata.dial`, answered as soon as the WebRTC
-answer exists; an ended session stays readable for `HTTP_RETENTION` seconds. This module imports what
-`BrowserRequests` does and builds on it (an offer is a dial).
+answer exists; an ended session stays readable for `HTTP_RETENTION` seconds. An HTTP session has one
+call, so a user's calls that belong together (a REFER carried out by a new offer, the consultation call
+of an attended transfer) are in two of her sessions: `owns_call` lets either name the other's call.
+This module imports what `BrowserRequests` does and builds on it (an offer is a dial).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from gateway.identity import WebUser
 from gateway.runtime.browser_requests import BrowserRequests
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
-from gateway.signaling.service import JsonValue, OfferResult, session_key
+from gateway.signaling.service import JsonValue, OfferResult, SessionSink, session_key
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +50,16 @@ class HttpOffers(BrowserRequests):
         session_id: str | None,
         *,
         api_key: str | None = None,
+        transfer_of: str | None = None,
     ) -> OfferResult:
         """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
-        (docs/signaling.md), the call's progress in the session's `SessionProgress`."""
+        (docs/signaling.md), the call's progress in the session's `SessionProgress`. `transfer_of`: the
+        user's call whose SIP party's REFER this one carries out (`dial` None: the REFER's target)."""
         self._expire_http()
         if session_id is not None:
             self._check_free(user, session_id)
+        if transfer_of is not None and not dial and transfer_of in self.registry:
+            dial = self.registry.get(transfer_of).transfer_in
         if not dial:
             raise BadRequest(
                 "metadata.dial is required (no default destination is configured for you)",
@@ -65,7 +71,7 @@ class HttpOffers(BrowserRequests):
         self._sessions[session.id] = session
         self._http[user.id, session.public_id] = session
         try:
-            session.call_id = await self.dial(session, dial, sdp)
+            session.call_id = await self.dial(session, dial, sdp, transfer_of=transfer_of)
             session.progress.call_id = session.call_id
             # Awaited directly, not through asyncio.shield: shield's outer future wakes this handler one
             # loop iteration later, behind the web leg's ICE start and other calls' work (~1 ms of each
@@ -76,6 +82,22 @@ class HttpOffers(BrowserRequests):
             await self._close_http(session)
             raise
         return OfferResult(session.public_id, answer, (), metadata, call_id=session.call_id)
+
+    def referred(self, call_id: str) -> bool:
+        """Whether call `call_id`'s SIP party sent a REFER that waits for the web user's call."""
+        return call_id in self.registry and self.registry.get(call_id).transfer_in is not None
+
+    def owns_call(self, session: SessionSink, call_id: str) -> bool:
+        """`session`'s call, or, for an HTTP session, the call of another HTTP session of its user (each
+        has one call: the REFER's and the consultation call are in her other sessions)."""
+        owns = super().owns_call
+        if owns(session, call_id):
+            return True
+        if not isinstance(session, HttpSession):
+            return False
+        return any(
+            other.call_id == call_id and owns(other, call_id) for other in self.http_sessions_of(session.user)
+        )
 
     def _check_free(self, user: WebUser, session_id: str) -> None:
         """A caller-chosen session id must be free among the caller's own sessions (409). Another user's

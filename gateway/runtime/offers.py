@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from gateway.identity import WebUser
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
-from gateway.signaling.errors import BadRequest, Conflict, ServiceError
+from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
 from sdp import IceCandidateInit, IceParameters, SdpError, TrickleFragment
@@ -144,6 +144,8 @@ class HttpSession:
                 progress.record("resumed", by=by)
             case sig.Transfer(state=state, sip_status=status, message=text):  # POST /webrtc/transfer's
                 progress.record("transfer", state=state, sip_status=status, message=text)
+            case sig.TransferRequested(to=to):  # the SIP party's REFER: an offer with transfer_of obeys
+                progress.record("transfer_requested", to=to)
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
             case sig.ErrorMessage(code=code, message=message):  # a refused hold, transfer... (issue 33)
@@ -185,12 +187,35 @@ class OfferApi:
         session_id: str | None,
         *,
         api_key: str | None = None,
+        transfer_of: str | None = None,
     ) -> OfferResult:
         try:  # RustPBX's document: "400: Bad request (invalid SDP, missing fields)", not a failed call
             parse_sdp(sdp)
         except SdpError as exc:
             raise BadRequest(f"invalid SDP: {exc}", field="sdp") from None
-        return await self._driver.http_offer(user, sdp, dial, metadata, session_id, api_key=api_key)
+        referred = self._referring_call(user, transfer_of) if transfer_of is not None else None
+        return await self._driver.http_offer(
+            user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=referred
+        )
+
+    def _referring_call(self, user: WebUser, session_id: str) -> str:
+        """The call of the user's session `session_id` whose SIP party's REFER is waiting for its call
+        (`transfer_requested`): 404 no such session, 409 no REFER waiting (none came, or it timed out)."""
+        session = self._session_with_call(user, session_id, "transfer_of")
+        assert session.call_id is not None
+        if not self._driver.referred(session.call_id):
+            raise Conflict(f"session {session_id!r} has no transfer requested", field="transfer_of")
+        return session.call_id
+
+    def _session_with_call(self, user: WebUser, session_id: str, field: str) -> HttpSession:
+        """The user's session `session_id` with a call in progress (NotFound, Conflict naming `field`)."""
+        try:
+            session = self._driver.http_session(user, session_id)
+        except NotFound:
+            raise NotFound(f"no session {session_id!r}", field=field) from None
+        if session.call_id is None or session.closed:
+            raise Conflict(f"session {session_id!r} has no call in progress", field=field)
+        return session
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
         await self._driver.http_add_candidate(user, session_id, candidate)
@@ -220,14 +245,15 @@ class OfferApi:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "",
+        to: str = "", body: str = "", replaces: str = "",
     ) -> None:  # fmt: skip
         """The `/ws` requests of the same names on the session's call (BrowserRequests: the call machine
-        decides, and refuses what the call's state does not allow)."""
-        session = self._driver.http_session(user, session_id)
+        decides, and refuses what the call's state does not allow). An attended transfer's `replaces` is
+        another session of the user's (its call the consultation: HttpOffers.owns_call lets one of her
+        HTTP sessions name another's call)."""
+        session = self._session_with_call(user, session_id, "session_id")
         call_id = session.call_id
-        if call_id is None or session.closed:
-            raise Conflict(f"session {session_id!r} has no call in progress", field="session_id")
+        assert call_id is not None
         driver = self._driver
         if action == "hold":
             await driver.hold(session, call_id)
@@ -235,6 +261,9 @@ class OfferApi:
             await driver.resume(session, call_id)
         elif action == "dtmf":
             await driver.dtmf(session, call_id, digits, duration_ms)
+        elif action == "transfer" and replaces:
+            consult = self._session_with_call(user, replaces, "replaces").call_id
+            await driver.transfer(session, call_id, None, consult)
         elif action == "transfer":
             await driver.transfer(session, call_id, to, None)
         elif action == "message":

@@ -3,7 +3,8 @@ admin API (drain).
 
 HAProxy may send any request to any instance. The ones that name an HTTP-API or WHIP session (`POST
 /webrtc/close`, `POST /webrtc/ice-candidate` and the call controls (`/webrtc/hold`...) by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
-`/events`; `PATCH`/`DELETE /whip/sessions/{id}`) are served here when the session is here; otherwise the
+`/events`; `PATCH`/`DELETE /whip/sessions/{id}`; `POST /webrtc/offer` with `transfer_of`, whose new call
+must be placed where the REFER waits) are served here when the session is here; otherwise the
 owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
 cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
 
@@ -53,6 +54,7 @@ _HOP_BY_HOP: Final = frozenset(
 _BODY_SESSION_PATHS: Final = frozenset(
     {"/webrtc/close", "/webrtc/ice-candidate", *(f"/webrtc/{action}" for action in CONTROL_ACTIONS)}
 )
+_OFFER: Final = "/webrtc/offer"  # named by its `transfer_of`: an offer carrying out that session's REFER
 
 
 class Owners(Protocol):
@@ -182,15 +184,19 @@ class ClusterHttp:
         named = request.match_info.get("session_id")
         if named is not None:
             return named[:128]
-        if request.method != "POST" or request.path not in _BODY_SESSION_PATHS:
+        if request.method != "POST" or (request.path not in _BODY_SESSION_PATHS and request.path != _OFFER):
             return None
         if request.content_type != "application/json":
             return None
+        field = "transfer_of" if request.path == _OFFER else "session_id"
         try:
-            body = json.loads(await request.read())
+            raw = await request.read()
+            if request.path == _OFFER and b"transfer_of" not in raw:  # most offers: parsed by their handler
+                return None
+            body = json.loads(raw)
         except (ValueError, web.HTTPException, ConnectionError):
             return None  # the handler answers (400, 413) when it reads the body itself
-        value = body.get("session_id") if isinstance(body, dict) else None
+        value = body.get(field) if isinstance(body, dict) else None
         return value[:128] if isinstance(value, str) else None
 
     async def _forward(self, request: web.Request, owner: str, base: str) -> web.StreamResponse:

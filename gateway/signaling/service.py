@@ -220,11 +220,14 @@ class OfferService(Protocol):
         session_id: str | None,
         *,
         api_key: str | None = None,
+        transfer_of: str | None = None,
     ) -> OfferResult:
         """Answer the browser's offer `sdp` and call `dial`; the answer comes as soon as it exists (the
         call's progress follows in `progress`). `session_id`: the id the caller chose for the new
         session (a taken one is refused with `Conflict`); `api_key`: the id of the API key the offer
-        came with (its own caps apply: `KeyedSink`)."""
+        came with (its own caps apply: `KeyedSink`); `transfer_of`: the user's session whose SIP party
+        sent the REFER (`transfer_requested`) this call carries out (`dial` None: the REFER's target;
+        the referrer is NOTIFYed how the call goes)."""
         ...
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
@@ -242,11 +245,12 @@ class OfferService(Protocol):
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "",
+        to: str = "", body: str = "", replaces: str = "",
     ) -> None:  # fmt: skip
         """An action on session `session_id`'s call, as the WebSocket protocol's requests of the same
-        names: hold, resume, dtmf (`digits`), transfer (blind, `to`), message (chat, `body`). `NotFound`
-        for an unknown session, `Conflict` when it has no call in progress, the call layer's refusal."""
+        names: hold, resume, dtmf (`digits`), transfer (blind to `to`, or attended: to the far end of
+        the user's other session `replaces`), message (chat, `body`). `NotFound` for an unknown session,
+        `Conflict` when it has no call in progress, the call layer's refusal."""
         ...
 
 

@@ -146,6 +146,7 @@ class FakeOfferService:
     candidates: list[tuple[str, IceCandidateInit | None]] = field(default_factory=list)
     controls: list[tuple[str, str, str]] = field(default_factory=list)  # (session, action, its argument)
     dialled: list[str | None] = field(default_factory=list)
+    transfers_of: list[str] = field(default_factory=list)  # the offers' transfer_of
     delay: float = 0.0
 
     async def offer(
@@ -157,8 +158,13 @@ class FakeOfferService:
         session_id: str | None,
         *,
         api_key: str | None = None,
+        transfer_of: str | None = None,
     ) -> OfferResult:
         await asyncio.sleep(self.delay)
+        if transfer_of is not None:
+            self._own(user, transfer_of)
+            self.transfers_of.append(transfer_of)
+            dial = dial or f"refer-target-of-{transfer_of}"  # the REFER's target, as the driver dials
         self.dialled.append(dial)
         if dial is None:
             raise BadRequest("metadata.dial is required", field="metadata.dial")
@@ -188,10 +194,12 @@ class FakeOfferService:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "",
+        to: str = "", body: str = "", replaces: str = "",
     ) -> None:  # fmt: skip
         self._own(user, session_id)
-        self.controls.append((session_id, action, digits or to or body))
+        if replaces:
+            self._own(user, replaces)
+        self.controls.append((session_id, action, digits or to or body or replaces))
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         self._own(user, session_id)

@@ -42,8 +42,13 @@ class OfferAnswer:
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
+    """One progress event of a session: `event` ringing, early_media, answered, failed, ended, dtmf,
+    held, resumed, web_lost, message, message_result, transfer, transfer_requested, error or closed, and
+    its fields in `data` (docs/signaling.md). `transfer_requested` (`data["to"]`) is the SIP party's
+    REFER: place that call with `send_offer(sdp, transfer_of=<this session>)`."""
+
     id: int
-    event: str  # ringing, early_media, answered, failed, ended, dtmf, held, resumed, closed
+    event: str
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -102,13 +107,23 @@ class WebRtcClient:
             return data
 
     async def send_offer(
-        self, sdp: str, session_id: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        sdp: str,
+        session_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        transfer_of: str | None = None,
     ) -> OfferAnswer:
+        """A new session calling `metadata["dial"]` (else the credentials' default destination); with
+        `transfer_of`, the session whose `transfer_requested` this call carries out (its REFER's target
+        unless `metadata` names another; the referrer hears how the call goes)."""
         body: dict[str, Any] = {"sdp": {"type": "offer", "sdp": sdp}}
         if session_id is not None:
             body["session_id"] = session_id
         if metadata is not None:
             body["metadata"] = dict(metadata)
+        if transfer_of is not None:
+            body["transfer_of"] = transfer_of
         data = await self._request("POST", "/webrtc/offer", body)
         return OfferAnswer(
             data["session_id"], data["sdp"]["sdp"], tuple(data.get("ice_candidates") or ()),
@@ -150,9 +165,15 @@ class WebRtcClient:
             body["duration_ms"] = duration_ms
         await self._request("POST", "/webrtc/dtmf", body)
 
-    async def transfer(self, session_id: str, to: str) -> None:
-        """Blind transfer of the session's call to `to`; how it goes comes as `transfer` events."""
-        await self._request("POST", "/webrtc/transfer", {"session_id": session_id, "to": to})
+    async def transfer(self, session_id: str, to: str | None = None, *, replaces: str | None = None) -> None:
+        """Transfer the session's call: blind to `to`, or attended (`replaces`: another of your sessions,
+        connected, whose far end takes the call, RFC 3891); how it goes comes as `transfer` events."""
+        body: dict[str, Any] = {"session_id": session_id}
+        if to is not None:
+            body["to"] = to
+        if replaces is not None:
+            body["replaces"] = replaces
+        await self._request("POST", "/webrtc/transfer", body)
 
     async def send_message(self, session_id: str, body: str) -> None:
         """Chat in the session's call (SIP MESSAGE in its dialog); `message_result` follows."""

@@ -171,10 +171,12 @@ async def _offer(
     request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
 ) -> web.Response:
     offer = offer_request(body)
-    dial = offer.dial or principal.default_dial
+    # a REFER carried out (transfer_of) calls the REFER's target unless metadata.dial names another
+    dial = offer.dial or (None if offer.transfer_of else principal.default_dial)
     result = await context.offer_service.offer(
-        principal.user, offer.sdp, dial, offer.metadata, offer.session_id, api_key=principal.key_id
-    )
+        principal.user, offer.sdp, dial, offer.metadata, offer.session_id, api_key=principal.key_id,
+        transfer_of=offer.transfer_of,
+    )  # fmt: skip
     # logged in the loop iteration after this one, once aiohttp wrote the response (it does so without
     # yielding): a line formatted and written at INFO is ~0.1 ms of the offer -> answer (issue 14 goal 3)
     asyncio.get_running_loop().call_soon(
@@ -184,7 +186,7 @@ async def _offer(
             principal.user.id,
             principal.via,
             result.session_id,
-            dial,
+            dial or f"the target of {offer.transfer_of}'s REFER",
         )
     )
     base = f"/webrtc/sessions/{result.session_id}"
@@ -225,7 +227,7 @@ def _control(action: str) -> Handler:
         item = control_request(action, body)
         await context.offer_service.control(
             principal.user, item.session_id, action, digits=item.digits, duration_ms=item.duration_ms,
-            to=item.to, body=item.body,
+            to=item.to, body=item.body, replaces=item.replaces,
         )  # fmt: skip
         return web.json_response({"session_id": item.session_id, "status": _DONE[action]})
 

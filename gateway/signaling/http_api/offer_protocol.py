@@ -1,15 +1,20 @@
 """The HTTP offer/answer API's request bodies, decoded and checked (sans-I/O, like ws/protocol.py).
 
-    POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...}}
+    POST /webrtc/offer          {sdp: {type: "offer", sdp}, session_id?, metadata?: {dial?, ...},
+                                 transfer_of?}                        (the session whose REFER it obeys)
     POST /webrtc/ice-candidate  {session_id, candidate: {candidate, sdpMid, sdpMLineIndex} | null}
     POST /webrtc/close          {session_id, reason?}
     POST /webrtc/hold, /webrtc/resume   {session_id}
     POST /webrtc/dtmf           {session_id, digits, duration_ms?}   (0-9 * # A-D, 40-2000 ms each)
     POST /webrtc/transfer       {session_id, to}                     (blind: REFER to the far end)
+                                {session_id, replaces}               (attended: to another session's
+                                                                      far end, RFC 3891)
     POST /webrtc/message        {session_id, body}                   (chat: MESSAGE in the call's dialog)
 
 `metadata` is a JSON object echoed back untouched; `metadata.dial`, when present, is the destination to
-call (a number or SIP URI); without it the credentials' default destination is called.
+call (a number or SIP URI); without it the credentials' default destination is called, or with
+`transfer_of` (a session of the caller's whose SIP party sent REFER: `transfer_requested`) the REFER's
+target.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class OfferRequest:
     session_id: str | None = None
     dial: str | None = None
     metadata: Mapping[str, JsonValue] = field(default_factory=dict)
+    transfer_of: str | None = None  # the caller's session whose REFER this call carries out
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +60,15 @@ def _object(data: object) -> Mapping[str, object]:
     return data
 
 
-def _session_id(data: Mapping[str, object], required: bool = True) -> str | None:
-    value = data.get("session_id")
+def _session_id(data: Mapping[str, object], required: bool = True, name: str = "session_id") -> str | None:
+    """The session id in field `name` (`session_id`, or one naming another session of the caller's)."""
+    value = data.get(name)
     if value is None:
         if required:
-            raise BadRequest("session_id is required", field="session_id")
+            raise BadRequest(f"{name} is required", field=name)
         return None
     if not isinstance(value, str) or not _SESSION_ID.match(value):
-        raise BadRequest(f"session_id {str(value)[:40]!r} is not a session id", field="session_id")
+        raise BadRequest(f"{name} {str(value)[:40]!r} is not a session id", field=name)
     return value
 
 
@@ -82,7 +89,8 @@ def offer_request(data: object) -> OfferRequest:
         if any(ch.isspace() or ord(ch) < 0x20 for ch in dial.strip()):
             raise BadRequest("metadata.dial must not contain spaces", field="metadata.dial")
         dial = dial.strip()
-    return OfferRequest(sdp, _session_id(body, required=False), dial, metadata)
+    transfer_of = _session_id(body, required=False, name="transfer_of")
+    return OfferRequest(sdp, _session_id(body, required=False), dial, metadata, transfer_of)
 
 
 def candidate_request(data: object) -> CandidateRequest:
@@ -114,7 +122,8 @@ def close_request(data: object) -> CloseRequest:
 
 @dataclass(frozen=True, slots=True)
 class ControlRequest:
-    """An action on a session's call: hold, resume, dtmf, transfer or message (the fields it takes)."""
+    """An action on a session's call: hold, resume, dtmf, transfer or message (the fields it takes;
+    a transfer has `to` or `replaces`)."""
 
     action: str
     session_id: str
@@ -122,6 +131,7 @@ class ControlRequest:
     duration_ms: int | None = None
     to: str = ""
     body: str = ""
+    replaces: str = ""  # attended transfer: the caller's other session, whose far end takes the call
 
 
 CONTROL_ACTIONS: Final = ("hold", "resume", "dtmf", "transfer", "message")
@@ -147,6 +157,8 @@ def control_request(action: str, data: object) -> ControlRequest:
             )
         return ControlRequest(action, session_id, digits=digits, duration_ms=duration)
     if action == "transfer":
+        if body.get("replaces") is not None:
+            return _attended(body, session_id)
         to = _text(body, "to", MAX_DESTINATION_CHARS).strip()
         if not to or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in to):
             raise BadRequest("to must be a number or SIP address, without control characters", field="to")
@@ -157,6 +169,17 @@ def control_request(action: str, data: object) -> ControlRequest:
             raise BadRequest(f"body is longer than {MAX_INFO_CHARS} bytes in UTF-8", field="body")
         return ControlRequest(action, session_id, body=text)
     return ControlRequest(action, session_id)
+
+
+def _attended(body: Mapping[str, object], session_id: str) -> ControlRequest:
+    """An attended transfer: `replaces` names the caller's other session (her consultation call)."""
+    if body.get("to") is not None:
+        raise BadRequest("a transfer takes to (blind) or replaces (attended), not both", field="replaces")
+    replaces = _session_id(body, name="replaces")
+    assert replaces is not None  # present
+    if replaces == session_id:
+        raise BadRequest("replaces must name another session than session_id", field="replaces")
+    return ControlRequest("transfer", session_id, replaces=replaces)
 
 
 def _text(data: Mapping[str, object], name: str, max_chars: int) -> str:

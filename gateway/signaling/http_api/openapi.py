@@ -63,8 +63,9 @@ _CONTROLS: Final = (
     ("resume", "Resume the session's held call; `resumed` follows in the events", "session_id"),
     ("dtmf", "Send keypad digits in the session's call (RFC 4733, or SIP INFO with sip.dtmf_mode)",
      "session_id, digits, duration_ms?"),
-    ("transfer", "Transfer the session's call blind to `to` (REFER); the call ends `transferred`",
-     "session_id, to"),
+    ("transfer", "Transfer the session's call (REFER): blind to `to`, or attended to the far end of the "
+     "user's other connected session `replaces` (Replaces, RFC 3891); `transfer` events follow, the call "
+     "ends `transferred`", "session_id, and to or replaces"),
     ("message", "Chat in the session's call: a SIP MESSAGE in its dialog; `message_result` follows",
      "session_id, body"),
 )  # fmt: skip
@@ -201,7 +202,8 @@ def openapi_document() -> dict[str, Any]:
             "/webrtc/offer": {
                 "post": {
                     "summary": "Send a WebRTC offer and call metadata.dial (or the credentials' default "
-                    "destination); the answer comes as soon as it exists, before the far end picks up",
+                    "destination; with transfer_of, the target of that session's REFER); the answer comes "
+                    "as soon as it exists, before the far end picks up",
                     "security": security,
                     "requestBody": {
                         "required": True,
@@ -209,7 +211,11 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/OfferResponse"}, "The answer"),
-                        **_errors(*_OFFER_ERRORS),
+                        **_errors(
+                            *_OFFER_ERRORS,
+                            e409="The session_id chosen is taken; or the transfer_of session has no call "
+                            "or no transfer requested (`field` names which)",
+                        ),
                     },
                 }
             },
@@ -280,7 +286,10 @@ def openapi_document() -> dict[str, Any]:
                     "early_media, answered, failed, ended, dtmf, held, resumed, web_lost (the gateway stopped "
                     "receiving the browser's audio: cause, seconds), message (chat text from the SIP "
                     "party: MESSAGE in the call's dialog, also on the call's data channel), message_result "
-                    "(the answer to the browser's data channel text), closed; data: a "
+                    "(the answer to the browser's data channel text), transfer (state of the session's own "
+                    "transfer), transfer_requested (to: the SIP party's REFER, carried out by POST "
+                    "/webrtc/offer with transfer_of), error (code: a control refused after its 200), "
+                    "closed; data: a "
                     "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
                     "security": security,
                     "parameters": [

@@ -40,6 +40,13 @@ def schemas() -> dict[str, Any]:
                     "(default: the API key's or the user's default_dial)",
                     "properties": {"dial": {"type": "string", "description": "number or SIP URI"}},
                 },
+                "transfer_of": {
+                    **SESSION_ID,
+                    "description": "carry out the REFER of this session's SIP party (its transfer_requested "
+                    "event): the new call goes to the REFER's target (unless metadata.dial names another), "
+                    "with the REFER's Replaces, and the referrer is NOTIFYed how it goes (404 no such "
+                    "session, 409 no transfer requested)",
+                },
             },
         },
         "OfferResponse": {
@@ -76,6 +83,11 @@ def schemas() -> dict[str, Any]:
                 "digits": {"type": "string", "pattern": "^[0-9*#A-Da-d]{1,32}$", "description": "dtmf"},
                 "duration_ms": {"type": "integer", "minimum": 40, "maximum": 2000, "description": "dtmf"},
                 "to": {"type": "string", "description": "transfer: a number or SIP address (blind)"},
+                "replaces": {
+                    **SESSION_ID,
+                    "description": "transfer, instead of to (attended, RFC 3891): another session of the "
+                    "user's, connected, whose far end takes the call",
+                },
                 "body": {"type": "string", "description": "message: text for the far end (SIP MESSAGE)"},
             },
         },
@@ -96,6 +108,16 @@ def schemas() -> dict[str, Any]:
                 "duration_ms": {"type": "integer"},
                 "by": {"enum": ["local", "remote"]},
                 "body": {"type": "string", "description": "message: the SIP party's chat text"},
+                "state": {
+                    "enum": ["requested", "accepted", "progress", "succeeded", "failed"],
+                    "description": "transfer: how the session's own transfer goes",
+                },
+                "to": {
+                    "type": "string",
+                    "description": "transfer_requested: where the SIP party's REFER asks the call to go "
+                    "(place it with POST /webrtc/offer {transfer_of: <this session>})",
+                },
+                "code": {"type": "string", "description": "error: destination_not_allowed, ..."},
             },
         },
         "SessionProgress": {

@@ -4,7 +4,8 @@
 The HTTP offer is answered as soon as the gateway's WebRTC answer exists, before the far end picks up;
 what happens afterwards is recorded here as numbered progress events (`ringing`, `early_media`,
 `answered`, `failed` with a reason, `ended`, `dtmf`, `held`, `resumed`, `message` and `message_result`:
-chat on the call's data channel, SIP MESSAGE in its dialog) and as the session's state:
+chat on the call's data channel, SIP MESSAGE in its dialog; `transfer`, `transfer_requested`: the SIP
+party's REFER, which a new offer with `transfer_of` carries out) and as the session's state:
 
     calling -> ringing -> early_media -> answered -> ended
         \\________\\___________\\-> failed (never answered)        any -> closed (POST /webrtc/close)
@@ -56,7 +57,7 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, str], SessionState]] = {
 # every progress event, in the order the OpenAPI document lists them
 EVENT_ORDER: Final = (
     "ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "web_lost",
-    "message", "message_result", "transfer", "error", "closed",
+    "message", "message_result", "transfer", "transfer_requested", "error", "closed",
 )  # fmt: skip
 EVENT_NAMES: Final = frozenset(EVENT_ORDER)
 
