@@ -8,8 +8,11 @@ carrying the call core's WebRTC offer, and follows the browser's in-dialog reque
 DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
 video.py). The SIP party's hold and resume reach the library as our re-INVITE (hold.py); the library's REFER
 transfers the call as the page's `transfer` does (transfer.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
-SIP party, the SIP party's (`message` events) to the library. It closes when its flow closes (its
-calls end) or when it has neither bindings nor calls.
+SIP party, the SIP party's (`message` events) to the library. The SIP party's DTMF digits (`dtmf`
+events: RFC 4733 or its INFO) reach the library as INFO application/dtmf-relay in the call's dialog, one
+after the other (JsSIP's `newDTMF`, SIP.js's `onInfo`); a refusal leaves the call as it is, a 481 or no
+answer (408: the UA ended the dialog, RFC 3261 §12.2.1.2) hangs it up. It closes when its flow closes
+(its calls end) or when it has neither bindings nor calls.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from gateway.identity import WebUser
-from gateway.media.codecs.dtmf import parse_dtmf_relay
+from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_dtmf_relay
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import ChatService
@@ -47,6 +50,7 @@ from gateway.websip.video import MidcallVideo
 from sipcore.errors import SIPError
 from sipcore.location.routing import Target
 from sipcore.syntax.headers import warning_value
+from sipcore.syntax.message import Response
 from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ logger = logging.getLogger(__name__)
 _MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}
 _ids = itertools.count(1)
 MAX_PENDING_CALLS = 16
+MAX_PENDING_DIGITS = 32  # the SIP party's digits waiting for their INFO to the library, per call
 
 
 class WebSipSession:
@@ -78,6 +83,7 @@ class WebSipSession:
         self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
         self._hold = RemoteHold(service.spawn, self._answers)  # the SIP party's hold (hold.py)
         self._transfers = LibraryTransfers(self, service.calls, service.spawn, self._call_of_dialog)
+        self._digits: dict[str, list[sig.DtmfReceived]] = {}  # the SIP party's, waiting for their INFO
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property
@@ -102,6 +108,9 @@ class WebSipSession:
             return  # the SIP party holds or resumes: our re-INVITE to the library (hold.py)
         if self._transfers.event(call_id, event, self._answered(call_id)):
             return  # a transfer: NOTIFY to the library, or the SIP party's REFER to it (transfer.py)
+        if isinstance(event, sig.DtmfReceived):
+            self._digit(call_id, event)
+            return
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -335,6 +344,36 @@ class WebSipSession:
             return
         await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
 
+    def _digit(self, call_id: str, event: sig.DtmfReceived) -> None:
+        """The SIP party's digit: INFO to the library in the call's answered dialog, after those before."""
+        leg = self._answered(call_id)
+        queued = self._digits.get(call_id)
+        if leg is None or (queued is not None and len(queued) >= MAX_PENDING_DIGITS):
+            logger.info(
+                "call=%s DTMF %s not sent to the SIP library: no answered dialog, or too many",
+                call_id,
+                event.digit,
+            )
+        elif queued is not None:
+            queued.append(event)
+        else:
+            self._digits[call_id] = [event]
+            self._service.spawn(self._send_digits(call_id, leg))
+
+    async def _send_digits(self, call_id: str, leg: Call) -> None:
+        """The call's queued digits, each INFO once the one before is answered (in order, never crossed)."""
+        queued = self._digits[call_id]
+        try:
+            while queued:
+                digit = queued.pop(0)
+                body = format_dtmf_relay(digit.digit, digit.duration_ms)
+                if await _sent(call_id, "INFO", leg.info(DTMF_RELAY, body)) in (408, 481):
+                    # the library has no such dialog, or no longer answers: the UA ended the dialog
+                    await _ignore_gone(self._service.calls.hangup(self, call_id))
+                    return
+        finally:
+            self._digits.pop(call_id, None)
+
     async def _chat(self, call_id: str, text: str) -> None:
         """The library's MESSAGE in the call's dialog (answered 200 by the UA): to the SIP party."""
         calls = self._service.calls
@@ -420,13 +459,20 @@ async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
 
 async def _tell(leg: Call, call_id: str, text: str) -> None:
     """The SIP party's chat text to the library: MESSAGE in the call's dialog (RFC 3428 §4)."""
+    await _sent(call_id, "MESSAGE", leg.message(text))
+
+
+async def _sent(call_id: str, method: str, request: Awaitable[Response]) -> int | None:
+    """Our in-dialog request to the library: its final status, None when it could not go (the dialog
+    ended meanwhile, the flow went: what it carried is lost). A refusal is only logged."""
     try:
-        response = await leg.message(text)
-    except (SIPError, OSError) as exc:  # the dialog ended meanwhile, the flow went: the text is lost
-        logger.info("call=%s MESSAGE to the SIP library failed: %s", call_id, exc)
-        return
+        response = await request
+    except (SIPError, OSError) as exc:
+        logger.info("call=%s %s to the SIP library failed: %s", call_id, method, exc)
+        return None
     if response.status >= 300:
-        logger.info("call=%s the SIP library refused our MESSAGE: %d", call_id, response.status)
+        logger.info("call=%s the SIP library refused our %s: %d", call_id, method, response.status)
+    return response.status
 
 
 async def _end_outgoing(leg: OutgoingCall) -> None:
