@@ -4,7 +4,11 @@ peers/js-softphones/ holds the pinned npm packages (package-lock.json; `make tes
 bundles them with build.mjs into build/) and a page whose driver.js puts one API over both libraries.
 The page's `events` are polled: connected, disconnected, registered, registrationFailed {status, cause},
 unregistered, progress {status}, accepted, confirmed, ended {originator}, failed {status, cause},
-incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio, remote_video.
+incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio, remote_video; for
+transfers refer {target} (the far end's REFER, accepted), referCall {of} (the call placed for it),
+referAccepted / referFailed {status} and referNotify {status} (our REFER's answer and NOTIFYs); for
+chat message {body, contentType}, messageSent / messageFailed {status}. Each call has a number (0 first,
+a call placed for a REFER too), in its events' ``call``; the page acts on the latest unless told.
 
 The page reaches the browser in one of two ways:
 
@@ -265,8 +269,25 @@ class Softphone:
     async def dtmf(self, digit: str, transport: Literal["info", "rfc4733"] = "info") -> None:
         await self.page.evaluate(f"softphone.sendDtmf({json.dumps(digit)}, {json.dumps(transport)})")
 
-    async def hangup(self) -> None:
-        await self.page.evaluate("softphone.hangup()")
+    async def hangup(self, call: int | None = None) -> None:
+        await self.page.evaluate(f"softphone.hangup({json.dumps({'call': call})})")
+
+    async def select(self, call: int) -> None:
+        """Make call number ``call`` the current one (what hold, dtmf, transfer... act on)."""
+        await self.page.evaluate(f"softphone.select({int(call)})")
+
+    async def transfer(self, target: str, *, call: int | None = None, replaces: int | None = None) -> None:
+        """The library's REFER of the call (the current one or ``call``) to ``target``: JsSIP's
+        ``session.refer(target)``, SIP.js's ``session.refer(uri)``; with ``replaces`` (another call's
+        number) attended, its Refer-To naming that call's dialog (JsSIP's ``replaces`` option, SIP.js's
+        ``refer(otherSession)``). Then wait_for("referAccepted"), ("referNotify")."""
+        options = json.dumps({"call": call, "replaces": replaces})
+        await self.page.evaluate(f"softphone.transfer({json.dumps(target)}, {options})")
+
+    async def message(self, text: str, *, call: int | None = None) -> None:
+        """Chat: a text/plain MESSAGE in the call's dialog (JsSIP's ``sendRequest(MESSAGE)``, SIP.js's
+        ``session.message()``); then wait_for("messageSent")."""
+        await self.page.evaluate(f"softphone.message({json.dumps(text)}, {json.dumps({'call': call})})")
 
     async def unregister(self) -> None:
         await self.page.evaluate("softphone.unregister()")

@@ -1,12 +1,15 @@
 // window.softphone: one API over JsSIP 3 and SIP.js 0.21 for the tests (peers/softphones.py).
-// Every outcome is pushed to softphone.events as {type, ...}; the Python side polls it.
+// Every outcome is pushed to softphone.events as {type, ...}; the Python side polls it. Each call (placed,
+// received, or placed for a REFER) has a number, 0 first, in its events' `call`; the API acts on the
+// latest one unless told (`select(n)`, or a `call` option).
 (() => {
   const events = [];
   const emit = (type, fields = {}) => events.push({ type, at: Date.now(), ...fields });
   let library = null;
   let ua = null; // JsSIP.UA or SIP.UserAgent
   let registerer = null; // SIP.js
-  let session = null; // JsSIP.RTCSession or SIP.js Session
+  let session = null; // JsSIP.RTCSession or SIP.js Session: the current call
+  const calls = []; // every call's session, by its number
   let remoteStream = null;
   let audio = null;
   let video = false; // the call's media: audio and, with `video`, the camera (Chromium's fake one)
@@ -50,24 +53,65 @@
     attachRemote(stream);
   }
 
+  // A new call: numbered, the current one; its events say its number.
+  function track(newSession) {
+    newSession.number = calls.length;
+    calls.push(newSession);
+    session = newSession;
+    return (type, fields = {}) => emit(type, { call: newSession.number, ...fields });
+  }
+
+  function callOf(options) {
+    return options && options.call !== undefined && options.call !== null ? calls[options.call] : session;
+  }
+
+  // The status of a NOTIFY's message/sipfrag body ("SIP/2.0 180 Ringing"), null if none.
+  function sipfragStatus(body) {
+    const match = /^SIP\/2\.0\s+(\d{3})/.exec((body || "").trim());
+    return match ? Number(match[1]) : null;
+  }
+
   // --- JsSIP ---------------------------------------------------------------------------------------
   function jssipSession(newSession, direction) {
-    session = newSession;
-    session.on("progress", (e) => emit("progress", { status: e.response ? e.response.status_code : null }));
-    session.on("accepted", () => emit("accepted"));
-    session.on("confirmed", () => emit("confirmed"));
-    session.on("ended", (e) => emit("ended", { cause: e.cause, originator: e.originator }));
-    session.on("failed", (e) => emit("failed", { cause: e.cause, status: e.message && e.message.status_code }));
-    session.on("newDTMF", (e) => emit("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
-    session.on("hold", (e) => emit("hold", { originator: e.originator }));
-    session.on("unhold", (e) => emit("unhold", { originator: e.originator }));
+    const say = track(newSession);
+    const s = newSession;
+    s.on("progress", (e) => say("progress", { status: e.response ? e.response.status_code : null }));
+    s.on("accepted", () => say("accepted"));
+    s.on("confirmed", () => say("confirmed"));
+    s.on("ended", (e) => say("ended", { cause: e.cause, originator: e.originator }));
+    s.on("failed", (e) => say("failed", { cause: e.cause, status: e.message && e.message.status_code }));
+    s.on("newDTMF", (e) => say("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
+    s.on("hold", (e) => say("hold", { originator: e.originator }));
+    s.on("unhold", (e) => say("unhold", { originator: e.originator }));
+    // The far end's REFER (JsSIP answered it 202): accepted, JsSIP places the call to its Refer-To and
+    // NOTIFYs the far end how that call goes.
+    s.on("refer", (e) => {
+      say("refer", { target: e.request.refer_to.uri.toString() });
+      e.accept((referred) => {
+        jssipSession(referred, "outgoing");
+        emit("referCall", { call: referred.number, of: s.number });
+      }, { mediaConstraints: media(), pcConfig: { iceServers: [] } });
+    });
     const watch = (pc) => pc.addEventListener("track", (e) => {
       if (e.track.kind === "video") attachVideo(e.track);
       else attachRemote(e.streams[0] || new MediaStream([e.track]));
     });
-    if (session.connection) watch(session.connection);
-    else session.on("peerconnection", (e) => watch(e.peerconnection));
-    if (direction === "incoming") emit("incoming", { from: session.remote_identity.uri.toString() });
+    if (s.connection) watch(s.connection);
+    else s.on("peerconnection", (e) => watch(e.peerconnection));
+    if (direction === "incoming") say("incoming", { from: s.remote_identity.uri.toString() });
+  }
+
+  // A MESSAGE (JsSIP's UA takes every MESSAGE, in a dialog or not, once `newMessage` has a listener):
+  // the call whose dialog it is in, if any.
+  function jssipMessage(e) {
+    if (e.originator !== "remote") return;
+    const callId = e.request.call_id;
+    const owner = calls.find((c) => c.id && c.id.startsWith(callId));
+    emit("message", {
+      call: owner ? owner.number : null,
+      body: e.request.body || "",
+      contentType: e.request.getHeader("Content-Type"),
+    });
   }
 
   function startJssip(options) {
@@ -86,35 +130,68 @@
     ua.on("registrationFailed", (e) =>
       emit("registrationFailed", { status: e.response ? e.response.status_code : null, cause: e.cause }));
     ua.on("newRTCSession", (e) => { if (e.originator === "remote") jssipSession(e.session, "incoming"); });
+    ua.on("newMessage", jssipMessage);
     ua.on("connected", () => emit("connected"));
     ua.on("disconnected", () => emit("disconnected"));
     ua.start();
   }
 
   // --- SIP.js --------------------------------------------------------------------------------------
+  // The audio direction of an SDP (its first a=sendrecv / sendonly / recvonly / inactive).
+  function sdpDirection(sdp) {
+    const match = /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m.exec(sdp || "");
+    return match ? match[1] : "sendrecv";
+  }
+
   function sipjsSession(newSession, direction) {
-    session = newSession;
+    const say = track(newSession);
+    const s = newSession;
     let endedBy = "remote"; // hangup() sets "local"; SIP.js's Terminated state does not say
-    session.hangupLocally = () => { endedBy = "local"; };
-    session.stateChange.addListener((state) => {
+    let heldByRemote = false;
+    s.hangupLocally = () => { endedBy = "local"; };
+    s.stateChange.addListener((state) => {
       if (state === SIP.SessionState.Established) {
-        emit("accepted");
-        emit("confirmed");
-        attachReceivers(session.sessionDescriptionHandler.peerConnection);
+        say("accepted");
+        say("confirmed");
+        attachReceivers(s.sessionDescriptionHandler.peerConnection);
       } else if (state === SIP.SessionState.Terminated) {
-        emit("ended", { originator: endedBy });
+        say("ended", { originator: endedBy });
       }
     });
-    session.delegate = {
+    s.delegate = {
       onBye: (bye) => { endedBy = "remote"; bye.accept(); },
       onInfo: (info) => {
         const body = info.request.body || "";
         const match = /Signal=\s*(\S)/.exec(body);
-        if (match) emit("dtmf", { digit: match[1], originator: "remote" });
+        if (match) say("dtmf", { digit: match[1], originator: "remote" });
         info.accept();
       },
+      // SIP.js has no hold of its own: a re-INVITE it answered whose offer is sendonly or inactive is
+      // the far end holding the call (what an application shows), sendrecv again its resume.
+      onInvite: (request, response, statusCode) => {
+        if (statusCode !== 200) return;
+        const held = ["sendonly", "inactive"].includes(sdpDirection(request.body));
+        if (held !== heldByRemote) say(held ? "hold" : "unhold", { originator: "remote" });
+        heldByRemote = held;
+      },
+      onMessage: (message) => {
+        const request = message.request;
+        say("message", { body: request.body || "", contentType: request.getHeader("Content-Type") });
+        message.accept();
+      },
+      // The far end's REFER: accepted (202), the call to its Refer-To placed by SIP.js, which NOTIFYs the
+      // far end how it goes.
+      onRefer: (referral) => {
+        say("refer", { target: referral.referTo.uri.toString() });
+        referral.accept().then(() => {
+          const inviter = referral.makeInviter({ sessionDescriptionHandlerOptions: { constraints: media() } });
+          sipjsSession(inviter, "outgoing");
+          emit("referCall", { call: inviter.number, of: s.number });
+          return inviter.invite();
+        }).catch((e) => say("referCallFailed", { error: String(e) }));
+      },
     };
-    if (direction === "incoming") emit("incoming", { from: session.remoteIdentity.uri.toString() });
+    if (direction === "incoming") say("incoming", { from: s.remoteIdentity.uri.toString() });
   }
 
   async function startSipjs(options) {
@@ -146,11 +223,12 @@
   // kept for later offers); its event follows the 2xx (JsSIP emits its own as it sends the re-INVITE).
   function sipjsHold(hold) {
     const kind = hold ? "hold" : "unhold";
+    const call = session.number;
     session.invite({
       sessionDescriptionHandlerOptions: { hold },
       requestDelegate: {
-        onAccept: () => emit(kind, { originator: "local" }),
-        onReject: (r) => emit(`${kind}Failed`, { status: r.message.statusCode }),
+        onAccept: () => emit(kind, { call, originator: "local" }),
+        onReject: (r) => emit(`${kind}Failed`, { call, status: r.message.statusCode }),
       },
     });
   }
@@ -332,13 +410,74 @@
     },
     hold() { if (library === "jssip") session.hold(); else sipjsHold(true); },
     unhold() { if (library === "jssip") session.unhold(); else sipjsHold(false); },
-    hangup() {
-      if (library === "jssip") { session.terminate(); return; }
-      session.hangupLocally();
-      const state = session.state;
-      if (state === SIP.SessionState.Established) session.bye();
-      else if (session instanceof SIP.Inviter) session.cancel();
-      else session.reject();
+    hangup(options = {}) {
+      const s = callOf(options);
+      if (library === "jssip") { s.terminate(); return; }
+      s.hangupLocally();
+      const state = s.state;
+      if (state === SIP.SessionState.Established) s.bye();
+      else if (s instanceof SIP.Inviter) s.cancel();
+      else s.reject();
+    },
+    // Make call `n` the current one (the one hold, dtmf, transfer... act on).
+    select(n) {
+      session = calls[n];
+    },
+    // REFER the call (the current one, or options.call) to `target` (blind); with options.replaces (a
+    // call's number), attended: the Refer-To carries Replaces naming that call's dialog (RFC 3891).
+    // Events: referAccepted {status} (the REFER's 2xx), referFailed {status}, referNotify {status} (each
+    // NOTIFY's sipfrag).
+    transfer(target, options = {}) {
+      const s = callOf(options);
+      const say = (type, fields) => emit(type, { call: s.number, ...fields });
+      const other = options.replaces !== undefined && options.replaces !== null ? calls[options.replaces] : null;
+      if (library === "jssip") {
+        const handlers = {
+          requestSucceeded: (e) => say("referAccepted", { status: e.response.status_code }),
+          requestFailed: (e) => say("referFailed", { status: e.response ? e.response.status_code : null, cause: e.cause }),
+        };
+        const notified = (e) => say("referNotify", { status: Number(e.status_line.status_code) });
+        ["trying", "progress", "accepted", "failed"].forEach((name) => { handlers[name] = notified; });
+        s.refer(target, other ? { replaces: other, eventHandlers: handlers } : { eventHandlers: handlers });
+        return;
+      }
+      s.refer(other || SIP.UserAgent.makeURI(target), {
+        requestDelegate: {
+          onAccept: (r) => say("referAccepted", { status: r.message.statusCode }),
+          onReject: (r) => say("referFailed", { status: r.message.statusCode }),
+        },
+        onNotify: (notification) => {
+          notification.accept();
+          say("referNotify", { status: sipfragStatus(notification.request.body) });
+        },
+      }).catch((e) => say("referFailed", { status: null, error: String(e) }));
+    },
+    // Chat: a MESSAGE (text/plain) in the call's dialog (RFC 3428 §4). JsSIP's RTCSession has no
+    // message(): its generic sendRequest(MESSAGE) sends one in the dialog (ua.sendMessage would go
+    // outside any dialog). Events: messageSent {status}, messageFailed {status}.
+    message(text, options = {}) {
+      const s = callOf(options);
+      const say = (type, fields) => emit(type, { call: s.number, ...fields });
+      if (library === "jssip") {
+        s.sendRequest(JsSIP.C.MESSAGE, {
+          body: text,
+          extraHeaders: ["Content-Type: text/plain;charset=utf-8"],
+          eventHandlers: {
+            onSuccessResponse: (r) => say("messageSent", { status: r.status_code }),
+            onErrorResponse: (r) => say("messageFailed", { status: r.status_code }),
+            onRequestTimeout: () => say("messageFailed", { status: 408 }),
+            onTransportError: () => say("messageFailed", { status: null }),
+          },
+        });
+        return;
+      }
+      s.message({
+        requestOptions: { body: { contentDisposition: "render", contentType: "text/plain", content: text } },
+        requestDelegate: {
+          onAccept: (r) => say("messageSent", { status: r.message.statusCode }),
+          onReject: (r) => say("messageFailed", { status: r.message.statusCode }),
+        },
+      }).catch((e) => say("messageFailed", { status: null, error: String(e) }));
     },
     // RMS of the received audio's last analyser window (0..1 of full scale; 0 before any arrives).
     remoteLevel() {
