@@ -11,7 +11,9 @@ own (as tests/e2e/sip_interop/test_transfer.py has it), so a Refer-To of sip:200
   `send_offer(sdp, transfer_of=...)` calls B; A hears NOTIFY 200. Then an attended transfer across the
   two sessions (`transfer(a, replaces=b)`): A gets a REFER with Replaces, B takes A's INVITE in place of
   the gateway's leg, and A and B talk.
-- A WHIP session takes the controls by its Location's id: hold (A sees remote hold) and DTMF.
+- A WHIP session takes the controls by its Location's id: hold (A sees remote hold), DTMF both ways
+  (A's keys as the session's `dtmf` events), and a blind transfer to B (`POST /webrtc/transfer`): A
+  gets the REFER and calls B, and the session ends `transferred`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from gateway.config import Config
 from gateway.signaling.client import WebRtcClient
 from gateway.signaling.client.http import ProgressEvent
 from peers.demo import require_desk_phone
-from peers.phone import DeskPhone
+from peers.phone import DeskPhone, Event
 from peers.ports import free_port
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_whip import WhipClient
@@ -150,16 +152,7 @@ async def test_the_client_in_a_call_early_media_keys_chat_hold_and_blind_transfe
             await progress.next("resumed", by="remote")
 
             # blind transfer to B: A gets the REFER and calls B; the session ends transferred
-            await client.transfer(session, "2001")
-            referred = await phone_a.wait_for("transfer_request", call=at_a)
-            assert referred["to"].strip("<>") == f"sip:2001@{DOMAIN}", referred
-            states = await progress.transfer_states()
-            assert states[0] == "requested" and states[-1] == "succeeded", states
-            assert (await progress.next("ended"))["reason"] == "transferred"
-            at_b = (await phone_b.wait_for("incoming"))["call"]
-            await phone_b.wait_for("state", call=at_b, state="CONFIRMED")
-            await phone_b.hangup(at_b)
-            await phone_a.wait_for("state", call=referred["new_call"], state="DISCONNECTED")
+            await _blind_transfer_to_b(client, session, progress, phone_a, at_a, phone_b)
         finally:
             await progress.close()
             await peer.close()
@@ -198,22 +191,13 @@ async def test_the_client_carries_out_the_phones_refer_then_transfers_attended(t
 
             # A stayed: alice now joins A and B, her two sessions, attended (REFER with Replaces to A)
             await client.transfer(session_a, replaces=session_b)
-            request = await phone_a.wait_for("transfer_request", call=at_a)
-            target, _, replaces = request["to"].strip("<>").partition("?")
-            assert target.startswith(f"sip:2001@{DOMAIN}"), request
-            assert replaces.lower().startswith("replaces="), request
+            joined = await joined_by_replaces(phone_a, at_a, phone_b, at_b)
             states = await progress_a.transfer_states()
             assert states[0] == "requested" and states[-1] == "succeeded", states
-            replaced = await phone_b.wait_for("replaced", call=at_b)
-            assert "2000" in replaced["from"], replaced
             assert (await progress_a.next("ended"))["reason"] == "transferred"
             assert (await progress_b.next("ended"))["reason"] in ("remote_hangup", "transferred")
             await wait_until(lambda: gateway._health_details()["calls"] == 0, timeout=10)
-            new_at_a, new_at_b = request["new_call"], replaced["new_call"]
-            await phone_a.wait_for("state", call=new_at_a, state="CONFIRMED")
-            await phone_b.wait_for("state", call=new_at_b, state="CONFIRMED")
-            await phone_b.hangup(new_at_b)
-            await phone_a.wait_for("state", call=new_at_a, state="DISCONNECTED")
+            await joined_call_ends(phone_a, phone_b, *joined)
         finally:
             await progress_a.close()
             if progress_b is not None:
@@ -225,8 +209,9 @@ async def test_the_client_carries_out_the_phones_refer_then_transfers_attended(t
 async def test_a_whip_session_takes_the_controls_by_its_location(tmp_path: Path) -> None:
     require_desk_phone()
     async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        running_gateway(_config(phone)) as gateway,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(_config(phone_a)) as gateway,
         aiohttp.ClientSession() as http,
         WebRtcClient(gateway.http_url, api_key=API_KEY) as client,
     ):
@@ -238,18 +223,62 @@ async def test_a_whip_session_takes_the_controls_by_its_location(tmp_path: Path)
             session = unquote(whip.resource.rsplit("/", 1)[1])
             progress = Progress(client, session)
             await progress.next("answered")
-            at = (await phone.wait_for("incoming"))["call"]
-            await phone.wait_for("state", call=at, state="CONFIRMED")
+            at_a = (await phone_a.wait_for("incoming"))["call"]
+            await phone_a.wait_for("state", call=at_a, state="CONFIRMED")
             await client.hold(session)
-            await phone.wait_for("media", call=at, status="remote_hold")
+            await phone_a.wait_for("media", call=at_a, status="remote_hold")
             await progress.next("held", by="local")
             await client.resume(session)
-            await phone.wait_for("media", call=at, status="active")
+            await phone_a.wait_for("media", call=at_a, status="active")
+
+            # DTMF both ways: A's keys as the session's events (GET /webrtc/sessions/{id}/events)
             await client.send_dtmf(session, "9")
-            assert (await phone.wait_for("dtmf"))["digit"] == "9"
-            assert await whip.delete() == 200
-            await phone.wait_for("state", call=at, state="DISCONNECTED")
+            assert (await phone_a.wait_for("dtmf"))["digit"] == "9"
+            await phone_a.send("dtmf", call=at_a, digits="47")
+            assert [(await progress.next("dtmf"))["digit"] for _ in range(2)] == ["4", "7"]
+
+            # blind transfer to B by the session's id: A gets the REFER and calls B; it ends transferred
+            await _blind_transfer_to_b(client, session, progress, phone_a, at_a, phone_b)
             await progress.close()
         finally:
             await peer.close()
         await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def _blind_transfer_to_b(
+    client: WebRtcClient, session: str, progress: Progress, phone_a: DeskPhone, at_a: int, phone_b: DeskPhone
+) -> None:
+    """`transfer(session, "2001")`: A gets the REFER and calls B; the session ends `transferred`."""
+    await client.transfer(session, "2001")
+    referred = await phone_a.wait_for("transfer_request", call=at_a)
+    assert referred["to"].strip("<>") == f"sip:2001@{DOMAIN}", referred
+    states = await progress.transfer_states()
+    assert states[0] == "requested" and states[-1] == "succeeded", states
+    assert (await progress.next("ended"))["reason"] == "transferred"
+    at_b = (await phone_b.wait_for("incoming"))["call"]
+    await phone_b.wait_for("state", call=at_b, state="CONFIRMED")
+    await phone_b.hangup(at_b)
+    await phone_a.wait_for("state", call=referred["new_call"], state="DISCONNECTED")
+
+
+async def joined_by_replaces(
+    phone_a: DeskPhone, at_a: int, phone_b: DeskPhone, at_b: int
+) -> tuple[Event, Event]:
+    """An attended transfer of A's call to B's, as the phones see it: A's REFER names B with Replaces
+    (RFC 3891), and B takes A's INVITE in place of the gateway's leg. The REFER and B's `replaced`."""
+    request = await phone_a.wait_for("transfer_request", call=at_a)
+    target, _, replaces = request["to"].strip("<>").partition("?")
+    assert target.startswith(f"sip:2001@{DOMAIN}"), request
+    assert replaces.lower().startswith("replaces="), request
+    replaced = await phone_b.wait_for("replaced", call=at_b)
+    assert "2000" in replaced["from"], replaced
+    return request, replaced
+
+
+async def joined_call_ends(phone_a: DeskPhone, phone_b: DeskPhone, request: Event, replaced: Event) -> None:
+    """A and B, joined (`joined_by_replaces`), are in a call of their own, which B hangs up."""
+    new_at_a, new_at_b = request["new_call"], replaced["new_call"]
+    await phone_a.wait_for("state", call=new_at_a, state="CONFIRMED")
+    await phone_b.wait_for("state", call=new_at_b, state="CONFIRMED")
+    await phone_b.hangup(new_at_b)
+    await phone_a.wait_for("state", call=new_at_a, state="DISCONNECTED")
