@@ -17,12 +17,17 @@ An aiortc peer on a real `/jsonrpc` WebSocket calls A, then:
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
+from gateway.app import Gateway
 from gateway.config import Config
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -33,7 +38,7 @@ from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.e2e.sip_interop.test_transfer import DOMAIN
 
 
-def _config(phone_a: DeskPhone) -> Config:
+def two_phones_config(phone_a: DeskPhone) -> Config:
     """No pbx.address: "2001" goes to sip:2001@<PBX domain> (phone B); A is the API key's default
     destination, reached by its URI."""
     return gateway_config(
@@ -46,7 +51,65 @@ def _config(phone_a: DeskPhone) -> Config:
     )
 
 
-async def _transfer_states(client: RpcClient, call_id: str) -> list[str]:
+class _Frames:
+    """A `/jsonrpc` socket as `RpcClient` uses it (`send_str`, `receive_json`), read all the time by a
+    task of its own: the gateway's heartbeat pings (every 4 s, a pong due within 2 s) are answered while
+    the test waits on a phone or the media, where a socket read only in `request` and `notification`
+    would be closed by the gateway, and the peer's calls with it."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._ws:  # answers the pings (autoping)
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    self._frames.put_nowait(json.loads(message.data))
+        finally:
+            self._frames.put_nowait(None)  # closed
+
+    async def send_str(self, text: str) -> None:
+        await self._ws.send_str(text)
+
+    async def receive_json(self, timeout: float | None = None) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            frame = await self._frames.get()
+        if frame is None:
+            self._frames.put_nowait(None)
+            raise ConnectionError(f"the gateway closed the socket ({self._ws.close_code})")
+        return frame
+
+
+@asynccontextmanager
+async def live_rpc_client(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[RpcClient]:
+    """An `RpcClient` on `ws` whose socket is read in the background (`_Frames`)."""
+    frames = _Frames(ws)
+    try:
+        yield RpcClient(cast(aiohttp.ClientWebSocketResponse, frames))
+    finally:
+        frames.reader.cancel()
+        await asyncio.gather(frames.reader, return_exceptions=True)
+
+
+@asynccontextmanager
+async def two_phones_and_a_peer(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[DeskPhone, DeskPhone, Gateway, RpcClient]]:
+    """Phones A (440 Hz) and B (880 Hz), the gateway, and a `/jsonrpc` peer with the API key."""
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(two_phones_config(phone_a)) as gateway,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{gateway.http_url.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}") as ws,
+        live_rpc_client(ws) as client,
+    ):
+        yield phone_a, phone_b, gateway, client
+
+
+async def transfer_states(client: RpcClient, call_id: str) -> list[str]:
     """The `transfer` progress of call `call_id` up to its end (succeeded or failed)."""
     states = [(await client.notification("progress", call_id=call_id, event="transfer"))["state"]]
     while states[-1] not in ("succeeded", "failed"):
@@ -57,14 +120,7 @@ async def _transfer_states(client: RpcClient, call_id: str) -> list[str]:
 
 async def test_hold_dtmf_chat_and_transfer_over_jsonrpc(tmp_path: Path) -> None:
     require_desk_phone()
-    async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
-        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
-        running_gateway(_config(phone_a)) as gateway,
-        aiohttp.ClientSession() as http,
-        http.ws_connect(f"{gateway.http_url.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}") as ws,
-    ):
-        client = RpcClient(ws)
+    async with two_phones_and_a_peer(tmp_path) as (phone_a, phone_b, gateway, client):
         peer, peer_b = WebPeer(freq=1000), WebPeer(freq=1200)
         try:
             reply = await client.request("offer", {"sdp": await peer.offer(), "type": "offer"})
@@ -121,7 +177,7 @@ async def test_hold_dtmf_chat_and_transfer_over_jsonrpc(tmp_path: Path) -> None:
             assert reply["result"]["status"] == "transferring", reply
             refused = await client.notification("progress", call_id=call_id, event="error")
             assert refused["code"] == "destination_not_allowed", refused
-            assert await _transfer_states(client, call_id) == ["failed"]
+            assert await transfer_states(client, call_id) == ["failed"]
             assert not phone_a.seen("transfer_request")
 
             # A refers the peer to B: asked as transfer_requested, carried out with transfer_of
@@ -142,7 +198,7 @@ async def test_hold_dtmf_chat_and_transfer_over_jsonrpc(tmp_path: Path) -> None:
             assert reply["result"] == {"call_id": call_id, "status": "transferring"}, reply
             referred = await phone_a.wait_for("transfer_request", call=at_a)
             assert referred["to"].strip("<>") == f"sip:2001@{DOMAIN}", referred
-            states = await _transfer_states(client, call_id)
+            states = await transfer_states(client, call_id)
             assert states[0] == "requested" and states[-1] == "succeeded", states
             ended = await client.notification("disconnect", call_id=call_id)
             assert ended["reason"] == "transferred", ended
