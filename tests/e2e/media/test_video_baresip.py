@@ -1,8 +1,9 @@
-"""A video call through the whole gateway (issue 19): headless Chromium (fake camera) on the JSON
-WebSocket protocol calls baresip 1.0.0 as a SIP video phone (its vp8 module, fakevideo as camera and
-display, plain RTP/AVP). The gateway offers baresip the browser's video on its own port, baresip answers
-VP8, and each side decodes the other's pictures: Chromium's inbound video (frames decoded, 320x240) and
-baresip's decoded picture saved by its snapshot module (320x240, the fake camera's green)."""
+"""A video call through the whole gateway (issue 19): headless Chromium (fake camera), signalled over
+each dialect (the JSON WebSocket protocol, the HTTP offer API, JSON-RPC, WHIP), calls baresip 1.0.0 as
+a SIP video phone (its vp8 module, fakevideo as camera and display, plain RTP/AVP). The gateway offers
+baresip the browser's video on its own port, baresip answers VP8, and each side decodes the other's
+pictures: Chromium's inbound video (frames decoded, 320x240) and baresip's decoded picture saved by its
+snapshot module (320x240, the fake camera's green)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import asyncio
 import json
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +21,8 @@ import pytest
 import sdp
 from peers.baresip import Baresip
 from peers.web_user import WebUser
+from tests.e2e.dialects.test_jsonrpc_call_controls import live_rpc_client
+from tests.e2e.dialects.test_whip import WhipClient
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.signaling.browser import chromium_page
 
@@ -88,10 +93,64 @@ def png_size_and_mean(path: Path) -> tuple[int, int, tuple[float, float, float]]
     return width, height, (sums[0] / count, sums[1] / count, sums[2] / count)
 
 
-@pytest.mark.parametrize("dialect", ["json", "http"])
+async def _signal(
+    dialect: str,
+    gateway_url: str,
+    offer: str,
+    alice: WebUser,
+    http: aiohttp.ClientSession,
+    stack: AsyncExitStack,
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """Chromium's offer to 2000 over `dialect`: the gateway's answer, and how to hang up."""
+    if dialect == "json":
+        call_id = await alice.call("2000", offer)
+        answer = (await alice.wait_for("connected", call_id=call_id, timeout=20))["sdp"]
+
+        async def hang_up() -> None:
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id)
+
+        return str(answer), hang_up
+    if dialect == "http":
+        async with http.post(
+            f"{gateway_url}/webrtc/offer", json={"sdp": {"type": "offer", "sdp": offer}},
+            headers={"X-API-Key": API_KEY},
+        ) as response:  # fmt: skip
+            assert response.status == 200, await response.text()
+            reply = await response.json()
+
+        async def close() -> None:
+            body = {"session_id": reply["session_id"], "reason": "done"}
+            async with http.post(f"{gateway_url}/webrtc/close", json=body, headers={"X-API-Key": API_KEY}):
+                pass
+
+        return str(reply["sdp"]["sdp"]), close
+    if dialect == "jsonrpc":
+        ws = await stack.enter_async_context(
+            http.ws_connect(f"{gateway_url.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}")
+        )
+        client = await stack.enter_async_context(live_rpc_client(ws))  # answers the heartbeat's pings
+        result = (await client.request("offer", {"sdp": offer, "type": "offer", "to": "2000"}))["result"]
+
+        async def disconnect() -> None:
+            reply = await client.request("disconnect", {})
+            assert reply["result"]["call_ids"] == [result["call_id"]], reply
+
+        return str(result["answer"]["sdp"]), disconnect
+    whip = WhipClient(http, f"{gateway_url}/whip/2000", API_KEY)
+    answer = await whip.publish(offer)
+
+    async def delete() -> None:
+        assert await whip.delete() == 200
+
+    return answer, delete
+
+
+@pytest.mark.parametrize("dialect", ["json", "http", "jsonrpc", "whip"])
 async def test_chromium_calls_baresip_with_video(tmp_path: Path, dialect: str) -> None:
     """``json``: the softphone's WebSocket protocol (the answer comes once baresip answered); ``http``:
-    the HTTP offer/answer API, answered before baresip picks up (the first video codec of our offer)."""
+    the HTTP offer/answer API, ``jsonrpc``: `offer` on a `/jsonrpc` WebSocket, ``whip``: `POST /whip/2000`
+    (RFC 9725), each answered before baresip picks up (the first video codec of our offer)."""
     async with Baresip(tmp_path, user="2000", mediaenc=None, rtp_ports=(45000, 45099), video=True) as phone:
         config = gateway_config(
             phone.address,
@@ -104,23 +163,14 @@ async def test_chromium_calls_baresip_with_video(tmp_path: Path, dialect: str) -
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
             chromium_page() as page,
             aiohttp.ClientSession() as http,
+            AsyncExitStack() as stack,
         ):
             await page.route(
                 ORIGIN, lambda route: route.fulfill(body="<html></html>", content_type="text/html")
             )
             await page.goto(ORIGIN)
             offer = await page.evaluate(OFFER)
-            if dialect == "json":
-                call_id = await alice.call("2000", offer)
-                text = (await alice.wait_for("connected", call_id=call_id, timeout=20))["sdp"]
-            else:
-                async with http.post(
-                    f"{gateway.http_url}/webrtc/offer", json={"sdp": {"type": "offer", "sdp": offer}},
-                    headers={"X-API-Key": API_KEY},
-                ) as response:  # fmt: skip
-                    assert response.status == 200, await response.text()
-                    reply = await response.json()
-                text, session = reply["sdp"]["sdp"], reply["session_id"]
+            text, hang_up = await _signal(dialect, gateway.http_url, offer, alice, http, stack)
             video = sdp.parse(text).media[1]
             assert video.media == "video" and not video.rejected and [c.name for c in video.codecs] == ["VP8"]
             await page.evaluate("async (sdp) => pc.setRemoteDescription({type: 'answer', sdp})", text)
@@ -133,15 +183,7 @@ async def test_chromium_calls_baresip_with_video(tmp_path: Path, dialect: str) -
                     break
                 await asyncio.sleep(0.1)
             pictures = await phone.snapshot()
-            if dialect == "json":
-                await alice.request({"type": "hangup", "call_id": call_id})
-                await alice.wait_for("ended", call_id=call_id)
-            else:
-                close = {"session_id": session, "reason": "done"}
-                async with http.post(
-                    f"{gateway.http_url}/webrtc/close", json=close, headers={"X-API-Key": API_KEY}
-                ):
-                    pass
+            await hang_up()
             await phone.wait_for("CALL_CLOSED")
     log = phone.log()
     assert int(str(inbound.get("framesDecoded", 0))) >= 30 and inbound.get("frameWidth") == 320, (
