@@ -1,4 +1,4 @@
-"""The `sip-webrtc-gateway` command line: run, check, init, sdp, dev-cert.
+"""The `sip-webrtc-gateway` command line: run, check, init, sdp, dev-cert, healthcheck.
 
 Each subcommand lives in its own module exposing `add_parser(subparsers)` and `run(args) -> int`;
 this module only assembles them.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from gateway import __version__, cli_check, cli_devcert, cli_init, cli_run, cli_sdp
+from gateway import __version__, cli_check, cli_devcert, cli_healthcheck, cli_init, cli_run, cli_sdp
 
 DEFAULT_CONFIG = "gateway.yaml"
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules: Sequence[_Subcommand] = (cli_run, cli_check, cli_init, cli_sdp, cli_devcert)
+    modules: Sequence[_Subcommand] = (cli_run, cli_check, cli_init, cli_sdp, cli_devcert, cli_healthcheck)
     for module in modules:
         before = set(subparsers.choices)
         module.add_parser(subparsers)
