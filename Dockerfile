@@ -40,8 +40,10 @@ WORKDIR /var/lib/sip-webrtc-gateway
 VOLUME ["/var/lib/sip-webrtc-gateway"]
 # HTTP (page, WebSocket, API), SIP; RTP uses media.rtp_ports (run with --network host, or publish them)
 EXPOSE 8080/tcp 5060/udp 5060/tcp
+# /healthz at the port and scheme of the config in use ($GATEWAY_CONFIG with the GATEWAY_* overrides:
+# http.port, https when http.tls is set): `sip-webrtc-gateway healthcheck`, without the media stack
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+    CMD ["python", "-m", "gateway.cli_healthcheck"]
 # SIGTERM ends the calls with BYE and exits within 2 s; SIGHUP reloads users, routes and certificates
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["sip-webrtc-gateway"]

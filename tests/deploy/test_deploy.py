@@ -4,10 +4,14 @@ packaged sample config, which `check` accepts, and never overwrites a file."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from gateway.cli_init import sample_config
 from peers.binaries import require_binary, unavailable
@@ -42,6 +46,22 @@ def test_the_dockerfile_builds_what_the_issue_asks() -> None:
     assert "USER 10001" in text and "useradd --system --uid 10001" in text
     assert text.index("gcc") < text.index(f"\n{stages[1]}\n")  # no compiler in the runtime image
     assert "HEALTHCHECK" in text and "/healthz" in text
+
+
+def test_the_health_checks_ask_the_configured_port_and_scheme() -> None:
+    """The image's HEALTHCHECK runs `healthcheck` (the port and scheme of the config in use, not a fixed
+    http://127.0.0.1:8080), and compose repeats it, since podman's OCI images drop HEALTHCHECK."""
+    found = re.search(r"^HEALTHCHECK ([^\n]*?) *\\\n +CMD (\[.*\])$", (REPO / "Dockerfile").read_text(), re.M)
+    assert found is not None
+    command = json.loads(found.group(2))
+    assert command == ["python", "-m", "gateway.cli_healthcheck"]
+    options = dict(option.removeprefix("--").split("=") for option in found.group(1).split())
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    check = compose["services"]["gateway"]["healthcheck"]
+    assert check["test"] == ["CMD", *command]
+    assert {key.replace("-", "_"): str(value) for key, value in options.items()} == {
+        key: str(value) for key, value in check.items() if key != "test"
+    }
 
 
 def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
