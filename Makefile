@@ -12,7 +12,7 @@ SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
 
-.PHONY: run test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run dist test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -36,6 +36,13 @@ $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/pyth
 # (exec: the script is make's own child, so a Ctrl-C it handles ends with no "make: *** Interrupt")
 run: $(VENV)/.stamp-run
 	BIN=$(BIN) CONFIG=$(CONFIG) exec scripts/demo
+
+## dist: the sdist and the wheel (the native fast lane compiled: gcc, python3-dev) into dist/, for `pip install dist/*.whl`
+# python -m build: the wheel is built from the sdist, so both are checked (tests/deploy/test_wheel.py does the same).
+# `build`, the PEP 517 front end, is pinned as in pyproject.toml's test extra.
+dist: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'build>=1.2,<2'
+	$(BIN)/python -m build --outdir dist .
 
 ## test: install what the tests need (pip, and Debian packages when root), check style and types, run the whole suite
 test: test-deps lint
@@ -113,4 +120,4 @@ bench-deps:
 	@scripts/install-system-deps scripts/bench-packages.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis build dist *.egg-info
