@@ -7,7 +7,8 @@ unregistered, progress {status}, accepted, confirmed, ended {originator}, failed
 incoming {from}, dtmf {digit, originator}, hold / unhold {originator}, remote_audio, remote_video; for
 transfers refer {target} (the far end's REFER, accepted), referCall {of} (the call placed for it),
 referAccepted / referFailed {status} and referNotify {status} (our REFER's answer and NOTIFYs); for
-chat message {body, contentType}, messageSent / messageFailed {status}. Each call has a number (0 first,
+chat message {body, contentType}, messageSent / messageFailed {status}; for an ICE restart
+iceRestarted, iceRestartFailed {status}. Each call has a number (0 first,
 a call placed for a REFER too), in its events' ``call``; the page acts on the latest unless told.
 
 The page reaches the browser in one of two ways:
@@ -298,6 +299,18 @@ class Softphone:
 
     async def unhold(self) -> None:
         await self.page.evaluate("softphone.unhold()")
+
+    async def restart_ice(self) -> None:
+        """ICE restarted by the library's own re-INVITE with new ICE credentials (JsSIP's
+        ``renegotiate({rtcOfferConstraints: {iceRestart: true}})``, SIP.js's ``invite()`` with
+        ``offerOptions: {iceRestart: true}``); then wait_for("iceRestarted") or ("iceRestartFailed")."""
+        await self.page.evaluate("softphone.restartIce()")
+
+    async def ice(self) -> dict[str, Any]:
+        """The call's ICE: ``local`` and ``remote`` ufrags (the remote one is the gateway's), ``state``
+        (the connection state) and ``pair`` (the selected pair's local candidate, "address:port")."""
+        found: dict[str, Any] = await self.page.evaluate("softphone.ice()")
+        return found
 
     async def add_video(self) -> None:
         """The camera added mid-call by the library's own re-INVITE (JsSIP renegotiate(), SIP.js

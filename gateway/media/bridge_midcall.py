@@ -5,7 +5,9 @@
   ``drop_reoffer`` when none comes); the browser's own re-offer: ``update_from_web``;
 - video added or dropped mid-call (escalation, issue 19): by the SIP side, ``reoffer_web_for_sip`` ->
   ``reanswer_from_web`` (or ``cancel_web_reoffer``); by the browser, ``reoffer_sip_for_web`` ->
-  ``answer_web_reoffer`` (or ``cancel_sip_reoffer``).
+  ``answer_web_reoffer`` (or ``cancel_sip_reoffer``);
+- the browser's re-offer that restarts ICE (issue 34): ``restart_from_web`` restarts it in place and
+  answers at once, the SIP side untouched.
 
 ``MidCallOffers`` is a base of ``MediaBridge``, whose fields it uses (``bridge_state.BridgeFields``).
 """
@@ -18,6 +20,7 @@ import sdp
 from gateway.media.bridge_state import BridgeError, BridgeFields, BridgeState
 from gateway.media.codecs import codec_choice as choice
 from gateway.media.errors import MediaError
+from gateway.media.webrtc import offer_restart
 from gateway.media.webrtc.web_sdp import audio_section, narrowband_hint, prune_offer, refused_with_transport
 
 logger = logging.getLogger("gateway.media.bridge")
@@ -260,4 +263,31 @@ class MidCallOffers(BridgeFields):
             self.video.apply_web(local)
         self._web_answer = sdp.write(self._for_browser(local))
         self._configure_paths()
+        return self._web_answer
+
+    async def restart_from_web(self, web_offer: str) -> str | None:
+        """The browser's new offer on the same RTCPeerConnection restarts ICE (a new ice-ufrag: a SIP
+        library's re-INVITE, a `/ws` or JSON-RPC `offer` for the call, an HTTP offer for the session):
+        ICE restarts in place (``WebRtcLeg.restart_ice``: DTLS and SRTP go on, the media too, on the new
+        pair once the browser nominated one), the offer's candidates join the new session, and the answer
+        is the last SDP we gave the browser with our new credentials (``offer_restart``). None when the
+        offer keeps the ICE session (hold, resume, a refresh); ``SdpUnacceptable`` when it changes the
+        DTLS fingerprint, ``MediaError`` when the web leg cannot restart now (not connected)."""
+        self._expect("restart_from_web", BridgeState.ACTIVE)
+        ufrag, dtls = self._web.remote_session()
+        restart = offer_restart.restart_offered(web_offer, ufrag, dtls.fingerprints if dtls else ())
+        if restart is None:
+            return None
+        fragment = self._web.restart_ice(restart.ice)
+        for init in restart.inits():
+            await self._web.add_candidate(init)
+        assert fragment.ice is not None
+        ours = self._web_answer
+        if ours is None:  # we offered the call: our offer, with the DTLS role the browser's answer settled
+            local = self._web.local
+            assert local is not None
+            role = "passive" if dtls is not None and dtls.setup is sdp.Setup.ACTIVE else "active"
+            ours = sdp.write(self._for_browser(local)).replace("a=setup:actpass", f"a=setup:{role}")
+        self._web_answer = offer_restart.with_credentials(ours, fragment.ice)
+        logger.info("call=%s the browser's re-offer restarts ICE: restarted in place", self._call)
         return self._web_answer

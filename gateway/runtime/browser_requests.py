@@ -29,6 +29,7 @@ from gateway.config.values import WebCalls
 from gateway.identity import WebUser
 from gateway.identity.model import SipIdentity
 from gateway.media.bridge_settings import web_certificate
+from gateway.media.errors import MediaError
 from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
@@ -218,6 +219,26 @@ class BrowserRequests(DriverCore):
         self._runtime(call_id)
         await self._check_web_offer(sdp, passthrough=self.passthrough(call_id))
         await self._feed(call_id, ev.WebReoffer(session.id, sdp))
+
+    async def restart_web_ice(self, session: SessionSink, call_id: str, offer: str) -> str | None:
+        """The browser's new offer for its call restarts ICE (a new ice-ufrag, RFC 8839 §4.4.1.1.1):
+        restarted in place on the web leg (same DTLS, the SIP side untouched), the answer returned. None
+        when the offer keeps the ICE session, or the media is not the gateway's (pass-through). A changed
+        DTLS fingerprint is `bad_request` (a new association: `reattach`); a web leg that cannot restart
+        now (not connected, lost) `conflict` with code `ice_restart`."""
+        runtime = self._runtime(call_id)
+        if not self.owns_call(session, call_id):
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        bridge = runtime.bridge
+        if bridge is None or bridge.passes_through:
+            return None
+        try:
+            return await bridge.restart_from_web(offer)
+        except sdp.SdpError as exc:
+            raise BadOffer(f"ICE restart refused: {exc}") from None
+        except MediaError as exc:
+            logger.info("call=%s ICE restart refused: %s", call_id, exc)
+            raise Conflict(f"ICE restart refused: {exc}", field="sdp", code="ice_restart") from None
 
     async def hold(self, session: SessionSink, call_id: str) -> None:
         await self._feed(call_id, ev.WebHold(session.id))

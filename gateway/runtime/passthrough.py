@@ -184,6 +184,9 @@ class PassthroughMedia:
     def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
         raise PassthroughError("a pass-through call has no ICE session of the gateway's")
 
+    async def restart_from_web(self, web_offer: str) -> str | None:
+        return None  # the ICE session is the far end's: the re-offer goes its usual way
+
     async def detach_web(self) -> None:
         raise PassthroughError(NO_WEB_LEG)
 

@@ -190,6 +190,18 @@ class ReofferService(Protocol):
         ...
 
 
+@runtime_checkable
+class WebIceRestartService(Protocol):
+    """A `CallService` whose calls restart ICE in place for a browser's new offer (issue 34)."""
+
+    async def restart_web_ice(self, session: SessionSink, call_id: str, offer: str) -> str | None:
+        """When `offer` (the browser's new offer for its call `call_id`, on the same RTCPeerConnection)
+        restarts ICE (new ice-ufrag, RFC 8839 §4.4.1.1.1), the web leg restarts it in place and the answer
+        comes back; None when it does not (hold, resume, a refresh, video). `BadOffer` for a new DTLS
+        fingerprint, `Conflict` (code `ice_restart`) when the call's web leg cannot restart now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class OfferResult:
     """The gateway's answer to an HTTP offer, and the session it belongs to."""

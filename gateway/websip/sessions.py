@@ -5,10 +5,11 @@ call core's events into SIP over its flow: for a call the browser placed, ``ring
 ``early_media`` 183 with the WebRTC answer, ``connected`` 200 with it, ``ended`` a final error status
 (before the answer) or BYE; for an inbound call it rings each Contact bound on the flow with an INVITE
 carrying the call core's WebRTC offer, and follows the browser's in-dialog requests (CANCEL, BYE, INFO
-DTMF, re-INVITE hold/resume answered at once with the mirrored direction; video mid-call:
-video.py). The SIP party's hold and resume reach the library as our re-INVITE (hold.py); the library's REFER
-transfers the call as the page's `transfer` does (transfer.py). Chat goes both ways as MESSAGE in the call's dialog (RFC 3428 §4): the library's to the
-SIP party, the SIP party's (`message` events) to the library. The SIP party's DTMF digits (`dtmf`
+DTMF, re-INVITE hold/resume answered at once with the mirrored direction, one that restarts ICE with
+our new credentials once the web leg restarted it in place; video mid-call: video.py). The SIP party's
+hold and resume reach the library as our re-INVITE (hold.py); the library's REFER transfers the call
+as the page's `transfer` does (transfer.py). Chat goes both ways as MESSAGE in the call's dialog (RFC
+3428 §4): the library's to the SIP party, the SIP party's (`message` events) to the library. The SIP party's DTMF digits (`dtmf`
 events: RFC 4733 or its INFO) reach the library as INFO application/dtmf-relay in the call's dialog, one
 after the other (JsSIP's `newDTMF`, SIP.js's `onInfo`); a refusal leaves the call as it is, a 481 or no
 answer (408: the UA ended the dialog, RFC 3261 §12.2.1.2) hangs it up. It closes when its flow closes
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.identity import WebUser
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_dtmf_relay
+from gateway.media.webrtc.offer_restart import credentials_of, with_credentials
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.service import ChatService
+from gateway.signaling.service import ChatService, WebIceRestartService
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.ua_calls import Call, CallState
@@ -388,6 +390,12 @@ class WebSipSession:
         if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return
+        try:
+            answer = await self._restarted(call_id, offer, answer)
+        except SignalingError as exc:  # a new DTLS fingerprint, a web leg that cannot restart now
+            logger.info("call=%s the library's ICE restart refused: %s", call_id, exc)
+            leg.reject_reinvite(488, "ICE Restart Not Possible")
+            return
         direction = _direction(offer)
         mirrored = self._hold.answer_direction(call_id, _MIRROR.get(direction, "sendrecv"))
         leg.answer_reinvite(set_direction(answer, mirrored))
@@ -395,6 +403,20 @@ class WebSipSession:
             await _ignore_gone(self._service.calls.hold(self, call_id))
         elif direction == "sendrecv":
             await _ignore_gone(self._service.calls.resume(self, call_id))
+
+    async def _restarted(self, call_id: str, offer: str, answer: str) -> str:
+        """``answer`` with our new ICE credentials when the library's re-offer restarts ICE (a new
+        ice-ufrag: JsSIP's ``renegotiate`` or SIP.js's ``invite`` with ``iceRestart``), restarted in place
+        on the web leg (issue 34); else ``answer`` as it was (hold, resume, a session refresh)."""
+        calls = self._service.calls
+        if not isinstance(calls, WebIceRestartService):
+            return answer
+        restarted = await calls.restart_web_ice(self, call_id, offer)
+        if restarted is None:
+            return answer
+        self._answers[call_id] = with_credentials(answer, credentials_of(restarted))
+        logger.info("call=%s the library restarted ICE: answered with new credentials", call_id)
+        return self._answers[call_id]
 
     async def close(self) -> None:
         """The flow is gone: the call core ends our calls (BYE/CANCEL toward the far end)."""

@@ -389,6 +389,44 @@
         picture,
       };
     },
+    // ICE restarted on the call's RTCPeerConnection by the library's own re-INVITE, whose offer has a
+    // new ice-ufrag and ice-pwd (RFC 8839 §4.4.1.1.1): JsSIP's renegotiate() with rtcOfferConstraints
+    // {iceRestart: true}; SIP.js's invite() with offerOptions {iceRestart: true} for its
+    // SessionDescriptionHandler (SIP.js 0.21 reads the flag there, handing offerOptions to createOffer).
+    // Both wait for the new candidates before they send. Outcome: "iceRestarted", or "iceRestartFailed"
+    // {status} (JsSIP ends the call when its re-INVITE is refused).
+    restartIce() {
+      const call = session.number;
+      if (library === "jssip") {
+        const started = session.renegotiate({ rtcOfferConstraints: { iceRestart: true } },
+          () => emit("iceRestarted", { call }));
+        if (!started) emit("iceRestartFailed", { call, status: null });
+        return;
+      }
+      session.invite({
+        sessionDescriptionHandlerOptions: { offerOptions: { iceRestart: true } },
+        requestDelegate: {
+          onAccept: () => emit("iceRestarted", { call }),
+          onReject: (r) => emit("iceRestartFailed", { call, status: r.message.statusCode }),
+        },
+      }).catch((e) => emit("iceRestartFailed", { call, status: null, error: String(e) }));
+    },
+    // The call's ICE now: the ufrags of its local and remote descriptions (the remote one is the
+    // gateway's), its connection state, and the selected pair's local candidate ("address:port").
+    async ice() {
+      const pc = peerConnection();
+      if (!pc) return null;
+      const ufrag = (d) => { const m = d ? /^a=ice-ufrag:(\S+)/m.exec(d.sdp) : null; return m ? m[1] : null; };
+      let local = null;
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type !== "transport" || !s.selectedCandidatePairId) return;
+        const pair = stats.get(s.selectedCandidatePairId);
+        const candidate = pair && stats.get(pair.localCandidateId);
+        if (candidate) local = `${candidate.address}:${candidate.port}`;
+      });
+      return { local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription), state: pc.connectionState, pair: local };
+    },
     // The m-lines of the session's local and remote descriptions: [{kind, port}] each.
     mLines() {
       const pc = peerConnection();

@@ -3,7 +3,10 @@
 aiortc 1.16 has no ICE restart: ``RTCIceTransport.start()`` runs once, and the DTLS transport reads and
 writes through that one aioice ``Connection`` (``RTCIceTransport._recv``/``_send``), so replacing the
 connection would end DTLS. This module restarts ICE *inside* the same ``Connection`` instead, for the
-controlled agent (the gateway answering a WHIP client's offer: RFC 8445 §6.1.1, the offerer controls):
+agent that answers the restart (the client's offer restarts ICE: a WHIP PATCH, a re-offer of the same
+RTCPeerConnection; the offerer controls, RFC 8445 §6.1.1, and libwebrtc re-determines the roles at each
+restart its offer starts, so a gateway that offered the call first becomes the controlled agent then;
+a peer that does not is brought round by the role-conflict repair, RFC 8445 §7.3.1.1):
 
 * ``restart(remote)``: new local credentials (RFC 8445 §9: a restart changes ufrag and pwd, RFC 8839
   §4.4.1.1.1), the remote's new ones set, and the check list and remote candidates emptied (RFC 8445
@@ -68,6 +71,7 @@ _INTERNALS: Final = (
     "check_complete",
     "request_received",
     "ice_controlling",
+    "switch_role",
 )
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+\Z")
 UFRAG_CHARS: Final = 16  # RFC 8445 §5.3: at least 24 bits of randomness; 16 of 62 characters is ~95
@@ -75,7 +79,7 @@ PWD_CHARS: Final = 32  # at least 128 bits: 32 of 62 characters is ~190
 
 
 class RestartRefused(MediaError):
-    """This connection cannot restart ICE now (not connected yet, controlling, closing, bad credentials)."""
+    """This connection cannot restart ICE now (not connected yet, closing, bad credentials)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,7 @@ def check_internals(connection: object) -> None:
 
 
 class InPlaceRestart:
-    """ICE restarts of one controlled aioice ``Connection`` (module note); one object per connection.
+    """ICE restarts of one aioice ``Connection`` (module note); one object per connection.
 
     ``on_selected(pair)`` is called when a restart's new pair is nominated (the remote address of the
     media changed, or at least its credentials): the fast lane re-reads the pair from there.
@@ -168,13 +172,13 @@ class InPlaceRestart:
         c = self._connection
         if c._closing:
             raise RestartRefused("the ICE connection is closing")
-        if c.ice_controlling:
-            raise RestartRefused("only the controlled agent restarts in place (the gateway answered)")
         if not c._early_checks_done or not c._check_list_done or not c._nominated:
             raise RestartRefused("ICE has not connected yet: there is no session to restart")
         if remote_ufrag == c.remote_username:
             raise RestartRefused("an ICE restart needs a new ice-ufrag (RFC 8839 §4.4.1.1.1)")
         new = Credentials(random_string(UFRAG_CHARS), random_string(PWD_CHARS), remote_ufrag, remote_pwd)
+        if c.ice_controlling:  # we offered first; the restart's offerer controls the new session
+            c.switch_role(ice_controlling=False)
         if self._previous is None:  # a restart of a restart keeps answering the pair media still uses
             self._previous = self.credentials()
             self._old_pair = c._nominated.get(min(c._nominated))

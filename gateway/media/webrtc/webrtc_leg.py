@@ -54,6 +54,7 @@ from gateway.media.webrtc import (
     aiortc_rtcp,
     ice_completion,
     ice_consent,
+    offer_restart,
     web_codecs,
     web_sdp,
 )
@@ -506,18 +507,18 @@ class WebRtcLeg:
                 ice_transport=self._transceiver.receiver.transport.transport,
                 label=f"call={self._call}",
             )
-        credentials = self._restart.restart(remote.ufrag, remote.pwd)
+        new = self._restart.restart(remote.ufrag, remote.pwd)
         self._remote_candidates = 0
         connection = aiortc_hooks.ice_connection(self._pc)
-        candidates = tuple(
-            sdp.Candidate.parse("candidate:" + candidate_to_sdp(candidate_from_aioice(c)))
-            for c in connection.local_candidates
-        )
-        media = sdp.TrickleMedia(
-            self._pruned.mid, candidates, end_of_candidates=True, m_line="audio 9 UDP/TLS/RTP/SAVPF 0"
-        )
-        ice = sdp.IceParameters(credentials.local_ufrag, credentials.local_pwd)
-        return sdp.TrickleFragment(ice, (media,))
+        ours = [candidate_to_sdp(candidate_from_aioice(c)) for c in connection.local_candidates]
+        return offer_restart.local_fragment(self._pruned.mid, new.local_ufrag, new.local_pwd, ours)
+
+    def remote_session(self) -> tuple[str | None, sdp.DtlsParameters | None]:
+        """The browser's ICE ufrag now (None before ICE connected) and its DTLS fingerprints and role."""
+        if self._state is not WebLegState.CONNECTED or self._pruned is None:
+            return None, None
+        dtls = self._pruned.original.dtls_for(self._pruned.index)
+        return aiortc_hooks.ice_connection(self._pc).remote_username, dtls
 
     def _ice_selected(self, pair: Any) -> None:
         """The restart's new pair carries the media (and DTLS) from now on."""

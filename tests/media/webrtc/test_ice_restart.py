@@ -20,7 +20,7 @@ from aioice import Connection
 from aioice.ice import CandidatePair, StunProtocol
 
 from gateway.media.webrtc.aiortc_hooks import HookError
-from gateway.media.webrtc.ice_restart import InPlaceRestart, RestartRefused, check_internals
+from gateway.media.webrtc.ice_restart import Credentials, InPlaceRestart, RestartRefused, check_internals
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +66,23 @@ async def connected() -> AsyncIterator[tuple[Connection, Connection]]:
         await server.close()
 
 
+async def _connected(moved: Connection, selected: list[Any]) -> None:
+    """The moved client connects; wait (5 s at most) for the restart's pair to be selected."""
+    await asyncio.wait_for(moved.connect(), 10)
+    for _ in range(100):
+        if selected:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def _knows(moved: Connection, server: Connection, new: Credentials) -> None:
+    """The moved client takes the server's new credentials and its (unchanged) candidates."""
+    moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
+    for candidate in server.local_candidates:
+        await moved.add_remote_candidate(candidate)
+    await moved.add_remote_candidate(None)
+
+
 def _address(server: Connection) -> tuple[str, int]:
     return tuple(server._nominated[1].remote_addr)  # type: ignore[return-value]
 
@@ -94,20 +111,13 @@ async def test_the_client_moves_and_media_and_consent_follow(
     assert not old_client._closed
     await _roundtrip(old_client, server, b"during")
 
-    moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
-    for candidate in server.local_candidates:  # unchanged: the same sockets
-        await moved.add_remote_candidate(candidate)
-    await moved.add_remote_candidate(None)
+    await _knows(moved, server, new)  # unchanged candidates: the same sockets
     if trickle:
         for candidate in moved.local_candidates:
             await server.add_remote_candidate(candidate)
         await server.add_remote_candidate(None)
     try:
-        await asyncio.wait_for(moved.connect(), 10)
-        for _ in range(100):
-            if selected:
-                break
-            await asyncio.sleep(0.05)
+        await _connected(moved, selected)
         assert len(selected) == 1 and not restart.pending
         assert _address(server) != before and _address(server) == selected[0].remote_addr
         assert _address(server)[1] == moved.local_candidates[0].port
@@ -134,24 +144,41 @@ async def test_a_second_restart_before_the_first_completed(connected: tuple[Conn
     await moved.gather_candidates()
     new = restart.restart(moved.local_username, moved.local_password)
     await _roundtrip(old_client, server, b"first credentials still answered")
-    moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
-    for candidate in server.local_candidates:
-        await moved.add_remote_candidate(candidate)
-    await moved.add_remote_candidate(None)
+    await _knows(moved, server, new)
     try:
-        await asyncio.wait_for(moved.connect(), 10)
-        for _ in range(100):
-            if selected:
-                break
-            await asyncio.sleep(0.05)
+        await _connected(moved, selected)
         assert restart.restarts == 2 and restart.completed == 1
         await _roundtrip(moved, server, b"after two restarts")
     finally:
         await moved.close()
 
 
+async def test_the_agent_that_offered_first_answers_a_restart_as_controlled(
+    connected: tuple[Connection, Connection],
+) -> None:
+    """The gateway offered the call (a call to the browser: it controls); the browser's re-offer
+    restarts ICE and libwebrtc makes the restart's offerer controlling: the gateway turns controlled
+    and takes the pair the browser nominates."""
+    gateway, old_browser = connected
+    await _roundtrip(old_browser, gateway, b"before")
+    selected: list[Any] = []
+    restart = InPlaceRestart(gateway, selected.append, label="test")
+    moved = Connection(ice_controlling=True)
+    await moved.gather_candidates()
+    new = restart.restart(moved.local_username, moved.local_password)
+    assert not gateway.ice_controlling
+    await _knows(moved, gateway, new)
+    try:
+        await _connected(moved, selected)
+        assert len(selected) == 1 and not restart.pending
+        await old_browser.close()
+        await _roundtrip(moved, gateway, b"after")
+    finally:
+        await moved.close()
+
+
 async def test_refusals(connected: tuple[Connection, Connection]) -> None:
-    client, server = connected
+    _, server = connected
     restart = InPlaceRestart(server, lambda pair: None)
     with pytest.raises(RestartRefused, match="new ice-ufrag"):
         restart.restart(server.remote_username or "", "b" * 22)
@@ -160,8 +187,6 @@ async def test_refusals(connected: tuple[Connection, Connection]) -> None:
     with pytest.raises(RestartRefused, match="remote_ufrag"):
         restart.restart("bad ufrag", "c" * 22)
     assert not restart.pending
-    with pytest.raises(RestartRefused, match="controlled"):
-        InPlaceRestart(client, lambda pair: None).restart("fresh2", "d" * 22)
     idle = Connection(ice_controlling=False)
     with pytest.raises(RestartRefused, match="not connected"):
         InPlaceRestart(idle, lambda pair: None).restart("fresh3", "e" * 22)

@@ -1,0 +1,94 @@
+"""ICE restart in place by the browser SIP libraries (issue 34 item 1), unmodified JsSIP 3.13 and SIP.js 0.21 in
+headless Chromium against a whole gateway and the pjsua2 desk phone.
+
+alice's library calls the phone, hears its 440 Hz tone, then restarts ICE with its own re-INVITE: JsSIP's
+``renegotiate({rtcOfferConstraints: {iceRestart: true}})``, SIP.js's ``invite()`` with ``offerOptions:
+{iceRestart: true}``: an offer with a new ice-ufrag and ice-pwd (RFC 8839 §4.4.1.1.1) and Chromium's newly
+gathered candidates. The gateway answers it with new credentials of its own (the gateway's ufrag in the
+library's remote description changes), restarts its web leg's ICE in place (the DTLS association and the
+call go on), Chromium moves to a pair of the new session (a new local port: it gathered anew) and the
+gateway's media follows it there; the audio flows both ways afterwards (the page hears the tone, the
+phone's recording has Chromium's beeps in its last seconds). Then the phone calls alice and her library
+restarts that call too: the gateway offered that call (the controlling agent) and answers the restart as
+the controlled one (libwebrtc makes the restart's offerer controlling)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.media.bridge import MediaBridge
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.softphones import Library, Softphone
+from tests.e2e.page_audio import FAKE_MIC_HZ, beeps
+from tests.e2e.websip.test_sip_websocket import no_calls, realm_of, websocket_config
+from tests.e2e.websip.test_softphone_libraries import LIBRARIES
+from tests.e2e.websip.test_softphone_library_parity import library_calls, library_on, phone_calls_library
+
+
+async def _restarts_in_place(softphone: Softphone, gateway: object) -> None:
+    """The library restarts ICE; the gateway's new ufrag, a new pair, the gateway's media on it, audio."""
+    before = await softphone.ice()
+    assert before["state"] == "connected" and before["pair"], before
+    await softphone.restart_ice()
+    await softphone.wait_for("iceRestarted", timeout=30)
+    after = await softphone.ice()
+    assert after["remote"] != before["remote"], (before, after)  # the gateway's new credentials
+    assert after["local"] != before["local"], (before, after)  # the library's own restart
+
+    bridge = next(iter(gateway.driver.runtimes)).bridge  # type: ignore[attr-defined]
+    assert isinstance(bridge, MediaBridge)
+
+    async def moved() -> dict[str, Any] | None:
+        """Chromium on a pair of the new session, and the gateway's media sent to its candidate."""
+        now = await softphone.ice()
+        address = bridge.web_media_address()
+        if not now["pair"] or now["pair"] == before["pair"] or now["state"] != "connected" or address is None:
+            return None
+        return now if now["pair"].rsplit(":", 1)[1] == str(address[1]) else None
+
+    now = None
+    for _ in range(100):  # Chromium may try more than one pair of the new session before it settles
+        if (now := await moved()) is not None:
+            break
+        await asyncio.sleep(0.2)
+    assert now is not None, (before, await softphone.ice(), bridge.web_media_address())
+    await asyncio.sleep(1.0)
+    await softphone.hears(440)
+
+
+async def _hang_up_heard(softphone: Softphone, phone: DeskPhone, number: int) -> None:
+    """alice hangs up after 3 s more on the new path: the phone's recording ends with Chromium's beeps."""
+    await asyncio.sleep(3.0)
+    await softphone.hangup()
+    await phone.wait_for("state", call=number, state="DISCONNECTED")
+    matching, loud = beeps(await phone.wait_for_recording(number), FAKE_MIC_HZ, last=2.5)
+    assert loud >= 2 and matching >= loud * 0.6, (
+        f"the phone hears Chromium after the restart: {matching}/{loud}"
+    )
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_library_restarts_ice_in_place_and_the_call_goes_on(library: Library, tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        library_on(websocket_config(phone.address), library) as (gateway, softphone),
+    ):
+        # alice calls the phone (the library offered: the gateway is the controlled agent)
+        number = await library_calls(softphone, phone, "2000", realm_of(gateway))
+        await softphone.hears(440)
+        await _restarts_in_place(softphone, gateway)
+        await _hang_up_heard(softphone, phone, number)
+        assert await no_calls(gateway)
+
+        # the phone calls alice (the gateway offered: it controlled ICE until the library's restart)
+        number = await phone_calls_library(softphone, phone, gateway)
+        await softphone.hears(440)
+        await _restarts_in_place(softphone, gateway)
+        await _hang_up_heard(softphone, phone, number)
+        assert await no_calls(gateway)
