@@ -255,8 +255,11 @@ class Baresip:
                 seen = [e.get("type") for e in self.events]
                 raise TimeoutError(f"no {event_type} from baresip (events: {seen})\n{self.log()[-4000:]}")
             self._changed.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as the
+            # event is set, and a cancelled waiter would wait on forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     # ------------------------------------------------------------------------------- output
 

@@ -217,8 +217,11 @@ class DeskPhone:
             if remaining <= 0:
                 raise PhoneError(f"phone {self.user}: no {event} {match} within {timeout}s{self._tail()}")
             self._changed.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as the
+            # event is set, and a cancelled waiter would wait on forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     def seen(self, event: str, **match: Any) -> list[Event]:
         """Every event of this kind received so far that matches (consumed or not)."""

@@ -225,5 +225,8 @@ class WebUser:
             if remaining <= 0:
                 raise WebUserError(f"no {kind} {match} within {timeout} s; events: {self.events}")
             self._changed.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as the
+            # event is set, and a cancelled waiter would wait on forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()

@@ -89,12 +89,17 @@ class Answerers:
             pass  # the caller gave up, or the instance went away
         finally:
             self.busy.discard(id(user))
-            await peer.close()
+            # bounded: aiortc's close can wait forever on a transport whose instance vanished, and a
+            # cancelled answerer must not keep close() below (and the test) waiting
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(peer.close(), 5)
 
     async def close(self) -> None:
-        for task in (*self.tasks, *self.calls):
+        tasks = (*self.tasks, *self.calls)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, *self.calls, return_exceptions=True)
+        if tasks:  # the 5 s bound of each peer's close, and a margin: never the test's whole timeout
+            await asyncio.wait(tasks, timeout=15)
         for user in self.users:
             with contextlib.suppress(Exception):
                 await user.close()
