@@ -35,6 +35,7 @@ Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only ph
 browser column: web -> phone ends at a phone, whose ideal receiver is above.
 
 Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
+     [--sender aiortc|chrome]
      (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
 """
 
@@ -242,15 +243,22 @@ class Result:
     to_chromium: float  # MOS-LQO of the phone's speech at Chromium (NaN: not run)
     load: str
     lost: tuple[int, int]  # packets the relays dropped: browser leg, phone leg
+    fec: bool = False  # the browser sent in-band FEC (--sender chrome and the box's answer asked for it)
 
 
-async def one_call(box: Box, cell: Impairment, reference: Any) -> Result:
-    """One call through ``box`` with ``cell`` on both impaired legs (different seeds per leg)."""
+def chrome_fec_loss(cell: Impairment) -> int:
+    """The loss Chrome's Opus encoder would be told from RTCP reports on ``cell``'s leg, in percent."""
+    return math.ceil(100 * max(cell.loss, cell.burst_loss))
+
+
+async def one_call(box: Box, cell: Impairment, reference: Any, sender: str = "aiortc") -> Result:
+    """One call through ``box`` with ``cell`` on both impaired legs (different seeds per leg); ``sender``
+    chrome: the browser encodes Opus as Chrome does with in-band FEC (quality_peers.Browser)."""
     web_relay = await ImpairRelay(cell).start()
     phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
     phone = await Phone().start()
     phone_relay.towards(peer=phone.address)
-    browser = Browser(reference)
+    browser = Browser(reference, chrome_fec_loss(cell) if sender == "chrome" else None)
     try:
         offer, web_address = point_candidates(await browser.offer(), web_relay.b)
         web_relay.towards(peer=web_address)
@@ -269,7 +277,7 @@ async def one_call(box: Box, cell: Impairment, reference: Any) -> Result:
         phone.close()
     return Result(
         box.name, cell.name, score(reference, phone.recording()), score(reference, browser.recording()),
-        math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost),
+        math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost), browser.fec_used,
     )  # fmt: skip
 
 
@@ -310,7 +318,8 @@ async def bench(args: argparse.Namespace) -> int:
         print(
             f"voice quality, PESQ P.862 NB MOS-LQO: {len(reference) / 8000:.1f} s of espeak-ng speech per "
             f"call, both directions at once, {args.runs} run(s), seed {args.seed}; "
-            f"a G.711 round trip of the reference scores {ceiling:.2f}; load average {loadavg()}",
+            f"a G.711 round trip of the reference scores {ceiling:.2f}; browser sender {args.sender}; "
+            f"load average {loadavg()}",
             flush=True,
         )
         boxes: dict[str, Box] = {"ours": Ours(), "rtpengine": RtpEngine()}
@@ -331,14 +340,14 @@ async def bench(args: argparse.Namespace) -> int:
             for run in range(args.runs):
                 for cell in cells:
                     for name in names if run % 2 == 0 else names[::-1]:
-                        r = await one_call(boxes[name], cell, reference)
+                        r = await one_call(boxes[name], cell, reference, args.sender)
                         if context is not None:
                             heard = await chromium_call(boxes[name], cell, reference, context)
                             r = dataclasses.replace(r, to_chromium=heard)
                         results.append(r)
                         print(
                             f"{cell.name:<14}{name:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
-                            f"{'/'.join(map(str, r.lost)):>10}  [{r.load}]",
+                            f"{'/'.join(map(str, r.lost)):>10}  [{r.load}]{' fec' if r.fec else ''}",
                             flush=True,
                         )
         finally:
@@ -372,6 +381,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="interleaved runs per cell (medians printed)")
     parser.add_argument("--cells", default=",".join(CELLS), help=f"comma-separated, of {','.join(CELLS)}")
     parser.add_argument("--boxes", default="ours,rtpengine")
+    parser.add_argument(
+        "--sender",
+        choices=("aiortc", "chrome"),
+        default="aiortc",
+        help="the browser's Opus encoder: aiortc's own (no FEC), or as Chrome's with in-band FEC when the "
+        "answer asks for it (useinbandfec=1), told the leg's loss as RTCP would report it",
+    )
     parser.add_argument(
         "--chromium",
         action=argparse.BooleanOptionalAction,

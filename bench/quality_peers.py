@@ -5,7 +5,12 @@ UAS for the gateway's PBX leg, and PESQ.
   resampled by sox to 8 kHz mono 16-bit: the reference PESQ compares with.
 * ``Browser``: an aiortc peer offering Opus only, sending the speech (``SpeechTrack``, 20 ms frames on
   the loop clock) and recording what it decodes, each frame placed by its RTP timestamp (a frame that
-  never came is silence: no concealment, as the ideal receiver).
+  never came is silence: no concealment, as the ideal receiver). aiortc's own Opus encoder (96 kb/s,
+  never in-band FEC) by default; with ``fec_loss`` (a percentage) it encodes as Chrome's WebRTC does
+  once the answer asks for in-band FEC (``useinbandfec=1``) and its RTCP reports that loss: 32 kb/s,
+  FEC on, libopus told the expected loss (``OPUS_SET_PACKET_LOSS_PERC``), which sizes the redundant
+  low-bit-rate copy of each frame carried in the next packet (RFC 6716 §2.1.7). An answer without
+  ``useinbandfec=1`` gets aiortc's encoder whatever ``fec_loss`` says.
 * ``Phone``: the "ideal receiver" and the phone's sender on one UDP socket (symmetric RTP): it places
   every PCMU packet it receives by RTP timestamp into a buffer (silence where missing), and sends the
   speech as PCMU, paced every 20 ms, consecutive sequence numbers and timestamps.
@@ -29,6 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs.opus import OpusEncoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
@@ -145,10 +151,29 @@ class SpeechTrack(MediaStreamTrack):
         return frame
 
 
-class Browser:
-    """An aiortc "browser" on 127.0.0.1 offering Opus only, sending ``samples``, recording by timestamp."""
+# The Opus encoder settings of the next Browser whose answer asks for FEC (None: aiortc's); the bench runs
+# one call at a time, and aiortc makes its encoder when the first frame is sent, after the answer.
+_chrome_fec_loss: int | None = None
+_aiortc_opus_init = OpusEncoder.__init__
 
-    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+
+def _opus_init(self: OpusEncoder) -> None:
+    _aiortc_opus_init(self)
+    if _chrome_fec_loss is not None:
+        self.codec.bit_rate = 32000  # Chrome's default for Opus voice
+        self.codec.options = {"application": "voip", "fec": "1", "packet_loss": str(_chrome_fec_loss)}
+
+
+OpusEncoder.__init__ = _opus_init  # type: ignore[method-assign]
+
+
+class Browser:
+    """An aiortc "browser" on 127.0.0.1 offering Opus only, sending ``samples``, recording by timestamp;
+    ``fec_loss``: encode as Chrome does with in-band FEC at that expected loss (module note)."""
+
+    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]], fec_loss: int | None = None) -> None:
+        self.fec_loss = fec_loss
+        self.fec_used = False
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.transceiver = self.pc.addTransceiver(SpeechTrack(samples), direction="sendrecv")
         opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.name.lower() == "opus"]
@@ -162,6 +187,9 @@ class Browser:
         return str(self.pc.localDescription.sdp)
 
     async def accept(self, answer: str, timeout: float = 20) -> None:
+        global _chrome_fec_loss
+        self.fec_used = self.fec_loss is not None and "useinbandfec=1" in answer.replace(" ", "")
+        _chrome_fec_loss = self.fec_loss if self.fec_used else None
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         self._reader = asyncio.ensure_future(self._read())
         loop = asyncio.get_running_loop()
