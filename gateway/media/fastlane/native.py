@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from gateway.media.forward import Lane
 from gateway.media.native_hooks import opus_library_candidates
@@ -27,9 +27,13 @@ except ImportError:  # not compiled (no C compiler at install time): the Python 
 WEB_TO_SIP = 0  # lane and output numbers of _fastlane
 SIP_TO_WEB = 1
 # kinds of queued datagrams (WEB_RTP and SIP_RTP: RTP the engine already unprotected); 0 and 1 are retired
-WEB_RAW, WEB_RTP, SIP_RAW, SIP_RTP = range(2, 6)
+WEB_RAW: Final = 2
+WEB_RTP: Final = 3
+SIP_RAW: Final = 4
+SIP_RTP: Final = 5
 # the SIP side's video socket (``NativeLink.video``): raw, or RTP unprotected with its own sessions
-VIDEO_SIP_RAW, VIDEO_SIP_RTP = 6, 7
+VIDEO_SIP_RAW: Final = 6
+VIDEO_SIP_RTP: Final = 7
 # SRTCP from the browser the engine unprotected and handed over at once (feedback, BYE, ...): its report
 # compounds it keeps instead, for ``NativeLink.reports``
 WEB_RTCP = 8
