@@ -36,7 +36,7 @@ from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
 from gateway.runtime.web_calls import WebCallRefused, web_route
 from gateway.signaling.errors import BadOffer, BadRequest, Conflict, Forbidden, NotFound, ServiceError
-from gateway.signaling.events import Calls, PbxState, SipRegistration
+from gateway.signaling.events import Answer, Calls, PbxState, SipRegistration
 from gateway.signaling.service import KeyedSink, SessionSink
 from sipcore.errors import SIPError
 from sipcore.syntax.headers import new_call_id
@@ -215,8 +215,14 @@ class BrowserRequests(DriverCore):
         await self._feed(call_id, ev.WebHangup(session.id))
 
     async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:
-        """`offer` mid-call: the browser's own new offer (video added or dropped, escalation.py)."""
+        """`offer` mid-call: the browser's own new offer. One that restarts ICE is answered at once, as
+        `answer` (restart_web_ice); any other (video added or dropped) goes to the SIP side first
+        (escalation.py)."""
         self._runtime(call_id)
+        restarted = await self.restart_web_ice(session, call_id, sdp)
+        if restarted is not None:
+            await session.send_event(Answer(call_id, restarted))
+            return
         await self._check_web_offer(sdp, passthrough=self.passthrough(call_id))
         await self._feed(call_id, ev.WebReoffer(session.id, sdp))
 

@@ -174,8 +174,8 @@ class Offer:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The gateway's answer to the browser's own new offer mid-call (`offer {call_id, sdp}`: video added
-    or dropped), once the SIP side answered its re-INVITE."""
+    """The gateway's answer to the browser's own new offer mid-call (`offer {call_id, sdp}`): video added
+    or dropped, once the SIP side answered its re-INVITE; an ICE restart, at once (issue 34)."""
 
     call_id: str
     sdp: str

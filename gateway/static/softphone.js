@@ -36,7 +36,8 @@ let stopMeters = [];
 let timer = null;
 let history = null;
 let contacts = []; // from GET /contacts, kept up to date by the gateway's `presence` events
-window.softphone = { tones }; // for tests and the curious: which tone plays, and its level
+// for tests and the curious: which tone plays, and its level; the current call (its RTCPeerConnection)
+window.softphone = { tones, get call() { return call; } };
 
 const MESSAGES = {
   unauthorized: "Wrong user id or secret.",

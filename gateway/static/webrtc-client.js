@@ -31,8 +31,10 @@
 // ICE candidates trickle both ways. After an unexpected disconnect (a gateway restart too: its session
 // key is kept in its state directory) the client reconnects and logs in again with the session token
 // from the last `registered`. Connected calls survive it (web_auth.reconnect_grace on the gateway): they
-// go "reconnecting" and are taken back with a new RTCPeerConnection (`reattach`); so is a call whose
-// RTCPeerConnection failed while the socket stayed up (a network change). Other calls end "disconnected".
+// go "reconnecting" and are taken back with a new RTCPeerConnection (`reattach`). A call whose
+// RTCPeerConnection failed while the socket stayed up, or that was up when the browser went `offline`
+// and came back `online` (a network change), restarts ICE on the same connection (`call.restartIce()`,
+// reattached only if the gateway cannot restart it). Other calls end "disconnected".
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -68,6 +70,15 @@ export class GatewayClient extends EventTarget {
     this._closing = false;
     this._attempt = 0;
     this._early = new Map(); // call_id -> events that arrived before the reply that named the call
+    // The network came back (`online` after `offline`: Wi-Fi to wired, a tunnel): each call up restarts
+    // ICE on its RTCPeerConnection (Call.restartIce), as when its connection goes "failed".
+    this._offline = false;
+    window.addEventListener("offline", () => { this._offline = true; });
+    window.addEventListener("online", () => {
+      if (!this._offline) return;
+      this._offline = false;
+      for (const call of this.calls.values()) call._networkChanged();
+    });
   }
 
   get connected() {
@@ -342,6 +353,7 @@ export class Call extends EventTarget {
     this._queuedLocal = []; // candidates found before the call had an id
     this._queuedRemote = []; // candidates received before the remote description
     this._reattaching = false; // a `reattach` is under way: local candidates wait for its ack
+    this._restarting = false; // an ICE restart's offer is out: local candidates wait for its answer
     this._renegotiation = null; // this page's own offer mid-call: {resolve, reject} until answered
     this.videoSource = null; // () => a camera MediaStream (or null): sent when the far end adds video
   }
@@ -364,11 +376,8 @@ export class Call extends EventTarget {
     };
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
-      // the network went (Wi-Fi to wired): the socket may still be up, the media is not; offer again
-      if (pc === this.pc && pc.connectionState === "failed" && ["connected", "held"].includes(this.state)
-          && this.client.connected) {
-        this._reattach().catch((error) => emit(this, "error", new GatewayError("media", error.message, null, this.id)));
-      }
+      // the network went (Wi-Fi to wired): the socket may still be up, the media is not; restart ICE
+      if (pc === this.pc && pc.connectionState === "failed") this._networkChanged();
     };
     this.pc.onicecandidate = (event) => {
       if (!this.client.trickle) return;
@@ -393,7 +402,7 @@ export class Call extends EventTarget {
   }
 
   _sendCandidate(candidate) {
-    if (this.id === null || this._reattaching) {
+    if (this.id === null || this._reattaching || this._restarting) {
       this._queuedLocal.push(candidate);
       return;
     }
@@ -644,6 +653,36 @@ export class Call extends EventTarget {
     this.pc?.close();
     this.pc = null;
     this._setState("reconnecting");
+  }
+
+  // The network changed under a call that is up (its connection "failed", or `online` after
+  // `offline`): restart ICE, or take the call back when that cannot be done.
+  _networkChanged() {
+    if (!["connected", "held"].includes(this.state) || !this.client.connected) return;
+    this.restartIce().catch((error) => emit(this, "error", new GatewayError("media", error.message, null, this.id)));
+  }
+
+  // Restart ICE in place: restartIce() and a new offer on the same RTCPeerConnection (`offer {call_id,
+  // sdp}`), answered at once with the gateway's new ICE credentials (docs/signaling.md "ICE restart");
+  // the call, its DTLS and its audio go on, over the new path once found. When the gateway cannot
+  // restart it (its side of the media is gone already), a new RTCPeerConnection takes the call back
+  // (`reattach`). True once restarted in place, false when reattached.
+  async restartIce() {
+    if (!this.pc || this._reattaching || this._restarting) return false;
+    this._restarting = true;
+    try {
+      this.pc.restartIce();
+      await this._renegotiate();
+      return true;
+    } catch (error) {
+      if (this.state === "ended" || !this.client.connected) throw error;
+      console.warn("ICE restart refused, taking the call back with a new connection", error);
+    } finally {
+      this._restarting = false;
+      this._flushCandidates();
+    }
+    await this._reattach();
+    return false;
   }
 
   // Take the call back (after a reconnect or a reload) or renew its media (a network change): a new

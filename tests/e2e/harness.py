@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from gateway.app import Gateway
@@ -24,7 +24,7 @@ from peers.demo import ALICE_HASH, ALICE_SECRET
 from peers.ports import free_port
 from peers.scratch import scratch_dir
 
-__all__ = ["ALICE_SECRET", "BOB_SECRET", "gateway_config", "running_gateway", "wait_until"]
+__all__ = ["ALICE_SECRET", "BOB_SECRET", "gateway_config", "running_gateway", "wait_until", "web_media_moved"]
 
 BOB_SECRET = "bob-demo"
 BOB_HASH = "scrypt$16384$8$1$HwafWmrvldoS4lVbF1Oy5w==$LopM4K2fyTJmyfFUAG6Pe9UwsXcXGKEFM1ap1LuN+ds="
@@ -96,3 +96,23 @@ async def wait_until(predicate: Any, timeout: float = 10, interval: float = 0.05
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def web_media_moved(
+    gateway: Gateway, read: Callable[[], Awaitable[str | None]], before: str, timeout: float = 20
+) -> str:
+    """After an ICE restart: wait until the browser's selected pair (``read()``: its local candidate
+    "address:port", None while none works) is another than ``before`` and the gateway's one call sends
+    its media there (the browser may try more than one pair of the new session before it settles)."""
+    runtime = next(iter(gateway.driver.runtimes))
+    bridge = runtime.bridge
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pair: str | None = None
+    while loop.time() < deadline:
+        pair = await read()
+        address = bridge.web_media_address() if bridge is not None else None  # type: ignore[attr-defined]
+        if pair not in (None, before) and address is not None and pair.rsplit(":", 1)[1] == str(address[1]):
+            return pair
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no move to a new ICE session within {timeout} s: {before} -> {pair}")

@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.media.bridge import MediaBridge
+from gateway.app import Gateway
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.softphones import Library, Softphone
+from tests.e2e.harness import web_media_moved
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps
 from tests.e2e.websip.test_sip_websocket import no_calls, realm_of, websocket_config
 from tests.e2e.websip.test_softphone_libraries import LIBRARIES
 from tests.e2e.websip.test_softphone_library_parity import library_calls, library_on, phone_calls_library
 
 
-async def _restarts_in_place(softphone: Softphone, gateway: object) -> None:
+async def _restarts_in_place(softphone: Softphone, gateway: Gateway) -> None:
     """The library restarts ICE; the gateway's new ufrag, a new pair, the gateway's media on it, audio."""
     before = await softphone.ice()
     assert before["state"] == "connected" and before["pair"], before
@@ -40,23 +40,11 @@ async def _restarts_in_place(softphone: Softphone, gateway: object) -> None:
     assert after["remote"] != before["remote"], (before, after)  # the gateway's new credentials
     assert after["local"] != before["local"], (before, after)  # the library's own restart
 
-    bridge = next(iter(gateway.driver.runtimes)).bridge  # type: ignore[attr-defined]
-    assert isinstance(bridge, MediaBridge)
-
-    async def moved() -> dict[str, Any] | None:
-        """Chromium on a pair of the new session, and the gateway's media sent to its candidate."""
+    async def pair() -> str | None:
         now = await softphone.ice()
-        address = bridge.web_media_address()
-        if not now["pair"] or now["pair"] == before["pair"] or now["state"] != "connected" or address is None:
-            return None
-        return now if now["pair"].rsplit(":", 1)[1] == str(address[1]) else None
+        return now["pair"] if now["state"] == "connected" else None
 
-    now = None
-    for _ in range(100):  # Chromium may try more than one pair of the new session before it settles
-        if (now := await moved()) is not None:
-            break
-        await asyncio.sleep(0.2)
-    assert now is not None, (before, await softphone.ice(), bridge.web_media_address())
+    await web_media_moved(gateway, pair, before["pair"])
     await asyncio.sleep(1.0)
     await softphone.hears(440)
 
