@@ -4,6 +4,7 @@ One `HttpSession` (offers.py) per offer, dialling `metadata.dial`, answered as s
 answer exists; an ended session stays readable for `HTTP_RETENTION` seconds. An HTTP session has one
 call, so a user's calls that belong together (a REFER carried out by a new offer, the consultation call
 of an attended transfer) are in two of her sessions: `owns_call` lets either name the other's call.
+An offer naming one of the user's own live sessions is that session's ICE restart (issue 34).
 This module imports what `BrowserRequests` does and builds on it (an offer is a dial).
 """
 
@@ -56,8 +57,8 @@ class HttpOffers(BrowserRequests):
         (docs/signaling.md), the call's progress in the session's `SessionProgress`. `transfer_of`: the
         user's call whose SIP party's REFER this one carries out (`dial` None: the REFER's target)."""
         self._expire_http()
-        if session_id is not None:
-            self._check_free(user, session_id)
+        if session_id is not None and (user.id, session_id) in self._http:
+            return await self._http_restart(self._http[user.id, session_id], sdp, metadata)
         if transfer_of is not None and not dial and transfer_of in self.registry:
             dial = self.registry.get(transfer_of).transfer_in
         if not dial:
@@ -99,12 +100,27 @@ class HttpOffers(BrowserRequests):
             other.call_id == call_id and owns(other, call_id) for other in self.http_sessions_of(session.user)
         )
 
-    def _check_free(self, user: WebUser, session_id: str) -> None:
-        """A caller-chosen session id must be free among the caller's own sessions (409). Another user's
-        sessions are not looked at: ids name sessions per user, so the same id chosen by two users makes
-        two sessions, and an id says nothing about other users' sessions (issue 32 item 10)."""
-        if (user.id, session_id) in self._http:
-            raise Conflict(f"session {session_id!r} exists already", field="session_id")
+    async def _http_restart(
+        self, session: HttpSession, sdp: str, metadata: Mapping[str, JsonValue]
+    ) -> OfferResult:
+        """An offer naming one of the user's own sessions: its RTCPeerConnection's new offer restarting
+        ICE (issue 34), answered with our new credentials while its call is connected; anything else is
+        409, as for any taken id (a finished session, one not connected yet, an offer that restarts
+        nothing or comes from another RTCPeerConnection). Another user's sessions are not looked at: ids
+        name sessions per user, so the same id chosen by two users makes two sessions, and an id says
+        nothing about other users' sessions (issue 32 item 10)."""
+        taken = f"session {session.public_id!r} exists already"
+        call_id = session.call_id
+        if session.closed or call_id is None or call_id not in self._runtimes:
+            raise Conflict(f"{taken} (finished, or no call yet)", field="session_id")
+        try:
+            answer = await self.restart_web_ice(session, call_id, sdp)
+        except (BadRequest, Conflict, NotFound) as exc:
+            raise Conflict(f"{taken}; its offer restarts no ICE: {exc.message}", field="session_id") from None
+        if answer is None:
+            raise Conflict(f"{taken}; an offer for it must restart ICE (a new ice-ufrag)", field="session_id")
+        logger.info("call=%s HTTP session %s restarted ICE", call_id, session.public_id)
+        return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
     def _http_ended(self, session: HttpSession) -> None:
         """The session's call ended (the far end hung up, or it never connected): it takes no more

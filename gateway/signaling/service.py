@@ -236,7 +236,8 @@ class OfferService(Protocol):
     ) -> OfferResult:
         """Answer the browser's offer `sdp` and call `dial`; the answer comes as soon as it exists (the
         call's progress follows in `progress`). `session_id`: the id the caller chose for the new
-        session (a taken one is refused with `Conflict`); `api_key`: the id of the API key the offer
+        session (a taken one is refused with `Conflict`, but one of the user's own connected sessions
+        takes an offer that restarts its ICE: issue 34); `api_key`: the id of the API key the offer
         came with (its own caps apply: `KeyedSink`); `transfer_of`: the user's session whose SIP party
         sent the REFER (`transfer_requested`) this call carries out (`dial` None: the REFER's target;
         the referrer is NOTIFYed how the call goes)."""

@@ -213,8 +213,9 @@ def openapi_document() -> dict[str, Any]:
                         "200": _json({"$ref": "#/components/schemas/OfferResponse"}, "The answer"),
                         **_errors(
                             *_OFFER_ERRORS,
-                            e409="The session_id chosen is taken; or the transfer_of session has no call "
-                            "or no transfer requested (`field` names which)",
+                            e409="The session_id chosen is taken (one of the caller's own sessions: an offer "
+                            "for it restarts its ICE while its call is connected, else 409); or the "
+                            "transfer_of session has no call or no transfer requested (`field` names which)",
                         ),
                     },
                 }

@@ -3,7 +3,7 @@ naming the field, which the dispatcher answers with -32602 Invalid params.
 
     announce       {peer_id, capabilities?, credentials?: {api_key} | {token} | {user, secret}}
     offer          {sdp: "<offer>" | {type: "offer", sdp}, type?: "offer", to? | target_peer_id?, metadata?: {dial?},
-                    transfer_of?}
+                    transfer_of?} | {call_id, sdp}          (the latter: an ICE restart of that call)
     answer         {call_id, sdp: "<answer>" | {type: "answer", sdp}, type?: "answer"}
     ice_candidate  {call_id?, candidate: {candidate, sdpMid, sdpMLineIndex} | "<candidate line>" | null}
     disconnect     {call_id?, reason?}
@@ -66,8 +66,11 @@ class OfferParams:
     to: str | None = None
     target_peer_id: str | None = None  # another announced peer: relayed end to end (relay.py)
     transfer_of: str | None = None  # the peer's call whose SIP party asked for this one (transfer_requested)
+    call_id: str | None = None  # one of the peer's calls: the offer restarts its ICE (issue 34)
 
     def __post_init__(self) -> None:
+        if self.call_id is not None and (self.to, self.target_peer_id, self.transfer_of) != (None,) * 3:
+            raise BadRequest("an offer for call_id (an ICE restart) places no call: no to", field="call_id")
         if self.target_peer_id is not None:
             if not _PEER_ID.match(self.target_peer_id):
                 raise BadRequest("target_peer_id is not a peer id", field="target_peer_id")
@@ -221,7 +224,11 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
         case "offer":
             target_peer = _text(data, "target_peer_id", 128)
             return OfferParams(
-                _sdp(data, "offer"), _destination(data), target_peer, _call_id(data, "transfer_of")
+                _sdp(data, "offer"),
+                _destination(data),
+                target_peer,
+                _call_id(data, "transfer_of"),
+                _call_id(data, "call_id"),
             )
         case "answer":
             return AnswerParams(_text(data, "call_id", 128, required=True) or "", _sdp(data, "answer"))

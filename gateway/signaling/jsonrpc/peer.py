@@ -27,6 +27,11 @@ goes follows as progress (`held`, `resumed`, `transfer`, `message_result`; `erro
 comes after the result). The SIP party's own REFER comes as `transfer_requested {to}`, which the peer
 carries out with `offer {to, transfer_of: call_id}`. A call relayed to a peer has no such controls
 (they are the peers' own): refused with -32004 naming `call_id`.
+
+`offer {call_id, sdp}` for one of the peer's calls is an ICE restart (issue 34: its RTCPeerConnection's
+new offer after `restartIce()`, a new ice-ufrag): the web leg restarts ICE in place, the call and its
+DTLS go on, and the result is `{answer, call_id}` with the gateway's new credentials. An offer that
+restarts nothing (the same ice-ufrag, a pass-through call) is refused (-32602 naming `sdp`).
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from gateway.signaling.jsonrpc.params import (
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.service import CallService, ChatService, JsonValue
+from gateway.signaling.service import CallService, ChatService, JsonValue, WebIceRestartService
 from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry
 
@@ -433,6 +438,8 @@ class RpcPeer:
     async def _offer(self, params: OfferParams) -> JsonValue:
         principal = self._principal
         assert principal is not None  # _method checked it
+        if params.call_id is not None:
+            return await self._restart(params.call_id, params.sdp)
         if params.target_peer_id is not None:  # another announced peer: relayed end to end
             if len(self._calls) + len(self._context.directory.calls_of(self)) >= MAX_CALLS:
                 raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
@@ -470,6 +477,23 @@ class RpcPeer:
             self._answers.pop(call_id, None)
         logger.info("JSON-RPC peer %s: call %s to %r answered", self._id, call_id, to)
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
+
+    async def _restart(self, call_id: str, sdp: str) -> JsonValue:
+        """`offer {call_id, sdp}`: the peer's RTCPeerConnection restarts the call's ICE (module note)."""
+        target, calls = self._gateway_call(call_id, "ICE restart"), self._context.calls
+        answer = (
+            await calls.restart_web_ice(self, target, sdp)
+            if isinstance(calls, WebIceRestartService)
+            else None
+        )
+        if answer is None:
+            raise BadRequest(
+                "the offer restarts no ICE session of the gateway's (the same ice-ufrag, or a pass-through "
+                "call): an offer for a call is an ICE restart",
+                field="sdp",
+            )
+        logger.info("JSON-RPC peer %s: call %s restarted ICE", self._id, target)
+        return {"answer": {"type": "answer", "sdp": answer}, "call_id": target}
 
     def _may_call_peer(self, caller: WebUser, callee: WebUser) -> bool:
         """A relayed call obeys `allow_outbound` as a web call does (gateway/runtime/web_calls.py): the

@@ -20,7 +20,7 @@ from peers.ports import free_port
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.e2e.softphone.test_js_sdp_client import wait_js
-from tests.signaling.browser import chromium_page
+from tests.signaling.browser import Page, chromium_page
 
 API_KEY = "e2e-whip-restart-key-0123456789"
 PHONE_HZ = 440.0
@@ -105,6 +105,19 @@ APPLY = """async (fragment) => {
 }"""
 
 
+async def connected_to_phone(page: Page, phone: DeskPhone) -> tuple[int, dict[str, Any]]:
+    """The phone's call number once both sides are up and the page (its ``window.pc``) hears the
+    phone's tone; the page's selected pair (``SELECTED``)."""
+    incoming = await phone.wait_for("incoming")
+    await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+    await wait_js(page, "window.pc.connectionState === 'connected'", 10)
+    heard, _ = await page_tone(page, PHONE_HZ, seconds=1.5)
+    assert heard >= 0.5, f"the page hears the phone before the restart: {heard:.2f}"
+    before: dict[str, Any] = await page.evaluate(SELECTED)
+    assert before.get("local") and before["dtls"] == "connected", before
+    return int(incoming["call"]), before
+
+
 def _web_port(bridge: MediaBridge) -> int | None:
     address = bridge.web_media_address()
     return int(address[1]) if address else None
@@ -123,13 +136,7 @@ async def test_chromium_restarts_ice_over_whip_and_the_call_goes_on(tmp_path: Pa
             await page.goto(f"{base}/")
             published: dict[str, Any] = await page.evaluate(PUBLISH, [f"{base}/whip/2000", API_KEY])
             assert published["status"] == 201, published
-            incoming = await phone.wait_for("incoming")
-            await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
-            await wait_js(page, "window.pc.connectionState === 'connected'", 10)
-            heard, _ = await page_tone(page, PHONE_HZ, seconds=1.5)
-            assert heard >= 0.5, f"the page hears the phone before the restart: {heard:.2f}"
-            before: dict[str, Any] = await page.evaluate(SELECTED)
-            assert before.get("local") and before["dtls"] == "connected", before
+            number, before = await connected_to_phone(page, phone)
 
             fragment: str = await page.evaluate(RESTART_OFFER)
             offered = sdp.decode_sdpfrag(fragment)
@@ -178,8 +185,8 @@ async def test_chromium_restarts_ice_over_whip_and_the_call_goes_on(tmp_path: Pa
                 API_KEY,
             )
             assert deleted == 200
-            await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
-            matching, loud = beeps(await phone.wait_for_recording(incoming["call"]), FAKE_MIC_HZ, last=2.5)
+            await phone.wait_for("state", call=number, state="DISCONNECTED")
+            matching, loud = beeps(await phone.wait_for_recording(number), FAKE_MIC_HZ, last=2.5)
             assert loud >= 2 and matching >= loud * 0.6, (
                 f"the phone hears Chromium after the restart: {matching} of {loud} beeps"
             )

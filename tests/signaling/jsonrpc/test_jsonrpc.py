@@ -137,6 +137,8 @@ def test_params_of_each_method() -> None:
     assert params_of("ping", {}) is None
     transfer_of = params_of("offer", {"sdp": OFFER, "to": "2001", "transfer_of": "c1"})
     assert transfer_of == OfferParams(OFFER, "2001", None, "c1")  # the SIP party's REFER carried out
+    restart = params_of("offer", {"call_id": "c1", "sdp": {"type": "offer", "sdp": OFFER}})
+    assert restart == OfferParams(OFFER, call_id="c1")  # an ICE restart of the peer's call c1 (issue 34)
 
 
 def test_params_of_the_call_controls() -> None:
@@ -176,6 +178,8 @@ def test_params_of_the_call_controls() -> None:
         ("disconnect", {"reason": 5}, "reason"),
         ("offer", {"sdp": OFFER, "to": "2001", "transfer_of": "a b"}, "transfer_of"),
         ("offer", {"sdp": OFFER, "target_peer_id": "bob-1", "transfer_of": "c1"}, "transfer_of"),
+        ("offer", {"sdp": OFFER, "call_id": "a b"}, "call_id"),
+        ("offer", {"sdp": OFFER, "call_id": "c1", "to": "2000"}, "call_id"),  # a restart places no call
         # the call controls: the HTTP API's rules (digits, duration_ms, to, body), the field named
         ("hold", {"call_id": 5}, "call_id"),
         ("resume", {"call_id": ""}, "call_id"),

@@ -169,3 +169,34 @@ async def test_no_chat_without_a_chat_service() -> None:
             assert _error(await peer.ask("message", body="hi")) == (rpc.CONFLICT, "call_id")
     finally:
         await client.close()
+
+
+@dataclass
+class RestartCalls(FakeCallService):
+    """The in-memory call service whose calls restart ICE (a `WebIceRestartService`, as the gateway's):
+    an offer whose text has "restart" restarts it, any other restarts nothing."""
+
+    async def restart_web_ice(self, session: SessionSink, call_id: str, offer: str) -> str | None:
+        self._known(call_id)
+        self.calls.append(("restart_web_ice", call_id))
+        return ANSWER_SDP if "restart" in offer else None
+
+
+async def test_an_offer_for_a_call_restarts_its_ice() -> None:
+    """`offer {call_id, sdp}` (issue 34): the call's ICE restart, answered for the same call; one that
+    restarts nothing, or for a call the peer has not, is refused naming the field."""
+    calls = RestartCalls()
+    client = await _client(calls)
+    try:
+        async with client.ws_connect(URL) as ws:
+            peer = Rpc(ws)
+            assert (await peer.ask("offer", sdp=OFFER_SDP))["result"]["call_id"] == "c1"
+            restart = OFFER_SDP + "a=x-restart\r\n"
+            reply = await peer.ask("offer", call_id="c1", sdp={"type": "offer", "sdp": restart})
+            assert reply["result"] == {"answer": {"type": "answer", "sdp": ANSWER_SDP}, "call_id": "c1"}
+            assert _error(await peer.ask("offer", call_id="c1", sdp=OFFER_SDP)) == (rpc.INVALID_PARAMS, "sdp")
+            assert _error(await peer.ask("offer", call_id="c9", sdp=restart)) == (rpc.NOT_FOUND, "call_id")
+            assert calls.calls[1:] == [("restart_web_ice", "c1"), ("restart_web_ice", "c1")]
+            assert len([c for c in calls.calls if c[0] == "dial"]) == 1  # no second call placed
+    finally:
+        await client.close()
