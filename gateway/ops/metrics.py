@@ -164,8 +164,9 @@ class StateCollector(Collector):
             ("gateway_sip_messages_sent", stats.sent, "SIP messages sent"),
         ):
             family = CounterMetricFamily(name, text, labels=["method", "status", "transport"])
+            # no label value is empty: a request's status is "none", a method not known "unknown"
             for (method, status, transport), count in sorted(counts.items()):
-                family.add_metric([method, status, transport], count)
+                family.add_metric([method or "unknown", status or "none", transport], count)
             yield family
         family = CounterMetricFamily(
             "gateway_sip_retransmissions",
@@ -259,6 +260,15 @@ class GatewayMetrics:
         self.setup, self.jitter, self.rtt = histogram["setup"], histogram["jitter"], histogram["rtt"]
         self.loss, self.mos = histogram["loss"], histogram["mos"]
         self.loop_lag, self.gc_pause = histogram["loop_lag"], histogram["gc_pause"]
+        # the per-call series are shown at 0 before the first call too: rate() and increase() see no
+        # increase in a series' first sample, so a series born with the first call never counted it
+        for direction in _DIRECTIONS:
+            self.setup.labels(direction)
+            for outcome in ("answered", "failed"):
+                self.calls.labels(direction, outcome)
+        for leg in _LEGS:
+            for per_leg in (self.jitter, self.rtt, self.loss, self.mos):
+                per_leg.labels(leg)
         self._gc_started: float | None = None
         self._lag_task: asyncio.Task[None] | None = None
 
@@ -270,7 +280,7 @@ class GatewayMetrics:
         if connected and record.setup_seconds is not None:
             self.setup.labels(direction).observe(record.setup_seconds)
         if not connected:
-            status = str(record.sip_status) if record.sip_status is not None else ""
+            status = str(record.sip_status) if record.sip_status is not None else "none"
             self.failures.labels(direction, record.end_reason, status).inc()
         for leg, figures in record.legs.items():
             for way in ("sent", "received"):

@@ -26,11 +26,22 @@ def message_label(message: Message) -> tuple[str, str]:
 
 
 def first_line_label(data: bytes) -> tuple[str, str]:
-    """(method, status) from the start line of serialized bytes, without parsing the rest."""
+    """(method, status) from the start line of serialized bytes (a response's method from its CSeq, ""
+    without one), without parsing the rest."""
     line = data[:64].split(b" ", 2)
     if len(line) >= 2 and line[0] == b"SIP/2.0":
-        return "", line[1].decode("ascii", "replace")[:3]
+        return _cseq_method(data), line[1].decode("ascii", "replace")[:3]
     return (line[0].decode("ascii", "replace")[:16] if line and line[0] else "?"), ""
+
+
+def _cseq_method(data: bytes) -> str:
+    """The method of the CSeq header of serialized bytes (the gateway writes it as "CSeq: 1 INVITE")."""
+    start = data.find(b"\nCSeq:")
+    if start < 0:
+        return ""
+    end = data.find(b"\n", start + 6)
+    fields = data[start + 6 : end if end >= 0 else start + 64].split()
+    return fields[1].decode("ascii", "replace")[:16] if len(fields) >= 2 else ""
 
 
 _RETRANSMISSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("sip_resend", default=None)

@@ -12,6 +12,9 @@ from gateway.sip.transactions.stats import SourceWarnings, first_line_label
 def test_first_line_labels() -> None:
     assert first_line_label(b"INVITE sip:a@b SIP/2.0\r\n") == ("INVITE", "")
     assert first_line_label(b"SIP/2.0 486 Busy Here\r\n") == ("", "486")
+    response = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    assert first_line_label(response) == ("OPTIONS", "200")  # a response sent is counted by its CSeq method
+    assert first_line_label(b"SIP/2.0 100 Trying\r\nCSeq: 1\r\n\r\n") == ("", "100")
     assert first_line_label(b"") == ("?", "")
 
 
