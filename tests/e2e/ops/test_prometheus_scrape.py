@@ -2,10 +2,11 @@
 scrapes the gateway's /metrics every second with the bearer token, a pjsua2 desk phone is the PBX (it
 answers the keep-alive's OPTIONS, so `gateway_pbx_reachable` is 1), and `promtool check metrics` lints
 the exposition. An operator's queries answer before, during and after one call from a web user (the
-aiortc browser stand-in) to the desk phone."""
+aiortc browser stand-in) to the desk phone, and so do the panels of deploy/grafana-dashboard.json."""
 
 from __future__ import annotations
 
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from peers.phone import DeskPhone
 from peers.prometheus import JOB, Prometheus, check_metrics, running_prometheus
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
+from tests.deploy.test_grafana_dashboard import dashboard, expressions
 from tests.e2e.harness import ALICE_SECRET, running_gateway, wait_until
 from tests.e2e.ops.test_operations import TOKEN, ops_config
 
@@ -89,8 +91,7 @@ async def during_the_call(prometheus: Prometheus) -> float:
     await sum_is(prometheus, 'gateway_web_sessions{dialect="json"}', 1)
     received = 'gateway_media_packets_total{direction="received"}'
     await prometheus.wait_for(received, lambda r: len(r) == 2 and all(float(s["value"][1]) > 20 for s in r))
-    connected = 'gateway_calls{state="connected", direction="outbound"}'
-    cpu_per_call = f"rate(process_cpu_seconds_total[1m]) / on (instance) {connected}"
+    (cpu_per_call,) = panel("CPU per connected call")
     cpu = one(await prometheus.wait_for(cpu_per_call, lambda r: len(r) == 1))
     assert 0 < cpu < 2, cpu  # a share of a core, of the one call (two cores here)
     return one(await prometheus.query(SIP_RECEIVED))
@@ -112,6 +113,43 @@ async def after_the_call(prometheus: Prometheus, sip_received: float) -> None:
                                       ("sent", "BYE", "none"), ("received", "BYE", "200")):  # fmt: skip
         expr = f'gateway_sip_messages_{direction}_total{{method="{method}", status="{status}"}}'
         assert one(await prometheus.query(expr)) >= 1, expr
+
+
+def panel(title: str) -> list[str]:
+    """The queries of the dashboard's panel `title`, as Grafana sends them (a 1 min rate interval)."""
+    queries = [expr for t, expr in expressions(dashboard()) if t == title]
+    assert queries, title
+    return queries
+
+
+# Panels that show nothing after one answered call, rightly: no failure, no call now, no error sent
+EMPTY_NOW = {"Calls that never connected, by reason", "CPU per connected call", "SIP error responses sent"}
+
+
+async def dashboard_panels(prometheus: Prometheus) -> None:
+    """Prometheus evaluates every query of the dashboard without an error, every panel but `EMPTY_NOW`
+    shows a series, and the main ones show the call."""
+    shown: dict[str, int] = {}
+    for title, expr in expressions(dashboard()):
+        error = await prometheus.query_error(expr)
+        assert error is None, (title, expr, error)
+        shown[title] = shown.get(title, 0) + len(await prometheus.query(expr))
+    assert {title for title, count in shown.items() if count == 0} <= EMPTY_NOW, shown
+    p50, _, _ = [one(await prometheus.query(expr)) for expr in panel("Call setup latency")]
+    assert 0 < p50 <= 10, p50
+    mean, _ = panel("MOS per leg")
+    assert 3.5 < by(await prometheus.query(mean), "leg")["sip"] <= 4.5
+    live, per_call = panel("Packet loss per leg")
+    for expr in (live, per_call):
+        loss = by(await prometheus.query(expr), "leg")
+        assert not math.isnan(loss["sip"]) and 0 <= loss["sip"] <= 1, (expr, loss)
+    (ended,) = panel("Calls ended per minute")
+    result = await prometheus.query(ended)
+    assert {
+        (s["metric"]["direction"], s["metric"]["outcome"]) for s in result if float(s["value"][1]) > 0
+    } == {("outbound", "answered")}
+    (reachable,) = panel("PBX reachable")
+    assert one(await prometheus.query(reachable)) == 1
 
 
 async def test_a_real_prometheus_scrapes_what_an_operator_needs(tmp_path: Path) -> None:
@@ -143,3 +181,4 @@ async def test_a_real_prometheus_scrapes_what_an_operator_needs(tmp_path: Path) 
                     await peer.close()
             await after_the_call(prometheus, sip_received)
             await lint(gateway)
+            await dashboard_panels(prometheus)
