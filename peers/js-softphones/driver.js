@@ -219,6 +219,18 @@
     });
   }
 
+  // JsSIP's hold() and unhold() do nothing (return false) while its previous re-INVITE is not done yet
+  // (RTCSession._isReadyToReOffer: a pending transaction, or the answer's description still being set),
+  // which a page pressing Resume right after Hold hits on a busy machine: try again, as a user would.
+  async function jssipHold(hold) {
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      if (hold ? session.hold() : session.unhold()) return true;
+      if (session.isOnHold().local === hold) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
+  }
+
   // SIP.js holds by a re-INVITE whose offer is sendonly (its SessionDescriptionHandler's `hold` option,
   // kept for later offers); its event follows the 2xx (JsSIP emits its own as it sends the re-INVITE).
   function sipjsHold(hold) {
@@ -446,8 +458,8 @@
         requestOptions: { body: { contentDisposition: "render", contentType: "application/dtmf-relay", content: `Signal=${digit}\r\nDuration=160` } },
       });
     },
-    hold() { if (library === "jssip") session.hold(); else sipjsHold(true); },
-    unhold() { if (library === "jssip") session.unhold(); else sipjsHold(false); },
+    hold() { return library === "jssip" ? jssipHold(true) : sipjsHold(true); },
+    unhold() { return library === "jssip" ? jssipHold(false) : sipjsHold(false); },
     hangup(options = {}) {
       const s = callOf(options);
       if (library === "jssip") { s.terminate(); return; }
