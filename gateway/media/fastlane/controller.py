@@ -112,8 +112,7 @@ class FastLaneController:
         if self.link is not None and endpoint is not None and endpoint.srtp is not self._sip_srtp:
             logger.info("call=%s fast lane unlinked: the SIP leg's SRTP keys changed", self._call)
             self.unlink()
-        parts = self._web.direct_sender.fast_lane_parts() if self.link is not None else None
-        if parts is not None and parts[0] is not self._pair:  # RFC 8445 §9: an ICE restart's new pair
+        if self._pair_moved():
             logger.info("call=%s fast lane unlinked: the browser's ICE pair changed", self._call)
             self.unlink()
         if self.link is not None and self._video.stale(self.video):
@@ -127,6 +126,14 @@ class FastLaneController:
             self._try_link()
             if self._pending and self._retry is None:
                 self._retry_link(LINK_ATTEMPTS)
+
+    def _pair_moved(self) -> bool:
+        """Whether aioice's nominated pair is another than the link's: an ICE restart's new pair (RFC 8445
+        §9), or another pair the browser nominated (§8.1.1; Chromium does when a check of another of its
+        candidates succeeds late). The browser's media come from its address then, which no lane armed with
+        the link's takes: the link must be made again with it."""
+        parts = self._web.direct_sender.fast_lane_parts() if self.link is not None else None
+        return parts is not None and parts[0] is not self._pair
 
     def _retry_link(self, attempts: int) -> None:
         self._retry = None
@@ -295,6 +302,9 @@ class FastLaneController:
         disarm the others."""
         link = self.link
         if link is None or link.defer_rearm():  # mid-batch: after it (what the batch holds goes first)
+            return
+        if self._pair_moved():  # the browser's packets from the new pair's address reach Python: link anew
+            self.update()
             return
         link.sync()  # the paths' timelines and frame clocks as the engine left them
         self._arm_consent(link.native)

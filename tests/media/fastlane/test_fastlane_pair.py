@@ -1,0 +1,106 @@
+"""The browser nominates another ICE pair while the fast lane is linked (RFC 8445 §8.1.1: the controlling
+agent may nominate again; Chromium does when one of its other candidates' checks succeeds late, e.g. its
+127.0.0.1 candidate beside its host address on a loaded machine): its media then come from another
+address, which the armed lanes refuse (a lane takes packets from the address it was armed with only).
+The controller must follow the pair aioice now has nominated: link again with it and carry the browser's
+media on the engine, not leave every packet after the move to the Python path for the rest of the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice.ice
+from aioice.candidate import Candidate
+
+from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc import aiortc_hooks
+from peers.video_phone import PlainVideoPeer
+from peers.webpeer import WebPeer
+from tests.media.bridge_harness import WEB_TONE, Call
+from tests.media.fastlane.test_fastpath import TO_SIP, counters, linked, ports, until
+from tests.media.video.test_video_escalation import audio_call, check_video_both_ways, escalate
+
+__all__ = ["ports"]  # the fixture
+
+
+async def browser_moves(call: Call) -> tuple[str, int]:
+    """The browser checks a new candidate pair from a socket of its own and nominates it (aggressive
+    nomination, as aioice's controlling agent does): its media leave from there and the bridge's aioice
+    nominates the pair too (a peer-reflexive candidate, its triggered check). The new address."""
+    client = aiortc_hooks.ice_connection(call.web.pc)
+    server = aiortc_hooks.ice_connection(call.bridge._web._pc)
+    old = client._nominated[1]
+    _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: aioice.ice.StunProtocol(client), local_addr=("127.0.0.1", 0)
+    )
+    host, port = protocol.transport.get_extra_info("sockname")[:2]
+    protocol.local_candidate = Candidate(
+        foundation="moved", component=1, transport="udp", priority=2**24, host=host, port=port, type="host"
+    )
+    client._protocols.append(protocol)  # closed with the connection
+    pair = aioice.ice.CandidatePair(protocol, old.remote_candidate)
+    client._check_list.append(pair)
+    await client.check_start(pair)
+    assert client._nominated[1] is pair, "the browser's check of the new pair failed"
+    await until(
+        lambda: tuple(server._nominated[1].remote_addr) == (host, port), what="the new pair nominated"
+    )
+    return host, port
+
+
+async def test_the_lanes_follow_a_pair_the_browser_nominates_after_the_link(ports: RtpPortAllocator) -> None:
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.play(0.5)
+        assert counters(call)[TO_SIP] >= 15  # the engine carries the browser's media
+
+        moved = await browser_moves(call)
+        await asyncio.sleep(0.1)  # the browser's first packets from the new address: the Python path's
+        link, before, heard = call.link, counters(call)[TO_SIP], call.phone.frames
+        await call.play(1.0)  # 50 packets of the browser's tone meanwhile
+
+        fast = call.bridge.fast_lane
+        assert fast is not None and call.link is not None
+        # the engine carries them again (a new link counts from 0)
+        carried = counters(call)[TO_SIP] - (before if call.link is link else 0)
+        frames = call.phone.frames - heard
+        assert carried >= 0.8 * frames >= 32, (carried, frames, call.link is link, fast.remote, moved)
+        assert fast.remote == moved  # with the pair now nominated
+        assert call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+
+
+async def test_the_video_lane_follows_a_pair_the_browser_nominates_after_the_link(
+    ports: RtpPortAllocator,
+) -> None:
+    """The same with video (what Chromium's fast-lane test saw: the browser's video lane forwarded a few
+    packets, then every later one went the Python way): an audio call escalated to VP8 both ways."""
+    call = Call(ports, call_id="pair-video", video_codecs=("VP8",))
+    call.web = WebPeer(WEB_TONE, camera=True)
+    camera = PlainVideoPeer("VP8")
+    await camera.start()
+    try:
+        phone_sdp = await audio_call(call, "browser")
+        await escalate(call, camera, phone_sdp)
+        await linked(call)
+        await check_video_both_ways(call, camera)
+
+        await browser_moves(call)
+        await asyncio.sleep(0.1)
+        link, video = call.link, call.bridge.video
+        assert link is not None and video is not None
+        before, forwarded = link.native.video_counters()[0], video.to_sip.forwarded
+        await check_video_both_ways(call, camera)
+
+        assert call.link is not None
+        carried = call.link.native.video_counters()[0] - (before if call.link is link else 0)
+        sent = video.to_sip.forwarded - forwarded
+        assert carried >= 0.8 * sent >= 20, (carried, sent, call.link is link)
+    finally:
+        camera.close()
+        await call.close()
