@@ -106,13 +106,14 @@ class BrowserRequests(DriverCore):
             raise BadRequest(str(exc), field="headers") from None
         if not sdp.strip():
             raise BadRequest("the call needs an offer (SDP)", field="sdp")
-        replaces, own = self.registry.get(transfer_of).transfer_in_replaces if transfer_of else ("", False)
+        referring = self.registry.get(transfer_of) if transfer_of is not None else None
+        replaces, own = referring.transfer_in_replaces if referring is not None else ("", False)
         if replaces:  # the REFER was an attended transfer: the INVITE replaces the consultation (RFC 3891)
             chosen = (*chosen, ("Replaces", replaces))
         if self.room_guard is not None and not own:  # a room's number: the user must be let into that room
             self.room_guard(session.user, to)
         # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
-        route = self.registry.get(transfer_of).transfer_in if own and transfer_of else None
+        route = referring.transfer_in if own and referring is not None else None
         route = route or await self._web_route(session.user, to)
         target = route or allowed_target(session.user, to, self._pbx_domain)
         passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
@@ -218,8 +219,7 @@ class BrowserRequests(DriverCore):
         """`offer` mid-call: the browser's own new offer. One that restarts ICE is answered at once, as
         `answer` (restart_web_ice); any other (video added or dropped) goes to the SIP side first
         (escalation.py)."""
-        self._runtime(call_id)
-        restarted = await self.restart_web_ice(session, call_id, sdp)
+        restarted = await self.restart_web_ice(session, call_id, sdp)  # an unknown call: NotFound
         if restarted is not None:
             await session.send_event(Answer(call_id, restarted))
             return
