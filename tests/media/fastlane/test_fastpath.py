@@ -532,11 +532,16 @@ async def test_ice_consent_checks_are_answered_promptly_while_the_engine_reads_t
         # SRTCP waits too (up to 10 ms): the bridge's aiortc receiver must take a sender report's arrival,
         # not when it handles it, or its receiver reports' DLSR shrink and the browser's RTCP RTT grows
         # (gateway.media.arrival; test_arrival.py measures it to the millisecond)
-        report = await call.web.transceiver.sender.getStats()
-        remote = [s for s in report.values() if s.type == "remote-inbound-rtp"]
-        rtts = [
-            s.roundTripTime for s in remote if s.roundTripTime is not None
-        ]  # None: no RR answered an SR yet
+        # None: no RR answered an SR yet (SRs go out about once a second, jittered: a loaded run may not
+        # have had one answered by now; the browser's tone plays all along, so wait for the first, 5 s)
+        rtts: list[float] = []
+        for _ in range(50):
+            report = await call.web.transceiver.sender.getStats()
+            remote = [s for s in report.values() if s.type == "remote-inbound-rtp"]
+            rtts = [s.roundTripTime for s in remote if s.roundTripTime is not None]
+            if rtts:
+                break
+            await asyncio.sleep(0.1)
         assert rtts and max(rtts) < 0.2, remote  # ~1 ms on loopback; up to 0.5 s when held
     finally:
         await call.close()
