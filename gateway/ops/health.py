@@ -2,7 +2,8 @@
 state and the time it has been in it.
 
 Checks: `sip_listeners` (the UA runs, its transports are open), `rtp_ports` (a free port pair is left),
-and two that concern the PBX, which never make an instance unready: `pbx` (the OPTIONS keep-alive of
+`cluster` (in a cluster: the last Redis command succeeded; without Redis no login, session or routing
+decision can be made, so a load balancer should send web users to an instance that reaches it), and two that concern the PBX, which never make an instance unready: `pbx` (the OPTIONS keep-alive of
 gateway/sip/useragent/keepalive.py hears the PBX; "disabled" without a PBX or keep-alive) and
 `registrations` (the users the gateway registers). A PBX outage is every instance's at once: were it a
 readiness failure, the load balancer (deploy/haproxy.cfg checks /readyz) would take every instance out
@@ -51,6 +52,8 @@ class ReadinessSource(Protocol):
 
     def rtp_ports(self) -> tuple[int, int]: ...
 
+    def cluster(self) -> tuple[bool, str] | None: ...
+
 
 def check_sip(source: ReadinessSource) -> CheckResult:
     up, detail = source.sip_listening()
@@ -94,11 +97,20 @@ def check_rtp_ports(source: ReadinessSource) -> CheckResult:
     return CheckResult(state, f"{free} free, {used} in use")
 
 
+def check_cluster(source: ReadinessSource) -> CheckResult:
+    report = source.cluster()
+    if report is None:
+        return CheckResult(CheckState.DISABLED, "no cluster section: this instance keeps its own state")
+    reachable, detail = report
+    return CheckResult(CheckState.OK if reachable else CheckState.FAILING, detail)
+
+
 CHECKS: Mapping[str, Callable[[ReadinessSource], CheckResult]] = {
     "sip_listeners": check_sip,
     "pbx": check_pbx,
     "registrations": check_registrations,
     "rtp_ports": check_rtp_ports,
+    "cluster": check_cluster,
 }
 
 

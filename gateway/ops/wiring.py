@@ -171,6 +171,15 @@ class Operations:
                 transcoding += stats.transcoding
         return fast, forwarded, transcoding
 
+    def cluster(self) -> tuple[bool, str] | None:
+        cluster = self._gateway.cluster
+        if cluster is None:
+            return None
+        node = cluster.node
+        if node.available:
+            return True, f"Redis reachable (instance {node.id})"
+        return False, f"Redis unreachable (instance {node.id}): no login, session or routing decision"
+
     def login_alarms(self) -> int:
         return self._gateway.identities.throttle.alarms
 

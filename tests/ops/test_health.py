@@ -15,6 +15,7 @@ class Source:
         self.pbx_report: dict[str, object] | None = {"target": "sip:pbx", "state": "unknown"}
         self.regs: dict[str, str] = {}
         self.ports = (10, 0)
+        self.cluster_report: tuple[bool, str] | None = None
 
     def sip_listening(self) -> tuple[bool, str]:
         return self.listening
@@ -27,6 +28,9 @@ class Source:
 
     def rtp_ports(self) -> tuple[int, int]:
         return self.ports
+
+    def cluster(self) -> tuple[bool, str] | None:
+        return self.cluster_report
 
 
 def test_readiness_follows_its_checks() -> None:
@@ -66,3 +70,20 @@ def test_readiness_follows_its_checks() -> None:
     assert "does not answer" in body["checks"]["pbx"]["detail"]  # type: ignore[index]
     source.pbx_report = None
     assert readiness.report()[0]  # no keep-alive: disabled
+
+
+def test_a_cluster_instance_without_redis_is_not_ready() -> None:
+    """In a cluster, readiness includes Redis (issue 36 item 1): without it no login or routing works."""
+    source = Source()
+    readiness = Readiness(source)
+    ready, body = readiness.report()
+    assert ready and body["checks"]["cluster"]["state"] == "disabled"  # type: ignore[index]
+    source.cluster_report = (True, "Redis reachable (instance a)")
+    ready, body = readiness.report()
+    assert ready and body["checks"]["cluster"]["state"] == "ok"  # type: ignore[index]
+    source.cluster_report = (False, "Redis unreachable (instance a)")
+    ready, body = readiness.report()
+    assert not ready and body["status"] == "not ready"
+    assert body["checks"]["cluster"]["state"] == "failing"  # type: ignore[index]
+    source.cluster_report = (True, "Redis reachable (instance a)")
+    assert readiness.report()[0]

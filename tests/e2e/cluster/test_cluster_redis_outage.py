@@ -7,15 +7,23 @@ A pjsua2 desk phone calls alice (logged in through HAProxy) through the edge; sh
   alice's 1 kHz is in every second of the phone's recording;
 - bob's login meanwhile is refused with `unavailable` ("shared state (Redis) unavailable ... try again
   shortly"), never a traceback or a hang;
-Redis comes back (same port, its append-only file): bob's login succeeds by itself within a few
-seconds, and a new call from the phone rings alice again (her presence re-published by the heartbeat).
+- every instance's /readyz answers 503 with its `cluster` check failing (issue 36: in a cluster,
+  readiness includes Redis), so HAProxy sends no new web user to an instance that cannot log her in;
+Redis comes back (same port, its append-only file): /readyz is 200 again, bob's login through HAProxy
+succeeds by itself within a few seconds, and a new call from the phone rings alice again (her presence
+re-published by the heartbeat).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
@@ -29,12 +37,23 @@ OUTAGE = 4.0  # seconds: twice the lease of instance_config
 
 
 async def log_in_bob(url: str) -> str | None:
-    """None when bob's login succeeds; the refusal's text otherwise."""
+    """None when bob's login succeeds; the refusal's text otherwise (HAProxy's 503 while no instance is
+    ready)."""
     try:
         async with WebUser(url, "bob", BOB_SECRET):
             return None
-    except WebUserError as exc:
+    except (WebUserError, aiohttp.WSServerHandshakeError) as exc:
         return str(exc)
+
+
+def cluster_check(url: str) -> tuple[int, str]:
+    """An instance's /readyz: (HTTP status, the state of its `cluster` check)."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    return status, json.loads(body)["checks"]["cluster"]["state"]
 
 
 async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: WebPeer) -> tuple[int, str]:
@@ -61,12 +80,15 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
 
                 redis.stop(kill=True)
                 stopped = time.monotonic()
-                refused = await log_in_bob(front.url)
+                refused = await log_in_bob(gateways[0].http_url)  # the instance's own answer
                 assert refused is not None and "unavailable" in refused, refused
                 assert "shared state (Redis) unavailable" in refused, refused
                 while time.monotonic() - stopped < OUTAGE:
                     await asyncio.sleep(1.0)
                     assert peer.heard(440, last=1.0), "the phone's tone stopped during the outage"
+                for g in gateways:  # each has failed a heartbeat by now (lease 2 s, OUTAGE 4 s)
+                    status = await asyncio.to_thread(cluster_check, g.http_url)
+                    assert status == (503, "failing"), (g.http_url, status)
 
                 redis.start()
                 restarted = time.monotonic()
@@ -74,6 +96,10 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                     assert time.monotonic() - restarted < 10, refusal
                     await asyncio.sleep(0.2)
                 recovered = time.monotonic() - restarted
+                for g in gateways:  # each is ready again by its next heartbeat (0.5 s)
+                    while (status := await asyncio.to_thread(cluster_check, g.http_url)) != (200, "ok"):
+                        assert time.monotonic() - restarted < 10, (g.http_url, status)
+                        await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)
                 assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
                 await phone.hangup(number)
