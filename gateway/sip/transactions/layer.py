@@ -44,7 +44,7 @@ import enum
 import ipaddress
 import logging
 import ssl
-from collections.abc import Collection, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,9 @@ _FAILURE_STATUS = {Notice.TIMEOUT: 408, Notice.TRANSPORT_ERROR: 503}
 # RFC 3261 §18.1.1: requests much over the path MTU go over TCP; 16 KiB is plenty for UDP and
 # bounds what an unauthenticated datagram can make the parser do.
 DEFAULT_MAX_DATAGRAM = 16384
+# (direction "in"/"out", the bytes, the transport, the peer's address): each message received or sent,
+# for the per-call traces (gateway/ops/trace_wiring.py); None (the default) costs one attribute test
+SipTap = Callable[[str, bytes, Transport, Address], None]
 
 
 def _first_line(data: bytes) -> str:
@@ -147,6 +150,7 @@ class TransactionLayer:
         self.stats = SipStats()  # read by the metrics collector (gateway/ops/metrics.py)
         self._refused = SourceWarnings(logger, "SIP request refused by sip.trusted_sources")
         self.transports: list[Transport] = []
+        self.tap: SipTap | None = None  # every message in and out (per-call traces), when set
         self.client = ClientSide(self)
         self.server = ServerSide(self)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,6 +265,8 @@ class TransactionLayer:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("recv %d bytes from %s: %s", len(data), source, _first_line(data))
+        if self.tap is not None:
+            self.tap("in", data, source.transport, source.address)
         transport = source.transport  # a WebSocket's messages are bounded by its own limit (64 KiB)
         if (
             transport.framing is Framing.DATAGRAM
@@ -331,6 +337,8 @@ class TransactionLayer:
             logger.debug(
                 "send %d bytes to %s %s:%d: %s", len(data), transport.name, *address, _first_line(data)
             )
+        if self.tap is not None:
+            self.tap("out", data, transport, address)
         if entry is not None:
             transport.send(data, address, partial(self._transport_error, entry, data, address))
         else:
