@@ -70,6 +70,7 @@ class IdentityMap:
         self.verifying = VerifyQueue(HASH_WORKERS, MAX_WAITING_LOGINS, MAX_WAITING_PER_CLIENT)
         self.throttle = LoginThrottle()  # failed logins per address, pair and user id (issue 10)
         self.shared_throttle: SharedThrottle | None = None  # counted in Redis by every instance (cluster)
+        self.throttled = 0  # logins (web, or SIP over WebSocket's) refused with a wait (/metrics)
 
     async def sip_identity(self, user_id: str) -> SipIdentity | None:
         user = await self.store.get(user_id)
@@ -117,6 +118,7 @@ class IdentityMap:
         """
         wait = await self.throttle_wait(user_id, client)
         if wait > 0:
+            self.throttled += 1
             seconds = math.ceil(wait)
             raise LoginThrottled(f"too many failed logins: try again in {seconds} s", seconds)
         user = await self._check(user_id, secret, client)

@@ -94,6 +94,14 @@ class GatewayState(Protocol):
         """(free, in use) RTP port pairs."""
         ...
 
+    def refusals(self) -> Iterable[tuple[str, str, int]]:
+        """(listener, reason, count) of the connections each HTTP listener refused or closed early."""
+        ...
+
+    def logins_throttled(self) -> int:
+        """Logins told to wait by the login throttle (an address that guessed too often)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Ended:
@@ -150,6 +158,21 @@ class StateCollector(Collector):
         ports.add_metric(["free"], free)
         ports.add_metric(["in_use"], used)
         yield ports
+        refused = CounterMetricFamily(
+            "gateway_connections_refused",
+            "HTTP/WebSocket connections refused or closed before a request, by listener and reason "
+            "(limits.http: per-address and total connections, TLS handshakes, the descriptors kept for "
+            "media, too slow to send a header)",
+            labels=["listener", "reason"],
+        )
+        for listener, reason, count in sorted(state.refusals()):
+            refused.add_metric([listener, reason], count)
+        yield refused
+        yield CounterMetricFamily(
+            "gateway_logins_throttled",
+            "Logins refused with a wait by the login throttle (an address that failed too often)",
+            value=state.logins_throttled(),
+        )
         yield CounterMetricFamily(
             "gateway_login_alarms",
             "User ids guessed at too often (the login throttle's alarm; the user is not blocked)",

@@ -28,6 +28,7 @@ import enum
 import ipaddress
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -69,6 +70,9 @@ class HttpLimits:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
 
+REFUSAL_REASONS = ("handshakes_per_address", "handshakes", "connections", "fd_reserve", "too_slow")
+
+
 class ConnectionGate:
     """The counts of one listener and the factory of its guarded protocols."""
 
@@ -83,6 +87,8 @@ class ConnectionGate:
         self._guards: set[_Guard] = set()
         self._refusals = RateLimit()
         self._timeouts = RateLimit()
+        # connections refused or closed before a request, by reason (gateway_connections_refused)
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSAL_REASONS, 0))
 
     @property
     def open(self) -> int:
@@ -108,19 +114,27 @@ class ConnectionGate:
         limits = self.limits
         proxy = self._is_proxy(host)
         if tls and not proxy and self._handshaking.get(host, 0) >= limits.max_handshakes_per_ip:
-            self._refuse(host, f"{self._handshaking[host]} TLS handshakes from that address")
+            self._refuse(
+                host, f"{self._handshaking[host]} TLS handshakes from that address", "handshakes_per_address"
+            )
             return False
         if tls and self._handshakes >= limits.max_handshakes and not self._evict_oldest_handshake():
-            self._refuse(host, f"{self._handshakes} TLS handshakes under way")
+            self._refuse(host, f"{self._handshakes} TLS handshakes under way", "handshakes")
             return False
         if len(self._guards) >= limits.max_connections or (
             not proxy and self._per_ip.get(host, 0) >= limits.max_connections_per_ip
         ):
-            self._refuse(host, f"{len(self._guards)} open, {self._per_ip.get(host, 0)} from that address")
+            self._refuse(
+                host,
+                f"{len(self._guards)} open, {self._per_ip.get(host, 0)} from that address",
+                "connections",
+            )
             return False
         reserve = self.fd_reserve
         if reserve is not None and not reserve.take():
-            self._refuse(host, f"file descriptors kept for media (signaling holds {reserve.in_use})")
+            self._refuse(
+                host, f"file descriptors kept for media (signaling holds {reserve.in_use})", "fd_reserve"
+            )
             return False
         self._guards.add(guard)
         self._per_ip[host] = self._per_ip.get(host, 0) + 1
@@ -167,7 +181,8 @@ class ConnectionGate:
         else:
             self._handshaking.pop(host, None)
 
-    def _refuse(self, host: str, why: str) -> None:
+    def _refuse(self, host: str, why: str, reason: str) -> None:
+        self.refused[reason] += 1
         if self._refusals.allow(logger, logging.WARNING):
             logger.warning("%s: refusing a connection from %s (%s)", self.name, host, why)
 
@@ -184,6 +199,7 @@ class ConnectionGate:
             self.fd_reserve.give()
 
     def _too_slow(self, host: str, what: str) -> None:
+        self.refused["too_slow"] += 1
         if self._timeouts.allow(logger, logging.INFO):
             logger.info("%s: closing a connection from %s: %s", self.name, host, what)
 

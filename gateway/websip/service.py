@@ -173,6 +173,7 @@ class WebSipService:
             incoming.reply(503, "Shared State Unavailable", headers=(("Retry-After", "5"),))
             return None
         if wait > 0 and (not isinstance(outcome, Outcome) or outcome.status == 403):
+            self.identities.throttled += 1
             incoming.reply(403, "Too Many Failed Attempts", headers=(("Retry-After", str(math.ceil(wait))),))
             return None
         if isinstance(outcome, Outcome):

@@ -128,7 +128,12 @@ def test_the_panels_show_what_the_issue_asks_for() -> None:
         "MOS per leg": ("gateway_call_mos", "by (leg"),
         "Packet loss per leg": ("gateway_media_packets_lost_total", "by (leg)"),
         "CPU per connected call": ("process_cpu_seconds_total", "gateway_calls"),
-        "Refusals and throttles": ("gateway_sip_policy_refusals_total", "gateway_login_alarms_total"),
+        "Refusals and throttles": (
+            "gateway_sip_policy_refusals_total",
+            "gateway_login_alarms_total",
+            "gateway_connections_refused_total",
+            "gateway_logins_throttled_total",
+        ),
         "PBX reachable": ("gateway_pbx_reachable",),
         "Build": ("gateway_build_info",),
     }

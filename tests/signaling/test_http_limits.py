@@ -19,6 +19,7 @@ from gateway.app import Gateway
 from gateway.devcert import DevCertificates, make_dev_certificates
 from peers.ports import free_port
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.ops.test_operations import scrape, value
 from tests.sip.transports.test_tls_admission import PARTIAL_HELLO, Stream, closed
 
 LIMITS = {
@@ -103,6 +104,12 @@ async def test_connections_beyond_the_per_address_cap_are_closed_at_once() -> No
         for stream in held[:4]:  # the held ones go at the header deadline
             assert await closed(stream, 10)
             stream[1].close()
+        status, samples = await scrape(gateway, token=None)  # counted in /metrics (issue 36 item 2)
+        assert status == 200
+        refused = "gateway_connections_refused_total"
+        assert value(samples, refused, listener="http", reason="connections") == 2, samples
+        assert value(samples, refused, listener="http", reason="too_slow") == 4, samples
+        assert value(samples, refused, listener="http", reason="fd_reserve") == 0, samples
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,11 @@ async def test_strangers_guessing_alice_do_not_lock_her_out(caplog: pytest.LogCa
         assert refused["code"] == "rate_limited" and "try again in" in refused["message"], refused
         final = await sip_register(gateway, "127.0.0.3", ALICE_SIP_PASSWORD)
         assert final.startswith("SIP/2.0 403 Too Many Failed Attempts") and "Retry-After:" in final, final
+        # both refusals counted in /metrics (issue 36 item 2: refusals and throttles), and every one
+        # before them that was answered "rate_limited" or "Too Many Failed Attempts"
+        waited = sum(a in ("rate_limited", "SIP/2.0 403 Too Many Failed Attempts") for a in answers) + 2
+        status, samples = await scrape(gateway)
+        assert status == 200 and samples[("gateway_logins_throttled_total", ())] == waited, samples
 
 
 async def test_a_burst_of_wrong_logins_refuses_none_of_15_correct_ones(
