@@ -1,4 +1,5 @@
-"""The operations sections of gateway.yaml: `metrics` (Prometheus /metrics, /readyz) and `cdr` (call records).
+"""The operations sections of gateway.yaml: `metrics` (Prometheus /metrics, /readyz), `cdr` (call records)
+and `quality` (figures while a call is up).
 
 docs/operations.md describes what they expose.
 """
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 from gateway.config.errors import InvalidValue
 from gateway.config.secret import Secret
-from gateway.config.values import FloatRange, HostPort, Parse
+from gateway.config.values import FloatRange, HostPort, IntRange, Parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +49,19 @@ class CdrSection:
     def __post_init__(self) -> None:
         if self.file is not None and not self.file.strip():
             raise InvalidValue("file", "must be a path (omit the key for no file)")
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySection:
+    """Quality while a call is up (gateway/ops/quality.py): every `interval` seconds, one timer samples each
+    live call's legs (RTT, jitter, loss, an estimated MOS), observes the /metrics histograms, and tells the
+    web user when a leg's figures move by `min_change` MOS or cross `poor_mos` (its "poor connection"
+    indicator). A leg under `alarm_mos` for `alarm_samples` samples in a row raises one `quality_alarm`
+    (webhooks, a WARNING), and one recovery once it stays at or above it as long."""
+
+    enabled: bool = True
+    interval: Annotated[float, FloatRange(0.5, 300.0)] = 5.0
+    poor_mos: Annotated[float, FloatRange(1.0, 4.5)] = 3.5
+    min_change: Annotated[float, FloatRange(0.05, 4.0)] = 0.3
+    alarm_mos: Annotated[float, FloatRange(1.0, 4.5)] = 3.0
+    alarm_samples: Annotated[int, IntRange(1, 1000)] = 3

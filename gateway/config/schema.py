@@ -16,7 +16,7 @@ from gateway.config.cluster import ClusterSection
 from gateway.config.connections import ConnectionsSection
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import LimitsSection
-from gateway.config.ops import CdrSection, MetricsSection
+from gateway.config.ops import CdrSection, MetricsSection, QualitySection
 from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
@@ -531,6 +531,7 @@ class Config:
     logging: LoggingSection = field(default_factory=LoggingSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
+    quality: QualitySection = field(default_factory=QualitySection)  # while a call is up (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
     limits: LimitsSection = field(default_factory=LimitsSection)  # per-user caps (config/limits.py)
     cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)

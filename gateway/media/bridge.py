@@ -499,8 +499,9 @@ class MediaBridge(SetupOffers, MidCallOffers):
     # ----------------------------------------------------------------------------------- teardown
 
     def quality(self) -> dict[str, dict[str, object]]:
-        """Per leg, what RTP and RTCP say of the call's media (call records, metrics): codec, packets
-        sent and received, lost, jitter and round-trip time (seconds, None when unknown)."""
+        """Per leg, what RTP and RTCP say of the call's media (call records, metrics, gateway/ops/quality.py):
+        codec, packets sent and received, lost, jitter and round-trip time (seconds, None when unknown), and
+        `remote_loss`: the fraction lost (0-1) the far end's latest RTCP report gives of what we send it."""
         stats = self.stats()
         chosen = self._chosen
         endpoint = self._sip.endpoint
@@ -517,6 +518,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
                 "packets_lost": stats.web_to_sip.lost,
                 "jitter": self._web.direct_receiver.jitter_seconds(),
                 "rtt": self._web.direct_sender.rtt_seconds(),
+                "remote_loss": _ratio(self._web.direct_sender.reported_loss),
             },
             "sip": {
                 "codec": chosen.sip if chosen is not None else None,
@@ -525,6 +527,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
                 "packets_lost": stats.sip_to_web.lost,
                 "jitter": sip_jitter,
                 "rtt": far.rtt if far is not None else None,
+                "remote_loss": _ratio(far.fraction_lost) if far is not None and far.reports else None,
             },
         }
 
@@ -581,6 +584,11 @@ class MediaBridge(SetupOffers, MidCallOffers):
         if self.video is not None:
             self.video.close()
         await self._web.close()
+
+
+def _ratio(fraction_lost: int | None) -> float | None:
+    """An RTCP report block's fraction lost (0-255, RFC 3550 §6.4.1) as a ratio."""
+    return None if fraction_lost is None else round(fraction_lost / 256, 4)
 
 
 def _name(codec: sdp.Codec) -> str:

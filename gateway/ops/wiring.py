@@ -7,15 +7,18 @@ driver (`on_call_end`) and the PBX's changes from the readiness task (`driver.si
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.ops.cdr import CallRecorder
 from gateway.ops.health import Readiness
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.quality_monitor import LiveCall, QualityAlarm, QualityMetrics, QualityMonitor
 from gateway.ops.records import CallRecord, record_of
+from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
 from gateway.sip.useragent.ua import UAState
 
@@ -23,10 +26,15 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.runtime.call_runtime import CallRuntime
     from gateway.signaling.http import HttpServer, WebApp
+    from gateway.signaling.service import SessionSink
 
 logger = logging.getLogger(__name__)
 
 _DIALECTS = {"Session": "json", "HttpSession": "http", "WebSipSession": "sip_ws"}
+
+
+async def _tell_quality(session: SessionSink, call_id: str, legs: Mapping[str, object]) -> None:
+    await session.send_event(CallQuality(call_id, cast(Mapping[str, Mapping[str, object]], legs)))
 
 
 class Operations:
@@ -36,6 +44,10 @@ class Operations:
         self.metrics = GatewayMetrics(self) if config.metrics.enabled else None
         self.readiness = Readiness(self, on_pbx=gateway.driver.sip_inbound.pbx_changed)
         self.recorder = CallRecorder(config.cdr, post_json, base_dir)
+        # every live call's legs sampled on one timer: /metrics, `quality` events, alarms (ops/quality.py)
+        quality_metrics = QualityMetrics(self.metrics.registry) if self.metrics is not None else None
+        self.quality = QualityMonitor(self, config.quality, quality_metrics)
+        self.quality.alarm_sinks.append(self._quality_alarm)
         self._server: HttpServer | None = None
         self.record_sinks: list[Callable[[CallRecord], None]] = []  # more places for records (cluster)
         self.draining = False  # /readyz answers 503 while the gateway drains (gateway.app.Gateway.drain)
@@ -57,6 +69,7 @@ class Operations:
         if self.metrics is not None:
             self.metrics.start(config.loop_lag_interval)
         self.readiness.start()
+        self.quality.start()
         if config.listen is not None:
             app = ops_app()
             add_ops_routes(
@@ -76,6 +89,7 @@ class Operations:
         if self._server is not None:
             await self._server.close()
             self._server = None
+        await self.quality.close()
         await self.readiness.close()
         if self.metrics is not None:
             await self.metrics.close()
@@ -115,6 +129,10 @@ class Operations:
                 sink(record)
             except Exception:
                 logger.exception("call=%s record sink %r failed", record.call_id, sink)
+
+    def _quality_alarm(self, event: QualityAlarm) -> None:
+        """A leg's quality alarm raised or cleared (gateway/ops/quality_monitor.py, logged there)."""
+        pass  # the webhooks (gateway/ops/webhooks.py) take it once they are wired
 
     def ready(self) -> tuple[bool, dict[str, object]]:
         """/readyz: the readiness checks, and not while draining."""
@@ -160,6 +178,21 @@ class Operations:
             if quality is not None:
                 yield quality
 
+    def quality_calls(self) -> Iterable[LiveCall]:
+        """LiveCalls (quality_monitor.py): each live call with a media bridge, and its carrying session."""
+        driver = self._gateway.driver
+        for runtime in driver.runtimes:
+            quality = runtime.bridge.quality() if runtime.bridge is not None else None
+            if quality is None:
+                continue
+            call_id = runtime.call_id
+            machine = driver.registry.get(call_id) if call_id in driver.registry else None
+            session = driver.session(machine.session_id) if machine and machine.session_id else None
+            notify = None
+            if session is not None and not session.closed:
+                notify = functools.partial(_tell_quality, session, call_id)
+            yield LiveCall(call_id, quality, notify)
+
     def live_paths(self) -> tuple[int, int, int]:
         """Over the live calls: packets on the fast lane, packets forwarded, calls transcoding."""
         fast = forwarded = transcoding = 0
@@ -179,15 +212,6 @@ class Operations:
         if node.available:
             return True, f"Redis reachable (instance {node.id})"
         return False, f"Redis unreachable (instance {node.id}): no login, session or routing decision"
-
-    def refusals(self) -> Iterable[tuple[str, str, int]]:
-        for server in (self._gateway.http, self._gateway.sip_ws_http):
-            for gate in server.gates if server is not None else ():
-                for reason, count in gate.refused.items():
-                    yield gate.name.lower().replace(" ", "_"), reason, count
-
-    def logins_throttled(self) -> int:
-        return self._gateway.identities.throttled
 
     def login_alarms(self) -> int:
         return self._gateway.identities.throttle.alarms

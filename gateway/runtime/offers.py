@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from gateway.identity import WebUser
 from gateway.media.errors import MediaError
@@ -148,6 +148,9 @@ class HttpSession:
                 progress.record("transfer_requested", to=to)
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
+            case sig.CallQuality():  # the legs' figures while the call is up (gateway/ops/quality.py)
+                figures = cast(dict[str, JsonValue], event.to_json())
+                progress.record("quality", legs=figures["legs"], poor=figures["poor"])
             case sig.ErrorMessage(code=code, message=message):  # a refused hold, transfer... (issue 33)
                 logger.info("HTTP session %s: %s %s", self._id, code, message)
                 progress.record("error", code=code, message=message)

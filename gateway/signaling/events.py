@@ -1,9 +1,7 @@
 """The browser's WebSocket JSON protocol, gateway side: the messages the gateway sends, as JSON text.
 
 Sans-I/O like `ws/protocol.py`. Replies (`registered`, `ack`, `pong`, `error` with the request's `id`) answer
-requests; events (`incoming`, `offer`, `ringing`, `early_media`, `connected`, `held`, `resumed`, `dtmf`,
-`ice`, `ended`, and `error` about a call) are pushed by the call layer through `Session.send_event`.
-Every message is listed in docs/signaling.md.
+requests; events (`incoming`, `connected`, `held`, `quality`...: docs/signaling.md) go by `Session.send_event`.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
+from gateway.signaling.call_quality import CallQuality as CallQuality
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.ws.protocol import RequestId
 from sdp import IceCandidateInit
@@ -556,6 +555,7 @@ Event = (
     | Calls
     | Reattached
     | WebLost
+    | CallQuality
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -563,7 +563,6 @@ EVENT_TYPES: tuple[str, ...] = (
     "offer",
     "answer",
     "ringing",
-    "answer",
     "early_media",
     "connected",
     "held",
@@ -581,6 +580,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message",
     "message_result",
     "presence",
+    "quality",
 )
 
 

@@ -290,7 +290,8 @@ def openapi_document() -> dict[str, Any]:
                     "(the answer to the browser's data channel text), transfer (state of the session's own "
                     "transfer), transfer_requested (to: the SIP party's REFER, carried out by POST "
                     "/webrtc/offer with transfer_of), error (code: a control refused after its 200), "
-                    "closed; data: a "
+                    "quality (legs: per leg web and sip its mos, loss, remote_loss, jitter, rtt and poor; "
+                    "poor: the legs under quality.poor_mos), closed; data: a "
                     "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
                     "security": security,
                     "parameters": [

@@ -228,6 +228,10 @@ class RpcPeer:
                 )
             case sig.TransferRequested(call_id=call_id, to=to):
                 await self._notify("progress", {"call_id": call_id, "event": "transfer_requested", "to": to})
+            case sig.CallQuality(call_id=call_id):  # the legs' figures while the call is up
+                body = cast(dict[str, JsonValue], event.to_json())
+                await self._notify("progress", {"call_id": call_id, "event": "quality", "legs": body["legs"],
+                                                "poor": body["poor"]})  # fmt: skip
             case sig.ErrorMessage(code=code, message=message, call_id=call_id):
                 logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
                 if call_id is not None:  # a control the call refused after its result (a transfer's target)

@@ -364,6 +364,15 @@ def test_event_encoding() -> None:
             ev.Reattached("c1", "v=0", False, True),
             {"type": "reattached", "call_id": "c1", "sdp": "v=0", "held_local": False, "held_remote": True},
         ),
+        (
+            ev.CallQuality("c1", {"sip": {"mos": 2.1, "loss": 0.2, "poor": True}, "web": {"poor": False}}),
+            {
+                "type": "quality",
+                "call_id": "c1",
+                "poor": ["sip"],
+                "legs": {"sip": {"mos": 2.1, "loss": 0.2, "poor": True}, "web": {"poor": False}},
+            },
+        ),  # fmt: skip
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),
     ]
