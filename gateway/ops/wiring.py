@@ -213,6 +213,15 @@ class Operations:
             return True, f"Redis reachable (instance {node.id})"
         return False, f"Redis unreachable (instance {node.id}): no login, session or routing decision"
 
+    def refusals(self) -> Iterable[tuple[str, str, int]]:
+        for server in (self._gateway.http, self._gateway.sip_ws_http):
+            for gate in server.gates if server is not None else ():
+                for reason, count in gate.refused.items():
+                    yield gate.name.lower().replace(" ", "_"), reason, count
+
+    def logins_throttled(self) -> int:
+        return self._gateway.identities.throttled
+
     def login_alarms(self) -> int:
         return self._gateway.identities.throttle.alarms
 
