@@ -20,6 +20,7 @@ from gateway.config.ops import CdrSection, MetricsSection, QualitySection
 from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
+from gateway.config.trace import TraceSection
 from gateway.config.users import UserConfig
 from gateway.config.values import (
     SUPPORTED_TRANSPORTS,
@@ -531,6 +532,7 @@ class Config:
     logging: LoggingSection = field(default_factory=LoggingSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
+    trace: TraceSection = field(default_factory=TraceSection)  # per-call traces, HEP (config/trace.py)
     quality: QualitySection = field(default_factory=QualitySection)  # while a call is up (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
     limits: LimitsSection = field(default_factory=LimitsSection)  # per-user caps (config/limits.py)

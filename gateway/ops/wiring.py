@@ -18,6 +18,7 @@ from gateway.ops.health import Readiness
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.quality_monitor import LiveCall, QualityAlarm, QualityMetrics, QualityMonitor
 from gateway.ops.records import CallRecord, record_of
+from gateway.ops.trace_wiring import Tracing
 from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
 from gateway.sip.useragent.ua import UAState
@@ -44,6 +45,10 @@ class Operations:
         self.metrics = GatewayMetrics(self) if config.metrics.enabled else None
         self.readiness = Readiness(self, on_pbx=gateway.driver.sip_inbound.pbx_changed)
         self.recorder = CallRecorder(config.cdr, post_json, base_dir)
+        # per-call traces (ops/trace_wiring.py): the SIP layer's tap (at start), each call's web signaling
+        self.tracing = Tracing(config.trace) if config.trace.enabled else None
+        if self.tracing is not None:
+            gateway.driver.web_trace = self.tracing.web_event
         # every live call's legs sampled on one timer: /metrics, `quality` events, alarms (ops/quality.py)
         quality_metrics = QualityMetrics(self.metrics.registry) if self.metrics is not None else None
         self.quality = QualityMonitor(self, config.quality, quality_metrics)
@@ -68,6 +73,10 @@ class Operations:
         config = self._gateway.config.metrics
         if self.metrics is not None:
             self.metrics.start(config.loop_lag_interval)
+        if self.tracing is not None:
+            if self._gateway.sip is not None:
+                self.tracing.attach(self._gateway.sip.layer)
+            await self.tracing.start()
         self.readiness.start()
         self.quality.start()
         if config.listen is not None:
@@ -90,6 +99,8 @@ class Operations:
             await self._server.close()
             self._server = None
         await self.quality.close()
+        if self.tracing is not None:
+            await self.tracing.close()
         await self.readiness.close()
         if self.metrics is not None:
             await self.metrics.close()
@@ -108,6 +119,8 @@ class Operations:
             self.metrics.media_lost.labels("web", cause).inc()
 
     def call_ended(self, runtime: CallRuntime) -> None:
+        if self.tracing is not None:
+            self.tracing.call_ended(runtime.call_id, runtime.log_context.sip_call_ids)
         record = record_of(runtime)
         if record is None:
             return

@@ -47,6 +47,7 @@ from gateway.runtime.passthrough import TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, hold_direction
 from gateway.signaling import events as sig
+from gateway.signaling.service import SessionSink
 from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 from gateway.sip.useragent.ua_replaces import names_our_dialog
@@ -240,6 +241,8 @@ class CallRuntime:
                 return
             if item.reply is not None:
                 item.reply.set_result(None)
+            if self._host.web_trace is not None and type(item.event).__name__.startswith("Web"):
+                self._host.web_trace(self.call_id, "in", item.event, self._host_session(item.event))
         for command in commands:
             await self._execute(command)
         call = self.sip.call
@@ -384,7 +387,13 @@ class CallRuntime:
                 "call=%s session %s gone: %s dropped", self.call_id, session_id, type(event).__name__
             )
             return
+        if self._host.web_trace is not None:
+            self._host.web_trace(self.call_id, "out", event, session)
         await session.send_event(event)
+
+    def _host_session(self, event: ev.Event) -> SessionSink | None:
+        session_id = getattr(event, "session_id", None)
+        return self._host.session(session_id) if isinstance(session_id, str) else None
 
     def _cancel_timer(self, name: TimerName) -> None:
         handle = self._timers.pop(name, None)

@@ -42,6 +42,7 @@ from gateway.media.events import MediaEvent, WebMediaLost
 from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.early_route import EarlyRoutes
+from gateway.runtime.host import WebTrace
 from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
@@ -92,6 +93,7 @@ class DriverCore:
         self.registration_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
         # MESSAGEs shown to a web user, in a call's dialog or out of any: limits.message_rate/burst
         # (runtime/message_rate.py)
         self.messages_in = MessageThrottle(

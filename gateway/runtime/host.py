@@ -21,10 +21,16 @@ if TYPE_CHECKING:
     from gateway.runtime.call_runtime import CallRuntime
 
 
+# (call id, "in" from the browser / "out" to it, the call event or signaling event, the session or None):
+# the web leg's signaling of each call, for the per-call traces (gateway/ops/trace_wiring.py)
+WebTrace = Callable[[str, str, object, object], None]
+
+
 class RuntimeHost(Protocol):
     """What a call's runtime needs from the driver."""
 
     registry: CallRegistry
+    web_trace: WebTrace | None  # set while per-call traces are on
 
     @property
     def ua(self) -> UserAgent: ...
