@@ -55,6 +55,7 @@ class EndReason(enum.StrEnum):
     RENEGOTIATION_FAILED = "renegotiation_failed"  # the browser's own new offer mid-call was refused
     TRANSFERRED = "transferred"  # the web user transferred the call (REFER succeeded)
     SHUTDOWN = "shutdown"  # the gateway stopped (SIGTERM, a restart)
+    ADMIN_HANGUP = "admin_hangup"  # an administrator ended the call (the admin page or API)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ _LOCAL: Final[Mapping[EndReason, str]] = MappingProxyType(
         EndReason.HOLD_FAILED: "The other side refused the hold or resume",
         EndReason.TRANSFERRED: "The call was transferred",
         EndReason.SHUTDOWN: "The phone gateway stopped (a restart?): call again in a moment",
+        EndReason.ADMIN_HANGUP: "An administrator ended the call",
     }
 )
 

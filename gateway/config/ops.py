@@ -27,7 +27,8 @@ class MetricsSection:
     loop_lag_interval: Annotated[float, FloatRange(0.05, 60.0)] = 0.5  # event-loop lag probe period, s
 
 
-def _webhook_url(value: object) -> str:
+def webhook_url(value: object) -> str:
+    """An http:// or https:// URL with a host (the cdr webhook, the `webhooks` receivers)."""
     if not isinstance(value, str):
         raise TypeError(f"expected an http(s) URL, got {value!r}")
     parts = urlsplit(value)
@@ -43,7 +44,7 @@ class CdrSection:
 
     file: str | None = None  # path of a JSON lines file (created, appended to)
     log: bool = False
-    webhook: Annotated[str, Parse(_webhook_url)] | None = None
+    webhook: Annotated[str, Parse(webhook_url)] | None = None
     webhook_timeout: Annotated[float, FloatRange(0.1, 60.0)] = 5.0
 
     def __post_init__(self) -> None:

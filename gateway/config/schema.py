@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
-from gateway.config.addresses import RtpAddress, rtp_addresses
+from gateway.config.addresses import RtpAddress, rtp_addresses, web_ports_overlap
 from gateway.config.cluster import ClusterSection
 from gateway.config.connections import ConnectionsSection
 from gateway.config.errors import InvalidValue
@@ -273,6 +273,7 @@ class MediaSection:
     # The IPs in SDP c= lines, at most one per address family (see gateway/config/addresses.py).
     public_address: Annotated[tuple[IPAddress, ...], Parse(_public_addresses)] = ()
     rtp_ports: RtpPorts = field(default_factory=RtpPorts)
+    web_ports: RtpPorts | None = None  # the browsers' ICE sockets' own range; absent: they share rtp_ports
     inactivity_timeout: Annotated[float, FloatRange(0.5, 3600.0)] = 5.0  # seconds without RTP: hang up
     # seconds without RTP from the browser after which its audio is reported lost (event `web_lost`,
     # metric gateway_media_lost_total) and the SIP side hears the reconnecting fill; 0: off
@@ -554,6 +555,7 @@ class Config:
         return rtp_addresses((item.host for item in self.sip.listen), self.media.public_address, pbx)
 
     def _cross_checks(self) -> Iterator[tuple[str, str]]:
+        yield from web_ports_overlap(self.media.rtp_ports, self.media.web_ports)  # config/addresses.py
         tls_listen = any(item.transport is Transport.TLS for item in self.sip.listen)
         if self.pbx.transport is Transport.TLS and not tls_listen:
             yield (

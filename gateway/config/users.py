@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Final
 
+from gateway.config.admin import parse_role
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import UserLimits
 from gateway.config.secret import Secret
@@ -153,3 +154,4 @@ class UserConfig:
     # ring (call waiting), reject (486 Busy Here) or forward:<number> (302 to that number).
     on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
     limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)
+    roles: tuple[Annotated[str, Parse(parse_role)], ...] = ()  # `admin`: the admin page and API

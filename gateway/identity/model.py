@@ -52,6 +52,7 @@ class WebUser:
     web_secret_hash: PasswordHash | None = None
     web_token: Secret | None = field(default=None, repr=False)
     on_busy: str = "ring"  # every session in a call: ring | reject | forward:<destination>
+    roles: frozenset[str] = frozenset()  # users[].roles: `admin` opens the admin page and API
 
     def __post_init__(self) -> None:
         if self.on_busy not in ("ring", "reject") and not self.on_busy.startswith("forward:"):

@@ -107,6 +107,7 @@ def web_users_from_config(config: Config) -> tuple[WebUser, ...]:
                 web_secret_hash=entry.web_secret_hash,
                 web_token=entry.web_token,
                 on_busy=entry.on_busy,
+                roles=frozenset(entry.roles),
             )
         )
     return tuple(users)

@@ -239,5 +239,9 @@ class Operations:
         return self._gateway.identities.throttle.alarms
 
     def rtp_ports(self) -> tuple[int, int]:
-        ports = self._gateway.ports
-        return ports.available, len(ports.held)
+        """(free, in use) pairs; with media.web_ports, the fewer free of the two ranges (a call needs
+        both) and the pairs in use in both."""
+        ports, web = self._gateway.ports, self._gateway.web_ports
+        if web is None:
+            return ports.available, len(ports.held)
+        return min(ports.available, web.available), len(ports.held) + len(web.held)

@@ -85,6 +85,7 @@ class CallRuntime:
         # the media figures when the bridge closed (gateway/ops/records.py): per leg, transcoding, packets
         self.media_quality: dict[str, dict[str, object]] | None = None
         self.transcoding = False
+        self.progress_told: set[str] = set()  # ringing, answered: told the host once each
         self.media_packets = (0, 0)  # (forwarded by the fast lane, forwarded in all)
         # the call's ids on its log lines: the context the driver bound, or one of its own
         self.log_context = logctx.current() or logctx.CallContext()
@@ -361,6 +362,10 @@ class CallRuntime:
 
     async def _signal_command(self, command: cmd.SignalCommand) -> None:
         self._report_transfer(command)
+        progress = _PROGRESS.get(type(command))
+        if progress is not None and progress not in self.progress_told:
+            self.progress_told.add(progress)
+            self._host.call_progress(self, progress)
         for event in self._signals.events(command):
             if isinstance(event, sig.Held) and event.by == "remote" and self.sip.call is not None:
                 # how the SIP party holds: its re-offer's direction (a SIP library is re-INVITEd with it)
@@ -416,3 +421,9 @@ _COMMANDS.add_all(get_args(cmd.SignalCommand), CallRuntime._signal_command)
 _COMMANDS.add_all(get_args(cmd.MediaCommand), CallRuntime._media_command)
 _COMMANDS.add(cmd.StartTimer, CallRuntime._start_timer)
 _COMMANDS.add(cmd.CancelTimer, CallRuntime._stop_timer)
+# The commands that say a call rang or was answered (the first of each is told: call_progress)
+_PROGRESS: Final[dict[type, str]] = {
+    cmd.NotifyIncoming: "ringing",
+    cmd.NotifyRinging: "ringing",
+    cmd.NotifyConnected: "answered",
+}

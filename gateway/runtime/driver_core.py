@@ -94,6 +94,9 @@ class DriverCore:
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
+        self.on_call_progress: Callable[[CallRuntime, str], None] | None = (
+            None  # ringing, answered (webhooks)
+        )
         # MESSAGEs shown to a web user, in a call's dialog or out of any: limits.message_rate/burst
         # (runtime/message_rate.py)
         self.messages_in = MessageThrottle(
@@ -184,6 +187,13 @@ class DriverCore:
         for task in runtime.pending:  # a BYE still retransmitted to a far end that does not answer
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def call_progress(self, runtime: CallRuntime, progress: str) -> None:
+        if self.on_call_progress is not None:
+            try:
+                self.on_call_progress(runtime, progress)
+            except Exception:  # a webhook must never break the call
+                logger.exception("call=%s %s not reported", runtime.call_id, progress)
 
     @property
     def calls(self) -> int:

@@ -72,6 +72,11 @@ class RuntimeHost(Protocol):
         may be shown it, else the whole seconds until she might (limits.message_rate, message_rate.py)."""
         ...
 
+    def call_progress(self, runtime: CallRuntime, progress: str) -> None:
+        """The call first rang (`ringing`: the SIP party's phone, or a web user's) or was first answered
+        (`answered`): the webhooks (gateway/ops/webhooks.py)."""
+        ...
+
     def early_answer(self, call_id: str) -> Callable[[str], None] | None:
         """Where the WebRTC answer of an outbound call goes as soon as it exists (before the SIP side
         answered): the HTTP offer API's sessions want it at once; None: the usual answer on 18x/2xx."""

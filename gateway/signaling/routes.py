@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.config.schema import HttpSection
 from gateway.identity.lookup import IdentityMap
+from gateway.signaling.admin_auth import ADMIN_AUTH_KEY, AdminAuth
 from gateway.signaling.api_auth import ApiCredentials
 from gateway.signaling.events import IceServerInfo
 from gateway.signaling.http_api.handlers import (
@@ -198,6 +199,9 @@ def add_signaling_routes(
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)
+    app[ADMIN_AUTH_KEY] = AdminAuth(
+        credentials, config.admin.token.reveal() if config.admin.token is not None else None
+    )  # admin_auth.require_admin
     app[STREAMS_KEY] = EventStreams.from_config(config)
     app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
     sockets = SocketRegistry()

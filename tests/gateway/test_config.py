@@ -739,6 +739,7 @@ def test_iter_secrets() -> None:
         "users[0].web_token": "env:ALICE_TOKEN",
         "users[1].web_token": "inline",
         "metrics.token": None,
+        "admin.token": None,
     }
 
 

@@ -29,7 +29,7 @@ def operations(*media: CallMedia | None) -> Operations:
         runtimes=[SimpleNamespace(bridge=m) for m in media],
         sip_inbound=SimpleNamespace(pbx_changed=lambda s: None),
     )
-    gateway = SimpleNamespace(config=load_config_text("", env={}), driver=driver)
+    gateway = SimpleNamespace(config=load_config_text("", env={}), driver=driver, cluster=None)
     return Operations(cast("Gateway", gateway))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gateway.calls.boundary import _checks
 from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.calls.errors import InvalidValue
+from gateway.calls.reasons import EndReason
 from gateway.calls.states import RejectKind, TimerName
 from gateway.identity.model import Found, InboundResult, NoSuchUser, NotOnline, WebUser
 
@@ -176,7 +177,10 @@ class WebDtmf:
 @dataclass(frozen=True, slots=True)
 class GatewayStopping:
     """The gateway is stopping (SIGTERM, a restart): the call ends now, its browser told `ended`
-    (`shutdown`), the SIP side hung up (BYE, CANCEL or 480), as a call the gateway ends itself."""
+    (`shutdown`), the SIP side hung up (BYE, CANCEL or 480), as a call the gateway ends itself.
+    `reason` `admin_hangup`: an administrator ends this one call the same way (the admin API)."""
+
+    reason: EndReason = EndReason.SHUTDOWN
 
 
 @dataclass(frozen=True, slots=True)

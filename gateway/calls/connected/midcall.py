@@ -104,7 +104,7 @@ def leg_lost(call: CallMachine, event: SipLegClosed) -> None:
 
 def stopping(call: CallMachine, event: GatewayStopping) -> None:
     """The gateway stops: BYE, `ended` (shutdown) to the browser (it showed "reconnecting" for 30 s)."""
-    end_connected(call, local_reason(EndReason.SHUTDOWN))
+    end_connected(call, local_reason(event.reason))
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:

@@ -173,9 +173,9 @@ def early_answer(call: CallMachine, event: WebSdpAnswer) -> None:
 
 def ringing_stopping(call: CallMachine, event: GatewayStopping) -> None:
     """The gateway stops while web users ring: they hear `ended` (shutdown), the caller 480."""
-    call.stop_ringing(EndReason.SHUTDOWN)
+    call.stop_ringing(event.reason)
     call.emit(CloseBridge(call.call_id))
-    _refuse(call, 480, EndReason.SHUTDOWN)
+    _refuse(call, 480, event.reason)
 
 
 def ringing_media_failed(call: CallMachine, event: MediaFailed) -> None:
@@ -316,7 +316,7 @@ def answering_disconnected(call: CallMachine, event: WebDisconnected) -> None:
 
 
 def answering_stopping(call: CallMachine, event: GatewayStopping) -> None:
-    _fail_answer(call, local_reason(EndReason.SHUTDOWN), 480)
+    _fail_answer(call, local_reason(event.reason), 480)
 
 
 def answering_cancelled(call: CallMachine, event: SipCancelled) -> None:

@@ -238,7 +238,7 @@ def disconnected(call: CallMachine, event: WebDisconnected) -> None:
 
 def stopping(call: CallMachine, event: GatewayStopping) -> None:
     """The gateway stops before the answer: CANCEL (if the INVITE is out), `ended` (shutdown)."""
-    abandon(call, local_reason(EndReason.SHUTDOWN))
+    abandon(call, local_reason(event.reason))
 
 
 def media_failed(call: CallMachine, event: MediaFailed) -> None:
