@@ -92,6 +92,8 @@ class Gateway:
         self.presence: PresenceRegistry = InMemoryPresence()
         ports = config.media.rtp_ports
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
+        web = config.media.web_ports  # the web legs' ICE sockets: their own range, else self.ports
+        self.web_ports = RtpPortAllocator(PortRange(web.start, web.end)) if web is not None else None
         self.fast_lane = (
             fastlane.EnginePool(coalesce=config.media.fast_path_coalesce_ms / 1000)
             if config.media.fast_path and fastlane.available()
@@ -141,6 +143,7 @@ class Gateway:
             call_id=call_id,
             fast_lane=self.fast_lane,
             dtls_certificates=self.dtls_certificates,
+            web_allocator=self.web_ports,
         )
         if _is_loopback(settings.bind_host):
             settings = loopback_bridge_settings(settings)
@@ -154,6 +157,7 @@ class Gateway:
             include_loopback=settings.include_loopback,
             host_addresses=settings.host_addresses,
             ice_timeout=settings.ice_timeout,
+            ports=settings.web_allocator or settings.allocator,
         )
 
     def _http_limits(self) -> HttpLimits:

@@ -11,11 +11,30 @@ is an IP literal served, else the first listen host's.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 WILDCARDS = {"IP4": "0.0.0.0", "IP6": "::"}
+
+
+class _Range(Protocol):
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+def web_ports_overlap(rtp: _Range, web: _Range | None) -> Iterator[tuple[str, str]]:
+    """`media.web_ports` (the web legs' ICE sockets, issue 36) must lie apart from `media.rtp_ports`:
+    two allocators on one port would each take the other's sockets for another process's."""
+    if web is not None and web.start <= rtp.end and rtp.start <= web.end:
+        yield (
+            "media.web_ports",
+            f"{web.start}-{web.end} overlaps media.rtp_ports {rtp.start}-{rtp.end}: give the web "
+            "legs a range of their own, or leave web_ports out to share rtp_ports",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
             certificate=web_certificate(settings.dtls_certificates),
             opus_usedtx=settings.opus_usedtx,
             opus_red=settings.opus_red,
+            ports=settings.web_allocator or settings.allocator,  # issue 36: ICE sockets in the range too
         )
         self._web_options = options
         self._web = self._new_web_leg()

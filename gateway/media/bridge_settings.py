@@ -36,6 +36,8 @@ class BridgeSettings:
 
     allocator: RtpPortAllocator
     bind_host: str = "127.0.0.1"
+    # the web leg's ICE sockets' range (media.web_ports); None: they share ``allocator`` (media.rtp_ports)
+    web_allocator: RtpPortAllocator | None = None
     public_address: str | None = None
     addresses: Mapping[str, RtpAddress] | None = None
     # SDES-SRTP on the SIP leg (media.sip_srtp): off, optional (taken when offered, and offered when
@@ -137,6 +139,7 @@ def settings_from_config(
     call_id: str,
     fast_lane: EnginePool | None = None,
     dtls_certificates: DtlsCertificates | None = None,
+    web_allocator: RtpPortAllocator | None = None,
 ) -> BridgeSettings:
     """The bridge settings of one call from ``gateway.yaml``: RTP on the SIP listen hosts, per address
     family (``Config.rtp_addresses``). A wildcard listen host needs ``media.public_address`` of its
@@ -147,6 +150,7 @@ def settings_from_config(
     default = next(iter(addresses.values()))
     return BridgeSettings(
         allocator,
+        web_allocator=web_allocator,
         bind_host=default.bind_host,
         public_address=default.public,
         addresses=addresses,

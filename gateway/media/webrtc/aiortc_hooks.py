@@ -20,6 +20,10 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``restrict_host_addresses(pc, ...)``: aioice skips 127.0.0.1 when gathering; tests on loopback wrap the
   connection's ``get_component_candidates`` to gather on the addresses given (production never does).
 * ``ice_connection(pc)``: the aioice ``Connection`` behind the first transceiver, for candidate handling.
+* ``ice_connections(pc)``, ``add_protocol(connection, protocol)``, ``connect_turn(transport, protocol)``:
+  every ICE connection of a peer connection, and what ``ice_ports`` needs to gather on sockets of the
+  configured range (aioice binds port 0): a host or relay protocol joins ``Connection._protocols``, a
+  TURN transport on our socket runs aioice's allocation (``TurnTransport._connect``).
 * ``peer_connection(configuration, certificate)``: an ``RTCPeerConnection`` with the process's DTLS
   certificate: aiortc's constructor makes a new ECDSA key and self-signed certificate for every peer
   connection (``RTCCertificate.generateCertificate``, ~1 ms of the event loop per call) and takes none
@@ -61,6 +65,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import aioice.ice
+import aioice.turn
 import aiortc.rtcdtlstransport
 import av
 import pylibsrtp
@@ -279,6 +284,35 @@ def ice_connection(pc: RTCPeerConnection) -> Connection:
     if not isinstance(connection, Connection):
         raise HookError("RTCIceTransport._connection is gone")
     return connection
+
+
+def ice_connections(pc: RTCPeerConnection) -> list[Connection]:
+    """The aioice connections of every ICE transport the peer connection gathers on (one per unbundled
+    m-line: an offer with video or a data channel has several)."""
+    transports = getattr(pc, "_RTCPeerConnection__iceTransports", None)
+    if not isinstance(transports, set):
+        raise HookError("RTCPeerConnection.__iceTransports is gone")
+    found = [getattr(transport, "_connection", None) for transport in transports]
+    if not all(isinstance(connection, Connection) for connection in found):
+        raise HookError("RTCIceTransport._connection is gone")
+    return found  # type: ignore[return-value]
+
+
+def add_protocol(connection: Connection, protocol: Any) -> None:
+    """Make ``protocol`` (a host or relayed candidate's) one of the connection's: paired with remote
+    candidates, closed by ``close()``."""
+    protocols = getattr(connection, "_protocols", None)
+    if not isinstance(protocols, list):
+        raise HookError("Connection._protocols is gone")
+    protocols.append(protocol)
+
+
+async def connect_turn(transport: aioice.turn.TurnTransport, protocol: Any) -> None:
+    """aioice's TURN allocation (RFC 5766 §6) on ``transport``, whose socket is ours."""
+    connect = getattr(transport, "_connect", None)
+    if not callable(connect):
+        raise HookError("TurnTransport._connect is gone")
+    await connect(protocol)
 
 
 def restrict_host_addresses(

@@ -54,6 +54,7 @@ from gateway.media.webrtc import (
     aiortc_rtcp,
     ice_completion,
     ice_consent,
+    ice_ports,
     offer_restart,
     web_codecs,
     web_sdp,
@@ -84,6 +85,7 @@ class WebLegOptions:
     rtcp_interval: float = 5.0  # our RTCP reports to the browser (aiortc_rtcp: RFC 3550 §6.2, as the SIP leg)
     opus_usedtx: bool = False  # usedtx=1 beside useinbandfec=1 in our Opus fmtp (media.opus_usedtx)
     opus_red: str = "off"  # RFC 2198 redundancy with the browser (media.opus_red; web_codecs.RED_MODES)
+    ports: ice_ports.PortSource | None = None  # the range ICE sockets are leased from; None: the OS's
 
     def __post_init__(self) -> None:
         if self.rtcp_interval <= 0 or self.opus_red not in web_codecs.RED_MODES:
@@ -120,10 +122,7 @@ class WebRtcLeg:
             self._sender, self._receiver, interval=options.rtcp_interval
         )
         aiortc_hooks.tap_receiver(self._transceiver.receiver, self._tapped)
-        if options.include_loopback or options.host_addresses is not None:
-            aiortc_hooks.restrict_host_addresses(
-                self._pc, options.host_addresses, include_loopback=options.include_loopback
-            )
+        self.ice_sockets = ice_ports.IceSockets.of(self._pc, options, call_id)  # ICE sockets in the range
         self._pruned: web_sdp.PrunedOffer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._remote_candidates = 0
@@ -367,8 +366,9 @@ class WebRtcLeg:
         return self._with_fec(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
 
     async def _gather(self, description: RTCSessionDescription) -> None:
-        """setLocalDescription, which opens the ICE sockets: no descriptor left (EMFILE) or no address is
-        this call's failure (a WebLegError the call layer answers), never a traceback (issue 32)."""
+        """setLocalDescription, which opens the ICE sockets: no descriptor left (EMFILE), no free port pair
+        or no address is this call's failure (a WebLegError the call layer answers), never a traceback."""
+        self.ice_sockets.cover()
         try:
             await self._pc.setLocalDescription(description)
         except OSError as exc:
@@ -596,3 +596,4 @@ class WebRtcLeg:
             await self.video.close()
         self._chat.close()
         await self._pc.close()
+        self.ice_sockets.release()  # what its ICE connections' close did not give back (ice_ports)
