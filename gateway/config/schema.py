@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses, web_ports_overlap
+from gateway.config.admin import AdminSection, WebhookConfig
 from gateway.config.cluster import ClusterSection
 from gateway.config.connections import ConnectionsSection
 from gateway.config.errors import InvalidValue
@@ -538,6 +539,8 @@ class Config:
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
     limits: LimitsSection = field(default_factory=LimitsSection)  # per-user caps (config/limits.py)
     cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)
+    admin: AdminSection = field(default_factory=AdminSection)  # admin page and REST API (config/admin.py)
+    webhooks: tuple[WebhookConfig, ...] = ()  # call events POSTed, signed (config/admin.py)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.
     state_dir: str = "state"

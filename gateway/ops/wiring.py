@@ -19,8 +19,10 @@ from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.quality_monitor import LiveCall, QualityAlarm, QualityMetrics, QualityMonitor
 from gateway.ops.records import CallRecord, record_of
 from gateway.ops.trace_wiring import Tracing
+from gateway.ops.webhooks import Webhooks
 from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
+from gateway.signaling.webhook_http import post_webhook
 from gateway.sip.useragent.ua import UAState
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ class Operations:
         self.tracing = Tracing(config.trace) if config.trace.enabled else None
         if self.tracing is not None:
             gateway.driver.web_trace = self.tracing.web_event
+        # call events to the `webhooks` (ops/webhooks.py): `emit(event, call_id, data)` from anywhere
+        instance = gateway.cluster.node.id if gateway.cluster is not None else None
+        self.webhooks = Webhooks(config.webhooks, post_webhook, instance=instance)
         # every live call's legs sampled on one timer: /metrics, `quality` events, alarms (ops/quality.py)
         quality_metrics = QualityMetrics(self.metrics.registry) if self.metrics is not None else None
         self.quality = QualityMonitor(self, config.quality, quality_metrics)
@@ -105,6 +110,7 @@ class Operations:
         if self.metrics is not None:
             await self.metrics.close()
         await self.recorder.close()
+        await self.webhooks.close()
 
     def _registry(self) -> Any:
         return self.metrics.registry if self.metrics is not None else None
@@ -137,6 +143,7 @@ class Operations:
             self.metrics.call_ended(record, fast, forwarded)
         if self.recorder.enabled:
             self.recorder.write(record)
+        self.webhooks.emit("ended", record.call_id, record.to_json())
         for sink in self.record_sinks:  # one failing (an embedding program's: Gateway.add_record_sink)
             try:  # costs neither the others nor the call's cleanup
                 sink(record)
