@@ -21,7 +21,9 @@ from gateway.ops.records import CallRecord, record_of
 from gateway.ops.trace_wiring import Tracing
 from gateway.ops.webhooks import Webhooks
 from gateway.signaling.call_quality import CallQuality
+from gateway.signaling.admin_auth import require_admin
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
+from gateway.signaling.trace_http import add_trace_routes
 from gateway.signaling.webhook_http import post_webhook
 from gateway.sip.useragent.ua import UAState
 
@@ -71,6 +73,7 @@ class Operations:
             add_ops_routes(app, ready=self.ready, registry=self._registry(), token=self._token())
         else:
             add_ops_routes(app, ready=self.ready, registry=None)
+        add_trace_routes(app, self.tracing, require_admin)  # the admin's per-call trace downloads
 
     async def start(self) -> None:
         from gateway.signaling.http import HttpServer

@@ -127,9 +127,8 @@ class BrowserRequests(DriverCore):
         with logctx.bind_call(context):
             try:
                 key = session.api_key if isinstance(session, KeyedSink) else None
-                call_id, commands = self.registry.dial(
-                    ev.WebDial(session.id, session.user, to, sdp, chosen, route=route, api_key=key)
-                )
+                dial = ev.WebDial(session.id, session.user, to, sdp, chosen, route=route, api_key=key)
+                call_id, commands = self.registry.dial(dial)
             except CallLimitReached as exc:  # before any SIP or port: HTTP 429, an `error`, SIP 486
                 logger.info("call to %r of %s refused: %s", to, session.user.id, exc)
                 raise ServiceError(str(exc), code=exc.limit, http_status=429) from None
@@ -141,6 +140,8 @@ class BrowserRequests(DriverCore):
                 if error is not None and error.code == "destination_not_allowed":
                     raise Forbidden(message, field="to")
                 raise BadRequest(message, field="to", code=error.code if error is not None else None)
+            if self.web_trace is not None:  # the browser's offer, in the call's trace (gateway/ops)
+                self.web_trace(call_id, "in", dial, session)
             runtime = self.start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
