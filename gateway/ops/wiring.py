@@ -20,8 +20,8 @@ from gateway.ops.quality_monitor import LiveCall, QualityAlarm, QualityMetrics, 
 from gateway.ops.records import CallRecord, record_of
 from gateway.ops.trace_wiring import Tracing
 from gateway.ops.webhooks import Webhooks
-from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.admin_auth import require_admin
+from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.ops_http import add_ops_routes, ops_app, post_json
 from gateway.signaling.trace_http import add_trace_routes
 from gateway.signaling.webhook_http import post_webhook
