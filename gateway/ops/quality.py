@@ -7,8 +7,11 @@ leg `web` and `sip`, packets received and lost, jitter, RTT, the far end's repor
 How it works. Per leg, a `LegTracker` keeps the counters of the last sample, so a sample's `loss` is that
 of the packets expected since then (what the gateway received from the leg's peer; RFC 3550 §A.3 counts
 them the same way). `remote_loss` is the fraction lost of the peer's latest RTCP report on what the
-gateway sends it (RFC 3550 §6.4.1). The estimated `mos` (E-model, gateway/ops/mos.py) takes the worse of
-the two directions' losses, plus the late packets the jitter implies, and half the RTT as one-way delay.
+gateway sends it (RFC 3550 §6.4.1). That report counts the packets lost on the other leg as well when the
+gateway forwards their gaps (a pass-through leg's sequence numbers keep them), so the leg's own share is
+1 - (1 - remote) / (1 - the other leg's loss). The estimated `mos` (E-model, gateway/ops/mos.py) takes
+the worse of the two directions' own losses, plus the late packets the jitter implies, and half the RTT
+as one-way delay.
 A leg with no packet in the interval (on hold, or its media stopped) has no sample: nothing is told,
 and its alarm count neither grows nor resets.
 
@@ -114,27 +117,34 @@ class LegTracker:
         self._below = 0  # samples in a row on the far side of alarm_mos from where the alarm stands
         self.alarmed = False
 
-    def sample(self, figures: Mapping[str, object]) -> LegSample | None:
-        """This interval's figures from the cumulative ones; None when no packet came in it."""
+    def interval(self, figures: Mapping[str, object]) -> tuple[int, int] | None:
+        """(received, lost) since the last sample from the cumulative counters; None when none came."""
         received = int(_number(figures, "packets_received") or 0)
         lost = max(0, int(_number(figures, "packets_lost") or 0))
         before, self._counts = self._counts, (received, lost)
         got, missed = (received, lost) if before is None else (received - before[0], lost - before[1])
-        if got < 0:  # the counters started again (a new stream): the next interval counts from here
+        if got <= 0:  # none, or the counters started again (a new stream): the next interval counts from here
             return None
-        missed = max(0, missed)
-        if got == 0:
-            return None
+        return got, max(0, missed)
+
+    def sample(self, figures: Mapping[str, object], upstream: float = 0.0) -> LegSample | None:
+        """This interval's figures from the cumulative ones; None when no packet came in it. `upstream`:
+        the other leg's loss in the interval, which the peer's report includes (module note)."""
+        counts = self.interval(figures)
+        return self.figures(figures, counts, upstream) if counts is not None else None
+
+    def figures(self, figures: Mapping[str, object], counts: tuple[int, int], upstream: float) -> LegSample:
+        got, missed = counts
         loss = missed / (got + missed)
         remote = _number(figures, "remote_loss")
+        # what the peer misses of what we forward includes what never reached us from the other leg
+        own = max(0.0, 1.0 - (1.0 - remote) / max(1e-6, 1.0 - upstream)) if remote is not None else 0.0
         jitter, rtt = _number(figures, "jitter"), _number(figures, "rtt")
         codec = figures.get("codec")
-        worse = max(loss, remote or 0.0)
         late = jitter_loss(jitter * 1000 if jitter is not None else None)
         delay = rtt * 500 if rtt is not None else 0.0
-        mos = round(
-            mos_from_r(r_factor(codec if isinstance(codec, str) else None, min(1.0, worse + late), delay)), 2
-        )
+        worse = min(1.0, max(loss, own) + late)
+        mos = round(mos_from_r(r_factor(codec if isinstance(codec, str) else None, worse, delay)), 2)
         return LegSample(
             mos=mos,
             loss=round(loss, 4),
@@ -182,15 +192,20 @@ class CallQuality:
         return tuple(leg for leg, tracker in self._legs.items() if tracker.alarmed)
 
     def sample(self, quality: Mapping[str, Mapping[str, object]]) -> QualityReport:
+        counts = {}
+        for leg, tracker in self._legs.items():
+            figures = quality.get(leg)
+            interval = tracker.interval(figures) if figures is not None else None
+            if interval is not None:
+                counts[leg] = interval
+        loss = {leg: missed / (got + missed) for leg, (got, missed) in counts.items()}
         legs: dict[str, LegSample] = {}
         tell = False
         alarms: list[Alarm] = []
-        for leg, tracker in self._legs.items():
-            figures = quality.get(leg)
-            sample = tracker.sample(figures) if figures is not None else None
-            if sample is None:
-                continue
-            legs[leg] = sample
+        for leg, interval in counts.items():
+            tracker = self._legs[leg]
+            other = next((value for name, value in loss.items() if name != leg), 0.0)
+            sample = legs[leg] = tracker.figures(quality[leg], interval, other)
             tell = tracker.tell(sample) or tell
             alarm = tracker.alarm(leg, sample)
             if alarm is not None:

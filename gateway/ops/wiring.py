@@ -155,7 +155,7 @@ class Operations:
 
     def _quality_alarm(self, event: QualityAlarm) -> None:
         """A leg's quality alarm raised or cleared (gateway/ops/quality_monitor.py, logged there)."""
-        pass  # the webhooks (gateway/ops/webhooks.py) take it once they are wired
+        self.webhooks.emit("quality_alarm", event.call_id, event.to_json())
 
     def ready(self) -> tuple[bool, dict[str, object]]:
         """/readyz: the readiness checks, and not while draining."""

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from gateway.config.errors import ConfigError
 from gateway.config.loader import config_from_mapping
 from gateway.config.ops import QualitySection
-from gateway.ops.quality import AlarmState, CallQuality, LegSample, LegTracker
+from gateway.ops.quality import Alarm, AlarmState, CallQuality, LegSample, LegTracker
 from gateway.ops.quality_monitor import LiveCall, QualityAlarm, QualityMetrics, QualityMonitor
 
 SETTINGS = QualitySection(poor_mos=3.5, min_change=0.3, alarm_mos=3.0, alarm_samples=2)
@@ -39,6 +39,16 @@ def test_a_sample_counts_the_interval_only() -> None:
 def test_the_far_ends_report_counts_as_loss_too() -> None:
     sample = LegTracker(SETTINGS).sample(figures(250, 0, remote_loss=0.25))
     assert sample is not None and sample.loss == 0 and sample.remote_loss == 0.25 and sample.poor
+
+
+def test_the_loss_forwarded_from_the_other_leg_is_not_this_legs() -> None:
+    """The browser reports the gaps of the phone's lost packets that the gateway forwarded: its leg is fine."""
+    call = CallQuality(SETTINGS)
+    report = call.sample({"web": figures(250, 0, remote_loss=0.21), "sip": figures(200, 50)})
+    assert report.legs["web"].remote_loss == 0.21 and not report.legs["web"].poor
+    assert report.legs["sip"].poor
+    report = call.sample({"web": figures(500, 0, remote_loss=0.4), "sip": figures(450, 50)})
+    assert report.legs["web"].poor  # now more than the phone's leg lost: the browser's own path
 
 
 def test_no_packet_no_sample_and_a_restarted_stream_starts_again() -> None:
@@ -65,7 +75,7 @@ def test_the_web_user_hears_of_moves_and_crossings_only() -> None:
 
 def test_an_alarm_is_raised_once_and_cleared_once() -> None:
     call = CallQuality(SETTINGS)
-    alarms = []
+    alarms: list[Alarm] = []
     web_total = sip_received = sip_lost = 0
     for lossy in (True, True, True, True, False, False, False):
         web_total += 250
@@ -88,9 +98,9 @@ def test_a_sample_refuses_impossible_figures() -> None:
 
 
 def test_the_quality_section_names_a_bad_value() -> None:
-    with pytest.raises(ConfigError, match="quality.interval"):
+    with pytest.raises(ConfigError, match=r"quality\.interval"):
         config_from_mapping({"quality": {"interval": 0}}, {})
-    with pytest.raises(ConfigError, match="quality.alarm_samples"):
+    with pytest.raises(ConfigError, match=r"quality\.alarm_samples"):
         config_from_mapping({"quality": {"alarm_samples": "many"}}, {})
     assert config_from_mapping({"quality": {"interval": 2}}, {}).quality.interval == 2.0
 
@@ -115,7 +125,11 @@ async def test_the_monitor_observes_tells_and_alarms(caplog: pytest.LogCaptureFi
     monitor = QualityMonitor(calls, SETTINGS, QualityMetrics(registry))
     raised: list[QualityAlarm] = []
     monitor.alarm_sinks.append(raised.append)
-    monitor.alarm_sinks.append(lambda alarm: 1 / 0)  # a failing sink costs the others nothing
+
+    def failing(alarm: QualityAlarm) -> None:
+        raise RuntimeError("a sink that fails")
+
+    monitor.alarm_sinks.insert(0, failing)  # a failing sink costs the others nothing
     caplog.set_level(logging.WARNING, "gateway.ops.quality_monitor")
     for n in range(1, 4):
         calls.live["c1"] = {"web": figures(250 * n, 0), "sip": figures(200 * n, 50 * n)}
