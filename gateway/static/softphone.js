@@ -205,10 +205,23 @@ function render() {
   const received = active ? call.receivedDigits || "" : "";
   $("dtmf-received").hidden = !received;
   $("dtmf-received").textContent = received ? `Received ${received}` : "";
+  renderQuality(inCall ? call : null);
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
   ringAlerts();
+}
+
+// "Poor connection" while a leg's estimated MOS is under the gateway's threshold (the `quality` event:
+// legs.web is this browser's side, legs.sip the phone's); hidden again when it recovers.
+const POOR_TEXT = { web: "your side", sip: "the phone's side" };
+
+function renderQuality(c) {
+  const poor = (c?.quality?.poor || []).filter((leg) => leg in POOR_TEXT);
+  const box = $("quality-warning");
+  box.hidden = !poor.length;
+  box.dataset.legs = poor.join(" ");
+  box.textContent = poor.length ? `Poor connection: ${poor.map((leg) => POOR_TEXT[leg]).join(" and ")}` : "";
 }
 
 // The in-call "Add video" / "Stop video" button (issue 19): the page's own offer mid-call. A call whose
@@ -401,6 +414,7 @@ function track(newCall) {
     else tick();
   });
   newCall.addEventListener("hold", render);
+  newCall.addEventListener("quality", render);
   newCall.addEventListener("dtmf", (event) => {
     newCall.receivedDigits = ((newCall.receivedDigits || "") + event.detail.digit).slice(-32);
     render();

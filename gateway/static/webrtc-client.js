@@ -464,6 +464,12 @@ export class Call extends EventTarget {
           break;
         case "ice": await this._addRemoteCandidate(message.candidate); break;
         case "dtmf": emit(this, "dtmf", { digit: message.digit, duration_ms: message.duration_ms }); break;
+        // each leg's figures while the call is up: legs.web (this browser) and legs.sip (the phone's side),
+        // each {mos, loss, remote_loss, jitter, rtt, poor}; `poor` lists the legs under the threshold
+        case "quality":
+          this.quality = { legs: message.legs || {}, poor: message.poor || [] };
+          emit(this, "quality", this.quality);
+          break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
         // the far end transfers this user (REFER): call `to` with `client.call(to, {transferOf: id})`
         case "transfer_requested": emit(this, "transfer_requested", { to: message.to }); break;
