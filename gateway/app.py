@@ -133,6 +133,7 @@ class Gateway:
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)
         if self.cluster is not None:
             self.ops.record_sinks.append(self.cluster.records.write)
+            self.cluster.live_calls.write = self.ops.foreign_record  # a dead instance's calls
 
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
         """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cluster.live_calls import LiveCallLedger
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.presence_channel import PresenceChannel
@@ -32,6 +33,7 @@ from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
+from gateway.ops.records import CallRecord, record_of
 from gateway.signaling.cluster_http import ClusterHttp
 from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
@@ -58,6 +60,9 @@ class ClusterWiring:
         known = FileRevocations(revoked_file) if revoked_file is not None else None
         self.revocations = RedisRevocations(self.node, known)
         self.records = CallRecordStream(self.node)
+        # this instance's live calls in Redis; a dead instance's recorded by a survivor (live_calls.py)
+        self.live_calls = LiveCallLedger(self.node, self._live_records, self._no_sink)
+        self.node.add_refresher("live calls", self.live_calls.refresh, self.live_calls.leave)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
         self.presence_channel: PresenceChannel | None = None
@@ -69,6 +74,13 @@ class ClusterWiring:
         driver.inbound_redirect = routing.redirect
         driver.cluster_web_route = routing.web_route
         driver.cluster_route_tag = f";{MARKER}={self.node.id}"
+
+    def _live_records(self) -> list[CallRecord]:
+        return [r for r in map(record_of, self.driver.runtimes) if r is not None]
+
+    @staticmethod
+    def _no_sink(record: CallRecord) -> None:
+        logger.warning("call=%s a lost call's record has nowhere to go", record.call_id)
 
     def throttle(self, policy: LoginThrottle) -> RedisLoginThrottle:
         """Login throttling counted in Redis with `policy`'s parameters (the identity map's own)."""

@@ -64,6 +64,9 @@ class CallRecord:
     sip_status: int | None = None
     media: str | None = None  # transcoded | forwarded (same codec both legs) | passthrough | None (none)
     legs: Mapping[str, LegRecord] = field(default_factory=dict)
+    # another instance that wrote this record for a call of an instance that died (gateway/cluster/
+    # live_calls.py); absent from the JSON of the records an instance writes of its own calls
+    recorded_by: str | None = None
 
     @property
     def setup_seconds(self) -> float | None:
@@ -73,6 +76,8 @@ class CallRecord:
         body = asdict(self)
         body["from"], body["to"] = body.pop("from_uri"), body.pop("to_uri")
         body["duration"] = round(self.end_time - self.answer_time, 3) if self.answer_time is not None else 0.0
+        if self.recorded_by is None:
+            del body["recorded_by"]
         return body
 
 

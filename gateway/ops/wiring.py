@@ -157,6 +157,18 @@ class Operations:
         """A leg's quality alarm raised or cleared (gateway/ops/quality_monitor.py, logged there)."""
         self.webhooks.emit("quality_alarm", event.call_id, event.to_json())
 
+    def foreign_record(self, record: CallRecord) -> None:
+        """The record of another instance's call that this one writes (the instance died: a cluster's
+        survivor, gateway/cluster/live_calls.py): to the same places as this instance's own records."""
+        if self.recorder.enabled:
+            self.recorder.write(record)
+        self.webhooks.emit("ended", record.call_id, record.to_json())
+        for sink in self.record_sinks:
+            try:
+                sink(record)
+            except Exception:
+                logger.exception("call=%s record sink %r failed", record.call_id, sink)
+
     def ready(self) -> tuple[bool, dict[str, object]]:
         """/readyz: the readiness checks, and not while draining."""
         ready, body = self.readiness.report()

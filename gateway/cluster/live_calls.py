@@ -1,0 +1,185 @@
+"""`LiveCallLedger`: each instance's live calls kept in Redis, so that a survivor writes the call records
+of an instance that died (kill -9, a lost machine) instead of none being written (issue 36 item 3).
+
+At every heartbeat an instance writes what it would record of each live call if the call ended now
+(`record_of` on the live runtime: parties, times, media figures so far) into the hash
+`{prefix}live:{instance}` (field: call id, value: the record's JSON), removes the calls that ended
+(their own record was written by the instance, gateway/ops/wiring.py), stamps `_seen` with the time of
+the heartbeat, and lists itself in the set `{prefix}live-instances`. A clean exit deletes the hash.
+
+Every heartbeat an instance also looks for hashes whose instance holds no lease any more (the
+`{prefix}instances` sorted set, node.py). One survivor claims such a hash (`SET NX` of
+`{prefix}live-claim:{instance}`), writes a record for each call in it through `write` (the file, log,
+webhook and Redis stream sinks: gateway/ops/wiring.py `Operations.foreign_record`) with the end
+reason `instance_lost`, hung up by the gateway, ended at the dead instance's last heartbeat, and
+`recorded_by` naming the survivor, then deletes the hash. An instance that restarts under the same id
+finds its own hash from before (it has no such call now) and records those calls itself.
+
+What is not known: a call that started less than a heartbeat before the instance died (never written),
+and how the figures moved after the last heartbeat. A partitioned instance whose lease lapsed while it
+kept its calls is recorded as lost by a survivor, and again by itself when its calls end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.node import ClusterNode, text
+from gateway.ops.records import CallRecord, LegRecord
+
+logger = logging.getLogger(__name__)
+
+INSTANCE_LOST: Final = "instance_lost"  # the end reason of a survivor's record
+SEEN: Final = "_seen"  # the field of the hash with the time (Unix s) of its instance's last heartbeat
+KEEP_SECONDS: Final = 86_400  # an unclaimed hash (no survivor ever ran) lapses after a day
+CLAIM_SECONDS: Final = 60  # a survivor's claim on a dead instance's hash
+
+
+def record_json(record: CallRecord) -> str:
+    return json.dumps(dataclasses.asdict(record), separators=(",", ":"), default=str)
+
+
+def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
+    """The record of one call of a dead instance from its last written snapshot (None if unreadable)."""
+    try:
+        fields: dict[str, Any] = json.loads(line)
+        legs = {name: LegRecord(**figures) for name, figures in (fields.pop("legs", None) or {}).items()}
+        fields["sip_call_ids"] = tuple(fields.get("sip_call_ids") or ())
+        record = CallRecord(**fields, legs=legs)
+    except (ValueError, TypeError) as exc:
+        logger.warning("cluster: an unreadable live call entry (%s): %.120s", exc, line)
+        return None
+    return dataclasses.replace(
+        record,
+        end_time=max(record.start_time, seen or record.end_time),
+        end_reason=INSTANCE_LOST,
+        hangup_by="gateway",
+        sip_status=None,
+        recorded_by=survivor,
+    )
+
+
+class LiveCallLedger:
+    def __init__(
+        self,
+        node: ClusterNode,
+        live: Callable[[], Iterable[CallRecord]],
+        write: Callable[[CallRecord], None],
+    ) -> None:
+        self._node = node
+        self._live = live  # the records of this instance's live calls as of now
+        self.write = write  # where a dead instance's records go (set by the gateway: Operations)
+        self._written: dict[str, str] = {}  # call id -> the JSON last written
+        self._own_checked = False
+        self.recorded = 0  # records written for dead instances' calls
+
+    @property
+    def key(self) -> str:
+        return self._node.key("live", self._node.id)
+
+    # --- this instance's calls -----------------------------------------------------------------
+    async def refresh(self) -> None:
+        """The heartbeat's refresher: this instance's calls written, then any dead instance's recorded."""
+        node = self._node
+        if not self._own_checked:  # a hash of ours from before a restart: those calls are gone
+            await self._record(node.id, self.key)
+            self._own_checked = True
+        now = {record.call_id: record_json(record) for record in self._live()}
+        changed = {call_id: line for call_id, line in now.items() if self._written.get(call_id) != line}
+        gone = [call_id for call_id in self._written if call_id not in now]
+        seen = f"{node.now_ms() / 1000:.3f}"
+
+        async def sync(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(self.key, mapping={SEEN: seen, **changed})
+            if gone:
+                pipe.hdel(self.key, *gone)
+            pipe.expire(self.key, KEEP_SECONDS)
+            pipe.sadd(node.key("live-instances"), node.id)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await node.run("write the live calls", sync)
+        self._written = now
+        await self.record_dead()
+
+    async def leave(self) -> None:
+        """A clean exit: every call has ended and been recorded here."""
+        node = self._node
+
+        async def forget(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(self.key)
+            pipe.srem(node.key("live-instances"), node.id)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await node.run("forget the live calls", forget)
+
+    # --- the dead ones ---------------------------------------------------------------------------
+    async def record_dead(self) -> None:
+        node = self._node
+        found = await node.run(
+            "list the instances with live calls", lambda c: c.smembers(node.key("live-instances"))
+        )
+        listed = sorted(text(member) for member in found)
+        if listed == [node.id]:
+            return
+        alive = set(await node.instances())
+        for instance_id in listed:
+            if instance_id not in alive and instance_id != node.id:
+                await self._record(instance_id, node.key("live", instance_id))
+
+    async def _record(self, instance_id: str, key: str) -> None:
+        """Claim `instance_id`'s hash and write a record for each call in it; the hash deleted after."""
+        node = self._node
+        claim = node.key("live-claim", instance_id)
+
+        async def take(client: Any) -> dict[Any, Any] | None:
+            if not await client.set(claim, node.id, nx=True, ex=CLAIM_SECONDS):
+                return None
+            entries: dict[Any, Any] = await client.hgetall(key)
+            return entries
+
+        entries = await node.run("claim a lost instance's calls", take)
+        if entries is None:
+            return  # another survivor has it
+        if not entries:
+            await node.run("release a claim", lambda c: c.delete(claim))
+            return
+        fields = {text(k): text(v) for k, v in entries.items()}
+        try:
+            seen = float(fields.pop(SEEN, "0"))
+        except ValueError:
+            seen = 0.0
+        for call_id, line in sorted(fields.items()):
+            record = lost_record(line, seen, node.id)
+            if record is None:
+                continue
+            logger.warning(
+                "call=%s of instance %s lost with it (last heard %.1f s ago): recorded by %s",
+                call_id, instance_id, node.now_ms() / 1000 - seen, node.id,
+            )  # fmt: skip
+            try:
+                self.write(record)
+            except Exception:
+                logger.exception("call=%s the record of a lost call could not be written", call_id)
+            self.recorded += 1
+
+        async def done(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(key, claim)  # the hash gone, a later claim finds nothing to record
+            if instance_id != node.id:
+                pipe.srem(node.key("live-instances"), instance_id)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        try:
+            await node.run("forget a lost instance's calls", done)
+        except ClusterUnavailable:
+            logger.warning("cluster: %s's recorded calls stay in Redis until the claim lapses", instance_id)

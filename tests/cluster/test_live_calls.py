@@ -1,0 +1,105 @@
+"""The live-call ledger against a real Redis (issue 36 item 3): a dead instance's calls are recorded once,
+by one survivor, ended at the dead instance's last heartbeat; a clean exit leaves nothing; an instance
+restarted under its id records its own calls of before; an unreadable entry is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from gateway.cluster import ClusterNode
+from gateway.cluster.live_calls import INSTANCE_LOST, LiveCallLedger, lost_record, record_json
+from gateway.ops.records import CallRecord, LegRecord
+from peers.redis import running_redis
+from tests.cluster.test_cluster_state import settings
+
+
+def live_record(call_id: str, start: float) -> CallRecord:
+    return CallRecord(
+        call_id=call_id,
+        direction="inbound",
+        start_time=start,
+        end_time=start + 5,
+        end_reason="unknown",
+        hangup_by="gateway",
+        sip_call_ids=("abc@phone",),
+        user="alice",
+        from_uri="sip:2000@127.0.0.1",
+        to_uri="sip:1001@127.0.0.2",
+        answer_time=start + 1,
+        media="forwarded",
+        legs={"web": LegRecord("PCMU", 250, 249, 1, 0.002, 0.01, 4.3)},
+    )
+
+
+def test_a_lost_record_is_read_back_whole() -> None:
+    record = live_record("c1", 1000.0)
+    lost = lost_record(record_json(record), 1010.0, "b")
+    assert lost == dataclasses.replace(
+        record, end_time=1010.0, end_reason=INSTANCE_LOST, hangup_by="gateway", recorded_by="b"
+    )
+    assert lost is not None and lost.to_json()["recorded_by"] == "b"
+    assert "recorded_by" not in record.to_json()  # an instance's own records are as before
+    assert lost_record('{"call_id": 3}', 1010.0, "b") is None
+    assert lost_record("not json", 1010.0, "b") is None
+
+
+async def test_a_survivor_records_a_dead_instances_calls_once(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis:
+        a, b, c = (ClusterNode(settings(redis.url, name)) for name in "abc")
+        calls = {"a": [live_record("c1", 1000.0), live_record("c2", 1001.0)], "b": [], "c": []}
+        written: dict[str, list[CallRecord]] = {"a": [], "b": [], "c": []}
+        ledgers = {}
+        for node in (a, b, c):
+            name = node.id
+            ledgers[name] = LiveCallLedger(node, lambda n=name: calls[n], written[name].append)  # type: ignore[misc]
+            node.add_refresher("live calls", ledgers[name].refresh, ledgers[name].leave)
+        for node in (a, b, c):
+            await node.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_seen", "c1", "c2"]
+            calls["a"] = calls["a"][1:]  # c1 ended at a (recorded by a itself): gone from Redis
+            await a.beat()
+            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_seen", "c2"]
+            assert a._task is not None
+            a._task.cancel()  # a dies: no more heartbeats
+            died = a.now_ms() / 1000
+            for _ in range(100):
+                if written["b"] or written["c"]:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)  # more heartbeats of both survivors: still one record
+            records = written["b"] + written["c"]
+            assert [r.call_id for r in records] == ["c2"], records
+            (record,) = records
+            assert record.end_reason == INSTANCE_LOST and record.recorded_by in ("b", "c")
+            assert died - 0.3 <= record.end_time <= died, (record.end_time, died)
+            assert not await b.redis.exists("gw:live:a")
+            assert sorted(await b.redis.smembers("gw:live-instances")) == ["b", "c"]
+        finally:
+            await c.close()
+            await b.close()
+            await a.close()
+        assert not await ClusterNode(settings(redis.url, "d")).redis.exists("gw:live:b", "gw:live:c")
+
+
+async def test_an_instance_restarted_under_its_id_records_its_own_calls(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis:
+        a = ClusterNode(settings(redis.url, "a"))
+        calls = [live_record("c1", 1000.0)]
+        LiveCallLedger(a, lambda: calls, lambda r: None)  # not added: written by hand below
+        await a.redis.hset("gw:live:a", mapping={"_seen": "1005.5", "c1": record_json(calls[0])})
+        await a.redis.hset("gw:live:a", "bad", "{not json")
+        again = ClusterNode(settings(redis.url, "a"))
+        written: list[CallRecord] = []
+        ledger = LiveCallLedger(again, lambda: [], written.append)
+        again.add_refresher("live calls", ledger.refresh, ledger.leave)
+        await again.start()
+        try:
+            assert [(r.call_id, r.recorded_by, r.end_time) for r in written] == [("c1", "a", 1005.5)]
+            assert await again.redis.hkeys("gw:live:a") == ["_seen"]
+        finally:
+            await again.close()
+            await a.close()
