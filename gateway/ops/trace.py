@@ -220,6 +220,10 @@ class TraceStore:
     def __len__(self) -> int:
         return len(self._live) + len(self._ended)
 
+    def call_of(self, sip_call_id: str) -> str | None:
+        """The gateway call id that SIP Call-ID `sip_call_id` is linked to (None: none yet, or forgotten)."""
+        return self._by_sip.get(sip_call_id)
+
     @property
     def pending(self) -> int:
         """SIP Call-IDs whose messages wait for their call (bounded by max_pending)."""

@@ -191,7 +191,12 @@ class Tracing:
         """The driver's `web_trace`: a browser's event in, or a signaling event out."""
         try:
             name, text = describe_event(event)
-            self.store.web(call_id, direction, _dialect(session), name, text, self._clock())
+            now = self._clock()
+            self.store.web(call_id, direction, _dialect(session), name, text, now)
+            dialogs = getattr(session, "dialog_call_ids", None)  # SIP over WebSocket: the library's dialogs
+            if callable(dialogs):
+                for sip_id in dialogs(call_id):
+                    self.store.link(call_id, sip_id, now)
         except Exception:
             self._failure("web event")
 

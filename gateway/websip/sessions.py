@@ -138,6 +138,11 @@ class WebSipSession:
                 return call_id
         return None
 
+    def dialog_call_ids(self, call_id: str) -> list[str]:
+        """The SIP Call-IDs of call ``call_id``'s dialogs with the library (per-call traces, gateway/ops)."""
+        leg = self.legs.get(call_id)
+        return [leg.call_id] if leg is not None else [o.call_id for o in self.outgoing.get(call_id, [])]
+
     def referred(self, target: str) -> str | None:
         """The call whose REFER (passed on to the library) its INVITE to ``target`` carries out."""
         return self._transfers.referred(target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.config.trace import TraceSection
 from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -24,6 +26,7 @@ from peers.ports import free_port
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.websip.test_sip_websocket import SipCall, realm_of, sip_socket, websocket_config
 
 ADMIN_TOKEN = "trace-admin-token-for-tests"
 HEP_PASSWORD = "hep-secret"
@@ -138,3 +141,48 @@ async def test_a_calls_trace_as_text_pcap_and_hep(tmp_path: Path, caplog: pytest
     # HEP: sngrep received the call's INVITE (with the password it checks)
     hep = tshark_sip(hep_pcap, gateway_port, phone_port)
     assert any(p[2] == "INVITE" and p[4] == packets[0][4] for p in hep), hep
+
+
+async def test_a_sip_websocket_calls_trace_has_the_browsers_sip_too(tmp_path: Path) -> None:
+    """The sip_ws dialect: the browser's own SIP (over its WebSocket) is the trace's web leg, beside the
+    desk phone's leg; both are in the pcap, each with its real ports."""
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000") as phone:
+        config = dataclasses.replace(websocket_config(phone.address), trace=TraceSection(enabled=True))
+        async with running_gateway(config) as gateway, sip_socket(gateway) as sip:
+            realm = realm_of(gateway)
+            peer = WebPeer(1000)
+            try:
+                call = SipCall(sip, f"sip:2000@{realm}", f"sip:alice@{realm}")
+                final = await call.invite(await peer.offer(), realm)
+                assert final.startswith("SIP/2.0 200 "), final
+                await call.ack(final, call.remote_target, call.to_tag)
+                await peer.accept(final.split("\r\n\r\n", 1)[1])
+                incoming = await phone.wait_for("incoming")
+                await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+                reply = await call.bye()
+                assert reply.startswith("SIP/2.0 200 "), reply
+                await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+            finally:
+                await peer.close()
+            tracing = gateway.ops.tracing
+            assert tracing is not None
+            await wait_until(lambda: tracing.store.call_of(sip.call_id) is not None)
+            call_id = tracing.store.call_of(sip.call_id)
+            assert call_id is not None
+            await wait_until(
+                lambda: "SIP/2.0 200 OK" in (tracing.text(call_id) or "").rsplit("BYE sip:", 1)[-1]
+            )
+            text, pcap = tracing.text(call_id), tracing.pcap(call_id)
+            http_port, sip_port = gateway.config.http.port, gateway.sip_address[1]
+    assert text is not None and pcap is not None
+    headings = [line for line in text.splitlines() if line[:2] == "20"]
+    assert any(" web in WS " in line for line in headings), headings  # the browser's INVITE, ACK, BYE
+    assert any(" sip out UDP " in line for line in headings), headings  # the phone's leg
+    (tmp_path / "ws.pcap").write_bytes(pcap)
+    phone_port = int(phone.address.rsplit(":", 1)[1])
+    packets = tshark_sip(tmp_path / "ws.pcap", http_port, phone_port, sip_port)
+    methods = {(p[2], p[4]) for p in packets if p[2]}
+    assert ("INVITE", sip.call_id) in methods and ("BYE", sip.call_id) in methods, packets
+    assert any(m == "INVITE" and c != sip.call_id for m, c in methods), packets  # the phone leg's
+    assert any(int(p[1]) == http_port and p[2] == "INVITE" for p in packets), packets  # to the WS listener
