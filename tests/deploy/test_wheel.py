@@ -133,6 +133,8 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
     while True:
         if process.poll() is not None:
             _, stderr = process.communicate()
+            if "address already in use" in stderr:
+                raise _PortTaken(stderr)
             pytest.fail(f"the installed gateway exited early with {process.returncode}:\n{stderr}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -145,7 +147,21 @@ def _wait_for_health(url: str, process: subprocess.Popen[str], deadline_s: float
 
 
 def _serve_and_stop(venv: Path, config: Path, cwd: Path) -> None:
-    """`run` from the venv: /healthz, the page and the container's health check answer; SIGTERM ends it."""
+    """`run` from the venv: /healthz, the page and the container's health check answer; SIGTERM ends it.
+    A port taken between free_port() and the gateway's bind (another test's) is tried again, twice."""
+    for attempt in range(3):
+        try:
+            return _serve_and_stop_once(venv, config, cwd)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _serve_and_stop_once(venv: Path, config: Path, cwd: Path) -> None:
     port = free_port()
     env = {
         "GATEWAY_HTTP__PORT": str(port),

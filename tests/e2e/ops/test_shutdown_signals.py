@@ -114,10 +114,10 @@ async def test_sigterm_during_20_calls_exits_at_once_with_a_bye_to_every_far_end
                 await peer.close()
         log = (tmp_path / "gateway.log").read_text()
         assert returncode == 0, log[-3000:]
-        # By design 2 s (gateway/app.py SHUTDOWN_TIMEOUT 1.5 s, then the teardown); a full parallel run
-        # at load 4-5 stretched the teardown to 2.26 s once, so the test allows 3 s: it is here to catch
-        # a stop that waits for transactions or a drain (30 s), not to time the teardown.
-        assert took < 3.0, f"exit took {took:.2f} s\n{log[-3000:]}"
+        # By design 2 s (gateway/app.py SHUTDOWN_TIMEOUT 1.5 s, then the teardown); full parallel runs
+        # stretched the teardown to 2.26 s at load 4-5 and 3.19 s at load 12, so the test allows 5 s: it
+        # is here to catch a stop that waits for transactions or a drain (30 s), not to time the teardown.
+        assert took < 5.0, f"exit took {took:.2f} s\n{log[-3000:]}"
         assert "Traceback" not in log, log[-3000:]
         result = await far_end.stop()
     assert len(bye_call_ids(result)) == CALLS, result
