@@ -45,8 +45,11 @@ from gateway.ops.records import CallRecord
 from gateway.ops.wiring import Operations
 from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
+from gateway.runtime.admin_calls import AdminCalls
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
+from gateway.signaling.admin.api import add_admin_routes
+from gateway.signaling.admin.cluster import AdminFanOut
 from gateway.signaling.gate import HttpLimits
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
 from gateway.signaling.routes import add_signaling_routes, origins_for
@@ -228,6 +231,8 @@ class Gateway:
         if cluster is not None:
             cluster.attach_signaling(app)  # live presence events across instances
         self.ops.add_routes(app)
+        instance = cluster.node.id if cluster is not None else None  # the admin page and API
+        add_admin_routes(app, AdminCalls(self.driver, instance), self._admin_fan_out())
         http = self.config.http
         if http.tls is not None:
             self.tls = ServerTls(http.tls.certificate, http.tls.private_key)
@@ -281,6 +286,17 @@ class Gateway:
         if self.config.media.gc_tuning:
             self._start_gc_tuning()
         logger.info("gateway started")
+
+    def _admin_fan_out(self) -> AdminFanOut | None:
+        """The admin API's way to the other instances' calls (gateway/signaling/admin_cluster.py)."""
+        if self.cluster is None:
+            return None
+        node = self.cluster.node
+
+        async def peers() -> dict[str, str]:
+            return {instance: info.http for instance, info in (await node.instances()).items()}
+
+        return AdminFanOut(node.id, self.cluster.settings.secret.reveal().encode("utf-8"), peers)
 
     def _start_gc_tuning(self) -> None:
         """Freeze what start-up made, then the calls set up each second (gateway/ops/gc_tuning.py)."""

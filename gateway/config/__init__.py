@@ -6,12 +6,12 @@ config = load_config("gateway.yaml", os.environ)   # ConfigError lists every pro
 config.sip.listen[0].port, config.media.public_address, config.users[0].pbx_auth.password.reveal()
 """
 
+from gateway.config.dns import DnsSection
 from gateway.config.errors import ConfigError, InvalidValue
 from gateway.config.schema import (
     CallsSection,
     CodecsSection,
     Config,
-    DnsSection,
     HttpSection,
     HttpTls,
     IceSection,

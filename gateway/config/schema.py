@@ -15,6 +15,7 @@ from gateway.config.addresses import RtpAddress, rtp_addresses, web_ports_overla
 from gateway.config.admin import AdminSection, WebhookConfig
 from gateway.config.cluster import ClusterSection
 from gateway.config.connections import ConnectionsSection
+from gateway.config.dns import DnsSection
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import LimitsSection
 from gateway.config.ops import CdrSection, MetricsSection, QualitySection
@@ -422,24 +423,6 @@ class PbxSection:
         if self.domain is not None:
             return self.domain
         return self.address.host if self.address is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class DnsSection:
-    """How SIP next hops are located (RFC 3263: NAPTR, SRV, A/AAAA; gateway/sip/transports/resolver.py)."""
-
-    servers: tuple[HostPort, ...] = ()  # "IP[:port]" (default port 53); empty: the system's resolver
-    timeout: Annotated[float, FloatRange(0.1, 60.0)] = 2.0  # seconds for one lookup
-    cache_size: Annotated[int, IntRange(0, 1_000_000)] = 1024  # answers kept (by their TTL)
-
-    def __post_init__(self) -> None:
-        for index, server in enumerate(self.servers):
-            try:
-                parse_ip(server.host)
-            except ValueError:
-                raise InvalidValue(
-                    f"servers[{index}]", f"expected an IP address, got {server.host!r}"
-                ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from gateway.ops.call_list import dialect_of, live_call
 from gateway.ops.cdr import CallRecorder
 from gateway.ops.health import Readiness
 from gateway.ops.metrics import GatewayMetrics
@@ -64,6 +65,7 @@ class Operations:
         self.record_sinks: list[Callable[[CallRecord], None]] = []  # more places for records (cluster)
         self.draining = False  # /readyz answers 503 while the gateway drains (gateway.app.Gateway.drain)
         gateway.driver.on_call_end = self.call_ended
+        gateway.driver.on_call_progress = self.call_progress  # ringing, answered: the webhooks
         gateway.driver.on_media_lost = self.media_lost
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -126,6 +128,16 @@ class Operations:
     def media_lost(self, cause: str) -> None:
         if self.metrics is not None:
             self.metrics.media_lost.labels("web", cause).inc()
+
+    def call_progress(self, runtime: CallRuntime, progress: str) -> None:
+        """The call first rang or was answered: the `ringing` / `answered` webhook, with the call as the
+        admin API shows it (gateway/ops/call_list.py)."""
+        if not self.webhooks.enabled:
+            return
+        machine = runtime.machine
+        session = self._gateway.driver.session(machine.session_id) if machine and machine.session_id else None
+        summary = live_call(runtime, instance=self.webhooks.instance, dialect=dialect_of(session))
+        self.webhooks.emit(progress, runtime.call_id, summary or {})
 
     def call_ended(self, runtime: CallRuntime) -> None:
         if self.tracing is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway import __version__
+from gateway.signaling.http_api.openapi_admin import ADMIN_TOKEN_SCHEME, admin_paths, admin_schemas
 from gateway.signaling.http_api.openapi_schemas import SESSION_ID, schemas
 
 _ERROR_REF: Final = {"$ref": "#/components/schemas/Error"}
@@ -185,6 +186,7 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **_whip_paths(security),
+            **admin_paths(),  # the admin page and API (openapi_admin.py)
             **_whep_paths(security),
             **_rooms_paths(security),
             "/iceservers": {
@@ -318,6 +320,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "token from a WebSocket login"},
                 "basic": {"type": "http", "scheme": "basic", "description": "user id and web secret"},
+                "adminToken": ADMIN_TOKEN_SCHEME,
                 "apiKey": {
                     "type": "apiKey",
                     "in": "header",
@@ -325,7 +328,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "users[].api_keys[].key (also accepted as Authorization: Bearer <key>)",
                 },
             },
-            "schemas": schemas(),
+            "schemas": {**schemas(), **admin_schemas()},
         },
     }
 
