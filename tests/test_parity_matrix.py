@@ -15,7 +15,7 @@ FEATURES = (
     "call out", "call in", "early media", "hold by the web user", "held by the SIP side",
     "DTMF to the SIP side", "DTMF from the SIP side", "blind transfer by the web user",
     "attended transfer by the web user", "transfer by the SIP side", "chat to the SIP side",
-    "chat from the SIP side", "video", "reconnect",
+    "chat from the SIP side", "video", "quality while the call is up", "reconnect",
 )  # fmt: skip
 KEY = re.compile(r"\b[A-Z]\d+\b")
 

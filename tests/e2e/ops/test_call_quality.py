@@ -7,7 +7,8 @@ that drops 20 % of it (tests/e2e/lossy_sip_leg.py); the web leg is clean.
 - /metrics: the per-leg histograms have samples of both legs, the alarm counter counts one;
 - the alarm fires once for the call's SIP leg (the alarm sinks, a signed webhook POST to a local
   receiver, a WARNING naming the call), however many poor samples follow;
-- the HTTP API's event stream and JSON-RPC's progress notifications carry the same event.
+- the HTTP API's event stream (a WHIP session's too) and JSON-RPC's progress notifications carry the
+  same event.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -34,6 +36,7 @@ from peers.ports import free_port
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_jsonrpc_call_controls import live_rpc_client
+from tests.e2e.dialects.test_whip import WhipClient
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.lossy_sip_leg import RELAY_HOST, LossyRtpRelay
 from tests.e2e.ops.test_operations import scrape, value
@@ -192,6 +195,30 @@ async def test_the_http_apis_event_stream_tells_the_phones_poor_leg(tmp_path: Pa
                 f"{base}/webrtc/close", json={"session_id": body["session_id"]}, headers=headers
             ):
                 pass
+        finally:
+            await peer.close()
+
+
+async def test_a_whip_sessions_events_tell_the_phones_poor_leg(tmp_path: Path) -> None:
+    """A WHIP publisher has no messages of its own: its session's events (by the resource's id) carry it."""
+    headers = {"X-API-Key": API_KEY}
+    async with (
+        lossy_phone(tmp_path) as (phone, _, start),
+        running_gateway(quality_config(phone, start)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        whip = WhipClient(http, f"{gateway.http_url}/whip/2000", API_KEY)
+        peer = WebPeer(1000)
+        try:
+            await peer.accept(await whip.publish(await peer.offer()))
+            assert whip.resource is not None
+            session = unquote(whip.resource.rsplit("/", 1)[1])
+            async with http.get(
+                f"{gateway.http_url}/webrtc/sessions/{session}/events", headers=headers
+            ) as events:
+                data = await _sse_until_poor(events)
+            poor_sip_leg(data["legs"])
+            assert await whip.delete() == 200
         finally:
             await peer.close()
 
