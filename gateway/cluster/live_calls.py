@@ -3,7 +3,8 @@ of an instance that died (kill -9, a lost machine) instead of none being written
 
 At every heartbeat an instance writes what it would record of each live call if the call ended now
 (`record_of` on the live runtime: parties, times, media figures so far) into the hash
-`{prefix}live:{instance}` (field: call id, value: the record's JSON), removes the calls that ended
+`{prefix}live:{instance}` (field: call id, value: the record's JSON) when something other than its
+media figures changed, and every FIGURES_EVERY heartbeats for those, removes the calls that ended
 (their own record was written by the instance, gateway/ops/wiring.py), stamps `_seen` with the time of
 the heartbeat, and lists itself in the set `{prefix}live-instances`. A clean exit deletes the hash.
 
@@ -38,10 +39,16 @@ INSTANCE_LOST: Final = "instance_lost"  # the end reason of a survivor's record
 SEEN: Final = "_seen"  # the field of the hash with the time (Unix s) of its instance's last heartbeat
 KEEP_SECONDS: Final = 86_400  # an unclaimed hash (no survivor ever ran) lapses after a day
 CLAIM_SECONDS: Final = 60  # a survivor's claim on a dead instance's hash
+FIGURES_EVERY: Final = 5  # heartbeats between writes of calls whose only change is their media figures
 
 
 def record_json(record: CallRecord) -> str:
     return json.dumps(dataclasses.asdict(record), separators=(",", ":"), default=str)
+
+
+def _steady(record: CallRecord | None) -> CallRecord | None:
+    """A record without what changes at every heartbeat (its end time: now; its media figures)."""
+    return None if record is None else dataclasses.replace(record, end_time=0.0, legs={})
 
 
 def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
@@ -74,7 +81,8 @@ class LiveCallLedger:
         self._node = node
         self._live = live  # the records of this instance's live calls as of now
         self.write = write  # where a dead instance's records go (set by the gateway: Operations)
-        self._written: dict[str, str] = {}  # call id -> the JSON last written
+        self._written: dict[str, CallRecord] = {}  # call id -> the record last written
+        self._beats = 0
         self._own_checked = False
         self.recorded = 0  # records written for dead instances' calls
 
@@ -89,8 +97,14 @@ class LiveCallLedger:
         if not self._own_checked:  # a hash of ours from before a restart: those calls are gone
             await self._record(node.id, self.key)
             self._own_checked = True
-        now = {record.call_id: record_json(record) for record in self._live()}
-        changed = {call_id: line for call_id, line in now.items() if self._written.get(call_id) != line}
+        self._beats += 1
+        figures = self._beats % FIGURES_EVERY == 0  # media figures move all the time: not every beat
+        now = {record.call_id: record for record in self._live()}
+        changed = {
+            call_id: record_json(record)
+            for call_id, record in now.items()
+            if figures or _steady(self._written.get(call_id)) != _steady(record)
+        }
         gone = [call_id for call_id in self._written if call_id not in now]
         seen = f"{node.now_ms() / 1000:.3f}"
 

@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 
 from gateway.cluster import ClusterNode
-from gateway.cluster.live_calls import INSTANCE_LOST, LiveCallLedger, lost_record, record_json
+from gateway.cluster.live_calls import FIGURES_EVERY, INSTANCE_LOST, LiveCallLedger, lost_record, record_json
 from gateway.ops.records import CallRecord, LegRecord
 from peers.redis import running_redis
 from tests.cluster.test_cluster_state import settings
@@ -103,3 +103,35 @@ async def test_an_instance_restarted_under_its_id_records_its_own_calls(tmp_path
         finally:
             await again.close()
             await a.close()
+
+
+async def test_media_figures_alone_are_written_every_few_heartbeats(tmp_path: Path) -> None:
+    """A call whose only change is its packet counts is rewritten every FIGURES_EVERY beats, not every
+    beat (hundreds of calls per instance); a change of state or party is written at the next beat."""
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a"))
+        record = live_record("c1", 1000.0)
+        calls = [record]
+        ledger = LiveCallLedger(node, lambda: calls, lambda r: None)
+        try:
+            await ledger.refresh()  # beat 1: new, written
+
+            async def stored() -> CallRecord | None:
+                return lost_record(str(await node.redis.hget("gw:live:a", "c1")), 0.0, "x")
+
+            first = await stored()
+            more = LegRecord("PCMU", 500, 499, 1, 0.002, 0.01, 4.3)
+            calls[0] = dataclasses.replace(record, end_time=1010.0, legs={"web": more})
+            beats = 1
+            while (await stored()) == first:
+                await ledger.refresh()
+                beats += 1
+                assert beats <= FIGURES_EVERY
+            assert beats == FIGURES_EVERY  # the figures waited for their beat
+            calls[0] = dataclasses.replace(calls[0], answer_time=None)
+            await ledger.refresh()  # a change of the call itself: at once
+            changed = await stored()
+            assert changed is not None and changed.answer_time is None
+        finally:
+            await ledger.leave()
+            await node.close()
