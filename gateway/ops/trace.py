@@ -10,7 +10,8 @@ exists). Linking moves them into the call's trace.
 
 Bounds: each call keeps at most `max_messages` entries and `max_bytes` of text (later ones are counted
 in `dropped`, never kept); at most `max_live` calls are traced at once (beyond that a new call is not
-traced); `keep_calls` ended calls stay for at most `keep_seconds`; the pending pool holds at most
+traced); a live call that heard nothing for `keep_seconds` counts as ended (a call id that a log line
+named but no call followed must not hold a place for ever); `keep_calls` ended calls stay for at most `keep_seconds`; the pending pool holds at most
 `max_pending` Call-IDs (oldest out), each for at most `keep_seconds`, each capped like a call.
 """
 
@@ -77,12 +78,14 @@ class CallTrace:
     call_id: str
     started: float
     ended: float | None = None
+    last: float = 0.0  # when an entry last came (kept or dropped)
     sip_call_ids: list[str] = field(default_factory=list)
     entries: list[TraceEntry] = field(default_factory=list)
     size: int = 0
     dropped: int = 0  # entries not kept: over max_messages or max_bytes
 
     def add(self, entry: TraceEntry, limits: TraceLimits) -> bool:
+        self.last = max(self.last, entry.time)
         if len(self.entries) >= limits.max_messages or self.size + entry.size > limits.max_bytes:
             self.dropped += 1
             return False
@@ -197,7 +200,13 @@ class TraceStore:
         self.expire(now)
 
     def expire(self, now: float) -> None:
-        """Forget ended calls beyond `keep_calls` or older than `keep_seconds`, and stale pending ones."""
+        """End live calls idle for `keep_seconds`; forget ended calls beyond `keep_calls` or older than
+        `keep_seconds`, and stale pending ones."""
+        idle = [t for t in self._live.values() if now - max(t.last, t.started) > self.limits.keep_seconds]
+        for trace in sorted(idle, key=lambda t: max(t.last, t.started)):
+            del self._live[trace.call_id]
+            trace.ended = now  # kept as long as a call that ended now
+            self._ended[trace.call_id] = trace
         while self._ended:
             oldest = next(iter(self._ended.values()))
             ended = oldest.ended if oldest.ended is not None else now
@@ -237,9 +246,11 @@ class TraceStore:
         if call_id in self._gone:
             return None
         if len(self._live) >= self.limits.max_live:
+            self.expire(now)  # idle ones make room
+        if len(self._live) >= self.limits.max_live:
             self.untraced += 1
             return None
-        trace = self._live[call_id] = CallTrace(call_id, now)
+        trace = self._live[call_id] = CallTrace(call_id, now, last=now)
         return trace
 
     def _forget_ids(self, trace: CallTrace) -> None:

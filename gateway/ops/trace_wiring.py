@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -81,10 +82,11 @@ class _Decisions(logging.Handler):
     def __init__(self, tracing: Tracing) -> None:
         super().__init__()
         self._tracing = tracing
+        self.thread = threading.get_ident()  # the event loop's: the store is not shared with others
 
     def emit(self, record: logging.LogRecord) -> None:
         call = getattr(record, "call", None)
-        if not isinstance(call, str):
+        if not isinstance(call, str) or record.thread != self.thread:
             return
         try:
             store = self._tracing.store
@@ -128,6 +130,7 @@ class Tracing:
         layer.tap = self.sip_tap
 
     async def start(self) -> None:
+        self._handler.thread = threading.get_ident()
         logging.getLogger().addHandler(self._handler)
         hep = self.config.hep
         if hep is not None:
@@ -136,9 +139,13 @@ class Tracing:
     async def _open_hep(self, hep: HepSection) -> None:
         loop = asyncio.get_running_loop()
         port = hep.address.port or 9060
-        transport, _ = await loop.create_datagram_endpoint(
-            _HepProtocol, remote_addr=(hep.address.host.strip("[]"), port)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                _HepProtocol, remote_addr=(hep.address.host.strip("[]"), port)
+            )
+        except OSError as exc:  # an unknown name, no route: the traces go on, without HEP
+            logger.error("trace.hep.address %s:%d: %s; no HEP export", hep.address.host, port, exc)
+            return
         self._hep = transport
         logger.info("trace: HEPv3 to %s:%d (agent id %d)", hep.address.host, port, hep.agent_id)
 

@@ -102,3 +102,21 @@ def test_live_calls_are_capped() -> None:
     store.ended("gw-0", now=1.0)
     store.web("gw-2", "in", "json", "WebDial", "{}", now=2.0)
     assert "gw-2" in store
+
+
+def test_a_live_call_idle_for_keep_seconds_counts_as_ended_and_makes_room() -> None:
+    store = TraceStore(TraceLimits(max_live=2, keep_calls=10, keep_seconds=100))
+    store.decision("never-a-call", "INFO", "x", "call=never-a-call refused", now=0.0)
+    store.web("talking", "in", "json", "WebDial", "{}", now=50.0)
+    store.web("new", "in", "json", "WebDial", "{}", now=60.0)  # max_live: not traced yet
+    assert "new" not in store and store.untraced == 1
+    store.web("talking", "out", "json", "connected", "{}", now=120.0)
+    store.web("new", "in", "json", "WebDial", "{}", now=121.0)  # the idle one ended, room made
+    assert "new" in store and store.untraced == 1
+    idle = store.get("never-a-call")
+    assert idle is not None and idle.ended == 121.0  # ended when found idle, kept from then on
+    store.expire(now=219.0)
+    talking = store.get("talking")
+    assert "never-a-call" in store and talking is not None and talking.ended is None  # heard at 120
+    store.expire(now=222.0)
+    assert "never-a-call" not in store and "talking" in store
