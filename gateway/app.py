@@ -288,7 +288,7 @@ class Gateway:
         logger.info("gateway started")
 
     def _admin_fan_out(self) -> AdminFanOut | None:
-        """The admin API's way to the other instances' calls (gateway/signaling/admin_cluster.py)."""
+        """The admin API's way to the other instances' calls (gateway/signaling/admin/cluster.py)."""
         if self.cluster is None:
             return None
         node = self.cluster.node

@@ -1,5 +1,5 @@
 """The `admin` and `webhooks` sections of gateway.yaml: who may see and control the live calls (the admin
-page and REST API, gateway/signaling/admin_api.py), and where call events are POSTed (gateway/ops/webhooks.py).
+page and REST API, gateway/signaling/admin/api.py), and where call events are POSTed (gateway/ops/webhooks.py).
 
     admin:
       token: {env: GATEWAY_ADMIN_TOKEN}   # Authorization: Bearer <token> on /admin/api/*

@@ -34,7 +34,7 @@ from gateway.signaling.http_api.handlers import ASSERTED_USER
 logger = logging.getLogger(__name__)
 
 ADMIN_ROLE: Final = "admin"
-# The user another instance asserts for an admin request it fans out (gateway/signaling/admin_cluster.py):
+# The user another instance asserts for an admin request it fans out (gateway/signaling/admin/cluster.py):
 # `admin:<who>`, never a user id (those have no colon), signed with cluster.secret (cluster_http.sign)
 CLUSTER_ADMIN: Final = "admin:"
 

@@ -1,0 +1,261 @@
+"""The admin REST API, page and webhooks with real peers: a pjsua2 desk phone called by an aiortc web user through a
+gateway started as the tests do. The API lists the call with both parties, hangs it up (the phone gets
+BYE), transfers it (the phone gets REFER and calls the target); 401 without credentials, 403 for a user
+without the admin role. Local aiohttp receivers check that ringing, answered and ended arrive signed
+(HMAC-SHA256), and that a receiver answering 500 twice gets the event on the third try; Chromium shows the
+call on the admin page, whose Hang up button ends it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.app import Gateway
+from gateway.ops.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify_signature
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.ports import free_port
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.sip_interop.test_transfer import DOMAIN
+from tests.signaling.browser import chromium_page, expect, log_in
+
+TOKEN = "admin-token-for-the-tests-0123"
+HOOK_SECRET = "webhook-secret-0123456789"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def basic(user: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback: each POST's headers and body; answers `statuses` in turn, then 200."""
+
+    statuses: list[int] = field(default_factory=list)
+    posts: list[tuple[dict[str, str], bytes, float]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.posts.append((dict(request.headers), await request.read(), time.monotonic()))
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        """The bodies for `call_id` whose signature verifies (each delivery once)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for headers, body, _ in self.posts:
+            assert verify_signature(HOOK_SECRET.encode(), headers[SIGNATURE_HEADER], body, time.time()), (
+                headers
+            )
+            event = json.loads(body)
+            assert headers[EVENT_HEADER] == event["event"] and headers[DELIVERY_HEADER] == event["id"]
+            if event["call_id"] == call_id:
+                seen.setdefault(event["id"], event)
+        return list(seen.values())
+
+
+@asynccontextmanager
+async def receivers(*items: Receiver) -> AsyncIterator[None]:
+    runners = []
+    try:
+        for item in items:
+            app = web.Application()
+            app.router.add_post("/hook", item.handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            item.url = f"http://127.0.0.1:{port}/hook"
+            runners.append(runner)
+        yield
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+def admin_config(phone: DeskPhone, hooks: list[dict[str, Any]], rtp_start: int) -> Any:
+    return gateway_config(
+        phone.address,
+        domain=DOMAIN,
+        alice_extra={"roles": ["admin"]},
+        admin={"token": TOKEN},
+        webhooks=hooks,
+        media={"rtp_ports": {"start": rtp_start, "end": rtp_start + 199}},
+    )
+
+
+async def connect(alice: WebUser, peer: WebPeer, phone: DeskPhone) -> tuple[str, int]:
+    call_id = await alice.call("2000", await peer.offer())
+    connected = await alice.wait_for("connected", call_id=call_id)
+    await peer.accept(connected["sdp"])
+    incoming = await phone.wait_for("incoming")
+    await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+    return call_id, int(incoming["call"])
+
+
+async def get(http: aiohttp.ClientSession, gateway: Gateway, path: str, **headers: str) -> tuple[int, Any]:
+    async with http.get(gateway.http_url + path, headers=headers) as reply:
+        return reply.status, await reply.json()
+
+
+async def post(
+    http: aiohttp.ClientSession, gateway: Gateway, path: str, body: Any = None, **headers: str
+) -> tuple[int, Any]:
+    async with http.post(gateway.http_url + path, json=body, headers=headers) as reply:
+        return reply.status, await reply.json()
+
+
+async def test_list_hang_up_and_signed_webhooks_with_retries(tmp_path: Path) -> None:
+    require_desk_phone()
+    everything, flaky = Receiver(), Receiver(statuses=[500, 500])
+    async with receivers(everything, flaky), DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        hooks = [
+            {"url": everything.url, "secret": HOOK_SECRET, "backoff": 0.1},
+            {"url": flaky.url, "secret": HOOK_SECRET, "events": ["ended"], "backoff": 0.3, "max_attempts": 4},
+        ]
+        async with (
+            running_gateway(admin_config(phone, hooks, 37400)) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+            aiohttp.ClientSession() as http,
+        ):
+            peer = WebPeer(freq=1000)
+            try:
+                call_id, number = await connect(alice, peer, phone)
+                await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+
+                status, body = await get(http, gateway, "/admin/api/calls")
+                assert status == 401 and body["code"] == 401, body
+                status, body = await get(http, gateway, "/admin/api/calls", **basic("bob", BOB_SECRET))
+                assert status == 403 and body["reason"] == "not_admin", body
+
+                status, body = await get(http, gateway, "/admin/api/calls", **ADMIN)
+                assert status == 200 and body["instances"] == {"local": "ok"}, body
+                [call] = body["calls"]
+                assert call["call_id"] == call_id and call["state"] == "connected", call
+                assert call["from"] == f"sip:1001@{DOMAIN}" and call["to"] == f"sip:2000@{DOMAIN}", call
+                assert call["user"] == "alice" and call["dialect"] == "json" and call["instance"] is None
+                assert call["direction"] == "outbound" and call["answered"] is not None
+                assert call["legs"]["sip"]["codec"] and call["legs"]["web"]["codec"], call
+                assert call["legs"]["sip"]["packets_received"] > 0, call  # the phone's tone, so far
+                # alice is an admin herself: her Basic login and a session token from it work too
+                status, session = await post(
+                    http, gateway, "/admin/api/session", **basic("alice", ALICE_SECRET)
+                )
+                assert status == 200 and session["user"] == "alice", session
+                status, one = await get(
+                    http, gateway, f"/admin/api/calls/{call_id}", Authorization=f"Bearer {session['token']}"
+                )
+                assert status == 200 and one["call_id"] == call_id, one
+                status, body = await get(http, gateway, "/admin/api/calls/c-nobody", **ADMIN)
+                assert status == 404 and body["field"] == "call_id", body
+
+                status, body = await post(http, gateway, f"/admin/api/calls/{call_id}/hangup", **ADMIN)
+                assert status == 200 and body["status"] == "hung_up", body
+                await phone.wait_for("state", call=number, state="DISCONNECTED")  # the phone got BYE
+                ended = await alice.wait_for("ended", call_id=call_id)
+                assert ended["reason"] == "admin_hangup", ended
+                status, body = await get(http, gateway, "/admin/api/calls", **ADMIN)
+                assert body["calls"] == [], body
+
+                await wait_until(lambda: len(everything.events(call_id)) == 3, timeout=10)
+                events = {e["event"]: e for e in everything.events(call_id)}
+                assert set(events) == {"ringing", "answered", "ended"}, events
+                assert (
+                    events["answered"]["data"]["to"] == f"sip:2000@{DOMAIN}"
+                    and events["answered"]["data"]["user"] == "alice"
+                )
+                assert events["ended"]["data"]["end_reason"] == "admin_hangup", events["ended"]
+                assert events["ended"]["data"]["hangup_by"] == "gateway"
+
+                # the flaky receiver: 500, 500, then 200 for the one `ended` delivery, backing off between
+                await wait_until(lambda: len(flaky.posts) == 3, timeout=10)
+                deliveries = {headers[DELIVERY_HEADER] for headers, _, _ in flaky.posts}
+                assert deliveries == {events["ended"]["id"]}, flaky.posts
+                times = [at for _, _, at in flaky.posts]
+                assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.55, times
+                assert flaky.events(call_id)[0]["event"] == "ended"
+            finally:
+                await peer.close()
+
+
+async def test_transfer_sends_the_phone_a_refer_and_the_call_moves(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", host=DOMAIN, port=5060, tone=880) as phone_b,
+        running_gateway(admin_config(phone_a, [], 37600)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        aiohttp.ClientSession() as http,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, number = await connect(alice, peer, phone_a)
+            path = f"/admin/api/calls/{call_id}/transfer"
+            status, body = await post(http, gateway, path, {"to": "2001"}, **ADMIN)
+            assert status == 400 and body["field"] == "target", body
+            async with http.post(gateway.http_url + path, data="target=2001", headers=ADMIN) as reply:
+                assert reply.status == 415, await reply.text()
+            status, body = await post(http, gateway, path, {"target": "2001"}, **basic("bob", BOB_SECRET))
+            assert status == 403, body
+
+            status, body = await post(http, gateway, path, {"target": "2001"}, **ADMIN)
+            assert status == 202 and body["status"] == "transferring", body
+            request = await phone_a.wait_for("transfer_request", call=number)
+            assert request["to"].strip("<>") == f"sip:2001@{DOMAIN}", request
+            ended = await alice.wait_for("ended", call_id=call_id, timeout=20)
+            assert ended["reason"] == "transferred", ended
+            await phone_a.wait_for("state", call=number, state="DISCONNECTED")
+            at_b = await phone_b.wait_for("incoming")  # A called B: the call moved
+            await phone_b.wait_for("state", call=at_b["call"], state="CONFIRMED")
+            await phone_b.hangup(at_b["call"])
+            status, body = await get(http, gateway, "/admin/api/calls", **ADMIN)
+            assert body["calls"] == [], body
+        finally:
+            await peer.close()
+
+
+async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path: Path) -> None:
+    """Chromium (Playwright) on /admin: an admin logs in, sees the live call, and its Hang up button
+    ends it at the phone."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(admin_config(phone, [], 37800)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        chromium_page() as page,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            await page.goto(gateway.http_url + "/admin")
+            await log_in(page, "bob", BOB_SECRET)  # no admin role: refused, stays on the login form
+            await expect(page.locator("#error")).to_contain_text("has no admin role")
+            await log_in(page, "alice", ALICE_SECRET)
+            await expect(page.locator("#calls-panel")).to_be_visible()
+            await expect(page.locator("#no-calls")).to_be_visible()
+
+            call_id, number = await connect(alice, peer, phone)
+            row = page.locator(f'tr[data-call-id="{call_id}"]')
+            await expect(row).to_be_visible(timeout=10_000)  # the page polls every 2 s
+            await expect(row).to_contain_text(f"sip:1001@{DOMAIN}")
+            await expect(row).to_contain_text(f"sip:2000@{DOMAIN}")
+            await expect(row.locator("td.state")).to_have_text("connected")
+            await expect(row.locator("td.leg").first).to_contain_text("MOS", timeout=10_000)
+            await row.get_by_role("button", name="Hang up").click()
+            await phone.wait_for("state", call=number, state="DISCONNECTED")
+            ended = await alice.wait_for("ended", call_id=call_id)
+            assert ended["reason"] == "admin_hangup", ended
+            await expect(row).to_have_count(0)
+            await expect(page.locator("#no-calls")).to_be_visible()
+        finally:
+            await peer.close()
