@@ -48,6 +48,7 @@ class SetupOffers(BridgeFields):
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
         codecs = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
         self._sip.reserve()
+        self._web.ice_sockets.reserve()  # the web leg's ICE pairs too: no room, no INVITE (issue 36)
         self._web_offer = offer
         self._sip_offer_codecs = codecs
         self._set_state(BridgeState.WEB_OFFER_TAKEN)

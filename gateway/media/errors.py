@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class MediaError(Exception):
-    """Base class of every error raised by ``gateway.media``."""
+    """Base class of every error raised by ``gateway.media``; ``sip_status``: the SIP response a call that
+    fails of it gives, when one is due (None: the call's own choice)."""
+
+    sip_status: int | None = None
 
 
 class PacketError(MediaError):
@@ -12,7 +15,10 @@ class PacketError(MediaError):
 
 
 class PortAllocationError(MediaError):
-    """No RTP/RTCP port pair could be allocated in the configured range."""
+    """No RTP/RTCP port pair could be allocated in the configured range: 503 (RFC 3261 §21.5.4, a
+    temporary overload: the caller may try again later or elsewhere)."""
+
+    sip_status = 503
 
 
 class EndpointError(MediaError):

@@ -3,7 +3,7 @@
 `CreateBridge` makes the call's media (a `BridgedMedia` from the driver, or `PassthroughMedia` on a
 pass-through route); each other media command is one handler of a dispatch table, awaited, and its
 result fed back as the call's next event (`MediaSipOfferReady`...; an SDP or media error becomes
-`MediaFailed`, with the SIP status an `SdpError` or `PassthroughError` names). The media's own events
+`MediaFailed`, with the SIP status an `SdpError` or a `MediaError` names). The media's own events
 (ICE, DTLS, DTMF, inactivity) become call events here too, and the browser's trickled candidates wait
 until the web leg has a description. This module owns a call's media side; it imports the call layer's
 commands and events, the media package's events and errors, and the runtime's `CallMedia`,
@@ -37,7 +37,7 @@ from gateway.media.video.keyframe import MEDIA_CONTROL, picture_fast_update
 from gateway.runtime.call_media import CallMedia
 from gateway.runtime.dispatch import Table
 from gateway.runtime.host import RuntimeHost
-from gateway.runtime.passthrough import InfoSender, PassthroughError, PassthroughMedia
+from gateway.runtime.passthrough import InfoSender, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import media_to_call_event
 
@@ -111,7 +111,7 @@ class MediaSide:
         try:
             reply = await handler(self, command)
         except (sdp.SdpError, MediaError) as exc:
-            status = exc.sip_status if isinstance(exc, sdp.SdpError | PassthroughError) else None
+            status = exc.sip_status  # sdp's, a pass-through's, no port pair's (503)...
             logger.info("call=%s %s failed: %s", self.call_id, type(command).__name__, exc)
             self._feed(ev.MediaFailed(str(exc) or type(exc).__name__, _failure_status(status)))
             return

@@ -204,7 +204,9 @@ async def test_web_answered_before_our_sip_offer_is_made(ports: RtpPortAllocator
         await call.phone.start()
         held = ports.held
         assert call.bridge.take_web_offer(await call.web.offer())  # no video: the answer need not wait
-        (leased,) = ports.held - held
+        # the SIP leg's pair, and the web leg's ICE socket's (issue 36: all media in the range)
+        leased, web_pair = sorted(ports.held - held, key=lambda p: p in call.bridge._web.ice_sockets.ports)
+        assert call.bridge._web.ice_sockets.ports == (web_pair,)
         assert call.bridge.state.value == "web-offer-taken" and call.bridge._sip.endpoint is None
         with pytest.raises(BridgeError, match="answer_from_sip"):  # no SIP offer out: no SIP answer
             await call.bridge.answer_from_sip("v=0\r\n")
@@ -223,26 +225,27 @@ async def test_web_answered_before_our_sip_offer_is_made(ports: RtpPortAllocator
         assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
     finally:
         await call.close()
-    assert leased not in ports.held
+    assert leased not in ports.held and web_pair not in ports.held
 
 
 async def test_a_gateway_out_of_ports_fails_before_the_browser_is_answered() -> None:
-    """The SIP leg's ports are leased with the browser's offer (before the early answer), and a bridge
-    closed between the two halves gives them back."""
-    tight = allocator(38950, 38951)
+    """The SIP leg's ports and the web leg's ICE pair are leased with the browser's offer (before the
+    early answer), and a bridge closed between the two halves gives them back."""
+    tight = allocator(38950, 38953)  # two pairs: one call's
     taken = tight.allocate("127.0.0.1")
     call = Call(tight)
     try:
-        with pytest.raises(PortAllocationError, match="no free RTP port"):
+        with pytest.raises(PortAllocationError, match="no free RTP port"):  # the web leg's pair
             call.bridge.take_web_offer(await call.web.offer())
         assert call.bridge.state.value == "idle"
     finally:
         await call.close()
+    assert tight.held == {38950}  # the SIP leg's pair came back
     taken.release()
     call = Call(tight)
     try:
         call.bridge.take_web_offer(await call.web.offer())
-        assert tight.held == {38950}
+        assert tight.held == {38950, 38952}
     finally:
         await call.close()
     assert not tight.held

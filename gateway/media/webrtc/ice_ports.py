@@ -16,6 +16,8 @@ port; the odd one stays reserved: rtcp-mux), leased for the call, so the per-use
 * A range with no free pair fails the gathering with ``PortsExhausted`` (the web leg's
   ``WebLegError``): the call is refused, nothing is kept. An address that cannot be bound (gone since
   the interfaces were listed) is skipped, as aioice does.
+* ``reserve()`` leases the host pairs before gathering: a browser's call takes them before the INVITE
+  goes out, so a range without room refuses the call before the SIP side rings.
 * Ports go back when the ICE connection closes (``close`` is wrapped: the peer connection's close, a
   BUNDLE'd transport aiortc drops) and, whatever happened, at ``release()`` (the web leg's close). An
   ICE restart in place (``ice_restart``) keeps its sockets, so it leases nothing.
@@ -38,7 +40,7 @@ import aioice.ice
 import aioice.turn
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import StunProtocol, server_reflexive_candidate
+from aioice.ice import StunProtocol, get_host_addresses, server_reflexive_candidate
 from aiortc import RTCPeerConnection
 
 from gateway.media.errors import PortAllocationError
@@ -58,7 +60,7 @@ class PortsExhausted(OSError):
 
 @dataclass(slots=True)
 class _Held:
-    connection: Connection
+    connection: Connection | None  # None: reserved, not gathered on yet
     lease: PortLease
     transport: asyncio.BaseTransport | None = None
 
@@ -121,6 +123,22 @@ class IceSockets:
                 self._covered.add(connection)
                 self._install(connection)
 
+    def reserve(self) -> None:
+        """Lease the host candidates' pairs now (a web leg that will gather later: a call that the range
+        cannot carry is refused before the SIP side rings). ``PortAllocationError`` when it has none."""
+        ports = self._ports
+        if ports is None or self._held:
+            return
+        found = self._addresses if self._addresses is not None else get_host_addresses(True, True)
+        for host in self._chosen(found):
+            try:
+                lease = ports.allocate(host, rtcp_mux=True, owner=self._owner)
+            except PortAllocationError as exc:
+                if not isinstance(exc.__cause__, OSError):
+                    raise
+                continue  # that address cannot be bound: gathering skips it too
+            self._held.append(_Held(None, lease))
+
     def release(self) -> None:
         """Close what is left of this leg's sockets and give their ports back. Idempotent."""
         held, self._held = self._held, []
@@ -166,8 +184,12 @@ class IceSockets:
             held.release()
 
     def _lease(self, ports: RtpPortAllocator, connection: Connection, host: str) -> _Held | None:
-        """A pair on ``host`` (None: that address cannot be bound); ``PortAllocationError`` when the
-        range has no free pair."""
+        """A pair on ``host``, reserved (``reserve``) or leased now (None: that address cannot be bound);
+        ``PortsExhausted`` when the range has no free pair."""
+        for held in self._held:
+            if held.connection is None and held.lease.host == host:
+                held.connection = connection
+                return held
         try:
             lease = ports.allocate(host, rtcp_mux=True, owner=self._owner)
         except PortAllocationError as exc:

@@ -12,6 +12,13 @@ class WebLegError(MediaError):
     """The web leg was used in a state that does not allow it, or aiortc refused a description."""
 
 
+class IceSocketsError(WebLegError):
+    """No ICE socket could be opened: no descriptor or port pair left (issue 32, issue 36); 503, as for
+    the SIP leg's ports (``PortAllocationError``)."""
+
+    sip_status = 503
+
+
 class WebLegState(enum.Enum):
     NEW = "new"
     NEGOTIATING = "negotiating"

@@ -62,7 +62,7 @@ from gateway.media.webrtc import (
 from gateway.media.webrtc.data_channel import ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart
 from gateway.media.webrtc.web_codecs import capabilities as capabilities
-from gateway.media.webrtc.web_leg_state import TRANSITIONS, WebLegError, WebLegState
+from gateway.media.webrtc.web_leg_state import TRANSITIONS, IceSocketsError, WebLegError, WebLegState
 from gateway.media.webrtc.web_video import WebVideo
 
 logger = logging.getLogger(__name__)
@@ -372,7 +372,8 @@ class WebRtcLeg:
         try:
             await self._pc.setLocalDescription(description)
         except OSError as exc:
-            raise WebLegError(f"call={self._call} cannot open ICE sockets: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise IceSocketsError(f"call={self._call} cannot open ICE sockets: {why}") from exc
 
     async def accept_answer(self, answer: sdp.SessionDescription) -> None:
         """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);

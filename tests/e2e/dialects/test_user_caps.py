@@ -131,10 +131,12 @@ async def test_ringing_calls_count_against_the_calls_cap(tmp_path: Path) -> None
 async def test_one_user_cannot_take_more_than_his_share_of_the_rtp_ports(tmp_path: Path) -> None:
     pbx = await _ringing_pbx(tmp_path)
     try:
-        # media.rtp_ports holds 100 pairs (the harness's range): bob may hold 3 (0.03), alice 50
+        # media.rtp_ports holds 100 pairs (the harness's range): bob may hold 6 (0.06), alice 50; a call
+        # holds two, its SIP leg's and its web leg's ICE socket's (issue 36: all media in the range)
         config = gateway_config(
             pbx.address,
-            limits={"calls_per_user": 50, "unanswered_per_user": 50, "port_share": 0.03},
+            limits={"calls_per_user": 50, "unanswered_per_user": 50, "port_share": 0.06},
+            ice={"host_addresses": ["127.0.0.1"]},  # one ICE pair per web leg, whatever the host's interfaces
             alice_extra={"limits": {"port_share": 0.5}},
         )
         async with (
@@ -149,16 +151,16 @@ async def test_one_user_cannot_take_more_than_his_share_of_the_rtp_ports(tmp_pat
                     status, body = await _offer(http, gateway.http_url, offer)
                     assert status == 200, body
                 ports = gateway.ports
-                await wait_until(lambda: len(ports.held) == 3, timeout=20)
+                await wait_until(lambda: len(ports.held) == 6, timeout=20)
                 status, body = await _offer(http, gateway.http_url, offer)
                 assert status == 429 and body["reason"] == "port_budget", body
                 assert "limits.port_share" in body["error"], body
-                assert len(ports.held) == 3  # the refused call leased nothing
+                assert len(ports.held) == 6  # the refused call leased nothing
 
-                for _ in range(4):  # alice's calls are not bob's: past bob's 3 pairs
+                for _ in range(4):  # alice's calls are not bob's: past bob's 6 pairs
                     call_id = await alice.call("2000", offer)
                     await alice.wait_for("ringing", call_id=call_id, timeout=20)
-                assert len(ports.held) == 7
+                assert len(ports.held) == 14
             finally:
                 await peer.close()
     finally:
