@@ -34,42 +34,32 @@ def _error(status: int, message: str, reason: str) -> web.Response:
 def add_trace_routes(app: web.Application, traces: TraceSource | None, guard: Guard) -> None:
     """The two downloads, guarded by `guard`; `traces` None: tracing is off (404 saying so)."""
 
-    def _call_id(request: web.Request) -> tuple[str, web.Response | None]:
-        call_id = request.match_info["call_id"]
-        if not _CALL_ID.fullmatch(call_id):
-            return call_id, _error(400, f"not a call id: {call_id[:64]!r}", "bad_request")
-        if traces is None:
-            return call_id, _error(404, "per-call traces are off (trace.enabled)", "trace_disabled")
-        return call_id, None
+    def download(
+        render: Callable[[TraceSource, str], str | bytes | None], content_type: str, suffix: str
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            await guard(request)
+            call_id = request.match_info["call_id"]
+            if not _CALL_ID.fullmatch(call_id):
+                return _error(400, f"not a call id: {call_id[:64]!r}", "bad_request")
+            if traces is None:
+                return _error(404, "per-call traces are off (trace.enabled)", "trace_disabled")
+            body = render(traces, call_id)
+            if body is None:
+                return _error(404, f"no trace of call {call_id!r}", "not_found")
+            return web.Response(
+                body=body.encode("utf-8") if isinstance(body, str) else body,
+                content_type=content_type,
+                charset="utf-8" if isinstance(body, str) else None,
+                headers={"Content-Disposition": f'attachment; filename="call-{call_id}.{suffix}"'},
+            )
 
-    async def text(request: web.Request) -> web.StreamResponse:
-        await guard(request)
-        call_id, refused = _call_id(request)
-        if refused is not None or traces is None:
-            return refused or _error(404, "per-call traces are off", "trace_disabled")
-        body = traces.text(call_id)
-        if body is None:
-            return _error(404, f"no trace of call {call_id!r}", "not_found")
-        return web.Response(
-            text=body,
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="call-{call_id}.txt"'},
-        )
+        return handler
 
-    async def pcap(request: web.Request) -> web.StreamResponse:
-        await guard(request)
-        call_id, refused = _call_id(request)
-        if refused is not None or traces is None:
-            return refused or _error(404, "per-call traces are off", "trace_disabled")
-        body = traces.pcap(call_id)
-        if body is None:
-            return _error(404, f"no trace of call {call_id!r}", "not_found")
-        return web.Response(
-            body=body,
-            content_type="application/vnd.tcpdump.pcap",
-            headers={"Content-Disposition": f'attachment; filename="call-{call_id}.pcap"'},
-        )
-
-    app.router.add_get("/admin/api/calls/{call_id}/trace", text)
-    app.router.add_get("/admin/api/calls/{call_id}/trace.pcap", pcap)
+    app.router.add_get(
+        "/admin/api/calls/{call_id}/trace", download(lambda t, c: t.text(c), "text/plain", "txt")
+    )
+    app.router.add_get(
+        "/admin/api/calls/{call_id}/trace.pcap",
+        download(lambda t, c: t.pcap(c), "application/vnd.tcpdump.pcap", "pcap"),
+    )
