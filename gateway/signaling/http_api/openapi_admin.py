@@ -121,6 +121,37 @@ def admin_paths() -> dict[str, Any]:
                 parameters=[_CALL_ID, _SCOPE],
             )
         },
+        "/admin/api/calls/{call_id}/trace": {
+            "get": operation(
+                "The call's trace as text (trace.enabled): both legs' SIP messages, the web signaling with "
+                "its SDPs and the gateway's decisions, in time order (docs/operations.md)",
+                {
+                    "200": {
+                        "description": "text/plain",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 401, 403, 429),
+                    "404": _json(_ERROR, "No trace of this call on this instance, or tracing is off"),
+                },
+                parameters=[_CALL_ID],
+            )
+        },
+        "/admin/api/calls/{call_id}/trace.pcap": {
+            "get": operation(
+                "The call's SIP messages (both legs) as a libpcap file: raw IPv4/IPv6 + UDP packets",
+                {
+                    "200": {
+                        "description": "libpcap",
+                        "content": {
+                            "application/vnd.tcpdump.pcap": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    **_errors(400, 401, 403, 429),
+                    "404": _json(_ERROR, "No trace of this call on this instance, or tracing is off"),
+                },
+                parameters=[_CALL_ID],
+            )
+        },
         "/admin/api/calls/{call_id}/transfer": {
             "post": operation(
                 "Blind transfer: REFER to the SIP party with `target` as Refer-To (RFC 3515), as the web "
