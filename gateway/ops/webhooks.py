@@ -222,7 +222,8 @@ class _Worker:
         return 200 <= status < 300, f"HTTP {status}"
 
     def idle(self) -> bool:
-        return not self.busy and not self.queue.fresh and not self.queue.retries
+        """Nothing out and nothing new to send (retries waiting for their time do not count)."""
+        return not self.busy and not self.queue.fresh
 
 
 class Webhooks:
@@ -282,8 +283,9 @@ class Webhooks:
         except RuntimeError:  # no running event loop: a caller outside the gateway's loop
             logger.error("call=%s webhook %s event emitted outside the event loop", call_id, event)
 
-    async def close(self, timeout: float = 1.0) -> None:
-        """Idempotent: no more events; those out get up to `timeout` s, then the workers stop."""
+    async def close(self, timeout: float = 0.5) -> None:
+        """Idempotent: no more events; those out or queued get up to `timeout` s (shutdown waits for
+        nothing longer: a retry waiting for its backoff is given up), then the workers stop."""
         self._closed = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -134,3 +134,25 @@ async def test_emit_never_blocks_on_a_hanging_receiver() -> None:
     assert loop.time() - started < 0.5
     await hooks.close(timeout=0.2)
     await hooks.close()  # idempotent
+
+
+async def test_close_gives_up_retries_waiting_for_their_backoff(caplog: pytest.LogCaptureFixture) -> None:
+    attempts: list[float] = []
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        attempts.append(asyncio.get_running_loop().time())
+        return 503
+
+    hooks = Webhooks([target(backoff=30.0, backoff_max=30.0)], post)
+    hooks.emit("ended", "call-1", {})
+    for _ in range(100):
+        if attempts:
+            break
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await hooks.close()
+    assert loop.time() - started < 0.3 and len(attempts) == 1
+    assert "1 events not delivered at shutdown" in caplog.text
+    hooks.emit("ended", "call-2", {})  # after close: ignored
+    assert len(hooks.queues[0]) == 1

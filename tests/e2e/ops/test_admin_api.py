@@ -238,6 +238,8 @@ async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path
         peer = WebPeer(freq=1000)
         try:
             await page.goto(gateway.http_url + "/admin")
+            await log_in(page, "alice", "not-her-secret")  # 401: said on the page, no browser prompt
+            await expect(page.locator("#error")).to_contain_text("wrong user id or secret")
             await log_in(page, "bob", BOB_SECRET)  # no admin role: refused, stays on the login form
             await expect(page.locator("#error")).to_contain_text("has no admin role")
             await log_in(page, "alice", ALICE_SECRET)
