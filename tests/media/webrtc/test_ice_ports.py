@@ -79,6 +79,9 @@ async def test_the_leg_answers_and_connects_from_a_port_of_the_range_and_gives_i
         # the browser's checks and DTLS came to that socket: its nominated pair is the leg's one port
         pair = aiortc_hooks.ice_connection(leg._pc)._nominated[1]
         assert pair.protocol.transport.get_extra_info("sockname")[1] == candidates[0]
+        # an ICE restart in place (a browser's new credentials) keeps the socket: nothing new leased
+        fragment = leg.restart_ice(sdp.IceParameters("rstrt", "restartrestartrestart01"))
+        assert [c.port for _, c in fragment.candidates()] == candidates and len(ports.held) == 1
     finally:
         await peer.close()
         await leg.close()
