@@ -7,6 +7,9 @@ it; tones are checked both ways. While the call is up, every UDP socket the gate
 started is inside `media.rtp_ports` (or `media.web_ports`), the answer's ICE candidates name ports
 there, readiness counts the pairs the call holds; after the hang-up they are all free again.
 
+Headless Chromium on the softphone page calls the phone and is called by it, with every host address of
+the machine gathered on (a gateway in the test's process: its sockets are the process's).
+
 Exhaustion: the ranges left with room for one call only (the other pairs held by this test process: for
 the gateway, another process's), a second call from the web user and a call from the phone are refused
 cleanly (an `ended` event with a reason, SIP 503) while the first call keeps its audio both ways.
@@ -31,8 +34,11 @@ from peers.phone import DeskPhone
 from peers.ports import free_port
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import gateway_config, running_gateway, wait_until
+from tests.e2e.page_audio import assert_phone_heard_the_browser
 from tests.e2e.sip_interop.test_web_and_phone import wav_has_tone
+from tests.e2e.softphone.test_browser_phone import page_calls_phone, phone_calls_page
+from tests.signaling.browser import chromium_page, expect, log_in
 
 PAIRS = 10  # the smallest range the configuration takes (RtpPorts: MIN_RTP_PAIRS)
 
@@ -255,3 +261,37 @@ async def test_a_full_range_refuses_the_next_call_and_the_first_goes_on(tmp_path
                 sock.close()
         await wait_until(lambda: gateway_udp_ports(pid) == before, timeout=10)
         assert all_free(rtp) and all_free(web)
+
+
+async def test_chromium_calls_and_is_called_on_ports_of_the_range_only(tmp_path: Path) -> None:
+    """The softphone page in headless Chromium and the phone call each other through a gateway in this
+    process (its UDP sockets are this process's: Chromium, Playwright and the phone run in others), every
+    host address of the machine gathered on: each is a pair of the range, and all come back."""
+    require_desk_phone()
+    start = even_start()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address, media={"rtp_ports": {"start": start}})) as gateway,
+        chromium_page() as page,
+    ):
+        rtp = range(start, gateway.config.media.rtp_ports.end + 1)
+        before = gateway_udp_ports(os.getpid())
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        incoming = await page_calls_phone(page, phone)
+        opened = gateway_udp_ports(os.getpid()) - before
+        assert len(opened) >= 3 and opened <= set(rtp), (opened, rtp)
+        await asyncio.sleep(2.0)  # the page's beep in the phone's recording
+        await page.get_by_role("button", name="Hang up").click()
+        await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
+        assert_phone_heard_the_browser(await phone.wait_for_recording(incoming["call"]))
+        await wait_until(lambda: gateway_udp_ports(os.getpid()) == before, timeout=10)
+
+        number = await phone_calls_page(page, phone, gateway.sip_address)
+        opened = gateway_udp_ports(os.getpid()) - before
+        assert len(opened) >= 3 and opened <= set(rtp), (opened, rtp)
+        await phone.hangup(number)
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+        await wait_until(lambda: gateway_udp_ports(os.getpid()) == before, timeout=10)
+        assert not gateway.ports.held
