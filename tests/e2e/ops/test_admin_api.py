@@ -84,7 +84,7 @@ async def receivers(*items: Receiver) -> AsyncIterator[None]:
             await runner.cleanup()
 
 
-def admin_config(phone: DeskPhone, hooks: list[dict[str, Any]], rtp_start: int) -> Any:
+def admin_config(phone: DeskPhone, hooks: list[dict[str, Any]], rtp_start: int, **sections: Any) -> Any:
     return gateway_config(
         phone.address,
         domain=DOMAIN,
@@ -92,6 +92,7 @@ def admin_config(phone: DeskPhone, hooks: list[dict[str, Any]], rtp_start: int) 
         admin={"token": TOKEN},
         webhooks=hooks,
         media={"rtp_ports": {"start": rtp_start, "end": rtp_start + 199}},
+        **sections,
     )
 
 
@@ -226,12 +227,12 @@ async def test_transfer_sends_the_phone_a_refer_and_the_call_moves(tmp_path: Pat
 
 
 async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path: Path) -> None:
-    """Chromium (Playwright) on /admin: an admin logs in, sees the live call, and its Hang up button
-    ends it at the phone."""
+    """Chromium (Playwright) on /admin: an admin logs in, sees the live call, downloads its trace, and its
+    Hang up button ends it at the phone."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        running_gateway(admin_config(phone, [], 37800)) as gateway,
+        running_gateway(admin_config(phone, [], 37800, trace={"enabled": True})) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         chromium_page() as page,
     ):
@@ -253,6 +254,12 @@ async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path
             await expect(row).to_contain_text(f"sip:2000@{DOMAIN}")
             await expect(row.locator("td.state")).to_have_text("connected")
             await expect(row.locator("td.leg").first).to_contain_text("MOS", timeout=10_000)
+            async with page.expect_download() as download_info:
+                await row.get_by_role("button", name="Trace").click()
+            download = await download_info.value
+            assert download.suggested_filename == f"{call_id}.trace.txt"
+            trace = Path(await download.path()).read_text()
+            assert "INVITE sip:2000@" in trace and "SIP/2.0 200 OK" in trace, trace[:2000]
             await row.get_by_role("button", name="Hang up").click()
             await phone.wait_for("state", call=number, state="DISCONNECTED")
             ended = await alice.wait_for("ended", call_id=call_id)
