@@ -126,7 +126,13 @@ def summary(config: Config) -> list[tuple[str, str]]:
         ),
         (
             "RTP ports",
-            f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)",
+            f"{media.rtp_ports.start}-{media.rtp_ports.end} ({media.rtp_ports.pairs} RTP/RTCP pairs)"
+            + (" for all media, the browsers' ICE too" if media.web_ports is None else ""),
+        ),
+        *(
+            [("web media ports", f"{media.web_ports.start}-{media.web_ports.end} (browsers' ICE)")]
+            if media.web_ports is not None
+            else []
         ),
         ("RTP inactivity", f"hang up after {media.inactivity_timeout:g} s without RTP"),
         (

@@ -32,6 +32,8 @@ from peers.coturn import running_coturn
 from peers.ports import free_port
 from peers.webpeer import WebPeer
 from tests.e2e.media.test_media_ports import all_free
+from tests.gateway.test_config import DATA as DATA_CONFIG
+from tests.gateway.test_config import run_check
 from tests.media.webrtc.test_webrtc_leg import AUDIO, PCMU, make_leg, with_data_channel
 
 PAIRS = 4
@@ -200,3 +202,18 @@ def test_web_ports_is_checked_against_rtp_ports() -> None:
         with pytest.raises(ConfigError) as info:
             config_from_mapping({**base, "media": {**base["media"], "web_ports": web}}, {})
         assert any(line.startswith(error) for line in info.value.errors), info.value.errors
+
+
+def test_check_names_the_ranges_media_uses(tmp_path: Path) -> None:
+    base = (DATA_CONFIG / "minimal.yaml").read_text()
+    for media, lines in (
+        ("", ["RTP ports:         10000-20000 (5000 RTP/RTCP pairs) for all media, the browsers' ICE too"]),
+        (
+            "media: {web_ports: {start: 30000, end: 30099}}\n",
+            ["RTP ports:         10000-20000 (5000 RTP/RTCP pairs)\n", "web media ports:   30000-30099"],
+        ),
+    ):
+        path = tmp_path / "gateway.yaml"
+        path.write_text(base + media)
+        code, out, _ = run_check(path, {})
+        assert code == 0 and all(line in out for line in lines), out
