@@ -114,53 +114,51 @@ async def list_handler(request: web.Request, who: str) -> web.Response:
     return web.json_response({"calls": calls, "instances": instances})
 
 
-async def _elsewhere(
-    request: web.Request, who: str, method: str, path: str, body: bytes = b""
-) -> web.Response | None:
-    """The answer of the instance that carries the call, when another does (None: nobody has it)."""
+async def _here_or_elsewhere(
+    request: web.Request,
+    who: str,
+    here: Callable[[str], Awaitable[web.Response]],
+    action: str = "",
+    body: bytes = b"",
+) -> web.Response:
+    """`here(call_id)` when this instance carries the call; else the answer of the instance that does
+    (asked as admin `who`: admin/cluster.py); else 404."""
     context = request.app[ADMIN_KEY]
-    if context.fan_out is None or _local(request):
-        return None
-    found = await context.fan_out.find(method, path, who, body)
-    if found is None:
-        return None
-    instance, status, answer = found
-    logger.info("admin %s %s: carried by instance %s (%d)", method, path, instance, status)
-    return web.json_response(answer, status=status)
-
-
-def _call_path(call_id: str, action: str = "") -> str:
-    return f"/admin/api/calls/{quote(call_id, safe='')}" + (f"/{action}" if action else "")
+    call_id = request.match_info["call_id"]
+    if context.service.has(call_id):
+        return await here(call_id)
+    if context.fan_out is not None and not _local(request):
+        path = f"/admin/api/calls/{quote(call_id, safe='')}" + (f"/{action}" if action else "")
+        method = request.method
+        found = await context.fan_out.find(method, path, who, body)
+        if found is not None:
+            instance, status, answer = found
+            logger.info("admin %s %s: carried by instance %s (%d)", method, path, instance, status)
+            return web.json_response(answer, status=status)
+    raise NotFound(f"no live call {call_id!r}", field="call_id")
 
 
 async def get_handler(request: web.Request, who: str) -> web.Response:
     service = request.app[ADMIN_KEY].service
-    call_id = request.match_info["call_id"]
-    if service.has(call_id):
+
+    async def here(call_id: str) -> web.Response:
         return web.json_response(service.call(call_id))
-    relayed = await _elsewhere(request, who, "GET", _call_path(call_id))
-    if relayed is not None:
-        return relayed
-    raise NotFound(f"no live call {call_id!r}", field="call_id")
+
+    return await _here_or_elsewhere(request, who, here)
 
 
 async def hangup_handler(request: web.Request, who: str) -> web.Response:
-    context = request.app[ADMIN_KEY]
-    call_id = request.match_info["call_id"]
-    if context.service.has(call_id):
-        await context.service.hangup(call_id, who)
-        return web.json_response(
-            {"call_id": call_id, "instance": context.service.instance, "status": "hung_up"}
-        )
-    relayed = await _elsewhere(request, who, "POST", _call_path(call_id, "hangup"))
-    if relayed is not None:
-        return relayed
-    raise NotFound(f"no live call {call_id!r}", field="call_id")
+    service = request.app[ADMIN_KEY].service
+
+    async def here(call_id: str) -> web.Response:
+        await service.hangup(call_id, who)
+        return web.json_response({"call_id": call_id, "instance": service.instance, "status": "hung_up"})
+
+    return await _here_or_elsewhere(request, who, here, "hangup")
 
 
 async def transfer_handler(request: web.Request, who: str) -> web.Response:
-    context = request.app[ADMIN_KEY]
-    call_id = request.match_info["call_id"]
+    service = request.app[ADMIN_KEY].service
     raw = await read_body(request, "application/json")
     try:
         body = json.loads(raw)
@@ -169,21 +167,18 @@ async def transfer_handler(request: web.Request, who: str) -> web.Response:
     target = body.get("target") if isinstance(body, dict) else None
     if not isinstance(target, str):
         raise BadRequest('the body must be {"target": "<number or SIP URI>"}', field="target")
-    if context.service.has(call_id):
-        await context.service.transfer(call_id, target, who)
-        return web.json_response(
-            {
-                "call_id": call_id,
-                "instance": context.service.instance,
-                "status": "transferring",
-                "target": target,
-            },
-            status=202,
-        )
-    relayed = await _elsewhere(request, who, "POST", _call_path(call_id, "transfer"), raw)
-    if relayed is not None:
-        return relayed
-    raise NotFound(f"no live call {call_id!r}", field="call_id")
+
+    async def here(call_id: str) -> web.Response:
+        await service.transfer(call_id, target, who)
+        answer = {
+            "call_id": call_id,
+            "instance": service.instance,
+            "status": "transferring",
+            "target": target,
+        }
+        return web.json_response(answer, status=202)
+
+    return await _here_or_elsewhere(request, who, here, "transfer", raw)
 
 
 def add_admin_routes(app: web.Application, service: AdminService, fan_out: AdminFanOut | None = None) -> None:
