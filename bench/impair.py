@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -99,6 +100,31 @@ class Impairer:
 def is_rtp(data: bytes) -> bool:
     """RTP, not RTCP, STUN or DTLS: RFC 7983 §7 (first byte 128-191), RFC 5761 §4 (RTCP types 192-223)."""
     return len(data) >= 12 and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223
+
+
+def point_candidates(text: str, to: Address) -> tuple[str, Address]:
+    """``text`` with one ICE candidate (the first UDP, component 1, on 127.0.0.1 by preference) moved to
+    ``to``, the others dropped, and c= / m= moved alike; and where that candidate was (RFC 8839 §5.1)."""
+    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
+    candidates = [line.split() for line in lines if line.startswith("a=candidate:")]
+    found = [f for f in candidates if f[1] == "1" and f[2].lower() == "udp"]
+    if not found:
+        raise ValueError(f"no UDP candidate in {text!r}")
+    chosen = next((f for f in found if f[4] == "127.0.0.1"), found[0])
+    out = []
+    for line in lines:
+        if line.startswith("a=candidate:"):
+            if line.split() != chosen:
+                continue
+            line = " ".join([*chosen[:4], to[0], str(to[1]), *chosen[6:]])
+        elif line.startswith("m=audio "):
+            line = re.sub(r"^m=audio \d+", f"m=audio {to[1]}", line)
+        elif line.startswith("c=IN IP4 "):
+            line = f"c=IN IP4 {to[0]}"
+        elif line.startswith("a=rtcp:"):
+            continue
+        out.append(line)
+    return "\r\n".join(out) + "\r\n", (chosen[4], int(chosen[5]))
 
 
 class _Side(asyncio.DatagramProtocol):

@@ -47,7 +47,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 import socket
 import statistics
 import sys
@@ -59,7 +58,7 @@ from typing import Any, Protocol
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from impair import Impairment, ImpairRelay  # noqa: E402
+from impair import Impairment, ImpairRelay, point_candidates  # noqa: E402
 from quality_peers import (  # noqa: E402
     Address,
     Browser,
@@ -91,31 +90,6 @@ RTPENGINE_PORTS = (_BASE + 1000, _BASE + 1999)
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def point_candidates(text: str, to: Address) -> tuple[str, Address]:
-    """``text`` with one ICE candidate (the first UDP, component 1, on 127.0.0.1 by preference) moved to
-    ``to``, the others dropped, and c= / m= moved alike; and where that candidate was (RFC 8839 §5.1)."""
-    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
-    candidates = [line.split() for line in lines if line.startswith("a=candidate:")]
-    found = [f for f in candidates if f[1] == "1" and f[2].lower() == "udp"]
-    if not found:
-        raise ValueError(f"no UDP candidate in {text!r}")
-    chosen = next((f for f in found if f[4] == "127.0.0.1"), found[0])
-    out = []
-    for line in lines:
-        if line.startswith("a=candidate:"):
-            if line.split() != chosen:
-                continue
-            line = " ".join([*chosen[:4], to[0], str(to[1]), *chosen[6:]])
-        elif line.startswith("m=audio "):
-            line = re.sub(r"^m=audio \d+", f"m=audio {to[1]}", line)
-        elif line.startswith("c=IN IP4 "):
-            line = f"c=IN IP4 {to[0]}"
-        elif line.startswith("a=rtcp:"):
-            continue
-        out.append(line)
-    return "\r\n".join(out) + "\r\n", (chosen[4], int(chosen[5]))
 
 
 class Box(Protocol):

@@ -9,7 +9,8 @@ of the packets expected since then (what the gateway received from the leg's pee
 them the same way). `remote_loss` is the fraction lost of the peer's latest RTCP report on what the
 gateway sends it (RFC 3550 §6.4.1). That report counts the packets lost on the other leg as well when the
 gateway forwards their gaps (a pass-through leg's sequence numbers keep them), so the leg's own share is
-1 - (1 - remote) / (1 - the other leg's loss). The estimated `mos` (E-model, gateway/ops/mos.py) takes
+1 - (1 - remote) / (1 - the other leg's loss), that loss over the last REPORT_WINDOW seconds (the span
+of a report). The estimated `mos` (E-model, gateway/ops/mos.py) takes
 the worse of the two directions' own losses, plus the late packets the jitter implies, and half the RTT
 as one-way delay.
 A leg with no packet in the interval (on hold, or its media stopped) has no sample: nothing is told,
@@ -24,6 +25,8 @@ at or above it clear it (a recovery), which arms it again.
 from __future__ import annotations
 
 import enum
+import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +34,7 @@ from gateway.config.ops import QualitySection
 from gateway.ops.mos import jitter_loss, mos_from_r, r_factor
 
 LEGS = ("web", "sip")
+REPORT_WINDOW = 5.0  # seconds: RTCP reports come every ~5 s (RFC 3550 §6.2), a browser's more often
 
 
 class AlarmState(enum.StrEnum):
@@ -108,11 +112,15 @@ def _number(figures: Mapping[str, object], key: str) -> float | None:
 class LegTracker:
     """One leg of one call across samples (module note)."""
 
-    __slots__ = ("_below", "_counts", "_settings", "_told", "alarmed")
+    __slots__ = ("_below", "_counts", "_recent", "_settings", "_told", "alarmed")
 
     def __init__(self, settings: QualitySection) -> None:
         self._settings = settings
         self._counts: tuple[int, int] | None = None  # (received, lost) at the last sample
+        # the intervals of the last REPORT_WINDOW seconds: the span an RTCP report's fraction lost covers
+        self._recent: deque[tuple[int, int]] = deque(
+            maxlen=max(1, math.ceil(REPORT_WINDOW / settings.interval))
+        )
         self._told: LegSample | None = None
         self._below = 0  # samples in a row on the far side of alarm_mos from where the alarm stands
         self.alarmed = False
@@ -125,7 +133,15 @@ class LegTracker:
         got, missed = (received, lost) if before is None else (received - before[0], lost - before[1])
         if got <= 0:  # none, or the counters started again (a new stream): the next interval counts from here
             return None
+        self._recent.append((got, max(0, missed)))
         return got, max(0, missed)
+
+    @property
+    def recent_loss(self) -> float:
+        """The loss over the last REPORT_WINDOW seconds of samples (0 before any)."""
+        got = sum(received for received, _ in self._recent)
+        missed = sum(lost for _, lost in self._recent)
+        return missed / (got + missed) if got + missed else 0.0
 
     def sample(self, figures: Mapping[str, object], upstream: float = 0.0) -> LegSample | None:
         """This interval's figures from the cumulative ones; None when no packet came in it. `upstream`:
@@ -198,7 +214,7 @@ class CallQuality:
             interval = tracker.interval(figures) if figures is not None else None
             if interval is not None:
                 counts[leg] = interval
-        loss = {leg: missed / (got + missed) for leg, (got, missed) in counts.items()}
+        loss = {leg: self._legs[leg].recent_loss for leg in counts}
         legs: dict[str, LegSample] = {}
         tell = False
         alarms: list[Alarm] = []

@@ -31,6 +31,7 @@ class PhoneOptions:
     hangup_after: float = 0.0  # seconds after CONFIRMED; 0: never
     codecs: tuple[str, ...] = DEFAULT_CODECS
     rtp_port: int = 4000
+    media_public: str = ""  # the address its SDP gives for its RTP (a relay in front of it); empty: host
     control: bool = False
     log_level: int = 0  # pjsip's own log on stderr (0 silent .. 5 chatty)
     srtp: str = "off"  # off | optional | mandatory: SDES-SRTP (RFC 4568), offered even over UDP
@@ -141,6 +142,10 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
     )
     p.add_argument("--codecs", default=",".join(DEFAULT_CODECS), help="codecs in order (PCMU,PCMA,G722)")
     p.add_argument("--rtp-port", type=int, default=4000, help="first local RTP port to try")
+    p.add_argument(
+        "--media-public-address", default="", metavar="IP",
+        help="the address its SDP gives for its RTP (a relay in front of it; default: --listen's host)",
+    )  # fmt: skip
     p.add_argument("--control", action="store_true", help="JSON lines: commands on stdin, events on stdout")
     p.add_argument("--log-level", type=int, default=0, help="pjsip log level on stderr (0-5)")
     p.add_argument("--srtp", choices=("off", "optional", "mandatory"), default="off", help="SDES-SRTP use")
@@ -184,6 +189,7 @@ def parse_args(argv: list[str] | None = None) -> PhoneOptions:
             hangup_after=a.hangup_after,
             codecs=tuple(c.strip() for c in a.codecs.split(",") if c.strip()),
             rtp_port=a.rtp_port,
+            media_public=a.media_public_address,
             control=a.control,
             log_level=a.log_level,
             srtp=a.srtp,

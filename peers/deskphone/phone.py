@@ -155,6 +155,8 @@ class Phone:
         account.sipConfig.transportId = transport_id
         account.mediaConfig.transportConfig.boundAddress = o.host
         account.mediaConfig.transportConfig.port = o.rtp_port
+        if o.media_public:
+            account.mediaConfig.transportConfig.publicAddress = o.media_public
         srtp_use = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL}
         account.mediaConfig.srtpUse = srtp_use.get(o.srtp, pj.PJMEDIA_SRTP_MANDATORY)
         # SDES over plain SIP too (a test peer on loopback), unless it speaks TLS: then SDES only over it

@@ -38,7 +38,7 @@ from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_jsonrpc_call_controls import live_rpc_client
 from tests.e2e.dialects.test_whip import WhipClient
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.lossy_sip_leg import RELAY_HOST, LossyRtpRelay
+from tests.e2e.lossy_sip_leg import RELAY_HOST, Impairment, ImpairRelay, LossyRtpRelay, point_candidates
 from tests.e2e.ops.test_operations import scrape, value
 
 API_KEY = "e2e-quality-key-0123456789"
@@ -90,11 +90,11 @@ def quality_config(phone: DeskPhone, rtp_start: int, hook: str | None = None) ->
 
 @asynccontextmanager
 async def lossy_phone(tmp_path: Path) -> AsyncIterator[tuple[DeskPhone, LossyRtpRelay, int]]:
-    """The desk phone (a 600 Hz tone) and the relay over the gateway's RTP range on 127.0.0.2."""
+    """The desk phone (a 600 Hz tone) behind the relay, which holds the gateway's RTP range too."""
     require_desk_phone()
     relay = await LossyRtpRelay.start(200, LOSS)  # gateway_config's range: 200 ports
     try:
-        async with DeskPhone(tmp_path, user="2000", tone=600) as phone:
+        async with DeskPhone(tmp_path, user="2000", tone=600, extra_args=relay.phone_args) as phone:
             yield phone, relay, relay.first
     finally:
         relay.close()
@@ -156,21 +156,75 @@ async def test_the_phones_lossy_leg_is_told_measured_and_alarmed_once(
     assert value(samples, "gateway_call_quality_alarms_total", leg="web") == 0
 
 
+async def test_the_browsers_lossy_leg_is_named_and_the_phones_is_not(tmp_path: Path) -> None:
+    """The other way round: the browser's RTP crosses a relay dropping 20 % of it (bench/impair.py's, its
+    ICE candidates pointed through it both ways) and the phone's path is clean. The phone's RTCP reports
+    the gaps the gateway forwards, which are not its leg's: the web leg is named, the SIP leg is not."""
+    require_desk_phone()
+    relay = await ImpairRelay(Impairment("lossy", loss=LOSS, seed=3)).start()
+    quality = {"interval": 1.0, "alarm_samples": 2}
+    try:
+        async with (
+            DeskPhone(tmp_path, user="2000", tone=600) as phone,
+            running_gateway(gateway_config(phone.address, quality=quality)) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            alarms: list[QualityAlarm] = []
+            gateway.ops.quality.alarm_sinks.append(alarms.append)
+            peer = WebPeer(1000)
+            try:
+                offer, browser = point_candidates(await peer.offer(), relay.b)
+                relay.towards(peer=browser)
+                call_id = await alice.call("2000", offer)
+                answer, box = point_candidates(
+                    (await alice.wait_for("connected", call_id=call_id))["sdp"], relay.a
+                )
+                relay.towards(box=box)
+                await peer.accept(answer)
+                while True:
+                    event = await alice.wait_for("quality", call_id=call_id, timeout=15)
+                    if event["poor"] == ["web"]:  # the first samples may have too few reports to tell
+                        break
+                await wait_until(lambda: len(alarms) >= 1, timeout=10)
+                await asyncio.sleep(3.0)
+                _, samples = await scrape(gateway, token=None)
+                await alice.request({"type": "hangup", "call_id": call_id})
+            finally:
+                await peer.close()
+    finally:
+        relay.close()
+    web = event["legs"]["web"]
+    assert web["mos"] < 3.5 and 0.05 <= web["loss"] <= 0.6 and not event["legs"]["sip"]["poor"], event
+    assert [(a.alarm.leg, a.alarm.state.value) for a in alarms] == [("web", "raised")]
+    web_mos = value(samples, "gateway_call_leg_mos_sum", leg="web") / value(
+        samples, "gateway_call_leg_mos_count", leg="web"
+    )
+    sip_mos = value(samples, "gateway_call_leg_mos_sum", leg="sip") / value(
+        samples, "gateway_call_leg_mos_count", leg="sip"
+    )
+    assert web_mos < 3.2 and sip_mos > 3.8, (web_mos, sip_mos)
+
+
 async def _sse_until_poor(response: aiohttp.ClientResponse, timeout: float = 20) -> dict[str, Any]:
     """The first `quality` server-sent event that names the SIP leg poor."""
     event: dict[str, str] = {}
-    async with asyncio.timeout(timeout):
-        while True:
-            line = (await response.content.readline()).decode().rstrip("\n")
-            if line and not line.startswith(":"):
-                key, _, text = line.partition(": ")
-                event[key] = text
-            elif not line:
-                if event.get("event") == "quality":
-                    data: dict[str, Any] = json.loads(event["data"])
-                    if "sip" in data["poor"]:
-                        return data
-                event = {}
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await response.content.readline()).decode().rstrip("\n")
+                if line and not line.startswith(":"):
+                    key, _, text = line.partition(": ")
+                    event[key] = text
+                elif not line:
+                    if event.get("event") == "quality":
+                        seen.append(event["data"])
+                        data: dict[str, Any] = json.loads(event["data"])
+                        if "sip" in data["poor"]:
+                            return data
+                    event = {}
+    except TimeoutError:
+        raise AssertionError(f"no quality event naming the SIP leg within {timeout} s: {seen}") from None
 
 
 async def test_the_http_apis_event_stream_tells_the_phones_poor_leg(tmp_path: Path) -> None:
@@ -236,8 +290,15 @@ async def test_jsonrpc_progress_tells_the_phones_poor_leg(tmp_path: Path) -> Non
             reply = await client.request("offer", {"sdp": await peer.offer(), "type": "offer", "to": "2000"})
             await peer.accept(reply["result"]["answer"]["sdp"])
             call_id = reply["result"]["call_id"]
+            seen: list[dict[str, Any]] = []
             while True:
-                note = await client.notification("progress", timeout=20, call_id=call_id, event="quality")
+                try:
+                    note = await client.notification("progress", timeout=20, call_id=call_id, event="quality")
+                except TimeoutError:
+                    raise AssertionError(
+                        f"no quality naming the SIP leg: {seen}; all: {client.notes}"
+                    ) from None
+                seen.append(note)
                 if "sip" in note["poor"]:
                     break
             poor_sip_leg(note["legs"])
