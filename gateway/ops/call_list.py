@@ -32,6 +32,7 @@ DIALECTS: Final = {
     "HttpSession": "http",
     "WebSipSession": "sip_ws",
     "PartySession": "room",
+    "RpcPeer": "jsonrpc",
 }
 
 

@@ -37,7 +37,7 @@ _LEGS = ("web", "sip")
 # the web dialects (wiring.py's names), the registrations' states.
 _LIVE_STATES: Final = tuple(s.value for s in CallState if s not in (CallState.IDLE, CallState.CLOSED))
 _DIRECTIONS: Final = tuple(d.value for d in CallDirection)
-DIALECTS: Final = ("json", "http", "sip_ws")
+DIALECTS: Final = ("json", "http", "sip_ws", "jsonrpc", "room")
 _REG_STATES: Final = tuple(s.value for s in RegState)
 
 # (attribute, metric name, help, labels, buckets)
@@ -67,7 +67,11 @@ class GatewayState(Protocol):
         ...
 
     def sessions(self) -> Iterable[str]:
-        """The dialect of every open web session (json, http, sip_ws)."""
+        """The dialect of every open web session (json, http, sip_ws, jsonrpc, room)."""
+        ...
+
+    def call_dialects(self) -> Iterable[str]:
+        """The dialect of the web session of every live call ("none" while it has none: ringing)."""
         ...
 
     def registrations(self) -> Mapping[str, str]: ...
@@ -136,6 +140,16 @@ class StateCollector(Collector):
         for dialect, count in sorted(dialects.items()):
             sessions.add_metric([dialect], count)
         yield sessions
+        by_dialect = GaugeMetricFamily(
+            "gateway_calls_by_dialect",
+            "Live calls by the dialect of their web session (none: not yet attached, e.g. ringing)",
+            labels=["dialect"],
+        )
+        dialects = Tally(dict.fromkeys((*DIALECTS, "none"), 0))
+        dialects.update(state.call_dialects())
+        for dialect, count in sorted(dialects.items()):
+            by_dialect.add_metric([dialect], count)
+        yield by_dialect
         registrations = GaugeMetricFamily(
             "gateway_registrations", "Registrations of users at the PBX by state", labels=["state"]
         )

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_DIALECTS = {"Session": "json", "HttpSession": "http", "WebSipSession": "sip_ws"}
-
 
 async def _tell_quality(session: SessionSink, call_id: str, legs: Mapping[str, object]) -> None:
     await session.send_event(CallQuality(call_id, cast(Mapping[str, Mapping[str, object]], legs)))
@@ -196,7 +194,13 @@ class Operations:
     def sessions(self) -> Iterable[str]:
         for session in self._gateway.driver.sessions:
             if not session.closed:
-                yield _DIALECTS.get(type(session).__name__, type(session).__name__.lower())
+                yield dialect_of(session) or "none"
+
+    def call_dialects(self) -> Iterable[str]:
+        driver = self._gateway.driver
+        for machine in driver.registry:
+            session_id = machine.session_id
+            yield dialect_of(driver.session(session_id) if session_id else None) or "none"
 
     def registrations(self) -> Mapping[str, str]:
         return self._gateway.driver.registrations

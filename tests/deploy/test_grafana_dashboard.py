@@ -122,7 +122,12 @@ def test_the_panels_show_what_the_issue_asks_for() -> None:
     throttles, the PBX, the build (issue 36 item 2)."""
     queries = expressions(dashboard())
     wanted = {
-        "Calls by state": ("gateway_calls", "by (state)"),
+        "Calls by state and dialect": (
+            "gateway_calls{",
+            "by (state)",
+            "gateway_calls_by_dialect",
+            "by (dialect)",
+        ),
         "Web sessions by dialect": ("gateway_web_sessions", "by (dialect)"),
         "Call setup latency": ("gateway_call_setup_seconds_bucket", "histogram_quantile"),
         "MOS per leg": ("gateway_call_mos", "by (leg"),

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import __version__
 from gateway.app import Gateway
 from gateway.config import Config
+from gateway.ops.call_list import DIALECTS as SESSION_DIALECTS
 from gateway.ops.metrics import DIALECTS
-from gateway.ops.wiring import _DIALECTS
 from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -91,6 +91,8 @@ async def test_metrics_records_and_log_ids_of_an_answered_call(
                     _, during = await scrape(gateway)
                     assert value(during, "gateway_calls", state="connected", direction="outbound") == 1
                     assert value(during, "gateway_web_sessions", dialect="json") == 1
+                    assert value(during, "gateway_calls_by_dialect", dialect="json") == 1
+                    assert value(during, "gateway_calls_by_dialect") == 1
                     invites = value(during, "gateway_sip_messages_sent_total", method="INVITE")
                     assert invites >= 1
                     assert value(during, "gateway_sip_messages_received_total", status="200") >= 1
@@ -275,4 +277,9 @@ async def test_an_idle_gateway_exports_every_series_at_zero(tmp_path: Path) -> N
     )
     empty = [(name, labels) for name, labels in samples if any(v == "" for _, v in labels)]
     assert not empty, empty
-    assert set(_DIALECTS.values()) == set(DIALECTS)  # what the wiring names sessions, the gauge shows
+    # what the wiring names sessions, the gauges show
+    assert set(SESSION_DIALECTS.values()) == set(DIALECTS)
+    assert {dict(labels)["dialect"] for name, labels in samples if name == "gateway_calls_by_dialect"} == {
+        *DIALECTS,
+        "none",
+    }
