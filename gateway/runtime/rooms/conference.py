@@ -40,6 +40,7 @@ from gateway.media.errors import MediaError
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.runtime.rooms.legs import BROWSERS, SIP_CODECS, WEB_CODECS, RoomLeg
 from gateway.runtime.rooms.party import PartySession, PartyState
+from gateway.signaling.call_quality import CallQuality
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError, SignalingError
 from gateway.signaling.rooms.core import GATEWAY_PEER, Relay, RoomFull
 from gateway.signaling.rooms.media import RoomHub
@@ -216,6 +217,14 @@ class Conference:
         if party.reason is not None:
             message["reason"] = party.reason
         await self.hub.broadcast(self.room_id, message)
+
+    async def quality(self, party: PartySession, event: CallQuality) -> None:
+        """`sip_party_quality`: the SIP leg's figures while the call is up (its other leg is the gateway's
+        own, to the mixer), when they moved or crossed `quality.poor_mos` (gateway/ops/quality.py)."""
+        sip = event.legs.get("sip")
+        if sip is not None:
+            message = {"type": "sip_party_quality", "call_id": party.call_id, **dict(sip)}
+            await self.hub.broadcast(self.room_id, message)
 
     async def dial(self, session_id: str, user: WebUser, to: str) -> str:
         if self.room_size() >= self.mixer.max_participants:

@@ -128,6 +128,8 @@ class PartySession:
                 self._set_state(PartyState.RINGING)
             case sig.EarlyMedia() | sig.Connected():
                 self._progress(event)
+            case sig.CallQuality():  # the phone's leg while it is up (gateway/ops/quality.py)
+                self.conference.spawn(self.conference.quality(self, event))
             case sig.Ended(reason=reason):
                 self.reason = reason
                 self._closed = True

@@ -8,12 +8,15 @@ that drops 20 % of it (tests/e2e/lossy_sip_leg.py); the web leg is clean.
 - the alarm fires once for the call's SIP leg (the alarm sinks, a signed webhook POST to a local
   receiver, a WARNING naming the call), however many poor samples follow;
 - the HTTP API's event stream (a WHIP session's too) and JSON-RPC's progress notifications carry the
-  same event.
+  same event, and a room that called the phone in hears `sip_party_quality`;
+- the other way round (the browser's RTP through bench/impair.py's relay), the web leg is named, not the
+  phone's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -303,5 +306,45 @@ async def test_jsonrpc_progress_tells_the_phones_poor_leg(tmp_path: Path) -> Non
                     break
             poor_sip_leg(note["legs"])
             await client.request("disconnect", {})
+        finally:
+            await peer.close()
+
+
+async def test_a_room_hears_its_sip_partys_poor_leg(tmp_path: Path) -> None:
+    """alice's aiortc peer calls the phone into a room: the room's peers hear the SIP party's figures."""
+    auth = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+    async with (
+        lossy_phone(tmp_path) as (phone, _, start),
+        running_gateway(quality_config(phone, start)) as gateway,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            f"{gateway.http_url.replace('http', 'ws', 1)}/webrtc/signaling/q/alice-web", headers=auth
+        ) as ws,
+    ):
+        pending: list[dict[str, Any]] = []
+
+        async def next_message(kind: str, **match: Any) -> dict[str, Any]:
+            async with asyncio.timeout(20):
+                while True:
+                    for message in pending:
+                        if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
+                            pending.remove(message)
+                            return message
+                    pending.append(await ws.receive_json())
+
+        peer = WebPeer(1000)
+        try:
+            await next_message("joined")
+            await ws.send_json({"type": "dial", "to": "2000"})
+            call_id = (await next_message("dialing"))["call_id"]
+            offer = await next_message("offer", from_peer_id="gateway")
+            answer = {"type": "answer", "sdp": await peer.answer(offer["offer"]["sdp"])}
+            await ws.send_json({"type": "answer", "answer": answer, "target_peer_id": "gateway"})
+            await next_message("sip_party", call_id=call_id, state="connected")
+            while not (figures := await next_message("sip_party_quality", call_id=call_id))["poor"]:
+                pass
+            assert figures["mos"] < 3.0 and 0.05 <= figures["loss"] <= 0.6, figures
+            await ws.send_json({"type": "hangup", "call_id": call_id})
+            await next_message("sip_party", call_id=call_id, state="ended")
         finally:
             await peer.close()
