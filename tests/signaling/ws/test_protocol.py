@@ -372,7 +372,7 @@ def test_event_encoding() -> None:
                 "poor": ["sip"],
                 "legs": {"sip": {"mos": 2.1, "loss": 0.2, "poor": True}, "web": {"poor": False}},
             },
-        ),  # fmt: skip
+        ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),
     ]
