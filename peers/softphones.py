@@ -234,10 +234,10 @@ class Softphone:
                 )
             await asyncio.sleep(0.1)
 
-    async def call(self, target: str, *, video: bool = False) -> None:
+    async def call(self, target: str, *, video: bool = False, extra_headers: tuple[str, ...] = ()) -> None:
         """Place a call; ``video``: with the (fake) camera too, the far end's picture shown in the
-        page's <video>."""
-        options = json.dumps({"video": video})
+        page's <video>; ``extra_headers``: more header lines of the INVITE ("Recv-Info: call-quality")."""
+        options = json.dumps({"video": video, "extraHeaders": list(extra_headers)})
         await self.page.evaluate(f"softphone.call({json.dumps(target)}, {options})")
 
     async def answer(self, *, video: bool = False) -> None:

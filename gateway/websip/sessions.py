@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ _MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive
 _ids = itertools.count(1)
 MAX_PENDING_CALLS = 16
 MAX_PENDING_DIGITS = 32  # the SIP party's digits waiting for their INFO to the library, per call
+QUALITY_PACKAGE = "call-quality"  # the Info-Package of the call's legs while it is up (`_quality`)
 
 
 class WebSipSession:
@@ -112,6 +114,9 @@ class WebSipSession:
             return  # a transfer: NOTIFY to the library, or the SIP party's REFER to it (transfer.py)
         if isinstance(event, sig.DtmfReceived):
             self._digit(call_id, event)
+            return
+        if isinstance(event, sig.CallQuality):
+            self._quality(call_id, event)
             return
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
@@ -351,6 +356,15 @@ class WebSipSession:
             return
         await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
 
+    def _quality(self, call_id: str, event: sig.CallQuality) -> None:
+        """The call's legs while it is up, as an INFO of Info-Package `call-quality` (RFC 6086 §4.2.1)
+        with the `/ws` event's JSON, to a library whose INVITE said it takes them (`Recv-Info:
+        call-quality`, §5.2.2); others get nothing (no standard package carries it)."""
+        leg = self._answered(call_id)
+        if not isinstance(leg, IncomingCall) or QUALITY_PACKAGE not in leg.request.headers.tags("Recv-Info"):
+            return
+        self._service.spawn(_inform(leg, call_id, json.dumps(event.to_json(), separators=(",", ":"))))
+
     def _digit(self, call_id: str, event: sig.DtmfReceived) -> None:
         """The SIP party's digit: INFO to the library in the call's answered dialog, after those before."""
         leg = self._answered(call_id)
@@ -487,6 +501,11 @@ async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
 async def _tell(leg: Call, call_id: str, text: str) -> None:
     """The SIP party's chat text to the library: MESSAGE in the call's dialog (RFC 3428 §4)."""
     await _sent(call_id, "MESSAGE", leg.message(text))
+
+
+async def _inform(leg: Call, call_id: str, body: str) -> None:
+    """The call's quality to the library that asked for it: INFO with Info-Package call-quality."""
+    await _sent(call_id, "INFO", leg.info("application/json", body, (("Info-Package", QUALITY_PACKAGE),)))
 
 
 async def _sent(call_id: str, method: str, request: Awaitable[Response]) -> int | None:

@@ -81,6 +81,11 @@
     s.on("ended", (e) => say("ended", { cause: e.cause, originator: e.originator }));
     s.on("failed", (e) => say("failed", { cause: e.cause, status: e.message && e.message.status_code }));
     s.on("newDTMF", (e) => say("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
+    // an INFO that is no DTMF (JsSIP makes those newDTMF): its Info-Package, type and body
+    s.on("newInfo", (e) => {
+      if (e.originator !== "remote") return;
+      say("info", { package: e.request.getHeader("Info-Package"), contentType: e.info.contentType, body: e.info.body });
+    });
     s.on("hold", (e) => say("hold", { originator: e.originator }));
     s.on("unhold", (e) => say("unhold", { originator: e.originator }));
     // The far end's REFER (JsSIP answered it 202): accepted, JsSIP places the call to its Refer-To and
@@ -164,6 +169,10 @@
         const body = info.request.body || "";
         const match = /Signal=\s*(\S)/.exec(body);
         if (match) say("dtmf", { digit: match[1], originator: "remote" });
+        else {
+          const request = info.request;
+          say("info", { package: request.getHeader("Info-Package"), contentType: request.getHeader("Content-Type"), body });
+        }
         info.accept();
       },
       // SIP.js has no hold of its own: a re-INVITE it answered whose offer is sendonly or inactive is
@@ -310,6 +319,7 @@
         const created = ua.call(target, {
           mediaConstraints: media(),
           pcConfig: { iceServers: [] },
+          extraHeaders: options.extraHeaders || [],
         });
         jssipSession(created, "outgoing");
         return;
@@ -318,6 +328,7 @@
       // the PBX's ringback or announcements does.
       const inviter = new SIP.Inviter(ua, SIP.UserAgent.makeURI(target), {
         earlyMedia: true,
+        extraHeaders: options.extraHeaders || [],
         sessionDescriptionHandlerOptions: { constraints: media() },
       });
       sipjsSession(inviter, "outgoing");

@@ -34,6 +34,7 @@ __all__ = ["RELAY_HOST", "ImpairRelay", "Impairer", "Impairment", "LossyRtpRelay
 
 RELAY_HOST = "127.0.0.2"
 LOCAL = "127.0.0.1"
+PHONE_PORTS = 8  # the phone's RTP and RTCP ports of its first four calls (pjmedia takes a new pair per call)
 Address = tuple[str, int]
 
 
@@ -67,7 +68,7 @@ class LossyRtpRelay:
         self.rtp = 0  # RTP packets from the phone, dropped or not
         self.faces: dict[tuple[bool, int], _Face] = {}
         self.first = 0  # the gateway's first RTP port (its rtp_ports start)
-        self.phone_port = 0  # the phone's RTP port (RTCP: the next)
+        self.phone_port = 0  # the phone's first RTP port (RTCP: the next; its next calls: the pairs after)
 
     @property
     def phone_args(self) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ class LossyRtpRelay:
 
     @classmethod
     async def start(cls, count: int, loss: float, seed: int = 7) -> LossyRtpRelay:
-        """A relay over `count` gateway ports and a phone's pair, the first free runs found."""
+        """A relay over `count` gateway ports and PHONE_PORTS of the phone's, the first free runs found."""
         relay = cls(Impairment("lossy", loss=loss, seed=seed))
         for _ in range(20):
             relay.first = 40000 + 2 * random.randrange(10000)
@@ -84,7 +85,7 @@ class LossyRtpRelay:
             try:
                 for port in range(relay.first, relay.first + count):
                     await relay._bind(port, gateway=True)
-                for port in (relay.phone_port, relay.phone_port + 1):
+                for port in range(relay.phone_port, relay.phone_port + PHONE_PORTS):
                     await relay._bind(port, gateway=False)
                 return relay
             except OSError:  # a port is taken (here, or by a wildcard socket): other runs
