@@ -389,6 +389,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
     ) -> None:
         now = self._clock()
+        if self.audio_filter is not None:  # an audio stream hears it, and may mix into it (bridge_state)
+            payload_type, payload = self.audio_filter.web(payload_type, payload, self._web_side)
         self._web_watchdog.alive(now)
         self._web_presence.alive(now)
         if self._web_gone:
@@ -413,6 +415,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
 
     def _from_sip(self, packet: RtpPacket) -> None:
         now = self._clock()
+        if self.audio_filter is not None:
+            packet = self.audio_filter.sip(packet, self._sip.negotiated)
         if self._taps:
             for tap, _ in tuple(self._taps.values()):
                 tap(packet)

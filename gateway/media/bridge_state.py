@@ -2,12 +2,13 @@
 -> ACTIVE -> CLOSED, and the error an illegal call raises. WEB_OFFER_TAKEN lies between IDLE and
 AWAITING_SIP_ANSWER when the browser is answered before our SIP offer is made (``take_web_offer``,
 ``answer_web_first``, then ``sip_offer``: the HTTP offer API's early answer). ``BridgeFields``: what the
-bridge's parts (``bridge_setup``, ``bridge_midcall``) use of it, declared for the type checker."""
+bridge's parts (``bridge_setup``, ``bridge_midcall``) use of it, declared for the type checker.
+``AudioFilter``: what hears each leg's audio as it comes and may replace it (an audio stream's tap)."""
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import sdp
 from gateway.media.errors import MediaError
@@ -15,6 +16,7 @@ from gateway.media.errors import MediaError
 if TYPE_CHECKING:
     from gateway.media.bridge_settings import BridgeSettings
     from gateway.media.codecs.codec_choice import LegCodecs
+    from gateway.media.rtp.packet import RtpPacket
     from gateway.media.rtp.sip_leg import SipLeg
     from gateway.media.video.video_bridge import VideoBridge
     from gateway.media.webrtc.webrtc_leg import WebRtcLeg
@@ -46,10 +48,23 @@ TRANSITIONS = frozenset(
 )
 
 
+class AudioFilter(Protocol):
+    """Hears each leg's audio as it comes, before the bridge forwards it, and returns what is forwarded
+    instead (the same, or the audio mixed with another's): ``MediaBridge.audio_filter``, set by an audio
+    stream (gateway/runtime/audio_streams), which also keeps the fast lane unlinked with a tap (its
+    packets would never reach Python). ``codecs``: what the leg negotiated (None before it is known)."""
+
+    def web(self, payload_type: int, payload: bytes, codecs: LegCodecs | None) -> tuple[int, bytes]: ...
+
+    def sip(self, packet: RtpPacket, codecs: LegCodecs | None) -> RtpPacket: ...
+
+
 class BridgeFields:
     """The fields and methods of ``MediaBridge`` that its bases ``SetupOffers`` and ``MidCallOffers`` use:
     declared here for the type checker only, set in ``MediaBridge.__init__`` and defined by the bridge
     or one of its bases."""
+
+    audio_filter: AudioFilter | None = None  # the browser's and the SIP side's audio heard (see above)
 
     if TYPE_CHECKING:
         settings: BridgeSettings
