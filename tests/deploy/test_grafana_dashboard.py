@@ -139,6 +139,11 @@ def test_the_panels_show_what_the_issue_asks_for() -> None:
             "gateway_connections_refused_total",
             "gateway_logins_throttled_total",
         ),
+        "Live calls: MOS and loss per leg": (
+            "gateway_call_leg_mos_bucket",
+            "gateway_call_leg_loss_ratio",
+            "gateway_call_quality_alarms_total",
+        ),
         "PBX reachable": ("gateway_pbx_reachable",),
         "Build": ("gateway_build_info",),
     }
