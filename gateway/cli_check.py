@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from gateway.config import Config, ConfigError, HostPort
+from gateway.config import Codec, Config, ConfigError, HostPort
 from gateway.config.cluster import ClusterSection
 from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import iter_secrets, load_config
@@ -151,6 +151,7 @@ def summary(config: Config) -> list[tuple[str, str]]:
     event = " + telephone-event" if config.codecs.telephone_event else ""
     lines.append(("codecs SIP leg", ", ".join(c.value for c in config.codecs.sip) + event))
     lines.append(("codecs WebRTC leg", ", ".join(c.value for c in config.codecs.webrtc) + event))
+    lines.append(("G.729", _g729(Codec.G729 in config.codecs.sip)))
     video = ", ".join(c.value for c in config.codecs.video)
     lines.append(("codecs video", video or "none (audio only: a browser's video is turned down)"))
     lines.append(("DTMF on SIP leg", sip.dtmf_mode.value))
@@ -241,6 +242,16 @@ def _cluster(cluster: ClusterSection | None) -> str:
         f"instance {cluster.instance_id}, advertised as sip {cluster.advertise.sip}, {cluster.advertise.http}; "
         f"{where}, keys {cluster.key_prefix}*, heartbeat {cluster.heartbeat:g} s, lease {cluster.lease:g} s"
     )
+
+
+def _g729(listed: bool) -> str:
+    """Whether G.729 can be offered on the SIP leg: libbcg729 loads (gateway/media/codecs/g729.py)."""
+    from gateway.media.codecs import g729
+
+    where = g729.library_path()
+    if where is not None:
+        return f"available ({where})" + ("" if listed else "; add G729 to codecs.sip to offer it")
+    return "not available: install libbcg729-0" + ("; G729 in codecs.sip is not offered" if listed else "")
 
 
 def _fast_lane(wanted: bool) -> str:

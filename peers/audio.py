@@ -37,6 +37,7 @@ FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_SECONDS = 0.020
 PT_PCMU = 0
 PT_PCMA = 8
+PT_G729 = 18
 
 
 def sine(
@@ -133,6 +134,22 @@ class G711:
         return out
 
 
+class G729:
+    """G.729 through libbcg729 (the gateway's ``gateway/media/codecs/g729.py``): int16 PCM at 8 kHz <->
+    10 bytes per 10 ms. One encoder and one decoder, as a phone has."""
+
+    def __init__(self) -> None:
+        from gateway.media.codecs.g729 import G729Decoder, G729Encoder
+
+        self._encoder, self._decoder = G729Encoder(), G729Decoder()
+
+    def encode(self, samples: array.array[int]) -> bytes:
+        return self._encoder.encode(samples.tobytes())
+
+    def decode(self, data: bytes) -> array.array[int]:
+        return array.array("h", self._decoder.decode(data))
+
+
 # libopus's bands by their top (FFmpeg's libopus "cutoff" option), from the playback rate they serve
 _OPUS_CUTOFFS = ((8000, 4000), (12000, 6000), (16000, 8000), (24000, 12000))
 
@@ -222,6 +239,7 @@ class _PeerProtocol(asyncio.DatagramProtocol):
 
 class RtpTonePeer:
     """A tiny plain-RTP PCMU peer on 127.0.0.1: sends paced tones, records and decodes what it receives.
+    ``payload_type`` 8 makes it a PCMA peer, 18 a G.729 one (``G729``, libbcg729).
 
     ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
     keeps every parsed RTP packet and ``sources`` the addresses they came from. ``srtp`` (e.g. a
@@ -244,7 +262,11 @@ class RtpTonePeer:
         self.other: list[bytes] = []  # datagrams that were not RTP (e.g. RTCP with rtcp-mux)
         self.pcm = array.array("h")
         self.sent = 0
-        self._codec = G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
+        self._codec: G711 | G729 = (
+            G729()
+            if payload_type == PT_G729
+            else G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
+        )
         self._transport: asyncio.DatagramTransport | None = None
         self._phase = 0.0
         self.srtp: Any = (

@@ -6,6 +6,8 @@
   uses the OFFER's payload type numbers (RFC 3264 §6.1), in the offerer's order by default or in the
   answerer's (``Preference``).
 - telephone-event is answered only at a clock rate of a chosen codec (RFC 4733 §2.5.1.1, §7.1.1).
+- G.729 is answered ``annexb=no`` whatever the offer says (RFC 4856 §2.1.9: Annex B, VAD with SID
+  frames, is on when the parameter is absent): the answerer sends no SID frames.
 - Direction: sendonly -> recvonly, recvonly -> sendonly, inactive -> inactive, sendrecv -> sendrecv,
   then limited by the local policy (RFC 3264 §6.1); ``c=0.0.0.0`` in the offer means hold (§8.4).
 - No acceptable stream at all: ``SdpUnacceptable`` (SIP 488).
@@ -188,7 +190,15 @@ def _choose(
             chosen += [c for c in plain if spec.accepts(c) and c not in chosen]
     if not chosen:
         return []
+    chosen = [_without_annex_b(c) for c in chosen]
     return chosen + (_edit.telephone_events_kept(codecs, chosen) if telephone_event else [])
+
+
+def _without_annex_b(codec: Codec) -> Codec:
+    """G.729 answered ``annexb=no`` (RFC 4856 §2.1.9, RFC 7261 keeps it declarative per direction)."""
+    if codec.name.upper() != "G729" or codec.parameters.get("annexb") == "no":
+        return codec
+    return dataclasses.replace(codec, fmtp="annexb=no")
 
 
 def _rejected(offered: MediaDescription, transport: PlainTransport | WebRtcTransport) -> MediaDescription:

@@ -82,6 +82,7 @@ class Codec(enum.StrEnum):
     PCMU = "PCMU"
     PCMA = "PCMA"
     G722 = "G722"
+    G729 = "G729"  # SIP leg only, through libbcg729 (gateway/media/codecs/g729.py); not in the defaults
     OPUS = "opus"
 
 

@@ -14,6 +14,7 @@ from aiortc.rtcdtlstransport import RTCCertificate
 import sdp
 from gateway.config import Config, DtmfMode, IceServer
 from gateway.config.addresses import RtpAddress, family_of
+from gateway.media.codecs.g729 import usable_sip_codecs
 from gateway.media.errors import MediaError
 from gateway.media.forward import PathStats
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
@@ -79,12 +80,13 @@ class BridgeSettings:
     fast_lane: EnginePool | None = None
 
     def __post_init__(self) -> None:
-        known = {"pcmu", "pcma", "g722", "opus"}
-        for leg, codecs in (("sip", self.sip_codecs), ("web", self.web_codecs)):
-            if not codecs or any(c.lower() not in known for c in codecs):
-                raise MediaError(
-                    f"{leg} codecs must be a non-empty subset of PCMU, PCMA, G722, opus: {codecs!r}"
-                )
+        web_known = ("PCMU", "PCMA", "G722", "opus")
+        for leg, codecs, known in (
+            ("sip", self.sip_codecs, (*web_known, "G729")),  # G.729: SIP leg only (transcoded)
+            ("web", self.web_codecs, web_known),
+        ):
+            if not codecs or any(c.lower() not in {k.lower() for k in known} for c in codecs):
+                raise MediaError(f"{leg} codecs must be a non-empty subset of {', '.join(known)}: {codecs!r}")
         if self.inactivity_timeout is not None and self.inactivity_timeout <= 0:
             raise MediaError(f"inactivity_timeout must be positive, got {self.inactivity_timeout!r}")
         if self.ice_timeout <= 0:
@@ -158,7 +160,7 @@ def settings_from_config(
         offer_sdes=config.media.sip_srtp.value != "off"
         and (config.pbx.transport.value == "tls" or config.media.sdes_over_plain_sip),
         dtls_certificates=dtls_certificates,
-        sip_codecs=tuple(c.value for c in config.codecs.sip),
+        sip_codecs=usable_sip_codecs([c.value for c in config.codecs.sip]),  # G729 when libbcg729 loads
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
         forward_web_dtmf=config.sip.dtmf_mode is DtmfMode.RFC4733,

@@ -37,6 +37,8 @@ CODECS: Final = {
     "pcmu": CodecImpairment(0.0, 25.1, 0.125),  # G.711 with packet loss concealment
     "pcma": CodecImpairment(0.0, 25.1, 0.125),
     "g722": CodecImpairment(0.0, 23.0, 1.5),  # scored as narrowband's best (its wideband edge is lost on R)
+    # ITU-T G.113 Appendix I: Ie 10, Bpl 19; its delay is the 10 ms frame and 5 ms of look-ahead
+    "g729": CodecImpairment(10.0, 19.0, 15.0),
     "opus": CodecImpairment(0.0, 30.0, 26.5),
 }
 UNKNOWN: Final = CodecImpairment(10.0, 20.0, 20.0)

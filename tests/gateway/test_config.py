@@ -294,7 +294,7 @@ def test_unknown_key_names_full_path(text: str, expected: str) -> None:
         ("media: {opus_usedtx: 2}", "media.opus_usedtx: expected true or false, got 2"),
         (
             "codecs: {sip: [PCMU, speex]}",
-            "codecs.sip[1]: expected one of PCMU, PCMA, G722, opus, got 'speex'",
+            "codecs.sip[1]: expected one of PCMU, PCMA, G722, G729, opus, got 'speex'",
         ),
         ("codecs: {webrtc: [opus, OPUS]}", "codecs.webrtc[1]: codec 'opus' listed twice"),
         ("codecs: {sip: []}", "codecs.sip: at least one codec is needed"),
@@ -423,7 +423,7 @@ def test_all_errors_are_collected() -> None:
             "got '10.0.0.1/8' (10.0.0.1/8 has host bits set)"
         ),
         "media.rtp_ports.start: must be even (RTP takes the even port of each pair), got 10001",
-        "codecs.sip[1]: expected one of PCMU, PCMA, G722, opus, got 'speex'",
+        "codecs.sip[1]: expected one of PCMU, PCMA, G722, G729, opus, got 'speex'",
         (
             "ice.browser[0].urls[0]: expected a URL with scheme stun:, stuns:, "
             "turn: or turns:, got 'http://stun.example.org'"

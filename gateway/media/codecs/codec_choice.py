@@ -20,6 +20,8 @@ KNOWN: dict[str, Codec] = {
     "pcmu": Codec(0, "PCMU", 8000),
     "pcma": Codec(8, "PCMA", 8000),
     "g722": Codec(9, "G722", 8000),
+    # G.729 without Annex B (RFC 4856 §2.1.9: no VAD/SID), through libbcg729 (gateway/media/codecs/g729.py)
+    "g729": Codec(18, "G729", 8000, 1, "annexb=no"),
     "opus": Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1"),
 }
 SIP_EVENT = Codec(101, "telephone-event", 8000, 1, "0-16")

@@ -16,6 +16,7 @@ from typing import Final, cast
 
 import av
 
+from gateway.media.codecs.g729 import G729Decoder, G729Encoder, G729Error
 from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder
 from gateway.media.codecs.transcode import (
     FRAME_MS,
@@ -52,7 +53,7 @@ class PcmFormat:
 
 
 class PcmCodec:
-    """One participant's codec (``pcmu``, ``pcma`` or ``opus``) against the mixer's PCM format."""
+    """One participant's codec (``pcmu``, ``pcma``, ``g729`` or ``opus``) against the mixer's PCM format."""
 
     def __init__(self, name: str, pcm: PcmFormat) -> None:
         codec = audio_codec(name)
@@ -63,9 +64,12 @@ class PcmCodec:
         self._opus_decoder: OpusDecoder | None = None
         self._tables: _G711Tables | None = None
         self._encode_table: Callable[[memoryview], tuple[int, ...]] | None = None
-        if codec.ffmpeg in G711:
-            if pcm.rate != 8000:
-                raise TranscodeError(f"{codec.name} mixes at 8000 Hz only, not {pcm.rate}")
+        self._g729: tuple[G729Decoder, G729Encoder] | None = None
+        if (codec.ffmpeg in G711 or codec.ffmpeg == "g729") and pcm.rate != 8000:
+            raise TranscodeError(f"{codec.name} mixes at 8000 Hz only, not {pcm.rate}")
+        if codec.ffmpeg == "g729":
+            self._g729 = (G729Decoder(), G729Encoder())
+        elif codec.ffmpeg in G711:
             self._tables = g711_tables(codec.ffmpeg)
             table = self._tables.encode
             self._encode_table = lambda samples: cast(tuple[int, ...], operator.itemgetter(*samples)(table))
@@ -86,6 +90,12 @@ class PcmCodec:
             pcm[0::2] = payload.translate(self._tables.first)
             pcm[1::2] = payload.translate(self._tables.second)
             return bytes(pcm)
+        if self._g729 is not None:
+            try:
+                return self._g729[0].decode(payload)
+            except G729Error:
+                self.errors += 1
+                return b""
         assert self._opus_decoder is not None
         try:
             return self._opus_decoder.decode(payload)
@@ -98,6 +108,8 @@ class PcmCodec:
         encoder fills its look-ahead)."""
         if self._encode_table is not None:
             return [bytes(self._encode_table(memoryview(pcm).cast("H")))]
+        if self._g729 is not None:
+            return [self._g729[1].encode(pcm)]
         frame = _frame(pcm, self.pcm.rate)
         frame.pts = self._pts
         self._pts += frame.samples
@@ -110,3 +122,6 @@ class PcmCodec:
     def close(self) -> None:
         if self._opus_decoder is not None:
             self._opus_decoder.close()
+        if self._g729 is not None:
+            for part in self._g729:
+                part.close()

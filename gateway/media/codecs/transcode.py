@@ -1,6 +1,7 @@
 """Decode, resample and re-encode audio payloads between two codecs with PyAV (FFmpeg).
 
-Used only when the legs share no codec: Opus (48 kHz) <-> G.711 (8 kHz) or G.722 (16 kHz). Everything
+Used only when the legs share no codec: Opus (48 kHz) <-> G.711 (8 kHz), G.722 (16 kHz) or G.729
+(8 kHz, through libbcg729: ``g729``; FFmpeg has no G.729 encoder). Everything
 runs in the event loop thread (one 20 ms frame costs tens of microseconds), unlike aiortc's encoder which
 hops to a thread pool per frame. Output frames are always 20 ms. Mono throughout: RFC 7587 §7 lets an
 ``opus/48000/2`` stream carry mono, and G.711/G.722 are mono.
@@ -34,6 +35,7 @@ from av import AudioCodecContext, AudioFrame, AudioResampler, CodecContext
 
 from gateway.media.codecs import opus_settings
 from gateway.media.codecs.g711_plc import G711Concealer
+from gateway.media.codecs.g729 import G729Decoder, G729Encoder, G729Error
 from gateway.media.codecs.opus_decoder import OPUS_DECODER_RATES, OpusDecodeError, OpusDecoder, opus_available
 from gateway.media.errors import MediaError
 from gateway.media.native_hooks import FrameEncoder, frame_encoder
@@ -73,6 +75,7 @@ AUDIO_CODECS: dict[str, AudioCodec] = {
     "pcmu": AudioCodec("PCMU", "pcm_mulaw", 8000, 8000),
     "pcma": AudioCodec("PCMA", "pcm_alaw", 8000, 8000),
     "g722": AudioCodec("G722", "g722", 16000, 8000),
+    "g729": AudioCodec("G729", "g729", 8000, 8000),  # libbcg729, not FFmpeg (gateway/media/codecs/g729.py)
     "opus": AudioCodec("opus", "libopus", 48000, 48000),
 }
 
@@ -150,13 +153,17 @@ class Transcoder:
         self.source = audio_codec(source)
         self.target = audio_codec(target)
         self.errors = 0
-        # Decoding: G.711 by table, Opus by libopus at the target's rate, the others by FFmpeg.
+        # Decoding: G.711 by table, Opus by libopus at the target's rate, G.729 by libbcg729, the others
+        # by FFmpeg.
         self._decoder: AudioCodecContext | None = None
         self._decode_tables: _G711Tables | None = None
         self._opus: OpusDecoder | None = None
+        self._g729: G729Decoder | None = None
         source_rate = self.source.sample_rate
         if self.source.ffmpeg in G711:
             self._decode_tables = g711_tables(self.source.ffmpeg)
+        elif self.source.ffmpeg == "g729":
+            self._g729 = G729Decoder()
         elif (
             self.source.ffmpeg == "libopus"
             and self.target.sample_rate in OPUS_DECODER_RATES
@@ -166,7 +173,8 @@ class Transcoder:
             source_rate = self.target.sample_rate
         else:
             self._decoder = _context(self.source.ffmpeg, "r", self.source.sample_rate)
-        # Encoding: G.711 by table, the others by FFmpeg; Opus at the source's rate when libopus can.
+        # Encoding: G.711 by table, G.729 by libbcg729, the others by FFmpeg; Opus at the source's rate
+        # when libopus can.
         rate = self.target.sample_rate
         if self.target.ffmpeg == "libopus" and source_rate in OPUS_INPUT_RATES:
             rate = source_rate
@@ -174,10 +182,14 @@ class Transcoder:
         self._frame_bytes = 2 * rate * FRAME_MS // 1000
         self._encoder: AudioCodecContext | None = None
         self._send: FrameEncoder | None = None
-        self._encode_table: Callable[[memoryview], tuple[int, ...]] | None = None
+        self._encode_bytes: Callable[[bytes], bytes] | None = None  # PCM -> payload, without FFmpeg
         if self.target.ffmpeg in G711:
             table = g711_tables(self.target.ffmpeg).encode
-            self._encode_table = lambda samples: cast(tuple[int, ...], operator.itemgetter(*samples)(table))
+            self._encode_bytes = lambda pcm: bytes(
+                cast(tuple[int, ...], operator.itemgetter(*memoryview(pcm).cast("H"))(table))
+            )
+        elif self.target.ffmpeg == "g729":
+            self._encode_bytes = G729Encoder().encode
         else:
             self._encoder = _context(self.target.ffmpeg, "w", rate)
             self._send = frame_encoder(self._encoder)
@@ -203,19 +215,21 @@ class Transcoder:
                 pcm: bytes | list[AudioFrame] = decoded if self._plc is None else self._plc.good(decoded)
             elif self._opus is not None:
                 pcm = self._opus.decode(payload)
+            elif self._g729 is not None:
+                pcm = self._g729.decode(payload)
             else:
                 assert self._decoder is not None
                 pcm = self._decoder.decode(av.Packet(payload))
             return self._encode_decoded(pcm)
-        except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
+        except (av.FFmpegError, ValueError, OpusDecodeError, G729Error) as exc:
             self.errors += 1
             logger.debug("transcoding %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
 
     @property
     def conceals(self) -> bool:
-        """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711)."""
-        return self._opus is not None or self._plc is not None
+        """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711, G.729)."""
+        return self._opus is not None or self._plc is not None or self._g729 is not None
 
     def conceal(
         self, frames: int, following: bytes | None = None, copies: Sequence[bytes | None] = ()
@@ -223,7 +237,8 @@ class Transcoder:
         """Encoded output for ``frames`` lost 20 ms input frames, in order: Opus from a redundant copy of
         the frame (``copies[i]``, RFC 2198) when there is one, else from the in-band FEC of ``following``
         (the packet after them) for the last and libopus PLC for the others; G.711 by ITU-T G.711
-        Appendix I (``g711_plc``). Nothing when the source cannot be concealed."""
+        Appendix I (``g711_plc``); G.729 by its decoder's frame erasure (G.729 §4.4). Nothing when the
+        source cannot be concealed."""
         if frames <= 0 or not self.conceals:
             return []
         samples = self._source_rate * FRAME_MS // 1000
@@ -235,12 +250,14 @@ class Transcoder:
                     or opus.conceal(samples, following if i == frames - 1 else None)
                     for i in range(frames)
                 )
+            elif self._g729 is not None:
+                pcm = self._g729.conceal(samples * frames)
             else:
                 assert self._plc is not None and self._decode_tables is not None
                 after = self._decode_g711(following, self._decode_tables) if following else b""
                 pcm = self._plc.conceal(samples * frames, after)
             return self._encode_decoded(pcm)
-        except (av.FFmpegError, ValueError, OpusDecodeError) as exc:
+        except (av.FFmpegError, ValueError, OpusDecodeError, G729Error) as exc:
             self.errors += 1
             logger.debug("concealing %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
@@ -291,15 +308,15 @@ class Transcoder:
             chunks = [pcm]
         out: list[bytes] = []
         for chunk in chunks:
-            if self._encode_table is not None:
-                out.append(bytes(self._encode_table(memoryview(chunk).cast("H"))))
+            if self._encode_bytes is not None:
+                out.append(self._encode_bytes(chunk))
             else:
                 out += self._encode_frame(_frame(chunk, self._rate))
         return out
 
     def _encode_frame(self, frame: AudioFrame) -> list[bytes]:
-        if self._encode_table is not None:
-            return [bytes(self._encode_table(memoryview(_pcm(frame)).cast("H")))]
+        if self._encode_bytes is not None:
+            return [self._encode_bytes(_pcm(frame))]
         assert self._send is not None
         frame.pts = self._pts
         self._pts += frame.samples
