@@ -13,6 +13,7 @@ from typing import Annotated, Final
 
 from gateway.config.addresses import RtpAddress, rtp_addresses, web_ports_overlap
 from gateway.config.admin import AdminSection, WebhookConfig
+from gateway.config.audio_stream import AudioStreamSection
 from gateway.config.cluster import ClusterSection
 from gateway.config.connections import ConnectionsSection
 from gateway.config.dns import DnsSection
@@ -345,8 +346,6 @@ class CodecsSection:
             for index, codec in enumerate(codecs):
                 if codecs.index(codec) != index:
                     raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
-                if leg == "webrtc" and codec is Codec.G729:  # browsers have no G.729
-                    raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +525,7 @@ class Config:
     cluster: ClusterSection | None = None  # several gateways sharing state in Redis (config/cluster.py)
     admin: AdminSection = field(default_factory=AdminSection)  # admin page and REST API (config/admin.py)
     webhooks: tuple[WebhookConfig, ...] = ()  # call events POSTed, signed (config/admin.py)
+    audio_stream: AudioStreamSection = field(default_factory=AudioStreamSection)
     # What outlives a restart (gateway/state_dir.py): the session key, revoked tokens; created 0700.
     # A relative path is taken from the working directory.
     state_dir: str = "state"
