@@ -47,7 +47,6 @@ from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.admin_calls import AdminCalls
 from gateway.runtime.audio_streams.service import AudioStreams
-from gateway.runtime.lamps import start_lamps
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.admin.api import add_admin_routes
@@ -272,15 +271,9 @@ class Gateway:
             )
             await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
-        ua_settings = UASettings.from_config(self.config)
-        registrations = registrations_for_users(  # at each user's PBX (config/pbxs.py)
-            await self.identities.store.all_users(),
-            self.config.pbx,
-            self.config.pbxs,
-            dict(ua_settings.pbx_targets),
-        )
+        registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
         ua_settings = dataclasses.replace(
-            ua_settings, registrations=registrations, fd_reserve=self.fd_reserve
+            UASettings.from_config(self.config, registrations), fd_reserve=self.fd_reserve
         )
         self.sip = UserAgent(
             ua_settings if cluster is None else cluster.ua_settings(ua_settings),
@@ -291,10 +284,6 @@ class Gateway:
         self._closers.append(lambda: ua.close(self._time_left()))
         await self.sip.start()
         self.driver.attach_ua(self.sip)
-        users = await self.identities.store.all_users()  # busy lamps, voicemail (runtime/lamps/)
-        lamps = start_lamps(self.config, self.sip, users, lambda: self.driver.sessions, self.driver.spawn)
-        self.driver.user_states = lamps.snapshot
-        self._closers.append(lamps.close)  # before the UA closes: unsubscribed
         # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
         self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
         self._closers.append(self.room_media.close)  # before the calls end: the rooms' SIP parties first
