@@ -271,9 +271,15 @@ class Gateway:
             )
             await self.sip_ws_http.start("SIP WebSocket")
             self._closers.append(self.sip_ws_http.close)
-        registrations = registrations_for_users(await self.identities.store.all_users(), self.config.pbx)
+        ua_settings = UASettings.from_config(self.config)
+        registrations = registrations_for_users(  # at each user's PBX (config/pbxs.py)
+            await self.identities.store.all_users(),
+            self.config.pbx,
+            self.config.pbxs,
+            dict(ua_settings.pbx_targets),
+        )
         ua_settings = dataclasses.replace(
-            UASettings.from_config(self.config, registrations), fd_reserve=self.fd_reserve
+            ua_settings, registrations=registrations, fd_reserve=self.fd_reserve
         )
         self.sip = UserAgent(
             ua_settings if cluster is None else cluster.ua_settings(ua_settings),

@@ -57,6 +57,7 @@ from gateway.calls.view import CallView
 
 if TYPE_CHECKING:
     from gateway.calls.boundary.events import Event
+    from gateway.config.pbxs import CallerId
     from gateway.identity.model import WebUser
 
 logger = logging.getLogger(__name__)
@@ -257,8 +258,9 @@ class CallMachine(CallView):
         """Inbound: the INVITE's offer (None: a late offer), and whether it goes to the browser as it is."""
         self._setup = dataclasses.replace(self._setup, sip_offer=sdp, passthrough=passthrough)
 
-    def dial_to(self, target: str) -> None:
-        self._setup = dataclasses.replace(self._setup, target=target)
+    def dial_to(self, target: str, pbx: str | None = None, caller_id: CallerId | None = None) -> None:
+        """The Request-URI, and (several PBXs, config/pbxs.py) the PBX chosen and the From presented."""
+        self._setup = dataclasses.replace(self._setup, target=target, pbx=pbx, caller_id=caller_id)
 
     def redirect_to(self, target: str) -> None:
         """A 3xx followed: a new INVITE to ``target`` (RFC 3261 §8.1.3.4), waited for as the first."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from gateway.calls.errors import IllegalMove, InvalidValue
 from gateway.calls.reasons import EndReason, Reason
 from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
+from gateway.config.pbxs import CallerId
 
 if TYPE_CHECKING:
     from gateway.identity.model import WebUser
@@ -237,6 +238,8 @@ class Setup:
     sip_offer: str | None = None  # inbound: the INVITE's offer (None: a late offer)
     passthrough: bool = False  # inbound: the offer goes to the browser as it is (runtime/passthrough.py)
     redirects: tuple[str, ...] = ()  # outbound: the 3xx targets followed, in order (redirects.py)
+    pbx: str | None = None  # outbound: the PBX chosen among several (config/pbxs.py); None: `pbx:`
+    caller_id: CallerId | None = None  # outbound: what the From presents (a route's or that PBX's)
 
 
 # --- the whole call --------------------------------------------------------------------------------
@@ -290,6 +293,8 @@ class CallRecord:
                 "sip_offer": setup.sip_offer,
                 "passthrough": setup.passthrough,
                 "redirects": list(setup.redirects),
+                "pbx": setup.pbx,
+                "caller_id": None if setup.caller_id is None else _caller_id_dict(setup.caller_id),
             },
             "sip": {
                 "invite": self.sip.invite.value,
@@ -348,6 +353,10 @@ def _optional(kind: Callable[[Any], E], value: Any) -> E | None:
     return None if value is None else kind(value)
 
 
+def _caller_id_dict(caller_id: CallerId) -> dict[str, Any]:
+    return {"display": caller_id.display, "user": caller_id.user, "privacy": caller_id.privacy}
+
+
 def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in value)
 
@@ -384,6 +393,8 @@ def _from_dict(data: Mapping[str, Any], users: Callable[[str], WebUser | None]) 
             sip_offer=setup["sip_offer"],
             passthrough=setup["passthrough"],
             redirects=tuple(setup["redirects"]),
+            pbx=setup.get("pbx"),
+            caller_id=None if setup.get("caller_id") is None else CallerId(**setup["caller_id"]),
         ),
         sip=SipProgress(
             invite=InviteProgress(sip["invite"]),

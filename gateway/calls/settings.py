@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.calls.caps import CapsTable
 from gateway.calls.errors import InvalidValue
+from gateway.config.pbxs import PbxPlan
 from gateway.config.values import DtmfMode
 
 if TYPE_CHECKING:
-    from gateway.config.schema import Config
+    from gateway.config.schema import Config, PbxSection
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class CallSettings:
     )
     pbx_hosts: tuple[str, ...] = ()  # pbx.address and pbx.outbound_proxy hosts: redirects may go there
     caps: CapsTable = field(default_factory=CapsTable)  # per-user caps (limits, gateway/calls/caps.py)
+    pbx_plan: PbxPlan = field(default_factory=PbxPlan)  # several PBXs, tenants, rewriting (config/pbxs.py)
+    asserting_pbxs: frozenset[str] = frozenset()  # of those, the ones P-Asserted-Identity goes to
 
     def __post_init__(self) -> None:
         for name in (
@@ -95,7 +98,16 @@ class CallSettings:
             "sip_srtp": config.media.sip_srtp.value,
             "follow_redirects": config.calls.follow_redirects.value,
             "pbx_hosts": tuple(
-                hp.host for hp in (config.pbx.address, config.pbx.outbound_proxy) if hp is not None
+                hp.host
+                for pbx in (config.pbx, *config.pbxs.values())
+                for hp in (pbx.address, pbx.outbound_proxy)
+                if hp is not None
+            ),
+            "pbx_plan": PbxPlan.from_config(config),
+            "asserting_pbxs": frozenset(
+                name
+                for name, pbx in PbxPlan.from_config(config).pbxs.items()
+                if _assert_identity(config, pbx)
             ),
         }
         values.update(overrides)
@@ -108,9 +120,9 @@ def _families(config: Config) -> tuple[str, ...]:
     return tuple(config.rtp_addresses()) or ("IP4",)
 
 
-def _assert_identity(config: Config) -> bool:
+def _assert_identity(config: Config, pbx: PbxSection | None = None) -> bool:
     """pbx.assert_identity, or (unset) whether the PBX's IP is among sip.trusted_sources."""
-    pbx = config.pbx
+    pbx = pbx or config.pbx
     if pbx.assert_identity is not None:
         return pbx.assert_identity
     if pbx.address is None:

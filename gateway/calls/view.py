@@ -27,6 +27,7 @@ from gateway.calls.states import CallDirection, CallState, Reinvite, TimerName
 
 if TYPE_CHECKING:
     from gateway.calls.reasons import Reason
+    from gateway.config.pbxs import CallerId
     from gateway.identity.model import WebUser
 
 
@@ -167,6 +168,14 @@ class CallView:
     @property
     def direct(self) -> bool:
         return self._setup.direct
+
+    @property
+    def pbx(self) -> str | None:
+        return self._setup.pbx
+
+    @property
+    def caller_id(self) -> CallerId | None:
+        return self._setup.caller_id
 
     @property
     def sip_headers(self) -> tuple[tuple[str, str], ...]:

@@ -141,6 +141,8 @@ class _Reader:
             return self._section(value, tp, path)
         if origin is tuple:
             return self._list(value, typing.get_args(tp)[0], path)
+        if origin in (dict, Mapping):  # named entries (`pbxs:`, `tenants:`): name -> section
+            return self._mapping(value, typing.get_args(tp)[1], path)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return self._enum(value, tp, path)
         if tp in (bool, int, float, str):
@@ -191,6 +193,15 @@ class _Reader:
             return _FAILED
         items = [self.read(item, item_type, f"{path}[{index}]") for index, item in enumerate(value)]
         return _FAILED if any(item is _FAILED for item in items) else tuple(items)
+
+    def _mapping(self, value: object, item_type: Any, path: str) -> object:
+        if not isinstance(value, dict):
+            self.error(path, f"expected a mapping of names to entries, got {_kind(value)}")
+            return _FAILED
+        items = {
+            str(key): self.read(item, item_type, join_path(path, str(key))) for key, item in value.items()
+        }
+        return _FAILED if any(item is _FAILED for item in items.values()) else items
 
     def _enum(self, value: object, cls: type[enum.Enum], path: str) -> object:
         if isinstance(value, str):
@@ -403,6 +414,9 @@ def iter_secrets(config: object, path: str = "") -> Iterator[tuple[str, Secret |
         elif isinstance(value, tuple):
             for index, item in enumerate(value):
                 yield from iter_secrets(item, f"{key_path}[{index}]")
+        elif isinstance(value, Mapping):
+            for name, item in value.items():
+                yield from iter_secrets(item, join_path(key_path, str(name)))
         else:
             yield from iter_secrets(value, key_path)
 

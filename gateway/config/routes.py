@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
+from gateway.config.pbxs import CallerId, PbxName, RewriteRule
+from gateway.config.recording import RecordingMode
 from gateway.config.values import Parse, check_host
 from gateway.identity.patterns import DialPattern
 from sipcore.errors import SIPError
@@ -85,6 +87,12 @@ class RouteConfig:
     match: Annotated[RouteMatch, Parse(parse_route_match)]
     media: MediaMode = MediaMode.TERMINATE
     sip_offer: SipOffer = SipOffer.RTP  # with media: terminate
+    recording: RecordingMode | None = None  # its calls' recording mode (config/recording.py)
+    # Several PBXs (config/pbxs.py): where the call goes, how the number is rewritten, what it presents
+    pbx: PbxName | None = None
+    tenant: PbxName | None = None  # the route is only this tenant's users'
+    rewrite: tuple[RewriteRule, ...] = ()
+    caller_id: CallerId | None = None
 
     def __post_init__(self) -> None:
         if self.media is MediaMode.PASSTHROUGH and self.sip_offer is not SipOffer.RTP:

@@ -20,11 +20,12 @@ from gateway.config.dns import DnsSection
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import LimitsSection
 from gateway.config.ops import CdrSection, MetricsSection, QualitySection
+from gateway.config.pbxs import CallerId, RewriteRule, TenantConfig, pbx_checks
 from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
 from gateway.config.trace import TraceSection
-from gateway.config.users import UserConfig
+from gateway.config.users import PbxAuth, UserConfig
 from gateway.config.values import (
     SUPPORTED_TRANSPORTS,
     Codec,
@@ -346,10 +347,6 @@ class CodecsSection:
             for index, codec in enumerate(codecs):
                 if codecs.index(codec) != index:
                     raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
-                if leg == "webrtc" and codec is Codec.G729:  # browsers have no G.729
-                    raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
-                if leg == "webrtc" and codec is Codec.G729:  # browsers have no G.729
-                    raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +414,9 @@ class PbxSection:
     # P-Asserted-Identity (the web user's display name and number) on INVITEs to the PBX (RFC 3325): only
     # toward a PBX that trusts the gateway. None: when the PBX's address is in sip.trusted_sources.
     assert_identity: bool | None = None
+    auth: PbxAuth | None = None  # a trunk's own credentials: calls of users whose PBX is another one
+    rewrite: tuple[RewriteRule, ...] = ()  # of dialled numbers sent here, after a route's (config/pbxs.py)
+    caller_id: CallerId | None = None  # what calls sent here present, unless a route says
 
     def __post_init__(self) -> None:
         check_transport("transport", self.transport)
@@ -512,6 +512,8 @@ class Config:
     codecs: CodecsSection = field(default_factory=CodecsSection)
     ice: IceSection = field(default_factory=IceSection)
     pbx: PbxSection = field(default_factory=PbxSection)
+    pbxs: Mapping[str, PbxSection] = field(default_factory=dict)  # more PBXs and trunks by name (pbxs.py)
+    tenants: Mapping[str, TenantConfig] = field(default_factory=dict)  # groups of users (config/pbxs.py)
     dns: DnsSection = field(default_factory=DnsSection)
     http: HttpSection = field(default_factory=HttpSection)
     # caps and deadlines before authentication, fds kept for media (config/connections.py)
@@ -548,6 +550,7 @@ class Config:
 
     def _cross_checks(self) -> Iterator[tuple[str, str]]:
         yield from web_ports_overlap(self.media.rtp_ports, self.media.web_ports)  # config/addresses.py
+        yield from pbx_checks(self)  # config/pbxs.py: names, and bare extensions need a PBX domain
         tls_listen = any(item.transport is Transport.TLS for item in self.sip.listen)
         if self.pbx.transport is Transport.TLS and not tls_listen:
             yield (
@@ -586,8 +589,3 @@ class Config:
             for number, api_key in enumerate(user.api_keys):
                 if len(api_key.key.reveal()) < 16:
                     yield f"users[{index}].api_keys[{number}].key", "must be at least 16 characters"
-            if ":" not in user.sip and self.pbx.effective_domain is None:
-                yield (
-                    f"users[{index}].sip",
-                    f"bare extension {user.sip!r} needs pbx.domain or pbx.address to form a SIP URI",
-                )

@@ -155,3 +155,5 @@ class UserConfig:
     on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
     limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)
     roles: tuple[Annotated[str, Parse(parse_role)], ...] = ()  # `admin`: the admin page and API
+    pbx: str | None = None  # her PBX among `pbxs:` (default: her tenant's, else `pbx:`; config/pbxs.py)
+    tenant: str | None = None  # her group among `tenants:`

@@ -84,8 +84,11 @@ class IdentityMap:
             logger.info("user %s may not call %r", user.id, destination)
         return allowed
 
-    async def resolve_inbound(self, request_uri: str, to: str | None = None) -> InboundResult:
-        """The web users an inbound INVITE addresses: by Request-URI, else by the To URI."""
+    async def resolve_inbound(
+        self, request_uri: str, to: str | None = None, *, pbx: str | None = None
+    ) -> InboundResult:
+        """The web users an inbound INVITE addresses: by Request-URI, else by the To URI. ``pbx``: the
+        PBX it came from (several PBXs, config/pbxs.py): of the users matched, that PBX's, if any."""
         users: tuple[WebUser, ...] = ()
         for candidate in (request_uri, to):
             if candidate is None:
@@ -97,6 +100,8 @@ class IdentityMap:
                 continue
             if users:
                 break
+        if pbx is not None and any(user.pbx == pbx for user in users):
+            users = tuple(user for user in users if user.pbx == pbx)  # the tenant of the PBX that called
         if not users:
             return NoSuchUser(request_uri)
         sessions: dict[str, tuple[str, ...]] = {}

@@ -53,6 +53,8 @@ class WebUser:
     web_token: Secret | None = field(default=None, repr=False)
     on_busy: str = "ring"  # every session in a call: ring | reject | forward:<destination>
     roles: frozenset[str] = frozenset()  # users[].roles: `admin` opens the admin page and API
+    pbx: str = "default"  # her own PBX's name (users[].pbx, her tenant's, else `pbx:`; config/pbxs.py)
+    tenant: str | None = None  # users[].tenant
 
     def __post_init__(self) -> None:
         if self.on_busy not in ("ring", "reject") and not self.on_busy.startswith("forward:"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.config.pbxs import PbxPlan
 from gateway.identity.address import SipAddress
 from gateway.identity.model import PbxCredentials, WebUser
 from gateway.identity.patterns import DialPattern, most_specific
@@ -80,9 +81,11 @@ class InMemoryIdentityStore:
 
 def web_users_from_config(config: Config) -> tuple[WebUser, ...]:
     """The web users of `config.users`, bare extensions completed with the PBX domain."""
-    domain = config.pbx.effective_domain
+    plan = PbxPlan.from_config(config)
     users = []
     for entry in config.users:
+        pbx = plan.user_pbx(entry.pbx, entry.tenant)
+        domain = plan.domain(pbx)
         if ":" in entry.sip:
             aor = SipAddress.parse(entry.sip)
         else:
@@ -108,6 +111,8 @@ def web_users_from_config(config: Config) -> tuple[WebUser, ...]:
                 web_token=entry.web_token,
                 on_busy=entry.on_busy,
                 roles=frozenset(entry.roles),
+                pbx=pbx,
+                tenant=entry.tenant,
             )
         )
     return tuple(users)

@@ -105,9 +105,22 @@ def check_cluster(source: ReadinessSource) -> CheckResult:
     return CheckResult(CheckState.OK if reachable else CheckState.FAILING, detail)
 
 
+def check_pbxs(source: ReadinessSource) -> CheckResult:
+    """The named PBXs of `pbxs:` (config/pbxs.py) with a keep-alive, each by name; `pbx` is the default."""
+    reports: Mapping[str, Mapping[str, object]] = getattr(source, "pbxs", dict)()
+    named = {name: report for name, report in reports.items() if name != "default"}
+    if not named:
+        return CheckResult(CheckState.DISABLED, "no named PBX with a keep-alive (pbxs:)")
+    states = {name: str(report.get("state")) for name, report in sorted(named.items())}
+    detail = ", ".join(f"{name}: {state}" for name, state in states.items())
+    ok = all(state == "reachable" for state in states.values())
+    return CheckResult(CheckState.OK if ok else CheckState.DEGRADED, detail)
+
+
 CHECKS: Mapping[str, Callable[[ReadinessSource], CheckResult]] = {
     "sip_listeners": check_sip,
     "pbx": check_pbx,
+    "pbxs": check_pbxs,
     "registrations": check_registrations,
     "rtp_ports": check_rtp_ports,
     "cluster": check_cluster,

@@ -165,6 +165,16 @@ class StateCollector(Collector):
                 "1 when the PBX answers the OPTIONS keep-alive, 0 when it does not or has not yet",
                 value=1 if pbx.get("state") == "reachable" else 0,
             )
+        reports: Mapping[str, Mapping[str, object]] = getattr(state, "pbxs", dict)()
+        if reports:  # every PBX by name (several PBXs, config/pbxs.py); the one above is `default`
+            by_name = GaugeMetricFamily(
+                "gateway_pbxs_reachable",
+                "1 when the named PBX answers its OPTIONS keep-alive",
+                labels=["pbx"],
+            )
+            for name, report in sorted(reports.items()):
+                by_name.add_metric([name], 1 if report.get("state") == "reachable" else 0)
+            yield by_name
         yield from self._sip(state.sip_stats())
         yield from self._media(state)
         free, used = state.rtp_ports()

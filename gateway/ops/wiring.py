@@ -209,6 +209,12 @@ class Operations:
         ua = self._gateway.sip
         return ua.pbx_state() if ua is not None else None
 
+    def pbxs(self) -> Mapping[str, Any]:
+        """Every PBX's keep-alive report by name (`default`: the `pbx:` section; config/pbxs.py)."""
+        ua = self._gateway.sip
+        names = ua.pbx_names() if ua is not None else ()
+        return {name: ua.pbx_state(name) for name in names} if ua is not None else {}
+
     def sip_stats(self) -> Any:
         ua = self._gateway.sip
         return ua.layer.stats if ua is not None and ua.state is UAState.RUNNING else None

@@ -22,6 +22,7 @@ from gateway.calls.boundary.caller import MAX_HEADER_VALUE, CallerDetails
 from gateway.calls.setup.busy import busy_refusal
 from gateway.calls.states import CallDirection
 from gateway.config import Config
+from gateway.config.pbxs import PbxPlan
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
 from gateway.identity.model import Found, InboundResult, NotOnline
@@ -47,6 +48,7 @@ class SipInbound:
         self._driver = driver
         self._pass_headers = config.sip.pass_headers  # custom headers passed both ways (allow-list)
         self._pbx_domain = config.pbx.effective_domain
+        self._pbx_plan = PbxPlan.from_config(config)  # which PBX an INVITE came from (config/pbxs.py)
         self._web_calls = config.calls.web_calls
 
     def attach_ua(self, ua: UserAgent) -> None:
@@ -155,7 +157,9 @@ class SipInbound:
                 target = (
                     room
                     if room is not None
-                    else await self._driver.identity.resolve_inbound(request_uri, to_uri)
+                    else await self._driver.identity.resolve_inbound(
+                        request_uri, to_uri, pbx=self._pbx_plan.source_pbx(call.source.host)
+                    )
                 )
             caller = call.caller
             if (

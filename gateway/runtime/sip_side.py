@@ -104,9 +104,12 @@ class SipSide:
     async def _invite(self, command: cmd.SipInvite) -> None:
         target, headers = command.target, command.headers
         try:
+            ua = self._ua()
             hop = uri_target(parse_uri(target)) if command.direct else None  # a redirect's own host
+            if hop is None and command.pbx is not None:  # several PBXs: the chosen one's (config/pbxs.py)
+                hop = dict(ua.settings.pbx_targets).get(command.pbx)
             sip_call_id, self.next_call_id = self.next_call_id, None
-            outgoing = await self._ua().invite(
+            outgoing = await ua.invite(
                 target, command.sdp, command.identity, headers=headers, next_hop=hop, call_id=sip_call_id
             )
         except (SIPError, RuntimeError, ValueError) as exc:

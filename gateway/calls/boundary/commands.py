@@ -31,6 +31,7 @@ class SipInvite:
     sdp: str
     headers: tuple[tuple[str, str], ...] = ()  # P-Asserted-Identity toward a trusted PBX, custom headers
     direct: bool = False  # a followed redirect: to the target's own host (RFC 3263), not the PBX hop
+    pbx: str | None = None  # several PBXs (config/pbxs.py): the one whose hop the INVITE goes to
 
     def __post_init__(self) -> None:
         _checks.text("target", self.target)

@@ -43,11 +43,12 @@ from gateway.calls.boundary.events import (
 )
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
 from gateway.calls.records import InviteProgress, WebSdp
+from gateway.calls.setup.pbx_route import invite_identity, pbx_target
 from gateway.calls.setup.redirects import follow_redirect
 from gateway.calls.states import CallDirection, CallState, TimerName
 from gateway.identity.address import SipAddress, dialed_sip_uri
 from gateway.identity.errors import IdentityError
-from gateway.identity.model import SipIdentity, WebUser
+from gateway.identity.model import WebUser
 from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
@@ -104,11 +105,15 @@ def allowed_target(user: WebUser, destination: str, pbx_domain: str | None) -> s
 def dial(call: CallMachine, event: WebDial) -> None:
     # direct: a web user of this gateway, to its own SIP listener
     call.start_outbound(event.session_id, event.user, event.headers, direct=event.route is not None)
-    target = event.route or allowed_target(event.user, event.destination, call.settings.pbx_domain)
-    if isinstance(target, tuple):
-        _refuse(call, *target)
-        return
-    call.dial_to(target)
+    if event.route is not None:
+        call.dial_to(event.route)
+    else:
+        choice = pbx_target(call.settings, event.user, event.destination)  # setup/pbx_route.py
+        if isinstance(choice, tuple):
+            _refuse(call, *choice)
+            return
+        several = call.settings.pbx_plan.several
+        call.dial_to(choice.target, choice.pbx if several else None, choice.caller_id)
     call.emit(CreateBridge(call.call_id, CallDirection.OUTBOUND), MediaOfferToSip(call.call_id, event.sdp))
     call.start_timer(TimerName.SETUP, call.settings.setup_timeout)
     call.enter(CallState.INVITING)
@@ -129,16 +134,11 @@ def sip_offer_ready(call: CallMachine, event: MediaSipOfferReady) -> None:
     user = call.user
     call.invite_to(InviteProgress.SENT)
     call.gave_sip(event.sdp)
-    identity = SipIdentity(user.aor, user.display_name, user.credentials)
-    headers = call.sip_headers
-    if call.settings.assert_identity:  # RFC 3325 §9.1, toward a PBX that trusts us only
-        name = f'"{_quoted(user.display_name)}" ' if user.display_name else ""
-        headers = (("P-Asserted-Identity", f"{name}<{user.aor}>"), *headers)
-    call.emit(SipInvite(call.call_id, call.target, identity, event.sdp, headers, direct=call.direct))
-
-
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    identity, asserted = invite_identity(call, user)  # setup/pbx_route.py
+    headers = (*asserted, *call.sip_headers)
+    call.emit(
+        SipInvite(call.call_id, call.target, identity, event.sdp, headers, direct=call.direct, pbx=call.pbx)
+    )
 
 
 def _require_invite(call: CallMachine, event: object) -> None:

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Final
 from gateway.calls.boundary.commands import NotifyRedirected, SipInvite
 from gateway.calls.boundary.events import SipFailed
 from gateway.calls.reasons import EndReason, Reason, local_reason, reason_for_status
+from gateway.calls.setup.pbx_route import invite_identity
 from gateway.calls.states import CallState, TimerName
 from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
-from gateway.identity.model import SipIdentity
 from gateway.identity.policy import may_call
 
 if TYPE_CHECKING:
@@ -98,13 +98,14 @@ def _invite(call: CallMachine, target: str, status: int) -> None:
     call.redirect_to(target)  # the new target must answer within the setup timeout again
     user = call.user
     address = SipAddress.parse_dialed(target)
-    direct = address.port is not None or address.host.lower() != (call.settings.pbx_domain or "").lower()
-    identity = SipIdentity(user.aor, user.display_name, user.credentials)
+    domain = call.settings.pbx_plan.domain(call.pbx) if call.pbx is not None else call.settings.pbx_domain
+    direct = address.port is not None or address.host.lower() != (domain or "").lower()
+    identity, _ = invite_identity(call, user)
     call.cancel_timer(TimerName.RING)
     call.start_timer(TimerName.SETUP, call.settings.setup_timeout)
     call.emit(
         NotifyRedirected(call.session_id, call.call_id, target, status),
-        SipInvite(call.call_id, target, identity, call.local_sip_sdp, direct=direct),
+        SipInvite(call.call_id, target, identity, call.local_sip_sdp, direct=direct, pbx=call.pbx),
     )
 
 

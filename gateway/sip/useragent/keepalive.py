@@ -19,10 +19,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 from gateway.tasks import stop_task
 from sipcore.errors import Unreachable
 from sipcore.syntax.message import Response
+
+if TYPE_CHECKING:
+    from gateway.sip.useragent.ua_settings import UASettings
+    from sipcore.location.routing import Target
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +117,22 @@ class PbxKeepalive:
             level = logging.WARNING if state == "unreachable" else logging.INFO
             logger.log(level, "PBX %s %s -> %s: %s", self.target, self.state, state, detail)
             self.state = state
+
+
+def start_keepalives(
+    probe: Callable[[str, Target | None], Awaitable[Response]], settings: UASettings
+) -> dict[str, PbxKeepalive]:
+    """A started keep-alive per PBX by name: ``default`` (the `pbx:` section, to the UA's outbound hop)
+    and each of `pbxs:` that has one (several PBXs, gateway/config/pbxs.py)."""
+    wanted: list[tuple[str, Target, float, bool]] = []
+    if settings.outbound is not None and settings.keepalive_interval > 0:
+        wanted.append(("default", settings.outbound, settings.keepalive_interval, False))
+    wanted.extend((name, hop, interval, True) for name, hop, interval in settings.keepalives)
+    started: dict[str, PbxKeepalive] = {}
+    for name, hop, interval, own_hop in wanted:
+        host_part = f"[{hop.host}]" if ":" in hop.host else hop.host
+        uri = f"sip:{host_part}:{hop.port}" + (";transport=tcp" if hop.transport == "TCP" else "")
+        keepalive = PbxKeepalive(partial(probe, uri, hop if own_hop else None), interval, uri)
+        keepalive.start()
+        started[name] = keepalive
+    return started

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ class RegistrationSpec:
     expires: int = 3600
     retry_base: float = 5.0
     retry_max: float = 300.0
+    hop: Target | None = None  # where its REGISTERs go (several PBXs: its PBX's); default the UA's outbound
 
     def __post_init__(self) -> None:
         if self.aor.user is None:
@@ -86,15 +87,21 @@ class RegistrationChanged:
     status: int | None  # the last final response, if any
 
 
-def registrations_for_users(users: Iterable[WebUser], pbx: PbxSection) -> tuple[RegistrationSpec, ...]:
-    """A registration for every web user the identity map gives PBX credentials, at the PBX
-    (``pbx.address``), when ``pbx.register`` is on."""
-    if not pbx.register or pbx.address is None:
-        return ()
-    registrar = SipURI(pbx.address.host, port=pbx.address.port)
+def registrations_for_users(
+    users: Iterable[WebUser],
+    pbx: PbxSection,
+    pbxs: Mapping[str, PbxSection] | None = None,
+    hops: Mapping[str, Target] | None = None,
+) -> tuple[RegistrationSpec, ...]:
+    """A registration for every web user the identity map gives PBX credentials, at her PBX's address
+    when its ``register`` is on: ``pbx`` (the `pbx:` section, ``default``) or one of ``pbxs`` by name
+    (its REGISTERs sent to its hop in ``hops``); and one per PBX of ``pbxs`` with its own ``auth``
+    (a trunk) and ``register`` on, as ``auth.username`` at its domain (config/pbxs.py)."""
+    named = dict(pbxs or {})
     specs = []
     for user in users:
-        if user.credentials is None:
+        section = named.get(user.pbx, pbx) if user.pbx != "default" else pbx
+        if user.credentials is None or not section.register or section.address is None:
             continue
         aor = SipURI(user.aor.host, user.aor.user, port=user.aor.port, scheme=user.aor.scheme)
         specs.append(
@@ -102,8 +109,23 @@ def registrations_for_users(users: Iterable[WebUser], pbx: PbxSection) -> tuple[
                 aor,
                 user.credentials.username,
                 user.credentials.password.reveal(),
-                registrar=registrar,
-                expires=pbx.register_expiry,
+                registrar=SipURI(section.address.host, port=section.address.port),
+                expires=section.register_expiry,
+                hop=(hops or {}).get(user.pbx),
+            )
+        )
+    for name, section in named.items():
+        domain = section.effective_domain
+        if section.auth is None or not section.register or section.address is None or domain is None:
+            continue
+        specs.append(
+            RegistrationSpec(
+                SipURI(domain, section.auth.username),
+                section.auth.username,
+                section.auth.password.reveal(),
+                registrar=SipURI(section.address.host, port=section.address.port),
+                expires=section.register_expiry,
+                hop=(hops or {}).get(name),
             )
         )
     return tuple(specs)
@@ -260,7 +282,7 @@ class RegistrationClient:
     async def _transact(self, entry: _Entry, action: SendRequest) -> None:
         if not self.layer.running:
             return
-        handle = await self.layer.request(action.request, self.outbound)
+        handle = await self.layer.request(action.request, entry.spec.hop or self.outbound)
         async for response in handle:
             self._run(entry, entry.machine.on_response(response, self.layer.scheduler.now()))
 

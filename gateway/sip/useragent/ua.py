@@ -42,7 +42,7 @@ from gateway.sip.transports.resolver import Resolver
 from gateway.sip.transports.transport import Source
 from gateway.sip.useragent import dialog_sources
 from gateway.sip.useragent.incoming import IncomingCall
-from gateway.sip.useragent.keepalive import PbxKeepalive
+from gateway.sip.useragent.keepalive import PbxKeepalive, start_keepalives
 from gateway.sip.useragent.outgoing import OutgoingCall
 from gateway.sip.useragent.pbx_binding import PbxBinding
 from gateway.sip.useragent.registrar_client import RegistrationChanged, RegistrationClient
@@ -119,7 +119,7 @@ class UserAgent:
         self._registrations: RegistrationClient | None = None
         self._pbx_binding: PbxBinding | None = None
         self._calls: dict[CallKey, Call] = {}
-        self._keepalive: PbxKeepalive | None = None
+        self._keepalives: dict[str, PbxKeepalive] = {}
         self._lingering: dict[CallKey, tuple[float, Call]] = {}  # ended calls whose 2xx we ACKed: until when
         self._invites: dict[IncomingRequest, IncomingCall] = {}
         self._incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
@@ -245,20 +245,17 @@ class UserAgent:
         logger.info(
             "user agent at %s (%s)", self._endpoint.contact_uri(), ", ".join(str(t) for t in layer.transports)
         )
-        outbound = settings.outbound
-        if outbound is not None and settings.keepalive_interval > 0:
-            host_part = f"[{outbound.host}]" if ":" in outbound.host else outbound.host
-            uri = f"sip:{host_part}:{outbound.port}" + (
-                ";transport=tcp" if outbound.transport == "TCP" else ""
-            )
-            self._keepalive = PbxKeepalive(lambda: self.probe(uri), settings.keepalive_interval, uri)
-            self._keepalive.start()
+        self._keepalives = start_keepalives(self.probe, settings)  # one per PBX (keepalive.py)
         if settings.register_at_start:
             self._registrations.start()
 
-    def pbx_state(self) -> dict[str, object] | None:
-        """The PBX keep-alive's view (state, rtt_ms, last_status), when one runs."""
-        return self._keepalive.report() if self._keepalive is not None else None
+    def pbx_state(self, name: str = "default") -> dict[str, object] | None:
+        """A PBX keep-alive's view (state, rtt_ms, last_status), when one runs; `pbx_names()` has others."""
+        keepalive = self._keepalives.get(name)
+        return keepalive.report() if keepalive is not None else None
+
+    def pbx_names(self) -> tuple[str, ...]:
+        return tuple(self._keepalives)
 
     async def close(self, timeout: float | None = None) -> None:
         """Unregister, end the calls (BYE, CANCEL, 503), close the transports; idempotent. `timeout`
@@ -276,8 +273,8 @@ class UserAgent:
         def left(default: float) -> float:
             return default if deadline is None else max(0.0, min(default, deadline - loop.time()))
 
-        if self._keepalive is not None:
-            await self._keepalive.stop()
+        for keepalive in self._keepalives.values():
+            await keepalive.stop()
         if self._registrations is not None:
             await self._registrations.stop(left(self.settings.unregister_timeout))
         calls = list(self._calls.values())
@@ -388,11 +385,11 @@ class UserAgent:
         """Send OPTIONS out of dialog (a keep-alive or capability query); the final response."""
         return await (await self._send_options(target, next_hop)).final_response()
 
-    async def probe(self, target: str) -> Response:
+    async def probe(self, target: str, next_hop: Target | None = None) -> Response:
         """The keep-alive's OPTIONS: as ``options``, but given up on (cancelled: the keep-alive's
         timeout) before anything answered, its hop is blocklisted (gateway.sip.transactions.client): the next probe,
         and the calls, try the next SRV target first instead of waiting Timer F on a silent one."""
-        handle = await self._send_options(target, None)
+        handle = await self._send_options(target, next_hop)
         try:
             return await handle.final_response()
         except asyncio.CancelledError:

@@ -20,7 +20,7 @@ from sipcore.location.routing import DEFAULT_PORT, DEFAULT_TLS_PORT, Target
 from sipcore.transaction import TimerConfig
 
 if TYPE_CHECKING:
-    from gateway.config.schema import Config
+    from gateway.config.schema import Config, PbxSection
 
 __all__ = ["ALLOW", "INFO_ALWAYS", "Listen", "UASettings"]
 
@@ -91,6 +91,11 @@ class UASettings:
     in_dialog_any_source: bool = False
     tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS  # caps and deadlines of SIP TCP/TLS (`connections`)
     fd_reserve: FdReserve | None = None  # descriptors kept for media (gateway/fd_reserve.py), set by the app
+    # Several PBXs (config/pbxs.py): each named one's next hop (its outbound proxy, else its address), and
+    # (name, hop, seconds) of those with an OPTIONS keep-alive; `default` (the `pbx:` section) is
+    # `outbound` and `keepalive_interval`.
+    pbx_targets: tuple[tuple[str, Target], ...] = ()
+    keepalives: tuple[tuple[str, Target, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.listen:
@@ -108,19 +113,22 @@ class UASettings:
         hop = pbx.outbound_proxy or pbx.address
         transport = pbx.transport.value.upper()
         default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
-        hops = tuple(
-            configured_target(transport, hp.host.strip("[]"), hp.port, default_port)
-            for hp in (pbx.outbound_proxy, pbx.address)
-            if hp is not None
+        hops = _hops(pbx)
+        named = {name: _hops(entry) for name, entry in config.pbxs.items()}
+        uses_tls = any(p.transport.value == "tls" for p in (pbx, *config.pbxs.values())) or any(
+            item.transport.value == "tls" for item in sip.listen
         )
-        uses_tls = transport == "TLS" or any(item.transport.value == "tls" for item in sip.listen)
         tls = sip.tls
         contexts = (
             sip_tls_contexts(tls.certificate, tls.private_key, tls.ca_file, verify_server=tls.verify_server)
             if uses_tls
             else None
         )
-        names = tuple((target.host, pbx.server_name) for target in hops[-1:]) if pbx.server_name else ()
+        names = tuple(
+            (found[-1].host, entry.server_name)
+            for entry, found in ((pbx, hops), *((config.pbxs[n], h) for n, h in named.items()))
+            if entry.server_name and found
+        )
         return cls(
             listen=tuple(Listen(item.transport.value, item.host, item.port) for item in sip.listen),
             public_address=(sip.public_address.host, sip.public_address.port) if sip.public_address else None,
@@ -130,11 +138,20 @@ class UASettings:
             else None,
             trusted_sources=tuple(sip.trusted_sources),
             pbx_hosts=tuple(
-                hp.host.strip("[]") for hp in (pbx.address, pbx.outbound_proxy) if hp is not None
+                hp.host.strip("[]")
+                for entry in (pbx, *config.pbxs.values())
+                for hp in (entry.address, entry.outbound_proxy)
+                if hp is not None
             ),
             registrations=tuple(registrations),
-            credential_hops=hops,
-            pbx_realm=pbx.realm,
+            credential_hops=(*hops, *(h for found in named.values() for h in found)),
+            pbx_targets=tuple((name, found[0]) for name, found in named.items() if found),
+            keepalives=tuple(
+                (name, found[0], config.pbxs[name].keepalive_interval)
+                for name, found in named.items()
+                if found and config.pbxs[name].keepalive_interval > 0
+            ),
+            pbx_realm=pbx.realm if not config.pbxs else None,  # several PBXs: each answers its own realm
             tls=contexts,
             tls_names=names,
             session_timer=(
@@ -163,3 +180,14 @@ class UASettings:
             reoffer_with_update=sip.reoffer_with_update,
             in_dialog_any_source=sip.in_dialog_any_source,
         )
+
+
+def _hops(pbx: PbxSection) -> tuple[Target, ...]:
+    """A PBX's hops, the next one first: its outbound proxy, its address."""
+    transport = pbx.transport.value.upper()
+    default_port = DEFAULT_TLS_PORT if transport == "TLS" else DEFAULT_PORT
+    return tuple(
+        configured_target(transport, hp.host.strip("[]"), hp.port, default_port)
+        for hp in (pbx.outbound_proxy, pbx.address)
+        if hp is not None
+    )
