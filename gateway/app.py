@@ -47,6 +47,7 @@ from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.admin_calls import AdminCalls
 from gateway.runtime.audio_streams.service import AudioStreams
+from gateway.runtime.lamps import start_lamps
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
 from gateway.signaling.admin.api import add_admin_routes
@@ -290,6 +291,10 @@ class Gateway:
         self._closers.append(lambda: ua.close(self._time_left()))
         await self.sip.start()
         self.driver.attach_ua(self.sip)
+        users = await self.identities.store.all_users()  # busy lamps, voicemail (runtime/lamps/)
+        lamps = start_lamps(self.config, self.sip, users, lambda: self.driver.sessions, self.driver.spawn)
+        self.driver.user_states = lamps.snapshot
+        self._closers.append(lamps.close)  # before the UA closes: unsubscribed
         # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
         self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
         self._closers.append(self.room_media.close)  # before the calls end: the rooms' SIP parties first

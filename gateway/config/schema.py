@@ -414,12 +414,18 @@ class PbxSection:
     # P-Asserted-Identity (the web user's display name and number) on INVITEs to the PBX (RFC 3325): only
     # toward a PBX that trusts the gateway. None: when the PBX's address is in sip.trusted_sources.
     assert_identity: bool | None = None
+    # Busy lamps and voicemail (users[].watch, users[].voicemail; gateway/runtime/lamps/): the expiry
+    # asked of the PBX's SUBSCRIBEs, and what the page dials before a ringing colleague's extension.
+    subscribe_expiry: Annotated[int, IntRange(60, 86400)] = 600
+    pickup_prefix: str = "**"
     auth: PbxAuth | None = None  # a trunk's own credentials: calls of users whose PBX is another one
     rewrite: tuple[RewriteRule, ...] = ()  # of dialled numbers sent here, after a route's (config/pbxs.py)
     caller_id: CallerId | None = None  # what calls sent here present, unless a route says
 
     def __post_init__(self) -> None:
         check_transport("transport", self.transport)
+        if not re.fullmatch(r"[0-9*#]{0,8}", self.pickup_prefix):
+            raise InvalidValue("pickup_prefix", f"expected up to 8 of 0-9 * #, got {self.pickup_prefix!r}")
         if self.register and self.address is None:
             raise InvalidValue("register", "registration needs pbx.address")
 

@@ -51,6 +51,18 @@ def parse_sip_identity(value: object) -> str:
     return text
 
 
+def parse_voicemail(value: object) -> str:
+    """`users[].voicemail`: true/on (her own number's mailbox), false/off, or a mailbox (an extension or URI)."""
+    if value is True or value in ("on", "yes"):
+        return "on"
+    if value is False or value in ("off", "no"):
+        return "off"
+    try:
+        return parse_sip_identity(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected true, false or a mailbox (extension, SIP URI): {value!r}") from None
+
+
 def parse_outbound_rule(value: object) -> DialPattern | SipAddress:
     """An allow_outbound entry: a `sip:`/`sips:` URI allowed exactly, or a dial pattern."""
     if isinstance(value, str) and value.lower().startswith(("sip:", "sips:")):
@@ -153,6 +165,10 @@ class UserConfig:
     # A call for this user while every session of hers is in a call (gateway/runtime/web_calls.py):
     # ring (call waiting), reject (486 Busy Here) or forward:<number> (302 to that number).
     on_busy: Annotated[str, Parse(parse_on_busy)] = "ring"
+    # Busy lamps (RFC 4235) of these extensions or URIs, and her voicemail light (RFC 3842): on by default
+    # when she has pbx_auth (her own number's mailbox), off, or another mailbox (gateway/runtime/lamps/)
+    watch: tuple[Annotated[str, Parse(parse_sip_identity)], ...] = ()
+    voicemail: Annotated[str, Parse(parse_voicemail)] = "on"
     limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)
     roles: tuple[Annotated[str, Parse(parse_role)], ...] = ()  # `admin`: the admin page and API
     pbx: str | None = None  # her PBX among `pbxs:` (default: her tenant's, else `pbx:`; config/pbxs.py)

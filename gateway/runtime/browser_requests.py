@@ -57,6 +57,8 @@ class BrowserRequests(DriverCore):
             await session.send_event(
                 SipRegistration(aor, self.registrations[aor], self.registration_reasons.get(aor, ""))
             )
+        for event in self.user_states(session.user.id):  # busy lamps, voicemail (runtime/lamps/)
+            await session.send_event(event)
         waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
         if waiting:
             await session.send_event(Calls(waiting))

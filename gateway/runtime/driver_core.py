@@ -47,7 +47,7 @@ from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
-from gateway.signaling.events import WebLost
+from gateway.signaling.events import Event, WebLost
 from gateway.signaling.service import (
     EarlyAnswerSink,
     SelectiveEarlyAnswerSink,
@@ -92,6 +92,7 @@ class DriverCore:
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self.registration_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
+        self.user_states: Callable[[str], tuple[Event, ...]] = lambda _user: ()  # lamps (runtime/lamps/)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
         self.on_call_progress: Callable[[CallRuntime, str], None] | None = (

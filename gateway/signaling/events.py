@@ -14,6 +14,8 @@ from typing import Literal
 from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.call_quality import CallQuality as CallQuality
 from gateway.signaling.errors import SignalingError
+from gateway.signaling.ws.lamp_events import ContactState as ContactState
+from gateway.signaling.ws.lamp_events import Voicemail as Voicemail
 from gateway.signaling.ws.protocol import RequestId
 from sdp import IceCandidateInit
 
@@ -346,13 +348,8 @@ class PresenceChanged:
     online: bool
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "type": "presence",
-            "user": self.user,
-            "display_name": self.display_name,
-            "number": self.number,
-            "online": self.online,
-        }
+        return {"type": "presence", "user": self.user, "display_name": self.display_name,
+                "number": self.number, "online": self.online}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +375,8 @@ class Ended:
     sip_status: int | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "type": "ended",
-            "call_id": self.call_id,
-            "reason": self.reason,
-            "message": self.message,
-            "sip_status": self.sip_status,
-        }
+        return {"type": "ended", "call_id": self.call_id, "reason": self.reason, "message": self.message,
+                "sip_status": self.sip_status}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +548,8 @@ Event = (
     | Reattached
     | WebLost
     | CallQuality
+    | ContactState
+    | Voicemail
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -581,6 +575,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "message_result",
     "presence",
     "quality",
+    "contact_state",
+    "voicemail",
 )
 
 

@@ -232,6 +232,9 @@ class RpcPeer:
                 body = cast(dict[str, JsonValue], event.to_json())
                 await self._notify("progress", {"call_id": call_id, "event": "quality", "legs": body["legs"],
                                                 "poor": body["poor"]})  # fmt: skip
+            case sig.ContactState() | sig.Voicemail():  # busy lamps, voicemail light (runtime/lamps/)
+                body = cast(dict[str, JsonValue], event.to_json())
+                await self._notify(str(body.pop("type")), body)
             case sig.ErrorMessage(code=code, message=message, call_id=call_id):
                 logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
                 if call_id is not None:  # a control the call refused after its result (a transfer's target)

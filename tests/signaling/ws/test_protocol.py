@@ -373,6 +373,22 @@ def test_event_encoding() -> None:
                 "legs": {"sip": {"mos": 2.1, "loss": 0.2, "poor": True}, "web": {"poor": False}},
             },
         ),
+        (
+            ev.ContactState("1002", "ringing", "**1002"),
+            {"type": "contact_state", "number": "1002", "state": "ringing", "pickup": "**1002"},
+        ),
+        (
+            ev.Voicemail("1001", True, 2, 8),
+            {
+                "type": "voicemail",
+                "mailbox": "1001",
+                "waiting": True,
+                "new": 2,
+                "old": 8,
+                "urgent_new": 0,
+                "urgent_old": 0,
+            },
+        ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),
         (ev.Pong(None), {"type": "pong", "id": None}),
     ]
