@@ -46,6 +46,7 @@ from gateway.runtime.host import WebTrace
 from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
+from gateway.signaling.audio_stream.ws_request import StreamRequests
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
 from gateway.signaling.events import Event, WebLost
 from gateway.signaling.service import (
@@ -95,6 +96,7 @@ class DriverCore:
         self.user_states: Callable[[str], tuple[Event, ...]] = lambda _user: ()  # lamps (runtime/lamps/)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
+        self.audio_stream: StreamRequests | None = None  # /ws audio_stream (runtime/audio_streams/)
         self.on_call_progress: Callable[[CallRuntime, str], None] | None = (
             None  # ringing, answered (webhooks)
         )

@@ -38,9 +38,10 @@ from gateway.media.streaming.frames import Encoding, Inject, StreamFrames
 from gateway.media.streaming.tap import StreamTap
 from gateway.ops.call_list import live_call
 from gateway.runtime.call_runtime import CallRuntime
-from gateway.runtime.driver_core import DriverCore
+from gateway.runtime.driver import CallDriver
 from gateway.signaling.audio_stream.client import SocketSettings, StreamSocket
-from gateway.signaling.errors import BadRequest, Conflict, NotFound
+from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
+from gateway.signaling.service import SessionSink
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class AudioStreams:
     def __init__(
         self,
         settings: AudioStreamSection,
-        driver: DriverCore,
+        driver: CallDriver,
         *,
         instance: str | None = None,
         wall: Callable[[], float] = time.time,
@@ -120,6 +121,7 @@ class AudioStreams:
 
         self._driver.on_call_progress = on_progress
         self._driver.on_call_end = on_end
+        self._driver.audio_stream = self.from_session  # /ws `audio_stream` (signaling/audio_stream/)
 
     def call_progress(self, runtime: CallRuntime, progress: str) -> None:
         if progress != "answered" or runtime.call_id in self._streams:
@@ -156,11 +158,28 @@ class AudioStreams:
         settings = replace(settings, **_checked(request))
         return self._start(runtime, settings, by).status()
 
-    async def stop(self, call_id: str, reason: str = "api") -> dict[str, object]:
-        """Stop the call's stream (NotFound: none); its last status."""
-        stream = self._streams.pop(call_id, None)
+    async def from_session(
+        self, session: SessionSink, call_id: str, action: str, options: Mapping[str, object]
+    ) -> None:
+        """A web user's `audio_stream` request on /ws: her own call's stream, to the configured url."""
+        user = session.user.id
+        call_id = self.call_of(user, call_id)
+        if action == "start":
+            self.start(call_id, options, f"user {user}", own_url=False)
+        else:
+            await self.stop(call_id, "api", by=f"user {user}")
+
+    async def stop(self, call_id: str, reason: str = "api", *, by: str | None = None) -> dict[str, object]:
+        """Stop the call's stream (NotFound: none); its last status. ``by``: only a stream it started
+        (Forbidden otherwise: a web user stops her own, not the operator's)."""
+        stream = self._streams.get(call_id)
         if stream is None:
             raise NotFound(f"call {call_id!r} has no audio stream", field="call_id")
+        if by is not None and stream.started_by != by:
+            raise Forbidden(
+                f"the audio stream was started by {stream.started_by.split()[0]}", field="session_id"
+            )
+        del self._streams[call_id]
         if stream.clock is not None:
             stream.clock.cancel()
         if stream.bridge.audio_filter is stream.tap:
@@ -192,8 +211,13 @@ class AudioStreams:
             if runtime.finished or machine is None:
                 continue
             owner = runtime.web_user or (machine.user.id if machine.user is not None else None)
-            if owner == user_id and session_or_call in (runtime.call_id, machine.session_id):
+            if owner != user_id:
+                continue
+            if session_or_call in (runtime.call_id, machine.session_id):
                 return runtime.call_id
+            sessions = self._driver.http_sessions_of(machine.user) if machine.user is not None else ()
+            if any(s.public_id == session_or_call and s.call_id == runtime.call_id for s in sessions):
+                return runtime.call_id  # the HTTP API's or WHIP's session id, as its user knows it
         raise NotFound(f"no live call of yours named {session_or_call!r}", field="session_id")
 
     def streaming(self, call_id: str) -> bool:

@@ -8,7 +8,7 @@ carries:
 The HTTP API (the web user's own credentials, as /webrtc/offer), on her call named by its session id or
 call id, to the configured url only (no `url` field):
   POST   /webrtc/sessions/{session_id}/audio-stream   {"sample_rate"?, "encoding"?, "inject"?}: 201
-  DELETE /webrtc/sessions/{session_id}/audio-stream
+  DELETE /webrtc/sessions/{session_id}/audio-stream   a stream she started (else 403)
 Errors are the HTTP API's `{error, code, reason, field?}`: 400 (a bad or unknown field, named), 401,
 403, 404 (no such live call, no stream), 409 (not up yet, pass-through, streaming already), 415.
 """
@@ -33,7 +33,9 @@ class StreamService(Protocol):
         self, call_id: str, request: Mapping[str, object], by: str, *, own_url: bool = True
     ) -> dict[str, object]: ...
 
-    async def stop(self, call_id: str, reason: str = "api") -> dict[str, object]: ...
+    async def stop(
+        self, call_id: str, reason: str = "api", *, by: str | None = None
+    ) -> dict[str, object]: ...
 
     def status(self, call_id: str) -> dict[str, object]: ...
 
@@ -98,10 +100,13 @@ async def _start_user(request: web.Request, service: StreamService, call_id: str
     return web.json_response({**status, "status": "on"}, status=201)
 
 
-async def _stop(request: web.Request, service: StreamService, call_id: str, who: str) -> web.Response:
-    status = await service.stop(call_id, "api")
-    if not request.path.startswith("/admin/"):
-        status.pop("url", None)
+async def _stop_admin(request: web.Request, service: StreamService, call_id: str, who: str) -> web.Response:
+    return web.json_response(await service.stop(call_id, "api"))
+
+
+async def _stop_user(request: web.Request, service: StreamService, call_id: str, who: str) -> web.Response:
+    status = await service.stop(call_id, "api", by=f"user {who}")  # hers only (403 otherwise)
+    status.pop("url", None)
     return web.json_response(status)
 
 
@@ -112,7 +117,7 @@ def add_audio_stream_routes(app: web.Application, service: StreamService) -> Non
     path = "/admin/api/calls/{call_id}/audio-stream"
     router.add_get(path, _admin(_status))
     router.add_post(path, _admin(_start_admin))
-    router.add_delete(path, _admin(_stop))
+    router.add_delete(path, _admin(_stop_admin))
     user_path = "/webrtc/sessions/{session_id}/audio-stream"
     router.add_post(user_path, _user(_start_user))
-    router.add_delete(user_path, _user(_stop))
+    router.add_delete(user_path, _user(_stop_user))

@@ -34,6 +34,7 @@ from typing import Any, Final, Protocol
 
 from gateway.identity import LoginBusy, WebUser
 from gateway.identity.lookup import IdentityMap
+from gateway.signaling.audio_stream.ws_request import AudioStream, audio_stream_request
 from gateway.signaling.errors import (
     Conflict,
     LoginTimeout,
@@ -533,6 +534,7 @@ _ON_CALL: Final[dict[type, tuple[str, Callable[[CallService, Session, Any], Awai
     Hold: ("hold", _hold),
     Resume: ("resume", _resume),
     Dtmf: ("dtmf", _dtmf),
+    AudioStream: ("audio_stream", audio_stream_request),
     Ice: ("ice", _ice),
     Info: ("info", _info),
     CallMessage: ("message", _call_message),

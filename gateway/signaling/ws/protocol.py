@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.signaling.audio_stream.ws_request import AudioStream, parse_audio_stream
 from gateway.signaling.errors import BadRequest, TooLarge, UnknownType
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
@@ -210,6 +211,7 @@ CallRequest = (
     | Hold
     | Resume
     | Dtmf
+    | AudioStream
     | Ice
     | Info
     | Message
@@ -441,6 +443,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "hold": _simple(Hold),
     "resume": _simple(Resume),
     "dtmf": _dtmf,
+    "audio_stream": parse_audio_stream,  # gateway/signaling/audio_stream/ws_request.py
     "ice": _ice,
     "info": _info,
     "message": _message,
