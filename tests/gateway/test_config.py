@@ -740,6 +740,7 @@ def test_iter_secrets() -> None:
         "users[1].web_token": "inline",
         "metrics.token": None,
         "admin.token": None,
+        "audio_stream.token": None,
     }
 
 
