@@ -21,6 +21,7 @@ from gateway.config.errors import InvalidValue
 from gateway.config.limits import LimitsSection
 from gateway.config.ops import CdrSection, MetricsSection, QualitySection
 from gateway.config.pbxs import CallerId, RewriteRule, TenantConfig, pbx_checks
+from gateway.config.recording import RecordingSection
 from gateway.config.rooms import RoomsSection
 from gateway.config.routes import RouteConfig
 from gateway.config.secret import Secret
@@ -531,6 +532,7 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)  # /metrics, /readyz (config/ops.py)
     cdr: CdrSection = field(default_factory=CdrSection)  # call records (config/ops.py)
     trace: TraceSection = field(default_factory=TraceSection)  # per-call traces, HEP (config/trace.py)
+    recording: RecordingSection = field(default_factory=RecordingSection)  # (config/recording.py)
     quality: QualitySection = field(default_factory=QualitySection)  # while a call is up (config/ops.py)
     rooms: RoomsSection = field(default_factory=RoomsSection)  # peer-to-peer rooms (config/rooms.py)
     limits: LimitsSection = field(default_factory=LimitsSection)  # per-user caps (config/limits.py)

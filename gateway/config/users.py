@@ -15,6 +15,7 @@ from typing import Annotated, Final
 from gateway.config.admin import parse_role
 from gateway.config.errors import InvalidValue
 from gateway.config.limits import UserLimits
+from gateway.config.recording import RecordingMode
 from gateway.config.secret import Secret
 from gateway.config.values import IntRange, Parse
 from gateway.identity.address import SipAddress
@@ -171,5 +172,6 @@ class UserConfig:
     voicemail: Annotated[str, Parse(parse_voicemail)] = "on"
     limits: UserLimits | None = None  # her own caps instead of the `limits` section's (config/limits.py)
     roles: tuple[Annotated[str, Parse(parse_role)], ...] = ()  # `admin`: the admin page and API
+    recording: RecordingMode | None = None  # her calls' recording mode (config/recording.py)
     pbx: str | None = None  # her PBX among `pbxs:` (default: her tenant's, else `pbx:`; config/pbxs.py)
     tenant: str | None = None  # her group among `tenants:`

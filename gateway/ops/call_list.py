@@ -57,6 +57,7 @@ class _LiveView:
     bridge: object | None
     log_context: CallContext
     web_user: str | None
+    recording_files: tuple[str, ...] = ()  # (named once the call ended)
 
 
 def live_call(

@@ -67,6 +67,9 @@ class CallRecord:
     # another instance that wrote this record for a call of an instance that died (gateway/cluster/
     # live_calls.py); absent from the JSON of the records an instance writes of its own calls
     recorded_by: str | None = None
+    # the call's recordings (gateway/runtime/recordings.py): each file, its JSON sidecar beside it with
+    # the suffix .json; absent from the JSON when the call was not recorded
+    recording: tuple[str, ...] = ()
 
     @property
     def setup_seconds(self) -> float | None:
@@ -78,7 +81,20 @@ class CallRecord:
         body["duration"] = round(self.end_time - self.answer_time, 3) if self.answer_time is not None else 0.0
         if self.recorded_by is None:
             del body["recorded_by"]
+        if self.recording:
+            body["recording"] = {
+                "files": list(self.recording),
+                "sidecars": [_sidecar(p) for p in self.recording],
+            }
+        else:
+            del body["recording"]
         return body
+
+
+def _sidecar(path: str) -> str:
+    """A recording's JSON sidecar: the file's path with the suffix .json."""
+    stem, dot, _ = path.rpartition(".")
+    return f"{stem if dot else path}.json"
 
 
 def hangup_by(
@@ -155,6 +171,8 @@ class FinishedCall(Protocol):
     def log_context(self) -> CallContext: ...
     @property
     def web_user(self) -> str | None: ...
+    @property
+    def recording_files(self) -> tuple[str, ...]: ...
 
 
 def record_of(
@@ -214,4 +232,5 @@ def record_of(
         sip_status=reason.sip_status if reason is not None else None,
         media=media,
         legs=legs,
+        recording=tuple(runtime.recording_files),
     )

@@ -34,6 +34,7 @@ from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
+from gateway.runtime.recordings import parse_action
 from gateway.runtime.web_calls import WebCallRefused, web_route
 from gateway.signaling.errors import BadOffer, BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from gateway.signaling.events import Answer, Calls, PbxState, SipRegistration
@@ -254,6 +255,12 @@ class BrowserRequests(DriverCore):
 
     async def resume(self, session: SessionSink, call_id: str) -> None:
         await self._feed(call_id, ev.WebResume(session.id))
+
+    async def record(self, session: SessionSink, call_id: str, action: str) -> dict[str, object]:
+        """`record`: the session's own call only (gateway/runtime/recordings.py)."""
+        if not self.owns_call(session, call_id):
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        return self.recordings.control(call_id, parse_action(action))
 
     async def dtmf(self, session: SessionSink, call_id: str, digits: str, duration_ms: int | None) -> None:
         await self._feed(call_id, ev.WebDtmf(session.id, digits, duration_ms))

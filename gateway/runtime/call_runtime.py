@@ -87,6 +87,7 @@ class CallRuntime:
         self.transcoding = False
         self.progress_told: set[str] = set()  # ringing, answered: told the host once each
         self.media_packets = (0, 0)  # (forwarded by the fast lane, forwarded in all)
+        self.recording_files: tuple[str, ...] = ()  # its recordings (runtime/recordings.py), at the end
         # the call's ids on its log lines: the context the driver bound, or one of its own
         self.log_context = logctx.current() or logctx.CallContext()
         if self.log_context.call_id is None:

@@ -46,6 +46,7 @@ from gateway.runtime.host import WebTrace
 from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.reconnect import Reconnects
+from gateway.runtime.recordings import Recordings
 from gateway.signaling.audio_stream.ws_request import StreamRequests
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
 from gateway.signaling.events import Event, WebLost
@@ -106,6 +107,8 @@ class DriverCore:
             config.limits.message_rate, config.limits.message_burst, time.monotonic
         )
         self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
+        # the calls' recordings (runtime/recordings.py): the mode decided when a call is answered
+        self.recordings = Recordings(self, self._runtime, config.recording, config.users)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
         # online on other instances only (302), or () to answer as alone (480 / ring here)
         # (NotOnline), or to fork to every instance holding her when she is split over several (Found)
@@ -182,6 +185,10 @@ class DriverCore:
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
             del self._runtimes[runtime.call_id]
+        try:  # the last file finished and named on the runtime, for its record
+            self.recordings.ended(runtime)
+        except Exception:
+            logger.exception("call=%s recording not finished", runtime.call_id)
         if self.on_call_end is not None:
             try:
                 self.on_call_end(runtime)
@@ -192,6 +199,11 @@ class DriverCore:
             task.add_done_callback(self._tasks.discard)
 
     def call_progress(self, runtime: CallRuntime, progress: str) -> None:
+        if progress == "answered":
+            try:  # its recording mode; `always` starts now
+                self.recordings.answered(runtime)
+            except Exception:  # a recording must never break the call
+                logger.exception("call=%s recording not started", runtime.call_id)
         if self.on_call_progress is not None:
             try:
                 self.on_call_progress(runtime, progress)

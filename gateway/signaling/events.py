@@ -17,6 +17,7 @@ from gateway.signaling.errors import SignalingError
 from gateway.signaling.ws.lamp_events import ContactState as ContactState
 from gateway.signaling.ws.lamp_events import Voicemail as Voicemail
 from gateway.signaling.ws.protocol import RequestId
+from gateway.signaling.ws.recording import RecordingChanged as RecordingChanged
 from sdp import IceCandidateInit
 
 
@@ -548,6 +549,7 @@ Event = (
     | Reattached
     | WebLost
     | CallQuality
+    | RecordingChanged
     | ContactState
     | Voicemail
 )
@@ -575,6 +577,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message_result",
     "presence",
     "quality",
+    "recording",
     "contact_state",
     "voicemail",
 )

@@ -170,6 +170,16 @@ class ChatService(Protocol):
 
 
 @runtime_checkable
+class RecordService(Protocol):
+    """A `CallService` that records calls (gateway/runtime/recordings.py)."""
+
+    async def record(self, session: SessionSink, call_id: str, action: str) -> dict[str, object]:
+        """Start, pause, resume or stop the recording of the session's call `call_id`; its state now (the
+        session is told `recording`); a refusal names `call_id` or `action`."""
+        ...
+
+
+@runtime_checkable
 class ReattachService(Protocol):
     """A `CallService` that keeps calls through a reconnect (web_auth.reconnect_grace)."""
 

@@ -56,7 +56,7 @@ from gateway.signaling.events import (
     ServerMessage,
 )
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.service import CallService, ChatService, ReattachService, ReofferService
+from gateway.signaling.service import CallService, ChatService, ReattachService, RecordService, ReofferService
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.presence_feed import PresenceFeed
@@ -76,6 +76,7 @@ from gateway.signaling.ws.protocol import (
     Message,
     Ping,
     Reattach,
+    Record,
     Reject,
     Reoffer,
     Request,
@@ -490,6 +491,12 @@ async def _resume(service: CallService, session: Session, request: Resume) -> No
     await service.resume(session, request.call_id)
 
 
+async def _record(service: CallService, session: Session, request: Record) -> None:
+    if not isinstance(service, RecordService):
+        raise Conflict("this gateway records no calls", field="action")
+    await service.record(session, request.call_id, request.action)
+
+
 async def _dtmf(service: CallService, session: Session, request: Dtmf) -> None:
     await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
 
@@ -533,6 +540,7 @@ _ON_CALL: Final[dict[type, tuple[str, Callable[[CallService, Session, Any], Awai
     Hangup: ("hangup", _hangup),
     Hold: ("hold", _hold),
     Resume: ("resume", _resume),
+    Record: ("record", _record),
     Dtmf: ("dtmf", _dtmf),
     AudioStream: ("audio_stream", audio_stream_request),
     Ice: ("ice", _ice),

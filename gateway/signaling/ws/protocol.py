@@ -20,6 +20,7 @@ from typing import Final
 
 from gateway.signaling.audio_stream.ws_request import AudioStream, parse_audio_stream
 from gateway.signaling.errors import BadRequest, TooLarge, UnknownType
+from gateway.signaling.ws.recording import RECORD_ACTIONS
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
@@ -117,6 +118,15 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """`record {call_id, action}`: start, pause, resume or stop the call's recording (ws/recording.py)."""
+
+    id: RequestId
+    call_id: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dtmf:
     """`dtmf {call_id, digits, duration_ms?}`: keypad digits, each sent for `duration_ms`."""
 
@@ -210,6 +220,7 @@ CallRequest = (
     | Hangup
     | Hold
     | Resume
+    | Record
     | Dtmf
     | AudioStream
     | Ice
@@ -427,6 +438,13 @@ def _call_offer(
     return decode
 
 
+def _record(rid: RequestId, data: Mapping[str, object]) -> Record:
+    call_id, action = _call_id(data), data.get("action")
+    if not isinstance(action, str) or action not in RECORD_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(RECORD_ACTIONS)}, got {action!r}", field="action")
+    return Record(rid, call_id, action)
+
+
 def _simple(
     cls: type[Cancel | Hangup | Hold | Resume],
 ) -> Callable[[RequestId, Mapping[str, object]], Request]:
@@ -443,6 +461,7 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "hold": _simple(Hold),
     "resume": _simple(Resume),
     "dtmf": _dtmf,
+    "record": _record,
     "audio_stream": parse_audio_stream,  # gateway/signaling/audio_stream/ws_request.py
     "ice": _ice,
     "info": _info,

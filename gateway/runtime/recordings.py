@@ -1,0 +1,220 @@
+"""`Recordings`: the calls' recordings (issue 37 item 3): which calls may or must be recorded, starting,
+pausing, resuming and stopping them for every dialect and the admin API, and telling the call's browser.
+
+A call's mode (`never`, `on_demand`, `always`: gateway/config/recording.py) is decided when it is
+answered: its route's, else its user's, else the `recording` section's. `always` starts at once;
+`on_demand` waits for a request (`control`). Each call with a mode other than `never` tells its session
+`recording {call_id, state, mode, files}` when answered and on every change. The recorder
+(gateway/media/recording/) hears the SIP leg through a tap of the bridge (which keeps the fast lane
+unlinked: a recorded call's media goes through Python) and the web leg through the bridge's audio filter;
+both are removed when the recording stops. A pass-through call cannot be recorded (its media never
+crosses the gateway). The files end up in the call record (`recording`) and so in the `ended` webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from gateway.config.recording import RecordingMode, RecordingSection, recording_mode
+from gateway.config.routes import RouteConfig, route_for
+from gateway.config.users import UserConfig
+from gateway.media.bridge import MediaBridge
+from gateway.media.bridge_state import AudioFilter
+from gateway.media.codecs.codec_choice import LegCodecs
+from gateway.media.recording.recorder import CallFacts, CallRecorder, RecorderSettings
+from gateway.media.recording.timeline import RecordingAction, RecordingError, RecordingState
+from gateway.media.rtp.packet import RtpPacket
+from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
+from gateway.signaling.events import RecordingChanged
+
+if TYPE_CHECKING:
+    from gateway.runtime.call_runtime import CallRuntime
+    from gateway.runtime.driver_core import DriverCore
+
+logger = logging.getLogger(__name__)
+
+TAP: Final = "recording"
+ACTIONS: Final = tuple(action.value for action in RecordingAction)
+
+
+def parse_action(value: object, name: str = "action") -> RecordingAction:
+    """`start`, `pause`, `resume` or `stop`; anything else a `BadRequest` naming the field."""
+    if not isinstance(value, str) or value not in ACTIONS:
+        raise BadRequest(f"{name} must be one of {', '.join(ACTIONS)}, got {value!r}", field=name)
+    return RecordingAction(value)
+
+
+class _WebFilter:
+    """The bridge's audio filter while a recording is on: hears the browser's audio, changes nothing,
+    and hands both directions on to the filter that was there before (an audio stream's)."""
+
+    def __init__(self, recorder: CallRecorder, inner: AudioFilter | None) -> None:
+        self.recorder = recorder
+        self.inner = inner
+
+    def web(self, payload_type: int, payload: bytes, codecs: LegCodecs | None) -> tuple[int, bytes]:
+        if self.inner is not None:
+            payload_type, payload = self.inner.web(payload_type, payload, codecs)
+        if codecs is not None:
+            self.recorder.feed(0, codecs.incoming, None, None, payload_type, payload, time.monotonic())
+        return payload_type, payload
+
+    def sip(self, packet: RtpPacket, codecs: LegCodecs | None) -> RtpPacket:
+        return self.inner.sip(packet, codecs) if self.inner is not None else packet
+
+
+@dataclass(slots=True)
+class _Call:
+    mode: RecordingMode
+    recorder: CallRecorder | None = None
+    files: list[str] = field(default_factory=list)
+
+
+class Recordings:
+    def __init__(
+        self,
+        driver: DriverCore,
+        runtime_of: Callable[[str], CallRuntime],
+        section: RecordingSection,
+        users: tuple[UserConfig, ...],
+    ) -> None:
+        self._driver = driver
+        self._runtime_of = runtime_of  # a live call's runtime, else NotFound naming call_id
+        self.section = section
+        self._user_modes: Mapping[str, RecordingMode | None] = {u.id: u.recording for u in users}
+        self._calls: dict[str, _Call] = {}
+
+    def mode_of(self, runtime: CallRuntime) -> RecordingMode:
+        machine = runtime.machine
+        routes: tuple[RouteConfig, ...] = tuple(self._driver.routes)
+        target = None
+        if machine is not None:
+            target = machine.target if runtime.direction.value == "outbound" else machine.remote_uri
+        route = route_for(routes, target)
+        user = self._user_modes.get(runtime.web_user) if runtime.web_user is not None else None
+        return recording_mode(self.section.mode, user, route.recording if route is not None else None)
+
+    def answered(self, runtime: CallRuntime) -> None:
+        """The call was answered: its mode; `always` starts now. Its session hears the state."""
+        mode = self.mode_of(runtime)
+        call = self._calls[runtime.call_id] = _Call(mode)
+        if mode is RecordingMode.NEVER:
+            return
+        if mode is RecordingMode.ALWAYS:
+            try:
+                self._apply(runtime, call, RecordingAction.START)
+                return
+            except (Conflict, RecordingError) as exc:
+                logger.warning("call=%s not recorded: %s", runtime.call_id, exc)
+        self._tell(runtime.call_id, call)
+
+    def control(self, call_id: str, action: RecordingAction) -> dict[str, object]:
+        """Start, pause, resume or stop call `call_id`'s recording; what it is now (`info`)."""
+        runtime = self._runtime_of(call_id)
+        call = self._calls.get(call_id)
+        if call is None:
+            raise Conflict(f"call {call_id!r} is not answered yet: nothing to record", field="call_id")
+        if call.mode is RecordingMode.NEVER:
+            raise Forbidden(f"recording is off for call {call_id!r} (mode never)", field="action")
+        try:
+            self._apply(runtime, call, action)
+        except RecordingError as exc:
+            raise Conflict(str(exc), field="action") from None
+        return self.info(call_id)
+
+    def info(self, call_id: str) -> dict[str, object]:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise NotFound(f"no answered call {call_id!r}", field="call_id")
+        state = call.recorder.state if call.recorder is not None else RecordingState.IDLE
+        return {"call_id": call_id, "state": state.value, "mode": call.mode.value, "files": list(call.files)}
+
+    def ended(self, runtime: CallRuntime) -> None:
+        """The call is over (its bridge closed): the last file finished; its files on the runtime."""
+        call = self._calls.pop(runtime.call_id, None)
+        if call is None:
+            return
+        if call.recorder is not None:
+            call.recorder.close()
+        runtime.recording_files = tuple(call.files)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Shutdown: every recording stopped and its file written."""
+        for call in self._calls.values():
+            if call.recorder is not None:
+                call.recorder.close()
+                call.recorder.join(timeout)
+
+    # --- the bridge's side ---------------------------------------------------------------------------
+    def _apply(self, runtime: CallRuntime, call: _Call, action: RecordingAction) -> None:
+        bridge = runtime.bridge
+        if not isinstance(bridge, MediaBridge):
+            raise Conflict("a pass-through call's media never crosses the gateway: it cannot be recorded")
+        recorder = call.recorder
+        if recorder is None:
+            if action is not RecordingAction.START:
+                raise RecordingError(f"cannot {action.value} a recording that is idle")
+            recorder = call.recorder = self._recorder(runtime, call.mode)
+        recorder.apply(action)
+        call.files = list(recorder.files)
+        if recorder.capturing:
+            self._hook(bridge, recorder)
+        else:
+            self._unhook(bridge)
+        self._tell(runtime.call_id, call)
+
+    def _recorder(self, runtime: CallRuntime, mode: RecordingMode) -> CallRecorder:
+        machine = runtime.machine
+        outbound = runtime.direction.value == "outbound"
+        user_aor = machine.user.aor.aor if machine is not None and machine.user is not None else None
+        remote = None if machine is None else machine.target if outbound else machine.remote_uri
+        facts = CallFacts(
+            call_id=runtime.call_id,
+            direction=runtime.direction.value,
+            mode=mode.value,
+            user=runtime.web_user,
+            from_uri=user_aor if outbound else remote,
+            to_uri=remote if outbound else user_aor,
+            sip_call_ids=tuple(runtime.log_context.sip_call_ids),
+        )
+        settings = RecorderSettings(
+            Path(self.section.directory), self.section.format.value, self.section.rate
+        )
+        return CallRecorder(settings, facts)
+
+    @staticmethod
+    def _hook(bridge: MediaBridge, recorder: CallRecorder) -> None:
+        current = bridge.audio_filter
+        if isinstance(current, _WebFilter):
+            return
+
+        def sip(packet: RtpPacket) -> None:
+            codecs = bridge.sip_audio
+            if codecs is not None:
+                recorder.feed(1, codecs.incoming, packet.ssrc, packet.timestamp, packet.payload_type,
+                              packet.payload, time.monotonic())  # fmt: skip
+
+        bridge.audio_filter = _WebFilter(recorder, current)
+        bridge.add_tap(TAP, sip, recorder.close)  # the fast lane unlinked meanwhile
+
+    @staticmethod
+    def _unhook(bridge: MediaBridge) -> None:
+        current = bridge.audio_filter
+        if isinstance(current, _WebFilter):
+            bridge.audio_filter = current.inner
+        bridge.remove_tap(TAP)
+
+    def _tell(self, call_id: str, call: _Call) -> None:
+        info = self.info(call_id)
+        event = RecordingChanged(call_id, str(info["state"]), call.mode.value, tuple(call.files))
+        registry = self._driver.registry
+        sessions = registry.get(call_id).sessions if call_id in registry else frozenset()
+        for session_id in sessions:
+            session = self._driver.session(session_id)
+            if session is not None and not session.closed:
+                self._driver.spawn(session.send_event(event))
