@@ -50,6 +50,8 @@ def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path
         "GATEWAY_SIP__LISTEN__1__PORT": str(free_port()),
         "GATEWAY_MEDIA__RTP_PORTS__START": str(rtp),
         "GATEWAY_MEDIA__RTP_PORTS__END": str(rtp + 100),
+        "GATEWAY_MEDIA__WEB_PORTS__START": str(rtp + 102),  # optional: the browsers' own range
+        "GATEWAY_MEDIA__WEB_PORTS__END": str(rtp + 200),
         "DEMO_PHONE_PORT": str(phone),
     }
     assert readme_port_variables() == set(moved)  # the README and what moves the ports, in step

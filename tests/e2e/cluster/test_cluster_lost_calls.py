@@ -100,6 +100,7 @@ async def test_a_survivor_records_the_calls_of_a_killed_instance(tmp_path: Path)
                 client.close()
 
             gw2.kill()  # no survivor now
+            await gw1.wait(10)  # reaped: restart() refuses a process still there
             await gw1.restart()
             peer = WebPeer(freq=1000)
             try:
@@ -109,6 +110,7 @@ async def test_a_survivor_records_the_calls_of_a_killed_instance(tmp_path: Path)
                 await alice.close()
             finally:
                 await peer.close()
+            await gw1.wait(10)
             await gw1.restart()
             await wait_until(lambda: records(gw1_file), timeout=5)
             (record,) = records(gw1_file)
