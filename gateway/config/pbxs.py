@@ -205,9 +205,12 @@ class PbxPlan:
 def pbx_checks(config: Config) -> Iterator[tuple[str, str]]:
     """Every PBX name a tenant, a user or a route gives exists; every tenant named exists."""
     names = {DEFAULT_PBX, *config.pbxs}
-    for name in config.pbxs:
+    tls_listen = any(item.transport.value == "tls" for item in config.sip.listen)
+    for name, entry in config.pbxs.items():
         if name == DEFAULT_PBX or not _NAME.fullmatch(name):
             yield f"pbxs.{name}", "a PBX name is letters, digits, '.', '_', '-' and not 'default' (pbx:)"
+        if entry.transport.value == "tls" and not tls_listen:
+            yield f"pbxs.{name}.transport", "tls needs a sip.listen address with transport tls (and sip.tls)"
     for name, tenant in config.tenants.items():
         if tenant.pbx is not None and tenant.pbx not in names:
             yield f"tenants.{name}.pbx", f"no PBX named {tenant.pbx!r}"

@@ -65,7 +65,9 @@ async def web_route(
     In a cluster (gateway/cluster/routing.py): `elsewhere` gives the Request-URI at another instance
     holding a callee who has no session here (None: online nowhere), and `tag` is appended to the own
     listener's Request-URI (so that it rings here and is not redirected)."""
-    callee = find_web_user(await identity.store.all_users(), to)
+    # only her own tenant's users (users[].tenant, config/pbxs.py): the others' numbers are their PBX's
+    tenant = [user for user in await identity.store.all_users() if user.tenant == caller.tenant]
+    callee = find_web_user(tenant, to)
     if callee is None or callee.aor.user is None:
         return None
     if callee.id == caller.id:

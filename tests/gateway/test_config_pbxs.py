@@ -88,6 +88,7 @@ def test_users_take_their_pbx_then_their_tenants_then_the_default() -> None:
         ({"tenants": {"acme": {"pbx": "q"}}}, "tenants.acme.pbx: no PBX named 'q'"),
         ({"pbxs": {"default": {"address": "127.0.0.3"}}}, "pbxs.default: a PBX name is"),
         ({"pbxs": {"b": {"register": True}}}, "pbxs.b.register: registration needs pbx.address"),
+        ({"pbxs": {"b": {"transport": "tls"}}}, "pbxs.b.transport: tls needs a sip.listen address"),
         ({"pbxs": {"b": {"adress": "127.0.0.3"}}}, "pbxs.b.adress: unknown key"),
         ({"pbxs": ["b"]}, "pbxs: expected a mapping of names to entries"),
         ({"pbxs": {"b": {"rewrite": [{"match": "(0"}]}}}, "pbxs.b.rewrite[0].match: bad regular expression"),
