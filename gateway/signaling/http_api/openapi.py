@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from gateway import __version__
+from gateway.signaling.audio_stream.openapi import audio_stream_paths
 from gateway.signaling.http_api.openapi_admin import ADMIN_TOKEN_SCHEME, admin_paths, admin_schemas
 from gateway.signaling.http_api.openapi_schemas import SESSION_ID, schemas
 
@@ -187,6 +188,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_whip_paths(security),
             **admin_paths(),  # the admin page and API (openapi_admin.py)
+            **audio_stream_paths(security),  # live audio streams (audio_stream/openapi.py)
             **_whep_paths(security),
             **_rooms_paths(security),
             "/iceservers": {
