@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.calls.boundary.caller import CallerDetails
 from gateway.signaling import events as ev
+from gateway.signaling.audio_stream.ws_request import AudioStream
 from gateway.signaling.errors import BadRequest, SignalingError, TooLarge, UnknownType
 from gateway.signaling.ws.protocol import (
     REQUEST_TYPES,
@@ -74,6 +75,10 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "dtmf", "call_id": "c1", "digits": "12*#ab"}, Dtmf(None, "c1", "12*#AB", None)),
     ({"type": "record", "call_id": "c1", "action": "pause"}, Record(None, "c1", "pause")),
     ({"type": "dtmf", "call_id": "c1", "digits": "5", "duration_ms": 250}, Dtmf(None, "c1", "5", 250)),
+    (
+        {"type": "audio_stream", "call_id": "c1", "action": "start", "sample_rate": 16000},
+        AudioStream(None, "c1", "start", {"sample_rate": 16000}),
+    ),
     (
         {"type": "ice", "call_id": "c1", "candidate": CANDIDATE},
         Ice(None, "c1", candidate_from_json(CANDIDATE)),
