@@ -5,7 +5,7 @@ For each input packet:
 * audio in the codec the other leg sends: forwarded as is (no decoding), timestamp re-mapped onto the
   output timeline (``retime``); the output leg writes its own SSRC and sequence numbers;
 * audio in another codec: decoded, resampled and re-encoded (``transcode``), 20 ms frames;
-* G.711/G.722 for an output leg whose peer wants other packet times (a=ptime/maxptime): re-packetized
+* G.711/G.722/G.729 for an output leg whose peer wants other packet times (a=ptime/maxptime): re-packetized
   (``packetize``; that direction then stays off the fast lane);
 * RFC 4733 telephone-event: reported once per digit (``DtmfReceiver``) and forwarded with its
   timestamp mapped and its duration converted to the output event clock (RFC 4733 §2.5.2);
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import sdp
 from gateway.media.codecs.dtmf import DtmfDigit, DtmfReceiver, TelephoneEvent, event_timestamp
-from gateway.media.codecs.packetize import DEFAULT_MS, SAMPLE_CODECS, Packetizer
+from gateway.media.codecs.packetize import DEFAULT_MS, TICKS_PER_BYTE, Packetizer
 from gateway.media.codecs.transcode import TranscodeError, Transcoder, audio_codec
 from gateway.media.errors import DtmfError
 from gateway.media.rtp import red
@@ -140,13 +140,14 @@ class MediaPath:
         packet_ms: int = DEFAULT_MS,
     ) -> None:
         """``incoming``: payload type -> codec the input leg may send (telephone-events included);
-        ``packet_ms``: the packet time the output leg wants (G.711 and G.722 are re-packetized to it)."""
+        ``packet_ms``: the packet time the output leg wants (G.711, G.722 and G.729 are re-packetized)."""
         self._in = dict(incoming)
-        wanted = packet_ms if out.name.lower() in SAMPLE_CODECS and packet_ms != DEFAULT_MS else None
-        if wanted is None:
+        ticks = TICKS_PER_BYTE.get(out.name.lower())
+        wanted = packet_ms if ticks is not None and packet_ms != DEFAULT_MS else None
+        if wanted is None or ticks is None:
             self._packetizer = None
-        elif self._packetizer is None or self._packetizer.size != wanted * 8:
-            self._packetizer = Packetizer(wanted)
+        elif self._packetizer is None or self._packetizer.size != wanted * 8 // ticks:
+            self._packetizer = Packetizer(wanted, ticks)
             logger.info("call=%s %s re-packetizes %s to %d ms", self._call, self.name, out.name, wanted)
         self._direct = {pt: c.clock_rate for pt, c in incoming.items() if _audio(c) and same_codec(c, out)}
         self._red = frozenset(pt for pt, c in incoming.items() if c.name.lower() == red.RED_NAME)

@@ -3,7 +3,9 @@
 G.711 (PCMU, PCMA) and G.722 carry one byte per RTP timestamp tick at 8000 Hz (RFC 3551 §4.5.2, §4.5.14),
 so their payloads can be cut and joined anywhere: 20 ms packets from the browser become the 30 or 40 ms
 a desk phone's ``a=ptime`` asks for (or the 10 ms of a ``maxptime``), without decoding. Opus frames are
-not cut (its packets stay 20 ms; RFC 7587 receivers take any). A gap in the input timestamps (loss, a
+not cut (its packets stay 20 ms; RFC 7587 receivers take any). G.729 is cut between its 10-byte frames of
+10 ms, one byte per 8 ticks (RFC 3551 §4.5.6; the gateway's encoder never sends the 2-byte SID frames that
+would break that). A gap in the input timestamps (loss, a
 new source) sends what is buffered as a shorter packet and starts again, so no timestamp ever lies.
 """
 
@@ -17,7 +19,8 @@ import sdp
 DEFAULT_MS: Final = 20
 MIN_MS: Final = 10
 MAX_MS: Final = 60
-SAMPLE_CODECS: Final = frozenset({"pcmu", "pcma", "g722"})
+# the codecs cut without decoding, and the RTP timestamp ticks per payload byte of each
+TICKS_PER_BYTE: Final = {"pcmu": 1, "pcma": 1, "g722": 1, "g729": 8}
 
 
 def packet_ms(section: sdp.MediaDescription) -> int:
@@ -35,14 +38,17 @@ def packet_ms(section: sdp.MediaDescription) -> int:
 
 
 class Packetizer:
-    """``ms``-millisecond packets of a sample-based codec from packets of any length."""
+    """``ms``-millisecond packets of a sample-based codec (or G.729: ``ticks_per_byte`` 8) from packets
+    of any length."""
 
-    __slots__ = ("_buffer", "_marker", "_start", "size")
+    __slots__ = ("_buffer", "_marker", "_start", "_ticks", "ms", "size")
 
-    def __init__(self, ms: int) -> None:
+    def __init__(self, ms: int, ticks_per_byte: int = 1) -> None:
         if not MIN_MS <= ms <= MAX_MS:
             raise ValueError(f"packet time must be {MIN_MS}-{MAX_MS} ms, got {ms!r}")
-        self.size = ms * 8  # bytes = timestamp ticks at 8000 Hz
+        self.ms = ms
+        self._ticks = ticks_per_byte
+        self.size = ms * 8 // ticks_per_byte  # bytes of ``ms`` at 8000 ticks per second
         self._buffer = bytearray()
         self._start = 0  # the timestamp of the buffer's first byte
         self._marker = False
@@ -50,7 +56,7 @@ class Packetizer:
     def push(self, payload: bytes, timestamp: int, marker: bool = False) -> list[tuple[bytes, int, bool]]:
         """(payload, timestamp, marker) of the packets complete after ``payload`` stamped ``timestamp``."""
         out: list[tuple[bytes, int, bool]] = []
-        if self._buffer and (timestamp - self._start - len(self._buffer)) & 0xFFFF_FFFF:
+        if self._buffer and (timestamp - self._start - self._ticks * len(self._buffer)) & 0xFFFF_FFFF:
             out.append(self._take(len(self._buffer)))  # a gap: what we have goes out as it is
         if not self._buffer:
             self._start, self._marker = timestamp, marker
@@ -62,7 +68,7 @@ class Packetizer:
     def _take(self, size: int) -> tuple[bytes, int, bool]:
         packet = (bytes(self._buffer[:size]), self._start, self._marker)
         del self._buffer[:size]
-        self._start = (self._start + size) & 0xFFFF_FFFF
+        self._start = (self._start + self._ticks * size) & 0xFFFF_FFFF
         self._marker = False
         return packet
 

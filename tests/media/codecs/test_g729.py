@@ -8,10 +8,13 @@ import array
 import pytest
 
 from gateway.media.codecs import g729
+from gateway.media.codecs.codec_choice import KNOWN
 from gateway.media.codecs.g729 import G729Decoder, G729Encoder, G729Error
 from gateway.media.codecs.opus_decoder import OpusDecoder
+from gateway.media.codecs.packetize import Packetizer
 from gateway.media.codecs.pcm_codec import PcmCodec, PcmFormat
 from gateway.media.codecs.transcode import Transcoder
+from gateway.media.forward import MediaPath
 from peers.audio import detect_tone, encode_tone, sine, tone_ratio
 
 pytestmark = pytest.mark.skipif(not g729.available(), reason="libbcg729 (Debian libbcg729-0) not installed")
@@ -98,3 +101,21 @@ def test_without_the_library_g729_is_dropped_from_the_sip_codecs(monkeypatch: py
         g729.usable_sip_codecs(["G729"])
     with pytest.raises(G729Error, match="libbcg729-0"):
         G729Encoder()
+
+
+def test_g729_is_cut_between_its_frames_for_a_peer_that_wants_40_ms() -> None:
+    packetizer = Packetizer(40, ticks_per_byte=8)
+    assert packetizer.size == 40  # four 10-byte frames
+    out = [p for n in range(4) for p in packetizer.push(bytes([n]) * 20, 1000 + 160 * n, n == 0)]
+    assert out == [(b"\x00" * 20 + b"\x01" * 20, 1000, True), (b"\x02" * 20 + b"\x03" * 20, 1320, False)]
+    assert packetizer.push(b"\x04" * 20, 1640) == []
+    assert packetizer.push(b"\x05" * 20, 2120) == [(b"\x04" * 20, 1640, False)]  # a gap: sent as it is
+    path = MediaPath("web->sip")
+    opus, g729_codec = KNOWN["opus"], KNOWN["g729"]
+    path.configure({111: opus}, g729_codec, None, 40)
+    sizes = []
+    for n, payload in enumerate(encode_tone(1000, "opus", frames=10)):
+        out_packets, _ = path.feed(1, 1 + n, 960 * n, 111, False, payload, 0.02 * n)
+        sizes += [len(p.payload) for p in out_packets]
+    assert sizes and set(sizes) == {40}  # 40 ms of G.729 per packet
+    assert path.lane() is None
