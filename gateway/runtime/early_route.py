@@ -51,7 +51,12 @@ class EarlyRoutes:
         try:
             request_uri = str(request.uri)
             room = await driver.room_calls(request_uri, to_uri) if driver.room_calls is not None else None
-            target = room if room is not None else await driver.identity.resolve_inbound(request_uri, to_uri)
+            pbx = driver.registry.settings.pbx_plan.source_pbx(incoming.source.host)  # its tenant (pbxs.py)
+            target = (
+                room
+                if room is not None
+                else await driver.identity.resolve_inbound(request_uri, to_uri, pbx=pbx)
+            )
             contacts = await redirect(incoming, target) if isinstance(target, (NotOnline, Found)) else ()
         except SignalingError as exc:  # the shared state is unreachable: the edge tries another instance
             logger.warning("call=%s %s: %s", call_id, request.uri, exc)

@@ -49,6 +49,7 @@ from gateway.calls.boundary.events import (
 from gateway.calls.connected.midcall import end_connected
 from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.setup.outbound import allowed_target
+from gateway.calls.setup.pbx_route import dial_domain
 from gateway.calls.states import TimerName
 from gateway.identity.policy import may_call
 from sipcore.dialogs.refer import Replaces
@@ -76,7 +77,8 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
     if call.transfer_out is not None:
         raise call.illegal(event, f"a transfer to {call.transfer_out} is under way")
     if event.destination is not None:
-        target = allowed_target(event.user, event.destination, call.settings.pbx_domain)
+        domain = dial_domain(call.settings, event.user, call.pbx)  # the call's PBX's (several PBXs)
+        target = allowed_target(event.user, event.destination, domain)
         if isinstance(target, tuple):
             _refuse(call, *target)
             return

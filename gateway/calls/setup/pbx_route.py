@@ -43,6 +43,14 @@ def pbx_target(settings: CallSettings, user: WebUser, destination: str) -> PbxCh
     return plan.choose(user.pbx, user.tenant, target, number)
 
 
+def dial_domain(settings: CallSettings, user: WebUser, pbx: str | None = None) -> str | None:
+    """The domain numbers are dialled at: ``pbx``'s (a call's chosen PBX), else the user's own PBX's."""
+    plan = settings.pbx_plan
+    if not plan.several:
+        return settings.pbx_domain
+    return plan.domain(pbx or user.pbx)
+
+
 def invite_identity(call: CallMachine, user: WebUser) -> tuple[SipIdentity, tuple[tuple[str, str], ...]]:
     """The From identity (with its credentials) and the identity headers of ``call``'s INVITE."""
     settings = call.settings

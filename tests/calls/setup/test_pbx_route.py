@@ -7,7 +7,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from gateway.calls import CallSettings, MediaSipOfferReady, NotifyError, SipInvite
+from gateway.calls import (
+    CallSettings,
+    MediaSipOfferReady,
+    NotifyError,
+    SipAccepted,
+    SipInvite,
+    SipRefer,
+    WebTransfer,
+)
 from gateway.calls.machine import CallMachine
 from gateway.config.loader import config_from_mapping
 from gateway.identity.store import web_users_from_config
@@ -102,3 +110,11 @@ def test_one_pbx_keeps_the_old_invite() -> None:
     [invite] = call.handle(MediaSipOfferReady(f.GW_SIP_OFFER))
     assert isinstance(invite, SipInvite) and invite.pbx is None and invite.target == f"sip:1002@{f.DOMAIN}"
     assert invite.identity.aor == f.ALICE.aor
+
+
+def test_a_blind_transfer_is_dialled_at_the_calls_pbx() -> None:
+    _, call = invite_for("1001", "bo")  # bo's call went to his tenant's PBX b
+    call.handle(SipAccepted(f.SIP_ANSWER))
+    _, users = settings()
+    out = call.handle(WebTransfer("s1", users["bo"], "1002"))
+    assert SipRefer(call.call_id, target="sip:1002@b.example") in out
