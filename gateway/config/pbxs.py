@@ -162,7 +162,10 @@ class PbxPlan:
 
     @property
     def several(self) -> bool:
-        return len(self.pbxs) > 1 or bool(self.routes) or bool(self.tenants)
+        """Whether calls need the plan: more than `pbx:`, tenants, routes or `pbx:`'s own rewrite or
+        caller ID (else the single-PBX path, as before)."""
+        custom = any(entry.rewrite or entry.caller_id for entry in self.pbxs.values())
+        return len(self.pbxs) > 1 or bool(self.routes) or bool(self.tenants) or custom
 
     def user_pbx(self, pbx: str | None, tenant: str | None) -> str:
         """A user's own PBX: ``users[].pbx``, else her tenant's, else ``default``."""

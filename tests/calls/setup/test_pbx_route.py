@@ -118,3 +118,26 @@ def test_a_blind_transfer_is_dialled_at_the_calls_pbx() -> None:
     _, users = settings()
     out = call.handle(WebTransfer("s1", users["bo"], "1002"))
     assert SipRefer(call.call_id, target="sip:1002@b.example") in out
+
+
+def test_pbx_alone_with_rewrite_and_caller_id() -> None:
+    cfg = config_from_mapping(
+        {
+            "pbx": {
+                "address": "127.0.0.1:5070",
+                "domain": "a.example",
+                "rewrite": [{"match": "0(\\d+)", "replace": "+49\\1"}],
+                "caller_id": {"display": "Front Desk"},
+            }
+        },
+        {},
+    )
+    call = f.machine(CallSettings.from_config(cfg))
+    call.handle(f.dial("030 1234"))
+    [invite] = call.handle(MediaSipOfferReady(f.GW_SIP_OFFER))
+    assert isinstance(invite, SipInvite)
+    assert (invite.pbx, invite.target, invite.identity.display_name) == (
+        "default",
+        "sip:+49301234@a.example",
+        "Front Desk",
+    )
