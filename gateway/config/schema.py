@@ -348,6 +348,8 @@ class CodecsSection:
             for index, codec in enumerate(codecs):
                 if codecs.index(codec) != index:
                     raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
+                if leg == "webrtc" and codec is Codec.G729:  # browsers have no G.729
+                    raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
 
 
 @dataclass(frozen=True, slots=True)
