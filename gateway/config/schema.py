@@ -47,6 +47,7 @@ from gateway.config.values import (
     VideoCodec,
     WebCalls,
     check_host,
+    check_leg_codecs,
     check_transport,
     normalize_origin,
     parse_ice_url,
@@ -345,11 +346,7 @@ class CodecsSection:
             codecs: tuple[Codec, ...] = getattr(self, leg)
             if not codecs:
                 raise InvalidValue(leg, "at least one codec is needed")
-            for index, codec in enumerate(codecs):
-                if codecs.index(codec) != index:
-                    raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
-                if leg == "webrtc" and codec is Codec.G729:  # browsers have no G.729
-                    raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
+            check_leg_codecs(leg, codecs)  # config/values.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,15 @@ class Codec(enum.StrEnum):
     OPUS = "opus"
 
 
+def check_leg_codecs(leg: str, codecs: tuple[Codec, ...]) -> None:
+    """``codecs.<leg>``: each codec once; G729 on the SIP leg only (browsers have no G.729)."""
+    for index, codec in enumerate(codecs):
+        if codecs.index(codec) != index:
+            raise InvalidValue(f"{leg}[{index}]", f"codec {codec.value!r} listed twice")
+        if leg == "webrtc" and codec is Codec.G729:
+            raise InvalidValue(f"{leg}[{index}]", "G729 is for the SIP leg only")
+
+
 class VideoCodec(enum.StrEnum):
     """Video codecs passed through between the legs (never decoded; issue 19); names as in SDP rtpmap."""
 
