@@ -9,6 +9,7 @@ import {
 import { AudioSettings } from "/static/devices.js";
 import { VideoSettings } from "/static/video.js";
 import { ChatPanel } from "/static/chat.js";
+import { LampPanel } from "/static/lamps.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new GatewayClient();
@@ -26,6 +27,11 @@ const video = new VideoSettings({
 });
 const chat = new ChatPanel({
   panel: $("chat"), log: $("chat-log"), form: $("chat-form"), input: $("chat-text"), button: $("chat-button"),
+});
+// busy lamps of the colleagues the user watches, and the voicemail light (lamps.js)
+const lamps = new LampPanel({
+  client, panel: $("lamps-panel"), list: $("lamps"), voicemail: $("voicemail"),
+  nameOf: (number) => contacts.find((c) => c.number === number)?.display_name, pickup: (n) => dialNumber(n),
 });
 let call = null; // the current call (the one the controls act on)
 let calls = []; // every call of this page not ended, in arrival order (current one included)
@@ -581,6 +587,7 @@ function showLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");
   contacts = [];
+  lamps.clear();
   tones.stop();
   ringing = [];
   render();

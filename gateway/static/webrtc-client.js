@@ -183,8 +183,8 @@ export class GatewayClient extends EventTarget {
       this._takeBack(message.calls); // calls of this login the gateway kept (a reload, a reconnect)
     } else if (message.type === "pbx") {
       emit(this, "pbx", message); // the phone system answers the gateway's keep-alive, or not
-    } else if (message.type === "presence") {
-      emit(this, "presence", message); // a contact came online or went offline
+    } else if (["presence", "contact_state", "voicemail"].includes(message.type)) {
+      emit(this, message.type, message); // a contact online or offline; busy lamps, voicemail (lamps.js)
     } else if (message.call_id) {
       const early = this._early.get(message.call_id) || [];
       early.push(message);

@@ -1,0 +1,61 @@
+"""The subscription client of the user agent against a PBX's notifier played by sipp
+(peers/scenarios/uas_blf_mwi.xml), without a gateway around it: the dialog package's NOTIFYs (RFC 4235)
+give ringing, busy and idle, message-summary's (RFC 3842) the counts, a malformed body gets 400 and
+changes nothing, and closing unsubscribes (Expires: 0)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.sip.useragent.subscriptions import Notice, NotifyFront, SubscriptionClient, SubscriptionSpec
+from peers.binaries import require_binary
+from peers.sipp import Sipp
+from sipcore.event_bodies import DIALOG_INFO, MESSAGE_SUMMARY, DialogInfo, MessageSummary
+from sipcore.location.routing import Target
+from sipcore.subscription import SubscriptionConfig
+from sipcore.syntax.uri import SipURI
+from sipcore.transaction import TimerConfig
+from tests.e2e.harness import wait_until
+from tests.sip.ua_helpers import running_ua
+
+ALICE = SipURI("127.0.0.1", "1001")
+
+
+def specs() -> tuple[SubscriptionSpec, ...]:
+    lamp = SubscriptionConfig(SipURI("127.0.0.1", "1002"), ALICE, "dialog", DIALOG_INFO, expires=300)
+    mailbox = SubscriptionConfig(ALICE, ALICE, "message-summary", MESSAGE_SUMMARY, expires=300)
+    return (
+        SubscriptionSpec("alice", "contact", "1002", lamp),
+        SubscriptionSpec("alice", "voicemail", "1001", mailbox),
+    )
+
+
+async def test_lamps_and_counts_from_the_notifier_then_unsubscribed(tmp_path: Path) -> None:
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_blf_mwi", calls=2, duration_ms=300, timeout=30)
+    await pbx.start()
+    notices: list[Notice] = []
+    try:
+        async with running_ua(TimerConfig(), outbound=Target("UDP", "127.0.0.1", pbx.port)) as ua:
+            client = SubscriptionClient(ua.layer, ua.endpoint, specs(), outbound=ua.settings.outbound,
+                                        on_notice=notices.append)  # fmt: skip
+            ua.layer.tu = NotifyFront(ua.layer.tu, client)
+            client.start()
+
+            def lamps() -> list[str]:
+                return [n.body.lamp for n in notices if isinstance(n.body, DialogInfo)]
+
+            await wait_until(lambda: lamps()[-1:] == ["idle"] and len(lamps()) == 4, timeout=10)
+            assert lamps() == ["idle", "ringing", "busy", "idle"]
+            await wait_until(lambda: len([n for n in notices if isinstance(n.body, MessageSummary)]) == 2)
+            counts = [(n.body.new, n.body.old) for n in notices if isinstance(n.body, MessageSummary)]
+            assert counts == [(2, 8), (3, 8)]
+            assert client.states() == {"alice contact 1002": "active", "alice voicemail 1001": "active"}
+            await wait_until(lambda: "SIP/2.0 400" in (pbx.workdir / "messages.log").read_text(), timeout=5)
+            assert lamps()[-1] == "idle"  # the malformed NOTIFY changed nothing
+            await client.stop()
+            assert set(client.states().values()) == {"idle"}
+    finally:
+        result = await pbx.wait(timeout=10)
+    assert result.ok, result
+    assert result.count("SIP/2.0 400") == 1 and result.logs.count("unsubscribed: Expires 0") == 2, result
