@@ -20,7 +20,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -80,11 +80,13 @@ class _Stream:
         }
 
 
-def _party_number(call: Mapping[str, object]) -> str | None:
-    """The SIP party's number of a call as the admin API shows it (outbound: `to`, inbound: `from`)."""
+def _call_keys(call: Mapping[str, object]) -> tuple[str | None, str | None]:
+    """What overrides match of a call as the admin API shows it: its web user, and the SIP party's
+    number (outbound: of `to`, inbound: of `from`)."""
+    user = call.get("user")
     party = call.get("to") if call.get("direction") == "outbound" else call.get("from")
     match = _NUMBER.match(party) if isinstance(party, str) else None
-    return match.group(1) if match else None
+    return (user if isinstance(user, str) else None), (match.group(1) if match else None)
 
 
 class AudioStreams:
@@ -103,6 +105,7 @@ class AudioStreams:
         self._streams: dict[str, _Stream] = {}
         self._numbers = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     # --- wiring: the driver's call progress and ends ------------------------------------------------
     def attach(self) -> None:
@@ -110,14 +113,18 @@ class AudioStreams:
         progress, ended = self._driver.on_call_progress, self._driver.on_call_end
 
         def on_progress(runtime: CallRuntime, what: str) -> None:
-            if progress is not None:
-                progress(runtime, what)
-            self.call_progress(runtime, what)
+            try:
+                if progress is not None:
+                    progress(runtime, what)
+            finally:  # (a webhook that failed does not keep the stream from starting)
+                self.call_progress(runtime, what)
 
         def on_end(runtime: CallRuntime) -> None:
-            if ended is not None:
-                ended(runtime)
-            self.call_ended(runtime)
+            try:
+                if ended is not None:
+                    ended(runtime)
+            finally:
+                self.call_ended(runtime)
 
         self._driver.on_call_progress = on_progress
         self._driver.on_call_end = on_end
@@ -126,13 +133,19 @@ class AudioStreams:
     def call_progress(self, runtime: CallRuntime, progress: str) -> None:
         if progress != "answered" or runtime.call_id in self._streams:
             return
-        call = self._summary(runtime)
-        user = call.get("user") if isinstance(call.get("user"), str) else None
-        settings = self.settings.for_call(user, _party_number(call))  # type: ignore[arg-type]
-        if settings.policy is not StreamPolicy.ALWAYS:
-            return
+        settings = self.settings.for_call(*_call_keys(self._summary(runtime)))
+        if settings.policy is StreamPolicy.ALWAYS:
+            self._spawn(self._policy_start(runtime, settings))
+
+    async def _policy_start(self, runtime: CallRuntime, settings: AudioStreamSection) -> None:
+        for _ in range(100):  # the bridge may apply the answer just after the call is told answered
+            bridge = runtime.bridge
+            if runtime.finished or not isinstance(bridge, MediaBridge) or bridge.state is BridgeState.ACTIVE:
+                break
+            await asyncio.sleep(0.05)
         try:
-            self._start(runtime, settings, "policy")
+            if not runtime.finished and runtime.call_id not in self._streams:
+                self._start(runtime, settings, "policy")
         except (BadRequest, Conflict, NotFound) as exc:
             logger.warning("call=%s audio stream not started by policy: %s", runtime.call_id, exc)
 
@@ -152,9 +165,7 @@ class AudioStreams:
                 allowed = [f for f in FIELDS if own_url or f != "url"]
                 raise BadRequest(f"unknown field {key!r} (allowed: {', '.join(allowed)})", field=str(key))
         runtime = self._runtime(call_id)
-        call = self._summary(runtime)
-        user = call.get("user") if isinstance(call.get("user"), str) else None
-        settings = self.settings.for_call(user, _party_number(call))  # type: ignore[arg-type]
+        settings = self.settings.for_call(*_call_keys(self._summary(runtime)))
         settings = replace(settings, **_checked(request))
         return self._start(runtime, settings, by).status()
 
@@ -224,6 +235,7 @@ class AudioStreams:
         return call_id in self._streams
 
     async def close(self) -> None:
+        self._closing = True
         for call_id in list(self._streams):
             with contextlib.suppress(NotFound):
                 await self.stop(call_id, "shutdown")
@@ -234,6 +246,8 @@ class AudioStreams:
     # --- inside ---------------------------------------------------------------------------------------
     def _start(self, runtime: CallRuntime, settings: AudioStreamSection, by: str) -> _Stream:
         call_id = runtime.call_id
+        if self._closing:
+            raise Conflict("the gateway is stopping", field="call_id")
         if call_id in self._streams:
             raise Conflict(f"call {call_id!r} streams already", field="call_id")
         if settings.url is None:
@@ -306,10 +320,10 @@ class AudioStreams:
         if call_id in self._streams:
             self._spawn(self.stop(call_id, "ended"))
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         async def run() -> None:
             with contextlib.suppress(NotFound):
-                await coro  # type: ignore[misc]
+                await coro
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
