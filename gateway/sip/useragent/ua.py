@@ -203,7 +203,7 @@ class UserAgent:
         hops = settings.credential_hops or ((settings.outbound,) if settings.outbound is not None else ())
         self._pbx_binding = await PbxBinding.resolve(
             hops,
-            settings.pbx_realm,
+            settings.realm_of,  # each PBX's own realm (several PBXs), else pbx_realm
             resolver=resolver,
             supported=frozenset(item.transport.upper() for item in settings.listen),
         )

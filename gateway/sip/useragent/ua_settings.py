@@ -95,11 +95,17 @@ class UASettings:
     # (name, hop, seconds) of those with an OPTIONS keep-alive; `default` (the `pbx:` section) is
     # `outbound` and `keepalive_interval`.
     pbx_targets: tuple[tuple[str, Target], ...] = ()
+    hop_realms: tuple[tuple[Target, str | None], ...] = ()  # each PBX's hops and its `realm` (pbx_binding)
     keepalives: tuple[tuple[str, Target, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.listen:
             raise ValueError("the user agent needs at least one listen address")
+
+    def realm_of(self, hop: Target) -> str | None:
+        """The digest realm the PBX reached by ``hop`` must challenge with (its `realm`), None: any; a hop
+        not configured: `pbx_realm`."""
+        return next((realm for known, realm in self.hop_realms if known == hop), self.pbx_realm)
 
     @property
     def option_tags(self) -> tuple[str, ...]:
@@ -151,7 +157,10 @@ class UASettings:
                 for name, found in named.items()
                 if found and config.pbxs[name].keepalive_interval > 0
             ),
-            pbx_realm=pbx.realm if not config.pbxs else None,  # several PBXs: each answers its own realm
+            pbx_realm=pbx.realm,
+            hop_realms=tuple(
+                (hop, entry.realm) for entry in (pbx, *config.pbxs.values()) for hop in _hops(entry)
+            ),
             tls=contexts,
             tls_names=names,
             session_timer=(

@@ -8,6 +8,8 @@ from gateway.config import Config
 from gateway.config.loader import config_from_mapping
 from gateway.identity.store import web_users_from_config
 from gateway.sip import UASettings, registrations_for_users
+from gateway.sip.useragent.pbx_binding import PbxBinding
+from sipcore import Headers, Response
 
 TOKEN = "a-token-of-sixteen-or-more"
 
@@ -17,9 +19,10 @@ def config() -> Config:
         {
             "web_auth": {"mode": "token"},
             "sip": {"listen": [{"host": "127.0.0.1", "port": 5060}]},
-            "pbx": {"address": "127.0.0.1:5070", "register": True, "domain": "a.example"},
+            "pbx": {"address": "127.0.0.1:5070", "register": True, "domain": "a.example", "realm": "a"},
             "pbxs": {
                 "b": {"address": "127.0.0.2:5080", "transport": "tcp", "register": True, "register_expiry": 600,
+                      "realm": "b",
                       "keepalive_interval": 5, "auth": {"username": "trunk", "password": "pw-t"}},
                 "c": {"address": "127.0.0.3", "outbound_proxy": "127.0.0.4:5099", "keepalive_interval": 0},
             },
@@ -69,3 +72,21 @@ def test_users_register_at_their_own_pbx() -> None:
         # cy's PBX c does not register; b's trunk registers itself with its own credentials
         ("sip:trunk@127.0.0.2", "pw-t", "sip:127.0.0.2:5080", 600, hop_b),
     ]
+
+
+async def test_each_pbx_challenges_with_its_own_realm() -> None:
+    """pbx_binding: a challenge is answered only from a configured PBX address, and only for that
+    PBX's `realm` when it has one (another PBX's realm is refused: its credentials are not these)."""
+    settings = UASettings.from_config(config())
+    binding = await PbxBinding.resolve(settings.credential_hops, settings.realm_of)
+    assert binding.refusal(("127.0.0.1", 5070), _challenge("a")) is None
+    assert binding.refusal(("127.0.0.2", 5080), _challenge("b")) is None
+    assert "not the PBX's 'a'" in (binding.refusal(("127.0.0.1", 5070), _challenge("b")) or "")
+    assert "not the PBX's 'b'" in (binding.refusal(("127.0.0.2", 5080), _challenge("a")) or "")
+    assert binding.refusal(("127.0.0.4", 5099), _challenge("any")) is None  # c sets no realm
+    assert "not the PBX" in (binding.refusal(("127.0.0.9", 5060), _challenge("a")) or "")
+
+
+def _challenge(realm: str) -> Response:
+    value = f'Digest realm="{realm}", nonce="n1", algorithm=MD5'
+    return Response(401, "Unauthorized", Headers((("WWW-Authenticate", value),)))
