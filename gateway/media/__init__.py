@@ -11,7 +11,8 @@ mid-call offers; ``bridge_state``; ``bridge_settings``), ``forward`` (``MediaPat
 private internals). Sub-packages, named after the architecture: ``webrtc`` (the aiortc web leg, ICE,
 DTLS, every aiortc hook), ``rtp`` (the SIP leg: RTP/RTCP, SRTP, DTLS-SRTP, ICE-lite, the endpoint),
 ``codecs`` (codec choice, transcoding, Opus, DTMF, packet times, the rooms' mixer), ``video`` (video
-pass-through, keyframes, bandwidth) and ``fastlane`` (the native engine's C sources and Python side).
+pass-through, keyframes, bandwidth), ``fastlane`` (the native engine's C sources and Python side) and
+``streaming`` (a call's audio decoded for an app's live stream, and the app's mixed in: sans-I/O).
 The bridge and the fast lane may import every sub-package; the others import no bridge module but
 ``bridge_settings`` (the settings a leg is built with).
 """

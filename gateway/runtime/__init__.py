@@ -4,7 +4,8 @@ A call's decisions belong to the call machine (gateway/calls); each call's `Call
 machine's commands through its `SipSide` and `MediaSide` (one `CallMedia` interface for the bridge and
 pass-through media), and `CallDriver` turns browser requests and new INVITEs into call events. The
 package may import everything below it (calls, config, identity, media, signaling, sip, sipcore, sdp);
-of those, none imports it (gateway/ops and gateway/cluster, wired beside it by app.py, do). Rooms with SIP parties are its sub-package `rooms`.
+of those, none imports it (gateway/ops and gateway/cluster, wired beside it by app.py, do). Rooms with SIP parties are its sub-package `rooms`;
+live audio streams of calls to apps, `audio_streams`.
 
     driver = CallDriver(registry, identities, bridge_settings, config)
     add_signaling_routes(app, call_service=driver, offer_service=OfferApi(driver), ...)
