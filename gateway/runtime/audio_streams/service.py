@@ -164,9 +164,9 @@ class AudioStreams:
             if key not in FIELDS or (key == "url" and not own_url):
                 allowed = [f for f in FIELDS if own_url or f != "url"]
                 raise BadRequest(f"unknown field {key!r} (allowed: {', '.join(allowed)})", field=str(key))
+        asked = _checked(request)  # a bad body is a 400 whatever the call
         runtime = self._runtime(call_id)
-        settings = self.settings.for_call(*_call_keys(self._summary(runtime)))
-        settings = replace(settings, **_checked(request))
+        settings = replace(self.settings.for_call(*_call_keys(self._summary(runtime))), **asked)
         return self._start(runtime, settings, by).status()
 
     async def from_session(
