@@ -2,13 +2,14 @@
 told to her sessions.
 
 `lamp_specs` turns the config into subscriptions (gateway/sip/useragent/subscriptions.py): for each user
-at the PBX (`pbx.address`), one `dialog` subscription (RFC 4235) per entry of `users[].watch`, and one
-`message-summary` subscription (RFC 3842) to her mailbox: her own number's when she has `pbx_auth` and
-`users[].voicemail` is on (the default), another one when it names a mailbox, none when it is off.
-`Lamps` keeps the last state of each (the dialogs of a watched extension merged from full and partial
-documents, RFC 4235 §4.1) and tells a change to the owner's sessions (`contact_state`, `voicemail`:
-gateway/signaling/ws/lamp_events.py); `snapshot` gives a session what is known when it logs in. A
-subscription that is not active (refused, failed, waiting to retry) shows its lamp `unknown`.
+of the default PBX (`pbx.address`; users of another PBX among `pbxs:` get none yet), one `dialog`
+subscription (RFC 4235) per entry of `users[].watch`, and one `message-summary` subscription (RFC 3842)
+to her mailbox: her own number's when she has `pbx_auth` and `users[].voicemail` is on (the default),
+another one when it names a mailbox, none when it is off. `Lamps` keeps the last state of each (the
+dialogs of a watched extension merged from full and partial documents, RFC 4235 §4.1) and tells a change
+to the owner's sessions (`contact_state`, `voicemail`: gateway/signaling/ws/lamp_events.py); `snapshot`
+gives a session what is known when it logs in. A subscription that is not active (refused, failed,
+waiting to retry) shows its lamp `unknown`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def lamp_specs(config: Config, users: Iterable[WebUser]) -> tuple[SubscriptionSp
     specs: list[SubscriptionSpec] = []
     for user in users:
         conf = settings.get(user.id)
-        if conf is None:
+        if conf is None or user.pbx != "default":  # the users of `pbx:` only (not yet those of `pbxs:`)
             continue
         aor = user.aor
         subscriber = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
