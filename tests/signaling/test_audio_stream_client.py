@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -46,9 +46,10 @@ class App:
 
 
 @asynccontextmanager
-async def serving(app: App) -> AsyncIterator[str]:
+async def serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
+    """A WebSocket receiver on loopback: its ws:// URL (also tests/e2e/media/test_audio_stream.py's)."""
     server = web.Application()
-    server.router.add_get("/listen", app.handler)
+    server.router.add_get("/listen", handler)
     runner = web.AppRunner(server)
     await runner.setup()
     port = free_port()
@@ -62,7 +63,7 @@ async def serving(app: App) -> AsyncIterator[str]:
 async def test_start_frames_reply_and_stop_in_order() -> None:
     app = App(reply=b"\x01\x00" * 160)
     heard: list[bytes] = []
-    async with serving(app) as url:
+    async with serving(app.handler) as url:
         socket = StreamSocket(SocketSettings(url, token="t0ken"), {"type": "start", "call_id": "c-1"},
                               on_audio=heard.append, call_id="c-1")  # fmt: skip
         await wait_until(lambda: socket.connected, timeout=5)
@@ -83,7 +84,7 @@ async def test_start_frames_reply_and_stop_in_order() -> None:
 
 async def test_a_full_queue_drops_the_oldest_frames() -> None:
     app = App()
-    async with serving(app) as url:
+    async with serving(app.handler) as url:
         socket = StreamSocket(SocketSettings(url, queue_frames=5), {"type": "start"}, on_audio=lambda d: None)
         for n in range(100):  # before the connection is up: only the newest five wait
             socket.send(bytes([n]))
@@ -95,7 +96,7 @@ async def test_a_full_queue_drops_the_oldest_frames() -> None:
 
 async def test_a_closed_stream_is_opened_again_with_the_start_message() -> None:
     app = App(close_after_start=1)
-    async with serving(app) as url:
+    async with serving(app.handler) as url:
         socket = StreamSocket(SocketSettings(url, backoff=0.05), {"type": "start"}, on_audio=lambda d: None)
         await wait_until(lambda: len(app.connections) == 2 and socket.connected, timeout=5)
         socket.send(b"\x00\x00")
