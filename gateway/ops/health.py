@@ -132,7 +132,7 @@ class Readiness:
         self,
         source: ReadinessSource,
         *,
-        on_pbx: Callable[[str], None] | None = None,
+        on_pbx: Callable[..., None] | None = None,  # (state) for `pbx:`, (state, name) for a named PBX
         interval: float = 0.25,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -142,6 +142,7 @@ class Readiness:
         self._wall = wall
         self._states: dict[str, tuple[CheckResult, float]] = {}
         self._pbx: str | None = None
+        self._named: dict[str, str] = {}  # each named PBX's last state told (pbxs:, config/pbxs.py)
         self._task: asyncio.Task[None] | None = None
 
     def evaluate(self) -> dict[str, tuple[CheckResult, float]]:
@@ -157,6 +158,18 @@ class Readiness:
             self._pbx = pbx
             if self._on_pbx is not None:
                 self._on_pbx(pbx)
+        reports: Mapping[str, Mapping[str, object]] = getattr(self._source, "pbxs", dict)()
+        for name, named in reports.items():
+            state = named.get("state")
+            if (
+                name == "default"
+                or state not in ("reachable", "unreachable")
+                or self._named.get(name) == state
+            ):
+                continue
+            self._named[name] = str(state)
+            if self._on_pbx is not None:
+                self._on_pbx(state, name)  # that PBX's users' pages hear it
         return dict(self._states)
 
     def report(self) -> tuple[bool, dict[str, object]]:

@@ -51,8 +51,9 @@ class BrowserRequests(DriverCore):
     async def session_opened(self, session: SessionSink) -> None:
         self._sessions[session.id] = session
         logger.info("session %s of %s opened", session.id, session.user.id)
-        if self.pbx_state is not None:
-            await session.send_event(PbxState(self.pbx_state))
+        state = self.pbx_states.get(session.user.pbx)  # her own PBX's (several PBXs, config/pbxs.py)
+        if state is not None:
+            await session.send_event(PbxState(state))
         aor = session.user.aor.aor
         if aor in self.registrations:  # the user's SIP identity is registered by the gateway
             await session.send_event(

@@ -238,14 +238,18 @@ class SipInbound:
             if session.user.aor.aor == change.aor and not session.closed:
                 self._driver.spawn(session.send_event(event))
 
-    def pbx_changed(self, state: str) -> None:
-        """The PBX keep-alive's state changed (gateway/ops/health.py): every session hears `pbx`."""
-        if state == self._driver.pbx_state:
+    def pbx_changed(self, state: str, name: str = "default") -> None:
+        """A PBX keep-alive's state changed (gateway/ops/health.py): the sessions of that PBX's users
+        hear `pbx` (`default`, the `pbx:` section, is every user's but those of other `pbxs:`)."""
+        states = self._driver.pbx_states
+        if state == states.get(name):
             return
-        self._driver.pbx_state = state
+        states[name] = state
+        if name == "default":
+            self._driver.pbx_state = state
         event = PbxState(state)
         for session in self._driver.sessions:
-            if not session.closed:
+            if not session.closed and session.user.pbx == name:
                 self._driver.spawn(session.send_event(event))
 
     def on_message(self, incoming: IncomingRequest) -> None:

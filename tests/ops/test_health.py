@@ -87,3 +87,37 @@ def test_a_cluster_instance_without_redis_is_not_ready() -> None:
     assert body["checks"]["cluster"]["state"] == "failing"  # type: ignore[index]
     source.cluster_report = (True, "Redis reachable (instance a)")
     assert readiness.report()[0]
+
+
+class SeveralPbxs(Source):
+    """A source with named PBXs (`pbxs:`, config/pbxs.py): their keep-alives' reports by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.named: dict[str, dict[str, object]] = {"default": {"state": "reachable"}}
+
+    def pbxs(self) -> Mapping[str, Mapping[str, object]]:
+        return self.named
+
+
+def test_named_pbxs_are_checked_and_reported_by_name() -> None:
+    heard: list[tuple[object, ...]] = []
+    source = SeveralPbxs()
+    readiness = Readiness(source, on_pbx=lambda *args: heard.append(args))
+    ready, body = readiness.report()
+    assert ready and body["checks"]["pbxs"]["state"] == "disabled"  # type: ignore[index]
+    source.named["b"] = {"state": "unknown"}
+    source.named["c"] = {"state": "reachable"}
+    ready, body = readiness.report()
+    checks = body["checks"]
+    assert isinstance(checks, dict) and checks["pbxs"] == {**checks["pbxs"], "state": "degraded"}
+    assert checks["pbxs"]["detail"] == "b: unknown, c: reachable"
+    assert heard == [("reachable", "c")]  # told once per change, by name; `default` by `pbx` only
+    source.named["b"] = {"state": "reachable"}
+    ready, body = readiness.report()
+    assert ready and body["checks"]["pbxs"]["state"] == "ok"  # type: ignore[index]
+    assert heard == [("reachable", "c"), ("reachable", "b")]
+    source.named["b"] = {"state": "unreachable"}
+    ready, body = readiness.report()
+    assert ready and body["checks"]["pbxs"]["detail"] == "b: unreachable, c: reachable"  # type: ignore[index]
+    assert heard[-1] == ("unreachable", "b")
