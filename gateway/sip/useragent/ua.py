@@ -334,15 +334,17 @@ class UserAgent:
         call.start()
         return call
 
-    async def message(self, target: str | URI, identity: SipIdentity, text: str) -> Response:
-        """Send a page-mode MESSAGE (RFC 3428) from ``identity`` to ``target`` through the PBX; its
-        digest challenge is answered once with the user's credentials (only to the PBX); the final
-        response."""
+    async def message(
+        self, target: str | URI, identity: SipIdentity, text: str, next_hop: Target | None = None
+    ) -> Response:
+        """Send a page-mode MESSAGE (RFC 3428) from ``identity`` to ``target`` through the PBX (or
+        ``next_hop``: the user's own of several); its digest challenge is answered once with the user's
+        credentials (only to a PBX); the final response."""
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new requests")
         uri = parse_uri(target) if isinstance(target, str) else target
         from_, digest = _caller(identity)
-        hop = self.settings.outbound
+        hop = next_hop or self.settings.outbound
         ours = self.endpoint_for(
             hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
         )
