@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from gateway.config import Codec, Config, ConfigError, HostPort
+from gateway.config import Codec, Config, ConfigError, HostPort, PbxSection
 from gateway.config.cluster import ClusterSection
 from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import iter_secrets, load_config
 from gateway.identity.passwords import HashAlgorithm, hash_secret
+from gateway.identity.store import web_users_from_config
 from gateway.tls import ServerTls, TlsError
 
 
@@ -106,6 +107,15 @@ def warnings(config: Config) -> list[str]:
     ]
 
 
+def _pbx_summary(pbx: PbxSection) -> str:
+    """A PBX's address, transport, domain and registration, for `summary`."""
+    if pbx.address is None:
+        return "no address"
+    proxy = f", outbound proxy {pbx.outbound_proxy}" if pbx.outbound_proxy else ""
+    register = f"registration on, every {pbx.register_expiry} s" if pbx.register else "registration off"
+    return f"{pbx.transport.value} {pbx.address}{proxy}, domain {pbx.effective_domain}, {register}"
+
+
 def summary(config: Config) -> list[tuple[str, str]]:
     """(label, text) lines describing `config`; secrets appear only as set/not set and their source."""
     sip, media, pbx = config.sip, config.media, config.pbx
@@ -163,11 +173,12 @@ def summary(config: Config) -> list[tuple[str, str]]:
     if pbx.address is None:
         lines.append(("PBX", "none (outbound calls are impossible)"))
     else:
-        proxy = f", outbound proxy {pbx.outbound_proxy}" if pbx.outbound_proxy else ""
-        register = f"registration on, every {pbx.register_expiry} s" if pbx.register else "registration off"
-        lines.append(
-            ("PBX", f"{pbx.transport.value} {pbx.address}{proxy}, domain {pbx.effective_domain}, {register}")
-        )
+        lines.append(("PBX", _pbx_summary(pbx)))
+    for name, entry in config.pbxs.items():  # several PBXs (config/pbxs.py)
+        users = sum(1 for user in web_users_from_config(config) if user.pbx == name)
+        lines.append((f"PBX {name}", f"{_pbx_summary(entry)}; {users} users"))
+    if config.tenants:
+        lines.append(("tenants", ", ".join(sorted(config.tenants))))
     lines.append(("trusted sources", ", ".join(str(n) for n in sip.trusted_sources) or "none (only the PBX)"))
     http = config.http
     if http.tls is None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway import cli_check
 from gateway.config import ConfigError
 from gateway.config.loader import config_from_mapping
 from gateway.config.pbxs import DEFAULT_PBX, PbxPlan, RewriteRule, rewrite
@@ -160,3 +161,11 @@ def test_source_addresses_name_the_pbx() -> None:
     assert plan.source_pbx("127.0.0.2") == "b"
     assert plan.source_pbx("127.0.0.1") == "default"
     assert plan.source_pbx("127.0.0.9") is None
+
+
+def test_check_summarises_each_pbx_and_the_tenants() -> None:
+    cfg = config(users=[user("ann", tenant="acme"), user("cy")])
+    lines = dict(cli_check.summary(cfg))
+    assert lines["PBX"] == "udp 127.0.0.1:5070, domain a.example, registration off"
+    assert lines["PBX b"] == "tcp 127.0.0.2:5080, domain b.example, registration off; 1 users"
+    assert lines["tenants"] == "acme, home"
