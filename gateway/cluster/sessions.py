@@ -125,13 +125,13 @@ class ClusterOfferApi:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "", replaces: str = "",
+        to: str = "", body: str = "", replaces: str = "", other: str = "",
     ) -> None:  # fmt: skip
-        """A session of this instance (the others forward the request here: cluster_http; `replaces` must
-        be a session of this instance too)."""
+        """A session of this instance (the others forward the request here: cluster_http; `replaces` and
+        `other` must be sessions of this instance too)."""
         await self._local.control(
             user, session_id, action, digits=digits, duration_ms=duration_ms, to=to, body=body,
-            replaces=replaces,
+            replaces=replaces, other=other,
         )  # fmt: skip
 
     async def restart_ice(self, user: WebUser, session_id: str, remote: IceParameters) -> TrickleFragment:

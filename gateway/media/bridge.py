@@ -46,6 +46,7 @@ from typing import Any
 import sdp
 from gateway.media import fastlane
 from gateway.media.bridge_midcall import MidCallOffers
+from gateway.media.bridge_mix import MixPorts
 from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter, web_certificate
 from gateway.media.bridge_setup import SetupOffers
 from gateway.media.bridge_state import TRANSITIONS as TRANSITIONS
@@ -83,7 +84,7 @@ from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 logger = logging.getLogger(__name__)
 
 
-class MediaBridge(SetupOffers, MidCallOffers):
+class MediaBridge(SetupOffers, MidCallOffers, MixPorts):
     """One call's media. ``on_event`` receives ``MediaEvent`` values in the event loop thread."""
 
     def __init__(self, settings: BridgeSettings, on_event: Callable[[MediaEvent], None]) -> None:
@@ -275,7 +276,7 @@ class MediaBridge(SetupOffers, MidCallOffers):
         """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing). It goes
         out through Python: the fast lane gives the sockets back meanwhile, so the browser's first
         packet back comes through ``_from_web`` too."""
-        if not self._web_gone or not self._to_sip.enabled or self._fill.active:
+        if not self._web_gone or not self._to_sip.enabled or self._fill.active or self._mixing is not None:
             return
         if self.fast_lane is not None:
             self.fast_lane.unlink()
@@ -369,13 +370,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
         if chosen != self._chosen:
             self._chosen = chosen
-            logger.info(
-                "call=%s codecs web %s, sip %s, transcoding %s",
-                self._call,
-                chosen.web,
-                chosen.sip,
-                transcoding,
-            )
+            logger.info("call=%s codecs web %s, sip %s, transcoding %s", self._call, chosen.web,
+                        chosen.sip, transcoding)  # fmt: skip
             self._on_event(chosen)
         if self.fast_lane is not None:
             self.fast_lane.update()
@@ -395,6 +391,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         self._web_presence.alive(now)
         if self._web_gone:
             self._web_back()
+        if self._mixing is not None and self._to_mix(Leg.WEB, payload_type, payload):
+            return  # a three-way call's: gateway/media/bridge_mix.py
         path, sip = self._to_sip, self._sip.negotiated
         mapped = path.forward_audio(ssrc, seq, timestamp, payload_type, now)
         if mapped >= 0:
@@ -420,6 +418,8 @@ class MediaBridge(SetupOffers, MidCallOffers):
         if self._taps:
             for tap, _ in tuple(self._taps.values()):
                 tap(packet)
+        if self._mixing is not None and self._to_mix(Leg.SIP, packet.payload_type, packet.payload):
+            return
         path = self._to_web
         mapped = path.forward_audio(
             packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload_type, now

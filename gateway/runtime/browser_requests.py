@@ -23,7 +23,6 @@ from gateway.calls.boundary import events as ev
 from gateway.calls.caps import CallLimitReached
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
-from gateway.calls.setup.pbx_route import dial_domain
 from gateway.calls.states import CallDirection
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
@@ -34,6 +33,7 @@ from gateway.media.errors import MediaError
 from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.ops import logctx
 from gateway.runtime.driver_core import DriverCore
+from gateway.runtime.merge import ThreeWayCalls
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
 from gateway.runtime.recordings import parse_action
 from gateway.runtime.web_calls import WebCallRefused, web_route
@@ -49,12 +49,13 @@ logger = logging.getLogger(__name__)
 class BrowserRequests(DriverCore):
     """The browser sessions' requests (see the module note)."""
 
+    three_way: ThreeWayCalls  # set by CallDriver
+
     async def session_opened(self, session: SessionSink) -> None:
         self._sessions[session.id] = session
         logger.info("session %s of %s opened", session.id, session.user.id)
-        state = self.pbx_states.get(session.user.pbx)  # her own PBX's (several PBXs, config/pbxs.py)
-        if state is not None:
-            await session.send_event(PbxState(state))
+        if self.pbx_state is not None:
+            await session.send_event(PbxState(self.pbx_state))
         aor = session.user.aor.aor
         if aor in self.registrations:  # the user's SIP identity is registered by the gateway
             await session.send_event(
@@ -120,7 +121,7 @@ class BrowserRequests(DriverCore):
         # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
         route = referring.transfer_in if own and referring is not None else None
         route = route or await self._web_route(session.user, to)
-        target = route or allowed_target(session.user, to, dial_domain(self.registry.settings, session.user))
+        target = route or allowed_target(session.user, to, self._pbx_domain)
         passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
             isinstance(target, str) and media_mode(self.routes, target) is MediaMode.PASSTHROUGH
         )
@@ -253,10 +254,23 @@ class BrowserRequests(DriverCore):
             raise Conflict(f"ICE restart refused: {exc}", field="sdp", code="ice_restart") from None
 
     async def hold(self, session: SessionSink, call_id: str) -> None:
+        self._not_merged(call_id)
         await self._feed(call_id, ev.WebHold(session.id))
 
     async def resume(self, session: SessionSink, call_id: str) -> None:
+        self._not_merged(call_id)
         await self._feed(call_id, ev.WebResume(session.id))
+
+    def _not_merged(self, call_id: str) -> None:
+        if self.three_way.conference_of(call_id) is not None:
+            raise Conflict(f"call {call_id!r} is in a conference: split it off first", field="call_id")
+
+    async def merge(self, session: SessionSink, call_ids: list[str]) -> str:
+        """Three-way calls (`MergeService`, gateway/runtime/merge/three_way.py)."""
+        return await self.three_way.merge(session, call_ids)
+
+    async def split(self, session: SessionSink, call_id: str) -> None:
+        await self.three_way.split(session, call_id)
 
     async def record(self, session: SessionSink, call_id: str, action: str) -> dict[str, object]:
         """`record`: the session's own call only (gateway/runtime/recordings.py)."""
@@ -287,7 +301,7 @@ class BrowserRequests(DriverCore):
     async def message(self, session: SessionSink, to: str, body: str) -> int:
         """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
         user = session.user
-        target = allowed_target(user, to, dial_domain(self.registry.settings, user))  # her PBX's domain
+        target = allowed_target(user, to, self._pbx_domain)
         if isinstance(target, tuple):
             code, text = target
             if code is EndReason.DESTINATION_NOT_ALLOWED:
@@ -297,8 +311,7 @@ class BrowserRequests(DriverCore):
             raise BadRequest(f"body must be at most {MAX_MESSAGE_BYTES} bytes", field="body")
         identity = SipIdentity(user.aor, user.display_name, user.credentials)
         try:
-            hop = dict(self._ua.settings.pbx_targets).get(user.pbx)  # several PBXs: her own (pbxs.py)
-            response = await self._ua.message(target, identity, body, hop)
+            response = await self._ua.message(target, identity, body)
         except (SIPError, RuntimeError, ValueError) as exc:
             logger.info("MESSAGE from %s to %s not sent: %s", user.id, target, exc)
             return 503

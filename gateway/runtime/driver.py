@@ -24,6 +24,7 @@ from gateway.identity.lookup import IdentityMap
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.runtime.driver_core import BridgeFactory, DriverCore
 from gateway.runtime.http_offers import HTTP_RETENTION, HttpOffers
+from gateway.runtime.merge import ThreeWayCalls
 from gateway.runtime.sip_inbound import SipInbound
 from gateway.sip import UserAgent
 
@@ -39,6 +40,8 @@ class CallDriver(HttpOffers):
     ) -> None:
         super().__init__(registry, identity, bridge_settings, config)
         self.sip_inbound = SipInbound(self, config)
+        self.three_way = ThreeWayCalls(self)  # merged calls (gateway/runtime/merge/)
+        self.call_gone = self.three_way.call_gone
 
     def attach_ua(self, ua: UserAgent) -> None:
         super().attach_ua(ua)

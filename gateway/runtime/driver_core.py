@@ -94,7 +94,6 @@ class DriverCore:
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self.registration_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
-        self.pbx_states: dict[str, str] = {}  # each PBX's by name (`default`: pbx_state; config/pbxs.py)
         self.user_states: Callable[[str], tuple[Event, ...]] = lambda _user: ()  # lamps (runtime/lamps/)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
@@ -125,6 +124,8 @@ class DriverCore:
         # ...and a web user's call to one of those numbers: raises `Forbidden` unless rooms.rules let the
         # user join that room (its SIP side would join it for the user)
         self.room_guard: Callable[[WebUser, str], None] | None = None
+        # A call that ended leaves its three-way conference (gateway/runtime/merge/), by call id
+        self.call_gone: Callable[[str], None] | None = None
 
     def attach_ua(self, ua: UserAgent) -> None:
         self._ua = ua
@@ -186,6 +187,8 @@ class DriverCore:
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:
             del self._runtimes[runtime.call_id]
+        if self.call_gone is not None:
+            self.call_gone(runtime.call_id)
         try:  # the last file finished and named on the runtime, for its record
             self.recordings.ended(runtime)
         except Exception:

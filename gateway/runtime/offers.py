@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, cast
 from gateway.identity import WebUser
 from gateway.media.errors import MediaError
 from gateway.signaling import events as sig
+from gateway.signaling.conference import Merged, Split
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
 from gateway.signaling.service import JsonValue, OfferResult
@@ -151,6 +152,9 @@ class HttpSession:
             case sig.CallQuality():  # the legs' figures while the call is up (gateway/ops/quality.py)
                 figures = cast(dict[str, JsonValue], event.to_json())
                 progress.record("quality", legs=figures["legs"], poor=figures["poor"])
+            case Merged() | Split():  # three-way calls: this session's call joined or left a conference
+                data = cast(dict[str, JsonValue], event.to_json())
+                progress.record(str(data.pop("type")), **data)
             case sig.ErrorMessage(code=code, message=message):  # a refused hold, transfer... (issue 33)
                 logger.info("HTTP session %s: %s %s", self._id, code, message)
                 progress.record("error", code=code, message=message)
@@ -248,7 +252,7 @@ class OfferApi:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "", replaces: str = "",
+        to: str = "", body: str = "", replaces: str = "", other: str = "",
     ) -> None:  # fmt: skip
         """The `/ws` requests of the same names on the session's call (BrowserRequests: the call machine
         decides, and refuses what the call's state does not allow). An attended transfer's `replaces` is
@@ -271,5 +275,11 @@ class OfferApi:
             await driver.transfer(session, call_id, to, None)
         elif action == "message":
             await driver.call_message(session, call_id, body)
+        elif action == "merge":  # three-way calls (gateway/runtime/merge/): `with`'s call joins this one's
+            joining = self._session_with_call(user, other, "with").call_id
+            assert joining is not None
+            await driver.three_way.merge(session, [call_id, joining], field="with")
+        elif action == "split":
+            await driver.three_way.split(session, call_id, field="session_id")
         else:
             raise BadRequest(f"no such action {action!r}", field="action")

@@ -13,6 +13,7 @@ from typing import Literal
 
 from gateway.calls.boundary.caller import NO_DETAILS, CallerDetails
 from gateway.signaling.call_quality import CallQuality as CallQuality
+from gateway.signaling.conference import Merged, Split
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.ws.lamp_events import ContactState as ContactState
 from gateway.signaling.ws.lamp_events import Voicemail as Voicemail
@@ -417,13 +418,8 @@ class Transfer:
     message: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "type": "transfer",
-            "call_id": self.call_id,
-            "state": self.state,
-            "sip_status": self.sip_status,
-            "message": self.message,
-        }
+        return {"type": "transfer", "call_id": self.call_id, "state": self.state,
+                "sip_status": self.sip_status, "message": self.message}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +548,8 @@ Event = (
     | RecordingChanged
     | ContactState
     | Voicemail
+    | Merged
+    | Split
 )
 ServerMessage = Event | Registered | Ack | Pong
 EVENT_TYPES: tuple[str, ...] = (
@@ -580,6 +578,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "recording",
     "contact_state",
     "voicemail",
+    "merged",
+    "split",
 )
 
 

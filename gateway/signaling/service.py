@@ -170,6 +170,21 @@ class ChatService(Protocol):
 
 
 @runtime_checkable
+class MergeService(Protocol):
+    """A `CallService` that merges a web user's calls into one conference mixed in the gateway (three-way
+    calls, issue 37 item 2: gateway/runtime/merge/)."""
+
+    async def merge(self, session: SessionSink, call_ids: list[str]) -> str:
+        """Merge the session's active call and its held call (`call_ids`, two ids); the conference id. The
+        session is told `merged`; a refusal names `call_ids`."""
+        ...
+
+    async def split(self, session: SessionSink, call_id: str) -> None:
+        """Take `call_id` out of its conference: it is held again; the session is told `split`."""
+        ...
+
+
+@runtime_checkable
 class RecordService(Protocol):
     """A `CallService` that records calls (gateway/runtime/recordings.py)."""
 
@@ -268,11 +283,12 @@ class OfferService(Protocol):
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "", replaces: str = "",
+        to: str = "", body: str = "", replaces: str = "", other: str = "",
     ) -> None:  # fmt: skip
         """An action on session `session_id`'s call, as the WebSocket protocol's requests of the same
         names: hold, resume, dtmf (`digits`), transfer (blind to `to`, or attended: to the far end of
-        the user's other session `replaces`), message (chat, `body`). `NotFound` for an unknown session,
+        the user's other session `replaces`), message (chat, `body`), merge (with the call of the user's
+        other session `other`: three-way calls), split. `NotFound` for an unknown session,
         `Conflict` when it has no call in progress, the call layer's refusal."""
         ...
 

@@ -215,7 +215,67 @@ function render() {
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
+  renderConference();
   ringAlerts();
+}
+
+// Three-way calls: Merge while the current call is connected and another is on hold by this user (the
+// gateway mixes both: the current call's audio becomes the mix); the conference lists its parties, each
+// with Split (back on hold, a call of its own) and Hang up.
+const heldForMerge = () => calls.find((c) => c !== call && c.state === "held" && c.localHold && !c.remoteHold
+  && !c.conference);
+
+function renderConference() {
+  const mergeable = talking(call) && call.state === "connected" && !call.conference && heldForMerge();
+  $("merge-button").hidden = !mergeable;
+  $("merge-button").setAttribute("aria-label", mergeable ? `Merge with ${party(heldForMerge())}` : "Merge calls");
+  const members = calls.filter((c) => live(c) && c.conference && call && c.conference === call.conference);
+  $("conference").hidden = members.length < 2;
+  $("conference-parties").replaceChildren();
+  if (members.length < 2) return;
+  $("calls").hidden = true; // the conference shows them
+  $("hold-button").disabled = true; // a party is split off (held) from the conference, not held in it
+  $("call-state").textContent = `Conference with ${members.length} parties`;
+  for (const c of members) {
+    const item = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = party(c);
+    const split = document.createElement("button");
+    split.type = "button";
+    split.className = "small";
+    split.textContent = "Split";
+    split.setAttribute("aria-label", `Split off ${party(c)}`);
+    split.addEventListener("click", () => c.split().catch((error) => showFailure(error)));
+    const hangup = document.createElement("button");
+    hangup.type = "button";
+    hangup.className = "small danger";
+    hangup.textContent = "Hang up";
+    hangup.setAttribute("aria-label", `Hang up ${party(c)}`);
+    hangup.addEventListener("click", () => c.hangup().catch((error) => showFailure(error)));
+    item.append(text, split, hangup);
+    $("conference-parties").append(item);
+  }
+}
+
+// The call's recording (the `recording` event): a red "Recording" (or "Recording paused") while it is on;
+// with mode on_demand a Record / Stop recording button and Pause / Resume recording.
+const RECORDING_TEXT = { recording: "● Recording", paused: "Recording paused" };
+
+function renderRecording(c) {
+  const rec = c?.recording;
+  const state = rec?.state || "idle";
+  const box = $("recording-indicator");
+  box.hidden = !(state in RECORDING_TEXT);
+  box.dataset.state = state;
+  box.textContent = RECORDING_TEXT[state] || "";
+  const onDemand = rec?.mode === "on_demand";
+  const on = state === "recording" || state === "paused";
+  $("record-button").hidden = !onDemand;
+  $("record-button").textContent = on ? "Stop recording" : "Record";
+  $("record-button").setAttribute("aria-pressed", String(on));
+  $("record-pause-button").hidden = !onDemand || !on;
+  $("record-pause-button").textContent = state === "paused" ? "Resume recording" : "Pause recording";
+  $("record-pause-button").setAttribute("aria-pressed", String(state === "paused"));
 }
 
 // "Poor connection" while a leg's estimated MOS is under the gateway's threshold (the `quality` event:
@@ -775,6 +835,20 @@ $("back-button").addEventListener("click", () => {
   consultation?.hangup().catch((error) => showFailure(error));
 });
 $("video-button").addEventListener("click", toggleVideo);
+$("merge-button").addEventListener("click", () => {
+  const held = heldForMerge();
+  if (!call || !held) return;
+  clearError();
+  client.merge(call, held).catch((error) => showFailure(error));
+});
+// the current call carries the mix; when it leaves the conference, the call left goes on on its own audio
+client.addEventListener("merged", render);
+client.addEventListener("split", (event) => {
+  const { call_id: gone, call_ids: rest, over } = event.detail;
+  const other = over ? calls.find((c) => rest.includes(c.id) && live(c)) : null;
+  if (other && call && call.id === gone) focus(other);
+  else render();
+});
 $("hold-button").addEventListener("click", () => {
   if (!call) return;
   (call.localHold ? call.resume() : call.hold()).catch((error) => showFailure(error));

@@ -16,6 +16,10 @@
 //   GatewayError} (a reconnect's token was refused: expired or revoked; log in again), "reattach"
 //   {detail: {call}} (after a login with the saved token, e.g. on a reloaded page: a call of this login
 //   that the gateway kept; the client is taking it back, docs/signaling.md `calls`).
+// Three-way calls: `await client.merge(active, held)` mixes both calls in the gateway; "merged"
+//   {detail: {conference_id, call_ids}} and "split" {detail: {conference_id, call_id, call_ids, reason,
+//   over}} on the client, `call.conference` (the conference's id, or null); `await call.split()` takes a
+//   call out again (held).
 // Call events: "state" {detail: {state}}, "track" {detail: {stream}}, "ended" {detail: {reason,
 //   message, sip_status}}, "dtmf" {detail: {digit, duration_ms}}, "error" {detail: GatewayError},
 //   "hold" {detail: {local, remote}} (who holds the call: call.localHold, call.remoteHold), "video"
@@ -172,6 +176,10 @@ export class GatewayClient extends EventTarget {
       emit(this, "incoming", { call });
       return;
     }
+    if (message.type === "merged" || message.type === "split") {
+      this._conference(message);
+      return;
+    }
     const call = message.call_id ? this.calls.get(message.call_id) : undefined;
     if (call) {
       call._onEvent(message);
@@ -192,6 +200,22 @@ export class GatewayClient extends EventTarget {
       setTimeout(() => this._early.delete(message.call_id), 10000);
     }
   }
+
+  // Three-way calls: `merged` {conference_id, call_ids} and `split` {conference_id, call_id, call_ids,
+  // over}: each call's `conference` is the id of the conference it is in (null: none), then the client
+  // emits the event as it came.
+  _conference(message) {
+    const merged = message.type === "merged";
+    const leaving = merged ? message.call_ids : [message.call_id, ...(message.over ? message.call_ids : [])];
+    for (const id of leaving) {
+      const call = this.calls.get(id);
+      if (call) call.conference = merged ? message.conference_id : null;
+    }
+    emit(this, message.type, message);
+  }
+
+  // Merge the active call and a held one into one conference mixed in the gateway (`merged` follows).
+  merge(first, second) { return this.request({ type: "merge", call_ids: [first.id, second.id] }); }
 
   _onClose(ws, event) {
     if (ws !== this._ws) return;
@@ -348,6 +372,7 @@ export class Call extends EventTarget {
     this.muted = false;
     this.localHold = false; // this user put the call on hold
     this.remoteHold = false; // the far end put this user on hold
+    this.conference = null; // the id of the three-way conference this call is in (`merged`)
     this.connectedAt = null;
     this._offer = null;
     this._queuedLocal = []; // candidates found before the call had an id
@@ -640,6 +665,9 @@ export class Call extends EventTarget {
   }
 
   resume() { return this.client.request({ type: "resume", call_id: this.id }); }
+
+  // Take this call out of its conference: it is held again, a call of its own (`split` follows).
+  split() { return this.client.request({ type: "split", call_id: this.id }); }
 
   sendDtmf(digits, durationMs = undefined) {
     const message = { type: "dtmf", call_id: this.id, digits: String(digits) };

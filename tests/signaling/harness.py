@@ -194,12 +194,13 @@ class FakeOfferService:
 
     async def control(
         self, user: WebUser, session_id: str, action: str, *, digits: str = "", duration_ms: int | None = None,
-        to: str = "", body: str = "", replaces: str = "",
+        to: str = "", body: str = "", replaces: str = "", other: str = "",
     ) -> None:  # fmt: skip
         self._own(user, session_id)
-        if replaces:
-            self._own(user, replaces)
-        self.controls.append((session_id, action, digits or to or body or replaces))
+        for named in (replaces, other):
+            if named:
+                self._own(user, named)
+        self.controls.append((session_id, action, digits or to or body or replaces or other))
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         self._own(user, session_id)

@@ -179,6 +179,15 @@ class WebRtcClient:
         """Chat in the session's call (SIP MESSAGE in its dialog); `message_result` follows."""
         await self._request("POST", "/webrtc/message", {"session_id": session_id, "body": body})
 
+    async def merge(self, session_id: str, with_session: str) -> None:
+        """Three-way call: merge the session's call with the call of your session `with_session` (one of
+        the two held) into one conference mixed in the gateway; `merged` follows in both sessions."""
+        await self._request("POST", "/webrtc/merge", {"session_id": session_id, "with": with_session})
+
+    async def split(self, session_id: str) -> None:
+        """Take the session's call out of its conference (it is held again); `split` follows."""
+        await self._request("POST", "/webrtc/split", {"session_id": session_id})
+
     async def get_ice_servers(self) -> list[dict[str, Any]]:
         servers: list[dict[str, Any]] = await self._request("GET", "/iceservers")
         return servers

@@ -227,7 +227,7 @@ def _control(action: str) -> Handler:
         item = control_request(action, body)
         await context.offer_service.control(
             principal.user, item.session_id, action, digits=item.digits, duration_ms=item.duration_ms,
-            to=item.to, body=item.body, replaces=item.replaces,
+            to=item.to, body=item.body, replaces=item.replaces, other=item.other,
         )  # fmt: skip
         return web.json_response({"session_id": item.session_id, "status": _DONE[action]})
 
@@ -240,6 +240,8 @@ _DONE = {
     "dtmf": "sent",
     "transfer": "transferring",
     "message": "sent",
+    "merge": "merging",
+    "split": "splitting",
 }
 
 offer_handler = _api(_offer)

@@ -132,9 +132,10 @@ class ControlRequest:
     to: str = ""
     body: str = ""
     replaces: str = ""  # attended transfer: the caller's other session, whose far end takes the call
+    other: str = ""  # merge (`with`): the caller's other session, whose call joins this one's
 
 
-CONTROL_ACTIONS: Final = ("hold", "resume", "dtmf", "transfer", "message")
+CONTROL_ACTIONS: Final = ("hold", "resume", "dtmf", "transfer", "message", "merge", "split")
 
 
 def control_request(action: str, data: object) -> ControlRequest:
@@ -168,6 +169,13 @@ def control_request(action: str, data: object) -> ControlRequest:
         if len(text.encode("utf-8")) > MAX_INFO_CHARS:
             raise BadRequest(f"body is longer than {MAX_INFO_CHARS} bytes in UTF-8", field="body")
         return ControlRequest(action, session_id, body=text)
+    if action == "merge":  # three-way calls: `with` names her other session, one of the two held
+        other = _session_id(body, name="with")
+        if other is None:
+            raise BadRequest("with is required: the session whose call joins this one's", field="with")
+        if other == session_id:
+            raise BadRequest("a call cannot be merged with itself: with names session_id", field="with")
+        return ControlRequest(action, session_id, other=other)
     return ControlRequest(action, session_id)
 
 

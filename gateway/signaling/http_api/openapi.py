@@ -70,6 +70,11 @@ _CONTROLS: Final = (
      "ends `transferred`", "session_id, and to or replaces"),
     ("message", "Chat in the session's call: a SIP MESSAGE in its dialog; `message_result` follows",
      "session_id, body"),
+    ("merge", "Three-way call: merge the session's call with the call of the user's other session `with` "
+     "(one active, the other held by her) into one conference mixed in the gateway; `merged` follows in "
+     "both sessions' events", "session_id, with"),
+    ("split", "Take the session's call out of its conference: it is held again; `split` follows",
+     "session_id"),
 )  # fmt: skip
 _SESSION_PARAM: Final = {"name": "session_id", "in": "path", "required": True, "schema": SESSION_ID}
 

@@ -72,7 +72,18 @@ def schemas() -> dict[str, Any]:
             "required": ["session_id", "status"],
             "properties": {
                 "session_id": SESSION_ID,
-                "status": {"enum": ["received", "closed", "holding", "resuming", "sent", "transferring"]},
+                "status": {
+                    "enum": [
+                        "received",
+                        "closed",
+                        "holding",
+                        "resuming",
+                        "sent",
+                        "transferring",
+                        "merging",
+                        "splitting",
+                    ]
+                },
             },
         },
         "ControlRequest": {
@@ -89,6 +100,11 @@ def schemas() -> dict[str, Any]:
                     "user's, connected, whose far end takes the call",
                 },
                 "body": {"type": "string", "description": "message: text for the far end (SIP MESSAGE)"},
+                "with": {
+                    **SESSION_ID,
+                    "description": "merge: another session of the user's, whose call joins this one's "
+                    "(one of the two held by her)",
+                },
             },
         },
         "ProgressEvent": {

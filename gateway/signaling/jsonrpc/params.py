@@ -11,6 +11,8 @@ naming the field, which the dispatcher answers with -32602 Invalid params.
     dtmf           {call_id?, digits, duration_ms?}       (0-9 * # A-D, at most 32; 40-2000 ms each)
     transfer       {call_id?, to} | {call_id?, replaces}   (blind, or attended to another call's far end)
     message        {call_id?, body}                       (chat: a MESSAGE in the call's dialog)
+    merge          {call_ids: [active, held]}             (three-way: one conference mixed in the gateway)
+    split          {call_id}                              (out of its conference: held again)
     ping           {}
 
 The document's browser client sends `offer` with `{sdp: offer.sdp, type: offer.type}` and no
@@ -110,6 +112,7 @@ class ControlParams:
     to: str = ""
     replaces: str | None = None
     body: str = ""
+    other: str | None = None  # merge: the second of `call_ids`
 
 
 Params = Announce | OfferParams | AnswerParams | CandidateParams | DisconnectParams | ControlParams | None
@@ -194,6 +197,23 @@ def _call_id(data: Mapping[str, JsonValue], name: str) -> str | None:
     return value
 
 
+def _three_way(action: str, data: Mapping[str, JsonValue]) -> ControlParams:
+    """`merge {call_ids: [a, b]}` (as `/ws`'s), `split {call_id}`."""
+    if action == "split":
+        call_id = _call_id(data, "call_id")
+        if call_id is None:
+            raise BadRequest("call_id is required: the call to take out of its conference", field="call_id")
+        return ControlParams(action, call_id)
+    ids = data.get("call_ids")
+    if (
+        not isinstance(ids, list)
+        or len(ids) != 2
+        or not all(isinstance(i, str) and _PEER_ID.match(i) for i in ids)
+    ):
+        raise BadRequest("call_ids must list two call ids: the active call and a held one", field="call_ids")
+    return ControlParams(action, str(ids[0]), other=str(ids[1]))
+
+
 def _control(action: str, data: Mapping[str, JsonValue]) -> ControlParams:
     """A call control's params: `digits`, `duration_ms`, `to` and `body` checked by the HTTP API's
     `control_request` for the same action; `replaces` (an attended transfer) is this dialect's own."""
@@ -238,6 +258,8 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
             return DisconnectParams(_text(data, "call_id", 128), _text(data, "reason", MAX_REASON_CHARS))
         case "hold" | "resume" | "dtmf" | "transfer" | "message":
             return _control(method, data)
+        case "merge" | "split":
+            return _three_way(method, data)
         case "ping":
             return None
     raise BadRequest(f"unknown method {method[:40]!r}", field="method")

@@ -68,6 +68,7 @@ from gateway.signaling.jsonrpc.params import (
     params_of,
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
+from gateway.signaling.jsonrpc.three_way import Merged, Split, notification, three_way
 from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.service import CallService, ChatService, JsonValue, WebIceRestartService
 from gateway.signaling.turn_rest import IceServers
@@ -80,9 +81,9 @@ MAX_CALLS: Final = 4  # calls one peer may have at once
 Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
 _URGENT: Final = frozenset({"ping", "disconnect"})
 _PROGRESS: Final = {sig.Ringing: "ringing", sig.EarlyMedia: "early_media", sig.Connected: "answered"}
-_CONTROLS: Final = frozenset({"hold", "resume", "dtmf", "transfer", "message"})  # a call's, in its lane
+_CONTROLS: Final = frozenset({"hold", "resume", "dtmf", "transfer", "message", "merge", "split"})  # its lane
 # what a call control's result says was started (the HTTP API's statuses; dtmf and message: "sent")
-_STARTED: Final = {"hold": "holding", "resume": "resuming", "transfer": "transferring"}
+_STARTED: Final = {"hold": "holding", "resume": "resuming", "transfer": "transferring", "merge": "merging", "split": "splitting"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,8 @@ class RpcPeer:
             case sig.ContactState() | sig.Voicemail():  # busy lamps, voicemail light (runtime/lamps/)
                 body = cast(dict[str, JsonValue], event.to_json())
                 await self._notify(str(body.pop("type")), body)
+            case Merged() | Split():  # three-way calls: `merged` / `split`, as /ws's events
+                await self._notify(*notification(event))
             case sig.ErrorMessage(code=code, message=message, call_id=call_id):
                 logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
                 if call_id is not None:  # a control the call refused after its result (a transfer's target)
@@ -376,11 +379,14 @@ class RpcPeer:
         """`hold`, `resume`, `dtmf`, `transfer`, `message`: `/ws`'s requests of the same names on the
         call (the call machine refuses what the call's state does not allow)."""
         action, calls = params.action, self._context.calls
-        call_id = self._gateway_call(params.call_id, action)
+        call_id = self._gateway_call(params.call_id, action, "call_ids" if action == "merge" else "call_id")
         if action == "hold":
             await calls.hold(self, call_id)
         elif action == "resume":
             await calls.resume(self, call_id)
+        elif action in ("merge", "split"):  # three-way calls (jsonrpc/three_way.py)
+            joining = self._gateway_call(params.other, action, "call_ids") if params.other else ""
+            await three_way(calls, self, action, call_id, joining)
         elif action == "dtmf":
             self._charge_tones(params.digits, params.duration_ms)
             await calls.dtmf(self, call_id, params.digits, params.duration_ms)

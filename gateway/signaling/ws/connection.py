@@ -56,7 +56,14 @@ from gateway.signaling.events import (
     ServerMessage,
 )
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.service import CallService, ChatService, ReattachService, RecordService, ReofferService
+from gateway.signaling.service import (
+    CallService,
+    ChatService,
+    MergeService,
+    ReattachService,
+    RecordService,
+    ReofferService,
+)
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.presence_feed import PresenceFeed
@@ -73,6 +80,7 @@ from gateway.signaling.ws.protocol import (
     Info,
     Login,
     Logout,
+    Merge,
     Message,
     Ping,
     Reattach,
@@ -81,6 +89,7 @@ from gateway.signaling.ws.protocol import (
     Reoffer,
     Request,
     Resume,
+    Split,
     Transfer,
     parse_json,
     peek_id,
@@ -343,6 +352,11 @@ class Connection:
             case Message():
                 status = await service.message(session, request.to, request.body)
                 return Ack(request.id, "message", None, status)
+            case Merge():  # three-way calls: the conference's id comes in `merged`
+                if not isinstance(service, MergeService):
+                    raise Conflict("this gateway merges no calls", field="call_ids")
+                await service.merge(session, list(request.call_ids))
+                return Ack(request.id, "merge", None)
             case Dtmf():
                 self._charge_tones(request)
         name, handle = _ON_CALL[type(request)]
@@ -497,6 +511,12 @@ async def _record(service: CallService, session: Session, request: Record) -> No
     await service.record(session, request.call_id, request.action)
 
 
+async def _split(service: CallService, session: Session, request: Split) -> None:
+    if not isinstance(service, MergeService):
+        raise Conflict("this gateway merges no calls", field="call_id")
+    await service.split(session, request.call_id)
+
+
 async def _dtmf(service: CallService, session: Session, request: Dtmf) -> None:
     await service.dtmf(session, request.call_id, request.digits, request.duration_ms)
 
@@ -540,6 +560,7 @@ _ON_CALL: Final[dict[type, tuple[str, Callable[[CallService, Session, Any], Awai
     Hangup: ("hangup", _hangup),
     Hold: ("hold", _hold),
     Resume: ("resume", _resume),
+    Split: ("split", _split),
     Record: ("record", _record),
     Dtmf: ("dtmf", _dtmf),
     AudioStream: ("audio_stream", audio_stream_request),

@@ -118,6 +118,22 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class Merge:
+    """`merge {call_ids: [a, b]}`: the active call and a held one become one conference (three-way)."""
+
+    id: RequestId
+    call_ids: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """`split {call_id}`: take a call out of its conference (it is held again, a call of its own)."""
+
+    id: RequestId
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """`record {call_id, action}`: start, pause, resume or stop the call's recording (ws/recording.py)."""
 
@@ -220,6 +236,8 @@ CallRequest = (
     | Hangup
     | Hold
     | Resume
+    | Merge
+    | Split
     | Record
     | Dtmf
     | AudioStream
@@ -438,6 +456,17 @@ def _call_offer(
     return decode
 
 
+def _merge(rid: RequestId, data: Mapping[str, object]) -> Merge:
+    raw = data.get("call_ids")
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise BadRequest("call_ids must list two call ids: the active call and a held one", field="call_ids")
+    for item in raw:
+        if not isinstance(item, str) or len(item) > 128 or not _CALL_ID.match(item):
+            raise BadRequest(f"call_ids: {str(item)[:40]!r} is not a call id the gateway gave out",
+                             field="call_ids")  # fmt: skip
+    return Merge(rid, (raw[0], raw[1]))
+
+
 def _record(rid: RequestId, data: Mapping[str, object]) -> Record:
     call_id, action = _call_id(data), data.get("action")
     if not isinstance(action, str) or action not in RECORD_ACTIONS:
@@ -446,7 +475,7 @@ def _record(rid: RequestId, data: Mapping[str, object]) -> Record:
 
 
 def _simple(
-    cls: type[Cancel | Hangup | Hold | Resume],
+    cls: type[Cancel | Hangup | Hold | Resume | Split],
 ) -> Callable[[RequestId, Mapping[str, object]], Request]:
     return lambda rid, data: cls(rid, _call_id(data))
 
@@ -460,9 +489,11 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "hangup": _simple(Hangup),
     "hold": _simple(Hold),
     "resume": _simple(Resume),
+    "merge": _merge,
+    "split": _simple(Split),
     "dtmf": _dtmf,
-    "record": _record,
     "audio_stream": parse_audio_stream,  # gateway/signaling/audio_stream/ws_request.py
+    "record": _record,
     "ice": _ice,
     "info": _info,
     "message": _message,

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.calls.boundary.caller import CallerDetails
+from gateway.signaling import conference
 from gateway.signaling import events as ev
 from gateway.signaling.audio_stream.ws_request import AudioStream
 from gateway.signaling.errors import BadRequest, SignalingError, TooLarge, UnknownType
@@ -27,6 +28,7 @@ from gateway.signaling.ws.protocol import (
     Info,
     Login,
     Logout,
+    Merge,
     Message,
     Ping,
     Reattach,
@@ -34,6 +36,7 @@ from gateway.signaling.ws.protocol import (
     Reject,
     Reoffer,
     Resume,
+    Split,
     Transfer,
     decode_request,
 )
@@ -72,6 +75,8 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "hangup", "call_id": "c1"}, Hangup(None, "c1")),
     ({"type": "hold", "call_id": "c1"}, Hold(None, "c1")),
     ({"type": "resume", "call_id": "c1"}, Resume(None, "c1")),
+    ({"type": "merge", "id": 3, "call_ids": ["c1", "c2"]}, Merge(3, ("c1", "c2"))),
+    ({"type": "split", "call_id": "c2"}, Split(None, "c2")),
     ({"type": "dtmf", "call_id": "c1", "digits": "12*#ab"}, Dtmf(None, "c1", "12*#AB", None)),
     ({"type": "record", "call_id": "c1", "action": "pause"}, Record(None, "c1", "pause")),
     ({"type": "dtmf", "call_id": "c1", "digits": "5", "duration_ms": 250}, Dtmf(None, "c1", "5", 250)),
@@ -179,6 +184,12 @@ INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "reject", "call_id": "c1", "status": 487}, "bad_request", "status"),
     ({"type": "reject", "call_id": "c1", "status": True}, "bad_request", "status"),
     ({"type": "cancel"}, "bad_request", "call_id"),
+    ({"type": "merge"}, "bad_request", "call_ids"),
+    ({"type": "merge", "call_ids": ["c1"]}, "bad_request", "call_ids"),
+    ({"type": "merge", "call_ids": "c1,c2"}, "bad_request", "call_ids"),
+    ({"type": "merge", "call_ids": ["c1", 2]}, "bad_request", "call_ids"),
+    ({"type": "merge", "call_ids": ["c1", "c 2"]}, "bad_request", "call_ids"),
+    ({"type": "split"}, "bad_request", "call_id"),
     ({"type": "hangup", "call_id": 7}, "bad_request", "call_id"),
     ({"type": "hold", "call_id": ""}, "bad_request", "call_id"),
     ({"type": "resume", "call_id": None}, "bad_request", "call_id"),
@@ -407,6 +418,21 @@ def test_event_encoding() -> None:
                 "state": "recording",
                 "mode": "on_demand",
                 "files": ["r/c1-1.wav"],
+            },
+        ),
+        (
+            conference.Merged("conf-1", ("c1", "c2")),
+            {"type": "merged", "conference_id": "conf-1", "call_ids": ["c1", "c2"]},
+        ),
+        (
+            conference.Split("conf-1", "c2", ("c1",), "split", True),
+            {
+                "type": "split",
+                "conference_id": "conf-1",
+                "call_id": "c2",
+                "call_ids": ["c1"],
+                "reason": "split",
+                "over": True,
             },
         ),
         (ev.Ack(1, "call", "c1"), {"type": "ack", "id": 1, "request": "call", "call_id": "c1"}),

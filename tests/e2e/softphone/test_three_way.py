@@ -1,0 +1,200 @@
+"""Three-way calls (issue 37 item 2) on `/ws` with real peers: a web user (aiortc, 1000 Hz) calls pjsua2
+phone A (440 Hz), holds it, calls phone B (660 Hz) and merges the two calls into one conference mixed in
+the gateway. While merged, A hears B and the web user (its recording has 660 and 1000 Hz), B hears A
+and the web user (440 and 1000 Hz), and the web user hears both phones (440 and 660 Hz) on the call
+she talked on last. A party that hangs up leaves a two-party call that goes on; `split` takes a party
+out again (it is held, a call of its own) and the other goes on. Bad merges name the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import Config
+from peers.audio import RATE, read_wav, rms, tone_ratio
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.web_user import WebUser, WebUserError
+from peers.webpeer import WebPeer
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+
+MIXED = 0.12  # the share of the power a tone has in a mix of two (about 0.5 each; G.711 and Opus cost some)
+
+
+def hears(pcm: Sequence[int], rate: int, *tones: float) -> bool:
+    """Each of `tones` in the last second of `pcm` (a mix: each has its share of the power)."""
+    data = list(pcm[-rate:])
+    return rms(data) > 100 and all(tone_ratio(data, rate, tone) >= MIXED for tone in tones)
+
+
+def windows_with(path: Path, *tones: float, window_s: float = 0.5) -> int:
+    """How many `window_s` windows of a phone's recording hold every one of `tones`."""
+    rate, samples = read_wav(path)
+    size = int(rate * window_s)
+    return sum(
+        1
+        for i in range(0, len(samples) - size + 1, size)
+        if rms(samples[i : i + size]) > 100
+        and all(tone_ratio(samples[i : i + size], rate, tone) >= MIXED for tone in tones)
+    )
+
+
+async def dial(alice: WebUser, peer: WebPeer, to: str, phone: DeskPhone, tone: float) -> tuple[str, int]:
+    """Alice calls `to` (answered by `phone`): the call id and the phone's number, once she hears it."""
+    call_id = await alice.call(to, await peer.offer())
+    await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+    incoming = await phone.wait_for("incoming")
+    await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
+    await wait_until(lambda: peer.heard(tone, last=1.0), timeout=10)
+    return call_id, int(incoming["call"])
+
+
+async def refused(alice: WebUser, message: dict[str, object], field: str) -> str:
+    with pytest.raises(WebUserError) as error:
+        await alice.request(message)
+    assert f"'field': '{field}'" in str(error.value), error.value
+    return str(error.value)
+
+
+async def merged_calls(
+    alice: WebUser, phone_a: DeskPhone, phone_b: DeskPhone, peers: tuple[WebPeer, WebPeer]
+) -> tuple[str, str, int, int, dict[str, Any]]:
+    """Call A, hold it, call B, merge: (call a, call b, A's number, B's number, the `merged` event)."""
+    peer_a, peer_b = peers
+    call_a, number_a = await dial(alice, peer_a, "2000", phone_a, 440)
+    await alice.request({"type": "hold", "call_id": call_a})
+    await alice.wait_for("held", call_id=call_a)
+    await phone_a.wait_for("media", call=number_a, status="remote_hold")
+    call_b, number_b = await dial(alice, peer_b, phone_b.uri, phone_b, 660)
+    ack = await alice.request({"type": "merge", "call_ids": [call_a, call_b]})
+    assert ack["request"] == "merge", ack
+    merged = await alice.wait_for("merged")
+    assert set(merged["call_ids"]) == {call_a, call_b} and merged["call_ids"][0] == call_b, merged
+    await alice.wait_for("resumed", call_id=call_a)
+    await phone_a.wait_for("media", call=number_a, status="active")
+    return call_a, call_b, number_a, number_b, dict(merged)
+
+
+def config(phone_a: DeskPhone, phone_b: DeskPhone) -> Config:
+    return gateway_config(phone_a.address, alice_outbound=("2xxx", phone_b.uri))
+
+
+async def test_merge_mixes_both_phones_and_a_hang_up_leaves_two(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
+        running_gateway(config(phone_a, phone_b)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer_a, peer_b = WebPeer(1000), WebPeer(1000)
+        try:
+            # bad merges first: one call only, the call itself, an unknown call, two calls neither held
+            call_a, number_a = await dial(alice, peer_a, "2000", phone_a, 440)
+            await refused(alice, {"type": "merge", "call_ids": [call_a]}, "call_ids")
+            assert "itself" in await refused(
+                alice, {"type": "merge", "call_ids": [call_a, call_a]}, "call_ids"
+            )
+            await refused(alice, {"type": "merge", "call_ids": [call_a, "no-such-call"]}, "call_ids")
+            await refused(alice, {"type": "split", "call_id": call_a}, "call_id")
+            call_b, number_b = await dial(alice, peer_b, phone_b.uri, phone_b, 660)
+            assert "neither" in await refused(
+                alice, {"type": "merge", "call_ids": [call_a, call_b]}, "call_ids"
+            )
+            await alice.request({"type": "hangup", "call_id": call_b})
+            await phone_b.wait_for("state", call=number_b, state="DISCONNECTED")
+            await alice.request({"type": "hangup", "call_id": call_a})
+            await phone_a.wait_for("state", call=number_a, state="DISCONNECTED")
+            await wait_until(lambda: gateway.driver.calls == 0)
+            for peer in peer_a, peer_b:
+                await peer.close()
+
+            peer_a, peer_b = WebPeer(1000), WebPeer(1000)
+            call_a, call_b, number_a, number_b, merged = await merged_calls(
+                alice, phone_a, phone_b, (peer_a, peer_b)
+            )
+            # the web user hears both phones on the call she talked on last (b); a's leg is quiet
+            peer_b.clear()
+            await wait_until(lambda: hears(peer_b.pcm, RATE, 440, 660), timeout=10)
+            await asyncio.sleep(2.0)  # the phones record the mix
+            assert hears(peer_b.pcm, RATE, 440, 660)
+            await refused(alice, {"type": "hold", "call_id": call_a}, "call_id")  # split it off first
+
+            # A hangs up: B and the web user talk on, on b's own legs
+            await phone_a.hangup(number_a)
+            split = await alice.wait_for("split")
+            assert split == {**split, "conference_id": merged["conference_id"], "call_id": call_a,
+                             "call_ids": [call_b], "reason": "ended", "over": True}  # fmt: skip
+            await alice.wait_for("ended", call_id=call_a)
+            wav_a = await phone_a.wait_for_recording(number_a)
+            assert windows_with(wav_a, 660, 1000) >= 2, f"A did not hear B and the web user in {wav_a}"
+            peer_b.clear()
+            await wait_until(lambda: peer_b.heard(660, last=1.0), timeout=10)
+            assert not hears(peer_b.pcm, RATE, 440), "A is still heard after hanging up"
+            await asyncio.sleep(1.5)  # B records the web user alone
+            await alice.request({"type": "hangup", "call_id": call_b})
+            await phone_b.wait_for("state", call=number_b, state="DISCONNECTED")
+            wav_b = await phone_b.wait_for_recording(number_b)
+            assert windows_with(wav_b, 440, 1000) >= 2, f"B did not hear A and the web user in {wav_b}"
+            rate, samples = read_wav(wav_b)
+            tail = samples[-rate:]
+            assert tone_ratio(tail, rate, 1000) >= 0.5 and tone_ratio(tail, rate, 440) < MIXED, (
+                "B does not hear the web user alone after A left"
+            )
+            await wait_until(lambda: gateway.driver.calls == 0)
+        finally:
+            await peer_a.close()
+            await peer_b.close()
+
+
+async def test_split_holds_the_party_and_the_other_talks_on(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
+        running_gateway(config(phone_a, phone_b)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer_a, peer_b = WebPeer(1000), WebPeer(1000)
+        try:
+            call_a, call_b, number_a, number_b, _ = await merged_calls(
+                alice, phone_a, phone_b, (peer_a, peer_b)
+            )
+            await wait_until(lambda: hears(peer_b.pcm, RATE, 440, 660), timeout=10)
+            # split b, the call whose leg carried the mix: b is held, a goes on on its own legs
+            await alice.request({"type": "split", "call_id": call_b})
+            split = await alice.wait_for("split")
+            assert split == {
+                **split,
+                "call_id": call_b,
+                "call_ids": [call_a],
+                "reason": "split",
+                "over": True,
+            }
+            assert (await alice.wait_for("held", call_id=call_b))["by"] == "local"
+            await phone_b.wait_for("media", call=number_b, status="remote_hold")
+            peer_a.clear()
+            await wait_until(lambda: peer_a.heard(440, last=1.0), timeout=10)
+            assert not hears(peer_a.pcm, RATE, 660), "the split party is still heard"
+            await asyncio.sleep(1.5)  # A records the web user alone
+            # b is an ordinary held call again: resumed, it talks to the web user on its own legs
+            await alice.request({"type": "hold", "call_id": call_a})
+            await alice.wait_for("held", call_id=call_a)
+            await alice.request({"type": "resume", "call_id": call_b})
+            await phone_b.wait_for("media", call=number_b, status="active")
+            peer_b.clear()
+            await wait_until(lambda: peer_b.heard(660, last=1.0), timeout=10)
+            for call_id, phone, number in (call_a, phone_a, number_a), (call_b, phone_b, number_b):
+                await alice.request({"type": "hangup", "call_id": call_id})
+                await phone.wait_for("state", call=number, state="DISCONNECTED")
+            wav_a = await phone_a.wait_for_recording(number_a)
+            assert windows_with(wav_a, 660, 1000) >= 1, f"A did not hear B and the web user in {wav_a}"
+            await wait_until(lambda: gateway.driver.calls == 0)
+        finally:
+            await peer_a.close()
+            await peer_b.close()
