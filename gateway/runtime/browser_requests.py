@@ -23,6 +23,7 @@ from gateway.calls.boundary import events as ev
 from gateway.calls.caps import CallLimitReached
 from gateway.calls.reasons import EndReason, reject_kind
 from gateway.calls.setup.outbound import allowed_target
+from gateway.calls.setup.pbx_route import dial_domain
 from gateway.calls.states import CallDirection
 from gateway.config.routes import MediaMode, media_mode
 from gateway.config.values import WebCalls
@@ -54,8 +55,9 @@ class BrowserRequests(DriverCore):
     async def session_opened(self, session: SessionSink) -> None:
         self._sessions[session.id] = session
         logger.info("session %s of %s opened", session.id, session.user.id)
-        if self.pbx_state is not None:
-            await session.send_event(PbxState(self.pbx_state))
+        state = self.pbx_states.get(session.user.pbx)  # her own PBX's (several PBXs, config/pbxs.py)
+        if state is not None:
+            await session.send_event(PbxState(state))
         aor = session.user.aor.aor
         if aor in self.registrations:  # the user's SIP identity is registered by the gateway
             await session.send_event(
@@ -121,7 +123,7 @@ class BrowserRequests(DriverCore):
         # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
         route = referring.transfer_in if own and referring is not None else None
         route = route or await self._web_route(session.user, to)
-        target = route or allowed_target(session.user, to, self._pbx_domain)
+        target = route or allowed_target(session.user, to, dial_domain(self.registry.settings, session.user))
         passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
             isinstance(target, str) and media_mode(self.routes, target) is MediaMode.PASSTHROUGH
         )
@@ -301,7 +303,7 @@ class BrowserRequests(DriverCore):
     async def message(self, session: SessionSink, to: str, body: str) -> int:
         """MESSAGE to `to` (RFC 3428), checked as a call to `to` would be; the final SIP status."""
         user = session.user
-        target = allowed_target(user, to, self._pbx_domain)
+        target = allowed_target(user, to, dial_domain(self.registry.settings, user))  # her PBX's domain
         if isinstance(target, tuple):
             code, text = target
             if code is EndReason.DESTINATION_NOT_ALLOWED:
@@ -311,7 +313,8 @@ class BrowserRequests(DriverCore):
             raise BadRequest(f"body must be at most {MAX_MESSAGE_BYTES} bytes", field="body")
         identity = SipIdentity(user.aor, user.display_name, user.credentials)
         try:
-            response = await self._ua.message(target, identity, body)
+            hop = dict(self._ua.settings.pbx_targets).get(user.pbx)  # several PBXs: her own (pbxs.py)
+            response = await self._ua.message(target, identity, body, hop)
         except (SIPError, RuntimeError, ValueError) as exc:
             logger.info("MESSAGE from %s to %s not sent: %s", user.id, target, exc)
             return 503

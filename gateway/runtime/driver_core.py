@@ -94,6 +94,7 @@ class DriverCore:
         self.registrations: dict[str, str] = {}  # AOR -> RegState value, for the users the UA registers
         self.registration_reasons: dict[str, str] = {}
         self.pbx_state: str | None = None  # the OPTIONS keep-alive's view, told to every session (`pbx`)
+        self.pbx_states: dict[str, str] = {}  # each PBX's by name (`default`: pbx_state; config/pbxs.py)
         self.user_states: Callable[[str], tuple[Event, ...]] = lambda _user: ()  # lamps (runtime/lamps/)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
