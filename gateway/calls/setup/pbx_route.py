@@ -31,6 +31,8 @@ def pbx_target(settings: CallSettings, user: WebUser, destination: str) -> PbxCh
     if not plan.several:
         target = allowed_target(user, destination, settings.pbx_domain)
         return PbxChoice(DEFAULT_PBX, target, "") if isinstance(target, str) else target
+    if user.pbx not in plan.pbxs:  # users reloaded (SIGHUP) naming a PBX that only a restart brings
+        return EndReason.BAD_DESTINATION, f"no PBX named {user.pbx!r}: the gateway must be restarted"
     domain = plan.domain(user.pbx)
     target = allowed_target(user, destination, domain)
     if not isinstance(target, str):

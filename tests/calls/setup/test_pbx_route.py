@@ -141,3 +141,12 @@ def test_pbx_alone_with_rewrite_and_caller_id() -> None:
         "sip:+49301234@a.example",
         "Front Desk",
     )
+
+
+def test_a_user_naming_an_unknown_pbx_is_refused_not_crashed() -> None:
+    """Users are reloaded on SIGHUP, `pbxs:` only at a restart: a user moved to a new PBX is refused."""
+    call_settings, users = settings()
+    call = f.machine(call_settings)
+    out = call.handle(f.dial("1001", user=dataclasses.replace(users["ann"], pbx="new")))
+    [error] = [c for c in out if isinstance(c, NotifyError)]
+    assert error.code == "bad_destination" and "no PBX named 'new'" in error.message
