@@ -11,7 +11,10 @@ from gateway import cli_check
 from gateway.config import ConfigError
 from gateway.config.loader import config_from_mapping
 from gateway.config.pbxs import DEFAULT_PBX, PbxPlan, RewriteRule, rewrite
+from gateway.identity import InMemoryPresence
+from gateway.identity.lookup import identity_map_from_config
 from gateway.identity.store import web_users_from_config
+from gateway.signaling.ws.presence_feed import may_see
 
 TOKEN = "a-token-of-sixteen-or-more"
 
@@ -28,7 +31,7 @@ def config(**sections: Any) -> Any:
 
 
 def user(uid: str, **extra: Any) -> dict[str, Any]:
-    return {"id": uid, "sip": "1001", "web_token": TOKEN, "allow_outbound": ["."], **extra}
+    return {"id": uid, "sip": "1001", "web_token": TOKEN, "allow_outbound": ["."]} | extra
 
 
 def test_pbx_alone_is_the_default_entry() -> None:
@@ -169,3 +172,13 @@ def test_check_summarises_each_pbx_and_the_tenants() -> None:
     assert lines["PBX"] == "udp 127.0.0.1:5070, domain a.example, registration off"
     assert lines["PBX b"] == "tcp 127.0.0.2:5080, domain b.example, registration off; 1 users"
     assert lines["tenants"] == "acme, home"
+
+
+def test_contacts_and_presence_stay_within_the_tenant() -> None:
+    cfg = config(users=[user("ann", tenant="acme"), user("al", tenant="acme", sip="1002"), user("cy")])
+    identity = identity_map_from_config(cfg, InMemoryPresence())
+    users = {u.id: u for u in web_users_from_config(cfg)}
+    assert may_see(users["ann"], users["al"], identity)  # the same tenant
+    assert not may_see(users["ann"], users["cy"], identity) and not may_see(
+        users["cy"], users["al"], identity
+    )

@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 def may_see(caller: WebUser, user: WebUser, identity: IdentityMap) -> bool:
-    """Whether `user` is one of `caller`'s contacts: another web user with a number `caller` may dial."""
+    """Whether `user` is one of `caller`'s contacts: another web user of her tenant (users[].tenant,
+    config/pbxs.py) with a number `caller` may dial."""
     number = user.aor.user
-    if user.id == caller.id or number is None:
+    if user.id == caller.id or number is None or user.tenant != caller.tenant:
         return False
     domain = identity.pbx_domain
     return may_call(caller, number, domain) or may_call(caller, str(user.aor), domain)
