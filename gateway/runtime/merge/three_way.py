@@ -8,7 +8,7 @@ web leg keeps carrying the web user's audio, now the mix of both phones. Both ca
 their legs to the mix (gateway/media/bridge_mix.py: nothing is forwarded between a bridge's own legs
 any more): the carrier's web and SIP legs, the held call's SIP leg only (its web leg is idle: what the
 browser sends on it is dropped, nothing is sent to it). The held call is resumed (re-INVITE sendrecv,
-`resumed` as usual), so its party's audio reaches the mix. One timer ticks the mixer every 20 ms.
+`resumed` as usual), so its party's audio reaches the mix. A `MixClock` ticks the mixer every 20 ms.
 
 A conference ends when fewer than two of its calls are left, and the one left is an ordinary call
 again (its bridge forwards between its own legs: the held call's web leg carries the web user's audio
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.states import CallState
-from gateway.media.codecs.mixer import Mixer, MixerError
+from gateway.media.codecs.mix_clock import MixClock
+from gateway.media.codecs.mixer import Mixer
 from gateway.media.errors import MediaError
 from gateway.media.events import Leg
 from gateway.runtime.call_media import BridgedMedia
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TICK: Final = 0.020  # seconds: one mixer frame
-MAX_LATE: Final = 0.2  # a timer this late (a busy loop) starts its schedule again rather than catch up
 WEB: Final = "web"  # the mixer participant of the web user
 HOLD_WAIT: Final = 10.0  # seconds a split call stays muted at most while its hold is being made
 
@@ -58,8 +57,7 @@ class Conference:
     session: SessionSink
     bridges: dict[str, BridgedMedia]  # call id -> bridge, the carrier first
     mixer: Mixer = field(default_factory=lambda: Mixer(8000, 3))
-    timer: asyncio.TimerHandle | None = None
-    next_tick: float = 0.0
+    clock: MixClock | None = None
 
     @property
     def call_ids(self) -> tuple[str, ...]:
@@ -70,28 +68,12 @@ class Conference:
         return next(iter(self.bridges))
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.next_tick = loop.time() + TICK
-        self.timer = loop.call_at(self.next_tick, self._tick)
-
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            self.mixer.tick()
-        except MixerError:
-            return  # closed meanwhile
-        except Exception:  # a codec's failure: logged, the mix goes on
-            logger.exception("%s: the mixer's tick failed", self.id)
-        self.next_tick += TICK
-        now = loop.time()
-        if now - self.next_tick > MAX_LATE:
-            self.next_tick = now + TICK
-        self.timer = loop.call_at(self.next_tick, self._tick)
+        self.clock = MixClock(self.mixer, self.id)
+        self.clock.start()
 
     def stop(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.clock is not None:
+            self.clock.stop()
         self.mixer.close()
 
 

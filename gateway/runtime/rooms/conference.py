@@ -26,15 +26,15 @@ hub and relay types, identity, the rooms package's legs and parties, and names t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import sdp
 from gateway.identity import WebUser
+from gateway.media.codecs.mix_clock import MixClock
 from gateway.media.codecs.mixer import Mixer, MixerError
 from gateway.media.errors import MediaError
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
     from gateway.runtime.driver import CallDriver
 
 logger = logging.getLogger(__name__)
-
-TICK: Final = 0.020  # seconds: one mixer frame
-MAX_LATE: Final = 0.2  # a timer this late (a busy loop) starts its schedule again rather than catch up
 
 
 @dataclass(slots=True)
@@ -68,10 +65,12 @@ class Conference:
     browsers: dict[str, RoomLeg] = field(default_factory=dict)
     parties: dict[str, PartySession] = field(default_factory=dict)  # session id -> party
     viewers: dict[str, tuple[str, RoomLeg]] = field(default_factory=dict)  # WHEP player id -> (user id, leg)
-    timer: asyncio.TimerHandle | None = None
-    next_tick: float = 0.0
     started: bool = False
     ended: bool = False
+    clock: MixClock = field(init=False)  # the mixer's 20 ms timer (gateway/media/codecs/mix_clock.py)
+
+    def __post_init__(self) -> None:
+        self.clock = MixClock(self.mixer, f"room {self.room_id}")
 
     # -- the room ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -81,23 +80,9 @@ class Conference:
             return
         await self.hub.join_gateway(self.room_id)
         self.started = True
-        loop = asyncio.get_running_loop()
-        self.next_tick = loop.time() + TICK
-        self.timer = loop.call_at(self.next_tick, self._tick)
+        self.clock.start()
         for peer_id in self.hub.browsers(self.room_id):
             await self._offer_to(peer_id)
-
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            self.mixer.tick()
-        except MixerError:
-            return  # closed meanwhile
-        self.next_tick += TICK
-        now = loop.time()
-        if now - self.next_tick > MAX_LATE:
-            self.next_tick = now + TICK
-        self.timer = loop.call_at(self.next_tick, self._tick)
 
     def room_size(self) -> int:
         return len(self.hub.browsers(self.room_id)) + len(self.parties) + len(self.viewers)
@@ -299,9 +284,7 @@ class Conference:
         if self.ended:
             return
         self.ended = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.clock.stop()
         for party in list(self.parties.values()):
             await self.hangup_party(party)
         for peer_id in list(self.browsers):

@@ -20,14 +20,13 @@ import aiohttp
 from gateway.config import Config
 from gateway.signaling.client import WebRtcClient
 from peers.audio import RATE
-from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_http_client_parity import Progress
 from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.dialects.test_jsonrpc_call_controls import live_rpc_client
-from tests.e2e.harness import gateway_config, running_gateway, wait_until
-from tests.e2e.softphone.test_three_way import hears, windows_with
+from tests.e2e.harness import gateway_config, wait_until
+from tests.e2e.softphone.test_three_way import hears, two_phones, windows_with
 
 API_KEY = "e2e-three-way-dialects-0123456789"
 
@@ -44,11 +43,8 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
 
 
 async def test_http_api_merges_two_sessions_calls_and_splits_one(tmp_path: Path) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
-        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
-        running_gateway(_config(phone_a, phone_b)) as gateway,
+        two_phones(tmp_path, _config) as (phone_a, phone_b, gateway),
         WebRtcClient(gateway.http_url, api_key=API_KEY) as client,
         aiohttp.ClientSession() as http,
     ):
@@ -124,11 +120,8 @@ async def _rpc_call(client: RpcClient, peer: WebPeer, to: str) -> str:
 
 
 async def test_jsonrpc_merges_the_peers_two_calls_and_splits_one(tmp_path: Path) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
-        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
-        running_gateway(_config(phone_a, phone_b)) as gateway,
+        two_phones(tmp_path, _config) as (phone_a, phone_b, gateway),
         aiohttp.ClientSession() as http,
         http.ws_connect(f"{gateway.http_url.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}") as ws,
         live_rpc_client(ws) as client,

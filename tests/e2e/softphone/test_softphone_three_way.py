@@ -11,32 +11,13 @@ import asyncio
 import re
 from pathlib import Path
 
-from peers.audio import read_wav, rms, tone_ratio
-from peers.demo import require_desk_phone
-from peers.phone import DeskPhone
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import ALICE_SECRET, wait_until
+from tests.e2e.softphone.test_three_way import two_phones, windows_with
 from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
 
-def heard(path: Path, tone: float, window_s: float = 0.5) -> int:
-    """How many `window_s` windows of a phone's recording hold `tone` (in a mix: its share of the power)."""
-    rate, samples = read_wav(path)
-    size = int(rate * window_s)
-    return sum(
-        1
-        for i in range(0, len(samples) - size + 1, size)
-        if rms(samples[i : i + size]) > 100 and tone_ratio(samples[i : i + size], rate, tone) >= 0.12
-    )
-
-
 async def test_the_page_merges_two_calls_shows_the_conference_and_splits_one(tmp_path: Path) -> None:
-    require_desk_phone()
-    async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
-        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
-        running_gateway(gateway_config(phone_a.address, alice_outbound=("2xxx", phone_b.uri))) as gateway,
-        chromium_page() as page,
-    ):
+    async with two_phones(tmp_path) as (phone_a, phone_b, gateway), chromium_page() as page:
         await page.goto(gateway.http_url + "/")
         await log_in(page, "alice", ALICE_SECRET)
         await expect(page.locator("#status")).to_have_text("Registered as Alice")
@@ -91,7 +72,7 @@ async def test_the_page_merges_two_calls_shows_the_conference_and_splits_one(tmp
         await phone_a.wait_for("state", call=at_a, state="DISCONNECTED", timeout=10)
         await expect(page.locator("#call-state")).to_have_text("On hold", timeout=10000)
         wav_a = await phone_a.wait_for_recording(at_a)
-        assert heard(wav_a, 660) >= 2, f"A did not hear B through the mix in {wav_a}"
+        assert windows_with(wav_a, 660) >= 2, f"A did not hear B through the mix in {wav_a}"
         await page.get_by_role("button", name="Resume").click()
         await phone_b.wait_for("media", call=at_b, status="active", timeout=10)
         await page.get_by_role("button", name="Hang up", exact=True).click()

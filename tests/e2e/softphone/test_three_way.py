@@ -9,12 +9,14 @@ out again (it is held, a call of its own) and the other goes on. Bad merges name
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.app import Gateway
 from gateway.config import Config
 from peers.audio import RATE, read_wav, rms, tone_ratio
 from peers.demo import require_desk_phone
@@ -84,12 +86,23 @@ def config(phone_a: DeskPhone, phone_b: DeskPhone) -> Config:
     return gateway_config(phone_a.address, alice_outbound=("2xxx", phone_b.uri))
 
 
-async def test_merge_mixes_both_phones_and_a_hang_up_leaves_two(tmp_path: Path) -> None:
+@asynccontextmanager
+async def two_phones(
+    tmp_path: Path, make_config: Callable[[DeskPhone, DeskPhone], Config] = config
+) -> AsyncIterator[tuple[DeskPhone, DeskPhone, Gateway]]:
+    """Phone A (2000, 440 Hz: the PBX) and B (2001, 660 Hz, by its URI), and a gateway between them."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
         DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
-        running_gateway(config(phone_a, phone_b)) as gateway,
+        running_gateway(make_config(phone_a, phone_b)) as gateway,
+    ):
+        yield phone_a, phone_b, gateway
+
+
+async def test_merge_mixes_both_phones_and_a_hang_up_leaves_two(tmp_path: Path) -> None:
+    async with (
+        two_phones(tmp_path) as (phone_a, phone_b, gateway),
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer_a, peer_b = WebPeer(1000), WebPeer(1000)
@@ -153,11 +166,8 @@ async def test_merge_mixes_both_phones_and_a_hang_up_leaves_two(tmp_path: Path) 
 
 
 async def test_split_holds_the_party_and_the_other_talks_on(tmp_path: Path) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
-        DeskPhone(tmp_path, user="2001", tone=660) as phone_b,
-        running_gateway(config(phone_a, phone_b)) as gateway,
+        two_phones(tmp_path) as (phone_a, phone_b, gateway),
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer_a, peer_b = WebPeer(1000), WebPeer(1000)
