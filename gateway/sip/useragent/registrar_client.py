@@ -7,30 +7,26 @@ synthetic 408/503 of a timeout or a transport error) are fed back with ``on_resp
 :class:`~gateway.sip.transactions.scheduler.Scheduler` (refresh before expiry, retry with backoff while the
 registrar is unreachable or refuses); :class:`StateChanged` updates the queryable state and is
 reported as a :class:`RegistrationChanged` event (callback and queue). :meth:`stop` unregisters
-(``expires=0``) and waits, a bounded time, for the registrar's answers.
+(``expires=0``) and waits, a bounded time, for the registrar's answers. The actions are carried out by
+:class:`~gateway.sip.useragent.machine_driver.MachineDriver`, shared with the SUBSCRIBE machines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gateway.sip.transactions.scheduler import TimerHandle
+from gateway.sip.useragent.machine_driver import MachineDriver, MachineEntry
 from sipcore.auth.digest import DigestClient
 from sipcore.dialogs.requests import Endpoint
 from sipcore.location.routing import Target
 from sipcore.registration import (
-    Action,
-    CancelTimer,
     Registration,
     RegistrationConfig,
     RegState,
-    SendRequest,
-    SetTimer,
     StateChanged,
 )
 from sipcore.syntax.uri import SipURI
@@ -131,15 +127,14 @@ def registrations_for_users(
     return tuple(specs)
 
 
-class _Entry:
+class _Entry(MachineEntry[Registration]):
     def __init__(self, spec: RegistrationSpec, machine: Registration) -> None:
+        super().__init__(machine)
         self.spec = spec
-        self.machine = machine
-        self.timer: TimerHandle | None = None
         self.digest = machine.digest
 
 
-class RegistrationClient:
+class RegistrationClient(MachineDriver[_Entry]):
     """Keeps every configured AOR registered through ``layer``; see the module note."""
 
     def __init__(
@@ -151,12 +146,10 @@ class RegistrationClient:
         outbound: Target | None = None,
         on_change: Callable[[RegistrationChanged], None] | None = None,
     ) -> None:
-        self.layer = layer
-        self.outbound = outbound
+        super().__init__(layer, outbound)
         self.changes: asyncio.Queue[RegistrationChanged] = asyncio.Queue()
         self._on_change = on_change
         self._entries: dict[str, _Entry] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._settled = asyncio.Event()
         self._changed = asyncio.Event()
         for spec in specs:
@@ -234,28 +227,17 @@ class RegistrationClient:
             logger.warning("registrations not all removed within %.1f s: %s", timeout, self.states())
         for entry in self._entries.values():
             self._cancel_timer(entry)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_tasks()
 
     async def _all_settled(self) -> None:
         while not all(entry.machine.state in SETTLED for entry in self._entries.values()):
             self._changed.clear()
             await self._changed.wait()
 
-    # --- driving the machines ---------------------------------------------------------------------
-    def _run(self, entry: _Entry, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendRequest):
-                self._spawn(self._transact(entry, action))
-            elif isinstance(action, SetTimer):
-                self._cancel_timer(entry)
-                entry.timer = self.layer.scheduler.call_at(action.deadline, partial(self._fire, entry))
-            elif isinstance(action, CancelTimer):
-                self._cancel_timer(entry)
-            elif isinstance(action, StateChanged):
-                self._report(entry, action)
+    # --- driving the machines (MachineDriver) ---------------------------------------------------
+    def _changed_state(self, entry: _Entry, action: object) -> None:
+        if isinstance(action, StateChanged):
+            self._report(entry, action)
 
     def _report(self, entry: _Entry, change: StateChanged) -> None:
         event = RegistrationChanged(
@@ -268,25 +250,3 @@ class RegistrationClient:
                 self._on_change(event)
             except Exception:
                 logger.exception("registration %s: state callback failed", event.aor)
-
-    def _fire(self, entry: _Entry) -> None:
-        entry.timer = None
-        if self.layer.running:
-            self._run(entry, entry.machine.on_timer(self.layer.scheduler.now()))
-
-    def _cancel_timer(self, entry: _Entry) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
-
-    async def _transact(self, entry: _Entry, action: SendRequest) -> None:
-        if not self.layer.running:
-            return
-        handle = await self.layer.request(action.request, entry.spec.hop or self.outbound)
-        async for response in handle:
-            self._run(entry, entry.machine.on_response(response, self.layer.scheduler.now()))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -15,29 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gateway.sip.transactions.scheduler import TimerHandle
 from gateway.sip.transactions.tu import IncomingRequest, TransactionUser
 from gateway.sip.transports.transport import Source
+from gateway.sip.useragent.machine_driver import MachineDriver, MachineEntry
 from sipcore.auth.digest import DigestClient
 from sipcore.dialogs.requests import Endpoint
 from sipcore.errors import BadRequest, SIPError
 from sipcore.event_bodies import DialogInfo, MessageSummary, parse_body
 from sipcore.location.routing import Target
+from sipcore.subscription import Subscription as Machine
 from sipcore.subscription import (
-    Action,
-    CancelTimer,
-    SendRequest,
-    SetTimer,
     SubscriptionConfig,
     SubscriptionStateChanged,
     SubState,
 )
-from sipcore.subscription import Subscription as Machine
 from sipcore.syntax.headers import warning_headers
 from sipcore.syntax.message import Request, Response
 
@@ -72,14 +68,14 @@ class Notice:
     body: DialogInfo | MessageSummary | None = None
 
 
-class _Entry:
+class _Entry(MachineEntry[Machine]):
     def __init__(self, spec: SubscriptionSpec, machine: Machine) -> None:
+        super().__init__(machine)
         self.spec = spec
-        self.machine = machine
-        self.timer: TimerHandle | None = None
+        self.key = machine.key
 
 
-class SubscriptionClient:
+class SubscriptionClient(MachineDriver[_Entry]):
     """Keeps every configured subscription alive through ``layer``; see the module note."""
 
     def __init__(
@@ -90,16 +86,19 @@ class SubscriptionClient:
         *,
         outbound: Target | None = None,
         on_notice: Callable[[Notice], None] | None = None,
+        pace: float = 0.02,
     ) -> None:
-        self.layer = layer
-        self.outbound = outbound
+        super().__init__(layer, outbound)
         self._on_notice = on_notice
+        self._pace = pace  # s between the first SUBSCRIBEs: thousands at once would flood the PBX
         self._entries: list[_Entry] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_key: dict[tuple[str, str], _Entry] = {}  # (Call-ID, our tag): what a NOTIFY names
         self._changed = asyncio.Event()
         for spec in specs:
             digest = DigestClient(spec.username, spec.password) if spec.username and spec.password else None
-            self._entries.append(_Entry(spec, Machine(spec.config, endpoint, digest=digest)))
+            entry = _Entry(spec, Machine(spec.config, endpoint, digest=digest))
+            self._entries.append(entry)
+            self._by_key[entry.machine.key] = entry
 
     def __repr__(self) -> str:
         return f"<SubscriptionClient {len(self._entries)} subscriptions>"
@@ -110,9 +109,20 @@ class SubscriptionClient:
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
+        """Subscribe, ``pace`` seconds apart (the first at once)."""
         now = self.layer.scheduler.now()
-        for entry in self._entries:
-            self._run(entry, entry.machine.start(now))
+        for index, entry in enumerate(self._entries):
+            if index == 0 or self._pace <= 0:
+                self._run(entry, entry.machine.start(now))
+            else:
+                entry.timer = self.layer.scheduler.call_at(
+                    now + index * self._pace, partial(self._begin, entry)
+                )
+
+    def _begin(self, entry: _Entry) -> None:
+        entry.timer = None
+        if self.layer.running and entry.machine.state is SubState.IDLE:
+            self._run(entry, entry.machine.start(self.layer.scheduler.now()))
 
     async def stop(self, timeout: float = 2.0) -> None:
         """Unsubscribe every subscription (``Expires: 0``) and wait up to ``timeout`` for the answers."""
@@ -126,10 +136,7 @@ class SubscriptionClient:
             logger.info("subscriptions not all ended within %.1f s: %s", timeout, self.states())
         for entry in self._entries:
             self._cancel_timer(entry)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_tasks()
 
     async def _all_stopped(self) -> None:
         while not all(e.machine.state in (SubState.IDLE, SubState.FAILED) for e in self._entries):
@@ -143,8 +150,7 @@ class SubscriptionClient:
         to = request.to
         if request.method != "NOTIFY" or to is None or to.tag is None:
             return False
-        key = (request.call_id or "", to.tag)
-        entry = next((e for e in self._entries if e.machine.key == key), None)
+        entry = self._by_key.get((request.call_id or "", to.tag))
         if entry is None:
             return False
         try:
@@ -165,18 +171,17 @@ class SubscriptionClient:
         return True
 
     # --- driving the machines ---------------------------------------------------------------------
-    def _run(self, entry: _Entry, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendRequest):
-                self._spawn(self._transact(entry, action))
-            elif isinstance(action, SetTimer):
-                self._cancel_timer(entry)
-                entry.timer = self.layer.scheduler.call_at(action.deadline, partial(self._fire, entry))
-            elif isinstance(action, CancelTimer):
-                self._cancel_timer(entry)
-            elif isinstance(action, SubscriptionStateChanged):
-                self._changed.set()
-                self._tell(Notice(entry.spec, action.new.value))
+    def _run(self, entry: _Entry, actions: Sequence[object]) -> None:
+        if entry.key != entry.machine.key:  # a new subscription is a new dialog (Call-ID, tag)
+            self._by_key.pop(entry.key, None)
+            entry.key = entry.machine.key
+            self._by_key[entry.key] = entry
+        super()._run(entry, actions)
+
+    def _changed_state(self, entry: _Entry, action: object) -> None:
+        if isinstance(action, SubscriptionStateChanged):
+            self._changed.set()
+            self._tell(Notice(entry.spec, action.new.value))
 
     def _tell(self, notice: Notice) -> None:
         if self._on_notice is None:
@@ -187,28 +192,6 @@ class SubscriptionClient:
             logger.exception(
                 "subscription %s %s: notice callback failed", notice.spec.kind, notice.spec.target
             )
-
-    def _fire(self, entry: _Entry) -> None:
-        entry.timer = None
-        if self.layer.running:
-            self._run(entry, entry.machine.on_timer(self.layer.scheduler.now()))
-
-    def _cancel_timer(self, entry: _Entry) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
-
-    async def _transact(self, entry: _Entry, action: SendRequest) -> None:
-        if not self.layer.running:
-            return
-        handle = await self.layer.request(action.request, self.outbound)
-        async for response in handle:
-            self._run(entry, entry.machine.on_response(response, self.layer.scheduler.now()))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 class NotifyFront:

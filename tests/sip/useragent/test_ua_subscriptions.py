@@ -5,6 +5,7 @@ changes nothing, and closing unsubscribes (Expires: 0)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from gateway.sip.useragent.subscriptions import Notice, NotifyFront, SubscriptionClient, SubscriptionSpec
@@ -59,3 +60,43 @@ async def test_lamps_and_counts_from_the_notifier_then_unsubscribed(tmp_path: Pa
         result = await pbx.wait(timeout=10)
     assert result.ok, result
     assert result.count("SIP/2.0 400") == 1 and result.logs.count("unsubscribed: Expires 0") == 2, result
+
+
+async def test_403_terminated_481_and_489_from_the_notifier(tmp_path: Path) -> None:
+    """403: retried after the backoff; terminated (deactivated): subscribed again at once, a new dialog;
+    481 to the refresh: a new subscription at once; 489: given up, no more SUBSCRIBEs."""
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_subscribe_refusals", calls=4, timeout=30)
+    await pbx.start()
+    notices: list[Notice] = []
+    try:
+        async with running_ua(TimerConfig(), outbound=Target("UDP", "127.0.0.1", pbx.port)) as ua:
+            config = SubscriptionConfig(
+                SipURI("127.0.0.1", "1002"), ALICE, "dialog", DIALOG_INFO, expires=600, retry_base=0.2
+            )
+            spec = SubscriptionSpec("alice", "contact", "1002", config)
+            client = SubscriptionClient(ua.layer, ua.endpoint, (spec,), outbound=ua.settings.outbound,
+                                        on_notice=notices.append)  # fmt: skip
+            ua.layer.tu = NotifyFront(ua.layer.tu, client)
+            client.start()
+            await wait_until(lambda: client.states() == {"alice contact 1002": "failed"}, timeout=15)
+            states = [n.state for n in notices if n.body is None]
+            assert states == [
+                "subscribing",  # call 1
+                "retry wait",  # 403
+                "subscribing",  # call 2
+                "active",
+                "subscribing",  # terminated;reason=deactivated: call 3 at once
+                "active",
+                "refreshing",  # Expires: 2
+                "subscribing",  # 481: call 4
+                "failed",  # 489
+            ], states
+            lamps = [n.body.lamp for n in notices if isinstance(n.body, DialogInfo)]
+            assert lamps == ["idle", "busy"], lamps
+    finally:
+        result = await pbx.wait(timeout=10)
+    assert result.ok, result
+    call_ids = set(re.findall(r"^Call-ID: (.+)$", result.messages, re.M))
+    assert len(call_ids) == 4, call_ids  # each new subscription is a new dialog
+    assert result.count("SUBSCRIBE") == 5, result  # 4 new ones and the refresh
