@@ -22,6 +22,7 @@ from gateway.calls.states import CallState
 from gateway.ops.call_list import dialect_of, live_call
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.driver_core import DriverCore
+from gateway.runtime.recordings import parse_action
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,13 @@ class AdminCalls:
             await runtime.feed(ev.WebTransfer(machine.session_id, machine.user, target.strip()))
         except CallError as exc:  # a refused target (policy, syntax) or a transfer already going on
             raise Conflict(str(exc), field="target") from None
+
+    def recording(self, call_id: str, action: object, by: str) -> dict[str, object]:
+        """Start, pause, resume or stop the call's recording (runtime/recordings.py), for any live call."""
+        self._runtime(call_id)
+        info = self._driver.recordings.control(call_id, parse_action(action))
+        logger.info("call=%s recording %s by admin %s", call_id, info["state"], by)
+        return info
 
     def _runtime(self, call_id: str) -> CallRuntime:
         for runtime in self._driver.runtimes:

@@ -147,6 +147,8 @@ class HttpSession:
                 progress.record("transfer", state=state, sip_status=status, message=text)
             case sig.TransferRequested(to=to):  # the SIP party's REFER: an offer with transfer_of obeys
                 progress.record("transfer_requested", to=to)
+            case sig.RecordingChanged(state=state, mode=mode, files=files):
+                progress.record("recording", state=state, mode=mode, files=list(files))
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
             case sig.CallQuality():  # the legs' figures while the call is up (gateway/ops/quality.py)
@@ -223,6 +225,12 @@ class OfferApi:
         if session.call_id is None or session.closed:
             raise Conflict(f"session {session_id!r} has no call in progress", field=field)
         return session
+
+    async def record(self, user: WebUser, session_id: str, action: str) -> dict[str, object]:
+        """`POST /webrtc/record`: `/ws`'s `record` on the session's call."""
+        session = self._session_with_call(user, session_id, "session_id")
+        assert session.call_id is not None
+        return await self._driver.record(session, session.call_id, action)
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
         await self._driver.http_add_candidate(user, session_id, candidate)

@@ -35,6 +35,7 @@ from gateway.signaling.http_api.handlers import (
     control_handlers,
     ice_servers_handler,
     offer_handler,
+    record_handler,
 )
 from gateway.signaling.http_api.openapi import openapi_document
 from gateway.signaling.http_api.sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
@@ -221,6 +222,7 @@ def add_signaling_routes(
     router.add_post("/webrtc/offer", offer_handler)
     router.add_post("/webrtc/ice-candidate", candidate_handler)
     router.add_post("/webrtc/close", close_handler)
+    router.add_post("/webrtc/record", record_handler)  # a call's recording (runtime/recordings.py)
     for action, handler in control_handlers.items():  # hold, resume, dtmf, transfer, message
         router.add_post(f"/webrtc/{action}", handler)
     router.add_get("/webrtc/sessions/{session_id}", status_handler)

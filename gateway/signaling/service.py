@@ -294,6 +294,15 @@ class OfferService(Protocol):
 
 
 @runtime_checkable
+class RecordingOffers(Protocol):
+    """An `OfferService` that records its sessions' calls (POST /webrtc/record)."""
+
+    async def record(self, user: WebUser, session_id: str, action: str) -> dict[str, object]:
+        """Start, pause, resume or stop the recording of session `session_id`'s call: its state now."""
+        ...
+
+
+@runtime_checkable
 class IceRestartService(Protocol):
     """An `OfferService` whose sessions can restart ICE (WHIP's PATCH with new credentials, RFC 9725)."""
 

@@ -212,6 +212,7 @@ function render() {
   $("dtmf-received").hidden = !received;
   $("dtmf-received").textContent = received ? `Received ${received}` : "";
   renderQuality(inCall ? call : null);
+  renderRecording(inCall ? call : null);
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
   renderIncoming();
   renderCalls();
@@ -481,6 +482,7 @@ function track(newCall) {
   });
   newCall.addEventListener("hold", render);
   newCall.addEventListener("quality", render);
+  newCall.addEventListener("recording", render);
   newCall.addEventListener("dtmf", (event) => {
     newCall.receivedDigits = ((newCall.receivedDigits || "") + event.detail.digit).slice(-32);
     render();
@@ -848,6 +850,15 @@ client.addEventListener("split", (event) => {
   const other = over ? calls.find((c) => rest.includes(c.id) && live(c)) : null;
   if (other && call && call.id === gone) focus(other);
   else render();
+});
+$("record-button").addEventListener("click", () => {
+  const state = call?.recording?.state;
+  if (!call) return;
+  call.record(state === "recording" || state === "paused" ? "stop" : "start").catch((error) => showFailure(error));
+});
+$("record-pause-button").addEventListener("click", () => {
+  if (!call) return;
+  call.record(call.recording?.state === "paused" ? "resume" : "pause").catch((error) => showFailure(error));
 });
 $("hold-button").addEventListener("click", () => {
   if (!call) return;

@@ -495,6 +495,12 @@ export class Call extends EventTarget {
           this.quality = { legs: message.legs || {}, poor: message.poor || [] };
           emit(this, "quality", this.quality);
           break;
+        // the call's recording (issue 37 item 3): state idle, recording, paused or stopped; mode on_demand
+        // (this user starts and stops it: `call.record(action)`) or always
+        case "recording":
+          this.recording = { state: message.state, mode: message.mode, files: message.files || [] };
+          emit(this, "recording", this.recording);
+          break;
         case "transfer": emit(this, "transfer", message); break; // state, sip_status, message
         // the far end transfers this user (REFER): call `to` with `client.call(to, {transferOf: id})`
         case "transfer_requested": emit(this, "transfer_requested", { to: message.to }); break;
@@ -651,6 +657,9 @@ export class Call extends EventTarget {
   }
 
   hold() { return this.client.request({ type: "hold", call_id: this.id }); }
+
+  // The call's recording: "start", "pause", "resume" or "stop"; the "recording" event tells the state.
+  record(action) { return this.client.request({ type: "record", call_id: this.id, action: String(action) }); }
 
   // Chat in the call: SIP MESSAGE in its dialog; the far end's answer comes as a "message_result" event.
   sendMessage(body) { return this.client.request({ type: "message", call_id: this.id, body: String(body) }); }

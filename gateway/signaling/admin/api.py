@@ -7,6 +7,8 @@ Routes (every `/admin/api/*` one behind `require_admin`: gateway/signaling/admin
   GET  /admin/api/calls/{call_id}              one call (gateway/ops/call_list.py says what a call shows)
   POST /admin/api/calls/{call_id}/hangup       ends it: 200 {call_id, instance, status: "hung_up"}
   POST /admin/api/calls/{call_id}/transfer     {"target": "2001"}: REFER to the SIP party, 202
+  POST /admin/api/calls/{call_id}/recording    {"action": "start"}: start, pause, resume or stop its
+                                               recording; 200 {call_id, instance, state, mode, files}
 In a cluster a listing asks every other instance (`?scope=local` there), and a call this instance does not
 carry is looked for on the others (gateway/signaling/admin/cluster.py). Errors are the HTTP API's
 `{error, code, reason, field?}` (400 bad body, 401, 403, 404 no such live call, 409 not connected,
@@ -47,6 +49,8 @@ class AdminService(Protocol):
     async def hangup(self, call_id: str, by: str) -> None: ...
 
     async def transfer(self, call_id: str, target: str, by: str) -> None: ...
+
+    def recording(self, call_id: str, action: object, by: str) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +164,7 @@ async def hangup_handler(request: web.Request, who: str) -> web.Response:
 async def transfer_handler(request: web.Request, who: str) -> web.Response:
     service = request.app[ADMIN_KEY].service
     raw = await read_body(request, "application/json")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest("the body is not valid JSON") from None
-    target = body.get("target") if isinstance(body, dict) else None
+    target = _field(raw, "target")
     if not isinstance(target, str):
         raise BadRequest('the body must be {"target": "<number or SIP URI>"}', field="target")
 
@@ -181,6 +181,26 @@ async def transfer_handler(request: web.Request, who: str) -> web.Response:
     return await _here_or_elsewhere(request, who, here, "transfer", raw)
 
 
+async def recording_handler(request: web.Request, who: str) -> web.Response:
+    service = request.app[ADMIN_KEY].service
+    raw = await read_body(request, "application/json")
+    action = _field(raw, "action")
+
+    async def here(call_id: str) -> web.Response:
+        return web.json_response({**service.recording(call_id, action, who), "instance": service.instance})
+
+    return await _here_or_elsewhere(request, who, here, "recording", raw)
+
+
+def _field(raw: bytes, name: str) -> object:
+    """Field `name` of a JSON object body (None when absent)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
+    return body.get(name) if isinstance(body, dict) else None
+
+
 def add_admin_routes(app: web.Application, service: AdminService, fan_out: AdminFanOut | None = None) -> None:
     """The admin page and API on `app` (which `add_signaling_routes` gave its `AdminAuth`)."""
     app[ADMIN_KEY] = AdminContext(service, fan_out)
@@ -191,6 +211,7 @@ def add_admin_routes(app: web.Application, service: AdminService, fan_out: Admin
     router.add_get("/admin/api/calls/{call_id}", _guarded(get_handler))
     router.add_post("/admin/api/calls/{call_id}/hangup", _guarded(hangup_handler))
     router.add_post("/admin/api/calls/{call_id}/transfer", _guarded(transfer_handler))
+    router.add_post("/admin/api/calls/{call_id}/recording", _guarded(recording_handler))
     if fan_out is not None:
 
         async def close(app: web.Application) -> None:

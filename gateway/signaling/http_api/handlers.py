@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.signaling.api_auth import WWW_AUTHENTICATE, ApiCredentials, ApiPrincipal
 from gateway.signaling.errors import (
     BadRequest,
+    Conflict,
     SignalingError,
     Timeout,
     TooLarge,
@@ -38,8 +39,9 @@ from gateway.signaling.http_api.offer_protocol import (
     offer_request,
 )
 from gateway.signaling.limits import SignalingLimits
-from gateway.signaling.service import OfferService
+from gateway.signaling.service import OfferService, RecordingOffers
 from gateway.signaling.turn_rest import IceServers
+from gateway.signaling.ws.recording import RECORD_ACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +246,24 @@ _DONE = {
     "split": "splitting",
 }
 
+
+async def _record(
+    request: web.Request, context: HttpApiContext, principal: ApiPrincipal, body: object
+) -> web.Response:
+    """`POST /webrtc/record {session_id, action}`: the call's recording (gateway/runtime/recordings.py)."""
+    item = control_request("record", body)
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, str) or action not in RECORD_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(RECORD_ACTIONS)}, got {action!r}", field="action")
+    service = context.offer_service
+    if not isinstance(service, RecordingOffers):
+        raise Conflict("this gateway records no calls", field="action")
+    info = await service.record(principal.user, item.session_id, action)
+    return web.json_response({"session_id": item.session_id, "status": info["state"], **info})
+
+
 offer_handler = _api(_offer)
+record_handler = _api(_record)
 candidate_handler = _api(_candidate)
 close_handler = _api(_close)
 # POST /webrtc/hold, /resume, /dtmf, /transfer, /message: the call's features of `/ws` (issue 33)

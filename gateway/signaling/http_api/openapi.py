@@ -61,6 +61,9 @@ _API_ERRORS: Final = (400, 401, 404, 408, 413, 415, 429, 500)
 _OFFER_ERRORS: Final = (400, 401, 403, 404, 408, 409, 413, 415, 429, 500, 502)
 # the call features of `/ws` on an HTTP session (issue 33): the progress events report what follows
 _CONTROLS: Final = (
+    ("record", "The session's call's recording: `action` start, pause, resume or stop (recording.mode on_demand "
+     "or always); the answer's `status` is its state (idle, recording, paused, stopped), with `mode` and "
+     "`files`; `recording` follows in the events", "session_id, action"),
     ("hold", "Put the session's call on hold (re-INVITE sendonly); `held` follows in the events", "session_id"),
     ("resume", "Resume the session's held call; `resumed` follows in the events", "session_id"),
     ("dtmf", "Send keypad digits in the session's call (RFC 4733, or SIP INFO with sip.dtmf_mode)",

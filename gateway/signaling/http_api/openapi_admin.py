@@ -188,6 +188,41 @@ def admin_paths() -> dict[str, Any]:
                 },
             )
         },
+        "/admin/api/calls/{call_id}/recording": {
+            "post": operation(
+                "Start, pause, resume or stop the call's recording (any mode but `never`: recording.mode, "
+                "users[].recording, routes[].recording); the web user's page shows it",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "call_id": {"type": "string"},
+                                "instance": {"type": ["string", "null"]},
+                                "state": {"enum": ["idle", "recording", "paused", "stopped"]},
+                                "mode": {"enum": ["on_demand", "always"]},
+                                "files": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                        "The recording's state now and its files so far (a JSON sidecar beside each)",
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 415, 429),
+                },
+                parameters=[_CALL_ID, _SCOPE],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["action"],
+                                "properties": {"action": {"enum": ["start", "pause", "resume", "stop"]}},
+                            }
+                        }
+                    },
+                },
+            )
+        },
     }
 
 

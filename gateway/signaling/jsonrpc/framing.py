@@ -74,6 +74,7 @@ APP_CODES: Final[tuple[tuple[type[SignalingError], int], ...]] = (
 METHODS: Final = frozenset({
     "announce", "offer", "answer", "ice_candidate", "disconnect", "ping",
     "hold", "resume", "dtmf", "transfer", "message",  # in a call (issue 33): /ws's and the HTTP API's
+    "record",  # a call's recording (issue 37 item 3)
     "merge", "split",  # three-way calls (issue 37 item 2), as /ws's
 })  # fmt: skip
 MAX_BATCH: Final = 32

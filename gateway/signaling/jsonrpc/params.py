@@ -11,6 +11,7 @@ naming the field, which the dispatcher answers with -32602 Invalid params.
     dtmf           {call_id?, digits, duration_ms?}       (0-9 * # A-D, at most 32; 40-2000 ms each)
     transfer       {call_id?, to} | {call_id?, replaces}   (blind, or attended to another call's far end)
     message        {call_id?, body}                       (chat: a MESSAGE in the call's dialog)
+    record         {call_id?, action}                     (start, pause, resume or stop its recording)
     merge          {call_ids: [active, held]}             (three-way: one conference mixed in the gateway)
     split          {call_id}                              (out of its conference: held again)
     ping           {}
@@ -32,6 +33,7 @@ from gateway.signaling.errors import BadRequest
 from gateway.signaling.http_api.offer_protocol import control_request
 from gateway.signaling.service import JsonValue
 from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
+from gateway.signaling.ws.recording import RECORD_ACTIONS
 from sdp import IceCandidateInit, SdpError, candidate_from_json
 
 _PEER_ID: Final = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}\Z")
@@ -112,6 +114,7 @@ class ControlParams:
     to: str = ""
     replaces: str | None = None
     body: str = ""
+    recording: str = ""  # record: start, pause, resume or stop
     other: str | None = None  # merge: the second of `call_ids`
 
 
@@ -231,6 +234,13 @@ def _control(action: str, data: Mapping[str, JsonValue]) -> ControlParams:
     return ControlParams(action, call_id, checked.digits, checked.duration_ms, checked.to, None, checked.body)
 
 
+def _record(data: Mapping[str, JsonValue]) -> ControlParams:
+    action = data.get("action")
+    if not isinstance(action, str) or action not in RECORD_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(RECORD_ACTIONS)}, got {action!r}", field="action")
+    return ControlParams("record", _text(data, "call_id", 128), recording=action)
+
+
 def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -> Params:
     """The checked params of `method` (one of jsonrpc.METHODS)."""
     data = _object(raw)
@@ -258,6 +268,8 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
             return DisconnectParams(_text(data, "call_id", 128), _text(data, "reason", MAX_REASON_CHARS))
         case "hold" | "resume" | "dtmf" | "transfer" | "message":
             return _control(method, data)
+        case "record":
+            return _record(data)
         case "merge" | "split":
             return _three_way(method, data)
         case "ping":

@@ -72,7 +72,7 @@ from gateway.signaling.jsonrpc.three_way import Merged, Split, notification, thr
 from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.service import CallService, ChatService, JsonValue, WebIceRestartService
 from gateway.signaling.turn_rest import IceServers
-from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry
+from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry, record_call
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class RpcPeer:
                 body = cast(dict[str, JsonValue], event.to_json())
                 await self._notify("progress", {"call_id": call_id, "event": "quality", "legs": body["legs"],
                                                 "poor": body["poor"]})  # fmt: skip
-            case sig.ContactState() | sig.Voicemail():  # busy lamps, voicemail light (runtime/lamps/)
+            case sig.ContactState() | sig.Voicemail() | sig.RecordingChanged():  # lamps, voicemail, recording
                 body = cast(dict[str, JsonValue], event.to_json())
                 await self._notify(str(body.pop("type")), body)
             case Merged() | Split():  # three-way calls: `merged` / `split`, as /ws's events
@@ -387,6 +387,10 @@ class RpcPeer:
         elif action in ("merge", "split"):  # three-way calls (jsonrpc/three_way.py)
             joining = self._gateway_call(params.other, action, "call_ids") if params.other else ""
             await three_way(calls, self, action, call_id, joining)
+        elif action == "record":  # a call's recording (runtime/recordings.py)
+            return cast(
+                JsonValue, {"call_id": call_id, **await record_call(calls, self, call_id, params.recording)}
+            )
         elif action == "dtmf":
             self._charge_tones(params.digits, params.duration_ms)
             await calls.dtmf(self, call_id, params.digits, params.duration_ms)

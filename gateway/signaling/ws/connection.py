@@ -63,6 +63,7 @@ from gateway.signaling.service import (
     ReattachService,
     RecordService,
     ReofferService,
+    SessionSink,
 )
 from gateway.signaling.tokens import SessionTokens
 from gateway.signaling.turn_rest import IceServers
@@ -506,9 +507,16 @@ async def _resume(service: CallService, session: Session, request: Resume) -> No
 
 
 async def _record(service: CallService, session: Session, request: Record) -> None:
+    await record_call(service, session, request.call_id, request.action)
+
+
+async def record_call(
+    service: CallService, session: SessionSink, call_id: str, action: str
+) -> dict[str, object]:
+    """`record` (here and on JSON-RPC): the call's recording, its state now (gateway/runtime/recordings.py)."""
     if not isinstance(service, RecordService):
         raise Conflict("this gateway records no calls", field="action")
-    await service.record(session, request.call_id, request.action)
+    return await service.record(session, call_id, action)
 
 
 async def _split(service: CallService, session: Session, request: Split) -> None:
