@@ -160,7 +160,9 @@ class ThreeWayCalls:
         bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
         conference.start()
         try:
-            await self._driver.resume(session, waiting)  # its party hears the mix and is heard (re-INVITE)
+            await self._driver.resume(
+                self._owner(waiting, session), waiting
+            )  # its party hears the mix (re-INVITE)
         except SignalingError:
             conference.stop()
             for bridge in bridges.values():
@@ -182,7 +184,7 @@ class ThreeWayCalls:
         self._leave(conference, call_id, "split")
         bridge.lend_to_mix(web=None, sip=None)  # muted until the hold is in force
         try:
-            await self._driver.hold(session, call_id)
+            await self._driver.hold(self._owner(call_id, session), call_id)
         finally:
             self._spawn(self._give_back_when_held(call_id, bridge))
         await self._tell_left(conference, call_id, "split")
@@ -198,6 +200,16 @@ class ThreeWayCalls:
                 break
             await asyncio.sleep(0.05)
         bridge.end_mix()
+
+    def _owner(self, call_id: str, asking: SessionSink) -> SessionSink:
+        """The session that carries `call_id` (an HTTP API session has one call: the other call of a merge
+        is another of the user's sessions), else the one asking."""
+        registry = self._driver.registry
+        machine = registry.get(call_id) if call_id in registry else None
+        owner = (
+            self._driver.session(machine.session_id) if machine is not None and machine.session_id else None
+        )
+        return owner if owner is not None else asking
 
     def call_gone(self, call_id: str) -> None:
         """The driver: call `call_id` ended (either side hung up); it leaves its conference."""
@@ -232,12 +244,9 @@ class ThreeWayCalls:
         """Every session of the calls concerned hears it (one `/ws` session has both; an HTTP API
         session has one call each)."""
         sessions = {conference.session.id: conference.session}
-        registry = self._driver.registry
         for call_id in (*conference.call_ids, *((left,) if left is not None else ())):
-            machine = registry.get(call_id) if call_id in registry else None
-            sink = self._driver.session(machine.session_id) if machine and machine.session_id else None
-            if sink is not None:
-                sessions.setdefault(sink.id, sink)
+            sink = self._owner(call_id, conference.session)
+            sessions.setdefault(sink.id, sink)
         for sink in sessions.values():
             if not sink.closed:
                 await sink.send_event(event)
