@@ -264,7 +264,7 @@ class BrowserRequests(DriverCore):
         await self._feed(call_id, ev.WebResume(session.id))
 
     def _not_merged(self, call_id: str) -> None:
-        if self.three_way.conference_of(call_id) is not None:
+        if self.three_way.hold_locked(call_id):
             raise Conflict(f"call {call_id!r} is in a conference: split it off first", field="call_id")
 
     async def merge(self, session: SessionSink, call_ids: list[str]) -> str:

@@ -90,9 +90,12 @@ class ThreeWayCalls:
         self._conferences: dict[str, Conference] = {}  # call id -> its conference
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resuming: set[str] = set()  # held calls being resumed by their merge
 
-    def conference_of(self, call_id: str) -> Conference | None:
-        return self._conferences.get(call_id)
+    def hold_locked(self, call_id: str) -> bool:
+        """Whether the web user's hold or resume of `call_id` is refused: it is in a conference (the
+        merge's own resume of its held call aside)."""
+        return call_id in self._conferences and call_id not in self._resuming
 
     # -- merge ----------------------------------------------------------------------------------------
     def _bridge(self, session: SessionSink, call_id: str, field: str) -> BridgedMedia:
@@ -159,17 +162,22 @@ class ThreeWayCalls:
         )
         bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
         conference.start()
+        for call_id in conference.call_ids:
+            self._conferences[call_id] = conference  # from now on a call's end leaves the conference
+        self._resuming.add(waiting)
         try:
-            await self._driver.resume(
-                self._owner(waiting, session), waiting
-            )  # its party hears the mix (re-INVITE)
+            await self._driver.resume(self._owner(waiting, session), waiting)  # its party hears the mix
         except SignalingError:
+            for call_id in conference.call_ids:
+                self._conferences.pop(call_id, None)
             conference.stop()
             for bridge in bridges.values():
                 bridge.end_mix()
             raise
-        for call_id in conference.call_ids:
-            self._conferences[call_id] = conference
+        finally:
+            self._resuming.discard(waiting)
+        if len(conference.bridges) < 2:  # one of them ended meanwhile (`split` told it)
+            raise Conflict("a call of the merge ended while it was being merged", field=field)
         logger.info("%s: calls %s (carrier) and %s merged", conference.id, carrier, waiting)
         await self._tell(conference, Merged(conference.id, conference.call_ids))
         return conference.id

@@ -1,5 +1,5 @@
 """Three-way calls on the softphone page (issue 37 item 2), what a person sees in headless Chromium: alice
-calls pjsua2 phone A (440 Hz), then phone B (660 Hz: the page holds A for the second call), and a
+calls pjsua2 phone A (440 Hz), holds it and calls phone B (660 Hz), and a
 "Merge" button shows; pressed, the page shows a conference of both parties, each with Split and Hang
 up, and alice hears the mix. A hears B (its recording has 660 Hz: the gateway mixes). Split takes B
 out (B is held, the call list is back), and hanging up A leaves the held call with B.
@@ -28,10 +28,14 @@ async def test_the_page_merges_two_calls_shows_the_conference_and_splits_one(tmp
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
         await expect(merge).to_be_hidden()  # one call: nothing to merge
 
-        await page.locator("#number").fill(phone_b.uri)
-        await page.get_by_role("button", name="Call", exact=True).click()  # A goes on hold for it
-        at_b = int((await phone_b.wait_for("incoming", timeout=15))["call"])
+        await page.get_by_role(
+            "button", name="Hold", exact=True
+        ).click()  # a second call needs the first held
         await phone_a.wait_for("media", call=at_a, status="remote_hold", timeout=10)
+        await expect(page.locator("#call-state")).to_have_text("On hold", timeout=10000)
+        await page.locator("#number").fill(phone_b.uri)
+        await page.get_by_role("button", name="Call", exact=True).click()
+        at_b = int((await phone_b.wait_for("incoming", timeout=15))["call"])
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
         await expect(page.locator("#calls li")).to_have_count(2)
         await expect(merge).to_be_visible()
