@@ -186,6 +186,46 @@ def peer_main(conn: Connection, count: int, mode: str, seconds: float, red: str)
 # ---------------------------------------------------------------------------------- gateway process
 
 
+class _Recording:
+    """``MEDIA_BENCH_RECORD=wav|ogg``: each call recorded as the gateway's `always` mode does
+    (gateway/runtime/recordings.py), into a temporary directory removed afterwards (bench/recording_bench.py)."""
+
+    def __init__(self, fmt: str) -> None:
+        import tempfile
+
+        self.fmt = fmt
+        self.directory = Path(tempfile.mkdtemp(prefix="media-bench-recordings-"))
+
+    @classmethod
+    def of_environment(cls) -> _Recording | None:
+        fmt = os.environ.get("MEDIA_BENCH_RECORD", "")
+        return cls(fmt) if fmt else None
+
+    def record(self, bridge: Any, call_id: str) -> Any:
+        from gateway.media.recording.recorder import CallFacts, CallRecorder, RecorderSettings
+        from gateway.media.recording.timeline import RecordingAction
+        from gateway.runtime.recordings import attach
+
+        recorder = CallRecorder(
+            RecorderSettings(self.directory, self.fmt), CallFacts(call_id, "outbound", "always")
+        )
+        recorder.apply(RecordingAction.START)
+        attach(bridge, recorder)
+        return recorder
+
+    def finish(self, recorders: list[Any]) -> dict[str, float]:
+        """Every file written (the writer threads joined): how many, and their seconds of audio."""
+        import json
+        import shutil
+
+        for recorder in recorders:
+            recorder.close()
+            recorder.join(10)
+        sidecars = [json.loads(p.read_text()) for p in self.directory.rglob("*.json")]
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return {"files": len(sidecars), "seconds": sum(float(s["duration"]) for s in sidecars)}
+
+
 async def _gateway(
     peer: Connection,
     report: Connection,
@@ -224,6 +264,8 @@ async def _gateway(
         tuning.start()
         ticker = asyncio.ensure_future(tuning.run())
     answers = []
+    recording = _Recording.of_environment()
+    recorders: list[Any] = []
     traced = os.environ.get("MEDIA_BENCH_TRACEMALLOC") == "1"  # what the calls' Python objects weigh
     if traced:
         import tracemalloc
@@ -248,6 +290,8 @@ async def _gateway(
         keys = (phone_key.to_sdp(), cryptos[0].to_sdp()) if phone_key is not None else None
         bridges.append(bridge)
         answers.append((web_answer, address, keys))
+        if recording is not None:  # MEDIA_BENCH_RECORD: each call recorded from its answer on
+            recorders.append(recording.record(bridge, f"b{index}"))
     peer.send(answers)
     await _recv(peer)  # ready
     await asyncio.sleep(0.3)
@@ -343,6 +387,8 @@ async def _gateway(
     engine_packets = sum(b.fast_lane.packets for b in bridges if b.fast_lane is not None)
     for bridge in bridges:
         await bridge.close()
+    if recording is not None:
+        result_files = recording.finish(recorders)
     if pool is not None:
         pool.close()
     peer.send("bye")
@@ -382,6 +428,7 @@ async def _gateway(
         "engine_packets": engine_packets,  # packets the native lanes took (the rest: the Python path)
         "received": sum(s.web_to_sip.received + s.sip_to_web.received for s in stats),
         "red_recovered": sum(s.web_to_sip.recovered for s in stats),
+        "recorded": result_files if recording is not None else None,
     }
     if profiler is not None:
         text = io.StringIO()

@@ -24,7 +24,6 @@ from gateway.config.recording import RecordingMode, RecordingSection, recording_
 from gateway.config.routes import RouteConfig, route_for
 from gateway.config.users import UserConfig
 from gateway.media.bridge import MediaBridge
-from gateway.media.bridge_state import AudioFilter
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.recording.recorder import CallFacts, CallRecorder, RecorderSettings
 from gateway.media.recording.timeline import RecordingAction, RecordingError, RecordingState
@@ -50,22 +49,19 @@ def parse_action(value: object, name: str = "action") -> RecordingAction:
 
 
 class _WebFilter:
-    """The bridge's audio filter while a recording is on: hears the browser's audio, changes nothing,
-    and hands both directions on to the filter that was there before (an audio stream's)."""
+    """The bridge's audio filter while a recording is on: hears both legs' audio and changes nothing
+    (the SIP leg's is heard through the tap, with its RTP header: this one passes it on as it is)."""
 
-    def __init__(self, recorder: CallRecorder, inner: AudioFilter | None) -> None:
+    def __init__(self, recorder: CallRecorder) -> None:
         self.recorder = recorder
-        self.inner = inner
 
     def web(self, payload_type: int, payload: bytes, codecs: LegCodecs | None) -> tuple[int, bytes]:
-        if self.inner is not None:
-            payload_type, payload = self.inner.web(payload_type, payload, codecs)
         if codecs is not None:
             self.recorder.feed(0, codecs.incoming, None, None, payload_type, payload, time.monotonic())
         return payload_type, payload
 
     def sip(self, packet: RtpPacket, codecs: LegCodecs | None) -> RtpPacket:
-        return self.inner.sip(packet, codecs) if self.inner is not None else packet
+        return packet
 
 
 @dataclass(slots=True)
@@ -160,12 +156,17 @@ class Recordings:
             if action is not RecordingAction.START:
                 raise RecordingError(f"cannot {action.value} a recording that is idle")
             recorder = call.recorder = self._recorder(runtime, call.mode)
-        recorder.apply(action)
+        if action is RecordingAction.START:
+            attach(bridge, recorder)  # first: a refusal leaves the recording as it was
+        try:
+            recorder.apply(action)
+        except RecordingError:
+            if action is RecordingAction.START and not recorder.capturing:
+                detach(bridge)
+            raise
         call.files = list(recorder.files)
-        if recorder.capturing:
-            self._hook(bridge, recorder)
-        else:
-            self._unhook(bridge)
+        if not recorder.capturing:
+            detach(bridge)
         self._tell(runtime.call_id, call)
 
     def _recorder(self, runtime: CallRuntime, mode: RecordingMode) -> CallRecorder:
@@ -187,28 +188,6 @@ class Recordings:
         )
         return CallRecorder(settings, facts)
 
-    @staticmethod
-    def _hook(bridge: MediaBridge, recorder: CallRecorder) -> None:
-        current = bridge.audio_filter
-        if isinstance(current, _WebFilter):
-            return
-
-        def sip(packet: RtpPacket) -> None:
-            codecs = bridge.sip_audio
-            if codecs is not None:
-                recorder.feed(1, codecs.incoming, packet.ssrc, packet.timestamp, packet.payload_type,
-                              packet.payload, time.monotonic())  # fmt: skip
-
-        bridge.audio_filter = _WebFilter(recorder, current)
-        bridge.add_tap(TAP, sip, recorder.close)  # the fast lane unlinked meanwhile
-
-    @staticmethod
-    def _unhook(bridge: MediaBridge) -> None:
-        current = bridge.audio_filter
-        if isinstance(current, _WebFilter):
-            bridge.audio_filter = current.inner
-        bridge.remove_tap(TAP)
-
     def _tell(self, call_id: str, call: _Call) -> None:
         info = self.info(call_id)
         event = RecordingChanged(call_id, str(info["state"]), call.mode.value, tuple(call.files))
@@ -218,3 +197,30 @@ class Recordings:
             session = self._driver.session(session_id)
             if session is not None and not session.closed:
                 self._driver.spawn(session.send_event(event))
+
+
+def attach(bridge: MediaBridge, recorder: CallRecorder) -> None:
+    """``recorder`` hears both legs of ``bridge``: the SIP leg through a tap (the fast lane unlinked
+    meanwhile), the web leg through the audio filter; idempotent. ``Conflict`` while another feature
+    holds the filter (an audio stream to an app: one or the other, not both, for now)."""
+    current = bridge.audio_filter
+    if isinstance(current, _WebFilter):
+        return
+    if current is not None:  # an audio stream's (runtime/audio_streams), which refuses ours likewise
+        raise Conflict("the call's audio is taken by another feature (an audio stream)", field="call_id")
+
+    def sip(packet: RtpPacket) -> None:
+        codecs = bridge.sip_audio
+        if codecs is not None:
+            recorder.feed(1, codecs.incoming, packet.ssrc, packet.timestamp, packet.payload_type,
+                          packet.payload, time.monotonic())  # fmt: skip
+
+    bridge.audio_filter = _WebFilter(recorder)
+    bridge.add_tap(TAP, sip, recorder.close)
+
+
+def detach(bridge: MediaBridge) -> None:
+    """The recorder's tap and filter removed; the fast lane may link again."""
+    if isinstance(bridge.audio_filter, _WebFilter):
+        bridge.audio_filter = None
+    bridge.remove_tap(TAP)
