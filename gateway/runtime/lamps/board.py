@@ -25,6 +25,7 @@ from gateway.signaling.service import SessionSink
 from gateway.signaling.ws.lamp_events import ContactState, Voicemail
 from gateway.sip import UserAgent
 from gateway.sip.useragent.subscriptions import Notice, NotifyFront, SubscriptionClient, SubscriptionSpec
+from sipcore.dialogs.requests import Endpoint
 from sipcore.event_bodies import DIALOG_INFO, MESSAGE_SUMMARY, DialogInfo, DialogSummary, MessageSummary
 from sipcore.subscription import SubscriptionConfig
 from sipcore.syntax.uri import SipURI, parse_uri
@@ -93,6 +94,8 @@ class Lamps:
         self._states: dict[str, dict[tuple[str, str], Event]] = {}  # owner -> (kind, target) -> event
         self._dialogs: dict[tuple[str, str], dict[str, DialogSummary]] = {}  # (owner, number) -> id -> dialog
         self.client: SubscriptionClient | None = None
+        self.front: NotifyFront | None = None  # the layer's TU in front of the UA (takes NOTIFYs)
+        self.endpoint: Endpoint | None = None  # our Via/Contact toward the PBX
 
     def snapshot(self, user_id: str) -> tuple[Event, ...]:
         """What is known for `user_id`'s lamps and mailbox, for a session that just logged in."""
@@ -154,16 +157,18 @@ def start_lamps(
     sessions: Callable[[], Iterable[SessionSink]],
     spawn: Callable[[Coroutine[Any, Any, None]], None],
 ) -> Lamps:
-    """Subscribe for every user as the config says, through `ua` (its NOTIFYs taken first: NotifyFront)."""
+    """Subscribe for every user as the config says, through `ua` (its NOTIFYs taken first: NotifyFront);
+    with a PBX, the client is there even without such subscriptions, for the SIP libraries' (websip)."""
     lamps = Lamps(sessions, spawn, config.pbx.pickup_prefix)
-    specs = lamp_specs(config, users)
-    if not specs:
+    if config.pbx.address is None:
         return lamps
+    specs = lamp_specs(config, users)
     outbound = ua.settings.outbound
     endpoint = ua.endpoint_for(outbound.host if outbound else None)
     client = SubscriptionClient(ua.layer, endpoint, specs, outbound=outbound, on_notice=lamps.on_notice)
-    ua.layer.tu = NotifyFront(ua.layer.tu, client)
-    lamps.client = client
+    lamps.front = NotifyFront(ua.layer.tu, client)
+    ua.layer.tu = lamps.front
+    lamps.client, lamps.endpoint = client, endpoint
     client.start()
     logger.info("busy lamps and voicemail: %d subscriptions at the PBX", len(specs))
     return lamps

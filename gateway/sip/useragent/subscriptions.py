@@ -56,6 +56,7 @@ class SubscriptionSpec:
     config: SubscriptionConfig
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    on_notice: Callable[[Notice], None] | None = field(default=None, compare=False)  # else the client's
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class Notice:
     spec: SubscriptionSpec
     state: str
     body: DialogInfo | MessageSummary | None = None
+    raw: bytes = b""  # the NOTIFY's body as it came, and its Content-Type (a relay passes them on)
+    content_type: str | None = None
 
 
 class _Entry(MachineEntry[Machine]):
@@ -95,8 +98,7 @@ class SubscriptionClient(MachineDriver[_Entry]):
         self._by_key: dict[tuple[str, str], _Entry] = {}  # (Call-ID, our tag): what a NOTIFY names
         self._changed = asyncio.Event()
         for spec in specs:
-            digest = DigestClient(spec.username, spec.password) if spec.username and spec.password else None
-            entry = _Entry(spec, Machine(spec.config, endpoint, digest=digest))
+            entry = _Entry(spec, Machine(spec.config, endpoint, digest=_digest(spec)))
             self._entries.append(entry)
             self._by_key[entry.machine.key] = entry
 
@@ -167,8 +169,28 @@ class SubscriptionClient(MachineDriver[_Entry]):
         incoming.reply(status)
         self._run(entry, actions)
         if status == 200 and body is not None:
-            self._tell(Notice(entry.spec, entry.machine.state.value, body))
+            mime = request.headers.get("Content-Type")
+            self._tell(Notice(entry.spec, entry.machine.state.value, body, request.body, mime))
         return True
+
+    def add(self, spec: SubscriptionSpec, endpoint: Endpoint) -> None:
+        """Keep one more subscription (a SIP library's, relayed: gateway/websip/subscriptions.py)."""
+        entry = _Entry(spec, Machine(spec.config, endpoint, digest=_digest(spec)))
+        self._entries.append(entry)
+        self._by_key[entry.key] = entry
+        if self.layer.running:
+            self._run(entry, entry.machine.start(self.layer.scheduler.now()))
+
+    def remove(self, spec: SubscriptionSpec) -> None:
+        """Unsubscribe one subscription ``add`` gave and forget it once it is over."""
+        entry = next((e for e in self._entries if e.spec is spec), None)
+        if entry is None:
+            return
+        self._entries.remove(entry)
+        self._by_key.pop(entry.key, None)
+        self._cancel_timer(entry)
+        if self.layer.running:
+            super()._run(entry, entry.machine.stop(self.layer.scheduler.now()))
 
     # --- driving the machines ---------------------------------------------------------------------
     def _run(self, entry: _Entry, actions: Sequence[object]) -> None:
@@ -184,14 +206,19 @@ class SubscriptionClient(MachineDriver[_Entry]):
             self._tell(Notice(entry.spec, action.new.value))
 
     def _tell(self, notice: Notice) -> None:
-        if self._on_notice is None:
+        callback = notice.spec.on_notice or self._on_notice
+        if callback is None:
             return
         try:
-            self._on_notice(notice)
+            callback(notice)
         except Exception:
             logger.exception(
                 "subscription %s %s: notice callback failed", notice.spec.kind, notice.spec.target
             )
+
+
+def _digest(spec: SubscriptionSpec) -> DigestClient | None:
+    return DigestClient(spec.username, spec.password) if spec.username and spec.password else None
 
 
 class NotifyFront:
@@ -201,9 +228,11 @@ class NotifyFront:
     def __init__(self, inner: TransactionUser, client: SubscriptionClient) -> None:
         self.inner = inner
         self.client = client
+        # more requests taken before the UA sees them: a SIP library's SUBSCRIBE refreshes (websip)
+        self.takers: list[Callable[[IncomingRequest], bool]] = [client.take]
 
     async def on_request(self, incoming: IncomingRequest) -> None:
-        if not self.client.take(incoming):
+        if not any(take(incoming) for take in self.takers):
             await self.inner.on_request(incoming)
 
     def on_cancel(self, incoming: IncomingRequest, cancel: Request) -> None:

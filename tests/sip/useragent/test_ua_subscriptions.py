@@ -100,3 +100,34 @@ async def test_403_terminated_481_and_489_from_the_notifier(tmp_path: Path) -> N
     call_ids = set(re.findall(r"^Call-ID: (.+)$", result.messages, re.M))
     assert len(call_ids) == 4, call_ids  # each new subscription is a new dialog
     assert result.count("SUBSCRIBE") == 5, result  # 4 new ones and the refresh
+
+
+async def test_a_subscription_added_later_reports_to_its_own_callback_and_is_removed(tmp_path: Path) -> None:
+    """What the SIP libraries' relay (gateway/websip/subscriptions.py) uses: `add` starts a subscription
+    at once, its notices (with the NOTIFY's body as it came) go to the spec's own callback, and `remove`
+    unsubscribes it (Expires: 0) while the client goes on."""
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_blf_mwi", calls=1, duration_ms=200, timeout=30)
+    await pbx.start()
+    own: list[Notice] = []
+    shared: list[Notice] = []
+    try:
+        async with running_ua(TimerConfig(), outbound=Target("UDP", "127.0.0.1", pbx.port)) as ua:
+            client = SubscriptionClient(ua.layer, ua.endpoint, (), outbound=ua.settings.outbound,
+                                        on_notice=shared.append)  # fmt: skip
+            ua.layer.tu = NotifyFront(ua.layer.tu, client)
+            client.start()
+            config = SubscriptionConfig(SipURI("127.0.0.1", "1002"), ALICE, "dialog", DIALOG_INFO)
+            spec = SubscriptionSpec("alice", "relay", "1002", config, on_notice=own.append)
+            client.add(spec, ua.endpoint)
+            await wait_until(lambda: any(b"<state>terminated</state>" in n.raw for n in own), timeout=10)
+            assert all(n.content_type == DIALOG_INFO for n in own if n.raw), own
+            assert shared == []
+            await wait_until(lambda: "SIP/2.0 400" in (pbx.workdir / "messages.log").read_text())
+            client.remove(spec)
+            await wait_until(lambda: "unsubscribed: Expires 0" in (pbx.workdir / "logs.log").read_text())
+            assert client.states() == {}
+            await client.stop()
+    finally:
+        result = await pbx.wait(timeout=10)
+    assert result.ok, result
