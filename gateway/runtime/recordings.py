@@ -92,7 +92,8 @@ class Recordings:
         if machine is not None:
             target = machine.target if runtime.direction.value == "outbound" else machine.remote_uri
         route = route_for(routes, target)
-        user = self._user_modes.get(runtime.web_user) if runtime.web_user is not None else None
+        who = _web_user(runtime)
+        user = self._user_modes.get(who) if who is not None else None
         return recording_mode(self.section.mode, user, route.recording if route is not None else None)
 
     def answered(self, runtime: CallRuntime) -> None:
@@ -178,7 +179,7 @@ class Recordings:
             call_id=runtime.call_id,
             direction=runtime.direction.value,
             mode=mode.value,
-            user=runtime.web_user,
+            user=_web_user(runtime),
             from_uri=user_aor if outbound else remote,
             to_uri=remote if outbound else user_aor,
             sip_call_ids=tuple(runtime.log_context.sip_call_ids),
@@ -197,6 +198,12 @@ class Recordings:
             session = self._driver.session(session_id)
             if session is not None and not session.closed:
                 self._driver.spawn(session.send_event(event))
+
+
+def _web_user(runtime: CallRuntime) -> str | None:
+    """The web user carrying the call (the runtime learns hers after the event that answered it)."""
+    machine = runtime.machine
+    return runtime.web_user or (machine.user.id if machine is not None and machine.user is not None else None)
 
 
 def attach(bridge: MediaBridge, recorder: CallRecorder) -> None:

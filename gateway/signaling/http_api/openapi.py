@@ -303,7 +303,8 @@ def openapi_document() -> dict[str, Any]:
                     "transfer), transfer_requested (to: the SIP party's REFER, carried out by POST "
                     "/webrtc/offer with transfer_of), error (code: a control refused after its 200), "
                     "quality (legs: per leg web and sip its mos, loss, remote_loss, jitter, rtt and poor; "
-                    "poor: the legs under quality.poor_mos), closed; data: a "
+                    "poor: the legs under quality.poor_mos), recording (state, mode, files: the call's recording), closed; "
+                    "data: a "
                     "ProgressEvent); resumes after Last-Event-ID or ?after=; ends after the final event",
                     "security": security,
                     "parameters": [

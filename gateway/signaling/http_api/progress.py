@@ -58,7 +58,7 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, str], SessionState]] = {
 EVENT_ORDER: Final = (
     "ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "web_lost",
     "message", "message_result", "transfer", "transfer_requested", "error", "quality", "merged", "split",
-    "closed",
+    "recording", "closed",
 )  # fmt: skip
 EVENT_NAMES: Final = frozenset(EVENT_ORDER)
 
