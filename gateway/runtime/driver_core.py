@@ -335,3 +335,5 @@ class DriverCore:
         for session in list(self._http.values()):
             session.close()
         self._http.clear()
+        # the recordings' last files written (their threads joined, off the event loop)
+        await asyncio.get_running_loop().run_in_executor(None, self.recordings.close)

@@ -84,6 +84,7 @@ class Recordings:
         self.section = section
         self._user_modes: Mapping[str, RecordingMode | None] = {u.id: u.recording for u in users}
         self._calls: dict[str, _Call] = {}
+        self._writing: list[CallRecorder] = []  # of ended calls, until their last file is written
 
     def mode_of(self, runtime: CallRuntime) -> RecordingMode:
         machine = runtime.machine
@@ -138,14 +139,15 @@ class Recordings:
             return
         if call.recorder is not None:
             call.recorder.close()
+            self._writing = [r for r in self._writing if not r.written] + [call.recorder]
         runtime.recording_files = tuple(call.files)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Shutdown: every recording stopped and its file written."""
-        for call in self._calls.values():
-            if call.recorder is not None:
-                call.recorder.close()
-                call.recorder.join(timeout)
+        """Shutdown (blocking: run it off the event loop): every recording stopped, its file written."""
+        recorders = [c.recorder for c in self._calls.values() if c.recorder is not None] + self._writing
+        for recorder in recorders:
+            recorder.close()
+            recorder.join(timeout)
 
     # --- the bridge's side ---------------------------------------------------------------------------
     def _apply(self, runtime: CallRuntime, call: _Call, action: RecordingAction) -> None:

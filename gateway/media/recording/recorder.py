@@ -136,6 +136,11 @@ class CallRecorder:
                     decoder.close()
             decoders.clear()
 
+    @property
+    def written(self) -> bool:
+        """Whether the last file is complete (its writer thread done)."""
+        return self._file is None or self._file.writer.done
+
     def join(self, timeout: float | None = None) -> None:
         """Wait for the last file to be written (tests, shutdown)."""
         if self._file is not None:
