@@ -301,16 +301,21 @@ def _secret_env_refs(node: object) -> Iterator[str]:
 
 
 def _override_path(segments: list[str]) -> list[PathPart] | None:
-    """Map `["SIP", "LISTEN", "0", "PORT"]` to `["sip", "listen", 0, "port"]` if Config has that key."""
+    """Map `["SIP", "LISTEN", "0", "PORT"]` to `["sip", "listen", 0, "port"]` if Config has that key; a
+    named entry's name in lower case (`["PBXS", "B", "ADDRESS"]`: `["pbxs", "b", "address"]`)."""
     tp: Any = Config
     parts: list[PathPart] = []
-    expect_index = False
+    expect_index = expect_name = False
     for segment in segments:
         if expect_index:
             if not segment.isdigit():
                 return None
             parts.append(int(segment))
             expect_index = False
+            continue
+        if expect_name:
+            parts.append(segment.lower())
+            expect_name = False
             continue
         tp = _strip(tp)
         if not (dataclasses.is_dataclass(tp) and isinstance(tp, type)):
@@ -324,6 +329,9 @@ def _override_path(segments: list[str]) -> list[PathPart] | None:
         if typing.get_origin(tp) is tuple:
             tp = typing.get_args(tp)[0]
             expect_index = True
+        elif typing.get_origin(tp) in (dict, Mapping):  # `pbxs:`, `tenants:` (config/pbxs.py)
+            tp = typing.get_args(tp)[1]
+            expect_name = True
     return parts
 
 

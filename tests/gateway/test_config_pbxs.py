@@ -182,3 +182,14 @@ def test_contacts_and_presence_stay_within_the_tenant() -> None:
     assert not may_see(users["ann"], users["cy"], identity) and not may_see(
         users["cy"], users["al"], identity
     )
+
+
+def test_environment_overrides_a_named_pbx() -> None:
+    env = {"GATEWAY_PBXS__B__ADDRESS": "127.0.0.9:5099", "GATEWAY_TENANTS__ACME__PBX": "default"}
+    cfg = config_from_mapping(
+        {"pbxs": {"b": {"address": "127.0.0.2"}}, "tenants": {"acme": {"pbx": "b"}}}, env
+    )
+    assert str(cfg.pbxs["b"].address) == "127.0.0.9:5099" and cfg.tenants["acme"].pbx == "default"
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"pbxs": {"b": {}}}, {"GATEWAY_PBXS__B__ADRESS": "127.0.0.9"})
+    assert caught.value.errors == ("GATEWAY_PBXS__B__ADRESS: unknown setting 'pbxs.b.adress'",)
