@@ -50,7 +50,9 @@ def gateway_file(
             *(extra_users or []),
         ],
         "state_dir": str(tmp_path / "state"),
-        "limits": {"calls_per_user": 2 * CALLS, "unanswered_per_user": 2 * CALLS},  # alice's CALLS at once
+        # alice's CALLS at once, each holding a SIP pair and a pair per web host address (loopback:
+        # 127.0.0.1 and ::1): more than the default quarter of the range a user may hold
+        "limits": {"calls_per_user": 2 * CALLS, "unanswered_per_user": 2 * CALLS, "port_share": 1.0},
     }
     rtp = config["media"]["rtp_ports"]  # type: ignore[index]
     rtp["end"] = rtp["start"] + 599
