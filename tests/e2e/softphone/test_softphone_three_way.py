@@ -22,7 +22,7 @@ async def test_the_page_merges_two_calls_shows_the_conference_and_splits_one(tmp
         await log_in(page, "alice", ALICE_SECRET)
         await expect(page.locator("#status")).to_have_text("Registered as Alice")
         merge = page.get_by_role("button", name=re.compile("^Merge with"))
-        await page.locator("#number").fill("2000")
+        await page.locator("#number").fill(phone_a.uri)
         await page.get_by_role("button", name="Call", exact=True).click()
         at_a = int((await phone_a.wait_for("incoming", timeout=15))["call"])
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
