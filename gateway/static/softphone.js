@@ -271,7 +271,7 @@ function renderRecording(c) {
   box.textContent = RECORDING_TEXT[state] || "";
   const onDemand = rec?.mode === "on_demand";
   const on = state === "recording" || state === "paused";
-  $("record-button").hidden = !onDemand;
+  $("record-row").hidden = !onDemand; // a row of its own: the call's buttons stay on one line
   $("record-button").textContent = on ? "Stop recording" : "Record";
   $("record-button").setAttribute("aria-pressed", String(on));
   $("record-pause-button").hidden = !onDemand || !on;
@@ -580,7 +580,6 @@ function showHistory() {
 
 function showContacts() {
   renderContacts($("contacts"), contacts, (number) => dialNumber(number));
-  lamps.render(); // the colleagues' names come from the directory
 }
 
 async function refreshContacts() {

@@ -220,7 +220,7 @@ class CallRecorder:
         if self._state.state is not RecordingState.RECORDING or self._file is None:
             return
         codec = incoming.get(payload_type)
-        if codec is None or codec.is_telephone_event:
+        if codec is None or codec.is_telephone_event or codec.name.lower() == "cn":  # (RFC 3389: silence)
             return
         if codec.name.lower() == red.RED_NAME:  # RFC 2198: the primary block is the audio
             blocks = red.unpack(payload, timestamp or 0)
