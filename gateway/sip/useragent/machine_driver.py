@@ -80,10 +80,14 @@ class MachineDriver(Generic[E]):
             entry.timer.cancel()
             entry.timer = None
 
+    def hop_of(self, entry: E) -> Target | None:
+        """Where ``entry``'s requests go: the outbound hop, unless a driver says otherwise."""
+        return self.outbound
+
     async def _transact(self, entry: E, action: SendRequest) -> None:
         if not self.layer.running:
             return
-        handle = await self.layer.request(action.request, self.outbound)
+        handle = await self.layer.request(action.request, self.hop_of(entry))
         async for response in handle:
             self._run(entry, entry.machine.on_response(response, self.layer.scheduler.now()))
 

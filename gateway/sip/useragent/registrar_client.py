@@ -156,6 +156,10 @@ class RegistrationClient(MachineDriver[_Entry]):
             machine = Registration(spec.config(), endpoint, digest=DigestClient(spec.username, spec.password))
             self._entries[str(spec.aor)] = _Entry(spec, machine)
 
+    def hop_of(self, entry: _Entry) -> Target | None:
+        """A registration at a named PBX goes to that PBX's hop (several PBXs, config/pbxs.py)."""
+        return entry.spec.hop or self.outbound
+
     def __repr__(self) -> str:
         return f"<RegistrationClient {self.states()}>"
 
