@@ -294,6 +294,7 @@ class Gateway:
         users = await self.identities.store.all_users()  # busy lamps, voicemail (runtime/lamps/)
         lamps = start_lamps(self.config, self.sip, users, lambda: self.driver.sessions, self.driver.spawn)
         self.driver.user_states = lamps.snapshot
+        self.lamps = lamps  # a SIP library's SUBSCRIBE goes through its client (_start_web_sip)
         self._closers.append(lamps.close)  # before the UA closes: unsubscribed
         # the calls' BYEs get the budget but what unregistering needs after them (UA_RESERVE)
         self._closers.append(lambda: self.driver.close(max(0.2, self._time_left() - UA_RESERVE)))
@@ -345,6 +346,9 @@ class Gateway:
             self.config, ua, self.driver, self.identities, transport, self.presence
         )
         web_sip.start()
+        lamps = self.lamps
+        if lamps.client is not None and lamps.front is not None and lamps.endpoint is not None:
+            web_sip.attach_relay(lamps.client, lamps.front, lamps.endpoint)
         sockets = self.sip_ws_endpoint
         if sockets is not None:  # idle flows: 1012 at drain
             self.drainer.add(lambda: sockets.close_idle(web_sip.flow_busy))

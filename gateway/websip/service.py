@@ -44,10 +44,12 @@ from gateway.signaling.service import CallService
 from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transport_ws import WsTransport
+from gateway.sip.useragent.subscriptions import NotifyFront, SubscriptionClient
 from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.registrar import Flow, Registrar
 from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
+from gateway.websip.subscriptions import SubscriptionRelay
 from sipcore.auth.digest import Algorithm
 from sipcore.auth.digest_server import DigestServer, Outcome
 from sipcore.dialogs.inspection import refuse_method
@@ -110,6 +112,8 @@ class WebSipService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refusals = RateLimit()
         self._expiry: asyncio.Task[None] | None = None
+        self.relay: SubscriptionRelay | None = None  # SUBSCRIBE to the PBX (attach_relay)
+        self._pbx_domain = config.pbx.effective_domain
 
     def start(self) -> None:
         self.ua.web_sip = self.on_request
@@ -119,7 +123,16 @@ class WebSipService:
             "SIP over WebSocket: realm %r, %d user(s) with sip_auth", self.digest.realm, len(self.credentials)
         )
 
+    def attach_relay(self, client: SubscriptionClient, front: NotifyFront, pbx_endpoint: Endpoint) -> None:
+        """Relay the libraries' SUBSCRIBEs to the PBX through the lamps' subscription client."""
+        self.relay = SubscriptionRelay(
+            self.ua, client, pbx_endpoint, self.endpoint, self._authenticate, self._pbx_domain
+        )
+        front.takers.append(self.relay.take)
+
     async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.close()
         if self._expiry is not None:
             self._expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,6 +162,8 @@ class WebSipService:
             self.spawn(self._register(incoming))
         elif method == "INVITE":
             self.spawn(self._invite(incoming))
+        elif method == "SUBSCRIBE" and self.relay is not None:  # relayed to the PBX (subscriptions.py)
+            self.spawn(self.relay.subscribe(incoming))
         elif method == "OPTIONS":
             ours = ", ".join(WEB_SIP_ALLOW)
             capabilities = self.ua.capabilities()
@@ -299,6 +314,8 @@ class WebSipService:
             if flow.address != address:
                 continue
             dropped = self.registrar.flow_closed(flow)
+            if self.relay is not None:
+                self.relay.flow_closed(flow)
             if dropped:
                 logger.info("SIP WebSocket %s:%d closed: %d binding(s) removed", *address, len(dropped))
             for key in [k for k in self._sessions if k[0] == flow]:
