@@ -17,6 +17,7 @@ from typing import ClassVar, Protocol
 import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeStats
+from gateway.media.bridge_state import AudioFilter, BridgeState
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.events import Leg
 from gateway.media.rtp.packet import RtpPacket
@@ -126,6 +127,15 @@ class CallMedia(Protocol):
 
     def remove_tap(self, key: str) -> None: ...
 
+    # --- the call's audio heard, and mixed into (audio streams: gateway/runtime/audio_streams/) -------
+    audio_filter: AudioFilter | None
+
+    @property
+    def audio_up(self) -> bool:
+        """Whether both legs' audio goes through the gateway now (never for pass-through media; for the
+        bridge once it is active): then ``audio_filter`` hears it and a tap keeps it on the Python path."""
+        ...
+
     # --- figures and the end -------------------------------------------------------------------------
     def stats(self) -> BridgeStats | None:
         """The call's media figures (None: the gateway carried no media)."""
@@ -143,6 +153,10 @@ class BridgedMedia(MediaBridge):
 
     passes_through: ClassVar[bool] = False
     invite_headers: ClassVar[Headers] = ()
+
+    @property
+    def audio_up(self) -> bool:
+        return self.state is BridgeState.ACTIVE
 
     def sip_trickle(self, body: str) -> list[sdp.IceCandidateInit] | None:
         return None

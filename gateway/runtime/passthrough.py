@@ -35,6 +35,7 @@ from typing import ClassVar
 
 import sdp
 from gateway.media.bridge_settings import BridgeStats
+from gateway.media.bridge_state import AudioFilter
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.rtp.packet import RtpPacket
@@ -66,6 +67,8 @@ class PassthroughMedia:
     passes_through: ClassVar[bool] = True
     invite_headers: ClassVar[tuple[tuple[str, str], ...]] = INVITE_HEADERS  # RFC 8840 §4.1
     video: ClassVar[None] = None  # the browser's video is the far end's: no picture_fast_update of ours
+    audio_up: ClassVar[bool] = False  # no audio of the call's goes through the gateway to hear
+    audio_filter: AudioFilter | None = None  # (never called)
 
     def __init__(self, call_id: str, send_info: InfoSender) -> None:
         self.call_id = call_id

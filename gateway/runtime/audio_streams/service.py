@@ -32,11 +32,11 @@ from gateway.config.audio_stream import (
     StreamPolicy,
     stream_url,
 )
-from gateway.media.bridge import BridgeState, MediaBridge
 from gateway.media.events import Leg
 from gateway.media.streaming.frames import Encoding, Inject, StreamFrames
 from gateway.media.streaming.tap import StreamTap
 from gateway.ops.call_list import live_call
+from gateway.runtime.call_media import CallMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.driver import CallDriver
 from gateway.signaling.audio_stream.client import SocketSettings, StreamSocket
@@ -54,7 +54,7 @@ _NUMBER: Final = re.compile(r"^(?:sips?:|tel:)?([^@;>]+)")
 class _Stream:
     id: str
     runtime: CallRuntime
-    bridge: MediaBridge
+    bridge: CallMedia
     tap: StreamTap
     socket: StreamSocket
     started_by: str
@@ -140,7 +140,7 @@ class AudioStreams:
     async def _policy_start(self, runtime: CallRuntime, settings: AudioStreamSection) -> None:
         for _ in range(100):  # the bridge may apply the answer just after the call is told answered
             bridge = runtime.bridge
-            if runtime.finished or not isinstance(bridge, MediaBridge) or bridge.state is BridgeState.ACTIVE:
+            if runtime.finished or bridge is None or bridge.passes_through or bridge.audio_up:
                 break
             await asyncio.sleep(0.05)
         try:
@@ -255,11 +255,11 @@ class AudioStreams:
         if len(self._streams) >= self.settings.max_streams:
             raise Conflict(f"at most {self.settings.max_streams} streams at once (audio_stream.max_streams)")
         bridge = runtime.bridge
-        if not isinstance(bridge, MediaBridge):
+        if bridge is not None and bridge.passes_through:
             raise Conflict(
                 f"call {call_id!r} carries no media of the gateway's (pass-through)", field="call_id"
             )
-        if bridge.state is not BridgeState.ACTIVE:
+        if bridge is None or not bridge.audio_up:
             raise Conflict(f"call {call_id!r} has no media up yet", field="call_id")
         if bridge.audio_filter is not None:
             raise Conflict(f"call {call_id!r}'s audio is taken by another feature", field="call_id")
