@@ -6,10 +6,13 @@ per call-second, RSS per call, packets forwarded and lost, and the added latency
 bridge (arrival at the tap or socket -> departure at the socket or aiortc's sender, p50/p99).
 
 Run: python bench/media_bench.py [1,10,50] [--seconds 5] [--modes passthrough,transcoding] [--profile] [--lag]
-     [--no-fast-path] [--sip-srtp] [--red auto|on]
+     [--no-fast-path] [--sip-srtp] [--red auto|on] [--sip-codec PCMU|G729]
 (``--red``: transcoding calls whose browsers negotiate RFC 2198 ``audio/red`` over Opus and send every frame
 in RED with the previous one, as Chrome does; ``on`` also has the gateway send RED to them, media.opus_red:
 on, as auto does while a browser reports loss.)
+(``--sip-codec G729``: the phones speak only G.729, payload type 18, encoded once with libbcg729; a
+G.729 call is transcoded on the Python path, gateway/media/codecs/g729.py, where PCMU's is on the fast lane:
+compare with ``--no-fast-path`` for the same path.)
 (``--sip-srtp``: the SIP leg is SDES-SRTP, RFC 4568 keys in the SDP, as to a phone that wants SRTP; the
 phones protect and check their RTP in the peer process.)
 (``MEDIA_BENCH_MEMORY=1``: where RSS per call goes after the media period: glibc's heap in use and free
@@ -121,7 +124,9 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float, red: s
         aiortc_hooks.register_red()
         codecs = ("opus", "red", "telephone-event")
     browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
-    phones = [RtpTonePeer(record=False) for _ in range(count)]
+    g729 = _sip_codec() == "G729"
+    phones = [RtpTonePeer(18 if g729 else 0, record=False) for _ in range(count)]
+    phone_tone = _g729_tone(600) if g729 else encode_tone(600, "pcmu")
     ports = [(await phone.start())[1] for phone in phones]
     offers = [await browser.offer() for browser in browsers]
     if red != "off":
@@ -149,7 +154,7 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float, red: s
         await start()
 
     await asyncio.gather(
-        *(later(lambda p=p: p.send_encoded(encode_tone(600, "pcmu"), seconds)) for p in phones),
+        *(later(lambda p=p: p.send_encoded(phone_tone, seconds)) for p in phones),
         *(
             later(lambda b=b, pt=pt: b.play_raw(seconds, red_payload_type=pt))
             for b, pt in zip(browsers, red_pts, strict=True)
@@ -177,6 +182,20 @@ async def _peers(conn: Connection, count: int, mode: str, seconds: float, red: s
     for browser, phone in zip(browsers, phones, strict=True):
         await browser.close()
         phone.close()
+
+
+def _sip_codec() -> str:
+    """The phones' codec (``--sip-codec``), read by both spawned processes."""
+    return os.environ.get("MEDIA_BENCH_SIP_CODEC", "PCMU")
+
+
+def _g729_tone(freq: float) -> list[bytes]:
+    """One second of a tone as 50 G.729 payloads of 20 ms (two 10-byte frames each), to loop over."""
+    from gateway.media.codecs.g729 import G729Encoder
+    from peers.audio import sine
+
+    pcm, encoder = sine(freq, seconds=1.0).tobytes(), G729Encoder()
+    return [encoder.encode(pcm[i : i + 320]) for i in range(0, len(pcm), 320)]
 
 
 def peer_main(conn: Connection, count: int, mode: str, seconds: float, red: str) -> None:
@@ -277,14 +296,14 @@ async def _gateway(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
             inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
             sip_srtp="required" if sip_srtp else "off", offer_sdes=sip_srtp,
-            opus_red="on" if red == "on" else "auto",
+            opus_red="on" if red == "on" else "auto", sip_codecs=("PCMU", "PCMA", "G722", "G729", "opus"),
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
         cryptos = plain.media[0].cryptos
         phone_key = sdp.Crypto.new(cryptos[0].tag) if cryptos else None
         transport = sdp.PlainTransport("127.0.0.1", phone_port, crypto=phone_key)
-        answer = sdp.answer(plain, codecs=["PCMU"], transport=transport)
+        answer = sdp.answer(plain, codecs=[_sip_codec()], transport=transport)
         web_answer = await bridge.answer_from_sip(sdp.write(answer))
         address = (plain.connection.address if plain.connection else "127.0.0.1", plain.media[0].port)
         keys = (phone_key.to_sdp(), cryptos[0].to_sdp()) if phone_key is not None else None
@@ -513,6 +532,12 @@ def main() -> int:
         help="everything on the Python path (no EnginePool in BridgeSettings)",
     )
     parser.add_argument(
+        "--sip-codec",
+        choices=("PCMU", "G729"),
+        default="PCMU",
+        help="the phones' only codec: G729 is transcoded to and from Opus on the Python path (libbcg729)",
+    )
+    parser.add_argument(
         "--sip-srtp", action="store_true", help="SDES-SRTP on the SIP leg (media.sip_srtp: required)"
     )
     parser.add_argument(
@@ -529,12 +554,14 @@ def main() -> int:
         " or both (each case run twice, interleaved)",
     )
     args = parser.parse_args()
+    os.environ["MEDIA_BENCH_SIP_CODEC"] = args.sip_codec  # read by the spawned processes
     counts = [int(c) for c in args.calls.split(",")]
     load = Path("/proc/loadavg").read_text().split()[0]
     print(
         f"media bridge bench: {os.cpu_count()} CPUs (load average {load} before start: other processes on the "
         f"machine skew the numbers), {args.seconds:g} s of media per case, peers in another process, "
-        f"fast lane {'off' if args.no_fast_path else 'on'}, SIP leg {'SDES-SRTP' if args.sip_srtp else 'plain RTP'}, "
+        f"fast lane {'off' if args.no_fast_path else 'on'}, SIP leg {'SDES-SRTP' if args.sip_srtp else 'plain RTP'} "
+        f"{args.sip_codec}, "
         f"RFC 2198 RED {args.red}"
     )
     header = (
