@@ -229,7 +229,7 @@ const heldForMerge = () => calls.find((c) => c !== call && c.state === "held" &&
 function renderConference() {
   const mergeable = talking(call) && call.state === "connected" && !call.conference && heldForMerge();
   $("merge-button").hidden = !mergeable;
-  $("merge-button").setAttribute("aria-label", mergeable ? `Merge with ${party(heldForMerge())}` : "Merge calls");
+  $("merge-button").setAttribute("aria-label", mergeable ? `Merge with ${party(heldForMerge())}` : "Merge");
   const members = calls.filter((c) => live(c) && c.conference && call && c.conference === call.conference);
   $("conference").hidden = members.length < 2;
   $("conference-parties").replaceChildren();
