@@ -553,3 +553,25 @@ async def send_remb(receiver: RTCRtpReceiver, bitrate: int, ssrcs: Sequence[int]
     )
     await send(packet)
     return True
+
+
+PC_CLOSE_TIMEOUT = 5.0  # seconds a peer connection's close may take before the leg goes on without it
+
+
+async def close_peer(pc: Any, call_id: str, timeout: float = PC_CLOSE_TIMEOUT) -> None:
+    """``pc.close()``, bounded: aiortc's receiver waits for its RTCP task's `exited` event, which a task
+    that died of an exception never sets, and a full run once hung a gateway's shutdown there for 8
+    minutes. Past `timeout` the close goes on in the background and a WARNING says so."""
+    closing = asyncio.ensure_future(pc.close())
+    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    if not done:
+        _CLOSING.add(closing)  # kept until it ends (or never: the loop drops it at exit)
+        closing.add_done_callback(_CLOSING.discard)
+        logger.warning(
+            "call=%s the peer connection did not close within %g s: left to finish", call_id, timeout
+        )
+    elif closing.exception() is not None:
+        logger.warning("call=%s closing the peer connection failed: %r", call_id, closing.exception())
+
+
+_CLOSING: set[asyncio.Future[None]] = set()

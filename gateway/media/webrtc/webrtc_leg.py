@@ -596,5 +596,5 @@ class WebRtcLeg:
         if self.video is not None:
             await self.video.close()
         self._chat.close()
-        await self._pc.close()
+        await aiortc_hooks.close_peer(self._pc, self._call)  # bounded: aiortc's close can hang
         self.ice_sockets.release()  # what its ICE connections' close did not give back (ice_ports)
