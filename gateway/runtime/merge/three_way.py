@@ -28,7 +28,7 @@ import itertools
 import logging
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from gateway.calls.states import CallState
 from gateway.media.codecs.mix_clock import MixClock
@@ -105,11 +105,11 @@ class ThreeWayCalls:
         bridge = runtime.bridge if runtime is not None and not runtime.finished else None
         if bridge is None:
             raise NotFound(f"no call {call_id[:80]!r} for this session", field=field)
-        if not isinstance(bridge, BridgedMedia):
+        if bridge.passes_through:
             raise Conflict(
                 f"call {call_id!r} passes its media through: the gateway has none of it to mix", field=field
             )
-        return bridge
+        return cast(BridgedMedia, bridge)  # what does not pass through is bridged (call_media.py)
 
     def _held(self, call_id: str, field: str) -> bool:
         """Whether the web user holds `call_id` (and only she: a call its SIP party holds cannot merge)."""
