@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Final
 from gateway.config.recording import RecordingMode, RecordingSection, recording_mode
 from gateway.config.routes import RouteConfig, route_for
 from gateway.config.users import UserConfig
-from gateway.media.bridge import MediaBridge
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.recording.recorder import CallFacts, CallRecorder, RecorderSettings
 from gateway.media.recording.timeline import RecordingAction, RecordingError, RecordingState
 from gateway.media.rtp.packet import RtpPacket
+from gateway.runtime.call_media import CallMedia
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
 from gateway.signaling.events import RecordingChanged
 
@@ -152,8 +152,10 @@ class Recordings:
     # --- the bridge's side ---------------------------------------------------------------------------
     def _apply(self, runtime: CallRuntime, call: _Call, action: RecordingAction) -> None:
         bridge = runtime.bridge
-        if not isinstance(bridge, MediaBridge):
+        if bridge is None or bridge.passes_through:
             raise Conflict("a pass-through call's media never crosses the gateway: it cannot be recorded")
+        if not bridge.audio_up:
+            raise Conflict(f"call {runtime.call_id!r} has no media up yet", field="call_id")
         recorder = call.recorder
         if recorder is None:
             if action is not RecordingAction.START:
@@ -208,7 +210,7 @@ def _web_user(runtime: CallRuntime) -> str | None:
     return runtime.web_user or (machine.user.id if machine is not None and machine.user is not None else None)
 
 
-def attach(bridge: MediaBridge, recorder: CallRecorder) -> None:
+def attach(bridge: CallMedia, recorder: CallRecorder) -> None:
     """``recorder`` hears both legs of ``bridge``: the SIP leg through a tap (the fast lane unlinked
     meanwhile), the web leg through the audio filter; idempotent. ``Conflict`` while another feature
     holds the filter (an audio stream to an app: one or the other, not both, for now)."""
@@ -228,7 +230,7 @@ def attach(bridge: MediaBridge, recorder: CallRecorder) -> None:
     bridge.add_tap(TAP, sip, recorder.close)
 
 
-def detach(bridge: MediaBridge) -> None:
+def detach(bridge: CallMedia) -> None:
     """The recorder's tap and filter removed; the fast lane may link again."""
     if isinstance(bridge.audio_filter, _WebFilter):
         bridge.audio_filter = None
