@@ -52,7 +52,12 @@ _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 )
 _BODY_SESSION_PATHS: Final = frozenset(
-    {"/webrtc/close", "/webrtc/ice-candidate", *(f"/webrtc/{action}" for action in CONTROL_ACTIONS)}
+    {
+        "/webrtc/close",
+        "/webrtc/ice-candidate",
+        "/webrtc/record",
+        *(f"/webrtc/{action}" for action in CONTROL_ACTIONS),
+    }
 )
 _OFFER: Final = "/webrtc/offer"  # named by its `transfer_of`: an offer carrying out that session's REFER
 
