@@ -197,9 +197,11 @@ class DigestClient:
         password: str,
         *,
         cnonce_factory: Callable[[], str] = lambda: secrets.token_hex(16),
+        realm: str | None = None,
     ) -> None:
         self.username = username
         self._password = password
+        self.realm = realm  # when set, the only realm these credentials answer (a PBX's `realm`)
         self._cnonce = cnonce_factory
         self._nonces: dict[tuple[str, str], _NonceState] = {}  # (header, realm) -> state
 
@@ -264,10 +266,16 @@ class DigestClient:
         Call-ID, CSeq + 1, a new Via branch, credentials for each realm (RFC 3261 §22.2).
 
         Raises DigestError when there is no usable challenge, or when a realm refuses
-        credentials that ``request`` already carried for it without saying ``stale=true``."""
+        credentials that ``request`` already carried for it without saying ``stale=true``, or when a
+        challenge names a realm other than ``realm`` (when set)."""
         challenges = self._choose(response)
         if not challenges:
             raise DigestError(f"no supported Digest challenge in {response.status} response")
+        foreign = sorted({c.realm for c in challenges} - {self.realm}) if self.realm is not None else []
+        if foreign:
+            raise DigestError(
+                f"credentials of {self.username!r} withheld: realm {foreign!r} is not {self.realm!r}"
+            )
         headers = request.headers
         for challenge in challenges:
             answer_header = CHALLENGE_HEADERS[challenge.header]

@@ -18,6 +18,7 @@ from gateway.signaling.events import Event
 from gateway.sip.useragent.subscriptions import Notice
 from peers.demo import ALICE_HASH
 from sipcore.event_bodies import DialogInfo, DialogSummary, MessageSummary
+from sipcore.location.routing import Target
 
 HASH = {"web_secret_hash": ALICE_HASH}
 
@@ -59,6 +60,31 @@ async def test_watch_and_voicemail_give_the_subscriptions() -> None:
         ("alice", "voicemail", "*97", "sip:*97@pbx.example.org", "message-summary"),
         ("bob", "contact", "1001", "sip:1001@pbx.example.org", "dialog"),
     ]
+
+
+async def test_a_user_of_a_named_pbx_subscribes_there_as_she_registers() -> None:
+    """Several PBXs: her PBX's domain, hop, expiry and realm (its `pickup_prefix` is for the lamps)."""
+    raw = mapping({"watch": ["1002"], "tenant": "acme"})
+    raw["pbxs"] = {"b": {"address": "127.0.0.2:5080", "domain": "b.example", "realm": "b.test",
+                         "subscribe_expiry": 120}}  # fmt: skip
+    raw["tenants"] = {"acme": {"pbx": "b"}}
+    config = config_from_mapping(raw, {})
+    users = await identity_map_from_config(config, InMemoryPresence()).store.all_users()
+    hop = Target("UDP", "127.0.0.2", 5080)
+    by_owner = {(s.owner, s.kind): s for s in lamp_specs(config, users, {"b": hop})}
+    contact, mailbox = by_owner["alice", "contact"], by_owner["alice", "voicemail"]
+    assert str(contact.config.resource) == "sip:1002@b.example" and str(mailbox.config.resource) == (
+        "sip:1001@b.example"
+    )
+    assert (contact.hop, contact.realm, contact.config.expires, contact.username) == (
+        hop,
+        "b.test",
+        120,
+        "1001",
+    )
+    assert mailbox.hop == hop and mailbox.realm == "b.test"
+    bobs = by_owner["bob", "contact"]  # bob is the default PBX's: its domain, the UA's outbound hop
+    assert str(bobs.config.resource) == "sip:1001@pbx.example.org" and bobs.hop is None and bobs.realm is None
 
 
 @pytest.mark.parametrize(

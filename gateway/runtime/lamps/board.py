@@ -2,9 +2,10 @@
 told to her sessions.
 
 `lamp_specs` turns the config into subscriptions (gateway/sip/useragent/subscriptions.py): for each user
-of the default PBX (`pbx.address`; users of another PBX among `pbxs:` get none yet), one `dialog`
-subscription (RFC 4235) per entry of `users[].watch`, and one `message-summary` subscription (RFC 3842)
-to her mailbox: her own number's when she has `pbx_auth` and `users[].voicemail` is on (the default),
+whose own PBX has an address (her `pbx`, else her tenant's, else `pbx:`: config/pbxs.py), at that PBX as
+her REGISTERs are (its domain for a bare extension, its hop, its `subscribe_expiry`, her `pbx_auth`
+answering its `realm` only), one `dialog` subscription (RFC 4235) per entry of `users[].watch`, and one
+`message-summary` subscription (RFC 3842) to her mailbox: her own number's when she has `pbx_auth` and `users[].voicemail` is on (the default),
 another one when it names a mailbox, none when it is off. `Lamps` keeps the last state of each (the
 dialogs of a watched extension merged from full and partial documents, RFC 4235 §4.1) and tells a change
 to the owner's sessions (`contact_state`, `voicemail`: gateway/signaling/ws/lamp_events.py); `snapshot`
@@ -15,7 +16,8 @@ waiting to retry) shows its lamp `unknown`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from gateway.config import Config
@@ -27,6 +29,7 @@ from gateway.sip import UserAgent
 from gateway.sip.useragent.subscriptions import Notice, NotifyFront, SubscriptionClient, SubscriptionSpec
 from sipcore.dialogs.requests import Endpoint
 from sipcore.event_bodies import DIALOG_INFO, MESSAGE_SUMMARY, DialogInfo, DialogSummary, MessageSummary
+from sipcore.location.routing import Target
 from sipcore.subscription import SubscriptionConfig
 from sipcore.syntax.uri import SipURI, parse_uri
 
@@ -45,28 +48,31 @@ def _uri(target: str, domain: str | None) -> SipURI | None:
     return SipURI(domain, target) if domain else None
 
 
-def lamp_specs(config: Config, users: Iterable[WebUser]) -> tuple[SubscriptionSpec, ...]:
-    """The subscriptions the config asks for (see the module note); none without `pbx.address`."""
-    pbx = config.pbx
-    if pbx.address is None:
-        return ()
+def lamp_specs(
+    config: Config, users: Iterable[WebUser], hops: Mapping[str, Target] | None = None
+) -> tuple[SubscriptionSpec, ...]:
+    """The subscriptions the config asks for (see the module note), each user's at her own PBX (sent to
+    its hop in ``hops``, by PBX name; `default` and a PBX missing there: the UA's outbound hop)."""
     settings = {user.id: user for user in config.users}
-    domain = pbx.effective_domain
     specs: list[SubscriptionSpec] = []
     for user in users:
         conf = settings.get(user.id)
-        if conf is None or user.pbx != "default":  # the users of `pbx:` only (not yet those of `pbxs:`)
+        pbx = config.pbxs.get(user.pbx, config.pbx) if user.pbx != "default" else config.pbx
+        if conf is None or pbx.address is None:
             continue
+        domain = pbx.effective_domain
+        hop, realm = (hops or {}).get(user.pbx), pbx.realm
         aor = user.aor
         subscriber = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
         creds = user.credentials
-        auth = (creds.username, creds.password.reveal()) if creds is not None else (None, None)
+        username, password = (creds.username, creds.password.reveal()) if creds is not None else (None, None)
+        spec = partial(SubscriptionSpec, username=username, password=password, hop=hop, realm=realm)
         for target in conf.watch:
             uri = _uri(target, domain)
             if uri is None or uri.user is None:
                 continue
             config_ = SubscriptionConfig(uri, subscriber, "dialog", DIALOG_INFO, expires=pbx.subscribe_expiry)
-            specs.append(SubscriptionSpec(user.id, "contact", uri.user, config_, *auth))
+            specs.append(spec(user.id, "contact", uri.user, config_))
         if conf.voicemail == "off" or (conf.voicemail == "on" and creds is None):
             continue
         mailbox = subscriber if conf.voicemail == "on" else _uri(conf.voicemail, domain)
@@ -75,7 +81,7 @@ def lamp_specs(config: Config, users: Iterable[WebUser]) -> tuple[SubscriptionSp
         config_ = SubscriptionConfig(
             mailbox, subscriber, "message-summary", MESSAGE_SUMMARY, expires=pbx.subscribe_expiry
         )
-        specs.append(SubscriptionSpec(user.id, "voicemail", mailbox.user, config_, *auth))
+        specs.append(spec(user.id, "voicemail", mailbox.user, config_))
     return tuple(specs)
 
 
@@ -87,10 +93,12 @@ class Lamps:
         sessions: Callable[[], Iterable[SessionSink]],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         pickup_prefix: str = "**",
+        pickup_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         self._sessions = sessions
         self._spawn = spawn
         self._pickup_prefix = pickup_prefix
+        self._pickup_prefixes = dict(pickup_prefixes or {})  # a user of a named PBX: its pickup_prefix
         self._states: dict[str, dict[tuple[str, str], Event]] = {}  # owner -> (kind, target) -> event
         self._dialogs: dict[tuple[str, str], dict[str, DialogSummary]] = {}  # (owner, number) -> id -> dialog
         self.client: SubscriptionClient | None = None
@@ -140,7 +148,8 @@ class Lamps:
             lamp = "unknown"
         else:
             return None
-        pickup = self._pickup_prefix + spec.target if lamp == "ringing" and self._pickup_prefix else None
+        prefix = self._pickup_prefixes.get(spec.owner, self._pickup_prefix)
+        pickup = prefix + spec.target if lamp == "ringing" and prefix else None
         return ContactState(spec.target, lamp, pickup)
 
     async def close(self) -> None:
@@ -159,10 +168,12 @@ def start_lamps(
 ) -> Lamps:
     """Subscribe for every user as the config says, through `ua` (its NOTIFYs taken first: NotifyFront);
     with a PBX, the client is there even without such subscriptions, for the SIP libraries' (websip)."""
-    lamps = Lamps(sessions, spawn, config.pbx.pickup_prefix)
-    if config.pbx.address is None:
+    users = tuple(users)
+    prefixes = {u.id: config.pbxs[u.pbx].pickup_prefix for u in users if u.pbx in config.pbxs}
+    lamps = Lamps(sessions, spawn, config.pbx.pickup_prefix, prefixes)
+    if config.pbx.address is None and not any(p.address for p in config.pbxs.values()):
         return lamps
-    specs = lamp_specs(config, users)
+    specs = lamp_specs(config, users, dict(ua.settings.pbx_targets))
     outbound = ua.settings.outbound
     endpoint = ua.endpoint_for(outbound.host if outbound else None)
     client = SubscriptionClient(ua.layer, endpoint, specs, outbound=outbound, on_notice=lamps.on_notice)

@@ -3,7 +3,8 @@ the busy lamps (``dialog`` event package, RFC 4235) and voicemail lights (``mess
 RFC 3842) the gateway keeps for its web users at the PBX (issue 37).
 
 Like :mod:`gateway.sip.useragent.registrar_client`: :class:`SendRequest` becomes a SUBSCRIBE in a new
-client transaction (toward the outbound hop) whose responses are fed back; timers run on the layer's
+client transaction (toward its spec's ``hop``, its user's PBX, else the outbound hop) whose responses
+are fed back, a challenge answered only in its spec's ``realm`` when set; timers run on the layer's
 scheduler (refresh before expiry, retry with backoff). :meth:`SubscriptionClient.take` is the UA's hook
 for NOTIFYs: one whose Call-ID and To tag are a subscription's is answered here (400 for a body that
 does not parse, naming the fault; 489 for another package; 481 for a subscription that is over) and,
@@ -57,6 +58,8 @@ class SubscriptionSpec:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     on_notice: Callable[[Notice], None] | None = field(default=None, compare=False)  # else the client's
+    hop: Target | None = None  # where its SUBSCRIBEs go (several PBXs: its owner's PBX's); else the client's
+    realm: str | None = None  # the only digest realm its credentials answer (its PBX's `realm`); None: any
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,10 @@ class SubscriptionClient(MachineDriver[_Entry]):
 
     def __repr__(self) -> str:
         return f"<SubscriptionClient {len(self._entries)} subscriptions>"
+
+    def hop_of(self, entry: _Entry) -> Target | None:
+        """A subscription of a named PBX's user goes to that PBX's hop (several PBXs, config/pbxs.py)."""
+        return entry.spec.hop or self.outbound
 
     def states(self) -> dict[str, str]:
         """Each subscription's state, by ``owner kind target``."""
@@ -218,7 +225,9 @@ class SubscriptionClient(MachineDriver[_Entry]):
 
 
 def _digest(spec: SubscriptionSpec) -> DigestClient | None:
-    return DigestClient(spec.username, spec.password) if spec.username and spec.password else None
+    if not spec.username or not spec.password:
+        return None
+    return DigestClient(spec.username, spec.password, realm=spec.realm)
 
 
 class NotifyFront:

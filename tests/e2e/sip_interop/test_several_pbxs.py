@@ -36,8 +36,9 @@ B_HOST = "127.0.0.2"  # PBX B's own loopback address: the gateway tells the PBXs
 
 def users(alice_password: str = "pw-a", bob_password: str = "pw-b") -> list[dict[str, Any]]:
     """alice and bob share extension 2001: alice at `pbx:` (A), bob in tenant acme (B); 1001 is a phone
-    at each PBX (no web user's number: dialling it goes to the PBX). No voicemail SUBSCRIBE (the sipp
-    PBXs take calls only)."""
+    at each PBX (no web user's number: dialling it goes to the PBX). `voicemail: false`: each user's
+    mailbox SUBSCRIBE would reach her own PBX, and these sipp PBXs and Kamailio registrars take calls and
+    REGISTERs only (subscriptions at two PBXs: `lamp_users`, the last test)."""
     return [
         {"id": "alice", "display_name": "Alice", "sip": "2001", "allow_outbound": ["."],
          "web_secret_hash": ALICE_HASH, "pbx_auth": {"username": "2001", "password": alice_password}, "voicemail": False},
@@ -214,3 +215,84 @@ async def test_users_register_at_their_own_pbx_and_each_pbx_is_kept_alive(tmp_pa
             assert samples[("gateway_pbxs_reachable", "default")] == 1
             assert (await bob.wait_for("pbx", state="unreachable"))["type"] == "pbx"  # bob's page is told
             assert not [e for e in alice.events if e.get("type") == "pbx" and e.get("state") == "unreachable"]
+
+
+def lamp_users() -> list[dict[str, Any]]:
+    """alice (A) and bob (acme: B) share extension 2001 and both watch 2002; voicemail on (the default)."""
+    return [{**{k: v for k, v in user.items() if k != "voicemail"}, "watch": ["2002"]} for user in users()]
+
+
+def lamps_at_two_pbxs(a: str, b: str) -> Config:
+    """A (`pbx:`, realm pbx-a.test) and B (`pbxs.b`, realm pbx-b.test, pickup code *9); no keep-alives."""
+    base = gateway_config(None)
+    listen = [{"transport": "udp", "host": "127.0.0.1", "port": base.sip.listen[0].port}]
+    config = gateway_config(
+        a,
+        domain="a.example",
+        sip={"listen": listen, "trusted_sources": ["127.0.0.1/32", f"{B_HOST}/32"]},
+        pbxs={
+            "b": {
+                "address": b,
+                "domain": "b.example",
+                "realm": "pbx-b.test",
+                "pickup_prefix": "*9",
+                "keepalive_interval": 0,
+            },
+        },
+        tenants={"acme": {"pbx": "b"}},
+        users=lamp_users(),
+    )
+    pbx = dataclasses.replace(config.pbx, keepalive_interval=0.0, realm="pbx-a.test")
+    return dataclasses.replace(config, pbx=pbx)
+
+
+def lamp_events(user: WebUser) -> list[dict[str, Any]]:
+    return [e for e in user.events if e.get("type") in ("contact_state", "voicemail")]
+
+
+async def test_each_users_lamps_and_mailbox_are_subscribed_at_her_own_pbx(tmp_path: Path) -> None:
+    """Two sipp notifiers that challenge every SUBSCRIBE and check the answer (uas_blf_mwi_auth.xml):
+    alice's watch and mailbox reach A only, bob's B only, each with the Request-URI in her PBX's domain
+    and her own credentials answering her PBX's realm; each NOTIFY reaches its own user's page."""
+    require_binary("sipp")
+    # rows: user; password; realm challenged; new messages; the watched extension's dialog state
+    pbx_a = Sipp(tmp_path, "uas_blf_mwi_auth", calls=2, inf=[["2001", "pw-a", "pbx-a.test", "4", "early"]])
+    pbx_b = Sipp(
+        tmp_path, "uas_blf_mwi_auth", host=B_HOST, calls=2, inf=[["2001", "pw-b", "pbx-b.test", "7", "early"]]
+    )
+    await pbx_a.start()
+    await pbx_b.start()
+    try:
+        async with (
+            running_gateway(lamps_at_two_pbxs(pbx_a.address, pbx_b.address)) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+            WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
+        ):
+            assert (await alice.wait_for("voicemail", timeout=15))["new"] == 4  # A's count
+            assert (await bob.wait_for("voicemail", timeout=15))["new"] == 7  # B's count
+            ringing = await alice.wait_for("contact_state", number="2002", state="ringing", timeout=15)
+            assert ringing["pickup"] == "**2002", ringing  # A's pickup_prefix (the default)
+            ringing = await bob.wait_for("contact_state", number="2002", state="ringing", timeout=15)
+            assert ringing["pickup"] == "*92002", ringing  # B's own pickup_prefix
+            await asyncio.sleep(0.3)
+            assert [e.get("new") for e in lamp_events(alice) if e["type"] == "voicemail"] == [4], alice.events
+            assert [e.get("new") for e in lamp_events(bob) if e["type"] == "voicemail"] == [7], bob.events
+            assert "*9" not in str(lamp_events(alice)) and "**" not in str(lamp_events(bob))
+        result_a, result_b = await pbx_a.wait(10), await pbx_b.wait(10)  # the unsubscribes end each call
+    finally:
+        await pbx_a.stop()
+        await pbx_b.stop()
+    assert result_a.ok and result_b.ok, (result_a, result_b)
+    for result, domain, realm in (
+        (result_a, "a.example", "pbx-a.test"),
+        (result_b, "b.example", "pbx-b.test"),
+    ):
+        messages = result.messages
+        # each subscription: unauthenticated, with credentials (verifyauth let it through), unsubscribed
+        assert result.count(f"SUBSCRIBE sip:2002@{domain} SIP/2.0") == 2, messages
+        assert result.count(f"SUBSCRIBE sip:2001@{domain} SIP/2.0") == 2, messages
+        assert result.count("SUBSCRIBE") == 6, messages
+        assert f'Authorization: Digest username="2001", realm="{realm}"' in messages, messages
+        assert "SIP/2.0 403" not in messages  # no credentials were refused
+        assert result.logs.count("unsubscribed: Expires 0") == 2, result.logs
+    assert "b.example" not in result_a.messages and "a.example" not in result_b.messages

@@ -177,6 +177,18 @@ def test_proxy_and_several_realms() -> None:
     assert 'realm="pbx"' in (retry.headers.get("Authorization") or "")
 
 
+def test_credentials_bound_to_a_realm_answer_no_other() -> None:
+    """A PBX's `realm` (several PBXs): her credentials answer that realm only, never another's."""
+    client = DigestClient("alice", "secret", realm="pbx-b.test")
+    with pytest.raises(DigestError, match=r"withheld: realm \['pbx-a.test'\] is not 'pbx-b.test'"):
+        client.authorize(REGISTER, challenge_response('Digest realm="pbx-a.test", nonce="n1"'))
+    mixed = challenge_response('Digest realm="pbx-b.test", nonce="n1"', 'Digest realm="evil", nonce="n2"')
+    with pytest.raises(DigestError, match="'evil'"):
+        client.authorize(REGISTER, mixed)
+    retry = client.authorize(REGISTER, challenge_response('Digest realm="pbx-b.test", nonce="n1"'))
+    assert 'realm="pbx-b.test"' in (retry.headers.get("Authorization") or "")
+
+
 def test_no_usable_challenge() -> None:
     for value in ['Basic realm="x"', 'Digest realm="x", nonce="n", algorithm=SHA-1', 'Digest realm="x"']:
         with pytest.raises(DigestError, match="no supported Digest challenge"):
