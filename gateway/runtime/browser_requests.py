@@ -37,7 +37,7 @@ from gateway.runtime.driver_core import DriverCore
 from gateway.runtime.merge import ThreeWayCalls
 from gateway.runtime.messages import MAX_MESSAGE_BYTES
 from gateway.runtime.recordings import parse_action
-from gateway.runtime.web_calls import WebCallRefused, web_route
+from gateway.runtime.web_calls import WebCallRefused, room_route, web_route
 from gateway.signaling.errors import BadOffer, BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from gateway.signaling.events import Answer, Calls, PbxState, SipRegistration
 from gateway.signaling.service import KeyedSink, SessionSink
@@ -122,9 +122,10 @@ class BrowserRequests(DriverCore):
             self.room_guard(session.user, to)
         # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
         route = referring.transfer_in if own and referring is not None else None
-        route = route or await self._web_route(session.user, to)
+        room = None if own else self._room_route(session.user, to)  # a room's number: its mix, here
+        route = route or room or await self._web_route(session.user, to)
         target = route or allowed_target(session.user, to, dial_domain(self.registry.settings, session.user))
-        passthrough = (route is not None and self._web_calls is WebCalls.P2P) or (
+        passthrough = (route is not None and room is None and self._web_calls is WebCalls.P2P) or (
             isinstance(target, str) and media_mode(self.routes, target) is MediaMode.PASSTHROUGH
         )
         await self._check_web_offer(sdp, passthrough=passthrough)
@@ -181,6 +182,15 @@ class BrowserRequests(DriverCore):
             named = f" ({exc.field})" if exc.field else ""
             status = 400 if exc.sip_status == 400 else 488
             raise BadOffer(f"invalid SDP{named}: {exc}", sip_status=status) from None
+
+    def _room_route(self, user: WebUser, to: str) -> str | None:
+        """A room's number (`rooms.numbers`) the user's outbound policy lets her dial: the room at our own
+        listener (runtime/web_calls.py `room_route`), where the call joins the room's mix; else None."""
+        if not self.room_numbers or self._ua is None:
+            return None
+        route = room_route(self._ua, self.room_numbers, to)
+        allowed = allowed_target(user, to, dial_domain(self.registry.settings, user))
+        return route if isinstance(allowed, str) else None
 
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
@@ -332,7 +342,8 @@ class BrowserRequests(DriverCore):
             if not self.registry.get(replaces).replaceable:
                 raise Conflict(f"call {replaces!r} is not connected", field="replaces")
         try:
-            event = ev.WebTransfer(session.id, session.user, to, replaces)
+            room = self._room_route(session.user, to) if to is not None else None
+            event = ev.WebTransfer(session.id, session.user, to, replaces, route=room)
         except CallError as exc:
             raise BadRequest(str(exc), field="to") from None
         await self._feed(call_id, event)

@@ -125,6 +125,9 @@ class DriverCore:
         # ...and a web user's call to one of those numbers: raises `Forbidden` unless rooms.rules let the
         # user join that room (its SIP side would join it for the user)
         self.room_guard: Callable[[WebUser, str], None] | None = None
+        # ...those numbers: a web user's call or blind transfer to one goes to the room through the
+        # gateway's own listener, not to the PBX (runtime/web_calls.py `room_route`)
+        self.room_numbers: frozenset[str] = frozenset()
         # A call that ended leaves its three-way conference (gateway/runtime/merge/), by call id
         self.call_gone: Callable[[str], None] | None = None
 
@@ -166,10 +169,15 @@ class DriverCore:
         if machine is None:
             return False
         if machine.direction is CallDirection.OUTBOUND:
-            if machine.direct and self._web_calls is WebCalls.P2P:  # to a web user: browser to browser
-                return True
+            if machine.direct and self._web_calls is WebCalls.P2P and not self._to_room(machine.target):
+                return True  # to a web user: browser to browser
             return media_mode(self.routes, machine.target) is MediaMode.PASSTHROUGH
         return machine.passthrough  # decided with the INVITE (_inbound_passthrough)
+
+    def _to_room(self, target: str | None) -> bool:
+        """Whether a call's Request-URI is a room's number at our own listener (its media is mixed here)."""
+        user = target.partition(":")[2].partition("@")[0] if target else ""
+        return user.replace("%23", "#") in self.room_numbers
 
     def media_lost(self, call_id: str, event: WebMediaLost) -> None:
         machine = self.registry.get(call_id) if call_id in self.registry else None

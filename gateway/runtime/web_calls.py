@@ -30,6 +30,7 @@ from gateway.identity.model import WebUser
 __all__ = [
     "WebCallRefused",
     "find_web_user",
+    "room_route",
     "self_route",
     "web_route",
 ]
@@ -114,8 +115,32 @@ def find_web_user(users: Iterable[WebUser], destination: str) -> WebUser | None:
     return None
 
 
+def room_route(ua: OwnAddress, numbers: frozenset[str], to: str) -> str | None:
+    """The Request-URI of the room whose number `to` is (one of `rooms.numbers`, dialled or the user part
+    of a SIP URI) through the gateway's own SIP listener: a web user's call or blind transfer to it joins
+    the room's mix here rather than going to the PBX (docs/signaling.md "Three-way calls"); else None."""
+    text = to.strip()
+    uri = dialed_sip_uri(text)
+    if uri is not None:
+        try:
+            text = SipAddress.parse_dialed(uri).user or ""
+        except IdentityError:
+            return None
+    if text not in numbers:
+        return None
+    try:
+        transport, host, port = ua.own_address()
+    except RuntimeError:
+        return None
+    return _listener_uri(text.replace("#", "%23"), transport, host, port)
+
+
 def self_route(callee: WebUser, transport: str, host: str, port: int) -> str:
     """The Request-URI that reaches `callee` through this gateway's own SIP listener."""
+    return _listener_uri(callee.aor.user or "", transport, host, port)
+
+
+def _listener_uri(user: str, transport: str, host: str, port: int) -> str:
     literal = f"[{host}]" if ":" in host and not host.startswith("[") else host
     suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
-    return f"sip:{callee.aor.user}@{literal}:{port}{suffix}"
+    return f"sip:{user}@{literal}:{port}{suffix}"

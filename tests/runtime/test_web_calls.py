@@ -8,7 +8,7 @@ import pytest
 from gateway.config.loader import config_from_mapping
 from gateway.identity.address import SipAddress
 from gateway.identity.model import WebUser
-from gateway.runtime.web_calls import find_web_user, self_route
+from gateway.runtime.web_calls import find_web_user, room_route, self_route
 from tests.e2e.harness import BOB_HASH
 
 ALICE = WebUser("alice", "Alice Liddell", SipAddress.parse("sip:1001@pbx.example.org"))
@@ -41,6 +41,25 @@ def test_find_web_user(dialled: str, expected: WebUser | None) -> None:
 def test_self_route() -> None:
     assert self_route(BOB, "UDP", "127.0.0.1", 5070) == "sip:1002@127.0.0.1:5070"
     assert self_route(BOB, "TCP", "::1", 5070) == "sip:1002@[::1]:5070;transport=tcp"
+
+
+class _Listener:
+    def __init__(self, transport: str, host: str) -> None:
+        self.address = (transport, host, 5070)
+
+    def own_address(self) -> tuple[str, str, int]:
+        return self.address
+
+
+def test_room_route() -> None:
+    """A room's number, dialled or as a SIP URI's user part: the room at our own listener; else None."""
+    numbers = frozenset({"3001", "*7#"})
+    udp, tcp = _Listener("UDP", "127.0.0.1"), _Listener("TCP", "::1")
+    assert room_route(udp, numbers, " 3001 ") == "sip:3001@127.0.0.1:5070"
+    assert room_route(udp, numbers, "sip:3001@pbx.example") == "sip:3001@127.0.0.1:5070"
+    assert room_route(tcp, numbers, "*7#") == "sip:*7%23@[::1]:5070;transport=tcp"
+    assert room_route(udp, numbers, "3002") is None
+    assert room_route(udp, numbers, "sip:@bad") is None
 
 
 def _config(on_busy: object) -> object:

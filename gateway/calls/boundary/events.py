@@ -585,11 +585,13 @@ class WebTransfer:
     user: WebUser
     destination: str | None = None
     consult_call_id: str | None = None
+    route: str | None = None  # a blind transfer's Request-URI when it is not the PBX's: a room of ours
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
         _checks.optional_text("destination", self.destination)
         _checks.optional_text("consult_call_id", self.consult_call_id)
+        _checks.optional_text("route", self.route)
         if (self.destination is None) == (self.consult_call_id is None):
             raise InvalidValue(
                 f"a transfer names a destination or a consultation call, not {self.destination!r} and "

@@ -82,6 +82,7 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
         if isinstance(target, tuple):
             _refuse(call, *target)
             return
+        target = event.route or target  # a room's number: the room at the gateway's own listener
         call.transfer_out_to(target)
         call.emit(SipRefer(call.call_id, target=target))
     else:

@@ -54,6 +54,8 @@ class RoomMediaService:
         if self.settings.numbers:
             self.driver.room_calls = self.inbound
             self.driver.room_guard = self._guard
+            if self.settings.enabled:  # a web user's call to one joins the room here, not at the PBX
+                self.driver.room_numbers = frozenset(number for number, _ in self.settings.numbers)
 
     def _guard(self, user: WebUser, destination: str) -> None:
         """`CallDriver.room_guard`: a web user's call to a room's number needs the join permission."""

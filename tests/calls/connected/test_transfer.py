@@ -77,6 +77,17 @@ def test_a_transfer_the_policy_forbids_sends_no_refer() -> None:
     assert call.state is CallState.CONNECTED and call.transfer_out is None
 
 
+def test_a_transfer_to_a_room_refers_the_room_at_our_listener_under_the_policy() -> None:
+    """A room's number (its Request-URI at the gateway's own listener in `route`): REFER to that URI,
+    still refused when the user's policy does not let her dial the number."""
+    call = f.connected_out()
+    room = "sip:1777@127.0.0.1:5070"
+    assert call.handle(WebTransfer("s1", f.ALICE, "1777", route=room))[0] == SipRefer("c1", target=room)
+    call = f.connected_out()
+    out = call.handle(WebTransfer("s1", f.ALICE, "3001", route="sip:3001@127.0.0.1:5070"))  # not 1xxx, 0.
+    assert not [c for c in out if isinstance(c, SipRefer)] and states(out) == [TransferState.FAILED]
+
+
 def test_a_refused_refer_or_failing_sipfrag_keeps_the_call() -> None:
     call = f.connected_in()
     call.handle(WebTransfer("s1", f.ALICE, "1003"))
