@@ -44,7 +44,7 @@ from gateway.signaling.service import CallService
 from gateway.signaling.ws.connection import PresenceRegistry
 from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transport_ws import WsTransport
-from gateway.sip.useragent.subscriptions import NotifyFront, SubscriptionClient
+from gateway.sip.useragent.subscriptions import NotifyFront, SubscriptionClient, pbx_place
 from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.registrar import Flow, Registrar
@@ -114,6 +114,7 @@ class WebSipService:
         self._expiry: asyncio.Task[None] | None = None
         self.relay: SubscriptionRelay | None = None  # SUBSCRIBE to the PBX (attach_relay)
         self._pbx_domain = config.pbx.effective_domain
+        self._config = config  # each user's own PBX for the relayed SUBSCRIBEs (pbx_place)
 
     def start(self) -> None:
         self.ua.web_sip = self.on_request
@@ -125,9 +126,11 @@ class WebSipService:
 
     def attach_relay(self, client: SubscriptionClient, front: NotifyFront, pbx_endpoint: Endpoint) -> None:
         """Relay the libraries' SUBSCRIBEs to the PBX through the lamps' subscription client."""
+        hops = dict(self.ua.settings.pbx_targets)
         self.relay = SubscriptionRelay(
-            self.ua, client, pbx_endpoint, self.endpoint, self._authenticate, self._pbx_domain
-        )
+            self.ua, client, pbx_endpoint, self.endpoint, self._authenticate, self._pbx_domain,
+            place_of=lambda user: pbx_place(self._config, user, hops),  # her own PBX (several PBXs)
+        )  # fmt: skip
         front.takers.append(self.relay.take)
 
     async def close(self) -> None:

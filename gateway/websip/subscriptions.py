@@ -4,7 +4,7 @@ package, RFC 4235) and the voicemail light (message-summary, RFC 3842) of a page
 The gateway is the notifier toward the library and a subscriber toward the PBX, as a B2BUA: the library's
 SUBSCRIBE (digest-authenticated as its other requests) gets 200 with our tag and an immediate NOTIFY
 (`pending`, RFC 6665 §4.2.1); the gateway subscribes at the PBX itself (gateway/sip/useragent/
-subscriptions.py, with the user's `pbx_auth`), and each of the PBX's NOTIFYs goes on to the library in
+subscriptions.py, with the user's `pbx_auth`, at her own PBX: `pbx_place`), and each of the PBX's NOTIFYs goes on to the library in
 its dialog, body and Content-Type unchanged, with our own `Subscription-State`. The library's refresh
 (an in-dialog SUBSCRIBE, taken before the UA sees it) extends its expiry; `Expires: 0`, the expiry
 running out or its WebSocket closing end both sides (NOTIFY `terminated` to the library, `Expires: 0`
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from gateway.identity import WebUser
 from gateway.identity.policy import may_call
 from gateway.sip.transactions.tu import IncomingRequest
-from gateway.sip.useragent.subscriptions import Notice, SubscriptionClient, SubscriptionSpec
+from gateway.sip.useragent.subscriptions import Notice, PbxPlace, SubscriptionClient, SubscriptionSpec
 from gateway.sip.useragent.ua import UserAgent
 from gateway.websip.registrar import Flow
 from sipcore.dialogs.requests import Endpoint, build_request
@@ -71,6 +71,7 @@ class SubscriptionRelay:
         library_endpoint: Endpoint,
         authenticate: Callable[[IncomingRequest], Awaitable[WebUser | None]],
         pbx_domain: str | None,
+        place_of: Callable[[WebUser], PbxPlace | None] = lambda user: None,
     ) -> None:
         self._ua = ua
         self._client = client
@@ -78,6 +79,7 @@ class SubscriptionRelay:
         self._endpoint = library_endpoint
         self._authenticate = authenticate
         self._domain = pbx_domain
+        self._place_of = place_of  # the user's own PBX (several PBXs); None: `pbx_domain`, the client's hop
         self._relayed: dict[tuple[str, str], _Relayed] = {}  # (Call-ID, our tag)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -108,7 +110,9 @@ class SubscriptionRelay:
         incoming.reply(200, to_tag=relayed.local_tag, headers=self._contact(expires))
         self._notify(relayed, f"pending;expires={expires}")  # RFC 6665 §4.2.1: at once
         self._arm(relayed, expires)
-        resource = SipURI(self._domain or uri.host, uri.user)
+        place = self._place_of(user)
+        domain = place.domain if place is not None else self._domain
+        resource = SipURI(domain or uri.host, uri.user)
         aor = user.aor
         subscriber = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
         creds = user.credentials
@@ -117,6 +121,7 @@ class SubscriptionRelay:
             SubscriptionConfig(resource, subscriber, event, PACKAGES[event], expires=MAX_EXPIRES),
             creds.username if creds else None, creds.password.reveal() if creds else None,
             on_notice=lambda notice: self._from_pbx(relayed, notice),
+            hop=place.hop if place is not None else None, realm=place.realm if place is not None else None,
         )  # fmt: skip
         self._client.add(relayed.spec, self._pbx_endpoint)
         logger.info("%s's library subscribes to %s of %s (relayed to the PBX)", user.id, event, uri.user)
@@ -179,7 +184,8 @@ class SubscriptionRelay:
     def _allowed(self, user: WebUser, event: str, number: str) -> bool:
         if event == "message-summary":
             return number == user.aor.user
-        return may_call(user, number, self._domain)
+        place = self._place_of(user)
+        return may_call(user, number, place.domain if place is not None else self._domain)
 
     @staticmethod
     def _expires(value: str | None) -> int:

@@ -26,7 +26,13 @@ from gateway.signaling.events import Event
 from gateway.signaling.service import SessionSink
 from gateway.signaling.ws.lamp_events import ContactState, Voicemail
 from gateway.sip import UserAgent
-from gateway.sip.useragent.subscriptions import Notice, NotifyFront, SubscriptionClient, SubscriptionSpec
+from gateway.sip.useragent.subscriptions import (
+    Notice,
+    NotifyFront,
+    SubscriptionClient,
+    SubscriptionSpec,
+    pbx_place,
+)
 from sipcore.dialogs.requests import Endpoint
 from sipcore.event_bodies import DIALOG_INFO, MESSAGE_SUMMARY, DialogInfo, DialogSummary, MessageSummary
 from sipcore.location.routing import Target
@@ -57,11 +63,10 @@ def lamp_specs(
     specs: list[SubscriptionSpec] = []
     for user in users:
         conf = settings.get(user.id)
-        pbx = config.pbxs.get(user.pbx, config.pbx) if user.pbx != "default" else config.pbx
-        if conf is None or pbx.address is None:
+        place = pbx_place(config, user, hops or {})
+        if conf is None or place is None:
             continue
-        domain = pbx.effective_domain
-        hop, realm = (hops or {}).get(user.pbx), pbx.realm
+        domain, hop, realm, expires = place.domain, place.hop, place.realm, place.expires
         aor = user.aor
         subscriber = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
         creds = user.credentials
@@ -71,16 +76,14 @@ def lamp_specs(
             uri = _uri(target, domain)
             if uri is None or uri.user is None:
                 continue
-            config_ = SubscriptionConfig(uri, subscriber, "dialog", DIALOG_INFO, expires=pbx.subscribe_expiry)
+            config_ = SubscriptionConfig(uri, subscriber, "dialog", DIALOG_INFO, expires=expires)
             specs.append(spec(user.id, "contact", uri.user, config_))
         if conf.voicemail == "off" or (conf.voicemail == "on" and creds is None):
             continue
         mailbox = subscriber if conf.voicemail == "on" else _uri(conf.voicemail, domain)
         if mailbox is None or mailbox.user is None:
             continue
-        config_ = SubscriptionConfig(
-            mailbox, subscriber, "message-summary", MESSAGE_SUMMARY, expires=pbx.subscribe_expiry
-        )
+        config_ = SubscriptionConfig(mailbox, subscriber, "message-summary", MESSAGE_SUMMARY, expires=expires)
         specs.append(spec(user.id, "voicemail", mailbox.user, config_))
     return tuple(specs)
 
@@ -168,12 +171,13 @@ def start_lamps(
 ) -> Lamps:
     """Subscribe for every user as the config says, through `ua` (its NOTIFYs taken first: NotifyFront);
     with a PBX, the client is there even without such subscriptions, for the SIP libraries' (websip)."""
-    users = tuple(users)
-    prefixes = {u.id: config.pbxs[u.pbx].pickup_prefix for u in users if u.pbx in config.pbxs}
+    users, hops = tuple(users), dict(ua.settings.pbx_targets)
+    places = {user.id: place for user in users if (place := pbx_place(config, user, hops)) is not None}
+    prefixes = {user_id: place.pickup_prefix for user_id, place in places.items()}
     lamps = Lamps(sessions, spawn, config.pbx.pickup_prefix, prefixes)
     if config.pbx.address is None and not any(p.address for p in config.pbxs.values()):
         return lamps
-    specs = lamp_specs(config, users, dict(ua.settings.pbx_targets))
+    specs = lamp_specs(config, users, hops)
     outbound = ua.settings.outbound
     endpoint = ua.endpoint_for(outbound.host if outbound else None)
     client = SubscriptionClient(ua.layer, endpoint, specs, outbound=outbound, on_notice=lamps.on_notice)

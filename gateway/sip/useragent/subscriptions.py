@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -39,9 +39,11 @@ from sipcore.syntax.headers import warning_headers
 from sipcore.syntax.message import Request, Response
 
 if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.identity import WebUser
     from gateway.sip.transactions.layer import TransactionLayer
 
-__all__ = ["Notice", "NotifyFront", "SubscriptionClient", "SubscriptionSpec"]
+__all__ = ["Notice", "NotifyFront", "PbxPlace", "SubscriptionClient", "SubscriptionSpec", "pbx_place"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,31 @@ class SubscriptionSpec:
     on_notice: Callable[[Notice], None] | None = field(default=None, compare=False)  # else the client's
     hop: Target | None = None  # where its SUBSCRIBEs go (several PBXs: its owner's PBX's); else the client's
     realm: str | None = None  # the only digest realm its credentials answer (its PBX's `realm`); None: any
+
+
+@dataclass(frozen=True, slots=True)
+class PbxPlace:
+    """Where a web user's subscriptions go: her own PBX (`users[].pbx`, else her tenant's, else `pbx:`,
+    config/pbxs.py), as her REGISTERs do: its ``domain`` for a bare extension, its ``hop`` (None: the
+    client's outbound hop, the `pbx:` section's), the one digest ``realm`` answered (None: any)."""
+
+    name: str
+    domain: str | None
+    hop: Target | None
+    realm: str | None
+    expires: int
+    pickup_prefix: str
+
+
+def pbx_place(config: Config, user: WebUser, hops: Mapping[str, Target]) -> PbxPlace | None:
+    """``user``'s PBX (``hops``: each named PBX's next hop, `UASettings.pbx_targets`); None when that
+    PBX has no address (nothing to subscribe at)."""
+    pbx = config.pbxs.get(user.pbx, config.pbx) if user.pbx != "default" else config.pbx
+    if pbx.address is None:
+        return None
+    return PbxPlace(
+        user.pbx, pbx.effective_domain, hops.get(user.pbx), pbx.realm, pbx.subscribe_expiry, pbx.pickup_prefix
+    )
 
 
 @dataclass(frozen=True, slots=True)
