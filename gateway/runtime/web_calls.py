@@ -13,6 +13,10 @@ ICE crossing the loop as INFO, and the gateway carries no media (no RTP port, no
 to end; across NATs the browsers need a TURN server from `ice.servers`). A callee who is not online is reached through the PBX when there is one (her
 desk phone, voicemail), else the call ends `unavailable` (480).
 
+A web user's call or blind transfer to a room's number (`rooms.numbers`) goes the same way to the own
+listener (`room_route`), where it joins the room's mix (gateway/runtime/rooms/): how a SIP library's
+three-way call is mixed in the gateway (docs/signaling.md "Three-way calls").
+
 What a call for a busy web user does (users[].on_busy) is the call layer's: gateway/calls/setup/busy.py.
 """
 
