@@ -5,6 +5,9 @@
       directory: recordings  # <directory>/<YYYY-MM-DD>/<call id>-<n>.wav with <...>.json beside it
       format: wav            # wav (16-bit stereo PCM) | ogg (Ogg/Opus, stereo)
       rate: 8000             # 8000 | 16000 Hz
+      siprec:                # optional: each recording also streamed to a recording server (RFC 7866)
+        server: sip:srs@192.0.2.20:5060
+        transport: udp       # udp | tcp
 
 A user (`users[].recording`) or a route (`routes[].recording`) may name its own mode: the route that
 matches the call's destination (a call from the SIP side: its caller) comes first, then the user
@@ -19,6 +22,8 @@ from typing import Annotated
 
 from gateway.config.errors import InvalidValue
 from gateway.config.values import Parse
+from sipcore.errors import SIPError
+from sipcore.syntax.uri import SipURI, parse_uri
 
 
 class RecordingMode(enum.StrEnum):
@@ -38,12 +43,35 @@ def _rate(value: object) -> int:
     return 8000 if value == 8000 else 16000
 
 
+class SiprecTransport(enum.StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class SiprecSection:
+    """The SIPREC recording server (SRS) each recording also goes to, as its recording client (SRC):
+    `server` its SIP URI (the request goes there directly, never through the PBX)."""
+
+    server: str
+    transport: SiprecTransport = SiprecTransport.UDP
+
+    def __post_init__(self) -> None:
+        try:
+            uri = parse_uri(self.server)
+        except (SIPError, ValueError) as exc:
+            raise InvalidValue("server", f"must be a SIP URI (sip:srs@host:port): {exc}") from None
+        if not isinstance(uri, SipURI) or uri.scheme != "sip":
+            raise InvalidValue("server", f"must be a sip: URI, got {self.server!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingSection:
     mode: RecordingMode = RecordingMode.NEVER
     directory: str = "recordings"  # relative: from the working directory
     format: RecordingFormat = RecordingFormat.WAV
     rate: Annotated[int, Parse(_rate)] = 8000
+    siprec: SiprecSection | None = None  # each recording also streamed to this SRS (RFC 7866)
 
     def __post_init__(self) -> None:
         if not self.directory.strip():

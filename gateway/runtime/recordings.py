@@ -9,6 +9,12 @@ answered: its route's, else its user's, else the `recording` section's. `always`
 unlinked: a recorded call's media goes through Python) and the web leg through the bridge's audio filter;
 both are removed when the recording stops. A pass-through call cannot be recorded (its media never
 crosses the gateway). The files end up in the call record (`recording`) and so in the `ended` webhook.
+
+With `recording.siprec` each recording also goes to a SIPREC recording server (RFC 7866): `_Siprec`
+INVITEs it (gateway/sip/useragent/siprec.py) when the recording starts and, once answered, sends each
+leg's PCM the recorder decodes as PCMU RTP (gateway/media/recording/siprec_rtp.py); a pause sends
+nothing; a stop or the call's end sends BYE. A refused or silent SRS is logged and shown in the state
+(`siprec`), never felt by the call.
 """
 
 from __future__ import annotations
@@ -20,16 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from gateway.config.recording import RecordingMode, RecordingSection, recording_mode
+from gateway.config.recording import RecordingMode, RecordingSection, SiprecSection, recording_mode
 from gateway.config.routes import RouteConfig, route_for
 from gateway.config.users import UserConfig
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.recording.recorder import CallFacts, CallRecorder, RecorderSettings
+from gateway.media.recording.siprec_rtp import SiprecStreams
 from gateway.media.recording.timeline import RecordingAction, RecordingError, RecordingState
 from gateway.media.rtp.packet import RtpPacket
 from gateway.runtime.call_media import CallMedia
 from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
 from gateway.signaling.events import RecordingChanged
+from gateway.sip.useragent.siprec import RecordedCall, SiprecClient, SiprecRefused, SiprecSession
 
 if TYPE_CHECKING:
     from gateway.runtime.call_runtime import CallRuntime
@@ -65,10 +73,22 @@ class _WebFilter:
 
 
 @dataclass(slots=True)
+class _Siprec:
+    """One recording's SIPREC session: connecting, then recording, else why not (``state``)."""
+
+    state: str = "connecting"
+    streams: SiprecStreams | None = None
+    session: SiprecSession | None = None
+    closed: bool = False
+
+
+@dataclass(slots=True)
 class _Call:
     mode: RecordingMode
     recorder: CallRecorder | None = None
     files: list[str] = field(default_factory=list)
+    siprec: _Siprec | None = None
+    siprec_state: str | None = None  # the last session's, once it ended
 
 
 class Recordings:
@@ -85,6 +105,7 @@ class Recordings:
         self._user_modes: Mapping[str, RecordingMode | None] = {u.id: u.recording for u in users}
         self._calls: dict[str, _Call] = {}
         self._writing: list[CallRecorder] = []  # of ended calls, until their last file is written
+        self._siprec_client: SiprecClient | None = None
 
     def mode_of(self, runtime: CallRuntime) -> RecordingMode:
         machine = runtime.machine
@@ -130,13 +151,19 @@ class Recordings:
         if call is None:
             raise NotFound(f"no answered call {call_id!r}", field="call_id")
         state = call.recorder.state if call.recorder is not None else RecordingState.IDLE
-        return {"call_id": call_id, "state": state.value, "mode": call.mode.value, "files": list(call.files)}
+        info: dict[str, object] = {
+            "call_id": call_id, "state": state.value, "mode": call.mode.value, "files": list(call.files),
+        }  # fmt: skip
+        if self.section.siprec is not None:
+            info["siprec"] = call.siprec.state if call.siprec is not None else call.siprec_state
+        return info
 
     def ended(self, runtime: CallRuntime) -> None:
         """The call is over (its bridge closed): the last file finished; its files on the runtime."""
         call = self._calls.pop(runtime.call_id, None)
         if call is None:
             return
+        self._siprec_stop(call)
         if call.recorder is not None:
             call.recorder.close()
             self._writing = [r for r in self._writing if not r.written] + [call.recorder]
@@ -172,7 +199,55 @@ class Recordings:
         call.files = list(recorder.files)
         if not recorder.capturing:
             detach(bridge)
+            self._siprec_stop(call)
+        elif action is RecordingAction.START and self.section.siprec is not None and call.siprec is None:
+            call.siprec = _Siprec()
+            self._driver.spawn(self._siprec_run(self.section.siprec, recorder, call.siprec))
+        elif call.siprec is not None and call.siprec.streams is not None and action is RecordingAction.PAUSE:
+            call.siprec.streams.pause()
         self._tell(runtime.call_id, call)
+
+    # --- SIPREC ----------------------------------------------------------------------------------------
+    async def _siprec_run(self, section: SiprecSection, recorder: CallRecorder, link: _Siprec) -> None:
+        """INVITE the SRS; once answered, the recorder's PCM goes to it as RTP (see the module note)."""
+        facts = recorder.facts
+        outbound = facts.direction == "outbound"
+        web, sip = (facts.from_uri, facts.to_uri) if outbound else (facts.to_uri, facts.from_uri)
+        recorded = RecordedCall(facts.call_id, facts.sip_call_ids, web or f"{facts.user}", sip or "")
+        try:
+            if self._siprec_client is None:
+                self._siprec_client = SiprecClient(self._driver.ua, section.server, section.transport.value)
+            address = self._siprec_client.local_address()
+            link.streams = SiprecStreams(address, recorder.settings.rate)
+            session = await self._siprec_client.open(recorded, address, link.streams.ports)
+        except (SiprecRefused, OSError, RuntimeError, ValueError) as exc:
+            link.state = f"failed: {exc}"
+            logger.warning("call=%s SIPREC to %s failed: %s", facts.call_id, section.server, exc)
+            if link.streams is not None:
+                link.streams.close()
+            return
+        if link.closed:  # the recording stopped meanwhile
+            await session.close()
+            return
+        link.session, link.state = session, "recording"
+        link.streams.send_to(session.destinations)
+        recorder.listener = link.streams.pcm
+        logger.info("call=%s SIPREC session %s to %s", facts.call_id, session.sip_call_id, section.server)
+
+    def _siprec_stop(self, call: _Call) -> None:
+        link, call.siprec = call.siprec, None
+        if link is None:
+            return
+        link.closed = True
+        if link.state in ("connecting", "recording"):
+            link.state = "stopped"
+        call.siprec_state = link.state
+        if call.recorder is not None:
+            call.recorder.listener = None
+        if link.streams is not None:
+            link.streams.close()
+        if link.session is not None:
+            self._driver.spawn(link.session.close())
 
     def _recorder(self, runtime: CallRuntime, mode: RecordingMode) -> CallRecorder:
         machine = runtime.machine

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config import ConfigError
 from gateway.config.loader import config_from_mapping
-from gateway.config.recording import RecordingFormat, RecordingMode, recording_mode
+from gateway.config.recording import RecordingFormat, RecordingMode, SiprecTransport, recording_mode
 from gateway.ops.records import CallRecord
 
 USER = {"id": "alice", "sip": "sip:1001@pbx.example.org", "web_token": "t" * 32}
@@ -33,6 +33,14 @@ def test_recording_is_off_by_default_and_reads_its_values() -> None:
     )
 
 
+def test_siprec_is_off_by_default_and_reads_its_server() -> None:
+    assert config_from_mapping({}, {}).recording.siprec is None
+    section = config_from_mapping({"recording": {"siprec": {"server": "sip:srs@192.0.2.9:5070"}}}, {})
+    siprec = section.recording.siprec
+    assert siprec is not None and siprec.server == "sip:srs@192.0.2.9:5070"
+    assert siprec.transport is SiprecTransport.UDP
+
+
 def test_a_calls_mode_is_its_routes_then_its_users_then_the_sections() -> None:
     never, demand, always = RecordingMode.NEVER, RecordingMode.ON_DEMAND, RecordingMode.ALWAYS
     assert recording_mode(never, None, None) is never
@@ -52,6 +60,13 @@ def test_a_calls_mode_is_its_routes_then_its_users_then_the_sections() -> None:
         ({"recording": {"directroy": "x"}}, "recording.directroy"),
         ({**BASE, "users": [{**USER, "recording": "yes"}]}, "users[0].recording"),
         ({"routes": [{"match": "7xxx", "recording": 1}]}, "routes[0].recording"),
+        ({"recording": {"siprec": {"server": "http://srs"}}}, "recording.siprec.server: must be a sip: URI"),
+        ({"recording": {"siprec": {"server": "sip:srs@"}}}, "recording.siprec.server"),
+        (
+            {"recording": {"siprec": {"server": "sip:srs@h", "transport": "tls"}}},
+            "recording.siprec.transport",
+        ),
+        ({"recording": {"siprec": {}}}, "recording.siprec.server"),
     ],
 )
 def test_bad_recording_values_name_their_key(data: dict[str, object], message: str) -> None:

@@ -95,6 +95,8 @@ class CallRecorder:
         self._paused_at = 0
         self.codecs: list[str | None] = [None, None]
         self.undecodable = 0
+        # each leg's decoded PCM as it is recorded, by channel (SIPREC: runtime/recordings.py)
+        self.listener: Callable[[int, bytes], None] | None = None
 
     @property
     def state(self) -> RecordingState:
@@ -237,6 +239,8 @@ class CallRecorder:
             clock = self._clocks[channel]
             position = clock.position(ssrc, timestamp, codec.clock_rate, arrival, len(pcm) // 2)
             self._timeline.put(channel, position, pcm)
+            if self.listener is not None:
+                self.listener(channel, pcm)
         settled = arrival - int(_SETTLE * self.settings.rate)
         if settled - self._timeline.flushed >= _FLUSH * self.settings.rate:
             self._file.writer.write(self._timeline.take(settled))

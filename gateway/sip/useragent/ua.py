@@ -305,12 +305,12 @@ class UserAgent:
         endpoint: Endpoint | None = None,
         flow: bool = False,
         call_id: str | None = None,
+        content_type: str = "application/sdp",
     ) -> OutgoingCall:
-        """Call ``target`` (a SIP URI) from ``identity`` (a web user's SIP identity, whose PBX
-        credentials answer digest challenges, or a plain AOR) with an SDP offer. ``endpoint``: our
-        Via/Contact (default: the one toward the next hop); ``flow``: every request of the dialog goes
-        to ``next_hop`` (a browser's WebSocket), whatever its Contact says; ``call_id``: the Call-ID,
-        chosen by the caller beforehand (its log lines name it before the INVITE exists), else a new one."""
+        """Call ``target`` (a SIP URI) from ``identity`` (a web user's SIP identity, whose PBX credentials
+        answer digest challenges, or an AOR) with an SDP offer (or a multipart body: ``content_type``).
+        ``endpoint``: our Via/Contact (default: toward the next hop); ``flow``: every request of the dialog
+        to ``next_hop`` (a browser's WebSocket); ``call_id``: chosen beforehand (logs name it), else new."""
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new calls")
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -325,6 +325,7 @@ class UserAgent:
             body=offer_sdp.encode(),
             headers=(*timer, *headers),
             call_id=call_id,
+            content_type=content_type,
         )
         call = OutgoingCall(self, invite, hop, digest)
         if flow:
