@@ -202,6 +202,7 @@ class Recordings:
             self._siprec_stop(call)
         elif action is RecordingAction.START and self.section.siprec is not None and call.siprec is None:
             call.siprec = _Siprec()
+            recorder.notes["siprec"] = {"server": self.section.siprec.server, "state": "connecting"}
             self._driver.spawn(self._siprec_run(self.section.siprec, recorder, call.siprec))
         elif call.siprec is not None and call.siprec.streams is not None and action is RecordingAction.PAUSE:
             call.siprec.streams.pause()
@@ -222,6 +223,7 @@ class Recordings:
             session = await self._siprec_client.open(recorded, address, link.streams.ports)
         except (SiprecRefused, OSError, RuntimeError, ValueError) as exc:
             link.state = f"failed: {exc}"
+            recorder.notes["siprec"] = {"server": section.server, "state": link.state}
             logger.warning("call=%s SIPREC to %s failed: %s", facts.call_id, section.server, exc)
             if link.streams is not None:
                 link.streams.close()
@@ -230,6 +232,11 @@ class Recordings:
             await session.close()
             return
         link.session, link.state = session, "recording"
+        recorder.notes["siprec"] = {
+            "server": section.server,
+            "state": "answered",
+            "sip_call_id": session.sip_call_id,
+        }
         link.streams.send_to(session.destinations)
         recorder.listener = link.streams.pcm
         logger.info("call=%s SIPREC session %s to %s", facts.call_id, session.sip_call_id, section.server)

@@ -97,6 +97,7 @@ class CallRecorder:
         self.undecodable = 0
         # each leg's decoded PCM as it is recorded, by channel (SIPREC: runtime/recordings.py)
         self.listener: Callable[[int, bytes], None] | None = None
+        self.notes: dict[str, object] = {}  # more for the sidecar (``siprec``: that session's outcome)
 
     @property
     def state(self) -> RecordingState:
@@ -200,6 +201,7 @@ class CallRecorder:
             "start_time": round(file.started_wall, 3),
             "end_time": round(file.started_wall + (now - file.started), 3),
             "spans": file.spans,
+            **self.notes,
         }
 
     # --- audio ---------------------------------------------------------------------------------------

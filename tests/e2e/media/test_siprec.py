@@ -11,6 +11,7 @@ the recording's state says why (`siprec`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 
@@ -110,7 +111,12 @@ async def test_siprec_streams_both_legs_to_the_srs_and_byes_at_the_end(tmp_path:
                 received = [len(s.payloads) for s in sinks]
                 await asyncio.sleep(0.5)
                 assert [len(s.payloads) for s in sinks] == received, "RTP after the BYE"
-            assert list((tmp_path / "recordings").rglob("*.wav")), "the file recording is still made"
+        [path] = list((tmp_path / "recordings").rglob("*.wav"))  # the file recording is still made
+        sidecar = path.with_suffix(".json")
+        await wait_until(sidecar.exists, timeout=10)
+        noted = json.loads(sidecar.read_text())["siprec"]
+        assert noted["server"] == srs.uri("srs") and noted["state"] == "answered", noted
+        assert noted["sip_call_id"] in (srs.workdir / "messages.log").read_text(), noted
     finally:
         for transport in transports:
             transport.close()
@@ -152,3 +158,6 @@ async def test_an_unreachable_srs_never_touches_the_call(tmp_path: Path) -> None
                 await peer.close()
         [path] = list((tmp_path / "rec").rglob("*.wav"))
         assert path.stat().st_size > 8000
+        sidecar = path.with_suffix(".json")
+        await wait_until(sidecar.exists, timeout=10)
+        assert json.loads(sidecar.read_text())["siprec"]["state"].startswith("failed: ")
