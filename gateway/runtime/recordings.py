@@ -232,14 +232,17 @@ class Recordings:
             await session.close()
             return
         link.session, link.state = session, "recording"
-        recorder.notes["siprec"] = {
-            "server": section.server,
-            "state": "answered",
-            "sip_call_id": session.sip_call_id,
-        }
+        notes = {"server": section.server, "state": "answered", "sip_call_id": session.sip_call_id}
+        recorder.notes["siprec"] = notes
         link.streams.send_to(session.destinations)
         recorder.listener = link.streams.pcm
         logger.info("call=%s SIPREC session %s to %s", facts.call_id, session.sip_call_id, section.server)
+        if await session.ended_by_server() and not link.closed:
+            link.closed, link.state = True, "ended by the server"
+            recorder.notes["siprec"] = {**notes, "state": link.state}
+            recorder.listener = None
+            link.streams.close()
+            logger.warning("call=%s SIPREC session ended by %s", facts.call_id, section.server)
 
     def _siprec_stop(self, call: _Call) -> None:
         link, call.siprec = call.siprec, None

@@ -6,7 +6,8 @@ A recording session is an INVITE from the UA straight to the SRS's URI (never th
 two ``a=sendonly`` PCMU m-lines labelled ``1`` (the web user) and ``2`` (the SIP party), and the RFC 7865
 metadata (``application/rs-metadata+xml``): the recording session, the communication session (the
 gateway's call id and the SIP leg's Call-IDs), the two participants by AOR, and the streams by label.
-The SRS's 200 is ACKed by the UA; its answer gives where each label's RTP goes. BYE ends it. Not done:
+The SRS's 200 is ACKed by the UA; its answer gives where each label's RTP goes. BYE (either side's) ends
+it. Not done:
 metadata updates in the session, re-INVITEs, SRS-initiated sessions (§6.1.2), SRTP.
 """
 
@@ -23,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import sdp
 from gateway.sip.useragent.ua_calls import CallError
-from gateway.sip.useragent.ua_events import Answered, Failed
+from gateway.sip.useragent.ua_events import TERMINAL, Answered, Bye, Failed
 from sipcore.dialogs.requests import Endpoint
 from sipcore.location.routing import Target
 from sipcore.syntax.headers import NameAddr
@@ -198,6 +199,15 @@ class SiprecSession:
     @property
     def sip_call_id(self) -> str:
         return self.call.call_id
+
+    async def ended_by_server(self) -> bool:
+        """Wait for the session's end: True when the SRS ended it (its BYE), False when we did."""
+        while True:
+            event = await self.call.next_event()
+            if isinstance(event, Bye):
+                return event.by_remote
+            if isinstance(event, TERMINAL):
+                return True
 
     async def close(self) -> None:
         """BYE, unless the SRS ended it already."""

@@ -36,10 +36,12 @@ class _RtpSink(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
         self.payload_types: set[int] = set()
+        self.marked = 0  # packets with the marker bit: one per talkspurt (the start, each resume)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         if len(data) > 12 and data[0] >> 6 == 2:
             self.payload_types.add(data[1] & 0x7F)
+            self.marked += data[1] >> 7
             self.payloads.append(data[12:])
 
     def samples(self, seconds: float) -> list[int]:
@@ -102,6 +104,25 @@ async def test_siprec_streams_both_legs_to_the_srs_and_byes_at_the_end(tmp_path:
                     assert not detect_tone(web, 8000, PHONE_TONE, threshold=0.2)
                     assert detect_tone(sip, 8000, PHONE_TONE), "no 440 Hz from the phone on label 2"
                     assert not detect_tone(sip, 8000, WEB_TONE, threshold=0.2)
+                    assert [s.marked for s in sinks] == [1, 1]
+
+                    # a pause sends nothing (no re-INVITE); a resume starts a talkspurt (marker bit)
+                    url = f"{gateway.http_url}/admin/api/calls/{call_id}/recording"
+                    async with aiohttp.ClientSession() as http:
+                        for action in ("pause", "resume"):
+                            async with http.post(url, json={"action": action}, headers=ADMIN) as reply:
+                                info = await reply.json()
+                                assert reply.status == 200 and info["siprec"] == "recording", info
+                            if action == "pause":
+                                await asyncio.sleep(0.3)
+                                paused = [len(s.payloads) for s in sinks]
+                                await asyncio.sleep(1.0)
+                                assert [len(s.payloads) for s in sinks] == paused, "RTP while paused"
+                    await wait_until(
+                        lambda: all(len(s.payloads) >= n + 50 for s, n in zip(sinks, paused, strict=True)),
+                        timeout=10,
+                    )
+                    assert [s.marked for s in sinks] == [2, 2]
                     await alice.request({"type": "hangup", "call_id": call_id})
                     await alice.wait_for("ended", call_id=call_id)
                 finally:
