@@ -219,7 +219,10 @@ class Recordings:
             if self._siprec_client is None:
                 self._siprec_client = SiprecClient(self._driver.ua, section.server, section.transport.value)
             address = self._siprec_client.local_address()
-            link.streams = SiprecStreams(address, recorder.settings.rate)
+            try:
+                link.streams = SiprecStreams(address, recorder.settings.rate)
+            except OSError:  # an advertised (public) address that is not ours: any, the SDP says it
+                link.streams = SiprecStreams("::" if ":" in address else "0.0.0.0", recorder.settings.rate)
             session = await self._siprec_client.open(recorded, address, link.streams.ports)
         except (SiprecRefused, OSError, RuntimeError, ValueError) as exc:
             link.state = f"failed: {exc}"
