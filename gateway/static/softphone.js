@@ -580,6 +580,7 @@ function showHistory() {
 
 function showContacts() {
   renderContacts($("contacts"), contacts, (number) => dialNumber(number));
+  lamps.render(); // the colleagues' names come from the directory
 }
 
 async function refreshContacts() {
