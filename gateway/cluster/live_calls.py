@@ -56,7 +56,8 @@ def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
     try:
         fields: dict[str, Any] = json.loads(line)
         legs = {name: LegRecord(**figures) for name, figures in (fields.pop("legs", None) or {}).items()}
-        fields["sip_call_ids"] = tuple(fields.get("sip_call_ids") or ())
+        for name in ("sip_call_ids", "recording"):  # tuples, lists in JSON
+            fields[name] = tuple(fields.get(name) or ())
         record = CallRecord(**fields, legs=legs)
     except (ValueError, TypeError) as exc:
         logger.warning("cluster: an unreadable live call entry (%s): %.120s", exc, line)
