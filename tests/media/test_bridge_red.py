@@ -23,7 +23,7 @@ from gateway.media.codecs.opus_decoder import opus_available
 from gateway.media.rtp.red import RedBlock, pack, unpack
 from gateway.media.webrtc import aiortc_hooks
 from peers.audio import rms
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastlane_loss import BrowserEgress
 from tests.media.fastlane.test_fastpath import (
@@ -76,7 +76,7 @@ def _answer_red(call: Call) -> list[str]:
 async def _run(sip_codec: str, *, red: bool, engine: str = "native") -> tuple[Call, BrowserEgress]:
     if not opus_available():
         assert not in_ci(), "CI must have libopus"
-        pytest.skip("no libopus")
+        unavailable("no libopus")
     lane: dict[str, Any] = {"fast_lane": None} if engine == "python" else {}
     if engine == "native":
         require_fast_lane()

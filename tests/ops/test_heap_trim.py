@@ -14,7 +14,7 @@ import pytest
 from gateway.ops import heap_trim
 from gateway.ops.gc_tuning import GcSettings, GcTuning
 from gateway.ops.heap_trim import HeapTrim, TrimSettings, trim
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 
 
 class Clock:
@@ -65,7 +65,7 @@ def _rss() -> int:
 def test_trim_gives_back_free_pages_between_live_blocks() -> None:
     if platform.libc_ver()[0] != "glibc":
         assert not in_ci(), "CI runs on glibc (malloc_trim is glibc's)"
-        pytest.skip("malloc_trim is glibc's")
+        unavailable("malloc_trim is glibc's")
     libc = ctypes.CDLL(None)
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]

@@ -15,7 +15,7 @@ from gateway.media.codecs.mixer import Mixer, MixerError
 from gateway.media.codecs.opus_decoder import OpusDecoder, opus_available
 from gateway.media.codecs.pcm_codec import PcmCodec, PcmFormat
 from peers.audio import alaw_decode, detect_tone, encode_tone, sine, tone_ratio, ulaw_decode, ulaw_encode
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 
 FRAMES = 50
 
@@ -49,7 +49,7 @@ def _opus_pcm(sink: Sink) -> array.array[int]:
 def test_sip_party_hears_browsers_and_browsers_hear_the_sip_party() -> None:
     if not opus_available():
         assert not in_ci(), "CI must have libopus (the fast lane and aiortc's opus use it)"
-        pytest.skip("no libopus")
+        unavailable("no libopus")
     mixer = Mixer(rate=8000, max_participants=4)
     phone, alice, bob = Sink(), Sink(), Sink()
     mixer.add("phone", "pcmu", phone)

@@ -17,7 +17,7 @@ from gateway.media import fastlane
 from gateway.media.codecs import opus_settings
 from gateway.media.fastlane.native import SIP_TO_WEB
 from gateway.media.rtp.ports import RtpPortAllocator
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastpath import linked, require_fast_lane, until
 
@@ -91,7 +91,7 @@ def lost_up_to(dropped: list[int], highest: int) -> int:
 async def test_the_browsers_loss_is_in_our_reports(ports: RtpPortAllocator, fast: bool) -> None:
     if fast and not fastlane.available():
         assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
-        pytest.skip("gateway.media.fastlane._fastlane is not built")
+        unavailable("gateway.media.fastlane._fastlane is not built")
     settings: dict[str, Any] = {"web_rtcp_interval": 1.0}
     if not fast:
         settings["fast_lane"] = None

@@ -22,7 +22,7 @@ from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.webrtc import aiortc_hooks
 from peers.audio import rms, ulaw_encode
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastpath import (
     OPUS_FRAME,
@@ -82,7 +82,7 @@ def _schedule(seed: int) -> tuple[list[int], set[int]]:
 async def test_loss_and_reordering_from_the_phone_are_concealed_and_put_in_order(engine: str) -> None:
     if not opus_available():
         assert not in_ci(), "CI must have libopus (the fast lane and aiortc's opus use it)"
-        pytest.skip("no libopus")
+        unavailable("no libopus")
     ports: RtpPortAllocator
     if engine == "native":
         require_fast_lane()
@@ -183,7 +183,7 @@ class BrowserEgress:
 async def test_loss_and_reordering_from_the_browser_are_concealed_and_put_in_order(engine: str) -> None:
     if not opus_available():
         assert not in_ci(), "CI must have libopus (the fast lane and aiortc's opus use it)"
-        pytest.skip("no libopus")
+        unavailable("no libopus")
     if engine == "native":
         require_fast_lane()
         require_transcoding("opus>pcmu")

@@ -105,7 +105,7 @@ def test_the_native_module_is_built_in_ci() -> None:
     if in_ci():
         assert fastlane.available(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
     elif not fastlane.available():
-        pytest.skip("gateway.media.fastlane._fastlane is not built")
+        unavailable("gateway.media.fastlane._fastlane is not built")
 
 
 async def test_pcmu_pass_through_is_forwarded_natively_and_accounted(

@@ -12,7 +12,7 @@ import pytest
 from gateway.media import fastlane
 from gateway.media.fastlane.native import SIP_TO_WEB
 from gateway.media.rtp.ports import RtpPortAllocator
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastlane_engine import RtpPacketView, arm_both, open_srtp_link, receive, rtp
 from tests.media.fastlane.test_fastpath import TO_WEB, counters, linked, require_fast_lane, until
@@ -49,7 +49,7 @@ async def test_gaps_reordering_source_change_and_wrap_reach_the_browser(
 ) -> None:
     if fast and not fastlane.available():
         assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
-        pytest.skip("gateway.media.fastlane._fastlane is not built")
+        unavailable("gateway.media.fastlane._fastlane is not built")
     call = Call(ports) if fast else Call(ports, fast_lane=None)
     call.phone.sequence = 65500  # the wrap comes during the test
     try:

@@ -32,7 +32,7 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 from gateway.media.fastlane.engine import SerializedSrtp
 from gateway.media.fastlane.native import STATS_AIORTC, available, replay
 from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive, aiortc_rtcp, ice_consent
-from peers.binaries import in_ci
+from peers.binaries import in_ci, unavailable
 
 
 def test_pinned_versions() -> None:
@@ -331,7 +331,7 @@ def test_fast_lane_statistics_mirror_stream_statistics_add(monkeypatch: pytest.M
     # the engine's aiortc flavour replayed from a state taken mid-stream, copied back by restore_reception
     if not available():
         assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
-        pytest.skip("the fast lane is not built")
+        unavailable("the fast lane is not built")
     wall = 1.7e9
     sequences = [65533, 65534, 65535, 1, 0, 3]
     arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(len(sequences))]
@@ -367,7 +367,7 @@ def test_a_source_counted_in_another_rate_is_handed_to_the_engine_in_its_own(
     # of ~10^11 that no RTCP report can carry)
     if not available():
         assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
-        pytest.skip("the fast lane is not built")
+        unavailable("the fast lane is not built")
     wall = 1.7e9
     arrivals = [wall + 0.02 * i + 0.004 * (i % 2) for i in range(6)]
     packets = [(100 + i, 5000 + 160 * i, arrivals[i]) for i in range(6)]
