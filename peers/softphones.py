@@ -300,6 +300,11 @@ class Softphone:
     async def unhold(self) -> None:
         await self.page.evaluate("softphone.unhold()")
 
+    async def drop_socket(self) -> None:
+        """The library's WebSocket closed under it mid-call; the library reconnects and REGISTERs again
+        (JsSIP by itself, SIP.js as an application's onDisconnect makes it): then wait_for("registered")."""
+        await self.page.evaluate("softphone.dropSocket()")
+
     async def restart_ice(self) -> None:
         """ICE restarted by the library's own re-INVITE with new ICE credentials (JsSIP's
         ``renegotiate({rtcOfferConstraints: {iceRestart: true}})``, SIP.js's ``invite()`` with

@@ -15,6 +15,11 @@ naming the cap -- Kamailio's registrar refuses past ``max_contacts`` likewise (i
 RFC 3261 §21.5.4 keeps for an overloaded server: a retry would not help here, so 403, §21.4.4).
 Refreshing or removing bindings is always accepted, and so the 200 lists at most ``max_bindings``
 Contacts (issue 32: 1,500 Contacts on one flow gave a 105 KB 200 OK).
+
+RFC 5626 outbound: a Contact with `+sip.instance` and `reg-id` in a REGISTER with `Supported: outbound`
+is keyed by (instance, reg-id), so a browser that reconnects on a new WebSocket replaces the binding of
+its old flow; the 200 says `Require: outbound` and `Flow-Timer` (§5.4). Its calls follow it to the new
+flow (gateway/websip/flows.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ __all__ = ["Binding", "Flow", "RegisterResult", "Registrar"]
 
 DEFAULT_EXPIRES = 3600
 DEFAULT_MAX_BINDINGS = 10
+# RFC 5626 §5.4: how often an outbound client must send keep-alives (a double CRLF) on its flow. The
+# gateway needs none (its WebSocket pings find a dead flow); NATs and proxies between need traffic
+# within their idle timeouts: 120 s is the RFC's TCP default (§4.4.1), within the usual 300 s+.
+FLOW_TIMER = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +151,7 @@ class Registrar:
             ("Contact", f"{b.contact};expires={b.remaining(now)}") for b in self.bindings(user_id, now)
         )
         if used_outbound:
-            listed = (("Require", "outbound"), *listed)
+            listed = (("Require", "outbound"), ("Flow-Timer", str(FLOW_TIMER)), *listed)
         return RegisterResult(200, listed)
 
     def _apply(

@@ -17,7 +17,9 @@ Every out-of-dialog request that arrives on a WS/WSS flow comes here (``UserAgen
   Allow (``WEB_SIP_ALLOW``) lists what a library gets answered.
 
 One :class:`WebSipSession` per (flow, user) is the call core's session (``SessionSink``); it closes when
-its flow closes (its calls end: BYE to the far end) or when it has neither bindings nor calls.
+it has neither bindings nor calls, or when its flow closes: its calls end (BYE to the far end), unless
+one is answered and its library registered, when it waits ``web_auth.reconnect_grace`` for the
+library's new flow and moves there (RFC 5626, gateway/websip/flows.py).
 Inbound calls: a session with a binding is in presence, so a call to its user rings it along with the
 user's other sessions. It asks the call core for the WebRTC offer (``request_offer``: a SIP library
 can only ring with one) and sends INVITE with it over the flow to each Contact bound there; the
@@ -47,6 +49,7 @@ from gateway.sip.transport_ws import WsTransport
 from gateway.sip.useragent.subscriptions import NotifyFront, SubscriptionClient, pbx_place
 from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
+from gateway.websip.flows import LostFlows
 from gateway.websip.registrar import Flow, Registrar
 from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
 from gateway.websip.subscriptions import SubscriptionRelay
@@ -115,6 +118,8 @@ class WebSipService:
         self.relay: SubscriptionRelay | None = None  # SUBSCRIBE to the PBX (attach_relay)
         self._pbx_domain = config.pbx.effective_domain
         self._config = config  # each user's own PBX for the relayed SUBSCRIBEs (pbx_place)
+        # sessions whose flow closed under answered calls, waiting for a new one (flows.py, RFC 5626)
+        self.lost = LostFlows(config.web_auth.reconnect_grace, self._lost_for_good)
 
     def start(self) -> None:
         self.ua.web_sip = self.on_request
@@ -140,7 +145,7 @@ class WebSipService:
             self._expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
-        for session in list(self._sessions.values()):
+        for session in [*self._sessions.values(), *self.lost.drain()]:
             await self._close(session)
         self._sessions.clear()
         for task in list(self._tasks):
@@ -230,7 +235,11 @@ class WebSipService:
         incoming.reply(result.status, result.reason, headers=result.headers)
         if result.status != 200:
             return
-        if any(b.user_id == user.id for b in self.registrar.on_flow(flow)):
+        bound = [b for b in self.registrar.on_flow(flow) if b.user_id == user.id]
+        back = self.lost.claim(user.id, bound) if bound else None
+        if back is not None:  # its browser came back on a new flow (flows.py): its calls go on there
+            self._came_back(back, flow)
+        if bound:
             session = await self._session(user, flow)
             if session.id not in self._present:  # a binding: the user is online there (inbound rings it)
                 self._present.add(session.id)
@@ -302,9 +311,30 @@ class WebSipService:
         await self._absent(session)
         await session.close()
 
+    def _came_back(self, session: WebSipSession, flow: Flow) -> None:
+        old = session.flow.address
+        key = (flow, session.user.id)
+        if key in self._sessions:  # the library called on the new flow before registering it: rare
+            self.spawn(self._close(self._sessions[key]))
+        session.move_to(flow)
+        self._sessions[key] = session
+        logger.info(
+            "%s's SIP library is back on %s:%d (was %s:%d): %d call(s) go on",
+            session.user.id,
+            *flow.address,
+            *old,
+            len(session.answered_calls()),
+        )
+
+    def _lost_for_good(self, session: WebSipSession) -> None:
+        self.spawn(self._close(session))
+
     def session_idle(self, session: WebSipSession) -> None:
         """Close a session with no call and no binding left."""
         if session.legs or session.ringing or session.outgoing or session.closed:
+            return
+        if self.lost.release(session):  # its calls ended while it waited for a new flow
+            self.spawn(self._close(session))
             return
         if any(b.user_id == session.user.id for b in self.registrar.on_flow(session.flow)):
             return
@@ -322,7 +352,12 @@ class WebSipService:
             if dropped:
                 logger.info("SIP WebSocket %s:%d closed: %d binding(s) removed", *address, len(dropped))
             for key in [k for k in self._sessions if k[0] == flow]:
-                self.spawn(self._close(self._sessions.pop(key)))
+                session = self._sessions.pop(key)
+                if self.lost.hold(session, dropped):  # its calls wait for a new flow (flows.py)
+                    session.flow_lost()
+                    self.spawn(self._absent(session))  # not rung on a closed flow meanwhile
+                else:
+                    self.spawn(self._close(session))
 
     async def _expire_loop(self) -> None:
         while True:
@@ -338,7 +373,8 @@ class WebSipService:
 
     @property
     def sessions(self) -> int:
-        return len(self._sessions)
+        """Open sessions, those waiting for a new flow included."""
+        return len(self._sessions) + len(self.lost)
 
     def flow_busy(self, address: Address) -> bool:
         """A call in progress (ringing, or answered) on the flow from `address`: a drain keeps it open."""

@@ -13,7 +13,8 @@ as the page's `transfer` does (transfer.py). Chat goes both ways as MESSAGE in t
 events: RFC 4733 or its INFO) reach the library as INFO application/dtmf-relay in the call's dialog, one
 after the other (JsSIP's `newDTMF`, SIP.js's `onInfo`); a refusal leaves the call as it is, a 481 or no
 answer (408: the UA ended the dialog, RFC 3261 §12.2.1.2) hangs it up. It closes when its flow closes
-(its calls end) or when it has neither bindings nor calls.
+(its calls end; answered ones may wait for the library's new flow: flows.py) or when it has neither
+bindings nor calls.
 """
 
 from __future__ import annotations
@@ -147,6 +148,31 @@ class WebSipSession:
         """The SIP Call-IDs of call ``call_id``'s dialogs with the library (per-call traces, gateway/ops)."""
         leg = self.legs.get(call_id)
         return [leg.call_id] if leg is not None else [o.call_id for o in self.outgoing.get(call_id, [])]
+
+    def answered_calls(self) -> list[str]:
+        """The call core's ids of this session's calls whose dialog with the library is answered."""
+        return [c for c in {*self.legs, *self.outgoing} if self._answered(c) is not None]
+
+    def flow_lost(self) -> None:
+        """The flow closed and the session waits for a new one (flows.py): the calls that were not yet
+        answered end now (the library failed their INVITEs with its socket)."""
+        calls = self._service.calls
+        for call_id in [c for c in {*self.legs, *self.outgoing, *self.ringing} if self._answered(c) is None]:
+            if call_id in self.legs:
+                self._service.spawn(_ignore_gone(calls.cancel(self, call_id)))
+            elif call_id in self.ringing:
+                self.ringing.pop(call_id, None)
+                self._service.spawn(_ignore_gone(calls.reject(self, call_id, 480)))
+
+    def move_to(self, flow: Flow) -> None:
+        """The library registered a new flow: every dialog's requests go over it from now on."""
+        self.flow = flow
+        hop = Target(flow.transport, flow.address[0], flow.address[1])
+        for leg in self.legs.values():
+            leg.next_hop = hop
+        for legs in self.outgoing.values():
+            for outgoing in legs:
+                outgoing.next_hop = hop
 
     def referred(self, target: str) -> str | None:
         """The call whose REFER (passed on to the library) its INVITE to ``target`` carries out."""

@@ -434,6 +434,30 @@
         },
       }).catch((e) => emit("iceRestartFailed", { call, status: null, error: String(e) }));
     },
+    // The library's WebSocket lost mid-call (a proxy restart, a NAT timeout, a network change): closed
+    // under it, the library left to recover as applications do. JsSIP reconnects by itself (its recovery
+    // timer: 2 s or more) and REGISTERs again, same +sip.instance and reg-id; SIP.js is told by its
+    // delegate's onDisconnect in an application, which reconnects and REGISTERs again (the same Contact:
+    // no reg-id by default). Its sessions stay "established" in both. Events: disconnected, connected,
+    // registered.
+    async dropSocket() {
+      if (library === "jssip") {
+        ua._transport.socket._ws.close();
+        return;
+      }
+      const dropped = new Promise((resolve) => {
+        const listener = (state) => { if (state === SIP.TransportState.Disconnected) resolve(); };
+        ua.transport.stateChange.addListener(listener);
+      });
+      ua.transport.ws.close();
+      await dropped;
+      emit("disconnected");
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // an application's back-off
+      await ua.reconnect();
+      emit("connected");
+      // still Registered to SIP.js (no state change, so no event of the registerer's): its 2xx says it
+      await registerer.register({ requestDelegate: { onAccept: (r) => emit("registered", { status: r.message.statusCode }) } });
+    },
     // The call's ICE now: the ufrags of its local and remote descriptions (the remote one is the
     // gateway's), its connection state, and the selected pair's local candidate ("address:port").
     async ice() {

@@ -89,9 +89,10 @@ def test_outbound_reconnect_replaces_the_binding_on_the_old_flow() -> None:
     registrar = Registrar(Clock())
     first = registrar.register(outbound("<sip:a@x.invalid;transport=ws>"), "alice", FLOW)
     assert first.status == 200 and first.headers[0] == ("Require", "outbound")
-    assert INSTANCE in first.headers[1][1] and "reg-id=1" in first.headers[1][1]
+    assert first.headers[1] == ("Flow-Timer", "120")  # keep-alives at least this often (RFC 5626 §5.4)
+    assert INSTANCE in first.headers[2][1] and "reg-id=1" in first.headers[2][1]
     again = registrar.register(outbound("<sip:b@y.invalid;transport=ws>", call_id="c9"), "alice", OTHER)
-    assert again.status == 200 and len(again.headers) == 2  # Require + the one binding
+    assert again.status == 200 and len(again.headers) == 3  # Require, Flow-Timer + the one binding
     assert [b.flow for b in registrar.bindings("alice")] == [OTHER]
     assert registrar.on_flow(FLOW) == []
 
@@ -100,6 +101,7 @@ def test_outbound_needs_the_option_tag_and_an_instance() -> None:
     registrar = Registrar(Clock())
     plain = registrar.register(register(f"<sip:a@x.invalid>;reg-id=1;{INSTANCE}"), "alice", FLOW)
     assert plain.status == 200 and ("Require", "outbound") not in plain.headers  # no Supported: outbound
+    assert "Flow-Timer" not in dict(plain.headers)
     no_instance = registrar.register(
         register("<sip:b@x.invalid>;reg-id=1", call_id="c2", supported="outbound"), "alice", OTHER
     )

@@ -419,10 +419,14 @@ def loud(path: Path) -> bool:
 
 
 async def test_a_lost_websocket_ends_its_call_with_bye_to_the_phone(tmp_path: Path) -> None:
+    """With web_auth.reconnect_grace 0 the call does not wait for the library's new flow
+    (test_sip_websocket_flows.py): BYE to the phone at once."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        running_gateway(websocket_config(phone.address)) as gateway,
+        running_gateway(
+            websocket_config(phone.address, sections={"web_auth": {"reconnect_grace": 0}})
+        ) as gateway,
     ):
         assert gateway.web_sip is not None
         peer = WebPeer(1000)
