@@ -41,6 +41,7 @@ from gateway.signaling.http_api.openapi import openapi_document
 from gateway.signaling.http_api.sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY, jsonrpc_handler
 from gateway.signaling.jsonrpc.peer import RpcContext
+from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.origin import OriginPolicy, origin_policy
 from gateway.signaling.revocation import FileRevocations, InMemoryRevocations, RevocationStore
@@ -204,13 +205,17 @@ def add_signaling_routes(
         credentials, config.admin.token.reveal() if config.admin.token is not None else None
     )  # admin_auth.require_admin
     app[STREAMS_KEY] = EventStreams.from_config(config)
-    app[RPC_KEY] = RpcContext(call_service, credentials, presence, ice_servers, limits, monotonic)
+    detached = DetachedPeers(config.web_auth.reconnect_grace)  # JSON-RPC peers that may come back
+    app[RPC_KEY] = RpcContext(
+        call_service, credentials, presence, ice_servers, limits, monotonic, detached=detached
+    )
     sockets = SocketRegistry()
     app[SOCKETS_KEY] = sockets
     app[ORIGINS_KEY] = origins_for(config.http)
     app.middlewares.append(origin_guard)
 
     async def close_sockets(app: web.Application) -> None:
+        await app[RPC_KEY].detached.close()  # first: sockets that close now do not wait (resume.py)
         await sockets.close_all()
 
     app.on_shutdown.append(close_sockets)

@@ -56,12 +56,16 @@ class RpcDialect:
 
     async def on_message(self, data: str | bytes) -> None:
         await self.peer.receive(data)
+        if self.peer.successor is not None:  # its announce resumed a detached peer (resume.py)
+            self.peer = self.peer.successor
+            await self.peer.flush()
 
     async def on_refused(self, error: SignalingError) -> None:
         if not isinstance(error, LoginTimeout):  # a response needs a request: the close says it
             await self.peer.refuse(error)
 
     async def on_close(self) -> None:
+        self.peer = self.peer.successor or self.peer  # closed between a resuming announce and on_message
         await self.peer.close()
         logger.info("JSON-RPC peer %s closed (code %s)", self.peer.id, self._socket.close_code or 1000)
 

@@ -219,3 +219,27 @@ class Replies:
         if not self.items:
             return None
         return encode(self.items) if self.batch else encode(self.items[0])
+
+
+URGENT: Final = frozenset({"ping", "disconnect"})  # run at once, beside any other request
+CONTROLS: Final = frozenset(
+    {"hold", "resume", "dtmf", "transfer", "message", "merge", "split"}
+)  # a call's lane
+
+
+def lane_of(call: Call) -> tuple[bool, str | None]:
+    """Whether a single request of an authenticated peer runs beside the others, and in which lane
+    (issue 32 item 7): `ping` and `disconnect` at once (a hang-up never waits for a pending offer),
+    `offer`, and a trickle or call control without `call_id`, one after the other (a browser trickles
+    before the offer's result names the call), a call's `answer`, `ice_candidate` and controls in its
+    order; `announce` and unknown methods in the reader's turn."""
+    if call.method in URGENT:
+        return True, None
+    params = call.params if isinstance(call.params, Mapping) else {}
+    call_id = params.get("call_id")
+    in_call = call.method == "ice_candidate" or call.method in CONTROLS
+    if call.method == "answer" or (in_call and isinstance(call_id, str)):
+        return True, f"call:{call_id}"
+    if call.method == "offer" or in_call:
+        return True, "calls"
+    return False, None

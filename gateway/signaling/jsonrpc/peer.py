@@ -16,7 +16,8 @@ told as notifications:
 
 An announced peer with `capabilities.incoming_calls: true` is online for its user: SIP calls to the user
 ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
-`disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them too.
+`disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them
+too, except answered ones of an announced peer, which wait for its new socket (resume.py).
 An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
 call service (gateway/signaling/jsonrpc/relay.py).
 
@@ -58,6 +59,7 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.notifications import notification_of
 from gateway.signaling.jsonrpc.params import (
     Announce,
     AnswerParams,
@@ -68,7 +70,8 @@ from gateway.signaling.jsonrpc.params import (
     params_of,
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
-from gateway.signaling.jsonrpc.three_way import Merged, Split, notification, three_way
+from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers
+from gateway.signaling.jsonrpc.three_way import three_way
 from gateway.signaling.limits import SignalingLimits, TokenBucket
 from gateway.signaling.service import CallService, ChatService, JsonValue, WebIceRestartService
 from gateway.signaling.turn_rest import IceServers
@@ -79,9 +82,6 @@ logger = logging.getLogger(__name__)
 MAX_CALLS: Final = 4  # calls one peer may have at once
 # The session loop's concurrent runner (SessionSocket.run): the work, its lane, whether it is urgent.
 Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
-_URGENT: Final = frozenset({"ping", "disconnect"})
-_PROGRESS: Final = {sig.Ringing: "ringing", sig.EarlyMedia: "early_media", sig.Connected: "answered"}
-_CONTROLS: Final = frozenset({"hold", "resume", "dtmf", "transfer", "message", "merge", "split"})  # its lane
 # what a call control's result says was started (the HTTP API's statuses; dtmf and message: "sent")
 _STARTED: Final = {"hold": "holding", "resume": "resuming", "transfer": "transferring", "merge": "merging", "split": "splitting"}  # fmt: skip
 
@@ -95,6 +95,7 @@ class RpcContext:
     limits: SignalingLimits
     monotonic: Callable[[], float]
     directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
+    detached: DetachedPeers = field(default_factory=DetachedPeers)  # peers whose socket went (resume.py)
 
 
 class RpcPeer:
@@ -127,6 +128,9 @@ class RpcPeer:
         self._closed = False
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._calls: set[str] = set()
+        self._answered: set[str] = set()  # of _calls, those answered (a detached peer keeps only these)
+        self._kept: list[str] | None = None  # detached (resume.py): what it would have been told
+        self.successor: RpcPeer | None = None  # the detached peer this socket's announce resumed
         self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)  # as /ws's
@@ -185,69 +189,30 @@ class RpcPeer:
         if self._closed:
             return
         match event:
-            case (
-                sig.Ringing(call_id=call_id)
-                | sig.Connected(call_id=call_id)
-                | sig.EarlyMedia(call_id=call_id)
-            ):
-                sdp = event.sdp if isinstance(event, sig.Connected | sig.EarlyMedia) else None
-                if sdp is not None and call_id in self._answers:
-                    self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
-                await self._notify("progress", {"call_id": call_id, "event": _PROGRESS[type(event)]})
-            case sig.DtmfReceived(call_id=call_id, digit=digit, duration_ms=duration):
-                await self._notify("progress", {"call_id": call_id, "event": "dtmf", "digit": digit,
-                                                "duration_ms": duration})  # fmt: skip
-            case sig.CallMessage(call_id=call_id, body=body):
-                await self._notify("progress", {"call_id": call_id, "event": "message", "body": body})
-            case sig.Held(call_id=call_id, by=by) | sig.Resumed(call_id=call_id, by=by):
-                name = "held" if isinstance(event, sig.Held) else "resumed"
-                await self._notify("progress", {"call_id": call_id, "event": name, "by": by})
-            case sig.IceCandidate(call_id=call_id, candidate=candidate):
-                value = cast(JsonValue, candidate.to_json()) if candidate is not None else None
-                await self._notify("ice_candidate", {"call_id": call_id, "candidate": value})
             case sig.Incoming(call_id=call_id):
                 self._ringing.add(call_id)
                 self._spawn(self._want_offer(call_id))
-            case sig.Offer(call_id=call_id, sdp=sdp) if call_id in self._ringing:
-                await self._notify("offer", {"call_id": call_id, "sdp": {"type": "offer", "sdp": sdp}})
+                return
+            case sig.Offer(call_id=call_id) if call_id not in self._ringing:
+                return
+            case sig.Connected(call_id=call_id, sdp=sdp) | sig.EarlyMedia(call_id=call_id, sdp=sdp):
+                if isinstance(event, sig.Connected):
+                    self._answered.add(call_id)
+                if sdp is not None and call_id in self._answers:
+                    self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
             case sig.Ended(call_id=call_id, reason=reason, message=message, sip_status=status):
                 self._ended(call_id, reason, message, status)
-                await self._notify("disconnect", {"call_id": call_id, "reason": reason, "message": message,
-                                                  "sip_status": status})  # fmt: skip
-            case _:
-                await self._in_call(event)
-
-    async def _in_call(self, event: sig.Event) -> None:
-        """How the call controls go (issue 33), and the SIP party's transfer request, as progress."""
-        match event:
-            case sig.Transfer(call_id=call_id, state=state, sip_status=status, message=message):
-                await self._notify("progress", {"call_id": call_id, "event": "transfer", "state": state,
-                                                "sip_status": status, "message": message})  # fmt: skip
-            case sig.MessageResult(call_id=call_id, status=status):
-                await self._notify(
-                    "progress", {"call_id": call_id, "event": "message_result", "sip_status": status}
-                )
-            case sig.TransferRequested(call_id=call_id, to=to):
-                await self._notify("progress", {"call_id": call_id, "event": "transfer_requested", "to": to})
-            case sig.CallQuality(call_id=call_id):  # the legs' figures while the call is up
-                body = cast(dict[str, JsonValue], event.to_json())
-                await self._notify("progress", {"call_id": call_id, "event": "quality", "legs": body["legs"],
-                                                "poor": body["poor"]})  # fmt: skip
-            case sig.ContactState() | sig.Voicemail() | sig.RecordingChanged():  # lamps, voicemail, recording
-                body = cast(dict[str, JsonValue], event.to_json())
-                await self._notify(str(body.pop("type")), body)
-            case Merged() | Split():  # three-way calls: `merged` / `split`, as /ws's events
-                await self._notify(*notification(event))
-            case sig.ErrorMessage(code=code, message=message, call_id=call_id):
-                logger.info("JSON-RPC peer %s call %s: %s %s", self._id, call_id, code, message)
-                if call_id is not None:  # a control the call refused after its result (a transfer's target)
-                    await self._notify("progress", {"call_id": call_id, "event": "error", "code": code,
-                                                    "message": message})  # fmt: skip
-            case _:
-                logger.debug("JSON-RPC peer %s: %s not told", self._id, type(event).__name__)
+        told = notification_of(event)
+        if told is not None:
+            await self._notify(*told)
+        else:
+            logger.debug("JSON-RPC peer %s: %s not told", self._id, type(event).__name__)
+        if self._kept is not None and not self._calls:  # its last call ended while it was away
+            await self.finish()
 
     def _ended(self, call_id: str, reason: str, message: str, status: int | None) -> None:
         self._calls.discard(call_id)
+        self._answered.discard(call_id)
         self._ringing.discard(call_id)
         future = self._answers.pop(call_id, None)
         if future is not None and not future.done():
@@ -270,11 +235,11 @@ class RpcPeer:
     async def receive(self, text: str | bytes) -> None:
         """One WebSocket frame (already within the size limit: the session loop checked it): its
         requests handled in order, the replies sent as one frame. A single request of an authenticated
-        peer runs beside the others in flight instead (`_lane`; a batch stays one unit, in order)."""
+        peer runs beside the others in flight instead (`framing.lane_of`; a batch stays one unit, in order)."""
         frame = rpc.decode(text)
         if self._run is not None and self.authenticated and not frame.batch and len(frame.calls) == 1:
             call = frame.calls[0]
-            beside, lane = _lane(call)
+            beside, lane = rpc.lane_of(call)
             if beside:
                 await self._run_call(call, lane)
                 return
@@ -298,7 +263,7 @@ class RpcPeer:
                 await self._send(rpc.encode(reply))
 
         assert self._run is not None
-        if not self._run(work, lane, call.method in _URGENT) and not call.notification:
+        if not self._run(work, lane, call.method in rpc.URGENT) and not call.notification:
             error = self._too_many() if self._too_many is not None else RateLimited("too many requests")
             await self._send(rpc.encode(rpc.error_from(error, call.id).to_json()))
 
@@ -346,6 +311,7 @@ class RpcPeer:
                 await self._context.calls.answer(self, call_id, sdp)
                 self._ringing.discard(call_id)
                 self._calls.add(call_id)
+                self._answered.add(call_id)
                 return {"call_id": call_id, "status": "answered"}
             case CandidateParams(call_id=call_id, candidate=candidate):
                 target = self._call_of(call_id)
@@ -431,6 +397,13 @@ class RpcPeer:
                 raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
+        detached = context.detached.claim(self.user.id, params.peer_id)
+        if isinstance(detached, RpcPeer):  # its socket went with calls up: this one takes it over
+            return await detached.resume(self, params)
+        return await self._announced(params)
+
+    async def _announced(self, params: Announce) -> dict[str, JsonValue]:
+        context = self._context
         context.directory.announce(params.peer_id, self, context.monotonic())  # may refuse: -32008
         self.peer_id = params.peer_id
         await self._open()
@@ -446,6 +419,28 @@ class RpcPeer:
             "incoming_calls": self._online,
             "ice_servers": [cast(JsonValue, s.to_json()) for s in context.ice_servers.for_user(self.user.id)],
         }
+
+    async def resume(self, socket: RpcPeer, params: Announce) -> JsonValue:
+        """This detached peer taken over by ``socket``'s, whose `announce` named its id (resume.py): its
+        sending, limits and credentials; its dialect hands frames here (`successor`), then `flush`."""
+        self._send, self._run, self._too_many = socket._send, socket._run, socket._too_many
+        self._take, self._login_failed, self._remote = socket._take, socket._login_failed, socket._remote
+        self._principal = socket._principal
+        try:
+            result = await self._announced(params)
+        except SignalingError:
+            self._context.detached.hold(self)  # not taken after all (the id changed hands): waits on
+            raise
+        socket.successor = self
+        logger.info("JSON-RPC peer %s resumed as %r: %d call(s)", self._id, params.peer_id, len(self._calls))
+        call_ids: list[JsonValue] = [*sorted(self._calls)]
+        return {**result, "resumed": True, "call_ids": call_ids}
+
+    async def flush(self) -> None:
+        """Send what this peer was not told while detached (after `resume`'s result)."""
+        kept, self._kept = self._kept or [], None
+        for text in kept:
+            await self._send(text)
 
     async def _open(self) -> None:
         if not self._opened:
@@ -549,7 +544,11 @@ class RpcPeer:
 
     # --- out -------------------------------------------------------------------------------------------
     async def _notify(self, method: str, params: Mapping[str, JsonValue]) -> None:
-        await self._send(rpc.encode(rpc.notification(method, params)))
+        text = rpc.encode(rpc.notification(method, params))
+        if self._kept is None:
+            await self._send(text)
+        else:  # detached: told when it resumes
+            self._kept = [*self._kept[-(KEPT - 1) :], text]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -557,17 +556,36 @@ class RpcPeer:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """The socket ended: its calls end (session_closed), it leaves presence; idempotent."""
-        if self._closed:
+        """The socket ended: its calls end (session_closed), it leaves presence; idempotent. With
+        answered calls and an announced id it is detached instead (resume.py): they go on meanwhile."""
+        if self._closed or self._context.detached.holds(self):
             return
-        self._closed = True
+        detach = self._opened and bool(self._calls & self._answered) and self._context.detached.hold(self)
+        self._closed, self._kept = not detach, (self._kept or []) if detach else None
         for task in list(self._tasks):
             task.cancel()
         for future in self._answers.values():
             future.cancel()
         await self._context.directory.gone(self, self._context.monotonic())
         if self._online and self._principal is not None:
+            self._online = False
             await self._context.presence.remove(self._principal.user.id, self._id)
+        if detach:
+            for call_id in sorted((self._calls - self._answered) | self._ringing):
+                await self._hangup(call_id)  # not answered: the page cannot take these back
+            return
+        await self._closed_calls()
+
+    async def finish(self) -> None:
+        """A detached peer closes for good (its grace ran out, its calls ended, the gateway stops)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._kept = None
+        self._context.detached.release(self)
+        await self._closed_calls()
+
+    async def _closed_calls(self) -> None:
         if self._opened:
             try:
                 await self._context.calls.session_closed(self)
@@ -576,24 +594,6 @@ class RpcPeer:
 
     def __repr__(self) -> str:
         return f"RpcPeer({self._id!r}, peer_id={self.peer_id!r})"
-
-
-def _lane(call: rpc.Call) -> tuple[bool, str | None]:
-    """Whether a single request of an authenticated peer runs beside the others, and in which lane
-    (issue 32 item 7): `ping` and `disconnect` at once (a hang-up never waits for a pending offer),
-    `offer`, and a trickle or call control without `call_id`, one after the other (a browser trickles
-    before the offer's result names the call), a call's `answer`, `ice_candidate` and controls in its
-    order; `announce` and unknown methods in the reader's turn."""
-    if call.method in _URGENT:
-        return True, None
-    params = call.params if isinstance(call.params, Mapping) else {}
-    call_id = params.get("call_id")
-    in_call = call.method == "ice_candidate" or call.method in _CONTROLS
-    if call.method == "answer" or (in_call and isinstance(call_id, str)):
-        return True, f"call:{call_id}"
-    if call.method == "offer" or in_call:
-        return True, "calls"
-    return False, None
 
 
 def _basic(user: str, secret: str) -> str:

@@ -1,0 +1,114 @@
+"""A JSON-RPC peer's call outlives its WebSocket (issue 34 item 2): an aiortc browser announced as
+`alice-laptop` calls the pjsua2 desk phone through a whole gateway, then its socket closes without
+`disconnect`. The call goes on (no BYE, the audio untouched: the RTCPeerConnection never depended on the
+socket); bob's announce of the id takes nothing (-32008); alice's new socket announcing the id resumes the
+peer (`resumed: true`, its session id and `call_ids`), is told what happened meanwhile (the phone's DTMF),
+holds the call and hears the phone's BYE as `disconnect`. A peer that does not come back within
+`web_auth.reconnect_grace` loses the call (BYE to the phone after the grace, not before)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.app import Gateway
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.webpeer import WebPeer
+from tests.e2e.dialects.test_jsonrpc import API_KEY, RpcClient
+from tests.e2e.harness import BOB_SECRET, gateway_config, running_gateway, wait_until
+
+ANNOUNCE = {"peer_id": "alice-laptop", "capabilities": {"incoming_calls": True}}
+
+
+def _config(phone: DeskPhone, grace: float) -> Any:
+    return gateway_config(
+        phone.address,
+        alice_extra={"api_keys": [{"key": API_KEY, "default_dial": "2000"}]},
+        web_auth={"reconnect_grace": grace},
+    )
+
+
+def _url(gateway: Gateway) -> str:
+    return f"{gateway.http_url.replace('http', 'ws')}/jsonrpc"
+
+
+async def _call_up(client: RpcClient, peer: WebPeer, phone: DeskPhone) -> tuple[str, str, int]:
+    """alice's peer announces and calls the phone: (session id, call id, the phone's number)."""
+    announced = await client.request("announce", ANNOUNCE)
+    session_id = announced["result"]["session_id"]
+    reply = await client.request("offer", {"sdp": await peer.offer(), "type": "offer"})
+    call_id = reply["result"]["call_id"]
+    await peer.accept(reply["result"]["answer"]["sdp"])
+    await client.notification("progress", call_id=call_id, event="answered")
+    number = int((await phone.wait_for("incoming"))["call"])
+    await phone.wait_for("state", call=number, state="CONFIRMED")
+    await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
+    return session_id, call_id, number
+
+
+async def test_a_new_socket_resumes_the_peer_and_its_call(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(_config(phone, 30.0)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            async with http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as ws:
+                session_id, call_id, number = await _call_up(RpcClient(ws), peer, phone)
+            # the socket is gone: the call goes on, and what happens meanwhile is kept for the peer
+            await asyncio.sleep(1.5)
+            await phone.send("dtmf", digits="7")
+            await asyncio.sleep(1.0)
+            assert not phone.seen("state", call=number, state="DISCONNECTED")
+            assert peer.heard(440, last=1.0), "the audio stopped with the socket"
+
+            async with http.ws_connect(_url(gateway)) as bob_ws:  # bob cannot take alice's peer id
+                bob = RpcClient(bob_ws)
+                credentials = {"user": "bob", "secret": BOB_SECRET}
+                taken = await bob.request("announce", {**ANNOUNCE, "credentials": credentials})
+                assert taken["error"]["code"] == -32008, taken
+
+            async with http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as ws:
+                client = RpcClient(ws)
+                resumed = await client.request("announce", ANNOUNCE)
+                result = resumed["result"]
+                assert result["resumed"] is True and result["call_ids"] == [call_id], resumed
+                assert result["session_id"] == session_id, resumed
+                dtmf = await client.notification("progress", call_id=call_id, event="dtmf")
+                assert dtmf["digit"] == "7", dtmf
+                held = await client.request("hold", {"call_id": call_id})
+                assert held["result"]["status"] == "holding", held
+                await client.notification("progress", call_id=call_id, event="held")
+                await phone.hangup(number)
+                ended = await client.notification("disconnect", call_id=call_id)
+                assert ended["reason"] == "remote_hangup", ended
+        finally:
+            await peer.close()
+
+
+async def test_a_peer_that_does_not_come_back_loses_its_call_after_the_grace(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(_config(phone, 3.0)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            async with http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as ws:
+                _, _, number = await _call_up(RpcClient(ws), peer, phone)
+            closed = time.monotonic()
+            await asyncio.sleep(1.5)
+            assert not phone.seen("state", call=number, state="DISCONNECTED")
+            await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=10)
+            assert 2.5 <= time.monotonic() - closed <= 8.0
+            await wait_until(lambda: gateway.driver.calls == 0, timeout=5)
+        finally:
+            await peer.close()
