@@ -6,7 +6,8 @@ interfaces the identity and signaling layers already have it puts Redis implemen
 registration ownership (registrations.py) and the call-record stream (stores.py). Routing between
 instances: a call for a web user whose sessions are on another instance is redirected there (302, which
 Kamailio follows: deploy/kamailio-cluster.cfg), an HTTP request for another instance's session is
-forwarded to it (gateway/signaling/cluster_http.py). Without the section nothing here is imported.
+forwarded to it (gateway/signaling/cluster_http.py), a page's `/ws` login whose calls wait on another
+instance is relayed to it (gateway/signaling/ws/relay.py). Without the section nothing here is imported.
 """
 
 from gateway.cluster.errors import ClusterUnavailable

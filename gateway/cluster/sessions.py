@@ -36,13 +36,18 @@ RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del'
 
 
 class SessionOwners:
-    def __init__(self, node: ClusterNode, local_ids: Callable[[], Iterable[str]]) -> None:
+    """Which instance owns each id of one kind: HTTP-API and WHIP sessions (`http`), or the logins whose
+    `/ws` calls wait for their browser (`detached`: a page's reconnect to another instance is relayed to
+    the owner, gateway/signaling/ws/relay.py)."""
+
+    def __init__(self, node: ClusterNode, local_ids: Callable[[], Iterable[str]], kind: str = "http") -> None:
         self._node = node
         self._local_ids = local_ids
-        node.add_refresher("HTTP sessions", self.refresh, self.leave)
+        self._kind = kind
+        node.add_refresher(f"{kind} owners", self.refresh, self.leave)
 
     def _key(self, session_id: str) -> str:
-        return self._node.key("http", session_id)
+        return self._node.key(self._kind, session_id)
 
     def _value(self, session_id: str) -> str:
         """This instance as the session's owner, signed."""

@@ -14,12 +14,14 @@ gateway/ops/drain.py); it returns when the calls have ended or `cluster.drain_ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.live_calls import LiveCallLedger
 from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
@@ -56,6 +58,11 @@ class ClusterWiring:
         self.presence = ClusterPresence(self.node)
         self.driver = driver
         self.owners = SessionOwners(self.node, driver.http_session_ids)
+        # the logins whose `/ws` calls wait here for their browser: a page's reconnect elsewhere is
+        # relayed here (gateway/signaling/ws/relay.py)
+        self.detached = SessionOwners(self.node, driver.reconnects.families, kind="detached")
+        driver.reconnects.on_detached = self._detached_here
+        self._claims: set[asyncio.Task[None]] = set()
         # revocations this instance knows, kept in the state directory (fail-closed: cluster/revocations.py)
         known = FileRevocations(revoked_file) if revoked_file is not None else None
         self.revocations = RedisRevocations(self.node, known)
@@ -87,9 +94,32 @@ class ClusterWiring:
         self.throttle_store = RedisLoginThrottle(self.node, policy)
         return self.throttle_store
 
+    def _detached_here(self, family: str) -> None:
+        """A `/ws` call of login ``family`` waits here: say so in Redis now (the heartbeat renews it)."""
+
+        async def claim() -> None:
+            with contextlib.suppress(ClusterUnavailable):  # the next heartbeat tries again
+                await self.detached.claim(family)
+
+        task = asyncio.get_running_loop().create_task(claim())
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def relay_to(self, family: str) -> str | None:
+        """Where login ``family``'s calls wait, when on another instance: its HTTP base URL."""
+        if family in self.driver.reconnects.families():
+            return None
+        owner = await self.detached.owner(family)
+        if owner is None or owner == self.node.id:
+            return None
+        peer = await self.node.instance(owner)
+        return peer.http if peer is not None else None
+
     def attach_signaling(self, app: WebApp) -> None:
         """After the signaling routes: their presence feed hears the other instances' transitions
-        (presence_channel.py) and publishes this one's."""
+        (presence_channel.py) and publishes this one's; a page's login whose calls wait on another
+        instance is relayed there (ws/relay.py)."""
+        app[CONTEXT_KEY] = dataclasses.replace(app[CONTEXT_KEY], relay_to=self.relay_to)
         context = app[CONTEXT_KEY]
         feed = context.presence_feed
         if feed is None:

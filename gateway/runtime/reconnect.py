@@ -15,6 +15,7 @@ signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRun
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.calls import CallRegistry
@@ -46,6 +47,9 @@ class Reconnects:
     def __init__(self, registry: CallRegistry) -> None:
         self._registry = registry
         self._detached: dict[str, _Owner] = {}  # call id -> the login that may take it back
+        # told the login (token family) of each call that starts waiting here: a cluster records where
+        # (gateway/cluster/wiring.py), so that the page's reconnect to another instance is relayed here
+        self.on_detached: Callable[[str], None] | None = None
 
     @property
     def grace(self) -> float:
@@ -66,8 +70,18 @@ class Reconnects:
             and not runtime.bridge.passes_through  # a web leg of the gateway's to renew
         ):
             self._detached[call_id] = owner
+            if self.on_detached is not None:
+                self.on_detached(owner.family)
             return ev.WebDetached(session.id)
         return ev.WebDisconnected(session.id)
+
+    def families(self) -> frozenset[str]:
+        """The logins (token families) whose calls wait here for their browser."""
+        return frozenset(
+            owner.family
+            for call_id, owner in self._detached.items()
+            if (machine := self._machine(call_id)) is not None and machine.waits_for_browser
+        )
 
     def resumable(self, call_id: str, session: SessionSink | None) -> bool:
         """Whether the web leg of call `call_id`, carried by `session`, is worth waiting for."""

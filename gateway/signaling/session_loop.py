@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -226,6 +226,11 @@ class SessionSocket:
     @property
     def closed(self) -> bool:
         return self._ws.closed or self._stuck
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The upgrade request's headers (a relay passes Origin and X-Forwarded-For on: ws/relay.py)."""
+        return self._request.headers
 
     async def send_text(self, text: str) -> bool:
         """Write one message, one writer at a time; whether it was. A peer that stops reading fills the

@@ -129,6 +129,9 @@ class SignalingContext:
     monotonic: Callable[[], float]
     presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
     video: bool = False  # codecs.video is not empty: `registered` tells the page to offer video
+    # a cluster: the base URL of the instance where a login's (token family's) calls wait, None when
+    # here or nowhere (gateway/signaling/ws/relay.py)
+    relay_to: Callable[[str], Awaitable[str | None]] | None = None
 
 
 class ConnectionState(enum.Enum):

@@ -4,7 +4,8 @@ gateway/signaling/session_loop.py owns the socket: the upgrade checks, the login
 the size and rate limits, failed logins, one writer at a time, the drain (1012) and shutdown; this
 module only turns its messages into the connection's and the connection's close requests (logout,
 a login's failure) into the loop's. The connection is closed (so the call service hears
-`session_closed`) however the socket ends.
+`session_closed`) however the socket ends. In a cluster, a first `login {token}` whose login's calls
+wait on another instance turns the socket into a relay to it (relay.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.signaling.session_loop import (
     serve,
 )
 from gateway.signaling.ws.connection import Connection, ConnectionState, SignalingContext
+from gateway.signaling.ws.relay import WsRelay, relay_target
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class JsonDialect:
 
     def __init__(self, context: SignalingContext, socket: SessionSocket) -> None:
         self._socket = socket
+        self._context = context
+        self._relay: WsRelay | None = None  # carried on to the instance where its calls wait (relay.py)
 
         async def send(message: ServerMessage) -> None:
             await socket.send_text(encode(message))
@@ -53,7 +57,7 @@ class JsonDialect:
 
     @property
     def logged_in(self) -> bool:
-        return self.connection.state is not ConnectionState.AWAITING_LOGIN
+        return self._relay is not None or self.connection.state is not ConnectionState.AWAITING_LOGIN
 
     def idle(self, busy: Busy) -> bool:
         session = self.connection.session
@@ -63,6 +67,16 @@ class JsonDialect:
         logger.info("connection %s opened from %s", self.connection.id, self._socket.remote)
 
     async def on_message(self, data: str | bytes) -> None:
+        if self._relay is not None:
+            await self._relay.send(data)
+            return
+        if self.connection.state is ConnectionState.AWAITING_LOGIN:
+            target = await relay_target(self._context, data)
+            if target is not None:
+                relay = WsRelay(self._socket, target)
+                if await relay.open(data):
+                    self._relay = relay
+                    return
         await self.connection.receive(data)
         if self.connection.close_code is not None:
             self._socket.close_with(self.connection.close_code)
@@ -71,6 +85,8 @@ class JsonDialect:
         await self.connection.send(ErrorMessage.from_error(error))
 
     async def on_close(self) -> None:
+        if self._relay is not None:
+            await self._relay.close()
         await self.connection.close()
         logger.info("connection %s closed (code %s)", self.connection.id, self._socket.close_code or 1000)
 

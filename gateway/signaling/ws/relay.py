@@ -1,0 +1,127 @@
+"""A page's `/ws` socket carried on to the instance where its login's calls wait (a cluster; issue 34).
+
+A reload or a network change brings the page back through HAProxy to any instance, and without a sticky
+cookie not always to the one whose calls wait for it (gateway/runtime/reconnect.py: those calls, their
+SIP legs and their media are that instance's). So the instance a page reaches looks at its first
+message: a `login` with a session token whose login (token family) has calls waiting on another
+instance (recorded in Redis by that instance: gateway/cluster/wiring.py) is relayed there. This instance
+opens a WebSocket to the owner's advertised URL, sends it the login, and from then on carries every
+message both ways unchanged. The owner authenticates the page itself (the token), tells it `calls`, and
+the page's `reattach` makes the new web leg there (its ICE candidates are the owner's addresses, which
+the browser reaches directly, as for any call). The page's Origin goes on with it, and its address in
+X-Forwarded-For (which the owner believes of a source in its `http.trusted_proxies`); no credential of
+this instance's. An owner that cannot be reached: the login is served here (nothing to take back).
+Either side closing closes the other, with its close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from gateway.signaling.errors import SignalingError
+from gateway.signaling.session_loop import SessionSocket
+
+if TYPE_CHECKING:
+    from gateway.signaling.ws.connection import SignalingContext
+
+__all__ = ["WsRelay", "relay_target"]
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+
+
+async def relay_target(context: SignalingContext, data: str | bytes) -> str | None:
+    """The base URL of the instance a page's first message must be relayed to, or None (served here)."""
+    if context.relay_to is None:
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None  # the connection answers it
+    if not isinstance(message, dict) or message.get("type") != "login":
+        return None
+    token = message.get("token")
+    if not isinstance(token, str):
+        return None  # a login with a secret starts a new login: nothing waits for it anywhere
+    try:
+        claims = await context.tokens.check(token)
+        return await context.relay_to(claims.family)
+    except SignalingError:  # a bad token (refused here), or Redis unavailable (served here)
+        return None
+
+
+class WsRelay:
+    """One page's socket carried on to ``base_url``'s `/ws` (see the module note)."""
+
+    def __init__(self, socket: SessionSocket, base_url: str) -> None:
+        self._socket = socket
+        self._url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._carrying: asyncio.Task[None] | None = None
+
+    async def open(self, first: str | bytes) -> bool:
+        """Connect to the owner and send it ``first`` (the login); False when it cannot be reached."""
+        headers = {}
+        origin = self._socket.headers.get("Origin")
+        if origin is not None:
+            headers["Origin"] = origin
+        chain = self._socket.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{chain}, {self._socket.remote}" if chain else self._socket.remote
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
+        try:
+            self._ws = await self._http.ws_connect(self._url, headers=headers, autoping=True)
+            await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.warning("relay of %s to %s failed: %s: served here", self._socket.remote, self._url, exc)
+            await self.close()
+            return False
+        self._carrying = asyncio.get_running_loop().create_task(self._carry(), name="ws-relay")
+        logger.info("WebSocket from %s relayed to %s (its calls wait there)", self._socket.remote, self._url)
+        return True
+
+    async def send(self, data: str | bytes) -> None:
+        """A page's message on to the owner."""
+        if self._ws is None or self._ws.closed:
+            return
+        try:
+            await self._ws.send_str(data if isinstance(data, str) else data.decode("utf-8", "replace"))
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            logger.info("relay to %s lost: %s", self._url, exc)
+            await self._socket.close(1011)
+
+    async def _carry(self) -> None:
+        """The owner's messages to the page, until either closes."""
+        assert self._ws is not None
+        try:
+            async for message in self._ws:
+                if message.type is not aiohttp.WSMsgType.TEXT or not await self._socket.send_text(
+                    message.data
+                ):
+                    break
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            logger.info("relay from %s lost: %s", self._url, exc)
+        code = self._ws.close_code
+        if not self._socket.closed:  # the owner closed it (a logout, a drain): the page hears the same
+            await self._socket.close(
+                code if code is not None and 1000 <= code < 5000 and code != 1006 else 1011
+            )
+
+    async def close(self) -> None:
+        """The page went (or the relay failed): the owner's socket goes too."""
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                await self._ws.close()
+        if self._carrying is not None and self._carrying is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._carrying, 2.0)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
