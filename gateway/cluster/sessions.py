@@ -108,9 +108,17 @@ class ClusterOfferApi:
         *,
         api_key: str | None = None,
         transfer_of: str | None = None,
+        renewable: bool = False,
     ) -> OfferResult:
         result = await self._local.offer(
-            user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=transfer_of
+            user,
+            sdp,
+            dial,
+            metadata,
+            session_id,
+            api_key=api_key,
+            transfer_of=transfer_of,
+            renewable=renewable,
         )
         try:
             await self.owners.claim(session_key(user.id, result.session_id))

@@ -4,7 +4,9 @@ One `HttpSession` (offers.py) per offer, dialling `metadata.dial`, answered as s
 answer exists; an ended session stays readable for `HTTP_RETENTION` seconds. An HTTP session has one
 call, so a user's calls that belong together (a REFER carried out by a new offer, the consultation call
 of an attended transfer) are in two of her sessions: `owns_call` lets either name the other's call.
-An offer naming one of the user's own live sessions is that session's ICE restart (issue 34).
+An offer naming one of the user's own live sessions is that session's ICE restart (issue 34), or, from
+a new RTCPeerConnection or while its call waits for lost media (`web_auth.reconnect_grace`), a new web
+leg on the same SIP leg (`reattach`).
 This module imports what `BrowserRequests` does and builds on it (an offer is a dial).
 """
 
@@ -28,6 +30,7 @@ from gateway.signaling.service import JsonValue, OfferResult, SessionSink, sessi
 logger = logging.getLogger(__name__)
 
 HTTP_RETENTION = 120.0  # seconds an ended HTTP session stays readable (GET /webrtc/sessions/{id})
+RENEW_TIMEOUT = 15.0  # seconds a session's new web leg may take to answer (`_http_renew`)
 
 
 class HttpOffers(BrowserRequests):
@@ -52,6 +55,7 @@ class HttpOffers(BrowserRequests):
         *,
         api_key: str | None = None,
         transfer_of: str | None = None,
+        renewable: bool = False,
     ) -> OfferResult:
         """One WebRTC session per offer, calling `dial`; answered as soon as the WebRTC answer exists
         (docs/signaling.md), the call's progress in the session's `SessionProgress`. `transfer_of`: the
@@ -67,8 +71,14 @@ class HttpOffers(BrowserRequests):
                 field="metadata.dial",
             )
         session = HttpSession(
-            user, on_end=self._http_ended, session_id=session_id, dial=dial, api_key=api_key
+            user,
+            on_end=self._http_ended,
+            session_id=session_id,
+            dial=dial,
+            api_key=api_key,
+            renewable=renewable,
         )
+        session.fingerprints = _fingerprints(sdp)
         self._sessions[session.id] = session
         self._http[user.id, session.public_id] = session
         try:
@@ -113,6 +123,12 @@ class HttpOffers(BrowserRequests):
         call_id = session.call_id
         if session.closed or call_id is None or call_id not in self._runtimes:
             raise Conflict(f"{taken} (finished, or no call yet)", field="session_id")
+        fingerprints = _fingerprints(sdp)
+        machine = self.registry.get(call_id)
+        if session.renews_media and (
+            machine.web_lost or (fingerprints and not fingerprints & session.fingerprints)
+        ):
+            return await self._http_renew(session, call_id, sdp, fingerprints, metadata)
         try:
             answer = await self.restart_web_ice(session, call_id, sdp)
         except (BadRequest, Conflict, NotFound) as exc:
@@ -120,6 +136,31 @@ class HttpOffers(BrowserRequests):
         if answer is None:
             raise Conflict(f"{taken}; an offer for it must restart ICE (a new ice-ufrag)", field="session_id")
         logger.info("call=%s HTTP session %s restarted ICE", call_id, session.public_id)
+        return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
+
+    async def _http_renew(
+        self,
+        session: HttpSession,
+        call_id: str,
+        sdp: str,
+        fingerprints: frozenset[str],
+        metadata: Mapping[str, JsonValue],
+    ) -> OfferResult:
+        """An offer of a new RTCPeerConnection (a new DTLS fingerprint) for the session, or any offer
+        while its call waits for lost media: a new web leg on the same SIP leg, as `/ws`'s `reattach`
+        (issue 34); the new leg's answer returned. The SIP party notices nothing."""
+        loop = asyncio.get_running_loop()
+        session.renewal = loop.create_future()
+        try:
+            await self.reattach(session, call_id, sdp)
+            async with asyncio.timeout(RENEW_TIMEOUT):
+                answer = await session.renewal
+        except TimeoutError:
+            raise Conflict("the session's media could not be renewed in time", field="sdp") from None
+        finally:
+            session.renewal = None
+        session.fingerprints = fingerprints
+        logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
     def _http_ended(self, session: HttpSession) -> None:
@@ -160,3 +201,17 @@ class HttpOffers(BrowserRequests):
         session.close()
         self._http.pop((session.user.id, session.public_id), None)
         self._sessions.pop(session.id, None)
+
+
+def _fingerprints(offer: str) -> frozenset[str]:
+    """The DTLS fingerprints of an offer's first section, as "algorithm VALUE" (none when unreadable)."""
+    try:
+        parsed = sdp.parse(offer)
+    except sdp.SdpError:
+        return frozenset()
+    dtls = parsed.dtls_for(0) if parsed.media else None
+    return (
+        frozenset(f"{f.algorithm.lower()} {f.value.upper()}" for f in dtls.fingerprints)
+        if dtls
+        else frozenset()
+    )

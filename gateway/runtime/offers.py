@@ -64,6 +64,7 @@ class HttpSession:
         session_id: str | None = None,
         dial: str | None = None,
         api_key: str | None = None,
+        renewable: bool = False,
     ) -> None:
         # `public_id` names the session to its user (her choice, or ours); `id`, the gateway's own and
         # unique, keys it among every user's sessions: two users may choose the same id (issue 32)
@@ -78,6 +79,9 @@ class HttpSession:
         self.answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.progress = SessionProgress(self._public, dial=dial)
         self.ended_at: float | None = None  # loop time the session finished (kept for polling a while)
+        self._renewable = renewable  # the browser renews lost media with a new offer (RenewingSink)
+        self.renewal: asyncio.Future[str] | None = None  # the answer to such an offer (http_offers.py)
+        self.fingerprints: frozenset[str] = frozenset()  # its RTCPeerConnection's DTLS fingerprints
 
     @property
     def id(self) -> str:
@@ -95,6 +99,10 @@ class HttpSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def renews_media(self) -> bool:
+        return self._renewable
 
     def close(self) -> None:
         self._closed = True
@@ -151,6 +159,10 @@ class HttpSession:
                 progress.record("recording", state=state, mode=mode, files=list(files))
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
+            case sig.Reattached(sdp=sdp):  # the new offer's answer: the media is back (http_offers.py)
+                progress.record("renewed")
+                if self.renewal is not None and not self.renewal.done():
+                    self.renewal.set_result(sdp)
             case sig.CallQuality():  # the legs' figures while the call is up (gateway/ops/quality.py)
                 figures = cast(dict[str, JsonValue], event.to_json())
                 progress.record("quality", legs=figures["legs"], poor=figures["poor"])
@@ -197,6 +209,7 @@ class OfferApi:
         *,
         api_key: str | None = None,
         transfer_of: str | None = None,
+        renewable: bool = False,
     ) -> OfferResult:
         try:  # RustPBX's document: "400: Bad request (invalid SDP, missing fields)", not a failed call
             parse_sdp(sdp)
@@ -204,7 +217,7 @@ class OfferApi:
             raise BadRequest(f"invalid SDP: {exc}", field="sdp") from None
         referred = self._referring_call(user, transfer_of) if transfer_of is not None else None
         return await self._driver.http_offer(
-            user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=referred
+            user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=referred, renewable=renewable
         )
 
     def _referring_call(self, user: WebUser, session_id: str) -> str:

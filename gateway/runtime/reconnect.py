@@ -25,7 +25,7 @@ from gateway.calls.states import CallDirection
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.signaling.errors import NotFound
 from gateway.signaling.events import CallSummary
-from gateway.signaling.service import ResumableSink, SessionSink
+from gateway.signaling.service import RenewingSink, ResumableSink, SessionSink
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,11 @@ class Reconnects:
         )
 
     def resumable(self, call_id: str, session: SessionSink | None) -> bool:
-        """Whether the web leg of call `call_id`, carried by `session`, is worth waiting for."""
-        return self.grace > 0 and session is not None and _login(session) is not None
+        """Whether the web leg of call `call_id`, carried by `session`, is worth waiting for: its login
+        may come back, or its browser renews lost media with a new offer (an HTTP API session)."""
+        if self.grace <= 0 or session is None:
+            return False
+        return _login(session) is not None or (isinstance(session, RenewingSink) and session.renews_media)
 
     def waiting(self, session: SessionSink) -> tuple[CallSummary, ...]:
         """The detached calls `session`'s login may take back (forgetting those that ended)."""

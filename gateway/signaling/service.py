@@ -245,6 +245,16 @@ def session_key(user_id: str, session_id: str) -> str:
     return f"{user_id}/{session_id}"
 
 
+@runtime_checkable
+class RenewingSink(Protocol):
+    """A `SessionSink` without a socket whose browser renews its lost web media with a new offer of its
+    own (an HTTP API session: `POST /webrtc/offer` with its `session_id`, issue 34): when the media goes,
+    its connected call waits `web_auth.reconnect_grace` for that offer instead of ending at once."""
+
+    @property
+    def renews_media(self) -> bool: ...
+
+
 class OfferService(Protocol):
     """What the call layer does for the HTTP offer/answer API (one WebRTC session per offer)."""
 
@@ -258,6 +268,7 @@ class OfferService(Protocol):
         *,
         api_key: str | None = None,
         transfer_of: str | None = None,
+        renewable: bool = False,
     ) -> OfferResult:
         """Answer the browser's offer `sdp` and call `dial`; the answer comes as soon as it exists (the
         call's progress follows in `progress`). `session_id`: the id the caller chose for the new
@@ -265,7 +276,9 @@ class OfferService(Protocol):
         takes an offer that restarts its ICE: issue 34); `api_key`: the id of the API key the offer
         came with (its own caps apply: `KeyedSink`); `transfer_of`: the user's session whose SIP party
         sent the REFER (`transfer_requested`) this call carries out (`dial` None: the REFER's target;
-        the referrer is NOTIFYed how the call goes)."""
+        the referrer is NOTIFYed how the call goes); `renewable`: the browser renews lost media with a
+        new offer for the session (the HTTP API; not WHIP, whose client cannot), so its call waits
+        `reconnect_grace` for that instead of ending (`RenewingSink`)."""
         ...
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:

@@ -159,6 +159,7 @@ class FakeOfferService:
         *,
         api_key: str | None = None,
         transfer_of: str | None = None,
+        renewable: bool = False,
     ) -> OfferResult:
         await asyncio.sleep(self.delay)
         if transfer_of is not None:

@@ -177,7 +177,7 @@ async def _offer(
     dial = offer.dial or (None if offer.transfer_of else principal.default_dial)
     result = await context.offer_service.offer(
         principal.user, offer.sdp, dial, offer.metadata, offer.session_id, api_key=principal.key_id,
-        transfer_of=offer.transfer_of,
+        transfer_of=offer.transfer_of, renewable=True,
     )  # fmt: skip
     # logged in the loop iteration after this one, once aiohttp wrote the response (it does so without
     # yielding): a line formatted and written at INFO is ~0.1 ms of the offer -> answer (issue 14 goal 3)

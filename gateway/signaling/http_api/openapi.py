@@ -226,7 +226,9 @@ def openapi_document() -> dict[str, Any]:
                         **_errors(
                             *_OFFER_ERRORS,
                             e409="The session_id chosen is taken (one of the caller's own sessions: an offer "
-                            "for it restarts its ICE while its call is connected, else 409); or the "
+                            "for it restarts its ICE while its call is connected, or, from a new "
+                            "RTCPeerConnection or while the call waits for its lost media, renews the "
+                            "media on a new web leg; else 409); or the "
                             "transfer_of session has no call or no transfer requested (`field` names which)",
                         ),
                     },
@@ -297,7 +299,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The session's progress events as server-sent events (event: ringing, "
                     "early_media, answered, failed, ended, dtmf, held, resumed, web_lost (the gateway stopped "
-                    "receiving the browser's audio: cause, seconds), message (chat text from the SIP "
+                    "receiving the browser's audio: cause, seconds; the call waits web_auth.reconnect_grace "
+                    "for a new offer with this session_id), renewed (that offer's new web leg carries the "
+                    "call), message (chat text from the SIP "
                     "party: MESSAGE in the call's dialog, also on the call's data channel), message_result "
                     "(the answer to the browser's data channel text), transfer (state of the session's own "
                     "transfer), transfer_requested (to: the SIP party's REFER, carried out by POST "

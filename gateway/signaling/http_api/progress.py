@@ -57,7 +57,7 @@ TRANSITIONS: Final[Mapping[tuple[SessionState, str], SessionState]] = {
 # every progress event, in the order the OpenAPI document lists them
 EVENT_ORDER: Final = (
     "ringing", "early_media", "answered", "failed", "ended", "dtmf", "held", "resumed", "web_lost",
-    "message", "message_result", "transfer", "transfer_requested", "error", "quality", "merged", "split",
+    "renewed", "message", "message_result", "transfer", "transfer_requested", "error", "quality", "merged", "split",
     "recording", "closed",
 )  # fmt: skip
 EVENT_NAMES: Final = frozenset(EVENT_ORDER)

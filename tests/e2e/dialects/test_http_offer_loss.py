@@ -5,16 +5,19 @@ call is up both ways, the client's process "dies": its ICE sockets close, with n
 RTCP BYE and no `POST /webrtc/close`. Within `media.loss_detect` (2 s) the session's server-sent events
 carry `web_lost` (cause `silence`, the gateway's own measure of the silence in `seconds`), the metric
 counts it, and the phone hears the reconnecting fill instead of dead air until the call ends
-(`media.inactivity_timeout`: an HTTP session has no reconnect).
+(`media.inactivity_timeout`, then `web_auth.reconnect_grace`, 3 s here, for a new offer of the client's
+that never comes: test_http_offer_renew.py has the one that comes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import aiohttp
 
+from gateway.config import Config
 from gateway.media.codecs.comfort_fill import BEEP_HZ
 from gateway.media.webrtc import aiortc_hooks
 from peers.audio import rms
@@ -26,6 +29,10 @@ from tests.e2e.harness import running_gateway, wait_until
 from tests.e2e.softphone.test_media_loss import blocks_with, lost_count, window
 
 PHONE_TONE = 600
+
+
+def _with_grace(config: Config, grace: float) -> Config:
+    return dataclasses.replace(config, web_auth=dataclasses.replace(config.web_auth, reconnect_grace=grace))
 
 
 def die(peer: WebPeer) -> None:
@@ -40,7 +47,7 @@ async def test_a_dead_client_is_reported_on_the_event_stream_within_2_s(tmp_path
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
-        running_gateway(_config(phone.address)) as gateway,
+        running_gateway(_with_grace(_config(phone.address), 3.0)) as gateway,
         aiohttp.ClientSession() as http,
     ):
         base = gateway.http_url
