@@ -257,6 +257,10 @@ class BrowserRequests(DriverCore):
         bridge = runtime.bridge
         if bridge is None or bridge.passes_through:
             return None
+        if self.registry.get(call_id).web_lost:  # its web leg was given up: only new media brings it back
+            raise Conflict(
+                "ICE restart refused: the call's web media was given up", field="sdp", code="ice_restart"
+            )
         try:
             return await bridge.restart_from_web(offer)
         except sdp.SdpError as exc:

@@ -30,9 +30,10 @@ carries out with `offer {to, transfer_of: call_id}`. A call relayed to a peer ha
 (they are the peers' own): refused with -32004 naming `call_id`.
 
 `offer {call_id, sdp}` for one of the peer's calls is an ICE restart (issue 34: its RTCPeerConnection's
-new offer after `restartIce()`, a new ice-ufrag): the web leg restarts ICE in place, the call and its
-DTLS go on, and the result is `{answer, call_id}` with the gateway's new credentials. An offer that
-restarts nothing (the same ice-ufrag, a pass-through call) is refused (-32602 naming `sdp`).
+new offer after `restartIce()`, a new ice-ufrag), or from a new RTCPeerConnection new media on the same
+SIP leg (renew.py); the result is `{answer, call_id}`. An offer that restarts nothing (the same
+ice-ufrag, a pass-through call) is refused (-32602 naming `sdp`). When a call's media is lost it waits
+`reconnect_grace` for such an offer.
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ from gateway.signaling.jsonrpc.params import (
     params_of,
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
+from gateway.signaling.jsonrpc.renew import Renewals
 from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers
 from gateway.signaling.jsonrpc.three_way import three_way
 from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.service import CallService, ChatService, JsonValue, WebIceRestartService
+from gateway.signaling.service import CallService, ChatService, JsonValue
 from gateway.signaling.turn_rest import IceServers
 from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry, record_call
 
@@ -131,6 +133,8 @@ class RpcPeer:
         self._answered: set[str] = set()  # of _calls, those answered (a detached peer keeps only these)
         self._kept: list[str] | None = None  # detached (resume.py): what it would have been told
         self.successor: RpcPeer | None = None  # the detached peer this socket's announce resumed
+        self._renewals = Renewals()  # `offer {call_id, sdp}` waiting for a new web leg (renew.py)
+        self.renews_media = True  # its calls wait for such an offer when their media is lost
         self._ringing: set[str] = set()  # inbound calls offered to this peer, not answered yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._dtmf_budget = TokenBucket(1.0, context.limits.dtmf_burst, context.monotonic)  # as /ws's
@@ -202,6 +206,8 @@ class RpcPeer:
                     self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
             case sig.Ended(call_id=call_id, reason=reason, message=message, sip_status=status):
                 self._ended(call_id, reason, message, status)
+            case sig.Reattached(call_id=call_id, sdp=sdp):
+                self._renewals.answered(call_id, sdp)
         told = notification_of(event)
         if told is not None:
             await self._notify(*told)
@@ -491,20 +497,10 @@ class RpcPeer:
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": call_id}
 
     async def _restart(self, call_id: str, sdp: str) -> JsonValue:
-        """`offer {call_id, sdp}`: the peer's RTCPeerConnection restarts the call's ICE (module note)."""
-        target, calls = self._gateway_call(call_id, "ICE restart"), self._context.calls
-        answer = (
-            await calls.restart_web_ice(self, target, sdp)
-            if isinstance(calls, WebIceRestartService)
-            else None
-        )
-        if answer is None:
-            raise BadRequest(
-                "the offer restarts no ICE session of the gateway's (the same ice-ufrag, or a pass-through "
-                "call): an offer for a call is an ICE restart",
-                field="sdp",
-            )
-        logger.info("JSON-RPC peer %s: call %s restarted ICE", self._id, target)
+        """`offer {call_id, sdp}`: ICE restarted in place, or new media for the call (renew.py)."""
+        target = self._gateway_call(call_id, "ICE restart")
+        answer = await self._renewals.offer(self._context.calls, self, target, sdp)
+        logger.info("JSON-RPC peer %s: call %s has its media again", self._id, target)
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": target}
 
     def _may_call_peer(self, caller: WebUser, callee: WebUser) -> bool:

@@ -19,8 +19,10 @@ from gateway.app import Gateway
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
+from tests.e2e.dialects.test_http_offer_loss import die
 from tests.e2e.dialects.test_jsonrpc import API_KEY, RpcClient
 from tests.e2e.harness import BOB_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.softphone.test_reconnect import tail_has_tone
 
 ANNOUNCE = {"peer_id": "alice-laptop", "capabilities": {"incoming_calls": True}}
 
@@ -112,3 +114,38 @@ async def test_a_peer_that_does_not_come_back_loses_its_call_after_the_grace(tmp
             await wait_until(lambda: gateway.driver.calls == 0, timeout=5)
         finally:
             await peer.close()
+
+
+async def test_after_a_network_change_the_peer_resumes_and_renews_its_media(tmp_path: Path) -> None:
+    """The socket and the RTCPeerConnection both die (a network change, an aiortc client that cannot
+    restart ICE): the call waits for the media too; the new socket resumes the peer and its new
+    RTCPeerConnection's `offer {call_id, sdp}` renews the media on the same SIP leg."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(_config(phone, 30.0)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+        try:
+            async with http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as ws:
+                _, call_id, number = await _call_up(RpcClient(ws), first, phone)
+                die(first)
+            await asyncio.sleep(gateway.config.media.inactivity_timeout + 1.5)  # the media is given up
+            assert not phone.seen("state", call=number, state="DISCONNECTED")
+            async with http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as ws:
+                client = RpcClient(ws)
+                resumed = await client.request("announce", ANNOUNCE)
+                assert resumed["result"]["call_ids"] == [call_id], resumed
+                renewed = await client.request("offer", {"call_id": call_id, "sdp": await second.offer()})
+                assert "result" in renewed, renewed
+                await second.accept(renewed["result"]["answer"]["sdp"])
+                await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+                await asyncio.sleep(1.5)  # the new tone in the phone's recording
+                await client.request("disconnect", {"call_id": call_id})
+        finally:
+            await asyncio.gather(first.close(), second.close())
+        await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert tail_has_tone(await phone.wait_for_recording(number), 1300), (
+            "the phone did not hear the renewal"
+        )
