@@ -10,7 +10,10 @@ to register a new flow, which is recognised by (RFC 5626 §4.2, §5.2):
 - the `+sip.instance` of an outbound binding it had (JsSIP always sends one, SIP.js with `regId`), or
 - the Contact URI of a plain binding (SIP.js keeps its random Contact for the life of its UserAgent),
 
-always for the same authenticated user. The session then moves to the new flow: every dialog's
+always for the same authenticated user. After a network change the old socket is often not known dead
+yet when the library registers on its new one (no FIN reached us; the heartbeat finds it seconds later):
+a session of the same browser with answered calls on a flow still open moves the same way
+(service.py, `_left_behind`). The session then moves to the new flow: every dialog's
 in-dialog requests (BYE, re-INVITE, INFO, NOTIFY, MESSAGE) go over it, and the library's own
 requests come over it (an ICE restart re-INVITE after a network change: issue 34 item 1). A session
 with no binding (a library that never registered) cannot be recognised and ends its calls at once,

@@ -49,8 +49,8 @@ from gateway.sip.transport_ws import WsTransport
 from gateway.sip.useragent.subscriptions import NotifyFront, SubscriptionClient, pbx_place
 from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
-from gateway.websip.flows import LostFlows
-from gateway.websip.registrar import Flow, Registrar
+from gateway.websip.flows import LostFlows, identities
+from gateway.websip.registrar import Binding, Flow, Registrar
 from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
 from gateway.websip.subscriptions import SubscriptionRelay
 from sipcore.auth.digest import Algorithm
@@ -236,11 +236,12 @@ class WebSipService:
         if result.status != 200:
             return
         bound = [b for b in self.registrar.on_flow(flow) if b.user_id == user.id]
-        back = self.lost.claim(user.id, bound) if bound else None
+        back = (self.lost.claim(user.id, bound) or self._left_behind(user.id, flow, bound)) if bound else None
         if back is not None:  # its browser came back on a new flow (flows.py): its calls go on there
             self._came_back(back, flow)
         if bound:
             session = await self._session(user, flow)
+            session.identities = identities(bound)  # what knows the browser again on a new flow
             if session.id not in self._present:  # a binding: the user is online there (inbound rings it)
                 self._present.add(session.id)
                 try:
@@ -310,6 +311,20 @@ class WebSipService:
     async def _close(self, session: WebSipSession) -> None:
         await self._absent(session)
         await session.close()
+
+    def _left_behind(self, user_id: str, flow: Flow, bound: list[Binding]) -> WebSipSession | None:
+        """The session with answered calls that the browser of ``bound`` left on another flow still
+        open (a network change: the old socket is not known dead yet, flows.py), taken off it."""
+        known = identities(bound)
+        for key, session in list(self._sessions.items()):
+            if (
+                key[1] == user_id
+                and key[0] != flow
+                and session.identities & known
+                and session.answered_calls()
+            ):
+                return self._sessions.pop(key)
+        return None
 
     def _came_back(self, session: WebSipSession, flow: Flow) -> None:
         old = session.flow.address

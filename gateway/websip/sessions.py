@@ -89,6 +89,7 @@ class WebSipSession:
         self._hold = RemoteHold(service.spawn, self._answers)  # the SIP party's hold (hold.py)
         self._transfers = LibraryTransfers(self, service.calls, service.spawn, self._call_of_dialog)
         self._digits: dict[str, list[sig.DtmfReceived]] = {}  # the SIP party's, waiting for their INFO
+        self.identities: frozenset[str] = frozenset()  # its browser's instances / Contacts (flows.py)
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property

@@ -11,6 +11,7 @@ the phone's BYE reaches the browser over the new socket. A browser that does not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -144,5 +145,37 @@ async def test_a_library_that_does_not_come_back_loses_the_call_after_the_grace(
             assert time.monotonic() - closed < 2.5
             assert await no_calls(gateway)
             assert gateway.web_sip.sessions == 0
+        finally:
+            await peer.close()
+
+
+async def test_a_network_change_moves_the_call_before_the_old_socket_is_known_dead(tmp_path: Path) -> None:
+    """After a network change the old socket looks open (no FIN came): the library's REGISTER on its new
+    socket (same +sip.instance) moves the call there at once; the phone's BYE comes over the new socket,
+    not the old one."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        _with_grace(phone, 30.0) as gateway,
+    ):
+        realm = realm_of(gateway)
+        peer = WebPeer(1000)
+        try:
+            async with sip_socket(gateway) as old, sip_socket(gateway) as new:
+                registered = await _register(old, realm, True)
+                assert registered.startswith("SIP/2.0 200 "), registered
+                call, number = await _call_up(old, peer, phone, realm)
+                registered = await _register(new, realm, True)  # the old socket still open
+                assert registered.startswith("SIP/2.0 200 "), registered
+                await _still_up(gateway, phone, peer, number, 0.5)
+                call.sip = new
+                await phone.hangup(number)
+                bye = await call.answer_bye()
+                assert bye.startswith(f"BYE {CONTACT.strip('<>')}"), bye
+                await phone.wait_for("state", call=number, state="DISCONNECTED")
+                with contextlib.suppress(TimeoutError):  # nothing but the old flow's silence
+                    stray = await asyncio.wait_for(old.ws.receive_str(), 0.5)
+                    raise AssertionError(f"the old socket got {stray!r}")
+                assert await no_calls(gateway)
         finally:
             await peer.close()
