@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.signaling.errors import RateLimited
 from gateway.signaling.ws.protocol import MAX_MESSAGE_BYTES
 
 DEFAULT_MAX_SESSIONS_PER_USER: Final = 5
@@ -76,3 +77,19 @@ class TokenBucket:
             self._tokens -= cost
             return True
         return False
+
+
+# What one digit costs from a DTMF budget when the browser names no duration (the call layer's default
+# is 100 ms), and the gap between digits: the budget is in seconds of tones, refilled in real time, so
+# that a browser cannot queue hours of tones (or thousands of SIP INFOs) faster than they play.
+DEFAULT_DTMF_MS: Final = 100
+DTMF_GAP_MS: Final = 50
+
+
+def charge_tones(budget: TokenBucket, digits: str, duration_ms: int | None, burst: float) -> None:
+    """The digits' seconds of tones from a session's DTMF budget (`limits.dtmf_burst`); past it
+    `rate_limited` naming `digits` (`/ws` and JSON-RPC alike)."""
+    if not budget.take(len(digits) * ((duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000):
+        raise RateLimited(
+            f"more than {burst:g} seconds of tones queued: wait for the digits to play", field="digits"
+        )

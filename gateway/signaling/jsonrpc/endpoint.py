@@ -14,6 +14,7 @@ is the runner that handles a peer's single requests beside each other (`SessionS
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -35,14 +36,16 @@ logger = logging.getLogger(__name__)
 
 RPC_KEY: Final = web.AppKey("signaling_jsonrpc", RpcContext)
 RULES: Final = SessionRules("JSON-RPC", per_message_rate=False)
+REPLACED: Final = 4010  # close code: a newer socket announced the peer's id and took its calls over
 
 
 class RpcDialect:
     """The loop's `Dialect` for one `/jsonrpc` socket: an `RpcPeer`."""
 
-    def __init__(self, peer: RpcPeer, socket: SessionSocket) -> None:
+    def __init__(self, peer: RpcPeer, socket: SessionSocket, send: Callable[[str], Awaitable[None]]) -> None:
         self.peer = peer
         self._socket = socket
+        self._send = send  # this socket's: the peer it carries sends with it (a resumed one changes hands)
 
     @property
     def logged_in(self) -> bool:
@@ -55,6 +58,8 @@ class RpcDialect:
         logger.info("JSON-RPC peer %s opened from %s", self.peer.id, self._socket.remote)
 
     async def on_message(self, data: str | bytes) -> None:
+        if not self.peer.sends_with(self._send):
+            return  # a newer socket of the peer took it over: this one is closing (4010)
         await self.peer.receive(data)
         if self.peer.successor is not None:  # its announce resumed a detached peer (resume.py)
             self.peer = self.peer.successor
@@ -66,7 +71,8 @@ class RpcDialect:
 
     async def on_close(self) -> None:
         self.peer = self.peer.successor or self.peer  # closed between a resuming announce and on_message
-        await self.peer.close()
+        if self.peer.sends_with(self._send):  # not when a newer socket took the peer over
+            await self.peer.close()
         logger.info("JSON-RPC peer %s closed (code %s)", self.peer.id, self._socket.close_code or 1000)
 
 
@@ -101,8 +107,9 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
             login_failed=socket.login_failed,
             run=socket.run,
             too_many=socket.too_many,
+            kick=lambda: socket.close(REPLACED),
         )
-        return RpcDialect(peer, socket)
+        return RpcDialect(peer, socket, send)
 
     return await serve(
         request,

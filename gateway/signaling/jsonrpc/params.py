@@ -24,6 +24,7 @@ both dialects.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -275,3 +276,8 @@ def params_of(method: str, raw: Mapping[str, JsonValue] | Sequence[JsonValue]) -
         case "ping":
             return None
     raise BadRequest(f"unknown method {method[:40]!r}", field="method")
+
+
+def basic_credentials(user: str, secret: str) -> str:
+    """`announce`'s user and secret as HTTP Basic credentials (the API's own check takes them)."""
+    return base64.b64encode(f"{user}:{secret}".encode()).decode()

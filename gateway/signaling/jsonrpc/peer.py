@@ -6,18 +6,13 @@ How it works: a peer authenticates at the upgrade (headers, `?api_key=` / `?toke
 (or `announce`) opens its session with the call service. `offer` places a call to `to` (or
 `metadata.dial`, else the credentials' default destination) and answers `{answer: {type, sdp},
 call_id}` as soon as the gateway's WebRTC answer exists, before the far end picks up. Then the call is
-told as notifications:
-
-    progress       {call_id, event: ringing | early_media | answered | dtmf | held | resumed | message
-                    | message_result | transfer | transfer_requested | error, ...}
-    disconnect     {call_id, reason, message, sip_status}      (the call ended)
-    ice_candidate  {call_id, candidate}                        (a pass-through call's far end trickles)
-    offer          {call_id, sdp: {type: "offer", sdp}, from, display_name}   (an inbound call)
+told as notifications (`progress`, `disconnect`, `ice_candidate`, `offer`...: notifications.py).
 
 An announced peer with `capabilities.incoming_calls: true` is online for its user: SIP calls to the user
 ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
 `disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them
-too, except answered ones of an announced peer, which wait for its new socket (resume.py).
+too, except answered ones of an announced peer, which wait for its new socket (resume.py); a new
+socket's `announce` of the id takes them from a socket that lingers (a network change) at once.
 An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
 call service (gateway/signaling/jsonrpc/relay.py).
 
@@ -39,7 +34,6 @@ ice-ufrag, a pass-through call) is refused (-32602 naming `sdp`). When a call's 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,16 +62,17 @@ from gateway.signaling.jsonrpc.params import (
     ControlParams,
     DisconnectParams,
     OfferParams,
+    basic_credentials,
     params_of,
 )
 from gateway.signaling.jsonrpc.relay import PeerDirectory
 from gateway.signaling.jsonrpc.renew import Renewals
 from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers
 from gateway.signaling.jsonrpc.three_way import three_way
-from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.limits import SignalingLimits, TokenBucket, charge_tones
 from gateway.signaling.service import CallService, ChatService, JsonValue
 from gateway.signaling.turn_rest import IceServers
-from gateway.signaling.ws.connection import DEFAULT_DTMF_MS, DTMF_GAP_MS, PresenceRegistry, record_call
+from gateway.signaling.ws.connection import PresenceRegistry, record_call
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +109,13 @@ class RpcPeer:
         login_failed: Callable[[], None] = lambda: None,
         run: Run | None = None,
         too_many: Callable[[], SignalingError] | None = None,
+        kick: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._context = context
         self._send = send
         self._run = run  # the session loop's concurrent runner (None: every frame in turn)
         self._too_many = too_many
+        self._kick = kick  # closes its socket (4010): a newer socket of the peer took it over
         self._take = take  # the session loop's rate limit, charged per call (a batch: each of its calls)
         self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self._remote = remote
@@ -364,7 +361,9 @@ class RpcPeer:
                 JsonValue, {"call_id": call_id, **await record_call(calls, self, call_id, params.recording)}
             )
         elif action == "dtmf":
-            self._charge_tones(params.digits, params.duration_ms)
+            charge_tones(
+                self._dtmf_budget, params.digits, params.duration_ms, self._context.limits.dtmf_burst
+            )
             await calls.dtmf(self, call_id, params.digits, params.duration_ms)
         elif action == "transfer":
             other = params.replaces  # attended: the consultation call, another of the peer's
@@ -377,14 +376,6 @@ class RpcPeer:
             await calls.call_message(self, call_id, params.body)
         return {"call_id": call_id, "status": _STARTED.get(action, "sent")}
 
-    def _charge_tones(self, digits: str, duration_ms: int | None) -> None:
-        """The digits' seconds of tones from the peer's DTMF budget (`limits.dtmf_burst`, as `/ws`)."""
-        if not self._dtmf_budget.take(len(digits) * ((duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000):
-            limit = self._context.limits.dtmf_burst
-            raise RateLimited(
-                f"more than {limit:g} seconds of tones queued: wait for them to play", field="digits"
-            )
-
     async def _announce(self, params: Announce) -> JsonValue:
         context = self._context
         if params.credentials is not None:
@@ -393,7 +384,7 @@ class RpcPeer:
             c = params.credentials
             try:
                 if c.user is not None and c.secret is not None:
-                    value = "Basic " + _basic(c.user, c.secret)
+                    value = "Basic " + basic_credentials(c.user, c.secret)
                     self._principal = await context.credentials.authenticate(value, None, self._remote)
                 else:
                     bearer = f"Bearer {c.token}" if c.token is not None else None
@@ -403,6 +394,9 @@ class RpcPeer:
                 raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
+        for old in context.directory.holders.get(params.peer_id, []):  # a lingering socket's (resume.py)
+            if isinstance(old, RpcPeer) and old is not self and old.user_id == self.user.id and old.busy:
+                await old.abandon()
         detached = context.detached.claim(self.user.id, params.peer_id)
         if isinstance(detached, RpcPeer):  # its socket went with calls up: this one takes it over
             return await detached.resume(self, params)
@@ -441,6 +435,19 @@ class RpcPeer:
         logger.info("JSON-RPC peer %s resumed as %r: %d call(s)", self._id, params.peer_id, len(self._calls))
         call_ids: list[JsonValue] = [*sorted(self._calls)]
         return {**result, "resumed": True, "call_ids": call_ids}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._calls & self._answered)
+
+    async def abandon(self) -> None:
+        """Its socket is taken over by a newer one of the same peer: detached, then that socket closed."""
+        await self.close()
+        if self._kick is not None:
+            await self._kick()
+
+    def sends_with(self, send: Callable[[str], Awaitable[None]]) -> bool:
+        return self._send is send
 
     async def flush(self) -> None:
         """Send what this peer was not told while detached (after `resume`'s result)."""
@@ -556,7 +563,7 @@ class RpcPeer:
         answered calls and an announced id it is detached instead (resume.py): they go on meanwhile."""
         if self._closed or self._context.detached.holds(self):
             return
-        detach = self._opened and bool(self._calls & self._answered) and self._context.detached.hold(self)
+        detach = self._opened and self.busy and self._context.detached.hold(self)
         self._closed, self._kept = not detach, (self._kept or []) if detach else None
         for task in list(self._tasks):
             task.cancel()
@@ -590,7 +597,3 @@ class RpcPeer:
 
     def __repr__(self) -> str:
         return f"RpcPeer({self._id!r}, peer_id={self.peer_id!r})"
-
-
-def _basic(user: str, secret: str) -> str:
-    return base64.b64encode(f"{user}:{secret}".encode()).decode()

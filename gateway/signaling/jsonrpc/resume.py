@@ -6,6 +6,10 @@ closes without `disconnect` while it has answered calls the gateway carries is *
 closed: its calls go on (the call core is told nothing), what it would be told is kept (at most
 `KEPT`), its unanswered calls end, its relayed calls end as before (relay.py), and it leaves presence.
 
+After a network change the old socket is often not known dead yet (no FIN came; the heartbeat finds it
+seconds later): the new socket's `announce` of the id then detaches the peer from it at once and closes
+it (4010), so that the resume below takes the calls over without waiting.
+
 `announce` of the same `peer_id` by the same user on a new socket within the grace *resumes* it: the
 new socket takes the detached peer over (its `session_id`, its calls, its state), the result says
 `resumed: true` with its `call_ids`, and the kept notifications follow. Its calls' controls and ICE

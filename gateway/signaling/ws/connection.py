@@ -55,7 +55,7 @@ from gateway.signaling.events import (
     Registered,
     ServerMessage,
 )
-from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.limits import SignalingLimits, TokenBucket, charge_tones
 from gateway.signaling.service import (
     CallService,
     ChatService,
@@ -98,12 +98,6 @@ from gateway.signaling.ws.protocol import (
 )
 
 logger = logging.getLogger(__name__)
-
-# What one digit costs from the DTMF budget when the browser names no duration (the call layer's default
-# is 100 ms), and the gap between digits: the budget is in seconds of tones, refilled in real time, so
-# that a browser cannot queue hours of tones (or thousands of SIP INFOs) faster than they play.
-DEFAULT_DTMF_MS: Final = 100
-DTMF_GAP_MS: Final = 50
 
 
 class PresenceRegistry(Protocol):
@@ -369,13 +363,7 @@ class Connection:
 
     def _charge_tones(self, request: Dtmf) -> None:
         """The digits' seconds of tones from the DTMF budget; refused (`rate_limited`) past it."""
-        seconds = len(request.digits) * ((request.duration_ms or DEFAULT_DTMF_MS) + DTMF_GAP_MS) / 1000
-        if not self._dtmf_budget.take(seconds):
-            raise RateLimited(
-                f"more than {self._context.limits.dtmf_burst:g} seconds of tones queued: "
-                "wait for the digits to play",
-                field="digits",
-            )
+        charge_tones(self._dtmf_budget, request.digits, request.duration_ms, self._context.limits.dtmf_burst)
 
     async def _login(self, request: Login) -> None:
         if self.state is not ConnectionState.AWAITING_LOGIN:

@@ -149,3 +149,36 @@ async def test_after_a_network_change_the_peer_resumes_and_renews_its_media(tmp_
         assert tail_has_tone(await phone.wait_for_recording(number), 1300), (
             "the phone did not hear the renewal"
         )
+
+
+async def test_a_new_socket_takes_the_calls_from_a_lingering_one(tmp_path: Path) -> None:
+    """After a network change the old socket is not known dead yet: the new socket's announce of the
+    peer id takes the peer and its call over at once, and the old socket is closed with 4010."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(_config(phone, 30.0)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            async with (
+                http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as old_ws,
+                http.ws_connect(f"{_url(gateway)}?api_key={API_KEY}") as new_ws,
+            ):
+                session_id, call_id, number = await _call_up(RpcClient(old_ws), peer, phone)
+                client = RpcClient(new_ws)
+                resumed = await client.request("announce", ANNOUNCE)
+                result = resumed["result"]
+                assert result["resumed"] is True and result["call_ids"] == [call_id], resumed
+                assert result["session_id"] == session_id, resumed
+                closing = await old_ws.receive(timeout=5)
+                assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closing
+                assert old_ws.close_code == 4010, old_ws.close_code
+                held = await client.request("hold", {"call_id": call_id})
+                assert held["result"]["status"] == "holding", held
+                await phone.hangup(number)
+                ended = await client.notification("disconnect", call_id=call_id)
+                assert ended["reason"] == "remote_hangup", ended
+        finally:
+            await peer.close()
