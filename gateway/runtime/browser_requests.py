@@ -65,6 +65,14 @@ class BrowserRequests(DriverCore):
             )
         for event in self.user_states(session.user.id):  # busy lamps, voicemail (runtime/lamps/)
             await session.send_event(event)
+        for other in self.reconnects.lingering(session, self._sessions.values()):  # a network change
+            logger.info(
+                "session %s of %s replaced by %s: its calls wait for it",
+                other.id,
+                session.user.id,
+                session.id,
+            )
+            await other.replaced()
         waiting = self.reconnects.waiting(session)  # calls of this login whose browser went: `reattach`
         if waiting:
             await session.send_event(Calls(waiting))

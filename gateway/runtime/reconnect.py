@@ -8,14 +8,16 @@ user. When a session of the same family and user logs in (a reload of the page, 
 network change: the page logs in with its saved token, which keeps the family), it is told those calls
 (`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
 JSON-RPC, SIP over WebSocket), pass-through calls (no web leg of the gateway's to renew: `CallMedia.passes_through`) and calls not yet
-connected end as before. This module owns the detached calls' owners; it imports the call layer, the
+connected end as before. A login whose older session of the same family still looks open with calls
+(a network change: no FIN came) takes them over at once (`lingering`: that session is `replaced`, its
+socket closed 4010). This module owns the detached calls' owners; it imports the call layer, the
 signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRuntime`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gateway.calls import CallRegistry
@@ -74,6 +76,22 @@ class Reconnects:
                 self.on_detached(owner.family)
             return ev.WebDetached(session.id)
         return ev.WebDisconnected(session.id)
+
+    def lingering(self, session: SessionSink, others: Iterable[SessionSink]) -> list[ResumableSink]:
+        """The open sessions of `session`'s login (not itself) that carry calls: a page whose network
+        changed logs in again before its old socket is known dead, and takes them over."""
+        owner = _login(session)
+        if owner is None:
+            return []
+        return [
+            other
+            for other in others
+            if other is not session
+            and isinstance(other, ResumableSink)
+            and not other.closed
+            and _login(other) == owner
+            and self._registry.calls_of(other.id)
+        ]
 
     def families(self) -> frozenset[str]:
         """The logins (token families) whose calls wait here for their browser."""

@@ -148,7 +148,7 @@ class KeyedSink(Protocol):
 
 
 @runtime_checkable
-class ResumableSink(Protocol):
+class ResumableSink(SessionSink, Protocol):
     """A `SessionSink` whose browser can come back after its socket closed (the softphone's WebSocket
     sessions): `token_family` is the login its session tokens descend from (gateway/signaling/tokens.py),
     `logged_out` whether it ended with a `logout` (its calls end then, no grace)."""
@@ -158,6 +158,11 @@ class ResumableSink(Protocol):
 
     @property
     def logged_out(self) -> bool: ...
+
+    async def replaced(self) -> None:
+        """A newer login of the same family took over while this socket looked open (a network change:
+        no FIN came): close as if the socket had gone (its calls wait for that login), then the socket."""
+        ...
 
 
 @runtime_checkable

@@ -224,7 +224,10 @@ export class GatewayClient extends EventTarget {
       reject(new GatewayError("network", "the connection to the gateway was lost"));
     }
     this._pending.clear();
-    const keep = !this._closing && this.reconnect && this.token;
+    // 4010: a newer socket of this login took the calls over (this page's network changed and it logged in
+    // again, or a duplicated tab did): neither keep them nor reconnect, or the two would take turns
+    const replaced = event.code === 4010;
+    const keep = !this._closing && this.reconnect && this.token && !replaced;
     for (const call of [...this.calls.values()]) {
       if (keep && KEPT.includes(call.state)) call._detached(); // the gateway keeps it for a while
       else call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
@@ -232,7 +235,7 @@ export class GatewayClient extends EventTarget {
     emit(this, "disconnected", { code: event.code, reason: event.reason });
     // 1012 (Service Restart): the gateway drains and closed this idle socket on purpose; reconnect at
     // once (the load balancer sends it to another instance), with the usual backoff if that fails
-    if (!this._closing && this.reconnect && this.token) this._scheduleReconnect(event.code === 1012);
+    if (keep) this._scheduleReconnect(event.code === 1012);
   }
 
   _scheduleReconnect(now = false) {

@@ -134,6 +134,7 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+REPLACED: Final = 4010  # close code: a newer login of the same session took its calls over
 Send = Callable[[ServerMessage], Awaitable[None]]
 # The transport's concurrent runner (SessionSocket.run): the work, its lane (None: at once), whether it
 # is urgent (still taken when the others fill the limit); False when too many requests are in flight,
@@ -243,6 +244,9 @@ class Session:
                 pass
         await self._connection.send(event)
 
+    async def replaced(self) -> None:
+        await self._connection.replaced()
+
     def __repr__(self) -> str:
         return f"Session({self._id!r}, user={self._user.id!r})"
 
@@ -257,8 +261,10 @@ class Connection:
         login_failed: Callable[[], None] = lambda: None,
         run: Run | None = None,
         too_many: Callable[[], SignalingError] | None = None,
+        kick: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._context = context
+        self._kick = kick  # closes the socket now, with a code (`replaced`)
         self._send = send
         self._run = run  # None: every request in turn (a transport without a concurrent runner)
         self._too_many = too_many
@@ -437,6 +443,13 @@ class Connection:
         self.logged_out = True
         self.close_code = 1000
         return Ack(request.id, "logout")
+
+    async def replaced(self) -> None:
+        """A newer login of this one took its calls over (`ResumableSink.replaced`): closed as if its
+        socket had gone (its calls are detached for the newer one), then the socket too (4010)."""
+        await self.close()
+        if self._kick is not None:
+            await self._kick(REPLACED)
 
     async def login_timed_out(self) -> None:
         """The login deadline passed: tell the browser, and ask the transport to close."""

@@ -53,6 +53,7 @@ class JsonDialect:
             login_failed=socket.login_failed,
             run=socket.run,
             too_many=socket.too_many,
+            kick=socket.close,
         )
 
     @property

@@ -185,3 +185,35 @@ async def test_a_logout_ends_the_call_at_once_and_another_login_cannot_take_it(t
             await phone.wait_for("state", timeout=5, call=number, state="DISCONNECTED")
         finally:
             await peer.close()
+
+
+async def test_a_new_login_takes_the_call_from_a_socket_that_lingers(tmp_path: Path) -> None:
+    """After a network change the page logs in again (its saved token) before its old socket is known
+    dead: the new login is told the call at once, the old socket is closed with 4010, and the call is
+    taken back on a new RTCPeerConnection."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(config(phone, 36400)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+        try:
+            call_id, number = await call_the_phone(alice, first, phone)
+            await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
+            async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                calls = await again.wait_for("calls")
+                assert [c["call_id"] for c in calls["calls"]] == [call_id], calls
+                closed = await alice.wait_for("closed", timeout=5)
+                assert closed["code"] == 4010, closed
+                await again.request({"type": "reattach", "call_id": call_id, "sdp": await second.offer()})
+                reattached = await again.wait_for("reattached", call_id=call_id)
+                await second.accept(reattached["sdp"])
+                await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+                await asyncio.sleep(1.5)
+                await again.request({"type": "hangup", "call_id": call_id})
+                await again.wait_for("ended", call_id=call_id)
+        finally:
+            await asyncio.gather(first.close(), second.close())
+        await phone.wait_for("state", call=number, state="DISCONNECTED")
+        assert tail_has_tone(await phone.wait_for_recording(number), 1300)
