@@ -120,7 +120,9 @@ async def test_an_sdes_video_phone_calls_chromium(page: Page) -> None:
         phone.remote = ("127.0.0.1", plain.media[0].port)
         camera.answered(picture, "127.0.0.1")
         await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
-        sending = asyncio.create_task(camera.send_video(4.0, skip_first=2))
+        sending = asyncio.create_task(
+            camera.send_video(6.0, skip_first=2)
+        )  # 4 s: <50 engine packets at load 8
         await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 20), timeout=8)
         await sending
         after = await stats(page)
