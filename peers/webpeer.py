@@ -104,9 +104,11 @@ class WebPeer:
         direction: str = "sendrecv",
         camera: bool = False,
         configuration: RTCConfiguration | None = None,
+        addresses: tuple[str, ...] = ("127.0.0.1",),
     ) -> None:
         """``direction``: "recvonly" for a player (a WHEP client) that sends nothing; ``configuration``:
-        the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default."""
+        the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default;
+        ``addresses``: the host addresses it gathers on (a network namespace's own, in a benchmark)."""
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.freq = freq
@@ -125,7 +127,7 @@ class WebPeer:
             wanted = [c for name in codecs for c in caps if c.name.lower() == name.lower()]
             self.transceiver.setCodecPreferences(wanted)
         if configuration is None or configuration.iceTransportPolicy is not RTCIceTransportPolicy.RELAY:
-            aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
+            aiortc_hooks.restrict_host_addresses(self.pc, list(addresses))
         # connected when its checks are, as a browser, not up to 20 ms later (aioice's pacing loop)
         ice_completion.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)

@@ -1,0 +1,345 @@
+"""The audio gap when a browser's network changes mid-call (issue 34): per dialect, N calls, each moved once.
+
+Run (as root: it makes a network namespace): python bench/network_change_bench.py [--calls 20]
+[--dialects ws,http,jsonrpc]   (about 20 s per call; needs the pjsua2 desk phone)
+
+The gateway runs in this process, in the root namespace, on the veth end 10.201.0.1 with the pjsua2 desk
+phone (user 2000, 440 Hz) as its PBX on loopback. The browser is an aiortc client in a namespace of its
+own behind the veth pair, run by this script again (``--peer``, under ``ip netns exec``), one call at a
+time. Once the client hears the phone, its address is changed (10.201.0.2 -> .3 -> .4 ...: the old one
+deleted, a new one added, as a laptop moving from Wi-Fi to wired): its sockets, the signalling's and the
+media's, are dead from then on, though the gateway is not told (no FIN, no RST reaches it). The client is
+told at once, as a browser is by its `online`/network change events, and recovers as its dialect allows
+an aiortc client (which cannot restart ICE):
+
+- ``ws``: a new socket logs in with its session token (the old one lingers: the login takes its call
+  over), the `calls` it is told, `reattach` with a new RTCPeerConnection;
+- ``http``: a new RTCPeerConnection's offer posted with the session's `session_id` (new media);
+- ``jsonrpc``: a new socket announces the peer id (it takes the peer over from the lingering socket), then
+  `offer {call_id, sdp}` from a new RTCPeerConnection.
+
+The gap is from the address change to the first 100 ms in which the client hears the phone's tone again
+(so it includes the client's own reconnect and the new ICE/DTLS set-up). A call is lost when the tone
+does not come back within 15 s or the phone saw it end before the client hung up. Printed per dialect:
+p50/p99/max of the gap and calls lost, with /proc/loadavg. SIP over WebSocket is not measured here: its
+libraries renew media by an ICE restart of the same RTCPeerConnection, which aiortc cannot do (the JsSIP
+and SIP.js tests restart ICE in Chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NS = "gwnc"
+HOST_IFACE, PEER_IFACE = "gwnc0", "gwnc1"
+GATEWAY_IP = "10.201.0.1"
+API_KEY = "bench-network-change-key-0123456789"
+TONE = 440
+BACK_WITHIN = 15.0
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def namespace() -> Iterator[None]:
+    """The client's namespace behind a veth pair: GATEWAY_IP here, 10.201.0.2 there; deleted on exit."""
+    subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
+    subprocess.run(["ip", "link", "del", HOST_IFACE], check=False, capture_output=True)  # a killed run's
+    try:
+        _ip("netns", "add", NS)
+        _ip("netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        _ip("link", "add", HOST_IFACE, "type", "veth", "peer", "name", PEER_IFACE, "netns", NS)
+        _ip("addr", "add", f"{GATEWAY_IP}/24", "dev", HOST_IFACE)
+        _ip("link", "set", HOST_IFACE, "up")
+        _ip("netns", "exec", NS, "ip", "addr", "add", "10.201.0.2/24", "dev", PEER_IFACE)
+        _ip("netns", "exec", NS, "ip", "link", "set", PEER_IFACE, "up")
+        yield
+    finally:
+        subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", HOST_IFACE], check=False, capture_output=True)
+
+
+def move(old: str, new: str) -> None:
+    """The client's network changes: its address goes, another comes."""
+    _ip("netns", "exec", NS, "ip", "addr", "del", f"{old}/24", "dev", PEER_IFACE)
+    _ip("netns", "exec", NS, "ip", "addr", "add", f"{new}/24", "dev", PEER_IFACE)
+
+
+# ------------------------------------------------------------------------------------ the client (--peer)
+
+
+class Client:
+    """One dialect's calls from inside the namespace; commands on stdin, results on stdout (JSON lines)."""
+
+    def __init__(self, dialect: str, base: str) -> None:
+        import aiohttp
+
+        self.dialect, self.base = dialect, base
+        self.http = aiohttp.ClientSession()
+        self.old: list[Any] = []  # what the move left behind (sockets, peers): closed at the end
+        self.address = "10.201.0.2"  # this namespace's address now (the bench says when it moves)
+
+    async def call(self) -> Any:
+        from peers.web_user import WebUser
+        from peers.webpeer import WebPeer
+        from tests.e2e.dialects.test_jsonrpc import RpcClient
+        from tests.e2e.harness import ALICE_SECRET
+
+        peer = WebPeer(freq=1000, addresses=(self.address,))
+        self.old.append(peer)
+        offer = await peer.offer()
+        if self.dialect == "ws":
+            user = WebUser(self.base, "alice", ALICE_SECRET)
+            await user.__aenter__()
+            self.old.append(user)
+            call_id = await user.call("2000", offer)
+            connected = await user.wait_for("connected", call_id=call_id)
+            await peer.accept(connected["sdp"])
+            state = {"token": user.token, "call_id": call_id}
+        elif self.dialect == "http":
+            body = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "2000"}}
+            async with self.http.post(
+                f"{self.base}/webrtc/offer", json=body, headers={"X-API-Key": API_KEY}
+            ) as r:
+                answer = await r.json()
+            await peer.accept(answer["sdp"]["sdp"])
+            state = {"session_id": answer["session_id"]}
+        else:
+            ws = await self.http.ws_connect(f"{self.base.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}")
+            self.old.append(ws)
+            rpc = RpcClient(ws)
+            await rpc.request("announce", {"peer_id": "bench-laptop"})
+            reply = await rpc.request("offer", {"sdp": offer, "type": "offer", "to": "2000"})
+            await peer.accept(reply["result"]["answer"]["sdp"])
+            state = {"call_id": reply["result"]["call_id"]}
+        await _hears(peer, 10.0)
+        return state
+
+    async def recover(self, state: Any) -> Any:
+        """The network changed: this dialect's way back; the new peer and what hangs the call up."""
+        import aiohttp
+
+        from peers.web_user import WebUser
+        from peers.webpeer import WebPeer
+        from tests.e2e.dialects.test_jsonrpc import RpcClient
+
+        self.old.append(self.http)
+        self.http = aiohttp.ClientSession()  # new connections, from the new address
+        peer = WebPeer(freq=1300, addresses=(self.address,))
+        self.old.append(peer)
+        if self.dialect == "ws":
+            user = WebUser(self.base, "alice", "", token=state["token"])
+            await user.__aenter__()
+            self.old.append(user)
+            await user.wait_for("calls")
+            await user.request({"type": "reattach", "call_id": state["call_id"], "sdp": await peer.offer()})
+            reattached = await user.wait_for("reattached", call_id=state["call_id"])
+            await peer.accept(reattached["sdp"])
+            return peer, lambda: user.request({"type": "hangup", "call_id": state["call_id"]})
+        if self.dialect == "http":
+            body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "session_id": state["session_id"]}
+            async with self.http.post(
+                f"{self.base}/webrtc/offer", json=body, headers={"X-API-Key": API_KEY}
+            ) as r:
+                answer = await r.json()
+            await peer.accept(answer["sdp"]["sdp"])
+            close = {"session_id": state["session_id"]}
+            return peer, lambda: self.http.post(
+                f"{self.base}/webrtc/close", json=close, headers={"X-API-Key": API_KEY}
+            )
+        ws = await self.http.ws_connect(f"{self.base.replace('http', 'ws')}/jsonrpc?api_key={API_KEY}")
+        self.old.append(ws)
+        rpc = RpcClient(ws)
+        await rpc.request("announce", {"peer_id": "bench-laptop"})
+        reply = await rpc.request("offer", {"call_id": state["call_id"], "sdp": await peer.offer()})
+        await peer.accept(reply["result"]["answer"]["sdp"])
+        return peer, lambda: rpc.request("disconnect", {"call_id": state["call_id"]})
+
+    async def forget(self) -> None:
+        for thing in reversed(self.old):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await thing.close()
+        self.old.clear()
+
+
+async def _hears(peer: Any, within: float) -> float:
+    """Seconds until ``peer`` hears the phone (100 ms windows); TimeoutError past ``within``."""
+    start = time.monotonic()
+    async with asyncio.timeout(within):
+        while not peer.heard(TONE, last=0.1):
+            await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def run_peer(dialect: str, base: str, address: str) -> None:
+    client = Client(dialect, base)
+    client.address = address
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+
+    def say(**fields: Any) -> None:
+        print(json.dumps(fields), flush=True)
+
+    while line := await reader.readline():
+        command = json.loads(line)
+        try:
+            if command["cmd"] == "call":
+                state = await client.call()
+                say(up=True)
+            elif command["cmd"] == "moved":
+                started = time.monotonic()
+                client.address = command["to"]
+                peer, hang_up = await client.recover(state)
+                await _hears(peer, BACK_WITHIN - (time.monotonic() - started))
+                say(gap_ms=round((time.monotonic() - started) * 1000))
+            elif command["cmd"] == "hangup":
+                with contextlib.suppress(Exception):
+                    await hang_up()
+                await client.forget()
+                say(done=True)
+            elif command["cmd"] == "quit":
+                break
+        except Exception as exc:
+            traceback.print_exc()  # to stderr: the bench's terminal
+            say(lost=f"{type(exc).__name__}: {exc}"[:200])
+            await client.forget()
+    await client.forget()
+    await client.http.close()
+
+
+# ------------------------------------------------------------------------------------ the bench (root)
+
+
+@contextlib.asynccontextmanager
+async def spawned(dialect: str, base: str, address: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", NS, sys.executable, __file__, "--peer", dialect, "--base", base, "--address", address,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
+            assert process.stdin is not None
+            process.stdin.write(b'{"cmd": "quit"}\n')
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def ask(
+    process: asyncio.subprocess.Process, command: str, timeout: float, **fields: Any
+) -> dict[str, Any]:
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps({"cmd": command, **fields}).encode() + b"\n")
+    await process.stdin.drain()
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout)
+        if not line:
+            return {"lost": "the client exited"}
+        try:
+            reply: dict[str, Any] = json.loads(line)
+            return reply
+        except ValueError:
+            continue  # a library's print
+
+
+async def bench(calls: int, dialects: list[str]) -> None:
+    from peers.phone import DeskPhone
+    from tests.e2e.harness import gateway_config, running_gateway
+
+    results: dict[str, tuple[list[float], list[str]]] = {}
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    with tempfile.TemporaryDirectory() as tmp, namespace():
+        async with DeskPhone(Path(tmp), user="2000", tone=TONE) as phone:
+            config = gateway_config(
+                phone.address,
+                alice_extra={"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "bench"}]},
+                http={"host": GATEWAY_IP, "port": 18080},
+            )
+            async with running_gateway(config) as gateway:
+                address = 2  # the client namespace's address now: 10.201.0.<address>
+                for dialect in dialects:
+                    gaps, lost = results.setdefault(dialect, ([], []))
+                    async with spawned(dialect, gateway.http_url, f"10.201.0.{address}") as process:
+                        for _ in range(calls):
+                            up = await ask(process, "call", 30)
+                            if "up" not in up:
+                                lost.append(f"no call: {up.get('lost')}")
+                                continue
+                            ended_before = len(phone.seen("state", state="DISCONNECTED"))
+                            move(f"10.201.0.{address}", f"10.201.0.{address + 1}")
+                            address += 1
+                            reply = await ask(process, "moved", BACK_WITHIN + 10, to=f"10.201.0.{address}")
+                            await asyncio.sleep(1.0)  # on the new path
+                            if "gap_ms" not in reply:
+                                lost.append(str(reply.get("lost")))
+                            elif len(phone.seen("state", state="DISCONNECTED")) != ended_before:
+                                lost.append("the phone's call ended before the hang-up")
+                            else:
+                                gaps.append(reply["gap_ms"])
+                            await ask(process, "hangup", 20)
+                            await asyncio.sleep(0.5)
+                            if (
+                                "gap_ms" in reply
+                                and len(phone.seen("state", state="DISCONNECTED")) == ended_before
+                            ):
+                                lost.append("the call did not end with the hang-up")
+                            print(f"{dialect} call: {reply}", flush=True)
+    end = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"\nnetwork change: audio gap per dialect (aiortc client, {calls} calls each)")
+    print(f"loadavg {' '.join(load)} -> {' '.join(end)}")
+    for dialect, (gaps, lost) in results.items():
+        ordered = sorted(gaps)
+        if ordered:
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            figures = (
+                f"p50 {statistics.median(ordered):6.0f} ms  p99 {p99:6.0f} ms  max {ordered[-1]:6.0f} ms"
+            )
+        else:
+            figures = "no call came back"
+        print(f"{dialect:8s} {figures}  lost {len(lost)} of {calls}" + (f"  ({lost[0]})" if lost else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--dialects", default="ws,http,jsonrpc")
+    parser.add_argument("--peer", help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer:
+        asyncio.run(run_peer(args.peer, args.base, args.address))
+        return
+    if os.geteuid() != 0:
+        sys.exit("run as root: the client gets a network namespace of its own")
+    asyncio.run(bench(args.calls, [d.strip() for d in args.dialects.split(",") if d.strip()]))
+
+
+if __name__ == "__main__":
+    main()
