@@ -394,7 +394,7 @@ class RpcPeer:
                 raise
         if self._principal is None:
             raise Unauthorized("announce needs credentials (api_key, token, or user and secret)")
-        for old in context.directory.holders.get(params.peer_id, []):  # a lingering socket's (resume.py)
+        for old in list(context.directory.holders.get(params.peer_id, [])):  # lingering sockets (resume.py)
             if isinstance(old, RpcPeer) and old is not self and old.user_id == self.user.id and old.busy:
                 await old.abandon()
         detached = context.detached.claim(self.user.id, params.peer_id)
