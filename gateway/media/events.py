@@ -62,10 +62,12 @@ class IceFailed:
 @dataclass(frozen=True, slots=True)
 class DtlsFailed:
     """ICE worked but the DTLS handshake failed (RFC 5763/5764): no keys for SRTP. ``leg``: the web leg's
-    DTLS, or the SIP leg's (DTLS-SRTP toward a SIP peer)."""
+    DTLS, or the SIP leg's (DTLS-SRTP toward a SIP peer); ``closed_by_peer``: the browser closed DTLS
+    itself (close_notify: its RTCPeerConnection was closed, not lost)."""
 
     reason: str
     leg: Leg = Leg.WEB
+    closed_by_peer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

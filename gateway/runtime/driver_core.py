@@ -188,10 +188,10 @@ class DriverCore:
         if session is not None and not session.closed:
             self.spawn(session.send_event(WebLost(call_id, event.cause.value, round(event.seconds, 1))))
 
-    def resumable(self, call_id: str) -> bool:
+    def resumable(self, call_id: str, closed_by_browser: bool = False) -> bool:
         machine = self.registry.get(call_id) if call_id in self.registry else None
         session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
-        return self.reconnects.resumable(call_id, session)
+        return self.reconnects.resumable(call_id, session, closed_by_browser)
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:

@@ -62,9 +62,10 @@ class RuntimeHost(Protocol):
         metrics; the SIP side hears the reconnecting fill meanwhile (gateway/media/codecs/comfort_fill.py)."""
         ...
 
-    def resumable(self, call_id: str) -> bool:
+    def resumable(self, call_id: str, closed_by_browser: bool = False) -> bool:
         """Whether the browser carrying the call may come back for it (web_auth.reconnect_grace, a
-        session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost)."""
+        session of a login that can reconnect): a web-leg failure then waits for it (MediaWebLost).
+        ``closed_by_browser``: it closed its RTCPeerConnection itself (DTLS close_notify)."""
         ...
 
     def admit_message(self, call_id: str, sender: str, web_user: str | None) -> float | None:

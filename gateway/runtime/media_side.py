@@ -88,15 +88,18 @@ class MediaSide:
     def _web_lost(self, event: MediaEvent) -> str | None:
         """Why the web leg of a connected call is lost, when its browser may renew it; else None (the
         event means what it always did)."""
+        closed = False  # the browser closed its RTCPeerConnection itself
         match event:
-            case IceFailed(reason=reason) | DtlsFailed(reason=reason, leg=Leg.WEB):
+            case IceFailed(reason=reason):
+                why = reason
+            case DtlsFailed(reason=reason, leg=Leg.WEB, closed_by_peer=closed):
                 why = reason
             case MediaInactive(leg=Leg.WEB, seconds=seconds, held=False):
                 why = f"no audio from the browser for {seconds:g} s"
             case _:
                 return None
         call = self._view()
-        if call is None or not call.may_renew_web or not self._host.resumable(self.call_id):
+        if call is None or not call.may_renew_web or not self._host.resumable(self.call_id, closed):
             return None
         return why
 

@@ -101,12 +101,16 @@ class Reconnects:
             if (machine := self._machine(call_id)) is not None and machine.waits_for_browser
         )
 
-    def resumable(self, call_id: str, session: SessionSink | None) -> bool:
+    def resumable(self, call_id: str, session: SessionSink | None, closed_by_browser: bool = False) -> bool:
         """Whether the web leg of call `call_id`, carried by `session`, is worth waiting for: its login
-        may come back, or its browser renews lost media with a new offer (an HTTP API session)."""
+        may come back, or its browser renews lost media with a new offer (an HTTP API session, a JSON-RPC
+        peer) unless it closed its RTCPeerConnection itself (`closed_by_browser`: that is its hang-up,
+        for lack of a socket whose loss says more)."""
         if self.grace <= 0 or session is None:
             return False
-        return _login(session) is not None or (isinstance(session, RenewingSink) and session.renews_media)
+        if _login(session) is not None:
+            return True
+        return isinstance(session, RenewingSink) and session.renews_media and not closed_by_browser
 
     def waiting(self, session: SessionSink) -> tuple[CallSummary, ...]:
         """The detached calls `session`'s login may take back (forgetting those that ended)."""

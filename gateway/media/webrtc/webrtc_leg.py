@@ -202,7 +202,7 @@ class WebRtcLeg:
             if self._ice_lost:
                 self._fail(IceFailed("ICE consent expired: the browser stopped answering"))
             else:
-                self._fail(DtlsFailed("the browser closed DTLS (close_notify)"))
+                self._fail(DtlsFailed("the browser closed DTLS (close_notify)", closed_by_peer=True))
 
     def _consent_expired(self) -> None:
         logger.info("call=%s ICE consent expired: the browser stopped answering", self._call)

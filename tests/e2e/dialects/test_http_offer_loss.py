@@ -82,3 +82,33 @@ async def test_a_dead_client_is_reported_on_the_event_stream_within_2_s(tmp_path
         assert blocks_with(fill, BEEP_HZ) >= 1, "no reconnecting beep"
         assert blocks_with(fill, 1000) == 0, "the client's tone after it died"
         await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def test_a_client_that_closes_its_connection_hangs_up_at_once(tmp_path: Path) -> None:
+    """Closing the RTCPeerConnection (DTLS close_notify) is the client's hang-up, not a lost network: the
+    call ends at once although a reconnect grace would wait 20 s for a new offer."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
+        running_gateway(_with_grace(_config(phone.address), 20.0)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        base = gateway.http_url
+        peer = WebPeer(freq=1000)
+        try:
+            offer = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+            status, body = await _post(http, f"{base}/webrtc/offer", offer, KEY)
+            assert status == 200, body
+            events = await http.get(f"{base}{body['events_url']}", headers=KEY)
+            await peer.accept(body["sdp"]["sdp"])
+            await _sse(events, ["answered"])
+            number = int((await phone.wait_for("incoming"))["call"])
+            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+            await peer.close()  # aiortc sends its DTLS close_notify
+            [ended] = await _sse(events, ["ended"], timeout=8)
+            assert ended["reason"] == "media_failed", ended
+            events.close()
+            await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=5)
+        finally:
+            await peer.close()
+        await wait_until(lambda: gateway._health_details()["calls"] == 0)

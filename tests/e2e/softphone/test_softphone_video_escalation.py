@@ -56,9 +56,9 @@ async def pictures_both_ways(page: Page, camera: PlainVideoPeer, port: int, payl
         seen = await page.evaluate(REMOTE)
         return seen is not None and seen[2] >= 15 and seen[5] > seen[3] + 50
 
-    sending = asyncio.ensure_future(camera.send_video(3.0))
+    sending = asyncio.ensure_future(camera.send_video(5.0))  # 3 s: no picture at all once, at load 7
     try:
-        for _ in range(60):
+        for _ in range(80):
             if await page_sees_blue() and len(camera.decoded) >= 15:
                 break
             await asyncio.sleep(0.1)

@@ -76,7 +76,7 @@ async def test_the_answering_leg_releases_its_ssl_and_still_hears_close_notify(
             if len(events) > 1:
                 break
             await asyncio.sleep(0.01)
-        assert events[1:] == [DtlsFailed("the browser closed DTLS (close_notify)")]
+        assert events[1:] == [DtlsFailed("the browser closed DTLS (close_notify)", closed_by_peer=True)]
     finally:
         await peer.close()
         await leg.close()

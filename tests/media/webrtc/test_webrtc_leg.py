@@ -206,7 +206,7 @@ async def test_trickled_candidates_connect() -> None:
             if len(events) > 1:
                 break
             await asyncio.sleep(0.01)
-        assert events[1:] == [DtlsFailed("the browser closed DTLS (close_notify)")]
+        assert events[1:] == [DtlsFailed("the browser closed DTLS (close_notify)", closed_by_peer=True)]
         assert leg.state is WebLegState.FAILED
     finally:
         await peer.close()
