@@ -13,7 +13,8 @@ It builds what is sent in the dialog (:meth:`Dialog.create_request` for BYE, INF
 UPDATE; :meth:`Dialog.ack` for the ACK of a 2xx; :meth:`Dialog.respond` for responses) and
 checks what is received (:meth:`Dialog.receive_request` returns the error response owed: 500 for
 a CSeq out of order, 491 on re-INVITE glare, 481 once terminated). Forking and the matching of
-messages to dialogs live in :mod:`sipcore.dialogs.dialogset`.
+messages to dialogs live in :mod:`sipcore.dialogs.dialogset`. :meth:`Dialog.to_dict` and
+:meth:`Dialog.from_dict` carry a dialog to another process as plain JSON (:mod:`sipcore.dialogs.snapshot`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sipcore.dialogs.requests import Endpoint, build_request
 from sipcore.errors import BadRequest, SIPError
@@ -247,6 +249,25 @@ class Dialog:
             contact=contact,
             rng=rng,
         )
+
+    # -- a snapshot for another instance (issue 34) -------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dialog's state (RFC 3261 §12) as plain JSON, for :meth:`from_dict` in another process
+        (:mod:`sipcore.dialogs.snapshot`). Transactions do not move: the cached ACK is left out."""
+        from sipcore.dialogs.snapshot import dialog_to_dict  # it imports this module
+
+        return dialog_to_dict(self)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], endpoint: Endpoint | None = None, *, rng: random.Random | None = None
+    ) -> Dialog:
+        """The dialog :meth:`to_dict` wrote, on ``endpoint`` (default: the one it was written with).
+        Malformed data raises :class:`~sipcore.dialogs.snapshot.SnapshotError` naming the field."""
+        from sipcore.dialogs.snapshot import dialog_from_dict
+
+        return dialog_from_dict(cls, data, endpoint, rng)
 
     # -- the state machine ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
   ``on_incoming_call`` callback or read with ``async for call in ua.incoming()``;
 - the registrations (:class:`~gateway.sip.useragent.registrar_client.RegistrationClient`) keep each
   configured AOR registered; ``ua.registration_states()`` reports them;
+- ``ua.adopt(data)`` carries on a call another instance had, from its ``call.handover()`` (issue 34);
 - ``await ua.close()`` unregisters, ends every open call (BYE, CANCEL or 503) and closes the
   transports; it is idempotent.
 
@@ -30,8 +31,8 @@ import asyncio
 import enum
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.sip.transactions.client import ClientTransaction
 from gateway.sip.transactions.layer import TransactionLayer
@@ -40,7 +41,7 @@ from gateway.sip.transactions.scheduler import Scheduler
 from gateway.sip.transactions.tu import IncomingRequest
 from gateway.sip.transports.resolver import Resolver
 from gateway.sip.transports.transport import Source
-from gateway.sip.useragent import dialog_sources
+from gateway.sip.useragent import dialog_sources, ua_adopt
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.keepalive import PbxKeepalive, start_keepalives
 from gateway.sip.useragent.outgoing import OutgoingCall
@@ -50,7 +51,6 @@ from gateway.sip.useragent.ua_calls import ACCEPT, TEXT, Call
 from gateway.sip.useragent.ua_replaces import replaced_call
 from gateway.sip.useragent.ua_settings import ALLOW, INFO_ALWAYS, Listen, UASettings
 from gateway.sip.useragent.ua_start import contact_endpoints, default_trusted_sources, family_of
-from sipcore.auth.digest import DigestClient
 from sipcore.dialogs.dialog import Dialog
 from sipcore.dialogs.dialogset import DialogSet
 from sipcore.dialogs.inspection import refuse_accept, refuse_body, refuse_method
@@ -60,7 +60,7 @@ from sipcore.dialogs.session_timer import SessionTimer, TooSmall, uac_headers, u
 from sipcore.errors import DigestError, SIPError
 from sipcore.location.routing import Target
 from sipcore.registration import RegState
-from sipcore.syntax.headers import NameAddr, parse_name_addr, warning_headers
+from sipcore.syntax.headers import NameAddr, warning_headers
 from sipcore.syntax.message import Request, Response
 from sipcore.syntax.uri import URI, SipURI, parse_uri
 
@@ -314,7 +314,7 @@ class UserAgent:
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new calls")
         uri = parse_uri(target) if isinstance(target, str) else target
-        from_, digest = _caller(identity)
+        from_, digest = ua_adopt.caller(identity)
         timer = uac_headers(self.settings.session_timer) if self.settings.session_timer is not None else ()
         hop = next_hop or self.settings.outbound
         toward = hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
@@ -335,6 +335,14 @@ class UserAgent:
         call.start()
         return call
 
+    def adopt(self, data: Mapping[str, Any], identity: SipIdentity | None = None) -> ua_adopt.AdoptedCall:
+        """Carry on here a call another instance handed over (its ``call.handover()``): ua_adopt (issue 34)."""
+        if self.state is not UAState.RUNNING:
+            raise RuntimeError(f"user agent is {self.state.name}: no calls adopted")
+        call = ua_adopt.adopt(self, data, identity)  # its dialog is in self.dialogs already
+        self._calls[(call.call_id, call.local_tag)] = call
+        return call
+
     async def message(
         self, target: str | URI, identity: SipIdentity, text: str, next_hop: Target | None = None
     ) -> Response:
@@ -344,7 +352,7 @@ class UserAgent:
         if self.state is not UAState.RUNNING:
             raise RuntimeError(f"user agent is {self.state.name}: no new requests")
         uri = parse_uri(target) if isinstance(target, str) else target
-        from_, digest = _caller(identity)
+        from_, digest = ua_adopt.caller(identity)
         hop = next_hop or self.settings.outbound
         ours = self.endpoint_for(
             hop.host if hop is not None else (uri.host if isinstance(uri, SipURI) else None)
@@ -587,14 +595,3 @@ def _started(part: T | None) -> T:
     if part is None:
         raise RuntimeError("the user agent is not started")
     return part
-
-
-def _caller(identity: SipIdentity | str) -> tuple[NameAddr, DigestClient | None]:
-    if isinstance(identity, str):
-        return parse_name_addr(identity if "<" in identity else f"<{identity}>"), None
-    aor = identity.aor
-    uri = SipURI(aor.host, aor.user, port=aor.port, scheme=aor.scheme)
-    digest = None
-    if identity.credentials is not None:
-        digest = DigestClient(identity.credentials.username, identity.credentials.password.reveal())
-    return NameAddr(uri, identity.display_name or None), digest

@@ -31,6 +31,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip.transactions.stats import retransmission
@@ -49,7 +50,7 @@ from gateway.sip.useragent.ua_events import (
 )
 from gateway.sip.useragent.ua_transfer import TRANSFER_METHODS, Transfers
 from sipcore.auth.digest import DigestClient
-from sipcore.dialogs.dialog import Dialog, DialogState
+from sipcore.dialogs.dialog import Dialog, DialogState, Role
 from sipcore.dialogs.inspection import refuse_body, refuse_method
 from sipcore.dialogs.offer_answer import TABLE as OFFER_ANSWER
 from sipcore.dialogs.offer_answer import OaEvent, OfferAnswer
@@ -212,6 +213,29 @@ class Call:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("call=%s task failed", self.call_id, exc_info=task.exception())
+
+    def handover(self) -> dict[str, Any]:
+        """What another instance needs to carry this established call on (issue 34; ``UserAgent.adopt``),
+        as plain JSON: the dialog (RFC 3261 §12), SDPs, the far end's capabilities, the session timer
+        (RFC 4028). No credentials, only whether the call had some; no WebSocket flow (it cannot move)."""
+        dialog, timer, hop = self._established(), self.session_timer, self.next_hop
+        return {
+            "version": 1,
+            "kind": "outgoing" if dialog.role is Role.UAC else "incoming",  # OutgoingCall: we sent the INVITE
+            "call_id": self.call_id,
+            "local_tag": self.local_tag,
+            "dialog": dialog.to_dict(),
+            "local_sdp": self.local_sdp,
+            "remote_sdp": self.remote_sdp,
+            "peer_allows": sorted(self.peer_allows),
+            "info_packages": sorted(self.info_packages),
+            "peer_info_packages": sorted(self.peer_info_packages),
+            "peer_hosts": sorted(self.peer_hosts),
+            "transfers": self.transfers,
+            "digest": self._digest is not None,
+            "session_timer": asdict(timer) if timer is not None else None,
+            "next_hop": asdict(hop) if hop is not None and hop.transport not in ("WS", "WSS") else None,
+        }
 
     # --- requests we send in the dialog --------------------------------------------------------------
     def _established(self) -> Dialog:
