@@ -26,12 +26,11 @@ for the 200 and ``answer_to_reoffer`` applies the answer from the ACK. An offerl
 
 While the web user holds, neither direction is forwarded (the held party hears silence, the browser
 nothing of the held party); the answer to ``reoffer_to_sip(hold=False)`` restores both. A re-offer that
-is never answered (the re-INVITE failed) changes nothing.
-States: IDLE -> AWAITING_SIP_ANSWER or AWAITING_WEB_ANSWER -> ACTIVE -> CLOSED; an illegal call raises
-``BridgeError`` naming both. The legs are ``WebRtcLeg`` and ``SipLeg``, the two directions ``MediaPath``
-(pass-through or transcoding, DTMF), codec choice is ``codec_choice``; events are ``events`` values.
-The first offer and answer are ``bridge_setup.SetupOffers``'s, the mid-call ones
-``bridge_midcall.MidCallOffers``'s: both are bases of ``MediaBridge``.
+is never answered (the re-INVITE failed) changes nothing. States: IDLE -> AWAITING_SIP_ANSWER or
+AWAITING_WEB_ANSWER -> ACTIVE -> CLOSED; an illegal call raises ``BridgeError`` naming both. The legs are
+``WebRtcLeg`` and ``SipLeg``, the two directions ``MediaPath`` (pass-through or transcoding, DTMF), codec
+choice is ``codec_choice``; events are ``events`` values. The first offer and answer are ``bridge_setup``'s,
+the mid-call ones ``bridge_midcall``'s, a takeover's (``resume_sip``) ``bridge_handover``'s: its bases.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from typing import Any
 
 import sdp
 from gateway.media import fastlane
+from gateway.media.bridge_handover import HandoverOffers
 from gateway.media.bridge_midcall import MidCallOffers
 from gateway.media.bridge_mix import MixPorts
 from gateway.media.bridge_settings import BridgeSettings, BridgeStats, LatencyMeter, web_certificate
@@ -84,7 +84,7 @@ from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 logger = logging.getLogger(__name__)
 
 
-class MediaBridge(SetupOffers, MidCallOffers, MixPorts):
+class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
     """One call's media. ``on_event`` receives ``MediaEvent`` values in the event loop thread."""
 
     def __init__(self, settings: BridgeSettings, on_event: Callable[[MediaEvent], None]) -> None:

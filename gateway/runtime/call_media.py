@@ -11,8 +11,8 @@ media package (below the runtime) and nothing of the runtime, so every runtime m
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
 import sdp
 from gateway.media.bridge import MediaBridge
@@ -134,6 +134,15 @@ class CallMedia(Protocol):
     def audio_up(self) -> bool:
         """Whether both legs' audio goes through the gateway now (never for pass-through media; for the
         bridge once it is active): then ``audio_filter`` hears it and a tap keeps it on the Python path."""
+        ...
+
+    # --- a call taken over when its instance dies (issue 34; gateway/media/bridge_handover.py) ---------
+    def handover(self) -> dict[str, Any] | None:
+        """Plain JSON another instance resumes the media from; None: nothing to hand over."""
+        ...
+
+    async def resume_sip(self, data: Mapping[str, Any]) -> str:
+        """On a fresh media: the SIP leg ``handover()`` described, taken over; our re-INVITE's offer."""
         ...
 
     # --- figures and the end -------------------------------------------------------------------------

@@ -6,7 +6,9 @@ browser <-> peer. No RTP port, no aiortc leg, no fast lane. It stands where the 
 `CallRuntime`: both are the runtime's `CallMedia` (gateway/runtime/call_media.py), so the call machine
 is the one of every other call. What needs a media leg of the gateway's (a pickup, a new web leg, the
 browser's own re-offer, an ICE restart, a tap) is refused here with `PassthroughError`; what only
-concerns such a leg (a re-offer of the browser's for the SIP side's video) is a no-op.
+concerns such a leg (a re-offer of the browser's for the SIP side's video) is a no-op. When the
+instance dies nothing is handed over (`handover()` is None): the media flows end to end and outlives
+it; `resume_sip` is refused.
 
 Trickle ICE (RFC 8840, the trickle-ice Info Package of RFC 6086): the INVITE says `Recv-Info:
 trickle-ice` and `Supported: trickle-ice` (§4); the browser's trickled candidates (JSON `ice`) go to the
@@ -30,8 +32,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import sdp
 from gateway.media.bridge_settings import BridgeStats
@@ -195,6 +197,14 @@ class PassthroughMedia:
 
     async def renew_web(self, web_offer: str) -> str:
         raise PassthroughError(NO_WEB_LEG)
+
+    def handover(self) -> None:
+        """Nothing to hand over to another instance: the media flows between the two ends and outlives
+        this one (a survivor takes the signaling only)."""
+        return None
+
+    async def resume_sip(self, data: Mapping[str, Any]) -> str:
+        raise PassthroughError("a pass-through call has no SIP leg of the gateway's to take over")
 
     def send_text(self, text: str) -> bool:
         return False  # no data channel of the gateway's: the text goes to the session only

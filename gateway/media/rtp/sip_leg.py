@@ -59,6 +59,8 @@ class SipLeg:
         self.negotiated: LegCodecs | None = None
         self.sdp_address = ""  # the address our SDP gives the SIP side, once open
         self.local_crypto: sdp.Crypto | None = None  # our SDES key in the last SDP we gave (RFC 4568)
+        # the SIP party's last description: its answer, or its offer when we answered (a takeover's)
+        self.remote: sdp.SessionDescription | None = None
 
     def reserve(self, family: str | None = None) -> None:
         """Lease the RTP/RTCP ports in ``family`` now (two binds, nothing on the event loop): a gateway out
@@ -126,8 +128,17 @@ class SipLeg:
             negotiated.codec.clock_rate,
         )
         endpoint.set_direction(ours)
-        self.negotiated = negotiated
+        self.negotiated, self.remote = negotiated, peer
         return negotiated
+
+    def resume(
+        self, negotiated: LegCodecs, remote: sdp.SessionDescription, crypto: sdp.Crypto | None
+    ) -> None:
+        """A call taken over from a gateway instance that died (gateway/media/bridge_handover.py), once
+        ``open``: what was negotiated there and the SIP party's last description, both until it answers
+        our re-offer (``apply``), and our SDES key for that re-offer (new: RFC 4568 §7.1.4 lets a re-offer
+        change keys). The endpoint stays inactive until that answer."""
+        self.negotiated, self.remote, self.local_crypto = negotiated, remote, crypto
 
     def offer_crypto(self) -> sdp.Crypto | None:
         """The a=crypto for an offer of ours: the key already in use, else a new one, when our offers
