@@ -207,6 +207,10 @@ class CallMachine(CallView):
             self._timers.discard(name)
             self.emit(CancelTimer(self.call_id, name))
 
+    def timers_lost(self) -> None:
+        """The timers this record names ran on a gateway instance that died: none runs here (takeover)."""
+        self._timers = set()
+
     def timer_fired(self, name: TimerName) -> None:
         """``name`` fired: no longer running."""
         self._timers.discard(name)

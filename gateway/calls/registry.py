@@ -21,7 +21,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from gateway.calls import caps
 from gateway.calls.boundary.commands import Command
@@ -30,7 +31,7 @@ from gateway.calls.errors import UnknownCall
 from gateway.calls.machine import CallMachine
 from gateway.calls.settings import CallSettings
 from gateway.calls.states import CallState
-from gateway.identity.model import Found
+from gateway.identity.model import Found, WebUser
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,17 @@ class CallRegistry:
             if not ids:
                 del self._by_session[session_id]
         logger.warning("call=%s discarded", call_id)
+
+    def adopt(self, data: Mapping[str, Any], users: Callable[[str], WebUser | None]) -> CallMachine:
+        """A call of another gateway instance carried on here (its `CallMachine.to_dict()`, taken over
+        when that instance died: gateway/runtime/continuity/takeover.py). UnknownCall if the id is in use here."""
+        call = CallMachine.from_dict(data, users, self.settings, clock=self._clock, jitter=self._jitter)
+        if call.call_id in self._calls:
+            raise UnknownCall(call.call_id)  # never two calls under one id
+        self._calls[call.call_id] = call
+        self._sync(call)
+        logger.info("call=%s adopted (%s)", call.call_id, call.state.value)
+        return call
 
     def started(self, call_id: str) -> CallMachine | None:
         """The machine of the call the last `dial`/`incoming` started, open or already closed (a call

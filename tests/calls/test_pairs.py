@@ -123,6 +123,7 @@ from gateway.calls.boundary.events import (
     SipReferResult,
     SipReplacingInvite,
     SipTransferProgress,
+    TakenOver,
     TransferOutcome,
     WebDetached,
     WebMessage,
@@ -194,6 +195,7 @@ def sample(kind: type, session: str, timer: TimerName) -> Event:
         MediaDtmfUnsent: lambda: MediaDtmfUnsent("4", 120),
         ReplacedByTransfer: ReplacedByTransfer,
         GatewayStopping: GatewayStopping,
+        TakenOver: lambda: TakenOver("gw-dead"),
     }
     return samples[kind]()
 
@@ -865,6 +867,9 @@ for _state, _build, _timer, _expect in SITUATIONS.values():
     # ringing stopped, CANCEL, 480 or BYE; `ended` with `shutdown`), wherever that is allowed
     if MediaFailed in _expect:
         _expect[GatewayStopping] = _expect[MediaFailed]
+    # an instance carries on a connected call of one that died: it waits for its browser (reconnect.py)
+    if _state in (S.CONNECTED, S.HOLDING):
+        _expect[TakenOver] = (_state, [StartTimer])
 
 PAIRS = [(name, kind) for name in SITUATIONS for kind in EVENT_TYPES]
 

@@ -184,6 +184,18 @@ class GatewayStopping:
 
 
 @dataclass(frozen=True, slots=True)
+class TakenOver:
+    """This instance carries on a call whose gateway instance died (gateway/runtime/continuity/takeover.py): the
+    SIP leg was adopted and re-INVITEd to this instance's media, the browser's socket and web leg went
+    with the dead instance. The call waits for its browser as a detached one does (reconnect.py)."""
+
+    from_instance: str
+
+    def __post_init__(self) -> None:
+        _checks.text("from_instance", self.from_instance)
+
+
+@dataclass(frozen=True, slots=True)
 class WebDisconnected:
     """The browser session went away (WebSocket closed); it cannot be told anything more."""
 
@@ -729,7 +741,7 @@ MediaEvent = (
     | MediaWebDtmf
     | MediaDtmfUnsent
 )
-Event = WebEvent | SipEvent | MediaEvent | TimerFired | GatewayStopping
+Event = WebEvent | SipEvent | MediaEvent | TimerFired | GatewayStopping | TakenOver
 
 WEB_EVENTS: tuple[type[WebEvent], ...] = (
     WebDial,
@@ -789,4 +801,6 @@ MEDIA_EVENTS: tuple[type[MediaEvent], ...] = (
     MediaWebDtmf,
     MediaDtmfUnsent,
 )
-EVENT_TYPES: tuple[type[Event], ...] = (*WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired, GatewayStopping)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    *WEB_EVENTS, *SIP_EVENTS, *MEDIA_EVENTS, TimerFired, GatewayStopping, TakenOver,
+)  # fmt: skip

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from gateway.calls.boundary.events import (
         MediaWebLost,
         MediaWebRenewed,
+        TakenOver,
         TimerFired,
         WebDetached,
         WebDisconnected,
@@ -69,6 +70,23 @@ def detached(call: CallMachine, event: WebDetached) -> None:
         "call=%s session %s gone: the call waits %g s for it to come back",
         call.call_id,
         event.session_id,
+        call.settings.reconnect_grace,
+    )
+
+
+def taken_over(call: CallMachine, event: TakenOver) -> None:
+    """This instance carries on the call of an instance that died (gateway/runtime/continuity/takeover.py): its SIP
+    leg is ours now; its browser's socket and web leg died with that instance, and its login may take it
+    back here, within a whole grace from now (the dead instance's timers died with it)."""
+    call.timers_lost()
+    call.web_left()
+    if call.attachment is not Attachment.DETACHED:
+        call.attach_to(Attachment.DETACHED)
+    call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
+    logger.info(
+        "call=%s taken over from instance %s: waiting %g s for its browser",
+        call.call_id,
+        event.from_instance,
         call.settings.reconnect_grace,
     )
 

@@ -34,7 +34,9 @@ from gateway.calls import (
     WebReattach,
     WrongSession,
 )
+from gateway.calls.boundary.events import TakenOver
 from gateway.calls.errors import InvalidValue
+from gateway.calls.machine import CallMachine
 from gateway.calls.reasons import EndReason
 from gateway.calls.settings import CallSettings
 from tests.calls import flows as f
@@ -206,3 +208,28 @@ def test_only_an_up_call_lets_its_browser_renew_a_failed_web_leg() -> None:
         assert call.web_lost and call.state in (CallState.CONNECTED, CallState.HOLDING)
     for build in (f.inviting_ringing, f.early_out, f.invited, f.early_in, f.closing_bye, f.closed):
         assert not build(GRACE).may_renew_web  # the failure means what it always did: MediaFailed...
+
+
+def test_a_call_taken_over_from_a_dead_instance_waits_for_its_browser() -> None:
+    """The machine read back on a survivor (from its dict) from a call whose browser was attached: the dead
+    instance's timers are gone, the browser with it; a whole grace starts, and its login takes it back."""
+    before = f.connected_out(GRACE)
+    call = CallMachine.from_dict(before.to_dict(), lambda _id: f.ALICE, GRACE)
+    assert not call.detached and call.session_id == "s1"
+    out = call.handle(TakenOver("gw1"))
+    assert out == [StartTimer("c1", TimerName.RECONNECT, 12.0)]
+    assert call.state is CallState.CONNECTED and call.detached and call.sessions == frozenset()
+    assert call.timers == frozenset({TimerName.RECONNECT})
+    out = call.handle(WebReattach("s7", f.WEB_OFFER))
+    assert out == [CancelTimer("c1", TimerName.RECONNECT), MediaRenewWeb("c1", f.WEB_OFFER)]
+    assert call.handle(MediaWebRenewed(f.WEB_ANSWER)) == [
+        SendReattached("s7", "c1", f.WEB_ANSWER, False, False)
+    ]
+
+
+def test_a_call_taken_over_ends_when_no_browser_comes_back() -> None:
+    call = f.connected_in(GRACE)
+    f.run(call, WebDetached("s1"))  # it was waiting already on the dead instance: a whole grace again
+    assert call.handle(TakenOver("gw1")) == [StartTimer("c1", TimerName.RECONNECT, 12.0)]
+    out = call.handle(TimerFired(TimerName.RECONNECT))
+    assert SipBye in f.kinds(out) and call.state is CallState.CLOSING
