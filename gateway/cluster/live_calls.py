@@ -16,6 +16,12 @@ reason `instance_lost`, hung up by the gateway, ended at the dead instance's las
 `recorded_by` naming the survivor, then deletes the hash. An instance that restarts under the same id
 finds its own hash from before (it has no such call now) and records those calls itself.
 
+Calls that can go on elsewhere (issue 34 item 3) have a *handover* too, in the hash
+`{prefix}handover:{instance}` (field: call id, value: gateway/runtime/continuity/takeover.py's JSON), written in the
+same pipeline when it changed. A survivor that claims a dead instance's calls first offers each call's
+handover to `take_over` (the driver: the call is carried on here, its SIP party re-INVITEd to this
+instance); only the calls it could not carry on are recorded as lost.
+
 What is not known: a call that started less than a heartbeat before the instance died (never written),
 and how the figures moved after the last heartbeat. A partitioned instance whose lease lapsed while it
 kept its calls is recorded as lost by a survivor, and again by itself when its calls end.
@@ -23,10 +29,13 @@ kept its calls is recorded as lost by a survivor, and again by itself when its c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from gateway.cluster.errors import ClusterUnavailable
@@ -72,17 +81,31 @@ def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
     )
 
 
+TakeOver = Callable[[str, str, str], Awaitable[bool]]  # (call id, handover JSON, dead instance) -> carried on
+
+
 class LiveCallLedger:
     def __init__(
         self,
         node: ClusterNode,
         live: Callable[[], Iterable[CallRecord]],
         write: Callable[[CallRecord], None],
+        handovers: Callable[[], dict[str, str]] = dict,
+        take_over: TakeOver | None = None,
     ) -> None:
         self._node = node
         self._live = live  # the records of this instance's live calls as of now
         self.write = write  # where a dead instance's records go (set by the gateway: Operations)
+        self._handovers = handovers  # call id -> handover JSON of the calls another instance may carry on
+        self.take_over = (
+            take_over  # a dead instance's call carried on here (gateway/runtime/continuity/takeover.py)
+        )
         self._written: dict[str, CallRecord] = {}  # call id -> the record last written
+        self._handed: dict[str, str] = {}  # call id -> the handover last written
+        self.taken_over = 0  # dead instances' calls carried on here
+        # a dead instance's calls being claimed: in a task of their own, never holding up the heartbeat
+        # (a takeover waits for the SIP party's answer to its re-INVITE)
+        self._claiming: dict[str, asyncio.Task[None]] = {}
         self._beats = 0
         self._own_checked = False
         self.recorded = 0  # records written for dead instances' calls
@@ -90,6 +113,10 @@ class LiveCallLedger:
     @property
     def key(self) -> str:
         return self._node.key("live", self._node.id)
+
+    @property
+    def handover_key(self) -> str:
+        return self._node.key("handover", self._node.id)
 
     # --- this instance's calls -----------------------------------------------------------------
     async def refresh(self) -> None:
@@ -108,6 +135,9 @@ class LiveCallLedger:
         }
         gone = [call_id for call_id in self._written if call_id not in now]
         seen = f"{node.now_ms() / 1000:.3f}"
+        handed = {call_id: line for call_id, line in self._handovers().items() if call_id in now}
+        handed_changed = {k: v for k, v in handed.items() if self._handed.get(k) != v}
+        unhanded = [call_id for call_id in self._handed if call_id not in handed]
 
         async def sync(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
@@ -115,21 +145,32 @@ class LiveCallLedger:
             if gone:
                 pipe.hdel(self.key, *gone)
             pipe.expire(self.key, KEEP_SECONDS)
+            if handed_changed:
+                pipe.hset(self.handover_key, mapping=handed_changed)
+            if unhanded:
+                pipe.hdel(self.handover_key, *unhanded)
+            if handed_changed or unhanded:
+                pipe.expire(self.handover_key, KEEP_SECONDS)
             pipe.sadd(node.key("live-instances"), node.id)
             result: list[Any] = await pipe.execute()
             return result
 
         await node.run("write the live calls", sync)
         self._written = now
+        self._handed = handed
         await self.record_dead()
 
     async def leave(self) -> None:
         """A clean exit: every call has ended and been recorded here."""
         node = self._node
+        for task in list(self._claiming.values()):  # its claim lapses: another survivor takes over
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
         async def forget(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            pipe.delete(self.key)
+            pipe.delete(self.key, self.handover_key)
             pipe.srem(node.key("live-instances"), node.id)
             result: list[Any] = await pipe.execute()
             return result
@@ -147,32 +188,52 @@ class LiveCallLedger:
             return
         alive = set(await node.instances())
         for instance_id in listed:
-            if instance_id not in alive and instance_id != node.id:
-                await self._record(instance_id, node.key("live", instance_id))
+            if instance_id not in alive and instance_id != node.id and instance_id not in self._claiming:
+                task = asyncio.get_running_loop().create_task(
+                    self._record(instance_id, node.key("live", instance_id)), name=f"claim-{instance_id}"
+                )
+                self._claiming[instance_id] = task
+                task.add_done_callback(functools.partial(self._claimed, instance_id))
+
+    def _claimed(self, instance_id: str, _task: asyncio.Task[None]) -> None:
+        self._claiming.pop(instance_id, None)
+
+    async def wait_claims(self) -> None:
+        """Until the claims under way are over (tests; a clean exit cancels them in `leave`)."""
+        await asyncio.gather(*self._claiming.values(), return_exceptions=True)
 
     async def _record(self, instance_id: str, key: str) -> None:
-        """Claim `instance_id`'s hash and write a record for each call in it; the hash deleted after."""
+        """Claim `instance_id`'s hash, carry on the calls that have a handover (`take_over`) and write a
+        record for each other call in it; the hashes deleted after."""
         node = self._node
         claim = node.key("live-claim", instance_id)
+        handover_key = node.key("handover", instance_id)
 
-        async def take(client: Any) -> dict[Any, Any] | None:
+        async def take(client: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
             if not await client.set(claim, node.id, nx=True, ex=CLAIM_SECONDS):
                 return None
-            entries: dict[Any, Any] = await client.hgetall(key)
-            return entries
+            pipe = client.pipeline(transaction=False)
+            pipe.hgetall(key)
+            pipe.hgetall(handover_key)
+            entries, handovers = await pipe.execute()
+            return entries, handovers
 
-        entries = await node.run("claim a lost instance's calls", take)
-        if entries is None:
+        found = await node.run("claim a lost instance's calls", take)
+        if found is None:
             return  # another survivor has it
+        entries, handovers = found
         if not entries:
-            await node.run("release a claim", lambda c: c.delete(claim))
+            await node.run("release a claim", lambda c: c.delete(claim, handover_key))
             return
         fields = {text(k): text(v) for k, v in entries.items()}
         try:
             seen = float(fields.pop(SEEN, "0"))
         except ValueError:
             seen = 0.0
+        carried = await self._carry_on(instance_id, {text(k): text(v) for k, v in handovers.items()}, fields)
         for call_id, line in sorted(fields.items()):
+            if call_id in carried:
+                continue
             record = lost_record(line, seen, node.id)
             if record is None:
                 continue
@@ -188,7 +249,7 @@ class LiveCallLedger:
 
         async def done(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            pipe.delete(key, claim)  # the hash gone, a later claim finds nothing to record
+            pipe.delete(key, handover_key, claim)  # the hash gone, a later claim finds nothing to record
             if instance_id != node.id:
                 pipe.srem(node.key("live-instances"), instance_id)
             result: list[Any] = await pipe.execute()
@@ -198,3 +259,23 @@ class LiveCallLedger:
             await node.run("forget a lost instance's calls", done)
         except ClusterUnavailable:
             logger.warning("cluster: %s's recorded calls stay in Redis until the claim lapses", instance_id)
+
+    async def _carry_on(self, instance_id: str, handovers: dict[str, str], live: dict[str, str]) -> set[str]:
+        """The calls of dead `instance_id` carried on here: each live call with a handover, offered to
+        `take_over` (and to nothing else when an instance restarted under its own id: its calls died)."""
+        carried: set[str] = set()
+        if self.take_over is None or instance_id == self._node.id:
+            return carried
+        take_over = self.take_over
+
+        async def one(call_id: str) -> None:
+            try:
+                if await take_over(call_id, handovers[call_id], instance_id):
+                    carried.add(call_id)
+            except Exception:
+                logger.exception("call=%s of instance %s: the takeover failed", call_id, instance_id)
+
+        # all at once: each waits for its SIP party's answer (20 calls' re-INVITEs in one round trip)
+        await asyncio.gather(*(one(call_id) for call_id in sorted(handovers) if call_id in live))
+        self.taken_over += len(carried)
+        return carried

@@ -40,11 +40,24 @@ class SessionOwners:
     `/ws` calls wait for their browser (`detached`: a page's reconnect to another instance is relayed to
     the owner, gateway/signaling/ws/relay.py)."""
 
-    def __init__(self, node: ClusterNode, local_ids: Callable[[], Iterable[str]], kind: str = "http") -> None:
+    def __init__(
+        self,
+        node: ClusterNode,
+        local_ids: Callable[[], Iterable[str]],
+        kind: str = "http",
+        outlive_ms: int = 0,
+    ) -> None:
         self._node = node
         self._local_ids = local_ids
         self._kind = kind
+        # how much longer than this instance's lease a record lasts: `carried` outlives a dead instance
+        # until a survivor has taken its calls over (gateway/cluster/wiring.py `relay_to`)
+        self._outlive_ms = outlive_ms
         node.add_refresher(f"{kind} owners", self.refresh, self.leave)
+
+    @property
+    def _px(self) -> int:
+        return self._node.lease_ms + self._outlive_ms
 
     def _key(self, session_id: str) -> str:
         return self._node.key(self._kind, session_id)
@@ -57,7 +70,7 @@ class SessionOwners:
         node = self._node
         await node.run(
             "record the session's owner",
-            lambda c: c.set(self._key(session_id), self._value(session_id), px=node.lease_ms),
+            lambda c: c.set(self._key(session_id), self._value(session_id), px=self._px),
         )
 
     async def owner(self, session_id: str) -> str | None:
@@ -80,7 +93,7 @@ class SessionOwners:
         async def renew(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for session_id in ids:
-                pipe.set(self._key(session_id), self._value(session_id), px=node.lease_ms)
+                pipe.set(self._key(session_id), self._value(session_id), px=self._px)
             result: list[Any] = await pipe.execute()
             return result
 

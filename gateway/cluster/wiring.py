@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TAKEOVER_MARGIN = 3.0  # s beyond a lease and two heartbeats for a survivor's takeover (its re-INVITE)
+TAKEOVER_POLL = 0.2  # s between looks for that survivor
+
 
 class ClusterWiring:
     def __init__(
@@ -61,6 +64,13 @@ class ClusterWiring:
         # the logins whose `/ws` calls wait here for their browser: a page's reconnect elsewhere is
         # relayed here (gateway/signaling/ws/relay.py)
         self.detached = SessionOwners(self.node, driver.reconnects.families, kind="detached")
+        # ...and the logins whose calls here another instance would carry on if this one died: a page's
+        # reconnect elsewhere is relayed here, or, once this instance is gone, to the survivor that took
+        # its calls over (their record outlives this instance's lease until that is decided)
+        self._takeover_wait = settings.lease + 2 * settings.heartbeat + TAKEOVER_MARGIN
+        self.carried = SessionOwners(
+            self.node, driver.takeovers.families, kind="carried", outlive_ms=int(self._takeover_wait * 1000)
+        )
         driver.reconnects.on_detached = self._detached_here
         self._claims: set[asyncio.Task[None]] = set()
         # revocations this instance knows, kept in the state directory (fail-closed: cluster/revocations.py)
@@ -68,7 +78,11 @@ class ClusterWiring:
         self.revocations = RedisRevocations(self.node, known)
         self.records = CallRecordStream(self.node)
         # this instance's live calls in Redis; a dead instance's recorded by a survivor (live_calls.py)
-        self.live_calls = LiveCallLedger(self.node, self._live_records, self._no_sink)
+        # ...and carried on here when they can be (gateway/runtime/continuity/takeover.py)
+        takeovers = driver.takeovers
+        self.live_calls = LiveCallLedger(
+            self.node, self._live_records, self._no_sink, takeovers.handovers, takeovers.take_over
+        )
         self.node.add_refresher("live calls", self.live_calls.refresh, self.live_calls.leave)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
@@ -105,15 +119,38 @@ class ClusterWiring:
         self._claims.add(task)
         task.add_done_callback(self._claims.discard)
 
-    async def relay_to(self, family: str) -> str | None:
-        """Where login ``family``'s calls wait, when on another instance: its HTTP base URL."""
+    async def relay_to(self, family: str, unreachable: str | None = None) -> str | None:
+        """Where login ``family``'s calls are, when on another instance: its HTTP base URL. Calls that wait
+        for the page (`detached`) first; else a call the page's old socket may still hold (`carried`: a
+        network change, no FIN came), or, when that instance is dead (its lease lapsed, or its URL was
+        ``unreachable``), the survivor that takes its calls over, waited for (`_taken_over`)."""
         if family in self.driver.reconnects.families():
             return None
-        owner = await self.detached.owner(family)
+        owner = await self.detached.owner(family) or await self.carried.owner(family)
         if owner is None or owner == self.node.id:
             return None
         peer = await self.node.instance(owner)
-        return peer.http if peer is not None else None
+        if peer is None or peer.http == unreachable:  # dead: its calls go to a survivor, or nowhere
+            owner = await self._taken_over(family, owner)
+            if owner is None or owner == self.node.id:
+                return None
+            peer = await self.node.instance(owner)
+        return peer.http if peer is not None and peer.http != unreachable else None
+
+    async def _taken_over(self, family: str, dead: str) -> str | None:
+        """The instance that takes over login ``family``'s calls from ``dead`` (None: this one, or none
+        within a lease, two heartbeats and a re-INVITE's round trip)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._takeover_wait
+        logger.info("a login of %s's calls: waiting for a survivor to take them over", dead)
+        while loop.time() < deadline:
+            if family in self.driver.reconnects.families():
+                return None  # here
+            owner = await self.detached.owner(family)
+            if owner is not None and owner != dead:
+                return owner
+            await asyncio.sleep(TAKEOVER_POLL)
+        return None
 
     def attach_signaling(self, app: WebApp) -> None:
         """After the signaling routes: their presence feed hears the other instances' transitions

@@ -4,7 +4,7 @@ Each request of a session (WebSocket JSON, JSON-RPC, SIP over WebSocket, a room'
 call event fed to the call's runtime, and the machine's refusal a signaling error: dial (checked
 against the dial policy, a web user of ours routed through our own listener), answer, reject,
 hang up, hold, DTMF, INFO, chat, transfer, trickled candidates, and a session's opening, closing and
-reattaching (runtime/reconnect.py). This module imports what `DriverCore` does and builds on it.
+reattaching (runtime/continuity/reconnect.py). This module imports what `DriverCore` does and builds on it.
 """
 
 from __future__ import annotations

@@ -41,11 +41,12 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import MediaEvent, WebMediaLost
 from gateway.runtime.call_media import BridgedMedia
 from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.continuity.reconnect import Reconnects
+from gateway.runtime.continuity.takeover import Takeovers
 from gateway.runtime.early_route import EarlyRoutes
 from gateway.runtime.host import WebTrace
 from gateway.runtime.message_rate import MessageThrottle
 from gateway.runtime.offers import HttpSession
-from gateway.runtime.reconnect import Reconnects
 from gateway.runtime.recordings import Recordings
 from gateway.signaling.audio_stream.ws_request import StreamRequests
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
@@ -107,7 +108,12 @@ class DriverCore:
         self.messages_in = MessageThrottle(
             config.limits.message_rate, config.limits.message_burst, time.monotonic
         )
-        self.reconnects = Reconnects(registry)  # calls waiting for their browser (runtime/reconnect.py)
+        self.reconnects = Reconnects(
+            registry
+        )  # calls waiting for their browser (runtime/continuity/reconnect.py)
+        self.takeovers = Takeovers(
+            self
+        )  # calls moving between instances of a cluster (runtime/continuity/takeover.py)
         # the calls' recordings (runtime/recordings.py): the mode decided when a call is answered
         self.recordings = Recordings(self, self._runtime, config.recording, config.users)
         # A cluster (gateway/cluster/routing.py): the Contacts to redirect an INVITE for users who are
@@ -279,6 +285,12 @@ class DriverCore:
         self._runtimes[call_id] = runtime
         runtime.run_commands(commands)
         return runtime
+
+    def adopt_runtime(self, runtime: CallRuntime) -> None:
+        """The runtime of a call taken over from another instance (runtime/continuity/takeover.py)."""
+        if runtime.call_id in self._runtimes:
+            raise Conflict(f"call {runtime.call_id!r} runs here already", field="call_id")
+        self._runtimes[runtime.call_id] = runtime
 
     def _runtime(self, call_id: str) -> CallRuntime:
         runtime = self._runtimes.get(call_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from pathlib import Path
 
 from gateway.cluster import ClusterNode
@@ -135,3 +136,51 @@ async def test_media_figures_alone_are_written_every_few_heartbeats(tmp_path: Pa
         finally:
             await ledger.leave()
             await node.close()
+
+
+async def test_a_survivor_carries_on_the_calls_with_a_handover_and_records_the_rest(tmp_path: Path) -> None:
+    """Issue 34 item 3: a dead instance's call with a handover is offered to one survivor's `take_over`
+    (the driver: gateway/runtime/continuity/takeover.py) and not recorded when carried on; a call without one, or
+    one the survivor could not carry on, is recorded as lost; the handovers leave Redis with the calls."""
+    with running_redis(tmp_path) as redis:
+        a, b = (ClusterNode(settings(redis.url, name)) for name in "ab")
+        calls = {"a": [live_record(f"c{i}", 1000.0 + i) for i in (1, 2, 3)], "b": []}
+        handovers = {"a": {"c1": '{"one": 1}', "c3": '{"three": 3}'}, "b": {}}
+        offered: list[tuple[str, str, str]] = []
+
+        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
+            offered.append((call_id, line, instance_id))
+            return call_id == "c1"  # c3: its SIP party refused the re-INVITE, say
+
+        written: dict[str, list[CallRecord]] = {"a": [], "b": []}
+        for node in (a, b):
+            name = node.id
+            ledger = LiveCallLedger(
+                node,
+                functools.partial(calls.__getitem__, name),
+                written[name].append,
+                functools.partial(handovers.__getitem__, name),
+                take_over,
+            )
+            node.add_refresher("live calls", ledger.refresh, ledger.leave)
+        for node in (a, b):
+            await node.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert await a.redis.hgetall("gw:handover:a") == handovers["a"]
+            handovers["a"] = {"c1": '{"one": 2}', "c3": '{"three": 3}'}  # changed: written again
+            await a.beat()
+            assert await a.redis.hget("gw:handover:a", "c1") == '{"one": 2}'
+            assert a._task is not None
+            a._task.cancel()  # a dies
+            for _ in range(100):
+                if written["b"]:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)
+            assert sorted(offered) == [("c1", '{"one": 2}', "a"), ("c3", '{"three": 3}', "a")]
+            assert sorted(r.call_id for r in written["b"]) == ["c2", "c3"]
+            assert not await b.redis.exists("gw:live:a", "gw:handover:a")
+        finally:
+            await b.close()
+            await a.close()

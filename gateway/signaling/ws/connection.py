@@ -125,7 +125,8 @@ class SignalingContext:
     video: bool = False  # codecs.video is not empty: `registered` tells the page to offer video
     # a cluster: the base URL of the instance where a login's (token family's) calls wait, None when
     # here or nowhere (gateway/signaling/ws/relay.py)
-    relay_to: Callable[[str], Awaitable[str | None]] | None = None
+    # (login family, the URL found unreachable just before or None) -> the instance to relay the login to
+    relay_to: Callable[[str, str | None], Awaitable[str | None]] | None = None
 
 
 class ConnectionState(enum.Enum):

@@ -73,11 +73,14 @@ class JsonDialect:
             return
         if self.connection.state is ConnectionState.AWAITING_LOGIN:
             target = await relay_target(self._context, data)
-            if target is not None:
+            tried: set[str] = set()
+            while target is not None and target not in tried:
                 relay = WsRelay(self._socket, target)
                 if await relay.open(data):
                     self._relay = relay
                     return
+                tried.add(target)  # dead: where its calls went instead (a survivor's takeover)
+                target = await relay_target(self._context, data, target)
         await self.connection.receive(data)
         if self.connection.close_code is not None:
             self._socket.close_with(self.connection.close_code)

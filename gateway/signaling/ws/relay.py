@@ -1,7 +1,7 @@
 """A page's `/ws` socket carried on to the instance where its login's calls wait (a cluster; issue 34).
 
 A reload or a network change brings the page back through HAProxy to any instance, and without a sticky
-cookie not always to the one whose calls wait for it (gateway/runtime/reconnect.py: those calls, their
+cookie not always to the one whose calls wait for it (gateway/runtime/continuity/reconnect.py: those calls, their
 SIP legs and their media are that instance's). So the instance a page reaches looks at its first
 message: a `login` with a session token whose login (token family) has calls waiting on another
 instance (recorded in Redis by that instance: gateway/cluster/wiring.py) is relayed there. This instance
@@ -10,7 +10,8 @@ message both ways unchanged. The owner authenticates the page itself (the token)
 the page's `reattach` makes the new web leg there (its ICE candidates are the owner's addresses, which
 the browser reaches directly, as for any call). The page's Origin goes on with it, and its address in
 X-Forwarded-For (which the owner believes of a source in its `http.trusted_proxies`); no credential of
-this instance's. An owner that cannot be reached: the login is served here (nothing to take back).
+this instance's. An owner that cannot be reached is dead: the login goes to the survivor that takes its
+calls over (gateway/runtime/continuity/takeover.py), or is served here when there is none.
 Either side closing closes the other, with its close code.
 """
 
@@ -37,8 +38,11 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 
 
-async def relay_target(context: SignalingContext, data: str | bytes) -> str | None:
-    """The base URL of the instance a page's first message must be relayed to, or None (served here)."""
+async def relay_target(
+    context: SignalingContext, data: str | bytes, unreachable: str | None = None
+) -> str | None:
+    """The base URL of the instance a page's first message must be relayed to, or None (served here).
+    ``unreachable``: the URL found dead just before (its calls may be going to a survivor)."""
     if context.relay_to is None:
         return None
     try:
@@ -52,7 +56,7 @@ async def relay_target(context: SignalingContext, data: str | bytes) -> str | No
         return None  # a login with a secret starts a new login: nothing waits for it anywhere
     try:
         claims = await context.tokens.check(token)
-        return await context.relay_to(claims.family)
+        return await context.relay_to(claims.family, unreachable)
     except SignalingError:  # a bad token (refused here), or Redis unavailable (served here)
         return None
 
@@ -80,7 +84,7 @@ class WsRelay:
             self._ws = await self._http.ws_connect(self._url, headers=headers, autoping=True)
             await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            logger.warning("relay of %s to %s failed: %s: served here", self._socket.remote, self._url, exc)
+            logger.warning("relay of %s to %s failed: %s", self._socket.remote, self._url, exc)
             await self.close()
             return False
         self._carrying = asyncio.get_running_loop().create_task(self._carry(), name="ws-relay")

@@ -6,10 +6,12 @@ registered at a second Kamailio acting as the PBX's registrar.
 alice's softphone page (headless Chromium) logs in through HAProxy and answers a call from a pjsua2 desk
 phone through the edge. Then the instance holding her sessions gets SIGKILL:
 
-- her page reconnects through HAProxy to a live instance by itself and the desk phone, calling through
-  the edge again, rings her there within 10 s of the kill (she answers: tone both ways);
-- the call that was on the dead instance ends at the desk phone (which has no RTP-inactivity timer):
-  the edge's dialog keepalive gets no answer and sends it BYE within KA_INTERVAL + 2 + 10 s;
+- her page reconnects through HAProxy to a live instance by itself ("Reconnecting the call…"), and a
+  survivor carries her call on (issue 34 item 3, gateway/runtime/continuity/takeover.py): it re-INVITEs
+  the phone through the edge to its own media, her page takes the call back ("Connected") and hears the
+  phone again;
+- the edge's dialog keepalive reaches the survivor (the re-INVITE refreshed the target): the phone gets
+  no BYE past KA_INTERVAL + 12 s; it hangs up, and a new call rings her where she is now;
 - alice's PBX registration (one lock in Redis) is held by a live instance within one lease and that
   instance REGISTERs at the registrar, well within one refresh interval (if the first kill did not hit
   the holder, the holder is killed next and the same is checked);
@@ -156,21 +158,30 @@ async def test_kill_9_of_alices_instance(tmp_path: Path) -> None:
                     owner.kill()
                     killed = time.monotonic()
                     await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=10000)
-                    await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
-                    second, rang = await answer_call_from(page, phone, edge.aor("1001"))
-                    ringing_after_kill = rang - killed
-                    assert ringing_after_kill <= 10.0, f"rang {ringing_after_kill:.1f} s after the kill"
+                    # a survivor carries the call on (issue 34): the page takes it back by itself
+                    await expect(page.locator("#call-state")).to_have_text(
+                        "Reconnecting the call…", timeout=5000
+                    )
+                    await expect(page.locator("#call-state")).to_have_text("Connected", timeout=10000)
+                    back_after = time.monotonic() - killed
+                    await expect_page_hears_the_phone(page)
                     new_owner = await holder(instances, "users")
                     assert new_owner is not owner
-                    await phone.hangup(second)
-                    await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+                    assert (await new_owner.status())["calls"] == 1
                     if registering is owner:
                         took = await registration_moved(registrar, instances, mark, killed)
+                    # the edge's dialog keepalive reaches the survivor (the re-INVITE refreshed the
+                    # target): no BYE to the phone, past a keepalive round and its 10 s timeout_bye
+                    await asyncio.sleep(max(0.0, KA_INTERVAL + 12 - (time.monotonic() - killed)))
+                    assert not phone.seen("state", call=first, state="DISCONNECTED"), "the phone got a BYE"
+                    await expect_page_hears_the_phone(page)
+                    await phone.hangup(first)
+                    await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
 
-                    # the call on the dead instance: BYE from the edge's dialog keepalive
-                    await phone.wait_for("state", call=first, state="DISCONNECTED", timeout=KA_INTERVAL + 16)
-                    ended_after = time.monotonic() - killed
-                    assert ended_after <= KA_INTERVAL + 2 + 10 + 3, ended_after
+                    # a new call rings her where she is now
+                    second, _ = await answer_call_from(page, phone, edge.aor("1001"))
+                    await phone.hangup(second)
+                    await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
 
                     # the PBX registration, when its holder was not the instance killed: killed now
                     if registering is not owner:
@@ -181,6 +192,4 @@ async def test_kill_9_of_alices_instance(tmp_path: Path) -> None:
                 assert doubles == [], doubles
                 for instance in instances:
                     assert "Traceback" not in instance.log(), instance.log()[-3000:]
-    print(
-        f"kill -9: rang {ringing_after_kill:.1f} s, far end BYE {ended_after:.1f} s, registration {took:.1f} s"
-    )
+    print(f"kill -9: the call back on the page {back_after:.1f} s after, registration {took:.1f} s")

@@ -56,9 +56,10 @@ async def test_a_survivor_records_the_calls_of_a_killed_instance(tmp_path: Path)
         mappings = []
         for index in range(2):
             cdr = {"file": str(tmp_path / f"calls-gw{index + 1}.jsonl")}
-            mappings.append(
-                instance_mapping(index, server.url, rtp_base=RTP_BASE, lease=LEASE, extra={"cdr": cdr})
-            )
+            # no reconnect grace: no browser would come back for the call, so no survivor carries it
+            # on (test_cluster_takeover.py has that): it is recorded as lost
+            extra = {"cdr": cdr, "web_auth": {"reconnect_grace": 0}}
+            mappings.append(instance_mapping(index, server.url, rtp_base=RTP_BASE, lease=LEASE, extra=extra))
         gw1_file, gw2_file = tmp_path / "calls-gw1.jsonl", tmp_path / "calls-gw2.jsonl"
         async with (
             process_cluster(tmp_path, mappings) as (gw1, gw2),

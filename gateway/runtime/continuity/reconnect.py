@@ -149,6 +149,20 @@ class Reconnects:
             del self._detached[call_id]
         return ids
 
+    def owner(self, call_id: str, session: SessionSink | None) -> tuple[str, str] | None:
+        """(token family, user id) of the login that may take call `call_id` back: its carrying
+        session's, or the one it waits for; None when no login can (another dialect, a logout)."""
+        held_by = self._detached.get(call_id)
+        if held_by is None and session is not None:
+            held_by = _login(session)
+        return (held_by.family, held_by.user_id) if held_by is not None else None
+
+    def adopt(self, call_id: str, family: str, user_id: str) -> None:
+        """Call `call_id`, taken over from an instance that died, waits here for login `family`."""
+        self._detached[call_id] = _Owner(family, user_id)
+        if self.on_detached is not None:
+            self.on_detached(family)
+
     def reattached(self, call_id: str) -> None:
         self._detached.pop(call_id, None)
 

@@ -1,0 +1,256 @@
+"""Calls that outlive their gateway instance (issue 34 item 3): the handover an instance keeps of each
+call, and a survivor carrying the call on from it.
+
+How it works: at every heartbeat a cluster instance writes, beside each live call's record, its
+*handover* (gateway/cluster/live_calls.py): the call machine's records (`CallMachine.to_dict`), the SIP
+leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP side of the media bridge
+(`handover`: our last SDP and its o= version, the negotiated codec) and the login that may take the call
+back (its token family and user). Only calls that can be carried on are written: connected or holding,
+no re-INVITE or transfer under way, media terminated in the gateway (a pass-through call has no media of
+ours to move), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
+`/ws` session with a token: the softphone page).
+
+When an instance's lease lapses, the survivor that claims its calls (live_calls.py) hands each handover
+to `take_over`: the machine is adopted into this instance's registry (its monotonic times moved onto
+this instance's clock), the SIP dialog into this UA (`UserAgent.adopt`), a new bridge resumes the SIP
+side on this instance's own RTP socket and its offer goes to the SIP party in an in-dialog re-INVITE
+(with this instance's Contact: a target refresh, RFC 3261 §12.2, so the far end's BYE comes here); the
+SIP party hears the reconnecting fill meanwhile. The call then waits for its login as a detached call
+does (`TakenOver`: a whole `reconnect_grace`): the page, reconnected through HAProxy, logs in with its
+token (relayed here when it lands elsewhere: the detached login's owner in Redis) and `reattach`es. A call
+that cannot be taken over (an unknown user, the re-INVITE refused) gets BYE and its lost record.
+
+This module imports the call layer, the runtime's own modules, the signaling's session types and the SIP
+UA; the cluster calls it through the two functions it is given (gateway/cluster/wiring.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from gateway.calls.boundary.events import TakenOver
+from gateway.calls.errors import CallError
+from gateway.calls.records import Attachment
+from gateway.calls.states import CallState
+from gateway.runtime.call_runtime import CallRuntime
+from gateway.sip.useragent.ua_calls import CallState as SipCallState
+
+if TYPE_CHECKING:
+    from gateway.calls.machine import CallMachine
+    from gateway.runtime.driver_core import DriverCore
+
+logger = logging.getLogger(__name__)
+
+REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
+VERSION: Final = 1  # of the handover's JSON; another version is not taken over (a rolling upgrade)
+_TIMES: Final = ("created_at", "connected_at", "ended_at")  # the machine's monotonic times
+
+
+class HandoverError(ValueError):
+    """A handover that cannot be read: the field and what is wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """One call's handover as written to Redis (`to_json`) and read back (`from_json`)."""
+
+    call_id: str
+    machine: Mapping[str, Any]
+    sip: Mapping[str, Any]
+    media: Mapping[str, Any]
+    family: str
+    user: str
+    wall: float  # time.time() when written: the dead instance's monotonic times are moved by it
+    mono: float  # time.monotonic() then, on the instance that wrote it
+
+    def to_json(self) -> str:
+        fields = {
+            "v": VERSION, "call_id": self.call_id, "machine": self.machine, "sip": self.sip,
+            "media": self.media, "family": self.family, "user": self.user, "wall": self.wall,
+            "mono": self.mono,
+        }  # fmt: skip
+        return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> Handover:
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise HandoverError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise HandoverError(f"not an object: {type(data).__name__}")
+        if data.get("v") != VERSION:
+            raise HandoverError(f"version {data.get('v')!r}, this instance reads {VERSION}")
+        for name, kind in (("call_id", str), ("family", str), ("user", str)):
+            if not isinstance(data.get(name), kind) or not data[name]:
+                raise HandoverError(f"{name}: {data.get(name)!r}")
+        for name in ("machine", "sip", "media"):
+            if not isinstance(data.get(name), dict):
+                raise HandoverError(f"{name}: not an object")
+        for name in ("wall", "mono"):
+            if not isinstance(data.get(name), int | float) or isinstance(data[name], bool):
+                raise HandoverError(f"{name}: {data.get(name)!r}")
+        return cls(
+            data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
+            float(data["wall"]), float(data["mono"]),
+        )  # fmt: skip
+
+    def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
+        """The machine's dict with its monotonic times on this instance's clock (now: `wall`, `mono`)."""
+        shift = (mono - (wall - self.wall)) - self.mono
+        moved = dict(self.machine)
+        for name in _TIMES:
+            value = moved.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                moved[name] = value + shift
+        return moved
+
+
+def _steady(machine: CallMachine) -> bool:
+    """Whether nothing is under way that a handover cannot carry (a re-INVITE, a transfer, a reattach)."""
+    return (
+        machine.state in (CallState.CONNECTED, CallState.HOLDING)
+        and machine.renegotiation.phase is None
+        and machine.transfer.out is None
+        and machine.transfer.into is None
+        and not machine.transfer.replacing
+        and machine.attachment is not Attachment.REATTACHING
+    )
+
+
+class Takeovers:
+    """The driver's side of calls moving between instances: their handovers, and taking them over."""
+
+    def __init__(self, driver: DriverCore) -> None:
+        self._driver = driver
+        self.taken = 0  # calls carried on here from instances that died
+
+    def _owner(self, runtime: CallRuntime) -> tuple[str, str] | None:
+        """(family, user) of the login that may take runtime's call back, when another instance could carry
+        the call on; else None."""
+        driver, machine = self._driver, runtime.machine
+        if machine is None or runtime.finished or not _steady(machine) or driver.reconnects.grace <= 0:
+            return None  # (no reconnect grace: no browser would come back for it)
+        call, media = runtime.sip.call, runtime.bridge
+        if (
+            call is None
+            or call.ended
+            or call.state is not SipCallState.CONFIRMED
+            or call.next_hop is not None
+        ):
+            return None  # not confirmed, or a browser's SIP WebSocket flow: it cannot move
+        if media is None or media.passes_through:
+            return None
+        session = driver.session(machine.session_id) if machine.session_id else None
+        return driver.reconnects.owner(runtime.call_id, session)
+
+    def handover_of(self, runtime: CallRuntime) -> Handover | None:
+        """Runtime's handover, when its call can be carried on by another instance; else None."""
+        owner, machine, call, media = self._owner(runtime), runtime.machine, runtime.sip.call, runtime.bridge
+        if owner is None or machine is None or call is None or media is None:
+            return None
+        media_state = media.handover()
+        if media_state is None:
+            return None
+        return Handover(
+            runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
+            time.time(), time.monotonic(),
+        )  # fmt: skip
+
+    def handovers(self) -> dict[str, str]:
+        """call id -> handover JSON, for each call of this instance that another could carry on."""
+        found: dict[str, str] = {}
+        for runtime in self._driver.runtimes:
+            try:
+                handover = self.handover_of(runtime)
+            except Exception:  # one call's odd state must not stop the others' handovers
+                logger.exception("call=%s no handover", runtime.call_id)
+                continue
+            if handover is not None:
+                found[runtime.call_id] = handover.to_json()
+        return found
+
+    def families(self) -> frozenset[str]:
+        """The logins (token families) whose calls here another instance could carry on: a page of one
+        of them that reconnects to another instance is relayed here, or to whoever takes them over
+        (cluster/wiring.py)."""
+        found = set()
+        for runtime in self._driver.runtimes:
+            owner = self._owner(runtime)
+            if owner is not None:
+                found.add(owner[0])
+        return frozenset(found)
+
+    async def take_over(self, call_id: str, line: str, instance_id: str) -> bool:
+        """Carry on call `call_id` of dead instance `instance_id` from its handover JSON `line`: True
+        when it goes on here, False when it could not (its lost record is then written by the caller)."""
+        driver = self._driver
+        try:
+            handover = Handover.from_json(line)
+        except HandoverError as exc:
+            logger.warning("call=%s of instance %s: unreadable handover (%s)", call_id, instance_id, exc)
+            return False
+        if handover.call_id != call_id or call_id in driver.registry or not driver.accepting:
+            return False
+        user = await driver.identity.store.get(handover.user)
+        if user is None:
+            logger.warning("call=%s of instance %s: no user %r here", call_id, instance_id, handover.user)
+            return False
+        try:
+            machine_data = handover.machine_here(time.time(), time.monotonic())
+            machine = driver.registry.adopt(machine_data, {user.id: user}.get)
+        except (CallError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("call=%s of instance %s: its state cannot be read (%s)", call_id, instance_id, exc)
+            return False
+        if machine.direction is None:  # a connected call always has one: an odd record
+            driver.registry.discard(call_id)
+            return False
+        runtime = CallRuntime(call_id, machine.direction, driver)
+        runtime.machine = machine
+        runtime.web_user = user.id
+        try:
+            await self._resume(runtime, handover)
+        except Exception as exc:
+            logger.warning("call=%s of instance %s not taken over: %s", call_id, instance_id, exc)
+            await self._give_up(runtime)
+            return False
+        driver.adopt_runtime(runtime)
+        driver.reconnects.adopt(call_id, handover.family, user.id)
+        await runtime.feed(TakenOver(instance_id))
+        self.taken += 1
+        logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
+        return True
+
+    async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
+        """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""
+        driver = self._driver
+        # the web user's PBX credentials answer challenges to our requests in the call, as invite()'s do
+        identity = await driver.identity.sip_identity(handover.user)
+        call = driver.ua.adopt(dict(handover.sip), identity)
+        runtime.sip.attach(call)
+        bridge = driver.new_bridge(runtime.call_id, runtime.media.on_event)
+        runtime.media.bridge = bridge
+        offer = await bridge.resume_sip(dict(handover.media))
+        result = await asyncio.wait_for(call.reinvite(offer), REINVITE_SECONDS)
+        if not result.ok:
+            raise CallError(f"the SIP party refused the re-INVITE: {result.status} {result.reason}")
+        await bridge.answer_to_reoffer(result.sdp)
+
+    async def _give_up(self, runtime: CallRuntime) -> None:
+        """A call that could not be carried on: the SIP party hears BYE, nothing of it stays here."""
+        call = runtime.sip.call
+        if call is not None and not call.ended:
+            try:
+                await call.bye()
+            except Exception as exc:  # the far end is gone too: nothing more to tell it
+                logger.info("call=%s BYE after a failed takeover: %s", runtime.call_id, exc)
+        if runtime.bridge is not None:
+            await runtime.bridge.close()
+        self._driver.registry.discard(runtime.call_id)
+        await runtime.stop(1.0)

@@ -1,0 +1,62 @@
+"""A call's handover (gateway/runtime/continuity/takeover.py): its JSON read back whole, a bad one refused with the
+field named, the dead instance's monotonic times moved onto this instance's clock."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.runtime.continuity.takeover import Handover, HandoverError
+from tests.calls import flows as f
+
+
+def handover() -> Handover:
+    machine = f.connected_out().to_dict()
+    return Handover(
+        "c1", machine, {"dialog": {}}, {"sip_local": "v=0"}, "fam", "alice", 1_700_000_000.0, 500.0
+    )
+
+
+def test_a_handover_is_read_back_whole() -> None:
+    h = handover()
+    assert Handover.from_json(h.to_json()) == h
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"v": 2}, "version"),
+        ({"call_id": ""}, "call_id"),
+        ({"family": 3}, "family"),
+        ({"user": None}, "user"),
+        ({"machine": []}, "machine"),
+        ({"sip": "x"}, "sip"),
+        ({"media": None}, "media"),
+        ({"wall": "now"}, "wall"),
+        ({"mono": True}, "mono"),
+    ],
+)
+def test_a_bad_handover_names_its_field(change: dict[str, object], field: str) -> None:
+    data = json.loads(handover().to_json())
+    data.update(change)
+    with pytest.raises(HandoverError, match=field):
+        Handover.from_json(json.dumps(data))
+
+
+def test_not_json_is_refused() -> None:
+    with pytest.raises(HandoverError, match="not JSON"):
+        Handover.from_json("{")
+    with pytest.raises(HandoverError, match="not an object"):
+        Handover.from_json("[1]")
+
+
+def test_the_machine_times_move_onto_this_instances_clock() -> None:
+    """Written at wall time W when the dead instance's monotonic clock read 500, read at W + 3 where this
+    instance's reads 9000: its time t is t - 500 + (9000 - 3) here."""
+    h = handover()
+    moved = h.machine_here(h.wall + 3.0, 9000.0)
+    assert h.machine["created_at"] == 1000.0  # flows' clock
+    assert moved["created_at"] == pytest.approx(1000.0 - 500.0 + 9000.0 - 3.0)
+    assert moved["connected_at"] == pytest.approx(moved["created_at"])
+    assert moved["ended_at"] is None
