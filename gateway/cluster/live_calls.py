@@ -22,9 +22,13 @@ same pipeline when it changed. A survivor that claims a dead instance's calls fi
 handover to `take_over` (the driver: the call is carried on here, its SIP party re-INVITEd to this
 instance); only the calls it could not carry on are recorded as lost.
 
+Before it acts on a dead instance's hash, the survivor looks whether that instance still accepts a
+connection at its advertised HTTP address (written in the hash as `_http`): one that does lost its lease
+but not its life (cut off from Redis), and its calls are left to it, neither carried on nor recorded.
+
 What is not known: a call that started less than a heartbeat before the instance died (never written),
-and how the figures moved after the last heartbeat. A partitioned instance whose lease lapsed while it
-kept its calls is recorded as lost by a survivor, and again by itself when its calls end.
+and how the figures moved after the last heartbeat. An instance cut off from Redis whose HTTP port
+cannot be reached either is taken for dead.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import dataclasses
 import functools
 import json
 import logging
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
@@ -45,7 +50,9 @@ from gateway.ops.records import CallRecord, LegRecord
 logger = logging.getLogger(__name__)
 
 INSTANCE_LOST: Final = "instance_lost"  # the end reason of a survivor's record
-SEEN: Final = "_seen"  # the field of the hash with the time (Unix s) of its instance's last heartbeat
+SEEN: Final = "_seen"
+HTTP: Final = "_http"  # the field of the hash with its instance's advertised HTTP URL
+PROBE_SECONDS: Final = 0.5  # a survivor's look at whether a lapsed instance still answers  # the field of the hash with the time (Unix s) of its instance's last heartbeat
 KEEP_SECONDS: Final = 86_400  # an unclaimed hash (no survivor ever ran) lapses after a day
 CLAIM_SECONDS: Final = 60  # a survivor's claim on a dead instance's hash
 FIGURES_EVERY: Final = 5  # heartbeats between writes of calls whose only change is their media figures
@@ -141,7 +148,8 @@ class LiveCallLedger:
 
         async def sync(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            pipe.hset(self.key, mapping={SEEN: seen, **changed})
+            # with where this instance answers, for a survivor's look before it acts (_alive)
+            pipe.hset(self.key, mapping={SEEN: seen, HTTP: node.settings.advertise.http, **changed})
             if gone:
                 pipe.hdel(self.key, *gone)
             pipe.expire(self.key, KEEP_SECONDS)
@@ -226,6 +234,14 @@ class LiveCallLedger:
             await node.run("release a claim", lambda c: c.delete(claim, handover_key))
             return
         fields = {text(k): text(v) for k, v in entries.items()}
+        http = fields.pop(HTTP, None)
+        if instance_id != node.id and http is not None and await _alive(http):
+            logger.warning(
+                "cluster: instance %s lost its lease but answers at %s (cut off from Redis?): its calls "
+                "are left to it", instance_id, http,
+            )  # fmt: skip
+            await node.run("release a claim", lambda c: c.delete(claim))
+            return
         try:
             seen = float(fields.pop(SEEN, "0"))
         except ValueError:
@@ -279,3 +295,21 @@ class LiveCallLedger:
         await asyncio.gather(*(one(call_id) for call_id in sorted(handovers) if call_id in live))
         self.taken_over += len(carried)
         return carried
+
+
+async def _alive(url: str) -> bool:
+    """Whether something accepts a TCP connection at HTTP base URL `url` within PROBE_SECONDS: an
+    instance whose lease lapsed but which still listens is cut off from Redis, not dead, and its calls
+    must not be taken from under it (a dead process's port refuses at once; a lost machine's times out)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), PROBE_SECONDS)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

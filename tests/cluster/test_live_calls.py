@@ -60,10 +60,10 @@ async def test_a_survivor_records_a_dead_instances_calls_once(tmp_path: Path) ->
             await node.start()
         try:
             await asyncio.sleep(0.5)
-            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_seen", "c1", "c2"]
+            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_http", "_seen", "c1", "c2"]
             calls["a"] = calls["a"][1:]  # c1 ended at a (recorded by a itself): gone from Redis
             await a.beat()
-            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_seen", "c2"]
+            assert sorted(await a.redis.hkeys("gw:live:a")) == ["_http", "_seen", "c2"]
             assert a._task is not None
             a._task.cancel()  # a dies: no more heartbeats
             died = a.now_ms() / 1000
@@ -100,7 +100,7 @@ async def test_an_instance_restarted_under_its_id_records_its_own_calls(tmp_path
         await again.start()
         try:
             assert [(r.call_id, r.recorded_by, r.end_time) for r in written] == [("c1", "a", 1005.5)]
-            assert await again.redis.hkeys("gw:live:a") == ["_seen"]
+            assert sorted(await again.redis.hkeys("gw:live:a")) == ["_http", "_seen"]
         finally:
             await again.close()
             await a.close()
@@ -184,3 +184,40 @@ async def test_a_survivor_carries_on_the_calls_with_a_handover_and_records_the_r
         finally:
             await b.close()
             await a.close()
+
+
+async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls(tmp_path: Path) -> None:
+    """Cut off from Redis, not dead: its lease lapses, but its HTTP port still accepts. The survivor
+    neither takes its calls over nor records them as lost; they stay in Redis for it."""
+    listening = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    with running_redis(tmp_path) as redis:
+        advertise = {"sip": "127.0.0.1:5070", "http": f"http://127.0.0.1:{port}"}
+        a = ClusterNode(settings(redis.url, "a", advertise=advertise))
+        b = ClusterNode(settings(redis.url, "b"))
+        offered: list[str] = []
+
+        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
+            offered.append(call_id)
+            return True
+
+        written: list[CallRecord] = []
+        ledger_a = LiveCallLedger(
+            a, lambda: [live_record("c1", 1000.0)], written.append, lambda: {"c1": "{}"}
+        )
+        ledger_b = LiveCallLedger(b, list, written.append, dict, take_over)
+        a.add_refresher("live calls", ledger_a.refresh, ledger_a.leave)
+        b.add_refresher("live calls", ledger_b.refresh, ledger_b.leave)
+        try:
+            await a.start()
+            await b.start()
+            assert a._task is not None
+            a._task.cancel()  # no more heartbeats: its lease lapses, its port still listens
+            await asyncio.sleep(1.5)  # past the lease (0.6 s) and several of b's heartbeats
+            await ledger_b.wait_claims()
+            assert offered == [] and written == []
+            assert await b.redis.hkeys("gw:live:a") and await b.redis.hkeys("gw:handover:a")
+        finally:
+            await b.close()
+            await a.close()
+            listening.close()
