@@ -187,6 +187,7 @@ class ClusterWiring:
             instance,
             drain,
             self.status,
+            self.driver.takeovers.take_over_all,
         )
         self.http.install(app)
 
@@ -220,10 +221,42 @@ class ClusterWiring:
     async def drain(self) -> None:
         await self.drainer.begin()  # first: the idle clients reconnect elsewhere at once
         await self.node.set_draining()
+        with contextlib.suppress(ClusterUnavailable):
+            await self.hand_off()
         left = await self.drainer.wait(self.settings.drain_timeout)
         logger.info("drained: %d calls left, %d sockets closed", left, self.drainer.closed)
         if self.on_drained is not None:
             self.on_drained()
+
+    async def hand_off(self) -> int:
+        """A drain hands every call another instance can carry on (their handovers) to the live instances
+        that are not draining, spread over them; each call one takes is released here (its page's socket
+        then closes as idle, and the page takes the call back there). How many were handed."""
+        handovers = self.driver.takeovers.handovers()
+        if not handovers or self.http is None:
+            return 0
+        peers = [
+            info for instance_id, info in sorted((await self.node.instances()).items())
+            if instance_id != self.node.id and not info.draining
+        ]  # fmt: skip
+        if not peers:
+            logger.info("draining: no other instance to hand %d calls to", len(handovers))
+            return 0
+        shares: list[dict[str, str]] = [{} for _ in peers]
+        for index, (call_id, line) in enumerate(sorted(handovers.items())):
+            shares[index % len(peers)][call_id] = line
+        taken = await asyncio.gather(
+            *(
+                self.http.hand_over(peer.http, share)
+                for peer, share in zip(peers, shares, strict=True)
+                if share
+            )
+        )
+        handed = [call_id for ids in taken for call_id in ids]
+        for call_id in handed:
+            self.driver.takeovers.release(call_id)
+        logger.info("draining: %d of %d calls handed to other instances", len(handed), len(handovers))
+        return len(handed)
 
     async def close(self) -> None:
         if self._drain is not None and not self._drain.done():

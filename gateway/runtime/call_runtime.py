@@ -88,6 +88,9 @@ class CallRuntime:
         self.progress_told: set[str] = set()  # ringing, answered: told the host once each
         self.media_packets = (0, 0)  # (forwarded by the fast lane, forwarded in all)
         self.recording_files: tuple[str, ...] = ()  # its recordings (runtime/recordings.py), at the end
+        # its record is not this instance's to write: a call handed to another instance, or one a takeover
+        # gave up on (the survivor records it lost: runtime/continuity/takeover.py)
+        self.unrecorded = False
         # the call's ids on its log lines: the context the driver bound, or one of its own
         self.log_context = logctx.current() or logctx.CallContext()
         if self.log_context.call_id is None:

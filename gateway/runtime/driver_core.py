@@ -208,7 +208,7 @@ class DriverCore:
             self.recordings.ended(runtime)
         except Exception:
             logger.exception("call=%s recording not finished", runtime.call_id)
-        if self.on_call_end is not None:
+        if self.on_call_end is not None and not runtime.unrecorded:
             try:
                 self.on_call_end(runtime)
             except Exception:  # a call record or a metric must never break the call's teardown

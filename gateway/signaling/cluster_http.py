@@ -18,7 +18,9 @@ header is always served where it lands (never forwarded twice); a bad or stale s
 response, event streams included, is relayed back as it comes.
 
 `POST /cluster/drain` (the same signature, or `Authorization: Bearer <cluster.secret>`) starts draining,
-as SIGUSR1 does; `GET /cluster/status` says what this instance holds.
+as SIGUSR1 does; `GET /cluster/status` says what this instance holds. `POST /cluster/takeover` (signed:
+`hand_over` sends it) is a draining instance handing its calls to this one (`{instance, handovers: {call
+id: handover JSON}}`, gateway/runtime/continuity/takeover.py); the answer lists the calls taken.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ USER: Final = "X-Gateway-User"
 _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", USER.lower()})
 MAX_SKEW: Final = 30.0  # seconds a signature stays valid
 FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
+TAKEOVER: Final = "/cluster/takeover"
+HANDOVER_TIMEOUT: Final = (
+    15.0  # a draining instance's calls taken over: re-INVITEs answered by their far ends
+)
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 )
@@ -109,6 +115,8 @@ class ClusterHttp:
     instance: Callable[[str], Awaitable[Peer | None]]
     drain: Callable[[], Awaitable[None]]
     status: Callable[[], Awaitable[dict[str, object]]]
+    # a draining instance's calls carried on here: (its id, call id -> handover JSON) -> the ids taken
+    take_over: Callable[[str, dict[str, str]], Awaitable[list[str]]] | None = None
     clock: Callable[[], float] = time.time
     forwarded: int = 0
     _client: aiohttp.ClientSession | None = field(default=None, repr=False)
@@ -117,6 +125,7 @@ class ClusterHttp:
         app.middlewares.append(self.middleware)
         app.router.add_post("/cluster/drain", self.drain_handler)
         app.router.add_get("/cluster/status", self.status_handler)
+        app.router.add_post(TAKEOVER, self.takeover_handler)
         app.on_cleanup.append(self._close)
 
     async def _close(self, app: web.Application) -> None:
@@ -142,6 +151,48 @@ class ClusterHttp:
             return web.json_response({"error": "cluster credentials required", "code": 403}, status=403)
         await self.drain()
         return web.json_response({"instance": self.instance_id, "status": "draining"}, status=202)
+
+    async def takeover_handler(self, request: web.Request) -> web.Response:
+        """A draining instance hands its calls here (signed by it only: no Bearer, the body is signed)."""
+        header = request.headers.get(FORWARDED)
+        sender = await self._verified(request, header) if header is not None else None
+        if sender is None:
+            return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
+        try:
+            body = json.loads(await request.read())
+            handovers = body["handovers"]
+            if body["instance"] != sender or not isinstance(handovers, dict):
+                raise ValueError("instance or handovers")
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in handovers.items()):
+                raise ValueError("handovers: call id -> JSON text")
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad takeover request: {exc}", "code": 400}, status=400)
+        if self.take_over is None:
+            return web.json_response({"taken": []})
+        return web.json_response({"taken": await self.take_over(sender, handovers)})
+
+    async def hand_over(self, base: str, handovers: dict[str, str]) -> list[str]:
+        """Hand `handovers` (call id -> JSON) to the instance at HTTP base URL `base`; the call ids it took
+        (none when it cannot be reached or refuses)."""
+        if self._client is None:
+            timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
+            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        body = json.dumps({"instance": self.instance_id, "handovers": handovers}).encode()
+        headers = {
+            FORWARDED: sign(self.secret, self.instance_id, "POST", TAKEOVER, self.clock(), "", body),
+            "Content-Type": "application/json",
+        }
+        try:
+            timeout = aiohttp.ClientTimeout(total=HANDOVER_TIMEOUT)
+            async with self._client.post(
+                base + TAKEOVER, data=body, headers=headers, timeout=timeout
+            ) as reply:
+                answer = await reply.json() if reply.status == 200 else {}
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            logger.warning("handing %d calls to %s failed: %s", len(handovers), base, exc)
+            return []
+        taken = answer.get("taken") if isinstance(answer, dict) else None
+        return [c for c in taken if isinstance(c, str) and c in handovers] if isinstance(taken, list) else []
 
     async def status_handler(self, request: web.Request) -> web.Response:
         if not await self._authorized(request):

@@ -35,3 +35,68 @@ def test_a_signature_binds_the_asserted_user_and_the_body() -> None:
     # fields cannot be shifted into one another (length-prefixed)
     shifted = sign(SECRET, "gw1", "POST", "/webrtc/close", 1_700_000_000, "alic", b"")
     assert verify(SECRET, shifted, "POST", "/webrtc/close", now, "alice", b"") is None
+
+
+async def test_a_draining_instance_hands_its_calls_over_signed() -> None:
+    """`POST /cluster/takeover` (issue 34 item 4) takes only a request signed by the instance it names;
+    `hand_over` signs it and reads back the calls taken; an unreachable instance takes none."""
+    import json
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateway.signaling.cluster_http import TAKEOVER, ClusterHttp
+
+    asked: list[tuple[str, dict[str, str]]] = []
+
+    async def take_over(instance: str, handovers: dict[str, str]) -> list[str]:
+        asked.append((instance, handovers))
+        return [call_id for call_id in handovers if call_id != "c2"]
+
+    async def nothing() -> None:
+        return None
+
+    async def no_status() -> dict[str, object]:
+        return {}
+
+    async def no_instance(_instance_id: str) -> None:
+        return None
+
+    class NoOwners:
+        async def owner(self, session_id: str) -> str | None:
+            return None
+
+    def node(instance_id: str, taker: object = None) -> ClusterHttp:
+        return ClusterHttp(
+            instance_id,
+            SECRET,
+            NoOwners(),
+            frozenset,
+            no_instance,
+            nothing,
+            no_status,
+            taker,  # type: ignore[arg-type]
+        )
+
+    app = web.Application()
+    survivor = node("gw2", take_over)
+    survivor.install(app)
+    draining = node("gw1")
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        base = str(server.make_url("")).rstrip("/")
+        body = json.dumps({"instance": "gw1", "handovers": {"c1": "{}"}}).encode()
+        async with http.post(base + TAKEOVER, data=body) as reply:
+            assert reply.status == 403  # unsigned
+        async with http.post(
+            base + TAKEOVER, data=body, headers={"Authorization": f"Bearer {SECRET.decode()}"}
+        ) as reply:
+            assert reply.status == 403  # a bearer (an operator's drain) cannot hand calls over
+        signed = sign(SECRET, "gw3", "POST", TAKEOVER, survivor.clock(), "", body)
+        async with http.post(base + TAKEOVER, data=body, headers={"X-Gateway-Forwarded": signed}) as reply:
+            assert reply.status == 400  # signed by gw3 for gw1's calls
+        assert asked == []
+        assert await draining.hand_over(base, {"c1": '{"a": 1}', "c2": '{"b": 2}'}) == ["c1"]
+        assert asked == [("gw1", {"c1": '{"a": 1}', "c2": '{"b": 2}'})]
+        assert await draining.hand_over("http://127.0.0.1:9", {"c1": "{}"}) == []  # nobody there
+        await draining._close(app)

@@ -227,6 +227,29 @@ class Takeovers:
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True
 
+    async def take_over_all(self, instance_id: str, handovers: Mapping[str, str]) -> list[str]:
+        """A draining instance's calls handed here (call id -> handover JSON): the ids carried on here."""
+        outcomes = await asyncio.gather(
+            *(self.take_over(call_id, line, instance_id) for call_id, line in handovers.items()),
+            return_exceptions=True,
+        )
+        return [call_id for call_id, ok in zip(handovers, outcomes, strict=True) if ok is True]
+
+    def release(self, call_id: str) -> None:
+        """Call `call_id` goes on at the instance this one handed it to (a drain): forget it here without a
+        word to anyone: no BYE (the dialog is the other's), no `ended` to the page (its socket closes with
+        1012 once idle, and it takes the call back there), no record (the other writes it)."""
+        runtime = next((r for r in self._driver.runtimes if r.call_id == call_id), None)
+        if runtime is None:
+            return
+        runtime.unrecorded = True
+        if call_id in self._driver.registry:
+            self._driver.registry.discard(call_id)
+        if runtime.sip.call is not None:
+            runtime.sip.call.release()
+        runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
+        logger.info("call=%s handed over: it goes on at another instance", call_id)
+
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
         """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""
         driver = self._driver
@@ -250,7 +273,7 @@ class Takeovers:
                 await call.bye()
             except Exception as exc:  # the far end is gone too: nothing more to tell it
                 logger.info("call=%s BYE after a failed takeover: %s", runtime.call_id, exc)
-        if runtime.bridge is not None:
-            await runtime.bridge.close()
+        runtime.unrecorded = True  # the caller records it as lost
         self._driver.registry.discard(runtime.call_id)
+        runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
         await runtime.stop(1.0)

@@ -344,6 +344,11 @@ class Call:
         """Take the far end off hold: re-INVITE with ``a=sendrecv``."""
         return await self.reinvite(sdp or set_direction(self.local_sdp, "sendrecv"))
 
+    def release(self) -> None:
+        """Forget the call without a BYE: another instance carries its dialog on (a drain's handover)."""
+        if not self._ended:
+            self._emit(Bye(by_remote=False))
+
     async def bye(self) -> None:
         """End the established call with BYE (RFC 3261 §15.1.1); emits ``Bye(by_remote=False)``."""
         dialog = self.dialog

@@ -108,7 +108,10 @@ class Answerers:
 
 async def test_rolling_restart_under_load_fails_no_call(tmp_path: Path) -> None:
     with running_redis(tmp_path) as redis:
-        mappings = [instance_mapping(i, redis.url, rtp_base=RTP_BASE) for i in range(3)]
+        # no reconnect grace: a drain hands its calls over only to a page that comes back for them
+        # (test_cluster_drain_handover.py); here each call ends by itself (sipp's UAC takes no re-INVITE)
+        grace = {"web_auth": {"reconnect_grace": 0}}
+        mappings = [instance_mapping(i, redis.url, rtp_base=RTP_BASE, extra=grace) for i in range(3)]
         for mapping in mappings:  # sipp's Call-ID reaches the pages: one answer per call (Answerers)
             mapping["sip"]["pass_headers"] = ["X-Sipp-Call"]
         async with process_cluster(tmp_path, mappings) as instances:

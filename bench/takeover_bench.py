@@ -1,0 +1,235 @@
+"""kill -9 of a gateway instance carrying N calls (issue 34 item 3): how many come back, and how fast.
+
+Run: python bench/takeover_bench.py [--calls 20] [--lease 2] [--heartbeat 0.5]
+     (needs sipp, kamailio, redis-server, haproxy; about a minute)
+
+Everything runs on loopback, as docs/deploy.md describes a cluster: Redis, three gateway instances as
+processes (tests/e2e/cluster/cluster_procs.py, on 127.0.0.2-4, the CLI with `cluster:`), the shipped
+Kamailio edge (deploy/kamailio-cluster.cfg) as every instance's `pbx.outbound_proxy` (so the PBX's
+dialogs are record-routed through it), HAProxy (deploy/haproxy.cfg) in front of their HTTP. The PBX is a
+sipp UAS with `-rtp_echo` (peers/scenarios/uas_takeover.xml: a call must see our INVITE, then the
+survivor's re-INVITE, then the BYE; a BYE before the re-INVITE fails the call). The web users are N
+aiortc pages (`peers.web_user` over `/ws`, the softphone protocol) run in a second process (this script
+with `--clients`, so their CPU is not the gateways'), each logged in at gw1 and calling the PBX with its
+own tone, which comes back to it through sipp's echo.
+
+Once every page hears its tone, gw1 gets SIGKILL. Each page reconnects at once through HAProxy with its
+session token (as the softphone page does), is told its call by whichever instance it reaches (relayed
+to the survivor that takes gw1's calls over), reattaches with a new RTCPeerConnection and waits for its
+tone again. Printed: calls back with audio both ways (the tone is the page's own, so it crossed the
+survivor to the PBX and back), the gap from the kill to the first 100 ms of tone (p50/p99/max), calls
+lost (no tone within 15 s), and sipp's count of calls that saw a BYE before the survivor's re-INVITE
+(must be 0), with /proc/loadavg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.e2e.cluster.cluster_procs: instances as processes
+
+from peers.demo import ALICE_SECRET  # noqa: E402
+from peers.haproxy import running_haproxy  # noqa: E402
+from peers.kamailio_edge import running_edge  # noqa: E402
+from peers.redis import running_redis  # noqa: E402
+from peers.sipp import Sipp  # noqa: E402
+
+BACK_WITHIN = 15.0  # s: a call whose tone is not back by then is lost
+RTP_BASE = 47000  # the instances' RTP ports: 47000-47199, 47600-47799, 48200-48399
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# --- the pages (a process of their own) ------------------------------------------------------------------
+
+
+async def one_page(index: int, gw1: str, front: str, killed: asyncio.Future[float]) -> dict[str, Any]:
+    from peers.web_user import WebUser
+    from peers.webpeer import WebPeer
+
+    freq = 500 + 50 * index  # each page its own tone, through the PBX's echo and back
+    first = WebPeer(freq=freq)
+    user = WebUser(gw1, "alice", ALICE_SECRET)
+    await user.__aenter__()
+    try:
+        call_id = await user.call("2000", await first.offer())
+        connected = await user.wait_for("connected", call_id=call_id, timeout=30)
+        await first.accept(connected["sdp"])
+        deadline = time.monotonic() + 20
+        while not first.heard(freq, last=1.0):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"page {index}: no echo before the kill")
+            await asyncio.sleep(0.1)
+        print(json.dumps({"ready": index}), flush=True)
+        kill_time = await killed
+    finally:
+        await asyncio.gather(user.close(), first.close(), return_exceptions=True)
+    second = WebPeer(freq=freq)
+    result: dict[str, Any] = {"index": index, "call_id": call_id}
+    try:
+        async with WebUser(front, "alice", "", token=user.token) as again:
+            calls = await again.wait_for("calls", timeout=BACK_WITHIN)
+            if not any(c["call_id"] == call_id for c in calls["calls"]):
+                raise RuntimeError(f"page {index}: its call is not listed: {calls}")
+            await again.request({"type": "reattach", "call_id": call_id, "sdp": await second.offer()})
+            reattached = await again.wait_for("reattached", call_id=call_id, timeout=BACK_WITHIN)
+            await second.accept(reattached["sdp"])
+            while not second.heard(freq, last=0.1):
+                if time.time() - kill_time > BACK_WITHIN:
+                    raise RuntimeError(f"page {index}: no tone within {BACK_WITHIN:g} s")
+                await asyncio.sleep(0.02)
+            result["gap"] = time.time() - kill_time
+            await asyncio.sleep(1.0)
+            await again.request({"type": "hangup", "call_id": call_id})
+            await again.wait_for("ended", call_id=call_id)
+    except Exception as exc:
+        result["lost"] = str(exc)
+    finally:
+        await second.close()
+    return result
+
+
+async def pages_main(count: int, gw1: str, front: str) -> None:
+    loop = asyncio.get_running_loop()
+    killed: asyncio.Future[float] = loop.create_future()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def told() -> None:
+        line = await reader.readline()  # the kill's time.time(), from the bench
+        killed.set_result(float(line))
+
+    waiting = asyncio.create_task(told())
+    results = await asyncio.gather(
+        *(one_page(i, gw1, front, killed) for i in range(count)), return_exceptions=True
+    )
+    waiting.cancel()
+    for item in results:
+        print(json.dumps(item if isinstance(item, dict) else {"lost": repr(item)}), flush=True)
+
+
+# --- the bench ---------------------------------------------------------------------------------------------
+
+
+def mappings(redis_url: str, pbx: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from tests.e2e.cluster.cluster_procs import instance_mapping
+
+    extra = {
+        "web_auth": {"reconnect_grace": 30},
+        "limits": {"calls_per_user": 200, "unanswered_per_user": 200},
+    }
+    return [
+        instance_mapping(
+            i, redis_url, rtp_base=RTP_BASE, pbx=pbx, heartbeat=args.heartbeat, lease=args.lease, extra=extra
+        )
+        for i in range(3)
+    ]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def main(args: argparse.Namespace) -> int:
+    from tests.e2e.cluster.cluster_procs import process_cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix="takeover-bench-"))
+    print(f"takeover bench: {args.calls} calls, lease {args.lease:g} s, heartbeat {args.heartbeat:g} s")
+    print(f"loadavg before: {loadavg()}")
+    sipp = Sipp(workdir, "uas_takeover", calls=args.calls, rtp_echo=True, auto_answer=True, timeout=300)
+    async with sipp:
+        with running_redis(workdir) as redis:
+            found = mappings(redis.url, sipp.address, args)
+            gateways = [(m["sip"]["listen"][0]["host"], m["sip"]["listen"][0]["port"]) for m in found]
+            with running_edge(workdir, gateways) as edge:
+                for mapping in found:  # calls to the PBX through the edge: record-routed (docs/deploy.md)
+                    mapping["pbx"]["outbound_proxy"] = edge.address
+                async with process_cluster(workdir, found) as (gw1, gw2, gw3):
+                    https = [g.http_address for g in (gw1, gw2, gw3)]
+                    with running_haproxy(workdir / "haproxy", https) as front:
+                        result = await run_pages(args, gw1, front.url)
+                    print(f"loadavg after: {loadavg()}")
+        outcome = await sipp.stop()
+    report(args, result, outcome)
+    return 0
+
+
+async def run_pages(args: argparse.Namespace, gw1: Any, front: str) -> list[dict[str, Any]]:
+    pages = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--pages", str(args.calls), gw1.http_url, front,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert pages.stdin is not None and pages.stdout is not None
+    ready = 0
+    while ready < args.calls:
+        line = await asyncio.wait_for(pages.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the pages' process ended before every call was up")
+        if "ready" in json.loads(line):
+            ready += 1
+    await asyncio.sleep(1.0)  # a heartbeat or two: every call's handover in Redis
+    gw1.kill()
+    pages.stdin.write(f"{time.time()}\n".encode())
+    await pages.stdin.drain()
+    results = []
+    async for line in pages.stdout:
+        results.append(json.loads(line))
+    await pages.wait()
+    return results
+
+
+def report(args: argparse.Namespace, results: list[dict[str, Any]], outcome: Any) -> None:
+    gaps = [r["gap"] for r in results if "gap" in r]
+    lost = [r for r in results if "gap" not in r]
+    print(f"calls back with audio both ways: {len(gaps)} of {args.calls}")
+    if gaps:
+        print(
+            f"gap from kill -9 to the page's own tone back: p50 {statistics.median(gaps):.2f} s, "
+            f"p99 {percentile(gaps, 0.99):.2f} s, max {max(gaps):.2f} s"
+        )
+    for item in lost:
+        print(f"  lost: {item.get('lost')}")
+    counts = dict(re.findall(r"(Successful|Failed) call\s*\|\s*\d+\s*\|\s*(\d+)", outcome.screen))
+    invites = outcome.count("INVITE sip:")  # each call's INVITE and the survivor's re-INVITE, as received
+    print(
+        f"sipp (the PBX): {counts.get('Successful', '?')} calls complete (INVITE, the survivor's re-INVITE, "
+        f"BYE), {counts.get('Failed', '?')} failed (a BYE before the re-INVITE, or no re-INVITE); "
+        f"{invites} INVITEs received, {outcome.count('BYE sip:')} BYEs"
+    )
+    if not outcome.ok:
+        print(str(outcome)[-2000:])
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--lease", type=float, default=2.0)
+    parser.add_argument("--heartbeat", type=float, default=0.5)
+    parser.add_argument("--pages", nargs=3, metavar=("COUNT", "GW1", "FRONT"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.pages:
+        count, gw1_url, front_url = arguments.pages
+        asyncio.run(pages_main(int(count), gw1_url, front_url))
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.exit(asyncio.run(main(arguments)))

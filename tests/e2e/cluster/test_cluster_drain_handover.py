@@ -1,0 +1,68 @@
+"""A drain hands its calls to another instance before it exits (issue 34 item 4): three gateway instances
+sharing a real Redis behind the shipped HAProxy, the pjsua2 desk phone as the PBX.
+
+alice (peers.web_user over `/ws` through HAProxy with `reconnect`, as the softphone page) calls the
+phone, and they talk. The instance carrying the call is drained (SIGUSR1's path): it hands the call's
+handover to another instance (`POST /cluster/takeover`, signed), which re-INVITEs the phone to its own
+media (no BYE) and waits for alice; the draining one forgets the call without a word, and closes her
+socket, now idle, with 1012. Her page reconnects through HAProxy at once, is told the call where it is
+now, reattaches with a new RTCPeerConnection and both hear each other. The drained instance holds no
+call; the phone's hang-up ends alice's call where it went."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_harness import cluster
+from tests.e2e.harness import ALICE_SECRET, wait_until
+from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
+
+
+async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        cluster(tmp_path, 3, pbx=phone.address, fronts=True) as c,
+    ):
+        first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+        alice = WebUser(c.front.url, "alice", ALICE_SECRET, reconnect=True)
+        await alice.__aenter__()
+        try:
+            call_id, number = await call_the_phone(alice, first, phone)
+            await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
+            draining = c.holder("alice")
+            others = [g for g in c.gateways if g is not draining]
+            assert draining.driver.calls == 1 and all(g.driver.calls == 0 for g in others)
+            media_changes = len(phone.seen("media", call=number))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            draining.drain()
+            closed = await alice.wait_for("closed", timeout=5)
+            assert closed["code"] == 1012, closed
+            await alice.wait_for("reconnected", timeout=5)
+            calls = await alice.wait_for("calls", timeout=5)
+            [summary] = calls["calls"]
+            assert summary["call_id"] == call_id and summary["state"] == "connected", calls
+            assert len(phone.seen("media", call=number)) > media_changes  # the taker's re-INVITE
+            assert draining.driver.calls == 0 and sum(g.driver.calls for g in others) == 1
+            await alice.request({"type": "reattach", "call_id": call_id, "sdp": await second.offer()})
+            reattached = await alice.wait_for("reattached", call_id=call_id)
+            await second.accept(reattached["sdp"])
+            await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+            took = loop.time() - started
+            await asyncio.sleep(1.5)  # alice's new tone in the phone's recording
+            assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone got a BYE"
+            await phone.hangup(number)  # its BYE goes where the re-INVITE's Contact said
+            ended = await alice.wait_for("ended", call_id=call_id, timeout=10)
+            assert ended["reason"] in ("remote_hangup", "hangup", "bye"), ended
+        finally:
+            await asyncio.gather(alice.close(), first.close(), second.close())
+        wav = await phone.wait_for_recording(number)
+        assert tail_has_tone(wav, 1300), "the phone did not hear alice after the handover"
+        assert sum(g.driver.takeovers.taken for g in others) == 1
+    print(f"a drained call heard again {took:.2f} s after the drain began")
