@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sipcore.dialogs.dialog import DialogId, DialogState, Role
 from sipcore.dialogs.requests import Endpoint
 from sipcore.errors import SIPError
-from sipcore.syntax.headers import NameAddr, is_token, parse_name_addr
+from sipcore.syntax.headers import MAX_CSEQ, NameAddr, is_token, parse_name_addr
 from sipcore.syntax.uri import URI, parse_uri
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ __all__ = [
 ]
 
 SNAPSHOT_VERSION = 1  # bumped when a field changes meaning; an unknown version is refused
-MAX_SEQ = 2**31 - 1  # RFC 3261 §8.1.1.5: a CSeq sequence number is below 2**31
+# RFC 3261 §8.1.1.5: a CSeq is a 32-bit unsigned integer (and ours stay below 2**31); a peer's above
+# 2**31 is read as the parser reads it (headers.MAX_CSEQ), so a dialog holding one is written and read back
+MAX_SEQ = MAX_CSEQ
 E = TypeVar("E", bound=enum.Enum)
 
 

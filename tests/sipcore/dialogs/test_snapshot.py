@@ -227,7 +227,7 @@ _MISSING = object()
         ("route_set", ["<sip:p1;lr>", "<>"], r"dialog.route_set\[1\]: invalid URI"),
         ("invite_cseq", -1, "dialog.invite_cseq: expected an integer"),
         ("invite_cseq", True, "dialog.invite_cseq: expected an integer"),
-        ("local_cseq", 2**31, "dialog.local_cseq: expected an integer"),
+        ("local_cseq", 2**32, "dialog.local_cseq: expected an integer"),
         ("remote_cseq", "1", "dialog.remote_cseq: expected an integer"),
         ("secure", 0, "dialog.secure: expected true or false"),
         ("contact", _MISSING, "dialog.contact: missing"),
