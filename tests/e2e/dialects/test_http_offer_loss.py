@@ -43,6 +43,22 @@ def die(peer: WebPeer) -> None:
             transport.close()
 
 
+async def call_the_phone(
+    http: aiohttp.ClientSession, base: str, peer: WebPeer, phone: DeskPhone
+) -> tuple[aiohttp.ClientResponse, int]:
+    """`peer` calls the phone through the HTTP API: its session's event stream and the phone's call
+    number, once the peer hears the phone."""
+    offer = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
+    status, body = await _post(http, f"{base}/webrtc/offer", offer, KEY)
+    assert status == 200, body
+    events = await http.get(f"{base}{body['events_url']}", headers=KEY)
+    await peer.accept(body["sdp"]["sdp"])
+    await _sse(events, ["answered"])
+    number = int((await phone.wait_for("incoming"))["call"])
+    await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+    return events, number
+
+
 async def test_a_dead_client_is_reported_on_the_event_stream_within_2_s(tmp_path: Path) -> None:
     require_desk_phone()
     async with (
@@ -50,17 +66,9 @@ async def test_a_dead_client_is_reported_on_the_event_stream_within_2_s(tmp_path
         running_gateway(_with_grace(_config(phone.address), 3.0)) as gateway,
         aiohttp.ClientSession() as http,
     ):
-        base = gateway.http_url
         peer = WebPeer(freq=1000)
         try:
-            offer = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
-            status, body = await _post(http, f"{base}/webrtc/offer", offer, KEY)
-            assert status == 200, body
-            events = await http.get(f"{base}{body['events_url']}", headers=KEY)
-            await peer.accept(body["sdp"]["sdp"])
-            await _sse(events, ["answered"])
-            number = int((await phone.wait_for("incoming"))["call"])
-            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+            events, number = await call_the_phone(http, gateway.http_url, peer, phone)
             assert await lost_count(gateway, "silence") == 0
             loop = asyncio.get_running_loop()
             die(peer)
@@ -93,17 +101,9 @@ async def test_a_client_that_closes_its_connection_hangs_up_at_once(tmp_path: Pa
         running_gateway(_with_grace(_config(phone.address), 20.0)) as gateway,
         aiohttp.ClientSession() as http,
     ):
-        base = gateway.http_url
         peer = WebPeer(freq=1000)
         try:
-            offer = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "metadata": {"dial": "2000"}}
-            status, body = await _post(http, f"{base}/webrtc/offer", offer, KEY)
-            assert status == 200, body
-            events = await http.get(f"{base}{body['events_url']}", headers=KEY)
-            await peer.accept(body["sdp"]["sdp"])
-            await _sse(events, ["answered"])
-            number = int((await phone.wait_for("incoming"))["call"])
-            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+            events, number = await call_the_phone(http, gateway.http_url, peer, phone)
             await peer.close()  # aiortc sends its DTLS close_notify
             [ended] = await _sse(events, ["ended"], timeout=8)
             assert ended["reason"] == "media_failed", ended

@@ -90,9 +90,9 @@ async def test_always_records_both_legs_with_sidecar_record_and_webhook(tmp_path
         body = slice(
             rate // 2, len(left) - rate // 2
         )  # the call's audio, its first and last half second aside
-        assert _power(left[body], WEB_TONE, rate) > 0.5, "no 1 kHz from the web user in the left channel"
+        assert _power(left[body], WEB_TONE, rate) > 0.25, "no 1 kHz from the web user in the left channel"
         assert _power(left[body], PHONE_TONE, rate) < 0.05
-        assert _power(right[body], PHONE_TONE, rate) > 0.5, "no 440 Hz from the phone in the right channel"
+        assert _power(right[body], PHONE_TONE, rate) > 0.25, "no 440 Hz from the phone in the right channel"
         assert _power(right[body], WEB_TONE, rate) < 0.05
 
 
@@ -184,6 +184,6 @@ async def test_on_demand_start_pause_resume_stop_from_ws(tmp_path: Path) -> None
             return channel[int((begin + 0.2) * rate) : int((end - 0.2) * rate)]
 
         for channel, tone in ((left, WEB_TONE), (right, PHONE_TONE)):
-            assert _power(part(channel, start1, end1), tone, rate) > 0.5, tone
-            assert _power(part(channel, start2, end2), tone, rate) > 0.5, tone
+            assert _power(part(channel, start1, end1), tone, rate) > 0.25, tone
+            assert _power(part(channel, start2, end2), tone, rate) > 0.25, tone
             assert max(map(abs, part(channel, end1, start2))) == 0, "audio in the paused span"
