@@ -60,17 +60,19 @@ class ClusterWiring:
         self.node = ClusterNode(settings)
         self.presence = ClusterPresence(self.node)
         self.driver = driver
-        self.owners = SessionOwners(self.node, driver.http_session_ids)
+        # how long a dead instance's records (its sessions, the logins it carries) outlive it: until a
+        # survivor has taken its calls over (runtime/continuity/takeover.py), requests for them wait
+        self._takeover_wait = settings.lease + 2 * settings.heartbeat + TAKEOVER_MARGIN
+        outlive = int(self._takeover_wait * 1000)
+        self.owners = SessionOwners(self.node, driver.http_session_ids, outlive_ms=outlive)
         # the logins whose `/ws` calls wait here for their browser: a page's reconnect elsewhere is
         # relayed here (gateway/signaling/ws/relay.py)
         self.detached = SessionOwners(self.node, driver.reconnects.families, kind="detached")
         # ...and the logins whose calls here another instance would carry on if this one died: a page's
         # reconnect elsewhere is relayed here, or, once this instance is gone, to the survivor that took
         # its calls over (their record outlives this instance's lease until that is decided)
-        self._takeover_wait = settings.lease + 2 * settings.heartbeat + TAKEOVER_MARGIN
-        self.carried = SessionOwners(
-            self.node, driver.takeovers.families, kind="carried", outlive_ms=int(self._takeover_wait * 1000)
-        )
+        self.carried = SessionOwners(self.node, driver.takeovers.families, kind="carried", outlive_ms=outlive)
+        driver.takeovers.on_http_session = self._owned_here
         driver.reconnects.on_detached = self._detached_here
         self._claims: set[asyncio.Task[None]] = set()
         # revocations this instance knows, kept in the state directory (fail-closed: cluster/revocations.py)
@@ -108,12 +110,18 @@ class ClusterWiring:
         self.throttle_store = RedisLoginThrottle(self.node, policy)
         return self.throttle_store
 
+    def _owned_here(self, key: str) -> None:
+        """An HTTP session taken over here (takeover.py): say so in Redis now (the heartbeat renews it)."""
+        self._spawn_claim(self.owners, key)
+
     def _detached_here(self, family: str) -> None:
         """A `/ws` call of login ``family`` waits here: say so in Redis now (the heartbeat renews it)."""
+        self._spawn_claim(self.detached, family)
 
+    def _spawn_claim(self, owners: SessionOwners, key: str) -> None:
         async def claim() -> None:
             with contextlib.suppress(ClusterUnavailable):  # the next heartbeat tries again
-                await self.detached.claim(family)
+                await owners.claim(key)
 
         task = asyncio.get_running_loop().create_task(claim())
         self._claims.add(task)

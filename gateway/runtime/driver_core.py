@@ -292,6 +292,41 @@ class DriverCore:
             raise Conflict(f"call {runtime.call_id!r} runs here already", field="call_id")
         self._runtimes[runtime.call_id] = runtime
 
+    def adopt_http(
+        self,
+        user: WebUser,
+        public_id: str,
+        internal_id: str,
+        call_id: str,
+        *,
+        dial: str | None,
+        api_key: str | None,
+    ) -> HttpSession:
+        """The HTTP session of a call taken over from an instance that died (runtime/continuity/takeover.py):
+        the same ids, so that the client's next offer with its `session_id` renews the call's media here."""
+        if (user.id, public_id) in self._http or internal_id in self._sessions:
+            raise Conflict(f"session {public_id!r} exists already", field="session_id")
+        session = HttpSession(
+            user, on_end=self._http_ended, session_id=public_id, dial=dial, api_key=api_key, renewable=True,
+            internal_id=internal_id,
+        )  # fmt: skip
+        session.call_id = session.progress.call_id = call_id
+        self._sessions[session.id] = session
+        self._http[user.id, public_id] = session
+        return session
+
+    def forget_http(self, session: HttpSession) -> None:
+        """An HTTP session whose call another instance carries on now (a drain's handover): not ours to
+        own, renew or list any more."""
+        self._sessions.pop(session.id, None)
+        self._http.pop((session.user.id, session.public_id), None)
+
+    def _http_ended(self, session: HttpSession) -> None:
+        """The session's call ended (the far end hung up, or it never connected): it takes no more
+        requests but stays readable (GET /webrtc/sessions/{id}) for HTTP_RETENTION seconds
+        (http_offers.py)."""
+        self._sessions.pop(session.id, None)
+
     def _runtime(self, call_id: str) -> CallRuntime:
         runtime = self._runtimes.get(call_id)
         if runtime is None or runtime.finished or call_id not in self.registry:

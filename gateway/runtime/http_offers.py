@@ -163,11 +163,6 @@ class HttpOffers(BrowserRequests):
         logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
-    def _http_ended(self, session: HttpSession) -> None:
-        """The session's call ended (the far end hung up, or it never connected): it takes no more
-        requests but stays readable (GET /webrtc/sessions/{id}) for HTTP_RETENTION seconds."""
-        self._sessions.pop(session.id, None)
-
     def _expire_http(self) -> None:
         now = asyncio.get_running_loop().time()
         for session in list(self._http.values()):

@@ -65,11 +65,13 @@ class HttpSession:
         dial: str | None = None,
         api_key: str | None = None,
         renewable: bool = False,
+        internal_id: str | None = None,
     ) -> None:
         # `public_id` names the session to its user (her choice, or ours); `id`, the gateway's own and
-        # unique, keys it among every user's sessions: two users may choose the same id (issue 32)
+        # unique, keys it among every user's sessions: two users may choose the same id (issue 32);
+        # `internal_id`: the id it had on an instance that died (its call taken over here: takeover.py)
         self._public = session_id or "h-" + secrets.token_urlsafe(12)
-        self._id = self._public if session_id is None else "h-" + secrets.token_urlsafe(12)
+        self._id = internal_id or (self._public if session_id is None else "h-" + secrets.token_urlsafe(12))
         self._on_end = on_end
         self._user = user
         self.api_key = api_key  # the API key's id it was opened with (signaling.service.KeyedSink)

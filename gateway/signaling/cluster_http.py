@@ -4,7 +4,8 @@ admin API (drain).
 HAProxy may send any request to any instance. The ones that name an HTTP-API or WHIP session (`POST
 /webrtc/close`, `POST /webrtc/ice-candidate` and the call controls (`/webrtc/hold`...) by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
 `/events`; `PATCH`/`DELETE /whip/sessions/{id}`; `POST /webrtc/offer` with `transfer_of`, whose new call
-must be placed where the REFER waits) are served here when the session is here; otherwise the
+must be placed where the REFER waits, or with the `session_id` of a session that exists: its ICE restart
+or new media) are served here when the session is here; otherwise the
 owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
 cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
 
@@ -232,6 +233,9 @@ class ClusterHttp:
             peer = await self.instance(owner) if owner is not None and owner != self.instance_id else None
         except SignalingError as exc:  # Redis unreachable: say so rather than a misleading 404
             return error_response(exc, session_id)
+        if peer is None and owner is not None and owner != self.instance_id:
+            logger.info("%s %s: session %s of dead instance %s", request.method, request.path, key, owner)
+            return _owner_gone(owner, session_id)
         if peer is None:
             return await handler(request)  # nobody else has it: the local answer (404)
         return await self._forward(request, owner or "", peer.http)
@@ -244,15 +248,22 @@ class ClusterHttp:
             return None
         if request.content_type != "application/json":
             return None
-        field = "transfer_of" if request.path == _OFFER else "session_id"
         try:
             raw = await request.read()
-            if request.path == _OFFER and b"transfer_of" not in raw:  # most offers: parsed by their handler
-                return None
+            if request.path == _OFFER and b"transfer_of" not in raw and b"session_id" not in raw:
+                return None  # most offers: a new session, parsed by their handler
             body = json.loads(raw)
         except (ValueError, web.HTTPException, ConnectionError):
             return None  # the handler answers (400, 413) when it reads the body itself
-        value = body.get(field) if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return None
+        # an offer carrying out a REFER goes where that session is; one naming a session of its own (its
+        # ICE restart, or its new media after a lost network or a takeover: issue 34) where that one is
+        value = (
+            body.get("transfer_of") or body.get("session_id")
+            if request.path == _OFFER
+            else body.get("session_id")
+        )
         return value[:128] if isinstance(value, str) else None
 
     async def _forward(self, request: web.Request, owner: str, base: str) -> web.StreamResponse:
@@ -283,10 +294,7 @@ class ClusterHttp:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("forwarding to %s (%s) failed: %s", owner, base, exc)
-            error = SignalingError(
-                f"the instance holding this session is unreachable ({owner})", http_status=502
-            )
-            return error_response(error, request.match_info.get("session_id"))
+            return _owner_gone(owner, request.match_info.get("session_id"))
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
@@ -301,3 +309,18 @@ class ClusterHttp:
                 return response
             await response.write_eof()
         return response
+
+
+def _owner_gone(owner: str, session_id: str | None) -> web.Response:
+    """503 with Retry-After for a request whose session's owner is dead or unreachable: a survivor may be
+    taking its call over (runtime/continuity/takeover.py; the owner record outlives the owner until then),
+    after which the request is forwarded there."""
+    error = SignalingError(
+        f"the instance holding this session ({owner}) is gone; its call may be going on elsewhere: "
+        "try again in a second",
+        code="unavailable",
+        http_status=503,
+    )
+    response = error_response(error, session_id)
+    response.headers["Retry-After"] = "1"
+    return response

@@ -185,11 +185,14 @@ class GatewayStopping:
 
 @dataclass(frozen=True, slots=True)
 class TakenOver:
-    """This instance carries on a call whose gateway instance died (gateway/runtime/continuity/takeover.py): the
+    """This instance carries on a call whose gateway instance died (runtime/continuity/takeover.py): the
     SIP leg was adopted and re-INVITEd to this instance's media, the browser's socket and web leg went
-    with the dead instance. The call waits for its browser as a detached one does (reconnect.py)."""
+    with the dead instance. The call waits for its browser as a detached one does (reconnect.py), or,
+    `session_kept` (an HTTP API session, made again here under its ids), for that session to renew its
+    media, as after a lost web leg."""
 
     from_instance: str
+    session_kept: bool = False
 
     def __post_init__(self) -> None:
         _checks.text("from_instance", self.from_instance)

@@ -75,13 +75,18 @@ def detached(call: CallMachine, event: WebDetached) -> None:
 
 
 def taken_over(call: CallMachine, event: TakenOver) -> None:
-    """This instance carries on the call of an instance that died (gateway/runtime/continuity/takeover.py): its SIP
+    """This instance carries on the call of an instance that died (runtime/continuity/takeover.py): its SIP
     leg is ours now; its browser's socket and web leg died with that instance, and its login may take it
-    back here, within a whole grace from now (the dead instance's timers died with it)."""
+    back here, within a whole grace from now (the dead instance's timers died with it). An HTTP API
+    session made again here (`session_kept`) renews the media itself, as after a lost web leg."""
     call.timers_lost()
-    call.web_left()
-    if call.attachment is not Attachment.DETACHED:
-        call.attach_to(Attachment.DETACHED)
+    if event.session_kept:
+        if call.attachment is Attachment.ATTACHED:
+            call.attach_to(Attachment.WEB_LOST)
+    else:
+        call.web_left()
+        if call.attachment is not Attachment.DETACHED:
+            call.attach_to(Attachment.DETACHED)
     call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
     logger.info(
         "call=%s taken over from instance %s: waiting %g s for its browser",

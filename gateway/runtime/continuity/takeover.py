@@ -8,7 +8,7 @@ leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP si
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
 no re-INVITE or transfer under way, media terminated in the gateway (a pass-through call has no media of
 ours to move), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
-`/ws` session with a token: the softphone page).
+`/ws` session with a token: the softphone page) or by an HTTP API session that renews its media.
 
 When an instance's lease lapses, the survivor that claims its calls (live_calls.py) hands each handover
 to `take_over`: the machine is adopted into this instance's registry (its monotonic times moved onto
@@ -17,11 +17,14 @@ side on this instance's own RTP socket and its offer goes to the SIP party in an
 (with this instance's Contact: a target refresh, RFC 3261 §12.2, so the far end's BYE comes here); the
 SIP party hears the reconnecting fill meanwhile. The call then waits for its login as a detached call
 does (`TakenOver`: a whole `reconnect_grace`): the page, reconnected through HAProxy, logs in with its
-token (relayed here when it lands elsewhere: the detached login's owner in Redis) and `reattach`es. A call
-that cannot be taken over (an unknown user, the re-INVITE refused) gets BYE and its lost record.
+token (relayed here when it lands elsewhere: the detached login's owner in Redis) and `reattach`es. An
+HTTP API session is made again here under its ids (`HttpIds`, owned here in Redis), and the client's next
+offer with its `session_id` renews the call's media as after a lost network. A call that cannot be taken
+over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
+the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one).
 
 This module imports the call layer, the runtime's own modules, the signaling's session types and the SIP
-UA; the cluster calls it through the two functions it is given (gateway/cluster/wiring.py).
+UA; the cluster calls it through the functions it is given (gateway/cluster/wiring.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,6 +42,8 @@ from gateway.calls.errors import CallError
 from gateway.calls.records import Attachment
 from gateway.calls.states import CallState
 from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.offers import HttpSession
+from gateway.signaling.service import session_key
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 if TYPE_CHECKING:
@@ -57,6 +62,34 @@ class HandoverError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class HttpIds:
+    """An HTTP API session's ids and what it was opened with: made again under them by the survivor, so
+    that the client's next offer with its `session_id` renews the call's media there."""
+
+    public_id: str  # the id its user knows it by
+    id: str  # the gateway's own (the call machine's session id)
+    dial: str | None
+    api_key: str | None  # the API key's id (not the key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"public_id": self.public_id, "id": self.id, "dial": self.dial, "api_key": self.api_key}
+
+    @classmethod
+    def from_dict(cls, data: object) -> HttpIds | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise HandoverError("http: not an object")
+        for name in ("public_id", "id"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise HandoverError(f"http.{name}: {data.get(name)!r}")
+        for name in ("dial", "api_key"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise HandoverError(f"http.{name}: {data[name]!r}")
+        return cls(data["public_id"], data["id"], data.get("dial"), data.get("api_key"))
+
+
+@dataclass(frozen=True, slots=True)
 class Handover:
     """One call's handover as written to Redis (`to_json`) and read back (`from_json`)."""
 
@@ -64,16 +97,17 @@ class Handover:
     machine: Mapping[str, Any]
     sip: Mapping[str, Any]
     media: Mapping[str, Any]
-    family: str
+    family: str  # the login (token family) that may take the call back; "" for an HTTP API session's
     user: str
     wall: float  # time.time() when written: the dead instance's monotonic times are moved by it
     mono: float  # time.monotonic() then, on the instance that wrote it
+    http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
 
     def to_json(self) -> str:
         fields = {
             "v": VERSION, "call_id": self.call_id, "machine": self.machine, "sip": self.sip,
             "media": self.media, "family": self.family, "user": self.user, "wall": self.wall,
-            "mono": self.mono,
+            "mono": self.mono, "http": None if self.http is None else self.http.to_dict(),
         }  # fmt: skip
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
@@ -87,8 +121,9 @@ class Handover:
             raise HandoverError(f"not an object: {type(data).__name__}")
         if data.get("v") != VERSION:
             raise HandoverError(f"version {data.get('v')!r}, this instance reads {VERSION}")
-        for name, kind in (("call_id", str), ("family", str), ("user", str)):
-            if not isinstance(data.get(name), kind) or not data[name]:
+        http = HttpIds.from_dict(data.get("http"))
+        for name in ("call_id", "family", "user"):
+            if not isinstance(data.get(name), str) or (not data[name] and (name != "family" or http is None)):
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         for name in ("machine", "sip", "media"):
             if not isinstance(data.get(name), dict):
@@ -98,7 +133,7 @@ class Handover:
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         return cls(
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]),
+            float(data["wall"]), float(data["mono"]), http,
         )  # fmt: skip
 
     def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
@@ -130,10 +165,13 @@ class Takeovers:
     def __init__(self, driver: DriverCore) -> None:
         self._driver = driver
         self.taken = 0  # calls carried on here from instances that died
+        # an HTTP API session made again here, by its key (signaling.service.session_key): a cluster
+        # records that it is owned here now (gateway/cluster/wiring.py)
+        self.on_http_session: Callable[[str], None] | None = None
 
-    def _owner(self, runtime: CallRuntime) -> tuple[str, str] | None:
-        """(family, user) of the login that may take runtime's call back, when another instance could carry
-        the call on; else None."""
+    def _owner(self, runtime: CallRuntime) -> tuple[str, str, HttpIds | None] | None:
+        """(login family, user, HTTP session ids) of what may take runtime's call back, when another
+        instance could carry the call on; else None."""
         driver, machine = self._driver, runtime.machine
         if machine is None or runtime.finished or not _steady(machine) or driver.reconnects.grace <= 0:
             return None  # (no reconnect grace: no browser would come back for it)
@@ -148,7 +186,13 @@ class Takeovers:
         if media is None or media.passes_through:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
-        return driver.reconnects.owner(runtime.call_id, session)
+        if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
+            if not session.renews_media or session.closed:
+                return None  # (WHIP cannot post a new offer for its resource)
+            ids = HttpIds(session.public_id, session.id, session.progress.dial, session.api_key)
+            return "", session.user.id, ids
+        owner = driver.reconnects.owner(runtime.call_id, session)
+        return None if owner is None else (owner[0], owner[1], None)
 
     def handover_of(self, runtime: CallRuntime) -> Handover | None:
         """Runtime's handover, when its call can be carried on by another instance; else None."""
@@ -160,7 +204,7 @@ class Takeovers:
             return None
         return Handover(
             runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
-            time.time(), time.monotonic(),
+            time.time(), time.monotonic(), owner[2],
         )  # fmt: skip
 
     def handovers(self) -> dict[str, str]:
@@ -183,7 +227,7 @@ class Takeovers:
         found = set()
         for runtime in self._driver.runtimes:
             owner = self._owner(runtime)
-            if owner is not None:
+            if owner is not None and owner[0]:
                 found.add(owner[0])
         return frozenset(found)
 
@@ -221,8 +265,14 @@ class Takeovers:
             await self._give_up(runtime)
             return False
         driver.adopt_runtime(runtime)
-        driver.reconnects.adopt(call_id, handover.family, user.id)
-        await runtime.feed(TakenOver(instance_id))
+        if handover.http is not None:  # its session again, under its ids: the client renews its media
+            ids = handover.http
+            driver.adopt_http(user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key)
+            if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
+                self.on_http_session(session_key(user.id, ids.public_id))
+        else:
+            driver.reconnects.adopt(call_id, handover.family, user.id)
+        await runtime.feed(TakenOver(instance_id, session_kept=handover.http is not None))
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True
@@ -243,8 +293,13 @@ class Takeovers:
         if runtime is None:
             return
         runtime.unrecorded = True
-        if call_id in self._driver.registry:
-            self._driver.registry.discard(call_id)
+        driver = self._driver
+        if call_id in driver.registry:
+            machine = driver.registry.get(call_id)
+            session = driver.session(machine.session_id) if machine.session_id else None
+            if isinstance(session, HttpSession):  # owned there now: its requests are forwarded there
+                driver.forget_http(session)
+            driver.registry.discard(call_id)
         if runtime.sip.call is not None:
             runtime.sip.call.release()
         runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends

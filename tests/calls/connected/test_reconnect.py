@@ -233,3 +233,18 @@ def test_a_call_taken_over_ends_when_no_browser_comes_back() -> None:
     assert call.handle(TakenOver("gw1")) == [StartTimer("c1", TimerName.RECONNECT, 12.0)]
     out = call.handle(TimerFired(TimerName.RECONNECT))
     assert SipBye in f.kinds(out) and call.state is CallState.CLOSING
+
+
+def test_a_call_taken_over_with_its_session_kept_waits_for_that_session_to_renew() -> None:
+    """An HTTP API session made again under its ids on the survivor: the call waits for its own session's
+    new offer (as after a lost web leg), and another session cannot take it."""
+    call = CallMachine.from_dict(f.connected_out(GRACE).to_dict(), lambda _id: f.ALICE, GRACE)
+    assert call.handle(TakenOver("gw1", session_kept=True)) == [StartTimer("c1", TimerName.RECONNECT, 12.0)]
+    assert call.web_lost and not call.detached and call.session_id == "s1"
+    with pytest.raises(WrongSession):
+        call.handle(WebReattach("s7", f.WEB_OFFER))
+    out = call.handle(WebReattach("s1", f.WEB_OFFER))
+    assert out == [CancelTimer("c1", TimerName.RECONNECT), MediaRenewWeb("c1", f.WEB_OFFER)]
+    assert call.handle(MediaWebRenewed(f.WEB_ANSWER)) == [
+        SendReattached("s1", "c1", f.WEB_ANSWER, False, False)
+    ]

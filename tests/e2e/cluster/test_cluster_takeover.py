@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import redis
 
 from peers.demo import require_desk_phone
@@ -28,6 +29,7 @@ from peers.redis import running_redis
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
+from tests.e2e.dialects.test_http_offer import API_KEY, KEY, _post
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
 
@@ -114,3 +116,77 @@ async def test_a_survivor_carries_on_the_call_of_a_killed_instance(tmp_path: Pat
     print(
         f"{survivor.id} took over; alice told the call {listed:.2f} s after the kill, heard it after {back:.2f} s"
     )
+
+
+async def test_a_survivor_carries_on_an_http_api_call(tmp_path: Path) -> None:
+    """An HTTP API client (aiortc, an API key) calls the phone through gw1, which gets SIGKILL. Its next
+    offer with its `session_id` goes to gw2 at once: 503 with Retry-After while gw1's call is being taken
+    over (its owner is dead), then, once gw2 holds the session again under its ids, forwarded there and
+    answered as new media for the same call; the phone saw a re-INVITE and no BYE, and hears the new tone."""
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        with running_redis(tmp_path) as server:
+            mappings = []
+            for index in range(2):
+                mapping = instance_mapping(
+                    index, server.url, rtp_base=RTP_BASE, pbx=phone.address, lease=LEASE,
+                    extra={"web_auth": {"reconnect_grace": 20}},
+                )  # fmt: skip
+                mapping["users"][0]["api_keys"] = [{"key": API_KEY, "name": "e2e"}]
+                mappings.append(mapping)
+            async with process_cluster(tmp_path, mappings) as (gw1, gw2), aiohttp.ClientSession() as http:
+                first = WebPeer(freq=1000)
+                try:
+                    offer = {
+                        "sdp": {"type": "offer", "sdp": await first.offer()},
+                        "metadata": {"dial": "2000"},
+                    }
+                    status, body = await _post(http, f"{gw1.http_url}/webrtc/offer", offer, KEY)
+                    assert status == 200, body
+                    session_id = body["session_id"]
+                    await first.accept(body["sdp"]["sdp"])
+                    number = int((await phone.wait_for("incoming"))["call"])
+                    await phone.wait_for("state", call=number, state="CONFIRMED")
+                    await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
+                    client = redis.Redis.from_url(server.url)
+                    try:
+                        await wait_until(lambda: client.hlen("gw:handover:gw1") == 1, timeout=5)
+                    finally:
+                        client.close()
+                    media_changes = len(phone.seen("media", call=number))
+                    gw1.kill()
+                    killed = time.monotonic()
+                finally:
+                    await first.close()
+
+                second = WebPeer(freq=1300)
+                try:
+                    retried = 0
+                    renewal = {
+                        "sdp": {"type": "offer", "sdp": await second.offer()},
+                        "session_id": session_id,
+                    }
+                    while True:  # as a client does on 503 with Retry-After
+                        status, body = await _post(http, f"{gw2.http_url}/webrtc/offer", renewal, KEY)
+                        if status != 503:
+                            break
+                        retried += 1
+                        assert time.monotonic() - killed < LEASE + 8, body
+                        await asyncio.sleep(0.3)
+                    assert status == 200 and body["session_id"] == session_id, body
+                    await second.accept(body["sdp"]["sdp"])
+                    await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+                    back = time.monotonic() - killed
+                    assert len(phone.seen("media", call=number)) > media_changes  # the survivor's re-INVITE
+                    assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone heard a BYE"
+                    await asyncio.sleep(1.5)  # the new tone in the phone's recording
+                    status, body = await _post(
+                        http, f"{gw2.http_url}/webrtc/close", {"session_id": session_id}, KEY
+                    )
+                    assert status == 200, body
+                    await phone.wait_for("state", call=number, state="DISCONNECTED")
+                finally:
+                    await second.close()
+                wav = await phone.wait_for_recording(number)
+                assert tail_has_tone(wav, 1300), "the phone did not hear the client after the takeover"
+    print(f"HTTP API: heard again {back:.2f} s after the kill ({retried} offers answered 503 first)")
