@@ -46,7 +46,7 @@ from peers.redis import running_redis  # noqa: E402
 from peers.sipp import Sipp  # noqa: E402
 
 BACK_WITHIN = 15.0  # s: a call whose tone is not back by then is lost
-RTP_BASE = 47000  # the instances' RTP ports: 47000-47199, 47600-47799, 48200-48399
+RTP_BASE = 52000  # the instances' RTP ports: 52000-52199, 52600-52799, 53200-53399
 
 
 def loadavg() -> str:

@@ -33,7 +33,7 @@ from tests.e2e.dialects.test_http_offer import API_KEY, KEY, _post
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
 
-RTP_BASE = 45000  # this file's RTP ports: 45000-45199, 45600-45799, 46200-46399
+RTP_BASE = 49000  # this file's RTP ports: 49000-49199, 49600-49799, 50200-50399 (above test_media_ports' 40000-48000)
 LEASE = 2.0
 
 

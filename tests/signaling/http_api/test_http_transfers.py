@@ -163,7 +163,8 @@ def test_the_openapi_document_has_the_transfer_fields() -> None:
 
 async def test_a_cluster_forwards_an_offer_by_its_transfer_of() -> None:
     """An offer carrying out a REFER is placed where the referring session lives: the cluster's middleware
-    names that session for it (and no session for other offers, whose body it leaves to the handler)."""
+    names that session for it. An offer naming a `session_id` names that one (its ICE restart or new
+    media goes where it is, if anywhere: issue 34); a plain offer's body is left to the handler."""
 
     async def nobody(_: str) -> None:
         return None
@@ -179,7 +180,8 @@ async def test_a_cluster_forwards_an_offer_by_its_transfer_of() -> None:
     async with TestClient(TestServer(app)) as client:
         for path, body, expected in (
             ("/webrtc/offer", {"sdp": SDP, "transfer_of": "first"}, "first"),
-            ("/webrtc/offer", {"sdp": SDP, "session_id": "new"}, None),
+            ("/webrtc/offer", {"sdp": SDP, "session_id": "new"}, "new"),
+            ("/webrtc/offer", {"sdp": SDP, "metadata": {"dial": "2000"}}, None),
             ("/webrtc/hold", {"session_id": "first"}, "first"),
             ("/webrtc/transfer", {"session_id": "first", "replaces": "second"}, "first"),
         ):
