@@ -41,6 +41,7 @@ from gateway.calls.boundary.events import TakenOver
 from gateway.calls.errors import CallError
 from gateway.calls.records import Attachment
 from gateway.calls.states import CallState
+from gateway.media.errors import MediaError
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.service import session_key
@@ -199,7 +200,10 @@ class Takeovers:
         owner, machine, call, media = self._owner(runtime), runtime.machine, runtime.sip.call, runtime.bridge
         if owner is None or machine is None or call is None or media is None:
             return None
-        media_state = media.handover()
+        try:
+            media_state = media.handover()
+        except MediaError:  # not steady yet (the SIP side's answer still being applied): a later beat
+            return None
         if media_state is None:
             return None
         return Handover(
