@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_KEY: Final = web.AppKey("signaling_context", SignalingContext)
 RULES: Final = SessionRules("JSON")
+TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance holding the calls is busy (ws/relay.py)
 
 
 class JsonDialect:
@@ -78,6 +79,9 @@ class JsonDialect:
                 relay = WsRelay(self._socket, target)
                 if await relay.open(data):
                     self._relay = relay
+                    return
+                if relay.refused:  # its calls' instance lives but refuses now: the page tries again
+                    self._socket.close_with(TRY_AGAIN_LATER)
                     return
                 tried.add(target)  # dead: where its calls went instead (a survivor's takeover)
                 target = await relay_target(self._context, data, target)

@@ -11,7 +11,9 @@ the page's `reattach` makes the new web leg there (its ICE candidates are the ow
 the browser reaches directly, as for any call). The page's Origin goes on with it, and its address in
 X-Forwarded-For (which the owner believes of a source in its `http.trusted_proxies`); no credential of
 this instance's. An owner that cannot be reached is dead: the login goes to the survivor that takes its
-calls over (gateway/runtime/continuity/takeover.py), or is served here when there is none.
+calls over (gateway/runtime/continuity/takeover.py), or is served here when there is none. An owner that
+refuses the upgrade (its connection limits) lives: the page's socket is closed with 1013 (Try Again
+Later), and the page reconnects, as it does after any close but 4010.
 Either side closing closes the other, with its close code.
 """
 
@@ -70,6 +72,7 @@ class WsRelay:
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._carrying: asyncio.Task[None] | None = None
+        self.refused = False  # the owner answered the upgrade with a refusal (its limits): it lives
 
     async def open(self, first: str | bytes) -> bool:
         """Connect to the owner and send it ``first`` (the login); False when it cannot be reached."""
@@ -83,6 +86,11 @@ class WsRelay:
         try:
             self._ws = await self._http.ws_connect(self._url, headers=headers, autoping=True)
             await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
+        except aiohttp.WSServerHandshakeError as exc:  # there, but refusing now (429, 503): not dead
+            logger.warning("relay of %s to %s refused: %s", self._socket.remote, self._url, exc.status)
+            self.refused = True
+            await self.close()
+            return False
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             logger.warning("relay of %s to %s failed: %s", self._socket.remote, self._url, exc)
             await self.close()
