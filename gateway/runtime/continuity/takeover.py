@@ -100,8 +100,8 @@ class Handover:
     media: Mapping[str, Any]
     family: str  # the login (token family) that may take the call back; "" for an HTTP API session's
     user: str
-    wall: float  # time.time() when written: the dead instance's monotonic times are moved by it
-    mono: float  # time.monotonic() then, on the instance that wrote it
+    wall: float  # a time.time() reading of the writing process: its monotonic times are moved by it
+    mono: float  # time.monotonic() at that same reading
     http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
 
     def to_json(self) -> str:
@@ -166,6 +166,10 @@ class Takeovers:
     def __init__(self, driver: DriverCore) -> None:
         self._driver = driver
         self.taken = 0  # calls carried on here from instances that died
+        # one (wall, monotonic) reading for every handover this process writes: a survivor moves the
+        # machine's monotonic times by it, and a call's handover stays the same text from beat to beat
+        # unless the call changed (the ledger rewrites only what changed)
+        self._clocks = (time.time(), time.monotonic())
         # an HTTP API session made again here, by its key (signaling.service.session_key): a cluster
         # records that it is owned here now (gateway/cluster/wiring.py)
         self.on_http_session: Callable[[str], None] | None = None
@@ -208,7 +212,7 @@ class Takeovers:
             return None
         return Handover(
             runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
-            time.time(), time.monotonic(), owner[2],
+            *self._clocks, owner[2],
         )  # fmt: skip
 
     def handovers(self) -> dict[str, str]:

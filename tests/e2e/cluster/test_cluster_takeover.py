@@ -68,6 +68,10 @@ async def test_a_survivor_carries_on_the_call_of_a_killed_instance(tmp_path: Pat
                         # its handover, and where its login's calls are (a reconnect elsewhere looks there)
                         await wait_until(lambda: client.hexists("gw:handover:gw1", call_id), timeout=5)
                         await wait_until(lambda: client.keys("gw:carried:*"), timeout=5)
+                        # a steady call's handover is the same from beat to beat (rewritten only on change)
+                        written = client.hget("gw:handover:gw1", call_id)
+                        await asyncio.sleep(1.2)  # two heartbeats
+                        assert client.hget("gw:handover:gw1", call_id) == written
                     finally:
                         client.close()
                     media_changes = len(phone.seen("media", call=number))
