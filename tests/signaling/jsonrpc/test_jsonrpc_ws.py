@@ -39,6 +39,8 @@ DOC_OFFER = {"jsonrpc": "2.0", "method": "offer", "params": {"sdp": OFFER_SDP, "
 async def env() -> AsyncIterator[tuple[Harness, Client]]:
     config = demo_config(
         GATEWAY_USERS__0__API_KEYS=f'[{{key: "{API_KEY}", default_dial: "2000"}}]',
+        # a lost socket's calls wait this long for the peer to resume (issue 34), not the default 30 s
+        GATEWAY_WEB_AUTH__RECONNECT_GRACE="0.5",
     )
     harness = make_harness(SignalingLimits(login_timeout=0.5), config=config)
     client = TestClient(TestServer(harness.app))
