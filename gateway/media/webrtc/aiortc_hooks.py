@@ -58,8 +58,10 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
@@ -561,17 +563,27 @@ PC_CLOSE_TIMEOUT = 5.0  # seconds a peer connection's close may take before the 
 async def close_peer(pc: Any, call_id: str, timeout: float = PC_CLOSE_TIMEOUT) -> None:
     """``pc.close()``, bounded: aiortc's receiver waits for its RTCP task's `exited` event, which a task
     that died of an exception never sets, and a full run once hung a gateway's shutdown there for 8
-    minutes. Past `timeout` the close goes on in the background and a WARNING says so."""
-    closing = asyncio.ensure_future(pc.close())
-    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    minutes. Past `timeout` the close goes on in the background and a WARNING says so.
+
+    One close task per peer connection, whoever asks: a second ``pc.close()`` waits on aiortc's own
+    "closed" future, and a cancelled waiter cancels that future, so the first close then failed with
+    InvalidStateError in a task nobody read ("Task exception was never retrieved", a full run's ERROR).
+    A failure of the close is logged once, as a WARNING, whenever it ends."""
+    closing = _CLOSING.get(pc)
+    if closing is None:
+        closing = _CLOSING[pc] = asyncio.ensure_future(pc.close())
+        closing.add_done_callback(functools.partial(_closed, call_id))
+    done, _ = await asyncio.wait({closing}, timeout=timeout)  # (a cancelled caller leaves the close be)
     if not done:
-        _CLOSING.add(closing)  # kept until it ends (or never: the loop drops it at exit)
-        closing.add_done_callback(_CLOSING.discard)
         logger.warning(
             "call=%s the peer connection did not close within %g s: left to finish", call_id, timeout
         )
-    elif closing.exception() is not None:
+
+
+def _closed(call_id: str, closing: asyncio.Future[None]) -> None:
+    if not closing.cancelled() and closing.exception() is not None:
         logger.warning("call=%s closing the peer connection failed: %r", call_id, closing.exception())
 
 
-_CLOSING: set[asyncio.Future[None]] = set()
+# each peer connection's close, until the connection is gone (a close that never ends is kept with it)
+_CLOSING: weakref.WeakKeyDictionary[Any, asyncio.Future[None]] = weakref.WeakKeyDictionary()

@@ -9,6 +9,7 @@ with the exception and `pc.close()` never returns."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -63,4 +64,30 @@ async def test_a_peer_connection_that_closes_is_closed() -> None:
     caller, callee = await _connected_pair()
     await aiortc_hooks.close_peer(callee, "c1", timeout=5)
     assert callee.connectionState == "closed"
+    await caller.close()
+
+
+async def test_a_close_left_to_finish_has_its_failure_read(caplog: pytest.LogCaptureFixture) -> None:
+    """A close that outlived its bound and then failed was a task nobody read: "Task exception was never
+    retrieved", logged as an ERROR when collected (a full run's failure). The failure here is the one
+    seen: another ``pc.close()`` waiting on aiortc's "closed" future is cancelled, which cancels that
+    future, and the first close ends in InvalidStateError."""
+    caller, callee = await _connected_pair()
+    with caplog.at_level(logging.WARNING):
+        await aiortc_hooks.close_peer(callee, "c1", timeout=0)  # left to finish
+        other = asyncio.ensure_future(callee.close())
+        await asyncio.sleep(0)
+        other.cancel()
+        for _ in range(100):
+            if callee.connectionState == "closed":
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
+        gc.collect()
+        await asyncio.sleep(0)
+    assert callee.connectionState == "closed"
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
+    assert any(
+        "closing the peer connection failed: InvalidStateError" in r.getMessage() for r in caplog.records
+    )
     await caller.close()
