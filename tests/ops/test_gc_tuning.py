@@ -67,7 +67,9 @@ def test_a_busy_gateway_thaws_when_the_frozen_population_doubled(restore_gc: Non
     thaw = tuning.tick()
     assert thaw is not None and thaw.reason.startswith("frozen objects grew")
     assert dead() is None and thaw.collected >= baseline // 4
-    assert len(more) == baseline // 3 and gc.get_freeze_count() >= baseline + baseline // 3
+    # the new calls were frozen again after the thaw; the collection may also have freed a few of the
+    # process's own older objects (7 of 562,702 once, in a pytest worker that had run many tests)
+    assert len(more) == baseline // 3 and gc.get_freeze_count() >= baseline * 0.99 + baseline // 3
     tuning.close()
 
 

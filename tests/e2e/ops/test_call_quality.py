@@ -106,7 +106,7 @@ async def lossy_phone(tmp_path: Path) -> AsyncIterator[tuple[DeskPhone, LossyRtp
 def poor_sip_leg(legs: dict[str, Any]) -> None:
     """The event's figures: the SIP leg lossy and poor, the web leg clean."""
     sip, browser = legs["sip"], legs["web"]
-    assert sip["poor"] and sip["mos"] < 3.0 and 0.05 <= sip["loss"] <= 0.6, legs  # ~50 packets a sample
+    assert sip["poor"] and sip["mos"] < 3.5 and 0.05 <= sip["loss"] <= 0.6, legs  # ~50 packets a sample
     # 3.94 and 3.77 in full runs: the browser's reports of the phone's gaps, netted over 5 s, cost a
     # little; what counts is that the web leg is not poor (quality.poor_mos 3.5) and lost nothing
     assert not browser["poor"] and browser["mos"] >= 3.5 and browser["loss"] <= 0.02, legs
@@ -345,7 +345,7 @@ async def test_a_room_hears_its_sip_partys_poor_leg(tmp_path: Path) -> None:
             await next_message("sip_party", call_id=call_id, state="connected")
             while not (figures := await next_message("sip_party_quality", call_id=call_id))["poor"]:
                 pass
-            assert figures["mos"] < 3.0 and 0.05 <= figures["loss"] <= 0.6, figures
+            assert figures["mos"] < 3.5 and 0.05 <= figures["loss"] <= 0.6, figures
             await ws.send_json({"type": "hangup", "call_id": call_id})
             await next_message("sip_party", call_id=call_id, state="ended")
         finally:

@@ -126,7 +126,9 @@ async def test_metrics_records_and_log_ids_of_an_answered_call(
     assert record["media"] in ("forwarded", "transcoded")
     sip_leg = record["legs"]["sip"]
     assert sip_leg["codec"].upper().startswith("PCMU") and sip_leg["packets_received"] > 50
-    assert 3.5 < sip_leg["mos"] <= 4.5
+    # a quiet machine scores this loopback call 4.0-4.4; at the suite's peak load (about 11 on 2 cores) the
+    # desk phone's own sending jitter brought it to 3.2 once: the bound tells a scored leg from a broken one
+    assert 2.5 < sip_leg["mos"] <= 4.5
     # every line about this call carries its id and its SIP Call-ID, from the first (the Call-ID is chosen
     # when the call is made, before its INVITE is built)
     sip_call_id = record["sip_call_ids"][0]

@@ -62,6 +62,7 @@ async def test_a_library_that_asked_gets_the_phones_poor_leg_as_info(
                 event = json.loads(info["body"])
                 if event["poor"] == ["sip"]:
                     break
-            assert event["type"] == "quality" and event["legs"]["sip"]["mos"] < 3.0, event
+            # poor: under quality.poor_mos (3.5); a sample is ~50 packets, so the relay's 20 % reads 12.5 % at times
+            assert event["type"] == "quality" and event["legs"]["sip"]["mos"] < 3.5, event
             await softphone.hangup()
             await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
