@@ -16,7 +16,7 @@ SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
 
-.PHONY: run dist test-fast call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench network-change-bench takeover-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run dist test-fast test-durations call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench network-change-bench takeover-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -52,6 +52,12 @@ dist: | $(BIN)/python
 test: test-deps lint
 	$(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+## test-durations: run the whole suite and keep each test's time in tests/durations.json, which orders the
+## parallel suite: longest first, equal work per worker (tests/schedule.py). Rerun when tests grow slower.
+test-durations: test-deps
+	$(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
+	$(BIN)/python -m pytest $(XDIST) --write-durations $(PYTEST_ARGS)
 
 ## test-fast: the inner loop: unit and in-process tests (not tests/e2e, nor a module marked `peer`, which
 ## drives a browser, a desk phone, Kamailio... : tests/conftest.py), in parallel, no lint

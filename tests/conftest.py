@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
-pytest_plugins = ["tests.hang_dump"]
+pytest_plugins = ["tests.hang_dump", "tests.schedule"]
 
 # One random seed per run, shared by every pytest-xdist worker (workers inherit the environment set
 # here, in the controller, before they start): a test parametrized by a random seed must collect the
