@@ -80,6 +80,22 @@ async def stats(page: Page) -> dict[str, Any]:
     return result
 
 
+async def until_chromium_is_asked(
+    page: Page, ask: Callable[[], object], before: int, timeout: float = 4.0
+) -> None:
+    """``ask`` (a keyframe request from the phone's side) until Chromium has counted a PLI past ``before``.
+    The bridge passes at most one request per side each 0.5 s (gateway/media/video/keyframe.py, RFC 5104
+    §4.3.1.2): one that comes right after the bridge's own, as the legs connect, is dropped by design,
+    and at the suite's peak load the first pictures came within that half second."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        ask()
+        await asyncio.sleep(0.6)  # past the bridge's limit
+        if (await stats(page))["outbound-rtp-video"]["pliCount"] > before:
+            return
+
+
 async def wait_for(condition: Any, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.1)):
         if await condition():

@@ -17,7 +17,15 @@ from gateway.media.events import KeyframeWanted, Leg, MediaEvent
 from peers.video_phone import PlainVideoPeer
 from tests.media.bridge_harness import RecordingPeer, allocator
 from tests.media.fastlane.test_fastpath import require_fast_lane
-from tests.media.video.test_video_chromium import PICTURE, call_the_phone, info_to, page, stats, wait_for
+from tests.media.video.test_video_chromium import (
+    PICTURE,
+    call_the_phone,
+    info_to,
+    page,
+    stats,
+    until_chromium_is_asked,
+    wait_for,
+)
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture
@@ -40,7 +48,8 @@ async def test_video_through_the_engine_both_ways(page: Page) -> None:
         sending = asyncio.create_task(camera.send_video(5.0, skip_first=2))
         await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 30), timeout=8)
         first = await stats(page)
-        camera.send_pli()  # the phone asks the browser for a keyframe: RTCP, through Python
+        # the phone asks the browser for a keyframe: RTCP, through Python
+        await until_chromium_is_asked(page, camera.send_pli, first["outbound-rtp-video"]["pliCount"])
         await sending
         after = await stats(page)
         seen = await page.evaluate(PICTURE)
@@ -101,7 +110,8 @@ async def test_keyframes_by_sip_info_with_the_engine_linked(page: Page) -> None:
         fast, video = bridge.fast_lane, bridge.video
         assert fast is not None and fast.link is not None and video is not None  # linked
         first = await stats(page)
-        assert video.keyframe_from_info()  # the phone's INFO
+        # the phone's INFO
+        await until_chromium_is_asked(page, video.keyframe_from_info, first["outbound-rtp-video"]["pliCount"])
         await sending
         after = await stats(page)
         counters = fast.link.native.video_counters()

@@ -22,7 +22,15 @@ from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
 from tests.media.bridge_harness import RecordingPeer, allocator, hang_up
 from tests.media.fastlane.test_fastpath import require_fast_lane
-from tests.media.video.test_video_chromium import ANSWER, PICTURE, call_the_phone, page, stats, wait_for
+from tests.media.video.test_video_chromium import (
+    ANSWER,
+    PICTURE,
+    call_the_phone,
+    page,
+    stats,
+    until_chromium_is_asked,
+    wait_for,
+)
 from tests.signaling.browser import Page
 
 __all__ = ["page"]  # the fixture
@@ -61,7 +69,8 @@ async def test_chromium_calls_an_sdes_video_phone(page: Page, srtp: str, fast: b
         sending = asyncio.create_task(camera.send_video(5.0, skip_first=2))
         await wait_for(lambda: asyncio.sleep(0, len(camera.decoded) >= 30), timeout=8)
         first = await stats(page)
-        camera.send_pli()  # SRTCP from the phone, unprotected by the gateway, a PLI to Chromium
+        # SRTCP from the phone, unprotected by the gateway, a PLI to Chromium
+        await until_chromium_is_asked(page, camera.send_pli, first["outbound-rtp-video"]["pliCount"])
         await sending
         after = await stats(page)
         seen = await page.evaluate(PICTURE)
