@@ -102,9 +102,30 @@ class Coturn:
 def running_coturn(workdir: Path, secret: str, host: str = "127.0.0.1") -> Iterator[Coturn]:
     directory = workdir / "coturn"
     directory.mkdir(parents=True, exist_ok=True)
-    server = Coturn(host, free_port(socket.SOCK_DGRAM, host), secret, directory)
-    server.start()
+    for attempt in range(3):
+        server = Coturn(host, _free_udp_and_tcp(host), secret, directory)
+        server.log_path.unlink(missing_ok=True)  # (what an attempt before logged)
+        try:
+            server.start()
+            break
+        except RuntimeError as exc:  # another test took the port meanwhile (its TCP side, once): again
+            server.stop()
+            if attempt == 2 or "Address already in use" not in str(exc):
+                raise
     try:
         yield server
     finally:
         server.stop()
+
+
+def _free_udp_and_tcp(host: str) -> int:
+    """A port free for UDP and TCP both: coturn listens on both."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        port = free_port(socket.SOCK_DGRAM, host)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port

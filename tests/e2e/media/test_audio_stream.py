@@ -76,6 +76,12 @@ def channels(frames: list[bytes]) -> tuple[array[int], array[int]]:
     return samples[0::2], samples[1::2]
 
 
+def both_tones(frames: list[bytes], rate: int) -> bool:
+    """The web user's 1 kHz on the left and the phone's 440 Hz on the right."""
+    left, right = channels(frames)
+    return has_tone(left, rate, 1000) and has_tone(right, rate, 440)
+
+
 def frames_of(stream: dict[str, object]) -> list[bytes]:
     frames = stream["frames"]
     assert isinstance(frames, list)
@@ -125,9 +131,10 @@ async def test_a_call_streams_both_legs_and_hears_the_app(tmp_path: Path) -> Non
                 assert bridge.fast_lane is None or bridge.fast_lane.link is None  # the Python path
                 frames = frames_of(first)
                 assert all(len(f) == 2 * 2 * 320 for f in frames)  # 20 ms of 16 kHz stereo
-                left, right = channels(frames[-100:])
-                assert has_tone(left, 16000, 1000), "the web user's 1 kHz is not on the left"
-                assert has_tone(right, 16000, 440), "the phone's 440 Hz is not on the right"
+                await wait_until(
+                    lambda: both_tones(frames_of(first)[-100:], 16000), timeout=10, interval=0.25
+                )
+                left, right = channels(frames_of(first)[-100:])
                 assert not has_tone(left, 16000, 440, threshold=0.2)
                 assert not has_tone(right, 16000, 1000, threshold=0.2)
 
@@ -188,8 +195,9 @@ async def test_a_call_streams_both_legs_and_hears_the_app(tmp_path: Path) -> Non
                 assert isinstance(second["start"], dict) and second["start"]["sample_rate"] == 8000
                 frames = frames_of(second)
                 assert all(len(f) == 2 * 2 * 160 for f in frames)
-                left, right = channels(frames[-75:])
-                assert has_tone(left, 8000, 1000) and has_tone(right, 8000, 440)
+                # each leg's tone in the latest 1.5 s (a desk phone starved at the suite's peak load sends
+                # in bursts, and a stretch of concealment hides its tone for a while)
+                await wait_until(lambda: both_tones(frames_of(second)[-75:], 8000), timeout=10, interval=0.25)
 
                 # the web user may not stop the admin's stream; she starts (the configured url) and
                 # stops her own with her own credentials
