@@ -70,7 +70,12 @@ def candidate_ports(sdp: str) -> list[int]:
 
 
 def even_start() -> int:
-    return 40000 + 2 * (free_port() % 4000)
+    """The even start of a range of PAIRS pairs that are all free now: other tests' sockets on ephemeral
+    ports (32768-60999) land in 40000-48000 too, and a held port taken already failed a full run."""
+    while True:
+        start = 40000 + 2 * (free_port() % 4000)
+        if all_free(range(start, start + 2 * PAIRS)):
+            return start
 
 
 @asynccontextmanager
