@@ -136,7 +136,8 @@ async def test_merge_mixes_both_phones_and_a_hang_up_leaves_two(tmp_path: Path) 
             peer_b.clear()
             await wait_until(lambda: hears(peer_b.pcm, RATE, 440, 660), timeout=10)
             await asyncio.sleep(2.0)  # the phones record the mix
-            assert hears(peer_b.pcm, RATE, 440, 660)
+            # still both (polled: at load 16 one phone's stream stalled for the second read at that instant)
+            await wait_until(lambda: hears(peer_b.pcm, RATE, 440, 660), timeout=5)
             await refused(alice, {"type": "hold", "call_id": call_a}, "call_id")  # split it off first
 
             # A hangs up: B and the web user talk on, on b's own legs
