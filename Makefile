@@ -12,6 +12,8 @@ XDIST := -n $(TEST_WORKERS) --dist worksteal
 # PYTHONDONTWRITEBYTECODE, every pytest worker would compile the project and rewrite every test module's
 # asserts again (17 of a worker's 19 s of collection), and so would each gateway process a test starts.
 unexport PYTHONDONTWRITEBYTECODE
+# the project's bytecode, once, before pytest's workers import it
+PRECOMPILE = $(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
 SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
@@ -50,19 +52,19 @@ dist: | $(BIN)/python
 
 ## test: install what the tests need (pip, and Debian packages when root), check style and types, run the whole suite
 test: test-deps lint
-	$(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
+	$(PRECOMPILE)
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## test-durations: run the whole suite and keep each test's time in tests/durations.json, which orders the
 ## parallel suite: longest first, equal work per worker (tests/schedule.py). Rerun when tests grow slower.
 test-durations: test-deps
-	$(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
+	$(PRECOMPILE)
 	$(BIN)/python -m pytest $(XDIST) --write-durations $(PYTEST_ARGS)
 
 ## test-fast: the inner loop: unit and in-process tests (not tests/e2e, nor a module marked `peer`, which
 ## drives a browser, a desk phone, Kamailio... : tests/conftest.py), in parallel, no lint
 test-fast: test-deps
-	$(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
+	$(PRECOMPILE)
 	$(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e -m "not peer" $(PYTEST_ARGS)
 
 test-deps: system-deps $(VENV)/.stamp-test $(SOFTPHONES)/build/.stamp
