@@ -1,12 +1,18 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
 Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
-     [--profile] [--phases] [--port-base 40000]
+     [--profile] [--phases] [--port-base 40000] [--in-process] [--log-level INFO]
      (needs sipp; about a minute per dialect and rate)
 
-The gateway runs in this process with sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its
-PBX; the web users are aiortc peers in a separate process (their own costs are not the gateway's). At each
-rate (calls per second) calls are started for `--seconds`, each held `--hold` seconds, then closed.
+The gateway runs as users run it: ``python -m gateway run -c gateway.yaml`` (the shipped file, logging at
+its INFO to a file as a service's does; GATEWAY_* variables override only the ports, the PBX address, the
+state directory and the per-user limits, since one user's calls are the load) in a process of its own, with
+sipp's UAS (peers/scenarios/uas_basic_call.xml, -rtp_echo) as its PBX; the web users are aiortc peers in a
+third process (their own costs are not the gateway's). The HTTP dialect's requests carry alice's session
+token (``Authorization: Bearer``, from a WebSocket login, as a web app's page does). ``--in-process`` runs
+the gateway inside this process instead (the end-to-end tests' config, an API key, logging at WARNING
+unless ``--log-level``): the figures before issue 38. At each rate (calls per second) calls are started for
+`--seconds`, each held `--hold` seconds, then closed.
 
 - http: `POST /webrtc/offer` (docs/signaling.md, the HTTP offer API) -> its response carrying the answer
   (the gateway answers as soon as its WebRTC answer exists, before the far end answers);
@@ -18,8 +24,10 @@ rate (calls per second) calls are started for `--seconds`, each held `--hold` se
 Printed per dialect and rate: offer -> answer p50/p99/max, offer -> connected (the client's
 RTCPeerConnection reports `connected`: ICE and DTLS done) p50/p99, failures, the gateway's CPU seconds
 per call, and /proc/loadavg. ``--profile`` runs cProfile in the gateway (CPU time of every thread) and
-prints where setup time goes. Targets (issue 14): offer -> answer p50 <= 7 ms and p99 <= 30 ms at 1 and
-10 calls/s; offer -> connected p50 <= ~29 ms (Janus on this machine).
+prints where setup time goes; ``--phases``: bench/setup_phases.py (with the CLI, the gateway's process is
+started through ``setup_phases.py --run``, which wraps the same functions and writes its marks on exit).
+Targets (issue 38): offer -> answer p50 at most Janus's (about 6 ms here; bench/vs_janus.py prints both) and
+p99 <= 15 ms at 1 and 10 calls/s; offer -> connected p50 at most Janus's.
 
 These machines are shared and noisy: compare the figures of one run, not across runs.
 """
@@ -34,7 +42,9 @@ import json
 import os
 import pstats
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +61,7 @@ sys.path.insert(0, str(ROOT))  # tests.e2e.harness: the gateway config of the en
 SCENARIO = SCENARIOS / "uas_basic_call.xml"
 API_KEY = "setup-bench-key-0123456789"
 SESSIONS = 4  # WebSocket sessions of alice the calls are spread over
-TARGET_P50, TARGET_P99 = 7.0, 30.0
+TARGET_P50, TARGET_P99 = 6.0, 15.0
 
 
 def loadavg() -> str:
@@ -98,7 +108,9 @@ class _Timed:
             self.done.set()
 
 
-async def client_main(dialect: str, url: str, rate: float, seconds: float, hold: float) -> dict[str, Any]:
+async def client_main(
+    dialect: str, url: str, rate: float, seconds: float, hold: float, api_key: str
+) -> dict[str, Any]:
     import aiohttp
 
     from peers.web_user import WebUser
@@ -107,14 +119,16 @@ async def client_main(dialect: str, url: str, rate: float, seconds: float, hold:
     connects: list[float] = []
     failures: list[str] = []
     http = aiohttp.ClientSession()
-    sessions = SESSIONS if dialect in ("ws", "ws-early") else 0
+    # http: one WebSocket login for alice's session token (the page of a web app), unless an API key
+    sessions = SESSIONS if dialect in ("ws", "ws-early") else (0 if api_key else 1)
     users = [WebUser(url, "alice", ALICE_SECRET) for _ in range(sessions)]
     for user in users:
         await user.__aenter__()
+    credentials = {"X-API-Key": api_key} if api_key else {"Authorization": f"Bearer {users[0].token}"}
 
     async def http_call(offer: str) -> tuple[str, Any]:
         body = {"sdp": {"type": "offer", "sdp": offer}, "metadata": {"dial": "2000"}}
-        async with http.post(f"{url}/webrtc/offer", json=body, headers={"X-API-Key": API_KEY}) as response:
+        async with http.post(f"{url}/webrtc/offer", json=body, headers=credentials) as response:
             data = await response.json()
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status} {data}")
@@ -155,7 +169,7 @@ async def client_main(dialect: str, url: str, rate: float, seconds: float, hold:
             try:
                 if dialect == "http" and handle is not None:
                     close = {"session_id": handle, "reason": "bench"}
-                    async with http.post(f"{url}/webrtc/close", json=close, headers={"X-API-Key": API_KEY}):
+                    async with http.post(f"{url}/webrtc/close", json=close, headers=credentials):
                         pass
                 elif handle is not None:
                     user, call_id = handle
@@ -180,24 +194,143 @@ def _cpu() -> float:
     return times.user + times.system
 
 
+def _process_cpu(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_case(
-    dialect: str, url: str, rate: float, args: argparse.Namespace, profiler: cProfile.Profile | None
+    dialect: str, gateway: Any, rate: float, args: argparse.Namespace, profiler: cProfile.Profile | None
 ) -> dict[str, Any]:
-    cpu = _cpu()
+    cpu = gateway.cpu()
     if profiler is not None and not args.phases:
         profiler.enable()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--client", dialect, url, str(rate), str(args.seconds), str(args.hold),
-        stdout=asyncio.subprocess.PIPE,
+        sys.executable, __file__, "--client", dialect, gateway.url, str(rate), str(args.seconds),
+        str(args.hold), gateway.api_key, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate()
     if profiler is not None and not args.phases:
         profiler.disable()
-    cpu = _cpu() - cpu
+    cpu = gateway.cpu() - cpu
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     result.update(dialect=dialect, rate=rate, cpu_per_call=cpu / max(1, result["calls"]), load=loadavg())
     await asyncio.sleep(0.5)  # the last calls end
     return result
+
+
+class InProcess:
+    """The gateway in this process: the end-to-end tests' config with an API key (the figures before 38)."""
+
+    api_key = API_KEY
+
+    def __init__(self, far_end: Any, args: argparse.Namespace, tmp: Path) -> None:
+        from tests.e2e.harness import gateway_config, running_gateway
+
+        config = gateway_config(
+            far_end.address,
+            alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
+            media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
+            ice={"host_addresses": ["127.0.0.1"] if args.host_addresses is None else args.host_addresses},
+            logging={"level": args.log_level or "WARNING"},
+            limits={
+                "calls_per_user": 10000,
+                "unanswered_per_user": 10000,
+                "port_share": 1.0,
+            },  # one user's calls are the load
+        )
+        if (args.log_level or "WARNING").upper() != "WARNING":  # as the CLI sets it up (gateway/logs.py)
+            from gateway.logs import configure_logging
+
+            # open until the process ends: the gateway logs to it up to its last line
+            configure_logging(args.log_level, "text", stream=open(tmp / "gateway.log", "w"))  # noqa: SIM115
+            print(
+                f"the gateway logs at {args.log_level.upper()} to a file (as a service does, not a terminal)"
+            )
+        self._running = running_gateway(config)
+        self.url = ""
+
+    async def __aenter__(self) -> InProcess:
+        gateway = await self._running.__aenter__()
+        self.url = gateway.http_url
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._running.__aexit__(*exc)
+
+    def cpu(self) -> float:
+        return _cpu()
+
+
+class Cli:
+    """``python -m gateway run -c gateway.yaml`` (the shipped file) in its own process; with ``--phases``
+    through ``setup_phases.py --run``, which writes its marks to a file when the gateway stops."""
+
+    api_key = ""  # the HTTP dialect logs alice in for her session token
+
+    def __init__(self, far_end: Any, args: argparse.Namespace, tmp: Path) -> None:
+        http, sip = free_port(), free_port(socket.SOCK_DGRAM)
+        self.url = f"http://127.0.0.1:{http}"
+        self.tmp = tmp
+        self.phases = tmp / "phases.json" if args.phases else None
+        self.env = {
+            **os.environ,
+            "GATEWAY_SIP__LISTEN__0__PORT": str(sip),
+            "GATEWAY_SIP__LISTEN__1__PORT": str(sip),
+            "GATEWAY_HTTP__PORT": str(http),
+            "GATEWAY_PBX__ADDRESS": far_end.address,
+            "GATEWAY_MEDIA__RTP_PORTS__START": str(args.port_base),
+            "GATEWAY_MEDIA__RTP_PORTS__END": str(args.port_base + 998),
+            "GATEWAY_STATE_DIR": str(tmp / "state"),
+            # one user's calls are the load: her per-user limits (8 calls, 4 unanswered) lifted
+            "GATEWAY_LIMITS__CALLS_PER_USER": "10000",
+            "GATEWAY_LIMITS__UNANSWERED_PER_USER": "10000",
+            "GATEWAY_LIMITS__PORT_SHARE": "1.0",
+        }
+        if args.log_level:
+            self.env["GATEWAY_LOGGING__LEVEL"] = args.log_level
+        if args.host_addresses is not None:
+            self.env["GATEWAY_ICE__HOST_ADDRESSES"] = json.dumps(args.host_addresses)
+        if self.phases is not None:
+            self.env["SETUP_PHASES_OUT"] = str(self.phases)
+            if args.profile:
+                self.env["SETUP_PHASES_PROFILE"] = args.profile_out or str(tmp / "profile.pstats")
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Cli:
+        ready, log = self.tmp / "ready", self.tmp / "gateway.log"
+        runner = [str(ROOT / "bench" / "setup_phases.py"), "--run"] if self.phases else ["-m", "gateway"]
+        with log.open("wb") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, *runner, "run", "-c", str(ROOT / "gateway.yaml"), "--ready-file", str(ready),
+                stdout=out, stderr=out, env=self.env, cwd=str(self.tmp),
+            )  # fmt: skip
+        for _ in range(600):
+            if ready.exists() or self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        if not ready.exists():
+            raise RuntimeError(f"the gateway did not start: {log.read_text()[-2000:]}")
+        level = self.env.get("GATEWAY_LOGGING__LEVEL", "INFO (gateway.yaml)")
+        print(
+            f"the gateway: python -m gateway run -c gateway.yaml, pid {self.process.pid}, logging {level} to a file"
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def cpu(self) -> float:
+        assert self.process is not None
+        return _process_cpu(self.process.pid)
 
 
 def report(results: list[dict[str, Any]]) -> None:
@@ -216,62 +349,59 @@ def report(results: list[dict[str, Any]]) -> None:
         )
         if r["failures"]:
             print(f"        failures: {r['failures'][:5]}")
-    print(f"targets: offer->answer p50 <= {TARGET_P50:g} ms, p99 <= {TARGET_P99:g} ms (issue 14 goal 3)")
+    print(
+        f"targets: offer->answer p50 <= {TARGET_P50:g} ms (Janus's here), p99 <= {TARGET_P99:g} ms (issue 38 item 1)"
+    )
 
 
 async def bench(args: argparse.Namespace) -> int:
     import logging
 
     from peers.sipp import Sipp
-    from tests.e2e.harness import gateway_config, running_gateway
 
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester); nothing to measure")
         return 1
     logging.basicConfig(level=logging.WARNING)
-    profiler = cProfile.Profile(time.process_time) if args.profile else None
-    if args.phases:
+    in_process = args.in_process
+    profiler = cProfile.Profile(time.process_time) if args.profile and in_process else None
+    if args.phases and in_process:
         import setup_phases
 
         setup_phases.install(profiler)  # with --profile: the requests' critical path only
+    if args.profile and not in_process and not args.phases:
+        print("--profile with the CLI needs --phases (the profile covers the requests' critical path)")
+        return 2
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="setup-bench-") as tmp:
         far_end = Sipp(
             Path(tmp), SCENARIO, calls=None, media_port=args.port_base + 1000 + 2 * (free_port() % 400),
             rtp_echo=True, auto_answer=True, timeout=3600,
         )  # fmt: skip
-        config = gateway_config(
-            far_end.address,
-            alice_extra={"api_keys": [{"key": API_KEY, "name": "bench"}]},
-            media={"rtp_ports": {"start": args.port_base, "end": args.port_base + 998}},
-            ice={"host_addresses": args.host_addresses},
-            logging={"level": args.log_level},
-            limits={
-                "calls_per_user": 10000,
-                "unanswered_per_user": 10000,
-                "port_share": 1.0,
-            },  # one user's calls are the load
-        )
-        if args.log_level.upper() != "WARNING":  # as the gateway's own CLI sets it up (gateway/logs.py)
-            from gateway.logs import configure_logging
+        async with far_end:
+            box = (InProcess if in_process else Cli)(far_end, args, Path(tmp))
+            async with box as gateway:
+                print(
+                    f"gateway {gateway.url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}"
+                )
+                for rate in args.rates:
+                    for dialect in args.dialects:
+                        results.append(await run_case(dialect, gateway, rate, args, profiler))
+                        report(results[-1:])
+        report(results)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(results))
+        if args.keep_log and (Path(tmp) / "gateway.log").exists():
+            shutil.copy(Path(tmp) / "gateway.log", args.keep_log)
+        if args.phases:
+            import setup_phases
 
-            # open until the process ends: the gateway logs to it up to its last line
-            configure_logging(args.log_level, "text", stream=open(Path(tmp) / "gateway.log", "w"))  # noqa: SIM115
-            print(
-                f"the gateway logs at {args.log_level.upper()} to a file (as a service does, not a terminal)"
-            )
-        async with far_end, running_gateway(config) as gateway:
-            url = gateway.http_url
-            print(f"gateway {url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}")
-            for rate in args.rates:
-                for dialect in args.dialects:
-                    results.append(await run_case(dialect, url, rate, args, profiler))
-                    report(results[-1:])
-    report(results)
-    if args.phases:
-        import setup_phases
-
-        setup_phases.report()
+            if not in_process:
+                setup_phases.load(Path(tmp) / "phases.json")
+                if args.profile:
+                    saved = args.profile_out or str(Path(tmp) / "profile.pstats")
+                    pstats.Stats(saved).sort_stats("cumulative").print_stats(45)
+            setup_phases.report()
     if profiler is not None:
         out = io.StringIO()
         if args.profile_out:
@@ -287,8 +417,37 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         dialect, url = sys.argv[2], sys.argv[3]
         rate, seconds, hold = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
-        print(json.dumps(asyncio.run(client_main(dialect, url, rate, seconds, hold))))
+        api_key = sys.argv[7] if len(sys.argv) > 7 else ""
+        print(json.dumps(asyncio.run(client_main(dialect, url, rate, seconds, hold, api_key))))
         return 0
+    if (
+        "--no-janus" not in sys.argv
+        and shutil.which("janus") is not None
+        and os.geteuid() == 0
+        and not {"--in-process", "--profile", "--phases"} & set(sys.argv)
+    ):
+        # Janus installed: bench/vs_janus.py measures it, then runs this script for ours in the same
+        # namespace, and prints both side by side
+        keep: list[str] = []  # vs_janus.py's own (Janus's rounds too)
+        forward: list[str] = []  # this script's, for ours
+        args_iter = iter(sys.argv[1:])
+        for arg in args_iter:
+            if arg in ("--rates", "--seconds"):
+                keep += [arg, next(args_iter, "")]
+            elif arg.startswith(("--rates=", "--seconds=")):
+                keep.append(arg)
+            else:
+                forward.append(arg)
+        print(
+            "Janus is installed: bench/vs_janus.py measures it and ours side by side (--no-janus: ours alone)"
+        )
+        command = [
+            sys.executable,
+            str(ROOT / "bench" / "vs_janus.py"),
+            *keep,
+            f"--ours-args={' '.join(forward)}",
+        ]
+        return subprocess.run(command, check=False).returncode
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="1,10", type=lambda s: [float(x) for x in s.split(",")])
     parser.add_argument("--dialects", default="http,ws,ws-early", type=lambda s: s.split(","))
@@ -296,9 +455,15 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=1.0, help="how long each call lasts once connected")
     parser.add_argument(
         "--host-addresses",
-        default="127.0.0.1",
+        default=None,
         type=lambda s: [a for a in s.split(",") if a],
-        help="ice.host_addresses of the gateway ('' : every interface, the default of gateway.yaml)",
+        help="ice.host_addresses of the gateway ('' : every interface; default: gateway.yaml's with the CLI, "
+        "127.0.0.1 in process)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the gateway in this process (the tests' config, WARNING) instead of the CLI",
     )
     parser.add_argument(
         "--port-base",
@@ -307,12 +472,17 @@ def main() -> int:
         help="the gateway's RTP ports from here (1000), sipp's media above them (env SETUP_BENCH_PORT_BASE)",
     )
     parser.add_argument(
-        "--log-level", default="WARNING", help="the gateway's logging.level (gateway.yaml's default: INFO)"
+        "--log-level",
+        default="",
+        help="the gateway's logging.level (default: gateway.yaml's INFO; in process WARNING)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
     parser.add_argument(
         "--phases", action="store_true", help="per-phase timestamps of HTTP offers (bench/setup_phases.py)"
     )
+    parser.add_argument("--no-janus", action="store_true", help="ours alone, even with Janus installed")
+    parser.add_argument("--json-out", help="also write the results to this file (JSON)")
+    parser.add_argument("--keep-log", help="copy the gateway's log here at the end")
     parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")
     return asyncio.run(bench(parser.parse_args()))
 

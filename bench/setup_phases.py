@@ -1,6 +1,6 @@
 """Per-phase timestamps of the HTTP offer API's offer -> answer inside the gateway (setup_bench --phases).
 
-The gateway's own functions are wrapped (in the benchmark's process only, nothing in gateway/ changes)
+The gateway's own functions are wrapped (in the gateway's process only, nothing in gateway/ changes)
 so that each records ``time.perf_counter()`` as it starts or ends; the marks of one request are those
 from its ``request in`` to the next one (setup_bench's HTTP calls at 1 call/s do not overlap; at higher
 rates the figures mix calls and mean little). Printed: per phase, the median and p90 of the time from
@@ -12,22 +12,46 @@ the browser's offer taken (offer_to_sip, or take_web_offer: parse, codecs), the 
 and our SIP offer written (offer_to_sip, or sip_offer after the response), the web leg's answer (accept_offer: setRemoteDescription, createAnswer, setLocalDescription,
 which gathers the candidates), the answer handed to the session, the response built and written
 (finish_response), the INVITE sent.
+
+``python bench/setup_phases.py --run run -c gateway.yaml ...`` runs the gateway's CLI with the functions
+wrapped (setup_bench.py does with ``--phases``) and writes the marks to $SETUP_PHASES_OUT as it exits
+(and, with $SETUP_PHASES_PROFILE, the critical path's profile there); ``load`` reads them back.
 """
 
 from __future__ import annotations
 
+import atexit
 import cProfile
 import functools
 import inspect
+import json
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MARKS: list[tuple[float, str]] = []
 # With a profiler (setup_bench --phases --profile): it runs from each `request in` to its response's
 # first bytes written, the offer's critical path only.
 PROFILER: cProfile.Profile | None = None
+
+
+_GC_START: list[float] = []
+
+
+def _gc(phase: str, info: dict[str, int]) -> None:
+    """Each garbage collection, as marks (``gc g<N> start``/``stop``) on the call's timeline."""
+    if phase == "start":
+        _GC_START.append(time.perf_counter())
+    elif _GC_START:
+        started = _GC_START.pop()
+        GC.append((started, time.perf_counter(), info["generation"]))
+
+
+GC: list[tuple[float, float, int]] = []  # (start, end, generation) of every collection
 
 
 def _mark(label: str) -> None:
@@ -73,9 +97,13 @@ def install(profiler: cProfile.Profile | None = None) -> None:
     ``profiler`` runs on the critical path of each request only."""
     global PROFILER
     PROFILER = profiler
+    import gc
+
+    gc.callbacks.append(_gc)
     from aiohttp import http_writer, web_protocol
     from aiortc import RTCIceTransport, RTCPeerConnection
 
+    from gateway.calls.registry import CallRegistry
     from gateway.media.bridge import MediaBridge
     from gateway.media.rtp.sip_leg import SipLeg
     from gateway.media.webrtc.webrtc_leg import WebRtcLeg
@@ -94,6 +122,8 @@ def install(profiler: cProfile.Profile | None = None) -> None:
     _wrap(offers, "parse_sdp", "SDP parse in", "SDP checked")
     _wrap(CallDriver, "http_offer", "http_offer in", None)
     _wrap(CallDriver, "dial", None, "call started")
+    _wrap(CallDriver, "_check_web_offer", None, "offer checked (aiortc)")
+    _wrap(CallRegistry, "dial", "registry.dial in", "registry.dial out")
     _wrap(CallRuntime, "_step", "runtime step", None)
     _wrap(CallDriver, "new_bridge", "new_bridge in", "new_bridge out")
     _wrap(MediaBridge, "_new_web_leg", "web leg in", "web leg out")
@@ -143,6 +173,19 @@ def report() -> None:
             since.setdefault(label, []).append(1000 * (stamp - first))
             step.setdefault(label, []).append(1000 * (stamp - previous))
             previous = stamp
+    collected = []
+    for call in offers:
+        start = call[0][0]
+        end = next((stamp for stamp, label in call if label == "bytes to the socket"), start)
+        spent = [(b - a, g) for a, b, g in GC if start <= a <= end]
+        collected.append(
+            (1000 * sum(d for d, _ in spent), len(spent), max((g for _, g in spent), default=-1))
+        )
+    if GC:
+        print(
+            f"\ngarbage collections on the critical path (request in -> bytes to the socket), per offer: "
+            f"{[f'{ms:.2f} ms x{n} (gen {g})' for ms, n, g in collected]}"
+        )
     print(
         f"\nphases of {len(offers)} HTTP offers (ms, median / p90; from `request in` and from the mark before)"
     )
@@ -152,3 +195,32 @@ def report() -> None:
             f"  {label:26} {statistics.median(a):7.3f} / {a[int(0.9 * (len(a) - 1))]:7.3f}"
             f"   step {statistics.median(b):7.3f} / {b[int(0.9 * (len(b) - 1))]:7.3f}   n={len(a)}"
         )
+
+
+def load(path: Path) -> None:
+    """The marks a gateway run through ``--run`` wrote (for ``report``)."""
+    saved = json.loads(path.read_text())
+    MARKS.extend((stamp, label) for stamp, label in saved["marks"])
+    GC.extend((start, end, generation) for start, end, generation in saved["gc"])
+
+
+def _save() -> None:
+    out = os.environ.get("SETUP_PHASES_OUT")
+    if out:
+        Path(out).write_text(json.dumps({"marks": MARKS, "gc": GC}))
+    if PROFILER is not None and os.environ.get("SETUP_PHASES_PROFILE"):
+        PROFILER.dump_stats(os.environ["SETUP_PHASES_PROFILE"])
+
+
+def run(argv: list[str]) -> int:
+    """The gateway's CLI with the offer's path wrapped; the marks saved as the process exits."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    install(cProfile.Profile(time.process_time) if os.environ.get("SETUP_PHASES_PROFILE") else None)
+    atexit.register(_save)
+    from gateway.cli import main
+
+    return main(argv)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--run"]:
+    sys.exit(run(sys.argv[2:]))

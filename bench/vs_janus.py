@@ -11,10 +11,12 @@ namespace only, deleted afterwards. The script re-runs itself inside it (``ip ne
   peers/scenarios/uas_basic_call.xml); offer -> answer is the ``call`` request until the ``accepted``
   event with Janus's answer (after sipp's 200 OK, as our WebSocket dialect's ``connected``), offer ->
   connected until aiortc's connection state is ``connected``.
-* ours: bench/setup_bench.py (HTTP offer API and WebSocket) in the same namespace, the same clients, the
-  same sipp scenario.
+* ours: bench/setup_bench.py (HTTP offer API and WebSocket; the gateway run by its CLI with the shipped
+  gateway.yaml) in the same namespace, the same clients, the same sipp scenario, after Janus's rounds;
+  then both side by side, with ours / Janus of the medians. bench/setup_bench.py runs this script
+  itself when Janus is installed and it runs as root (``--no-janus``: ours alone).
 
-Run (as root): python bench/vs_janus.py [--rates 1,10] [--seconds 5]
+Run (as root): python bench/vs_janus.py [--rates 1,10] [--seconds 10] [--ours-args '--dialects http']
 If namespaces are not permitted, it says so and measures ours only.
 """
 
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -229,7 +232,7 @@ async def janus_case(rate: float, seconds: float, far_end: str) -> dict[str, Any
     return {"answers": answers, "connects": connects, "failures": failures, "calls": count}
 
 
-async def inside(args: argparse.Namespace) -> None:
+async def inside(args: argparse.Namespace) -> list[dict[str, Any]]:
     from peers.sipp import Sipp
 
     with tempfile.TemporaryDirectory(prefix="vs-janus-") as temp:
@@ -274,6 +277,7 @@ async def inside(args: argparse.Namespace) -> None:
                 print(f"        failures: {r['failures'][:3]}")
         if any(r["failures"] for r in results):
             print((folder / "janus.out").read_text()[-1500:] if (folder / "janus.out").exists() else "")
+    return results
 
 
 async def _wait_janus() -> None:
@@ -289,29 +293,59 @@ async def _wait_janus() -> None:
     raise RuntimeError("Janus did not answer /janus/info")
 
 
-def ours(args: argparse.Namespace) -> None:
+def ours(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """bench/setup_bench.py (the gateway by its CLI, unless ``--ours-args`` says otherwise): its results."""
     rates = ",".join(f"{r:g}" for r in args.rates)
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "setup_bench.py"),
-        "--rates",
-        rates,
-        "--seconds",
-        f"{args.seconds:g}",
-    ]
-    subprocess.run(command, check=False)
+    with tempfile.TemporaryDirectory(prefix="vs-janus-ours-") as temp:
+        out = Path(temp) / "ours.json"
+        command = [
+            sys.executable, str(ROOT / "bench" / "setup_bench.py"), "--no-janus", "--json-out", str(out),
+            "--rates", rates, "--seconds", f"{args.seconds:g}", *args.ours_args.split(),
+        ]  # fmt: skip
+        subprocess.run(command, check=False)
+        return list(json.loads(out.read_text())) if out.exists() else []
+
+
+def beside(janus: list[dict[str, Any]], mine: list[dict[str, Any]]) -> None:
+    """Janus's figures and ours per rate, with the ratio of the medians (below 1: we are faster)."""
+    print(
+        "\nside by side (ms; Janus's offer -> answer ends at its `accepted` event, after the far end's 200 OK;"
+        " ours: http = the HTTP offer API's response, ws = the `connected` event after the 200 OK,"
+        " ws-early = the `answer` event)"
+    )
+    print(
+        f"{'calls/s':>7} {'box':13} {'offer->answer p50 / p99':>24} {'x Janus p50':>11}"
+        f"  {'offer->connected p50 / p99':>27} {'x Janus p50':>11}"
+    )
+    for theirs in janus:
+        rate = theirs["rate"]
+        j50, j99, _ = quantiles(theirs["answers"])
+        k50, k99, _ = quantiles(theirs["connects"])
+        print(f"{rate:7g} {'janus':13} {j50:11.2f} / {j99:10.2f} {'':>11}  {k50:13.2f} / {k99:11.2f}")
+        for r in (r for r in mine if r["rate"] == rate):
+            a50, a99, _ = quantiles(r["answers"])
+            c50, c99, _ = quantiles(r["connects"])
+            print(
+                f"{'':7} {'ours ' + r['dialect']:13} {a50:11.2f} / {a99:10.2f} {a50 / j50:11.2f}"
+                f"  {c50:13.2f} / {c99:11.2f} {c50 / k50:11.2f}   loadavg {r['load']}"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1,10", type=lambda s: [float(r) for r in s.split(",")])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--ours-args",
+        default="",
+        help="more arguments of bench/setup_bench.py for ours (e.g. '--dialects http')",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--janus-ns", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        asyncio.run(inside(args))
-        ours(args)
+        theirs = asyncio.run(inside(args))
+        beside(theirs, ours(args))
         return 0
     name = f"vsjanus{os.getpid()}"
     print(f"call setup, Janus SIP plugin vs ours; load average {loadavg()} at start")
@@ -331,6 +365,7 @@ def main() -> int:
                 f"{args.seconds:g}",
                 "--rates",
                 ",".join(f"{r:g}" for r in args.rates),
+                f"--ours-args={args.ours_args}",
             ]
             subprocess.run(command, check=False)
     except subprocess.CalledProcessError as exc:
