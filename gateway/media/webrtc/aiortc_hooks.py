@@ -30,7 +30,7 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   from its configuration; the browser checks the a=fingerprint of the SDP, not who signed it
   (RFC 8827 §6.5), so one certificate per process (renewed, ``DtlsCertificates``) serves every call.
 * ``cache_host_addresses(ttl)``: aioice enumerates the interfaces (``ifaddr``, ~0.5 ms) at every
-  gathering; the list is kept ``ttl`` seconds, process-wide (an interface change is seen after that).
+  gathering; the list is kept ``ttl`` seconds, process-wide (a change is seen after that, just after).
 
 * ``bundle_with_first(pc, transceiver)``: a transceiver added to a connected peer connection (video
   added mid-call, issue 19) gets its own DTLS and ICE transports from aiortc (``__createDtlsTransport``,
@@ -416,18 +416,29 @@ def peer_connection(
 
 
 class _HostAddresses:
-    """aioice's ``get_host_addresses``, remembered ``ttl`` seconds per (use_ipv4, use_ipv6)."""
+    """aioice's ``get_host_addresses``, remembered ``ttl`` seconds per (use_ipv4, use_ipv6). A stale list
+    still answers (on the event loop: a new one is made just after, off the call's set-up)."""
 
     def __init__(self, original: Callable[[bool, bool], list[str]], ttl: float) -> None:
         self.original, self.ttl = original, ttl
         self._found: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
+        self._refreshing: set[tuple[bool, bool]] = set()
 
     def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        now = time.monotonic()
-        found = self._found.get((use_ipv4, use_ipv6))
-        if found is None or now - found[0] > self.ttl:
-            found = self._found[(use_ipv4, use_ipv6)] = (now, self.original(use_ipv4, use_ipv6))
-        return list(found[1])
+        key = (use_ipv4, use_ipv6)
+        found = self._found.get(key)
+        if found is not None and time.monotonic() - found[0] > self.ttl and key not in self._refreshing:
+            try:
+                asyncio.get_running_loop().call_later(0.05, self._refresh, key)
+                self._refreshing.add(key)
+            except RuntimeError:  # no loop: at once
+                found = None
+        return list(found[1] if found is not None else self._refresh(key))
+
+    def _refresh(self, key: tuple[bool, bool]) -> list[str]:
+        self._refreshing.discard(key)
+        self._found[key] = (time.monotonic(), self.original(*key))
+        return self._found[key][1]
 
 
 def cache_host_addresses(ttl: float) -> None:

@@ -40,7 +40,7 @@ import aioice.ice
 import aioice.turn
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import StunProtocol, get_host_addresses, server_reflexive_candidate
+from aioice.ice import StunProtocol, server_reflexive_candidate
 from aiortc import RTCPeerConnection
 
 from gateway.media.errors import PortAllocationError
@@ -129,7 +129,8 @@ class IceSockets:
         ports = self._ports
         if ports is None or self._held:
             return
-        found = self._addresses if self._addresses is not None else get_host_addresses(True, True)
+        # looked up at call time: the gateway caches aioice's enumeration (aiortc_hooks.cache_host_addresses)
+        found = self._addresses if self._addresses is not None else aioice.ice.get_host_addresses(True, True)
         for host in self._chosen(found):
             try:
                 lease = ports.allocate(host, rtcp_mux=True, owner=self._owner)

@@ -699,3 +699,62 @@ def test_the_shared_certificate_computes_its_fingerprints_once(monkeypatch: pyte
     assert shared.getFingerprints() == expected and len(digests) == 3  # not hashed again
     assert shared.getFingerprints() is not shared.getFingerprints()  # a list of its own each time
     assert aiortc_hooks.rtc_certificate(renewed.key, renewed.certificate).getFingerprints() != expected
+
+
+async def test_a_stale_host_list_answers_at_once_and_is_renewed_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the event loop a list older than the ttl answers the call setup that finds it so (no
+    enumeration on its path: ~0.5-3 ms), and a new one is made right after it."""
+    answers = iter([["192.0.2.7"], ["192.0.2.8"]])
+    calls: list[tuple[bool, bool]] = []
+
+    def enumerate_interfaces(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        calls.append((use_ipv4, use_ipv6))
+        return next(answers)
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", enumerate_interfaces)
+    aiortc_hooks.cache_host_addresses(0.01)
+    try:
+        assert aioice.ice.get_host_addresses(True, True) == ["192.0.2.7"]  # none yet: made at once
+        await asyncio.sleep(0.02)  # stale now
+        assert aioice.ice.get_host_addresses(True, True) == ["192.0.2.7"]
+        assert aioice.ice.get_host_addresses(True, True) == ["192.0.2.7"]  # one renewal under way
+        assert calls == [(True, True)]
+        await asyncio.sleep(0.1)
+        assert calls == [(True, True)] * 2
+        assert aioice.ice.get_host_addresses(True, True) == ["192.0.2.8"]
+    finally:
+        aiortc_hooks.cache_host_addresses(0)
+
+
+async def test_the_leg_reserving_its_ports_reads_the_cached_host_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ice_ports took aioice's function at import, before the gateway's cache replaced it: every call
+    enumerated the interfaces again (3 ms of an HTTP offer's 10 with gateway.yaml's every-interface
+    default, issue 38)."""
+    from gateway.media.rtp.ports import PortRange, RtpPortAllocator
+    from gateway.media.webrtc.ice_ports import IceSockets
+
+    seen: list[tuple[bool, bool]] = []
+
+    def enumerate_interfaces(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        seen.append((use_ipv4, use_ipv6))
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", enumerate_interfaces)
+    aiortc_hooks.cache_host_addresses(60)
+    legs = [
+        IceSockets(RTCPeerConnection(), ports=RtpPortAllocator(PortRange(45100, 45199)), owner=f"call{i}")
+        for i in range(3)
+    ]
+    try:
+        for leg in legs:
+            leg.reserve()
+        assert [len(leg.ports) for leg in legs] == [1, 1, 1]
+        assert seen == [(True, True)]  # once for the three legs
+    finally:
+        for leg in legs:
+            leg.release()
+        aiortc_hooks.cache_host_addresses(0)
