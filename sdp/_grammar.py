@@ -33,17 +33,25 @@ def _names(key: str, rule: Mapping[str, Any]) -> list[str]:
     return list(names) if names else [key]
 
 
+# (field, key) -> the rule's regular expression compiled once and its group names (``match`` runs on
+# every candidate, rtpmap and fmtp line of every description: re.match's cache lookup per call cost more
+# than the match)
+_MATCHERS: dict[tuple[str, str], tuple[re.Pattern[str], tuple[str, ...]]] = {
+    rule_key: (re.compile(rule["reg"]), tuple(_names(rule_key[1], rule))) for rule_key, rule in _RULES.items()
+}
+
+
 def match(field: str, key: str, content: str, *, whole: bool = True) -> dict[str, str | None] | None:
     """Match ``content`` (the text after ``x=``) against one rule; raw string groups or None.
 
     With ``whole`` the rule must consume the entire content (sdp-transform's own parser accepts any
     line whose beginning matches, silently dropping the rest).
     """
-    rule = _RULES[(field, key)]
-    found = re.match(rule["reg"], content)
+    compiled, names = _MATCHERS[(field, key)]
+    found = compiled.match(content)
     if found is None or (whole and found.end() != len(content)):
         return None
-    return {name: found.group(i + 1) for i, name in enumerate(_names(key, rule))}
+    return dict(zip(names, found.groups(), strict=True))
 
 
 def format_line(field: str, key: str, values: Mapping[str, object]) -> str:

@@ -171,3 +171,21 @@ def test_editing_helpers() -> None:
     assert offer.origin.next_version().session_version == offer.origin.session_version + 1
     assert offer.without("X-nat").attributes == ()
     assert offer.with_media([]).media == ()
+
+
+def test_codecs_and_candidates_are_computed_once_per_value() -> None:
+    """A call's setup reads an offer's codecs a dozen times (issue 38): the typed views are kept with
+    the (immutable) section; an edit makes a new section that computes its own; equality, hashing and
+    repr ignore them."""
+    described = (
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8\r\n"
+        "c=IN IP4 192.0.2.1\r\na=candidate:1 1 udp 2130706431 192.0.2.1 4000 typ host\r\n"
+    )
+    section = sdp.parser._parse(described).media[0]
+    fresh = sdp.parser._parse(described).media[0]
+    assert section.codecs is section.codecs and section.candidates is section.candidates
+    assert [c.name for c in section.codecs] == ["PCMU", "PCMA"] and len(section.candidates) == 1
+    assert fresh == section and hash(fresh) == hash(section) and repr(fresh) == repr(section)
+    edited = dataclasses.replace(section, formats=("8",)).without("candidate")
+    assert [c.name for c in edited.codecs] == ["PCMA"] and edited.candidates == ()
+    assert [c.name for c in section.codecs] == ["PCMU", "PCMA"]
