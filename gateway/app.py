@@ -80,6 +80,7 @@ HOST_ADDRESSES_TTL: Final = 60.0  # seconds an enumeration of the host's interfa
 class Gateway:
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self._settings_made: tuple[Config, BridgeSettings] | None = None  # _bridge_settings
         self._clock = clock
         self._started_at = clock()
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -151,18 +152,22 @@ class Gateway:
 
     def _bridge_settings(self, call_id: str) -> BridgeSettings:
         """One call's media settings. RTP binds to the SIP listen hosts (per address family); a gateway
-        on loopback serves browsers on this machine only, so its web legs gather 127.0.0.1."""
-        settings = settings_from_config(
-            self.config,
-            self.ports,
-            call_id=call_id,
-            fast_lane=self.fast_lane,
-            dtls_certificates=self.dtls_certificates,
-            web_allocator=self.web_ports,
-        )
-        if _is_loopback(settings.bind_host):
-            settings = loopback_bridge_settings(settings)
-        return settings
+        on loopback serves browsers on this machine only, so its web legs gather 127.0.0.1. Made once
+        per config (a reload makes a new one) and given each call's id: ~0.2 ms of every call's setup."""
+        made = self._settings_made
+        if made is None or made[0] is not self.config:
+            settings = settings_from_config(
+                self.config,
+                self.ports,
+                call_id="",
+                fast_lane=self.fast_lane,
+                dtls_certificates=self.dtls_certificates,
+                web_allocator=self.web_ports,
+            )
+            if _is_loopback(settings.bind_host):
+                settings = loopback_bridge_settings(settings)
+            made = self._settings_made = (self.config, settings)
+        return dataclasses.replace(made[1], call_id=call_id)
 
     def _room_leg_options(self) -> WebLegOptions:
         """The WebRTC options of the room conferences' legs: those of a call's web leg."""

@@ -28,17 +28,23 @@ _TOKEN: Final = r"[A-Za-z0-9{}\-_.+/=]{1,64}"
 
 # (pattern, replacement template): the first pattern that matches the whole line rewrites it (the
 # templates are compiled once: Match.expand would parse its template on every line)
-_RULES: Final[tuple[tuple[re.Pattern[str], Callable[[str], str]], ...]] = tuple(
-    (re.compile(rf"\A(?:{pattern})\Z"), functools.partial(re.compile(rf"\A(?:{pattern})\Z").sub, replacement))
-    for pattern, replacement in (
-        (r"o=(\S+) \d{1,19} \d{1,19} IN IP4 (\S+)", r"o=\1 1 1 IN IP4 \2"),
-        (rf"a=ice-ufrag:{_ICE_CHARS}{{4,256}}", "a=ice-ufrag:UFRAG"),
-        (rf"a=ice-pwd:{_ICE_CHARS}{{22,256}}", "a=ice-pwd:PASSWORDPASSWORDPASSWORD"),
-        (rf"m=(audio|video|application) {_PORT} (.*)", r"m=\1 9 \2"),
-        (rf"c=IN IP4 {_IPV4}", "c=IN IP4 0.0.0.0"),
-        (rf"a=rtcp:{_PORT} IN IP4 {_IPV4}", "a=rtcp:9 IN IP4 0.0.0.0"),
-        (rf"a=msid:{_TOKEN} {_TOKEN}", "a=msid:S T"),
-        (rf"a=msid-semantic: ?WMS(?: {_TOKEN})*", "a=msid-semantic: WMS S"),
+# Each pattern is tried only on a line starting with its literal prefix (a str.startswith, not a regex
+# call: most lines of an offer, rtpmap, fmtp, rtcp-fb, extmap, match none).
+_RULES: Final[tuple[tuple[str, re.Pattern[str], Callable[[str], str]], ...]] = tuple(
+    (
+        prefix,
+        re.compile(rf"\A(?:{pattern})\Z"),
+        functools.partial(re.compile(rf"\A(?:{pattern})\Z").sub, replacement),
+    )
+    for prefix, pattern, replacement in (
+        ("o=", r"o=(\S+) \d{1,19} \d{1,19} IN IP4 (\S+)", r"o=\1 1 1 IN IP4 \2"),
+        ("a=ice-ufrag:", rf"a=ice-ufrag:{_ICE_CHARS}{{4,256}}", "a=ice-ufrag:UFRAG"),
+        ("a=ice-pwd:", rf"a=ice-pwd:{_ICE_CHARS}{{22,256}}", "a=ice-pwd:PASSWORDPASSWORDPASSWORD"),
+        ("m=", rf"m=(audio|video|application) {_PORT} (.*)", r"m=\1 9 \2"),
+        ("c=IN IP4 ", rf"c=IN IP4 {_IPV4}", "c=IN IP4 0.0.0.0"),
+        ("a=rtcp:", rf"a=rtcp:{_PORT} IN IP4 {_IPV4}", "a=rtcp:9 IN IP4 0.0.0.0"),
+        ("a=msid:", rf"a=msid:{_TOKEN} {_TOKEN}", "a=msid:S T"),
+        ("a=msid-semantic:", rf"a=msid-semantic: ?WMS(?: {_TOKEN})*", "a=msid-semantic: WMS S"),
     )
 )
 _FINGERPRINT: Final = re.compile(
@@ -68,9 +74,11 @@ def shape(text: str) -> str:
 
 
 def _line(line: str, ssrc: Callable[[str], str]) -> str:
-    for pattern, replacement in _RULES:
-        if pattern.match(line) is not None:
+    for prefix, pattern, replacement in _RULES:
+        if line.startswith(prefix) and pattern.match(line) is not None:
             return replacement(line)
+    if not line.startswith(("a=candidate:", "a=fingerprint:", "a=ssrc")):
+        return line
     if (match := _CANDIDATE.fullmatch(line)) is not None:
         return _candidate(match) or line
     if (match := _FINGERPRINT.fullmatch(line)) is not None:

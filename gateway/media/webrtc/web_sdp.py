@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import sdp
@@ -147,10 +148,30 @@ def for_aiortc(section: MediaDescription, direction: sdp.Direction) -> MediaDesc
     return dataclasses.replace(section, attributes=tuple(attributes))
 
 
+_PRUNED: OrderedDict[tuple[int, bool, bool], tuple[SessionDescription, PrunedOffer]] = OrderedDict()
+_PRUNED_KEPT = 64  # the offers of the calls being set up now
+
+
 def prune_offer(offer: SessionDescription, *, video: bool = False, data_channel: bool = False) -> PrunedOffer:
     """Keep the first usable audio m-line (and, bundled with it, with ``video`` the first usable video
     m-line, with ``data_channel`` the first data channel m-line, in the offer's order: aiortc answers
-    them in that order); ``SdpUnacceptable`` (488) when there is no audio."""
+    them in that order); ``SdpUnacceptable`` (488) when there is no audio.
+
+    A call's setup prunes the same (immutable) offer two or three times (the API's check, the bridge,
+    the web leg): the last results are remembered by the offer's identity."""
+    key = (id(offer), video, data_channel)
+    kept = _PRUNED.get(key)
+    if kept is not None and kept[0] is offer:
+        _PRUNED.move_to_end(key)
+        return kept[1]
+    pruned = _prune(offer, video, data_channel)
+    _PRUNED[key] = (offer, pruned)
+    if len(_PRUNED) > _PRUNED_KEPT:
+        _PRUNED.popitem(last=False)
+    return pruned
+
+
+def _prune(offer: SessionDescription, video: bool, data_channel: bool) -> PrunedOffer:
     index = next((i for i, m in enumerate(offer.media) if _usable_audio(m, offer)), None)
     if index is None:
         lines = ", ".join(f"'m={m.m_line}'" for m in offer.media) or "no m-line"

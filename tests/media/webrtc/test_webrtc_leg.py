@@ -408,3 +408,14 @@ async def test_an_answer_turning_the_data_channel_down_still_connects_the_audio(
             await short.accept_answer(dataclasses.replace(answer, media=answer.media[:1]))
     finally:
         await short.close()
+
+
+def test_an_offer_is_pruned_once_per_call_setup() -> None:
+    """The API's check, the bridge and the web leg prune the same offer (issue 38): the result is kept
+    by the offer's identity and flags; another offer, even of the same text, is pruned anew."""
+    offer = sdp.parse(with_data_channel(AUDIO))
+    first = web_sdp.prune_offer(offer, data_channel=True)
+    assert web_sdp.prune_offer(offer, data_channel=True) is first
+    assert web_sdp.prune_offer(offer) is not first and web_sdp.prune_offer(offer).data_index is None
+    other = sdp.parser._parse(with_data_channel(AUDIO))
+    assert other is not offer and web_sdp.prune_offer(other, data_channel=True).original is other
