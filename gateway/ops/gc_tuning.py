@@ -30,6 +30,8 @@ How it works (``GcTuning``, driven by a timer of the gateway's own):
   since the last freeze), the population only shrinks between freezes). It counts only when that bound
   says a thaw may be due, at most every ``count_interval`` seconds while calls are up, and at once when
   the last call ended. So a gateway counts about as often as it thaws, not every 10 s of churn.
+* ``start()`` .. ``close()`` also let ``gc_hold.hold_collections()`` hold collections off while a call's
+  answer is being made (gateway/ops/gc_hold.py).
 ``run()`` also gives glibc's free heap pages back after calls were set up (``heap_trim``), off the loop.
 The pauses are observed by ``gateway.ops.metrics`` (``gc.callbacks``): gateway_gc_pause_seconds.
 """
@@ -44,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.media import coarse_timers
-from gateway.ops import heap_trim
+from gateway.ops import gc_hold, heap_trim
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class GcTuning:
         gc.set_threshold(s.threshold0, s.threshold1, s.threshold2)
         gc.collect()
         gc.freeze()
+        gc_hold.HOLD.active = True
         self._baseline = self._bound = self._count()
         self._calls = self._active_calls()
         logger.info("GC: %d objects frozen after start-up, thresholds %s", self._baseline, gc.get_threshold())
@@ -181,6 +184,7 @@ class GcTuning:
 
     def close(self) -> None:
         """Give the objects back to the collector and restore its thresholds. Idempotent."""
+        gc_hold.HOLD.stop()
         gc.unfreeze()
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
