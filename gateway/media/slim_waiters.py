@@ -24,6 +24,7 @@ import asyncio
 import collections
 import queue
 import threading
+import weakref
 from asyncio import selector_events
 from typing import Any
 
@@ -122,3 +123,21 @@ def slim_peer_connection(pc: RTCPeerConnection) -> int:
         for protocol in getattr(connection, "_protocols", ()):  # aioice's sockets, once gathered
             replaced += slim_transport(getattr(protocol, "transport", None))
     return replaced
+
+
+_PENDING: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
+
+
+def slim_soon(pc: RTCPeerConnection) -> None:
+    """``slim_peer_connection(pc)`` in the event loop's next iteration, once however often asked in
+    this one: a memory saving that waits until the call's answer left (~0.3 ms of an HTTP offer's
+    offer -> answer, issue 38). A peer connection closed by then is left."""
+    if pc not in _PENDING:
+        _PENDING.add(pc)
+        asyncio.get_running_loop().call_soon(_slim_pending, pc)
+
+
+def _slim_pending(pc: RTCPeerConnection) -> None:
+    _PENDING.discard(pc)
+    if pc.connectionState != "closed":
+        slim_peer_connection(pc)

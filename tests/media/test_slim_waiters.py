@@ -129,6 +129,33 @@ async def test_peer_connections_slimmed_before_connecting_carry_media() -> None:
     assert a.connectionState == b.connectionState == "closed"
 
 
+async def test_a_peer_connection_is_slimmed_in_the_next_loop_iteration_once() -> None:
+    """slim_soon: not on the answer's path (issue 38), once however often asked; a closed one is left."""
+    pcs = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(3)]
+    pc, closed, control = pcs
+    try:
+        for each in pcs:
+            each.addTransceiver("audio")
+        for each in (pc, closed):
+            slim_waiters.slim_soon(each)
+            slim_waiters.slim_soon(each)
+        await closed.close()
+
+        def waiters(of: RTCPeerConnection) -> list[type]:
+            events = [v for v in vars(of.getSenders()[0]).values() if isinstance(v, asyncio.Event)]
+            return [type(e._waiters) for e in events]
+
+        assert waiters(pc) and set(waiters(pc)) == {collections.deque}  # not yet
+        await asyncio.sleep(0)
+        assert set(waiters(pc)) == {slim_waiters.Waiters}
+        assert slim_waiters.slim_peer_connection(pc) == 0  # all done, in one go
+        assert slim_waiters.slim_peer_connection(control) > 0
+        assert set(waiters(closed)) == {collections.deque}
+    finally:
+        for each in pcs:
+            await each.close()
+
+
 class _Sink(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.got: list[bytes] = []

@@ -335,7 +335,7 @@ class WebRtcLeg:
         await self._set_remote(pruned.description, "offer")
         answer = await self._pc.createAnswer()
         await self._gather(answer)
-        slim_waiters.slim_peer_connection(self._pc)  # its ICE sockets exist now
+        slim_waiters.slim_soon(self._pc)  # its ICE sockets exist now
         local = sdp.parse(self._pc.localDescription.sdp)
         self._negotiating()
         self._start_mdns(pruned)
@@ -433,7 +433,7 @@ class WebRtcLeg:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp.write(description), kind))
         except (ValueError, RuntimeError) as exc:  # aiortc's InvalidStateError/OperationError too
             raise sdp.SdpUnacceptable(f"aiortc refused the {kind}: {exc}") from exc
-        slim_waiters.slim_peer_connection(self._pc)  # the track exists now (issue 14: memory per call)
+        slim_waiters.slim_soon(self._pc)  # the track exists now (issue 14: memory per call)
         # the audio's candidates: the other kept m-lines are bundled on it and carry none
         self._remote_candidates += sum(len(section.candidates) for section in description.media)
 
