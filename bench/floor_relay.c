@@ -9,10 +9,18 @@
  * the even socket of each call (2c, the "browser" leg) is SRTP AES_CM_128_HMAC_SHA1_80 (RFC 3711), or
  * AEAD_AES_128_GCM (RFC 7714, what aiortc negotiates first) with --srtp-gcm: what arrives there is
  * unprotected before it leaves on 2c+1 in plain RTP, what arrives on 2c+1 is protected before it leaves on
- * 2c. Each call has its own two libsrtp sessions (any inbound / any outbound SSRC), keyed with the two
- * master keys (key + salt, hex: 30 octets, 28 for GCM) read from stdin: the key the browser side protects
- * with, then the one it unprotects with. A packet that does not authenticate is dropped (counted in
- * "errors").
+ * 2c. With --srtp-gcm256 it is AEAD_AES_256_GCM, the profile aiortc offers first and the calls through
+ * our gateway negotiate (aiortc 1.16, OpenSSL 3): the default floor of bench/vs_rtpengine.py. Each call
+ * has its own two libsrtp sessions (any inbound / any outbound SSRC), keyed with the two master keys (key +
+ * salt, hex: 30 octets, 28 for AES-128-GCM, 44 for AES-256-GCM) read from stdin: the key the browser side
+ * protects with, then the one it unprotects with. A packet that does not authenticate is dropped (counted
+ * in "errors").
+ *
+ * $FLOOR_GATHER_MS, when set above 0, makes the relay gather as our fast-lane engine does
+ * (gateway/media/fastlane/_fastlane_thread.c gather(), media.fast_path_coalesce_ms): after a round that
+ * handled packets it sleeps until the round's start + that many milliseconds, when its packet rate (over
+ * 0.1 s) says the wait gathers at least 4 packets, so that what arrives meanwhile is read in one round; a
+ * packet waits up to that long (latency traded for fewer wake-ups and system calls).
  *
  * libsrtp2 is loaded with dlopen from the path in $FLOOR_LIBSRTP: bench/vs_rtpengine.py gives it
  * pylibsrtp's bundled copy (_binding.abi3.so: libsrtp 2 with OpenSSL, the same code the gateway's engine
@@ -22,7 +30,8 @@
  * below.
  *
  * $FLOOR_NICE, when set, is the relay's nice value (setpriority; raising it needs CAP_SYS_NICE): the bench
- * gives it our engine thread's, -10 (gateway/media/fastlane/_fastlane_thread.c run()). The priority changes what a relay
+ * leaves it at 0 unless told (VS_RTPENGINE_FLOOR_NICE=-10: our engine thread's, gateway/media/fastlane/
+ * _fastlane_thread.c run(); the default before issue 38). The priority changes what a relay
  * costs: a thread that preempts the peers as soon as a datagram arrives reads one datagram per wake-up,
  * one that waits its turn finds several (at 10 calls here: 7 800 voluntary context switches in 8 s at -10, 6 000 at 0).
  *
@@ -31,7 +40,7 @@
  * relays until SIGTERM or SIGINT, and prints "received R sent S errors E nice N wakeups W\n" on exit.
  *
  * Build: cc -O2 -rdynamic -o floor_relay floor_relay.c -ldl
- * Run: [FLOOR_LIBSRTP=path] ./floor_relay N [first-port] [--srtp|--srtp-gcm]
+ * Run: [FLOOR_LIBSRTP=path] [FLOOR_GATHER_MS=1] ./floor_relay N [first-port] [--srtp|--srtp-gcm|--srtp-gcm256]
  * (first-port 0 or absent: ports chosen by the kernel; else 2N consecutive ports from first-port.)
  */
 #define _GNU_SOURCE
@@ -46,6 +55,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH 32
@@ -79,10 +89,10 @@ static int (*srtp_init)(void);
 static int (*srtp_create)(srtp_t *session, const srtp_policy_t *policy);
 static int (*srtp_protect)(srtp_t ctx, void *rtp_hdr, int *len_ptr);
 static int (*srtp_unprotect)(srtp_t ctx, void *srtp_hdr, int *len_ptr);
-static void (*set_profile)(srtp_crypto_policy_t *p); /* AES_CM_128_HMAC_SHA1_80, or AEAD_AES_128_GCM */
+static void (*set_profile)(srtp_crypto_policy_t *p); /* AES_CM_128_HMAC_SHA1_80, AEAD_AES_128/256_GCM */
 char _Py_NoneStruct[64]; /* for pylibsrtp's _binding.abi3.so (see above): exported with -rdynamic */
 
-static void load_libsrtp(int gcm) {
+static void load_libsrtp(int gcm) { /* gcm: 0, 128 or 256 */
     const char *path = getenv("FLOOR_LIBSRTP");
     void *lib = dlopen(path && *path ? path : "libsrtp2.so.1", RTLD_LAZY | RTLD_LOCAL);
     if (lib == NULL) { fprintf(stderr, "%s\n", dlerror()); exit(1); }
@@ -90,8 +100,9 @@ static void load_libsrtp(int gcm) {
     *(void **)&srtp_create = dlsym(lib, "srtp_create");
     *(void **)&srtp_protect = dlsym(lib, "srtp_protect");
     *(void **)&srtp_unprotect = dlsym(lib, "srtp_unprotect");
-    *(void **)&set_profile = dlsym(lib, gcm ? "srtp_crypto_policy_set_aes_gcm_128_16_auth"
-                                           : "srtp_crypto_policy_set_rtp_default");
+    *(void **)&set_profile = dlsym(lib, gcm == 256   ? "srtp_crypto_policy_set_aes_gcm_256_16_auth"
+                                        : gcm == 128 ? "srtp_crypto_policy_set_aes_gcm_128_16_auth"
+                                                     : "srtp_crypto_policy_set_rtp_default");
     if (!srtp_init || !srtp_create || !srtp_protect || !srtp_unprotect || !set_profile) {
         fprintf(stderr, "libsrtp2: missing symbols\n");
         exit(1);
@@ -99,6 +110,12 @@ static void load_libsrtp(int gcm) {
 }
 
 static volatile sig_atomic_t stopping;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
@@ -127,13 +144,16 @@ static srtp_t session(unsigned char *key, int inbound) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CALLS [FIRST_PORT] [--srtp|--srtp-gcm]\n", argv[0]);
+        fprintf(stderr, "usage: %s CALLS [FIRST_PORT] [--srtp|--srtp-gcm|--srtp-gcm256]\n", argv[0]);
         return 2;
     }
     int calls = atoi(argv[1]);
     int first_port = argc > 2 ? atoi(argv[2]) : 0;
-    int gcm = argc > 3 && strcmp(argv[3], "--srtp-gcm") == 0;
-    int srtp = gcm || (argc > 3 && strcmp(argv[3], "--srtp") == 0);
+    const char *mode = argc > 3 ? argv[3] : "";
+    int gcm = strcmp(mode, "--srtp-gcm256") == 0 ? 256 : strcmp(mode, "--srtp-gcm") == 0 ? 128 : 0;
+    int srtp = gcm || strcmp(mode, "--srtp") == 0;
+    const char *gather_value = getenv("FLOOR_GATHER_MS");
+    double gather = gather_value != NULL && *gather_value != '\0' ? atof(gather_value) / 1000.0 : 0.0;
     int count = 2 * calls;
     if (calls <= 0) return 2;
     const char *nice_value = getenv("FLOOR_NICE");
@@ -161,7 +181,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (srtp) {
         unsigned char key_in[46], key_out[46];
-        int size = gcm ? 28 : 30;
+        int size = gcm == 256 ? 44 : gcm ? 28 : 30;
         load_libsrtp(gcm);
         if (!read_key(key_in, size) || !read_key(key_out, size)) {
             fprintf(stderr, "expected two %d-octet hex keys\n", size);
@@ -189,9 +209,13 @@ int main(int argc, char **argv) {
     struct mmsghdr in[BATCH], out[BATCH];
     struct iovec iov_in[BATCH], iov_out[BATCH];
     struct epoll_event events[64];
-    unsigned long long received = 0, sent = 0, errors = 0, wakeups = 0;
+    unsigned long long received = 0, sent = 0, errors = 0, wakeups = 0, gathered = 0;
+    unsigned long long window_packets = 0;
+    double rate = 0.0, window_start = now_seconds();
     while (!stopping) {
         int ready = epoll_wait(epfd, events, 64, 200);
+        double round_start = now_seconds();
+        unsigned long long before = received;
         wakeups += ready > 0;
         if (ready < 0) {
             if (errno == EINTR) continue;
@@ -226,10 +250,28 @@ int main(int argc, char **argv) {
                 if (n < BATCH) break;
             }
         }
+        if (gather > 0.0 && ready > 0) { /* as the engine's run() loop: its packet rate, then the wait */
+            double ended = now_seconds();
+            window_packets += received - before;
+            if (ended - window_start >= 0.1) {
+                rate = (double)window_packets / (ended - window_start);
+                window_packets = 0;
+                window_start = ended;
+            }
+            if (gather > ended - round_start && rate * gather >= 4.0) {
+                double until = round_start + gather;
+                struct timespec ts = { .tv_sec = (time_t)until };
+                ts.tv_nsec = (long)((until - (double)ts.tv_sec) * 1e9);
+                if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+                while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+                gathered++;
+            }
+        }
     }
     errno = 0;
     int nice_now = getpriority(PRIO_PROCESS, 0);
-    printf("received %llu sent %llu errors %llu nice %d wakeups %llu\n", received, sent, errors, nice_now, wakeups);
+    printf("received %llu sent %llu errors %llu nice %d wakeups %llu gathered %llu\n", received, sent, errors,
+           nice_now, wakeups, gathered);
     fflush(stdout);
     return 0;
 }

@@ -2,7 +2,8 @@
 
 Each call is a pair of peers in one process: a "browser" (aiortc ``WebPeer`` sending pre-encoded payloads,
 as media_bench.py does) or, for the floor relay, a second RTP phone - SRTP with the fixed keys
-``FLOOR_KEYS`` (legs "srtp": AES_CM_128_HMAC_SHA1_80, "srtp-gcm": AEAD_AES_128_GCM; it protects what it
+``FLOOR_KEYS`` (legs "srtp": AES_CM_128_HMAC_SHA1_80, "srtp-gcm": AEAD_AES_128_GCM, "srtp-gcm256":
+AEAD_AES_256_GCM; it protects what it
 sends and unprotects what arrives with pylibsrtp, as the floor's --srtp modes expect) or plain (legs
 "rtp", the old plain floor); and a plain RTP "phone"
 (pre-encoded PCMU). The calls are spread over several processes so that at 100+ calls the benchmark
@@ -34,7 +35,8 @@ FRAME = 0.02
 PCMU_PT = 0
 # The floor's SRTP master keys (key + salt, 30 octets): the browser side protects with the first and
 # unprotects with the second (bench/floor_relay.c --srtp reads them in that order; GCM: their first 28).
-FLOOR_KEYS = (bytes(range(1, 31)), bytes(range(101, 131)))
+FLOOR_KEYS = (bytes(range(1, 45)), bytes(range(101, 145)))  # cut to the profile's key + salt length
+_FLOOR_KEY_SIZES = {"srtp": 30, "srtp-gcm": 28, "srtp-gcm256": 44}
 
 
 async def _recv(conn: Connection) -> Any:
@@ -105,8 +107,9 @@ class _Counter(asyncio.DatagramProtocol):
 
 
 def floor_keys(legs: str) -> tuple[bytes, bytes]:
-    """The floor's two master keys for ``legs`` "srtp" or "srtp-gcm" (key + salt: 30 or 28 octets)."""
-    size = 28 if legs == "srtp-gcm" else 30
+    """The floor's two master keys for ``legs`` "srtp", "srtp-gcm" or "srtp-gcm256" (key + salt: 30, 28 or
+    44 octets)."""
+    size = _FLOOR_KEY_SIZES[legs]
     return FLOOR_KEYS[0][:size], FLOOR_KEYS[1][:size]
 
 
@@ -116,8 +119,11 @@ async def _phone(legs: str = "rtp") -> tuple[_Counter, int]:
     if legs.startswith("srtp"):
         from pylibsrtp import Policy, Session
 
-        gcm = legs == "srtp-gcm"
-        profile = Policy.SRTP_PROFILE_AEAD_AES_128_GCM if gcm else Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        profile = {
+            "srtp": Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+            "srtp-gcm": Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+            "srtp-gcm256": Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+        }[legs]
         keys = floor_keys(legs)
         protocol.tx = Session(Policy(keys[0], Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
         protocol.rx = Session(Policy(keys[1], Policy.SSRC_ANY_INBOUND, srtp_profile=profile))

@@ -8,16 +8,24 @@ a pool of processes) talk through one middle box at a time:
 * ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
   on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
   make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
-* ``floor`` (pass-through only): bench/floor_relay.c --srtp, built with ``cc`` into a temp dir, with
-  pylibsrtp's bundled libsrtp (the one our engine runs; VS_RTPENGINE_FLOOR_LIBSRTP=path takes another,
-  e.g. Debian's libsrtp2.so.1), relaying between an SRTP phone (AES_CM_128_HMAC_SHA1_80, fixed keys: the
-  "browser") and a plain RTP phone per call, unprotecting and protecting on the SRTP leg (2 x 50
-  packets/s of 172 bytes: the same packets as a pass-through call, without DTLS, ICE or RTCP): the least
-  a relay can cost on this machine, the floor issue 14 defines (epoll + recvmmsg + libsrtp + sendmmsg);
-* ``floor-gcm`` (pass-through only): the same with AEAD_AES_128_GCM, the profile aiortc negotiates with
-  our bridge and rtpengine in these calls;
+* ``floor`` (pass-through only): bench/floor_relay.c --srtp-gcm256, built with ``cc`` into a temp dir,
+  with pylibsrtp's bundled libsrtp (the one our engine runs; VS_RTPENGINE_FLOOR_LIBSRTP=path takes
+  another, e.g. Debian's libsrtp2.so.1), relaying between an SRTP phone (AEAD_AES_256_GCM, the profile
+  aiortc negotiates with our bridge and rtpengine in these calls; fixed keys: the "browser") and a plain
+  RTP phone per call, unprotecting and protecting on the SRTP leg (2 x 50 packets/s of 172 bytes: the
+  same packets as a pass-through call, without DTLS, ICE or RTCP): the least a relay can cost on this
+  machine, the floor issue 14 defines (epoll + recvmmsg + libsrtp + sendmmsg), for the same cipher;
+* ``floor-gather`` (pass-through only): the same relay gathering as our engine does (FLOOR_GATHER_MS=1,
+  gateway.yaml's ``media.fast_path_coalesce_ms``: after a busy round it waits up to 1 ms so that the next
+  round reads several packets; floor_relay.c says when): the floor of a relay that trades up to a
+  millisecond of latency for CPU, as ours does;
+* ``floor-cm``, ``floor-gcm128`` (pass-through only): the same with AES_CM_128_HMAC_SHA1_80 (the default
+  floor before issue 38) or AEAD_AES_128_GCM;
 * ``floor-plain`` (pass-through only): the same relay between two plain RTP phones (no SRTP), the floor
   of the figures before the SRTP one.
+
+Every floor runs at nice 0 (VS_RTPENGINE_FLOOR_NICE=-10 gives it our engine thread's priority, the
+default before issue 38).
 
 Rounds are interleaved (ours, rtpengine, floor, then the reverse order) so that the machine's minute-to-
 minute drift hits all of them. CPU is the middle box's time on a CPU over the media period, per
@@ -28,7 +36,7 @@ other); latency is end to end through the box, peers included (peer_pool.py says
 /proc/loadavg is printed beside each round: the machine is shared.
 
 Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
-     [--boxes ours,rtpengine,floor,floor-gcm,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
+     [--boxes ours,rtpengine,floor,floor-gather,floor-cm,floor-gcm128,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
 """
 
 from __future__ import annotations
@@ -60,9 +68,18 @@ _BASE = int(os.environ.get("VS_RTPENGINE_PORT_BASE", "40000"))
 OUR_PORTS = (_BASE, _BASE + 1999)
 RTPENGINE_PORTS = (_BASE + 6000, _BASE + 7999) if _BASE == 40000 else (_BASE + 2000, _BASE + 3999)
 FLOOR_FIRST_PORT = _BASE + 8000 if _BASE == 40000 else _BASE + 4000
-# The floor's nice value: our engine thread's (gateway/media/fastlane/_fastlane_thread.c run() raises it to -10), so that both
-# relays are scheduled alike (floor_relay.c says why that matters); VS_RTPENGINE_FLOOR_NICE="" leaves it be.
-FLOOR_NICE = os.environ.get("VS_RTPENGINE_FLOOR_NICE", "-10")
+# The floors' nice value: 0 (a plain process's); VS_RTPENGINE_FLOOR_NICE=-10 gives them our engine thread's
+# (gateway/media/fastlane/_fastlane_thread.c run()), which preempts the peers as soon as a datagram arrives
+# and so reads one per wake-up (floor_relay.c says what that costs).
+FLOOR_NICE = os.environ.get("VS_RTPENGINE_FLOOR_NICE", "")
+# name -> (floor_relay.c's mode, what the peers' browser side speaks (peer_pool), FLOOR_GATHER_MS)
+FLOORS: dict[str, tuple[list[str], str, str]] = {
+    "floor": (["--srtp-gcm256"], "srtp-gcm256", ""),
+    "floor-gather": (["--srtp-gcm256"], "srtp-gcm256", "1"),
+    "floor-cm": (["--srtp"], "srtp", ""),
+    "floor-gcm128": (["--srtp-gcm"], "srtp-gcm", ""),
+    "floor-plain": ([], "rtp", ""),
+}
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -308,12 +325,14 @@ class Floor(Box):
     def __init__(self, binary: Path, calls: int, name: str = "floor") -> None:
         import importlib.util
 
-        self.name = name  # floor, floor-gcm or floor-plain
-        srtp = {"floor": ["--srtp"], "floor-gcm": ["--srtp-gcm"]}.get(name, [])
+        self.name = name  # a key of FLOORS
+        srtp, self._legs, gather = FLOORS[name]
         command = [str(binary), str(calls), str(FLOOR_FIRST_PORT), *srtp]
         spec = importlib.util.find_spec("pylibsrtp._binding")  # libsrtp 2 with OpenSSL, as our engine's
         library = os.environ.get("VS_RTPENGINE_FLOOR_LIBSRTP") or (spec.origin if spec else None)
-        environment = {**os.environ, "FLOOR_LIBSRTP": library or "", "FLOOR_NICE": FLOOR_NICE}
+        environment = {
+            **os.environ, "FLOOR_LIBSRTP": library or "", "FLOOR_NICE": FLOOR_NICE, "FLOOR_GATHER_MS": gather,
+        }  # fmt: skip
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
         )
@@ -324,7 +343,7 @@ class Floor(Box):
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         assert self.process.stdin is not None and self.process.stdout is not None
         remotes = [port for pair in offers for port in pair]  # socket 2c: the "web" phone's, 2c+1 the phone's
-        if self.name != "floor-plain":  # the keys the browser side protects with, then unprotects with
+        if self.legs != "rtp":  # the keys the browser side protects with, then unprotects with
             self.process.stdin.write(" ".join(key.hex() for key in floor_keys(self.legs)) + "\n")
         self.process.stdin.write("\n".join(map(str, remotes)) + "\n")
         self.process.stdin.flush()
@@ -336,7 +355,7 @@ class Floor(Box):
 
     @property
     def legs(self) -> str:  # the peers' (peer_pool): what the floor's browser side speaks
-        return {"floor": "srtp", "floor-gcm": "srtp-gcm"}.get(self.name, "rtp")
+        return self._legs
 
     def close(self) -> str:
         self.process.terminate()
@@ -478,7 +497,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="media time per round")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
     parser.add_argument("--modes", default="passthrough,transcoding")
-    parser.add_argument("--boxes", default="ours,rtpengine,floor")
+    parser.add_argument("--boxes", default="ours,rtpengine,floor,floor-gather")
     parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
     )
@@ -540,21 +559,32 @@ def main() -> int:
                 f"{mode:<12}{count:>6}  CPU {cpu[0]:.4f} / {cpu[1]:.4f} = {ratio(*cpu):.2f}"
                 f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
             )
-    print("\nmedians and ratios (ours / rtpengine, ours / floor: below 1 is better for us)")
-    print("(floor: the SRTP floor, AES_CM_128_HMAC_SHA1_80; gcm: AEAD_AES_128_GCM; plain: no SRTP)")
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gcm':>8}{'plain':>8}{'vs rtpe':>9}{'vs floor':>10}"
+    print(
+        "\nmedians and ratios (ours / rtpengine, ours / floor, ours / gathering floor: below 1 is better for us)"
+    )
+    print(
+        "(floor: the SRTP floor with the calls' AEAD_AES_256_GCM, nice 0; gather: the same waiting up to 1 ms "
+        "to read several packets per round, as our engine; cm: AES_CM_128_HMAC_SHA1_80; gcm128: "
+        "AEAD_AES_128_GCM; plain: no SRTP)"
+    )
+    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gather':>8}{'cm':>8}{'gcm128':>8}{'plain':>8}"
+          f"{'vs rtpe':>9}{'vs floor':>10}{'vs gather':>10}"
           f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}{'us/pkt ours':>12}{'rtpe':>7}{'ratio':>7}")  # fmt: skip
 
     for mode, count in sorted({(m, c) for m, c, _ in table}, key=lambda k: (k[0] != "passthrough", k[1])):
-        ours, rtpe, floor = (median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor"))
+        ours, rtpe, floor, gather = (
+            median(mode, count, b, "cpu") for b in ("ours", "rtpengine", "floor", "floor-gather")
+        )
         packet = (
             median(mode, count, "ours", "us_per_packet"),
             median(mode, count, "rtpengine", "us_per_packet"),
         )
+        others = "".join(
+            f"{median(mode, count, b, 'cpu'):>8.4f}" for b in ("floor-cm", "floor-gcm128", "floor-plain")
+        )
         print(
-            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{median(mode, count, 'floor-gcm', 'cpu'):>8.4f}"
-            f"{median(mode, count, 'floor-plain', 'cpu'):>8.4f}"
-            f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}"
+            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{gather:>8.4f}{others}"
+            f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}{ratio(ours, gather):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
             f"{median(mode, count, 'ours', 'p99_ms'):>10.1f}{median(mode, count, 'rtpengine', 'p99_ms'):>9.2f}"
