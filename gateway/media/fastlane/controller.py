@@ -61,8 +61,11 @@ __all__ = ["FastLaneController"]
 
 logger = logging.getLogger(__name__)
 
-LINK_ATTEMPTS = 20
+LINK_ATTEMPTS = 20  # quick tries, LINK_RETRY apart, after the media changed; then every LINK_BACKOFF
 LINK_RETRY = 0.05  # seconds
+# A call whose legs are ready only later (a burst of set-ups backing the event loop up by seconds: issue 38,
+# 500 calls at once left every call on the Python path) keeps trying, slowly, while the link is wanted.
+LINK_BACKOFF = 0.5  # seconds
 
 
 class FastLaneController:
@@ -139,9 +142,14 @@ class FastLaneController:
         self._retry = None
         if self._pending and self._active():
             self._try_link()
-            if self._pending and attempts > 1:
+            if self.link is not None and attempts == 1:
+                logger.info(
+                    "call=%s fast lane linked late: its legs were ready after the quick tries", self._call
+                )
+            if self._pending:
+                delay = LINK_RETRY if attempts > 1 else LINK_BACKOFF
                 self._retry = asyncio.get_running_loop().call_later(
-                    LINK_RETRY, self._retry_link, attempts - 1
+                    delay, self._retry_link, max(1, attempts - 1)
                 )
 
     def _capable(self, path: MediaPath) -> bool:
