@@ -218,6 +218,11 @@ def ours_main(
 ) -> None:
     if tree is not None:  # another checkout of the gateway (A/B): found before the installed one
         sys.path.insert(0, tree)
+    log = os.environ.get("VS_RTPENGINE_OURS_LOG")
+    if log:  # the box's own lines (links made, lost, late), as the gateway logs them at INFO
+        from gateway.logs import configure_logging
+
+        configure_logging("INFO", "text", stream=open(log, "a"))  # noqa: SIM115  # open until the process ends
     asyncio.run(_ours(conn, mode, opus_complexity))
 
 
