@@ -80,6 +80,11 @@ FLOORS: dict[str, tuple[list[str], str, str]] = {
     "floor-gcm128": (["--srtp-gcm"], "srtp-gcm", ""),
     "floor-plain": ([], "rtp", ""),
 }
+# media.loss_detect of the box ours (VS_RTPENGINE_LOSS_DETECT: seconds, or "off"): the gateway's 2 s by
+# default. scale_bench.py's browsers send nothing until every call of the round is set up (8-9 s for 500 at
+# once): every call's browser audio is then "lost" first, as a browser gone silent (see README.md).
+_LOSS = os.environ.get("VS_RTPENGINE_LOSS_DETECT", "2.0")
+LOSS_DETECT = None if _LOSS == "off" else float(_LOSS)
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -160,7 +165,7 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     for index, (offer, phone_port) in enumerate(offers):
         settings = BridgeSettings(
             allocator, host_addresses=("127.0.0.1",), call_id=f"b{index}", measure_latency=True,
-            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates,
+            inactivity_timeout=None, fast_lane=pool, dtls_certificates=certificates, loss_detect=LOSS_DETECT,
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
