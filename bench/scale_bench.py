@@ -129,6 +129,7 @@ def run_round(
         "cpu": cpu / (count * wall), "rss_kib": (rss - rss_before) / count / 1024,
         "sent": sent, "lost": sent - received, "box_drops": box_drops,
         "silent_calls": sum(1 for c in counts if c[1] == 0 and c[3] == 0),  # nothing delivered either way
+        "silent_per_process": [sum(1 for c in r.counts if c[1] == 0 and c[3] == 0) for r in reports],
         "web_lost": sum(c[0] - c[1] for c in counts), "phone_lost": sum(c[2] - c[3] for c in counts),
         "p50_ms": 1000 * percentile(histogram, 0.5), "p99_ms": 1000 * percentile(histogram, 0.99),
         "max_ms": 1000 * percentile(histogram, 1.0),
@@ -222,7 +223,8 @@ def main() -> int:
                     )
                     table.setdefault((mode, count, name), []).append(r)
                     e, k = r["errors"], r["counters"]
-                    extra = f"silent calls {r['silent_calls']}; late > 5 ms each second {' '.join(map(str, r['late']))}; "
+                    per_process = "/".join(map(str, r["silent_per_process"]))
+                    extra = f"silent calls {r['silent_calls']} ({per_process} per peer process); late > 5 ms each second {' '.join(map(str, r['late']))}; "
                     extra += f"setup {r['setup_s']:.0f} s; peers: pump threads {100 * r['pump_cpu']:.0f}%, socket drops {e['phone_drops'] + e['web_drops']}"
                     extra += f", send errors {e['send_errors']}, srtp errors {e['srtp_errors']}, foreign {e['foreign']}"
                     extra += f", to Python {e['back']} (lost {e['back_errors']})"
