@@ -58,6 +58,7 @@ from typing import Any, Protocol
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+import gateway_process  # noqa: E402
 from impair import Impairment, ImpairRelay, point_candidates  # noqa: E402
 from quality_peers import (  # noqa: E402
     Address,
@@ -130,19 +131,8 @@ class Ours:
             "GATEWAY_STATE_DIR": str(workdir / "gateway-state"),
             "GATEWAY_LOGGING__LEVEL": "WARNING",
         }
-        ready = workdir / "gateway-ready"
         self.log = workdir / "gateway.log"
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway", "run", "-c", str(ROOT / "gateway.yaml"),
-                "--ready-file", str(ready), stdout=log, stderr=log, env=environment, cwd=str(workdir),
-            )  # fmt: skip
-        for _ in range(600):
-            if ready.exists() or self.process.returncode is not None:
-                break
-            await asyncio.sleep(0.1)
-        if not ready.exists():
-            raise RuntimeError(f"the gateway did not start: {self.log.read_text()[-2000:]}")
+        self.process = await gateway_process.start(workdir, environment, self.log)
         self.user = WebUser(f"http://127.0.0.1:{http}", "alice", ALICE_SECRET)
         await self.user.__aenter__()
 
@@ -162,13 +152,7 @@ class Ours:
     async def close(self) -> None:
         if self.user is not None:
             await self.user.__aexit__(None, None, None)
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 20)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await gateway_process.stop(self.process, timeout=20)
         self.uas.close()
 
 

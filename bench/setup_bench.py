@@ -299,19 +299,10 @@ class Cli:
         self.process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Cli:
-        ready, log = self.tmp / "ready", self.tmp / "gateway.log"
+        import gateway_process
+
         runner = [str(ROOT / "bench" / "setup_phases.py"), "--run"] if self.phases else ["-m", "gateway"]
-        with log.open("wb") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, *runner, "run", "-c", str(ROOT / "gateway.yaml"), "--ready-file", str(ready),
-                stdout=out, stderr=out, env=self.env, cwd=str(self.tmp),
-            )  # fmt: skip
-        for _ in range(600):
-            if ready.exists() or self.process.returncode is not None:
-                break
-            await asyncio.sleep(0.1)
-        if not ready.exists():
-            raise RuntimeError(f"the gateway did not start: {log.read_text()[-2000:]}")
+        self.process = await gateway_process.start(self.tmp, self.env, self.tmp / "gateway.log", runner)
         level = self.env.get("GATEWAY_LOGGING__LEVEL", "INFO (gateway.yaml)")
         print(
             f"the gateway: python -m gateway run -c gateway.yaml, pid {self.process.pid}, logging {level} to a file"
@@ -319,14 +310,9 @@ class Cli:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        import gateway_process
+
+        await gateway_process.stop(self.process)
 
     def cpu(self) -> float:
         assert self.process is not None
