@@ -36,6 +36,12 @@
 #define MAX_EXTENSION 255
 #define BATCH 32                 /* datagrams read from one socket per round (fairness) */
 #define QUEUE_LIMIT 262144       /* items; beyond it new items are dropped and counted */
+/* Seconds one lane's direction may keep queueing RTP for Python without a drain; after, its packets are
+   dropped (counted in queue_drops) until Python drains. Python needs the first ones of a direction to arm
+   its lane; a Python that has not drained for that long would only hand the rest on late, and 500 calls
+   starting at once under load queued 50 000 a second for it until the event loop stalled for seconds and
+   every call was silent (issue 38). */
+#define PUNT_WINDOW 0.5
 #define JUMP_SECONDS 1.0         /* as gateway/media/rtp/retime.py */
 #define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */
 #define MAX_COALESCE 0.005       /* Engine.coalesce's ceiling, seconds */
@@ -190,6 +196,7 @@ typedef struct {
     uint64_t late, concealed;      /* packets dropped after their slot was concealed; frames concealed */
     Plc plc;
     uint64_t punted_at;            /* Engine.drains when it last queued an RTP packet of this direction */
+    double punted_since;           /* ... and when the first since that drain arrived (PUNT_WINDOW) */
     uint64_t forwarded, send_errors, codec_errors;
     /* RFC 2198 (_fastlane_red.c): red_in >= 0 when pt_in is RED whose primary is that payload type (the
        input unwrapped); red_out >= 0: audio goes out in RED with that payload type, the previous payload

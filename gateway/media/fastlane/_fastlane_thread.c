@@ -42,6 +42,20 @@ static int web_rtcp(Engine *e, Core *c, uint8_t *d, int len, const struct sockad
     return 0;
 }
 
+/* Whether one more RTP packet of ``lane``'s direction may wait for Python: not when Python has not drained
+   since one queued PUNT_WINDOW ago (then it is dropped and counted in queue_drops). */
+static int may_punt(Engine *e, Lane *lane, double now) {
+    if (lane->punted_at != e->drains) {
+        lane->punted_at = e->drains;
+        lane->punted_since = now;
+    }
+    if (now - lane->punted_since > PUNT_WINDOW) {
+        e->queue_drops++;
+        return 0;
+    }
+    return 1;
+}
+
 /* One datagram; 1 when it was queued for Python (woken at once, or within NOTIFY_DELAY: wake_python). */
 static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const struct sockaddr_storage *src,
                   socklen_t srclen, double now) {
@@ -62,7 +76,8 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
                 return 0;
             }
             lane_flush(e, c, LANE_WEB_TO_SIP); /* Python takes the direction over from here */
-            c->lanes[LANE_WEB_TO_SIP].punted_at = e->drains;
+            if (!may_punt(e, &c->lanes[LANE_WEB_TO_SIP], now))
+                return 0;
             return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
         }
         if (len >= 8 && d[0] > 127 && d[0] < 192 && is_rtcp(d, len) && c->rx != NULL)
@@ -98,7 +113,8 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         return 0;
     }
     lane_flush(e, c, LANE_SIP_TO_WEB);
-    c->lanes[LANE_SIP_TO_WEB].punted_at = e->drains;
+    if (!may_punt(e, &c->lanes[LANE_SIP_TO_WEB], now))
+        return 0;
     return punt(e, c, kind, d, len, src, srclen, now);
 }
 

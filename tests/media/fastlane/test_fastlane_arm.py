@@ -282,3 +282,31 @@ async def test_a_lane_re_armed_between_pass_through_and_transcoding_keeps_workin
     assert nothing_more(s.browser_socket)
     s.linked.link.drain()
     assert s.linked.handler.sip_rtp == []
+
+
+async def test_a_python_behind_gets_at_most_a_window_of_each_directions_packets(link: SrtpLink) -> None:
+    """Issue 38: 500 calls starting at once under load queued all their packets for Python until its
+    lanes armed (50 000 a second), the loop stalled for seconds and every call was silent. A disarmed
+    direction's RTP waits for Python at most PUNT_WINDOW (0.5 s) from the first one queued since its last
+    drain (the first ones are what it needs to arm the lane); later ones are dropped and counted."""
+    s, handler = link, link.linked.handler
+    (engine,) = [e for e in link.linked.pool.engines if e.native is not None]
+    drops = engine.native.queue_drops
+
+    def both(seqs: range) -> None:
+        for seq in seqs:
+            s.phone_socket.sendto(s.phone.protect(rtp(seq, bytes([seq]) * 160)), s.linked.sip)
+            s.browser_socket.sendto(s.browser_tx.protect(rtp(seq, bytes([seq]) * 160)), s.linked.web)
+
+    both(range(1, 26))
+    time.sleep(0.7)  # the loop does not run: Python is behind by more than the window
+    both(range(26, 51))
+    time.sleep(QUEUED)
+    s.linked.link.drain()
+    assert [RtpPacketView(p).seq for p in handler.sip_rtp] == list(range(1, 26))
+    assert [RtpPacketView(p).seq for p in handler.web_rtp] == list(range(1, 26))
+    assert engine.native.queue_drops - drops == 2 * 25
+    both(range(51, 53))  # after a drain: queued again
+    time.sleep(QUEUED)
+    s.linked.link.drain()
+    assert [RtpPacketView(p).seq for p in handler.sip_rtp[-2:]] == [51, 52]
