@@ -212,3 +212,34 @@ def test_a_call_being_answered_holds_collections_until_it_lets_go(
         tuning.close()
     assert gc.isenabled()
     assert gc_hold.hold_collections()() is None and gc.isenabled()
+
+
+async def test_a_hold_ends_after_its_limit_even_while_its_set_up_waits(restore_gc: None) -> None:
+    """A set-up that waits long (a pass-through far end ringing, a STUN server that does not answer) does
+    not keep the collector off: a timer gives it back after HOLD_LIMIT; a restart forgets old holders."""
+    import asyncio
+
+    from gateway.ops import gc_hold
+
+    tuning = GcTuning(lambda: 0)
+    tuning.start()
+    try:
+        waiting = gc_hold.hold_collections()
+        assert not gc.isenabled()
+        await asyncio.sleep(gc_hold.HOLD_LIMIT + 0.05)
+        assert gc.isenabled()
+        waiting()
+        assert gc.isenabled()
+        outliving = gc_hold.hold_collections()
+    finally:
+        tuning.close()
+    again = GcTuning(lambda: 0)
+    again.start()
+    try:
+        outliving()  # from before the restart: does nothing
+        held = gc_hold.hold_collections()
+        assert not gc.isenabled()  # the old holder was forgotten: this one holds
+        held()
+        assert gc.isenabled()
+    finally:
+        again.close()
