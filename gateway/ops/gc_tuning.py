@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 
 PER_CALL = 1000  # objects a call holds frozen until a thaw with calls up measured it (pass-through: ~650)
+LEARN_CALLS = 20  # calls up at a thaw for it to measure that (within PER_CALL / 4 .. 4 x PER_CALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +175,11 @@ class GcTuning:
         done = Thaw(reason, before, collected, self._clock() - started)
         self._baseline = self._bound = self._count()
         self._baseline_calls = calls = self._active_calls()
-        if calls > 0:
-            self.per_call = max(1, (self._baseline - self._static) // calls)
+        if calls == 0:
+            self._static = self._baseline  # what the process holds without calls, now
+        elif calls >= LEARN_CALLS:  # enough calls for the process's own growth to matter little
+            learned = (self._baseline - self._static) // calls
+            self.per_call = min(max(learned, PER_CALL // 4), 4 * PER_CALL)
         self._uncounted, self._counted = False, self._clock()
         self.thaws.append(done)
         del self.thaws[:-16]
