@@ -66,6 +66,7 @@ LINK_RETRY = 0.05  # seconds
 # A call whose legs are ready only later (a burst of set-ups backing the event loop up by seconds: issue 38,
 # 500 calls at once left every call on the Python path) keeps trying, slowly, while the link is wanted.
 LINK_BACKOFF = 0.5  # seconds
+LINK_SLOW_TRIES = 120  # a minute of them: a call that cannot link by then waits for its next media change
 
 
 class FastLaneController:
@@ -93,6 +94,7 @@ class FastLaneController:
         self.link: FastLink | None = None  # while linked
         self._pending = False  # wanted but not linked yet: retried for a while
         self._retry: asyncio.TimerHandle | None = None
+        self._slow = False  # the try scheduled (_retry) is a slow one
         self._pair: Any = None  # the nominated ICE pair whose socket the link reads
         self._remote: Address = ()
         self._dropped = 0  # SRTP packets the engine dropped, of links closed before
@@ -127,7 +129,9 @@ class FastLaneController:
         self._pending = self._active() and self._capable(self._to_sip) and self._capable(self._to_web)
         if self._pending:
             self._try_link()
-            if self._pending and self._retry is None:
+            if self._pending and (self._retry is None or self._slow):
+                if self._retry is not None:  # a change during the slow tries: quick ones again
+                    self._retry.cancel()
                 self._retry_link(LINK_ATTEMPTS)
 
     def _pair_moved(self) -> bool:
@@ -139,18 +143,18 @@ class FastLaneController:
         return parts is not None and parts[0] is not self._pair
 
     def _retry_link(self, attempts: int) -> None:
+        """``attempts`` quick tries left (LINK_RETRY apart), then LINK_SLOW_TRIES slow ones (-1, -2...)."""
         self._retry = None
         if self._pending and self._active():
             self._try_link()
-            if self.link is not None and attempts == 1:
+            if self.link is not None and attempts <= 0:
                 logger.info(
                     "call=%s fast lane linked late: its legs were ready after the quick tries", self._call
                 )
-            if self._pending:
+            if self._pending and attempts > -LINK_SLOW_TRIES:
                 delay = LINK_RETRY if attempts > 1 else LINK_BACKOFF
-                self._retry = asyncio.get_running_loop().call_later(
-                    delay, self._retry_link, max(1, attempts - 1)
-                )
+                self._retry = asyncio.get_running_loop().call_later(delay, self._retry_link, attempts - 1)
+                self._slow = attempts <= 1  # the one just scheduled is a slow try
 
     def _capable(self, path: MediaPath) -> bool:
         """Pass-through, or a codec pair the engine transcodes itself."""

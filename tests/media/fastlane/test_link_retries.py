@@ -75,3 +75,26 @@ async def test_the_tries_stop_when_the_call_unlinks(monkeypatch: pytest.MonkeyPa
     tried = len(calls)
     await asyncio.sleep(0.05)
     assert len(calls) == tried and never._retry is None
+
+
+async def test_a_media_change_during_the_slow_tries_brings_the_quick_ones_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change (the web leg connected, the SIP keys) after the quick tries ran out tries again at once
+    and quickly, not at the next slow try; the slow tries end after LINK_SLOW_TRIES."""
+    monkeypatch.setattr(fastlane_controller, "LINK_RETRY", 0.001)
+    monkeypatch.setattr(fastlane_controller, "LINK_BACKOFF", 0.5)
+    monkeypatch.setattr(fastlane_controller, "LINK_SLOW_TRIES", 2)
+    calls: list[float] = []
+    made = controller(10**6, calls)
+    made._pending = True
+    made._retry_link(fastlane_controller.LINK_ATTEMPTS)
+    await asyncio.sleep(0.1)
+    assert made._slow and len(calls) == fastlane_controller.LINK_ATTEMPTS
+    made._active = lambda: True
+    monkeypatch.setattr(made, "_capable", lambda path: True)
+    made._web = made._sip = type("Leg", (), {"endpoint": None})()  # update() reads the SIP endpoint
+    made.update()  # a media change
+    await asyncio.sleep(0.1)
+    assert len(calls) >= 2 * fastlane_controller.LINK_ATTEMPTS  # quick ones again, at once
+    made.unlink()
