@@ -139,5 +139,5 @@ def slim_soon(pc: RTCPeerConnection) -> None:
 
 def _slim_pending(pc: RTCPeerConnection) -> None:
     _PENDING.discard(pc)
-    if pc.connectionState != "closed":
+    if pc.signalingState != "closed":  # set as close() starts (connectionState only as it ends)
         slim_peer_connection(pc)

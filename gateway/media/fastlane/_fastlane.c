@@ -393,7 +393,7 @@ static PyGetSetDef engine_getset[] = {
     {"coalesced", (getter)engine_get_coalesced, NULL, "rounds after which the thread waited (coalesce)", NULL},
     {"failed", (getter)engine_get_failed, NULL, "whether the thread stopped on an error", NULL},
     {"notify_fd", (getter)engine_get_notify_fd, NULL, "readable when drain() has datagrams or many records", NULL},
-    {"queue_drops", (getter)engine_get_queue_drops, NULL, "items lost to a full queue", NULL},
+    {"queue_drops", (getter)engine_get_queue_drops, NULL, "items lost to a full queue, and RTP a disarmed lane dropped for a Python behind (PUNT_WINDOW)", NULL},
     {"timing", (getter)engine_get_timing, NULL,
      "(lock waits > 1 ms, the longest wait s, rounds holding the lock > 2 ms, the longest round s) of the thread",
      NULL},

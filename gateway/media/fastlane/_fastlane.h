@@ -40,7 +40,8 @@
    dropped (counted in queue_drops) until Python drains. Python needs the first ones of a direction to arm
    its lane; a Python that has not drained for that long would only hand the rest on late, and 500 calls
    starting at once under load queued 50 000 a second for it until the event loop stalled for seconds and
-   every call was silent (issue 38). */
+   every call was silent (issue 38). RFC 4733 events of such a direction go too: a digit pressed while
+   the event loop stalls that long is lost, as its audio is. */
 #define PUNT_WINDOW 0.5
 #define JUMP_SECONDS 1.0         /* as gateway/media/rtp/retime.py */
 #define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */

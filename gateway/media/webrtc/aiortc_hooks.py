@@ -422,21 +422,21 @@ class _HostAddresses:
     def __init__(self, original: Callable[[bool, bool], list[str]], ttl: float) -> None:
         self.original, self.ttl = original, ttl
         self._found: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
-        self._refreshing: set[tuple[bool, bool]] = set()
+        self._refreshing: dict[tuple[bool, bool], float] = {}  # when a renewal was scheduled (1 s: lost)
 
     def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        key = (use_ipv4, use_ipv6)
+        key, now = (use_ipv4, use_ipv6), time.monotonic()
         found = self._found.get(key)
-        if found is not None and time.monotonic() - found[0] > self.ttl and key not in self._refreshing:
-            try:
+        if found is not None and now - found[0] > self.ttl and now - self._refreshing.get(key, -1.0) > 1:
+            try:  # (a renewal whose loop ended before it ran is scheduled again after 1 s)
                 asyncio.get_running_loop().call_later(0.05, self._refresh, key)
-                self._refreshing.add(key)
+                self._refreshing[key] = now
             except RuntimeError:  # no loop: at once
                 found = None
         return list(found[1] if found is not None else self._refresh(key))
 
     def _refresh(self, key: tuple[bool, bool]) -> list[str]:
-        self._refreshing.discard(key)
+        self._refreshing.pop(key, None)
         self._found[key] = (time.monotonic(), self.original(*key))
         return self._found[key][1]
 
