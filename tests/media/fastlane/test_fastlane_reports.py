@@ -161,6 +161,9 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
         await until(lambda: bool(keyframes), 0.5, "the browser's PLI to reach the keyframe hook")
         await playing
         assert call.link is link  # linked all along
+        # aiortc reports every 0.5-1.5 s, later on a loaded machine (a full run at load 15 saw 2 RRs in
+        # the 4 s): three each way are waited for (the browser's receiver keeps reporting what it got)
+        await until(lambda: len(browser_rr) >= 3 and len(browser_sr) >= 3, 5.0, "three reports each way")
         # the bridge's view, once synced, is that of the browser's latest reports
         receiver = call.bridge._web.direct_receiver
         assert receiver.dtls is not None
