@@ -151,7 +151,7 @@ class FastLaneController:
                 logger.info(
                     "call=%s fast lane linked late: its legs were ready after the quick tries", self._call
                 )
-            if self._pending and attempts > -LINK_SLOW_TRIES:
+            if self._pending and attempts > 1 - LINK_SLOW_TRIES:
                 delay = LINK_RETRY if attempts > 1 else LINK_BACKOFF
                 self._retry = asyncio.get_running_loop().call_later(delay, self._retry_link, attempts - 1)
                 self._slow = attempts <= 1  # the one just scheduled is a slow try

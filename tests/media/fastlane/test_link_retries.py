@@ -62,13 +62,19 @@ async def test_a_call_ready_after_the_quick_tries_is_linked_all_the_same(
     assert len(calls) == fastlane_controller.LINK_ATTEMPTS + 3 and late._retry is None  # linked: no more
 
 
-async def test_the_tries_stop_when_the_call_unlinks(monkeypatch: pytest.MonkeyPatch) -> None:
+def trying(monkeypatch: pytest.MonkeyPatch, backoff: float, calls: list[float]) -> FastLaneController:
+    """A controller whose legs are never ready, its tries started: quick ones 1 ms apart, then slow."""
     monkeypatch.setattr(fastlane_controller, "LINK_RETRY", 0.001)
-    monkeypatch.setattr(fastlane_controller, "LINK_BACKOFF", 0.01)
+    monkeypatch.setattr(fastlane_controller, "LINK_BACKOFF", backoff)
+    made = controller(10**6, calls)
+    made._pending = True
+    made._retry_link(fastlane_controller.LINK_ATTEMPTS)
+    return made
+
+
+async def test_the_tries_stop_when_the_call_unlinks(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
-    never = controller(10**6, calls)
-    never._pending = True
-    never._retry_link(fastlane_controller.LINK_ATTEMPTS)
+    never = trying(monkeypatch, 0.01, calls)
     await asyncio.sleep(0.15)
     assert len(calls) > fastlane_controller.LINK_ATTEMPTS  # still trying after the quick ones
     never.unlink()
@@ -82,13 +88,9 @@ async def test_a_media_change_during_the_slow_tries_brings_the_quick_ones_back(
 ) -> None:
     """A change (the web leg connected, the SIP keys) after the quick tries ran out tries again at once
     and quickly, not at the next slow try; the slow tries end after LINK_SLOW_TRIES."""
-    monkeypatch.setattr(fastlane_controller, "LINK_RETRY", 0.001)
-    monkeypatch.setattr(fastlane_controller, "LINK_BACKOFF", 0.5)
     monkeypatch.setattr(fastlane_controller, "LINK_SLOW_TRIES", 2)
     calls: list[float] = []
-    made = controller(10**6, calls)
-    made._pending = True
-    made._retry_link(fastlane_controller.LINK_ATTEMPTS)
+    made = trying(monkeypatch, 0.5, calls)
     await asyncio.sleep(0.1)
     assert made._slow and len(calls) == fastlane_controller.LINK_ATTEMPTS
     made._active = lambda: True
@@ -98,3 +100,11 @@ async def test_a_media_change_during_the_slow_tries_brings_the_quick_ones_back(
     await asyncio.sleep(0.1)
     assert len(calls) >= 2 * fastlane_controller.LINK_ATTEMPTS  # quick ones again, at once
     made.unlink()
+
+
+async def test_the_slow_tries_end_after_their_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastlane_controller, "LINK_SLOW_TRIES", 3)
+    calls: list[float] = []
+    never = trying(monkeypatch, 0.01, calls)
+    await asyncio.sleep(0.3)
+    assert len(calls) == fastlane_controller.LINK_ATTEMPTS + 3 and never._retry is None
