@@ -79,12 +79,13 @@ def fronts(tmp_path: Path, configs: list[Config]) -> Iterator[tuple[KamailioEdge
 
 def holder(gateways: list[Gateway], user: str) -> Gateway:
     """The one instance holding `user`'s sessions."""
-    found = [g for g in gateways if g.cluster is not None and _online(g, user)]
+    found = [g for g in gateways if g.cluster is not None and online(g, user)]
     assert len(found) == 1, f"{user} is online on {len(found)} instances"
     return found[0]
 
 
-def _online(gateway: Gateway, user: str) -> bool:
+def online(gateway: Gateway, user: str) -> bool:
+    """Whether `gateway` holds a session of `user` (its share of the cluster's presence)."""
     assert gateway.cluster is not None
     return bool(gateway.cluster.presence._local._sessions.get(user))
 

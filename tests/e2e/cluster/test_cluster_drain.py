@@ -23,7 +23,7 @@ from peers.phone import DeskPhone
 from peers.softphones import Softphone, require_softphones
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.cluster.cluster_harness import cluster
+from tests.e2e.cluster.cluster_harness import cluster, online
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
 from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD
 from tests.signaling.browser import chromium_page
@@ -86,8 +86,12 @@ async def test_jssip_on_a_draining_instance_registers_elsewhere_and_is_rung(tmp_
         await softphone.wait_for("disconnected", timeout=2)
         await softphone.wait_for("registered", timeout=JSSIP_RING_WITHIN)
         registered = loop.time() - started
+        # the new instance's registrar takes the REGISTER, then its presence marks alice online
         await wait_until(
-            lambda: any(g is not draining and g.web_sip and len(g.web_sip.registrar) for g in c.gateways)
+            lambda: any(
+                g is not draining and g.web_sip and len(g.web_sip.registrar) and online(g, "alice")
+                for g in c.gateways
+            )
         )
         assert draining.web_sip is not None and len(draining.web_sip.registrar) == 0
         assert draining.drainer.closed == 1
