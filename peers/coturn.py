@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peers.binaries import require_binary
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 
 REALM = "gateway.test"
 RELAY_PORTS = 40  # coturn's relay ports: a range of its own above the listening port
@@ -50,8 +50,7 @@ class Coturn:
 
     def start(self, timeout: float = 10.0) -> None:
         binary = require_binary("turnserver")
-        relay = free_port(socket.SOCK_DGRAM, self.host)
-        low = 20000 + relay % 20000
+        low = free_range(RELAY_PORTS + 1, self.host)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [binary, "-n", f"--listening-ip={self.host}", f"--listening-port={self.port}",

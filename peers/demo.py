@@ -21,7 +21,7 @@ from gateway.config import Config
 from gateway.config.loader import config_from_mapping
 from peers.binaries import unavailable
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 
 __all__ = ["ALICE_HASH", "ALICE_SECRET", "demo_config", "require_desk_phone", "running_demo"]
 
@@ -42,7 +42,7 @@ def require_desk_phone() -> None:
 
 def demo_config(phone_port: int) -> Config:
     """The demo's gateway (alice = 1001, the desk phone as PBX) on free ports of 127.0.0.1."""
-    rtp = 30000 + 2 * (free_port() % 5000)
+    rtp = free_range()
     return config_from_mapping(
         {
             "sip": {

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 BUILTIN = {
@@ -324,9 +324,5 @@ def _udp_port_taken(host: str, port: int) -> bool:
 
 
 def _free_even_udp_pair(host: str) -> int:
-    """An even UDP port p with p and p+2 free now (sipp's -rtp_echo also listens on p+2)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM, host) & ~1
-        if port < 60000 and not any(_udp_port_taken(host, p) for p in (port, port + 1, port + 2, port + 3)):
-            return port
-    raise RuntimeError("no free even UDP port pair")
+    """An even UDP port p with p to p+3 free now (sipp's -rtp_echo also listens on p+2)."""
+    return free_range(4, host)

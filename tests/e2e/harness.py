@@ -21,7 +21,7 @@ from gateway.app import Gateway
 from gateway.config import Config
 from gateway.config.loader import config_from_mapping
 from peers.demo import ALICE_HASH, ALICE_SECRET
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.scratch import scratch_dir
 
 __all__ = ["ALICE_SECRET", "BOB_SECRET", "gateway_config", "running_gateway", "wait_until", "web_media_moved"]
@@ -51,7 +51,7 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
             "listen": [{"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}],
             "trusted_sources": ["127.0.0.1/32"],
         },
-        "media": {"rtp_ports": {"start": 30000 + 2 * (free_port() % 5000), "end": 0}},
+        "media": {"rtp_ports": {"start": free_range(), "end": 0}},
         "pbx": (
             {"address": pbx, "register": register, "domain": domain, "transport": pbx_transport}
             if pbx
@@ -73,7 +73,7 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
         **sections,
     }
     # a media section given without rtp_ports gets the free range too
-    rtp = mapping["media"].setdefault("rtp_ports", {"start": 30000 + 2 * (free_port() % 5000)})
+    rtp = mapping["media"].setdefault("rtp_ports", {"start": free_range()})
     rtp["end"] = rtp["start"] + 199
     return config_from_mapping(mapping, {})
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from peers.demo import require_desk_phone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from tests.conftest import REPO
 
 
@@ -57,7 +57,7 @@ def test_the_demo_runs_on_moved_ports_and_finds_its_phone_at_once(tmp_path: Path
 
 def _demo_on_moved_ports(tmp_path: Path) -> None:
     http, sip, phone = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-    rtp = 30000 + 2 * (free_port() % 5000)
+    rtp = free_range()
     moved = {  # each port the README's "Ports" table lists, by the variable it names
         "GATEWAY_HTTP__PORT": str(http),
         "GATEWAY_SIP__LISTEN__0__PORT": str(sip),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from peers.demo import ALICE_SECRET, require_desk_phone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.conftest import REPO
@@ -28,7 +28,7 @@ class Demo:
 
     def __init__(self, tmp_path: Path) -> None:
         http, self.sip = free_port(), free_port(socket.SOCK_DGRAM)
-        rtp = 30000 + 2 * (free_port() % 5000)
+        rtp = free_range()
         env = {
             **os.environ,
             "BIN": str(Path(sys.executable).parent),

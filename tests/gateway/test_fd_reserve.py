@@ -21,7 +21,7 @@ import pytest
 from gateway.fd_reserve import FdReserve
 from peers.binaries import in_ci
 from peers.demo import ALICE_HASH, ALICE_SECRET
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.webpeer import WebPeer
 from tests.e2e.harness import wait_until
 
@@ -89,7 +89,7 @@ async def test_a_signaling_flood_leaves_a_call_its_descriptors(tmp_path: Path) -
     pbx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the INVITE, never answers
     pbx.bind(("127.0.0.1", 0))
     http_port, sip_port, tcp_port = free_port(), free_port(socket.SOCK_DGRAM), free_port()
-    rtp = 36000 + 2 * (free_port() % 900)
+    rtp = free_range()
     config = tmp_path / "gateway.yaml"
     config.write_text(
         f"sip: {{listen: [{{transport: udp, host: 127.0.0.1, port: {sip_port}}}, "

@@ -31,7 +31,7 @@ from gateway.signaling.client import WebRtcClient
 from gateway.signaling.client.http import ProgressEvent
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone, Event
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_whip import WhipClient
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
@@ -45,7 +45,7 @@ def _config(phone_a: DeskPhone) -> Config:
     destination, by its URI (the phones' requests in their dialogs need no sip.trusted_sources)."""
     listen = {"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}
     key = {"key": API_KEY, "default_dial": phone_a.uri}
-    rtp = {"start": 34000 + 2 * (free_port() % 900)}  # this branch's range
+    rtp = {"start": free_range()}  # this branch's range
     return gateway_config(
         None, domain=DOMAIN, sip={"listen": [listen]}, media={"rtp_ports": rtp},
         alice_outbound=("2xxx", phone_a.uri), alice_extra={"api_keys": [key]},

@@ -27,7 +27,7 @@ from gateway.signaling.http_api.handlers import offer_handler
 from gateway.signaling.jsonrpc.peer import RpcPeer
 from gateway.sip.transports.transport import ErrorCallback, UdpTransport
 from peers.binaries import require_binary
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.sipp import Sipp
 from peers.webpeer import WebPeer
 from sipcore.location.routing import Address
@@ -65,12 +65,12 @@ def answering_far_end(tmp_path: Path, api_key: dict[str, str]) -> tuple[Sipp, Co
     has ``api_key``."""
     far_end = Sipp(
         tmp_path, "uas_basic_call", calls=None, auto_answer=True, rtp_echo=True,
-        media_port=38000 + 2 * (free_port() % 500),
+        media_port=free_range(),
     )  # fmt: skip
     config = gateway_config(
         far_end.address,
         alice_extra={"api_keys": [api_key]},
-        media={"rtp_ports": {"start": 39000 + 2 * (free_port() % 400)}},
+        media={"rtp_ports": {"start": free_range()}},
     )
     return far_end, config
 

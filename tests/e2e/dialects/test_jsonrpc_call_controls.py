@@ -31,7 +31,7 @@ from gateway.app import Gateway
 from gateway.config import Config
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_jsonrpc import API_KEY, RpcClient
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
@@ -45,7 +45,7 @@ def two_phones_config(phone_a: DeskPhone) -> Config:
         None,
         domain=DOMAIN,
         sip={"listen": [{"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}]},
-        media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+        media={"rtp_ports": {"start": free_range()}},  # this branch's range
         alice_outbound=("2xxx", phone_a.uri),
         alice_extra={"api_keys": [{"key": API_KEY, "default_dial": phone_a.uri}]},
     )

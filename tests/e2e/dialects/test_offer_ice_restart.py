@@ -23,7 +23,7 @@ import aiohttp
 import sdp
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.dialects.test_whip_ice_restart import SELECTED, connected_to_phone
 from tests.e2e.harness import gateway_config, running_gateway, wait_until, web_media_moved
@@ -92,7 +92,7 @@ def _config(phone: DeskPhone) -> Any:
     return gateway_config(
         phone.address,
         alice_extra={"api_keys": [{"key": API_KEY, "default_dial": "2000"}]},
-        media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+        media={"rtp_ports": {"start": free_range()}},  # this branch's range
     )
 
 

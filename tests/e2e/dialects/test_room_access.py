@@ -21,7 +21,7 @@ from yarl import URL
 from gateway.app import Gateway
 from gateway.config.loader import config_from_mapping
 from peers.demo import ALICE_HASH
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.scratch import scratch_dir
 from peers.webpeer import WebPeer
 from tests.e2e.harness import running_gateway, wait_until
@@ -39,7 +39,7 @@ def sdp_headers(user: str) -> dict[str, str]:
 
 
 def config_mapping() -> dict[str, Any]:
-    rtp = 36000 + 2 * (free_port() % 900)
+    rtp = free_range()
     users = [
         {
             "id": user,

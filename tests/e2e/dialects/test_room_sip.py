@@ -16,7 +16,7 @@ from pathlib import Path
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
 from tests.signaling.browser import Page, chromium_page, expect
@@ -42,7 +42,7 @@ async def _room_with_a_phone(tmp_path: Path) -> None:
         config = gateway_config(
             phone.address,
             alice_outbound=("2xxx",),
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
             rooms={
                 "numbers": {"3001": "room-a"},
                 "max_mixed": 4,

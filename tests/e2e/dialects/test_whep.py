@@ -14,7 +14,7 @@ from yarl import URL
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.webpeer import WebPeer
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
@@ -29,7 +29,7 @@ async def test_whep_client_hears_a_room_with_the_phone(tmp_path: Path) -> None:
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
             rooms={"numbers": {"3001": "room-a"}, "rules": [{"room": "room-a", "owner": "alice"}]},
         )
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:

@@ -16,7 +16,7 @@ from gateway.media.bridge import MediaBridge
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_whip import WhipClient
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
@@ -44,7 +44,7 @@ async def test_whep_players_hear_the_far_end_of_a_whip_call(tmp_path: Path) -> N
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
         )
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             base = gateway.http_url

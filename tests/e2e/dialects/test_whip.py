@@ -14,7 +14,7 @@ from yarl import URL
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.webpeer import WebPeer
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.e2e.sip_interop.test_web_and_phone import wav_has_tone
@@ -67,7 +67,7 @@ async def test_whip_client_calls_the_phone(tmp_path: Path) -> None:
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
         )
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             base = gateway.http_url

@@ -16,7 +16,7 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import assert_beeps, page_tone
 from tests.e2e.softphone.test_js_sdp_client import wait_js
@@ -129,7 +129,7 @@ async def test_chromium_restarts_ice_over_whip_and_the_call_goes_on(tmp_path: Pa
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
         )
         async with running_gateway(config) as gateway, chromium_page() as page:
             base = gateway.http_url

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.softphones import whip_script
 from tests.e2e.harness import gateway_config, running_gateway
 from tests.e2e.page_audio import assert_beeps
@@ -37,7 +37,7 @@ async def test_medooze_whip_client_publishes_to_the_phone(tmp_path: Path) -> Non
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
         )
         async with running_gateway(config) as gateway, chromium_page() as page:
             base = gateway.http_url

@@ -29,7 +29,7 @@ from gateway.media.codecs.pcm_codec import PcmCodec, PcmFormat
 from peers.audio import RATE, has_tone, read_wav, sine, tone_ratio
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_whip import WhipClient
@@ -95,7 +95,7 @@ async def test_a_call_streams_both_legs_and_hears_the_app(tmp_path: Path) -> Non
         config = gateway_config(
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY}]},
-            media={"rtp_ports": {"start": 36000 + 2 * (free_port() % 900)}},
+            media={"rtp_ports": {"start": free_range()}},
             admin={"token": ADMIN_TOKEN},
             audio_stream={"url": url, "policy": "always", "sample_rate": 16000, "inject": "sip",
                           "reconnect_attempts": 1, "backoff": 0.05, "connect_timeout": 1.0},
@@ -255,7 +255,7 @@ async def test_a_web_user_streams_her_call_from_ws_and_hears_the_app(tmp_path: P
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone, serving(app.handler) as url:
         config = gateway_config(
             phone.address,
-            media={"rtp_ports": {"start": 38000 + 2 * (free_port() % 900)}},
+            media={"rtp_ports": {"start": free_range()}},
             audio_stream={"url": url, "sample_rate": 8000, "encoding": "opus", "inject": "web"},
         )
         async with (

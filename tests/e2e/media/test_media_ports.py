@@ -31,7 +31,7 @@ import aiohttp
 
 from peers.demo import ALICE_HASH, ALICE_SECRET, require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
@@ -70,12 +70,8 @@ def candidate_ports(sdp: str) -> list[int]:
 
 
 def even_start() -> int:
-    """The even start of a range of PAIRS pairs that are all free now: other tests' sockets on ephemeral
-    ports (32768-60999) land in 40000-48000 too, and a held port taken already failed a full run."""
-    while True:
-        start = 40000 + 2 * (free_port() % 4000)
-        if all_free(range(start, start + 2 * PAIRS)):
-            return start
+    """The even start of a range of PAIRS pairs that are all free now (peers.ports.free_range)."""
+    return free_range(2 * PAIRS)
 
 
 @asynccontextmanager

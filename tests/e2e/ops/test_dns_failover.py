@@ -18,7 +18,7 @@ from typing import Any
 from gateway.config import Config
 from peers.binaries import require_binary
 from peers.dnsmasq import Dnsmasq, Naptr, SrvHost
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -39,7 +39,7 @@ def records(dead_port: int, live_port: int) -> dict[str, Any]:
 
 
 def config(dns: Dnsmasq, **pbx: Any) -> Config:
-    rtp = {"start": 38000 + 2 * (free_port() % 200), "end": 0}
+    rtp = {"start": free_range(), "end": 0}
     base = gateway_config(
         "pbx.test", domain="pbx.test", dns={"servers": [dns.address]}, media={"rtp_ports": rtp}
     )

@@ -24,7 +24,7 @@ from gateway.ops.metrics import DIALECTS
 from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -33,10 +33,10 @@ from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wai
 TOKEN = "scrape-token-for-tests"
 
 
-def ops_config(pbx: str, tmp_path: Path, rtp_start: int, keepalive: float = 0.0, **sections: Any) -> Config:
+def ops_config(pbx: str, tmp_path: Path, keepalive: float = 0.0, **sections: Any) -> Config:
     base = gateway_config(
         pbx,
-        media={"rtp_ports": {"start": rtp_start + 2 * (free_port() % 100), "end": 0}},
+        media={"rtp_ports": {"start": free_range(), "end": 0}},
         metrics={"token": TOKEN},
         cdr={"file": str(tmp_path / "calls.jsonl")},
         **sections,
@@ -74,7 +74,7 @@ async def test_metrics_records_and_log_ids_of_an_answered_call(
 ) -> None:
     require_binary("sipp")
     async with Sipp(tmp_path, "uas_basic_call", calls=1, rtp_echo=True, auto_answer=True) as pbx:
-        async with running_gateway(ops_config(pbx.address, tmp_path, 36000)) as gateway:
+        async with running_gateway(ops_config(pbx.address, tmp_path)) as gateway:
             status, _ = await scrape(gateway, token=None)
             assert status == 401
             status, before = await scrape(gateway)
@@ -142,10 +142,10 @@ async def test_metrics_records_and_log_ids_of_an_answered_call(
     assert len(in_context) > len(about)  # media and library lines of the call's tasks carry them too
 
 
-async def one_call(tmp_path: Path, pbx: str, rtp_start: int, cancel: bool = False) -> tuple[str, float]:
+async def one_call(tmp_path: Path, pbx: str, cancel: bool = False) -> tuple[str, float]:
     """alice calls 2000 through `pbx`, cancels once it rings when `cancel`; (call id, failures counted)."""
     async with (
-        running_gateway(ops_config(pbx, tmp_path, rtp_start)) as gateway,
+        running_gateway(ops_config(pbx, tmp_path)) as gateway,
         WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
     ):
         peer = WebPeer(1000)
@@ -165,11 +165,11 @@ async def one_call(tmp_path: Path, pbx: str, rtp_start: int, cancel: bool = Fals
 async def test_records_of_rejected_cancelled_and_failed_calls(tmp_path: Path) -> None:
     require_binary("sipp")
     async with Sipp(tmp_path, "uas_busy", calls=1) as busy:
-        rejected, failures = await one_call(tmp_path, busy.address, 36300)
+        rejected, failures = await one_call(tmp_path, busy.address)
     assert failures == 1
     async with Sipp(tmp_path, "uas_ring_cancelled", calls=1) as ringing:
-        cancelled, _ = await one_call(tmp_path, ringing.address, 36400, cancel=True)
-    failed, _ = await one_call(tmp_path, f"127.0.0.1:{free_port()}", 36500)  # nobody there: ICMP
+        cancelled, _ = await one_call(tmp_path, ringing.address, cancel=True)
+    failed, _ = await one_call(tmp_path, f"127.0.0.1:{free_port()}")  # nobody there: ICMP
     by_id = {r["call_id"]: r for r in records(tmp_path)}
     assert by_id[rejected]["end_reason"] == "busy" and by_id[rejected]["sip_status"] == 486
     assert by_id[rejected]["hangup_by"] == "sip" and by_id[rejected]["answer_time"] is None
@@ -202,7 +202,7 @@ async def test_a_pbx_outage_leaves_the_gateway_ready_and_the_page_hears_it(tmp_p
     await pbx.start()
     try:
         async with (
-            running_gateway(ops_config(pbx.address, tmp_path, 36600, keepalive=0.5)) as gateway,
+            running_gateway(ops_config(pbx.address, tmp_path, keepalive=0.5)) as gateway,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         ):
             assert (await alice.wait_for("pbx"))["state"] == "reachable"
@@ -236,7 +236,7 @@ async def test_an_inbound_call_refused_at_once_has_its_record(tmp_path: Path) ->
     """Issue 36: a phone's call to a web user who is not online (480), or to nobody (404), was refused
     before its runtime saw the call and left no record; it has one now, ended by the gateway."""
     require_desk_phone()
-    config = ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path, 36700)
+    config = ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path)
     async with DeskPhone(tmp_path, user="2000") as phone, running_gateway(config) as gateway:
         host, port = gateway.sip_address
         for user, status in (("1002", 480), ("9999", 404)):
@@ -262,9 +262,7 @@ async def test_an_inbound_call_refused_at_once_has_its_record(tmp_path: Path) ->
 async def test_an_idle_gateway_exports_every_series_at_zero(tmp_path: Path) -> None:
     """Issue 36 item 2: labelled gauges showed no series while zero (rate() and absence alerts break),
     and there were no process and build metrics. Every label value is non-empty."""
-    async with running_gateway(
-        ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path, 36800)
-    ) as gateway:
+    async with running_gateway(ops_config(f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", tmp_path)) as gateway:
         status, samples = await scrape(gateway)
     assert status == 200
     assert value(samples, "gateway_calls", state="connected", direction="inbound") == 0

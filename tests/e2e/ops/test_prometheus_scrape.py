@@ -155,7 +155,7 @@ async def dashboard_panels(prometheus: Prometheus) -> None:
 async def test_a_real_prometheus_scrapes_what_an_operator_needs(tmp_path: Path) -> None:
     require_desk_phone()
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
-        config = ops_config(phone.address, tmp_path, 38000, keepalive=1.0)
+        config = ops_config(phone.address, tmp_path, keepalive=1.0)
         async with (
             running_gateway(config) as gateway,
             running_prometheus(tmp_path, gateway.ops.metrics_url, token=TOKEN) as prometheus,

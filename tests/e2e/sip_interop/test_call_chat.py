@@ -21,7 +21,7 @@ import pytest
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
@@ -29,7 +29,7 @@ from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
 def config(pbx: str) -> object:
     # RTP in this branch's range (34000-35999)
-    return gateway_config(pbx, media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}})
+    return gateway_config(pbx, media={"rtp_ports": {"start": free_range()}})
 
 
 async def test_chat_on_the_data_channel_and_the_websocket_both_ways(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import Config
 from peers.binaries import require_binary
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -31,7 +30,7 @@ TONE = 1000.0
 
 
 def media_section() -> dict[str, Any]:
-    start = 37000 + 2 * (free_port(socket.SOCK_DGRAM) % 400)  # this branch's RTP range: 37000-37999
+    start = free_range()  # this branch's RTP range: 37000-37999
     return {"rtp_ports": {"start": start, "end": start + 100}}
 
 

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -34,7 +33,7 @@ TONE = 1000.0
 
 
 def media_section() -> dict[str, Any]:
-    start = 36000 + 2 * (free_port(socket.SOCK_DGRAM) % 400)  # this branch's RTP range: 36000-36999
+    start = free_range()  # this branch's RTP range: 36000-36999
     return {"rtp_ports": {"start": start, "end": start + 100}}
 
 

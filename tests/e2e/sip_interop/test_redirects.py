@@ -11,16 +11,16 @@ from pathlib import Path
 from gateway.config import Config
 from gateway.identity.patterns import DialPattern
 from peers.binaries import require_binary
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
 
-def pbx_config(pbx: str, rtp_start: int, *patterns: str) -> Config:
+def pbx_config(pbx: str, *patterns: str) -> Config:
     """The gateway in front of `pbx`; alice's dial patterns `patterns` (default: everything)."""
-    base = gateway_config(pbx, media={"rtp_ports": {"start": rtp_start + 2 * (free_port() % 100), "end": 0}})
+    base = gateway_config(pbx, media={"rtp_ports": {"start": free_range(), "end": 0}})
     users = base.users
     if patterns:
         users = (dataclasses.replace(users[0], allow_outbound=tuple(map(DialPattern, patterns))), *users[1:])
@@ -33,7 +33,7 @@ async def test_a_302_to_an_allowed_target_is_followed(tmp_path: Path) -> None:
     pbx = Sipp(tmp_path, "uas_redirect", calls=1, service="2001", inf=[[live.address]])
     async with live, pbx:
         async with (
-            running_gateway(pbx_config(pbx.address, 38400)) as gateway,
+            running_gateway(pbx_config(pbx.address)) as gateway,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         ):
             peer = WebPeer(1000)
@@ -60,7 +60,7 @@ async def test_a_302_to_a_forbidden_target_is_refused(tmp_path: Path) -> None:
     pbx = Sipp(tmp_path, "uas_redirect", calls=1, service="9999", inf=[[live.address]])
     async with live, pbx:
         async with (
-            running_gateway(pbx_config(pbx.address, 38700, "2xxx")) as gateway,
+            running_gateway(pbx_config(pbx.address, "2xxx")) as gateway,
             WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
         ):
             peer = WebPeer(1000)

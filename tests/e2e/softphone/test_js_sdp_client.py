@@ -13,7 +13,7 @@ from typing import Any
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import assert_beeps, page_tone
 from tests.signaling.browser import Page, chromium_page
@@ -118,7 +118,7 @@ async def test_document_javascript_calls_the_phone(tmp_path: Path) -> None:
         config = gateway_config(
             phone.address,
             alice_extra={"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "js"}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},  # this branch's range
+            media={"rtp_ports": {"start": free_range()}},  # this branch's range
         )
         async with running_gateway(config) as gateway, chromium_page() as page:
             base = gateway.http_url

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.e2e.softphone.test_browser_phone import page_calls_phone, phone_calls_page
 from tests.signaling.browser import Page, chromium_page, expect, log_in
@@ -73,9 +73,7 @@ async def chat_both_ways(page: Page, phone: DeskPhone, number: int, tag: str) ->
 async def test_softphone_chat_with_the_desk_phone_both_ways(tmp_path: Path) -> None:
     require_desk_phone()
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
-        config = gateway_config(
-            phone.address, media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}}
-        )
+        config = gateway_config(phone.address, media={"rtp_ports": {"start": free_range()}})
         async with running_gateway(config) as gateway, chromium_page() as page:
             await page.add_init_script(WATCH_CHANNELS)
             await page.goto(gateway.http_url + "/")

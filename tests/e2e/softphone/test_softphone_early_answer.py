@@ -13,7 +13,7 @@ from pathlib import Path
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
@@ -33,9 +33,7 @@ window.RTCPeerConnection.prototype = Native.prototype;
 async def test_the_page_is_connected_while_the_phone_rings(tmp_path: Path) -> None:
     require_desk_phone()
     async with DeskPhone(tmp_path, user="2000", tone=440, answer_delay_ms=4000) as phone:
-        config = gateway_config(
-            phone.address, media={"rtp_ports": {"start": 38000 + 2 * (free_port() % 900)}}
-        )
+        config = gateway_config(phone.address, media={"rtp_ports": {"start": free_range()}})
         async with running_gateway(config) as gateway, chromium_page() as page:
             await page.add_init_script(WATCH_STATES)
             await page.goto(gateway.http_url + "/")

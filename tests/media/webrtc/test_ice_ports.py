@@ -29,7 +29,7 @@ from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from gateway.media.webrtc import aiortc_hooks
 from gateway.media.webrtc.web_leg_state import IceSocketsError, WebLegState
 from peers.coturn import running_coturn
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.webpeer import WebPeer
 from tests.e2e.media.test_media_ports import all_free
 from tests.gateway.test_config import DATA as DATA_CONFIG
@@ -40,7 +40,7 @@ PAIRS = 4
 
 
 def small_range() -> RtpPortAllocator:
-    start = 46000 + 2 * (free_port() % 1500)
+    start = free_range(2 * PAIRS)
     return RtpPortAllocator(PortRange(start, start + 2 * PAIRS - 1))
 
 

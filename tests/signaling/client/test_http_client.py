@@ -11,7 +11,7 @@ import pytest
 from gateway.signaling.client import IceCandidate, WebRtcClient, WebRtcClientError
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_port
+from peers.ports import free_range
 from peers.webpeer import WebPeer
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
@@ -25,7 +25,7 @@ async def test_client_library_calls_the_phone(tmp_path: Path) -> None:
             phone.address,
             alice_extra={"api_keys": [{"key": API_KEY, "default_dial": "2000"}]},
             ice={"browser": [{"urls": ["stun:stun.example.com:3478"]}]},
-            media={"rtp_ports": {"start": 34000 + 2 * (free_port() % 900)}},
+            media={"rtp_ports": {"start": free_range()}},
         )
         async with (
             running_gateway(config) as gateway,
