@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from gateway.calls import CallRegistry, CallSettings
 from gateway.config import Config
 from gateway.fd_reserve import FdReserve
-from gateway.identity import InMemoryPresence
+from gateway.identity import InMemoryPresence, WebUser
 from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
@@ -47,6 +47,7 @@ from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.admin_calls import AdminCalls
 from gateway.runtime.audio_streams.service import AudioStreams
+from gateway.runtime.continuity.takeover import RpcIds
 from gateway.runtime.lamps import start_lamps
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
@@ -55,6 +56,8 @@ from gateway.signaling.admin.cluster import AdminFanOut
 from gateway.signaling.audio_stream.routes import add_audio_stream_routes
 from gateway.signaling.gate import HttpLimits
 from gateway.signaling.http import HealthSource, HttpServer, build_app, build_websocket_app
+from gateway.signaling.jsonrpc.endpoint import RPC_KEY
+from gateway.signaling.jsonrpc.takeover import adopt_peer
 from gateway.signaling.routes import add_signaling_routes, origins_for
 from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.sip_ws import SipWsEndpoint
@@ -244,6 +247,12 @@ class Gateway:
         )
         sockets = app[SOCKETS_KEY]
         self.drainer.add(lambda: sockets.close_idle(self._session_busy))  # idle ones: 1012 at drain
+
+        async def rpc_peer_again(user: WebUser, ids: RpcIds, call_id: str) -> bool:
+            # a JSON-RPC call taken over here: its peer waits for its client (jsonrpc/resume.py)
+            return await adopt_peer(app[RPC_KEY], user, ids.session_id, ids.peer_id, call_id)
+
+        self.driver.takeovers.on_rpc_peer = rpc_peer_again
         if cluster is not None:
             cluster.attach_signaling(app)  # live presence events across instances
         self.ops.add_routes(app)

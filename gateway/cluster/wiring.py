@@ -37,6 +37,8 @@ from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.ops.records import CallRecord, record_of
 from gateway.signaling.cluster_http import ClusterHttp
+from gateway.signaling.jsonrpc.endpoint import RPC_KEY
+from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
@@ -67,7 +69,9 @@ class ClusterWiring:
         self.owners = SessionOwners(self.node, driver.http_session_ids, outlive_ms=outlive)
         # the logins whose `/ws` calls wait here for their browser: a page's reconnect elsewhere is
         # relayed here (gateway/signaling/ws/relay.py)
-        self.detached = SessionOwners(self.node, driver.reconnects.families, kind="detached")
+        # (and the JSON-RPC peers that wait here for their client: attach_signaling)
+        self._rpc_detached: DetachedPeers | None = None
+        self.detached = SessionOwners(self.node, self._waiting_here, kind="detached")
         # ...and the logins whose calls here another instance would carry on if this one died: a page's
         # reconnect elsewhere is relayed here, or, once this instance is gone, to the survivor that took
         # its calls over (their record outlives this instance's lease until that is decided)
@@ -127,12 +131,17 @@ class ClusterWiring:
         self._claims.add(task)
         task.add_done_callback(self._claims.discard)
 
+    def _waiting_here(self) -> frozenset[str]:
+        """The `/ws` logins and JSON-RPC peers (`peer_family`) whose calls wait here for their browser."""
+        rpc = self._rpc_detached.families() if self._rpc_detached is not None else frozenset()
+        return self.driver.reconnects.families() | rpc
+
     async def relay_to(self, family: str, unreachable: str | None = None) -> str | None:
         """Where login ``family``'s calls are, when on another instance: its HTTP base URL. Calls that wait
         for the page (`detached`) first; else a call the page's old socket may still hold (`carried`: a
         network change, no FIN came), or, when that instance is dead (its lease lapsed, or its URL was
         ``unreachable``), the survivor that takes its calls over, waited for (`_taken_over`)."""
-        if family in self.driver.reconnects.families():
+        if family in self._waiting_here():
             return None
         owner = await self.detached.owner(family) or await self.carried.owner(family)
         if owner is None or owner == self.node.id:
@@ -152,7 +161,7 @@ class ClusterWiring:
         deadline = loop.time() + self._takeover_wait
         logger.info("a login of %s's calls: waiting for a survivor to take them over", dead)
         while loop.time() < deadline:
-            if family in self.driver.reconnects.families():
+            if family in self._waiting_here():
                 return None  # here
             owner = await self.detached.owner(family)
             if owner is not None and owner != dead:
@@ -165,6 +174,10 @@ class ClusterWiring:
         (presence_channel.py) and publishes this one's; a page's login whose calls wait on another
         instance is relayed there (ws/relay.py)."""
         app[CONTEXT_KEY] = dataclasses.replace(app[CONTEXT_KEY], relay_to=self.relay_to)
+        # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
+        app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
+        self._rpc_detached = app[RPC_KEY].detached
+        self._rpc_detached.on_detached = self._detached_here
         context = app[CONTEXT_KEY]
         feed = context.presence_feed
         if feed is None:

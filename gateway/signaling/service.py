@@ -250,6 +250,23 @@ def session_key(user_id: str, session_id: str) -> str:
     return f"{user_id}/{session_id}"
 
 
+def peer_family(user_id: str, peer_id: str) -> str:
+    """The key a JSON-RPC peer's calls are found by across instances (a cluster's `detached` and `carried`
+    records, gateway/cluster/wiring.py), beside the `/ws` logins' token families: a peer id is its
+    user's (gateway/signaling/jsonrpc/relay.py), so the key names both."""
+    return f"rpc:{user_id}:{peer_id}"
+
+
+@runtime_checkable
+class PeerSink(Protocol):
+    """A `SessionSink` another instance can make again, under its id, for its calls when this one dies
+    (runtime/continuity/takeover.py): a JSON-RPC peer with an announced id (`takeover_peer`, else None),
+    which takes them back there by announcing it again."""
+
+    @property
+    def takeover_peer(self) -> str | None: ...
+
+
 @runtime_checkable
 class RenewingSink(Protocol):
     """A `SessionSink` without a socket whose browser renews its lost web media with a new offer of its

@@ -3,11 +3,12 @@ field named, the dead instance's monotonic times moved onto this instance's cloc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from gateway.runtime.continuity.takeover import Handover, HandoverError
+from gateway.runtime.continuity.takeover import Handover, HandoverError, HttpIds, RpcIds
 from tests.calls import flows as f
 
 
@@ -42,6 +43,36 @@ def test_a_bad_handover_names_its_field(change: dict[str, object], field: str) -
     data.update(change)
     with pytest.raises(HandoverError, match=field):
         Handover.from_json(json.dumps(data))
+
+
+def test_a_json_rpc_peers_handover_is_read_back_whole_and_others_keep_their_text() -> None:
+    """A JSON-RPC peer's call carries its session and peer ids; a call of another session writes no
+    `rpc` key, so its handover's text is what it was before (the ledger rewrites only changes)."""
+    h = dataclasses.replace(handover(), family="rpc:alice:desk", rpc=RpcIds("r-abc", "desk"))
+    assert Handover.from_json(h.to_json()) == h
+    assert json.loads(h.to_json())["rpc"] == {"session_id": "r-abc", "peer_id": "desk"}
+    assert "rpc" not in json.loads(handover().to_json())
+
+
+@pytest.mark.parametrize(
+    ("rpc", "field"),
+    [
+        ([], "rpc: not an object"),
+        ({"session_id": "", "peer_id": "desk"}, "rpc.session_id"),
+        ({"session_id": "r-abc", "peer_id": 7}, "rpc.peer_id"),
+    ],
+)
+def test_a_bad_json_rpc_part_names_its_field(rpc: object, field: str) -> None:
+    data = json.loads(handover().to_json())
+    data["rpc"] = rpc
+    with pytest.raises(HandoverError, match=field):
+        Handover.from_json(json.dumps(data))
+
+
+def test_a_call_has_one_session_http_or_json_rpc() -> None:
+    h = dataclasses.replace(handover(), http=HttpIds("s1", "h-1", None, None), rpc=RpcIds("r-abc", "desk"))
+    with pytest.raises(HandoverError, match="one session"):
+        Handover.from_json(h.to_json())
 
 
 def test_not_json_is_refused() -> None:

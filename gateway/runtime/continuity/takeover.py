@@ -8,7 +8,8 @@ leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP si
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
 no re-INVITE or transfer under way, media terminated in the gateway (a pass-through call has no media of
 ours to move), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
-`/ws` session with a token: the softphone page) or by an HTTP API session that renews its media.
+`/ws` session with a token: the softphone page), by an HTTP API session that renews its media, or by a
+JSON-RPC peer with an announced id (`PeerSink`).
 
 When an instance's lease lapses, the survivor that claims its calls (live_calls.py) hands each handover
 to `take_over`: the machine is adopted into this instance's registry (its monotonic times moved onto
@@ -19,7 +20,9 @@ SIP party hears the reconnecting fill meanwhile. The call then waits for its log
 does (`TakenOver`: a whole `reconnect_grace`): the page, reconnected through HAProxy, logs in with its
 token (relayed here when it lands elsewhere: the detached login's owner in Redis) and `reattach`es. An
 HTTP API session is made again here under its ids (`HttpIds`, owned here in Redis), and the client's next
-offer with its `session_id` renews the call's media as after a lost network. A call that cannot be taken
+offer with its `session_id` renews the call's media as after a lost network. A JSON-RPC peer is made
+again here, detached, under its session id (`on_rpc_peer`: gateway/signaling/jsonrpc/resume.py): its
+client's `announce` of the id resumes it, and its `offer {call_id, sdp}` renews the media. A call that cannot be taken
 over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
 the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one).
 
@@ -33,7 +36,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,11 +47,12 @@ from gateway.calls.states import CallState
 from gateway.media.errors import MediaError
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.offers import HttpSession
-from gateway.signaling.service import session_key
+from gateway.signaling.service import PeerSink, peer_family, session_key
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
+    from gateway.identity import WebUser
     from gateway.runtime.driver_core import DriverCore
 
 logger = logging.getLogger(__name__)
@@ -91,6 +95,33 @@ class HttpIds:
 
 
 @dataclass(frozen=True, slots=True)
+class RpcIds:
+    """A JSON-RPC peer's session id and announced peer id: the survivor makes a detached peer under them,
+    which the client's `announce` of the id takes back there (gateway/signaling/jsonrpc/resume.py)."""
+
+    session_id: str  # the call machine's session id
+    peer_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "peer_id": self.peer_id}
+
+    @classmethod
+    def from_dict(cls, data: object) -> RpcIds | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise HandoverError("rpc: not an object")
+        for name in ("session_id", "peer_id"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise HandoverError(f"rpc.{name}: {data.get(name)!r}")
+        return cls(data["session_id"], data["peer_id"])
+
+
+# What may take a call back: (login family, user id, the HTTP session or JSON-RPC peer made again)
+Owner = tuple[str, str, "HttpIds | RpcIds | None"]
+
+
+@dataclass(frozen=True, slots=True)
 class Handover:
     """One call's handover as written to Redis (`to_json`) and read back (`from_json`)."""
 
@@ -103,6 +134,7 @@ class Handover:
     wall: float  # a time.time() reading of the writing process: its monotonic times are moved by it
     mono: float  # time.monotonic() at that same reading
     http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
+    rpc: RpcIds | None = None  # the JSON-RPC peer carrying the call, made again (detached) on the survivor
 
     def to_json(self) -> str:
         fields = {
@@ -110,6 +142,8 @@ class Handover:
             "media": self.media, "family": self.family, "user": self.user, "wall": self.wall,
             "mono": self.mono, "http": None if self.http is None else self.http.to_dict(),
         }  # fmt: skip
+        if self.rpc is not None:  # (absent otherwise: the same text as before for other calls)
+            fields["rpc"] = self.rpc.to_dict()
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -123,6 +157,9 @@ class Handover:
         if data.get("v") != VERSION:
             raise HandoverError(f"version {data.get('v')!r}, this instance reads {VERSION}")
         http = HttpIds.from_dict(data.get("http"))
+        rpc = RpcIds.from_dict(data.get("rpc"))
+        if http is not None and rpc is not None:
+            raise HandoverError("http and rpc: a call has one session")
         for name in ("call_id", "family", "user"):
             if not isinstance(data.get(name), str) or (not data[name] and (name != "family" or http is None)):
                 raise HandoverError(f"{name}: {data.get(name)!r}")
@@ -134,7 +171,7 @@ class Handover:
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         return cls(
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]), http,
+            float(data["wall"]), float(data["mono"]), http, rpc,
         )  # fmt: skip
 
     def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
@@ -173,10 +210,13 @@ class Takeovers:
         # an HTTP API session made again here, by its key (signaling.service.session_key): a cluster
         # records that it is owned here now (gateway/cluster/wiring.py)
         self.on_http_session: Callable[[str], None] | None = None
+        # makes a JSON-RPC peer again here, detached, for a call taken over (user, its ids, the call id):
+        # False when it cannot wait (gateway/signaling/jsonrpc/resume.py; set by gateway/app.py)
+        self.on_rpc_peer: Callable[[WebUser, RpcIds, str], Awaitable[bool]] | None = None
 
-    def _owner(self, runtime: CallRuntime) -> tuple[str, str, HttpIds | None] | None:
-        """(login family, user, HTTP session ids) of what may take runtime's call back, when another
-        instance could carry the call on; else None."""
+    def _owner(self, runtime: CallRuntime) -> Owner | None:
+        """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
+        when another instance could carry the call on; else None."""
         driver, machine = self._driver, runtime.machine
         if machine is None or runtime.finished or not _steady(machine) or driver.reconnects.grace <= 0:
             return None  # (no reconnect grace: no browser would come back for it)
@@ -196,6 +236,12 @@ class Takeovers:
                 return None  # (WHIP cannot post a new offer for its resource)
             ids = HttpIds(session.public_id, session.id, session.progress.dial, session.api_key)
             return "", session.user.id, ids
+        if isinstance(session, PeerSink):  # a JSON-RPC peer: its announce of the id takes it back
+            peer_id = session.takeover_peer
+            if peer_id is None or session.closed or self.on_rpc_peer is None:
+                return None
+            user_id = session.user.id
+            return peer_family(user_id, peer_id), user_id, RpcIds(session.id, peer_id)
         owner = driver.reconnects.owner(runtime.call_id, session)
         return None if owner is None else (owner[0], owner[1], None)
 
@@ -212,7 +258,8 @@ class Takeovers:
             return None
         return Handover(
             runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
-            *self._clocks, owner[2],
+            *self._clocks, owner[2] if isinstance(owner[2], HttpIds) else None,
+            owner[2] if isinstance(owner[2], RpcIds) else None,
         )  # fmt: skip
 
     def handovers(self) -> dict[str, str]:
@@ -272,15 +319,19 @@ class Takeovers:
             logger.warning("call=%s of instance %s not taken over: %s", call_id, instance_id, exc)
             await self._give_up(runtime)
             return False
+        if handover.rpc is not None and not await self._adopt_peer(runtime, user, handover):
+            await self._give_up(runtime)
+            return False
         driver.adopt_runtime(runtime)
         if handover.http is not None:  # its session again, under its ids: the client renews its media
             ids = handover.http
             driver.adopt_http(user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key)
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
-        else:
+        elif handover.rpc is None:
             driver.reconnects.adopt(call_id, handover.family, user.id)
-        await runtime.feed(TakenOver(instance_id, session_kept=handover.http is not None))
+        kept = handover.http is not None or handover.rpc is not None
+        await runtime.feed(TakenOver(instance_id, session_kept=kept))
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True
@@ -312,6 +363,19 @@ class Takeovers:
             runtime.sip.call.release()
         runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
         logger.info("call=%s handed over: it goes on at another instance", call_id)
+
+    async def _adopt_peer(self, runtime: CallRuntime, user: WebUser, handover: Handover) -> bool:
+        """The JSON-RPC peer of a call taken over, made again here, detached: its client's `announce`
+        of the id (here, or relayed here) takes the call back, and its `offer {call_id, sdp}` renews the
+        media, as after a lost network on one instance."""
+        assert handover.rpc is not None
+        if self.on_rpc_peer is None:
+            return False
+        try:
+            return await self.on_rpc_peer(user, handover.rpc, runtime.call_id)
+        except Exception:
+            logger.exception("call=%s: its JSON-RPC peer cannot wait here", runtime.call_id)
+            return False
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
         """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""

@@ -14,7 +14,7 @@ is the runner that handles a peer's single requests beside each other (`SessionS
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from aiohttp import web
@@ -31,6 +31,8 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
+from gateway.signaling.ws.endpoint import TRY_AGAIN_LATER
+from gateway.signaling.ws.relay import WsRelay
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,42 @@ REPLACED: Final = 4010  # close code: a newer socket announced the peer's id and
 
 
 class RpcDialect:
-    """The loop's `Dialect` for one `/jsonrpc` socket: an `RpcPeer`."""
+    """The loop's `Dialect` for one `/jsonrpc` socket: an `RpcPeer`, or, once its `announce` named a
+    peer that waits on another instance of a cluster, a relay to that one (resume.py, ws/relay.py)."""
 
-    def __init__(self, peer: RpcPeer, socket: SessionSocket, send: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        peer: RpcPeer,
+        socket: SessionSocket,
+        send: Callable[[str], Awaitable[None]],
+        credentials: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
+    ) -> None:
         self.peer = peer
         self._socket = socket
         self._send = send  # this socket's: the peer it carries sends with it (a resumed one changes hands)
+        self._credentials = credentials  # the upgrade's (headers, query): a relay passes them on
+        self._announcing: str | bytes | None = None  # the frame of the peer's first announce
+        self._relay: WsRelay | None = None
 
     @property
     def logged_in(self) -> bool:
-        return self.peer.authenticated
+        return self._relay is not None or self.peer.authenticated
+
+    async def relay(self, base_url: str) -> bool | None:
+        """Carry this socket on to the instance at ``base_url``, replaying the announcing frame: True when
+        done, False when it is unreachable, None when it refused the socket now (closed 1013: the client
+        tries again)."""
+        if self._announcing is None:
+            return False
+        headers, query = self._credentials
+        relay = WsRelay(self._socket, base_url, "/jsonrpc", headers, query)
+        if await relay.open(self._announcing):
+            self._relay = relay
+            return True
+        if relay.refused:
+            self._socket.close_with(TRY_AGAIN_LATER)
+            return None
+        return False
 
     def idle(self, busy: Busy) -> bool:
         return self.peer.idle(busy)
@@ -58,6 +86,11 @@ class RpcDialect:
         logger.info("JSON-RPC peer %s opened from %s", self.peer.id, self._socket.remote)
 
     async def on_message(self, data: str | bytes) -> None:
+        if self._relay is not None:
+            await self._relay.send(data)
+            return
+        if self.peer.peer_id is None and _names_announce(data):
+            self._announcing = data  # carried on as it is if the peer waits elsewhere
         if not self.peer.sends_with(self._send):
             return  # a newer socket of the peer took it over: this one is closing (4010)
         await self.peer.receive(data)
@@ -70,10 +103,16 @@ class RpcDialect:
             await self.peer.refuse(error)
 
     async def on_close(self) -> None:
+        if self._relay is not None:
+            await self._relay.close()
         self.peer = self.peer.successor or self.peer  # closed between a resuming announce and on_message
         if self.peer.sends_with(self._send):  # not when a newer socket took the peer over
             await self.peer.close()
         logger.info("JSON-RPC peer %s closed (code %s)", self.peer.id, self._socket.close_code or 1000)
+
+
+def _names_announce(data: str | bytes) -> bool:
+    return b"announce" in data if isinstance(data, bytes) else "announce" in data
 
 
 async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
@@ -86,6 +125,11 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
     authorization = request.headers.get("Authorization")
     api_key = request.headers.get("X-API-Key") or request.query.get("api_key")
     token = request.query.get("token")
+    # what a relay to another instance passes on (resume.py): the client's own, as it gave them
+    forwarded = {
+        name: request.headers[name] for name in ("Authorization", "X-API-Key") if name in request.headers
+    }
+    query = {name: request.query[name] for name in ("api_key", "token") if name in request.query}
     if authorization is None and token is not None:
         authorization = f"Bearer {token}"
     if authorization is not None or api_key is not None:
@@ -98,6 +142,9 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
         async def send(text: str) -> None:
             await socket.send_text(text)
 
+        async def relay(base_url: str) -> bool | None:
+            return await dialect.relay(base_url)
+
         peer = RpcPeer(
             context,
             send,
@@ -108,8 +155,10 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
             run=socket.run,
             too_many=socket.too_many,
             kick=lambda: socket.close(REPLACED),
+            relay=relay,
         )
-        return RpcDialect(peer, socket, send)
+        dialect = RpcDialect(peer, socket, send, (forwarded, query))
+        return dialect
 
     return await serve(
         request,

@@ -12,17 +12,14 @@ An announced peer with `capabilities.incoming_calls: true` is online for its use
 ring it with an `offer` notification, which it takes with `answer {call_id, sdp}` or turns down with
 `disconnect {call_id}`. `disconnect` without call_id ends all its calls. Closing the socket ends them
 too, except answered ones of an announced peer, which wait for its new socket (resume.py); a new
-socket's `announce` of the id takes them from a socket that lingers (a network change) at once.
+socket's `announce` of the id takes them from a socket that lingers (a network change) at once; in a
+cluster it is relayed to the peer's instance, or served by the survivor of a dead one (resume.py).
 An `offer` with `target_peer_id` calls another announced peer instead, relayed end to end without the
 call service (gateway/signaling/jsonrpc/relay.py).
 
-In a call (issue 33, as `/ws` and the HTTP API): `hold`, `resume`, `dtmf`, `transfer` (blind `to`, or
-attended: `replaces` another call of the peer) and `message` (chat) act on `call_id`, or on the peer's
-only call; the result says what was started (`holding`, `resuming`, `sent`, `transferring`) and how it
-goes follows as progress (`held`, `resumed`, `transfer`, `message_result`; `error` for a refusal that
-comes after the result). The SIP party's own REFER comes as `transfer_requested {to}`, which the peer
-carries out with `offer {to, transfer_of: call_id}`. A call relayed to a peer has no such controls
-(they are the peers' own): refused with -32004 naming `call_id`.
+In a call the controls (controls.py) act on `call_id`, or on the peer's only call; the SIP party's own
+REFER comes as `transfer_requested {to}`, which the peer carries out with `offer {to, transfer_of:
+call_id}`. A call relayed to a peer has no such controls (they are the peers' own): -32004 naming `call_id`.
 
 `offer {call_id, sdp}` for one of the peer's calls is an ICE restart (issue 34: its RTCPeerConnection's
 new offer after `restartIce()`, a new ice-ufrag), or from a new RTCPeerConnection new media on the same
@@ -54,6 +51,7 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.controls import control
 from gateway.signaling.jsonrpc.notifications import notification_of
 from gateway.signaling.jsonrpc.params import (
     Announce,
@@ -65,22 +63,19 @@ from gateway.signaling.jsonrpc.params import (
     basic_credentials,
     params_of,
 )
-from gateway.signaling.jsonrpc.relay import PeerDirectory
+from gateway.signaling.jsonrpc.relay import PeerDirectory, may_call_peer
 from gateway.signaling.jsonrpc.renew import Renewals
-from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers
-from gateway.signaling.jsonrpc.three_way import three_way
-from gateway.signaling.limits import SignalingLimits, TokenBucket, charge_tones
-from gateway.signaling.service import CallService, ChatService, JsonValue
+from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers, Relayed, relay_elsewhere
+from gateway.signaling.limits import SignalingLimits, TokenBucket
+from gateway.signaling.service import CallService, JsonValue, peer_family
 from gateway.signaling.turn_rest import IceServers
-from gateway.signaling.ws.connection import PresenceRegistry, record_call
+from gateway.signaling.ws.connection import PresenceRegistry
 
 logger = logging.getLogger(__name__)
 
 MAX_CALLS: Final = 4  # calls one peer may have at once
 # The session loop's concurrent runner (SessionSocket.run): the work, its lane, whether it is urgent.
 Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
-# what a call control's result says was started (the HTTP API's statuses; dtmf and message: "sent")
-_STARTED: Final = {"hold": "holding", "resume": "resuming", "transfer": "transferring", "merge": "merging", "split": "splitting"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +88,9 @@ class RpcContext:
     monotonic: Callable[[], float]
     directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
     detached: DetachedPeers = field(default_factory=DetachedPeers)  # peers whose socket went (resume.py)
+    # a cluster's: (peer_family, the URL found unreachable just before or None) -> the instance where that
+    # peer waits or whose calls it carried, to relay the announcing socket to (None: here, or nowhere)
+    relay_to: Callable[[str, str | None], Awaitable[str | None]] | None = None
 
 
 class RpcPeer:
@@ -110,8 +108,12 @@ class RpcPeer:
         run: Run | None = None,
         too_many: Callable[[], SignalingError] | None = None,
         kick: Callable[[], Awaitable[None]] | None = None,
+        relay: Callable[[str], Awaitable[bool | None]] | None = None,
+        session_id: str | None = None,
     ) -> None:
         self._context = context
+        # carries its socket on to another instance (a cluster: resume.py `relay_elsewhere`)
+        self._relay = relay
         self._send = send
         self._run = run  # the session loop's concurrent runner (None: every frame in turn)
         self._too_many = too_many
@@ -120,7 +122,7 @@ class RpcPeer:
         self._login_failed = login_failed  # the session loop counts them (max_failed_logins: close 4001)
         self._remote = remote
         self._principal = principal
-        self._id = "r-" + secrets.token_urlsafe(12)
+        self._id = session_id or "r-" + secrets.token_urlsafe(12)  # (given: made again, takeover.py)
         self.peer_id: str | None = None
         self._opened = False
         self._online = False
@@ -164,6 +166,10 @@ class RpcPeer:
         """No call in progress: none of the call core (`busy(id)`, ringing or not) and none relayed to
         another peer; a drain closes the socket then (gateway/signaling/ws/endpoint.py)."""
         return not self._opened or (not busy(self._id) and not self._context.directory.calls_of(self))
+
+    @property
+    def takeover_peer(self) -> str | None:  # `PeerSink`: a survivor makes it again by its id
+        return self.peer_id
 
     # --- RelayEnd (relay.py) -------------------------------------------------------------------
     @property
@@ -279,6 +285,8 @@ class RpcPeer:
             if not self._take():  # `max_rate_limited` refusals in a row close the socket (1008)
                 raise RateLimited("too many messages: slow down")
             value = await self._method(call.method, params_of(call.method, call.params))
+        except Relayed:
+            return None  # the instance it was carried on to answers
         except SignalingError as exc:
             return rpc.error_from(exc, call.id).to_json()
         except Exception:
@@ -345,36 +353,22 @@ class RpcPeer:
         return self._call_of(call_id, name)
 
     async def _control(self, params: ControlParams) -> JsonValue:
-        """`hold`, `resume`, `dtmf`, `transfer`, `message`: `/ws`'s requests of the same names on the
-        call (the call machine refuses what the call's state does not allow)."""
-        action, calls = params.action, self._context.calls
+        """`hold`, `resume`, `dtmf`, `transfer`, `message`, `merge`, `split`, `record` (controls.py)."""
+        action = params.action
         call_id = self._gateway_call(params.call_id, action, "call_ids" if action == "merge" else "call_id")
-        if action == "hold":
-            await calls.hold(self, call_id)
-        elif action == "resume":
-            await calls.resume(self, call_id)
-        elif action in ("merge", "split"):  # three-way calls (jsonrpc/three_way.py)
-            joining = self._gateway_call(params.other, action, "call_ids") if params.other else ""
-            await three_way(calls, self, action, call_id, joining)
-        elif action == "record":  # a call's recording (runtime/recordings.py)
-            return cast(
-                JsonValue, {"call_id": call_id, **await record_call(calls, self, call_id, params.recording)}
-            )
-        elif action == "dtmf":
-            charge_tones(
-                self._dtmf_budget, params.digits, params.duration_ms, self._context.limits.dtmf_burst
-            )
-            await calls.dtmf(self, call_id, params.digits, params.duration_ms)
-        elif action == "transfer":
-            other = params.replaces  # attended: the consultation call, another of the peer's
-            if other is not None and self._gateway_call(other, action, "replaces") == call_id:
-                raise BadRequest("replaces names the call transferred itself", field="replaces")
-            await calls.transfer(self, call_id, params.to or None, params.replaces)
-        else:
-            if not isinstance(calls, ChatService):
-                raise Conflict("this gateway carries no chat in calls", field="call_id")
-            await calls.call_message(self, call_id, params.body)
-        return {"call_id": call_id, "status": _STARTED.get(action, "sent")}
+        other = (
+            params.other
+            if action in ("merge", "split")
+            else params.replaces
+            if action == "transfer"
+            else None
+        )
+        if other:
+            other = self._gateway_call(other, action, "call_ids" if action != "transfer" else "replaces")
+        limits = self._context.limits
+        return await control(
+            self._context.calls, self, params, call_id, other, self._dtmf_budget, limits.dtmf_burst
+        )
 
     async def _announce(self, params: Announce) -> JsonValue:
         context = self._context
@@ -398,6 +392,9 @@ class RpcPeer:
             if isinstance(old, RpcPeer) and old is not self and old.user_id == self.user.id and old.busy:
                 await old.abandon()
         detached = context.detached.claim(self.user.id, params.peer_id)
+        if detached is None and context.relay_to is not None and self._relay is not None:
+            await relay_elsewhere(peer_family(self.user.id, params.peer_id), context.relay_to, self._relay)
+            detached = context.detached.claim(self.user.id, params.peer_id)  # taken over here meanwhile
         if isinstance(detached, RpcPeer):  # its socket went with calls up: this one takes it over
             return await detached.resume(self, params)
         return await self._announced(params)
@@ -436,6 +433,15 @@ class RpcPeer:
         call_ids: list[JsonValue] = [*sorted(self._calls)]
         return {**result, "resumed": True, "call_ids": call_ids}
 
+    async def wait_for_client(self, peer_id: str, call_id: str) -> None:
+        """Made again for a call taken over (takeover.py): detached with it until ``peer_id`` comes."""
+        self._calls.add(call_id)
+        self._answered.add(call_id)
+        if self._kept is None:  # (not for its second call)
+            self.peer_id, self._kept = peer_id, []
+            await self._open()
+            self._context.detached.hold(self)
+
     @property
     def busy(self) -> bool:
         return bool(self._calls & self._answered)
@@ -470,7 +476,11 @@ class RpcPeer:
                 raise Conflict(f"at most {MAX_CALLS} calls per peer", field="target_peer_id")
             timeout = self._context.limits.service_timeout
             call_id, answer, callee = await self._context.directory.offer(
-                self, params.target_peer_id, params.sdp, timeout, self._may_call_peer
+                self,
+                params.target_peer_id,
+                params.sdp,
+                timeout,
+                may_call_peer(self._context.credentials.identity),
             )
             answered_by: JsonValue = {"peer_id": params.target_peer_id, "user": callee.user_id}
             return {
@@ -509,15 +519,6 @@ class RpcPeer:
         answer = await self._renewals.offer(self._context.calls, self, target, sdp)
         logger.info("JSON-RPC peer %s: call %s has its media again", self._id, target)
         return {"answer": {"type": "answer", "sdp": answer}, "call_id": target}
-
-    def _may_call_peer(self, caller: WebUser, callee: WebUser) -> bool:
-        """A relayed call obeys `allow_outbound` as a web call does (gateway/runtime/web_calls.py): the
-        callee's number or SIP address; a user's own other peers are always hers to call."""
-        if caller.id == callee.id:
-            return True
-        identity = self._context.credentials.identity
-        number = callee.aor.user or ""
-        return identity.may_call(caller, number) or identity.may_call(caller, str(callee.aor))
 
     async def _disconnect(self, call_id: str | None, reason: str | None) -> JsonValue:
         directory = self._context.directory

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from gateway.identity import WebUser
+from gateway.identity.lookup import IdentityMap
 from gateway.signaling.errors import Forbidden, NotFound, ServiceError, Timeout
 from gateway.signaling.jsonrpc.framing import PeerIdTaken
 from gateway.signaling.service import JsonValue
@@ -229,3 +230,17 @@ class PeerDirectory:
             self._release(peer.peer_id, peer, now)
         for call_id in self.calls_of(peer):
             await self.hangup(peer, call_id, "disconnected")
+
+
+def may_call_peer(identity: IdentityMap) -> Callable[[WebUser, WebUser], bool]:
+    """Whether a caller may call a callee's peer: a relayed call obeys `allow_outbound` as a web call
+    does (gateway/runtime/web_calls.py), the callee's number or SIP address; a user's own other peers
+    are always hers to call."""
+
+    def may(caller: WebUser, callee: WebUser) -> bool:
+        if caller.id == callee.id:
+            return True
+        number = callee.aor.user or ""
+        return identity.may_call(caller, number) or identity.may_call(caller, str(callee.aor))
+
+    return may

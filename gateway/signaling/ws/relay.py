@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -64,11 +66,23 @@ async def relay_target(
 
 
 class WsRelay:
-    """One page's socket carried on to ``base_url``'s `/ws` (see the module note)."""
+    """One page's socket carried on to ``base_url``'s `/ws` (see the module note), or to another path
+    of the same kind: `/jsonrpc`, whose client's own credentials at the upgrade (``headers``: its
+    Authorization or X-API-Key; ``query``: its `?api_key=`/`?token=`) go on with it
+    (gateway/signaling/jsonrpc/resume.py)."""
 
-    def __init__(self, socket: SessionSocket, base_url: str) -> None:
+    def __init__(
+        self,
+        socket: SessionSocket,
+        base_url: str,
+        path: str = "/ws",
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> None:
         self._socket = socket
-        self._url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
+        self._url = base_url.replace("http", "ws", 1).rstrip("/") + path  # (logged: no credentials)
+        self._query = "?" + urlencode(query) if query else ""
+        self._headers = dict(headers or {})
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._carrying: asyncio.Task[None] | None = None
@@ -76,7 +90,7 @@ class WsRelay:
 
     async def open(self, first: str | bytes) -> bool:
         """Connect to the owner and send it ``first`` (the login); False when it cannot be reached."""
-        headers = {}
+        headers = dict(self._headers)
         origin = self._socket.headers.get("Origin")
         if origin is not None:
             headers["Origin"] = origin
@@ -84,7 +98,7 @@ class WsRelay:
         headers["X-Forwarded-For"] = f"{chain}, {self._socket.remote}" if chain else self._socket.remote
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
-            self._ws = await self._http.ws_connect(self._url, headers=headers, autoping=True)
+            self._ws = await self._http.ws_connect(self._url + self._query, headers=headers, autoping=True)
             await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
         except aiohttp.WSServerHandshakeError as exc:  # there, but refusing now (429, 503): not dead
             logger.warning("relay of %s to %s refused: %s", self._socket.remote, self._url, exc.status)
