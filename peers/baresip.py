@@ -34,7 +34,7 @@ from typing import Any
 
 from peers.audio import RATE, sine
 from peers.binaries import require_binary
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.scratch import scratch_dir
 
 __all__ = ["Baresip"]
@@ -74,7 +74,8 @@ class Baresip:
         self.binary = require_binary("baresip")
         self.video = video
         self.host, self.user = host, user
-        self.sip_port = free_port(socket.SOCK_DGRAM, host)
+        # baresip listens for SIP over TLS on the port above sip_listen's: two free ones in a row
+        self.sip_port = free_range(2, host)
         self.ctrl_port = free_port(socket.SOCK_STREAM, host)
         self.workdir = workdir / f"baresip-{user}-{self.sip_port}"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ class Baresip:
             try:
                 return await self._start(ready_timeout)
             except _PortTaken:
-                self.sip_port = free_port(socket.SOCK_DGRAM, self.host)
+                self.sip_port = free_range(2, self.host)
                 self.ctrl_port = free_port(socket.SOCK_STREAM, self.host)
                 self._write_files()
         return await self._start(ready_timeout)
