@@ -73,6 +73,8 @@ export class GatewayClient extends EventTarget {
     this._pending = new Map(); // request id -> {resolve, reject}
     this._closing = false;
     this._attempt = 0;
+    this._probing = null; // a ping in flight to check the socket (_checkLink)
+    this._rtt = null; // those pings' smoothed round trip (ms)
     this._early = new Map(); // call_id -> events that arrived before the reply that named the call
     // The network came back (`online` after `offline`: Wi-Fi to wired, a tunnel): each call up restarts
     // ICE on its RTCPeerConnection (Call.restartIce), as when its connection goes "failed".
@@ -217,7 +219,37 @@ export class GatewayClient extends EventTarget {
   // Merge the active call and a held one into one conference mixed in the gateway (`merged` follows).
   merge(first, second) { return this.request({ type: "merge", call_ids: [first.id, second.id] }); }
 
-  _onClose(ws, event) {
+  // A call heard nothing for a while, or its connection faltered: is the socket still there? A network
+  // change (a new address: Wi-Fi to wired, a mobile handover) leaves the socket and the media dead without
+  // a word: no FIN comes, and the browser's ICE says "disconnected" only seconds later. A ping unanswered
+  // within PROBE_MS: drop the socket and log in again at once; the gateway hands this login's calls to the
+  // new socket (it takes over the old one's, whose death it cannot see either) and lists them in `calls`,
+  // and each is taken back. Resolves true when the socket answered.
+  async _checkLink() {
+    if (!this.connected) return false;
+    if (this._probing) return this._probing;
+    const ws = this._ws;
+    const sent = performance.now();
+    const ping = this.request({ type: "ping" }).then(() => {
+      const rtt = performance.now() - sent;
+      this._rtt = this._rtt === null ? rtt : 0.8 * this._rtt + 0.2 * rtt;
+      return true;
+    }, () => false);
+    const wait = Math.max(PROBE_MS, 4 * (this._rtt || 0));
+    this._probing = Promise.race([ping, new Promise((resolve) => setTimeout(() => resolve(false), wait))]);
+    const answered = await this._probing;
+    this._probing = null;
+    if (!answered && ws === this._ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.onerror = null;
+      try { ws.close(); } catch { /* already closing */ }
+      this._onClose(ws, { code: 1006, reason: "no answer from the gateway" }, true);
+    }
+    return answered;
+  }
+
+  _onClose(ws, event, now = false) {
     if (ws !== this._ws) return;
     this._ws = null;
     for (const { reject } of this._pending.values()) {
@@ -235,7 +267,7 @@ export class GatewayClient extends EventTarget {
     emit(this, "disconnected", { code: event.code, reason: event.reason });
     // 1012 (Service Restart): the gateway drains and closed this idle socket on purpose; reconnect at
     // once (the load balancer sends it to another instance), with the usual backoff if that fails
-    if (keep) this._scheduleReconnect(event.code === 1012);
+    if (keep) this._scheduleReconnect(now || event.code === 1012);
   }
 
   _scheduleReconnect(now = false) {
@@ -360,6 +392,10 @@ export class GatewayClient extends EventTarget {
 }
 
 const KEPT = ["connected", "held", "reconnecting"]; // call states the gateway keeps through a reconnect
+const SILENT_MS = 300; // a connected call that received no audio packet this long checks its socket
+// ...which must answer a ping within PROBE_MS, or 4 round trips when its pings take longer (a mobile
+// network), else a new socket at once: a wrong guess costs a reconnect, about a second of audio
+const PROBE_MS = 400;
 
 export class Call extends EventTarget {
   constructor(client, id, direction) {
@@ -404,9 +440,15 @@ export class Call extends EventTarget {
     };
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
       // the network went (Wi-Fi to wired): the socket may still be up, the media is not; restart ICE
-      if (pc === this.pc && pc.connectionState === "failed") this._networkChanged();
+      if (pc.connectionState === "failed") this._networkChanged();
+      // faltering: a socket that still answers restarts ICE at once, a dead one is replaced (_checkLink)
+      else if (pc.connectionState === "disconnected") {
+        this.client._checkLink().then((alive) => { if (alive && pc === this.pc) this._networkChanged(); });
+      }
     };
+    this._watch(pc);
     this.pc.onicecandidate = (event) => {
       if (!this.client.trickle) return;
       this._sendCandidate(event.candidate ? event.candidate.toJSON() : null);
@@ -692,6 +734,38 @@ export class Call extends EventTarget {
     this.muted = Boolean(on);
     for (const track of this.localStream?.getAudioTracks() || []) track.enabled = !this.muted;
     emit(this, "state", { state: this.state });
+  }
+
+  // While `pc` carries the call: a connected call (not held) that received no audio packet for
+  // SILENT_MS has its socket checked (GatewayClient._checkLink): the first sign of a network change.
+  _watch(pc) {
+    let packets = -1;
+    let since = Date.now();
+    const timer = setInterval(async () => {
+      if (pc !== this.pc || this.state === "ended") {
+        clearInterval(timer);
+        return;
+      }
+      if (this.state !== "connected" || this.localHold || this.remoteHold) {
+        since = Date.now();
+        return;
+      }
+      let now = 0;
+      try {
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "audio") now += s.packetsReceived;
+        });
+      } catch {
+        return; // closed meanwhile
+      }
+      if (now !== packets) {
+        packets = now;
+        since = Date.now();
+      } else if (Date.now() - since >= SILENT_MS) {
+        since = Date.now();
+        this.client._checkLink();
+      }
+    }, 200);
   }
 
   // The socket went: the gateway keeps the call (its audio stops) until this client logs in again.

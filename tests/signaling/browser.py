@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -26,7 +26,10 @@ except ImportError:  # pragma: no cover - depends on the machine
         raise
     pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
 
-__all__ = ["CHROMIUM_FLAGS", "Page", "chromium_page", "expect", "log_in", "wait_for"]
+__all__ = [
+    "AUDIO_PACKETS", "CHROMIUM_FLAGS", "RECORD_PEER_CONNECTIONS", "Page", "audio_flowing", "chromium_page", "expect",
+    "log_in", "wait_for",
+]  # fmt: skip
 
 # TESTING.md: flags that work as root with fake media on a loopback-only host.
 CHROMIUM_FLAGS = [
@@ -63,10 +66,13 @@ def trust_ca(home: Path, ca: Path) -> None:
 
 
 @asynccontextmanager
-async def chromium_page(trusted_ca: Path | None = None) -> AsyncIterator[Page]:
-    """A page in a fresh headless Chromium profile (trusting ``trusted_ca`` for HTTPS when given);
-    uncaught page errors fail the test."""
-    chromium = require_binary("chromium")
+async def chromium_page(
+    trusted_ca: Path | None = None, flags: Sequence[str] = (), executable: str | None = None
+) -> AsyncIterator[Page]:
+    """A page in a fresh headless Chromium profile (trusting ``trusted_ca`` for HTTPS when given, with
+    ``flags`` beside CHROMIUM_FLAGS, started by ``executable``: a wrapper of chromium's, e.g. in a network
+    namespace, peers/netns.py); uncaught page errors fail the test."""
+    chromium = executable or require_binary("chromium")
     profile = tempfile.mkdtemp(prefix="signaling-chromium-")
     env: dict[str, str | float | bool] | None = None
     if trusted_ca is not None:
@@ -78,7 +84,7 @@ async def chromium_page(trusted_ca: Path | None = None) -> AsyncIterator[Page]:
             context = await playwright.chromium.launch_persistent_context(
                 profile,
                 executable_path=chromium,
-                args=CHROMIUM_FLAGS,
+                args=[*CHROMIUM_FLAGS, *flags],
                 headless=True,
                 viewport={"width": 1280, "height": 800},
                 env=env,
@@ -93,6 +99,41 @@ async def chromium_page(trusted_ca: Path | None = None) -> AsyncIterator[Page]:
                 await context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+# Records each RTCPeerConnection a page makes (add it with `page.add_init_script` before the page's own
+# scripts run); AUDIO_PACKETS then sums the audio packets they received: a page's media, read from outside
+# as a person hears it (the page's CSP allows no script of the test's own).
+RECORD_PEER_CONNECTIONS = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Original(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Original.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Original);
+})();"""
+AUDIO_PACKETS = """async () => {
+  let total = 0;
+  for (const pc of window.__pcs || []) {
+    const stats = await pc.getStats();
+    stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") total += s.packetsReceived; });
+  }
+  return total;
+}"""
+
+
+async def audio_flowing(page: Page, within: float) -> float:
+    """Seconds until the page's audio packets flow (3 more within 50 ms polls: not a straggler);
+    TimeoutError past ``within``. The page needs RECORD_PEER_CONNECTIONS."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with asyncio.timeout(within):
+        before = int(await page.evaluate(AUDIO_PACKETS))
+        while True:
+            await asyncio.sleep(0.05)
+            now = int(await page.evaluate(AUDIO_PACKETS))
+            if now > before + 2:
+                return loop.time() - start
+            before = now
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

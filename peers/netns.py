@@ -1,0 +1,92 @@
+"""A client's own network, whose address can change mid-call (issue 34: a laptop moving from Wi-Fi to
+wired, a phone's handover): a network namespace behind a veth pair, as root, with `ip` (iproute2).
+
+The root namespace side of the pair holds ``host_ip`` (a gateway listens there); the namespace side
+holds the client's address, 10.201.<band>.2 at first. `move()` deletes it and adds the next one: the
+client's sockets, signalling and media, are dead from then on, and nothing tells the gateway (no FIN, no
+RST reaches it). `wrapper()` writes an executable that runs a program inside the namespace (a browser
+started by Playwright keeps its pipes). One band per pytest-xdist worker, so that workers do not meet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+from peers.binaries import unavailable
+
+__all__ = ["ClientNetwork", "require_netns"]
+
+
+def require_netns() -> None:
+    """Skip (fail under CI=true) unless this process may make network namespaces (root, iproute2)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        unavailable("network namespaces need root and iproute2 (`ip`)")
+
+
+def _worker_band() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return 1 + int(name[2:]) % 50 if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+class ClientNetwork:
+    """The namespace and its veth pair (a context manager: made on entry, deleted on exit)."""
+
+    def __init__(self, band: int | None = None) -> None:
+        self.band = _worker_band() if band is None else band
+        self.name = f"gwnc{self.band}"
+        self._host_iface, self._peer_iface = f"gwnc{self.band}h", f"gwnc{self.band}p"
+        self.host_ip = f"10.201.{self.band}.1"
+        self._last = 2
+        self.address = self._at(self._last)
+
+    def _at(self, last: int) -> str:
+        return f"10.201.{self.band}.{last}"
+
+    def _ip(self, *args: str, inside: bool = False) -> None:
+        command = ["ip", "netns", "exec", self.name, "ip", *args] if inside else ["ip", *args]
+        subprocess.run(command, check=True, capture_output=True)
+
+    def _delete(self) -> None:  # also what a killed run left
+        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", self._host_iface], check=False, capture_output=True)
+
+    def __enter__(self) -> ClientNetwork:
+        self._delete()
+        try:
+            self._ip("netns", "add", self.name)
+            self._ip("link", "set", "lo", "up", inside=True)
+            self._ip("link", "add", self._host_iface, "type", "veth", "peer", "name", self._peer_iface,
+                     "netns", self.name)  # fmt: skip
+            self._ip("addr", "add", f"{self.host_ip}/24", "dev", self._host_iface)
+            self._ip("link", "set", self._host_iface, "up")
+            self._ip("addr", "add", f"{self.address}/24", "dev", self._peer_iface, inside=True)
+            self._ip("link", "set", self._peer_iface, "up", inside=True)
+        except BaseException:
+            self._delete()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._delete()
+
+    def move(self) -> str:
+        """The client's network changes: its address goes, the next one comes. The new address."""
+        old = self.address
+        self._last += 1
+        self.address = self._at(self._last)
+        self._ip("addr", "del", f"{old}/24", "dev", self._peer_iface, inside=True)
+        self._ip("addr", "add", f"{self.address}/24", "dev", self._peer_iface, inside=True)
+        return self.address
+
+    def wrapper(self, program: str, directory: Path) -> str:
+        """An executable in ``directory`` that runs ``program`` (with its arguments) in the namespace."""
+        path = directory / f"in-{self.name}-{Path(program).name}"
+        path.write_text(f'#!/bin/sh\nexec ip netns exec {self.name} {program} "$@"\n')
+        path.chmod(0o755)
+        return str(path)
