@@ -1,7 +1,7 @@
 """The audio gap when a browser's network changes mid-call (issue 34): per dialect, N calls, each moved once.
 
 Run (as root: it makes a network namespace): python bench/network_change_bench.py [--calls 20]
-[--dialects ws,http,jsonrpc]   (about 20 s per call; needs the pjsua2 desk phone)
+[--dialects ws,http,jsonrpc,page]   (about 20 s per call; needs the pjsua2 desk phone; page: Chromium)
 
 The gateway runs in this process, in the root namespace, on the veth end 10.201.0.1 with the pjsua2 desk
 phone (user 2000, 440 Hz) as its PBX on loopback. The browser is an aiortc client in a namespace of its
@@ -17,6 +17,11 @@ an aiortc client (which cannot restart ICE):
 - ``http``: a new RTCPeerConnection's offer posted with the session's `session_id` (new media);
 - ``jsonrpc``: a new socket announces the peer id (it takes the peer over from the lingering socket), then
   `offer {call_id, sdp}` from a new RTCPeerConnection.
+
+``page`` is the softphone page (`/ws`) in headless Chromium, in the namespace too: nothing tells it of the
+move but what Chromium itself notices (its network change events, its WebSocket and ICE failing), and
+it recovers as it would for a user, unaided. Its gap is read from the page's own RTCPeerConnections
+(packets received, every 50 ms): from the move to the first packets of the phone's audio again.
 
 The gap is from the address change to the first 100 ms in which the client hears the phone's tone again
 (so it includes the client's own reconnect and the new ICE/DTLS set-up). A call is lost when the tone
@@ -34,56 +39,76 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-NS = "gwnc"
-HOST_IFACE, PEER_IFACE = "gwnc0", "gwnc1"
-GATEWAY_IP = "10.201.0.1"
+from peers.netns import ClientNetwork  # noqa: E402
+
+NETWORK = ClientNetwork(band=0)  # the client's namespace (peers/netns.py): gwnc0, 10.201.0.0/24
+GATEWAY_IP = NETWORK.host_ip
 API_KEY = "bench-network-change-key-0123456789"
 TONE = 440
 BACK_WITHIN = 15.0
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def namespace() -> Iterator[None]:
-    """The client's namespace behind a veth pair: GATEWAY_IP here, 10.201.0.2 there; deleted on exit."""
-    subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
-    subprocess.run(["ip", "link", "del", HOST_IFACE], check=False, capture_output=True)  # a killed run's
-    try:
-        _ip("netns", "add", NS)
-        _ip("netns", "exec", NS, "ip", "link", "set", "lo", "up")
-        _ip("link", "add", HOST_IFACE, "type", "veth", "peer", "name", PEER_IFACE, "netns", NS)
-        _ip("addr", "add", f"{GATEWAY_IP}/24", "dev", HOST_IFACE)
-        _ip("link", "set", HOST_IFACE, "up")
-        _ip("netns", "exec", NS, "ip", "addr", "add", "10.201.0.2/24", "dev", PEER_IFACE)
-        _ip("netns", "exec", NS, "ip", "link", "set", PEER_IFACE, "up")
-        yield
-    finally:
-        subprocess.run(["ip", "netns", "del", NS], check=False, capture_output=True)
-        subprocess.run(["ip", "link", "del", HOST_IFACE], check=False, capture_output=True)
-
-
-def move(old: str, new: str) -> None:
-    """The client's network changes: its address goes, another comes."""
-    _ip("netns", "exec", NS, "ip", "addr", "del", f"{old}/24", "dev", PEER_IFACE)
-    _ip("netns", "exec", NS, "ip", "addr", "add", f"{new}/24", "dev", PEER_IFACE)
-
-
 # ------------------------------------------------------------------------------------ the client (--peer)
+
+
+class PageClient:
+    """The softphone page in headless Chromium (``page``): calls the phone, then recovers by itself."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.address = ""
+        self._stack = contextlib.AsyncExitStack()
+        self.page: Any = None
+
+    async def call(self) -> Any:
+        from tests.e2e.harness import ALICE_SECRET
+        from tests.signaling.browser import RECORD_PEER_CONNECTIONS, chromium_page, expect, log_in
+
+        if self.page is None:  # one page for every call: a person's tab
+            flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]  # getUserMedia on http://
+            self.page = await self._stack.enter_async_context(chromium_page(flags=flags))
+            await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
+            await self.page.goto(self.base + "/")
+            await log_in(self.page, "alice", ALICE_SECRET)
+            await expect(self.page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        page = self.page  # registered again (its socket died with the last move)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=30000)
+        await page.locator("#number").fill("2000")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await self.flowing(10.0)
+        return {}
+
+    async def flowing(self, within: float) -> float:
+        from tests.signaling.browser import audio_flowing
+
+        return await audio_flowing(self.page, within)
+
+    async def recover(self, state: Any) -> Any:
+        from tests.signaling.browser import expect
+
+        async def hang_up() -> None:
+            await self.page.get_by_role("button", name="Hang up", exact=True).first.click()
+            await expect(self.page.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+        return self, hang_up
+
+    async def forget(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        await self._stack.aclose()
 
 
 class Client:
@@ -191,7 +216,7 @@ async def _hears(peer: Any, within: float) -> float:
 
 
 async def run_peer(dialect: str, base: str, address: str) -> None:
-    client = Client(dialect, base)
+    client: Any = PageClient(base) if dialect == "page" else Client(dialect, base)
     client.address = address
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(
@@ -211,7 +236,10 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
                 started = time.monotonic()
                 client.address = command["to"]
                 peer, hang_up = await client.recover(state)
-                await _hears(peer, BACK_WITHIN - (time.monotonic() - started))
+                if isinstance(client, PageClient):
+                    await client.flowing(BACK_WITHIN - (time.monotonic() - started))
+                else:
+                    await _hears(peer, BACK_WITHIN - (time.monotonic() - started))
                 say(gap_ms=round((time.monotonic() - started) * 1000))
             elif command["cmd"] == "hangup":
                 with contextlib.suppress(Exception):
@@ -225,7 +253,7 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
             say(lost=f"{type(exc).__name__}: {exc}"[:200])
             await client.forget()
     await client.forget()
-    await client.http.close()
+    await (client.close() if isinstance(client, PageClient) else client.http.close())
 
 
 # ------------------------------------------------------------------------------------ the bench (root)
@@ -235,7 +263,7 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
 async def spawned(dialect: str, base: str, address: str) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", NS, sys.executable, __file__, "--peer", dialect, "--base", base, "--address", address,
+        "ip", "netns", "exec", NETWORK.name, sys.executable, __file__, "--peer", dialect, "--base", base, "--address", address,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
@@ -274,7 +302,7 @@ async def bench(calls: int, dialects: list[str]) -> None:
 
     results: dict[str, tuple[list[float], list[str]]] = {}
     load = Path("/proc/loadavg").read_text().split()[:3]
-    with tempfile.TemporaryDirectory() as tmp, namespace():
+    with tempfile.TemporaryDirectory() as tmp, NETWORK:
         async with DeskPhone(Path(tmp), user="2000", tone=TONE) as phone:
             config = gateway_config(
                 phone.address,
@@ -282,19 +310,17 @@ async def bench(calls: int, dialects: list[str]) -> None:
                 http={"host": GATEWAY_IP, "port": 18080},
             )
             async with running_gateway(config) as gateway:
-                address = 2  # the client namespace's address now: 10.201.0.<address>
                 for dialect in dialects:
                     gaps, lost = results.setdefault(dialect, ([], []))
-                    async with spawned(dialect, gateway.http_url, f"10.201.0.{address}") as process:
+                    async with spawned(dialect, gateway.http_url, NETWORK.address) as process:
                         for _ in range(calls):
                             up = await ask(process, "call", 30)
                             if "up" not in up:
                                 lost.append(f"no call: {up.get('lost')}")
                                 continue
                             ended_before = len(phone.seen("state", state="DISCONNECTED"))
-                            move(f"10.201.0.{address}", f"10.201.0.{address + 1}")
-                            address += 1
-                            reply = await ask(process, "moved", BACK_WITHIN + 10, to=f"10.201.0.{address}")
+                            moved_to = NETWORK.move()
+                            reply = await ask(process, "moved", BACK_WITHIN + 10, to=moved_to)
                             await asyncio.sleep(1.0)  # on the new path
                             if "gap_ms" not in reply:
                                 lost.append(str(reply.get("lost")))
