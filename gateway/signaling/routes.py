@@ -39,8 +39,8 @@ from gateway.signaling.http_api.handlers import (
 )
 from gateway.signaling.http_api.openapi import openapi_document
 from gateway.signaling.http_api.sessions import STREAMS_KEY, EventStreams, events_handler, status_handler
+from gateway.signaling.jsonrpc.context import RpcContext
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY, jsonrpc_handler
-from gateway.signaling.jsonrpc.peer import RpcContext
 from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.limits import SignalingLimits
 from gateway.signaling.origin import OriginPolicy, origin_policy

@@ -266,6 +266,10 @@ class PeerSink(Protocol):
     @property
     def takeover_peer(self) -> str | None: ...
 
+    def forget_call(self, call_id: str) -> None:
+        """The call goes on at another instance (a drain handed it over): the peer no longer holds it."""
+        ...
+
 
 @runtime_checkable
 class RenewingSink(Protocol):

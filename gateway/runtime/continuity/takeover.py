@@ -358,6 +358,8 @@ class Takeovers:
             session = driver.session(machine.session_id) if machine.session_id else None
             if isinstance(session, HttpSession):  # owned there now: its requests are forwarded there
                 driver.forget_http(session)
+            elif isinstance(session, PeerSink):  # a JSON-RPC peer: its client takes the call back there
+                session.forget_call(call_id)
             driver.registry.discard(call_id)
         if runtime.sip.call is not None:
             runtime.sip.call.release()

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from gateway.signaling.errors import LoginTimeout, SignalingError
 from gateway.signaling.http_api.handlers import error_response
-from gateway.signaling.jsonrpc.peer import RpcContext, RpcPeer
+from gateway.signaling.jsonrpc.context import RpcContext
+from gateway.signaling.jsonrpc.peer import RpcPeer
 from gateway.signaling.session_loop import (
     ORIGINS_KEY,
     SOCKETS_KEY,
@@ -89,8 +90,10 @@ class RpcDialect:
         if self._relay is not None:
             await self._relay.send(data)
             return
-        if self.peer.peer_id is None and _names_announce(data):
-            self._announcing = data  # carried on as it is if the peer waits elsewhere
+        # a lone announce of a fresh peer may be carried on as it is, if the peer waits elsewhere
+        relayable = self.peer.fresh and _lone_announce(data)
+        self._announcing = data if relayable else None
+        self.peer.relay = self.relay if relayable else None
         if not self.peer.sends_with(self._send):
             return  # a newer socket of the peer took it over: this one is closing (4010)
         await self.peer.receive(data)
@@ -111,8 +114,10 @@ class RpcDialect:
         logger.info("JSON-RPC peer %s closed (code %s)", self.peer.id, self._socket.close_code or 1000)
 
 
-def _names_announce(data: str | bytes) -> bool:
-    return b"announce" in data if isinstance(data, bytes) else "announce" in data
+def _lone_announce(data: str | bytes) -> bool:
+    """Whether a frame may be one `announce` request (one object, not a batch): a relay replays it."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return text.lstrip().startswith("{") and "announce" in text
 
 
 async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
@@ -142,9 +147,6 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
         async def send(text: str) -> None:
             await socket.send_text(text)
 
-        async def relay(base_url: str) -> bool | None:
-            return await dialect.relay(base_url)
-
         peer = RpcPeer(
             context,
             send,
@@ -155,7 +157,6 @@ async def jsonrpc_handler(request: web.Request) -> web.StreamResponse:
             run=socket.run,
             too_many=socket.too_many,
             kick=lambda: socket.close(REPLACED),
-            relay=relay,
         )
         dialect = RpcDialect(peer, socket, send, (forwarded, query))
         return dialect

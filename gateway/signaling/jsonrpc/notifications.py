@@ -2,6 +2,7 @@
 
     progress       {call_id, event: ringing | early_media | answered | dtmf | held | resumed | message
                     | message_result | transfer | transfer_requested | quality | error, ...}
+                   (and `taken_over`, told by the peer itself: peer.py `take_over_call`)
     disconnect     {call_id, reason, message, sip_status}
     ice_candidate  {call_id, candidate}
     offer          {call_id, sdp: {type: "offer", sdp}}

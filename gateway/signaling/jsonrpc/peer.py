@@ -34,12 +34,11 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from gateway.identity import WebUser
 from gateway.signaling import events as sig
-from gateway.signaling.api_auth import ApiCredentials, ApiPrincipal
+from gateway.signaling.api_auth import ApiPrincipal
 from gateway.signaling.errors import (
     BadRequest,
     Conflict,
@@ -51,6 +50,7 @@ from gateway.signaling.errors import (
     Unauthorized,
 )
 from gateway.signaling.jsonrpc import framing as rpc
+from gateway.signaling.jsonrpc.context import RpcContext
 from gateway.signaling.jsonrpc.controls import control
 from gateway.signaling.jsonrpc.notifications import notification_of
 from gateway.signaling.jsonrpc.params import (
@@ -63,34 +63,17 @@ from gateway.signaling.jsonrpc.params import (
     basic_credentials,
     params_of,
 )
-from gateway.signaling.jsonrpc.relay import PeerDirectory, may_call_peer
+from gateway.signaling.jsonrpc.relay import may_call_peer
 from gateway.signaling.jsonrpc.renew import Renewals
-from gateway.signaling.jsonrpc.resume import KEPT, DetachedPeers, Relayed, relay_elsewhere
-from gateway.signaling.limits import SignalingLimits, TokenBucket
-from gateway.signaling.service import CallService, JsonValue, peer_family
-from gateway.signaling.turn_rest import IceServers
-from gateway.signaling.ws.connection import PresenceRegistry
+from gateway.signaling.jsonrpc.resume import KEPT, Relayed, relay_elsewhere
+from gateway.signaling.limits import TokenBucket
+from gateway.signaling.service import JsonValue, peer_family
 
 logger = logging.getLogger(__name__)
 
 MAX_CALLS: Final = 4  # calls one peer may have at once
 # The session loop's concurrent runner (SessionSocket.run): the work, its lane, whether it is urgent.
 Run = Callable[[Callable[[], Awaitable[None]], str | None, bool], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class RpcContext:
-    calls: CallService
-    credentials: ApiCredentials
-    presence: PresenceRegistry
-    ice_servers: IceServers
-    limits: SignalingLimits
-    monotonic: Callable[[], float]
-    directory: PeerDirectory = field(default_factory=PeerDirectory)  # peers calling peers (relay.py)
-    detached: DetachedPeers = field(default_factory=DetachedPeers)  # peers whose socket went (resume.py)
-    # a cluster's: (peer_family, the URL found unreachable just before or None) -> the instance where that
-    # peer waits or whose calls it carried, to relay the announcing socket to (None: here, or nowhere)
-    relay_to: Callable[[str, str | None], Awaitable[str | None]] | None = None
 
 
 class RpcPeer:
@@ -108,12 +91,12 @@ class RpcPeer:
         run: Run | None = None,
         too_many: Callable[[], SignalingError] | None = None,
         kick: Callable[[], Awaitable[None]] | None = None,
-        relay: Callable[[str], Awaitable[bool | None]] | None = None,
         session_id: str | None = None,
     ) -> None:
         self._context = context
-        # carries its socket on to another instance (a cluster: resume.py `relay_elsewhere`)
-        self._relay = relay
+        # carries its socket on to another instance, replaying the frame in hand (a cluster: resume.py
+        # `relay_elsewhere`); set by its dialect per frame, only for a lone announce of a fresh peer
+        self.relay: Callable[[str], Awaitable[bool | None]] | None = None
         self._send = send
         self._run = run  # the session loop's concurrent runner (None: every frame in turn)
         self._too_many = too_many
@@ -392,8 +375,8 @@ class RpcPeer:
             if isinstance(old, RpcPeer) and old is not self and old.user_id == self.user.id and old.busy:
                 await old.abandon()
         detached = context.detached.claim(self.user.id, params.peer_id)
-        if detached is None and context.relay_to is not None and self._relay is not None:
-            await relay_elsewhere(peer_family(self.user.id, params.peer_id), context.relay_to, self._relay)
+        if detached is None and context.relay_to is not None and self.relay is not None:
+            await relay_elsewhere(peer_family(self.user.id, params.peer_id), context.relay_to, self.relay)
             detached = context.detached.claim(self.user.id, params.peer_id)  # taken over here meanwhile
         if isinstance(detached, RpcPeer):  # its socket went with calls up: this one takes it over
             return await detached.resume(self, params)
@@ -422,7 +405,7 @@ class RpcPeer:
         sending, limits and credentials; its dialect hands frames here (`successor`), then `flush`."""
         self._send, self._run, self._too_many = socket._send, socket._run, socket._too_many
         self._take, self._login_failed, self._remote = socket._take, socket._login_failed, socket._remote
-        self._principal = socket._principal
+        self._principal, self._kick = socket._principal, socket._kick
         try:
             result = await self._announced(params)
         except SignalingError:
@@ -433,14 +416,29 @@ class RpcPeer:
         call_ids: list[JsonValue] = [*sorted(self._calls)]
         return {**result, "resumed": True, "call_ids": call_ids}
 
-    async def wait_for_client(self, peer_id: str, call_id: str) -> None:
-        """Made again for a call taken over (takeover.py): detached with it until ``peer_id`` comes."""
+    @property
+    def fresh(self) -> bool:
+        """Neither announced nor with a session yet: its socket may still be relayed (endpoint.py)."""
+        return not self._opened and self.peer_id is None
+
+    async def take_over_call(self, peer_id: str, call_id: str) -> None:
+        """A call of this peer's carried on here after its instance died (takeover.py). The peer made
+        again for it waits with it for its client (detached); one made already and resumed since (its
+        second call) tells its client: `progress {call_id, event: taken_over}` (renew its media)."""
         self._calls.add(call_id)
         self._answered.add(call_id)
-        if self._kept is None:  # (not for its second call)
-            self.peer_id, self._kept = peer_id, []
-            await self._open()
-            self._context.detached.hold(self)
+        if self._opened:  # (a detached one's client finds it among its resume's `call_ids`)
+            if self._kept is None:
+                await self._notify("progress", {"call_id": call_id, "event": "taken_over"})
+            return
+        self.peer_id, self._kept = peer_id, []
+        await self._open()
+        self._context.detached.hold(self)
+
+    def forget_call(self, call_id: str) -> None:
+        """`PeerSink`: the call goes on at another instance (a drain handed it over): not ours to wait for."""
+        self._calls.discard(call_id)
+        self._answered.discard(call_id)
 
     @property
     def busy(self) -> bool:

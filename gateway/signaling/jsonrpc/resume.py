@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
@@ -63,6 +64,8 @@ class DetachedPeers:
         self._peers: dict[tuple[str, str], list[tuple[Detachable, asyncio.TimerHandle]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # the peers made again here for calls taken over from a dead instance, by session id (takeover.py)
+        self.made: weakref.WeakValueDictionary[str, Detachable] = weakref.WeakValueDictionary()
         # told the key of each peer that starts waiting here: a cluster records where, so that the
         # client's announce on another instance is relayed here (gateway/cluster/wiring.py)
         self.on_detached: Callable[[str], None] | None = None
@@ -96,11 +99,6 @@ class DetachedPeers:
         if not waiting:
             del self._peers[(user_id, peer_id)]
         return peer
-
-    def waiting(self, user_id: str, peer_id: str) -> Detachable | None:
-        """The detached peer ``user_id``'s ``peer_id`` names here, left waiting (the latest)."""
-        waiting = self._peers.get((user_id, peer_id))
-        return waiting[-1][0] if waiting else None
 
     def families(self) -> frozenset[str]:
         """The keys of the peers waiting here (`peer_family`): a cluster renews them in Redis."""

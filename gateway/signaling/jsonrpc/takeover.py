@@ -13,7 +13,8 @@ import logging
 
 from gateway.identity import WebUser
 from gateway.signaling.api_auth import ApiPrincipal
-from gateway.signaling.jsonrpc.peer import RpcContext, RpcPeer
+from gateway.signaling.jsonrpc.context import RpcContext
+from gateway.signaling.jsonrpc.peer import RpcPeer
 
 __all__ = ["adopt_peer"]
 
@@ -25,16 +26,18 @@ async def _nowhere(text: str) -> None:
 
 
 async def adopt_peer(context: RpcContext, user: WebUser, session_id: str, peer_id: str, call_id: str) -> bool:
-    """Call ``call_id`` of ``user``'s peer ``peer_id`` taken over here: the peer made again (or, for its
-    second call, the one made already joined). False when no peer may wait (no reconnect grace, the
+    """Call ``call_id`` of ``user``'s peer ``peer_id`` taken over here: the peer made again, or, for its
+    second call, the one made already (detached still, or resumed by its client meanwhile: the takeovers
+    of a dead instance's calls run side by side). False when no peer may wait (no reconnect grace, the
     gateway stopping): the call is given up then."""
-    waiting = context.detached.waiting(user.id, peer_id)
-    if isinstance(waiting, RpcPeer) and waiting.id == session_id:
-        await waiting.wait_for_client(peer_id, call_id)
+    made = context.detached.made.get(session_id)
+    if isinstance(made, RpcPeer) and not made.closed:  # its second call (resumed meanwhile, or not)
+        await made.take_over_call(peer_id, call_id)
         return True
     if not context.detached.accepting:
         return False
     peer = RpcPeer(context, _nowhere, ApiPrincipal(user, via="takeover"), session_id=session_id)
-    await peer.wait_for_client(peer_id, call_id)
+    context.detached.made[session_id] = peer
+    await peer.take_over_call(peer_id, call_id)
     logger.info("JSON-RPC peer %r of %s made again here for call %s", peer_id, user.id, call_id)
     return True

@@ -105,8 +105,11 @@ class WsRelay:
             self.refused = True
             await self.close()
             return False
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            logger.warning("relay of %s to %s failed: %s", self._socket.remote, self._url, exc)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # (its text may hold the query)
+            reason = str(exc).replace(self._query, "") if self._query else str(exc)
+            logger.warning(
+                "relay of %s to %s failed: %s", self._socket.remote, self._url, reason or type(exc).__name__
+            )
             await self.close()
             return False
         self._carrying = asyncio.get_running_loop().create_task(self._carry(), name="ws-relay")

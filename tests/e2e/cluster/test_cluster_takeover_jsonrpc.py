@@ -189,13 +189,18 @@ async def test_a_json_rpc_peer_whose_socket_went_is_carried_on_to_its_instance(t
     """No instance dies: the client's socket to gw1 goes (a network change), and its new one reaches
     gw2. gw2 finds the peer waiting on gw1 (Redis: `detached`) and carries the socket on there; the
     announce resumes the peer on gw1, whose call never stopped for the phone (no re-INVITE, no BYE)."""
-    async with phone_and_cluster(tmp_path, 2) as (phone, _, (gw1, gw2), http):
+    async with phone_and_cluster(tmp_path, 2) as (phone, redis_url, (gw1, gw2), http):
         # the old RTCPeerConnection is not closed (that would be a hang-up): its network went
         first, second = WebPeer(freq=1000), WebPeer(freq=1300)
         try:
             async with rpc_socket(http, gw1) as client:
                 call_id, number = await talk_to_the_phone(client, first, phone)
                 changes = len(phone.seen("media", call=number))
+                store = redis.Redis.from_url(redis_url)
+                try:  # gw1 says in Redis that it carries the peer's call (a heartbeat after it began)
+                    await wait_until(lambda: store.exists(f"gw:carried:rpc:alice:{PEER_ID}") == 1, timeout=5)
+                finally:
+                    store.close()
             went = time.monotonic()  # the socket closed without `disconnect`: detached on gw1
             async with rpc_socket(http, gw2) as client:
                 resumed = await client.request("announce", {"peer_id": PEER_ID})
