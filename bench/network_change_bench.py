@@ -18,7 +18,8 @@ an aiortc client (which cannot restart ICE):
 - ``jsonrpc``: a new socket announces the peer id (it takes the peer over from the lingering socket), then
   `offer {call_id, sdp}` from a new RTCPeerConnection.
 
-``page`` is the softphone page (`/ws`) in headless Chromium, in the namespace too: nothing tells it of the
+``jssip`` is unmodified JsSIP in headless Chromium over SIP over WebSocket; the bench plays its
+application's part on a network change (see JsSipClient). ``page`` is the softphone page (`/ws`) in headless Chromium, in the namespace too: nothing tells it of the
 move but what Chromium itself notices (its network change events, its WebSocket and ICE failing), and
 it recovers as it would for a user, unaided. Its gap is read from the page's own RTCPeerConnections
 (packets received, every 50 ms): from the move to the first packets of the phone's audio again.
@@ -56,6 +57,7 @@ NETWORK = ClientNetwork(band=0)  # the client's namespace (peers/netns.py): gwnc
 GATEWAY_IP = NETWORK.host_ip
 API_KEY = "bench-network-change-key-0123456789"
 TONE = 440
+REALM = "127.0.0.1"  # the gateway's SIP domain (tests/e2e/harness.py gateway_config)
 BACK_WITHIN = 15.0
 
 
@@ -109,6 +111,58 @@ class PageClient:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+class JsSipClient(PageClient):
+    """Unmodified JsSIP in headless Chromium over the gateway's SIP WebSocket (``jssip``). JsSIP notices
+    nothing by itself (its WebSocket looks open), so this plays the application's part, as the softphone
+    page does for itself: no audio packet for 300 ms, and the application drops the socket (JsSIP
+    reconnects after its recovery interval and REGISTERs again: RFC 5626, the same instance and reg-id,
+    so the gateway moves the call's dialog to the new flow), then restarts ICE with its re-INVITE."""
+
+    async def call(self) -> Any:
+        from peers.softphones import Softphone
+        from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD
+        from tests.signaling.browser import RECORD_PEER_CONNECTIONS, chromium_page
+
+        if self.page is None:
+            flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]
+            self.page = await self._stack.enter_async_context(chromium_page(flags=flags))
+            await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
+            self.phone = await self._stack.enter_async_context(
+                Softphone(self.page, "jssip", origin=self.base)
+            )
+            ws_url = self.base.replace("http", "ws", 1) + "/sip"
+            await self.phone.start(ws_url, f"sip:alice@{REALM}", ALICE_SIP_PASSWORD)
+            await self.phone.wait_for("registered")
+        await self.phone.call(f"sip:2000@{REALM}")
+        await self.phone.wait_for("confirmed", timeout=15)
+        await self.flowing(10.0)
+        return {}
+
+    async def silent(self, for_s: float) -> None:
+        """Until no audio packet came for ``for_s`` seconds."""
+        from tests.signaling.browser import AUDIO_PACKETS
+
+        last, since = -1, time.monotonic()
+        while time.monotonic() - since < for_s:
+            now = int(await self.page.evaluate(AUDIO_PACKETS))
+            if now != last:
+                last, since = now, time.monotonic()
+            await asyncio.sleep(0.05)
+
+    async def recover(self, state: Any) -> Any:
+        await self.silent(0.3)
+        await self.phone.drop_socket(gone=True)
+        await self.phone.wait_for("registered", timeout=BACK_WITHIN)
+        await self.phone.restart_ice()
+        await self.phone.wait_for("iceRestarted", timeout=BACK_WITHIN)
+
+        async def hang_up() -> None:
+            await self.phone.hangup()
+            await self.phone.wait_for(("ended", "failed"), timeout=10)
+
+        return self, hang_up
 
 
 class Client:
@@ -216,7 +270,8 @@ async def _hears(peer: Any, within: float) -> float:
 
 
 async def run_peer(dialect: str, base: str, address: str) -> None:
-    client: Any = PageClient(base) if dialect == "page" else Client(dialect, base)
+    client: Any = {"page": PageClient, "jssip": JsSipClient}.get(dialect, Client)
+    client = client(base) if dialect in ("page", "jssip") else client(dialect, base)
     client.address = address
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(
@@ -298,16 +353,19 @@ async def ask(
 
 async def bench(calls: int, dialects: list[str]) -> None:
     from peers.phone import DeskPhone
-    from tests.e2e.harness import gateway_config, running_gateway
+    from tests.e2e.harness import running_gateway
+    from tests.e2e.websip.test_sip_websocket import websocket_config
 
     results: dict[str, tuple[list[float], list[str]]] = {}
     load = Path("/proc/loadavg").read_text().split()[:3]
     with tempfile.TemporaryDirectory() as tmp, NETWORK:
         async with DeskPhone(Path(tmp), user="2000", tone=TONE) as phone:
-            config = gateway_config(
+            config = websocket_config(  # SIP over WebSocket on /sip too, and alice's SIP password (jssip)
                 phone.address,
-                alice_extra={"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "bench"}]},
-                http={"host": GATEWAY_IP, "port": 18080},
+                sections={
+                    "alice_extra": {"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "bench"}]},
+                    "http": {"host": GATEWAY_IP, "port": 18080},
+                },
             )
             async with running_gateway(config) as gateway:
                 for dialect in dialects:

@@ -300,10 +300,11 @@ class Softphone:
     async def unhold(self) -> None:
         await self.page.evaluate("softphone.unhold()")
 
-    async def drop_socket(self) -> None:
+    async def drop_socket(self, gone: bool = False) -> None:
         """The library's WebSocket closed under it mid-call; the library reconnects and REGISTERs again
-        (JsSIP by itself, SIP.js as an application's onDisconnect makes it): then wait_for("registered")."""
-        await self.page.evaluate("softphone.dropSocket()")
+        (JsSIP by itself, SIP.js as an application's onDisconnect makes it): then wait_for("registered").
+        ``gone`` (JsSIP): its network went, and the application gives the socket up at once."""
+        await self.page.evaluate(f"softphone.dropSocket({json.dumps(gone)})")
 
     async def restart_ice(self) -> None:
         """ICE restarted by the library's own re-INVITE with new ICE credentials (JsSIP's

@@ -440,9 +440,16 @@
     // delegate's onDisconnect in an application, which reconnects and REGISTERs again (the same Contact:
     // no reg-id by default). Its sessions stay "established" in both. Events: disconnected, connected,
     // registered.
-    async dropSocket() {
+    // `gone`: the network under it went (no close handshake can complete): an application that noticed
+    // gives the socket up at once (JsSIP's WebSocketInterface told it closed uncleanly) instead of
+    // waiting for Chromium's closing handshake to time out.
+    async dropSocket(gone = false) {
       if (library === "jssip") {
-        ua._transport.socket._ws.close();
+        const socket = ua._transport.socket;
+        const ws = socket._ws;
+        if (gone) ws.onclose = null;
+        ws.close();
+        if (gone) socket._onClose({ wasClean: false, code: 1006, reason: "network changed" });
         return;
       }
       const dropped = new Promise((resolve) => {
