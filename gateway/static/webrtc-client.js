@@ -395,7 +395,7 @@ const KEPT = ["connected", "held", "reconnecting"]; // call states the gateway k
 const SILENT_MS = 300; // a connected call that received no audio packet this long checks its socket
 // ...which must answer a ping within PROBE_MS, or 4 round trips when its pings take longer (a mobile
 // network), else a new socket at once: a wrong guess costs a reconnect, about a second of audio
-const PROBE_MS = 400;
+const PROBE_MS = 600;
 
 export class Call extends EventTarget {
   constructor(client, id, direction) {
@@ -746,7 +746,9 @@ export class Call extends EventTarget {
         clearInterval(timer);
         return;
       }
-      if (this.state !== "connected" || this.localHold || this.remoteHold) {
+      // (held, or its media being changed: a video offer, an ICE restart, a reattach may pause the audio)
+      const changing = this._renegotiation || this._restarting || this._reattaching || pc.signalingState !== "stable";
+      if (this.state !== "connected" || this.localHold || this.remoteHold || changing) {
         since = Date.now();
         return;
       }
