@@ -395,7 +395,9 @@ async def bench(calls: int, dialects: list[str]) -> None:
                                 lost.append("the call did not end with the hang-up")
                             print(f"{dialect} call: {reply}", flush=True)
     end = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"\nnetwork change: audio gap per dialect (aiortc client, {calls} calls each)")
+    print(
+        f"\nnetwork change: audio gap per dialect ({calls} calls each; page, jssip: Chromium; others aiortc)"
+    )
     print(f"loadavg {' '.join(load)} -> {' '.join(end)}")
     for dialect, (gaps, lost) in results.items():
         ordered = sorted(gaps)
