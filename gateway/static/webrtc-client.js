@@ -73,8 +73,10 @@ export class GatewayClient extends EventTarget {
     this._pending = new Map(); // request id -> {resolve, reject}
     this._closing = false;
     this._attempt = 0;
-    this._probing = null; // a ping in flight to check the socket (_checkLink)
-    this._rtt = null; // those pings' smoothed round trip (ms)
+    this._probing = null; // a check of the socket under way (_checkLink)
+    this._rtt = null; // the socket's smoothed round trip (ms): its login's, then its pings'
+    this._heardAt = 0; // when the socket last brought a message (performance.now())
+    this._probeDrops = []; // when checks dropped a socket, within PROBE_BACKOFF_MS
     this._early = new Map(); // call_id -> events that arrived before the reply that named the call
     // The network came back (`online` after `offline`: Wi-Fi to wired, a tunnel): each call up restarts
     // ICE on its RTCPeerConnection (Call.restartIce), as when its connection goes "failed".
@@ -100,7 +102,9 @@ export class GatewayClient extends EventTarget {
     this._closing = false;
     await this._open();
     try {
+      const sent = performance.now();
       const reply = await this.request({ type: "login", ...credentials });
+      this._rtt = performance.now() - sent; // an upper bound: the login's own work is in it
       this._registered(reply);
       return reply;
     } catch (error) {
@@ -148,6 +152,7 @@ export class GatewayClient extends EventTarget {
   }
 
   _onMessage(text) {
+    this._heardAt = performance.now();
     let message;
     try {
       message = JSON.parse(text);
@@ -221,32 +226,47 @@ export class GatewayClient extends EventTarget {
 
   // A call heard nothing for a while, or its connection faltered: is the socket still there? A network
   // change (a new address: Wi-Fi to wired, a mobile handover) leaves the socket and the media dead without
-  // a word: no FIN comes, and the browser's ICE says "disconnected" only seconds later. A ping unanswered
-  // within PROBE_MS: drop the socket and log in again at once; the gateway hands this login's calls to the
-  // new socket (it takes over the old one's, whose death it cannot see either) and lists them in `calls`,
-  // and each is taken back. Resolves true when the socket answered.
+  // a word: no FIN comes, and the browser's ICE says "disconnected" only seconds later. Two pings, each
+  // given PROBE_MS or four of the socket's round trips: an answer to either, or any message from the
+  // gateway meanwhile, and it lives. Neither: drop the socket and log in again (at once, unless checks
+  // dropped several lately: then with the usual backoff); the gateway hands this login's calls to the new
+  // socket (it takes over the old one's, whose death it cannot see either) and lists them in `calls`,
+  // and each is taken back. Never while a call is being set up or changed (the reconnect would end or
+  // break it). Resolves true when the socket answered.
   async _checkLink() {
     if (!this.connected) return false;
-    if (this._probing) return this._probing;
-    const ws = this._ws;
-    const sent = performance.now();
-    const ping = this.request({ type: "ping" }).then(() => {
-      const rtt = performance.now() - sent;
-      this._rtt = this._rtt === null ? rtt : 0.8 * this._rtt + 0.2 * rtt;
-      return true;
-    }, () => false);
-    const wait = Math.max(PROBE_MS, 4 * (this._rtt || 0));
-    this._probing = Promise.race([ping, new Promise((resolve) => setTimeout(() => resolve(false), wait))]);
-    const answered = await this._probing;
-    this._probing = null;
-    if (!answered && ws === this._ws) {
-      ws.onclose = null;
-      ws.onmessage = null;
-      ws.onerror = null;
-      try { ws.close(); } catch { /* already closing */ }
-      this._onClose(ws, { code: 1006, reason: "no answer from the gateway" }, true);
+    if (!this._probing) {
+      this._probing = this._probe().finally(() => { this._probing = null; });
     }
-    return answered;
+    return this._probing;
+  }
+
+  async _probe() {
+    const ws = this._ws;
+    const started = performance.now();
+    this._probeDrops = this._probeDrops.filter((at) => started - at < PROBE_BACKOFF_MS);
+    const lately = this._probeDrops.length >= PROBE_DROPS; // a loop of wrong guesses, or a network in trouble
+    let answered = false;
+    for (let round = 0; round < 2 && !answered && ws === this._ws; round += 1) {
+      const sent = performance.now();
+      const ping = this.request({ type: "ping" }).then(() => {
+        const rtt = performance.now() - sent;
+        this._rtt = this._rtt === null ? rtt : 0.8 * this._rtt + 0.2 * rtt;
+        answered = true;
+      }, () => {});
+      const wait = Math.max(PROBE_MS, 4 * (this._rtt || 0)) * (lately ? 2 : 1);
+      await Promise.race([ping, new Promise((resolve) => setTimeout(resolve, wait))]);
+      answered ||= this._heardAt > started;
+    }
+    const busy = [...this.calls.values()].some((c) => !KEPT.includes(c.state) || c._renegotiation);
+    if (answered || busy || ws !== this._ws) return answered || busy;
+    this._probeDrops.push(performance.now());
+    ws.onclose = null;
+    ws.onmessage = null;
+    ws.onerror = null;
+    try { ws.close(); } catch { /* already closing */ }
+    this._onClose(ws, { code: 1006, reason: "no answer from the gateway" }, !lately);
+    return false;
   }
 
   _onClose(ws, event, now = false) {
@@ -369,8 +389,14 @@ export class GatewayClient extends EventTarget {
   async call(to, { stream = null, transferOf = null } = {}) {
     const call = new Call(this, null, "outbound");
     call.remote = { uri: to, displayName: null };
-    await call._start(stream);
-    const offer = await call._localOffer();
+    let offer;
+    try {
+      await call._start(stream);
+      offer = await call._localOffer();
+    } catch (error) { // (no microphone, a refused description): nothing of it may stay behind
+      call._end({ reason: "failed", message: error.message, sip_status: null });
+      throw error;
+    }
     call._setState("calling");
     try {
       // early_answer: the gateway's answer comes in an `answer` event right after the ack, before its
@@ -396,6 +422,12 @@ const SILENT_MS = 300; // a connected call that received no audio packet this lo
 // ...which must answer a ping within PROBE_MS, or 4 round trips when its pings take longer (a mobile
 // network), else a new socket at once: a wrong guess costs a reconnect, about a second of audio
 const PROBE_MS = 600;
+const DISCONNECTED_MS = 1500; // a connection "disconnected" this long is checked (often brief on Wi-Fi)
+const RESTART_EVERY_MS = 10000; // ...and restarts ICE at most this often
+// PROBE_DROPS checks that dropped a socket within PROBE_BACKOFF_MS: the next waits twice as long and
+// reconnects with the usual backoff (each network change of a moving phone still recovers at once)
+const PROBE_BACKOFF_MS = 60000;
+const PROBE_DROPS = 3;
 
 export class Call extends EventTarget {
   constructor(client, id, direction) {
@@ -419,6 +451,7 @@ export class Call extends EventTarget {
     this._reattaching = false; // a `reattach` is under way: local candidates wait for its ack
     this._restarting = false; // an ICE restart's offer is out: local candidates wait for its answer
     this._renegotiation = null; // this page's own offer mid-call: {resolve, reject} until answered
+    this._restartedAt = 0; // when its connection's "disconnected" last restarted ICE (Date.now())
     this.videoSource = null; // () => a camera MediaStream (or null): sent when the far end adds video
   }
 
@@ -443,9 +476,16 @@ export class Call extends EventTarget {
       if (pc !== this.pc) return;
       // the network went (Wi-Fi to wired): the socket may still be up, the media is not; restart ICE
       if (pc.connectionState === "failed") this._networkChanged();
-      // faltering: a socket that still answers restarts ICE at once, a dead one is replaced (_checkLink)
+      // faltering: often brief on Wi-Fi; still so after DISCONNECTED_MS, a socket that answers restarts ICE
+      // (once per RESTART_EVERY_MS), a dead one is replaced (_checkLink)
       else if (pc.connectionState === "disconnected") {
-        this.client._checkLink().then((alive) => { if (alive && pc === this.pc) this._networkChanged(); });
+        setTimeout(async () => {
+          if (pc !== this.pc || pc.connectionState !== "disconnected") return;
+          const alive = await this.client._checkLink();
+          if (!alive || pc !== this.pc || Date.now() - this._restartedAt < RESTART_EVERY_MS) return;
+          this._restartedAt = Date.now();
+          this._networkChanged();
+        }, DISCONNECTED_MS);
       }
     };
     this._watch(pc);
@@ -739,39 +779,42 @@ export class Call extends EventTarget {
   // While `pc` carries the call: a connected call (not held) that received no audio packet for
   // SILENT_MS has its socket checked (GatewayClient._checkLink): the first sign of a network change.
   _watch(pc) {
-    let packets = -1;
+    // held, or its media being changed (a video offer, an ICE restart, a reattach): its audio may pause
+    const steady = () => this.state === "connected" && !this.localHold && !this.remoteHold
+      && !this._renegotiation && !this._restarting && !this._reattaching && pc.signalingState === "stable";
+    let packets = 0;
     let since = Date.now();
     const timer = setInterval(async () => {
       if (pc !== this.pc || this.state === "ended") {
         clearInterval(timer);
         return;
       }
-      // (held, or its media being changed: a video offer, an ICE restart, a reattach may pause the audio)
-      const changing = this._renegotiation || this._restarting || this._reattaching || pc.signalingState !== "stable";
-      if (this.state !== "connected" || this.localHold || this.remoteHold || changing) {
-        since = Date.now();
-        return;
-      }
       let now = 0;
       try {
-        (await pc.getStats()).forEach((s) => {
-          if (s.type === "inbound-rtp" && s.kind === "audio") now += s.packetsReceived;
-        });
+        if (steady()) {
+          (await pc.getStats()).forEach((s) => {
+            if (s.type === "inbound-rtp" && s.kind === "audio") now += s.packetsReceived;
+          });
+        }
       } catch {
         return; // closed meanwhile
       }
-      if (now !== packets) {
-        packets = now;
+      if (now === 0 || !steady()) {
+        since = Date.now(); // not armed before its first audio (ICE and DTLS coming up), nor unsteady
+      } else if (now !== packets) {
         since = Date.now();
       } else if (Date.now() - since >= SILENT_MS) {
         since = Date.now();
         this.client._checkLink();
       }
+      packets = now || packets;
     }, 200);
   }
 
   // The socket went: the gateway keeps the call (its audio stops) until this client logs in again.
   _detached() {
+    this._renegotiation?.reject(new GatewayError("network", "the connection to the gateway was lost", null, this.id));
+    this._renegotiation = null;
     this.pc?.close();
     this.pc = null;
     this._setState("reconnecting");
@@ -781,7 +824,11 @@ export class Call extends EventTarget {
   // `offline`): restart ICE, or take the call back when that cannot be done.
   _networkChanged() {
     if (!["connected", "held"].includes(this.state) || !this.client.connected) return;
-    this.restartIce().catch((error) => emit(this, "error", new GatewayError("media", error.message, null, this.id)));
+    this.restartIce().catch((error) => {
+      // the socket went meanwhile: the reconnect takes the call back, no error to show
+      if (this.state === "reconnecting" || error.code === "network") return;
+      emit(this, "error", new GatewayError("media", error.message, null, this.id));
+    });
   }
 
   // Restart ICE in place: restartIce() and a new offer on the same RTCPeerConnection (`offer {call_id,
