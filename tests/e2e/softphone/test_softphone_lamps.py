@@ -17,8 +17,10 @@ from tests.signaling.browser import chromium_page, expect, log_in
 
 async def test_the_page_shows_who_rings_and_talks_and_the_voicemail_count(tmp_path: Path) -> None:
     require_binary("sipp")
-    # three subscriptions and the pickup's INVITE; the lamps change 8 s after the gateway subscribed
-    pbx = Sipp(tmp_path, "uas_blf_mwi", calls=4, duration_ms=8000, timeout=90)
+    # three subscriptions and the pickup's INVITE; the lamps change, and the voicemail count goes from 2 to
+    # 3, 12 s after the gateway subscribed: the page's Chromium starts and logs in meanwhile (it took more
+    # than 8 s at the suite's load of 12)
+    pbx = Sipp(tmp_path, "uas_blf_mwi", calls=4, duration_ms=12000, timeout=90)
     await pbx.start()
     try:
         async with running_gateway(lamps_config(pbx.address)) as gateway, chromium_page() as page:
@@ -35,7 +37,7 @@ async def test_the_page_shows_who_rings_and_talks_and_the_voicemail_count(tmp_pa
             await expect(bob).to_contain_text("Available")
             await expect(other).to_contain_text("Available")
 
-            await expect(bob).to_contain_text("Ringing", timeout=20000)
+            await expect(bob).to_contain_text("Ringing", timeout=30000)
             await expect(bob.locator(".lamp")).to_have_class("lamp lamp-ringing")
             await expect(other).to_contain_text("Ringing")
             await bob.get_by_role("button", name="Pick up the call ringing at Bob").click()
