@@ -20,8 +20,9 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import CodecChosen, MediaConnected, MediaEvent
-from peers.binaries import in_ci, require_binary
+from peers.binaries import in_ci
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, RecordingPeer, allocator
+from tests.signaling.browser import chromium_binary
 
 try:
     from playwright.async_api import Page, async_playwright
@@ -84,7 +85,7 @@ STATS = """async () => {
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
-    chromium = require_binary("chromium")
+    chromium = chromium_binary()
     profile = tempfile.mkdtemp(prefix="media-chromium-")
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(

@@ -1,5 +1,9 @@
 """Headless Chromium through Playwright for the signaling tests (never a browser Playwright downloads).
 
+Pages run in Debian's `chromium-headless-shell` (the same Blink and WebRTC as `chromium`, without the
+desktop browser's own UI): a test with it costs about two thirds of the CPU and wall time. The one thing
+the shell lacks that a test reads is the desktop's notifications: a test of them asks for `full=True`.
+
 Importing this module skips the importing test module when playwright is missing, or fails it under
 CI=true (tests/conftest.py's rule: CI never passes by skipping work).
 """
@@ -27,7 +31,8 @@ except ImportError:  # pragma: no cover - depends on the machine
     pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
 
 __all__ = [
-    "AUDIO_PACKETS", "CHROMIUM_FLAGS", "RECORD_PEER_CONNECTIONS", "Page", "audio_flowing", "chromium_page", "expect",
+    "AUDIO_PACKETS", "CHROMIUM_FLAGS", "RECORD_PEER_CONNECTIONS", "Page", "audio_flowing", "chromium_binary", "chromium_page",
+    "expect",
     "log_in", "wait_for",
 ]  # fmt: skip
 
@@ -45,7 +50,15 @@ CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     "--allow-loopback-in-peer-connection",
+    # host candidates with addresses, not mDNS names: what the desktop browser does once the microphone
+    # is granted (the headless shell would hide them even then, and bind port 5353)
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
+
+
+def chromium_binary(full: bool = False) -> str:
+    """The headless shell (the default), or with ``full`` the desktop browser (its notifications)."""
+    return require_binary("chromium" if full else "chromium-headless-shell")
 
 
 def trust_ca(home: Path, ca: Path) -> None:
@@ -67,12 +80,16 @@ def trust_ca(home: Path, ca: Path) -> None:
 
 @asynccontextmanager
 async def chromium_page(
-    trusted_ca: Path | None = None, flags: Sequence[str] = (), executable: str | None = None
+    trusted_ca: Path | None = None,
+    flags: Sequence[str] = (),
+    executable: str | None = None,
+    full: bool = False,
 ) -> AsyncIterator[Page]:
     """A page in a fresh headless Chromium profile (trusting ``trusted_ca`` for HTTPS when given, with
-    ``flags`` beside CHROMIUM_FLAGS, started by ``executable``: a wrapper of chromium's, e.g. in a network
-    namespace, peers/netns.py); uncaught page errors fail the test."""
-    chromium = executable or require_binary("chromium")
+    ``flags`` beside CHROMIUM_FLAGS, started by ``executable``: a wrapper of chromium_binary()'s, e.g. in a
+    network namespace, peers/netns.py; the desktop browser with ``full``); uncaught page errors fail the
+    test."""
+    chromium = executable or chromium_binary(full)
     profile = tempfile.mkdtemp(prefix="signaling-chromium-")
     env: dict[str, str | float | bool] | None = None
     if trusted_ca is not None:

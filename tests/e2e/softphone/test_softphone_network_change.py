@@ -13,13 +13,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from peers.binaries import require_binary
 from peers.demo import require_desk_phone
 from peers.netns import ClientNetwork, require_netns
 from peers.phone import DeskPhone
 from peers.ports import free_port
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.signaling.browser import RECORD_PEER_CONNECTIONS, audio_flowing, chromium_page, expect, log_in
+from tests.signaling.browser import (
+    RECORD_PEER_CONNECTIONS,
+    audio_flowing,
+    chromium_binary,
+    chromium_page,
+    expect,
+    log_in,
+)  # fmt: skip
 
 BACK_WITHIN = 12.0  # the bench measures the gap (bench/network_change_bench.py: about 2.2 s)
 
@@ -32,7 +38,8 @@ async def test_the_page_takes_its_call_back_after_its_address_changed(tmp_path: 
             config = gateway_config(phone.address, http={"host": network.host_ip, "port": free_port()})
             async with running_gateway(config) as gateway:
                 base = gateway.http_url
-                chromium = network.wrapper(require_binary("chromium"), tmp_path)
+                # the desktop browser: the headless shell keeps http:// insecure despite the flag below
+                chromium = network.wrapper(chromium_binary(full=True), tmp_path)
                 flags = [f"--unsafely-treat-insecure-origin-as-secure={base}"]  # getUserMedia on http://
                 async with chromium_page(flags=flags, executable=chromium) as page:
                     await page.add_init_script(RECORD_PEER_CONNECTIONS)

@@ -53,7 +53,8 @@ async def notifications(page: Page) -> list[dict[str, object]]:
 
 
 async def test_ringing_ringback_notification_and_history(tmp_path: Path) -> None:
-    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+    # the desktop browser: the headless shell shows no notifications
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway, full=True) as (alice, bob):
         # Chromium 156: a grant replaces the origin's grants, so the microphone goes with it (else denied)
         await bob.context.grant_permissions(["microphone", "notifications"], origin=gateway.http_url)
         # contacts with presence: bob is online, and alice calls him with a click

@@ -25,11 +25,12 @@ def no_pbx_config(**sections: Any) -> Any:
 
 
 @asynccontextmanager
-async def two_users(gateway: Gateway) -> AsyncIterator[tuple[Page, Page]]:
+async def two_users(gateway: Gateway, full: bool = False) -> AsyncIterator[tuple[Page, Page]]:
+    """Alice's and Bob's pages, logged in (in the desktop browser with ``full``: its notifications)."""
     async with AsyncExitStack() as stack:
         pages = []
         for user, secret, name in (("alice", ALICE_SECRET, "Alice"), ("bob", BOB_SECRET, "Bob")):
-            page = await stack.enter_async_context(chromium_page())
+            page = await stack.enter_async_context(chromium_page(full=full))
             await page.goto(gateway.http_url + "/")
             await log_in(page, user, secret)
             await expect(page.locator("#status")).to_have_text(f"Registered as {name}")
