@@ -79,7 +79,8 @@ class PageClient:
 
         if self.page is None:  # one page for every call: a person's tab
             flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]  # getUserMedia on http://
-            self.page = await self._stack.enter_async_context(chromium_page(flags=flags))
+            # the desktop browser, as users run it (the headless shell ignores that flag)
+            self.page = await self._stack.enter_async_context(chromium_page(flags=flags, full=True))
             await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
             await self.page.goto(self.base + "/")
             await log_in(self.page, "alice", ALICE_SECRET)
@@ -127,7 +128,7 @@ class JsSipClient(PageClient):
 
         if self.page is None:
             flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]
-            self.page = await self._stack.enter_async_context(chromium_page(flags=flags))
+            self.page = await self._stack.enter_async_context(chromium_page(flags=flags, full=True))
             await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
             self.phone = await self._stack.enter_async_context(
                 Softphone(self.page, "jssip", origin=self.base)
