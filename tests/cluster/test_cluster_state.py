@@ -17,9 +17,14 @@ from gateway.cluster.stores import RedisRevocations
 from gateway.config.cluster import ClusterSection
 from gateway.config.errors import ConfigError
 from gateway.config.loader import config_from_mapping
+from peers.ports import free_port
 from peers.redis import running_redis
 
 AOR = "sip:1001@127.0.0.1"
+# Where the instances say they answer HTTP: a port of this worker's own band that no test listens on. A
+# survivor probes a dead instance's address before taking its calls (gateway/cluster/live_calls.py), and
+# 8080 was sometimes another test's listener: the calls were then "left to" the dead instance.
+ADVERTISED_HTTP = f"http://127.0.0.2:{free_port()}"
 
 
 def settings(url: str, instance: str, **extra: Any) -> ClusterSection:
@@ -29,7 +34,7 @@ def settings(url: str, instance: str, **extra: Any) -> ClusterSection:
             "cluster": {
                 "redis": url,
                 "instance_id": instance,
-                "advertise": {"sip": "127.0.0.2:5070", "http": "http://127.0.0.2:8080"},
+                "advertise": {"sip": "127.0.0.2:5070", "http": ADVERTISED_HTTP},
                 "secret": "unit-cluster-secret-0123",
                 "heartbeat": 0.2,
                 "lease": 0.6,

@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway.cluster import ClusterNode, InstanceInfo
 from gateway.cluster.presence import ClusterPresence
 from peers.redis import running_redis
-from tests.cluster.test_cluster_state import settings
+from tests.cluster.test_cluster_state import ADVERTISED_HTTP, settings
 
 
 async def test_holders_of_two_users_in_one_lookup(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ async def test_holders_of_two_users_in_one_lookup(tmp_path: Path) -> None:
             found = await a.holders("route", keys)
             assert [h.id if isinstance(h, InstanceInfo) else h for h in found] == ["b", "c"]
             assert [isinstance(h, InstanceInfo) and h.draining for h in found] == [False, True]
-            assert found[0] == InstanceInfo("b", "127.0.0.2:5070", "http://127.0.0.2:8080")
+            assert found[0] == InstanceInfo("b", "127.0.0.2:5070", ADVERTISED_HTTP)
             for node in (b, c):  # no more heartbeats: what follows is not renewed behind the test's back
                 assert node._task is not None
                 node._task.cancel()
