@@ -100,9 +100,13 @@ async def test_a_survivor_carries_on_the_call_of_a_killed_instance(tmp_path: Pat
                         )
                         reattached = await again.wait_for("reattached", call_id=call_id)
                         await second.accept(reattached["sdp"])
-                        await wait_until(
-                            lambda: second.heard(440, last=1.0), timeout=20
-                        )  # ICE and DTLS anew: at the suite's load of 12, slow
+                        try:  # ICE and DTLS anew: at the suite's load of 12, slow
+                            await wait_until(lambda: second.heard(440, last=1.0), timeout=20)
+                        except AssertionError:  # once in a series (2026-11-26), not reproduced since
+                            raise AssertionError(
+                                f"the phone unheard: {second.received} packets received, web leg "
+                                f"{second.pc.connectionState}; survivor's log:\n{survivor.log()[-4000:]}"
+                            ) from None
                         back = time.monotonic() - killed
                         await asyncio.sleep(1.5)  # alice's new tone in the phone's recording
                         await phone.hangup(number)  # its BYE goes to the survivor, the re-INVITE's Contact
