@@ -207,7 +207,8 @@ async def test_the_browsers_lossy_leg_is_named_and_the_phones_is_not(tmp_path: P
     sip_mos = value(samples, "gateway_call_leg_mos_sum", leg="sip") / value(
         samples, "gateway_call_leg_mos_count", leg="sip"
     )
-    assert web_mos < 3.2 and sip_mos > 3.8, (web_mos, sip_mos)
+    # the clean leg above poor_mos (3.5, not named): the suite's load adds jitter to it (3.79 at load 7)
+    assert web_mos < 3.2 and sip_mos > 3.5, (web_mos, sip_mos)
 
 
 async def _sse_until_poor(response: aiohttp.ClientResponse, timeout: float = 20) -> dict[str, Any]:
