@@ -70,8 +70,10 @@ def settings(url: str, instance: str, env: dict[str, str] | None = None, **extra
                 "instance_id": instance,
                 "advertise": {"sip": "127.0.0.2:5070", "http": "http://127.0.0.2:8080"},
                 "secret": "unit-cluster-secret-0123",
-                "heartbeat": 0.2,
-                "lease": 0.6,
+                # credentials are under test, not leases: one that outlives a stall of the suite's load
+                # between the lease's write and its read (0.6 s was once too short, at load 7)
+                "heartbeat": 1.0,
+                "lease": 5.0,
                 "redis_timeout": 2.0,
                 **extra,
             },
