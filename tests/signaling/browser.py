@@ -1,8 +1,9 @@
 """Headless Chromium through Playwright for the signaling tests (never a browser Playwright downloads).
 
 Pages run in Debian's `chromium-headless-shell` (the same Blink and WebRTC as `chromium`, without the
-desktop browser's own UI): a test with it costs about two thirds of the CPU and wall time. The one thing
-the shell lacks that a test reads is the desktop's notifications: a test of them asks for `full=True`.
+desktop browser's own UI): a test with it costs about two thirds of the CPU and wall time. A test asks
+for the desktop browser with `full=True` where the shell differs: it shows no notifications, and it
+ignores --unsafely-treat-insecure-origin-as-secure (no getUserMedia on a plain http:// page).
 
 Importing this module skips the importing test module when playwright is missing, or fails it under
 CI=true (tests/conftest.py's rule: CI never passes by skipping work).
