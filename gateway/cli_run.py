@@ -19,8 +19,8 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.app import Gateway, serve
 from gateway.config import ConfigError
 from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import load_config
@@ -28,6 +28,9 @@ from gateway.listen import ListenError
 from gateway.logs import configure_logging
 from gateway.state_dir import StateDirError
 from gateway.tls import TlsError, certificate_names
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     for line in unsafe[:-2]:
         logger.warning("INSECURE LAB (%s): %s", OVERRIDE, line.strip())
     ready_file = getattr(args, "ready_file", None)
+    # Imported here: the whole gateway (aiortc, aiohttp...) is a second of CPU that `check`, `init` and the
+    # container's health check (every 30 s) never need, and `gateway.cli` imports every subcommand.
+    from gateway.app import serve
+
     try:
         asyncio.run(
             serve(config, config_path=args.config, on_ready=lambda gateway: _ready(gateway, ready_file))
