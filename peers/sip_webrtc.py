@@ -69,14 +69,23 @@ class SipWebRtcPeer:
     """One call at a time; ``media`` is the aiortc peer (tone out, recording in)."""
 
     def __init__(
-        self, *, freq: float = 440.0, trickle: bool = False, user: str = "webrtc", recv_info: bool = True
+        self,
+        *,
+        freq: float = 440.0,
+        trickle: bool = False,
+        user: str = "webrtc",
+        recv_info: bool = True,
+        addresses: tuple[str, ...] | None = ("127.0.0.1",),
     ) -> None:
-        """``recv_info`` False: a trickling peer whose 200 does not name the package in Recv-Info."""
+        """``recv_info`` False: a trickling peer whose 200 does not name the package in Recv-Info;
+        ``addresses``: where its media gathers host candidates (WebPeer's; None with a browser at the far
+        end: Chromium leaves loopback out of its own candidates, so a peer on 127.0.0.1 alone depends on
+        the browser's checks reaching it before its own to the browser's address fail)."""
         self.freq = freq
         self.trickle = trickle
         self.recv_info = recv_info
         self.user = user
-        self.media = WebPeer(freq=freq)
+        self.media = WebPeer(freq=freq, addresses=addresses)
         self.endpoint: Endpoint | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.infos_received: list[str] = []

@@ -104,11 +104,12 @@ class WebPeer:
         direction: str = "sendrecv",
         camera: bool = False,
         configuration: RTCConfiguration | None = None,
-        addresses: tuple[str, ...] = ("127.0.0.1",),
+        addresses: tuple[str, ...] | None = ("127.0.0.1",),
     ) -> None:
         """``direction``: "recvonly" for a player (a WHEP client) that sends nothing; ``configuration``:
         the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default;
-        ``addresses``: the host addresses it gathers on (a network namespace's own, in a benchmark)."""
+        ``addresses``: the host addresses it gathers on (a network namespace's own, in a benchmark; None:
+        the machine's own and 127.0.0.1, as a browser's candidates are)."""
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.freq = freq
@@ -127,7 +128,8 @@ class WebPeer:
             wanted = [c for name in codecs for c in caps if c.name.lower() == name.lower()]
             self.transceiver.setCodecPreferences(wanted)
         if configuration is None or configuration.iceTransportPolicy is not RTCIceTransportPolicy.RELAY:
-            aiortc_hooks.restrict_host_addresses(self.pc, list(addresses))
+            chosen = None if addresses is None else list(addresses)
+            aiortc_hooks.restrict_host_addresses(self.pc, chosen, include_loopback=addresses is None)
         # connected when its checks are, as a browser, not up to 20 ms later (aioice's pacing loop)
         ice_completion.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)
@@ -282,7 +284,15 @@ class WebPeer:
         deadline = loop.time() + timeout
         while self.pc.connectionState != "connected" or (self.raw and not self._packets.started):
             if loop.time() > deadline:
-                raise TimeoutError("the web peer did not connect")
+                remote = [
+                    f"{c.ip}:{c.port}"
+                    for t in self.pc.getTransceivers()
+                    for c in t.receiver.transport.transport.getRemoteCandidates()
+                ]
+                raise TimeoutError(
+                    f"the web peer did not connect: connection {self.pc.connectionState}, ICE "
+                    f"{self.pc.iceConnectionState}, remote candidates {remote}"
+                )
             await asyncio.sleep(0.01)
 
     def play_raw(self, seconds: float, *, red_payload_type: int | None = None) -> asyncio.Task[None]:
