@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 CONFIG ?= gateway.yaml
 PYTEST_ARGS ?=
 # The suite runs in parallel (pytest-xdist, tests/conftest.py): each test binds free ports of its own. Its
-# event loops mostly wait on real peers and round trips, so two workers per core pay off. Three per core
-# were faster on 2 cores (628 s against 702 s) but every such run found a test that fails at that load
-# (load 6-10): TEST_WORKERS=6 for speed where those are fixed (peers/ports.py has port bands for 8).
-TEST_WORKERS ?= 4
+# event loops mostly wait on real peers, round trips and timers (at 6 workers they still use 1.5 of 2
+# cores), so three workers per core pay off: 609 s against 640 s at 5 and 718 s at 4 on 2 cores.
+# TEST_WORKERS=4 where the machine is shared (peers/ports.py has port bands for 8).
+TEST_WORKERS ?= 6
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 # Python's bytecode cache stays on for everything make starts. Where the environment sets
 # PYTHONDONTWRITEBYTECODE, every pytest worker would compile the project and rewrite every test module's
