@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for line in unsafe[:-2]:
         logger.warning("INSECURE LAB (%s): %s", OVERRIDE, line.strip())
     ready_file = getattr(args, "ready_file", None)
-    # Imported here: the whole gateway (aiortc, aiohttp...) is a second of CPU that `check`, `init` and the
-    # container's health check (every 30 s) never need, and `gateway.cli` imports every subcommand.
+    # Imported here: the whole gateway (aiortc, aiohttp...) is a second of CPU that `check`, `init`, `sdp`,
+    # `dev-cert` and `healthcheck` never need, and `gateway.cli` imports every subcommand's module.
     from gateway.app import serve
 
     try:

@@ -109,7 +109,7 @@ class WebPeer:
         """``direction``: "recvonly" for a player (a WHEP client) that sends nothing; ``configuration``:
         the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default;
         ``addresses``: the host addresses it gathers on (a network namespace's own, in a benchmark; None:
-        the machine's own and 127.0.0.1, as a browser's candidates are)."""
+        the machine's own and 127.0.0.1: where a browser on this machine can reach it)."""
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.freq = freq

@@ -210,8 +210,8 @@ def test_the_wheel_built_from_the_sdist_installs_and_runs(tmp_path: Path) -> Non
         python = venv / "bin" / "python"
         # --no-compile: pip would write bytecode for every dependency (aiortc, av, cryptography...), a
         # third of the install's CPU; what is checked here is what the wheel holds and that it runs.
-        command = [python, "-m", "pip", "install", "--quiet", "--no-compile", wheel]
-        result = _run(command, cwd=tmp_path, timeout=420)
+        install: list[str | Path] = [python, "-m", "pip", "install", "--quiet", "--no-compile", wheel]
+        result = _run(install, cwd=tmp_path, timeout=420)
         _succeeded(result, "pip install of the wheel")
         installed = time.monotonic()
 
