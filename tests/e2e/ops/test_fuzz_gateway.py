@@ -129,13 +129,13 @@ async def alive(gateway: Gateway, seed: int, what: str) -> None:
         started = time.monotonic()
         interval, sends = 0.5, 0
         while True:
-            await loop.sock_sendto(probe, options.encode(), (host, port))
-            sends += 1
             left = ALIVE_WITHIN - (time.monotonic() - started)
             if left <= 0:
                 pytest.fail(
                     f"seed {seed}: no answer to OPTIONS within {ALIVE_WITHIN} s ({sends} sent) after {what}"
                 )
+            await loop.sock_sendto(probe, options.encode(), (host, port))
+            sends += 1
             if await _answered(loop, probe, f"alive-{nonce}".encode(), min(interval, left)):
                 break
             interval = min(2 * interval, 4.0)
