@@ -37,6 +37,10 @@ __all__ = [
     "log_in", "wait_for",
 ]  # fmt: skip
 
+# Every `expect(...)` without a timeout of its own waits up to 10 s, not Playwright's 5: at 6 workers on 2
+# cores (load 7-12 in the first minutes) a page's log-in ("Registered as Bob") once took longer than 5 s.
+expect.set_options(timeout=10_000)
+
 # Node's compile cache for Playwright's driver (a node process per page): its JavaScript is compiled
 # once per machine instead of at every page, 0.13 of the driver's 0.6 CPU-s start.
 os.environ.setdefault(
