@@ -67,14 +67,20 @@ async def page_tone(
 
 
 async def expect_page_hears(
-    page: Page, freq: float, *, share: float = 0.5, level: float = 0.005, tries: int = 5
+    page: Page,
+    freq: float,
+    *,
+    share: float = 0.5,
+    level: float = 0.005,
+    tries: int = 5,
+    element_id: str = "remote-audio",
 ) -> None:
     """The page hears `freq` in at least `share` of a 2 s window's blocks, at a mean RMS above `level`, in
     one of `tries` windows in a row: a far end in the test's own process (an aiortc peer) is starved now
     and then by the suite's parallel workers, and its tone then has gaps for a window or two."""
     heard, rms_level = 0.0, 0.0
     for _ in range(tries):
-        heard, rms_level = await page_tone(page, freq, seconds=2.0)
+        heard, rms_level = await page_tone(page, freq, seconds=2.0, element_id=element_id)
         if heard > share and rms_level > level:
             return
     raise AssertionError(f"the page does not hear {freq} Hz (share {heard:.2f}, rms {rms_level:.4f})")

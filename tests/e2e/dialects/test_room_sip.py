@@ -18,7 +18,7 @@ from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.ports import free_range
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
-from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, page_tone
+from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, expect_page_hears
 from tests.signaling.browser import Page, chromium_page, expect
 from tests.signaling.rooms.test_rooms_browser import join_room, peer_connected
 
@@ -26,9 +26,9 @@ PHONE_HZ = 440
 
 
 async def _hears_phone(page: Page) -> None:
-    async with asyncio.timeout(20):  # page.evaluate has no timeout of its own
-        heard, level = await page_tone(page, PHONE_HZ, 2.0, element_id="remote-gateway")
-    assert heard > 0.5, f"the phone's tone is not heard: {heard:.2f} of the blocks, RMS {level:.4f}"
+    async with asyncio.timeout(30):  # page.evaluate has no timeout of its own
+        # polled: at load 12 one 2 s window heard the desk phone in 0.46 of its blocks
+        await expect_page_hears(page, PHONE_HZ, level=0.0, element_id="remote-gateway")
 
 
 async def test_a_phone_called_into_a_room_and_calling_its_number(tmp_path: Path) -> None:

@@ -33,7 +33,11 @@ async def two_users(gateway: Gateway, full: bool = False) -> AsyncIterator[tuple
             page = await stack.enter_async_context(chromium_page(full=full))
             await page.goto(gateway.http_url + "/")
             await log_in(page, user, secret)
-            await expect(page.locator("#status")).to_have_text(f"Registered as {name}")
+            try:  # 20 s: twice a log-in took over 5 and 10 s in the first minute of a run at load 12
+                await expect(page.locator("#status")).to_have_text(f"Registered as {name}", timeout=20000)
+            except AssertionError as exc:
+                error = await page.locator("#error").text_content()
+                raise AssertionError(f"{user} not registered; the page's error: {error!r}\n{exc}") from None
             pages.append(page)
         yield pages[0], pages[1]
 
