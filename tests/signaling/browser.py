@@ -120,8 +120,20 @@ async def chromium_page(
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 errors: list[str] = []
+                console: list[str] = []  # the console's errors and warnings (a module that failed to load)
                 page.on("pageerror", lambda error: errors.append(str(error)))
-                yield page
+                page.on(
+                    "console",
+                    lambda m: (
+                        console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+                    ),
+                )
+                try:
+                    yield page
+                except BaseException as exc:  # a failing test also tells what the page itself reported
+                    if errors or console:
+                        exc.add_note(f"the page's uncaught errors: {errors}; its console: {console[-20:]}")
+                    raise
                 assert errors == [], f"uncaught errors in the page: {errors}"
             finally:
                 await context.close()
