@@ -81,7 +81,7 @@ async def expect_page_hears(
     heard, rms_level = 0.0, 0.0
     for _ in range(tries):
         heard, rms_level = await page_tone(page, freq, seconds=2.0, element_id=element_id)
-        if heard > share and rms_level > level:
+        if heard >= share and rms_level > level:
             return
     raise AssertionError(f"the page does not hear {freq} Hz (share {heard:.2f}, rms {rms_level:.4f})")
 

@@ -25,7 +25,7 @@ from peers.kamailio import Kamailio, running_kamailio
 from peers.phone import DeskPhone
 from sipcore import RegState
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
-from tests.e2e.page_audio import assert_phone_heard_the_browser, page_tone
+from tests.e2e.page_audio import assert_phone_heard_the_browser, expect_page_hears
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 PHONE_HZ = 440.0
@@ -48,14 +48,8 @@ async def dial(page: Page, number: str) -> None:
 
 
 async def expect_page_hears_the_phone(page: Page) -> None:
-    heard, level = 0.0, 0.0
-    for _ in range(5):  # the first packets may take a moment through the jitter buffer
-        heard, level = await page_tone(page, PHONE_HZ)
-        if heard >= 0.8:
-            return
-    raise AssertionError(
-        f"the page does not hear the phone's {PHONE_HZ} Hz (share {heard:.2f}, rms {level:.3f})"
-    )
+    # five windows: the first packets may take a moment through the jitter buffer
+    await expect_page_hears(page, PHONE_HZ, share=0.8, level=0.0)
 
 
 async def expect_no_call(page: Page) -> None:
