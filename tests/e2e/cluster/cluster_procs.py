@@ -9,7 +9,8 @@ cluster tests and bench/cluster_bench.py, so that `kill -9` of one is real (issu
             await instances[2].status()     # GET /cluster/status (the cluster secret)
 
 Instance `i` listens on 127.0.0.(2+i) with SIP on UDP and HTTP on free ports, RTP from `rtp_base +
-600 * i` (200 ports); its log is `tmp_path/gw{i+1}.log`. Every process is killed on teardown.
+600 * i` (200 ports; without `rtp_base`, 200 free ports of its own); its log is `tmp_path/gw{i+1}.log`.
+Every process is killed on teardown.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 import yaml
 
 from peers.demo import ALICE_HASH
-from peers.ports import free_port
+from peers.ports import free_port, free_range
 from peers.scratch import scratch_dir
 from tests.conftest import REPO
 from tests.e2e.cluster.cluster_harness import CLUSTER_SECRET, HOSTS, SESSION_SECRET
@@ -44,18 +45,19 @@ def instance_mapping(
     index: int,
     redis_url: str,
     *,
-    rtp_base: int,
+    rtp_base: int | None = None,
     pbx: str | None = None,
     heartbeat: float = 0.5,
     lease: float = 2.0,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """gateway.yaml (as a mapping) of instance `index`: alice (1001) and bob (1002) as in the in-process
-    tests, the shared session secret, Kamailio (127.0.0.1) trusted."""
+    tests, the shared session secret, Kamailio (127.0.0.1) trusted. RTP from `rtp_base + 600 * index` (200
+    ports), or without `rtp_base` from 200 ports free now in this worker's band (peers/ports.free_range)."""
     host = HOSTS[index]
     sip_port = free_port(socket.SOCK_DGRAM, host)
     http_port = free_port(socket.SOCK_STREAM, host)
-    start = rtp_base + 600 * index
+    start = free_range(200) if rtp_base is None else rtp_base + 600 * index
     mapping: dict[str, Any] = {
         "sip": {
             "listen": [{"transport": "udp", "host": host, "port": sip_port}],

@@ -26,7 +26,6 @@ import redis
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
-from peers.ports import free_range
 from peers.redis import running_redis
 from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
@@ -46,13 +45,11 @@ async def rpc_socket(http: aiohttp.ClientSession, gateway: GatewayProcess) -> As
 
 
 def mappings(redis_url: str, phone: str, count: int) -> list[dict[str, Any]]:
-    base = free_range(1400)  # instance i: base + 600 i, 200 ports each
     found = []
     for index in range(count):
         mapping = instance_mapping(
             index,
             redis_url,
-            rtp_base=base,
             pbx=phone,
             lease=LEASE,
             extra={"web_auth": {"reconnect_grace": 20}},
