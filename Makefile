@@ -15,8 +15,8 @@ XDIST := -n $(TEST_WORKERS) --dist worksteal
 # PYTHONDONTWRITEBYTECODE, every pytest worker would compile the project and rewrite every test module's
 # asserts again (17 of a worker's 19 s of collection), and so would each gateway process a test starts.
 unexport PYTHONDONTWRITEBYTECODE
-# the project's bytecode, once, before pytest's workers import it
-PRECOMPILE = $(BIN)/python -m compileall -q -j 0 gateway sdp sipcore peers tests
+# the project's bytecode and pytest's rewritten test modules, once, before pytest's workers import them
+PRECOMPILE = scripts/precompile $(BIN)/python
 SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
