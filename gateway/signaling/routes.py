@@ -79,13 +79,15 @@ from gateway.tls import certificate_names
 logger = logging.getLogger(__name__)
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
+# form-action 'none': every form of the pages is handled by their scripts; a native submission (one made
+# before the script ran) would be a GET with the secret in the URL.
 PAGE_HEADERS: Final = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": (
         "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
-        "img-src 'self' data:; frame-ancestors 'none'"
+        "img-src 'self' data:; frame-ancestors 'none'; form-action 'none'"
     ),
 }
 

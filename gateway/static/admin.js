@@ -186,5 +186,6 @@ async function logIn(event) {
 }
 
 $("login-form").addEventListener("submit", logIn);
+$("login-button").disabled = false; // admin.html ships it disabled until the form is handled here
 $("logout").addEventListener("click", () => logOut(""));
 if (sessionStorage.getItem(TOKEN_KEY)) start();

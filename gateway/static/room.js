@@ -268,4 +268,6 @@ $("join-form").addEventListener("submit", connect);
 $("dial-form").addEventListener("submit", dial);
 $("leave-button").addEventListener("click", leave);
 $("chat-form").addEventListener("submit", sendChat);
+// room.html ships the forms' buttons disabled until they are handled here
+for (const id of ["connect-button", "chat-button", "dial-button"]) $(id).disabled = false;
 $("peer-id").value = `peer-${Math.random().toString(36).slice(2, 8)}`;

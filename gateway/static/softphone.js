@@ -716,6 +716,9 @@ $("login-form").addEventListener("submit", (event) => {
   }
   login({ user, secret });
 });
+// The form is handled from here on: index.html ships its button disabled, so nothing is submitted (a GET
+// with the secret in the URL) before this script runs.
+$("login-button").disabled = false;
 
 $("logout-button").addEventListener("click", () => { clearError(); client.logout(); });
 $("error-close").addEventListener("click", clearError);
