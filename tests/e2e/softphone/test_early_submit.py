@@ -6,7 +6,7 @@ them natively, a GET to the page itself with the fields in the query string, so 
 the URL (the browser's history, the gateway's access log) and the page reloaded, still "Offline", with
 no error: the log-in a person (or a test) made was lost without a word. Now the submit buttons are
 disabled until the script has wired their forms, and the pages' CSP forbids native form submission
-(`form-action 'none'`). Each case holds the page's script back 1.5 s, tries to log in meanwhile, and
+(`form-action 'none'`). Each case holds the page's script back 2.5 s, tries to log in meanwhile, and
 checks that no request carried the secret, that the page stayed put, and that the log-in then works.
 """
 
@@ -21,7 +21,7 @@ from playwright.async_api import Route
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 from tests.signaling.browser import Page, chromium_page, expect
 
-HOLD = 1.5  # seconds the page's own script is held back
+HOLD = 2.5  # seconds the page's own script is held back (ample beside a loaded machine's round trips)
 
 
 async def hold_back(page: Page, script: str) -> None:
