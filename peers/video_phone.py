@@ -217,6 +217,11 @@ class PlainVideoPeer:
             await asyncio.sleep(1 / self.fps)
         self.sent_frames += count
 
+    async def send_on(self) -> None:
+        """Send the pattern as a phone does, on and on (a second at a time), until cancelled."""
+        while True:
+            await self.send_video(1.0)
+
     def _send_rtp(self, payload: bytes, timestamp: int, marker: bool) -> None:
         if self._rtp is None or self.remote is None:
             return
