@@ -65,10 +65,11 @@ test-durations: test-deps
 	$(BIN)/python -m pytest $(XDIST) --write-durations $(PYTEST_ARGS)
 
 ## test-fast: the inner loop: unit and in-process tests (not tests/e2e, nor a module marked `peer`, which
-## drives a browser, a desk phone, Kamailio... : tests/conftest.py), in parallel, no lint
+## drives a browser, a desk phone, Kamailio... : tests/conftest.py), in parallel, no lint nor the whole-tree
+## checks kin to it (marked `static`), a fifth of the property tests' examples (TEST_FAST=1)
 test-fast: test-deps
 	$(PRECOMPILE)
-	$(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e -m "not peer" $(PYTEST_ARGS)
+	TEST_FAST=1 $(BIN)/python -m pytest $(XDIST) --ignore=tests/e2e -m "not peer and not static" $(PYTEST_ARGS)
 
 test-deps: system-deps $(VENV)/.stamp-test $(SOFTPHONES)/build/.stamp
 

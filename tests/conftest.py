@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -23,6 +24,21 @@ RUN_SEED = int(os.environ.setdefault("TEST_SEED", str(int.from_bytes(os.urandom(
 
 def pytest_report_header() -> str:
     return f"TEST_SEED={RUN_SEED}"
+
+
+# Property tests (Hypothesis): 150 examples where a test does not ask for a number of its own
+# (SIP_HYPOTHESIS_EXAMPLES), `examples(n)` where it asks for n. `make test-fast` (TEST_FAST=1), the inner
+# loop, runs a fifth of them; `make test` runs them all.
+FAST: Final = os.environ.get("TEST_FAST") == "1"
+_EXAMPLES: Final = int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150"))
+settings.register_profile("suite", max_examples=_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", settings.get_profile("suite"), max_examples=max(10, _EXAMPLES // 5))
+settings.load_profile("fast" if FAST else "suite")
+
+
+def examples(count: int) -> int:
+    """A property test's ``max_examples``: ``count``, a fifth of it in `make test-fast` (at least 10)."""
+    return max(10, count // 5) if FAST else count
 
 
 def _encodable(value: object) -> object:
@@ -69,6 +85,9 @@ def _drives_real_peers(module: types.ModuleType) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "peer: drives a real peer program (tests/conftest.py REAL_PEERS)")
+    config.addinivalue_line(
+        "markers", "static: reads the whole tree or the installed libraries, as lint does (not in test-fast)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -35,6 +35,10 @@ import pytest
 
 from tests.conftest import REPO
 
+# the scan parses the installed libraries and the whole tree (18 CPU-s): `make test` runs it, with the
+# lint; `make test-fast` leaves it out
+pytestmark = pytest.mark.static
+
 FOREIGN: Final = ("aiortc", "aioice", "pylibsrtp", "av")
 
 # The modules allowed to touch those libraries' private internals, and what each touches.

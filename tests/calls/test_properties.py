@@ -58,6 +58,7 @@ from gateway.calls import (
 from gateway.config.values import DtmfMode
 from tests.calls import flows as f
 from tests.calls.test_pairs import sample
+from tests.conftest import examples
 
 SESSIONS = st.sampled_from(["s1", "s2", "s3", "s9"])
 SIP_SDPS = st.sampled_from([f.SIP_HOLD, f.SIP_RESUME, f.sip_sdp("inactive"), "garbage"])
@@ -173,7 +174,7 @@ class Observer:
         return out
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start=STARTS, events=st.lists(EVENTS, max_size=40), mode=st.sampled_from(DtmfMode))
 def test_random_sequences(start: list[Event], events: list[Event], mode: DtmfMode) -> None:
     seen = Observer(mode)
@@ -211,7 +212,7 @@ REGISTRY_OPS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops=REGISTRY_OPS)
 def test_registry_index_matches_its_calls(ops: list[tuple[object, ...]]) -> None:
     counter = iter(range(10_000))

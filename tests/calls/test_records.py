@@ -54,6 +54,7 @@ from gateway.identity import WebUser
 from tests.calls import flows as f
 from tests.calls.test_pairs import SITUATIONS, sample
 from tests.calls.test_properties import EVENTS, STARTS
+from tests.conftest import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = dataclasses.replace(f.SETTINGS, reconnect_grace=12.0)
@@ -362,7 +363,7 @@ def test_assigning_a_calls_state_fails_at_run_time_too() -> None:
 # --- random walks: every state they reach goes to JSON and back ---------------------------------------
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start=STARTS, events=st.lists(EVENTS, max_size=30))
 def test_random_walks_round_trip_and_refusals_change_nothing(start: list[Event], events: list[Event]) -> None:
     call = f.machine()

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sdp
+from tests.conftest import examples
 from tests.sdp.samples import DTLS, HOST, ICE, SIP_CODECS
 
 STATIC = ["0", "8", "9", "18", "3", "13", "31", "34"]
@@ -74,7 +75,7 @@ def must_answer_or_refuse(call: object) -> None:
         assert exc.sip_status in (400, 488), exc
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(offers())
 def test_any_real_world_offer_is_answered_or_refused_with_a_sip_status(offer: str) -> None:
     try:

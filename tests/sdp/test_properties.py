@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sdp
+from tests.conftest import examples
 from tests.sdp.samples import NAMES, text
 
 _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+!#$%&'*^`{|}~"
@@ -138,7 +139,7 @@ descriptions = st.builds(
 )
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(descriptions)
 def test_parse_write_round_trip(description: sdp.SessionDescription) -> None:
     written = sdp.write(description)
@@ -147,7 +148,7 @@ def test_parse_write_round_trip(description: sdp.SessionDescription) -> None:
     assert sdp.write(sdp.parse(written)) == written
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(candidates)
 def test_candidate_round_trip(candidate: sdp.Candidate) -> None:
     assert sdp.Candidate.parse(candidate.to_sdp()) == candidate
@@ -165,13 +166,13 @@ def _only_sdp_errors(data: str | bytes) -> None:
     sdp.classify(description)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=400))
 def test_any_text_raises_only_sdp_errors(data: str) -> None:
     _only_sdp_errors(data)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.binary(max_size=400))
 def test_any_bytes_raise_only_sdp_errors(data: bytes) -> None:
     _only_sdp_errors(data)
@@ -180,7 +181,7 @@ def test_any_bytes_raise_only_sdp_errors(data: bytes) -> None:
 line_texts = st.text(st.sampled_from("vosctmab=:/ 0123456789aeiprRTPAVPUDLS-*.\t"), max_size=40)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(NAMES), st.data())
 def test_mutated_samples_raise_only_sdp_errors(name: str, data: st.DataObject) -> None:
     lines = text(name).split("\r\n")
@@ -223,7 +224,7 @@ def _translations_raise_only_sdp_errors(description: sdp.SessionDescription) -> 
         assert sdp.parse(sdp.write(result)) == result
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.text(max_size=300))
 def test_any_sdpfrag_raises_only_sdp_errors(data: str) -> None:
     try:
@@ -233,7 +234,7 @@ def test_any_sdpfrag_raises_only_sdp_errors(data: str) -> None:
     assert sdp.decode_sdpfrag(sdp.encode_sdpfrag(fragment)) == fragment
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=20),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sipcore import (
@@ -31,12 +30,7 @@ TORTURE = pathlib.Path(__file__).parent / "torture"
 SAMPLES = [p.read_bytes() for p in sorted(TORTURE.glob("*.dat"))]
 SIP_ALPHABET = b'INVITE SIP/2.0 sip:@;=<>",\\:%\r\n\t 0123456789abcdefVia: From To CSeq Call-ID lz9hG4bK'
 
-settings.register_profile(
-    "sip",
-    max_examples=int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150")),
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile("sip")
+# examples: tests/conftest.py's profile (150, SIP_HYPOTHESIS_EXAMPLES; a fifth in make test-fast)
 
 
 def _only_own_errors(data: bytes, framing: Framing = Framing.DATAGRAM) -> None:

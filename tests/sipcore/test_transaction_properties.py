@@ -28,9 +28,10 @@ from sipcore.transaction import (
     Transaction,
     TransactionError,
 )
+from tests.conftest import examples
 from tests.sipcore.test_transaction import INVITE, OPTIONS, event_for
 
-EXAMPLES = int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150"))
+EXAMPLES = examples(int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150")))
 MACHINES: list[type[Transaction]] = [
     InviteClientTransaction,
     NonInviteClientTransaction,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.media.fastlane.native import STATS_RFC3550, replay
 from gateway.media.rtp.rtp_stats import ReceiveStatistics, ReceptionState
+from tests.conftest import examples
 from tests.media.fastlane.test_fastpath import require_fast_lane
 
 Packet = tuple[int, int, float]  # seq, RTP timestamp, arrival (monotonic seconds)
@@ -98,7 +99,7 @@ def test_a_source_restart_and_a_lone_jump() -> None:
     assert restarted and state.base_seq == 40001 and expected.received == 2  # A.1: from the second
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.integers(min_value=-3, max_value=40), min_size=2, max_size=60),
     st.integers(min_value=0, max_value=0xFFFF),

@@ -41,6 +41,7 @@ from gateway.signaling.ws.protocol import (
     decode_request,
 )
 from sdp import candidate_from_json
+from tests.conftest import examples
 from tests.signaling.harness import ANSWER_SDP, OFFER_SDP
 
 CANDIDATE = {
@@ -264,14 +265,14 @@ field_names = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from(REQUEST_TYPES), st.dictionaries(field_names, json_values, max_size=6))
 def test_random_fields_raise_only_signaling_errors(kind: str, fields: dict[str, Any]) -> None:
     with contextlib.suppress(SignalingError):
         decode({**fields, "type": kind})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.binary(max_size=200)
     | st.text(max_size=200).map(str.encode)

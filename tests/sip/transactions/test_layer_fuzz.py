@@ -16,6 +16,7 @@ from gateway.sip.transports.transport import ErrorCallback, Source
 from sipcore import parse_message
 from sipcore.location.routing import Address
 from sipcore.syntax.parser import Framing
+from tests.conftest import examples
 from tests.sip.layer_ua import TestUA
 from tests.sip.transactions.test_layer_routing import ManualScheduler
 
@@ -74,7 +75,9 @@ def messages(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batch=st.lists(st.tuples(messages(), st.floats(min_value=0, max_value=40)), min_size=1, max_size=8))
 def test_layer_never_fails_on_network_input(
     batch: list[tuple[bytes, float]], caplog: pytest.LogCaptureFixture

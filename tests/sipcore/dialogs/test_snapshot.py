@@ -19,6 +19,7 @@ from sipcore import Request, Response, make_response, parse_message, parse_name_
 from sipcore.dialogs.dialog import Dialog, DialogState, Role
 from sipcore.dialogs.requests import Endpoint, build_invite
 from sipcore.dialogs.snapshot import SnapshotError
+from tests.conftest import examples
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n"
 ENDPOINTS = (
@@ -157,7 +158,7 @@ def _comparable(request: Request) -> str:
     return "\r\n".join(line for line in text.split("\r\n") if not line.startswith("Via:"))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(lived_dialogs())
 def test_a_dialog_comes_back_from_json_with_the_same_state(dialog: Dialog) -> None:
     event(f"{dialog.role.name} {dialog.state.name} routes={len(dialog.route_set)}")
@@ -173,7 +174,7 @@ def test_a_dialog_comes_back_from_json_with_the_same_state(dialog: Dialog) -> No
         assert back.local_cseq == dialog.local_cseq and back.remote_cseq == dialog.remote_cseq
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(uac_dialogs())
 def test_from_dict_on_another_endpoint(dialog: Dialog) -> None:
     moved = Dialog.from_dict(dialog.to_dict(), ENDPOINTS[0])
@@ -259,7 +260,7 @@ PATHS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
 def test_any_json_in_any_field_gives_a_dialog_or_a_snapshot_error(changes: list[tuple[str, Any]]) -> None:
     data = GOOD
