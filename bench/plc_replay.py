@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -46,7 +46,8 @@ from gateway.media.codecs.g711_plc import G711Concealer  # noqa: E402
 from gateway.media.codecs.opus_decoder import OpusDecoder  # noqa: E402
 
 MAX_CONCEALED = 10  # frames: a longer gap is left silent (gateway/media/forward.py MAX_CONCEALED_FRAMES)
-Samples = np.ndarray[Any, np.dtype[np.int16]]
+# an explicit alias: where numpy is not installed (the test venv) mypy sees np.ndarray as Any
+Samples: TypeAlias = np.ndarray[Any, np.dtype[np.int16]]
 
 
 def fates(cell: Impairment, count: int, seed: int) -> list[bool]:
