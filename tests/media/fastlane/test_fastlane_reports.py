@@ -14,6 +14,7 @@ echo), and the browser's PLI still reaches the keyframe hook at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 import struct
@@ -186,7 +187,20 @@ async def test_a_calls_browser_reports_reach_the_statistics_without_the_queue() 
         await until(current, 2.0, "the bridge's statistics to be those of the browser's last reports")
         # from the kept RRs' arrival (test_arrival.py): ~1 ms on loopback, 4.7 ms seen at load 5; counted
         # from the engine's wake-up instead every report would add its ~10 ms NOTIFY_DELAY. The best of
-        # the call's reports: one alone read 93 ms at load 16 (the browser's own loop late to answer)
+        # the call's reports: one alone read 93 ms at load 16 (the browser's own loop late to answer), and
+        # at load 7 a call's three all read 17-21 ms: then the call goes on, up to 8 s more, until one
+        # report comes under the bound (counted from the wake-up, none ever would)
+        if min(rtts, default=1.0) >= 0.008:
+            more = asyncio.ensure_future(call.play(8.0))
+            try:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 8.0
+                while min(rtts, default=1.0) >= 0.008 and loop.time() < deadline:
+                    await asyncio.sleep(0.05)
+            finally:
+                more.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await more
         assert rtts and min(rtts) < 0.008, rtts
     finally:
         if sampling is not None:
