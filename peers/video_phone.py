@@ -24,10 +24,11 @@ what comes in is really decoded:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import av
@@ -217,10 +218,21 @@ class PlainVideoPeer:
             await asyncio.sleep(1 / self.fps)
         self.sent_frames += count
 
-    async def send_on(self) -> None:
-        """Send the pattern as a phone does, on and on (a second at a time), until cancelled."""
-        while True:
-            await self.send_video(1.0)
+    @contextlib.asynccontextmanager
+    async def sending(self) -> AsyncIterator[None]:
+        """Send the pattern as a phone does, on and on (a second at a time), while the block runs."""
+
+        async def on_and_on() -> None:
+            while True:
+                await self.send_video(1.0)
+
+        task = asyncio.ensure_future(on_and_on())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _send_rtp(self, payload: bytes, timestamp: int, marker: bool) -> None:
         if self._rtp is None or self.remote is None:
