@@ -32,13 +32,19 @@ def pytest_report_header() -> str:
 FAST: Final = os.environ.get("TEST_FAST") == "1"
 _EXAMPLES: Final = int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150"))
 settings.register_profile("suite", max_examples=_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("fast", settings.get_profile("suite"), max_examples=max(10, _EXAMPLES // 5))
+
+
+def _fifth(count: int) -> int:
+    return max(10, count // 5)
+
+
+settings.register_profile("fast", settings.get_profile("suite"), max_examples=_fifth(_EXAMPLES))
 settings.load_profile("fast" if FAST else "suite")
 
 
 def examples(count: int) -> int:
     """A property test's ``max_examples``: ``count``, a fifth of it in `make test-fast` (at least 10)."""
-    return max(10, count // 5) if FAST else count
+    return _fifth(count) if FAST else count
 
 
 def _encodable(value: object) -> object:

@@ -6,9 +6,7 @@ end the transaction."""
 
 from __future__ import annotations
 
-import os
-
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipcore.transaction import (
@@ -28,10 +26,8 @@ from sipcore.transaction import (
     Transaction,
     TransactionError,
 )
-from tests.conftest import examples
 from tests.sipcore.test_transaction import INVITE, OPTIONS, event_for
 
-EXAMPLES = examples(int(os.environ.get("SIP_HYPOTHESIS_EXAMPLES", "150")))
 MACHINES: list[type[Transaction]] = [
     InviteClientTransaction,
     NonInviteClientTransaction,
@@ -106,7 +102,7 @@ class Driver:
         raise AssertionError(f"{self.txn!r} still running with timers {self.timers!r}")
 
 
-@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(deadline=None)  # examples: tests/conftest.py's profile (150; a fifth in test-fast)
 @given(kind=st.sampled_from(MACHINES), reliable=st.booleans(), sequence=steps)
 def test_any_event_sequence(kind: type[Transaction], reliable: bool, sequence: list[Step]) -> None:
     driver = Driver(kind, reliable)
@@ -119,7 +115,7 @@ def test_any_event_sequence(kind: type[Transaction], reliable: bool, sequence: l
     assert driver.txn.state is State.TERMINATED
 
 
-@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(deadline=None)  # examples: tests/conftest.py's profile (150; a fifth in test-fast)
 @given(kind=st.sampled_from(MACHINES), reliable=st.booleans(), sequence=steps)
 def test_only_timers_end_every_machine(kind: type[Transaction], reliable: bool, sequence: list[Step]) -> None:
     """After any prefix, a client transaction ends on its timers alone unless a provisional
