@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -139,4 +140,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         sd_notify("STOPPING=1")
+        # Everything is closed; what is left is the interpreter's exit, whose full collections walked the
+        # whole heap (GcTuning.close() unfreezes it) 2-4 times: 0.3 s on a quiet machine after 20 calls,
+        # 2-3.3 s at load 6-9, doubling the stop. Frozen objects are skipped by those walks (and are freed
+        # with the process anyway).
+        gc.freeze()
     return 0
