@@ -16,6 +16,7 @@ beep. A hangs up: B and the library talk on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 
@@ -57,28 +58,34 @@ async def into_the_room(softphone: Softphone, phone: DeskPhone, number: int, cal
     return int(request["new_call"])
 
 
-async def a_faded(softphone: Softphone, timeout: float = 8.0) -> bool:
+async def a_faded(softphone: Softphone, timeout: float = 8.0) -> str | None:
     """A's 440 Hz is gone from what the library hears while B's 660 Hz plays: 440 at least 25 dB below
-    660 (the page's measure is relative to the spectrum's median, which a lone tone leaves very low)."""
+    660 (the page's measure is relative to the spectrum's median, which a lone tone leaves very low).
+    None once it is; else the last levels read."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    levels = ""
     while loop.time() < deadline:
-        if await softphone.remote_tone(660) - await softphone.remote_tone(440) >= 25.0:
-            return True
+        b, a = await softphone.remote_tone(660), await softphone.remote_tone(440)
+        if b - a >= 25.0:
+            return None
+        levels = f"660 Hz at {b:.1f} dB, 440 Hz at {a:.1f} dB over the median"
         await asyncio.sleep(0.3)
-    return False
+    return levels
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
 async def test_the_library_merges_two_phones_in_a_room_and_one_hangs_up(
-    library: Library, tmp_path: Path
+    library: Library, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     require_desk_phone()
+    caplog.set_level(logging.INFO, logger="gateway.media.codecs.mixer")  # who left the mix, and when
+    caplog.set_level(logging.INFO, logger="gateway.runtime.rooms")
     async with asyncio.timeout(240):  # a hang fails with the await it hung at
-        await _three_way(library, tmp_path)
+        await _three_way(library, tmp_path, caplog)
 
 
-async def _three_way(library: Library, tmp_path: Path) -> None:
+async def _three_way(library: Library, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sip = {
         "listen": [{"transport": "udp", "host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}],
         "trusted_sources": ["127.0.0.1/32", f"{DOMAIN}/32"],
@@ -115,7 +122,13 @@ async def _three_way(library: Library, tmp_path: Path) -> None:
         assert windows_with(wav_a, 660) >= 2, f"A did not hear B in the room ({wav_a})"
         assert windows_with(wav_a, FAKE_MIC_HZ, window_s=0.05) >= 2, f"A did not hear the library ({wav_a})"
         await softphone.hears(660)  # B and the library talk on
-        assert await a_faded(softphone), "A is still heard after hanging up"
+        heard = await a_faded(softphone)
+        mixer = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith(("gateway.media.codecs.mixer", "gateway.runtime.rooms"))
+        ]
+        assert heard is None, f"A is still heard after hanging up: {heard}; the room's log: {mixer}"
         await asyncio.sleep(1.5)
 
         await softphone.hangup(2)
