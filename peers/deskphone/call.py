@@ -208,8 +208,11 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
     # --- audio -----------------------------------------------------------------------------------------
     def _wire_audio(self, index: int, slot: int) -> None:
-        if slot == self.audio_slot:
-            return  # a re-INVITE (hold, resume) kept the same port: the connections still stand
+        # Wired at every media change, even to the same slot: a re-INVITE that moves the far end's media
+        # (a takeover) replaces the stream's port, and pjmedia's bridge removes the old one on its clock
+        # thread. Usually the new port gets another slot; when the removal ran first it gets the same one,
+        # with none of its connections: the phone sent silence (a takeover test, twice in a series).
+        # Connecting what is connected already is a no-op.
         self.audio_slot = slot
         self.audio = self.getAudioMedia(index)
         tone = self.phone.tone
