@@ -278,8 +278,11 @@ class Baresip:
         deadline = loop.time() + timeout
         while len(set(self.workdir.rglob("*.png")) - before) < 2 and loop.time() < deadline:
             await asyncio.sleep(0.1)
-        await asyncio.sleep(0.2)  # let the last one be written out
-        return sorted(set(self.workdir.rglob("*.png")) - before)
+        new = sorted(set(self.workdir.rglob("*.png")) - before)
+        # each written out to its IEND chunk: a fixed 0.2 s once left a truncated PNG at load 7
+        while not all(_png_complete(path) for path in new) and loop.time() < deadline + 5.0:
+            await asyncio.sleep(0.1)
+        return new
 
     def recording(self) -> Path:
         """The WAV file of what baresip decoded (sndfile's ``dump-...-dec.wav``)."""
@@ -287,3 +290,13 @@ class Baresip:
         if not found:
             raise FileNotFoundError(f"no decoded audio dump in {self.dumps}")
         return found[-1]
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk every PNG ends with
+
+
+def _png_complete(path: Path) -> bool:
+    try:
+        return path.read_bytes().endswith(PNG_END)
+    except OSError:
+        return False
