@@ -77,7 +77,12 @@ class PageClient:
         from tests.e2e.harness import ALICE_SECRET
         from tests.signaling.browser import RECORD_PEER_CONNECTIONS, chromium_page, expect, log_in
 
-        if self.page is None:  # one page for every call: a person's tab
+        if self.page is not None:  # each call a person's first move: the tab reloaded (its token kept)
+            # One tab moved every ~12 s is a network in trouble to the page: from the third drop within a
+            # minute its checks wait twice as long and reconnect with a backoff (webrtc-client.js
+            # PROBE_DROPS), 4.9 s p50 in such a run. A reload starts the page's count again.
+            await self.page.reload()
+        else:  # one browser for every call
             flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]  # getUserMedia on http://
             # the desktop browser, as users run it (the headless shell ignores that flag)
             self.page = await self._stack.enter_async_context(chromium_page(flags=flags, full=True))
