@@ -206,17 +206,18 @@ class PlainVideoPeer:
         ``drop`` (counted from this call's first) are encoded but not sent."""
         count = round(seconds * self.fps)
         sent = 0
+        first = self.sent_frames  # counted per frame: a send cancelled mid-way (sending()) goes on from there
         for number in range(count):
             force, self._force_keyframe = self._force_keyframe, False
-            payloads, _ = self._encoder.encode(self._picture(self.sent_frames + number), force_keyframe=force)
-            timestamp = (self.timestamp + (self.sent_frames + number) * 90000 // self.fps) & 0xFFFFFFFF
+            payloads, _ = self._encoder.encode(self._picture(first + number), force_keyframe=force)
+            timestamp = (self.timestamp + (first + number) * 90000 // self.fps) & 0xFFFFFFFF
             for i, payload in enumerate(payloads):
                 if number >= skip_first and sent not in drop:
                     self._send_rtp(payload, timestamp, i == len(payloads) - 1)
                 self.sequence = (self.sequence + 1) & 0xFFFF
                 sent += 1
+            self.sent_frames = first + number + 1
             await asyncio.sleep(1 / self.fps)
-        self.sent_frames += count
 
     @contextlib.asynccontextmanager
     async def sending(self) -> AsyncIterator[None]:

@@ -85,14 +85,15 @@ async def check_video_both_ways(call: Call, camera: PlainVideoPeer, *, at_least:
         return len(call.web.pictures) >= seen_web + 20 and len(camera.decoded) >= seen_phone + 20
 
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    started, decoded = loop.time(), len(camera.decoded)
     async with camera.sending():
         while loop.time() - started < 15.0:
             await asyncio.sleep(1.0)
             if both() and loop.time() - started >= at_least:
                 break
-            if len(camera.decoded) == seen_phone:
+            if len(camera.decoded) == decoded:  # nothing new this second
                 camera.send_pli()
+            decoded = len(camera.decoded)
         assert both(), (
             len(call.web.pictures) - seen_web, len(camera.decoded) - seen_phone,
             call.bridge.video and call.bridge.video.stats(),
