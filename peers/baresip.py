@@ -282,6 +282,9 @@ class Baresip:
         # each written out to its IEND chunk: a fixed 0.2 s once left a truncated PNG at load 7
         while not all(_png_complete(path) for path in new) and loop.time() < deadline + 5.0:
             await asyncio.sleep(0.1)
+        unfinished = [path.name for path in new if not _png_complete(path)]
+        if unfinished:
+            raise TimeoutError(f"snapshots never written out: {unfinished}\n{self.log()[-3000:]}")
         return new
 
     def recording(self) -> Path:

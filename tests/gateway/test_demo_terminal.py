@@ -112,7 +112,7 @@ async def test_busy_and_unknown_numbers_reach_the_page_and_1001_rings_alice(tmp_
         "the desk phone quit: stopping the gateway too",
         "the gateway stopped (status 0): stopping the desk phone",
     )
-    assert any(s in output for s in stopped) and "gateway stopped" in output, output[-3000:]
+    assert any(s in output for s in stopped) and "gateway.app: gateway stopped" in output, output[-3000:]
     assert "phone stopped" in output and "Traceback" not in output, output[-3000:]
 
 
