@@ -32,6 +32,7 @@ from gateway.media.rtp.endpoint_state import RtpEndpointConfig
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
+from gateway.media.rtp.sip_leg import RELATCH_PACKETS
 from gateway.media.video.bandwidth import (
     MIN_USEFUL_BITRATE,
     HintRelay,
@@ -174,6 +175,7 @@ class VideoBridge:
             RtpEndpointConfig(
                 payload_types=frozenset(c.payload_type for c in codecs), host=rtp.bind_host,
                 clock_rate=VIDEO_RATE, inactivity_timeout=None, hold_timeout=None,
+                relatch_after=RELATCH_PACKETS,  # as the audio: a stray first packet must not keep the stream
             ),
             on_rtp=self._from_sip, on_rtcp=self._sip_rtcp, call_id=self._call,
         )  # fmt: skip

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -190,4 +192,30 @@ async def test_the_browser_never_answers(call: Call) -> None:
         await call.play(1.0)
         assert call.web.heard(SIP_TONE)  # the audio call goes on
     finally:
+        camera.close()
+
+
+async def test_a_stranger_s_packets_before_the_phone_s_do_not_keep_the_video(call: Call) -> None:
+    """A few VP8 packets from another address reach the SIP side's video port before the phone's (a
+    port just freed by another call whose far end still sends; a scanner): the port latches to the
+    stranger, and the phone's stream takes it back after RELATCH_PACKETS, as the audio's does. Before,
+    the video latched to the first source for good: neither side decoded a picture (twice in CI)."""
+    camera = PlainVideoPeer("VP8")
+    await camera.start()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        phone_sdp = await audio_call(call, "phone")
+        await escalate(call, camera, phone_sdp)
+        assert call.bridge.video is not None and call.bridge.video.endpoint is not None
+        port = call.bridge.video.endpoint.local_rtp_address[1]
+        stranger.bind(("127.0.0.1", 0))
+        for sequence in range(3):  # the phone's payload type, another SSRC
+            header = struct.pack("!BBHII", 0x80, 96, sequence, 90 * sequence, 0x5EED)
+            stranger.sendto(header + b"\x10\x00\x00\x9d\x01\x2a", ("127.0.0.1", port))
+        video = call.bridge.video
+        assert await until(lambda: video.endpoint is not None and video.endpoint.latched_address is not None)
+        await check_video_both_ways(call, camera)
+        assert call.bridge.video.endpoint.latched_address == camera.address
+    finally:
+        stranger.close()
         camera.close()
