@@ -5,11 +5,16 @@ from __future__ import annotations
 import enum
 import logging
 
-__all__ = ["Address", "LatchState", "SymmetricLatch"]
+__all__ = ["RELATCH_PACKETS", "Address", "LatchState", "SymmetricLatch"]
 
 logger = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+
+# A far end whose RTP comes from a new address (NAT rebinding, an SBC or PBX failing over) is followed
+# once this many packets in a row came from there and none from the old one: a stranger cannot take
+# the stream over while the real source still sends. The SIP leg's audio and its video ports use it.
+RELATCH_PACKETS = 10
 
 
 class LatchState(enum.Enum):

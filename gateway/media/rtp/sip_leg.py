@@ -25,17 +25,13 @@ from gateway.media.errors import MediaError
 from gateway.media.rtp import ice_lite
 from gateway.media.rtp.dtls_srtp import DtlsCertificate
 from gateway.media.rtp.endpoint_state import RtpEndpointConfig
+from gateway.media.rtp.latch import RELATCH_PACKETS
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import PortLease
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
 from gateway.media.rtp.sip_dtls import SipDtls
 
 logger = logging.getLogger(__name__)
-
-# A far end whose RTP comes from a new address (NAT rebinding, an SBC or PBX failing over) is followed
-# once this many packets in a row came from there and none from the old one: a stranger cannot take
-# the stream over while the real source still sends (gateway/media/rtp/latch.py).
-RELATCH_PACKETS = 10
 
 
 class SipLeg:

@@ -29,10 +29,10 @@ from gateway.media.codecs import codec_choice as choice
 from gateway.media.errors import PacketError
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
 from gateway.media.rtp.endpoint_state import RtpEndpointConfig
+from gateway.media.rtp.latch import RELATCH_PACKETS
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
-from gateway.media.rtp.sip_leg import RELATCH_PACKETS
 from gateway.media.video.bandwidth import (
     MIN_USEFUL_BITRATE,
     HintRelay,

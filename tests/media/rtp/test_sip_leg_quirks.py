@@ -13,9 +13,9 @@ import pytest
 
 import sdp
 from gateway.media.events import MediaInactive
+from gateway.media.rtp.latch import RELATCH_PACKETS
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import RtpPortAllocator
-from gateway.media.rtp.sip_leg import RELATCH_PACKETS
 from peers.audio import RtpTonePeer
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 
