@@ -17,13 +17,16 @@ re-published by the heartbeat).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from peers.audio import detect_tone, read_wav
 from peers.demo import require_desk_phone
@@ -65,21 +68,62 @@ async def phone_calls_alice(phone: DeskPhone, alice: WebUser, aor: str, peer: We
     return number, str(ringing["call_id"])
 
 
-async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -> None:
+class LoopStalls:
+    """The longest stalls of this process's event loop (the three instances, the peer and the test share
+    it) and when they began: a failure of the call's audio says whether the process stood still."""
+
+    def __init__(self) -> None:
+        self.stalls: list[tuple[float, float]] = []  # (monotonic start, seconds)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopStalls:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            lag = time.monotonic() - before - 0.05
+            if lag > 0.2:
+                self.stalls.append((before, lag))
+
+    def since(self, start: float) -> str:
+        return (
+            ", ".join(f"{lag:.2f} s at +{at - start:.2f} s" for at, lag in self.stalls) or "none over 0.2 s"
+        )
+
+
+async def test_calls_survive_a_redis_outage_and_logins_recover(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     require_desk_phone()
+    for name in ("gateway.media.bridge", "gateway.media.codecs.comfort_fill", "gateway.media.fastlane"):
+        caplog.set_level(logging.INFO, logger=name)  # the browser's audio lost and back, the lane's moves
     async with cluster(tmp_path, 3, fronts=True) as c:
         redis, gateways, edge, front = c.redis, c.gateways, c.edge, c.front
         async with (
             DeskPhone(tmp_path, user="2000", tone=440) as phone,
             WebUser(front.url, "alice", ALICE_SECRET) as alice,
+            LoopStalls() as stalls,
         ):
             peer = WebPeer(freq=1000)
+            moments: dict[str, float] = {}
             try:
                 number, call_id = await phone_calls_alice(phone, alice, edge.aor("1001"), peer)
+                answered, answered_at = time.monotonic(), time.time()  # about where the recording starts
                 await wait_until(lambda: peer.heard(440, last=1.0), timeout=10)
 
-                redis.stop(kill=True)
-                stopped = time.monotonic()
+                # off the event loop: the instances and the browser share it, and a start under load can
+                # take seconds (the browser then sends nothing: a silence of the test's own making)
+                await asyncio.to_thread(redis.stop, kill=True)
+                stopped = moments["Redis killed"] = time.monotonic()
                 refused = await log_in_bob(gateways[0].http_url)  # the instance's own answer
                 assert refused is not None and "unavailable" in refused, refused
                 assert "shared state (Redis) unavailable" in refused, refused
@@ -90,18 +134,20 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                     status = await asyncio.to_thread(cluster_check, g.http_url)
                     assert status == (503, "failing"), (g.http_url, status)
 
-                redis.start()
-                restarted = time.monotonic()
+                await asyncio.to_thread(redis.start)
+                restarted = moments["Redis restarted"] = time.monotonic()
                 while (refusal := await log_in_bob(front.url)) is not None:
                     assert time.monotonic() - restarted < 10, refusal
                     await asyncio.sleep(0.2)
                 recovered = time.monotonic() - restarted
+                moments["bob logged in"] = time.monotonic()
                 for g in gateways:  # each is ready again by its next heartbeat (0.5 s)
                     while (status := await asyncio.to_thread(cluster_check, g.http_url)) != (200, "ok"):
                         assert time.monotonic() - restarted < 10, (g.http_url, status)
                         await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)
                 assert peer.heard(440, last=1.0), "the phone's tone stopped after the outage"
+                moments["hangup"] = time.monotonic()
                 await phone.hangup(number)
                 ended = await alice.wait_for("ended", call_id=call_id)
                 assert ended["reason"] == "remote_hangup", ended
@@ -114,7 +160,17 @@ async def test_calls_survive_a_redis_outage_and_logins_recover(tmp_path: Path) -
                 for s in range(1, seconds)
                 if not detect_tone(samples[s * rate : (s + 1) * rate], rate, 1000, threshold=0.3)
             ]
-            assert seconds >= OUTAGE and not silent, f"no 1 kHz in seconds {silent} of {seconds}"
+            timeline = ", ".join(f"{what} +{at - answered:.2f} s" for what, at in moments.items())
+            media = [
+                f"+{r.created - answered_at:.2f} s {r.getMessage()}"
+                for r in caplog.records
+                if r.name.startswith(("gateway.media", "gateway.runtime.driver_core"))
+                and r.levelno >= logging.INFO
+            ]
+            assert seconds >= OUTAGE and not silent, (
+                f"no 1 kHz in seconds {silent} of {seconds} (from the answer: {timeline}); the event loop "
+                f"stalled {stalls.since(answered)}; the media log: {media}"
+            )
 
             # routing recovered too: the phone rings alice again through the edge
             await wait_until(lambda: all(g.cluster and g.cluster.node.available for g in gateways))
