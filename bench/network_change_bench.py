@@ -87,6 +87,7 @@ class PageClient:
             # the desktop browser, as users run it (the headless shell ignores that flag)
             self.page = await self._stack.enter_async_context(chromium_page(flags=flags, full=True))
             await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
+            await self.page.add_init_script(RECORD_PHASES)
             await self.page.goto(self.base + "/")
             await log_in(self.page, "alice", ALICE_SECRET)
             await expect(self.page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
@@ -102,6 +103,15 @@ class PageClient:
         from tests.signaling.browser import audio_flowing
 
         return await audio_flowing(self.page, within)
+
+    async def mark(self) -> None:
+        """The move's moment in the page's clock (the phases are printed from it)."""
+        self.moved_at = await self.page.evaluate("performance.now()")
+
+    async def phases(self) -> str:
+        events = await self.page.evaluate("window.__phases || []")
+        moved = getattr(self, "moved_at", 0.0)
+        return " ".join(f"{name}@{at - moved:.0f}" for at, name in events if at >= moved)
 
     async def recover(self, state: Any) -> Any:
         from tests.signaling.browser import expect
@@ -135,6 +145,7 @@ class JsSipClient(PageClient):
             flags = [f"--unsafely-treat-insecure-origin-as-secure={self.base}"]
             self.page = await self._stack.enter_async_context(chromium_page(flags=flags, full=True))
             await self.page.add_init_script(RECORD_PEER_CONNECTIONS)
+            await self.page.add_init_script(RECORD_PHASES)
             self.phone = await self._stack.enter_async_context(
                 Softphone(self.page, "jssip", origin=self.base)
             )
@@ -295,13 +306,20 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
                 say(up=True)
             elif command["cmd"] == "moved":
                 started = time.monotonic()
+                if isinstance(client, PageClient) and os.environ.get(PHASES_ENV):
+                    await client.mark()
                 client.address = command["to"]
                 peer, hang_up = await client.recover(state)
                 if isinstance(client, PageClient):
                     await client.flowing(BACK_WITHIN - (time.monotonic() - started))
                 else:
                     await _hears(peer, BACK_WITHIN - (time.monotonic() - started))
-                say(gap_ms=round((time.monotonic() - started) * 1000))
+                gap_ms = round((time.monotonic() - started) * 1000)
+                if isinstance(client, PageClient) and os.environ.get(PHASES_ENV):
+                    await asyncio.sleep(0.3)  # what follows the first packets (the page's last candidates)
+                    say(gap_ms=gap_ms, phases=await client.phases())
+                else:
+                    say(gap_ms=gap_ms)
             elif command["cmd"] == "hangup":
                 with contextlib.suppress(Exception):
                     await hang_up()
@@ -315,6 +333,48 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
             await client.forget()
     await client.forget()
     await (client.close() if isinstance(client, PageClient) else client.http.close())
+
+
+PHASES_ENV = "NETWORK_CHANGE_PHASES"  # set by --phases for the peer processes
+# --phases: the page's steps after the move, in its own clock (ms): its pings, the new socket and login,
+# each RTCPeerConnection's candidates by address and its states. Shows what the gap is made of (e.g. when
+# Chromium first offers a candidate on the new address: Linux's NetworkChangeNotifier waits up to 2 s).
+RECORD_PHASES = """(() => {
+  const log = (name) => { (window.__phases ||= []).push([performance.now(), name]); };
+  // a /ws message by its type (candidates left out), a SIP message by its method or status code
+  const kind = (prefix, data) => {
+    if (typeof data !== "string") return;
+    let name;
+    try { name = JSON.parse(data).type; } catch { name = data.startsWith("SIP/2.0 ") ? data.slice(8, 11) : data.split(" ", 1)[0]; }
+    if (name !== "candidate") log(prefix + name);
+  };
+  window.addEventListener("online", () => log("online"));
+  window.addEventListener("offline", () => log("offline"));
+  navigator.connection?.addEventListener?.("change", () => log("netchange"));
+  const WS = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new WS(...args);
+    log("ws-new");
+    ws.addEventListener("open", () => log("ws-open"));
+    ws.addEventListener("close", () => log("ws-close"));
+    const send = ws.send.bind(ws);
+    ws.send = (data) => { kind("tx-", data); send(data); };
+    ws.addEventListener("message", (e) => kind("rx-", e.data));
+    return ws;
+  };
+  window.WebSocket.prototype = WS.prototype;
+  Object.setPrototypeOf(window.WebSocket, WS);
+  const PC = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new PC(...args);
+    log("pc-new");
+    pc.addEventListener("connectionstatechange", () => log("pc-" + pc.connectionState));
+    pc.addEventListener("icecandidate", (e) => log(e.candidate ? "cand-" + (e.candidate.address || "?") : "gathered"));
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = PC.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, PC);
+})();"""
 
 
 # ------------------------------------------------------------------------------------ the bench (root)
@@ -424,7 +484,12 @@ def main() -> None:
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--phases", action="store_true", help="page, jssip: print each call's steps after the move (ms)"
+    )
     args = parser.parse_args()
+    if args.phases:
+        os.environ[PHASES_ENV] = "1"  # the peers inherit it
     if args.peer:
         asyncio.run(run_peer(args.peer, args.base, args.address))
         return
