@@ -33,6 +33,8 @@ from aiortc import RTCIceCandidate
 from aiortc.sdp import candidate_from_sdp
 
 import sdp
+from gateway.media.webrtc import aiortc_hooks
+from gateway.media.webrtc.ice_restart import InPlaceRestart
 from peers.webpeer import WebPeer
 from sipcore.dialogs.requests import Endpoint, build_invite, build_request
 from sipcore.syntax.headers import NameAddr, new_call_id, new_tag
@@ -101,7 +103,13 @@ class SipWebRtcPeer:
         self._cseq = 1
         self._far: tuple[str, int] | None = None
         self._acked = asyncio.Event()
+        self._acks: set[int] = set()  # the CSeq numbers of the ACKs received (re-INVITEs' too)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.reinvites: list[Request] = []  # re-INVITEs received, in order (retransmissions not repeated)
+        self._reanswers: dict[int, Response | None] = {}  # CSeq -> the 200 sent (None: being answered)
+        self._restart: InPlaceRestart | None = None  # ICE restarts in place of its aioice connection
+        self._remote_ufrag: str | None = None  # the far end's ICE ufrag now
+        self._local_ice: tuple[str, str] | None = None  # our ICE ufrag and pwd since the last restart
 
     # --- set-up ------------------------------------------------------------------------------------
     async def __aenter__(self) -> SipWebRtcPeer:
@@ -166,7 +174,10 @@ class SipWebRtcPeer:
         method = request.method
         tag = self._dialog.get("local_tag")
         local_tag = tag if isinstance(tag, str) else None
-        if method == "INVITE" and self.invite is None:
+        to = request.to
+        if method == "INVITE" and to is not None and to.param("tag"):  # in the dialog: a re-INVITE
+            self._on_reinvite(request, addr)
+        elif method == "INVITE" and self.invite is None:
             self.invite = request
             self._dialog.update(local_tag=new_tag(), remote=addr)
             self._send(make_response(request, 100), addr)
@@ -175,6 +186,8 @@ class SipWebRtcPeer:
             return  # a retransmission: the answer is on its way
         elif method == "ACK":
             self._acked.set()
+            if request.cseq is not None:
+                self._acks.add(request.cseq.seq)
         elif method == "INFO":
             self._send(make_response(request, 200, to_tag=local_tag), addr)
             if (request.headers.get("Content-Type") or "").startswith(sdp.TRICKLE_MEDIA_TYPE):
@@ -290,6 +303,72 @@ class SipWebRtcPeer:
                 break
         if self.trickle:
             await self.send_candidates(mid, candidates)
+
+    # --- re-INVITEs ----------------------------------------------------------------------------------
+    @property
+    def restarts(self) -> int:
+        """ICE restarts the far end's re-offers asked for (new ICE credentials in their SDP)."""
+        return self._restart.restarts if self._restart is not None else 0
+
+    @property
+    def restarts_done(self) -> int:
+        """...of which a new pair was nominated (its media on the restarted ICE session)."""
+        return self._restart.completed if self._restart is not None else 0
+
+    def _on_reinvite(self, request: Request, addr: tuple[str, int]) -> None:
+        """A re-offer: answered 200 with our description; new ICE credentials in it restart ICE in place
+        (gateway.media.webrtc.ice_restart, as a WebRTC PBX would: aiortc itself cannot), same DTLS."""
+        cseq = request.cseq
+        if cseq is None:
+            return
+        tag = str(self._dialog.get("local_tag") or "")
+        if cseq.seq in self._reanswers:  # a retransmission: the same final response, if there is one yet
+            sent = self._reanswers[cseq.seq]
+            if sent is not None:
+                self._send(sent, addr)
+            return
+        self._reanswers[cseq.seq] = None
+        self.reinvites.append(request)
+        self._send(make_response(request, 100, to_tag=tag), addr)
+        self._spawn(self._reanswer(request, addr, tag))
+
+    async def _reanswer(self, request: Request, addr: tuple[str, int], tag: str) -> None:
+        assert self.endpoint is not None and request.cseq is not None
+        offer = sdp.parse(request.body.decode())
+        ice = offer.ice_for(0)
+        pc = self.media.pc
+        local = pc.localDescription.sdp
+        if self._remote_ufrag is None:
+            remote = sdp.parse(pc.remoteDescription.sdp).ice_for(0)
+            self._remote_ufrag = remote.ufrag if remote is not None else None
+        if ice is not None and ice.ufrag != self._remote_ufrag:
+            if self._restart is None:
+                self._restart = InPlaceRestart(
+                    aiortc_hooks.ice_connection(pc), lambda pair: None,
+                    ice_transport=self.media.transceiver.receiver.transport.transport, label="sip peer",
+                )  # fmt: skip
+            new = self._restart.restart(ice.ufrag, ice.pwd)
+            self._remote_ufrag = ice.ufrag
+            self._local_ice = (new.local_ufrag, new.local_pwd)
+            for index, media in enumerate(offer.media):  # those gathered before the offer went
+                for candidate in media.candidates:
+                    init = candidate_from_sdp(candidate.to_sdp().removeprefix("candidate:"))
+                    init.sdpMid = media.mid or str(index)
+                    await pc.addIceCandidate(init)
+        if self._local_ice is not None:  # our credentials of the last restart (the same sockets' candidates)
+            ufrag, pwd = self._local_ice
+            local = re.sub(r"(?m)^a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", local)
+            local = re.sub(r"(?m)^a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", local)
+        version = len(self.reinvites)  # RFC 3264 §8: a changed description has a higher o= version
+        local = re.sub(r"(?m)^(o=\S+ \S+ )(\d+)", lambda m: f"{m[1]}{int(m[2]) + version}", local)
+        headers = (("Contact", str(self.endpoint.contact())), ("Content-Type", "application/sdp"))
+        ok = make_response(request, 200, to_tag=tag, headers=headers, body=local.encode())
+        self._reanswers[request.cseq.seq] = ok
+        for _ in range(30):
+            self._send(ok, addr)
+            await asyncio.sleep(0.5)
+            if request.cseq.seq in self._acks:
+                break
 
     # --- in the dialog -------------------------------------------------------------------------------
     def _in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,

@@ -4,9 +4,12 @@ The SIP side is a WebRTC endpoint itself, so the gateway carries no media: the b
 the INVITE unchanged and the SIP side's answer back to the browser unchanged; ICE and DTLS-SRTP run
 browser <-> peer. No RTP port, no aiortc leg, no fast lane. It stands where the `MediaBridge` stands in
 `CallRuntime`: both are the runtime's `CallMedia` (gateway/runtime/call_media.py), so the call machine
-is the one of every other call. What needs a media leg of the gateway's (a pickup, a new web leg, the
-browser's own re-offer, an ICE restart, a tap) is refused here with `PassthroughError`; what only
-concerns such a leg (a re-offer of the browser's for the SIP side's video) is a no-op. When the
+is the one of every other call. The browser's own new offer mid-call (`offer {call_id, sdp}`: an ICE
+restart after its network changed, or its camera added or dropped) goes to the SIP side as it is in a
+re-INVITE, and the SIP side's answer back to the browser as it is (issue 34: the ICE restart in place of
+a pass-through call is the two ends' own). What needs a media leg of the gateway's (a pickup, a new web
+leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`; what only
+concerns such a leg (a re-offer of the SIP side's for the browser's video) is a no-op. When the
 instance dies nothing is handed over (`handover()` is None): the media flows end to end and outlives
 it; `resume_sip` is refused.
 
@@ -81,6 +84,8 @@ class PassthroughMedia:
         self._sip_mids: tuple[str, ...] = ()
         self._browser_setup = "passive"  # the browser's DTLS role once the SIP side answered (RFC 5763 §5)
         self._reoffer: str | None = None
+        # while the browser's own new offer is at the SIP side: its description before (a refusal)
+        self._before_reoffer: tuple[str | None, sdp.IceParameters | None, tuple[str, ...]] | None = None
         self.closed = False
         self.candidates_sent = 0
         self.candidates_received = 0
@@ -92,19 +97,25 @@ class PassthroughMedia:
     async def offer_to_sip(self, web_offer: str) -> str:
         """The browser's offer, as it is, for the INVITE (parsed only to learn its ICE credentials and
         mids for the sdpfrag bodies; an unreadable one is refused like any other)."""
-        description = sdp.parse(web_offer)
-        self._web_offer = web_offer
-        self._web_ice = description.ice_for(0)
-        self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        self._take_web_offer(web_offer)
         logger.info("call=%s media pass-through: the browser's offer goes to the SIP side", self.call_id)
         return web_offer
 
     async def answer_from_sip(self, sip_answer: str) -> str:
+        self._take_sip_answer(sip_answer)
+        return sip_answer
+
+    def _take_web_offer(self, web_offer: str) -> None:
+        description = sdp.parse(web_offer)
+        self._web_offer = web_offer
+        self._web_ice = description.ice_for(0)
+        self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+
+    def _take_sip_answer(self, sip_answer: str) -> None:
         description = sdp.parse(sip_answer)
         self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
         setup = description.media[0].setup if description.media else None
         self._browser_setup = "active" if setup is sdp.Setup.PASSIVE else "passive"
-        return sip_answer
 
     @property
     def awaiting_reanswer(self) -> bool:
@@ -178,13 +189,29 @@ class PassthroughMedia:
         pass
 
     async def reoffer_sip_for_web(self, web_offer: str) -> str:
-        raise PassthroughError("a pass-through call has no media of the gateway's")
+        """The browser's own new offer mid-call (an ICE restart after its network changed: new ICE
+        credentials, RFC 8839 §4.4.1.1.1; its camera added or dropped) goes to the SIP side as it is, in
+        our re-INVITE: the ICE session and the media are the far end's. Its candidates trickled from now
+        on carry the new credentials (RFC 8840 §9), so they are taken at once; the previous description
+        is kept to answer with if the SIP side refuses (``cancel_sip_reoffer``)."""
+        previous = (self._web_offer, self._web_ice, self._web_mids)
+        self._take_web_offer(web_offer)
+        self._before_reoffer = previous
+        logger.info("call=%s media pass-through: the browser's new offer goes to the SIP side", self.call_id)
+        return web_offer
 
     async def answer_web_reoffer(self, plain_answer: str) -> str | None:
-        return None  # the browser's own re-offer never went out (reoffer_sip_for_web)
+        """The SIP side's 2xx answer to the browser's new offer, as it is, for the browser (its
+        a=setup:active/passive is the DTLS role from now on)."""
+        self._before_reoffer = None
+        self._take_sip_answer(plain_answer)
+        return plain_answer
 
     def cancel_sip_reoffer(self) -> None:
-        pass
+        """The SIP side refused the browser's new offer: the session stays as it was (RFC 3261 §14.1)."""
+        if self._before_reoffer is not None:
+            self._web_offer, self._web_ice, self._web_mids = self._before_reoffer
+            self._before_reoffer = None
 
     def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
         raise PassthroughError("a pass-through call has no ICE session of the gateway's")

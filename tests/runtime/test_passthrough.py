@@ -4,6 +4,7 @@ pass-through call refuses. Driven without a network: INFO bodies are collected f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,6 +102,58 @@ async def test_a_reoffer_from_the_sip_side_gets_the_browsers_description_with_it
     await media.answer_from_sip(AIORTC_ANSWER)  # aiortc answers a=setup:active: the browser is passive
     answer = sdp.parse(await media.update_from_sip(AIORTC_ANSWER))
     assert answer.media[0].setup is sdp.Setup.PASSIVE
+
+
+def restarted(description: str, ufrag: str, pwd: str) -> str:
+    """``description`` with new ICE credentials (an ICE restart's offer, RFC 8839 §4.4.1.1.1)."""
+    return re.sub(
+        r"a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", re.sub(r"a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", description)
+    )
+
+
+async def test_the_browsers_ice_restart_goes_to_the_sip_side_and_its_answer_back_unchanged() -> None:
+    """The browser's new offer (its network changed: new credentials) is our re-INVITE's offer as it is;
+    its candidates from then on go with the new credentials; the SIP side's answer reaches it as it is,
+    and a later re-offer of the SIP side's is answered with the new description in the role it took."""
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    offer = restarted(CHROMIUM, "newU", "newpasswordnewpassword")
+    assert await media.reoffer_sip_for_web(offer) == offer
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0, "newU"))
+    fragment = sdp.decode_sdpfrag(infos.sent[-1][1])
+    assert fragment.ice is not None and (fragment.ice.ufrag, fragment.ice.pwd) == (
+        "newU",
+        "newpasswordnewpassword",
+    )
+    answer = restarted(
+        AIORTC_ANSWER.replace("a=setup:active", "a=setup:passive"), "peerU", "peerpasswordpeerpassword"
+    )
+    assert await media.answer_web_reoffer(answer) == answer
+    again = sdp.parse(await media.update_from_sip(answer))
+    ice = again.ice_for(0)
+    assert ice is not None and ice.ufrag == "newU"
+    assert again.media[0].setup is sdp.Setup.ACTIVE  # the SIP side now passive: the browser active
+
+
+async def test_a_refused_browser_offer_leaves_the_description_as_it_was() -> None:
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    await media.reoffer_sip_for_web(restarted(CHROMIUM, "newU", "newpasswordnewpassword"))
+    media.cancel_sip_reoffer()  # 488 or 491 from the SIP side (RFC 3261 §14.1)
+    old = sdp.parse(CHROMIUM).ice_for(0)
+    assert old is not None
+    assert await media.update_from_sip(AIORTC_ANSWER) == CHROMIUM.replace(
+        "a=setup:actpass", "a=setup:passive"
+    )
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0, old.ufrag))
+    fragment = sdp.decode_sdpfrag(infos.sent[-1][1])
+    assert fragment.ice is not None and fragment.ice.ufrag == old.ufrag
+    with pytest.raises(sdp.SdpError):
+        await media.reoffer_sip_for_web("not sdp")
 
 
 async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with_the_answer_credentials() -> (

@@ -26,7 +26,7 @@ from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, expect_page_hears
-from tests.signaling.browser import chromium_page, expect, log_in
+from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 ROUTES = [{"match": "7xxx", "media": "passthrough"}]
 
@@ -46,6 +46,15 @@ def write_wav(path: Path, pcm: bytes) -> Path:
         out.setframerate(RATE)
         out.writeframes(pcm)
     return path
+
+
+async def page_calls_7001(page: Page, base: str) -> None:
+    """The softphone page at ``base``, logged in as alice, dials 7001 (the pass-through route)."""
+    await page.goto(base + "/")
+    await log_in(page, "alice", ALICE_SECRET)
+    await expect(page.locator("#status")).to_have_text("Registered as Alice")
+    await page.locator("#number").fill("7001")
+    await page.get_by_role("button", name="Call", exact=True).click()
 
 
 async def peer_connected(peer: SipWebRtcPeer) -> None:
@@ -79,11 +88,7 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
     ):
         frames: list[dict[str, Any]] = []  # what the page's WebSocket receives from the gateway
         page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
-        await page.goto(gateway.http_url + "/")
-        await log_in(page, "alice", ALICE_SECRET)
-        await expect(page.locator("#status")).to_have_text("Registered as Alice")
-        await page.locator("#number").fill("7001")
-        await page.get_by_role("button", name="Call", exact=True).click()
+        await page_calls_7001(page, gateway.http_url)
 
         invite = await peer.wait_for_call()
         assert "trickle-ice" in (invite.headers.get("Recv-Info") or "")
@@ -128,6 +133,52 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         await page.get_by_role("button", name="Hang up").click()
         await asyncio.wait_for(peer.ended.wait(), 10)
         await expect(page.locator("#call-state")).to_have_text("No call")
+
+
+# The page's call: the ICE ufrags of its two descriptions (the remote one is the SIP peer's, passed through).
+UFRAGS = """() => {
+    const pc = window.softphone.call && window.softphone.call.pc;
+    const ufrag = (d) => { const m = d ? /^a=ice-ufrag:(\\S+)/m.exec(d.sdp) : null; return m ? m[1] : null; };
+    return pc ? { local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription), state: pc.connectionState } : null;
+}"""
+
+
+async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_goes_on(tmp_path: Path) -> None:
+    """Issue 34 item 1 for a pass-through call: the page restarts ICE (`call.restartIce()`, as on a network
+    change): its new offer goes to the peer as it is in a re-INVITE, the peer restarts ICE in place and
+    answers with new credentials, which reach the page as they are; the same call and DTLS association go
+    on, both ways, over the new ICE session (the peer nominated a pair of it)."""
+    media = {"rtp_ports": {"start": 37600, "end": 37699}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        await page_calls_7001(page, gateway.http_url)
+        invite = await peer.wait_for_call()
+        await peer.answer()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer_connected(peer)
+        await expect_page_hears(page, 440)
+        before: dict[str, Any] = await page.evaluate(UFRAGS)
+
+        assert await page.evaluate("window.softphone.call.restartIce()") is True  # in place, not reattached
+        (reinvite,) = peer.reinvites
+        offered = sdp.parse(reinvite.body.decode()).ice_for(0)
+        first = sdp.parse(invite.body.decode()).ice_for(0)
+        assert offered is not None and first is not None and offered.ufrag != first.ufrag
+        assert offered.ufrag == (await page.evaluate(UFRAGS))["local"]  # the page's own, unchanged
+        assert peer.restarts == 1
+        after: dict[str, Any] = await page.evaluate(UFRAGS)
+        assert after["remote"] != before["remote"], (before, after)  # the peer's new credentials, passed on
+        await wait_until(lambda: peer.restarts_done == 1, timeout=10)  # a pair of the new session nominated
+        assert gateway.driver.calls == 1 and gateway.ports.held == frozenset()
+
+        peer.media.clear()
+        await expect_page_hears(page, 440)
+        await expect_peer_hears_the_beep(peer, tmp_path)
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
 
 
 @pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])
