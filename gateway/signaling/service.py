@@ -221,6 +221,15 @@ class ReofferService(Protocol):
 
 
 @runtime_checkable
+class PassthroughQuery(Protocol):
+    """A `CallService` that says which calls pass their media through (`media: passthrough`)."""
+
+    def passthrough(self, call_id: str) -> bool:
+        """Whether call `call_id`'s ICE, DTLS and media are the far end's (the gateway carries none)."""
+        ...
+
+
+@runtime_checkable
 class WebIceRestartService(Protocol):
     """A `CallService` whose calls restart ICE in place for a browser's new offer (issue 34)."""
 

@@ -23,8 +23,8 @@ call_id}`. A call relayed to a peer has no such controls (they are the peers' ow
 
 `offer {call_id, sdp}` for one of the peer's calls is an ICE restart (issue 34: its RTCPeerConnection's
 new offer after `restartIce()`, a new ice-ufrag), or from a new RTCPeerConnection new media on the same
-SIP leg (renew.py); the result is `{answer, call_id}`. An offer that restarts nothing (the same
-ice-ufrag, a pass-through call) is refused (-32602 naming `sdp`). When a call's media is lost it waits
+SIP leg, or for a pass-through call the far end's answer to our re-INVITE (renew.py): `{answer, call_id}`.
+An offer that restarts nothing (the same ice-ufrag) is refused (-32602 naming `sdp`). When a call's media is lost it waits
 `reconnect_grace` for such an offer.
 """
 
@@ -192,8 +192,10 @@ class RpcPeer:
                     self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
             case sig.Ended(call_id=call_id, reason=reason, message=message, sip_status=status):
                 self._ended(call_id, reason, message, status)
-            case sig.Reattached(call_id=call_id, sdp=sdp):
-                self._renewals.answered(call_id, sdp)
+            case sig.Reattached(call_id=call_id, sdp=sdp) | sig.Answer(call_id=call_id, sdp=sdp):
+                self._renewals.answered(call_id, sdp)  # an `offer {call_id, sdp}` waiting (renew.py)
+            case sig.ErrorMessage(call_id=str(call_id), code=code, message=message):
+                self._renewals.refused(call_id, code, message)
         told = notification_of(event)
         if told is not None:
             await self._notify(*told)

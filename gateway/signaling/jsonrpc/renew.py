@@ -7,22 +7,34 @@
   web leg on the same SIP leg (`ReattachService`, as `/ws`'s `reattach`); its answer comes back as the
   `Reattached` event, which the peer hands to `answered`.
 
-Either way the result is the gateway's answer; an offer that changes nothing (the same ice-ufrag and
-fingerprint) or a pass-through call's is refused, -32602 naming `sdp`. The peer's calls wait for such an
+- A pass-through call's new offer (its ICE and DTLS are the far end's): it goes to the far end as it is in
+  a re-INVITE (`ReofferService`), and the far end's answer, which comes back as the `Answer` event, is the
+  result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason.
+
+Either way the result is the answer; an offer that changes nothing (the same ice-ufrag and fingerprint)
+is refused, -32602 naming `sdp`. The peer's calls wait for such an
 offer when their media is lost (`RenewingSink`: `web_auth.reconnect_grace`), as an HTTP session's do.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 from gateway.signaling.errors import BadRequest, Conflict, SignalingError
-from gateway.signaling.service import CallService, ReattachService, SessionSink, WebIceRestartService
+from gateway.signaling.service import (
+    CallService,
+    PassthroughQuery,
+    ReattachService,
+    ReofferService,
+    SessionSink,
+    WebIceRestartService,
+)
 
 __all__ = ["RENEW_TIMEOUT", "Renewals"]
 
-RENEW_TIMEOUT: Final = 15.0  # seconds a new web leg may take to answer
+RENEW_TIMEOUT: Final = 15.0  # seconds a new web leg (or a pass-through call's far end) may take to answer
 
 
 class Renewals:
@@ -32,13 +44,24 @@ class Renewals:
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
     def answered(self, call_id: str, sdp: str) -> None:
-        """The new web leg's answer (the call core's `Reattached`)."""
+        """The new web leg's answer (the call core's `Reattached`), or the far end's to a pass-through
+        call's offer (`Answer`)."""
         future = self._waiting.get(call_id)
         if future is not None and not future.done():
             future.set_result(sdp)
 
+    def refused(self, call_id: str, code: str, message: str) -> None:
+        """The far end refused a pass-through call's new offer (`error` with the call's id)."""
+        future = self._waiting.get(call_id)
+        if future is not None and not future.done():
+            future.set_exception(Conflict(message, field="sdp", code=code))
+
     async def offer(self, calls: CallService, session: SessionSink, call_id: str, sdp: str) -> str:
         """The gateway's answer to the peer's new offer for ``call_id`` (see the module note)."""
+        if isinstance(calls, PassthroughQuery) and calls.passthrough(call_id):
+            if not isinstance(calls, ReofferService):
+                raise BadRequest("a pass-through call's offer cannot go to the far end here", field="sdp")
+            return await self._wait(call_id, calls.reoffer(session, call_id, sdp))
         refused: SignalingError | None = None
         if isinstance(calls, WebIceRestartService):
             try:
@@ -54,10 +77,14 @@ class Renewals:
                 "call): an offer for a call is an ICE restart or new media",
                 field="sdp",
             )
+        return await self._wait(call_id, calls.reattach(session, call_id, sdp))
+
+    async def _wait(self, call_id: str, request: Coroutine[Any, Any, None]) -> str:
+        """Make ``request`` and wait for the answer it brings about (`answered`, or `refused`)."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         try:
-            await calls.reattach(session, call_id, sdp)
+            await request
             async with asyncio.timeout(RENEW_TIMEOUT):
                 return await future
         except TimeoutError:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import wave
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 import sdp
@@ -24,6 +26,7 @@ from peers.phone import DeskPhone
 from peers.sip_webrtc import SipWebRtcPeer, split_candidates
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
+from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, expect_page_hears
 from tests.signaling.browser import Page, chromium_page, expect, log_in
@@ -179,6 +182,64 @@ async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_go
         await expect_peer_hears_the_beep(peer, tmp_path)
         await page.get_by_role("button", name="Hang up").click()
         await asyncio.wait_for(peer.ended.wait(), 10)
+
+
+def with_new_ice(description: str, ufrag: str, pwd: str) -> str:
+    """``description`` as an ICE restart's offer would be: new ice-ufrag and ice-pwd (RFC 8839 §4.4.1.1.1)."""
+    description = re.sub(r"(?m)^a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", description)
+    return re.sub(r"(?m)^a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", description)
+
+
+async def test_a_jsonrpc_clients_ice_restart_reaches_the_webrtc_sip_peer(tmp_path: Path) -> None:
+    """The same for a JSON-RPC client (aiortc, which cannot restart ICE itself: its offer is given new
+    credentials, as `restartIce()` would): `offer {call_id, sdp}` for the pass-through call goes to the
+    peer as it is in a re-INVITE, and the result is the peer's answer with its new credentials; the call
+    goes on both ways (on the pair it had: the client never checks a new one)."""
+    api_key = "e2e-jsonrpc-passthrough-key-0123"
+    web = WebPeer(freq=1000)
+    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+        config = gateway_config(
+            peer.address,
+            media={"rtp_ports": {"start": 37700, "end": 37799}},
+            routes=ROUTES,
+            alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
+        )
+        async with (
+            running_gateway(config) as gateway,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{gateway.http_url.replace('http', 'ws')}/jsonrpc?api_key={api_key}") as ws,
+        ):
+            await _jsonrpc_restart(web, peer, ws)
+
+
+async def _jsonrpc_restart(web: WebPeer, peer: SipWebRtcPeer, ws: aiohttp.ClientWebSocketResponse) -> None:
+    client = RpcClient(ws)
+    try:
+        calling = asyncio.ensure_future(client.request("offer", {"sdp": await web.offer(), "type": "offer"}))
+        await peer.wait_for_call()
+        await peer.answer()
+        reply = await calling
+        call_id, first = reply["result"]["call_id"], reply["result"]["answer"]["sdp"]
+        await web.accept(first)
+        await wait_until(lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10)
+
+        offer = with_new_ice(web.pc.localDescription.sdp, "rstU", "restartpasswordrestart")
+        reply = await client.request("offer", {"call_id": call_id, "sdp": offer, "type": "offer"})
+        assert reply["result"]["call_id"] == call_id, reply
+        (reinvite,) = peer.reinvites
+        assert reinvite.body.decode() == offer  # as it is
+        answered = sdp.parse(reply["result"]["answer"]["sdp"]).ice_for(0)
+        before = sdp.parse(first).ice_for(0)
+        assert answered is not None and before is not None and answered.ufrag != before.ufrag
+        assert peer.restarts == 1
+        web.clear()
+        peer.media.clear()
+        await wait_until(lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10)
+        reply = await client.request("disconnect", {"call_id": call_id})
+        assert reply["result"]["status"] == "disconnected", reply
+        await asyncio.wait_for(peer.ended.wait(), 10)
+    finally:
+        await web.close()
 
 
 @pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])

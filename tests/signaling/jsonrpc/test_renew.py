@@ -1,0 +1,61 @@
+"""gateway.signaling.jsonrpc.renew: a pass-through call's `offer {call_id, sdp}` goes to the call layer as
+the browser's own re-offer, and the result is the answer the call layer sends back for that call (or its
+refusal), whatever comes for other calls meanwhile. Driven with a call service of the test's own: the
+end-to-end path (a SIP WebRTC peer's re-INVITE) is tests/e2e/media/test_webrtc_passthrough.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gateway.signaling.errors import BadRequest, Conflict
+from gateway.signaling.jsonrpc import renew
+from gateway.signaling.jsonrpc.renew import Renewals
+
+
+class PassthroughCalls:
+    """Pass-through calls "p1" and "p2"; what ``reoffer`` got, in order."""
+
+    def __init__(self) -> None:
+        self.reoffers: list[tuple[str, str]] = []
+
+    def passthrough(self, call_id: str) -> bool:
+        return call_id in ("p1", "p2")
+
+    async def reoffer(self, session: Any, call_id: str, sdp: str) -> None:
+        self.reoffers.append((call_id, sdp))
+
+
+async def test_the_far_ends_answer_for_that_call_is_the_result() -> None:
+    renewals, calls = Renewals(), PassthroughCalls()
+    task = asyncio.ensure_future(renewals.offer(calls, object(), "p1", "v=0 offer"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert calls.reoffers == [("p1", "v=0 offer")]
+    renewals.answered("p2", "another call's")  # not waited for: ignored
+    renewals.answered("p1", "v=0 answer")
+    assert await task == "v=0 answer"
+
+
+async def test_the_far_ends_refusal_is_a_conflict_with_its_reason() -> None:
+    renewals, calls = Renewals(), PassthroughCalls()
+    task = asyncio.ensure_future(renewals.offer(calls, object(), "p1", "v=0 offer"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    renewals.refused("p1", "renegotiation_failed", "The other side refused it (SIP 488)")
+    with pytest.raises(Conflict, match="SIP 488") as refused:
+        await task
+    assert refused.value.code == "renegotiation_failed" and refused.value.field == "sdp"
+
+
+async def test_no_answer_in_time_is_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(renew, "RENEW_TIMEOUT", 0.05)
+    with pytest.raises(Conflict, match="in time"):
+        await Renewals().offer(PassthroughCalls(), object(), "p1", "v=0 offer")  # type: ignore[arg-type]
+
+
+async def test_a_call_that_does_not_pass_through_is_not_reoffered() -> None:
+    calls = PassthroughCalls()
+    with pytest.raises(BadRequest, match="restarts no ICE session"):
+        await Renewals().offer(calls, object(), "bridged", "v=0 offer")  # type: ignore[arg-type]
+    assert calls.reoffers == []
