@@ -246,6 +246,7 @@ class WebSipSession:
                         return
                     self._answers[call_id] = _answer_role(offer, answer)
                     self._video.settled(call_id, answer)
+                    self._video.library_said(call_id, answer)
                 case Failed(status=status):
                     others = [o for o in self.outgoing.get(call_id, []) if o is not leg and not o.ended]
                     if call_id in self.ringing and not others:
@@ -269,6 +270,7 @@ class WebSipSession:
     # --- call events -> SIP --------------------------------------------------------------------------
     def adopt(self, call_id: str, leg: IncomingCall) -> None:
         self.legs[call_id] = leg
+        self._video.library_said(call_id, leg.remote_sdp)  # the library's offer
         leg.transfers = True  # its REFER comes as ReferReceived (transfer.py)
         for event in self._pending.pop(call_id, []):
             self._apply(call_id, leg, event)

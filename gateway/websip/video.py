@@ -4,7 +4,8 @@ A browser SIP library (JsSIP, SIP.js) renegotiates by re-INVITE, so both directi
 escalation (gateway/calls/connected/escalation.py) map onto SIP in the library's dialog:
 
 - The library's re-INVITE whose offer adds video (an m=video with a port) to a call without it, or turns
-  the video in use down (port 0, RFC 3264 §8.2), is the JSON protocol's `offer {call_id, sdp}`: the call
+  the video in use down (port 0, RFC 3264 §8.2), or restarts ICE (a new ice-ufrag) on a pass-through call
+  (its ICE is the far end's, issue 34), is the JSON protocol's `offer {call_id, sdp}`: the call
   core re-INVITEs the SIP side first; the `answer` event it sends once the SIP side's 2xx came is our 200
   to the library, its `error renegotiation_failed` our refusal with the SIP side's status (488 when it had
   none), the session as it was (RFC 3261 §14.2). A re-offer the call core cannot take now (another
@@ -22,12 +23,13 @@ Whether the session has live video is taken from the answer of each completed ex
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gateway.signaling import events as sig
 from gateway.signaling.errors import Conflict, NotFound, SignalingError
-from gateway.signaling.service import CallService, ReofferService, SessionSink
+from gateway.signaling.service import CallService, PassthroughQuery, ReofferService, SessionSink
 from gateway.sip.useragent.ua_calls import Call
 from sipcore.errors import SIPError
 
@@ -36,7 +38,14 @@ __all__ = ["MidcallVideo", "live_video"]
 logger = logging.getLogger(__name__)
 
 RENEGOTIATION_FAILED = "renegotiation_failed"
+_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+def _ufrag(sdp_text: str) -> str | None:
+    """The first a=ice-ufrag of a description (session or media level), None without one."""
+    found = _UFRAG.search(sdp_text)
+    return found[1] if found else None
 
 
 def live_video(sdp_text: str) -> bool:
@@ -61,6 +70,7 @@ class MidcallVideo:
         self._spawn = spawn
         self._answers = answers
         self._live: dict[str, bool] = {}  # call id -> the session's video is live
+        self._ufrags: dict[str, str | None] = {}  # call id -> the library's ICE ufrag in its last description
         self._waiting: dict[str, Call] = {}  # the library's re-INVITE awaiting the SIP side's answer
         self._offering: set[str] = set()  # our re-INVITE to the library is under way
 
@@ -68,12 +78,24 @@ class MidcallVideo:
         """An offer/answer exchange with the library completed with ``answer``."""
         self._live[call_id] = live_video(answer)
 
+    def library_said(self, call_id: str, description: str) -> None:
+        """The library's own description of the call (its offer or its answer): its ICE ufrag, by which
+        a later re-offer is told to restart ICE."""
+        self._ufrags[call_id] = _ufrag(description)
+
     def changes(self, call_id: str, offer: str) -> bool:
-        """The library's re-offer adds video or drops it (else: hold, resume, a refresh)."""
-        return call_id in self._live and live_video(offer) != self._live[call_id]
+        """The library's re-offer goes to the SIP side first: it adds video or drops it, or it restarts
+        ICE on a pass-through call (else: hold, resume, a refresh, answered by the session)."""
+        video = call_id in self._live and live_video(offer) != self._live[call_id]
+        before, ufrag = self._ufrags.get(call_id), _ufrag(offer)
+        self._ufrags[call_id] = ufrag
+        calls = self._calls
+        restart = before is not None and ufrag != before
+        return video or (restart and isinstance(calls, PassthroughQuery) and calls.passthrough(call_id))
 
     def forget(self, call_id: str) -> None:
         self._live.pop(call_id, None)
+        self._ufrags.pop(call_id, None)
         self._waiting.pop(call_id, None)
         self._offering.discard(call_id)
 
@@ -96,7 +118,7 @@ class MidcallVideo:
             logger.info("call=%s the library's video re-offer refused %d: %s", call_id, status, exc)
             _quietly_reject(leg, status)
             return
-        logger.info("call=%s the library's re-INVITE changes the video: the SIP side is asked", call_id)
+        logger.info("call=%s the library's re-INVITE changes the media: the SIP side is asked", call_id)
 
     # --- call events ---------------------------------------------------------------------------------
     def event(self, call_id: str, event: sig.ServerMessage, leg: Call | None) -> bool:

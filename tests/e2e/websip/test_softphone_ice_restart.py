@@ -22,8 +22,10 @@ import pytest
 from gateway.app import Gateway
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
+from peers.sip_webrtc import SipWebRtcPeer
 from peers.softphones import Library, Softphone
-from tests.e2e.harness import web_media_moved
+from tests.e2e.harness import wait_until, web_media_moved
+from tests.e2e.media.test_webrtc_passthrough import expect_peer_hears_the_beep
 from tests.e2e.page_audio import assert_beeps
 from tests.e2e.websip.test_sip_websocket import no_calls, realm_of, websocket_config
 from tests.e2e.websip.test_softphone_libraries import LIBRARIES
@@ -77,3 +79,38 @@ async def test_library_restarts_ice_in_place_and_the_call_goes_on(library: Libra
         await _restarts_in_place(softphone, gateway)
         await _hang_up_heard(softphone, phone, number)
         assert await no_calls(gateway)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_a_pass_through_calls_restart_goes_to_the_webrtc_sip_peer(
+    library: Library, tmp_path: Path
+) -> None:
+    """alice's library calls 7001, whose route passes the media through to a WebRTC SIP peer (aiortc): its
+    ICE-restart re-INVITE goes to the peer as a re-INVITE with the library's offer as it is, the peer
+    restarts ICE in place and answers with new credentials, which reach the library; the call goes on
+    both ways over a pair of the new session."""
+    async with SipWebRtcPeer(freq=440, user="7001", addresses=None) as peer:
+        config = websocket_config(
+            peer.address, sections={"routes": [{"match": "7xxx", "media": "passthrough"}]}
+        )
+        async with library_on(config, library) as (gateway, softphone):
+            await softphone.call(f"sip:7001@{realm_of(gateway)}")
+            await peer.wait_for_call()
+            await peer.answer()
+            await softphone.wait_for("confirmed")
+            await peer.media.connected(timeout=15)
+            await softphone.hears(440)
+            before = await softphone.ice()
+            await softphone.restart_ice()
+            await softphone.wait_for("iceRestarted", timeout=30)
+            (reinvite,) = peer.reinvites
+            assert reinvite.body.decode().count("a=ice-ufrag:") and peer.restarts == 1
+            after = await softphone.ice()
+            assert after["remote"] != before["remote"] and after["local"] != before["local"], (before, after)
+            await wait_until(lambda: peer.restarts_done == 1, timeout=10)  # a pair of the new session
+            peer.media.clear()
+            await softphone.hears(440)
+            await expect_peer_hears_the_beep(peer, tmp_path)  # Chromium's, since the restart
+            await softphone.hangup()
+            await asyncio.wait_for(peer.ended.wait(), 10)
+            assert await no_calls(gateway)
