@@ -50,6 +50,10 @@ TRICKLE_HEADERS = (("Recv-Info", "trickle-ice"), ("Supported", "trickle-ice"))
 _CANDIDATE = re.compile(r"^a=(candidate:.*|end-of-candidates)\r?$", re.MULTILINE)
 
 
+def _fingerprints(description: str) -> list[str]:
+    return re.findall(r"(?m)^a=fingerprint:(.+?)\r?$", description)
+
+
 def split_candidates(description: str) -> tuple[str, str, list[str]]:
     """``description`` without its a=candidate / a=end-of-candidates lines, its first mid, and the
     candidates (``candidate:...``) that were in it."""
@@ -88,6 +92,8 @@ class SipWebRtcPeer:
         self.recv_info = recv_info
         self.user = user
         self.media = WebPeer(freq=freq, addresses=addresses)
+        self._addresses = addresses
+        self.renewals = 0  # re-offers from a new RTCPeerConnection, answered by a new connection
         self.endpoint: Endpoint | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.infos_received: list[str] = []
@@ -334,7 +340,11 @@ class SipWebRtcPeer:
 
     async def _reanswer(self, request: Request, addr: tuple[str, int], tag: str) -> None:
         assert self.endpoint is not None and request.cseq is not None
-        offer = sdp.parse(request.body.decode())
+        text = request.body.decode()
+        offer = sdp.parse(text)
+        if _fingerprints(text) != _fingerprints(self.media.pc.remoteDescription.sdp):
+            await self._renew(request, addr, tag, text)  # a new DTLS association: a new connection
+            return
         ice = offer.ice_for(0)
         pc = self.media.pc
         local = pc.localDescription.sdp
@@ -361,8 +371,23 @@ class SipWebRtcPeer:
             local = re.sub(r"(?m)^a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", local)
         version = len(self.reinvites)  # RFC 3264 §8: a changed description has a higher o= version
         local = re.sub(r"(?m)^(o=\S+ \S+ )(\d+)", lambda m: f"{m[1]}{int(m[2]) + version}", local)
+        await self._answer_again(request, addr, tag, local)
+
+    async def _renew(self, request: Request, addr: tuple[str, int], tag: str, offer: str) -> None:
+        """A re-offer from a new RTCPeerConnection (its browser reconnected: RFC 5763 §5, a new
+        fingerprint is a new DTLS association): answered by a new aiortc connection of ours."""
+        old = self.media
+        self.media = WebPeer(freq=self.freq, addresses=self._addresses)
+        self.renewals += 1
+        self._restart, self._remote_ufrag, self._local_ice = None, None, None
+        await old.close()
+        await self._answer_again(request, addr, tag, await self.media.answer(offer))
+
+    async def _answer_again(self, request: Request, addr: tuple[str, int], tag: str, answer: str) -> None:
+        """200 with ``answer`` to the re-INVITE, sent every 500 ms until its ACK."""
+        assert self.endpoint is not None and request.cseq is not None
         headers = (("Contact", str(self.endpoint.contact())), ("Content-Type", "application/sdp"))
-        ok = make_response(request, 200, to_tag=tag, headers=headers, body=local.encode())
+        ok = make_response(request, 200, to_tag=tag, headers=headers, body=answer.encode())
         self._reanswers[request.cseq.seq] = ok
         for _ in range(30):
             self._send(ok, addr)

@@ -99,9 +99,12 @@ class BrowserRequests(DriverCore):
     async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
         """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
         self._runtime(call_id)
-        await self._check_web_offer(sdp, passthrough=self.passthrough(call_id))
+        passthrough = self.passthrough(
+            call_id
+        )  # its offer goes to the far end (calls/connected/reconnect.py)
+        await self._check_web_offer(sdp, passthrough=passthrough)
         self.reconnects.claim(session, call_id)
-        await self._feed(call_id, ev.WebReattach(session.id, sdp))
+        await self._feed(call_id, ev.WebReattach(session.id, sdp, passthrough))
         self.reconnects.reattached(call_id)
 
     async def dial(

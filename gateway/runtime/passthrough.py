@@ -220,7 +220,9 @@ class PassthroughMedia:
         return None  # the ICE session is the far end's: the re-offer goes its usual way
 
     async def detach_web(self) -> None:
-        raise PassthroughError(NO_WEB_LEG)
+        """The browser's session went (reconnect grace): nothing of ours to close, the media (if the
+        browser still has it) flows end to end; its `reattach` offer goes to the far end (re-INVITE)."""
+        logger.info("call=%s media pass-through: the browser went, its media is the far end's", self.call_id)
 
     async def renew_web(self, web_offer: str) -> str:
         raise PassthroughError(NO_WEB_LEG)

@@ -224,10 +224,12 @@ class WebDetached:
 class WebReattach:
     """A browser takes the call back with a new WebRTC offer (`sdp`): a session of the same login
     after the old one went (WebDetached), or the carrying session itself renewing its media (its
-    RTCPeerConnection failed: a network change). The driver has checked the session may."""
+    RTCPeerConnection failed: a network change). The driver has checked the session may.
+    ``passthrough``: the call's media is the far end's (a pass-through route): the offer goes to it."""
 
     session_id: str
     sdp: str
+    passthrough: bool = False
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)

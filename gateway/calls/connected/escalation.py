@@ -45,6 +45,7 @@ from gateway.calls.boundary.commands import (
     SipRespondReinvite,
 )
 from gateway.calls.boundary.events import (
+    MediaWebRenewed,
     MediaWebReofferAnswered,
     MediaWebReofferReady,
     MediaWebReofferRefused,
@@ -53,7 +54,7 @@ from gateway.calls.boundary.events import (
     WebReoffer,
     WebSdpAnswer,
 )
-from gateway.calls.connected import midcall
+from gateway.calls.connected import midcall, reconnect
 from gateway.calls.reasons import EndReason, local_reason, phrase
 from gateway.calls.states import Reinvite, TimerName
 
@@ -112,6 +113,9 @@ def web_reoffer_refused(call: CallMachine, event: MediaWebReofferRefused) -> Non
     if call.reinvite is not Reinvite.PREPARING or not call.reinvite_for_web:
         raise call.illegal(event, "no offer of the browser is being prepared")
     call.reinvite_to(None, for_web=False)
+    if call.reattaching:  # a pass-through call taken back (reconnect.reattach)
+        reconnect.passthrough_refused(call, event.reason)
+        return
     _tell_refused(call, f"The new media cannot be offered to the other side: {event.reason}")
     midcall.settle(call)
 
@@ -136,6 +140,9 @@ def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
     if event.status in (408, 481):  # the dialog is gone (RFC 3261 §14.1, §12.2.1.2)
         midcall.end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
         return
+    if call.reattaching:  # a pass-through call taken back (reconnect.reattach)
+        reconnect.passthrough_refused(call, f"the other side refused the new media (SIP {event.status})")
+        return
     what = "answered without SDP" if 200 <= event.status < 300 else f"refused it (SIP {event.status})"
     status = None if 200 <= event.status < 300 else event.status
     _tell_refused(call, f"The other side {what}: the call goes on as it was", status)
@@ -144,6 +151,9 @@ def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
 
 def web_reoffer_answered(call: CallMachine, event: MediaWebReofferAnswered) -> None:
     """The browser's answer, now that the SIP side took (or turned down) its new media."""
+    if call.reattaching:  # a pass-through call taken back: the far end's answer is the browser's
+        reconnect.renewed(call, MediaWebRenewed(event.sdp))
+        return
     if call.session_id is not None and not call.web_gone:
         call.emit(SendWebReofferAnswer(call.session_id, call.call_id, event.sdp))
 

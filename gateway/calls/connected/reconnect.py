@@ -11,6 +11,9 @@ and the RECONNECT timer starts (once: the grace counts from the first loss).
 `WebReattach` (a session of the same login, or the carrying session itself) with a new WebRTC offer
 takes the call back: the timer stops, the bridge builds a new web leg bridged to the same SIP leg
 (`MediaRenewWeb`), and its answer goes to the browser with the call's hold state (`SendReattached`).
+A pass-through call's media is the far end's (`WebReattach.passthrough`): the new offer goes to it in our
+re-INVITE (escalation.py's path for the browser's own offer, `MediaSipReofferFromWeb`), and its 2xx
+answer is the one sent back; a refusal ends the call (`media_failed`: nothing else brings media back).
 When the timer fires first, the call ends as it would have at once: BYE, reason `disconnected` (the
 browser went) or `media_failed` (its media did not come back).
 
@@ -25,12 +28,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from gateway.calls.boundary.commands import MediaDetachWeb, MediaRenewWeb, SendReattached
+from gateway.calls.boundary.commands import (
+    MediaDetachWeb,
+    MediaRenewWeb,
+    MediaSipReofferFromWeb,
+    SendReattached,
+)
 from gateway.calls.boundary.events import MediaFailed
 from gateway.calls.connected import midcall
 from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.records import Attachment
-from gateway.calls.states import TimerName
+from gateway.calls.states import Reinvite, TimerName
 
 if TYPE_CHECKING:
     from gateway.calls.boundary.events import (
@@ -115,9 +123,15 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
         raise call.illegal(event, "a reattach is already under way")
     if not call.detached:
         call.require_session(event.session_id)  # the carrying session renews its own media
+    if event.passthrough and call.reinvite is not None:
+        raise call.illegal(event, "a renegotiation is under way: take the call back once it is over")
     call.reattach_by(event.session_id)
     call.cancel_timer(TimerName.RECONNECT)
-    call.emit(MediaRenewWeb(call.call_id, event.sdp))
+    if event.passthrough:  # the far end's media: the new offer goes to it, its answer is `reattached`
+        call.reinvite_to(Reinvite.PREPARING, for_web=True, hold=call.local_hold)
+        call.emit(MediaSipReofferFromWeb(call.call_id, event.sdp))
+    else:
+        call.emit(MediaRenewWeb(call.call_id, event.sdp))
     logger.info("call=%s reattached by session %s", call.call_id, event.session_id)
 
 
@@ -128,6 +142,14 @@ def renewed(call: CallMachine, event: MediaWebRenewed) -> None:
     call.attach_to(Attachment.ATTACHED)
     if call.session_id is not None and not call.web_gone:
         call.emit(SendReattached(call.session_id, call.call_id, event.sdp, call.local_hold, call.remote_hold))
+
+
+def passthrough_refused(call: CallMachine, why: str) -> None:
+    """A pass-through call's far end did not take the browser's new offer (escalation.py): the browser
+    has no media with it, and no other way back: the call ends as a lost web leg's does."""
+    midcall.end_connected(
+        call, local_reason(EndReason.MEDIA_FAILED, message=f"The call could not be taken back: {why}")
+    )
 
 
 def disconnected(call: CallMachine, event: WebDisconnected) -> None:

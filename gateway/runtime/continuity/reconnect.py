@@ -7,9 +7,9 @@ connected calls *detached* rather than disconnected, recorded here with the logi
 user. When a session of the same family and user logs in (a reload of the page, a reconnect after a
 network change: the page logs in with its saved token, which keeps the family), it is told those calls
 (`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
-JSON-RPC, SIP over WebSocket), pass-through calls (no web leg of the gateway's to renew: `CallMedia.passes_through`) and calls not yet
-connected end as before. A login whose older session of the same family still looks open with calls
-(a network change: no FIN came) takes them over at once (`lingering`: that session is `replaced`, its
+JSON-RPC, SIP over WebSocket) and calls not yet connected end as before. A pass-through call waits too:
+its media flows end to end meanwhile, and its `reattach` offer goes to the far end in a re-INVITE. A
+login whose older session of the same family still looks open with calls (a network change: no FIN came) takes them over at once (`lingering`: that session is `replaced`, its
 socket closed 4010). This module owns the detached calls' owners; it imports the call layer, the
 signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRuntime`.
 """
@@ -68,8 +68,7 @@ class Reconnects:
             and owner is not None
             and machine is not None
             and machine.may_wait_for(session.id)
-            and runtime.bridge is not None
-            and not runtime.bridge.passes_through  # a web leg of the gateway's to renew
+            and runtime.bridge is not None  # (a pass-through call's new offer goes to its far end)
         ):
             self._detached[call_id] = owner
             if self.on_detached is not None:

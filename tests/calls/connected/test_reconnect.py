@@ -24,6 +24,7 @@ from gateway.calls import (
     SipAccepted,
     SipBye,
     SipByeReceived,
+    SipReinvite,
     SipReinviteReceived,
     StartTimer,
     TimerFired,
@@ -34,7 +35,13 @@ from gateway.calls import (
     WebReattach,
     WrongSession,
 )
-from gateway.calls.boundary.events import TakenOver
+from gateway.calls.boundary.commands import MediaSipReofferFromWeb, MediaWebAnswerFromSip
+from gateway.calls.boundary.events import (
+    MediaWebReofferAnswered,
+    MediaWebReofferRefused,
+    SipReinviteResult,
+    TakenOver,
+)
 from gateway.calls.errors import InvalidValue
 from gateway.calls.machine import CallMachine
 from gateway.calls.reasons import EndReason
@@ -66,6 +73,44 @@ def test_reattach_from_a_new_session_gets_the_call_back() -> None:
     with pytest.raises(WrongSession):
         call.handle(WebHangup("s1"))
     assert SipBye in f.kinds(call.handle(WebHangup("s9")))
+
+
+def test_a_pass_through_call_taken_back_sends_the_new_offer_to_the_far_end() -> None:
+    """Its media is the far end's: the new offer is our re-INVITE's, the far end's 2xx answer `reattached`."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    out = call.handle(WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    assert out == [CancelTimer("c1", TimerName.RECONNECT), MediaSipReofferFromWeb("c1", f.WEB_OFFER)]
+    assert call.reattaching and call.session_id == "s9"
+    assert call.handle(MediaSipOfferReady(f.WEB_OFFER)) == [SipReinvite("c1", f.WEB_OFFER)]
+    assert call.handle(SipReinviteResult(200, f.SIP_ANSWER)) == [MediaWebAnswerFromSip("c1", f.SIP_ANSWER)]
+    out = call.handle(MediaWebReofferAnswered(f.SIP_ANSWER))
+    assert out == [SendReattached("s9", "c1", f.SIP_ANSWER, False, False)]
+    assert call.state is CallState.CONNECTED and not call.reattaching and not call.detached
+    assert SipBye in f.kinds(call.handle(WebHangup("s9")))
+
+
+@pytest.mark.parametrize("refusal", ["sip", "media"])
+def test_a_pass_through_call_whose_far_end_refuses_the_new_offer_ends(refusal: str) -> None:
+    """Nothing else can bring its media back: BYE, reason media_failed, the new session told."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    if refusal == "sip":
+        f.run(call, MediaSipOfferReady(f.WEB_OFFER))
+        out = call.handle(SipReinviteResult(488))
+    else:
+        out = call.handle(MediaWebReofferRefused("no offer of it"))
+    assert SipBye in f.kinds(out) and call.state is not CallState.CONNECTED
+    [ended] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert ended.session_id == "s9" and ended.reason is EndReason.MEDIA_FAILED, ended
+
+
+def test_a_pass_through_call_is_not_taken_back_during_a_renegotiation() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), SipReinviteReceived(f.SIP_OFFER))
+    with pytest.raises(IllegalEvent, match="renegotiation"):
+        call.handle(WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    assert call.detached
 
 
 def test_reattach_tells_the_hold_state() -> None:

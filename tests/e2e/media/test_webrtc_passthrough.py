@@ -184,6 +184,54 @@ async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_go
         await asyncio.wait_for(peer.ended.wait(), 10)
 
 
+async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> None:
+    """Issue 34 item 2 for a pass-through call: the web user's socket and RTCPeerConnection go (a reload,
+    a network change); the call waits `reconnect_grace` instead of ending (the peer sees no BYE); her new
+    login is told it in `calls`, and `reattach` with a new RTCPeerConnection's offer goes to the far end in
+    a re-INVITE (a new DTLS fingerprint: the peer answers with a new connection), whose answer is
+    `reattached`; the audio flows both ways again."""
+    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+        config = gateway_config(
+            peer.address,
+            media={"rtp_ports": {"start": 37800, "end": 37899}},
+            routes=ROUTES,
+            web_auth={"reconnect_grace": 30},
+        )
+        async with running_gateway(config) as gateway:
+            first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+            alice = WebUser(gateway.http_url, "alice", ALICE_SECRET)
+            await alice.__aenter__()
+            try:
+                call_id = await alice.call("7001", await first.offer())
+                await peer.wait_for_call()
+                await peer.answer()
+                connected = await alice.wait_for("connected", call_id=call_id)
+                await first.accept(connected["sdp"])
+                await wait_until(
+                    lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+                )
+            finally:
+                await asyncio.gather(alice.close(), first.close())  # the page goes, its connection too
+            await asyncio.sleep(1.0)
+            assert not peer.ended.is_set() and gateway.driver.calls == 1
+            try:
+                async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                    [summary] = (await again.wait_for("calls"))["calls"]
+                    assert summary["call_id"] == call_id and summary["state"] == "connected", summary
+                    await again.request({"type": "reattach", "call_id": call_id, "sdp": await second.offer()})
+                    reattached = await again.wait_for("reattached", call_id=call_id)
+                    (reinvite,) = peer.reinvites
+                    assert reinvite.body.decode() == second.pc.localDescription.sdp  # as it is
+                    assert peer.renewals == 1
+                    await second.accept(reattached["sdp"])
+                    await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+                    await wait_until(lambda: peer.media.heard(1300, last=1.0), timeout=10)
+                    await again.request({"type": "hangup", "call_id": call_id})
+                    await asyncio.wait_for(peer.ended.wait(), 10)
+            finally:
+                await second.close()
+
+
 def with_new_ice(description: str, ufrag: str, pwd: str) -> str:
     """``description`` as an ICE restart's offer would be: new ice-ufrag and ice-pwd (RFC 8839 §4.4.1.1.1)."""
     description = re.sub(r"(?m)^a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", description)
