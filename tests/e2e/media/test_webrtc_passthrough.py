@@ -232,6 +232,36 @@ async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> 
                 await second.close()
 
 
+async def test_a_page_reload_keeps_the_pass_through_call(tmp_path: Path) -> None:
+    """The softphone page (Chromium) reloads mid-call ("leave page?" accepted): it logs in again with its
+    token and takes the pass-through call back; its new RTCPeerConnection's offer reaches the peer in a
+    re-INVITE, which the peer answers with a new connection; the page hears the peer's tone and the peer
+    Chromium's beeps again, and the peer saw no BYE until the page hung up."""
+    media = {"rtp_ports": {"start": 37900, "end": 37999}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page_calls_7001(page, gateway.http_url)
+        await peer.wait_for_call()
+        await peer.answer()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer_connected(peer)
+        await expect_page_hears(page, 440)
+
+        await page.reload()
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        assert peer.renewals == 1 and not peer.ended.is_set()
+        await peer_connected(peer)  # the peer's new connection
+        await expect_page_hears(page, 440)
+        await expect_peer_hears_the_beep(peer, tmp_path)
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
+
+
 def with_new_ice(description: str, ufrag: str, pwd: str) -> str:
     """``description`` as an ICE restart's offer would be: new ice-ufrag and ice-pwd (RFC 8839 §4.4.1.1.1)."""
     description = re.sub(r"(?m)^a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", description)
