@@ -388,9 +388,10 @@ class CallMachine(CallView):
         self._log_move("attachment", self._attachment, new)
         self._attachment = new
 
-    def reattach_by(self, session_id: str) -> None:
-        """A session takes the call back: it carries it, and a new web leg is being made."""
-        self.attach_to(Attachment.REATTACHING)
+    def reattach_by(self, session_id: str, *, relayed: bool = False) -> None:
+        """A session takes the call back: it carries it, and a new web leg is being made (``relayed``:
+        a pass-through call's, its new offer sent to the far end)."""
+        self.attach_to(Attachment.RELAYING if relayed else Attachment.REATTACHING)
         self._web = dataclasses.replace(self._web, session_id=session_id, gone=False)
 
     # --- transfer and takeover ---------------------------------------------------------------------

@@ -125,16 +125,18 @@ class Attachment(enum.StrEnum):
     WEB_LOST = "web_lost"  # the web leg failed; the session may renew it
     DETACHED = "detached"  # the session went away (its web leg too); a session may take the call back
     REATTACHING = "reattaching"  # a new web leg is being made (MediaRenewWeb is out)
+    RELAYING = "relaying"  # a pass-through call's new browser offer is at its far end (our re-INVITE)
 
 
 _A = Attachment
 
 ATTACHMENT_MOVES: Final[Mapping[Attachment, frozenset[Attachment]]] = MappingProxyType(
     {
-        _A.ATTACHED: frozenset({_A.WEB_LOST, _A.DETACHED, _A.REATTACHING}),
-        _A.WEB_LOST: frozenset({_A.DETACHED, _A.REATTACHING}),
-        _A.DETACHED: frozenset({_A.REATTACHING}),
+        _A.ATTACHED: frozenset({_A.WEB_LOST, _A.DETACHED, _A.REATTACHING, _A.RELAYING}),
+        _A.WEB_LOST: frozenset({_A.DETACHED, _A.REATTACHING, _A.RELAYING}),
+        _A.DETACHED: frozenset({_A.REATTACHING, _A.RELAYING}),
         _A.REATTACHING: frozenset({_A.ATTACHED, _A.WEB_LOST, _A.DETACHED}),
+        _A.RELAYING: frozenset({_A.ATTACHED, _A.WEB_LOST, _A.DETACHED}),
     }
 )
 

@@ -301,7 +301,12 @@ class CallView:
 
     @property
     def reattaching(self) -> bool:
-        return self._attachment is Attachment.REATTACHING
+        return self._attachment in (Attachment.REATTACHING, Attachment.RELAYING)
+
+    @property
+    def relaying(self) -> bool:
+        """A pass-through call taken back: the browser's new offer is at the far end (reconnect.py)."""
+        return self._attachment is Attachment.RELAYING
 
     @property
     def transfer_out(self) -> str | None:

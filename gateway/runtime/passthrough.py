@@ -54,6 +54,7 @@ INFO_HEADERS = (("Info-Package", TRICKLE_PACKAGE),)  # RFC 6086 §4.2.1, RFC 884
 InfoSender = Callable[[str, str, Sequence[tuple[str, str]]], None]  # content type, body, headers
 _SETUP = re.compile(r"^a=setup:actpass(?=\r?$)", re.MULTILINE)
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULTILINE)
+_ORIGIN = re.compile(r"^o=(\S+) (\S+) (\d+) ([^\r\n]*)", re.MULTILINE)
 
 
 class PassthroughError(MediaError):
@@ -84,8 +85,16 @@ class PassthroughMedia:
         self._sip_mids: tuple[str, ...] = ()
         self._browser_setup = "passive"  # the browser's DTLS role once the SIP side answered (RFC 5763 §5)
         self._reoffer: str | None = None
+        self._held = False  # our last re-INVITE that the SIP side took held it (reoffer_to_sip)
+        self._hold_asked: bool | None = None  # what the re-INVITE out asks for
+        # RFC 3264 §8: every description we send the SIP side keeps the first one's o= line (username,
+        # session id, address) with its version raised at each offer: a browser's new RTCPeerConnection
+        # (a reattach) has an o= of its own
+        self._origin: tuple[str, str, str] | None = None
+        self._version = 0
         # while the browser's own new offer is at the SIP side: its description before (a refusal)
         self._before_reoffer: tuple[str | None, sdp.IceParameters | None, tuple[str, ...]] | None = None
+        self._version_before = 0
         self.closed = False
         self.candidates_sent = 0
         self.candidates_received = 0
@@ -98,6 +107,7 @@ class PassthroughMedia:
         """The browser's offer, as it is, for the INVITE (parsed only to learn its ICE credentials and
         mids for the sdpfrag bodies; an unreadable one is refused like any other)."""
         self._take_web_offer(web_offer)
+        self._first_origin(web_offer)
         logger.info("call=%s media pass-through: the browser's offer goes to the SIP side", self.call_id)
         return web_offer
 
@@ -110,6 +120,19 @@ class PassthroughMedia:
         self._web_offer = web_offer
         self._web_ice = description.ice_for(0)
         self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+
+    def _first_origin(self, description: str) -> None:
+        found = _ORIGIN.search(description)
+        if found is not None and self._origin is None:
+            self._origin, self._version = (found[1], found[2], found[4]), int(found[3])
+
+    def _stamped(self, description: str, *, offer: bool) -> str:
+        """``description`` with the o= line of the SIP side's session, its version raised for an offer."""
+        if self._origin is None:
+            return description
+        self._version += 1 if offer else 0
+        user, session, address = self._origin
+        return _ORIGIN.sub(lambda _: f"o={user} {session} {self._version} {address}", description, count=1)
 
     def _take_sip_answer(self, sip_answer: str) -> None:
         description = sdp.parse(sip_answer)
@@ -126,15 +149,17 @@ class PassthroughMedia:
         if self._web_offer is None:
             raise PassthroughError("no browser description to offer again")
         direction = "a=sendonly" if hold else "a=sendrecv"
-        offer = _DIRECTION.sub(direction, self._web_offer)
-        self._reoffer = offer
+        offer = self._stamped(_DIRECTION.sub(direction, self._web_offer), offer=True)
+        self._reoffer, self._hold_asked = offer, hold
         return offer
 
     async def answer_to_reoffer(self, sip_answer: str) -> None:
         self._reoffer = None
+        if self._hold_asked is not None:
+            self._held, self._hold_asked = self._hold_asked, None
 
     def drop_reoffer(self) -> None:
-        self._reoffer = None
+        self._reoffer, self._hold_asked = None, None
 
     async def update_from_sip(self, sip_offer: str) -> str:
         """A re-INVITE or UPDATE from the SIP side (a session refresh): the browser's description again
@@ -142,7 +167,8 @@ class PassthroughMedia:
         RFC 5763 §5); a change of media the browser never saw is not negotiated with it (not yet)."""
         if self._web_offer is None:
             raise PassthroughError("no browser description to answer with")
-        return _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
+        answer = _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
+        return self._stamped(_DIRECTION.sub("a=sendonly", answer) if self._held else answer, offer=False)
 
     async def offer_to_web(self, sip_offer: str | None, family: str | None = None) -> str:
         """A call to the web user: the SIP side's WebRTC offer goes to the browser as it is (the driver
@@ -158,6 +184,7 @@ class PassthroughMedia:
         """The browser's answer, as it is, for the 200 (its ICE credentials and mids kept for the sdpfrag
         bodies of its trickled candidates; its a=setup:active/passive is its DTLS role from now on)."""
         description = sdp.parse(web_answer)
+        self._first_origin(web_answer)
         self._web_offer = web_answer
         self._web_ice = description.ice_for(0)
         self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
@@ -197,8 +224,10 @@ class PassthroughMedia:
         previous = (self._web_offer, self._web_ice, self._web_mids)
         self._take_web_offer(web_offer)
         self._before_reoffer = previous
+        self._version_before = self._version
         logger.info("call=%s media pass-through: the browser's new offer goes to the SIP side", self.call_id)
-        return web_offer
+        held = _DIRECTION.sub("a=sendonly", web_offer) if self._held else web_offer  # the hold stays
+        return self._stamped(held, offer=True)
 
     async def answer_web_reoffer(self, plain_answer: str) -> str | None:
         """The SIP side's 2xx answer to the browser's new offer, as it is, for the browser (its
@@ -212,6 +241,7 @@ class PassthroughMedia:
         if self._before_reoffer is not None:
             self._web_offer, self._web_ice, self._web_mids = self._before_reoffer
             self._before_reoffer = None
+            self._version = self._version_before
 
     def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
         raise PassthroughError("a pass-through call has no ICE session of the gateway's")

@@ -71,6 +71,7 @@ class MidcallVideo:
         self._answers = answers
         self._live: dict[str, bool] = {}  # call id -> the session's video is live
         self._ufrags: dict[str, str | None] = {}  # call id -> the library's ICE ufrag in its last description
+        self._offered: dict[str, str | None] = {}  # ...in its re-offer at the SIP side (kept once answered)
         self._waiting: dict[str, Call] = {}  # the library's re-INVITE awaiting the SIP side's answer
         self._offering: set[str] = set()  # our re-INVITE to the library is under way
 
@@ -87,15 +88,15 @@ class MidcallVideo:
         """The library's re-offer goes to the SIP side first: it adds video or drops it, or it restarts
         ICE on a pass-through call (else: hold, resume, a refresh, answered by the session)."""
         video = call_id in self._live and live_video(offer) != self._live[call_id]
-        before, ufrag = self._ufrags.get(call_id), _ufrag(offer)
-        self._ufrags[call_id] = ufrag
+        before = self._ufrags.get(call_id)
         calls = self._calls
-        restart = before is not None and ufrag != before
+        restart = before is not None and _ufrag(offer) != before
         return video or (restart and isinstance(calls, PassthroughQuery) and calls.passthrough(call_id))
 
     def forget(self, call_id: str) -> None:
         self._live.pop(call_id, None)
         self._ufrags.pop(call_id, None)
+        self._offered.pop(call_id, None)
         self._waiting.pop(call_id, None)
         self._offering.discard(call_id)
 
@@ -110,10 +111,12 @@ class MidcallVideo:
             leg.reject_reinvite(491, "Request Pending")  # RFC 3261 §14.2
             return
         self._waiting[call_id] = leg
+        self._offered[call_id] = _ufrag(offer)
         try:
             await calls.reoffer(self._session, call_id, offer)
         except SignalingError as exc:
             self._waiting.pop(call_id, None)
+            self._offered.pop(call_id, None)
             status = 491 if isinstance(exc, Conflict) else 481 if isinstance(exc, NotFound) else 488
             logger.info("call=%s the library's video re-offer refused %d: %s", call_id, status, exc)
             _quietly_reject(leg, status)
@@ -133,11 +136,14 @@ class MidcallVideo:
                     return True
                 self._answers[call_id] = answer
                 self.settled(call_id, answer)
+                if call_id in self._offered:  # the library's new credentials are the session's now
+                    self._ufrags[call_id] = self._offered.pop(call_id)
                 return True
             case sig.ErrorMessage(code=code, sip_status=status) if (
                 code == RENEGOTIATION_FAILED and call_id in self._waiting
             ):
                 refusal = status if status is not None and 300 <= status < 700 else 488
+                self._offered.pop(call_id, None)  # the library rolls its offer back (RFC 3261 §14.1)
                 _quietly_reject(self._waiting.pop(call_id), refusal)
                 return True
             case sig.Offer(sdp=offer) if leg is not None:

@@ -92,6 +92,15 @@ SCENARIOS.update(
             f.after(lambda: f.holding_local(GRACE), WebDetached("s1"), WebReattach("s9", f.WEB_OFFER)),
             TimerName.RECONNECT,
         ),
+        "connected, a pass-through call's new offer at the far end": (
+            f.after(
+                lambda: f.connected_out(GRACE),
+                WebDetached("s1"),
+                WebReattach("s9", f.WEB_OFFER, passthrough=True),
+                MediaSipOfferReady(f.WEB_OFFER),
+            ),
+            TimerName.RECONNECT,
+        ),
         "holding, reattached": (
             f.after(
                 lambda: f.holding_remote(GRACE),

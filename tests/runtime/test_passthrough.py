@@ -105,10 +105,37 @@ async def test_a_reoffer_from_the_sip_side_gets_the_browsers_description_with_it
 
 
 def restarted(description: str, ufrag: str, pwd: str) -> str:
-    """``description`` with new ICE credentials (an ICE restart's offer, RFC 8839 §4.4.1.1.1)."""
+    """``description`` as its RTCPeerConnection's ICE restart offers it: new ICE credentials (RFC 8839
+    §4.4.1.1.1) and the o= version raised (RFC 3264 §8)."""
+    description = re.sub(r"(?m)^(o=\S+ \S+ )(\d+)", lambda m: f"{m[1]}{int(m[2]) + 1}", description)
     return re.sub(
         r"a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", re.sub(r"a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", description)
     )
+
+
+def origin(description: str) -> str:
+    found = re.search(r"(?m)^o=.*$", description)
+    assert found is not None
+    return found[0].strip()
+
+
+async def test_a_new_connections_offer_keeps_the_sessions_origin_and_a_held_call_stays_held() -> None:
+    """A reattach's offer comes from a new RTCPeerConnection (an o= of its own): relayed with the call's
+    o= line and its version raised (RFC 3264 §8); on a call the web user held, with a=sendonly (the page
+    offers sendrecv whatever its hold)."""
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    held = await media.reoffer_to_sip(True)
+    assert origin(held) == origin(CHROMIUM).replace(" 2 IN", " 3 IN")
+    await media.answer_to_reoffer(AIORTC_ANSWER)
+    fresh = restarted(CHROMIUM, "newU", "newpasswordnewpassword").replace(
+        "o=- 7736580442132231234 3", "o=- 99 1"
+    )
+    relayed = await media.reoffer_sip_for_web(fresh)
+    assert origin(relayed) == origin(CHROMIUM).replace(" 2 IN", " 4 IN")
+    assert sdp.parse(relayed).media[0].direction is sdp.Direction.SENDONLY
+    assert sdp.parse(await media.update_from_sip(AIORTC_ANSWER)).media[0].direction is sdp.Direction.SENDONLY
 
 
 async def test_the_browsers_ice_restart_goes_to_the_sip_side_and_its_answer_back_unchanged() -> None:

@@ -113,7 +113,7 @@ def web_reoffer_refused(call: CallMachine, event: MediaWebReofferRefused) -> Non
     if call.reinvite is not Reinvite.PREPARING or not call.reinvite_for_web:
         raise call.illegal(event, "no offer of the browser is being prepared")
     call.reinvite_to(None, for_web=False)
-    if call.reattaching:  # a pass-through call taken back (reconnect.reattach)
+    if call.relaying:  # a pass-through call taken back (reconnect.reattach)
         reconnect.passthrough_refused(call, event.reason)
         return
     _tell_refused(call, f"The new media cannot be offered to the other side: {event.reason}")
@@ -140,7 +140,7 @@ def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
     if event.status in (408, 481):  # the dialog is gone (RFC 3261 §14.1, §12.2.1.2)
         midcall.end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
         return
-    if call.reattaching:  # a pass-through call taken back (reconnect.reattach)
+    if call.relaying:  # a pass-through call taken back (reconnect.reattach)
         reconnect.passthrough_refused(call, f"the other side refused the new media (SIP {event.status})")
         return
     what = "answered without SDP" if 200 <= event.status < 300 else f"refused it (SIP {event.status})"
@@ -151,7 +151,7 @@ def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
 
 def web_reoffer_answered(call: CallMachine, event: MediaWebReofferAnswered) -> None:
     """The browser's answer, now that the SIP side took (or turned down) its new media."""
-    if call.reattaching:  # a pass-through call taken back: the far end's answer is the browser's
+    if call.relaying:  # a pass-through call taken back: the far end's answer is the browser's
         reconnect.renewed(call, MediaWebRenewed(event.sdp))
         return
     if call.session_id is not None and not call.web_gone:

@@ -125,7 +125,7 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
         call.require_session(event.session_id)  # the carrying session renews its own media
     if event.passthrough and call.reinvite is not None:
         raise call.illegal(event, "a renegotiation is under way: take the call back once it is over")
-    call.reattach_by(event.session_id)
+    call.reattach_by(event.session_id, relayed=event.passthrough)
     call.cancel_timer(TimerName.RECONNECT)
     if event.passthrough:  # the far end's media: the new offer goes to it, its answer is `reattached`
         call.reinvite_to(Reinvite.PREPARING, for_web=True, hold=call.local_hold)

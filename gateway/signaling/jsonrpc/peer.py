@@ -178,6 +178,7 @@ class RpcPeer:
     async def send_event(self, event: sig.Event) -> None:
         if self._closed:
             return
+        self._renewals.heard(event)  # an `offer {call_id, sdp}` waiting for its answer (renew.py)
         match event:
             case sig.Incoming(call_id=call_id):
                 self._ringing.add(call_id)
@@ -192,10 +193,6 @@ class RpcPeer:
                     self.web_answer(call_id, sdp)  # a pass-through route: the far end's own answer
             case sig.Ended(call_id=call_id, reason=reason, message=message, sip_status=status):
                 self._ended(call_id, reason, message, status)
-            case sig.Reattached(call_id=call_id, sdp=sdp) | sig.Answer(call_id=call_id, sdp=sdp):
-                self._renewals.answered(call_id, sdp)  # an `offer {call_id, sdp}` waiting (renew.py)
-            case sig.ErrorMessage(call_id=str(call_id), code=code, message=message):
-                self._renewals.refused(call_id, code, message)
         told = notification_of(event)
         if told is not None:
             await self._notify(*told)

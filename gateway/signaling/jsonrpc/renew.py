@@ -11,8 +11,8 @@
   a re-INVITE (`ReofferService`), and the far end's answer, which comes back as the `Answer` event, is the
   result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason.
 
-Either way the result is the answer; an offer that changes nothing (the same ice-ufrag and fingerprint)
-is refused, -32602 naming `sdp`. The peer's calls wait for such an
+Either way the result is the answer; on a call whose media is the gateway's, an offer that changes
+nothing (the same ice-ufrag and fingerprint) is refused, -32602 naming `sdp`. The peer's calls wait for such an
 offer when their media is lost (`RenewingSink`: `web_auth.reconnect_grace`), as an HTTP session's do.
 """
 
@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, Final
 
+from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict, SignalingError
 from gateway.signaling.service import (
     CallService,
@@ -34,7 +35,8 @@ from gateway.signaling.service import (
 
 __all__ = ["RENEW_TIMEOUT", "Renewals"]
 
-RENEW_TIMEOUT: Final = 15.0  # seconds a new web leg (or a pass-through call's far end) may take to answer
+RENEW_TIMEOUT: Final = 15.0  # seconds a new web leg may take to answer
+RELAY_TIMEOUT: Final = 34.0  # a pass-through call's far end: our re-INVITE's Timer B (64 T1) and a margin
 
 
 class Renewals:
@@ -50,6 +52,16 @@ class Renewals:
         if future is not None and not future.done():
             future.set_result(sdp)
 
+    def heard(self, event: sig.Event) -> None:
+        """A call event for the peer: the answer an offer waits for, its refusal, or the call's end."""
+        match event:
+            case sig.Reattached(call_id=call_id, sdp=sdp) | sig.Answer(call_id=call_id, sdp=sdp):
+                self.answered(call_id, sdp)
+            case sig.ErrorMessage(call_id=str(call_id), code="renegotiation_failed", message=message):
+                self.refused(call_id, "renegotiation_failed", message)
+            case sig.Ended(call_id=call_id, reason=reason, message=message):
+                self.refused(call_id, reason, message or "the call ended")
+
     def refused(self, call_id: str, code: str, message: str) -> None:
         """The far end refused a pass-through call's new offer (`error` with the call's id)."""
         future = self._waiting.get(call_id)
@@ -61,7 +73,7 @@ class Renewals:
         if isinstance(calls, PassthroughQuery) and calls.passthrough(call_id):
             if not isinstance(calls, ReofferService):
                 raise BadRequest("a pass-through call's offer cannot go to the far end here", field="sdp")
-            return await self._wait(call_id, calls.reoffer(session, call_id, sdp))
+            return await self._wait(call_id, calls.reoffer(session, call_id, sdp), RELAY_TIMEOUT)
         refused: SignalingError | None = None
         if isinstance(calls, WebIceRestartService):
             try:
@@ -79,13 +91,15 @@ class Renewals:
             )
         return await self._wait(call_id, calls.reattach(session, call_id, sdp))
 
-    async def _wait(self, call_id: str, request: Coroutine[Any, Any, None]) -> str:
+    async def _wait(
+        self, call_id: str, request: Coroutine[Any, Any, None], timeout: float = RENEW_TIMEOUT
+    ) -> str:
         """Make ``request`` and wait for the answer it brings about (`answered`, or `refused`)."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         try:
             await request
-            async with asyncio.timeout(RENEW_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError:
             raise Conflict("the call's media could not be renewed in time", field="sdp") from None

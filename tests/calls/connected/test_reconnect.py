@@ -33,6 +33,7 @@ from gateway.calls import (
     WebDisconnected,
     WebHangup,
     WebReattach,
+    WebReoffer,
     WrongSession,
 )
 from gateway.calls.boundary.commands import MediaSipReofferFromWeb, MediaWebAnswerFromSip
@@ -103,6 +104,19 @@ def test_a_pass_through_call_whose_far_end_refuses_the_new_offer_ends(refusal: s
     assert SipBye in f.kinds(out) and call.state is not CallState.CONNECTED
     [ended] = [c for c in out if isinstance(c, NotifyEnded)]
     assert ended.session_id == "s9" and ended.reason is EndReason.MEDIA_FAILED, ended
+
+
+def test_a_bridged_reattach_during_the_browsers_own_reinvite_is_not_taken_for_a_relayed_one() -> None:
+    """A camera toggled, then the page's socket went and a new session takes the call back (a new web
+    leg here): the far end's refusal of the video re-INVITE is only that, its call goes on."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebReoffer("s1", f.WEB_OFFER), MediaSipOfferReady(f.GW_SIP_OFFER), WebDetached("s1"))
+    f.run(call, WebReattach("s9", f.WEB_OFFER))
+    out = call.handle(SipReinviteResult(488))
+    assert SipBye not in f.kinds(out) and call.state is CallState.CONNECTED and call.reattaching
+    assert call.handle(MediaWebRenewed(f.WEB_ANSWER)) == [
+        SendReattached("s9", "c1", f.WEB_ANSWER, False, False)
+    ]
 
 
 def test_a_pass_through_call_is_not_taken_back_during_a_renegotiation() -> None:

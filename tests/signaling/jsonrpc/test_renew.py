@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.signaling import events as sig
 from gateway.signaling.errors import BadRequest, Conflict
 from gateway.signaling.jsonrpc import renew
 from gateway.signaling.jsonrpc.renew import Renewals
@@ -49,7 +50,7 @@ async def test_the_far_ends_refusal_is_a_conflict_with_its_reason() -> None:
 
 
 async def test_no_answer_in_time_is_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(renew, "RENEW_TIMEOUT", 0.05)
+    monkeypatch.setattr(renew, "RELAY_TIMEOUT", 0.05)
     with pytest.raises(Conflict, match="in time"):
         await Renewals().offer(PassthroughCalls(), object(), "p1", "v=0 offer")  # type: ignore[arg-type]
 
@@ -59,3 +60,23 @@ async def test_a_call_that_does_not_pass_through_is_not_reoffered() -> None:
     with pytest.raises(BadRequest, match="restarts no ICE session"):
         await Renewals().offer(calls, object(), "bridged", "v=0 offer")  # type: ignore[arg-type]
     assert calls.reoffers == []
+
+
+async def test_only_the_calls_refusal_or_end_fails_the_waiting_offer() -> None:
+    renewals, calls = Renewals(), PassthroughCalls()
+    task = asyncio.ensure_future(renewals.offer(calls, object(), "p1", "v=0 offer"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    renewals.heard(sig.ErrorMessage("hold_failed", "not now", call_id="p1"))  # another request's error
+    renewals.heard(sig.Ended("p2", "hangup", "", None))  # another call
+    assert not task.done()
+    renewals.heard(sig.Ended("p1", "remote_hangup", "", 481))
+    with pytest.raises(Conflict, match="the call ended"):
+        await task
+
+
+async def test_the_answer_event_is_the_result() -> None:
+    renewals = Renewals()
+    task = asyncio.ensure_future(renewals.offer(PassthroughCalls(), object(), "p1", "v=0 offer"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    renewals.heard(sig.Answer("p1", "v=0 answer"))
+    assert await task == "v=0 answer"
