@@ -99,9 +99,8 @@ class BrowserRequests(DriverCore):
     async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
         """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
         self._runtime(call_id)
-        passthrough = self.passthrough(
-            call_id
-        )  # its offer goes to the far end (calls/connected/reconnect.py)
+        # a pass-through call's offer goes to its far end (gateway/calls/connected/reconnect.py)
+        passthrough = self.passthrough(call_id)
         await self._check_web_offer(sdp, passthrough=passthrough)
         self.reconnects.claim(session, call_id)
         await self._feed(call_id, ev.WebReattach(session.id, sdp, passthrough))

@@ -54,7 +54,7 @@ INFO_HEADERS = (("Info-Package", TRICKLE_PACKAGE),)  # RFC 6086 §4.2.1, RFC 884
 InfoSender = Callable[[str, str, Sequence[tuple[str, str]]], None]  # content type, body, headers
 _SETUP = re.compile(r"^a=setup:actpass(?=\r?$)", re.MULTILINE)
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULTILINE)
-_ORIGIN = re.compile(r"^o=(\S+) (\S+) (\d+) ([^\r\n]*)", re.MULTILINE)
+_ORIGIN = re.compile(r"^o=[^\r\n]*", re.MULTILINE)
 
 
 class PassthroughError(MediaError):
@@ -90,11 +90,10 @@ class PassthroughMedia:
         # RFC 3264 §8: every description we send the SIP side keeps the first one's o= line (username,
         # session id, address) with its version raised at each offer: a browser's new RTCPeerConnection
         # (a reattach) has an o= of its own
-        self._origin: tuple[str, str, str] | None = None
-        self._version = 0
+        self._origin: sdp.Origin | None = None
         # while the browser's own new offer is at the SIP side: its description before (a refusal)
         self._before_reoffer: tuple[str | None, sdp.IceParameters | None, tuple[str, ...]] | None = None
-        self._version_before = 0
+        self._origin_before: sdp.Origin | None = None
         self.closed = False
         self.candidates_sent = 0
         self.candidates_received = 0
@@ -106,8 +105,7 @@ class PassthroughMedia:
     async def offer_to_sip(self, web_offer: str) -> str:
         """The browser's offer, as it is, for the INVITE (parsed only to learn its ICE credentials and
         mids for the sdpfrag bodies; an unreadable one is refused like any other)."""
-        self._take_web_offer(web_offer)
-        self._first_origin(web_offer)
+        self._origin = self._take_web_offer(web_offer).origin
         logger.info("call=%s media pass-through: the browser's offer goes to the SIP side", self.call_id)
         return web_offer
 
@@ -115,24 +113,21 @@ class PassthroughMedia:
         self._take_sip_answer(sip_answer)
         return sip_answer
 
-    def _take_web_offer(self, web_offer: str) -> None:
+    def _take_web_offer(self, web_offer: str) -> sdp.SessionDescription:
         description = sdp.parse(web_offer)
         self._web_offer = web_offer
         self._web_ice = description.ice_for(0)
         self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
-
-    def _first_origin(self, description: str) -> None:
-        found = _ORIGIN.search(description)
-        if found is not None and self._origin is None:
-            self._origin, self._version = (found[1], found[2], found[4]), int(found[3])
+        return description
 
     def _stamped(self, description: str, *, offer: bool) -> str:
         """``description`` with the o= line of the SIP side's session, its version raised for an offer."""
         if self._origin is None:
             return description
-        self._version += 1 if offer else 0
-        user, session, address = self._origin
-        return _ORIGIN.sub(lambda _: f"o={user} {session} {self._version} {address}", description, count=1)
+        if offer:
+            self._origin = self._origin.next_version()
+        origin = f"o={self._origin}"
+        return _ORIGIN.sub(lambda _: origin, description, count=1)
 
     def _take_sip_answer(self, sip_answer: str) -> None:
         description = sdp.parse(sip_answer)
@@ -184,7 +179,7 @@ class PassthroughMedia:
         """The browser's answer, as it is, for the 200 (its ICE credentials and mids kept for the sdpfrag
         bodies of its trickled candidates; its a=setup:active/passive is its DTLS role from now on)."""
         description = sdp.parse(web_answer)
-        self._first_origin(web_answer)
+        self._origin = description.origin
         self._web_offer = web_answer
         self._web_ice = description.ice_for(0)
         self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
@@ -224,7 +219,7 @@ class PassthroughMedia:
         previous = (self._web_offer, self._web_ice, self._web_mids)
         self._take_web_offer(web_offer)
         self._before_reoffer = previous
-        self._version_before = self._version
+        self._origin_before = self._origin
         logger.info("call=%s media pass-through: the browser's new offer goes to the SIP side", self.call_id)
         held = _DIRECTION.sub("a=sendonly", web_offer) if self._held else web_offer  # the hold stays
         return self._stamped(held, offer=True)
@@ -241,7 +236,7 @@ class PassthroughMedia:
         if self._before_reoffer is not None:
             self._web_offer, self._web_ice, self._web_mids = self._before_reoffer
             self._before_reoffer = None
-            self._version = self._version_before
+            self._origin = self._origin_before
 
     def restart_web_ice(self, remote: sdp.IceParameters) -> sdp.TrickleFragment:
         raise PassthroughError("a pass-through call has no ICE session of the gateway's")

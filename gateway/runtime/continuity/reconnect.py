@@ -9,8 +9,8 @@ network change: the page logs in with its saved token, which keeps the family), 
 (`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
 JSON-RPC, SIP over WebSocket) and calls not yet connected end as before. A pass-through call waits too:
 its media flows end to end meanwhile, and its `reattach` offer goes to the far end in a re-INVITE. A
-login whose older session of the same family still looks open with calls (a network change: no FIN came) takes them over at once (`lingering`: that session is `replaced`, its
-socket closed 4010). This module owns the detached calls' owners; it imports the call layer, the
+login whose older session of the same family still looks open with calls (a network change: no FIN
+came) takes them over at once (`lingering`: that session is `replaced`, its socket closed 4010). This module owns the detached calls' owners; it imports the call layer, the
 signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRuntime`.
 """
 
