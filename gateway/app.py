@@ -366,6 +366,9 @@ class Gateway:
         sockets = self.sip_ws_endpoint
         if sockets is not None:  # idle flows: 1012 at drain
             self.drainer.add(lambda: sockets.close_idle(web_sip.flow_busy))
+            websocket = self.config.sip.websocket
+            if self.cluster is not None and websocket is not None:  # a flow back on another instance
+                self.cluster.attach_web_sip(web_sip, sockets, websocket.path)
         self._closers.append(self.web_sip.close)
 
     @property

@@ -43,10 +43,13 @@ from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
+from gateway.websip.registrar import identities_of
 
 if TYPE_CHECKING:
     from gateway.runtime import CallDriver
     from gateway.signaling.http import WebApp
+    from gateway.signaling.sip_ws import SipWsEndpoint
+    from gateway.websip.service import WebSipService
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class ClusterWiring:
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
         self.presence_channel: PresenceChannel | None = None
+        self.sip_flows: SessionOwners | None = None  # attach_web_sip
         self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
@@ -167,6 +171,40 @@ class ClusterWiring:
             if owner is not None and owner != dead:
                 return owner
             await asyncio.sleep(TAKEOVER_POLL)
+        return None
+
+    def attach_web_sip(self, web_sip: WebSipService, endpoint: SipWsEndpoint, path: str) -> None:
+        """SIP over WebSocket: the browsers whose answered calls are here (their outbound instances, or
+        Contacts: gateway/websip/flows.py) recorded in Redis, so that a library's new WebSocket that
+        HAProxy sends to another instance is relayed here by its REGISTER (`sip_relay_to`)."""
+        owners = self.sip_flows = SessionOwners(self.node, web_sip.carried, kind="sipflow")
+
+        def held(known: frozenset[str]) -> None:  # its flow just closed: record it now, not at the beat
+            for identity in known:
+                self._spawn_claim(owners, identity)
+
+        web_sip.on_held = held
+        endpoint.relay_to = self.sip_relay_to
+        endpoint.relay_path = path
+
+    async def sip_relay_to(self, first: bytes) -> str | None:
+        """The base URL of the live instance holding the calls of the browser whose flow's first message
+        is ``first`` (a REGISTER: its Contacts' `+sip.instance` or URIs), or None (served here)."""
+        known = identities_of(first)
+        if not known or self.sip_flows is None:
+            return None
+        try:
+            for identity in sorted(known):
+                owner = await self.sip_flows.owner(identity)
+                if owner is None:
+                    continue
+                if owner == self.node.id:
+                    return None
+                peer = await self.node.instance(owner)
+                if peer is not None:
+                    return peer.http
+        except ClusterUnavailable:
+            return None  # served here: a library registered is better than one refused
         return None
 
     def attach_signaling(self, app: WebApp) -> None:

@@ -24,6 +24,11 @@ Draining (gateway/ops/drain.py): `close_idle` closes every flow without a call i
 to another instance) and REGISTERs again there. Neither library reads the close code: SIP.js's
 SimpleUser reconnects at once after any close it did not ask for, JsSIP after
 ``connection_recovery_min_interval`` (2 s unless configured lower).
+
+In a cluster, a flow whose first message is a REGISTER naming a browser whose answered calls another
+instance holds (its old flow closed there, or is not yet known dead: gateway/cluster/wiring.py
+`sip_relay_to`) is relayed to that instance (ws/relay.py, subprotocol ``sip``), every message both ways:
+its calls follow it to the relayed flow there (gateway/websip/flows.py).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from aiohttp import web
@@ -47,6 +52,7 @@ from gateway.signaling.session_loop import (
     origin_refusal,
     serve,
 )
+from gateway.signaling.ws.relay import WsRelay
 from sipcore.location.routing import Address
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,11 @@ RULES: Final = SessionRules(
     "SIP", per_message_rate=False, answers_too_large=False, protocols=(SUBPROTOCOL,), flows=True
 )
 DEFAULT_AUTH_TIMEOUT: Final = 15.0
+TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance holding the flow's calls is busy
+
+# A cluster's: where a flow's first message must be carried on to (the base URL of the instance whose
+# calls it brings back), or None (served here). gateway/cluster/wiring.py `sip_relay_to`.
+RelayTo = Callable[[bytes], Awaitable[str | None]]
 
 
 class SipFlows(Protocol):
@@ -79,15 +90,26 @@ class SipFlows(Protocol):
 class SipFlowDialect:
     """The loop's `Dialect` for one SIP WebSocket: its messages go to the transport's flow."""
 
-    def __init__(self, flows: SipFlows, peer: tuple[object, ...], socket: SessionSocket) -> None:
+    def __init__(
+        self,
+        flows: SipFlows,
+        peer: tuple[object, ...],
+        socket: SessionSocket,
+        relay_to: RelayTo | None = None,
+        path: str = "/sip",
+    ) -> None:
         self._flows = flows
         self._peer = peer
         self._socket = socket
         self._address: Address | None = None
+        self._relay_to = relay_to  # None once the first message has been seen
+        self._path = path
+        self._relay: WsRelay | None = None  # carried on to the instance where its calls are
 
     @property
     def logged_in(self) -> bool:
-        return self._socket.is_authenticated  # a digest succeeded on the flow (SIP's own, RFC 3261 §22)
+        # a digest succeeded on the flow (SIP's own, RFC 3261 §22), or the flow is the owner's to check
+        return self._relay is not None or self._socket.is_authenticated
 
     def idle(self, busy: Busy) -> bool:
         return self._address is None or not busy(self._address)
@@ -96,13 +118,40 @@ class SipFlowDialect:
         self._address = self._flows.open_flow(self._peer, self._socket)
 
     async def on_message(self, data: str | bytes) -> None:
+        if self._relay is not None:
+            await self._relay.send(data)
+            return
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if self._relay_to is not None:
+            relay_to, self._relay_to = self._relay_to, None
+            if await self._relayed(relay_to, raw):
+                return
         if self._address is not None:
-            self._flows.received(self._address, data.encode("utf-8") if isinstance(data, str) else data)
+            self._flows.received(self._address, raw)
+
+    async def _relayed(self, relay_to: RelayTo, first: bytes) -> bool:
+        """A cluster: the library's REGISTER on its new WebSocket, whose calls another instance holds (its
+        old flow closed there, or is not yet known dead after a network change), is carried on to that
+        instance with every message after it, both ways (ws/relay.py): the calls' dialogs move to the
+        relayed flow there (gateway/websip/flows.py). Whether it was (or the socket is closing)."""
+        target = await relay_to(first)
+        if target is None:
+            return False
+        relay = WsRelay(self._socket, target, self._path, protocols=(SUBPROTOCOL,))
+        if await relay.open(first.decode("utf-8", "replace")):
+            self._relay = relay
+            return True
+        if relay.refused:  # that instance lives but refuses now (its limits): the library tries again
+            self._socket.close_with(TRY_AGAIN_LATER)
+            return True
+        return False  # gone: served here (its calls end there, or a survivor carries them)
 
     async def on_refused(self, error: SignalingError) -> None:
         pass  # the authentication deadline (then 4008): SIP has nothing to say; no rate limit (RULES)
 
     async def on_close(self) -> None:
+        if self._relay is not None:
+            await self._relay.close()
         if self._address is not None:
             self._flows.flow_closed(self._address)
 
@@ -125,6 +174,8 @@ class SipWsEndpoint:
         self.sockets = SocketRegistry("SIP WebSocket flows")
         self._allowed_origins = allowed_origins or OriginPolicy(frozenset())
         self._monotonic = monotonic
+        self.relay_to: RelayTo | None = None  # a cluster's (gateway/cluster/wiring.py)
+        self.relay_path = "/sip"  # sip.websocket.path, on the instances a flow is relayed to
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The ``GET /sip`` upgrade: checks, then one flow until the socket closes."""
@@ -139,13 +190,13 @@ class SipWsEndpoint:
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if not peer:
             return web.Response(status=400, text="no peer address")
-        flows, peername = self.transport, tuple(peer)
+        flows, peername, relay_to, path = self.transport, tuple(peer), self.relay_to, self.relay_path
         return await serve(
             request,
             rules=self.rules,
             sockets=self.sockets,
             limits=self.limits,
-            open_dialect=lambda socket: SipFlowDialect(flows, peername, socket),
+            open_dialect=lambda socket: SipFlowDialect(flows, peername, socket, relay_to, path),
             monotonic=self._monotonic,
         )
 

@@ -21,6 +21,10 @@ as do unanswered calls (the library failed their INVITE transactions with its so
 
 When the grace runs out first, the session closes and its calls end as they did before: BYE to the
 far end.
+
+In a cluster the new flow may reach another instance: the identities of the sessions with answered
+calls (`WebSipService.carried`) are recorded in Redis, and that instance relays the flow here by its
+REGISTER (gateway/signaling/sip_ws.py), where it is recognised as above.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.websip.registrar import Binding
+from gateway.websip.registrar import Binding, flow_identity
 
 if TYPE_CHECKING:
     from gateway.websip.sessions import WebSipSession
@@ -43,9 +47,7 @@ logger = logging.getLogger(__name__)
 
 def identities(bindings: list[Binding]) -> frozenset[str]:
     """What recognises a browser's new flow: its outbound instances, else its Contact URIs."""
-    return frozenset(
-        f"instance {b.instance}" if b.instance is not None else f"contact {b.contact.uri}" for b in bindings
-    )
+    return frozenset(flow_identity(b.instance, str(b.contact.uri)) for b in bindings)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,10 @@ class LostFlows:
                 del self._held[session_id]
                 return held.session
         return None
+
+    def known(self) -> frozenset[str]:
+        """What recognises the held sessions' browsers (`identities`)."""
+        return frozenset().union(*(held.known for held in self._held.values()))
 
     def release(self, session: WebSipSession) -> bool:
         """Stop holding ``session`` (its calls ended meanwhile); whether it was held."""

@@ -31,8 +31,9 @@ from sipcore.errors import SIPError
 from sipcore.location.routing import Address
 from sipcore.syntax.headers import NameAddr, get_param, warning_value
 from sipcore.syntax.message import Request
+from sipcore.syntax.parser import Framing, parse_message
 
-__all__ = ["Binding", "Flow", "RegisterResult", "Registrar"]
+__all__ = ["Binding", "Flow", "RegisterResult", "Registrar", "flow_identity", "identities_of"]
 
 DEFAULT_EXPIRES = 3600
 DEFAULT_MAX_BINDINGS = 10
@@ -232,6 +233,30 @@ def _too_many(cap: int) -> RegisterResult:
 
 def _supports_outbound(request: Request) -> bool:
     return "outbound" in request.headers.tags("Supported", "Require")
+
+
+def identities_of(data: bytes) -> frozenset[str]:
+    """What a REGISTER in ``data`` (a flow's first message, not yet authenticated) would bind by: each
+    Contact's `+sip.instance` when it registers as an outbound flow, else its URI, as `flow_identity`
+    names a binding's. Empty for anything else, or a message that does not parse."""
+    try:
+        message = parse_message(data, framing=Framing.DATAGRAM, supported=None)  # a WebSocket message
+        if not isinstance(message, Request) or message.method != "REGISTER":
+            return frozenset()
+        outbound, contacts = _supports_outbound(message), message.contacts
+    except (SIPError, ValueError):
+        return frozenset()
+    found = set()
+    for contact in contacts:
+        instance = _flow_identity(contact) if outbound else None
+        found.add(flow_identity(instance[0] if instance is not None else None, str(contact.uri)))
+    return frozenset(found)
+
+
+def flow_identity(instance: str | None, contact_uri: str) -> str:
+    """What recognises a browser's binding on a new flow (RFC 5626 §4.2, §5.2): its outbound
+    `+sip.instance`, else its Contact URI (gateway/websip/flows.py)."""
+    return f"instance {instance}" if instance is not None else f"contact {contact_uri}"
 
 
 def _flow_identity(contact: NameAddr) -> tuple[str, str] | None:

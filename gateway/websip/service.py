@@ -120,6 +120,9 @@ class WebSipService:
         self._config = config  # each user's own PBX for the relayed SUBSCRIBEs (pbx_place)
         # sessions whose flow closed under answered calls, waiting for a new one (flows.py, RFC 5626)
         self.lost = LostFlows(config.web_auth.reconnect_grace, self._lost_for_good)
+        # a cluster's: told the identities of a session just held, so that its browser's new flow on
+        # another instance is relayed here (gateway/cluster/wiring.py, gateway/signaling/sip_ws.py)
+        self.on_held: Callable[[frozenset[str]], None] | None = None
 
     def start(self) -> None:
         self.ua.web_sip = self.on_request
@@ -370,6 +373,8 @@ class WebSipService:
                 session = self._sessions.pop(key)
                 if self.lost.hold(session, dropped):  # its calls wait for a new flow (flows.py)
                     session.flow_lost()
+                    if self.on_held is not None:
+                        self.on_held(self.lost.known())
                     self.spawn(self._absent(session))  # not rung on a closed flow meanwhile
                 else:
                     self.spawn(self._close(session))
@@ -385,6 +390,13 @@ class WebSipService:
                 ):
                     await self._absent(session)
                     self.session_idle(session)
+
+    def carried(self) -> frozenset[str]:
+        """What recognises the browsers whose answered calls are here (`flows.identities`): held ones
+        waiting for a new flow, and those on a flow still open (a network change: their new flow may
+        come before the old one is known dead)."""
+        open_ones = (s.identities for s in self._sessions.values() if s.answered_calls())
+        return self.lost.known().union(*open_ones)
 
     @property
     def sessions(self) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.websip.registrar import Flow, Registrar
+from gateway.websip.flows import identities
+from gateway.websip.registrar import Flow, Registrar, identities_of
 from sipcore.syntax.message import Request
 from sipcore.syntax.parser import parse_message
 
@@ -155,3 +156,28 @@ def test_bindings_past_the_cap_are_refused_403_and_nothing_changes() -> None:
     ]
     registrar.max_bindings = 1  # lowered (a reload): refreshing the two is still accepted
     assert registrar.register(register("<sip:t1@x.invalid>", cseq=5), "alice", FLOW).status == 200
+
+
+def test_a_new_flows_first_register_names_the_browser_as_its_bindings_do() -> None:
+    """`identities_of` reads a REGISTER not yet authenticated (a flow's first message, which a cluster
+    relays to the instance holding that browser's calls) and names what its bindings would be known
+    by (`flows.identities`): the outbound instance, else the Contact URI."""
+    for request, expected in (
+        (
+            outbound("<sip:a@x.invalid;transport=ws>"),
+            "instance <urn:uuid:0d5b6e1c-2c39-4a5f-9d3e-0a9c4b6f2e11>",
+        ),
+        (register("<sip:b@y.invalid;transport=ws>"), "contact sip:b@y.invalid;transport=ws"),
+        (register(f"<sip:c@y.invalid>;reg-id=1;{INSTANCE}"), "contact sip:c@y.invalid"),  # no outbound tag
+    ):
+        registrar = Registrar(Clock())
+        assert registrar.register(request, "alice", FLOW).status == 200
+        assert identities_of(request.serialize()) == identities(registrar.on_flow(FLOW)) == {expected}
+
+
+def test_identities_of_anything_but_a_register_is_empty() -> None:
+    invite = register("<sip:a@x.invalid>").serialize().replace(b"REGISTER", b"INVITE")
+    assert identities_of(invite) == frozenset()
+    assert identities_of(b"SIP/2.0 200 OK\r\n\r\n") == frozenset()
+    assert identities_of(b"\x00\xffnot SIP at all") == frozenset()
+    assert identities_of(b"") == frozenset()

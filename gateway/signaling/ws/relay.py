@@ -69,7 +69,8 @@ class WsRelay:
     """One page's socket carried on to ``base_url``'s `/ws` (see the module note), or to another path
     of the same kind: `/jsonrpc`, whose client's own credentials at the upgrade (``headers``: its
     Authorization or X-API-Key; ``query``: its `?api_key=`/`?token=`) go on with it
-    (gateway/signaling/jsonrpc/resume.py)."""
+    (gateway/signaling/jsonrpc/resume.py); SIP over WebSocket, with ``protocols`` ``("sip",)``
+    (gateway/signaling/sip_ws.py)."""
 
     def __init__(
         self,
@@ -78,8 +79,10 @@ class WsRelay:
         path: str = "/ws",
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        protocols: tuple[str, ...] = (),
     ) -> None:
         self._socket = socket
+        self._protocols = protocols  # the subprotocol the owner's endpoint wants (`sip`: RFC 7118)
         self._url = base_url.replace("http", "ws", 1).rstrip("/") + path  # (logged: no credentials)
         self._query = "?" + urlencode(query) if query else ""
         self._headers = dict(headers or {})
@@ -98,7 +101,9 @@ class WsRelay:
         headers["X-Forwarded-For"] = f"{chain}, {self._socket.remote}" if chain else self._socket.remote
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
-            self._ws = await self._http.ws_connect(self._url + self._query, headers=headers, autoping=True)
+            self._ws = await self._http.ws_connect(
+                self._url + self._query, headers=headers, autoping=True, protocols=self._protocols
+            )
             await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
         except aiohttp.WSServerHandshakeError as exc:  # there, but refusing now (429, 503): not dead
             logger.warning("relay of %s to %s refused: %s", self._socket.remote, self._url, exc.status)
@@ -113,7 +118,7 @@ class WsRelay:
             await self.close()
             return False
         self._carrying = asyncio.get_running_loop().create_task(self._carry(), name="ws-relay")
-        logger.info("WebSocket from %s relayed to %s (its calls wait there)", self._socket.remote, self._url)
+        logger.info("WebSocket from %s relayed to %s (its calls are there)", self._socket.remote, self._url)
         return True
 
     async def send(self, data: str | bytes) -> None:

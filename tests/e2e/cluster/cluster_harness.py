@@ -50,7 +50,7 @@ def instance_config(
         sip={**sip, **sections.pop("sip", {})},
         http={"host": host, "port": http_port, **sections.pop("http", {})},
         media={"rtp_ports": {"start": 42000 + 600 * index}},
-        web_auth={"session_secret": SESSION_SECRET},
+        web_auth={"session_secret": SESSION_SECRET, **sections.pop("web_auth", {})},
         cluster={
             "redis": redis.url,
             "instance_id": f"gw{index + 1}",
