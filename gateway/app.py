@@ -20,9 +20,9 @@ import ipaddress
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from gateway.calls import CallRegistry, CallSettings
@@ -67,6 +67,7 @@ from gateway.sip.transport_ws import WsTransport
 from gateway.state_dir import StateDir
 from gateway.tls import ServerTls
 from gateway.websip import WebSipService
+from gateway.websip import takeover as web_sip_takeover
 
 if TYPE_CHECKING:
     from gateway.cluster.wiring import ClusterWiring
@@ -369,6 +370,12 @@ class Gateway:
             websocket = self.config.sip.websocket
             if self.cluster is not None and websocket is not None:  # a flow back on another instance
                 self.cluster.attach_web_sip(web_sip, sockets, websocket.path)
+
+        async def library_again(user: WebUser, data: Mapping[str, Any], call_id: str) -> bool:
+            # a SIP library's call taken over here: its session waits for its new flow (websip/takeover.py)
+            return await web_sip_takeover.adopt(web_sip, user, data, call_id)
+
+        self.driver.takeovers.on_web_sip = library_again
         self._closers.append(self.web_sip.close)
 
     @property

@@ -177,7 +177,11 @@ class ClusterWiring:
         """SIP over WebSocket: the browsers whose answered calls are here (their outbound instances, or
         Contacts: gateway/websip/flows.py) recorded in Redis, so that a library's new WebSocket that
         HAProxy sends to another instance is relayed here by its REGISTER (`sip_relay_to`)."""
-        owners = self.sip_flows = SessionOwners(self.node, web_sip.carried, kind="sipflow")
+        # (outliving a dead instance's lease until a survivor has taken its calls over, as `carried`)
+        outlive = int(self._takeover_wait * 1000)
+        owners = self.sip_flows = SessionOwners(
+            self.node, web_sip.carried, kind="sipflow", outlive_ms=outlive
+        )
 
         def held(known: frozenset[str]) -> None:  # its flow just closed: record it now, not at the beat
             for identity in known:
@@ -187,24 +191,45 @@ class ClusterWiring:
         endpoint.relay_to = self.sip_relay_to
         endpoint.relay_path = path
 
-    async def sip_relay_to(self, first: bytes) -> str | None:
+    async def sip_relay_to(self, first: bytes, unreachable: str | None = None) -> str | None:
         """The base URL of the live instance holding the calls of the browser whose flow's first message
-        is ``first`` (a REGISTER: its Contacts' `+sip.instance` or URIs), or None (served here)."""
+        is ``first`` (a REGISTER: its Contacts' `+sip.instance` or URIs), or None (served here). When that
+        instance is dead (its lease lapsed, or its URL was ``unreachable``), the survivor that takes its
+        calls over, waited for (gateway/websip/takeover.py makes the library's session again there)."""
         known = identities_of(first)
-        if not known or self.sip_flows is None:
+        owners = self.sip_flows
+        if not known or owners is None:
             return None
         try:
             for identity in sorted(known):
-                owner = await self.sip_flows.owner(identity)
+                owner = await owners.owner(identity)
                 if owner is None:
                     continue
                 if owner == self.node.id:
                     return None
                 peer = await self.node.instance(owner)
-                if peer is not None:
-                    return peer.http
+                if peer is None or peer.http == unreachable:
+                    owner = await self._flow_taken_over(identity, owner)
+                    if owner is None or owner == self.node.id:
+                        return None
+                    peer = await self.node.instance(owner)
+                return peer.http if peer is not None and peer.http != unreachable else None
         except ClusterUnavailable:
             return None  # served here: a library registered is better than one refused
+        return None
+
+    async def _flow_taken_over(self, identity: str, dead: str) -> str | None:
+        """The instance that takes over the calls of the browser known by ``identity`` from ``dead``
+        (None: none within a lease, two heartbeats and a re-INVITE's round trip)."""
+        assert self.sip_flows is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._takeover_wait
+        logger.info("a SIP library of %s's calls: waiting for a survivor to take them over", dead)
+        while loop.time() < deadline:
+            owner = await self.sip_flows.owner(identity)
+            if owner is not None and owner != dead:
+                return owner
+            await asyncio.sleep(TAKEOVER_POLL)
         return None
 
     def attach_signaling(self, app: WebApp) -> None:
@@ -291,7 +316,7 @@ class ClusterWiring:
         """A drain hands every call another instance can carry on (their handovers) to the live instances
         that are not draining, spread over them; each call one takes is released here (its page's socket
         then closes as idle, and the page takes the call back there). How many were handed."""
-        handovers = self.driver.takeovers.handovers()
+        handovers = self.driver.takeovers.handovers(libraries=False)
         if not handovers or self.http is None:
             return 0
         peers = [

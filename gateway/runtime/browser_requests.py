@@ -279,6 +279,15 @@ class BrowserRequests(DriverCore):
             logger.info("call=%s ICE restart refused: %s", call_id, exc)
             raise Conflict(f"ICE restart refused: {exc}", field="sdp", code="ice_restart") from None
 
+    def web_media_lost(self, session: SessionSink, call_id: str) -> bool:
+        """Whether the session's call ``call_id`` waits for new web media (`WebRenewalService`): its web
+        leg was lost, or its instance died and it was taken over here with its session (a SIP library's:
+        runtime/continuity/takeover.py). NotFound for a call not the session's."""
+        self._runtime(call_id)
+        if not self.owns_call(session, call_id):
+            raise NotFound(f"no call {call_id!r} for this session", field="call_id")
+        return self.registry.get(call_id).web_lost
+
     async def hold(self, session: SessionSink, call_id: str) -> None:
         self._not_merged(call_id)
         await self._feed(call_id, ev.WebHold(session.id))

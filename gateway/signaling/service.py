@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gateway.identity import WebUser
 from gateway.signaling.events import Event
@@ -288,6 +288,27 @@ class RenewingSink(Protocol):
 
     @property
     def renews_media(self) -> bool: ...
+
+
+@runtime_checkable
+class FlowSink(Protocol):
+    """A `SessionSink` whose browser's own dialog another instance can carry on when this one dies
+    (runtime/continuity/takeover.py): a SIP library over WebSocket (gateway/websip/takeover.py). Its
+    library renews the call's media there with a re-INVITE once it is back on a flow."""
+
+    def handover(self, call_id: str) -> dict[str, Any] | None:
+        """What a survivor needs of call ``call_id``'s dialog with the browser (plain JSON); None when it
+        cannot be carried on now (not answered, a change under way)."""
+        ...
+
+
+@runtime_checkable
+class WebRenewalService(Protocol):
+    """A `CallService` that says whether a call waits for new web media (its web leg lost, or its
+    instance died and a survivor carries it on): the browser's next offer is then taken as a
+    `reattach` by the carrying session, a new web leg on the same SIP leg (issue 34)."""
+
+    def web_media_lost(self, session: SessionSink, call_id: str) -> bool: ...
 
 
 class OfferService(Protocol):

@@ -66,7 +66,8 @@ TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance holding the flow
 
 # A cluster's: where a flow's first message must be carried on to (the base URL of the instance whose
 # calls it brings back), or None (served here). gateway/cluster/wiring.py `sip_relay_to`.
-RelayTo = Callable[[bytes], Awaitable[str | None]]
+# ``unreachable``: the URL found dead just before (its calls may be going to a survivor).
+RelayTo = Callable[[bytes, str | None], Awaitable[str | None]]
 
 
 class SipFlows(Protocol):
@@ -134,17 +135,19 @@ class SipFlowDialect:
         old flow closed there, or is not yet known dead after a network change), is carried on to that
         instance with every message after it, both ways (ws/relay.py): the calls' dialogs move to the
         relayed flow there (gateway/websip/flows.py). Whether it was (or the socket is closing)."""
-        target = await relay_to(first)
-        if target is None:
-            return False
-        relay = WsRelay(self._socket, target, self._path, protocols=(SUBPROTOCOL,))
-        if await relay.open(first.decode("utf-8", "replace")):
-            self._relay = relay
-            return True
-        if relay.refused:  # that instance lives but refuses now (its limits): the library tries again
-            self._socket.close_with(TRY_AGAIN_LATER)
-            return True
-        return False  # gone: served here (its calls end there, or a survivor carries them)
+        target = await relay_to(first, None)
+        tried: set[str] = set()
+        while target is not None and target not in tried:
+            relay = WsRelay(self._socket, target, self._path, protocols=(SUBPROTOCOL,))
+            if await relay.open(first.decode("utf-8", "replace")):
+                self._relay = relay
+                return True
+            if relay.refused:  # that instance lives but refuses now (its limits): the library tries again
+                self._socket.close_with(TRY_AGAIN_LATER)
+                return True
+            tried.add(target)  # dead: where its calls went instead (a survivor's takeover)
+            target = await relay_to(first, target)
+        return False  # served here
 
     async def on_refused(self, error: SignalingError) -> None:
         pass  # the authentication deadline (then 4008): SIP has nothing to say; no rate limit (RULES)

@@ -68,7 +68,12 @@ class LostFlows:
     def hold(self, session: WebSipSession, bindings: list[Binding]) -> bool:
         """Keep ``session`` (its flow closed, ``bindings`` were its user's there) for the grace; False
         when it cannot come back (no grace, no binding, no answered call)."""
-        known = identities([b for b in bindings if b.user_id == session.user.id])
+        return self.hold_known(session, identities([b for b in bindings if b.user_id == session.user.id]))
+
+    def hold_known(self, session: WebSipSession, known: frozenset[str]) -> bool:
+        """Keep ``session`` for the grace, its browser recognised on a new flow by ``known``
+        (`identities`): a session whose flow closed, or one made again for calls taken over from a dead
+        instance (gateway/websip/takeover.py)."""
         if self.grace <= 0 or not known or not session.answered_calls():
             return False
         loop = asyncio.get_running_loop()

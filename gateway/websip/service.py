@@ -51,7 +51,8 @@ from gateway.sip.useragent.ua import ALLOW, UserAgent
 from gateway.websip.credentials import SipCredentials
 from gateway.websip.flows import LostFlows, identities
 from gateway.websip.registrar import Binding, Flow, Registrar
-from gateway.websip.sessions import WebSipSession, reason_phrase, warning_headers
+from gateway.websip.sessions import WebSipSession
+from gateway.websip.statuses import reason_phrase, warning_headers
 from gateway.websip.subscriptions import SubscriptionRelay
 from sipcore.auth.digest import Algorithm
 from sipcore.auth.digest_server import DigestServer, Outcome
@@ -390,6 +391,25 @@ class WebSipService:
                 ):
                     await self._absent(session)
                     self.session_idle(session)
+
+    async def session_again(self, user: WebUser, session_id: str, known: frozenset[str]) -> WebSipSession:
+        """A session of a dead instance made again here under its id, with no flow yet, for the calls a
+        survivor takes over (gateway/websip/takeover.py); once it carries them (`take_back`), `hold`
+        keeps it waiting for the library's new flow, recognised by ``known``."""
+        nowhere = Flow(self.transport.name, ("0.0.0.0", 0))  # no flow matches it: the library's comes
+        session = WebSipSession(self, user, nowhere, session_id)
+        session.identities = known
+        await self.calls.session_opened(session)
+        return session
+
+    def hold(self, session: WebSipSession) -> bool:
+        """Keep a session made again (`session_again`) for the grace, waiting for its library's flow;
+        False when it cannot wait (no grace, no answered call)."""
+        if not self.lost.hold_known(session, session.identities):
+            return False
+        if self.on_held is not None:  # a library's new flow on another instance is relayed here
+            self.on_held(self.lost.known())
+        return True
 
     def carried(self) -> frozenset[str]:
         """What recognises the browsers whose answered calls are here (`flows.identities`): held ones

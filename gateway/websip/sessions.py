@@ -34,6 +34,7 @@ from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import ChatService, WebIceRestartService
 from gateway.sip.useragent.incoming import IncomingCall
 from gateway.sip.useragent.outgoing import OutgoingCall
+from gateway.sip.useragent.ua_adopt import AdoptedCall
 from gateway.sip.useragent.ua_calls import Call, CallState
 from gateway.sip.useragent.ua_events import (
     Answered,
@@ -47,20 +48,22 @@ from gateway.sip.useragent.ua_events import (
     ReinviteReceived,
     set_direction,
 )
+from gateway.websip import takeover
 from gateway.websip.hold import RemoteHold
 from gateway.websip.registrar import Flow
+from gateway.websip.statuses import reason_phrase, status_for, warning_headers
+from gateway.websip.takeover import Renewals
 from gateway.websip.transfer import LibraryTransfers
 from gateway.websip.video import MidcallVideo
 from sipcore.errors import SIPError
 from sipcore.location.routing import Target
-from sipcore.syntax.headers import warning_value
 from sipcore.syntax.message import Response
 from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
     from gateway.websip.service import WebSipService
 
-__all__ = ["WebSipSession", "reason_phrase", "warning_headers"]
+__all__ = ["WebSipSession"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +77,16 @@ QUALITY_PACKAGE = "call-quality"  # the Info-Package of the call's legs while it
 class WebSipSession:
     """One browser SIP library on one flow, as the call core sees a session (``SessionSink``)."""
 
-    def __init__(self, service: WebSipService, user: WebUser, flow: Flow) -> None:
+    def __init__(
+        self, service: WebSipService, user: WebUser, flow: Flow, session_id: str | None = None
+    ) -> None:
         self._service = service
         self._user = user
         self.flow = flow
-        self._id = f"sipws-{next(_ids)}"
+        self._id = session_id or f"sipws-{next(_ids)}"  # (a survivor's: the dead instance's, takeover.py)
         self._closed = False
-        self.legs: dict[str, IncomingCall] = {}  # the call core's call id -> the browser's INVITE
+        # the call core's call id -> the browser's INVITE (or its dialog taken over from a dead instance)
+        self.legs: dict[str, IncomingCall | AdoptedCall] = {}
         self.ringing: dict[str, tuple[str, str | None]] = {}  # inbound calls ringing us: id -> caller
         self.outgoing: dict[str, list[OutgoingCall]] = {}  # inbound: our INVITEs to the browser
         self._pending: dict[str, list[sig.Event]] = {}  # events that beat dial()'s return
@@ -90,6 +96,7 @@ class WebSipSession:
         self._transfers = LibraryTransfers(self, service.calls, service.spawn, self._call_of_dialog)
         self._digits: dict[str, list[sig.DtmfReceived]] = {}  # the SIP party's, waiting for their INFO
         self.identities: frozenset[str] = frozenset()  # its browser's instances / Contacts (flows.py)
+        self._renewals = Renewals()  # re-INVITEs bringing a call taken over its new web media (takeover.py)
 
     # --- SessionSink ---------------------------------------------------------------------------------
     @property
@@ -120,6 +127,10 @@ class WebSipSession:
         if isinstance(event, sig.CallQuality):
             self._quality(call_id, event)
             return
+        if isinstance(event, sig.Reattached) and self._renewals.answered(call_id, event.sdp):
+            return
+        if isinstance(event, sig.Ended):
+            self._renewals.ended(call_id)
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself
@@ -153,6 +164,18 @@ class WebSipSession:
     def answered_calls(self) -> list[str]:
         """The call core's ids of this session's calls whose dialog with the library is answered."""
         return [c for c in {*self.legs, *self.outgoing} if self._answered(c) is not None]
+
+    def handover(self, call_id: str) -> dict[str, Any] | None:
+        """The library's side of call ``call_id`` for an instance that would carry it on (`FlowSink`)."""
+        return takeover.handover(self, call_id, self._answered(call_id), self._answers.get(call_id))
+
+    def take_back(self, call_id: str, leg: AdoptedCall, answer: str) -> None:
+        """Call ``call_id``'s dialog with the library, taken over from a dead instance (takeover.py)."""
+        self.legs[call_id] = leg
+        self._answers[call_id] = answer
+        self._video.library_said(call_id, leg.remote_sdp or "")
+        self._video.settled(call_id, answer)
+        self._service.spawn(self.follow(call_id, leg))
 
     def flow_lost(self) -> None:
         """The flow closed and the session waits for a new one (flows.py): the calls that were not yet
@@ -275,24 +298,30 @@ class WebSipSession:
         for event in self._pending.pop(call_id, []):
             self._apply(call_id, leg, event)
 
-    def _apply(self, call_id: str, leg: IncomingCall, event: sig.Event) -> None:
-        unanswered = leg.state in (CallState.INCOMING, CallState.EARLY)
+    def _apply(self, call_id: str, leg: IncomingCall | AdoptedCall, event: sig.Event) -> None:
+        # the browser's INVITE not yet answered (a dialog taken over always is)
+        new = (
+            leg
+            if isinstance(leg, IncomingCall) and leg.state in (CallState.INCOMING, CallState.EARLY)
+            else None
+        )
+        unanswered = new is not None
         try:
             match event:
-                case sig.Ringing() if unanswered:
-                    leg.ring()
-                case sig.EarlyMedia(sdp=sdp) if unanswered and sdp:
+                case sig.Ringing() if new is not None:
+                    new.ring()
+                case sig.EarlyMedia(sdp=sdp) if new is not None and sdp:
                     self._answers[call_id] = sdp
                     self._video.settled(call_id, sdp)
-                    leg.progress(sdp)
-                case sig.Connected(sdp=sdp) if unanswered:
+                    new.progress(sdp)
+                case sig.Connected(sdp=sdp) if new is not None:
                     answer = sdp or self._answers.get(call_id)
                     if answer is None:
                         logger.warning("call=%s connected without an answer for the browser", call_id)
                         return
                     self._answers[call_id] = answer
                     self._video.settled(call_id, answer)
-                    leg.answer(answer)
+                    new.answer(answer)
                 case sig.CallMessage(body=body) if leg.state is CallState.CONFIRMED:
                     self._service.spawn(_tell(leg, call_id, body))
                 case sig.Ended(sip_status=status, reason=reason, message=message):
@@ -305,7 +334,7 @@ class WebSipSession:
     def _end(
         self,
         call_id: str,
-        leg: IncomingCall,
+        leg: IncomingCall | AdoptedCall,
         unanswered: bool,
         status: int | None,
         reason: str,
@@ -317,8 +346,8 @@ class WebSipSession:
         self._hold.forget(call_id)
         if leg.ended:
             return
-        if unanswered:
-            code = status if status is not None and 300 <= status < 700 else _status_for(reason)
+        if unanswered and isinstance(leg, IncomingCall):
+            code = status if status is not None and 300 <= status < 700 else status_for(reason)
             leg.reject(
                 code, reason_phrase(message) if message else None, headers=warning_headers(code, message)
             )
@@ -339,7 +368,7 @@ class WebSipSession:
         await _quietly(leg.bye())
 
     # --- the browser's side of one call -------------------------------------------------------------
-    async def follow(self, call_id: str, leg: IncomingCall) -> None:
+    async def follow(self, call_id: str, leg: IncomingCall | AdoptedCall) -> None:
         """What the browser does in its dialog -> the call core."""
         calls = self._service.calls
         try:
@@ -435,6 +464,18 @@ class WebSipSession:
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
             return
+        try:  # the call waits for new web media (its instance died): this offer brings it
+            renewed = await self._renewals.renewed(self._service.calls, self, call_id, offer)
+        except SignalingError as exc:
+            logger.info("call=%s the library's re-INVITE could not renew the media: %s", call_id, exc)
+            leg.reject_reinvite(488, "Media Not Renewed")
+            return
+        if renewed is not None:
+            self._answers[call_id] = renewed
+            self._video.library_said(call_id, offer)
+            self._video.settled(call_id, renewed)
+            leg.answer_reinvite(renewed)
+            return
         if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return
@@ -480,43 +521,6 @@ def _direction(sdp_text: str) -> str:
         if value in ("a=sendonly", "a=recvonly", "a=inactive", "a=sendrecv"):
             return value[2:]
     return "sendrecv"
-
-
-_STATUS_FOR_REASON = {
-    "no_such_number": 404,
-    "busy": 486,
-    "cancelled": 487,
-    "caller_cancelled": 487,
-    "pbx_unreachable": 503,
-    "declined": 603,
-    "incompatible_media": 488,
-    "media_failed": 488,
-    "forbidden": 403,
-    "destination_not_allowed": 403,
-    "bad_destination": 484,
-    "no_answer": 480,
-    "server_error": 500,
-}
-
-
-def _status_for(reason: str) -> int:
-    """The final status for the browser's INVITE when the call ended with ``reason`` and no SIP status."""
-    return _STATUS_FOR_REASON.get(reason, 480)
-
-
-def warning_headers(status: int, text: str) -> tuple[tuple[str, str], ...]:
-    """A Warning (399, RFC 3261 §20.43) saying why an offer was refused (400, 488) or a call was over a
-    per-user cap (486), as the UDP side gives the PBX's: a browser library's log shows it."""
-    return (("Warning", warning_value(399, text)),) if text and status in (400, 486, 488) else ()
-
-
-def reason_phrase(text: str, limit: int = 80) -> str:
-    """``text`` as a reason phrase: printable, at most ``limit`` characters, cut between words (with
-    "...") rather than mid-word; the Warning carries it in full."""
-    clean = "".join(c if c.isprintable() else " " for c in text).strip()
-    if len(clean) > limit:
-        clean = clean[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:(") + "..."
-    return clean or "Refused"
 
 
 async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:

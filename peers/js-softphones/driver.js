@@ -203,6 +203,25 @@
     if (direction === "incoming") say("incoming", { from: s.remoteIdentity.uri.toString() });
   }
 
+  // SIP.js's socket lost: an application's back-off, its reconnect (tried again while the gateway cannot
+  // be reached), and its REGISTER again. Events: disconnected, connected, registered.
+  let dropping = false;
+  async function sipjsRecover() {
+    emit("disconnected");
+    for (let attempt = 0; ; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // an application's back-off
+      try {
+        await ua.reconnect();
+        break;
+      } catch (e) {
+        if (attempt >= 30) { emit("reconnectFailed", { error: String(e) }); return; }
+      }
+    }
+    emit("connected");
+    // still Registered to SIP.js (no state change, so no event of the registerer's): its 2xx says it
+    await registerer.register({ requestDelegate: { onAccept: (r) => emit("registered", { status: r.message.statusCode }) } });
+  }
+
   async function startSipjs(options) {
     const uri = SIP.UserAgent.makeURI(options.uri);
     ua = new SIP.UserAgent({
@@ -211,7 +230,12 @@
       authorizationUsername: options.authorizationUser || uri.user,
       authorizationPassword: options.password,
       displayName: options.displayName || undefined,
-      delegate: { onInvite: (invitation) => sipjsSession(invitation, "incoming") },
+      delegate: {
+        onInvite: (invitation) => sipjsSession(invitation, "incoming"),
+        // the socket lost without asking (its gateway instance died, a proxy restarted): as an
+        // application's onDisconnect does, reconnect and REGISTER again (dropSocket does the same)
+        onDisconnect: (error) => { if (error && !dropping) sipjsRecover(); },
+      },
       sessionDescriptionHandlerFactoryOptions: { iceGatheringTimeout: 2000 },
     });
     await ua.start();
@@ -456,14 +480,14 @@
         const listener = (state) => { if (state === SIP.TransportState.Disconnected) resolve(); };
         ua.transport.stateChange.addListener(listener);
       });
+      dropping = true;
       ua.transport.ws.close();
       await dropped;
-      emit("disconnected");
-      await new Promise((resolve) => setTimeout(resolve, 1000)); // an application's back-off
-      await ua.reconnect();
-      emit("connected");
-      // still Registered to SIP.js (no state change, so no event of the registerer's): its 2xx says it
-      await registerer.register({ requestDelegate: { onAccept: (r) => emit("registered", { status: r.message.statusCode }) } });
+      try {
+        await sipjsRecover();
+      } finally {
+        dropping = false;
+      }
     },
     // The call's ICE now: the ufrags of its local and remote descriptions (the remote one is the
     // gateway's), its connection state, and the selected pair's local candidate ("address:port").

@@ -75,6 +75,46 @@ def test_a_call_has_one_session_http_or_json_rpc() -> None:
         Handover.from_json(h.to_json())
 
 
+LIBRARY = {
+    "session_id": "sipws-7",
+    "dialog": {"call_id": "d1"},
+    "answer": "v=0",
+    "identities": ["instance <urn:uuid:0d5b6e1c-2c39-4a5f-9d3e-0a9c4b6f2e11>"],
+}
+
+
+def test_a_sip_librarys_handover_is_read_back_whole_with_no_login_family() -> None:
+    """A SIP library's call carries its session and dialog (gateway/websip/takeover.py); no login family
+    takes it back (its library's new flow does), so an empty `family` is read back, as for HTTP."""
+    h = dataclasses.replace(handover(), family="", websip=LIBRARY)
+    assert Handover.from_json(h.to_json()) == h
+    assert json.loads(h.to_json())["websip"] == LIBRARY
+    assert "websip" not in json.loads(handover().to_json())
+    with pytest.raises(HandoverError, match="family"):  # any other call needs its login family
+        Handover.from_json(dataclasses.replace(handover(), family="").to_json())
+
+
+@pytest.mark.parametrize(
+    ("library", "field"),
+    [
+        ([], "websip: not an object"),
+        ({**LIBRARY, "session_id": ""}, "websip.session_id"),
+        ({**LIBRARY, "session_id": 3}, "websip.session_id"),
+    ],
+)
+def test_a_bad_sip_library_part_names_its_field(library: object, field: str) -> None:
+    data = json.loads(dataclasses.replace(handover(), family="").to_json())
+    data["websip"] = library
+    with pytest.raises(HandoverError, match=field):
+        Handover.from_json(json.dumps(data))
+
+
+def test_a_call_has_one_session_http_json_rpc_or_sip_library() -> None:
+    h = dataclasses.replace(handover(), rpc=RpcIds("r-abc", "desk"), websip=LIBRARY)
+    with pytest.raises(HandoverError, match="one session"):
+        Handover.from_json(h.to_json())
+
+
 def test_not_json_is_refused() -> None:
     with pytest.raises(HandoverError, match="not JSON"):
         Handover.from_json("{")

@@ -8,8 +8,9 @@ leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP si
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
 no re-INVITE or transfer under way, media terminated in the gateway (a pass-through call has no media of
 ours to move), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
-`/ws` session with a token: the softphone page), by an HTTP API session that renews its media, or by a
-JSON-RPC peer with an announced id (`PeerSink`).
+`/ws` session with a token: the softphone page), by an HTTP API session that renews its media, by a
+JSON-RPC peer with an announced id (`PeerSink`), or by a SIP library over WebSocket (`FlowSink`: its
+dialog goes in the handover too, gateway/websip/takeover.py).
 
 When an instance's lease lapses, the survivor that claims its calls (live_calls.py) hands each handover
 to `take_over`: the machine is adopted into this instance's registry (its monotonic times moved onto
@@ -22,7 +23,9 @@ token (relayed here when it lands elsewhere: the detached login's owner in Redis
 HTTP API session is made again here under its ids (`HttpIds`, owned here in Redis), and the client's next
 offer with its `session_id` renews the call's media as after a lost network. A JSON-RPC peer is made
 again here, detached, under its session id (`on_rpc_peer`: gateway/signaling/jsonrpc/resume.py): its
-client's `announce` of the id resumes it, and its `offer {call_id, sdp}` renews the media. A call that cannot be taken
+client's `announce` of the id resumes it, and its `offer {call_id, sdp}` renews the media. A SIP
+library's session is made again here under its id with the library's dialog (`on_web_sip`), waiting
+for the library's new flow; its next re-INVITE renews the media. A call that cannot be taken
 over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
 the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one).
 
@@ -47,7 +50,7 @@ from gateway.calls.states import CallState
 from gateway.media.errors import MediaError
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.offers import HttpSession
-from gateway.signaling.service import PeerSink, peer_family, session_key
+from gateway.signaling.service import FlowSink, PeerSink, peer_family, session_key
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 if TYPE_CHECKING:
@@ -117,8 +120,21 @@ class RpcIds:
         return cls(data["session_id"], data["peer_id"])
 
 
-# What may take a call back: (login family, user id, the HTTP session or JSON-RPC peer made again)
-Owner = tuple[str, str, "HttpIds | RpcIds | None"]
+def library_of(data: object) -> Mapping[str, Any] | None:
+    """A SIP library's dialog in a handover (`FlowSink.handover`: gateway/websip/takeover.py reads the
+    rest), checked for what this module needs: the session id it is made again under."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise HandoverError("websip: not an object")
+    if not isinstance(data.get("session_id"), str) or not data["session_id"]:
+        raise HandoverError(f"websip.session_id: {data.get('session_id')!r}")
+    return data
+
+
+# What may take a call back: (login family, user id, the HTTP session, JSON-RPC peer or SIP library's
+# session made again)
+Owner = tuple[str, str, "HttpIds | RpcIds | Mapping[str, Any] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +151,7 @@ class Handover:
     mono: float  # time.monotonic() at that same reading
     http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
     rpc: RpcIds | None = None  # the JSON-RPC peer carrying the call, made again (detached) on the survivor
+    websip: Mapping[str, Any] | None = None  # the SIP library's session and dialog, made again there
 
     def to_json(self) -> str:
         fields = {
@@ -144,6 +161,8 @@ class Handover:
         }  # fmt: skip
         if self.rpc is not None:  # (absent otherwise: the same text as before for other calls)
             fields["rpc"] = self.rpc.to_dict()
+        if self.websip is not None:
+            fields["websip"] = dict(self.websip)
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -158,10 +177,14 @@ class Handover:
             raise HandoverError(f"version {data.get('v')!r}, this instance reads {VERSION}")
         http = HttpIds.from_dict(data.get("http"))
         rpc = RpcIds.from_dict(data.get("rpc"))
-        if http is not None and rpc is not None:
-            raise HandoverError("http and rpc: a call has one session")
+        websip = library_of(data.get("websip"))
+        if sum(kept is not None for kept in (http, rpc, websip)) > 1:
+            raise HandoverError("http, rpc, websip: a call has one session")
+        familyless = http is not None or websip is not None  # no login family takes these back
         for name in ("call_id", "family", "user"):
-            if not isinstance(data.get(name), str) or (not data[name] and (name != "family" or http is None)):
+            if not isinstance(data.get(name), str) or (
+                not data[name] and (name != "family" or not familyless)
+            ):
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         for name in ("machine", "sip", "media"):
             if not isinstance(data.get(name), dict):
@@ -171,7 +194,7 @@ class Handover:
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         return cls(
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]), http, rpc,
+            float(data["wall"]), float(data["mono"]), http, rpc, websip,
         )  # fmt: skip
 
     def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
@@ -213,6 +236,9 @@ class Takeovers:
         # makes a JSON-RPC peer again here, detached, for a call taken over (user, its ids, the call id):
         # False when it cannot wait (gateway/signaling/jsonrpc/resume.py; set by gateway/app.py)
         self.on_rpc_peer: Callable[[WebUser, RpcIds, str], Awaitable[bool]] | None = None
+        # makes a SIP library's session again here, with its dialog, waiting for the library's new flow
+        # (user, the handover's `websip`, the call id): False when it cannot (gateway/websip/takeover.py)
+        self.on_web_sip: Callable[[WebUser, Mapping[str, Any], str], Awaitable[bool]] | None = None
 
     def _owner(self, runtime: CallRuntime) -> Owner | None:
         """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
@@ -242,6 +268,9 @@ class Takeovers:
                 return None
             user_id = session.user.id
             return peer_family(user_id, peer_id), user_id, RpcIds(session.id, peer_id)
+        if isinstance(session, FlowSink):  # a SIP library: its dialog goes too, and its flow comes back
+            library = session.handover(runtime.call_id) if self.on_web_sip is not None else None
+            return None if library is None or session.closed else ("", session.user.id, library)
         owner = driver.reconnects.owner(runtime.call_id, session)
         return None if owner is None else (owner[0], owner[1], None)
 
@@ -260,10 +289,14 @@ class Takeovers:
             runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
             *self._clocks, owner[2] if isinstance(owner[2], HttpIds) else None,
             owner[2] if isinstance(owner[2], RpcIds) else None,
+            owner[2] if isinstance(owner[2], Mapping) else None,
         )  # fmt: skip
 
-    def handovers(self) -> dict[str, str]:
-        """call id -> handover JSON, for each call of this instance that another could carry on."""
+    def handovers(self, *, libraries: bool = True) -> dict[str, str]:
+        """call id -> handover JSON, for each call of this instance that another could carry on. Without
+        ``libraries`` (a drain's hand-off) not the SIP libraries' calls: their flows stay open here until
+        those calls end, and their media with them (a hand-off would cut the media until the library
+        renews it, which only a takeover of a dead instance's calls needs)."""
         found: dict[str, str] = {}
         for runtime in self._driver.runtimes:
             try:
@@ -271,7 +304,7 @@ class Takeovers:
             except Exception:  # one call's odd state must not stop the others' handovers
                 logger.exception("call=%s no handover", runtime.call_id)
                 continue
-            if handover is not None:
+            if handover is not None and (libraries or handover.websip is None):
                 found[runtime.call_id] = handover.to_json()
         return found
 
@@ -319,7 +352,7 @@ class Takeovers:
             logger.warning("call=%s of instance %s not taken over: %s", call_id, instance_id, exc)
             await self._give_up(runtime)
             return False
-        if handover.rpc is not None and not await self._adopt_peer(runtime, user, handover):
+        if not await self._session_again(runtime, user, handover):
             await self._give_up(runtime)
             return False
         driver.adopt_runtime(runtime)
@@ -328,9 +361,9 @@ class Takeovers:
             driver.adopt_http(user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key)
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
-        elif handover.rpc is None:
+        elif handover.rpc is None and handover.websip is None:
             driver.reconnects.adopt(call_id, handover.family, user.id)
-        kept = handover.http is not None or handover.rpc is not None
+        kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
         await runtime.feed(TakenOver(instance_id, session_kept=kept))
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
@@ -366,17 +399,24 @@ class Takeovers:
         runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
         logger.info("call=%s handed over: it goes on at another instance", call_id)
 
-    async def _adopt_peer(self, runtime: CallRuntime, user: WebUser, handover: Handover) -> bool:
-        """The JSON-RPC peer of a call taken over, made again here, detached: its client's `announce`
-        of the id (here, or relayed here) takes the call back, and its `offer {call_id, sdp}` renews the
-        media, as after a lost network on one instance."""
-        assert handover.rpc is not None
-        if self.on_rpc_peer is None:
-            return False
+    async def _session_again(self, runtime: CallRuntime, user: WebUser, handover: Handover) -> bool:
+        """The session carrying a call taken over, made again here when it is not a page's (whose login
+        comes back by itself): a JSON-RPC peer, detached, whose client's `announce` of the id (here, or
+        relayed here) takes the call back and whose `offer {call_id, sdp}` renews the media; a SIP
+        library's session under its id with the library's dialog, waiting for the library's new flow
+        (its REGISTER, relayed here by any instance), whose next re-INVITE renews the media
+        (gateway/websip/takeover.py). False when it cannot wait here."""
+        made: Awaitable[bool] | None = None
+        if handover.rpc is not None and self.on_rpc_peer is not None:
+            made = self.on_rpc_peer(user, handover.rpc, runtime.call_id)
+        elif handover.websip is not None and self.on_web_sip is not None:
+            made = self.on_web_sip(user, handover.websip, runtime.call_id)
+        if made is None:
+            return handover.rpc is None and handover.websip is None  # nothing to make, or no way to
         try:
-            return await self.on_rpc_peer(user, handover.rpc, runtime.call_id)
+            return await made
         except Exception:
-            logger.exception("call=%s: its JSON-RPC peer cannot wait here", runtime.call_id)
+            logger.exception("call=%s: its session cannot wait here", runtime.call_id)
             return False
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:

@@ -1,0 +1,136 @@
+"""A SIP library's call carried on by a surviving instance when its own dies (issue 34 item 3).
+
+What the dead instance wrote at each heartbeat, beside the call's handover (runtime/continuity/takeover.py:
+the call machine, the SIP party's dialog, the SIP side of the media): the library's side, `handover`
+(the session's id, the library's dialog as `Call.handover()` gives it, our last SDP to the library, and
+what recognises the browser on a new flow: its outbound `+sip.instance` or Contact URI, flows.py).
+
+The survivor (`adopt`): its UA adopts the library's dialog (gateway/sip/useragent/ua_adopt.py), a
+`WebSipSession` is made again under the same id, carrying the call, and is held as a session whose flow
+closed (flows.py, for `web_auth.reconnect_grace`), its identities recorded in Redis so that the library's
+new WebSocket, wherever HAProxy sends it, is relayed here by its REGISTER (gateway/signaling/sip_ws.py).
+The call machine waits for new web media (`TakenOver` with its session kept: `web_lost`).
+
+The library's media still points at the dead instance: JsSIP and SIP.js applications restart ICE when
+their connection fails or their socket comes back (`renegotiate({rtcOfferConstraints: {iceRestart:
+true}})`, `invite({sessionDescriptionHandlerOptions: {offerOptions: {iceRestart: true}}})`). That re-INVITE
+(same RTCPeerConnection, new ICE credentials) reaches the survivor's session, which takes it as the
+call's new web media (`Renewals`): a `reattach` with the offer, a new web leg on the same SIP leg, and its
+answer in the 200 OK. The answer carries the survivor's own DTLS fingerprint, and a browser whose remote
+fingerprint changes with an ICE restart makes a new DTLS association on the same RTCPeerConnection
+(Chromium does: `DtlsTransport` tears the old one down when the fingerprint changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from gateway.signaling.errors import SignalingError
+from gateway.signaling.service import CallService, ReattachService, WebRenewalService
+from gateway.sip.useragent.ua_calls import Call, CallError, CallState
+
+if TYPE_CHECKING:
+    from gateway.identity import WebUser
+    from gateway.websip.service import WebSipService
+    from gateway.websip.sessions import WebSipSession
+
+__all__ = ["Renewals", "adopt", "handover"]
+
+logger = logging.getLogger(__name__)
+
+RENEW_TIMEOUT: Final = 15.0  # s the new web leg may take to answer the library's re-INVITE
+
+
+def handover(
+    session: WebSipSession, call_id: str, leg: Call | None, answer: str | None
+) -> dict[str, Any] | None:
+    """The library's side of call ``call_id`` for a survivor (see the module note): None while its dialog
+    is not answered, without our SDP to it, or from a browser that could not be recognised on a new flow
+    (it never registered)."""
+    if leg is None or leg.state is not CallState.CONFIRMED or not answer or not session.identities:
+        return None
+    try:
+        dialog = leg.handover()
+    except CallError:
+        return None
+    return {
+        "session_id": session.id,
+        "dialog": dialog,
+        "answer": answer,
+        "identities": sorted(session.identities),
+    }
+
+
+async def adopt(service: WebSipService, user: WebUser, data: Mapping[str, Any], call_id: str) -> bool:
+    """Carry on call ``call_id``'s library side from ``data`` (a `handover`): False when it cannot be read
+    or adopted (the takeover then gives the call up)."""
+    identities, answer, dialog = data.get("identities"), data.get("answer"), data.get("dialog")
+    if (
+        not isinstance(identities, list)
+        or not identities
+        or not all(isinstance(i, str) for i in identities)
+        or not isinstance(answer, str)
+        or not isinstance(dialog, dict)
+    ):
+        logger.warning("call=%s: the SIP library's handover cannot be read", call_id)
+        return False
+    if service.lost.grace <= 0:
+        return False  # no library would be waited for (no handover is written without a grace either)
+    try:
+        leg = service.ua.adopt(dialog)  # no credentials: the library's dialog never needs any
+    except (CallError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        logger.warning("call=%s: the SIP library's dialog cannot be adopted (%s)", call_id, exc)
+        return False
+    session = await service.session_again(user, str(data["session_id"]), frozenset(identities))
+    session.take_back(call_id, leg, answer)
+    service.hold(session)  # (it can: a grace, and an answered dialog)
+    logger.info("call=%s: %s's SIP library's dialog taken over, waiting for its new flow", call_id, user.id)
+    return True
+
+
+class Renewals:
+    """The library's re-INVITEs that bring a call new web media (see the module note), per call."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+
+    async def renewed(
+        self, calls: CallService, session: WebSipSession, call_id: str, offer: str
+    ) -> str | None:
+        """The new web leg's answer to ``offer`` when the call waits for new web media; None when it does
+        not (an ordinary re-INVITE). `SignalingError` when the renewal was refused or did not come."""
+        if not isinstance(calls, WebRenewalService) or not calls.web_media_lost(session, call_id):
+            return None
+        if not isinstance(calls, ReattachService):
+            raise SignalingError("the call core takes no new web media")
+        if call_id in self._waiting:
+            raise SignalingError("a renewal of the call's media is under way")
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
+        try:
+            await calls.reattach(session, call_id, offer)
+            async with asyncio.timeout(RENEW_TIMEOUT):
+                answer = await future
+        except TimeoutError:
+            raise SignalingError("the call's new web media did not answer in time") from None
+        finally:
+            self._waiting.pop(call_id, None)
+        if not answer:
+            raise SignalingError("the call ended before its new web media answered")
+        logger.info("call=%s the SIP library's re-INVITE renewed the call's web media", call_id)
+        return answer
+
+    def answered(self, call_id: str, sdp: str) -> bool:
+        """The call core's `reattached` answer: whether a renewal waited for it."""
+        future = self._waiting.get(call_id)
+        if future is None or future.done():
+            return False
+        future.set_result(sdp)
+        return True
+
+    def ended(self, call_id: str) -> None:
+        """The call ended: a renewal waiting for it is refused."""
+        self.answered(call_id, "")
