@@ -132,6 +132,13 @@ class MediaSide:
         elif self.bridge is None:
             self.bridge = self._host.new_bridge(self.call_id, self.on_event)
 
+    def passthrough_media(self) -> PassthroughMedia:
+        """The call's pass-through media, made for a call taken over from a dead instance (its SIP side's
+        state comes from the handover: runtime/continuity/takeover.py)."""
+        media = PassthroughMedia(self.call_id, self._send_trickle)
+        self.bridge = media
+        return media
+
     async def _close(self) -> None:
         if self.bridge is not None:
             await self.bridge.close()

@@ -10,8 +10,8 @@ re-INVITE, and the SIP side's answer back to the browser as it is (issue 34: the
 a pass-through call is the two ends' own). What needs a media leg of the gateway's (a pickup, a new web
 leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`; what only
 concerns such a leg (a re-offer of the SIP side's for the browser's video) is a no-op. When the
-instance dies nothing is handed over (`handover()` is None): the media flows end to end and outlives
-it; `resume_sip` is refused.
+instance dies the media flows end to end and outlives it: a survivor takes the signaling over
+(`handover`, `resume_sip`: runtime/continuity/takeover.py).
 
 Trickle ICE (RFC 8840, the trickle-ice Info Package of RFC 6086): the INVITE says `Recv-Info:
 trickle-ice` and `Supported: trickle-ice` (§4); the browser's trickled candidates (JSON `ice`) go to the
@@ -67,6 +67,7 @@ class PassthroughError(MediaError):
 
 
 NO_WEB_LEG = "a pass-through call cannot change its web leg"
+HANDOVER_KIND = "passthrough"  # the `kind` of a pass-through call's media in a handover
 
 
 class PassthroughMedia:
@@ -252,13 +253,45 @@ class PassthroughMedia:
     async def renew_web(self, web_offer: str) -> str:
         raise PassthroughError(NO_WEB_LEG)
 
-    def handover(self) -> None:
-        """Nothing to hand over to another instance: the media flows between the two ends and outlives
-        this one (a survivor takes the signaling only)."""
-        return None
+    def handover(self) -> dict[str, Any] | None:
+        """What a survivor needs to carry the call's signaling on when this instance dies (issue 34): the
+        browser's description (which the media still flows by, end to end: it outlives this instance),
+        the mids of both sides, the DTLS role the browser took, the hold, and the o= line of the
+        session we speak to the SIP side in. None while a change is under way (a re-INVITE out)."""
+        if self._web_offer is None or self._reoffer is not None or self._before_reoffer is not None:
+            return None
+        return {
+            "kind": HANDOVER_KIND,
+            "web": self._web_offer,
+            "web_mids": list(self._web_mids),
+            "sip_mids": list(self._sip_mids),
+            "browser_setup": self._browser_setup,
+            "held": self._held,
+            "origin": None if self._origin is None else str(self._origin),
+        }
 
     async def resume_sip(self, data: Mapping[str, Any]) -> str:
-        raise PassthroughError("a pass-through call has no SIP leg of the gateway's to take over")
+        """Carry on here the call another instance handed over (`handover`): the description for the
+        survivor's re-INVITE to the SIP side, which moves the dialog here (a target refresh) and changes
+        nothing else: the browser's description as before, its settled DTLS role instead of actpass
+        (RFC 8842 §5.5: the association goes on), the same o= version (RFC 3264 §8: an unchanged
+        session). ``PassthroughError`` for a handover that cannot be read."""
+        try:
+            web, setup = str(data["web"]), str(data["browser_setup"])
+            web_mids = tuple(str(m) for m in data["web_mids"])
+            sip_mids = tuple(str(m) for m in data["sip_mids"])
+            origin = sdp.Origin.parse(str(data["origin"])) if data.get("origin") else None
+            held = bool(data["held"])
+            description = sdp.parse(web)
+        except (KeyError, TypeError, ValueError, sdp.SdpError) as exc:
+            raise PassthroughError(f"the pass-through handover cannot be read: {exc}") from None
+        if setup not in ("active", "passive"):
+            raise PassthroughError(f"the pass-through handover's browser_setup: {setup!r}")
+        self._web_offer, self._web_ice, self._web_mids = web, description.ice_for(0), web_mids
+        self._sip_mids, self._browser_setup, self._held, self._origin = sip_mids, setup, held, origin
+        offer = _SETUP.sub(f"a=setup:{setup}", web)
+        logger.info("call=%s media pass-through: taken over, the SIP side asked to send here", self.call_id)
+        return self._stamped(_DIRECTION.sub("a=sendonly", offer) if held else offer, offer=False)
 
     def send_text(self, text: str) -> bool:
         return False  # no data channel of the gateway's: the text goes to the session only

@@ -1,7 +1,7 @@
 """A call's media taken over by another instance (issue 34 item 3) as the runtime's `CallMedia` sees it:
 the bridge hands its SIP leg over (tests/media/test_bridge_handover.py drives it with real peers); a
-pass-through call has nothing to hand over (its media flows end to end and outlives the instance) and
-refuses to resume one. Driven without a network."""
+pass-through call hands over only its signaling's state (its media flows end to end and outlives the
+instance: tests/runtime/test_passthrough.py), none before the call is set up. Driven without a network."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ def _ignore(content_type: str, body: str, headers: Sequence[tuple[str, str]]) ->
     pass
 
 
-async def test_pass_through_media_has_nothing_to_hand_over_and_resumes_nothing() -> None:
+async def test_pass_through_media_hands_nothing_over_before_its_call_is_set_up() -> None:
     media: CallMedia = PassthroughMedia("c1", _ignore)
     assert media.handover() is None
-    with pytest.raises(PassthroughError, match="no SIP leg of the gateway's to take over"):
+    with pytest.raises(PassthroughError, match="handover cannot be read"):
         await media.resume_sip({"format": 1})
 
 

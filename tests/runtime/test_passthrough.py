@@ -4,6 +4,7 @@ pass-through call refuses. Driven without a network: INFO bodies are collected f
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -199,6 +200,53 @@ async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with
     fragment = sdp.decode_sdpfrag(body)
     assert fragment.ice is not None and (fragment.ice.ufrag, fragment.ice.pwd) == (ice.ufrag, ice.pwd)
     assert await media.update_from_sip(AIORTC_OFFER) == CHROMIUM_ANSWER  # its role kept: active
+
+
+async def test_a_survivor_carries_the_signaling_on_with_the_session_unchanged() -> None:
+    """Issue 34: the handover holds the browser's description and what was settled; the survivor's
+    re-INVITE offers the same session (the settled DTLS role, not actpass; the same o= version: nothing
+    changed), held if it was, and later offers go on from that o= line."""
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)  # aiortc is active: the browser passive
+    held = await media.reoffer_to_sip(True)
+    assert media.handover() is None  # a re-INVITE out: not steady
+    await media.answer_to_reoffer(AIORTC_ANSWER)
+    data = media.handover()
+    assert data is not None and data["kind"] == "passthrough" and data["held"] is True
+    survivor = PassthroughMedia("c1", Infos())
+    refresh = await survivor.resume_sip(json.loads(json.dumps(data)))  # as Redis gives it back
+    parsed = sdp.parse(refresh)
+    assert parsed.media[0].setup is sdp.Setup.PASSIVE and parsed.media[0].direction is sdp.Direction.SENDONLY
+    assert origin(refresh) == origin(held)  # the same version: an unchanged session
+    assert survivor.handover() == data
+    resumed = await survivor.reoffer_to_sip(False)
+    assert origin(resumed) == origin(held).replace(" 3 IN", " 4 IN")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"web": "not sdp"},
+        {"browser_setup": "actpass"},
+        {"origin": "garbage"},
+        {"web_mids": None},
+        {"held": None},
+    ],
+)
+async def test_a_pass_through_handover_that_cannot_be_read_is_refused(change: dict[str, object]) -> None:
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    data = media.handover()
+    assert data is not None
+    for key, value in change.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    with pytest.raises(PassthroughError, match="handover"):
+        await PassthroughMedia("c1", Infos()).resume_sip(data)
 
 
 async def test_what_a_passthrough_call_cannot_do() -> None:

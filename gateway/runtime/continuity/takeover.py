@@ -6,8 +6,8 @@ How it works: at every heartbeat a cluster instance writes, beside each live cal
 leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP side of the media bridge
 (`handover`: our last SDP and its o= version, the negotiated codec) and the login that may take the call
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
-no re-INVITE or transfer under way, media terminated in the gateway (a pass-through call has no media of
-ours to move), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
+no re-INVITE or transfer under way (a pass-through call: carried by a page; its media flows end to end
+and outlives the instance, the survivor takes its signaling over), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
 `/ws` session with a token: the softphone page), by an HTTP API session that renews its media, by a
 JSON-RPC peer with an announced id (`PeerSink`), or by a SIP library over WebSocket (`FlowSink`: its
 dialog goes in the handover too, gateway/websip/takeover.py).
@@ -48,8 +48,10 @@ from gateway.calls.errors import CallError
 from gateway.calls.records import Attachment
 from gateway.calls.states import CallState
 from gateway.media.errors import MediaError
+from gateway.runtime.call_media import CallMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.offers import HttpSession
+from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from gateway.signaling.service import FlowSink, PeerSink, peer_family, session_key
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
@@ -254,9 +256,11 @@ class Takeovers:
             or call.next_hop is not None
         ):
             return None  # not confirmed, or a browser's SIP WebSocket flow: it cannot move
-        if media is None or media.passes_through:
+        if media is None:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
+        if media.passes_through and isinstance(session, HttpSession | PeerSink | FlowSink):
+            return None  # the page's only: its reattach is relayed to the far end, theirs are not yet
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
             if not session.renews_media or session.closed:
                 return None  # (WHIP cannot post a new offer for its resource)
@@ -426,13 +430,16 @@ class Takeovers:
         identity = await driver.identity.sip_identity(handover.user)
         call = driver.ua.adopt(dict(handover.sip), identity)
         runtime.sip.attach(call)
-        bridge = driver.new_bridge(runtime.call_id, runtime.media.on_event)
-        runtime.media.bridge = bridge
-        offer = await bridge.resume_sip(dict(handover.media))
+        media: CallMedia
+        if handover.media.get("kind") == PASSTHROUGH:  # the media flows end to end: the signaling moves
+            media = runtime.media.passthrough_media()
+        else:
+            media = runtime.media.bridge = driver.new_bridge(runtime.call_id, runtime.media.on_event)
+        offer = await media.resume_sip(dict(handover.media))
         result = await asyncio.wait_for(call.reinvite(offer), REINVITE_SECONDS)
         if not result.ok:
             raise CallError(f"the SIP party refused the re-INVITE: {result.status} {result.reason}")
-        await bridge.answer_to_reoffer(result.sdp)
+        await media.answer_to_reoffer(result.sdp)
 
     async def _give_up(self, runtime: CallRuntime) -> None:
         """A call that could not be carried on: the SIP party hears BYE, nothing of it stays here."""

@@ -184,6 +184,18 @@ async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_go
         await asyncio.wait_for(peer.ended.wait(), 10)
 
 
+async def aiortc_calls_7001(alice: WebUser, media: WebPeer, peer: SipWebRtcPeer) -> str:
+    """alice's aiortc page (``media`` at 1000 Hz) calls the peer (440 Hz) on the pass-through route; the
+    call's id once each hears the other."""
+    call_id = await alice.call("7001", await media.offer())
+    await peer.wait_for_call()
+    await peer.answer()
+    connected = await alice.wait_for("connected", call_id=call_id)
+    await media.accept(connected["sdp"])
+    await wait_until(lambda: media.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10)
+    return call_id
+
+
 async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> None:
     """Issue 34 item 2 for a pass-through call: the web user's socket and RTCPeerConnection go (a reload,
     a network change); the call waits `reconnect_grace` instead of ending (the peer sees no BYE); her new
@@ -202,14 +214,7 @@ async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> 
             alice = WebUser(gateway.http_url, "alice", ALICE_SECRET)
             await alice.__aenter__()
             try:
-                call_id = await alice.call("7001", await first.offer())
-                await peer.wait_for_call()
-                await peer.answer()
-                connected = await alice.wait_for("connected", call_id=call_id)
-                await first.accept(connected["sdp"])
-                await wait_until(
-                    lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
-                )
+                call_id = await aiortc_calls_7001(alice, first, peer)
             finally:
                 await asyncio.gather(alice.close(), first.close())  # the page goes, its connection too
             await asyncio.sleep(1.0)
