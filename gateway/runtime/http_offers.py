@@ -6,7 +6,7 @@ call, so a user's calls that belong together (a REFER carried out by a new offer
 of an attended transfer) are in two of her sessions: `owns_call` lets either name the other's call.
 An offer naming one of the user's own live sessions is that session's ICE restart (issue 34), or, from
 a new RTCPeerConnection or while its call waits for lost media (`web_auth.reconnect_grace`), a new web
-leg on the same SIP leg (`reattach`).
+leg on the same SIP leg (`reattach`). On a pass-through call both go to the far end in a re-INVITE.
 This module imports what `BrowserRequests` does and builds on it (an offer is a dial).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 import sdp
 from gateway.calls import (
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 HTTP_RETENTION = 120.0  # seconds an ended HTTP session stays readable (GET /webrtc/sessions/{id})
 RENEW_TIMEOUT = 15.0  # seconds a session's new web leg may take to answer (`_http_renew`)
+RELAY_TIMEOUT = 34.0  # a pass-through call's far end: our re-INVITE's Timer B (64 T1) and a margin
 
 
 class HttpOffers(BrowserRequests):
@@ -129,6 +130,8 @@ class HttpOffers(BrowserRequests):
             machine.web_lost or (fingerprints and not fingerprints & session.fingerprints)
         ):
             return await self._http_renew(session, call_id, sdp, fingerprints, metadata)
+        if self.passthrough(call_id):  # the far end's ICE session: its restart goes there
+            return await self._http_relay(session, call_id, sdp, metadata)
         try:
             answer = await self.restart_web_ice(session, call_id, sdp)
         except (BadRequest, Conflict, NotFound) as exc:
@@ -136,6 +139,25 @@ class HttpOffers(BrowserRequests):
         if answer is None:
             raise Conflict(f"{taken}; an offer for it must restart ICE (a new ice-ufrag)", field="session_id")
         logger.info("call=%s HTTP session %s restarted ICE", call_id, session.public_id)
+        return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
+
+    async def _http_relay(
+        self, session: HttpSession, call_id: str, sdp: str, metadata: Mapping[str, JsonValue]
+    ) -> OfferResult:
+        """A pass-through call's new offer from the same RTCPeerConnection (its ICE restart): it goes to
+        the far end, whose ICE session and media it is, in our re-INVITE, and the far end's answer is
+        returned (as JSON-RPC's `offer {call_id, sdp}` does: jsonrpc/renew.py). A refusal is 409
+        (`renegotiation_failed`): the session goes on as it was (RFC 3261 §14.1)."""
+        try:
+            answer = await _outcome(
+                session,
+                self.reoffer(session, call_id, sdp),
+                RELAY_TIMEOUT,
+                "the other side did not answer in time",
+            )
+        except CallError as exc:  # a renegotiation under way
+            raise Conflict(str(exc), field="sdp", code="renegotiation_failed") from None
+        logger.info("call=%s HTTP session %s: its new offer went to the far end", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
     async def _http_renew(
@@ -149,16 +171,10 @@ class HttpOffers(BrowserRequests):
         """An offer of a new RTCPeerConnection (a new DTLS fingerprint) for the session, or any offer
         while its call waits for lost media: a new web leg on the same SIP leg, as `/ws`'s `reattach`
         (issue 34); the new leg's answer returned. The SIP party notices nothing."""
-        loop = asyncio.get_running_loop()
-        session.renewal = loop.create_future()
-        try:
-            await self.reattach(session, call_id, sdp)
-            async with asyncio.timeout(RENEW_TIMEOUT):
-                answer = await session.renewal
-        except TimeoutError:
-            raise Conflict("the session's media could not be renewed in time", field="sdp") from None
-        finally:
-            session.renewal = None
+        started = self.reattach(session, call_id, sdp)
+        answer = await _outcome(
+            session, started, RENEW_TIMEOUT, "the session's media could not be renewed in time"
+        )
         session.fingerprints = fingerprints
         logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
@@ -210,3 +226,17 @@ def _fingerprints(offer: str) -> frozenset[str]:
         if dtls
         else frozenset()
     )
+
+
+async def _outcome(session: HttpSession, started: Awaitable[None], timeout: float, late: str) -> str:
+    """The answer to a session's new offer (`started`: handing it to the call core), as the session hears
+    it (`HttpSession.renewal`); 409 with ``late`` when it does not come within ``timeout`` seconds."""
+    session.renewal = asyncio.get_running_loop().create_future()
+    try:
+        await started
+        async with asyncio.timeout(timeout):
+            return await session.renewal
+    except TimeoutError:
+        raise Conflict(late, field="sdp") from None
+    finally:
+        session.renewal = None

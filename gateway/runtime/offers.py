@@ -137,7 +137,20 @@ class HttpSession:
             case sig.Ended():
                 self._ended(event)
             case _:
+                self._renewal(event)
                 self._in_call(event)
+
+    def _renewal(self, event: sig.Event) -> None:
+        """A new offer's outcome for the request waiting on it (http_offers.py): the new web leg's answer
+        (`reattached`), or a pass-through call's far end's answer (`answer`) or refusal."""
+        waiting = self.renewal
+        if waiting is None or waiting.done():
+            return
+        match event:
+            case sig.Reattached(sdp=sdp) | sig.Answer(sdp=sdp):
+                waiting.set_result(sdp)
+            case sig.ErrorMessage(code="renegotiation_failed", message=message):
+                waiting.set_exception(Conflict(message, field="sdp", code="renegotiation_failed"))
 
     def _in_call(self, event: sig.Event) -> None:
         """What happens in the call, recorded as progress events (the call's features: issue 33)."""
@@ -161,10 +174,8 @@ class HttpSession:
                 progress.record("recording", state=state, mode=mode, files=list(files))
             case sig.WebLost(cause=cause, seconds=seconds):
                 progress.record("web_lost", cause=cause, seconds=seconds)
-            case sig.Reattached(sdp=sdp):  # the new offer's answer: the media is back (http_offers.py)
+            case sig.Reattached() | sig.Answer():  # the new offer's answer (`_renewal`)
                 progress.record("renewed")
-                if self.renewal is not None and not self.renewal.done():
-                    self.renewal.set_result(sdp)
             case sig.CallQuality():  # the legs' figures while the call is up (gateway/ops/quality.py)
                 figures = cast(dict[str, JsonValue], event.to_json())
                 progress.record("quality", legs=figures["legs"], poor=figures["poor"])
@@ -185,6 +196,8 @@ class HttpSession:
         self.progress.record("ended", reason=reason, message=message, sip_status=status)
         if self._on_end is not None:
             self._on_end(self)
+        if self.renewal is not None and not self.renewal.done():
+            self.renewal.set_exception(Conflict(f"the call ended: {message or reason}", field="session_id"))
         if not self.answer.done():
             detail = f"{message} (SIP {status})" if status is not None else message
             self.answer.set_exception(

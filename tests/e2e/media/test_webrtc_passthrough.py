@@ -331,6 +331,63 @@ async def _jsonrpc_restart(web: WebPeer, peer: SipWebRtcPeer, ws: aiohttp.Client
         await web.close()
 
 
+async def test_an_http_api_clients_ice_restart_reaches_the_webrtc_sip_peer(tmp_path: Path) -> None:
+    """The same over the HTTP API: `POST /webrtc/offer` with the session's own `session_id` and the
+    restarted offer goes to the peer in a re-INVITE, and the response is the peer's answer with its new
+    credentials, for the same session and call (it was 409: the gateway looked for an ICE session of its
+    own to restart); the call goes on both ways."""
+    api_key = "e2e-http-passthrough-key-01234567"
+    web = WebPeer(freq=1000)
+    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+        config = gateway_config(
+            peer.address,
+            media={"rtp_ports": {"start": 37600, "end": 37699}},
+            routes=ROUTES,
+            alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
+        )
+        headers = {"Authorization": f"Bearer {api_key}"}
+        async with running_gateway(config) as gateway, aiohttp.ClientSession(headers=headers) as http:
+            url = f"{gateway.http_url}/webrtc/offer"
+            body = {"sdp": {"type": "offer", "sdp": await web.offer()}, "session_id": "pt-restart"}
+            try:
+                posting = asyncio.ensure_future(http.post(url, json=body))
+                await peer.wait_for_call()
+                await peer.answer()
+                async with await posting as response:
+                    assert response.status == 200, await response.text()
+                    first = await response.json()
+                await web.accept(first["sdp"]["sdp"])
+                await wait_until(
+                    lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+                )
+
+                offer = with_new_ice(web.pc.localDescription.sdp, "rstH", "restartpasswordrestart")
+                async with http.post(url, json={**body, "sdp": {"type": "offer", "sdp": offer}}) as response:
+                    assert response.status == 200, await response.text()
+                    second = await response.json()
+                assert (second["session_id"], second["call_id"]) == ("pt-restart", first["call_id"]), second
+                (reinvite,) = peer.reinvites
+                assert but_origin(reinvite.body.decode()) == but_origin(
+                    offer
+                )  # as it is, in the call's session
+                answered = sdp.parse(second["sdp"]["sdp"]).ice_for(0)
+                before = sdp.parse(first["sdp"]["sdp"]).ice_for(0)
+                assert answered is not None and before is not None and answered.ufrag != before.ufrag
+                assert peer.restarts == 1 and peer.renewals == 0
+                web.clear()
+                peer.media.clear()
+                await wait_until(
+                    lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+                )
+                async with http.post(
+                    f"{gateway.http_url}/webrtc/close", json={"session_id": "pt-restart"}
+                ) as response:
+                    assert response.status == 200, await response.text()
+                await asyncio.wait_for(peer.ended.wait(), 10)
+            finally:
+                await web.close()
+
+
 @pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])
 async def test_browser_candidates_reach_only_a_peer_that_takes_the_package(recv_info: bool) -> None:
     """The aiortc browser stand-in trickles (its offer without candidates, then `ice` messages): they go
