@@ -23,6 +23,7 @@ from gateway.runtime.passthrough import PassthroughMedia
 from peers.audio import RATE
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
+from peers.ports import free_range
 from peers.sip_webrtc import SipWebRtcPeer, split_candidates
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -341,7 +342,7 @@ async def test_an_http_api_clients_ice_restart_reaches_the_webrtc_sip_peer(tmp_p
     async with SipWebRtcPeer(freq=440, user="7001") as peer:
         config = gateway_config(
             peer.address,
-            media={"rtp_ports": {"start": 37600, "end": 37699}},
+            media={"rtp_ports": {"start": free_range()}},
             routes=ROUTES,
             alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
         )
@@ -386,6 +387,58 @@ async def test_an_http_api_clients_ice_restart_reaches_the_webrtc_sip_peer(tmp_p
                 await asyncio.wait_for(peer.ended.wait(), 10)
             finally:
                 await web.close()
+
+
+async def test_a_jsonrpc_peer_resumes_its_pass_through_call_on_a_new_socket(tmp_path: Path) -> None:
+    """Issue 34 item 2 for a JSON-RPC peer's pass-through call: its socket closes without `disconnect`;
+    the call goes on (the media was never the gateway's: both ends still hear each other); a new socket
+    announcing the same `peer_id` resumes the peer with the call, and its new RTCPeerConnection's
+    `offer {call_id, sdp}` goes to the far end in a re-INVITE (a new DTLS fingerprint: the far end
+    answers with a new connection), whose answer is the result; the audio flows on the new connection."""
+    api_key = "e2e-jsonrpc-pt-resume-key-0123456"
+    announce = {"peer_id": "alice-pt", "capabilities": {"incoming_calls": True}}
+    first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+        config = gateway_config(
+            peer.address,
+            media={"rtp_ports": {"start": free_range()}},
+            routes=ROUTES,
+            alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
+            web_auth={"reconnect_grace": 30},
+        )
+        url = "/jsonrpc?api_key=" + api_key
+        async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
+            try:
+                async with http.ws_connect(gateway.http_url.replace("http", "ws") + url) as ws:
+                    client = RpcClient(ws)
+                    await client.request("announce", announce)
+                    calling = asyncio.ensure_future(client.request("offer", {"sdp": await first.offer()}))
+                    await peer.wait_for_call()
+                    await peer.answer()
+                    reply = await calling
+                    call_id = reply["result"]["call_id"]
+                    await first.accept(reply["result"]["answer"]["sdp"])
+                    await wait_until(
+                        lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+                    )
+                await asyncio.sleep(1.0)
+                assert not peer.ended.is_set() and gateway.driver.calls == 1
+                async with http.ws_connect(gateway.http_url.replace("http", "ws") + url) as ws:
+                    client = RpcClient(ws)
+                    resumed = await client.request("announce", announce)
+                    assert resumed["result"]["resumed"] is True, resumed
+                    assert resumed["result"]["call_ids"] == [call_id], resumed
+                    await first.close()
+                    renewed = await client.request("offer", {"call_id": call_id, "sdp": await second.offer()})
+                    assert "result" in renewed, renewed
+                    assert peer.renewals == 1
+                    await second.accept(renewed["result"]["answer"]["sdp"])
+                    await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
+                    await wait_until(lambda: peer.media.heard(1300, last=1.0), timeout=10)
+                    await client.request("disconnect", {"call_id": call_id})
+                    await asyncio.wait_for(peer.ended.wait(), 10)
+            finally:
+                await asyncio.gather(first.close(), second.close())
 
 
 @pytest.mark.parametrize("recv_info", [True, False], ids=["recv-info", "no-recv-info"])
