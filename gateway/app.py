@@ -368,7 +368,9 @@ class Gateway:
         if sockets is not None:  # idle flows: 1012 at drain
             self.drainer.add(lambda: sockets.close_idle(web_sip.flow_busy))
             websocket = self.config.sip.websocket
-            if self.cluster is not None and websocket is not None:  # a flow back on another instance
+            # a flow back on another instance, relayed to its calls' by the HTTP listener (where the
+            # instances advertise themselves: a separate SIP WebSocket listener is not relayed to)
+            if self.cluster is not None and websocket is not None and websocket.on_http:
                 self.cluster.attach_web_sip(web_sip, sockets, websocket.path)
 
         async def library_again(user: WebUser, data: Mapping[str, Any], call_id: str) -> bool:

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 TAKEOVER_MARGIN = 3.0  # s beyond a lease and two heartbeats for a survivor's takeover (its re-INVITE)
 TAKEOVER_POLL = 0.2  # s between looks for that survivor
+MAX_FLOW_IDENTITIES = 4  # a REGISTER's Contacts looked up for a relay (JsSIP and SIP.js send one)
 
 
 class ClusterWiring:
@@ -196,12 +197,12 @@ class ClusterWiring:
         is ``first`` (a REGISTER: its Contacts' `+sip.instance` or URIs), or None (served here). When that
         instance is dead (its lease lapsed, or its URL was ``unreachable``), the survivor that takes its
         calls over, waited for (gateway/websip/takeover.py makes the library's session again there)."""
-        known = identities_of(first)
+        known = sorted(identities_of(first))[:MAX_FLOW_IDENTITIES]  # (before any digest: a few lookups)
         owners = self.sip_flows
         if not known or owners is None:
             return None
         try:
-            for identity in sorted(known):
+            for identity in known:
                 owner = await owners.owner(identity)
                 if owner is None:
                     continue

@@ -98,6 +98,18 @@ class LostFlows:
                 return held.session
         return None
 
+    def held(self, session_id: str) -> WebSipSession | None:
+        found = self._held.get(session_id)
+        return None if found is None else found.session
+
+    def holds(self, session: WebSipSession) -> bool:
+        return session.id in self._held
+
+    def known_of(self, session: WebSipSession) -> frozenset[str]:
+        """What recognises the held ``session``'s browser (empty when it is not held)."""
+        found = self._held.get(session.id)
+        return frozenset() if found is None else found.known
+
     def known(self) -> frozenset[str]:
         """What recognises the held sessions' browsers (`identities`)."""
         return frozenset().union(*(held.known for held in self._held.values()))

@@ -375,7 +375,7 @@ class WebSipService:
                 if self.lost.hold(session, dropped):  # its calls wait for a new flow (flows.py)
                     session.flow_lost()
                     if self.on_held is not None:
-                        self.on_held(self.lost.known())
+                        self.on_held(self.lost.known_of(session))
                     self.spawn(self._absent(session))  # not rung on a closed flow meanwhile
                 else:
                     self.spawn(self._close(session))
@@ -395,7 +395,13 @@ class WebSipService:
     async def session_again(self, user: WebUser, session_id: str, known: frozenset[str]) -> WebSipSession:
         """A session of a dead instance made again here under its id, with no flow yet, for the calls a
         survivor takes over (gateway/websip/takeover.py); once it carries them (`take_back`), `hold`
-        keeps it waiting for the library's new flow, recognised by ``known``."""
+        keeps it waiting for the library's new flow, recognised by ``known``. Its further calls find it
+        again (one session per library, as on the dead instance)."""
+        again = self.lost.held(session_id) or next(
+            (s for s in self._sessions.values() if s.id == session_id), None
+        )  # (held, or moved to the library's flow already)
+        if again is not None and again.user.id == user.id:
+            return again
         nowhere = Flow(self.transport.name, ("0.0.0.0", 0))  # no flow matches it: the library's comes
         session = WebSipSession(self, user, nowhere, session_id)
         session.identities = known
@@ -404,12 +410,33 @@ class WebSipService:
 
     def hold(self, session: WebSipSession) -> bool:
         """Keep a session made again (`session_again`) for the grace, waiting for its library's flow;
-        False when it cannot wait (no grace, no answered call)."""
+        False when it cannot wait (no grace, no answered call). A library that registered its new flow
+        here already (its REGISTER came before the takeover ended) has its session moved there at once."""
+        if self.lost.holds(session) or self._sessions.get((session.flow, session.user.id)) is session:
+            return True  # a further call of it (waiting, or on its library's flow already)
+        flow = self._flow_of(session)
+        if flow is not None:
+            self._came_back(session, flow)
+            self.spawn(self._present_again(session))
+            return True
         if not self.lost.hold_known(session, session.identities):
             return False
         if self.on_held is not None:  # a library's new flow on another instance is relayed here
-            self.on_held(self.lost.known())
+            self.on_held(session.identities)
         return True
+
+    def _flow_of(self, session: WebSipSession) -> Flow | None:
+        """The flow on which ``session``'s browser is registered here now, if any."""
+        for binding in self.registrar.bindings(session.user.id):
+            if identities([binding]) & session.identities:
+                return binding.flow
+        return None
+
+    async def _present_again(self, session: WebSipSession) -> None:
+        if session.id not in self._present:
+            self._present.add(session.id)
+            with contextlib.suppress(SignalingError):  # the next REGISTER refresh tries again
+                await self.presence.add(session.user.id, session.id)
 
     def carried(self) -> frozenset[str]:
         """What recognises the browsers whose answered calls are here (`flows.identities`): held ones

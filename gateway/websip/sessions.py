@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 _MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}
 _ids = itertools.count(1)
+_PROCESS = secrets.token_hex(4)  # this process's sessions' ids: not another instance's
 MAX_PENDING_CALLS = 16
 MAX_PENDING_DIGITS = 32  # the SIP party's digits waiting for their INFO to the library, per call
 QUALITY_PACKAGE = "call-quality"  # the Info-Package of the call's legs while it is up (`_quality`)
@@ -83,7 +85,8 @@ class WebSipSession:
         self._service = service
         self._user = user
         self.flow = flow
-        self._id = session_id or f"sipws-{next(_ids)}"  # (a survivor's: the dead instance's, takeover.py)
+        # unique across instances: a survivor makes a dead instance's session again under its id (takeover.py)
+        self._id = session_id or f"sipws-{next(_ids)}-{_PROCESS}"
         self._closed = False
         # the call core's call id -> the browser's INVITE (or its dialog taken over from a dead instance)
         self.legs: dict[str, IncomingCall | AdoptedCall] = {}
@@ -464,27 +467,27 @@ class WebSipSession:
         if not offer or answer is None:
             leg.reject_reinvite(488, "Not Acceptable Here")
             return
-        try:  # the call waits for new web media (its instance died): this offer brings it
-            renewed = await self._renewals.renewed(self._service.calls, self, call_id, offer)
+        try:  # the call waits for new web media (its instance died): the library's ICE restart brings it
+            restarts = self._video.restarts(call_id, offer)
+            renewed = await self._renewals.renewed(self._service.calls, self, call_id, offer, restarts)
         except SignalingError as exc:
             logger.info("call=%s the library's re-INVITE could not renew the media: %s", call_id, exc)
             leg.reject_reinvite(488, "Media Not Renewed")
             return
         if renewed is not None:
-            self._answers[call_id] = renewed
+            answer = self._answers[call_id] = renewed
             self._video.library_said(call_id, offer)
             self._video.settled(call_id, renewed)
-            leg.answer_reinvite(renewed)
-            return
-        if self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
+        elif self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return
-        try:
-            answer = await self._restarted(call_id, offer, answer)
-        except SignalingError as exc:  # a new DTLS fingerprint, a web leg that cannot restart now
-            logger.info("call=%s the library's ICE restart refused: %s", call_id, exc)
-            leg.reject_reinvite(488, "ICE Restart Not Possible")
-            return
+        else:
+            try:
+                answer = await self._restarted(call_id, offer, answer)
+            except SignalingError as exc:  # a new DTLS fingerprint, a web leg that cannot restart now
+                logger.info("call=%s the library's ICE restart refused: %s", call_id, exc)
+                leg.reject_reinvite(488, "ICE Restart Not Possible")
+                return
         direction = _direction(offer)
         mirrored = self._hold.answer_direction(call_id, _MIRROR.get(direction, "sendrecv"))
         leg.answer_reinvite(set_direction(answer, mirrored))

@@ -73,6 +73,7 @@ async def adopt(service: WebSipService, user: WebUser, data: Mapping[str, Any], 
         or not identities
         or not all(isinstance(i, str) for i in identities)
         or not isinstance(answer, str)
+        or not answer
         or not isinstance(dialog, dict)
     ):
         logger.warning("call=%s: the SIP library's handover cannot be read", call_id)
@@ -98,11 +99,17 @@ class Renewals:
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
     async def renewed(
-        self, calls: CallService, session: WebSipSession, call_id: str, offer: str
+        self, calls: CallService, session: WebSipSession, call_id: str, offer: str, restarts: bool
     ) -> str | None:
-        """The new web leg's answer to ``offer`` when the call waits for new web media; None when it does
-        not (an ordinary re-INVITE). `SignalingError` when the renewal was refused or did not come."""
-        if not isinstance(calls, WebRenewalService) or not calls.web_media_lost(session, call_id):
+        """The new web leg's answer to ``offer`` when it ``restarts`` ICE and the call waits for new web
+        media; None otherwise (an ordinary re-INVITE: a hold, a session refresh, whose offer keeps the
+        old ICE session, which no new web leg's answer can meet). `SignalingError` when the renewal was
+        refused or did not come."""
+        if (
+            not restarts
+            or not isinstance(calls, WebRenewalService)
+            or not calls.web_media_lost(session, call_id)
+        ):
             return None
         if not isinstance(calls, ReattachService):
             raise SignalingError("the call core takes no new web media")

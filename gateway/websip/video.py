@@ -84,6 +84,11 @@ class MidcallVideo:
         a later re-offer is told to restart ICE."""
         self._ufrags[call_id] = _ufrag(description)
 
+    def restarts(self, call_id: str, offer: str) -> bool:
+        """The library's re-offer restarts ICE: an ice-ufrag other than its last description's."""
+        before = self._ufrags.get(call_id)
+        return before is not None and _ufrag(offer) != before
+
     def changes(self, call_id: str, offer: str) -> bool:
         """The library's re-offer goes to the SIP side first: it adds video or drops it, or it restarts
         ICE on a pass-through call (else: hold, resume, a refresh, answered by the session)."""

@@ -40,6 +40,7 @@ __all__ = ["WsRelay", "relay_target"]
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+HEARTBEAT = 15.0  # s between our pings to the owner; no pong within half of it closes the relay
 
 
 async def relay_target(
@@ -102,7 +103,11 @@ class WsRelay:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
             self._ws = await self._http.ws_connect(
-                self._url + self._query, headers=headers, autoping=True, protocols=self._protocols
+                self._url + self._query,
+                headers=headers,
+                autoping=True,
+                heartbeat=HEARTBEAT,  # an owner whose host vanished (no reset) is found dead
+                protocols=self._protocols,
             )
             await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
         except aiohttp.WSServerHandshakeError as exc:  # there, but refusing now (429, 503): not dead
