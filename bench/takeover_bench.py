@@ -11,7 +11,9 @@ sipp UAS with `-rtp_echo` (peers/scenarios/uas_takeover.xml: a call must see our
 survivor's re-INVITE, then the BYE; a BYE before the re-INVITE fails the call). The web users are N
 aiortc pages (`peers.web_user` over `/ws`, the softphone protocol; a web user each) run in a second process (this script
 with `--clients`, so their CPU is not the gateways'), each logged in at gw1 and calling the PBX with its
-own tone, which comes back to it through sipp's echo.
+own tone, which comes back to it through sipp's echo. Each page comes from a loopback address of its own
+(127.0.1.N), as browsers on different machines do, and the instances list HAProxy and each other in
+`http.trusted_proxies` (docs/deploy.md).
 
 Once every page hears its tone, gw1 gets SIGKILL. Each page reconnects at once through HAProxy with its
 session token (as the softphone page does), is told its call by whichever instance it reaches (relayed
@@ -54,6 +56,12 @@ LOGINS = asyncio.Lock()
 RTP_BASE = 52000  # the instances' RTP ports: 52000-52199, 52600-52799, 53200-53399
 
 
+def page_address(index: int) -> str:
+    """Page ``index``'s own loopback address: each page a client of its own, as browsers on different
+    machines are (from one address they would share the per-address caps: 8 sockets awaiting login)."""
+    return f"127.0.1.{index + 1}"
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -67,7 +75,7 @@ async def one_page(index: int, gw1: str, front: str, killed: asyncio.Future[floa
 
     freq = 500 + 50 * index  # each page its own tone, through the PBX's echo and back
     first = WebPeer(freq=freq)
-    user = WebUser(gw1, f"u{index}", ALICE_SECRET)
+    user = WebUser(gw1, f"u{index}", ALICE_SECRET, local_address=page_address(index))
     async with LOGINS:  # one at a time: the gateway checks one password login per address at once
         await user.__aenter__()
     try:
@@ -115,7 +123,7 @@ async def relogin(index: int, front: str, token: str, call_id: str, kill_time: f
 
     attempt = 0
     while True:
-        again = WebUser(front, f"u{index}", "", token=token)  # a token: no password check to queue
+        again = WebUser(front, f"u{index}", "", token=token, local_address=page_address(index))  # a token
         try:
             # a socket closed unanswered (1013) leaves its login pending: bounded, as a page's own timer is
             await asyncio.wait_for(again.__aenter__(), LOGIN_WITHIN)
@@ -163,9 +171,8 @@ def mappings(redis_url: str, pbx: str, args: argparse.Namespace) -> list[dict[st
     extra = {
         "web_auth": {"reconnect_grace": 30},
         "limits": {"calls_per_user": 200, "unanswered_per_user": 200},
-        "http": {
-            "trusted_proxies": ["127.0.0.1/32"]
-        },  # HAProxy: each page is its own client (docs/deploy.md)
+        # HAProxy, and the instances (a socket one relays to another): each page its own client (docs/deploy.md)
+        "http": {"trusted_proxies": ["127.0.0.1/32", "127.0.0.2/31", "127.0.0.4/32"]},
     }
     timing = {"heartbeat": args.heartbeat, "lease": args.lease}
     found = [

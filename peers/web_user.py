@@ -52,12 +52,16 @@ class WebUser:
         autoping: bool = True,
         token: str | None = None,
         reconnect: bool = False,
+        local_address: str | None = None,
     ) -> None:
         """`base_url` http:// or https:// (then WSS, verified with `ssl`, e.g. trusting a dev CA); `origin`
         sends an Origin header as a browser page of that origin would; `autoping` False: the gateway's
         pings go unanswered, as from a browser whose network went away; `token`: log in with a session
         token (a page that reloads, with the token of its last login) instead of the secret; `reconnect`:
-        after a 1012 close (the gateway drains), reconnect and log in again with the token at once."""
+        after a 1012 close (the gateway drains), reconnect and log in again with the token at once;
+        `local_address`: the address its sockets come from (a loopback one of its own: each page its own
+        client, as browsers on different machines are)."""
+        self._local_address = local_address
         self._autoping = autoping
         self._reconnect = reconnect
         self._closing = False
@@ -99,7 +103,12 @@ class WebUser:
 
     async def _open(self) -> None:
         # keeps cookies of IP-address hosts too, as a browser does (HAProxy's GWSRV stickiness cookie)
-        self._http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        connector = (
+            aiohttp.TCPConnector(local_addr=(self._local_address, 0))
+            if self._local_address is not None
+            else None
+        )
+        self._http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector)
         self._ws = await self._connect()
         self._reader = asyncio.create_task(self._read())
         login: Message = {"type": "login", "user": self.user, "secret": self.secret}
