@@ -337,6 +337,7 @@ class WebSipService:
             self.spawn(self._close(self._sessions[key]))
         session.move_to(flow)
         self._sessions[key] = session
+        session.flow_back()
         logger.info(
             "%s's SIP library is back on %s:%d (was %s:%d): %d call(s) go on",
             session.user.id,

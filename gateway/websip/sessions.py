@@ -175,10 +175,23 @@ class WebSipSession:
     def take_back(self, call_id: str, leg: AdoptedCall, answer: str) -> None:
         """Call ``call_id``'s dialog with the library, taken over from a dead instance (takeover.py)."""
         self.legs[call_id] = leg
-        self._answers[call_id] = answer
-        self._video.library_said(call_id, leg.remote_sdp or "")
-        self._video.settled(call_id, answer)
+        self.media_renewed(call_id, leg.remote_sdp or "", answer)  # (what the dead instance had)
         self._service.spawn(self.follow(call_id, leg))
+
+    def media_renewed(self, call_id: str, offer: str, answer: str) -> str:
+        """The call taken over has new web media (takeover.py): the library's ``offer``, our ``answer``."""
+        self._answers[call_id] = answer
+        self._video.library_said(call_id, offer)
+        self._video.settled(call_id, answer)
+        return answer
+
+    def flow_back(self) -> None:
+        """The library is on a flow again: calls taken over here get its media back (takeover.py)."""
+        for call_id, leg in self.legs.items():
+            if isinstance(leg, AdoptedCall):
+                self._service.spawn(
+                    takeover.renew_later(self._service.calls, self, call_id, leg, self._renewals)
+                )
 
     def flow_lost(self) -> None:
         """The flow closed and the session waits for a new one (flows.py): the calls that were not yet
@@ -475,9 +488,7 @@ class WebSipSession:
             leg.reject_reinvite(488, "Media Not Renewed")
             return
         if renewed is not None:
-            answer = self._answers[call_id] = renewed
-            self._video.library_said(call_id, offer)
-            self._video.settled(call_id, renewed)
+            answer = self.media_renewed(call_id, offer, renewed)
         elif self._video.changes(call_id, offer):  # the SIP side is asked first (gateway/websip/video.py)
             await self._video.from_library(call_id, leg, offer)
             return

@@ -11,26 +11,33 @@ closed (flows.py, for `web_auth.reconnect_grace`), its identities recorded in Re
 new WebSocket, wherever HAProxy sends it, is relayed here by its REGISTER (gateway/signaling/sip_ws.py).
 The call machine waits for new web media (`TakenOver` with its session kept: `web_lost`).
 
-The library's media still points at the dead instance: JsSIP and SIP.js applications restart ICE when
-their connection fails or their socket comes back (`renegotiate({rtcOfferConstraints: {iceRestart:
+The library's media still points at the dead instance. Applications that restart ICE when their
+connection fails or their socket comes back (`renegotiate({rtcOfferConstraints: {iceRestart:
 true}})`, `invite({sessionDescriptionHandlerOptions: {offerOptions: {iceRestart: true}}})`). That re-INVITE
 (same RTCPeerConnection, new ICE credentials) reaches the survivor's session, which takes it as the
 call's new web media (`Renewals`): a `reattach` with the offer, a new web leg on the same SIP leg, and its
 answer in the 200 OK. The answer carries the survivor's own DTLS fingerprint, and a browser whose remote
 fingerprint changes with an ICE restart makes a new DTLS association on the same RTCPeerConnection
-(Chromium does: `DtlsTransport` tears the old one down when the fingerprint changes).
+(Chromium does: `DtlsTransport` tears the old one down when the fingerprint changes). An application
+that does not restart ICE is asked (`renew_later`): a second after its library is back on a flow, our
+re-INVITE without an offer gets the library's offer (its old ICE credentials and candidates) in the
+200, and the new web leg's answer goes in the ACK; Chromium, seeing the remote credentials and
+fingerprint change, checks the new pair and makes the new DTLS association all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.service import CallService, ReattachService, WebRenewalService
+from gateway.sip.useragent.ua_adopt import AdoptedCall
 from gateway.sip.useragent.ua_calls import Call, CallError, CallState
+from sipcore.errors import SIPError
 
 if TYPE_CHECKING:
     from gateway.identity import WebUser
@@ -42,6 +49,8 @@ __all__ = ["Renewals", "adopt", "handover"]
 logger = logging.getLogger(__name__)
 
 RENEW_TIMEOUT: Final = 15.0  # s the new web leg may take to answer the library's re-INVITE
+RENEW_WAIT: Final = 1.0  # s a library back on a flow has to renew its media itself before we ask it
+RENEW_TRIES: Final = 3  # our re-INVITEs asking for an offer, when they meet the library's (491)
 
 
 def handover(
@@ -92,6 +101,49 @@ async def adopt(service: WebSipService, user: WebUser, data: Mapping[str, Any], 
     return True
 
 
+async def renew_later(
+    calls: CallService, session: WebSipSession, call_id: str, leg: AdoptedCall, renewals: Renewals
+) -> None:
+    """The library back on a flow, its call taken over here: unless it renews the media itself within
+    `RENEW_WAIT` (its application's ICE restart), our re-INVITE without an offer asks it for one
+    (gateway/sip/useragent/ua_late_offer.py), which the new web leg answers in the ACK. An application
+    that never restarts ICE gets its audio back this way. Glare with the library's own re-INVITE (491
+    either way) is retried after RFC 3261 §14.1's random wait while the media is still not back."""
+    delay = RENEW_WAIT
+    for _ in range(RENEW_TRIES):
+        await asyncio.sleep(delay)
+        if not _still_lost(calls, session, call_id, leg, renewals):
+            return
+
+        async def answer(offer: str) -> str | None:
+            renewed = await renewals.renewed(calls, session, call_id, offer, restarts=True)
+            return None if renewed is None else session.media_renewed(call_id, offer, renewed)
+
+        logger.info("call=%s asking the SIP library for an offer to renew the media", call_id)
+        try:
+            result = await leg.reinvite_offerless(answer)
+        except (CallError, SIPError, OSError) as exc:  # its own re-INVITE under way, the flow went
+            logger.info("call=%s the re-INVITE asking for an offer did not go: %s", call_id, exc)
+            result = None
+        if result is not None and result.status != 491:
+            if not result.ok:
+                logger.info("call=%s the SIP library did not renew the media: %d", call_id, result.status)
+            return
+        delay = random.uniform(0.5, 2.0)  # (a crossing re-INVITE of the library's may renew it first)
+
+
+def _still_lost(
+    calls: CallService, session: WebSipSession, call_id: str, leg: AdoptedCall, renewals: Renewals
+) -> bool:
+    """Whether call ``call_id`` still waits for new web media that nobody is bringing."""
+    if leg.ended or renewals.waiting(call_id) or not isinstance(calls, WebRenewalService):
+        return False
+    try:
+        return calls.web_media_lost(session, call_id)  # (False: renewed by its own re-INVITE)
+    except SignalingError:
+        return False  # the call ended meanwhile
+
+
 class Renewals:
     """The library's re-INVITEs that bring a call new web media (see the module note), per call."""
 
@@ -129,6 +181,9 @@ class Renewals:
             raise SignalingError("the call ended before its new web media answered")
         logger.info("call=%s the SIP library's re-INVITE renewed the call's web media", call_id)
         return answer
+
+    def waiting(self, call_id: str) -> bool:
+        return call_id in self._waiting
 
     def answered(self, call_id: str, sdp: str) -> bool:
         """The call core's `reattached` answer: whether a renewal waited for it."""

@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from gateway.sip.transactions.stats import retransmission
 from gateway.sip.transactions.tu import IncomingRequest
-from gateway.sip.useragent import dialog_sources, ua_update
+from gateway.sip.useragent import dialog_sources, ua_late_offer, ua_update
 from gateway.sip.useragent.ua_events import (
     TERMINAL,
     Bye,
@@ -328,6 +328,10 @@ class Call:
             return ReinviteResult(final.status, final.reason, _text(final.body))
         finally:
             self._reinvite_out = False
+
+    async def reinvite_offerless(self, answer: Callable[[str], Awaitable[str | None]]) -> ReinviteResult:
+        """A re-INVITE without an offer, ``answer`` answering the 2xx's in our ACK (ua_late_offer.py)."""
+        return await ua_late_offer.reinvite(self, answer)
 
     async def _ack(self, ack: Request) -> None:
         """Send the ACK of a 2xx and keep it, as sent, for the 2xx's retransmissions."""

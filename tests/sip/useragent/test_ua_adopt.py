@@ -188,3 +188,36 @@ async def test_adopted_call_leaps_its_cseq_and_refreshes_the_target() -> None:
         await theirs.bye()
         assert (await expect(moved, Bye)).by_remote
         assert (await expect(theirs, Bye)).status == 200
+
+
+async def test_a_re_invite_without_an_offer_takes_the_far_ends_offer_and_answers_in_the_ack() -> None:
+    """RFC 3261 §14.1, RFC 3264 §5 (gateway/sip/useragent/ua_late_offer.py): our re-INVITE carries no
+    body; the far end's 2xx carries its offer, and our ACK the answer `answer` makes of it. An offer
+    we cannot answer is ACKed without a body and reported 488."""
+    async with running_ua() as a, running_ua() as peer:
+        call, theirs = await established(a, peer)
+        offers: list[str] = []
+
+        async def answering(offer: str) -> str | None:
+            offers.append(offer)
+            return ANSWER
+
+        asked = asyncio.ensure_future(call.reinvite_offerless(answering))
+        received = await expect(theirs, ReinviteReceived)
+        assert received.sdp == ""  # no offer in our re-INVITE
+        theirs.answer_reinvite(sdp_at(40020, 2))  # the far end's offer, in its 200
+        result = await asked
+        assert result.ok and "m=audio 40020" in result.sdp and offers == [result.sdp]
+        acked = await expect(theirs, ReinviteAcked)
+        assert acked.sdp == ANSWER  # our answer, in the ACK
+        assert call.local_sdp == ANSWER and call.remote_sdp == result.sdp
+
+        async def refusing(offer: str) -> str | None:
+            return None
+
+        asked = asyncio.ensure_future(call.reinvite_offerless(refusing))
+        await expect(theirs, ReinviteReceived)
+        theirs.answer_reinvite(sdp_at(40020, 3))
+        assert (await asked).status == 488
+        assert (await expect(theirs, ReinviteAcked)).sdp == ""  # an ACK all the same, with no answer
+        await call.bye()
