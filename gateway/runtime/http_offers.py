@@ -80,6 +80,7 @@ class HttpOffers(BrowserRequests):
             renewable=renewable,
         )
         session.fingerprints = _fingerprints(sdp)
+        session.ice_ufrag = _ufrag(sdp)
         self._sessions[session.id] = session
         self._http[user.id, session.public_id] = session
         try:
@@ -130,8 +131,8 @@ class HttpOffers(BrowserRequests):
             machine.web_lost or (fingerprints and not fingerprints & session.fingerprints)
         ):
             return await self._http_renew(session, call_id, sdp, fingerprints, metadata)
-        if self.passthrough(call_id):  # the far end's ICE session: its restart goes there
-            return await self._http_relay(session, call_id, sdp, metadata)
+        if self.passthrough(call_id) and _ufrag(sdp) not in (None, session.ice_ufrag):
+            return await self._http_relay(session, call_id, sdp, metadata)  # the far end's ICE restarts
         try:
             answer = await self.restart_web_ice(session, call_id, sdp)
         except (BadRequest, Conflict, NotFound) as exc:
@@ -148,15 +149,9 @@ class HttpOffers(BrowserRequests):
         the far end, whose ICE session and media it is, in our re-INVITE, and the far end's answer is
         returned (as JSON-RPC's `offer {call_id, sdp}` does: jsonrpc/renew.py). A refusal is 409
         (`renegotiation_failed`): the session goes on as it was (RFC 3261 §14.1)."""
-        try:
-            answer = await _outcome(
-                session,
-                self.reoffer(session, call_id, sdp),
-                RELAY_TIMEOUT,
-                "the other side did not answer in time",
-            )
-        except CallError as exc:  # a renegotiation under way
-            raise Conflict(str(exc), field="sdp", code="renegotiation_failed") from None
+        late = "the other side did not answer in time"
+        answer = await _outcome(session, self.reoffer(session, call_id, sdp), RELAY_TIMEOUT, late)
+        session.ice_ufrag = _ufrag(sdp)
         logger.info("call=%s HTTP session %s: its new offer went to the far end", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
@@ -175,7 +170,7 @@ class HttpOffers(BrowserRequests):
         answer = await _outcome(
             session, started, RENEW_TIMEOUT, "the session's media could not be renewed in time"
         )
-        session.fingerprints = fingerprints
+        session.fingerprints, session.ice_ufrag = fingerprints, _ufrag(sdp)
         logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
@@ -214,6 +209,16 @@ class HttpOffers(BrowserRequests):
         self._sessions.pop(session.id, None)
 
 
+def _ufrag(offer: str) -> str | None:
+    """The ice-ufrag of an offer's first section (None when unreadable or absent)."""
+    try:
+        parsed = sdp.parse(offer)
+    except sdp.SdpError:
+        return None
+    ice = parsed.ice_for(0) if parsed.media else None
+    return ice.ufrag if ice is not None else None
+
+
 def _fingerprints(offer: str) -> frozenset[str]:
     """The DTLS fingerprints of an offer's first section, as "algorithm VALUE" (none when unreadable)."""
     try:
@@ -231,12 +236,20 @@ def _fingerprints(offer: str) -> frozenset[str]:
 async def _outcome(session: HttpSession, started: Awaitable[None], timeout: float, late: str) -> str:
     """The answer to a session's new offer (`started`: handing it to the call core), as the session hears
     it (`HttpSession.renewal`); 409 with ``late`` when it does not come within ``timeout`` seconds."""
-    session.renewal = asyncio.get_running_loop().create_future()
+    if session.renewal is not None:  # one new offer at a time (its answer is the session's one)
+        if asyncio.iscoroutine(started):
+            started.close()
+        raise Conflict(
+            "a new offer for the session is under way: offer again once it is answered", field="sdp"
+        )
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    session.renewal = future
     try:
         await started
         async with asyncio.timeout(timeout):
-            return await session.renewal
+            return await future
     except TimeoutError:
         raise Conflict(late, field="sdp") from None
     finally:
-        session.renewal = None
+        if session.renewal is future:
+            session.renewal = None

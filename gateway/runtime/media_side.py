@@ -137,6 +137,7 @@ class MediaSide:
         state comes from the handover: runtime/continuity/takeover.py)."""
         media = PassthroughMedia(self.call_id, self._send_trickle)
         self.bridge = media
+        self._web_ready = True  # the dialog is confirmed: the browser's trickled candidates go as INFO
         return media
 
     async def _close(self) -> None:

@@ -84,6 +84,9 @@ class HttpSession:
         self._renewable = renewable  # the browser renews lost media with a new offer (RenewingSink)
         self.renewal: asyncio.Future[str] | None = None  # the answer to such an offer (http_offers.py)
         self.fingerprints: frozenset[str] = frozenset()  # its RTCPeerConnection's DTLS fingerprints
+        self.ice_ufrag: str | None = (
+            None  # its offers' ice-ufrag (a pass-through call's restart: http_offers)
+        )
 
     @property
     def id(self) -> str:

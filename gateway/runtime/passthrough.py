@@ -274,8 +274,8 @@ class PassthroughMedia:
         """Carry on here the call another instance handed over (`handover`): the description for the
         survivor's re-INVITE to the SIP side, which moves the dialog here (a target refresh) and changes
         nothing else: the browser's description as before, its settled DTLS role instead of actpass
-        (RFC 8842 §5.5: the association goes on), the same o= version (RFC 3264 §8: an unchanged
-        session). ``PassthroughError`` for a handover that cannot be read."""
+        (RFC 8842 §5.5: the association goes on), the o= version raised only when that changed the
+        text (RFC 3264 §8). ``PassthroughError`` for a handover that cannot be read."""
         try:
             web, setup = str(data["web"]), str(data["browser_setup"])
             web_mids = tuple(str(m) for m in data["web_mids"])
@@ -290,8 +290,11 @@ class PassthroughMedia:
         self._web_offer, self._web_ice, self._web_mids = web, description.ice_for(0), web_mids
         self._sip_mids, self._browser_setup, self._held, self._origin = sip_mids, setup, held, origin
         offer = _SETUP.sub(f"a=setup:{setup}", web)
+        offer = _DIRECTION.sub("a=sendonly", offer) if held else offer
         logger.info("call=%s media pass-through: taken over, the SIP side asked to send here", self.call_id)
-        return self._stamped(_DIRECTION.sub("a=sendonly", offer) if held else offer, offer=False)
+        # the browser's offer said actpass where this says its role: a changed description (RFC 3264 §8);
+        # its answer (a call to the browser) said the role already: the same session, the same version
+        return self._stamped(offer, offer=_SETUP.search(web) is not None)
 
     def send_text(self, text: str) -> bool:
         return False  # no data channel of the gateway's: the text goes to the session only

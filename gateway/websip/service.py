@@ -413,8 +413,11 @@ class WebSipService:
         """Keep a session made again (`session_again`) for the grace, waiting for its library's flow;
         False when it cannot wait (no grace, no answered call). A library that registered its new flow
         here already (its REGISTER came before the takeover ended) has its session moved there at once."""
-        if self.lost.holds(session) or self._sessions.get((session.flow, session.user.id)) is session:
-            return True  # a further call of it (waiting, or on its library's flow already)
+        if self.lost.holds(session):
+            return True  # a further call of it, waiting with it
+        if self._sessions.get((session.flow, session.user.id)) is session:
+            session.flow_back()  # a further call of it, on its library's flow already: its media too
+            return True
         flow = self._flow_of(session)
         if flow is not None:
             self._came_back(session, flow)

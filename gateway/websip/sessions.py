@@ -24,11 +24,10 @@ import itertools
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from gateway.identity import WebUser
-from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_dtmf_relay
 from gateway.media.webrtc.offer_restart import credentials_of, with_credentials
 from gateway.signaling import events as sig
 from gateway.signaling.errors import SignalingError
@@ -50,15 +49,14 @@ from gateway.sip.useragent.ua_events import (
     set_direction,
 )
 from gateway.websip import takeover
+from gateway.websip.digits import DigitRelay, digit_of, sent
 from gateway.websip.hold import RemoteHold
 from gateway.websip.registrar import Flow
 from gateway.websip.statuses import reason_phrase, status_for, warning_headers
 from gateway.websip.takeover import Renewals
 from gateway.websip.transfer import LibraryTransfers
 from gateway.websip.video import MidcallVideo
-from sipcore.errors import SIPError
 from sipcore.location.routing import Target
-from sipcore.syntax.message import Response
 from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
@@ -72,7 +70,6 @@ _MIRROR = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive
 _ids = itertools.count(1)
 _PROCESS = secrets.token_hex(4)  # this process's sessions' ids: not another instance's
 MAX_PENDING_CALLS = 16
-MAX_PENDING_DIGITS = 32  # the SIP party's digits waiting for their INFO to the library, per call
 QUALITY_PACKAGE = "call-quality"  # the Info-Package of the call's legs while it is up (`_quality`)
 
 
@@ -97,7 +94,10 @@ class WebSipSession:
         self._video = MidcallVideo(self, service.calls, service.spawn, self._answers)  # video mid-call
         self._hold = RemoteHold(service.spawn, self._answers)  # the SIP party's hold (hold.py)
         self._transfers = LibraryTransfers(self, service.calls, service.spawn, self._call_of_dialog)
-        self._digits: dict[str, list[sig.DtmfReceived]] = {}  # the SIP party's, waiting for their INFO
+        # the SIP party's digits, each an INFO to the library once the one before is answered (digits.py)
+        self._dtmf = DigitRelay(
+            service.spawn, lambda call_id: _ignore_gone(service.calls.hangup(self, call_id))
+        )
         self.identities: frozenset[str] = frozenset()  # its browser's instances / Contacts (flows.py)
         self._renewals = Renewals()  # re-INVITEs bringing a call taken over its new web media (takeover.py)
 
@@ -125,7 +125,7 @@ class WebSipSession:
         if self._transfers.event(call_id, event, self._answered(call_id)):
             return  # a transfer: NOTIFY to the library, or the SIP party's REFER to it (transfer.py)
         if isinstance(event, sig.DtmfReceived):
-            self._digit(call_id, event)
+            self._dtmf.digit(call_id, event, self._answered(call_id))
             return
         if isinstance(event, sig.CallQuality):
             self._quality(call_id, event)
@@ -416,19 +416,10 @@ class WebSipSession:
             self._service.session_idle(self)
 
     async def _info(self, call_id: str, content_type: str, body: bytes) -> None:
-        kind = content_type.split(";", 1)[0].strip().lower()
-        if kind not in ("application/dtmf-relay", "application/dtmf"):
-            return
-        try:
-            if kind == "application/dtmf":
-                digit, duration = body.decode().strip(), None
-            else:
-                parsed = parse_dtmf_relay(body)
-                digit, duration = parsed.digit, parsed.duration_ms
-        except (ValueError, UnicodeDecodeError) as exc:
-            logger.info("call=%s INFO with a bad DTMF body: %s", call_id, exc)
-            return
-        await _ignore_gone(self._service.calls.dtmf(self, call_id, digit, duration))
+        """The library's INFO: a digit of its own to the call core (digits.py)."""
+        digit = digit_of(call_id, content_type, body)
+        if digit is not None:
+            await _ignore_gone(self._service.calls.dtmf(self, call_id, *digit))
 
     def _quality(self, call_id: str, event: sig.CallQuality) -> None:
         """The call's legs while it is up, as an INFO of Info-Package `call-quality` (RFC 6086 §4.2.1)
@@ -438,36 +429,6 @@ class WebSipSession:
         if not isinstance(leg, IncomingCall) or QUALITY_PACKAGE not in leg.request.headers.tags("Recv-Info"):
             return
         self._service.spawn(_inform(leg, call_id, json.dumps(event.to_json(), separators=(",", ":"))))
-
-    def _digit(self, call_id: str, event: sig.DtmfReceived) -> None:
-        """The SIP party's digit: INFO to the library in the call's answered dialog, after those before."""
-        leg = self._answered(call_id)
-        queued = self._digits.get(call_id)
-        if leg is None or (queued is not None and len(queued) >= MAX_PENDING_DIGITS):
-            logger.info(
-                "call=%s DTMF %s not sent to the SIP library: no answered dialog, or too many",
-                call_id,
-                event.digit,
-            )
-        elif queued is not None:
-            queued.append(event)
-        else:
-            self._digits[call_id] = [event]
-            self._service.spawn(self._send_digits(call_id, leg))
-
-    async def _send_digits(self, call_id: str, leg: Call) -> None:
-        """The call's queued digits, each INFO once the one before is answered (in order, never crossed)."""
-        queued = self._digits[call_id]
-        try:
-            while queued:
-                digit = queued.pop(0)
-                body = format_dtmf_relay(digit.digit, digit.duration_ms)
-                if await _sent(call_id, "INFO", leg.info(DTMF_RELAY, body)) in (408, 481):
-                    # the library has no such dialog, or no longer answers: the UA ended the dialog
-                    await _ignore_gone(self._service.calls.hangup(self, call_id))
-                    return
-        finally:
-            self._digits.pop(call_id, None)
 
     async def _chat(self, call_id: str, text: str) -> None:
         """The library's MESSAGE in the call's dialog (answered 200 by the UA): to the SIP party."""
@@ -499,13 +460,35 @@ class WebSipSession:
                 logger.info("call=%s the library's ICE restart refused: %s", call_id, exc)
                 leg.reject_reinvite(488, "ICE Restart Not Possible")
                 return
+        leg.answer_reinvite(self._mirrored(call_id, offer, answer))
+        await self._told(call_id, offer)
+
+    def _mirrored(self, call_id: str, offer: str, answer: str) -> str:
+        """``answer`` to the library's ``offer`` with its direction mirrored (RFC 3264 §6.1), held while
+        the SIP party holds the call (hold.py)."""
+        return set_direction(
+            answer, self._hold.answer_direction(call_id, _MIRROR.get(_direction(offer), "sendrecv"))
+        )
+
+    async def _told(self, call_id: str, offer: str) -> None:
+        """The library's hold or resume in its ``offer``, to the call core."""
         direction = _direction(offer)
-        mirrored = self._hold.answer_direction(call_id, _MIRROR.get(direction, "sendrecv"))
-        leg.answer_reinvite(set_direction(answer, mirrored))
         if direction in ("sendonly", "inactive"):
             await _ignore_gone(self._service.calls.hold(self, call_id))
         elif direction == "sendrecv":
             await _ignore_gone(self._service.calls.resume(self, call_id))
+
+    async def renewal_answer(self, call_id: str, offer: str, renewed: str | None) -> str | None:
+        """Our answer to the library's ``offer`` in the 200 to our re-INVITE asking for it (takeover.py):
+        the new web leg's (``renewed``), or, when that could not be made, our last one (the session
+        stays as it was: the library keeps its call), mirrored, its hold or resume told."""
+        answer = (
+            self.media_renewed(call_id, offer, renewed) if renewed is not None else self._answers.get(call_id)
+        )
+        if answer is None:
+            return None
+        await self._told(call_id, offer)
+        return self._mirrored(call_id, offer, answer)
 
     async def _restarted(self, call_id: str, offer: str, answer: str) -> str:
         """``answer`` with our new ICE credentials when the library's re-offer restarts ICE (a new
@@ -547,25 +530,12 @@ async def _ignore_gone(coro: Coroutine[Any, Any, None]) -> None:
 
 async def _tell(leg: Call, call_id: str, text: str) -> None:
     """The SIP party's chat text to the library: MESSAGE in the call's dialog (RFC 3428 §4)."""
-    await _sent(call_id, "MESSAGE", leg.message(text))
+    await sent(call_id, "MESSAGE", leg.message(text))
 
 
 async def _inform(leg: Call, call_id: str, body: str) -> None:
     """The call's quality to the library that asked for it: INFO with Info-Package call-quality."""
-    await _sent(call_id, "INFO", leg.info("application/json", body, (("Info-Package", QUALITY_PACKAGE),)))
-
-
-async def _sent(call_id: str, method: str, request: Awaitable[Response]) -> int | None:
-    """Our in-dialog request to the library: its final status, None when it could not go (the dialog
-    ended meanwhile, the flow went: what it carried is lost). A refusal is only logged."""
-    try:
-        response = await request
-    except (SIPError, OSError) as exc:
-        logger.info("call=%s %s to the SIP library failed: %s", call_id, method, exc)
-        return None
-    if response.status >= 300:
-        logger.info("call=%s the SIP library refused our %s: %d", call_id, method, response.status)
-    return response.status
+    await sent(call_id, "INFO", leg.info("application/json", body, (("Info-Package", QUALITY_PACKAGE),)))
 
 
 async def _end_outgoing(leg: OutgoingCall) -> None:

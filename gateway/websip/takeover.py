@@ -116,8 +116,12 @@ async def renew_later(
             return
 
         async def answer(offer: str) -> str | None:
-            renewed = await renewals.renewed(calls, session, call_id, offer, restarts=True)
-            return None if renewed is None else session.media_renewed(call_id, offer, renewed)
+            try:
+                renewed = await renewals.renewed(calls, session, call_id, offer, restarts=True)
+            except SignalingError as exc:  # our last answer then: the library keeps its call
+                logger.info("call=%s the library's offer did not renew the media: %s", call_id, exc)
+                renewed = None
+            return await session.renewal_answer(call_id, offer, renewed)
 
         logger.info("call=%s asking the SIP library for an offer to renew the media", call_id)
         try:

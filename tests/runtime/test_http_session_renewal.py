@@ -47,3 +47,20 @@ async def test_the_calls_end_fails_it() -> None:
     with pytest.raises(Conflict, match="the call ended"):
         renewal.result()
     assert session.answer.exception() is not None  # (the first offer's, long answered in a real call)
+
+
+async def test_a_second_new_offer_while_one_waits_is_refused_and_the_first_keeps_its_answer() -> None:
+    from gateway.runtime.http_offers import _outcome
+
+    session, _ = waiting()  # a new offer of the session's waits for its answer
+    first = session.renewal
+    started: list[str] = []
+
+    async def start() -> None:
+        started.append("second")
+
+    with pytest.raises(Conflict, match="under way"):
+        await _outcome(session, start(), 1.0, "late")
+    assert started == [] and session.renewal is first  # the second never went; the first still waits
+    await session.send_event(sig.Answer("c1", "v=0 first's"))
+    assert first is not None and first.result() == "v=0 first's"

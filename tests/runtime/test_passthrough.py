@@ -204,8 +204,9 @@ async def test_a_call_to_the_web_user_passes_both_descriptions_and_trickles_with
 
 async def test_a_survivor_carries_the_signaling_on_with_the_session_unchanged() -> None:
     """Issue 34: the handover holds the browser's description and what was settled; the survivor's
-    re-INVITE offers the same session (the settled DTLS role, not actpass; the same o= version: nothing
-    changed), held if it was, and later offers go on from that o= line."""
+    re-INVITE offers the same session (the settled DTLS role, not actpass, so the o= version is raised;
+    a call to the browser, whose answer said the role already, keeps it), held if it was, and later
+    offers go on from that o= line."""
     media = PassthroughMedia("c1", Infos())
     await media.offer_to_sip(CHROMIUM)
     await media.answer_from_sip(AIORTC_ANSWER)  # aiortc is active: the browser passive
@@ -218,10 +219,20 @@ async def test_a_survivor_carries_the_signaling_on_with_the_session_unchanged() 
     refresh = await survivor.resume_sip(json.loads(json.dumps(data)))  # as Redis gives it back
     parsed = sdp.parse(refresh)
     assert parsed.media[0].setup is sdp.Setup.PASSIVE and parsed.media[0].direction is sdp.Direction.SENDONLY
-    assert origin(refresh) == origin(held)  # the same version: an unchanged session
-    assert survivor.handover() == data
+    # actpass became the browser's role: a changed description, its version raised (RFC 3264 §8)
+    assert origin(refresh) == origin(held).replace(" 3 IN", " 4 IN")
     resumed = await survivor.reoffer_to_sip(False)
-    assert origin(resumed) == origin(held).replace(" 3 IN", " 4 IN")
+    assert origin(resumed) == origin(held).replace(" 3 IN", " 5 IN")
+
+
+async def test_a_call_to_the_browser_is_taken_over_with_its_version_unchanged() -> None:
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_web(AIORTC_OFFER)
+    await media.answer_from_web(CHROMIUM_ANSWER)
+    data = media.handover()
+    assert data is not None
+    refresh = await PassthroughMedia("c1", Infos()).resume_sip(data)
+    assert origin(refresh) == origin(CHROMIUM_ANSWER)  # the browser's answer, as the SIP side has it
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ class Calls:
         self.lost = lost
         self.reattached: list[tuple[str, str]] = []
         self.resumed: list[str] = []
+        self.held: list[str] = []
 
     def web_media_lost(self, session: object, call_id: str) -> bool:
         return self.lost
@@ -41,6 +42,9 @@ class Calls:
 
     async def resume(self, session: object, call_id: str) -> None:
         self.resumed.append(call_id)
+
+    async def hold(self, session: object, call_id: str) -> None:
+        self.held.append(call_id)
 
 
 class Service:
@@ -142,6 +146,24 @@ async def test_the_session_passes_the_reattached_answer_to_the_waiting_re_invite
     assert calls.reattached == [("c", restart)]
     assert library.answered == ["v=0 from the new web leg\r\na=sendrecv\r\n"]  # the direction mirrored
     assert calls.resumed == ["c"]
+
+
+async def test_an_offer_asked_for_is_answered_mirrored_and_with_our_last_answer_when_not_renewed() -> None:
+    """Our re-INVITE asking the library for an offer: the new web leg's answer, or our last one when no
+    new leg could be made (the library keeps its call: an ACK without an answer would end it), in
+    either case with the direction mirrored and the library's hold told to the call core."""
+    s, calls = session()
+    s._answers["c"] = "v=0 last\r\na=sendrecv\r\n"  # (our last answer to the library)
+    held = "v=0 library\r\na=ice-ufrag:lib\r\na=sendonly\r\n"
+    assert await s.renewal_answer("c", held, None) == "v=0 last\r\na=recvonly\r\n"
+    assert calls.held == ["c"]
+    resumed = held.replace("sendonly", "sendrecv")
+    assert (
+        await s.renewal_answer("c", resumed, "v=0 new leg\r\na=sendrecv\r\n")
+        == "v=0 new leg\r\na=sendrecv\r\n"
+    )
+    assert calls.resumed == ["c"] and s._answers["c"] == "v=0 new leg\r\na=sendrecv\r\n"
+    assert await s.renewal_answer("other", resumed, None) is None  # no answer of ours to fall back on
 
 
 class Presence:

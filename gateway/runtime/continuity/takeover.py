@@ -259,8 +259,10 @@ class Takeovers:
         if media is None:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
-        if media.passes_through and isinstance(session, HttpSession | PeerSink | FlowSink):
-            return None  # the page's only: its reattach is relayed to the far end, theirs are not yet
+        if media.passes_through and (
+            isinstance(session, HttpSession | PeerSink | FlowSink) or machine.direct
+        ):
+            return None  # a page's only (its reattach is relayed, theirs not yet); not browser to browser
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
             if not session.renews_media or session.closed:
                 return None  # (WHIP cannot post a new offer for its resource)

@@ -9,20 +9,18 @@ In an established dialog both kinds behave alike (RFC 3261 §12, §14, §15, RFC
 either direction is answered 200 and delivered as :class:`InfoReceived`, and so is a text/plain MESSAGE
 (RFC 3428 §4: chat inside the call's dialog) as :class:`MessageReceived`, unless the call's owner's
 ``message_gate`` refuses it (486 with Retry-After: a rate limit, shown to nobody); a re-INVITE is
-delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or
-refused with :meth:`Call.reject_reinvite`); a BYE is answered 200 and ends the call. An UPDATE
-(RFC 3311, :mod:`gateway.sip.useragent.ua_update`) with an offer is delivered and answered like a re-INVITE
-(its 200 carries the answer, no ACK follows); one without is a session refresh, answered at once.
-Each call tracks its dialog's offer/answer state (:class:`~sipcore.dialogs.offer_answer.OfferAnswer`) for
-RFC 3311 §5.2's 491 and 500. PRACK (RFC 3262) is the incoming call's business (:mod:`gateway.sip.useragent.ua_reliable`). Requests we
-send in the dialog that a proxy or the far end challenges (401/407) are sent again with
-credentials, and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only
-when the challenged request went to the PBX (:mod:`gateway.sip.useragent.pbx_binding`): a far end must not
-obtain the user's PBX credentials.
+delivered as :class:`ReinviteReceived` and answered with :meth:`Call.answer_reinvite` (or refused with
+:meth:`Call.reject_reinvite`), or 491 while ours is in progress (RFC 3261 §14.2); a BYE is answered 200
+and ends the call. An UPDATE (RFC 3311, :mod:`gateway.sip.useragent.ua_update`) with an offer is
+delivered and answered like a re-INVITE (its 200 carries the answer, no ACK follows); one without is a
+session refresh. Each call tracks its dialog's offer/answer state (:class:`~sipcore.dialogs.offer_answer.OfferAnswer`)
+for RFC 3311 §5.2's 491 and 500. PRACK (RFC 3262) is the incoming call's (:mod:`gateway.sip.useragent.ua_reliable`). Requests we
+send in the dialog that a proxy or the far end challenges (401/407) are sent again with credentials,
+and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only when the challenged
+request went to the PBX (:mod:`gateway.sip.useragent.pbx_binding`): a far end must not obtain them.
 
-States are :class:`CallState`; every change goes through ``_set_state``, which logs
-``call=<Call-ID> OLD -> NEW``; a method called in a state that does not allow it raises
-:class:`CallError` naming both.
+States are :class:`CallState`; every change goes through ``_set_state``, which logs ``call=<Call-ID>
+OLD -> NEW``; a method called in a state that does not allow it raises :class:`CallError` naming both.
 """
 
 from __future__ import annotations
@@ -497,6 +495,8 @@ class Call:
             self._on_message(incoming)
         elif method == "INVITE" and (refusal := refuse_body(request, ("application/sdp",))) is not None:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 3261 §8.2.3
+        elif method == "INVITE" and self._reinvite_out:
+            incoming.respond(dialog.respond(request, 491))  # ours is in progress: glare
         elif method == "INVITE":
             self._reinvite_in = incoming
             if request.body:  # none: they ask for our offer (RFC 3261 §14.2), the answer comes in the ACK

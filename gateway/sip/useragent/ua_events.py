@@ -173,7 +173,7 @@ CallEvent = (
 TERMINAL = (Failed, Cancelled, Bye)
 
 
-_DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULTILINE)
+_DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)(?=\r?$)", re.MULTILINE)  # (the CR stays)
 _ORIGIN = re.compile(r"^(o=\S+ \S+ )(\d+)", re.MULTILINE)
 
 

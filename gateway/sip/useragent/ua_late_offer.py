@@ -57,6 +57,8 @@ async def reinvite(call: Call, answer: Callable[[str], Awaitable[str | None]]) -
                 logger.info("call=%s no answer to the offer in the 2xx: %s", call.call_id, exc)
         if made is None:
             await call._ack(dialog.ack(sent))
+            if offer:
+                call.offer_event(OaEvent.REJECTED)  # (the far end's offer went unanswered)
             return ReinviteResult(488, "Not Acceptable Here", offer)
         await call._ack(dialog.ack(sent, body=made.encode(), content_type=SDP))
         call.offer_event(OaEvent.SEND_ANSWER)
