@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
+from typing import NamedTuple
 
 import sdp
 from gateway.calls import (
@@ -79,8 +80,7 @@ class HttpOffers(BrowserRequests):
             api_key=api_key,
             renewable=renewable,
         )
-        session.fingerprints = _fingerprints(sdp)
-        session.ice_ufrag = _ufrag(sdp)
+        session.fingerprints, session.ice_ufrag = _keys(sdp)  # (one parse, on the setup path)
         self._sessions[session.id] = session
         self._http[user.id, session.public_id] = session
         try:
@@ -125,14 +125,15 @@ class HttpOffers(BrowserRequests):
         call_id = session.call_id
         if session.closed or call_id is None or call_id not in self._runtimes:
             raise Conflict(f"{taken} (finished, or no call yet)", field="session_id")
-        fingerprints = _fingerprints(sdp)
+        keys = _keys(sdp)
+        fingerprints = keys.fingerprints
         machine = self.registry.get(call_id)
         if session.renews_media and (
             machine.web_lost or (fingerprints and not fingerprints & session.fingerprints)
         ):
-            return await self._http_renew(session, call_id, sdp, fingerprints, metadata)
-        if self.passthrough(call_id) and _ufrag(sdp) not in (None, session.ice_ufrag):
-            return await self._http_relay(session, call_id, sdp, metadata)  # the far end's ICE restarts
+            return await self._http_renew(session, call_id, sdp, keys, metadata)
+        if self.passthrough(call_id) and keys.ufrag not in (None, session.ice_ufrag):
+            return await self._http_relay(session, call_id, sdp, keys, metadata)  # the far end's ICE restarts
         try:
             answer = await self.restart_web_ice(session, call_id, sdp)
         except (BadRequest, Conflict, NotFound) as exc:
@@ -143,7 +144,7 @@ class HttpOffers(BrowserRequests):
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
     async def _http_relay(
-        self, session: HttpSession, call_id: str, sdp: str, metadata: Mapping[str, JsonValue]
+        self, session: HttpSession, call_id: str, sdp: str, keys: _Keys, metadata: Mapping[str, JsonValue]
     ) -> OfferResult:
         """A pass-through call's new offer from the same RTCPeerConnection (its ICE restart): it goes to
         the far end, whose ICE session and media it is, in our re-INVITE, and the far end's answer is
@@ -151,7 +152,7 @@ class HttpOffers(BrowserRequests):
         (`renegotiation_failed`): the session goes on as it was (RFC 3261 §14.1)."""
         late = "the other side did not answer in time"
         answer = await _outcome(session, self.reoffer(session, call_id, sdp), RELAY_TIMEOUT, late)
-        session.ice_ufrag = _ufrag(sdp)
+        session.ice_ufrag = keys.ufrag
         logger.info("call=%s HTTP session %s: its new offer went to the far end", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
@@ -160,7 +161,7 @@ class HttpOffers(BrowserRequests):
         session: HttpSession,
         call_id: str,
         sdp: str,
-        fingerprints: frozenset[str],
+        keys: _Keys,
         metadata: Mapping[str, JsonValue],
     ) -> OfferResult:
         """An offer of a new RTCPeerConnection (a new DTLS fingerprint) for the session, or any offer
@@ -170,7 +171,7 @@ class HttpOffers(BrowserRequests):
         answer = await _outcome(
             session, started, RENEW_TIMEOUT, "the session's media could not be renewed in time"
         )
-        session.fingerprints, session.ice_ufrag = fingerprints, _ufrag(sdp)
+        session.fingerprints, session.ice_ufrag = keys
         logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)
 
@@ -209,28 +210,28 @@ class HttpOffers(BrowserRequests):
         self._sessions.pop(session.id, None)
 
 
-def _ufrag(offer: str) -> str | None:
-    """The ice-ufrag of an offer's first section (None when unreadable or absent)."""
+class _Keys(NamedTuple):
+    """What tells an offer's RTCPeerConnection and ICE session from the session's last ones."""
+
+    fingerprints: frozenset[str]  # of its first section, as "algorithm VALUE" (none when unreadable)
+    ufrag: str | None  # its first section's ice-ufrag
+
+
+def _keys(offer: str) -> _Keys:
+    """An offer's DTLS fingerprints and ice-ufrag, read in one parse."""
     try:
         parsed = sdp.parse(offer)
     except sdp.SdpError:
-        return None
-    ice = parsed.ice_for(0) if parsed.media else None
-    return ice.ufrag if ice is not None else None
-
-
-def _fingerprints(offer: str) -> frozenset[str]:
-    """The DTLS fingerprints of an offer's first section, as "algorithm VALUE" (none when unreadable)."""
-    try:
-        parsed = sdp.parse(offer)
-    except sdp.SdpError:
-        return frozenset()
-    dtls = parsed.dtls_for(0) if parsed.media else None
-    return (
+        return _Keys(frozenset(), None)
+    if not parsed.media:
+        return _Keys(frozenset(), None)
+    dtls, ice = parsed.dtls_for(0), parsed.ice_for(0)
+    fingerprints = (
         frozenset(f"{f.algorithm.lower()} {f.value.upper()}" for f in dtls.fingerprints)
         if dtls
         else frozenset()
     )
+    return _Keys(fingerprints, ice.ufrag if ice is not None else None)
 
 
 async def _outcome(session: HttpSession, started: Awaitable[None], timeout: float, late: str) -> str:

@@ -133,7 +133,7 @@ class WebSipSession:
         if isinstance(event, sig.Reattached) and self._renewals.answered(call_id, event.sdp):
             return
         if isinstance(event, sig.Ended):
-            self._renewals.ended(call_id)
+            self._renewals.heard(event)  # a renewal waiting for it is refused
         if isinstance(event, sig.Incoming):
             self.ringing[call_id] = (event.from_uri, event.display_name)
             # not awaited here: events come from the call's own worker, which would wait for itself

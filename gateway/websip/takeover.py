@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.signaling.errors import SignalingError
+from gateway.signaling.jsonrpc.renew import RENEW_TIMEOUT
+from gateway.signaling.jsonrpc.renew import Renewals as OfferWaits
 from gateway.signaling.service import CallService, ReattachService, WebRenewalService
 from gateway.sip.useragent.ua_adopt import AdoptedCall
 from gateway.sip.useragent.ua_calls import Call, CallError, CallState
@@ -48,7 +50,6 @@ __all__ = ["Renewals", "adopt", "handover"]
 
 logger = logging.getLogger(__name__)
 
-RENEW_TIMEOUT: Final = 15.0  # s the new web leg may take to answer the library's re-INVITE
 RENEW_WAIT: Final = 1.0  # s a library back on a flow has to renew its media itself before we ask it
 RENEW_TRIES: Final = 3  # our re-INVITEs asking for an offer, when they meet the library's (491)
 
@@ -148,11 +149,9 @@ def _still_lost(
         return False  # the call ended meanwhile
 
 
-class Renewals:
-    """The library's re-INVITEs that bring a call new web media (see the module note), per call."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[str]] = {}
+class Renewals(OfferWaits):
+    """The library's re-INVITEs that bring a call new web media (see the module note), per call: they
+    wait for the call core's answer as a JSON-RPC peer's offers do (jsonrpc/renew.py)."""
 
     async def renewed(
         self, calls: CallService, session: WebSipSession, call_id: str, offer: str, restarts: bool
@@ -160,7 +159,7 @@ class Renewals:
         """The new web leg's answer to ``offer`` when it ``restarts`` ICE and the call waits for new web
         media; None otherwise (an ordinary re-INVITE: a hold, a session refresh, whose offer keeps the
         old ICE session, which no new web leg's answer can meet). `SignalingError` when the renewal was
-        refused or did not come."""
+        refused (another under way, the call's end) or did not come."""
         if (
             not restarts
             or not isinstance(calls, WebRenewalService)
@@ -169,34 +168,6 @@ class Renewals:
             return None
         if not isinstance(calls, ReattachService):
             raise SignalingError("the call core takes no new web media")
-        if call_id in self._waiting:
-            raise SignalingError("a renewal of the call's media is under way")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting[call_id] = future
-        try:
-            await calls.reattach(session, call_id, offer)
-            async with asyncio.timeout(RENEW_TIMEOUT):
-                answer = await future
-        except TimeoutError:
-            raise SignalingError("the call's new web media did not answer in time") from None
-        finally:
-            self._waiting.pop(call_id, None)
-        if not answer:
-            raise SignalingError("the call ended before its new web media answered")
+        answer = await self.wait(call_id, calls.reattach(session, call_id, offer), RENEW_TIMEOUT)
         logger.info("call=%s the SIP library's re-INVITE renewed the call's web media", call_id)
         return answer
-
-    def waiting(self, call_id: str) -> bool:
-        return call_id in self._waiting
-
-    def answered(self, call_id: str, sdp: str) -> bool:
-        """The call core's `reattached` answer: whether a renewal waited for it."""
-        future = self._waiting.get(call_id)
-        if future is None or future.done():
-            return False
-        future.set_result(sdp)
-        return True
-
-    def ended(self, call_id: str) -> None:
-        """The call ended: a renewal waiting for it is refused."""
-        self.answered(call_id, "")

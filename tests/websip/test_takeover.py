@@ -120,8 +120,8 @@ async def test_a_call_ending_refuses_its_waiting_renewal() -> None:
     renewals = Renewals()
     waiting = asyncio.ensure_future(renewals.renewed(calls, s, "c", "v=0 offer", True))
     await asyncio.sleep(0)
-    renewals.ended("c")
-    with pytest.raises(SignalingError, match="ended"):
+    renewals.heard(sig.Ended("c", "remote_hangup", "the other side hung up"))
+    with pytest.raises(SignalingError, match="hung up"):
         await waiting
 
 

@@ -40,17 +40,23 @@ RELAY_TIMEOUT: Final = 34.0  # a pass-through call's far end: our re-INVITE's Ti
 
 
 class Renewals:
-    """The peer's offers for its calls waiting for a new web leg's answer, by call id."""
+    """The peer's offers for its calls waiting for a new web leg's answer, by call id (a SIP library's
+    re-INVITEs renewing a call taken over wait the same way: gateway/websip/takeover.py)."""
 
     def __init__(self) -> None:
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
-    def answered(self, call_id: str, sdp: str) -> None:
+    def answered(self, call_id: str, sdp: str) -> bool:
         """The new web leg's answer (the call core's `Reattached`), or the far end's to a pass-through
-        call's offer (`Answer`)."""
+        call's offer (`Answer`); whether an offer waited for it."""
         future = self._waiting.get(call_id)
-        if future is not None and not future.done():
-            future.set_result(sdp)
+        if future is None or future.done():
+            return False
+        future.set_result(sdp)
+        return True
+
+    def waiting(self, call_id: str) -> bool:
+        return call_id in self._waiting
 
     def heard(self, event: sig.Event) -> None:
         """A call event for the peer: the answer an offer waits for, its refusal, or the call's end."""
@@ -73,7 +79,7 @@ class Renewals:
         if isinstance(calls, PassthroughQuery) and calls.passthrough(call_id):
             if not isinstance(calls, ReofferService):
                 raise BadRequest("a pass-through call's offer cannot go to the far end here", field="sdp")
-            return await self._wait(call_id, calls.reoffer(session, call_id, sdp), RELAY_TIMEOUT)
+            return await self.wait(call_id, calls.reoffer(session, call_id, sdp), RELAY_TIMEOUT)
         refused: SignalingError | None = None
         if isinstance(calls, WebIceRestartService):
             try:
@@ -89,12 +95,18 @@ class Renewals:
                 "call): an offer for a call is an ICE restart or new media",
                 field="sdp",
             )
-        return await self._wait(call_id, calls.reattach(session, call_id, sdp))
+        return await self.wait(call_id, calls.reattach(session, call_id, sdp))
 
-    async def _wait(
+    async def wait(
         self, call_id: str, request: Coroutine[Any, Any, None], timeout: float = RENEW_TIMEOUT
     ) -> str:
-        """Make ``request`` and wait for the answer it brings about (`answered`, or `refused`)."""
+        """Make ``request`` and wait for the answer it brings about (`answered`, or `refused`); one offer
+        per call at a time (a second is `Conflict`: the first's answer is not its)."""
+        if call_id in self._waiting:
+            request.close()
+            raise Conflict(
+                "a new offer for the call is under way: offer again once it is answered", field="sdp"
+            )
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         try:

@@ -50,10 +50,13 @@ def instance_mapping(
     heartbeat: float = 0.5,
     lease: float = 2.0,
     extra: dict[str, Any] | None = None,
+    alice: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """gateway.yaml (as a mapping) of instance `index`: alice (1001) and bob (1002) as in the in-process
     tests, the shared session secret, Kamailio (127.0.0.1) trusted. RTP from `rtp_base + 600 * index` (200
-    ports), or without `rtp_base` from 200 ports free now in this worker's band (peers/ports.free_range)."""
+    ports), or without `rtp_base` from 200 ports free now in this worker's band (peers/ports.free_range);
+    `extra`: more sections (merged into a mapping section, a list such as `routes` as it is); `alice`: more
+    keys of alice's user entry (her API keys, her SIP password)."""
     host = HOSTS[index]
     sip_port = free_port(socket.SOCK_DGRAM, host)
     http_port = free_port(socket.SOCK_STREAM, host)
@@ -93,8 +96,9 @@ def instance_mapping(
             "lease": lease,
         },
     }
-    for section, values in (extra or {}).items():
-        mapping[section] = {**mapping.get(section, {}), **values}
+    for section, values in (extra or {}).items():  # a mapping merged into the section; a list (routes) as is
+        mapping[section] = {**mapping.get(section, {}), **values} if isinstance(values, dict) else values
+    mapping["users"][0].update(alice or {})
     return mapping
 
 

@@ -136,14 +136,14 @@ async def test_a_survivor_carries_on_an_http_api_call(tmp_path: Path) -> None:
     require_desk_phone()
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
         with running_redis(tmp_path) as server:
-            mappings = []
-            for index in range(2):
-                mapping = instance_mapping(
-                    index, server.url, rtp_base=RTP_BASE, pbx=phone.address, lease=LEASE,
-                    extra={"web_auth": {"reconnect_grace": 20}},
-                )  # fmt: skip
-                mapping["users"][0]["api_keys"] = [{"key": API_KEY, "name": "e2e"}]
-                mappings.append(mapping)
+            keys = {"api_keys": [{"key": API_KEY, "name": "e2e"}]}
+            mappings = [
+                instance_mapping(
+                    i, server.url, rtp_base=RTP_BASE, pbx=phone.address, lease=LEASE,
+                    extra={"web_auth": {"reconnect_grace": 20}}, alice=keys,
+                )
+                for i in range(2)
+            ]  # fmt: skip
             async with process_cluster(tmp_path, mappings) as (gw1, gw2), aiohttp.ClientSession() as http:
                 first = WebPeer(freq=1000)
                 try:

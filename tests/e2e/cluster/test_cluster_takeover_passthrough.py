@@ -36,14 +36,11 @@ ROUTES = [{"match": "7xxx", "media": "passthrough"}]
 async def test_a_survivor_carries_on_a_pass_through_calls_signaling(tmp_path: Path) -> None:
     async with SipWebRtcPeer(freq=440, user="7001") as peer:
         with running_redis(tmp_path) as server:
-            mappings = []
-            for index in range(2):
-                mapping = instance_mapping(
-                    index, server.url, rtp_base=RTP_BASE, pbx=peer.address, lease=LEASE,
-                    extra={"web_auth": {"reconnect_grace": 20}},
-                )  # fmt: skip
-                mapping["routes"] = ROUTES
-                mappings.append(mapping)
+            extra = {"web_auth": {"reconnect_grace": 20}, "routes": ROUTES}
+            mappings = [
+                instance_mapping(i, server.url, rtp_base=RTP_BASE, pbx=peer.address, lease=LEASE, extra=extra)
+                for i in range(2)
+            ]
             async with process_cluster(tmp_path, mappings) as (gw1, gw2):
                 first, second = WebPeer(freq=1000), WebPeer(freq=1300)
                 try:

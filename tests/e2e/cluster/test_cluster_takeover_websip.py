@@ -52,14 +52,20 @@ async def test_a_survivor_carries_on_a_sip_librarys_call(
     require_softphones()
     async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
         with running_redis(tmp_path) as server:
-            mappings = []
-            for index in range(3):
-                mapping = instance_mapping(
-                    index, server.url, rtp_base=RTP_BASE, pbx=phone.address, lease=LEASE,
-                    extra={"web_auth": {"reconnect_grace": 20}, "sip": {"websocket": {}}},
-                )  # fmt: skip
-                mapping["users"][0]["sip_auth"] = {"password": ALICE_SIP_PASSWORD}
-                mappings.append(mapping)
+            extra = {"web_auth": {"reconnect_grace": 20}, "sip": {"websocket": {}}}
+            password = {"sip_auth": {"password": ALICE_SIP_PASSWORD}}
+            mappings = [
+                instance_mapping(
+                    i,
+                    server.url,
+                    rtp_base=RTP_BASE,
+                    pbx=phone.address,
+                    lease=LEASE,
+                    extra=extra,
+                    alice=password,
+                )
+                for i in range(3)
+            ]
             async with (
                 process_cluster(tmp_path, mappings) as (gw1, gw2, gw3),
                 Front().running() as front,

@@ -185,6 +185,17 @@ async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_go
         await asyncio.wait_for(peer.ended.wait(), 10)
 
 
+def api_config(peer: SipWebRtcPeer, api_key: str, **sections: Any) -> Any:
+    """The gateway with the pass-through route to ``peer`` and alice's API key dialling 7001 by default."""
+    return gateway_config(
+        peer.address,
+        media={"rtp_ports": {"start": free_range()}},
+        routes=ROUTES,
+        alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
+        **sections,
+    )
+
+
 async def aiortc_calls_7001(alice: WebUser, media: WebPeer, peer: SipWebRtcPeer) -> str:
     """alice's aiortc page (``media`` at 1000 Hz) calls the peer (440 Hz) on the pass-through route; the
     call's id once each hears the other."""
@@ -340,12 +351,7 @@ async def test_an_http_api_clients_ice_restart_reaches_the_webrtc_sip_peer(tmp_p
     api_key = "e2e-http-passthrough-key-01234567"
     web = WebPeer(freq=1000)
     async with SipWebRtcPeer(freq=440, user="7001") as peer:
-        config = gateway_config(
-            peer.address,
-            media={"rtp_ports": {"start": free_range()}},
-            routes=ROUTES,
-            alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
-        )
+        config = api_config(peer, api_key)
         headers = {"Authorization": f"Bearer {api_key}"}
         async with running_gateway(config) as gateway, aiohttp.ClientSession(headers=headers) as http:
             url = f"{gateway.http_url}/webrtc/offer"
@@ -399,13 +405,7 @@ async def test_a_jsonrpc_peer_resumes_its_pass_through_call_on_a_new_socket(tmp_
     announce = {"peer_id": "alice-pt", "capabilities": {"incoming_calls": True}}
     first, second = WebPeer(freq=1000), WebPeer(freq=1300)
     async with SipWebRtcPeer(freq=440, user="7001") as peer:
-        config = gateway_config(
-            peer.address,
-            media={"rtp_ports": {"start": free_range()}},
-            routes=ROUTES,
-            alice_extra={"api_keys": [{"key": api_key, "default_dial": "7001"}]},
-            web_auth={"reconnect_grace": 30},
-        )
+        config = api_config(peer, api_key, web_auth={"reconnect_grace": 30})
         url = "/jsonrpc?api_key=" + api_key
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             try:
