@@ -199,9 +199,11 @@ class Result:
     to_phone: float  # MOS-LQO of the browser's speech at the phone
     to_web: float  # MOS-LQO of the phone's speech at the browser
     to_chromium: float  # MOS-LQO of the phone's speech at Chromium (NaN: not run)
+    chromium_to_phone: float  # MOS-LQO of Chromium's speech at the phone (NaN: not run)
     load: str
     lost: tuple[int, int]  # packets the relays dropped: browser leg, phone leg
     fec: bool = False  # the browser sent in-band FEC (--sender chrome and the box's answer asked for it)
+    red: bool = False  # the box's answer to Chromium kept red: Chromium sent RED around Opus
 
 
 def chrome_fec_loss(cell: Impairment) -> int:
@@ -235,31 +237,43 @@ async def one_call(box: Box, cell: Impairment, reference: Any, sender: str = "ai
         phone.close()
     return Result(
         box.name, cell.name, score(reference, phone.recording()), score(reference, browser.recording()),
-        math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost), browser.fec_used,
+        math.nan, math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost), browser.fec_used,
     )  # fmt: skip
 
 
-async def chromium_call(box: Box, cell: Impairment, reference: Any, context: Any) -> float:
-    """The phone's speech through ``box`` to a real Chromium (its leg clean, the phone's impaired)."""
-    from quality_chromium import ChromiumReceiver
+async def chromium_call(
+    box: Box, cell: Impairment, reference: Any, context: Any
+) -> tuple[float, float, bool]:
+    """A real Chromium's call through ``box``, both legs impaired as in ``one_call``: its fake microphone's
+    speech at the phone, the phone's speech as Chromium plays it, and whether the answer kept Chromium's
+    red (RFC 2198: Chromium then sends RED around Opus)."""
+    from quality_chromium import LEAD, ChromiumPeer
 
+    web_relay = await ImpairRelay(cell).start()
     phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
     phone = await Phone().start()
     phone_relay.towards(peer=phone.address)
-    receiver = ChromiumReceiver(context)
+    peer = ChromiumPeer(context)
     try:
-        answer, box_sip = await box.call(await receiver.offer(), phone_relay.b)
+        offer, web_address = point_candidates(await peer.offer(), web_relay.b)
+        web_relay.towards(peer=web_address)
+        answer, box_sip = await box.call(offer, phone_relay.b)
         phone_relay.towards(box=box_sip)
-        await receiver.accept(answer)
-        await receiver.record()
-        await phone.play(reference, phone_relay.a, TAIL)
-        heard = await receiver.stop()
+        red = "red/48000" in answer.lower()
+        answer, box_web = point_candidates(answer, web_relay.a)
+        web_relay.towards(box=box_web)
+        await peer.accept(answer)
+        await peer.record()
+        # the microphone's speech began LEAD s after offer(): the phone plays on until it is over
+        await phone.play(reference, phone_relay.a, TAIL + LEAD)
+        heard = await peer.stop()
         await box.hangup()
     finally:
-        await receiver.close()
+        await peer.close()
+        web_relay.close()
         phone_relay.close()
         phone.close()
-    return score(reference, heard)
+    return score(reference, phone.recording()), score(reference, heard), red
 
 
 def ratio(ours: float, theirs: float) -> float:
@@ -286,26 +300,29 @@ async def bench(args: argparse.Namespace) -> int:
         try:
             context = None
             if args.chromium:
-                from quality_chromium import chromium
+                from quality_chromium import capture_file, chromium
 
-                context = await stack.enter_async_context(chromium())
+                capture = capture_file(reference, 8000, workdir)
+                context = await stack.enter_async_context(chromium(capture))
             for name in names:
                 (workdir / name).mkdir()
                 await boxes[name].start(workdir / name)
             print(
-                f"{'cell':<14}{'box':>10}{'web->phone':>12}{'phone->web':>12}{'->Chromium':>12}{'lost':>10}  loadavg"
+                f"{'cell':<14}{'box':>10}{'web->phone':>12}{'phone->web':>12}{'->Chromium':>12}"
+                f"{'Chromium->':>12}{'lost':>10}  loadavg"
             )
             for run in range(args.runs):
                 for cell in cells:
                     for name in names if run % 2 == 0 else names[::-1]:
                         r = await one_call(boxes[name], cell, reference, args.sender)
                         if context is not None:
-                            heard = await chromium_call(boxes[name], cell, reference, context)
-                            r = dataclasses.replace(r, to_chromium=heard)
+                            sent, heard, red = await chromium_call(boxes[name], cell, reference, context)
+                            r = dataclasses.replace(r, to_chromium=heard, chromium_to_phone=sent, red=red)
                         results.append(r)
                         print(
                             f"{cell.name:<14}{name:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
-                            f"{'/'.join(map(str, r.lost)):>10}  [{r.load}]{' fec' if r.fec else ''}",
+                            f"{r.chromium_to_phone:>12.2f}{'/'.join(map(str, r.lost)):>10}  [{r.load}]"
+                            f"{' fec' if r.fec else ''}{' red' if r.red else ''}",
                             flush=True,
                         )
         finally:
@@ -321,12 +338,12 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"\nmedians of {args.runs} run(s); ratio ours / rtpengine (above 1 is better for us)")
     print(
         f"{'':<14}{'web -> phone (Opus -> PCMU)':^30}{'phone -> web (PCMU -> Opus)':^30}"
-        f"{'phone -> Chromium (Opus)':^30}"
+        f"{'phone -> Chromium (Opus)':^30}{'Chromium -> phone (PCMU)':^30}"
     )
-    print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 3)
+    print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 4)
     for cell in cells:
         row = f"{cell.name:<14}"
-        for key in ("to_phone", "to_web", "to_chromium"):
+        for key in ("to_phone", "to_web", "to_chromium", "chromium_to_phone"):
             ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
             row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
         print(row)

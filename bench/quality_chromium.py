@@ -1,12 +1,22 @@
-"""A real browser receiver for bench/quality_bench.py: headless Chromium (Playwright, /usr/bin/chromium).
+"""A real browser at both ends of bench/quality_bench.py's speech: headless Chromium (Playwright,
+/usr/bin/chromium) as sender and receiver.
 
-The page asks for the (fake) microphone first, so that Chromium gathers plain host candidates (with
---allow-loopback-in-peer-connection: 127.0.0.1) instead of mDNS names a box could not resolve; it offers
-Opus only (``setCodecPreferences``: the box must encode Opus from the phone's PCMU, as the aiortc column),
-waits for gathering to complete (no trickle) and returns its offer. What it receives is played by an
-``<audio>`` element (Chromium feeds a remote stream to WebAudio only while a media element plays it) and
-recorded from WebAudio at 8 kHz (an ``AudioContext`` at 8000 Hz: Chromium resamples) by a
-ScriptProcessor: the audio a user would hear, after Chromium's own jitter buffer and concealment (NetEq).
+Sender: Chromium's fake microphone plays the reference speech once (``capture_file``: 48 kHz, after
+``LEAD`` s of silence, ``--use-file-for-fake-audio-capture=...%noloop``) with the page's audio processing
+off (no echo cancellation, noise suppression or gain control, which would change the speech before it is
+encoded); Chromium encodes it as it does for any call: Opus with in-band FEC when the answer asks for it
+(``useinbandfec=1``) and its RTCP receiver reports show loss, and RFC 2198 RED around Opus when the answer
+keeps the ``red`` it offers. What a phone hears of a Chrome user's voice, then, with Chrome's own
+choices, not a model of them.
+
+Receiver: the page asks for the (fake) microphone first, so that Chromium gathers plain host candidates
+(with --allow-loopback-in-peer-connection: 127.0.0.1) instead of mDNS names a box could not resolve; it
+offers Opus (and red over Opus, as Chrome does by default: ``setCodecPreferences`` keeps only those two,
+so the box must encode Opus from the phone's PCMU, as the aiortc column), waits for gathering to complete
+(no trickle) and returns its offer. What it receives is played by an ``<audio>`` element (Chromium feeds a
+remote stream to WebAudio only while a media element plays it) and recorded from WebAudio at 8 kHz (an
+``AudioContext`` at 8000 Hz: Chromium resamples) by a ScriptProcessor: the audio a user would hear, after
+Chromium's own jitter buffer and concealment (NetEq).
 """
 
 from __future__ import annotations
@@ -15,11 +25,14 @@ import asyncio
 import base64
 import contextlib
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is the bench extra's; tests/e2e/media/test_chromium_red.py drives a page without it
+    import numpy as np
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,16 +41,18 @@ FLAGS = [
     "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
 ]  # fmt: skip
 
+LEAD = 2.0  # seconds of silence before the speech in the fake microphone: the call connects meanwhile
 PAGE = "http://localhost/quality-receiver"
 OFFER = """async () => {
-  const mic = await navigator.mediaDevices.getUserMedia({audio: true});
+  const mic = await navigator.mediaDevices.getUserMedia({audio: {
+    echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
   const pc = new RTCPeerConnection({iceServers: []});
   window.pc = pc;
   window.chunks = [];
   window.recording = false;
   const transceiver = pc.addTransceiver(mic.getAudioTracks()[0], {direction: 'sendrecv', streams: [mic]});
   transceiver.setCodecPreferences(RTCRtpReceiver.getCapabilities('audio').codecs
-    .filter((c) => c.mimeType.toLowerCase() === 'audio/opus'));
+    .filter((c) => ['audio/opus', 'audio/red'].includes(c.mimeType.toLowerCase())));
   pc.ontrack = (e) => {
     const stream = e.streams[0] || new MediaStream([e.track]);
     window.player = new Audio();
@@ -76,16 +91,33 @@ STOP = """() => {
 }"""
 
 
+def capture_file(reference: np.ndarray[Any, Any], rate: int, workdir: Path) -> Path:
+    """The fake microphone's WAV: ``LEAD`` s of silence, then ``reference`` (``rate`` Hz), at 48 kHz."""
+    import numpy as np
+
+    raw, out = workdir / "capture-8k.raw", workdir / "capture-48k.wav"
+    lead = np.zeros(int(LEAD * rate), dtype=np.int16)
+    raw.write_bytes(np.concatenate([lead, reference.astype(np.int16)]).tobytes())
+    subprocess.run(
+        ["sox", "-t", "raw", "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", str(raw),
+         "-r", "48000", "-b", "16", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    """A persistent Chromium context (a fresh profile) whose pages are the receivers."""
+async def chromium(capture: Path | None = None) -> AsyncIterator[Any]:
+    """A persistent Chromium context (a fresh profile) whose pages are the peers; its fake microphone
+    plays ``capture`` once (``capture_file``), else Chromium's beeps."""
     from playwright.async_api import async_playwright
 
+    flags = [*FLAGS, f"--use-file-for-fake-audio-capture={capture}%noloop"] if capture else FLAGS
     profile = tempfile.mkdtemp(prefix="quality-chromium-")
     try:
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=FLAGS, headless=True
+                profile, executable_path="/usr/bin/chromium", args=flags, headless=True
             )
             try:
                 yield context
@@ -95,8 +127,9 @@ async def chromium() -> AsyncIterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-class ChromiumReceiver:
-    """One call's page: ``offer()``, ``accept(answer)``, ``record()``, ``stop() -> 8 kHz int16``."""
+class ChromiumPeer:
+    """One call's page: ``offer()`` (the fake microphone starts), ``accept(answer)``, ``record()``,
+    ``stop() -> 8 kHz int16`` (what it played)."""
 
     def __init__(self, context: Any) -> None:
         self.context = context
@@ -124,6 +157,8 @@ class ChromiumReceiver:
         await self.page.evaluate("() => { window.chunks = []; window.recording = true; }")
 
     async def stop(self) -> np.ndarray[Any, Any]:
+        import numpy as np
+
         data = base64.b64decode(await self.page.evaluate(STOP))
         return np.frombuffer(data, dtype=np.int16).copy()
 

@@ -504,23 +504,22 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
     # ----------------------------------------------------------------------------------- teardown
 
     def quality(self) -> dict[str, dict[str, object]]:
-        """Per leg, what RTP and RTCP say of the call's media (call records, metrics, gateway/ops/quality.py):
-        codec, packets sent and received, lost, jitter and round-trip time (seconds, None when unknown), and
-        `remote_loss`: the fraction lost (0-1) the far end's latest RTCP report gives of what we send it."""
+        """Per leg (call records, metrics, ops/quality.py): codec, packets sent, received, lost, recovered (RFC
+        2198), jitter and RTT (seconds or None), `remote_loss`: the far end's RTCP fraction lost (0-1)."""
         stats = self.stats()
         chosen = self._chosen
         endpoint = self._sip.endpoint
-        received = endpoint.statistics if endpoint is not None else None
+        received, far = (endpoint.statistics, endpoint.far_end) if endpoint is not None else (None, None)
         sip_jitter = (
             received.jitter / received.clock_rate if received is not None and received.received else None
         )
-        far = endpoint.far_end if endpoint is not None else None
         return {
             "web": {
                 "codec": chosen.web if chosen is not None else None,
                 "packets_received": stats.web_to_sip.received,
                 "packets_sent": stats.sip_to_web.forwarded,
                 "packets_lost": stats.web_to_sip.lost,
+                "packets_recovered": stats.web_to_sip.recovered,
                 "jitter": self._web.direct_receiver.jitter_seconds(),
                 "rtt": self._web.direct_sender.rtt_seconds(),
                 "remote_loss": _ratio(self._web.direct_sender.reported_loss),
@@ -530,6 +529,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "packets_received": stats.sip_to_web.received,
                 "packets_sent": stats.web_to_sip.forwarded,
                 "packets_lost": stats.sip_to_web.lost,
+                "packets_recovered": stats.sip_to_web.recovered,
                 "jitter": sip_jitter,
                 "rtt": far.rtt if far is not None else None,
                 "remote_loss": _ratio(far.fraction_lost) if far is not None and far.reports else None,

@@ -46,6 +46,7 @@ class LegRecord:
     jitter: float | None = None  # seconds
     rtt: float | None = None  # seconds (RTCP)
     mos: float | None = None  # estimated, of what this leg received
+    packets_recovered: int = 0  # lost packets restored from the peer's RFC 2198 redundancy (RED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,10 @@ def _leg(figures: Mapping[str, object]) -> LegRecord:
         jitter_ms=jitter * 1000 if jitter is not None else None,
         rtt_ms=rtt * 1000 if rtt is not None else None,
     )
-    return LegRecord(leg.codec, leg.packets_sent, leg.packets_received, leg.packets_lost, jitter, rtt, mos)
+    return LegRecord(
+        leg.codec, leg.packets_sent, leg.packets_received, leg.packets_lost, jitter, rtt, mos,
+        number("packets_recovered"),
+    )  # fmt: skip
 
 
 class _SipLeg(Protocol):

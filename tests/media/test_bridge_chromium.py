@@ -20,6 +20,7 @@ import sdp
 from gateway.media.bridge import MediaBridge
 from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import CodecChosen, MediaConnected, MediaEvent
+from gateway.media.rtp import red
 from peers.binaries import in_ci
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, RecordingPeer, allocator
 from tests.signaling.browser import chromium_binary
@@ -105,11 +106,16 @@ async def call_chromium(page: Page, web_codecs: tuple[str, ...]) -> tuple[list[M
     )
     bridge = MediaBridge(settings, events.append)
     tocs: list[int] = []  # the first byte of each Opus payload from Chromium (RFC 6716 §3.1: its band)
+    reds: list[bool] = []  # whether each came in RED
     deliver = bridge._web._on_rtp
 
     def on_rtp(ssrc: int, sequence: int, timestamp: int, pt: int, marker: bool, payload: bytes) -> None:
-        if pt == opus_pt and payload:
-            tocs.append(payload[0])
+        # RFC 2198: Chromium sends its Opus in RED once the answer lists red before Opus (sdp/opus.py)
+        blocks = red.unpack(payload, timestamp) if pt == red_pt else None
+        primary = blocks[-1].payload if blocks else payload if pt == opus_pt else b""
+        if primary:
+            tocs.append(primary[0])
+            reds.append(pt == red_pt)
         deliver(ssrc, sequence, timestamp, pt, marker, payload)
 
     bridge._web._on_rtp = on_rtp
@@ -117,7 +123,9 @@ async def call_chromium(page: Page, web_codecs: tuple[str, ...]) -> tuple[list[M
     try:
         await phone.start()
         chromium_offer = await page.evaluate(START, WEB_TONE)
-        opus_pt = next(c.payload_type for c in sdp.parse(chromium_offer).media[0].codecs if c.name == "opus")
+        offered = sdp.parse(chromium_offer).media[0]
+        opus_pt = next(c.payload_type for c in offered.codecs if c.name == "opus")
+        red_pt = sdp.red_for_opus(offered)
         offer = sdp.parse(await bridge.offer_to_sip(chromium_offer))
         assert offer.connection is not None
         phone.remote = (offer.connection.address, offer.media[0].port)
@@ -150,6 +158,7 @@ async def call_chromium(page: Page, web_codecs: tuple[str, ...]) -> tuple[list[M
             "candidates": candidates,
             "web_answer": web_answer,
             "opus_bands": [toc >> 3 for toc in tocs],  # RFC 6716 §3.1 configurations
+            "in_red": reds,
         }
         return events, result
     finally:
@@ -181,3 +190,7 @@ async def test_chromium_opus_transcoded_to_pcmu(page: Page) -> None:
     assert "maxplaybackrate=8000" in result["web_answer"]
     bands = result["opus_bands"]
     assert len(bands) >= 80 and all(b in range(4) or b in range(16, 20) for b in bands), sorted(set(bands))
+    # and at the 32 kbit/s asked (maxaveragebitrate), in RED: Chromium's red was kept, before Opus
+    assert "maxaveragebitrate=32000" in result["web_answer"]
+    in_red = result["in_red"]
+    assert in_red.count(True) >= 0.9 * len(in_red), in_red.count(False)  # the first has nothing to repeat

@@ -6,8 +6,8 @@ its egress before SRTP, where packets are also lost. The phone gets every lost p
 its copy when the call transcodes to PCMU (one frame per slot, none concealed), passed through as plain
 Opus with its own sequence number and timestamp when the phone has Opus (the phone never sees RED).
 Without RED the same loss is only concealed. Natively (the engine's lanes unwrap RED, restore from it and
-send it: _fastlane_red.c) as on the Python path, the call staying on the engine; the answer keeps red right
-after Opus."""
+send it: _fastlane_red.c) as on the Python path, the call staying on the engine; the answer lists red just
+before Opus, so that Chrome sends it."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ async def test_a_lost_packet_is_decoded_from_the_next_ones_copy_when_transcoding
 ) -> None:
     call, egress = await _run("PCMU", red=red, engine=engine)
     try:
-        assert _answer_red(call)[:2] == ["opus", "red"]  # right after Opus, as Chrome orders it
+        # just before Opus: libwebrtc sends RED only when red comes before its send codec (sdp/opus.py)
+        assert _answer_red(call)[:2] == ["red", "opus"]
         audio = [p for p in call.phone.packets if p.payload_type == 0]
         stats = call.bridge.stats().web_to_sip
         # one 20 ms PCMU frame per slot, on the input's timeline, either way
