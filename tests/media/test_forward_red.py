@@ -86,6 +86,17 @@ def test_transcoding_decodes_the_redundant_copy_of_a_lost_frame() -> None:
     assert len(without) == len(clean) and without[12] != clean[12]  # FEC or PLC: close, not the same
 
 
+def test_two_lost_frames_the_first_from_the_fec_in_the_seconds_copy() -> None:
+    """Chrome's RED repeats whole Opus packets, in-band FEC included: when 12 and 13 are lost, 14's copy of
+    13 restores 13 and its FEC restores 12. The decoder then does just what it does when 12 alone is lost
+    without RED (12 from 13's FEC, then 13): the same output, bit for bit; without it, 12 was PLC."""
+    fec_then_13 = _transcoded({12}, wrap=False)
+    both_lost = _transcoded({12, 13}, wrap=True)
+    assert both_lost == fec_then_13
+    plc = _transcoded({12, 13}, wrap=False)  # no copy of 13: 12 is PLC, 13 the FEC in 14
+    assert len(plc) == len(both_lost) and plc[12] != both_lost[12]
+
+
 def test_the_fast_lane_is_armed_for_red_with_its_primary() -> None:
     """``lane()`` after RED: the lane takes RED (its payload type) around Opus (``red``), pass-through or
     transcoding alike, so that a call with Chrome's RED stays on the engine (_fastlane_red.c)."""

@@ -235,8 +235,9 @@ class Transcoder:
         self, frames: int, following: bytes | None = None, copies: Sequence[bytes | None] = ()
     ) -> list[bytes]:
         """Encoded output for ``frames`` lost 20 ms input frames, in order: Opus from a redundant copy of
-        the frame (``copies[i]``, RFC 2198) when there is one, else from the in-band FEC of ``following``
-        (the packet after them) for the last and libopus PLC for the others; G.711 by ITU-T G.711
+        the frame (``copies[i]``, RFC 2198) when there is one, else from the in-band FEC of the next one's
+        copy, or of ``following`` (the packet after them) for the last, libopus PLC when none carries FEC
+        (or none is there); G.711 by ITU-T G.711
         Appendix I (``g711_plc``); G.729 by its decoder's frame erasure (G.729 §4.4). Nothing when the
         source cannot be concealed."""
         if frames <= 0 or not self.conceals:
@@ -245,9 +246,13 @@ class Transcoder:
         try:
             if self._opus is not None:
                 opus = self._opus
+                # a frame's FEC is in the packet after the gap for the last one, else in the next one's copy
+                fec = [
+                    *(copies[i + 1] if i + 1 < len(copies) else None for i in range(frames - 1)),
+                    following,
+                ]
                 pcm = b"".join(
-                    (self._copy(opus, copies[i]) if i < len(copies) else b"")
-                    or opus.conceal(samples, following if i == frames - 1 else None)
+                    (self._copy(opus, copies[i]) if i < len(copies) else b"") or opus.conceal(samples, fec[i])
                     for i in range(frames)
                 )
             elif self._g729 is not None:

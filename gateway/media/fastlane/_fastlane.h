@@ -445,6 +445,7 @@ int red_restore(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const u
                 const RedBlock *blocks, int count, int *octets);
 void red_keep(Lane *lane, const uint8_t *payload, const RedBlock *blocks, int count);
 int red_conceal(Lane *lane, uint32_t ts);
+const uint8_t *red_copy(const Lane *lane, uint32_t ts, int *len);
 void red_forget(Lane *lane);
 int lane_emit(Engine *e, Core *c, int which, Lane *lane, int marker, int seq, uint32_t ts, const uint8_t *payload,
               int len, int *octets);

@@ -384,8 +384,12 @@ int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, cons
         uint32_t ticks_in = (uint32_t)(lane->frame_ticks * lane->in_rate / lane->out_rate);
         for (int i = 0; i < frames; i++) {
             if (lane->codec_in == CODEC_OPUS) {
-                if (!red_conceal(lane, ts - (uint32_t)(frames - i) * ticks_in) &&
-                    !conceal_opus(lane, i == frames - 1 && len > 0 ? payload : NULL, len))
+                uint32_t lost_ts = ts - (uint32_t)(frames - i) * ticks_in;
+                /* its FEC: in the packet after the gap for the last frame, else in the next frame's RED copy */
+                int next_len = len;
+                const uint8_t *next = i == frames - 1 ? (len > 0 ? payload : NULL)
+                                                      : red_copy(lane, lost_ts + ticks_in, &next_len);
+                if (!red_conceal(lane, lost_ts) && !conceal_opus(lane, next, next_len))
                     break;
             } else {
                 if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)

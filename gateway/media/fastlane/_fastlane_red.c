@@ -8,7 +8,8 @@
    restore go out first, each with its own sequence number and timestamp (red_restore: the k-th newest block
    is packet seq - k, as MediaPath._restore); the far end never sees RED. Transcoding: the redundant blocks
    are kept by timestamp (red_keep) and a gap the reorder ring gives up is filled from them before in-band
-   FEC or PLC (red_conceal, called by decode_in_order). Restored packets count in Tally.recovered.
+   FEC or PLC (red_conceal, called by decode_in_order); a lost frame without a copy takes the in-band FEC of
+   the next one's (red_copy). Restored packets count in Tally.recovered.
 
    Out (``red_out``, towards the browser while aiortc_direct's red_active): each audio payload the lane
    sends goes out in RED with the previous one as its redundant block (lane_emit; red.pack's layout). */
@@ -135,6 +136,20 @@ int red_conceal(Lane *lane, uint32_t ts) {
         return 1;
     }
     return 0;
+}
+
+/* The redundant copy kept of the frame stamped ``ts`` (input clock), left in place, and its length; NULL when
+   there is none. A lost frame's copy carries the frame before it in its in-band FEC (Chrome's RED repeats
+   whole Opus packets): decode_in_order takes it for that one when it has no copy of its own. */
+const uint8_t *red_copy(const Lane *lane, uint32_t ts, int *len) {
+    if (lane->copies == NULL)
+        return NULL;
+    for (int k = 0; k < RED_COPIES; k++)
+        if (lane->copies[k].len > 0 && lane->copies[k].ts == ts) {
+            *len = lane->copies[k].len;
+            return lane->copies[k].data;
+        }
+    return NULL;
 }
 
 /* Another source or codec: no copy of it applies, and no previous payload goes out as redundancy. */

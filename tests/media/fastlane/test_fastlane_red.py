@@ -7,6 +7,7 @@ a crash or a word to Python, RED around another payload type left to Python, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import time
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 import pylibsrtp
 import pytest
 
-from gateway.media.fastlane.native import SIP_TO_WEB, STATS_RFC3550, WEB_TO_SIP
+from gateway.media.fastlane.native import CODECS, SIP_TO_WEB, STATS_RFC3550, WEB_TO_SIP, load_codecs
 from gateway.media.rtp.red import RedBlock, pack, unpack
+from tests.media.codecs.test_concealment import opus_packets
 from tests.media.fastlane.test_fastlane_engine import KEY, Linked, RtpPacketView, open_link, receive, settle
 from tests.media.fastlane.test_fastpath import require_fast_lane
 
@@ -204,3 +206,43 @@ async def test_bad_red_arguments_raise(red_link: Red) -> None:
         native.red_previous(SIP_TO_WEB, 0, b"x" * 1024)
     assert not native.armed(WEB_TO_SIP)
     await asyncio.sleep(0)
+
+
+async def _transcoded_red(r: Red, packets: tuple[bytes, ...], drop: set[int], copies: bool) -> list[bytes]:
+    """``packets`` (Opus with in-band FEC) in RED through a browser -> phone lane transcoding to PCMU, those
+    in ``drop`` lost, each with the previous one as its copy when ``copies``; the PCMU the phone gets."""
+    native = r.linked.link.native
+    assert native.arm(
+        WEB_TO_SIP, r.browser.getsockname(), r.phone.getsockname(), SSRC, RED_PT, 0, 0, 0, 48000, 8000, 0,
+        time.monotonic(), CODECS["opus"], CODECS["pcmu"], -1, 3 * 160, 160, STATS_RFC3550, 48000, None, -1,
+        OPUS_PT, -1,
+    )  # fmt: skip
+    for seq, packet in enumerate(packets):
+        if seq not in drop:
+            previous = [RedBlock(OPUS_PT, FRAME * (seq - 1), packets[seq - 1])] if seq and copies else []
+            send(r, red_packet(seq, pack(RedBlock(OPUS_PT, FRAME * seq, packet), previous)))
+    heard = [RtpPacketView(await receive(r.phone)).payload for _ in range(len(packets) - 1)]
+    native.disarm(WEB_TO_SIP)
+    return heard
+
+
+async def test_two_lost_frames_the_first_from_the_fec_in_the_seconds_copy(red_link: Red) -> None:
+    """Chrome's RED repeats whole Opus packets, in-band FEC included: with 12 and 13 lost, 14's copy of 13
+    restores 13 and that copy's FEC restores 12. The decoder then does what it does when 12 alone is lost
+    and 13 has no copy of it (12 from 13's FEC, then 13): the same PCMU, bit for bit (forward.py alike)."""
+    if "opus>pcmu" not in load_codecs():
+        pytest.fail("the engine cannot transcode Opus -> PCMU (libopus not found)")
+    packets = opus_packets(30)
+    both_lost = await _transcoded_red(red_link, packets, {12, 13}, copies=True)
+    red_link.phone.settimeout(0.3)
+    with contextlib.suppress(TimeoutError):
+        while True:  # the last frame of the first run
+            red_link.phone.recv(2048)
+    red_link.phone.settimeout(2.0)
+    async with open_link() as linked:  # a fresh lane and decoder, and the browser's SRTP from the start
+        red_link.linked = linked
+        red_link.srtp_out = pylibsrtp.Session(
+            pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        )
+        one_lost = await _transcoded_red(red_link, packets, {12}, copies=False)
+    assert both_lost == one_lost
