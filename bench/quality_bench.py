@@ -259,7 +259,7 @@ async def chromium_call(
         web_relay.towards(peer=web_address)
         answer, box_sip = await box.call(offer, phone_relay.b)
         phone_relay.towards(box=box_sip)
-        red = "red/48000" in answer.lower()
+        red = _red_before_opus(answer)
         answer, box_web = point_candidates(answer, web_relay.a)
         web_relay.towards(box=box_web)
         await peer.accept(answer)
@@ -274,6 +274,15 @@ async def chromium_call(
         phone_relay.close()
         phone.close()
     return score(reference, phone.recording()), score(reference, heard), red
+
+
+def _red_before_opus(answer: str) -> bool:
+    """Whether Chromium sends RED on this answer: red listed before Opus (libwebrtc's rule, sdp/opus.py)."""
+    import sdp
+
+    audio = next((m for m in sdp.parse(answer).media if m.media == "audio"), None)
+    names = [c.name.lower() for c in audio.codecs] if audio is not None else []
+    return "red" in names and "opus" in names and names.index("red") < names.index("opus")
 
 
 def ratio(ours: float, theirs: float) -> float:

@@ -64,6 +64,10 @@ class ClientNetwork:
             self._ip("addr", "add", f"{self.host_ip}/24", "dev", self._host_iface)
             self._ip("link", "set", self._host_iface, "up")
             self._ip("addr", "add", f"{self.address}/24", "dev", self._peer_iface, inside=True)
+            # no IPv6 link-local address: it would come after duplicate address detection, a second or two
+            # after "up", and Chromium takes that for a network change (a page loading then fails with
+            # ERR_NETWORK_CHANGED); the client's only network change is move()'s
+            self._ip("link", "set", self._peer_iface, "addrgenmode", "none", inside=True)
             self._ip("link", "set", self._peer_iface, "up", inside=True)
         except BaseException:
             self._delete()

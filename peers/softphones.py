@@ -314,7 +314,8 @@ class Softphone:
 
     async def ice(self) -> dict[str, Any]:
         """The call's ICE: ``local`` and ``remote`` ufrags (the remote one is the gateway's), ``state``
-        (the connection state) and ``pair`` (the selected pair's local candidate, "address:port")."""
+        (the connection state), ``pair`` (the selected pair's local candidate, "address:port"),
+        ``remoteAudio`` and ``remoteSdp`` (the gateway's last description: its m=audio line, all of it)."""
         found: dict[str, Any] = await self.page.evaluate("softphone.ice()")
         return found
 

@@ -55,9 +55,11 @@ def with_opus_playback_rate(media: MediaDescription, rate: int) -> MediaDescript
     if not 8000 <= rate <= 48000:
         raise ValueError(f"an Opus playback rate is 8000-48000 Hz (RFC 7587 §6.1), got {rate!r}")
     wanted = [f"{name}={rate}" for name in OPUS_HINTS]
-    if rate <= 16000:
-        wanted.append(f"maxaveragebitrate={NARROWBAND_BITRATE}")
-    return _with_opus_parameters(media, (*OPUS_HINTS, "maxaveragebitrate"), wanted)
+    if rate > 16000:
+        return _with_opus_parameters(media, OPUS_HINTS, wanted)
+    return _with_opus_parameters(
+        media, (*OPUS_HINTS, "maxaveragebitrate"), [*wanted, f"maxaveragebitrate={NARROWBAND_BITRATE}"]
+    )
 
 
 def with_opus_fec(media: MediaDescription, *, dtx: bool = False) -> MediaDescription:

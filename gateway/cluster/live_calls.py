@@ -71,7 +71,11 @@ def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
     """The record of one call of a dead instance from its last written snapshot (None if unreadable)."""
     try:
         fields: dict[str, Any] = json.loads(line)
-        legs = {name: LegRecord(**figures) for name, figures in (fields.pop("legs", None) or {}).items()}
+        known = {f.name for f in dataclasses.fields(LegRecord)}  # a newer instance's fields left out
+        legs = {
+            name: LegRecord(**{k: v for k, v in figures.items() if k in known})
+            for name, figures in (fields.pop("legs", None) or {}).items()
+        }
         for name in ("sip_call_ids", "recording"):  # tuples, lists in JSON
             fields[name] = tuple(fields.get(name) or ())
         record = CallRecord(**fields, legs=legs)

@@ -285,9 +285,10 @@ class MidCallOffers(BridgeFields):
         ours = self._web_answer
         if ours is None:  # we offered the call: our offer, with the DTLS role the browser's answer settled
             local = self._web.local
-            assert local is not None
+            assert local is not None  # as the browser had it: Opus's fmtp and red before Opus (sdp/opus.py)
             role = "passive" if dtls is not None and dtls.setup is sdp.Setup.ACTIVE else "active"
-            ours = sdp.write(self._for_browser(local)).replace("a=setup:actpass", f"a=setup:{role}")
+            given = self._for_browser(self._web.given_to_browser(local))
+            ours = sdp.write(given).replace("a=setup:actpass", f"a=setup:{role}")
         self._web_answer = offer_restart.with_credentials(ours, fragment.ice)
         logger.info("call=%s the browser's re-offer restarts ICE: restarted in place", self._call)
         return self._web_answer

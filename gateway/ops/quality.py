@@ -128,7 +128,10 @@ class LegTracker:
     def interval(self, figures: Mapping[str, object]) -> tuple[int, int] | None:
         """(received, lost) since the last sample from the cumulative counters; None when none came."""
         received = int(_number(figures, "packets_received") or 0)
-        lost = max(0, int(_number(figures, "packets_lost") or 0))
+        # a packet restored from the peer's RFC 2198 redundancy cost the listener nothing
+        lost = max(
+            0, int(_number(figures, "packets_lost") or 0) - int(_number(figures, "packets_recovered") or 0)
+        )
         before, self._counts = self._counts, (received, lost)
         got, missed = (received, lost) if before is None else (received - before[0], lost - before[1])
         if got <= 0:  # none, or the counters started again (a new stream): the next interval counts from here

@@ -138,7 +138,7 @@ def _leg(figures: Mapping[str, object]) -> LegRecord:
     mos = estimate_mos(
         leg.codec,
         received=leg.packets_received,
-        lost=leg.packets_lost,
+        lost=max(0, leg.packets_lost - number("packets_recovered")),  # RED's restored cost nothing
         jitter_ms=jitter * 1000 if jitter is not None else None,
         rtt_ms=rtt * 1000 if rtt is not None else None,
     )

@@ -490,7 +490,8 @@
       }
     },
     // The call's ICE now: the ufrags of its local and remote descriptions (the remote one is the
-    // gateway's), its connection state, and the selected pair's local candidate ("address:port").
+    // gateway's), its connection state, the selected pair's local candidate ("address:port"), and the
+    // remote description (the gateway's last one) with its m=audio line.
     async ice() {
       const pc = peerConnection();
       if (!pc) return null;
@@ -503,7 +504,9 @@
         const candidate = pair && stats.get(pair.localCandidateId);
         if (candidate) local = `${candidate.address}:${candidate.port}`;
       });
-      return { local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription), state: pc.connectionState, pair: local };
+      const audio = (d) => { const m = d ? /^m=audio .*$/m.exec(d.sdp) : null; return m ? m[0].trim() : null; };
+      return { local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription), state: pc.connectionState, pair: local,
+               remoteAudio: audio(pc.remoteDescription), remoteSdp: pc.remoteDescription ? pc.remoteDescription.sdp : null };
     },
     // The m-lines of the session's local and remote descriptions: [{kind, port}] each.
     mLines() {

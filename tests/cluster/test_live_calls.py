@@ -46,6 +46,16 @@ def test_a_lost_record_is_read_back_whole() -> None:
     assert lost_record("not json", 1010.0, "b") is None
 
 
+def test_a_newer_instances_leg_figures_are_read_without_the_ones_this_one_does_not_know() -> None:
+    """A rolling upgrade: a snapshot written by a newer instance may carry leg figures this one has no
+    field for; the record is still read (they are left out), not dropped as unreadable."""
+    record = live_record("c2", 1000.0)
+    line = record_json(record).replace('"packets_recovered":0', '"packets_recovered":0,"from_the_future":7')
+    assert "from_the_future" in line
+    lost = lost_record(line, 1010.0, "b")
+    assert lost is not None and lost.legs == record.legs
+
+
 async def test_a_survivor_records_a_dead_instances_calls_once(tmp_path: Path) -> None:
     with running_redis(tmp_path) as redis:
         a, b, c = (ClusterNode(settings(redis.url, name)) for name in "abc")

@@ -97,6 +97,23 @@ def test_two_lost_frames_the_first_from_the_fec_in_the_seconds_copy() -> None:
     assert len(plc) == len(both_lost) and plc[12] != both_lost[12]
 
 
+def test_a_copy_that_does_not_decode_leaves_its_frame_to_plc_and_the_gap_concealed() -> None:
+    """13's copy in 14 is garbage: 13 and 12 (whose FEC would have come from it) are concealed by PLC,
+    one frame per slot, and the call goes on; before the FEC came from copies, 12 was PLC anyway."""
+    packets = list(opus_packets(30))
+    path = _path(PCMU)
+    out: list[bytes] = []
+    for i in range(30):
+        if i in (12, 13):
+            continue
+        if i == 14:
+            payload = pack(RedBlock(111, 960 * 14, packets[14]), [RedBlock(111, 960 * 13, bytes([0xFF]) * 3)])
+        else:
+            payload = _red(tuple(packets), i)
+        out += [p.payload for p in path.feed(9, 500 + i, 960 * i, 63, False, payload, 0.02 * i)[0]]
+    assert len(out) == 30 and all(len(p) == 160 for p in out)
+
+
 def test_the_fast_lane_is_armed_for_red_with_its_primary() -> None:
     """``lane()`` after RED: the lane takes RED (its payload type) around Opus (``red``), pass-through or
     transcoding alike, so that a call with Chrome's RED stays on the engine (_fastlane_red.c)."""

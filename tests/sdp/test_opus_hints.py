@@ -93,6 +93,9 @@ def test_a_wideband_hint_asks_no_bit_rate() -> None:
     assert opus.parameters == {
         "minptime": "10", "useinbandfec": "1", "maxplaybackrate": "24000", "sprop-maxcapturerate": "24000",
     }  # fmt: skip
+    capped = audio(CHROME_AUDIO.replace("useinbandfec=1", "useinbandfec=1;maxaveragebitrate=20000"))
+    kept = next(c for c in sdp.with_opus_playback_rate(capped, 24000).codecs if c.name == "opus")
+    assert kept.parameters["maxaveragebitrate"] == "20000"  # one already there stays
 
 
 def test_every_opus_payload_type_gets_the_hints() -> None:

@@ -252,7 +252,8 @@ class Transcoder:
                     following,
                 ]
                 pcm = b"".join(
-                    (self._copy(opus, copies[i]) if i < len(copies) else b"") or opus.conceal(samples, fec[i])
+                    (self._copy(opus, copies[i]) if i < len(copies) else b"")
+                    or self._fec(opus, samples, fec[i])
                     for i in range(frames)
                 )
             elif self._g729 is not None:
@@ -266,6 +267,17 @@ class Transcoder:
             self.errors += 1
             logger.debug("concealing %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
+
+    def _fec(self, opus: OpusDecoder, samples: int, following: bytes | None) -> bytes:
+        """A lost frame from ``following``'s in-band FEC; libopus's PLC when that packet does not decode (a
+        malformed redundant copy), so that one bad copy does not cost the whole gap its concealment."""
+        try:
+            return opus.conceal(samples, following)
+        except OpusDecodeError:
+            if following is None:
+                raise
+            self.errors += 1
+            return opus.conceal(samples, None)
 
     def _copy(self, opus: OpusDecoder, payload: bytes | None) -> bytes:
         """A lost frame decoded from its redundant copy; nothing (concealed then) when it is not Opus."""

@@ -389,7 +389,8 @@ int decode_in_order(Engine *e, Core *c, int which, Lane *lane, uint32_t ts, cons
                 int next_len = len;
                 const uint8_t *next = i == frames - 1 ? (len > 0 ? payload : NULL)
                                                       : red_copy(lane, lost_ts + ticks_in, &next_len);
-                if (!red_conceal(lane, lost_ts) && !conceal_opus(lane, next, next_len))
+                if (!red_conceal(lane, lost_ts) && !conceal_opus(lane, next, next_len) &&
+                    (next == NULL || !conceal_opus(lane, NULL, 0))) /* a copy that does not decode: PLC */
                     break;
             } else {
                 if (PCM_CAPACITY - lane->pcm_len < PCM_FRAME)

@@ -2,7 +2,9 @@
 
 ``capabilities`` turns the gateway's codecs into aiortc's capabilities, in order. RFC 2198 redundancy
 (``audio/red`` over Opus, registered with aiortc by ``aiortc_hooks.register_red``) goes right after Opus,
-as Chrome orders it, when ``media.opus_red`` allows it (``RED_MODES``) and, answering, when the browser
+as Chrome orders it (aiortc's own order, so that aiortc never takes red for its send codec; the
+description the browser gets lists it before Opus, ``sdp.with_opus_red``), when ``media.opus_red`` allows it
+(``RED_MODES``) and, answering, when the browser
 offers red over Opus (its fmtp names Opus payload types: ``sdp.red_for_opus``). An aiortc peer offers a
 bare ``red`` (no fmtp) it cannot decode: it never gets red in our answer, and our offer's red in its
 answer (without fmtp) never makes us send RED (``negotiated_red``).

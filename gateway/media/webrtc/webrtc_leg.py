@@ -283,7 +283,7 @@ class WebRtcLeg:
         result = web_sdp.without_empty_end(offer)
         if video is not None and video.transceiver.direction == "inactive":
             result = web_sdp.reject_mid(result, video.transceiver.mid)
-        return self._with_fec(result)
+        return self.given_to_browser(result)
 
     async def accept_reanswer(self, answer: sdp.SessionDescription) -> None:
         """The browser's answer to ``reoffer``: an m-line it turned down reaches aiortc inactive; its
@@ -341,7 +341,7 @@ class WebRtcLeg:
         self._start_mdns(pruned)
         if self.video is not None and self._state is WebLegState.CONNECTED:
             self.video.connected = with_video  # the browser's new offer added or dropped its video
-        ours = self._with_fec(web_sdp.restore_answer(pruned, local))
+        ours = self.given_to_browser(web_sdp.restore_answer(pruned, local))
         self._sender.red_payload_type = web_codecs.negotiated_red(ours, self._options.opus_red)
         return ours
 
@@ -363,7 +363,7 @@ class WebRtcLeg:
             self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
         offer = await self._pc.createOffer()
         await self._gather(offer)
-        return self._with_fec(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
+        return self.given_to_browser(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
 
     async def _gather(self, description: RTCSessionDescription) -> None:
         """setLocalDescription, which opens the ICE sockets: no descriptor left (EMFILE), no free port pair
@@ -567,7 +567,7 @@ class WebRtcLeg:
         description = self._pc.localDescription
         return None if description is None else sdp.parse(description.sdp)
 
-    def _with_fec(self, description: sdp.SessionDescription) -> sdp.SessionDescription:
+    def given_to_browser(self, description: sdp.SessionDescription) -> sdp.SessionDescription:
         """What the browser gets: ``useinbandfec=1`` (and ``usedtx=1`` when configured) on each Opus
         payload type (RFC 7587 §6.1; aiortc writes no Opus fmtp): we decode its in-band FEC, so libwebrtc
         protects its packets once our receiver reports show loss."""

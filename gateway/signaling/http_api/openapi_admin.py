@@ -235,6 +235,10 @@ def _leg() -> dict[str, Any]:
             "packets_sent": {"type": "integer"},
             "packets_received": {"type": "integer"},
             "packets_lost": {"type": "integer"},
+            "packets_recovered": {
+                "type": "integer",
+                "description": "of those lost, restored from RFC 2198 RED",
+            },
             "jitter": {**number, "description": "seconds"},
             "rtt": {**number, "description": "seconds (RTCP)"},
             "mos": {**number, "description": "estimated (ITU-T G.107 E-model)"},

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import sdp
 from gateway.app import Gateway
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -41,6 +42,13 @@ async def _restarts_in_place(softphone: Softphone, gateway: Gateway) -> None:
     after = await softphone.ice()
     assert after["remote"] != before["remote"], (before, after)  # the gateway's new credentials
     assert after["local"] != before["local"], (before, after)  # the library's own restart
+    # the restart's answer says what every answer says (sdp/opus.py): red before Opus (so that Chromium goes
+    # on sending RED), in-band FEC asked, for the calls the library offered and those the gateway offered
+    audio = sdp.parse(after["remoteSdp"]).media[0]
+    names = [c.name.lower() for c in audio.codecs]
+    if "opus" in names:
+        assert names.index("red") < names.index("opus"), after["remoteAudio"]
+        assert next(c for c in audio.codecs if c.name.lower() == "opus").parameters.get("useinbandfec") == "1"
 
     async def pair() -> str | None:
         now = await softphone.ice()
