@@ -824,7 +824,14 @@ export class Call extends EventTarget {
   // `offline`): restart ICE, or take the call back when that cannot be done.
   _networkChanged() {
     if (!["connected", "held"].includes(this.state) || !this.client.connected) return;
-    this.restartIce().catch((error) => {
+    // The socket may have gone with the old network (no FIN comes): checked first. An offer sent into a
+    // dead socket would wait for an answer that never comes, and the renegotiation under way would keep
+    // every check of the socket off meanwhile: the call stuck "connected" without audio. A dead socket
+    // is replaced (_checkLink) and the reconnect takes the call back.
+    this.client._checkLink().then((alive) => {
+      if (!alive || !["connected", "held"].includes(this.state)) return undefined;
+      return this.restartIce();
+    }).catch((error) => {
       // the socket went meanwhile: the reconnect takes the call back, no error to show
       if (this.state === "reconnecting" || error.code === "network") return;
       emit(this, "error", new GatewayError("media", error.message, null, this.id));
