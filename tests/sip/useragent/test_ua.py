@@ -342,7 +342,7 @@ async def test_digest_on_invite_info_and_bye_keeps_cseq_in_step() -> None:
             ("BYE", 5, False),
             ("BYE", 6, True),
         ]
-        assert uas.acks == [2]
+        assert set(uas.acks) == {2}  # as often as the 200 came (one retransmission under load)
     finally:
         await uas.close()
 
@@ -356,7 +356,9 @@ async def test_digest_reinvite_is_acked_with_its_cseq() -> None:
             assert (await call.hold()).ok
             await call.bye()
         assert [s[:2] for s in uas.seen][2:4] == [("INVITE", 3), ("INVITE", 4)]
-        assert uas.acks == [2, 4]
+        # each 2xx is ACKed with its INVITE's CSeq (a 200 retransmitted under load is ACKed again: RFC
+        # 3261 §13.2.2.4), never the challenged one's
+        assert sorted(set(uas.acks)) == [2, 4] and uas.acks.index(4) > uas.acks.index(2)
     finally:
         await uas.close()
 
