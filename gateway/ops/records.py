@@ -126,6 +126,7 @@ def _leg(figures: Mapping[str, object]) -> LegRecord:
         return round(float(value), 6) if isinstance(value, int | float) else None
 
     codec = figures.get("codec")
+    recovered = number("packets_recovered")
     leg = LegRecord(
         codec if isinstance(codec, str) else None,
         number("packets_sent"),
@@ -138,13 +139,12 @@ def _leg(figures: Mapping[str, object]) -> LegRecord:
     mos = estimate_mos(
         leg.codec,
         received=leg.packets_received,
-        lost=max(0, leg.packets_lost - number("packets_recovered")),  # RED's restored cost nothing
+        lost=max(0, leg.packets_lost - recovered),  # restored from RED: they cost the listener nothing
         jitter_ms=jitter * 1000 if jitter is not None else None,
         rtt_ms=rtt * 1000 if rtt is not None else None,
     )
     return LegRecord(
-        leg.codec, leg.packets_sent, leg.packets_received, leg.packets_lost, jitter, rtt, mos,
-        number("packets_recovered"),
+        leg.codec, leg.packets_sent, leg.packets_received, leg.packets_lost, jitter, rtt, mos, recovered,
     )  # fmt: skip
 
 

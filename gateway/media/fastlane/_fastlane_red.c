@@ -95,6 +95,16 @@ int red_restore(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const u
     return sent;
 }
 
+/* The redundant copy kept of the frame stamped ``ts`` (input clock), NULL when there is none. */
+static RedCopy *find_copy(const Lane *lane, uint32_t ts) {
+    if (lane->copies == NULL)
+        return NULL;
+    for (int k = 0; k < RED_COPIES; k++)
+        if (lane->copies[k].len > 0 && lane->copies[k].ts == ts)
+            return &lane->copies[k];
+    return NULL;
+}
+
 /* Transcoding: the redundant blocks of a packet, kept by timestamp for a gap before it (a copy of the same
    timestamp replaced, else the oldest). */
 void red_keep(Lane *lane, const uint8_t *payload, const RedBlock *blocks, int count) {
@@ -104,10 +114,7 @@ void red_keep(Lane *lane, const uint8_t *payload, const RedBlock *blocks, int co
         const RedBlock *b = &blocks[i];
         if (!usable(b, &blocks[count - 1]) || b->len > RED_MAX_BLOCK)
             continue;
-        RedCopy *slot = NULL;
-        for (int k = 0; k < RED_COPIES && slot == NULL; k++)
-            if (lane->copies[k].len > 0 && lane->copies[k].ts == b->ts)
-                slot = &lane->copies[k];
+        RedCopy *slot = find_copy(lane, b->ts);
         if (slot == NULL) {
             slot = &lane->copies[lane->copies_next];
             lane->copies_next = (lane->copies_next + 1) % RED_COPIES;
@@ -123,33 +130,27 @@ void red_keep(Lane *lane, const uint8_t *payload, const RedBlock *blocks, int co
 int red_conceal(Lane *lane, uint32_t ts) {
     if (lane->copies == NULL || lane->codec_in != CODEC_OPUS || PCM_CAPACITY - lane->pcm_len < PCM_FRAME)
         return 0;
-    for (int k = 0; k < RED_COPIES; k++) {
-        RedCopy *copy = &lane->copies[k];
-        if (copy->len <= 0 || copy->ts != ts)
-            continue;
-        int got = opus.decode(lane->decoder, copy->data, copy->len, lane->pcm + lane->pcm_len, PCM_FRAME, 0);
-        copy->len = 0;
-        if (got != PCM_FRAME)
-            return 0;
-        lane->pcm_len += PCM_FRAME;
-        lane->tally.recovered++;
-        return 1;
-    }
-    return 0;
+    RedCopy *copy = find_copy(lane, ts);
+    if (copy == NULL)
+        return 0;
+    int got = opus.decode(lane->decoder, copy->data, copy->len, lane->pcm + lane->pcm_len, PCM_FRAME, 0);
+    copy->len = 0;
+    if (got != PCM_FRAME)
+        return 0;
+    lane->pcm_len += PCM_FRAME;
+    lane->tally.recovered++;
+    return 1;
 }
 
 /* The redundant copy kept of the frame stamped ``ts`` (input clock), left in place, and its length; NULL when
    there is none. A lost frame's copy carries the frame before it in its in-band FEC (Chrome's RED repeats
    whole Opus packets): decode_in_order takes it for that one when it has no copy of its own. */
 const uint8_t *red_copy(const Lane *lane, uint32_t ts, int *len) {
-    if (lane->copies == NULL)
+    const RedCopy *copy = find_copy(lane, ts);
+    if (copy == NULL)
         return NULL;
-    for (int k = 0; k < RED_COPIES; k++)
-        if (lane->copies[k].len > 0 && lane->copies[k].ts == ts) {
-            *len = lane->copies[k].len;
-            return lane->copies[k].data;
-        }
-    return NULL;
+    *len = copy->len;
+    return copy->data;
 }
 
 /* Another source or codec: no copy of it applies, and no previous payload goes out as redundancy. */
