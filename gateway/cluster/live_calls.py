@@ -22,6 +22,13 @@ same pipeline when it changed. A survivor that claims a dead instance's calls fi
 handover to `take_over` (the driver: the call is carried on here, its SIP party re-INVITEd to this
 instance); only the calls it could not carry on are recorded as lost.
 
+Every field of both hashes is sealed (`value;HMAC` over the instance, the field and the value, under a
+key derived from `cluster.secret`: gateway/cluster/signing.py): a field without a valid seal is ignored
+and logged once, so whoever can write to Redis cannot make a survivor re-INVITE a party of its choosing,
+hand a call to a login of its choosing or write a call record it made up (docs/deploy.md, "Redis is not
+trusted"). An entry of an instance from before the seals is ignored alike: its calls are not carried on
+(upgrade in one go, or drain first).
+
 Before it acts on a dead instance's hash, the survivor looks whether that instance still accepts a
 connection at its advertised HTTP address (written in the hash as `_http`): one that does lost its lease
 but not its life (cut off from Redis), and its calls are left to it, neither carried on nor recorded.
@@ -45,6 +52,7 @@ from typing import Any, Final
 
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode, text
+from gateway.cluster.signing import HANDOVER, LIVE
 from gateway.ops.records import CallRecord, LegRecord
 
 logger = logging.getLogger(__name__)
@@ -149,16 +157,19 @@ class LiveCallLedger:
         handed = {call_id: line for call_id, line in self._handovers().items() if call_id in now}
         handed_changed = {k: v for k, v in handed.items() if self._handed.get(k) != v}
         unhanded = [call_id for call_id in self._handed if call_id not in handed]
+        # with where this instance answers, for a survivor's look before it acts (_alive)
+        fields = {SEEN: seen, HTTP: node.settings.advertise.http, **changed}
+        sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
+        sealed_handovers = {name: self._seal(HANDOVER, name, value) for name, value in handed_changed.items()}
 
         async def sync(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
-            # with where this instance answers, for a survivor's look before it acts (_alive)
-            pipe.hset(self.key, mapping={SEEN: seen, HTTP: node.settings.advertise.http, **changed})
+            pipe.hset(self.key, mapping=sealed)
             if gone:
                 pipe.hdel(self.key, *gone)
             pipe.expire(self.key, KEEP_SECONDS)
-            if handed_changed:
-                pipe.hset(self.handover_key, mapping=handed_changed)
+            if sealed_handovers:
+                pipe.hset(self.handover_key, mapping=sealed_handovers)
             if unhanded:
                 pipe.hdel(self.handover_key, *unhanded)
             if handed_changed or unhanded:
@@ -171,6 +182,22 @@ class LiveCallLedger:
         self._written = now
         self._handed = handed
         await self.record_dead()
+
+    def _seal(self, purpose: str, name: str, value: str) -> str:
+        """A field of this instance's hashes as written: `value;HMAC(instance, field, value)`."""
+        return self._node.signer.seal(purpose, value, self._node.id, name)
+
+    def _unseal(self, purpose: str, instance_id: str, key: str, hashed: dict[Any, Any]) -> dict[str, str]:
+        """The fields of a hash read back whose seal is good (the others logged once, left out)."""
+        signer, opened = self._node.signer, {}
+        for raw_name, raw_value in hashed.items():
+            name = text(raw_name)
+            value = signer.unseal(
+                purpose, text(raw_value), f"{key} {name}", f"a {purpose}", instance_id, name
+            )
+            if value is not None:
+                opened[name] = value
+        return opened
 
     async def leave(self) -> None:
         """A clean exit: every call has ended and been recorded here."""
@@ -237,7 +264,7 @@ class LiveCallLedger:
         if not entries:
             await node.run("release a claim", lambda c: c.delete(claim, handover_key))
             return
-        fields = {text(k): text(v) for k, v in entries.items()}
+        fields = self._unseal(LIVE, instance_id, key, entries)
         http = fields.pop(HTTP, None)
         if instance_id != node.id and http is not None and await _alive(http):
             logger.warning(
@@ -250,7 +277,9 @@ class LiveCallLedger:
             seen = float(fields.pop(SEEN, "0"))
         except ValueError:
             seen = 0.0
-        carried = await self._carry_on(instance_id, {text(k): text(v) for k, v in handovers.items()}, fields)
+        carried = await self._carry_on(
+            instance_id, self._unseal(HANDOVER, instance_id, handover_key, handovers), fields
+        )
         for call_id, line in sorted(fields.items()):
             if call_id in carried:
                 continue

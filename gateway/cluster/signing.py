@@ -10,7 +10,11 @@ another):
   the id and every field: a fake instance written into Redis is never forwarded to nor redirected to;
 - a session's owner (`{prefix}http:{session id}` = `<instance id>;<mac>`), over the session id and the
   owner: a request for a session is never sent to an instance Redis merely names;
-- a token revocation (`{prefix}revoked:{family}` and its pub/sub message), over the family and its end.
+- a token revocation (`{prefix}revoked:{family}` and its pub/sub message), over the family and its end;
+- each field of an instance's live calls (`{prefix}live:{instance}`: a call's record, the last heartbeat,
+  the HTTP address) and each handover (`{prefix}handover:{instance}`), over the instance, the field and
+  the value: a survivor never carries on a call Redis made up (a re-INVITE to a party of its choosing, a
+  call handed to a login of its choosing) nor writes a made-up call record (gateway/cluster/live_calls.py).
 
 A record whose MAC is missing or wrong is ignored (as if absent) and logged once per key at WARNING.
 The threat model is in docs/deploy.md, "Redis is not trusted".
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 INSTANCE: Final = "instance"
 OWNER: Final = "owner"
 REVOCATION: Final = "revocation"
+LIVE: Final = "live call"
+HANDOVER: Final = "handover"
 MAX_WARNED: Final = 1024  # distinct bad records logged (then silently ignored: no log flooding)
 
 

@@ -1,6 +1,7 @@
 """The live-call ledger against a real Redis (issue 36 item 3): a dead instance's calls are recorded once,
 by one survivor, ended at the dead instance's last heartbeat; a clean exit leaves nothing; an instance
-restarted under its id records its own calls of before; an unreadable entry is skipped."""
+restarted under its id records its own calls of before; an unreadable entry is skipped; an entry or a
+handover without its instance's seal is neither recorded nor carried on (issue 34)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from gateway.cluster import ClusterNode
 from gateway.cluster.live_calls import FIGURES_EVERY, INSTANCE_LOST, LiveCallLedger, lost_record, record_json
+from gateway.cluster.signing import HANDOVER, LIVE
 from gateway.ops.records import CallRecord, LegRecord
 from peers.redis import running_redis
 from tests.cluster.test_cluster_state import settings
@@ -101,8 +103,10 @@ async def test_an_instance_restarted_under_its_id_records_its_own_calls(tmp_path
         a = ClusterNode(settings(redis.url, "a"))
         calls = [live_record("c1", 1000.0)]
         LiveCallLedger(a, lambda: calls, lambda r: None)  # not added: written by hand below
-        await a.redis.hset("gw:live:a", mapping={"_seen": "1005.5", "c1": record_json(calls[0])})
-        await a.redis.hset("gw:live:a", "bad", "{not json")
+        entries = {"_seen": "1005.5", "c1": record_json(calls[0]), "bad": "{not json"}
+        await a.redis.hset(
+            "gw:live:a", mapping={k: a.signer.seal(LIVE, v, "a", k) for k, v in entries.items()}
+        )
         again = ClusterNode(settings(redis.url, "a"))
         written: list[CallRecord] = []
         ledger = LiveCallLedger(again, lambda: [], written.append)
@@ -128,7 +132,8 @@ async def test_media_figures_alone_are_written_every_few_heartbeats(tmp_path: Pa
             await ledger.refresh()  # beat 1: new, written
 
             async def stored() -> CallRecord | None:
-                return lost_record(str(await node.redis.hget("gw:live:a", "c1")), 0.0, "x")
+                sealed = str(await node.redis.hget("gw:live:a", "c1"))
+                return lost_record(str(node.signer.unseal(LIVE, sealed, "k", "x", "a", "c1")), 0.0, "x")
 
             first = await stored()
             more = LegRecord("PCMU", 500, 499, 1, 0.002, 0.01, 4.3)
@@ -177,10 +182,13 @@ async def test_a_survivor_carries_on_the_calls_with_a_handover_and_records_the_r
             await node.start()
         try:
             await asyncio.sleep(0.5)
-            assert await a.redis.hgetall("gw:handover:a") == handovers["a"]
+            sealed = {k: a.signer.seal(HANDOVER, v, "a", k) for k, v in handovers["a"].items()}
+            assert await a.redis.hgetall("gw:handover:a") == sealed
             handovers["a"] = {"c1": '{"one": 2}', "c3": '{"three": 3}'}  # changed: written again
             await a.beat()
-            assert await a.redis.hget("gw:handover:a", "c1") == '{"one": 2}'
+            assert await a.redis.hget("gw:handover:a", "c1") == a.signer.seal(
+                HANDOVER, '{"one": 2}', "a", "c1"
+            )
             assert a._task is not None
             a._task.cancel()  # a dies
             for _ in range(100):
@@ -231,3 +239,55 @@ async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls
             await b.close()
             await a.close()
             listening.close()
+
+
+async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tmp_path: Path) -> None:
+    """Redis is not trusted (docs/deploy.md): a dead instance's hash holding call records and handovers
+    written by something other than that instance (unsealed, sealed for another instance, call or
+    purpose, or under another secret) is neither carried on nor recorded; only the sealed calls are, and
+    each bad field is counted as rejected."""
+    with running_redis(tmp_path) as redis:
+        b = ClusterNode(settings(redis.url, "b"))
+        stranger = ClusterNode(settings(redis.url, "x", secret="another-cluster-secret-0123"))
+        offered: list[tuple[str, str]] = []
+
+        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
+            offered.append((call_id, line))
+            return True
+
+        written: list[CallRecord] = []
+        ledger = LiveCallLedger(b, list, written.append, dict, take_over)
+        seal = b.signer.seal
+        good, kept = record_json(live_record("good", 1000.0)), record_json(live_record("kept", 1000.0))
+        made_up = record_json(live_record("forged", 1000.0))
+        await b.redis.hset(
+            "gw:live:a",
+            mapping={
+                "_seen": seal(LIVE, "1005.5", "a", "_seen"),
+                "good": seal(LIVE, good, "a", "good"),
+                "kept": seal(LIVE, kept, "a", "kept"),  # its handover is forged: recorded as lost
+                "plain": made_up,  # no seal at all
+                "moved": seal(LIVE, made_up, "z", "moved"),  # sealed by instance z, copied here
+                "renamed": seal(LIVE, made_up, "a", "other"),  # sealed for another call
+                "foreign": stranger.signer.seal(LIVE, made_up, "a", "foreign"),  # under another secret
+            },
+        )
+        await b.redis.hset(
+            "gw:handover:a",
+            mapping={
+                "good": seal(HANDOVER, '{"good": 1}', "a", "good"),
+                "kept": '{"to": "mallory"}',  # no seal
+                "plain": seal(LIVE, '{"to": "mallory"}', "a", "plain"),  # a record's seal: another purpose
+            },
+        )
+        await b.redis.sadd("gw:live-instances", "a")
+        try:
+            await ledger.record_dead()
+            await ledger.wait_claims()
+            assert offered == [("good", '{"good": 1}')]
+            assert [(r.call_id, r.end_time) for r in written] == [("kept", 1005.5)]
+            assert b.signer.rejected == 6  # plain, moved, renamed, foreign; kept's and plain's handovers
+            assert not await b.redis.exists("gw:live:a", "gw:handover:a")
+        finally:
+            await b.close()
+            await stranger.close()
