@@ -36,11 +36,12 @@ from gateway.config.cluster import ClusterSection
 from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.ops.records import CallRecord, record_of
-from gateway.signaling.cluster_http import ClusterHttp
+from gateway.signaling.cluster_http import ClusterHttp, RelayMark
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY
 from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.revocation import FileRevocations
 from gateway.signaling.service import OfferService
+from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
 from gateway.sip import UASettings, UserAgent
 from gateway.websip.registrar import identities_of
@@ -98,6 +99,8 @@ class ClusterWiring:
         self.throttle_store: RedisLoginThrottle | None = None
         self.presence_channel: PresenceChannel | None = None
         self.sip_flows: SessionOwners | None = None  # attach_web_sip
+        # the signed mark of the sockets this instance relays to another and of those relayed here
+        self.relay_mark = RelayMark(self.node.id, settings.secret.reveal().encode("utf-8"))
         self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
@@ -191,6 +194,7 @@ class ClusterWiring:
         web_sip.on_held = held
         endpoint.relay_to = self.sip_relay_to
         endpoint.relay_path = path
+        endpoint.sockets.relay_marks = self.relay_mark
 
     async def sip_relay_to(self, first: bytes, unreachable: str | None = None) -> str | None:
         """The base URL of the live instance holding the calls of the browser whose flow's first message
@@ -238,6 +242,7 @@ class ClusterWiring:
         (presence_channel.py) and publishes this one's; a page's login whose calls wait on another
         instance is relayed there (ws/relay.py)."""
         app[CONTEXT_KEY] = dataclasses.replace(app[CONTEXT_KEY], relay_to=self.relay_to)
+        app[SOCKETS_KEY].relay_marks = self.relay_mark  # /ws and /jsonrpc (and rooms: never relayed)
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
         self._rpc_detached = app[RPC_KEY].detached

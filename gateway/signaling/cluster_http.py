@@ -38,6 +38,7 @@ from typing import Final, Protocol
 import aiohttp
 from aiohttp import web
 
+from gateway.logs import RateLimit
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
 from gateway.signaling.http_api.offer_protocol import CONTROL_ACTIONS
@@ -46,6 +47,8 @@ from gateway.signaling.service import session_key
 logger = logging.getLogger(__name__)
 
 FORWARDED: Final = "X-Gateway-Forwarded"
+RELAYED: Final = "X-Gateway-Relayed"  # a WebSocket upgrade one instance relays to another (RelayMark)
+_RELAY_USER: Final = "relayed socket"  # the mark's user field: no user id (config/users.py), no forward's
 USER: Final = "X-Gateway-User"
 # the client's credentials: never forwarded (the forward asserts the user instead)
 _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", USER.lower()})
@@ -105,6 +108,41 @@ def verify(
         return None
     expected = sign(secret, instance, method, path, int(stamp), user, body)
     return instance if hmac.compare_digest(expected.encode(), header.encode("utf-8", "replace")) else None
+
+
+@dataclass
+class RelayMark:
+    """The mark on a WebSocket upgrade that one instance relays to another (gateway/signaling/ws/relay.py:
+    a page's, a JSON-RPC client's or a SIP library's new socket carried on to the instance holding its
+    calls): `X-Gateway-Relayed`, the `sign` of the relaying instance, GET and the path (in the user's
+    place a name no user id can have, so that a mark never passes for a forward's signature; the socket
+    authenticates itself there). The owner serves a marked upgrade while it drains (the socket
+    comes for calls it still holds), counts it against none of its caps (the relaying instance did) and
+    never relays it again (gateway/signaling/session_loop.py). A bad or stale mark makes it an ordinary
+    upgrade, and is logged."""
+
+    instance_id: str
+    secret: bytes = field(repr=False)
+    clock: Callable[[], float] = time.time
+    refused: int = 0  # marks that did not verify
+    _warnings: RateLimit = field(default_factory=RateLimit, repr=False)  # a flood of bad marks
+
+    def stamp(self, path: str) -> dict[str, str]:
+        return {RELAYED: sign(self.secret, self.instance_id, "GET", path, self.clock(), _RELAY_USER)}
+
+    def relayed(self, request: web.Request) -> bool:
+        header = request.headers.get(RELAYED)
+        if header is None:
+            return False
+        if verify(self.secret, header, request.method, request.path, self.clock(), _RELAY_USER) is not None:
+            return True
+        self.refused += 1
+        if self._warnings.allow(logger, logging.WARNING):
+            logger.warning(
+                "a WebSocket upgrade from %s to %s has a bad or stale %s mark: served as any other",
+                request.remote, request.path, RELAYED,
+            )  # fmt: skip
+        return False
 
 
 @dataclass

@@ -82,6 +82,8 @@ class SocketRegistry:
         self._idle: dict[web.WebSocketResponse, IdleCheck] = {}  # how to tell each socket has no call
         self.draining = False  # no new socket (503): the instance is being restarted
         self.closed_draining = 0  # sockets closed with 1012
+        # a cluster (gateway/cluster/wiring.py): the marks of sockets relayed between its instances
+        self.relay_marks: RelayMarks | None = None
 
     def await_login(self, ip: str, delta: int) -> None:
         self.awaiting_login += delta
@@ -216,6 +218,11 @@ class SessionSocket:
         self._lanes: dict[str, asyncio.Task[None]] = {}  # each lane's latest request
         self.is_authenticated = False  # SIP: a digest succeeded on this flow (`authenticated`)
         self.uncount: Callable[[], None] = lambda: None  # the loop's: leave the awaiting-login caps
+        # a cluster: another instance relayed this socket here (a signed mark, RelayMarks): served
+        # here, never relayed again
+        self.relayed = False
+        # a cluster: the signed mark this instance puts on a relay of this socket to ``path`` elsewhere
+        self.relay_stamp: Callable[[str], Mapping[str, str]] | None = None
 
     def authenticated(self) -> None:
         """A SIP digest succeeded on this flow (the transport says so): the authentication deadline is
@@ -374,6 +381,19 @@ def origin_refusal(request: web.Request, allowed: OriginPolicy) -> web.Response 
     )
 
 
+class RelayMarks(Protocol):
+    """How the instances of a cluster mark the WebSocket upgrades they relay to each other
+    (gateway/signaling/cluster_http.py ``RelayMark``)."""
+
+    def stamp(self, path: str) -> Mapping[str, str]:
+        """The headers of a relay's upgrade to ``path``."""
+        ...
+
+    def relayed(self, request: web.Request) -> bool:
+        """Whether ``request`` is an upgrade another instance relayed (its mark valid)."""
+        ...
+
+
 def draining_refusal() -> web.Response:
     """503 for a WebSocket upgrade while the gateway drains: HAProxy retries it on another instance
     (deploy/haproxy.cfg: retry-on 503, redispatch)."""
@@ -381,11 +401,20 @@ def draining_refusal() -> web.Response:
 
 
 def upgrade_refusal(
-    sockets: SocketRegistry, limits: SignalingLimits, rules: SessionRules, ip: str, counted: bool
+    sockets: SocketRegistry,
+    limits: SignalingLimits,
+    rules: SessionRules,
+    ip: str,
+    counted: bool,
+    relayed: bool = False,
 ) -> web.Response | None:
     """503 while draining; 429 past a cap (per address first: one host's flood, then in all) for a
     socket the caps count (`counted`: it awaits a login; SIP flows: all, then those not authenticated);
-    else None."""
+    else None. A socket another instance `relayed` here is refused neither: it comes for the calls this
+    instance holds (a draining one too, until it has handed them over), and the instance it reached
+    counted it against its own caps."""
+    if relayed:
+        return None
     if sockets.draining:
         return draining_refusal()
     if not counted:
@@ -422,7 +451,10 @@ async def serve(
     """The upgrade (after the caller's own checks: Origin, credentials), then the socket's whole life.
     `counted`: the caps count this socket (it awaits a login; a SIP flow always)."""
     ip = request.remote or ""
-    refusal = upgrade_refusal(sockets, limits, rules, ip, counted)
+    marks = sockets.relay_marks
+    relayed = marks is not None and marks.relayed(request)
+    counted = counted and not relayed
+    refusal = upgrade_refusal(sockets, limits, rules, ip, counted, relayed)
     if refusal is not None:
         return refusal
     factor = HARD_SIZE_FACTOR if rules.answers_too_large else 1
@@ -435,8 +467,15 @@ async def serve(
         logger.info("bad %s WebSocket handshake from %s: %s", rules.what, ip, type(exc).__name__)
         return web.Response(status=400, text="bad WebSocket handshake")
     socket = SessionSocket(ws, request, limits, rules, monotonic)
+    socket.relayed = relayed
+    socket.relay_stamp = marks.stamp if marks is not None else None
     dialect = open_dialect(socket)
-    sockets.track(ws, dialect.idle)
+
+    def idle(busy: Busy) -> bool:
+        # relayed, it comes for calls held here: a drain keeps it until it has logged in (or its deadline)
+        return (dialect.logged_in or not relayed) and dialect.idle(busy)
+
+    sockets.track(ws, idle)
     if rules.flows:
         sockets.count_flow(ip, 1)
     if counted:

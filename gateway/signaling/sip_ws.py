@@ -199,7 +199,9 @@ class SipWsEndpoint:
             rules=self.rules,
             sockets=self.sockets,
             limits=self.limits,
-            open_dialect=lambda socket: SipFlowDialect(flows, peername, socket, relay_to, path),
+            open_dialect=lambda socket: SipFlowDialect(
+                flows, peername, socket, None if socket.relayed else relay_to, path
+            ),
             monotonic=self._monotonic,
         )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.signaling.cluster_http import MAX_SKEW, sign, verify
+from types import SimpleNamespace
+from typing import Any
+
+from gateway.signaling.cluster_http import MAX_SKEW, RELAYED, RelayMark, sign, verify
 
 SECRET = b"unit-cluster-secret-0123"
 
@@ -35,6 +38,31 @@ def test_a_signature_binds_the_asserted_user_and_the_body() -> None:
     # fields cannot be shifted into one another (length-prefixed)
     shifted = sign(SECRET, "gw1", "POST", "/webrtc/close", 1_700_000_000, "alic", b"")
     assert verify(SECRET, shifted, "POST", "/webrtc/close", now, "alice", b"") is None
+
+
+def upgrade(path: str, headers: dict[str, str]) -> Any:
+    """What RelayMark reads of an upgrade request."""
+    return SimpleNamespace(headers=headers, method="GET", path=path, remote="192.0.2.9")
+
+
+def test_a_relay_mark_binds_the_path_the_secret_and_the_time_and_is_no_forward() -> None:
+    """The mark one instance puts on a socket it relays (issue 34): valid for its path and under the
+    cluster's secret, for MAX_SKEW seconds; it never passes for a forwarded request's signature (of no
+    user, or of any user)."""
+    now = 1_700_000_000.0
+    mark = RelayMark("gw1", SECRET, clock=lambda: now)
+    stamp = mark.stamp("/sip")
+    assert mark.relayed(upgrade("/sip", stamp))
+    assert not mark.relayed(upgrade("/ws", stamp))  # another path
+    assert not RelayMark("gw2", b"another-secret-of-16+", clock=lambda: now).relayed(upgrade("/sip", stamp))
+    later = RelayMark("gw2", SECRET, clock=lambda: now + MAX_SKEW + 1)
+    assert not later.relayed(upgrade("/sip", stamp))  # stale: a replay after 30 s
+    assert not mark.relayed(upgrade("/sip", {}))  # no mark: an ordinary upgrade, not counted as bad
+    assert not mark.relayed(upgrade("/sip", {RELAYED: "gw1;1700000000;00"}))
+    assert mark.refused == 2  # the other path and the malformed one (the others: their own checkers)
+    assert verify(SECRET, stamp[RELAYED], "GET", "/sip", now) is None  # not a forward's signature
+    assert verify(SECRET, sign(SECRET, "gw1", "GET", "/sip", now), "GET", "/sip", now) == "gw1"
+    assert not mark.relayed(upgrade("/sip", {RELAYED: sign(SECRET, "gw1", "GET", "/sip", now)}))
 
 
 async def test_a_draining_instance_hands_its_calls_over_signed() -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,9 @@ import gateway.signaling.session_loop
 import gateway.signaling.sip_ws
 from gateway.app import Gateway
 from gateway.config.schema import SipWebSocket
+from gateway.signaling.cluster_http import RelayMark
 from gateway.signaling.limits import SignalingLimits
+from gateway.signaling.session_loop import SOCKETS_KEY
 from tests.e2e.harness import gateway_config, running_gateway
 
 WRONG = {"user": "alice", "secret": "not-her-secret"}
@@ -92,6 +95,7 @@ PATHS = [
     Path("sip", lambda n: "/sip", login=False, protocols=("sip",)),
 ]
 LOGIN_PATHS = [p for p in PATHS if p.login]
+RELAYED_PATHS = [p for p in PATHS if p.name != "rooms"]  # a room's sockets are never relayed
 TOO_LARGE = {"ws": "too_large", "rooms": "too_large", "jsonrpc": -32007}
 RATE_LIMITED = {"ws": "rate_limited", "rooms": "rate_limited", "jsonrpc": -32005}
 
@@ -266,6 +270,52 @@ async def test_draining_closes_1012_and_refuses_503(path: Path, monkeypatch: pyt
         code, _ = await until_closed(ws)
         assert code == 1012
         assert await refused_status(http, gw, path, 1) == 503
+
+
+@pytest.mark.parametrize("path", RELAYED_PATHS, ids=lambda p: p.name)
+async def test_a_draining_instance_still_takes_a_socket_another_instance_relays(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 34: a page's, JSON-RPC client's or SIP library's new socket that reached another instance of a
+    cluster is relayed to the one holding its calls, with a mark signed with the cluster secret
+    (X-Gateway-Relayed). That one serves it even while it drains (until now a library whose socket
+    dropped during a drain never reached its call again: 503), counts it against none of its caps (the
+    relaying instance did) and does not close it as idle before it has logged in. Without a mark, or with
+    a forged, stale or misplaced one: 503, as any new socket."""
+    limits = {"max_awaiting_login_per_ip": 1, "max_sip_flows_per_ip": 1, "login_timeout": 10.0}
+    async with small_gateway(monkeypatch, **limits) as gw, session() as http:
+        secret = b"unit-cluster-secret-0123"
+        mark = RelayMark("gw2", secret)
+        assert gw.http is not None and gw.sip_ws_endpoint is not None
+        registries = [gw.http._app[SOCKETS_KEY], gw.sip_ws_endpoint.sockets]
+        for registry in registries:
+            registry.relay_marks = mark
+        gw.drain()
+        await asyncio.sleep(0.5)  # the drain's first sweeps
+        assert await refused_status(http, gw, path) == 503
+        bad = [
+            RelayMark("gw2", b"another-cluster-secret-01").stamp(path.path(0)),
+            RelayMark("gw2", secret, clock=lambda: time.time() - 60).stamp(path.path(0)),
+            mark.stamp("/elsewhere"),
+        ]
+        for headers in bad:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(path.url(gw, 0), protocols=path.protocols, headers=headers)
+            assert refused.value.status == 503
+        assert mark.refused == 3
+        # two from one address, past its cap of one; kept through the drain's sweeps (0.2 s apart)
+        relayed = [
+            await http.ws_connect(
+                path.url(gw, n), protocols=path.protocols, headers=mark.stamp(path.path(n)), autoclose=False
+            )
+            for n in range(2)
+        ]
+        await asyncio.sleep(0.7)
+        for n, ws in enumerate(relayed):
+            await ws.send_str(path.ping(n))
+            reply = await ws.receive(timeout=5)
+            assert reply.type is aiohttp.WSMsgType.TEXT, reply
+            await ws.close()
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)

@@ -91,7 +91,7 @@ class RpcDialect:
             await self._relay.send(data)
             return
         # a lone announce of a fresh peer may be carried on as it is, if the peer waits elsewhere
-        relayable = self.peer.fresh and _lone_announce(data)
+        relayable = self.peer.fresh and not self._socket.relayed and _lone_announce(data)
         self._announcing = data if relayable else None
         self.peer.relay = self.relay if relayable else None
         if not self.peer.sends_with(self._send):

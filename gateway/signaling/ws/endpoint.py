@@ -72,7 +72,7 @@ class JsonDialect:
         if self._relay is not None:
             await self._relay.send(data)
             return
-        if self.connection.state is ConnectionState.AWAITING_LOGIN:
+        if self.connection.state is ConnectionState.AWAITING_LOGIN and not self._socket.relayed:
             target = await relay_target(self._context, data)
             tried: set[str] = set()
             while target is not None and target not in tried:

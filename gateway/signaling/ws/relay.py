@@ -10,7 +10,10 @@ message both ways unchanged. The owner authenticates the page itself (the token)
 the page's `reattach` makes the new web leg there (its ICE candidates are the owner's addresses, which
 the browser reaches directly, as for any call). The page's Origin goes on with it, and its address in
 X-Forwarded-For (which the owner believes of a source in its `http.trusted_proxies`); no credential of
-this instance's. An owner that cannot be reached is dead: the login goes to the survivor that takes its
+this instance's, but a mark signed with the cluster secret (`X-Gateway-Relayed`,
+gateway/signaling/cluster_http.py `RelayMark`): the owner serves a marked socket even while it drains
+(its calls are there until it hands them over), counts it against none of its caps (this instance did),
+and never relays it again. An owner that cannot be reached is dead: the login goes to the survivor that takes its
 calls over (gateway/runtime/continuity/takeover.py), or is served here when there is none. An owner that
 refuses the upgrade (its connection limits) lives: the page's socket is closed with 1013 (Try Again
 Later), and the page reconnects, as it does after any close but 4010.
@@ -84,6 +87,7 @@ class WsRelay:
     ) -> None:
         self._socket = socket
         self._protocols = protocols  # the subprotocol the owner's endpoint wants (`sip`: RFC 7118)
+        self._path = path
         self._url = base_url.replace("http", "ws", 1).rstrip("/") + path  # (logged: no credentials)
         self._query = "?" + urlencode(query) if query else ""
         self._headers = dict(headers or {})
@@ -100,6 +104,8 @@ class WsRelay:
             headers["Origin"] = origin
         chain = self._socket.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{chain}, {self._socket.remote}" if chain else self._socket.remote
+        if self._socket.relay_stamp is not None:  # signed: the owner serves it even while it drains
+            headers.update(self._socket.relay_stamp(self._path))
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
             self._ws = await self._http.ws_connect(

@@ -141,3 +141,53 @@ async def test_a_library_back_on_another_instance_keeps_its_call(library: Librar
         assert ended["originator"] == "remote", ended
         await phone.wait_for("state", call=number, state="DISCONNECTED")
         await wait_until(lambda: gw1.driver.calls == 0)
+
+
+async def test_a_library_back_on_another_instance_reaches_its_call_on_a_draining_one(tmp_path: Path) -> None:
+    """A drain keeps SIP library calls where they are (the library's session cannot be handed over) until
+    they end. Before, a library whose socket dropped meanwhile came back on another instance, was relayed
+    to the draining one and refused there (503, like any new socket): its call waited for a flow that
+    never came, then BYE. The relay's signed mark (X-Gateway-Relayed) now lets the draining instance take
+    the socket for the call it holds: the REGISTER moves the call to the relayed flow, the library hears
+    the phone again and the phone's BYE reaches it."""
+    require_desk_phone()
+    require_softphones()
+    async with (
+        cluster(tmp_path, 3, fronts=True, **SIP_WEBSOCKET) as c,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        Front().running() as front,
+        chromium_page() as page,
+        Softphone(page, "jssip", origin=front.url) as softphone,
+    ):
+        gw1, gw2, _ = c.gateways
+        assert gw1.web_sip is not None and gw2.web_sip is not None
+        front.target = http_address(gw1)
+        await softphone.start(
+            front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
+        )
+        await softphone.wait_for("registered")
+        await wait_until(lambda: online(gw1, "alice"))
+        number = await phone.call(c.edge.aor("1001"))
+        await softphone.wait_for("incoming", timeout=15)
+        await softphone.answer()
+        await softphone.wait_for("confirmed")
+        await softphone.hears(440)
+
+        gw1.drain()
+        await wait_until(lambda: gw1.ops.draining)
+        await asyncio.sleep(0.5)  # the drain's sweeps: the call's flow is kept, its call goes on
+        assert gw1.driver.calls == 1
+        front.target = http_address(gw2)
+        await softphone.drop_socket()
+        await softphone.wait_for("disconnected")
+        await softphone.wait_for("registered", timeout=20)
+        assert front.connections[-1] == http_address(gw2), front.connections
+        await wait_until(lambda: len(gw1.web_sip.lost) == 0, timeout=5)  # the relayed flow took the call
+        assert len(gw2.web_sip.registrar) == 0, "gw2 took the REGISTER instead of relaying it"
+        await asyncio.sleep(1.0)  # more sweeps: the relayed flow carries the call, it stays
+        assert not phone.seen("state", call=number, state="DISCONNECTED")
+        await softphone.hears(440)
+
+        await phone.hangup(number)
+        ended = await softphone.wait_for("ended", timeout=15)
+        assert ended["originator"] == "remote", ended

@@ -17,7 +17,7 @@ from peers.ports import free_port
 
 def page_socket() -> Any:
     """What the relay reads of the page's socket (an in-memory stand-in)."""
-    return SimpleNamespace(headers={"Origin": "http://127.0.0.1"}, remote="192.0.2.7")
+    return SimpleNamespace(headers={"Origin": "http://127.0.0.1"}, remote="192.0.2.7", relay_stamp=None)
 
 
 async def test_an_owner_that_refuses_the_upgrade_lives_and_one_that_is_gone_does_not() -> None:
