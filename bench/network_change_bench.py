@@ -329,7 +329,11 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
                 break
         except Exception as exc:
             traceback.print_exc()  # to stderr: the bench's terminal
-            say(lost=f"{type(exc).__name__}: {exc}"[:200])
+            lost: dict[str, Any] = {"lost": f"{type(exc).__name__}: {exc}"[:200]}
+            if isinstance(client, PageClient) and os.environ.get(PHASES_ENV):
+                with contextlib.suppress(Exception):
+                    lost["phases"] = await client.phases()  # what happened instead
+            say(**lost)
             await client.forget()
     await client.forget()
     await (client.close() if isinstance(client, PageClient) else client.http.close())
