@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,8 +93,12 @@ def http_address(gateway: Gateway) -> tuple[str, int]:
     return gateway.config.http.host, gateway.config.http.port
 
 
-@pytest.mark.parametrize("library", LIBRARIES)
-async def test_a_library_back_on_another_instance_keeps_its_call(library: Library, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def three_instances(
+    tmp_path: Path, library: Library
+) -> AsyncIterator[tuple[Any, DeskPhone, Front, Softphone]]:
+    """Three instances behind the Kamailio edge, the desk phone 2000, the front, and ``library`` in
+    Chromium reaching the instances through the front."""
     require_desk_phone()
     require_softphones()
     async with (
@@ -103,21 +108,35 @@ async def test_a_library_back_on_another_instance_keeps_its_call(library: Librar
         chromium_page() as page,
         Softphone(page, library, origin=front.url) as softphone,
     ):
+        yield c, phone, front, softphone
+
+
+async def answered_on(
+    gateway: Gateway, aor: str, phone: DeskPhone, front: Front, softphone: Softphone
+) -> int:
+    """The library registered through the front on ``gateway``, called by the phone at ``aor``, answering
+    and hearing its tone: the phone's call number."""
+    front.target = http_address(gateway)
+    await softphone.start(
+        front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
+    )
+    await softphone.wait_for("registered")
+    await wait_until(lambda: online(gateway, "alice"))
+    number = await phone.call(aor)
+    await softphone.wait_for("incoming", timeout=15)
+    await softphone.answer()
+    await phone.wait_for("state", call=number, state="CONFIRMED", timeout=15)
+    await softphone.wait_for("confirmed")
+    await softphone.hears(440)
+    return number
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_a_library_back_on_another_instance_keeps_its_call(library: Library, tmp_path: Path) -> None:
+    async with three_instances(tmp_path, library) as (c, phone, front, softphone):
         gw1, gw2, _ = c.gateways
         assert gw1.web_sip is not None and gw2.web_sip is not None
-        front.target = http_address(gw1)
-        await softphone.start(
-            front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
-        )
-        await softphone.wait_for("registered")
-        await wait_until(lambda: online(gw1, "alice"))
-
-        number = await phone.call(c.edge.aor("1001"))
-        await softphone.wait_for("incoming", timeout=15)
-        await softphone.answer()
-        await phone.wait_for("state", call=number, state="CONFIRMED", timeout=15)
-        await softphone.wait_for("confirmed")
-        await softphone.hears(440)
+        number = await answered_on(gw1, c.edge.aor("1001"), phone, front, softphone)
         assert gw1.driver.calls == 1
 
         front.target = http_address(gw2)  # the reconnect goes to the other instance
@@ -150,28 +169,10 @@ async def test_a_library_back_on_another_instance_reaches_its_call_on_a_draining
     never came, then BYE. The relay's signed mark (X-Gateway-Relayed) now lets the draining instance take
     the socket for the call it holds: the REGISTER moves the call to the relayed flow, the library hears
     the phone again and the phone's BYE reaches it."""
-    require_desk_phone()
-    require_softphones()
-    async with (
-        cluster(tmp_path, 3, fronts=True, **SIP_WEBSOCKET) as c,
-        DeskPhone(tmp_path, user="2000", tone=440) as phone,
-        Front().running() as front,
-        chromium_page() as page,
-        Softphone(page, "jssip", origin=front.url) as softphone,
-    ):
+    async with three_instances(tmp_path, "jssip") as (c, phone, front, softphone):
         gw1, gw2, _ = c.gateways
         assert gw1.web_sip is not None and gw2.web_sip is not None
-        front.target = http_address(gw1)
-        await softphone.start(
-            front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
-        )
-        await softphone.wait_for("registered")
-        await wait_until(lambda: online(gw1, "alice"))
-        number = await phone.call(c.edge.aor("1001"))
-        await softphone.wait_for("incoming", timeout=15)
-        await softphone.answer()
-        await softphone.wait_for("confirmed")
-        await softphone.hears(440)
+        number = await answered_on(gw1, c.edge.aor("1001"), phone, front, softphone)
 
         gw1.drain()
         await wait_until(lambda: gw1.ops.draining)
