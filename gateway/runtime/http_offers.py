@@ -168,9 +168,9 @@ class HttpOffers(BrowserRequests):
         while its call waits for lost media: a new web leg on the same SIP leg, as `/ws`'s `reattach`
         (issue 34); the new leg's answer returned. The SIP party notices nothing."""
         started = self.reattach(session, call_id, sdp)
-        answer = await _outcome(
-            session, started, RENEW_TIMEOUT, "the session's media could not be renewed in time"
-        )
+        # a pass-through call's offer goes to its far end in our re-INVITE: its Timer B bounds the answer
+        timeout = RELAY_TIMEOUT if self.passthrough(call_id) else RENEW_TIMEOUT
+        answer = await _outcome(session, started, timeout, "the session's media could not be renewed in time")
         session.fingerprints, session.ice_ufrag = keys
         logger.info("call=%s HTTP session %s renewed its media", call_id, session.public_id)
         return OfferResult(session.public_id, answer, (), metadata, call_id=call_id)

@@ -6,8 +6,9 @@ How it works: at every heartbeat a cluster instance writes, beside each live cal
 leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP side of the media bridge
 (`handover`: our last SDP and its o= version, the negotiated codec) and the login that may take the call
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
-no re-INVITE or transfer under way (a pass-through call: carried by a page; its media flows end to end
-and outlives the instance, the survivor takes its signaling over), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
+no re-INVITE or transfer under way (a pass-through call: carried by a page, an HTTP API session or a
+JSON-RPC peer; its media flows end to end and outlives the instance, the survivor takes its signaling
+over), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
 `/ws` session with a token: the softphone page), by an HTTP API session that renews its media, by a
 JSON-RPC peer with an announced id (`PeerSink`), or by a SIP library over WebSocket (`FlowSink`: its
 dialog goes in the handover too, gateway/websip/takeover.py).
@@ -259,10 +260,8 @@ class Takeovers:
         if media is None:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
-        if media.passes_through and (
-            isinstance(session, HttpSession | PeerSink | FlowSink) or machine.direct
-        ):
-            return None  # a page's only (its reattach is relayed, theirs not yet); not browser to browser
+        if media.passes_through and (isinstance(session, FlowSink) or machine.direct):
+            return None  # a SIP library's re-INVITE is not relayed to the far end; not browser to browser
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
             if not session.renews_media or session.closed:
                 return None  # (WHIP cannot post a new offer for its resource)
@@ -370,7 +369,9 @@ class Takeovers:
         elif handover.rpc is None and handover.websip is None:
             driver.reconnects.adopt(call_id, handover.family, user.id)
         kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
-        await runtime.feed(TakenOver(instance_id, session_kept=kept))
+        # an HTTP API session's pass-through media outlived the instance, end to end: nothing to renew
+        intact = handover.http is not None and handover.media.get("kind") == PASSTHROUGH
+        await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=intact))
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True

@@ -9,7 +9,9 @@
 
 - A pass-through call's new offer (its ICE and DTLS are the far end's): it goes to the far end as it is in
   a re-INVITE (`ReofferService`), and the far end's answer, which comes back as the `Answer` event, is the
-  result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason.
+  result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason. While the call
+  waits for its peer (its socket went, or its instance died and a survivor took it over) the offer takes
+  it back (`ReattachService`, relayed to the far end the same way): its answer is `Reattached`.
 
 Either way the result is the answer; on a call whose media is the gateway's, an offer that changes
 nothing (the same ice-ufrag and fingerprint) is refused, -32602 naming `sdp`. The peer's calls wait for such an
@@ -77,6 +79,8 @@ class Renewals:
     async def offer(self, calls: CallService, session: SessionSink, call_id: str, sdp: str) -> str:
         """The gateway's answer to the peer's new offer for ``call_id`` (see the module note)."""
         if isinstance(calls, PassthroughQuery) and calls.passthrough(call_id):
+            if isinstance(calls, ReattachService) and calls.awaits_browser(call_id):
+                return await self.wait(call_id, calls.reattach(session, call_id, sdp), RELAY_TIMEOUT)
             if not isinstance(calls, ReofferService):
                 raise BadRequest("a pass-through call's offer cannot go to the far end here", field="sdp")
             return await self.wait(call_id, calls.reoffer(session, call_id, sdp), RELAY_TIMEOUT)

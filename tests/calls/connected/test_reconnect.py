@@ -307,3 +307,18 @@ def test_a_call_taken_over_with_its_session_kept_waits_for_that_session_to_renew
     assert call.handle(MediaWebRenewed(f.WEB_ANSWER)) == [
         SendReattached("s1", "c1", f.WEB_ANSWER, False, False)
     ]
+
+
+def test_a_pass_through_call_taken_over_with_its_http_session_goes_on_as_it_was() -> None:
+    """Its media flows end to end and outlived the dead instance (`media_intact`): the HTTP API session
+    made again here carries the call on, attached, with no grace running; it hangs up as before. Its
+    media lost already on the dead instance, it waits for the session's new offer as any."""
+    call = CallMachine.from_dict(f.connected_out(GRACE).to_dict(), lambda _id: f.ALICE, GRACE)
+    assert call.handle(TakenOver("gw1", session_kept=True, media_intact=True)) == []
+    assert not call.web_lost and not call.detached and call.session_id == "s1" and call.timers == frozenset()
+    assert SipBye in f.kinds(call.handle(WebHangup("s1")))
+    lost = f.connected_out(GRACE)
+    f.run(lost, MediaWebLost("ice failed"))
+    again = CallMachine.from_dict(lost.to_dict(), lambda _id: f.ALICE, GRACE)
+    out = again.handle(TakenOver("gw1", session_kept=True, media_intact=True))
+    assert out == [StartTimer("c1", TimerName.RECONNECT, 12.0)] and again.web_lost

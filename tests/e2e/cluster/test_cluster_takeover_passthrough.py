@@ -16,21 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import redis
 
 from peers.redis import running_redis
 from peers.sip_webrtc import SipWebRtcPeer
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
+from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
+from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.media.test_webrtc_passthrough import aiortc_calls_7001
 
 RTP_BASE = 52200  # this file's RTP ports: 52200-52399, 52800-52999 (none used: the media passes through)
 LEASE = 2.0
 ROUTES = [{"match": "7xxx", "media": "passthrough"}]
+API_KEY = "e2e-takeover-passthrough-key-0123456"
+GRACE = 6.0  # the JSON-RPC peer's reconnect grace: waited past once it took its call back
 
 
 async def test_a_survivor_carries_on_a_pass_through_calls_signaling(tmp_path: Path) -> None:
@@ -87,3 +94,135 @@ async def test_a_survivor_carries_on_a_pass_through_calls_signaling(tmp_path: Pa
                 finally:
                     await asyncio.gather(first.close(), second.close())
     print(f"the page heard the far end on its new connection {back:.2f} s after the kill")
+
+
+@asynccontextmanager
+async def two_instances(
+    tmp_path: Path, rtp_base: int, grace: float
+) -> AsyncIterator[tuple[SipWebRtcPeer, str, GatewayProcess, GatewayProcess]]:
+    """The far end 7001 on the pass-through route, Redis, two instances whose alice has an API key dialling
+    7001: (the far end, the Redis URL, gw1, gw2)."""
+    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+        with running_redis(tmp_path) as server:
+            extra = {"web_auth": {"reconnect_grace": grace}, "routes": ROUTES}
+            alice = {"api_keys": [{"key": API_KEY, "default_dial": "7001"}]}
+            mappings = [
+                instance_mapping(
+                    i, server.url, rtp_base=rtp_base, pbx=peer.address, lease=LEASE, extra=extra, alice=alice
+                )
+                for i in range(2)
+            ]
+            async with process_cluster(tmp_path, mappings) as (gw1, gw2):
+                yield peer, server.url, gw1, gw2
+
+
+async def handed_over_then_killed(redis_url: str, gw1: GatewayProcess, call_id: str) -> float:
+    """gw1's handover of the call is in Redis, then gw1 is killed: when."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await wait_until(lambda: client.hexists("gw:handover:gw1", call_id), timeout=5)
+    finally:
+        client.close()
+    gw1.kill()
+    return time.monotonic()
+
+
+async def test_a_json_rpc_peers_pass_through_call_is_carried_on_and_taken_back(tmp_path: Path) -> None:
+    """Before, only a page's pass-through call had a handover; a JSON-RPC peer's was recorded as lost with
+    its instance. Now the survivor takes its signaling over (a target refresh that changes nothing) and
+    makes the peer again there; the client's new socket announces its id and is told `resumed`, and its
+    new RTCPeerConnection's `offer {call_id, sdp}` takes the call back through the far end (our
+    re-INVITE with that offer, whose answer is the result), which stops the grace the takeover started;
+    its `disconnect` reaches the far end."""
+    first, second = WebPeer(freq=1000), WebPeer(freq=1300)
+    announce = {"peer_id": "alice-pt"}
+    async with (
+        two_instances(tmp_path, RTP_BASE, GRACE) as (peer, redis_url, gw1, gw2),
+        aiohttp.ClientSession() as http,
+    ):
+        try:
+            url = "/jsonrpc?api_key=" + API_KEY
+            async with http.ws_connect(gw1.http_url.replace("http", "ws") + url) as ws:
+                client = RpcClient(ws)
+                await client.request("announce", announce)
+                calling = asyncio.ensure_future(client.request("offer", {"sdp": await first.offer()}))
+                await peer.wait_for_call()
+                await peer.answer()
+                reply = await calling
+                call_id = reply["result"]["call_id"]
+                await first.accept(reply["result"]["answer"]["sdp"])
+                await wait_until(
+                    lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+                )
+                killed = await handed_over_then_killed(redis_url, gw1, call_id)
+            first.clear()
+            peer.media.clear()
+            await asyncio.sleep(1.2)  # end to end: the media never went through gw1
+            assert first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0)
+            async with http.ws_connect(gw2.http_url.replace("http", "ws") + url) as ws:
+                client = RpcClient(ws)
+                resumed = await client.request("announce", announce)
+                assert resumed.get("result", {}).get("resumed") is True, resumed
+                assert resumed["result"]["call_ids"] == [call_id], resumed
+                assert "taken over here" in gw2.log(), gw2.log()[-3000:]
+                assert len(peer.reinvites) == 1 and peer.renewals == 0, "the survivor's target refresh"
+                assert not peer.ended.is_set(), "the far end heard a BYE"
+                await first.close()
+                renewed = await client.request("offer", {"call_id": call_id, "sdp": await second.offer()})
+                assert renewed.get("result", {}).get("call_id") == call_id, renewed
+                assert len(peer.reinvites) == 2 and peer.renewals == 1  # the new connection's offer
+                await second.accept(renewed["result"]["answer"]["sdp"])
+                await wait_until(lambda: second.heard(440, last=1.0), timeout=15)
+                await wait_until(lambda: peer.media.heard(1300, last=1.0), timeout=15)
+                back = time.monotonic() - killed
+                for _ in range(int(GRACE) + 1):  # taken back, not just re-offered: no grace ends it now
+                    await client.request("ping", {})  # (reading: the socket's heartbeat answered)
+                    await asyncio.sleep(1.0)
+                assert not peer.ended.is_set(), "the call ended after the grace"
+                await client.request("disconnect", {"call_id": call_id})
+                await asyncio.wait_for(peer.ended.wait(), 10)  # gw2's BYE
+        finally:
+            await asyncio.gather(first.close(), second.close())
+    print(f"JSON-RPC pass-through: heard on the new connection {back:.2f} s after the kill")
+
+
+async def test_an_http_api_sessions_pass_through_call_goes_on_at_the_survivor(tmp_path: Path) -> None:
+    """An HTTP API session's pass-through call: its media flows end to end and outlives gw1, so the
+    survivor takes the signaling over and makes the session again under its id, and the call goes on as
+    it was: no grace runs (3 s here, waited past), the client does nothing, and its `POST /webrtc/close`
+    to the survivor ends the call with the survivor's BYE. Before, the call was recorded as lost and
+    nobody could end it."""
+    web = WebPeer(freq=1000)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with (
+        two_instances(tmp_path, RTP_BASE + 100, 3) as (peer, redis_url, gw1, gw2),
+        aiohttp.ClientSession(headers=headers) as http,
+    ):
+        try:
+            body: dict[str, Any] = {
+                "sdp": {"type": "offer", "sdp": await web.offer()},
+                "session_id": "pt-take",
+            }
+            posting = asyncio.ensure_future(http.post(f"{gw1.http_url}/webrtc/offer", json=body))
+            await peer.wait_for_call()
+            await peer.answer()
+            async with await posting as response:
+                assert response.status == 200, await response.text()
+                answered = await response.json()
+            await web.accept(answered["sdp"]["sdp"])
+            await wait_until(
+                lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
+            )
+            await handed_over_then_killed(redis_url, gw1, answered["call_id"])
+            await wait_until(lambda: "taken over here" in gw2.log(), timeout=LEASE + 8)
+            assert len(peer.reinvites) == 1 and peer.renewals == 0, "the survivor's target refresh"
+            await asyncio.sleep(4.0)  # past the 3 s grace: none runs, the media goes on
+            assert not peer.ended.is_set(), "the far end heard a BYE"
+            web.clear()
+            peer.media.clear()
+            await wait_until(lambda: web.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=5)
+            async with http.post(f"{gw2.http_url}/webrtc/close", json={"session_id": "pt-take"}) as response:
+                assert response.status == 200, await response.text()
+            await asyncio.wait_for(peer.ended.wait(), 10)  # gw2's BYE
+        finally:
+            await web.close()

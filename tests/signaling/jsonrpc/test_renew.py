@@ -17,16 +17,24 @@ from gateway.signaling.jsonrpc.renew import Renewals
 
 
 class PassthroughCalls:
-    """Pass-through calls "p1" and "p2"; what ``reoffer`` got, in order."""
+    """Pass-through calls "p1" and "p2" ("p2" waiting for its browser: its peer's socket went, or it was
+    taken over); what ``reoffer`` and ``reattach`` got, in order."""
 
     def __init__(self) -> None:
         self.reoffers: list[tuple[str, str]] = []
+        self.reattached: list[tuple[str, str]] = []
 
     def passthrough(self, call_id: str) -> bool:
         return call_id in ("p1", "p2")
 
+    def awaits_browser(self, call_id: str) -> bool:
+        return call_id == "p2"
+
     async def reoffer(self, session: Any, call_id: str, sdp: str) -> None:
         self.reoffers.append((call_id, sdp))
+
+    async def reattach(self, session: Any, call_id: str, sdp: str) -> None:
+        self.reattached.append((call_id, sdp))
 
 
 async def test_the_far_ends_answer_for_that_call_is_the_result() -> None:
@@ -80,3 +88,15 @@ async def test_the_answer_event_is_the_result() -> None:
     await asyncio.sleep(0)
     renewals.heard(sig.Answer("p1", "v=0 answer"))
     assert await task == "v=0 answer"
+
+
+async def test_a_call_waiting_for_its_peer_is_taken_back_through_the_far_end() -> None:
+    """Issue 34: the peer's socket went (or its instance died and a survivor took the call over): its
+    offer takes the call back (`reattach`: the call layer relays it to the far end in a re-INVITE), not as
+    a re-offer of an attached browser, and the `reattached` answer is the result."""
+    renewals, calls = Renewals(), PassthroughCalls()
+    task = asyncio.ensure_future(renewals.offer(calls, object(), "p2", "v=0 new"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert calls.reattached == [("p2", "v=0 new")] and calls.reoffers == []
+    renewals.heard(sig.Reattached("p2", "v=0 far end's", False, False))
+    assert await task == "v=0 far end's"
