@@ -31,7 +31,7 @@ from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
 from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.harness import ALICE_SECRET, wait_until
-from tests.e2e.media.test_webrtc_passthrough import aiortc_calls_7001
+from tests.e2e.media.test_webrtc_passthrough import aiortc_calls_7001, rpc_calls_7001
 
 RTP_BASE = 52200  # this file's RTP ports: 52200-52399, 52800-52999 (none used: the media passes through)
 LEASE = 2.0
@@ -143,17 +143,7 @@ async def test_a_json_rpc_peers_pass_through_call_is_carried_on_and_taken_back(t
         try:
             url = "/jsonrpc?api_key=" + API_KEY
             async with http.ws_connect(gw1.http_url.replace("http", "ws") + url) as ws:
-                client = RpcClient(ws)
-                await client.request("announce", announce)
-                calling = asyncio.ensure_future(client.request("offer", {"sdp": await first.offer()}))
-                await peer.wait_for_call()
-                await peer.answer()
-                reply = await calling
-                call_id = reply["result"]["call_id"]
-                await first.accept(reply["result"]["answer"]["sdp"])
-                await wait_until(
-                    lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
-                )
+                call_id = await rpc_calls_7001(RpcClient(ws), announce, first, peer)
                 killed = await handed_over_then_killed(redis_url, gw1, call_id)
             first.clear()
             peer.media.clear()

@@ -208,6 +208,21 @@ async def aiortc_calls_7001(alice: WebUser, media: WebPeer, peer: SipWebRtcPeer)
     return call_id
 
 
+async def rpc_calls_7001(
+    client: RpcClient, announce: dict[str, Any], media: WebPeer, peer: SipWebRtcPeer
+) -> str:
+    """A JSON-RPC peer (``media`` at 1000 Hz) announces itself and calls the peer (440 Hz) on the
+    pass-through route; the call's id once each hears the other."""
+    await client.request("announce", announce)
+    calling = asyncio.ensure_future(client.request("offer", {"sdp": await media.offer()}))
+    await peer.wait_for_call()
+    await peer.answer()
+    reply = await calling
+    await media.accept(reply["result"]["answer"]["sdp"])
+    await wait_until(lambda: media.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10)
+    return str(reply["result"]["call_id"])
+
+
 async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> None:
     """Issue 34 item 2 for a pass-through call: the web user's socket and RTCPeerConnection go (a reload,
     a network change); the call waits `reconnect_grace` instead of ending (the peer sees no BYE); her new
@@ -410,17 +425,7 @@ async def test_a_jsonrpc_peer_resumes_its_pass_through_call_on_a_new_socket(tmp_
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             try:
                 async with http.ws_connect(gateway.http_url.replace("http", "ws") + url) as ws:
-                    client = RpcClient(ws)
-                    await client.request("announce", announce)
-                    calling = asyncio.ensure_future(client.request("offer", {"sdp": await first.offer()}))
-                    await peer.wait_for_call()
-                    await peer.answer()
-                    reply = await calling
-                    call_id = reply["result"]["call_id"]
-                    await first.accept(reply["result"]["answer"]["sdp"])
-                    await wait_until(
-                        lambda: first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0), timeout=10
-                    )
+                    call_id = await rpc_calls_7001(RpcClient(ws), announce, first, peer)
                 await asyncio.sleep(1.0)
                 assert not peer.ended.is_set() and gateway.driver.calls == 1
                 async with http.ws_connect(gateway.http_url.replace("http", "ws") + url) as ws:
