@@ -114,27 +114,34 @@ def verify(
 class RelayMark:
     """The mark on a WebSocket upgrade that one instance relays to another (gateway/signaling/ws/relay.py:
     a page's, a JSON-RPC client's or a SIP library's new socket carried on to the instance holding its
-    calls): `X-Gateway-Relayed`, the `sign` of the relaying instance, GET and the path (in the user's
-    place a name no user id can have, so that a mark never passes for a forward's signature; the socket
-    authenticates itself there). The owner serves a marked upgrade while it drains (the socket
-    comes for calls it still holds), counts it against none of its caps (the relaying instance did) and
-    never relays it again (gateway/signaling/session_loop.py). A bad or stale mark makes it an ordinary
-    upgrade, and is logged."""
+    calls): `X-Gateway-Relayed`, in the format of a forward's `sign` (the relaying instance, GET, the path,
+    the time) under a key of its own, derived from the cluster secret (so that a mark never passes for a
+    forward's signature, nor one for a mark), with in the user's place a name no user id can have; the
+    socket authenticates itself there. Like a forward's, a mark can be replayed for MAX_SKEW by whoever
+    reads the traffic between the instances: advertise https:// URLs, or keep them on a private network.
+    The owner serves a marked upgrade while it drains (the socket comes for calls it still holds),
+    counts it against none of its caps (the relaying instance counted it until it relayed it) and never
+    relays it again (gateway/signaling/session_loop.py). A bad or stale mark makes it an ordinary upgrade,
+    and is logged."""
 
     instance_id: str
-    secret: bytes = field(repr=False)
+    secret: bytes = field(repr=False)  # the cluster's: the mark's key is derived from it
     clock: Callable[[], float] = time.time
     refused: int = 0  # marks that did not verify
     _warnings: RateLimit = field(default_factory=RateLimit, repr=False)  # a flood of bad marks
+    _key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._key = hmac.new(self.secret, b"sip-webrtc-gateway cluster relay", hashlib.sha256).digest()
 
     def stamp(self, path: str) -> dict[str, str]:
-        return {RELAYED: sign(self.secret, self.instance_id, "GET", path, self.clock(), _RELAY_USER)}
+        return {RELAYED: sign(self._key, self.instance_id, "GET", path, self.clock(), _RELAY_USER)}
 
     def relayed(self, request: web.Request) -> bool:
         header = request.headers.get(RELAYED)
         if header is None:
             return False
-        if verify(self.secret, header, request.method, request.path, self.clock(), _RELAY_USER) is not None:
+        if verify(self._key, header, request.method, request.path, self.clock(), _RELAY_USER) is not None:
             return True
         self.refused += 1
         if self._warnings.allow(logger, logging.WARNING):

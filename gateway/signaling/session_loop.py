@@ -62,6 +62,9 @@ CLOSE_AUTH_FAILED: Final = 4001
 CLOSE_LOGIN_TIMEOUT: Final = 4008
 DRAIN_CLOSE_MESSAGE: Final = b"gateway draining: reconnect"
 FLOOD_STATUS: Final = 429  # every cap of every path: a flood is "too many requests", never 503
+# s a drain keeps a socket another instance relayed here without a call (it comes for calls held here: a
+# page's login holds none until its `reattach` makes its new web leg)
+RELAYED_KEEP: Final = 10.0
 
 Busy = Callable[[Any], bool]  # does the call core hold a call of this key (a session id, a SIP flow)
 IdleCheck = Callable[[Busy], bool]  # has this socket no call in progress (a drain may close it)
@@ -470,13 +473,16 @@ async def serve(
     socket.relayed = relayed
     socket.relay_stamp = marks.stamp if marks is not None else None
     dialect = open_dialect(socket)
+    opened = monotonic()
 
     def idle(busy: Busy) -> bool:
-        # relayed, it comes for calls held here: a drain keeps it until it has logged in (or its deadline)
-        return (dialect.logged_in or not relayed) and dialect.idle(busy)
+        # relayed, it comes for calls held here: a drain gives it RELAYED_KEEP to take them back (a page's
+        # login holds none until its `reattach`), and keeps it while it holds one
+        return (not relayed or monotonic() - opened >= RELAYED_KEEP) and dialect.idle(busy)
 
     sockets.track(ws, idle)
-    if rules.flows:
+    flow = rules.flows and not relayed  # (a relayed flow is the relaying instance's address, not a client's)
+    if flow:
         sockets.count_flow(ip, 1)
     if counted:
         sockets.await_login(ip, 1)
@@ -495,7 +501,7 @@ async def serve(
         await _read(ws, socket, dialect, rules, limits, deadline, timeout)
     finally:
         uncount()
-        if rules.flows:
+        if flow:
             sockets.count_flow(ip, -1)
         try:
             await socket.settle()

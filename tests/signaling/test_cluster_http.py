@@ -60,9 +60,11 @@ def test_a_relay_mark_binds_the_path_the_secret_and_the_time_and_is_no_forward()
     assert not mark.relayed(upgrade("/sip", {}))  # no mark: an ordinary upgrade, not counted as bad
     assert not mark.relayed(upgrade("/sip", {RELAYED: "gw1;1700000000;00"}))
     assert mark.refused == 2  # the other path and the malformed one (the others: their own checkers)
-    assert verify(SECRET, stamp[RELAYED], "GET", "/sip", now) is None  # not a forward's signature
-    assert verify(SECRET, sign(SECRET, "gw1", "GET", "/sip", now), "GET", "/sip", now) == "gw1"
-    assert not mark.relayed(upgrade("/sip", {RELAYED: sign(SECRET, "gw1", "GET", "/sip", now)}))
+    for user in ("", "relayed socket", "alice"):  # not a forward's signature, of any user
+        assert verify(SECRET, stamp[RELAYED], "GET", "/sip", now, user) is None
+        forward = sign(SECRET, "gw1", "GET", "/sip", now, user)  # nor a forward's a mark
+        assert verify(SECRET, forward, "GET", "/sip", now, user) == "gw1"
+        assert not mark.relayed(upgrade("/sip", {RELAYED: forward}))
 
 
 async def test_a_draining_instance_hands_its_calls_over_signed() -> None:

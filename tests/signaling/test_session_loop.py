@@ -277,22 +277,32 @@ async def test_a_draining_instance_still_takes_a_socket_another_instance_relays(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 34: a page's, JSON-RPC client's or SIP library's new socket that reached another instance of a
-    cluster is relayed to the one holding its calls, with a mark signed with the cluster secret
-    (X-Gateway-Relayed). That one serves it even while it drains (until now a library whose socket
-    dropped during a drain never reached its call again: 503), counts it against none of its caps (the
-    relaying instance did) and does not close it as idle before it has logged in. Without a mark, or with
-    a forged, stale or misplaced one: 503, as any new socket."""
+    cluster is relayed to the one holding its calls, with a mark signed with a key derived from the cluster
+    secret (X-Gateway-Relayed). That one serves it even while it drains (until now a library whose socket
+    dropped during a drain never reached its call again: 503), counts it against none of its caps, and
+    gives it RELAYED_KEEP (1.5 s here) to take its calls back before the drain's sweeps (0.2 s apart)
+    close it as idle (1012). Without a mark, or with a forged, stale or misplaced one: 503, as any new
+    socket."""
     limits = {"max_awaiting_login_per_ip": 1, "max_sip_flows_per_ip": 1, "login_timeout": 10.0}
+    monkeypatch.setattr(gateway.signaling.session_loop, "RELAYED_KEEP", 1.5)
     async with small_gateway(monkeypatch, **limits) as gw, session() as http:
         secret = b"unit-cluster-secret-0123"
         mark = RelayMark("gw2", secret)
         assert gw.http is not None and gw.sip_ws_endpoint is not None
-        registries = [gw.http._app[SOCKETS_KEY], gw.sip_ws_endpoint.sockets]
-        for registry in registries:
+        for registry in (gw.http._app[SOCKETS_KEY], gw.sip_ws_endpoint.sockets):
             registry.relay_marks = mark
+
+        async def relayed(n: int) -> aiohttp.ClientWebSocketResponse:
+            headers = mark.stamp(path.path(n))
+            return await http.ws_connect(
+                path.url(gw, n), protocols=path.protocols, headers=headers, autoclose=False
+            )
+
+        first = await relayed(0)  # before the drain: kept by its sweeps, so they go on
         gw.drain()
-        await asyncio.sleep(0.5)  # the drain's first sweeps
-        assert await refused_status(http, gw, path) == 503
+        await asyncio.sleep(0.5)
+        assert not first.closed
+        assert await refused_status(http, gw, path, 5) == 503
         bad = [
             RelayMark("gw2", b"another-cluster-secret-01").stamp(path.path(0)),
             RelayMark("gw2", secret, clock=lambda: time.time() - 60).stamp(path.path(0)),
@@ -303,19 +313,19 @@ async def test_a_draining_instance_still_takes_a_socket_another_instance_relays(
                 await http.ws_connect(path.url(gw, 0), protocols=path.protocols, headers=headers)
             assert refused.value.status == 503
         assert mark.refused == 3
-        # two from one address, past its cap of one; kept through the drain's sweeps (0.2 s apart)
-        relayed = [
-            await http.ws_connect(
-                path.url(gw, n), protocols=path.protocols, headers=mark.stamp(path.path(n)), autoclose=False
-            )
-            for n in range(2)
-        ]
-        await asyncio.sleep(0.7)
-        for n, ws in enumerate(relayed):
+        more = [await relayed(n) for n in (1, 2)]  # from one address, past its cap of one
+        await asyncio.sleep(0.4)
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        for n, ws in enumerate(more, 1):
             await ws.send_str(path.ping(n))
             reply = await ws.receive(timeout=5)
             assert reply.type is aiohttp.WSMsgType.TEXT, reply
-            await ws.close()
+        # no call came with them: once RELAYED_KEEP is over, the drain closes each as idle
+        for ws in (first, *more):
+            code, _ = await until_closed(ws)
+            assert code == 1012
+        assert loop.time() - opened >= 0.5  # (the later ones lived their 1.5 s)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
