@@ -31,7 +31,9 @@ trusted"). An entry of an instance from before the seals is ignored alike: its c
 
 Before it acts on a dead instance's hash, the survivor looks whether that instance still accepts a
 connection at its advertised HTTP address (written in the hash as `_http`): one that does lost its lease
-but not its life (cut off from Redis), and its calls are left to it, neither carried on nor recorded.
+but not its life (cut off from Redis), and its calls are left to it, neither carried on nor recorded. A
+hash whose `_http` does not open (unsealed, or missing) is left alone too: whether its instance lives
+cannot be asked.
 
 What is not known: a call that started less than a heartbeat before the instance died (never written),
 and how the figures moved after the last heartbeat. An instance cut off from Redis whose HTTP port
@@ -266,6 +268,12 @@ class LiveCallLedger:
             return
         fields = self._unseal(LIVE, instance_id, key, entries)
         http = fields.pop(HTTP, None)
+        if instance_id != node.id and http is None:  # whether it still lives cannot be asked: left alone
+            logger.warning(
+                "cluster: instance %s's live calls name no sealed HTTP address: neither carried on nor "
+                "recorded (written by an instance without the seals, or not by a gateway)", instance_id,
+            )  # fmt: skip
+            return  # (the claim lapses in CLAIM_SECONDS: looked at again then, not at every heartbeat)
         if instance_id != node.id and http is not None and await _alive(http):
             logger.warning(
                 "cluster: instance %s lost its lease but answers at %s (cut off from Redis?): its calls "

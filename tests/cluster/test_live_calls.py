@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import socket
 from pathlib import Path
 
 from gateway.cluster import ClusterNode
 from gateway.cluster.live_calls import FIGURES_EVERY, INSTANCE_LOST, LiveCallLedger, lost_record, record_json
 from gateway.cluster.signing import HANDOVER, LIVE
 from gateway.ops.records import CallRecord, LegRecord
+from peers.ports import free_port
 from peers.redis import running_redis
 from tests.cluster.test_cluster_state import settings
 
@@ -260,10 +262,12 @@ async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tm
         seal = b.signer.seal
         good, kept = record_json(live_record("good", 1000.0)), record_json(live_record("kept", 1000.0))
         made_up = record_json(live_record("forged", 1000.0))
+        gone = f"http://127.0.0.1:{free_port(socket.SOCK_STREAM)}"  # where a dead instance answered
         await b.redis.hset(
             "gw:live:a",
             mapping={
                 "_seen": seal(LIVE, "1005.5", "a", "_seen"),
+                "_http": seal(LIVE, gone, "a", "_http"),
                 "good": seal(LIVE, good, "a", "good"),
                 "kept": seal(LIVE, kept, "a", "kept"),  # its handover is forged: recorded as lost
                 "plain": made_up,  # no seal at all
@@ -291,3 +295,36 @@ async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tm
         finally:
             await b.close()
             await stranger.close()
+
+
+async def test_a_hash_whose_http_address_does_not_open_is_left_alone(tmp_path: Path) -> None:
+    """Whether a lapsed instance still lives is asked at its sealed HTTP address: a hash whose `_http` is
+    unsealed (an instance from before the seals, or a Redis writer who deleted the lease and the address
+    to make a survivor take a live instance's calls) is neither carried on nor recorded, and stays."""
+    with running_redis(tmp_path) as redis:
+        b = ClusterNode(settings(redis.url, "b"))
+        offered: list[str] = []
+
+        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
+            offered.append(call_id)
+            return True
+
+        written: list[CallRecord] = []
+        ledger = LiveCallLedger(b, list, written.append, dict, take_over)
+        seal = b.signer.seal
+        await b.redis.hset(
+            "gw:live:a",
+            mapping={
+                "_http": "http://127.0.0.1:9",  # unsealed
+                "c1": seal(LIVE, record_json(live_record("c1", 1000.0)), "a", "c1"),
+            },
+        )
+        await b.redis.hset("gw:handover:a", "c1", seal(HANDOVER, "{}", "a", "c1"))
+        await b.redis.sadd("gw:live-instances", "a")
+        try:
+            await ledger.record_dead()
+            await ledger.wait_claims()
+            assert offered == [] and written == []
+            assert await b.redis.hkeys("gw:live:a") and await b.redis.hkeys("gw:handover:a")
+        finally:
+            await b.close()
