@@ -9,6 +9,7 @@ import json
 import pytest
 
 from gateway.runtime.continuity.takeover import Handover, HandoverError, HttpIds, RpcIds
+from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from tests.calls import flows as f
 
 
@@ -27,7 +28,7 @@ def test_a_handover_is_read_back_whole() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"v": 2}, "version"),
+        ({"v": 3}, "version"),
         ({"call_id": ""}, "call_id"),
         ({"family": 3}, "family"),
         ({"user": None}, "user"),
@@ -43,6 +44,24 @@ def test_a_bad_handover_names_its_field(change: dict[str, object], field: str) -
     data.update(change)
     with pytest.raises(HandoverError, match=field):
         Handover.from_json(json.dumps(data))
+
+
+def test_a_pass_through_call_of_a_session_kept_is_written_as_version_2() -> None:
+    """An HTTP API session's or a JSON-RPC peer's pass-through call goes on by itself at a survivor
+    (`media_intact`): version 2, which an instance that reads only version 1 refuses (it would cut the call
+    when its grace ends); every other handover stays version 1, for such an instance to take over."""
+    passthrough = {"kind": PASSTHROUGH, "sip_local": "v=0"}
+    rpc = dataclasses.replace(handover(), media=passthrough, family="rpc:alice:desk", rpc=RpcIds("r", "desk"))
+    http = dataclasses.replace(
+        handover(), media=passthrough, family="", http=HttpIds("s1", "h-1", None, None)
+    )
+    for h in (rpc, http):
+        assert h.media_intact and json.loads(h.to_json())["v"] == 2
+        assert Handover.from_json(h.to_json()) == h
+    page = dataclasses.replace(handover(), media=passthrough)  # a page reattaches: a new offer is needed
+    bridged = dataclasses.replace(handover(), rpc=RpcIds("r", "desk"), family="rpc:alice:desk")
+    for h in (page, bridged, handover()):
+        assert not h.media_intact and json.loads(h.to_json())["v"] == 1
 
 
 def test_a_json_rpc_peers_handover_is_read_back_whole_and_others_keep_their_text() -> None:

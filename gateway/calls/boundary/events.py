@@ -189,8 +189,9 @@ class TakenOver:
     SIP leg was adopted and re-INVITEd to this instance's media, the browser's socket and web leg went
     with the dead instance. The call waits for its browser as a detached one does (reconnect.py), or,
     `session_kept` (an HTTP API session, made again here under its ids), for that session to renew its
-    media, as after a lost web leg; unless its media is `media_intact` (a pass-through call's, which flows
-    end to end and never went through the dead instance): then it goes on as it was."""
+    media, as after a lost web leg (a JSON-RPC peer's too, made again detached); unless its media is
+    `media_intact` (a pass-through call's, which flows end to end and never went through the dead
+    instance): then it goes on as it was."""
 
     from_instance: str
     session_kept: bool = False

@@ -86,9 +86,10 @@ def taken_over(call: CallMachine, event: TakenOver) -> None:
     """This instance carries on the call of an instance that died (runtime/continuity/takeover.py): its SIP
     leg is ours now; its browser's socket and web leg died with that instance, and its login may take it
     back here, within a whole grace from now (the dead instance's timers died with it). An HTTP API
-    session made again here (`session_kept`) renews the media itself, as after a lost web leg, unless
-    that media outlived the instance (`media_intact`: a pass-through call's flows end to end): then the
-    call goes on as it was, its session here."""
+    session or a JSON-RPC peer made again here (`session_kept`) renews the media itself, as after a lost
+    web leg, unless that media outlived the instance (`media_intact`: a pass-through call's flows end to
+    end): then the call goes on as it was, its session here (a JSON-RPC peer that never comes back ends
+    its calls when its own grace runs out: gateway/signaling/jsonrpc/resume.py)."""
     call.timers_lost()
     if event.session_kept:
         if call.attachment is Attachment.ATTACHED and event.media_intact:

@@ -64,7 +64,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
-VERSION: Final = 1  # of the handover's JSON; another version is not taken over (a rolling upgrade)
+# of the handover's JSON; a version it does not read, an instance does not take over (a rolling upgrade).
+# 2: a pass-through call of an HTTP API session or a JSON-RPC peer, whose media outlives the instance: an
+# instance that reads only 1 would cut it when its grace ends (it knows no `media_intact`), so it refuses it
+# (a drain's hand-off then leaves the call where it is)
+VERSION: Final = 1
+INTACT_VERSION: Final = 2
+READS: Final = (VERSION, INTACT_VERSION)
 _TIMES: Final = ("created_at", "connected_at", "ended_at")  # the machine's monotonic times
 
 
@@ -158,7 +164,8 @@ class Handover:
 
     def to_json(self) -> str:
         fields = {
-            "v": VERSION, "call_id": self.call_id, "machine": self.machine, "sip": self.sip,
+            "v": INTACT_VERSION if self.media_intact else VERSION, "call_id": self.call_id,
+            "machine": self.machine, "sip": self.sip,
             "media": self.media, "family": self.family, "user": self.user, "wall": self.wall,
             "mono": self.mono, "http": None if self.http is None else self.http.to_dict(),
         }  # fmt: skip
@@ -176,8 +183,8 @@ class Handover:
             raise HandoverError(f"not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise HandoverError(f"not an object: {type(data).__name__}")
-        if data.get("v") != VERSION:
-            raise HandoverError(f"version {data.get('v')!r}, this instance reads {VERSION}")
+        if data.get("v") not in READS:
+            raise HandoverError(f"version {data.get('v')!r}, this instance reads {READS}")
         http = HttpIds.from_dict(data.get("http"))
         rpc = RpcIds.from_dict(data.get("rpc"))
         websip = library_of(data.get("websip"))
@@ -199,6 +206,12 @@ class Handover:
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
             float(data["wall"]), float(data["mono"]), http, rpc, websip,
         )  # fmt: skip
+
+    @property
+    def media_intact(self) -> bool:
+        """A pass-through call's media (end to end) carried by an HTTP API session or a JSON-RPC peer: it
+        goes on by itself at the survivor, which needs no new offer from the session (`TakenOver`)."""
+        return self.media.get("kind") == PASSTHROUGH and (self.http is not None or self.rpc is not None)
 
     def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
         """The machine's dict with its monotonic times on this instance's clock (now: `wall`, `mono`)."""
@@ -369,9 +382,7 @@ class Takeovers:
         elif handover.rpc is None and handover.websip is None:
             driver.reconnects.adopt(call_id, handover.family, user.id)
         kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
-        # an HTTP API session's pass-through media outlived the instance, end to end: nothing to renew
-        intact = handover.http is not None and handover.media.get("kind") == PASSTHROUGH
-        await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=intact))
+        await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True

@@ -9,9 +9,10 @@
 
 - A pass-through call's new offer (its ICE and DTLS are the far end's): it goes to the far end as it is in
   a re-INVITE (`ReofferService`), and the far end's answer, which comes back as the `Answer` event, is the
-  result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason. While the call
-  waits for its peer (its socket went, or its instance died and a survivor took it over) the offer takes
-  it back (`ReattachService`, relayed to the far end the same way): its answer is `Reattached`.
+  result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason. A call that
+  waits for new web media (`awaits_browser`: one taken over whose media was lost already) is taken back
+  instead (`ReattachService`, relayed to the far end the same way; its answer is `Reattached`): a mere
+  re-offer would be answered but leave the call waiting, and its grace would end it.
 
 Either way the result is the answer; on a call whose media is the gateway's, an offer that changes
 nothing (the same ice-ufrag and fingerprint) is refused, -32602 naming `sdp`. The peer's calls wait for such an
