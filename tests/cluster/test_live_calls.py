@@ -243,6 +243,19 @@ async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls
             listening.close()
 
 
+def survivor(node: ClusterNode) -> tuple[LiveCallLedger, list[tuple[str, str, str]], list[CallRecord]]:
+    """A ledger of ``node``'s with no calls of its own that takes every call offered over: (the ledger, the
+    calls offered as (call id, handover, instance), the records written)."""
+    offered: list[tuple[str, str, str]] = []
+    written: list[CallRecord] = []
+
+    async def take_over(call_id: str, line: str, instance_id: str) -> bool:
+        offered.append((call_id, line, instance_id))
+        return True
+
+    return LiveCallLedger(node, list, written.append, dict, take_over), offered, written
+
+
 async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tmp_path: Path) -> None:
     """Redis is not trusted (docs/deploy.md): a dead instance's hash holding call records and handovers
     written by something other than that instance (unsealed, sealed for another instance, call or
@@ -251,14 +264,7 @@ async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tm
     with running_redis(tmp_path) as redis:
         b = ClusterNode(settings(redis.url, "b"))
         stranger = ClusterNode(settings(redis.url, "x", secret="another-cluster-secret-0123"))
-        offered: list[tuple[str, str]] = []
-
-        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
-            offered.append((call_id, line))
-            return True
-
-        written: list[CallRecord] = []
-        ledger = LiveCallLedger(b, list, written.append, dict, take_over)
+        ledger, offered, written = survivor(b)
         seal = b.signer.seal
         good, kept = record_json(live_record("good", 1000.0)), record_json(live_record("kept", 1000.0))
         made_up = record_json(live_record("forged", 1000.0))
@@ -288,7 +294,7 @@ async def test_entries_and_handovers_without_their_instances_seal_are_ignored(tm
         try:
             await ledger.record_dead()
             await ledger.wait_claims()
-            assert offered == [("good", '{"good": 1}')]
+            assert offered == [("good", '{"good": 1}', "a")]
             assert [(r.call_id, r.end_time) for r in written] == [("kept", 1005.5)]
             assert b.signer.rejected == 6  # plain, moved, renamed, foreign; kept's and plain's handovers
             assert not await b.redis.exists("gw:live:a", "gw:handover:a")
@@ -303,14 +309,7 @@ async def test_a_hash_whose_http_address_does_not_open_is_left_alone(tmp_path: P
     to make a survivor take a live instance's calls) is neither carried on nor recorded, and stays."""
     with running_redis(tmp_path) as redis:
         b = ClusterNode(settings(redis.url, "b"))
-        offered: list[str] = []
-
-        async def take_over(call_id: str, line: str, instance_id: str) -> bool:
-            offered.append(call_id)
-            return True
-
-        written: list[CallRecord] = []
-        ledger = LiveCallLedger(b, list, written.append, dict, take_over)
+        ledger, offered, written = survivor(b)
         seal = b.signer.seal
         await b.redis.hset(
             "gw:live:a",
