@@ -335,6 +335,10 @@ class SipWebRtcPeer:
             return
         self._reanswers[cseq.seq] = None
         self.reinvites.append(request)
+        target = request.contacts[0].uri if request.contacts else None
+        if isinstance(target, SipURI):  # a target refresh (RFC 3261 §12.2.2): our next requests go there
+            self._dialog["target"] = target
+            self._dialog["remote"] = (target.host, target.port or 5060)
         self._send(make_response(request, 100, to_tag=tag), addr)
         self._spawn(self._reanswer(request, addr, tag))
 

@@ -23,6 +23,11 @@ that does not restart ICE is asked (`renew_later`): a second after its library i
 re-INVITE without an offer gets the library's offer (its old ICE credentials and candidates) in the
 200, and the new web leg's answer goes in the ACK; Chromium, seeing the remote credentials and
 fingerprint change, checks the new pair and makes the new DTLS association all the same.
+
+A pass-through call's media is the library's with the far end (ICE and DTLS end to end): it never went
+through the dead instance and goes on by itself (`TakenOver.media_intact`: the call stays attached), so
+the survivor asks the library for nothing; its REGISTER on a new flow moves the dialog, and its own
+re-INVITEs (an ICE restart) go to the far end as on one instance.
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@ How it works: at every heartbeat a cluster instance writes, beside each live cal
 leg's dialog (`Call.handover`: RFC 3261 §12 dialog state, the SDPs), the SIP side of the media bridge
 (`handover`: our last SDP and its o= version, the negotiated codec) and the login that may take the call
 back (its token family and user). Only calls that can be carried on are written: connected or holding,
-no re-INVITE or transfer under way (a pass-through call: carried by a page, an HTTP API session or a
-JSON-RPC peer; its media flows end to end and outlives the instance, the survivor takes its signaling
-over), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
+no re-INVITE or transfer under way (a pass-through call too: its media flows end to end and outlives the
+instance, the survivor takes its signaling over), a SIP leg that is not a browser's WebSocket flow, carried by a login that reconnects (a
 `/ws` session with a token: the softphone page), by an HTTP API session that renews its media, by a
 JSON-RPC peer with an announced id (`PeerSink`), or by a SIP library over WebSocket (`FlowSink`: its
 dialog goes in the handover too, gateway/websip/takeover.py).
@@ -65,9 +64,9 @@ logger = logging.getLogger(__name__)
 
 REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
 # of the handover's JSON; a version it does not read, an instance does not take over (a rolling upgrade).
-# 2: a pass-through call of an HTTP API session or a JSON-RPC peer, whose media outlives the instance: an
-# instance that reads only 1 would cut it when its grace ends (it knows no `media_intact`), so it refuses it
-# (a drain's hand-off then leaves the call where it is)
+# 2: a pass-through call of an HTTP API session, a JSON-RPC peer or a SIP library, whose media outlives the
+# instance: an instance that reads only 1 would cut it when its grace ends (it knows no `media_intact`), so
+# it refuses it (a drain's hand-off then leaves the call where it is)
 VERSION: Final = 1
 INTACT_VERSION: Final = 2
 READS: Final = (VERSION, INTACT_VERSION)
@@ -209,9 +208,11 @@ class Handover:
 
     @property
     def media_intact(self) -> bool:
-        """A pass-through call's media (end to end) carried by an HTTP API session or a JSON-RPC peer: it
-        goes on by itself at the survivor, which needs no new offer from the session (`TakenOver`)."""
-        return self.media.get("kind") == PASSTHROUGH and (self.http is not None or self.rpc is not None)
+        """A pass-through call's media (end to end) carried by an HTTP API session, a JSON-RPC peer or a
+        SIP library: it goes on by itself at the survivor, which needs no new offer from the session
+        (`TakenOver`; a library is not asked for one either: gateway/websip/takeover.py)."""
+        kept = self.http is not None or self.rpc is not None or self.websip is not None
+        return self.media.get("kind") == PASSTHROUGH and kept
 
     def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
         """The machine's dict with its monotonic times on this instance's clock (now: `wall`, `mono`)."""
@@ -273,8 +274,8 @@ class Takeovers:
         if media is None:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
-        if media.passes_through and (isinstance(session, FlowSink) or machine.direct):
-            return None  # a SIP library's re-INVITE is not relayed to the far end; not browser to browser
+        if media.passes_through and machine.direct:
+            return None  # browser to browser: no far end to re-INVITE
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
             if not session.renews_media or session.closed:
                 return None  # (WHIP cannot post a new offer for its resource)

@@ -26,12 +26,21 @@ import redis
 
 from peers.redis import running_redis
 from peers.sip_webrtc import SipWebRtcPeer
+from peers.softphones import Softphone, require_softphones
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
+from tests.e2e.cluster.test_cluster_sip_flows import Front
+from tests.e2e.cluster.test_cluster_takeover_websip import address
 from tests.e2e.dialects.test_jsonrpc import RpcClient
 from tests.e2e.harness import ALICE_SECRET, wait_until
-from tests.e2e.media.test_webrtc_passthrough import aiortc_calls_7001, rpc_calls_7001
+from tests.e2e.media.test_webrtc_passthrough import (
+    aiortc_calls_7001,
+    expect_peer_hears_the_beep,
+    rpc_calls_7001,
+)
+from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD
+from tests.signaling.browser import chromium_page
 
 RTP_BASE = 52200  # this file's RTP ports: 52200-52399, 52800-52999 (none used: the media passes through)
 LEASE = 2.0
@@ -98,14 +107,20 @@ async def test_a_survivor_carries_on_a_pass_through_calls_signaling(tmp_path: Pa
 
 @asynccontextmanager
 async def two_instances(
-    tmp_path: Path, rtp_base: int, grace: float
+    tmp_path: Path, rtp_base: int, grace: float, *, sip_websocket: bool = False
 ) -> AsyncIterator[tuple[SipWebRtcPeer, str, GatewayProcess, GatewayProcess]]:
     """The far end 7001 on the pass-through route, Redis, two instances whose alice has an API key dialling
-    7001: (the far end, the Redis URL, gw1, gw2)."""
-    async with SipWebRtcPeer(freq=440, user="7001") as peer:
+    7001 (and ``sip_websocket``: SIP over WebSocket, alice's SIP password): (the far end, the Redis URL,
+    gw1, gw2)."""
+    async with SipWebRtcPeer(
+        freq=440, user="7001", addresses=None if sip_websocket else ("127.0.0.1",)
+    ) as peer:
         with running_redis(tmp_path) as server:
-            extra = {"web_auth": {"reconnect_grace": grace}, "routes": ROUTES}
-            alice = {"api_keys": [{"key": API_KEY, "default_dial": "7001"}]}
+            extra: dict[str, Any] = {"web_auth": {"reconnect_grace": grace}, "routes": ROUTES}
+            alice: dict[str, Any] = {"api_keys": [{"key": API_KEY, "default_dial": "7001"}]}
+            if sip_websocket:
+                extra["sip"] = {"websocket": {}}
+                alice["sip_auth"] = {"password": ALICE_SIP_PASSWORD}
             mappings = [
                 instance_mapping(
                     i, server.url, rtp_base=rtp_base, pbx=peer.address, lease=LEASE, extra=extra, alice=alice
@@ -218,3 +233,47 @@ async def test_an_http_api_sessions_pass_through_call_goes_on_at_the_survivor(tm
             await asyncio.wait_for(peer.ended.wait(), 10)  # gw2's BYE
         finally:
             await web.close()
+
+
+async def test_a_sip_librarys_pass_through_call_goes_on_at_the_survivor(tmp_path: Path) -> None:
+    """JsSIP in Chromium (through a TCP front, HAProxy's part) calls 7001 through gw1; gw1 is killed. The
+    survivor takes the signaling over both ways: its re-INVITE to the far end (a target refresh that
+    changes nothing) and the library's dialog, made again under its session's id. The library reconnects
+    through the front to gw2 and registers again; the call goes on as it was: its media never stopped, so
+    the survivor asks the library for no offer, and no grace ends the call (3 s, waited past). The far
+    end's BYE reaches the library through the survivor. Before, a SIP library's pass-through call was
+    recorded as lost with its instance and nobody could end it."""
+    require_softphones()
+    async with (
+        two_instances(tmp_path, RTP_BASE + 200, 3, sip_websocket=True) as (peer, _, gw1, gw2),
+        Front().running() as front,
+        chromium_page() as page,
+        Softphone(page, "jssip", origin=front.url) as softphone,
+    ):
+        front.target = address(gw1.http_url)
+        await softphone.start(
+            front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
+        )
+        await softphone.wait_for("registered")
+        await softphone.call("sip:7001@127.0.0.1")
+        await peer.wait_for_call()
+        await peer.answer()
+        await softphone.wait_for("confirmed")
+        await peer.media.connected(timeout=15)
+        await softphone.hears(440)
+        await asyncio.sleep(1.5)  # two heartbeats: the call's handover written
+        front.target = address(gw2.http_url)  # HAProxy's choice once gw1 is gone
+        gw1.kill()
+        await softphone.wait_for("disconnected", timeout=10)
+        await softphone.wait_for("registered", timeout=LEASE + 20)  # on the survivor
+        await wait_until(lambda: "taken over here" in gw2.log(), timeout=LEASE + 8)
+        assert len(peer.reinvites) == 1 and peer.renewals == 0 and peer.restarts == 0, "a target refresh only"
+        await asyncio.sleep(4.0)  # past the 3 s grace: none runs, nothing asked of the library
+        assert "asking the SIP library for an offer" not in gw2.log()
+        assert not peer.ended.is_set(), "the far end heard a BYE"
+        peer.media.clear()
+        await softphone.hears(440)
+        await expect_peer_hears_the_beep(peer, tmp_path)  # Chromium's fake microphone, end to end
+        await peer.hangup()
+        ended = await softphone.wait_for("ended", timeout=15)
+        assert ended["originator"] == "remote", ended
