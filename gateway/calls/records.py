@@ -93,7 +93,8 @@ REINVITE_MOVES: Final[Mapping[Reinvite | None, frozenset[Reinvite | None]]] = Ma
         None: frozenset({None, _R.PREPARING, _R.OFFERING, _R.ANSWERING, _R.AWAITING_ACK}),
         _R.PREPARING: frozenset({None, _R.SENT}),
         _R.SENT: frozenset({None, _R.RETRY_WAIT}),
-        _R.RETRY_WAIT: frozenset({None, _R.OFFERING, _R.ANSWERING}),  # theirs goes first (§14.1)
+        # theirs goes first (§14.1); or the same offer again (a pass-through call's browser offer)
+        _R.RETRY_WAIT: frozenset({None, _R.OFFERING, _R.ANSWERING, _R.SENT}),
         _R.ANSWERING: frozenset({None, _R.ASKING_WEB}),
         _R.ASKING_WEB: frozenset({None, _R.ANSWERING}),
         _R.OFFERING: frozenset({None, _R.AWAITING_ACK}),

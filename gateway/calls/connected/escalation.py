@@ -129,7 +129,13 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
 
 
 def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
-    """Our re-INVITE with the browser's offer got its final response."""
+    """Our re-INVITE with the browser's offer got its final response. A 491 (the far end's own re-INVITE
+    crossed it) on a pass-through call being taken back: the same offer again after RFC 3261 §14.1's
+    wait (midcall.retry_reinvite): nothing else brings its media back."""
+    if event.status == 491 and call.relaying:
+        call.reinvite_to(Reinvite.RETRY_WAIT)
+        call.start_timer(TimerName.REINVITE_RETRY, midcall.glare_wait(call))
+        return
     call.reinvite_to(None, for_web=False)
     if 200 <= event.status < 300 and event.sdp is not None:
         call.gave_sip(call.reinvite_offer)

@@ -215,9 +215,7 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
         _settle(call)
     elif event.status == 491:
         call.reinvite_to(Reinvite.RETRY_WAIT)
-        owner = call.direction is CallDirection.OUTBOUND  # we made the Call-ID
-        delay = 2.1 + 1.9 * call.jitter() if owner else max(0.01, 2.0 * call.jitter())
-        call.start_timer(TimerName.REINVITE_RETRY, round(delay, 2))
+        call.start_timer(TimerName.REINVITE_RETRY, glare_wait(call))
     elif event.status in (408, 481) and call.state is not CallState.EARLY:
         end_connected(call, local_reason(EndReason.CONNECTION_LOST, event.status))
     else:
@@ -229,15 +227,31 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
         call.emit(NotifyError(call.session_id, call.call_id, EndReason.HOLD_FAILED.value, message))
 
 
+def glare_wait(call: CallMachine) -> float:
+    """Seconds before our re-INVITE goes again after a 491 (RFC 3261 §14.1): 2.1-4 s when we made the
+    Call-ID, else 0-2 s."""
+    owner = call.direction is CallDirection.OUTBOUND
+    return round(2.1 + 1.9 * call.jitter() if owner else max(0.01, 2.0 * call.jitter()), 2)
+
+
 def retry_reinvite(call: CallMachine, event: TimerFired) -> None:
-    if call.reinvite is Reinvite.RETRY_WAIT:
-        call.reinvite_to(None)
-        advance(call)
+    if call.reinvite is not Reinvite.RETRY_WAIT:
+        return
+    if call.relaying and call.reinvite_for_web and call.reinvite_offer is not None:
+        # a pass-through call taken back (reconnect.py): the browser's offer goes again, as it was
+        call.reinvite_to(Reinvite.SENT)
+        call.emit(SipReinvite(call.call_id, call.reinvite_offer))
+        return
+    call.reinvite_to(None)
+    advance(call)
 
 
 def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:
     if call.reinvite in (Reinvite.PREPARING, Reinvite.SENT, Reinvite.AWAITING_ACK):
         _answer_reinvite(call, 491)  # an offer of ours is out (RFC 3261 §14.2, RFC 6337 §3.1)
+        return
+    if call.reinvite is Reinvite.RETRY_WAIT and call.relaying:
+        _answer_reinvite(call, 491)  # the browser's offer, taking the call back, goes first (then theirs)
         return
     if call.reinvite in (Reinvite.ANSWERING, Reinvite.OFFERING, Reinvite.ASKING_WEB):
         call.emit(SipRespondReinvite(call.call_id, 500, phrase(500), retry_after=1 + int(9 * call.jitter())))

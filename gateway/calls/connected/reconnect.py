@@ -13,7 +13,9 @@ takes the call back: the timer stops, the bridge builds a new web leg bridged to
 (`MediaRenewWeb`), and its answer goes to the browser with the call's hold state (`SendReattached`).
 A pass-through call's media is the far end's (`WebReattach.passthrough`): the new offer goes to it in our
 re-INVITE (escalation.py's path for the browser's own offer, `MediaSipReofferFromWeb`), and its 2xx
-answer is the one sent back; a refusal ends the call (`media_failed`: nothing else brings media back).
+answer is the one sent back; a 491 (the far end's re-INVITE crossed it) sends the same offer again after
+RFC 3261 §14.1's wait, the far end's meanwhile answered 491; another refusal ends the call (`media_failed`:
+nothing else brings media back).
 When the timer fires first, the call ends as it would have at once: BYE, reason `disconnected` (the
 browser went) or `media_failed` (its media did not come back).
 

@@ -36,7 +36,7 @@ from gateway.calls import (
     WebReoffer,
     WrongSession,
 )
-from gateway.calls.boundary.commands import MediaSipReofferFromWeb, MediaWebAnswerFromSip
+from gateway.calls.boundary.commands import MediaSipReofferFromWeb, MediaWebAnswerFromSip, SipRespondReinvite
 from gateway.calls.boundary.events import (
     MediaWebReofferAnswered,
     MediaWebReofferRefused,
@@ -322,3 +322,25 @@ def test_a_pass_through_call_taken_over_with_its_http_session_goes_on_as_it_was(
     again = CallMachine.from_dict(lost.to_dict(), lambda _id: f.ALICE, GRACE)
     out = again.handle(TakenOver("gw1", session_kept=True, media_intact=True))
     assert out == [StartTimer("c1", TimerName.RECONNECT, 12.0)] and again.web_lost
+
+
+def test_a_pass_through_call_taken_back_retries_its_offer_after_a_491() -> None:
+    """The far end's own re-INVITE crossed ours with the browser's offer (RFC 3261 §14.1): the same offer
+    goes again after the wait (2.1-4 s: we made the Call-ID), the far end's crossing re-INVITE meanwhile
+    is answered 491 (ours first), and the answer to the retry is `reattached`. Before, the 491 ended the
+    call (media_failed)."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    f.run(call, MediaSipOfferReady(f.WEB_OFFER))
+    [wait] = call.handle(SipReinviteResult(491))
+    assert (
+        isinstance(wait, StartTimer) and wait.name is TimerName.REINVITE_RETRY and 2.1 <= wait.seconds <= 4.0
+    )
+    assert call.reattaching and call.state is CallState.CONNECTED
+    out = call.handle(SipReinviteReceived(f.SIP_OFFER))
+    assert [c.status for c in out if isinstance(c, SipRespondReinvite)] == [491]
+    assert call.handle(TimerFired(TimerName.REINVITE_RETRY)) == [SipReinvite("c1", f.WEB_OFFER)]
+    assert call.handle(SipReinviteResult(200, f.SIP_ANSWER)) == [MediaWebAnswerFromSip("c1", f.SIP_ANSWER)]
+    out = call.handle(MediaWebReofferAnswered(f.SIP_ANSWER))
+    assert out == [SendReattached("s9", "c1", f.SIP_ANSWER, False, False)]
+    assert call.state is CallState.CONNECTED and not call.reattaching
