@@ -94,6 +94,7 @@ class SipWebRtcPeer:
         self.media = WebPeer(freq=freq, addresses=addresses)
         self._addresses = addresses
         self.renewals = 0  # re-offers from a new RTCPeerConnection, answered by a new connection
+        self.reanswer_delay = 0.0  # s before a re-INVITE is answered (a slow far end: tests set it)
         self.endpoint: Endpoint | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.infos_received: list[str] = []
@@ -344,6 +345,8 @@ class SipWebRtcPeer:
 
     async def _reanswer(self, request: Request, addr: tuple[str, int], tag: str) -> None:
         assert self.endpoint is not None and request.cseq is not None
+        if self.reanswer_delay > 0:
+            await asyncio.sleep(self.reanswer_delay)
         text = request.body.decode()
         offer = sdp.parse(text)
         if _fingerprints(text) != _fingerprints(self.media.pc.remoteDescription.sdp):

@@ -329,7 +329,7 @@ export class GatewayClient extends EventTarget {
         this.calls.set(call.id, call);
         emit(this, "reattach", { call });
       }
-      call._reattach().catch((error) => {
+      call._reattachSoon().catch((error) => {
         call._end({ reason: "media_failed", message: `the call could not be taken back: ${error.message}`, sip_status: null });
       });
     }
@@ -428,6 +428,10 @@ const RESTART_EVERY_MS = 10000; // ...and restarts ICE at most this often
 // reconnects with the usual backoff (each network change of a moving phone still recovers at once)
 const PROBE_BACKOFF_MS = 60000;
 const PROBE_DROPS = 3;
+// A take-back refused for now (`conflict`: the call's renegotiation with its far end, or another
+// take-back, still under way) is tried again, REATTACH_TRIES times in all, REATTACH_WAIT_MS x the try apart
+const REATTACH_TRIES = 6;
+const REATTACH_WAIT_MS = 1000;
 
 export class Call extends EventTarget {
   constructor(client, id, direction) {
@@ -859,6 +863,21 @@ export class Call extends EventTarget {
     }
     await this._reattach();
     return false;
+  }
+
+  // _reattach, again while the gateway answers "not now" (`conflict`: a pass-through call's
+  // renegotiation with its far end, a hold say, still under way; the call waits meanwhile).
+  async _reattachSoon() {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this._reattach();
+        return;
+      } catch (error) {
+        const again = error.code === "conflict" && attempt < REATTACH_TRIES;
+        if (!again || this.state !== "reconnecting" || !this.client.connected) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, REATTACH_WAIT_MS * attempt));
+    }
   }
 
   // Take the call back (after a reconnect or a reload) or renew its media (a network change): a new

@@ -295,6 +295,40 @@ async def test_a_page_reload_keeps_the_pass_through_call(tmp_path: Path) -> None
         await asyncio.wait_for(peer.ended.wait(), 10)
 
 
+async def test_a_page_reloaded_during_a_renegotiation_takes_its_call_back_once_it_is_over(
+    tmp_path: Path,
+) -> None:
+    """The page holds the pass-through call and reloads before the far end has answered the hold (it takes
+    2.5 s here). Its reattach meanwhile is refused for now (`conflict`: the renegotiation is under way);
+    the page tries again (REATTACH_WAIT_MS apart) and takes the call back once the hold is done: held, on
+    a new connection with the far end, no BYE. Before, the page ended the call on the first refusal while
+    the gateway kept it waiting for a browser until the grace ended it."""
+    media = {"rtp_ports": {"start": free_range()}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page_calls_7001(page, gateway.http_url)
+        await peer.wait_for_call()
+        await peer.answer()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer_connected(peer)
+
+        peer.reanswer_delay = 2.5
+        await page.get_by_role("button", name="Hold", exact=True).click()
+        await wait_until(lambda: len(peer.reinvites) == 1, timeout=5)  # the hold, not answered yet
+        await page.reload()
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await expect(page.locator("#call-state")).to_have_text("On hold", timeout=20000)
+        assert len(peer.reinvites) == 2 and peer.renewals == 1, "the take-back's offer, after the hold"
+        assert not peer.ended.is_set()
+        peer.reanswer_delay = 0.0
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
+
+
 def but_origin(description: str) -> str:
     """``description`` without its o= line."""
     return re.sub(r"(?m)^o=.*\r?\n", "", description)
