@@ -366,12 +366,14 @@ class CallMachine(CallView):
         for_web: bool | None = None,
         remote_hold: bool | None = None,
         initial: bool | None = None,
+        tries: int | None = None,
     ) -> None:
         """Move the re-INVITE in progress to ``phase`` (REINVITE_MOVES); the other fields change only
-        when given."""
+        when given (``tries`` starts again at 0 with each new re-INVITE of ours)."""
         old = self._renegotiation
         check_move(self.call_id, "reinvite", REINVITE_MOVES, old.phase, phase)
         self._log_move("reinvite", old.phase, phase)
+        kept = 0 if phase is Reinvite.PREPARING else old.tries
         self._renegotiation = Renegotiation(
             phase=phase,
             hold=old.hold if hold is None else hold,
@@ -379,6 +381,7 @@ class CallMachine(CallView):
             for_web=old.for_web if for_web is None else for_web,
             remote_hold=old.remote_hold if remote_hold is None else remote_hold,
             initial=old.initial if initial is None else initial,
+            tries=kept if tries is None else tries,
         )
 
     # --- reconnect grace ---------------------------------------------------------------------------

@@ -114,6 +114,7 @@ class Renegotiation:
     for_web: bool = False  # ours carries the browser's own new offer (escalation.py)
     remote_hold: bool = False  # what the SIP party's re-INVITE being answered says
     initial: bool = False  # the 200 of the INVITE itself carries our offer (a late offer)
+    tries: int = 0  # the same offer sent again after a 491 (a pass-through call taken back: reconnect.py)
 
 
 # --- reconnect grace ------------------------------------------------------------------------------
@@ -325,6 +326,7 @@ class CallRecord:
                 "for_web": self.renegotiation.for_web,
                 "remote_hold": self.renegotiation.remote_hold,
                 "initial": self.renegotiation.initial,
+                "tries": self.renegotiation.tries,
             },
             "attachment": self.attachment.value,
             "transfer": {
@@ -421,6 +423,7 @@ def _from_dict(data: Mapping[str, Any], users: Callable[[str], WebUser | None]) 
             for_web=reneg["for_web"],
             remote_hold=reneg["remote_hold"],
             initial=reneg["initial"],
+            tries=int(reneg.get("tries", 0)),  # (absent from an older instance's handover)
         ),
         attachment=Attachment(data["attachment"]),
         transfer=Transfer(

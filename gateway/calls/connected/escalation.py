@@ -31,7 +31,7 @@ queued), the browser's offer is refused as an illegal event (`conflict`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from gateway.calls.boundary.commands import (
     MediaCancelSipReoffer,
@@ -60,6 +60,8 @@ from gateway.calls.states import Reinvite, TimerName
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
+
+RELAY_RETRIES: Final = 3  # a pass-through call's take-back offer sent again after 491s, at most
 
 
 def web_reoffer_ready(call: CallMachine, event: MediaWebReofferReady) -> None:
@@ -131,9 +133,9 @@ def reinvite_result(call: CallMachine, event: SipReinviteResult) -> None:
 def sip_answered(call: CallMachine, event: SipReinviteResult) -> None:
     """Our re-INVITE with the browser's offer got its final response. A 491 (the far end's own re-INVITE
     crossed it) on a pass-through call being taken back: the same offer again after RFC 3261 §14.1's
-    wait (midcall.retry_reinvite): nothing else brings its media back."""
-    if event.status == 491 and call.relaying:
-        call.reinvite_to(Reinvite.RETRY_WAIT)
+    wait (midcall.retry_reinvite), RELAY_RETRIES times at most: nothing else brings its media back."""
+    if event.status == 491 and call.relaying and call.renegotiation.tries < RELAY_RETRIES:
+        call.reinvite_to(Reinvite.RETRY_WAIT, tries=call.renegotiation.tries + 1)
         call.start_timer(TimerName.REINVITE_RETRY, midcall.glare_wait(call))
         return
     call.reinvite_to(None, for_web=False)

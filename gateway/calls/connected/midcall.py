@@ -20,6 +20,7 @@ import sdp
 from gateway.calls.boundary.commands import (
     CloseBridge,
     MediaAnswerFromSip,
+    MediaCancelSipReoffer,
     MediaDropReoffer,
     MediaSendDtmf,
     MediaSipReoffer,
@@ -237,13 +238,25 @@ def glare_wait(call: CallMachine) -> float:
 def retry_reinvite(call: CallMachine, event: TimerFired) -> None:
     if call.reinvite is not Reinvite.RETRY_WAIT:
         return
-    if call.relaying and call.reinvite_for_web and call.reinvite_offer is not None:
-        # a pass-through call taken back (reconnect.py): the browser's offer goes again, as it was
-        call.reinvite_to(Reinvite.SENT)
-        call.emit(SipReinvite(call.call_id, call.reinvite_offer))
+    if call.reinvite_for_web:
+        if call.relaying and call.reinvite_offer is not None:
+            # a pass-through call taken back (reconnect.py): the browser's offer goes again, as it was
+            call.reinvite_to(Reinvite.SENT)
+            call.emit(SipReinvite(call.call_id, call.reinvite_offer))
+            return
+        drop_web_offer(call)  # (its browser went meanwhile)
+        advance(call)
         return
     call.reinvite_to(None)
     advance(call)
+
+
+def drop_web_offer(call: CallMachine) -> None:
+    """The browser's offer waiting to go again after a 491 is given up: no re-INVITE in progress, and the
+    media side forgets the offer it prepared."""
+    call.cancel_timer(TimerName.REINVITE_RETRY)
+    call.reinvite_to(None, for_web=False)
+    call.emit(MediaCancelSipReoffer(call.call_id))
 
 
 def remote_reinvite(call: CallMachine, event: SipReinviteReceived) -> None:

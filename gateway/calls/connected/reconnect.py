@@ -58,7 +58,10 @@ logger = logging.getLogger(__name__)
 
 
 def _hold_on(call: CallMachine, lost: Attachment) -> None:
-    """Close the web leg (once) and start the grace (once)."""
+    """Close the web leg (once) and start the grace (once). A take-back's offer waiting to go again after
+    a 491 (escalation.sip_answered) is given up with the browser that made it."""
+    if call.reinvite is Reinvite.RETRY_WAIT and call.reinvite_for_web:
+        midcall.drop_web_offer(call)
     had_leg = not call.web_lost
     call.attach_to(lost)
     if had_leg:

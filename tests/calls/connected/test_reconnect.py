@@ -36,7 +36,12 @@ from gateway.calls import (
     WebReoffer,
     WrongSession,
 )
-from gateway.calls.boundary.commands import MediaSipReofferFromWeb, MediaWebAnswerFromSip, SipRespondReinvite
+from gateway.calls.boundary.commands import (
+    MediaCancelSipReoffer,
+    MediaSipReofferFromWeb,
+    MediaWebAnswerFromSip,
+    SipRespondReinvite,
+)
 from gateway.calls.boundary.events import (
     MediaWebReofferAnswered,
     MediaWebReofferRefused,
@@ -344,3 +349,33 @@ def test_a_pass_through_call_taken_back_retries_its_offer_after_a_491() -> None:
     out = call.handle(MediaWebReofferAnswered(f.SIP_ANSWER))
     assert out == [SendReattached("s9", "c1", f.SIP_ANSWER, False, False)]
     assert call.state is CallState.CONNECTED and not call.reattaching
+
+
+def test_a_take_back_offer_is_retried_three_times_at_most() -> None:
+    """A far end that answers every try 491: the offer goes 3 times more, then the call ends as any
+    refusal of a take-back ends it (media_failed), instead of re-INVITEs forever."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    f.run(call, MediaSipOfferReady(f.WEB_OFFER))
+    for _ in range(3):
+        assert f.kinds(call.handle(SipReinviteResult(491))) == [StartTimer]
+        assert call.handle(TimerFired(TimerName.REINVITE_RETRY)) == [SipReinvite("c1", f.WEB_OFFER)]
+    out = call.handle(SipReinviteResult(491))
+    assert SipBye in f.kinds(out) and call.state is not CallState.CONNECTED
+    [ended] = [c for c in out if isinstance(c, NotifyEnded)]
+    assert ended.reason is EndReason.MEDIA_FAILED
+
+
+def test_a_browser_gone_while_its_take_back_waits_for_a_retry_gives_it_up() -> None:
+    """The page that took the call back goes again while its offer waits to be sent again after a 491:
+    the retry is cancelled and the media side forgets the offer it prepared; the call waits for a browser
+    as before, and the far end's next re-INVITE is an ordinary one again (not 491)."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), WebReattach("s9", f.WEB_OFFER, passthrough=True))
+    f.run(call, MediaSipOfferReady(f.WEB_OFFER), SipReinviteResult(491))
+    out = call.handle(WebDetached("s9"))
+    assert CancelTimer("c1", TimerName.REINVITE_RETRY) in out and MediaCancelSipReoffer("c1") in out
+    assert call.detached and call.reinvite is None and not call.reinvite_for_web
+    assert StartTimer("c1", TimerName.RECONNECT, 12.0) in out
+    out = call.handle(SipReinviteReceived(f.SIP_OFFER))
+    assert 491 not in [c.status for c in out if isinstance(c, SipRespondReinvite)]
