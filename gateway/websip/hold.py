@@ -82,6 +82,12 @@ class RemoteHold:
         may_send, may_receive = _FLAGS[held]
         return _BY_FLAGS[(sends and may_send, receives and may_receive)]
 
+    def taken_over(self, call_id: str, direction: str) -> None:
+        """A call taken over from a dead instance (takeover.py), whose last SDP to the library said
+        ``direction``: the SIP party's hold as it was there, so that its resume is relayed here."""
+        if direction in _FLAGS and direction != "sendrecv":
+            self._wanted[call_id] = self._sent[call_id] = direction
+
     def forget(self, call_id: str) -> None:
         self._wanted.pop(call_id, None)
         self._sent.pop(call_id, None)

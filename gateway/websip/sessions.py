@@ -176,6 +176,7 @@ class WebSipSession:
         """Call ``call_id``'s dialog with the library, taken over from a dead instance (takeover.py)."""
         self.legs[call_id] = leg
         self.media_renewed(call_id, leg.remote_sdp or "", answer)  # (what the dead instance had)
+        self._hold.taken_over(call_id, _direction(answer))  # the SIP party's hold, if it held
         self._service.spawn(self.follow(call_id, leg))
 
     def media_renewed(self, call_id: str, offer: str, answer: str) -> str:

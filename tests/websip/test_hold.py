@@ -74,3 +74,20 @@ async def test_answers_to_the_librarys_reoffers_keep_the_sip_partys_hold() -> No
     assert hold.answer_direction("c", "recvonly") == "inactive"  # the library holds too
     assert hold.answer_direction("c", "sendrecv") == "sendonly"
     assert hold.answer_direction("other", "recvonly") == "recvonly"
+
+
+async def test_a_call_taken_over_while_held_relays_the_resume() -> None:
+    """A call taken over from a dead instance whose last SDP to the library said sendonly (the SIP party
+    held it there): the survivor's relay knows it, so the SIP party's resume re-INVITEs the library
+    sendrecv (before, it looked already sendrecv and sent nothing: the library stayed on hold) and the
+    answers to the library's own re-offers keep the hold meanwhile."""
+    tasks: list[asyncio.Task[None]] = []
+    held = OURS.replace("a=sendrecv", "a=sendonly")
+    answers = {"c": held}
+    hold = RemoteHold(lambda coro: tasks.append(asyncio.ensure_future(coro)), answers, retry_wait=0.01)
+    hold.taken_over("c", "sendonly")
+    assert hold.answer_direction("c", "sendrecv") == "sendonly"
+    leg = Leg()
+    assert hold.event("c", sig.Resumed("c", "remote"), cast(Call, leg))
+    await asyncio.gather(*tasks)
+    assert [_direction(o) for o in leg.offers] == ["sendrecv"]
