@@ -337,7 +337,9 @@ class SipWebRtcPeer:
         self._reanswers[cseq.seq] = None
         self.reinvites.append(request)
         target = request.contacts[0].uri if request.contacts else None
-        if isinstance(target, SipURI):  # a target refresh (RFC 3261 §12.2.2): our next requests go there
+        # a target refresh (RFC 3261 §12.2.2): our next requests go there (this peer keeps no route set:
+        # its tests reach the gateway directly; behind a Record-Route proxy they would go to its first hop)
+        if isinstance(target, SipURI):
             self._dialog["target"] = target
             self._dialog["remote"] = (target.host, target.port or 5060)
         self._send(make_response(request, 100, to_tag=tag), addr)

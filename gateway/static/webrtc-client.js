@@ -861,13 +861,16 @@ export class Call extends EventTarget {
       this._restarting = false;
       this._flushCandidates();
     }
-    await this._reattach();
+    await this._reattachSoon();
     return false;
   }
 
   // _reattach, again while the gateway answers "not now" (`conflict`: a pass-through call's
-  // renegotiation with its far end, a hold say, still under way; the call waits meanwhile).
+  // renegotiation with its far end, a hold say, still under way; the call waits meanwhile). Only the
+  // latest of these loops goes on; one whose call ended, or whose socket went (the reconnect takes the
+  // call back by itself), stops quietly.
   async _reattachSoon() {
+    const loop = (this._reattachLoop = (this._reattachLoop || 0) + 1);
     for (let attempt = 1; ; attempt += 1) {
       try {
         await this._reattach();
@@ -876,7 +879,10 @@ export class Call extends EventTarget {
         const again = error.code === "conflict" && attempt < REATTACH_TRIES;
         if (!again || this.state !== "reconnecting" || !this.client.connected) throw error;
       }
+      this.pc?.close(); // the refused connection: none of its candidates goes out meanwhile
       await new Promise((resolve) => setTimeout(resolve, REATTACH_WAIT_MS * attempt));
+      const stale = loop !== this._reattachLoop || this._reattaching;
+      if (stale || this.state !== "reconnecting" || !this.client.connected) return;
     }
   }
 

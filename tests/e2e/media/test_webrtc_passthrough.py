@@ -295,6 +295,16 @@ async def test_a_page_reload_keeps_the_pass_through_call(tmp_path: Path) -> None
         await asyncio.wait_for(peer.ended.wait(), 10)
 
 
+# the page's `reattach` requests, counted (a reload starts again at 0)
+COUNT_REATTACHES = """(() => {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    try { if (JSON.parse(data).type === "reattach") window.__reattaches = (window.__reattaches || 0) + 1; } catch {}
+    return send.call(this, data);
+  };
+})();"""
+
+
 async def test_a_page_reloaded_during_a_renegotiation_takes_its_call_back_once_it_is_over(
     tmp_path: Path,
 ) -> None:
@@ -310,6 +320,7 @@ async def test_a_page_reloaded_during_a_renegotiation_takes_its_call_back_once_i
         chromium_page() as page,
     ):
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.add_init_script(COUNT_REATTACHES)
         await page_calls_7001(page, gateway.http_url)
         await peer.wait_for_call()
         await peer.answer()
@@ -323,6 +334,7 @@ async def test_a_page_reloaded_during_a_renegotiation_takes_its_call_back_once_i
         await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
         await expect(page.locator("#call-state")).to_have_text("On hold", timeout=20000)
         assert len(peer.reinvites) == 2 and peer.renewals == 1, "the take-back's offer, after the hold"
+        assert await page.evaluate("window.__reattaches") >= 2, "no reattach was refused: nothing tried again"
         assert not peer.ended.is_set()
         peer.reanswer_delay = 0.0
         await page.get_by_role("button", name="Hang up").click()
