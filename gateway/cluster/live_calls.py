@@ -129,6 +129,7 @@ class LiveCallLedger:
         self._claiming: dict[str, asyncio.Task[None]] = {}
         self._beats = 0
         self._own_checked = False
+        self._cut_off: set[str] = set()  # lapsed instances found still answering (logged once each)
         self.recorded = 0  # records written for dead instances' calls
 
     @property
@@ -267,19 +268,7 @@ class LiveCallLedger:
             await node.run("release a claim", lambda c: c.delete(claim, handover_key))
             return
         fields = self._unseal(LIVE, instance_id, key, entries)
-        http = fields.pop(HTTP, None)
-        if instance_id != node.id and http is None:  # whether it still lives cannot be asked: left alone
-            logger.warning(
-                "cluster: instance %s's live calls name no sealed HTTP address: neither carried on nor "
-                "recorded (written by an instance without the seals, or not by a gateway)", instance_id,
-            )  # fmt: skip
-            return  # (the claim lapses in CLAIM_SECONDS: looked at again then, not at every heartbeat)
-        if instance_id != node.id and http is not None and await _alive(http):
-            logger.warning(
-                "cluster: instance %s lost its lease but answers at %s (cut off from Redis?): its calls "
-                "are left to it", instance_id, http,
-            )  # fmt: skip
-            await node.run("release a claim", lambda c: c.delete(claim))
+        if instance_id != node.id and await self._left_alone(instance_id, fields.pop(HTTP, None), claim):
             return
         try:
             seen = float(fields.pop(SEEN, "0"))
@@ -316,6 +305,28 @@ class LiveCallLedger:
             await node.run("forget a lost instance's calls", done)
         except ClusterUnavailable:
             logger.warning("cluster: %s's recorded calls stay in Redis until the claim lapses", instance_id)
+
+    async def _left_alone(self, instance_id: str, http: str | None, claim: str) -> bool:
+        """Whether another instance's calls are left to it: it still answers at its sealed HTTP address
+        (cut off from Redis, not dead: looked at again at the next heartbeat, said once), or its hash names
+        no such address (whether it lives cannot be asked: its claim lapses in CLAIM_SECONDS)."""
+        if http is None:
+            logger.warning(
+                "cluster: instance %s's live calls name no sealed HTTP address: neither carried on nor "
+                "recorded (written by an instance without the seals, or not by a gateway)", instance_id,
+            )  # fmt: skip
+            return True
+        if not await _alive(http):
+            self._cut_off.discard(instance_id)
+            return False
+        if instance_id not in self._cut_off:
+            self._cut_off.add(instance_id)
+            logger.warning(
+                "cluster: instance %s lost its lease but answers at %s (cut off from Redis?): its calls are "
+                "left to it", instance_id, http,
+            )  # fmt: skip
+        await self._node.run("release a claim", lambda c: c.delete(claim))
+        return True
 
     async def _carry_on(self, instance_id: str, handovers: dict[str, str], live: dict[str, str]) -> set[str]:
         """The calls of dead `instance_id` carried on here: each live call with a handover, offered to

@@ -11,6 +11,8 @@ import functools
 import socket
 from pathlib import Path
 
+import pytest
+
 from gateway.cluster import ClusterNode
 from gateway.cluster.live_calls import FIGURES_EVERY, INSTANCE_LOST, LiveCallLedger, lost_record, record_json
 from gateway.cluster.signing import HANDOVER, LIVE
@@ -206,9 +208,12 @@ async def test_a_survivor_carries_on_the_calls_with_a_handover_and_records_the_r
             await a.close()
 
 
-async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls(tmp_path: Path) -> None:
+async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Cut off from Redis, not dead: its lease lapses, but its HTTP port still accepts. The survivor
-    neither takes its calls over nor records them as lost; they stay in Redis for it."""
+    neither takes its calls over nor records them as lost; they stay in Redis for it. It looks again at
+    every heartbeat (the instance may die any time) but says so once."""
     listening = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = listening.sockets[0].getsockname()[1]
     with running_redis(tmp_path) as redis:
@@ -237,6 +242,8 @@ async def test_an_instance_that_lost_its_lease_but_still_listens_keeps_its_calls
             await ledger_b.wait_claims()
             assert offered == [] and written == []
             assert await b.redis.hkeys("gw:live:a") and await b.redis.hkeys("gw:handover:a")
+            said = [r for r in caplog.records if "lost its lease but answers" in r.getMessage()]
+            assert len(said) == 1, said  # b's several heartbeats since
         finally:
             await b.close()
             await a.close()
