@@ -132,9 +132,13 @@ class PageClient:
 class JsSipClient(PageClient):
     """Unmodified JsSIP in headless Chromium over the gateway's SIP WebSocket (``jssip``). JsSIP notices
     nothing by itself (its WebSocket looks open), so this plays the application's part, as the softphone
-    page does for itself: no audio packet for 300 ms, and the application drops the socket (JsSIP
-    reconnects after its recovery interval and REGISTERs again: RFC 5626, the same instance and reg-id,
-    so the gateway moves the call's dialog to the new flow), then restarts ICE with its re-INVITE."""
+    page does for itself: no audio packet for 300 ms, and the application drops the socket; JsSIP
+    connects again and REGISTERs (RFC 5626, the same instance and reg-id, so the gateway moves the call's
+    dialog to the new flow), then the application restarts ICE with its re-INVITE. How soon JsSIP
+    connects again is the application's (``--jssip-recovery``, JSSIP_RECOVERY_ENV): ``quick`` (the
+    default) as docs/interop.md recommends, at once and each offer sent 300 ms after its last candidate
+    (peers/js-softphones/driver.js `quickRecovery`); ``default``: after JsSIP's own recovery timer (2 s)
+    and at the end of ICE gathering."""
 
     async def call(self) -> Any:
         from peers.softphones import Softphone
@@ -150,7 +154,8 @@ class JsSipClient(PageClient):
                 Softphone(self.page, "jssip", origin=self.base)
             )
             ws_url = self.base.replace("http", "ws", 1) + "/sip"
-            await self.phone.start(ws_url, f"sip:alice@{REALM}", ALICE_SIP_PASSWORD)
+            quick = os.environ.get(JSSIP_RECOVERY_ENV, "quick") == "quick"
+            await self.phone.start(ws_url, f"sip:alice@{REALM}", ALICE_SIP_PASSWORD, quick_recovery=quick)
             await self.phone.wait_for("registered")
         await self.phone.call(f"sip:2000@{REALM}")
         await self.phone.wait_for("confirmed", timeout=15)
@@ -340,6 +345,7 @@ async def run_peer(dialect: str, base: str, address: str) -> None:
 
 
 PHASES_ENV = "NETWORK_CHANGE_PHASES"  # set by --phases for the peer processes
+JSSIP_RECOVERY_ENV = "NETWORK_CHANGE_JSSIP_RECOVERY"  # --jssip-recovery, for the peer processes
 # --phases: the page's steps after the move, in its own clock (ms): its pings, the new socket and login,
 # each RTCPeerConnection's candidates by address and its states. Shows what the gap is made of (e.g. when
 # Chromium first offers a candidate on the new address: Linux's NetworkChangeNotifier waits up to 2 s).
@@ -491,12 +497,18 @@ def main() -> None:
     parser.add_argument(
         "--phases", action="store_true", help="page, jssip: print each call's steps after the move (ms)"
     )
+    parser.add_argument(
+        "--jssip-recovery", choices=("quick", "default"), default="quick",
+        help="jssip: the application reconnects at once and bounds ICE gathering (quick), or leaves both "
+        "to JsSIP (default: its 2 s recovery timer)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.phases:
         os.environ[PHASES_ENV] = "1"  # the peers inherit it
     if args.peer:
         asyncio.run(run_peer(args.peer, args.base, args.address))
         return
+    os.environ[JSSIP_RECOVERY_ENV] = args.jssip_recovery  # the peers inherit it
     if os.geteuid() != 0:
         sys.exit("run as root: the client gets a network namespace of its own")
     asyncio.run(bench(args.calls, [d.strip() for d in args.dialects.split(",") if d.strip()]))

@@ -198,14 +198,23 @@ class Softphone:
         await self.wait_for("registered")
 
     async def start(
-        self, ws_url: str, uri: str, password: str, authorization_user: str | None = None
+        self,
+        ws_url: str,
+        uri: str,
+        password: str,
+        authorization_user: str | None = None,
+        *,
+        quick_recovery: bool = False,
     ) -> None:
+        """Register; ``quick_recovery`` (JsSIP): an application tuned for network changes (driver.js
+        `quickRecovery`: a socket given up reconnects at once, offers go 300 ms after the last candidate)."""
         options = {
             "library": self.library,
             "wsUrl": ws_url,
             "uri": uri,
             "password": password,
             "authorizationUser": authorization_user,
+            "quickRecovery": quick_recovery,
         }
         await self.page.evaluate(f"softphone.start({json.dumps(options)})")
 

@@ -13,6 +13,12 @@
   let remoteStream = null;
   let audio = null;
   let video = false; // the call's media: audio and, with `video`, the camera (Chromium's fake one)
+  // JsSIP, `quickRecovery` (bench/network_change_bench.py): an application tuned for network changes. Its
+  // socket given up (dropSocket(gone)) reconnects at once rather than after JsSIP's recovery timer, and
+  // each offer goes GATHER_WAIT_MS after the last candidate gathered rather than at the end of gathering
+  // (a gathering started before Chromium has its new address never ends: JsSIP would never send it)
+  let quickRecovery = false;
+  const GATHER_WAIT_MS = 300;
   const media = () => ({ audio: true, video });
 
   function attachRemote(stream) {
@@ -78,6 +84,9 @@
     s.on("progress", (e) => say("progress", { status: e.response ? e.response.status_code : null }));
     s.on("accepted", () => say("accepted"));
     s.on("confirmed", () => say("confirmed"));
+    if (quickRecovery) {
+      s.on("icecandidate", (e) => { clearTimeout(s.gatherWait); s.gatherWait = setTimeout(e.ready, GATHER_WAIT_MS); });
+    }
     s.on("ended", (e) => say("ended", { cause: e.cause, originator: e.originator }));
     s.on("failed", (e) => say("failed", { cause: e.cause, status: e.message && e.message.status_code }));
     s.on("newDTMF", (e) => say("dtmf", { digit: e.dtmf.tone, originator: e.originator }));
@@ -330,6 +339,7 @@
     events,
     async start(options) {
       library = options.library;
+      quickRecovery = Boolean(options.quickRecovery);
       if (library === "jssip") startJssip(options);
       else await startSipjs(options);
     },
@@ -468,6 +478,11 @@
     // gives the socket up at once (JsSIP's WebSocketInterface told it closed uncleanly) instead of
     // waiting for Chromium's closing handshake to time out.
     async dropSocket(gone = false) {
+      if (library === "jssip" && gone && quickRecovery) {
+        ua.transport.disconnect(); // JsSIP's public Transport: connect() again at once, no recovery timer
+        ua.transport.connect();
+        return;
+      }
       if (library === "jssip") {
         const socket = ua._transport.socket;
         const ws = socket._ws;
