@@ -167,10 +167,6 @@ class DriverCore:
                 settings = replace(settings, offer_webrtc=True)
         return BridgedMedia(settings, on_event)
 
-    def awaits_browser(self, call_id: str) -> bool:
-        machine = self.registry.get(call_id) if call_id in self.registry else None
-        return machine is not None and machine.web_lost
-
     def passthrough(self, call_id: str) -> bool:
         """A web user's call to a destination whose route says `media: passthrough`; a call to a web user
         from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what

@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 FORWARDED: Final = "X-Gateway-Forwarded"
 RELAYED: Final = "X-Gateway-Relayed"  # a WebSocket upgrade one instance relays to another (RelayMark)
-_RELAY_USER: Final = "relayed socket"  # the mark's user field: no user id (config/users.py), no forward's
 USER: Final = "X-Gateway-User"
 # the client's credentials: never forwarded (the forward asserts the user instead)
 _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", USER.lower()})
@@ -115,9 +114,8 @@ class RelayMark:
     """The mark on a WebSocket upgrade that one instance relays to another (gateway/signaling/ws/relay.py:
     a page's, a JSON-RPC client's or a SIP library's new socket carried on to the instance holding its
     calls): `X-Gateway-Relayed`, in the format of a forward's `sign` (the relaying instance, GET, the path,
-    the time) under a key of its own, derived from the cluster secret (so that a mark never passes for a
-    forward's signature, nor one for a mark), with in the user's place a name no user id can have; the
-    socket authenticates itself there. Like a forward's, a mark can be replayed for MAX_SKEW by whoever
+    the time, no user: the socket authenticates itself there) under a key of its own, derived from the
+    cluster secret, so that a mark never passes for a forward's signature, nor one for a mark. Like a forward's, a mark can be replayed for MAX_SKEW by whoever
     reads the traffic between the instances: advertise https:// URLs, or keep them on a private network.
     The owner serves a marked upgrade while it drains (the socket comes for calls it still holds),
     counts it against none of its caps (the relaying instance counted it until it relayed it) and never
@@ -135,13 +133,13 @@ class RelayMark:
         self._key = hmac.new(self.secret, b"sip-webrtc-gateway cluster relay", hashlib.sha256).digest()
 
     def stamp(self, path: str) -> dict[str, str]:
-        return {RELAYED: sign(self._key, self.instance_id, "GET", path, self.clock(), _RELAY_USER)}
+        return {RELAYED: sign(self._key, self.instance_id, "GET", path, self.clock())}
 
     def relayed(self, request: web.Request) -> bool:
         header = request.headers.get(RELAYED)
         if header is None:
             return False
-        if verify(self._key, header, request.method, request.path, self.clock(), _RELAY_USER) is not None:
+        if verify(self._key, header, request.method, request.path, self.clock()) is not None:
             return True
         self.refused += 1
         if self._warnings.allow(logger, logging.WARNING):

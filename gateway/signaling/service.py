@@ -228,12 +228,6 @@ class PassthroughQuery(Protocol):
         """Whether call `call_id`'s ICE, DTLS and media are the far end's (the gateway carries none)."""
         ...
 
-    def awaits_browser(self, call_id: str) -> bool:
-        """Whether call `call_id` waits for its browser to take it back (its session or its web media
-        went: reconnect grace), which a new offer does as `reattach` (a pass-through call's through its
-        far end)."""
-        ...
-
 
 @runtime_checkable
 class WebIceRestartService(Protocol):

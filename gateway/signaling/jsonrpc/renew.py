@@ -10,7 +10,7 @@
 - A pass-through call's new offer (its ICE and DTLS are the far end's): it goes to the far end as it is in
   a re-INVITE (`ReofferService`), and the far end's answer, which comes back as the `Answer` event, is the
   result; its refusal (`error {code: renegotiation_failed}`) is -32004 with that reason. A call that
-  waits for new web media (`awaits_browser`: one taken over whose media was lost already) is taken back
+  waits for new web media (`WebRenewalService.web_media_lost`: one taken over whose media was lost already) is taken back
   instead (`ReattachService`, relayed to the far end the same way; its answer is `Reattached`): a mere
   re-offer would be answered but leave the call waiting, and its grace would end it.
 
@@ -34,6 +34,7 @@ from gateway.signaling.service import (
     ReofferService,
     SessionSink,
     WebIceRestartService,
+    WebRenewalService,
 )
 
 __all__ = ["RENEW_TIMEOUT", "Renewals"]
@@ -80,7 +81,11 @@ class Renewals:
     async def offer(self, calls: CallService, session: SessionSink, call_id: str, sdp: str) -> str:
         """The gateway's answer to the peer's new offer for ``call_id`` (see the module note)."""
         if isinstance(calls, PassthroughQuery) and calls.passthrough(call_id):
-            if isinstance(calls, ReattachService) and calls.awaits_browser(call_id):
+            if (
+                isinstance(calls, ReattachService)
+                and isinstance(calls, WebRenewalService)
+                and calls.web_media_lost(session, call_id)
+            ):
                 return await self.wait(call_id, calls.reattach(session, call_id, sdp), RELAY_TIMEOUT)
             if not isinstance(calls, ReofferService):
                 raise BadRequest("a pass-through call's offer cannot go to the far end here", field="sdp")

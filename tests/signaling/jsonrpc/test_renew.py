@@ -27,7 +27,7 @@ class PassthroughCalls:
     def passthrough(self, call_id: str) -> bool:
         return call_id in ("p1", "p2")
 
-    def awaits_browser(self, call_id: str) -> bool:
+    def web_media_lost(self, session: Any, call_id: str) -> bool:
         return call_id == "p2"
 
     async def reoffer(self, session: Any, call_id: str, sdp: str) -> None:
