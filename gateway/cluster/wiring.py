@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -333,8 +334,8 @@ class ClusterWiring:
             logger.info("draining: no other instance to hand %d calls to", len(handovers))
             return 0
         shares: list[dict[str, str]] = [{} for _ in peers]
-        for index, (call_id, line) in enumerate(sorted(handovers.items())):
-            shares[index % len(peers)][call_id] = line
+        for index, group in enumerate(together(handovers)):
+            shares[index % len(peers)].update(group)
         taken = await asyncio.gather(
             *(
                 self.http.hand_over(peer.http, share)
@@ -356,3 +357,23 @@ class ClusterWiring:
         await self.revocations.close()
         await self.records.close()
         await self.node.close()
+
+
+def together(handovers: Mapping[str, str]) -> list[dict[str, str]]:
+    """A drain's handovers (call id -> JSON) in groups that go to one instance each: the calls of one
+    login (a page reattaches them all where its login is served) and of one three-way conference (made
+    again only where both its calls are), in a stable order."""
+    groups: dict[str, dict[str, str]] = {}
+    for call_id, line in sorted(handovers.items()):
+        key = f"call:{call_id}"
+        try:
+            data = json.loads(line)
+            merge = data.get("merge")
+            if data.get("family"):
+                key = f"login:{data['family']}"
+            elif merge:
+                key = f"merge:{min(merge['call_ids'])}"
+        except (ValueError, AttributeError, KeyError, TypeError):
+            pass  # (the taker refuses it, naming why)
+        groups.setdefault(key, {})[call_id] = line
+    return list(groups.values())

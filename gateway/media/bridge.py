@@ -29,8 +29,7 @@ nothing of the held party); the answer to ``reoffer_to_sip(hold=False)`` restore
 is never answered (the re-INVITE failed) changes nothing. States: IDLE -> AWAITING_SIP_ANSWER or
 AWAITING_WEB_ANSWER -> ACTIVE -> CLOSED; an illegal call raises ``BridgeError`` naming both. The legs are
 ``WebRtcLeg`` and ``SipLeg``, the two directions ``MediaPath`` (pass-through or transcoding, DTMF), codec
-choice is ``codec_choice``; events are ``events`` values. The first offer and answer are ``bridge_setup``'s,
-the mid-call ones ``bridge_midcall``'s, a takeover's (``resume_sip``) ``bridge_handover``'s: its bases.
+choice ``codec_choice``, events ``events``; bases: ``bridge_setup``, ``_midcall``, ``_handover``, ``_mix``.
 """
 
 from __future__ import annotations
@@ -329,6 +328,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self.video.apply_web(local)
         self._configure_paths()
         logger.info("call=%s new web leg: %s", self._call, web.name)
+        self._mix_web_renewed()  # a three-way call's carrier: the web user in the mix again
         return self._web_answer
 
     # ------------------------------------------------------------------------------- negotiation

@@ -6,8 +6,10 @@ the callback is None, and ``send_mixed(leg, payload, timestamp)`` sends a payloa
 leg, its timestamp counted from where the leg's own timeline stood when it was lent (the far end's
 jitter buffer sees no jump). While lent, the fast lane stays unlinked (every packet comes through
 Python, as for a WHEP tap) and the comfort fill is off. ``end_mix()`` gives the legs back: forwarding
-as before (the paths are configured again, the fast lane may link). The mixer itself and its clock are
-the owner's (gateway/runtime/merge/). Telephone events and RFC 2198 redundancy are not mixed: the
+as before (the paths are configured again, the fast lane may link). A web leg renewed while lent (the
+browser came back: a reattach, or a call taken over from another instance) starts a timeline of its own
+and may have another codec: ``web_renewed`` tells the owner, who puts it in the mix again. The mixer
+itself and its clock are the owner's (gateway/runtime/merge/). Telephone events and RFC 2198 redundancy are not mixed: the
 primary of a ``red`` packet is taken, events are dropped.
 """
 
@@ -40,6 +42,7 @@ class MixPorts(BridgeFields):
 
     _mixing: dict[Leg, MixInput | None] | None = None
     _mix_base: dict[Leg, int]
+    _mix_renewed: Callable[[], None] | None = None
 
     if TYPE_CHECKING:
         fast_lane: FastLaneController | None
@@ -63,9 +66,13 @@ class MixPorts(BridgeFields):
             raise MediaError(f"call={self._call} the {leg.value} leg's codec {name} cannot be mixed")
         return name
 
-    def lend_to_mix(self, *, web: MixInput | None, sip: MixInput | None) -> None:
-        """Stop forwarding; each leg's audio to its callback (None: dropped). See the module note."""
+    def lend_to_mix(
+        self, *, web: MixInput | None, sip: MixInput | None, web_renewed: Callable[[], None] | None = None
+    ) -> None:
+        """Stop forwarding; each leg's audio to its callback (None: dropped). ``web_renewed``: called
+        when a new web leg replaced the one lent (see the module note)."""
         self._expect("lend_to_mix", BridgeState.ACTIVE)
+        self._mix_renewed = web_renewed
         now = self._clock()
         self._mix_base = {
             Leg.WEB: self._to_web.now_timestamp(now), Leg.SIP: self._to_sip.now_timestamp(now),
@@ -83,11 +90,19 @@ class MixPorts(BridgeFields):
         """Forward between the legs again (idempotent)."""
         if self._mixing is None:
             return
-        self._mixing = None
+        self._mixing = self._mix_renewed = None
         self._taps.pop(_MIX_TAP, None)
         if self._state is BridgeState.ACTIVE:
             self._configure_paths()  # the fast lane links again where it may
             logger.info("call=%s legs back from the mix", self._call)
+
+    def _mix_web_renewed(self) -> None:
+        """A new web leg while lent (``renew_web``): its own timeline; the owner puts it in the mix."""
+        if self._mixing is None:
+            return
+        self._mix_base[Leg.WEB] = self._to_web.now_timestamp(self._clock())
+        if self._mix_renewed is not None:
+            self._mix_renewed()
 
     def send_mixed(self, leg: Leg, payload: bytes, timestamp: int) -> None:
         """A mixed payload of ``leg``'s codec out on ``leg`` (dropped when the bridge is not lent)."""

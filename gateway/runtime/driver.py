@@ -42,6 +42,8 @@ class CallDriver(HttpOffers):
         self.sip_inbound = SipInbound(self, config)
         self.three_way = ThreeWayCalls(self)  # merged calls (gateway/runtime/merge/)
         self.call_gone = self.three_way.call_gone
+        self.takeovers.merge_of = self.three_way.merge_of  # a conference outlives its instance (issue 34)
+        self.takeovers.on_merged_call = self.three_way.taken_over
 
     def attach_ua(self, ua: UserAgent) -> None:
         super().attach_ua(ua)

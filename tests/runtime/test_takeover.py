@@ -150,3 +150,33 @@ def test_the_machine_times_move_onto_this_instances_clock() -> None:
     assert moved["created_at"] == pytest.approx(1000.0 - 500.0 + 9000.0 - 3.0)
     assert moved["connected_at"] == pytest.approx(moved["created_at"])
     assert moved["ended_at"] is None
+
+
+MERGE = {"conference_id": "conf-3", "call_ids": ["c2", "c1"]}
+
+
+def test_a_merged_calls_handover_names_its_conference() -> None:
+    """A call of a three-way conference names it, the carrier first (gateway/runtime/merge/three_way.py):
+    the survivor holding both calls makes it again; others write no `merge` key (their text unchanged)."""
+    h = dataclasses.replace(handover(), merge=MERGE)
+    assert Handover.from_json(h.to_json()) == h
+    assert json.loads(h.to_json())["merge"] == MERGE
+    assert "merge" not in json.loads(handover().to_json())
+
+
+@pytest.mark.parametrize(
+    "merge",
+    [
+        [],
+        {"conference_id": "", "call_ids": ["c1", "c2"]},
+        {"conference_id": "conf-1", "call_ids": ["c1"]},
+        {"conference_id": "conf-1", "call_ids": ["c1", "c1"]},
+        {"conference_id": "conf-1", "call_ids": ["c2", "c3"]},  # not this call's conference
+        {"conference_id": "conf-1", "call_ids": ["c1", 4]},
+    ],
+)
+def test_a_bad_merge_part_names_its_field(merge: object) -> None:
+    data = json.loads(handover().to_json())
+    data["merge"] = merge
+    with pytest.raises(HandoverError, match="merge"):
+        Handover.from_json(json.dumps(data))

@@ -25,7 +25,9 @@ offer with its `session_id` renews the call's media as after a lost network. A J
 again here, detached, under its session id (`on_rpc_peer`: gateway/signaling/jsonrpc/resume.py): its
 client's `announce` of the id resumes it, and its `offer {call_id, sdp}` renews the media. A SIP
 library's session is made again here under its id with the library's dialog (`on_web_sip`), waiting
-for the library's new flow; its next re-INVITE renews the media. A call that cannot be taken
+for the library's new flow; its next re-INVITE renews the media. A call of a three-way
+conference names it in its handover (`merge`): the survivor that holds both its calls makes it again
+(gateway/runtime/merge/three_way.py `taken_over`). A call that cannot be taken
 over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
 the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one).
 
@@ -140,6 +142,27 @@ def library_of(data: object) -> Mapping[str, Any] | None:
     return data
 
 
+def merge_of(data: object, call_id: object) -> Mapping[str, Any] | None:
+    """The three-way conference a handover names (gateway/runtime/merge/three_way.py `merge_of`): its
+    id and its two call ids, the carrier first, one of them the handover's own call."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise HandoverError("merge: not an object")
+    if not isinstance(data.get("conference_id"), str) or not data["conference_id"]:
+        raise HandoverError(f"merge.conference_id: {data.get('conference_id')!r}")
+    ids = data.get("call_ids")
+    if (
+        not isinstance(ids, list)
+        or len(ids) != 2
+        or not all(isinstance(i, str) and i for i in ids)
+        or ids[0] == ids[1]
+        or call_id not in ids
+    ):
+        raise HandoverError(f"merge.call_ids: {ids!r}")
+    return data
+
+
 # What may take a call back: (login family, user id, the HTTP session, JSON-RPC peer or SIP library's
 # session made again)
 Owner = tuple[str, str, "HttpIds | RpcIds | Mapping[str, Any] | None"]
@@ -160,6 +183,7 @@ class Handover:
     http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
     rpc: RpcIds | None = None  # the JSON-RPC peer carrying the call, made again (detached) on the survivor
     websip: Mapping[str, Any] | None = None  # the SIP library's session and dialog, made again there
+    merge: Mapping[str, Any] | None = None  # the three-way conference the call is in, made again there
 
     def to_json(self) -> str:
         fields = {
@@ -172,6 +196,8 @@ class Handover:
             fields["rpc"] = self.rpc.to_dict()
         if self.websip is not None:
             fields["websip"] = dict(self.websip)
+        if self.merge is not None:
+            fields["merge"] = dict(self.merge)
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -187,6 +213,7 @@ class Handover:
         http = HttpIds.from_dict(data.get("http"))
         rpc = RpcIds.from_dict(data.get("rpc"))
         websip = library_of(data.get("websip"))
+        merge = merge_of(data.get("merge"), data.get("call_id"))
         if sum(kept is not None for kept in (http, rpc, websip)) > 1:
             raise HandoverError("http, rpc, websip: a call has one session")
         familyless = http is not None or websip is not None  # no login family takes these back
@@ -203,7 +230,7 @@ class Handover:
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         return cls(
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]), http, rpc, websip,
+            float(data["wall"]), float(data["mono"]), http, rpc, websip, merge,
         )  # fmt: skip
 
     @property
@@ -256,6 +283,10 @@ class Takeovers:
         # makes a SIP library's session again here, with its dialog, waiting for the library's new flow
         # (user, the handover's `websip`, the call id): False when it cannot (gateway/websip/takeover.py)
         self.on_web_sip: Callable[[WebUser, Mapping[str, Any], str], Awaitable[bool]] | None = None
+        # a call's three-way conference, for its handover, and the conference made again once a survivor
+        # holds both its calls (gateway/runtime/merge/three_way.py; set by gateway/runtime/driver.py)
+        self.merge_of: Callable[[str], Mapping[str, Any] | None] = lambda call_id: None
+        self.on_merged_call: Callable[[str, Mapping[str, Any]], None] | None = None
 
     def _owner(self, runtime: CallRuntime) -> Owner | None:
         """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
@@ -308,7 +339,7 @@ class Takeovers:
             runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
             *self._clocks, owner[2] if isinstance(owner[2], HttpIds) else None,
             owner[2] if isinstance(owner[2], RpcIds) else None,
-            owner[2] if isinstance(owner[2], Mapping) else None,
+            owner[2] if isinstance(owner[2], Mapping) else None, self.merge_of(runtime.call_id),
         )  # fmt: skip
 
     def handovers(self, *, libraries: bool = True) -> dict[str, str]:
@@ -384,6 +415,8 @@ class Takeovers:
             driver.reconnects.adopt(call_id, handover.family, user.id)
         kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
+        if handover.merge is not None and self.on_merged_call is not None:
+            self.on_merged_call(call_id, handover.merge)
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True

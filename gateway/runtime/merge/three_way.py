@@ -15,7 +15,14 @@ again (its bridge forwards between its own legs: the held call's web leg carries
 if the carrier went). `split(session, call_id)` takes a call out and holds it again (it stays lent
 with nothing mixed until its hold is in force, so that its party never hears the web user meanwhile);
 a call that ends (a hang-up by either side) leaves by itself (`call_gone`, from the driver). Each
-change is told to the session as `merged` / `split` (gateway/signaling/conference.py).
+change is told to the session as `merged` / `split` (gateway/signaling/conference.py). A browser that
+comes back to the carrier (a reattach: a new web leg, maybe another codec) is put in the mix again and
+told `merged` again.
+
+A conference outlives its instance (issue 34): each of its calls' handovers names it (`merge_of`), and
+the survivor that takes both calls over makes it again from them (`taken_over`) before the page is
+back: the two phones hear each other again as soon as both re-INVITEs are answered, the web user once
+the page reattaches the carrier.
 
 This module owns the conferences; it imports the media package's mixer, bridge and leg names, the
 runtime's `BridgedMedia`, the signaling's errors and events, and names the driver for typing only.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -54,7 +61,7 @@ class Conference:
     """One merged call (see the module note): its calls (the carrier first) and their bridges."""
 
     id: str
-    session: SessionSink
+    session: SessionSink | None  # the one that merged (None: made again from handovers, `taken_over`)
     bridges: dict[str, BridgedMedia]  # call id -> bridge, the carrier first
     mixer: Mixer = field(default_factory=lambda: Mixer(8000, 3))
     clock: MixClock | None = None
@@ -91,6 +98,8 @@ class ThreeWayCalls:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._resuming: set[str] = set()  # held calls being resumed by their merge
+        # calls taken over here whose handovers named a conference: call id -> (its id, its call ids)
+        self._taken: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def hold_locked(self, call_id: str) -> bool:
         """Whether the web user's hold or resume of `call_id` is refused: it is in a conference (the
@@ -157,16 +166,11 @@ class ThreeWayCalls:
         except (MediaError, ValueError) as exc:
             mixer.close()
             raise Conflict(f"the calls cannot be mixed: {exc}", field=field) from None
-        bridges[carrier].lend_to_mix(
-            web=lambda payload: mixer.push(WEB, payload), sip=lambda payload: mixer.push(carrier, payload)
-        )
-        bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
-        conference.start()
-        for call_id in conference.call_ids:
-            self._conferences[call_id] = conference  # from now on a call's end leaves the conference
+        self._lend(conference)
         self._resuming.add(waiting)
         try:
-            await self._driver.resume(self._owner(waiting, session), waiting)  # its party hears the mix
+            # its party hears the mix
+            await self._driver.resume(self._owner(waiting, session) or session, waiting)
         except SignalingError:
             for call_id in conference.call_ids:
                 self._conferences.pop(call_id, None)
@@ -182,6 +186,74 @@ class ThreeWayCalls:
         await self._tell(conference, Merged(conference.id, conference.call_ids))
         return conference.id
 
+    def _lend(self, conference: Conference) -> None:
+        """The conference's bridges lent to its mix (the carrier's web leg and both SIP legs), its clock
+        started; from now on a call's end leaves it."""
+        mixer, (carrier, waiting) = conference.mixer, conference.call_ids
+        bridges = conference.bridges
+        bridges[carrier].lend_to_mix(
+            web=lambda payload: mixer.push(WEB, payload),
+            sip=lambda payload: mixer.push(carrier, payload),
+            web_renewed=lambda: self._web_renewed(conference),
+        )
+        bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
+        conference.start()
+        for call_id in conference.call_ids:
+            self._conferences[call_id] = conference
+
+    def _web_renewed(self, conference: Conference) -> None:
+        """The carrier's browser is back on a new web leg: the web user in the mix again (with the new
+        leg's codec), and the sessions told `merged` again (the page's calls are in it)."""
+        bridge = conference.bridges.get(conference.carrier)
+        if bridge is None or len(conference.bridges) < 2:
+            return
+        conference.mixer.remove(WEB)
+        try:
+            _participant(conference.mixer, WEB, bridge, Leg.WEB)
+        except (MediaError, ValueError) as exc:
+            logger.warning("%s: the web user's new leg cannot be mixed: %s", conference.id, exc)
+            return
+        logger.info("%s: the web user is back on call %s", conference.id, conference.carrier)
+        self._spawn(self._tell(conference, Merged(conference.id, conference.call_ids)))
+
+    # -- across instances (issue 34) --------------------------------------------------------------------
+    def merge_of(self, call_id: str) -> dict[str, Any] | None:
+        """What `call_id`'s handover says of its conference (None: in none, or one being made or ended)."""
+        conference = self._conferences.get(call_id)
+        if conference is None or len(conference.bridges) != 2 or self._resuming & set(conference.call_ids):
+            return None
+        return {"conference_id": conference.id, "call_ids": list(conference.call_ids)}
+
+    def taken_over(self, call_id: str, merge: Mapping[str, Any]) -> None:
+        """Call `call_id` was taken over here and its handover named a conference (`merge_of`): once its
+        other call is here too, the conference is made again (see the module note)."""
+        ids = tuple(merge["call_ids"])
+        self._taken[call_id] = (str(merge["conference_id"]), ids)
+        if any(self._taken.get(other, ("", ()))[1] != ids for other in ids):
+            return  # the other is not here (yet)
+        for other in ids:
+            del self._taken[other]
+        bridges: dict[str, BridgedMedia] = {}
+        for other in ids:
+            runtime = next((r for r in self._driver.runtimes if r.call_id == other), None)
+            bridge = runtime.bridge if runtime is not None and not runtime.finished else None
+            if bridge is None or bridge.passes_through or other in self._conferences:
+                logger.warning("conference of %s not made again: call %s has no mixable media", ids, other)
+                return
+            bridges[other] = cast(BridgedMedia, bridge)
+        wanted = str(merge["conference_id"])
+        taken = {conference.id for conference in self._conferences.values()}
+        conference = Conference(wanted if wanted not in taken else f"conf-{next(self._ids)}", None, bridges)
+        try:
+            for key, leg in ((ids[0], Leg.SIP), (ids[1], Leg.SIP)):
+                _participant(conference.mixer, key, bridges[key], leg)
+        except (MediaError, ValueError) as exc:
+            conference.mixer.close()
+            logger.warning("conference of %s not made again: %s", ids, exc)
+            return
+        self._lend(conference)  # the web user joins when the page reattaches the carrier (_web_renewed)
+        logger.info("%s: calls %s (carrier) and %s merged again, taken over here", conference.id, *ids)
+
     # -- a call leaves ----------------------------------------------------------------------------------
     async def split(self, session: SessionSink, call_id: str, field: str = "call_id") -> None:
         """Take `call_id` out of its conference and hold it again (see the module note)."""
@@ -192,7 +264,7 @@ class ThreeWayCalls:
         self._leave(conference, call_id, "split")
         bridge.lend_to_mix(web=None, sip=None)  # muted until the hold is in force
         try:
-            await self._driver.hold(self._owner(call_id, session), call_id)
+            await self._driver.hold(self._owner(call_id, session) or session, call_id)
         finally:
             self._spawn(self._give_back_when_held(call_id, bridge))
         await self._tell_left(conference, call_id, "split")
@@ -209,7 +281,7 @@ class ThreeWayCalls:
             await asyncio.sleep(0.05)
         bridge.end_mix()
 
-    def _owner(self, call_id: str, asking: SessionSink) -> SessionSink:
+    def _owner(self, call_id: str, asking: SessionSink | None) -> SessionSink | None:
         """The session that carries `call_id` (an HTTP API session has one call: the other call of a merge
         is another of the user's sessions), else the one asking."""
         registry = self._driver.registry
@@ -221,6 +293,7 @@ class ThreeWayCalls:
 
     def call_gone(self, call_id: str) -> None:
         """The driver: call `call_id` ended (either side hung up); it leaves its conference."""
+        self._taken.pop(call_id, None)
         conference = self._conferences.get(call_id)
         if conference is not None:
             self._leave(conference, call_id, "ended")
@@ -251,10 +324,12 @@ class ThreeWayCalls:
     async def _tell(self, conference: Conference, event: Merged | Split, left: str | None = None) -> None:
         """Every session of the calls concerned hears it (one `/ws` session has both; an HTTP API
         session has one call each)."""
-        sessions = {conference.session.id: conference.session}
+        first = conference.session
+        sessions = {first.id: first} if first is not None else {}
         for call_id in (*conference.call_ids, *((left,) if left is not None else ())):
-            sink = self._owner(call_id, conference.session)
-            sessions.setdefault(sink.id, sink)
+            sink = self._owner(call_id, first)
+            if sink is not None:
+                sessions.setdefault(sink.id, sink)
         for sink in sessions.values():
             if not sink.closed:
                 await sink.send_event(event)

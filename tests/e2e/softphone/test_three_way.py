@@ -216,3 +216,61 @@ async def test_split_holds_the_party_and_the_other_talks_on(tmp_path: Path) -> N
         finally:
             await peer_a.close()
             await peer_b.close()
+
+
+@asynccontextmanager
+async def merged_page(
+    url: str, phone_a: DeskPhone, phone_b: DeskPhone
+) -> AsyncIterator[tuple[WebUser, tuple[str, str, int, int, dict[str, Any]]]]:
+    """alice's page on `url` in a three-way call with A and B (`merged_calls`), hearing both; the page
+    goes on exit (its socket and RTCPeerConnections closed together)."""
+    peers = WebPeer(1000), WebPeer(1000)
+    alice = WebUser(url, "alice", ALICE_SECRET)
+    await alice.__aenter__()
+    try:
+        merged = await merged_calls(alice, phone_a, phone_b, peers)
+        await wait_until(lambda: hears(peers[1].pcm, RATE, 440, 660), timeout=10)
+        yield alice, merged
+    finally:
+        await asyncio.gather(alice.close(), *(peer.close() for peer in peers))
+
+
+async def reattach_merged(again: WebUser, carrier: str, other: str, peers: tuple[WebPeer, WebPeer]) -> None:
+    """The page back reattaches both calls (the carrier first) with new RTCPeerConnections and is told
+    `merged` again, the carrier first."""
+    for call_id, peer in zip((carrier, other), peers, strict=True):
+        await again.request({"type": "reattach", "call_id": call_id, "sdp": await peer.offer()})
+        await peer.accept((await again.wait_for("reattached", call_id=call_id))["sdp"])
+    told = await again.wait_for("merged", timeout=10)
+    assert told["call_ids"] == [carrier, other], told
+
+
+async def test_a_page_that_comes_back_is_in_the_mix_again(tmp_path: Path) -> None:
+    """The page goes mid-conference (socket and RTCPeerConnections closed) and logs in again with its
+    token: it reattaches both calls with new RTCPeerConnections (their codec may differ from before: the
+    SIP leg's first), the carrier's new web leg is put in the mix again and the page is told `merged`
+    again; it hears both phones, and both phones hear its new tone."""
+
+    def reconnecting(phone_a: DeskPhone, phone_b: DeskPhone) -> Config:
+        return gateway_config(
+            None, alice_outbound=(phone_a.uri, phone_b.uri), web_auth={"reconnect_grace": 20}
+        )
+
+    async with two_phones(tmp_path, reconnecting) as (phone_a, phone_b, gateway):
+        async with merged_page(gateway.http_url, phone_a, phone_b) as (alice, merged):
+            call_a, call_b, number_a, number_b, _ = merged
+        again_a, again_b = WebPeer(1300), WebPeer(1300)
+        try:
+            async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                await again.wait_for("calls")
+                await reattach_merged(again, call_b, call_a, (again_b, again_a))
+                await wait_until(lambda: hears(again_b.pcm, RATE, 440, 660), timeout=10)
+                await asyncio.sleep(2.0)  # the phones record the mix with the new tone
+                for call_id, phone, number in (call_a, phone_a, number_a), (call_b, phone_b, number_b):
+                    await again.request({"type": "hangup", "call_id": call_id})
+                    await phone.wait_for("state", call=number, state="DISCONNECTED")
+        finally:
+            await asyncio.gather(again_a.close(), again_b.close())
+        assert windows_with(await phone_a.wait_for_recording(number_a), 660, 1300) >= 1, "A: no B and alice"
+        assert windows_with(await phone_b.wait_for_recording(number_b), 440, 1300) >= 1, "B: no A and alice"
+        await wait_until(lambda: gateway.driver.calls == 0)
