@@ -29,6 +29,7 @@ from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
 from gateway.cluster.revocations import RedisRevocations
+from gateway.cluster.room_owners import RoomOwners
 from gateway.cluster.routing import MARKER, ClusterRouting
 from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
 from gateway.cluster.stores import CallRecordStream
@@ -41,6 +42,7 @@ from gateway.signaling.cluster_http import ClusterHttp, RelayMark
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY
 from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.revocation import FileRevocations
+from gateway.signaling.rooms.endpoint import ROOMS_KEY
 from gateway.signaling.service import OfferService
 from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
@@ -100,6 +102,7 @@ class ClusterWiring:
         self.throttle_store: RedisLoginThrottle | None = None
         self.presence_channel: PresenceChannel | None = None
         self.sip_flows: SessionOwners | None = None  # attach_web_sip
+        self.rooms: RoomOwners | None = None  # attach_signaling, when rooms are served
         # the signed mark of the sockets this instance relays to another and of those relayed here
         self.relay_mark = RelayMark(self.node.id, settings.secret.reveal().encode("utf-8"))
         self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
@@ -243,7 +246,11 @@ class ClusterWiring:
         (presence_channel.py) and publishes this one's; a page's login whose calls wait on another
         instance is relayed there (ws/relay.py)."""
         app[CONTEXT_KEY] = dataclasses.replace(app[CONTEXT_KEY], relay_to=self.relay_to)
-        app[SOCKETS_KEY].relay_marks = self.relay_mark  # /ws and /jsonrpc (and rooms: never relayed)
+        app[SOCKETS_KEY].relay_marks = self.relay_mark  # /ws, /jsonrpc and rooms
+        if ROOMS_KEY in app:  # a room's peers meet on the instance it lives on (room_owners.py)
+            rooms = app[ROOMS_KEY]
+            self.rooms = RoomOwners(self.node, rooms.registry.rooms)
+            rooms.place = self.rooms.place
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
         self._rpc_detached = app[RPC_KEY].detached

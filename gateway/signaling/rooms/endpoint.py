@@ -15,6 +15,8 @@ a peer sending faster than `rooms.rate` / `rooms.burst` gets `rate_limited` erro
 `max_rate_limited` of them in a row the socket is closed (1008). Those, the login deadline, failed logins
 (`max_failed_logins`: close 4001), the caps, heartbeat, size limit and drain are the shared session
 loop's (gateway/signaling/session_loop.py); this module supplies the rooms' messages (`RoomDialect`).
+In a cluster a room lives on one instance (gateway/cluster/room_owners.py, `RoomsContext.place`): a
+socket for a room of another instance is relayed there (gateway/signaling/ws/relay.py) before any join.
 """
 
 from __future__ import annotations
@@ -68,10 +70,12 @@ from gateway.signaling.session_loop import (
     serve,
 )
 from gateway.signaling.turn_rest import IceServers
+from gateway.signaling.ws.relay import WsRelay
 
 logger = logging.getLogger(__name__)
 
 CLOSE_JOIN_REFUSED: Final = 4009
+TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance the room lives on refuses sockets now
 
 Sender = Callable[[Mapping[str, object]], Awaitable[None]]
 
@@ -86,6 +90,8 @@ class RoomsContext:
     monotonic: Callable[[], float]
     senders: dict[tuple[str, str], Sender] = field(default_factory=dict)  # (room, peer) -> its socket
     media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (rooms/media.py)
+    # a cluster: the instance a room lives on, when another (its base URL; gateway/cluster/room_owners.py)
+    place: Callable[[str, str | None], Awaitable[str | None]] | None = None
     users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
 
     async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:
@@ -145,12 +151,19 @@ class RoomDialect:
     """The loop's `Dialect` for one rooms socket: the peer's messages, its join and its leave."""
 
     def __init__(
-        self, context: RoomsContext, peer: RoomPeer, socket: SessionSocket, principal: ApiPrincipal | None
+        self,
+        context: RoomsContext,
+        peer: RoomPeer,
+        socket: SessionSocket,
+        principal: ApiPrincipal | None,
+        request: web.Request | None = None,
     ) -> None:
         self._context = context
         self._peer = peer
         self._socket = socket
         self._principal = principal
+        self._request = request  # (its path, credentials and query go on with a relay)
+        self._relay: WsRelay | None = None  # a cluster: carried on to the instance the room lives on
 
         async def send(message: Mapping[str, object]) -> None:
             with contextlib.suppress(ConnectionError):
@@ -160,12 +173,16 @@ class RoomDialect:
 
     @property
     def logged_in(self) -> bool:
-        return self._peer.user_id is not None
+        return self._relay is not None or self._peer.user_id is not None
 
     def idle(self, busy: Busy) -> bool:
-        return self._peer.alone  # a drain closes it when nobody else is in the room
+        return (
+            self._relay is not None or self._peer.alone
+        )  # a drain closes it when nobody else is in the room
 
     async def on_open(self) -> None:
+        if await self._relayed():
+            return
         context, peer, principal = self._context, self._peer, self._principal
         code = None
         if principal is None and context.settings.allow_anonymous:
@@ -175,10 +192,37 @@ class RoomDialect:
         if code is not None:
             self._socket.close_with(code)
 
+    async def _relayed(self) -> bool:
+        """A cluster: carry this socket on to the instance the room lives on, when another (see
+        gateway/cluster/room_owners.py); True when relayed or closed (1013: that instance refused it)."""
+        place, request, socket = self._context.place, self._request, self._socket
+        if place is None or request is None or socket.relayed:
+            return False
+        target = await place(self._peer.room_id, None)
+        for _ in range(2):  # (an instance that does not answer: its lease waited on, then another place)
+            if target is None:
+                return False
+            relay = WsRelay(
+                socket, target, path=request.path, query=dict(request.query),
+                headers={k: v for k in ("Authorization", "X-API-Key") if (v := request.headers.get(k))},
+            )  # fmt: skip
+            if await relay.open(None):
+                self._relay = relay
+                return True
+            if relay.refused:  # it lives, but refuses now: the peer tries again
+                socket.close_with(TRY_AGAIN_LATER)
+                return True
+            target = await place(self._peer.room_id, target)
+        socket.close_with(TRY_AGAIN_LATER)
+        return True
+
     async def on_refused(self, error: SignalingError) -> None:
         await self.send(error_message(error))
 
     async def on_message(self, data: str | bytes) -> None:
+        if self._relay is not None:
+            await self._relay.send(data)
+            return
         try:
             await self._handle(parse_room_message(data, self._context.limits.max_message_bytes))
         except SignalingError as exc:
@@ -214,6 +258,9 @@ class RoomDialect:
             await _sip_party(context, peer, request, send)
 
     async def on_close(self) -> None:
+        if self._relay is not None:
+            await self._relay.close()
+            return
         context, peer = self._context, self._peer
         joined = peer.user_id is not None
         await context.deliver(peer.room_id, peer.leave())
@@ -246,7 +293,7 @@ async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
         rules=SessionRules("room", rate=settings.rate, burst=settings.burst),
         sockets=request.app[SOCKETS_KEY],
         limits=context.limits,
-        open_dialect=lambda socket: RoomDialect(context, peer, socket, principal),
+        open_dialect=lambda socket: RoomDialect(context, peer, socket, principal, request),
         monotonic=context.monotonic,
         counted=principal is None and not settings.allow_anonymous,
     )

@@ -74,7 +74,8 @@ class WsRelay:
     of the same kind: `/jsonrpc`, whose client's own credentials at the upgrade (``headers``: its
     Authorization or X-API-Key; ``query``: its `?api_key=`/`?token=`) go on with it
     (gateway/signaling/jsonrpc/resume.py); SIP over WebSocket, with ``protocols`` ``("sip",)``
-    (gateway/signaling/sip_ws.py)."""
+    (gateway/signaling/sip_ws.py); a room's socket, to the instance the room lives on
+    (gateway/signaling/rooms/endpoint.py)."""
 
     def __init__(
         self,
@@ -96,8 +97,9 @@ class WsRelay:
         self._carrying: asyncio.Task[None] | None = None
         self.refused = False  # the owner answered the upgrade with a refusal (its limits): it lives
 
-    async def open(self, first: str | bytes) -> bool:
-        """Connect to the owner and send it ``first`` (the login); False when it cannot be reached."""
+    async def open(self, first: str | bytes | None) -> bool:
+        """Connect to the owner and send it ``first`` (the login; None: nothing, a room's socket whose
+        path says where it goes); False when it cannot be reached."""
         headers = dict(self._headers)
         origin = self._socket.headers.get("Origin")
         if origin is not None:
@@ -115,7 +117,8 @@ class WsRelay:
                 heartbeat=HEARTBEAT,  # an owner whose host vanished (no reset) is found dead
                 protocols=self._protocols,
             )
-            await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
+            if first is not None:
+                await self._ws.send_str(first if isinstance(first, str) else first.decode("utf-8", "replace"))
         except aiohttp.WSServerHandshakeError as exc:  # there, but refusing now (429, 503): not dead
             logger.warning("relay of %s to %s refused: %s", self._socket.remote, self._url, exc.status)
             self.refused = True

@@ -1,0 +1,134 @@
+"""Rooms shared by the instances of a cluster (issue 34): the peers of one room meet on one instance.
+
+A room lives in the process where its first peer joined (gateway/signaling/rooms/: its registry, the
+sockets it relays between). `{prefix}room:{room_id}` names that instance (signed as the session owners
+are, gateway/cluster/sessions.py), taken when the first peer's socket arrives (`place`), renewed at every
+heartbeat while the room is open there, lasting a lease after. A rooms socket that reaches another
+instance is relayed to the one named (gateway/signaling/rooms/endpoint.py, with the cluster's signed
+mark, as a page's `/ws` is), so HAProxy needs no stickiness for rooms.
+
+When that instance dies, its rooms' media goes on (browser to browser); their peers reconnect through
+HAProxy wherever they land. The first to arrive takes the room for its instance once the dead one's
+lease has lapsed (a record naming an instance that does not answer is waited on until then: at most a
+lease and a heartbeat), and the others are relayed there: the room is whole again, its peers told
+`existing_peers` / `peer_joined` as on any join. Taking a record replaces exactly the value read (a
+script), so two instances racing for a room agree on one; a renewal writes only a record that is this
+instance's or absent, so an instance never takes back a room another has taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from gateway.cluster.errors import ClusterUnavailable
+from gateway.cluster.node import ClusterNode
+from gateway.cluster.signing import OWNER
+
+logger = logging.getLogger(__name__)
+
+KIND: Final = "room"
+LAPSE_POLL: Final = 0.25  # s between looks at an unreachable owner's lease
+# Lua: set KEYS[1] to ARGV[2] (PX ARGV[3]) only if it still holds ARGV[1] ("" : absent)
+TAKE: Final = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if (v == false and ARGV[1] == '') or v == ARGV[1] then "
+    "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0"
+)
+# Lua: renew KEYS[1] as ARGV[1] (PX ARGV[2]) if it is this instance's or absent; 0 when another's
+RENEW: Final = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return 0"
+)
+
+
+class RoomOwners:
+    """Where each open room lives (see the module note)."""
+
+    def __init__(self, node: ClusterNode, local_rooms: Callable[[], Iterable[str]]) -> None:
+        self._node = node
+        self._local_rooms = local_rooms
+        self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
+        node.add_refresher("room owners", self.refresh)
+
+    def _key(self, room_id: str) -> str:
+        return self._node.key(KIND, room_id)
+
+    def _value(self, room_id: str) -> str:
+        return self._node.signer.seal(OWNER, self._node.id, room_id)
+
+    async def place(self, room_id: str, unreachable: str | None = None) -> str | None:
+        """The base URL of the instance room `room_id` lives on, when another; None: here (taken for this
+        instance when free). ``unreachable``: that instance's URL did not answer just now: its lease is
+        waited on, then the room is taken. Redis unavailable: here (a room of this instance alone)."""
+        node, key = self._node, self._key(room_id)
+        try:
+            for _ in range(3):  # (a race lost to another instance: read again)
+                sealed = await node.get("find a room's instance", key)
+                owner = (
+                    node.signer.unseal(OWNER, sealed, key, "a room's instance", room_id) if sealed else None
+                )
+                if owner == node.id:
+                    return None
+                peer = await node.instance(owner) if owner is not None else None
+                if peer is not None and peer.http == unreachable:
+                    peer = await self._lapsed(owner or "", unreachable)
+                if peer is not None:
+                    return peer.http
+                if await self._take(key, sealed or "", room_id):
+                    if owner is not None:
+                        logger.warning("room %s: taken over from instance %s", room_id[:80], owner)
+                    return None
+        except ClusterUnavailable:
+            logger.warning("room %s: its instance unknown (Redis unavailable): opened here", room_id[:80])
+            return None
+        logger.warning("room %s: contended by other instances: opened here", room_id[:80])
+        return None
+
+    async def _lapsed(self, owner: str, unreachable: str) -> Any:
+        """None once ``owner``'s lease has lapsed (waited for: a lease and a heartbeat at most); its record
+        when it answers again at another URL or stays live past that (then relayed there)."""
+        node = self._node
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + node.lease_ms / 1000 + node.settings.heartbeat + 1.0
+        logger.info("a room of instance %s, which does not answer: waiting for its lease to lapse", owner)
+        while loop.time() < deadline:
+            peer = await node.instance(owner)
+            if peer is None:
+                return None
+            if peer.http != unreachable:
+                return peer
+            await asyncio.sleep(LAPSE_POLL)
+        return await node.instance(owner)
+
+    async def _take(self, key: str, expected: str, room_id: str) -> bool:
+        value, px = self._value(room_id), str(self._node.lease_ms)
+        taken = await self._node.run("take a room", lambda c: c.eval(TAKE, 1, key, expected, value, px))
+        return bool(taken)
+
+    async def refresh(self) -> None:
+        rooms = tuple(self._local_rooms())
+        if not rooms:
+            self._lost.clear()
+            return
+        px = str(self._node.lease_ms)
+
+        async def renew(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for room_id in rooms:
+                pipe.eval(RENEW, 1, self._key(room_id), self._value(room_id), px)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        renewed = await self._node.run("renew room ownership", renew)
+        lost = {room for room, ok in zip(rooms, renewed, strict=True) if not ok}
+        for room_id in lost - self._lost:
+            logger.warning(
+                "room %s is open here but another instance has taken it: its new peers go there", room_id[:80]
+            )
+        self._lost = lost

@@ -1,0 +1,67 @@
+"""Where a cluster's rooms live (gateway/cluster/room_owners.py), against a real Redis: the first instance
+to place a room takes it and the others are sent there; a renewal never takes back a room another has
+taken; a dead instance's room is taken once its lease lapses (waited on when its URL did not answer); a
+record without a valid signature is not believed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from gateway.cluster import ClusterNode
+from gateway.cluster.room_owners import RoomOwners
+from peers.redis import running_redis
+from tests.cluster.test_cluster_state import ADVERTISED_HTTP, settings
+
+
+async def test_one_instance_holds_a_room_and_a_dead_ones_room_is_taken(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis:
+        a, b, c = (ClusterNode(settings(redis.url, name)) for name in "abc")
+        local: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+        owners = {n.id: RoomOwners(n, local[n.id].copy) for n in (a, b, c)}
+        try:
+            for node in (a, b, c):
+                await node.start()
+            assert await owners["a"].place("lab") is None  # free: taken by a
+            local["a"].append("lab")
+            assert await owners["b"].place("lab") == ADVERTISED_HTTP  # a's: relayed there
+            assert await owners["a"].place("lab") is None  # its own
+            key = a.key("room", "lab")
+            held = await a.redis.get(key)
+            local["b"].append("lab")  # split (b opened it while Redis was away): b's renewal keeps off
+            await owners["b"].refresh()
+            assert await a.redis.get(key) == held
+            local["b"].clear()  # (its room emptied: its renewals would take the record once a's lapses)
+
+            # a dies: its record stays until its lease lapses; a place that found its URL unreachable
+            # waits for that, then takes the room
+            assert a._task is not None
+            a._task.cancel()
+            started = time.monotonic()
+            assert await owners["c"].place("lab", ADVERTISED_HTTP) is None
+            assert time.monotonic() - started < 0.6 + 0.2 + 1.5
+            assert await owners["b"].place("lab") == ADVERTISED_HTTP  # c's now
+            assert (await a.redis.get(key)) != held
+
+            # a record not signed by the cluster's secret is not believed: replaced
+            await a.redis.set(a.key("room", "forged"), "b;not-a-signature")
+            assert await owners["c"].place("forged") is None
+            assert await owners["b"].place("forged") == ADVERTISED_HTTP
+        finally:
+            for node in (a, b, c):
+                await node.close()
+
+
+async def test_two_instances_racing_for_a_free_room_agree_on_one(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as redis:
+        nodes = [ClusterNode(settings(redis.url, name)) for name in "ab"]
+        owners = [RoomOwners(n, list) for n in nodes]
+        try:
+            for node in nodes:
+                await node.start()
+            placed = await asyncio.gather(*(o.place("race") for o in owners))
+            assert sorted(placed, key=str) == [None, ADVERTISED_HTTP], placed  # one here, one sent there
+        finally:
+            for node in nodes:
+                await node.close()

@@ -1,0 +1,109 @@
+"""Rooms shared by the instances of a cluster (issue 34; gateway/cluster/room_owners.py): three instances
+as real processes sharing a real Redis, two aiortc peers talking browser to browser through a room.
+
+p1 opens room `lab` at gw1; p2 reaches gw2 (no stickiness), is relayed to gw1 and meets p1 there: they
+offer and answer through the room and hear each other. gw1 gets SIGKILL: both sockets close (p2's relay
+with it), the media goes on browser to browser. p1 comes back at gw2, which waits for gw1's lease to
+lapse and takes the room; p2 comes back at gw3 and is relayed to gw2: the peers meet again (each told the
+other) and relay to each other through the room, their media never having stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+
+from peers.redis import running_redis
+from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
+from tests.e2e.dialects.test_room_access import RoomPeer
+from tests.e2e.harness import wait_until
+
+LEASE = 2.0
+ROOMS = {"allow_anonymous": True, "rules": [{"room": "*", "public": True}]}
+CANDIDATE = {
+    "candidate": "candidate:1 1 udp 2130706431 192.0.2.7 40000 typ host",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+}
+
+
+def url(instance: GatewayProcess, peer: str) -> str:
+    return f"{instance.http_url.replace('http', 'ws', 1)}/webrtc/signaling/lab/{peer}"
+
+
+async def join(
+    http: aiohttp.ClientSession, instance: GatewayProcess, peer: str, timeout: float = 10
+) -> RoomPeer:
+    room_peer = RoomPeer(await http.ws_connect(url(instance, peer)))
+    await room_peer.wait_for("joined", timeout=timeout)
+    return room_peer
+
+
+async def listed(http: aiohttp.ClientSession, instance: GatewayProcess) -> list[str]:
+    async with http.get(f"{instance.http_url}/webrtc/rooms") as response:
+        assert response.status == 200
+        return [room["room_id"] for room in (await response.json())["rooms"]]
+
+
+async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as server:
+        mappings = [instance_mapping(i, server.url, lease=LEASE, extra={"rooms": ROOMS}) for i in range(3)]
+        async with process_cluster(tmp_path, mappings) as (gw1, gw2, gw3), aiohttp.ClientSession() as http:
+            media1, media2 = WebPeer(700), WebPeer(900)
+            one = await join(http, gw1, "p1")
+            two = await join(http, gw2, "p2")  # relayed to gw1, where the room lives
+            try:
+                assert (await two.wait_for("existing_peers"))["peers"] == ["p1"]
+                await one.wait_for("peer_joined", peer_id="p2")
+                assert (
+                    await listed(http, gw1) == ["lab"] and await listed(http, gw2) == []
+                )  # one room, on gw1
+                offer = {"type": "offer", "sdp": await media2.offer()}
+                await two.ws.send_json({"type": "offer", "offer": offer, "target_peer_id": "p1"})
+                sdp = (await one.wait_for("offer", from_peer_id="p2"))["offer"]["sdp"]
+                answer = {"type": "answer", "sdp": await media1.answer(sdp)}
+                await one.ws.send_json({"type": "answer", "answer": answer, "target_peer_id": "p2"})
+                await media2.accept((await two.wait_for("answer", from_peer_id="p1"))["answer"]["sdp"])
+                await wait_until(
+                    lambda: media1.heard(900, last=1.0) and media2.heard(700, last=1.0), timeout=10
+                )
+
+                gw1.kill()
+                killed = time.monotonic()
+                await wait_until(lambda: one.ws.closed and two.ws.closed, timeout=10)  # p2's relay too
+                await one.close()
+                await two.close()
+                media1.clear()
+                media2.clear()
+                await wait_until(
+                    lambda: media1.heard(900, last=1.0) and media2.heard(700, last=1.0), timeout=5
+                )
+
+                # p1 back at gw2 (gw1's lease waited on, the room taken), p2 at gw3 (relayed to gw2)
+                one = await join(http, gw2, "p1", timeout=LEASE + 8)
+                assert (await one.wait_for("existing_peers"))["peers"] == []
+                two = await join(http, gw3, "p2")
+                assert (await two.wait_for("existing_peers"))["peers"] == ["p1"]
+                await one.wait_for("peer_joined", peer_id="p2")
+                rejoined = time.monotonic() - killed
+                assert "taken over from instance gw1" in gw2.log(), gw2.log()[-2000:]
+                await two.ws.send_json(
+                    {"type": "ice_candidate", "candidate": CANDIDATE, "target_peer_id": "p1"}
+                )
+                relayed = await one.wait_for("ice_candidate", from_peer_id="p2")
+                assert relayed["candidate"]["candidate"] == CANDIDATE["candidate"], relayed
+                # the media never stopped
+                media1.clear()
+                media2.clear()
+                await wait_until(
+                    lambda: media1.heard(900, last=1.0) and media2.heard(700, last=1.0), timeout=5
+                )
+            finally:
+                for closing in (one, two):
+                    await closing.close()
+                await media1.close()
+                await media2.close()
+    print(f"the room met again at gw2 {rejoined:.2f} s after gw1's kill -9")
