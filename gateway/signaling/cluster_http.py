@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
@@ -114,9 +115,11 @@ class RelayMark:
     """The mark on a WebSocket upgrade that one instance relays to another (gateway/signaling/ws/relay.py:
     a page's, a JSON-RPC client's or a SIP library's new socket carried on to the instance holding its
     calls): `X-Gateway-Relayed`, in the format of a forward's `sign` (the relaying instance, GET, the path,
-    the time, no user: the socket authenticates itself there) under a key of its own, derived from the
-    cluster secret, so that a mark never passes for a forward's signature, nor one for a mark. Like a forward's, a mark can be replayed for MAX_SKEW by whoever
-    reads the traffic between the instances: advertise https:// URLs, or keep them on a private network.
+    the time, and a random nonce in the user's place: the socket authenticates itself there) under a key
+    of its own, derived from the cluster secret, so that a mark never passes for a forward's signature, nor
+    one for a mark: `<instance>;<unix time>;<HMAC>;<nonce>`. A mark is taken once: its nonce is
+    remembered until the mark is stale, so whoever reads the traffic between the instances cannot replay
+    it (advertise https:// URLs, or keep them on a private network, all the same).
     The owner serves a marked upgrade while it drains (the socket comes for calls it still holds),
     counts it against none of its caps (the relaying instance counted it until it relayed it) and never
     relays it again (gateway/signaling/session_loop.py). A bad or stale mark makes it an ordinary upgrade,
@@ -128,23 +131,32 @@ class RelayMark:
     refused: int = 0  # marks that did not verify
     _warnings: RateLimit = field(default_factory=RateLimit, repr=False)  # a flood of bad marks
     _key: bytes = field(init=False, repr=False)
+    _seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # nonce -> forgotten at
 
     def __post_init__(self) -> None:
         self._key = hmac.new(self.secret, b"sip-webrtc-gateway cluster relay", hashlib.sha256).digest()
 
     def stamp(self, path: str) -> dict[str, str]:
-        return {RELAYED: sign(self._key, self.instance_id, "GET", path, self.clock())}
+        nonce = secrets.token_urlsafe(12)
+        return {RELAYED: f"{sign(self._key, self.instance_id, 'GET', path, self.clock(), nonce)};{nonce}"}
 
     def relayed(self, request: web.Request) -> bool:
         header = request.headers.get(RELAYED)
         if header is None:
             return False
-        if verify(self._key, header, request.method, request.path, self.clock()) is not None:
-            return True
+        signed, _, nonce = header.rpartition(";")
+        now = self.clock()
+        if nonce and verify(self._key, signed, request.method, request.path, now, nonce) is not None:
+            seen = self._seen
+            while seen and next(iter(seen.values())) < now:  # (in the order taken: the oldest first)
+                del seen[next(iter(seen))]
+            if nonce not in seen:
+                seen[nonce] = now + 2 * MAX_SKEW  # past any clock skew its stamp may have
+                return True
         self.refused += 1
         if self._warnings.allow(logger, logging.WARNING):
             logger.warning(
-                "a WebSocket upgrade from %s to %s has a bad or stale %s mark: served as any other",
+                "a WebSocket upgrade from %s to %s has a bad, stale or replayed %s mark: served as any other",
                 request.remote, request.path, RELAYED,
             )  # fmt: skip
         return False

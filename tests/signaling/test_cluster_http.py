@@ -60,8 +60,16 @@ def test_a_relay_mark_binds_the_path_the_secret_and_the_time_and_is_no_forward()
     assert not mark.relayed(upgrade("/sip", {}))  # no mark: an ordinary upgrade, not counted as bad
     assert not mark.relayed(upgrade("/sip", {RELAYED: "gw1;1700000000;00"}))
     assert mark.refused == 2  # the other path and the malformed one (the others: their own checkers)
+    again = RelayMark("gw1", SECRET, clock=lambda: now + 5)
+    assert again.relayed(upgrade("/sip", stamp))
+    assert not again.relayed(upgrade("/sip", stamp))  # taken once: a replay within MAX_SKEW is refused
+    assert again.refused == 1
+    assert again.relayed(upgrade("/sip", again.stamp("/sip")))  # each relay's mark is a new one
+    signed, _, nonce = stamp[RELAYED].rpartition(";")
+    assert not again.relayed(upgrade("/sip", {RELAYED: f"{signed};{nonce}x"}))  # the nonce is signed
+    assert not again.relayed(upgrade("/sip", {RELAYED: signed}))  # no nonce
     for user in ("", "relayed socket", "alice"):  # not a forward's signature, of any user
-        assert verify(SECRET, stamp[RELAYED], "GET", "/sip", now, user) is None
+        assert verify(SECRET, stamp[RELAYED].rpartition(";")[0], "GET", "/sip", now, user) is None
         forward = sign(SECRET, "gw1", "GET", "/sip", now, user)  # nor a forward's a mark
         assert verify(SECRET, forward, "GET", "/sip", now, user) == "gw1"
         assert not mark.relayed(upgrade("/sip", {RELAYED: forward}))
