@@ -50,11 +50,20 @@ class MixPorts(BridgeFields):
         _to_web: MediaPath
         _fill: ComfortFill
         _clock: Callable[[], float]
+        _web_gone: bool
+
+        def _start_fill(self) -> None: ...
+
         _taps: dict[str, tuple[Callable[[RtpPacket], None], Callable[[], None]]]
 
     @property
     def mixing(self) -> bool:
         return self._mixing is not None
+
+    @property
+    def web_up(self) -> bool:
+        """Whether the web leg's media is negotiated (not: a call taken over whose browser is not back)."""
+        return self._web_side is not None
 
     def mix_codec(self, leg: Leg) -> str:
         """The codec the mixer must decode and encode for ``leg`` (its negotiated one)."""
@@ -94,6 +103,7 @@ class MixPorts(BridgeFields):
         self._taps.pop(_MIX_TAP, None)
         if self._state is BridgeState.ACTIVE:
             self._configure_paths()  # the fast lane links again where it may
+            self._start_fill()  # the browser away (a call taken over): the SIP party hears the fill again
             logger.info("call=%s legs back from the mix", self._call)
 
     def _mix_web_renewed(self) -> None:

@@ -44,6 +44,7 @@ class CallDriver(HttpOffers):
         self.call_gone = self.three_way.call_gone
         self.takeovers.merge_of = self.three_way.merge_of  # a conference outlives its instance (issue 34)
         self.takeovers.on_merged_call = self.three_way.taken_over
+        self.takeovers.on_released = self.three_way.release
 
     def attach_ua(self, ua: UserAgent) -> None:
         super().attach_ua(ua)

@@ -287,6 +287,7 @@ class Takeovers:
         # holds both its calls (gateway/runtime/merge/three_way.py; set by gateway/runtime/driver.py)
         self.merge_of: Callable[[str], Mapping[str, Any] | None] = lambda call_id: None
         self.on_merged_call: Callable[[str, Mapping[str, Any]], None] | None = None
+        self.on_released: Callable[[str], None] | None = None
 
     def _owner(self, runtime: CallRuntime) -> Owner | None:
         """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
@@ -416,7 +417,10 @@ class Takeovers:
         kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
         if handover.merge is not None and self.on_merged_call is not None:
-            self.on_merged_call(call_id, handover.merge)
+            try:  # the call goes on here whatever becomes of its conference
+                self.on_merged_call(call_id, handover.merge)
+            except Exception:
+                logger.exception("call=%s: its conference not made again", call_id)
         self.taken += 1
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True
@@ -438,6 +442,8 @@ class Takeovers:
             return
         runtime.unrecorded = True
         driver = self._driver
+        if self.on_released is not None:  # out of its conference quietly (the page hears of it there)
+            self.on_released(call_id)
         if call_id in driver.registry:
             machine = driver.registry.get(call_id)
             session = driver.session(machine.session_id) if machine.session_id else None

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -42,7 +43,7 @@ from gateway.media.codecs.mix_clock import MixClock
 from gateway.media.codecs.mixer import Mixer
 from gateway.media.errors import MediaError
 from gateway.media.events import Leg
-from gateway.runtime.call_media import BridgedMedia
+from gateway.runtime.call_media import BridgedMedia, CallMedia
 from gateway.signaling.conference import Merged, Split
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
 from gateway.signaling.service import SessionSink
@@ -96,6 +97,7 @@ class ThreeWayCalls:
         self._driver = driver
         self._conferences: dict[str, Conference] = {}  # call id -> its conference
         self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(3)  # ids unique across instances: a conference may move (taken_over)
         self._tasks: set[asyncio.Task[None]] = set()
         self._resuming: set[str] = set()  # held calls being resumed by their merge
         # calls taken over here whose handovers named a conference: call id -> (its id, its call ids)
@@ -156,7 +158,7 @@ class ThreeWayCalls:
             )
         (waiting,) = held
         (carrier,) = [call_id for call_id in call_ids if call_id != waiting]
-        conference = Conference(f"conf-{next(self._ids)}", session, {carrier: bridges[carrier]})
+        conference = Conference(self._new_id(), session, {carrier: bridges[carrier]})
         conference.bridges[waiting] = bridges[waiting]
         mixer = conference.mixer
         try:
@@ -196,7 +198,11 @@ class ThreeWayCalls:
             sip=lambda payload: mixer.push(carrier, payload),
             web_renewed=lambda: self._web_renewed(conference),
         )
-        bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
+        try:
+            bridges[waiting].lend_to_mix(web=None, sip=lambda payload: mixer.push(waiting, payload))
+        except MediaError:
+            bridges[carrier].end_mix()
+            raise
         conference.start()
         for call_id in conference.call_ids:
             self._conferences[call_id] = conference
@@ -210,8 +216,11 @@ class ThreeWayCalls:
         conference.mixer.remove(WEB)
         try:
             _participant(conference.mixer, WEB, bridge, Leg.WEB)
-        except (MediaError, ValueError) as exc:
+        except (MediaError, ValueError) as exc:  # (its codec): the calls go on apart, the page told
             logger.warning("%s: the web user's new leg cannot be mixed: %s", conference.id, exc)
+            carrier = conference.carrier
+            self._leave(conference, carrier, "unmixable")
+            self._spawn(self._tell_left(conference, carrier, "split"))
             return
         logger.info("%s: the web user is back on call %s", conference.id, conference.carrier)
         self._spawn(self._tell(conference, Merged(conference.id, conference.call_ids)))
@@ -227,6 +236,8 @@ class ThreeWayCalls:
     def taken_over(self, call_id: str, merge: Mapping[str, Any]) -> None:
         """Call `call_id` was taken over here and its handover named a conference (`merge_of`): once its
         other call is here too, the conference is made again (see the module note)."""
+        if self._runtime_bridge(call_id) is None:
+            return  # ended meanwhile (call_gone has been)
         ids = tuple(merge["call_ids"])
         self._taken[call_id] = (str(merge["conference_id"]), ids)
         if any(self._taken.get(other, ("", ()))[1] != ids for other in ids):
@@ -235,24 +246,40 @@ class ThreeWayCalls:
             del self._taken[other]
         bridges: dict[str, BridgedMedia] = {}
         for other in ids:
-            runtime = next((r for r in self._driver.runtimes if r.call_id == other), None)
-            bridge = runtime.bridge if runtime is not None and not runtime.finished else None
+            bridge = self._runtime_bridge(other)
             if bridge is None or bridge.passes_through or other in self._conferences:
                 logger.warning("conference of %s not made again: call %s has no mixable media", ids, other)
                 return
             bridges[other] = cast(BridgedMedia, bridge)
         wanted = str(merge["conference_id"])
         taken = {conference.id for conference in self._conferences.values()}
-        conference = Conference(wanted if wanted not in taken else f"conf-{next(self._ids)}", None, bridges)
+        conference = Conference(wanted if wanted not in taken else self._new_id(), None, bridges)
         try:
-            for key, leg in ((ids[0], Leg.SIP), (ids[1], Leg.SIP)):
-                _participant(conference.mixer, key, bridges[key], leg)
+            for key in ids:
+                _participant(conference.mixer, key, bridges[key], Leg.SIP)
+            self._lend(conference)  # the web user joins when the page reattaches the carrier (_web_renewed)
         except (MediaError, ValueError) as exc:
             conference.mixer.close()
             logger.warning("conference of %s not made again: %s", ids, exc)
             return
-        self._lend(conference)  # the web user joins when the page reattaches the carrier (_web_renewed)
         logger.info("%s: calls %s (carrier) and %s merged again, taken over here", conference.id, *ids)
+        if bridges[ids[0]].web_up:  # the page reattached the carrier before the other call was here
+            self._web_renewed(conference)
+
+    def _runtime_bridge(self, call_id: str) -> CallMedia | None:
+        runtime = next((r for r in self._driver.runtimes if r.call_id == call_id), None)
+        return runtime.bridge if runtime is not None and not runtime.finished else None
+
+    def _new_id(self) -> str:
+        return f"conf-{self._prefix}-{next(self._ids)}"
+
+    def release(self, call_id: str) -> None:
+        """Call `call_id` goes on at another instance (a drain's hand-off): out of its conference without
+        a word to the page, which is told `merged` again where it reattaches (see the module note)."""
+        self._taken.pop(call_id, None)
+        conference = self._conferences.get(call_id)
+        if conference is not None:
+            self._leave(conference, call_id, "handed over")
 
     # -- a call leaves ----------------------------------------------------------------------------------
     async def split(self, session: SessionSink, call_id: str, field: str = "call_id") -> None:
