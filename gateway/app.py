@@ -47,7 +47,7 @@ from gateway.reload import reload_config
 from gateway.runtime import CallDriver, OfferApi, loopback_bridge_settings
 from gateway.runtime.admin_calls import AdminCalls
 from gateway.runtime.audio_streams.service import AudioStreams
-from gateway.runtime.continuity.takeover import RpcIds
+from gateway.runtime.continuity.handover import RpcIds
 from gateway.runtime.lamps import start_lamps
 from gateway.runtime.playback import CallPlaybackService
 from gateway.runtime.rooms import RoomMediaService
@@ -142,6 +142,12 @@ class Gateway:
             self.identities.shared_throttle = self.cluster.throttle(self.identities.throttle)
         # SIP parties in rooms: the gateway's own peer and the mix (gateway/runtime/rooms/)
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
+        takeovers = self.driver.takeovers  # a room's SIP party outlives its instance (issue 34)
+        takeovers.room_party_of, takeovers.room_user = self.room_media.party_of, self.room_media.room_user
+        takeovers.on_room_party, takeovers.room_party_back = (
+            self.room_media.adopt_party,
+            self.room_media.party_back,
+        )
         # WHEP players of calls' far ends (gateway/runtime/playback.py)
         self.call_playback = CallPlaybackService(self.driver, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)

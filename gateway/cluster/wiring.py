@@ -251,6 +251,11 @@ class ClusterWiring:
             rooms = app[ROOMS_KEY]
             self.rooms = RoomOwners(self.node, rooms.registry.rooms)
             rooms.place = self.rooms.place
+            # a dead instance's room party is carried on where its room lives: here, or sent on there
+            takeovers = self.driver.takeovers
+            takeovers.room_home = self.rooms.place
+            if self.http is not None:
+                takeovers.forward = self.http.hand_over
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
         self._rpc_detached = app[RPC_KEY].detached

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from gateway.runtime.continuity.takeover import Handover, HandoverError, HttpIds, RpcIds
+from gateway.runtime.continuity.handover import Handover, HandoverError, HttpIds, RpcIds
+from gateway.runtime.continuity.takeover import Takeovers
 from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from tests.calls import flows as f
 
@@ -180,3 +182,58 @@ def test_a_bad_merge_part_names_its_field(merge: object) -> None:
     data["merge"] = merge
     with pytest.raises(HandoverError, match="merge"):
         Handover.from_json(json.dumps(data))
+
+
+ROOM = {"room_id": "meet", "remote": "2000", "inbound": False, "owner": "alice"}
+
+
+def test_a_room_partys_handover_is_read_back_whole_with_no_login_family() -> None:
+    """A room's SIP party (gateway/runtime/rooms/service.py `party_of`): no login takes it back (the
+    room's conference does where the room lives), so its `family` is empty."""
+    h = dataclasses.replace(handover(), family="", room=ROOM)
+    assert Handover.from_json(h.to_json()) == h
+    inbound = dataclasses.replace(h, room={**ROOM, "inbound": True, "aor": "sip:3001@rooms.invalid"})
+    assert Handover.from_json(inbound.to_json()) == inbound
+    assert "room" not in json.loads(handover().to_json())
+
+
+@pytest.mark.parametrize(
+    ("room", "field"),
+    [
+        ([], "room: not an object"),
+        ({**ROOM, "room_id": ""}, "room.room_id"),
+        ({**ROOM, "remote": 7}, "room.remote"),
+        ({**ROOM, "inbound": "no"}, "room.inbound"),
+        ({**ROOM, "owner": 3}, "room.owner"),
+        ({**ROOM, "inbound": True}, "room.aor"),  # called in: the room's own address is needed
+    ],
+)
+def test_a_bad_room_part_names_its_field(room: object, field: str) -> None:
+    data = json.loads(dataclasses.replace(handover(), family="").to_json())
+    data["room"] = room
+    with pytest.raises(HandoverError, match=field):
+        Handover.from_json(json.dumps(data))
+
+
+async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
+    """The survivor that claimed a dead instance's calls finds a party's room already taken by another
+    instance (its browsers came back there first): the handover goes on to that instance, whose answer
+    says whether the call goes on; one handed here already is not sent on again (a drain's hand-off
+    leaves it where it is)."""
+    takeovers = Takeovers(SimpleNamespace())  # type: ignore[arg-type]
+    sent: list[tuple[str, dict[str, str]]] = []
+    homes = {"meet": "http://gw3", "here": None}
+
+    async def home(room_id: str) -> str | None:
+        return homes[room_id]
+
+    async def forward(url: str, lines: dict[str, str]) -> list[str]:
+        sent.append((url, lines))
+        return list(lines) if url == "http://gw3" else []
+
+    takeovers.room_home, takeovers.forward = home, forward
+    assert await takeovers._room_elsewhere("c1", "{line}", ROOM, handed=False) is True
+    assert sent == [("http://gw3", {"c1": "{line}"})]
+    assert await takeovers._room_elsewhere("c1", "{line}", ROOM, handed=True) is False
+    assert await takeovers._room_elsewhere("c1", "{line}", {**ROOM, "room_id": "here"}, handed=False) is None
+    assert len(sent) == 1

@@ -25,7 +25,9 @@ offer with its `session_id` renews the call's media as after a lost network. A J
 again here, detached, under its session id (`on_rpc_peer`: gateway/signaling/jsonrpc/resume.py): its
 client's `announce` of the id resumes it, and its `offer {call_id, sdp}` renews the media. A SIP
 library's session is made again here under its id with the library's dialog (`on_web_sip`), waiting
-for the library's new flow; its next re-INVITE renews the media. A call of a three-way
+for the library's new flow; its next re-INVITE renews the media. A room's SIP party is made again where its
+room lives (here, taken for this instance, or the handover sent on to the instance a browser brought
+the room to: `_room_elsewhere`), with a new leg to the room's mix (gateway/runtime/rooms/). A call of a three-way
 conference names it in its handover (`merge`): the survivor that holds both its calls makes it again
 (gateway/runtime/merge/three_way.py `taken_over`). A call that cannot be taken
 over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
@@ -38,11 +40,9 @@ UA; the cluster calls it through the functions it is given (gateway/cluster/wiri
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.boundary.events import TakenOver
@@ -52,6 +52,14 @@ from gateway.calls.states import CallState
 from gateway.media.errors import MediaError
 from gateway.runtime.call_media import CallMedia
 from gateway.runtime.call_runtime import CallRuntime
+from gateway.runtime.continuity.handover import (
+    Handover,
+    HandoverError,
+    HttpIds,
+    Owner,
+    RoomParty,
+    RpcIds,
+)
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from gateway.signaling.service import FlowSink, PeerSink, peer_family, session_key
@@ -65,191 +73,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
-# of the handover's JSON; a version it does not read, an instance does not take over (a rolling upgrade).
-# 2: a pass-through call of an HTTP API session, a JSON-RPC peer or a SIP library, whose media outlives the
-# instance: an instance that reads only 1 would cut it when its grace ends (it knows no `media_intact`), so
-# it refuses it (a drain's hand-off then leaves the call where it is)
-VERSION: Final = 1
-INTACT_VERSION: Final = 2
-READS: Final = (VERSION, INTACT_VERSION)
-_TIMES: Final = ("created_at", "connected_at", "ended_at")  # the machine's monotonic times
-
-
-class HandoverError(ValueError):
-    """A handover that cannot be read: the field and what is wrong with it."""
-
-
-@dataclass(frozen=True, slots=True)
-class HttpIds:
-    """An HTTP API session's ids and what it was opened with: made again under them by the survivor, so
-    that the client's next offer with its `session_id` renews the call's media there."""
-
-    public_id: str  # the id its user knows it by
-    id: str  # the gateway's own (the call machine's session id)
-    dial: str | None
-    api_key: str | None  # the API key's id (not the key)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"public_id": self.public_id, "id": self.id, "dial": self.dial, "api_key": self.api_key}
-
-    @classmethod
-    def from_dict(cls, data: object) -> HttpIds | None:
-        if data is None:
-            return None
-        if not isinstance(data, dict):
-            raise HandoverError("http: not an object")
-        for name in ("public_id", "id"):
-            if not isinstance(data.get(name), str) or not data[name]:
-                raise HandoverError(f"http.{name}: {data.get(name)!r}")
-        for name in ("dial", "api_key"):
-            if data.get(name) is not None and not isinstance(data[name], str):
-                raise HandoverError(f"http.{name}: {data[name]!r}")
-        return cls(data["public_id"], data["id"], data.get("dial"), data.get("api_key"))
-
-
-@dataclass(frozen=True, slots=True)
-class RpcIds:
-    """A JSON-RPC peer's session id and announced peer id: the survivor makes a detached peer under them,
-    which the client's `announce` of the id takes back there (gateway/signaling/jsonrpc/resume.py)."""
-
-    session_id: str  # the call machine's session id
-    peer_id: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"session_id": self.session_id, "peer_id": self.peer_id}
-
-    @classmethod
-    def from_dict(cls, data: object) -> RpcIds | None:
-        if data is None:
-            return None
-        if not isinstance(data, dict):
-            raise HandoverError("rpc: not an object")
-        for name in ("session_id", "peer_id"):
-            if not isinstance(data.get(name), str) or not data[name]:
-                raise HandoverError(f"rpc.{name}: {data.get(name)!r}")
-        return cls(data["session_id"], data["peer_id"])
-
-
-def library_of(data: object) -> Mapping[str, Any] | None:
-    """A SIP library's dialog in a handover (`FlowSink.handover`: gateway/websip/takeover.py reads the
-    rest), checked for what this module needs: the session id it is made again under."""
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise HandoverError("websip: not an object")
-    if not isinstance(data.get("session_id"), str) or not data["session_id"]:
-        raise HandoverError(f"websip.session_id: {data.get('session_id')!r}")
-    return data
-
-
-def merge_of(data: object, call_id: object) -> Mapping[str, Any] | None:
-    """The three-way conference a handover names (gateway/runtime/merge/three_way.py `merge_of`): its
-    id and its two call ids, the carrier first, one of them the handover's own call."""
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise HandoverError("merge: not an object")
-    if not isinstance(data.get("conference_id"), str) or not data["conference_id"]:
-        raise HandoverError(f"merge.conference_id: {data.get('conference_id')!r}")
-    ids = data.get("call_ids")
-    if (
-        not isinstance(ids, list)
-        or len(ids) != 2
-        or not all(isinstance(i, str) and i for i in ids)
-        or ids[0] == ids[1]
-        or call_id not in ids
-    ):
-        raise HandoverError(f"merge.call_ids: {ids!r}")
-    return data
-
-
-# What may take a call back: (login family, user id, the HTTP session, JSON-RPC peer or SIP library's
-# session made again)
-Owner = tuple[str, str, "HttpIds | RpcIds | Mapping[str, Any] | None"]
-
-
-@dataclass(frozen=True, slots=True)
-class Handover:
-    """One call's handover as written to Redis (`to_json`) and read back (`from_json`)."""
-
-    call_id: str
-    machine: Mapping[str, Any]
-    sip: Mapping[str, Any]
-    media: Mapping[str, Any]
-    family: str  # the login (token family) that may take the call back; "" for an HTTP API session's
-    user: str
-    wall: float  # a time.time() reading of the writing process: its monotonic times are moved by it
-    mono: float  # time.monotonic() at that same reading
-    http: HttpIds | None = None  # the HTTP API session carrying the call, made again on the survivor
-    rpc: RpcIds | None = None  # the JSON-RPC peer carrying the call, made again (detached) on the survivor
-    websip: Mapping[str, Any] | None = None  # the SIP library's session and dialog, made again there
-    merge: Mapping[str, Any] | None = None  # the three-way conference the call is in, made again there
-
-    def to_json(self) -> str:
-        fields = {
-            "v": INTACT_VERSION if self.media_intact else VERSION, "call_id": self.call_id,
-            "machine": self.machine, "sip": self.sip,
-            "media": self.media, "family": self.family, "user": self.user, "wall": self.wall,
-            "mono": self.mono, "http": None if self.http is None else self.http.to_dict(),
-        }  # fmt: skip
-        if self.rpc is not None:  # (absent otherwise: the same text as before for other calls)
-            fields["rpc"] = self.rpc.to_dict()
-        if self.websip is not None:
-            fields["websip"] = dict(self.websip)
-        if self.merge is not None:
-            fields["merge"] = dict(self.merge)
-        return json.dumps(fields, separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, line: str) -> Handover:
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise HandoverError(f"not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise HandoverError(f"not an object: {type(data).__name__}")
-        if data.get("v") not in READS:
-            raise HandoverError(f"version {data.get('v')!r}, this instance reads {READS}")
-        http = HttpIds.from_dict(data.get("http"))
-        rpc = RpcIds.from_dict(data.get("rpc"))
-        websip = library_of(data.get("websip"))
-        merge = merge_of(data.get("merge"), data.get("call_id"))
-        if sum(kept is not None for kept in (http, rpc, websip)) > 1:
-            raise HandoverError("http, rpc, websip: a call has one session")
-        familyless = http is not None or websip is not None  # no login family takes these back
-        for name in ("call_id", "family", "user"):
-            if not isinstance(data.get(name), str) or (
-                not data[name] and (name != "family" or not familyless)
-            ):
-                raise HandoverError(f"{name}: {data.get(name)!r}")
-        for name in ("machine", "sip", "media"):
-            if not isinstance(data.get(name), dict):
-                raise HandoverError(f"{name}: not an object")
-        for name in ("wall", "mono"):
-            if not isinstance(data.get(name), int | float) or isinstance(data[name], bool):
-                raise HandoverError(f"{name}: {data.get(name)!r}")
-        return cls(
-            data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]), http, rpc, websip, merge,
-        )  # fmt: skip
-
-    @property
-    def media_intact(self) -> bool:
-        """A pass-through call's media (end to end) carried by an HTTP API session, a JSON-RPC peer or a
-        SIP library: it goes on by itself at the survivor, which needs no new offer from the session
-        (`TakenOver`; a library is not asked for one either: gateway/websip/takeover.py)."""
-        kept = self.http is not None or self.rpc is not None or self.websip is not None
-        return self.media.get("kind") == PASSTHROUGH and kept
-
-    def machine_here(self, wall: float, mono: float) -> dict[str, Any]:
-        """The machine's dict with its monotonic times on this instance's clock (now: `wall`, `mono`)."""
-        shift = (mono - (wall - self.wall)) - self.mono
-        moved = dict(self.machine)
-        for name in _TIMES:
-            value = moved.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                moved[name] = value + shift
-        return moved
 
 
 def _steady(machine: CallMachine) -> bool:
@@ -288,6 +111,17 @@ class Takeovers:
         self.merge_of: Callable[[str], Mapping[str, Any] | None] = lambda call_id: None
         self.on_merged_call: Callable[[str, Mapping[str, Any]], None] | None = None
         self.on_released: Callable[[str], None] | None = None
+        # a room's SIP party (gateway/runtime/rooms/service.py; set by gateway/app.py): its handover's
+        # `room` part; the room's own user for one that called in; the party made again here (user, room
+        # part, call id, session id); its media renewed once the call waits here
+        self.room_party_of: Callable[[object], Mapping[str, Any] | None] = lambda session: None
+        self.room_user: Callable[[Mapping[str, Any]], WebUser] | None = None
+        self.on_room_party: Callable[[WebUser, Mapping[str, Any], str, str], Awaitable[bool]] | None = None
+        self.room_party_back: Callable[[str], None] | None = None
+        # a cluster (gateway/cluster/wiring.py): the base URL of the instance a room lives on when another
+        # (None: here, taken for this one), and a handover sent on to it (the ids it took)
+        self.room_home: Callable[[str], Awaitable[str | None]] | None = None
+        self.forward: Callable[[str, dict[str, str]], Awaitable[list[str]]] | None = None
 
     def _owner(self, runtime: CallRuntime) -> Owner | None:
         """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
@@ -322,6 +156,9 @@ class Takeovers:
         if isinstance(session, FlowSink):  # a SIP library: its dialog goes too, and its flow comes back
             library = session.handover(runtime.call_id) if self.on_web_sip is not None else None
             return None if library is None or session.closed else ("", session.user.id, library)
+        room = self.room_party_of(session)
+        if room is not None and session is not None:  # a room's SIP party: made again where the room is
+            return "", session.user.id, RoomParty(room)
         owner = driver.reconnects.owner(runtime.call_id, session)
         return None if owner is None else (owner[0], owner[1], None)
 
@@ -341,6 +178,7 @@ class Takeovers:
             *self._clocks, owner[2] if isinstance(owner[2], HttpIds) else None,
             owner[2] if isinstance(owner[2], RpcIds) else None,
             owner[2] if isinstance(owner[2], Mapping) else None, self.merge_of(runtime.call_id),
+            owner[2].data if isinstance(owner[2], RoomParty) else None,
         )  # fmt: skip
 
     def handovers(self, *, libraries: bool = True) -> dict[str, str]:
@@ -370,9 +208,11 @@ class Takeovers:
                 found.add(owner[0])
         return frozenset(found)
 
-    async def take_over(self, call_id: str, line: str, instance_id: str) -> bool:
+    async def take_over(self, call_id: str, line: str, instance_id: str, *, handed: bool = False) -> bool:
         """Carry on call `call_id` of dead instance `instance_id` from its handover JSON `line`: True
-        when it goes on here, False when it could not (its lost record is then written by the caller)."""
+        when it goes on here (or, a room's SIP party, at the instance its room lives on), False when it
+        could not (its lost record is then written by the caller). ``handed``: another instance handed it
+        here (a drain, or a room's party sent on): it is not sent on again."""
         driver = self._driver
         try:
             handover = Handover.from_json(line)
@@ -381,22 +221,14 @@ class Takeovers:
             return False
         if handover.call_id != call_id or call_id in driver.registry or not driver.accepting:
             return False
-        user = await driver.identity.store.get(handover.user)
-        if user is None:
-            logger.warning("call=%s of instance %s: no user %r here", call_id, instance_id, handover.user)
+        if handover.room is not None:
+            elsewhere = await self._room_elsewhere(call_id, line, handover.room, handed)
+            if elsewhere is not None:
+                return elsewhere
+        adopted = await self._adopt(handover, instance_id)
+        if adopted is None:
             return False
-        try:
-            machine_data = handover.machine_here(time.time(), time.monotonic())
-            machine = driver.registry.adopt(machine_data, {user.id: user}.get)
-        except (CallError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("call=%s of instance %s: its state cannot be read (%s)", call_id, instance_id, exc)
-            return False
-        if machine.direction is None:  # a connected call always has one: an odd record
-            driver.registry.discard(call_id)
-            return False
-        runtime = CallRuntime(call_id, machine.direction, driver)
-        runtime.machine = machine
-        runtime.web_user = user.id
+        runtime, user = adopted
         try:
             await self._resume(runtime, handover)
         except Exception as exc:
@@ -412,23 +244,55 @@ class Takeovers:
             driver.adopt_http(user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key)
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
-        elif handover.rpc is None and handover.websip is None:
+        kept = any(part is not None for part in (handover.http, handover.rpc, handover.websip, handover.room))
+        if not kept:  # a page's: its login takes it back
             driver.reconnects.adopt(call_id, handover.family, user.id)
-        kept = handover.http is not None or handover.rpc is not None or handover.websip is not None
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
+        self._carried_on(call_id, handover)
+        self.taken += 1
+        logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
+        return True
+
+    async def _adopt(self, handover: Handover, instance_id: str) -> tuple[CallRuntime, WebUser] | None:
+        """The handover's call machine adopted here, in a runtime of its own, and its user; None when it
+        cannot be (an unknown user, an odd record)."""
+        driver, call_id, room = self._driver, handover.call_id, handover.room
+        if room is not None and room["inbound"] and self.room_user is not None:
+            user: WebUser | None = self.room_user(room)  # the room's own user: it answered the call
+        else:
+            user = await driver.identity.store.get(handover.user)
+        if user is None:
+            logger.warning("call=%s of instance %s: no user %r here", call_id, instance_id, handover.user)
+            return None
+        try:
+            machine_data = handover.machine_here(time.time(), time.monotonic())
+            machine = driver.registry.adopt(machine_data, {user.id: user}.get)
+        except (CallError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("call=%s of instance %s: its state cannot be read (%s)", call_id, instance_id, exc)
+            return None
+        if machine.direction is None:  # a connected call always has one: an odd record
+            driver.registry.discard(call_id)
+            return None
+        runtime = CallRuntime(call_id, machine.direction, driver)
+        runtime.machine = machine
+        runtime.web_user = user.id
+        return runtime, user
+
+    def _carried_on(self, call_id: str, handover: Handover) -> None:
+        """A call taken over waits here: a room's party gets its leg to the mix again, a conference's
+        call is merged again once the other is here too."""
+        if handover.room is not None and self.room_party_back is not None:
+            self.room_party_back(call_id)
         if handover.merge is not None and self.on_merged_call is not None:
             try:  # the call goes on here whatever becomes of its conference
                 self.on_merged_call(call_id, handover.merge)
             except Exception:
                 logger.exception("call=%s: its conference not made again", call_id)
-        self.taken += 1
-        logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
-        return True
 
     async def take_over_all(self, instance_id: str, handovers: Mapping[str, str]) -> list[str]:
         """A draining instance's calls handed here (call id -> handover JSON): the ids carried on here."""
         outcomes = await asyncio.gather(
-            *(self.take_over(call_id, line, instance_id) for call_id, line in handovers.items()),
+            *(self.take_over(call_id, line, instance_id, handed=True) for call_id, line in handovers.items()),
             return_exceptions=True,
         )
         return [call_id for call_id, ok in zip(handovers, outcomes, strict=True) if ok is True]
@@ -469,13 +333,35 @@ class Takeovers:
             made = self.on_rpc_peer(user, handover.rpc, runtime.call_id)
         elif handover.websip is not None and self.on_web_sip is not None:
             made = self.on_web_sip(user, handover.websip, runtime.call_id)
-        if made is None:
-            return handover.rpc is None and handover.websip is None  # nothing to make, or no way to
+        elif handover.room is not None and self.on_room_party is not None and runtime.machine is not None:
+            made = self.on_room_party(user, handover.room, runtime.call_id, runtime.machine.session_id or "")
+        if made is None:  # nothing to make, or no way to
+            return handover.rpc is None and handover.websip is None and handover.room is None
         try:
             return await made
         except Exception:
             logger.exception("call=%s: its session cannot wait here", runtime.call_id)
             return False
+
+    async def _room_elsewhere(
+        self, call_id: str, line: str, room: Mapping[str, Any], handed: bool
+    ) -> bool | None:
+        """A room's SIP party whose room lives on another instance (its browsers came back there first):
+        sent on to it (True: taken there); None: the room is here (taken for this instance if free)."""
+        if self.room_home is None:
+            return None
+        home = await self.room_home(str(room["room_id"]))
+        if home is None:
+            return None
+        if handed or self.forward is None:  # (sent here already: not on again)
+            logger.warning(
+                "call=%s: its room %s lives on another instance: not taken over", call_id, room["room_id"]
+            )
+            return False
+        taken = await self.forward(home, {call_id: line})
+        logger.warning("call=%s: its room %s lives at %s: %s", call_id, room["room_id"], home,
+                       "taken over there" if call_id in taken else "refused there")  # fmt: skip
+        return call_id in taken
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
         """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""

@@ -19,6 +19,10 @@ How it works. A room is peer to peer (gateway/signaling/rooms/core.py) until a S
   gateway leaves the room (`peer_left`); their own peer-to-peer connections were never touched. When the
   last browser leaves, the SIP parties are hung up.
 
+A party's call outlives its instance (issue 34): its handover names the room (service.py `party_of`),
+and where the room lives the survivor makes the party again (`adopt`), gives the call a new leg to the
+mix (`take_back`) and re-opens the room as `gateway`, with its owner; browsers coming back connect to it.
+
 A `PartySession`'s state is walked by the events the call layer sends it (party.py). This module
 owns a room's conference; it imports the media package (mixer, WebRTC leg), the signaling's rooms
 hub and relay types, identity, the rooms package's legs and parties, and names the driver for typing.
@@ -26,6 +30,7 @@ hub and relay types, identity, the rooms package's legs and parties, and names t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
@@ -67,6 +72,7 @@ class Conference:
     viewers: dict[str, tuple[str, RoomLeg]] = field(default_factory=dict)  # WHEP player id -> (user id, leg)
     started: bool = False
     ended: bool = False
+    owner: str | None = None  # the room's owner when the gateway opens it again (a party taken over)
     clock: MixClock = field(init=False)  # the mixer's 20 ms timer (gateway/media/codecs/mix_clock.py)
 
     def __post_init__(self) -> None:
@@ -78,7 +84,7 @@ class Conference:
         when the first SIP party's call exists (a dial the policy refuses leaves the room untouched)."""
         if self.started:
             return
-        await self.hub.join_gateway(self.room_id)
+        await self.hub.join_gateway(self.room_id, self.owner)
         self.started = True
         self.clock.start()
         for peer_id in self.hub.browsers(self.room_id):
@@ -235,6 +241,35 @@ class Conference:
             raise
         await self.announce(party)
         return party.call_id
+
+    def adopt(self, session_id: str, user: WebUser, remote: str, inbound: bool, call_id: str) -> PartySession:
+        """A SIP party whose call this instance took over from one that died (issue 34): its session
+        again, under its id; `take_back` gives it a leg to the mix once the call waits here."""
+        party = PartySession(self, session_id, user, remote, inbound)
+        party.call_id = call_id
+        self.parties[session_id] = party
+        return party
+
+    async def take_back(self, party: PartySession, grace: float) -> None:
+        """A new leg to the mix for a party taken over: its offer renews the call's web side (the SIP party
+        hears the room again); the gateway joins the room (re-opened here), whose browsers connect to it
+        as they come back. Nobody back within ``grace``: the party is hung up, as when the last leaves."""
+        assert party.call_id is not None
+        try:
+            party.leg = RoomLeg(self, party.id, self.options())
+            offer = await party.leg.web.create_offer(SIP_CODECS)
+            await self.driver.reattach(party, party.call_id, sdp.write(offer))
+            await self.start()
+        except (SignalingError, MediaError, sdp.SdpError) as exc:
+            logger.warning("room %s: party %s not taken back: %s", self.room_id, party.call_id, exc)
+            await self.hangup_party(party)
+            return
+        logger.info("room %s: party %s (%s) taken over here", self.room_id, party.call_id, party.remote)
+        await asyncio.sleep(grace)
+        if not self.ended and not self.hub.browsers(self.room_id) and party.id in self.parties:
+            logger.info("room %s: no browser back within %g s: party %s hung up", self.room_id, grace,
+                        party.call_id)  # fmt: skip
+            await self.hangup_party(party)
 
     def inbound(self, session_id: str, user: WebUser, remote: str) -> PartySession:
         party = PartySession(self, session_id, user, remote, inbound=True)

@@ -128,6 +128,10 @@ class PartySession:
                 self._set_state(PartyState.RINGING)
             case sig.EarlyMedia() | sig.Connected():
                 self._progress(event)
+            case sig.Reattached(sdp=answer):  # a call taken over: the answer to its new leg (take_back)
+                self._answered = False
+                self.web_answer(self.call_id or "", answer)
+                self._set_state(PartyState.CONNECTED)
             case sig.CallQuality():  # the phone's leg while it is up (gateway/ops/quality.py)
                 self.conference.spawn(self.conference.quality(self, event))
             case sig.Ended(reason=reason):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.config.rooms import RoomsSection
@@ -20,6 +20,7 @@ from gateway.identity import Found, IdentityError, SipAddress, WebUser
 from gateway.media.codecs.mixer import Mixer
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.runtime.rooms.conference import Conference
+from gateway.runtime.rooms.party import PartySession, PartyState
 from gateway.signaling.errors import NotFound, ServiceError, SignalingError
 from gateway.signaling.rooms.core import Relay
 from gateway.signaling.rooms.media import RoomHub
@@ -176,6 +177,48 @@ class RoomMediaService:
         party = conference.inbound(self._session_id(room_id), user, request_uri)
         await self.driver.session_opened(party)
         return Found(request_uri, (user,), {user.id: (party.id,)})
+
+    # -- SIP parties outliving their instance (issue 34; gateway/runtime/continuity/takeover.py) -----------
+    def party_of(self, session: object) -> dict[str, Any] | None:
+        """A room party's part of its call's handover: the room, its far end, whether it called in (and
+        the room's own address it called), the room's owner; None for any other session."""
+        if not isinstance(session, PartySession) or session.state is not PartyState.CONNECTED:
+            return None
+        conference = session.conference
+        if conference.ended or self._hub is None:
+            return None
+        room = {"room_id": conference.room_id, "remote": session.remote, "inbound": session.inbound,
+                "owner": self._hub.owner(conference.room_id)}  # fmt: skip
+        if session.inbound:
+            room["aor"] = str(session.user.aor)
+        return room
+
+    def room_user(self, room: Mapping[str, Any]) -> WebUser:
+        """The room's own user, which answered a call to one of its numbers (`inbound`)."""
+        room_id = str(room["room_id"])
+        return WebUser(f"room:{room_id}", f"Room {room_id}", SipAddress.parse(str(room["aor"])))
+
+    async def adopt_party(
+        self, user: WebUser, room: Mapping[str, Any], call_id: str, session_id: str
+    ) -> bool:
+        """A room party's call taken over here: its session again, in the room's conference (made here,
+        the room re-opened by the gateway peer with its owner once the party has its leg: `party_back`)."""
+        if self._hub is None or not self.settings.enabled:
+            return False
+        conference = await self._conference(str(room["room_id"]))
+        if conference.owner is None:
+            conference.owner = room.get("owner")
+        party = conference.adopt(session_id, user, str(room["remote"]), bool(room["inbound"]), call_id)
+        await self.driver.session_opened(party)
+        return True
+
+    def party_back(self, call_id: str) -> None:
+        """The party's call waits here (taken over): its leg to the mix is made again (Conference.take_back)."""
+        for conference in self._conferences.values():
+            party = next((p for p in conference.parties.values() if p.call_id == call_id), None)
+            if party is not None:
+                self.spawn(conference.take_back(party, self.driver.reconnects.grace))
+                return
 
     async def close(self, timeout: float = 5.0) -> None:
         """The gateway stops: every room's SIP parties are hung up and the gateway leaves the rooms, within

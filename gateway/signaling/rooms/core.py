@@ -274,8 +274,9 @@ class RoomRegistry:
         room = self._rooms.get(room_id)
         return room.peers.get(peer_id) if room is not None else None
 
-    def join(self, room_id: str, peer_id: str, user_id: str) -> list[Delivery]:
-        """`peer_id` enters `room_id` (created if new): `existing_peers` to it, `peer_joined` to the others."""
+    def join(self, room_id: str, peer_id: str, user_id: str, owner: str | None = None) -> list[Delivery]:
+        """`peer_id` enters `room_id` (created if new): `existing_peers` to it, `peer_joined` to the others.
+        ``owner``: the gateway peer's, making again a room whose owner is known (a survivor's)."""
         check_id(room_id, "room_id")
         check_id(peer_id, "peer_id")
         room = self._rooms.get(room_id)
@@ -286,7 +287,9 @@ class RoomRegistry:
         if room is None:
             if len(self._rooms) >= self.max_rooms:
                 raise TooManyRooms(f"{self.max_rooms} rooms are open already (rooms.max_rooms)")
-            if self.access is not None:
+            if gateway and owner is not None:
+                pass  # (the owner it had on the instance that died)
+            elif self.access is not None:
                 owner = self.access.owner_of_new(room_id, None if gateway else user_id)
             else:
                 owner = None if gateway else user_id

@@ -107,9 +107,12 @@ class RoomsContext:
     async def broadcast(self, room_id: str, message: Mapping[str, object]) -> None:
         await self.deliver(room_id, [Delivery(peer, message) for peer in self.browsers(room_id)])
 
-    async def join_gateway(self, room_id: str) -> None:
-        deliveries = self.registry.join(room_id, GATEWAY_PEER, GATEWAY_PEER)
+    async def join_gateway(self, room_id: str, owner: str | None = None) -> None:
+        deliveries = self.registry.join(room_id, GATEWAY_PEER, GATEWAY_PEER, owner=owner)
         await self.deliver(room_id, [d for d in deliveries if d.peer_id != GATEWAY_PEER])
+
+    def owner(self, room_id: str) -> str | None:
+        return self.registry.owner(room_id)
 
     async def leave_gateway(self, room_id: str) -> None:
         await self.deliver(room_id, self.registry.leave(room_id, GATEWAY_PEER))

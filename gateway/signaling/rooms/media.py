@@ -29,9 +29,14 @@ class RoomHub(Protocol):
         """One message to every browser of the room."""
         ...
 
-    async def join_gateway(self, room_id: str) -> None:
-        """The gateway peer enters the room (created if new; `peer_joined` to the others); raises the
-        registry's `SignalingError` (`room_full`, `too_many_rooms`)."""
+    async def join_gateway(self, room_id: str, owner: str | None = None) -> None:
+        """The gateway peer enters the room (created if new, of ``owner`` when given: a room made again
+        on a survivor; `peer_joined` to the others); raises the registry's `SignalingError`
+        (`room_full`, `too_many_rooms`)."""
+        ...
+
+    def owner(self, room_id: str) -> str | None:
+        """The room's owner (the user who opened it, or its rule's); None when it has none."""
         ...
 
     async def leave_gateway(self, room_id: str) -> None:
