@@ -13,7 +13,9 @@ lease has lapsed (a record naming an instance that does not answer is waited on 
 lease and a heartbeat), and the others are relayed there: the room is whole again, its peers told
 `existing_peers` / `peer_joined` as on any join. Taking a record replaces exactly the value read (a
 script), so two instances racing for a room agree on one; a renewal writes only a record that is this
-instance's or absent, so an instance never takes back a room another has taken.
+instance's or absent, so an instance never takes back a room another has taken. A draining instance keeps
+the records of its rooms with a conversation (their new peers still join them there) and gives up a
+lone peer's (the drain closes its socket: it opens the room again elsewhere).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import redis.asyncio as aioredis
 
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.node import ClusterNode
+from gateway.cluster.sessions import RELEASE
 from gateway.cluster.signing import OWNER
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,15 @@ RENEW: Final = (
 class RoomOwners:
     """Where each open room lives (see the module note)."""
 
-    def __init__(self, node: ClusterNode, local_rooms: Callable[[], Iterable[str]]) -> None:
+    def __init__(
+        self,
+        node: ClusterNode,
+        local_rooms: Callable[[], Iterable[str]],
+        lone: Callable[[str], bool] = lambda room_id: False,
+    ) -> None:
         self._node = node
         self._local_rooms = local_rooms
+        self._lone = lone  # a room with one peer (none in a conversation): given up while draining
         self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
         node.add_refresher("room owners", self.refresh)
 
@@ -78,7 +87,9 @@ class RoomOwners:
                 peer = await node.instance(owner) if owner is not None else None
                 if peer is not None and peer.http == unreachable:
                     peer = await self._lapsed(owner or "", unreachable)
-                if peer is not None:
+                if (
+                    peer is not None
+                ):  # (draining too: a room there has a conversation, lone ones are given up)
                     return peer.http
                 if await self._take(key, sealed or "", room_id):
                     if owner is not None:
@@ -117,16 +128,21 @@ class RoomOwners:
             self._lost.clear()
             return
         px = str(self._node.lease_ms)
+        # draining: a lone peer's room is given up (its socket is closed, and it opens the room elsewhere)
+        gone = {room for room in rooms if self._node.draining and self._lone(room)}
 
         async def renew(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for room_id in rooms:
-                pipe.eval(RENEW, 1, self._key(room_id), self._value(room_id), px)
+                if room_id in gone:
+                    pipe.eval(RELEASE, 1, self._key(room_id), self._value(room_id))
+                else:
+                    pipe.eval(RENEW, 1, self._key(room_id), self._value(room_id), px)
             result: list[Any] = await pipe.execute()
             return result
 
         renewed = await self._node.run("renew room ownership", renew)
-        lost = {room for room, ok in zip(rooms, renewed, strict=True) if not ok}
+        lost = {room for room, ok in zip(rooms, renewed, strict=True) if not ok and room not in gone}
         for room_id in lost - self._lost:
             logger.warning(
                 "room %s is open here but another instance has taken it: its new peers go there", room_id[:80]

@@ -104,7 +104,9 @@ class ClusterWiring:
         self.sip_flows: SessionOwners | None = None  # attach_web_sip
         self.rooms: RoomOwners | None = None  # attach_signaling, when rooms are served
         # the signed mark of the sockets this instance relays to another and of those relayed here
-        self.relay_mark = RelayMark(self.node.id, settings.secret.reveal().encode("utf-8"))
+        self.relay_mark = RelayMark(
+            self.node.id, settings.secret.reveal().encode("utf-8"), url=settings.advertise.http
+        )
         self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
         self.http: ClusterHttp | None = None
         self.on_drained: Callable[[], None] | None = None
@@ -249,7 +251,8 @@ class ClusterWiring:
         app[SOCKETS_KEY].relay_marks = self.relay_mark  # /ws, /jsonrpc and rooms
         if ROOMS_KEY in app:  # a room's peers meet on the instance it lives on (room_owners.py)
             rooms = app[ROOMS_KEY]
-            self.rooms = RoomOwners(self.node, rooms.registry.rooms)
+            registry = rooms.registry
+            self.rooms = RoomOwners(self.node, registry.rooms, lambda room: len(registry.peers(room)) < 2)
             rooms.place = self.rooms.place
             # a dead instance's room party is carried on where its room lives: here, or sent on there
             takeovers = self.driver.takeovers

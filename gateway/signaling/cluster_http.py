@@ -32,6 +32,7 @@ import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -117,9 +118,10 @@ class RelayMark:
     calls): `X-Gateway-Relayed`, in the format of a forward's `sign` (the relaying instance, GET, the path,
     the time, and a random nonce in the user's place: the socket authenticates itself there) under a key
     of its own, derived from the cluster secret, so that a mark never passes for a forward's signature, nor
-    one for a mark: `<instance>;<unix time>;<HMAC>;<nonce>`. A mark is taken once: its nonce is
-    remembered until the mark is stale, so whoever reads the traffic between the instances cannot replay
-    it (advertise https:// URLs, or keep them on a private network, all the same).
+    one for a mark: `<instance>;<unix time>;<HMAC>;<nonce>`. It names the instance it is for (the HMAC
+    covers that one's advertised URL with the path) and is taken once there: its nonce is remembered until
+    the mark is stale, so whoever reads the traffic between the instances can replay it neither there
+    nor at another instance (advertise https:// URLs, or keep them on a private network, all the same).
     The owner serves a marked upgrade while it drains (the socket comes for calls it still holds),
     counts it against none of its caps (the relaying instance counted it until it relayed it) and never
     relays it again (gateway/signaling/session_loop.py). A bad or stale mark makes it an ordinary upgrade,
@@ -131,14 +133,19 @@ class RelayMark:
     refused: int = 0  # marks that did not verify
     _warnings: RateLimit = field(default_factory=RateLimit, repr=False)  # a flood of bad marks
     _key: bytes = field(init=False, repr=False)
-    _seen: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # nonce -> forgotten at
+    url: str = ""  # this instance's advertised HTTP URL: a mark names the instance it is for
+    _seen: OrderedDict[str, float] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )  # nonce -> until
 
     def __post_init__(self) -> None:
         self._key = hmac.new(self.secret, b"sip-webrtc-gateway cluster relay", hashlib.sha256).digest()
 
-    def stamp(self, path: str) -> dict[str, str]:
+    def stamp(self, path: str, target: str = "") -> dict[str, str]:
+        """The mark of a relay to ``path`` at the instance whose advertised HTTP URL is ``target``."""
         nonce = secrets.token_urlsafe(12)
-        return {RELAYED: f"{sign(self._key, self.instance_id, 'GET', path, self.clock(), nonce)};{nonce}"}
+        where = target.rstrip("/") + path
+        return {RELAYED: f"{sign(self._key, self.instance_id, 'GET', where, self.clock(), nonce)};{nonce}"}
 
     def relayed(self, request: web.Request) -> bool:
         header = request.headers.get(RELAYED)
@@ -146,10 +153,11 @@ class RelayMark:
             return False
         signed, _, nonce = header.rpartition(";")
         now = self.clock()
-        if nonce and verify(self._key, signed, request.method, request.path, now, nonce) is not None:
+        where = self.url.rstrip("/") + request.path  # a mark for another instance is none here
+        if nonce and verify(self._key, signed, request.method, where, now, nonce) is not None:
             seen = self._seen
-            while seen and next(iter(seen.values())) < now:  # (in the order taken: the oldest first)
-                del seen[next(iter(seen))]
+            while seen and next(iter(seen.values())) < now:  # (in the order taken, nearly: the oldest first)
+                seen.popitem(last=False)
             if nonce not in seen:
                 seen[nonce] = now + 2 * MAX_SKEW  # past any clock skew its stamp may have
                 return True

@@ -225,7 +225,7 @@ class SessionSocket:
         # here, never relayed again
         self.relayed = False
         # a cluster: the signed mark this instance puts on a relay of this socket to ``path`` elsewhere
-        self.relay_stamp: Callable[[str], Mapping[str, str]] | None = None
+        self.relay_stamp: Callable[[str, str], Mapping[str, str]] | None = None  # (path, target URL)
 
     def authenticated(self) -> None:
         """A SIP digest succeeded on this flow (the transport says so): the authentication deadline is
@@ -388,8 +388,8 @@ class RelayMarks(Protocol):
     """How the instances of a cluster mark the WebSocket upgrades they relay to each other
     (gateway/signaling/cluster_http.py ``RelayMark``)."""
 
-    def stamp(self, path: str) -> Mapping[str, str]:
-        """The headers of a relay's upgrade to ``path``."""
+    def stamp(self, path: str, target: str = "") -> Mapping[str, str]:
+        """The headers of a relay's upgrade to ``path`` at the instance advertised as ``target``."""
         ...
 
     def relayed(self, request: web.Request) -> bool:

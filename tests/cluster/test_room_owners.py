@@ -65,3 +65,25 @@ async def test_two_instances_racing_for_a_free_room_agree_on_one(tmp_path: Path)
         finally:
             for node in nodes:
                 await node.close()
+
+
+async def test_a_draining_instance_keeps_its_conversations_and_gives_up_lone_rooms(tmp_path: Path) -> None:
+    """Draining, an instance still is the home of its rooms with a conversation (their new peers join
+    them there) and gives up a lone peer's room, which the next instance asked takes."""
+    with running_redis(tmp_path) as redis:
+        a, b = (ClusterNode(settings(redis.url, name)) for name in "ab")
+        owners = RoomOwners(a, lambda: ["talk", "lone"], lambda room: room == "lone")
+        others = RoomOwners(b, list)
+        try:
+            for node in (a, b):
+                await node.start()
+            for room in ("talk", "lone"):
+                assert await owners.place(room) is None
+            await a.set_draining()
+            await owners.refresh()
+            assert await others.place("talk") == ADVERTISED_HTTP  # still a's
+            assert await others.place("lone") is None  # given up: b's now
+            assert await owners.place("lone") == ADVERTISED_HTTP  # and a sends its next peer there
+        finally:
+            for node in (a, b):
+                await node.close()

@@ -68,6 +68,11 @@ def test_a_relay_mark_binds_the_path_the_secret_and_the_time_and_is_no_forward()
     signed, _, nonce = stamp[RELAYED].rpartition(";")
     assert not again.relayed(upgrade("/sip", {RELAYED: f"{signed};{nonce}x"}))  # the nonce is signed
     assert not again.relayed(upgrade("/sip", {RELAYED: signed}))  # no nonce
+    # a mark names the instance it is for: one read on the way to B is none at C
+    to_b = RelayMark("gw1", SECRET, clock=lambda: now).stamp("/sip", "http://b:8080/")
+    at_c = RelayMark("gw3", SECRET, clock=lambda: now, url="http://c:8080")
+    assert not at_c.relayed(upgrade("/sip", to_b))
+    assert RelayMark("gw2", SECRET, clock=lambda: now, url="http://b:8080").relayed(upgrade("/sip", to_b))
     for user in ("", "relayed socket", "alice"):  # not a forward's signature, of any user
         assert verify(SECRET, stamp[RELAYED].rpartition(";")[0], "GET", "/sip", now, user) is None
         forward = sign(SECRET, "gw1", "GET", "/sip", now, user)  # nor a forward's a mark

@@ -184,37 +184,43 @@ class RoomDialect:
         )  # a drain closes it when nobody else is in the room
 
     async def on_open(self) -> None:
-        if await self._relayed():
-            return
         context, peer, principal = self._context, self._peer, self._principal
+        anonymous = principal is None and context.settings.allow_anonymous
+        if (principal is None and not anonymous) or await self._relayed(None):
+            return  # (a login by message comes first: relayed once it has been checked, `_handle`)
         code = None
-        if principal is None and context.settings.allow_anonymous:
+        if anonymous:
             code = await _join(context, peer, ANONYMOUS, self.send)
         elif principal is not None:
             code = await _join(context, peer, principal.user.id, self.send, principal.user)
         if code is not None:
             self._socket.close_with(code)
 
-    async def _relayed(self) -> bool:
-        """A cluster: carry this socket on to the instance the room lives on, when another (see
-        gateway/cluster/room_owners.py); True when relayed or closed (1013: that instance refused it)."""
+    async def _relayed(self, first: str | bytes | None) -> bool:
+        """A cluster: carry this socket on to the instance the room lives on when another, with ``first``
+        (a login this instance checked), once the peer may join (see gateway/cluster/room_owners.py). True
+        when relayed or closed: 1013 when that instance refuses it now, or when a socket relayed here finds
+        the room is not this instance's (it tries again, and reaches the right one)."""
         place, request, socket = self._context.place, self._request, self._socket
-        if place is None or request is None or socket.relayed:
+        if place is None or request is None:
             return False
         target = await place(self._peer.room_id, None)
-        for _ in range(2):  # (an instance that does not answer: its lease waited on, then another place)
+        if socket.relayed:  # never relayed again: served here only if the room is here
+            if target is not None:
+                socket.close_with(TRY_AGAIN_LATER)
+            return target is not None
+        for attempt in range(2):  # (an instance that does not answer: its lease waited on, then again)
             if target is None:
                 return False
             relay = WsRelay(
                 socket, target, path=request.path, query=dict(request.query),
                 headers={k: v for k in ("Authorization", "X-API-Key") if (v := request.headers.get(k))},
             )  # fmt: skip
-            if await relay.open(None):
+            if await relay.open(first):
                 self._relay = relay
                 return True
-            if relay.refused:  # it lives, but refuses now: the peer tries again
-                socket.close_with(TRY_AGAIN_LATER)
-                return True
+            if relay.refused or attempt:  # it lives but refuses now, or tried twice: the peer tries again
+                break
             target = await place(self._peer.room_id, target)
         socket.close_with(TRY_AGAIN_LATER)
         return True
@@ -227,11 +233,11 @@ class RoomDialect:
             await self._relay.send(data)
             return
         try:
-            await self._handle(parse_room_message(data, self._context.limits.max_message_bytes))
+            await self._handle(parse_room_message(data, self._context.limits.max_message_bytes), data)
         except SignalingError as exc:
             await self.send(error_message(exc))
 
-    async def _handle(self, request: RoomRequest) -> None:
+    async def _handle(self, request: RoomRequest, data: str | bytes) -> None:
         context, peer, send = self._context, self._peer, self.send
         if isinstance(request, Relay):
             media = context.media
@@ -253,6 +259,8 @@ class RoomDialect:
             except Unauthorized as exc:
                 self._socket.login_failed()
                 await send(error_message(exc))
+                return
+            if await self._relayed(data):  # the room lives on another instance: the login goes on there
                 return
             code = await _join(context, peer, principal.user.id, send, principal.user)
             if code is not None:

@@ -89,6 +89,7 @@ class WsRelay:
         self._socket = socket
         self._protocols = protocols  # the subprotocol the owner's endpoint wants (`sip`: RFC 7118)
         self._path = path
+        self._base = base_url  # the owner's advertised URL: the mark names it
         self._url = base_url.replace("http", "ws", 1).rstrip("/") + path  # (logged: no credentials)
         self._query = "?" + urlencode(query) if query else ""
         self._headers = dict(headers or {})
@@ -107,7 +108,7 @@ class WsRelay:
         chain = self._socket.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{chain}, {self._socket.remote}" if chain else self._socket.remote
         if self._socket.relay_stamp is not None:  # signed: the owner serves it even while it drains
-            headers.update(self._socket.relay_stamp(self._path))
+            headers.update(self._socket.relay_stamp(self._path, self._base))
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
             self._ws = await self._http.ws_connect(
@@ -125,12 +126,15 @@ class WsRelay:
             await self.close()
             return False
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # (its text may hold the query)
-            reason = str(exc).replace(self._query, "") if self._query else str(exc)
+            reason = str(exc).split("?", 1)[0] if self._query else str(exc)
             logger.warning(
                 "relay of %s to %s failed: %s", self._socket.remote, self._url, reason or type(exc).__name__
             )
             await self.close()
             return False
+        except BaseException:  # cancelled (a shutdown): the owner's socket and the client session go too
+            await self.close()
+            raise
         self._carrying = asyncio.get_running_loop().create_task(self._carry(), name="ws-relay")
         logger.info("WebSocket from %s relayed to %s (its calls are there)", self._socket.remote, self._url)
         return True

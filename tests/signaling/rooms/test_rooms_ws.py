@@ -171,3 +171,59 @@ async def test_anonymous_rooms_and_rooms_disabled() -> None:
             "/webrtc/client",
         ):
             assert (await disabled.get(path, headers=ALICE)).status == 404
+
+
+async def test_a_room_of_another_instance_is_relayed_there_once_the_login_is_checked() -> None:
+    """A cluster's rooms (gateway/cluster/room_owners.py) with `RoomsContext.place` standing in for
+    Redis: instance A says the room lives on B. A socket with credentials at the upgrade is relayed at
+    once and meets B's peer there; one logging in by message is relayed only after A checked its login
+    (a bad one stays at A, refused, and B never hears of it); B serves a relayed socket for a room it
+    holds, and refuses (1013) one for a room its own `place` says is elsewhere."""
+    from gateway.signaling.rooms.endpoint import ROOMS_KEY
+
+    config = demo_config(
+        GATEWAY_USERS__0__API_KEYS=f'[{{key: "{API_KEY}"}}]',
+        GATEWAY_ROOMS__RULES='[{room: "*", public: true}]',
+    )
+    apps = [make_harness(config=config).app for _ in range(2)]
+    servers = [TestClient(TestServer(app)) for app in apps]
+    for server in servers:
+        await server.start_server()
+    a, b = servers
+    b_url = str(b.make_url("")).rstrip("/")
+    asked: list[str] = []
+
+    async def place_a(room_id: str, unreachable: str | None) -> str | None:
+        asked.append(room_id)
+        return b_url
+
+    async def place_b(room_id: str, unreachable: str | None) -> str | None:
+        return None if room_id == "lab" else "http://elsewhere.invalid"
+
+    apps[0][ROOMS_KEY].place, apps[1][ROOMS_KEY].place = place_a, place_b
+    try:
+        async with b.ws_connect(f"/webrtc/signaling/lab/at-b?api_key={API_KEY}") as at_b:
+            await _next(at_b, "joined")
+            await _next(at_b, "existing_peers")
+            async with a.ws_connect(f"/webrtc/signaling/lab/via-a?api_key={API_KEY}") as via_a:
+                assert (await _next(via_a, "joined"))["peer_id"] == "via-a"  # served by B, through A
+                assert await _next(via_a) == {"type": "existing_peers", "peers": ["at-b"]}
+                assert await _next(at_b) == {"type": "peer_joined", "peer_id": "via-a"}
+            assert await _next(at_b) == {"type": "peer_left", "peer_id": "via-a"}  # its relay closed too
+            assert asked == ["lab"]
+            async with a.ws_connect("/webrtc/signaling/lab/late") as late:
+                await late.send_json({"type": "login", "user": "bob", "secret": "wrong"})
+                assert (await _next(late, "error"))["code"] == "unauthorized"
+                assert asked == ["lab"]  # the bad login was never relayed: no place asked for it
+                await late.send_json({"type": "login", "user": "bob", "secret": BOB_SECRET})
+                assert (await _next(late, "joined"))["user"] == "bob"
+                assert await _next(late) == {"type": "existing_peers", "peers": ["at-b"]}
+                assert await _next(at_b) == {"type": "peer_joined", "peer_id": "late"}
+            assert await _next(at_b) == {"type": "peer_left", "peer_id": "late"}
+            assert "lab" not in apps[0][ROOMS_KEY].registry.rooms()
+        async with a.ws_connect(f"/webrtc/signaling/other/p?api_key={API_KEY}") as astray:
+            closed = await astray.receive(timeout=5)  # B: "other" is not its room
+            assert closed.type is WSMsgType.CLOSE and closed.data == 1013, closed
+    finally:
+        for server in servers:
+            await server.close()
