@@ -144,10 +144,9 @@ class Gateway:
         self.room_media = RoomMediaService(self.driver, config.rooms, self._room_leg_options)
         takeovers = self.driver.takeovers  # a room's SIP party outlives its instance (issue 34)
         takeovers.room_party_of, takeovers.room_user = self.room_media.party_of, self.room_media.room_user
-        takeovers.on_room_party, takeovers.room_party_back = (
-            self.room_media.adopt_party,
-            self.room_media.party_back,
-        )
+        if config.rooms.enabled:  # (else a room's party handed here is refused before its re-INVITE)
+            takeovers.on_room_party = self.room_media.adopt_party
+            takeovers.room_party_back = self.room_media.party_back
         # WHEP players of calls' far ends (gateway/runtime/playback.py)
         self.call_playback = CallPlaybackService(self.driver, self._room_leg_options)
         self.ops = Operations(self)  # /metrics, /readyz, call records (docs/operations.md)

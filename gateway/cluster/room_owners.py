@@ -28,7 +28,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 
 from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.node import ClusterNode
+from gateway.cluster.node import ClusterNode, InstanceInfo
 from gateway.cluster.sessions import RELEASE
 from gateway.cluster.signing import OWNER
 
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 KIND: Final = "room"
 LAPSE_POLL: Final = 0.25  # s between looks at an unreachable owner's lease
+TAKEN_KEEP: Final = 15.0  # s a room taken is renewed before it opens here (a takeover's re-INVITE: 8 s)
 # Lua: set KEYS[1] to ARGV[2] (PX ARGV[3]) only if it still holds ARGV[1] ("" : absent)
 TAKE: Final = (
     "local v = redis.call('get', KEYS[1]) "
@@ -63,6 +64,7 @@ class RoomOwners:
         self._local_rooms = local_rooms
         self._lone = lone  # a room with one peer (none in a conversation): given up while draining
         self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
+        self._taken: dict[str, float] = {}  # rooms taken for this instance, not open here yet -> until
         node.add_refresher("room owners", self.refresh)
 
     def _key(self, room_id: str) -> str:
@@ -75,6 +77,16 @@ class RoomOwners:
         """The base URL of the instance room `room_id` lives on, when another; None: here (taken for this
         instance when free). ``unreachable``: that instance's URL did not answer just now: its lease is
         waited on, then the room is taken. Redis unavailable: here (a room of this instance alone)."""
+        home = await self._home(room_id, unreachable)
+        return home.http if home is not None else None
+
+    async def sip_home(self, room_id: str) -> str | None:
+        """The advertised SIP address of the instance room `room_id` lives on, when another (a SIP call
+        to its number goes there); None: here, as `place`."""
+        home = await self._home(room_id, None)
+        return home.sip if home is not None else None
+
+    async def _home(self, room_id: str, unreachable: str | None) -> InstanceInfo | None:
         node, key = self._node, self._key(room_id)
         try:
             for _ in range(3):  # (a race lost to another instance: read again)
@@ -87,11 +99,11 @@ class RoomOwners:
                 peer = await node.instance(owner) if owner is not None else None
                 if peer is not None and peer.http == unreachable:
                     peer = await self._lapsed(owner or "", unreachable)
-                if (
-                    peer is not None
-                ):  # (draining too: a room there has a conversation, lone ones are given up)
-                    return peer.http
+                if peer is not None:  # (draining too: its rooms left have a conversation)
+                    return peer
                 if await self._take(key, sealed or "", room_id):
+                    # renewed until the room opens here (a party's takeover re-INVITEs first)
+                    self._taken[room_id] = asyncio.get_running_loop().time() + TAKEN_KEEP
                     if owner is not None:
                         logger.warning("room %s: taken over from instance %s", room_id[:80], owner)
                     return None
@@ -101,7 +113,7 @@ class RoomOwners:
         logger.warning("room %s: contended by other instances: opened here", room_id[:80])
         return None
 
-    async def _lapsed(self, owner: str, unreachable: str) -> Any:
+    async def _lapsed(self, owner: str, unreachable: str) -> InstanceInfo | None:
         """None once ``owner``'s lease has lapsed (waited for: a lease and a heartbeat at most); its record
         when it answers again at another URL or stays live past that (then relayed there)."""
         node = self._node
@@ -123,7 +135,9 @@ class RoomOwners:
         return bool(taken)
 
     async def refresh(self) -> None:
-        rooms = tuple(self._local_rooms())
+        now = asyncio.get_running_loop().time()
+        self._taken = {room: until for room, until in self._taken.items() if until > now}
+        rooms = tuple(dict.fromkeys((*self._local_rooms(), *self._taken)))
         if not rooms:
             self._lost.clear()
             return

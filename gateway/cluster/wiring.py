@@ -35,6 +35,7 @@ from gateway.cluster.sessions import ClusterOfferApi, SessionOwners
 from gateway.cluster.stores import CallRecordStream
 from gateway.cluster.throttle import RedisLoginThrottle
 from gateway.config.cluster import ClusterSection
+from gateway.identity import IdentityError, SipAddress
 from gateway.identity.throttle import LoginThrottle
 from gateway.ops.drain import Drain
 from gateway.ops.records import CallRecord, record_of
@@ -42,7 +43,7 @@ from gateway.signaling.cluster_http import ClusterHttp, RelayMark
 from gateway.signaling.jsonrpc.endpoint import RPC_KEY
 from gateway.signaling.jsonrpc.resume import DetachedPeers
 from gateway.signaling.revocation import FileRevocations
-from gateway.signaling.rooms.endpoint import ROOMS_KEY
+from gateway.signaling.rooms.endpoint import ROOMS_KEY, RoomsContext
 from gateway.signaling.service import OfferService
 from gateway.signaling.session_loop import SOCKETS_KEY
 from gateway.signaling.ws.endpoint import CONTEXT_KEY
@@ -103,6 +104,7 @@ class ClusterWiring:
         self.presence_channel: PresenceChannel | None = None
         self.sip_flows: SessionOwners | None = None  # attach_web_sip
         self.rooms: RoomOwners | None = None  # attach_signaling, when rooms are served
+        self._rooms_context: RoomsContext | None = None
         # the signed mark of the sockets this instance relays to another and of those relayed here
         self.relay_mark = RelayMark(
             self.node.id, settings.secret.reveal().encode("utf-8"), url=settings.advertise.http
@@ -249,16 +251,22 @@ class ClusterWiring:
         instance is relayed there (ws/relay.py)."""
         app[CONTEXT_KEY] = dataclasses.replace(app[CONTEXT_KEY], relay_to=self.relay_to)
         app[SOCKETS_KEY].relay_marks = self.relay_mark  # /ws, /jsonrpc and rooms
-        if ROOMS_KEY in app:  # a room's peers meet on the instance it lives on (room_owners.py)
+        if ROOMS_KEY in app and app[ROOMS_KEY].settings.enabled:  # a room's peers meet on one instance
             rooms = app[ROOMS_KEY]
             registry = rooms.registry
-            self.rooms = RoomOwners(self.node, registry.rooms, lambda room: len(registry.peers(room)) < 2)
+            self._rooms_context = rooms
+            self.rooms = RoomOwners(
+                self.node,
+                registry.rooms,
+                lambda room: room not in registry.rooms() or len(registry.peers(room)) < 2,
+            )
             rooms.place = self.rooms.place
             # a dead instance's room party is carried on where its room lives: here, or sent on there
             takeovers = self.driver.takeovers
             takeovers.room_home = self.rooms.place
             if self.http is not None:
                 takeovers.forward = self.http.hand_over
+            self.driver.room_redirect = self._room_redirect
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
         self._rpc_detached = app[RPC_KEY].detached
@@ -277,6 +285,21 @@ class ClusterWiring:
 
     def offer_service(self, local: OfferService) -> OfferService:
         return ClusterOfferApi(local, self.owners)
+
+    async def _room_redirect(self, request_uri: str) -> str | None:
+        """The Contact of the instance where the room of `request_uri`'s number lives, when another (the
+        INVITE is answered 302 and the edge sends it there, tagged: never redirected twice); None: the
+        number is no room's, or its room is here (taken for this instance when free)."""
+        rooms, context = self.rooms, self._rooms_context
+        if rooms is None or context is None or MARKER in request_uri or not context.settings.enabled:
+            return None
+        try:
+            number = SipAddress.parse(request_uri).user
+        except IdentityError:
+            return None
+        room_id = context.settings.room_for(number) if number else None
+        sip = await rooms.sip_home(room_id) if room_id is not None else None
+        return None if sip is None else f"sip:{number}@{sip};{MARKER}={self.node.id}"
 
     def prepare_http(self, app: WebApp) -> None:
         async def instance(instance_id: str) -> InstanceInfo | None:

@@ -128,6 +128,9 @@ class DriverCore:
         # Rooms with SIP parties (gateway/runtime/rooms/): the target of an INVITE for one of
         # `rooms.numbers` (the room's own session), or None for the usual lookup
         self.room_calls: Callable[[str, str | None], Awaitable[Found | None]] | None = None
+        # a cluster: the Contact of the instance a room lives on, for an INVITE to one of its numbers that
+        # reached another (answered 302 there: gateway/runtime/early_route.py); None: the room is here
+        self.room_redirect: Callable[[str], Awaitable[str | None]] | None = None
         # ...and a web user's call to one of those numbers: raises `Forbidden` unless rooms.rules let the
         # user join that room (its SIP side would join it for the user)
         self.room_guard: Callable[[WebUser, str], None] | None = None

@@ -50,6 +50,10 @@ class EarlyRoutes:
         to_uri = str(request.to.uri) if request.to is not None else None
         try:
             request_uri = str(request.uri)
+            home = await driver.room_redirect(request_uri) if driver.room_redirect is not None else None
+            if home is not None:  # a room's number, the room on another instance: the edge follows
+                logger.info("call=%s %s: its room is on another instance: 302 %s", call_id, request.uri, home)
+                return self._answer(incoming, 302, "Moved Temporarily", (("Contact", f"<{home}>"),))
             room = await driver.room_calls(request_uri, to_uri) if driver.room_calls is not None else None
             pbx = driver.registry.settings.pbx_plan.source_pbx(incoming.source.host)  # its tenant (pbxs.py)
             target = (

@@ -220,9 +220,15 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
     instance (its browsers came back there first): the handover goes on to that instance, whose answer
     says whether the call goes on; one handed here already is not sent on again (a drain's hand-off
     leaves it where it is)."""
-    takeovers = Takeovers(SimpleNamespace())  # type: ignore[arg-type]
+    byes: list[str] = []
+
+    async def bye() -> None:
+        byes.append("bye")
+
+    ua = SimpleNamespace(adopt=lambda data: SimpleNamespace(bye=bye))
+    takeovers = Takeovers(SimpleNamespace(ua=ua))  # type: ignore[arg-type]
     sent: list[tuple[str, dict[str, str]]] = []
-    homes = {"meet": "http://gw3", "here": None}
+    homes = {"meet": "http://gw3", "here": None, "refusing": "http://gw4"}
 
     async def home(room_id: str) -> str | None:
         return homes[room_id]
@@ -231,9 +237,20 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
         sent.append((url, lines))
         return list(lines) if url == "http://gw3" else []
 
-    takeovers.room_home, takeovers.forward = home, forward
-    assert await takeovers._room_elsewhere("c1", "{line}", ROOM, handed=False) is True
+    async def party(*args: object) -> bool:
+        return True
+
+    takeovers.room_home, takeovers.forward, takeovers.on_room_party = home, forward, party
+    party_of = dataclasses.replace(handover(), call_id="c1", family="", room=ROOM)
+    assert await takeovers._room_elsewhere(party_of, "{line}", handed=False) is True
     assert sent == [("http://gw3", {"c1": "{line}"})]
-    assert await takeovers._room_elsewhere("c1", "{line}", ROOM, handed=True) is False
-    assert await takeovers._room_elsewhere("c1", "{line}", {**ROOM, "room_id": "here"}, handed=False) is None
-    assert len(sent) == 1
+    assert await takeovers._room_elsewhere(party_of, "{line}", handed=True) is False
+    assert not byes  # (its sender, or a drain's instance, still has it)
+    here = dataclasses.replace(party_of, room={**ROOM, "room_id": "here"})
+    assert await takeovers._room_elsewhere(here, "{line}", handed=False) is None
+    refused = dataclasses.replace(party_of, room={**ROOM, "room_id": "refusing"})
+    assert await takeovers._room_elsewhere(refused, "{line}", handed=False) is False
+    assert byes == ["bye"]  # nobody carries it on: the phone hears BYE, not dead air
+    takeovers.on_room_party = None  # rooms off here: refused before any re-INVITE
+    assert await takeovers._room_elsewhere(here, "{line}", handed=False) is False
+    assert byes == ["bye", "bye"] and len(sent) == 2

@@ -222,7 +222,7 @@ class Takeovers:
         if handover.call_id != call_id or call_id in driver.registry or not driver.accepting:
             return False
         if handover.room is not None:
-            elsewhere = await self._room_elsewhere(call_id, line, handover.room, handed)
+            elsewhere = await self._room_elsewhere(handover, line, handed)
             if elsewhere is not None:
                 return elsewhere
         adopted = await self._adopt(handover, instance_id)
@@ -343,25 +343,43 @@ class Takeovers:
             logger.exception("call=%s: its session cannot wait here", runtime.call_id)
             return False
 
-    async def _room_elsewhere(
-        self, call_id: str, line: str, room: Mapping[str, Any], handed: bool
-    ) -> bool | None:
+    async def _room_elsewhere(self, handover: Handover, line: str, handed: bool) -> bool | None:
         """A room's SIP party whose room lives on another instance (its browsers came back there first):
-        sent on to it (True: taken there); None: the room is here (taken for this instance if free)."""
+        sent on to it (True: taken there); None: the room is here (taken for this instance if free).
+        False, the party's SIP side told BYE: rooms are off here, or the instance refused it (one handed
+        here is refused, never sent on again: its sender BYEs, a drain leaves it where it is)."""
+        call_id, room = handover.call_id, handover.room
+        assert room is not None
+        if self.on_room_party is None:  # (rooms off here)
+            logger.warning("call=%s: a room's party, and rooms are off here", call_id)
+            return False if handed else await self._bye_only(handover)
         if self.room_home is None:
             return None
         home = await self.room_home(str(room["room_id"]))
         if home is None:
             return None
-        if handed or self.forward is None:  # (sent here already: not on again)
+        if handed or self.forward is None:
             logger.warning(
                 "call=%s: its room %s lives on another instance: not taken over", call_id, room["room_id"]
             )
             return False
         taken = await self.forward(home, {call_id: line})
-        logger.warning("call=%s: its room %s lives at %s: %s", call_id, room["room_id"], home,
-                       "taken over there" if call_id in taken else "refused there")  # fmt: skip
-        return call_id in taken
+        if call_id in taken:
+            logger.warning(
+                "call=%s: its room %s lives at %s: taken over there", call_id, room["room_id"], home
+            )
+            return True
+        logger.warning("call=%s: its room %s lives at %s, which refused it", call_id, room["room_id"], home)
+        return await self._bye_only(handover)
+
+    async def _bye_only(self, handover: Handover) -> bool:
+        """A call no instance carries on: its SIP party hears BYE (not dead air until a keepalive fails)."""
+        try:
+            call = self._driver.ua.adopt(dict(handover.sip))
+            await asyncio.wait_for(call.bye(), REINVITE_SECONDS)
+        except Exception as exc:  # the far end is gone too, or the dialog cannot be read
+            logger.info("call=%s BYE after a failed takeover: %s", handover.call_id, exc)
+        return False
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
         """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""

@@ -84,8 +84,12 @@ class Conference:
         when the first SIP party's call exists (a dial the policy refuses leaves the room untouched)."""
         if self.started:
             return
-        await self.hub.join_gateway(self.room_id, self.owner)
-        self.started = True
+        self.started = True  # (before the await: two parties taken back at once join it once)
+        try:
+            await self.hub.join_gateway(self.room_id, self.owner)
+        except BaseException:
+            self.started = False
+            raise
         self.clock.start()
         for peer_id in self.hub.browsers(self.room_id):
             await self._offer_to(peer_id)
@@ -255,6 +259,8 @@ class Conference:
         hears the room again); the gateway joins the room (re-opened here), whose browsers connect to it
         as they come back. Nobody back within ``grace``: the party is hung up, as when the last leaves."""
         assert party.call_id is not None
+        if self.ended or party.state is PartyState.ENDED or party.id not in self.parties:
+            return  # (its call ended meanwhile: the phone hung up after the re-INVITE)
         try:
             party.leg = RoomLeg(self, party.id, self.options())
             offer = await party.leg.web.create_offer(SIP_CODECS)
@@ -262,6 +268,8 @@ class Conference:
             await self.start()
         except (SignalingError, MediaError, sdp.SdpError) as exc:
             logger.warning("room %s: party %s not taken back: %s", self.room_id, party.call_id, exc)
+            if party.leg is not None:
+                await party.leg.close()
             await self.hangup_party(party)
             return
         logger.info("room %s: party %s (%s) taken over here", self.room_id, party.call_id, party.remote)

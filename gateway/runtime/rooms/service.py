@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +50,7 @@ class RoomMediaService:
         self._starting: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(3)
 
     def attach(self, hub: RoomHub) -> None:
         self._hub = hub
@@ -101,7 +103,8 @@ class RoomMediaService:
             del self._viewers[viewer_id]
 
     def _session_id(self, room_id: str) -> str:
-        return f"room-{room_id}-{next(self._ids)}"
+        # unique across instances: a party's session moves to a survivor under its id (adopt_party)
+        return f"room-{room_id}-{self._prefix}-{next(self._ids)}"
 
     async def dial(self, room_id: str, peer_id: str, user: WebUser, to: str) -> str:
         conference = await self._conference(room_id)
@@ -208,6 +211,9 @@ class RoomMediaService:
         conference = await self._conference(str(room["room_id"]))
         if conference.owner is None:
             conference.owner = room.get("owner")
+        if session_id in conference.parties or self.driver.session(session_id) is not None:
+            logger.warning("room %s: party session %s is here already", conference.room_id, session_id)
+            return False
         party = conference.adopt(session_id, user, str(room["remote"]), bool(room["inbound"]), call_id)
         await self.driver.session_opened(party)
         return True

@@ -10,13 +10,17 @@ other) and relay to each other through the room, their media never having stoppe
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 import aiohttp
 
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 from peers.redis import running_redis
 from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
 from tests.e2e.dialects.test_room_access import RoomPeer
 from tests.e2e.harness import wait_until
@@ -89,7 +93,7 @@ async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Pat
                 assert (await two.wait_for("existing_peers"))["peers"] == ["p1"]
                 await one.wait_for("peer_joined", peer_id="p2")
                 rejoined = time.monotonic() - killed
-                assert "taken over from instance gw1" in gw2.log(), gw2.log()[-2000:]
+                assert await listed(http, gw2) == ["lab"] and await listed(http, gw3) == []  # one room, gw2
                 await two.ws.send_json(
                     {"type": "ice_candidate", "candidate": CANDIDATE, "target_peer_id": "p1"}
                 )
@@ -107,3 +111,41 @@ async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Pat
                 await media1.close()
                 await media2.close()
     print(f"the room met again at gw2 {rejoined:.2f} s after gw1's kill -9")
+
+
+async def test_a_phone_calling_a_rooms_number_reaches_the_room_wherever_it_lands(tmp_path: Path) -> None:
+    """Three in-process instances behind the shipped Kamailio edge; room `lab` (number 3001) lives on the
+    first, where its browser peer is. The desk phone calls 3001 through Kamailio three times (dispatcher's
+    round robin: each instance once): an instance the room does not live on answers 302 with the room's
+    instance (tagged), Kamailio follows, and each time the phone joins the room there: the peer hears it."""
+    require_desk_phone()
+    rooms = {**ROOMS, "numbers": {"3001": "lab"}}
+    async with (
+        cluster(tmp_path, 3, fronts=True, rooms=rooms) as c,
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        aiohttp.ClientSession() as http,
+    ):
+        home = c.gateways[0]
+        media = WebPeer(1000)
+        room_peer = RoomPeer(
+            await http.ws_connect(f"{home.http_url.replace('http', 'ws', 1)}/webrtc/signaling/lab/p1"), media
+        )
+        try:
+            await room_peer.wait_for("joined")
+            for _ in range(3):  # (round robin: each instance gets one INVITE)
+                await media.close()  # (the gateway's connection to the peer closes with each party)
+                media = room_peer.media = WebPeer(1000)
+                number = await phone.call(c.edge.aor("3001"))
+                await phone.wait_for("state", call=number, state="CONFIRMED")
+                party = await room_peer.wait_for("sip_party", state="connected", timeout=10)
+                await wait_until(functools.partial(media.heard, 440, last=1.0), timeout=15)
+                await phone.hangup(number)
+                await room_peer.wait_for("sip_party", call_id=party["call_id"], state="ended")
+                room_peer.messages.clear()
+                await wait_until(lambda: home.driver.calls == 0, timeout=10)
+            assert all(g.driver.calls == 0 for g in c.gateways[1:])
+            log = c.edge.log()
+            assert log.count("redirected by the gateway") == 2, log[-3000:]  # from the two others
+        finally:
+            await room_peer.close()
+            await media.close()
