@@ -95,6 +95,9 @@ class PassthroughMedia:
         # while the browser's own new offer is at the SIP side: its description before (a refusal)
         self._before_reoffer: tuple[str | None, sdp.IceParameters | None, tuple[str, ...]] | None = None
         self._origin_before: sdp.Origin | None = None
+        # ...and the trickle INFOs sent meanwhile: sent again once the SIP side took the offer (a 491's
+        # retry: the far end rolled the first attempt back, and with it the candidates of its ufrag)
+        self._trickled_meanwhile: list[str] = []
         self.closed = False
         self.candidates_sent = 0
         self.candidates_received = 0
@@ -220,6 +223,7 @@ class PassthroughMedia:
         previous = (self._web_offer, self._web_ice, self._web_mids)
         self._take_web_offer(web_offer)
         self._before_reoffer = previous
+        self._trickled_meanwhile = []
         self._origin_before = self._origin
         logger.info("call=%s media pass-through: the browser's new offer goes to the SIP side", self.call_id)
         held = _DIRECTION.sub("a=sendonly", web_offer) if self._held else web_offer  # the hold stays
@@ -230,10 +234,14 @@ class PassthroughMedia:
         a=setup:active/passive is the DTLS role from now on)."""
         self._before_reoffer = None
         self._take_sip_answer(plain_answer)
+        again, self._trickled_meanwhile = self._trickled_meanwhile, []
+        for body in again:  # (a duplicate candidate is no harm: RFC 8838 §11.4)
+            self._send_info(sdp.TRICKLE_MEDIA_TYPE, body, INFO_HEADERS)
         return plain_answer
 
     def cancel_sip_reoffer(self) -> None:
         """The SIP side refused the browser's new offer: the session stays as it was (RFC 3261 §14.1)."""
+        self._trickled_meanwhile = []
         if self._before_reoffer is not None:
             self._web_offer, self._web_ice, self._web_mids = self._before_reoffer
             self._before_reoffer = None
@@ -335,6 +343,8 @@ class PassthroughMedia:
         body = sdp.encode_sdpfrag(sdp.TrickleFragment(ice, (media,)))
         self.candidates_sent += 0 if end else 1
         self._send_info(sdp.TRICKLE_MEDIA_TYPE, body, INFO_HEADERS)
+        if self._before_reoffer is not None:  # the browser's new offer is still at the SIP side
+            self._trickled_meanwhile.append(body)
 
     def sip_trickle(self, body: str) -> list[sdp.IceCandidateInit] | None:
         """CallMedia: the SIP side's trickle INFO is this media's (`browser_candidates`)."""

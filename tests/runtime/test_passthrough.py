@@ -165,6 +165,31 @@ async def test_the_browsers_ice_restart_goes_to_the_sip_side_and_its_answer_back
     assert again.media[0].setup is sdp.Setup.ACTIVE  # the SIP side now passive: the browser active
 
 
+async def test_candidates_trickled_while_the_new_offer_is_out_go_again_once_it_is_taken() -> None:
+    """A take-back's re-INVITE that met a 491 goes again after RFC 3261 §14.1's wait, as it was; the far
+    end rolled the first attempt back, and with it the browser's candidates of the new ufrag trickled
+    meanwhile: they go again once the SIP side took the offer (and not after a refusal)."""
+    infos = Infos()
+    media = PassthroughMedia("c1", infos)
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0))  # before
+    await media.reoffer_sip_for_web(restarted(CHROMIUM, "newU", "newpasswordnewpassword"))
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0, "newU"))
+    await media.add_web_candidate(sdp.IceCandidateInit(None, "0", 0, "newU"))  # end of candidates
+    sent = [body for _, body, _ in infos.sent]
+    assert len(sent) == 3
+    await media.answer_web_reoffer(AIORTC_ANSWER)
+    assert [body for _, body, _ in infos.sent] == [*sent, *sent[1:]]  # the two of the new offer, again
+    await media.answer_web_reoffer(AIORTC_ANSWER)
+    assert len(infos.sent) == 5  # once
+    await media.reoffer_sip_for_web(restarted(CHROMIUM, "newV", "newpasswordnewpasswordV"))
+    await media.add_web_candidate(sdp.IceCandidateInit(sdp.Candidate.parse(HOST), "0", 0, "newV"))
+    media.cancel_sip_reoffer()
+    await media.answer_web_reoffer(AIORTC_ANSWER)
+    assert len(infos.sent) == 6  # refused: nothing again
+
+
 async def test_a_refused_browser_offer_leaves_the_description_as_it_was() -> None:
     infos = Infos()
     media = PassthroughMedia("c1", infos)
