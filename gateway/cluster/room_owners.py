@@ -21,20 +21,22 @@ lone peer's (the drain closes its socket: it opens the room again elsewhere).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 
 from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.node import ClusterNode, InstanceInfo
+from gateway.cluster.node import ClusterNode, InstanceInfo, text
 from gateway.cluster.sessions import RELEASE
 from gateway.cluster.signing import OWNER
 
 logger = logging.getLogger(__name__)
 
 KIND: Final = "room"
+LISTING: Final = "rooms"  # {prefix}rooms:{instance}: what each instance's rooms hold (`elsewhere`)
 LAPSE_POLL: Final = 0.25  # s between looks at an unreachable owner's lease
 TAKEN_KEEP: Final = 15.0  # s a room taken is renewed before it opens here (a takeover's re-INVITE: 8 s)
 # Lua: set KEYS[1] to ARGV[2] (PX ARGV[3]) only if it still holds ARGV[1] ("" : absent)
@@ -59,9 +61,11 @@ class RoomOwners:
         node: ClusterNode,
         local_rooms: Callable[[], Iterable[str]],
         lone: Callable[[str], bool] = lambda room_id: False,
+        summaries: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
     ) -> None:
         self._node = node
         self._local_rooms = local_rooms
+        self._summaries = summaries  # room -> {"peers": [...], "owner": ...}: published for the others
         self._lone = lone  # a room with one peer (none in a conversation): given up while draining
         self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
         self._taken: dict[str, float] = {}  # rooms taken for this instance, not open here yet -> until
@@ -135,6 +139,7 @@ class RoomOwners:
         return bool(taken)
 
     async def refresh(self) -> None:
+        await self._publish()
         now = asyncio.get_running_loop().time()
         self._taken = {room: until for room, until in self._taken.items() if until > now}
         rooms = tuple(dict.fromkeys((*self._local_rooms(), *self._taken)))
@@ -162,3 +167,58 @@ class RoomOwners:
                 "room %s is open here but another instance has taken it: its new peers go there", room_id[:80]
             )
         self._lost = lost
+
+    # -- what the rooms of the other instances hold (GET /webrtc/rooms across the cluster) ----------------
+    async def _publish(self) -> None:
+        """This instance's rooms as `{prefix}rooms:{instance}` (room -> sealed JSON of its peers and
+        owner), written whole at each heartbeat and lasting a lease."""
+        if self._summaries is None:
+            return
+        node, listed = self._node, self._summaries()
+        key = node.key(LISTING, node.id)
+        fields = {
+            room: node.signer.seal(LISTING, json.dumps(summary, separators=(",", ":")), node.id, room)
+            for room, summary in listed.items()
+        }
+
+        async def publish(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(key)
+            if fields:
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                pipe.pexpire(key, node.lease_ms)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await node.run("publish the rooms", publish)
+
+    async def elsewhere(self) -> dict[str, dict[str, Any]]:
+        """The rooms of the other live instances (room -> its `peers` and `owner`, as they published them
+        at their last heartbeat; a record without a valid seal left out)."""
+        node = self._node
+        others = [i for i in await node.instances() if i != node.id]
+        keys = [node.key(LISTING, i) for i in others]
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        found: dict[str, dict[str, Any]] = {}
+        for instance_id, key, hashed in zip(
+            others, keys, await node.run("list the rooms", read), strict=True
+        ):
+            for raw_room, raw in hashed.items():
+                room = text(raw_room)
+                opened = node.signer.unseal(
+                    LISTING, text(raw), f"{key} {room}", "a room's listing", instance_id, room
+                )
+                try:
+                    summary = json.loads(opened) if opened is not None else None
+                except ValueError:
+                    summary = None
+                if isinstance(summary, dict) and isinstance(summary.get("peers"), list):
+                    found.setdefault(room, summary)
+        return found

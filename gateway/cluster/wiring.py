@@ -256,11 +256,10 @@ class ClusterWiring:
             registry = rooms.registry
             self._rooms_context = rooms
             self.rooms = RoomOwners(
-                self.node,
-                registry.rooms,
-                lambda room: room not in registry.rooms() or len(registry.peers(room)) < 2,
-            )
-            rooms.place = self.rooms.place
+                self.node, registry.rooms, lambda room: room not in registry.rooms() or len(registry.peers(room)) < 2,
+                lambda: {room: {"peers": registry.peers(room), "owner": registry.owner(room)} for room in registry.rooms()},
+            )  # fmt: skip
+            rooms.place, rooms.elsewhere = self.rooms.place, self.rooms.elsewhere
             # a dead instance's room party is carried on where its room lives: here, or sent on there
             takeovers = self.driver.takeovers
             takeovers.room_home = self.rooms.place

@@ -87,3 +87,27 @@ async def test_a_draining_instance_keeps_its_conversations_and_gives_up_lone_roo
         finally:
             for node in (a, b):
                 await node.close()
+
+
+async def test_each_instance_lists_the_others_rooms(tmp_path: Path) -> None:
+    """What each instance's rooms hold, published at its heartbeat, read by the others (GET /webrtc/rooms
+    across the cluster); a forged entry is not believed; a room gone is gone from the next publication."""
+    with running_redis(tmp_path) as redis:
+        a, b = (ClusterNode(settings(redis.url, name)) for name in "ab")
+        held: dict[str, dict[str, object]] = {"lab": {"peers": ["p1", "p2"], "owner": "alice"}}
+        owners = RoomOwners(a, list, summaries=lambda: held)
+        others = RoomOwners(b, list)
+        try:
+            for node in (a, b):
+                await node.start()
+            await owners.refresh()
+            assert await others.elsewhere() == {"lab": {"peers": ["p1", "p2"], "owner": "alice"}}
+            assert await owners.elsewhere() == {}  # its own are not "elsewhere"
+            await a.redis.hset(a.key("rooms", "a"), "forged", '{"peers":["x"]};not-a-signature')
+            assert "forged" not in await others.elsewhere()
+            held.clear()
+            await owners.refresh()
+            assert await others.elsewhere() == {}
+        finally:
+            for node in (a, b):
+                await node.close()

@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -92,6 +92,19 @@ class RoomsContext:
     media: RoomMedia | None = None  # the gateway's own peer: SIP parties and the mix (rooms/media.py)
     # a cluster: the instance a room lives on, when another (its base URL; gateway/cluster/room_owners.py)
     place: Callable[[str, str | None], Awaitable[str | None]] | None = None
+    # ...and the rooms of the other instances (room -> its `peers` and `owner`): GET /webrtc/rooms lists them
+    elsewhere: Callable[[], Awaitable[dict[str, dict[str, Any]]]] | None = None
+
+    async def remote_rooms(self) -> dict[str, dict[str, Any]]:
+        """The other instances' rooms (none without a cluster, or with Redis away: this one's only)."""
+        if self.elsewhere is None:
+            return {}
+        try:
+            return await self.elsewhere()
+        except SignalingError:  # (ClusterUnavailable)
+            logger.warning("rooms: the other instances' rooms unknown (Redis unavailable)")
+            return {}
+
     users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
 
     async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:
@@ -383,6 +396,12 @@ async def rooms_list_handler(request: web.Request) -> web.Response:
         for room in registry.rooms()
         if registry.may(Action.WATCH, room, user_id)
     ]
+    here = set(registry.rooms())
+    rooms += [  # a cluster: the rooms that live on the other instances
+        {"room_id": room, "peers": len(held["peers"]), "owner": held.get("owner")}
+        for room, held in (await context.remote_rooms()).items()
+        if room not in here and registry.may(Action.WATCH, room, user_id, owner=held.get("owner"))
+    ]
     return web.json_response({"rooms": rooms})
 
 
@@ -394,6 +413,12 @@ async def room_peers_handler(request: web.Request) -> web.Response:
     try:
         user_id = await _rest_principal(request, context)
         check_id(room_id, "room_id")
+        held = None if room_id in context.registry.rooms() else (await context.remote_rooms()).get(room_id)
+        if held is not None:  # a room of another instance (a cluster)
+            access = context.registry.access
+            if access is not None:  # (its refusal, the same as for any room)
+                access.check(Action.WATCH, room_id, user_id, held.get("owner"))
+            return web.json_response({"room_id": room_id, "peers": list(held["peers"])})
         context.registry.check(Action.WATCH, room_id, user_id)
         peers = context.registry.peers(room_id)
     except SignalingError as exc:

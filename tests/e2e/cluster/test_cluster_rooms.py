@@ -10,6 +10,7 @@ other) and relay to each other through the room, their media never having stoppe
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from pathlib import Path
@@ -46,10 +47,22 @@ async def join(
     return room_peer
 
 
-async def listed(http: aiohttp.ClientSession, instance: GatewayProcess) -> list[str]:
+async def listed(http: aiohttp.ClientSession, instance: GatewayProcess) -> list[tuple[str, int]]:
+    """GET /webrtc/rooms at `instance`: (room, peers) of every room in the cluster."""
     async with http.get(f"{instance.http_url}/webrtc/rooms") as response:
         assert response.status == 200
-        return [room["room_id"] for room in (await response.json())["rooms"]]
+        return [(room["room_id"], room["peers"]) for room in (await response.json())["rooms"]]
+
+
+async def lists(http: aiohttp.ClientSession, instance: GatewayProcess, rooms: list[tuple[str, int]]) -> None:
+    """`instance` lists `rooms` within a few heartbeats (another's rooms as it published them last)."""
+    found: list[tuple[str, int]] = []
+    for _ in range(40):
+        found = await listed(http, instance)
+        if found == rooms:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{instance.id} lists {found}, not {rooms}")
 
 
 async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Path) -> None:
@@ -62,9 +75,11 @@ async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Pat
             try:
                 assert (await two.wait_for("existing_peers"))["peers"] == ["p1"]
                 await one.wait_for("peer_joined", peer_id="p2")
-                assert (
-                    await listed(http, gw1) == ["lab"] and await listed(http, gw2) == []
-                )  # one room, on gw1
+                # one room of two peers, wherever it is asked (it lives on gw1: gw2 lists it from Redis)
+                await lists(http, gw1, [("lab", 2)])
+                await lists(http, gw2, [("lab", 2)])
+                async with http.get(f"{gw2.http_url}/webrtc/rooms/lab/peers") as response:
+                    assert (await response.json())["peers"] == ["p1", "p2"]
                 offer = {"type": "offer", "sdp": await media2.offer()}
                 await two.ws.send_json({"type": "offer", "offer": offer, "target_peer_id": "p1"})
                 sdp = (await one.wait_for("offer", from_peer_id="p2"))["offer"]["sdp"]
@@ -93,7 +108,7 @@ async def test_a_rooms_peers_meet_across_instances_and_outlive_one(tmp_path: Pat
                 assert (await two.wait_for("existing_peers"))["peers"] == ["p1"]
                 await one.wait_for("peer_joined", peer_id="p2")
                 rejoined = time.monotonic() - killed
-                assert await listed(http, gw2) == ["lab"] and await listed(http, gw3) == []  # one room, gw2
+                await lists(http, gw3, [("lab", 2)])  # one room (gw2's): no second one at gw3
                 await two.ws.send_json(
                     {"type": "ice_candidate", "candidate": CANDIDATE, "target_peer_id": "p1"}
                 )
