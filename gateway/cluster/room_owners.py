@@ -21,6 +21,7 @@ lone peer's (the drain closes its socket: it opens the room again elsewhere).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -66,6 +67,8 @@ class RoomOwners:
         self._node = node
         self._local_rooms = local_rooms
         self._summaries = summaries  # room -> {"peers": [...], "owner": ...}: published for the others
+        self._published: dict[str, str] | None = None  # what the last publication wrote (room -> JSON)
+        self._read_at: tuple[float, dict[str, dict[str, Any]]] | None = None  # the others', when read
         self._lone = lone  # a room with one peer (none in a conversation): given up while draining
         self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
         self._taken: dict[str, float] = {}  # rooms taken for this instance, not open here yet -> until
@@ -86,9 +89,10 @@ class RoomOwners:
 
     async def sip_home(self, room_id: str) -> str | None:
         """The advertised SIP address of the instance room `room_id` lives on, when another (a SIP call
-        to its number goes there); None: here, as `place`."""
+        to its number goes there); None: here, as `place`, or that instance drains (it takes no new call:
+        the call's party joins the room here meanwhile)."""
         home = await self._home(room_id, None)
-        return home.sip if home is not None else None
+        return home.sip if home is not None and not home.draining else None
 
     async def _home(self, room_id: str, unreachable: str | None) -> InstanceInfo | None:
         node, key = self._node, self._key(room_id)
@@ -139,7 +143,13 @@ class RoomOwners:
         return bool(taken)
 
     async def refresh(self) -> None:
-        await self._publish()
+        try:
+            await self._renew()
+        finally:
+            with contextlib.suppress(ClusterUnavailable):  # (the next heartbeat publishes again)
+                await self._publish()
+
+    async def _renew(self) -> None:
         now = asyncio.get_running_loop().time()
         self._taken = {room: until for room, until in self._taken.items() if until > now}
         rooms = tuple(dict.fromkeys((*self._local_rooms(), *self._taken)))
@@ -174,27 +184,42 @@ class RoomOwners:
         owner), written whole at each heartbeat and lasting a lease."""
         if self._summaries is None:
             return
-        node, listed = self._node, self._summaries()
-        key = node.key(LISTING, node.id)
-        fields = {
-            room: node.signer.seal(LISTING, json.dumps(summary, separators=(",", ":")), node.id, room)
-            for room, summary in listed.items()
+        node = self._node
+        listed = {
+            room: json.dumps(summary, separators=(",", ":")) for room, summary in self._summaries().items()
         }
+        for room in self._lost:  # (another instance has taken it: its listing is theirs)
+            listed.pop(room, None)
+        key, changed = node.key(LISTING, node.id), listed != self._published
 
         async def publish(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=True)
-            pipe.delete(key)
-            if fields:
-                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-                pipe.pexpire(key, node.lease_ms)
+            if changed:
+                pipe.delete(key)
+                if listed:
+                    fields = {
+                        room: node.signer.seal(LISTING, value, node.id, room)
+                        for room, value in listed.items()
+                    }
+                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.pexpire(key, node.lease_ms)
             result: list[Any] = await pipe.execute()
             return result
 
         await node.run("publish the rooms", publish)
+        self._published = listed
 
     async def elsewhere(self) -> dict[str, dict[str, Any]]:
         """The rooms of the other live instances (room -> its `peers` and `owner`, as they published them
-        at their last heartbeat; a record without a valid seal left out)."""
+        at their last heartbeat; a record without a valid seal left out), read at most once a heartbeat."""
+        now = asyncio.get_running_loop().time()
+        if self._read_at is not None and now - self._read_at[0] < self._node.settings.heartbeat:
+            return self._read_at[1]
+        found = await self._read_elsewhere()
+        self._read_at = (now, found)
+        return found
+
+    async def _read_elsewhere(self) -> dict[str, dict[str, Any]]:
         node = self._node
         others = [i for i in await node.instances() if i != node.id]
         keys = [node.key(LISTING, i) for i in others]

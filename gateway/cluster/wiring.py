@@ -264,7 +264,7 @@ class ClusterWiring:
             takeovers = self.driver.takeovers
             takeovers.room_home = self.rooms.place
             if self.http is not None:
-                takeovers.forward = self.http.hand_over
+                takeovers.forward = self.http.hand_over_or_unknown
             self.driver.room_redirect = self._room_redirect
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)
@@ -298,7 +298,8 @@ class ClusterWiring:
             return None
         room_id = context.settings.room_for(number) if number else None
         sip = await rooms.sip_home(room_id) if room_id is not None else None
-        return None if sip is None else f"sip:{number}@{sip};{MARKER}={self.node.id}"
+        user = (number or "").replace("#", "%23")  # (RFC 3261 §25.1: escaped in a URI's user part)
+        return None if sip is None else f"sip:{user}@{sip};{MARKER}={self.node.id}"
 
     def prepare_http(self, app: WebApp) -> None:
         async def instance(instance_id: str) -> InstanceInfo | None:

@@ -132,7 +132,7 @@ class BrowserRequests(DriverCore):
             self.room_guard(session.user, to)
         # a Replaces naming a call of ours: to the Refer-To URI at our own listener, as a web call goes
         route = referring.transfer_in if own and referring is not None else None
-        room = None if own else self._room_route(session.user, to)  # a room's number: its mix, here
+        room = None if own else await self._room_route(session.user, to)  # a room's number: its mix
         route = route or room or await self._web_route(session.user, to)
         target = route or allowed_target(session.user, to, dial_domain(self.registry.settings, session.user))
         passthrough = (route is not None and room is None and self._web_calls is WebCalls.P2P) or (
@@ -193,14 +193,20 @@ class BrowserRequests(DriverCore):
             status = 400 if exc.sip_status == 400 else 488
             raise BadOffer(f"invalid SDP{named}: {exc}", sip_status=status) from None
 
-    def _room_route(self, user: WebUser, to: str) -> str | None:
+    async def _room_route(self, user: WebUser, to: str) -> str | None:
         """A room's number (`rooms.numbers`) the user's outbound policy lets her dial: the room at our own
-        listener (runtime/web_calls.py `room_route`), where the call joins the room's mix; else None."""
+        listener (runtime/web_calls.py `room_route`), where the call joins the room's mix; in a cluster the
+        instance the room lives on, tagged (never redirected on); else None."""
         if not self.room_numbers or self._ua is None:
             return None
         route = room_route(self._ua, self.room_numbers, to)
         allowed = allowed_target(user, to, dial_domain(self.registry.settings, user))
-        return route if isinstance(allowed, str) else None
+        if route is None or not isinstance(allowed, str):
+            return None
+        if self.room_redirect is not None:
+            home = await self.room_redirect(route)
+            return home if home is not None else route + self.cluster_route_tag
+        return route
 
     async def _web_route(self, caller: WebUser, to: str) -> str | None:
         """A web user of ours whom `to` names: her Request-URI through our own SIP listener (None: the
@@ -365,7 +371,7 @@ class BrowserRequests(DriverCore):
             if not self.registry.get(replaces).replaceable:
                 raise Conflict(f"call {replaces!r} is not connected", field="replaces")
         try:
-            room = self._room_route(session.user, to) if to is not None else None
+            room = await self._room_route(session.user, to) if to is not None else None
             event = ev.WebTransfer(session.id, session.user, to, replaces, route=room)
         except CallError as exc:
             raise BadRequest(str(exc), field="to") from None

@@ -238,6 +238,11 @@ class ClusterHttp:
     async def hand_over(self, base: str, handovers: dict[str, str]) -> list[str]:
         """Hand `handovers` (call id -> JSON) to the instance at HTTP base URL `base`; the call ids it took
         (none when it cannot be reached or refuses)."""
+        return await self.hand_over_or_unknown(base, handovers) or []
+
+    async def hand_over_or_unknown(self, base: str, handovers: dict[str, str]) -> list[str] | None:
+        """`hand_over`, None when whether it took them is unknown (no answer: a timeout, a lost
+        connection), as opposed to an answer that took none."""
         if self._client is None:
             timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
             self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
@@ -254,7 +259,7 @@ class ClusterHttp:
                 answer = await reply.json() if reply.status == 200 else {}
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             logger.warning("handing %d calls to %s failed: %s", len(handovers), base, exc)
-            return []
+            return None
         taken = answer.get("taken") if isinstance(answer, dict) else None
         return [c for c in taken if isinstance(c, str) and c in handovers] if isinstance(taken, list) else []
 

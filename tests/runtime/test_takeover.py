@@ -225,17 +225,21 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
     async def bye() -> None:
         byes.append("bye")
 
-    ua = SimpleNamespace(adopt=lambda data: SimpleNamespace(bye=bye))
-    takeovers = Takeovers(SimpleNamespace(ua=ua))  # type: ignore[arg-type]
+    async def sip_identity(user_id: str) -> None:
+        return None
+
+    ua = SimpleNamespace(adopt=lambda data, identity=None: SimpleNamespace(bye=bye, ended=True))
+    identity = SimpleNamespace(sip_identity=sip_identity)
+    takeovers = Takeovers(SimpleNamespace(ua=ua, identity=identity))  # type: ignore[arg-type]
     sent: list[tuple[str, dict[str, str]]] = []
-    homes = {"meet": "http://gw3", "here": None, "refusing": "http://gw4"}
+    homes = {"meet": "http://gw3", "here": None, "refusing": "http://gw4", "silent": "http://gw5"}
 
     async def home(room_id: str) -> str | None:
         return homes[room_id]
 
-    async def forward(url: str, lines: dict[str, str]) -> list[str]:
+    async def forward(url: str, lines: dict[str, str]) -> list[str] | None:
         sent.append((url, lines))
-        return list(lines) if url == "http://gw3" else []
+        return None if url == "http://gw5" else list(lines) if url == "http://gw3" else []
 
     async def party(*args: object) -> bool:
         return True
@@ -251,6 +255,9 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
     refused = dataclasses.replace(party_of, room={**ROOM, "room_id": "refusing"})
     assert await takeovers._room_elsewhere(refused, "{line}", handed=False) is False
     assert byes == ["bye"]  # nobody carries it on: the phone hears BYE, not dead air
+    silent = dataclasses.replace(party_of, room={**ROOM, "room_id": "silent"})
+    assert await takeovers._room_elsewhere(silent, "{line}", handed=False) is False
+    assert byes == ["bye"]  # no answer: it may have taken it, so no BYE of ours
     takeovers.on_room_party = None  # rooms off here: refused before any re-INVITE
     assert await takeovers._room_elsewhere(here, "{line}", handed=False) is False
-    assert byes == ["bye", "bye"] and len(sent) == 2
+    assert byes == ["bye", "bye"] and len(sent) == 3

@@ -121,7 +121,9 @@ class Takeovers:
         # a cluster (gateway/cluster/wiring.py): the base URL of the instance a room lives on when another
         # (None: here, taken for this one), and a handover sent on to it (the ids it took)
         self.room_home: Callable[[str], Awaitable[str | None]] | None = None
-        self.forward: Callable[[str, dict[str, str]], Awaitable[list[str]]] | None = None
+        self.forward: Callable[[str, dict[str, str]], Awaitable[list[str] | None]] | None = (
+            None  # None: unknown
+        )
 
     def _owner(self, runtime: CallRuntime) -> Owner | None:
         """(login family, user, HTTP session or JSON-RPC peer ids) of what may take runtime's call back,
@@ -364,6 +366,11 @@ class Takeovers:
             )
             return False
         taken = await self.forward(home, {call_id: line})
+        if taken is None:  # no answer: it may have taken it (its re-INVITE out): no BYE of ours
+            logger.warning(
+                "call=%s: its room %s lives at %s, which did not answer", call_id, room["room_id"], home
+            )
+            return False
         if call_id in taken:
             logger.warning(
                 "call=%s: its room %s lives at %s: taken over there", call_id, room["room_id"], home
@@ -373,12 +380,21 @@ class Takeovers:
         return await self._bye_only(handover)
 
     async def _bye_only(self, handover: Handover) -> bool:
-        """A call no instance carries on: its SIP party hears BYE (not dead air until a keepalive fails)."""
+        """A call no instance carries on: its SIP party hears BYE (not dead air until a keepalive fails),
+        with the user's credentials for a challenge; the BYE's transaction runs its course (Timer F),
+        which ends the adopted call here."""
+        identity = await self._driver.identity.sip_identity(handover.user) if handover.user else None
         try:
-            call = self._driver.ua.adopt(dict(handover.sip))
-            await asyncio.wait_for(call.bye(), REINVITE_SECONDS)
-        except Exception as exc:  # the far end is gone too, or the dialog cannot be read
+            call = self._driver.ua.adopt(dict(handover.sip), identity)
+        except Exception as exc:  # the dialog cannot be read, or it is here already
+            logger.info("call=%s not told BYE after a failed takeover: %s", handover.call_id, exc)
+            return False
+        try:
+            await call.bye()
+        except Exception as exc:  # the far end is gone too
             logger.info("call=%s BYE after a failed takeover: %s", handover.call_id, exc)
+            if not call.ended:
+                call.release()  # (forgotten here: no session timer on a dialog we tried to end)
         return False
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:

@@ -208,12 +208,12 @@ class RoomMediaService:
         the room re-opened by the gateway peer with its owner once the party has its leg: `party_back`)."""
         if self._hub is None or not self.settings.enabled:
             return False
+        if self.driver.session(session_id) is not None:
+            logger.warning("room %s: party session %s is here already", room["room_id"], session_id)
+            return False
         conference = await self._conference(str(room["room_id"]))
         if conference.owner is None:
             conference.owner = room.get("owner")
-        if session_id in conference.parties or self.driver.session(session_id) is not None:
-            logger.warning("room %s: party session %s is here already", conference.room_id, session_id)
-            return False
         party = conference.adopt(session_id, user, str(room["remote"]), bool(room["inbound"]), call_id)
         await self.driver.session_opened(party)
         return True

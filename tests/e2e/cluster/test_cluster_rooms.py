@@ -20,13 +20,15 @@ import aiohttp
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.redis import running_redis
+from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
 from tests.e2e.dialects.test_room_access import RoomPeer
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import ALICE_SECRET, wait_until
 
 LEASE = 2.0
+INSTANCES = ("127.0.0.1/32", "127.0.0.2/31", "127.0.0.4/32")  # Kamailio, the phone and the instances
 ROOMS = {"allow_anonymous": True, "rules": [{"room": "*", "public": True}]}
 CANDIDATE = {
     "candidate": "candidate:1 1 udp 2130706431 192.0.2.7 40000 typ host",
@@ -132,11 +134,13 @@ async def test_a_phone_calling_a_rooms_number_reaches_the_room_wherever_it_lands
     """Three in-process instances behind the shipped Kamailio edge; room `lab` (number 3001) lives on the
     first, where its browser peer is. The desk phone calls 3001 through Kamailio three times (dispatcher's
     round robin: each instance once): an instance the room does not live on answers 302 with the room's
-    instance (tagged), Kamailio follows, and each time the phone joins the room there: the peer hears it."""
+    instance (tagged), Kamailio follows, and each time the phone joins the room there: the peer hears it.
+    alice's page on the second instance dialling 3001 goes to the room's instance too (tagged: it is not
+    redirected again) and joins the mix: the peer and she hear each other."""
     require_desk_phone()
     rooms = {**ROOMS, "numbers": {"3001": "lab"}}
     async with (
-        cluster(tmp_path, 3, fronts=True, rooms=rooms) as c,
+        cluster(tmp_path, 3, fronts=True, rooms=rooms, trusted=INSTANCES) as c,
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
         aiohttp.ClientSession() as http,
     ):
@@ -161,6 +165,22 @@ async def test_a_phone_calling_a_rooms_number_reaches_the_room_wherever_it_lands
             assert all(g.driver.calls == 0 for g in c.gateways[1:])
             log = c.edge.log()
             assert log.count("redirected by the gateway") == 2, log[-3000:]  # from the two others
+
+            # alice's page on the second instance dials the room's number: her call goes to the room's
+            # instance (tagged, not redirected), joins its mix, and the room's peer hears her
+            await media.close()
+            media = room_peer.media = WebPeer(1000)
+            alice_media = WebPeer(1300)
+            try:
+                async with WebUser(c.urls[1], "alice", ALICE_SECRET) as alice:
+                    call_id = await alice.call("3001", await alice_media.offer())
+                    await alice_media.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+                    await room_peer.wait_for("sip_party", state="connected", timeout=10)
+                    await wait_until(functools.partial(media.heard, 1300, last=1.0), timeout=15)
+                    await wait_until(functools.partial(alice_media.heard, 1000, last=1.0), timeout=15)
+                    await alice.request({"type": "hangup", "call_id": call_id})
+            finally:
+                await alice_media.close()
         finally:
             await room_peer.close()
             await media.close()
