@@ -69,17 +69,11 @@ class SipInbound:
         user = getattr(request.uri, "user", None)
         if not user:
             return None
+        if user.replace("%23", "#") in self._driver.room_numbers:  # a room's: callable (opens with an INVITE)
+            return None
         to_uri = str(request.to.uri) if request.to is not None else None
         try:
-            request_uri = str(request.uri)
-            room = (
-                await self._driver.room_calls(request_uri, to_uri)
-                if self._driver.room_calls is not None
-                else None
-            )
-            target = (
-                room if room is not None else await self._driver.identity.resolve_inbound(request_uri, to_uri)
-            )
+            target = await self._driver.identity.resolve_inbound(str(request.uri), to_uri)
         except SignalingError as exc:  # the shared state is unreachable, as an INVITE would find it
             logger.info("OPTIONS to %s: %s", request.uri, exc)
             return 503

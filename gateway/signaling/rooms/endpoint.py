@@ -383,8 +383,9 @@ async def _rest_principal(request: web.Request, context: RoomsContext) -> str:
 
 
 async def rooms_list_handler(request: web.Request) -> web.Response:
-    """`GET /webrtc/rooms`: `{"rooms": [{"room_id", "peers", "owner"}]}`, oldest room first: the rooms the
-    user may watch (its own, and those `rooms.rules` let it join or watch; rooms/access.py)."""
+    """`GET /webrtc/rooms`: `{"rooms": [{"room_id", "peers", "owner"}]}`: the rooms the user may watch (its
+    own, and those `rooms.rules` let it join or watch; rooms/access.py), this instance's oldest first, then
+    (a cluster) the other instances' as they published them."""
     context = request.app[ROOMS_KEY]
     try:
         user_id = await _rest_principal(request, context)

@@ -120,6 +120,22 @@ async def test_options_to_a_user_gets_what_an_invite_would() -> None:
             assert status_line(await ask("INVITE", "1001")).startswith("SIP/2.0 503 ")
 
 
+async def test_options_to_a_rooms_number_opens_no_room() -> None:
+    """An OPTIONS to one of `rooms.numbers` (a PBX's keep-alive, a probe) is answered 200, as an INVITE
+    would be taken, and opens nothing: no conference, no gateway peer in the room, no session."""
+    config = gateway_config(None, rooms={"numbers": {"3001": "lab"}})
+    async with running_gateway(config) as gateway, udp_socket() as (transport, protocol):
+        host, port = gateway.sip_address
+        local = transport.get_extra_info("sockname")[:2]
+        answer = await send(
+            gateway, request("OPTIONS", f"sip:3001@{host}:{port}", local), transport, protocol
+        )
+        assert status_line(answer).startswith("SIP/2.0 200 "), answer
+        await asyncio.sleep(0.2)
+        assert not gateway.room_media.present("lab") and not gateway.room_media._conferences
+        assert not gateway.driver._sessions
+
+
 # RFC 4475 §3.4.1 (inv2543): an RFC 2543 INVITE, no branch, no From tag, no Max-Forwards, no Contact,
 # no Content-Length (the datagram's end ends the body)
 INV2543_SDP = (
