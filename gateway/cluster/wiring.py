@@ -398,16 +398,19 @@ class ClusterWiring:
 
 
 def together(handovers: Mapping[str, str]) -> list[dict[str, str]]:
-    """A drain's handovers (call id -> JSON) in groups that go to one instance each: the calls of one
-    login (a page reattaches them all where its login is served) and of one three-way conference (made
-    again only where both its calls are), in a stable order."""
+    """A drain's handovers (call id -> JSON) in groups that go to one instance each: both ends of a
+    web-to-web call's dialog (made its own by one instance), the calls of one login (a page reattaches
+    them all where its login is served) and of one three-way conference (made again only where both its
+    calls are), in a stable order."""
     groups: dict[str, dict[str, str]] = {}
     for call_id, line in sorted(handovers.items()):
         key = f"call:{call_id}"
         try:
             data = json.loads(line)
             merge = data.get("merge")
-            if data.get("family"):
+            if data.get("pair"):  # both ends of a dialog with itself (a web-to-web call): one instance
+                key = f"pair:{data['pair']}"
+            elif data.get("family"):
                 key = f"login:{data['family']}"
             elif merge:
                 key = f"merge:{min(merge['call_ids'])}"

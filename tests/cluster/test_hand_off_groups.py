@@ -27,7 +27,9 @@ def test_the_calls_of_one_login_and_of_one_conference_go_together() -> None:
         "h3": line(""),
         "h4": line(""),
         "x": "not json",
+        "w1": json.dumps({"family": "fam-c", "pair": "sip-1"}),  # a web-to-web call's two ends
+        "w2": json.dumps({"family": "fam-d", "pair": "sip-1"}),
     }
     groups = [sorted(group) for group in together(handovers)]
-    assert sorted(groups) == [["a1", "a2", "a3"], ["b1"], ["h1", "h2"], ["h3"], ["h4"], ["x"]]
+    assert sorted(groups) == [["a1", "a2", "a3"], ["b1"], ["h1", "h2"], ["h3"], ["h4"], ["w1", "w2"], ["x"]]
     assert {k: v for group in together(handovers) for k, v in group.items()} == handovers  # none lost

@@ -261,3 +261,27 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
     takeovers.on_room_party = None  # rooms off here: refused before any re-INVITE
     assert await takeovers._room_elsewhere(here, "{line}", handed=False) is False
     assert byes == ["bye", "bye"] and len(sent) == 3
+
+
+def test_both_ends_of_a_dialog_with_itself_name_it() -> None:
+    """A web-to-web call through the instance's own listener: both calls' handovers name their SIP
+    Call-ID (`pair`), which a survivor makes its own dialog on both ends; others write no `pair`."""
+    h = dataclasses.replace(handover(), pair="a84b4c76e66710@127.0.0.2")
+    assert Handover.from_json(h.to_json()) == h and json.loads(h.to_json())["pair"] == h.pair
+    assert "pair" not in json.loads(handover().to_json())
+    data = json.loads(h.to_json())
+    data["pair"] = 7
+    with pytest.raises(HandoverError, match="pair"):
+        Handover.from_json(json.dumps(data))
+
+
+def test_a_dialog_with_itself_is_made_this_instances_own() -> None:
+    ua = SimpleNamespace(own_address=lambda: ("UDP", "127.0.0.3", 5071))
+    takeovers = Takeovers(SimpleNamespace(ua=ua))  # type: ignore[arg-type]
+    dialog = {"remote_target": "sip:1002@127.0.0.2:5070", "route_set": ["<sip:edge;lr>"], "local_cseq": 3}
+    assert takeovers._to_self(dialog) == {
+        "remote_target": "sip:1002@127.0.0.3:5071", "route_set": [], "local_cseq": 3,
+    }  # fmt: skip
+    assert (
+        takeovers._to_self({"remote_target": "sip:127.0.0.2:5070"})["remote_target"] == "sip:127.0.0.3:5071"
+    )

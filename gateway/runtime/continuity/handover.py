@@ -160,6 +160,9 @@ class Handover:
     websip: Mapping[str, Any] | None = None  # the SIP library's session and dialog, made again there
     merge: Mapping[str, Any] | None = None  # the three-way conference the call is in, made again there
     room: Mapping[str, Any] | None = None  # a room's SIP party: the room, made again where the room lives
+    # the SIP Call-ID of a dialog both of whose ends were the instance's own (a web-to-web call through its
+    # own listener): the survivor takes both calls over and makes the dialog its own on both ends
+    pair: str | None = None
 
     def to_json(self) -> str:
         fields = {
@@ -176,6 +179,8 @@ class Handover:
             fields["merge"] = dict(self.merge)
         if self.room is not None:
             fields["room"] = dict(self.room)
+        if self.pair is not None:
+            fields["pair"] = self.pair
         return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -193,6 +198,9 @@ class Handover:
         websip = library_of(data.get("websip"))
         merge = merge_of(data.get("merge"), data.get("call_id"))
         room = room_of(data.get("room"))
+        pair = data.get("pair")
+        if pair is not None and (not isinstance(pair, str) or not pair):
+            raise HandoverError(f"pair: {pair!r}")
         if sum(kept is not None for kept in (http, rpc, websip, room)) > 1:
             raise HandoverError("http, rpc, websip, room: a call has one session")
         familyless = http is not None or websip is not None or room is not None  # no login takes these back
@@ -209,7 +217,7 @@ class Handover:
                 raise HandoverError(f"{name}: {data.get(name)!r}")
         return cls(
             data["call_id"], data["machine"], data["sip"], data["media"], data["family"], data["user"],
-            float(data["wall"]), float(data["mono"]), http, rpc, websip, merge, room,
+            float(data["wall"]), float(data["mono"]), http, rpc, websip, merge, room, pair,
         )  # fmt: skip
 
     @property

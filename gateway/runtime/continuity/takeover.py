@@ -42,7 +42,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Container, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.boundary.events import TakenOver
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
+PAIR_WAIT: Final = 10.0  # s the calling end of a dialog with itself waits for the answering end's takeover
+PAIR_KEEP: Final = 60.0  # s that end's outcome is kept for it
 
 
 def _steady(machine: CallMachine) -> bool:
@@ -97,6 +100,7 @@ class Takeovers:
         # machine's monotonic times by it, and a call's handover stays the same text from beat to beat
         # unless the call changed (the ledger rewrites only what changed)
         self._clocks = (time.time(), time.monotonic())
+        self._pairs: dict[str, asyncio.Future[bool]] = {}  # dialogs with itself: their answering end here
         # an HTTP API session made again here, by its key (signaling.service.session_key): a cluster
         # records that it is owned here now (gateway/cluster/wiring.py)
         self.on_http_session: Callable[[str], None] | None = None
@@ -164,8 +168,9 @@ class Takeovers:
         owner = driver.reconnects.owner(runtime.call_id, session)
         return None if owner is None else (owner[0], owner[1], None)
 
-    def handover_of(self, runtime: CallRuntime) -> Handover | None:
-        """Runtime's handover, when its call can be carried on by another instance; else None."""
+    def handover_of(self, runtime: CallRuntime, paired: Container[str] = ()) -> Handover | None:
+        """Runtime's handover, when its call can be carried on by another instance; else None.
+        ``paired``: the SIP Call-IDs of this instance's dialogs with itself (web-to-web calls)."""
         owner, machine, call, media = self._owner(runtime), runtime.machine, runtime.sip.call, runtime.bridge
         if owner is None or machine is None or call is None or media is None:
             return None
@@ -181,6 +186,7 @@ class Takeovers:
             owner[2] if isinstance(owner[2], RpcIds) else None,
             owner[2] if isinstance(owner[2], Mapping) else None, self.merge_of(runtime.call_id),
             owner[2].data if isinstance(owner[2], RoomParty) else None,
+            call.call_id if call.call_id in paired else None,
         )  # fmt: skip
 
     def handovers(self, *, libraries: bool = True) -> dict[str, str]:
@@ -189,9 +195,11 @@ class Takeovers:
         those calls end, and their media with them (a hand-off would cut the media until the library
         renews it, which only a takeover of a dead instance's calls needs)."""
         found: dict[str, str] = {}
+        counted = Counter(r.sip.call.call_id for r in self._driver.runtimes if r.sip.call is not None)
+        paired = {sip_call_id for sip_call_id, n in counted.items() if n > 1}  # both ends here
         for runtime in self._driver.runtimes:
             try:
-                handover = self.handover_of(runtime)
+                handover = self.handover_of(runtime, paired)
             except Exception:  # one call's odd state must not stop the others' handovers
                 logger.exception("call=%s no handover", runtime.call_id)
                 continue
@@ -215,13 +223,35 @@ class Takeovers:
         when it goes on here (or, a room's SIP party, at the instance its room lives on), False when it
         could not (its lost record is then written by the caller). ``handed``: another instance handed it
         here (a drain, or a room's party sent on): it is not sent on again."""
-        driver = self._driver
         try:
             handover = Handover.from_json(line)
         except HandoverError as exc:
             logger.warning("call=%s of instance %s: unreadable handover (%s)", call_id, instance_id, exc)
             return False
-        if handover.call_id != call_id or call_id in driver.registry or not driver.accepting:
+        if handover.call_id != call_id:
+            return False
+        if handover.pair is None or handover.sip.get("kind") != "incoming":
+            return await self._take_over(handover, line, instance_id, handed)
+        ready = self._pair(handover.pair)  # the answering end of a dialog with itself: the caller's waits
+        taken = False
+        try:
+            taken = await self._take_over(handover, line, instance_id, handed)
+        finally:
+            if not ready.done():
+                ready.set_result(taken)
+        return taken
+
+    def _pair(self, sip_call_id: str) -> asyncio.Future[bool]:
+        """Whether the answering end of dialog `sip_call_id` (a web-to-web call's) is carried on here."""
+        future = self._pairs.get(sip_call_id)
+        if future is None:
+            future = self._pairs[sip_call_id] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(PAIR_KEEP, self._pairs.pop, sip_call_id, None)
+        return future
+
+    async def _take_over(self, handover: Handover, line: str, instance_id: str, handed: bool) -> bool:
+        driver, call_id = self._driver, handover.call_id
+        if call_id in driver.registry or not driver.accepting:
             return False
         if handover.room is not None:
             elsewhere = await self._room_elsewhere(handover, line, handed)
@@ -398,11 +428,23 @@ class Takeovers:
         return False
 
     async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
-        """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it."""
+        """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it. A
+        dialog with itself (`pair`: a web-to-web call through the dead instance's own listener) becomes
+        one with this instance on both ends: the answering end resumes without a re-INVITE, the calling
+        end's re-INVITE (once that one is here) reaches it at this instance's listener, and its answer
+        gives each end the other's new media address."""
         driver = self._driver
         # the web user's PBX credentials answer challenges to our requests in the call, as invite()'s do
         identity = await driver.identity.sip_identity(handover.user)
-        call = driver.ua.adopt(dict(handover.sip), identity)
+        sip = dict(handover.sip)
+        answering = handover.pair is not None and sip.get("kind") == "incoming"
+        if handover.pair is not None:
+            sip["dialog"] = self._to_self(sip["dialog"])
+            if not answering and not await asyncio.wait_for(
+                asyncio.shield(self._pair(handover.pair)), PAIR_WAIT
+            ):
+                raise CallError("the other end of its dialog was not carried on here")
+        call = driver.ua.adopt(sip, identity)
         runtime.sip.attach(call)
         media: CallMedia
         if handover.media.get("kind") == PASSTHROUGH:  # the media flows end to end: the signaling moves
@@ -410,10 +452,24 @@ class Takeovers:
         else:
             media = runtime.media.bridge = driver.new_bridge(runtime.call_id, runtime.media.on_event)
         offer = await media.resume_sip(dict(handover.media))
+        if answering:  # (its other end's re-INVITE brings the new addresses)
+            media.drop_reoffer()
+            return
         result = await asyncio.wait_for(call.reinvite(offer), REINVITE_SECONDS)
         if not result.ok:
             raise CallError(f"the SIP party refused the re-INVITE: {result.status} {result.reason}")
         await media.answer_to_reoffer(result.sdp)
+
+    def _to_self(self, dialog: Mapping[str, Any]) -> dict[str, Any]:
+        """A dialog of the dead instance with itself: its remote target at this instance's own listener
+        (its user part kept), no route set."""
+        transport, host, port = self._driver.ua.own_address()
+        target = str(dialog.get("remote_target", ""))
+        user = target.partition(":")[2].partition("@")[0] if "@" in target else ""
+        literal = f"[{host}]" if ":" in host else host
+        suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
+        at = f"{user}@" if user else ""
+        return {**dialog, "remote_target": f"sip:{at}{literal}:{port}{suffix}", "route_set": []}
 
     async def _give_up(self, runtime: CallRuntime) -> None:
         """A call that could not be carried on: the SIP party hears BYE, nothing of it stays here."""

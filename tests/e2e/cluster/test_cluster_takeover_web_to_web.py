@@ -1,0 +1,94 @@
+"""A web-to-web call outlives its gateway instance (issue 34): two instances as real processes sharing a
+real Redis, no PBX at all.
+
+alice and bob (peers.web_user over `/ws`, aiortc media) are both on gw1; alice dials bob's number and
+gw1 rings him itself (its own SIP listener: `web_calls: direct`), so both ends of the call's SIP dialog
+are gw1's. gw1 gets SIGKILL. gw2 takes both calls over and makes the dialog its own on both ends: bob's
+end resumes without a re-INVITE, alice's end re-INVITEs it at gw2's own listener, and its answer gives
+each bridge the other's new media address. Both pages log in again at gw2 with their tokens, reattach,
+and hear each other again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import redis
+
+from peers.redis import running_redis
+from peers.web_user import WebUser, WebUserError
+from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
+
+RTP_BASE = 55800  # this file's RTP ports: 55800-55999, 56400-56599
+LEASE = 2.0
+
+
+async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as server:
+        mappings = [
+            instance_mapping(
+                i, server.url, rtp_base=RTP_BASE, lease=LEASE, extra={"web_auth": {"reconnect_grace": 20}}
+            )
+            for i in range(2)
+        ]
+        async with process_cluster(tmp_path, mappings) as (gw1, gw2):
+            alice_media, bob_media = WebPeer(1000), WebPeer(660)
+            alice = WebUser(gw1.http_url, "alice", ALICE_SECRET)
+            bob = WebUser(gw1.http_url, "bob", BOB_SECRET)
+            await alice.__aenter__()
+            await bob.__aenter__()
+            try:
+                call_a = await alice.call("1002", await alice_media.offer())
+                call_b = (await bob.wait_for("incoming"))["call_id"]
+                await bob.answer(call_b, bob_media.answer)
+                await alice_media.accept((await alice.wait_for("connected", call_id=call_a))["sdp"])
+                await wait_until(
+                    lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15
+                )
+                client = redis.Redis.from_url(server.url)
+                try:  # both ends' handovers name their dialog with gw1 itself
+                    await wait_until(lambda: client.hlen("gw:handover:gw1") == 2, timeout=5)
+                    values = [
+                        v if isinstance(v, str) else v.decode() for v in client.hvals("gw:handover:gw1")
+                    ]
+                    lines = [value.rpartition(";")[0] for value in values]
+                    assert all(json.loads(line).get("pair") for line in lines), lines
+                finally:
+                    client.close()
+                gw1.kill()
+                killed = time.monotonic()
+            finally:
+                await asyncio.gather(alice.close(), bob.close(), alice_media.close(), bob_media.close())
+
+            alice_again, bob_again = WebPeer(1300), WebPeer(880)
+            try:
+                async with (
+                    WebUser(gw2.http_url, "alice", "", token=alice.token) as alice2,
+                    WebUser(gw2.http_url, "bob", "", token=bob.token) as bob2,
+                ):
+                    for user, call_id, media in ((alice2, call_a, alice_again), (bob2, call_b, bob_again)):
+                        try:
+                            calls = await user.wait_for("calls", timeout=LEASE + 10)
+                        except WebUserError as exc:
+                            raise AssertionError(f"{exc}\nthe survivor's log:\n{gw2.log()[-4000:]}") from None
+                        assert [c["call_id"] for c in calls["calls"]] == [call_id], calls
+                        await user.request(
+                            {"type": "reattach", "call_id": call_id, "sdp": await media.offer()}
+                        )
+                        await media.accept((await user.wait_for("reattached", call_id=call_id))["sdp"])
+                    await wait_until(
+                        lambda: alice_again.heard(880, last=1.0) and bob_again.heard(1300, last=1.0),
+                        timeout=20,
+                    )
+                    back = time.monotonic() - killed
+                    assert "taken over here" in gw2.log()
+                    await alice2.request({"type": "hangup", "call_id": call_a})
+                    await bob2.wait_for("ended", call_id=call_b, timeout=10)
+            finally:
+                await asyncio.gather(alice_again.close(), bob_again.close())
+    print(f"alice and bob heard each other again {back:.2f} s after gw1's kill -9")
