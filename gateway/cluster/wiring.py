@@ -401,20 +401,30 @@ def together(handovers: Mapping[str, str]) -> list[dict[str, str]]:
     """A drain's handovers (call id -> JSON) in groups that go to one instance each: both ends of a
     web-to-web call's dialog (made its own by one instance), the calls of one login (a page reattaches
     them all where its login is served) and of one three-way conference (made again only where both its
-    calls are), in a stable order."""
-    groups: dict[str, dict[str, str]] = {}
+    calls are), and so on transitively (a login with a web-to-web call and another call), in a stable
+    order."""
+    parent = {call_id: call_id for call_id in handovers}
+
+    def root(call_id: str) -> str:
+        while parent[call_id] != call_id:
+            parent[call_id] = parent[parent[call_id]]
+            call_id = parent[call_id]
+        return call_id
+
+    first: dict[str, str] = {}  # a key (login, pair, conference) -> the first call seen with it
     for call_id, line in sorted(handovers.items()):
-        key = f"call:{call_id}"
         try:
             data = json.loads(line)
-            merge = data.get("merge")
-            if data.get("pair"):  # both ends of a dialog with itself (a web-to-web call): one instance
-                key = f"pair:{data['pair']}"
-            elif data.get("family"):
-                key = f"login:{data['family']}"
-            elif merge:
-                key = f"merge:{min(merge['call_ids'])}"
+            merge = data.get("merge") or {}
+            keys = [f"login:{data['family']}" if data.get("family") else "", f"pair:{data.get('pair') or ''}",
+                    f"merge:{min(merge['call_ids'])}" if merge else ""]  # fmt: skip
         except (ValueError, AttributeError, KeyError, TypeError):
-            pass  # (the taker refuses it, naming why)
-        groups.setdefault(key, {})[call_id] = line
+            keys = []  # (the taker refuses it, naming why)
+        for key in keys:
+            if key and key not in ("pair:",):
+                other = first.setdefault(key, call_id)
+                parent[root(call_id)] = root(other)
+    groups: dict[str, dict[str, str]] = {}
+    for call_id, line in sorted(handovers.items()):
+        groups.setdefault(root(call_id), {})[call_id] = line
     return list(groups.values())

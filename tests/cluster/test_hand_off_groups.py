@@ -29,7 +29,16 @@ def test_the_calls_of_one_login_and_of_one_conference_go_together() -> None:
         "x": "not json",
         "w1": json.dumps({"family": "fam-c", "pair": "sip-1"}),  # a web-to-web call's two ends
         "w2": json.dumps({"family": "fam-d", "pair": "sip-1"}),
+        "w3": json.dumps({"family": "fam-c"}),  # another call of w1's login: with it, so with w2
     }
     groups = [sorted(group) for group in together(handovers)]
-    assert sorted(groups) == [["a1", "a2", "a3"], ["b1"], ["h1", "h2"], ["h3"], ["h4"], ["w1", "w2"], ["x"]]
+    assert sorted(groups) == [
+        ["a1", "a2", "a3"],
+        ["b1"],
+        ["h1", "h2"],
+        ["h3"],
+        ["h4"],
+        ["w1", "w2", "w3"],
+        ["x"],
+    ]
     assert {k: v for group in together(handovers) for k, v in group.items()} == handovers  # none lost

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,38 @@ def test_a_dialog_with_itself_is_made_this_instances_own() -> None:
     assert (
         takeovers._to_self({"remote_target": "sip:127.0.0.2:5070"})["remote_target"] == "sip:127.0.0.3:5071"
     )
+
+
+async def test_an_end_of_a_dialog_with_itself_goes_on_only_with_the_other() -> None:
+    """The answering end of a web-to-web call's dialog, carried on here, is given up when its calling end
+    is not (nothing else would ever end it); a drain's hand-off keeps a pair whole or takes neither end."""
+    released: list[str] = []
+    runtimes = [
+        SimpleNamespace(call_id=c, finished=False, sip=SimpleNamespace(call=SimpleNamespace(release=lambda c=c: released.append(c))),
+                        unrecorded=False, run_commands=lambda commands: None)
+        for c in ("c1", "c2", "c3")
+    ]  # fmt: skip
+    discarded: list[str] = []
+    driver = SimpleNamespace(runtimes=runtimes, registry=SimpleNamespace(discard=discarded.append))
+    takeovers = Takeovers(driver)  # type: ignore[arg-type]
+    given_up: list[str] = []
+
+    async def give_up(runtime: Any) -> None:
+        given_up.append(runtime.call_id)
+
+    takeovers._give_up = give_up  # type: ignore[method-assign]
+    takeovers._pair("sip-1", "calling").set_result(False)  # its calling end could not be carried on
+    await takeovers._calling_end_or_give_up("c2", "sip-1")
+    assert given_up == ["c2"]
+    takeovers._pair("sip-2", "calling").set_result(True)
+    await takeovers._calling_end_or_give_up("c3", "sip-2")
+    assert given_up == ["c2"]
+
+    lines = {
+        "c1": dataclasses.replace(handover(), call_id="c1", pair="sip-1").to_json(),
+        "c2": dataclasses.replace(handover(), call_id="c2", pair="sip-1").to_json(),
+        "c3": dataclasses.replace(handover(), call_id="c3").to_json(),
+    }
+    assert takeovers._whole_pairs(lines, ["c1", "c2", "c3"]) == ["c1", "c2", "c3"]
+    assert takeovers._whole_pairs(lines, ["c1", "c3"]) == ["c3"]  # c2 not taken: c1 is not kept either
+    assert released == ["c1"] and discarded == ["c1"] and runtimes[0].unrecorded

@@ -40,10 +40,12 @@ UA; the cluster calls it through the functions it is given (gateway/cluster/wiri
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.boundary.events import TakenOver
@@ -168,9 +170,8 @@ class Takeovers:
         owner = driver.reconnects.owner(runtime.call_id, session)
         return None if owner is None else (owner[0], owner[1], None)
 
-    def handover_of(self, runtime: CallRuntime, paired: Container[str] = ()) -> Handover | None:
-        """Runtime's handover, when its call can be carried on by another instance; else None.
-        ``paired``: the SIP Call-IDs of this instance's dialogs with itself (web-to-web calls)."""
+    def handover_of(self, runtime: CallRuntime) -> Handover | None:
+        """Runtime's handover, when its call can be carried on by another instance; else None."""
         owner, machine, call, media = self._owner(runtime), runtime.machine, runtime.sip.call, runtime.bridge
         if owner is None or machine is None or call is None or media is None:
             return None
@@ -186,7 +187,6 @@ class Takeovers:
             owner[2] if isinstance(owner[2], RpcIds) else None,
             owner[2] if isinstance(owner[2], Mapping) else None, self.merge_of(runtime.call_id),
             owner[2].data if isinstance(owner[2], RoomParty) else None,
-            call.call_id if call.call_id in paired else None,
         )  # fmt: skip
 
     def handovers(self, *, libraries: bool = True) -> dict[str, str]:
@@ -194,18 +194,25 @@ class Takeovers:
         ``libraries`` (a drain's hand-off) not the SIP libraries' calls: their flows stay open here until
         those calls end, and their media with them (a hand-off would cut the media until the library
         renews it, which only a takeover of a dead instance's calls needs)."""
-        found: dict[str, str] = {}
-        counted = Counter(r.sip.call.call_id for r in self._driver.runtimes if r.sip.call is not None)
-        paired = {sip_call_id for sip_call_id, n in counted.items() if n > 1}  # both ends here
+        made: dict[str, Handover] = {}
         for runtime in self._driver.runtimes:
             try:
-                handover = self.handover_of(runtime, paired)
+                handover = self.handover_of(runtime)
             except Exception:  # one call's odd state must not stop the others' handovers
                 logger.exception("call=%s no handover", runtime.call_id)
                 continue
             if handover is not None and (libraries or handover.websip is None):
-                found[runtime.call_id] = handover.to_json()
-        return found
+                made[runtime.call_id] = handover
+        # both ends of a dialog with itself (a web-to-web call), each with a handover: carried on as one
+        ends = Counter(str(h.sip.get("call_id")) for h in made.values() if h.room is None)
+        return {
+            call_id: (
+                dataclasses.replace(h, pair=str(h.sip.get("call_id")))
+                if h.room is None and ends[str(h.sip.get("call_id"))] == 2
+                else h
+            ).to_json()
+            for call_id, h in made.items()
+        }
 
     def families(self) -> frozenset[str]:
         """The logins (token families) whose calls here another instance could carry on: a page of one
@@ -230,24 +237,43 @@ class Takeovers:
             return False
         if handover.call_id != call_id:
             return False
-        if handover.pair is None or handover.sip.get("kind") != "incoming":
+        if handover.pair is None:
             return await self._take_over(handover, line, instance_id, handed)
-        ready = self._pair(handover.pair)  # the answering end of a dialog with itself: the caller's waits
+        # an end of a dialog with itself: the answering end first, the calling end once it is here
+        answering = handover.sip.get("kind") == "incoming"
+        mine = self._pair(handover.pair, "answering" if answering else "calling")
         taken = False
         try:
             taken = await self._take_over(handover, line, instance_id, handed)
         finally:
-            if not ready.done():
-                ready.set_result(taken)
+            if not mine.done():
+                mine.set_result(taken)
+        if taken and answering:  # without its calling end's re-INVITE, nothing would ever end it
+            self._driver.spawn(self._calling_end_or_give_up(call_id, handover.pair))
         return taken
 
-    def _pair(self, sip_call_id: str) -> asyncio.Future[bool]:
-        """Whether the answering end of dialog `sip_call_id` (a web-to-web call's) is carried on here."""
-        future = self._pairs.get(sip_call_id)
+    def _pair(self, sip_call_id: str, end: str) -> asyncio.Future[bool]:
+        """Whether that end of dialog `sip_call_id` (a web-to-web call's) is carried on here."""
+        key = f"{end} {sip_call_id}"
+        future = self._pairs.get(key)
         if future is None:
-            future = self._pairs[sip_call_id] = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(PAIR_KEEP, self._pairs.pop, sip_call_id, None)
+            future = self._pairs[key] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(PAIR_KEEP, self._pairs.pop, key, None)
         return future
+
+    async def _calling_end_or_give_up(self, call_id: str, sip_call_id: str) -> None:
+        """The answering end of a dialog with itself, carried on here: given up (BYE, no record) unless
+        its calling end is carried on too."""
+        try:
+            calling = await asyncio.wait_for(
+                asyncio.shield(self._pair(sip_call_id, "calling")), PAIR_WAIT * 2
+            )
+        except TimeoutError:
+            calling = False
+        runtime = next((r for r in self._driver.runtimes if r.call_id == call_id and not r.finished), None)
+        if not calling and runtime is not None:
+            logger.warning("call=%s: its dialog's calling end was not carried on: given up", call_id)
+            await self._give_up(runtime)
 
     async def _take_over(self, handover: Handover, line: str, instance_id: str, handed: bool) -> bool:
         driver, call_id = self._driver, handover.call_id
@@ -327,7 +353,33 @@ class Takeovers:
             *(self.take_over(call_id, line, instance_id, handed=True) for call_id, line in handovers.items()),
             return_exceptions=True,
         )
-        return [call_id for call_id, ok in zip(handovers, outcomes, strict=True) if ok is True]
+        taken = [call_id for call_id, ok in zip(handovers, outcomes, strict=True) if ok is True]
+        return self._whole_pairs(handovers, taken)
+
+    def _whole_pairs(self, handovers: Mapping[str, str], taken: list[str]) -> list[str]:
+        """Of the calls `taken` here, those whose dialog with itself was taken over whole: an end whose
+        other end was not is dropped here unheard (the sender keeps both: one dialog, one instance)."""
+        pairs: dict[str, list[str]] = {}
+        for call_id, line in handovers.items():
+            with contextlib.suppress(HandoverError):
+                pair = Handover.from_json(line).pair
+                if pair is not None:
+                    pairs.setdefault(pair, []).append(call_id)
+        whole = list(taken)
+        for ends in pairs.values():
+            here = [call_id for call_id in ends if call_id in taken]
+            if len(here) == len(ends):
+                continue
+            for call_id in here:
+                whole.remove(call_id)
+                runtime = next((r for r in self._driver.runtimes if r.call_id == call_id), None)
+                if runtime is not None:
+                    runtime.unrecorded = True
+                    self._driver.registry.discard(call_id)
+                    if runtime.sip.call is not None:
+                        runtime.sip.call.release()  # (its dialog stays the sender's)
+                    runtime.run_commands([])
+        return whole
 
     def release(self, call_id: str) -> None:
         """Call `call_id` goes on at the instance this one handed it to (a drain): forget it here without a
@@ -441,7 +493,7 @@ class Takeovers:
         if handover.pair is not None:
             sip["dialog"] = self._to_self(sip["dialog"])
             if not answering and not await asyncio.wait_for(
-                asyncio.shield(self._pair(handover.pair)), PAIR_WAIT
+                asyncio.shield(self._pair(handover.pair, "answering")), PAIR_WAIT
             ):
                 raise CallError("the other end of its dialog was not carried on here")
         call = driver.ua.adopt(sip, identity)
