@@ -21,6 +21,7 @@ import redis
 from peers.redis import running_redis
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
 
@@ -92,3 +93,47 @@ async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
             finally:
                 await asyncio.gather(alice_again.close(), bob_again.close())
     print(f"alice and bob heard each other again {back:.2f} s after gw1's kill -9")
+
+
+async def test_a_drain_hands_a_web_to_web_call_over_whole(tmp_path: Path) -> None:
+    """The same call handed over by a drain (SIGUSR1's path) instead of a kill: both ends go to one live
+    instance, which makes the dialog its own; the draining one forgets both without a BYE and closes the
+    pages' idle sockets (1012); the pages log in there with their tokens and hear each other again."""
+    async with cluster(tmp_path, 2) as c:
+        draining, taker = c.gateways
+        alice_media, bob_media = WebPeer(1000), WebPeer(660)
+        alice = WebUser(draining.http_url, "alice", ALICE_SECRET)
+        bob = WebUser(draining.http_url, "bob", BOB_SECRET)
+        await alice.__aenter__()
+        await bob.__aenter__()
+        try:
+            call_a = await alice.call("1002", await alice_media.offer())
+            call_b = (await bob.wait_for("incoming"))["call_id"]
+            await bob.answer(call_b, bob_media.answer)
+            await alice_media.accept((await alice.wait_for("connected", call_id=call_a))["sdp"])
+            await wait_until(
+                lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15
+            )
+            draining.drain()
+            for user in alice, bob:
+                assert (await user.wait_for("closed", timeout=10))["code"] == 1012
+            assert draining.driver.calls == 0 and taker.driver.calls == 2
+        finally:
+            await asyncio.gather(alice.close(), bob.close(), alice_media.close(), bob_media.close())
+        alice_again, bob_again = WebPeer(1300), WebPeer(880)
+        try:
+            async with (
+                WebUser(taker.http_url, "alice", "", token=alice.token) as alice2,
+                WebUser(taker.http_url, "bob", "", token=bob.token) as bob2,
+            ):
+                for user, call_id, media in ((alice2, call_a, alice_again), (bob2, call_b, bob_again)):
+                    await user.wait_for("calls", timeout=10)
+                    await user.request({"type": "reattach", "call_id": call_id, "sdp": await media.offer()})
+                    await media.accept((await user.wait_for("reattached", call_id=call_id))["sdp"])
+                await wait_until(
+                    lambda: alice_again.heard(880, last=1.0) and bob_again.heard(1300, last=1.0), timeout=20
+                )
+                await bob2.request({"type": "hangup", "call_id": call_b})
+                await alice2.wait_for("ended", call_id=call_a, timeout=10)
+        finally:
+            await asyncio.gather(alice_again.close(), bob_again.close())
