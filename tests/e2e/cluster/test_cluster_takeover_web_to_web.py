@@ -29,6 +29,21 @@ RTP_BASE = 55800  # this file's RTP ports: 55800-55999, 56400-56599
 LEASE = 2.0
 
 
+async def in_a_call(
+    alice: WebUser, bob: WebUser, alice_media: WebPeer, bob_media: WebPeer
+) -> tuple[str, str]:
+    """alice and bob log in (closed by the caller), alice calls bob, he answers; once each hears the
+    other: (alice's call id, bob's)."""
+    await alice.__aenter__()
+    await bob.__aenter__()
+    call_a = await alice.call("1002", await alice_media.offer())
+    call_b = (await bob.wait_for("incoming"))["call_id"]
+    await bob.answer(call_b, bob_media.answer)
+    await alice_media.accept((await alice.wait_for("connected", call_id=call_a))["sdp"])
+    await wait_until(lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15)
+    return call_a, call_b
+
+
 async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         mappings = [
@@ -41,16 +56,8 @@ async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
             alice_media, bob_media = WebPeer(1000), WebPeer(660)
             alice = WebUser(gw1.http_url, "alice", ALICE_SECRET)
             bob = WebUser(gw1.http_url, "bob", BOB_SECRET)
-            await alice.__aenter__()
-            await bob.__aenter__()
             try:
-                call_a = await alice.call("1002", await alice_media.offer())
-                call_b = (await bob.wait_for("incoming"))["call_id"]
-                await bob.answer(call_b, bob_media.answer)
-                await alice_media.accept((await alice.wait_for("connected", call_id=call_a))["sdp"])
-                await wait_until(
-                    lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15
-                )
+                call_a, call_b = await in_a_call(alice, bob, alice_media, bob_media)
                 client = redis.Redis.from_url(server.url)
                 try:  # both ends' handovers name their dialog with gw1 itself
                     await wait_until(lambda: client.hlen("gw:handover:gw1") == 2, timeout=5)
@@ -104,16 +111,8 @@ async def test_a_drain_hands_a_web_to_web_call_over_whole(tmp_path: Path) -> Non
         alice_media, bob_media = WebPeer(1000), WebPeer(660)
         alice = WebUser(draining.http_url, "alice", ALICE_SECRET)
         bob = WebUser(draining.http_url, "bob", BOB_SECRET)
-        await alice.__aenter__()
-        await bob.__aenter__()
         try:
-            call_a = await alice.call("1002", await alice_media.offer())
-            call_b = (await bob.wait_for("incoming"))["call_id"]
-            await bob.answer(call_b, bob_media.answer)
-            await alice_media.accept((await alice.wait_for("connected", call_id=call_a))["sdp"])
-            await wait_until(
-                lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15
-            )
+            call_a, call_b = await in_a_call(alice, bob, alice_media, bob_media)
             draining.drain()
             for user in alice, bob:
                 assert (await user.wait_for("closed", timeout=10))["code"] == 1012
