@@ -298,7 +298,19 @@ async def test_an_end_of_a_dialog_with_itself_goes_on_only_with_the_other() -> N
         for c in ("c1", "c2", "c3")
     ]  # fmt: skip
     discarded: list[str] = []
-    driver = SimpleNamespace(runtimes=runtimes, registry=SimpleNamespace(discard=discarded.append))
+    machines = {"c1": SimpleNamespace(session_id=None)}
+
+    class Registry:
+        def __contains__(self, call_id: object) -> bool:
+            return call_id in machines and call_id not in discarded
+
+        def get(self, call_id: str) -> Any:
+            return machines[call_id]
+
+        def discard(self, call_id: str) -> None:
+            discarded.append(call_id)
+
+    driver = SimpleNamespace(runtimes=runtimes, registry=Registry())
     takeovers = Takeovers(driver)  # type: ignore[arg-type]
     given_up: list[str] = []
 

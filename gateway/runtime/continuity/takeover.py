@@ -370,15 +370,12 @@ class Takeovers:
             here = [call_id for call_id in ends if call_id in taken]
             if len(here) == len(ends):
                 continue
-            for call_id in here:
+            for call_id in here:  # forgotten here unheard, as a call handed on is (its dialog the sender's)
+                logger.warning(
+                    "call=%s: the other end of its dialog was not taken here: left to the sender", call_id
+                )
                 whole.remove(call_id)
-                runtime = next((r for r in self._driver.runtimes if r.call_id == call_id), None)
-                if runtime is not None:
-                    runtime.unrecorded = True
-                    self._driver.registry.discard(call_id)
-                    if runtime.sip.call is not None:
-                        runtime.sip.call.release()  # (its dialog stays the sender's)
-                    runtime.run_commands([])
+                self.release(call_id)
         return whole
 
     def release(self, call_id: str) -> None:
