@@ -35,8 +35,14 @@ but not its life (cut off from Redis), and its calls are left to it, neither car
 hash whose `_http` does not open (unsealed, or missing) is left alone too: whether its instance lives
 cannot be asked.
 
-What is not known: a call that started less than a heartbeat before the instance died (never written),
-and how the figures moved after the last heartbeat. An instance cut off from Redis whose HTTP port
+A call answered (or taken over) here is not left for the next heartbeat: `soon` writes its record and
+handover within SOON_SECONDS (many calls answered at once: one write for them all), looking again while
+its media settles (up to SOON_TRIES times), so that a call is carried on even when its instance dies a
+moment after its answer.
+
+What is not known: a call that died with its instance in the first SOON_SECONDS after its answer, or
+while ringing and younger than a heartbeat (never written), and how the figures moved after the last
+heartbeat. An instance cut off from Redis whose HTTP port
 cannot be reached either is taken for dead.
 """
 
@@ -49,7 +55,7 @@ import functools
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Final
 
 from gateway.cluster.errors import ClusterUnavailable
@@ -66,6 +72,8 @@ PROBE_SECONDS: Final = 0.5  # a survivor's look at whether a lapsed instance sti
 KEEP_SECONDS: Final = 86_400  # an unclaimed hash (no survivor ever ran) lapses after a day
 CLAIM_SECONDS: Final = 60  # a survivor's claim on a dead instance's hash
 FIGURES_EVERY: Final = 5  # heartbeats between writes of calls whose only change is their media figures
+SOON_SECONDS: Final = 0.2  # a call answered here is written this soon, not at the next heartbeat
+SOON_TRIES: Final = 10  # looks (SOON_SECONDS apart) for its handover while its media settles
 
 
 def record_json(record: CallRecord) -> str:
@@ -103,6 +111,8 @@ def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
 
 
 TakeOver = Callable[[str, str, str], Awaitable[bool]]  # (call id, handover JSON, dead instance) -> carried on
+Some = Callable[[Collection[str]], Iterable[CallRecord]]  # the records of those live calls
+SomeHandovers = Callable[[Collection[str]], dict[str, str]]  # their handovers (and their pairs')
 
 
 class LiveCallLedger:
@@ -113,6 +123,8 @@ class LiveCallLedger:
         write: Callable[[CallRecord], None],
         handovers: Callable[[], dict[str, str]] = dict,
         take_over: TakeOver | None = None,
+        *,
+        some: tuple[Some, SomeHandovers] | None = None,
     ) -> None:
         self._node = node
         self._live = live  # the records of this instance's live calls as of now
@@ -131,6 +143,13 @@ class LiveCallLedger:
         self._own_checked = False
         self._cut_off: set[str] = set()  # lapsed instances found still answering (logged once each)
         self.recorded = 0  # records written for dead instances' calls
+        # what `soon` writes: only the calls named (else all filtered: tests)
+        self._some = some
+        self._soon: dict[str, int] = {}  # call id -> looks left for its handover
+        self._soon_task: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # a heartbeat's write and `soon`'s, one at a time
+        # what else `soon` writes with the calls: where their browsers are relayed to (wiring.py)
+        self.after_soon: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def key(self) -> str:
@@ -147,6 +166,12 @@ class LiveCallLedger:
         if not self._own_checked:  # a hash of ours from before a restart: those calls are gone
             await self._record(node.id, self.key)
             self._own_checked = True
+        async with self._writing:
+            await self._write_all()
+        await self.record_dead()
+
+    async def _write_all(self) -> None:
+        node = self._node
         self._beats += 1
         figures = self._beats % FIGURES_EVERY == 0  # media figures move all the time: not every beat
         now = {record.call_id: record for record in self._live()}
@@ -184,7 +209,67 @@ class LiveCallLedger:
         await node.run("write the live calls", sync)
         self._written = now
         self._handed = handed
-        await self.record_dead()
+
+    def soon(self, call_id: str) -> None:
+        """Call `call_id` was answered or taken over here: its record and handover written within
+        SOON_SECONDS, not at the next heartbeat (up to one later)."""
+        self._soon[call_id] = SOON_TRIES
+        if self._soon_task is None or self._soon_task.done():
+            self._soon_task = asyncio.get_running_loop().create_task(self._write_soon(), name="live-soon")
+
+    async def _write_soon(self) -> None:
+        while self._soon:
+            await asyncio.sleep(SOON_SECONDS)
+            asked = set(self._soon)
+            try:
+                async with self._writing:
+                    done = await self._write_some(asked)
+                for also in self.after_soon:
+                    await also()
+            except ClusterUnavailable:  # (said by the node; the heartbeat writes them once it is back)
+                done = asked
+            for call_id in asked:
+                left = self._soon.get(call_id, 0) - 1
+                if call_id in done or left <= 0:
+                    self._soon.pop(call_id, None)
+                else:
+                    self._soon[call_id] = left
+
+    async def _write_some(self, asked: set[str]) -> set[str]:
+        """The records and handovers of the calls `asked` (and the other end of a pair among them) that
+        changed since last written; the calls done with: written with a handover, or over."""
+        if self._some is None:
+            handed = {k: v for k, v in self._handovers().items() if k in asked}
+            records = {r.call_id: r for r in self._live() if r.call_id in asked or r.call_id in handed}
+        else:
+            handed = self._some[1](asked)
+            records = {r.call_id: r for r in self._some[0](asked | set(handed))}
+        handed = {k: v for k, v in handed.items() if k in records}
+        changed = {
+            k: record_json(r) for k, r in records.items() if _steady(self._written.get(k)) != _steady(r)
+        }
+        handed_changed = {k: v for k, v in handed.items() if self._handed.get(k) != v}
+        if changed or handed_changed:
+            node = self._node
+            fields = {HTTP: node.settings.advertise.http, **changed}
+            sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
+            sealed_handovers = {k: self._seal(HANDOVER, k, v) for k, v in handed_changed.items()}
+
+            async def sync(client: Any) -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                pipe.hset(self.key, mapping=sealed)
+                pipe.expire(self.key, KEEP_SECONDS)
+                if sealed_handovers:
+                    pipe.hset(self.handover_key, mapping=sealed_handovers)
+                    pipe.expire(self.handover_key, KEEP_SECONDS)
+                pipe.sadd(node.key("live-instances"), node.id)
+                result: list[Any] = await pipe.execute()
+                return result
+
+            await node.run("write the calls just answered", sync)
+            self._written.update(records)
+            self._handed.update(handed)
+        return set(handed) | (asked - set(records))
 
     def _seal(self, purpose: str, name: str, value: str) -> str:
         """A field of this instance's hashes as written: `value;HMAC(instance, field, value)`."""
@@ -205,6 +290,10 @@ class LiveCallLedger:
     async def leave(self) -> None:
         """A clean exit: every call has ended and been recorded here."""
         node = self._node
+        if self._soon_task is not None:
+            self._soon_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._soon_task
         for task in list(self._claiming.values()):  # its claim lapses: another survivor takes over
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,8 +96,11 @@ class ClusterWiring:
         # ...and carried on here when they can be (gateway/runtime/continuity/takeover.py)
         takeovers = driver.takeovers
         self.live_calls = LiveCallLedger(
-            self.node, self._live_records, self._no_sink, takeovers.handovers, takeovers.take_over
-        )
+            self.node, self._live_records, self._no_sink, takeovers.handovers, takeovers.take_over,
+            some=(self._some_records, lambda only: takeovers.handovers(only=only)),
+        )  # fmt: skip
+        driver.on_steady = self.live_calls.soon  # a call just answered: written now, not at the beat
+        self.live_calls.after_soon.append(self.carried.refresh)  # ...and where its browser is relayed to
         self.node.add_refresher("live calls", self.live_calls.refresh, self.live_calls.leave)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
@@ -120,6 +123,10 @@ class ClusterWiring:
 
     def _live_records(self) -> list[CallRecord]:
         return [r for r in map(record_of, self.driver.runtimes) if r is not None]
+
+    def _some_records(self, only: Collection[str]) -> list[CallRecord]:
+        runtimes = (r for r in self.driver.runtimes if r.call_id in only)
+        return [r for r in map(record_of, runtimes) if r is not None]
 
     @staticmethod
     def _no_sink(record: CallRecord) -> None:
@@ -200,6 +207,7 @@ class ClusterWiring:
                 self._spawn_claim(owners, identity)
 
         web_sip.on_held = held
+        self.live_calls.after_soon.append(owners.refresh)  # a library's call just answered: its flow too
         endpoint.relay_to = self.sip_relay_to
         endpoint.relay_path = path
         endpoint.sockets.relay_marks = self.relay_mark

@@ -98,6 +98,9 @@ class DriverCore:
         self.pbx_states: dict[str, str] = {}  # each PBX's by name (`default`: pbx_state; config/pbxs.py)
         self.user_states: Callable[[str], tuple[Event, ...]] = lambda _user: ()  # lamps (runtime/lamps/)
         self.on_call_end: Callable[[CallRuntime], None] | None = None  # call records, metrics (gateway/ops)
+        # a call answered, or taken over here: a cluster writes its handover now, not at its next heartbeat
+        # (gateway/cluster/live_calls.py `soon`)
+        self.on_steady: Callable[[str], None] | None = None
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
         self.audio_stream: StreamRequests | None = None  # /ws audio_stream (runtime/audio_streams/)
         self.on_call_progress: Callable[[CallRuntime, str], None] | None = (
@@ -226,11 +229,19 @@ class DriverCore:
                 self.recordings.answered(runtime)
             except Exception:  # a recording must never break the call
                 logger.exception("call=%s recording not started", runtime.call_id)
+            self.steady(runtime.call_id)
         if self.on_call_progress is not None:
             try:
                 self.on_call_progress(runtime, progress)
             except Exception:  # a webhook must never break the call
                 logger.exception("call=%s %s not reported", runtime.call_id, progress)
+
+    def steady(self, call_id: str) -> None:
+        if self.on_steady is not None:
+            try:
+                self.on_steady(call_id)
+            except Exception:  # the heartbeat writes it anyway
+                logger.exception("call=%s handover not written at once", call_id)
 
     @property
     def calls(self) -> int:

@@ -9,12 +9,20 @@ import asyncio
 import dataclasses
 import functools
 import socket
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 
 from gateway.cluster import ClusterNode
-from gateway.cluster.live_calls import FIGURES_EVERY, INSTANCE_LOST, LiveCallLedger, lost_record, record_json
+from gateway.cluster.live_calls import (
+    FIGURES_EVERY,
+    INSTANCE_LOST,
+    SOON_SECONDS,
+    LiveCallLedger,
+    lost_record,
+    record_json,
+)
 from gateway.cluster.signing import HANDOVER, LIVE
 from gateway.ops.records import CallRecord, LegRecord
 from peers.ports import free_port
@@ -334,3 +342,55 @@ async def test_a_hash_whose_http_address_does_not_open_is_left_alone(tmp_path: P
             assert await b.redis.hkeys("gw:live:a") and await b.redis.hkeys("gw:handover:a")
         finally:
             await b.close()
+
+
+async def test_a_call_just_answered_is_written_at_once_not_at_the_next_heartbeat(tmp_path: Path) -> None:
+    """A call younger than a heartbeat would die with its instance: `soon` writes its record and handover
+    within SOON_SECONDS (no heartbeat meanwhile), only that call's (the other end of its pair with it),
+    looking again while its handover is not ready yet; the heartbeat after writes nothing twice."""
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a", heartbeat=30.0, lease=60.0))
+        calls = {"c1": live_record("c1", 1000.0)}
+        handovers = {"c1": '{"one": 1}'}
+        asked: list[frozenset[str]] = []
+
+        def some_handovers(only: Collection[str]) -> dict[str, str]:
+            asked.append(frozenset(only))
+            mine = {k: v for k, v in handovers.items() if k in only}
+            return {**mine, "p2": '{"pair": 2}'} if "p1" in mine else mine  # p1's pair: p2
+
+        ledger = LiveCallLedger(
+            node,
+            lambda: list(calls.values()),
+            lambda r: None,
+            lambda: dict(handovers),
+            some=(lambda only: [calls[k] for k in only if k in calls], some_handovers),
+        )
+        node.add_refresher("live calls", ledger.refresh, ledger.leave)
+        await node.start()  # its first heartbeat: c1 written; the next one in 30 s
+        try:
+            assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1"]
+            seen = await node.redis.hget("gw:live:a", "_seen")
+            for call_id in ("p1", "p2", "c3"):
+                calls[call_id] = live_record(call_id, 1010.0)
+            handovers["p1"] = '{"pair": 1}'
+            ledger.soon("p1")
+            ledger.soon("c3")  # answered, its media not settled yet: no handover
+            await asyncio.sleep(SOON_SECONDS * 2)
+            assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1", "p1", "p2"]
+            assert sorted(await node.redis.hkeys("gw:live:a")) == ["_http", "_seen", "c1", "c3", "p1", "p2"]
+            assert await node.redis.hget("gw:live:a", "_seen") == seen  # no heartbeat came
+            assert asked[0] == {"p1", "c3"}
+            handovers["c3"] = '{"three": 3}'  # settled: the next look writes it
+            await asyncio.sleep(SOON_SECONDS * 2)
+            assert await node.redis.hget("gw:handover:a", "c3") == node.signer.seal(
+                HANDOVER, '{"three": 3}', "a", "c3"
+            )
+            looks = len(asked)
+            await asyncio.sleep(SOON_SECONDS * 2)
+            assert len(asked) == looks  # every call asked is written: no more looks
+            ledger.soon("c9")  # over before it was written: given up at once
+            await asyncio.sleep(SOON_SECONDS * 2)
+            assert len(asked) == looks + 1 and not ledger._soon
+        finally:
+            await node.close()

@@ -45,7 +45,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.calls.boundary.events import TakenOver
@@ -189,13 +189,21 @@ class Takeovers:
             owner[2].data if isinstance(owner[2], RoomParty) else None,
         )  # fmt: skip
 
-    def handovers(self, *, libraries: bool = True) -> dict[str, str]:
+    def handovers(self, *, libraries: bool = True, only: Collection[str] | None = None) -> dict[str, str]:
         """call id -> handover JSON, for each call of this instance that another could carry on. Without
         ``libraries`` (a drain's hand-off) not the SIP libraries' calls: their flows stay open here until
         those calls end, and their media with them (a hand-off would cut the media until the library
-        renews it, which only a takeover of a dead instance's calls needs)."""
+        renews it, which only a takeover of a dead instance's calls needs). With ``only``: those calls'
+        (and the other end of a dialog with itself that one of them is: a pair is written whole)."""
+        runtimes = self._driver.runtimes
+        if only is not None:
+            dialogs = {r.sip.call.call_id for r in runtimes if r.call_id in only and r.sip.call is not None}
+            runtimes = tuple(
+                r for r in runtimes
+                if r.call_id in only or (r.sip.call is not None and r.sip.call.call_id in dialogs)
+            )  # fmt: skip
         made: dict[str, Handover] = {}
-        for runtime in self._driver.runtimes:
+        for runtime in runtimes:
             try:
                 handover = self.handover_of(runtime)
             except Exception:  # one call's odd state must not stop the others' handovers
@@ -308,6 +316,7 @@ class Takeovers:
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
         self._carried_on(call_id, handover)
         self.taken += 1
+        driver.steady(call_id)  # its handover written here soon: this instance may die too
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
         return True
 
