@@ -96,12 +96,15 @@ class BrowserRequests(DriverCore):
         self._sessions.pop(session.id, None)
         logger.info("session %s of %s closed", session.id, session.user.id)
 
-    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
         """`reattach`: a call of the session's login whose browser went, or its own call's new media."""
         self._runtime(call_id)
         # a pass-through call's offer goes to its far end (gateway/calls/connected/reconnect.py)
         passthrough = self.passthrough(call_id)
-        await self._check_web_offer(sdp, passthrough=passthrough)
+        if sdp is not None:
+            await self._check_web_offer(sdp, passthrough=passthrough)
+        elif not passthrough:  # (its media is the gateway's: the browser's new leg needs an offer)
+            raise BadRequest("sdp is required: this call's media goes through the gateway", field="sdp")
         self.reconnects.claim(session, call_id)
         await self._feed(call_id, ev.WebReattach(session.id, sdp, passthrough))
         self.reconnects.reattached(call_id)

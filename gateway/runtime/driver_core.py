@@ -114,6 +114,7 @@ class DriverCore:
         self.reconnects = Reconnects(
             registry
         )  # calls waiting for their browser (runtime/continuity/reconnect.py)
+        self.reconnects.end_to_end = self.passthrough
         self.takeovers = Takeovers(
             self
         )  # calls moving between instances of a cluster (runtime/continuity/takeover.py)

@@ -150,7 +150,7 @@ class HttpSession:
         if waiting is None or waiting.done():
             return
         match event:
-            case sig.Reattached(sdp=sdp) | sig.Answer(sdp=sdp):
+            case sig.Reattached(sdp=str(sdp)) | sig.Answer(sdp=sdp):
                 waiting.set_result(sdp)
             case sig.ErrorMessage(code="renegotiation_failed", message=message):
                 waiting.set_exception(Conflict(message, field="sdp", code="renegotiation_failed"))

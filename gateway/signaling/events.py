@@ -458,6 +458,9 @@ class CallSummary:
     local_hold: bool = False
     remote_hold: bool = False
     connected_for: float | None = None  # seconds since the call was answered
+    # its media flows between the browser and the far end (a pass-through or peer-to-peer call), not
+    # through the gateway: a browser that kept its RTCPeerConnection takes it back without an offer
+    end_to_end: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -468,6 +471,7 @@ class CallSummary:
             "held_local": self.local_hold,
             "held_remote": self.remote_hold,
             "connected_for": None if self.connected_for is None else round(self.connected_for, 1),
+            "end_to_end": self.end_to_end,
         }
 
 
@@ -485,21 +489,19 @@ class Calls:
 @dataclass(frozen=True, slots=True)
 class Reattached:
     """The answer to `reattach`'s offer: the call's audio is back on the browser's new RTCPeerConnection;
-    `held_local`/`held_remote` say who holds it now."""
+    `held_local`/`held_remote` say who holds it now. Without `sdp`: the answer to a `reattach` without an
+    offer (the browser kept its end-to-end media)."""
 
     call_id: str
-    sdp: str
+    sdp: str | None
     local_hold: bool = False
     remote_hold: bool = False
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "type": "reattached",
-            "call_id": self.call_id,
-            "sdp": self.sdp,
-            "held_local": self.local_hold,
-            "held_remote": self.remote_hold,
-        }
+        found: dict[str, object] = {"type": "reattached", "call_id": self.call_id}
+        if self.sdp is not None:
+            found["sdp"] = self.sdp
+        return {**found, "held_local": self.local_hold, "held_remote": self.remote_hold}
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,10 +203,11 @@ class RecordService(Protocol):
 class ReattachService(Protocol):
     """A `CallService` that keeps calls through a reconnect (web_auth.reconnect_grace)."""
 
-    async def reattach(self, session: SessionSink, call_id: str, sdp: str) -> None:
+    async def reattach(self, session: SessionSink, call_id: str, sdp: str | None) -> None:
         """Take call `call_id` back with the browser's new offer `sdp`: a call of the session's login whose
         browser went away (listed in `calls`), or the session's own call renewing its media; the answer
-        comes as `reattached`."""
+        comes as `reattached`. Without `sdp`: a call whose media flows end to end (`end_to_end` in
+        `calls`), kept by the browser as it was: only its signaling comes back."""
         ...
 
 

@@ -35,7 +35,8 @@
 // ICE candidates trickle both ways. After an unexpected disconnect (a gateway restart too: its session
 // key is kept in its state directory) the client reconnects and logs in again with the session token
 // from the last `registered`. Connected calls survive it (web_auth.reconnect_grace on the gateway): they
-// go "reconnecting" and are taken back with a new RTCPeerConnection (`reattach`). A call whose
+// go "reconnecting" and are taken back with a new RTCPeerConnection (`reattach`), or with the one they
+// have when their media flows end to end (`end_to_end` in `calls`: the audio never stopped). A call whose
 // RTCPeerConnection failed while the socket stayed up, or that was up when the browser went `offline`
 // and came back `online` (a network change), restarts ICE on the same connection (`call.restartIce()`,
 // reattached only if the gateway cannot restart it). Other calls end "disconnected".
@@ -315,7 +316,9 @@ export class GatewayClient extends EventTarget {
   }
 
   // The gateway's `calls`: take each back with a new RTCPeerConnection (a call this page does not know
-  // yet, after a reload, is made and announced with "reattach" first, so the page can show it).
+  // yet, after a reload, is made and announced with "reattach" first, so the page can show it). A call
+  // whose media flows end to end (`end_to_end`: a pass-through or peer-to-peer call) and whose
+  // RTCPeerConnection this page kept is taken back as it is, without an offer: its audio never stopped.
   _takeBack(list) {
     for (const item of list || []) {
       let call = this.calls.get(item.call_id);
@@ -329,9 +332,11 @@ export class GatewayClient extends EventTarget {
         this.calls.set(call.id, call);
         emit(this, "reattach", { call });
       }
-      call._reattachSoon().catch((error) => {
+      const failed = (error) => {
         call._end({ reason: "media_failed", message: `the call could not be taken back: ${error.message}`, sip_status: null });
-      });
+      };
+      const taken = item.end_to_end && call._mediaKept() ? call._reattachKept() : Promise.reject(null);
+      taken.catch(() => call._reattachSoon()).catch(failed);
     }
   }
 
@@ -597,7 +602,7 @@ export class Call extends EventTarget {
         case "message": emit(this, "message", { body: message.body }); break; // chat: MESSAGE in the dialog
         case "message_result": emit(this, "message_result", { status: message.status }); break;
         case "reattached":
-          await this._remoteDescription("answer", message.sdp);
+          if (message.sdp) await this._remoteDescription("answer", message.sdp); // (none: media kept)
           this.localHold = Boolean(message.held_local);
           this.remoteHold = Boolean(message.held_remote);
           this._setState(message.held_local || message.held_remote ? "held" : "connected");
@@ -815,13 +820,29 @@ export class Call extends EventTarget {
     }, 200);
   }
 
-  // The socket went: the gateway keeps the call (its audio stops) until this client logs in again.
+  // The socket went: the gateway keeps the call (its audio stops, unless it flows end to end) until this
+  // client logs in again. The RTCPeerConnection stays until then: an end-to-end call goes on with it, any
+  // other call gets a new one (`_reattach` closes this one).
   _detached() {
     this._renegotiation?.reject(new GatewayError("network", "the connection to the gateway was lost", null, this.id));
     this._renegotiation = null;
-    this.pc?.close();
-    this.pc = null;
     this._setState("reconnecting");
+  }
+
+  // Whether this call's RTCPeerConnection still carries its media (not closed, not failed).
+  _mediaKept() {
+    return Boolean(this.pc) && !["failed", "closed"].includes(this.pc.connectionState);
+  }
+
+  // Take an end-to-end call back without an offer: only the signaling comes back (`reattached` without
+  // sdp); refused (a call whose media goes through the gateway) the caller reattaches with an offer.
+  async _reattachKept() {
+    this._reattaching = true;
+    try {
+      await this.client.request({ type: "reattach", call_id: this.id });
+    } finally {
+      this._reattaching = false;
+    }
   }
 
   // The network changed under a call that is up (its connection "failed", or `online` after

@@ -130,7 +130,7 @@ class WebSipSession:
         if isinstance(event, sig.CallQuality):
             self._quality(call_id, event)
             return
-        if isinstance(event, sig.Reattached) and self._renewals.answered(call_id, event.sdp):
+        if isinstance(event, sig.Reattached) and event.sdp and self._renewals.answered(call_id, event.sdp):
             return
         if isinstance(event, sig.Ended):
             self._renewals.heard(event)  # a renewal waiting for it is refused

@@ -449,16 +449,18 @@ class NotifyMessageResult:
 
 @dataclass(frozen=True, slots=True)
 class SendReattached:
-    """`reattached {sdp, held_local, held_remote}`: the browser has the call back; `sdp` answers its offer."""
+    """`reattached {sdp, held_local, held_remote}`: the browser has the call back; `sdp` answers its offer
+    (None: it kept its media, which flows end to end)."""
 
     session_id: str
     call_id: str
-    sdp: str
+    sdp: str | None
     local_hold: bool = False
     remote_hold: bool = False
 
     def __post_init__(self) -> None:
-        _checks.text("sdp", self.sdp)
+        if self.sdp is not None:
+            _checks.text("sdp", self.sdp)
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,15 +228,18 @@ class WebReattach:
     """A browser takes the call back with a new WebRTC offer (`sdp`): a session of the same login
     after the old one went (WebDetached), or the carrying session itself renewing its media (its
     RTCPeerConnection failed: a network change). The driver has checked the session may.
-    ``passthrough``: the call's media is the far end's (a pass-through route): the offer goes to it."""
+    ``passthrough``: the call's media is the far end's (a pass-through route): the offer goes to it;
+    without an offer (`sdp` None) the browser kept that media, which flows end to end: only the session
+    is back."""
 
     session_id: str
-    sdp: str
+    sdp: str | None
     passthrough: bool = False
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
-        _checks.text("sdp", self.sdp)
+        if self.sdp is not None:
+            _checks.text("sdp", self.sdp)
 
 
 # --- from the SIP user agent --------------------------------------------------------------------

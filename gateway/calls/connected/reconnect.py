@@ -136,6 +136,9 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
         raise call.illegal(event, "a reattach is already under way")
     if not call.detached:
         call.require_session(event.session_id)  # the carrying session renews its own media
+    if event.sdp is None:
+        _kept(call, event)
+        return
     if event.passthrough and call.reinvite is not None:
         raise call.illegal(event, "a renegotiation is under way: take the call back once it is over")
     call.reattach_by(event.session_id, relayed=event.passthrough)
@@ -146,6 +149,20 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
     else:
         call.emit(MediaRenewWeb(call.call_id, event.sdp))
     logger.info("call=%s reattached by session %s", call.call_id, event.session_id)
+
+
+def _kept(call: CallMachine, event: WebReattach) -> None:
+    """A reattach without an offer: the browser kept its media, which flows end to end (a pass-through
+    or peer-to-peer call's), so only its session is back; nothing is asked of the far end."""
+    if not event.passthrough:
+        raise call.illegal(event, "this call's media goes through the gateway: a reattach needs an offer")
+    call.reattach_by(event.session_id, relayed=True)
+    call.cancel_timer(TimerName.RECONNECT)
+    call.attach_to(Attachment.ATTACHED)
+    call.emit(SendReattached(event.session_id, call.call_id, None, call.local_hold, call.remote_hold))
+    logger.info(
+        "call=%s reattached by session %s: its media went on end to end", call.call_id, event.session_id
+    )
 
 
 def renewed(call: CallMachine, event: MediaWebRenewed) -> None:

@@ -52,6 +52,8 @@ class Reconnects:
         # told the login (token family) of each call that starts waiting here: a cluster records where
         # (gateway/cluster/wiring.py), so that the page's reconnect to another instance is relayed here
         self.on_detached: Callable[[str], None] | None = None
+        # whether a call's media flows end to end (the driver's `passthrough`): said in `calls`
+        self.end_to_end: Callable[[str], bool] = lambda _call_id: False
 
     @property
     def grace(self) -> float:
@@ -121,7 +123,7 @@ class Reconnects:
                 del self._detached[call_id]
                 continue
             if held_by == owner:
-                found.append(_summary(machine))
+                found.append(_summary(machine, self.end_to_end(call_id)))
         return tuple(found)
 
     def claim(self, session: SessionSink, call_id: str) -> None:
@@ -166,7 +168,7 @@ class Reconnects:
         self._detached.pop(call_id, None)
 
 
-def _summary(machine: CallMachine) -> CallSummary:
+def _summary(machine: CallMachine, end_to_end: bool) -> CallSummary:
     outbound = machine.direction is CallDirection.OUTBOUND
     return CallSummary(
         machine.call_id,
@@ -176,4 +178,5 @@ def _summary(machine: CallMachine) -> CallSummary:
         machine.local_hold,
         machine.remote_hold,
         machine.duration,
+        end_to_end,
     )

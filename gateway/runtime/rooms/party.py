@@ -128,7 +128,7 @@ class PartySession:
                 self._set_state(PartyState.RINGING)
             case sig.EarlyMedia() | sig.Connected():
                 self._progress(event)
-            case sig.Reattached(sdp=answer):  # a call taken over: the answer to its new leg (take_back)
+            case sig.Reattached(sdp=str(answer)):  # a call taken over: the answer to its new leg (take_back)
                 self._answered = False
                 self.web_answer(self.call_id or "", answer)
                 self._set_state(PartyState.CONNECTED)

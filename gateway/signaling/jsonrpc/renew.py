@@ -65,7 +65,7 @@ class Renewals:
     def heard(self, event: sig.Event) -> None:
         """A call event for the peer: the answer an offer waits for, its refusal, or the call's end."""
         match event:
-            case sig.Reattached(call_id=call_id, sdp=sdp) | sig.Answer(call_id=call_id, sdp=sdp):
+            case sig.Reattached(call_id=call_id, sdp=str(sdp)) | sig.Answer(call_id=call_id, sdp=sdp):
                 self.answered(call_id, sdp)
             case sig.ErrorMessage(call_id=str(call_id), code="renegotiation_failed", message=message):
                 self.refused(call_id, "renegotiation_failed", message)

@@ -206,11 +206,12 @@ class Reoffer:
 @dataclass(frozen=True, slots=True)
 class Reattach:
     """`reattach {call_id, sdp}`: take back a call listed in `calls` (or renew the media of one's own
-    connected call after its RTCPeerConnection failed) with a new WebRTC offer; `reattached` answers it."""
+    connected call after its RTCPeerConnection failed) with a new WebRTC offer; `reattached` answers it.
+    Without `sdp`: a call listed `end_to_end` whose RTCPeerConnection the browser kept."""
 
     id: RequestId
     call_id: str
-    sdp: str
+    sdp: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,7 +499,9 @@ _DECODERS: Final[Mapping[str, Callable[[RequestId, Mapping[str, object]], Reques
     "info": _info,
     "message": _message,
     "transfer": _transfer,
-    "reattach": _call_offer(Reattach),
+    "reattach": lambda rid, data: Reattach(
+        rid, _call_id(data), read_sdp(data, "sdp", "offer", required=False)
+    ),
     "offer": _call_offer(Reoffer),
     "ping": lambda rid, data: Ping(rid),
     "logout": lambda rid, data: Logout(rid),

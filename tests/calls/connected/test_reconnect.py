@@ -96,6 +96,25 @@ def test_a_pass_through_call_taken_back_sends_the_new_offer_to_the_far_end() -> 
     assert SipBye in f.kinds(call.handle(WebHangup("s9")))
 
 
+def test_a_pass_through_call_whose_browser_kept_its_media_is_taken_back_without_an_offer() -> None:
+    """Its media flows end to end and the browser kept it: the new session carries the call at once,
+    `reattached` without sdp, nothing asked of the far end, even while the far end renegotiates."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"), SipReinviteReceived(f.SIP_OFFER))
+    out = call.handle(WebReattach("s9", None, passthrough=True))
+    assert out == [CancelTimer("c1", TimerName.RECONNECT), SendReattached("s9", "c1", None, False, False)]
+    assert call.session_id == "s9" and not call.reattaching and not call.detached and not call.web_lost
+    assert SipBye in f.kinds(call.handle(WebHangup("s9")))
+
+
+def test_a_call_whose_media_goes_through_the_gateway_is_not_taken_back_without_an_offer() -> None:
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    with pytest.raises(IllegalEvent, match="needs an offer"):
+        call.handle(WebReattach("s9", None))
+    assert call.detached
+
+
 @pytest.mark.parametrize("refusal", ["sip", "media"])
 def test_a_pass_through_call_whose_far_end_refuses_the_new_offer_ends(refusal: str) -> None:
     """Nothing else can bring its media back: BYE, reason media_failed, the new session told."""

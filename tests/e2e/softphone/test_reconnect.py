@@ -17,7 +17,7 @@ from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
 
 
 def tail_has_tone(path: Path, freq: float, seconds: float = 1.2) -> bool:
@@ -217,3 +217,78 @@ async def test_a_new_login_takes_the_call_from_a_socket_that_lingers(tmp_path: P
             await asyncio.gather(first.close(), second.close())
         await phone.wait_for("state", call=number, state="DISCONNECTED")
         assert tail_has_tone(await phone.wait_for_recording(number), 1300)
+
+
+async def web_to_web(
+    gateway_url: str, alice_media: WebPeer, bob_media: WebPeer
+) -> tuple[WebUser, WebUser, str]:
+    """alice (logged in, returned open) calls bob (logged in, closed by the caller too), he answers, and
+    both hear each other: (alice, bob, alice's call id)."""
+    alice = WebUser(gateway_url, "alice", ALICE_SECRET)
+    bob = WebUser(gateway_url, "bob", BOB_SECRET)
+    await alice.__aenter__()
+    await bob.__aenter__()
+    call_id = await alice.call("1002", await alice_media.offer())
+    await bob.answer((await bob.wait_for("incoming"))["call_id"], bob_media.answer)
+    await alice_media.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
+    await wait_until(lambda: alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0), timeout=15)
+    return alice, bob, call_id
+
+
+async def test_a_peer_to_peer_page_that_kept_its_connection_takes_its_call_back_without_an_offer() -> None:
+    """`web_calls: p2p`: the media flows between the two browsers. alice's socket goes, her
+    RTCPeerConnection stays (its audio with bob never stops); logged in again she finds the call listed
+    `end_to_end` and takes it back with a `reattach` without an offer: `reattached` comes without one,
+    nothing is renegotiated, and the call is hers again (her hang-up ends bob's call)."""
+    config = gateway_config(None, web_auth={"reconnect_grace": 30}, calls={"web_calls": "p2p"})
+    alice_media, bob_media = WebPeer(1000), WebPeer(660)
+    async with running_gateway(config) as gateway:
+        try:
+            alice, bob, call_id = await web_to_web(gateway.http_url, alice_media, bob_media)
+            try:
+                await alice.close()  # the socket only
+                await asyncio.sleep(1.0)
+                async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                    [summary] = (await again.wait_for("calls"))["calls"]
+                    assert summary["call_id"] == call_id and summary["end_to_end"] is True, summary
+                    await again.request({"type": "reattach", "call_id": call_id})
+                    reattached = await again.wait_for("reattached", call_id=call_id)
+                    assert "sdp" not in reattached, reattached
+                    assert alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0)
+                    await again.request({"type": "hangup", "call_id": call_id})
+                    await bob.wait_for("ended", timeout=10)
+            finally:
+                await bob.close()
+        finally:
+            await asyncio.gather(alice_media.close(), bob_media.close())
+
+
+async def test_a_call_whose_media_goes_through_the_gateway_is_not_taken_back_without_an_offer() -> None:
+    """`web_calls: direct`: both legs end at the gateway's bridges, so a `reattach` without an offer is
+    refused naming `sdp` (the call is not listed `end_to_end`), and one with an offer takes it back."""
+    config = gateway_config(None, web_auth={"reconnect_grace": 30})
+    alice_media, bob_media = WebPeer(1000), WebPeer(660)
+    async with running_gateway(config) as gateway:
+        again_media = WebPeer(1300)
+        try:
+            alice, bob, call_id = await web_to_web(gateway.http_url, alice_media, bob_media)
+            try:
+                await asyncio.gather(alice.close(), alice_media.close())
+                async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                    [summary] = (await again.wait_for("calls"))["calls"]
+                    assert summary["end_to_end"] is False, summary
+                    try:
+                        await again.request({"type": "reattach", "call_id": call_id})
+                    except WebUserError as exc:
+                        assert "'field': 'sdp'" in str(exc), exc
+                    else:
+                        raise AssertionError("a reattach without an offer was taken")
+                    await again.request(
+                        {"type": "reattach", "call_id": call_id, "sdp": await again_media.offer()}
+                    )
+                    await again_media.accept((await again.wait_for("reattached", call_id=call_id))["sdp"])
+                    await wait_until(lambda: again_media.heard(660, last=1.0), timeout=10)
+            finally:
+                await bob.close()
+        finally:
+            await asyncio.gather(bob_media.close(), again_media.close())

@@ -6,10 +6,13 @@ and each page hears the other's fake-microphone beep. Presence: each sees the ot
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.app import Gateway
 from gateway.media.bridge import MediaBridge
@@ -104,3 +107,34 @@ async def test_web_users_call_each_other_peer_to_peer(tmp_path: Path) -> None:
         assert media and {type(m) for m in media} == {PassthroughMedia}  # both halves, no bridge
         assert all(not ports for ports in held)  # no RTP port at any moment
         await wait_until(lambda: gateway.driver.calls == 0)
+
+
+async def test_a_peer_to_peer_call_keeps_its_media_through_a_lost_socket(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`calls.web_calls: p2p`: alice's WebSocket to the gateway drops mid-call. Her page keeps its
+    RTCPeerConnection (the media flows between the browsers, not through the gateway), reconnects, and
+    takes the call back without an offer (`end_to_end` in `calls`): the same connection, the beep heard
+    all along, and the call is hers to hang up again."""
+    caplog.set_level(logging.INFO, logger="gateway.calls")
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        await alice.locator("#number").fill("1002")
+        await alice.get_by_role("button", name="Call", exact=True).click()
+        await expect(bob.locator("#incoming")).to_be_visible(timeout=10000)
+        await bob.get_by_role("button", name="Answer", exact=True).click()
+        for page in alice, bob:
+            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+            assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02
+        await alice.evaluate("window.firstPc = window.softphone.call.pc")
+        await alice.evaluate("window.softphone.call.client._ws.close()")
+        assert await read_meter(bob, "remote-level", 0.02, timeout=3) >= 0.02, "bob stopped hearing alice"
+        await wait_until(lambda: "its media went on end to end" in caplog.text, timeout=15)
+        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        assert await alice.evaluate("window.softphone.call.pc === window.firstPc"), "a new connection"
+        for page in alice, bob:
+            assert await read_meter(page, "remote-level", 0.02, timeout=5) >= 0.02, "no audio after it"
+        await alice.screenshot(path=str(tmp_path / "p2p-back.png"), full_page=True)
+        await alice.get_by_role("button", name="Hang up").click()
+        for page in alice, bob:
+            await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)

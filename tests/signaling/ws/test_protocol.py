@@ -108,6 +108,7 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "transfer", "call_id": "c1", "to": " 1003 "}, Transfer(None, "c1", to="1003")),
     ({"type": "transfer", "call_id": "c1", "replaces": "c2"}, Transfer(None, "c1", replaces="c2")),
     ({"type": "reattach", "id": 4, "call_id": "c1", "sdp": OFFER_SDP}, Reattach(4, "c1", OFFER_SDP)),
+    ({"type": "reattach", "id": 6, "call_id": "c1"}, Reattach(6, "c1", None)),  # an end-to-end call's
     ({"type": "offer", "id": 5, "call_id": "c1", "sdp": OFFER_SDP}, Reoffer(5, "c1", OFFER_SDP)),
     (
         {"type": "reattach", "call_id": "c1", "sdp": {"type": "offer", "sdp": OFFER_SDP}},
@@ -135,7 +136,7 @@ def test_every_request_type_has_a_valid_example() -> None:
 
 INVALID: list[tuple[dict[str, Any], str, str | None]] = [
     ({"type": "transfer", "call_id": "c1"}, "bad_request", "to"),
-    ({"type": "reattach", "call_id": "c1"}, "bad_request", "sdp"),
+    ({"type": "reattach", "call_id": "c1", "sdp": "hello"}, "bad_request", "sdp"),
     ({"type": "offer", "call_id": "c1"}, "bad_request", "sdp"),
     ({"type": "offer", "sdp": OFFER_SDP}, "bad_request", "call_id"),
     (
@@ -378,6 +379,7 @@ def test_event_encoding() -> None:
                         "held_local": True,
                         "held_remote": False,
                         "connected_for": 12.3,
+                        "end_to_end": False,
                     }
                 ],
             },
@@ -385,6 +387,10 @@ def test_event_encoding() -> None:
         (
             ev.Reattached("c1", "v=0", False, True),
             {"type": "reattached", "call_id": "c1", "sdp": "v=0", "held_local": False, "held_remote": True},
+        ),
+        (  # the answer to a reattach without an offer (the media kept end to end)
+            ev.Reattached("c1", None, True, False),
+            {"type": "reattached", "call_id": "c1", "held_local": True, "held_remote": False},
         ),
         (
             ev.CallQuality("c1", {"sip": {"mos": 2.1, "loss": 0.2, "poor": True}, "web": {"poor": False}}),
