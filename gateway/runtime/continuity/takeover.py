@@ -148,8 +148,6 @@ class Takeovers:
         if media is None:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
-        if media.passes_through and machine.direct:
-            return None  # browser to browser: no far end to re-INVITE
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
             if not session.renews_media or session.closed:
                 return None  # (WHIP cannot post a new offer for its resource)

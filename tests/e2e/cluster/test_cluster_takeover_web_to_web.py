@@ -178,3 +178,59 @@ async def test_a_drain_hands_a_web_to_web_call_over_whole(tmp_path: Path) -> Non
                 await alice2.wait_for("ended", call_id=call_a, timeout=10)
         finally:
             await asyncio.gather(alice_again.close(), bob_again.close())
+
+
+async def test_a_peer_to_peer_call_goes_on_through_its_instances_death(tmp_path: Path) -> None:
+    """`web_calls: p2p`: alice's and bob's media flows between them, never through gw1. gw1 gets SIGKILL
+    and their media goes on; gw2 takes both ends of the dialog over (the calling end's re-INVITE carries
+    alice's description as it was, the answering end answers with bob's), the pages log in there, find
+    their call listed `end_to_end` and take it back without an offer, keeping their connections; alice's
+    hang-up then reaches bob through gw2."""
+    p2p = {"web_auth": {"reconnect_grace": 20}, "calls": {"web_calls": "p2p"}}
+    with running_redis(tmp_path) as server:
+        mappings = [instance_mapping(i, server.url, lease=LEASE, extra=p2p) for i in range(2)]
+        async with process_cluster(tmp_path, mappings) as (gw1, gw2):
+            alice_media, bob_media = WebPeer(1000), WebPeer(660)
+            alice = WebUser(gw1.http_url, "alice", ALICE_SECRET)
+            bob = WebUser(gw1.http_url, "bob", BOB_SECRET)
+            try:
+                call_a, call_b = await in_a_call(alice, bob, alice_media, bob_media)
+                client = redis.Redis.from_url(server.url)
+                try:
+                    await wait_until(lambda: client.hlen("gw:handover:gw1") == 2, timeout=5)
+                    lines = handovers(client, "gw1")
+                    assert all(line.get("pair") for line in lines), lines
+                    assert {line["media"]["kind"] for line in lines} == {"passthrough"}, lines  # type: ignore[index]
+                finally:
+                    client.close()
+                gw1.kill()
+                killed = time.monotonic()
+                await asyncio.gather(alice.close(), bob.close())  # (their sockets went with gw1)
+                gaps = []  # each peer hears the other all along: sampled every 0.25 s
+                async with (
+                    WebUser(gw2.http_url, "alice", "", token=alice.token) as alice2,
+                    WebUser(gw2.http_url, "bob", "", token=bob.token) as bob2,
+                ):
+                    for user, call_id in ((alice2, call_a), (bob2, call_b)):
+                        waited = asyncio.ensure_future(user.wait_for("calls", timeout=LEASE + 10))
+                        while not waited.done():
+                            if not (alice_media.heard(660, last=0.5) and bob_media.heard(1000, last=0.5)):
+                                gaps.append(round(time.monotonic() - killed, 2))
+                            await asyncio.sleep(0.25)
+                        try:
+                            listed = waited.result()
+                        except WebUserError as exc:
+                            raise AssertionError(f"{exc}\nthe survivor's log:\n{gw2.log()[-4000:]}") from None
+                        assert [(c["call_id"], c["end_to_end"]) for c in listed["calls"]] == [(call_id, True)]
+                        await user.request({"type": "reattach", "call_id": call_id})
+                        reattached = await user.wait_for("reattached", call_id=call_id)
+                        assert "sdp" not in reattached, reattached
+                    back = time.monotonic() - killed
+                    assert gaps == [], f"silent at {gaps} s after the kill"
+                    assert alice_media.heard(660, last=1.0) and bob_media.heard(1000, last=1.0)
+                    assert gw2.log().count("taken over here") == 2
+                    await alice2.request({"type": "hangup", "call_id": call_a})
+                    await bob2.wait_for("ended", call_id=call_b, timeout=10)
+            finally:
+                await asyncio.gather(alice.close(), bob.close(), alice_media.close(), bob_media.close())
+    print(f"alice and bob back on gw2 {back:.2f} s after gw1's kill -9, their media never stopped")
