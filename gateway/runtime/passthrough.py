@@ -8,8 +8,11 @@ is the one of every other call. The browser's own new offer mid-call (`offer {ca
 restart after its network changed, or its camera added or dropped) goes to the SIP side as it is in a
 re-INVITE, and the SIP side's answer back to the browser as it is (issue 34: the ICE restart in place of
 a pass-through call is the two ends' own). What needs a media leg of the gateway's (a pickup, a new web
-leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`; what only
-concerns such a leg (a re-offer of the SIP side's for the browser's video) is a no-op. When the
+leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`. A re-offer
+of the SIP side's that changes the ICE session or the DTLS association (a WebRTC far end restarting ICE;
+in a peer-to-peer web-to-web call, the other page's ICE restart or new connection) goes to the browser
+as it is (`reoffer_web_for_sip`), its answer into the 200; any other (a refresh, a hold) is answered at
+once with the browser's description (`update_from_sip`). When the
 instance dies the media flows end to end and outlives it: a survivor takes the signaling over
 (`handover`, `resume_sip`: runtime/continuity/takeover.py).
 
@@ -33,6 +36,7 @@ the direction changed, but the media itself flows between the two ends whatever 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +59,17 @@ InfoSender = Callable[[str, str, Sequence[tuple[str, str]]], None]  # content ty
 _SETUP = re.compile(r"^a=setup:actpass(?=\r?$)", re.MULTILINE)
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULTILINE)
 _ORIGIN = re.compile(r"^o=[^\r\n]*", re.MULTILINE)
+
+
+Transport = tuple[str | None, str | None, tuple[sdp.Fingerprint, ...]]  # ICE ufrag, pwd; DTLS fingerprints
+
+
+def _transport(description: sdp.SessionDescription) -> Transport | None:
+    """The ICE session and DTLS association a description's first m-line speaks for (None: no media)."""
+    if not description.media:
+        return None
+    ice, dtls = description.ice_for(0), description.dtls_for(0)
+    return (ice.ufrag if ice else None, ice.pwd if ice else None, dtls.fingerprints if dtls else ())
 
 
 class PassthroughError(MediaError):
@@ -98,6 +113,10 @@ class PassthroughMedia:
         # ...and the trickle INFOs sent meanwhile: sent again once the SIP side took the offer (a 491's
         # retry: the far end rolled the first attempt back, and with it the candidates of its ufrag)
         self._trickled_meanwhile: list[str] = []
+        # the SIP side's ICE session and DTLS association (`_transport`) as last negotiated, and its
+        # re-offer that changes them while the browser is asked (reoffer_web_for_sip)
+        self._sip_transport: Transport | None = None
+        self._sip_reoffer: tuple[str, Transport] | None = None
         self.closed = False
         self.candidates_sent = 0
         self.candidates_received = 0
@@ -136,6 +155,7 @@ class PassthroughMedia:
     def _take_sip_answer(self, sip_answer: str) -> None:
         description = sdp.parse(sip_answer)
         self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        self._sip_transport = _transport(description)
         setup = description.media[0].setup if description.media else None
         self._browser_setup = "active" if setup is sdp.Setup.PASSIVE else "passive"
 
@@ -154,6 +174,8 @@ class PassthroughMedia:
 
     async def answer_to_reoffer(self, sip_answer: str) -> None:
         self._reoffer = None
+        with contextlib.suppress(sdp.SdpError):  # (what it says of the transport only: the hold stands)
+            self._sip_transport = _transport(sdp.parse(sip_answer))
         if self._hold_asked is not None:
             self._held, self._hold_asked = self._hold_asked, None
 
@@ -166,6 +188,8 @@ class PassthroughMedia:
         RFC 5763 §5); a change of media the browser never saw is not negotiated with it (not yet)."""
         if self._web_offer is None:
             raise PassthroughError("no browser description to answer with")
+        with contextlib.suppress(sdp.SdpError):
+            self._sip_transport = _transport(sdp.parse(sip_offer))
         answer = _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
         return self._stamped(_DIRECTION.sub("a=sendonly", answer) if self._held else answer, offer=False)
 
@@ -176,20 +200,21 @@ class PassthroughMedia:
             raise PassthroughError("an INVITE without an offer cannot be passed through")
         description = sdp.parse(sip_offer)
         self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        self._sip_transport = _transport(description)
         logger.info("call=%s media pass-through: the SIP side's offer goes to the browser", self.call_id)
         return sip_offer
 
     async def answer_from_web(self, web_answer: str) -> str:
         """The browser's answer, as it is, for the 200 (its ICE credentials and mids kept for the sdpfrag
         bodies of its trickled candidates; its a=setup:active/passive is its DTLS role from now on)."""
-        description = sdp.parse(web_answer)
-        self._origin = description.origin
-        self._web_offer = web_answer
-        self._web_ice = description.ice_for(0)
-        self._web_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        self._origin = self._take_web_answer(web_answer).origin
+        return web_answer
+
+    def _take_web_answer(self, web_answer: str) -> sdp.SessionDescription:
+        description = self._take_web_offer(web_answer)
         setup = description.media[0].setup if description.media else None
         self._browser_setup = "passive" if setup is sdp.Setup.PASSIVE else "active"
-        return web_answer
+        return description
 
     async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]:
         raise PassthroughError("a pass-through call cannot be picked up", 488)
@@ -205,14 +230,34 @@ class PassthroughMedia:
         raise PassthroughError("a pass-through call has no answer before the SIP side's")
 
     async def reoffer_web_for_sip(self, plain_offer: str) -> str | None:
-        """The SIP side's re-offer is answered at once (update_from_sip): the browser is not asked."""
-        return None
+        """The SIP side's re-offer, for the browser as it is when it changes the ICE session or the DTLS
+        association (new ICE credentials: an ICE restart, RFC 8839 §4.4.1.1.1; a new fingerprint: a new
+        association, RFC 8842 §5): the media is the browser's with the far end, and only the browser can
+        take that (a peer-to-peer call's other page renewing its connection, a WebRTC far end restarting
+        ICE). None for any other re-offer (a session refresh, a hold): answered at once (update_from_sip)."""
+        seen = _transport(sdp.parse(plain_offer))
+        if self._web_offer is None or seen is None or self._sip_transport in (None, seen):
+            return None
+        self._sip_reoffer = (plain_offer, seen)
+        logger.info(
+            "call=%s media pass-through: the SIP side's new ICE or DTLS goes to the browser", self.call_id
+        )
+        return plain_offer
 
     async def reanswer_from_web(self, web_answer: str) -> str | None:
-        return None  # no re-offer of ours went to the browser
+        """The browser's answer to that re-offer, for the 200: its o= version raised, the hold kept."""
+        if self._sip_reoffer is None:
+            return None  # no re-offer of the SIP side's went to the browser
+        offer, seen = self._sip_reoffer
+        self._sip_reoffer = None
+        self._take_web_answer(web_answer)
+        self._sip_transport = seen
+        self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(sdp.parse(offer).media))
+        answer = _DIRECTION.sub("a=sendonly", web_answer) if self._held else web_answer
+        return self._stamped(answer, offer=True)
 
     async def cancel_web_reoffer(self) -> None:
-        pass
+        self._sip_reoffer = None
 
     async def reoffer_sip_for_web(self, web_offer: str) -> str:
         """The browser's own new offer mid-call (an ICE restart after its network changed: new ICE
@@ -267,6 +312,8 @@ class PassthroughMedia:
         the mids of both sides, the DTLS role the browser took, the hold, and the o= line of the
         session we speak to the SIP side in. None while a change is under way (a re-INVITE out)."""
         if self._web_offer is None or self._reoffer is not None or self._before_reoffer is not None:
+            return None
+        if self._sip_reoffer is not None:
             return None
         return {
             "kind": HANDOVER_KIND,

@@ -120,6 +120,49 @@ def origin(description: str) -> str:
     return found[0].strip()
 
 
+async def test_the_sip_sides_ice_restart_goes_to_the_browser_and_its_answer_back() -> None:
+    """A re-offer of the SIP side's with new ICE credentials (a WebRTC far end restarting ICE, or a
+    peer-to-peer call's other page on a new connection) is the browser's to answer: it gets the offer as
+    it is, and its answer goes in the 200 with the session's o= line, its version raised (RFC 3264 §8).
+    While the browser is asked the call has no handover. A re-offer that changes neither the ICE
+    session nor the DTLS association (a session refresh) is answered at once, as before."""
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    assert await media.reoffer_web_for_sip(AIORTC_ANSWER) is None  # a refresh
+    reoffer = restarted(AIORTC_ANSWER, "peerU", "peerpasswordpeerpassword")
+    assert await media.reoffer_web_for_sip(reoffer) == reoffer
+    assert media.handover() is None
+    sent = await media.reanswer_from_web(CHROMIUM_ANSWER)
+    session = sdp.parse(CHROMIUM).origin
+    assert sent is not None and session is not None
+    assert origin(sent) == f"o={session.next_version()}"
+    assert sent.replace(origin(sent), "") == CHROMIUM_ANSWER.replace(origin(CHROMIUM_ANSWER), "")
+    handover = media.handover()
+    assert handover is not None and handover["web"] == CHROMIUM_ANSWER
+    assert await media.reoffer_web_for_sip(reoffer) is None  # the new session, refreshed
+    ice = sdp.parse(await media.update_from_sip(reoffer)).ice_for(0)
+    chromium = sdp.parse(CHROMIUM_ANSWER).ice_for(0)
+    assert ice is not None and chromium is not None and ice.ufrag == chromium.ufrag
+
+
+async def test_a_held_calls_answer_to_the_sip_sides_restart_stays_held_and_a_refused_one_is_dropped() -> None:
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    await media.reoffer_to_sip(True)
+    await media.answer_to_reoffer(AIORTC_ANSWER)  # the web user holds the call
+    reoffer = restarted(AIORTC_ANSWER, "peerU", "peerpasswordpeerpassword")
+    assert await media.reoffer_web_for_sip(reoffer) == reoffer
+    sent = await media.reanswer_from_web(CHROMIUM_ANSWER)
+    assert sent is not None and sdp.parse(sent).direction_for(0) is sdp.Direction.SENDONLY
+    again = restarted(reoffer, "thirdU", "thirdpasswordthirdpassword")
+    assert await media.reoffer_web_for_sip(again) == again
+    await media.cancel_web_reoffer()  # the browser did not answer: 488, the session as it was
+    assert await media.reanswer_from_web(CHROMIUM_ANSWER) is None and media.handover() is not None
+    assert await media.reoffer_web_for_sip(reoffer) is None
+
+
 async def test_a_new_connections_offer_keeps_the_sessions_origin_and_a_held_call_stays_held() -> None:
     """A reattach's offer comes from a new RTCPeerConnection (an o= of its own): relayed with the call's
     o= line and its version raised (RFC 3264 §8); on a call the web user held, with a=sendonly (the page

@@ -138,3 +138,92 @@ async def test_a_peer_to_peer_call_keeps_its_media_through_a_lost_socket(
         await alice.get_by_role("button", name="Hang up").click()
         for page in alice, bob:
             await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+
+# both descriptions' ICE ufrags of the page's call, and its connection's state
+UFRAGS = """() => {
+    const pc = window.softphone.call && window.softphone.call.pc;
+    const ufrag = (d) => { const m = d ? /^a=ice-ufrag:(\\S+)/m.exec(d.sdp) : null; return m ? m[1] : null; };
+    return pc ? { local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription), state: pc.connectionState } : null;
+}"""
+
+
+async def p2p_call(alice: Page, bob: Page) -> None:
+    """alice's page calls bob's (1002), he answers; both hear each other's beep."""
+    await alice.locator("#number").fill("1002")
+    await alice.get_by_role("button", name="Call", exact=True).click()
+    await expect(bob.locator("#incoming")).to_be_visible(timeout=10000)
+    await bob.get_by_role("button", name="Answer", exact=True).click()
+    for page in alice, bob:
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02
+
+
+async def test_a_peer_to_peer_pages_ice_restart_reaches_the_other_page() -> None:
+    """`calls.web_calls: p2p`: alice's page restarts ICE (`call.restartIce()`, as after a network change).
+    Its offer crosses the gateway's loop to bob's end of the call, which, seeing new ICE credentials, asks
+    bob's page (an `offer`) instead of answering with its old description: both pages end up on the new
+    ICE session (each one's new ufrag in the other's remote description), still hearing each other."""
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        await p2p_call(alice, bob)
+        before = {"alice": await alice.evaluate(UFRAGS), "bob": await bob.evaluate(UFRAGS)}
+        assert await alice.evaluate("window.softphone.call.restartIce()") is True
+
+        async def moved() -> bool:
+            now = {"alice": await alice.evaluate(UFRAGS), "bob": await bob.evaluate(UFRAGS)}
+            fresh = (
+                now["alice"]["local"] != before["alice"]["local"]
+                and now["bob"]["local"] != before["bob"]["local"]
+            )
+            crossed = (
+                now["bob"]["remote"] == now["alice"]["local"]
+                and now["alice"]["remote"] == now["bob"]["local"]
+            )
+            return fresh and crossed and {now["alice"]["state"], now["bob"]["state"]} == {"connected"}
+
+        for _ in range(100):
+            if await moved():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(
+                f"not both on the new ICE session: {before} -> {await alice.evaluate(UFRAGS)}, {await bob.evaluate(UFRAGS)}"
+            )
+        await asyncio.sleep(1.0)
+        for page in alice, bob:
+            assert await read_meter(page, "remote-level", 0.02, timeout=5) >= 0.02, (
+                "no audio after the restart"
+            )
+        assert gateway.driver.calls == 2
+
+
+async def test_a_peer_to_peer_page_reloaded_mid_call_hears_the_other_again(tmp_path: Path) -> None:
+    """`calls.web_calls: p2p`: alice reloads her page mid-call. It logs in again with its saved token and
+    takes the call back with a new RTCPeerConnection; that offer reaches bob's page (new credentials and
+    a new certificate: his end of the call asks him), whose answer comes back in `reattached`: both hear
+    each other again, on the same call."""
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        alice.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await p2p_call(alice, bob)
+        before = await bob.evaluate(UFRAGS)
+        await alice.reload()
+        await expect(alice.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        now = {"alice": await alice.evaluate(UFRAGS), "bob": await bob.evaluate(UFRAGS)}
+        assert now["bob"]["remote"] == now["alice"]["local"] != before["remote"], (before, now)  # bob asked
+        for _ in range(100):  # alice's new connection up with bob's
+            if (await alice.evaluate(UFRAGS))["state"] == "connected":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"alice's new connection never came up: {await alice.evaluate(UFRAGS)}")
+        for page in alice, bob:
+            assert await read_meter(page, "remote-level", 0.02, timeout=10) >= 0.02, (
+                "no audio after the reload"
+            )
+        await alice.screenshot(path=str(tmp_path / "p2p-reloaded.png"), full_page=True)
+        assert gateway.driver.calls == 2
+        await bob.get_by_role("button", name="Hang up").click()
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
