@@ -38,7 +38,8 @@ cannot be asked.
 A call answered (or taken over) here is not left for the next heartbeat: `soon` writes its record and
 handover within SOON_SECONDS (many calls answered at once: one write for them all), looking again while
 its media settles (up to SOON_TRIES times), so that a call is carried on even when its instance dies a
-moment after its answer.
+moment after its answer; `_seen` then says when it was written. A call that ends goes out of both
+hashes as soon (`ended`), so that a survivor neither re-INVITEs its dead dialog nor records it twice.
 
 What is not known: a call that died with its instance in the first SOON_SECONDS after its answer, or
 while ringing and younger than a heartbeat (never written), and how the figures moved after the last
@@ -112,7 +113,9 @@ def lost_record(line: str, seen: float, survivor: str) -> CallRecord | None:
 
 TakeOver = Callable[[str, str, str], Awaitable[bool]]  # (call id, handover JSON, dead instance) -> carried on
 Some = Callable[[Collection[str]], Iterable[CallRecord]]  # the records of those live calls
-SomeHandovers = Callable[[Collection[str]], dict[str, str]]  # their handovers (and their pairs')
+# their handovers (and their pairs'), and those of them that will never have one here (no browser would
+# come back for them: a WHIP call, no reconnect grace)
+SomeHandovers = Callable[[Collection[str]], tuple[dict[str, str], Collection[str]]]
 
 
 class LiveCallLedger:
@@ -146,6 +149,8 @@ class LiveCallLedger:
         # what `soon` writes: only the calls named (else all filtered: tests)
         self._some = some
         self._soon: dict[str, int] = {}  # call id -> looks left for its handover
+        self._ended: set[str] = set()  # calls over since written: taken out at once too
+        self._closed = False
         self._soon_task: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # a heartbeat's write and `soon`'s, one at a time
         # what else `soon` writes with the calls: where their browsers are relayed to (wiring.py)
@@ -212,22 +217,39 @@ class LiveCallLedger:
 
     def soon(self, call_id: str) -> None:
         """Call `call_id` was answered or taken over here: its record and handover written within
-        SOON_SECONDS, not at the next heartbeat (up to one later)."""
-        self._soon[call_id] = SOON_TRIES
+        SOON_SECONDS, not at the next heartbeat (up to one later). Not before the first heartbeat has
+        looked at this instance's hash from before a restart (its calls would be taken for lost ones)."""
+        if self._own_checked and not self._closed:
+            self._soon[call_id] = SOON_TRIES
+            self._start_soon()
+
+    def ended(self, call_id: str) -> None:
+        """Call `call_id` is over (recorded by this instance): out of Redis within SOON_SECONDS too, so
+        that a survivor neither re-INVITEs its dead dialog nor records it twice."""
+        if call_id in self._written and not self._closed:
+            self._ended.add(call_id)
+            self._start_soon()
+
+    def _start_soon(self) -> None:
         if self._soon_task is None or self._soon_task.done():
             self._soon_task = asyncio.get_running_loop().create_task(self._write_soon(), name="live-soon")
 
     async def _write_soon(self) -> None:
-        while self._soon:
+        while self._soon or self._ended:
             await asyncio.sleep(SOON_SECONDS)
             asked = set(self._soon)
             try:
                 async with self._writing:
-                    done = await self._write_some(asked)
-                for also in self.after_soon:
-                    await also()
+                    done, wrote = await self._write_some(asked)
+                if wrote:
+                    await self._after_soon()
             except ClusterUnavailable:  # (said by the node; the heartbeat writes them once it is back)
                 done = asked
+                self._ended.clear()
+            except Exception:  # one call's odd state must not stop this for the others
+                logger.exception("cluster: the calls just answered were not written (the heartbeat will)")
+                done = asked
+                self._ended.clear()
             for call_id in asked:
                 left = self._soon.get(call_id, 0) - 1
                 if call_id in done or left <= 0:
@@ -235,41 +257,57 @@ class LiveCallLedger:
                 else:
                     self._soon[call_id] = left
 
-    async def _write_some(self, asked: set[str]) -> set[str]:
+    async def _after_soon(self) -> None:
+        for also in self.after_soon:
+            with contextlib.suppress(ClusterUnavailable):  # (the heartbeat writes them)
+                await also()
+
+    async def _write_some(self, asked: set[str]) -> tuple[set[str], bool]:
         """The records and handovers of the calls `asked` (and the other end of a pair among them) that
-        changed since last written; the calls done with: written with a handover, or over."""
+        changed since last written, and the calls ended since out: (the calls done with: written with a
+        handover, over, or never to have one here; whether anything was written)."""
+        never: Collection[str] = ()
         if self._some is None:
             handed = {k: v for k, v in self._handovers().items() if k in asked}
             records = {r.call_id: r for r in self._live() if r.call_id in asked or r.call_id in handed}
         else:
-            handed = self._some[1](asked)
+            handed, never = self._some[1](asked)
             records = {r.call_id: r for r in self._some[0](asked | set(handed))}
         handed = {k: v for k, v in handed.items() if k in records}
         changed = {
             k: record_json(r) for k, r in records.items() if _steady(self._written.get(k)) != _steady(r)
         }
         handed_changed = {k: v for k, v in handed.items() if self._handed.get(k) != v}
-        if changed or handed_changed:
-            node = self._node
-            fields = {HTTP: node.settings.advertise.http, **changed}
-            sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
-            sealed_handovers = {k: self._seal(HANDOVER, k, v) for k, v in handed_changed.items()}
+        ended = [k for k in self._ended if k not in records]
+        self._ended.clear()
+        if not (changed or handed_changed or ended):
+            return set(handed) | set(never) | (asked - set(records)), False
+        node = self._node
+        fields = {SEEN: f"{node.now_ms() / 1000:.3f}", HTTP: node.settings.advertise.http, **changed}
+        sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
+        sealed_handovers = {k: self._seal(HANDOVER, k, v) for k, v in handed_changed.items()}
 
-            async def sync(client: Any) -> list[Any]:
-                pipe = client.pipeline(transaction=False)
-                pipe.hset(self.key, mapping=sealed)
-                pipe.expire(self.key, KEEP_SECONDS)
-                if sealed_handovers:
-                    pipe.hset(self.handover_key, mapping=sealed_handovers)
-                    pipe.expire(self.handover_key, KEEP_SECONDS)
-                pipe.sadd(node.key("live-instances"), node.id)
-                result: list[Any] = await pipe.execute()
-                return result
+        async def sync(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(self.key, mapping=sealed)
+            if ended:
+                pipe.hdel(self.key, *ended)
+                pipe.hdel(self.handover_key, *ended)
+            pipe.expire(self.key, KEEP_SECONDS)
+            if sealed_handovers:
+                pipe.hset(self.handover_key, mapping=sealed_handovers)
+                pipe.expire(self.handover_key, KEEP_SECONDS)
+            pipe.sadd(node.key("live-instances"), node.id)
+            result: list[Any] = await pipe.execute()
+            return result
 
-            await node.run("write the calls just answered", sync)
-            self._written.update(records)
-            self._handed.update(handed)
-        return set(handed) | (asked - set(records))
+        await node.run("write the calls just answered", sync)
+        self._written.update(records)
+        self._handed.update(handed)
+        for call_id in ended:
+            self._written.pop(call_id, None)
+            self._handed.pop(call_id, None)
+        return set(handed) | set(never) | (asked - set(records)), True
 
     def _seal(self, purpose: str, name: str, value: str) -> str:
         """A field of this instance's hashes as written: `value;HMAC(instance, field, value)`."""
@@ -290,6 +328,7 @@ class LiveCallLedger:
     async def leave(self) -> None:
         """A clean exit: every call has ended and been recorded here."""
         node = self._node
+        self._closed = True  # nothing written after the hash is forgotten
         if self._soon_task is not None:
             self._soon_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -97,9 +97,10 @@ class ClusterWiring:
         takeovers = driver.takeovers
         self.live_calls = LiveCallLedger(
             self.node, self._live_records, self._no_sink, takeovers.handovers, takeovers.take_over,
-            some=(self._some_records, lambda only: takeovers.handovers(only=only)),
+            some=(self._some_records, self._some_handovers),
         )  # fmt: skip
         driver.on_steady = self.live_calls.soon  # a call just answered: written now, not at the beat
+        driver.on_gone = self.live_calls.ended  # ...and a call over: out of Redis now
         self.live_calls.after_soon.append(self.carried.refresh)  # ...and where its browser is relayed to
         self.node.add_refresher("live calls", self.live_calls.refresh, self.live_calls.leave)
         self.registrations: RegistrationOwnership | None = None
@@ -123,6 +124,11 @@ class ClusterWiring:
 
     def _live_records(self) -> list[CallRecord]:
         return [r for r in map(record_of, self.driver.runtimes) if r is not None]
+
+    def _some_handovers(self, only: Collection[str]) -> tuple[dict[str, str], set[str]]:
+        takeovers = self.driver.takeovers
+        handed = takeovers.handovers(only=only)
+        return handed, takeovers.never_carried([c for c in only if c not in handed])
 
     def _some_records(self, only: Collection[str]) -> list[CallRecord]:
         runtimes = (r for r in self.driver.runtimes if r.call_id in only)

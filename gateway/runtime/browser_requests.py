@@ -103,8 +103,10 @@ class BrowserRequests(DriverCore):
         passthrough = self.passthrough(call_id)
         if sdp is not None:
             await self._check_web_offer(sdp, passthrough=passthrough)
-        elif not passthrough:  # (its media is the gateway's: the browser's new leg needs an offer)
+        elif not self.end_to_end(call_id):  # (its media is the gateway's: a new web leg needs an offer)
             raise BadRequest("sdp is required: this call's media goes through the gateway", field="sdp")
+        else:
+            passthrough = True
         self.reconnects.claim(session, call_id)
         await self._feed(call_id, ev.WebReattach(session.id, sdp, passthrough))
         self.reconnects.reattached(call_id)

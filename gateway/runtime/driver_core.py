@@ -101,6 +101,7 @@ class DriverCore:
         # a call answered, or taken over here: a cluster writes its handover now, not at its next heartbeat
         # (gateway/cluster/live_calls.py `soon`)
         self.on_steady: Callable[[str], None] | None = None
+        self.on_gone: Callable[[str], None] | None = None  # ...and a call over: out of there as soon
         self.web_trace: WebTrace | None = None  # each call's web signaling, for traces (gateway/ops)
         self.audio_stream: StreamRequests | None = None  # /ws audio_stream (runtime/audio_streams/)
         self.on_call_progress: Callable[[CallRuntime, str], None] | None = (
@@ -114,7 +115,7 @@ class DriverCore:
         self.reconnects = Reconnects(
             registry
         )  # calls waiting for their browser (runtime/continuity/reconnect.py)
-        self.reconnects.end_to_end = self.passthrough
+        self.reconnects.end_to_end = self.end_to_end
         self.takeovers = Takeovers(
             self
         )  # calls moving between instances of a cluster (runtime/continuity/takeover.py)
@@ -174,6 +175,12 @@ class DriverCore:
                 settings = replace(settings, offer_webrtc=True)
         return BridgedMedia(settings, on_event)
 
+    def end_to_end(self, call_id: str) -> bool:
+        """Whether call `call_id`'s media flows between the browser and the far end, not through the
+        gateway (its media is a pass-through: what it is, not what today's routes would make it)."""
+        runtime = self._runtimes.get(call_id)
+        return runtime is not None and runtime.bridge is not None and runtime.bridge.passes_through
+
     def passthrough(self, call_id: str) -> bool:
         """A web user's call to a destination whose route says `media: passthrough`; a call to a web user
         from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
@@ -211,6 +218,11 @@ class DriverCore:
             del self._runtimes[runtime.call_id]
         if self.call_gone is not None:
             self.call_gone(runtime.call_id)
+        if self.on_gone is not None:
+            try:
+                self.on_gone(runtime.call_id)
+            except Exception:  # the heartbeat takes it out anyway
+                logger.exception("call=%s not taken out of the live calls at once", runtime.call_id)
         try:  # the last file finished and named on the runtime, for its record
             self.recordings.ended(runtime)
         except Exception:

@@ -335,8 +335,17 @@ export class GatewayClient extends EventTarget {
       const failed = (error) => {
         call._end({ reason: "media_failed", message: `the call could not be taken back: ${error.message}`, sip_status: null });
       };
-      const taken = item.end_to_end && call._mediaKept() ? call._reattachKept() : Promise.reject(null);
-      taken.catch(() => call._reattachSoon()).catch(failed);
+      if (!item.end_to_end || !call._mediaKept()) {
+        call._reattachSoon().catch(failed);
+        continue;
+      }
+      // refused for want of an offer (the gateway carries its media after all): a new connection; a
+      // lost socket: the next login takes it back
+      call._reattachKept().catch((error) => {
+        if (error.code === "bad_request" && error.field === "sdp") return call._reattachSoon();
+        if (error.code === "network" || !this.connected) return undefined;
+        throw error;
+      }).catch(failed);
     }
   }
 
@@ -360,6 +369,9 @@ export class GatewayClient extends EventTarget {
     if (this.connected) {
       const waited = new Promise((resolve) => setTimeout(resolve, 2000));
       await Promise.race([this.request({ type: "logout" }).catch(() => {}), waited]);
+    }
+    if (!this._ws) { // its socket gone already: the calls waiting for it end here, their connections too
+      for (const call of [...this.calls.values()]) call._end({ reason: "disconnected", message: "logged out", sip_status: null });
     }
     this._ws?.close(1000, "logout");
     emit(this, "logout", {});
@@ -835,14 +847,24 @@ export class Call extends EventTarget {
   }
 
   // Take an end-to-end call back without an offer: only the signaling comes back (`reattached` without
-  // sdp); refused (a call whose media goes through the gateway) the caller reattaches with an offer.
+  // sdp), again while the gateway answers "not now" (`conflict`: a renegotiation with the far end under
+  // way). A connection that is not "connected" then (the network changed with the socket) restarts ICE.
   async _reattachKept() {
-    this._reattaching = true;
-    try {
-      await this.client.request({ type: "reattach", call_id: this.id });
-    } finally {
-      this._reattaching = false;
+    for (let attempt = 1; ; attempt += 1) {
+      this._reattaching = true;
+      try {
+        await this.client.request({ type: "reattach", call_id: this.id });
+        break;
+      } catch (error) {
+        if (error.code !== "conflict" || attempt >= REATTACH_TRIES || this.state !== "reconnecting") throw error;
+      } finally {
+        this._reattaching = false;
+        this._flushCandidates();
+      }
+      await new Promise((resolve) => setTimeout(resolve, REATTACH_WAIT_MS * attempt));
+      if (this.state !== "reconnecting" || !this.client.connected) return;
     }
+    if (this.pc && this.pc.connectionState !== "connected") await this.restartIce();
   }
 
   // The network changed under a call that is up (its connection "failed", or `online` after

@@ -347,17 +347,19 @@ async def test_a_hash_whose_http_address_does_not_open_is_left_alone(tmp_path: P
 async def test_a_call_just_answered_is_written_at_once_not_at_the_next_heartbeat(tmp_path: Path) -> None:
     """A call younger than a heartbeat would die with its instance: `soon` writes its record and handover
     within SOON_SECONDS (no heartbeat meanwhile), only that call's (the other end of its pair with it),
-    looking again while its handover is not ready yet; the heartbeat after writes nothing twice."""
+    looking again while its handover is not ready yet, and not at all for a call that will never have
+    one; a call that ends goes out of both hashes as soon (`ended`)."""
     with running_redis(tmp_path) as redis:
         node = ClusterNode(settings(redis.url, "a", heartbeat=30.0, lease=60.0))
         calls = {"c1": live_record("c1", 1000.0)}
         handovers = {"c1": '{"one": 1}'}
         asked: list[frozenset[str]] = []
 
-        def some_handovers(only: Collection[str]) -> dict[str, str]:
+        def some_handovers(only: Collection[str]) -> tuple[dict[str, str], Collection[str]]:
             asked.append(frozenset(only))
             mine = {k: v for k, v in handovers.items() if k in only}
-            return {**mine, "p2": '{"pair": 2}'} if "p1" in mine else mine  # p1's pair: p2
+            never = {"w4"} & set(only)  # (a WHIP call, say)
+            return ({**mine, "p2": '{"pair": 2}'} if "p1" in mine else mine), never
 
         ledger = LiveCallLedger(
             node,
@@ -366,21 +368,29 @@ async def test_a_call_just_answered_is_written_at_once_not_at_the_next_heartbeat
             lambda: dict(handovers),
             some=(lambda only: [calls[k] for k in only if k in calls], some_handovers),
         )
+        ledger.soon("c0")  # before the first heartbeat looked at the hash of before: left to the beat
         node.add_refresher("live calls", ledger.refresh, ledger.leave)
         await node.start()  # its first heartbeat: c1 written; the next one in 30 s
         try:
-            assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1"]
-            seen = await node.redis.hget("gw:live:a", "_seen")
-            for call_id in ("p1", "p2", "c3"):
+            assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1"] and not ledger._soon
+            for call_id in ("p1", "p2", "c3", "w4"):
                 calls[call_id] = live_record(call_id, 1010.0)
             handovers["p1"] = '{"pair": 1}'
-            ledger.soon("p1")
-            ledger.soon("c3")  # answered, its media not settled yet: no handover
+            for call_id in ("p1", "c3", "w4"):  # c3: answered, its media not settled yet
+                ledger.soon(call_id)
             await asyncio.sleep(SOON_SECONDS * 2)
             assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1", "p1", "p2"]
-            assert sorted(await node.redis.hkeys("gw:live:a")) == ["_http", "_seen", "c1", "c3", "p1", "p2"]
-            assert await node.redis.hget("gw:live:a", "_seen") == seen  # no heartbeat came
-            assert asked[0] == {"p1", "c3"}
+            assert sorted(await node.redis.hkeys("gw:live:a")) == [
+                "_http",
+                "_seen",
+                "c1",
+                "c3",
+                "p1",
+                "p2",
+                "w4",
+            ]
+            assert ledger._beats == 1  # no heartbeat came
+            assert asked[0] == {"p1", "c3", "w4"} and set(ledger._soon) == {"c3"}
             handovers["c3"] = '{"three": 3}'  # settled: the next look writes it
             await asyncio.sleep(SOON_SECONDS * 2)
             assert await node.redis.hget("gw:handover:a", "c3") == node.signer.seal(
@@ -388,9 +398,14 @@ async def test_a_call_just_answered_is_written_at_once_not_at_the_next_heartbeat
             )
             looks = len(asked)
             await asyncio.sleep(SOON_SECONDS * 2)
-            assert len(asked) == looks  # every call asked is written: no more looks
-            ledger.soon("c9")  # over before it was written: given up at once
+            assert len(asked) == looks and not ledger._soon  # every call asked is written: no more looks
+            del calls["p1"], handovers["p1"]
+            ledger.ended("p1")
+            ledger.ended("x9")  # never written: nothing to take out
             await asyncio.sleep(SOON_SECONDS * 2)
-            assert len(asked) == looks + 1 and not ledger._soon
+            assert "p1" not in await node.redis.hkeys("gw:live:a")
+            assert sorted(await node.redis.hkeys("gw:handover:a")) == ["c1", "c3", "p2"]
         finally:
             await node.close()
+        ledger.soon("c5")  # after a clean exit: nothing
+        assert not ledger._soon

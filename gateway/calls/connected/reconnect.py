@@ -156,6 +156,8 @@ def _kept(call: CallMachine, event: WebReattach) -> None:
     or peer-to-peer call's), so only its session is back; nothing is asked of the far end."""
     if not event.passthrough:
         raise call.illegal(event, "this call's media goes through the gateway: a reattach needs an offer")
+    if call.reinvite is not None:  # (the browser may have been asked something its page never saw)
+        raise call.illegal(event, "a renegotiation is under way: take the call back once it is over")
     call.reattach_by(event.session_id, relayed=True)
     call.cancel_timer(TimerName.RECONNECT)
     call.attach_to(Attachment.ATTACHED)

@@ -220,6 +220,12 @@ class Takeovers:
             for call_id, h in made.items()
         }
 
+    def never_carried(self, call_ids: Collection[str]) -> set[str]:
+        """Those of `call_ids` that no other instance would carry on as they are now: over, or with no
+        browser or session that would come back for them (a WHIP call, no reconnect grace)."""
+        runtimes = {r.call_id: r for r in self._driver.runtimes if r.call_id in call_ids}
+        return {c for c in call_ids if c not in runtimes or self._owner(runtimes[c]) is None}
+
     def families(self) -> frozenset[str]:
         """The logins (token families) whose calls here another instance could carry on: a page of one
         of them that reconnects to another instance is relayed here, or to whoever takes them over
