@@ -176,7 +176,6 @@ class LiveCallLedger:
         await self.record_dead()
 
     async def _write_all(self) -> None:
-        node = self._node
         self._beats += 1
         figures = self._beats % FIGURES_EVERY == 0  # media figures move all the time: not every beat
         now = {record.call_id: record for record in self._live()}
@@ -186,32 +185,10 @@ class LiveCallLedger:
             if figures or _steady(self._written.get(call_id)) != _steady(record)
         }
         gone = [call_id for call_id in self._written if call_id not in now]
-        seen = f"{node.now_ms() / 1000:.3f}"
         handed = {call_id: line for call_id, line in self._handovers().items() if call_id in now}
         handed_changed = {k: v for k, v in handed.items() if self._handed.get(k) != v}
         unhanded = [call_id for call_id in self._handed if call_id not in handed]
-        # with where this instance answers, for a survivor's look before it acts (_alive)
-        fields = {SEEN: seen, HTTP: node.settings.advertise.http, **changed}
-        sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
-        sealed_handovers = {name: self._seal(HANDOVER, name, value) for name, value in handed_changed.items()}
-
-        async def sync(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            pipe.hset(self.key, mapping=sealed)
-            if gone:
-                pipe.hdel(self.key, *gone)
-            pipe.expire(self.key, KEEP_SECONDS)
-            if sealed_handovers:
-                pipe.hset(self.handover_key, mapping=sealed_handovers)
-            if unhanded:
-                pipe.hdel(self.handover_key, *unhanded)
-            if handed_changed or unhanded:
-                pipe.expire(self.handover_key, KEEP_SECONDS)
-            pipe.sadd(node.key("live-instances"), node.id)
-            result: list[Any] = await pipe.execute()
-            return result
-
-        await node.run("write the live calls", sync)
+        await self._sync("write the live calls", changed, handed_changed, gone, unhanded)
         self._written = now
         self._handed = handed
 
@@ -282,32 +259,47 @@ class LiveCallLedger:
         self._ended.clear()
         if not (changed or handed_changed or ended):
             return set(handed) | set(never) | (asked - set(records)), False
-        node = self._node
-        fields = {SEEN: f"{node.now_ms() / 1000:.3f}", HTTP: node.settings.advertise.http, **changed}
-        sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
-        sealed_handovers = {k: self._seal(HANDOVER, k, v) for k, v in handed_changed.items()}
-
-        async def sync(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            pipe.hset(self.key, mapping=sealed)
-            if ended:
-                pipe.hdel(self.key, *ended)
-                pipe.hdel(self.handover_key, *ended)
-            pipe.expire(self.key, KEEP_SECONDS)
-            if sealed_handovers:
-                pipe.hset(self.handover_key, mapping=sealed_handovers)
-                pipe.expire(self.handover_key, KEEP_SECONDS)
-            pipe.sadd(node.key("live-instances"), node.id)
-            result: list[Any] = await pipe.execute()
-            return result
-
-        await node.run("write the calls just answered", sync)
+        await self._sync("write the calls just answered", changed, handed_changed, ended, ended)
         self._written.update(records)
         self._handed.update(handed)
         for call_id in ended:
             self._written.pop(call_id, None)
             self._handed.pop(call_id, None)
         return set(handed) | set(never) | (asked - set(records)), True
+
+    async def _sync(
+        self,
+        what: str,
+        changed: dict[str, str],
+        handed: dict[str, str],
+        gone: Collection[str],
+        unhanded: Collection[str],
+    ) -> None:
+        """One pipeline: the records and handovers ``changed``/``handed`` written, sealed, with the time
+        and where this instance answers (for a survivor's look before it acts: _alive); those of the calls
+        ``gone``/``unhanded`` deleted."""
+        node = self._node
+        fields = {SEEN: f"{node.now_ms() / 1000:.3f}", HTTP: node.settings.advertise.http, **changed}
+        sealed = {name: self._seal(LIVE, name, value) for name, value in fields.items()}
+        sealed_handovers = {name: self._seal(HANDOVER, name, value) for name, value in handed.items()}
+
+        async def sync(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(self.key, mapping=sealed)
+            if gone:
+                pipe.hdel(self.key, *gone)
+            pipe.expire(self.key, KEEP_SECONDS)
+            if sealed_handovers:
+                pipe.hset(self.handover_key, mapping=sealed_handovers)
+            if unhanded:
+                pipe.hdel(self.handover_key, *unhanded)
+            if sealed_handovers or unhanded:
+                pipe.expire(self.handover_key, KEEP_SECONDS)
+            pipe.sadd(node.key("live-instances"), node.id)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await node.run(what, sync)
 
     def _seal(self, purpose: str, name: str, value: str) -> str:
         """A field of this instance's hashes as written: `value;HMAC(instance, field, value)`."""

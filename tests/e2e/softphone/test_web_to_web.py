@@ -109,37 +109,6 @@ async def test_web_users_call_each_other_peer_to_peer(tmp_path: Path) -> None:
         await wait_until(lambda: gateway.driver.calls == 0)
 
 
-async def test_a_peer_to_peer_call_keeps_its_media_through_a_lost_socket(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """`calls.web_calls: p2p`: alice's WebSocket to the gateway drops mid-call. Her page keeps its
-    RTCPeerConnection (the media flows between the browsers, not through the gateway), reconnects, and
-    takes the call back without an offer (`end_to_end` in `calls`): the same connection, the beep heard
-    all along, and the call is hers to hang up again."""
-    caplog.set_level(logging.INFO, logger="gateway.calls")
-    config = no_pbx_config(calls={"web_calls": "p2p"})
-    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
-        await alice.locator("#number").fill("1002")
-        await alice.get_by_role("button", name="Call", exact=True).click()
-        await expect(bob.locator("#incoming")).to_be_visible(timeout=10000)
-        await bob.get_by_role("button", name="Answer", exact=True).click()
-        for page in alice, bob:
-            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-            assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02
-        await alice.evaluate("window.firstPc = window.softphone.call.pc")
-        await alice.evaluate("window.softphone.call.client._ws.close()")
-        assert await read_meter(bob, "remote-level", 0.02, timeout=3) >= 0.02, "bob stopped hearing alice"
-        await wait_until(lambda: "its media went on end to end" in caplog.text, timeout=15)
-        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
-        assert await alice.evaluate("window.softphone.call.pc === window.firstPc"), "a new connection"
-        for page in alice, bob:
-            assert await read_meter(page, "remote-level", 0.02, timeout=5) >= 0.02, "no audio after it"
-        await alice.screenshot(path=str(tmp_path / "p2p-back.png"), full_page=True)
-        await alice.get_by_role("button", name="Hang up").click()
-        for page in alice, bob:
-            await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
-
-
 # both descriptions' ICE ufrags of the page's call, and its connection's state
 UFRAGS = """() => {
     const pc = window.softphone.call && window.softphone.call.pc;
@@ -157,6 +126,31 @@ async def p2p_call(alice: Page, bob: Page) -> None:
     for page in alice, bob:
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
         assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02
+
+
+async def test_a_peer_to_peer_call_keeps_its_media_through_a_lost_socket(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`calls.web_calls: p2p`: alice's WebSocket to the gateway drops mid-call. Her page keeps its
+    RTCPeerConnection (the media flows between the browsers, not through the gateway), reconnects, and
+    takes the call back without an offer (`end_to_end` in `calls`): the same connection, the beep heard
+    all along, and the call is hers to hang up again."""
+    caplog.set_level(logging.INFO, logger="gateway.calls")
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        await p2p_call(alice, bob)
+        await alice.evaluate("window.firstPc = window.softphone.call.pc")
+        await alice.evaluate("window.softphone.call.client._ws.close()")
+        assert await read_meter(bob, "remote-level", 0.02, timeout=3) >= 0.02, "bob stopped hearing alice"
+        await wait_until(lambda: "its media went on end to end" in caplog.text, timeout=15)
+        await expect(alice.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        assert await alice.evaluate("window.softphone.call.pc === window.firstPc"), "a new connection"
+        for page in alice, bob:
+            assert await read_meter(page, "remote-level", 0.02, timeout=5) >= 0.02, "no audio after it"
+        await alice.screenshot(path=str(tmp_path / "p2p-back.png"), full_page=True)
+        await alice.get_by_role("button", name="Hang up").click()
+        for page in alice, bob:
+            await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
 
 
 async def test_a_peer_to_peer_pages_ice_restart_reaches_the_other_page() -> None:
