@@ -458,9 +458,7 @@ class CallSummary:
     local_hold: bool = False
     remote_hold: bool = False
     connected_for: float | None = None  # seconds since the call was answered
-    # its media flows between the browser and the far end (a pass-through or peer-to-peer call), not
-    # through the gateway: a browser that kept its RTCPeerConnection takes it back without an offer
-    end_to_end: bool = False
+    end_to_end: bool = False  # its media is the browser's with the far end: kept, taken back without an offer
 
     def to_json(self) -> dict[str, object]:
         return {
