@@ -26,7 +26,14 @@ from gateway.cluster.signing import OWNER
 from gateway.identity import WebUser
 from gateway.signaling.errors import ServiceError
 from gateway.signaling.http_api.progress import SessionProgress
-from gateway.signaling.service import IceRestartService, JsonValue, OfferResult, OfferService, session_key
+from gateway.signaling.service import (
+    IceRestartService,
+    JsonValue,
+    OfferResult,
+    OfferService,
+    WhipRenewals,
+    session_key,
+)
 from sdp import IceCandidateInit, IceParameters, TrickleFragment
 
 logger = logging.getLogger(__name__)
@@ -141,6 +148,10 @@ class ClusterOfferApi:
 
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         return await self._local.progress(user, session_id)
+
+    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
+        """A resource of this instance (a publish to its destination is forwarded here: cluster_http)."""
+        return self._local.whip_waiting(user, destination) if isinstance(self._local, WhipRenewals) else None
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
         await self._local.add_candidate(user, session_id, candidate)

@@ -85,6 +85,9 @@ class ClusterWiring:
         # reconnect elsewhere is relayed here, or, once this instance is gone, to the survivor that took
         # its calls over (their record outlives this instance's lease until that is decided)
         self.carried = SessionOwners(self.node, driver.takeovers.families, kind="carried", outlive_ms=outlive)
+        # ...and the WHIP resources here by user and destination: a client publishing again after this
+        # instance died waits (503) for the survivor, where its call waits for it (signaling/whip/whip.py)
+        self.whip_owners = SessionOwners(self.node, driver.whip_keys, kind="whip", outlive_ms=outlive)
         driver.takeovers.on_http_session = self._owned_here
         driver.reconnects.on_detached = self._detached_here
         self._claims: set[asyncio.Task[None]] = set()
@@ -102,6 +105,7 @@ class ClusterWiring:
         driver.on_steady = self.live_calls.soon  # a call just answered: written now, not at the beat
         driver.on_gone = self.live_calls.ended  # ...and a call over: out of Redis now
         self.live_calls.after_soon.append(self.carried.refresh)  # ...and where its browser is relayed to
+        self.live_calls.after_soon.append(self.whip_owners.refresh)
         self.node.add_refresher("live calls", self.live_calls.refresh, self.live_calls.leave)
         self.registrations: RegistrationOwnership | None = None
         self.throttle_store: RedisLoginThrottle | None = None
@@ -331,6 +335,8 @@ class ClusterWiring:
             drain,
             self.status,
             self.driver.takeovers.take_over_all,
+            whip_owners=self.whip_owners,
+            local_whips=lambda: frozenset(self.driver.whip_keys()),
         )
         self.http.install(app)
 

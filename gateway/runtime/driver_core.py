@@ -328,14 +328,16 @@ class DriverCore:
         *,
         dial: str | None,
         api_key: str | None,
+        whip: bool = False,
     ) -> HttpSession:
         """The HTTP session of a call taken over from an instance that died (runtime/continuity/takeover.py):
-        the same ids, so that the client's next offer with its `session_id` renews the call's media here."""
+        the same ids, so that the client's next offer with its `session_id` renews the call's media here
+        (a WHIP resource's: its client's next publish to the same destination, `whip_waiting`)."""
         if (user.id, public_id) in self._http or internal_id in self._sessions:
             raise Conflict(f"session {public_id!r} exists already", field="session_id")
         session = HttpSession(
-            user, on_end=self._http_ended, session_id=public_id, dial=dial, api_key=api_key, renewable=True,
-            internal_id=internal_id,
+            user, on_end=self._http_ended, session_id=public_id, dial=dial, api_key=api_key,
+            renewable=not whip, internal_id=internal_id,
         )  # fmt: skip
         session.call_id = session.progress.call_id = call_id
         self._sessions[session.id] = session

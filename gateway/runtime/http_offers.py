@@ -26,7 +26,7 @@ from gateway.identity import WebUser
 from gateway.runtime.browser_requests import BrowserRequests
 from gateway.runtime.offers import HttpSession
 from gateway.signaling.errors import BadRequest, Conflict, NotFound
-from gateway.signaling.service import JsonValue, OfferResult, SessionSink, session_key
+from gateway.signaling.service import JsonValue, OfferResult, SessionSink, session_key, whip_key
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,27 @@ class HttpOffers(BrowserRequests):
     def http_sessions_of(self, user: WebUser) -> tuple[HttpSession, ...]:
         self._expire_http()
         return tuple(session for (user_id, _), session in self._http.items() if user_id == user.id)
+
+    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
+        """The id of `user`'s WHIP resource calling `destination` whose call waits for new media here (it
+        was taken over from an instance that died: runtime/continuity/takeover.py): its client's next
+        publish to that destination renews it, instead of placing a second call."""
+        for session in self.http_sessions_of(user):
+            call_id = session.call_id
+            if session.renews_media or session.closed or call_id is None or call_id not in self._runtimes:
+                continue
+            if session.progress.dial == destination and self.registry.get(call_id).web_lost:
+                return session.public_id
+        return None
+
+    def whip_keys(self) -> tuple[str, ...]:
+        """`whip_key` of each live WHIP resource here: a cluster records where they are, so that a publish
+        to the same destination after this instance died waits for the survivor that takes it over."""
+        return tuple(
+            whip_key(user_id, session.progress.dial)
+            for (user_id, _), session in self._http.items()
+            if not session.renews_media and not session.closed and session.progress.dial
+        )
 
     async def http_offer(
         self,
@@ -128,8 +149,8 @@ class HttpOffers(BrowserRequests):
         keys = _keys(sdp)
         fingerprints = keys.fingerprints
         machine = self.registry.get(call_id)
-        if session.renews_media and (
-            machine.web_lost or (fingerprints and not fingerprints & session.fingerprints)
+        if machine.web_lost or (
+            session.renews_media and fingerprints and not fingerprints & session.fingerprints
         ):
             return await self._http_renew(session, call_id, sdp, keys, metadata)
         if self.passthrough(call_id) and keys.ufrag not in (None, session.ice_ufrag):

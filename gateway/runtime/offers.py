@@ -238,6 +238,9 @@ class OfferApi:
             user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=referred, renewable=renewable
         )
 
+    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
+        return self._driver.whip_waiting(user, destination)
+
     def _referring_call(self, user: WebUser, session_id: str) -> str:
         """The call of the user's session `session_id` whose SIP party's REFER is waiting for its call
         (`transfer_requested`): 404 no such session, 409 no REFER waiting (none came, or it timed out)."""

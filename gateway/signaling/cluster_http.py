@@ -5,7 +5,8 @@ HAProxy may send any request to any instance. The ones that name an HTTP-API or 
 /webrtc/close`, `POST /webrtc/ice-candidate` and the call controls (`/webrtc/hold`...) by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
 `/events`; `PATCH`/`DELETE /whip/sessions/{id}`; `POST /webrtc/offer` with `transfer_of`, whose new call
 must be placed where the REFER waits, or with the `session_id` of a session that exists: its ICE restart
-or new media) are served here when the session is here; otherwise the
+or new media; a WHIP publish, by its user and destination: where a resource of theirs may wait for it)
+are served here when the session is here; otherwise the
 owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
 cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
 
@@ -44,7 +45,7 @@ from gateway.logs import RateLimit
 from gateway.signaling.errors import SignalingError
 from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
 from gateway.signaling.http_api.offer_protocol import CONTROL_ACTIONS
-from gateway.signaling.service import session_key
+from gateway.signaling.service import session_key, whip_key
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,10 @@ class ClusterHttp:
     status: Callable[[], Awaitable[dict[str, object]]]
     # a draining instance's calls carried on here: (its id, call id -> handover JSON) -> the ids taken
     take_over: Callable[[str, dict[str, str]], Awaitable[list[str]]] | None = None
+    # where each user's WHIP resources calling each destination are (service.whip_key): a publish to the
+    # same destination goes there, where its call may wait for it (taken over from a dead instance)
+    whip_owners: Owners | None = None
+    local_whips: Callable[[], Container[str]] = frozenset
     clock: Callable[[], float] = time.time
     forwarded: int = 0
     _client: aiohttp.ClientSession | None = field(default=None, repr=False)
@@ -286,6 +291,8 @@ class ClusterHttp:
             if user:
                 request[ASSERTED_USER] = user
             return await handler(request)
+        if self.whip_owners is not None and _publishes(request):
+            return await self._publish(request, handler, self.whip_owners)
         session_id = await self._session_named(request)
         if session_id is None:
             return await handler(request)
@@ -296,8 +303,39 @@ class ClusterHttp:
         key = session_key(user, session_id)
         if key in self.local_sessions():
             return await handler(request)
+        return await self._to_owner(request, handler, self.owners, key, session_id)
+
+    async def _publish(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        owners: Owners,
+    ) -> web.StreamResponse:
+        """A WHIP publish goes where the same user's resource calling the same destination is, when that
+        is another instance: its call may wait there for this publish (taken over from an instance that
+        died: whip.py); 503 while that instance is dead and its call not taken over yet; else here."""
         try:
-            owner = await self.owners.owner(key)
+            principal = await authenticate(request, request.app[HTTP_API_KEY])
+        except SignalingError:
+            return await handler(request)  # it answers the refusal (401)
+        destination = request.match_info.get("destination") or principal.default_dial
+        key = whip_key(principal.user.id, destination) if destination else None
+        if key is None or key in self.local_whips():
+            return await handler(request)
+        return await self._to_owner(request, handler, owners, key, None)
+
+    async def _to_owner(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        owners: Owners,
+        key: str,
+        session_id: str | None,
+    ) -> web.StreamResponse:
+        """The request served by the instance `owners` names for `key`: forwarded to it when it is another
+        live one, 503 when it is dead (a survivor may be taking its call over), here when there is none."""
+        try:
+            owner = await owners.owner(key)
             peer = await self.instance(owner) if owner is not None and owner != self.instance_id else None
         except SignalingError as exc:  # Redis unreachable: say so rather than a misleading 404
             return error_response(exc, session_id)
@@ -377,6 +415,13 @@ class ClusterHttp:
                 return response
             await response.write_eof()
         return response
+
+
+def _publishes(request: web.Request) -> bool:
+    """A WHIP publish: `POST /whip` or `POST /whip/{destination}`."""
+    return request.method == "POST" and (
+        request.path == "/whip" or (request.path.startswith("/whip/") and "destination" in request.match_info)
+    )
 
 
 def _owner_gone(owner: str, session_id: str | None) -> web.Response:

@@ -253,6 +253,11 @@ class OfferResult:
     call_id: str | None = None  # the call the session placed
 
 
+def whip_key(user_id: str, destination: str) -> str:
+    """A user's WHIP publishing to a destination, as a cluster records where it is (gateway/cluster)."""
+    return f"{user_id}\x1f{destination}"
+
+
 def session_key(user_id: str, session_id: str) -> str:
     """An HTTP session's key beyond its user (a cluster's owner records): a session id names the
     session within its user's own (two users may choose the same one, and neither can tell: issue 32
@@ -369,6 +374,17 @@ class RecordingOffers(Protocol):
 
     async def record(self, user: WebUser, session_id: str, action: str) -> dict[str, object]:
         """Start, pause, resume or stop the recording of session `session_id`'s call: its state now."""
+        ...
+
+
+@runtime_checkable
+class WhipRenewals(Protocol):
+    """An `OfferService` that keeps a WHIP resource's call for its client's next publish (issue 34)."""
+
+    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
+        """The id of `user`'s WHIP resource calling `destination` whose call waits for new media (taken
+        over from an instance that died): a publish to that destination renews it (`offer` with its
+        `session_id`) instead of placing a second call. None: a new call."""
         ...
 
 

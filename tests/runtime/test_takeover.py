@@ -67,6 +67,20 @@ def test_a_pass_through_call_of_a_session_kept_is_written_as_version_2() -> None
         assert not h.media_intact and json.loads(h.to_json())["v"] == 1
 
 
+def test_a_whip_resources_handover_says_so_and_an_http_api_sessions_keeps_its_text() -> None:
+    """A WHIP resource's session is made again as one (its client's next publish renews it); an HTTP API
+    session's handover writes no `whip` key, so its text is what it was before."""
+    whip = dataclasses.replace(handover(), family="", http=HttpIds("s1", "h-1", "2000", "k1", whip=True))
+    assert Handover.from_json(whip.to_json()) == whip
+    assert json.loads(whip.to_json())["http"]["whip"] is True
+    api = dataclasses.replace(handover(), family="", http=HttpIds("s1", "h-1", "2000", "k1"))
+    assert "whip" not in json.loads(api.to_json())["http"]
+    data = json.loads(whip.to_json())
+    data["http"]["whip"] = "yes"
+    with pytest.raises(HandoverError, match=r"http\.whip"):
+        Handover.from_json(json.dumps(data))
+
+
 def test_a_json_rpc_peers_handover_is_read_back_whole_and_others_keep_their_text() -> None:
     """A JSON-RPC peer's call carries its session and peer ids; a call of another session writes no
     `rpc` key, so its handover's text is what it was before (the ledger rewrites only changes)."""

@@ -29,15 +29,21 @@ class HandoverError(ValueError):
 @dataclass(frozen=True, slots=True)
 class HttpIds:
     """An HTTP API session's ids and what it was opened with: made again under them by the survivor, so
-    that the client's next offer with its `session_id` renews the call's media there."""
+    that the client's next offer with its `session_id` renews the call's media there. A WHIP resource's
+    (`whip`) is renewed by its client's next publish to the same destination (signaling/whip/whip.py)."""
 
     public_id: str  # the id its user knows it by
     id: str  # the gateway's own (the call machine's session id)
     dial: str | None
     api_key: str | None  # the API key's id (not the key)
+    whip: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"public_id": self.public_id, "id": self.id, "dial": self.dial, "api_key": self.api_key}
+        found: dict[str, Any] = {"public_id": self.public_id, "id": self.id, "dial": self.dial}
+        found["api_key"] = self.api_key
+        if self.whip:  # (absent otherwise: the same text as before for the HTTP API's sessions)
+            found["whip"] = True
+        return found
 
     @classmethod
     def from_dict(cls, data: object) -> HttpIds | None:
@@ -51,7 +57,11 @@ class HttpIds:
         for name in ("dial", "api_key"):
             if data.get(name) is not None and not isinstance(data[name], str):
                 raise HandoverError(f"http.{name}: {data[name]!r}")
-        return cls(data["public_id"], data["id"], data.get("dial"), data.get("api_key"))
+        if not isinstance(data.get("whip", False), bool):
+            raise HandoverError(f"http.whip: {data['whip']!r}")
+        return cls(
+            data["public_id"], data["id"], data.get("dial"), data.get("api_key"), data.get("whip", False)
+        )
 
 
 @dataclass(frozen=True, slots=True)

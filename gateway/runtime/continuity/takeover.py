@@ -149,9 +149,11 @@ class Takeovers:
             return None
         session = driver.session(machine.session_id) if machine.session_id else None
         if isinstance(session, HttpSession):  # an HTTP API session renews its media by a new offer
-            if not session.renews_media or session.closed:
-                return None  # (WHIP cannot post a new offer for its resource)
-            ids = HttpIds(session.public_id, session.id, session.progress.dial, session.api_key)
+            if session.closed:
+                return None
+            # (a WHIP resource's client publishes again to the same destination: signaling/whip/whip.py)
+            whip = not session.renews_media
+            ids = HttpIds(session.public_id, session.id, session.progress.dial, session.api_key, whip)
             return "", session.user.id, ids
         if isinstance(session, PeerSink):  # a JSON-RPC peer: its announce of the id takes it back
             peer_id = session.takeover_peer
@@ -311,7 +313,9 @@ class Takeovers:
         driver.adopt_runtime(runtime)
         if handover.http is not None:  # its session again, under its ids: the client renews its media
             ids = handover.http
-            driver.adopt_http(user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key)
+            driver.adopt_http(
+                user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key, whip=ids.whip
+            )
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
         kept = any(part is not None for part in (handover.http, handover.rpc, handover.websip, handover.room))

@@ -18,7 +18,11 @@ that room (`rooms.rules`, else 403 `forbidden`). Errors: 400 a malformed offer o
 If-Match that does not match the ETag, 415 another Content-Type, 428 a restart without If-Match (§4.3.1:
 it carries `If-Match: *`), 422 a restart the session's media cannot do now (ICE not connected yet, a
 pass-through call), else the HTTP API's statuses (403, 408, 429...), with its JSON error body.
-The call's progress: `GET /webrtc/sessions/{id}` (and `/events`), as for HTTP offers.
+The call's progress: `GET /webrtc/sessions/{id}` (and `/events`), as for HTTP offers. A publish by a user
+whose resource calling the same destination waits for new media (its call taken over from a cluster
+instance that died: runtime/continuity/takeover.py) renews that call under that resource (`WhipRenewals`)
+instead of placing a second one; a cluster forwards such a publish to where the resource is
+(signaling/cluster_http.py).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from gateway.signaling.http_api.handlers import (
     visible_ice_servers,
 )
 from gateway.signaling.rooms.endpoint import ROOMS_KEY
-from gateway.signaling.service import IceRestartService
+from gateway.signaling.service import IceRestartService, WhipRenewals
 from gateway.signaling.ws.protocol import MAX_DESTINATION_CHARS, MAX_SDP_CHARS
 
 logger = logging.getLogger(__name__)
@@ -123,10 +127,15 @@ async def whip_post_handler(request: web.Request) -> web.Response:
                 "no destination: POST to /whip/{number} or configure a default_dial", field="destination"
             )
         _check_room_number(request, principal, destination)
+        service = context.offer_service
+        # its resource's call taken over from an instance that died, waiting for this publish: renewed
+        waiting = (
+            service.whip_waiting(principal.user, destination) if isinstance(service, WhipRenewals) else None
+        )
         try:
             async with asyncio.timeout(context.limits.service_timeout):
-                result = await context.offer_service.offer(
-                    principal.user, offer, destination, {}, None, api_key=principal.key_id
+                result = await service.offer(
+                    principal.user, offer, destination, {}, waiting, api_key=principal.key_id
                 )
         except TimeoutError:
             raise Timeout("no answer from the call layer in time") from None
@@ -137,7 +146,10 @@ async def whip_post_handler(request: web.Request) -> web.Response:
     request.app[WHIP_KEY].add(result.session_id, principal.user.id, ufrag)
     location = f"/whip/sessions/{quote(result.session_id, safe='')}"
     links = _ice_links(context.ice_servers.for_user(principal.user.id))
-    logger.info("WHIP session %s of %s calling %r", result.session_id, principal.user.id, destination)
+    logger.info(
+        "WHIP session %s of %s %s %r",
+        result.session_id, principal.user.id, "renewed, calling" if waiting else "calling", destination,
+    )  # fmt: skip
     headers = {"Location": location, "ETag": f'"{ufrag or result.session_id}"', "Cache-Control": "no-store"}
     response = web.Response(status=201, text=result.sdp, content_type=SDP_TYPE, headers=headers)
     for link in links:

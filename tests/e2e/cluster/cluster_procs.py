@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 from peers.demo import ALICE_HASH
@@ -38,7 +39,7 @@ from peers.ports import free_port, free_range
 from peers.scratch import scratch_dir
 from tests.conftest import REPO
 from tests.e2e.cluster.cluster_harness import CLUSTER_SECRET, HOSTS, SESSION_SECRET
-from tests.e2e.harness import BOB_HASH
+from tests.e2e.harness import BOB_HASH, wait_until
 
 
 def instance_mapping(
@@ -100,6 +101,21 @@ def instance_mapping(
         mapping[section] = {**mapping.get(section, {}), **values} if isinstance(values, dict) else values
     mapping["users"][0].update(alice or {})
     return mapping
+
+
+async def handovers_written(
+    redis_url: str, instance: str, count: int, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Once ``instance`` has ``count`` handovers in Redis (within ``timeout`` s): each, read as JSON without
+    its seal (the survivor's to check)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        key = f"gw:handover:{instance}"
+        await wait_until(lambda: client.hlen(key) == count, timeout=timeout)
+        values = [v if isinstance(v, str) else v.decode() for v in client.hvals(key)]
+    finally:
+        client.close()
+    return [json.loads(value.rpartition(";")[0]) for value in values]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from peers.phone import DeskPhone
 from peers.redis import running_redis
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.cluster.cluster_procs import instance_mapping, process_cluster
+from tests.e2e.cluster.cluster_procs import handovers_written, instance_mapping, process_cluster
 from tests.e2e.dialects.test_http_offer import API_KEY, KEY, _post
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
@@ -158,11 +158,7 @@ async def test_a_survivor_carries_on_an_http_api_call(tmp_path: Path) -> None:
                     number = int((await phone.wait_for("incoming"))["call"])
                     await phone.wait_for("state", call=number, state="CONFIRMED")
                     await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
-                    client = redis.Redis.from_url(server.url)
-                    try:
-                        await wait_until(lambda: client.hlen("gw:handover:gw1") == 1, timeout=5)
-                    finally:
-                        client.close()
+                    await handovers_written(server.url, "gw1", 1)
                     media_changes = len(phone.seen("media", call=number))
                     gw1.kill()
                     killed = time.monotonic()

@@ -28,7 +28,12 @@ from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.redis import running_redis
 from peers.webpeer import WebPeer
-from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
+from tests.e2e.cluster.cluster_procs import (
+    GatewayProcess,
+    handovers_written,
+    instance_mapping,
+    process_cluster,
+)
 from tests.e2e.dialects.test_jsonrpc import API_KEY, RpcClient
 from tests.e2e.harness import wait_until
 from tests.e2e.softphone.test_reconnect import tail_has_tone
@@ -98,11 +103,7 @@ async def call_then_kill(
     try:
         async with rpc_socket(http, gw1) as client:
             call_id, number = await talk_to_the_phone(client, first, phone)
-            client_redis = redis.Redis.from_url(redis_url)
-            try:
-                await wait_until(lambda: client_redis.hlen("gw:handover:gw1") == 1, timeout=5)
-            finally:
-                client_redis.close()
+            await handovers_written(redis_url, "gw1", 1)
             media_changes = len(phone.seen("media", call=number))
             gw1.kill()
             return call_id, number, media_changes, time.monotonic()

@@ -12,7 +12,6 @@ and hear each other again.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +21,12 @@ from peers.redis import running_redis
 from peers.web_user import WebUser, WebUserError
 from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_harness import cluster
-from tests.e2e.cluster.cluster_procs import GatewayProcess, instance_mapping, process_cluster
+from tests.e2e.cluster.cluster_procs import (
+    GatewayProcess,
+    handovers_written,
+    instance_mapping,
+    process_cluster,
+)
 from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, wait_until
 
 RTP_BASE = 55800  # this file's RTP ports: 55800-55999, 56400-56599
@@ -74,12 +78,6 @@ async def back_at(
         await asyncio.gather(alice_again.close(), bob_again.close())
 
 
-def handovers(client: redis.Redis, instance: str) -> list[dict[str, object]]:
-    """The handovers ``instance`` wrote, unsealed (read as they are: the seal is the survivor's to check)."""
-    values = [v if isinstance(v, str) else v.decode() for v in client.hvals(f"gw:handover:{instance}")]
-    return [json.loads(value.rpartition(";")[0]) for value in values]
-
-
 async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         mappings = [
@@ -94,13 +92,8 @@ async def test_a_survivor_carries_on_a_web_to_web_call(tmp_path: Path) -> None:
             bob = WebUser(gw1.http_url, "bob", BOB_SECRET)
             try:
                 calls = await in_a_call(alice, bob, alice_media, bob_media)
-                client = redis.Redis.from_url(server.url)
-                try:  # both ends' handovers name their dialog with gw1 itself
-                    await wait_until(lambda: client.hlen("gw:handover:gw1") == 2, timeout=5)
-                    lines = handovers(client, "gw1")
-                    assert all(line.get("pair") for line in lines), lines
-                finally:
-                    client.close()
+                lines = await handovers_written(server.url, "gw1", 2)  # both ends' name their dialog
+                assert all(line.get("pair") for line in lines), lines
                 gw1.kill()
                 killed = time.monotonic()
             finally:
@@ -195,14 +188,9 @@ async def test_a_peer_to_peer_call_goes_on_through_its_instances_death(tmp_path:
             bob = WebUser(gw1.http_url, "bob", BOB_SECRET)
             try:
                 call_a, call_b = await in_a_call(alice, bob, alice_media, bob_media)
-                client = redis.Redis.from_url(server.url)
-                try:
-                    await wait_until(lambda: client.hlen("gw:handover:gw1") == 2, timeout=5)
-                    lines = handovers(client, "gw1")
-                    assert all(line.get("pair") for line in lines), lines
-                    assert {line["media"]["kind"] for line in lines} == {"passthrough"}, lines  # type: ignore[index]
-                finally:
-                    client.close()
+                lines = await handovers_written(server.url, "gw1", 2)
+                assert all(line.get("pair") for line in lines), lines
+                assert {line["media"]["kind"] for line in lines} == {"passthrough"}, lines
                 gw1.kill()
                 killed = time.monotonic()
                 await asyncio.gather(alice.close(), bob.close())  # (their sockets went with gw1)

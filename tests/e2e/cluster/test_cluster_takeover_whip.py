@@ -1,0 +1,95 @@
+"""A WHIP publisher's call outlives its gateway instance (issue 34): two instances as real processes
+sharing a real Redis, the pjsua2 desk phone as the far end.
+
+A WHIP client (aiortc, an API key) publishes to /whip/2000 through gw1 and talks to the phone; gw1 gets
+SIGKILL. Its DTLS association died with gw1, so the client cannot restart ICE on its resource: it
+publishes again to the same destination, as WHIP clients do when their session fails. That publish,
+at gw2, waits (503 with Retry-After) while gw1's call is being taken over, then renews the call's web
+leg under the same resource (the same Location) instead of placing a second call: the phone saw a
+re-INVITE and no BYE, hears the client's new tone, and the DELETE of the resource hangs it up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
+from peers.redis import running_redis
+from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_procs import handovers_written, instance_mapping, process_cluster
+from tests.e2e.dialects.test_whip import API_KEY, WhipClient
+from tests.e2e.harness import wait_until
+from tests.e2e.softphone.test_reconnect import tail_has_tone
+
+LEASE = 2.0
+
+
+async def publish(http: aiohttp.ClientSession, endpoint: str, offer: str) -> tuple[int, str, str | None]:
+    """POST the offer to a WHIP endpoint: (status, body, Location)."""
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/sdp"}
+    async with http.post(endpoint, data=offer, headers=headers) as response:
+        return response.status, await response.text(), response.headers.get("Location")
+
+
+async def test_a_whip_publisher_gets_its_call_back_by_publishing_again(tmp_path: Path) -> None:
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        with running_redis(tmp_path) as server:
+            mappings = [
+                instance_mapping(
+                    i, server.url, pbx=phone.address, lease=LEASE,
+                    extra={"web_auth": {"reconnect_grace": 20}}, alice={"api_keys": [{"key": API_KEY}]},
+                )
+                for i in range(2)
+            ]  # fmt: skip
+            async with process_cluster(tmp_path, mappings) as (gw1, gw2), aiohttp.ClientSession() as http:
+                first = WebPeer(freq=1000)
+                whip = WhipClient(http, f"{gw1.http_url}/whip/2000", API_KEY)
+                try:
+                    await first.accept(await whip.publish(await first.offer()))
+                    number = int((await phone.wait_for("incoming"))["call"])
+                    await phone.wait_for("state", call=number, state="CONFIRMED")
+                    await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
+                    [written] = await handovers_written(server.url, "gw1", 1)
+                    assert written["http"]["whip"] is True, written
+                    media_changes = len(phone.seen("media", call=number))
+                    gw1.kill()
+                    killed = time.monotonic()
+                finally:
+                    await first.close()
+                assert whip.resource is not None
+                resource = URL(whip.resource).path
+
+                second = WebPeer(freq=1300)
+                try:
+                    offer, waited = await second.offer(), 0
+                    while True:  # as a client does on 503 with Retry-After
+                        status, body, location = await publish(http, f"{gw2.http_url}/whip/2000", offer)
+                        if status != 503:
+                            break
+                        waited += 1
+                        assert time.monotonic() - killed < LEASE + 8, body
+                        await asyncio.sleep(0.3)
+                    assert status == 201, body
+                    assert location == resource, (location, resource)  # the same resource, renewed
+                    await second.accept(body)
+                    await wait_until(lambda: second.heard(440, last=1.0), timeout=20)
+                    back = time.monotonic() - killed
+                    assert len(phone.seen("incoming")) == 1, "a second call reached the phone"
+                    assert len(phone.seen("media", call=number)) > media_changes  # the survivor's re-INVITE
+                    assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone heard a BYE"
+                    await asyncio.sleep(1.5)  # the new tone in the phone's recording
+                    headers = {"Authorization": f"Bearer {API_KEY}"}
+                    async with http.delete(f"{gw2.http_url}{resource}", headers=headers) as response:
+                        assert response.status == 200, await response.text()
+                    await phone.wait_for("state", call=number, state="DISCONNECTED")
+                finally:
+                    await second.close()
+                wav = await phone.wait_for_recording(number)
+                assert tail_has_tone(wav, 1300), "the phone did not hear the client after the takeover"
+    print(f"WHIP: heard again {back:.2f} s after the kill ({waited} publishes answered 503 first)")
