@@ -87,6 +87,18 @@ class RoomOwners:
         home = await self._home(room_id, unreachable)
         return home.http if home is not None else None
 
+    async def lives_at(self, room_id: str) -> str | None:
+        """The base URL of the live instance room `room_id` lives on, when another; None: here, nowhere,
+        or unknown (Redis unavailable). Nothing is taken (a WHEP viewer only asks where to watch)."""
+        node, key = self._node, self._key(room_id)
+        try:
+            sealed = await node.get("find a room's instance", key)
+            owner = node.signer.unseal(OWNER, sealed, key, "a room's instance", room_id) if sealed else None
+            peer = await node.instance(owner) if owner is not None and owner != node.id else None
+        except ClusterUnavailable:
+            return None
+        return peer.http if peer is not None else None
+
     async def sip_home(self, room_id: str) -> str | None:
         """The advertised SIP address of the instance room `room_id` lives on, when another (a SIP call
         to its number goes there); None: here, as `place`, or that instance drains (it takes no new call:

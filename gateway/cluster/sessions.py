@@ -149,9 +149,13 @@ class ClusterOfferApi:
     async def progress(self, user: WebUser, session_id: str) -> SessionProgress:
         return await self._local.progress(user, session_id)
 
-    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
+    def whip_waiting(self, user: WebUser, destination: str, api_key: str | None) -> str | None:
         """A resource of this instance (a publish to its destination is forwarded here: cluster_http)."""
-        return self._local.whip_waiting(user, destination) if isinstance(self._local, WhipRenewals) else None
+        local = self._local
+        return local.whip_waiting(user, destination, api_key) if isinstance(local, WhipRenewals) else None
+
+    def whip_resource(self, user: WebUser, session_id: str) -> bool:
+        return isinstance(self._local, WhipRenewals) and self._local.whip_resource(user, session_id)
 
     async def add_candidate(self, user: WebUser, session_id: str, candidate: IceCandidateInit | None) -> None:
         await self._local.add_candidate(user, session_id, candidate)

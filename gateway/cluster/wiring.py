@@ -283,6 +283,7 @@ class ClusterWiring:
             takeovers.room_home = self.rooms.place
             if self.http is not None:
                 takeovers.forward = self.http.hand_over_or_unknown
+                self.http.room_instance = self.rooms.lives_at  # a WHEP viewer watches where the room is
             self.driver.room_redirect = self._room_redirect
         # JSON-RPC peers alike (gateway/signaling/jsonrpc/resume.py), by `peer_family`
         app[RPC_KEY] = dataclasses.replace(app[RPC_KEY], relay_to=self.relay_to)

@@ -47,13 +47,16 @@ class HttpOffers(BrowserRequests):
         self._expire_http()
         return tuple(session for (user_id, _), session in self._http.items() if user_id == user.id)
 
-    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
-        """The id of `user`'s WHIP resource calling `destination` whose call waits for new media here (it
-        was taken over from an instance that died: runtime/continuity/takeover.py): its client's next
-        publish to that destination renews it, instead of placing a second call."""
+    def whip_waiting(self, user: WebUser, destination: str, api_key: str | None) -> str | None:
+        """The id of `user`'s WHIP resource calling `destination`, opened with API key `api_key`, whose
+        call waits for new media here (it was taken over from an instance that died:
+        runtime/continuity/takeover.py): its client's next publish to that destination renews it, instead
+        of placing a second call."""
         for session in self.http_sessions_of(user):
             call_id = session.call_id
             if session.renews_media or session.closed or call_id is None or call_id not in self._runtimes:
+                continue
+            if session.api_key != api_key:  # (another client of the user's: not its call to take)
                 continue
             if session.progress.dial == destination and self.registry.get(call_id).web_lost:
                 return session.public_id

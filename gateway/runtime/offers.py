@@ -238,8 +238,15 @@ class OfferApi:
             user, sdp, dial, metadata, session_id, api_key=api_key, transfer_of=referred, renewable=renewable
         )
 
-    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
-        return self._driver.whip_waiting(user, destination)
+    def whip_waiting(self, user: WebUser, destination: str, api_key: str | None) -> str | None:
+        return self._driver.whip_waiting(user, destination, api_key)
+
+    def whip_resource(self, user: WebUser, session_id: str) -> bool:
+        try:
+            session = self._driver.http_session(user, session_id)
+        except NotFound:
+            return False
+        return not session.renews_media and not session.closed
 
     def _referring_call(self, user: WebUser, session_id: str) -> str:
         """The call of the user's session `session_id` whose SIP party's REFER is waiting for its call

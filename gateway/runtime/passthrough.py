@@ -61,15 +61,22 @@ _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\r?$", re.MULT
 _ORIGIN = re.compile(r"^o=[^\r\n]*", re.MULTILINE)
 
 
-Transport = tuple[str | None, str | None, tuple[sdp.Fingerprint, ...]]  # ICE ufrag, pwd; DTLS fingerprints
+Transport = tuple[str | None, str | None, frozenset[str]]  # ICE ufrag, pwd; DTLS fingerprints
 
 
 def _transport(description: sdp.SessionDescription) -> Transport | None:
-    """The ICE session and DTLS association a description's first m-line speaks for (None: no media)."""
+    """The ICE session and DTLS association a description's first m-line speaks for (None: no media); the
+    fingerprints as a set, their case made one (a far end may write them otherwise from one offer to the
+    next: that changes nothing)."""
     if not description.media:
         return None
     ice, dtls = description.ice_for(0), description.dtls_for(0)
-    return (ice.ufrag if ice else None, ice.pwd if ice else None, dtls.fingerprints if dtls else ())
+    fingerprints = (
+        frozenset(f"{f.algorithm.lower()} {f.value.upper()}" for f in dtls.fingerprints)
+        if dtls
+        else frozenset()
+    )
+    return (ice.ufrag if ice else None, ice.pwd if ice else None, fingerprints)
 
 
 class PassthroughError(MediaError):

@@ -120,21 +120,27 @@ class ApiCredentials:
             return ApiPrincipal(found, self._defaults.get(found.id), "basic")
         raise Unauthorized(f"unsupported authorization scheme {scheme[:20]!r}: use Bearer or Basic")
 
-    async def asserted(self, user_id: str) -> ApiPrincipal:
+    async def asserted(self, user_id: str, key_id: str | None = None) -> ApiPrincipal:
         """The principal of a user another cluster instance authenticated (its signed assertion was
-        checked by gateway/signaling/cluster_http.py)."""
-        return await self._principal(user_id, "cluster")
+        checked by gateway/signaling/cluster_http.py), as the API key of that id when one is named."""
+        principal = await self._principal(user_id, "cluster")
+        entry = next((e for e in self._keys.values() if e.key_id == key_id and e.user_id == user_id), None)
+        return principal if entry is None else _as_key(principal, entry)
 
     async def _by_key(self, key: str) -> ApiPrincipal:
         entry = self._keys.get(_digest(key)) if len(key) <= MAX_CREDENTIAL_CHARS else None
         if entry is None:
             raise Unauthorized("unknown API key")
-        principal = await self._principal(entry.user_id, "api_key")
-        dial = entry.default_dial if entry.default_dial is not None else principal.default_dial
-        return ApiPrincipal(principal.user, dial, f"api_key {entry.name}", entry.name, entry.key_id)
+        return _as_key(await self._principal(entry.user_id, "api_key"), entry)
 
     async def _principal(self, user_id: str, via: str) -> ApiPrincipal:
         user = await self.identity.store.get(user_id)
         if user is None:
             raise Unauthorized("the user of these credentials no longer exists")
         return ApiPrincipal(user, self._defaults.get(user.id), via)
+
+
+def _as_key(principal: ApiPrincipal, entry: _KeyEntry) -> ApiPrincipal:
+    """The user's principal as one of her API keys: its default destination, its caps' id."""
+    dial = entry.default_dial if entry.default_dial is not None else principal.default_dial
+    return ApiPrincipal(principal.user, dial, f"api_key {entry.name}", entry.name, entry.key_id)

@@ -5,7 +5,8 @@ HAProxy may send any request to any instance. The ones that name an HTTP-API or 
 /webrtc/close`, `POST /webrtc/ice-candidate` and the call controls (`/webrtc/hold`...) by their JSON `session_id`; `GET /webrtc/sessions/{id}`,
 `/events`; `PATCH`/`DELETE /whip/sessions/{id}`; `POST /webrtc/offer` with `transfer_of`, whose new call
 must be placed where the REFER waits, or with the `session_id` of a session that exists: its ICE restart
-or new media; a WHIP publish, by its user and destination: where a resource of theirs may wait for it)
+or new media; a WHIP publish, by its user and destination: where a resource of theirs may wait for it;
+a WHEP viewer's offer, by the session or room it watches)
 are served here when the session is here; otherwise the
 owner is looked up in Redis (gateway/cluster/sessions.py; an owner or instance record not signed with the
 cluster secret is ignored) and the request is forwarded to its advertised HTTP URL.
@@ -37,13 +38,20 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Final, Protocol
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
 from gateway.logs import RateLimit
 from gateway.signaling.errors import SignalingError
-from gateway.signaling.http_api.handlers import ASSERTED_USER, HTTP_API_KEY, authenticate, error_response
+from gateway.signaling.http_api.handlers import (
+    ASSERTED_KEY,
+    ASSERTED_USER,
+    HTTP_API_KEY,
+    authenticate,
+    error_response,
+)
 from gateway.signaling.http_api.offer_protocol import CONTROL_ACTIONS
 from gateway.signaling.service import session_key, whip_key
 
@@ -52,6 +60,7 @@ logger = logging.getLogger(__name__)
 FORWARDED: Final = "X-Gateway-Forwarded"
 RELAYED: Final = "X-Gateway-Relayed"  # a WebSocket upgrade one instance relays to another (RelayMark)
 USER: Final = "X-Gateway-User"
+KEY_PARAM: Final = "gateway_api_key"  # a forwarded WHIP publish's API key id, in its signed query
 # the client's credentials: never forwarded (the forward asserts the user instead)
 _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", USER.lower()})
 MAX_SKEW: Final = 30.0  # seconds a signature stays valid
@@ -186,6 +195,8 @@ class ClusterHttp:
     # same destination goes there, where its call may wait for it (taken over from a dead instance)
     whip_owners: Owners | None = None
     local_whips: Callable[[], Container[str]] = frozenset
+    # the base URL of the live instance a room lives on, when another (cluster/room_owners.py `lives_at`)
+    room_instance: Callable[[str], Awaitable[str | None]] | None = None
     clock: Callable[[], float] = time.time
     forwarded: int = 0
     _client: aiohttp.ClientSession | None = field(default=None, repr=False)
@@ -290,9 +301,13 @@ class ClusterHttp:
             user = request.headers.get(USER)
             if user:
                 request[ASSERTED_USER] = user
+                if KEY_PARAM in request.query:  # (signed with the path: a WHIP publish's API key)
+                    request[ASSERTED_KEY] = request.query[KEY_PARAM]
             return await handler(request)
         if self.whip_owners is not None and _publishes(request):
             return await self._publish(request, handler, self.whip_owners)
+        if _watches(request):
+            return await self._watch(request, handler)
         session_id = await self._session_named(request)
         if session_id is None:
             return await handler(request)
@@ -322,7 +337,46 @@ class ClusterHttp:
         key = whip_key(principal.user.id, destination) if destination else None
         if key is None or key in self.local_whips():
             return await handler(request)
-        return await self._to_owner(request, handler, owners, key, None)
+        try:
+            owner = await owners.owner(key)
+            peer = await self.instance(owner) if owner is not None and owner != self.instance_id else None
+        except SignalingError:  # Redis unreachable: a publish works here as before
+            return await handler(request)
+        if peer is None or peer.draining:  # (a draining instance takes no new call: here)
+            if peer is None and owner is not None and owner != self.instance_id:
+                return _owner_gone(owner, None)  # its call may wait for this publish at a survivor soon
+            return await handler(request)
+        # the destination in the path and the API key it was published with (the owner serves it as that
+        # key's, its caps and default destination), both under the forward's signature
+        query = f"?{KEY_PARAM}={quote(principal.key_id, safe='')}" if principal.key_id else ""
+        return await self._forward(
+            request, owner or "", peer.http, f"/whip/{quote(destination or '', safe='')}{query}"
+        )
+
+    async def _watch(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """A WHEP viewer goes where what it watches is: the user's HTTP API or WHIP session of that id
+        (its call's far end) on another instance, or the room of that id living on another instance (a
+        viewer whose instance died asks again, wherever its session's call or its room went); else here."""
+        try:
+            user = (await authenticate(request, request.app[HTTP_API_KEY])).user.id
+        except SignalingError:
+            return await handler(request)  # it answers the refusal (401)
+        target = request.match_info["room_id"][:128]
+        key = session_key(user, target)
+        if key in self.local_sessions():
+            return await handler(request)
+        try:
+            owner = await self.owners.owner(key)
+        except SignalingError as exc:
+            return error_response(exc)
+        if owner is not None and owner != self.instance_id:
+            return await self._to_owner(request, handler, self.owners, key, None)
+        base = await self.room_instance(target) if self.room_instance is not None else None
+        if base is None:
+            return await handler(request)
+        return await self._forward(request, f"room {target}", base)
 
     async def _to_owner(
         self,
@@ -372,7 +426,9 @@ class ClusterHttp:
         )
         return value[:128] if isinstance(value, str) else None
 
-    async def _forward(self, request: web.Request, owner: str, base: str) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.Request, owner: str, base: str, path_qs: str | None = None
+    ) -> web.StreamResponse:
         if self._client is None:
             timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
             self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
@@ -384,8 +440,9 @@ class ClusterHttp:
         body = await request.read() if request.body_exists else b""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | _SECRETS}
         headers[USER] = user
+        path_qs = path_qs or request.path_qs
         headers[FORWARDED] = sign(
-            self.secret, self.instance_id, request.method, request.path_qs, self.clock(), user, body
+            self.secret, self.instance_id, request.method, path_qs, self.clock(), user, body
         )
         headers["X-Forwarded-For"] = request.headers.get("X-Forwarded-For", request.remote or "")
         self.forwarded += 1
@@ -393,7 +450,7 @@ class ClusterHttp:
         try:
             upstream = await self._client.request(
                 request.method,
-                base + request.path_qs,
+                base + path_qs,
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
@@ -422,6 +479,11 @@ def _publishes(request: web.Request) -> bool:
     return request.method == "POST" and (
         request.path == "/whip" or (request.path.startswith("/whip/") and "destination" in request.match_info)
     )
+
+
+def _watches(request: web.Request) -> bool:
+    """A WHEP viewer's offer: `POST /whep/{room_id}` (a room's id, or one of the user's sessions')."""
+    return request.method == "POST" and request.path.startswith("/whep/") and "room_id" in request.match_info
 
 
 def _owner_gone(owner: str, session_id: str | None) -> web.Response:

@@ -381,10 +381,14 @@ class RecordingOffers(Protocol):
 class WhipRenewals(Protocol):
     """An `OfferService` that keeps a WHIP resource's call for its client's next publish (issue 34)."""
 
-    def whip_waiting(self, user: WebUser, destination: str) -> str | None:
-        """The id of `user`'s WHIP resource calling `destination` whose call waits for new media (taken
-        over from an instance that died): a publish to that destination renews it (`offer` with its
-        `session_id`) instead of placing a second call. None: a new call."""
+    def whip_waiting(self, user: WebUser, destination: str, api_key: str | None) -> str | None:
+        """The id of `user`'s WHIP resource calling `destination` (opened with the same API key) whose
+        call waits for new media (taken over from an instance that died): a publish to that destination
+        renews it (`offer` with its `session_id`) instead of placing a second call. None: a new call."""
+        ...
+
+    def whip_resource(self, user: WebUser, session_id: str) -> bool:
+        """Whether `session_id` is one of `user`'s live WHIP resources here (one taken over included)."""
         ...
 
 

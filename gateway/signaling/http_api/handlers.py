@@ -61,6 +61,7 @@ HTTP_API_KEY: Final = web.AppKey("signaling_http_api", HttpApiContext)
 # The user another cluster instance authenticated, for a request it forwarded here with a valid signature
 # (gateway/signaling/cluster_http.py): the forward carries no credentials of the user's own.
 ASSERTED_USER: Final = web.RequestKey("cluster_asserted_user", str)
+ASSERTED_KEY: Final = web.RequestKey("cluster_asserted_key", str)  # ...and the API key's id it used
 AUTHENTICATED: Final = web.RequestKey("api_principal", object)  # ApiPrincipal | SignalingError
 
 
@@ -73,7 +74,7 @@ async def authenticate(request: web.Request, context: HttpApiContext) -> ApiPrin
         try:
             asserted = request.get(ASSERTED_USER)
             if asserted is not None:
-                outcome = await context.credentials.asserted(asserted)
+                outcome = await context.credentials.asserted(asserted, request.get(ASSERTED_KEY))
             else:
                 outcome = await context.credentials.authenticate(
                     request.headers.get("Authorization"),

@@ -130,7 +130,9 @@ async def whip_post_handler(request: web.Request) -> web.Response:
         service = context.offer_service
         # its resource's call taken over from an instance that died, waiting for this publish: renewed
         waiting = (
-            service.whip_waiting(principal.user, destination) if isinstance(service, WhipRenewals) else None
+            service.whip_waiting(principal.user, destination, principal.key_id)
+            if isinstance(service, WhipRenewals)
+            else None
         )
         try:
             async with asyncio.timeout(context.limits.service_timeout):
@@ -194,6 +196,13 @@ async def _resource(request: web.Request) -> tuple[ApiPrincipal, str, str | None
     principal = await authenticate(request, context)
     session_id = request.match_info["session_id"]
     entry = request.app[WHIP_KEY].items.get(session_id)
+    service = context.offer_service
+    if (
+        entry is None
+        and isinstance(service, WhipRenewals)
+        and service.whip_resource(principal.user, session_id)
+    ):
+        entry = (principal.user.id, None)  # taken over here from an instance that died: its ufrag unknown
     if entry is None or entry[0] != principal.user.id:
         raise NotFound(f"no WHIP session {session_id[:128]!r}", field="session_id")
     await context.offer_service.progress(principal.user, session_id)  # NotFound once forgotten

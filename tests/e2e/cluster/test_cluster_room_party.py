@@ -7,6 +7,10 @@ the party's call over from its handover: it takes the room for itself (gw1's lea
 the phone to its own media (the phone never sees a BYE), re-opens the room with the gateway peer and
 gives the call a new leg to the mix. alice's peer comes back at gw2 (her socket died with gw1), finds
 the gateway in the room, connects to it, and she and the phone hear each other again.
+
+A WHEP viewer of the room asks gw2 while the room lives on gw1: its offer is forwarded there and it
+hears the phone. Its connection dies with gw1; asking again (at gw2, where the room went) it hears the
+phone again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ from tests.e2e.softphone.test_reconnect import tail_has_tone
 RTP_BASE = 54600  # this file's RTP ports: 54600-54799, 55200-55399
 LEASE = 2.0
 KEY = "e2e-room-party-key-0123456789"
+
+
+async def watch(http: aiohttp.ClientSession, instance: GatewayProcess, viewer: WebPeer) -> None:
+    """A WHEP viewer of room `meet` asking `instance`: 201, and it hears the phone."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"}
+    async with http.post(f"{instance.http_url}/whep/meet", data=await viewer.offer(), headers=headers) as r:
+        assert r.status == 201, await r.text()
+        answer = await r.text()
+    await viewer.accept(answer)
+    await wait_until(lambda: viewer.heard(440, last=1.0), timeout=15)
 
 
 def url(instance: GatewayProcess) -> str:
@@ -61,7 +75,7 @@ async def test_a_survivor_carries_on_a_rooms_sip_party(tmp_path: Path) -> None:
                 for i in range(2)
             ]  # fmt: skip
             async with process_cluster(tmp_path, mappings) as (gw1, gw2), aiohttp.ClientSession() as http:
-                first = WebPeer(1000)
+                first, viewer = WebPeer(1000), WebPeer(direction="recvonly")
                 peer = RoomPeer(await http.ws_connect(url(gw1)), first)
                 try:
                     await peer.wait_for("joined")
@@ -72,6 +86,8 @@ async def test_a_survivor_carries_on_a_rooms_sip_party(tmp_path: Path) -> None:
                     await peer.wait_for("sip_party", call_id=call_id, state="connected")
                     await peer.wait_for("offer", from_peer_id="gateway")  # answered by its RoomPeer
                     await wait_until(lambda: first.heard(440, last=1.0), timeout=15)
+                    await watch(http, gw2, viewer)  # the room lives on gw1: forwarded there
+                    assert "forwarded to" in gw2.log()
                     client = redis.Redis.from_url(server.url)
                     try:
                         await wait_until(lambda: client.hexists("gw:handover:gw1", call_id), timeout=5)
@@ -82,10 +98,10 @@ async def test_a_survivor_carries_on_a_rooms_sip_party(tmp_path: Path) -> None:
                     killed = time.monotonic()
                 finally:
                     await peer.close()
-                    await first.close()
+                    await asyncio.gather(first.close(), viewer.close())
 
                 await wait_until(lambda: "taken over here" in gw2.log(), timeout=LEASE + 10)
-                second = WebPeer(1300)
+                second, viewer = WebPeer(1300), WebPeer(direction="recvonly")
                 try:
                     peer = RoomPeer(await http.ws_connect(url(gw2)), second)
                     await peer.wait_for("joined", timeout=10)
@@ -94,13 +110,14 @@ async def test_a_survivor_carries_on_a_rooms_sip_party(tmp_path: Path) -> None:
                     back = time.monotonic() - killed
                     assert len(phone.seen("media", call=number)) > media_changes  # gw2's re-INVITE
                     assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone heard a BYE"
+                    await watch(http, gw2, viewer)  # the viewer asks again: the room is gw2's now
                     await asyncio.sleep(1.5)  # alice's new tone in the phone's recording
                     await peer.ws.send_json({"type": "hangup", "call_id": call_id})
                     await phone.wait_for("state", call=number, state="DISCONNECTED")
                     await peer.wait_for("sip_party", call_id=call_id, state="ended")
                 finally:
                     await peer.close()
-                    await second.close()
+                    await asyncio.gather(second.close(), viewer.close())
                 wav = await phone.wait_for_recording(number)
                 assert tail_has_tone(wav, 1300), "the phone did not hear alice after the takeover"
     print(f"alice heard the phone again {back:.2f} s after gw1's kill -9")

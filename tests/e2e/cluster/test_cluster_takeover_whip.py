@@ -6,7 +6,8 @@ SIGKILL. Its DTLS association died with gw1, so the client cannot restart ICE on
 publishes again to the same destination, as WHIP clients do when their session fails. That publish,
 at gw2, waits (503 with Retry-After) while gw1's call is being taken over, then renews the call's web
 leg under the same resource (the same Location) instead of placing a second call: the phone saw a
-re-INVITE and no BYE, hears the client's new tone, and the DELETE of the resource hangs it up."""
+re-INVITE and no BYE, hears the client's new tone, and the DELETE of the resource hangs it up. A WHEP
+viewer of the call asking gw2 while the call is gw1's is forwarded there and hears the phone."""
 
 from __future__ import annotations
 
@@ -48,20 +49,28 @@ async def test_a_whip_publisher_gets_its_call_back_by_publishing_again(tmp_path:
                 for i in range(2)
             ]  # fmt: skip
             async with process_cluster(tmp_path, mappings) as (gw1, gw2), aiohttp.ClientSession() as http:
-                first = WebPeer(freq=1000)
+                first, viewer = WebPeer(freq=1000), WebPeer(direction="recvonly")
                 whip = WhipClient(http, f"{gw1.http_url}/whip/2000", API_KEY)
                 try:
                     await first.accept(await whip.publish(await first.offer()))
                     number = int((await phone.wait_for("incoming"))["call"])
                     await phone.wait_for("state", call=number, state="CONFIRMED")
                     await wait_until(lambda: first.heard(440, last=1.0), timeout=10)
+                    assert whip.resource is not None
+                    session_id = whip.resource.rpartition("/")[2]
+                    status, body, _ = await publish(
+                        http, f"{gw2.http_url}/whep/{session_id}", await viewer.offer()
+                    )
+                    assert status == 201, body  # the call is gw1's: forwarded there
+                    await viewer.accept(body)
+                    await wait_until(lambda: viewer.heard(440, last=1.0), timeout=10)
                     [written] = await handovers_written(server.url, "gw1", 1)
                     assert written["http"]["whip"] is True, written
                     media_changes = len(phone.seen("media", call=number))
                     gw1.kill()
                     killed = time.monotonic()
                 finally:
-                    await first.close()
+                    await asyncio.gather(first.close(), viewer.close())
                 assert whip.resource is not None
                 resource = URL(whip.resource).path
 
