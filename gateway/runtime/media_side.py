@@ -37,6 +37,7 @@ from gateway.media.video.keyframe import MEDIA_CONTROL, picture_fast_update
 from gateway.runtime.call_media import CallMedia
 from gateway.runtime.dispatch import Table
 from gateway.runtime.host import RuntimeHost
+from gateway.runtime.offers import HttpSession
 from gateway.runtime.passthrough import InfoSender, PassthroughMedia
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import media_to_call_event
@@ -259,8 +260,14 @@ class MediaSide:
         return ev.MediaSipOfferReady(offer if offer is not None else await bridge.sip_offer())
 
     async def _reoffer_web(self, bridge: CallMedia, sip_sdp: str) -> str | None:
-        """The browser's new offer when the SIP re-offer adds or drops video (escalation); None: answer
-        at once (no change, or a browser that cannot be offered again: the video is turned down)."""
+        """The browser's new offer when the SIP re-offer adds or drops video (escalation), or, passed
+        through, changes the ICE session; None: answer at once (no change, or a browser that cannot be
+        offered again: the video is turned down). An HTTP API or WHIP client only ever offers: it is not
+        asked (the SIP party would wait `web_reoffer_timeout` for a 488)."""
+        view = self._view()
+        session = self._host.session(view.session_id) if view is not None and view.session_id else None
+        if isinstance(session, HttpSession):
+            return None
         try:
             return await bridge.reoffer_web_for_sip(sip_sdp)
         except (sdp.SdpError, MediaError) as exc:
