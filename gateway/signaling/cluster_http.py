@@ -28,6 +28,7 @@ id: handover JSON}}`, gateway/runtime/continuity/takeover.py); the answer lists 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -38,7 +39,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from typing import Final, Protocol
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -302,7 +302,7 @@ class ClusterHttp:
             if user:
                 request[ASSERTED_USER] = user
                 if KEY_PARAM in request.query:  # (signed with the path: a WHIP publish's API key)
-                    request[ASSERTED_KEY] = request.query[KEY_PARAM]
+                    request[ASSERTED_KEY] = _key_id(request.query[KEY_PARAM])
             return await handler(request)
         if self.whip_owners is not None and _publishes(request):
             return await self._publish(request, handler, self.whip_owners)
@@ -346,12 +346,13 @@ class ClusterHttp:
             if peer is None and owner is not None and owner != self.instance_id:
                 return _owner_gone(owner, None)  # its call may wait for this publish at a survivor soon
             return await handler(request)
-        # the destination in the path and the API key it was published with (the owner serves it as that
-        # key's, its caps and default destination), both under the forward's signature
-        query = f"?{KEY_PARAM}={quote(principal.key_id, safe='')}" if principal.key_id else ""
-        return await self._forward(
-            request, owner or "", peer.http, f"/whip/{quote(destination or '', safe='')}{query}"
-        )
+        # with the API key it was published with (the owner serves it as that key's: its caps, its default
+        # destination), under the forward's signature (base64url: nothing for a client to requote)
+        path_qs = request.path_qs
+        if principal.key_id:
+            encoded = base64.urlsafe_b64encode(principal.key_id.encode()).decode().rstrip("=")
+            path_qs += f"{'&' if request.query_string else '?'}{KEY_PARAM}={encoded}"
+        return await self._forward(request, owner or "", peer.http, path_qs)
 
     async def _watch(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -472,6 +473,14 @@ class ClusterHttp:
                 return response
             await response.write_eof()
         return response
+
+
+def _key_id(encoded: str) -> str:
+    """A forwarded publish's API key id (base64url, unpadded); "" when it cannot be read."""
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def _publishes(request: web.Request) -> bool:

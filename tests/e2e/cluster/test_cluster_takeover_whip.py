@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 import aiohttp
+import redis
 from yarl import URL
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.redis import running_redis
 from peers.webpeer import WebPeer
+from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.cluster.cluster_procs import handovers_written, instance_mapping, process_cluster
 from tests.e2e.dialects.test_whip import API_KEY, WhipClient
 from tests.e2e.harness import wait_until
@@ -102,3 +104,44 @@ async def test_a_whip_publisher_gets_its_call_back_by_publishing_again(tmp_path:
                 wav = await phone.wait_for_recording(number)
                 assert tail_has_tone(wav, 1300), "the phone did not hear the client after the takeover"
     print(f"WHIP: heard again {back:.2f} s after the kill ({waited} publishes answered 503 first)")
+
+
+async def test_a_publish_goes_where_the_users_resource_for_that_destination_is_as_its_api_key(
+    tmp_path: Path,
+) -> None:
+    """alice's WHIP client publishes with an API key whose default destination is the phone (`POST /whip`)
+    at gw1; a second publish with the same key reaches gw2, which forwards it to gw1 (where her resource
+    for that destination is, as its Redis record says). gw1 serves it as that key's: the key's default
+    destination dialled, the key's id on the new session (its caps count it)."""
+    require_desk_phone()
+    key_id = "alice/api_keys[0]"
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        cluster(
+            tmp_path,
+            2,
+            pbx=phone.address,
+            alice_extra={"api_keys": [{"key": API_KEY, "default_dial": "2000"}]},
+        ) as c,
+        aiohttp.ClientSession() as http,
+    ):
+        gw1, gw2 = c.gateways
+        peers = [WebPeer(freq=1000), WebPeer(freq=1300)]
+        try:
+            status, body, _ = await publish(http, f"{gw1.http_url}/whip", await peers[0].offer())
+            assert status == 201, body
+            client = redis.Redis.from_url(c.redis.url)
+            try:
+                await wait_until(lambda: client.exists("gw:whip:alice\x1f2000"), timeout=5)
+            finally:
+                client.close()
+            status, body, _ = await publish(http, f"{gw2.http_url}/whip", await peers[1].offer())
+            assert status == 201, body
+            alice = await gw1.identities.store.get("alice")
+            assert alice is not None
+            sessions = gw1.driver.http_sessions_of(alice)
+            assert len(sessions) == 2 and {s.api_key for s in sessions} == {key_id}, sessions
+            assert {s.progress.dial for s in sessions} == {"2000"}
+            assert not gw2.driver.http_sessions_of(alice)
+        finally:
+            await asyncio.gather(*(peer.close() for peer in peers))
