@@ -21,7 +21,7 @@ import sdp
 from gateway.calls import CallError
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
-from gateway.calls.states import CallDirection
+from gateway.calls.states import CallDirection, CallState
 from gateway.calls.view import CallView
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
@@ -265,7 +265,9 @@ class MediaSide:
         offered again: the video is turned down). An HTTP API or WHIP client only ever offers: it is not
         asked (the SIP party would wait `web_reoffer_timeout` for a 488)."""
         view = self._view()
-        session = self._host.session(view.session_id) if view is not None and view.session_id else None
+        if view is None or view.state not in (CallState.CONNECTED, CallState.HOLDING):
+            return None  # an early dialog's UPDATE: nobody may be asked before the answer
+        session = self._host.session(view.session_id) if view.session_id else None
         if isinstance(session, HttpSession):
             return None
         try:

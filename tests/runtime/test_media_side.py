@@ -10,7 +10,7 @@ from typing import cast
 
 from gateway.calls.boundary import commands as cmd
 from gateway.calls.boundary import events as ev
-from gateway.calls.states import CallDirection
+from gateway.calls.states import CallDirection, CallState
 from gateway.calls.view import CallView
 from gateway.identity import WebUser
 from gateway.identity.address import SipAddress
@@ -65,6 +65,7 @@ class _Host:
 
 class _View:
     session_id = "s1"
+    state = CallState.CONNECTED
 
 
 async def test_a_far_ends_ice_restart_asks_a_page_and_not_an_http_client() -> None:
@@ -89,3 +90,23 @@ async def test_a_far_ends_ice_restart_asks_a_page_and_not_an_http_client() -> No
         await media.answer_from_sip(answer)
         await side.execute(cmd.MediaSipUpdate("c1", restarted))
         assert [type(e) for e in fed] == [expected], (session, fed)
+
+
+async def test_an_early_dialogs_update_asks_nobody() -> None:
+    """An UPDATE before the answer that changes the far end's ICE (RFC 3311): answered at once, the page
+    not asked (its call could not take an offer while early: the UPDATE would never be answered)."""
+    samples = Path(__file__).resolve().parent.parent / "data" / "sdp"
+    chromium = (samples / "chromium-offer-audio.sdp").read_text()
+    answer = (samples / "aiortc-answer-audio.sdp").read_text()
+    view = _View()
+    view.state = CallState.EARLY
+    fed: list[ev.Event] = []
+    side = MediaSide(
+        "c1", CallDirection.OUTBOUND, cast(RuntimeHost, _Host(object())), cast(SipSide, None), fed.append,
+        lambda: cast(CallView, view), _no_info,
+    )  # fmt: skip
+    media = side.bridge = PassthroughMedia("c1", _no_info)
+    await media.offer_to_sip(chromium)
+    await media.answer_from_sip(answer)
+    await side.execute(cmd.MediaSipUpdate("c1", re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:peerU", answer)))
+    assert [type(e) for e in fed] == [ev.MediaSipAnswerReady] and media.handover() is not None
