@@ -340,6 +340,15 @@ class LiveCallLedger:
         await node.run("forget the live calls", forget)
 
     # --- the dead ones ---------------------------------------------------------------------------
+    async def unsettled(self, instance_id: str) -> bool:
+        """Whether dead `instance_id`'s live calls are still in Redis: neither carried on nor recorded yet
+        (a survivor's claim under way, or none has looked yet). False when Redis cannot say."""
+        key = self._node.key("live", instance_id)
+        try:
+            return bool(await self._node.run("look at a lost instance's calls", lambda c: c.exists(key)))
+        except ClusterUnavailable:
+            return False
+
     async def record_dead(self) -> None:
         node = self._node
         found = await node.run(

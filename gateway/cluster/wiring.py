@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 TAKEOVER_MARGIN = 3.0  # s beyond a lease and two heartbeats for a survivor's takeover (its re-INVITE)
 TAKEOVER_POLL = 0.2  # s between looks for that survivor
+SETTLE_MAX = 20.0  # s more it is waited for while a survivor's claim of the dead one's calls is under way
 MAX_FLOW_IDENTITIES = 4  # a REGISTER's Contacts looked up for a relay (JsSIP and SIP.js send one)
 
 
@@ -189,18 +190,17 @@ class ClusterWiring:
 
     async def _taken_over(self, family: str, dead: str) -> str | None:
         """The instance that takes over login ``family``'s calls from ``dead`` (None: this one, or none
-        within a lease, two heartbeats and a re-INVITE's round trip)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._takeover_wait
+        within a lease, two heartbeats and a re-INVITE's round trip, or while a survivor's claim of them
+        is under way: `wait_for_survivor`)."""
         logger.info("a login of %s's calls: waiting for a survivor to take them over", dead)
-        while loop.time() < deadline:
+
+        async def look() -> tuple[bool, str | None]:
             if family in self._waiting_here():
-                return None  # here
+                return True, None  # here
             owner = await self.detached.owner(family)
-            if owner is not None and owner != dead:
-                return owner
-            await asyncio.sleep(TAKEOVER_POLL)
-        return None
+            return (True, owner) if owner is not None and owner != dead else (False, None)
+
+        return await wait_for_survivor(self._takeover_wait, look, lambda: self.live_calls.unsettled(dead))
 
     def attach_web_sip(self, web_sip: WebSipService, endpoint: SipWsEndpoint, path: str) -> None:
         """SIP over WebSocket: the browsers whose answered calls are here (their outbound instances, or
@@ -251,17 +251,17 @@ class ClusterWiring:
 
     async def _flow_taken_over(self, identity: str, dead: str) -> str | None:
         """The instance that takes over the calls of the browser known by ``identity`` from ``dead``
-        (None: none within a lease, two heartbeats and a re-INVITE's round trip)."""
-        assert self.sip_flows is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._takeover_wait
+        (None: none within a lease, two heartbeats and a re-INVITE's round trip, or while a survivor's
+        claim of them is under way)."""
+        flows = self.sip_flows
+        assert flows is not None
         logger.info("a SIP library of %s's calls: waiting for a survivor to take them over", dead)
-        while loop.time() < deadline:
-            owner = await self.sip_flows.owner(identity)
-            if owner is not None and owner != dead:
-                return owner
-            await asyncio.sleep(TAKEOVER_POLL)
-        return None
+
+        async def look() -> tuple[bool, str | None]:
+            owner = await flows.owner(identity)
+            return (True, owner) if owner is not None and owner != dead else (False, None)
+
+        return await wait_for_survivor(self._takeover_wait, look, lambda: self.live_calls.unsettled(dead))
 
     def attach_signaling(self, app: WebApp) -> None:
         """After the signaling routes: their presence feed hears the other instances' transitions
@@ -416,6 +416,31 @@ class ClusterWiring:
         await self.revocations.close()
         await self.records.close()
         await self.node.close()
+
+
+async def wait_for_survivor(
+    wait: float,
+    look: Callable[[], Awaitable[tuple[bool, str | None]]],
+    under_way: Callable[[], Awaitable[bool]],
+    *,
+    settle: float = SETTLE_MAX,
+    poll: float = TAKEOVER_POLL,
+) -> str | None:
+    """The instance `look` finds has taken a dead instance's calls over (`look`: (found, that instance;
+    None for this one)), or None: looked for `wait` seconds, and on, up to `settle` more, while
+    `under_way` says the dead instance's calls are not settled yet (a survivor's claim of them not
+    finished): a takeover slower than a lease and two heartbeats (a loaded machine) is waited for,
+    rather than the login served here without its calls and the page ending them."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        found, owner = await look()
+        if found:
+            return owner
+        elapsed = loop.time() - start
+        if elapsed >= wait + settle or (elapsed >= wait and not await under_way()):
+            return None
+        await asyncio.sleep(poll)
 
 
 def together(handovers: Mapping[str, str]) -> list[dict[str, str]]:
