@@ -98,6 +98,63 @@ async def test_sipp_uac_calls_sipp_uas(sipp: str, tmp_path: Path) -> None:
         assert (await uas.wait(10)).ok
 
 
+class _LateRingingUas(asyncio.DatagramProtocol):
+    """A UAS that answers an INVITE 100, 200, and only then 180 (as a proxy whose workers forward the two in
+    the other order does), retransmits its 200 once after the ACK, and answers BYE 200."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.acks = 0
+        self.ok = b""  # the 200 sent, for its retransmission
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        text = data.decode(errors="replace")
+        head, _, _ = text.partition("\r\n\r\n")
+        lines = head.split("\r\n")
+        kept = [
+            line for line in lines[1:] if line.split(":", 1)[0].lower() in ("via", "from", "call-id", "cseq")
+        ]
+        to = next(line for line in lines if line.lower().startswith("to:"))
+        tagged = to if ";tag=" in to else to + ";tag=late1"
+        local = self.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+
+        def reply(status: str) -> bytes:
+            headers = [f"SIP/2.0 {status}", *kept, tagged, f"Contact: <sip:uas@{local[0]}:{local[1]}>"]
+            return ("\r\n".join([*headers, "Content-Length: 0", "", ""])).encode()
+
+        assert self.transport is not None
+        method = lines[0].split(" ", 1)[0]
+        if method == "INVITE":
+            self.ok = reply("200 OK")
+            for message in (reply("100 Trying"), self.ok, reply("180 Ringing")):
+                self.transport.sendto(message, addr)
+        elif method == "ACK":
+            self.acks += 1
+            if self.acks == 1:
+                self.transport.sendto(self.ok, addr)  # a retransmitted 200: sipp ACKs it again
+        elif method == "BYE":
+            self.transport.sendto(reply("200 OK"), addr)
+
+
+async def test_sipp_uac_ignores_a_180_that_arrives_after_the_200(sipp: str, tmp_path: Path) -> None:
+    """RFC 3261 13.2.2.4: a UAC ignores a provisional response after the final one. uac_basic_call's INVITE
+    is a SIPp transaction for that: without it, sipp aborted such a call as unexpected (seen through a
+    loaded Kamailio in test_cluster_rolling_restart.py); a retransmitted 200 gets its ACK again."""
+    loop = asyncio.get_running_loop()
+    transport, uas = await loop.create_datagram_endpoint(_LateRingingUas, local_addr=("127.0.0.1", 0))
+    try:
+        address = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+        uac = await Sipp(tmp_path, "uac_basic_call", address, service="2000", duration_ms=500).run()
+        assert uac.ok, uac
+        assert "Ignoring provisional" in uac.messages and uac.count("BYE") == 1, uac
+        assert uas.acks == 2, uac  # the retransmitted 200's ACK
+    finally:
+        transport.close()
+
+
 async def test_sipp_starts_again_when_its_ports_are_taken_before_it_binds(sipp: str, tmp_path: Path) -> None:
     uas = Sipp(tmp_path, "uas_basic_call", calls=1)
     chosen = (uas.port, uas.media_port)
