@@ -84,6 +84,8 @@ FLOORS: dict[str, tuple[list[str], str, str]] = {
 # default. scale_bench.py's browsers send nothing until every call of the round is set up (8-9 s for 500 at
 # once): every call's browser audio is then "lost" first, as a browser gone silent (see README.md).
 _LOSS = os.environ.get("VS_RTPENGINE_LOSS_DETECT", "2.0")
+# our engine threads' gathering wait (gateway.yaml's media.fast_path_coalesce_ms; its default 1 ms)
+COALESCE_MS = float(os.environ.get("VS_RTPENGINE_COALESCE_MS", "1.0"))
 LOSS_DETECT = None if _LOSS == "off" else float(_LOSS)
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
@@ -153,7 +155,7 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
         from gateway.media.codecs import opus_settings
 
         opus_settings.configure(opus_settings.OpusEncoderSettings(opus_complexity))
-    pool = EnginePool() if fastlane.available() else None
+    pool = EnginePool(coalesce=COALESCE_MS / 1000) if fastlane.available() else None
     bridges: list[MediaBridge] = []
     tuning = GcTuning(lambda: len(bridges))  # as the gateway does by default (media.gc_tuning)
     tuning.start()
@@ -195,9 +197,12 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
     ticker.cancel()
     tuning.close()
+    engines = pool.engines if pool is not None else []
     timings = [  # the engine threads' lock waits and long rounds (Engine.timing; None on an older build)
-        getattr(engine.native, "timing", None) for engine in (pool.engines if pool is not None else [])
+        getattr(engine.native, "timing", None) for engine in engines
     ]
+    # their gathering waits, and those that ended late (Engine.overslept: gathering paused; not on older builds)
+    waits = [(getattr(e.native, "coalesced", None), getattr(e.native, "overslept", None)) for e in engines]
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -211,8 +216,9 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
     counters["armed"] = " ".join(map(str, armed))
     counters["engines"] = "; ".join(
-        f"lock waits > 1 ms {t[0]} (longest {1000 * t[1]:.1f} ms), rounds > 2 ms {t[2]} (longest {1000 * t[3]:.1f} ms)"
-        for t in timings
+        f"lock waits > 1 ms {t[0]} (longest {1000 * t[1]:.1f} ms), rounds > 2 ms {t[2]} (longest {1000 * t[3]:.1f} ms), "
+        f"gathering waits {w[0]} (late {w[1]})"
+        for t, w in zip(timings, waits, strict=True)
         if t is not None
     )
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan")), **counters})

@@ -387,10 +387,43 @@ static PyObject *engine_get_coalesced(Engine *self, void *closure) {
     return PyLong_FromUnsignedLongLong(coalesced);
 }
 
+static PyObject *engine_get_overslept(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    unsigned long long overslept = (unsigned long long)self->overslept;
+    pthread_mutex_unlock(&self->lock);
+    return PyLong_FromUnsignedLongLong(overslept);
+}
+
+static PyObject *engine_get_latency(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    int latency = self->latency;
+    pthread_mutex_unlock(&self->lock);
+    return PyBool_FromLong(latency);
+}
+
+static int engine_set_latency(Engine *self, PyObject *value, void *closure) {
+    int latency = value == NULL ? -1 : PyObject_IsTrue(value);
+    if (latency < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "latency cannot be deleted");
+        return -1;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->latency = latency;
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
 static PyGetSetDef engine_getset[] = {
     {"coalesce", (getter)engine_get_coalesce, (setter)engine_set_coalesce,
      "seconds the thread waits after a round that found packets, for the next ones (0 to 0.005; 0: none)", NULL},
     {"coalesced", (getter)engine_get_coalesced, NULL, "rounds after which the thread waited (coalesce)", NULL},
+    {"overslept", (getter)engine_get_overslept, NULL,
+     "waits (coalesce) that ended over 0.5 ms late; 3 of 64 (the CPUs busy) stop the waits for a second", NULL},
+    {"latency", (getter)engine_get_latency, (setter)engine_set_latency,
+     "whether each forwarded packet's departure is read from the clock and kept as a latency sample (a call's "
+     "latency meter is on); else its departure is its round's time (no clock read per packet)",
+     NULL},
     {"failed", (getter)engine_get_failed, NULL, "whether the thread stopped on an error", NULL},
     {"notify_fd", (getter)engine_get_notify_fd, NULL, "readable when drain() has datagrams or many records", NULL},
     {"queue_drops", (getter)engine_get_queue_drops, NULL, "items lost to a full queue, and RTP a disarmed lane dropped for a Python behind (PUNT_WINDOW)", NULL},

@@ -48,6 +48,12 @@
 #define MAX_COALESCE 0.005       /* Engine.coalesce's ceiling, seconds */
 #define GATHER_MIN 4.0           /* packets a gathering wait must expect (at the thread's rate) to be worth it */
 #define RATE_WINDOW 0.1          /* seconds over which the thread measures its packet rate */
+#define GATHER_LATE 0.0005       /* seconds after which a gathering wait that has not ended is late */
+#define GATHER_LATE_MAX 3        /* late waits out of GATHER_SPAN that stop the gathering (the CPUs are busy) */
+#define GATHER_SPAN 64           /* gathering waits over which late ones are counted */
+#define GATHER_PAUSE 1.0         /* seconds the thread then forwards each packet as it comes, doubled up to */
+#define GATHER_PAUSE_MAX 32.0    /* ... this while late waits stop the waits again within GATHER_RECENT */
+#define GATHER_RECENT 10.0       /* seconds after a pause's end */
 
 enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
 /* what drain() returns: datagrams left to Python - raw, or RTP the engine already unprotected
@@ -357,6 +363,10 @@ typedef struct {
        it, the thread reads it under the lock */
     double coalesce;
     uint64_t coalesced; /* rounds after which the thread waited */
+    uint64_t overslept; /* waits that ended more than GATHER_LATE late (run: GATHER_LATE_MAX pause the waits) */
+    /* whether a forwarded packet's departure is read from the clock (Engine.latency: a call's latency meter
+       is on, a benchmark's); else it is the round's time, and no latency sample is kept */
+    int latency;
 } Engine;
 
 typedef struct {

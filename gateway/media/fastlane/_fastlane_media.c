@@ -160,13 +160,16 @@ static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int se
     else if (lane->codec_in != CODEC_PASS)
         t->transcoded++;
     if (sent) {
-        double departure = monotonic_now();
+        /* a clock read per packet only for a latency meter (Engine.latency); the senders' reports
+           extrapolate their RTP timestamps from the departure, for which the round's time does */
+        double departure = e->latency ? monotonic_now() : now;
         t->forwarded++;
         t->sent += (uint64_t)sent;
         t->octets += (uint64_t)octets;
         t->last_out_ts = last_out;
         t->last_departure = departure;
-        t->latency[t->latency_count++ % LATENCY_SAMPLES] = (float)(departure - now);
+        if (e->latency)
+            t->latency[t->latency_count++ % LATENCY_SAMPLES] = (float)(departure - now);
     }
 }
 

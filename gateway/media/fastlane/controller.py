@@ -212,6 +212,7 @@ class FastLaneController:
                 self, call_id=self._call, web_transport=pair.protocol.transport,
                 sip_transport=endpoint.rtp_transport, sessions=(rx, tx), install=install,
                 sip_sessions=sip_sessions, passthrough=self._to_sip.passthrough and self._to_web.passthrough,
+                latency=self._latency.enabled,
             )  # fmt: skip
         except Exception as exc:  # the Python path carries the call then
             logger.warning("call=%s fast lane not used: %r", self._call, exc)

@@ -76,7 +76,8 @@ logger = logging.getLogger(__name__)
 # latency samples (the engine keeps each lane's latest 128) and nothing else waiting
 DRAIN_INTERVAL = 5.0
 # seconds a busy engine thread waits after a round for the next packets (_fastlane_thread.c gather; media.
-# fast_path_coalesce_ms): a fifth less CPU at 100 calls, each packet up to this much later
+# fast_path_coalesce_ms): a fifth less CPU at 100 calls, each packet up to this much later; not while the
+# waits end late (the CPUs busy with other processes: _fastlane.h GATHER_LATE)
 COALESCE = 0.001
 MAX_COALESCE = 0.005  # _fastlane.h's
 # an engine thread's load (EnginePool.acquire): a pass-through call 1, a transcoding one TRANSCODING_LOAD
@@ -217,16 +218,20 @@ class EnginePool:
         install: Callable[[NativeLink], Callable[[tuple[int, int]], None]],
         sip_sessions: tuple[pylibsrtp.Session, pylibsrtp.Session] | None = None,
         passthrough: bool = False,
+        latency: bool = False,
     ) -> FastLink:
         """Move a call's two sockets to an engine. ``sessions``: the web leg's libsrtp sessions (rx, tx);
         ``sip_sessions``: the SIP leg's when it has SRTP. The link keeps them alive until closed.
         ``install(native)`` puts the link into the legs (SRTP stand-ins, senders) and returns the function
         that takes it out again, given the outputs' next sequence numbers; asyncio reads the sockets again
-        after. ``ValueError`` when a transport is not a plain UDP socket of a selector loop (a TURN relay:
+        after. ``latency``: the call's latency meter is on; its engine then reads the clock as it sends each
+        packet and keeps the samples (from then on, for all its calls). ``ValueError`` when a transport is not a plain UDP socket of a selector loop (a TURN relay:
         the engine would see TURN framing)."""
         loop = self._loop or asyncio.get_running_loop()
         handover = SocketHandover(loop, (web_transport, sip_transport))
         engine = self.acquire(passthrough=passthrough)
+        if latency:
+            engine.native.latency = True
         rx, tx = sessions
         link_id = engine.next_id()
         web_fd, sip_fd = handover.fds

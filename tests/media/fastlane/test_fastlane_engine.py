@@ -5,6 +5,7 @@ handed back decrypted exactly once, Python's own uses of the SIP sessions throug
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import socket
@@ -584,6 +585,37 @@ async def test_forwarded_packets_are_accounted_in_the_engine_and_read_as_snapsho
     assert handler.snapshots[-1].reception.received == 1000 and handler.snapshots[-1].lost == 0
 
 
+async def test_the_engine_reads_the_clock_per_packet_only_for_a_latency_meter(srtp_link: SrtpLink) -> None:
+    """Engine.latency: off (a gateway's calls measure no latency) a forwarded packet's departure is its
+    round's time and no sample is kept, so no clock is read per packet; a call whose meter is on
+    (EnginePool.link(latency=True), a benchmark's) turns it on, and each packet's arrival -> departure is
+    sampled again."""
+    s, native, handler = srtp_link, srtp_link.linked.link.native, srtp_link.linked.handler
+    engine = s.linked.pool.engines[0].native
+    assert engine.latency is False
+    arm_both(s, 10)
+    for seq in (10, 11):
+        s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
+        await receive(s.browser_socket)
+    await settle(s.linked.link, lambda: handler.forwarded == 2)
+    taken = handler.snapshots[-1]
+    assert taken.departure == taken.arrival > 0  # the round's time
+    s.phone_socket.sendto(s.phone.protect(rtp(12)), s.linked.sip)
+    await receive(s.browser_socket)
+    assert (quiet := snapshot(native, SIP_TO_WEB, latency=True)) is not None and quiet.latency == b""
+    engine.latency = True
+    for seq in (13, 14):
+        s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
+        await receive(s.browser_socket)
+    measured = snapshot(native, SIP_TO_WEB, latency=True)
+    assert measured is not None and measured.latency is not None
+    samples = array.array("d", measured.latency)
+    assert len(samples) == 2 and all(0 <= sample < 1.0 for sample in samples), samples
+    assert measured.departure > measured.arrival
+    with pytest.raises(TypeError):
+        del engine.latency
+
+
 async def test_the_thread_times_its_rounds_and_its_waits_for_the_lock(linked: Linked) -> None:
     """Engine.timing (bench/scale_bench.py prints it): what delays a packet inside the engine - a wait
     for the lock Python holds, a round that holds it while it handles other calls' packets."""
@@ -615,7 +647,9 @@ def _send(address: tuple[str, int], count: int, burst: int, pause: float) -> Non
 async def test_a_busy_thread_gathers_packets_and_a_quiet_one_does_not(linked: Linked) -> None:
     """Engine.coalesce (_fastlane_thread.c gather; media.fast_path_coalesce_ms): a thread reading thousands of
     packets a second waits up to 1 ms after a round so that the next round takes several (``coalesced``
-    counts those waits) and loses none; at 50 a second it never waits (the wait would gather nothing)."""
+    counts those waits) and loses none; at 50 a second it never waits (the wait would gather nothing). Three
+    waits of 64 that end over 0.5 ms late (the CPUs busy with other processes: ``overslept``) stop the waits
+    for a second, so on a loaded machine a busy thread may wait only a few times."""
     engine = linked.pool.engines[0].native
     assert engine.coalesce == pytest.approx(0.001)  # EnginePool's default (COALESCE)
     loop, handler = asyncio.get_running_loop(), linked.handler
@@ -625,7 +659,8 @@ async def test_a_busy_thread_gathers_packets_and_a_quiet_one_does_not(linked: Li
     await loop.run_in_executor(None, _send, linked.sip, 4000, 20, 0.002)  # ~10 000 a second
     await settle(linked.link, lambda: len(handler.sip_datagrams) == 4025, timeout=10)
     busy = engine.coalesced
-    assert busy >= 10
+    assert busy >= 10 or engine.overslept >= 3, (busy, engine.overslept)
+    assert engine.overslept <= busy
     engine.coalesce = 0  # off: each round as packets come
     await loop.run_in_executor(None, _send, linked.sip, 2000, 20, 0.002)
     await settle(linked.link, lambda: len(handler.sip_datagrams) == 6025, timeout=10)
