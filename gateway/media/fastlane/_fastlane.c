@@ -165,8 +165,10 @@ static int engine_init(Engine *self, PyObject *args, PyObject *kwds) {
 
 static PyObject *engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     Engine *self = (Engine *)type->tp_alloc(type, 0);
-    if (self != NULL)
+    if (self != NULL) {
         self->epfd = self->stopfd = self->notifyfd = -1;
+        self->gather_late = GATHER_LATE;
+    }
     return (PyObject *)self;
 }
 
@@ -394,6 +396,27 @@ static PyObject *engine_get_overslept(Engine *self, void *closure) {
     return PyLong_FromUnsignedLongLong(overslept);
 }
 
+static PyObject *engine_get_gather_late(Engine *self, void *closure) {
+    pthread_mutex_lock(&self->lock);
+    double late = self->gather_late;
+    pthread_mutex_unlock(&self->lock);
+    return PyFloat_FromDouble(late);
+}
+
+static int engine_set_gather_late(Engine *self, PyObject *value, void *closure) {
+    double late = value == NULL ? -1.0 : PyFloat_AsDouble(value);
+    if (late == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(late >= 0.0 && late <= 1.0)) { /* also NaN */
+        PyErr_SetString(PyExc_ValueError, "gather_late must be 0 to 1 second");
+        return -1;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->gather_late = late;
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
 static PyObject *engine_get_latency(Engine *self, void *closure) {
     pthread_mutex_lock(&self->lock);
     int latency = self->latency;
@@ -420,6 +443,8 @@ static PyGetSetDef engine_getset[] = {
     {"coalesced", (getter)engine_get_coalesced, NULL, "rounds after which the thread waited (coalesce)", NULL},
     {"overslept", (getter)engine_get_overslept, NULL,
      "waits (coalesce) that ended over 0.5 ms late; 3 of 64 (the CPUs busy) stop the waits for a second", NULL},
+    {"gather_late", (getter)engine_get_gather_late, (setter)engine_set_gather_late,
+     "seconds after which a gathering wait counts as late (overslept; default 0.0005; 0: every wait)", NULL},
     {"latency", (getter)engine_get_latency, (setter)engine_set_latency,
      "whether each forwarded packet's departure is read from the clock and kept as a latency sample (a call's "
      "latency meter is on); else its departure is its round's time (no clock read per packet)",

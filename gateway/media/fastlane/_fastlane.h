@@ -367,6 +367,10 @@ typedef struct {
     /* whether a forwarded packet's departure is read from the clock (Engine.latency: a call's latency meter
        is on, a benchmark's); else it is the round's time, and no latency sample is kept */
     int latency;
+    /* the departure of what is sent meanwhile while latency is off: the thread's round time (refreshed as
+       run() reads the clock), take_back's one clock read */
+    double sent_at;
+    double gather_late; /* seconds after which a gathering wait is late (GATHER_LATE; tests set 0) */
 } Engine;
 
 typedef struct {

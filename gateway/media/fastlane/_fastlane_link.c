@@ -142,6 +142,7 @@ void taken(Item *item) {
    video's packets are not the lane's and stay. Under the engine lock; whether the lane is still armed. */
 static int take_back(Engine *e, Core *c, int which) {
     Lane *lane = &c->lanes[which];
+    e->sent_at = monotonic_now();
     for (size_t i = 0; i < e->count && lane->armed; i++) {
         Item *item = &e->items[i];
         Rtp r;

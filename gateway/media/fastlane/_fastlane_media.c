@@ -161,8 +161,9 @@ static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int se
         t->transcoded++;
     if (sent) {
         /* a clock read per packet only for a latency meter (Engine.latency); the senders' reports
-           extrapolate their RTP timestamps from the departure, for which the round's time does */
-        double departure = e->latency ? monotonic_now() : now;
+           extrapolate their RTP timestamps from the departure, for which the round's time does (not the
+           packet's arrival: take_back forwards packets that waited in the queue) */
+        double departure = e->latency ? monotonic_now() : e->sent_at;
         t->forwarded++;
         t->sent += (uint64_t)sent;
         t->octets += (uint64_t)octets;

@@ -216,7 +216,8 @@ void bury(Engine *e) {
    gathering for GATHER_PAUSE once GATHER_LATE_MAX of GATHER_SPAN waits ended GATHER_LATE late (a quiet
    machine's waits end that late a few times in a thousand), twice as long each time one of the first
    span's waits after the pause ends late too within GATHER_RECENT of it (up to GATHER_PAUSE_MAX: the
-   waits that find the CPUs still busy then delay a negligible share of the packets). */
+   waits that find the CPUs still busy then delay a negligible share of the packets). A lull (the rate
+   under GATHER_MIN) forgets the late waits counted. */
 static double gather(double until) {
     struct timespec ts;
     ts.tv_sec = (time_t)until;
@@ -281,13 +282,15 @@ void *run(void *arg) {
             pthread_mutex_lock(&e->lock);
             now = monotonic_now();
         }
+        e->overslept += overslept; /* the late waits of the last round's wait */
+        overslept = 0;
         if (!e->running) {
             pthread_mutex_unlock(&e->lock);
             break;
         }
         size_t first = e->count;
-        e->overslept += overslept;
-        overslept = 0;
+        e->sent_at = now;
+        double late_after = e->gather_late;
         if (now - asked > 0.001)
             e->lock_waits++;
         if (now - asked > e->lock_wait_max)
@@ -317,7 +320,7 @@ void *run(void *arg) {
                 }
                 handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k], namelen, now);
                 if (k % 8 == 7)
-                    now = monotonic_now();
+                    now = e->sent_at = monotonic_now();
             }
         }
         bury(e);
@@ -335,12 +338,15 @@ void *run(void *arg) {
             window_start = ended;
         }
         double coalesce = e->coalesce;
-        int gathering = n > 0 && coalesce > round && rate * coalesce >= GATHER_MIN && ended >= paused_until;
+        int busy = rate * coalesce >= GATHER_MIN;
+        if (!busy) /* late waits count while the thread keeps gathering, not across quiet spells */
+            span = late = probing = 0;
+        int gathering = n > 0 && coalesce > round && busy && ended >= paused_until;
         if (gathering)
             e->coalesced++;
         pthread_mutex_unlock(&e->lock);
         if (gathering) {
-            if (gather(round_start + coalesce) > GATHER_LATE) {
+            if (gather(round_start + coalesce) > late_after) {
                 overslept++;
                 late++;
             }
