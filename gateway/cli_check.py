@@ -267,7 +267,11 @@ def _g729(listed: bool) -> str:
 
 def _fast_lane(wanted: bool) -> str:
     from gateway.media import fastlane
+    from gateway.media.fastlane import native
 
     if not wanted:
         return "off (media.fast_path: false)"
-    return "on" if fastlane.available() else "wanted, but the extension is not built (Python path)"
+    if not fastlane.available():
+        return "wanted, but the extension is not built (Python path)"
+    stale = native.stale_sources()
+    return f"on, but built before {', '.join(stale)} changed: rebuild it (make)" if stale else "on"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
 from gateway.media.forward import Lane
@@ -169,6 +170,30 @@ class NativeLink(Protocol):
 def available() -> bool:
     """Whether the native module was built."""
     return _fastlane is not None
+
+
+def stale_sources(built: Path | None = None) -> list[str]:
+    """The C sources beside the built native module (``built``; by default the one imported) that are newer
+    than it: a source tree changed without a rebuild, whose Python side may ask the engine for what it
+    lacks (every call's link then fails, and the Python path carries the media). [] when it is not built,
+    or when no source is beside it (an installed wheel)."""
+    if built is None:
+        if _fastlane is None or not getattr(_fastlane, "__file__", None):
+            return []
+        built = Path(_fastlane.__file__)
+    try:
+        at = built.stat().st_mtime
+        return sorted(p.name for p in built.parent.glob("_*.[ch]") if p.stat().st_mtime > at)
+    except OSError:
+        return []
+
+
+if stale := stale_sources():
+    logger.warning(
+        "fast lane: %s newer than the built module: rebuild it (make, or pip install -e .); until then calls "
+        "may not link and the Python path carries their media",
+        ", ".join(stale),
+    )
 
 
 class Accounts(NamedTuple):

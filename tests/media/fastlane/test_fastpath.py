@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aioice.ice
@@ -36,6 +37,7 @@ from gateway.media import fastlane
 from gateway.media.bridge import BridgeState
 from gateway.media.codecs import opus_settings
 from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
+from gateway.media.fastlane import native
 from gateway.media.fastlane.native import load_codecs
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import RtpPortAllocator
@@ -875,3 +877,22 @@ async def test_transcoded_timestamps_stay_continuous_across_early_media_then_the
     finally:
         early.close()
         await call.close()
+
+
+def test_a_build_older_than_its_sources_is_told(tmp_path: Path) -> None:
+    """native.stale_sources: a C source changed after the build (the Python side may then ask the engine for
+    what the old build lacks) is named; none when the build is newer, or when no source is beside it."""
+    built = tmp_path / "_fastlane.cpython-311-x86_64-linux-gnu.so"
+    built.write_bytes(b"")
+    source, header = tmp_path / "_fastlane_thread.c", tmp_path / "_fastlane.h"
+    source.write_text("")
+    header.write_text("")
+    os.utime(built, (1000, 1000))
+    os.utime(source, (2000, 2000))
+    os.utime(header, (500, 500))
+    assert native.stale_sources(built) == ["_fastlane_thread.c"]
+    os.utime(built, (3000, 3000))
+    assert native.stale_sources(built) == []
+    assert native.stale_sources(tmp_path / "missing.so") == []
+    if native.available():  # this tree's own build: make test builds it first
+        assert native.stale_sources() == [], "the fast lane's module is older than its sources: run make"
