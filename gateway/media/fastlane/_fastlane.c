@@ -361,58 +361,42 @@ static PyObject *engine_get_timing(Engine *self, void *closure) {
     return timing;
 }
 
-static PyObject *engine_get_coalesce(Engine *self, void *closure) {
+/* Engine fields Python reads (and sets) under the lock, found by the getset's closure: a counter's offset,
+   or a Seconds (a field in seconds, its ceiling, the error naming its range) */
+typedef struct {
+    size_t offset;
+    double max;
+    const char *range;
+} Seconds;
+static const Seconds COALESCE_FIELD = {offsetof(Engine, coalesce), MAX_COALESCE,
+                                       "coalesce must be 0 to 0.005 seconds"};
+static const Seconds GATHER_LATE_FIELD = {offsetof(Engine, gather_late), 1.0, "gather_late must be 0 to 1 second"};
+
+static PyObject *engine_get_count(Engine *self, void *offset) {
     pthread_mutex_lock(&self->lock);
-    double coalesce = self->coalesce;
+    unsigned long long count = (unsigned long long)*(uint64_t *)((char *)self + (size_t)offset);
     pthread_mutex_unlock(&self->lock);
-    return PyFloat_FromDouble(coalesce);
+    return PyLong_FromUnsignedLongLong(count);
 }
 
-static int engine_set_coalesce(Engine *self, PyObject *value, void *closure) {
-    double coalesce = value == NULL ? -1.0 : PyFloat_AsDouble(value);
-    if (coalesce == -1.0 && PyErr_Occurred())
+static PyObject *engine_get_seconds(Engine *self, void *field) {
+    pthread_mutex_lock(&self->lock);
+    double seconds = *(double *)((char *)self + ((const Seconds *)field)->offset);
+    pthread_mutex_unlock(&self->lock);
+    return PyFloat_FromDouble(seconds);
+}
+
+static int engine_set_seconds(Engine *self, PyObject *value, void *field) {
+    const Seconds *f = field;
+    double seconds = value == NULL ? -1.0 : PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred())
         return -1;
-    if (!(coalesce >= 0.0 && coalesce <= MAX_COALESCE)) { /* also NaN */
-        PyErr_SetString(PyExc_ValueError, "coalesce must be 0 to 0.005 seconds");
-        return -1;
-    }
-    pthread_mutex_lock(&self->lock);
-    self->coalesce = coalesce;
-    pthread_mutex_unlock(&self->lock);
-    return 0;
-}
-
-static PyObject *engine_get_coalesced(Engine *self, void *closure) {
-    pthread_mutex_lock(&self->lock);
-    unsigned long long coalesced = (unsigned long long)self->coalesced;
-    pthread_mutex_unlock(&self->lock);
-    return PyLong_FromUnsignedLongLong(coalesced);
-}
-
-static PyObject *engine_get_overslept(Engine *self, void *closure) {
-    pthread_mutex_lock(&self->lock);
-    unsigned long long overslept = (unsigned long long)self->overslept;
-    pthread_mutex_unlock(&self->lock);
-    return PyLong_FromUnsignedLongLong(overslept);
-}
-
-static PyObject *engine_get_gather_late(Engine *self, void *closure) {
-    pthread_mutex_lock(&self->lock);
-    double late = self->gather_late;
-    pthread_mutex_unlock(&self->lock);
-    return PyFloat_FromDouble(late);
-}
-
-static int engine_set_gather_late(Engine *self, PyObject *value, void *closure) {
-    double late = value == NULL ? -1.0 : PyFloat_AsDouble(value);
-    if (late == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(late >= 0.0 && late <= 1.0)) { /* also NaN */
-        PyErr_SetString(PyExc_ValueError, "gather_late must be 0 to 1 second");
+    if (!(seconds >= 0.0 && seconds <= f->max)) { /* also NaN */
+        PyErr_SetString(PyExc_ValueError, f->range);
         return -1;
     }
     pthread_mutex_lock(&self->lock);
-    self->gather_late = late;
+    *(double *)((char *)self + f->offset) = seconds;
     pthread_mutex_unlock(&self->lock);
     return 0;
 }
@@ -438,13 +422,17 @@ static int engine_set_latency(Engine *self, PyObject *value, void *closure) {
 }
 
 static PyGetSetDef engine_getset[] = {
-    {"coalesce", (getter)engine_get_coalesce, (setter)engine_set_coalesce,
-     "seconds the thread waits after a round that found packets, for the next ones (0 to 0.005; 0: none)", NULL},
-    {"coalesced", (getter)engine_get_coalesced, NULL, "rounds after which the thread waited (coalesce)", NULL},
-    {"overslept", (getter)engine_get_overslept, NULL,
-     "waits (coalesce) that ended over 0.5 ms late; 3 of 64 (the CPUs busy) stop the waits for a second", NULL},
-    {"gather_late", (getter)engine_get_gather_late, (setter)engine_set_gather_late,
-     "seconds after which a gathering wait counts as late (overslept; default 0.0005; 0: every wait)", NULL},
+    {"coalesce", (getter)engine_get_seconds, (setter)engine_set_seconds,
+     "seconds the thread waits after a round that found packets, for the next ones (0 to 0.005; 0: none)",
+     (void *)&COALESCE_FIELD},
+    {"coalesced", (getter)engine_get_count, NULL, "rounds after which the thread waited (coalesce)",
+     (void *)offsetof(Engine, coalesced)},
+    {"overslept", (getter)engine_get_count, NULL,
+     "waits (coalesce) that ended over 0.5 ms late; 3 of 64 (the CPUs busy) stop the waits for a second",
+     (void *)offsetof(Engine, overslept)},
+    {"gather_late", (getter)engine_get_seconds, (setter)engine_set_seconds,
+     "seconds after which a gathering wait counts as late (overslept; default 0.0005; 0: every wait)",
+     (void *)&GATHER_LATE_FIELD},
     {"latency", (getter)engine_get_latency, (setter)engine_set_latency,
      "whether each forwarded packet's departure is read from the clock and kept as a latency sample (a call's "
      "latency meter is on); else its departure is its round's time (no clock read per packet)",

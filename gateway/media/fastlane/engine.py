@@ -225,8 +225,8 @@ class EnginePool:
         ``install(native)`` puts the link into the legs (SRTP stand-ins, senders) and returns the function
         that takes it out again, given the outputs' next sequence numbers; asyncio reads the sockets again
         after. ``latency``: the call's latency meter is on; its engine then reads the clock as it sends each
-        packet and keeps the samples (from then on, for all its calls). ``ValueError`` when a transport is not a plain UDP socket of a selector loop (a TURN relay:
-        the engine would see TURN framing)."""
+        packet and keeps the samples (from then on, for all its calls). ``ValueError`` when a transport is
+        not a plain UDP socket of a selector loop (a TURN relay: the engine would see TURN framing)."""
         loop = self._loop or asyncio.get_running_loop()
         handover = SocketHandover(loop, (web_transport, sip_transport))
         engine = self.acquire(passthrough=passthrough)

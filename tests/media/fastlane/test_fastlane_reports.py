@@ -25,6 +25,7 @@ import pylibsrtp
 from aiortc.rtp import RtcpRrPacket, RtcpSrPacket
 
 from gateway.media.fastlane.native import DROPPED, WEB_RAW, WEB_RTCP, Datagram
+from gateway.media.rtp.packet import ntp_from_unix, ntp_middle32
 from gateway.media.rtp.rtcp import (
     ReportBlock,
     RtcpBye,
@@ -230,7 +231,7 @@ def sent_round_trips(reports: list[RtcpRrPacket], sent_at: list[float]) -> list[
     for report, at in zip(reports, sent_at, strict=True):
         block = report.reports[0] if report.reports else None
         if block is not None and block.lsr:
-            now = int((at + 2_208_988_800) * 65536) & 0xFFFFFFFF  # NTP's middle 32 bits
+            now = ntp_middle32(ntp_from_unix(at))
             trips.append(((now - block.lsr - block.dlsr) & 0xFFFFFFFF) / 65536)
     return trips
 
