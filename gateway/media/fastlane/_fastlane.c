@@ -557,6 +557,10 @@ PyMODINIT_FUNC PyInit__fastlane(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+    if (PyModule_AddStringConstant(m, "ENGINE_THREAD_NAME", ENGINE_THREAD_NAME) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&EngineType);
     if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
         Py_DECREF(&EngineType);

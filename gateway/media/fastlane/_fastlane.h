@@ -54,6 +54,7 @@
 #define GATHER_PAUSE 1.0         /* seconds the thread then forwards each packet as it comes, doubled up to */
 #define GATHER_PAUSE_MAX 32.0    /* ... this while late waits stop the waits again within GATHER_RECENT */
 #define GATHER_RECENT 10.0       /* seconds after a pause's end */
+#define ENGINE_THREAD_NAME "fastlane"  /* the engine threads' name (comm): _fastlane.ENGINE_THREAD_NAME */
 
 enum { LANE_WEB_TO_SIP = 0, LANE_SIP_TO_WEB = 1 };
 /* what drain() returns: datagrams left to Python - raw, or RTP the engine already unprotected

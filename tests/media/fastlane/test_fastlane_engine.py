@@ -8,11 +8,13 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import os
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pylibsrtp
 import pytest
@@ -362,6 +364,31 @@ async def test_pass_through_calls_are_packed_and_transcoding_ones_spread() -> No
         for engine in pool.engines:
             engine.load = 0
         pool.close()
+
+
+async def test_the_engine_threads_are_named_for_top_and_proc() -> None:
+    """An operator's ``top -H`` (and a benchmark's per-thread CPU) tells the media engine threads apart
+    from the event loop's: each is named ``fastlane`` in /proc/<pid>/task/<tid>/comm."""
+    from gateway.media.fastlane import _fastlane  # type: ignore[attr-defined]
+
+    def named() -> int:
+        tasks = Path(f"/proc/{os.getpid()}/task")
+        return sum(
+            1 for t in tasks.iterdir() if (t / "comm").read_text().strip() == _fastlane.ENGINE_THREAD_NAME
+        )
+
+    before = named()
+    pool = EnginePool(workers=2)
+    try:
+        pool.acquire().load = TRANSCODING_LOAD  # the next call goes to a second thread
+        pool.acquire()
+        assert len(pool.engines) == 2
+        assert named() == before + 2
+    finally:
+        for engine in pool.engines:
+            engine.load = 0
+        pool.close()
+    assert _fastlane.ENGINE_THREAD_NAME == "fastlane"
 
 
 def test_pool_refuses_nonsense() -> None:
