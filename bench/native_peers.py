@@ -120,6 +120,20 @@ def srtp_sessions(dtls: Any) -> tuple[Any, Any]:
     return sessions[0], sessions[1]
 
 
+def floor_sessions(legs: str) -> tuple[Any, Any]:
+    """(rx, tx) libsrtp sessions of the floor's "browser" side for ``legs`` ("srtp", "srtp-gcm",
+    "srtp-gcm256"): it protects with the first of ``peer_pool.floor_keys`` and unprotects with the second,
+    as bench/floor_relay.c expects."""
+    from peer_pool import FLOOR_PROFILES, floor_keys
+    from pylibsrtp import Policy, Session
+
+    profile = FLOOR_PROFILES[legs]
+    tx_key, rx_key = floor_keys(legs)
+    rx = Session(Policy(rx_key, Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    tx = Session(Policy(tx_key, Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    return rx, tx
+
+
 async def _recv(conn: Connection) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
 
@@ -204,7 +218,7 @@ async def _run(
         codecs = ("opus", "telephone-event") if mode == "transcoding" else ("PCMU", "telephone-event")
         browsers = [WebPeer(1000, codecs=codecs, raw=True) for _ in range(count)]
         offers: list[tuple[Any, int]] = [(await b.offer(), phone_port) for b in browsers]
-    else:
+    else:  # a floor: its "browser" a socket per call, plain RTP ("rtp") or SRTP with the fixed keys
         others = [_socket() for _ in range(count)]
         offers = [(o.getsockname()[1], phone_port) for o in others]
     conn.send(offers)
@@ -243,6 +257,10 @@ async def _run(
         else:
             fd, tx_pointer, rx_pointer, ssrc = others[index].fileno(), 0, 0, random.getrandbits(32)
             web_address, web_port = answers[index][0]
+            if legs != "rtp":  # the floor's SRTP modes: the sessions peer_pool's phones key the same way
+                rx, tx = floor_sessions(legs)
+                keep += [rx, tx]
+                tx_pointer, rx_pointer = srtp_session_pointer(tx), srtp_session_pointer(rx)
         if lib.pump_call(
             pump, index, fd, _ip(web_address), web_port, tx_pointer or None, rx_pointer or None, ssrc,
             _ip(sip_address), sip_port, random.getrandbits(32), spread * random.random(), random.uniform(0, ramp),

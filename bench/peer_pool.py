@@ -37,6 +37,8 @@ PCMU_PT = 0
 # unprotects with the second (bench/floor_relay.c --srtp reads them in that order; GCM: their first 28).
 FLOOR_KEYS = (bytes(range(1, 45)), bytes(range(101, 145)))  # cut to the profile's key + salt length
 _FLOOR_KEY_SIZES = {"srtp": 30, "srtp-gcm": 28, "srtp-gcm256": 44}
+# libsrtp's profile numbers (pylibsrtp.Policy.SRTP_PROFILE_*) of those legs
+FLOOR_PROFILES = {"srtp": 1, "srtp-gcm": 7, "srtp-gcm256": 8}
 
 
 async def _recv(conn: Connection) -> Any:
@@ -119,11 +121,7 @@ async def _phone(legs: str = "rtp") -> tuple[_Counter, int]:
     if legs.startswith("srtp"):
         from pylibsrtp import Policy, Session
 
-        profile = {
-            "srtp": Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
-            "srtp-gcm": Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
-            "srtp-gcm256": Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
-        }[legs]
+        profile = FLOOR_PROFILES[legs]
         keys = floor_keys(legs)
         protocol.tx = Session(Policy(keys[0], Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
         protocol.rx = Session(Policy(keys[1], Policy.SSRC_ANY_INBOUND, srtp_profile=profile))

@@ -4,8 +4,11 @@ bench/vs_rtpengine.py's peers (aiortc for every packet) saturate the machine at 
 handshakes are still aiortc's (real ICE, DTLS-SRTP, consent and RTCP on the web leg: the gateway's work
 is the same), but the media period is pumped by bench/native_peer.c (bench/native_peers.py says how),
 so that the peers cost less than the box. The boxes are vs_rtpengine.py's: ``ours`` (N ``MediaBridge``s
-with the fast lane in one process), ``rtpengine``, ``floor`` (the bare C relay as
-``floor-plain``: plain RTP both legs, no SRTP; the native peers have no fixed-key SRTP mode yet).
+with the fast lane in one process), ``rtpengine``, and its bare C relays (``FLOORS``): ``floor`` (SRTP
+with the calls' AEAD_AES_256_GCM on the browser's leg, fixed keys instead of DTLS), ``floor-gather``,
+``floor-cm``, ``floor-gcm128``, ``floor-plain`` (plain RTP both legs). Every box gets the same peers, sending
+on the same 1 ms ticks, so their packets reach it as bunched as they reach ours (vs_rtpengine.py's
+Python peers send the floors' packets closer together than aiortc sends ours).
 
 ``--modes transcoding`` (issue 14 goal 2) has the browsers offer only Opus and send a canned Opus
 stream, the phones PCMU (the SIP side answered with PCMU only, as vs_rtpengine.py's transcoding mode:
@@ -48,6 +51,7 @@ from vs_rtpengine import (
     RtpEngineBox,
     build_floor,
     connect,
+    engine_note,
     loadavg,
     media_period,
     peer_processes,
@@ -105,7 +109,7 @@ def run_round(
     mode: str = "passthrough",
     spread: float = 1.0,
 ) -> dict[str, Any]:
-    legs = "rtp" if isinstance(box, Floor) else "web"
+    legs = box.legs if isinstance(box, Floor) else "web"
     rss_before = proc_rss(box.pid)
     setup_start = time.monotonic()
     with peers(count, legs, seconds, warmup, ramp, per_process, library, mode, spread) as conns:
@@ -117,7 +121,7 @@ def run_round(
         cpu, wall, rss, reports = media_period(box, conns, warmup)
         box_drops = udp_drops(box.pid) - drops_start
         load_end = loadavg()
-    notes = box.close()
+    notes = box.close() + engine_note(box, count, wall)
     counts = [c for r in reports for c in r.counts]
     histogram = [sum(h) for h in zip(*(hist for r in reports for hist in r.histograms), strict=True)]
     errors = {key: sum(r.errors[key] for r in reports) for key in reports[0].errors}
@@ -191,7 +195,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as temp:
         workdir = Path(temp)
         library = build(workdir)
-        floor_binary = build_floor(workdir) if "floor" in boxes else None
+        floor_binary = build_floor(workdir) if any(b.startswith("floor") for b in boxes) else None
         cases = [(m, int(c)) for m in args.modes.split(",") for c in args.calls.split(",")]
         for mode, count in cases:
             for round_index in range(args.rounds):
@@ -207,9 +211,7 @@ def main() -> int:
                         box = RtpEngineBox(workdir)
                     else:
                         assert floor_binary is not None
-                        box = Floor(
-                            floor_binary, count, name="floor-plain"
-                        )  # native peers speak plain RTP there
+                        box = Floor(floor_binary, count, name=name)
                     r = run_round(
                         box,
                         count,

@@ -90,6 +90,8 @@ LOSS_DETECT = None if _LOSS == "off" else float(_LOSS)
 CALLS_PER_PEER_PROCESS = 25
 MAX_PEER_PROCESSES = 8  # more processes than cores still helps: each event loop's backlog is smaller
 TICKS = os.sysconf("SC_CLK_TCK")
+# the name of ours' fast-lane engine threads (gateway/media/fastlane/_fastlane.h ENGINE_THREAD_NAME)
+ENGINE_THREAD = "fastlane"
 
 
 def proc_cpu(pid: int) -> float:
@@ -123,6 +125,16 @@ class BoxCpu:
             return ticks
         precise = sum(ns - self.threads.get(tid, 0) for tid, ns in threads.items()) / 1e9
         return precise if abs(precise - ticks) <= 2 / TICKS else ticks
+
+    def named(self, name: str) -> float:
+        """CPU seconds since the making of the live threads called ``name`` (their comm), e.g. our engine
+        threads (``_fastlane.ENGINE_THREAD_NAME``): the rest of the box's CPU is its event loop's."""
+        total = 0
+        for tid, ns in threads_cpu(self.pid).items():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip() == name:
+                    total += ns - self.threads.get(tid, 0)
+        return total / 1e9
 
 
 def proc_rss(pid: int) -> int:
@@ -245,6 +257,7 @@ class Box:
 
     name = ""
     pid = 0
+    engine_cpu = 0.0  # CPU seconds of its threads named ENGINE_THREAD over the last media_period
 
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         raise NotImplementedError
@@ -464,6 +477,7 @@ def media_period(
     for conn in conns:
         conn.recv()  # sent
     cpu, wall = meter.seconds(), time.monotonic() - wall_start
+    box.engine_cpu = meter.named(ENGINE_THREAD)
     if profiler is not None:
         profiler.wait()
     rss = proc_rss(box.pid)
@@ -480,7 +494,7 @@ def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]
         time.sleep(0.5)
         load = loadavg()
         cpu, wall, rss, reports = media_period(box, conns)
-    notes = box.close()
+    notes = box.close() + engine_note(box, count, wall)
     results = [call for batch, _ in reports for call in batch]
     delays = [d for call in results for d in call[4]]
     sent = sum(c[0] + c[2] for c in results)
@@ -495,6 +509,13 @@ def run_round(box: Box, count: int, mode: str, seconds: float) -> dict[str, Any]
         "p50_ms": 1000 * summary(delays, 0.5), "p99_ms": 1000 * summary(delays, 0.99),
         "peer_cpu": sum(cpu for _, cpu in reports) / wall, "peer_processes": len(reports),
     }  # fmt: skip
+
+
+def engine_note(box: Box, count: int, wall: float) -> str:
+    """Ours' engine threads' share of its CPU (the rest is the event loop's: RTCP, consent, syncs)."""
+    if box.engine_cpu <= 0:
+        return ""
+    return f", engine threads {box.engine_cpu / (count * wall):.4f} s/call-s"
 
 
 def saturated(r: dict[str, Any]) -> bool:
