@@ -160,6 +160,7 @@ static int engine_init(Engine *self, PyObject *args, PyObject *kwds) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    pthread_setname_np(self->thread, ENGINE_THREAD_NAME); /* top -H, /proc/<pid>/task/<tid>/comm */
     return 0;
 }
 

@@ -244,7 +244,6 @@ void *run(void *arg) {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's (CPython's handlers) */
-    pthread_setname_np(pthread_self(), ENGINE_THREAD_NAME); /* top -H, /proc/<pid>/task/<tid>/comm */
     /* Media before the event loop's bookkeeping when the CPU is short (needs CAP_SYS_NICE, else a no-op) */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10) != 0)
         errno = 0;
