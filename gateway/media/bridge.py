@@ -223,6 +223,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self._web_options, on_rtp=self._from_web, on_event=on_event, call_id=self._call, clock=self._clock
         )
         leg.on_answer = lambda: self._web_presence.alive(self._clock()) if leg is self._web else None
+        leg.direct_sender.upstream_lost = lambda: self._sip.cumulative_lost()  # (self._sip comes after)
         return leg
 
     async def detach_web(self) -> None:
@@ -505,10 +506,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
 
     def quality(self) -> dict[str, dict[str, object]]:
         """Per leg (call records, metrics, ops/quality.py): codec, packets sent, received, lost, recovered (RFC
-        2198), jitter and RTT (seconds or None), `remote_loss`: the far end's RTCP fraction lost (0-1)."""
-        stats = self.stats()
-        chosen = self._chosen
-        endpoint = self._sip.endpoint
+        2198), jitter, RTT (s), `remote_loss` (the far end's RTCP fraction lost), the web leg's `own_loss`."""
+        stats, chosen, endpoint = self.stats(), self._chosen, self._sip.endpoint
         received, far = (endpoint.statistics, endpoint.far_end) if endpoint is not None else (None, None)
         sip_jitter = (
             received.jitter / received.clock_rate if received is not None and received.received else None
@@ -523,6 +522,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "jitter": self._web.direct_receiver.jitter_seconds(),
                 "rtt": self._web.direct_sender.rtt_seconds(),
                 "remote_loss": _ratio(self._web.direct_sender.reported_loss),
+                "own_loss": self._web.direct_sender.own_loss.loss(gaps=not (chosen and chosen.transcoding)),
             },
             "sip": {
                 "codec": chosen.sip if chosen is not None else None,

@@ -8,7 +8,9 @@ How it works. Per leg, a `LegTracker` keeps the counters of the last sample, so 
 of the packets expected since then (what the gateway received from the leg's peer; RFC 3550 §A.3 counts
 them the same way). `remote_loss` is the fraction lost of the peer's latest RTCP report on what the
 gateway sends it (RFC 3550 §6.4.1). That report counts the packets lost on the other leg as well when the
-gateway forwards their gaps (a pass-through leg's sequence numbers keep them), so the leg's own share is
+gateway forwards their gaps (a pass-through leg's sequence numbers keep them). The web leg's own share
+is counted by sequence numbers when its figures have it (`own_loss`: gateway/media/rtp/own_loss.py, from
+the browser's reports and the SIP side's loss at their arrivals); else the leg's own share is
 1 - (1 - remote) / (1 - the other leg's loss), that loss over the last REPORT_WINDOW seconds (the span
 of a report). The estimated `mos` (E-model, gateway/ops/mos.py) takes
 the worse of the two directions' own losses, plus the late packets the jitter implies, and half the RTT
@@ -155,9 +157,10 @@ class LegTracker:
     def figures(self, figures: Mapping[str, object], counts: tuple[int, int], upstream: float) -> LegSample:
         got, missed = counts
         loss = missed / (got + missed)
-        remote = _number(figures, "remote_loss")
+        remote, own = _number(figures, "remote_loss"), _number(figures, "own_loss")
         # what the peer misses of what we forward includes what never reached us from the other leg
-        own = max(0.0, 1.0 - (1.0 - remote) / max(1e-6, 1.0 - upstream)) if remote is not None else 0.0
+        if own is None:
+            own = max(0.0, 1.0 - (1.0 - remote) / max(1e-6, 1.0 - upstream)) if remote is not None else 0.0
         jitter, rtt = _number(figures, "jitter"), _number(figures, "rtt")
         codec = figures.get("codec")
         late = jitter_loss(jitter * 1000 if jitter is not None else None)

@@ -16,6 +16,7 @@ import itertools
 from typing import Any
 
 import pytest
+from aiortc.rtp import RtcpReceiverInfo
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 import sdp
@@ -210,7 +211,9 @@ async def test_auto_sends_red_while_the_browser_reports_loss() -> None:
         if controller is not None:
             await linked(call)
         for fraction, active in ((26, True), (2, False), (5, True), (0, False)):  # 10 %, 0.8 %, 2 %, 0
-            sender._reported(fraction)
+            block = RtcpReceiverInfo(ssrc=sender.ssrc, fraction_lost=fraction, packets_lost=0,
+                                     highest_sequence=1, jitter=0, lsr=0, dlsr=0)  # fmt: skip
+            sender._reported(block)
             assert sender.red_active is active, fraction
             if controller is not None:
                 assert controller._red is active, fraction

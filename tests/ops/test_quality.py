@@ -51,6 +51,23 @@ def test_the_loss_forwarded_from_the_other_leg_is_not_this_legs() -> None:
     assert report.legs["web"].poor  # now more than the phone's leg lost: the browser's own path
 
 
+def test_the_web_legs_own_loss_counted_by_sequence_numbers_is_taken_as_it_is() -> None:
+    """With `own_loss` (own_loss.py: the browser's reports netted by sequence numbers) the fraction lost
+    of the latest report is not netted against the SIP leg's loss over a window of another span: a report
+    of a second lossier than the window's average leaves the web leg clean."""
+    call = CallQuality(SETTINGS)
+    call.sample({"web": figures(250, 0), "sip": figures(200, 50)})
+    # the report's second lost 35 %, the SIP leg 20 % over the window: netted, 19 % would be the web leg's
+    report = call.sample({"web": figures(500, 0, remote_loss=0.35, own_loss=0.0), "sip": figures(400, 100)})
+    assert report.legs["web"].remote_loss == 0.35 and not report.legs["web"].poor
+    assert report.legs["web"].mos > 4.3
+    report = call.sample({"web": figures(750, 0, remote_loss=0.35, own_loss=0.15), "sip": figures(600, 150)})
+    assert report.legs["web"].poor  # its own 15 %
+    # without own_loss the old netting: 1 - 0.65 / 0.8 = 19 % of its own
+    report = call.sample({"web": figures(1000, 0, remote_loss=0.35), "sip": figures(800, 200)})
+    assert report.legs["web"].poor
+
+
 def test_no_packet_no_sample_and_a_restarted_stream_starts_again() -> None:
     leg = LegTracker(SETTINGS)
     assert leg.sample(figures(0, 0)) is None  # nothing yet (or on hold)

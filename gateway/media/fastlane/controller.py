@@ -23,6 +23,7 @@ import array
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import astuple
 from typing import Any
@@ -434,9 +435,17 @@ class FastLaneController:
     def fast_web_rtp(self, data: bytes) -> None:
         self._web.direct_receiver.packet(data)
 
-    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None:
-        """SRTCP from the browser the engine unprotected: a report compound it kept, or feedback."""
-        self._web.direct_receiver.rtcp(data, late=late, packets=packets, octets=octets)
+    def fast_web_rtcp(
+        self, data: bytes, late: float, packets: int, octets: int | None, upstream_lost: int | None = None
+    ) -> None:
+        """SRTCP from the browser the engine unprotected: a report compound it kept (with the SIP side's
+        loss when it arrived, own_loss.py), or feedback."""
+        sender = self._web.direct_sender
+        sender.report_context = (time.monotonic() - late, upstream_lost)
+        try:
+            self._web.direct_receiver.rtcp(data, late=late, packets=packets, octets=octets)
+        finally:
+            sender.report_context = None
 
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         if self._sip.endpoint is not None:

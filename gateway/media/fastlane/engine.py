@@ -94,7 +94,9 @@ class LinkHandler(Protocol):
     def fast_sync(self, native: NativeLink) -> None: ...
     def fast_web_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_web_rtp(self, data: bytes) -> None: ...
-    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None: ...
+    def fast_web_rtcp(
+        self, data: bytes, late: float, packets: int, octets: int | None, upstream_lost: int | None = None
+    ) -> None: ...
     def fast_sip_datagram(self, data: bytes, source: Address) -> None: ...
     def fast_sip_rtp(self, data: bytes, source: Address) -> None: ...
     def fast_video_sip_datagram(self, data: bytes, source: Address, decrypted: bool) -> None: ...
@@ -419,8 +421,8 @@ class FastLink:
 
     def reports(self) -> None:
         """Hand the browser's report compounds the engine kept since the last time to the handler, oldest
-        first, each with how late it is now (all the SRTCP packets and octets that arrived count with the
-        last: aiortc's DTLS counters)."""
+        first, each with how late it is now and the SIP side's loss at its arrival (all the SRTCP packets
+        and octets that arrived count with the last: aiortc's DTLS counters)."""
         if self.native.closed:
             return
         taken = self.native.reports()
@@ -430,11 +432,11 @@ class FastLink:
         now = time.monotonic()
         last = len(compounds) - 1
         try:
-            for index, (arrived, data) in enumerate(compounds):
+            for index, (arrived, data, upstream) in enumerate(compounds):
                 if index < last:
-                    self.handler.fast_web_rtcp(data, now - arrived, 1, 0)
+                    self.handler.fast_web_rtcp(data, now - arrived, 1, 0, upstream)
                 else:
-                    self.handler.fast_web_rtcp(data, now - arrived, packets - last, octets)
+                    self.handler.fast_web_rtcp(data, now - arrived, packets - last, octets, upstream)
         except Exception:  # one call's statistics must not stop the others'
             logger.exception("call=%s handling the browser's RTCP reports failed", self.call_id)
 

@@ -46,6 +46,7 @@ from aiortc.rtp import (
 
 from gateway.media.codecs.opus_settings import FEC_THRESHOLD
 from gateway.media.rtp import red, seqmap
+from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
 from gateway.media.webrtc import aiortc_hooks
 from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
 
@@ -106,6 +107,12 @@ class DirectSender:
         # the fraction lost (0-255) of each of the browser's report blocks about our stream (issue 35)
         self.on_loss: Callable[[int], None] | None = None
         self.reported_loss: int | None = None  # the latest one
+        # the reports' sequence numbers and cumulative loss, and the SIP side's loss at each arrival: what
+        # the browser's leg lost itself (own_loss.py); ``upstream_lost`` reads the SIP side's loss now, and
+        # ``report_context`` is (arrival, that loss) while the fast lane hands over a report it kept
+        self.own_loss = OwnLoss()
+        self.upstream_lost: Callable[[], int | None] | None = None
+        self.report_context: tuple[float, int | None] | None = None
         self.red_payload_type: int | None = None  # RED negotiated with the browser (module note)
         self.red_mode = "auto"
         self._previous: red.RedBlock | None = None  # the last audio payload, redundant in the next RED
@@ -141,8 +148,12 @@ class DirectSender:
             return pt, payload
         return self.red_payload_type, red.pack(primary, [previous] if previous is not None else [])
 
-    def _reported(self, fraction_lost: int) -> None:
-        self.reported_loss = fraction_lost
+    def _reported(self, block: Any) -> None:  # an aiortc RtcpReceiverInfo about our stream
+        fraction_lost = self.reported_loss = block.fraction_lost
+        arrival, upstream = self.report_context or (time.monotonic(), None)
+        if upstream is None and self.upstream_lost is not None:
+            upstream = self.upstream_lost()
+        self.own_loss.add(ReportPoint(arrival, block.highest_sequence, block.packets_lost, upstream))
         if self.on_loss is not None:
             self.on_loss(fraction_lost)
 

@@ -41,8 +41,8 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
 * ``on_bitrate_limit(sender, callback)``, ``send_remb(receiver, bitrate, ssrcs)``: the browser's REMB of
   a video sender's stream (``RTCRtpSender._handle_rtcp_packet``, wrapped) and a REMB to the browser from
   the receiver's RTCP SSRC (``RTCRtpReceiver._send_rtcp``), for the video's bandwidth hints (issue 19).
-* ``on_receiver_report(sender, callback)``: the fraction lost of each report block of the browser's SR
-  or RR about a sender's stream (``_handle_rtcp_packet``, wrapped), for our Opus encoder's FEC (issue 35).
+* ``on_receiver_report(sender, callback)``: each report block of the browser's SR or RR about a sender's
+  stream (``_handle_rtcp_packet``, wrapped), for our Opus encoder's FEC (issue 35) and own_loss.py.
 
 ICE consent (RFC 7675: ``on_consent_expired``, ``set_consent_expiry``, what the fast lane answers checks
 with) is in ``ice_consent``. The bridge's direct RTP paths are in ``aiortc_direct`` (``DirectSender``)
@@ -534,9 +534,9 @@ def on_bitrate_limit(sender: RTCRtpSender, callback: Callable[[int, tuple[int, .
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
 
-def on_receiver_report(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+def on_receiver_report(sender: RTCRtpSender, callback: Callable[[Any], None]) -> None:
     """The browser's reception report blocks about ``sender``'s stream (in its SR or RR, RFC 3550 §6.4)
-    give ``callback`` their fraction lost (0-255) as well as aiortc's handling (its RTT and statistics)."""
+    go to ``callback`` (aiortc's RtcpReceiverInfo) as well as to aiortc's handling (RTT, statistics)."""
     handle = getattr(sender, "_handle_rtcp_packet", None)
     if not callable(handle) or not asyncio.iscoroutinefunction(handle):
         raise HookError("RTCRtpSender._handle_rtcp_packet is gone")
@@ -545,7 +545,7 @@ def on_receiver_report(sender: RTCRtpSender, callback: Callable[[int], None]) ->
         if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for block in packet.reports:
                 if block.ssrc == sender._ssrc:
-                    callback(block.fraction_lost)
+                    callback(block)
         await handle(packet)
 
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]

@@ -56,6 +56,7 @@ class Handler:
     web_datagrams: list[bytes] = field(default_factory=list)
     web_rtp: list[bytes] = field(default_factory=list)
     web_rtcp: list[tuple[bytes, float, int, int | None]] = field(default_factory=list)  # decrypted SRTCP
+    upstream_lost: list[int | None] = field(default_factory=list)  # the SIP side's loss at each one's arrival
     sip_datagrams: list[bytes] = field(default_factory=list)
     sip_rtp: list[bytes] = field(default_factory=list)  # decrypted by the engine
     snapshots: list[Snapshot] = field(default_factory=list)
@@ -79,8 +80,11 @@ class Handler:
     def fast_web_rtp(self, data: bytes) -> None:
         self.web_rtp.append(data)
 
-    def fast_web_rtcp(self, data: bytes, late: float, packets: int, octets: int | None) -> None:
+    def fast_web_rtcp(
+        self, data: bytes, late: float, packets: int, octets: int | None, upstream_lost: int | None = None
+    ) -> None:
         self.web_rtcp.append((data, late, packets, octets))
+        self.upstream_lost.append(upstream_lost)
 
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         self.sip_datagrams.append(data)
@@ -613,6 +617,33 @@ async def test_forwarded_packets_are_accounted_in_the_engine_and_read_as_snapsho
     await receive(s.browser_socket)
     await settle(s.linked.link, lambda: handler.forwarded == 7)
     assert handler.snapshots[-1].reception.received == 1000 and handler.snapshots[-1].lost == 0
+
+
+async def test_a_kept_report_carries_the_sip_sides_loss_at_its_arrival(srtp_link: SrtpLink) -> None:
+    """The browser's report compound kept for Python's next sync comes with the SIP side's stream's
+    cumulative loss when it arrived (RFC 3550 A.3 of the lane's live statistics): the gaps the report
+    counts that the phone's path lost (own_loss.py). None while that lane is not armed (Python's
+    statistics are the live ones then)."""
+    s, native, handler = srtp_link, srtp_link.linked.link.native, srtp_link.linked.handler
+    browser = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+
+    async def report(highest: int) -> int | None:
+        block = struct.pack("!IIIIII", 0x6161, highest, highest, 0, 0, 0)  # (its cumulative loss: 0, 0...)
+        receiver_report = struct.pack("!BBHI", 0x81, 201, 7, 0x4321) + block
+        count = len(handler.web_rtcp)
+        s.browser_socket.sendto(browser.protect_rtcp(receiver_report), s.linked.web)
+        await settle(s.linked.link, lambda: len(handler.web_rtcp) > count)
+        return handler.upstream_lost[-1]
+
+    assert await report(1) is None  # no lane to the browser armed
+    arm_both(s, 10)
+    assert await report(2) is None  # armed, no packet from the phone yet
+    for seq in (10, 11, 13, 14, 17):  # 12, 15 and 16 lost on the phone's path
+        s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
+        await receive(s.browser_socket)
+    assert await report(3) == 3
+    native.disarm(SIP_TO_WEB)
+    assert await report(4) is None
 
 
 async def test_the_engine_reads_the_clock_per_packet_only_for_a_latency_meter(srtp_link: SrtpLink) -> None:

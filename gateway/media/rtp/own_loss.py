@@ -1,0 +1,72 @@
+"""The share of a browser's reported loss that is its own leg's, counted by sequence numbers.
+
+The browser's receiver reports on the stream the gateway sends it (RFC 3550 §6.4.1) count every sequence
+number it did not get. A pass-through call forwards the SIP side's packets with their numbering
+(gateway/media/rtp/seqmap.py), so a packet lost on the phone's path is missing in what the browser gets
+too, and its report counts it. Between two reports the browser expected ``span`` packets (the difference
+of their extended highest sequence numbers) and lost ``reported`` of them (of their cumulative numbers
+lost); the gateway never sent ``gaps`` of them: the growth of the SIP side's stream's cumulative loss
+(RFC 3550 A.3) between the two reports' arrivals, read at each arrival (the fast lane's engine reads it
+when it keeps the report, `_fastlane_thread.c` web_rtcp). So the browser's leg lost ``reported - gaps``
+of the ``span - gaps`` packets it was sent. A transcoding call forwards no gaps (its encoder numbers its
+packets one after another, concealment fills in): there ``gaps`` is 0.
+
+Netting a report's fraction lost against the SIP leg's loss over a fixed window instead (ops/quality.py
+before) misreads when the two windows differ: aiortc reports every 0.5-1.5 s, and a second lossier than
+the window's average left the web leg a share of loss that was not its own.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+U32 = 1 << 32
+
+
+class ReportPoint(NamedTuple):
+    arrival: float  # seconds, time.monotonic()
+    highest: int  # the report's extended highest sequence number received (32 bits)
+    lost: int  # its cumulative number of packets lost (signed)
+    upstream_lost: int | None  # the SIP side's stream's cumulative loss at the arrival; None: unknown
+
+
+class OwnLoss:
+    """The reports of one stream the gateway sends (module note); `loss()` over the last ``window`` s."""
+
+    __slots__ = ("_points", "window")
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._points: deque[ReportPoint] = deque(maxlen=64)
+
+    def add(self, point: ReportPoint) -> None:
+        points = self._points
+        points.append(point)
+        while points[0].arrival < point.arrival - self.window and len(points) > 2:
+            points.popleft()
+
+    def loss(self, *, gaps: bool) -> float | None:
+        """The fraction of the packets sent to the browser that its leg lost, between the latest report and
+        the oldest one within ``window`` s before it; ``gaps``: the call forwards the SIP side's gaps
+        (pass-through). None when it cannot be told: fewer than two reports, no packet between them, or
+        counts that do not fit together (a new stream on either side)."""
+        points = self._points
+        if len(points) < 2:
+            return None
+        last = points[-1]
+        first = next(
+            (p for p in points if p.arrival >= last.arrival - self.window and p is not last), points[-2]
+        )
+        span = (last.highest - first.highest) % U32
+        if span == 0 or span >= U32 // 2:
+            return None
+        forwarded = 0
+        if gaps:
+            if first.upstream_lost is None or last.upstream_lost is None:
+                return None
+            forwarded = last.upstream_lost - first.upstream_lost
+        reported = last.lost - first.lost
+        if not 0 <= forwarded < span or reported < 0:
+            return None
+        return min(1.0, max(0.0, (reported - forwarded) / (span - forwarded)))

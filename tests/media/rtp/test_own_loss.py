@@ -1,0 +1,65 @@
+"""own_loss.py: the browser's own share of the loss it reports, by sequence numbers - exact however the
+reports and the SIP leg's losses fall in time, none in a transcoding call's numbering, and no figure
+where the counts do not fit together."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
+
+
+def test_the_gaps_forwarded_are_taken_out_exactly() -> None:
+    loss = OwnLoss(window=5.0)
+    assert loss.loss(gaps=True) is None  # no report yet
+    loss.add(ReportPoint(10.0, highest=1000, lost=30, upstream_lost=20))
+    assert loss.loss(gaps=True) is None  # one report: no span
+    # 50 sequence numbers later the browser lost 12 more; 10 of them never left: the phone's path lost them
+    loss.add(ReportPoint(11.0, highest=1050, lost=42, upstream_lost=30))
+    assert loss.loss(gaps=True) == pytest.approx(2 / 40)
+    # a second in which the phone lost 35 % and the browser's leg nothing: 0, whatever any average says
+    loss.add(ReportPoint(12.0, highest=1100, lost=60, upstream_lost=48))
+    assert loss.loss(gaps=True) == pytest.approx((30 - 28) / (100 - 28))  # over the window: 1000 -> 1100
+
+
+def test_the_span_is_the_window_before_the_latest_report() -> None:
+    loss = OwnLoss(window=2.0)
+    loss.add(ReportPoint(0.0, 0, 0, 0))
+    loss.add(ReportPoint(1.0, 50, 25, 0))  # a bad second, long ago
+    loss.add(ReportPoint(4.0, 200, 25, 0))
+    loss.add(ReportPoint(5.0, 250, 26, 0))
+    assert loss.loss(gaps=True) == pytest.approx(1 / 50)  # 4.0 -> 5.0: the second before the latest
+
+
+def test_a_transcoding_call_forwards_no_gaps() -> None:
+    """The encoder numbers its packets one after another and concealment fills in: what the browser
+    misses is its own leg's, whatever the SIP side lost."""
+    loss = OwnLoss()
+    loss.add(ReportPoint(1.0, 100, 0, None))
+    loss.add(ReportPoint(2.0, 150, 5, None))
+    assert loss.loss(gaps=False) == pytest.approx(0.1)
+    assert loss.loss(gaps=True) is None  # a pass-through call without the SIP side's counts: not known
+
+
+@pytest.mark.parametrize(
+    ("second", "why"),
+    [
+        (ReportPoint(2.0, 100, 10, 5), "no packet between the reports"),
+        (ReportPoint(2.0, 150, 10, 2), "the SIP side's stream started again (its loss went back)"),
+        (ReportPoint(2.0, 150, 4, 5), "the browser's count went back (a new report stream)"),
+        (ReportPoint(2.0, 150, 60, 55), "more gaps than sequence numbers"),
+        (ReportPoint(2.0, 100 + 2**31, 10, 5), "a jump backwards"),
+    ],
+)
+def test_counts_that_do_not_fit_together_give_no_figure(second: ReportPoint, why: str) -> None:
+    loss = OwnLoss()
+    loss.add(ReportPoint(1.0, 100, 5, 5))
+    loss.add(second)
+    assert loss.loss(gaps=True) is None, why
+
+
+def test_the_sequence_numbers_wrap() -> None:
+    loss = OwnLoss()
+    loss.add(ReportPoint(1.0, 2**32 - 10, 0, 0))
+    loss.add(ReportPoint(2.0, 40, 1, 0))
+    assert loss.loss(gaps=True) == pytest.approx(1 / 50)
