@@ -199,8 +199,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         return self._web.restart_ice(remote)
 
     def web_media_address(self) -> tuple[Any, ...] | None:
-        """Where the browser's media goes: the fast lane's address while it is linked, else the selected
-        ICE pair's remote (None before ICE connected)."""
+        """Where the browser's media goes: the fast lane's while it is linked, else the ICE pair's remote."""
         if self.fast_lane is not None and self.fast_lane.link is not None:
             return tuple(self.fast_lane.remote)
         parts = self._web.direct_sender.fast_lane_parts()
@@ -508,6 +507,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         """Per leg (call records, metrics, ops/quality.py): codec, packets sent, received, lost, recovered (RFC
         2198), jitter, RTT (s), `remote_loss` (the far end's RTCP fraction lost), the web leg's `own_loss`."""
         stats, chosen, endpoint = self.stats(), self._chosen, self._sip.endpoint
+        gaps = not (chosen and chosen.transcoding) and self._mixing is None  # forwarded (a mix numbers anew)
         received, far = (endpoint.statistics, endpoint.far_end) if endpoint is not None else (None, None)
         sip_jitter = (
             received.jitter / received.clock_rate if received is not None and received.received else None
@@ -522,7 +522,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "jitter": self._web.direct_receiver.jitter_seconds(),
                 "rtt": self._web.direct_sender.rtt_seconds(),
                 "remote_loss": _ratio(self._web.direct_sender.reported_loss),
-                "own_loss": self._web.direct_sender.own_loss.loss(gaps=not (chosen and chosen.transcoding)),
+                "own_loss": self._web.direct_sender.own_loss.loss(gaps=gaps),
             },
             "sip": {
                 "codec": chosen.sip if chosen is not None else None,

@@ -268,9 +268,9 @@ enum { KEPT_SR = 0, KEPT_RR = 1 };
 typedef struct {
     double arrival;
     int len;
-    int has_upstream;              /* upstream_lost was read (the SIP side's lane armed, its statistics live) */
-    int64_t upstream_lost;         /* at the arrival: the SIP side's stream's cumulative loss (RFC 3550 A.3),
-                                      what the browser's report counts too in a pass-through call */
+    int has_upstream;              /* upstream_* were read (the SIP side's lane armed, its statistics live) */
+    uint32_t upstream_ssrc;        /* at the arrival: the SIP side's stream and its cumulative loss (RFC */
+    int64_t upstream_lost;         /* 3550 A.3), which the browser's report counts too in a pass-through call */
     uint8_t data[KEPT_MAX];
 } Kept;
 

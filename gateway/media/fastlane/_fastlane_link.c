@@ -387,6 +387,7 @@ static PyObject *link_reports(Link *self, PyObject *unused) {
         kept[i].len = c->kept[i].len;
         kept[i].arrival = c->kept[i].arrival;
         kept[i].has_upstream = c->kept[i].has_upstream;
+        kept[i].upstream_ssrc = c->kept[i].upstream_ssrc;
         kept[i].upstream_lost = c->kept[i].upstream_lost;
         if (kept[i].len > 0)
             memcpy(kept[i].data, c->kept[i].data, (size_t)kept[i].len);
@@ -403,7 +404,9 @@ static PyObject *link_reports(Link *self, PyObject *unused) {
         const Kept *k = &kept[n == 0 ? first : !first];
         if (k->len == 0)
             continue;
-        PyObject *upstream = k->has_upstream ? PyLong_FromLongLong(k->upstream_lost) : Py_NewRef(Py_None);
+        PyObject *upstream = k->has_upstream ? Py_BuildValue("(kL)", (unsigned long)k->upstream_ssrc,
+                                                             (long long)k->upstream_lost)
+                                             : Py_NewRef(Py_None);
         PyObject *item = upstream == NULL ? NULL
                                           : Py_BuildValue("(dy#N)", k->arrival, (const char *)k->data,
                                                           (Py_ssize_t)k->len, upstream);
@@ -670,10 +673,10 @@ static PyMethodDef link_methods[] = {
     {"opus_encoder", (PyCFunction)link_opus_encoder, METH_VARARGS,
      "opus_encoder(which) -> (inband_fec, packet_loss_perc) of lane which's Opus encoder, or None"},
     {"reports", (PyCFunction)link_reports, METH_NOARGS,
-     "reports() -> None, or (packets, octets, [(arrival, compound, upstream_lost), ...]): the browser's report "
+     "reports() -> None, or (packets, octets, [(arrival, compound, upstream), ...]): the browser's report "
      "compounds the engine kept since the last call (SRTCP packets and their octets; the latest SR-led and "
      "RR-led ones, decrypted, oldest first, with their time.monotonic() arrival and the SIP side's stream's "
-     "cumulative loss then, or None when its lane was not armed); taking them clears them."},
+     "(SSRC, cumulative loss) then, or None when its lane was not armed); taking them clears them."},
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
      "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},

@@ -41,8 +41,10 @@ static int web_rtcp(Engine *e, Core *c, uint8_t *d, int len, const struct sockad
     const Lane *lane = &c->lanes[LANE_SIP_TO_WEB];
     const Reception *rx = &lane->tally.rx;
     kept->has_upstream = lane->armed && lane->tally.owned && rx->flavour == STATS_RFC3550 && rx->max_seq >= 0;
-    if (kept->has_upstream)
+    if (kept->has_upstream) {
+        kept->upstream_ssrc = lane->tally.rx_ssrc;
         kept->upstream_lost = rx->cycles + rx->max_seq - rx->base_seq + 1 - rx->received;
+    }
     c->kept_packets++;
     c->kept_octets += (uint64_t)size;
     return 0;

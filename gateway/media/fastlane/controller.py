@@ -436,12 +436,17 @@ class FastLaneController:
         self._web.direct_receiver.packet(data)
 
     def fast_web_rtcp(
-        self, data: bytes, late: float, packets: int, octets: int | None, upstream_lost: int | None = None
+        self,
+        data: bytes,
+        late: float,
+        packets: int,
+        octets: int | None,
+        upstream: tuple[int, int] | None = None,
     ) -> None:
         """SRTCP from the browser the engine unprotected: a report compound it kept (with the SIP side's
         loss when it arrived, own_loss.py), or feedback."""
         sender = self._web.direct_sender
-        sender.report_context = (time.monotonic() - late, upstream_lost)
+        sender.report_context = (time.monotonic() - late, upstream)
         try:
             self._web.direct_receiver.rtcp(data, late=late, packets=packets, octets=octets)
         finally:

@@ -9,7 +9,10 @@ lost); the gateway never sent ``gaps`` of them: the growth of the SIP side's str
 (RFC 3550 A.3) between the two reports' arrivals, read at each arrival (the fast lane's engine reads it
 when it keeps the report, `_fastlane_thread.c` web_rtcp). So the browser's leg lost ``reported - gaps``
 of the ``span - gaps`` packets it was sent. A transcoding call forwards no gaps (its encoder numbers its
-packets one after another, concealment fills in): there ``gaps`` is 0.
+packets one after another, concealment fills in): there ``gaps`` is 0; so does a mixed one. Not
+counted: packets a pass-through call restores from the SIP side's RFC 2198 redundancy go out under the
+lost ones' numbers, yet count as lost here, so the browser's own loss reads low by as many; a SIP-side
+stream restarted under the same SSRC (RFC 3550 A.1) between two reports reads as no figure or a low one.
 
 Netting a report's fraction lost against the SIP leg's loss over a fixed window instead (ops/quality.py
 before) misreads when the two windows differ: aiortc reports every 0.5-1.5 s, and a second lossier than
@@ -28,7 +31,7 @@ class ReportPoint(NamedTuple):
     arrival: float  # seconds, time.monotonic()
     highest: int  # the report's extended highest sequence number received (32 bits)
     lost: int  # its cumulative number of packets lost (signed)
-    upstream_lost: int | None  # the SIP side's stream's cumulative loss at the arrival; None: unknown
+    upstream: tuple[int, int] | None  # the SIP side's stream's (SSRC, cumulative loss) then; None: unknown
 
 
 class OwnLoss:
@@ -41,16 +44,24 @@ class OwnLoss:
         self._points: deque[ReportPoint] = deque(maxlen=64)
 
     def add(self, point: ReportPoint) -> None:
+        """A report, in the order of arrival (the fast lane hands over the reports it kept after others)."""
         points = self._points
-        points.append(point)
-        while points[0].arrival < point.arrival - self.window and len(points) > 2:
+        at = len(points)
+        while at > 0 and points[at - 1].arrival > point.arrival:
+            at -= 1
+        if at == len(points):
+            points.append(point)
+        elif len(points) < (points.maxlen or 0):
+            points.insert(at, point)
+        latest = points[-1].arrival
+        while points[0].arrival < latest - self.window and len(points) > 2:
             points.popleft()
 
     def loss(self, *, gaps: bool) -> float | None:
         """The fraction of the packets sent to the browser that its leg lost, between the latest report and
         the oldest one within ``window`` s before it; ``gaps``: the call forwards the SIP side's gaps
-        (pass-through). None when it cannot be told: fewer than two reports, no packet between them, or
-        counts that do not fit together (a new stream on either side)."""
+        (pass-through, not mixed). None when it cannot be told: fewer than two reports, no packet between
+        them, or counts that do not fit together (a new stream on either side)."""
         points = self._points
         if len(points) < 2:
             return None
@@ -62,10 +73,10 @@ class OwnLoss:
         if span == 0 or span >= U32 // 2:
             return None
         forwarded = 0
-        if gaps:
-            if first.upstream_lost is None or last.upstream_lost is None:
+        if gaps:  # the same SIP-side stream at both ends, or its counts started again between them
+            if first.upstream is None or last.upstream is None or first.upstream[0] != last.upstream[0]:
                 return None
-            forwarded = last.upstream_lost - first.upstream_lost
+            forwarded = last.upstream[1] - first.upstream[1]
         reported = last.lost - first.lost
         if not 0 <= forwarded < span or reported < 0:
             return None

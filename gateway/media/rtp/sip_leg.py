@@ -322,13 +322,18 @@ class SipLeg:
         if self.endpoint is not None:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
 
-    def cumulative_lost(self) -> int | None:
-        """What the SIP side's stream lost before us so far (RFC 3550 A.3: expected - received), the gaps a
-        pass-through call forwards to the browser (own_loss.py); None before its first packet."""
-        statistics = self.endpoint.statistics if self.endpoint is not None else None
+    def cumulative_lost(self) -> tuple[int, int] | None:
+        """(SSRC, what it lost before us so far: RFC 3550 A.3 expected - received) of the SIP side's stream,
+        the gaps a pass-through call forwards to the browser (own_loss.py); None before its first packet."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return None
+        if endpoint.refresh is not None:  # the fast lane's packets counted first
+            endpoint.refresh()
+        statistics = endpoint.statistics
         if statistics is None or not statistics.received:
             return None
-        return statistics.expected - statistics.received
+        return statistics.ssrc, statistics.expected - statistics.received
 
     def close(self) -> None:
         if self._reserved is not None:  # leased, never opened

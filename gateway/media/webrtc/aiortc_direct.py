@@ -111,8 +111,8 @@ class DirectSender:
         # the browser's leg lost itself (own_loss.py); ``upstream_lost`` reads the SIP side's loss now, and
         # ``report_context`` is (arrival, that loss) while the fast lane hands over a report it kept
         self.own_loss = OwnLoss()
-        self.upstream_lost: Callable[[], int | None] | None = None
-        self.report_context: tuple[float, int | None] | None = None
+        self.upstream_lost: Callable[[], tuple[int, int] | None] | None = None
+        self.report_context: tuple[float, tuple[int, int] | None] | None = None
         self.red_payload_type: int | None = None  # RED negotiated with the browser (module note)
         self.red_mode = "auto"
         self._previous: red.RedBlock | None = None  # the last audio payload, redundant in the next RED

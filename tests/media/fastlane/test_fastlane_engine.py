@@ -56,7 +56,9 @@ class Handler:
     web_datagrams: list[bytes] = field(default_factory=list)
     web_rtp: list[bytes] = field(default_factory=list)
     web_rtcp: list[tuple[bytes, float, int, int | None]] = field(default_factory=list)  # decrypted SRTCP
-    upstream_lost: list[int | None] = field(default_factory=list)  # the SIP side's loss at each one's arrival
+    upstream: list[tuple[int, int] | None] = field(
+        default_factory=list
+    )  # the SIP side's loss at each arrival
     sip_datagrams: list[bytes] = field(default_factory=list)
     sip_rtp: list[bytes] = field(default_factory=list)  # decrypted by the engine
     snapshots: list[Snapshot] = field(default_factory=list)
@@ -81,10 +83,15 @@ class Handler:
         self.web_rtp.append(data)
 
     def fast_web_rtcp(
-        self, data: bytes, late: float, packets: int, octets: int | None, upstream_lost: int | None = None
+        self,
+        data: bytes,
+        late: float,
+        packets: int,
+        octets: int | None,
+        upstream: tuple[int, int] | None = None,
     ) -> None:
         self.web_rtcp.append((data, late, packets, octets))
-        self.upstream_lost.append(upstream_lost)
+        self.upstream.append(upstream)
 
     def fast_sip_datagram(self, data: bytes, source: Address) -> None:
         self.sip_datagrams.append(data)
@@ -627,13 +634,13 @@ async def test_a_kept_report_carries_the_sip_sides_loss_at_its_arrival(srtp_link
     s, native, handler = srtp_link, srtp_link.linked.link.native, srtp_link.linked.handler
     browser = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
 
-    async def report(highest: int) -> int | None:
+    async def report(highest: int) -> tuple[int, int] | None:
         block = struct.pack("!IIIIII", 0x6161, highest, highest, 0, 0, 0)  # (its cumulative loss: 0, 0...)
         receiver_report = struct.pack("!BBHI", 0x81, 201, 7, 0x4321) + block
         count = len(handler.web_rtcp)
         s.browser_socket.sendto(browser.protect_rtcp(receiver_report), s.linked.web)
         await settle(s.linked.link, lambda: len(handler.web_rtcp) > count)
-        return handler.upstream_lost[-1]
+        return handler.upstream[-1]
 
     assert await report(1) is None  # no lane to the browser armed
     arm_both(s, 10)
@@ -641,9 +648,18 @@ async def test_a_kept_report_carries_the_sip_sides_loss_at_its_arrival(srtp_link
     for seq in (10, 11, 13, 14, 17):  # 12, 15 and 16 lost on the phone's path
         s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
         await receive(s.browser_socket)
-    assert await report(3) == 3
+    assert await report(3) == (0x1234, 3)
     native.disarm(SIP_TO_WEB)
     assert await report(4) is None
+    # armed again with Python's statistics (it had the stream since): the engine counts on from its loss
+    taken = handler.snapshots[-1].reception._replace(received=100, base_seq=0, max_seq=119)  # 20 lost
+    now, phone, web = time.monotonic(), s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    args = (SIP_TO_WEB, phone, web, 0x1234, 0, 0, 0, 0, 8000, 8000, 160 * 119, now, 0, 0, -1, 0, 0)
+    assert native.arm(*args, STATS_RFC3550, 8000, taken, 119)
+    for seq in (120, 122):
+        s.phone_socket.sendto(s.phone.protect(rtp(seq)), s.linked.sip)
+        await receive(s.browser_socket)
+    assert await report(5) == (0x1234, 21)
 
 
 async def test_the_engine_reads_the_clock_per_packet_only_for_a_latency_meter(srtp_link: SrtpLink) -> None:

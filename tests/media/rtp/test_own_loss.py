@@ -12,22 +12,22 @@ from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
 def test_the_gaps_forwarded_are_taken_out_exactly() -> None:
     loss = OwnLoss(window=5.0)
     assert loss.loss(gaps=True) is None  # no report yet
-    loss.add(ReportPoint(10.0, highest=1000, lost=30, upstream_lost=20))
+    loss.add(ReportPoint(10.0, highest=1000, lost=30, upstream=(7, 20)))
     assert loss.loss(gaps=True) is None  # one report: no span
     # 50 sequence numbers later the browser lost 12 more; 10 of them never left: the phone's path lost them
-    loss.add(ReportPoint(11.0, highest=1050, lost=42, upstream_lost=30))
+    loss.add(ReportPoint(11.0, highest=1050, lost=42, upstream=(7, 30)))
     assert loss.loss(gaps=True) == pytest.approx(2 / 40)
     # a second in which the phone lost 35 % and the browser's leg nothing: 0, whatever any average says
-    loss.add(ReportPoint(12.0, highest=1100, lost=60, upstream_lost=48))
+    loss.add(ReportPoint(12.0, highest=1100, lost=60, upstream=(7, 48)))
     assert loss.loss(gaps=True) == pytest.approx((30 - 28) / (100 - 28))  # over the window: 1000 -> 1100
 
 
 def test_the_span_is_the_window_before_the_latest_report() -> None:
     loss = OwnLoss(window=2.0)
-    loss.add(ReportPoint(0.0, 0, 0, 0))
-    loss.add(ReportPoint(1.0, 50, 25, 0))  # a bad second, long ago
-    loss.add(ReportPoint(4.0, 200, 25, 0))
-    loss.add(ReportPoint(5.0, 250, 26, 0))
+    loss.add(ReportPoint(0.0, 0, 0, (7, 0)))
+    loss.add(ReportPoint(1.0, 50, 25, (7, 0)))  # a bad second, long ago
+    loss.add(ReportPoint(4.0, 200, 25, (7, 0)))
+    loss.add(ReportPoint(5.0, 250, 26, (7, 0)))
     assert loss.loss(gaps=True) == pytest.approx(1 / 50)  # 4.0 -> 5.0: the second before the latest
 
 
@@ -44,22 +44,42 @@ def test_a_transcoding_call_forwards_no_gaps() -> None:
 @pytest.mark.parametrize(
     ("second", "why"),
     [
-        (ReportPoint(2.0, 100, 10, 5), "no packet between the reports"),
-        (ReportPoint(2.0, 150, 10, 2), "the SIP side's stream started again (its loss went back)"),
-        (ReportPoint(2.0, 150, 4, 5), "the browser's count went back (a new report stream)"),
-        (ReportPoint(2.0, 150, 60, 55), "more gaps than sequence numbers"),
-        (ReportPoint(2.0, 100 + 2**31, 10, 5), "a jump backwards"),
+        (ReportPoint(2.0, 100, 10, (7, 5)), "no packet between the reports"),
+        (ReportPoint(2.0, 150, 10, (7, 2)), "the SIP side's stream started again (its loss went back)"),
+        (ReportPoint(2.0, 150, 4, (7, 5)), "the browser's count went back (a new report stream)"),
+        (ReportPoint(2.0, 150, 60, (7, 55)), "more gaps than sequence numbers"),
+        (ReportPoint(2.0, 100 + 2**31, 10, (7, 5)), "a jump backwards"),
     ],
 )
 def test_counts_that_do_not_fit_together_give_no_figure(second: ReportPoint, why: str) -> None:
     loss = OwnLoss()
-    loss.add(ReportPoint(1.0, 100, 5, 5))
+    loss.add(ReportPoint(1.0, 100, 5, (7, 5)))
     loss.add(second)
     assert loss.loss(gaps=True) is None, why
 
 
+def test_a_new_stream_on_the_sip_side_gives_no_figure() -> None:
+    """Its counts start again: a loss read of another SSRC cannot be netted against the first one's."""
+    loss = OwnLoss()
+    loss.add(ReportPoint(1.0, 100, 5, (7, 3)))
+    loss.add(ReportPoint(2.0, 150, 10, (8, 5)))
+    assert loss.loss(gaps=True) is None
+    assert loss.loss(gaps=False) == pytest.approx(0.1)
+
+
+def test_a_report_handed_over_late_takes_its_place_by_arrival() -> None:
+    """The fast lane hands over the reports it kept at its next sync, after ones Python read at once."""
+    loss = OwnLoss()
+    loss.add(ReportPoint(1.0, 100, 0, (7, 0)))
+    loss.add(ReportPoint(3.0, 200, 10, (7, 10)))
+    loss.add(ReportPoint(2.0, 150, 5, (7, 2)))  # arrived between them
+    assert loss.loss(gaps=True) == 0.0  # 1.0 -> 3.0: 10 lost, all of them the phone's
+    loss.add(ReportPoint(4.0, 250, 12, (7, 10)))
+    assert loss.loss(gaps=True) == pytest.approx(2 / 140)  # 1.0 -> 4.0: 150 numbers, 10 never sent
+
+
 def test_the_sequence_numbers_wrap() -> None:
     loss = OwnLoss()
-    loss.add(ReportPoint(1.0, 2**32 - 10, 0, 0))
-    loss.add(ReportPoint(2.0, 40, 1, 0))
+    loss.add(ReportPoint(1.0, 2**32 - 10, 0, (7, 0)))
+    loss.add(ReportPoint(2.0, 40, 1, (7, 0)))
     assert loss.loss(gaps=True) == pytest.approx(1 / 50)
