@@ -98,6 +98,11 @@ class GatewayState(Protocol):
         """(free, in use) RTP port pairs."""
         ...
 
+    def fast_lane(self) -> tuple[int, Mapping[str, int]] | None:
+        """The fast lane's engine threads now and their counts since start (EngineCounters' fields), or
+        None: the fast lane is off."""
+        ...
+
     def refusals(self) -> Iterable[tuple[str, str, int]]:
         """(listener, reason, count) of the connections each HTTP listener refused or closed early."""
         ...
@@ -105,6 +110,17 @@ class GatewayState(Protocol):
     def logins_throttled(self) -> int:
         """Logins told to wait by the login throttle (an address that guessed too often)."""
         ...
+
+
+# the engine threads' counts (gateway/media/fastlane/engine.py EngineCounters): a media engine sharing
+# its CPUs shows in late_waits (its gathering then pauses) and long_rounds
+_ENGINE_COUNTERS = (
+    ("gathering_waits", "Rounds after which a fast-lane thread waited up to media.fast_path_coalesce_ms"),
+    ("late_waits", "Gathering waits that ended over 0.5 ms late (the CPUs busy elsewhere)"),
+    ("long_rounds", "Fast-lane rounds that held the engine's lock over 2 ms"),
+    ("lock_waits", "Times a fast-lane thread waited over 1 ms for the event loop to release its lock"),
+    ("queue_drops", "Datagrams a fast-lane thread dropped because the event loop fell behind"),
+)
 
 
 @dataclass(slots=True)
@@ -261,6 +277,16 @@ class StateCollector(Collector):
         family.add_metric(["python"], max(0, forwarded - fast))
         yield family
         yield GaugeMetricFamily("gateway_transcoding_calls", "Live calls that transcode", value=transcoding)
+        yield from self._fast_lane(state)
+
+    def _fast_lane(self, state: GatewayState) -> Iterable[Metric]:
+        engines = state.fast_lane()
+        if engines is None:
+            return
+        threads, counts = engines
+        yield GaugeMetricFamily("gateway_fast_lane_threads", "The fast lane's engine threads", value=threads)
+        for key, text in _ENGINE_COUNTERS:
+            yield CounterMetricFamily(f"gateway_fast_lane_{key}", text, value=counts.get(key, 0))
 
 
 class GatewayMetrics:

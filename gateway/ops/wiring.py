@@ -282,6 +282,10 @@ class Operations:
     def login_alarms(self) -> int:
         return self._gateway.identities.throttle.alarms
 
+    def fast_lane(self) -> tuple[int, Mapping[str, int]] | None:
+        pool = self._gateway.fast_lane
+        return (len(pool.engines), pool.counters()._asdict()) if pool is not None else None
+
     def rtp_ports(self) -> tuple[int, int]:
         """(free, in use) pairs; with media.web_ports, the fewer free of the two ranges (a call needs
         both) and the pairs in use in both."""

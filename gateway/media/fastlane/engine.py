@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pylibsrtp
 
@@ -164,6 +164,24 @@ class SerializedSrtp:
         return self._run(3, packet)
 
 
+class EngineCounters(NamedTuple):
+    """What the engine threads counted (the operator's /metrics: gateway/ops/metrics.py)."""
+
+    gathering_waits: int  # rounds after which a thread waited to gather packets (Engine.coalesced)
+    late_waits: int  # of those waits, the ones that ended over 0.5 ms late: the CPUs busy (Engine.overslept)
+    long_rounds: int  # rounds that held the engine's lock over 2 ms
+    lock_waits: int  # times a thread waited over 1 ms for the lock (Python held it)
+    queue_drops: int  # datagrams lost to a full queue for Python, or RTP dropped for a Python behind
+
+    @classmethod
+    def of(cls, native: Any) -> EngineCounters:
+        lock_waits, _, long_rounds, _ = native.timing
+        return cls(native.coalesced, native.overslept, long_rounds, lock_waits, native.queue_drops)
+
+    def plus(self, other: EngineCounters) -> EngineCounters:
+        return EngineCounters(*(a + b for a, b in zip(self, other, strict=True)))
+
+
 class EnginePool:
     """The fast lane's engines of one event loop: created on demand, at most ``workers``."""
 
@@ -182,6 +200,7 @@ class EnginePool:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.coalesce = coalesce
         self.engines: list[Engine] = []
+        self._retired = EngineCounters(0, 0, 0, 0, 0)  # the stopped engines' counts
         self._transcoding: frozenset[str] | None = None
         self._closed = False
 
@@ -196,6 +215,17 @@ class EnginePool:
     def links(self) -> int:
         return sum(len(engine.links) for engine in self.engines)
 
+    def counters(self) -> EngineCounters:
+        """What every engine thread counted since the pool began, stopped ones included."""
+        total = self._retired
+        for engine in self.engines:
+            total = total.plus(EngineCounters.of(engine.native))
+        return total
+
+    def _stopped(self, engine: Engine) -> None:
+        self.engines.remove(engine)
+        self._retired = self._retired.plus(EngineCounters.of(engine.native))  # its thread ended: final
+
     def acquire(self, *, passthrough: bool = False) -> Engine:
         """The engine for a new call: a pass-through call to the busiest engine below PACK_LOAD (a
         busy thread gathers its packets, COALESCE), a transcoding one (libopus' work) to the least busy."""
@@ -209,7 +239,7 @@ class EnginePool:
         if idle is not None and (idle.load == 0 or len(self.engines) >= self.workers):
             return idle
         engine = Engine(
-            self._loop or asyncio.get_running_loop(), on_close=self.engines.remove, coalesce=self.coalesce
+            self._loop or asyncio.get_running_loop(), on_close=self._stopped, coalesce=self.coalesce
         )
         self.engines.append(engine)
         return engine
@@ -322,13 +352,13 @@ class Engine:
         if self.closed:
             return
         self.closed = True
-        self._on_close(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self._loop.is_closed():
             self._loop.remove_reader(self.native.notify_fd)
         self.native.close()
+        self._on_close(self)  # after the thread ended (its counts are final)
 
     def _tick(self) -> None:
         self._timer = None

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import __version__
 from gateway.app import Gateway
 from gateway.config import Config
+from gateway.media import fastlane
 from gateway.ops.call_list import DIALECTS as SESSION_DIALECTS
 from gateway.ops.metrics import DIALECTS
 from peers.binaries import require_binary
@@ -96,6 +97,7 @@ async def test_metrics_records_and_log_ids_of_an_answered_call(
                     invites = value(during, "gateway_sip_messages_sent_total", method="INVITE")
                     assert invites >= 1
                     assert value(during, "gateway_sip_messages_received_total", status="200") >= 1
+                    assert value(during, "gateway_fast_lane_threads") == fastlane.available()  # its engine
                     web_in = value(during, "gateway_media_packets_total", leg="web", direction="received")
                     assert web_in > 20, during
                     await asyncio.sleep(1.0)
@@ -272,6 +274,9 @@ async def test_an_idle_gateway_exports_every_series_at_zero(tmp_path: Path) -> N
     )
     assert ("gateway_registrations", (("state", "registered"),)) in samples
     assert value(samples, "gateway_build_info", version=__version__) == 1
+    if fastlane.available():  # (CI builds it: tests/media/fastlane/test_fastpath.py)
+        assert samples[("gateway_fast_lane_threads", ())] == 0  # started with the first call
+        assert samples[("gateway_fast_lane_late_waits_total", ())] == 0
     assert (
         samples[("process_cpu_seconds_total", ())] > 0 and samples[("process_resident_memory_bytes", ())] > 0
     )

@@ -788,6 +788,11 @@ async def test_late_waits_pause_the_gathering_and_it_comes_back_after(linked: Li
     assert linked.link.native.counters()[DROPPED] == 0
     with pytest.raises(ValueError, match="gather_late"):
         engine.gather_late = -1.0
+    # what /metrics exports (gateway_fast_lane_*): the pool's counts, a stopped engine's kept
+    counted = linked.pool.counters()
+    assert (counted.gathering_waits, counted.late_waits, counted.queue_drops) == (6, 6, 0)
+    linked.link.close()  # its last link: the engine thread stops
+    assert linked.pool.engines == [] and linked.pool.counters() == counted
 
 
 @pytest.mark.parametrize("value", [-0.001, 0.006, float("nan"), "1"])
