@@ -115,6 +115,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         )
         self._to_sip = MediaPath("web->sip", call_id=self._call)
         self._to_web = MediaPath("sip->web", call_id=self._call)
+        self._sip.forwarded_lost = lambda: self.stats().web_to_sip.lost  # the gaps the phone's reports count
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
@@ -533,19 +534,19 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "jitter": sip_jitter,
                 "rtt": far.rtt if far is not None else None,
                 "remote_loss": _ratio(far.fraction_lost) if far is not None and far.reports else None,
+                "own_loss": far.own.loss(gaps=gaps) if far is not None else None,
             },
         }
 
     def stats(self) -> BridgeStats:
         if self.fast_lane is not None:
             self.fast_lane.account()  # what the engine forwarded since its last sync
-        dropped = self.fast_lane.dropped() if self.fast_lane is not None else 0
         return BridgeStats(
             web_to_sip=self._to_sip.stats(),
             sip_to_web=self._to_web.stats(),
             transcoding=bool(self._chosen and self._chosen.transcoding),
             latency=self._latency.summary(),
-            web_dropped=self._web.dropped + dropped,
+            web_dropped=self._web.dropped + (self.fast_lane.dropped() if self.fast_lane is not None else 0),
             fast_lane_packets=self.fast_lane.packets if self.fast_lane is not None else 0,
         )
 
@@ -591,8 +592,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         await self._web.close()
 
 
-def _ratio(fraction_lost: int | None) -> float | None:
-    """An RTCP report block's fraction lost (0-255, RFC 3550 §6.4.1) as a ratio."""
+def _ratio(fraction_lost: int | None) -> float | None:  # a report block's fraction lost (RFC 3550 §6.4.1)
     return None if fraction_lost is None else round(fraction_lost / 256, 4)
 
 

@@ -8,9 +8,9 @@ How it works. Per leg, a `LegTracker` keeps the counters of the last sample, so 
 of the packets expected since then (what the gateway received from the leg's peer; RFC 3550 §A.3 counts
 them the same way). `remote_loss` is the fraction lost of the peer's latest RTCP report on what the
 gateway sends it (RFC 3550 §6.4.1). That report counts the packets lost on the other leg as well when the
-gateway forwards their gaps (a pass-through leg's sequence numbers keep them). The web leg's own share
-is counted by sequence numbers when its figures have it (`own_loss`: gateway/media/rtp/own_loss.py, from
-the browser's reports and the SIP side's loss at their arrivals); else the leg's own share is
+gateway forwards their gaps (a pass-through leg's sequence numbers keep them). The leg's own share is
+counted by sequence numbers when its figures have it (`own_loss`: gateway/media/rtp/own_loss.py, from the
+peer's reports and the gaps forwarded to it by their arrivals); else it is
 1 - (1 - remote) / (1 - the other leg's loss), that loss over the last REPORT_WINDOW seconds (the span
 of a report). The estimated `mos` (E-model, gateway/ops/mos.py) takes
 the worse of the two directions' own losses, plus the late packets the jitter implies, and half the RTT

@@ -6,9 +6,11 @@ RTCP report block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from gateway.media.errors import PacketError
+from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
 from gateway.media.rtp.packet import U32_MAX, check_range, ntp_middle32
 from gateway.media.rtp.rtcp import ReportBlock
 
@@ -179,12 +181,16 @@ class FarEndStats:
     """What the far end's RTCP reports say of the stream we send it (RFC 3550 §6.4.1): its loss and
     jitter, and the round-trip time from the LSR/DLSR it echoes (RTT = A - LSR - DLSR)."""
 
-    __slots__ = ("cumulative_lost", "fraction_lost", "jitter", "reports", "rtt")
+    __slots__ = ("cumulative_lost", "fraction_lost", "jitter", "own", "reports", "rtt", "upstream")
 
     def __init__(self) -> None:
         self.reports = 0
         self.rtt: float | None = None  # seconds, the last measured
         self.fraction_lost = self.cumulative_lost = self.jitter = 0
+        # the far end's own share of its loss (own_loss.py): each report with the gaps we had forwarded
+        # to it when it arrived (``upstream``: (source, count), None when not known)
+        self.own = OwnLoss()
+        self.upstream: Callable[[], tuple[int, int] | None] | None = None
 
     def update(self, blocks: tuple[ReportBlock, ...], ssrc: int, arrival_ntp: int) -> None:
         for block in blocks:
@@ -193,6 +199,9 @@ class FarEndStats:
             self.reports += 1
             self.fraction_lost, self.cumulative_lost = block.fraction_lost, block.cumulative_lost
             self.jitter = block.jitter
+            upstream = self.upstream() if self.upstream is not None else None
+            at = arrival_ntp / (1 << 32)  # seconds
+            self.own.add(ReportPoint(at, block.extended_highest_sequence, block.cumulative_lost, upstream))
             if block.last_sr:
                 rtt = (ntp_middle32(arrival_ntp) - block.last_sr - block.delay_since_last_sr) & U32_MAX
                 if rtt < 60 * 65536:  # anything longer is a clock step or a forged report

@@ -51,6 +51,9 @@ class SipLeg:
         self._certificate: DtlsCertificate | None = None
         self._ice: sdp.IceParameters | None = None  # our ICE-lite credentials, once a peer offered ICE
         self.endpoint: RtpEndpoint | None = None
+        # the gaps the SIP side's reports count that the browser's path lost (own_loss.py): the web leg's
+        # gaps we forwarded so far (the bridge's web -> SIP path)
+        self.forwarded_lost: Callable[[], int] | None = None
         self._reserved: tuple[str | None, PortLease] | None = None  # (family, ports) leased before open
         self.negotiated: LegCodecs | None = None
         self.sdp_address = ""  # the address our SDP gives the SIP side, once open
@@ -95,6 +98,7 @@ class SipLeg:
             call_id=self._settings.call_id,
         )
         self.endpoint = endpoint
+        endpoint.far_end.upstream = self._forwarded
         await endpoint.open(lease)
         endpoint.set_direction(sdp.Direction.INACTIVE)  # until an answer is known
         host, port = endpoint.local_rtp_address
@@ -321,6 +325,10 @@ class SipLeg:
         """``source``: a forwarded packet's SSRC and sequence number (``RtpEndpoint.send_rtp``)."""
         if self.endpoint is not None:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
+
+    def _forwarded(self) -> tuple[int, int] | None:
+        """(0, the web leg's gaps forwarded so far): the far end's reports of our stream count them too."""
+        return (0, self.forwarded_lost()) if self.forwarded_lost is not None else None
 
     def cumulative_lost(self) -> tuple[int, int] | None:
         """(SSRC, what it lost before us so far: RFC 3550 A.3 expected - received) of the SIP side's stream,

@@ -202,6 +202,14 @@ async def test_the_browsers_lossy_leg_is_named_and_the_phones_is_not(tmp_path: P
                 await wait_until(lambda: len(alarms) >= 1, timeout=10)
                 await asyncio.sleep(3.0)
                 _, samples = await scrape(gateway, token=None)
+                # the phone's reports count the browser's gaps we forwarded; by sequence numbers its own
+                # leg lost none of them (own_loss.py)
+                (runtime,) = gateway.driver.runtimes
+                figures = runtime.bridge.quality() if runtime.bridge is not None else None
+                assert figures is not None
+                sip = figures["sip"]
+                assert isinstance(sip["remote_loss"], float) and sip["remote_loss"] >= 0.05, sip
+                assert isinstance(sip["own_loss"], float) and sip["own_loss"] <= 0.02, sip
                 await alice.request({"type": "hangup", "call_id": call_id})
             finally:
                 await peer.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
+from gateway.media.rtp.rtcp import ReportBlock
+from gateway.media.rtp.rtp_stats import FarEndStats
 
 
 def test_the_gaps_forwarded_are_taken_out_exactly() -> None:
@@ -83,3 +85,21 @@ def test_the_sequence_numbers_wrap() -> None:
     loss.add(ReportPoint(1.0, 2**32 - 10, 0, (7, 0)))
     loss.add(ReportPoint(2.0, 40, 1, (7, 0)))
     assert loss.loss(gaps=True) == pytest.approx(1 / 50)
+
+
+def test_the_sip_sides_reports_are_netted_by_the_gaps_forwarded_when_each_arrived() -> None:
+    """FarEndStats (the phone's reports of our stream): each block with ``upstream`` read at its arrival,
+    the web leg's gaps forwarded so far (SipLeg._forwarded, from the bridge's web -> SIP path)."""
+    far, forwarded = FarEndStats(), [0]
+    far.upstream = lambda: (0, forwarded[0])
+    ssrc, second = 0x5151, 1 << 32  # NTP: seconds in the upper 32 bits
+    far.update(
+        (ReportBlock(ssrc, fraction_lost=0, cumulative_lost=0, extended_highest_sequence=100),), ssrc, second
+    )
+    forwarded[0] = 20  # the browser's path lost 20 of the next 250 before us
+    block = ReportBlock(ssrc, fraction_lost=64, cumulative_lost=23, extended_highest_sequence=350)
+    far.update(
+        (block, ReportBlock(0x9999, cumulative_lost=99)), ssrc, 6 * second
+    )  # another source's: not ours
+    assert far.fraction_lost == 64 and far.own.loss(gaps=True) == pytest.approx(3 / 230)
+    assert far.own.loss(gaps=False) == pytest.approx(23 / 250)  # transcoding: all of it the phone's own
