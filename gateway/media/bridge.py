@@ -115,7 +115,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         )
         self._to_sip = MediaPath("web->sip", call_id=self._call)
         self._to_web = MediaPath("sip->web", call_id=self._call)
-        self._sip.forwarded_lost = lambda: self.stats().web_to_sip.lost  # the gaps the phone's reports count
+        self._sip.forwarded_lost = lambda: self._to_sip.lost - self._to_sip.recovered  # gaps the phone sees
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
@@ -506,9 +506,9 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
 
     def quality(self) -> dict[str, dict[str, object]]:
         """Per leg (call records, metrics, ops/quality.py): codec, packets sent, received, lost, recovered (RFC
-        2198), jitter, RTT (s), `remote_loss` (the far end's RTCP fraction lost), the web leg's `own_loss`."""
+        2198), jitter, RTT (s), `remote_loss` (the far end's RTCP fraction lost) and `own_loss` (own_loss.py)."""
         stats, chosen, endpoint = self.stats(), self._chosen, self._sip.endpoint
-        gaps = not (chosen and chosen.transcoding) and self._mixing is None  # forwarded (a mix numbers anew)
+        web_gaps, sip_gaps = (p.passthrough and self._mixing is None for p in (self._to_web, self._to_sip))
         received, far = (endpoint.statistics, endpoint.far_end) if endpoint is not None else (None, None)
         sip_jitter = (
             received.jitter / received.clock_rate if received is not None and received.received else None
@@ -523,7 +523,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "jitter": self._web.direct_receiver.jitter_seconds(),
                 "rtt": self._web.direct_sender.rtt_seconds(),
                 "remote_loss": _ratio(self._web.direct_sender.reported_loss),
-                "own_loss": self._web.direct_sender.own_loss.loss(gaps=gaps),
+                "own_loss": self._web.direct_sender.own_loss.loss(gaps=web_gaps),
             },
             "sip": {
                 "codec": chosen.sip if chosen is not None else None,
@@ -534,7 +534,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 "jitter": sip_jitter,
                 "rtt": far.rtt if far is not None else None,
                 "remote_loss": _ratio(far.fraction_lost) if far is not None and far.reports else None,
-                "own_loss": far.own.loss(gaps=gaps) if far is not None else None,
+                "own_loss": far.own.loss(gaps=sip_gaps) if far is not None else None,
             },
         }
 

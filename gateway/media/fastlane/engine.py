@@ -352,13 +352,15 @@ class Engine:
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._loop.is_closed():
-            self._loop.remove_reader(self.native.notify_fd)
-        self.native.close()
-        self._on_close(self)  # after the thread ended (its counts are final)
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self.native.notify_fd)
+            self.native.close()
+        finally:
+            self._on_close(self)  # after the thread ended (its counts final); never left in the pool
 
     def _tick(self) -> None:
         self._timer = None

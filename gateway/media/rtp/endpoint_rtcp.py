@@ -140,7 +140,9 @@ class EndpointRtcp:
         late = arrival.late
         for packet in packets:
             if isinstance(packet, RtcpSenderReport | RtcpReceiverReport):
-                self.far_end.update(packet.reports, self.ssrc, ntp_from_unix(self._wallclock() - late))
+                self.far_end.update(
+                    packet.reports, self.ssrc, ntp_from_unix(self._wallclock() - late), now - late
+                )
             if isinstance(packet, RtcpSenderReport) and self.statistics is not None:
                 if packet.ssrc == self.statistics.ssrc:
                     self.statistics.on_sender_report(packet.ntp_timestamp, now - late)

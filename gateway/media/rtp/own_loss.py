@@ -1,21 +1,28 @@
-"""The share of a browser's reported loss that is its own leg's, counted by sequence numbers.
+"""The share of a peer's reported loss that is its own leg's, counted by sequence numbers.
 
-The browser's receiver reports on the stream the gateway sends it (RFC 3550 §6.4.1) count every sequence
-number it did not get. A pass-through call forwards the SIP side's packets with their numbering
-(gateway/media/rtp/seqmap.py), so a packet lost on the phone's path is missing in what the browser gets
-too, and its report counts it. Between two reports the browser expected ``span`` packets (the difference
-of their extended highest sequence numbers) and lost ``reported`` of them (of their cumulative numbers
-lost); the gateway never sent ``gaps`` of them: the growth of the SIP side's stream's cumulative loss
-(RFC 3550 A.3) between the two reports' arrivals, read at each arrival (the fast lane's engine reads it
-when it keeps the report, `_fastlane_thread.c` web_rtcp). So the browser's leg lost ``reported - gaps``
-of the ``span - gaps`` packets it was sent. A transcoding call forwards no gaps (its encoder numbers its
-packets one after another, concealment fills in): there ``gaps`` is 0; so does a mixed one. Not
-counted: packets a pass-through call restores from the SIP side's RFC 2198 redundancy go out under the
-lost ones' numbers, yet count as lost here, so the browser's own loss reads low by as many; a SIP-side
-stream restarted under the same SSRC (RFC 3550 A.1) between two reports reads as no figure or a low one.
+A peer's receiver reports on the stream the gateway sends it (RFC 3550 §6.4.1) count every sequence
+number it did not get. A pass-through call forwards the other side's packets with their numbering
+(gateway/media/rtp/seqmap.py), so a packet lost on the other leg's path is missing in what the peer gets
+too, and its report counts it. Between two reports the peer expected ``span`` packets (the difference of
+their extended highest sequence numbers) and lost ``reported`` of them (of their cumulative numbers
+lost); the gateway never sent ``gaps`` of them: the growth between the two reports' arrivals of the gaps
+it had forwarded, read at each arrival. For the browser's reports that is the SIP side's stream's
+cumulative loss (RFC 3550 A.3: sip_leg.SipLeg.cumulative_lost; the fast lane's engine reads it when it
+keeps a report, `_fastlane_thread.c` web_rtcp); for the phone's, the web -> SIP path's count of the gaps
+it forwarded less those restored from RFC 2198 redundancy (rtp_stats.FarEndStats.upstream). So the
+peer's leg lost ``reported - gaps`` of the ``span - gaps`` packets it was sent. A direction that
+transcodes or repacketizes forwards no gaps (its packets are numbered one after another, concealment
+fills in): there ``gaps`` is 0; so does a mixed call.
 
-Netting a report's fraction lost against the SIP leg's loss over a fixed window instead (ops/quality.py
-before) misreads when the two windows differ: aiortc reports every 0.5-1.5 s, and a second lossier than
+Not counted (each reads the peer's own loss low, except the last two, which read it high): packets a
+pass-through call restores from the SIP side's RFC 2198 redundancy go out under the lost ones' numbers
+but count as lost in the SIP side's statistics; a stream restarted under the same SSRC (RFC 3550 A.1)
+between two reports; the fill the gateway plays to the SIP side while the browser's audio is missing;
+packets dropped while a direction is held (their numbers are skipped when it resumes, seqmap.py); the
+browser's RFC 4733 events not forwarded with ``dtmf_mode: info``.
+
+Netting a report's fraction lost against the other leg's loss over a fixed window instead (ops/quality.py
+before) misreads when the two spans differ: aiortc reports every 0.5-1.5 s, and a second lossier than
 the window's average left the web leg a share of loss that was not its own.
 """
 
@@ -31,7 +38,7 @@ class ReportPoint(NamedTuple):
     arrival: float  # seconds, time.monotonic()
     highest: int  # the report's extended highest sequence number received (32 bits)
     lost: int  # its cumulative number of packets lost (signed)
-    upstream: tuple[int, int] | None  # the SIP side's stream's (SSRC, cumulative loss) then; None: unknown
+    upstream: tuple[int, int] | None  # (source, the gaps forwarded to the peer so far) then; None: unknown
 
 
 class OwnLoss:

@@ -192,7 +192,9 @@ class FarEndStats:
         self.own = OwnLoss()
         self.upstream: Callable[[], tuple[int, int] | None] | None = None
 
-    def update(self, blocks: tuple[ReportBlock, ...], ssrc: int, arrival_ntp: int) -> None:
+    def update(self, blocks: tuple[ReportBlock, ...], ssrc: int, arrival_ntp: int, arrival: float) -> None:
+        """The blocks of a report about ``ssrc`` (ours) that arrived at ``arrival_ntp`` (the wall clock as
+        NTP, for the RTT), ``arrival`` (monotonic seconds, own_loss.py)."""
         for block in blocks:
             if block.ssrc != ssrc:
                 continue
@@ -200,8 +202,9 @@ class FarEndStats:
             self.fraction_lost, self.cumulative_lost = block.fraction_lost, block.cumulative_lost
             self.jitter = block.jitter
             upstream = self.upstream() if self.upstream is not None else None
-            at = arrival_ntp / (1 << 32)  # seconds
-            self.own.add(ReportPoint(at, block.extended_highest_sequence, block.cumulative_lost, upstream))
+            self.own.add(
+                ReportPoint(arrival, block.extended_highest_sequence, block.cumulative_lost, upstream)
+            )
             if block.last_sr:
                 rtt = (ntp_middle32(arrival_ntp) - block.last_sr - block.delay_since_last_sr) & U32_MAX
                 if rtt < 60 * 65536:  # anything longer is a clock step or a forged report

@@ -328,7 +328,12 @@ class SipLeg:
 
     def _forwarded(self) -> tuple[int, int] | None:
         """(0, the web leg's gaps forwarded so far): the far end's reports of our stream count them too."""
-        return (0, self.forwarded_lost()) if self.forwarded_lost is not None else None
+        endpoint = self.endpoint
+        if self.forwarded_lost is None or endpoint is None:
+            return None
+        if endpoint.refresh is not None:  # the fast lane's packets counted first (a sync, no drain)
+            endpoint.refresh()
+        return 0, self.forwarded_lost()
 
     def cumulative_lost(self) -> tuple[int, int] | None:
         """(SSRC, what it lost before us so far: RFC 3550 A.3 expected - received) of the SIP side's stream,

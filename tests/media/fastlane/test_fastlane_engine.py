@@ -792,7 +792,8 @@ async def test_late_waits_pause_the_gathering_and_it_comes_back_after(linked: Li
     counted = linked.pool.counters()
     assert (counted.gathering_waits, counted.late_waits, counted.queue_drops) == (6, 6, 0)
     linked.link.close()  # its last link: the engine thread stops
-    assert linked.pool.engines == [] and linked.pool.counters() == counted
+    after = linked.pool.counters()
+    assert linked.pool.engines == [] and after[:2] == counted[:2] and after.queue_drops == 0
 
 
 @pytest.mark.parametrize("value", [-0.001, 0.006, float("nan"), "1"])

@@ -93,13 +93,11 @@ def test_the_sip_sides_reports_are_netted_by_the_gaps_forwarded_when_each_arrive
     far, forwarded = FarEndStats(), [0]
     far.upstream = lambda: (0, forwarded[0])
     ssrc, second = 0x5151, 1 << 32  # NTP: seconds in the upper 32 bits
-    far.update(
-        (ReportBlock(ssrc, fraction_lost=0, cumulative_lost=0, extended_highest_sequence=100),), ssrc, second
-    )
+    first = ReportBlock(ssrc, fraction_lost=0, cumulative_lost=0, extended_highest_sequence=100)
+    far.update((first,), ssrc, second, 1.0)
     forwarded[0] = 20  # the browser's path lost 20 of the next 250 before us
     block = ReportBlock(ssrc, fraction_lost=64, cumulative_lost=23, extended_highest_sequence=350)
-    far.update(
-        (block, ReportBlock(0x9999, cumulative_lost=99)), ssrc, 6 * second
-    )  # another source's: not ours
+    other = ReportBlock(0x9999, cumulative_lost=99)  # another source's: not ours
+    far.update((block, other), ssrc, 6 * second, 6.0)
     assert far.fraction_lost == 64 and far.own.loss(gaps=True) == pytest.approx(3 / 230)
     assert far.own.loss(gaps=False) == pytest.approx(23 / 250)  # transcoding: all of it the phone's own
