@@ -202,3 +202,18 @@ def test_transcoders_chain_keeps_the_tone() -> None:
     pcm = ulaw_decode(bytes(out))
     assert len(pcm) >= 6000 and detect_tone(pcm[2000:], 8000, 600)
     assert all(t.errors == 0 for t in chain)
+
+
+def test_the_end_of_a_hold_is_told_once() -> None:
+    """``on_resume``: when a held direction is enabled again (the bridge's senders forget their numbering
+    then, seqmap.py), not when it is enabled again while enabled."""
+    resumed: list[str] = []
+    path = MediaPath("web->sip", on_resume=lambda: resumed.append("resumed"))
+    path.enabled = True
+    assert resumed == []
+    path.enabled = False
+    path.enabled = False
+    assert resumed == [] and not path.enabled
+    path.enabled = True
+    path.enabled = True
+    assert resumed == ["resumed"] and path.enabled

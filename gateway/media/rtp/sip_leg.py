@@ -326,6 +326,11 @@ class SipLeg:
         if self.endpoint is not None:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
 
+    def forget_numbering(self) -> None:
+        """A hold ended: our numbering to the SIP side goes on without the held packets' gap (seqmap.py)."""
+        if self.endpoint is not None:
+            self.endpoint.sequence_map.forget()
+
     def _forwarded(self) -> tuple[int, int] | None:
         """(0, the web leg's gaps forwarded so far): the far end's reports of our stream count them too."""
         endpoint = self.endpoint
