@@ -113,8 +113,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             on_failed=self._sip_failed,
             on_secure=self._sip_secure,
         )
-        self._to_sip = MediaPath("web->sip", call_id=self._call, on_resume=self._sip.forget_numbering)
-        self._to_web = MediaPath("sip->web", call_id=self._call, on_resume=self._web_resumed)
+        self._to_sip = MediaPath("web->sip", call_id=self._call, on_skip=self._sip.forget_numbering)
+        self._to_web = MediaPath("sip->web", call_id=self._call, on_skip=self._web_renumber)
         self._sip.forwarded_lost = lambda: self._to_sip.lost - self._to_sip.recovered  # gaps the phone sees
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
@@ -226,7 +226,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         leg.direct_sender.upstream_lost = lambda: self._sip.cumulative_lost()  # (self._sip comes after)
         return leg
 
-    def _web_resumed(self) -> None:  # a hold ended: our numbering to the browser goes on without its gap
+    def _web_renumber(self) -> None:  # input not sent (a hold ended): no gap in our numbering to the browser
         self._web.direct_sender.sequence_map.forget()
 
     async def detach_web(self) -> None:

@@ -105,11 +105,13 @@ def same_codec(a: sdp.Codec, b: sdp.Codec) -> bool:
 class MediaPath:
     """Forwarding state of one direction. ``configure`` again after each negotiation."""
 
-    def __init__(self, name: str, *, call_id: str = "-", on_resume: Callable[[], None] | None = None) -> None:
+    def __init__(self, name: str, *, call_id: str = "-", on_skip: Callable[[], None] | None = None) -> None:
         self.name = name
         self._call = call_id
         self._enabled = True
-        self._on_resume = on_resume  # when ``enabled`` goes from False to True: a hold ended
+        # input the far end will not get under its numbers (a hold ended; an RFC 4733 event told by SIP
+        # INFO): the sender forgets its numbering, so the far end sees no gap (rtp/seqmap.py)
+        self._on_skip = on_skip
         self._in: dict[int, sdp.Codec] = {}
         self._red: frozenset[int] = frozenset()  # payload types of RFC 2198 redundancy (audio/red)
         self._recovery: dict[int, bytes] = {}  # redundant blocks by input timestamp (transcoding)
@@ -215,8 +217,8 @@ class MediaPath:
     @enabled.setter
     def enabled(self, value: bool) -> None:
         resumed, self._enabled = value and not self._enabled, value
-        if resumed and self._on_resume is not None:  # the sender forgets its numbering (seqmap.py)
-            self._on_resume()
+        if resumed and self._on_skip is not None:  # what came while held was not sent
+            self._on_skip()
 
     def forward_audio(self, ssrc: int, seq: int, timestamp: int, payload_type: int, now: float) -> int:
         """The output timestamp of a pass-through audio packet (counted as ``feed`` would), or -1 when the
@@ -498,6 +500,8 @@ class MediaPath:
         self.digits += len(digits)
         target = self._out_event
         if not self._enabled or target is None or self._mapper is None:
+            if self._enabled and target is None and self._on_skip is not None:  # told by INFO, not sent
+                self._on_skip()
             return [], digits
         duration = min(0xFFFF, event.duration * target.clock_rate // codec.clock_rate)
         converted = TelephoneEvent(event.event, event.end, event.volume, duration)

@@ -327,7 +327,8 @@ class SipLeg:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
 
     def forget_numbering(self) -> None:
-        """A hold ended: our numbering to the SIP side goes on without the held packets' gap (seqmap.py)."""
+        """Input not sent (a hold ended, an event told by INFO): our numbering to the SIP side goes on
+        without their gap (seqmap.py)."""
         if self.endpoint is not None:
             self.endpoint.sequence_map.forget()
 
