@@ -21,6 +21,16 @@ _WORKERS = 8
 _PORTS_BASE, _PORTS_PER_WORKER = 10000, 1000  # 10000-17999
 _RANGES_BASE, _RANGES_PER_WORKER = 18000, 1800  # 18000-32399
 
+# Ports browsers refuse to load pages from (Chromium's net/base/port_util.cc kRestrictedPorts; Firefox's
+# list has the same): a gateway on one fails its browser test with net::ERR_UNSAFE_PORT. 10080 is in
+# worker 0's band; the others are listed so that a band moved later cannot take them either.
+BROWSER_BLOCKED = frozenset({
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103,
+    104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513,
+    514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720,
+    1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+})  # fmt: skip
+
 _lock = threading.Lock()
 _cursors: dict[str, int] = {}
 
@@ -66,6 +76,8 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
     with _lock:
         base = _PORTS_BASE + worker * _PORTS_PER_WORKER
         for port in _cycle(f"port{worker}", base, _PORTS_PER_WORKER, 1):
+            if port in BROWSER_BLOCKED:
+                continue
             if _bindable(port, host, (kind, socket.SOCK_DGRAM + socket.SOCK_STREAM - kind)):
                 return port
     raise RuntimeError(f"no free port left in {base}-{base + _PORTS_PER_WORKER - 1}")
