@@ -18,7 +18,7 @@ Not counted (each reads the peer's own loss low, except the last two, which read
 pass-through call restores from the SIP side's RFC 2198 redundancy go out under the lost ones' numbers
 but count as lost in the SIP side's statistics; a stream restarted under the same SSRC (RFC 3550 A.1)
 between two reports; the fill the gateway plays to the SIP side while the browser's audio is missing;
-packets dropped while a direction is held (their numbers are skipped when it resumes, seqmap.py); the
+packets dropped while a direction is held (their numbers stay a gap when it resumes, seqmap.py); the
 browser's RFC 4733 events not forwarded with ``dtmf_mode: info``.
 
 Netting a report's fraction lost against the other leg's loss over a fixed window instead (ops/quality.py

@@ -326,23 +326,25 @@ class SipLeg:
         if self.endpoint is not None:
             self.endpoint.send_rtp(payload_type, payload, timestamp, marker=marker, source=source)
 
+    def _refreshed(self) -> RtpEndpoint | None:
+        """The endpoint, the fast lane's packets counted first (its refresh: a sync, no drain)."""
+        endpoint = self.endpoint
+        if endpoint is not None and endpoint.refresh is not None:
+            endpoint.refresh()
+        return endpoint
+
     def _forwarded(self) -> tuple[int, int] | None:
         """(0, the web leg's gaps forwarded so far): the far end's reports of our stream count them too."""
-        endpoint = self.endpoint
-        if self.forwarded_lost is None or endpoint is None:
+        if self.forwarded_lost is None or self._refreshed() is None:
             return None
-        if endpoint.refresh is not None:  # the fast lane's packets counted first (a sync, no drain)
-            endpoint.refresh()
         return 0, self.forwarded_lost()
 
     def cumulative_lost(self) -> tuple[int, int] | None:
         """(SSRC, what it lost before us so far: RFC 3550 A.3 expected - received) of the SIP side's stream,
         the gaps a pass-through call forwards to the browser (own_loss.py); None before its first packet."""
-        endpoint = self.endpoint
+        endpoint = self._refreshed()
         if endpoint is None:
             return None
-        if endpoint.refresh is not None:  # the fast lane's packets counted first
-            endpoint.refresh()
         statistics = endpoint.statistics
         if statistics is None or not statistics.received:
             return None
