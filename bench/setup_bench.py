@@ -410,7 +410,7 @@ def main() -> int:
         "--no-janus" not in sys.argv
         and shutil.which("janus") is not None
         and os.geteuid() == 0
-        and not {"--in-process", "--profile", "--phases"} & set(sys.argv)
+        and not {"--in-process", "--profile", "--phases", "-h", "--help"} & set(sys.argv)
     ):
         # Janus installed: bench/vs_janus.py measures it, then runs this script for ours in the same
         # namespace, and prints both side by side
