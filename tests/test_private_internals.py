@@ -52,6 +52,7 @@ ALLOWED: Final = {
     "gateway.media.webrtc.ice_consent": "aioice's consent checks and their expiry (RFC 7675)",
     "gateway.media.webrtc.aiortc_rtcp": "the web leg's RTCP: the sender's and receiver's RTCP loops and counters",
     "gateway.media.webrtc.aiortc_dtls": "the DTLS transport's state, role, SSL object and SRTP sessions",
+    "gateway.media.webrtc.aiortc_srtp": "the DTLS transport's _setup_srtp and its module's Policy (no repeated index)",
     "gateway.media.webrtc.ice_completion": "aioice's check list and candidates (end-of-candidates, early checks)",
     "gateway.media.webrtc.ice_restart": "aioice's credentials, check list and nomination (ICE restart in place)",
     "gateway.media.slim_waiters": "aioice's connection and protocols, the receiver's track",

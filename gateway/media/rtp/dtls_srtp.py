@@ -380,7 +380,7 @@ class DtlsSrtp:
 
 def _session(profile: SrtpProfile, key: bytes, ssrc_type: int) -> pylibsrtp.Session:
     policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=profile.libsrtp)
-    policy.allow_repeat_tx = True  # a retransmitted DTMF end packet is sent twice on purpose (RFC 4733)
+    policy.allow_repeat_tx = False  # never two packets under one index (RFC 3711 §9.1): see srtp.py
     policy.window_size = 1024
     return pylibsrtp.Session(policy=policy)
 

@@ -38,6 +38,9 @@ class RtpEndpointConfig:
     rtcp_interval: float = 5.0
     relatch_after: int = 0
     cname: str = "sip-webrtc-gateway"
+    # the peer may ask for a packet again (RFC 4585 generic NACK: video) and gets the same packet under its
+    # SRTP index; audio never repeats an index (srtp.py)
+    retransmits: bool = False
 
     def __post_init__(self) -> None:
         if not self.payload_types:

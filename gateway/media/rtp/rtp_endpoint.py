@@ -48,7 +48,7 @@ from gateway.media.rtp.packet import PT_COMFORT_NOISE, RtpPacket, is_rtcp
 from gateway.media.rtp.ports import PortLease, RtpPortAllocator
 from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
-from gateway.media.rtp.srtp import SdesSrtp, SipSrtp
+from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,8 @@ class RtpEndpoint(EndpointRtcp):
         if ours is None or theirs is None:
             self.set_secure(None)
         elif not isinstance(current, SdesSrtp) or not current.same_keys(ours, theirs):
-            self.set_secure(SdesSrtp(ours, theirs))
+            going_on = current if isinstance(current, SdesSrtp) else None
+            self.set_secure(SdesSrtp(ours, theirs, repeats=self.config.retransmits, continuing=going_on))
             logger.info("call=%s SRTP on (%s)", self._call, ours.suite)
 
     def serialize_srtp(self, stand_in: SipSrtp | None) -> None:
@@ -383,7 +384,11 @@ class RtpEndpoint(EndpointRtcp):
             packet = header + payload
             crypto = self._crypto
             if crypto is not None:
-                packet = crypto.protect(packet)
+                try:
+                    packet = crypto.protect(packet)
+                except SrtpError as exc:  # an index used already (srtp.py): never sent twice
+                    self._drop("RTP to %s not sent: %s", destination, exc)
+                    return False
             self._rtp_transport.sendto(packet, destination)
         self.packets_sent += 1
         self.octets_sent += len(payload)

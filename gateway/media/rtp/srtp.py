@@ -19,9 +19,9 @@ _PROFILES: Final = {
 }
 
 
-def _session(crypto: sdp.Crypto, ssrc_type: int) -> pylibsrtp.Session:
+def _session(crypto: sdp.Crypto, ssrc_type: int, repeats: bool = False) -> pylibsrtp.Session:
     policy = pylibsrtp.Policy(key=crypto.key, ssrc_type=ssrc_type, srtp_profile=_PROFILES[crypto.suite])
-    policy.allow_repeat_tx = True  # a retransmitted DTMF end packet is sent twice on purpose (RFC 4733)
+    policy.allow_repeat_tx = repeats
     return pylibsrtp.Session(policy=policy)
 
 
@@ -52,11 +52,27 @@ class SipSrtp(Protocol):
 
 
 class SdesSrtp:
-    """Both directions of one SRTP leg."""
+    """Both directions of one SRTP leg. Two packets are never protected under one index (RFC 3711 §9.1:
+    a shared keystream gives away the XOR of their payloads): a forwarded packet that maps onto a number
+    sent already is refused (``SrtpError``) and dropped by the sender. ``repeats``: the same packet may go
+    again under its index (video, whose peer asks for lost packets again: RFC 4585 generic NACK)."""
 
-    def __init__(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> None:
-        self.ours, self.theirs = ours, theirs
-        self._tx = _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    def __init__(
+        self,
+        ours: sdp.Crypto,
+        theirs: sdp.Crypto,
+        *,
+        repeats: bool = False,
+        continuing: SdesSrtp | None = None,
+    ) -> None:
+        """``continuing``: the leg's SRTP until now. When our key stays (the peer alone re-keyed), its
+        transmit session goes on: a new one would count the rollover counter and the SRTCP index from 0
+        again under the same key, and encrypt again under indices it used."""
+        self.ours, self.theirs, self._repeats = ours, theirs, repeats
+        kept: pylibsrtp.Session | None = None
+        if continuing is not None and continuing._same_tx(ours, repeats):
+            kept = continuing.sessions[1]
+        self._tx = kept if kept is not None else _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND, repeats)
         self._rx = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
 
     def __repr__(self) -> str:
@@ -75,6 +91,9 @@ class SdesSrtp:
     @property
     def separate_rtcp(self) -> bool:
         return False
+
+    def _same_tx(self, ours: sdp.Crypto, repeats: bool) -> bool:
+        return (self.ours.suite, self.ours.key, self._repeats) == (ours.suite, ours.key, repeats)
 
     def same_keys(self, ours: sdp.Crypto, theirs: sdp.Crypto) -> bool:
         return ours == self.ours and theirs == self.theirs

@@ -176,6 +176,7 @@ class VideoBridge:
                 payload_types=frozenset(c.payload_type for c in codecs), host=rtp.bind_host,
                 clock_rate=VIDEO_RATE, inactivity_timeout=None, hold_timeout=None,
                 relatch_after=RELATCH_PACKETS,  # as the audio: a stray first packet must not keep the stream
+                retransmits=True,  # the browser's answers to the phone's NACKs (RFC 4585) go out again
             ),
             on_rtp=self._from_sip, on_rtcp=self._sip_rtcp, call_id=self._call,
         )  # fmt: skip

@@ -31,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import pylibsrtp
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -47,7 +48,7 @@ from aiortc.rtp import (
 from gateway.media.codecs.opus_settings import FEC_THRESHOLD
 from gateway.media.rtp import red, seqmap
 from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
-from gateway.media.webrtc import aiortc_hooks
+from gateway.media.webrtc import aiortc_hooks, aiortc_srtp
 from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
 
 _RTP_HEADER = struct.Struct("!BBHII")
@@ -182,6 +183,8 @@ class DirectSender:
         self._nominated = _nominated_pairs(dtls)
         self._dtls = dtls
         self._ssrc = self._sender._ssrc
+        if self._sender.kind == "audio" and not aiortc_srtp.guarded(dtls, self._ssrc):
+            raise HookError("the audio's SRTP stream allows repeated indices (not the transport guarded)")
         self._clock_rate = codec.clockRate
         self._audio_pt = codec.payloadType
         self._opus = codec.mimeType.lower() == "audio/opus"
@@ -206,6 +209,7 @@ class DirectSender:
                 return False
             self._pair, self._socket, self._address = pair, pair.protocol.transport, pair.remote_addr
         timestamp &= _U32
+        previous = self._previous
         if payload_type is None and self.red_payload_type is not None:
             payload_type, payload = self._redundant(payload, timestamp)
         link = self.link
@@ -215,6 +219,9 @@ class DirectSender:
             seq = -1 if source is None else self.sequence_map.map(*source, link.sequence(1))
             pt = pt if payload_type is None else payload_type
             if link.send(1, self._address, marker, pt, timestamp, payload, seq) < 0:
+                self._previous = (
+                    previous  # not sent (an SRTP index used already, aiortc_srtp.py): no RED copy
+                )
                 return False
         else:
             sequence = self._sequence if source is None else self.sequence_map.map(*source, self._sequence)
@@ -226,7 +233,12 @@ class DirectSender:
                 timestamp,
                 self._ssrc,
             )
-            self._socket.sendto(dtls._tx_srtp.protect(header + self._extension + payload), self._address)
+            try:
+                packet = dtls._tx_srtp.protect(header + self._extension + payload)
+            except pylibsrtp.Error:  # audio under an index used already (aiortc_srtp.py): never sent twice
+                self._previous = previous  # nor is its payload the next packet's RED copy
+                return False
+            self._socket.sendto(packet, self._address)
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self._last_timestamp = timestamp
@@ -311,6 +323,8 @@ def attach_direct_sender(
     for name in _SENDER_COUNTERS:
         if not hasattr(sender, _SENDER + name):
             raise HookError(f"RTCRtpSender.__{name} is gone")
+    if sender.kind == "audio":  # never two audio packets under one SRTP index
+        aiortc_srtp.refuse_repeats(sender.transport, sender._ssrc)
     direct = DirectSender(sender, clock)
     original_send: Callable[[RTCRtpSendParameters], Awaitable[None]] = sender.send
     original_rtcp: Callable[[list[AnyRtcpPacket]], Awaitable[None]] = sender._send_rtcp

@@ -6,13 +6,16 @@ a new SSRC continues the output without a false gap; the wrap at 65535 is kept."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 from gateway.media import fastlane
 from gateway.media.fastlane.native import SIP_TO_WEB
 from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc import aiortc_hooks
 from peers.binaries import in_ci, unavailable
+from peers.webpeer import WebPeer
 from tests.media.bridge_harness import Call, allocator
 from tests.media.fastlane.test_fastlane_engine import RtpPacketView, arm_both, open_srtp_link, receive, rtp
 from tests.media.fastlane.test_fastpath import TO_WEB, counters, linked, require_fast_lane, until
@@ -83,6 +86,62 @@ async def test_gaps_reordering_source_change_and_wrap_reach_the_browser(
         }
         assert steps == {1}, call.web.seqs[got:]
         assert len(call.web.ssrcs) == 1  # the browser sees one source throughout
+    finally:
+        await call.close()
+
+
+def tap_wire(peer: WebPeer) -> list[bytes]:
+    """The SRTP datagrams reaching ``peer``'s ICE sockets, as they came (before its libsrtp, whose replay
+    check would hide a repeated index)."""
+    seen: list[bytes] = []
+    for protocol in list(getattr(aiortc_hooks.ice_connection(peer.pc), "_protocols", [])):
+        original = protocol.datagram_received
+
+        def received(data: bytes, addr: tuple[str, int], original: Callable[..., None] = original) -> None:
+            if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:  # SRTP, not SRTCP
+                seen.append(data)
+            original(data, addr)
+
+        protocol.datagram_received = received
+    return seen
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-lane", "python-path"])
+async def test_no_two_packets_reach_the_browser_under_one_srtp_index(
+    ports: RtpPortAllocator, fast: bool
+) -> None:
+    """RFC 3711 §9.1, RFC 7714 §9.1: the gateway numbers what it forwards from the phone's numbers, so a
+    duplicate of a phone's packet with another payload, and a new source's first two packets arriving
+    swapped (the late one maps onto the old source's last number), would go out under an index already
+    used: the XOR of two payloads, and with GCM the authentication key, for whoever sees the browser's
+    traffic. Each index reaches the browser once; the call goes on."""
+    if fast and not fastlane.available():
+        assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
+        unavailable("gateway.media.fastlane._fastlane is not built")
+    call = Call(ports) if fast else Call(ports, fast_lane=None)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        if fast:
+            await linked(call)
+        await call.play(0.5)
+        wire = tap_wire(call.web)
+        got = len(call.web.seqs)
+        await send_pattern(call, [0, 1, 2])
+        phone = call.phone
+        phone.sequence, phone.timestamp = (phone.sequence - 2) & 0xFFFF, (phone.timestamp - 320) & 0xFFFF_FFFF
+        phone.send_payload(bytes([0x7F]) * 160, 160)  # the middle one again, another payload
+        phone.sequence = 20000
+        await send_pattern(call, [1, 0, 2, 3, 4], ssrc=phone.ssrc ^ 0x5A5A)  # a new source, 1 and 0 swapped
+        await until(lambda: len(call.web.seqs) >= got + 6, 5.0, "the packets at the browser")
+        await asyncio.sleep(0.1)
+        by_index: dict[tuple[int, int], set[bytes]] = {}
+        for datagram in wire:
+            key = (int.from_bytes(datagram[8:12], "big"), int.from_bytes(datagram[2:4], "big"))
+            by_index.setdefault(key, set()).add(datagram)
+        assert by_index and all(len(copies) == 1 for copies in by_index.values()), {
+            k: len(v) for k, v in by_index.items() if len(v) > 1
+        }
     finally:
         await call.close()
 

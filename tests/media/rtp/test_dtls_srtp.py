@@ -22,6 +22,7 @@ from gateway.media.rtp.dtls_srtp import (
     DtlsSrtp,
     DtlsState,
 )
+from gateway.media.rtp.srtp import SrtpError
 
 CLIENT_CERT = DtlsCertificate()
 SERVER_CERT = DtlsCertificate()
@@ -68,6 +69,19 @@ def test_a_handshake_gives_both_sides_the_same_keys() -> None:
     assert client.unprotect_rtcp(server.protect_rtcp(report)) == report
     rx, tx = client.sessions
     assert rx is not tx
+
+
+def test_an_index_used_already_is_refused_not_encrypted_again() -> None:
+    """RFC 3711 §9.1: two packets under one index share a keystream (and with GCM a nonce). A late packet
+    whose number was never sent still goes."""
+    client, server = pair()
+    run(client, server)
+    first = client.protect(rtp(10, b"A" * 160))
+    client.protect(rtp(11))
+    with pytest.raises(SrtpError, match="replay"):
+        client.protect(rtp(10, b"B" * 160))
+    assert server.unprotect(client.protect(rtp(9))) == rtp(9)
+    assert server.unprotect(first) == rtp(10, b"A" * 160)
 
 
 def test_the_32_bit_tag_profile_is_taken_when_the_peer_offers_only_that(

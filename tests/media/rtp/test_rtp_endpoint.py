@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from gateway.media.rtp.rtcp import (
     parse_rtcp,
 )
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
+from gateway.media.rtp.srtp import SdesSrtp
 from peers.audio import RtpTonePeer
 from tests.media.rtp.test_ports import free_range
 
@@ -172,6 +174,77 @@ async def test_two_endpoints_exchange_rtp(allocator: RtpPortAllocator, rtcp_mux:
     finally:
         a.close()
         b.close()
+
+
+class WireTap(asyncio.DatagramProtocol):
+    """What reaches a socket, as it came (encrypted)."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) > 1 and not 192 <= data[1] <= 223:  # RTP, not RTCP
+            self.datagrams.append(data)
+
+
+@contextlib.asynccontextmanager
+async def sdes_to_a_tap(
+    allocator: RtpPortAllocator, **config: object
+) -> AsyncIterator[tuple[RtpEndpoint, WireTap]]:
+    """An open endpoint with SDES keys, sending to a socket that keeps what it gets."""
+    keys = [sdp.Crypto(1, "AES_CM_128_HMAC_SHA1_80", os.urandom(30)) for _ in range(2)]
+    endpoint = Recorder().endpoint(allocator, **config)
+    transport, tap = await asyncio.get_running_loop().create_datagram_endpoint(WireTap, local_addr=(HOST, 0))
+    await endpoint.open()
+    try:
+        endpoint.set_srtp(*keys)
+        endpoint.set_remote(transport.get_extra_info("sockname"), None)
+        yield endpoint, tap
+    finally:
+        endpoint.close()
+        transport.close()
+
+
+async def test_a_forwarded_packet_is_never_encrypted_under_an_index_sent_already(
+    allocator: RtpPortAllocator,
+) -> None:
+    """RFC 3711 §9.1 on an SDES leg: a duplicate of the other leg's packet with another payload (spoofed,
+    or a PBX's bug) maps onto the number its first copy went out with; it is dropped, not encrypted again
+    under that index (which would give away the XOR of the two payloads, and with GCM the key)."""
+    async with sdes_to_a_tap(allocator) as (endpoint, tap):
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0, source=(7, 100))
+        assert endpoint.send_rtp(PCMU, b"C" * 160, 160, source=(7, 101))
+        assert not endpoint.send_rtp(PCMU, b"B" * 160, 0, source=(7, 100))  # the same number: refused
+        assert endpoint.send_rtp(PCMU, b"D" * 160, 320, source=(7, 102))  # and the call goes on
+        await until(lambda: len(tap.datagrams) >= 3)
+        await asyncio.sleep(0.05)
+        numbers = [int.from_bytes(d[2:4], "big") for d in tap.datagrams]
+        assert len(numbers) == 3 and len(set(numbers)) == 3, numbers
+
+
+async def test_the_phone_re_keying_alone_keeps_our_transmit_session(allocator: RtpPortAllocator) -> None:
+    """A re-INVITE whose answer changes only the phone's key: our sessions' rollover counter and SRTCP
+    index go on under our unchanged key (tests/media/rtp/test_sdes_srtp.py shows why)."""
+    async with sdes_to_a_tap(allocator) as (endpoint, _):
+        before = endpoint.srtp
+        assert isinstance(before, SdesSrtp)
+        endpoint.set_srtp(before.ours, sdp.Crypto(2, "AES_CM_128_HMAC_SHA1_80", os.urandom(30)))
+        after = endpoint.srtp
+        assert isinstance(after, SdesSrtp) and after is not before
+        assert after.sessions[1] is before.sessions[1] and after.sessions[0] is not before.sessions[0]
+
+
+async def test_a_video_endpoint_sends_a_retransmission_again_under_its_index(
+    allocator: RtpPortAllocator,
+) -> None:
+    """Video (``retransmits``): the browser's answer to the phone's NACK (RFC 4585) is the same packet
+    under the same number again; it goes out, the very same bytes."""
+    async with sdes_to_a_tap(allocator, retransmits=True) as (endpoint, tap):
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0, source=(7, 100))
+        assert endpoint.send_rtp(PCMU, b"C" * 160, 160, source=(7, 101))
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0, source=(7, 100))  # asked for again
+        await until(lambda: len(tap.datagrams) >= 3)
+        assert tap.datagrams[2] == tap.datagrams[0]
 
 
 async def test_latches_to_real_source_not_sdp_address(
