@@ -283,6 +283,8 @@ typedef struct {
     uint8_t repair[128], codec[128];
     uint16_t offset, last_out;
     int32_t highest;               /* -1: none yet */
+    int32_t floor;                 /* the current offset's first output number (-1: any): below it, a */
+                                   /* late packet would take a number sent (one SRTP index, two payloads) */
     uint32_t anchor_in, anchor_out, last_ts;
     double last_time;
     Output out;                    /* SSRC, first byte and header extension (seq: the offset's) */

@@ -97,6 +97,7 @@ static int video_feed(Engine *e, Core *c, int which, const uint8_t *d, const Rtp
         if (v->highest >= 0 && r->seq == (uint16_t)(v->highest + 1)) {
             v->highest = r->seq;
             v->offset = (uint16_t)(v->offset - 1);
+            v->floor = (uint16_t)(v->last_out + 1);
         }
         v->padding++;
         return 1;
@@ -109,6 +110,10 @@ static int video_feed(Engine *e, Core *c, int which, const uint8_t *d, const Rtp
         v->highest = r->seq;
     }
     uint16_t seq = (uint16_t)(r->seq + v->offset);
+    if (v->floor >= 0 && (uint16_t)(seq - (uint16_t)v->floor) >= 0x8000) {
+        v->dropped++; /* late across a new offset: its number was another packet's (as VideoPath) */
+        return 1;
+    }
     if (seq != v->last_out && (uint16_t)(seq - v->last_out) < 0x8000)
         v->last_out = seq;
     const uint8_t *payload = d + r->payload;
@@ -201,7 +206,7 @@ PyObject *link_video(Link *self, PyObject *args) {
         VideoLane *v = &c->video[i];
         memset(v, 0, sizeof *v);
         v->out.first = 0x80;
-        v->highest = -1;
+        v->highest = v->floor = -1;
         v->punted_at = UINT64_MAX;
         for (int k = 0; k < 128; k++)
             v->pt_map[k] = -1;
@@ -343,6 +348,7 @@ PyObject *link_arm_video(Link *self, PyObject *args) {
             v->offset = (uint16_t)offset;
             v->last_out = (uint16_t)last_out;
             v->highest = highest;
+            v->floor = (uint16_t)(last_out + 1); /* what Python sent is not known here one by one */
             v->anchor_in = (uint32_t)anchor_in;
             v->anchor_out = (uint32_t)anchor_out;
             v->last_ts = (uint32_t)last_ts;

@@ -94,6 +94,9 @@ class VideoPath:
         self._offset = 0
         self._last_out = (start_sequence - 1) & 0xFFFF
         self._highest: int | None = None
+        # the first output number of the current offset (None: any): a late packet mapped below it would
+        # take a number already sent (RFC 3711 §9.1: one SRTP index, two payloads)
+        self._floor: int | None = None
         self.keyframe_wanted = False
         self.received = self.forwarded = self.repair_dropped = self.dropped = self.lost = self.keyframes = 0
         self.padding = 0
@@ -157,6 +160,7 @@ class VideoPath:
         if snap.ssrc != self._ssrc:
             return  # a new source since the engine's packets: feed() handled it
         self._offset, self._last_out = snap.offset, snap.last_out
+        self._floor = (snap.last_out + 1) & 0xFFFF  # what the engine sent is not known here one by one
         self._highest = None if snap.highest < 0 else snap.highest
         if snap.forwarded and not self._mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
             self._mapper.map(snap.ssrc, snap.ts, snap.arrival)
@@ -173,6 +177,7 @@ class VideoPath:
             if self._highest is not None and seq == (self._highest + 1) & 0xFFFF:
                 self._highest = seq
                 self._offset = (self._offset - 1) & 0xFFFF
+                self._floor = (self._last_out + 1) & 0xFFFF
             self.padding += 1
             return None
         if out_pt is None or not self.enabled:
@@ -186,10 +191,14 @@ class VideoPath:
                 logger.info("call=%s %s new source SSRC %08x: keyframe asked", self._call, self.name, ssrc)
             self._ssrc = ssrc
             self._offset = (self._last_out + 1 - seq) & 0xFFFF
+            self._floor = (self._last_out + 1) & 0xFFFF
             self._highest = None
             self.keyframe_wanted = True
         self._count_loss(seq)
         out_seq = (seq + self._offset) & 0xFFFF
+        if self._floor is not None and ((out_seq - self._floor) & 0xFFFF) >= 0x8000:
+            self.dropped += 1  # late across a new offset: its number was another packet's
+            return None
         if _newer(out_seq, self._last_out):
             self._last_out = out_seq
         if is_keyframe(self._codecs.get(payload_type, ""), payload):

@@ -9,11 +9,13 @@ the test says."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pylibsrtp
 import pytest
@@ -162,25 +164,41 @@ async def test_plain_rtp_from_the_sip_side_queued_raw_is_taken_back_too() -> Non
             browser.close()
 
 
-async def test_a_video_lane_armed_over_queued_packets_forwards_them_first(linked: Linked) -> None:
-    native, ssrc = linked.link.native, 0x4444
-    video, phone, browser = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3))
+@contextlib.contextmanager
+def video_sockets(native: Any) -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """(the SIP side's video socket, given to the link, plain RTP; the phone; the browser)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
     try:
-        for sock in (video, phone, browser):
+        for sock in sockets:
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(1.0)
-        native.video(video.fileno())  # the SIP side's video socket, plain RTP
+        native.video(sockets[0].fileno())
         native.set_video_output(SIP_TO_WEB, 0x80, 0x7777)
+        yield sockets[0], sockets[1], sockets[2]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def arm_vp8(native: Any, phone: socket.socket, browser: socket.socket, ssrc: int) -> bool:
+    """The phone's VP8 (96) to the browser (98), numbers and timestamps as they come."""
+    pt_map, codecs = bytearray(b"\xff" * 128), bytearray(128)
+    pt_map[96], codecs[96] = 98, 1
+    armed: bool = native.arm_video(
+        SIP_TO_WEB, phone.getsockname(), browser.getsockname(), ssrc, bytes(pt_map), bytes(128),
+        bytes(codecs), 0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None,
+    )  # fmt: skip
+    return armed
+
+
+async def test_a_video_lane_armed_over_queued_packets_forwards_them_first(linked: Linked) -> None:
+    native, ssrc = linked.link.native, 0x4444
+    with video_sockets(native) as (video, phone, browser):
         vp8 = [struct.pack("!BBHII", 0x80, 96, seq, 3000 * seq, ssrc) + bytes([0x10, seq]) for seq in (1, 2)]
         for packet in vp8:
             phone.sendto(packet, video.getsockname())
         time.sleep(QUEUED)
-        pt_map, codecs = bytearray(b"\xff" * 128), bytearray(128)
-        pt_map[96], codecs[96] = 98, 1  # VP8, 98 toward the browser
-        assert native.arm_video(
-            SIP_TO_WEB, phone.getsockname(), browser.getsockname(), ssrc, bytes(pt_map), bytes(128),
-            bytes(codecs), 0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None,
-        )  # fmt: skip
+        assert arm_vp8(native, phone, browser, ssrc)
         rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
         heard = [RtpPacketView(rx.unprotect(browser.recv(2048))) for _ in range(2)]
         assert [(p.ssrc, p.seq, p.payload) for p in heard] == [
@@ -192,9 +210,26 @@ async def test_a_video_lane_armed_over_queued_packets_forwards_them_first(linked
         assert engine.native.drain() == []  # nothing left for Python
         taken = video_snapshot(native, SIP_TO_WEB)
         assert taken is not None and (taken.received, taken.forwarded, taken.sent) == (2, 2, 2)
-    finally:
-        for sock in (video, phone, browser):
-            sock.close()
+
+
+async def test_a_video_lane_drops_a_late_packet_across_a_skipped_padding_packet(linked: Linked) -> None:
+    """As VideoPath (tests/media/video/test_video.py): after a padding-only packet the numbers close up,
+    and a packet older than it that arrives after it would take its predecessor's number - a second
+    payload under one SRTP index (RFC 3711 §9.1). The engine drops it."""
+    native, ssrc = linked.link.native, 0x4444
+    with video_sockets(native) as (video, phone, browser):
+        arm_vp8(native, phone, browser, ssrc)
+        for seq, payload in ((1, b"a"), (2, b"b"), (4, b"d"), (5, b""), (6, b"f"), (3, b"c")):  # 5: padding
+            phone.sendto(
+                struct.pack("!BBHII", 0x80, 96, seq, 3000 * seq, ssrc) + payload, video.getsockname()
+            )
+            time.sleep(0.005)
+        rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        heard = [RtpPacketView(rx.unprotect(browser.recv(2048))) for _ in range(4)]
+        assert [(p.seq, p.payload) for p in heard] == [(1, b"a"), (2, b"b"), (4, b"d"), (5, b"f")]
+        assert nothing_more(browser)  # 3 would have gone out as 2, b's number
+        taken = video_snapshot(native, SIP_TO_WEB)
+        assert taken is not None and (taken.padding, taken.dropped, taken.sent) == (1, 1, 4)
 
 
 @dataclass

@@ -81,9 +81,26 @@ def test_gaps_kept_new_source_continues_and_asks_for_a_keyframe() -> None:
     c = path.feed(2, 5, 123, 100, True, b"y", 0.066)  # a new source (re-INVITE): continues, asks
     assert c is not None and c.sequence == 14 and 0 < (c.timestamp - b.timestamp) % 2**32 < 9000
     assert path.take_keyframe_request()
-    late = path.feed(2, 4, 0, 100, False, b"y", 0.07)  # reordered: its own place, the top unchanged
-    assert late is not None and late.sequence == 13
+    # reordered before the new source's first: its place, 13, was b's. Sent, it would put a second
+    # payload under one SRTP index (RFC 3711 §9.1): dropped instead
+    assert path.feed(2, 4, 0, 100, False, b"y", 0.07) is None and path.stats().dropped == 1
     assert path.feed(2, 6, 3000, 100, False, b"y", 0.1).sequence == 15  # type: ignore[union-attr]
+    assert path.feed(2, 7, 6000, 100, False, b"y", 0.13).sequence == 16  # type: ignore[union-attr]
+    late = path.feed(2, 5, 1500, 100, False, b"y", 0.14)  # late within the new source: never sent
+    assert late is not None and late.sequence == 14
+
+
+def test_a_late_packet_across_a_skipped_padding_packet_is_dropped() -> None:
+    """Padding-only packets are not forwarded and the numbers after them close up (the offset moves by
+    one); a packet older than the padding that arrives after it would take its predecessor's number."""
+    path = VideoPath("web->sip", start_sequence=100)
+    path.configure({96: 96}, {96: "VP8"})
+    for seq in (1, 2, 4):  # 3 late
+        assert path.feed(7, seq, 90 * seq, 96, False, b"x", 0.0) is not None
+    assert path.feed(7, 5, 450, 96, False, b"", 0.0) is None  # padding: the numbers close up
+    assert path.feed(7, 6, 540, 96, False, b"z", 0.0).sequence == 104  # type: ignore[union-attr]
+    assert path.feed(7, 3, 270, 96, False, b"w", 0.0) is None  # would be 101: packet 2's
+    assert path.padding == 1 and path.stats().dropped == 1
 
 
 def test_held_unknown_and_restart() -> None:
