@@ -113,8 +113,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             on_failed=self._sip_failed,
             on_secure=self._sip_secure,
         )
-        self._to_sip = MediaPath("web->sip", call_id=self._call)
-        self._to_web = MediaPath("sip->web", call_id=self._call)
+        self._to_sip = MediaPath("web->sip", call_id=self._call, on_skip=self._sip.forget_numbering)
+        self._to_web = MediaPath("sip->web", call_id=self._call, on_skip=self._web_renumber)
         self._sip.forwarded_lost = lambda: self._to_sip.lost - self._to_sip.recovered  # gaps the phone sees
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
@@ -226,6 +226,9 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         leg.direct_sender.upstream_lost = lambda: self._sip.cumulative_lost()  # (self._sip comes after)
         return leg
 
+    def _web_renumber(self) -> None:  # input not sent (a hold ended): no gap in our numbering to the browser
+        self._web.direct_sender.sequence_map.forget()
+
     async def detach_web(self) -> None:
         """The browser went (or its media failed) but may come back: close the web leg; the SIP leg
         and its RTP stay as they are (nothing is forwarded to it: the SIP party hears silence)."""
@@ -255,9 +258,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         hold the call), else any packet or answer to a consent check (RFC 7675)."""
         web = self._web_side if self._web.state is WebLegState.CONNECTED else None
         sip = self._sip.negotiated
-        # ...and only while its audio goes anywhere: the SIP party that holds us (we only receive from it)
-        # wants none, and a SIP library held by it stops sending (its hold relayed by re-INVITE, not by
-        # this bridge: gateway/websip/hold.py), which is no loss (the consent checks still tell)
+        # ...and only while its audio goes anywhere: a SIP party that holds us wants none, and a SIP library
+        # held by it stops sending (gateway/websip/hold.py), which is no loss (consent checks still tell)
         forwarded = sip is None or sip.direction.sends
         audio = web is not None and web.direction.receives and not self._local_hold and forwarded
         self._web_watchdog.set_expected(audio)
@@ -273,9 +275,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._start_fill()
 
     def _start_fill(self) -> None:
-        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing). It goes
-        out through Python: the fast lane gives the sockets back meanwhile, so the browser's first
-        packet back comes through ``_from_web`` too."""
+        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing), through
+        Python: the fast lane gives the sockets back, so the browser's first packet back comes there too."""
         if not self._web_gone or not self._to_sip.enabled or self._fill.active or self._mixing is not None:
             return
         if self.fast_lane is not None:
@@ -284,8 +285,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self._relink()
 
     def _web_back(self) -> None:
-        """The browser's audio is back (the watchdog or the Python path saw a packet): no fill; the fast
-        lane may take the call again (after this packet, which goes out through Python)."""
+        """The browser's audio is back (a watchdog or the Python path saw it): no fill, the fast lane again."""
         if not self._web_gone:
             return
         self._web_gone = False

@@ -24,7 +24,7 @@ Loss is counted from sequence gaps per input SSRC (RFC 3550 A.1, simplified: reo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -105,10 +105,13 @@ def same_codec(a: sdp.Codec, b: sdp.Codec) -> bool:
 class MediaPath:
     """Forwarding state of one direction. ``configure`` again after each negotiation."""
 
-    def __init__(self, name: str, *, call_id: str = "-") -> None:
+    def __init__(self, name: str, *, call_id: str = "-", on_skip: Callable[[], None] | None = None) -> None:
         self.name = name
         self._call = call_id
-        self.enabled = True
+        self._enabled = True
+        # input the far end will not get under its numbers (a hold ended; an RFC 4733 event told by SIP
+        # INFO): the sender forgets its numbering, so the far end sees no gap (rtp/seqmap.py)
+        self._on_skip = on_skip
         self._in: dict[int, sdp.Codec] = {}
         self._red: frozenset[int] = frozenset()  # payload types of RFC 2198 redundancy (audio/red)
         self._recovery: dict[int, bytes] = {}  # redundant blocks by input timestamp (transcoding)
@@ -207,6 +210,16 @@ class MediaPath:
             return 0
         return event_timestamp(self._mapper.now_out(now), self._mapper.out_rate, event_rate)
 
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        resumed, self._enabled = value and not self._enabled, value
+        if resumed and self._on_skip is not None:  # what came while held was not sent
+            self._on_skip()
+
     def forward_audio(self, ssrc: int, seq: int, timestamp: int, payload_type: int, now: float) -> int:
         """The output timestamp of a pass-through audio packet (counted as ``feed`` would), or -1 when the
         packet needs ``feed`` (an event, another codec, held, a codec switch): nothing was counted then."""
@@ -216,7 +229,7 @@ class MediaPath:
             rate is None
             or mapper is None
             or mapper.in_rate != rate
-            or not self.enabled
+            or not self._enabled
             or self._packetizer is not None
         ):
             return -1
@@ -258,7 +271,7 @@ class MediaPath:
         pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec.
         RFC 2198 RED (the last packet's) is the lane's too: it unwraps it as ``feed`` does (``Lane.red``)."""
         mapper, pt, out = self._mapper, self._last_pt, self._out
-        if mapper is None or pt is None or out is None or not self.enabled or self._packetizer is not None:
+        if mapper is None or pt is None or out is None or not self._enabled or self._packetizer is not None:
             return None
         state = mapper.anchor_state()
         audio = self._red_primary if pt in self._red else pt
@@ -316,7 +329,7 @@ class MediaPath:
         if codec.is_telephone_event:
             packets, digits = self._event(codec, ssrc, timestamp, marker, payload, now)
             return self._packets(held) + packets, digits
-        if not self.enabled:
+        if not self._enabled:
             self.dropped += 1
             return [], []
         # what waits for reordering is another source's or codec's: out first, on its own timeline
@@ -486,7 +499,9 @@ class MediaPath:
             return [], []
         self.digits += len(digits)
         target = self._out_event
-        if not self.enabled or target is None or self._mapper is None:
+        if not self._enabled or target is None or self._mapper is None:
+            if self._enabled and target is None and self._on_skip is not None:  # told by INFO, not sent
+                self._on_skip()
             return [], digits
         duration = min(0xFFFF, event.duration * target.clock_rate // codec.clock_rate)
         converted = TelephoneEvent(event.event, event.end, event.volume, duration)

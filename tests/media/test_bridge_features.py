@@ -116,10 +116,14 @@ async def test_hold_from_the_pbx_stops_browser_audio_to_it_and_resumes(ports: Rt
         await call.play(1.0, freq=800)  # music on hold from the PBX still reaches the browser
         assert call.phone.frames == before  # nothing to the held phone
         assert call.web.heard(800, last=0.6)
+        held = len(call.phone.packets)
         await call.bridge.update_from_sip(call.phone_offer(version=3))
         call.phone.pcm = type(call.phone.pcm)("h")
         await call.play(0.8)
         assert call.phone.heard(WEB_TONE)
+        # the browser's packets of the held second were not sent: no gap for the phone to count lost
+        last, first = call.phone.packets[held - 1], call.phone.packets[held]
+        assert (first.sequence_number - last.sequence_number) % 65536 == 1, (last, first)
     finally:
         await call.close()
 
@@ -147,6 +151,9 @@ async def test_hold_from_the_browser_stops_phone_audio_to_it_and_resumes(ports: 
         call.web.clear()
         await call.play(0.8)
         assert call.web.heard(SIP_TONE, last=0.5)
+        # the phone's packets of the held 0.8 s were not sent: no gap for the browser to count lost
+        last, first = call.web.seqs[received - 1], call.web.seqs[received]
+        assert (first - last) % 65536 == 1, (last, first)
     finally:
         await call.close()
 

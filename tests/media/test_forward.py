@@ -202,3 +202,34 @@ def test_transcoders_chain_keeps_the_tone() -> None:
     pcm = ulaw_decode(bytes(out))
     assert len(pcm) >= 6000 and detect_tone(pcm[2000:], 8000, 600)
     assert all(t.errors == 0 for t in chain)
+
+
+def test_the_end_of_a_hold_is_told_once() -> None:
+    """``on_skip``: when a held direction is enabled again (the bridge's senders forget their numbering
+    then, seqmap.py), not when it is enabled again while enabled."""
+    resumed: list[str] = []
+    path = MediaPath("web->sip", on_skip=lambda: resumed.append("resumed"))
+    path.enabled = True
+    assert resumed == []
+    path.enabled = False
+    path.enabled = False
+    assert resumed == [] and not path.enabled
+    path.enabled = True
+    path.enabled = True
+    assert resumed == ["resumed"] and path.enabled
+
+
+def test_an_event_told_by_sip_info_is_skipped_in_the_numbering() -> None:
+    """``dtmf_mode: info``: the browser's RFC 4733 packets become a SIP INFO, not packets to the phone, so
+    the sender forgets its numbering after each (``on_skip``): the phone sees no gap where they were."""
+    skipped: list[int] = []
+    path = MediaPath("web->sip", on_skip=lambda: skipped.append(1))
+    path.configure({0: PCMU, 101: TE}, PCMU, None)  # no event payload type towards the phone
+    payload = ulaw_encode(sine(600, seconds=0.02))
+    assert path.feed(5, 1, 160, 0, True, payload, 0.0)[0]
+    digits = []
+    for i, packet in enumerate(DtmfSender(8000).packets("5", 320, 100)):
+        out, found = path.feed(5, 2 + i, packet.timestamp, 101, packet.marker, packet.payload, 0.02)
+        assert out == []
+        digits += found
+    assert [d.digit for d in digits] == ["5"] and len(skipped) == i + 1

@@ -11,7 +11,10 @@ sender's next number: no false gap at a change of source) and chosen again only 
   the first such packet goes out as the next number, and when the one after it follows it (the source
   restarted: §A.1's "two sequential packets") the offset moves there;
 * the sender's own packets (RFC 4733 events it generates, transcoded frames) took numbers the input
-  would map onto: the next in-order packet continues after them (the offset closes up by as many).
+  would map onto: the next in-order packet continues after them (the offset closes up by as many);
+* input the sender did not send (``forget``, forward.MediaPath's on_skip: a hold ended, an RFC 4733
+  event told by SIP INFO): the far end would count those numbers lost (RTCP, its concealment); the next
+  packet continues the output instead.
 
 The sender's next number (``next_seq``) is the sender's: ``map`` reads it and the sender advances it to
 one after what it sent when that is ahead (a late packet leaves it). The fast lane's engine does the same
@@ -79,6 +82,11 @@ class SequenceMap:
     def _resync(self, ssrc: int, seq: int, next_seq: int) -> int:
         self._ssrc, self._offset, self._highest, self._bad = ssrc, (next_seq - seq) % _MOD, seq, -1
         return next_seq
+
+    def forget(self) -> None:
+        """Input was not sent (a hold, an event told by SIP INFO): the next packet, of any source, goes out
+        as the sender's next number, so the far end does not count the skipped ones as lost."""
+        self._ssrc = -1
 
     def state(self) -> SequenceState:
         return SequenceState(self._ssrc, self._offset, self._highest, self._bad)

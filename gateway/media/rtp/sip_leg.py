@@ -333,6 +333,12 @@ class SipLeg:
             endpoint.refresh()
         return endpoint
 
+    def forget_numbering(self) -> None:
+        """Input not sent (a hold ended, an event told by INFO): our numbering to the SIP side goes on
+        without their gap (seqmap.py)."""
+        if self.endpoint is not None:
+            self.endpoint.sequence_map.forget()
+
     def _forwarded(self) -> tuple[int, int] | None:
         """(0, the web leg's gaps forwarded so far): the far end's reports of our stream count them too."""
         if self.forwarded_lost is None or self._refreshed() is None:

@@ -30,6 +30,19 @@ def test_a_new_ssrc_continues_without_a_gap() -> None:
     assert out == [100, 101, 102, 103, 105]
 
 
+def test_after_a_hold_the_numbering_goes_on_without_the_held_packets_gap() -> None:
+    """The input went on while the direction was held (its packets dropped): forget() makes the next
+    packet the sender's next number, and the ones after follow it with their gaps as before."""
+    mapping = SequenceMap()
+    out, after = run(mapping, [(7, s) for s in (10, 11, 12)], 100)
+    assert out == [100, 101, 102]
+    mapping.forget()  # 13..62 were dropped on hold
+    out, _ = run(mapping, [(7, s) for s in (63, 64, 66)], after)
+    assert out == [103, 104, 106]
+    held, _ = run(SequenceMap(), [(7, s) for s in (10, 11, 12, 63)], 100)
+    assert held[-1] == 153  # not forgotten: a gap of 50 the far end counts lost
+
+
 def test_the_wrap_at_65535_is_no_jump() -> None:
     out, _ = run(SequenceMap(), [(7, s) for s in (65534, 65535, 1, 0, 2)], 65000)
     assert out == [65000, 65001, 65003, 65002, 65004]
