@@ -14,12 +14,12 @@ peer's leg lost ``reported - gaps`` of the ``span - gaps`` packets it was sent. 
 transcodes or repacketizes forwards no gaps (its packets are numbered one after another, concealment
 fills in): there ``gaps`` is 0; so does a mixed call.
 
-Not counted (each reads the peer's own loss low, except the last two, which read it high): packets a
-pass-through call restores from the SIP side's RFC 2198 redundancy go out under the lost ones' numbers
-but count as lost in the SIP side's statistics; a stream restarted under the same SSRC (RFC 3550 A.1)
-between two reports; the fill the gateway plays to the SIP side while the browser's audio is missing;
-packets dropped while a direction is held (their numbers stay a gap when it resumes, seqmap.py); the
-browser's RFC 4733 events not forwarded with ``dtmf_mode: info``.
+Not counted (each reads the peer's own loss low): packets a pass-through call restores from the SIP
+side's RFC 2198 redundancy go out under the lost ones' numbers but count as lost in the SIP side's
+statistics; a stream restarted under the same SSRC (RFC 3550 A.1) between two reports; the fill the
+gateway plays to the SIP side while the browser's audio is missing. (Packets dropped while a direction is
+held, and RFC 4733 events told by SIP INFO instead, leave no gap: the sender's numbering forgets them,
+seqmap.py.)
 
 Netting a report's fraction lost against the other leg's loss over a fixed window instead (ops/quality.py
 before) misreads when the two spans differ: aiortc reports every 0.5-1.5 s, and a second lossier than
