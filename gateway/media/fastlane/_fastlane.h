@@ -274,6 +274,7 @@ typedef struct {
     uint8_t data[KEPT_MAX];
 } Kept;
 
+#define FLOOR_TRAIL 0x4000        /* gateway/media/video/forward.py FLOOR_TRAIL */
 typedef struct {
     int armed;
     int claimed;                   /* ``ssrc`` is the video's: its packets never disarm the audio lane */
@@ -284,7 +285,8 @@ typedef struct {
     uint16_t offset, last_out;
     int32_t highest;               /* -1: none yet */
     int32_t floor;                 /* the current offset's first output number (-1: any): below it, a */
-                                   /* late packet would take a number sent (one SRTP index, two payloads) */
+                                   /* late packet would take a number sent (one SRTP index, two payloads); */
+                                   /* it trails the last number out by at most FLOOR_TRAIL */
     uint32_t anchor_in, anchor_out, last_ts;
     double last_time;
     Output out;                    /* SSRC, first byte and header extension (seq: the offset's) */

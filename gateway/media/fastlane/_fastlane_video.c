@@ -114,8 +114,12 @@ static int video_feed(Engine *e, Core *c, int which, const uint8_t *d, const Rtp
         v->dropped++; /* late across a new offset: its number was another packet's (as VideoPath) */
         return 1;
     }
-    if (seq != v->last_out && (uint16_t)(seq - v->last_out) < 0x8000)
+    if (seq != v->last_out && (uint16_t)(seq - v->last_out) < 0x8000) {
         v->last_out = seq;
+        uint16_t trail = (uint16_t)(seq - (uint16_t)v->floor); /* VideoPath's FLOOR_TRAIL */
+        if (v->floor >= 0 && trail >= FLOOR_TRAIL && trail < 0x8000)
+            v->floor = (uint16_t)(seq - FLOOR_TRAIL);
+    }
     const uint8_t *payload = d + r->payload;
     if (video_keyframe(v->codec[r->pt], payload, len))
         v->keyframes++;

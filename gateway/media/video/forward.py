@@ -159,8 +159,9 @@ class VideoPath:
         self.padding += snap.padding
         if snap.ssrc != self._ssrc:
             return  # a new source since the engine's packets: feed() handled it
+        if snap.offset != self._offset:  # the engine closed up over padding: its floor, as it set it
+            self._floor = (snap.last_out + 1) & 0xFFFF
         self._offset, self._last_out = snap.offset, snap.last_out
-        self._floor = (snap.last_out + 1) & 0xFFFF  # what the engine sent is not known here one by one
         self._highest = None if snap.highest < 0 else snap.highest
         if snap.forwarded and not self._mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
             self._mapper.map(snap.ssrc, snap.ts, snap.arrival)
@@ -196,11 +197,14 @@ class VideoPath:
             self.keyframe_wanted = True
         self._count_loss(seq)
         out_seq = (seq + self._offset) & 0xFFFF
-        if self._floor is not None and ((out_seq - self._floor) & 0xFFFF) >= 0x8000:
+        floor = self._floor
+        if floor is not None and ((out_seq - floor) & 0xFFFF) >= 0x8000:
             self.dropped += 1  # late across a new offset: its number was another packet's
             return None
         if _newer(out_seq, self._last_out):
             self._last_out = out_seq
+            if floor is not None and FLOOR_TRAIL <= ((out_seq - floor) & 0xFFFF) < 0x8000:
+                self._floor = (out_seq - FLOOR_TRAIL) & 0xFFFF  # within half the number space of the top
         if is_keyframe(self._codecs.get(payload_type, ""), payload):
             self.keyframes += 1
         self.forwarded += 1
@@ -213,6 +217,11 @@ class VideoPath:
                 gap = (seq - highest - 1) & 0xFFFF
                 self.lost += gap if gap < 3000 else 0  # RFC 3550 A.1 MAX_DROPOUT: a restart, not loss
             self._highest = seq
+
+
+# how far the floor may trail the last number out: a packet that late is long refused by SRTP's replay
+# window (1 024), and the floor must stay within half the number space of the top to mean "before"
+FLOOR_TRAIL = 0x4000
 
 
 def _newer(a: int, b: int) -> bool:

@@ -232,6 +232,24 @@ async def test_a_video_lane_drops_a_late_packet_across_a_skipped_padding_packet(
         assert taken is not None and (taken.padding, taken.dropped, taken.sent) == (1, 1, 4)
 
 
+async def test_a_video_lanes_floor_follows_a_long_stream(linked: Linked) -> None:
+    """The engine's floor trails the numbers out as VideoPath's: far-apart numbers on one offset (as
+    minutes of video would bring) all go, past half the number space."""
+    native, ssrc = linked.link.native, 0x4444
+    with video_sockets(native) as (video, phone, browser):
+        arm_vp8(native, phone, browser, ssrc)
+        seqs = [1, 10001, 20001, 30001, 40001, 50001, 60001, 4465]  # the last across the wrap
+        for n, seq in enumerate(seqs):
+            packet = struct.pack("!BBHII", 0x80, 96, seq, 3000 * n, ssrc) + bytes([n])
+            phone.sendto(packet, video.getsockname())
+            time.sleep(0.005)
+        rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        heard = [RtpPacketView(rx.unprotect(browser.recv(2048))).seq for _ in seqs]
+        assert heard == seqs and nothing_more(browser)
+        taken = video_snapshot(native, SIP_TO_WEB)
+        assert taken is not None and taken.dropped == 0
+
+
 @dataclass
 class RearmingHandler(Handler):
     """Asks for a re-arm from inside a batch, as a bridge does when a datagram of it completes DTLS."""

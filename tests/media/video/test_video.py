@@ -84,10 +84,21 @@ def test_gaps_kept_new_source_continues_and_asks_for_a_keyframe() -> None:
     # reordered before the new source's first: its place, 13, was b's. Sent, it would put a second
     # payload under one SRTP index (RFC 3711 §9.1): dropped instead
     assert path.feed(2, 4, 0, 100, False, b"y", 0.07) is None and path.stats().dropped == 1
-    assert path.feed(2, 6, 3000, 100, False, b"y", 0.1).sequence == 15  # type: ignore[union-attr]
     assert path.feed(2, 7, 6000, 100, False, b"y", 0.13).sequence == 16  # type: ignore[union-attr]
-    late = path.feed(2, 5, 1500, 100, False, b"y", 0.14)  # late within the new source: never sent
-    assert late is not None and late.sequence == 14
+    late = path.feed(2, 6, 3000, 100, False, b"y", 0.14)  # late within the new source, never sent: its place
+    assert late is not None and late.sequence == 15
+
+
+def test_the_floor_follows_a_long_stream() -> None:
+    """The floor trails the numbers out (FLOOR_TRAIL): a stream on one offset for more than half the
+    number space (32 768 packets: minutes of video) goes on, across the wrap."""
+    path = VideoPath("sip->web", start_sequence=10)
+    path.configure({100: 96}, {100: "VP8"})
+    path.feed(1, 1000, 0, 100, False, b"x", 0.0)
+    path.feed(2, 5, 0, 100, False, b"y", 0.0)  # a new source: a floor
+    sent = [path.feed(2, 5 + n, 3000 * n, 100, False, b"y", n / 30) for n in range(1, 70000)]
+    assert all(out is not None for out in sent) and path.stats().dropped == 0
+    assert sent[-1] is not None and sent[-1].sequence == (11 + 69999) & 0xFFFF
 
 
 def test_a_late_packet_across_a_skipped_padding_packet_is_dropped() -> None:
