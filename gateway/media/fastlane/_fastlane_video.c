@@ -81,10 +81,8 @@ static int video_feed(Engine *e, Core *c, int which, const uint8_t *d, const Rtp
     int len = r->end - r->payload;
     int media = out_pt >= 0 && len > 0;
     double jump = (double)(int32_t)(r->ts - v->last_ts) / 90000.0 - (now - v->last_time);
-    uint16_t step = (uint16_t)(r->seq - (uint16_t)v->highest); /* RFC 3550 A.1: a jump may be a restart */
-    int restart = v->highest >= 0 && step >= MAX_DROPOUT && step < SEQ_MOD - MAX_MISORDER;
     if (r->ssrc != v->ssrc || !same_address(&v->source, src) || (out_pt < 0 && !v->repair[r->pt]) ||
-        (media && fabs(jump) > JUMP_SECONDS) || restart) {
+        (media && fabs(jump) > JUMP_SECONDS)) {
         v->armed = 0;
         return 0;
     }

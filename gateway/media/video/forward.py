@@ -97,7 +97,6 @@ class VideoPath:
         # the first output number of the current offset (None: any): a late packet mapped below it would
         # take a number already sent (RFC 3711 §9.1: one SRTP index, two payloads)
         self._floor: int | None = None
-        self._bad = -1  # RFC 3550 §A.1: the number after a jump, which would confirm a restart
         self.keyframe_wanted = False
         self.received = self.forwarded = self.repair_dropped = self.dropped = self.lost = self.keyframes = 0
         self.padding = 0
@@ -192,16 +191,10 @@ class VideoPath:
             if self._ssrc is not None:
                 logger.info("call=%s %s new source SSRC %08x: keyframe asked", self._call, self.name, ssrc)
             self._ssrc = ssrc
-            self._resync(seq)
-        elif self._highest is not None and _JUMP[0] <= (seq - self._highest) & 0xFFFF < _JUMP[1]:
-            # RFC 3550 §A.1: a jump; the packet after it following it means the source restarted its
-            # numbers (mapped on the old offset they would take numbers sent: one SRTP index, two payloads)
-            if seq != self._bad:
-                self._bad = (seq + 1) & 0xFFFF
-                self.dropped += 1
-                return None
-            logger.info("call=%s %s source restarted its numbers: keyframe asked", self._call, self.name)
-            self._resync(seq)
+            self._offset = (self._last_out + 1 - seq) & 0xFFFF
+            self._floor = (self._last_out + 1) & 0xFFFF
+            self._highest = None
+            self.keyframe_wanted = True
         self._count_loss(seq)
         out_seq = (seq + self._offset) & 0xFFFF
         floor = self._floor
@@ -217,14 +210,6 @@ class VideoPath:
         self.forwarded += 1
         return VideoOut(out_pt, out_seq, self._mapper.map(ssrc, timestamp, now), marker, payload)
 
-    def _resync(self, seq: int) -> None:
-        """A new source, or a restart: ``seq`` goes out as the next number, what maps below it is dropped."""
-        self._offset = (self._last_out + 1 - seq) & 0xFFFF
-        self._floor = (self._last_out + 1) & 0xFFFF
-        self._highest = None
-        self._bad = -1
-        self.keyframe_wanted = True
-
     def _count_loss(self, seq: int) -> None:
         highest = self._highest
         if highest is None or _newer(seq, highest):
@@ -237,7 +222,6 @@ class VideoPath:
 # how far the floor may trail the last number out: a packet that late is long refused by SRTP's replay
 # window (1 024), and the floor must stay within half the number space of the top to mean "before"
 FLOOR_TRAIL = 0x4000
-_JUMP = (3000, 0x10000 - 100)  # RFC 3550 §A.1: MAX_DROPOUT ahead to MAX_MISORDER behind is a jump
 
 
 def _newer(a: int, b: int) -> bool:

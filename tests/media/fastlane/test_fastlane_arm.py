@@ -238,7 +238,7 @@ async def test_a_video_lanes_floor_follows_a_long_stream(linked: Linked) -> None
     native, ssrc = linked.link.native, 0x4444
     with video_sockets(native) as (video, phone, browser):
         arm_vp8(native, phone, browser, ssrc)
-        seqs = [(1 + 2999 * n) & 0xFFFF for n in range(25)]  # steps under a jump; across the wrap
+        seqs = [1, 10001, 20001, 30001, 40001, 50001, 60001, 4465]  # the last across the wrap
         for n, seq in enumerate(seqs):
             packet = struct.pack("!BBHII", 0x80, 96, seq, 3000 * n, ssrc) + bytes([n])
             phone.sendto(packet, video.getsockname())
@@ -248,23 +248,6 @@ async def test_a_video_lanes_floor_follows_a_long_stream(linked: Linked) -> None
         assert heard == seqs and nothing_more(browser)
         taken = video_snapshot(native, SIP_TO_WEB)
         assert taken is not None and taken.dropped == 0
-
-
-async def test_a_video_lane_leaves_a_jump_of_the_numbers_to_python(linked: Linked) -> None:
-    """RFC 3550 §A.1: a jump of the sequence numbers under one SSRC may be a restart, which mapped on the
-    old offset would take numbers sent already; VideoPath tells (the packet after it); the lane disarms."""
-    native, ssrc = linked.link.native, 0x4444
-    with video_sockets(native) as (video, phone, browser):
-        arm_vp8(native, phone, browser, ssrc)
-        for n, seq in enumerate((100, 101, 9000, 9001)):  # 9000: a jump
-            packet = struct.pack("!BBHII", 0x80, 96, seq, 3000 * n, ssrc) + bytes([n])
-            phone.sendto(packet, video.getsockname())
-            time.sleep(0.005)
-        rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
-        heard = [RtpPacketView(rx.unprotect(browser.recv(2048))).seq for _ in range(2)]
-        assert heard == [100, 101] and nothing_more(browser)
-        (engine,) = linked.pool.engines
-        assert len(engine.native.drain()) == 2  # the jump and the packet after it: Python's
 
 
 @dataclass
