@@ -161,6 +161,8 @@ class VideoPath:
             return  # a new source since the engine's packets: feed() handled it
         if snap.offset != self._offset:  # the engine closed up over padding: its floor, as it set it
             self._floor = (snap.last_out + 1) & 0xFFFF
+        else:  # the floor trails the engine's numbers out as it trails ours (feed)
+            self._floor = _trailing(self._floor, snap.last_out)
         self._offset, self._last_out = snap.offset, snap.last_out
         self._highest = None if snap.highest < 0 else snap.highest
         if snap.forwarded and not self._mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
@@ -203,8 +205,7 @@ class VideoPath:
             return None
         if _newer(out_seq, self._last_out):
             self._last_out = out_seq
-            if floor is not None and FLOOR_TRAIL <= ((out_seq - floor) & 0xFFFF) < 0x8000:
-                self._floor = (out_seq - FLOOR_TRAIL) & 0xFFFF  # within half the number space of the top
+            self._floor = _trailing(floor, out_seq)
         if is_keyframe(self._codecs.get(payload_type, ""), payload):
             self.keyframes += 1
         self.forwarded += 1
@@ -222,6 +223,14 @@ class VideoPath:
 # how far the floor may trail the last number out: a packet that late is long refused by SRTP's replay
 # window (1 024), and the floor must stay within half the number space of the top to mean "before"
 FLOOR_TRAIL = 0x4000
+
+
+def _trailing(floor: int | None, top: int) -> int | None:
+    """``floor`` moved up to FLOOR_TRAIL below ``top`` (the last number out) when it is further below:
+    within half the number space of the top it still means "before"."""
+    if floor is not None and FLOOR_TRAIL <= ((top - floor) & 0xFFFF) < 0x8000:
+        return (top - FLOOR_TRAIL) & 0xFFFF
+    return floor
 
 
 def _newer(a: int, b: int) -> bool:

@@ -12,6 +12,8 @@ import pytest
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
+from gateway.media.fastlane.native import VideoSnapshot
+from gateway.media.rtp.rtp_stats import ReceptionState
 from gateway.media.video.forward import VideoPath, is_keyframe
 
 
@@ -87,6 +89,49 @@ def test_gaps_kept_new_source_continues_and_asks_for_a_keyframe() -> None:
     assert path.feed(2, 7, 6000, 100, False, b"y", 0.13).sequence == 16  # type: ignore[union-attr]
     late = path.feed(2, 6, 3000, 100, False, b"y", 0.14)  # late within the new source, never sent: its place
     assert late is not None and late.sequence == 15
+
+
+def _snapshot(ssrc: int, highest: int, last_out: int) -> VideoSnapshot:
+    """The engine's snapshot of a lane that forwarded up to input ``highest`` as ``last_out`` (no counts)."""
+    reception = ReceptionState(0, -1, -1, 0x10001, 0, None, None, 0, 0.0)
+    offset = (last_out - highest) & 0xFFFF
+    return VideoSnapshot(
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        ssrc,
+        0,
+        0.0,
+        0,
+        0,
+        0.0,
+        offset,
+        last_out,
+        highest & 0xFFFF,
+        reception,
+        False,
+    )
+
+
+def test_the_floor_follows_the_engines_numbers_too() -> None:
+    """The engine carries the stream for minutes (its snapshots, a few hundred numbers apart) and hands it
+    back: the floor trailed along, the next packet goes out."""
+    path = VideoPath("sip->web", start_sequence=10)
+    path.configure({100: 96}, {100: "VP8"})
+    path.feed(1, 1000, 0, 100, False, b"x", 0.0)
+    path.feed(2, 5, 0, 100, False, b"y", 0.0)  # a new source: a floor at 11
+    last_out, seq = 11, 5
+    for _ in range(200):  # 200 snapshots of 300 packets each: 60 000 numbers on
+        last_out, seq = (last_out + 300) & 0xFFFF, seq + 300
+        path.fast_account(_snapshot(2, seq, last_out))
+    out = path.feed(2, seq + 1, 0, 100, False, b"y", 1.0)
+    assert out is not None and out.sequence == (last_out + 1) & 0xFFFF and path.stats().dropped == 0
 
 
 def test_the_floor_follows_a_long_stream() -> None:
