@@ -166,6 +166,8 @@ async def test_a_json_rpc_peers_pass_through_call_is_carried_on_at_the_survivor(
             peer.media.clear()
             await asyncio.sleep(1.2)  # end to end: the media never went through gw1
             assert first.heard(440, last=1.0) and peer.media.heard(1000, last=1.0)
+            # the survivor has taken the call over (its lease of gw1 expired) before the client comes
+            await wait_until(lambda: "taken over here" in gw2.log(), timeout=10)
             async with http.ws_connect(gw2.http_url.replace("http", "ws") + url) as ws:
                 client = RpcClient(ws)
                 resumed = await client.request("announce", announce)
