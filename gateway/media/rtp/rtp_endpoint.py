@@ -52,6 +52,12 @@ from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
 
 logger = logging.getLogger(__name__)
 
+
+def _same_transmit(new: SipSrtp | None, old: SipSrtp | None) -> bool:
+    """Whether ``new`` goes on with ``old``'s transmit session (SdesSrtp's ``continuing``)."""
+    return isinstance(new, SdesSrtp) and isinstance(old, SdesSrtp) and new.sessions[1] is old.sessions[1]
+
+
 _RTP_HEADER = struct.Struct("!BBHII")  # V=2 P=0 X=0 CC=0, M+PT, sequence, timestamp, SSRC
 
 
@@ -291,9 +297,10 @@ class RtpEndpoint(EndpointRtcp):
         """Use ``srtp`` (SDES or DTLS-SRTP) from now on; None: plain RTP."""
         if srtp is None and self._srtp is not None:
             logger.info("call=%s SRTP off", self._call)
-        if srtp is not self._srtp:  # new sessions are ours alone until the fast lane links them
-            self._srtp_stand_in = None
-        self._srtp = srtp
+        current = self._srtp
+        if srtp is not current and not _same_transmit(srtp, current):
+            self._srtp_stand_in = None  # new sessions are ours alone until the fast lane links them
+        self._srtp = srtp  # (a transmit session that goes on stays the engine's: through the stand-in)
 
     def set_rtcp_mux(self, mux: bool) -> None:
         """RTCP on the RTP socket (RFC 5761) or on its own, as the answer says. A lease bound without

@@ -219,9 +219,7 @@ class DirectSender:
             seq = -1 if source is None else self.sequence_map.map(*source, link.sequence(1))
             pt = pt if payload_type is None else payload_type
             if link.send(1, self._address, marker, pt, timestamp, payload, seq) < 0:
-                self._previous = (
-                    previous  # not sent (an SRTP index used already, aiortc_srtp.py): no RED copy
-                )
+                self._previous = previous  # not sent (e.g. an SRTP index used already): no RED copy
                 return False
         else:
             sequence = self._sequence if source is None else self.sequence_map.map(*source, self._sequence)

@@ -232,6 +232,35 @@ async def test_the_phone_re_keying_alone_keeps_our_transmit_session(allocator: R
         after = endpoint.srtp
         assert isinstance(after, SdesSrtp) and after is not before
         assert after.sessions[1] is before.sessions[1] and after.sessions[0] is not before.sessions[0]
+        # while the fast lane's engine holds that transmit session, protecting goes on through its stand-in
+        # (libsrtp's sessions are not thread-safe); a new key of ours ends that until the lane links again
+        stand_in = RecordingSrtp(after)
+        endpoint.serialize_srtp(stand_in)
+        endpoint.set_srtp(after.ours, sdp.Crypto(3, "AES_CM_128_HMAC_SHA1_80", os.urandom(30)))
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0) and stand_in.protected == 1
+        endpoint.set_srtp(sdp.Crypto(4, "AES_CM_128_HMAC_SHA1_80", os.urandom(30)), after.theirs)
+        assert endpoint.send_rtp(PCMU, b"B" * 160, 160) and stand_in.protected == 1
+
+
+class RecordingSrtp:
+    """A fast-lane stand-in that counts what it protects (and protects with the sessions it stands for)."""
+
+    def __init__(self, original: SdesSrtp) -> None:
+        self.original, self.protected, self.ready, self.separate_rtcp = original, 0, True, False
+        self.sessions = original.sessions
+
+    def protect(self, packet: bytes) -> bytes:
+        self.protected += 1
+        return self.original.protect(packet)
+
+    def protect_rtcp(self, packet: bytes) -> bytes:
+        return self.original.protect_rtcp(packet)
+
+    def unprotect(self, packet: bytes) -> bytes:
+        return self.original.unprotect(packet)
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes:
+        return self.original.unprotect_rtcp(packet)
 
 
 async def test_a_video_endpoint_sends_a_retransmission_again_under_its_index(
