@@ -304,6 +304,8 @@ static PyObject *engine_link(Engine *self, PyObject *args) {
     link->engine = self;
     link->core = c;
     link->sessions = sessions;
+    link->guarded[0] = link->guarded[1] = 0;
+    memset(link->guards, 0, sizeof link->guards);
     pthread_mutex_lock(&self->lock);
     int failed = 0;
     for (int i = 0; i < 2 && !failed; i++) {

@@ -275,6 +275,9 @@ typedef struct {
 } Kept;
 
 #define FLOOR_TRAIL 0x4000        /* gateway/media/video/forward.py FLOOR_TRAIL */
+#define GUARD_SLOTS 1024           /* gateway/media/rtp/send_guard.py SLOTS, TAG, and its layout: the highest */
+#define GUARD_TAG 8                /* index (int64, -1: none) and 8 octets, then per slot index + 1 (uint64) */
+#define GUARD_SIZE (16 + GUARD_SLOTS * (8 + GUARD_TAG)) /* and the tag, in native order */
 typedef struct {
     int armed;
     int claimed;                   /* ``ssrc`` is the video's: its packets never disarm the audio lane */
@@ -290,6 +293,7 @@ typedef struct {
     uint32_t anchor_in, anchor_out, last_ts;
     double last_time;
     Output out;                    /* SSRC, first byte and header extension (seq: the offset's) */
+    uint8_t *guard;                /* the output stream's SendGuard state (send_guard.py), or NULL: plain RTP */
     Reception rx;
     uint64_t punted_at;
     /* since the last snapshot */
@@ -386,6 +390,8 @@ typedef struct {
     Engine *engine;
     Core *core;                    /* NULL once closed */
     PyObject *sessions;            /* keeps the pylibsrtp sessions alive while the thread may use them */
+    Py_buffer guards[2];           /* the video lanes' SendGuard states (VideoLane.guard), while guarded[i] */
+    int guarded[2];
 } Link;
 
 typedef struct {

@@ -34,6 +34,11 @@ static PyObject *link_close(Link *self, PyObject *unused) {
     self->core = NULL;
     pthread_mutex_unlock(&e->lock);
     Py_CLEAR(self->sessions);
+    for (int i = 0; i < 2; i++) /* the video lanes' guards: the thread no longer sends on this link */
+        if (self->guarded[i]) {
+            self->guarded[i] = 0;
+            PyBuffer_Release(&self->guards[i]);
+        }
     Py_RETURN_NONE;
 }
 

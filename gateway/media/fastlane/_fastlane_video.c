@@ -47,6 +47,39 @@ static int video_keyframe(int codec, const uint8_t *p, int len) {
     return 0;
 }
 
+/* SendGuard.admit (gateway/media/rtp/send_guard.py) on its state ``g``, the same layout: whether the
+   protected ``packet`` may go (its index is new, or it went under it with the same tag), recorded if so. */
+static int guard_admit(uint8_t *g, const uint8_t *packet, int len) {
+    if (len < 12 + GUARD_TAG)
+        return 0;
+    int64_t highest, delta, seq = (packet[2] << 8) | packet[3];
+    memcpy(&highest, g, sizeof highest);
+    if (highest <= 0x8000) { /* libsrtp's srtp_rdbx_estimate_index and srtp_index_guess (send_guard.estimate) */
+        delta = seq - highest;
+    } else {
+        int64_t local = highest & 0xFFFF;
+        if (local < 0x8000)
+            delta = seq - local > 0x8000 ? seq - local - 0x10000 : seq - local;
+        else
+            delta = local - 0x8000 > seq ? seq - local + 0x10000 : seq - local;
+    }
+    if (delta <= -GUARD_SLOTS)
+        return 0;
+    int64_t index = highest + delta;
+    uint8_t *slot = g + 16 + (size_t)(index % GUARD_SLOTS) * (8 + GUARD_TAG);
+    const uint8_t *tag = packet + len - GUARD_TAG;
+    uint64_t stored;
+    memcpy(&stored, slot, sizeof stored);
+    if (delta <= 0 && stored == (uint64_t)index + 1)
+        return memcmp(slot + 8, tag, GUARD_TAG) == 0;
+    stored = (uint64_t)index + 1;
+    memcpy(slot, &stored, sizeof stored);
+    memcpy(slot + 8, tag, GUARD_TAG);
+    if (delta > 0)
+        memcpy(g, &index, sizeof index);
+    return 1;
+}
+
 /* Build, protect and send one video packet on lane ``which``'s output: to the SIP side's video socket
    (SRTP when it has its sessions) or to the browser (the web leg's SRTP). 0 when sent. */
 static int emit_video(Engine *e, Core *c, int which, int marker, uint8_t pt, uint16_t seq, uint32_t ts,
@@ -63,6 +96,8 @@ static int emit_video(Engine *e, Core *c, int which, int marker, uint8_t pt, uin
         return -1;
     if (session != NULL && e->fn[OP_PROTECT](session, buffer, &len) != 0)
         return -1;
+    if (session != NULL && v->guard != NULL && !guard_admit(v->guard, buffer, len))
+        return -1; /* another packet went under this index: never a second (send_guard.py) */
     if (sendto(c->fds[which == 1 ? 0 : 2], buffer, (size_t)len, MSG_DONTWAIT, (const struct sockaddr *)&v->destination.addr,
                v->destination.len) < 0)
         v->send_errors++;
@@ -146,8 +181,13 @@ int video_web(Engine *e, Core *c, uint8_t *d, int len, const Rtp *r, const struc
     if (c->video == NULL)
         return -1;
     VideoLane *v = &c->video[0];
-    if (!v->claimed || r->ssrc != v->ssrc)
+    if (!v->claimed)
         return -1;
+    if (r->ssrc != v->ssrc) { /* another SSRC with one of the video's media payload types (the browser's */
+        if (v->pt_map[r->pt] >= 0) /* new source; RFC 4588 repair streams have SSRCs of their own): Python's */
+            v->armed = 0;          /* from here, numbered from the lane's next (never both: send_guard.py) */
+        return -1;
+    }
     if (video_feed(e, c, 0, d, r, src, now))
         return 0;
     v->punted_at = e->drains;
@@ -306,16 +346,33 @@ static int take_back_video(Engine *e, Core *c, int which) {
 
 PyObject *link_arm_video(Link *self, PyObject *args) {
     int which, offset, last_out, highest, flavour;
-    PyObject *source, *destination, *stats;
+    PyObject *source, *destination, *stats, *guard = Py_None;
     unsigned long ssrc, anchor_in, anchor_out, last_ts;
     double last_time;
     long long clock_rate;
-    Py_buffer map, repair, codecs;
-    if (!PyArg_ParseTuple(args, "iOOky*y*y*iiikkkdiLO", &which, &source, &destination, &ssrc, &map, &repair,
+    Py_buffer map, repair, codecs, view = {0};
+    if (!PyArg_ParseTuple(args, "iOOky*y*y*iiikkkdiLO|O", &which, &source, &destination, &ssrc, &map, &repair,
                           &codecs, &offset, &last_out, &highest, &anchor_in, &anchor_out, &last_ts, &last_time,
-                          &flavour, &clock_rate, &stats))
+                          &flavour, &clock_rate, &stats, &guard))
         return NULL;
+    if (guard != Py_None) { /* held until the lane is armed again, or the link closes: never resized meanwhile */
+        if (!PyByteArray_Check(guard) || PyObject_GetBuffer(guard, &view, PyBUF_WRITABLE) != 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "the guard is a SendGuard's bytearray");
+        } else if (view.len != GUARD_SIZE) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "the guard is a SendGuard's bytearray (its size)");
+        }
+        if (PyErr_Occurred()) {
+            PyBuffer_Release(&map);
+            PyBuffer_Release(&repair);
+            PyBuffer_Release(&codecs);
+            return NULL;
+        }
+    }
     PyObject *result = NULL;
+    Py_buffer released = {0};
+    int release = 0;
     Address src, dst;
     Reception imported;
     memset(&imported, 0, sizeof imported);
@@ -359,6 +416,12 @@ PyObject *link_arm_video(Link *self, PyObject *args) {
             v->last_time = last_time;
             v->rx = imported;
         }
+        release = self->guarded[which]; /* the lane's guard: the new one; the old one released below */
+        released = self->guards[which];
+        self->guarded[which] = guard != Py_None;
+        self->guards[which] = view;
+        v->guard = guard != Py_None ? view.buf : NULL;
+        guard = Py_None; /* the link holds the view now */
         v->claimed = 1;
         v->armed = 1;
         /* as link_arm: what waits of this direction is forwarded now, ahead of any newer packet */
@@ -369,6 +432,10 @@ PyObject *link_arm_video(Link *self, PyObject *args) {
     PyBuffer_Release(&map);
     PyBuffer_Release(&repair);
     PyBuffer_Release(&codecs);
+    if (release)
+        PyBuffer_Release(&released);
+    if (guard != Py_None) /* not armed (an error): the view was not taken */
+        PyBuffer_Release(&view);
     return result;
 }
 

@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple, Protocol
 from gateway.media.forward import Lane
 from gateway.media.native_hooks import opus_library_candidates
 from gateway.media.rtp.rtp_stats import ReceptionState
+from gateway.media.rtp.send_guard import SendGuard
 from gateway.media.video.forward import VIDEO_RATE, VideoLaneState
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class NativeLink(Protocol):
         self, which: int, source: Address, destination: Address, ssrc: int, pt_map: bytes, repair: bytes,
         codecs: bytes, offset: int, last_out: int, highest: int, anchor_in: int, anchor_out: int,
         last_ts: int, last_time: float, flavour: int, clock_rate: int, stats: ReceptionState | None,
+        guard: bytearray | None = None,
     ) -> bool: ...  # fmt: skip
     def disarm_video(self, which: int) -> None: ...
     def video_snapshot(self, which: int) -> tuple[Any, ...] | None: ...
@@ -228,9 +230,10 @@ def snapshot(native: NativeLink, which: int, latency: bool = False) -> Snapshot 
 
 def arm_video(
     native: NativeLink, which: int, source: Address, destination: Address, lane: VideoLaneState,
-    flavour: int, reception: ReceptionState | None,
+    flavour: int, reception: ReceptionState | None, guard: SendGuard | None = None,
 ) -> bool:  # fmt: skip
-    """Arm video lane ``which`` with a direction's ``VideoPath.lane()`` and its source's receive statistics."""
+    """Arm video lane ``which`` with a direction's ``VideoPath.lane()`` and its source's receive statistics;
+    ``guard``: its output's SRTP stream's (send_guard.py), which the engine then checks and keeps too."""
     pt_map, repair, codecs = bytearray(b"\xff" * 128), bytearray(128), bytearray(128)
     for pt_in, pt_out in lane.mapping:
         pt_map[pt_in] = pt_out
@@ -241,7 +244,7 @@ def arm_video(
     return native.arm_video(
         which, source, destination, lane.ssrc, bytes(pt_map), bytes(repair), bytes(codecs), lane.offset,
         lane.last_out, lane.highest, lane.anchor_in, lane.anchor_out, lane.last_in, lane.last_now, flavour,
-        VIDEO_RATE, reception,
+        VIDEO_RATE, reception, None if guard is None else guard.state,
     )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from gateway.media.fastlane.native import (
 )
 from gateway.media.native_hooks import SocketHandover, srtp_session_pointer
 from gateway.media.rtp.rtp_endpoint import RtpEndpoint
+from gateway.media.rtp.send_guard import SendGuard
 from gateway.media.rtp.srtp import SipSrtp
 from gateway.media.video.video_bridge import VideoBridge
 
@@ -54,6 +55,7 @@ class VideoLanes:
         self._input_pt = 0  # a payload type of the browser's video (a clock rate for its statistics)
         # the endpoint's SRTP whose sessions the engine holds: kept alive until the link is closed
         self._srtp: SipSrtp | None = None
+        self._guard: SendGuard | None = None  # what the transmit session of those sent (send_guard.py)
 
     def stale(self, video: VideoBridge | None) -> bool:
         """The linked video endpoint is gone or replaced, or its SRTP keys changed: the link must be made
@@ -85,6 +87,7 @@ class VideoLanes:
         if srtp is not None:  # RFC 4568 keys of the video m-line: the engine holds the sessions now
             endpoint.serialize_srtp(SerializedSrtp(native, srtp, sip=True, video=True))
         self._handover, self.endpoint, self._srtp = handover, endpoint, srtp
+        self._guard = endpoint.guard if srtp is not None else None  # a new key: a new link, a new guard
         logger.info("call=%s fast lane: the SIP side's video linked%s", self._call, " (SRTP)" * bool(srtp))
         return True
 
@@ -102,7 +105,7 @@ class VideoLanes:
             self._input_pt = min(pt for pt, _ in to_sip.mapping)
             armed = arm_video(
                 native, VIDEO_TO_SIP, remote, destination, to_sip, STATS_AIORTC,
-                web.receiver.reception_state(to_sip.ssrc),
+                web.receiver.reception_state(to_sip.ssrc), self._guard,
             )  # fmt: skip
         if not armed:
             native.disarm_video(VIDEO_TO_SIP)
@@ -117,7 +120,9 @@ class VideoLanes:
             reception = (
                 statistics.state() if statistics is not None and statistics.ssrc == to_web.ssrc else None
             )
-            armed = arm_video(native, VIDEO_TO_WEB, source, remote, to_web, STATS_RFC3550, reception)
+            armed = arm_video(
+                native, VIDEO_TO_WEB, source, remote, to_web, STATS_RFC3550, reception, web.sender.guard
+            )
         if not armed:
             native.disarm_video(VIDEO_TO_WEB)
 
@@ -154,6 +159,6 @@ class VideoLanes:
         handover, self._handover, endpoint, self.endpoint = self._handover, None, self.endpoint, None
         if endpoint is not None:
             endpoint.serialize_srtp(None)
-        self._srtp = None
+        self._srtp = self._guard = None
         if handover is not None:
             handover.give_back()

@@ -48,6 +48,7 @@ from gateway.media.rtp.packet import PT_COMFORT_NOISE, RtpPacket, is_rtcp
 from gateway.media.rtp.ports import PortLease, RtpPortAllocator
 from gateway.media.rtp.rtcp import RtcpPacket
 from gateway.media.rtp.rtp_stats import FarEndStats, ReceiveStatistics, ReceptionState
+from gateway.media.rtp.send_guard import SendGuard
 from gateway.media.rtp.srtp import SdesSrtp, SipSrtp, SrtpError
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class RtpEndpoint(EndpointRtcp):
         self.ssrc = self._rng.getrandbits(32)
         self._sequence = self._rng.getrandbits(16)
         self.sequence_map = seqmap.SequenceMap()  # forwarded packets' numbers (the fast lane's too)
+        # a stream that may repeat an index (video): what went under each recent one (send_guard.py)
+        self.guard = SendGuard() if self.config.retransmits else None
         self.packets_sent = self.octets_sent = self.dropped = 0
         self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
         self.refresh: Callable[[], None] | None = None  # accounts for the fast lane's packets (inactivity)
@@ -300,6 +303,8 @@ class RtpEndpoint(EndpointRtcp):
         current = self._srtp
         if srtp is not current and not _same_transmit(srtp, current):
             self._srtp_stand_in = None  # new sessions are ours alone until the fast lane links them
+            if self.guard is not None:  # a new key, a new index space (the engine may hold the old one's
+                self.guard = SendGuard()  # state until its link is made again: a new one, not reset)
         self._srtp = srtp  # (a transmit session that goes on stays the engine's: through the stand-in)
 
     def set_rtcp_mux(self, mux: bool) -> None:
@@ -395,6 +400,9 @@ class RtpEndpoint(EndpointRtcp):
                     packet = crypto.protect(packet)
                 except SrtpError as exc:  # an index used already (srtp.py): never sent twice
                     self._drop("RTP to %s not sent: %s", destination, exc)
+                    return False
+                if self.guard is not None and not self.guard.admit(packet):
+                    self._drop("RTP to %s not sent: another packet went under index %d", destination, seq)
                     return False
             self._rtp_transport.sendto(packet, destination)
         self.packets_sent += 1

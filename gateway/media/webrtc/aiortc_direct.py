@@ -48,6 +48,7 @@ from aiortc.rtp import (
 from gateway.media.codecs.opus_settings import FEC_THRESHOLD
 from gateway.media.rtp import red, seqmap
 from gateway.media.rtp.own_loss import OwnLoss, ReportPoint
+from gateway.media.rtp.send_guard import SendGuard
 from gateway.media.webrtc import aiortc_hooks, aiortc_srtp
 from gateway.media.webrtc.aiortc_hooks import HookError, PacketTrack
 
@@ -103,6 +104,8 @@ class DirectSender:
         self._last_time = 0.0
         self.packets_sent = self.octets_sent = 0
         self.link: Any = None  # a fast-lane link (fastlane.native.NativeLink) while the engine sends for us
+        # video: what went under each recent SRTP index (send_guard.py; the audio's stream refuses repeats)
+        self.guard: SendGuard | None = None
         self.refresh: Callable[[], None] | None = None  # brings the counters up to date first (the fast lane)
         self.idle_track = PacketTrack(8000)  # parks aiortc's RTP loop: nothing is ever pushed
         # the fraction lost (0-255) of each of the browser's report blocks about our stream (issue 35)
@@ -185,6 +188,8 @@ class DirectSender:
         self._ssrc = self._sender._ssrc
         if self._sender.kind == "audio" and not aiortc_srtp.guarded(dtls, self._ssrc):
             raise HookError("the audio's SRTP stream allows repeated indices (not the transport guarded)")
+        if self._sender.kind != "audio" and self.guard is None:
+            self.guard = SendGuard()
         self._clock_rate = codec.clockRate
         self._audio_pt = codec.payloadType
         self._opus = codec.mimeType.lower() == "audio/opus"
@@ -236,6 +241,8 @@ class DirectSender:
             except pylibsrtp.Error:  # audio under an index used already (aiortc_srtp.py): never sent twice
                 self._previous = previous  # nor is its payload the next packet's RED copy
                 return False
+            if self.guard is not None and not self.guard.admit(packet):
+                return False  # video: another packet went under this index (send_guard.py)
             self._socket.sendto(packet, self._address)
         self.packets_sent += 1
         self.octets_sent += len(payload)

@@ -32,6 +32,7 @@ from gateway.media.fastlane.native import (
     snapshot,
     video_snapshot,
 )
+from gateway.media.rtp.send_guard import SendGuard
 from tests.media.fastlane.test_fastlane_engine import (
     KEY,
     Handler,
@@ -248,6 +249,65 @@ async def test_a_video_lanes_floor_follows_a_long_stream(linked: Linked) -> None
         assert heard == seqs and nothing_more(browser)
         taken = video_snapshot(native, SIP_TO_WEB)
         assert taken is not None and taken.dropped == 0
+
+
+async def test_a_video_lane_never_sends_another_packet_under_an_index(linked: Linked) -> None:
+    """The send guard in the engine (send_guard.py, guard_admit): a duplicate of the phone's number with
+    another payload (spoofed plain RTP) is not encrypted under the index its first copy went out with; the
+    same packet again (a retransmission a NACK asked for) goes, the very same bytes. The engine keeps the
+    state Python's SendGuard reads: Python then refuses that payload too."""
+    native, ssrc = linked.link.native, 0x4444
+    guard = SendGuard()  # Python sent "p" as number 7 before the lane was armed
+    python_tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    pythons = python_tx.protect(struct.pack("!BBHII", 0x80, 98, 7, 3000, 0x7777) + b"p")
+    assert guard.admit(pythons)
+    with video_sockets(native) as (video, phone, browser):
+        pt_map, codecs = bytearray(b"\xff" * 128), bytearray(128)
+        pt_map[96], codecs[96] = 98, 1
+        assert native.arm_video(
+            SIP_TO_WEB, phone.getsockname(), browser.getsockname(), ssrc, bytes(pt_map), bytes(128),
+            bytes(codecs), 0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None, guard.state,
+        )  # fmt: skip
+        for seq, payload in ((1, b"a"), (2, b"b"), (1, b"X"), (1, b"a"), (3, b"c"), (7, b"q"), (7, b"p")):
+            phone.sendto(struct.pack("!BBHII", 0x80, 96, seq, 3000, ssrc) + payload, video.getsockname())
+            time.sleep(0.005)
+        wire = [browser.recv(2048) for _ in range(5)]
+        assert nothing_more(browser)  # X would have gone out under a's index, q under Python's p's
+        assert wire[2] == wire[0] and wire[4] == pythons
+        rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        heard = [RtpPacketView(rx.unprotect(wire[i])) for i in (0, 1, 3)]
+        assert [(p.seq, p.payload) for p in heard] == [(1, b"a"), (2, b"b"), (3, b"c")]
+        first = bytes(wire[0])
+        assert guard.admit(first) and not guard.admit(first[:-1] + bytes([first[-1] ^ 1]))
+    with pytest.raises(ValueError, match="SendGuard"):
+        native.arm_video(
+            SIP_TO_WEB, ("127.0.0.1", 9), ("127.0.0.1", 9), ssrc, bytes(b"\xff" * 128), bytes(128), bytes(128),
+            0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None, bytearray(16),
+        )  # fmt: skip
+
+
+async def test_the_browsers_new_video_ssrc_disarms_the_lane(linked: Linked) -> None:
+    """A packet of another SSRC with one of the video's payload types (the browser's new source) goes to
+    Python, whose VideoPath numbers it from the lane's next number: the engine stops forwarding the old
+    source there and then, so the two never send on the stream at once (send_guard.py)."""
+    native = linked.link.native
+    browser_tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    with video_sockets(native) as (_, phone, browser):
+        pt_map, codecs = bytearray(b"\xff" * 128), bytearray(128)
+        pt_map[96], codecs[96] = 96, 1
+        native.set_video_output(WEB_TO_SIP, 0x80, 0x5555)
+        assert native.arm_video(
+            WEB_TO_SIP, browser.getsockname(), phone.getsockname(), 0xAAAA, bytes(pt_map), bytes(128),
+            bytes(codecs), 0, 0, -1, 0, 0, 0, time.monotonic(), STATS_RFC3550, 90000, None,
+        )  # fmt: skip
+        for source, seq, payload in ((0xAAAA, 1, b"a1"), (0xBBBB, 7, b"b7"), (0xAAAA, 2, b"a2")):
+            packet = struct.pack("!BBHII", 0x80, 96, seq, 3000, source) + payload
+            browser.sendto(browser_tx.protect(packet), linked.web)
+            time.sleep(0.01)
+        assert phone.recv(2048)[12:] == b"a1" and nothing_more(phone)
+        (engine,) = linked.pool.engines
+        left = [bytes(item[2])[12:] for item in engine.native.drain()]
+        assert left == [b"b7", b"a2"], left  # both Python's, in order
 
 
 @dataclass

@@ -143,7 +143,11 @@ async def open_link(
     web_t, web_p = await loop.create_datagram_endpoint(Quiet, local_addr=(host, 0))
     sip_t, _ = await loop.create_datagram_endpoint(Quiet, local_addr=(host, 0))
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
-    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    policy.allow_repeat_tx = True  # as aiortc's web leg: video's retransmission goes again ...
+    tx = pylibsrtp.Session(policy)
+    audio = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_SPECIFIC, ssrc_value=0x6161)
+    tx.add_stream(audio)  # ... and the audio's SSRC (below) refuses a repeat, as aiortc_srtp makes it
     pool = EnginePool(workers=1)
     handler = handler or Handler()
     restored: list[tuple[int, int]] = []

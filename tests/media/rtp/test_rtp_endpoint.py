@@ -276,6 +276,30 @@ async def test_a_video_endpoint_sends_a_retransmission_again_under_its_index(
         assert tap.datagrams[2] == tap.datagrams[0]
 
 
+async def test_a_video_endpoint_never_sends_another_packet_under_an_index(
+    allocator: RtpPortAllocator,
+) -> None:
+    """Video's stream allows a repeated index (the retransmission above), so what stops a different packet
+    under one is the send guard (send_guard.py): a duplicate of the browser's number with another payload
+    (its sender restarting its numbers, a late packet of an old SSRC) is dropped, before and after a new
+    key of ours (a new index space: the first packet under each number goes again)."""
+    async with sdes_to_a_tap(allocator, retransmits=True) as (endpoint, tap):
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0, source=(7, 100))
+        assert endpoint.send_rtp(PCMU, b"C" * 160, 160, source=(7, 101))
+        assert not endpoint.send_rtp(PCMU, b"B" * 160, 0, source=(7, 100))  # another payload: refused
+        assert endpoint.send_rtp(PCMU, b"A" * 160, 0, source=(7, 100))  # the same packet: it goes
+        await until(lambda: len(tap.datagrams) >= 3)
+        srtp = endpoint.srtp
+        assert isinstance(srtp, SdesSrtp)
+        endpoint.set_srtp(sdp.Crypto(5, "AES_CM_128_HMAC_SHA1_80", os.urandom(30)), srtp.theirs)
+        assert endpoint.send_rtp(PCMU, b"B" * 160, 0, source=(7, 100))  # under the new key: its first
+        assert not endpoint.send_rtp(PCMU, b"E" * 160, 0, source=(7, 100))
+        await until(lambda: len(tap.datagrams) >= 4)
+        await asyncio.sleep(0.05)
+        sent = [(d[2:4], d[12:]) for d in tap.datagrams]
+        assert len(sent) == 4 and sent[2] == sent[0] and sent[3][0] == sent[0][0] and sent[3] != sent[0]
+
+
 async def test_latches_to_real_source_not_sdp_address(
     allocator: RtpPortAllocator, peers: list[RtpTonePeer]
 ) -> None:
