@@ -137,7 +137,9 @@ URIS = st.builds(
     params=URI_PARAMS,
     scheme=st.sampled_from(["sip", "sips"]),
 )
-NAME_ADDRS = st.builds(NameAddr, uri=URIS, display_name=st.none() | SAFE_TEXT, params=PARAMS)
+# RFC 3261 §25.1: tag-param = "tag" EQUAL token (the parser refuses a valueless tag: 400)
+NAME_ADDR_PARAMS = PARAMS.filter(lambda params: all(n.lower() != "tag" or v for n, v in params))
+NAME_ADDRS = st.builds(NameAddr, uri=URIS, display_name=st.none() | SAFE_TEXT, params=NAME_ADDR_PARAMS)
 VIAS = st.builds(
     Via,
     transport=st.sampled_from(["UDP", "TCP", "TLS", "WS"]),
