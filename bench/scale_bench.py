@@ -123,6 +123,10 @@ def run_round(
         load_end = loadavg()
     notes = box.close() + engine_note(box, count, wall)
     counts = [c for r in reports for c in r.counts]
+    dump = os.environ.get("VS_RTPENGINE_OURS_DUMP")
+    if dump and box.name == "ours":  # the peers' counts per call over the measured seconds, beside the box's
+        with open(dump + ".peers", "w") as out:  # (sent to the browser side, received there, sent to the
+            out.writelines(" ".join(map(str, c)) + "\n" for c in counts)  # phone side, received there)
     histogram = [sum(h) for h in zip(*(hist for r in reports for hist in r.histograms), strict=True)]
     errors = {key: sum(r.errors[key] for r in reports) for key in reports[0].errors}
     sent = sum(c[0] + c[2] for c in counts)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import multiprocessing
 import os
@@ -207,6 +208,18 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     sampler.cancel()
     stats = [b.stats() for b in bridges]
     linked = sum(1 for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None)
+    dump = os.environ.get("VS_RTPENGINE_OURS_DUMP")
+    if dump:  # a JSON line per call, in the offers' order (scale_bench.py writes the peers' counts beside)
+        with open(dump, "w") as out:
+            for bridge, stat in zip(bridges, stats, strict=True):
+                link = bridge.fast_lane.link if bridge.fast_lane is not None else None
+                directions = {"web_to_sip": stat.web_to_sip, "sip_to_web": stat.sip_to_web}
+                out.write(json.dumps({
+                    "linked": link is not None,
+                    "armed": [bool(link.native.armed(w)) for w in (0, 1)] if link is not None else None,
+                    **{name: [p.received, p.forwarded, p.lost, p.dropped] for name, p in directions.items()},
+                    "fast_lane_packets": stat.fast_lane_packets, "web_dropped": stat.web_dropped,
+                }) + "\n")  # fmt: skip
     ticker.cancel()
     tuning.close()
     engines = pool.engines if pool is not None else []
