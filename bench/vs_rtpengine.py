@@ -219,6 +219,9 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
                     "armed": [bool(link.native.armed(w)) for w in (0, 1)] if link is not None else None,
                     **{name: [p.received, p.forwarded, p.lost, p.dropped] for name, p in directions.items()},
                     "fast_lane_packets": stat.fast_lane_packets, "web_dropped": stat.web_dropped,
+                    # the engine's own: SRTP drops, forwarded per lane, send errors per lane, SIP-side drops
+                    "engine": list(link.native.counters()) if link is not None else None,
+                    "browser": list(bridge.fast_lane.remote) if bridge.fast_lane is not None else None,
                 }) + "\n")  # fmt: skip
     ticker.cancel()
     tuning.close()
