@@ -276,8 +276,8 @@ typedef struct {
 
 #define FLOOR_TRAIL 0x4000        /* gateway/media/video/forward.py FLOOR_TRAIL */
 #define GUARD_SLOTS 1024           /* gateway/media/rtp/send_guard.py SLOTS, TAG, and its layout: the highest */
-#define GUARD_TAG 8                /* index (int64, -1: none) and 8 octets, then per slot index + 1 (uint64) */
-#define GUARD_SIZE (16 + GUARD_SLOTS * (8 + GUARD_TAG)) /* and the tag, in native order */
+#define GUARD_TAG 8                /* index protected (int64, from 0) and 8 octets, then per slot index + 1 */
+#define GUARD_SIZE (16 + GUARD_SLOTS * (8 + GUARD_TAG)) /* (uint64) and the tag, in native order */
 typedef struct {
     int armed;
     int claimed;                   /* ``ssrc`` is the video's: its packets never disarm the audio lane */

@@ -64,7 +64,7 @@ class SendGuard:
             return False
         index = highest + delta
         at = _HEAD.size + (index % SLOTS) * _SLOT.size
-        tag = bytes(packet[-TAG:])
+        tag = packet[-TAG:]
         if delta <= 0:
             stored, kept = _SLOT.unpack_from(state, at)
             if stored == index + 1:
