@@ -64,6 +64,24 @@ def bridge_stats(gateway: Gateway, call_id: str) -> BridgeStats:
     return bridge.stats()
 
 
+async def sent_by(peer: WebPeer) -> int:
+    """RTP packets the browser's sender has sent so far (aiortc's outbound statistics)."""
+    report = await peer.transceiver.sender.getStats()
+    return sum(getattr(stat, "packetsSent", 0) for stat in report.values() if stat.type == "outbound-rtp")
+
+
+def silence_told(gateway: Gateway, call_id: str, sent: int) -> str:
+    """Which side stopped, when the bridge heard nothing from the browser during a hold: what the
+    browser sent meanwhile, its transports, and the fast lane's state (a CI run once failed so)."""
+    bridge = gateway.driver._runtimes[call_id].bridge
+    assert isinstance(bridge, MediaBridge)
+    lane = bridge.fast_lane
+    told = f"the browser sent {sent} RTP packets meanwhile"
+    if lane is not None:
+        told += f"; fast lane linked: {lane.link is not None}, engines: {lane._pool.counters()}"
+    return told
+
+
 async def check_web_hold(gateway: Gateway, alice: WebUser, peer: WebPeer, phone: DeskPhone,
                          call_id: str, number: int) -> None:  # fmt: skip
     """Hold from the web user: no audio either way while held; both ways again after resume."""
@@ -74,10 +92,10 @@ async def check_web_hold(gateway: Gateway, alice: WebUser, peer: WebPeer, phone:
     await phone.wait_for("media", call=number, status="remote_hold")
     await asyncio.sleep(0.3)  # packets in flight
     before, received = bridge_stats(gateway, call_id), len(peer.payloads)
-    phone_before = await phone.rtp(number)
+    phone_before, sent = await phone.rtp(number), await sent_by(peer)
     await asyncio.sleep(HOLD_SECONDS)
     after = bridge_stats(gateway, call_id)
-    phone_after = await phone.rtp(number)
+    phone_after, sent = await phone.rtp(number), await sent_by(peer) - sent
     assert after.web_to_sip.forwarded == before.web_to_sip.forwarded, "browser audio reached the held phone"
     # what the phone's stream took in, whoever sent it (its recording plays what this counts)
     assert phone_after["received"] <= phone_before["received"] + 2, (
@@ -85,7 +103,10 @@ async def check_web_hold(gateway: Gateway, alice: WebUser, peer: WebPeer, phone:
         f"last from {phone_after['source']} (the bridge forwarded none; the gateway's RTP ports: "
         f"{gateway.config.media.rtp_ports})"
     )
-    assert after.web_to_sip.received > before.web_to_sip.received + 50, "the browser stopped sending"
+    assert after.web_to_sip.received > before.web_to_sip.received + 50, (
+        f"the bridge heard {after.web_to_sip.received - before.web_to_sip.received} packets of the "
+        f"browser's: {silence_told(gateway, call_id, sent)}, {after}"
+    )
     assert after.sip_to_web.forwarded == before.sip_to_web.forwarded, (
         "the held phone's audio reached the browser"
     )
