@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import wave
 from pathlib import Path
@@ -265,11 +266,14 @@ async def test_a_pass_through_call_waits_for_its_browser_and_is_taken_back() -> 
                 await second.close()
 
 
-async def test_a_page_reload_keeps_the_pass_through_call(tmp_path: Path) -> None:
+async def test_a_page_reload_keeps_the_pass_through_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The softphone page (Chromium) reloads mid-call ("leave page?" accepted): it logs in again with its
     token and takes the pass-through call back; its new RTCPeerConnection's offer reaches the peer in a
     re-INVITE, which the peer answers with a new connection; the page hears the peer's tone and the peer
     Chromium's beeps again, and the peer saw no BYE until the page hung up."""
+    caplog.set_level(logging.INFO, logger="gateway")  # a failure shows the call's steps (it failed in CI)
     media = {"rtp_ports": {"start": 37900, "end": 37999}}
     async with (
         SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
@@ -306,13 +310,14 @@ COUNT_REATTACHES = """(() => {
 
 
 async def test_a_page_reloaded_during_a_renegotiation_takes_its_call_back_once_it_is_over(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The page holds the pass-through call and reloads before the far end has answered the hold (it takes
     2.5 s here). Its reattach meanwhile is refused for now (`conflict`: the renegotiation is under way);
     the page tries again (REATTACH_WAIT_MS apart) and takes the call back once the hold is done: held, on
     a new connection with the far end, no BYE. Before, the page ended the call on the first refusal while
     the gateway kept it waiting for a browser until the grace ended it."""
+    caplog.set_level(logging.INFO, logger="gateway")  # a failure shows the call's steps
     media = {"rtp_ports": {"start": free_range()}}
     async with (
         SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
