@@ -165,7 +165,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self.fast_lane = FastLaneController(
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
-                active=lambda: self._state is BridgeState.ACTIVE and not self._taps and not self._fill.active,
+                active=lambda: self._state is BridgeState.ACTIVE and not self._taps,
+                filling=lambda: self._fill.active,
             )  # fmt: skip
             self.fast_lane.video = self.video
 
@@ -275,17 +276,16 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._start_fill()
 
     def _start_fill(self) -> None:
-        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing), through
-        Python: the fast lane gives the sockets back, so the browser's first packet back comes there too."""
+        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing), by Python:
+        the fast lane disarms that direction (the browser's first packet back stops it here), not the other."""
         if not self._web_gone or not self._to_sip.enabled or self._fill.active or self._mixing is not None:
             return
-        if self.fast_lane is not None:
-            self.fast_lane.unlink()
-        if not self._fill.start():
-            self._relink()
+        self._fill.start()
+        self._relink()
 
     def _web_back(self) -> None:
-        """The browser's audio is back (a watchdog or the Python path saw it): no fill, the fast lane again."""
+        """The browser's audio is back (a watchdog or the Python path saw it): no fill, the lane to the SIP
+        side armed again."""
         if not self._web_gone:
             return
         self._web_gone = False

@@ -83,6 +83,7 @@ class FastLaneController:
         web_watchdog: Watchdog,
         latency: LatencyMeter,
         active: Callable[[], bool],
+        filling: Callable[[], bool] = lambda: False,
     ) -> None:
         self._pool = pool
         self._call = call_id
@@ -91,6 +92,8 @@ class FastLaneController:
         self._web_watchdog = web_watchdog
         self._latency = latency
         self._active = active
+        # the reconnecting fill plays to the SIP side (the bridge's ComfortFill): Python owns that direction
+        self._filling = filling
         pool.transcoding  # noqa: B018  # libopus and the G.711 tables, once: at setup, not mid-call
         self.link: FastLink | None = None  # while linked
         self._pending = False  # wanted but not linked yet: retried for a while
@@ -359,6 +362,7 @@ class FastLaneController:
             and destination is not None
             and connected
             and web.direct_receiver.receiving
+            and not self._filling()
         ):
             receiver = web.direct_receiver
             rate = receiver.clock_rate(lane.payload_type)

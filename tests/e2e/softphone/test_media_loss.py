@@ -17,7 +17,9 @@ import aiohttp
 
 from gateway.app import Gateway
 from gateway.config import Config
+from gateway.media.bridge import MediaBridge
 from gateway.media.codecs.comfort_fill import BEEP_HZ
+from gateway.media.fastlane.native import SIP_TO_WEB, WEB_TO_SIP
 from peers.audio import read_wav, rms, tone_ratio
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -213,3 +215,53 @@ async def test_browser_gone_on_hold_is_reported_without_a_fill(tmp_path: Path) -
         held = window(await phone.wait_for_recording(number), 2.3, 0.3)
         assert blocks_with(held, BEEP_HZ) == 0, "a fill while the call was on hold"
         assert await lost_count(gateway, "unanswered") == 1 and await lost_count(gateway, "detached") == 0
+
+
+async def test_the_fill_leaves_the_phones_audio_on_the_fast_lane(tmp_path: Path) -> None:
+    """While the fill plays to the phone, the call stays linked to the fast lane: its engine carries the
+    phone's audio to the browser (only the lane to the phone is disarmed, Python plays the fill there), and
+    when the browser's audio is back the fill stops and that lane is armed again. Before, the fill
+    unlinked the call: 500 browsers silent at once put 1 000 directions on the event loop (issue 38)."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
+        running(config(phone, 38200)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, number = await call_the_phone(alice, peer, phone)
+            await wait_until(lambda: peer.heard(PHONE_TONE, last=1.0), timeout=10)
+            bridge = gateway.driver._runtimes[call_id].bridge
+            assert isinstance(bridge, MediaBridge) and bridge.fast_lane is not None
+            lane = bridge.fast_lane
+            await wait_until(lambda: lane.link is not None and lane.link.native.armed(SIP_TO_WEB), timeout=5)
+            stop_sending(peer)
+            await alice.wait_for("web_lost", timeout=10, call_id=call_id)
+            await asyncio.sleep(0.2)  # the lanes re-armed for the fill
+            before = bridge.stats()
+            await asyncio.sleep(1.5)
+            after = bridge.stats()
+            assert lane.link is not None, "the fill unlinked the call"
+            assert not lane.link.native.armed(WEB_TO_SIP), (
+                "the engine's lane to the phone is armed during the fill"
+            )
+            assert lane.link.native.armed(SIP_TO_WEB), "the phone's audio left the fast lane during the fill"
+            carried = after.fast_lane_packets - before.fast_lane_packets
+            assert carried >= 50, f"the engine carried {carried} packets of the phone's in 1.5 s"
+            assert after.web_to_sip.received == before.web_to_sip.received  # the browser is silent
+            assert peer.heard(PHONE_TONE, last=1.0), "the browser stopped hearing the phone during the fill"
+            peer.transceiver.sender._enabled = True  # the browser's audio is back
+            await wait_until(lambda: lane.link is not None and lane.link.native.armed(WEB_TO_SIP), timeout=5)
+            await asyncio.sleep(2.0)  # the browser's tone in the phone's recording again
+            await phone.hangup(number)
+            await alice.wait_for("ended", call_id=call_id)
+        finally:
+            await peer.close()
+        wav = await phone.wait_for_recording(number)
+        rate, samples = read_wav(wav)
+        fill = window(wav, len(samples) / rate, 2.1)  # up to the browser's audio back: the fill in it
+        assert blocks_with(fill, BEEP_HZ) >= 1, "no reconnecting beep during the fill"
+        tail = window(wav, 1.4, 0.2)
+        assert blocks_with(tail, 1000) >= 3, "the browser's audio did not come back after the fill"
+        assert blocks_with(tail, BEEP_HZ) == 0, "the fill went on after the browser's audio was back"
