@@ -42,7 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sdp
-from gateway.media import fastlane
+from gateway.media import arrival, fastlane
 from gateway.media.bridge_handover import HandoverOffers
 from gateway.media.bridge_midcall import MidCallOffers
 from gateway.media.bridge_mix import MixPorts
@@ -385,7 +385,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
     def _from_web(
         self, ssrc: int, seq: int, timestamp: int, payload_type: int, marker: bool, payload: bytes
     ) -> None:
-        now = self._clock()
+        now = arrival.at or self._clock()  # its arrival, when the fast lane's engine queued it
         if self.audio_filter is not None:  # an audio stream hears it, and may mix into it (bridge_state)
             payload_type, payload = self.audio_filter.web(payload_type, payload, self._web_side)
         self._web_watchdog.alive(now)
@@ -413,7 +413,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self._on_event(DtmfReceived(Leg.WEB, digit.digit, digit.duration_ms))
 
     def _from_sip(self, packet: RtpPacket) -> None:
-        now = self._clock()
+        now = arrival.at or self._clock()
         if self.audio_filter is not None:
             packet = self.audio_filter.sip(packet, self._sip.negotiated)
         if self._taps:

@@ -405,9 +405,10 @@ class Engine:
                     punted[link] = None
                     link.sync()
                 arrival.late = now - raw[4]  # Datagram.arrival: the engine's time.monotonic() of it
+                arrival.at = raw[4]
                 link.handle(Datagram._make(raw))
         finally:
-            arrival.late = 0.0
+            arrival.late = arrival.at = 0.0
             self._draining -= 1
         if self._draining:  # a drain inside a handler's: the outer one re-arms after its batch
             self._deferred.update(punted)

@@ -227,6 +227,38 @@ async def test_sequence_numbers_stay_continuous_while_python_and_the_engine_both
         await call.close()
 
 
+async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: RtpPortAllocator) -> None:
+    """The engine leaves a direction's first packets to Python; a Python seconds behind (a burst of calls
+    set up at once) takes them late. The lane it then arms counts from their arrival, not from when Python
+    got to them, so the engine takes the next packet at once. Before, its jump check (media time against
+    arrival time since the last packet) refused it and handed the direction back to the Python path, and a
+    Python that stays behind never let a lane take over: every call of a 500-call burst silent (issue 38)."""
+    require_fast_lane()
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        link = call.link
+        assert link is not None and not link.native.armed(native.SIP_TO_WEB)  # no packet of the phone yet
+        phone, first = call.phone, time.monotonic()
+        start = phone.timestamp
+        for _ in range(3):  # the event loop does not run meanwhile: the engine queues them for Python
+            phone.send_payload(b"\xff" * 160, 160)
+            time.sleep(0.02)
+        time.sleep(1.5)  # ... which takes them 1.5 s after they arrived
+        await until(lambda: link.native.armed(native.SIP_TO_WEB), what="the lane to the browser to arm")
+        assert counters(call)[TO_WEB] == 0  # Python forwarded those three
+        # the phone goes on in real time: its next packet's timestamp is as far on as the clock
+        phone.timestamp = (start + round((time.monotonic() - first) * 8000)) & 0xFFFF_FFFF
+        phone.send_payload(b"\xff" * 160, 160)
+        await until(lambda: call.bridge.stats().sip_to_web.received == 4, what="the fourth packet")
+        assert counters(call)[TO_WEB] == 1, "the engine refused the packet after the late ones"
+        assert link.native.armed(native.SIP_TO_WEB)
+    finally:
+        await call.close()
+
+
 async def test_early_media_then_answer_from_another_source_rearms_the_lane(ports: RtpPortAllocator) -> None:
     call = Call(ports)
     early = RecordingPeer()
