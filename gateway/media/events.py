@@ -109,8 +109,10 @@ class TextReceived:
 
 @dataclass(frozen=True, slots=True)
 class IcePathChanged:
-    """The web leg's ICE restart (RFC 8445 §9) nominated a new pair: the browser's media now comes from
-    and goes to ``remote`` ("address:port"); DTLS and SRTP go on as they were."""
+    """The web leg's ICE has another nominated pair: an ICE restart's (RFC 8445 §9), or one the browser
+    nominated later, restart or not (§8.1.1: Chromium switches its selected pair, maybe to another of our
+    sockets). The browser's media now comes from and goes to ``remote`` ("address:port") on that pair;
+    DTLS and SRTP go on as they were."""
 
     remote: str
 

@@ -526,8 +526,9 @@ class FastLink:
 def _control(kind: int, data: bytes) -> bool:
     """An RTCP (or SRTCP) or STUN datagram the engine left to Python: RFC 5761 §4, packet types 192-223 in
     the second octet (RFC 7983's 128-191 first octet on the web leg; the SIP leg's RTP socket with
-    rtcp-mux); STUN by RFC 7983's 0-3 first octet (consent checks and their answers: a new ICE pair
-    reaches the controller by its own update, and a lane takes no packet from another address)."""
+    rtcp-mux); STUN by RFC 7983's 0-3 first octet (consent checks and their answers: each new nominated
+    ICE pair, restart or renomination, reaches the controller by its own update (``IcePathChanged``), and
+    a lane takes no packet from another address)."""
     if kind == WEB_RTCP:
         return True
     if kind not in _RAW or len(data) < 8:

@@ -20,7 +20,12 @@ a peer that does not is brought round by the role-conflict repair, RFC 8445 §7.
   session, since the check list of ``connect()`` is long done): when the client nominates a pair
   (USE-CANDIDATE, §7.3.1.5) and our triggered check on it succeeded, ``check_complete`` puts it in
   ``_nominated`` and ``sendto`` (and the DTLS transport above it) uses it from then on. A wrapped
-  ``check_complete`` reports that pair to ``on_selected`` once.
+  ``check_complete`` reports that pair to ``on_selected``.
+* It reports every later change of the nominated pair too, restart or not: the controlling browser may
+  nominate another pair at any time (RFC 8445 §8.1.1; Chromium switches its selected pair when a check of
+  another candidate succeeds late, e.g. an IPv6 one after an IPv4 one), which aioice takes
+  (``check_incoming``, ``check_complete``): media goes on that pair, maybe on another of our sockets.
+  The web leg makes this object as soon as it connects, so that no renomination goes unreported.
 * Until then the client's checks with the *previous* credentials (its consent freshness on the old
   pair, RFC 7675 §5.1, while it has not applied our answer yet) are answered with the previous
   credentials (a wrapped ``request_received``), so the old path is not cut before the new one works.
@@ -31,7 +36,7 @@ a peer that does not is brought round by the role-conflict repair, RFC 8445 §7.
   is nominated, consent checks it with the new ones. Its other attributes are the real protocol's
   (``transport``: the fast lane and the direct sender write to the same socket).
 
-Only ``restart()`` and the two wrappers touch aioice internals; ``check_internals()`` runs at
+Only ``restart()``, the two wrappers and ``_selected`` touch aioice internals; ``check_internals()`` runs at
 construction and raises ``HookError`` when an aioice upgrade removed one of them
 (``tests/media/webrtc/test_ice_restart.py`` checks the behaviour with two real aioice connections).
 """
@@ -118,8 +123,9 @@ def check_internals(connection: object) -> None:
 class InPlaceRestart:
     """ICE restarts of one aioice ``Connection`` (module note); one object per connection.
 
-    ``on_selected(pair)`` is called when a restart's new pair is nominated (the remote address of the
-    media changed, or at least its credentials): the fast lane re-reads the pair from there.
+    ``on_selected(pair)`` is called whenever another pair is nominated (a restart's new pair, or a
+    renomination at any time: the remote address or local socket of the media changed, or at least its
+    credentials): the fast lane re-reads the pair from there.
     ``ice_transport``: aiortc's ``RTCIceTransport`` of the connection, whose own end-of-candidates flag
     (``iceGatherer._remote_candidates_end``) must be cleared too, so that new trickled candidates and a
     new end-of-candidates reach aioice.
@@ -140,6 +146,7 @@ class InPlaceRestart:
         self._label = label
         self._previous: Credentials | None = None  # answered until the new pair is nominated
         self._old_pair: Any = None  # the pair media used when the pending restart began
+        self._reported: Any = _selected(connection)  # the pair media is on, as last reported
         self.restarts = 0
         self.completed = 0
         original_request: Callable[..., None] = connection.request_received
@@ -206,18 +213,21 @@ class InPlaceRestart:
         return new
 
     def _maybe_selected(self) -> None:
+        """Report the nominated pair (component 1) when it is another than the one last reported."""
+        pair = _selected(self._connection)
+        if pair is None or pair is self._reported:  # a restart's old pair is the one reported last
+            return
+        self._reported = pair
         if self._previous is None:
-            return
-        nominated = self._connection._nominated
-        pair = nominated.get(min(nominated)) if nominated else None
-        if pair is None or pair is self._old_pair:
-            return
-        old = self._old_pair
-        if old is not None and isinstance(old.protocol, _PreviousSession):
-            old.protocol = old.protocol.protocol
-        self._previous, self._old_pair = None, None
-        self.completed += 1
-        logger.info("%s ICE restart %d done: media on %s", self._label, self.restarts, pair)
+            host, port = pair.remote_addr[:2]
+            logger.info("%s ICE renomination: media on %s, to %s:%s", self._label, pair, host, port)
+        else:
+            old = self._old_pair
+            if old is not None and isinstance(old.protocol, _PreviousSession):
+                old.protocol = old.protocol.protocol
+            self._previous, self._old_pair = None, None
+            self.completed += 1
+            logger.info("%s ICE restart %d done: media on %s", self._label, self.restarts, pair)
         self._on_selected(pair)
 
     def _answer_previous(self, message: aioice.stun.Message, addr: tuple[str, int], protocol: Any) -> bool:
@@ -243,6 +253,11 @@ class InPlaceRestart:
         response.add_message_integrity(key)
         protocol.send_stun(response, addr)
         return True
+
+
+def _selected(connection: Connection) -> Any:
+    """The nominated pair of component 1 (RTP; rtcp-mux: the only one), None before ICE connected."""
+    return connection._nominated.get(1)
 
 
 class _PreviousSession:

@@ -60,7 +60,7 @@ from gateway.media.webrtc import (
     web_sdp,
 )
 from gateway.media.webrtc.data_channel import ChatChannels
-from gateway.media.webrtc.ice_restart import InPlaceRestart
+from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals
 from gateway.media.webrtc.web_codecs import capabilities as capabilities
 from gateway.media.webrtc.web_leg_state import TRANSITIONS, IceSocketsError, WebLegError, WebLegState
 from gateway.media.webrtc.web_video import WebVideo
@@ -141,7 +141,8 @@ class WebRtcLeg:
         self._chat = ChatChannels(self._text, call_id)
         self._chat_offered = False  # our offer opened a channel (create_offer with data_channel)
         self._pc.on("datachannel", self._chat.adopt)
-        self._restart: InPlaceRestart | None = None  # the first ICE restart makes it
+        check_internals(aiortc_hooks.ice_connection(self._pc))  # HookError now, not once connected
+        self._restart: InPlaceRestart | None = None  # made once connected: reports each new pair, restarts
 
     # ------------------------------------------------------------------------------------- state
 
@@ -187,6 +188,10 @@ class WebRtcLeg:
                 self._ice_timer.cancel()
                 self._ice_timer = None
             self._set_state(WebLegState.CONNECTED)
+            self._restart = InPlaceRestart(
+                aiortc_hooks.ice_connection(self._pc), self._ice_selected, label=f"call={self._call}",
+                ice_transport=self._transceiver.receiver.transport.transport,
+            )  # fmt: skip
             if self.video is not None:
                 self.video.connected = True
             dtls = self._transceiver.receiver.transport
@@ -499,15 +504,8 @@ class WebRtcLeg:
         the fragment to answer with (RFC 8840 §9). Its new candidates come as trickle afterwards.
         ``RestartRefused`` (a ``MediaError``) when this leg cannot restart now."""
         self._check_open()
-        if self._state is not WebLegState.CONNECTED or self._pruned is None:
+        if self._state is not WebLegState.CONNECTED or self._pruned is None or self._restart is None:
             raise WebLegError(f"call={self._call} ICE restart before the web leg connected")
-        if self._restart is None:
-            self._restart = InPlaceRestart(
-                aiortc_hooks.ice_connection(self._pc),
-                self._ice_selected,
-                ice_transport=self._transceiver.receiver.transport.transport,
-                label=f"call={self._call}",
-            )
         new = self._restart.restart(remote.ufrag, remote.pwd)
         self._remote_candidates = 0
         connection = aiortc_hooks.ice_connection(self._pc)
@@ -522,7 +520,7 @@ class WebRtcLeg:
         return aiortc_hooks.ice_connection(self._pc).remote_username, dtls
 
     def _ice_selected(self, pair: Any) -> None:
-        """The restart's new pair carries the media (and DTLS) from now on."""
+        """The pair the browser nominated (a restart's, or any later one) carries the media from now on."""
         if self._state is WebLegState.CONNECTED:
             self._on_event(IcePathChanged(f"{pair.remote_addr[0]}:{pair.remote_addr[1]}"))
 

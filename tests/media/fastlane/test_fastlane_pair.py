@@ -9,6 +9,7 @@ media on the engine, not leave every packet after the move to the Python path fo
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aioice.ice
 from aioice.candidate import Candidate
@@ -18,7 +19,7 @@ from gateway.media.webrtc import aiortc_hooks
 from peers.video_phone import PlainVideoPeer
 from peers.webpeer import WebPeer
 from tests.media.bridge_harness import WEB_TONE, Call
-from tests.media.fastlane.test_fastpath import TO_SIP, counters, linked, ports, until
+from tests.media.fastlane.test_fastpath import TO_SIP, TO_WEB, counters, linked, ports, until
 from tests.media.video.test_video_escalation import audio_call, check_video_both_ways, escalate
 
 __all__ = ["ports"]  # the fixture
@@ -103,4 +104,69 @@ async def test_the_video_lane_follows_a_pair_the_browser_nominates_after_the_lin
         assert carried >= 0.8 * sent >= 20, (carried, sent, call.link is link)
     finally:
         camera.close()
+        await call.close()
+
+
+class _Counting(aioice.ice.StunProtocol):
+    """A socket of an aioice connection that counts the media (not STUN) it receives."""
+
+    media = 0
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if not (isinstance(data, bytes) and data and data[0] < 4):  # RFC 7983: 0-3 is STUN
+            self.media += 1
+        super().datagram_received(data, addr)
+
+
+async def _socket(connection: aioice.ice.Connection, foundation: str) -> _Counting:
+    """A new host socket of ``connection`` on 127.0.0.1, as if gathered (closed with the connection)."""
+    _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _Counting(connection), local_addr=("127.0.0.1", 0)
+    )
+    host, port = protocol.transport.get_extra_info("sockname")[:2]
+    protocol.local_candidate = Candidate(
+        foundation=foundation, component=1, transport="udp", priority=2**24, host=host, port=port, type="host"
+    )
+    connection._protocols.append(protocol)
+    return protocol
+
+
+async def test_the_lanes_follow_a_pair_on_another_gateway_socket(ports: RtpPortAllocator) -> None:
+    """Chromium switches its selected pair to one on another of the gateway's sockets (its IPv6 pair after
+    an IPv4 one, the CI failure of test_softphone_ice_restart): no packet reaches the linked socket from
+    the new address, so nothing is punted to Python; the nomination itself (no restart before it) must
+    move the link to the new pair, and the phone's audio to the browser's new address. The browser sends
+    no RTP at all (a raw peer that plays nothing), so nothing but the nomination can move the link."""
+    call = Call(ports)
+    call.web = WebPeer(WEB_TONE, raw=True)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        client = aiortc_hooks.ice_connection(call.web.pc)
+        server = aiortc_hooks.ice_connection(call.bridge._web._pc)
+        old = server._nominated[1]
+        assert call.bridge.web_media_address() == tuple(old.remote_addr)
+
+        gateway, browser = await _socket(server, "gateway2"), await _socket(client, "browser2")
+        remote = Candidate(
+            foundation="gateway2", component=1, transport="udp", priority=2**24,
+            host=gateway.local_candidate.host, port=gateway.local_candidate.port, type="host",
+        )  # fmt: skip
+        remote._network_host = remote.host
+        pair = aioice.ice.CandidatePair(browser, remote)
+        client._check_list.append(pair)
+        await asyncio.wait_for(client.check_start(pair), 5)  # its check nominates the pair (USE-CANDIDATE)
+        assert client._nominated[1] is pair, "the browser's check of the new pair failed"
+        await until(lambda: server._nominated[1].protocol is gateway, what="the gateway's new pair nominated")
+        moved = tuple(browser.transport.get_extra_info("sockname")[:2])
+
+        await until(lambda: call.bridge.web_media_address() == moved, 2.0, "the fast lane to follow the pair")
+        fast = call.bridge.fast_lane
+        assert fast is not None and fast._pair is server._nominated[1] and call.link is not None
+        before = counters(call)[TO_WEB]
+        await call.play(0.5)
+        assert counters(call)[TO_WEB] >= before + 15  # on the engine, from the gateway's new socket
+        assert browser.media >= 15, browser.media  # to the browser's new address
+    finally:
         await call.close()

@@ -16,7 +16,7 @@ from typing import Any
 import aioice.ice
 import aioice.stun
 import pytest
-from aioice import Connection
+from aioice import Candidate, Connection
 from aioice.ice import CandidatePair, StunProtocol
 
 from gateway.media.webrtc.aiortc_hooks import HookError
@@ -175,6 +175,96 @@ async def test_the_agent_that_offered_first_answers_a_restart_as_controlled(
         await _roundtrip(moved, gateway, b"after")
     finally:
         await moved.close()
+
+
+async def _two_sockets(monkeypatch: pytest.MonkeyPatch) -> tuple[Connection, Connection]:
+    """A client (one socket) connected to a server with two (127.0.0.1 and 127.0.0.2): the client knows the
+    first one's candidate only, and the server checks only what the client's checks trigger (the client's
+    candidate is learned as peer-reflexive), so the pair on 127.0.0.1 is the one nominated."""
+    server = Connection(ice_controlling=False)
+    monkeypatch.setattr(
+        aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1", "127.0.0.2"]
+    )
+    await server.gather_candidates()
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    client = await _client_of(server)
+    client.remote_username, client.remote_password = server.local_username, server.local_password
+    server.remote_username, server.remote_password = client.local_username, client.local_password
+    await asyncio.wait_for(asyncio.gather(client.connect(), server.connect()), 10)
+    return client, server
+
+
+async def _client_of(server: Connection) -> Connection:
+    """A controlling client with one socket that knows the server's first candidate (127.0.0.1) only."""
+    client = Connection(ice_controlling=True)
+    await client.gather_candidates()
+    await client.add_remote_candidate(_on(server, "127.0.0.1"))
+    return client
+
+
+def _on(server: Connection, host: str) -> Candidate:
+    return next(c for c in server.local_candidates if c.host == host)
+
+
+async def _nominates(client: Connection, candidate: Candidate) -> CandidatePair:
+    """The controlling client checks its pair with ``candidate`` and nominates it (USE-CANDIDATE on the
+    check: aioice's aggressive nomination), as Chromium does when it switches its selected pair to another
+    of its valid pairs (RFC 8445 §8.1.1), e.g. to the gateway's IPv6 candidate after an IPv4 one."""
+    await client.add_remote_candidate(candidate)
+    pair = next(p for p in client._check_list if p.remote_addr == (candidate.host, candidate.port))
+    await asyncio.wait_for(client.check_start(pair), 5)
+    assert client._nominated[1] is pair, "the client's check of the new pair failed"
+    return pair
+
+
+async def _reported(selected: list[Any], count: int) -> None:
+    for _ in range(100):
+        if len(selected) >= count:
+            break
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("restarted", [True, False], ids=["after-a-restart", "without-restart"])
+async def test_a_later_nomination_on_another_socket_is_reported(
+    monkeypatch: pytest.MonkeyPatch, restarted: bool
+) -> None:
+    """After the restart's first pair (or the first session's, the restart object made at connect as the
+    web leg does), the browser nominates a pair on another of the gateway's sockets: the gateway's aioice
+    sends on it from then on, and ``on_selected`` gets it (the fast lane must move to that socket)."""
+    client, server = await _two_sockets(monkeypatch)
+    clients = [client]
+    selected: list[Any] = []
+    restart = InPlaceRestart(server, selected.append, label="test")
+    try:
+        assert server._nominated[1].local_addr[0] == "127.0.0.1"
+        if restarted:
+            moved = await _client_of(server)
+            clients.append(moved)
+            new = restart.restart(moved.local_username, moved.local_password)
+            moved.remote_username, moved.remote_password = new.local_ufrag, new.local_pwd
+            await _connected(moved, selected)
+            assert len(selected) == 1 and selected[0] is server._nominated[1] and not restart.pending
+            assert selected[0].local_addr[0] == "127.0.0.1" and restart.completed == 1
+            await client.close()  # the old path is gone
+            client = moved
+        else:
+            await _roundtrip(client, server, b"first session")
+            assert selected == []  # the pair nominated before the object was made is not news
+
+        await _nominates(client, _on(server, "127.0.0.2"))
+        await _reported(selected, len(selected) + 1)
+        second = server._nominated[1]
+        assert second.local_addr[0] == "127.0.0.2" and selected[-1] is second
+        assert len(selected) == (2 if restarted else 1) and restart.completed == (1 if restarted else 0)
+        assert not restart.pending
+        await _roundtrip(client, server, b"on the second socket")
+        await _nominates(client, _on(server, "127.0.0.2"))  # the same pair nominated again: no news
+        await asyncio.sleep(0.2)
+        assert selected[-1] is second and len(selected) == (2 if restarted else 1)
+    finally:
+        for each in clients:
+            await each.close()
+        await server.close()
 
 
 async def test_refusals(connected: tuple[Connection, Connection]) -> None:
