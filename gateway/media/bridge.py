@@ -276,12 +276,12 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._start_fill()
 
     def _start_fill(self) -> None:
-        """The fill, while the browser is away and audio goes to the SIP side (on hold: nothing), by Python:
-        the fast lane disarms that direction (the browser's first packet back stops it here), not the other."""
+        """Python's fill while the browser is away (none on hold): the fast lane disarms that direction only."""
         if not self._web_gone or not self._to_sip.enabled or self._fill.active or self._mixing is not None:
             return
         self._fill.start()
-        self._relink()
+        if self.fast_lane is not None and self.fast_lane.link is not None:
+            self.fast_lane.fast_rearm()  # (unlinked, e.g. a detached leg: nothing to disarm, no link to try)
 
     def _web_back(self) -> None:
         """The browser's audio is back (a watchdog or the Python path saw it): no fill, the lane to the SIP

@@ -66,7 +66,7 @@ class Watchdog:
             if back and self._on_back is not None:
                 self._on_back()
             return
-        self._last = now
+        self._last = max(self._last, now)  # an arrival the fast lane's queue held may be older than _last
 
     def stop(self) -> None:
         self._expected = False

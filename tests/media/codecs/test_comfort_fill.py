@@ -91,6 +91,23 @@ async def test_watchdog_reports_quiet_early_then_times_out_and_rearms() -> None:
     dog.stop()
 
 
+async def test_watchdog_keeps_the_latest_arrival_when_an_older_one_comes_after() -> None:
+    """Packets the fast lane's engine queued for Python carry their arrival, which may be older than one
+    the watchdog has seen already (a sync's): the watchdog keeps the latest, so it does not count the
+    queue's wait as silence."""
+    quiet: list[float] = []
+    dog = Watchdog(None, lambda _: None, quiet_after=0.4, on_quiet=quiet.append)
+    dog.set_expected(True)
+    for _ in range(10):  # 0.5 s of packets, each followed by an older arrival (0.3 s before)
+        await asyncio.sleep(0.05)
+        now = time.monotonic()
+        dog.alive(now)
+        dog.alive(now - 0.3)
+    await asyncio.sleep(0.2)  # 0.2 s after the latest arrival, 0.5 s after the older one
+    assert quiet == [], "the watchdog went back to an older arrival"
+    dog.stop()
+
+
 async def test_watchdog_quiet_is_quiet_while_packets_flow() -> None:
     quiet: list[float] = []
     dog = Watchdog(None, lambda _: None, quiet_after=1.0, on_quiet=quiet.append)

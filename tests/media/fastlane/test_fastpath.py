@@ -259,6 +259,25 @@ async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: 
         await call.close()
 
 
+async def test_the_fill_for_a_detached_browser_tries_no_link(ports: RtpPortAllocator) -> None:
+    """A browser gone to reconnect (its leg closed): the SIP side hears the fill, and the fast lane, which
+    has no web leg to link, does not keep trying for a minute (many calls detached at once by a site's
+    network blip would each run the retries' timers)."""
+    require_fast_lane()
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        await call.bridge.detach_web()
+        lane = call.bridge.fast_lane
+        assert lane is not None and lane.link is None
+        assert call.bridge._fill.active, "no fill for the detached browser"
+        assert not lane._pending and lane._retry is None, "link tries scheduled with no web leg"
+    finally:
+        await call.close()
+
+
 async def test_early_media_then_answer_from_another_source_rearms_the_lane(ports: RtpPortAllocator) -> None:
     call = Call(ports)
     early = RecordingPeer()
