@@ -217,7 +217,9 @@ class InPlaceRestart:
         pair = _selected(self._connection)
         if pair is None or pair is self._reported:  # a restart's old pair is the one reported last
             return
-        self._reported = pair
+        reported, self._reported = self._reported, pair
+        if self._previous is None and _same_path(pair, reported):
+            return  # another pair object on the same socket and address (aioice's aggressive nomination)
         if self._previous is None:
             host, port = pair.remote_addr[:2]
             logger.info("%s ICE renomination: media on %s, to %s:%s", self._label, pair, host, port)
@@ -253,6 +255,11 @@ class InPlaceRestart:
         response.add_message_integrity(key)
         protocol.send_stun(response, addr)
         return True
+
+
+def _same_path(pair: Any, other: Any) -> bool:
+    """Whether two pairs carry media on the same socket to the same address (nothing to follow)."""
+    return other is not None and pair.protocol is other.protocol and pair.remote_addr == other.remote_addr
 
 
 def _selected(connection: Connection) -> Any:
