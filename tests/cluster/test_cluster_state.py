@@ -5,6 +5,7 @@ clear error and the node recovers by itself when Redis is back."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,17 @@ from gateway.cluster.stores import RedisRevocations
 from gateway.config.cluster import ClusterSection
 from gateway.config.errors import ConfigError
 from gateway.config.loader import config_from_mapping
-from peers.ports import free_port
 from peers.redis import running_redis
 
 AOR = "sip:1001@127.0.0.1"
-# Where the instances say they answer HTTP: a port of this worker's own band that no test listens on. A
-# survivor probes a dead instance's address before taking its calls (gateway/cluster/live_calls.py), and
-# 8080 was sometimes another test's listener: the calls were then "left to" the dead instance.
-ADVERTISED_HTTP = f"http://127.0.0.2:{free_port()}"
+# Where the instances say they answer HTTP: a port this process holds bound and never listens on. A
+# survivor probes a dead instance's address before taking its calls (gateway/cluster/live_calls.py): 8080
+# was sometimes another test's listener, and a merely free port can still answer (another listener later,
+# or a TCP self-connect, when the probe's ephemeral source port is the port itself); the calls were then
+# "left to" the dead instance. Held, the port refuses every probe.
+_HELD_PORT = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+_HELD_PORT.bind(("127.0.0.2", 0))
+ADVERTISED_HTTP = f"http://127.0.0.2:{_HELD_PORT.getsockname()[1]}"
 
 
 def settings(url: str, instance: str, **extra: Any) -> ClusterSection:
