@@ -25,7 +25,7 @@ import pytest
 from peers.binaries import in_ci, require_binary
 
 try:
-    from playwright.async_api import Page, async_playwright, expect
+    from playwright.async_api import Page, Request, async_playwright, expect
 except ImportError:  # pragma: no cover - depends on the machine
     if in_ci():
         raise
@@ -122,6 +122,15 @@ async def chromium_page(
                 errors: list[str] = []
                 console: list[str] = []  # the console's errors and warnings (a module that failed to load)
                 page.on("pageerror", lambda error: errors.append(str(error)))
+                # requests not finished (a module the page waits for: its buttons stay disabled, no error)
+                pending: dict[object, str] = {}
+
+                def finished(request: Request) -> None:
+                    pending.pop(request, None)
+
+                page.on("request", lambda r: pending.__setitem__(r, r.url))
+                page.on("requestfinished", finished)
+                page.on("requestfailed", lambda r: console.append(f"request failed: {r.url} {r.failure}"))
                 page.on(
                     "console",
                     lambda m: (
@@ -133,6 +142,8 @@ async def chromium_page(
                 except BaseException as exc:  # a failing test also tells what the page itself reported
                     if errors or console:
                         exc.add_note(f"the page's uncaught errors: {errors}; its console: {console[-20:]}")
+                    if pending:
+                        exc.add_note(f"the page's requests not finished: {list(pending.values())[:10]}")
                     raise
                 assert errors == [], f"uncaught errors in the page: {errors}"
             finally:
