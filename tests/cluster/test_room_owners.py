@@ -106,9 +106,14 @@ async def test_each_instance_lists_the_others_rooms(tmp_path: Path) -> None:
             await a.redis.hset(a.key("rooms", "a"), "forged", '{"peers":["x"]};not-a-signature')
             await asyncio.sleep(0.25)  # (read at most once a heartbeat, 0.2 s here)
             assert await others.elsewhere() == {"lab": {"peers": ["p1", "p2"], "owner": "alice"}}
+            read = asyncio.get_running_loop().time()
             held.clear()
             await owners.refresh()
-            assert await others.elsewhere() == {"lab": {"peers": ["p1", "p2"], "owner": "alice"}}  # (cached)
+            listed = await others.elsewhere()
+            # within the heartbeat: the cached listing (a loaded CI worker took longer once, and rightly
+            # read the new one: checked only when the clock says it was within it)
+            if asyncio.get_running_loop().time() - read < 0.15:
+                assert listed == {"lab": {"peers": ["p1", "p2"], "owner": "alice"}}
             await asyncio.sleep(0.25)
             assert await others.elsewhere() == {}
         finally:
