@@ -28,7 +28,8 @@ from tests.e2e.harness import gateway_config, running_gateway
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 CLUSTER_SECRET = "e2e-cluster-secret-0123456789"
 SESSION_SECRET = "e2e-cluster-session-secret-0123456789"
-LEASE = 2.0  # instance_config's cluster.lease (heartbeat 0.5 s)
+LEASE = 5.0  # instance_config's cluster.lease (heartbeat 0.5 s): the instances share the test's event
+# loop, which a loaded CI worker can stall past a 2 s lease (an instance then missing from a listing)
 
 
 def instance_config(

@@ -107,7 +107,7 @@ async def test_a_fake_instance_written_into_redis_receives_nothing(
                 node = c.gateways[0].cluster.node if c.gateways[0].cluster else None
                 assert node is not None
                 # never the fakes (their leases are far off); the real ones unless a heartbeat slipped past
-                # the harness's 2 s lease (a CI run under load lost gw1's so)
+                # the harness's lease (a CI run under load lost gw1's 2 s one so)
                 listed = set(await node.instances())
                 assert listed and listed <= {"gw1", "gw2"}, listed
                 assert await node.records(("evil", "forged", "gw2")) == {"gw2": (await node.instance("gw2"))}
