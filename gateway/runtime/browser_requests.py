@@ -253,6 +253,12 @@ class BrowserRequests(DriverCore):
         await self._feed(call_id, ev.WebHangup(session.id))
 
     async def hangup(self, session: SessionSink, call_id: str) -> None:
+        """`hangup`: the session's call, or a call of its login waiting for a browser (the page hung it
+        up while its socket was down, webrtc-client.js): that call is not taken back, it ends."""
+        if self.reconnects.waits_for(session, call_id):
+            logger.info("call=%s hung up by session %s of its login", call_id, session.id)
+            await self._feed(call_id, ev.WebHangup(session.id, of_login=True))
+            return
         await self._feed(call_id, ev.WebHangup(session.id))
 
     async def reoffer(self, session: SessionSink, call_id: str, sdp: str) -> None:

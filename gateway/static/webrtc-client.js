@@ -39,7 +39,9 @@
 // have when their media flows end to end (`end_to_end` in `calls`: the audio never stopped). A call whose
 // RTCPeerConnection failed while the socket stayed up, or that was up when the browser went `offline`
 // and came back `online` (a network change), restarts ICE on the same connection (`call.restartIce()`,
-// reattached only if the gateway cannot restart it). Other calls end "disconnected".
+// reattached only if the gateway cannot restart it). Other calls end "disconnected". A call hung up while
+// the socket is down ends here at once and is hung up at the gateway as soon as the socket is back (the
+// gateway kept it for this login: taken back, it would come alive again).
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -79,6 +81,7 @@ export class GatewayClient extends EventTarget {
     this._heardAt = 0; // when the socket last brought a message (performance.now())
     this._probeDrops = []; // when checks dropped a socket, within PROBE_BACKOFF_MS
     this._early = new Map(); // call_id -> events that arrived before the reply that named the call
+    this._hungUp = new Set(); // call_ids hung up here while the socket was down: told once it is back
     // The network came back (`online` after `offline`: Wi-Fi to wired, a tunnel): each call up restarts
     // ICE on its RTCPeerConnection (Call.restartIce), as when its connection goes "failed".
     this._offline = false;
@@ -321,6 +324,12 @@ export class GatewayClient extends EventTarget {
   // RTCPeerConnection this page kept is taken back as it is, without an offer: its audio never stopped.
   _takeBack(list) {
     for (const item of list || []) {
+      if (this._hungUp.delete(item.call_id)) { // the user hung it up while the socket was down
+        this.request({ type: "hangup", call_id: item.call_id }).catch((error) => {
+          if (error.code === "network") this._hungUp.add(item.call_id); // down again: the next login
+        });
+        continue;
+      }
       let call = this.calls.get(item.call_id);
       if (!call) {
         call = new Call(this, item.call_id, item.direction);
@@ -352,7 +361,8 @@ export class GatewayClient extends EventTarget {
   // After a reconnect's login: a call still "reconnecting" that the gateway did not list in `calls` is
   // over (the ping's pong comes after `calls`: the gateway sends it while handling the login).
   async _settleDetached() {
-    await this.request({ type: "ping" }).catch(() => {});
+    const answered = await this.request({ type: "ping" }).then(() => true, () => false);
+    if (answered) this._hungUp.clear(); // the calls hung up while away that the gateway did not list: over
     for (const call of [...this.calls.values()]) {
       if (call.state === "reconnecting" && !call._reattaching) {
         call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
@@ -757,6 +767,11 @@ export class Call extends EventTarget {
       ? "cancel" : "hangup";
     try {
       await this.client.request({ type, call_id: this.id });
+    } catch (error) {
+      // the socket is down (a reconnect under way): the gateway keeps the call for this login, so it is
+      // hung up there once the socket is back (_takeBack); for the user it ends now
+      if (error.code !== "network" || this.id === null) throw error;
+      this.client._hungUp.add(this.id);
     } finally {
       this._end({ reason: "hangup", message: "", sip_status: null });
     }

@@ -106,7 +106,11 @@ class WebReoffer:
 
 @dataclass(frozen=True, slots=True)
 class WebHangup:
+    """The browser hangs up. ``of_login``: the session is of the login a detached call waits for (the
+    driver checked): a page that hung up while its socket was down tells the gateway once it is back."""
+
     session_id: str
+    of_login: bool = False
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)

@@ -80,7 +80,8 @@ def end_connected(call: CallMachine, reason: Reason) -> None:
 
 
 def hangup(call: CallMachine, event: WebHangup) -> None:
-    call.require_session(event.session_id)
+    if not (event.of_login and call.detached):
+        call.require_session(event.session_id)
     end_connected(call, local_reason(EndReason.HANGUP))
 
 

@@ -126,6 +126,17 @@ class Reconnects:
                 found.append(_summary(machine, self.end_to_end(call_id)))
         return tuple(found)
 
+    def waits_for(self, session: SessionSink, call_id: str) -> bool:
+        """Whether call `call_id` is detached and waits for `session`'s login."""
+        machine = self._machine(call_id)
+        owner = _login(session)
+        return (
+            machine is not None
+            and machine.detached
+            and owner is not None
+            and self._detached.get(call_id) == owner
+        )
+
     def claim(self, session: SessionSink, call_id: str) -> None:
         """Check that `session` may reattach call `call_id` (NotFound otherwise, as for any unknown call)."""
         machine = self._machine(call_id)

@@ -183,6 +183,23 @@ def test_grace_expiry_ends_the_call_with_bye() -> None:
     assert call.end_reason is not None and call.end_reason.code is EndReason.DISCONNECTED
 
 
+def test_a_session_of_its_login_hangs_up_a_detached_call() -> None:
+    """A page that hung up while its socket was down tells the gateway once it is back (its login
+    checked by the driver: `of_login`): BYE, reason hangup. Without `of_login`, or on a call that is not
+    detached, the session must be the one carrying the call."""
+    call = f.connected_out(GRACE)
+    f.run(call, WebDetached("s1"))
+    with pytest.raises(WrongSession):
+        call.handle(WebHangup("s9"))
+    out = call.handle(WebHangup("s9", of_login=True))
+    assert f.kinds(out) == [SipBye, CloseBridge, CancelTimer, StartTimer]
+    assert call.state is CallState.CLOSING
+    assert call.end_reason is not None and call.end_reason.code is EndReason.HANGUP
+    attached = f.connected_out(GRACE)
+    with pytest.raises(WrongSession):
+        attached.handle(WebHangup("s9", of_login=True))
+
+
 def test_web_media_lost_waits_then_ends_with_media_failed() -> None:
     call = f.connected_out(GRACE)
     assert f.kinds(call.handle(MediaWebLost("ICE failed"))) == [MediaDetachWeb, StartTimer]

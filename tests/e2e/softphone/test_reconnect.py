@@ -178,6 +178,12 @@ async def test_a_logout_ends_the_call_at_once_and_another_login_cannot_take_it(t
                     assert "not_found" in str(exc), exc
                 else:
                     raise AssertionError("another login took the call")
+                try:  # nor hang it up (only its own login's page may, having hung up while away)
+                    await other.request({"type": "hangup", "call_id": call_id})
+                except WebUserError as exc:
+                    assert "not_found" in str(exc), exc
+                else:
+                    raise AssertionError("another login hung the call up")
             # the page of the first login comes back and logs out: the call ends at once
             async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
                 await again.wait_for("calls")

@@ -2,7 +2,8 @@
 calls a pjsua2 desk phone, asks "leave page?" while the call is up, reloads, logs in again with its saved
 token and takes the call back with a new RTCPeerConnection. Audio both ways after the reload: the page
 hears the phone's 440 Hz, the phone's recording ends with the page's fake-microphone beeps. The phone
-sees no BYE until the page hangs up; with no call up, a reload asks nothing."""
+sees no BYE until the page hangs up; with no call up, a reload asks nothing. A Hang up while the page's
+socket is down reaches the phone once the page is back."""
 
 from __future__ import annotations
 
@@ -56,3 +57,35 @@ async def test_reload_mid_call_gets_the_call_back_with_audio_both_ways(tmp_path:
             await page.reload()  # no call: no question, and the page logs in again by itself
             await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
             assert dialogs == ["beforeunload"], dialogs
+
+
+async def test_a_hang_up_while_the_socket_is_down_reaches_the_phone(tmp_path: Path) -> None:
+    """The page's socket goes (as when its check of the socket gives up under load) and the user hangs up
+    before the page has logged in again: the call ends on the page at once, and once the page is back the
+    gateway hangs it up (the phone gets BYE). Before, the page's login took the call back: it came alive
+    again and the phone never heard the hang up (a CI failure of the page-reload test)."""
+    require_desk_phone()
+    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
+        config = gateway_config(phone.address, media={"rtp_ports": {"start": 36700, "end": 36799}})
+        async with running_gateway(config) as gateway, chromium_page() as page:
+            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.goto(gateway.http_url + "/")
+            await log_in(page, "alice", ALICE_SECRET)
+            await expect(page.locator("#status")).to_have_text("Registered as Alice")
+            incoming = await page_calls_phone(page, phone)
+            number = incoming["call"]
+
+            # the socket closes, and Hang up is clicked before the reconnect (0.5 s later) is under way
+            sent = await page.evaluate("""() => {
+                const client = window.softphone.call.client;
+                client._ws.close();
+                document.getElementById("hangup-button").click();
+                return client.connected;
+            }""")
+            assert sent is False, "the socket was still up when Hang up was clicked"
+            await expect(page.locator("#call-state")).to_have_text("No call", timeout=5000)
+            await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=15)
+            await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+            await asyncio.sleep(1.0)  # nothing takes the call back meanwhile
+            await expect(page.locator("#call-state")).to_have_text("No call")
+            assert gateway.driver.calls == 0, "the gateway still holds the call"
