@@ -141,6 +141,13 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             self.phone.emit("media", call=self.number, status=status, codec=codec)
 
     @guarded
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
+        """pjsua is about to destroy this call's stream (the call ends, or a re-INVITE replaces it), then
+        perhaps its media transport: the conference clock must not be sending into it meanwhile (see
+        Phone.pause_clock). The phone's loop starts the clock again once the library call returns."""
+        self.phone.pause_clock()
+
+    @guarded
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
         """A REFER (RFC 3515): pjsua answers 202 and calls the target; the new call is one of ours, so
         its states and media are reported like any other (and it plays the phone's tone)."""

@@ -66,6 +66,8 @@ class Phone:
         self.calls: dict[int, PhoneCall] = {}  # by our call number
         self.called_at_start = False
         self.quitting = False
+        self.clock_paused = False  # the conference bridge's clock, stopped while a call's media is torn down
+        self.destroying = False
         self._numbers = itertools.count(1)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
@@ -103,8 +105,34 @@ class Phone:
         while not condition():
             if time.monotonic() >= deadline:
                 return False
-            self.endpoint.libHandleEvents(10)
+            self.handle_events(10)
         return True
+
+    def handle_events(self, msec: int) -> None:
+        """One round of the library's events, then the conference clock runs again if a callback paused it."""
+        self.endpoint.libHandleEvents(msec)
+        self.resume_clock()
+
+    # --- the conference clock --------------------------------------------------------------------------
+    # The null sound device clocks the conference bridge from a thread of its own (a master port), which
+    # writes each call's frames into its stream, and so into the stream's UDP media transport, with no lock
+    # that call teardown takes (pjmedia's bridge removes ports on its clock since 2.14). Tearing down a call
+    # destroys the stream and then its transport, which sets the transport's ioqueue key to NULL without
+    # first clearing its "started" flag: a frame the clock was sending at that moment reaches
+    # pj_ioqueue_sendto with that NULL key, and pjlib's assertion aborts the process (pjsip 2.15.1,
+    # transport_udp.c transport_send_rtp/transport_send_rtcp2; fixed upstream by pjproject#5016, in no
+    # release yet). So the clock is stopped (its thread joined) whenever the library is about to destroy a
+    # stream (onStreamDestroyed), and started again as soon as the library call that did it returns:
+    # a pause of a frame or two.
+    def pause_clock(self) -> None:
+        if not self.clock_paused and not self.destroying:
+            self.endpoint.audDevManager().setNoDev()  # closes the null device: its clock thread is joined
+            self.clock_paused = True
+
+    def resume_clock(self) -> None:
+        if self.clock_paused:
+            self.clock_paused = False
+            self.endpoint.audDevManager().setNullDev()
 
     # --- start-up --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -219,10 +247,11 @@ class Phone:
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "quitting", True))
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "quitting", True))
         while not self.quitting:
-            self.endpoint.libHandleEvents(20)
+            self.handle_events(20)
             if reader is not None:
                 for command in reader.pending():
                     self.execute(command)
+                    self.resume_clock()  # a command that ended a call (hangup) paused it
             while self._timers and self._timers[0][0] <= time.monotonic():
                 action = heapq.heappop(self._timers)[2]
                 try:
@@ -232,6 +261,7 @@ class Phone:
                 # A timer's closure may hold a Call: kept alive here it would be destroyed only after
                 # libDestroy (in shutdown), and pjsua aborts the process on it.
                 del action
+                self.resume_clock()
             self._release_ended_calls()
         self.shutdown()
 
@@ -441,9 +471,10 @@ class Phone:
     def shutdown(self) -> None:
         """Calls, then media ports, then the account, then the library: in that order."""
         self.endpoint.hangupAllCalls()
+        self.resume_clock()
         deadline = time.monotonic() + 3
         while any(not c.ended for c in self.calls.values()) and time.monotonic() < deadline:
-            self.endpoint.libHandleEvents(20)
+            self.handle_events(20)
         for call in self.calls.values():
             call.ended = True
         self._release_ended_calls()
@@ -455,7 +486,7 @@ class Phone:
             self.account.shutdown()  # sends the un-REGISTER if registered
             deadline = time.monotonic() + (0.5 if registered else 0)
             while time.monotonic() < deadline:  # let the un-REGISTER get its answer
-                self.endpoint.libHandleEvents(20)
+                self.handle_events(20)
             self.account = None
         self.emit("stopped")
         # A pjsua2 Call deleted after libDestroy aborts the process (its destructor calls
@@ -467,6 +498,8 @@ class Phone:
         gc.collect()
         for leftover in [o for o in gc.get_objects() if isinstance(o, pj.Call)]:
             leftover.thisown = False
+        self.resume_clock()
+        self.destroying = True  # libDestroy closes the sound device itself
         # NO_RX_MSG: we already waited for the un-REGISTER above; without it pjsua sleeps up to 1 s more.
         self.endpoint.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
 
