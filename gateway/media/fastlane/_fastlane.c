@@ -287,6 +287,7 @@ static PyObject *engine_link(Engine *self, PyObject *args) {
         return NULL;
     }
     for (int i = 0; i < 2; i++) {
+        ask_arrival(c->fds[i]);
         c->out[i].first = 0x80;
         c->tags[i].core = c;
         c->tags[i].which = i;
@@ -337,6 +338,25 @@ static PyObject *engine_get_queue_drops(Engine *self, void *closure) {
     return PyLong_FromUnsignedLongLong(drops);
 }
 
+/* Hold the thread's lock for a while: its rounds wait as behind a long drain, or with no CPU free. */
+static PyObject *engine_stall(Engine *self, PyObject *arg) {
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(seconds >= 0 && seconds <= 5)) {
+        PyErr_SetString(PyExc_ValueError, "stall: 0 to 5 seconds");
+        return NULL;
+    }
+    struct timespec ts = {.tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef engine_methods[] = {
     {"drain", (PyCFunction)engine_drain, METH_NOARGS,
      "Take what the thread queued: datagrams (link_id, kind, data, source, arrival), in arrival order; "
@@ -346,6 +366,9 @@ static PyMethodDef engine_methods[] = {
      "read both sockets from now on. Sessions are srtp_t addresses; the SIP leg's (both or neither, 0: plain "
      "RTP) make it SRTP. keepalive (the pylibsrtp objects) is held until close()."},
     {"close", (PyCFunction)engine_close, METH_NOARGS, "Stop the thread (links stop forwarding)."},
+    {"stall", (PyCFunction)engine_stall, METH_O,
+     "stall(seconds): hold the thread's lock that long (0-5 s), as a slow drain or a busy CPU would keep the "
+     "thread from its sockets; what arrives meanwhile waits in them. For tests and diagnostics."},
     {NULL},
 };
 

@@ -43,6 +43,7 @@
    every call was silent (issue 38). RFC 4733 events of such a direction go too: a digit pressed while
    the event loop stalls that long is lost, as its audio is. */
 #define PUNT_WINDOW 0.5
+#define ARRIVAL_MAX 10.0         /* seconds: an older kernel arrival time means a wall clock step (arrival_of) */
 #define JUMP_SECONDS 1.0         /* as gateway/media/rtp/retime.py */
 #define NOTIFY_DELAY 0.01        /* seconds RTCP and STUN may wait in the queue for Python (wake_python) */
 #define MAX_COALESCE 0.005       /* Engine.coalesce's ceiling, seconds */
@@ -414,6 +415,15 @@ static inline double monotonic_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Ask the kernel to time each datagram ``fd`` receives (SCM_TIMESTAMPNS: _fastlane_thread.c's arrival_of);
+   without it the thread times a datagram by its read. Readers of the socket that take no ancillary data
+   (asyncio, when the link is closed) never see the timestamps. */
+static inline void ask_arrival(int fd) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0)
+        errno = 0;
 }
 
 static inline double realtime_now(void) {

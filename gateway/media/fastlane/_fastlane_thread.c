@@ -243,8 +243,30 @@ typedef struct {
     struct mmsghdr headers[BATCH];
     struct iovec vectors[BATCH];
     struct sockaddr_storage sources[BATCH];
+    union { /* each datagram's SCM_TIMESTAMPNS (arrival_of) */
+        struct cmsghdr align;
+        char data[CMSG_SPACE(sizeof(struct timespec))];
+    } controls[BATCH];
     uint8_t buffers[BATCH][BUFFER_SIZE];
 } Batch;
+
+/* When the kernel received datagram ``h`` (SO_TIMESTAMPNS, asked at link: a wall time), on the monotonic
+   clock. A round that starts late (the thread waited for its lock, or for a CPU) reads a backlog at once:
+   timed by the read, each lane's next packet looked like a timestamp jump (lane_takes) and every lane of
+   the engine was handed to Python at once (a 500-call burst lost one engine's 250 calls, issue 38); timed by
+   its arrival, it is not, and the latency meter counts the wait. ``now`` without one, or for an arrival
+   outside [now - ARRIVAL_MAX, now] (the wall clock stepped since wall_offset was measured). */
+static double arrival_of(struct msghdr *h, double wall_offset, double now) {
+    for (struct cmsghdr *m = CMSG_FIRSTHDR(h); m != NULL; m = CMSG_NXTHDR(h, m)) {
+        if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(m), sizeof ts);
+        double at = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - wall_offset;
+        return at <= now && at >= now - ARRIVAL_MAX ? at : now;
+    }
+    return now;
+}
 
 void *run(void *arg) {
     Engine *e = arg;
@@ -263,7 +285,7 @@ void *run(void *arg) {
     int span = 0, late = 0;  /* waits and late ones of the current GATHER_SPAN */
     int probing = 0;         /* the span is the first after a pause */
     double pause = GATHER_PAUSE;
-    if (batch != NULL) { /* recvmmsg changes only each header's msg_len, msg_namelen and msg_flags */
+    if (batch != NULL) { /* recvmmsg changes only each header's msg_len, msg_namelen, msg_controllen, msg_flags */
         memset(batch->headers, 0, sizeof batch->headers);
         for (int k = 0; k < BATCH; k++) {
             batch->vectors[k].iov_base = batch->buffers[k];
@@ -272,6 +294,8 @@ void *run(void *arg) {
             batch->headers[k].msg_hdr.msg_iovlen = 1;
             batch->headers[k].msg_hdr.msg_name = &batch->sources[k];
             batch->headers[k].msg_hdr.msg_namelen = sizeof batch->sources[k];
+            batch->headers[k].msg_hdr.msg_control = &batch->controls[k];
+            batch->headers[k].msg_hdr.msg_controllen = sizeof batch->controls[k];
         }
     }
     for (;;) {
@@ -322,11 +346,13 @@ void *run(void *arg) {
                 unsigned int len = batch->headers[k].msg_len;
                 socklen_t namelen = h->msg_namelen;
                 h->msg_namelen = sizeof batch->sources[k]; /* for the next recvmmsg */
+                double arrival = arrival_of(h, e->wall_offset, now);
+                h->msg_controllen = sizeof batch->controls[k];
                 if (len > MAX_PACKET || (h->msg_flags & MSG_TRUNC)) {
                     c->dropped++;
                     continue;
                 }
-                handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k], namelen, now);
+                handle(e, c, tag->which, batch->buffers[k], (int)len, &batch->sources[k], namelen, arrival);
                 if (k % 8 == 7)
                     now = e->sent_at = monotonic_now();
             }

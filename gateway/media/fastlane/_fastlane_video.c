@@ -243,6 +243,7 @@ PyObject *link_video(Link *self, PyObject *args) {
             free(lanes);
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    ask_arrival(dup);
     Engine *e = self->engine;
     pthread_mutex_lock(&e->lock);
     c->video = lanes;

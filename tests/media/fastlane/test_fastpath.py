@@ -259,6 +259,36 @@ async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: 
         await call.close()
 
 
+async def test_a_backlog_the_engine_reads_late_keeps_its_lane(ports: RtpPortAllocator) -> None:
+    """The engine's thread kept from its sockets for 1.5 s (its lock held, as by a slow drain, or no CPU
+    free) reads the phone's packets of that time at once. Timed by the kernel's arrival each is 20 ms after
+    the one before: the lane takes them all and stays armed. Before, timed by the late read, the first
+    looked like a timestamp jump of 1.5 s: the lane disarmed and left its direction to Python, and every
+    lane of a stalled engine did so at once (a 500-call burst lost one engine's 250 calls, issue 38)."""
+    require_fast_lane()
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        link = call.link
+        assert link is not None
+        await call.play(0.6)
+        await until(lambda: link.native.armed(native.SIP_TO_WEB), what="the lane to the browser to arm")
+        before = counters(call)[TO_WEB]
+        stall = threading.Thread(target=link._engine.native.stall, args=(1.5,))
+        stall.start()
+        time.sleep(0.05)  # the lock is held: the thread reads nothing more until the stall is over
+        for _ in range(50):  # 1 s of the phone's audio, in real time, into the socket meanwhile
+            call.phone.send_payload(b"\xff" * 160, 160)
+            time.sleep(0.02)
+        await asyncio.to_thread(stall.join)
+        await until(lambda: counters(call)[TO_WEB] >= before + 50, what="the engine to forward the backlog")
+        assert link.native.armed(native.SIP_TO_WEB), "the backlog disarmed the lane"
+    finally:
+        await call.close()
+
+
 async def test_the_fill_for_a_detached_browser_tries_no_link(ports: RtpPortAllocator) -> None:
     """A browser gone to reconnect (its leg closed): the SIP side hears the fill, and the fast lane, which
     has no web leg to link, does not keep trying for a minute (many calls detached at once by a site's
