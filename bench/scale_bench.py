@@ -239,6 +239,7 @@ def main() -> int:
                             f"; bridges: received {k.get('received')} forwarded {k.get('forwarded')} lost "
                             f"{k.get('lost')} dropped {k.get('dropped')} web_dropped {k.get('web_dropped')}"
                             f" fast lane {k.get('fast_lane_packets')}; lanes armed each second {k.get('armed')}"
+                            f"; lanes disarmed (web>sip + sip>web) {k.get('disarms')}"
                             f"; engine threads: {k.get('engines')}"
                         )
                     print(

@@ -221,16 +221,25 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
                     "fast_lane_packets": stat.fast_lane_packets, "web_dropped": stat.web_dropped,
                     # the engine's own: SRTP drops, forwarded per lane, send errors per lane, SIP-side drops
                     "engine": list(link.native.counters()) if link is not None else None,
+                    # disarms per lane (web->sip, sip->web): at a timestamp jump, another source/SSRC/PT, by Python
+                    "disarms": list(link.native.disarms())
+                    if link is not None and hasattr(link.native, "disarms") else None,
                     "browser": list(bridge.fast_lane.remote) if bridge.fast_lane is not None else None,
                 }) + "\n")  # fmt: skip
     ticker.cancel()
     tuning.close()
+    # the lanes' disarms, summed over the calls: at a timestamp jump, for another source/SSRC/PT, by Python
+    links = [b.fast_lane.link for b in bridges if b.fast_lane is not None and b.fast_lane.link is not None]
+    links = [k for k in links if hasattr(k.native, "disarms")]  # (not on an older build: --base)
+    sums = [sum(v) for v in zip(*(k.native.disarms() for k in links), strict=True)] if links else [0] * 6
+    disarms = "jump {} + {}, stranger {} + {}, Python {} + {}".format(*(sums[i] for i in (0, 3, 1, 4, 2, 5)))
     engines = pool.engines if pool is not None else []
     timings = [  # the engine threads' lock waits and long rounds (Engine.timing; None on an older build)
         getattr(engine.native, "timing", None) for engine in engines
     ]
     # their gathering waits, and those that ended late (Engine.overslept: gathering paused; not on older builds)
     waits = [(getattr(e.native, "coalesced", None), getattr(e.native, "overslept", None)) for e in engines]
+    drops = [getattr(e.native, "queue_drops", None) for e in engines]  # RTP dropped for a Python behind
     for bridge in bridges:
         await bridge.close()
     if pool is not None:
@@ -242,11 +251,12 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     }
     counters["web_dropped"] = sum(s.web_dropped for s in stats)
     counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
+    counters["disarms"] = disarms
     counters["armed"] = " ".join(map(str, armed))
     counters["engines"] = "; ".join(
         f"lock waits > 1 ms {t[0]} (longest {1000 * t[1]:.1f} ms), rounds > 2 ms {t[2]} (longest {1000 * t[3]:.1f} ms), "
-        f"gathering waits {w[0]} (late {w[1]})"
-        for t, w in zip(timings, waits, strict=True)
+        f"gathering waits {w[0]} (late {w[1]}), queue drops {d}"
+        for t, w, d in zip(timings, waits, drops, strict=True)
         if t is not None
     )
     conn.send({"linked": linked, "internal_p99_ms": max(internal, default=float("nan")), **counters})

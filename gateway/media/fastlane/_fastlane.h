@@ -175,6 +175,9 @@ typedef struct {                   /* G.711 Appendix I state: the last good sign
 
 typedef struct {
     int armed;
+    /* how often the lane was disarmed (Link.disarms): by lane_takes at a timestamp jump, by lane_takes for a
+       packet of another source, SSRC, payload type or RED primary, by Python (Link.disarm) */
+    uint32_t jumps, strangers, disarms;
     Address source;                /* only packets from here */
     Address destination;           /* where they go on the other leg */
     uint32_t ssrc;

@@ -299,6 +299,7 @@ static PyObject *link_disarm(Link *self, PyObject *args) {
     Core *c = self->core;
     if (c != NULL) {
         pthread_mutex_lock(&self->engine->lock);
+        c->lanes[which].disarms += (uint32_t)c->lanes[which].armed;
         c->lanes[which].armed = 0;
         pthread_mutex_unlock(&self->engine->lock);
     }
@@ -434,6 +435,21 @@ static PyObject *link_counters(Link *self, PyObject *unused) {
                                c->lanes[1].send_errors + c->lanes[1].codec_errors, c->sip_dropped};
     pthread_mutex_unlock(&self->engine->lock);
     return Py_BuildValue("(KKKKKK)", v[0], v[1], v[2], v[3], v[4], v[5]);
+}
+
+static PyObject *link_disarms(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    unsigned long v[6] = {0, 0, 0, 0, 0, 0};
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        for (int i = 0; i < 2; i++) {
+            v[3 * i] = c->lanes[i].jumps;
+            v[3 * i + 1] = c->lanes[i].strangers;
+            v[3 * i + 2] = c->lanes[i].disarms;
+        }
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    return Py_BuildValue("(kkkkkk)", v[0], v[1], v[2], v[3], v[4], v[5]);
 }
 
 /* ice(username, password, controlling, remote) or ice(None): answer (or stop answering) the browser's
@@ -685,6 +701,9 @@ static PyMethodDef link_methods[] = {
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
      "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},
+    {"disarms", (PyCFunction)link_disarms, METH_NOARGS,
+     "(jumps, strangers, by Python) of lane 0 (web->sip), then of lane 1: how often each was disarmed at a "
+     "timestamp jump, for a packet of another source, SSRC or payload type, by disarm() (bench/vs_rtpengine.py)"},
     {"snapshot", (PyCFunction)link_snapshot, METH_VARARGS,
      "snapshot(which[, latency]) -> None when lane which forwarded nothing since the last snapshot, else "
      "(packets, forwarded, transcoded, lost, sent, octets, ssrc, last pt, last ts, last arrival, last mapped ts, "

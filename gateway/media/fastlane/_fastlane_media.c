@@ -295,6 +295,9 @@ int lane_takes(Lane *lane, const uint8_t *d, const Rtp *r, const struct sockaddr
         double media = (double)(int32_t)(r->ts - lane->last_ts) / (double)lane->in_rate;
         if (fabs(media - (now - lane->last_time)) <= JUMP_SECONDS)
             return 1;
+        lane->jumps++;
+    } else {
+        lane->strangers++;
     }
     lane->armed = 0; /* Python decides about this packet and re-arms */
     return 0;

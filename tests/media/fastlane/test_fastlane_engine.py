@@ -487,6 +487,26 @@ async def receive(sock: socket.socket) -> bytes:
     return await asyncio.get_running_loop().run_in_executor(None, sock.recv, 2048)
 
 
+async def test_the_link_counts_why_its_lanes_were_disarmed(srtp_link: SrtpLink) -> None:
+    """Link.disarms (bench/vs_rtpengine.py prints their sums): per lane, the thread's disarms at a timestamp
+    jump and for a packet of another SSRC, and Python's own (disarm() of an armed lane)."""
+    s, native = srtp_link, srtp_link.linked.link.native
+    assert native.disarms() == (0, 0, 0, 0, 0, 0)
+    arm_both(s, 10)
+    s.phone_socket.sendto(s.phone.protect(rtp(10)), s.linked.sip)
+    await receive(s.browser_socket)  # forwarded by the lane
+    s.phone_socket.sendto(s.phone.protect(rtp(11 + 8000)), s.linked.sip)  # 160 s on: a new timeline
+    await settle(s.linked.link, lambda: not native.armed(SIP_TO_WEB))
+    assert native.disarms() == (0, 0, 0, 1, 0, 0)
+    arm_both(s, 12)
+    s.phone_socket.sendto(s.phone.protect(rtp(12, ssrc=0x9999)), s.linked.sip)  # another source
+    await settle(s.linked.link, lambda: not native.armed(SIP_TO_WEB))
+    assert native.disarms() == (0, 0, 0, 1, 1, 0)
+    native.disarm(WEB_TO_SIP)  # armed: counted
+    native.disarm(WEB_TO_SIP)  # not armed any more: not counted
+    assert native.disarms() == (0, 0, 1, 1, 1, 0)
+
+
 async def test_sip_leg_srtp_is_forwarded_natively_both_ways(srtp_link: SrtpLink) -> None:
     s, native = srtp_link, srtp_link.linked.link.native
     arm_both(s, 10)
