@@ -362,7 +362,8 @@ export class GatewayClient extends EventTarget {
   // over (the ping's pong comes after `calls`: the gateway sends it while handling the login).
   async _settleDetached() {
     const answered = await this.request({ type: "ping" }).then(() => true, () => false);
-    if (answered) this._hungUp.clear(); // the calls hung up while away that the gateway did not list: over
+    if (!answered) return; // the socket went again: the next login's `calls` says which calls are kept
+    this._hungUp.clear(); // the calls hung up while away that the gateway did not list: over
     for (const call of [...this.calls.values()]) {
       if (call.state === "reconnecting" && !call._reattaching) {
         call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });

@@ -51,8 +51,11 @@ static int web_rtcp(Engine *e, Core *c, uint8_t *d, int len, const struct sockad
 }
 
 /* Whether one more RTP packet of ``lane``'s direction may wait for Python: not when Python has not drained
-   since one queued PUNT_WINDOW ago (then it is dropped and counted in queue_drops). */
-static int may_punt(Engine *e, Lane *lane, double now) {
+   since one queued PUNT_WINDOW ago (then it is dropped and counted in queue_drops). Timed by the thread's
+   round, not by the packets' arrival: a thread that was itself held up reads a backlog older than the
+   window, which Python has had no chance to drain. */
+static int may_punt(Engine *e, Lane *lane) {
+    double now = e->sent_at;
     if (lane->punted_at != e->drains) {
         lane->punted_at = e->drains;
         lane->punted_since = now;
@@ -84,7 +87,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
                 return 0;
             }
             lane_flush(e, c, LANE_WEB_TO_SIP); /* Python takes the direction over from here */
-            if (!may_punt(e, &c->lanes[LANE_WEB_TO_SIP], now))
+            if (!may_punt(e, &c->lanes[LANE_WEB_TO_SIP]))
                 return 0;
             return punt(e, c, KIND_WEB_RTP, d, len, src, srclen, now);
         }
@@ -121,7 +124,7 @@ static int handle(Engine *e, Core *c, int which, uint8_t *d, int len, const stru
         return 0;
     }
     lane_flush(e, c, LANE_SIP_TO_WEB);
-    if (!may_punt(e, &c->lanes[LANE_SIP_TO_WEB], now))
+    if (!may_punt(e, &c->lanes[LANE_SIP_TO_WEB]))
         return 0;
     return punt(e, c, kind, d, len, src, srclen, now);
 }
@@ -255,10 +258,15 @@ typedef struct {
    timed by the read, each lane's next packet looked like a timestamp jump (lane_takes) and every lane of
    the engine was handed to Python at once (a 500-call burst lost one engine's 250 calls, issue 38); timed by
    its arrival, it is not, and the latency meter counts the wait. ``now`` without one, or for an arrival
-   outside [now - ARRIVAL_MAX, now] (the wall clock stepped since wall_offset was measured). */
+   outside [now - ARRIVAL_MAX, now] (the wall clock stepped forward since wall_offset was measured, at
+   most a second ago; a step back of more than JUMP_SECONDS within that second makes one jump per lane,
+   which Python re-arms, as a step of the senders' clocks would). */
 static double arrival_of(struct msghdr *h, double wall_offset, double now) {
+    if (h->msg_flags & MSG_CTRUNC)
+        return now;
     for (struct cmsghdr *m = CMSG_FIRSTHDR(h); m != NULL; m = CMSG_NXTHDR(h, m)) {
-        if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_TIMESTAMPNS)
+        if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_TIMESTAMPNS ||
+            m->cmsg_len < CMSG_LEN(sizeof(struct timespec)))
             continue;
         struct timespec ts;
         memcpy(&ts, CMSG_DATA(m), sizeof ts);

@@ -38,6 +38,7 @@ from gateway.media.bridge import BridgeState
 from gateway.media.codecs import opus_settings
 from gateway.media.events import CodecChosen, DtmfReceived, IceFailed, Leg
 from gateway.media.fastlane import native
+from gateway.media.fastlane.engine import FastLink
 from gateway.media.fastlane.native import load_codecs
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import RtpPortAllocator
@@ -259,6 +260,18 @@ async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: 
         await call.close()
 
 
+async def phone_plays_while_the_engine_stalls(call: Call, link: FastLink) -> None:
+    """The engine's thread held from its sockets for 1.5 s (Engine.stall) while the phone sends 1 s of
+    audio in real time (50 packets) into its socket."""
+    stall = threading.Thread(target=link._engine.native.stall, args=(1.5,))
+    stall.start()
+    time.sleep(0.05)  # the lock is held: the thread reads nothing more until the stall is over
+    for _ in range(50):
+        call.phone.send_payload(b"\xff" * 160, 160)
+        time.sleep(0.02)
+    await asyncio.to_thread(stall.join)
+
+
 async def test_a_backlog_the_engine_reads_late_keeps_its_lane(ports: RtpPortAllocator) -> None:
     """The engine's thread kept from its sockets for 1.5 s (its lock held, as by a slow drain, or no CPU
     free) reads the phone's packets of that time at once. Timed by the kernel's arrival each is 20 ms after
@@ -276,15 +289,33 @@ async def test_a_backlog_the_engine_reads_late_keeps_its_lane(ports: RtpPortAllo
         await call.play(0.6)
         await until(lambda: link.native.armed(native.SIP_TO_WEB), what="the lane to the browser to arm")
         before = counters(call)[TO_WEB]
-        stall = threading.Thread(target=link._engine.native.stall, args=(1.5,))
-        stall.start()
-        time.sleep(0.05)  # the lock is held: the thread reads nothing more until the stall is over
-        for _ in range(50):  # 1 s of the phone's audio, in real time, into the socket meanwhile
-            call.phone.send_payload(b"\xff" * 160, 160)
-            time.sleep(0.02)
-        await asyncio.to_thread(stall.join)
+        await phone_plays_while_the_engine_stalls(call, link)
         await until(lambda: counters(call)[TO_WEB] >= before + 50, what="the engine to forward the backlog")
         assert link.native.armed(native.SIP_TO_WEB), "the backlog disarmed the lane"
+    finally:
+        await call.close()
+
+
+async def test_a_backlog_of_a_direction_python_owns_all_reaches_python(ports: RtpPortAllocator) -> None:
+    """The same stall before the phone's first packet (the direction is Python's, no lane armed): the
+    whole second of backlog goes to Python. The engine drops a direction's packets only when Python has not
+    drained for PUNT_WINDOW (0.5 s) of the thread's own time; counted by the packets' arrival, the stall
+    would have dropped all but the first half second of them."""
+    require_fast_lane()
+    call = Call(ports)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        link = call.link
+        assert link is not None and not link.native.armed(native.SIP_TO_WEB)  # no packet of the phone yet
+        engine = link._engine.native
+        drops = engine.queue_drops
+        await phone_plays_while_the_engine_stalls(call, link)
+        await until(
+            lambda: call.bridge.stats().sip_to_web.received >= 50, what="the backlog to reach the bridge"
+        )
+        assert engine.queue_drops == drops, "the engine dropped the backlog"
     finally:
         await call.close()
 
