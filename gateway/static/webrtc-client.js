@@ -41,7 +41,8 @@
 // and came back `online` (a network change), restarts ICE on the same connection (`call.restartIce()`,
 // reattached only if the gateway cannot restart it). Other calls end "disconnected". A call hung up while
 // the socket is down ends here at once and is hung up at the gateway as soon as the socket is back (the
-// gateway kept it for this login: taken back, it would come alive again).
+// gateway kept it for this login: taken back, it would come alive again); its id is kept in this tab's
+// sessionStorage meanwhile, so a reload that logs in with the saved token hangs it up too.
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -56,6 +57,17 @@ export class GatewayError extends Error {
 function defaultUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/ws`;
+}
+
+const HUNG_UP_KEY = "gateway.hung-up"; // sessionStorage: call_ids hung up while the socket was down
+
+function storedHungUp() {
+  try {
+    const ids = JSON.parse(sessionStorage.getItem(HUNG_UP_KEY) || "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+  } catch {
+    return []; // no storage (a sandboxed frame), or not ours
+  }
 }
 
 function emit(target, type, detail) {
@@ -81,7 +93,7 @@ export class GatewayClient extends EventTarget {
     this._heardAt = 0; // when the socket last brought a message (performance.now())
     this._probeDrops = []; // when checks dropped a socket, within PROBE_BACKOFF_MS
     this._early = new Map(); // call_id -> events that arrived before the reply that named the call
-    this._hungUp = new Set(); // call_ids hung up here while the socket was down: told once it is back
+    this._hungUp = new Set(storedHungUp()); // call_ids hung up while the socket was down: told once back
     // The network came back (`online` after `offline`: Wi-Fi to wired, a tunnel): each call up restarts
     // ICE on its RTCPeerConnection (Call.restartIce), as when its connection goes "failed".
     this._offline = false;
@@ -324,9 +336,10 @@ export class GatewayClient extends EventTarget {
   // RTCPeerConnection this page kept is taken back as it is, without an offer: its audio never stopped.
   _takeBack(list) {
     for (const item of list || []) {
-      if (this._hungUp.delete(item.call_id)) { // the user hung it up while the socket was down
-        this.request({ type: "hangup", call_id: item.call_id }).catch((error) => {
-          if (error.code === "network") this._hungUp.add(item.call_id); // down again: the next login
+      if (this._hungUp.has(item.call_id)) { // the user hung it up while the socket was down
+        const id = item.call_id;
+        this.request({ type: "hangup", call_id: id }).then(() => this._forgetHungUp(id), (error) => {
+          if (error.code !== "network") this._forgetHungUp(id); // else down again: the next login tells it
         });
         continue;
       }
@@ -363,12 +376,32 @@ export class GatewayClient extends EventTarget {
   async _settleDetached() {
     const answered = await this.request({ type: "ping" }).then(() => true, () => false);
     if (!answered) return; // the socket went again: the next login's `calls` says which calls are kept
-    this._hungUp.clear(); // the calls hung up while away that the gateway did not list: over
+    this._forgetHungUp(); // the calls hung up while away that the gateway did not list: over
     for (const call of [...this.calls.values()]) {
       if (call.state === "reconnecting" && !call._reattaching) {
         call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
       }
     }
+  }
+
+  // A call hung up while the socket was down: remembered (in this tab's sessionStorage too) until the
+  // gateway has been told, or did not list it after a login; `forget` without an id: all of them.
+  _rememberHungUp(callId) {
+    this._hungUp.add(callId);
+    this._storeHungUp();
+  }
+
+  _forgetHungUp(callId = null) {
+    if (callId === null) this._hungUp.clear();
+    else this._hungUp.delete(callId);
+    this._storeHungUp();
+  }
+
+  _storeHungUp() {
+    try {
+      if (this._hungUp.size) sessionStorage.setItem(HUNG_UP_KEY, JSON.stringify([...this._hungUp]));
+      else sessionStorage.removeItem(HUNG_UP_KEY);
+    } catch { /* no storage: kept in this page's memory only */ }
   }
 
   // Log out: the gateway revokes the session token (everywhere) and ends this session's calls; no
@@ -772,7 +805,7 @@ export class Call extends EventTarget {
       // the socket is down (a reconnect under way): the gateway keeps the call for this login, so it is
       // hung up there once the socket is back (_takeBack); for the user it ends now
       if (error.code !== "network" || this.id === null) throw error;
-      this.client._hungUp.add(this.id);
+      this.client._rememberHungUp(this.id);
     } finally {
       this._end({ reason: "hangup", message: "", sip_status: null });
     }

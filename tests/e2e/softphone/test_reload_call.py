@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from playwright.async_api import Dialog
+from playwright.async_api import Dialog, Page
 
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -65,27 +65,57 @@ async def test_a_hang_up_while_the_socket_is_down_reaches_the_phone(tmp_path: Pa
     gateway hangs it up (the phone gets BYE). Before, the page's login took the call back: it came alive
     again and the phone never heard the hang up (a CI failure of the page-reload test)."""
     require_desk_phone()
-    async with DeskPhone(tmp_path, user="2000", tone=440) as phone:
-        config = gateway_config(phone.address, media={"rtp_ports": {"start": 36700, "end": 36799}})
-        async with running_gateway(config) as gateway, chromium_page() as page:
-            page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-            await page.goto(gateway.http_url + "/")
-            await log_in(page, "alice", ALICE_SECRET)
-            await expect(page.locator("#status")).to_have_text("Registered as Alice")
-            incoming = await page_calls_phone(page, phone)
-            number = incoming["call"]
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        chromium_page() as page,
+    ):
+        number = await hang_up_with_the_socket_down(page, gateway.http_url, phone)
+        await expect(page.locator("#call-state")).to_have_text("No call", timeout=5000)
+        await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=15)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await asyncio.sleep(1.0)  # nothing takes the call back meanwhile
+        await expect(page.locator("#call-state")).to_have_text("No call")
+        assert gateway.driver.calls == 0, "the gateway still holds the call"
 
-            # the socket closes, and Hang up is clicked before the reconnect (0.5 s later) is under way
-            sent = await page.evaluate("""() => {
-                const client = window.softphone.call.client;
-                client._ws.close();
-                document.getElementById("hangup-button").click();
-                return client.connected;
-            }""")
-            assert sent is False, "the socket was still up when Hang up was clicked"
-            await expect(page.locator("#call-state")).to_have_text("No call", timeout=5000)
-            await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=15)
-            await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
-            await asyncio.sleep(1.0)  # nothing takes the call back meanwhile
-            await expect(page.locator("#call-state")).to_have_text("No call")
-            assert gateway.driver.calls == 0, "the gateway still holds the call"
+
+async def test_a_hang_up_while_the_socket_is_down_survives_a_reload(tmp_path: Path) -> None:
+    """The page hangs up with its socket down and reloads before it could log in again: the reloaded page,
+    logging in with its saved token, hangs the call up (the call's id kept in the tab's sessionStorage)
+    instead of taking it back."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        chromium_page() as page,
+    ):
+        number = await hang_up_with_the_socket_down(page, gateway.http_url, phone, reconnect=False)
+        await asyncio.sleep(1.0)  # no reconnect: the gateway still waits for the page
+        assert not phone.seen("state", call=number, state="DISCONNECTED")
+        await page.reload()
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=15)
+        await expect(page.locator("#call-state")).to_have_text("No call")
+        assert gateway.driver.calls == 0, "the gateway still holds the call"
+
+
+async def hang_up_with_the_socket_down(page: Page, url: str, phone: DeskPhone, reconnect: bool = True) -> int:
+    """The page logs in and calls the phone; its socket closes and Hang up is clicked before the reconnect
+    (0.5 s later, or never: `reconnect` False) is under way. The phone's call number."""
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(url + "/")
+    await log_in(page, "alice", ALICE_SECRET)
+    await expect(page.locator("#status")).to_have_text("Registered as Alice")
+    incoming = await page_calls_phone(page, phone)
+    sent = await page.evaluate(
+        """(reconnect) => {
+            const client = window.softphone.call.client;
+            if (!reconnect) client._scheduleReconnect = () => {};
+            client._ws.close();
+            document.getElementById("hangup-button").click();
+            return client.connected;
+        }""",
+        reconnect,
+    )
+    assert sent is False, "the socket was still up when Hang up was clicked"
+    return int(incoming["call"])
