@@ -265,6 +265,9 @@ async def test_a_page_that_comes_back_is_in_the_mix_again(tmp_path: Path) -> Non
                 await again.wait_for("calls")
                 await reattach_merged(again, call_b, call_a, (again_b, again_a))
                 await wait_until(lambda: hears(again_b.pcm, RATE, 440, 660), timeout=10)
+                # both new connections up (under load the other's lagged the carrier's: a CI run's phone A
+                # recorded no window of B and alice's new tone in the 2 s below)
+                await asyncio.gather(again_a.connected(), again_b.connected())
                 await asyncio.sleep(2.0)  # the phones record the mix with the new tone
                 for call_id, phone, number in (call_a, phone_a, number_a), (call_b, phone_b, number_b):
                     await again.request({"type": "hangup", "call_id": call_id})
