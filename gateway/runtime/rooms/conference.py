@@ -72,6 +72,8 @@ class Conference:
     viewers: dict[str, tuple[str, RoomLeg]] = field(default_factory=dict)  # WHEP player id -> (user id, leg)
     started: bool = False
     ended: bool = False
+    # set once close() has left the room: a call arriving meanwhile waits for it (RoomService._conference)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
     owner: str | None = None  # the room's owner when the gateway opens it again (a party taken over)
     clock: MixClock = field(init=False)  # the mixer's 20 ms timer (gateway/media/codecs/mix_clock.py)
 
@@ -327,6 +329,12 @@ class Conference:
         if self.ended:
             return
         self.ended = True
+        try:
+            await self._close()
+        finally:
+            self.closed.set()
+
+    async def _close(self) -> None:
         self.clock.stop()
         for party in list(self.parties.values()):
             await self.hangup_party(party)

@@ -10,6 +10,7 @@ relay types, and names the driver for typing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ROOM_DOMAIN: Final = "rooms.invalid"  # the AOR host of a room's own user (RFC 6761 §6.4: never resolves)
+# seconds a call to a room waits for the room's last conference to finish leaving it (its browsers' legs closing)
+CLOSING_WAIT: Final = 5.0
 
 
 class RoomMediaService:
@@ -85,6 +88,9 @@ class RoomMediaService:
             conference = self._conferences.get(room_id)
             if conference is not None and not conference.ended:
                 return conference
+            if conference is not None:  # the last party just went: the gateway is still leaving the room
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(conference.closed.wait(), CLOSING_WAIT)
             if self._hub is None:
                 raise ServiceError(
                     "rooms are not wired to the media", code="not_implemented", http_status=501
