@@ -256,8 +256,8 @@ typedef struct {
 /* When the kernel received datagram ``h`` (SO_TIMESTAMPNS, asked at link: a wall time), on the monotonic
    clock. A round that starts late (the thread waited for its lock, or for a CPU) reads a backlog at once:
    timed by the read, each lane's next packet looked like a timestamp jump (lane_takes) and every lane of
-   the engine was handed to Python at once (a 500-call burst lost one engine's 250 calls, issue 38); timed by
-   its arrival, it is not, and the latency meter counts the wait. ``now`` without one, or for an arrival
+   the engine was handed to Python at once; timed by its arrival, it is not, and the latency meter counts
+   the wait. ``now`` without one, or for an arrival
    outside [now - ARRIVAL_MAX, now] (the wall clock stepped forward since wall_offset was measured, at
    most a second ago; a step back of more than JUMP_SECONDS within that second makes one jump per lane,
    which Python re-arms, as a step of the senders' clocks would). */

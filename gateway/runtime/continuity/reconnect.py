@@ -143,7 +143,7 @@ class Reconnects:
         if machine is None:
             raise NotFound(f"no call {call_id!r} for this session", field="call_id")
         if machine.detached:
-            if self._detached.get(call_id) != _login(session):
+            if not self.waits_for(session, call_id):
                 raise NotFound(f"no call {call_id!r} for this session", field="call_id")
             logger.info("call=%s taken back by session %s of %s", call_id, session.id, session.user.id)
             return
