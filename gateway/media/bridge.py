@@ -166,7 +166,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
                 settings.fast_lane, call_id=self._call, web=self._web, sip=self._sip, to_sip=self._to_sip,
                 to_web=self._to_web, web_watchdog=self._web_watchdog, latency=self._latency,
                 active=lambda: self._state is BridgeState.ACTIVE and not self._taps,
-                filling=lambda: self._fill.active,
+                fill=self._fill, web_back=self._web_back,
             )  # fmt: skip
             self.fast_lane.video = self.video
 

@@ -256,6 +256,8 @@ class MediaPath:
         if snap.last_seq >= 0:
             self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
+        if mapper is not None and snap.packets:  # the engine armed the lane on the first packet (first_lane)
+            mapper.adopt(snap.ssrc, snap.anchor_in, snap.anchor_out)
         if mapper is not None and not mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
             mapper.map(snap.ssrc, snap.ts, snap.arrival)  # reconfigured since: the last one maps anew
         if snap.next_ts >= 0 and self._frames is not None:
@@ -270,19 +272,35 @@ class MediaPath:
         when this direction's next packet is not audio of the last source that it can handle:
         pass-through, or a codec pair in ``transcoding`` ("opus>pcmu", ...) with the last packet's codec.
         RFC 2198 RED (the last packet's) is the lane's too: it unwraps it as ``feed`` does (``Lane.red``)."""
-        mapper, pt, out = self._mapper, self._last_pt, self._out
-        if mapper is None or pt is None or out is None or not self._enabled or self._packetizer is not None:
+        mapper, pt = self._mapper, self._last_pt
+        state = mapper.anchor_state() if mapper is not None else None
+        if mapper is None or pt is None or state is None:
             return None
-        state = mapper.anchor_state()
+        return self._lane(mapper, pt, state, transcoding)
+
+    def first_lane(self, payload_type: int, transcoding: frozenset[str] = frozenset()) -> Lane | None:
+        """``lane()`` for this direction's first packet, before Python has had any: one of ``payload_type``
+        (the codec the input leg was given first) is mapped to where the output timeline starts. The
+        engine arms it on that packet, whose SSRC and timestamp replace ``ssrc`` and ``anchor_in`` (0 here);
+        ``fast_account`` then takes its anchors. None once a packet came, or for RFC 2198 RED."""
+        mapper = self._mapper
+        if mapper is None or self.received or mapper.anchor_state() is not None or payload_type in self._red:
+            return None
+        return self._lane(mapper, payload_type, (0, mapper.anchor_out, 0, 0.0), transcoding)
+
+    def _lane(
+        self,
+        mapper: TimestampMapper,
+        pt: int,
+        state: tuple[int, int, int, float],
+        transcoding: frozenset[str],
+    ) -> Lane | None:
+        out = self._out
+        if out is None or not self._enabled or self._packetizer is not None:
+            return None
         audio = self._red_primary if pt in self._red else pt
         codec = self._in.get(audio) if audio is not None else None
-        if (
-            audio is None
-            or state is None
-            or codec is None
-            or not _audio(codec)
-            or mapper.in_rate != codec.clock_rate
-        ):
+        if audio is None or codec is None or not _audio(codec) or mapper.in_rate != codec.clock_rate:
             return None
         red_in = audio if audio != pt else -1
         anchor_in, anchor_out, last_in, last_now = state

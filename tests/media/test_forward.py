@@ -46,6 +46,25 @@ def test_mapper_reanchors_on_a_jump_but_not_on_a_silence_gap() -> None:
     assert mapper.reanchors == 1
 
 
+def test_mapper_adopts_the_fast_lanes_anchors_before_its_first_packet_only() -> None:
+    mapper = TimestampMapper(8000, 8000, start=500)
+    assert mapper.anchor_state() is None and mapper.anchor_out == 500
+    mapper.adopt(9, 7000, 500)  # the engine armed a primed lane on SSRC 9's packet stamped 7000
+    assert mapper.advance(9, 7000 + 160 * 4, 0.08, 500 + 160 * 4)  # its last forwarded, mapped alike
+    assert mapper.map(9, 7000 + 160 * 5, 0.1) == 500 + 160 * 5 and mapper.reanchors == 0
+    mapper.adopt(3, 0, 0)  # packets were mapped: nothing changes
+    assert mapper.anchor_state() == (7000, 500, 7000 + 160 * 5, 0.1)
+
+
+def test_a_path_primes_its_first_lane_until_a_packet_came() -> None:
+    path = _path({0: PCMU, 101: TE}, PCMU)
+    first = path.first_lane(0)
+    assert first is not None and (first.payload_type, first.anchor_out) == (0, path.now_timestamp(0.0))
+    assert path.lane() is None  # no packet yet: only the primed one
+    assert path.forward_audio(5, 1, 1000, 0, 0.0) >= 0
+    assert path.first_lane(0) is None and path.lane() is not None
+
+
 def test_frame_clock_counts_frames_and_resyncs_after_a_gap() -> None:
     clock = FrameClock(tolerance=3 * 960)
     assert [clock.stamp(0, 960), clock.stamp(960, 960), clock.stamp(960, 960)] == [0, 960, 1920]

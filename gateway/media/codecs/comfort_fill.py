@@ -85,6 +85,9 @@ class ComfortFill:
         self._call = call_id
         self._task: asyncio.Task[None] | None = None
         self.frames_sent = 0
+        # asked before each frame: whether the leg's own audio came back meanwhile (then no more frames:
+        # the fast lane's engine forwards it, gateway/media/fastlane/controller.py)
+        self.heard: Callable[[], bool] | None = None
 
     @property
     def active(self) -> bool:
@@ -130,6 +133,8 @@ class ComfortFill:
         timestamp = self._now_timestamp()
         start, marker, index = loop.time(), True, 0
         while True:
+            if self.heard is not None and self.heard():
+                return
             for payload in frames.next():
                 self._send(payload_type, payload, timestamp & 0xFFFFFFFF, marker)
                 self.frames_sent += 1

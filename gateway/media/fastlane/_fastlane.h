@@ -175,6 +175,13 @@ typedef struct {                   /* G.711 Appendix I state: the last good sign
 
 typedef struct {
     int armed;
+    /* primed (Link.arm(..., primed=True)): a direction Python has not had a packet of yet. Its first packet,
+       from ``source`` with ``pt_in`` (and RED primary), arms the lane in the thread - the SSRC and the input
+       anchor are that packet's - so a call's media flow while Python is busy (issue 38: 500 set-ups at once
+       left it seconds behind, and every call silent until it handled each direction's first packet). Any
+       other packet unprimes it: Python decides. ``self_armed``: armed so, not re-armed by Python since. */
+    int primed, self_armed;
+    uint32_t self_arms;            /* how often (Link.self_arms) */
     /* how often the lane was disarmed (Link.disarms): by lane_takes at a timestamp jump, by lane_takes for a
        packet of another source, SSRC, payload type or RED primary, by Python (Link.disarm) */
     uint32_t jumps, strangers, disarms;

@@ -171,13 +171,13 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     unsigned long ssrc, anchor_in, anchor_out, last_ts;
     long long in_rate, out_rate, tolerance, frame_ticks, next_ts;
     double last_time;
-    int flavour = STATS_RFC3550, last_seq = -1, red_in = -1, red_out = -1;
+    int flavour = STATS_RFC3550, last_seq = -1, red_in = -1, red_out = -1, primed = 0;
     long long stats_rate = 8000;
     PyObject *stats = Py_None;
-    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL|iLOiii", &which, &source, &destination, &ssrc, &pt_in, &pt_out,
-                          &anchor_in, &anchor_out, &in_rate, &out_rate, &last_ts, &last_time, &codec_in,
+    if (!PyArg_ParseTuple(args, "iOOkiikkLLkdiiLLL|iLOiiip", &which, &source, &destination, &ssrc, &pt_in,
+                          &pt_out, &anchor_in, &anchor_out, &in_rate, &out_rate, &last_ts, &last_time, &codec_in,
                           &codec_out, &next_ts, &tolerance, &frame_ticks, &flavour, &stats_rate, &stats, &last_seq,
-                          &red_in, &red_out))
+                          &red_in, &red_out, &primed))
         return NULL;
     if (red_in < -1 || red_in > 127 || red_in == pt_in || red_out < -1 || red_out > 127 ||
         (red_out >= 0 && red_out == pt_out)) {
@@ -222,13 +222,18 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     LINK_CORE(self, NULL)
     Lane *lane = &c->lanes[which];
     pthread_mutex_lock(&self->engine->lock);
+    if (primed && lane->armed && lane->self_armed) {
+        /* the thread armed it on its first packet since Python looked: Python's next snapshot tells */
+        pthread_mutex_unlock(&self->engine->lock);
+        Py_RETURN_TRUE;
+    }
     /* re-armed for the same source and codecs: the thread's timeline (last packet, next frame) is newer
        than what Python last read, and stays */
-    int continuing = lane->armed && lane->ssrc == (uint32_t)ssrc && lane->pt_in == pt_in &&
+    int continuing = !primed && lane->armed && lane->ssrc == (uint32_t)ssrc && lane->pt_in == pt_in &&
                      lane->codec_in == codec_in && lane->codec_out == codec_out && lane->in_rate == in_rate &&
                      lane->out_rate == out_rate && lane->anchor_in == (uint32_t)anchor_in &&
                      lane->anchor_out == (uint32_t)anchor_out;
-    lane->armed = 0;
+    lane->armed = lane->primed = 0; /* a packet meanwhile waits for Python (and then keeps it from priming) */
     pthread_mutex_unlock(&self->engine->lock);
     if (transcoding && !prepare_codecs(lane, codec_in, codec_out)) {
         PyErr_SetString(PyExc_RuntimeError, "libopus could not create a codec state");
@@ -267,6 +272,19 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     lane->tolerance = tolerance;
     lane->frame_ticks = frame_ticks;
     Tally *t = &lane->tally;
+    lane->self_armed = 0;
+    if (primed) {
+        /* the first packet arms it (self_arm), unless one of this direction waits for Python already */
+        t->rx = imported;
+        t->last_seq = -1;
+        t->rx_ssrc = 0;
+        t->owned = 1;
+        lane->armed = 0;
+        lane->primed = lane->punted_at != self->engine->drains;
+        pthread_mutex_unlock(&self->engine->lock);
+        Py_RETURN_FALSE;
+    }
+    lane->primed = 0;
     if (!t->owned || t->rx.flavour != flavour || t->rx.clock_rate != stats_rate || lane->ssrc != t->rx_ssrc) {
         /* Python's state is the live one (see the note on top): the engine continues from it */
         t->rx = imported;
@@ -300,7 +318,7 @@ static PyObject *link_disarm(Link *self, PyObject *args) {
     if (c != NULL) {
         pthread_mutex_lock(&self->engine->lock);
         c->lanes[which].disarms += (uint32_t)c->lanes[which].armed;
-        c->lanes[which].armed = 0;
+        c->lanes[which].armed = c->lanes[which].primed = c->lanes[which].self_armed = 0;
         pthread_mutex_unlock(&self->engine->lock);
     }
     Py_RETURN_NONE;
@@ -450,6 +468,18 @@ static PyObject *link_disarms(Link *self, PyObject *unused) {
         pthread_mutex_unlock(&self->engine->lock);
     }
     return Py_BuildValue("(kkkkkk)", v[0], v[1], v[2], v[3], v[4], v[5]);
+}
+
+static PyObject *link_self_arms(Link *self, PyObject *unused) {
+    Core *c = self->core;
+    unsigned long v[2] = {0, 0};
+    if (c != NULL) {
+        pthread_mutex_lock(&self->engine->lock);
+        v[0] = c->lanes[0].self_arms;
+        v[1] = c->lanes[1].self_arms;
+        pthread_mutex_unlock(&self->engine->lock);
+    }
+    return Py_BuildValue("(kk)", v[0], v[1]);
 }
 
 /* ice(username, password, controlling, remote) or ice(None): answer (or stop answering) the browser's
@@ -622,6 +652,7 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
     live->latency_count = 0;
     live->rx.restarted = 0;
     long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
+    unsigned long anchor_in = lane->anchor_in, anchor_out = lane->anchor_out;
     pthread_mutex_unlock(&self->engine->lock);
     PyObject *reception = reception_tuple(&t.rx);
     if (reception == NULL)
@@ -639,13 +670,13 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKKkk)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
                          t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
                          (unsigned long long)t.late, (unsigned long long)t.recovered,
-                         (unsigned long long)t.malformed);
+                         (unsigned long long)t.malformed, anchor_in, anchor_out);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }
@@ -662,7 +693,10 @@ static PyMethodDef link_methods[] = {
      "flavour (0 RFC 3550, 1 aiortc), clock rate, "
      "ReceptionState (None: no packet yet) and last seq (-1) of the source's receive statistics, imported "
      "unless the engine holds them already; red_in: pt_in is RFC 2198 RED around this payload type (unwrapped, "
-     "a lost packet restored from it), red_out: audio goes out in RED with this payload type (-1: neither)."},
+     "a lost packet restored from it), red_out: audio goes out in RED with this payload type (-1: neither); "
+     "primed: the lane is armed by the direction's first packet, from source with pt_in, whose SSRC and "
+     "timestamp become ssrc and anchor_in (any other packet unprimes it; nothing of the direction may be "
+     "queued); True when the thread armed it so already."},
     {"disarm", (PyCFunction)link_disarm, METH_VARARGS, "disarm(which): everything of that lane goes to Python."},
     {"armed", (PyCFunction)link_armed, METH_VARARGS, "armed(which) -> bool"},
     {"send", (PyCFunction)link_send, METH_VARARGS,
@@ -701,6 +735,8 @@ static PyMethodDef link_methods[] = {
     {"counters", (PyCFunction)link_counters, METH_NOARGS,
      "(dropped from the browser, forwarded web->sip, forwarded sip->web, send errors web->sip, send errors "
      "sip->web, dropped from the SIP side: SRTP that did not authenticate)"},
+    {"self_arms", (PyCFunction)link_self_arms, METH_NOARGS,
+     "(lane 0, lane 1): how often each primed lane was armed by the thread on its direction's first packet"},
     {"disarms", (PyCFunction)link_disarms, METH_NOARGS,
      "(jumps, strangers, by Python) of lane 0 (web->sip), then of lane 1: how often each was disarmed at a "
      "timestamp jump, for a packet of another source, SSRC or payload type, by disarm() (bench/vs_rtpengine.py)"},

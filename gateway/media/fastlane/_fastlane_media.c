@@ -286,10 +286,28 @@ int emit_seq(Engine *e, Core *c, int which, const Address *to, int marker, uint8
 
 /* Whether ``r`` (in datagram ``d``) may take lane ``lane`` (which it disarms when not). RED around another
    payload type than the lane's is Python's; malformed RED is the lane's to drop (_fastlane_red.c). */
+/* A primed lane's first packet (see Lane.primed): armed with its SSRC and timestamp when it is the one
+   expected, else unprimed (Python decides); whether it is armed now. */
+static int self_arm(Lane *lane, const Rtp *r, const struct sockaddr_storage *src, int primary, double now) {
+    lane->primed = 0;
+    if (r->pt != lane->pt_in || !same_address(&lane->source, src) || (lane->red_in >= 0 && primary != lane->red_in))
+        return 0;
+    lane->ssrc = r->ssrc;
+    lane->anchor_in = lane->last_ts = r->ts;
+    lane->last_time = now;
+    lane->tally.rx_ssrc = r->ssrc;
+    lane->tally.owned = 1; /* the statistics primed (fresh): the thread's from here */
+    lane->armed = lane->self_armed = 1;
+    lane->self_arms++;
+    return 1;
+}
+
 int lane_takes(Lane *lane, const uint8_t *d, const Rtp *r, const struct sockaddr_storage *src, double now) {
-    if (!lane->armed)
+    if (!lane->armed && !lane->primed)
         return 0;
     int primary = lane->red_in >= 0 ? red_primary(d + r->payload, r->end - r->payload) : -1;
+    if (!lane->armed && !self_arm(lane, r, src, primary, now))
+        return 0;
     if (r->ssrc == lane->ssrc && r->pt == lane->pt_in && same_address(&lane->source, src) &&
         (primary < 0 || primary == lane->red_in)) {
         double media = (double)(int32_t)(r->ts - lane->last_ts) / (double)lane->in_rate;

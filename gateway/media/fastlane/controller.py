@@ -30,6 +30,7 @@ from typing import Any
 
 from gateway.media.bridge_settings import LatencyMeter
 from gateway.media.codecs import opus_settings
+from gateway.media.codecs.comfort_fill import ComfortFill
 from gateway.media.codecs.opus_settings import LossSettings
 from gateway.media.fastlane.engine import EnginePool, FastLink, SerializedSrtp
 from gateway.media.fastlane.native import (
@@ -83,7 +84,8 @@ class FastLaneController:
         web_watchdog: Watchdog,
         latency: LatencyMeter,
         active: Callable[[], bool],
-        filling: Callable[[], bool] = lambda: False,
+        fill: ComfortFill | None = None,
+        web_back: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._call = call_id
@@ -92,8 +94,13 @@ class FastLaneController:
         self._web_watchdog = web_watchdog
         self._latency = latency
         self._active = active
-        # the reconnecting fill plays to the SIP side (the bridge's ComfortFill): Python owns that direction
-        self._filling = filling
+        # the reconnecting fill plays to the SIP side (the bridge's ComfortFill): Python owns that direction,
+        # but for a lane the browser's first packet arms; the fill asks before each frame (_web_heard), and
+        # ``web_back`` tells the bridge the browser's audio is back
+        self._fill = fill
+        self._web_back = web_back
+        if fill is not None:
+            fill.heard = self._web_heard
         pool.transcoding  # noqa: B018  # libopus and the G.711 tables, once: at setup, not mid-call
         self.link: FastLink | None = None  # while linked
         self._pending = False  # wanted but not linked yet: retried for a while
@@ -111,6 +118,7 @@ class FastLaneController:
         self._video = VideoLanes(call_id)
         self._loss: LossSettings | None = None  # what the link's Opus encoder was last told (_browser_loss)
         self._red = False  # the lane to the browser was armed to send RFC 2198 RED (_arm_lanes)
+        self._primed_source: Address | None = None  # the SIP side's, of a lane its first packet arms
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -352,33 +360,47 @@ class FastLaneController:
         connected = web.state is WebLegState.CONNECTED
         codecs = self._pool.transcoding
         sip = self._sip.negotiated
+        sender = web.direct_sender
+        web_pt = sender.payload_type
         lane = self._to_sip.lane(codecs)
+        first = False  # a lane the engine arms on the direction's first packet (MediaPath.first_lane)
+        if lane is None and web_pt is not None:
+            lane, first = self._to_sip.first_lane(web_pt, codecs), True
         destination = (
             endpoint.remote_rtp_address if endpoint is not None and endpoint.direction.sends else None
         )
+        # while the fill plays (the browser's audio missing), a lane only its first packet arms: the fill
+        # stops at that (web_audio_back)
         if (
             lane is not None
             and sip is not None
             and destination is not None
             and connected
             and web.direct_receiver.receiving
-            and not self._filling()
+            and (first or not self._filling())
         ):
             receiver = web.direct_receiver
             rate = receiver.clock_rate(lane.payload_type)
             accounts = Accounts(
-                STATS_AIORTC, rate, receiver.reception_state(lane.ssrc, rate),
+                STATS_AIORTC, rate, None if first else receiver.reception_state(lane.ssrc, rate),
                 self._to_sip.last_sequence(lane.ssrc),
             )  # fmt: skip
             assert endpoint is not None  # a destination
             native.set_sequence_map(WEB_TO_SIP, *astuple(endpoint.sequence_map.state()))
-            arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane, accounts)
+            arm(native, WEB_TO_SIP, self._remote, destination, sip.codec.payload_type, lane, accounts,
+                primed=first)  # fmt: skip
         else:
             native.disarm(WEB_TO_SIP)
         lane = self._to_web.lane(codecs)
         source = endpoint.latched_address if endpoint is not None else None
-        sender = web.direct_sender
-        web_pt = sender.payload_type
+        first = False
+        if lane is None and source is None and endpoint is not None and sip is not None:
+            # not latched yet: the first packet from where the SDP says (rtp_endpoint latches to it then)
+            lane, source, first = (
+                self._to_web.first_lane(sip.codec.payload_type, codecs),
+                endpoint.remote_rtp_address,
+                True,
+            )
         self._red = sender.red_active  # RFC 2198 redundancy to the browser: the engine sends it too
         red_out = sender.red_payload_type if self._red and sender.red_payload_type is not None else -1
         if lane is not None and source is not None and connected and sender.sending and web_pt is not None:
@@ -386,16 +408,30 @@ class FastLaneController:
             statistics = endpoint.statistics
             accounts = Accounts(
                 STATS_RFC3550, endpoint.config.clock_rate,
-                statistics.state() if statistics is not None and statistics.ssrc == lane.ssrc else None,
+                None if first or statistics is None or statistics.ssrc != lane.ssrc else statistics.state(),
                 self._to_web.last_sequence(lane.ssrc),
             )  # fmt: skip
             native.set_sequence_map(SIP_TO_WEB, *astuple(sender.sequence_map.state()))
-            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts, red_out)
+            arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts, red_out, primed=first)
+            self._primed_source = source if first else None
             previous = sender.red_previous
             if red_out >= 0 and previous is not None and len(previous[1]) <= red.MAX_BLOCK:
                 native.red_previous(SIP_TO_WEB, *previous)  # the next RED packet's copy: what was sent last
         else:
             native.disarm(SIP_TO_WEB)
+            self._primed_source = None
+
+    def _filling(self) -> bool:
+        return self._fill is not None and self._fill.active
+
+    def _web_heard(self) -> bool:
+        """Whether the engine armed the lane to the SIP side on the browser's first packet (primed while
+        the fill plays): then the bridge hears the browser is back (fast_sync), and the fill stops."""
+        link = self.link
+        if link is None or not link.native.armed(WEB_TO_SIP):
+            return False
+        self.account()
+        return True
 
     def fast_sync(self, native: NativeLink) -> None:
         """Copy what the engine accounted for each lane into the legs and paths, as the Python path
@@ -412,14 +448,16 @@ class FastLaneController:
         if to_sip is not None:
             self._web.direct_receiver.restore_reception(to_sip.ssrc, to_sip.reception, to_sip.pt)
             self._web_watchdog.alive(to_sip.arrival)
+            self._web_back()  # (as the Python path's packet would: nothing unless the browser was away)
             self._to_sip.fast_account(to_sip)
             if endpoint is not None:
                 endpoint.add_sent(to_sip.sent, to_sip.octets, to_sip.out_ts, to_sip.departure)
             self._latency_samples(to_sip)
         if to_web is not None:
+            primed, self._primed_source = self._primed_source, None  # (its first packets: latched once)
             if endpoint is not None:
                 endpoint.fast_received(
-                    to_web.ssrc, to_web.reception, to_web.arrival, restarted=to_web.restarted
+                    to_web.ssrc, to_web.reception, to_web.arrival, restarted=to_web.restarted, source=primed
                 )
             self._to_web.fast_account(to_web)
             self._web.direct_sender.add_sent(to_web.sent, to_web.octets, to_web.out_ts, to_web.departure)

@@ -81,6 +81,8 @@ class Snapshot(NamedTuple):
     late: int = 0  # dropped: they came after their slot was concealed or played (the reorder ring)
     recovered: int = 0  # lost packets restored from RFC 2198 redundancy (``Lane.red``)
     malformed: int = 0  # RED packets dropped as malformed (taken, counted, never forwarded)
+    anchor_in: int = 0  # the lane's timestamp anchors (a lane armed by its first packet: that packet's)
+    anchor_out: int = 0
 
 
 class VideoSnapshot(NamedTuple):
@@ -127,9 +129,10 @@ class NativeLink(Protocol):
         anchor_in: int, anchor_out: int, in_rate: int, out_rate: int, last_ts: int, last_time: float,
         codec_in: int, codec_out: int, next_ts: int, tolerance: int, frame_ticks: int,
         flavour: int = ..., clock_rate: int = ..., stats: ReceptionState | None = ..., last_seq: int = ...,
-        red_in: int = ..., red_out: int = ...,
+        red_in: int = ..., red_out: int = ..., primed: bool = ...,
     ) -> bool: ...  # fmt: skip
     def disarm(self, which: int) -> None: ...
+    def self_arms(self) -> tuple[int, int]: ...
     def armed(self, which: int) -> bool: ...
     def send(
         self, which: int, destination: Address, marker: bool, pt: int, ts: int, payload: bytes, seq: int = ...
@@ -210,14 +213,15 @@ class Accounts(NamedTuple):
 
 def arm(
     native: NativeLink, which: int, source: Address, destination: Address, pt_out: int, lane: Lane,
-    accounts: Accounts, red_out: int = -1,
+    accounts: Accounts, red_out: int = -1, *, primed: bool = False,
 ) -> None:  # fmt: skip
     """Arm lane ``which`` with a direction's ``MediaPath.lane()`` and the accounts of its source;
-    ``red_out``: the RFC 2198 payload type its audio goes out in (-1: plain)."""
+    ``red_out``: the RFC 2198 payload type its audio goes out in (-1: plain). ``primed``: the lane is
+    ``MediaPath.first_lane()``'s, armed by the engine on the direction's first packet."""
     native.arm(
         which, source, destination, lane.ssrc, lane.payload_type, pt_out, lane.anchor_in, lane.anchor_out,
         lane.in_rate, lane.out_rate, lane.last_in, lane.last_now, CODECS[lane.codec_in], CODECS[lane.codec_out],
-        lane.next_timestamp, lane.tolerance, lane.frame_ticks, *accounts, lane.red, red_out,
+        lane.next_timestamp, lane.tolerance, lane.frame_ticks, *accounts, lane.red, red_out, primed,
     )  # fmt: skip
 
 

@@ -436,12 +436,22 @@ class RtpEndpoint(EndpointRtcp):
         self._rtp_received(data, (source[0], source[1]), decrypted)
 
     def fast_received(
-        self, ssrc: int, state: ReceptionState, last_arrival: float, *, restarted: bool
+        self,
+        ssrc: int,
+        state: ReceptionState,
+        last_arrival: float,
+        *,
+        restarted: bool,
+        source: Address | None = None,
     ) -> None:
         """RTP packets the fast lane forwarded, accounted by its engine as ``_rtp_received`` would have:
-        the receive statistics of ``ssrc`` continue from ``state``; the last arrived at ``last_arrival``."""
+        the receive statistics of ``ssrc`` continue from ``state``; the last arrived at ``last_arrival``.
+        ``source``: where a lane armed on the first packet took them from (the SDP's address when it was
+        primed), latched to if nothing is yet and the SDP has not moved the peer since."""
         if self._state is not EndpointState.OPEN:
             return
+        if source is not None and source == self._sdp_rtp and self._rtp_latch.state is LatchState.UNLATCHED:
+            self._rtp_latch.accept(source, True)
         statistics = self.statistics
         if statistics is None or statistics.ssrc != ssrc:
             statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)

@@ -45,7 +45,7 @@ from gateway.media.rtp.ports import RtpPortAllocator
 from gateway.media.webrtc import aiortc_hooks
 from gateway.media.webrtc.web_leg_state import WebLegState
 from peers.binaries import in_ci, unavailable
-from peers.webpeer import send_web_dtmf
+from peers.webpeer import WebPeer, send_web_dtmf
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
 from tests.media.test_bridge_features import phone_digits, phone_sends_dtmf
 
@@ -229,8 +229,9 @@ async def test_sequence_numbers_stay_continuous_while_python_and_the_engine_both
 
 
 async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: RtpPortAllocator) -> None:
-    """The engine leaves a direction's first packets to Python; a Python seconds behind (a burst of calls
-    set up at once) takes them late. The lane it then arms counts from their arrival, not from when Python
+    """The engine leaves a direction's first packets to Python when the first is not what the lane was primed
+    for (here a payload type the SDP has not: test_the_engine_arms_a_lane_on_its_first_packet has the usual
+    case); a Python seconds behind (a burst of calls set up at once) takes them late. The lane it then arms counts from their arrival, not from when Python
     got to them, so the engine takes the next packet at once. Before, its jump check (media time against
     arrival time since the last packet) refused it and handed the direction back to the Python path, and a
     Python that stays behind never let a lane take over: every call of a 500-call burst silent (issue 38)."""
@@ -244,6 +245,9 @@ async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: 
         assert link is not None and not link.native.armed(native.SIP_TO_WEB)  # no packet of the phone yet
         phone, first = call.phone, time.monotonic()
         start = phone.timestamp
+        phone.payload_type = 77  # not the primed lane's: Python decides (and drops it)
+        phone.send_payload(b"\xff" * 160, 0)
+        phone.payload_type = 0
         for _ in range(3):  # the event loop does not run meanwhile: the engine queues them for Python
             phone.send_payload(b"\xff" * 160, 160)
             time.sleep(0.02)
@@ -256,6 +260,73 @@ async def test_a_packet_python_takes_late_arms_its_lane_with_its_arrival(ports: 
         await until(lambda: call.bridge.stats().sip_to_web.received == 4, what="the fourth packet")
         assert counters(call)[TO_WEB] == 1, "the engine refused the packet after the late ones"
         assert link.native.armed(native.SIP_TO_WEB)
+    finally:
+        await call.close()
+
+
+async def test_the_engine_arms_a_lane_on_its_first_packet(ports: RtpPortAllocator) -> None:
+    """Python primes a direction that has had no packet yet; the engine arms the lane on its first packet
+    and forwards while Python is busy (issue 38: 500 calls set up at once left Python seconds behind, and a
+    lane armed only once it had handled each direction's first packet: the engine dropped the rest meanwhile,
+    and calls were silent). Python then takes the SSRC, the anchors and the SIP side's latch from the lane,
+    and re-arms the same lane: the browser gets one stream, numbered and stamped without a step."""
+    require_fast_lane()
+    call = Call(ports)
+    browser = BrowserRtp(call)
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        link, phone = call.link, call.phone
+        assert link is not None and not link.native.armed(native.SIP_TO_WEB)  # no packet of the phone yet
+        for _ in range(10):  # the event loop does not run meanwhile: nothing of Python's
+            phone.send_payload(b"\xff" * 160, 160)
+            time.sleep(0.02)
+        assert link.native.armed(native.SIP_TO_WEB) and link.native.self_arms() == (0, 1)
+        assert counters(call)[TO_WEB] == 10  # all forwarded by the engine
+        endpoint = call.bridge._sip.endpoint
+        assert endpoint is not None and endpoint.latched_address is None
+        link.sync()
+        assert endpoint.latched_address == phone.address  # as Python latches to a first packet
+        assert call.bridge.stats().sip_to_web.received == 10
+        assert call.bridge.fast_lane is not None
+        call.bridge.fast_lane.fast_rearm()  # Python arms with what it learnt: the engine's lane goes on
+        await call.play(0.6)
+        assert link.native.armed(native.SIP_TO_WEB) and link.native.disarms()[3:] == (0, 0, 0)
+        assert counters(call)[TO_WEB] == call.phone.sent
+        await until(lambda: len(browser.packets) >= call.phone.sent, what="the browser to get them all")
+        assert len({p[3] for p in browser.packets}) == 1 and gaps([p[1] for p in browser.packets]) == {1}
+        steps = ts_steps([p[2] for p in browser.packets])
+        assert steps[:9] == [G711_FRAME] * 9, steps  # the ten sent at once: their own timestamps
+        assert all(step < 8000 for step in steps), steps  # then the phone's clock: no jump, no step back
+        assert call.web.heard(SIP_TONE, last=0.4)
+    finally:
+        await call.close()
+
+
+async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports: RtpPortAllocator) -> None:
+    """A browser silent from the start (the bench's, until every call of a burst is set up): the SIP side
+    hears the fill, and the lane to it is primed. The browser's first packet arms it in the engine, which
+    forwards the browser's audio at once; the fill stops at its next frame, and Python re-arms the lane."""
+    require_fast_lane()
+    call = Call(ports, loss_detect=0.3)
+    call.web = WebPeer(WEB_TONE, raw=True)  # sends only what play_raw gives it
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        link = call.link
+        assert link is not None
+        await until(lambda: call.bridge._fill.active, what="the fill for a silent browser")
+        await asyncio.sleep(0.3)
+        assert call.bridge._fill.frames_sent >= 10 and not link.native.armed(native.WEB_TO_SIP)
+        await call.web.play_raw(1.0)
+        assert link.native.self_arms()[0] == 1, link.native.self_arms()
+        assert not call.bridge._fill.active
+        await until(lambda: link.native.armed(native.WEB_TO_SIP) and call.bridge._web_gone is False,
+                    what="the browser's audio back")  # fmt: skip
+        assert counters(call)[TO_SIP] >= 48, counters(call)  # the engine forwarded (almost) all 50
+        assert call.phone.heard(WEB_TONE)
     finally:
         await call.close()
 
