@@ -233,6 +233,11 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     links = [k for k in links if hasattr(k.native, "disarms")]  # (not on an older build: --base)
     sums = [sum(v) for v in zip(*(k.native.disarms() for k in links), strict=True)] if links else [0] * 6
     disarms = "jump {} + {}, stranger {} + {}, Python {} + {}".format(*(sums[i] for i in (0, 3, 1, 4, 2, 5)))
+    armed_first = [k.native.self_arms() for k in links if hasattr(k.native, "self_arms")]  # (Link.self_arms)
+    if armed_first:  # lanes the engine armed on their direction's first packet
+        disarms += "; armed by their first packet {} + {}".format(
+            *(sum(v) for v in zip(*armed_first, strict=True))
+        )
     engines = pool.engines if pool is not None else []
     timings = [  # the engine threads' lock waits and long rounds (Engine.timing; None on an older build)
         getattr(engine.native, "timing", None) for engine in engines
