@@ -257,7 +257,7 @@ class MediaPath:
             self._last_seq[snap.ssrc] = snap.last_seq
         mapper = self._mapper
         if mapper is not None and snap.packets:  # the engine armed the lane on the first packet (first_lane)
-            mapper.adopt(snap.ssrc, snap.anchor_in, snap.anchor_out)
+            mapper.adopt(snap.ssrc, snap.anchor_in, snap.anchor_out, snap.arrival)
         if mapper is not None and not mapper.advance(snap.ssrc, snap.ts, snap.arrival, snap.mapped):
             mapper.map(snap.ssrc, snap.ts, snap.arrival)  # reconfigured since: the last one maps anew
         if snap.next_ts >= 0 and self._frames is not None:

@@ -49,10 +49,10 @@ def test_mapper_reanchors_on_a_jump_but_not_on_a_silence_gap() -> None:
 def test_mapper_adopts_the_fast_lanes_anchors_before_its_first_packet_only() -> None:
     mapper = TimestampMapper(8000, 8000, start=500)
     assert mapper.anchor_state() is None and mapper.anchor_out == 500
-    mapper.adopt(9, 7000, 500)  # the engine armed a primed lane on SSRC 9's packet stamped 7000
+    mapper.adopt(9, 7000, 500, 0.0)  # the engine armed a primed lane on SSRC 9's packet stamped 7000
     assert mapper.advance(9, 7000 + 160 * 4, 0.08, 500 + 160 * 4)  # its last forwarded, mapped alike
     assert mapper.map(9, 7000 + 160 * 5, 0.1) == 500 + 160 * 5 and mapper.reanchors == 0
-    mapper.adopt(3, 0, 0)  # packets were mapped: nothing changes
+    mapper.adopt(3, 0, 0, 1.0)  # packets were mapped: nothing changes
     assert mapper.anchor_state() == (7000, 500, 7000 + 160 * 5, 0.1)
 
 

@@ -222,10 +222,18 @@ static PyObject *link_arm(Link *self, PyObject *args) {
     LINK_CORE(self, NULL)
     Lane *lane = &c->lanes[which];
     pthread_mutex_lock(&self->engine->lock);
-    if (primed && lane->armed && lane->self_armed) {
-        /* the thread armed it on its first packet since Python looked: Python's next snapshot tells */
+    if (primed && lane->self_armed) {
+        /* the thread armed it on its first packet since Python looked (and may have disarmed it since): its
+           tally and anchors stay for Python's next snapshot. Kept armed only as asked; else the next packet
+           goes to Python, which syncs and arms the lane anew */
+        int same = lane->armed && lane->pt_in == pt_in && lane->pt_out == pt_out && lane->codec_in == codec_in &&
+                   lane->codec_out == codec_out && lane->in_rate == in_rate && lane->out_rate == out_rate &&
+                   lane->red_in == red_in && lane->red_out == red_out &&
+                   same_address(&lane->source, &src.addr) && same_address(&lane->destination, &dst.addr);
+        lane->armed = same;
+        lane->primed = 0;
         pthread_mutex_unlock(&self->engine->lock);
-        Py_RETURN_TRUE;
+        return PyBool_FromLong(same);
     }
     /* re-armed for the same source and codecs: the thread's timeline (last packet, next frame) is newer
        than what Python last read, and stays */

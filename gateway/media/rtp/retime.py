@@ -93,12 +93,12 @@ class TimestampMapper:
         """Where the output timeline starts (before the first packet) or was last anchored."""
         return self._anchor_out
 
-    def adopt(self, ssrc: int, anchor_in: int, anchor_out: int) -> None:
+    def adopt(self, ssrc: int, anchor_in: int, anchor_out: int, now: float) -> None:
         """Before the first packet only (else nothing): the fast lane's engine mapped the first ones of
         ``ssrc`` from these anchors (``MediaPath.first_lane``); ``advance`` then moves to its last."""
         if self._last_out is None:
             self._ssrc, self._anchor_in, self._anchor_out = ssrc, anchor_in % U32, anchor_out % U32
-            self._last_in, self._last_out = self._anchor_in, self._anchor_out
+            self._last_in, self._last_out, self._last_now = self._anchor_in, self._anchor_out, now
 
     def advance(self, ssrc: int, timestamp: int, now: float, out: int) -> bool:
         """Move the timeline to a packet the fast lane mapped to ``out``; False, changing nothing, when
