@@ -307,7 +307,7 @@ async def test_the_engine_arms_a_lane_on_its_first_packet(ports: RtpPortAllocato
 async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports: RtpPortAllocator) -> None:
     """A browser silent from the start (the bench's, until every call of a burst is set up): the SIP side
     hears the fill, and the lane to it is primed. The browser's first packet arms it in the engine, which
-    forwards the browser's audio at once; the fill stops at its next frame, and Python re-arms the lane."""
+    forwards the browser's audio at once (Link.self_arms), and the fill stops (its next frame asks)."""
     require_fast_lane()
     call = Call(ports, loss_detect=0.3)
     call.web = WebPeer(WEB_TONE, raw=True)  # sends only what play_raw gives it
