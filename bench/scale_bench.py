@@ -240,6 +240,7 @@ def main() -> int:
                             f"{k.get('lost')} dropped {k.get('dropped')} web_dropped {k.get('web_dropped')}"
                             f" fast lane {k.get('fast_lane_packets')}; lanes armed each second {k.get('armed')}"
                             f"; lanes disarmed (web>sip + sip>web) {k.get('disarms')}"
+                            f"; lanes armed by their first packet {k.get('self_arms')}"
                             f"; engine threads: {k.get('engines')}"
                         )
                     print(

@@ -234,10 +234,8 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     sums = [sum(v) for v in zip(*(k.native.disarms() for k in links), strict=True)] if links else [0] * 6
     disarms = "jump {} + {}, stranger {} + {}, Python {} + {}".format(*(sums[i] for i in (0, 3, 1, 4, 2, 5)))
     armed_first = [k.native.self_arms() for k in links if hasattr(k.native, "self_arms")]  # (Link.self_arms)
-    if armed_first:  # lanes the engine armed on their direction's first packet
-        disarms += "; armed by their first packet {} + {}".format(
-            *(sum(v) for v in zip(*armed_first, strict=True))
-        )
+    # lanes the engine armed on their direction's first packet
+    self_arms = "{} + {}".format(*(sum(v) for v in zip(*armed_first, strict=True))) if armed_first else None
     engines = pool.engines if pool is not None else []
     timings = [  # the engine threads' lock waits and long rounds (Engine.timing; None on an older build)
         getattr(engine.native, "timing", None) for engine in engines
@@ -257,6 +255,7 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
     counters["web_dropped"] = sum(s.web_dropped for s in stats)
     counters["fast_lane_packets"] = sum(s.fast_lane_packets for s in stats)
     counters["disarms"] = disarms
+    counters["self_arms"] = self_arms
     counters["armed"] = " ".join(map(str, armed))
     counters["engines"] = "; ".join(
         f"lock waits > 1 ms {t[0]} (longest {1000 * t[1]:.1f} ms), rounds > 2 ms {t[2]} (longest {1000 * t[3]:.1f} ms), "
