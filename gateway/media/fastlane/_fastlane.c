@@ -106,7 +106,7 @@ int parse_address(PyObject *tuple, Address *out) {
     return 1;
 }
 
-static PyObject *address_tuple(const Address *a) {
+PyObject *address_tuple(const Address *a) {
     char host[INET6_ADDRSTRLEN];
     if (a->addr.ss_family == AF_INET) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a->addr;

@@ -122,6 +122,7 @@ typedef struct {
     double last_arrival, last_departure;
     float latency[LATENCY_SAMPLES]; /* seconds from arrival to departure, the newest kept */
     int latency_count;
+    Address armed_from;            /* the source a primed lane's first packet came from (len 0: none since) */
 } Tally;
 
 /* Output sequence numbers of pass-through audio (gateway/media/rtp/seqmap.py): input + offset, re-chosen
@@ -521,6 +522,7 @@ void taken(Item *item);
 
 /* _fastlane.c */
 int parse_address(PyObject *tuple, Address *out);
+PyObject *address_tuple(const Address *a);
 
 #pragma GCC visibility pop
 

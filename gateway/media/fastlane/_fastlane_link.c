@@ -659,12 +659,18 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
     live->recovered = live->malformed = 0;
     live->latency_count = 0;
     live->rx.restarted = 0;
+    live->armed_from.len = 0;
     long long next_ts = lane->codec_in != CODEC_PASS && lane->has_next ? (long long)lane->next_ts : -1;
     unsigned long anchor_in = lane->anchor_in, anchor_out = lane->anchor_out;
     pthread_mutex_unlock(&self->engine->lock);
     PyObject *reception = reception_tuple(&t.rx);
     if (reception == NULL)
         return NULL;
+    PyObject *armed_from = t.armed_from.len > 0 ? address_tuple(&t.armed_from) : Py_NewRef(Py_None);
+    if (armed_from == NULL) {
+        Py_DECREF(reception);
+        return NULL;
+    }
     PyObject *samples = Py_NewRef(Py_None);
     if (latency) {
         int n = t.latency_count < LATENCY_SAMPLES ? t.latency_count : LATENCY_SAMPLES;
@@ -675,16 +681,17 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
         samples = PyBytes_FromStringAndSize((const char *)values, (Py_ssize_t)n * (Py_ssize_t)sizeof(double));
         if (samples == NULL) {
             Py_DECREF(reception);
+            Py_DECREF(armed_from);
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKKkk)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKKkkN)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
                          t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
                          (unsigned long long)t.late, (unsigned long long)t.recovered,
-                         (unsigned long long)t.malformed, anchor_in, anchor_out);
+                         (unsigned long long)t.malformed, anchor_in, anchor_out, armed_from);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }

@@ -297,6 +297,7 @@ static int self_arm(Lane *lane, const Rtp *r, const struct sockaddr_storage *src
     lane->last_time = now;
     lane->tally.rx_ssrc = r->ssrc;
     lane->tally.owned = 1; /* the statistics primed (fresh): the thread's from here */
+    lane->tally.armed_from = lane->source;
     lane->armed = lane->self_armed = 1;
     lane->self_arms++;
     return 1;

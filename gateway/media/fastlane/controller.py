@@ -118,7 +118,6 @@ class FastLaneController:
         self._video = VideoLanes(call_id)
         self._loss: LossSettings | None = None  # what the link's Opus encoder was last told (_browser_loss)
         self._red = False  # the lane to the browser was armed to send RFC 2198 RED (_arm_lanes)
-        self._primed_source: Address | None = None  # the SIP side's, of a lane its first packet arms
 
     # ------------------------------------------------------------------------------------ linking
 
@@ -364,7 +363,8 @@ class FastLaneController:
         web_pt = sender.payload_type
         lane = self._to_sip.lane(codecs)
         first = False  # a lane the engine arms on the direction's first packet (MediaPath.first_lane)
-        if lane is None and web_pt is not None:
+        # (none for the browser's audio once any came: a three-way mix took some, not through the path)
+        if lane is None and web_pt is not None and web.direct_receiver.packets_received() == 0:
             lane, first = self._to_sip.first_lane(web_pt, codecs), True
         destination = (
             endpoint.remote_rtp_address if endpoint is not None and endpoint.direction.sends else None
@@ -413,13 +413,11 @@ class FastLaneController:
             )  # fmt: skip
             native.set_sequence_map(SIP_TO_WEB, *astuple(sender.sequence_map.state()))
             arm(native, SIP_TO_WEB, source, self._remote, web_pt, lane, accounts, red_out, primed=first)
-            self._primed_source = source if first else None
             previous = sender.red_previous
             if red_out >= 0 and previous is not None and len(previous[1]) <= red.MAX_BLOCK:
                 native.red_previous(SIP_TO_WEB, *previous)  # the next RED packet's copy: what was sent last
         else:
             native.disarm(SIP_TO_WEB)
-            self._primed_source = None
 
     def _filling(self) -> bool:
         return self._fill is not None and self._fill.active
@@ -454,10 +452,10 @@ class FastLaneController:
                 endpoint.add_sent(to_sip.sent, to_sip.octets, to_sip.out_ts, to_sip.departure)
             self._latency_samples(to_sip)
         if to_web is not None:
-            primed, self._primed_source = self._primed_source, None  # (its first packets: latched once)
-            if endpoint is not None:
+            if endpoint is not None:  # (a lane its first packet armed: latched to where that came from)
+                restarted, source = to_web.restarted, to_web.armed_from
                 endpoint.fast_received(
-                    to_web.ssrc, to_web.reception, to_web.arrival, restarted=to_web.restarted, source=primed
+                    to_web.ssrc, to_web.reception, to_web.arrival, restarted=restarted, source=source
                 )
             self._to_web.fast_account(to_web)
             self._web.direct_sender.add_sent(to_web.sent, to_web.octets, to_web.out_ts, to_web.departure)

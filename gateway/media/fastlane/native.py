@@ -83,6 +83,7 @@ class Snapshot(NamedTuple):
     malformed: int = 0  # RED packets dropped as malformed (taken, counted, never forwarded)
     anchor_in: int = 0  # the lane's timestamp anchors (a lane armed by its first packet: that packet's)
     anchor_out: int = 0
+    armed_from: Address | None = None  # a primed lane armed since: where its first packet came from
 
 
 class VideoSnapshot(NamedTuple):

@@ -446,12 +446,18 @@ class RtpEndpoint(EndpointRtcp):
     ) -> None:
         """RTP packets the fast lane forwarded, accounted by its engine as ``_rtp_received`` would have:
         the receive statistics of ``ssrc`` continue from ``state``; the last arrived at ``last_arrival``.
-        ``source``: where a lane armed on the first packet took them from (the SDP's address when it was
-        primed), latched to if nothing is yet and the SDP has not moved the peer since."""
+        ``source``: where the first packet of a lane it armed on that packet came from; the SDP's address
+        is latched to if that is it and nothing is latched yet."""
         if self._state is not EndpointState.OPEN:
             return
-        if source is not None and source == self._sdp_rtp and self._rtp_latch.state is LatchState.UNLATCHED:
-            self._rtp_latch.accept(source, True)
+        sdp_rtp = self._sdp_rtp
+        if (
+            source is not None
+            and sdp_rtp is not None
+            and source[:2] == sdp_rtp[:2]  # (IPv6: the engine's tuple has flow and scope too)
+            and self._rtp_latch.state is LatchState.UNLATCHED
+        ):
+            self._rtp_latch.accept(sdp_rtp, True)
         statistics = self.statistics
         if statistics is None or statistics.ssrc != ssrc:
             statistics = self.statistics = ReceiveStatistics(ssrc, self.config.clock_rate)

@@ -307,7 +307,8 @@ async def test_the_engine_arms_a_lane_on_its_first_packet(ports: RtpPortAllocato
 async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports: RtpPortAllocator) -> None:
     """A browser silent from the start (the bench's, until every call of a burst is set up): the SIP side
     hears the fill, and the lane to it is primed. The browser's first packet arms it in the engine, which
-    forwards the browser's audio at once (Link.self_arms), and the fill stops (its next frame asks)."""
+    forwards the browser's audio at once (Link.self_arms), and the fill stops by its next frame (it asks
+    before each)."""
     require_fast_lane()
     call = Call(ports, loss_detect=0.3)
     call.web = WebPeer(WEB_TONE, raw=True)  # sends only what play_raw gives it
@@ -320,12 +321,45 @@ async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports
         await until(lambda: call.bridge._fill.active, what="the fill for a silent browser")
         await asyncio.sleep(0.3)
         assert call.bridge._fill.frames_sent >= 10 and not link.native.armed(native.WEB_TO_SIP)
-        await call.web.play_raw(1.0)
+        filled = call.bridge._fill.frames_sent
+        await call.web.play_raw(0.02)  # one packet
+        await asyncio.sleep(0.1)  # five frames' time
         assert link.native.self_arms()[0] == 1, link.native.self_arms()
-        assert not call.bridge._fill.active
+        assert not call.bridge._fill.active and call.bridge._fill.frames_sent <= filled + 1  # its next frame
+        await call.web.play_raw(1.0)
         await until(lambda: link.native.armed(native.WEB_TO_SIP) and call.bridge._web_gone is False,
                     what="the browser's audio back")  # fmt: skip
         assert counters(call)[TO_SIP] >= 48, counters(call)  # the engine forwarded (almost) all 50
+        assert call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()
+
+
+async def test_the_browsers_lane_is_not_primed_after_a_mix_had_its_audio(ports: RtpPortAllocator) -> None:
+    """A mix (a three-way call) took the browser's first packets: the path to the SIP side has had none,
+    but the web leg's receiver has. Back from the mix the lane is Python's to arm as usual, not primed:
+    a primed lane starts its receive statistics afresh, and its sync would overwrite the receiver's
+    (the browser's reports would restart from the mix's packets)."""
+    require_fast_lane()
+    call = Call(ports)
+    call.web = WebPeer(WEB_TONE, raw=True)  # sends only what play_raw gives it
+    mixed: list[bytes] = []
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await linked(call)
+        call.bridge.lend_to_mix(web=mixed.append, sip=None)
+        await call.web.play_raw(0.5)
+        await until(lambda: len(mixed) >= 20, what="the mix to get the browser's audio")
+        call.bridge.end_mix()
+        await linked(call)
+        link, receiver = call.link, call.bridge._web.direct_receiver
+        assert link is not None
+        await call.web.play_raw(1.0)
+        assert link.native.self_arms()[0] == 0, link.native.self_arms()
+        await until(lambda: link.native.armed(native.WEB_TO_SIP), what="Python to arm the browser's lane")
+        link.sync()
+        assert receiver.packets_received() >= 70, receiver.packets_received()  # the mix's 25 and these 50
         assert call.phone.heard(WEB_TONE)
     finally:
         await call.close()
