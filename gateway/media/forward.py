@@ -278,15 +278,19 @@ class MediaPath:
             return None
         return self._lane(mapper, pt, state, transcoding)
 
-    def first_lane(self, payload_type: int, transcoding: frozenset[str] = frozenset()) -> Lane | None:
+    def first_lane(
+        self, payload_type: int, now: float, transcoding: frozenset[str] = frozenset()
+    ) -> Lane | None:
         """``lane()`` for this direction's first packet, before Python has had any: one of ``payload_type``
-        (the codec the input leg was given first) is mapped to where the output timeline starts. The
-        engine arms it on that packet, whose SSRC and timestamp replace ``ssrc`` and ``anchor_in`` (0 here);
-        ``fast_account`` then takes its anchors. None once a packet came, or for RFC 2198 RED."""
+        (the codec the input leg was given first) is mapped to where the output timeline stands at its
+        arrival (``anchor_out`` is where it stands ``now``, ``last_now``; the engine moves it on by the
+        time between). The engine arms it on that packet, whose SSRC and timestamp replace ``ssrc`` and
+        ``anchor_in`` (0 here); ``fast_account`` then takes its anchors. None once a packet came, or for
+        RFC 2198 RED."""
         mapper = self._mapper
         if mapper is None or self.received or mapper.anchor_state() is not None or payload_type in self._red:
             return None
-        return self._lane(mapper, payload_type, (0, mapper.anchor_out, 0, 0.0), transcoding)
+        return self._lane(mapper, payload_type, (0, mapper.now_out(now), 0, now), transcoding)
 
     def _lane(
         self,

@@ -46,6 +46,19 @@ def test_mapper_reanchors_on_a_jump_but_not_on_a_silence_gap() -> None:
     assert mapper.reanchors == 1
 
 
+def test_before_its_first_packet_the_timeline_runs_on_the_clock_from_its_first_use() -> None:
+    """The reconnecting fill plays on the output timeline (now_out) while the input is silent from the
+    start; the input's first packet continues from where the fill got to, not from where it began (the
+    SIP side's timestamps stepped back by the fill's whole length)."""
+    mapper = TimestampMapper(48000, 8000, start=1000)
+    assert mapper.now_out(10.0) == 1000  # the fill's first frame
+    assert mapper.now_out(12.0) == 1000 + 2 * 8000  # two seconds of fill later
+    assert mapper.map(4, 960 * 50, 12.5) == 1000 + int(2.5 * 8000)  # the browser's first packet
+    assert mapper.map(4, 960 * 51, 12.52) == 1000 + int(2.5 * 8000) + 160 and mapper.reanchors == 0
+    unused = TimestampMapper(8000, 8000, start=7)
+    assert unused.map(1, 99, 50.0) == 7  # never used before: the first packet starts it
+
+
 def test_mapper_adopts_the_fast_lanes_anchors_before_its_first_packet_only() -> None:
     mapper = TimestampMapper(8000, 8000, start=500)
     assert mapper.anchor_state() is None and mapper.anchor_out == 500
@@ -58,11 +71,13 @@ def test_mapper_adopts_the_fast_lanes_anchors_before_its_first_packet_only() -> 
 
 def test_a_path_primes_its_first_lane_until_a_packet_came() -> None:
     path = _path({0: PCMU, 101: TE}, PCMU)
-    first = path.first_lane(0)
-    assert first is not None and (first.payload_type, first.anchor_out) == (0, path.now_timestamp(0.0))
+    start = path.now_timestamp(1.0)  # (a fill's first frame, say)
+    first = path.first_lane(0, 3.0)
+    assert first is not None and (first.payload_type, first.last_now) == (0, 3.0)
+    assert first.anchor_out == (start + 2 * 8000) % 2**32  # where the timeline stands at the priming
     assert path.lane() is None  # no packet yet: only the primed one
-    assert path.forward_audio(5, 1, 1000, 0, 0.0) >= 0
-    assert path.first_lane(0) is None and path.lane() is not None
+    assert path.forward_audio(5, 1, 1000, 0, 3.0) >= 0
+    assert path.first_lane(0, 3.0) is None and path.lane() is not None
 
 
 def test_frame_clock_counts_frames_and_resyncs_after_a_gap() -> None:

@@ -294,6 +294,10 @@ static int self_arm(Lane *lane, const Rtp *r, const struct sockaddr_storage *src
         return 0;
     lane->ssrc = r->ssrc;
     lane->anchor_in = lane->last_ts = r->ts;
+    /* the output timeline ran on the clock since it was primed at last_time (retime.now_out: the fill's
+       frames went out on it meanwhile; 0: not timed); a packet read in a backlog may predate that */
+    if (lane->last_time > 0 && now > lane->last_time)
+        lane->anchor_out += (uint32_t)llround((now - lane->last_time) * (double)lane->out_rate);
     lane->last_time = now;
     lane->tally.rx_ssrc = r->ssrc;
     lane->tally.owned = 1; /* the statistics primed (fresh): the thread's from here */

@@ -365,7 +365,7 @@ class FastLaneController:
         first = False  # a lane the engine arms on the direction's first packet (MediaPath.first_lane)
         # (none for the browser's audio once any came: a three-way mix took some, not through the path)
         if lane is None and web_pt is not None and web.direct_receiver.packets_received() == 0:
-            lane, first = self._to_sip.first_lane(web_pt, codecs), True
+            lane, first = self._to_sip.first_lane(web_pt, time.monotonic(), codecs), True
         destination = (
             endpoint.remote_rtp_address if endpoint is not None and endpoint.direction.sends else None
         )
@@ -397,7 +397,7 @@ class FastLaneController:
         if lane is None and source is None and endpoint is not None and sip is not None:
             # not latched yet: the first packet from where the SDP says (rtp_endpoint latches to it then)
             lane, source, first = (
-                self._to_web.first_lane(sip.codec.payload_type, codecs),
+                self._to_web.first_lane(sip.codec.payload_type, time.monotonic(), codecs),
                 endpoint.remote_rtp_address,
                 True,
             )

@@ -31,6 +31,7 @@ class TimestampMapper:
     __slots__ = (
         "_anchor_in",
         "_anchor_out",
+        "_idle_since",
         "_last_in",
         "_last_now",
         "_last_out",
@@ -53,6 +54,7 @@ class TimestampMapper:
         self._last_in = 0
         self._last_out: int | None = None
         self._last_now = 0.0
+        self._idle_since: float | None = None  # before the first packet: when the timeline was first used
         self.reanchors = 0
 
     @property
@@ -109,9 +111,14 @@ class TimestampMapper:
         return True
 
     def now_out(self, now: float) -> int:
-        """The output timestamp that corresponds to ``now`` (for events generated locally)."""
+        """The output timestamp that corresponds to ``now`` (for events generated locally). Before the first
+        packet the timeline runs on the clock from its first use (the reconnecting fill's frames, a DTMF
+        digit): the first packet then maps to where the clock has brought it, not back to its start."""
         if self._last_out is None:
-            return self._anchor_out
+            if self._idle_since is None:
+                self._idle_since = now
+            elapsed = max(0.0, now - self._idle_since)
+            return (self._anchor_out + round(elapsed * self.out_rate)) % U32
         return (self._last_out + round((now - self._last_now) * self.out_rate)) % U32
 
     def _convert(self, timestamp: int) -> int:
@@ -125,8 +132,9 @@ class TimestampMapper:
         return abs(media - (now - self._last_now)) > JUMP_SECONDS
 
     def _reanchor(self, ssrc: int, timestamp: int, now: float) -> None:
-        if self._last_out is not None:
-            self._anchor_out = self.now_out(now)
+        first = self._last_out is None
+        self._anchor_out = self.now_out(now)  # (the first packet: where the clock brought the timeline)
+        if not first:
             self.reanchors += 1
             if ssrc != self._ssrc:
                 logger.info(

@@ -19,10 +19,11 @@ __all__ = ["fast_lane_built", "link"]  # the fixtures
 ANCHOR_OUT = 5000  # where Python's timeline to the browser starts
 
 
-def prime(native: NativeLink, source: Address, destination: Address) -> bool:
-    """Prime the phone's direction for PCMU (0) from ``source``: SSRC and input anchor left to the packet."""
+def prime(native: NativeLink, source: Address, destination: Address, at: float = 0.0) -> bool:
+    """Prime the phone's direction for PCMU (0) from ``source``: SSRC and input anchor left to the packet;
+    ``at``: when the output timeline stood at ANCHOR_OUT (0: untimed, the first packet maps to it)."""
     armed: bool = native.arm(
-        SIP_TO_WEB, source, destination, 0, 0, 0, 0, ANCHOR_OUT, 8000, 8000, 0, 0.0, 0, 0, -1, 0, 0,
+        SIP_TO_WEB, source, destination, 0, 0, 0, 0, ANCHOR_OUT, 8000, 8000, 0, at, 0, 0, -1, 0, 0,
         STATS_RFC3550, 8000, None, -1, -1, -1, True,
     )  # fmt: skip
     return armed
@@ -59,6 +60,23 @@ async def test_a_primed_lane_is_armed_by_its_first_packet_and_says_where_it_came
     phone_sends(s, range(10, 11))
     later = snapshot(native, SIP_TO_WEB)
     assert later is not None and later.packets == 1 and later.armed_from is None  # told once
+
+
+async def test_a_primed_lanes_output_timeline_runs_on_the_clock_until_its_first_packet(
+    link: SrtpLink,
+) -> None:
+    """Primed at a time (Python's timeline, on which the reconnecting fill plays meanwhile, stood at
+    ANCHOR_OUT then), the lane maps the first packet to where that timeline is at its arrival."""
+    s, native = link, link.linked.link.native
+    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    primed_at = time.monotonic() - 0.5
+    prime(native, phone, browser, at=primed_at)
+    phone_sends(s, range(7, 9))
+    (_, first_ts, _), (_, second_ts, _) = browser_gets(s, 2)
+    assert 4000 <= first_ts - ANCHOR_OUT <= 4000 + 8000 * QUEUED, first_ts - ANCHOR_OUT  # 0.5 s on
+    assert second_ts - first_ts == 160
+    taken = snapshot(native, SIP_TO_WEB)
+    assert taken is not None and taken.anchor_out == first_ts  # what Python adopts
 
 
 async def test_a_first_packet_from_elsewhere_leaves_the_lane_to_python(link: SrtpLink) -> None:

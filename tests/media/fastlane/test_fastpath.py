@@ -322,15 +322,44 @@ async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports
         await asyncio.sleep(0.3)
         assert call.bridge._fill.frames_sent >= 10 and not link.native.armed(native.WEB_TO_SIP)
         filled = call.bridge._fill.frames_sent
-        await call.web.play_raw(0.02)  # one packet
+        playing = call.web.play_raw(1.0)
+        await until(
+            lambda: link.native.self_arms()[0] == 1, what="the browser's first packet to arm the lane"
+        )
         await asyncio.sleep(0.1)  # five frames' time
-        assert link.native.self_arms()[0] == 1, link.native.self_arms()
-        assert not call.bridge._fill.active and call.bridge._fill.frames_sent <= filled + 1  # its next frame
-        await call.web.play_raw(1.0)
+        # (one frame may have gone out while the first packet was on its way, one after it)
+        assert not call.bridge._fill.active and call.bridge._fill.frames_sent <= filled + 2
+        await playing
         await until(lambda: link.native.armed(native.WEB_TO_SIP) and call.bridge._web_gone is False,
                     what="the browser's audio back")  # fmt: skip
         assert counters(call)[TO_SIP] >= 48, counters(call)  # the engine forwarded (almost) all 50
         assert call.phone.heard(WEB_TONE)
+        fill_then_browser_without_a_step_back(call)
+    finally:
+        await call.close()
+
+
+def fill_then_browser_without_a_step_back(call: Call) -> None:
+    """The phone's timestamps go on from the fill's to the browser's audio as the clock does: before, the
+    browser's first packet mapped to where the fill had begun, a step back by the fill's whole length."""
+    steps = ts_steps([p.timestamp for p in call.phone.packets])
+    assert len(steps) > 60 and all(0 < step <= 4 * 160 for step in steps), [s for s in steps if s != 160]
+
+
+async def test_after_the_fill_the_browsers_audio_goes_on_from_it_on_the_python_path(
+    ports: RtpPortAllocator,
+) -> None:
+    call = Call(ports, loss_detect=0.3, fast_lane=None)
+    call.web = WebPeer(WEB_TONE, raw=True)  # silent until play_raw
+    try:
+        await call.browser_calls()
+        await call.connected()
+        await until(lambda: call.bridge._fill.active, what="the fill for a silent browser")
+        await asyncio.sleep(0.5)
+        await call.web.play_raw(1.0)
+        await until(lambda: call.phone.heard(WEB_TONE), what="the phone to hear the browser")
+        assert not call.bridge._fill.active
+        fill_then_browser_without_a_step_back(call)
     finally:
         await call.close()
 
