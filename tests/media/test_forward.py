@@ -59,6 +59,16 @@ def test_before_its_first_packet_the_timeline_runs_on_the_clock_from_its_first_u
     assert unused.map(1, 99, 50.0) == 7  # never used before: the first packet starts it
 
 
+def test_an_event_before_the_first_packet_leaves_the_timeline_running_once() -> None:
+    """An RFC 4733 event (peek) of another SSRC before the first audio packet: the timeline stands where
+    the clock brought it, and later times count from there, not twice from its first use."""
+    mapper = TimestampMapper(8000, 8000, start=1000)
+    assert mapper.now_out(10.0) == 1000
+    assert mapper.peek(0xD, 5, 12.0) == 1000 + 2 * 8000
+    assert mapper.now_out(13.0) == 1000 + 3 * 8000
+    assert mapper.map(0xA, 777, 13.0) == 1000 + 3 * 8000
+
+
 def test_mapper_adopts_the_fast_lanes_anchors_before_its_first_packet_only() -> None:
     mapper = TimestampMapper(8000, 8000, start=500)
     assert mapper.anchor_state() is None and mapper.anchor_out == 500

@@ -1,14 +1,27 @@
 """The SIP leg's RTP endpoint (gateway/media/rtp/rtp_endpoint.py): its states (NEW -> OPEN -> CLOSED, NEW
--> CLOSED) and its settings (``RtpEndpointConfig``, frozen, validated)."""
+-> CLOSED), its settings (``RtpEndpointConfig``, frozen, validated) and its addresses' comparison."""
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.media.errors import EndpointError
 
 Address = tuple[str, int]
+
+
+def same_place(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two socket addresses name one host and port: an IP address in any spelling (the fast lane's
+    engine writes IPv6 in inet_ntop's, with flow and scope after the port), else the same name."""
+    if a[1] != b[1]:
+        return False
+    try:
+        return ipaddress.ip_address(a[0]) == ipaddress.ip_address(b[0])
+    except ValueError:
+        return bool(a[0] == b[0])
 
 
 class EndpointState(enum.Enum):

@@ -134,7 +134,9 @@ class TimestampMapper:
     def _reanchor(self, ssrc: int, timestamp: int, now: float) -> None:
         first = self._last_out is None
         self._anchor_out = self.now_out(now)  # (the first packet: where the clock brought the timeline)
-        if not first:
+        if first:  # (an event's, peek: the timeline stands there now, until a packet is mapped)
+            self._idle_since = now
+        else:
             self.reanchors += 1
             if ssrc != self._ssrc:
                 logger.info(

@@ -42,7 +42,13 @@ from gateway.media.coarse_timers import Cancellable, coarse_timers
 from gateway.media.errors import EndpointError, PacketError
 from gateway.media.rtp import seqmap
 from gateway.media.rtp.endpoint_rtcp import EndpointRtcp
-from gateway.media.rtp.endpoint_state import TRANSITIONS, Address, EndpointState, RtpEndpointConfig
+from gateway.media.rtp.endpoint_state import (
+    TRANSITIONS,
+    Address,
+    EndpointState,
+    RtpEndpointConfig,
+    same_place,
+)
 from gateway.media.rtp.latch import LatchState, SymmetricLatch
 from gateway.media.rtp.packet import PT_COMFORT_NOISE, RtpPacket, is_rtcp
 from gateway.media.rtp.ports import PortLease, RtpPortAllocator
@@ -454,7 +460,7 @@ class RtpEndpoint(EndpointRtcp):
         if (
             source is not None
             and sdp_rtp is not None
-            and source[:2] == sdp_rtp[:2]  # (IPv6: the engine's tuple has flow and scope too)
+            and same_place(source, sdp_rtp)
             and self._rtp_latch.state is LatchState.UNLATCHED
         ):
             self._rtp_latch.accept(sdp_rtp, True)

@@ -341,9 +341,10 @@ async def test_the_fill_stops_when_the_browsers_first_packet_arms_its_lane(ports
 
 def fill_then_browser_without_a_step_back(call: Call) -> None:
     """The phone's timestamps go on from the fill's to the browser's audio as the clock does: before, the
-    browser's first packet mapped to where the fill had begun, a step back by the fill's whole length."""
+    browser's first packet mapped to where the fill had begun, a step back by the fill's whole length.
+    (Forward by more than a frame where the event loop stalled: the fill's cadence then restarts.)"""
     steps = ts_steps([p.timestamp for p in call.phone.packets])
-    assert len(steps) > 60 and all(0 < step <= 4 * 160 for step in steps), [s for s in steps if s != 160]
+    assert len(steps) > 60 and all(0 < step < 8000 for step in steps), [s for s in steps if s != 160]
 
 
 async def test_after_the_fill_the_browsers_audio_goes_on_from_it_on_the_python_path(

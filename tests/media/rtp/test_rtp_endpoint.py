@@ -14,7 +14,7 @@ import pytest
 
 import sdp
 from gateway.media.errors import EndpointError, MediaError
-from gateway.media.rtp.endpoint_state import EndpointState, RtpEndpointConfig
+from gateway.media.rtp.endpoint_state import EndpointState, RtpEndpointConfig, same_place
 from gateway.media.rtp.latch import LatchState, SymmetricLatch
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
@@ -797,3 +797,13 @@ async def test_close_while_opening_releases_everything(allocator: RtpPortAllocat
     with pytest.raises(EndpointError, match="closed while opening"):
         await opening
     assert ep.state is EndpointState.CLOSED and allocator.held == frozenset()
+
+
+def test_addresses_are_the_same_place_whatever_the_ipv6_spelling() -> None:
+    """The fast lane's engine reports a primed lane's source as inet_ntop writes it, with flow and scope;
+    the SIP leg latches to its SDP's address when that is the same place."""
+    assert same_place(("2001:DB8:0::1", 4000), ("2001:db8::1", 4000, 0, 0))
+    assert same_place(("192.0.2.7", 4000), ("192.0.2.7", 4000))
+    assert not same_place(("2001:db8::1", 4000), ("2001:db8::1", 4002, 0, 0))
+    assert not same_place(("2001:db8::1", 4000), ("2001:db8::2", 4000, 0, 0))
+    assert same_place(("pbx.example", 4000), ("pbx.example", 4000))  # (a name: as it is written)
