@@ -195,6 +195,35 @@ def report() -> None:
             f"  {label:26} {statistics.median(a):7.3f} / {a[int(0.9 * (len(a) - 1))]:7.3f}"
             f"   step {statistics.median(b):7.3f} / {b[int(0.9 * (len(b) - 1))]:7.3f}   n={len(a)}"
         )
+    slowest(offers, {label: statistics.median(values) for label, values in step.items()})
+
+
+def slowest(offers: list[list[tuple[float, str]]], typical: dict[str, float], count: int = 3) -> None:
+    """The ``count`` slowest offers (request in -> bytes to the socket) and their steps that took over
+    0.3 ms more than the median step: where a p99 comes from."""
+    totals = []
+    for call in offers:
+        start = call[0][0]
+        end = next((stamp for stamp, label in call if label == "bytes to the socket"), None)
+        if end is not None:
+            totals.append((end - start, call))
+    totals.sort(key=lambda item: item[0], reverse=True)
+    print(
+        f"\nthe {min(count, len(totals))} slowest offers (request in -> bytes to the socket), their long steps:"
+    )
+    for total, call in totals[:count]:
+        long_steps, previous, seen = [], call[0][0], set()
+        for stamp, label in call:
+            if label in seen:
+                continue
+            seen.add(label)
+            extra = 1000 * (stamp - previous) - typical.get(label, 0.0)
+            if extra > 0.3:
+                long_steps.append(f"{label} +{extra:.2f}")
+            previous = stamp
+            if label == "bytes to the socket":
+                break
+        print(f"  {1000 * total:7.2f} ms: {', '.join(long_steps) or 'no step over its median by 0.3 ms'}")
 
 
 def load(path: Path) -> None:

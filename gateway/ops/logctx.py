@@ -7,8 +7,9 @@ gateway call id when the registry makes it (`new_call_id`), the SIP Call-ID(s) w
 A log record factory copies the two ids onto each record as the attributes ``call`` and ``sip_call_id``;
 the JSON format writes them as keys, the text format appends what the message does not already say.
 
-Lines logged outside the call's tasks (the SIP transaction layer reading a socket) still name the call
-in their message (``call=<id>``, either id): the factory looks that id up among the calls it knows (the
+Lines logged outside the call's tasks (the SIP transaction layer reading a socket, the fast lane's
+engine handing over what it carried) still name the call in their message (``call=<id>``, either id,
+in the format or an argument): the factory looks that id up among the calls it knows (the
 live ones and the last `RECENT` that ended) to add the other one. Logging is process-wide, so the
 factory and that index are too; they hold ids only, bounded.
 """
@@ -108,8 +109,19 @@ def lookup(call_id: str) -> CallContext | None:
     return _INDEX.get(call_id)
 
 
+def _names_a_call(record: logging.LogRecord) -> bool:
+    """Whether the record's message says ``call=``: in its format, or in an argument (a leg's name such
+    as ``call=<id> RTP``, formatted in by ``%s``)."""
+    if not isinstance(record.msg, str):
+        return False
+    if "call=" in record.msg:
+        return True
+    args = record.args
+    return isinstance(args, tuple) and any(isinstance(arg, str) and "call=" in arg for arg in args)
+
+
 def _context_of(record: logging.LogRecord) -> CallContext | None:
-    if isinstance(record.msg, str) and "call=" in record.msg:
+    if _names_a_call(record):
         try:
             match = _CALL_IN_MESSAGE.search(record.getMessage())
         except (TypeError, ValueError):  # a broken format: logging reports it itself
