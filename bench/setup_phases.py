@@ -202,16 +202,16 @@ def slowest(offers: list[list[tuple[float, str]]], typical: dict[str, float], co
     """The ``count`` slowest offers (request in -> bytes to the socket) and their steps that took over
     0.3 ms more than the median step: where a p99 comes from."""
     totals = []
-    for call in offers:
+    for index, call in enumerate(offers):
         start = call[0][0]
         end = next((stamp for stamp, label in call if label == "bytes to the socket"), None)
         if end is not None:
-            totals.append((end - start, call))
+            totals.append((end - start, index, call))
     totals.sort(key=lambda item: item[0], reverse=True)
     print(
         f"\nthe {min(count, len(totals))} slowest offers (request in -> bytes to the socket), their long steps:"
     )
-    for total, call in totals[:count]:
+    for total, index, call in totals[:count]:
         long_steps, previous, seen = [], call[0][0], set()
         for stamp, label in call:
             if label in seen:
@@ -223,7 +223,8 @@ def slowest(offers: list[list[tuple[float, str]]], typical: dict[str, float], co
             previous = stamp
             if label == "bytes to the socket":
                 break
-        print(f"  {1000 * total:7.2f} ms: {', '.join(long_steps) or 'no step over its median by 0.3 ms'}")
+        steps = ", ".join(long_steps) or "no step over its median by 0.3 ms"
+        print(f"  {1000 * total:7.2f} ms (offer {index + 1} of {len(offers)}): {steps}")
 
 
 def load(path: Path) -> None:
