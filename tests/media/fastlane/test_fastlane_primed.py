@@ -35,6 +35,16 @@ def phone_sends(s: SrtpLink, seqs: range, ssrc: int = 0x4321) -> None:
     time.sleep(QUEUED)
 
 
+def armed_by_the_phone(s: SrtpLink) -> tuple[NativeLink, Address, Address]:
+    """The phone's direction primed from the phone's socket, then armed by its packets 7-9 (SSRC 0x4321):
+    the link's native side, the phone's and the browser's addresses."""
+    native = s.linked.link.native
+    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
+    prime(native, phone, browser)
+    phone_sends(s, range(7, 10))
+    return native, phone, browser
+
+
 def browser_gets(s: SrtpLink, count: int) -> list[tuple[int, int, int]]:
     """(sequence number, timestamp, SSRC) of the next ``count`` packets the browser receives."""
     got = []
@@ -93,10 +103,8 @@ async def test_primed_again_as_it_is_the_lane_goes_on_with_what_its_first_packet
     """The engine armed the lane; Python, not having read that yet, primes it again with the same source,
     destination and codec (a re-INVITE answered the same, say): the lane stays armed, and the snapshot
     still has the packets, SSRC and anchors of the first packet."""
-    s, native = link, link.linked.link.native
-    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
-    prime(native, phone, browser)
-    phone_sends(s, range(7, 10))
+    s = link
+    native, phone, browser = armed_by_the_phone(s)
     assert prime(native, phone, browser)  # True: armed (by the thread), kept
     phone_sends(s, range(10, 12))
     assert native.armed(SIP_TO_WEB) and native.self_arms() == (0, 1)
@@ -110,10 +118,8 @@ async def test_primed_again_for_another_source_the_next_packet_goes_to_python(li
     """The same race with the SDP having moved the phone meanwhile: the lane is disarmed (Python decides
     about the next packet and arms anew), and what the engine took from the first source stays accounted,
     with that source, for Python's snapshot."""
-    s, native, handler = link, link.linked.link.native, link.linked.handler
-    phone, browser = s.phone_socket.getsockname(), s.browser_socket.getsockname()
-    prime(native, phone, browser)
-    phone_sends(s, range(7, 10))
+    s, handler = link, link.linked.handler
+    native, phone, browser = armed_by_the_phone(s)
     assert not prime(native, ("127.0.0.1", 9), browser)
     assert not native.armed(SIP_TO_WEB)
     phone_sends(s, range(10, 11))
