@@ -29,6 +29,22 @@ from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 REMOTE = picture_script("document.getElementById('remote-video')")
 CAMERA_ON = "() => Boolean(document.getElementById('local-video').srcObject)"
+# The current call's inbound video as Chromium counts it (null without one): where a missing picture
+# stopped, said by the assertion (packets never came, no keyframe came though it asked, or not decoded)
+VIDEO_IN = """async () => {
+    const call = window.softphone.call;
+    const pc = call && call.pc;
+    if (!pc) return null;
+    let found = null;
+    (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+            found = { ssrc: s.ssrc, packets: s.packetsReceived, lost: s.packetsLost, frames: s.framesReceived,
+                      decoded: s.framesDecoded, keyframes: s.keyFramesDecoded, plis: s.pliCount,
+                      firs: s.firCount, nacks: s.nackCount };
+        }
+    });
+    return found;
+}"""
 MEDIA = {"rtp_ports": {"start": 30600, "end": 30799}}
 VIDEO = {"video": ["VP8", "H264"]}
 
@@ -62,7 +78,12 @@ async def pictures_both_ways(page: Page, camera: PlainVideoPeer, port: int, payl
         async with camera.sending(), asyncio.timeout(12):
             while not (await page_sees_blue() and len(camera.decoded) >= 15):
                 await asyncio.sleep(0.1)
-    assert seen is not None and seen[2] >= 15 and seen[5] > seen[3] + 50, seen  # the phone's blue
+    if not (seen is not None and seen[2] >= 15 and seen[5] > seen[3] + 50):  # the phone's blue
+        inbound = await page.evaluate(VIDEO_IN)
+        phone = {"frames sent": camera.sent_frames, "plis from the gateway": camera.plis}
+        raise AssertionError(
+            f"no blue picture in the page: {seen}; its inbound video {inbound}; the phone {phone}"
+        )
     assert seen[:2] == [320, 240], seen
     assert len(camera.decoded) >= 15, len(camera.decoded)
     width, height, _, u, v = camera.decoded[-1]

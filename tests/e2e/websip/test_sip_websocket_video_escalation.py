@@ -61,7 +61,8 @@ async def pictures_both_ways(
             while not (seen.get("framesDecoded", 0) >= 15 and blue(seen) and len(camera.decoded) >= 15):
                 await asyncio.sleep(0.1)
                 seen = await softphone.remote_video()
-    assert seen["framesDecoded"] >= 15 and blue(seen), seen  # the phone's blue, decoded by Chromium
+    phone = {"frames sent": camera.sent_frames, "plis from the gateway": camera.plis}
+    assert seen["framesDecoded"] >= 15 and blue(seen), (seen, phone)  # the phone's blue, decoded by Chromium
     assert (seen["frameWidth"], seen["frameHeight"]) == (320, 240) and seen["codec"] == "video/VP8", seen
     assert len(camera.decoded) >= 15, len(camera.decoded)
     width, height, _, u, v = camera.decoded[-1]
