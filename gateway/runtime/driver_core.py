@@ -50,7 +50,7 @@ from gateway.runtime.offers import HttpSession
 from gateway.runtime.recordings import Recordings
 from gateway.signaling.audio_stream.ws_request import StreamRequests
 from gateway.signaling.errors import BadRequest, Conflict, NotFound, SignalingError
-from gateway.signaling.events import Event, WebLost
+from gateway.signaling.events import Calls, Event, WebLost
 from gateway.signaling.service import (
     EarlyAnswerSink,
     SelectiveEarlyAnswerSink,
@@ -212,6 +212,15 @@ class DriverCore:
         machine = self.registry.get(call_id) if call_id in self.registry else None
         session = self._sessions.get(machine.session_id) if machine and machine.session_id else None
         return self.reconnects.resumable(call_id, session, closed_by_browser)
+
+    async def tell_waiting(self, call_id: str) -> None:
+        """Call `call_id`, taken over here, waits for its login: a session of that login already open here
+        (it logged in before the takeover) is told now, as a login after it is in `session_opened`."""
+        for session, summary in self.reconnects.newly_waiting(call_id, list(self._sessions.values())):
+            logger.info(
+                "call=%s taken over here: told session %s of %s", call_id, session.id, session.user.id
+            )
+            await session.send_event(Calls((summary,)))
 
     def runtime_done(self, runtime: CallRuntime) -> None:
         if self._runtimes.get(runtime.call_id) is runtime:

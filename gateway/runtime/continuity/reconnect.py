@@ -1,17 +1,20 @@
 """Which calls wait for their browser, and who may take them back (web_auth.reconnect_grace).
 
-The call machine keeps a connected call up when its browser goes (gateway/calls/connected/reconnect.py); this
-is the driver's side of it. A session that closes without a `logout` and whose login can come back
-(a WebSocket session of the softphone protocol, `ResumableSink`, with a token family) leaves its
-connected calls *detached* rather than disconnected, recorded here with the login's token family and
-user. When a session of the same family and user logs in (a reload of the page, a reconnect after a
-network change: the page logs in with its saved token, which keeps the family), it is told those calls
-(`calls`), and `reattach {call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers,
-JSON-RPC, SIP over WebSocket) and calls not yet connected end as before. A pass-through call waits too:
-its media flows end to end meanwhile, and its `reattach` offer goes to the far end in a re-INVITE. A
-login whose older session of the same family still looks open with calls (a network change: no FIN
-came) takes them over at once (`lingering`: that session is `replaced`, its socket closed 4010). This module owns the detached calls' owners; it imports the call layer, the
-signaling's `SessionSink`/`ResumableSink` and events, and the runtime's `CallRuntime`.
+The call machine keeps a connected call up when its browser goes (gateway/calls/connected/reconnect.py);
+this is the driver's side of it. A session that closes without a `logout` and whose login can come back (a
+WebSocket session of the softphone protocol, `ResumableSink`, with a token family) leaves its connected
+calls *detached* rather than disconnected, recorded here with the login's token family and user. When a
+session of the same family and user logs in (a reload of the page, a reconnect after a network change: the
+page logs in with its saved token, which keeps the family), it is told those calls (`calls`), and `reattach
+{call_id, sdp}` gives it one back. Sessions of other dialects (HTTP offers, JSON-RPC, SIP over WebSocket)
+and calls not yet connected end as before. A pass-through call waits too: its media flows end to end
+meanwhile, and its `reattach` offer goes to the far end in a re-INVITE. A login whose older session of the
+same family still looks open with calls (a network change: no FIN came) takes them over at once
+(`lingering`: that session is `replaced`, its socket closed 4010). A call taken over from an instance that
+died is told to the sessions of its login already open here too (`newly_waiting`: a page that logged in at
+the survivor before the takeover); each session hears of a call once. This module owns the detached calls'
+owners; it imports the call layer, the signaling's `SessionSink`/`ResumableSink` and events, and the
+runtime's `CallRuntime`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Reconnects:
     def __init__(self, registry: CallRegistry) -> None:
         self._registry = registry
         self._detached: dict[str, _Owner] = {}  # call id -> the login that may take it back
+        self._listed: dict[str, set[str]] = {}  # call id -> the sessions told it waits (`calls`), once each
         # told the login (token family) of each call that starts waiting here: a cluster records where
         # (gateway/cluster/wiring.py), so that the page's reconnect to another instance is relayed here
         self.on_detached: Callable[[str], None] | None = None
@@ -73,6 +77,7 @@ class Reconnects:
             and runtime.bridge is not None  # (a pass-through call's new offer goes to its far end)
         ):
             self._detached[call_id] = owner
+            self._listed.pop(call_id, None)  # detached again: the login's next sessions hear of it
             if self.on_detached is not None:
                 self.on_detached(owner.family)
             return ev.WebDetached(session.id)
@@ -114,17 +119,44 @@ class Reconnects:
         return isinstance(session, RenewingSink) and session.renews_media and not closed_by_browser
 
     def waiting(self, session: SessionSink) -> tuple[CallSummary, ...]:
-        """The detached calls `session`'s login may take back (forgetting those that ended)."""
+        """The detached calls `session`'s login may take back and it was not told yet (forgetting those
+        that ended; one taken over but not yet waiting is kept for `newly_waiting`)."""
         owner = _login(session)
         found = []
         for call_id, held_by in list(self._detached.items()):
             machine = self._machine(call_id)
-            if machine is None or not machine.waits_for_browser:
-                del self._detached[call_id]
+            if machine is None:
+                self._forget(call_id)
                 continue
-            if held_by == owner:
+            if machine.waits_for_browser and held_by == owner and self._first_told(call_id, session):
                 found.append(_summary(machine, self.end_to_end(call_id)))
         return tuple(found)
+
+    def newly_waiting(
+        self, call_id: str, sessions: Iterable[SessionSink]
+    ) -> list[tuple[SessionSink, CallSummary]]:
+        """The open sessions of the login call `call_id` (taken over from an instance that died) waits
+        for, which were not told of it: a page that logged in here before the takeover (its login was
+        not held for it, or the takeover was slower than that wait) hears of it now, not never."""
+        owner, machine = self._detached.get(call_id), self._machine(call_id)
+        if owner is None or machine is None or not machine.waits_for_browser:
+            return []
+        return [
+            (session, _summary(machine, self.end_to_end(call_id)))
+            for session in sessions
+            if not session.closed and _login(session) == owner and self._first_told(call_id, session)
+        ]
+
+    def _first_told(self, call_id: str, session: SessionSink) -> bool:
+        told = self._listed.setdefault(call_id, set())
+        if session.id in told:
+            return False
+        told.add(session.id)
+        return True
+
+    def _forget(self, call_id: str) -> None:
+        self._detached.pop(call_id, None)
+        self._listed.pop(call_id, None)
 
     def waits_for(self, session: SessionSink, call_id: str) -> bool:
         """Whether call `call_id` is detached and waits for `session`'s login."""
@@ -158,7 +190,7 @@ class Reconnects:
         owner = _Owner(session.token_family, session.user.id)
         ids = [call_id for call_id, held_by in self._detached.items() if held_by == owner]
         for call_id in ids:
-            del self._detached[call_id]
+            self._forget(call_id)
         return ids
 
     def owner(self, call_id: str, session: SessionSink | None) -> tuple[str, str] | None:
@@ -172,11 +204,12 @@ class Reconnects:
     def adopt(self, call_id: str, family: str, user_id: str) -> None:
         """Call `call_id`, taken over from an instance that died, waits here for login `family`."""
         self._detached[call_id] = _Owner(family, user_id)
+        self._listed.pop(call_id, None)
         if self.on_detached is not None:
             self.on_detached(family)
 
     def reattached(self, call_id: str) -> None:
-        self._detached.pop(call_id, None)
+        self._forget(call_id)
 
 
 def _summary(machine: CallMachine, end_to_end: bool) -> CallSummary:

@@ -322,6 +322,8 @@ class Takeovers:
         if not kept:  # a page's: its login takes it back
             driver.reconnects.adopt(call_id, handover.family, user.id)
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
+        if not kept:  # its page may have logged in here already
+            await driver.tell_waiting(call_id)
         self._carried_on(call_id, handover)
         self.taken += 1
         driver.steady(call_id)  # its handover written here soon: this instance may die too
