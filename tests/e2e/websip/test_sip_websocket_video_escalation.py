@@ -28,7 +28,7 @@ from peers.softphones import Library, Softphone, require_softphones, softphone_s
 from peers.video_phone import PlainVideoPeer
 from tests.e2e.harness import running_gateway, wait_until
 from tests.e2e.media.test_video_escalation import gateway_video_port, last_gateway_video
-from tests.e2e.softphone.test_softphone_video_escalation import phone_ports
+from tests.e2e.softphone.test_softphone_video_escalation import VIDEO_WINDOW_MS, aim, phone_ports
 from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD, no_calls, realm_of, websocket_config
 from tests.e2e.websip.test_softphone_libraries import LIBRARIES, allowing
 from tests.signaling.browser import chromium_page
@@ -41,23 +41,19 @@ def live(lines: dict[str, list[dict[str, Any]]], kind: str) -> list[bool]:
     return [any(m["kind"] == kind and m["port"] != 0 for m in lines[side]) for side in ("local", "remote")]
 
 
-async def pictures_both_ways(
-    softphone: Softphone, camera: PlainVideoPeer, port: int, payload_type: int
-) -> None:
-    """The phone sends its blue picture to the gateway's video ``port``: Chromium decodes it and the page's
-    <video> shows it; the phone decodes what the library's camera sends (the fake camera's green)."""
-    camera.codec = dataclasses.replace(camera.codec, payloadType=payload_type)
-    camera.remote, camera.remote_rtcp = ("127.0.0.1", port), ("127.0.0.1", port + 1)
+async def pictures_both_ways(softphone: Softphone, camera: PlainVideoPeer) -> None:
+    """While the (aimed, sending) phone sends its blue picture, Chromium decodes it and the page's <video>
+    shows it; the phone decodes what the library's camera sends (the fake camera's green)."""
     seen: dict[str, Any] = {}
 
     def blue(reading: dict[str, Any]) -> bool:
         picture = reading["picture"]
         return picture is not None and picture["mean"][2] > picture["mean"][0] + 50
 
-    # The phone sends on until both sides have decoded enough, or 12 s went by: at load 9 Chromium once
-    # had no video packet at all within a fixed 3 s.
+    # Until both sides have decoded enough, or 12 s went by: at load 9 Chromium once had no video packet
+    # at all within a fixed 3 s.
     with contextlib.suppress(TimeoutError):  # the assertions below say what was missing
-        async with camera.sending(), asyncio.timeout(12):
+        async with asyncio.timeout(12):
             while not (seen.get("framesDecoded", 0) >= 15 and blue(seen) and len(camera.decoded) >= 15):
                 await asyncio.sleep(0.1)
                 seen = await softphone.remote_video()
@@ -97,8 +93,9 @@ async def test_sipjs_adds_video_by_reinvite_then_drops_it(tmp_path: Path) -> Non
                 await softphone.add_video()  # taken: 200 to SIP.js once sipp's 200 came
                 await softphone.wait_for("renegotiated")
                 assert live(await softphone.m_lines(), "video") == [True, True]
-                port, payload_type = last_gateway_video(pbx, camera.address[1])
-                await pictures_both_ways(softphone, camera, port, payload_type)
+                aim(camera, *last_gateway_video(pbx, camera.address[1]))
+                async with camera.sending():
+                    await pictures_both_ways(softphone, camera)
 
                 await softphone.drop_video()  # port 0 to sipp (its third re-INVITE's check)
                 await softphone.wait_for("renegotiated")
@@ -130,7 +127,7 @@ async def test_library_takes_video_the_sip_side_adds(library: Library, tmp_path:
                 await softphone.registered(gateway.http_url, f"sip:alice@{realm}", ALICE_SIP_PASSWORD)
                 host, port = gateway.sip_address
                 sipp = Sipp(tmp_path, "uac_video_escalation", f"{host}:{port}", service="1001",
-                            duration_ms=5000, rtp_echo=True, extra_args=phone_ports(camera))  # fmt: skip
+                            duration_ms=VIDEO_WINDOW_MS, rtp_echo=True, extra_args=phone_ports(camera), timeout=60)  # fmt: skip
                 vport = camera.address[1]
                 try:
                     await sipp.start()
@@ -144,12 +141,14 @@ async def test_library_takes_video_the_sip_side_adds(library: Library, tmp_path:
                     await wait_until(lambda: gateway_video_port(sipp, vport) is not None, timeout=10)
                     video_port = gateway_video_port(sipp, vport)
                     assert video_port is not None, "no 200 with video to sipp's re-INVITE"
-                    assert live(await softphone.m_lines(), "video") == [True, True]
-                    assert await softphone.sending_video()
-                    await pictures_both_ways(softphone, camera, video_port, 96)
+                    aim(camera, video_port, 96)
+                    async with camera.sending():  # at once: sipp drops the video VIDEO_WINDOW_MS after
+                        assert live(await softphone.m_lines(), "video") == [True, True]
+                        assert await softphone.sending_video()
+                        await pictures_both_ways(softphone, camera)
 
                     # sipp's next re-INVITE drops the video; then its BYE
-                    await softphone.wait_for("ended", timeout=15)
+                    await softphone.wait_for("ended", timeout=VIDEO_WINDOW_MS / 1000 + 15)
                     result = await sipp.wait(timeout=15)
                     assert await no_calls(gateway)
                 finally:
