@@ -78,6 +78,11 @@ class Mixer:
     def participants(self) -> tuple[str, ...]:
         return tuple(self._participants)
 
+    def frames_in(self, participant_id: str) -> int:
+        """The 20 ms frames ``participant_id`` has given the mix since it joined (0: not in it)."""
+        participant = self._participants.get(participant_id)
+        return participant.frames_in if participant is not None else 0
+
     def add(self, participant_id: str, codec: str, send: SendPayload, *, group: str | None = None) -> None:
         """A participant sending and hearing ``codec`` (pcmu, pcma, opus); ``send(payload, timestamp)``
         gets its mix every tick. Its ``group``'s other members are left out of its mix."""

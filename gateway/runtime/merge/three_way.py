@@ -225,6 +225,12 @@ class ThreeWayCalls:
         logger.info("%s: the web user is back on call %s", conference.id, conference.carrier)
         self._spawn(self._tell(conference, Merged(conference.id, conference.call_ids)))
 
+    def web_frames_mixed(self, call_id: str) -> int | None:
+        """The frames the web user's leg has given the mix of `call_id`'s conference since it (last) joined
+        it; None: the call is in none."""
+        conference = self._conferences.get(call_id)
+        return conference.mixer.frames_in(WEB) if conference is not None else None
+
     # -- across instances (issue 34) --------------------------------------------------------------------
     def merge_of(self, call_id: str) -> dict[str, Any] | None:
         """What `call_id`'s handover says of its conference (None: in none, or one being made or ended)."""

@@ -268,6 +268,10 @@ async def test_a_page_that_comes_back_is_in_the_mix_again(tmp_path: Path) -> Non
                 # both new connections up (under load the other's lagged the carrier's: a CI run's phone A
                 # recorded no window of B and alice's new tone in the 2 s below)
                 await asyncio.gather(again_a.connected(), again_b.connected())
+                # and the new leg's tone in the mix for a second: once, at load 8, phone A recorded no
+                # window of B with it in the 2 s after both connections were up
+                three_way = gateway.driver.three_way
+                await wait_until(lambda: (three_way.web_frames_mixed(call_b) or 0) >= 50, timeout=10)
                 await asyncio.sleep(2.0)  # the phones record the mix with the new tone
                 for call_id, phone, number in (call_a, phone_a, number_a), (call_b, phone_b, number_b):
                     await again.request({"type": "hangup", "call_id": call_id})

@@ -90,6 +90,8 @@ def test_silence_clipping_and_the_queue_bound() -> None:
     assert ulaw_decode(a.payloads[1])[0] == ulaw_decode(ulaw_encode(loud))[0]  # b's frame alone
     for _ in range(5):  # a burst: only the newest max_queued frames are kept
         mixer.push("a", ulaw_encode(loud))
+    assert (mixer.frames_in("a"), mixer.frames_in("b"), mixer.frames_in("c")) == (6, 1, 0)  # each given
+    assert mixer.frames_in("nobody") == 0
     for _ in range(3):
         mixer.tick()
     assert [max(ulaw_decode(p)) for p in b.payloads[2:]] == [max(ulaw_decode(ulaw_encode(loud)))] * 2 + [0]
