@@ -1,0 +1,90 @@
+"""A real Asterisk 22 (chan_pjsip) as the PBX behind the gateway, as most of its users run it: the
+gateway registers alice's extension 1001 with her pbx_auth, and her calls reach the dialplan.
+
+web -> Echo() (her own tone comes back), -> a prompt (heard), -> Read() with keypad DTMF (each digit
+once), Asterisk -> web (channel originate to her registered extension: rings, answered, Milliwatt's
+1004 Hz heard and her tone reaching Asterisk)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from gateway.app import Gateway
+from peers.asterisk import Asterisk
+from peers.web_user import WebUser
+from peers.webpeer import WebPeer
+from sipcore import RegState
+from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ, PASSWORDS
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+
+ALICE_AOR = "sip:1001@127.0.0.1"
+
+
+@asynccontextmanager
+async def alice_registered(pbx: Asterisk) -> AsyncIterator[tuple[Gateway, WebUser]]:
+    """The gateway in front of ``pbx`` with alice's extension registered there, and alice logged in."""
+    config = gateway_config(pbx.address, register=True, alice_auth=(ALICE_EXT, PASSWORDS[ALICE_EXT]))
+    async with running_gateway(config) as gateway:
+        assert gateway.sip is not None
+        await gateway.sip.registrations.wait_for(ALICE_AOR, RegState.REGISTERED)
+        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
+            yield gateway, alice
+
+
+@asynccontextmanager
+async def web_call(alice: WebUser, number: str, freq: float = 1000.0) -> AsyncIterator[tuple[str, WebPeer]]:
+    peer = WebPeer(freq=freq)
+    try:
+        call_id = await alice.call(number, await peer.offer())
+        connected = await alice.wait_for("connected", call_id=call_id)
+        await peer.accept(connected["sdp"])
+        await peer.connected()
+        yield call_id, peer
+        if not any(e.get("type") == "ended" and e.get("call_id") == call_id for e in alice.events):
+            await alice.request({"type": "hangup", "call_id": call_id})
+            await alice.wait_for("ended", call_id=call_id)
+    finally:
+        await peer.close()
+
+
+async def test_web_user_hears_herself_through_echo_and_a_prompt(pbx: Asterisk) -> None:
+    async with alice_registered(pbx) as (_gateway, alice):
+        async with web_call(alice, "600", freq=700) as (_call_id, peer):
+            # her 700 Hz tone went to Asterisk (ulaw) and came back: both ways through the gateway
+            await wait_until(lambda: peer.heard(700, last=1.0), timeout=10)
+            assert "Echo(" in pbx.log()
+        async with web_call(alice, "601") as (call_id, peer):
+            # "Hello, world" (1.4 s of speech), then the dialplan's Hangup()
+            ended = await alice.wait_for("ended", call_id=call_id, timeout=15)
+            assert ended["reason"] == "remote_hangup", ended
+            loud = [max(map(abs, peer.pcm[i : i + 800])) for i in range(0, len(peer.pcm) - 800, 800)]
+            assert sum(level > 1000 for level in loud) >= 8, f"the prompt was not heard: {loud}"
+
+
+async def test_keypad_digits_reach_read_once_each(pbx: Asterisk) -> None:
+    async with alice_registered(pbx) as (_gateway, alice), web_call(alice, "602") as (call_id, peer):
+        await asyncio.sleep(1.5)  # past Read()'s beep
+        await alice.request({"type": "dtmf", "call_id": call_id, "digits": "4711"})
+        # Read() took exactly four digits and the dialplan went on to Milliwatt
+        await wait_until(lambda: peer.heard(MILLIWATT_HZ, last=0.5), timeout=10)
+        read = await pbx.cli(f"database get test/read {ALICE_EXT}")
+        assert "Value: 4711" in read, read
+
+
+async def test_asterisk_calls_the_web_user(pbx: Asterisk) -> None:
+    async with alice_registered(pbx) as (_gateway, alice):
+        peer = WebPeer(freq=800)
+        try:
+            await pbx.cli(f"channel originate PJSIP/{ALICE_EXT} extension 600@users")
+            ringing = await alice.wait_for("incoming")
+            await alice.answer(ringing["call_id"], peer.answer)
+            await peer.connected()
+            # Asterisk's Echo() plays her own tone back: it crossed the gateway both ways
+            await wait_until(lambda: peer.heard(800, last=1.0), timeout=10)
+            await pbx.cli("channel request hangup all")
+            ended = await alice.wait_for("ended", call_id=ringing["call_id"])
+            assert ended["reason"] == "remote_hangup", ended
+        finally:
+            await peer.close()
