@@ -47,6 +47,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE"})  # RFC 3261 §12.2, RFC 3311 §5.1
+# Requests that carry our Contact: the target refreshes, and those that start or carry a subscription
+# usage of the dialog (RFC 3261 §8.1.1.8: a request that can establish a dialog has one; RFC 3515 §2.4.1
+# REFER creates the refer subscription, whose NOTIFYs carry a Contact as RFC 6665 §4.1.2.2 and §4.2.2.1
+# ask). chan_pjsip answers a REFER without one "400 Missing Contact header".
+WITH_CONTACT = TARGET_REFRESH | {"REFER", "SUBSCRIBE", "NOTIFY"}
 _CREDENTIALS = ("Authorization", "Proxy-Authorization")
 
 
@@ -515,6 +520,7 @@ class Dialog:
         self, method: str, seq: int, body: bytes, content_type: str | None, headers: Sequence[tuple[str, str]]
     ) -> Request:
         refresh = method in TARGET_REFRESH
+        contact = method in WITH_CONTACT
         return build_request(
             method,
             self.remote_target,
@@ -524,7 +530,7 @@ class Dialog:
             call_id=self.id.call_id,
             cseq=seq,
             route_set=self.route_set,
-            contact=self.contact if refresh else None,
+            contact=self.contact if contact else None,
             body=body,
             content_type=content_type if body else None,
             headers=headers,

@@ -293,6 +293,13 @@ def test_reinvite_refreshes_the_target_and_glare() -> None:
     # An UPDATE (RFC 3311) is a target refresh too and carries a Contact.
     update = dialog.create_request("UPDATE", body=SDP, content_type="application/sdp")
     assert update.contacts and str(update.cseq) == "12 UPDATE"
+    # REFER starts the refer subscription and its NOTIFYs carry it on: both carry our Contact
+    # (RFC 3261 §8.1.1.8, RFC 6665 §4.1.2.2; chan_pjsip answers a REFER without one 400), though
+    # neither is a target refresh of the INVITE dialog
+    for method in "REFER", "NOTIFY":
+        sent = request(reparse(dialog.create_request(method, headers=(("Refer-To", "<sip:c@h>"),))))
+        assert [str(c) for c in sent.contacts] == ["<sip:203.0.113.5:5060>"], method
+    assert str(dialog.remote_target) == "sip:bob@198.51.100.7"
     # A 491 to ours: retry after the §14.1 delay.
     again = dialog.create_request("INVITE", body=SDP, content_type="application/sdp")
     dialog.receive_response(response_to(again, 491))
